@@ -1,0 +1,202 @@
+/* Frame walker: follows pcap record headers / pcapng blocks through a memory-mapped file and
+ * fills one window of columns.  It only frames records; link/IP/TCP decoding happens later in
+ * numpy on the slab copied here while the packet's first cache lines are hot.
+ *
+ * Every length read from the file is checked against the bytes that remain before it is used,
+ * so a hostile file can at worst stop the walk with FC_TRUNCATED / FC_CORRUPT. */
+#include <stdint.h>
+#include <string.h>
+#include "fastcap.h"
+
+#define PREFETCH_AHEAD 4096
+
+static inline uint32_t rd32(const uint8_t *p, int swapped)
+{
+    uint32_t v;
+    memcpy(&v, p, 4);
+    return swapped ? __builtin_bswap32(v) : v;
+}
+
+static inline uint16_t rd16(const uint8_t *p, int swapped)
+{
+    uint16_t v;
+    memcpy(&v, p, 2);
+    return swapped ? __builtin_bswap16(v) : v;
+}
+
+static inline int64_t clamp_i128(__int128 v)
+{
+    if (v > (__int128)INT64_MAX)
+        return INT64_MAX;
+    if (v < (__int128)INT64_MIN)
+        return INT64_MIN;
+    return (int64_t)v;
+}
+
+/* Exact integer conversion (floor) so the Python fallback can reproduce it bit for bit. */
+int64_t fc_ts_to_ns(uint64_t units, int32_t pow2, int32_t exp, int64_t offset_s)
+{
+    __int128 ns;
+    if (pow2) {
+        __int128 scaled = (__int128)units * 1000000000;
+        ns = exp >= 127 ? 0 : (exp <= 0 ? scaled : scaled >> exp);
+    } else if (exp <= 9) {
+        __int128 mul = 1;
+        for (int i = exp; i < 9; i++)
+            mul *= 10;
+        ns = (__int128)units * mul;
+    } else if (exp - 9 >= 20) {
+        ns = 0; /* 10^20 > 2^64: every value floors to zero */
+    } else {
+        uint64_t div = 1;
+        for (int i = 9; i < exp; i++)
+            div *= 10;
+        ns = (__int128)(units / div);
+    }
+    ns += (__int128)offset_s * 1000000000;
+    return clamp_i128(ns);
+}
+
+static inline void put_row(fc_cols *c, int64_t n, const uint8_t *data, int64_t data_off,
+                           uint32_t caplen, uint32_t orig_len, int64_t ts_ns, uint32_t iface,
+                           int64_t frame_no, uint8_t flags)
+{
+    int32_t w = c->slab_width;
+    uint8_t *row = c->slab + n * (int64_t)w;
+    uint32_t k = caplen < (uint32_t)w ? caplen : (uint32_t)w;
+    memcpy(row, data, k);
+    if (k < (uint32_t)w)
+        memset(row + k, 0, (size_t)(w - k));
+    c->offset[n] = data_off;
+    c->caplen[n] = caplen;
+    c->orig_len[n] = orig_len;
+    c->ts_ns[n] = ts_ns;
+    c->iface[n] = iface;
+    c->frame_no[n] = frame_no;
+    c->flags[n] = flags;
+}
+
+static inline int64_t stop(fc_status *st, int32_t code, int64_t off, int64_t fno, int64_t detail,
+                           int64_t n)
+{
+    st->code = code;
+    st->offset = off;
+    st->next_frame = fno;
+    st->detail = detail;
+    return n;
+}
+
+int64_t fc_walk_pcap(const uint8_t *buf, int64_t len, int64_t start, int32_t swapped,
+                     int32_t nanos, uint32_t snaplen, uint32_t max_caplen,
+                     fc_cols *cols, fc_status *st)
+{
+    int64_t off = start, n = 0, fno = st->next_frame;
+    const int64_t frac_mul = nanos ? 1 : 1000;
+    for (;;) {
+        if (n == cols->cap)
+            return stop(st, FC_FULL, off, fno, 0, n);
+        if (off >= len)
+            return stop(st, FC_END, off, fno, 0, n);
+        if (len - off < 16)
+            return stop(st, FC_TRUNCATED, off, fno, 16, n);
+        if (off + PREFETCH_AHEAD < len)
+            __builtin_prefetch(buf + off + PREFETCH_AHEAD);
+        const uint8_t *h = buf + off;
+        uint32_t ts_sec = rd32(h, swapped);
+        uint32_t ts_frac = rd32(h + 4, swapped);
+        uint32_t incl = rd32(h + 8, swapped);
+        uint32_t orig = rd32(h + 12, swapped);
+        if (incl > max_caplen)
+            return stop(st, FC_CORRUPT, off, fno, incl, n);
+        if ((int64_t)incl > len - off - 16)
+            return stop(st, FC_TRUNCATED, off, fno, 16 + (int64_t)incl, n);
+        uint8_t flags = 0;
+        if (incl < orig)
+            flags |= FC_F_SNAPPED;
+        if (snaplen && incl > snaplen)
+            flags |= FC_F_OVER_SNAPLEN;
+        int64_t ts = (int64_t)ts_sec * 1000000000 + (int64_t)ts_frac * frac_mul;
+        put_row(cols, n, h + 16, off + 16, incl, orig, ts, 0, fno, flags);
+        n++;
+        fno++;
+        off += 16 + (int64_t)incl;
+    }
+}
+
+#define BT_SHB 0x0A0D0D0Au
+#define BT_PB 0x00000002u
+#define BT_SPB 0x00000003u
+#define BT_EPB 0x00000006u
+
+int64_t fc_walk_pcapng(const uint8_t *buf, int64_t len, int64_t start, int32_t swapped,
+                       const fc_iface *ifaces, int32_t n_ifaces, uint32_t max_block,
+                       fc_cols *cols, fc_status *st)
+{
+    int64_t off = start, n = 0, fno = st->next_frame;
+    for (;;) {
+        if (n == cols->cap)
+            return stop(st, FC_FULL, off, fno, 0, n);
+        if (off >= len)
+            return stop(st, FC_END, off, fno, 0, n);
+        if (len - off < 12)
+            return stop(st, FC_TRUNCATED, off, fno, 12, n);
+        if (off + PREFETCH_AHEAD < len)
+            __builtin_prefetch(buf + off + PREFETCH_AHEAD);
+        const uint8_t *b = buf + off;
+        uint32_t type = rd32(b, swapped);
+        if (type == BT_SHB) /* its byte order decides how to read its length */
+            return stop(st, FC_BLOCK, off, fno, type, n);
+        uint32_t blen = rd32(b + 4, swapped);
+        if (blen < 12 || (blen & 3) || blen > max_block)
+            return stop(st, FC_CORRUPT, off, fno, blen, n);
+        if ((int64_t)blen > len - off)
+            return stop(st, FC_TRUNCATED, off, fno, blen, n);
+        if (rd32(b + blen - 4, swapped) != blen)
+            return stop(st, FC_CORRUPT, off, fno, blen, n);
+
+        uint32_t iface_id, caplen, orig;
+        uint64_t units = 0;
+        const uint8_t *data;
+        uint8_t flags = 0;
+        if (type == BT_EPB || type == BT_PB) {
+            if (blen < 32)
+                return stop(st, FC_CORRUPT, off, fno, blen, n);
+            iface_id = type == BT_EPB ? rd32(b + 8, swapped) : rd16(b + 8, swapped);
+            units = ((uint64_t)rd32(b + 12, swapped) << 32) | rd32(b + 16, swapped);
+            caplen = rd32(b + 20, swapped);
+            orig = rd32(b + 24, swapped);
+            if (caplen > blen - 32)
+                return stop(st, FC_CORRUPT, off, fno, caplen, n);
+            data = b + 28;
+        } else if (type == BT_SPB) {
+            if (blen < 16)
+                return stop(st, FC_CORRUPT, off, fno, blen, n);
+            iface_id = 0;
+            orig = rd32(b + 8, swapped);
+            caplen = blen - 16;
+            if (orig < caplen)
+                caplen = orig;
+            if (n_ifaces > 0 && ifaces[0].snaplen && caplen > ifaces[0].snaplen)
+                caplen = ifaces[0].snaplen;
+            data = b + 12;
+            flags |= FC_F_NO_TS;
+        } else {
+            return stop(st, FC_BLOCK, off, fno, type, n);
+        }
+        if ((int64_t)iface_id >= (int64_t)n_ifaces)
+            return stop(st, FC_BAD_IFACE, off, fno, iface_id, n);
+        const fc_iface *ifc = &ifaces[iface_id];
+        if (caplen < orig)
+            flags |= FC_F_SNAPPED;
+        if (ifc->snaplen && caplen > ifc->snaplen)
+            flags |= FC_F_OVER_SNAPLEN;
+        int64_t ts = (flags & FC_F_NO_TS)
+                         ? 0
+                         : fc_ts_to_ns(units, ifc->tsres_pow2, ifc->tsres_exp, ifc->tsoffset_s);
+        put_row(cols, n, data, (int64_t)(data - buf), caplen, orig, ts, ifc->global_index, fno,
+                flags);
+        n++;
+        fno++;
+        off += blen;
+    }
+}

@@ -1,0 +1,309 @@
+"""Open a capture read-only, memory-map it, detect its format by magic and walk it in windows.
+
+This is the only place that knows where a file's records are; everything after it sees
+FrameWindow columns.  Non-packet pcapng blocks (sections, interfaces, secrets, custom blocks)
+are handled here in Python: they are rare, and keeping their state in one place lets the C
+walker stay a tight loop over packet records.
+"""
+
+from __future__ import annotations
+
+import mmap
+import os
+import stat
+import struct
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+from . import pcap, pcapng
+from .errors import CaptureError, CaptureWarning
+from .frames import FrameWindow
+from .native import Walker, get_walker
+from .walkstatus import (
+    BAD_IFACE,
+    BLOCK,
+    CORRUPT,
+    END,
+    FULL,
+    MAX_BLOCK,
+    MAX_CAPLEN,
+    TRUNCATED,
+    WalkStatus,
+)
+
+DEFAULT_WINDOW = 1 << 17
+DEFAULT_SLAB = 128
+_GZIP, _ZSTD, _LZ4 = b"\x1f\x8b", b"\x28\xb5\x2f\xfd", b"\x04\x22\x4d\x18"
+# pcapng blocks that Wireshark shows as frames of their own, without packet data.
+_FRAME_LIKE_BLOCKS = {0x00000BAD: "custom", 0x40000BAD: "custom", 0x00000009: "systemd journal"}
+
+
+@dataclass
+class CaptureMeta:
+    """What the file's own headers say; filled in as the walk meets sections and interfaces."""
+
+    path: str
+    size: int
+    format: str  # "pcap" | "pcapng"
+    byte_orders: list[str] = field(default_factory=list)  # "little"/"big", one per section
+    nanosecond: bool = False  # pcap only
+    version: tuple[int, int] = (0, 0)
+    snaplen: int = 0  # pcap only
+    interfaces: list[pcapng.Interface] = field(default_factory=list)
+    sections: int = 0
+    block_counts: Counter = field(default_factory=Counter)
+    other_records: Counter = field(default_factory=Counter)  # frame-numbered, no packet data
+    secrets: list[pcapng.SecretsBlock] = field(default_factory=list)
+    warnings: list[CaptureWarning] = field(default_factory=list)
+    skipped: Counter = field(default_factory=Counter)  # reason -> frames/blocks not indexed
+
+    def linktype_of(self) -> list[int]:
+        return [i.linktype for i in self.interfaces]
+
+
+def _open_mapping(path: str) -> tuple[mmap.mmap | bytes, int]:
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        raise CaptureError(path, "no such file") from None
+    except PermissionError:
+        raise CaptureError(path, "permission denied") from None
+    except OSError as e:
+        raise CaptureError(path, f"cannot open: {e.strerror}") from None
+    if stat.S_ISDIR(st.st_mode):
+        raise CaptureError(path, "is a directory, not a capture file")
+    if not stat.S_ISREG(st.st_mode):
+        kind = "a FIFO" if stat.S_ISFIFO(st.st_mode) else "not a regular file"
+        raise CaptureError(path, f"is {kind}; fastcap reads seekable capture files")
+    if st.st_size == 0:
+        raise CaptureError(path, "empty file (0 bytes), not a capture")
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except PermissionError:
+        raise CaptureError(path, "permission denied") from None
+    except OSError as e:
+        raise CaptureError(path, f"cannot open: {e.strerror}") from None
+    try:
+        size = os.fstat(fd).st_size
+        mm = mmap.mmap(fd, size, access=mmap.ACCESS_READ)
+    finally:
+        os.close(fd)
+    if hasattr(mm, "madvise") and hasattr(mmap, "MADV_SEQUENTIAL"):
+        mm.madvise(mmap.MADV_SEQUENTIAL)
+    return mm, size
+
+
+def sniff_format(path: str, head: bytes) -> str:
+    """'pcap' or 'pcapng' from the magic number; CaptureError for anything else."""
+    if len(head) >= 4 and head[:4] == b"\x0a\x0d\x0d\x0a":
+        return "pcapng"
+    if pcap.parse_header(head[:4] + b"\0" * 20) is not None:
+        return "pcap"
+    magic = head[:4].hex() if head else ""
+    if head[:2] == _GZIP or head[:4] in (_ZSTD, _LZ4):
+        raise CaptureError(path, f"is compressed (magic 0x{magic}); decompress it first")
+    raise CaptureError(path, f"not a pcap or pcapng file (magic 0x{magic})")
+
+
+class Capture:
+    """A capture file opened for one pass.  Use as a context manager; iterate `windows()`.
+
+    Windows are reused between iterations to keep memory flat: copy what you keep.
+    """
+
+    def __init__(self, path: str | os.PathLike, *, backend: str = "auto",
+                 window: int = DEFAULT_WINDOW, slab_width: int = DEFAULT_SLAB,
+                 max_caplen: int = MAX_CAPLEN) -> None:
+        self.path = os.fspath(path)
+        self.walker: Walker = get_walker(backend)
+        self.window = max(1, int(window))
+        self.slab_width = max(16, int(slab_width))
+        self.max_caplen = max_caplen
+        self._mm, size = _open_mapping(self.path)
+        head = bytes(self._mm[:64])
+        self.meta = CaptureMeta(self.path, size, sniff_format(self.path, head))
+        self._bound = self.walker.bind(self._mm)
+        self.frames_done = 0
+        self.bytes_done = 0  # file offset reached, for progress reports
+
+    @property
+    def buffer(self):
+        """The read-only mapping (for payload reads by later stages)."""
+        return self._mm
+
+    def close(self) -> None:
+        self._bound = None
+        if isinstance(self._mm, mmap.mmap):
+            try:
+                self._mm.close()
+            except BufferError:  # numpy views still alive; the GC unmaps it later
+                pass
+
+    def __enter__(self) -> Capture:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def _warn(self, offset: int, kind: str, message: str) -> None:
+        self.meta.warnings.append(CaptureWarning(self.path, offset, kind, message))
+
+    def windows(self) -> Iterator[FrameWindow]:
+        win = FrameWindow.allocate(self.window, self.slab_width)
+        if self.meta.format == "pcap":
+            yield from self._walk_pcap(win)
+        else:
+            yield from self._walk_pcapng(win)
+
+    # -- pcap -------------------------------------------------------------------------------
+    def _walk_pcap(self, win: FrameWindow) -> Iterator[FrameWindow]:
+        meta, size = self.meta, self.meta.size
+        try:
+            hdr = pcap.parse_header(bytes(self._mm[: pcap.HEADER_LEN]))
+        except ValueError:
+            self._warn(0, "truncated_header", f"pcap file header cut short ({size} bytes)")
+            return
+        meta.byte_orders = ["big" if hdr.big_endian else "little"]
+        meta.nanosecond = hdr.nanosecond
+        meta.version = hdr.version
+        meta.snaplen = hdr.snaplen
+        meta.sections = 1
+        meta.interfaces = [pcapng.Interface(0, 0, hdr.linktype, hdr.snaplen,
+                                            tsres_exp=9 if hdr.nanosecond else 6,
+                                            fcs_len=hdr.fcs_len or None)]
+        max_caplen = max(self.max_caplen, 0)
+        off, fno, n = pcap.HEADER_LEN, 1, 0
+        while True:
+            k, st = self.walker.walk_pcap(self._bound, size, off, hdr.big_endian,
+                                          hdr.nanosecond, hdr.snaplen, max_caplen, win, n, fno)
+            n, off, fno = n + k, st.offset, st.next_frame
+            if st.code == FULL:
+                yield from self._emit(win, n, off)
+                n = 0
+                continue
+            if st.code == TRUNCATED:
+                self._warn(off, "truncated_record",
+                           f"truncated record: needs {st.detail} bytes, {size - off} remain")
+                meta.skipped["truncated record"] += 1
+            elif st.code == CORRUPT:
+                self._warn(off, "corrupt_record",
+                           f"corrupt record: captured length {st.detail} exceeds the maximum "
+                           f"{max_caplen}; stopped reading")
+                meta.skipped["corrupt record"] += 1
+            break
+        if n:
+            yield from self._emit(win, n, off)
+
+    def _emit(self, win: FrameWindow, n: int, off: int) -> Iterator[FrameWindow]:
+        self.frames_done += n
+        self.bytes_done = off
+        yield win.head(n)
+
+    # -- pcapng ----------------------------------------------------------------------------
+    def _walk_pcapng(self, win: FrameWindow) -> Iterator[FrameWindow]:
+        meta, size, mm = self.meta, self.meta.size, self._mm
+        section: pcapng.Section | None = None
+        params: list = []
+        off, fno, n = 0, 1, 0
+        while True:
+            if section is None:
+                if off >= size:
+                    break
+                st = WalkStatus(BLOCK, off, fno, pcapng.BT_SHB)
+                k = 0
+            else:
+                k, st = self.walker.walk_pcapng(self._bound, size, off,
+                                                section.big_endian, params, MAX_BLOCK, win, n,
+                                                fno)
+            n, off, fno = n + k, st.offset, st.next_frame
+            if st.code == FULL:
+                yield from self._emit(win, n, off)
+                n = 0
+                continue
+            if st.code == END:
+                break
+            if st.code == BLOCK:
+                if st.detail == pcapng.BT_SHB:
+                    new = self._read_shb(off, len(meta.byte_orders))
+                    if new is None:
+                        break
+                    section, blen = new
+                    params = []
+                    off += blen
+                    continue
+                order = ">" if section.big_endian else "<"
+                btype, blen = struct.unpack_from(order + "II", mm, off)
+                meta.block_counts[pcapng.BLOCK_NAMES.get(btype, f"type 0x{btype:08x}")] += 1
+                body = bytes(mm[off + 8 : off + blen - 4])
+                if btype == pcapng.BT_IDB:
+                    try:
+                        ifc = pcapng.parse_idb(body, order, len(meta.interfaces), section.index)
+                    except ValueError as e:
+                        self._warn(off, "corrupt_block", f"{e}")
+                        meta.skipped["corrupt interface block"] += 1
+                    else:
+                        meta.interfaces.append(ifc)
+                        section.interfaces.append(ifc)
+                        params.append(ifc.params())
+                elif btype == pcapng.BT_DSB and len(body) >= 8:
+                    stype, slen = struct.unpack_from(order + "II", body)
+                    slen = min(slen, len(body) - 8)
+                    meta.secrets.append(pcapng.SecretsBlock(off, stype, off + 16, slen))
+                elif btype in _FRAME_LIKE_BLOCKS:
+                    meta.other_records[_FRAME_LIKE_BLOCKS[btype]] += 1
+                    fno += 1  # Wireshark numbers these as frames; stay in step with it
+                off += blen
+                continue
+            if st.code == BAD_IFACE:
+                order = ">" if section.big_endian else "<"
+                (blen,) = struct.unpack_from(order + "I", mm, off + 4)
+                self._warn(off, "bad_interface",
+                           f"packet block names interface {st.detail}, but its section has "
+                           f"{len(params)}; block skipped")
+                meta.skipped["packet block with unknown interface"] += 1
+                off += blen
+                continue
+            if st.code == TRUNCATED:
+                self._warn(off, "truncated_block",
+                           f"truncated block: needs {st.detail} bytes, {size - off} remain")
+                meta.skipped["truncated block"] += 1
+            elif st.code == CORRUPT:
+                self._warn(off, "corrupt_block",
+                           f"corrupt block (length field {st.detail}); stopped reading")
+                meta.skipped["corrupt block"] += 1
+            break
+        if n:
+            yield from self._emit(win, n, off)
+
+    def _read_shb(self, off: int, index: int) -> tuple[pcapng.Section, int] | None:
+        meta, size, mm = self.meta, self.meta.size, self._mm
+        if size - off < 28:
+            self._warn(off, "truncated_block", "truncated section header block")
+            meta.skipped["truncated block"] += 1
+            return None
+        big = pcapng.byte_order_of_shb(mm, off)
+        if big is None:
+            self._warn(off, "corrupt_block", "section header block has a bad byte-order magic")
+            meta.skipped["corrupt block"] += 1
+            return None
+        order = ">" if big else "<"
+        blen, _magic, vmaj, vmin = struct.unpack_from(order + "IIHH", mm, off + 4)
+        if blen < 28 or blen % 4 or blen > MAX_BLOCK:
+            self._warn(off, "corrupt_block", f"corrupt section header block (length {blen})")
+            meta.skipped["corrupt block"] += 1
+            return None
+        if blen > size - off:
+            self._warn(off, "truncated_block",
+                       f"truncated block: needs {blen} bytes, {size - off} remain")
+            meta.skipped["truncated block"] += 1
+            return None
+        if struct.unpack_from(order + "I", mm, off + blen - 4)[0] != blen:
+            self._warn(off, "corrupt_block", "section header block trailing length mismatch")
+            meta.skipped["corrupt block"] += 1
+            return None
+        meta.block_counts["section header"] += 1
+        meta.byte_orders.append("big" if big else "little")
+        meta.sections += 1
+        meta.version = (vmaj, vmin)
+        return pcapng.Section(index, off, big, (vmaj, vmin)), blen
