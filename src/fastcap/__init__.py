@@ -1,4 +1,4 @@
-"""fastcap: find SMTP STARTTLS handshakes in huge captures and explain client-certificate trouble."""
+"""fastcap: find SMTP STARTTLS handshakes in huge captures; explain client-certificate trouble."""
 
 from importlib.metadata import PackageNotFoundError, version
 

@@ -165,7 +165,9 @@ def walk_pcapng_py(
             if blen < 32:
                 return n - row0, WalkStatus(CORRUPT, off, fno, blen)
             first, ts_hi, ts_lo, caplen, orig = pkt.unpack_from(buf, off + 8)
-            iface_id = first if btype == BT_EPB else struct.unpack_from(order + "H", buf, off + 8)[0]
+            if btype == BT_PB:  # obsolete Packet Block: 16-bit interface id, 16-bit drops
+                (first,) = struct.unpack_from(order + "H", buf, off + 8)
+            iface_id = first
             units = (ts_hi << 32) | ts_lo
             if caplen > blen - 32:
                 return n - row0, WalkStatus(CORRUPT, off, fno, caplen)

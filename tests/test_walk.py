@@ -1,0 +1,271 @@
+"""The frame walker (C and Python) returns exactly the records that were written."""
+
+from __future__ import annotations
+
+import io
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from fastcap import Capture, CaptureError
+from fastcap.frames import F_NO_TS, F_OVER_SNAPLEN, F_SNAPPED
+from fastcap.synth.writers import PcapngWriter, Record, write_pcap
+
+SETTINGS = settings(max_examples=60, deadline=None,
+                    suppress_health_check=[HealthCheck.function_scoped_fixture,
+                                           HealthCheck.too_slow])
+
+
+def walk(path: Path, backend: str, window: int = 3, slab_width: int = 32):
+    """All windows concatenated (copies: windows are reused)."""
+    cols = {k: [] for k in ("offset", "caplen", "orig_len", "ts_ns", "iface", "frame_no",
+                            "flags", "slab")}
+    with Capture(path, backend=backend, window=window, slab_width=slab_width) as cap:
+        for w in cap.windows():
+            for k in cols:
+                cols[k].append(getattr(w, k).copy())
+        meta = cap.meta
+    out = {k: (np.concatenate(v) if v else np.empty(0)) for k, v in cols.items()}
+    return out, meta
+
+
+packet = st.binary(min_size=0, max_size=80)
+
+
+@st.composite
+def pcap_case(draw):
+    n = draw(st.integers(0, 12))
+    recs = []
+    for _ in range(n):
+        data = draw(packet)
+        extra = draw(st.sampled_from([0, 0, 1, 500]))
+        recs.append(Record(data, draw(st.integers(0, 2**32 - 1)) * 10**9
+                           + draw(st.integers(0, 10**9 - 1)), len(data) + extra))
+    return recs, draw(st.booleans()), draw(st.booleans()), draw(st.sampled_from([0, 40, 65535]))
+
+
+@SETTINGS
+@given(case=pcap_case(), window=st.integers(1, 5))
+def test_pcap_roundtrip(tmp_path, backend, case, window):
+    recs, big, nanos, snaplen = case
+    path = tmp_path / "t.pcap"
+    write_pcap(path, recs, big_endian=big, nanosecond=nanos, snaplen=snaplen)
+    cols, meta = walk(path, backend, window)
+    assert meta.format == "pcap" and meta.byte_orders == ["big" if big else "little"]
+    assert meta.nanosecond == nanos and meta.warnings == []
+    assert len(cols["frame_no"]) == len(recs)
+    assert cols["frame_no"].tolist() == list(range(1, len(recs) + 1))
+    raw = path.read_bytes()
+    for i, r in enumerate(recs):
+        sec, frac = divmod(r.ts_ns, 10**9)
+        want_ts = sec * 10**9 + (frac if nanos else frac // 1000 * 1000)
+        assert cols["ts_ns"][i] == want_ts
+        assert cols["caplen"][i] == len(r.data) and cols["orig_len"][i] == r.orig_len
+        off = int(cols["offset"][i])
+        assert raw[off : off + len(r.data)] == r.data
+        head = r.data[:32]
+        assert bytes(cols["slab"][i]) == head + b"\0" * (32 - len(head))
+        want_flags = (F_SNAPPED if r.orig_len > len(r.data) else 0) | (
+            F_OVER_SNAPLEN if snaplen and len(r.data) > snaplen else 0)
+        assert cols["flags"][i] == want_flags
+
+
+def _units_to_ns(units: int, tsresol: int | None, tsoffset: int) -> int:
+    if tsresol is None:
+        tsresol = 6
+    base = Fraction(2) ** (tsresol & 0x7F) if tsresol & 0x80 else Fraction(10) ** tsresol
+    ns = (Fraction(units) * 10**9 / base).__floor__() + tsoffset * 10**9
+    return max(-(2**63), min(2**63 - 1, ns))
+
+
+@st.composite
+def pcapng_case(draw):
+    """Sections (random byte order) with interfaces of random tsresol/tsoffset/linktype and
+    packet blocks of every kind, interleaved with blocks the reader must step over."""
+    sections = []
+    for _ in range(draw(st.integers(1, 3))):
+        ifaces = [(draw(st.sampled_from([1, 0, 101, 113, 228])),
+                   draw(st.sampled_from([None, 0, 3, 6, 9, 12, 0x80 | 10, 0x80 | 30, 100])),
+                   draw(st.sampled_from([None, 0, 1_000_000, -5])),
+                   draw(st.sampled_from([0, 0, 48])))
+                  for _ in range(draw(st.integers(1, 3)))]
+        blocks = []
+        for _ in range(draw(st.integers(0, 8))):
+            kind = draw(st.sampled_from(["epb", "epb", "epb", "spb", "pb", "nrb", "isb",
+                                         "dsb", "custom", "unknown"]))
+            blocks.append((kind, draw(st.integers(0, len(ifaces) - 1)), draw(packet),
+                           draw(st.integers(0, 2**64 - 1)), draw(st.sampled_from([0, 0, 7]))))
+        sections.append((draw(st.booleans()), ifaces, blocks))
+    return sections
+
+
+@SETTINGS
+@given(case=pcapng_case(), window=st.integers(1, 5))
+def test_pcapng_roundtrip(tmp_path, backend, case, window):
+    path = tmp_path / "t.pcapng"
+    expected = []  # (frame_no, global_iface, data, orig, ts_ns, flags)
+    fno, gbase, n_custom = 1, 0, 0
+    linktypes = []
+    with PcapngWriter(path) as w:
+        for big, ifaces, blocks in case:
+            w.section(big_endian=big)
+            for lt, res, toff, snap in ifaces:
+                w.interface(lt, tsresol=res, tsoffset=toff, snaplen=snap)
+                linktypes.append(lt)
+            for kind, ifc, data, units, extra in blocks:
+                _lt, res, toff, snap = ifaces[ifc]
+                orig = len(data) + extra
+                if kind in ("epb", "pb"):
+                    if kind == "epb":
+                        w.epb(ifc, data, ts_units=units, orig_len=orig)
+                    else:
+                        w.obsolete_pb(ifc, data, ts_units=units, orig_len=orig)
+                    flags = (F_SNAPPED if orig > len(data) else 0) | (
+                        F_OVER_SNAPLEN if snap and len(data) > snap else 0)
+                    expected.append((fno, gbase + ifc, data, orig,
+                                     _units_to_ns(units, res, toff or 0), flags))
+                    fno += 1
+                elif kind == "spb":
+                    snap0 = ifaces[0][3]
+                    cut = data[:snap0] if snap0 else data
+                    w.spb(data, orig_len=len(data))
+                    flags = F_NO_TS | (F_SNAPPED if len(cut) < len(data) else 0)
+                    expected.append((fno, gbase, cut, len(data), 0, flags))
+                    fno += 1
+                elif kind == "nrb":
+                    w.nrb([])
+                elif kind == "isb":
+                    w.isb(ifc)
+                elif kind == "dsb":
+                    w.dsb(0x544C534B, data)
+                elif kind == "custom":
+                    w.custom(32473, data, copyable=bool(extra))
+                    fno += 1
+                    n_custom += 1
+                else:
+                    w.raw_block(0x00000F00 + extra, data + b"\0" * (-len(data) % 4))
+            gbase += len(ifaces)
+    cols, meta = walk(path, backend, window)
+    assert meta.warnings == []
+    assert [i.linktype for i in meta.interfaces] == linktypes
+    assert meta.sections == len(case)
+    assert sum(meta.other_records.values()) == n_custom
+    assert len(cols["frame_no"]) == len(expected)
+    raw = path.read_bytes()
+    for i, (f, g, data, orig, ts, flags) in enumerate(expected):
+        assert cols["frame_no"][i] == f
+        assert cols["iface"][i] == g
+        assert cols["caplen"][i] == len(data) and cols["orig_len"][i] == orig
+        assert cols["ts_ns"][i] == ts
+        assert cols["flags"][i] == flags
+        off = int(cols["offset"][i])
+        assert raw[off : off + len(data)] == data
+
+
+def test_native_and_python_agree_on_random_bytes_after_a_valid_header(require_native):
+    """Garbage after a valid header: both walkers stop at the same place with the same rows."""
+    rng = np.random.default_rng(7)
+    for trial in range(200):
+        body = rng.integers(0, 256, rng.integers(0, 400), dtype=np.uint8).tobytes()
+        if trial % 2:
+            head = io.BytesIO()
+            write_pcap(head, [], snaplen=65535)
+            data = head.getvalue() + body
+            name = "g.pcap"
+        else:
+            head = io.BytesIO()
+            with PcapngWriter(head) as w:
+                w.section()
+                w.interface(1)
+            data = head.getvalue() + body
+            name = "g.pcapng"
+        p = Path(f"/tmp/fastcap-garbage-{trial}-{name}")
+        p.write_bytes(data)
+        try:
+            a, ma = walk(p, "native", 4)
+            b, mb = walk(p, "python", 4)
+        finally:
+            p.unlink()
+        for k in a:
+            assert np.array_equal(a[k], b[k]), k
+        assert [str(w) for w in ma.warnings] == [str(w) for w in mb.warnings]
+
+
+def test_truncated_last_record_is_a_warning_with_offset(tmp_path, backend):
+    path = tmp_path / "cut.pcap"
+    write_pcap(path, [Record(b"a" * 100, 10**9), Record(b"b" * 100, 2 * 10**9)])
+    raw = path.read_bytes()
+    path.write_bytes(raw[:-30])
+    cols, meta = walk(path, backend)
+    assert len(cols["frame_no"]) == 1
+    (w,) = meta.warnings
+    assert w.kind == "truncated_record" and w.offset == 24 + 16 + 100
+    assert "needs 116 bytes, 86 remain" in w.message
+
+
+def test_corrupt_pcapng_block_stops_with_offset(tmp_path, backend):
+    path = tmp_path / "bad.pcapng"
+    with PcapngWriter(path) as w:
+        w.section()
+        w.interface(1)
+        w.epb(0, b"x" * 60, ts_units=1)
+        w.epb(0, b"y" * 60, ts_units=2)
+    raw = bytearray(path.read_bytes())
+    second = len(raw) - 92  # the last EPB is 28 + 60 + 4 bytes
+    raw[second + 4 : second + 8] = (13).to_bytes(4, "little")  # not a multiple of 4
+    path.write_bytes(bytes(raw))
+    cols, meta = walk(path, backend)
+    assert cols["frame_no"].tolist() == [1]
+    (w,) = meta.warnings
+    assert w.kind == "corrupt_block" and w.offset == second
+
+
+def test_epb_naming_a_missing_interface_is_skipped_and_reported(tmp_path, backend):
+    path = tmp_path / "iface.pcapng"
+    with PcapngWriter(path) as w:
+        w.section()
+        w.interface(1)
+        w.epb(0, b"a" * 20, ts_units=1)
+        w.raw_block(6, (5).to_bytes(4, "little") + bytes(16) + b"b" * 20)  # interface 5
+        w.epb(0, b"c" * 20, ts_units=3)
+    cols, meta = walk(path, backend)
+    assert cols["caplen"].tolist() == [20, 20]
+    assert [w.kind for w in meta.warnings] == ["bad_interface"]
+    assert meta.skipped["packet block with unknown interface"] == 1
+
+
+@pytest.mark.parametrize("content,message", [
+    (b"", "empty file"),
+    (b"hello world, not a capture", "not a pcap or pcapng file (magic 0x68656c6c)"),
+    (b"\x1f\x8b\x08\x00rest", "is compressed"),
+])
+def test_not_a_capture(tmp_path, content, message):
+    p = tmp_path / "x.pcap"
+    p.write_bytes(content)
+    with pytest.raises(CaptureError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        Capture(p)
+
+
+def test_directory_missing_and_fifo(tmp_path):
+    import os
+
+    with pytest.raises(CaptureError, match="is a directory"):
+        Capture(tmp_path)
+    with pytest.raises(CaptureError, match="no such file"):
+        Capture(tmp_path / "nope.pcap")
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    with pytest.raises(CaptureError, match="FIFO"):
+        Capture(fifo)
+
+
+def test_input_file_is_never_modified(tmp_path, backend):
+    path = tmp_path / "ro.pcap"
+    write_pcap(path, [Record(bytes(range(60)), 5 * 10**9)])
+    before = (path.read_bytes(), path.stat().st_mtime_ns)
+    walk(path, backend)
+    assert (path.read_bytes(), path.stat().st_mtime_ns) == before
