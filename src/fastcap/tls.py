@@ -1,0 +1,1801 @@
+"""Sans-I/O TLS handshake parser for one TCP connection's two reassembled byte streams.
+
+fastcap has to tell a mail admin whether the sending MTA presented a client certificate, so the
+parser keeps exactly the facts that decide it: versions, cipher, the server chain, the
+CertificateRequest (and its CA names), the client ``Certificate`` message (absent, empty, or a
+chain), alerts, and where encryption started. Everything else stays raw.
+
+Layers, per direction (:class:`TlsStream`): bytes -> records (header checked before any body is
+read, length capped) -> handshake messages (defragmented across records under a 1 MiB cap) ->
+events carrying the stream offset of their first byte, which the caller maps to a frame number.
+Once a direction is encrypted (after its ChangeCipherSpec in TLS <= 1.2, all type-23 records,
+everything after a TLS 1.3 ServerHello) only record types and sizes are kept.
+
+Both directions are folded into one :class:`TlsHandshake` by :func:`parse_handshake` (whole
+streams) or :class:`TlsConnection` (incremental). Oddities become anomalies with stable dotted
+codes; nothing here raises on any input (an exception escaping is a bug).
+
+``history`` follows Zeek's ``ssl_history``: one letter per message, uppercase = client:
+c client_hello, s server_hello, j hello_retry_request, t new_session_ticket, o
+encrypted_extensions, x certificate, k server_key_exchange, r certificate_request, n
+server_hello_done, y certificate_verify, g client_key_exchange, f finished (for TLS <= 1.2 the
+first encrypted handshake record after ChangeCipherSpec), u certificate_status, h hello_request,
+e end_of_early_data, p key_update, m message_hash, v hello_verify_request, w certificate_url, a
+supplemental_data, z other handshake type, i change_cipher_spec, l alert, b heartbeat, d first
+application-data (encrypted) record of a direction.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import struct
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from .ja import ja3_md5, ja3_string, ja4
+from .tlsconst import (
+    DOWNGRADE_TLS11,
+    DOWNGRADE_TLS12,
+    HRR_RANDOM,
+    AlertDescription,
+    AlertLevel,
+    CipherSuite,
+    ClientCertificateType,
+    CompressionMethod,
+    ContentType,
+    EcPointFormat,
+    ExtensionType,
+    HandshakeType,
+    NamedGroup,
+    SignatureScheme,
+    is_grease,
+    name_of,
+    version_name,
+)
+
+# TLSCiphertext.length may not exceed 2^14 + 2048 (RFC 5246 6.2.3); anything longer is not TLS.
+MAX_RECORD = 2**14 + 2048
+# Largest handshake message we defragment; real certificate chains are a few KiB.
+MAX_HANDSHAKE = 1 << 20
+MAX_CERTS = 100  # certificates kept from one Certificate message
+MAX_CAS = 1024  # distinguished names kept from one CertificateRequest
+MAX_ANOMALIES = 100  # per direction
+MAX_SIZES = 256  # encrypted record sizes kept per direction
+MAX_HISTORY = 100  # as Zeek's max_ssl_history_length
+_SSL2_RECORD = -2  # pseudo content type of an SSL 2.0 record
+
+TLS13 = 0x0304
+
+
+def _is_tls13(version: int | None) -> bool:
+    return version is not None and (version == TLS13 or (version >> 8) == 0x7F)
+
+
+def _printable(raw: bytes) -> str:
+    """Wire text (SNI, ALPN) made safe to print: non-printable bytes become ``\\xNN``."""
+    return "".join(chr(c) if 0x20 <= c < 0x7F and c != 0x5C else f"\\x{c:02x}" for c in raw)
+
+
+# --------------------------------------------------------------------------- parsed messages
+
+
+@dataclass(frozen=True, slots=True)
+class Extension:
+    """One hello extension, kept raw so nothing unknown is lost."""
+
+    type: int
+    data: bytes
+
+    @property
+    def name(self) -> str:
+        return name_of(ExtensionType, self.type)
+
+
+@dataclass(frozen=True, slots=True)
+class ClientHello:
+    """ClientHello (RFC 8446 4.1.2), or an SSL 2.0-compatible one (RFC 5246 E.2, ``sslv2``)."""
+
+    legacy_version: int
+    random: bytes
+    session_id: bytes
+    cipher_suites: tuple[int, ...]
+    compression_methods: tuple[int, ...]
+    extensions: tuple[Extension, ...]
+    sni: str | None
+    alpn: tuple[str, ...]
+    supported_versions: tuple[int, ...]
+    signature_algorithms: tuple[int, ...]
+    supported_groups: tuple[int, ...]
+    ec_point_formats: tuple[int, ...]
+    ja3: str
+    ja3_md5: str
+    ja4: str
+    ja4_r: str
+    sslv2: bool = False
+
+    @property
+    def versions(self) -> tuple[int, ...]:
+        """Versions offered: supported_versions without GREASE, else the legacy version."""
+        offered = tuple(v for v in self.supported_versions if not is_grease(v))
+        return offered or (self.legacy_version,)
+
+    @property
+    def version_names(self) -> list[str]:
+        return [version_name(v) for v in self.versions]
+
+    @property
+    def cipher_names(self) -> list[str]:
+        return [name_of(CipherSuite, c) for c in self.cipher_suites]
+
+
+@dataclass(frozen=True, slots=True)
+class ServerHello:
+    """ServerHello; ``version`` is the negotiated one (supported_versions wins, RFC 8446)."""
+
+    legacy_version: int
+    random: bytes
+    session_id: bytes
+    cipher_suite: int
+    compression_method: int
+    extensions: tuple[Extension, ...]
+    version: int
+    hello_retry_request: bool
+    alpn: str | None = None
+    group: int | None = None  # key_share's group (TLS 1.3)
+    # "TLS1.2"/"TLS1.1" when the random ends in RFC 8446's downgrade sentinel: normal if the
+    # client did not offer TLS 1.3, an attack (or a broken middlebox) if it did
+    downgrade: str | None = None
+
+    @property
+    def version_name(self) -> str:
+        return version_name(self.version)
+
+    @property
+    def cipher_name(self) -> str:
+        return name_of(CipherSuite, self.cipher_suite)
+
+
+@dataclass(frozen=True, slots=True)
+class Certificate:
+    """Certificate message: DER certificates in wire order (leaf first, by convention).
+
+    ``certificates_length`` is the declared length of the list (0 = an empty message, which from
+    a client means "I have no certificate to offer"). ``context`` and ``entry_extensions`` exist
+    only in the TLS 1.3 form.
+    """
+
+    certificates: tuple[bytes, ...]
+    certificates_length: int
+    context: bytes | None = None
+    entry_extensions: tuple[tuple[Extension, ...], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class CertificateRequest:
+    """CertificateRequest: what the server will accept from the client.
+
+    ``certificate_authorities`` are raw DER DistinguishedNames (RFC 5246 7.4.4); render them
+    with :meth:`ca_names`. TLS 1.3's form (``context`` + extensions) fills the same fields from
+    the signature_algorithms and certificate_authorities extensions.
+    """
+
+    certificate_types: tuple[int, ...]
+    signature_algorithms: tuple[int, ...]
+    certificate_authorities: tuple[bytes, ...]
+    context: bytes | None = None
+    extensions: tuple[Extension, ...] = ()
+
+    def ca_names(self) -> list[str | None]:
+        """Each CA name as RFC 4514 text, or None where the DER does not parse."""
+        return [dn_to_text(dn) for dn in self.certificate_authorities]
+
+    @property
+    def certificate_type_names(self) -> list[str]:
+        return [name_of(ClientCertificateType, t, 2) for t in self.certificate_types]
+
+    @property
+    def signature_algorithm_names(self) -> list[str]:
+        return [name_of(SignatureScheme, s) for s in self.signature_algorithms]
+
+
+ParsedBody = ClientHello | ServerHello | Certificate | CertificateRequest
+
+
+# --------------------------------------------------------------------------- stream events
+
+
+@dataclass(frozen=True, slots=True)
+class HandshakeMessage:
+    """A complete plaintext handshake message. ``offset`` is its first header byte's stream
+    offset; ``body`` is parsed for the types fastcap needs (None otherwise or if malformed)."""
+
+    offset: int
+    msg_type: int
+    length: int
+    body: ParsedBody | None = None
+
+    @property
+    def name(self) -> str:
+        return name_of(HandshakeType, self.msg_type, 2)
+
+
+@dataclass(frozen=True, slots=True)
+class ChangeCipherSpec:
+    offset: int
+
+
+@dataclass(frozen=True, slots=True)
+class Alert:
+    """An alert. Encrypted ones (after ChangeCipherSpec, TLS <= 1.2) have no level/description;
+    ``length`` is the record length for those and 2 otherwise."""
+
+    offset: int
+    level: int | None
+    description: int | None
+    encrypted: bool = False
+    length: int = 2
+
+    @property
+    def level_name(self) -> str | None:
+        return None if self.level is None else name_of(AlertLevel, self.level, 2)
+
+    @property
+    def description_name(self) -> str | None:
+        return None if self.description is None else name_of(AlertDescription, self.description, 2)
+
+
+@dataclass(frozen=True, slots=True)
+class EncryptedRecord:
+    """A record whose body is opaque: application data, or a handshake record after
+    ChangeCipherSpec (TLS <= 1.2 Finished). ``length`` excludes the 5-byte header."""
+
+    offset: int
+    content_type: int
+    length: int
+
+
+@dataclass(frozen=True, slots=True)
+class Anomaly:
+    """Something odd; parsing went on (or stopped, see :class:`Stopped`)."""
+
+    offset: int
+    code: str
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class Stopped:
+    """The direction will parse nothing more: ``reason`` is ``end`` (data ran out), ``gap``
+    (bytes missing), ``not_tls``, ``corrupt`` (a record header no TLS peer sends) or ``sslv2``."""
+
+    offset: int
+    reason: str
+    detail: str
+
+
+TlsEvent = HandshakeMessage | ChangeCipherSpec | Alert | EncryptedRecord | Anomaly | Stopped
+
+
+# --------------------------------------------------------------------------- byte reader
+
+
+class _Malformed(Exception):
+    """Internal: a length field ran past its container. Never leaves this module."""
+
+
+class _Reader:
+    """Bounds-checked big-endian reader: every length is checked before slicing."""
+
+    __slots__ = ("_b", "_p")
+
+    def __init__(self, b: bytes) -> None:
+        self._b = b
+        self._p = 0
+
+    def left(self) -> int:
+        return len(self._b) - self._p
+
+    def take(self, n: int, what: str) -> bytes:
+        if n > len(self._b) - self._p:
+            raise _Malformed(f"{what}: needs {n} bytes, {len(self._b) - self._p} left")
+        out = self._b[self._p : self._p + n]
+        self._p += n
+        return out
+
+    def uint(self, size: int, what: str) -> int:
+        return int.from_bytes(self.take(size, what), "big")
+
+    def vec(self, size: int, what: str) -> bytes:
+        """A TLS vector ``<0..2^(8*size)-1>``: length prefix, then that many bytes."""
+        return self.take(self.uint(size, what), what)
+
+    def rest(self) -> bytes:
+        out = self._b[self._p :]
+        self._p = len(self._b)
+        return out
+
+
+def _u16s(raw: bytes, what: str) -> tuple[int, ...]:
+    if len(raw) % 2:
+        raise _Malformed(f"{what}: odd length {len(raw)}")
+    return struct.unpack(f">{len(raw) // 2}H", raw)
+
+
+Problems = list[tuple[str, str]]
+
+
+def _extensions(block: bytes, where: str, problems: Problems) -> tuple[Extension, ...]:
+    """An extension list; a broken entry ends it, keeping what came before."""
+    r = _Reader(block)
+    out: list[Extension] = []
+    try:
+        while r.left():
+            etype = r.uint(2, "extension type")
+            out.append(Extension(etype, r.vec(2, f"extension {name_of(ExtensionType, etype)}")))
+    except _Malformed as exc:
+        problems.append((f"tls.{where}.bad_extension_list", str(exc)))
+    return tuple(out)
+
+
+# --------------------------------------------------------------------------- message parsers
+
+
+def _sni(data: bytes) -> str | None:
+    r = _Reader(data)
+    names = _Reader(r.vec(2, "server_name_list"))
+    if r.left():
+        raise _Malformed("server_name: trailing bytes")
+    host = None
+    while names.left():
+        kind = names.uint(1, "name_type")
+        name = names.vec(2, "host_name")
+        if kind == 0 and host is None:
+            host = _printable(name)
+    return host
+
+
+def _alpn(data: bytes) -> list[bytes]:
+    r = _Reader(data)
+    names = _Reader(r.vec(2, "protocol_name_list"))
+    if r.left():
+        raise _Malformed("alpn: trailing bytes")
+    out = []
+    while names.left():
+        out.append(names.vec(1, "protocol_name"))
+    return out
+
+
+def _vec_exact(data: bytes, size: int, what: str) -> bytes:
+    r = _Reader(data)
+    out = r.vec(size, what)
+    if r.left():
+        raise _Malformed(f"{what}: trailing bytes")
+    return out
+
+
+def _client_hello(
+    legacy_version: int,
+    random: bytes,
+    session_id: bytes,
+    suites: tuple[int, ...],
+    compression: tuple[int, ...],
+    exts: tuple[Extension, ...],
+    problems: Problems,
+    sslv2: bool = False,
+) -> ClientHello:
+    sni: str | None = None
+    has_sni = False
+    alpn: list[bytes] = []
+    versions: tuple[int, ...] = ()
+    sigalgs: tuple[int, ...] = ()
+    groups: tuple[int, ...] = ()
+    formats: tuple[int, ...] = ()
+    seen: set[int] = set()
+    for ext in exts:
+        if ext.type in seen:
+            problems.append(("tls.client_hello.duplicate_extension", ext.name))
+            continue
+        seen.add(ext.type)
+        try:
+            if ext.type == ExtensionType.server_name:
+                has_sni = True
+                sni = _sni(ext.data)
+            elif ext.type == ExtensionType.application_layer_protocol_negotiation:
+                alpn = _alpn(ext.data)
+            elif ext.type == ExtensionType.supported_versions:
+                versions = _u16s(_vec_exact(ext.data, 1, "supported_versions"), "versions")
+            elif ext.type == ExtensionType.signature_algorithms:
+                sigalgs = _u16s(_vec_exact(ext.data, 2, "signature_algorithms"), "sigalgs")
+            elif ext.type == ExtensionType.supported_groups:
+                groups = _u16s(_vec_exact(ext.data, 2, "supported_groups"), "groups")
+            elif ext.type == ExtensionType.ec_point_formats:
+                formats = tuple(_vec_exact(ext.data, 1, "ec_point_formats"))
+        except _Malformed as exc:
+            problems.append(("tls.client_hello.bad_extension", f"{ext.name}: {exc}"))
+    ext_types = [e.type for e in exts]
+    j3 = ja3_string(legacy_version, suites, ext_types, groups, formats)
+    j4, j4r = ja4(
+        legacy_version=legacy_version,
+        supported_versions=versions,
+        has_sni=has_sni,
+        cipher_suites=suites,
+        extensions=ext_types,
+        signature_algorithms=sigalgs,
+        first_alpn=alpn[0] if alpn else None,
+    )
+    return ClientHello(
+        legacy_version=legacy_version,
+        random=random,
+        session_id=session_id,
+        cipher_suites=suites,
+        compression_methods=compression,
+        extensions=exts,
+        sni=sni,
+        alpn=tuple(_printable(a) for a in alpn),
+        supported_versions=versions,
+        signature_algorithms=sigalgs,
+        supported_groups=groups,
+        ec_point_formats=formats,
+        ja3=j3,
+        ja3_md5=ja3_md5(j3),
+        ja4=j4,
+        ja4_r=j4r,
+        sslv2=sslv2,
+    )
+
+
+def parse_client_hello(body: bytes, problems: Problems) -> ClientHello | None:
+    """ClientHello body (after the 4-byte handshake header); None if malformed."""
+    r = _Reader(body)
+    try:
+        legacy_version = r.uint(2, "legacy_version")
+        random = r.take(32, "random")
+        session_id = r.vec(1, "legacy_session_id")
+        suites = _u16s(r.vec(2, "cipher_suites"), "cipher_suites")
+        compression = tuple(r.vec(1, "compression_methods"))
+        ext_block = r.vec(2, "extensions") if r.left() else b""
+    except _Malformed as exc:
+        problems.append(("tls.client_hello.malformed", str(exc)))
+        return None
+    if r.left():
+        problems.append(("tls.client_hello.trailing_bytes", f"{r.left()} bytes after extensions"))
+    if len(session_id) > 32:
+        problems.append(("tls.client_hello.long_session_id", f"{len(session_id)} bytes"))
+    exts = _extensions(ext_block, "client_hello", problems)
+    return _client_hello(legacy_version, random, session_id, suites, compression, exts, problems)
+
+
+def parse_sslv2_client_hello(body: bytes, problems: Problems) -> ClientHello | None:
+    """SSL 2.0-compatible CLIENT-HELLO (RFC 5246 E.2), ``body`` starting at msg_type.
+
+    Only cipher specs whose first byte is 0 are TLS cipher suites; the others are SSL 2.0
+    kinds and are dropped. The challenge, right-aligned and zero-padded, is the random.
+    """
+    r = _Reader(body)
+    try:
+        r.uint(1, "msg_type")
+        version = r.uint(2, "version")
+        specs_len = r.uint(2, "cipher_spec_length")
+        sid_len = r.uint(2, "session_id_length")
+        challenge_len = r.uint(2, "challenge_length")
+        specs = r.take(specs_len, "cipher_specs")
+        session_id = r.take(sid_len, "session_id")
+        challenge = r.take(challenge_len, "challenge")
+    except _Malformed as exc:
+        problems.append(("tls.sslv2.malformed", str(exc)))
+        return None
+    if specs_len % 3:
+        problems.append(
+            ("tls.sslv2.malformed", f"cipher_spec_length {specs_len} not a multiple of 3")
+        )
+    if r.left():
+        problems.append(("tls.sslv2.trailing_bytes", f"{r.left()} bytes after the challenge"))
+    if not 16 <= challenge_len <= 32:
+        problems.append(("tls.sslv2.challenge_length", f"{challenge_len} bytes (16..32 allowed)"))
+    suites = tuple(
+        (specs[i + 1] << 8) | specs[i + 2] for i in range(0, len(specs) - 2, 3) if specs[i] == 0
+    )
+    random = challenge[-32:].rjust(32, b"\x00")
+    return _client_hello(version, random, session_id, suites, (0,), (), problems, sslv2=True)
+
+
+def parse_server_hello(body: bytes, problems: Problems) -> ServerHello | None:
+    r = _Reader(body)
+    try:
+        legacy_version = r.uint(2, "legacy_version")
+        random = r.take(32, "random")
+        session_id = r.vec(1, "legacy_session_id")
+        suite = r.uint(2, "cipher_suite")
+        compression = r.uint(1, "compression_method")
+        ext_block = r.vec(2, "extensions") if r.left() else b""
+    except _Malformed as exc:
+        problems.append(("tls.server_hello.malformed", str(exc)))
+        return None
+    if r.left():
+        problems.append(("tls.server_hello.trailing_bytes", f"{r.left()} bytes after extensions"))
+    exts = _extensions(ext_block, "server_hello", problems)
+    version, alpn, group = legacy_version, None, None
+    for ext in exts:
+        try:
+            if ext.type == ExtensionType.supported_versions:
+                if len(ext.data) != 2:
+                    raise _Malformed(f"selected_version: {len(ext.data)} bytes, expected 2")
+                version = int.from_bytes(ext.data, "big")
+            elif ext.type == ExtensionType.application_layer_protocol_negotiation:
+                names = _alpn(ext.data)
+                alpn = _printable(names[0]) if names else None
+            elif ext.type == ExtensionType.key_share:
+                group = _Reader(ext.data).uint(2, "key_share group")
+        except _Malformed as exc:
+            problems.append(("tls.server_hello.bad_extension", f"{ext.name}: {exc}"))
+    downgrade = None
+    if random[-8:] == DOWNGRADE_TLS12:
+        downgrade = "TLS1.2"
+    elif random[-8:] == DOWNGRADE_TLS11:
+        downgrade = "TLS1.1"
+    return ServerHello(
+        legacy_version=legacy_version,
+        random=random,
+        session_id=session_id,
+        cipher_suite=suite,
+        compression_method=compression,
+        extensions=exts,
+        version=version,
+        hello_retry_request=random == HRR_RANDOM,
+        alpn=alpn,
+        group=group,
+        downgrade=downgrade,
+    )
+
+
+def _cert_list(raw: bytes, tls13: bool, problems: Problems) -> Certificate:
+    """The certificate_list of either form (already length-checked as a whole)."""
+    r = _Reader(raw)
+    certs: list[bytes] = []
+    entry_exts: list[tuple[Extension, ...]] = []
+    while r.left():
+        der = r.vec(3, "certificate")
+        if len(certs) >= MAX_CERTS:
+            problems.append(("tls.certificate.too_many", f"more than {MAX_CERTS} certificates"))
+            break
+        if not der:
+            problems.append(("tls.certificate.empty_entry", f"entry {len(certs)} is empty"))
+        certs.append(der)
+        if tls13:
+            entry_exts.append(
+                _extensions(r.vec(2, "certificate extensions"), "certificate", problems)
+            )
+    return Certificate(tuple(certs), len(raw), None, tuple(entry_exts))
+
+
+def parse_certificate(body: bytes, version: int | None, problems: Problems) -> Certificate | None:
+    """Certificate in the TLS <= 1.2 form or the TLS 1.3 form (context + per-entry extensions);
+    the negotiated version picks the form, the other is tried if the lengths disagree."""
+    forms = (True, False) if _is_tls13(version) else (False, True)
+    errors = []
+    for tls13 in forms:
+        r = _Reader(body)
+        try:
+            context = r.vec(1, "certificate_request_context") if tls13 else None
+            raw = r.vec(3, "certificate_list")
+            if r.left():
+                raise _Malformed(f"{r.left()} bytes after certificate_list")
+            found: Problems = []
+            cert = _cert_list(raw, tls13, found)
+        except _Malformed as exc:
+            errors.append(f"{'1.3' if tls13 else '1.2'} form: {exc}")
+            continue
+        problems.extend(found)
+        if tls13 != forms[0] and version is not None:
+            problems.append(
+                (
+                    "tls.certificate.unexpected_form",
+                    f"TLS {'1.3' if tls13 else '<= 1.2'} form under {version_name(version)}",
+                )
+            )
+        if tls13:
+            cert = Certificate(
+                cert.certificates, cert.certificates_length, context, cert.entry_extensions
+            )
+        return cert
+    problems.append(("tls.certificate.malformed", "; ".join(errors)))
+    return None
+
+
+def _dn_list(raw: bytes, problems: Problems) -> tuple[bytes, ...]:
+    r = _Reader(raw)
+    out: list[bytes] = []
+    while r.left():
+        dn = r.vec(2, "distinguished name")
+        if len(out) >= MAX_CAS:
+            problems.append(("tls.certificate_request.too_many_cas", f"more than {MAX_CAS}"))
+            break
+        out.append(dn)
+    return tuple(out)
+
+
+def _cert_request_form(body: bytes, form: str, problems: Problems) -> CertificateRequest:
+    r = _Reader(body)
+    if form == "1.3":
+        context = r.vec(1, "certificate_request_context")
+        exts = _extensions(r.vec(2, "extensions"), "certificate_request", problems)
+        if r.left():
+            raise _Malformed(f"{r.left()} trailing bytes")
+        sigalgs: tuple[int, ...] = ()
+        cas: tuple[bytes, ...] = ()
+        for ext in exts:
+            if ext.type == ExtensionType.signature_algorithms and not sigalgs:
+                sigalgs = _u16s(_vec_exact(ext.data, 2, "signature_algorithms"), "sigalgs")
+            elif ext.type == ExtensionType.certificate_authorities and not cas:
+                cas = _dn_list(_vec_exact(ext.data, 2, "certificate_authorities"), problems)
+        return CertificateRequest((), sigalgs, cas, context, exts)
+    types = tuple(r.vec(1, "certificate_types"))
+    sig_raw = r.vec(2, "supported_signature_algorithms") if form == "1.2" else b""
+    cas = _dn_list(r.vec(2, "certificate_authorities"), problems)
+    if r.left():
+        raise _Malformed(f"{r.left()} trailing bytes")
+    return CertificateRequest(types, _u16s(sig_raw, "signature algorithms"), cas)
+
+
+def parse_certificate_request(
+    body: bytes, version: int | None, problems: Problems
+) -> CertificateRequest | None:
+    """CertificateRequest: TLS 1.2 (types, signature algorithms, CAs), TLS 1.0/1.1 (no
+    signature algorithms) or TLS 1.3 (context + extensions)."""
+    if _is_tls13(version):
+        forms = ("1.3", "1.2", "1.1")
+    elif version is not None and version < 0x0303:
+        forms = ("1.1", "1.2", "1.3")
+    else:
+        forms = ("1.2", "1.1", "1.3")
+    errors = []
+    for form in forms:
+        found: Problems = []
+        try:
+            req = _cert_request_form(body, form, found)
+        except _Malformed as exc:
+            errors.append(f"{form} form: {exc}")
+            continue
+        problems.extend(found)
+        if form != forms[0] and version is not None:
+            problems.append(
+                (
+                    "tls.certificate_request.unexpected_form",
+                    f"TLS {form} form under {version_name(version)}",
+                )
+            )
+        return req
+    problems.append(("tls.certificate_request.malformed", "; ".join(errors)))
+    return None
+
+
+# --------------------------------------------------------------------------- DN rendering
+
+
+def _der_tlv_len(der: bytes) -> int | None:
+    """Total length of the single DER TLV at the start of ``der`` (None if not definite)."""
+    if len(der) < 2:
+        return None
+    first = der[1]
+    if first < 0x80:
+        return 2 + first
+    n = first & 0x7F
+    if n == 0 or n > 4 or len(der) < 2 + n:
+        return None
+    return 2 + n + int.from_bytes(der[2 : 2 + n], "big")
+
+
+def _tlv(tag: int, content: bytes) -> bytes:
+    n = len(content)
+    if n < 0x80:
+        return bytes([tag, n]) + content
+    raw = n.to_bytes((n.bit_length() + 7) // 8, "big")
+    return bytes([tag, 0x80 | len(raw)]) + raw + content
+
+
+_CRL_ALG = bytes.fromhex("300d06092a864886f70d01010b0500")  # sha256WithRSAEncryption
+_CRL_TIME = _tlv(0x17, b"250101000000Z")
+
+
+def dn_to_text(der: bytes) -> str | None:
+    """RFC 4514 text of a DER DistinguishedName, or None when it does not parse.
+
+    cryptography has no loader for a bare Name, so the DN is set as the issuer of a minimal,
+    unsigned CRL and read back as :class:`cryptography.x509.Name` (no signature is checked).
+    """
+    if not der or der[0] != 0x30 or _der_tlv_len(der) != len(der):
+        return None
+    from cryptography import x509  # local: parsing messages never needs it
+
+    tbs = _tlv(0x30, _CRL_ALG + der + _CRL_TIME)
+    crl = _tlv(0x30, tbs + _CRL_ALG + _tlv(0x03, b"\x00"))
+    try:
+        return x509.load_der_x509_crl(crl).issuer.rfc4514_string()
+    except Exception:  # hostile bytes: cryptography may reject them in more than one way
+        return None
+
+
+# --------------------------------------------------------------------------- per direction
+
+
+class TlsStream:
+    """One direction of a TLS connection: feed bytes in stream order, get events back.
+
+    Records and handshake messages are emitted when their last byte arrives, so any chunking
+    of the same bytes yields the same events. Record bodies are buffered only for plaintext
+    handshake/alert/ChangeCipherSpec records (<= 18 KiB each); encrypted bodies are skipped.
+    """
+
+    def __init__(self, from_client: bool) -> None:
+        self.from_client = from_client
+        self.version: int | None = None  # negotiated (own ServerHello or set_version)
+        self.stopped: Stopped | None = None
+        self._expect: int | None = None  # stream offset of the next byte
+        self._records = 0
+        self._hdr = bytearray()
+        self._in_body = False
+        self._rec_off = 0
+        self._rec_type = 0
+        self._rec_len = 0
+        self._need = 0
+        self._keep = False
+        self._body = bytearray()
+        self._ccs = False
+        self._hs = bytearray()
+        self._hs_marks: list[tuple[int, int]] = []  # (position in _hs, stream offset)
+        self._hs_skip = 0
+        self._anomalies = 0
+
+    # -- public API
+
+    def set_version(self, version: int | None) -> None:
+        """Tell the client side what the server negotiated: in TLS 1.3 a ChangeCipherSpec is a
+        compatibility no-op, so records after it are still plaintext (RFC 8446 D.4)."""
+        if version is not None:
+            self.version = version
+
+    def feed(self, data: bytes | bytearray | memoryview, stream_offset: int) -> list[TlsEvent]:
+        """Consume ``data`` whose first byte sits at ``stream_offset``."""
+        out: list[TlsEvent] = []
+        if self.stopped is not None:
+            return out
+        mv = memoryview(data).cast("B") if not isinstance(data, bytes) else memoryview(data)
+        if self._expect is None:
+            self._expect = stream_offset
+        if stream_offset > self._expect:
+            return self.gap(self._expect, stream_offset - self._expect)
+        if stream_offset < self._expect:
+            skip = self._expect - stream_offset
+            self._anomaly(
+                out,
+                stream_offset,
+                "tls.stream.overlap",
+                f"{min(skip, len(mv))} bytes fed twice were ignored",
+            )
+            if skip >= len(mv):
+                return out
+            mv = mv[skip:]
+            stream_offset = self._expect
+        self._expect = stream_offset + len(mv)
+        self._consume(mv, stream_offset, out)
+        return out
+
+    def gap(self, stream_offset: int, size: int) -> list[TlsEvent]:
+        """Bytes are missing from ``stream_offset``: nothing after can be trusted."""
+        out: list[TlsEvent] = []
+        if self.stopped is None:
+            self._anomaly(out, stream_offset, "tls.stream.gap", f"{size} bytes missing")
+            self._truncated(out, stream_offset)
+            self._stop(out, stream_offset, "gap", f"{size} bytes missing at offset {stream_offset}")
+        return out
+
+    def end(self, stream_offset: int | None = None) -> list[TlsEvent]:
+        """The stream is over (FIN, RST or end of capture)."""
+        out: list[TlsEvent] = []
+        if self.stopped is None:
+            at = stream_offset if stream_offset is not None else (self._expect or 0)
+            self._truncated(out, at)
+            self._stop(out, at, "end", f"stream ended at offset {at}")
+        return out
+
+    # -- internals
+
+    def _anomaly(self, out: list[TlsEvent], offset: int, code: str, message: str) -> None:
+        self._anomalies += 1
+        if self._anomalies <= MAX_ANOMALIES:
+            out.append(Anomaly(offset, code, message))
+        elif self._anomalies == MAX_ANOMALIES + 1:
+            out.append(Anomaly(offset, "tls.anomaly.limit", f"more than {MAX_ANOMALIES}"))
+
+    def _stop(self, out: list[TlsEvent], offset: int, reason: str, detail: str) -> None:
+        self.stopped = Stopped(offset, reason, detail)
+        out.append(self.stopped)
+
+    def _truncated(self, out: list[TlsEvent], offset: int) -> None:
+        if self._hdr or self._in_body:
+            got = len(self._hdr) if not self._in_body else self._rec_len - self._need
+            want = "header" if not self._in_body else f"{self._rec_len}-byte body"
+            self._anomaly(
+                out, self._rec_off, "tls.stream.truncated", f"record {want} cut at {got} bytes"
+            )
+        if self._hs:
+            self._anomaly(
+                out,
+                self._hs_offset(0),
+                "tls.handshake.truncated",
+                f"{len(self._hs)} bytes of an unfinished handshake message",
+            )
+
+    def _encrypted(self) -> bool:
+        return self._ccs and not _is_tls13(self.version)
+
+    def _consume(self, mv: memoryview, base: int, out: list[TlsEvent]) -> None:
+        pos, n = 0, len(mv)
+        while pos < n and self.stopped is None:
+            if self._in_body:
+                take = min(self._need, n - pos)
+                if self._keep:
+                    self._body += mv[pos : pos + take]
+                pos += take
+                self._need -= take
+                if self._need == 0:
+                    self._finish_record(out)
+                continue
+            if not self._hdr:
+                self._rec_off = base + pos
+                self._hdr.append(mv[pos])
+                pos += 1
+            sslv2 = self._records == 0 and bool(self._hdr[0] & 0x80)
+            size = 2 if sslv2 else 5
+            take = min(size - len(self._hdr), n - pos)
+            self._hdr += mv[pos : pos + take]
+            pos += take
+            if len(self._hdr) == size:
+                self._start_record(out, sslv2)
+
+    def _start_record(self, out: list[TlsEvent], sslv2: bool) -> None:
+        h = bytes(self._hdr)
+        self._hdr.clear()
+        off = self._rec_off
+        if sslv2:
+            ctype, length = _SSL2_RECORD, ((h[0] & 0x7F) << 8) | h[1]
+            keep = True
+        else:
+            ctype, length = h[0], (h[3] << 8) | h[4]
+            if ctype not in (20, 21, 22, 23, 24) or h[1] != 3:
+                first = self._records == 0
+                code = "tls.stream.not_tls" if first else "tls.record.bad_header"
+                self._anomaly(out, off, code, f"record header {h.hex()} is not TLS")
+                self._stop(out, off, "not_tls" if first else "corrupt", f"bad header {h.hex()}")
+                return
+            if length > MAX_RECORD:
+                self._anomaly(out, off, "tls.record.too_long", f"{length} > {MAX_RECORD} bytes")
+                self._stop(out, off, "corrupt", f"record length {length}")
+                return
+            keep = ctype == 20 or (ctype in (21, 22) and not self._encrypted())
+        self._rec_type, self._rec_len, self._need, self._keep = ctype, length, length, keep
+        self._body.clear()
+        self._in_body = True
+        if length == 0:
+            self._finish_record(out)
+
+    def _finish_record(self, out: list[TlsEvent]) -> None:
+        self._in_body = False
+        self._records += 1
+        ctype, off, length = self._rec_type, self._rec_off, self._rec_len
+        body = bytes(self._body)
+        self._body.clear()
+        if ctype == _SSL2_RECORD:
+            self._sslv2_record(body, off, out)
+            return
+        if self._hs and ctype != 22:
+            self._anomaly(
+                out,
+                off,
+                "tls.record.interleaved",
+                f"{name_of(ContentType, ctype, 2)} record inside a fragmented handshake message",
+            )
+        enc = self._encrypted()
+        if ctype == 22:
+            if enc:
+                out.append(EncryptedRecord(off, 22, length))
+            elif not length:
+                self._anomaly(out, off, "tls.record.empty", "zero-length handshake record")
+            else:
+                self._hs_append(body, off + 5, out)
+        elif ctype == 20:
+            if self._hs:
+                self._anomaly(
+                    out,
+                    off,
+                    "tls.handshake.truncated",
+                    "ChangeCipherSpec inside a fragmented handshake message",
+                )
+                self._hs.clear()
+                self._hs_marks.clear()
+            if body == b"\x01":
+                out.append(ChangeCipherSpec(off))
+                self._ccs = True
+            elif enc:
+                out.append(EncryptedRecord(off, 20, length))
+            else:
+                self._anomaly(out, off, "tls.ccs.malformed", f"body {body[:8].hex()!r}")
+                out.append(ChangeCipherSpec(off))
+                self._ccs = True
+        elif ctype == 21:
+            if enc:
+                out.append(Alert(off, None, None, encrypted=True, length=length))
+                return
+            if length == 0 or length % 2:
+                self._anomaly(out, off, "tls.alert.bad_length", f"{length}-byte alert record")
+            for i in range(0, length - 1, 2):
+                out.append(Alert(off + 5 + i, body[i], body[i + 1]))
+        else:  # 23 application data, 24 heartbeat
+            out.append(EncryptedRecord(off, ctype, length))
+
+    def _sslv2_record(self, body: bytes, off: int, out: list[TlsEvent]) -> None:
+        if not self.from_client or not body or body[0] != 1:
+            kind = body[0] if body else None
+            self._anomaly(
+                out,
+                off,
+                "tls.sslv2.unsupported",
+                f"SSL 2.0 message type {kind} (only an SSLv2-compatible ClientHello is understood)",
+            )
+            self._stop(out, off, "sslv2", "SSL 2.0 record")
+            return
+        problems: Problems = []
+        hello = parse_sslv2_client_hello(body, problems)
+        out.append(HandshakeMessage(off, HandshakeType.client_hello, len(body), hello))
+        for code, msg in problems:
+            self._anomaly(out, off, code, msg)
+
+    def _hs_append(self, fragment: bytes, frag_off: int, out: list[TlsEvent]) -> None:
+        if self._hs_skip:
+            k = min(self._hs_skip, len(fragment))
+            fragment, frag_off = fragment[k:], frag_off + k
+            self._hs_skip -= k
+            if not fragment:
+                return
+        self._hs_marks.append((len(self._hs), frag_off))
+        self._hs += fragment
+        buf, p = self._hs, 0
+        while len(buf) - p >= 4:
+            mtype = buf[p]
+            mlen = (buf[p + 1] << 16) | (buf[p + 2] << 8) | buf[p + 3]
+            moff = self._hs_offset(p)
+            if mlen > MAX_HANDSHAKE:
+                avail = len(buf) - p - 4
+                self._anomaly(
+                    out,
+                    moff,
+                    "tls.handshake.too_big",
+                    f"{name_of(HandshakeType, mtype, 2)} of {mlen} bytes skipped "
+                    f"(limit {MAX_HANDSHAKE})",
+                )
+                self._hs_skip = max(0, mlen - avail)
+                p = len(buf)
+                break
+            if len(buf) - p - 4 < mlen:
+                break
+            self._message(moff, mtype, mlen, bytes(buf[p + 4 : p + 4 + mlen]), out)
+            p += 4 + mlen
+        self._hs_consumed(p)
+
+    def _hs_offset(self, pos: int) -> int:
+        base_pos, base_off = self._hs_marks[0] if self._hs_marks else (0, 0)
+        for bp, so in self._hs_marks:
+            if bp > pos:
+                break
+            base_pos, base_off = bp, so
+        return base_off + (pos - base_pos)
+
+    def _hs_consumed(self, p: int) -> None:
+        if p == 0:
+            return
+        del self._hs[:p]
+        if not self._hs:
+            self._hs_marks.clear()
+            return
+        marks: list[tuple[int, int]] = []
+        for bp, so in self._hs_marks:
+            if bp <= p:
+                marks = [(0, so + (p - bp))]
+            else:
+                marks.append((bp - p, so))
+        self._hs_marks = marks
+
+    def _message(self, off: int, mtype: int, mlen: int, body: bytes, out: list[TlsEvent]) -> None:
+        problems: Problems = []
+        parsed: ParsedBody | None = None
+        if mtype == HandshakeType.client_hello:
+            parsed = parse_client_hello(body, problems)
+        elif mtype == HandshakeType.server_hello:
+            parsed = parse_server_hello(body, problems)
+            if parsed is not None and not self.from_client:
+                self.version = parsed.version
+        elif mtype == HandshakeType.certificate:
+            parsed = parse_certificate(body, self.version, problems)
+        elif mtype == HandshakeType.certificate_request:
+            parsed = parse_certificate_request(body, self.version, problems)
+        out.append(HandshakeMessage(off, mtype, mlen, parsed))
+        for code, msg in problems:
+            self._anomaly(out, off, code, msg)
+
+
+# --------------------------------------------------------------------------- summary types
+
+
+@dataclass(frozen=True, slots=True)
+class Where:
+    """Stream offset of a message's first byte and the frame (1-based) that carried it."""
+
+    offset: int
+    frame: int | None
+
+    def to_dict(self) -> dict[str, int | None]:
+        return {"offset": self.offset, "frame": self.frame}
+
+
+@dataclass(frozen=True, slots=True)
+class AlertInfo:
+    from_client: bool
+    level: int | None
+    description: int | None
+    encrypted: bool
+    at: Where
+
+    @property
+    def sender(self) -> str:
+        return "client" if self.from_client else "server"
+
+    @property
+    def level_name(self) -> str | None:
+        return None if self.level is None else name_of(AlertLevel, self.level, 2)
+
+    @property
+    def description_name(self) -> str | None:
+        return None if self.description is None else name_of(AlertDescription, self.description, 2)
+
+    def text(self) -> str:
+        if self.encrypted:
+            return f"{self.sender} sent an encrypted alert"
+        return f"{self.sender} sent {self.level_name} alert {self.description_name}"
+
+
+@dataclass(frozen=True, slots=True)
+class TlsAnomaly:
+    from_client: bool
+    code: str
+    message: str
+    at: Where
+
+
+@dataclass(frozen=True, slots=True)
+class EncryptedTraffic:
+    """Opaque records of one direction: count, total body bytes, the first sizes, and where the
+    first one started."""
+
+    records: int = 0
+    total_length: int = 0
+    sizes: tuple[int, ...] = ()
+    first_at: Where | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StreamStop:
+    from_client: bool
+    reason: str
+    detail: str
+    at: Where
+
+
+def _cert_dict(der: bytes) -> dict[str, Any]:
+    return {
+        "sha256": hashlib.sha256(der).hexdigest(),
+        "size": len(der),
+        "der_b64": base64.b64encode(der).decode("ascii"),
+    }
+
+
+def _at(w: Where | None) -> dict[str, int | None] | None:
+    return None if w is None else w.to_dict()
+
+
+@dataclass(frozen=True, slots=True)
+class TlsHandshake:
+    """What one connection's TLS handshake showed. Judging it is ``diagnose``'s job.
+
+    ``client_certificate`` is None when the client sent no Certificate message, ``[]`` when it
+    sent an empty one ("no certificate to offer"), else its DER chain in wire order; with
+    ``client_certificate_at`` set but ``client_certificate`` None the message was malformed
+    (see ``anomalies``).
+    ``outcome`` is ``completed``, ``alert`` or ``incomplete``; ``outcome_inferred`` is True when
+    completion was inferred from encrypted record sizes (TLS 1.3 hides the Finished messages).
+    """
+
+    version: int | None
+    version_name: str | None
+    cipher: int | None
+    cipher_name: str | None
+    client_hello: ClientHello | None
+    client_hello_at: Where | None
+    server_hello: ServerHello | None
+    server_hello_at: Where | None
+    hello_retry_request: bool
+    server_certs: list[bytes]
+    server_certs_at: Where | None
+    server_certificates_length: int | None
+    cert_request: CertificateRequest | None
+    cert_request_at: Where | None
+    client_certificate: list[bytes] | None
+    client_certificate_at: Where | None
+    client_certificates_length: int | None
+    server_key_exchange_at: Where | None
+    server_hello_done_at: Where | None
+    client_key_exchange_at: Where | None
+    certificate_verify_at: Where | None
+    client_ccs_at: Where | None
+    server_ccs_at: Where | None
+    client_finished_at: Where | None
+    server_finished_at: Where | None
+    alerts: list[AlertInfo]
+    c2s_encrypted: EncryptedTraffic
+    s2c_encrypted: EncryptedTraffic
+    tls13_encrypted: bool
+    outcome: str
+    outcome_detail: str
+    outcome_inferred: bool
+    history: str
+    stops: list[StreamStop] = field(default_factory=list)
+    anomalies: list[TlsAnomaly] = field(default_factory=list)
+
+    @property
+    def cert_requested(self) -> bool:
+        """The server sent a CertificateRequest (even one too malformed to parse)."""
+        return self.cert_request_at is not None
+
+    @property
+    def sni(self) -> str | None:
+        return self.client_hello.sni if self.client_hello else None
+
+    @property
+    def ja3(self) -> str | None:
+        return self.client_hello.ja3 if self.client_hello else None
+
+    @property
+    def ja3_md5(self) -> str | None:
+        return self.client_hello.ja3_md5 if self.client_hello else None
+
+    @property
+    def ja4(self) -> str | None:
+        return self.client_hello.ja4 if self.client_hello else None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready: certificates as base64 DER with SHA-256 thumbprints, codes as names."""
+        ch = self.client_hello
+        sh = self.server_hello
+        cr = self.cert_request
+        return {
+            "version": self.version_name,
+            "version_code": self.version,
+            "cipher": self.cipher_name,
+            "cipher_code": self.cipher,
+            "client_hello": None
+            if ch is None
+            else {
+                **(_at(self.client_hello_at) or {}),
+                "sslv2": ch.sslv2,
+                "legacy_version": version_name(ch.legacy_version),
+                "versions": ch.version_names,
+                "sni": ch.sni,
+                "alpn": list(ch.alpn),
+                "cipher_suites": ch.cipher_names,
+                "extensions": [e.name for e in ch.extensions],
+                "signature_algorithms": [
+                    name_of(SignatureScheme, s) for s in ch.signature_algorithms
+                ],
+                "supported_groups": [name_of(NamedGroup, g) for g in ch.supported_groups],
+                "ec_point_formats": [name_of(EcPointFormat, f, 2) for f in ch.ec_point_formats],
+                "compression_methods": [
+                    name_of(CompressionMethod, c, 2) for c in ch.compression_methods
+                ],
+                "session_id": ch.session_id.hex(),
+                "ja3": ch.ja3,
+                "ja3_md5": ch.ja3_md5,
+                "ja4": ch.ja4,
+                "ja4_r": ch.ja4_r,
+            },
+            "server_hello": None
+            if sh is None
+            else {
+                **(_at(self.server_hello_at) or {}),
+                "version": sh.version_name,
+                "legacy_version": version_name(sh.legacy_version),
+                "cipher": sh.cipher_name,
+                "session_id": sh.session_id.hex(),
+                "alpn": sh.alpn,
+                "group": None if sh.group is None else name_of(NamedGroup, sh.group),
+                "extensions": [e.name for e in sh.extensions],
+                "downgrade_sentinel": sh.downgrade,
+            },
+            "hello_retry_request": self.hello_retry_request,
+            "server_certificate": None
+            if self.server_certs_at is None
+            else {
+                **self.server_certs_at.to_dict(),
+                "certificates_length": self.server_certificates_length,
+                "certificates": [_cert_dict(d) for d in self.server_certs],
+            },
+            "certificate_request": None
+            if cr is None
+            else {
+                **(_at(self.cert_request_at) or {}),
+                "certificate_types": cr.certificate_type_names,
+                "signature_algorithms": cr.signature_algorithm_names,
+                "certificate_authorities": [
+                    {"name": name, "der_hex": dn.hex()}
+                    for dn, name in zip(cr.certificate_authorities, cr.ca_names(), strict=True)
+                ],
+            },
+            "client_certificate": None
+            if self.client_certificate is None
+            else {
+                **(_at(self.client_certificate_at) or {}),
+                "empty": not self.client_certificate,
+                "certificates_length": self.client_certificates_length,
+                "certificates": [_cert_dict(d) for d in self.client_certificate],
+            },
+            "server_key_exchange": _at(self.server_key_exchange_at),
+            "server_hello_done": _at(self.server_hello_done_at),
+            "client_key_exchange": _at(self.client_key_exchange_at),
+            "certificate_verify": _at(self.certificate_verify_at),
+            "client_change_cipher_spec": _at(self.client_ccs_at),
+            "server_change_cipher_spec": _at(self.server_ccs_at),
+            "client_finished": _at(self.client_finished_at),
+            "server_finished": _at(self.server_finished_at),
+            "alerts": [
+                {
+                    "from": a.sender,
+                    "level": a.level_name,
+                    "description": a.description_name,
+                    "encrypted": a.encrypted,
+                    **a.at.to_dict(),
+                }
+                for a in self.alerts
+            ],
+            "encrypted": {
+                name: {
+                    "records": t.records,
+                    "total_length": t.total_length,
+                    "sizes": list(t.sizes),
+                    "first": _at(t.first_at),
+                }
+                for name, t in (("c2s", self.c2s_encrypted), ("s2c", self.s2c_encrypted))
+            },
+            "tls13_encrypted": self.tls13_encrypted,
+            "outcome": self.outcome,
+            "outcome_detail": self.outcome_detail,
+            "outcome_inferred": self.outcome_inferred,
+            "history": self.history,
+            "stops": [
+                {
+                    "from": "client" if s.from_client else "server",
+                    "reason": s.reason,
+                    "detail": s.detail,
+                    **s.at.to_dict(),
+                }
+                for s in self.stops
+            ],
+            "anomalies": [
+                {
+                    "from": "client" if a.from_client else "server",
+                    "code": a.code,
+                    "message": a.message,
+                    **a.at.to_dict(),
+                }
+                for a in self.anomalies
+            ],
+        }
+
+
+# --------------------------------------------------------------------------- folding events
+
+_LETTERS = {
+    HandshakeType.hello_request: "h",
+    HandshakeType.client_hello: "c",
+    HandshakeType.server_hello: "s",
+    HandshakeType.hello_verify_request: "v",
+    HandshakeType.new_session_ticket: "t",
+    HandshakeType.end_of_early_data: "e",
+    HandshakeType.hello_retry_request: "j",
+    HandshakeType.encrypted_extensions: "o",
+    HandshakeType.certificate: "x",
+    HandshakeType.server_key_exchange: "k",
+    HandshakeType.certificate_request: "r",
+    HandshakeType.server_hello_done: "n",
+    HandshakeType.certificate_verify: "y",
+    HandshakeType.client_key_exchange: "g",
+    HandshakeType.finished: "f",
+    HandshakeType.certificate_url: "w",
+    HandshakeType.certificate_status: "u",
+    HandshakeType.supplemental_data: "a",
+    HandshakeType.key_update: "p",
+    HandshakeType.message_hash: "m",
+}
+_SERVER_ONLY = frozenset({2, 3, 4, 8, 12, 13, 14})
+_CLIENT_ONLY = frozenset({1, 5, 16})
+
+
+class _Traffic:
+    __slots__ = ("records", "total", "sizes", "first_at")
+
+    def __init__(self) -> None:
+        self.records = 0
+        self.total = 0
+        self.sizes: list[int] = []
+        self.first_at: Where | None = None
+
+    def add(self, length: int, at: Where) -> None:
+        self.records += 1
+        self.total += length
+        if len(self.sizes) < MAX_SIZES:
+            self.sizes.append(length)
+        if self.first_at is None:
+            self.first_at = at
+
+    def freeze(self) -> EncryptedTraffic:
+        return EncryptedTraffic(self.records, self.total, tuple(self.sizes), self.first_at)
+
+
+class _Summary:
+    """Folds both directions' events, in time order, into a :class:`TlsHandshake`.
+
+    Completion is judged from per-direction facts only (CCS + encrypted Finished each way, or
+    TLS 1.3 records after the hellos), so it does not depend on how the directions interleave;
+    only ``history`` and the "server answered the client's Finished with an alert-sized record"
+    hint use the cross-direction order.
+    """
+
+    def __init__(self) -> None:
+        self.ch: ClientHello | None = None
+        self.ch_at: Where | None = None
+        self.sh: ServerHello | None = None
+        self.sh_at: Where | None = None
+        self.hrr: ServerHello | None = None
+        self.at: dict[str, Where] = {}
+        self.server_cert: Certificate | None = None
+        self.client_cert: Certificate | None = None
+        self.cert_request: CertificateRequest | None = None
+        self.alerts: list[AlertInfo] = []
+        self.traffic = {True: _Traffic(), False: _Traffic()}
+        self.ccs = {True: False, False: False}
+        self.app_seen = {True: False, False: False}
+        self.s2c_after_sh = 0  # server type-23 records after its (final) ServerHello
+        # client type-23 (size, where) after its last ClientHello
+        self.c2s_after_ch: list[tuple[int, Where]] = []
+        self.client_finished_seen = False  # a non-alert-sized client record, TLS 1.3
+        self.s2c_after_client_fin: list[tuple[int, Where]] = []
+        self.history: list[str] = []
+        self.history_capped = False
+        self.stops: list[StreamStop] = []
+        self.anomalies: list[TlsAnomaly] = []
+
+    def _mark(self, key: str, at: Where) -> None:
+        self.at.setdefault(key, at)
+
+    def _letter(self, from_client: bool, letter: str, at: Where) -> None:
+        if len(self.history) >= MAX_HISTORY:
+            if not self.history_capped:
+                self.history_capped = True
+                self.anomalies.append(
+                    TlsAnomaly(
+                        from_client, "tls.history.limit", f"history capped at {MAX_HISTORY}", at
+                    )
+                )
+            return
+        self.history.append(letter.upper() if from_client else letter)
+
+    def _alert_size(self) -> int:
+        """Size of an encrypted TLS 1.3 alert record: 2 + content type + AEAD tag."""
+        return 11 if self.sh is not None and self.sh.cipher_suite == 0x1305 else 19
+
+    def add(self, from_client: bool, ev: TlsEvent, frame: int | None) -> None:
+        at = Where(ev.offset, frame)
+        if isinstance(ev, HandshakeMessage):
+            self._handshake(from_client, ev, at)
+        elif isinstance(ev, ChangeCipherSpec):
+            self.ccs[from_client] = True
+            self._mark("client_ccs" if from_client else "server_ccs", at)
+            self._letter(from_client, "i", at)
+        elif isinstance(ev, Alert):
+            self.alerts.append(AlertInfo(from_client, ev.level, ev.description, ev.encrypted, at))
+            if ev.encrypted:
+                self.traffic[from_client].add(ev.length, at)
+            self._letter(from_client, "l", at)
+        elif isinstance(ev, EncryptedRecord):
+            self._encrypted(from_client, ev, at)
+        elif isinstance(ev, Anomaly):
+            self.anomalies.append(TlsAnomaly(from_client, ev.code, ev.message, at))
+        else:
+            self.stops.append(StreamStop(from_client, ev.reason, ev.detail, at))
+
+    def _handshake(self, from_client: bool, ev: HandshakeMessage, at: Where) -> None:
+        t, body = ev.msg_type, ev.body
+        letter = _LETTERS.get(t, "z")
+        if (from_client and t in _SERVER_ONLY) or (not from_client and t in _CLIENT_ONLY):
+            self.anomalies.append(
+                TlsAnomaly(
+                    from_client,
+                    "tls.handshake.unexpected_direction",
+                    f"{ev.name} from the {'client' if from_client else 'server'}",
+                    at,
+                )
+            )
+        elif isinstance(body, ClientHello):
+            if self.ch is None:
+                self.ch, self.ch_at = body, at
+            self.c2s_after_ch.clear()
+        elif isinstance(body, ServerHello):
+            if body.hello_retry_request:
+                self.hrr = body
+                letter = "j"
+            elif self.sh is None:
+                self.sh, self.sh_at = body, at
+                self.s2c_after_sh = 0
+        elif isinstance(body, Certificate) or t == HandshakeType.certificate:
+            if from_client:
+                if "client_cert" not in self.at:
+                    self.client_cert = body if isinstance(body, Certificate) else None
+                self._mark("client_cert", at)
+            else:
+                if "server_cert" not in self.at:
+                    self.server_cert = body if isinstance(body, Certificate) else None
+                self._mark("server_cert", at)
+        elif isinstance(body, CertificateRequest) or t == HandshakeType.certificate_request:
+            if "cert_request" not in self.at and isinstance(body, CertificateRequest):
+                self.cert_request = body
+            self._mark("cert_request", at)
+        elif t == HandshakeType.server_key_exchange:
+            self._mark("server_key_exchange", at)
+        elif t == HandshakeType.server_hello_done:
+            self._mark("server_hello_done", at)
+        elif t == HandshakeType.client_key_exchange:
+            self._mark("client_key_exchange", at)
+        elif t == HandshakeType.certificate_verify and from_client:
+            self._mark("certificate_verify", at)
+        elif t == HandshakeType.finished:
+            self._mark("client_finished" if from_client else "server_finished", at)
+        self._letter(from_client, letter, at)
+
+    def _encrypted(self, from_client: bool, ev: EncryptedRecord, at: Where) -> None:
+        self.traffic[from_client].add(ev.length, at)
+        if ev.content_type == 22:
+            key = "client_finished" if from_client else "server_finished"
+            if key not in self.at:
+                self._mark(key, at)
+                self._letter(from_client, "f", at)
+            return
+        if ev.content_type == 24:
+            self._letter(from_client, "b", at)
+            return
+        if ev.content_type != 23:
+            return
+        if not self.app_seen[from_client]:
+            self.app_seen[from_client] = True
+            self._letter(from_client, "d", at)
+        if from_client:
+            if len(self.c2s_after_ch) < MAX_SIZES:
+                self.c2s_after_ch.append((ev.length, at))
+            if ev.length != self._alert_size():
+                self.client_finished_seen = True
+        else:
+            self.s2c_after_sh += 1
+            if self.client_finished_seen and len(self.s2c_after_client_fin) < 8:
+                self.s2c_after_client_fin.append((ev.length, at))
+
+    # -- verdict-free outcome
+
+    def _stops_text(self) -> str:
+        parts = []
+        for s in self.stops:
+            side = "client->server" if s.from_client else "server->client"
+            frame = f" (after frame {s.at.frame})" if s.at.frame is not None else ""
+            parts.append(f"{side}: {s.detail}{frame}")
+        return "; ".join(parts)
+
+    def _outcome(self, extra: list[TlsAnomaly]) -> tuple[str, str, bool]:
+        """(outcome, detail, inferred); hints that need no raising go to ``extra``."""
+        tls13 = self.sh is not None and _is_tls13(self.sh.version)
+        if tls13:
+            alert_size = self._alert_size()
+            client_real = any(n != alert_size for n, _ in self.c2s_after_ch)
+            if self.s2c_after_sh and client_real:
+                detail = (
+                    "TLS 1.3: encrypted records flowed both ways after the ServerHello, "
+                    "so the handshake probably completed (its messages are encrypted)"
+                )
+                after = self.s2c_after_client_fin
+                if len(after) == 1 and after[0][0] == alert_size:
+                    detail += (
+                        "; but the server's only record after the client's Finished is "
+                        f"alert-sized ({alert_size} bytes): it probably rejected the "
+                        "client, e.g. its certificate"
+                    )
+                    extra.append(
+                        TlsAnomaly(
+                            False,
+                            "tls.tls13.server_alert_suspected",
+                            f"single {alert_size}-byte record after the client's Finished",
+                            after[0][1],
+                        )
+                    )
+                return "completed", detail, True
+            if self.c2s_after_ch and not client_real:
+                extra.append(
+                    TlsAnomaly(
+                        True,
+                        "tls.tls13.client_alert_suspected",
+                        f"the client's only encrypted records are {alert_size} bytes",
+                        self.c2s_after_ch[0][1],
+                    )
+                )
+        else:
+            sh, ch = self.sh, self.ch
+            if sh and sh.downgrade and ch and any(_is_tls13(v) for v in ch.versions):
+                extra.append(
+                    TlsAnomaly(
+                        False,
+                        "tls.server_hello.downgrade_sentinel",
+                        f"the client offered TLS 1.3, the server chose {sh.version_name} and "
+                        f"its random carries the {sh.downgrade} downgrade sentinel",
+                        self.sh_at or Where(0, None),
+                    )
+                )
+            if self.client_cert is not None and self.cert_request is None and self.sh:
+                extra.append(
+                    TlsAnomaly(
+                        True,
+                        "tls.certificate.unsolicited",
+                        "client Certificate without a CertificateRequest",
+                        self.at.get("client_cert", Where(0, None)),
+                    )
+                )
+            done = all(self.ccs.values()) and {"client_finished", "server_finished"} <= set(self.at)
+            if done:
+                return (
+                    "completed",
+                    "both sides sent ChangeCipherSpec and an encrypted Finished",
+                    False,
+                )
+        if self.alerts:
+            fatal = [a for a in self.alerts if a.level == AlertLevel.fatal]
+            first = (fatal or [a for a in self.alerts if a.encrypted] or self.alerts)[0]
+            where = f" (frame {first.at.frame})" if first.at.frame is not None else ""
+            return "alert", f"{first.text()}{where} before the handshake completed", False
+        missing = []
+        if self.ch is None:
+            missing.append("no ClientHello")
+        elif self.sh is None:
+            missing.append("no ServerHello" + (" after the HelloRetryRequest" if self.hrr else ""))
+        elif tls13:
+            if not self.s2c_after_sh:
+                missing.append("no encrypted server records after the ServerHello")
+            if not self.c2s_after_ch:
+                missing.append("no encrypted client records")
+            elif not any(n != self._alert_size() for n, _ in self.c2s_after_ch):
+                missing.append(
+                    "the client sent only alert-sized encrypted records "
+                    "(it probably aborted with an encrypted alert)"
+                )
+        else:
+            for key, text in (
+                ("client_ccs", "client ChangeCipherSpec"),
+                ("client_finished", "client Finished"),
+                ("server_ccs", "server ChangeCipherSpec"),
+                ("server_finished", "server Finished"),
+            ):
+                if key not in self.at:
+                    missing.append(f"no {text}")
+        stops = self._stops_text()
+        return "incomplete", "; ".join(missing) + (f" [{stops}]" if stops else ""), False
+
+    def result(self) -> TlsHandshake:
+        hello = self.sh or self.hrr
+        version = hello.version if hello else None
+        extra: list[TlsAnomaly] = []
+        outcome, detail, inferred = self._outcome(extra)
+        sc, cc = self.server_cert, self.client_cert
+        return TlsHandshake(
+            version=version,
+            version_name=None if version is None else version_name(version),
+            cipher=None if self.sh is None else self.sh.cipher_suite,
+            cipher_name=None if self.sh is None else self.sh.cipher_name,
+            client_hello=self.ch,
+            client_hello_at=self.ch_at,
+            server_hello=self.sh,
+            server_hello_at=self.sh_at,
+            hello_retry_request=self.hrr is not None,
+            server_certs=list(sc.certificates) if sc else [],
+            server_certs_at=self.at.get("server_cert"),
+            server_certificates_length=sc.certificates_length if sc else None,
+            cert_request=self.cert_request,
+            cert_request_at=self.at.get("cert_request"),
+            client_certificate=list(cc.certificates) if cc else None,
+            client_certificate_at=self.at.get("client_cert"),
+            client_certificates_length=cc.certificates_length if cc else None,
+            server_key_exchange_at=self.at.get("server_key_exchange"),
+            server_hello_done_at=self.at.get("server_hello_done"),
+            client_key_exchange_at=self.at.get("client_key_exchange"),
+            certificate_verify_at=self.at.get("certificate_verify"),
+            client_ccs_at=self.at.get("client_ccs"),
+            server_ccs_at=self.at.get("server_ccs"),
+            client_finished_at=self.at.get("client_finished"),
+            server_finished_at=self.at.get("server_finished"),
+            alerts=list(self.alerts),
+            c2s_encrypted=self.traffic[True].freeze(),
+            s2c_encrypted=self.traffic[False].freeze(),
+            tls13_encrypted=self.sh is not None and _is_tls13(self.sh.version),
+            outcome=outcome,
+            outcome_detail=detail,
+            outcome_inferred=inferred,
+            history="".join(self.history),
+            stops=list(self.stops),
+            anomalies=[*self.anomalies, *extra],
+        )
+
+
+# --------------------------------------------------------------------------- entry points
+
+FrameAt = Callable[[int], "int | None"]
+
+
+class ReassembledStream(Protocol):
+    """What the TCP reassembler hands over for one direction."""
+
+    data: bytes
+    gaps: Sequence[tuple[int, int]]
+
+    def frame_at(self, offset: int) -> int | None: ...
+
+
+def _event_frame(ev: TlsEvent, frame_at: FrameAt | None) -> int | None:
+    if frame_at is None:
+        return None
+    if isinstance(ev, Stopped):  # nothing at the stop offset: name the last frame before it
+        return frame_at(ev.offset - 1) if ev.offset > 0 else None
+    return frame_at(ev.offset)
+
+
+class TlsConnection:
+    """Incremental use: feed each direction as bytes arrive (in time order), then
+    :meth:`result`. The server's negotiated version is passed to the client side as soon as
+    its ServerHello is parsed."""
+
+    def __init__(
+        self, c2s_frame_at: FrameAt | None = None, s2c_frame_at: FrameAt | None = None
+    ) -> None:
+        self.c2s = TlsStream(True)
+        self.s2c = TlsStream(False)
+        self._frame_at = {True: c2s_frame_at, False: s2c_frame_at}
+        self._summary = _Summary()
+
+    def _absorb(self, from_client: bool, events: list[TlsEvent]) -> list[TlsEvent]:
+        for ev in events:
+            self._summary.add(from_client, ev, _event_frame(ev, self._frame_at[from_client]))
+        if not from_client:
+            self.c2s.set_version(self.s2c.version)
+        return events
+
+    def _stream(self, from_client: bool) -> TlsStream:
+        return self.c2s if from_client else self.s2c
+
+    def feed(
+        self, from_client: bool, data: bytes | bytearray | memoryview, stream_offset: int
+    ) -> list[TlsEvent]:
+        return self._absorb(from_client, self._stream(from_client).feed(data, stream_offset))
+
+    def gap(self, from_client: bool, stream_offset: int, size: int) -> list[TlsEvent]:
+        return self._absorb(from_client, self._stream(from_client).gap(stream_offset, size))
+
+    def end(self, from_client: bool, stream_offset: int | None = None) -> list[TlsEvent]:
+        return self._absorb(from_client, self._stream(from_client).end(stream_offset))
+
+    def result(self) -> TlsHandshake:
+        return self._summary.result()
+
+
+def _run(stream: TlsStream, src: ReassembledStream, start: int) -> list[TlsEvent]:
+    """Feed one direction from ``start`` up to its first gap (or its end)."""
+    data = src.data
+    start = max(0, start)
+    stop = len(data)
+    gap_size = 0
+    for off, size in sorted(src.gaps or ()):
+        if size > 0 and off + size > start and off < stop:
+            stop, gap_size = max(off, start), off + size - max(off, start)
+            break
+    events = stream.feed(memoryview(data)[start:stop], start) if stop > start else []
+    if gap_size:
+        events += stream.gap(stop, gap_size)
+    else:
+        events += stream.end(max(stop, start))
+    return events
+
+
+def _merge(
+    c2s: list[tuple[TlsEvent, int | None]], s2c: list[tuple[TlsEvent, int | None]]
+) -> Iterable[tuple[bool, TlsEvent, int | None]]:
+    """Interleave the directions by frame number, keeping each direction's own order; events
+    without a frame inherit the previous one of their direction."""
+    i = j = 0
+    key_c = key_s = 0
+    while i < len(c2s) or j < len(s2c):
+        kc = c2s[i][1] if i < len(c2s) else None
+        ks = s2c[j][1] if j < len(s2c) else None
+        kc = key_c if kc is None else kc
+        ks = key_s if ks is None else ks
+        if j >= len(s2c) or (i < len(c2s) and kc <= ks):
+            key_c = kc
+            yield True, c2s[i][0], c2s[i][1]
+            i += 1
+        else:
+            key_s = ks
+            yield False, s2c[j][0], s2c[j][1]
+            j += 1
+
+
+def parse_handshake(
+    c2s: ReassembledStream, s2c: ReassembledStream, c2s_start: int = 0, s2c_start: int = 0
+) -> TlsHandshake:
+    """One connection's handshake from its two reassembled streams.
+
+    ``*_start`` are the stream offsets where TLS begins (right after the STARTTLS 220; 0 for
+    implicit TLS). Each direction stops at its first gap after its start. The server side is
+    parsed first so the client side knows the negotiated version.
+    """
+    server = TlsStream(False)
+    s_events = _run(server, s2c, s2c_start)
+    client = TlsStream(True)
+    client.set_version(server.version)
+    c_events = _run(client, c2s, c2s_start)
+    summary = _Summary()
+    c_framed = [(ev, _event_frame(ev, c2s.frame_at)) for ev in c_events]
+    s_framed = [(ev, _event_frame(ev, s2c.frame_at)) for ev in s_events]
+    for from_client, ev, frame in _merge(c_framed, s_framed):
+        summary.add(from_client, ev, frame)
+    return summary.result()
+
+
+def parse_flights(flights: Iterable[tuple[bool, bytes]]) -> TlsHandshake:
+    """Convenience for tests and tools: (from_client, bytes) flights in wire order, each
+    flight its own pseudo-frame (numbered from 1)."""
+    conn_frames: dict[bool, list[tuple[int, int]]] = {True: [], False: []}
+    offsets = {True: 0, False: 0}
+    chunks: list[tuple[bool, bytes, int]] = []
+    for n, (from_client, data) in enumerate(flights, 1):
+        conn_frames[from_client].append((offsets[from_client], n))
+        chunks.append((from_client, data, offsets[from_client]))
+        offsets[from_client] += len(data)
+
+    def frame_at(from_client: bool) -> FrameAt:
+        table = conn_frames[from_client]
+
+        def lookup(offset: int) -> int | None:
+            found = None
+            for start, frame in table:
+                if start > offset:
+                    break
+                found = frame
+            return found if offset < offsets[from_client] else None
+
+        return lookup
+
+    conn = TlsConnection(frame_at(True), frame_at(False))
+    for from_client, data, off in chunks:
+        conn.feed(from_client, data, off)
+    conn.end(True)
+    conn.end(False)
+    return conn.result()
