@@ -1,0 +1,1221 @@
+"""Sans-I/O SMTP dialogue parser: two reassembled byte streams in, protocol events out.
+
+Feed each direction with :meth:`SmtpConversation.feed`, then call ``next_event()`` until it
+returns ``NEED_DATA`` (the h11 shape). Events come out in *causal* order: each reply right after
+the client unit it answers. Pairing is a FIFO (RFC 2920 §3), and what the client sends next
+depends on the reply it got (354 → message content, 334 → an auth response, 220 to STARTTLS →
+TLS, RFC 3207 §4). So the order is a function of the two streams alone: however the bytes of the
+two directions interleave between ``feed`` calls, the events are the same. The wire timing comes
+back by mapping the events' stream offsets to frame numbers.
+
+Gaps (bytes the capture lost) keep the FIFO aligned where they can: a line cut by a gap still
+counts as one unit, lines after a gap must parse before they are trusted, a 354 or 334 re-aligns
+pairing on its own, and where a reply is missing the client's next bytes decide (a TLS record
+after STARTTLS means TLS began; a known verb after DATA means no content followed).
+
+Peer bytes never raise: oddities become ``Anomaly`` events, every buffer is capped, and
+credentials are never kept (AUTH keeps only the mechanism; lines answering a 334 challenge
+(RFC 4954 §4) become ``AuthResponse(size, offset)``).
+"""
+
+from __future__ import annotations
+
+import re
+from collections import deque
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from types import MappingProxyType
+from typing import Any, Final, Literal, Protocol
+
+__all__ = [
+    "ANOMALY_KINDS", "NEED_DATA", "Anomaly", "AnomalyRecord", "AuthResponse", "Banner", "Closed",
+    "Command", "CommandRecord", "DataBody", "Direction", "Event", "Gap", "GapRecord", "Reply",
+    "ReplyRecord", "SmtpConversation", "SmtpDialogue", "StartTls", "StreamLike",
+    "is_relay_denied", "names_exchange_online", "parse_dialogue",
+]  # fmt: skip
+
+Direction = Literal["c2s", "s2c"]
+
+MAX_LINE: Final = 4096  # RFC 5321 §4.5.3.1 needs only 512 (commands, replies) and 1000 (text)
+MAX_REPLY_LINES: Final = 128
+MAX_BUFFER: Final = 1 << 20  # unconsumed bytes held per direction
+MAX_PIECES: Final = 256  # contiguous runs (separated by gaps) held per direction
+MAX_ANOMALIES: Final = 256
+MAX_BAD_LINES: Final = 8  # unparsable lines in a row before a direction is written off
+MAX_ITEMS: Final = 10_000  # per SmtpDialogue list
+FEED_CHUNK: Final = 1 << 16  # parse_dialogue feeds at most this much at a time
+_COMPACT: Final = 1 << 16
+
+KNOWN_VERBS: Final = frozenset({
+    "HELO", "EHLO", "MAIL", "RCPT", "DATA", "BDAT", "RSET", "VRFY", "EXPN", "HELP", "NOOP",
+    "QUIT", "AUTH", "STARTTLS", "TURN", "ETRN", "ATRN", "SEND", "SOML", "SAML", "XCLIENT",
+    "XFORWARD", "X-EXPS", "X-ANONYMOUSTLS", "XEXCH50", "X-LINK2STATE", "XSHADOW",
+    "XSHADOWREQUEST", "XPROXY", "XPROXYFROM", "XPROXYTO", "XSESSIONPARAMS", "XRSET", "XOORG",
+})  # fmt: skip
+AUTH_VERBS: Final = frozenset({"AUTH", "X-EXPS"})  # X-EXPS: Exchange's AUTH twin
+
+_VERB_RE: Final = re.compile(rb"([A-Za-z][A-Za-z0-9-]{0,31})(?:[ \t]+(.*))?", re.S)
+_REPLY_RE: Final = re.compile(rb"([2-5][0-9][0-9])(?:([ -])(.*))?", re.S)  # RFC 5321 §4.2
+_ENHANCED_RE: Final = re.compile(r"([245]\.[0-9]{1,3}\.[0-9]{1,3})(?:\s|$)")  # RFC 3463 §2
+_NEXT_VERB_RE: Final = re.compile(rb"([A-Za-z][A-Za-z0-9-]{0,31})(?:[ \t\r\n]|\Z)")
+_DELIM_RE: Final = re.compile(rb"[ \t\r\n]")
+_MECH_RE: Final = re.compile(rb"[A-Za-z0-9_-]{1,20}")  # SASL mechanism name, RFC 4422 §3.1
+_B64_RE: Final = re.compile(rb"[A-Za-z0-9+/]+={0,2}")
+_BDAT_RE: Final = re.compile(rb"([0-9]{1,18})(?:[ \t]+(?i:LAST))?[ \t]*")  # RFC 3030 §2
+_TLS_TYPES: Final = frozenset({20, 21, 22, 23})  # TLS record content types (RFC 5246 §6.2.1)
+GREETING_CODES: Final = frozenset({220, 421, 521, 554})  # RFC 5321 §3.1, §3.8; RFC 7504
+EXO_SUFFIX: Final = ".mail.protection.outlook.com"
+
+
+ANOMALY_KINDS: Final = MappingProxyType(
+    {
+        "anomaly_cap": "more than MAX_ANOMALIES anomalies; the rest are not reported",
+        "bad_bdat_size": "BDAT without a valid chunk size (RFC 3030 §2)",
+        "bad_command": "a client line that is not a command",
+        "bad_reply_line": "a server line that is not a reply (RFC 5321 §4.2)",
+        "bare_lf": "a line ended by LF alone (tolerated; reported once per direction)",
+        "body_unfinished": "the client stream ended inside message content",
+        "buffer_full": "over MAX_BUFFER bytes waited for the other direction; dropped as a gap",
+        "chunk_unfinished": "the client stream ended inside a BDAT chunk",
+        "credential_like_line": "a base64-like client line out of context: treated as auth data",
+        "data_after_eof": "bytes fed after feed_eof",
+        "line_cut_by_gap": "a client line cut by a gap, counted as one command",
+        "line_too_long": "a line over MAX_LINE bytes, truncated",
+        "list_cap": "an SmtpDialogue list reached MAX_ITEMS",
+        "missing_line_ending": "the stream ended inside a line",
+        "no_banner": "no greeting: none captured, or the first reply was not one",
+        "not_smtp": "MAX_BAD_LINES unparsable lines in a row: the direction is ignored",
+        "not_tls": "the first byte after the TLS start is not a TLS record type",
+        "overlap": "bytes fed twice (a reassembler bug); the repeat is ignored",
+        "pairing_resync": "a 354 or 334 answered something else: the FIFO is re-aligned on it",
+        "replies_missing": "the server stream ended with commands unanswered",
+        "reply_code_mismatch": "a multi-line reply changed its code",
+        "reply_lost": "a gap took the start of a reply",
+        "reply_unfinished": "the server stream ended inside a multi-line reply",
+        "reply_without_command": "a reply when no client command was pending",
+        "resync_skip": "unparsable lines after a gap, skipped (reported once per gap)",
+        "starttls_inferred": "STARTTLS reply lost or odd, but TLS followed: accepted",
+        "starttls_odd_reply": "STARTTLS got a 2xx other than 220 and no TLS followed: refused",
+        "too_many_reply_lines": "a reply over MAX_REPLY_LINES lines; the rest dropped",
+        "unexpected_tls": "a TLS record where SMTP was expected: the direction is ignored",
+    }
+)
+
+
+# -- events -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Banner:
+    """The server greeting (RFC 5321 §3.1): 220, or a refusal (421, 521 per RFC 7504, 554)."""
+
+    code: int
+    text: str  # lines joined with "\n", code and separator removed
+    offset: int  # s2c
+
+
+@dataclass(frozen=True, slots=True)
+class Command:
+    """One client command line; ``verb`` upper-cased. For AUTH ``arg`` is only the mechanism."""
+
+    verb: str
+    arg: str
+    offset: int  # c2s
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """One (possibly multi-line, RFC 5321 §4.2.1) reply, paired FIFO with what it answers.
+
+    ``answers`` is the verb of the command (AUTH for X-EXPS too), END_OF_DATA for message
+    content, AUTH_RESPONSE for a line after a 334, "" for an unparsable client line or one cut
+    by a gap, and None when the client had nothing pending.
+    """
+
+    code: int
+    enhanced: str | None  # RFC 3463 class.subject.detail, e.g. "5.7.64"
+    lines: tuple[str, ...]  # text after "250-"/"250 ", enhanced code included
+    offset: int  # s2c
+    answers: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StartTls:
+    """Outcome of STARTTLS (RFC 3207 §4): TLS begins at these offsets if ``accepted``.
+
+    The offsets are right after the STARTTLS line's CRLF (c2s) and after the reply's final
+    CRLF (s2c); on refusal they say where TLS would have begun. ``implicit`` marks a port such
+    as 465 where TLS starts at offset 0.
+    """
+
+    accepted: bool
+    c2s_offset: int
+    s2c_offset: int
+    implicit: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class DataBody:
+    """Message content after DATA/354 (dot-stuffed, without the final ".CRLF") or a BDAT chunk.
+
+    Skipped, never stored: the size is all the diagnosis needs.
+    """
+
+    size: int
+    offset: int  # c2s
+
+
+@dataclass(frozen=True, slots=True)
+class AuthResponse:
+    """A client line answering a 334 challenge (RFC 4954 §4): base64 credentials, not kept."""
+
+    size: int
+    offset: int  # c2s
+
+
+@dataclass(frozen=True, slots=True)
+class Gap:
+    """Bytes the capture lost; parsing resyncs at the next line that parses."""
+
+    direction: Direction
+    offset: int
+    size: int
+
+
+@dataclass(frozen=True, slots=True)
+class Anomaly:
+    """Something odd in the peer bytes, kept as data; ``kind`` is a key of ANOMALY_KINDS."""
+
+    kind: str
+    detail: str
+    offset: int
+    direction: Direction | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Closed:
+    """Both directions ended; the last event of a conversation."""
+
+
+Event = Banner | Command | Reply | StartTls | DataBody | AuthResponse | Gap | Anomaly | Closed
+
+
+class _NeedData:
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "NEED_DATA"
+
+
+NEED_DATA: Final = _NeedData()
+
+
+class _EndMark:
+    __slots__ = ()
+
+
+_END: Final = _EndMark()  # a direction has nothing more to give (EOF or written off)
+_LOST: Final = _EndMark()  # a reply was there, but a gap took its code
+_TLS_AHEAD: Final = _EndMark()  # after a gap the server is already speaking TLS
+
+
+# -- per-direction byte buffer ---------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class _Line:
+    offset: int
+    head: bytes  # content without the line ending, at most MAX_LINE bytes
+    length: int  # bytes on the wire, line ending included
+    crlf: bool
+    eol: bool  # False: the stream ended or a gap began inside the line
+    truncated: bool
+    cut: bool = False  # a gap follows: this is the head of a line whose rest was lost
+    tail: str = ""  # first line after a gap: "count" (a unit whose head was lost) or "skip"
+
+    @property
+    def end(self) -> int:
+        return self.offset + self.length
+
+
+@dataclass(slots=True)
+class _ReplyAcc:
+    offset: int
+    code: int
+    lines: list[str]
+    capped: bool = False
+
+
+class _Side:
+    """Unconsumed bytes of one direction as contiguous pieces; a gap separates two pieces."""
+
+    __slots__ = ("name", "buf", "off", "pos", "scan", "later", "fed_end", "eof", "dead", "tls",
+                 "tls_gap", "tls_checked", "resync", "skip_noted", "bad", "bare_lf_noted",
+                 "head_cut", "after_gap", "long_off", "long_head", "long_len", "long_cr",
+                 "noted")  # fmt: skip
+
+    def __init__(self, name: Direction) -> None:
+        self.name: Direction = name
+        self.buf = bytearray()  # current piece
+        self.off = 0  # stream offset of buf[0]
+        self.pos = 0  # read position in buf
+        self.scan = 0  # no LF in buf[pos:scan]
+        self.later: deque[tuple[int, bytearray]] = deque()  # pieces after gaps
+        self.fed_end = 0  # end of everything fed or declared missing
+        self.eof = self.dead = self.tls = self.tls_gap = self.tls_checked = False
+        self.resync = self.skip_noted = self.bare_lf_noted = False
+        self.head_cut = False  # the line before the coming gap was handed out cut
+        self.after_gap = ""  # what the first line after a gap is: see _Line.tail
+        self.bad = 0
+        self.long_off: int | None = None  # an over-long line being skipped
+        self.long_head = b""
+        self.long_len = 0
+        self.long_cr = False
+        self.noted: set[str] = set()  # feed-time anomalies reported once
+
+    @property
+    def here(self) -> int:
+        return self.off + self.pos
+
+    @property
+    def tail(self) -> int:
+        if self.later:
+            start, data = self.later[-1]
+            return start + len(data)
+        return self.off + len(self.buf)
+
+    def buffered(self) -> int:
+        return len(self.buf) - self.pos + sum(len(d) for _, d in self.later)
+
+    def consume(self, n: int) -> None:
+        self.pos += n
+        if self.pos >= len(self.buf):
+            self.off += len(self.buf)
+            self.buf.clear()
+            self.pos = self.scan = 0
+        elif self.pos >= _COMPACT and 2 * self.pos >= len(self.buf):
+            del self.buf[: self.pos]
+            self.off += self.pos
+            self.pos = self.scan = 0
+
+    def drop_all(self) -> None:
+        self.buf, self.off, self.pos, self.scan = bytearray(), self.here, 0, 0
+        self.later.clear()
+        self.long_off = None
+
+    def add(self, data: bytes | bytearray | memoryview, offset: int) -> str | None:
+        """Store fed bytes; returns an anomaly kind when some had to be dropped."""
+        n = len(data)
+        if offset < self.fed_end:  # overlap: the reassembler should not do this; keep new bytes
+            skip = self.fed_end - offset
+            data, offset = data[skip:], self.fed_end
+            if skip >= n:
+                return "overlap"
+        if not data:
+            return None
+        gap = offset > self.tail
+        self.fed_end = offset + len(data)
+        if self.dead:
+            return None
+        if self.tls and (gap or self.tls_gap):
+            self.tls_gap = True  # TLS bytes after a gap are of no use to a TLS parser
+            return None
+        if self.buffered() + len(data) > MAX_BUFFER or (gap and len(self.later) >= MAX_PIECES):
+            return "buffer_full"  # dropped; the next stored bytes open a gap over them
+        if gap:
+            self.later.append((offset, bytearray(data)))
+        elif self.later:
+            self.later[-1][1].extend(data)
+        else:
+            self.buf.extend(data)
+        return "overlap" if n != len(data) else None
+
+
+def _looks_tls(b: bytes | bytearray) -> bool:
+    return len(b) >= 2 and b[0] in _TLS_TYPES and b[1] == 3
+
+
+def _text(b: bytes) -> str:
+    return b.decode("utf-8", "backslashreplace")
+
+
+def _show(b: bytes) -> str:
+    return repr(bytes(b[:40]))[2:-1]
+
+
+def _scan_body(buf: bytearray, i: int, bol: bool) -> tuple[bool, int, bool, int]:
+    """Find the end-of-data line "." (RFC 5321 §4.1.1.4; a bare LF is tolerated).
+
+    Returns (found, index, at_line_start, terminator_length); when not found, ``index`` is how
+    far the bytes are known to be content.
+    """
+    n = len(buf)
+    while True:
+        if bol:
+            if i >= n:
+                return False, i, True, 0
+            if buf[i] == 0x2E:
+                nxt = buf[i + 1 : i + 3]
+                if nxt[:1] == b"\n":
+                    return True, i, True, 2
+                if nxt == b"\r\n":
+                    return True, i, True, 3
+                if nxt in (b"", b"\r"):
+                    return False, i, True, 0  # a "." or ".\r" that may yet end the data
+        j = buf.find(b"\n.", i)
+        if j < 0:
+            return False, n, n > i and buf[n - 1] == 0x0A, 0
+        i, bol = j + 1, True
+
+
+# -- the conversation --------------------------------------------------------------------------
+
+
+class SmtpConversation:
+    """One TCP connection's SMTP dialogue as a pure state machine.
+
+    Turns: greeting → (client → server)* → tls | closed. The client turn reads one unit (a
+    command, an auth response, message content); the server turn reads its reply and decides
+    what the client sends next. Any exception escaping on peer bytes is a bug.
+    """
+
+    def __init__(self, implicit_tls: bool = False) -> None:
+        self._c2s = _Side("c2s")
+        self._s2c = _Side("s2c")
+        self._out: deque[Event] = deque()
+        self._turn = "greeting"
+        self._mode = "command"  # c2s: command | auth | body | chunk
+        self._pending: str | None = None  # what the awaited reply answers
+        self._acc: _ReplyAcc | None = None
+        self._held: _ReplyAcc | None = None  # a first reply that was not a greeting
+        self._tls_off = 0
+        self._guess_code: int | None = None
+        self._unit_off = 0  # body/chunk start
+        self._chunk_end = 0
+        self._bol = True
+        self._anomalies = 0
+        self._waiting: Direction | None = None
+        self._replies_missing_noted = False
+        if implicit_tls:
+            self._out.append(StartTls(True, 0, 0, implicit=True))
+            self._enter_tls()
+
+    # -- public API --------------------------------------------------------------------------
+
+    def feed(
+        self,
+        direction: Direction,
+        data: bytes | bytearray | memoryview,
+        stream_offset: int | None = None,
+    ) -> None:
+        """Add bytes of one direction; ``stream_offset`` (default: contiguous) past the end of
+        what was fed before marks the bytes in between as a gap."""
+        side = self._side(direction)
+        if side.eof:
+            if data:
+                self._note(side, "data_after_eof")
+            return
+        off = side.fed_end if stream_offset is None else stream_offset
+        kind = side.add(data, off)
+        if kind is not None:
+            self._note(side, kind)
+
+    def feed_gap(self, direction: Direction, offset: int, size: int) -> None:
+        """Declare [offset, offset+size) lost, e.g. a gap at the end of a capture."""
+        side = self._side(direction)
+        if not side.eof and size > 0:
+            side.fed_end = max(side.fed_end, offset + size)
+
+    def feed_eof(self, direction: Direction) -> None:
+        """The direction ended (FIN, RST or end of capture)."""
+        side = self._side(direction)
+        if side.eof:
+            return
+        side.eof = True
+        if side.fed_end > side.tail and not side.dead:
+            if side.tls:
+                side.tls_gap = True
+            else:
+                side.later.append((side.fed_end, bytearray()))  # a trailing gap
+
+    def next_event(self) -> Event | _NeedData:
+        """The next event, or NEED_DATA (see ``waiting_for``). Closed comes exactly once."""
+        while not self._out:
+            if self._turn == "closed" or not self._step():
+                break
+        if self._out:
+            self._waiting = None
+            return self._out.popleft()
+        return NEED_DATA
+
+    @property
+    def waiting_for(self) -> Direction | None:
+        """After NEED_DATA: the direction whose bytes (or EOF) would let parsing go on."""
+        return self._waiting
+
+    def take_tls_bytes(self, direction: Direction) -> bytes:
+        """Bytes fed beyond the TLS start and not taken yet; empty before TLS.
+
+        Only the contiguous run from the TLS start is handed out: a TLS record stream cannot be
+        followed across a gap.
+        """
+        side = self._side(direction)
+        if not side.tls:
+            return b""
+        self._check_tls(side)
+        out = bytes(side.buf[side.pos :])
+        side.consume(len(out))
+        return out
+
+    # -- plumbing ----------------------------------------------------------------------------
+
+    def _side(self, direction: str) -> _Side:
+        if direction == "c2s":
+            return self._c2s
+        if direction == "s2c":
+            return self._s2c
+        raise ValueError(f"direction must be 'c2s' or 's2c', not {direction!r}")
+
+    def _emit(self, ev: Event) -> None:
+        self._out.append(ev)
+
+    def _anomaly(
+        self, kind: str, offset: int, direction: Direction | None, detail: str = ""
+    ) -> None:
+        """Queue an Anomaly; ``detail`` defaults to the kind's description. Capped."""
+        n = self._anomalies
+        self._anomalies = n + 1
+        if n < MAX_ANOMALIES:
+            self._emit(Anomaly(kind, detail or ANOMALY_KINDS[kind], offset, direction))
+        elif n == MAX_ANOMALIES:
+            self._emit(Anomaly("anomaly_cap", ANOMALY_KINDS["anomaly_cap"], offset, direction))
+
+    def _note(self, side: _Side, kind: str) -> None:
+        """Feed-time anomalies: once per direction and kind."""
+        if kind not in side.noted:
+            side.noted.add(kind)
+            self._anomaly(kind, side.fed_end, side.name)
+
+    def _kill(self, side: _Side, kind: str, offset: int) -> None:
+        """Write a direction off: its remaining bytes are not SMTP."""
+        self._anomaly(kind, offset, side.name)
+        side.dead = True
+        side.drop_all()
+
+    def _expect(self, what: str) -> None:
+        self._pending = what
+        self._turn = "server"
+
+    def _enter_tls(self) -> None:
+        self._turn = "tls"
+        self._acc = None
+        for side in (self._c2s, self._s2c):
+            side.tls = True
+            side.long_off = None
+            if side.later:
+                side.later.clear()
+                side.tls_gap = True
+
+    def _cross_gap(self, side: _Side, tail: str = "") -> None:
+        """Emit the Gap and resync: lines after it must parse before they are trusted."""
+        start = side.off + len(side.buf)
+        nxt_off, nxt = side.later.popleft()
+        self._emit(Gap(side.name, start, nxt_off - start))
+        side.buf, side.off, side.pos, side.scan = nxt, nxt_off, 0, 0
+        side.long_off, side.head_cut = None, False
+        side.resync, side.skip_noted, side.after_gap = True, False, tail
+
+    # -- lines and replies -------------------------------------------------------------------
+
+    def _read_line(self, side: _Side, tls_ahead: bool = False) -> _Line | _EndMark | None:
+        """The next LF-terminated line (over-long ones truncated), _END, or None: need bytes.
+
+        With ``tls_ahead``, a TLS record right after a gap gives _TLS_AHEAD, unconsumed.
+        """
+        while True:
+            if tls_ahead and side.after_gap and side.pos == 0:
+                head = self._peek(side, 2)
+                if head is None:
+                    return None
+                if _looks_tls(head):
+                    return _TLS_AHEAD
+            buf, pos = side.buf, side.pos
+            nl = buf.find(b"\n", max(pos, side.scan))
+            if nl >= 0:
+                return self._take_line(side, nl)
+            avail = len(buf) - pos
+            side.scan = len(buf)
+            if avail and (side.long_off is not None or avail > MAX_LINE + 1):
+                if side.long_off is None:  # keep the head, skip the rest up to the next LF
+                    side.long_off, side.long_head, side.long_len = (
+                        side.here,
+                        bytes(buf[pos : pos + MAX_LINE]),
+                        0,
+                    )
+                side.long_len += avail
+                side.long_cr = buf[-1] == 0x0D
+                side.consume(avail)
+            partial = side.long_off is not None or side.pos < len(side.buf)
+            if side.later:
+                if partial:  # a gap cuts this line: hand out its head first
+                    side.head_cut = True
+                    return self._take_line(side, None, cut=True)
+                # A line that was cut counts once: by its head if it had one, else by its tail.
+                self._cross_gap(side, "skip" if side.head_cut else "count")
+                continue
+            if side.eof or side.dead:
+                return self._take_line(side, None) if partial else _END
+            return None
+
+    def _take_line(self, side: _Side, nl: int | None, cut: bool = False) -> _Line:
+        buf, pos = side.buf, side.pos
+        eol = nl is not None
+        stop = len(buf) if nl is None else nl
+        if side.long_off is not None:
+            off, head, truncated = side.long_off, side.long_head, True
+            crlf = eol and (buf[stop - 1] == 0x0D if stop > pos else side.long_cr)
+            length = side.long_len + stop - pos + eol
+            side.long_off, side.long_head = None, b""
+        else:
+            off = side.here
+            crlf = eol and stop > pos and buf[stop - 1] == 0x0D
+            cend = stop - 1 if stop > pos and buf[stop - 1] == 0x0D else stop
+            head = bytes(buf[pos : min(cend, pos + MAX_LINE)])
+            truncated = cend - pos > MAX_LINE
+            length = stop - pos + eol
+        side.consume(stop - pos + eol)
+        tail, side.after_gap = side.after_gap, ""
+        return _Line(off, head, length, crlf, eol, truncated, cut, tail)
+
+    def _line_anomalies(self, side: _Side, line: _Line) -> None:
+        if line.cut or _looks_tls(line.head):
+            return  # the Gap, or unexpected_tls, says it all
+        if line.truncated:
+            self._anomaly("line_too_long", line.offset, side.name, f"{line.length} bytes")
+        if not line.eol:
+            self._anomaly("missing_line_ending", line.offset, side.name)
+        elif not line.crlf and not side.bare_lf_noted:
+            side.bare_lf_noted = True
+            self._anomaly("bare_lf", line.offset, side.name)
+
+    def _skip(self, side: _Side, line: _Line) -> None:
+        """A line after a gap that does not parse: skipped, reported once per gap."""
+        if _looks_tls(line.head):
+            self._kill(side, "unexpected_tls", line.offset)
+        elif not side.skip_noted:
+            side.skip_noted = True
+            self._anomaly("resync_skip", line.offset, side.name)
+
+    def _bad_line(self, side: _Side, line: _Line, kind: str, detail: str) -> None:
+        if side.resync:
+            self._skip(side, line)
+        elif _looks_tls(line.head):
+            self._kill(side, "unexpected_tls", line.offset)
+        else:
+            side.bad += 1
+            self._anomaly(kind, line.offset, side.name, detail)
+            if side.bad >= MAX_BAD_LINES:
+                self._kill(side, "not_smtp", line.offset)
+
+    def _read_reply(self, tls_ahead: bool = False) -> _ReplyAcc | _EndMark | None:
+        """The next whole reply, _END, _LOST (a gap cut its start off), _TLS_AHEAD (see
+        _read_line), or None: need bytes."""
+        if self._held is not None:
+            res, self._held = self._held, None
+            return res
+        side = self._s2c
+        while True:
+            line = self._read_line(side, tls_ahead and self._acc is None)
+            if line is _TLS_AHEAD:
+                return _TLS_AHEAD
+            if line is None:
+                return None
+            acc = self._acc
+            if isinstance(line, _EndMark):
+                if acc is None:
+                    return _END
+                self._anomaly("reply_unfinished", acc.offset, "s2c")
+                self._acc = None
+                return acc
+            self._line_anomalies(side, line)
+            m = _REPLY_RE.fullmatch(line.head)
+            if m is None:
+                if acc is None and (line.cut or line.tail == "count"):
+                    return _LOST
+                if line.tail != "skip":
+                    self._bad_line(side, line, "bad_reply_line", _show(line.head))
+                continue
+            side.resync, side.bad = False, 0
+            code = int(m[1])
+            if acc is None:
+                acc = self._acc = _ReplyAcc(line.offset, code, [])
+            elif code != acc.code:
+                self._anomaly(
+                    "reply_code_mismatch", line.offset, "s2c", f"{code} in a {acc.code} reply"
+                )
+            if len(acc.lines) < MAX_REPLY_LINES:
+                acc.lines.append(_text(m[3] or b""))
+            elif not acc.capped:
+                acc.capped = True
+                self._anomaly("too_many_reply_lines", line.offset, "s2c")
+            if m[2] != b"-":
+                self._acc = None
+                return acc
+
+    def _peek(self, side: _Side, n: int) -> bytes | None:
+        """The next n bytes of the current piece, fewer if it ends; None: need bytes."""
+        head = bytes(side.buf[side.pos : side.pos + n])
+        if len(head) >= n or side.later or side.eof or side.dead:
+            return head
+        return None
+
+    def _next_is_command(self) -> bool | None:
+        """Does the client's next line start with a known verb? None: cannot tell yet."""
+        c2s = self._c2s
+        head = bytes(c2s.buf[c2s.pos : c2s.pos + 34])
+        if self._peek(c2s, 34) is None and _DELIM_RE.search(head) is None:
+            return None
+        m = _NEXT_VERB_RE.match(head)
+        return m is not None and m[1].upper().decode() in KNOWN_VERBS
+
+    # -- turns -------------------------------------------------------------------------------
+
+    def _step(self) -> bool:
+        if self._turn == "client":
+            return self._step_client()
+        if self._turn == "tls":
+            return self._step_tls()
+        if self._turn == "guess":
+            return self._step_guess()
+        return self._step_server()  # greeting or server
+
+    def _step_server(self) -> bool:
+        res = self._read_reply(self._turn == "server" and self._pending == "STARTTLS")
+        if res is None:
+            self._waiting = "s2c"
+            return False
+        if self._turn == "greeting":
+            if isinstance(res, _ReplyAcc) and res.code in GREETING_CODES:
+                self._emit(Banner(res.code, "\n".join(res.lines), res.offset))
+            elif isinstance(res, _ReplyAcc):  # not a greeting: it answers the first command
+                self._anomaly("no_banner", res.offset, "s2c", f"first reply {res.code}")
+                self._held = res
+            else:
+                self._anomaly("no_banner", self._s2c.here, "s2c")
+            self._turn = "client"
+            return True
+        if res is _TLS_AHEAD:
+            self._anomaly(
+                "starttls_inferred", self._s2c.here, "s2c", "reply lost in a gap; server spoke TLS"
+            )
+            self._emit(StartTls(True, self._tls_off, self._s2c.here))
+            self._enter_tls()
+            return True
+        if res is _LOST:
+            self._anomaly("reply_lost", self._s2c.here, "s2c", f"reply to {self._pending!r}")
+            return self._guess_on()
+        if isinstance(res, _EndMark):
+            if not self._replies_missing_noted:
+                self._replies_missing_noted = True
+                self._anomaly("replies_missing", self._s2c.here, "s2c")
+            return self._guess_on()
+        self._emit(self._reply(res, self._pending))
+        self._after_reply(res.code, res.offset)
+        return True
+
+    @staticmethod
+    def _reply(acc: _ReplyAcc, answers: str | None) -> Reply:
+        m = _ENHANCED_RE.match(acc.lines[0]) if acc.lines else None
+        return Reply(acc.code, m[1] if m else None, tuple(acc.lines), acc.offset, answers)
+
+    def _after_reply(self, code: int, offset: int) -> None:
+        pending, self._turn, self._mode = self._pending, "client", "command"
+        if pending == "STARTTLS":
+            if 200 <= code < 300 and code != 220:
+                self._guess_code, self._turn = code, "guess"  # odd: let the client tell
+                return
+            self._emit(StartTls(code == 220, self._tls_off, self._s2c.here))
+            if code == 220:
+                self._enter_tls()
+        elif code in (334, 354):
+            # Only DATA gets 354 and only AUTH gets 334, so these re-align the FIFO when a gap
+            # cost us a line: the client sends content (or an auth response) next, whatever
+            # we thought was pending.
+            if pending not in (("DATA",) if code == 354 else ("AUTH", "AUTH_RESPONSE")):
+                self._anomaly("pairing_resync", offset, "s2c", f"{code} answered {pending!r}")
+            if code == 354:
+                self._mode, self._unit_off, self._bol = "body", self._c2s.here, True
+            else:
+                self._mode = "auth"
+
+    def _guess_on(self) -> bool:
+        """No reply to read for the pending command: let the client's next bytes decide."""
+        self._guess_code, self._turn, self._mode = None, "guess", "command"
+        return True
+
+    def _step_guess(self) -> bool:
+        """Its own turn, so that waiting for client bytes repeats nothing."""
+        pending, c2s = self._pending, self._c2s
+        if pending == "STARTTLS":
+            return self._step_tls_guess()
+        if pending in ("DATA", "AUTH", "AUTH_RESPONSE"):
+            is_cmd = self._next_is_command()
+            if is_cmd is None:
+                self._waiting = "c2s"
+                return False
+            if not is_cmd and pending == "DATA":
+                self._mode, self._unit_off, self._bol = "body", c2s.here, True
+            elif not is_cmd:
+                self._mode = "auth"
+        self._turn = "client"
+        return True
+
+    def _step_tls_guess(self) -> bool:
+        """STARTTLS got no reply or an odd 2xx: TLS began iff the client's next bytes are TLS."""
+        head = self._peek(self._c2s, 2)
+        if head is None:
+            self._waiting = "c2s"
+            return False
+        code, self._turn = self._guess_code, "client"
+        said = "no reply" if code is None else f"reply {code}"
+        if _looks_tls(head):
+            self._anomaly(
+                "starttls_inferred", self._tls_off, "c2s", f"STARTTLS got {said}; client spoke TLS"
+            )
+            self._emit(StartTls(True, self._tls_off, self._s2c.here))
+            self._enter_tls()
+        elif code is not None:
+            self._anomaly("starttls_odd_reply", self._tls_off, "c2s", f"STARTTLS got {said}")
+            self._emit(StartTls(False, self._tls_off, self._s2c.here))
+        return True
+
+    def _step_client(self) -> bool:
+        if self._mode == "body":
+            return self._step_body()
+        if self._mode == "chunk":
+            return self._step_chunk()
+        c2s = self._c2s
+        line = self._read_line(c2s)
+        if line is None:
+            self._waiting = "c2s"
+            return False
+        if isinstance(line, _EndMark):
+            return self._drain()
+        self._line_anomalies(c2s, line)
+        if self._mode == "auth" and not c2s.resync:
+            self._emit(AuthResponse(line.length, line.offset))
+            self._expect("AUTH_RESPONSE")
+        else:
+            self._command(line)
+        return True
+
+    def _lost_unit(self, line: _Line) -> None:
+        """A client line cut by a gap still earns a reply: count it, keep nothing of it."""
+        self._anomaly("line_cut_by_gap", line.offset, "c2s", f"{line.length} bytes")
+        if self._mode == "auth":
+            self._emit(AuthResponse(line.length, line.offset))
+            self._expect("AUTH_RESPONSE")
+        else:
+            self._expect("")
+
+    def _command(self, line: _Line) -> None:
+        c2s = self._c2s
+        head = line.head.rstrip(b" \t")
+        m = _VERB_RE.fullmatch(head)
+        verb = m[1].decode().upper() if m else ""
+        if line.cut or c2s.resync:
+            if verb not in KNOWN_VERBS:
+                if line.cut or line.tail == "count":
+                    self._lost_unit(line)
+                elif line.tail != "skip":
+                    self._skip(c2s, line)
+                return
+            c2s.resync = False
+        if verb not in KNOWN_VERBS and _B64_RE.fullmatch(head):
+            # Most likely an auth response whose 334 we did not see: never keep it.
+            self._anomaly("credential_like_line", line.offset, "c2s", f"{line.length} bytes")
+            self._emit(AuthResponse(line.length, line.offset))
+            self._expect("AUTH_RESPONSE")
+            return
+        if m is None:
+            self._bad_line(c2s, line, "bad_command", _show(head[:16]))
+            if not c2s.dead:
+                self._expect("")  # servers answer junk lines with 500
+            return
+        c2s.bad = 0
+        self._mode = "command"
+        raw_arg = m[2] or b""
+        if verb in AUTH_VERBS:
+            tok = raw_arg.split(None, 1)[0] if raw_arg.strip() else b""
+            arg = tok.decode().upper() if _MECH_RE.fullmatch(tok) else ("?" if tok else "")
+        else:
+            arg = _text(raw_arg)
+        self._emit(Command(verb, arg, line.offset))
+        if verb == "STARTTLS":
+            self._tls_off = line.end
+        elif verb == "BDAT":
+            bm = _BDAT_RE.fullmatch(raw_arg)
+            if bm is not None:
+                self._mode, self._unit_off = "chunk", line.end
+                self._chunk_end = line.end + int(bm[1])
+                return  # the chunk follows at once (RFC 3030 §2); its reply comes after it
+            self._anomaly("bad_bdat_size", line.offset, "c2s")
+        self._expect("AUTH" if verb in AUTH_VERBS else verb)
+
+    def _step_body(self) -> bool:
+        c2s = self._c2s
+        while True:
+            pos = c2s.pos
+            found, i, bol, tlen = _scan_body(c2s.buf, pos, self._bol)
+            if found:
+                size = c2s.off + i - self._unit_off
+                c2s.consume(i + tlen - pos)
+                return self._unit_done(DataBody(size, self._unit_off), "END_OF_DATA")
+            c2s.consume(i - pos)
+            self._bol = bol
+            if c2s.later:
+                self._cross_gap(c2s)
+                self._bol = False
+                continue
+            if c2s.eof or c2s.dead:
+                c2s.consume(len(c2s.buf) - c2s.pos)
+                self._anomaly("body_unfinished", c2s.here, "c2s")
+                return self._unit_done(
+                    DataBody(c2s.here - self._unit_off, self._unit_off), "END_OF_DATA"
+                )
+            self._waiting = "c2s"
+            return False
+
+    def _step_chunk(self) -> bool:
+        c2s, end = self._c2s, self._chunk_end
+        while True:
+            c2s.consume(min(len(c2s.buf) - c2s.pos, max(0, end - c2s.here)))
+            if c2s.here >= end:
+                if c2s.here > end:  # a gap swallowed the chunk's end and what came next
+                    c2s.resync, c2s.after_gap = True, "count"
+                return self._unit_done(DataBody(end - self._unit_off, self._unit_off), "BDAT")
+            if c2s.later:
+                self._cross_gap(c2s)
+                c2s.resync = False
+                continue
+            if c2s.eof or c2s.dead:
+                self._anomaly("chunk_unfinished", c2s.here, "c2s")
+                return self._unit_done(DataBody(c2s.here - self._unit_off, self._unit_off), "BDAT")
+            self._waiting = "c2s"
+            return False
+
+    def _unit_done(self, ev: DataBody, answers: str) -> bool:
+        self._emit(ev)
+        self._mode = "command"
+        self._expect(answers)
+        return True
+
+    def _drain(self) -> bool:
+        """The client is done: what the server still says answers nothing."""
+        res = self._read_reply()
+        if res is None:
+            self._waiting = "s2c"
+            return False
+        if isinstance(res, _ReplyAcc):
+            self._anomaly("reply_without_command", res.offset, "s2c", f"{res.code} reply")
+            self._emit(self._reply(res, None))
+            return True
+        if res is _LOST:
+            self._anomaly("reply_lost", self._s2c.here, "s2c")
+            return True
+        for side in (self._c2s, self._s2c):
+            if not side.eof:
+                self._waiting = side.name
+                return False
+        self._emit(Closed())
+        self._turn = "closed"
+        return True
+
+    def _check_tls(self, side: _Side) -> None:
+        if not side.tls_checked and side.pos < len(side.buf):
+            side.tls_checked = True
+            first = side.buf[side.pos]
+            if first not in _TLS_TYPES:
+                self._anomaly("not_tls", side.here, side.name, f"first byte 0x{first:02x}")
+
+    def _step_tls(self) -> bool:
+        for side in (self._c2s, self._s2c):  # strictly c2s first: order must not vary
+            if not side.tls_checked:
+                if side.pos < len(side.buf):
+                    self._check_tls(side)
+                    return True
+                if not (side.eof or side.tls_gap):
+                    self._waiting = side.name
+                    return False
+                side.tls_checked = True
+        for side in (self._c2s, self._s2c):
+            if not side.eof:
+                self._waiting = side.name
+                return False
+        self._emit(Closed())
+        self._turn = "closed"
+        return True
+
+
+# -- one-shot dialogue ------------------------------------------------------------------------
+
+
+class StreamLike(Protocol):
+    """One reassembled direction: bytes (zero inside gaps, never trusted), gaps as
+    (stream_offset, size), and stream offset → Wireshark frame number (1-based)."""
+
+    @property
+    def data(self) -> bytes: ...
+
+    @property
+    def gaps(self) -> Sequence[tuple[int, int]]: ...
+
+    def frame_at(self, offset: int) -> int | None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class CommandRecord:
+    """A Command with the frame that carried its first byte."""
+
+    verb: str
+    arg: str  # AUTH: the mechanism only
+    offset: int
+    frame: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class ReplyRecord:
+    """A Reply reduced to its first line, with its frame and what it answers."""
+
+    code: int
+    enhanced: str | None
+    text: str  # first line
+    offset: int
+    frame: int | None
+    answers: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class AnomalyRecord:
+    """An Anomaly with its frame (None when it has no direction or the byte was not captured)."""
+
+    kind: str
+    detail: str
+    direction: str | None
+    offset: int | None
+    frame: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class GapRecord:
+    """Bytes of one direction the capture lost."""
+
+    direction: str
+    offset: int
+    size: int
+
+
+@dataclass
+class SmtpDialogue:
+    """Facts about one connection's plaintext SMTP, for the diagnosis to judge."""
+
+    implicit_tls: bool = False
+    banner_code: int | None = None
+    banner_text: str | None = None
+    banner_host: str | None = None  # first word of the greeting (RFC 5321 §4.2: the domain)
+    banner_frame: int | None = None
+    banner_names_exchange_online: bool = False
+    ehlo_verb: str | None = None  # EHLO or HELO (HELO: no extensions, so no STARTTLS)
+    ehlo_name: str | None = None
+    ehlo_frame: int | None = None
+    capabilities: list[str] = field(default_factory=list)  # of the last successful EHLO
+    starttls_offered: bool | None = None  # None: no successful EHLO/HELO seen
+    starttls_command_frame: int | None = None
+    starttls_reply: ReplyRecord | None = None
+    starttls_accepted: bool | None = None  # None: no STARTTLS answered
+    tls_c2s_offset: int | None = None
+    tls_s2c_offset: int | None = None
+    tls_c2s_frame: int | None = None
+    tls_s2c_frame: int | None = None
+    commands: list[CommandRecord] = field(default_factory=list)
+    replies: list[ReplyRecord] = field(default_factory=list)
+    relay_denied: list[ReplyRecord] = field(default_factory=list)  # 550 5.7.64 TenantAttribution
+    message_bytes: int = 0  # DATA/BDAT content skipped, summed (plaintext mail went through)
+    anomalies: list[AnomalyRecord] = field(default_factory=list)
+    gaps: list[GapRecord] = field(default_factory=list)
+    closed: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready data (records become dicts)."""
+        return asdict(self)
+
+    @classmethod
+    def from_events(
+        cls,
+        events: Iterable[Event],
+        c2s_frame_at: Callable[[int], int | None],
+        s2c_frame_at: Callable[[int], int | None],
+    ) -> SmtpDialogue:
+        """Fold events (from SmtpConversation) into a dialogue, as parse_dialogue does."""
+        b = _DialogueBuilder(c2s_frame_at, s2c_frame_at)
+        for ev in events:
+            b.add(ev)
+        return b.dialogue
+
+
+def names_exchange_online(text: str) -> bool:
+    """True if a host in ``text`` ends in .mail.protection.outlook.com (Exchange Online)."""
+    for tok in re.split(r"[\s\[\]()<>,;]+", text.lower()):
+        tok = tok.rstrip(".")
+        if tok.endswith(EXO_SUFFIX) and len(tok) > len(EXO_SUFFIX):
+            return True
+    return False
+
+
+def is_relay_denied(reply: Reply) -> bool:
+    """Exchange Online's attribution failure: 550 5.7.64 TenantAttribution; Relay Access Denied."""
+    return reply.code == 550 and (
+        reply.enhanced == "5.7.64" or any("tenantattribution" in t.lower() for t in reply.lines)
+    )
+
+
+class _DialogueBuilder:
+    def __init__(
+        self, c2s_frame_at: Callable[[int], int | None], s2c_frame_at: Callable[[int], int | None]
+    ) -> None:
+        self.dialogue = SmtpDialogue()
+        self._frame_at = {"c2s": c2s_frame_at, "s2c": s2c_frame_at}
+        self._capped: set[str] = set()
+
+    def _put(self, name: str, item: Any) -> None:
+        items = getattr(self.dialogue, name)
+        if len(items) < MAX_ITEMS:
+            items.append(item)
+        elif name not in self._capped:
+            self._capped.add(name)
+            self.dialogue.anomalies.append(
+                AnomalyRecord("list_cap", f"{name} capped at {MAX_ITEMS}", None, None, None)
+            )
+
+    def add(self, ev: Event) -> None:
+        d, c2s, s2c = self.dialogue, self._frame_at["c2s"], self._frame_at["s2c"]
+        match ev:
+            case Banner(code, text, offset):
+                d.banner_code, d.banner_text, d.banner_frame = code, text, s2c(offset)
+                words = text.split(None, 1)
+                d.banner_host = words[0] if words else None
+                d.banner_names_exchange_online = names_exchange_online(text)
+            case Command(verb, arg, offset):
+                frame = c2s(offset)
+                self._put("commands", CommandRecord(verb, arg, offset, frame))
+                if verb in ("EHLO", "HELO") and d.ehlo_verb is None:
+                    words = arg.split(None, 1)
+                    d.ehlo_verb, d.ehlo_name, d.ehlo_frame = verb, words[0] if words else "", frame
+                elif verb == "STARTTLS":
+                    d.starttls_command_frame = frame
+            case Reply(code, enhanced, lines, offset, answers):
+                rec = ReplyRecord(
+                    code, enhanced, lines[0] if lines else "", offset, s2c(offset), answers
+                )
+                self._put("replies", rec)
+                if answers in ("EHLO", "HELO") and 200 <= code < 300:
+                    caps = (
+                        []
+                        if answers == "HELO"
+                        else [t.split()[0].upper() for t in lines[1:] if t.split()]
+                    )
+                    d.capabilities, d.starttls_offered = caps, "STARTTLS" in caps
+                elif answers == "STARTTLS":
+                    d.starttls_reply = rec
+                if is_relay_denied(ev):
+                    self._put("relay_denied", rec)
+            case StartTls(accepted, c2s_off, s2c_off, implicit):
+                if implicit:
+                    d.implicit_tls = True
+                else:
+                    d.starttls_accepted = accepted
+                if accepted:
+                    d.tls_c2s_offset, d.tls_s2c_offset = c2s_off, s2c_off
+                    d.tls_c2s_frame, d.tls_s2c_frame = c2s(c2s_off), s2c(s2c_off)
+            case DataBody(size, _):
+                d.message_bytes += size
+            case Gap(direction, offset, size):
+                self._put("gaps", GapRecord(direction, offset, size))
+            case Anomaly(kind, detail, offset, direction):
+                frame = self._frame_at[direction](offset) if direction else None
+                self._put("anomalies", AnomalyRecord(kind, detail, direction, offset, frame))
+            case Closed():
+                d.closed = True
+
+
+def _clean_gaps(gaps: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Sorted, merged, non-empty gaps as (start, end): tolerate whatever the caller hands in."""
+    out: list[tuple[int, int]] = []
+    for start, end in sorted((max(0, int(o)), int(o) + int(n)) for o, n in gaps if int(n) > 0):
+        if out and start <= out[-1][1]:
+            out[-1] = (out[-1][0], max(out[-1][1], end))
+        elif end > start:
+            out.append((start, end))
+    return out
+
+
+class _Feeder:
+    """Hands one stream to the conversation piece by piece: data, gaps, then EOF."""
+
+    def __init__(self, stream: StreamLike, direction: Direction) -> None:
+        self.data = stream.data
+        self.gaps = _clean_gaps(stream.gaps)
+        self.direction: Direction = direction
+        self.pos = self.gi = 0
+        self.done = False
+
+    def step(self, conv: SmtpConversation) -> None:
+        if self.gi < len(self.gaps) and self.gaps[self.gi][0] <= self.pos:
+            end = self.gaps[self.gi][1]
+            self.gi += 1
+            if end > self.pos:
+                conv.feed_gap(self.direction, self.pos, end - self.pos)
+                self.pos = end
+            return
+        n = len(self.data)
+        if self.pos < n:
+            stop = min(n, self.pos + FEED_CHUNK)
+            if self.gi < len(self.gaps):
+                stop = min(stop, self.gaps[self.gi][0])
+            conv.feed(self.direction, self.data[self.pos : stop], self.pos)
+            self.pos = stop
+            return
+        conv.feed_eof(self.direction)
+        self.done = True
+
+
+def parse_dialogue(c2s: StreamLike, s2c: StreamLike, *, implicit_tls: bool = False) -> SmtpDialogue:
+    """Run a whole connection through SmtpConversation, feeding whichever side it waits for.
+
+    Feeding on demand keeps buffers small whatever the streams' sizes. Gap bytes are never fed:
+    each gap becomes a Gap and parsing resyncs after it. Once TLS starts, only its first bytes
+    are fed (to check they look like TLS); the TLS parser takes over from the offsets.
+    """
+    conv = SmtpConversation(implicit_tls)
+    feeders = {"c2s": _Feeder(c2s, "c2s"), "s2c": _Feeder(s2c, "s2c")}
+    builder = _DialogueBuilder(c2s.frame_at, s2c.frame_at)
+    tls_at: dict[str, int] = {}
+    while True:
+        ev = conv.next_event()
+        if isinstance(ev, _NeedData):
+            d = conv.waiting_for
+            if d is None or feeders[d].done:
+                break  # cannot happen; never loop forever on a bug
+            f = feeders[d]
+            if d in tls_at and f.pos > tls_at[d]:
+                conv.feed_eof(d)
+                f.done = True
+            else:
+                f.step(conv)
+            continue
+        builder.add(ev)
+        if isinstance(ev, StartTls) and ev.accepted:
+            tls_at = {"c2s": ev.c2s_offset, "s2c": ev.s2c_offset}
+        elif isinstance(ev, Closed):
+            break
+    return builder.dialogue

@@ -1,0 +1,858 @@
+"""fastcap.smtp: realistic dialogues, chunking invariance, arbitrary bytes, gaps, no credentials."""
+
+from __future__ import annotations
+
+import base64
+import json
+from bisect import bisect_right
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from unittest import mock
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from fastcap import smtp
+from fastcap.smtp import (
+    NEED_DATA,
+    Anomaly,
+    AuthResponse,
+    Banner,
+    Closed,
+    Command,
+    DataBody,
+    Gap,
+    Reply,
+    SmtpConversation,
+    SmtpDialogue,
+    StartTls,
+    parse_dialogue,
+)
+from fastcap.synth.scenarios import SCENARIO_NAMES, make_pki, scenario
+from fastcap.synth.smtpgen import converse
+
+# -- builders ------------------------------------------------------------------------------
+
+
+@dataclass
+class Stream:
+    """A reassembled direction as the reassembler will hand it over."""
+
+    data: bytes = b""
+    gaps: list[tuple[int, int]] = field(default_factory=list)
+    starts: list[int] = field(default_factory=list)  # segment start offsets
+    frames: list[int] = field(default_factory=list)  # frame number of each segment
+
+    def frame_at(self, offset: int) -> int | None:
+        if not 0 <= offset < len(self.data):
+            return None
+        i = bisect_right(self.starts, offset) - 1
+        return self.frames[i] if i >= 0 else None
+
+    def punch(self, offset: int, size: int) -> Stream:
+        """Lose [offset, offset+size) as a capture would: zeroed bytes plus a gap entry."""
+        data = self.data[:offset] + bytes(size) + self.data[offset + size :]
+        return Stream(data, [*self.gaps, (offset, size)], self.starts, self.frames)
+
+
+def session(*msgs: tuple[str, bytes], first_frame: int = 4) -> tuple[Stream, Stream]:
+    """Messages in wire order ("c" client, "s" server); each one is one frame."""
+    c2s, s2c = Stream(), Stream()
+    for i, (who, data) in enumerate(msgs):
+        st_ = c2s if who == "c" else s2c
+        st_.starts.append(len(st_.data))
+        st_.frames.append(first_frame + i)
+        st_.data += data
+    return c2s, s2c
+
+
+def drain(conv: SmtpConversation) -> list:
+    out = []
+    while (ev := conv.next_event()) is not NEED_DATA:
+        out.append(ev)
+    return out
+
+
+def pieces(s: Stream, sizes: list[int] | None = None, explicit_gaps: bool = True) -> list:
+    """A stream cut into ("data", offset, bytes) / ("gap", offset, size) steps, then EOF."""
+    steps: list = []
+    pos, k = 0, 0
+    gaps = sorted(s.gaps)
+    bounds = [*gaps, (len(s.data), 0)]
+    for goff, gsize in bounds:
+        while pos < goff:
+            n = goff - pos if not sizes else min(sizes[k % len(sizes)], goff - pos)
+            k += 1
+            steps.append(("data", pos, s.data[pos : pos + n]))
+            pos += n
+        if gsize:
+            if explicit_gaps or goff + gsize >= len(s.data):
+                steps.append(("gap", goff, gsize))
+            pos = max(pos, goff + gsize)
+    steps.append(("eof", pos, b""))
+    return steps
+
+
+def run(schedule: list, implicit_tls: bool = False, drain_each: bool = True) -> list:
+    conv = SmtpConversation(implicit_tls=implicit_tls)
+    out: list = []
+    for d, (kind, off, data) in schedule:
+        if kind == "data":
+            conv.feed(d, data, off)
+        elif kind == "gap":
+            conv.feed_gap(d, off, data)
+        else:
+            conv.feed_eof(d)
+        if drain_each:
+            out += drain(conv)
+    return out + drain(conv)
+
+
+def whole(c2s: Stream, s2c: Stream, implicit_tls: bool = False) -> list:
+    sched = [("c2s", p) for p in pieces(c2s)] + [("s2c", p) for p in pieces(s2c)]
+    return run(sched, implicit_tls)
+
+
+def dialogue_of(events: list, c2s: Stream, s2c: Stream) -> SmtpDialogue:
+    return SmtpDialogue.from_events(events, c2s.frame_at, s2c.frame_at)
+
+
+# -- realistic dialogues --------------------------------------------------------------------
+
+BANNER = (
+    b"220 contoso-com.mail.protection.outlook.com Microsoft ESMTP MAIL Service ready at "
+    b"Mon, 15 Jan 2024 09:30:00 +0000\r\n"
+)
+EHLO = b"EHLO mail.fabrikam.com\r\n"
+EHLO_REPLY = (
+    b"250-contoso-com.mail.protection.outlook.com Hello [203.0.113.10]\r\n"
+    b"250-SIZE 157286400\r\n250-PIPELINING\r\n250-DSN\r\n250-ENHANCEDSTATUSCODES\r\n"
+    b"250-STARTTLS\r\n250-8BITMIME\r\n250-BINARYMIME\r\n250-CHUNKING\r\n250 SMTPUTF8\r\n"
+)
+DENIED = (
+    b"550 5.7.64 TenantAttribution; Relay Access Denied [BN8NAM12FT041.eop-nam12.prod."
+    b"protection.outlook.com 2024-01-15T09:30:01.123Z]\r\n"
+)
+CLIENT_HELLO = b"\x16\x03\x01\x00\x2c\x01\x00\x00\x28\x03\x03" + bytes(range(40))
+SERVER_HELLO = b"\x16\x03\x03\x00\x31\x02\x00\x00\x2d\x03\x03" + bytes(range(45))
+BODY = (
+    b"From: alerts@fabrikam.com\r\nTo: it@contoso.com\r\nSubject: nightly\r\n\r\n"
+    b"MAIL FROM:<looks@like.a.command>\r\nQUIT\r\n..this line was dot-stuffed\r\n"
+    b"..\r\nRCPT TO:<x@y>\r\n.\rnot an end\r\nAll systems nominal.\r\n"
+)
+
+PLAIN_SECRET = base64.b64encode(b"\0svc-relay@fabrikam.com\0S3cr3t!Pa55").decode()
+LOGIN_USER = base64.b64encode(b"svc-relay@fabrikam.com").decode()
+LOGIN_PASS = base64.b64encode(b"Hunter2-Passw0rd").decode()
+GSSAPI_BLOB = base64.b64encode(bytes(range(256)) * 4).decode()  # > MAX_LINE once in a line
+SECRETS = [PLAIN_SECRET, LOGIN_USER, LOGIN_PASS, GSSAPI_BLOB[:40], "S3cr3t", "Hunter2", "svc-relay"]
+
+
+def starttls_accepted():
+    return session(
+        ("s", BANNER),
+        ("c", EHLO),
+        ("s", EHLO_REPLY),
+        ("c", b"STARTTLS\r\n"),
+        ("s", b"220 2.0.0 SMTP server ready\r\n"),
+        ("c", CLIENT_HELLO),
+        ("s", SERVER_HELLO),
+    )
+
+
+def starttls_refused_relay_denied():
+    return session(
+        ("s", BANNER),
+        ("c", EHLO),
+        ("s", EHLO_REPLY),
+        ("c", b"STARTTLS\r\n"),
+        ("s", b"454 4.7.0 TLS not available due to local problem\r\n"),
+        ("c", b"MAIL FROM:<alerts@fabrikam.com> SIZE=2048\r\n"),
+        ("s", b"250 2.1.0 Sender OK\r\n"),
+        ("c", b"RCPT TO:<it@contoso.com>\r\n"),
+        ("s", DENIED),
+        ("c", b"QUIT\r\n"),
+        ("s", b"221 2.0.0 Service closing transmission channel\r\n"),
+    )
+
+
+def pipelined_data():
+    return session(
+        ("s", BANNER),
+        ("c", EHLO),
+        ("s", EHLO_REPLY),
+        (
+            "c",
+            b"MAIL FROM:<a@fabrikam.com>\r\nRCPT TO:<b@contoso.com>\r\n"
+            b"RCPT TO:<c@contoso.com>\r\nDATA\r\n",
+        ),
+        ("s", b"250 2.1.0 Sender OK\r\n250 2.1.5 Recipient OK\r\n" + DENIED),
+        ("s", b"354 Start mail input; end with <CRLF>.<CRLF>\r\n"),
+        ("c", BODY + b".\r\nQUIT\r\n"),
+        ("s", b"250 2.6.0 <1@fabrikam.com> Queued mail for delivery\r\n"),
+        ("s", b"221 2.0.0 Bye\r\n"),
+    )
+
+
+def bdat_chunks():
+    return session(
+        ("s", BANNER),
+        ("c", EHLO),
+        ("s", EHLO_REPLY),
+        (
+            "c",
+            b"MAIL FROM:<a@fabrikam.com> BODY=BINARYMIME\r\nRCPT TO:<b@contoso.com>\r\n"
+            b"BDAT 21\r\nQUIT\r\nRSET\r\nDATA\r\n.\r\nBDAT 0 LAST\r\n",
+        ),
+        (
+            "s",
+            b"250 2.1.0 Sender OK\r\n250 2.1.5 Recipient OK\r\n"
+            b"250 2.0.0 21 octets received\r\n250 2.6.0 Queued\r\n",
+        ),
+        ("c", b"QUIT\r\n"),
+        ("s", b"221 2.0.0 Bye\r\n"),
+    )
+
+
+def auth_session():
+    return session(
+        ("s", BANNER),
+        ("c", EHLO),
+        ("s", b"250-mx.contoso.com\r\n250-AUTH LOGIN PLAIN GSSAPI\r\n250 STARTTLS\r\n"),
+        ("c", f"AUTH PLAIN {PLAIN_SECRET}\r\n".encode()),
+        ("s", b"535 5.7.3 Authentication unsuccessful\r\n"),
+        ("c", b"AUTH LOGIN\r\n"),
+        ("s", b"334 VXNlcm5hbWU6\r\n"),
+        ("c", f"{LOGIN_USER}\r\n".encode()),
+        ("s", b"334 UGFzc3dvcmQ6\r\n"),
+        ("c", f"{LOGIN_PASS}\r\n".encode()),
+        ("s", b"235 2.7.0 Authentication successful\r\n"),
+        ("c", f"X-EXPS GSSAPI {GSSAPI_BLOB}\r\n".encode()),
+        ("s", b"334 <blob>\r\n"),
+        ("c", f"{GSSAPI_BLOB}{GSSAPI_BLOB}\r\n".encode()),
+        ("s", b"235 2.7.0 ok\r\n"),
+        ("c", b"QUIT\r\n"),
+        ("s", b"221 2.0.0 Bye\r\n"),
+    )
+
+
+SCENARIOS = {
+    "accepted": starttls_accepted,
+    "refused": starttls_refused_relay_denied,
+    "pipelined": pipelined_data,
+    "bdat": bdat_chunks,
+    "auth": auth_session,
+}
+
+
+def test_exchange_online_starttls_accepted():
+    c2s, s2c = starttls_accepted()
+    d = parse_dialogue(c2s, s2c)
+    assert d.banner_code == 220 and d.banner_frame == 4
+    assert d.banner_host == "contoso-com.mail.protection.outlook.com"
+    assert d.banner_names_exchange_online
+    assert (d.ehlo_verb, d.ehlo_name, d.ehlo_frame) == ("EHLO", "mail.fabrikam.com", 5)
+    assert d.capabilities[:3] == ["SIZE", "PIPELINING", "DSN"] and "CHUNKING" in d.capabilities
+    assert d.starttls_offered is True
+    assert d.starttls_command_frame == 7
+    assert d.starttls_reply is not None
+    assert (d.starttls_reply.code, d.starttls_reply.enhanced, d.starttls_reply.frame) == (
+        220,
+        "2.0.0",
+        8,
+    )
+    assert d.starttls_reply.text == "2.0.0 SMTP server ready"
+    assert d.starttls_accepted is True
+    tls_c2s = len(EHLO) + len(b"STARTTLS\r\n")
+    tls_s2c = len(BANNER) + len(EHLO_REPLY) + len(b"220 2.0.0 SMTP server ready\r\n")
+    assert (d.tls_c2s_offset, d.tls_s2c_offset) == (tls_c2s, tls_s2c)
+    assert (d.tls_c2s_frame, d.tls_s2c_frame) == (9, 10)
+    assert [c.verb for c in d.commands] == ["EHLO", "STARTTLS"]
+    assert d.anomalies == [] and d.gaps == [] and d.relay_denied == [] and d.closed
+
+    conv = SmtpConversation()
+    conv.feed("c2s", c2s.data[:40], 0)
+    conv.feed("s2c", s2c.data, 0)
+    evs = drain(conv)
+    assert evs[-1] == StartTls(True, tls_c2s, tls_s2c)
+    assert conv.take_tls_bytes("s2c") == SERVER_HELLO
+    assert conv.take_tls_bytes("c2s") == CLIENT_HELLO[: 40 - tls_c2s]
+    conv.feed("c2s", c2s.data[40:], 40)
+    assert conv.take_tls_bytes("c2s") == CLIENT_HELLO[40 - tls_c2s :]
+    assert conv.take_tls_bytes("c2s") == b""
+    conv.feed_eof("c2s")
+    assert drain(conv) == []
+    conv.feed_eof("s2c")
+    assert drain(conv) == [Closed()]
+    assert conv.next_event() is NEED_DATA
+
+
+def test_starttls_refused_then_tenant_attribution_denied():
+    c2s, s2c = starttls_refused_relay_denied()
+    evs = whole(c2s, s2c)
+    starttls = [e for e in evs if isinstance(e, StartTls)]
+    assert starttls == [StartTls(False, len(EHLO) + 10, len(BANNER) + len(EHLO_REPLY) + 50)]
+    d = dialogue_of(evs, c2s, s2c)
+    assert d == parse_dialogue(c2s, s2c)
+    assert d.starttls_accepted is False and d.starttls_offered is True
+    assert d.starttls_reply is not None and d.starttls_reply.code == 454
+    assert d.starttls_reply.enhanced == "4.7.0"
+    assert d.tls_c2s_offset is None and d.tls_s2c_offset is None
+    assert [(r.code, r.enhanced, r.frame, r.answers) for r in d.relay_denied] == [
+        (550, "5.7.64", 12, "RCPT")
+    ]
+    assert d.relay_denied[0].text.startswith("5.7.64 TenantAttribution; Relay Access Denied")
+    assert [(c.verb, c.arg, c.frame) for c in d.commands] == [
+        ("EHLO", "mail.fabrikam.com", 5),
+        ("STARTTLS", "", 7),
+        ("MAIL", "FROM:<alerts@fabrikam.com> SIZE=2048", 9),
+        ("RCPT", "TO:<it@contoso.com>", 11),
+        ("QUIT", "", 13),
+    ]
+    assert [(r.code, r.answers) for r in d.replies] == [
+        (250, "EHLO"),
+        (454, "STARTTLS"),
+        (250, "MAIL"),
+        (550, "RCPT"),
+        (221, "QUIT"),
+    ]
+    assert d.anomalies == [] and d.closed
+    json.dumps(d.to_dict())
+
+
+def test_pipelining_pairs_fifo_and_body_is_skipped():
+    c2s, s2c = pipelined_data()
+    evs = whole(c2s, s2c)
+    kinds = [
+        (type(e).__name__, getattr(e, "verb", None) or getattr(e, "answers", None)) for e in evs
+    ]
+    assert kinds == [
+        ("Banner", None),
+        ("Command", "EHLO"),
+        ("Reply", "EHLO"),
+        ("Command", "MAIL"),
+        ("Reply", "MAIL"),
+        ("Command", "RCPT"),
+        ("Reply", "RCPT"),
+        ("Command", "RCPT"),
+        ("Reply", "RCPT"),
+        ("Command", "DATA"),
+        ("Reply", "DATA"),
+        ("DataBody", None),
+        ("Reply", "END_OF_DATA"),
+        ("Command", "QUIT"),
+        ("Reply", "QUIT"),
+        ("Closed", None),
+    ]
+    body = next(e for e in evs if isinstance(e, DataBody))
+    body_off = c2s.data.index(BODY)
+    assert body == DataBody(len(BODY), body_off)
+    replies = [e for e in evs if isinstance(e, Reply)]
+    assert replies[3].code == 550 and replies[3].enhanced == "5.7.64"
+    assert replies[4].code == 354
+    d = parse_dialogue(c2s, s2c)
+    assert [c.verb for c in d.commands] == ["EHLO", "MAIL", "RCPT", "RCPT", "DATA", "QUIT"]
+    assert d.message_bytes == len(BODY)
+    assert [r.frame for r in d.relay_denied] == [8] and d.anomalies == []
+    # Pipelined commands share a frame; the replies to them share another.
+    assert [c.frame for c in d.commands[1:5]] == [7, 7, 7, 7]
+    assert [r.frame for r in d.replies[1:4]] == [8, 8, 8]
+
+
+def test_bdat_chunks_skip_by_size():
+    c2s, s2c = bdat_chunks()
+    evs = whole(c2s, s2c)
+    bodies = [e for e in evs if isinstance(e, DataBody)]
+    chunk_off = c2s.data.index(b"QUIT\r\nRSET")
+    last = chunk_off + 21 + len(b"BDAT 0 LAST\r\n")
+    assert bodies == [DataBody(21, chunk_off), DataBody(0, last)]
+    d = dialogue_of(evs, c2s, s2c)
+    assert [(c.verb, c.arg) for c in d.commands] == [
+        ("EHLO", "mail.fabrikam.com"),
+        ("MAIL", "FROM:<a@fabrikam.com> BODY=BINARYMIME"),
+        ("RCPT", "TO:<b@contoso.com>"),
+        ("BDAT", "21"),
+        ("BDAT", "0 LAST"),
+        ("QUIT", ""),
+    ]
+    assert [(r.code, r.answers) for r in d.replies] == [
+        (250, "EHLO"),
+        (250, "MAIL"),
+        (250, "RCPT"),
+        (250, "BDAT"),
+        (250, "BDAT"),
+        (221, "QUIT"),
+    ]
+    assert d.anomalies == []
+
+
+def _assert_no_secrets(*objs) -> None:
+    for obj in objs:
+        text = repr(obj) + (json.dumps(obj.to_dict()) if isinstance(obj, SmtpDialogue) else "")
+        for secret in SECRETS:
+            assert secret not in text, secret
+
+
+@pytest.mark.parametrize("one_sided", [False, True])
+def test_auth_credentials_never_kept(one_sided):
+    c2s, s2c = auth_session()
+    if one_sided:  # the server side was not captured: pairing must guess, and still redact
+        s2c = Stream()
+    evs = whole(c2s, s2c)
+    d = parse_dialogue(c2s, s2c)
+    assert d == dialogue_of(evs, c2s, s2c)
+    _assert_no_secrets(evs, d)
+    assert [(c.verb, c.arg) for c in d.commands] == [
+        ("EHLO", "mail.fabrikam.com"),
+        ("AUTH", "PLAIN"),
+        ("AUTH", "LOGIN"),
+        ("X-EXPS", "GSSAPI"),
+        ("QUIT", ""),
+    ]
+    responses = [e for e in evs if isinstance(e, AuthResponse)]
+    assert [r.size for r in responses] == [
+        len(LOGIN_USER) + 2,
+        len(LOGIN_PASS) + 2,
+        2 * len(GSSAPI_BLOB) + 2,
+    ]
+    if not one_sided:
+        assert [(r.code, r.answers) for r in d.replies] == [
+            (250, "EHLO"),
+            (535, "AUTH"),
+            (334, "AUTH"),
+            (334, "AUTH_RESPONSE"),
+            (235, "AUTH_RESPONSE"),
+            (334, "AUTH"),
+            (235, "AUTH_RESPONSE"),
+            (221, "QUIT"),
+        ]
+        assert d.capabilities == ["AUTH", "STARTTLS"]
+    else:
+        assert d.replies == [] and d.banner_code is None
+        assert {a.kind for a in d.anomalies} >= {"no_banner", "replies_missing"}
+
+
+def test_credential_like_line_out_of_context_is_dropped():
+    c2s, s2c = session(
+        ("s", BANNER), ("c", f"{LOGIN_PASS}\r\n".encode()), ("s", b"500 5.5.2 unrecognized\r\n")
+    )
+    evs = whole(c2s, s2c)
+    _assert_no_secrets(evs, parse_dialogue(c2s, s2c))
+    assert any(isinstance(e, Anomaly) and e.kind == "credential_like_line" for e in evs)
+    assert [e for e in evs if isinstance(e, Reply)][0].answers == "AUTH_RESPONSE"
+
+
+def test_long_line_bare_lf_and_pairing_survive():
+    long_arg = b"a" * 10_000
+    c2s, s2c = session(
+        ("s", b"220-mx.example.net ESMTP\r\n220-second line\r\n220 third\r\n"),
+        ("c", b"HELO client\n"),
+        ("s", b"250 mx.example.net\r\n"),
+        ("c", b"NOOP " + long_arg + b"\r\n"),
+        ("s", b"500 5.5.2 line too long\r\n"),
+        ("c", b"quit\r\n"),
+        ("s", b"221 bye\r\n"),
+    )
+    evs = whole(c2s, s2c)
+    assert evs[0] == Banner(220, "mx.example.net ESMTP\nsecond line\nthird", 0)
+    anomalies = [(e.kind, e.direction) for e in evs if isinstance(e, Anomaly)]
+    assert anomalies == [("bare_lf", "c2s"), ("line_too_long", "c2s")]
+    noop = next(e for e in evs if isinstance(e, Command) and e.verb == "NOOP")
+    assert len(noop.arg) == smtp.MAX_LINE - 5
+    d = dialogue_of(evs, c2s, s2c)
+    assert [(r.code, r.answers) for r in d.replies] == [(250, "HELO"), (500, "NOOP"), (221, "QUIT")]
+    assert d.capabilities == [] and d.starttls_offered is False
+    assert not d.banner_names_exchange_online
+
+
+def test_server_only_capture_replies_unpaired():
+    _, s2c = starttls_refused_relay_denied()
+    d = parse_dialogue(Stream(), s2c)
+    assert d.banner_names_exchange_online and d.commands == []
+    assert all(r.answers is None for r in d.replies) and len(d.replies) == 5
+    assert [a.kind for a in d.anomalies] == ["reply_without_command"] * 5
+    assert d.relay_denied[0].frame == 12 and d.closed
+
+
+def test_implicit_tls_parses_no_smtp():
+    c2s, s2c = session(("c", CLIENT_HELLO), ("s", SERVER_HELLO))
+    evs = whole(c2s, s2c, implicit_tls=True)
+    assert evs == [StartTls(True, 0, 0, implicit=True), Closed()]
+    d = parse_dialogue(c2s, s2c, implicit_tls=True)
+    assert d.implicit_tls and d.starttls_accepted is None
+    assert (d.tls_c2s_offset, d.tls_s2c_offset, d.tls_c2s_frame, d.tls_s2c_frame) == (0, 0, 4, 5)
+    conv = SmtpConversation(implicit_tls=True)
+    conv.feed("c2s", CLIENT_HELLO, 0)
+    assert conv.take_tls_bytes("c2s") == CLIENT_HELLO
+
+
+def test_tls_on_port_25_without_starttls():
+    c2s, s2c = session(("c", CLIENT_HELLO), ("s", SERVER_HELLO))
+    d = parse_dialogue(c2s, s2c)
+    assert [(a.kind, a.direction) for a in d.anomalies] == [
+        ("unexpected_tls", "s2c"),
+        ("no_banner", "s2c"),
+        ("unexpected_tls", "c2s"),
+    ]
+    assert d.closed
+
+
+def test_plaintext_after_starttls_is_flagged():
+    c2s, s2c = session(
+        ("s", BANNER), ("c", b"STARTTLS\r\nEHLO injected\r\n"), ("s", b"220 2.0.0 ready\r\n")
+    )
+    d = parse_dialogue(c2s, s2c)
+    assert d.starttls_accepted and [(a.kind, a.direction) for a in d.anomalies] == [
+        ("not_tls", "c2s")
+    ]
+
+
+def test_not_smtp_at_all():
+    c2s, s2c = session(
+        ("s", b"SSH-2.0-OpenSSH_9.6\r\n" + b"\x00\x01binary\n" * 20),
+        ("c", b"GET / HTTP/1.1\r\nHost: x\r\n\r\n" + b"\xff\xfe\n" * 20),
+    )
+    d = parse_dialogue(c2s, s2c)
+    kinds = [a.kind for a in d.anomalies]
+    assert kinds.count("not_smtp") == 2 and "no_banner" in kinds and d.closed
+
+
+def test_first_reply_that_is_not_a_greeting_answers_the_first_command():
+    c2s, s2c = session(
+        ("c", b"EHLO a\r\n"), ("s", b"250 hi\r\n"), ("c", b"QUIT\r\n"), ("s", b"221 bye\r\n")
+    )
+    d = parse_dialogue(c2s, s2c)
+    assert d.banner_code is None and [a.kind for a in d.anomalies] == ["no_banner"]
+    assert [(r.code, r.answers) for r in d.replies] == [(250, "EHLO"), (221, "QUIT")]
+    d = parse_dialogue(Stream(), Stream(b"421 4.3.2 Service not available\r\n", [], [0], [1]))
+    assert (d.banner_code, d.banner_frame, d.anomalies) == (421, 1, [])
+
+
+def test_waiting_for_names_the_direction_that_blocks():
+    conv = SmtpConversation()
+    assert conv.next_event() is NEED_DATA and conv.waiting_for == "s2c"
+    conv.feed("c2s", EHLO)  # early talker: still waiting for the greeting
+    assert conv.next_event() is NEED_DATA and conv.waiting_for == "s2c"
+    conv.feed("s2c", BANNER[:10])
+    conv.feed("s2c", BANNER[10:] + b"250 ok\r\n")
+    assert [type(e) for e in drain(conv)] == [Banner, Command, Reply]
+    assert conv.waiting_for == "c2s"
+    conv.feed_eof("c2s")
+    assert drain(conv) == [] and conv.waiting_for == "s2c"
+    conv.feed_eof("s2c")
+    assert drain(conv) == [Closed()] and conv.next_event() is NEED_DATA
+
+
+@pytest.fixture(scope="module")
+def pki():
+    return make_pki()
+
+
+@pytest.mark.parametrize("name", SCENARIO_NAMES)
+def test_synthetic_exchange_online_sessions(pki, name):
+    """Real OpenSSL handshakes from fastcap.synth, laid out as the reassembler will hand them."""
+    conv = converse(scenario(name, pki))
+    c2s, s2c = session(*(("c" if m.from_client else "s", m.data) for m in conv.messages))
+    d = parse_dialogue(c2s, s2c)
+    assert d.banner_names_exchange_online and d.ehlo_name == "mail.fabrikam.com"
+    assert d.anomalies == [] and d.gaps == [] and d.closed
+    assert d.starttls_offered is (conv.starttls != "not_offered")
+    assert d.starttls_accepted is {"accepted": True, "refused": False}.get(conv.starttls)
+    if conv.starttls == "accepted":
+        assert c2s.data[d.tls_c2s_offset] == s2c.data[d.tls_s2c_offset] == 0x16
+        assert d.tls_c2s_frame == next(
+            i + 4 for i, m in enumerate(conv.messages) if m.label == "tls-handshake"
+        )
+        assert d.relay_denied == []  # it happened, but inside TLS
+    else:
+        assert d.tls_c2s_offset is None
+        assert [r.answers for r in d.relay_denied] == ["RCPT"]
+
+
+# -- gaps ----------------------------------------------------------------------------------
+
+
+def test_gap_inside_pipelined_commands_resyncs():
+    c2s, s2c = pipelined_data()
+    rcpt = c2s.data.index(b"RCPT TO:<b@")
+    c2s = c2s.punch(rcpt + 3, 10)  # the middle of the first RCPT line is lost
+    evs = whole(c2s, s2c)
+    assert Gap("c2s", rcpt + 3, 10) in evs
+    d = parse_dialogue(c2s, s2c)
+    assert d == dialogue_of(evs, c2s, s2c)
+    assert [c.verb for c in d.commands] == ["EHLO", "MAIL", "RCPT", "DATA", "QUIT"]
+    assert [g.size for g in d.gaps] == [10]
+    # The cut RCPT line still counts once (by its head), so the FIFO stays aligned.
+    assert [(r.code, r.answers) for r in d.replies] == [
+        (250, "EHLO"),
+        (250, "MAIL"),
+        (250, ""),
+        (550, "RCPT"),
+        (354, "DATA"),
+        (250, "END_OF_DATA"),
+        (221, "QUIT"),
+    ]
+    assert [a.kind for a in d.anomalies] == ["line_cut_by_gap"]
+    assert [r.frame for r in d.relay_denied] == [8] and d.message_bytes == len(BODY)
+
+
+def test_gap_at_start_and_end():
+    c2s, s2c = starttls_refused_relay_denied()
+    c2s = c2s.punch(0, 5)  # capture began in the middle of the EHLO line
+    s2c = Stream(s2c.data, [(len(s2c.data), 100)], s2c.starts, s2c.frames)  # lost tail
+    evs = whole(c2s, s2c)
+    assert evs[1] == Gap("c2s", 0, 5)
+    assert Gap("s2c", len(s2c.data), 100) in evs
+    d = parse_dialogue(c2s, s2c)
+    assert d == dialogue_of(evs, c2s, s2c)
+    assert d.ehlo_name is None and d.commands[0].verb == "STARTTLS"
+    assert [a.kind for a in d.anomalies] == ["line_cut_by_gap"]
+    # The rest of the cut EHLO line still counts as one command, so pairing holds.
+    assert [(r.code, r.answers) for r in d.replies] == [
+        (250, ""),
+        (454, "STARTTLS"),
+        (250, "MAIL"),
+        (550, "RCPT"),
+        (221, "QUIT"),
+    ]
+    assert d.starttls_accepted is False and d.relay_denied[0].answers == "RCPT"
+
+
+def test_lost_starttls_reply_inferred_from_client_hello():
+    c2s, s2c = starttls_accepted()
+    reply = s2c.data.index(b"220 2.0.0")
+    s2c = s2c.punch(reply, len(b"220 2.0.0 SMTP server ready\r\n"))
+    d = parse_dialogue(c2s, s2c)
+    assert d.starttls_accepted is True and d.starttls_reply is None
+    assert (d.tls_c2s_offset, d.tls_s2c_offset) == (len(EHLO) + 10, s2c.data.index(SERVER_HELLO))
+    assert [(a.kind, a.direction) for a in d.anomalies] == [("starttls_inferred", "s2c")]
+    # Server side not captured at all: the client's ClientHello tells.
+    d = parse_dialogue(c2s, Stream())
+    assert d.starttls_accepted is True and d.tls_c2s_offset == len(EHLO) + 10
+    assert [a.kind for a in d.anomalies] == ["no_banner", "replies_missing", "starttls_inferred"]
+
+
+def test_gap_inside_body_and_chunk():
+    c2s, s2c = pipelined_data()
+    body = c2s.data.index(BODY)
+    d = parse_dialogue(c2s.punch(body + 10, 20), s2c)
+    assert d.message_bytes == len(BODY) and [r.answers for r in d.replies][-2:] == [
+        "END_OF_DATA",
+        "QUIT",
+    ]
+    c2s, s2c = bdat_chunks()
+    chunk = c2s.data.index(b"QUIT\r\nRSET")
+    d = parse_dialogue(c2s.punch(chunk + 2, 30), s2c)  # swallows the end of the chunk
+    assert [c.verb for c in d.commands][-2:] == ["BDAT", "QUIT"]
+    # "BDAT 0 LAST" lost its head in the gap; its tail still counts, so QUIT gets 221.
+    assert [(r.code, r.answers) for r in d.replies][-3:] == [
+        (250, "BDAT"),
+        (250, ""),
+        (221, "QUIT"),
+    ]
+    assert [a.kind for a in d.anomalies] == ["line_cut_by_gap"]
+
+
+# -- caps and feeding contract -------------------------------------------------------------
+
+
+def test_buffer_cap_drops_as_gap(monkeypatch):
+    monkeypatch.setattr(smtp, "MAX_BUFFER", 200)
+    conv = SmtpConversation()
+    conv.feed("s2c", BANNER + EHLO_REPLY + b"250 ok\r\n" * 50, 0)  # no c2s yet: all waits
+    conv.feed("s2c", b"221 bye\r\n")
+    conv.feed_eof("s2c")
+    conv.feed("c2s", EHLO + b"QUIT\r\n", 0)
+    conv.feed_eof("c2s")
+    evs = drain(conv)
+    assert [e.kind for e in evs if isinstance(e, Anomaly)][0] == "buffer_full"
+    assert any(isinstance(e, Gap) for e in evs) and evs[-1] == Closed()
+
+
+def test_anomaly_cap(monkeypatch):
+    monkeypatch.setattr(smtp, "MAX_ANOMALIES", 3)
+    c2s = b"".join(b"NOOP " + b"x" * 5000 + b"\r\n" for _ in range(6))
+    evs = whole(Stream(c2s), Stream())
+    kinds = [e.kind for e in evs if isinstance(e, Anomaly)]
+    assert kinds == ["no_banner", "line_too_long", "replies_missing", "anomaly_cap"]
+
+
+def test_overlap_and_late_data_are_ignored():
+    c2s, s2c = starttls_refused_relay_denied()
+    conv = SmtpConversation()
+    conv.feed("s2c", s2c.data, 0)
+    conv.feed("c2s", c2s.data[:20], 0)
+    conv.feed("c2s", c2s.data[10:], 10)  # 10 bytes fed twice
+    conv.feed_eof("c2s")
+    conv.feed_eof("s2c")
+    conv.feed("s2c", b"250 late\r\n")
+    evs = drain(conv)
+    kinds = [e.kind for e in evs if isinstance(e, Anomaly)]
+    assert kinds == ["overlap", "data_after_eof"]
+    assert [e for e in evs if not isinstance(e, Anomaly)] == [
+        e for e in whole(c2s, s2c) if not isinstance(e, Anomaly)
+    ]
+
+
+def test_bad_direction_is_a_caller_error():
+    with pytest.raises(ValueError):
+        SmtpConversation().feed("up", b"x")  # type: ignore[arg-type]
+
+
+def test_large_body_through_parse_dialogue():
+    big = b"x" * 999 + b"\r\n"
+    body = big * 3000  # 3 MB, more than MAX_BUFFER: parse_dialogue feeds on demand
+    c2s, s2c = session(
+        ("s", BANNER),
+        ("c", b"MAIL FROM:<a@b>\r\nRCPT TO:<c@d>\r\nDATA\r\n"),
+        ("s", b"250 ok\r\n250 ok\r\n354 go\r\n"),
+        ("c", body + b".\r\n"),
+        ("s", b"250 queued\r\n"),
+    )
+    d = parse_dialogue(c2s, s2c)
+    assert d.message_bytes == len(body) and d.anomalies == [] and d.closed
+
+
+# -- properties ----------------------------------------------------------------------------
+
+
+@st.composite
+def schedules(draw, c2s: Stream, s2c: Stream):
+    """Both directions cut at random (sometimes byte by byte) and interleaved at random."""
+    mode = draw(st.sampled_from(["random", "bytewise", "whole"]))
+    sizes = {
+        "random": draw(st.lists(st.integers(1, 64), min_size=1, max_size=30)),
+        "bytewise": [1],
+        "whole": None,
+    }[mode]
+    explicit = draw(st.booleans())
+    queues = [
+        [("c2s", p) for p in pieces(c2s, sizes, explicit)],
+        [("s2c", p) for p in pieces(s2c, sizes, explicit)],
+    ]
+    total = len(queues[0]) + len(queues[1])
+    picks = draw(st.lists(st.booleans(), min_size=total, max_size=total))
+    out = []
+    for pick in picks:
+        q = queues[0] if (pick and queues[0]) or not queues[1] else queues[1]
+        out.append(q.pop(0))
+    return out, draw(st.booleans())
+
+
+def _check_invariant(data, c2s: Stream, s2c: Stream, implicit: bool = False) -> list:
+    ref = whole(c2s, s2c, implicit)
+    sched, drain_each = data.draw(schedules(c2s, s2c))
+    assert run(sched, implicit, drain_each) == ref
+    server_first = [("s2c", p) for p in pieces(s2c)] + [("c2s", p) for p in pieces(c2s)]
+    assert run(server_first, implicit) == ref
+    assert dialogue_of(ref, c2s, s2c) == parse_dialogue(c2s, s2c, implicit_tls=implicit)
+    assert ref.count(Closed()) == 1 and ref[-1] == Closed()
+    return ref
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(name=st.sampled_from(sorted(SCENARIOS)), data=st.data())
+def test_chunking_does_not_change_events(name, data):
+    c2s, s2c = SCENARIOS[name]()
+    if data.draw(st.booleans()):  # sometimes lose a few bytes somewhere
+        s = data.draw(st.sampled_from(["c2s", "s2c"]))
+        stream = c2s if s == "c2s" else s2c
+        off = data.draw(st.integers(0, len(stream.data) - 1))
+        stream = stream.punch(off, data.draw(st.integers(1, 40)))
+        c2s, s2c = (stream, s2c) if s == "c2s" else (c2s, stream)
+    evs = _check_invariant(data, c2s, s2c)
+    if name == "auth":
+        _assert_no_secrets(evs)
+
+
+C_TOKENS = [
+    b"EHLO x\r\n",
+    b"HELO y\r\n",
+    b"MAIL FROM:<a@b>\r\n",
+    b"RCPT TO:<c@d>\r\n",
+    b"DATA\r\n",
+    b"BDAT 5\r\n",
+    b"BDAT 3 LAST\r\n",
+    b"BDAT x\r\n",
+    b"STARTTLS\r\n",
+    b"AUTH LOGIN\r\n",
+    b"AUTH PLAIN c2VjcmV0\r\n",
+    b"c2VjcmV0\r\n",
+    b".\r\n",
+    b"..x\r\n",
+    b"\r\n",
+    b"\n",
+    b"\r",
+    b".",
+    b"QUIT\r\n",
+    b"\x16\x03\x01\x00",
+    b"x" * 50,
+    b"hello world\r\n",
+    b"NOOP\n",
+    b"\x00\xff",
+    b"Subject: DATA\r\n",
+]
+S_TOKENS = [
+    b"220 mx.example ESMTP\r\n",
+    b"250-PIPELINING\r\n",
+    b"250-STARTTLS\r\n",
+    b"250 OK\r\n",
+    b"354 go\r\n",
+    b"334 VXNlcm5hbWU6\r\n",
+    b"235 2.7.0 ok\r\n",
+    b"220 2.0.0 ready\r\n",
+    b"454 4.7.0 TLS not available\r\n",
+    DENIED,
+    b"500 5.5.1 bad\r\n",
+    b"221 bye\r\n",
+    b"\x16\x03\x03\x00\x02",
+    b"garbage\r\n",
+    b"\r\n",
+    b"250",
+    b"-",
+    b" ",
+    b"\n",
+]
+
+
+@st.composite
+def streams(draw, tokens: list[bytes]) -> Stream:
+    if draw(st.booleans()):
+        data = draw(st.binary(max_size=300))
+    else:
+        data = b"".join(draw(st.lists(st.sampled_from(tokens), max_size=25)))
+    starts = list(range(0, max(len(data), 1), 17))
+    stream = Stream(data, [], starts, [i + 1 for i in range(len(starts))])
+    for _ in range(draw(st.integers(0, 3)) if data else 0):
+        off = draw(st.integers(0, len(data) - 1))
+        if not any(a <= off < a + n for a, n in stream.gaps):
+            stream = stream.punch(off, min(draw(st.integers(1, 30)), len(data) - off))
+    if data and draw(st.integers(0, 5)) == 0:  # lost the tail of the stream too
+        stream.gaps.append((len(data), draw(st.integers(1, 30))))
+    return stream
+
+
+SMALL_CAPS = {"MAX_LINE": 6, "MAX_REPLY_LINES": 2, "MAX_ANOMALIES": 5, "MAX_BAD_LINES": 2}
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    c2s=streams(C_TOKENS),
+    s2c=streams(S_TOKENS),
+    implicit=st.booleans(),
+    small_caps=st.booleans(),
+    data=st.data(),
+)
+def test_arbitrary_bytes_never_raise_and_chunking_does_not_matter(
+    c2s, s2c, implicit, small_caps, data
+):
+    with ExitStack() as stack:
+        if small_caps:  # reach the line, reply, anomaly and junk caps with short inputs
+            for name, value in SMALL_CAPS.items():
+                stack.enter_context(mock.patch.object(smtp, name, value))
+        evs = _check_invariant(data, c2s, s2c, implicit)
+        json.dumps(parse_dialogue(c2s, s2c, implicit_tls=implicit).to_dict())
+    end = max(len(c2s.data), len(s2c.data)) + 30
+    assert all(0 <= e.offset <= end for e in evs if hasattr(e, "offset"))
+    assert {e.kind for e in evs if isinstance(e, Anomaly)} <= set(smtp.ANOMALY_KINDS)
