@@ -6,9 +6,28 @@
  * so a hostile file can at worst stop the walk with FC_TRUNCATED / FC_CORRUPT. */
 #include <stdint.h>
 #include <string.h>
+#include <sys/mman.h>
 #include "fastcap.h"
 
 #define PREFETCH_AHEAD 4096
+#define POPULATE_CHUNK (16 << 20)
+#ifndef MADV_POPULATE_READ
+#define MADV_POPULATE_READ 22
+#endif
+
+/* Fill the page tables of the next chunk in one system call: on a page-cache-resident file
+ * this is ~2.5x cheaper than taking one minor fault per 4 KiB page during the walk.  A kernel
+ * without MADV_POPULATE_READ (< 5.14) just refuses, and the walk faults pages in as usual. */
+static inline void populate_ahead(const uint8_t *buf, int64_t len, int64_t off, fc_status *st)
+{
+    if (st->populated >= len || off + POPULATE_CHUNK / 2 < st->populated)
+        return;
+    int64_t from = st->populated > off ? st->populated : off;
+    uintptr_t a = (uintptr_t)(buf + from) & ~(uintptr_t)4095;
+    int64_t to = from + POPULATE_CHUNK < len ? from + POPULATE_CHUNK : len;
+    madvise((void *)a, (size_t)((uintptr_t)(buf + to) - a), MADV_POPULATE_READ);
+    st->populated = to;
+}
 
 static inline uint32_t rd32(const uint8_t *p, int swapped)
 {
@@ -99,6 +118,7 @@ int64_t fc_walk_pcap(const uint8_t *buf, int64_t len, int64_t start, int32_t swa
             return stop(st, FC_END, off, fno, 0, n);
         if (len - off < 16)
             return stop(st, FC_TRUNCATED, off, fno, 16, n);
+        populate_ahead(buf, len, off, st);
         if (off + PREFETCH_AHEAD < len)
             __builtin_prefetch(buf + off + PREFETCH_AHEAD);
         const uint8_t *h = buf + off;
@@ -140,6 +160,7 @@ int64_t fc_walk_pcapng(const uint8_t *buf, int64_t len, int64_t start, int32_t s
             return stop(st, FC_END, off, fno, 0, n);
         if (len - off < 12)
             return stop(st, FC_TRUNCATED, off, fno, 12, n);
+        populate_ahead(buf, len, off, st);
         if (off + PREFETCH_AHEAD < len)
             __builtin_prefetch(buf + off + PREFETCH_AHEAD);
         const uint8_t *b = buf + off;

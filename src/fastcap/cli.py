@@ -1,0 +1,92 @@
+"""Command line: argument parsing, output and exit codes only; the work happens elsewhere.
+
+Exit codes (all commands): 0 = every file read completely; 1 = results produced but something
+was wrong (damaged file read partially, or problems found); 2 = usage error or a file that
+cannot be read at all.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+
+from . import __version__
+from .errors import FastcapError
+from .flows import parse_ports
+from .native import native_available
+
+EXIT_OK, EXIT_PROBLEMS, EXIT_UNREADABLE = 0, 1, 2
+
+
+def _ports(text: str) -> frozenset[int]:
+    try:
+        return parse_ports(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def _parser() -> argparse.ArgumentParser:
+    backend = "native C" if native_available() else "pure Python (native module not built)"
+    p = argparse.ArgumentParser(prog="fastcap", description=__doc__.splitlines()[0])
+    p.add_argument("--version", action="version",
+                   version=f"fastcap {__version__} (reader: {backend})")
+    sub = p.add_subparsers(dest="command", required=True)
+    st = sub.add_parser("stats", help="summarise captures: formats, link types, frame counts")
+    st.add_argument("files", nargs="+", metavar="FILE")
+    st.add_argument("--json", action="store_true", help="print JSON instead of text")
+    st.add_argument("--ports", type=_ports, default=frozenset({25}),
+                    help="TCP ports to select, e.g. 25,587,2525 (default 25)")
+    st.add_argument("--backend", choices=("auto", "native", "python"), default="auto",
+                    help="frame walker: C (native), pure Python, or auto (default)")
+    return p
+
+
+def _cmd_stats(args) -> int:
+    from .stats import compute_stats, format_text
+
+    code = EXIT_OK
+    results, errors = [], []
+    for path in args.files:
+        try:
+            s = compute_stats(path, ports=args.ports, backend=args.backend)
+        except FastcapError as e:
+            print(f"fastcap: {e}", file=sys.stderr)
+            errors.append({"path": path, "error": str(e)})
+            code = EXIT_UNREADABLE
+            continue
+        except ImportError as e:
+            print(f"fastcap: {e}", file=sys.stderr)
+            return EXIT_UNREADABLE
+        for w in s.warnings:
+            print(f"fastcap: warning: {w}", file=sys.stderr)
+        if s.warnings and code == EXIT_OK:
+            code = EXIT_PROBLEMS
+        results.append(s)
+        if not args.json:
+            if len(results) > 1:
+                print()
+            print(format_text(s))
+    if args.json:
+        json.dump({"files": [r.to_dict() for r in results], "errors": errors}, sys.stdout,
+                  indent=2)
+        print()
+    return code
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "stats":
+            return _cmd_stats(args)
+    except KeyboardInterrupt:
+        print("fastcap: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return EXIT_OK
+    return EXIT_UNREADABLE
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,141 @@
+"""`fastcap stats`: what a capture holds, read in one pass, as a dataclass / JSON / text."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
+
+from .capture import DEFAULT_SLAB, DEFAULT_WINDOW, Capture
+from .flows import FlowTable
+from .linktypes import describe
+from .selection import DEFAULT_PORTS, FrameCounters, iter_selected
+
+
+@dataclass
+class FileStats:
+    path: str
+    backend: str
+    format: str
+    size: int
+    byte_orders: list[str]
+    sections: int
+    interfaces: int
+    linktypes: list[str]
+    nanosecond: bool
+    snaplen: int
+    frames: int  # Wireshark's frame count (packet records + frame-numbered blocks)
+    packets: int
+    other_records: dict[str, int]
+    bytes: int
+    first_ts_ns: int | None
+    last_ts_ns: int | None
+    ipv4: int
+    ipv6: int
+    tcp: int
+    udp: int
+    other: int
+    fragments: int
+    snapped: int
+    ports: list[int]
+    selected_frames: int
+    selected_flows: int
+    icmp_about_selected: int
+    skipped: dict[str, int] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+    warning_offsets: list[int] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def compute_stats(path: str | os.PathLike, *, ports: Iterable[int] = DEFAULT_PORTS,
+                  backend: str = "auto", window: int = DEFAULT_WINDOW,
+                  slab_width: int = DEFAULT_SLAB) -> FileStats:
+    """Read the whole file once and summarise it; CaptureError if it is not a capture."""
+    ports = sorted(set(ports))
+    counters = FrameCounters()
+    flows = FlowTable()
+    selected = 0
+    with Capture(path, backend=backend, window=window, slab_width=slab_width) as cap:
+        for sel in iter_selected(cap, ports, counters, flows):
+            selected += len(sel)
+        meta = cap.meta
+        skipped = dict(counters.skipped)
+        for reason, count in meta.skipped.items():
+            skipped[reason] = skipped.get(reason, 0) + count
+        linktypes = []
+        for ifc in meta.interfaces:
+            if describe(ifc.linktype) not in linktypes:
+                linktypes.append(describe(ifc.linktype))
+        return FileStats(
+            path=meta.path,
+            backend=cap.walker.name,
+            format=meta.format,
+            size=meta.size,
+            byte_orders=meta.byte_orders,
+            sections=meta.sections,
+            interfaces=len(meta.interfaces),
+            linktypes=linktypes,
+            nanosecond=meta.nanosecond,
+            snaplen=meta.snaplen,
+            frames=counters.packets + sum(meta.other_records.values()),
+            packets=counters.packets,
+            other_records=dict(meta.other_records),
+            bytes=counters.bytes,
+            first_ts_ns=counters.first_ts_ns,
+            last_ts_ns=counters.last_ts_ns,
+            ipv4=counters.ipv4,
+            ipv6=counters.ipv6,
+            tcp=counters.tcp,
+            udp=counters.udp,
+            other=counters.other,
+            fragments=counters.fragments,
+            snapped=counters.snapped,
+            ports=ports,
+            selected_frames=selected,
+            selected_flows=len(flows),
+            icmp_about_selected=counters.icmp_about_selected,
+            skipped=skipped,
+            warnings=[str(w) for w in meta.warnings],
+            warning_offsets=[w.offset for w in meta.warnings],
+        )
+
+
+def _fmt_ts(ns: int | None) -> str:
+    if ns is None:
+        return "-"
+    t = dt.datetime.fromtimestamp(ns // 1_000_000_000, dt.UTC)
+    return f"{t:%Y-%m-%d %H:%M:%S}.{ns % 1_000_000_000:09d} UTC"
+
+
+def format_text(s: FileStats) -> str:
+    """Human-readable block, one fact per line, like capinfos."""
+    ports = ",".join(map(str, s.ports))
+    orders = "/".join(dict.fromkeys(s.byte_orders)) or "-"
+    fmt = s.format + (" (nanosecond)" if s.nanosecond else "")
+    extra = "".join(f", {v} {k} block(s)" for k, v in s.other_records.items())
+    lines = [
+        f"File:              {s.path}",
+        f"Format:            {fmt}, {orders} endian"
+        + (f", {s.sections} sections" if s.sections > 1 else ""),
+        f"Link types:        {', '.join(s.linktypes) or '-'}"
+        + (f" ({s.interfaces} interfaces)" if s.interfaces > 1 else ""),
+        f"Frames:            {s.frames} ({s.packets} packets{extra})",
+        f"Captured bytes:    {s.bytes} (file size {s.size})",
+        f"First timestamp:   {_fmt_ts(s.first_ts_ns)}",
+        f"Last timestamp:    {_fmt_ts(s.last_ts_ns)}",
+        f"IPv4 / IPv6:       {s.ipv4} / {s.ipv6}",
+        f"TCP / UDP / other: {s.tcp} / {s.udp} / {s.other}",
+        f"IP fragments:      {s.fragments}",
+        f"Snapped frames:    {s.snapped}",
+        f"Port(s) {ports}:".ljust(19) + f"{s.selected_frames} frames in {s.selected_flows} flows"
+        + (f", {s.icmp_about_selected} ICMP errors about them" if s.icmp_about_selected else ""),
+        f"Reader:            {s.backend}",
+    ]
+    for reason, count in sorted(s.skipped.items()):
+        lines.append(f"Skipped:           {reason}: {count}")
+    for w in s.warnings:
+        lines.append(f"Warning:           {w}")
+    return "\n".join(lines)

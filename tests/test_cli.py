@@ -1,0 +1,96 @@
+"""The command line as a user meets it: exit codes, one-line errors, JSON output."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from fastcap.synth import packets as p
+from fastcap.synth.writers import Record, write_pcap
+
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "exchange-online-no-client-cert.pcap"
+
+
+def fastcap(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "fastcap.cli", *args], capture_output=True,
+                          text=True, timeout=120)
+
+
+def test_version_names_the_reader():
+    r = fastcap("--version")
+    assert r.returncode == 0
+    assert r.stdout.startswith("fastcap ") and "reader:" in r.stdout
+
+
+def test_stats_on_the_bundled_example():
+    r = fastcap("stats", str(EXAMPLE))
+    assert r.returncode == 0, r.stderr
+    assert "Format:            pcap, little endian" in r.stdout
+    assert "Link types:        1(EN10MB)" in r.stdout
+    assert "Port(s) 25:        26 frames in 1 flows" in r.stdout
+    assert r.stderr == ""
+
+
+def test_stats_json_is_stable_and_backends_agree():
+    docs = []
+    for backend in ("auto", "python"):
+        r = fastcap("stats", "--json", "--backend", backend, "--ports", "25,587", str(EXAMPLE))
+        assert r.returncode == 0, r.stderr
+        doc = json.loads(r.stdout)
+        assert doc["errors"] == []
+        (f,) = doc["files"]
+        f.pop("backend")
+        docs.append(f)
+    assert docs[0] == docs[1]
+    f = docs[0]
+    assert f["frames"] == 26 and f["ports"] == [25, 587] and f["selected_flows"] == 1
+    assert set(f) >= {"path", "format", "size", "byte_orders", "linktypes", "frames", "packets",
+                      "bytes", "first_ts_ns", "last_ts_ns", "ipv4", "ipv6", "tcp", "udp",
+                      "other", "selected_frames", "selected_flows", "skipped", "warnings"}
+
+
+@pytest.mark.parametrize("make,needle", [
+    (lambda d: d / "missing.pcap", "no such file"),
+    (lambda d: d, "is a directory"),
+    (lambda d: (d / "notes.txt").write_text("hello world") and d / "notes.txt",
+     "not a pcap or pcapng file (magic 0x68656c6c)"),
+    (lambda d: (d / "empty.pcap").write_bytes(b"") or d / "empty.pcap", "empty file"),
+])
+def test_unreadable_input_is_one_line_and_exit_2(tmp_path, make, needle):
+    path = make(tmp_path)
+    r = fastcap("stats", str(path))
+    assert r.returncode == 2
+    assert r.stderr.count("\n") == 1 and "Traceback" not in r.stderr
+    assert r.stderr.startswith(f"fastcap: {path}: ") and needle in r.stderr
+
+
+def test_damaged_file_gives_partial_results_and_exit_1(tmp_path):
+    path = tmp_path / "cut.pcap"
+    frame = p.tcp_frame("10.0.0.1", "10.0.0.2", 40000, 25, 1, 1, p.ACK, b"x" * 100)
+    write_pcap(path, [Record(frame, i * 10**9) for i in range(3)])
+    path.write_bytes(path.read_bytes()[:-50])
+    r = fastcap("stats", "--json", str(path))
+    assert r.returncode == 1
+    (f,) = json.loads(r.stdout)["files"]
+    assert f["frames"] == 2 and f["selected_frames"] == 2
+    offset = 24 + 2 * (16 + len(frame))
+    assert f["warning_offsets"] == [offset]
+    assert f"at offset {offset}" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_several_files_continue_past_a_bad_one(tmp_path):
+    bad = tmp_path / "bad.pcap"
+    bad.write_bytes(b"\0" * 64)
+    r = fastcap("stats", str(bad), str(EXAMPLE))
+    assert r.returncode == 2
+    assert "Frames:            26" in r.stdout
+    assert "not a pcap or pcapng file (magic 0x00000000)" in r.stderr
+
+
+def test_bad_ports_is_a_usage_error():
+    r = fastcap("stats", "--ports", "99999", str(EXAMPLE))
+    assert r.returncode == 2 and "bad port" in r.stderr

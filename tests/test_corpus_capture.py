@@ -1,0 +1,113 @@
+"""Differential tests on the public corpus: our frame index and port selection vs tshark.
+
+expected.json was recorded with tshark 4.0; when tshark is installed we also ask it directly,
+frame by frame, for timestamps, lengths and TCP ports.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from decimal import Decimal
+
+import numpy as np
+import pytest
+
+from fastcap import Capture
+from fastcap.stats import compute_stats
+
+from .corpus import corpus_expected, corpus_params
+
+EXPECTED = corpus_expected()
+
+# Files where tshark reads further than we do, on purpose, each with the reason.
+KNOWN_DEVIATIONS: dict[str, str] = {}
+
+
+@pytest.mark.parametrize("path", corpus_params())
+def test_frames_linktypes_and_port25_match_tshark(path, backend):
+    exp = EXPECTED[path.name]
+    s = compute_stats(path, backend=backend)
+    assert s.frames == exp["frames"]
+    assert s.linktypes == exp["linktypes"]
+    streams = exp["tcp_port25_streams"]
+    # tshark's tcp.port also matches TCP headers quoted inside ICMP errors; we count those apart.
+    assert s.selected_frames + s.icmp_about_selected == sum(v["frames"] for v in streams.values())
+    assert s.selected_flows == exp["tcp_port25_conversations"]
+    container = exp["container"]
+    if container.get("truncated_tail"):
+        assert s.warnings, "a damaged tail must be reported"
+        assert all(str(path) in w and "offset" in w for w in s.warnings)
+    else:
+        assert s.warnings == []
+    fmt = container["format"]
+    assert s.format == fmt
+    if fmt == "pcap":
+        assert s.byte_orders == [container["endian"]]
+        assert s.nanosecond == (container["ts_precision"] == "nsec")
+    else:
+        assert s.sections == container["sections"]
+        assert s.interfaces == len(container["interfaces"])
+
+
+def _tshark_frames(tshark: str, path) -> list[list[str]]:
+    out = subprocess.run(
+        [tshark, "-r", str(path), "-n", "-T", "fields", "-E", "separator=|",
+         "-e", "frame.number", "-e", "frame.time_epoch", "-e", "frame.len",
+         "-e", "frame.cap_len", "-e", "tcp.srcport", "-e", "tcp.dstport", "-e", "ip.version",
+         "-e", "ipv6.version"],
+        capture_output=True, text=True, check=False)
+    return [line.split("|") for line in out.stdout.splitlines() if line]
+
+
+@pytest.mark.parametrize("path", corpus_params())
+def test_every_frame_matches_tshark(path, tshark, backend):
+    """Timestamps (to the ns), lengths and TCP ports of every frame equal tshark's."""
+    rows = {}
+    with Capture(path, backend=backend) as cap:
+        from fastcap.selection import iter_selected
+
+        for w in cap.windows():
+            for i in range(len(w)):
+                rows[int(w.frame_no[i])] = (int(w.ts_ns[i]), int(w.orig_len[i]),
+                                            int(w.caplen[i]))
+        ports = {}
+    with Capture(path, backend=backend) as cap:
+        all_ports = range(65536)
+        for sel in iter_selected(cap, all_ports):
+            for f, sp, dp in zip(sel.frame_no.tolist(), sel.tcp.sport.tolist(),
+                                 sel.tcp.dport.tolist(), strict=True):
+                ports[f] = (sp, dp)
+    theirs = _tshark_frames(tshark, path)
+    packet_frames = [t for t in theirs if int(t[0]) in rows]
+    assert len(packet_frames) == len(rows)
+    for no, epoch, flen, clen, sport, dport, ipv, ip6v in packet_frames:
+        ts, orig, cap_len = rows[int(no)]
+        if epoch:
+            want = int(Decimal(epoch) * 10**9)
+            assert ts == want, f"frame {no}: ts {ts} != {want}"
+        assert (orig, cap_len) == (int(flen), int(clen)), f"frame {no}"
+        tunnelled = "," in sport or "," in ipv or "," in ip6v or (ipv and ip6v)
+        if sport and not tunnelled:
+            assert ports.get(int(no)) == (int(sport), int(dport)), f"frame {no}"
+        elif not sport:
+            assert int(no) not in ports, f"frame {no}: we saw TCP where tshark did not"
+
+
+@pytest.mark.parametrize("path", corpus_params())
+def test_backends_agree_on_corpus(path, require_native):
+    a = compute_stats(path, backend="native", ports=range(65536)).to_dict()
+    b = compute_stats(path, backend="python", ports=range(65536)).to_dict()
+    a.pop("backend"), b.pop("backend")
+    assert a == b
+
+
+def test_window_size_does_not_change_results():
+    paths = [p.values[0] for p in corpus_params() if p.values[0] is not None]
+    if not paths:
+        pytest.skip("corpus not found")
+    for p in paths:
+        ref = compute_stats(p, window=1 << 16).to_dict()
+        for window in (1, 3, 17):
+            got = compute_stats(p, window=window).to_dict()
+            assert got == ref, (p.name, window)
+            assert np.isfinite(got["frames"])
