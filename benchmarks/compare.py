@@ -1,0 +1,158 @@
+"""Side-by-side throughput and private memory of fastcap and the usual tools, in one run.
+
+    python benchmarks/compare.py FILE [--repeat 5] [--tshark] [--json OUT]
+
+Every contender reads the same page-cache-resident file; the table gives the median of
+`--repeat` runs, GB/s, the ratio to tcpdump's BPF prefilter, and peak private memory
+(RssAnon, sampled every 2 ms: RSS would count the file's mapped page cache).  fastcap rows
+assert the frame and selection counts against the first fastcap run, so a fast wrong answer
+fails loudly.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+
+def _rss_anon_kb(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/status") as fh:
+            for line in fh:
+                if line.startswith("RssAnon:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def run(cmd: list[str]) -> tuple[float, int, str]:
+    """Wall seconds, peak RssAnon (KiB) and stdout of one command."""
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    peak = 0
+    while proc.poll() is None:
+        peak = max(peak, _rss_anon_kb(proc.pid))
+        time.sleep(0.002)
+    out = proc.stdout.read().decode() if proc.stdout else ""
+    wall = time.perf_counter() - t0
+    if proc.returncode not in (0, 1):
+        raise SystemExit(f"{cmd[0]} failed with exit code {proc.returncode}")
+    return wall, peak, out
+
+
+def machine() -> str:
+    cpu = "?"
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    return f"{cpu}, {os.cpu_count()} cores, {mem:.0f} GiB, {platform.system()} {platform.release()}"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("file")
+    ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--tshark", action="store_true", help="also time tshark (slow: ~30 MB/s)")
+    ap.add_argument("--json", help="write the table as JSON here")
+    args = ap.parse_args()
+    path = args.file
+    size = os.path.getsize(path)
+    subprocess.run(["cat", path], stdout=subprocess.DEVNULL, check=True)  # warm the page cache
+
+    py = sys.executable
+    stage = str(HERE / "_fastcap_stage.py")
+    contenders: list[tuple[str, list[str], str]] = [
+        ("cat F > /dev/null", ["cat", path], "wall"),
+    ]
+    if shutil.which("tcpdump"):
+        contenders.append(
+            (
+                "tcpdump -r F -w /dev/null 'tcp port 25'",
+                ["tcpdump", "-r", path, "-w", "/dev/null", "tcp port 25"],
+                "wall",
+            )
+        )
+    contenders += [
+        ("fastcap walk (C), in-process", [py, stage, path, "walk", "native"], "inner"),
+        (
+            "fastcap walk+decode+select (C), in-process",
+            [py, stage, path, "select", "native"],
+            "inner",
+        ),
+        (
+            "fastcap stats (C), whole command",
+            [py, "-m", "fastcap.cli", "stats", "--json", path],
+            "wall",
+        ),
+    ]
+    if args.tshark and shutil.which("tshark"):
+        contenders.append(
+            (
+                "tshark -r F -Y tcp.port==25",
+                ["tshark", "-r", path, "-n", "-Y", "tcp.port==25"],
+                "wall",
+            )
+        )
+
+    rows, reference = [], None
+    for name, cmd, timing in contenders:
+        reps = 1 if name.startswith("tshark") else args.repeat
+        secs, peaks = [], []
+        for _ in range(reps):
+            wall, peak, out = run(cmd)
+            if timing == "inner":
+                res = json.loads(out)
+                secs.append(res.pop("seconds"))
+                if "selected_frames" in res:
+                    if reference is None:
+                        reference = res
+                    assert res == reference, f"{name}: {res} != {reference}"
+            else:
+                secs.append(wall)
+            peaks.append(peak)
+        med = statistics.median(secs)
+        rows.append(
+            {
+                "what": name,
+                "median_s": med,
+                "gb_per_s": size / med / 1e9,
+                "peak_private_mb": max(peaks) / 1024,
+                "runs": reps,
+            }
+        )
+    base = next((r for r in rows if r["what"].startswith("tcpdump")), None)
+    print(f"file: {path} ({size / 1e9:.2f} GB)   machine: {machine()}")
+    if reference:
+        print(f"fastcap found: {reference}")
+    print(f"{'what':48} {'median s':>9} {'GB/s':>7} {'x tcpdump':>10} {'private MB':>11}")
+    for r in rows:
+        ratio = base["median_s"] / r["median_s"] if base else float("nan")
+        r["x_tcpdump"] = ratio
+        print(
+            f"{r['what']:48} {r['median_s']:9.3f} {r['gb_per_s']:7.2f} {ratio:10.2f} "
+            f"{r['peak_private_mb']:11.1f}"
+        )
+    if args.json:
+        Path(args.json).write_text(
+            json.dumps({"file": path, "size": size, "machine": machine(), "rows": rows}, indent=2)
+        )
+
+
+if __name__ == "__main__":
+    main()
