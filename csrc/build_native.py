@@ -10,7 +10,7 @@ import pathlib
 from cffi import FFI
 
 HERE = pathlib.Path(__file__).resolve().parent
-SOURCES = ["walk.c"]
+SOURCES = ["walk.c", "reassembly.c"]
 
 
 def _cdef_text() -> str:

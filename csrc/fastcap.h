@@ -32,6 +32,7 @@ typedef struct {
     int64_t next_frame;    /* in: first frame number to assign; out: the next one */
     int64_t detail;        /* TRUNCATED: bytes the record needs; CORRUPT: the bad length;
                               BLOCK: the block type; BAD_IFACE: the interface id */
+    int64_t populated;     /* in/out: file bytes whose page-table entries are already filled */
 } fc_status;
 
 enum {
@@ -58,3 +59,71 @@ int64_t fc_walk_pcapng(const uint8_t *buf, int64_t len, int64_t start, int32_t s
                        fc_cols *cols, fc_status *st);
 
 int64_t fc_ts_to_ns(uint64_t units, int32_t pow2, int32_t exp, int64_t offset_s);
+
+/* ==== TCP reassembly (reassembly.c) ========================================================
+ * An opaque reassembler fed window by window; finished connections collect in a "done" list
+ * that Python reads with fc_reasm_done_info/copy and then releases with fc_reasm_done_clear. */
+typedef struct fc_reasm fc_reasm;
+
+/* One window of selected TCP frames (numpy columns; from_a is numpy bool). */
+typedef struct {
+    const int64_t  *frame_no;
+    const int64_t  *ts_ns;
+    const int64_t  *flow;
+    const uint8_t  *from_a;
+    const int64_t  *payload_file_off;
+    const uint32_t *seq;
+    const uint32_t *ack;
+    const uint16_t *flags;
+    const uint16_t *window;
+    const int32_t  *payload_len;
+    const int32_t  *payload_caplen;
+} fc_tcp_rows;
+
+typedef struct {
+    int64_t data_len;      /* stored stream bytes: min(seen_bytes, cap) */
+    int64_t seen_bytes;    /* highest stream offset reached */
+    int64_t n_segs;        /* segment-map entries */
+    int64_t before_start;  /* payload bytes below stream offset 0 (dropped) */
+    int64_t untraced;      /* stored bytes without a segment-map entry (map full) */
+    int64_t isn;           /* -1: no SYN seen */
+    int64_t syn_frame;     /* -1: none */
+    int64_t fin_frame;
+    int64_t rst_frame;
+} fc_dir_info;
+
+typedef struct {
+    int64_t index;
+    int64_t flow;
+    int64_t first_frame;
+    int64_t last_frame;
+    int64_t first_ts_ns;
+    int64_t last_ts_ns;
+    int64_t frames;
+    int64_t retransmissions;
+    int64_t conflicting_overlaps;
+    int64_t keepalives;
+    int64_t zero_window_probes;
+    int64_t out_of_order;
+    int32_t evicted;
+    int32_t first_dir;     /* 0: endpoint a sent the first frame, 1: endpoint b */
+    int32_t syn_dir;       /* sender of the first SYN without ACK, -1: none */
+    int32_t synack_dir;    /* sender of the first SYN-ACK, -1: none */
+    fc_dir_info dir[2];    /* 0: a -> b, 1: b -> a */
+} fc_conn_info;
+
+fc_reasm *fc_reasm_new(int64_t cap, int64_t budget, int64_t max_open, int64_t max_segs,
+                       int64_t linger_ns);
+void fc_reasm_free(fc_reasm *r);
+int64_t fc_reasm_feed(fc_reasm *r, const uint8_t *buf, int64_t buf_len,
+                      const fc_tcp_rows *rows, int64_t n);
+int64_t fc_reasm_finish(fc_reasm *r);
+int64_t fc_reasm_mem(const fc_reasm *r);
+int64_t fc_reasm_open(const fc_reasm *r);
+int32_t fc_reasm_done_info(const fc_reasm *r, int64_t i, fc_conn_info *out);
+const uint8_t *fc_reasm_done_data(const fc_reasm *r, int64_t i, int32_t dir,
+                                  int64_t *avail);
+int32_t fc_reasm_done_copy(const fc_reasm *r, int64_t i, int32_t dir, uint8_t *filled,
+                           int64_t *seg_off, int32_t *seg_len, int64_t *seg_frame);
+void fc_reasm_done_clear(fc_reasm *r);
+/* ==== end TCP reassembly ================================================================ */

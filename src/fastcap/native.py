@@ -65,6 +65,7 @@ class NativeWalker:
     def __init__(self) -> None:
         self.ffi = _native.ffi
         self.lib = _native.lib
+        self._populated = 0  # per-walker: how far page tables were filled ahead
 
     def bind(self, buf):
         return self.ffi.from_buffer("uint8_t[]", buf)
@@ -84,18 +85,19 @@ class NativeWalker:
         c.slab_width = win.slab_width
         return c
 
-    def _status(self, next_frame: int):
+    def _status(self, next_frame: int, start: int):
         st = self.ffi.new("fc_status *")
         st.next_frame = next_frame
+        st.populated = max(start, self._populated)
         return st
 
-    @staticmethod
-    def _result(n, st) -> tuple[int, WalkStatus]:
+    def _result(self, n, st) -> tuple[int, WalkStatus]:
+        self._populated = st.populated
         return int(n), WalkStatus(st.code, st.offset, st.next_frame, st.detail)
 
     def walk_pcap(self, bound, length, start, big_endian, nanos, snaplen, max_caplen, win,
                   row0, next_frame):
-        cols, st = self._cols(win, row0), self._status(next_frame)
+        cols, st = self._cols(win, row0), self._status(next_frame, start)
         swapped = int(big_endian == _LITTLE_HOST)
         n = self.lib.fc_walk_pcap(bound, length, start, swapped, int(nanos), snaplen,
                                   max_caplen, cols, st)
@@ -110,7 +112,7 @@ class NativeWalker:
             arr[i].tsres_exp = p.tsres_exp
             arr[i].tsoffset_s = p.tsoffset_s
             arr[i].global_index = p.global_index
-        cols, st = self._cols(win, row0), self._status(next_frame)
+        cols, st = self._cols(win, row0), self._status(next_frame, start)
         swapped = int(big_endian == _LITTLE_HOST)
         n = self.lib.fc_walk_pcapng(bound, length, start, swapped, arr, len(ifaces), max_block,
                                     cols, st)
@@ -127,3 +129,145 @@ def get_walker(backend: str = "auto") -> Walker:
         raise ImportError("fastcap._native is not built: reinstall with a C compiler "
                           "(pip install .) or use backend='python'")
     return NativeWalker()
+
+
+# --- TCP reassembler (csrc/reassembly.c; its pure-Python twin lives in reassembly.py) --------
+
+_I64, _I32, _U32, _U16 = "int64_t *", "int32_t *", "uint32_t *", "uint16_t *"
+_ROW_COLS = (  # fc_tcp_rows field, numpy dtype, cffi pointer type
+    ("frame_no", "int64", _I64), ("ts_ns", "int64", _I64), ("flow", "int64", _I64),
+    ("from_a", "uint8", "uint8_t *"), ("payload_file_off", "int64", _I64),
+    ("seq", "uint32", _U32), ("ack", "uint32", _U32), ("flags", "uint16", _U16),
+    ("window", "uint16", _U16), ("payload_len", "int32", _I32),
+    ("payload_caplen", "int32", _I32))
+
+
+class ReassemblerCore(Protocol):
+    """What reassembly.Reassembler drives: feed FrameCols windows, get RawConn records."""
+
+    name: str
+    mem: int
+    open: int
+
+    def feed(self, cols) -> list: ...
+
+    def finish(self) -> list: ...
+
+    def close(self) -> None: ...
+
+
+class NativeReassemblerCore:
+    """C reassembler state behind cffi; freed by close() or when collected."""
+
+    name = "native"
+
+    def __init__(self, buf, *, cap: int, budget: int, max_open: int, max_segments: int,
+                 linger_ns: int) -> None:
+        self.ffi, self.lib = _native.ffi, _native.lib
+        self._buf = self.ffi.from_buffer("uint8_t[]", buf)
+        ptr = self.lib.fc_reasm_new(cap, budget, max_open, max_segments, linger_ns)
+        if ptr == self.ffi.NULL:
+            raise MemoryError("fc_reasm_new failed (bad limits or out of memory)")
+        self._r = self.ffi.gc(ptr, self.lib.fc_reasm_free)
+
+    @property
+    def mem(self) -> int:
+        return int(self.lib.fc_reasm_mem(self._r))
+
+    @property
+    def open(self) -> int:
+        return int(self.lib.fc_reasm_open(self._r))
+
+    def close(self) -> None:
+        if self._r is not None:
+            self.ffi.release(self._r)  # runs fc_reasm_free now
+            self._r = None
+            self._buf = None
+
+    def feed(self, cols) -> list:
+        """`cols`: a reassembly.FrameCols window."""
+        import numpy as np
+
+        n = len(cols.frame_no)
+        rows = self.ffi.new("fc_tcp_rows *")
+        keep = []  # the contiguous copies must outlive the call
+        for field, dtype, ctype in _ROW_COLS:
+            col = getattr(cols, field)
+            if field == "from_a":
+                col = np.asarray(col, bool)
+            a = np.ascontiguousarray(col).astype(dtype, copy=False)
+            if len(a) != n:
+                raise ValueError(f"column {field} has {len(a)} rows, expected {n}")
+            keep.append(a)
+            setattr(rows, field, self.ffi.cast(ctype, a.ctypes.data))
+        k = self.lib.fc_reasm_feed(self._r, self._buf, len(self._buf), rows, n)
+        if k < 0:
+            raise MemoryError("fc_reasm_feed: out of memory")
+        return self._take_done()
+
+    def finish(self) -> list:
+        if self.lib.fc_reasm_finish(self._r) < 0:
+            raise MemoryError("fc_reasm_finish: out of memory")
+        return self._take_done()
+
+    def _take_done(self) -> list:
+        import numpy as np
+
+        from .reassembly import RawConn, RawDir
+
+        ffi, lib, out = self.ffi, self.lib, []
+        info = ffi.new("fc_conn_info *")
+        avail = ffi.new("int64_t *")
+        i = 0
+        while lib.fc_reasm_done_info(self._r, i, info) == 0:
+            dirs = []
+            for k in range(2):
+                di = info.dir[k]
+                n, nseg = di.data_len, di.n_segs
+                ptr = lib.fc_reasm_done_data(self._r, i, k, avail)
+                data = ffi.buffer(ptr, avail[0])[:] if avail[0] else b""
+                if n > avail[0]:
+                    data += bytes(n - avail[0])
+                bits = np.empty((n + 7) // 8, np.uint8)
+                so, sl, sf = np.empty(nseg, np.int64), np.empty(nseg, np.int32), np.empty(
+                    nseg, np.int64)
+                lib.fc_reasm_done_copy(
+                    self._r, i, k, ffi.cast("uint8_t *", bits.ctypes.data),
+                    ffi.cast(_I64, so.ctypes.data), ffi.cast(_I32, sl.ctypes.data),
+                    ffi.cast(_I64, sf.ctypes.data))
+                dirs.append(RawDir(
+                    data=data, filled_bits=bits, seg_off=so, seg_len=sl, seg_frame=sf,
+                    seen_bytes=di.seen_bytes, before_start=di.before_start,
+                    untraced=di.untraced, isn=None if di.isn < 0 else di.isn,
+                    syn_frame=None if di.syn_frame < 0 else di.syn_frame,
+                    fin_frame=None if di.fin_frame < 0 else di.fin_frame,
+                    rst_frame=None if di.rst_frame < 0 else di.rst_frame))
+            out.append(RawConn(
+                index=info.index, flow=info.flow, first_frame=info.first_frame,
+                last_frame=info.last_frame, first_ts_ns=info.first_ts_ns,
+                last_ts_ns=info.last_ts_ns, frames=info.frames,
+                retransmissions=info.retransmissions,
+                conflicting_overlaps=info.conflicting_overlaps, keepalives=info.keepalives,
+                zero_window_probes=info.zero_window_probes, out_of_order=info.out_of_order,
+                evicted=bool(info.evicted), first_dir=info.first_dir, syn_dir=info.syn_dir,
+                synack_dir=info.synack_dir, dirs=(dirs[0], dirs[1])))
+            i += 1
+        lib.fc_reasm_done_clear(self._r)
+        return out
+
+
+def get_reassembler_core(backend: str, buf, *, cap: int, budget: int, max_open: int,
+                         max_segments: int, linger_ns: int) -> ReassemblerCore:
+    """Reassembler core for `backend` (auto/native/python), like get_walker for the walk."""
+    from .reassembly import PyReassemblerCore  # reassembly imports this module at load time
+
+    if backend not in ("auto", *BACKENDS):
+        raise ValueError(f"unknown backend {backend!r}; use auto, native or python")
+    kw = dict(cap=cap, budget=budget, max_open=max_open, max_segments=max_segments,
+              linger_ns=linger_ns)
+    if backend == "python" or (backend == "auto" and _native is None):
+        return PyReassemblerCore(buf, **kw)
+    if _native is None:
+        raise ImportError("fastcap._native is not built: reinstall with a C compiler "
+                          "(pip install .) or use backend='python'")
+    return NativeReassemblerCore(buf, **kw)

@@ -1,0 +1,748 @@
+/* TCP reassembler: rebuilds both byte streams of every selected connection, window by window.
+ *
+ * State layout (all indices, never pointers, because the connection pool grows by realloc):
+ *   - conns[]: a pool of fc connection slots, recycled through a free list;
+ *   - an open-addressing hash map flow id -> slot (linear probing, backward-shift deletion),
+ *     so memory follows the connections held, not every flow the file ever had;
+ *   - two intrusive doubly-linked lists over the slots: LRU order (eviction victims come from
+ *     the tail) and the closed-connection "linger" queue (oldest close first);
+ *   - per direction: a data buffer grown by doubling up to `cap`, a bitmap of filled bytes
+ *     (one bit per stored byte), and a segment map (offset, length, frame) of the pieces that
+ *     contributed new bytes, in arrival order (Python sorts it on output).
+ *
+ * Each segment costs O(its length / 64 + runs it crosses): the bitmap finds unfilled runs
+ * with word scans, so 10^6 tiny out-of-order segments stay linear.  Every length taken from
+ * the file (payload offset and captured length) is clamped to the mapped buffer before use.
+ *
+ * reassembly.py holds a pure-Python twin of this file; both follow the same rules step for
+ * step (including the memory accounting), and tests compare their output field by field. */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include "fastcap.h"
+
+#define TH_FIN 0x01
+#define TH_SYN 0x02
+#define TH_RST 0x04
+#define TH_ACK 0x10
+
+/* Accounting constants shared with the Python twin (reassembly.py). */
+#define CONN_OVERHEAD 512
+#define SEG_BYTES 20
+#define DATA_INIT 2048
+#define SEG_INIT 16
+
+typedef struct {
+    uint8_t *data;
+    uint64_t *bits;
+    int64_t *seg_off;
+    int64_t *seg_frame;
+    int32_t *seg_len;
+    int64_t dcap;   /* bytes allocated in data; bits holds (dcap + 63) / 64 words */
+    int64_t nseg, segcap;
+    int64_t nxt;    /* stream offset one past the highest data byte or FIN sent */
+    int64_t before_start, untraced;
+    int64_t syn_frame, fin_frame, rst_frame;
+    uint32_t base;  /* sequence number of stream offset 0 */
+    uint32_t isn, fin_seq, synack_ack;
+    uint16_t win;
+    uint8_t has_base, has_isn, fin_seen, fin_acked, win_known, syn_ack_seen;
+} rdir;
+
+typedef struct {
+    rdir d[2]; /* 0: sent by the flow's endpoint a, 1: by b */
+    int64_t index, flow, first_frame, last_frame, first_ts, last_ts, frames;
+    int64_t retrans, conflicts, keepalives, zwp, ooo;
+    int64_t close_ts, mem;
+    int32_t prev, next;   /* LRU list (head = most recent); next doubles as free-list link */
+    int32_t lprev, lnext; /* linger list of closed connections (head = oldest close) */
+    int32_t first_dir, syn_dir, synack_dir;
+    uint8_t rst, closed, evicted;
+} rconn;
+
+struct fc_reasm {
+    int64_t cap, budget, max_open, max_segs, linger_ns;
+    rconn *conns;
+    int32_t nslots, free_head;
+    int32_t lru_head, lru_tail, lin_head, lin_tail;
+    int64_t n_open, mem, next_index, now;
+    int32_t has_now, failed;
+    int64_t *hkeys;
+    int32_t *hvals; /* -1: empty */
+    int64_t hcap, hcount;
+    int32_t *done;
+    int64_t ndone, done_cap;
+};
+
+/* ---- bitmap ---------------------------------------------------------------------------- */
+
+/* First index in [pos, hi) whose bit equals `want`, or hi.  Requires pos < hi. */
+static int64_t next_bit(const uint64_t *b, int64_t pos, int64_t hi, int want)
+{
+    const uint64_t flip = want ? 0 : ~(uint64_t)0;
+    int64_t w = pos >> 6, lastw = (hi - 1) >> 6;
+    uint64_t x = (b[w] ^ flip) & (~(uint64_t)0 << (pos & 63));
+    for (;;) {
+        if (x) {
+            int64_t r = (w << 6) + __builtin_ctzll(x);
+            return r < hi ? r : hi;
+        }
+        if (++w > lastw)
+            return hi;
+        x = b[w] ^ flip;
+    }
+}
+
+static void set_bits(uint64_t *b, int64_t lo, int64_t hi)
+{
+    int64_t wl = lo >> 6, wh = (hi - 1) >> 6;
+    uint64_t ml = ~(uint64_t)0 << (lo & 63);
+    uint64_t mh = ~(uint64_t)0 >> (63 - ((hi - 1) & 63));
+    if (wl == wh) {
+        b[wl] |= ml & mh;
+        return;
+    }
+    b[wl] |= ml;
+    for (int64_t w = wl + 1; w < wh; w++)
+        b[w] = ~(uint64_t)0;
+    b[wh] |= mh;
+}
+
+/* ---- memory ---------------------------------------------------------------------------- */
+
+static int64_t dir_mem(const rdir *d)
+{
+    return d->dcap + ((d->dcap + 63) / 64) * 8 + d->segcap * SEG_BYTES;
+}
+
+static void dir_free(rdir *d)
+{
+    free(d->data);
+    free(d->bits);
+    free(d->seg_off);
+    free(d->seg_frame);
+    free(d->seg_len);
+    d->data = NULL;
+    d->bits = NULL;
+    d->seg_off = d->seg_frame = NULL;
+    d->seg_len = NULL;
+}
+
+/* Grow the data buffer and bitmap so bytes [0, need) fit; need <= cap. */
+static int dir_reserve(fc_reasm *r, rconn *c, rdir *d, int64_t need)
+{
+    if (need <= d->dcap)
+        return 0;
+    int64_t ncap = d->dcap ? d->dcap : DATA_INIT;
+    while (ncap < need)
+        ncap *= 2;
+    if (ncap > r->cap)
+        ncap = r->cap;
+    int64_t ow = (d->dcap + 63) / 64, nw = (ncap + 63) / 64;
+    uint8_t *nd = realloc(d->data, (size_t)ncap);
+    if (!nd)
+        return -1;
+    d->data = nd;
+    uint64_t *nb = realloc(d->bits, (size_t)nw * 8);
+    if (!nb)
+        return -1;
+    d->bits = nb;
+    memset(nd + d->dcap, 0, (size_t)(ncap - d->dcap));
+    memset(nb + ow, 0, (size_t)(nw - ow) * 8);
+    int64_t before = dir_mem(d);
+    d->dcap = ncap;
+    c->mem += dir_mem(d) - before;
+    r->mem += dir_mem(d) - before;
+    return 0;
+}
+
+/* Record that frame `fno` supplied bytes [off, off + len). */
+static int seg_add(fc_reasm *r, rconn *c, rdir *d, int64_t off, int64_t len, int64_t fno)
+{
+    int64_t k = d->nseg;
+    if (k > 0 && d->seg_frame[k - 1] == fno && d->seg_off[k - 1] + d->seg_len[k - 1] == off) {
+        d->seg_len[k - 1] += (int32_t)len;
+        return 0;
+    }
+    if (k == d->segcap) {
+        if (d->segcap >= r->max_segs) {
+            d->untraced += len;
+            return 0;
+        }
+        int64_t ncap = d->segcap ? d->segcap * 2 : SEG_INIT;
+        if (ncap > r->max_segs)
+            ncap = r->max_segs;
+        int64_t *no = realloc(d->seg_off, (size_t)ncap * 8);
+        if (!no)
+            return -1;
+        d->seg_off = no;
+        int64_t *nf = realloc(d->seg_frame, (size_t)ncap * 8);
+        if (!nf)
+            return -1;
+        d->seg_frame = nf;
+        int32_t *nl = realloc(d->seg_len, (size_t)ncap * 4);
+        if (!nl)
+            return -1;
+        d->seg_len = nl;
+        int64_t grow = (ncap - d->segcap) * SEG_BYTES;
+        d->segcap = ncap;
+        c->mem += grow;
+        r->mem += grow;
+    }
+    d->seg_off[k] = off;
+    d->seg_frame[k] = fno;
+    d->seg_len[k] = (int32_t)len;
+    d->nseg = k + 1;
+    return 0;
+}
+
+/* ---- flow map -------------------------------------------------------------------------- */
+
+static inline uint64_t hslot(int64_t key, int64_t hcap)
+{
+    return ((uint64_t)key * 0x9E3779B97F4A7C15ull) >> 17 & (uint64_t)(hcap - 1);
+}
+
+static int32_t hget(const fc_reasm *r, int64_t key)
+{
+    uint64_t m = (uint64_t)(r->hcap - 1);
+    for (uint64_t i = hslot(key, r->hcap);; i = (i + 1) & m) {
+        if (r->hvals[i] < 0)
+            return -1;
+        if (r->hkeys[i] == key)
+            return r->hvals[i];
+    }
+}
+
+static int hput(fc_reasm *r, int64_t key, int32_t val)
+{
+    if ((r->hcount + 1) * 2 > r->hcap) {
+        int64_t ncap = r->hcap * 2;
+        int64_t *nk = malloc((size_t)ncap * 8);
+        int32_t *nv = malloc((size_t)ncap * 4);
+        if (!nk || !nv) {
+            free(nk);
+            free(nv);
+            return -1;
+        }
+        for (int64_t i = 0; i < ncap; i++)
+            nv[i] = -1;
+        for (int64_t j = 0; j < r->hcap; j++) {
+            if (r->hvals[j] < 0)
+                continue;
+            uint64_t i = hslot(r->hkeys[j], ncap);
+            while (nv[i] >= 0)
+                i = (i + 1) & (uint64_t)(ncap - 1);
+            nk[i] = r->hkeys[j];
+            nv[i] = r->hvals[j];
+        }
+        free(r->hkeys);
+        free(r->hvals);
+        r->hkeys = nk;
+        r->hvals = nv;
+        r->hcap = ncap;
+    }
+    uint64_t m = (uint64_t)(r->hcap - 1);
+    uint64_t i = hslot(key, r->hcap);
+    while (r->hvals[i] >= 0)
+        i = (i + 1) & m;
+    r->hkeys[i] = key;
+    r->hvals[i] = val;
+    r->hcount++;
+    return 0;
+}
+
+static void hdel(fc_reasm *r, int64_t key)
+{
+    uint64_t m = (uint64_t)(r->hcap - 1);
+    uint64_t i = hslot(key, r->hcap);
+    while (r->hvals[i] >= 0 && r->hkeys[i] != key)
+        i = (i + 1) & m;
+    if (r->hvals[i] < 0)
+        return;
+    /* Backward-shift deletion keeps probe chains intact without tombstones. */
+    uint64_t j = i;
+    for (;;) {
+        j = (j + 1) & m;
+        if (r->hvals[j] < 0)
+            break;
+        uint64_t home = hslot(r->hkeys[j], r->hcap);
+        if (((j - home) & m) >= ((j - i) & m)) {
+            r->hkeys[i] = r->hkeys[j];
+            r->hvals[i] = r->hvals[j];
+            i = j;
+        }
+    }
+    r->hvals[i] = -1;
+    r->hcount--;
+}
+
+/* ---- lists ----------------------------------------------------------------------------- */
+
+static void lru_unlink(fc_reasm *r, int32_t s)
+{
+    rconn *c = &r->conns[s];
+    if (c->prev >= 0)
+        r->conns[c->prev].next = c->next;
+    else
+        r->lru_head = c->next;
+    if (c->next >= 0)
+        r->conns[c->next].prev = c->prev;
+    else
+        r->lru_tail = c->prev;
+    c->prev = c->next = -1;
+}
+
+static void lru_push_head(fc_reasm *r, int32_t s)
+{
+    rconn *c = &r->conns[s];
+    c->prev = -1;
+    c->next = r->lru_head;
+    if (r->lru_head >= 0)
+        r->conns[r->lru_head].prev = s;
+    else
+        r->lru_tail = s;
+    r->lru_head = s;
+}
+
+static void lin_unlink(fc_reasm *r, int32_t s)
+{
+    rconn *c = &r->conns[s];
+    if (c->lprev >= 0)
+        r->conns[c->lprev].lnext = c->lnext;
+    else
+        r->lin_head = c->lnext;
+    if (c->lnext >= 0)
+        r->conns[c->lnext].lprev = c->lprev;
+    else
+        r->lin_tail = c->lprev;
+    c->lprev = c->lnext = -1;
+}
+
+static void lin_push_tail(fc_reasm *r, int32_t s)
+{
+    rconn *c = &r->conns[s];
+    c->lnext = -1;
+    c->lprev = r->lin_tail;
+    if (r->lin_tail >= 0)
+        r->conns[r->lin_tail].lnext = s;
+    else
+        r->lin_head = s;
+    r->lin_tail = s;
+}
+
+/* ---- connections ----------------------------------------------------------------------- */
+
+/* Hand a connection over to the done list; its buffers live until fc_reasm_done_clear. */
+static int conn_finish(fc_reasm *r, int32_t s, int evicted)
+{
+    if (r->ndone == r->done_cap) {
+        int64_t ncap = r->done_cap ? r->done_cap * 2 : 64;
+        int32_t *nd = realloc(r->done, (size_t)ncap * 4);
+        if (!nd)
+            return -1;
+        r->done = nd;
+        r->done_cap = ncap;
+    }
+    rconn *c = &r->conns[s];
+    lru_unlink(r, s);
+    if (c->closed)
+        lin_unlink(r, s);
+    hdel(r, c->flow);
+    r->n_open--;
+    r->mem -= c->mem;
+    c->evicted = (uint8_t)(evicted && !c->closed);
+    r->done[r->ndone++] = s;
+    return 0;
+}
+
+static int32_t conn_new(fc_reasm *r, int64_t flow, int64_t fno, int64_t ts, int32_t dir)
+{
+    if (r->free_head < 0) {
+        int32_t n = r->nslots ? r->nslots * 2 : 64;
+        if ((int64_t)n > (int64_t)INT32_MAX / 2)
+            return -1;
+        rconn *nc = realloc(r->conns, (size_t)n * sizeof(rconn));
+        if (!nc)
+            return -1;
+        r->conns = nc;
+        for (int32_t i = n - 1; i >= r->nslots; i--) {
+            nc[i].next = r->free_head;
+            r->free_head = i;
+        }
+        r->nslots = n;
+    }
+    int32_t s = r->free_head;
+    rconn *c = &r->conns[s];
+    int32_t next_free = c->next;
+    if (hput(r, flow, s) < 0)
+        return -1;
+    r->free_head = next_free;
+    memset(c, 0, sizeof(*c));
+    for (int k = 0; k < 2; k++)
+        c->d[k].syn_frame = c->d[k].fin_frame = c->d[k].rst_frame = -1;
+    c->index = r->next_index++;
+    c->flow = flow;
+    c->first_frame = fno;
+    c->first_ts = ts;
+    c->first_dir = dir;
+    c->syn_dir = c->synack_dir = -1;
+    c->prev = c->next = c->lprev = c->lnext = -1;
+    c->mem = CONN_OVERHEAD;
+    r->mem += CONN_OVERHEAD;
+    r->n_open++;
+    lru_push_head(r, s);
+    return s;
+}
+
+/* Is this SYN part of the connection already held for the flow (retransmitted or reordered),
+ * rather than the start of a new connection on a reused 4-tuple? */
+static int syn_same(const rconn *c, int dir, uint32_t seq, uint32_t ack, uint16_t flags)
+{
+    const rdir *d = &c->d[dir], *p = &c->d[1 - dir];
+    if (d->has_base)
+        return d->base == seq + 1;
+    if (flags & TH_ACK) /* SYN-ACK: it must acknowledge the peer's first byte, if known */
+        return !p->has_base || ack == p->base;
+    /* SYN after the SYN-ACK in capture order: the SYN-ACK must acknowledge it. */
+    return p->has_isn && p->syn_ack_seen && p->synack_ack == seq + 1;
+}
+
+/* Store a data segment at stream offset o: `len` bytes by sequence space, `caplen` of them
+ * present at `p`.  First copy wins; conflicting overlaps, retransmissions and out-of-order
+ * fills are counted against the direction's highest offset before this segment. */
+static int store(fc_reasm *r, rconn *c, rdir *d, int64_t o, int64_t len, int64_t caplen,
+                 const uint8_t *p, int64_t fno)
+{
+    int64_t e = d->nxt, end = o + len;
+    if (o < 0)
+        d->before_start += (end < 0 ? end : 0) - o;
+    int64_t lo = o > 0 ? o : 0, hi = o + caplen;
+    if (hi > r->cap)
+        hi = r->cap;
+    int64_t new_below = 0;
+    int conflict = 0;
+    if (lo < hi) {
+        if (dir_reserve(r, c, d, hi) < 0)
+            return -1;
+        int64_t pos = lo;
+        while (pos < hi) {
+            int filled = (int)((d->bits[pos >> 6] >> (pos & 63)) & 1);
+            int64_t q = next_bit(d->bits, pos, hi, !filled);
+            if (filled) {
+                if (!conflict && memcmp(d->data + pos, p + (pos - o), (size_t)(q - pos)))
+                    conflict = 1;
+            } else {
+                memcpy(d->data + pos, p + (pos - o), (size_t)(q - pos));
+                set_bits(d->bits, pos, q);
+                if (seg_add(r, c, d, pos, q - pos, fno) < 0)
+                    return -1;
+                if (pos < e)
+                    new_below += (q < e ? q : e) - pos;
+            }
+            pos = q;
+        }
+    }
+    c->conflicts += conflict;
+    if (o < e) {
+        if (new_below > 0)
+            c->ooo++;
+        else
+            c->retrans++;
+    }
+    if (end > d->nxt)
+        d->nxt = end;
+    return 0;
+}
+
+static int process(fc_reasm *r, rconn *c, int dir, int64_t fno, uint32_t seq, uint32_t ack,
+                   uint16_t flags, uint16_t win, int64_t plen, int64_t caplen,
+                   const uint8_t *p)
+{
+    rdir *d = &c->d[dir], *peer = &c->d[1 - dir];
+    if (flags & TH_RST) {
+        if (d->rst_frame < 0)
+            d->rst_frame = fno;
+        c->rst = 1;
+        return 0;
+    }
+    if ((flags & TH_ACK) && peer->fin_seen && (int32_t)(ack - (peer->fin_seq + 1)) >= 0)
+        peer->fin_acked = 1;
+    d->win = win;
+    d->win_known = 1;
+    uint32_t sdata = seq;
+    if (flags & TH_SYN) {
+        if (flags & TH_ACK) {
+            if (c->synack_dir < 0)
+                c->synack_dir = dir;
+        } else if (c->syn_dir < 0) {
+            c->syn_dir = dir;
+        }
+        if (d->has_isn) {
+            c->retrans++; /* a repeated SYN (syn_same vouched for its ISN) */
+        } else {
+            d->base = seq + 1;
+            d->has_base = 1;
+            d->isn = seq;
+            d->has_isn = 1;
+            d->syn_frame = fno;
+            if (flags & TH_ACK) {
+                d->syn_ack_seen = 1;
+                d->synack_ack = ack;
+            }
+        }
+        sdata = seq + 1;
+    } else if (!d->has_base) {
+        d->base = seq;
+        d->has_base = 1;
+    }
+    int64_t e = d->nxt;
+    int64_t o = e + (int64_t)(int32_t)((uint32_t)(sdata - d->base) - (uint32_t)e);
+    int plain = !(flags & (TH_SYN | TH_FIN));
+    if (plain && plen <= 1 && o == e - 1) {
+        c->keepalives++;
+    } else if (plain && plen == 1 && o == e && peer->win_known && peer->win == 0) {
+        c->zwp++; /* not stored: the byte is resent as data once the window opens */
+    } else if (plen > 0) {
+        if (store(r, c, d, o, plen, caplen, p, fno) < 0)
+            return -1;
+    }
+    if (flags & TH_FIN) {
+        if (!d->fin_seen) {
+            d->fin_seen = 1;
+            d->fin_seq = sdata + (uint32_t)plen;
+            d->fin_frame = fno;
+        }
+        if (o + plen > d->nxt)
+            d->nxt = o + plen;
+    }
+    return 0;
+}
+
+/* ---- public API ------------------------------------------------------------------------ */
+
+fc_reasm *fc_reasm_new(int64_t cap, int64_t budget, int64_t max_open, int64_t max_segs,
+                       int64_t linger_ns)
+{
+    if (cap < 0 || cap > ((int64_t)1 << 30) || max_open < 1 || max_open > ((int64_t)1 << 28) ||
+        max_segs < 0 || linger_ns < 0)
+        return NULL;
+    fc_reasm *r = calloc(1, sizeof(*r));
+    if (!r)
+        return NULL;
+    r->cap = cap;
+    r->budget = budget;
+    r->max_open = max_open;
+    r->max_segs = max_segs;
+    r->linger_ns = linger_ns;
+    r->free_head = r->lru_head = r->lru_tail = r->lin_head = r->lin_tail = -1;
+    r->hcap = 64;
+    r->hkeys = malloc((size_t)r->hcap * 8);
+    r->hvals = malloc((size_t)r->hcap * 4);
+    if (!r->hkeys || !r->hvals) {
+        free(r->hkeys);
+        free(r->hvals);
+        free(r);
+        return NULL;
+    }
+    for (int64_t i = 0; i < r->hcap; i++)
+        r->hvals[i] = -1;
+    return r;
+}
+
+void fc_reasm_free(fc_reasm *r)
+{
+    if (!r)
+        return;
+    for (int32_t s = r->lru_head; s >= 0; s = r->conns[s].next)
+        for (int k = 0; k < 2; k++)
+            dir_free(&r->conns[s].d[k]);
+    for (int64_t i = 0; i < r->ndone; i++)
+        for (int k = 0; k < 2; k++)
+            dir_free(&r->conns[r->done[i]].d[k]);
+    free(r->conns);
+    free(r->hkeys);
+    free(r->hvals);
+    free(r->done);
+    free(r);
+}
+
+int64_t fc_reasm_feed(fc_reasm *r, const uint8_t *buf, int64_t buf_len, const fc_tcp_rows *rows,
+                      int64_t n)
+{
+    if (r->failed)
+        return -1;
+    for (int64_t i = 0; i < n; i++) {
+        int64_t fno = rows->frame_no[i], ts = rows->ts_ns[i], flow = rows->flow[i];
+        int dir = rows->from_a[i] ? 0 : 1;
+        uint32_t seq = rows->seq[i], ack = rows->ack[i];
+        uint16_t flags = rows->flags[i];
+        int64_t plen = rows->payload_len[i] > 0 ? rows->payload_len[i] : 0;
+        int64_t caplen = rows->payload_caplen[i] > 0 ? rows->payload_caplen[i] : 0;
+        int64_t foff = rows->payload_file_off[i];
+        if (caplen > plen)
+            caplen = plen;
+        if (foff < 0 || foff > buf_len)
+            caplen = 0;
+        else if (caplen > buf_len - foff)
+            caplen = buf_len - foff;
+        const uint8_t *p = caplen ? buf + foff : buf;
+
+        if (!r->has_now || ts > r->now) {
+            r->now = ts;
+            r->has_now = 1;
+        }
+        while (r->lin_head >= 0 &&
+               (uint64_t)(r->now - r->conns[r->lin_head].close_ts) > (uint64_t)r->linger_ns)
+            if (conn_finish(r, r->lin_head, 0) < 0)
+                goto fail;
+
+        int32_t s = hget(r, flow);
+        if (s >= 0 && (flags & TH_SYN) && !(flags & TH_RST) &&
+            !syn_same(&r->conns[s], dir, seq, rows->ack[i], flags)) {
+            if (conn_finish(r, s, 0) < 0)
+                goto fail;
+            s = -1;
+        }
+        if (s < 0) {
+            if (r->n_open >= r->max_open && conn_finish(r, r->lru_tail, 1) < 0)
+                goto fail;
+            s = conn_new(r, flow, fno, ts, dir);
+            if (s < 0)
+                goto fail;
+        } else {
+            lru_unlink(r, s);
+            lru_push_head(r, s);
+        }
+        rconn *c = &r->conns[s];
+        c->frames++;
+        c->last_frame = fno;
+        c->last_ts = ts;
+        if (process(r, c, dir, fno, seq, ack, flags, rows->window[i], plen, caplen, p) < 0)
+            goto fail;
+        if (!c->closed && (c->rst || (c->d[0].fin_acked && c->d[1].fin_acked))) {
+            c->closed = 1;
+            c->close_ts = r->now;
+            lin_push_tail(r, s);
+        }
+        while (r->mem > r->budget && r->lru_tail >= 0 && r->lru_tail != s)
+            if (conn_finish(r, r->lru_tail, 1) < 0)
+                goto fail;
+    }
+    return r->ndone;
+fail:
+    r->failed = 1;
+    return -1;
+}
+
+int64_t fc_reasm_finish(fc_reasm *r)
+{
+    if (r->failed)
+        return -1;
+    while (r->lru_head >= 0)
+        if (conn_finish(r, r->lru_head, 0) < 0) {
+            r->failed = 1;
+            return -1;
+        }
+    return r->ndone;
+}
+
+int64_t fc_reasm_mem(const fc_reasm *r)
+{
+    return r->mem;
+}
+
+int64_t fc_reasm_open(const fc_reasm *r)
+{
+    return r->n_open;
+}
+
+int32_t fc_reasm_done_info(const fc_reasm *r, int64_t i, fc_conn_info *out)
+{
+    if (i < 0 || i >= r->ndone)
+        return -1;
+    const rconn *c = &r->conns[r->done[i]];
+    out->index = c->index;
+    out->flow = c->flow;
+    out->first_frame = c->first_frame;
+    out->last_frame = c->last_frame;
+    out->first_ts_ns = c->first_ts;
+    out->last_ts_ns = c->last_ts;
+    out->frames = c->frames;
+    out->retransmissions = c->retrans;
+    out->conflicting_overlaps = c->conflicts;
+    out->keepalives = c->keepalives;
+    out->zero_window_probes = c->zwp;
+    out->out_of_order = c->ooo;
+    out->evicted = c->evicted;
+    out->first_dir = c->first_dir;
+    out->syn_dir = c->syn_dir;
+    out->synack_dir = c->synack_dir;
+    for (int k = 0; k < 2; k++) {
+        const rdir *d = &c->d[k];
+        fc_dir_info *o = &out->dir[k];
+        o->seen_bytes = d->nxt > 0 ? d->nxt : 0;
+        o->data_len = o->seen_bytes < r->cap ? o->seen_bytes : r->cap;
+        o->n_segs = d->nseg;
+        o->before_start = d->before_start;
+        o->untraced = d->untraced;
+        o->isn = d->has_isn ? (int64_t)d->isn : -1;
+        o->syn_frame = d->syn_frame;
+        o->fin_frame = d->fin_frame;
+        o->rst_frame = d->rst_frame;
+    }
+    return 0;
+}
+
+/* Stored bytes of one direction, valid until fc_reasm_done_clear: *avail bytes are readable
+ * (fewer than data_len when nothing was stored near the end; the rest reads as zero). */
+const uint8_t *fc_reasm_done_data(const fc_reasm *r, int64_t i, int32_t dir, int64_t *avail)
+{
+    *avail = 0;
+    if (i < 0 || i >= r->ndone || dir < 0 || dir > 1)
+        return NULL;
+    const rdir *d = &r->conns[r->done[i]].d[dir];
+    int64_t len = d->nxt > 0 ? d->nxt : 0;
+    if (len > r->cap)
+        len = r->cap;
+    *avail = len < d->dcap ? len : d->dcap;
+    return d->data;
+}
+
+/* Copy one direction's fill map, filled[(data_len + 7) / 8] (bit i of byte j is stream byte
+ * 8j+i), and its n_segs segment-map entries in arrival order. */
+int32_t fc_reasm_done_copy(const fc_reasm *r, int64_t i, int32_t dir, uint8_t *filled,
+                           int64_t *seg_off, int32_t *seg_len, int64_t *seg_frame)
+{
+    if (i < 0 || i >= r->ndone || dir < 0 || dir > 1)
+        return -1;
+    const rdir *d = &r->conns[r->done[i]].d[dir];
+    int64_t len = d->nxt > 0 ? d->nxt : 0;
+    if (len > r->cap)
+        len = r->cap;
+    int64_t nbytes = (len + 7) / 8;
+    for (int64_t j = 0; j < nbytes; j++) {
+        int64_t bit = j * 8;
+        filled[j] = bit < d->dcap ? (uint8_t)(d->bits[bit >> 6] >> (bit & 63)) : 0;
+    }
+    if (len & 7)
+        filled[nbytes - 1] &= (uint8_t)((1u << (len & 7)) - 1);
+    if (d->nseg > 0) {
+        memcpy(seg_off, d->seg_off, (size_t)d->nseg * 8);
+        memcpy(seg_len, d->seg_len, (size_t)d->nseg * 4);
+        memcpy(seg_frame, d->seg_frame, (size_t)d->nseg * 8);
+    }
+    return 0;
+}
+
+void fc_reasm_done_clear(fc_reasm *r)
+{
+    for (int64_t i = 0; i < r->ndone; i++) {
+        int32_t s = r->done[i];
+        for (int k = 0; k < 2; k++)
+            dir_free(&r->conns[s].d[k]);
+        r->conns[s].next = r->free_head;
+        r->free_head = s;
+    }
+    r->ndone = 0;
+}

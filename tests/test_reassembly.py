@@ -1,0 +1,591 @@
+"""TCP reassembly: streams come back byte-exact, gaps and conflicts are reported where they are,
+limits hold, and the C core and its pure-Python twin agree on every field."""
+
+from __future__ import annotations
+
+import ipaddress
+import random
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from fastcap.flows import FlowKey, FlowTable
+from fastcap.native import native_available
+from fastcap.reassembly import Connection, Reassembler
+
+from .corpus import CORPUS
+
+FIN, SYN, RST, PSH, ACK = 0x01, 0x02, 0x04, 0x08, 0x10
+M32 = 0xFFFFFFFF
+SETTINGS = settings(max_examples=60, deadline=None,
+                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+BACKENDS = ["python", "native"] if native_available() else ["python"]
+CLIENT, SERVER = b"\0" * 10 + b"\xff\xff" + bytes([10, 0, 0, 1]), b"\0" * 10 + b"\xff\xff" + bytes(
+    [10, 0, 0, 2])
+
+
+# --- building SelectedFrames-shaped windows without a capture file -------------------------
+
+
+@dataclass
+class Frame:
+    flow: int
+    from_a: bool
+    seq: int
+    ack: int
+    flags: int
+    payload: bytes = b""
+    window: int = 65535
+    caplen: int | None = None  # captured payload bytes (snapped frames), default all
+    ts_ns: int | None = None
+
+
+@dataclass
+class Tcp:  # the TcpFields columns the reassembler reads
+    seq: np.ndarray
+    ack: np.ndarray
+    flags: np.ndarray
+    window: np.ndarray
+    payload_len: np.ndarray
+    payload_caplen: np.ndarray
+    hdr_len: np.ndarray
+
+
+@dataclass
+class Sel:  # SelectedFrames layout
+    frame_no: np.ndarray
+    ts_ns: np.ndarray
+    flow: np.ndarray
+    from_a: np.ndarray
+    payload_file_off: np.ndarray
+    tcp: Tcp
+
+    def __len__(self) -> int:
+        return len(self.frame_no)
+
+    def rows(self, lo: int, hi: int) -> Sel:
+        t = self.tcp
+        return Sel(self.frame_no[lo:hi], self.ts_ns[lo:hi], self.flow[lo:hi],
+                   self.from_a[lo:hi], self.payload_file_off[lo:hi],
+                   Tcp(t.seq[lo:hi], t.ack[lo:hi], t.flags[lo:hi], t.window[lo:hi],
+                       t.payload_len[lo:hi], t.payload_caplen[lo:hi], t.hdr_len[lo:hi]))
+
+
+def build(frames: list[Frame]) -> tuple[bytes, Sel]:
+    """A 'file' holding every payload (after some junk) and the matching column window."""
+    buf, offs = bytearray(b"\xee" * 13), []
+    for f in frames:
+        offs.append(len(buf))
+        buf += f.payload
+    n = len(frames)
+
+    def col(get, dtype):
+        return np.array([get(f) for f in frames], dtype).reshape(n)
+
+    tcp = Tcp(col(lambda f: f.seq & M32, np.uint32), col(lambda f: f.ack & M32, np.uint32),
+              col(lambda f: f.flags, np.uint16), col(lambda f: f.window, np.uint16),
+              col(lambda f: len(f.payload), np.int32),
+              col(lambda f: len(f.payload) if f.caplen is None else f.caplen, np.int32),
+              np.full(n, 20, np.uint8))
+    ts = [f.ts_ns if f.ts_ns is not None else i * 1000 for i, f in enumerate(frames)]
+    return bytes(buf), Sel(np.arange(1, n + 1, dtype=np.int64), np.array(ts, np.int64),
+                           col(lambda f: f.flow, np.int64), col(lambda f: f.from_a, bool),
+                           np.array(offs, np.int64), tcp)
+
+
+def flow_table(n: int = 1, client_port: int = 40000, server_port: int = 25) -> FlowTable:
+    ft = FlowTable()
+    for i in range(n):  # endpoint a is the client in every flow built here
+        ft.keys.append(FlowKey(CLIENT, client_port + i, SERVER, server_port))
+    return ft
+
+
+def run(frames: list[Frame], backend: str, *, flows: FlowTable | None = None,
+        windows: list[int] | None = None, **kw) -> list[Connection]:
+    buf, sel = build(frames)
+    flows = flows or flow_table(1 + max((f.flow for f in frames), default=0))
+    r = Reassembler(buf, flows, backend=backend, **kw)
+    out, lo = [], 0
+    for size in windows or [len(frames)]:
+        out += r.feed(sel.rows(lo, lo + size))
+        lo += size
+    out += r.feed(sel.rows(lo, len(frames)))
+    out += r.finish()
+    r.close()
+    return out
+
+
+def run_both(frames: list[Frame], **kw) -> list[Connection]:
+    """Run every available backend, insist they agree, return the result."""
+    results = [run(frames, b, **kw) for b in BACKENDS]
+    for other in results[1:]:
+        assert other == results[0]
+    return results[0]
+
+
+def handshake(isn_c: int, isn_s: int, flow: int = 0) -> list[Frame]:
+    return [Frame(flow, True, isn_c, 0, SYN), Frame(flow, False, isn_s, isn_c + 1, SYN | ACK),
+            Frame(flow, True, isn_c + 1, isn_s + 1, ACK)]
+
+
+def closing(isn_c: int, isn_s: int, n_c: int, n_s: int, flow: int = 0) -> list[Frame]:
+    fc, fs = isn_c + 1 + n_c, isn_s + 1 + n_s
+    return [Frame(flow, True, fc, fs, FIN | ACK), Frame(flow, False, fs, fc + 1, FIN | ACK),
+            Frame(flow, True, fc + 1, fs + 1, ACK)]
+
+
+def data_frames(stream: bytes, pieces: list[tuple[int, int]], isn: int, peer_isn: int,
+                from_client: bool, flow: int = 0) -> list[Frame]:
+    return [Frame(flow, from_client, isn + 1 + a, peer_isn + 1, ACK | PSH, stream[a:b])
+            for a, b in pieces]
+
+
+# --- strategies ------------------------------------------------------------------------------
+
+isns = st.one_of(st.integers(2**32 - 3000, 2**32 - 1), st.integers(0, 2**32 - 1))
+
+
+@st.composite
+def streams(draw, min_size: int = 0, max_size: int = 3000) -> bytes:
+    """Sizable random bytes (hypothesis alone shrinks binary() to a handful of bytes)."""
+    n = draw(st.integers(min_size, max_size))
+    return random.Random(draw(st.integers(0, 2**32))).randbytes(n)
+
+
+@st.composite
+def isn_for(draw, n: int) -> int:
+    """An ISN whose sequence space wraps inside the stream half of the time."""
+    if draw(st.booleans()):
+        return (2**32 - 1 - draw(st.integers(0, n))) & M32
+    return draw(st.integers(0, 2**32 - 1))
+
+
+@st.composite
+def pieces(draw, n: int, extras: bool = True) -> list[tuple[int, int]]:
+    """A segmentation of [0, n) plus, optionally, duplicates and overlapping re-sends."""
+    if n == 0:
+        return []
+    cuts = sorted(set(draw(st.lists(st.integers(1, max(1, n - 1)), max_size=25))))
+    bounds = [0] + [c for c in cuts if 0 < c < n] + [n]
+    out = [(a, b) for a, b in zip(bounds, bounds[1:], strict=False) if a < b]
+    if extras:
+        for a, ln in draw(st.lists(st.tuples(st.integers(0, n - 1), st.integers(1, 400)),
+                                   max_size=10)):
+            out.append((a, min(a + ln, n)))
+    return out
+
+
+# --- (1) exact reassembly under reordering, duplication, overlap and wrap-around -------------
+
+
+@SETTINGS
+@given(c2s=streams(), s2c=streams(), data=st.data())
+def test_reassembles_exactly(c2s, s2c, data):
+    isn_c, isn_s = data.draw(isn_for(len(c2s))), data.draw(isn_for(len(s2c)))
+    segs = (data_frames(c2s, data.draw(pieces(len(c2s))), isn_c, isn_s, True)
+            + data_frames(s2c, data.draw(pieces(len(s2c))), isn_s, isn_c, False))
+    segs = data.draw(st.permutations(segs))
+    frames = handshake(isn_c, isn_s) + segs + closing(isn_c, isn_s, len(c2s), len(s2c))
+    cut = data.draw(st.integers(0, len(frames)))
+    (conn,) = run_both(frames, windows=[cut])
+    assert conn.c2s.data == c2s and conn.s2c.data == s2c
+    assert conn.c2s.gaps == [] and conn.s2c.gaps == []
+    assert (conn.client_by, conn.client_port, conn.server_port) == ("syn", 40000, 25)
+    assert (conn.c2s.isn, conn.s2c.isn) == (isn_c, isn_s)
+    assert (conn.c2s.syn_frame, conn.s2c.syn_frame) == (1, 2)
+    assert conn.c2s.fin_frame == len(frames) - 2 and conn.s2c.fin_frame == len(frames) - 1
+    assert conn.conflicting_overlaps == 0 and not conn.evicted
+    assert (conn.first_frame, conn.last_frame, conn.frames) == (1, len(frames), len(frames))
+    for sd in (conn.c2s, conn.s2c):
+        assert sd.seen_bytes == len(sd.data) and not sd.capped
+        assert np.all(np.diff(sd.seg_offset) > 0)
+        assert int(sd.seg_len.sum()) == len(sd.data)  # every stored byte is traced once
+        if sd.data:
+            assert sd.frame_at(0) is not None and sd.frame_at(len(sd.data)) is None
+
+
+# --- (2) removed segments leave gaps exactly where the bytes were -----------------------------
+
+
+@SETTINGS
+@given(stream=streams(min_size=1), data=st.data())
+def test_gaps_where_bytes_are_missing(stream, data):
+    isn = data.draw(isn_for(len(stream)))
+    segs = data.draw(pieces(len(stream), extras=False))
+    keep = data.draw(st.lists(st.booleans(), min_size=len(segs), max_size=len(segs)))
+    snap = data.draw(st.lists(st.integers(0, 3), min_size=len(segs), max_size=len(segs)))
+    frames, have, first_frame = [], np.zeros(len(stream), bool), {}
+    order = data.draw(st.permutations(range(len(segs))))
+    arrival = handshake(isn, 7)
+    for i in order:
+        if not keep[i]:
+            continue
+        a, b = segs[i]
+        f = Frame(0, True, isn + 1 + a, 8, ACK, stream[a:b])
+        if snap[i] == 0 and b - a > 1:  # a snapped frame: only the head was captured
+            f.caplen = (b - a) // 2
+        arrival.append(f)
+        got = slice(a, a + (b - a if f.caplen is None else f.caplen))
+        for off in range(got.start, got.stop):
+            first_frame.setdefault(off, len(arrival))
+        have[got] = True
+    frames = arrival + closing(isn, 7, len(stream), 0)
+    (conn,) = run_both(frames)
+    sd = conn.c2s
+    assert len(sd.data) == len(stream)  # the FIN tells where the stream ends
+    holes = np.concatenate(([False], ~have, [False])).view(np.int8)
+    starts = np.flatnonzero(np.diff(holes) == 1)
+    stops = np.flatnonzero(np.diff(holes) == -1)
+    assert sd.gaps == list(zip(starts.tolist(), (stops - starts).tolist(), strict=True))
+    got = np.frombuffer(sd.data, np.uint8)
+    assert np.array_equal(got[have], np.frombuffer(stream, np.uint8)[have])
+    assert not got[~have].any()
+    for off in range(len(stream)):
+        assert sd.frame_at(off) == first_frame.get(off)
+    if sd.gaps:
+        assert sd.contiguous_end(0) == sd.gaps[0][0]
+    else:
+        assert sd.contiguous_end(0) == len(stream)
+
+
+# --- (3) conflicting overlaps: counted, first copy wins --------------------------------------
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_conflicting_overlap_first_copy_wins(backend):
+    hs = handshake(100, 900)
+    a = Frame(0, True, 101, 901, ACK, b"AAAAAAAAAA")
+    b = Frame(0, True, 106, 901, ACK, b"bbbbbBBBBB")  # bytes 5..9 differ from a's
+    same = Frame(0, True, 103, 901, ACK, b"AAA")  # identical bytes: no conflict
+    (conn,) = run(hs + [a, b, same], backend)
+    assert conn.c2s.data == b"AAAAAAAAAABBBBB"
+    assert conn.conflicting_overlaps == 1 and conn.retransmissions == 2
+    assert conn.c2s.frame_at(9) == 4 and conn.c2s.frame_at(10) == 5
+
+    (conn,) = run(hs + [b, a], backend)  # the other order: b's bytes win
+    assert conn.c2s.data == b"AAAAAbbbbbBBBBB"
+    assert conn.conflicting_overlaps == 1 and conn.out_of_order == 1
+
+
+# --- (4) the same 4-tuple reused with a new SYN ------------------------------------------------
+
+
+@pytest.mark.parametrize("closed", [True, False])
+def test_port_reuse_makes_two_connections(closed):
+    first = handshake(1000, 5000) + data_frames(b"EHLO a\r\n", [(0, 8)], 1000, 5000, True)
+    if closed:
+        first += closing(1000, 5000, 8, 0)
+    second = handshake(777_777, 9000) + data_frames(b"HELO b\r\n", [(0, 8)], 777_777, 9000, True)
+    second.append(Frame(0, True, 777_777, 0, SYN))  # retransmitted SYN, same ISN: same conn
+    conns = run_both(first + second)
+    assert [c.index for c in conns] == [0, 1]
+    assert conns[0].c2s.data == b"EHLO a\r\n" and conns[1].c2s.data == b"HELO b\r\n"
+    assert conns[1].c2s.isn == 777_777 and conns[1].first_frame == len(first) + 1
+    assert conns[1].retransmissions == 1 and conns[0].frames == len(first)
+
+
+def test_reordered_syn_ack_stays_one_connection():
+    syn, synack, ack = handshake(50, 60)
+    conns = run_both([synack, syn, ack] + data_frames(b"hi", [(0, 2)], 50, 60, True))
+    assert len(conns) == 1 and conns[0].client_by == "syn" and conns[0].c2s.data == b"hi"
+
+
+# --- (5) capture starting mid-connection; who is the client -----------------------------------
+
+
+@pytest.mark.parametrize("server_ports, client_by, client_port", [
+    (frozenset({25}), "port", 40000), (frozenset({9999}), "first", 25)])
+def test_mid_connection_start(server_ports, client_by, client_port):
+    frames = [  # no SYN: the server's reply is the first frame seen
+        Frame(0, False, 5000, 3000, ACK | PSH, b"250 OK\r\n"),
+        Frame(0, True, 3000, 5008, ACK | PSH, b"DATA\r\n"),
+        Frame(0, True, 2990, 5008, ACK | PSH, b"0123456789"),  # before the first seq seen
+        Frame(0, False, 5008, 3006, ACK | PSH, b"354 go\r\n"),
+    ]
+    (conn,) = run_both(frames, server_ports=server_ports)
+    assert (conn.client_by, conn.client_port) == (client_by, client_port)
+    c2s, s2c = (conn.c2s, conn.s2c) if client_by == "port" else (conn.s2c, conn.c2s)
+    assert c2s.data == b"DATA\r\n" and s2c.data == b"250 OK\r\n354 go\r\n"
+    assert c2s.isn is None and c2s.syn_frame is None and c2s.before_start == 10
+
+
+def test_keepalive_and_zero_window_probe():
+    hs = handshake(10, 20)
+    frames = hs + [
+        Frame(0, True, 11, 21, ACK, b"abcd"),
+        Frame(0, True, 14, 21, ACK, b"d"),  # keep-alive with one (old) byte
+        Frame(0, True, 14, 21, ACK),  # keep-alive without data
+        Frame(0, False, 21, 15, ACK, window=0),  # server's window closes
+        Frame(0, True, 15, 21, ACK, b"e"),  # zero-window probe: counted, not stored
+        Frame(0, False, 21, 15, ACK, window=100),
+        Frame(0, True, 15, 21, ACK, b"efg"),
+    ]
+    (conn,) = run_both(frames)
+    assert conn.c2s.data == b"abcdefg"
+    assert (conn.keepalives, conn.zero_window_probes, conn.retransmissions) == (2, 1, 0)
+
+
+def test_rst_and_linger():
+    frames = handshake(1, 2) + [Frame(0, False, 3, 2, RST | ACK, ts_ns=10_000),
+                                Frame(0, True, 2, 3, ACK, b"x", ts_ns=10_500),  # late, lingers
+                                Frame(1, True, 50, 0, SYN, ts_ns=5_000_000_000)]
+    for backend in BACKENDS:
+        buf, sel = build(frames)
+        r = Reassembler(buf, flow_table(2), backend=backend)
+        done = r.feed(sel)
+        assert [c.index for c in done] == [0]  # expired by the later frame of flow 1
+        assert done[0].s2c.rst_frame == 4 and done[0].frames == 5 and done[0].c2s.data == b"x"
+        rest = r.finish()
+        assert [c.index for c in rest] == [1]
+
+
+# --- (6) limits: per-direction cap, global budget, connections held ---------------------------
+
+
+def test_cap():
+    stream = bytes(range(256)) * 20
+    frames = handshake(5, 6) + data_frames(stream, [(i, i + 100) for i in range(0, 5120, 100)],
+                                           5, 6, True)
+    (conn,) = run_both(frames, cap=1000)
+    assert len(conn.c2s.data) == 1000 and conn.c2s.data == stream[:1000]
+    assert conn.c2s.capped and conn.c2s.seen_bytes == 5120 and conn.c2s.gaps == []
+    assert int(conn.c2s.seg_len.sum()) == 1000
+
+
+def test_budget_and_max_open_evict_least_recent():
+    n = 12
+    frames = []
+    for i in range(n):  # 12 connections open at once, each sending 3000 bytes
+        frames += handshake(100 * i, 7, flow=i)
+    for i in range(n):
+        frames += data_frames(bytes([i]) * 3000, [(0, 1500), (1500, 3000)], 100 * i, 7, True,
+                              flow=i)
+    for backend in BACKENDS:
+        buf, sel = build(frames)
+        r = Reassembler(buf, flow_table(n), backend=backend, budget=30_000, max_open=8)
+        out = []
+        for lo in range(0, len(frames), 5):
+            out += r.feed(sel.rows(lo, lo + 5))
+            assert r.open_connections <= 8
+            assert r.mem <= 30_000
+        out += r.finish()
+        evicted = [c for c in out if c.evicted]
+        assert evicted and all(len(c.c2s.data) <= 3000 for c in out)
+        complete = [c for c in out if c.c2s.data == bytes([c.flow]) * 3000]
+        assert complete  # the recent ones survive intact
+    run_both(frames, budget=30_000, max_open=8)
+
+
+# --- (7) adversarial: 10^5 one-byte segments in reverse order ---------------------------------
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_reverse_one_byte_segments(backend):
+    n = 100_000
+    stream = bytes(random.Random(1).randbytes(n))
+    frames = handshake(2**32 - 50_000, 1) + data_frames(
+        stream, [(i, i + 1) for i in range(n - 1, -1, -1)], 2**32 - 50_000, 1, True)
+    (conn,) = run(frames, backend)
+    assert conn.c2s.data == stream and conn.c2s.gaps == []
+    assert conn.out_of_order == n - 1
+    assert len(conn.c2s.seg_offset) + conn.c2s.untraced == n
+
+
+# --- fuzz: the twins agree on arbitrary junk --------------------------------------------------
+
+
+@st.composite
+def junk_frames(draw) -> list[Frame]:
+    out = []
+    seqs = [draw(isns) for _ in range(4)]
+    for _ in range(draw(st.integers(0, 60))):
+        flow, from_a = draw(st.integers(0, 2)), draw(st.booleans())
+        base = seqs[(flow * 2 + from_a) % 4]
+        seq = base + draw(st.integers(-40, 300)) if draw(st.integers(0, 9)) else draw(isns)
+        payload = draw(st.binary(max_size=120))
+        out.append(Frame(flow, from_a, seq, draw(st.sampled_from([0, base + 1, seqs[0]])),
+                         draw(st.sampled_from([ACK, ACK, ACK | PSH, SYN, SYN | ACK, FIN | ACK,
+                                               RST, RST | ACK, FIN, 0, 0x3F])),
+                         payload, window=draw(st.sampled_from([0, 512, 65535])),
+                         caplen=draw(st.one_of(st.none(), st.integers(-5, 200))),
+                         ts_ns=draw(st.integers(0, 3_000_000))))
+    return out
+
+
+@pytest.mark.skipif(not native_available(), reason="fastcap._native is not built")
+@SETTINGS
+@given(frames=junk_frames(), cap=st.sampled_from([0, 1, 64, 2048, 5000]),
+       budget=st.sampled_from([0, 3000, 1 << 20]), max_open=st.integers(1, 4),
+       max_segments=st.sampled_from([0, 2, 16, 1000]),
+       linger_ns=st.sampled_from([0, 1_000_000]), cut=st.integers(0, 60))
+def test_twins_agree_on_junk(frames, cap, budget, max_open, max_segments, linger_ns, cut):
+    kw = dict(cap=cap, budget=budget, max_open=max_open, max_segments=max_segments,
+              linger_ns=linger_ns, windows=[cut])
+    nat, py = run(frames, "native", **kw), run(frames, "python", **kw)
+    assert nat == py
+    assert sorted(c.index for c in py) == list(range(len(py)))
+    for c in py:
+        for sd in (c.c2s, c.s2c):
+            assert len(sd.data) <= cap and sd.capped == (sd.seen_bytes > cap)
+
+
+def test_window_boundaries_do_not_matter():
+    rng = random.Random(7)
+    stream = rng.randbytes(3000)
+    segs = [(i, min(i + rng.randint(1, 200), 3000)) for i in range(0, 3000, 150)]
+    rng.shuffle(segs)
+    frames = (handshake(9, 99) + data_frames(stream, segs, 9, 99, True)
+              + closing(9, 99, 3000, 0) + handshake(12345, 99))
+    ref = run_both(frames)
+    for b in BACKENDS:
+        assert run(frames, b, windows=[1] * len(frames)) == ref
+        assert run(frames, b, windows=[7, 3, 11]) == ref
+
+
+def test_bad_file_offsets_are_clamped():
+    buf, sel = build(handshake(1, 2) + [Frame(0, True, 2, 3, ACK, b"hello")])
+    sel.payload_file_off[-1] = len(buf) - 2  # the payload would run past the end of the file
+    results = []
+    for backend in BACKENDS:
+        r = Reassembler(buf, flow_table(), backend=backend)
+        results.append(r.feed(sel) + r.finish())
+    assert results[0][0].c2s.data == buf[-2:] + b"\0\0\0"
+    assert results[0][0].c2s.gaps == [(2, 3)]
+    assert all(r == results[0] for r in results)
+
+
+def test_undecodable_rows_are_ignored():
+    frames = [Frame(0, True, 0, 0, 0)] + handshake(500, 600) + [
+        Frame(0, True, 501, 601, ACK, b"MAIL")]
+    buf, sel = build(frames)
+    sel.tcp.hdr_len[0] = 0  # what decode reports for a cut or malformed TCP header
+    for backend in BACKENDS:
+        r = Reassembler(buf, flow_table(), backend=backend)
+        (conn,) = r.feed(sel) + r.finish()
+        assert conn.c2s.data == b"MAIL" and conn.first_frame == 2 and conn.frames == 4
+
+
+# --- the whole pipeline on synthesized captures ------------------------------------------------
+
+
+@pytest.mark.parametrize("v6", [False, True])
+def test_pipeline_synthesized_pcap(tmp_path, v6):
+    pytest.importorskip("fastcap.decode")
+    from fastcap.synth.packets import tcp_frame
+    from fastcap.synth.writers import Record, write_pcap
+
+    rng = random.Random(3)
+    cli, srv = ("2001:db8::1", "2001:db8::2") if v6 else ("10.0.0.1", "10.0.0.2")
+    c2s = b"EHLO client.example\r\n" + rng.randbytes(3000)
+    s2c = b"220 mx.example ESMTP\r\n" + rng.randbytes(2000)
+    isn_c, isn_s = 2**32 - 1000, 77
+    frames = handshake(isn_c, isn_s)
+    segs = (data_frames(c2s, [(i, min(i + 500, len(c2s))) for i in range(0, len(c2s), 500)],
+                        isn_c, isn_s, True)
+            + data_frames(s2c, [(i, min(i + 700, len(s2c))) for i in range(0, len(s2c), 700)],
+                          isn_s, isn_c, False))
+    rng.shuffle(segs)
+    dup = next(f for f in segs if not f.from_a)  # one retransmission
+    frames += segs + [dup] + closing(isn_c, isn_s, len(c2s), len(s2c))
+    recs = []
+    for i, f in enumerate(frames):
+        src, dst, sp, dp = (cli, srv, 51000, 25) if f.from_a else (srv, cli, 25, 51000)
+        raw = tcp_frame(src, dst, sp, dp, f.seq & M32, f.ack & M32, f.flags, f.payload)
+        recs.append(Record(raw, 1_700_000_000 * 10**9 + i * 1000))
+    snapped = next(i for i, f in enumerate(frames) if f.from_a and len(f.payload) == 500)
+    recs[snapped] = Record(recs[snapped].data[:-100], recs[snapped].ts_ns,
+                           len(recs[snapped].data))  # the capture lost the last 100 bytes
+    path = tmp_path / "s.pcap"
+    write_pcap(path, recs)
+    results = [_pipeline(path, frozenset({25}), b) for b in BACKENDS]
+    assert all(r == results[0] for r in results)
+    (conn,) = results[0]
+    gap_at = frames[snapped].seq - isn_c - 1 + 400
+    assert conn.c2s.gaps == [(gap_at, 100)]
+    holed = c2s[:gap_at] + bytes(100) + c2s[gap_at + 100:]
+    assert conn.c2s.data == holed and conn.s2c.data == s2c
+    assert conn.retransmissions == 1 and conn.client_port == 51000
+    want = ipaddress.ip_address(cli)
+    want = want.packed if v6 else b"\0" * 10 + b"\xff\xff" + want.packed
+    assert conn.client_addr == want
+    assert conn.c2s.frame_at(0) == 4 + segs.index(next(f for f in segs if f.from_a and
+                                                          f.seq == isn_c + 1))
+
+
+# --- (8) real captures -------------------------------------------------------------------------
+
+
+def _pipeline(path: Path, ports: frozenset[int], backend: str, **kw) -> list[Connection]:
+    pytest.importorskip("fastcap.decode")
+    from fastcap import Capture
+    from fastcap.selection import iter_selected
+
+    flows = FlowTable()
+    with Capture(path, backend=backend, window=16) as cap:
+        r = Reassembler(cap.buffer, flows, server_ports=ports, backend=backend, **kw)
+        out = []
+        for sel in iter_selected(cap, ports, flows=flows):
+            out += r.feed(sel)
+        out += r.finish()
+        r.close()
+    return out
+
+
+def _corpus(name: str) -> Path:
+    path = CORPUS / name
+    if not path.is_file():
+        pytest.skip(f"corpus file {path} not found")
+    return path
+
+
+def test_corpus_smtp():
+    results = [_pipeline(_corpus("zeek__smtp.pcap"), frozenset({25}), b) for b in BACKENDS]
+    assert all(r == results[0] for r in results)
+    conns = results[0]
+    assert len(conns) == 2
+    for c in conns:
+        assert c.server_port == 25 and c.client_by == "syn"
+        assert c.s2c.data.startswith(b"220") and c.c2s.data[:4] in (b"EHLO", b"HELO")
+        assert c.c2s.gaps == [] and c.s2c.gaps == []
+        banner_frame = c.s2c.frame_at(0)
+        assert banner_frame is not None and banner_frame < c.c2s.frame_at(0)
+    assert conns[0].s2c.frame_at(0) == 6 and conns[1].s2c.frame_at(0) == 66
+
+
+def test_corpus_fragmented_tls():
+    results = [_pipeline(_corpus("zeek__tls-fragmented-handshake.pcap"), frozenset({4433}), b,
+                         cap=1 << 20) for b in BACKENDS]
+    assert all(r == results[0] for r in results)
+    (conn,) = results[0]
+    assert conn.client_port == 61454 and conn.server_port == 4433
+    assert conn.c2s.data[:1] == b"\x16" and conn.s2c.data[:1] == b"\x16"  # TLS handshake
+    assert conn.s2c.gaps == [] and len(conn.s2c.data) > 339_629
+    assert b"Bro" in conn.s2c.data
+
+
+def test_corpus_smtp_matches_tshark_follow(tshark):
+    """Wireshark's own reassembly ("Follow TCP Stream") gives the same bytes."""
+    import subprocess
+
+    path = _corpus("zeek__smtp.pcap")
+    streams = []
+    for i in range(8):
+        lines = subprocess.run([tshark, "-r", str(path), "-q", "-z", f"follow,tcp,raw,{i}"],
+                               capture_output=True, text=True, check=True).stdout.splitlines()
+        start = next((k for k, ln in enumerate(lines) if ln.startswith("Node 1:")), None)
+        if start is None:
+            continue
+        sent = {0: b"", 1: b""}  # tshark indents node 1's data with a tab
+        for ln in lines[start + 1:]:
+            if ln.startswith("==="):
+                break
+            sent[1 if ln.startswith("\t") else 0] += bytes.fromhex(ln.strip())
+        streams.append((sent[0], sent[1]))
+    conns = _pipeline(path, frozenset({25}), BACKENDS[-1])
+    assert len(conns) == 2
+    for c in conns:
+        assert (c.c2s.data, c.s2c.data) in streams
