@@ -36,10 +36,11 @@ def _rss_anon_kb(pid: int) -> int:
     return 0
 
 
-def run(cmd: list[str]) -> tuple[float, int, str]:
-    """Wall seconds, peak RssAnon (KiB) and stdout of one command."""
+def run(cmd: list[str], capture: bool) -> tuple[float, int, str]:
+    """Wall seconds, peak RssAnon (KiB) and (when `capture`) stdout of one command."""
     t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE if capture else subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
     peak = 0
     while proc.poll() is None:
         peak = max(peak, _rss_anon_kb(proc.pid))
@@ -115,7 +116,7 @@ def main() -> None:
         reps = 1 if name.startswith("tshark") else args.repeat
         secs, peaks = [], []
         for _ in range(reps):
-            wall, peak, out = run(cmd)
+            wall, peak, out = run(cmd, capture=timing == "inner")
             if timing == "inner":
                 res = json.loads(out)
                 secs.append(res.pop("seconds"))

@@ -32,7 +32,6 @@ typedef struct {
     int64_t next_frame;    /* in: first frame number to assign; out: the next one */
     int64_t detail;        /* TRUNCATED: bytes the record needs; CORRUPT: the bad length;
                               BLOCK: the block type; BAD_IFACE: the interface id */
-    int64_t populated;     /* in/out: file bytes whose page-table entries are already filled */
 } fc_status;
 
 enum {

@@ -33,7 +33,7 @@ from .walkstatus import (
 )
 
 DEFAULT_WINDOW = 1 << 17
-DEFAULT_SLAB = 128
+DEFAULT_SLAB = 80  # Ethernet + 802.1Q + IPv6 + TCP up to its data offset; rarer rows re-read
 _GZIP, _ZSTD, _LZ4 = b"\x1f\x8b", b"\x28\xb5\x2f\xfd", b"\x04\x22\x4d\x18"
 # pcapng blocks that Wireshark shows as frames of their own, without packet data.
 _FRAME_LIKE_BLOCKS = {0x00000BAD: "custom", 0x40000BAD: "custom", 0x00000009: "systemd journal"}

@@ -65,7 +65,6 @@ class NativeWalker:
     def __init__(self) -> None:
         self.ffi = _native.ffi
         self.lib = _native.lib
-        self._populated = 0  # per-walker: how far page tables were filled ahead
 
     def bind(self, buf):
         return self.ffi.from_buffer("uint8_t[]", buf)
@@ -85,19 +84,18 @@ class NativeWalker:
         c.slab_width = win.slab_width
         return c
 
-    def _status(self, next_frame: int, start: int):
+    def _status(self, next_frame: int):
         st = self.ffi.new("fc_status *")
         st.next_frame = next_frame
-        st.populated = max(start, self._populated)
         return st
 
-    def _result(self, n, st) -> tuple[int, WalkStatus]:
-        self._populated = st.populated
+    @staticmethod
+    def _result(n, st) -> tuple[int, WalkStatus]:
         return int(n), WalkStatus(st.code, st.offset, st.next_frame, st.detail)
 
     def walk_pcap(self, bound, length, start, big_endian, nanos, snaplen, max_caplen, win,
                   row0, next_frame):
-        cols, st = self._cols(win, row0), self._status(next_frame, start)
+        cols, st = self._cols(win, row0), self._status(next_frame)
         swapped = int(big_endian == _LITTLE_HOST)
         n = self.lib.fc_walk_pcap(bound, length, start, swapped, int(nanos), snaplen,
                                   max_caplen, cols, st)
@@ -112,7 +110,7 @@ class NativeWalker:
             arr[i].tsres_exp = p.tsres_exp
             arr[i].tsoffset_s = p.tsoffset_s
             arr[i].global_index = p.global_index
-        cols, st = self._cols(win, row0), self._status(next_frame, start)
+        cols, st = self._cols(win, row0), self._status(next_frame)
         swapped = int(big_endian == _LITTLE_HOST)
         n = self.lib.fc_walk_pcapng(bound, length, start, swapped, arr, len(ifaces), max_block,
                                     cols, st)

@@ -71,9 +71,12 @@ class FrameCounters:
         self.fragments += int(np.count_nonzero(hd.frag))
         self.snapped += int(np.count_nonzero(win.flags & F_SNAPPED))
         self.over_snaplen += int(np.count_nonzero(win.flags & F_OVER_SNAPLEN))
-        lts, counts = np.unique(linktype, return_counts=True)
-        for lt, c in zip(lts.tolist(), counts.tolist(), strict=True):
-            self.linktype_frames[lt] += c
+        if n and (linktype == linktype[0]).all():  # the usual case: skip the sort
+            self.linktype_frames[int(linktype[0])] += n
+        else:
+            lts, counts = np.unique(linktype, return_counts=True)
+            for lt, c in zip(lts.tolist(), counts.tolist(), strict=True):
+                self.linktype_frames[lt] += c
         bad = hd.status
         if np.any((bad != Status.OK) & (bad != Status.NOT_IP)):
             codes, counts = np.unique(bad, return_counts=True)
