@@ -40,7 +40,34 @@ def _parser() -> argparse.ArgumentParser:
                     help="TCP ports to select, e.g. 25,587,2525 (default 25)")
     st.add_argument("--backend", choices=("auto", "native", "python"), default="auto",
                     help="frame walker: C (native), pure Python, or auto (default)")
+    fo = sub.add_parser("follow", help="show one SMTP session like Wireshark's Follow TCP Stream")
+    fo.add_argument("file", metavar="FILE")
+    fo.add_argument("--session", type=int, required=True, metavar="N",
+                    help="session number, as scan and follow number them (from 1)")
+    fo.add_argument("--ports", type=_ports, default=frozenset({25}),
+                    help="TCP ports to select (default 25)")
+    fo.add_argument("--backend", choices=("auto", "native", "python"), default="auto")
     return p
+
+
+def _cmd_follow(args) -> int:
+    from .follow import format_follow
+    from .session import iter_sessions
+
+    seen = 0
+    meta: list = []
+    for s in iter_sessions(args.file, ports=args.ports, backend=args.backend,
+                           keep_streams=lambda n: n == args.session, capture_out=meta):
+        seen = max(seen, s.number)
+        if s.number == args.session:
+            print(format_follow(s))
+            return EXIT_OK
+    for m in meta:
+        for w in m.warnings:
+            print(f"fastcap: warning: {w}", file=sys.stderr)
+    print(f"fastcap: {args.file}: no session {args.session} (the capture has {seen} on ports "
+          f"{','.join(map(str, sorted(args.ports)))})", file=sys.stderr)
+    return EXIT_UNREADABLE
 
 
 def _cmd_stats(args) -> int:
@@ -80,6 +107,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "stats":
             return _cmd_stats(args)
+        if args.command == "follow":
+            return _cmd_follow(args)
+    except FastcapError as e:
+        print(f"fastcap: {e}", file=sys.stderr)
+        return EXIT_UNREADABLE
     except KeyboardInterrupt:
         print("fastcap: interrupted", file=sys.stderr)
         return 130

@@ -215,6 +215,9 @@ class HandshakeMessage:
     msg_type: int
     length: int
     body: ParsedBody | None = None
+    # End of the record that completed the message: Wireshark shows the message in the frame
+    # carrying that record's last byte, so that is the frame a user should jump to.
+    end: int | None = None
 
     @property
     def name(self) -> str:
@@ -948,7 +951,8 @@ class TlsStream:
             return
         problems: Problems = []
         hello = parse_sslv2_client_hello(body, problems)
-        out.append(HandshakeMessage(off, HandshakeType.client_hello, len(body), hello))
+        out.append(HandshakeMessage(off, HandshakeType.client_hello, len(body), hello,
+                                    end=off + len(body)))
         for code, msg in problems:
             self._anomaly(out, off, code, msg)
 
@@ -961,6 +965,7 @@ class TlsStream:
                 return
         self._hs_marks.append((len(self._hs), frag_off))
         self._hs += fragment
+        rec_end = frag_off + len(fragment)
         buf, p = self._hs, 0
         while len(buf) - p >= 4:
             mtype = buf[p]
@@ -980,7 +985,7 @@ class TlsStream:
                 break
             if len(buf) - p - 4 < mlen:
                 break
-            self._message(moff, mtype, mlen, bytes(buf[p + 4 : p + 4 + mlen]), out)
+            self._message(moff, mtype, mlen, bytes(buf[p + 4 : p + 4 + mlen]), out, rec_end)
             p += 4 + mlen
         self._hs_consumed(p)
 
@@ -1007,7 +1012,8 @@ class TlsStream:
                 marks.append((bp - p, so))
         self._hs_marks = marks
 
-    def _message(self, off: int, mtype: int, mlen: int, body: bytes, out: list[TlsEvent]) -> None:
+    def _message(self, off: int, mtype: int, mlen: int, body: bytes, out: list[TlsEvent],
+                 end: int | None = None) -> None:
         problems: Problems = []
         parsed: ParsedBody | None = None
         if mtype == HandshakeType.client_hello:
@@ -1020,7 +1026,7 @@ class TlsStream:
             parsed = parse_certificate(body, self.version, problems)
         elif mtype == HandshakeType.certificate_request:
             parsed = parse_certificate_request(body, self.version, problems)
-        out.append(HandshakeMessage(off, mtype, mlen, parsed))
+        out.append(HandshakeMessage(off, mtype, mlen, parsed, end))
         for code, msg in problems:
             self._anomaly(out, off, code, msg)
 
@@ -1666,6 +1672,8 @@ def _event_frame(ev: TlsEvent, frame_at: FrameAt | None) -> int | None:
         return None
     if isinstance(ev, Stopped):  # nothing at the stop offset: name the last frame before it
         return frame_at(ev.offset - 1) if ev.offset > 0 else None
+    if isinstance(ev, HandshakeMessage) and ev.end is not None and ev.end > ev.offset:
+        return frame_at(ev.end - 1)
     return frame_at(ev.offset)
 
 

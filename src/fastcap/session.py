@@ -1,0 +1,220 @@
+"""Stage 4: one `Session` per TCP connection on the selected ports — reassembled streams read
+as SMTP, and the TLS handshake that follows STARTTLS (or starts at byte 0 on implicit-TLS
+ports) parsed.  Sessions are numbered from 1 in the order of their first frame; `scan` and
+`follow` print the same numbers.
+"""
+
+from __future__ import annotations
+
+import heapq
+import ipaddress
+import os
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from .capture import DEFAULT_SLAB, DEFAULT_WINDOW, Capture
+from .flows import FlowTable
+from .reassembly import DEFAULT_CAP, Connection, Reassembler, StreamDir
+from .selection import DEFAULT_PORTS, FrameCounters, iter_selected
+from .smtp import SmtpDialogue, parse_dialogue
+from .tls import TlsHandshake, parse_handshake
+
+DEFAULT_IMPLICIT_TLS_PORTS = frozenset({465})
+
+
+def addr_text(addr16: bytes) -> str:
+    """16-byte address (IPv4 as ::ffff:a.b.c.d) in the usual notation."""
+    ip = ipaddress.IPv6Address(addr16)
+    return str(ip.ipv4_mapped) if ip.ipv4_mapped else str(ip)
+
+
+def endpoint_text(addr16: bytes, port: int) -> str:
+    text = addr_text(addr16)
+    return f"[{text}]:{port}" if ":" in text else f"{text}:{port}"
+
+
+@dataclass
+class TcpFacts:
+    """What the transport did, for `handshake_incomplete`-style judgements."""
+
+    client_by: str  # how the client side was told: syn | port | first
+    syn_seen: bool
+    c2s_gaps: list[tuple[int, int]]
+    s2c_gaps: list[tuple[int, int]]
+    c2s_bytes: int
+    s2c_bytes: int
+    capped: bool  # a direction went past the per-direction byte cap
+    evicted: bool  # handed on early because of the memory budget
+    retransmissions: int
+    conflicting_overlaps: int
+    out_of_order: int
+    closed_by: str | None  # "fin", "rst" or None (capture ended first)
+
+
+@dataclass
+class Session:
+    number: int  # 1-based, order of first frame
+    client: str  # "ip:port" ([v6]:port)
+    server: str
+    first_frame: int
+    last_frame: int
+    first_ts_ns: int
+    last_ts_ns: int
+    frames: int
+    tcp: TcpFacts
+    smtp: SmtpDialogue | None
+    tls: TlsHandshake | None
+    # Streams stay attached only for `follow`; scan drops them to keep memory flat.
+    c2s: StreamDir | None = field(default=None, repr=False, compare=False)
+    s2c: StreamDir | None = field(default=None, repr=False, compare=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "number": self.number,
+            "client": self.client,
+            "server": self.server,
+            "first_frame": self.first_frame,
+            "last_frame": self.last_frame,
+            "first_ts_ns": self.first_ts_ns,
+            "last_ts_ns": self.last_ts_ns,
+            "frames": self.frames,
+            "tcp": {**self.tcp.__dict__,
+                    "c2s_gaps": [list(g) for g in self.tcp.c2s_gaps],
+                    "s2c_gaps": [list(g) for g in self.tcp.s2c_gaps]},
+            "smtp": self.smtp.to_dict() if self.smtp else None,
+            "tls": self.tls.to_dict() if self.tls else None,
+        }
+
+
+def _looks_like_tls(data: bytes) -> bool:
+    """A TLS handshake record header (or an SSLv2-compatible hello) at the stream start."""
+    if len(data) >= 3 and data[0] == 0x16 and data[1] == 0x03 and data[2] <= 0x04:
+        return True
+    return len(data) >= 3 and data[0] & 0x80 != 0 and data[2] == 0x01
+
+
+_TLS_SCAN_LIMIT = 64 * 1024
+
+
+def find_tls_hello(data: bytes, msg_type: int, limit: int = _TLS_SCAN_LIMIT) -> int | None:
+    """Offset of the first plausible TLS record carrying a ClientHello (1) / ServerHello (2).
+
+    Other STARTTLS-style protocols (POP3, IMAP, FTP, XMPP, PostgreSQL, MySQL) switch to TLS
+    after their own plaintext; a record header with a sane version and length followed by the
+    hello's type byte is specific enough to find where.
+    """
+    end = min(len(data), limit)
+    i = data.find(b"\x16\x03", 0, end)
+    while i >= 0:
+        if i + 6 <= len(data) and data[i + 2] <= 4:
+            length = data[i + 3] << 8 | data[i + 4]
+            if 4 <= length <= 18432 and data[i + 5] == msg_type:
+                return i
+        i = data.find(b"\x16\x03", i + 1, end)
+    return None
+
+
+def build_session(conn: Connection, *,
+                  implicit_tls_ports: Iterable[int] = DEFAULT_IMPLICIT_TLS_PORTS,
+                  keep_streams: bool = False) -> Session:
+    """Read one reassembled connection as SMTP (+ STARTTLS) and TLS.
+
+    TLS from byte 0 is assumed on implicit-TLS ports and whenever the client's stream opens
+    with a TLS record, so TLS on a port chosen with --ports is parsed too.
+    """
+    c2s, s2c = conn.c2s, conn.s2c
+    clean_start = not c2s.gaps or c2s.gaps[0][0] > 0
+    implicit = conn.server_port in set(implicit_tls_ports) or (
+        clean_start and _looks_like_tls(c2s.data[:3]))
+    smtp = parse_dialogue(c2s, s2c, implicit_tls=implicit)
+    tls = None
+    c_at, s_at = smtp.tls_c2s_offset, smtp.tls_s2c_offset
+    if c_at is None and s_at is None and not smtp.starttls_accepted:
+        c_at = find_tls_hello(c2s.data[: c2s.contiguous_end(0)], 1)
+        if c_at is not None:
+            s_at = find_tls_hello(s2c.data[: s2c.contiguous_end(0)], 2)
+            s_at = len(s2c.data) if s_at is None else s_at
+    if c_at is not None or s_at is not None:
+        tls = parse_handshake(c2s, s2c, c_at or 0, s_at or 0)
+    closed_by = "rst" if (c2s.rst_frame or s2c.rst_frame) else (
+        "fin" if (c2s.fin_frame and s2c.fin_frame) else None)
+    tcp = TcpFacts(
+        client_by=conn.client_by,
+        syn_seen=c2s.syn_frame is not None,
+        c2s_gaps=list(c2s.gaps),
+        s2c_gaps=list(s2c.gaps),
+        c2s_bytes=c2s.seen_bytes,
+        s2c_bytes=s2c.seen_bytes,
+        capped=c2s.capped or s2c.capped,
+        evicted=conn.evicted,
+        retransmissions=conn.retransmissions,
+        conflicting_overlaps=conn.conflicting_overlaps,
+        out_of_order=conn.out_of_order,
+        closed_by=closed_by,
+    )
+    return Session(
+        number=conn.index + 1,
+        client=endpoint_text(conn.client_addr, conn.client_port),
+        server=endpoint_text(conn.server_addr, conn.server_port),
+        first_frame=conn.first_frame,
+        last_frame=conn.last_frame,
+        first_ts_ns=conn.first_ts_ns,
+        last_ts_ns=conn.last_ts_ns,
+        frames=conn.frames,
+        tcp=tcp,
+        smtp=smtp,
+        tls=tls,
+        c2s=c2s if keep_streams else None,
+        s2c=s2c if keep_streams else None,
+    )
+
+
+class _InOrder:
+    """Hands sessions on in number order although connections finish in any order."""
+
+    def __init__(self) -> None:
+        self._heap: list[tuple[int, Session]] = []
+        self._next = 1
+
+    def push(self, s: Session) -> Iterator[Session]:
+        heapq.heappush(self._heap, (s.number, s))
+        while self._heap and self._heap[0][0] == self._next:
+            self._next += 1
+            yield heapq.heappop(self._heap)[1]
+
+    def drain(self) -> Iterator[Session]:
+        while self._heap:
+            yield heapq.heappop(self._heap)[1]
+
+
+def iter_sessions(path: str | os.PathLike, *, ports: Iterable[int] = DEFAULT_PORTS,
+                  implicit_tls_ports: Iterable[int] = DEFAULT_IMPLICIT_TLS_PORTS,
+                  backend: str = "auto", cap: int = DEFAULT_CAP, window: int = DEFAULT_WINDOW,
+                  slab_width: int = DEFAULT_SLAB,
+                  keep_streams: bool | Callable[[int], bool] = False,
+                  counters: FrameCounters | None = None,
+                  capture_out: list | None = None) -> Iterator[Session]:
+    """Every TCP connection on `ports` in the capture, as a Session, in number order.
+
+    `counters` (optional) collects the frame statistics of the same pass; `capture_out`
+    (optional list) receives the file's CaptureMeta when the walk is done.
+    """
+    ports = frozenset(int(p) for p in ports)
+    implicit = frozenset(int(p) for p in implicit_tls_ports)
+    keep = keep_streams if callable(keep_streams) else (lambda _n: bool(keep_streams))
+    order = _InOrder()
+    flows = FlowTable()
+    with Capture(path, backend=backend, window=window, slab_width=slab_width) as cap_:
+        with Reassembler(cap_.buffer, flows, server_ports=ports, cap=cap,
+                         backend=backend) as reasm:
+            for sel in iter_selected(cap_, ports, counters, flows):
+                for conn in reasm.feed(sel):
+                    yield from order.push(build_session(
+                        conn, implicit_tls_ports=implicit, keep_streams=keep(conn.index + 1)))
+            for conn in reasm.finish():
+                yield from order.push(build_session(
+                    conn, implicit_tls_ports=implicit, keep_streams=keep(conn.index + 1)))
+        yield from order.drain()
+        if capture_out is not None:
+            capture_out.append(cap_.meta)

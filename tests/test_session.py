@@ -1,0 +1,188 @@
+"""End to end on captures made from real OpenSSL handshakes: each SMTP/STARTTLS situation
+comes out of Capture → selection → reassembly → SMTP → TLS with the facts it was built with,
+however the frames are cut up and reordered, on both backends."""
+
+from __future__ import annotations
+
+import random
+import subprocess
+import sys
+
+import pytest
+from cryptography import x509
+
+from fastcap.session import iter_sessions
+from fastcap.synth.scenarios import SCENARIO_NAMES, make_pki, scenario
+from fastcap.synth.smtpgen import SERVER_NAME, converse, render
+from fastcap.synth.writers import write_pcap
+
+
+@pytest.fixture(scope="module")
+def conversations():
+    """One real OpenSSL run per scenario, reused by every test in this module."""
+    pki = make_pki()
+    out = {}
+    for i, name in enumerate(SCENARIO_NAMES):
+        sc = scenario(name, pki, client_port=40000 + i)
+        out[name] = (sc, converse(sc))
+    return out
+
+
+def _one_session(path, backend="auto"):
+    (s,) = list(iter_sessions(path, backend=backend))
+    return s
+
+
+def _write(tmp_path, name, sc, conv, shuffle_seed=None, mss=None):
+    if mss is not None:
+        sc.mss = mss
+    records = render(conv, sc)
+    if shuffle_seed is not None:  # swap neighbours: out-of-order arrival, same frames
+        rng = random.Random(shuffle_seed)
+        for i in range(3, len(records) - 1):
+            if rng.random() < 0.4:
+                records[i], records[i + 1] = records[i + 1], records[i]
+    path = tmp_path / f"{name}.pcap"
+    write_pcap(path, records)
+    return path
+
+
+EXPECT = {
+    # name: (starttls_accepted, tls version, cert requested, client cert, outcome, alert)
+    "ok_client_cert": (True, "TLS1.2", True, "chain", "completed", None),
+    "no_client_cert": (True, "TLS1.2", True, "empty", "completed", None),
+    "cert_not_requested": (True, "TLS1.2", False, "absent", "completed", None),
+    "expired_client_cert": (True, "TLS1.2", True, "chain", "alert", "certificate_expired"),
+    "untrusted_ca": (True, "TLS1.2", True, "chain", "alert", "unknown_ca"),
+    "name_mismatch": (True, "TLS1.2", True, "chain", "completed", None),
+    "starttls_refused": (False, None, None, None, None, None),
+    "starttls_not_offered": (None, None, None, None, None, None),
+    "tls13_client_cert": (True, "TLS1.3", False, "absent", "completed", None),
+}
+
+
+@pytest.mark.parametrize("name", SCENARIO_NAMES)
+def test_scenario_facts(tmp_path, conversations, name, backend):
+    sc, conv = conversations[name]
+    s = _one_session(_write(tmp_path, name, sc, conv), backend)
+    accepted, version, requested, client_cert, outcome, alert = EXPECT[name]
+    assert s.number == 1 and s.first_frame == 1
+    assert s.client == f"{sc.client_ip}:{sc.client_port}" and s.server.endswith(":25")
+    assert s.tcp.syn_seen and s.tcp.c2s_gaps == [] and s.tcp.s2c_gaps == []
+    assert s.smtp.banner_names_exchange_online
+    assert s.smtp.ehlo_name == sc.ehlo_name
+    assert s.smtp.starttls_offered == (name != "starttls_not_offered")
+    assert s.smtp.starttls_accepted == accepted
+    if version is None:
+        assert s.tls is None
+        return
+    t = s.tls
+    assert t.version_name == version
+    assert t.cert_requested == requested
+    assert t.sni == sc.sni
+    if client_cert == "absent":
+        assert t.client_certificate is None
+    elif client_cert == "empty":
+        assert t.client_certificate == []
+    else:
+        assert t.client_certificate and t.client_certificate[0] == sc.client_cert.der
+    if version == "TLS1.2":
+        leaf = x509.load_der_x509_certificate(t.server_certs[0])
+        cn = leaf.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)[0].value
+        assert cn == SERVER_NAME and len(t.server_certs) == 2
+    else:
+        assert t.server_certs == []  # encrypted in TLS 1.3
+    assert t.outcome == outcome
+    if alert:
+        (a,) = [a for a in t.alerts if not a.encrypted]
+        assert not a.from_client and a.description_name == alert
+    assert t.tls13_encrypted == (version == "TLS1.3")
+
+
+@pytest.mark.parametrize("name", ["no_client_cert", "ok_client_cert", "expired_client_cert"])
+@pytest.mark.parametrize("seed", [1, 2])
+def test_tiny_reordered_segments_give_the_same_facts(tmp_path, conversations, name, seed):
+    sc, conv = conversations[name]
+    mss = sc.mss
+    try:
+        ref = _one_session(_write(tmp_path, "ref", sc, conv))
+        got = {b: _one_session(_write(tmp_path, f"tiny{b}", sc, conv, seed, mss=7), b)
+               for b in ("native", "python")}
+    finally:
+        sc.mss = mss
+    for s in got.values():
+        assert s.tcp.out_of_order + s.tcp.retransmissions > 0 or seed is None
+        assert s.tcp.c2s_gaps == [] and s.tcp.s2c_gaps == []
+        t, r = s.tls, ref.tls
+        assert (t.version_name, t.cipher, t.client_certificate, t.server_certs, t.outcome) == (
+            r.version_name, r.cipher, r.client_certificate, r.server_certs, r.outcome)
+        assert [c.verb for c in s.smtp.commands] == [c.verb for c in ref.smtp.commands]
+    a, b = got["native"].to_dict(), got["python"].to_dict()
+    assert a == b
+
+
+def test_sessions_are_numbered_by_first_frame_across_interleaving(tmp_path, conversations):
+    """Three sessions whose frames interleave: numbers follow first frames, not finish order."""
+    recs = []
+    for k, name in enumerate(("no_client_cert", "cert_not_requested", "ok_client_cert")):
+        sc, conv = conversations[name]
+        start = sc.start_ns
+        sc.start_ns = 1_700_000_000_000_000_000 + k * 1_000_000  # 1 ms apart: interleaved
+        try:
+            recs += render(conv, sc)
+        finally:
+            sc.start_ns = start
+    recs.sort(key=lambda r: r.ts_ns)
+    path = tmp_path / "three.pcap"
+    write_pcap(path, recs)
+    sessions = list(iter_sessions(path))
+    assert [s.number for s in sessions] == [1, 2, 3]
+    assert [s.client.rsplit(":", 1)[1] for s in sessions] == ["40001", "40002", "40000"]
+    assert sessions[0].first_frame < sessions[1].first_frame < sessions[2].first_frame
+    assert sessions[0].tls.client_certificate == []
+    assert sessions[1].tls.client_certificate is None
+    ok_cert = conversations["ok_client_cert"][0].client_cert.der
+    assert sessions[2].tls.client_certificate[0] == ok_cert
+
+
+def _follow(*args):
+    return subprocess.run([sys.executable, "-m", "fastcap.cli", "follow", *args],
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_follow_prints_dialogue_and_handshake(tmp_path, conversations):
+    sc, conv = conversations["no_client_cert"]
+    path = _write(tmp_path, "follow", sc, conv)
+    r = _follow(str(path), "--session", "1")
+    assert r.returncode == 0, r.stderr
+    out = r.stdout
+    assert "Session 1: 203.0.113.10:40001 -> 198.51.100.25:25" in out
+    assert "S: 220 contoso-com.mail.protection.outlook.com" in out
+    assert "C: EHLO mail.fabrikam.com" in out and "C: STARTTLS" in out
+    assert "S: CertificateRequest" in out
+    assert "C: Certificate, EMPTY (no certificate)" in out
+    lines = out.splitlines()
+    assert lines.index(next(x for x in lines if "C: STARTTLS" in x)) < lines.index(
+        next(x for x in lines if "ClientHello" in x))
+    r = _follow(str(path), "--session", "2")
+    assert r.returncode == 2 and "no session 2 (the capture has 1" in r.stderr
+
+
+def test_follow_never_shows_credentials_and_escapes_control_characters(tmp_path, conversations):
+    sc, conv = conversations["starttls_refused"]
+    secret = "dXNlcgBwYXNzd29yZDEyMw=="
+    evil = "evil\x1b[2J.example"
+    sc2 = scenario("starttls_refused", make_pki(), ehlo_name=evil,
+                   commands=[(f"AUTH PLAIN {secret}", "235 2.7.0 ok"),
+                             ("AUTH LOGIN", "334 VXNlcm5hbWU6"), ("c2VjcmV0dXNlcg==", "334 x"),
+                             ("c2VjcmV0cGFzcw==", "235 ok"), ("QUIT", "221 bye")])
+    path = tmp_path / "auth.pcap"
+    from fastcap.synth.smtpgen import smtp_records
+
+    write_pcap(path, smtp_records(sc2))
+    r = _follow(str(path), "--session", "1")
+    assert r.returncode == 0, r.stderr
+    for s in (secret, "c2VjcmV0dXNlcg==", "c2VjcmV0cGFzcw=="):
+        assert s not in r.stdout
+    assert "AUTH PLAIN [credentials hidden]" in r.stdout
+    assert "\x1b" not in r.stdout and "evil\\x1b[2J.example" in r.stdout
