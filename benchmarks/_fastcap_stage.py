@@ -29,6 +29,28 @@ def main() -> None:
             "selected_frames": s.selected_frames,
             "selected_flows": s.selected_flows,
         }
+    elif stage == "reassemble":
+        from fastcap.flows import FlowTable
+        from fastcap.reassembly import Reassembler
+        from fastcap.selection import FrameCounters, iter_selected
+
+        counters, flows, conns = FrameCounters(), FlowTable(), 0
+        with Capture(path, backend=backend) as cap:
+            with Reassembler(cap.buffer, flows, backend=backend) as reasm:
+                for sel in iter_selected(cap, counters=counters, flows=flows):
+                    conns += len(reasm.feed(sel))
+                conns += len(reasm.finish())
+        result = {"frames": counters.packets, "connections": conns}
+    elif stage == "sessions":
+        from fastcap.selection import FrameCounters
+        from fastcap.session import iter_sessions
+
+        counters = FrameCounters()
+        sessions = tls = 0
+        for sess in iter_sessions(path, backend=backend, counters=counters):
+            sessions += 1
+            tls += sess.tls is not None
+        result = {"frames": counters.packets, "sessions": sessions, "tls_sessions": tls}
     else:
         raise SystemExit(f"unknown stage {stage}")
     result["seconds"] = time.perf_counter() - t0

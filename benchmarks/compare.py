@@ -97,6 +97,16 @@ def main() -> None:
             "inner",
         ),
         (
+            "fastcap + TCP reassembly (C), in-process",
+            [py, stage, path, "reassemble", "native"],
+            "inner",
+        ),
+        (
+            "fastcap + reassembly, SMTP, TLS (C), in-process",
+            [py, stage, path, "sessions", "native"],
+            "inner",
+        ),
+        (
             "fastcap stats (C), whole command",
             [py, "-m", "fastcap.cli", "stats", "--json", path],
             "wall",
@@ -111,7 +121,7 @@ def main() -> None:
             )
         )
 
-    rows, reference = [], None
+    rows, references = [], {}
     for name, cmd, timing in contenders:
         reps = 1 if name.startswith("tshark") else args.repeat
         secs, peaks = [], []
@@ -120,10 +130,11 @@ def main() -> None:
             if timing == "inner":
                 res = json.loads(out)
                 secs.append(res.pop("seconds"))
-                if "selected_frames" in res:
-                    if reference is None:
-                        reference = res
-                    assert res == reference, f"{name}: {res} != {reference}"
+                key = next((k for k in ("selected_frames", "connections", "sessions") if k in res),
+                           None)
+                if key in res:
+                    ref = references.setdefault(key, res)
+                    assert res == ref, f"{name}: {res} != {ref}"
             else:
                 secs.append(wall)
             peaks.append(peak)
@@ -139,8 +150,8 @@ def main() -> None:
         )
     base = next((r for r in rows if r["what"].startswith("tcpdump")), None)
     print(f"file: {path} ({size / 1e9:.2f} GB)   machine: {machine()}")
-    if reference:
-        print(f"fastcap found: {reference}")
+    for ref in references.values():
+        print(f"fastcap found: {ref}")
     print(f"{'what':48} {'median s':>9} {'GB/s':>7} {'x tcpdump':>10} {'private MB':>11}")
     for r in rows:
         ratio = base["median_s"] / r["median_s"] if base else float("nan")

@@ -213,7 +213,8 @@ class Connection:
 def _gaps(bits: np.ndarray, n: int) -> list[tuple[int, int]]:
     """Runs of unfilled bytes; unpacks the map only when it is not all ones (the usual case)."""
     full = n // 8
-    if np.all(bits[:full] == 0xFF) and (n % 8 == 0 or bits[full] == (1 << n % 8) - 1):
+    raw = bits.tobytes()
+    if not raw[:full].strip(b"\xff") and (n % 8 == 0 or raw[full] == (1 << n % 8) - 1):
         return []
     padded = np.zeros(n + 2, np.int8)
     padded[1:-1] = np.unpackbits(bits, count=n, bitorder="little") ^ 1  # 1 where missing
@@ -223,13 +224,16 @@ def _gaps(bits: np.ndarray, n: int) -> list[tuple[int, int]]:
 
 
 def _stream_dir(raw: RawDir) -> StreamDir:
-    order = np.argsort(raw.seg_off, kind="stable")
+    so, sl, sf = raw.seg_off, raw.seg_len, raw.seg_frame
+    if len(so) > 1 and not (so[1:] >= so[:-1]).all():  # in-order streams need no sort
+        order = np.argsort(so, kind="stable")
+        so, sl, sf = so[order], sl[order], sf[order]
     return StreamDir(
         data=raw.data,
         gaps=_gaps(raw.filled_bits, len(raw.data)),
-        seg_offset=raw.seg_off[order],
-        seg_len=raw.seg_len[order],
-        seg_frame=raw.seg_frame[order],
+        seg_offset=so,
+        seg_len=sl,
+        seg_frame=sf,
         seen_bytes=raw.seen_bytes,
         capped=raw.seen_bytes > len(raw.data),
         isn=raw.isn, syn_frame=raw.syn_frame, fin_frame=raw.fin_frame,
