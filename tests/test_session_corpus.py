@@ -120,3 +120,20 @@ def test_fragmented_certificate_is_recovered():
     leaf = x509.load_der_x509_certificate(s.tls.server_certs[0])
     assert leaf.subject.rfc4514_string() == "CN=Bro"
     assert s.tls.server_certificates_length > 300_000
+
+
+@pytest.mark.parametrize("path", _with_sessions())
+def test_follow_renders_every_corpus_session(path):
+    """'fastcap follow' output for each session: header, no control characters, and the
+    handshake section whenever a TLS handshake was found."""
+    from fastcap.follow import format_follow
+
+    exp = EXPECTED[path.name]
+    n = 0
+    for s in iter_sessions(path, ports=_ports_for(exp), keep_streams=True):
+        text = format_follow(s)
+        n += 1
+        assert text.startswith(f"Session {s.number}: {s.client} -> {s.server}")
+        assert not any(ch in text for ch in "\x1b\x07\x00")
+        assert ("--- TLS " in text) == (s.tls is not None)
+    assert n >= 1

@@ -5,6 +5,7 @@ than bytes.  Credentials after AUTH are never shown."""
 from __future__ import annotations
 
 import datetime as dt
+import warnings
 from collections.abc import Iterator
 
 from cryptography import x509
@@ -31,7 +32,9 @@ def _lines(stream: StreamDir, end: int | None) -> Iterator[tuple[int, bytes]]:
 
 def _subject(der: bytes) -> str:
     try:
-        return printable(x509.load_der_x509_certificate(der).subject.rfc4514_string())
+        with warnings.catch_warnings():  # e.g. negative serials: judged by x509check, not here
+            warnings.simplefilter("ignore")
+            return printable(x509.load_der_x509_certificate(der).subject.rfc4514_string())
     except ValueError:
         return f"(unparseable certificate, {len(der)} bytes)"
 
