@@ -269,3 +269,40 @@ def test_input_file_is_never_modified(tmp_path, backend):
     before = (path.read_bytes(), path.stat().st_mtime_ns)
     walk(path, backend)
     assert (path.read_bytes(), path.stat().st_mtime_ns) == before
+
+
+def test_offsets_beyond_4_gib(tmp_path, backend):
+    """A sparse pcapng whose packet lies past 4 GiB: 64-bit offsets all the way through."""
+    from fastcap.synth import packets as p
+    from fastcap.synth.writers import PcapngWriter
+
+    path = tmp_path / "huge.pcapng"
+    frame = p.tcp_frame("10.0.0.1", "10.0.0.2", 40000, 25, 7, 9, p.ACK, b"EHLO big\r\n")
+    with PcapngWriter(path) as w:
+        w.section()
+        w.interface(1)
+        w.epb(0, frame, ts_units=1)
+    block = 16 * 1024 * 1024  # the largest block the reader accepts
+    with open(path, "r+b") as fh:
+        fh.seek(0, 2)
+        for _ in range(257):  # 257 x 16 MiB unknown blocks, written as holes
+            start = fh.tell()
+            fh.write((0x00000F00).to_bytes(4, "little") + block.to_bytes(4, "little"))
+            fh.seek(start + block - 4)
+            fh.write(block.to_bytes(4, "little"))
+        tail = io.BytesIO()
+        with PcapngWriter(tail) as w2:
+            w2.section()
+            w2.interface(1)
+            w2.epb(0, frame, ts_units=2)
+        fh.write(tail.getvalue())
+    assert path.stat().st_size > 2**32
+    cols, meta = walk(path, backend, window=4, slab_width=64)
+    assert cols["frame_no"].tolist() == [1, 2] and meta.warnings == []
+    off = int(cols["offset"][1])
+    assert off > 2**32
+    with open(path, "rb") as fh:
+        fh.seek(off)
+        assert fh.read(len(frame)) == frame
+    assert bytes(cols["slab"][1][:len(frame[:64])]) == frame[:64]
+    assert meta.block_counts["type 0x00000f00"] == 257

@@ -35,6 +35,7 @@ from .walkstatus import (
 DEFAULT_WINDOW = 1 << 17
 DEFAULT_SLAB = 80  # Ethernet + 802.1Q + IPv6 + TCP up to its data offset; rarer rows re-read
 _GZIP, _ZSTD, _LZ4 = b"\x1f\x8b", b"\x28\xb5\x2f\xfd", b"\x04\x22\x4d\x18"
+_PARSED_BLOCKS = (0x00000001, 0x0000000A)  # interface description, decryption secrets
 # pcapng blocks that Wireshark shows as frames of their own, without packet data.
 _FRAME_LIKE_BLOCKS = {0x00000BAD: "custom", 0x40000BAD: "custom", 0x00000009: "systemd journal"}
 
@@ -235,7 +236,8 @@ class Capture:
                 order = ">" if section.big_endian else "<"
                 btype, blen = struct.unpack_from(order + "II", mm, off)
                 meta.block_counts[pcapng.BLOCK_NAMES.get(btype, f"type 0x{btype:08x}")] += 1
-                body = bytes(mm[off + 8 : off + blen - 4])
+                # Only the blocks parsed here are read; others are skipped by length untouched.
+                body = bytes(mm[off + 8 : off + blen - 4]) if btype in _PARSED_BLOCKS else b""
                 if btype == pcapng.BT_IDB:
                     try:
                         ifc = pcapng.parse_idb(body, order, len(meta.interfaces), section.index)
