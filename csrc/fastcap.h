@@ -89,6 +89,8 @@ typedef struct {
     int64_t syn_frame;     /* -1: none */
     int64_t fin_frame;
     int64_t rst_frame;
+    int64_t complete;      /* 1: every byte of [0, data_len) is stored (no gaps) */
+    int64_t seg_sorted;    /* 1: the segment map is already in stream-offset order */
 } fc_dir_info;
 
 typedef struct {

@@ -657,6 +657,26 @@ int64_t fc_reasm_open(const fc_reasm *r)
     return r->n_open;
 }
 
+/* Whether bytes [0, len) are all stored, word by word: lets the caller skip the fill map. */
+static int64_t dir_complete(const rdir *d, int64_t len)
+{
+    if (len == 0)
+        return 1;
+    if (len > d->dcap || d->bits == NULL)
+        return 0;
+    int64_t words = len >> 6;
+    for (int64_t w = 0; w < words; w++)
+        if (d->bits[w] != ~(uint64_t)0)
+            return 0;
+    int64_t rest = len & 63;
+    if (rest) {
+        uint64_t mask = ((uint64_t)1 << rest) - 1;
+        if ((d->bits[words] & mask) != mask)
+            return 0;
+    }
+    return 1;
+}
+
 int32_t fc_reasm_done_info(const fc_reasm *r, int64_t i, fc_conn_info *out)
 {
     if (i < 0 || i >= r->ndone)
@@ -690,6 +710,14 @@ int32_t fc_reasm_done_info(const fc_reasm *r, int64_t i, fc_conn_info *out)
         o->syn_frame = d->syn_frame;
         o->fin_frame = d->fin_frame;
         o->rst_frame = d->rst_frame;
+        o->complete = dir_complete(d, o->data_len);
+        o->seg_sorted = 1;
+        for (int64_t j = 1; j < d->nseg; j++) {
+            if (d->seg_off[j] < d->seg_off[j - 1]) {
+                o->seg_sorted = 0;
+                break;
+            }
+        }
     }
     return 0;
 }
@@ -720,12 +748,12 @@ int32_t fc_reasm_done_copy(const fc_reasm *r, int64_t i, int32_t dir, uint8_t *f
     int64_t len = d->nxt > 0 ? d->nxt : 0;
     if (len > r->cap)
         len = r->cap;
-    int64_t nbytes = (len + 7) / 8;
+    int64_t nbytes = filled ? (len + 7) / 8 : 0; /* NULL: the caller knows it is complete */
     for (int64_t j = 0; j < nbytes; j++) {
         int64_t bit = j * 8;
         filled[j] = bit < d->dcap ? (uint8_t)(d->bits[bit >> 6] >> (bit & 63)) : 0;
     }
-    if (len & 7)
+    if (filled && (len & 7))
         filled[nbytes - 1] &= (uint8_t)((1u << (len & 7)) - 1);
     if (d->nseg > 0) {
         memcpy(seg_off, d->seg_off, (size_t)d->nseg * 8);

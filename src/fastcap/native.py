@@ -225,17 +225,18 @@ class NativeReassemblerCore:
             v = _CONN_INFO.unpack_from(raw_info)  # one call instead of 34 field reads
             dirs = []
             for k in range(2):
-                (n, seen, nseg, before, untraced, isn, syn_f, fin_f, rst_f) = v[
-                    16 + 9 * k : 25 + 9 * k]
+                (n, seen, nseg, before, untraced, isn, syn_f, fin_f, rst_f, complete,
+                 seg_sorted) = v[16 + 11 * k : 27 + 11 * k]
                 ptr = lib.fc_reasm_done_data(self._r, i, k, avail)
                 data = ffi.buffer(ptr, avail[0])[:] if avail[0] else b""
                 if n > avail[0]:
                     data += bytes(n - avail[0])
-                bits = np.empty((n + 7) // 8, np.uint8)
+                bits = None if complete else np.empty((n + 7) // 8, np.uint8)
                 so, sl, sf = np.empty(nseg, np.int64), np.empty(nseg, np.int32), np.empty(
                     nseg, np.int64)
                 lib.fc_reasm_done_copy(
-                    self._r, i, k, ffi.cast("uint8_t *", bits.ctypes.data),
+                    self._r, i, k,
+                    ffi.NULL if bits is None else ffi.cast("uint8_t *", bits.ctypes.data),
                     ffi.cast(_I64, so.ctypes.data), ffi.cast(_I32, sl.ctypes.data),
                     ffi.cast(_I64, sf.ctypes.data))
                 dirs.append(RawDir(
@@ -243,7 +244,7 @@ class NativeReassemblerCore:
                     seen_bytes=seen, before_start=before, untraced=untraced,
                     isn=None if isn < 0 else isn, syn_frame=None if syn_f < 0 else syn_f,
                     fin_frame=None if fin_f < 0 else fin_f,
-                    rst_frame=None if rst_f < 0 else rst_f))
+                    rst_frame=None if rst_f < 0 else rst_f, seg_sorted=bool(seg_sorted)))
             out.append(RawConn(
                 index=v[0], flow=v[1], first_frame=v[2], last_frame=v[3], first_ts_ns=v[4],
                 last_ts_ns=v[5], frames=v[6], retransmissions=v[7], conflicting_overlaps=v[8],
@@ -255,8 +256,8 @@ class NativeReassemblerCore:
         return out
 
 
-# fc_conn_info as laid out in csrc/fastcap.h: 12 int64, 4 int32, then 2 x 9 int64.
-_CONN_INFO = struct.Struct("=12q4i18q")
+# fc_conn_info as laid out in csrc/fastcap.h: 12 int64, 4 int32, then 2 x 11 int64.
+_CONN_INFO = struct.Struct("=12q4i22q")
 
 
 def get_reassembler_core(backend: str, buf, *, cap: int, budget: int, max_open: int,

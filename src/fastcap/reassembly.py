@@ -105,7 +105,8 @@ class RawDir:
     """One direction as a core hands it over: arrival-order segment map, fill mask."""
 
     data: bytes
-    filled_bits: np.ndarray  # uint8, ceil(len(data) / 8): bit i of byte j = byte 8j+i stored
+    # uint8, ceil(len(data) / 8): bit i of byte j = byte 8j+i stored; None = all stored
+    filled_bits: np.ndarray | None
     seg_off: np.ndarray  # int64
     seg_len: np.ndarray  # int32
     seg_frame: np.ndarray  # int64
@@ -116,6 +117,7 @@ class RawDir:
     syn_frame: int | None
     fin_frame: int | None
     rst_frame: int | None
+    seg_sorted: bool = False  # the core already knows the segment map is in offset order
 
 
 @dataclass
@@ -210,8 +212,10 @@ class Connection:
     evicted: bool
 
 
-def _gaps(bits: np.ndarray, n: int) -> list[tuple[int, int]]:
+def _gaps(bits: np.ndarray | None, n: int) -> list[tuple[int, int]]:
     """Runs of unfilled bytes; unpacks the map only when it is not all ones (the usual case)."""
+    if bits is None:
+        return []
     full = n // 8
     raw = bits.tobytes()
     if not raw[:full].strip(b"\xff") and (n % 8 == 0 or raw[full] == (1 << n % 8) - 1):
@@ -225,7 +229,7 @@ def _gaps(bits: np.ndarray, n: int) -> list[tuple[int, int]]:
 
 def _stream_dir(raw: RawDir) -> StreamDir:
     so, sl, sf = raw.seg_off, raw.seg_len, raw.seg_frame
-    if len(so) > 1 and not (so[1:] >= so[:-1]).all():  # in-order streams need no sort
+    if len(so) > 1 and not raw.seg_sorted and not (so[1:] >= so[:-1]).all():
         order = np.argsort(so, kind="stable")
         so, sl, sf = so[order], sl[order], sf[order]
     return StreamDir(
