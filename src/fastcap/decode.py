@@ -507,13 +507,8 @@ def _ipv4(ctx: _Ctx, sel: Sel, off: int | np.ndarray) -> None:
             (cap < off + ihl, Status.TRUNCATED_L3),
             (tot < ihl, Status.BAD_IP),
         ]
-    st = _first_failure(len(cap), checks)
-    wide = _wide(cap, off + 10, ctx.width)
-    if wide is not None:
-        np.putmask(st, wide, _WIDE)
-    if st.any():
-        h.status[sel] = st
-        i = np.flatnonzero(st == 0)
+    i = _mark(ctx, sel, _first_failure(len(cap), checks), cap, off + 10)
+    if i is not None:
         if not i.size:
             return
         sel = _sub(sel, i)
@@ -533,6 +528,21 @@ def _ipv4(ctx: _Ctx, sel: Sel, off: int | np.ndarray) -> None:
     h.l4_off[sel] = l4
 
 
+def _mark(ctx: _Ctx, sel: Sel, st: np.ndarray, cap: np.ndarray,
+          need_end: int | np.ndarray) -> np.ndarray | None:
+    """Record failed checks (and rows whose header runs past the slab) in h.status.
+
+    Returns None when every row passed, else the indices (within sel) of the rows that did.
+    """
+    wide = _wide(cap, need_end, ctx.width)
+    if wide is not None:
+        np.putmask(st, wide, _WIDE)
+    if not st.any():
+        return None
+    ctx.h.status[sel] = st
+    return np.flatnonzero(st == 0)
+
+
 def _ipv6(ctx: _Ctx, sel: Sel, off: int | np.ndarray) -> None:
     h, rd, cap = ctx.h, ctx.rd, ctx.cap[sel]
     w = rd.read(sel, off, "u8")  # version, class, flow label, payload length, next, hops
@@ -543,12 +553,8 @@ def _ipv6(ctx: _Ctx, sel: Sel, off: int | np.ndarray) -> None:
         ((w >> 60) != 6, Status.BAD_IP),
         (cap < off + 40, Status.TRUNCATED_L3),
     ])
-    wide = _wide(cap, off + 8, ctx.width)
-    if wide is not None:
-        np.putmask(st, wide, _WIDE)
-    if st.any():
-        h.status[sel] = st
-        i = np.flatnonzero(st == 0)
+    i = _mark(ctx, sel, st, cap, off + 8)
+    if i is not None:
         if not i.size:
             return
         sel = _sub(sel, i)
