@@ -2,8 +2,8 @@
 
     python benchmarks/compare.py FILE [--repeat 5] [--tshark] [--json OUT]
 
-Every contender reads the same page-cache-resident file; the table gives the median of
-`--repeat` runs, GB/s, the ratio to tcpdump's BPF prefilter, and peak private memory
+Every contender reads the same page-cache-resident file, in round-robin order; the table gives
+the median of `--repeat` runs, GB/s, the ratio to tcpdump's BPF prefilter, and peak private memory
 (RssAnon, sampled every 2 ms: RSS would count the file's mapped page cache).  fastcap rows
 assert the frame and selection counts against the first fastcap run, so a fast wrong answer
 fails loudly.
@@ -122,30 +122,35 @@ def main() -> None:
         )
 
     rows, references = [], {}
-    for name, cmd, timing in contenders:
-        reps = 1 if name.startswith("tshark") else args.repeat
-        secs, peaks = [], []
-        for _ in range(reps):
+    # Round-robin: every repeat runs each contender once, so drift in the machine's state
+    # (other tenants, page cache, frequency) hits all of them alike instead of one block.
+    secs: dict[str, list[float]] = {name: [] for name, _c, _t in contenders}
+    peaks: dict[str, list[int]] = {name: [] for name, _c, _t in contenders}
+    for rep in range(args.repeat):
+        for name, cmd, timing in contenders:
+            if name.startswith("tshark") and rep:
+                continue  # ~100x slower: once is enough
             wall, peak, out = run(cmd, capture=timing == "inner")
             if timing == "inner":
                 res = json.loads(out)
-                secs.append(res.pop("seconds"))
+                secs[name].append(res.pop("seconds"))
                 key = next((k for k in ("selected_frames", "connections", "sessions") if k in res),
                            None)
                 if key in res:
                     ref = references.setdefault(key, res)
                     assert res == ref, f"{name}: {res} != {ref}"
             else:
-                secs.append(wall)
-            peaks.append(peak)
-        med = statistics.median(secs)
+                secs[name].append(wall)
+            peaks[name].append(peak)
+    for name, _cmd, _timing in contenders:
+        med = statistics.median(secs[name])
         rows.append(
             {
                 "what": name,
                 "median_s": med,
                 "gb_per_s": size / med / 1e9,
-                "peak_private_mb": max(peaks) / 1024,
-                "runs": reps,
+                "peak_private_mb": max(peaks[name]) / 1024,
+                "runs": len(secs[name]),
             }
         )
     base = next((r for r in rows if r["what"].startswith("tcpdump")), None)
