@@ -186,3 +186,24 @@ def test_follow_never_shows_credentials_and_escapes_control_characters(tmp_path,
         assert s not in r.stdout
     assert "AUTH PLAIN [credentials hidden]" in r.stdout
     assert "\x1b" not in r.stdout and "evil\\x1b[2J.example" in r.stdout
+
+
+def test_implicit_tls_port_starts_tls_at_byte_zero(tmp_path, conversations):
+    """Port 465 style: no SMTP before TLS; the handshake is parsed from the first byte."""
+    from fastcap.synth.smtpgen import Conversation
+
+    sc, conv = conversations["no_client_cert"]
+    tls_only = Conversation()
+    tls_only.messages = [m for m in conv.messages if m.label.startswith("tls")]
+    port = sc.server_port
+    sc.server_port = 465
+    try:
+        path = tmp_path / "smtps.pcap"
+        write_pcap(path, render(tls_only, sc))
+    finally:
+        sc.server_port = port
+    (s,) = list(iter_sessions(path, ports={465}))
+    assert s.smtp.implicit_tls and s.smtp.banner_code is None
+    assert s.tls.client_hello_at.frame == 4 and s.tls.client_certificate == []
+    r = _follow(str(path), "--session", "1", "--ports", "465", "--implicit-tls-ports", "465")
+    assert r.returncode == 0 and "C: Certificate, EMPTY" in r.stdout

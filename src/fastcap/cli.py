@@ -46,6 +46,8 @@ def _parser() -> argparse.ArgumentParser:
                     help="session number, as scan and follow number them (from 1)")
     fo.add_argument("--ports", type=_ports, default=frozenset({25}),
                     help="TCP ports to select (default 25)")
+    fo.add_argument("--implicit-tls-ports", type=_ports, default=frozenset({465}),
+                    metavar="PORTS", help="ports where TLS starts at once (default 465)")
     fo.add_argument("--backend", choices=("auto", "native", "python"), default="auto")
     return p
 
@@ -57,6 +59,7 @@ def _cmd_follow(args) -> int:
     seen = 0
     meta: list = []
     for s in iter_sessions(args.file, ports=args.ports, backend=args.backend,
+                           implicit_tls_ports=args.implicit_tls_ports,
                            keep_streams=lambda n: n == args.session, capture_out=meta):
         seen = max(seen, s.number)
         if s.number == args.session:
