@@ -41,6 +41,8 @@ def main() -> None:
             truth.append({"session": i + 1, "scenario": name,
                           "client": f"{sc.client_ip}:{sc.client_port}"})
     (HERE / "all-scenarios.truth.json").write_text(json.dumps(truth, indent=1) + "\n")
+    # The examples' private test root: `fastcap scan --ca-file examples/test-root.pem ...`
+    (HERE / "test-root.pem").write_bytes(pki.root.pem)
 
 
 if __name__ == "__main__":

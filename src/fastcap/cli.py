@@ -40,6 +40,25 @@ def _parser() -> argparse.ArgumentParser:
                     help="TCP ports to select, e.g. 25,587,2525 (default 25)")
     st.add_argument("--backend", choices=("auto", "native", "python"), default="auto",
                     help="frame walker: C (native), pure Python, or auto (default)")
+    sc = sub.add_parser("scan", help="diagnose every SMTP session: did the client present a "
+                        "usable TLS certificate, and if not, why")
+    sc.add_argument("files", nargs="+", metavar="FILE")
+    sc.add_argument("--format", choices=("table", "json", "jsonl", "csv"), default="table")
+    sc.add_argument("--only-problems", action="store_true",
+                    help="list only sessions with a problem verdict")
+    sc.add_argument("--ports", type=_ports, default=frozenset({25}),
+                    help="TCP ports to select, e.g. 25,587,2525 (default 25)")
+    sc.add_argument("--implicit-tls-ports", type=_ports, default=frozenset({465}),
+                    metavar="PORTS", help="ports where TLS starts at once (default 465)")
+    sc.add_argument("--expect-name", metavar="NAME",
+                    help="the name the client certificate must carry (the inbound connector's "
+                    "TlsSenderCertificateName), e.g. mail.contoso.com or *.contoso.com")
+    sc.add_argument("--trust", choices=("mozilla", "system"), default="mozilla",
+                    help="root store: Mozilla's (certifi, default) or the system's")
+    sc.add_argument("--ca-file", metavar="PEM", help="extra trusted roots (PEM bundle)")
+    sc.add_argument("--export-certs", metavar="DIR",
+                    help="write every certificate seen as DER and PEM, named by SHA-256")
+    sc.add_argument("--backend", choices=("auto", "native", "python"), default="auto")
     fo = sub.add_parser("follow", help="show one SMTP session like Wireshark's Follow TCP Stream")
     fo.add_argument("file", metavar="FILE")
     fo.add_argument("--session", type=int, required=True, metavar="N",
@@ -50,6 +69,100 @@ def _parser() -> argparse.ArgumentParser:
                     metavar="PORTS", help="ports where TLS starts at once (default 465)")
     fo.add_argument("--backend", choices=("auto", "native", "python"), default="auto")
     return p
+
+
+class _Progress:
+    """'bytes done / total, GB/s' on stderr, only when stderr is a terminal."""
+
+    def __init__(self, path: str) -> None:
+        import time
+
+        self.enabled = sys.stderr.isatty()
+        self.path = path
+        self.t0 = time.perf_counter()
+        self._clock = time.perf_counter
+
+    def __call__(self, done: int, total: int) -> None:
+        if not self.enabled or total <= 0:
+            return
+        rate = done / max(1e-9, self._clock() - self.t0) / 1e9
+        print(f"\r{self.path}: {100 * done / total:5.1f}%  {done / 1e9:.2f}/{total / 1e9:.2f} GB"
+              f"  {rate:.2f} GB/s", end="", file=sys.stderr, flush=True)
+
+    def done(self) -> None:
+        if self.enabled:
+            print("\r\033[K", end="", file=sys.stderr, flush=True)
+
+
+def _cmd_scan(args) -> int:
+    from . import report
+    from .scanner import ScanSummary, has_problem, scan, trust_store
+    from .x509check import Analyzer
+
+    try:
+        analyzer = Analyzer(trust_store(args.trust, args.ca_file))
+    except (OSError, ValueError) as e:
+        print(f"fastcap: {e}", file=sys.stderr)
+        return EXIT_UNREADABLE
+    code = EXIT_OK
+    results, errors, summaries = [], [], []
+    stream = args.format in ("jsonl", "csv")
+    if args.format == "csv":
+        sys.stdout.write(report.csv_header())
+    for path in args.files:
+        summary = ScanSummary(path)
+        progress = _Progress(path)
+        kept = []
+        try:
+            for sess in scan(path, ports=args.ports, implicit_tls_ports=args.implicit_tls_ports,
+                             expect_name=args.expect_name, backend=args.backend,
+                             analyzer=analyzer, summary=summary, progress=progress):
+                if args.export_certs:
+                    for w in report.export_certs(sess, args.export_certs):
+                        print(f"fastcap: warning: {w}", file=sys.stderr)
+                if args.only_problems and not has_problem(sess):
+                    continue
+                if args.format == "jsonl":
+                    print(report.to_jsonl_line(sess, path))
+                elif args.format == "csv":
+                    sys.stdout.write(report.csv_line(sess, path))
+                else:
+                    kept.append(sess)
+        except FastcapError as e:
+            progress.done()
+            print(f"fastcap: {e}", file=sys.stderr)
+            errors.append({"path": path, "error": str(e)})
+            code = EXIT_UNREADABLE
+            continue
+        progress.done()
+        for w in summary.warnings:
+            print(f"fastcap: warning: {w}", file=sys.stderr)
+        if (summary.with_problems or summary.warnings) and code == EXIT_OK:
+            code = EXIT_PROBLEMS
+        summaries.append(summary)
+        if not stream:
+            results.append((path, kept, summary))
+    if args.format == "json":
+        print(report.to_json(results, errors))
+    elif args.format == "table":
+        for path, kept, _summary in results:
+            if len(args.files) > 1:
+                print(f"== {path}")
+            if kept:
+                print(report.format_table(kept))
+                problems = [s for s in kept if has_problem(s) or any(
+                    v.severity != "ok" for v in s.verdicts)]
+                if problems:
+                    print("\nFindings:")
+                    for s in problems:
+                        print(f"  session {s.number} ({s.client} -> {s.server}):")
+                        print(report.format_details(s))
+            else:
+                print("no SMTP sessions" + (" with problems" if args.only_problems else "")
+                      + f" on ports {','.join(map(str, sorted(args.ports)))}")
+            print()
+        print(report.format_summary(summaries))
+    return code
 
 
 def _cmd_follow(args) -> int:
@@ -112,6 +225,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _cmd_stats(args)
         if args.command == "follow":
             return _cmd_follow(args)
+        if args.command == "scan":
+            return _cmd_scan(args)
     except FastcapError as e:
         print(f"fastcap: {e}", file=sys.stderr)
         return EXIT_UNREADABLE

@@ -8,7 +8,7 @@ FlowTable, over the few distinct flows a window contains).
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -141,8 +141,12 @@ class SelectedFrames:
 
 def iter_selected(cap: Capture, ports: Iterable[int] = DEFAULT_PORTS,
                   counters: FrameCounters | None = None,
-                  flows: FlowTable | None = None) -> Iterator[SelectedFrames]:
-    """Walk `cap`, update `counters`, and yield the selected TCP frames window by window."""
+                  flows: FlowTable | None = None,
+                  progress: Callable[[int, int], None] | None = None,
+                  ) -> Iterator[SelectedFrames]:
+    """Walk `cap`, update `counters`, and yield the selected TCP frames window by window.
+
+    `progress(bytes_done, bytes_total)` is called once per window."""
     lut = port_lut(ports)
     flows = flows if flows is not None else FlowTable()
     buf = np.frombuffer(cap.buffer, dtype=np.uint8)
@@ -150,6 +154,8 @@ def iter_selected(cap: Capture, ports: Iterable[int] = DEFAULT_PORTS,
         lt_of_iface = np.array([i.linktype for i in cap.meta.interfaces] or [0], np.int32)
         linktype = lt_of_iface[win.iface]
         hd = decode_headers(win.slab, win.caplen, linktype, buf=buf, offset=win.offset)
+        if progress is not None:
+            progress(cap.bytes_done, cap.meta.size)
         if counters is not None:
             counters.add(win, linktype, hd)
             irows, isp, idp = icmp_quoted_ports(buf, win.offset, win.caplen, hd)

@@ -65,6 +65,10 @@ class Session:
     tcp: TcpFacts
     smtp: SmtpDialogue | None
     tls: TlsHandshake | None
+    # Filled by fastcap.scan: certificate checks per side and the diagnosis.
+    client_check: Any = None  # x509check.ChainCheck | None
+    server_check: Any = None
+    verdicts: list = field(default_factory=list)  # diagnose.Verdict, most severe first
     # Streams stay attached only for `follow`; scan drops them to keep memory flat.
     c2s: StreamDir | None = field(default=None, repr=False, compare=False)
     s2c: StreamDir | None = field(default=None, repr=False, compare=False)
@@ -84,6 +88,9 @@ class Session:
                     "s2c_gaps": [list(g) for g in self.tcp.s2c_gaps]},
             "smtp": self.smtp.to_dict() if self.smtp else None,
             "tls": self.tls.to_dict() if self.tls else None,
+            "client_cert_check": self.client_check.to_dict() if self.client_check else None,
+            "server_cert_check": self.server_check.to_dict() if self.server_check else None,
+            "verdicts": [v.to_dict() for v in self.verdicts],
         }
 
 
@@ -194,7 +201,8 @@ def iter_sessions(path: str | os.PathLike, *, ports: Iterable[int] = DEFAULT_POR
                   slab_width: int = DEFAULT_SLAB,
                   keep_streams: bool | Callable[[int], bool] = False,
                   counters: FrameCounters | None = None,
-                  capture_out: list | None = None) -> Iterator[Session]:
+                  capture_out: list | None = None,
+                  progress: Callable[[int, int], None] | None = None) -> Iterator[Session]:
     """Every TCP connection on `ports` in the capture, as a Session, in number order.
 
     `counters` (optional) collects the frame statistics of the same pass; `capture_out`
@@ -208,7 +216,7 @@ def iter_sessions(path: str | os.PathLike, *, ports: Iterable[int] = DEFAULT_POR
     with Capture(path, backend=backend, window=window, slab_width=slab_width) as cap_:
         with Reassembler(cap_.buffer, flows, server_ports=ports, cap=cap,
                          backend=backend) as reasm:
-            for sel in iter_selected(cap_, ports, counters, flows):
+            for sel in iter_selected(cap_, ports, counters, flows, progress):
                 for conn in reasm.feed(sel):
                     yield from order.push(build_session(
                         conn, implicit_tls_ports=implicit, keep_streams=keep(conn.index + 1)))

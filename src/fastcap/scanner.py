@@ -1,0 +1,98 @@
+"""The main job: every SMTP session of a capture, with its certificates judged and a verdict
+list a mail admin can act on.  `scan()` is the embedding API; the CLI only formats it."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+
+from .diagnose import PROBLEM_CODES, diagnose
+from .selection import DEFAULT_PORTS, FrameCounters
+from .session import DEFAULT_IMPLICIT_TLS_PORTS, Session, iter_sessions
+from .x509check import Analyzer, TrustStore
+
+
+def trust_store(trust: str = "mozilla", ca_file: str | os.PathLike | None = None) -> TrustStore:
+    """Mozilla's roots (certifi) or the system's, plus an optional PEM bundle."""
+    if trust not in ("mozilla", "system"):
+        raise ValueError(f"unknown trust store {trust!r}: use mozilla or system")
+    store = TrustStore.mozilla() if trust == "mozilla" else TrustStore.system()
+    if ca_file is not None:
+        store = store.plus(TrustStore.from_pem_file(ca_file))
+    return store
+
+
+def _when(ns: int) -> dt.datetime:
+    return dt.datetime.fromtimestamp(ns // 1_000_000_000, dt.UTC)
+
+
+def judge(session: Session, analyzer: Analyzer, *, expect_name: str | None = None) -> Session:
+    """Attach certificate checks and verdicts to a session (in place; returned for chaining)."""
+    t = session.tls
+    at = _when(session.first_ts_ns)
+    session.client_check = session.server_check = None
+    if t is not None:
+        if t.client_certificate:
+            session.client_check = analyzer.check(t.client_certificate, role="client", at=at,
+                                                  expected_name=expect_name)
+        if t.server_certs:
+            sni = t.client_hello.sni if t.client_hello is not None else None
+            session.server_check = analyzer.check(t.server_certs, role="server", at=at,
+                                                  expected_name=sni)
+    session.verdicts = diagnose(session, session.client_check, session.server_check,
+                                expect_name=expect_name)
+    return session
+
+
+def has_problem(session: Session) -> bool:
+    return any(v.code in PROBLEM_CODES for v in session.verdicts)
+
+
+@dataclass
+class ScanSummary:
+    """Per-file totals, filled while `scan` runs."""
+
+    path: str
+    sessions: int = 0
+    with_problems: int = 0
+    verdicts: Counter = field(default_factory=Counter)
+    frames: int = 0
+    warnings: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return {"path": self.path, "sessions": self.sessions,
+                "with_problems": self.with_problems, "frames": self.frames,
+                "verdicts": dict(sorted(self.verdicts.items())), "warnings": self.warnings}
+
+
+def scan(path: str | os.PathLike, *, ports: Iterable[int] = DEFAULT_PORTS,
+         implicit_tls_ports: Iterable[int] = DEFAULT_IMPLICIT_TLS_PORTS,
+         expect_name: str | None = None, trust: str = "mozilla",
+         ca_file: str | os.PathLike | None = None, backend: str = "auto",
+         analyzer: Analyzer | None = None, summary: ScanSummary | None = None,
+         progress: Callable[[int, int], None] | None = None) -> Iterator[Session]:
+    """Every TCP connection on `ports` as a judged `Session`, numbered from 1 by first frame.
+
+    Certificate analysis is memoised per distinct chain and capture day, so one Analyzer
+    (pass your own to share it across files) makes repeated certificates cheap.
+    Raises CaptureError for a file that is not a readable capture.
+    """
+    analyzer = analyzer or Analyzer(trust_store(trust, ca_file))
+    counters = FrameCounters()
+    meta: list = []
+    for s in iter_sessions(path, ports=ports, implicit_tls_ports=implicit_tls_ports,
+                           backend=backend, counters=counters, capture_out=meta,
+                           progress=progress):
+        judge(s, analyzer, expect_name=expect_name)
+        if summary is not None:
+            summary.sessions += 1
+            summary.with_problems += has_problem(s)
+            summary.verdicts.update(v.code for v in s.verdicts)
+        yield s
+    if summary is not None:
+        summary.frames = counters.packets
+        for m in meta:
+            summary.warnings += [str(w) for w in m.warnings]

@@ -1,0 +1,813 @@
+"""Judge the certificates a TLS peer presented, the way a mail admin needs it judged.
+
+Exchange Online attributes on-premises mail by the sender's TLS client certificate; when it
+refuses (``550 5.7.64 TenantAttribution``) the admin needs one specific reason: expired, not yet
+valid, self-signed, untrusted root, missing intermediate, wrong key usage or wrong name. The
+verifier of ``cryptography`` answers "valid or not" with terse messages, so the specific causes
+are checked first and the verifier only has the last word.
+
+Certificates arrive from the wire, so nothing here raises on malformed DER: a bad certificate
+becomes a :class:`CertInfo` carrying ``parse_error`` and a :class:`ChainCheck` with problem
+``unparseable``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import hashlib
+import os
+import re
+import ssl
+import warnings
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa
+from cryptography.utils import CryptographyDeprecationWarning
+from cryptography.x509 import verification as xv
+
+__all__ = [
+    "Analyzer",
+    "CertInfo",
+    "ChainCheck",
+    "TrustStore",
+    "cert_info",
+    "name_matches",
+]
+
+_UTC = dt.UTC
+
+_EKU_NAMES = {
+    "1.3.6.1.5.5.7.3.1": "serverAuth",
+    "1.3.6.1.5.5.7.3.2": "clientAuth",
+    "1.3.6.1.5.5.7.3.3": "codeSigning",
+    "1.3.6.1.5.5.7.3.4": "emailProtection",
+    "1.3.6.1.5.5.7.3.5": "ipsecEndSystem",
+    "1.3.6.1.5.5.7.3.6": "ipsecTunnel",
+    "1.3.6.1.5.5.7.3.7": "ipsecUser",
+    "1.3.6.1.5.5.7.3.8": "timeStamping",
+    "1.3.6.1.5.5.7.3.9": "OCSPSigning",
+    "1.3.6.1.5.5.7.3.17": "ipsecIKE",
+    "2.5.29.37.0": "anyExtendedKeyUsage",
+    "1.3.6.1.4.1.311.20.2.2": "smartcardLogon",
+    "1.3.6.1.4.1.311.10.3.4": "encryptedFileSystem",
+    "1.3.6.1.5.2.3.5": "kerberosPKINITKDC",
+}
+
+# Signature algorithm OID -> (OpenSSL-style name, hash). The hash is the fallback when
+# cryptography cannot name it (e.g. md2), since weak hashes are exactly what we must report.
+_SIG_ALGS: dict[str, tuple[str, str | None]] = {
+    "1.2.840.113549.1.1.2": ("md2WithRSAEncryption", "md2"),
+    "1.2.840.113549.1.1.4": ("md5WithRSAEncryption", "md5"),
+    "1.2.840.113549.1.1.5": ("sha1WithRSAEncryption", "sha1"),
+    "1.2.840.113549.1.1.10": ("rsassaPss", None),
+    "1.2.840.113549.1.1.11": ("sha256WithRSAEncryption", "sha256"),
+    "1.2.840.113549.1.1.12": ("sha384WithRSAEncryption", "sha384"),
+    "1.2.840.113549.1.1.13": ("sha512WithRSAEncryption", "sha512"),
+    "1.2.840.113549.1.1.14": ("sha224WithRSAEncryption", "sha224"),
+    "1.2.840.10045.4.1": ("ecdsa-with-SHA1", "sha1"),
+    "1.2.840.10045.4.3.1": ("ecdsa-with-SHA224", "sha224"),
+    "1.2.840.10045.4.3.2": ("ecdsa-with-SHA256", "sha256"),
+    "1.2.840.10045.4.3.3": ("ecdsa-with-SHA384", "sha384"),
+    "1.2.840.10045.4.3.4": ("ecdsa-with-SHA512", "sha512"),
+    "1.2.840.10040.4.3": ("dsa-with-SHA1", "sha1"),
+    "2.16.840.1.101.3.4.3.1": ("dsa-with-SHA224", "sha224"),
+    "2.16.840.1.101.3.4.3.2": ("dsa-with-SHA256", "sha256"),
+    "1.3.101.112": ("ED25519", None),
+    "1.3.101.113": ("ED448", None),
+}
+_WEAK_HASHES = frozenset({"md2", "md5", "sha1"})
+
+_KEY_USAGE_FIELDS = (
+    "digital_signature",
+    "content_commitment",
+    "key_encipherment",
+    "data_encipherment",
+    "key_agreement",
+    "key_cert_sign",
+    "crl_sign",
+    "encipher_only",
+    "decipher_only",
+)
+
+_ROLE_EKU = {"client": "clientAuth", "server": "serverAuth"}
+_PEM_CERT = re.compile(rb"-----BEGIN CERTIFICATE-----\s.*?-----END CERTIFICATE-----", re.DOTALL)
+
+
+def _iso(t: dt.datetime | None) -> str | None:
+    return t.isoformat() if t is not None else None
+
+
+def _one_line(text: str, limit: int = 300) -> str:
+    line = " ".join(text.split())
+    return line if len(line) <= limit else line[: limit - 1] + "…"
+
+
+@dataclass(frozen=True, slots=True)
+class CertInfo:
+    """What an admin compares against Get-ExchangeCertificate, plus what the verdicts need."""
+
+    sha256: str
+    sha1: str  # UPPERCASE: Exchange's "Thumbprint"
+    size: int
+    subject: str | None
+    issuer: str | None
+    subject_cn: str | None
+    issuer_cn: str | None
+    san_dns: tuple[str, ...]
+    san_ip: tuple[str, ...]
+    serial: str | None  # upper-case hex, as Exchange shows SerialNumber
+    not_before: dt.datetime | None
+    not_after: dt.datetime | None
+    key_type: str | None
+    key_bits: int | None
+    signature_algorithm: str | None
+    signature_hash: str | None
+    key_usage: tuple[str, ...]
+    ext_key_usage: tuple[str, ...] | None  # None: extension absent, i.e. any usage
+    is_ca: bool | None  # None: no basicConstraints extension (or unreadable)
+    self_signed: bool
+    parse_error: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "sha256": self.sha256,
+            "sha1": self.sha1,
+            "size": self.size,
+            "subject": self.subject,
+            "issuer": self.issuer,
+            "subject_cn": self.subject_cn,
+            "issuer_cn": self.issuer_cn,
+            "san_dns": list(self.san_dns),
+            "san_ip": list(self.san_ip),
+            "serial": self.serial,
+            "not_before": _iso(self.not_before),
+            "not_after": _iso(self.not_after),
+            "key_type": self.key_type,
+            "key_bits": self.key_bits,
+            "signature_algorithm": self.signature_algorithm,
+            "signature_hash": self.signature_hash,
+            "key_usage": list(self.key_usage),
+            "ext_key_usage": None if self.ext_key_usage is None else list(self.ext_key_usage),
+            "is_ca": self.is_ca,
+            "self_signed": self.self_signed,
+            "parse_error": self.parse_error,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class ChainCheck:
+    """The verdict on one presented chain; ``problem`` is the single most specific cause."""
+
+    role: str
+    certs: tuple[CertInfo, ...]
+    leaf_valid_at_capture: str  # valid | expired | not_yet_valid | unknown
+    leaf_valid_today: str
+    trusted: bool | None
+    problem: str | None
+    detail: str
+    expected_name: str | None
+    name_matches: bool | None
+    eku_ok: bool | None
+    weak_signatures: tuple[tuple[int, str], ...]
+    weak_keys: tuple[tuple[int, str], ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "role": self.role,
+            "certs": [c.to_dict() for c in self.certs],
+            "leaf_valid_at_capture": self.leaf_valid_at_capture,
+            "leaf_valid_today": self.leaf_valid_today,
+            "trusted": self.trusted,
+            "problem": self.problem,
+            "detail": self.detail,
+            "expected_name": self.expected_name,
+            "name_matches": self.name_matches,
+            "eku_ok": self.eku_ok,
+            "weak_signatures": [list(w) for w in self.weak_signatures],
+            "weak_keys": [list(w) for w in self.weak_keys],
+        }
+
+
+# --- parsing ---------------------------------------------------------------------------------
+
+
+def _cn(name: x509.Name) -> str | None:
+    attrs = name.get_attributes_for_oid(x509.NameOID.COMMON_NAME)
+    if not attrs:
+        return None
+    value = attrs[0].value
+    return value if isinstance(value, str) else value.decode("utf-8", "replace")
+
+
+def _is_self_signed(cert: x509.Certificate) -> bool:
+    """Same name on both sides and the signature checks out with the certificate's own key."""
+    try:
+        return cert.subject == cert.issuer and _signed_by(cert, cert)
+    except Exception:  # malformed names
+        return False
+
+
+def _key(cert: x509.Certificate) -> tuple[str | None, int | None]:
+    try:
+        key = cert.public_key()
+    except Exception:  # unsupported algorithm (GOST, SM2...) or a malformed key
+        oid = getattr(cert, "public_key_algorithm_oid", None)
+        return (oid.dotted_string if oid is not None else None), None
+    if isinstance(key, rsa.RSAPublicKey):
+        return "RSA", key.key_size
+    if isinstance(key, ec.EllipticCurvePublicKey):
+        return "EC", key.curve.key_size
+    if isinstance(key, ed25519.Ed25519PublicKey):
+        return "Ed25519", 256
+    if isinstance(key, ed448.Ed448PublicKey):
+        return "Ed448", 456
+    if isinstance(key, dsa.DSAPublicKey):
+        return "DSA", key.key_size
+    return type(key).__name__, None
+
+
+def _signature(cert: x509.Certificate) -> tuple[str | None, str | None]:
+    oid = cert.signature_algorithm_oid.dotted_string
+    name, fallback_hash = _SIG_ALGS.get(oid, (oid, None))
+    try:
+        algo = cert.signature_hash_algorithm
+        digest = algo.name if algo is not None else None
+    except Exception:  # UnsupportedAlgorithm: md2, odd PSS parameters...
+        digest = fallback_hash
+    return name, digest
+
+
+def _key_usage(ku: x509.KeyUsage) -> tuple[str, ...]:
+    out = []
+    for name in _KEY_USAGE_FIELDS:
+        try:
+            if getattr(ku, name):
+                out.append(name)
+        except ValueError:  # encipher_only/decipher_only are undefined without key_agreement
+            pass
+    return tuple(out)
+
+
+def _load(der: bytes) -> tuple[CertInfo, x509.Certificate | None]:
+    """Parse field by field so one broken extension does not hide the subject or the dates."""
+    errors: list[str] = []
+    blank: dict[str, Any] = dict(
+        sha256=hashlib.sha256(der).hexdigest(),
+        sha1=hashlib.sha1(der).hexdigest().upper(),
+        size=len(der),
+        subject=None,
+        issuer=None,
+        subject_cn=None,
+        issuer_cn=None,
+        san_dns=(),
+        san_ip=(),
+        serial=None,
+        not_before=None,
+        not_after=None,
+        key_type=None,
+        key_bits=None,
+        signature_algorithm=None,
+        signature_hash=None,
+        key_usage=(),
+        ext_key_usage=None,
+        is_ca=None,
+        self_signed=False,
+        parse_error=None,
+    )
+    try:
+        cert = x509.load_der_x509_certificate(bytes(der))
+    except Exception as exc:  # hostile input: anything the parser throws is a parse error
+        blank["parse_error"] = _one_line(f"not a DER certificate: {exc}")
+        return CertInfo(**blank), None
+
+    def field(label: str, fn: Any) -> Any:
+        try:
+            return fn()
+        except Exception as exc:
+            errors.append(f"{label}: {exc}")
+            return None
+
+    f = blank
+    f["subject"] = field("subject", lambda: cert.subject.rfc4514_string())
+    f["issuer"] = field("issuer", lambda: cert.issuer.rfc4514_string())
+    f["subject_cn"] = field("subject", lambda: _cn(cert.subject))
+    f["issuer_cn"] = field("issuer", lambda: _cn(cert.issuer))
+    serial = field("serial", lambda: cert.serial_number)
+    if serial is not None:
+        f["serial"] = f"{serial:X}" if serial >= 0 else f"-{-serial:X}"
+    f["not_before"] = field("validity", lambda: cert.not_valid_before_utc)
+    f["not_after"] = field("validity", lambda: cert.not_valid_after_utc)
+    f["key_type"], f["key_bits"] = _key(cert)
+    sig = field("signature", lambda: _signature(cert))
+    if sig is not None:
+        f["signature_algorithm"], f["signature_hash"] = sig
+    f["self_signed"] = _is_self_signed(cert)
+    exts = field("extensions", lambda: cert.extensions)
+    if exts is not None:
+        for ext in exts:
+            value = ext.value
+            if isinstance(value, x509.SubjectAlternativeName):
+                f["san_dns"] = tuple(value.get_values_for_type(x509.DNSName))
+                f["san_ip"] = tuple(str(ip) for ip in value.get_values_for_type(x509.IPAddress))
+            elif isinstance(value, x509.KeyUsage):
+                f["key_usage"] = _key_usage(value)
+            elif isinstance(value, x509.ExtendedKeyUsage):
+                f["ext_key_usage"] = tuple(
+                    _EKU_NAMES.get(o.dotted_string, o.dotted_string) for o in value
+                )
+            elif isinstance(value, x509.BasicConstraints):
+                f["is_ca"] = value.ca
+    if errors:
+        # Dedupe labels that share one underlying failure (subject + subject_cn).
+        f["parse_error"] = _one_line("; ".join(dict.fromkeys(errors)))
+    return CertInfo(**f), cert
+
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """Silence cryptography's deprecation warnings (e.g. a non-positive serial): certificates
+    from the wire are judged here and reported as data, not as warnings on stderr."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", CryptographyDeprecationWarning)
+        yield
+
+
+def cert_info(der: bytes) -> CertInfo:
+    """Describe one DER certificate; never raises (a malformed one carries ``parse_error``)."""
+    with _quiet():
+        return _load(der)[0]
+
+
+# --- names -----------------------------------------------------------------------------------
+
+
+def _norm(name: str) -> str:
+    return name.strip().rstrip(".").lower()
+
+
+def _name_match(pattern: str, expected: str) -> bool:
+    """``*.`` in ``pattern`` stands for exactly one non-empty left-most label."""
+    if pattern == expected:
+        return True
+    if not pattern.startswith("*.") or expected.startswith("*."):
+        return False
+    label, dot, rest = expected.partition(".")
+    return bool(label and dot and rest) and rest == pattern[2:]
+
+
+def name_matches(info: CertInfo, expected: str) -> bool:
+    """TlsSenderCertificateName semantics: SAN DNS names, else the subject CN; no case.
+
+    An ``expected`` wildcard (``*.contoso.com``) is compared literally, as the connector does.
+    """
+    want = _norm(expected)
+    if not want:
+        return False
+    names = info.san_dns or ((info.subject_cn,) if info.subject_cn else ())
+    return any(_name_match(_norm(n), want) for n in names)
+
+
+# --- trust -----------------------------------------------------------------------------------
+
+
+class TrustStore:
+    """Trust anchors, both as certificates (for our own diagnosis) and as a verifier ``Store``.
+
+    Immutable by convention: :meth:`plus` returns a new store.
+    """
+
+    __slots__ = ("roots", "store", "source", "_ders", "_by_subject")
+
+    def __init__(self, roots: Iterable[x509.Certificate], source: str = "") -> None:
+        unique: dict[bytes, x509.Certificate] = {}
+        for cert in roots:
+            unique.setdefault(cert.fingerprint(hashes.SHA256()), cert)
+        self.roots: tuple[x509.Certificate, ...] = tuple(unique.values())
+        self.source = source
+        self._ders = frozenset(unique)
+        by_subject: dict[x509.Name, list[x509.Certificate]] = {}
+        for cert in self.roots:
+            by_subject.setdefault(cert.subject, []).append(cert)
+        self._by_subject = by_subject
+        # cryptography refuses an empty Store; with no anchors nothing can verify anyway.
+        self.store: xv.Store | None = xv.Store(list(self.roots)) if self.roots else None
+
+    def __len__(self) -> int:
+        return len(self.roots)
+
+    def __repr__(self) -> str:
+        return f"TrustStore({len(self.roots)} roots from {self.source or '?'})"
+
+    def contains(self, cert: x509.Certificate) -> bool:
+        """This exact certificate is an anchor (e.g. a self-signed one the admin trusts)."""
+        return cert.fingerprint(hashes.SHA256()) in self._ders
+
+    def issuer_of(self, cert: x509.Certificate) -> x509.Certificate | None:
+        """An anchor whose name and key sign ``cert`` (a same-named anchor with another key is
+        not the issuer: re-keyed roots are a real cause of 'untrusted')."""
+        for candidate in self._by_subject.get(cert.issuer, ()):
+            if _signed_by(cert, candidate):
+                return candidate
+        return None
+
+    @classmethod
+    def _from_pem_bytes(cls, data: bytes, source: str, *, strict: bool) -> TrustStore:
+        certs = []
+        for i, block in enumerate(_PEM_CERT.findall(data)):
+            try:
+                with _quiet():  # e.g. a bundled root's non-positive serial
+                    certs.append(x509.load_pem_x509_certificate(block))
+            except Exception as exc:
+                if strict:
+                    raise ValueError(f"{source}: certificate #{i + 1} is malformed: {exc}") from exc
+        return cls(certs, source)
+
+    @classmethod
+    def mozilla(cls) -> TrustStore:
+        """The Mozilla roots shipped by certifi: close to what Exchange Online trusts."""
+        import certifi
+
+        path = certifi.where()
+        return cls._from_pem_bytes(Path(path).read_bytes(), path, strict=False)
+
+    @classmethod
+    def system(cls) -> TrustStore:
+        """The operating system's bundle (Debian path first, then what OpenSSL was built with)."""
+        paths = ssl.get_default_verify_paths()
+        files = [
+            "/etc/ssl/certs/ca-certificates.crt",
+            paths.cafile,
+            paths.openssl_cafile,
+        ]
+        tried = []
+        for f in files:
+            if f and f not in tried:
+                tried.append(f)
+                if os.path.isfile(f):
+                    store = cls._from_pem_bytes(Path(f).read_bytes(), f, strict=False)
+                    if store.roots:
+                        return store
+        for d in (paths.capath, paths.openssl_capath):
+            if d and os.path.isdir(d):
+                tried.append(d)
+                data = b"".join(_read_quietly(p) for p in sorted(Path(d).iterdir()) if p.is_file())
+                store = cls._from_pem_bytes(data, d, strict=False)
+                if store.roots:
+                    return store
+        raise ValueError(
+            "no system CA bundle found (tried: " + ", ".join(tried or ["nothing"]) + ")"
+        )
+
+    @classmethod
+    def from_pem_file(cls, path: str | os.PathLike[str]) -> TrustStore:
+        """Anchors from a PEM bundle (``--ca-file``); a lone DER certificate is accepted too."""
+        try:
+            data = Path(path).read_bytes()
+        except OSError as exc:
+            raise ValueError(f"{path}: cannot read CA file: {exc.strerror or exc}") from exc
+        if b"-----BEGIN" not in data:
+            try:
+                return cls([x509.load_der_x509_certificate(data)], str(path))
+            except Exception as exc:
+                raise ValueError(f"{path}: neither PEM nor a DER certificate") from exc
+        store = cls._from_pem_bytes(data, str(path), strict=True)
+        if not store.roots:
+            raise ValueError(f"{path}: no PEM certificate found")
+        return store
+
+    def plus(self, other: TrustStore) -> TrustStore:
+        sources = " + ".join(s for s in (self.source, other.source) if s)
+        return TrustStore([*self.roots, *other.roots], sources)
+
+
+def _read_quietly(p: Path) -> bytes:
+    try:
+        return p.read_bytes() + b"\n"
+    except OSError:
+        return b""
+
+
+def _signed_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
+    """Signature check by hand: ``verify_directly_issued_by`` refuses SHA-1 ECDSA, and old
+    SHA-1 roots and leaves are exactly what must still be recognised."""
+    try:
+        key = issuer.public_key()
+        sig, tbs = cert.signature, cert.tbs_certificate_bytes
+        digest = cert.signature_hash_algorithm
+        if isinstance(key, rsa.RSAPublicKey):
+            key.verify(sig, tbs, cert.signature_algorithm_parameters, digest)
+        elif isinstance(key, ec.EllipticCurvePublicKey):
+            key.verify(sig, tbs, ec.ECDSA(digest))
+        elif isinstance(key, ed25519.Ed25519PublicKey | ed448.Ed448PublicKey):
+            key.verify(sig, tbs)
+        elif isinstance(key, dsa.DSAPublicKey):
+            key.verify(sig, tbs, digest)
+        else:
+            return False
+        return True
+    except Exception:  # unsupported algorithm, bad signature, malformed fields
+        return False
+
+
+# --- analysis --------------------------------------------------------------------------------
+
+
+def _validity(info: CertInfo, at: dt.datetime) -> str:
+    if info.not_before is None or info.not_after is None:
+        return "unknown"
+    if at < info.not_before:
+        return "not_yet_valid"
+    if at > info.not_after:
+        return "expired"
+    return "valid"
+
+
+def _eku_ok(info: CertInfo, role: str) -> bool:
+    eku = info.ext_key_usage
+    return eku is None or _ROLE_EKU[role] in eku or "anyExtendedKeyUsage" in eku
+
+
+def _weak_key(info: CertInfo) -> str | None:
+    t, bits = info.key_type, info.key_bits
+    if t == "DSA" or (t == "RSA" and bits is not None and bits < 2048):
+        return f"{t} {bits}"
+    if t == "EC" and bits is not None and bits < 256:
+        return f"{t} {bits}"
+    return None
+
+
+def _utc(t: dt.datetime) -> dt.datetime:
+    """Naive datetimes are taken as UTC: capture timestamps are."""
+    return t.replace(tzinfo=_UTC) if t.tzinfo is None else t.astimezone(_UTC)
+
+
+def _relaxed_ee_policy() -> Any:
+    """The web-PKI end-entity policy minus the EKU and SAN demands, which we judge ourselves
+    (a CN-only or serverAuth-only certificate must get a specific verdict, not 'invalid').
+    ``ExtensionPolicy`` needs cryptography >= 45; older versions use the default policy."""
+    policy_cls = getattr(xv, "ExtensionPolicy", None)
+    if policy_cls is None:
+        return None
+    return (
+        policy_cls.webpki_defaults_ee()
+        .may_be_present(x509.ExtendedKeyUsage, xv.Criticality.AGNOSTIC, None)
+        .may_be_present(x509.SubjectAlternativeName, xv.Criticality.AGNOSTIC, None)
+    )
+
+
+class Analyzer:
+    """Memoised certificate analysis: 10,000 sessions presenting the same chain on the same
+    capture day cost one analysis.
+
+    ``today`` is fixed when the analyzer is made so that cached verdicts stay consistent.
+    """
+
+    def __init__(self, trust: TrustStore, *, today: dt.datetime | None = None) -> None:
+        self.trust = trust
+        self.today = _utc(today) if today is not None else dt.datetime.now(_UTC)
+        self.cache_hits = 0
+        self.cache_misses = 0
+        self._results: dict[tuple[bytes, str, dt.date, str | None], ChainCheck] = {}
+        self._parsed: dict[bytes, tuple[CertInfo, x509.Certificate | None]] = {}
+        self._ee_policy = _relaxed_ee_policy()
+
+    def check(
+        self,
+        ders: Sequence[bytes],
+        *,
+        role: str,
+        at: dt.datetime,
+        expected_name: str | None = None,
+    ) -> ChainCheck:
+        """Verdict on ``ders`` (leaf first, as sent) at capture time ``at``; never raises on
+        malformed certificates. Results are shared by every ``at`` on the same UTC day."""
+        if role not in _ROLE_EKU:
+            raise ValueError(f"role must be 'client' or 'server', not {role!r}")
+        at = _utc(at)
+        h = hashlib.sha256()
+        for der in ders:
+            h.update(len(der).to_bytes(4, "big"))
+            h.update(der)
+        key = (h.digest(), role, at.date(), expected_name)
+        hit = self._results.get(key)
+        if hit is not None:
+            self.cache_hits += 1
+            return hit
+        self.cache_misses += 1
+        with _quiet():
+            result = self._analyse(ders, role, at, expected_name)
+        self._results[key] = result
+        return result
+
+    def _parse(self, der: bytes) -> tuple[CertInfo, x509.Certificate | None]:
+        der = bytes(der)
+        got = self._parsed.get(der)
+        if got is None:
+            got = self._parsed[der] = _load(der)
+        return got
+
+    def _analyse(
+        self, ders: Sequence[bytes], role: str, at: dt.datetime, expected_name: str | None
+    ) -> ChainCheck:
+        parsed = [self._parse(d) for d in ders]
+        infos = tuple(p[0] for p in parsed)
+        weak_sigs = tuple(
+            (i, c.signature_hash)
+            for i, c in enumerate(infos)
+            if c.signature_hash in _WEAK_HASHES and not c.self_signed
+        )
+        weak_keys = tuple((i, w) for i, c in enumerate(infos) if (w := _weak_key(c)))
+
+        def verdict(problem: str | None, detail: str, **kw: Any) -> ChainCheck:
+            fields: dict[str, Any] = dict(
+                role=role,
+                certs=infos,
+                leaf_valid_at_capture="unknown",
+                leaf_valid_today="unknown",
+                trusted=problem is None,
+                problem=problem,
+                detail=detail,
+                expected_name=expected_name,
+                name_matches=None,
+                eku_ok=None,
+                weak_signatures=weak_sigs,
+                weak_keys=weak_keys,
+            )
+            fields.update(kw)
+            return ChainCheck(**fields)
+
+        if not parsed:
+            return verdict("unparseable", "no certificate was presented", trusted=None)
+        leaf_info, leaf = parsed[0]
+        if leaf is None or leaf_info.parse_error is not None:
+            return verdict(
+                "unparseable", f"leaf certificate: {leaf_info.parse_error}", trusted=None
+            )
+
+        common = dict(
+            leaf_valid_at_capture=_validity(leaf_info, at),
+            leaf_valid_today=_validity(leaf_info, self.today),
+            name_matches=(
+                name_matches(leaf_info, expected_name) if expected_name is not None else None
+            ),
+            eku_ok=_eku_ok(leaf_info, role),
+        )
+        who = leaf_info.subject or "leaf"
+        if common["leaf_valid_at_capture"] == "expired":
+            return verdict(
+                "expired",
+                f"{who} expired {_iso(leaf_info.not_after)}, before the capture ({_iso(at)})",
+                **common,
+            )
+        if common["leaf_valid_at_capture"] == "not_yet_valid":
+            return verdict(
+                "not_yet_valid",
+                f"{who} is valid only from {_iso(leaf_info.not_before)}, after the capture"
+                f" ({_iso(at)})",
+                **common,
+            )
+        pinned = self.trust.contains(leaf)
+        if leaf_info.self_signed and not pinned:
+            return verdict(
+                "self_signed", f"{who} is self-signed and not in the trust store", **common
+            )
+        if not common["eku_ok"]:
+            usages = ", ".join(leaf_info.ext_key_usage or ())
+            return verdict(
+                "wrong_usage",
+                f"{who} lacks the {_ROLE_EKU[role]} extended key usage (has: {usages})",
+                **common,
+            )
+        if pinned:
+            return verdict(None, f"{who} is itself in the trust store", **common)
+
+        intermediates = [c for _, c in parsed[1:] if c is not None]
+        error = self._verify(leaf, leaf_info, intermediates, role, at, expected_name)
+        if error is None:
+            return verdict(None, f"{who} chains to a trusted root", **common)
+        problem, detail = self._diagnose(leaf, intermediates, at, error)
+        if problem == "invalid" and weak_sigs and "signature" in error.lower():
+            i, digest = weak_sigs[0]
+            detail = (
+                f"certificate #{i} ({infos[i].subject}) is signed with {digest}, which"
+                " verifiers reject"
+            )
+        return verdict(problem, detail, **common)
+
+    def _verify(
+        self,
+        leaf: x509.Certificate,
+        leaf_info: CertInfo,
+        intermediates: list[x509.Certificate],
+        role: str,
+        at: dt.datetime,
+        expected_name: str | None,
+    ) -> str | None:
+        """None when the chain verifies at ``at``, else the verifier's message."""
+        store = self.trust.store
+        if store is None:
+            return "the trust store is empty"
+        builder = xv.PolicyBuilder().store(store).time(at)
+        verifier: Any = None
+        use_server = (
+            role == "server"
+            and expected_name is not None
+            and not expected_name.startswith("*.")
+            and bool(leaf_info.san_dns)
+            and name_matches(leaf_info, expected_name)
+        )
+        try:
+            if self._ee_policy is not None:
+                ca_policy = xv.ExtensionPolicy.webpki_defaults_ca()
+                if use_server:  # server verification requires SAN; only EKU is relaxed
+                    ee = xv.ExtensionPolicy.webpki_defaults_ee().may_be_present(
+                        x509.ExtendedKeyUsage, xv.Criticality.AGNOSTIC, None
+                    )
+                    builder = builder.extension_policies(ca_policy=ca_policy, ee_policy=ee)
+                else:
+                    builder = builder.extension_policies(
+                        ca_policy=ca_policy, ee_policy=self._ee_policy
+                    )
+            if use_server:
+                assert expected_name is not None
+                try:
+                    verifier = builder.build_server_verifier(x509.DNSName(_norm(expected_name)))
+                except ValueError:  # not a valid DNS name for the verifier
+                    verifier = None
+            if verifier is None:
+                verifier = builder.build_client_verifier()
+            verifier.verify(leaf, intermediates)
+            return None
+        except xv.VerificationError as exc:
+            return _one_line(str(exc))
+        except Exception as exc:  # the verifier choking on odd input is still a failed check
+            return _one_line(f"{type(exc).__name__}: {exc}")
+
+    def _diagnose(
+        self,
+        leaf: x509.Certificate,
+        intermediates: list[x509.Certificate],
+        at: dt.datetime,
+        error: str,
+    ) -> tuple[str, str]:
+        """Walk up the chain as sent to tell a missing intermediate from an untrusted root."""
+        current = leaf
+        seen = {leaf.fingerprint(hashes.SHA256())}
+        while True:
+            if self.trust.issuer_of(current) is not None:
+                return "invalid", _explain_invalid(intermediates, at, error)
+            if current is not leaf and _is_self_signed(current):
+                return "untrusted_root", (
+                    f"chain ends at root {_rfc4514(current.subject)}, which is not in the"
+                    " trust store"
+                )
+            parent = None
+            for cand in intermediates:
+                fp = cand.fingerprint(hashes.SHA256())
+                if fp not in seen and cand.subject == current.issuer:
+                    if _signed_by(current, cand):
+                        parent = cand
+                        break
+                    parent = parent or cand
+            if parent is None:
+                issuer = _rfc4514(current.issuer)
+                if current is leaf:
+                    return "missing_intermediate", (
+                        f"issuer {issuer} was neither sent nor found in the trust store"
+                        " (missing intermediate, or a private CA)"
+                    )
+                return "untrusted_root", (
+                    f"chain ends at issuer {issuer}, which is not in the trust store"
+                )
+            seen.add(parent.fingerprint(hashes.SHA256()))
+            current = parent
+
+
+def _rfc4514(name: x509.Name) -> str:
+    try:
+        return name.rfc4514_string()
+    except Exception:
+        return "?"
+
+
+def _explain_invalid(intermediates: list[x509.Certificate], at: dt.datetime, error: str) -> str:
+    """Name the sent CA certificate that was out of date, the usual cause behind the verifier's
+    terse 'not valid at validation time'."""
+    for i, cert in enumerate(intermediates, start=1):
+        try:
+            if at < cert.not_valid_before_utc:
+                state = "not yet valid"
+            elif at > cert.not_valid_after_utc:
+                state = "expired"
+            else:
+                continue
+        except Exception:  # unreadable validity: leave it to the verifier's message
+            continue
+        return f"chain certificate #{i} ({_rfc4514(cert.subject)}) was {state} at capture time"
+    return error

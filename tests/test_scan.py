@@ -1,0 +1,217 @@
+"""`fastcap scan` end to end: verdicts per scenario, output formats and their schema, exit
+codes, certificate export, memoised analysis, and every corpus capture."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import fastcap
+from fastcap.scanner import ScanSummary, scan
+from fastcap.synth.scenarios import make_pki, scenario
+from fastcap.synth.smtpgen import converse, render
+from fastcap.synth.writers import write_pcap
+from fastcap.x509check import Analyzer, TrustStore
+
+from .corpus import corpus_expected, corpus_params
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+SEED = EXAMPLES / "exchange-online-no-client-cert.pcap"
+ALL = EXAMPLES / "all-scenarios.pcapng"
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "fastcap.cli", "scan", *args],
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_seed_scenario_is_no_client_cert():
+    (s,) = list(scan(SEED))
+    codes = [v.code for v in s.verdicts]
+    assert codes[0] == "no_client_cert" and "exchange_online_peer" in codes
+    v = s.verdicts[0]
+    assert v.severity == "error" and v.frame == 11
+    assert "connector" in v.hint.lower() or "certificate" in v.hint.lower()
+
+
+def test_cli_table_and_exit_code_on_the_seed_example():
+    r = run_cli(str(SEED))
+    assert r.returncode == 1, r.stderr
+    assert "none (empty Certificate)" in r.stdout and "no_client_cert" in r.stdout
+    assert "fix:" in r.stdout and "1 session(s) in 1 file(s); 1 with problems" in r.stdout
+    assert "Traceback" not in r.stderr
+
+
+@pytest.fixture(scope="module")
+def pki():
+    return make_pki()
+
+
+@pytest.fixture(scope="module")
+def scenario_capture(tmp_path_factory, pki):
+    """All standard scenarios in one capture, sessions in this order, plus a trust file."""
+    d = tmp_path_factory.mktemp("scan")
+    names = ["ok_client_cert", "no_client_cert", "cert_not_requested", "expired_client_cert",
+             "untrusted_ca", "name_mismatch", "starttls_refused", "starttls_not_offered",
+             "tls13_client_cert"]
+    recs = []
+    for i, name in enumerate(names):
+        sc = scenario(name, pki, client_port=41000 + i,
+                      start_ns=pki.client.cert.not_valid_before_utc.timestamp().__int__()
+                      * 10**9 + 7200 * 10**9 + i * 10**9)
+        recs += render(converse(sc), sc)
+    path = d / "all.pcap"
+    write_pcap(path, recs)
+    ca = d / "root.pem"
+    ca.write_bytes(pki.root.pem)
+    return path, ca, names
+
+
+EXPECTED_CODES = {
+    "ok_client_cert": {"ok"},
+    "no_client_cert": {"no_client_cert"},
+    "cert_not_requested": {"client_cert_not_requested"},
+    "expired_client_cert": {"client_cert_expired", "tls_alert"},
+    # Only the leaf is sent and its issuer is unknown: from the chain alone a private CA and
+    # a missing intermediate look the same, so the verdict says both.
+    "untrusted_ca": {"client_cert_incomplete_chain", "tls_alert"},
+    "name_mismatch": {"client_cert_name_mismatch"},
+    "starttls_refused": {"starttls_refused"},
+    "starttls_not_offered": {"starttls_not_offered"},
+    "tls13_client_cert": {"tls13_encrypted"},
+}
+
+
+def test_each_scenario_gets_its_verdict(scenario_capture):
+    path, ca, names = scenario_capture
+    summary = ScanSummary(str(path))
+    sessions = list(scan(path, ca_file=ca, expect_name="mail.fabrikam.com", summary=summary))
+    assert [s.number for s in sessions] == list(range(1, len(names) + 1))
+    for s, name in zip(sessions, names, strict=True):
+        codes = {v.code for v in s.verdicts} - {"exchange_online_peer", "plaintext_only",
+                                                  "relay_denied"}
+        assert codes == EXPECTED_CODES[name], (name, [v.to_dict() for v in s.verdicts])
+    assert summary.sessions == len(names)
+    assert summary.with_problems == len(names) - 1 - 1  # ok and tls13 (info) are not problems
+
+
+def test_json_schema_is_pinned(scenario_capture):
+    path, ca, _names = scenario_capture
+    r = run_cli("--format", "json", "--ca-file", str(ca), str(path))
+    assert r.returncode == 1, r.stderr
+    doc = json.loads(r.stdout)
+    assert set(doc) == {"schema_version", "files", "errors"} and doc["schema_version"] == 1
+    (f,) = doc["files"]
+    assert set(f) == {"path", "summary", "sessions"}
+    assert set(f["summary"]) == {"path", "sessions", "with_problems", "frames", "verdicts",
+                                 "warnings"}
+    s = f["sessions"][1]
+    assert set(s) == {"schema_version", "file", "number", "client", "server", "first_frame",
+                      "last_frame", "first_ts_ns", "last_ts_ns", "frames", "tcp", "smtp", "tls",
+                      "client_cert_check", "server_cert_check", "verdicts"}
+    assert set(s["verdicts"][0]) == {"code", "severity", "message", "hint", "frame"}
+    assert s["verdicts"][0]["code"] == "no_client_cert"
+    assert s["tls"]["client_certificate"] == [] or s["tls"]["client_certificate"] is not None
+
+
+def test_jsonl_and_csv_round_trip(scenario_capture):
+    path, ca, names = scenario_capture
+    r = run_cli("--format", "jsonl", "--ca-file", str(ca), str(path))
+    lines = [json.loads(x) for x in r.stdout.splitlines()]
+    assert [x["number"] for x in lines] == list(range(1, len(names) + 1))
+    r = run_cli("--format", "csv", "--ca-file", str(ca), str(path))
+    rows = list(csv.DictReader(io.StringIO(r.stdout)))
+    assert len(rows) == len(names)
+    assert rows[1]["verdicts"].split(";")[0] == "no_client_cert"
+    assert rows[1]["client_certificate"] == "none (empty Certificate)"
+    assert rows[0]["client_cert_sha1"] == lines[0]["client_cert_check"]["certs"][0]["sha1"]
+
+
+def test_csv_cells_cannot_start_a_formula(tmp_path, pki):
+    sc = scenario("starttls_not_offered", pki, ehlo_name="=HYPERLINK(\"http://x\")")
+    from fastcap.synth.smtpgen import smtp_records
+
+    path = tmp_path / "evil.pcap"
+    write_pcap(path, smtp_records(sc))
+    r = run_cli("--format", "csv", str(path))
+    (row,) = list(csv.DictReader(io.StringIO(r.stdout)))
+    assert row["ehlo"].startswith("'=")
+
+
+def test_only_problems_and_export_certs(scenario_capture, tmp_path):
+    path, ca, names = scenario_capture
+    out = tmp_path / "certs"
+    r = run_cli("--format", "jsonl", "--only-problems", "--ca-file", str(ca),
+                "--export-certs", str(out), str(path))
+    numbers = [json.loads(x)["number"] for x in r.stdout.splitlines()]
+    assert 1 not in numbers and 2 in numbers
+    files = sorted(p.name for p in out.iterdir())
+    assert files and all(len(n.split(".")[0]) == 64 for n in files)
+    assert {n.split(".")[1] for n in files} == {"der", "pem"}
+    victim = out / files[0]
+    victim.write_bytes(b"something else")
+    r = run_cli("--format", "jsonl", "--export-certs", str(out), str(path))
+    assert victim.read_bytes() == b"something else"
+    assert "exists with other content; not overwritten" in r.stderr
+
+
+def test_analysis_is_memoised_across_sessions(tmp_path, pki):
+    sc0 = scenario("ok_client_cert", pki)
+    conv = converse(sc0)
+    recs = []
+    for i in range(200):  # the same handshake replayed by 200 clients
+        sc0.client_port = 20000 + i
+        sc0.start_ns = 1_800_000_000 * 10**9 + i * 10**8
+        recs += render(conv, sc0)
+    path = tmp_path / "many.pcap"
+    write_pcap(path, recs)
+    ca = tmp_path / "root.pem"
+    ca.write_bytes(pki.root.pem)
+    analyzer = Analyzer(TrustStore.from_pem_file(ca))
+    sessions = list(scan(path, analyzer=analyzer))
+    assert len(sessions) == 200
+    assert analyzer.cache_misses <= 4 and analyzer.cache_hits >= 396
+
+
+def test_python_api_is_exported():
+    assert fastcap.scan is scan
+    (s,) = list(fastcap.scan(SEED))
+    assert s.to_dict()["verdicts"][0]["code"] == "no_client_cert"
+
+
+def test_bad_input_exit_2_one_line(tmp_path):
+    bad = tmp_path / "notes.txt"
+    bad.write_text("hello")
+    r = run_cli(str(bad))
+    assert r.returncode == 2
+    assert r.stderr.startswith(f"fastcap: {bad}: not a pcap") and "Traceback" not in r.stderr
+
+
+EXPECTED = corpus_expected()
+
+
+@pytest.mark.parametrize("path", corpus_params())
+def test_every_corpus_capture_scans(path):
+    exp = EXPECTED[path.name]
+    ports = {25} | {int(h["server"].rsplit(":", 1)[1]) for h in exp["tls_handshakes"]}
+    sessions = list(scan(path, ports=ports))
+    by_client = {s.client: s for s in sessions}
+    for hs in exp["tls_handshakes"]:
+        s = by_client[hs["client"]]
+        for side, certs, check in (("server", hs["server_certs"], s.server_check),
+                                   ("client", hs["client_certs"], s.client_check)):
+            if not certs or check is None:
+                continue
+            ours = [c.subject_cn for c in check.certs]
+            theirs = [c["subject_cn"] for c in certs]
+            assert len(ours) == len(theirs), side
+            for a, b in zip(ours, theirs, strict=True):
+                if b is not None and a is not None:
+                    assert a == b.split("\x00")[0] or b.startswith(a[:10]), (side, a, b)
+    assert all(s.verdicts for s in sessions)
