@@ -41,6 +41,13 @@ def main() -> None:
                     conns += len(reasm.feed(sel))
                 conns += len(reasm.finish())
         result = {"frames": counters.packets, "connections": conns}
+    elif stage == "scan":
+        from fastcap.scanner import ScanSummary, scan
+
+        summary = ScanSummary(path)
+        sessions = sum(1 for _ in scan(path, backend=backend, summary=summary))
+        result = {"frames": summary.frames, "scanned_sessions": sessions,
+                  "with_problems": summary.with_problems}
     elif stage == "sessions":
         from fastcap.selection import FrameCounters
         from fastcap.session import iter_sessions

@@ -107,6 +107,11 @@ def main() -> None:
             "inner",
         ),
         (
+            "fastcap scan: + certificates, verdicts, in-proc.",
+            [py, stage, path, "scan", "native"],
+            "inner",
+        ),
+        (
             "fastcap stats (C), whole command",
             [py, "-m", "fastcap.cli", "stats", "--json", path],
             "wall",
@@ -134,7 +139,8 @@ def main() -> None:
             if timing == "inner":
                 res = json.loads(out)
                 secs[name].append(res.pop("seconds"))
-                key = next((k for k in ("selected_frames", "connections", "sessions") if k in res),
+                key = next((k for k in ("selected_frames", "connections", "sessions",
+                                                      "scanned_sessions") if k in res),
                            None)
                 if key in res:
                     ref = references.setdefault(key, res)

@@ -215,3 +215,11 @@ def test_every_corpus_capture_scans(path):
                 if b is not None and a is not None:
                     assert a == b.split("\x00")[0] or b.startswith(a[:10]), (side, a, b)
     assert all(s.verdicts for s in sessions)
+
+
+def test_readme_lists_every_verdict_code():
+    from fastcap.diagnose import CODES
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    missing = [c for c in CODES if f"| `{c}` |" not in readme]
+    assert missing == []
