@@ -29,7 +29,7 @@ from __future__ import annotations
 from bisect import bisect_right
 from collections import OrderedDict
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -158,12 +158,26 @@ class StreamDir:
     rst_frame: int | None
     before_start: int = 0  # payload bytes sent before offset 0 (mid-connection start), dropped
     untraced: int = 0  # stored bytes without a segment-map entry (map full)
+    # frame_at's lookup table (seg_offset, seg_len, seg_frame as lists), built on first use
+    _seg_lists: tuple[list[int], list[int], list[int]] | None = field(
+        default=None, init=False, repr=False, compare=False)
 
     def frame_at(self, offset: int) -> int | None:
-        """Wireshark frame number that supplied the stored byte at `offset`, if known."""
-        i = int(np.searchsorted(self.seg_offset, offset, side="right")) - 1
-        if i >= 0 and offset < int(self.seg_offset[i]) + int(self.seg_len[i]):
-            return int(self.seg_frame[i])
+        """Wireshark frame number that supplied the stored byte at `offset`, if known.
+
+        Called once per SMTP/TLS event, with scalars: `np.searchsorted` and numpy scalar
+        indexing cost microseconds each, so the segment map is copied once into Python lists
+        (cached on first use; the arrays are never modified after construction) and searched
+        with `bisect`.
+        """
+        table = self._seg_lists
+        if table is None:
+            table = self._seg_lists = (
+                self.seg_offset.tolist(), self.seg_len.tolist(), self.seg_frame.tolist())
+        starts, lens, frames = table
+        i = bisect_right(starts, offset) - 1
+        if i >= 0 and offset < starts[i] + lens[i]:
+            return frames[i]
         return None
 
     def contiguous_end(self, start: int = 0) -> int:

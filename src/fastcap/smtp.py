@@ -625,39 +625,61 @@ class SmtpConversation:
             return res
         side = self._s2c
         while True:
-            line = self._read_line(side, tls_ahead and self._acc is None)
-            if line is _TLS_AHEAD:
-                return _TLS_AHEAD
-            if line is None:
-                return None
-            acc = self._acc
-            if isinstance(line, _EndMark):
-                if acc is None:
-                    return _END
-                self._anomaly("reply_unfinished", acc.offset, "s2c")
-                self._acc = None
-                return acc
-            self._line_anomalies(side, line)
-            m = _REPLY_RE.fullmatch(line.head)
-            if m is None:
-                if acc is None and (line.cut or line.tail == "count"):
-                    return _LOST
-                if line.tail != "skip":
-                    self._bad_line(side, line, "bad_reply_line", _show(line.head))
-                continue
+            buf, pos = side.buf, side.pos
+            nl = -1 if side.long_off is not None or side.after_gap else buf.find(
+                b"\n", max(pos, side.scan))
+            if 0 <= nl <= pos + MAX_LINE:
+                # Fast path for the usual line: whole, not over-long, not after a gap. It does
+                # what _read_line/_take_line/_line_anomalies do for such a line without
+                # building a _Line (replies are most of an SMTP dialogue's lines).
+                offset = side.off + pos
+                crlf = nl > pos and buf[nl - 1] == 0x0D
+                head = bytes(buf[pos : nl - 1 if crlf else nl])
+                side.consume(nl + 1 - pos)
+                if not crlf and not side.bare_lf_noted and not _looks_tls(head):
+                    side.bare_lf_noted = True
+                    self._anomaly("bare_lf", offset, side.name)
+                m = _REPLY_RE.fullmatch(head)
+                if m is None:
+                    line = _Line(offset, head, nl + 1 - pos, crlf, True, False)
+                    self._bad_line(side, line, "bad_reply_line", _show(head))
+                    continue
+                acc = self._acc
+            else:
+                line = self._read_line(side, tls_ahead and self._acc is None)
+                if line is _TLS_AHEAD:
+                    return _TLS_AHEAD
+                if line is None:
+                    return None
+                acc = self._acc
+                if isinstance(line, _EndMark):
+                    if acc is None:
+                        return _END
+                    self._anomaly("reply_unfinished", acc.offset, "s2c")
+                    self._acc = None
+                    return acc
+                self._line_anomalies(side, line)
+                m = _REPLY_RE.fullmatch(line.head)
+                if m is None:
+                    if acc is None and (line.cut or line.tail == "count"):
+                        return _LOST
+                    if line.tail != "skip":
+                        self._bad_line(side, line, "bad_reply_line", _show(line.head))
+                    continue
+                offset = line.offset
             side.resync, side.bad = False, 0
             code = int(m[1])
             if acc is None:
-                acc = self._acc = _ReplyAcc(line.offset, code, [])
+                acc = self._acc = _ReplyAcc(offset, code, [])
             elif code != acc.code:
                 self._anomaly(
-                    "reply_code_mismatch", line.offset, "s2c", f"{code} in a {acc.code} reply"
+                    "reply_code_mismatch", offset, "s2c", f"{code} in a {acc.code} reply"
                 )
             if len(acc.lines) < MAX_REPLY_LINES:
                 acc.lines.append(_text(m[3] or b""))
             elif not acc.capped:
                 acc.capped = True
-                self._anomaly("too_many_reply_lines", line.offset, "s2c")
+                self._anomaly("too_many_reply_lines", offset, "s2c")
             if m[2] != b"-":
                 self._acc = None
                 return acc
@@ -1098,54 +1120,64 @@ class _DialogueBuilder:
             )
 
     def add(self, ev: Event) -> None:
-        d, c2s, s2c = self.dialogue, self._frame_at["c2s"], self._frame_at["s2c"]
-        match ev:
-            case Banner(code, text, offset):
-                d.banner_code, d.banner_text, d.banner_frame = code, text, s2c(offset)
-                words = text.split(None, 1)
-                d.banner_host = words[0] if words else None
-                d.banner_names_exchange_online = names_exchange_online(text)
-            case Command(verb, arg, offset):
-                frame = c2s(offset)
-                self._put("commands", CommandRecord(verb, arg, offset, frame))
-                if verb in ("EHLO", "HELO") and d.ehlo_verb is None:
-                    words = arg.split(None, 1)
-                    d.ehlo_verb, d.ehlo_name, d.ehlo_frame = verb, words[0] if words else "", frame
-                elif verb == "STARTTLS":
-                    d.starttls_command_frame = frame
-            case Reply(code, enhanced, lines, offset, answers):
-                rec = ReplyRecord(
-                    code, enhanced, lines[0] if lines else "", offset, s2c(offset), answers
+        # isinstance tests, most frequent event first, instead of a ``match`` on class
+        # patterns: the same dispatch (the event classes are disjoint), with less overhead per
+        # event.
+        d = self.dialogue
+        if isinstance(ev, Reply):
+            code, lines, offset, answers = ev.code, ev.lines, ev.offset, ev.answers
+            rec = ReplyRecord(
+                code, ev.enhanced, lines[0] if lines else "", offset,
+                self._frame_at["s2c"](offset), answers,
+            )
+            self._put("replies", rec)
+            if answers in ("EHLO", "HELO") and 200 <= code < 300:
+                caps = (
+                    []
+                    if answers == "HELO"
+                    else [t.split()[0].upper() for t in lines[1:] if t.split()]
                 )
-                self._put("replies", rec)
-                if answers in ("EHLO", "HELO") and 200 <= code < 300:
-                    caps = (
-                        []
-                        if answers == "HELO"
-                        else [t.split()[0].upper() for t in lines[1:] if t.split()]
-                    )
-                    d.capabilities, d.starttls_offered = caps, "STARTTLS" in caps
-                elif answers == "STARTTLS":
-                    d.starttls_reply = rec
-                if is_relay_denied(ev):
-                    self._put("relay_denied", rec)
-            case StartTls(accepted, c2s_off, s2c_off, implicit):
-                if implicit:
-                    d.implicit_tls = True
-                else:
-                    d.starttls_accepted = accepted
-                if accepted:
-                    d.tls_c2s_offset, d.tls_s2c_offset = c2s_off, s2c_off
-                    d.tls_c2s_frame, d.tls_s2c_frame = c2s(c2s_off), s2c(s2c_off)
-            case DataBody(size, _):
-                d.message_bytes += size
-            case Gap(direction, offset, size):
-                self._put("gaps", GapRecord(direction, offset, size))
-            case Anomaly(kind, detail, offset, direction):
-                frame = self._frame_at[direction](offset) if direction else None
-                self._put("anomalies", AnomalyRecord(kind, detail, direction, offset, frame))
-            case Closed():
-                d.closed = True
+                d.capabilities, d.starttls_offered = caps, "STARTTLS" in caps
+            elif answers == "STARTTLS":
+                d.starttls_reply = rec
+            if is_relay_denied(ev):
+                self._put("relay_denied", rec)
+        elif isinstance(ev, Command):
+            verb, arg, offset = ev.verb, ev.arg, ev.offset
+            frame = self._frame_at["c2s"](offset)
+            self._put("commands", CommandRecord(verb, arg, offset, frame))
+            if verb in ("EHLO", "HELO") and d.ehlo_verb is None:
+                words = arg.split(None, 1)
+                d.ehlo_verb, d.ehlo_name, d.ehlo_frame = verb, words[0] if words else "", frame
+            elif verb == "STARTTLS":
+                d.starttls_command_frame = frame
+        elif isinstance(ev, Anomaly):
+            direction, offset = ev.direction, ev.offset
+            frame = self._frame_at[direction](offset) if direction else None
+            self._put("anomalies", AnomalyRecord(ev.kind, ev.detail, direction, offset, frame))
+        elif isinstance(ev, Banner):
+            text = ev.text
+            d.banner_code, d.banner_text = ev.code, text
+            d.banner_frame = self._frame_at["s2c"](ev.offset)
+            words = text.split(None, 1)
+            d.banner_host = words[0] if words else None
+            d.banner_names_exchange_online = names_exchange_online(text)
+        elif isinstance(ev, StartTls):
+            if ev.implicit:
+                d.implicit_tls = True
+            else:
+                d.starttls_accepted = ev.accepted
+            if ev.accepted:
+                c2s_off, s2c_off = ev.c2s_offset, ev.s2c_offset
+                d.tls_c2s_offset, d.tls_s2c_offset = c2s_off, s2c_off
+                d.tls_c2s_frame = self._frame_at["c2s"](c2s_off)
+                d.tls_s2c_frame = self._frame_at["s2c"](s2c_off)
+        elif isinstance(ev, DataBody):
+            d.message_bytes += ev.size
+        elif isinstance(ev, Gap):
+            self._put("gaps", GapRecord(ev.direction, ev.offset, ev.size))
+        elif isinstance(ev, Closed):
+            d.closed = True
 
 
 def _clean_gaps(gaps: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:

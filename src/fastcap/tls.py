@@ -28,6 +28,7 @@ application-data (encrypted) record of a direction.
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import struct
 from collections.abc import Callable, Iterable, Sequence
@@ -331,14 +332,35 @@ Problems = list[tuple[str, str]]
 
 def _extensions(block: bytes, where: str, problems: Problems) -> tuple[Extension, ...]:
     """An extension list; a broken entry ends it, keeping what came before."""
-    r = _Reader(block)
+    # Inlined (not _Reader) and the extension's name looked up only for the error message:
+    # this runs for every hello, and name_of per extension was a visible share of the cost.
+    # The messages are exactly what _Reader.uint/vec would say.
     out: list[Extension] = []
-    try:
-        while r.left():
-            etype = r.uint(2, "extension type")
-            out.append(Extension(etype, r.vec(2, f"extension {name_of(ExtensionType, etype)}")))
-    except _Malformed as exc:
-        problems.append((f"tls.{where}.bad_extension_list", str(exc)))
+    p, n = 0, len(block)
+    while p < n:
+        if n - p < 2:
+            problems.append(
+                (f"tls.{where}.bad_extension_list", f"extension type: needs 2 bytes, {n - p} left")
+            )
+            break
+        etype = (block[p] << 8) | block[p + 1]
+        p += 2
+        if n - p < 2:
+            what = f"extension {name_of(ExtensionType, etype)}"
+            problems.append(
+                (f"tls.{where}.bad_extension_list", f"{what}: needs 2 bytes, {n - p} left")
+            )
+            break
+        elen = (block[p] << 8) | block[p + 1]
+        p += 2
+        if n - p < elen:
+            what = f"extension {name_of(ExtensionType, etype)}"
+            problems.append(
+                (f"tls.{where}.bad_extension_list", f"{what}: needs {elen} bytes, {n - p} left")
+            )
+            break
+        out.append(Extension(etype, bytes(block[p : p + elen])))
+        p += elen
     return tuple(out)
 
 
@@ -378,16 +400,17 @@ def _vec_exact(data: bytes, size: int, what: str) -> bytes:
     return out
 
 
-def _client_hello(
+def _client_hello_tail(
     legacy_version: int,
-    random: bytes,
-    session_id: bytes,
     suites: tuple[int, ...],
     compression: tuple[int, ...],
     exts: tuple[Extension, ...],
     problems: Problems,
     sslv2: bool = False,
-) -> ClientHello:
+) -> tuple[Any, ...]:
+    """Every ClientHello field after ``session_id``, in declaration order (with the
+    fingerprints), so callers can build the hello positionally around their own random and
+    session id."""
     sni: str | None = None
     has_sni = False
     alpn: list[bytes] = []
@@ -428,25 +451,69 @@ def _client_hello(
         signature_algorithms=sigalgs,
         first_alpn=alpn[0] if alpn else None,
     )
-    return ClientHello(
-        legacy_version=legacy_version,
-        random=random,
-        session_id=session_id,
-        cipher_suites=suites,
-        compression_methods=compression,
-        extensions=exts,
-        sni=sni,
-        alpn=tuple(_printable(a) for a in alpn),
-        supported_versions=versions,
-        signature_algorithms=sigalgs,
-        supported_groups=groups,
-        ec_point_formats=formats,
-        ja3=j3,
-        ja3_md5=ja3_md5(j3),
-        ja4=j4,
-        ja4_r=j4r,
-        sslv2=sslv2,
+    return (
+        suites,
+        compression,
+        exts,
+        sni,
+        tuple(_printable(a) for a in alpn),
+        versions,
+        sigalgs,
+        groups,
+        formats,
+        j3,
+        ja3_md5(j3),
+        j4,
+        j4r,
+        sslv2,
     )
+
+
+def _client_hello(
+    legacy_version: int,
+    random: bytes,
+    session_id: bytes,
+    suites: tuple[int, ...],
+    compression: tuple[int, ...],
+    exts: tuple[Extension, ...],
+    problems: Problems,
+    sslv2: bool = False,
+) -> ClientHello:
+    tail = _client_hello_tail(legacy_version, suites, compression, exts, problems, sslv2)
+    return ClientHello(legacy_version, random, session_id, *tail)
+
+
+_NO_PROBLEMS: tuple[tuple[str, str], ...] = ()
+# Messages larger than this are parsed without memoising: real hellos and chains are a few
+# KiB, and a hostile capture must not pin hundreds of 1 MiB messages in the caches.
+_MEMO_MAX = 64 * 1024
+
+
+@functools.lru_cache(maxsize=256)
+def _client_hello_rest(
+    legacy_version: int, rest: bytes
+) -> tuple[tuple[Any, ...] | None, tuple[tuple[str, str], ...], tuple[tuple[str, str], ...]]:
+    """(fields after session_id or None if malformed, problems before the session-id check,
+    problems after it) for the ClientHello bytes following ``legacy_session_id``.
+
+    Memoised because one sending MTA repeats the same hello in every session apart from its
+    random and session id (which are not part of ``rest``): extension parsing and the JA3/JA4
+    hashes were most of the per-session TLS cost. Everything cached is immutable.
+    """
+    r = _Reader(rest)
+    try:
+        suites = _u16s(r.vec(2, "cipher_suites"), "cipher_suites")
+        compression = tuple(r.vec(1, "compression_methods"))
+        ext_block = r.vec(2, "extensions") if r.left() else b""
+    except _Malformed as exc:
+        return None, (("tls.client_hello.malformed", str(exc)),), _NO_PROBLEMS
+    pre: Problems = []
+    if r.left():
+        pre.append(("tls.client_hello.trailing_bytes", f"{r.left()} bytes after extensions"))
+    post: Problems = []
+    exts = _extensions(ext_block, "client_hello", post)
+    tail = _client_hello_tail(legacy_version, suites, compression, exts, post)
+    return tail, tuple(pre), tuple(post)
 
 
 def parse_client_hello(body: bytes, problems: Problems) -> ClientHello | None:
@@ -456,18 +523,19 @@ def parse_client_hello(body: bytes, problems: Problems) -> ClientHello | None:
         legacy_version = r.uint(2, "legacy_version")
         random = r.take(32, "random")
         session_id = r.vec(1, "legacy_session_id")
-        suites = _u16s(r.vec(2, "cipher_suites"), "cipher_suites")
-        compression = tuple(r.vec(1, "compression_methods"))
-        ext_block = r.vec(2, "extensions") if r.left() else b""
     except _Malformed as exc:
         problems.append(("tls.client_hello.malformed", str(exc)))
         return None
-    if r.left():
-        problems.append(("tls.client_hello.trailing_bytes", f"{r.left()} bytes after extensions"))
+    rest = bytes(r.rest())
+    memo = _client_hello_rest if len(rest) <= _MEMO_MAX else _client_hello_rest.__wrapped__
+    tail, pre, post = memo(legacy_version, rest)
+    problems.extend(pre)
+    if tail is None:
+        return None
     if len(session_id) > 32:
         problems.append(("tls.client_hello.long_session_id", f"{len(session_id)} bytes"))
-    exts = _extensions(ext_block, "client_hello", problems)
-    return _client_hello(legacy_version, random, session_id, suites, compression, exts, problems)
+    problems.extend(post)
+    return ClientHello(legacy_version, random, session_id, *tail)
 
 
 def parse_sslv2_client_hello(body: bytes, problems: Problems) -> ClientHello | None:
@@ -510,29 +578,16 @@ def parse_server_hello(body: bytes, problems: Problems) -> ServerHello | None:
         legacy_version = r.uint(2, "legacy_version")
         random = r.take(32, "random")
         session_id = r.vec(1, "legacy_session_id")
-        suite = r.uint(2, "cipher_suite")
-        compression = r.uint(1, "compression_method")
-        ext_block = r.vec(2, "extensions") if r.left() else b""
     except _Malformed as exc:
         problems.append(("tls.server_hello.malformed", str(exc)))
         return None
-    if r.left():
-        problems.append(("tls.server_hello.trailing_bytes", f"{r.left()} bytes after extensions"))
-    exts = _extensions(ext_block, "server_hello", problems)
-    version, alpn, group = legacy_version, None, None
-    for ext in exts:
-        try:
-            if ext.type == ExtensionType.supported_versions:
-                if len(ext.data) != 2:
-                    raise _Malformed(f"selected_version: {len(ext.data)} bytes, expected 2")
-                version = int.from_bytes(ext.data, "big")
-            elif ext.type == ExtensionType.application_layer_protocol_negotiation:
-                names = _alpn(ext.data)
-                alpn = _printable(names[0]) if names else None
-            elif ext.type == ExtensionType.key_share:
-                group = _Reader(ext.data).uint(2, "key_share group")
-        except _Malformed as exc:
-            problems.append(("tls.server_hello.bad_extension", f"{ext.name}: {exc}"))
+    rest = bytes(r.rest())
+    memo = _server_hello_rest if len(rest) <= _MEMO_MAX else _server_hello_rest.__wrapped__
+    tail, found = memo(legacy_version, rest)
+    problems.extend(found)
+    if tail is None:
+        return None
+    suite, compression, exts, version, alpn, group = tail
     downgrade = None
     if random[-8:] == DOWNGRADE_TLS12:
         downgrade = "TLS1.2"
@@ -551,6 +606,44 @@ def parse_server_hello(body: bytes, problems: Problems) -> ServerHello | None:
         group=group,
         downgrade=downgrade,
     )
+
+
+@functools.lru_cache(maxsize=256)
+def _server_hello_rest(
+    legacy_version: int, rest: bytes
+) -> tuple[tuple[Any, ...] | None, tuple[tuple[str, str], ...]]:
+    """(cipher_suite, compression, extensions, version, alpn, group) or None if malformed,
+    with the problems found, for the ServerHello bytes after ``legacy_session_id``.
+
+    Memoised for the same reason as ClientHellos: one server answers every session alike, and
+    only its random and session id (not part of ``rest``) change. The result is immutable.
+    """
+    problems: Problems = []
+    r = _Reader(rest)
+    try:
+        suite = r.uint(2, "cipher_suite")
+        compression = r.uint(1, "compression_method")
+        ext_block = r.vec(2, "extensions") if r.left() else b""
+    except _Malformed as exc:
+        return None, (("tls.server_hello.malformed", str(exc)),)
+    if r.left():
+        problems.append(("tls.server_hello.trailing_bytes", f"{r.left()} bytes after extensions"))
+    exts = _extensions(ext_block, "server_hello", problems)
+    version, alpn, group = legacy_version, None, None
+    for ext in exts:
+        try:
+            if ext.type == ExtensionType.supported_versions:
+                if len(ext.data) != 2:
+                    raise _Malformed(f"selected_version: {len(ext.data)} bytes, expected 2")
+                version = int.from_bytes(ext.data, "big")
+            elif ext.type == ExtensionType.application_layer_protocol_negotiation:
+                names = _alpn(ext.data)
+                alpn = _printable(names[0]) if names else None
+            elif ext.type == ExtensionType.key_share:
+                group = _Reader(ext.data).uint(2, "key_share group")
+        except _Malformed as exc:
+            problems.append(("tls.server_hello.bad_extension", f"{ext.name}: {exc}"))
+    return (suite, compression, exts, version, alpn, group), tuple(problems)
 
 
 def _cert_list(raw: bytes, tls13: bool, problems: Problems) -> Certificate:
@@ -576,6 +669,23 @@ def _cert_list(raw: bytes, tls13: bool, problems: Problems) -> Certificate:
 def parse_certificate(body: bytes, version: int | None, problems: Problems) -> Certificate | None:
     """Certificate in the TLS <= 1.2 form or the TLS 1.3 form (context + per-entry extensions);
     the negotiated version picks the form, the other is tried if the lengths disagree."""
+    memo = _parse_certificate_cached
+    cert, found = (memo if len(body) <= _MEMO_MAX else memo.__wrapped__)(bytes(body), version)
+    problems.extend(found)
+    return cert
+
+
+@functools.lru_cache(maxsize=128)
+def _parse_certificate_cached(
+    body: bytes, version: int | None
+) -> tuple[Certificate | None, tuple[tuple[str, str], ...]]:
+    """Memoised: a capture repeats the same chain in session after session. The result is
+    immutable (tuples of bytes), so sharing it is safe."""
+    problems: Problems = []
+    return _parse_certificate(body, version, problems), tuple(problems)
+
+
+def _parse_certificate(body: bytes, version: int | None, problems: Problems) -> Certificate | None:
     forms = (True, False) if _is_tls13(version) else (False, True)
     errors = []
     for tls13 in forms:
@@ -647,6 +757,24 @@ def parse_certificate_request(
 ) -> CertificateRequest | None:
     """CertificateRequest: TLS 1.2 (types, signature algorithms, CAs), TLS 1.0/1.1 (no
     signature algorithms) or TLS 1.3 (context + extensions)."""
+    memo = _parse_certificate_request_cached
+    req, found = (memo if len(body) <= _MEMO_MAX else memo.__wrapped__)(bytes(body), version)
+    problems.extend(found)
+    return req
+
+
+@functools.lru_cache(maxsize=128)
+def _parse_certificate_request_cached(
+    body: bytes, version: int | None
+) -> tuple[CertificateRequest | None, tuple[tuple[str, str], ...]]:
+    """Memoised like certificates: one server sends the same request (CA list) every time."""
+    problems: Problems = []
+    return _parse_certificate_request(body, version, problems), tuple(problems)
+
+
+def _parse_certificate_request(
+    body: bytes, version: int | None, problems: Problems
+) -> CertificateRequest | None:
     if _is_tls13(version):
         forms = ("1.3", "1.2", "1.1")
     elif version is not None and version < 0x0303:
@@ -837,6 +965,42 @@ class TlsStream:
     def _consume(self, mv: memoryview, base: int, out: list[TlsEvent]) -> None:
         pos, n = 0, len(mv)
         while pos < n and self.stopped is None:
+            if not self._in_body and not self._hdr and n - pos >= 5:
+                # Fast path for a record whose header (and usually body) is all in view, the
+                # common case when whole streams are fed: no byte-wise header buffering, and
+                # application data/heartbeat records -- most records of a mail session -- go
+                # straight to an event. Same checks and events as the general path below.
+                ctype = mv[pos]
+                length = (mv[pos + 3] << 8) | mv[pos + 4]
+                if (
+                    mv[pos + 1] == 3
+                    and length <= MAX_RECORD
+                    and n - pos - 5 >= length
+                    and not self._hs
+                ):
+                    if ctype == 23 or ctype == 24:
+                        self._records += 1
+                        out.append(EncryptedRecord(base + pos, ctype, length))
+                        pos += 5 + length
+                        continue
+                    if (ctype == 21 or ctype == 22) and self._encrypted():
+                        self._records += 1
+                        if ctype == 22:
+                            out.append(EncryptedRecord(base + pos, 22, length))
+                        else:
+                            out.append(Alert(base + pos, None, None, encrypted=True, length=length))
+                        pos += 5 + length
+                        continue
+                if self._records or ctype < 0x80:  # not a possible SSL 2.0 header
+                    self._rec_off = base + pos
+                    self._start_record(out, False, bytes(mv[pos : pos + 5]))
+                    pos += 5
+                    if self._in_body and self._need <= n - pos:
+                        end = pos + self._need
+                        self._need = 0
+                        self._finish_record(out, bytes(mv[pos:end]) if self._keep else b"")
+                        pos = end
+                    continue
             if self._in_body:
                 take = min(self._need, n - pos)
                 if self._keep:
@@ -844,7 +1008,7 @@ class TlsStream:
                 pos += take
                 self._need -= take
                 if self._need == 0:
-                    self._finish_record(out)
+                    self._finish_record(out, bytes(self._body))
                 continue
             if not self._hdr:
                 self._rec_off = base + pos
@@ -856,11 +1020,11 @@ class TlsStream:
             self._hdr += mv[pos : pos + take]
             pos += take
             if len(self._hdr) == size:
-                self._start_record(out, sslv2)
+                h = bytes(self._hdr)
+                self._hdr.clear()
+                self._start_record(out, sslv2, h)
 
-    def _start_record(self, out: list[TlsEvent], sslv2: bool) -> None:
-        h = bytes(self._hdr)
-        self._hdr.clear()
+    def _start_record(self, out: list[TlsEvent], sslv2: bool, h: bytes) -> None:
         off = self._rec_off
         if sslv2:
             ctype, length = _SSL2_RECORD, ((h[0] & 0x7F) << 8) | h[1]
@@ -882,13 +1046,13 @@ class TlsStream:
         self._body.clear()
         self._in_body = True
         if length == 0:
-            self._finish_record(out)
+            self._finish_record(out, b"")
 
-    def _finish_record(self, out: list[TlsEvent]) -> None:
+    def _finish_record(self, out: list[TlsEvent], body: bytes) -> None:
+        """The current record is complete; ``body`` is its bytes when kept (else empty)."""
         self._in_body = False
         self._records += 1
         ctype, off, length = self._rec_type, self._rec_off, self._rec_len
-        body = bytes(self._body)
         self._body.clear()
         if ctype == _SSL2_RECORD:
             self._sslv2_record(body, off, out)
@@ -963,6 +1127,23 @@ class TlsStream:
             self._hs_skip -= k
             if not fragment:
                 return
+        if not self._hs:
+            # Nothing buffered: read the messages that are whole in this record straight from
+            # it (the usual case), then buffer only a remainder, exactly as the general loop
+            # below would leave it.
+            p, n = 0, len(fragment)
+            rec_end = frag_off + n
+            while n - p >= 4:
+                mlen = (fragment[p + 1] << 16) | (fragment[p + 2] << 8) | fragment[p + 3]
+                if mlen > MAX_HANDSHAKE or n - p - 4 < mlen:
+                    break
+                self._message(
+                    frag_off + p, fragment[p], mlen, fragment[p + 4 : p + 4 + mlen], out, rec_end
+                )
+                p += 4 + mlen
+            if p == n:
+                return
+            fragment, frag_off = fragment[p:], frag_off + p
         self._hs_marks.append((len(self._hs), frag_off))
         self._hs += fragment
         rec_end = frag_off + len(fragment)
@@ -1410,7 +1591,9 @@ class _Summary:
 
     def add(self, from_client: bool, ev: TlsEvent, frame: int | None) -> None:
         at = Where(ev.offset, frame)
-        if isinstance(ev, HandshakeMessage):
+        if isinstance(ev, EncryptedRecord):  # first: the most frequent event by far
+            self._encrypted(from_client, ev, at)
+        elif isinstance(ev, HandshakeMessage):
             self._handshake(from_client, ev, at)
         elif isinstance(ev, ChangeCipherSpec):
             self.ccs[from_client] = True
@@ -1421,8 +1604,6 @@ class _Summary:
             if ev.encrypted:
                 self.traffic[from_client].add(ev.length, at)
             self._letter(from_client, "l", at)
-        elif isinstance(ev, EncryptedRecord):
-            self._encrypted(from_client, ev, at)
         elif isinstance(ev, Anomaly):
             self.anomalies.append(TlsAnomaly(from_client, ev.code, ev.message, at))
         else:
@@ -1740,19 +1921,25 @@ def _merge(
     without a frame inherit the previous one of their direction."""
     i = j = 0
     key_c = key_s = 0
-    while i < len(c2s) or j < len(s2c):
-        kc = c2s[i][1] if i < len(c2s) else None
-        ks = s2c[j][1] if j < len(s2c) else None
-        kc = key_c if kc is None else kc
-        ks = key_s if ks is None else ks
-        if j >= len(s2c) or (i < len(c2s) and kc <= ks):
+    nc, ns = len(c2s), len(s2c)
+    while i < nc and j < ns:
+        ev_c, fc = c2s[i]
+        ev_s, fs = s2c[j]
+        kc = key_c if fc is None else fc
+        ks = key_s if fs is None else fs
+        if kc <= ks:
             key_c = kc
-            yield True, c2s[i][0], c2s[i][1]
+            yield True, ev_c, fc
             i += 1
         else:
             key_s = ks
-            yield False, s2c[j][0], s2c[j][1]
+            yield False, ev_s, fs
             j += 1
+    # one direction is used up: the rest of the other follows in its own order
+    for ev, frame in c2s[i:]:
+        yield True, ev, frame
+    for ev, frame in s2c[j:]:
+        yield False, ev, frame
 
 
 def parse_handshake(
@@ -1770,10 +1957,12 @@ def parse_handshake(
     client.set_version(server.version)
     c_events = _run(client, c2s, c2s_start)
     summary = _Summary()
-    c_framed = [(ev, _event_frame(ev, c2s.frame_at)) for ev in c_events]
-    s_framed = [(ev, _event_frame(ev, s2c.frame_at)) for ev in s_events]
+    add = summary.add
+    c_frame_at, s_frame_at = c2s.frame_at, s2c.frame_at
+    c_framed = [(ev, _event_frame(ev, c_frame_at)) for ev in c_events]
+    s_framed = [(ev, _event_frame(ev, s_frame_at)) for ev in s_events]
     for from_client, ev, frame in _merge(c_framed, s_framed):
-        summary.add(from_client, ev, frame)
+        add(from_client, ev, frame)
     return summary.result()
 
 
