@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import datetime as dt
 import heapq
 import io
 import ipaddress
@@ -340,10 +341,19 @@ def _retarget(conv: Conversation, old_ip: str, new_ip: str) -> Conversation:
 
 
 def plan_smtp(
-    framer: Framer, rng: random.Random, addrs: Addresses, n: int, size: int
+    framer: Framer,
+    rng: random.Random,
+    addrs: Addresses,
+    n: int,
+    size: int,
+    now: dt.datetime | None = None,
 ) -> list[Session]:
-    """Run a few real conversations per scenario and replay them ``n`` times."""
-    pki = make_pki()
+    """Run a few real conversations per scenario and replay them ``n`` times.
+
+    The certificates are made at ``now`` (valid from a day before), so a capture stamped
+    shortly before ``now`` finds them valid, and the expired one expired.
+    """
+    pki = make_pki(now)
     pool: dict[str, list[tuple[Conversation, object]]] = {}
     for name in SCENARIO_NAMES:
         pool[name] = []
@@ -411,7 +421,10 @@ def generate(out: Path, size: int, fmt: str, n_smtp: int, seed: int) -> dict:
     framer = Framer(fmt)
     addrs = Addresses(rng)
     payload = rng.randbytes(1 << 16)
-    sessions = plan_smtp(framer, rng, addrs, n_smtp, size)
+    # Certificates are made now and valid from a day ago; the capture starts an hour ago, so
+    # every session falls inside their validity window (only the expired one is out of date).
+    now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    sessions = plan_smtp(framer, rng, addrs, n_smtp, size, now)
     smtp_bytes = sum(len(r) for s in sessions for _, r in s.records)
     if sessions and smtp_bytes > size * 0.5:
         keep = max(1, int(len(sessions) * size * 0.5 / smtp_bytes))
@@ -426,7 +439,7 @@ def generate(out: Path, size: int, fmt: str, n_smtp: int, seed: int) -> dict:
 
     header = framer.file_header()
     budget = size - len(header) - smtp_bytes  # bytes of background traffic to write
-    t = 1_705_311_000_000_000_000 + rng.randrange(0, 10**12)
+    t = int((now - dt.timedelta(hours=1)).timestamp()) * 1_000_000_000 + rng.randrange(0, 10**12)
     stamp = framer.stamp
     frames = 0
     written = len(header)
