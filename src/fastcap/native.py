@@ -234,11 +234,12 @@ class NativeReassemblerCore:
                 bits = None if complete else np.empty((n + 7) // 8, np.uint8)
                 so, sl, sf = np.empty(nseg, np.int64), np.empty(nseg, np.int32), np.empty(
                     nseg, np.int64)
+                # from_buffer is far cheaper than building numpy's .ctypes helper per array
                 lib.fc_reasm_done_copy(
                     self._r, i, k,
-                    ffi.NULL if bits is None else ffi.cast("uint8_t *", bits.ctypes.data),
-                    ffi.cast(_I64, so.ctypes.data), ffi.cast(_I32, sl.ctypes.data),
-                    ffi.cast(_I64, sf.ctypes.data))
+                    ffi.NULL if bits is None else ffi.from_buffer("uint8_t[]", bits),
+                    ffi.from_buffer("int64_t[]", so), ffi.from_buffer("int32_t[]", sl),
+                    ffi.from_buffer("int64_t[]", sf))
                 dirs.append(RawDir(
                     data=data, filled_bits=bits, seg_off=so, seg_len=sl, seg_frame=sf,
                     seen_bytes=seen, before_start=before, untraced=untraced,
