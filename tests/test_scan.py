@@ -223,3 +223,31 @@ def test_readme_lists_every_verdict_code():
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
     missing = [c for c in CODES if f"| `{c}` |" not in readme]
     assert missing == []
+
+
+def test_progress_shows_on_a_terminal_only(tmp_path):
+    """stderr a terminal: a progress line with GB/s; a pipe (as in every other test): none."""
+    import os
+    import pty
+
+    master, slave = pty.openpty()
+    try:
+        proc = subprocess.run([sys.executable, "-m", "fastcap.cli", "scan", str(SEED)],
+                              stdout=subprocess.PIPE, stderr=slave, timeout=120)
+        os.close(slave)
+        chunks = []
+        while True:
+            try:
+                data = os.read(master, 65536)
+            except OSError:
+                break
+            if not data:
+                break
+            chunks.append(data)
+    finally:
+        os.close(master)
+    tty_err = b"".join(chunks).decode()
+    assert proc.returncode == 1
+    assert "GB/s" in tty_err and "100.0%" in tty_err
+    piped = run_cli(str(SEED))
+    assert "GB/s" not in piped.stderr
