@@ -207,3 +207,17 @@ def test_implicit_tls_port_starts_tls_at_byte_zero(tmp_path, conversations):
     assert s.tls.client_hello_at.frame == 4 and s.tls.client_certificate == []
     r = _follow(str(path), "--session", "1", "--ports", "465", "--implicit-tls-ports", "465")
     assert r.returncode == 0 and "C: Certificate, EMPTY" in r.stdout
+
+
+@pytest.mark.parametrize("hexaddr,text", [
+    ("00000000000000000000ffff0a000001", "10.0.0.1"),
+    ("20010db8000000000000000000000001", "2001:db8::1"),
+    ("fe800000000000000202b3fffe1e8329", "fe80::202:b3ff:fe1e:8329"),
+    ("00000000000000000000000000000000", "::"),
+])
+def test_addresses_print_like_wireshark(hexaddr, text):
+    from fastcap.session import addr_text, endpoint_text
+
+    assert addr_text(bytes.fromhex(hexaddr)) == text
+    assert endpoint_text(bytes.fromhex(hexaddr), 25) == (f"[{text}]:25" if ":" in text
+                                                         else f"{text}:25")

@@ -7,8 +7,8 @@ ports) parsed.  Sessions are numbered from 1 in the order of their first frame; 
 from __future__ import annotations
 
 import heapq
-import ipaddress
 import os
+import socket
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,10 +23,14 @@ from .tls import TlsHandshake, parse_handshake
 DEFAULT_IMPLICIT_TLS_PORTS = frozenset({465})
 
 
+_V4_MAPPED = b"\0" * 10 + b"\xff\xff"
+
+
 def addr_text(addr16: bytes) -> str:
-    """16-byte address (IPv4 as ::ffff:a.b.c.d) in the usual notation."""
-    ip = ipaddress.IPv6Address(addr16)
-    return str(ip.ipv4_mapped) if ip.ipv4_mapped else str(ip)
+    """16-byte address (IPv4 as ::ffff:a.b.c.d) in the usual notation (RFC 5952 for IPv6)."""
+    if addr16[:12] == _V4_MAPPED:
+        return socket.inet_ntop(socket.AF_INET, addr16[12:])
+    return socket.inet_ntop(socket.AF_INET6, addr16)
 
 
 def endpoint_text(addr16: bytes, port: int) -> str:
