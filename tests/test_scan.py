@@ -41,8 +41,11 @@ def test_seed_scenario_is_no_client_cert():
 
 
 def test_cli_table_and_exit_code_on_the_seed_example():
-    r = run_cli(str(SEED))
+    """README's first command, exactly: the seed case and nothing else is wrong."""
+    r = run_cli("--ca-file", str(EXAMPLES / "test-root.pem"), str(SEED))
     assert r.returncode == 1, r.stderr
+    assert "no_client_cert, exchange_online_peer" in r.stdout
+    assert "untrusted" not in r.stdout
     assert "none (empty Certificate)" in r.stdout and "no_client_cert" in r.stdout
     assert "fix:" in r.stdout and "1 session(s) in 1 file(s); 1 with problems" in r.stdout
     assert "Traceback" not in r.stderr
