@@ -516,17 +516,26 @@ def _client_hello_rest(
     return tail, tuple(pre), tuple(post)
 
 
-def parse_client_hello(body: bytes, problems: Problems) -> ClientHello | None:
-    """ClientHello body (after the 4-byte handshake header); None if malformed."""
+def _hello_head(body: bytes, kind: str, problems: Problems
+                ) -> tuple[int, bytes, bytes, bytes] | None:
+    """(legacy_version, random, session_id, rest) common to both hellos; None if cut."""
     r = _Reader(body)
     try:
         legacy_version = r.uint(2, "legacy_version")
         random = r.take(32, "random")
         session_id = r.vec(1, "legacy_session_id")
     except _Malformed as exc:
-        problems.append(("tls.client_hello.malformed", str(exc)))
+        problems.append((f"tls.{kind}.malformed", str(exc)))
         return None
-    rest = bytes(r.rest())
+    return legacy_version, random, session_id, bytes(r.rest())
+
+
+def parse_client_hello(body: bytes, problems: Problems) -> ClientHello | None:
+    """ClientHello body (after the 4-byte handshake header); None if malformed."""
+    head = _hello_head(body, "client_hello", problems)
+    if head is None:
+        return None
+    legacy_version, random, session_id, rest = head
     memo = _client_hello_rest if len(rest) <= _MEMO_MAX else _client_hello_rest.__wrapped__
     tail, pre, post = memo(legacy_version, rest)
     problems.extend(pre)
@@ -573,15 +582,10 @@ def parse_sslv2_client_hello(body: bytes, problems: Problems) -> ClientHello | N
 
 
 def parse_server_hello(body: bytes, problems: Problems) -> ServerHello | None:
-    r = _Reader(body)
-    try:
-        legacy_version = r.uint(2, "legacy_version")
-        random = r.take(32, "random")
-        session_id = r.vec(1, "legacy_session_id")
-    except _Malformed as exc:
-        problems.append(("tls.server_hello.malformed", str(exc)))
+    head = _hello_head(body, "server_hello", problems)
+    if head is None:
         return None
-    rest = bytes(r.rest())
+    legacy_version, random, session_id, rest = head
     memo = _server_hello_rest if len(rest) <= _MEMO_MAX else _server_hello_rest.__wrapped__
     tail, found = memo(legacy_version, rest)
     problems.extend(found)
