@@ -254,3 +254,19 @@ def test_progress_shows_on_a_terminal_only(tmp_path):
     assert "GB/s" in tty_err and "100.0%" in tty_err
     piped = run_cli(str(SEED))
     assert "GB/s" not in piped.stderr
+
+
+def test_stream_cap_option_recovers_a_huge_certificate():
+    """The corpus' 339 KB Certificate does not fit the default 256 KiB per direction."""
+    path = [p.values[0] for p in corpus_params()
+            if p.values[0] is not None
+            and p.values[0].name == "zeek__tls-fragmented-handshake.pcap"]
+    if not path:
+        pytest.skip("corpus not found")
+    small = json.loads(run_cli("--format", "jsonl", "--ports", "4433", str(path[0])).stdout)
+    assert "handshake_incomplete" in [v["code"] for v in small["verdicts"]]
+    big = json.loads(run_cli("--format", "jsonl", "--ports", "4433", "--stream-cap", "1M",
+                             str(path[0])).stdout)
+    assert big["server_cert_check"]["certs"][0]["subject"] == "CN=Bro"
+    r = run_cli("--stream-cap", "12X", str(SEED))
+    assert r.returncode == 2 and "bad size" in r.stderr

@@ -27,6 +27,19 @@ def _ports(text: str) -> frozenset[int]:
         raise argparse.ArgumentTypeError(str(e)) from None
 
 
+def _size(text: str) -> int:
+    """'262144', '256K', '2M' → bytes (1 KiB to 1 GiB)."""
+    units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
+    t = text.strip().upper().removesuffix("B")
+    try:
+        n = int(t[:-1]) * units[t[-1]] if t and t[-1] in units else int(t)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"bad size {text!r}") from None
+    if not 1 << 10 <= n <= 1 << 30:
+        raise argparse.ArgumentTypeError(f"size {text!r} is outside 1K..1G")
+    return n
+
+
 def _parser() -> argparse.ArgumentParser:
     backend = "native C" if native_available() else "pure Python (native module not built)"
     p = argparse.ArgumentParser(prog="fastcap", description=__doc__.splitlines()[0])
@@ -58,6 +71,9 @@ def _parser() -> argparse.ArgumentParser:
     sc.add_argument("--ca-file", metavar="PEM", help="extra trusted roots (PEM bundle)")
     sc.add_argument("--export-certs", metavar="DIR",
                     help="write every certificate seen as DER and PEM, named by SHA-256")
+    sc.add_argument("--stream-cap", type=_size, default=256 * 1024, metavar="BYTES",
+                    help="bytes kept per direction of a connection (default 256K; e.g. 2M "
+                    "for certificate chains larger than that)")
     sc.add_argument("--backend", choices=("auto", "native", "python"), default="auto")
     fo = sub.add_parser("follow", help="show one SMTP session like Wireshark's Follow TCP Stream")
     fo.add_argument("file", metavar="FILE")
@@ -67,6 +83,8 @@ def _parser() -> argparse.ArgumentParser:
                     help="TCP ports to select (default 25)")
     fo.add_argument("--implicit-tls-ports", type=_ports, default=frozenset({465}),
                     metavar="PORTS", help="ports where TLS starts at once (default 465)")
+    fo.add_argument("--stream-cap", type=_size, default=256 * 1024, metavar="BYTES",
+                    help="bytes kept per direction of a connection (default 256K)")
     fo.add_argument("--backend", choices=("auto", "native", "python"), default="auto")
     return p
 
@@ -116,7 +134,8 @@ def _cmd_scan(args) -> int:
         try:
             for sess in scan(path, ports=args.ports, implicit_tls_ports=args.implicit_tls_ports,
                              expect_name=args.expect_name, backend=args.backend,
-                             analyzer=analyzer, summary=summary, progress=progress):
+                             analyzer=analyzer, summary=summary, progress=progress,
+                             stream_cap=args.stream_cap):
                 if args.export_certs:
                     for w in report.export_certs(sess, args.export_certs):
                         print(f"fastcap: warning: {w}", file=sys.stderr)
@@ -172,7 +191,7 @@ def _cmd_follow(args) -> int:
     seen = 0
     meta: list = []
     for s in iter_sessions(args.file, ports=args.ports, backend=args.backend,
-                           implicit_tls_ports=args.implicit_tls_ports,
+                           implicit_tls_ports=args.implicit_tls_ports, cap=args.stream_cap,
                            keep_streams=lambda n: n == args.session, capture_out=meta):
         seen = max(seen, s.number)
         if s.number == args.session:

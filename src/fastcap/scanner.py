@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 from .diagnose import PROBLEM_CODES, diagnose
+from .reassembly import DEFAULT_CAP
 from .selection import DEFAULT_PORTS, FrameCounters
 from .session import DEFAULT_IMPLICIT_TLS_PORTS, Session, iter_sessions
 from .x509check import Analyzer, TrustStore
@@ -73,11 +74,13 @@ def scan(path: str | os.PathLike, *, ports: Iterable[int] = DEFAULT_PORTS,
          expect_name: str | None = None, trust: str = "mozilla",
          ca_file: str | os.PathLike | None = None, backend: str = "auto",
          analyzer: Analyzer | None = None, summary: ScanSummary | None = None,
-         progress: Callable[[int, int], None] | None = None) -> Iterator[Session]:
+         progress: Callable[[int, int], None] | None = None,
+         stream_cap: int = DEFAULT_CAP) -> Iterator[Session]:
     """Every TCP connection on `ports` as a judged `Session`, numbered from 1 by first frame.
 
     Certificate analysis is memoised per distinct chain and capture day, so one Analyzer
-    (pass your own to share it across files) makes repeated certificates cheap.
+    (pass your own to share it across files) makes repeated certificates cheap.  `stream_cap`
+    bounds the bytes kept per direction of a connection (raise it for huge chains).
     Raises CaptureError for a file that is not a readable capture.
     """
     analyzer = analyzer or Analyzer(trust_store(trust, ca_file))
@@ -85,7 +88,7 @@ def scan(path: str | os.PathLike, *, ports: Iterable[int] = DEFAULT_PORTS,
     meta: list = []
     for s in iter_sessions(path, ports=ports, implicit_tls_ports=implicit_tls_ports,
                            backend=backend, counters=counters, capture_out=meta,
-                           progress=progress):
+                           progress=progress, cap=stream_cap):
         judge(s, analyzer, expect_name=expect_name)
         if summary is not None:
             summary.sessions += 1
