@@ -489,6 +489,11 @@ _NO_PROBLEMS: tuple[tuple[str, str], ...] = ()
 _MEMO_MAX = 64 * 1024
 
 
+def _memoised(cached, data: bytes, *args):
+    """Call an lru_cache'd parser, bypassing the cache for messages too big to keep pinned."""
+    return (cached if len(data) <= _MEMO_MAX else cached.__wrapped__)(*args)
+
+
 @functools.lru_cache(maxsize=256)
 def _client_hello_rest(
     legacy_version: int, rest: bytes
@@ -536,8 +541,7 @@ def parse_client_hello(body: bytes, problems: Problems) -> ClientHello | None:
     if head is None:
         return None
     legacy_version, random, session_id, rest = head
-    memo = _client_hello_rest if len(rest) <= _MEMO_MAX else _client_hello_rest.__wrapped__
-    tail, pre, post = memo(legacy_version, rest)
+    tail, pre, post = _memoised(_client_hello_rest, rest, legacy_version, rest)
     problems.extend(pre)
     if tail is None:
         return None
@@ -586,8 +590,7 @@ def parse_server_hello(body: bytes, problems: Problems) -> ServerHello | None:
     if head is None:
         return None
     legacy_version, random, session_id, rest = head
-    memo = _server_hello_rest if len(rest) <= _MEMO_MAX else _server_hello_rest.__wrapped__
-    tail, found = memo(legacy_version, rest)
+    tail, found = _memoised(_server_hello_rest, rest, legacy_version, rest)
     problems.extend(found)
     if tail is None:
         return None
@@ -673,8 +676,8 @@ def _cert_list(raw: bytes, tls13: bool, problems: Problems) -> Certificate:
 def parse_certificate(body: bytes, version: int | None, problems: Problems) -> Certificate | None:
     """Certificate in the TLS <= 1.2 form or the TLS 1.3 form (context + per-entry extensions);
     the negotiated version picks the form, the other is tried if the lengths disagree."""
-    memo = _parse_certificate_cached
-    cert, found = (memo if len(body) <= _MEMO_MAX else memo.__wrapped__)(bytes(body), version)
+    body = bytes(body)
+    cert, found = _memoised(_parse_certificate_cached, body, body, version)
     problems.extend(found)
     return cert
 
@@ -761,8 +764,8 @@ def parse_certificate_request(
 ) -> CertificateRequest | None:
     """CertificateRequest: TLS 1.2 (types, signature algorithms, CAs), TLS 1.0/1.1 (no
     signature algorithms) or TLS 1.3 (context + extensions)."""
-    memo = _parse_certificate_request_cached
-    req, found = (memo if len(body) <= _MEMO_MAX else memo.__wrapped__)(bytes(body), version)
+    body = bytes(body)
+    req, found = _memoised(_parse_certificate_request_cached, body, body, version)
     problems.extend(found)
     return req
 
