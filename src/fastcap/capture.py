@@ -16,7 +16,9 @@ from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from . import pcap, pcapng
+import numpy as np
+
+from . import pcap, pcapng, resync
 from .errors import CaptureError, CaptureWarning
 from .frames import FrameWindow
 from .native import Walker, get_walker
@@ -34,6 +36,7 @@ from .walkstatus import (
 
 DEFAULT_WINDOW = 1 << 17
 DEFAULT_SLAB = 80  # Ethernet + 802.1Q + IPv6 + TCP up to its data offset; rarer rows re-read
+_YEAR_S = 366 * 86400  # a resynchronised pcap record lies within this of the last good one
 _GZIP, _ZSTD, _LZ4 = b"\x1f\x8b", b"\x28\xb5\x2f\xfd", b"\x04\x22\x4d\x18"
 _PARSED_BLOCKS = (0x00000001, 0x0000000A)  # interface description, decryption secrets
 # pcapng blocks that Wireshark shows as frames of their own, without packet data.
@@ -58,6 +61,7 @@ class CaptureMeta:
     secrets: list[pcapng.SecretsBlock] = field(default_factory=list)
     warnings: list[CaptureWarning] = field(default_factory=list)
     skipped: Counter = field(default_factory=Counter)  # reason -> frames/blocks not indexed
+    unreadable: list[tuple[int, int]] = field(default_factory=list)  # [start, end) skipped
 
     def linktype_of(self) -> list[int]:
         return [i.linktype for i in self.interfaces]
@@ -125,6 +129,7 @@ class Capture:
         head = bytes(self._mm[:64])
         self.meta = CaptureMeta(self.path, size, sniff_format(self.path, head))
         self._bound = self.walker.bind(self._mm)
+        self._np: np.ndarray | None = None
         self.frames_done = 0
         self.bytes_done = 0  # file offset reached, for progress reports
 
@@ -134,7 +139,7 @@ class Capture:
         return self._mm
 
     def close(self) -> None:
-        self._bound = None
+        self._bound = self._np = None
         if isinstance(self._mm, mmap.mmap):
             try:
                 self._mm.close()
@@ -156,6 +161,19 @@ class Capture:
             yield from self._walk_pcap(win)
         else:
             yield from self._walk_pcapng(win)
+        self._note_growth()
+
+    def _note_growth(self) -> None:
+        """A capture still being written is read up to its size when it was opened; say so,
+        so a cut-off last record is not mistaken for damage."""
+        try:
+            now = os.stat(self.path).st_size
+        except OSError:
+            return
+        if now > self.meta.size:
+            self._warn(self.meta.size, "growing_file",
+                       f"file grew to {now} bytes while it was read; results cover the first "
+                       f"{self.meta.size} bytes (its size when opened)")
 
     # -- pcap -------------------------------------------------------------------------------
     def _walk_pcap(self, win: FrameWindow) -> Iterator[FrameWindow]:
@@ -175,14 +193,28 @@ class Capture:
                                             fcs_len=hdr.fcs_len or None)]
         max_caplen = max(self.max_caplen, 0)
         off, fno, n = pcap.HEADER_LEN, 1, 0
+        ref_s: int | None = None  # seconds of the last good record, for resynchronising
         while True:
             k, st = self.walker.walk_pcap(self._bound, size, off, hdr.big_endian,
                                           hdr.nanosecond, hdr.snaplen, max_caplen, win, n, fno)
             n, off, fno = n + k, st.offset, st.next_frame
             if st.code == FULL:
+                ref_s = int(win.ts_ns[n - 1]) // 1_000_000_000
                 yield from self._emit(win, n, off)
                 n = 0
                 continue
+            if n:
+                ref_s = int(win.ts_ns[n - 1]) // 1_000_000_000
+            if st.code in (TRUNCATED, CORRUPT):
+                lo, hi = (1, 2**32 - 1) if ref_s is None else (ref_s - _YEAR_S, ref_s + _YEAR_S)
+                nxt = resync.next_pcap_record(self._array(), off + 1, size, hdr.big_endian,
+                                              hdr.nanosecond, min(max_caplen, 2**32 - 1),
+                                              lo, hi)
+                if nxt is not None:
+                    self._skip_range(off, nxt, "corrupt_record", "corrupt record header",
+                                     "corrupt record")
+                    off = nxt
+                    continue
             if st.code == TRUNCATED:
                 self._warn(off, "truncated_record",
                            f"truncated record: needs {st.detail} bytes, {size - off} remain")
@@ -195,6 +227,26 @@ class Capture:
             break
         if n:
             yield from self._emit(win, n, off)
+
+    def _array(self) -> np.ndarray:
+        if self._np is None:
+            self._np = np.frombuffer(self._mm, dtype=np.uint8)
+        return self._np
+
+    def _skip_block(self, off: int, blen: int, kind: str, what: str, reason: str) -> int:
+        """Step over one well-framed block that cannot be used; returns the next offset."""
+        self._warn(off, kind, f"{what}; block skipped")
+        self.meta.skipped[reason] += 1
+        return off + blen
+
+    def _skip_range(self, off: int, nxt: int, kind: str, what: str, reason: str | None
+                    ) -> None:
+        """Report bytes [off, nxt) as unreadable: reading goes on at the next good record."""
+        self._warn(off, kind, f"{what}: bytes {off}-{nxt - 1} ({nxt - off} bytes) unreadable; "
+                              f"reading resumed at offset {nxt}")
+        self.meta.unreadable.append((off, nxt))
+        if reason is not None:
+            self.meta.skipped[reason] += 1
 
     def _emit(self, win: FrameWindow, n: int, off: int) -> Iterator[FrameWindow]:
         self.frames_done += n
@@ -228,7 +280,14 @@ class Capture:
                 if st.detail == pcapng.BT_SHB:
                     new = self._read_shb(off, len(meta.byte_orders))
                     if new is None:
-                        break
+                        big = section.big_endian if section is not None else None
+                        nxt = resync.next_pcapng_block(self._array(), off + 1, size, big)
+                        if nxt is None:
+                            break
+                        self._skip_range(off, nxt, "corrupt_block",
+                                         "unreadable section header", None)
+                        off = nxt
+                        continue
                     section, blen = new
                     params = []
                     off += blen
@@ -260,12 +319,26 @@ class Capture:
             if st.code == BAD_IFACE:
                 order = ">" if section.big_endian else "<"
                 (blen,) = struct.unpack_from(order + "I", mm, off + 4)
-                self._warn(off, "bad_interface",
-                           f"packet block names interface {st.detail}, but its section has "
-                           f"{len(params)}; block skipped")
-                meta.skipped["packet block with unknown interface"] += 1
-                off += blen
+                off = self._skip_block(off, blen, "bad_interface",
+                                       f"packet block names interface {st.detail}, but its "
+                                       f"section has {len(params)}",
+                                       "packet block with unknown interface")
                 continue
+            if st.code == CORRUPT:
+                blen = resync.pcapng_block_len(self._array(), off, size, section.big_endian)
+                if blen:  # framing is sound, a field inside is not: lose this block only
+                    off = self._skip_block(off, blen, "corrupt_packet",
+                                           f"corrupt packet block (captured length "
+                                           f"{st.detail} does not fit its block)",
+                                           "corrupt packet block")
+                    continue
+            if st.code in (TRUNCATED, CORRUPT):
+                nxt = resync.next_pcapng_block(self._array(), off + 1, size, section.big_endian)
+                if nxt is not None:
+                    self._skip_range(off, nxt, "corrupt_block",
+                                     f"corrupt block (length field {st.detail})", "corrupt block")
+                    off = nxt
+                    continue
             if st.code == TRUNCATED:
                 self._warn(off, "truncated_block",
                            f"truncated block: needs {st.detail} bytes, {size - off} remain")

@@ -86,6 +86,15 @@ def format_summary(summaries: list[ScanSummary]) -> str:
             counts[code] = counts.get(code, 0) + n
     lines = [f"{total} session(s) in {len(summaries)} file(s); {bad} with problems"]
     lines += [f"  {n:6d}  {code}" for code, n in sorted(counts.items(), key=lambda kv: -kv[1])]
+    for x in summaries:
+        head = f"{x.path}: " if len(summaries) > 1 else ""
+        for reason, n in sorted(x.skipped.items()):
+            lines.append(f"skipped: {head}{reason}: {n}")
+        for a, b in x.unreadable:
+            lines.append(f"unreadable: {head}bytes {a}-{b - 1}")
+        for reason, n in sorted(x.limits.items()):
+            lines.append(f"limit: {head}{reason}: {n}")
+    lines.append("TCP/IP checksums are not verified (as in Wireshark's default settings)")
     return "\n".join(lines)
 
 

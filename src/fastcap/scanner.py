@@ -62,11 +62,21 @@ class ScanSummary:
     verdicts: Counter = field(default_factory=Counter)
     frames: int = 0
     warnings: list[str] = field(default_factory=list)
+    # Nothing is dropped silently: frames or blocks not analysed, by reason ...
+    skipped: Counter = field(default_factory=Counter)
+    # ... byte ranges the reader could not parse and stepped over ...
+    unreadable: list[tuple[int, int]] = field(default_factory=list)
+    # ... and sessions a resource limit touched (cap, budget, hold cap), by reason.
+    limits: Counter = field(default_factory=Counter)
 
     def to_dict(self) -> dict:
         return {"path": self.path, "sessions": self.sessions,
                 "with_problems": self.with_problems, "frames": self.frames,
-                "verdicts": dict(sorted(self.verdicts.items())), "warnings": self.warnings}
+                "verdicts": dict(sorted(self.verdicts.items())), "warnings": self.warnings,
+                "skipped": dict(sorted(self.skipped.items())),
+                "unreadable": [list(r) for r in self.unreadable],
+                "limits": dict(sorted(self.limits.items())),
+                "checksums_verified": False}
 
 
 def scan(path: str | os.PathLike, *, ports: Iterable[int] = DEFAULT_PORTS,
@@ -94,8 +104,16 @@ def scan(path: str | os.PathLike, *, ports: Iterable[int] = DEFAULT_PORTS,
             summary.sessions += 1
             summary.with_problems += has_problem(s)
             summary.verdicts.update(v.code for v in s.verdicts)
+            if s.tcp.capped:
+                summary.limits["sessions cut at the per-direction byte cap (--stream-cap)"] += 1
+            if s.tcp.evicted:
+                summary.limits["sessions handed on early (reassembly memory budget)"] += 1
         yield s
     if summary is not None:
         summary.frames = counters.packets
+        summary.skipped.update(counters.skipped)
+        summary.limits.update(counters.notes)
         for m in meta:
             summary.warnings += [str(w) for w in m.warnings]
+            summary.skipped.update(m.skipped)
+            summary.unreadable += m.unreadable

@@ -49,6 +49,7 @@ class FrameCounters:
     over_snaplen: int = 0
     linktype_frames: Counter = field(default_factory=Counter)
     skipped: Counter = field(default_factory=Counter)  # reason -> frames
+    notes: Counter = field(default_factory=Counter)  # later stages' limits: reason -> count
 
     def add(self, win, linktype: np.ndarray, hd) -> None:
         n = len(win)

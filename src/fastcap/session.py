@@ -181,15 +181,30 @@ def build_session(conn: Connection, *,
     )
 
 
-class _InOrder:
-    """Hands sessions on in number order although connections finish in any order."""
+MAX_HELD = 10_000  # finished sessions waiting for an earlier, still-open one
 
-    def __init__(self) -> None:
+
+class _InOrder:
+    """Hands sessions on in number order although connections finish in any order.
+
+    One connection open for the whole capture would otherwise hold every later session in
+    memory; past `max_held` waiting sessions the oldest is handed on at once, and the
+    still-open earlier one comes out of order later (counted in `out_of_order`)."""
+
+    def __init__(self, max_held: int = MAX_HELD) -> None:
         self._heap: list[tuple[int, Session]] = []
         self._next = 1
+        self._max_held = max(1, max_held)
+        self.out_of_order = 0
 
     def push(self, s: Session) -> Iterator[Session]:
+        if s.number < self._next:  # its place was given up when the hold cap was reached
+            self.out_of_order += 1
+            yield s
+            return
         heapq.heappush(self._heap, (s.number, s))
+        if len(self._heap) > self._max_held:
+            self._next = self._heap[0][0]
         while self._heap and self._heap[0][0] == self._next:
             self._next += 1
             yield heapq.heappop(self._heap)[1]
@@ -206,16 +221,19 @@ def iter_sessions(path: str | os.PathLike, *, ports: Iterable[int] = DEFAULT_POR
                   keep_streams: bool | Callable[[int], bool] = False,
                   counters: FrameCounters | None = None,
                   capture_out: list | None = None,
-                  progress: Callable[[int, int], None] | None = None) -> Iterator[Session]:
+                  progress: Callable[[int, int], None] | None = None,
+                  max_held: int = MAX_HELD) -> Iterator[Session]:
     """Every TCP connection on `ports` in the capture, as a Session, in number order.
 
     `counters` (optional) collects the frame statistics of the same pass; `capture_out`
-    (optional list) receives the file's CaptureMeta when the walk is done.
+    (optional list) receives the file's CaptureMeta when the walk is done.  At most
+    `max_held` finished sessions wait for an earlier open one; past that, order gives way
+    (counted in counters.skipped).
     """
     ports = frozenset(int(p) for p in ports)
     implicit = frozenset(int(p) for p in implicit_tls_ports)
     keep = keep_streams if callable(keep_streams) else (lambda _n: bool(keep_streams))
-    order = _InOrder()
+    order = _InOrder(max_held)
     flows = FlowTable()
     with Capture(path, backend=backend, window=window, slab_width=slab_width) as cap_:
         with Reassembler(cap_.buffer, flows, server_ports=ports, cap=cap,
@@ -228,5 +246,8 @@ def iter_sessions(path: str | os.PathLike, *, ports: Iterable[int] = DEFAULT_POR
                 yield from order.push(build_session(
                     conn, implicit_tls_ports=implicit, keep_streams=keep(conn.index + 1)))
         yield from order.drain()
+        if counters is not None and order.out_of_order:
+            counters.notes[f"sessions reported out of number order (over {max_held} waited "
+                           f"for an earlier open connection)"] += order.out_of_order
         if capture_out is not None:
             capture_out.append(cap_.meta)

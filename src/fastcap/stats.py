@@ -43,8 +43,10 @@ class FileStats:
     selected_flows: int
     icmp_about_selected: int
     skipped: dict[str, int] = field(default_factory=dict)
+    unreadable: list[tuple[int, int]] = field(default_factory=list)  # [start, end) bytes
     warnings: list[str] = field(default_factory=list)
     warning_offsets: list[int] = field(default_factory=list)
+    checksums_verified: bool = False  # like Wireshark's default: bad checksums still count
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -98,6 +100,7 @@ def compute_stats(path: str | os.PathLike, *, ports: Iterable[int] = DEFAULT_POR
             selected_flows=len(flows),
             icmp_about_selected=counters.icmp_about_selected,
             skipped=skipped,
+            unreadable=list(meta.unreadable),
             warnings=[str(w) for w in meta.warnings],
             warning_offsets=[w.offset for w in meta.warnings],
         )
@@ -136,6 +139,9 @@ def format_text(s: FileStats) -> str:
     ]
     for reason, count in sorted(s.skipped.items()):
         lines.append(f"Skipped:           {reason}: {count}")
+    for a, b in s.unreadable:
+        lines.append(f"Unreadable:        bytes {a}-{b - 1} ({b - a} bytes)")
+    lines.append("Checksums:         not verified (as Wireshark by default)")
     for w in s.warnings:
         lines.append(f"Warning:           {w}")
     return "\n".join(lines)
