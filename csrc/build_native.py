@@ -6,6 +6,7 @@ machine's C compiler.  fastcap.h doubles as the cdef, so every declaration is wr
 
 import os
 import pathlib
+import sys
 
 from cffi import FFI
 
@@ -25,18 +26,25 @@ def _compile_args() -> list[str]:
     return args
 
 
+def _link_args() -> list[str]:
+    return ["-fsanitize=address,undefined"] if os.environ.get("FASTCAP_SANITIZE") == "1" else []
+
+
 ffibuilder = FFI()
 ffibuilder.cdef(_cdef_text())
+# setup.py wants paths relative to the project; a stand-alone build (python csrc/build_native.py
+# [OUTDIR], e.g. with FASTCAP_SANITIZE=1 for the sanitizer CI step) compiles inside OUTDIR, so
+# it needs them absolute.
+_place = str if __name__ == "__main__" else os.path.relpath
 ffibuilder.set_source(
     "fastcap._native",
     '#include <stdint.h>\n#include "fastcap.h"\n',
-    sources=[os.path.relpath(HERE / s) for s in SOURCES],
-    include_dirs=[os.path.relpath(HERE)],
+    sources=[_place(HERE / s) for s in SOURCES],
+    include_dirs=[_place(HERE)],
     extra_compile_args=_compile_args(),
-    extra_link_args=["-fsanitize=address,undefined"]
-    if os.environ.get("FASTCAP_SANITIZE") == "1"
-    else [],
+    extra_link_args=_link_args(),
 )
 
 if __name__ == "__main__":
-    ffibuilder.compile(tmpdir=str(HERE.parent / "build" / "cffi"), verbose=True)
+    print(ffibuilder.compile(tmpdir=sys.argv[1] if len(sys.argv) > 1
+                             else str(HERE.parent / "build" / "cffi")))

@@ -2,11 +2,26 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 
 import pytest
 
 from fastcap.native import native_available
+
+
+def pytest_configure(config) -> None:
+    """FASTCAP_REQUIRE_NATIVE=DIR (the sanitizer CI step) turns "native module missing" from
+    a skip into an error, and checks that the module under test is the one built in DIR."""
+    want = os.environ.get("FASTCAP_REQUIRE_NATIVE")
+    if not want:
+        return
+    if not native_available():
+        raise pytest.UsageError("FASTCAP_REQUIRE_NATIVE is set but fastcap._native is missing")
+    import fastcap._native as mod
+
+    if not os.path.realpath(mod.__file__).startswith(os.path.realpath(want)):
+        raise pytest.UsageError(f"fastcap._native comes from {mod.__file__}, not {want}")
 
 
 @pytest.fixture(params=["native", "python"])
