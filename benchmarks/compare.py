@@ -116,6 +116,11 @@ def main() -> None:
             [py, "-m", "fastcap.cli", "stats", "--json", path],
             "wall",
         ),
+        (
+            "fastcap scan, whole command",
+            [py, "-m", "fastcap.cli", "scan", "--format", "jsonl", path],
+            "wall",
+        ),
     ]
     if args.tshark and shutil.which("tshark"):
         contenders.append(

@@ -237,8 +237,35 @@ def _cmd_stats(args) -> int:
     return code
 
 
+def tune_allocator() -> None:
+    """Ask glibc to keep 64 MiB of slack at the top of the heap.
+
+    By default glibc hands the heap top back to the kernel whenever more than 128 KiB of it is
+    free, so every window's numpy temporaries are page-faulted in again: about 10,000 extra
+    faults per GB scanned, ~10% of the CPU time of `stats`.  This changes the whole process,
+    so only the command line does it; a program embedding fastcap can get the same effect
+    with the environment variable MALLOC_TOP_PAD_=67108864.  A no-op off glibc, or when the
+    user set MALLOC_TOP_PAD_ already.
+    """
+    import os
+
+    try:
+        glibc = os.confstr("CS_GNU_LIBC_VERSION") or ""
+    except (ValueError, OSError):
+        glibc = ""
+    if not glibc.startswith("glibc") or "MALLOC_TOP_PAD_" in os.environ:
+        return
+    import ctypes
+
+    try:
+        ctypes.CDLL(None).mallopt(-2, 64 << 20)  # -2: M_TOP_PAD
+    except (OSError, AttributeError):
+        pass
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    tune_allocator()
     try:
         if args.command == "stats":
             return _cmd_stats(args)
