@@ -593,7 +593,9 @@ int64_t fc_reasm_feed(fc_reasm *r, const uint8_t *buf, int64_t buf_len, const fc
             r->has_now = 1;
         }
         while (r->lin_head >= 0 &&
-               (uint64_t)(r->now - r->conns[r->lin_head].close_ts) > (uint64_t)r->linger_ns)
+               /* unsigned: the gap between clamped timestamps can exceed INT64_MAX */
+               (uint64_t)r->now - (uint64_t)r->conns[r->lin_head].close_ts >
+                   (uint64_t)r->linger_ns)
             if (conn_finish(r, r->lin_head, 0) < 0)
                 goto fail;
 

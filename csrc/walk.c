@@ -41,6 +41,8 @@ static inline int64_t clamp_i128(__int128 v)
 int64_t fc_ts_to_ns(uint64_t units, int32_t pow2, int32_t exp, int64_t offset_s)
 {
     __int128 ns;
+    if (exp < 0) /* if_tsresol holds 0..127; the API reads anything below as 0 */
+        exp = 0;
     if (pow2) {
         __int128 scaled = (__int128)units * 1000000000;
         ns = exp >= 127 ? 0 : (exp <= 0 ? scaled : scaled >> exp);

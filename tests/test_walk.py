@@ -306,3 +306,17 @@ def test_offsets_beyond_4_gib(tmp_path, backend):
         assert fh.read(len(frame)) == frame
     assert bytes(cols["slab"][1][:len(frame[:64])]) == frame[:64]
     assert meta.block_counts["type 0x00000f00"] == 257
+
+
+@settings(max_examples=200, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(units=st.integers(0, 2**64 - 1), pow2=st.booleans(),
+       exp=st.integers(-(2**31), 2**31 - 1), offset_s=st.integers(-(2**63), 2**63 - 1))
+def test_ts_to_ns_twins_agree_on_any_exponent(require_native, units, pow2, exp, offset_s):
+    """The C API takes any int32 exponent (if_tsresol itself holds 0..127): no overflow, no
+    long loop, and the same answer as the Python twin."""
+    from fastcap._native import lib
+
+    from fastcap.walkstatus import ts_to_ns
+
+    assert lib.fc_ts_to_ns(units, pow2, exp, offset_s) == ts_to_ns(units, pow2, exp, offset_s)

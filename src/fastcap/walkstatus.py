@@ -38,6 +38,7 @@ class IfaceParams:
 
 def ts_to_ns(units: int, pow2: bool, exp: int, offset_s: int) -> int:
     """Timestamp units → ns since the epoch, floored and clamped exactly like fc_ts_to_ns."""
+    exp = max(exp, 0)  # if_tsresol holds 0..127; below reads as 0, as in C
     if pow2:
         scaled = units * 1_000_000_000
         ns = 0 if exp >= 127 else (scaled if exp <= 0 else scaled >> exp)
