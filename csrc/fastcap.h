@@ -126,5 +126,8 @@ const uint8_t *fc_reasm_done_data(const fc_reasm *r, int64_t i, int32_t dir,
                                   int64_t *avail);
 int32_t fc_reasm_done_copy(const fc_reasm *r, int64_t i, int32_t dir, uint8_t *filled,
                            int64_t *seg_off, int32_t *seg_len, int64_t *seg_frame);
+/* Free done connection i's buffers now, once Python has copied it: handing thousands of
+ * connections over at the end of a capture then never holds two copies of them. */
+void fc_reasm_done_release(fc_reasm *r, int64_t i);
 void fc_reasm_done_clear(fc_reasm *r);
 /* ==== end TCP reassembly ================================================================ */

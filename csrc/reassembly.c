@@ -765,6 +765,17 @@ int32_t fc_reasm_done_copy(const fc_reasm *r, int64_t i, int32_t dir, uint8_t *f
     return 0;
 }
 
+void fc_reasm_done_release(fc_reasm *r, int64_t i)
+{
+    if (i < 0 || i >= r->ndone)
+        return;
+    for (int k = 0; k < 2; k++) {
+        rdir *d = &r->conns[r->done[i]].d[k];
+        dir_free(d);
+        d->dcap = d->segcap = d->nseg = 0; /* later reads see an empty direction */
+    }
+}
+
 void fc_reasm_done_clear(fc_reasm *r)
 {
     for (int64_t i = 0; i < r->ndone; i++) {

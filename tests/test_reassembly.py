@@ -589,3 +589,30 @@ def test_corpus_smtp_matches_tshark_follow(tshark):
     assert len(conns) == 2
     for c in conns:
         assert (c.c2s.data, c.s2c.data) in streams
+
+
+@pytest.mark.skipif(not native_available(), reason="fastcap._native is not built")
+def test_done_connections_are_released_one_by_one():
+    """drain() copies each finished connection out of C and frees its buffers before the
+    next, so the end of a capture never holds every connection twice."""
+    from fastcap.native import NativeReassemblerCore
+    from fastcap.reassembly import FrameCols
+
+    frames = []
+    for k in range(3):
+        frames += handshake(100, 900, flow=k) + data_frames(b"x" * 50, [(0, 50)], 100, 900,
+                                                             True, flow=k)
+    buf, sel = build(frames)
+    core = NativeReassemblerCore(buf, cap=4096, budget=1 << 20, max_open=100,
+                                 max_segments=64, linger_ns=10**9)
+    assert list(core.feed_iter(FrameCols.of(sel.rows(0, len(frames))))) == []
+    avail = core.ffi.new("int64_t *")
+    got = []
+    for conn in core.finish_iter():
+        got.append(conn.index)
+        assert conn.dirs[0].data == b"x" * 50
+        i = [core.lib.fc_reasm_done_data(core._r, j, 0, avail) != core.ffi.NULL or avail[0]
+             for j in range(3)]
+        assert i.count(False) == len(got)  # exactly the ones handed over are freed
+    assert got == [0, 1, 2]
+    core.close()

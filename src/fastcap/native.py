@@ -6,6 +6,7 @@ Both expose the same two calls, so the rest of fastcap never asks which one it h
 from __future__ import annotations
 
 import struct
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -152,6 +153,10 @@ class ReassemblerCore(Protocol):
 
     def finish(self) -> list: ...
 
+    def feed_iter(self, cols) -> Iterator: ...
+
+    def finish_iter(self) -> Iterator: ...
+
     def close(self) -> None: ...
 
 
@@ -187,6 +192,15 @@ class NativeReassemblerCore:
 
     def feed(self, cols) -> list:
         """`cols`: a reassembly.FrameCols window."""
+        return list(self.feed_iter(cols))
+
+    def feed_iter(self, cols) -> Iterator:
+        """Like feed, one connection at a time (see _drain_done); exhaust it before the next
+        call."""
+        self._feed(cols)
+        return self._drain_done()
+
+    def _feed(self, cols) -> None:
         import numpy as np
 
         n = len(cols.frame_no)
@@ -204,14 +218,32 @@ class NativeReassemblerCore:
         k = self.lib.fc_reasm_feed(self._r, self._buf, len(self._buf), rows, n)
         if k < 0:
             raise MemoryError("fc_reasm_feed: out of memory")
-        return self._take_done()
 
     def finish(self) -> list:
+        return list(self.finish_iter())
+
+    def finish_iter(self) -> Iterator:
         if self.lib.fc_reasm_finish(self._r) < 0:
             raise MemoryError("fc_reasm_finish: out of memory")
-        return self._take_done()
+        return self._drain_done()
 
-    def _take_done(self) -> list:
+    def _drain_done(self) -> Iterator:
+        """The done list in index order, each connection copied out and its C buffers freed
+        before the next: 100k connections finishing at once are never held twice."""
+        info = self.ffi.new("fc_conn_info *")
+        raw_info = self.ffi.buffer(info)
+        order = []
+        while self.lib.fc_reasm_done_info(self._r, len(order), info) == 0:
+            order.append(_CONN_INFO.unpack_from(raw_info)[0])
+        for i in sorted(range(len(order)), key=order.__getitem__):
+            (conn,) = self._take_done(only=i)
+            self.lib.fc_reasm_done_release(self._r, i)
+            yield conn
+        self.lib.fc_reasm_done_clear(self._r)
+
+    def _take_done(self, only: int | None = None) -> list:
+        """Copy the done list (or only its item `only`) out of C; the whole list is then
+        cleared, a single item is left for the caller to release."""
         import numpy as np
 
         from .reassembly import RawConn, RawDir
@@ -220,7 +252,7 @@ class NativeReassemblerCore:
         info = ffi.new("fc_conn_info *")
         raw_info = ffi.buffer(info)
         avail = ffi.new("int64_t *")
-        i = 0
+        i = 0 if only is None else only
         while lib.fc_reasm_done_info(self._r, i, info) == 0:
             v = _CONN_INFO.unpack_from(raw_info)  # one call instead of 34 field reads
             dirs = []
@@ -252,6 +284,8 @@ class NativeReassemblerCore:
                 keepalives=v[9], zero_window_probes=v[10], out_of_order=v[11],
                 evicted=bool(v[12]), first_dir=v[13], syn_dir=v[14], synack_dir=v[15],
                 dirs=(dirs[0], dirs[1])))
+            if only is not None:
+                return out
             i += 1
         lib.fc_reasm_done_clear(self._r)
         return out

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 from bisect import bisect_right
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -41,7 +41,7 @@ if TYPE_CHECKING:  # selection imports the decoder; only its column layout matte
     from .selection import SelectedFrames
 
 DEFAULT_CAP = 256 * 1024
-DEFAULT_BUDGET = 512 << 20
+DEFAULT_BUDGET = 128 << 20  # accounted bytes held at once; ~25k open connections with data
 DEFAULT_MAX_OPEN = 100_000
 DEFAULT_MAX_SEGMENTS = 16_384
 DEFAULT_LINGER_NS = 1_000_000_000
@@ -311,11 +311,23 @@ class Reassembler:
     def feed(self, sel: SelectedFrames) -> list[Connection]:
         """Process one window; return the connections finished so far (closed and lingered,
         superseded by a new SYN, or evicted), ordered by index."""
-        return self._convert(self._core.feed(FrameCols.of(sel)))
+        return list(self.feed_iter(sel))
+
+    def feed_iter(self, sel: SelectedFrames) -> Iterator[Connection]:
+        """Like feed, one connection at a time, so a window that evicts thousands of
+        connections holds one copy of them; exhaust it before feeding the next window."""
+        for raw in self._core.feed_iter(FrameCols.of(sel)):
+            yield _connection(raw, self.flows, self.server_ports)
 
     def finish(self) -> list[Connection]:
         """End of capture: every connection still held, ordered by index."""
-        return self._convert(self._core.finish())
+        return list(self.drain())
+
+    def drain(self) -> Iterator[Connection]:
+        """End of capture, one connection at a time in index order: memory stays bounded
+        by what the reassembler held, however many connections were open."""
+        for raw in self._core.finish_iter():
+            yield _connection(raw, self.flows, self.server_ports)
 
     @property
     def mem(self) -> int:
@@ -334,10 +346,6 @@ class Reassembler:
 
     def __exit__(self, *exc) -> None:
         self.close()
-
-    def _convert(self, raws: list[RawConn]) -> list[Connection]:
-        raws.sort(key=lambda r: r.index)
-        return [_connection(r, self.flows, self.server_ports) for r in raws]
 
 
 # --- the pure-Python twin of csrc/reassembly.c ---------------------------------------------
@@ -478,6 +486,12 @@ class PyReassemblerCore:
         for c in list(self._lru.values()):
             self._finish(c, False)
         return self._take_done()
+
+    def finish_iter(self) -> Iterator[RawConn]:
+        return iter(sorted(self.finish(), key=lambda r: r.index))
+
+    def feed_iter(self, cols: FrameCols) -> Iterator[RawConn]:
+        return iter(sorted(self.feed(cols), key=lambda r: r.index))
 
     @staticmethod
     def _syn_same(c: _Conn, d: int, seq: int, ack: int, flags: int) -> bool:

@@ -14,7 +14,7 @@ import numpy as np
 from . import pcapng
 from .walkstatus import MAX_BLOCK
 
-CHUNK = 1 << 18  # candidate offsets per numpy step: temporaries stay a few MB
+CHUNK = 1 << 20  # offsets per numpy step; only the few that pass a byte test go further
 _SHB_MIN, _MIN_LEN = 28, 12
 # Smallest legal length of each known block type (packet blocks carry fixed fields).
 _MIN_BY_TYPE = {pcapng.BT_IDB: 20, pcapng.BT_PB: 32, pcapng.BT_SPB: 16, pcapng.BT_NRB: 12,
@@ -31,6 +31,15 @@ def _u32(buf: np.ndarray, pos: np.ndarray, big: np.ndarray | bool) -> np.ndarray
     le = b[0] | b[1] << 8 | b[2] << 16 | b[3] << 24
     be = b[3] | b[2] << 8 | b[1] << 16 | b[0] << 24
     return np.where(big, be, le)
+
+
+def _window(buf: np.ndarray, a: int, size: int, k: int) -> np.ndarray:
+    """Byte k of the records at offsets a .. a+CHUNK-1 (0 past the end of the file)."""
+    n = min(size, a + CHUNK) - a
+    out = np.zeros(n, np.uint8)
+    got = buf[a + k : min(size, a + k + n)]
+    out[: len(got)] = got
+    return out
 
 
 def _block_len(buf: np.ndarray, pos: np.ndarray, size: int, big: bool | None, max_block: int
@@ -76,7 +85,10 @@ def next_pcapng_block(buf: np.ndarray, start: int, size: int, big: bool | None,
     Every byte offset is tried, not only 32-bit aligned ones: a copy that lost or gained a
     byte shifts everything after it."""
     for a in range(start, size, CHUNK):
-        pos = np.arange(a, min(size, a + CHUNK), dtype=np.int64)
+        # Every known block type has a 0x00 or 0x0D in its third (little-endian) or second
+        # (big-endian) byte: a one-byte test discards ~99% of offsets before the full check.
+        probe = _window(buf, a, size, 1 if big else 2)
+        pos = a + np.flatnonzero((probe == 0) | (probe == 0x0D))
         blen = _block_len(buf, pos, size, big, max_block)
         cand = np.flatnonzero(blen)
         if not len(cand):
@@ -113,7 +125,10 @@ def next_pcap_record(buf: np.ndarray, start: int, size: int, big: bool, nanos: b
     and no alignment, so only a chain of consistent headers is evidence enough."""
     args = (size, big, nanos, max_caplen, ts_lo, ts_hi)
     for a in range(start, size, CHUNK):
-        pos = np.arange(a, min(size, a + CHUNK), dtype=np.int64)
+        if max_caplen < 1 << 24:  # the captured length's top byte is 0: a one-byte test
+            pos = a + np.flatnonzero(_window(buf, a, size, 8 if big else 11) == 0)
+        else:
+            pos = np.arange(a, min(size, a + CHUNK), dtype=np.int64)
         keep = np.ones(len(pos), bool)
         cur = pos
         for _ in range(chain):

@@ -239,10 +239,10 @@ def iter_sessions(path: str | os.PathLike, *, ports: Iterable[int] = DEFAULT_POR
         with Reassembler(cap_.buffer, flows, server_ports=ports, cap=cap,
                          backend=backend) as reasm:
             for sel in iter_selected(cap_, ports, counters, flows, progress):
-                for conn in reasm.feed(sel):
+                for conn in reasm.feed_iter(sel):
                     yield from order.push(build_session(
                         conn, implicit_tls_ports=implicit, keep_streams=keep(conn.index + 1)))
-            for conn in reasm.finish():
+            for conn in reasm.drain():
                 yield from order.push(build_session(
                     conn, implicit_tls_ports=implicit, keep_streams=keep(conn.index + 1)))
         yield from order.drain()
