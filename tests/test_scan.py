@@ -148,6 +148,18 @@ def test_csv_cells_cannot_start_a_formula(tmp_path, pki):
     assert row["ehlo"].startswith("'=")
 
 
+def test_table_escapes_an_attackers_control_characters(tmp_path, pki):
+    """An EHLO name with ANSI escapes must not reach the admin's terminal as escapes."""
+    sc = scenario("starttls_not_offered", pki, ehlo_name="evil\x1b[2J\x1b]0;pwn\x07.example")
+    from fastcap.synth.smtpgen import smtp_records
+
+    path = tmp_path / "ansi.pcap"
+    write_pcap(path, smtp_records(sc))
+    r = run_cli(str(path))
+    assert r.returncode == 1 and "\x1b" not in r.stdout and "\x07" not in r.stdout
+    assert "evil\\x1b[2J" in r.stdout
+
+
 def test_only_problems_and_export_certs(scenario_capture, tmp_path):
     path, ca, names = scenario_capture
     out = tmp_path / "certs"
