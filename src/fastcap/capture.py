@@ -205,11 +205,16 @@ class Capture:
                 continue
             if n:
                 ref_s = int(win.ts_ns[n - 1]) // 1_000_000_000
+            lo, hi = (1, 2**32 - 1) if ref_s is None else (ref_s - _YEAR_S, ref_s + _YEAR_S)
+            limits = (hdr.big_endian, hdr.nanosecond, min(max_caplen, 2**32 - 1), lo, hi)
             if st.code in (TRUNCATED, CORRUPT):
-                lo, hi = (1, 2**32 - 1) if ref_s is None else (ref_s - _YEAR_S, ref_s + _YEAR_S)
-                nxt = resync.next_pcap_record(self._array(), off + 1, size, hdr.big_endian,
-                                              hdr.nanosecond, min(max_caplen, 2**32 - 1),
-                                              lo, hi)
+                cut = st.code == TRUNCATED and resync.cut_not_damaged_pcap(
+                    self._array(), off, size, *limits)
+                if cut and ref_s is None and size - off >= 4:  # its time is the best guide
+                    sec = int(resync.u32(self._array(), np.array([off]), hdr.big_endian)[0])
+                    limits = (*limits[:3], sec - _YEAR_S, sec + _YEAR_S)
+                nxt = resync.next_pcap_record(self._array(), off + 1, size, *limits,
+                                              allow_eof=not cut)
                 if nxt is not None:
                     self._skip_range(off, nxt, "corrupt_record", "corrupt record header",
                                      "corrupt record")
@@ -333,7 +338,10 @@ class Capture:
                                            "corrupt packet block")
                     continue
             if st.code in (TRUNCATED, CORRUPT):
-                nxt = resync.next_pcapng_block(self._array(), off + 1, size, section.big_endian)
+                cut = st.code == TRUNCATED and resync.cut_not_damaged_pcapng(
+                    self._array(), off, size, section.big_endian)
+                nxt = resync.next_pcapng_block(self._array(), off + 1, size, section.big_endian,
+                                               allow_eof=not cut)
                 if nxt is not None:
                     self._skip_range(off, nxt, "corrupt_block",
                                      f"corrupt block (length field {st.detail})", "corrupt block")

@@ -25,7 +25,7 @@ _MINS = np.array([_MIN_BY_TYPE[t] for t in sorted(_MIN_BY_TYPE)], np.int64)
 _BOM_LE, _BOM_BE = 0x1A2B3C4D, 0x4D3C2B1A  # the byte-order magic read little-endian
 
 
-def _u32(buf: np.ndarray, pos: np.ndarray, big: np.ndarray | bool) -> np.ndarray:
+def u32(buf: np.ndarray, pos: np.ndarray, big: np.ndarray | bool) -> np.ndarray:
     """32-bit words at arbitrary byte offsets (all pos + 4 <= len(buf))."""
     b = [buf[pos + i].astype(np.int64) for i in range(4)]
     le = b[0] | b[1] << 8 | b[2] << 16 | b[3] << 24
@@ -55,9 +55,9 @@ def _block_len(buf: np.ndarray, pos: np.ndarray, size: int, big: bool | None, ma
     pos_ok = pos[fits]
     if not len(pos_ok):
         return out
-    le_type = _u32(buf, pos_ok, False)
+    le_type = u32(buf, pos_ok, False)
     is_shb = le_type == pcapng.BT_SHB
-    bom = _u32(buf, pos_ok + 8, False)
+    bom = u32(buf, pos_ok + 8, False)
     shb_big = bom == _BOM_BE
     is_shb &= (bom == _BOM_LE) | shb_big
     if big is None:
@@ -65,25 +65,25 @@ def _block_len(buf: np.ndarray, pos: np.ndarray, size: int, big: bool | None, ma
         mins = np.full(len(pos_ok), _SHB_MIN)
     else:
         own_big = np.where(is_shb, shb_big, big)
-        btype = np.where(is_shb, pcapng.BT_SHB, _u32(buf, pos_ok, big))
+        btype = np.where(is_shb, pcapng.BT_SHB, u32(buf, pos_ok, big))
         idx = np.clip(np.searchsorted(_KNOWN, btype), 0, len(_KNOWN) - 1)
         known = is_shb | (_KNOWN[idx] == btype)
         mins = np.where(is_shb, _SHB_MIN, _MINS[idx])
-    blen = _u32(buf, pos_ok + 4, own_big)
+    blen = u32(buf, pos_ok + 4, own_big)
     ok = known & (blen >= mins) & (blen % 4 == 0) & (blen <= max_block) & (pos_ok + blen <= size)
     at = np.flatnonzero(ok)
-    trailer = _u32(buf, pos_ok[at] + blen[at] - 4, own_big[at])
+    trailer = u32(buf, pos_ok[at] + blen[at] - 4, own_big[at])
     ok[at] = trailer == blen[at]
     out[np.flatnonzero(fits)[ok]] = blen[ok]
     return out
 
 
 def next_pcapng_block(buf: np.ndarray, start: int, size: int, big: bool | None,
-                      max_block: int = MAX_BLOCK) -> int | None:
+                      max_block: int = MAX_BLOCK, allow_eof: bool = True) -> int | None:
     """First offset >= start where a well-framed block begins whose successor is also well
-    framed or is the end of the file; None if the rest of the file holds no such block.
-    Every byte offset is tried, not only 32-bit aligned ones: a copy that lost or gained a
-    byte shifts everything after it."""
+    framed or (if `allow_eof`) is the end of the file; None if the rest of the file holds no
+    such block.  Every byte offset is tried, not only 32-bit aligned ones: a copy that lost
+    or gained a byte shifts everything after it."""
     for a in range(start, size, CHUNK):
         # Every known block type has a 0x00 or 0x0D in its third (little-endian) or second
         # (big-endian) byte: a one-byte test discards ~99% of offsets before the full check.
@@ -94,7 +94,7 @@ def next_pcapng_block(buf: np.ndarray, start: int, size: int, big: bool | None,
         if not len(cand):
             continue
         nxt = pos[cand] + blen[cand]
-        chained = (nxt == size) | (_block_len(buf, nxt, size, big, max_block) > 0)
+        chained = ((nxt == size) & allow_eof) | (_block_len(buf, nxt, size, big, max_block) > 0)
         hit = np.flatnonzero(chained)
         if len(hit):
             return int(pos[cand[hit[0]]])
@@ -102,27 +102,51 @@ def next_pcapng_block(buf: np.ndarray, start: int, size: int, big: bool | None,
 
 
 def pcap_record_ok(buf: np.ndarray, pos: np.ndarray, size: int, big: bool, nanos: bool,
-                   max_caplen: int, ts_lo: int, ts_hi: int) -> np.ndarray:
+                   max_caplen: int, ts_lo: int, ts_hi: int, whole: bool = True) -> np.ndarray:
     """Length of the plausible pcap record (16 + caplen) at each of `pos`, or 0.
 
-    Plausible: header and data inside the file, caplen <= max_caplen and <= the original
-    length, fraction below one second, seconds within [ts_lo, ts_hi]."""
+    Plausible: caplen <= max_caplen and <= the original length, fraction below one second,
+    seconds within [ts_lo, ts_hi], and (when `whole`) the data inside the file."""
     out = np.zeros(len(pos), np.int64)
     fits = pos + 16 <= size
     p = pos[fits]
-    sec, frac = _u32(buf, p, big), _u32(buf, p + 4, big)
-    incl, orig = _u32(buf, p + 8, big), _u32(buf, p + 12, big)
+    sec, frac = u32(buf, p, big), u32(buf, p + 4, big)
+    incl, orig = u32(buf, p + 8, big), u32(buf, p + 12, big)
     ok = ((incl <= max_caplen) & (incl <= orig) & (frac < (10**9 if nanos else 10**6))
-          & (sec >= ts_lo) & (sec <= ts_hi) & (p + 16 + incl <= size))
+          & (sec >= ts_lo) & (sec <= ts_hi) & (incl > 0))  # empty records: legal, but rare
+    if whole:
+        ok &= p + 16 + incl <= size
     out[np.flatnonzero(fits)[ok]] = 16 + incl[ok]
     return out
 
 
+def cut_not_damaged_pcap(buf: np.ndarray, off: int, size: int, big: bool, nanos: bool,
+                         max_caplen: int, ts_lo: int, ts_hi: int) -> bool:
+    """The record at `off` runs past the end of the file: is its header sound, so the file
+    was most likely cut off (a capture still running, a partial copy) rather than damaged?
+    Then only a full chain may resume reading, never one that merely reaches the end of the
+    file, so the cut record's own bytes are not taken for records."""
+    return size - off < 16 or bool(pcap_record_ok(
+        buf, np.array([off], np.int64), size, big, nanos, max_caplen, ts_lo, ts_hi,
+        whole=False)[0])
+
+
+def cut_not_damaged_pcapng(buf: np.ndarray, off: int, size: int, big: bool) -> bool:
+    """Like cut_not_damaged_pcap for a pcapng block: a known type and a legal length."""
+    if size - off < 8:
+        return True
+    pos = np.array([off], np.int64)
+    btype, blen = int(u32(buf, pos, big)[0]), int(u32(buf, pos + 4, big)[0])
+    known = btype in _MIN_BY_TYPE or btype == pcapng.BT_SHB
+    return known and blen % 4 == 0 and _MIN_LEN <= blen <= MAX_BLOCK
+
+
 def next_pcap_record(buf: np.ndarray, start: int, size: int, big: bool, nanos: bool,
-                     max_caplen: int, ts_lo: int, ts_hi: int, chain: int = 3) -> int | None:
+                     max_caplen: int, ts_lo: int, ts_hi: int, chain: int = 3,
+                     allow_eof: bool = True) -> int | None:
     """First byte offset >= start where `chain` plausible pcap records follow each other
-    (fewer when the file ends first); None if there is none.  pcap records carry no magic
-    and no alignment, so only a chain of consistent headers is evidence enough."""
+    (fewer when the file ends first, if `allow_eof`); None if there is none.  pcap records
+    carry no magic and no alignment, so only a chain of consistent headers is evidence."""
     args = (size, big, nanos, max_caplen, ts_lo, ts_hi)
     for a in range(start, size, CHUNK):
         if max_caplen < 1 << 24:  # the captured length's top byte is 0: a one-byte test
@@ -133,7 +157,7 @@ def next_pcap_record(buf: np.ndarray, start: int, size: int, big: bool, nanos: b
         cur = pos
         for _ in range(chain):
             step = pcap_record_ok(buf, cur, *args)
-            done = cur == size  # a chain may end exactly at the end of the file
+            done = (cur == size) & allow_eof  # a chain may end exactly at the end of the file
             keep &= (step > 0) | done
             cur = np.where(done, cur, cur + step)
             if not keep.any():

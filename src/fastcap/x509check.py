@@ -411,7 +411,10 @@ class TrustStore:
     def issuer_of(self, cert: x509.Certificate) -> x509.Certificate | None:
         """An anchor whose name and key sign ``cert`` (a same-named anchor with another key is
         not the issuer: re-keyed roots are a real cause of 'untrusted')."""
-        for candidate in self._by_subject.get(cert.issuer, ()):
+        issuer = _name_of(cert, "issuer")
+        if issuer is None:
+            return None
+        for candidate in self._by_subject.get(issuer, ()):
             if _signed_by(cert, candidate):
                 return candidate
         return None
@@ -764,19 +767,20 @@ class Analyzer:
                 return "invalid", _explain_invalid(intermediates, at, error)
             if current is not leaf and _is_self_signed(current):
                 return "untrusted_root", (
-                    f"chain ends at root {_rfc4514(current.subject)}, which is not in the"
+                    f"chain ends at root {_rfc4514(current, 'subject')}, which is not in the"
                     " trust store"
                 )
             parent = None
+            wanted = _name_of(current, "issuer")
             for cand in intermediates:
                 fp = cand.fingerprint(hashes.SHA256())
-                if fp not in seen and cand.subject == current.issuer:
+                if fp not in seen and wanted is not None and _name_of(cand, "subject") == wanted:
                     if _signed_by(current, cand):
                         parent = cand
                         break
                     parent = parent or cand
             if parent is None:
-                issuer = _rfc4514(current.issuer)
+                issuer = _rfc4514(current, "issuer")
                 if current is leaf:
                     return "missing_intermediate", (
                         f"issuer {issuer} was neither sent nor found in the trust store"
@@ -789,9 +793,19 @@ class Analyzer:
             current = parent
 
 
-def _rfc4514(name: x509.Name) -> str:
+def _name_of(cert: x509.Certificate, which: str) -> x509.Name | None:
+    """``cert.subject`` or ``cert.issuer``; None when it does not decode.  cryptography decodes
+    names lazily, so a certificate that loaded can still raise here on hostile bytes (an
+    unknown string tag raises KeyError, for one)."""
     try:
-        return name.rfc4514_string()
+        return getattr(cert, which)
+    except Exception:
+        return None
+
+
+def _rfc4514(cert: x509.Certificate, which: str) -> str:
+    try:
+        return getattr(cert, which).rfc4514_string()
     except Exception:
         return "?"
 
@@ -809,5 +823,5 @@ def _explain_invalid(intermediates: list[x509.Certificate], at: dt.datetime, err
                 continue
         except Exception:  # unreadable validity: leave it to the verifier's message
             continue
-        return f"chain certificate #{i} ({_rfc4514(cert.subject)}) was {state} at capture time"
+        return f"chain certificate #{i} ({_rfc4514(cert, 'subject')}) was {state} at capture time"
     return error
