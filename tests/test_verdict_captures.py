@@ -187,8 +187,9 @@ def build_cases(pki: Pki) -> dict[str, Case]:
             note="OpenSSL checks the sslclient purpose and cannot be told not to: it rejects",
         ),
         "weak_signature": Case(
-            # cryptography's verifier refuses SHA-1 signatures, so the chain does not verify.
-            {"weak_signature", "client_cert_untrusted_ca"},
+            # cryptography's verifier refuses SHA-1 signatures; the CA is trusted all the same,
+            # so the digest is the finding (as an error), not an untrusted CA.
+            {"weak_signature"},
             peer_with(client_leaf(hash="sha1", key="rsa2048"), seclevel=0),
             True,
         ),
@@ -386,6 +387,9 @@ def test_capture_gets_exactly_its_verdicts(verdict_captures, name):
     (session,) = list(scan(path, ca_file=ca, expect_name=SENDER))
     codes = {v.code for v in session.verdicts}
     assert codes == case.codes, [(v.code, v.message) for v in session.verdicts]
+    if name == "weak_signature":  # rejected for its digest alone: an error, said plainly
+        (v,) = session.verdicts
+        assert v.severity == "error" and "trusted CA" in v.message
 
 
 def test_incomplete_capture_really_stops_mid_handshake(verdict_captures):

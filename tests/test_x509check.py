@@ -188,8 +188,8 @@ def test_sha1_signed_leaf_is_weak(pki, analyzer):
     assert r.weak_signatures == ((0, "sha1"),)
     assert r.certs[0].signature_hash == "sha1"
     assert r.certs[0].signature_algorithm == "ecdsa-with-SHA1"
-    assert r.problem == "invalid" and r.trusted is False  # the verifier forbids SHA-1
-    assert "signed with sha1" in r.detail
+    assert r.problem == "weak_signature" and r.trusted is False  # the verifier forbids SHA-1
+    assert "signed with sha1" in r.detail and "trusted CA signed it" in r.detail
 
 
 def test_sha1_self_signed_root_is_not_a_weak_signature():

@@ -396,15 +396,23 @@ def _chain_verdicts(
 def _weak(code: str, field: str, checks: Iterable[tuple[Any, int | None]]) -> Verdict | None:
     parts: list[str] = []
     frame = None
+    rejected = []  # roles whose otherwise trusted chain failed only for its digest
     for check, f in checks:
         for index, what in getattr(check, field):
             cert = check.certs[index] if 0 <= index < len(check.certs) else None
             parts.append(f"{check.role} #{index + 1} {_cert_name(cert)}: {what}{_frame_text(f)}")
             frame = f if frame is None else frame
+        if code == "weak_signature" and check.problem == "weak_signature":
+            rejected.append(check.role)
     if not parts:
         return None
     label = "weak signature" if code == "weak_signature" else "weak key"
-    return _v(code, f"{label}: " + "; ".join(parts), frame)
+    text = f"{label}: " + "; ".join(parts)
+    if rejected:
+        text += (f"; the {' and '.join(rejected)} chain comes from a trusted CA but fails "
+                 f"verification for this digest alone (Exchange Online rejects it too)")
+        return _v(code, text, frame, severity="error")
+    return _v(code, text, frame)
 
 
 def _relevant_alerts(tls: Any) -> list[Any]:

@@ -696,10 +696,11 @@ class Analyzer:
             return verdict(None, f"{who} chains to a trusted root", **common)
         problem, detail = self._diagnose(leaf, intermediates, at, error)
         if problem == "invalid" and weak_sigs and "signature" in error.lower():
+            # A trusted CA did sign the chain: the verifier refused its digest, not its CA.
             i, digest = weak_sigs[0]
-            detail = (
+            problem, detail = "weak_signature", (
                 f"certificate #{i} ({infos[i].subject}) is signed with {digest}, which"
-                " verifiers reject"
+                " verifiers reject, although a trusted CA signed it"
             )
         return verdict(problem, detail, **common)
 
