@@ -1,10 +1,12 @@
 """Side-by-side throughput and private memory of fastcap and the usual tools, in one run.
 
-    python benchmarks/compare.py FILE [--repeat 5] [--tshark] [--json OUT]
+    python benchmarks/compare.py FILE [--repeat 5] [--tshark] [--json OUT] [--keep-cache]
 
-Every contender reads the same page-cache-resident file, in round-robin order; the table gives
-the median of `--repeat` runs, GB/s, the ratio to tcpdump's BPF prefilter, and peak private memory
-(RssAnon, sampled every 2 ms: RSS would count the file's mapped page cache).  fastcap rows
+The file is dropped from the page cache and read back once with `cat` (pass --keep-cache to
+measure the cache as it is); then every contender reads the same page-cache-resident file in
+round-robin order.  The table gives the median of `--repeat` runs, GB/s, the ratio to
+tcpdump's BPF prefilter, and peak private memory (RssAnon, sampled every 2 ms: RSS would count
+the file's mapped page cache).  fastcap rows
 assert the frame and selection counts against the first fastcap run, so a fast wrong answer
 fails loudly.
 """
@@ -52,6 +54,19 @@ def run(cmd: list[str], capture: bool) -> tuple[float, int, str]:
     return wall, peak, out
 
 
+def drop_from_cache(path: str) -> None:
+    """Evict the file's pages (POSIX_FADV_DONTNEED), so the warm-up read that follows leaves
+    it in a known state: freshly read.  Pages that have aged in the cache can end up split
+    into small folios (e.g. after the kernel's DAMON reclaim), which makes every page fault
+    of an mmap walk several times dearer while read()-based tools barely notice; without
+    this step results depend on the file's history."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+    finally:
+        os.close(fd)
+
+
 def machine() -> str:
     cpu = "?"
     try:
@@ -71,9 +86,14 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--tshark", action="store_true", help="also time tshark (slow: ~30 MB/s)")
     ap.add_argument("--json", help="write the table as JSON here")
+    ap.add_argument("--keep-cache", action="store_true",
+                    help="measure the file's page cache as it is instead of dropping it and "
+                         "reading it back once with cat first")
     args = ap.parse_args()
     path = args.file
     size = os.path.getsize(path)
+    if not args.keep_cache:
+        drop_from_cache(path)
     subprocess.run(["cat", path], stdout=subprocess.DEVNULL, check=True)  # warm the page cache
 
     py = sys.executable
