@@ -22,7 +22,9 @@ def _cdef_text() -> str:
 def _compile_args() -> list[str]:
     args = ["-O3", "-std=gnu11", "-fno-strict-aliasing"]
     if os.environ.get("FASTCAP_SANITIZE") == "1":
-        args += ["-O1", "-g", "-fsanitize=address,undefined", "-fno-omit-frame-pointer"]
+        # -fno-wrapv undoes Python's -fwrapv, so UBSan sees signed overflow too.
+        args += ["-O1", "-g", "-fsanitize=address,undefined", "-fno-omit-frame-pointer",
+                 "-fno-wrapv"]
     return args
 
 
