@@ -1,6 +1,6 @@
 """Side-by-side throughput and private memory of fastcap and the usual tools, in one run.
 
-    python benchmarks/compare.py FILE [--repeat 5] [--tshark] [--json OUT] [--keep-cache]
+    python benchmarks/compare.py FILE [--repeat 5] [--tshark] [--json OUT] [--keep-cache|--cold]
 
 The file is dropped from the page cache and read back once with `cat` (pass --keep-cache to
 measure the cache as it is); then every contender reads the same page-cache-resident file in
@@ -86,6 +86,9 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--tshark", action="store_true", help="also time tshark (slow: ~30 MB/s)")
     ap.add_argument("--json", help="write the table as JSON here")
+    ap.add_argument("--cold", action="store_true",
+                    help="drop the file from the page cache before every run: disk-bound "
+                         "throughput instead of page-cache throughput")
     ap.add_argument("--keep-cache", action="store_true",
                     help="measure the file's page cache as it is instead of dropping it and "
                          "reading it back once with cat first")
@@ -160,6 +163,8 @@ def main() -> None:
         for name, cmd, timing in contenders:
             if name.startswith("tshark") and rep:
                 continue  # ~100x slower: once is enough
+            if args.cold:
+                drop_from_cache(path)
             wall, peak, out = run(cmd, capture=timing == "inner")
             if timing == "inner":
                 res = json.loads(out)
@@ -185,7 +190,9 @@ def main() -> None:
             }
         )
     base = next((r for r in rows if r["what"].startswith("tcpdump")), None)
-    print(f"file: {path} ({size / 1e9:.2f} GB)   machine: {machine()}")
+    state = "cold (dropped before every run)" if args.cold else (
+        "as found" if args.keep_cache else "freshly read with cat")
+    print(f"file: {path} ({size / 1e9:.2f} GB, page cache {state})   machine: {machine()}")
     for ref in references.values():
         print(f"fastcap found: {ref}")
     print(f"{'what':48} {'median s':>9} {'GB/s':>7} {'x tcpdump':>10} {'private MB':>11}")
