@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 
@@ -37,6 +38,16 @@ def _size(text: str) -> int:
         raise argparse.ArgumentTypeError(f"bad size {text!r}") from None
     if not 1 << 10 <= n <= 1 << 30:
         raise argparse.ArgumentTypeError(f"size {text!r} is outside 1K..1G")
+    return n
+
+
+def _jobs(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of jobs: {text!r}") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError("jobs must be at least 1")
     return n
 
 
@@ -75,6 +86,9 @@ def _parser() -> argparse.ArgumentParser:
                     help="bytes kept per direction of a connection (default 256K; e.g. 2M "
                     "for certificate chains larger than that)")
     sc.add_argument("--backend", choices=("auto", "native", "python"), default="auto")
+    sc.add_argument("-j", "--jobs", type=_jobs, default=os.cpu_count() or 1, metavar="N",
+                    help="scan up to N files at once in worker processes (default: the "
+                    "number of CPUs); one file is scanned by one process")
     fo = sub.add_parser("follow", help="show one SMTP session like Wireshark's Follow TCP Stream")
     fo.add_argument("file", metavar="FILE")
     fo.add_argument("--session", type=int, required=True, metavar="N",
@@ -112,9 +126,64 @@ class _Progress:
             print("\r\033[K", end="", file=sys.stderr, flush=True)
 
 
+def _scan_options(args) -> dict:
+    return dict(ports=args.ports, implicit_tls_ports=args.implicit_tls_ports,
+                expect_name=args.expect_name, backend=args.backend,
+                stream_cap=args.stream_cap)
+
+
+def _scan_whole_file(job: tuple[str, dict, str, str | None]) -> tuple:
+    """One file in a worker process: (sessions, summary, error message or None)."""
+    from .scanner import ScanSummary, scan, trust_store
+    from .x509check import Analyzer
+
+    path, options, trust, ca_file = job
+    tune_allocator()
+    summary = ScanSummary(path)
+    try:
+        analyzer = Analyzer(trust_store(trust, ca_file))
+        return list(scan(path, analyzer=analyzer, summary=summary, **options)), summary, None
+    except FastcapError as e:
+        return [], summary, str(e)
+
+
+def _scan_streams(args, files: list[str], analyzer):
+    """(path, sessions, summary, error) per file, in order.  One job: sessions stream from
+    the scan as it runs (memory stays flat).  Several jobs and files: whole files are
+    scanned in parallel worker processes, each file's sessions handed over when it is done."""
+    from .scanner import ScanSummary, scan
+
+    jobs = min(args.jobs, len(files))
+    if jobs <= 1:
+        for path in files:
+            summary = ScanSummary(path)
+            progress = _Progress(path)
+            holder: list = []
+
+            def sessions(path=path, summary=summary, progress=progress, holder=holder):
+                try:
+                    yield from scan(path, analyzer=analyzer, summary=summary,
+                                    progress=progress, **_scan_options(args))
+                except FastcapError as e:
+                    holder.append(str(e))
+                finally:
+                    progress.done()
+
+            yield path, sessions(), summary, holder
+        return
+    import multiprocessing
+
+    work = [(p, _scan_options(args), args.trust, args.ca_file) for p in files]
+    with multiprocessing.get_context("spawn").Pool(jobs) as pool:
+        for path, (found, summary, error) in zip(files, pool.imap(_scan_whole_file, work),
+                                                 strict=True):
+            yield path, iter(found), summary, [error] if error else []
+
+
 def _cmd_scan(args) -> int:
     from . import report
-    from .scanner import ScanSummary, has_problem, scan, trust_store
+    from .inputs import expand_inputs
+    from .scanner import has_problem, trust_store
     from .x509check import Analyzer
 
     try:
@@ -124,36 +193,35 @@ def _cmd_scan(args) -> int:
         return EXIT_UNREADABLE
     code = EXIT_OK
     results, errors, summaries = [], [], []
+    files, notes, bad_args = expand_inputs(args.files)
+    for w in notes:
+        print(f"fastcap: warning: {w}", file=sys.stderr)
+    for e in bad_args:
+        print(f"fastcap: {e}", file=sys.stderr)
+        errors.append({"path": e.split(":", 1)[0], "error": e})
+        code = EXIT_UNREADABLE
     stream = args.format in ("jsonl", "csv")
     if args.format == "csv":
         sys.stdout.write(report.csv_header())
-    for path in args.files:
-        summary = ScanSummary(path)
-        progress = _Progress(path)
+    for path, sessions, summary, failure in _scan_streams(args, files, analyzer):
         kept = []
-        try:
-            for sess in scan(path, ports=args.ports, implicit_tls_ports=args.implicit_tls_ports,
-                             expect_name=args.expect_name, backend=args.backend,
-                             analyzer=analyzer, summary=summary, progress=progress,
-                             stream_cap=args.stream_cap):
-                if args.export_certs:
-                    for w in report.export_certs(sess, args.export_certs):
-                        print(f"fastcap: warning: {w}", file=sys.stderr)
-                if args.only_problems and not has_problem(sess):
-                    continue
-                if args.format == "jsonl":
-                    print(report.to_jsonl_line(sess, path))
-                elif args.format == "csv":
-                    sys.stdout.write(report.csv_line(sess, path))
-                else:
-                    kept.append(sess)
-        except FastcapError as e:
-            progress.done()
-            print(f"fastcap: {e}", file=sys.stderr)
-            errors.append({"path": path, "error": str(e)})
+        for sess in sessions:
+            if args.export_certs:
+                for w in report.export_certs(sess, args.export_certs):
+                    print(f"fastcap: warning: {w}", file=sys.stderr)
+            if args.only_problems and not has_problem(sess):
+                continue
+            if args.format == "jsonl":
+                print(report.to_jsonl_line(sess, path))
+            elif args.format == "csv":
+                sys.stdout.write(report.csv_line(sess, path))
+            else:
+                kept.append(sess)
+        if failure:
+            print(f"fastcap: {failure[0]}", file=sys.stderr)
+            errors.append({"path": path, "error": failure[0]})
             code = EXIT_UNREADABLE
             continue
-        progress.done()
         for w in summary.warnings:
             print(f"fastcap: warning: {w}", file=sys.stderr)
         if (summary.with_problems or summary.warnings) and code == EXIT_OK:
@@ -165,7 +233,7 @@ def _cmd_scan(args) -> int:
         print(report.to_json(results, errors))
     elif args.format == "table":
         for path, kept, _summary in results:
-            if len(args.files) > 1:
+            if len(files) > 1:
                 print(f"== {path}")
             if kept:
                 print(report.format_table(kept))
@@ -247,8 +315,6 @@ def tune_allocator() -> None:
     with the environment variable MALLOC_TOP_PAD_=67108864.  A no-op off glibc, or when the
     user set MALLOC_TOP_PAD_ already.
     """
-    import os
-
     try:
         glibc = os.confstr("CS_GNU_LIBC_VERSION") or ""
     except (ValueError, OSError):

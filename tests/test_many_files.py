@@ -1,0 +1,81 @@
+"""Many files: directories of ring-buffer files and glob patterns, read in first-packet order,
+and `scan -j N` across files giving exactly what one process gives."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from fastcap.inputs import expand_inputs, first_timestamp
+from fastcap.synth.writers import Record, write_pcap
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+
+
+def ring(tmp_path) -> tuple[Path, list[Path]]:
+    """Three capture files whose names sort against their time order, plus a note file."""
+    d = tmp_path / "ring"
+    d.mkdir()
+    order = []
+    for name, t0 in (("c.pcap", 3), ("a.pcap", 2), ("b.pcap", 1)):
+        p = d / name
+        write_pcap(p, [Record(b"\0" * 60, t0 * 10**9 + i) for i in range(3)])
+        order.append((t0, p))
+    (d / "README.txt").write_text("ring buffer of the mail relay\n")
+    return d, [p for _t, p in sorted(order)]
+
+
+def test_directory_reads_in_first_packet_order(tmp_path):
+    d, by_time = ring(tmp_path)
+    files, warnings, errors = expand_inputs([str(d)])
+    assert files == [str(p) for p in by_time]
+    assert warnings == [f"{d / 'README.txt'}: not a pcap or pcapng file; skipped"]
+    assert errors == []
+    assert [first_timestamp(f) for f in files] == [10**9, 2 * 10**9, 3 * 10**9]
+
+
+def test_glob_patterns_and_what_matches_nothing(tmp_path):
+    d, by_time = ring(tmp_path)
+    files, _w, errors = expand_inputs([str(d / "*.pcap"), str(d / "a.pcap")])
+    assert files == [str(p) for p in by_time] + [str(d / "a.pcap")]  # explicit names as given
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    files, _w, errors = expand_inputs([str(d / "*.pcapng"), str(empty)])
+    assert files == [] and errors == [f"{d / '*.pcapng'}: no file matches this pattern",
+                                      f"{empty}: directory holds no pcap or pcapng files"]
+    assert expand_inputs([str(tmp_path / "missing.pcap")])[0] == [str(tmp_path / "missing.pcap")]
+
+
+def _scan(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "fastcap.cli", "scan", "--ca-file",
+                           str(EXAMPLES / "test-root.pem"), *args],
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_jobs_across_files_match_one_process(tmp_path):
+    d = tmp_path / "many"
+    d.mkdir()
+    for i, src in enumerate([EXAMPLES / "all-scenarios.pcapng",
+                             EXAMPLES / "exchange-online-no-client-cert.pcap"] * 2):
+        shutil.copy(src, d / f"{i}-{src.name}")
+    one = _scan("-j", "1", "--format", "jsonl", str(d))
+    many = _scan("-j", "3", "--format", "jsonl", str(d))
+    assert one.returncode == many.returncode == 1
+    assert one.stdout == many.stdout and one.stdout.count("\n") == 2 * (9 + 1)
+    files = [json.loads(line)["file"] for line in many.stdout.splitlines()]
+    assert files == sorted(files, key=files.index)  # each file's sessions together, in order
+    table = _scan("-j", "2", str(d))
+    assert table.stdout.count("== ") == 4 and "20 session(s) in 4 file(s)" in table.stdout
+
+
+def test_unreadable_member_and_bad_pattern_exit_2(tmp_path):
+    d, _ = ring(tmp_path)
+    (d / "zz.pcap").write_bytes(b"\xd4\xc3\xb2\xa1" + b"\0" * 10)  # a cut-off header
+    r = _scan("-j", "2", "--format", "json", str(d), str(tmp_path / "nothing-*.pcap"))
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert "no file matches this pattern" in r.stderr
+    doc = json.loads(r.stdout)
+    assert len(doc["files"]) == 4 and doc["errors"]
