@@ -49,6 +49,7 @@ from .mutate import (
     nested_sequences,
     split_blocks,
 )
+from .test_reassembly import Sel, Tcp  # the SelectedFrames stand-ins the reassembler reads
 
 SCALE = max(1, int(os.environ.get("FASTCAP_FUZZ_SCALE", "1")))
 PROJECT = Path(__file__).resolve().parents[1]
@@ -440,39 +441,12 @@ class Seg:
     hdr_len: int = 20  # 0: decode could not read the TCP header (the row must be ignored)
 
 
-@dataclass
-class _Tcp:
-    seq: np.ndarray
-    ack: np.ndarray
-    flags: np.ndarray
-    window: np.ndarray
-    payload_len: np.ndarray
-    payload_caplen: np.ndarray
-    hdr_len: np.ndarray
-
-
-@dataclass
-class _Sel:
-    frame_no: np.ndarray
-    ts_ns: np.ndarray
-    flow: np.ndarray
-    from_a: np.ndarray
-    payload_file_off: np.ndarray
-    tcp: _Tcp
-
-    def rows(self, lo: int, hi: int) -> _Sel:
-        t = self.tcp
-        return _Sel(self.frame_no[lo:hi], self.ts_ns[lo:hi], self.flow[lo:hi],
-                    self.from_a[lo:hi], self.payload_file_off[lo:hi],
-                    _Tcp(*(getattr(t, f.name)[lo:hi] for f in fields(t))))
-
-
 def stored(s: Seg) -> int:
     """Payload bytes a segment has in the buffer (a claimed length may be far larger)."""
     return min(max(s.plen, 0), 256)
 
 
-def build_soup(segs: list[Seg]) -> tuple[bytes, _Sel]:
+def build_soup(segs: list[Seg]) -> tuple[bytes, Sel]:
     buf, offs = bytearray(b"\xee" * 7), []
     for s in segs:
         sdata = s.seq + (1 if s.flags & SYN else 0)
@@ -482,11 +456,11 @@ def build_soup(segs: list[Seg]) -> tuple[bytes, _Sel]:
     def col(get, dtype):
         return np.array([get(s) for s in segs], dtype).reshape(len(segs))
 
-    tcp = _Tcp(col(lambda s: s.seq & M32, np.uint32), col(lambda s: s.ack & M32, np.uint32),
+    tcp = Tcp(col(lambda s: s.seq & M32, np.uint32), col(lambda s: s.ack & M32, np.uint32),
                col(lambda s: s.flags, np.uint16), col(lambda s: s.window, np.uint16),
                col(lambda s: s.plen, np.int32), col(lambda s: s.caplen, np.int32),
                col(lambda s: s.hdr_len, np.uint8))
-    sel = _Sel(np.arange(1, len(segs) + 1, dtype=np.int64), col(lambda s: s.ts, np.int64),
+    sel = Sel(np.arange(1, len(segs) + 1, dtype=np.int64), col(lambda s: s.ts, np.int64),
                col(lambda s: s.flow, np.int64), col(lambda s: s.from_a, bool),
                np.array(offs, np.int64), tcp)
     return bytes(buf), sel
@@ -538,7 +512,7 @@ def soups(draw) -> list[Seg]:
     return out
 
 
-def run_reassembler(buf: bytes, sel: _Sel, nflows: int, backend: str, cuts: list[int],
+def run_reassembler(buf: bytes, sel: Sel, nflows: int, backend: str, cuts: list[int],
                     **kw) -> list[Connection]:
     r = Reassembler(buf, soup_flows(nflows), backend=backend, **kw)
     cap, budget, max_segs = kw["cap"], kw["budget"], kw["max_segments"]
@@ -643,9 +617,9 @@ def test_million_overlapping_tiny_segments_native():
     flags = np.full(rows, ACK, np.uint16)
     flags[0] = SYN
     plen = np.concatenate(([0], ln)).astype(np.int32)
-    sel = _Sel(np.arange(1, rows + 1, dtype=np.int64), np.arange(rows, dtype=np.int64), z,
+    sel = Sel(np.arange(1, rows + 1, dtype=np.int64), np.arange(rows, dtype=np.int64), z,
                np.ones(rows, bool), np.concatenate(([0], off)).astype(np.int64),
-               _Tcp(seq, np.zeros(rows, np.uint32), flags, np.full(rows, 512, np.uint16),
+               Tcp(seq, np.zeros(rows, np.uint32), flags, np.full(rows, 512, np.uint16),
                     plen, plen.copy(), np.full(rows, 20, np.uint8)))
     max_segs = 4096
     bound = CONN_OVERHEAD + 2 * (cap + (cap + 63) // 64 * 8 + max_segs * SEG_BYTES)
