@@ -62,9 +62,30 @@ class CaptureMeta:
     warnings: list[CaptureWarning] = field(default_factory=list)
     skipped: Counter = field(default_factory=Counter)  # reason -> frames/blocks not indexed
     unreadable: list[tuple[int, int]] = field(default_factory=list)  # [start, end) skipped
+    compression: str | None = None  # gzip | zstd | lz4 when read through a decompressor
 
     def linktype_of(self) -> list[int]:
         return [i.linktype for i in self.interfaces]
+
+
+@dataclass
+class WalkState:
+    """Where a walk stands between two records: all a walk needs to start mid-file and read
+    on exactly as a walk from the file's start would (see `Capture.windows`)."""
+
+    offset: int
+    frame: int  # number the next frame gets
+    ref_s: int | None = None  # pcap: seconds of the last good record (resync guide)
+    section: pcapng.Section | None = None  # pcapng: the section being read ...
+    params: list = field(default_factory=list)  # ... its interfaces' walk parameters ...
+    interfaces: list[pcapng.Interface] = field(default_factory=list)  # ... and all so far
+
+    def key(self) -> tuple:
+        """What must agree for two walks to read on identically (not the frame number, which
+        a split walk counts from its own start)."""
+        sec = self.section
+        return (self.offset, None if sec is None else (sec.index, sec.big_endian),
+                tuple(self.params), len(self.interfaces))
 
 
 def _open_mapping(path: str) -> tuple[mmap.mmap | bytes, int]:
@@ -121,22 +142,54 @@ class Capture:
                  window: int = DEFAULT_WINDOW, slab_width: int = DEFAULT_SLAB,
                  max_caplen: int = MAX_CAPLEN) -> None:
         self.path = os.fspath(path)
+        mm, size = _open_mapping(self.path)
+        self._setup(mm, size, sniff_format(self.path, bytes(mm[:64])), backend, window,
+                    slab_width, max_caplen)
+
+    def _setup(self, buf, size: int, fmt: str, backend: str, window: int, slab_width: int,
+               max_caplen: int, base: int = 0, more: bool = False,
+               header: pcap.PcapHeader | None = None) -> None:
         self.walker: Walker = get_walker(backend)
         self.window = max(1, int(window))
         self.slab_width = max(16, int(slab_width))
         self.max_caplen = max_caplen
-        self._mm, size = _open_mapping(self.path)
-        head = bytes(self._mm[:64])
-        self.meta = CaptureMeta(self.path, size, sniff_format(self.path, head))
+        self._mm = buf
+        self._mapped = isinstance(buf, mmap.mmap)  # the file itself, not a piece in memory
+        self.meta = CaptureMeta(self.path, size, fmt)
         self._bound = self.walker.bind(self._mm)
         self._np: np.ndarray | None = None
+        self._base = base  # file offset of buffer byte 0 (offsets in reports are the file's)
+        self._more = more  # the file goes on past the buffer: a record cut at its end waits
+        self.pcap_header = header
         self.frames_done = 0
         self.bytes_done = 0  # file offset reached, for progress reports
+
+    @classmethod
+    def over(cls, buf, *, name: str, fmt: str, base: int = 0, more: bool = False,
+             header: pcap.PcapHeader | None = None, backend: str = "auto",
+             window: int = DEFAULT_WINDOW, slab_width: int = DEFAULT_SLAB,
+             max_caplen: int = MAX_CAPLEN) -> Capture:
+        """A capture held in memory: one piece of a stream that starts at file offset `base`.
+        With `more`, a record cut off by the buffer's end ends the walk quietly (the next
+        piece re-reads it), and resynchronisation never settles on the buffer's end."""
+        self = cls.__new__(cls)
+        self.path = name
+        self._setup(buf, len(buf), fmt, backend, window, slab_width, max_caplen, base, more,
+                    header)
+        return self
 
     @property
     def buffer(self):
         """The read-only mapping (for payload reads by later stages)."""
         return self._mm
+
+    @property
+    def progress_size(self) -> int:
+        return self.meta.size
+
+    @property
+    def progress_done(self) -> int:
+        return self.bytes_done
 
     def close(self) -> None:
         self._bound = self._np = None
@@ -153,15 +206,25 @@ class Capture:
         self.close()
 
     def _warn(self, offset: int, kind: str, message: str) -> None:
-        self.meta.warnings.append(CaptureWarning(self.path, offset, kind, message))
+        self.meta.warnings.append(CaptureWarning(self.path, self._base + offset, kind, message))
 
-    def windows(self) -> Iterator[FrameWindow]:
+    def windows(self, start: WalkState | None = None, stop: int | None = None
+                ) -> Iterator[FrameWindow]:
+        """Frame windows in file order.  `start` (a state from a split plan) begins mid-file;
+        `stop` ends before the first record that starts at or after it.  The record that
+        straddles `stop` is read whole: a split walk's ranges then join without gap or
+        overlap.  `end_state` tells where the walk stopped; `start_used` whether a resync
+        before the first good record relied on `start`'s guide values."""
         win = FrameWindow.allocate(self.window, self.slab_width)
+        whole = start is None and stop is None and self._mapped
+        self._stop = self.meta.size if stop is None else max(0, min(stop, self.meta.size))
+        self.start_used = False
         if self.meta.format == "pcap":
-            yield from self._walk_pcap(win)
+            yield from self._walk_pcap(win, start)
         else:
-            yield from self._walk_pcapng(win)
-        self._note_growth()
+            yield from self._walk_pcapng(win, start)
+        if whole:
+            self._note_growth()
 
     def _note_growth(self) -> None:
         """A capture still being written is read up to its size when it was opened; say so,
@@ -176,13 +239,21 @@ class Capture:
                        f"{self.meta.size} bytes (its size when opened)")
 
     # -- pcap -------------------------------------------------------------------------------
-    def _walk_pcap(self, win: FrameWindow) -> Iterator[FrameWindow]:
-        meta, size = self.meta, self.meta.size
-        try:
-            hdr = pcap.parse_header(bytes(self._mm[: pcap.HEADER_LEN]))
-        except ValueError:
-            self._warn(0, "truncated_header", f"pcap file header cut short ({size} bytes)")
-            return
+    def _straddler(self, walk, win: FrameWindow, n: int, off: int, fno: int, *args):
+        """The record at `off` starts before the range end but runs past it: read just that
+        one record against the whole file (the window's row n, with room made first)."""
+        return walk(self._bound, self.meta.size, off, *args, win.head(n + 1), n, fno)
+
+    def _walk_pcap(self, win: FrameWindow, start: WalkState | None) -> Iterator[FrameWindow]:
+        meta, size, lim = self.meta, self.meta.size, self._stop
+        hdr = self.pcap_header
+        if hdr is None:
+            try:
+                hdr = self.pcap_header = pcap.parse_header(bytes(self._mm[: pcap.HEADER_LEN]))
+            except ValueError:
+                self._warn(0, "truncated_header", f"pcap file header cut short ({size} bytes)")
+                self.end_state = WalkState(0, 1)
+                return
         meta.byte_orders = ["big" if hdr.big_endian else "little"]
         meta.nanosecond = hdr.nanosecond
         meta.version = hdr.version
@@ -194,10 +265,18 @@ class Capture:
         max_caplen = max(self.max_caplen, 0)
         off, fno, n = pcap.HEADER_LEN, 1, 0
         ref_s: int | None = None  # seconds of the last good record, for resynchronising
+        if start is not None:
+            off, fno, ref_s = start.offset, start.frame, start.ref_s
+        args = (hdr.big_endian, hdr.nanosecond, hdr.snaplen, max_caplen)
         while True:
-            k, st = self.walker.walk_pcap(self._bound, size, off, hdr.big_endian,
-                                          hdr.nanosecond, hdr.snaplen, max_caplen, win, n, fno)
+            k, st = self.walker.walk_pcap(self._bound, lim, off, *args, win, n, fno)
             n, off, fno = n + k, st.offset, st.next_frame
+            if st.code == TRUNCATED and off < lim < size:
+                if n == win.cap:
+                    yield from self._emit(win, n, off)
+                    n = 0
+                k, st = self._straddler(self.walker.walk_pcap, win, n, off, fno, *args)
+                n, off, fno = n + k, st.offset, st.next_frame
             if st.code == FULL:
                 ref_s = int(win.ts_ns[n - 1]) // 1_000_000_000
                 yield from self._emit(win, n, off)
@@ -207,14 +286,20 @@ class Capture:
                 ref_s = int(win.ts_ns[n - 1]) // 1_000_000_000
             lo, hi = (1, 2**32 - 1) if ref_s is None else (ref_s - _YEAR_S, ref_s + _YEAR_S)
             limits = (hdr.big_endian, hdr.nanosecond, min(max_caplen, 2**32 - 1), lo, hi)
+            if st.code == TRUNCATED and self._more:
+                break  # the rest of the record is in the next piece
             if st.code in (TRUNCATED, CORRUPT):
+                # Nothing read yet: the resync below relies on the plan's guide value.
+                self.start_used |= start is not None and fno == start.frame
                 cut = st.code == TRUNCATED and resync.cut_not_damaged_pcap(
                     self._array(), off, size, *limits)
                 if cut and ref_s is None and size - off >= 4:  # its time is the best guide
                     sec = int(resync.u32(self._array(), np.array([off]), hdr.big_endian)[0])
                     limits = (*limits[:3], sec - _YEAR_S, sec + _YEAR_S)
                 nxt = resync.next_pcap_record(self._array(), off + 1, size, *limits,
-                                              allow_eof=not cut)
+                                              allow_eof=not (cut or self._more))
+                if nxt is None and self._more:
+                    break  # look again with more of the stream in hand
                 if nxt is not None:
                     self._skip_range(off, nxt, "corrupt_record", "corrupt record header",
                                      "corrupt record")
@@ -232,6 +317,7 @@ class Capture:
             break
         if n:
             yield from self._emit(win, n, off)
+        self.end_state = WalkState(off, fno, ref_s=ref_s)
 
     def _array(self) -> np.ndarray:
         if self._np is None:
@@ -247,9 +333,10 @@ class Capture:
     def _skip_range(self, off: int, nxt: int, kind: str, what: str, reason: str | None
                     ) -> None:
         """Report bytes [off, nxt) as unreadable: reading goes on at the next good record."""
-        self._warn(off, kind, f"{what}: bytes {off}-{nxt - 1} ({nxt - off} bytes) unreadable; "
-                              f"reading resumed at offset {nxt}")
-        self.meta.unreadable.append((off, nxt))
+        a, b = self._base + off, self._base + nxt
+        self._warn(off, kind, f"{what}: bytes {a}-{b - 1} ({b - a} bytes) unreadable; "
+                              f"reading resumed at offset {b}")
+        self.meta.unreadable.append((a, b))
         if reason is not None:
             self.meta.skipped[reason] += 1
 
@@ -259,21 +346,30 @@ class Capture:
         yield win.head(n)
 
     # -- pcapng ----------------------------------------------------------------------------
-    def _walk_pcapng(self, win: FrameWindow) -> Iterator[FrameWindow]:
-        meta, size, mm = self.meta, self.meta.size, self._mm
+    def _walk_pcapng(self, win: FrameWindow, start: WalkState | None
+                     ) -> Iterator[FrameWindow]:
+        meta, size, mm, lim = self.meta, self.meta.size, self._mm, self._stop
         section: pcapng.Section | None = None
         params: list = []
         off, fno, n = 0, 1, 0
+        if start is not None:
+            off, fno, section = start.offset, start.frame, start.section
+            params, meta.interfaces = list(start.params), list(start.interfaces)
         while True:
+            if off >= lim:
+                break
             if section is None:
-                if off >= size:
-                    break
                 st = WalkStatus(BLOCK, off, fno, pcapng.BT_SHB)
                 k = 0
             else:
-                k, st = self.walker.walk_pcapng(self._bound, size, off,
-                                                section.big_endian, params, MAX_BLOCK, win, n,
-                                                fno)
+                args = (section.big_endian, params, MAX_BLOCK)
+                k, st = self.walker.walk_pcapng(self._bound, lim, off, *args, win, n, fno)
+                if st.code == TRUNCATED and st.offset < lim < size:
+                    n, off, fno = n + k, st.offset, st.next_frame
+                    if n == win.cap:
+                        yield from self._emit(win, n, off)
+                        n = 0
+                    k, st = self._straddler(self.walker.walk_pcapng, win, n, off, fno, *args)
             n, off, fno = n + k, st.offset, st.next_frame
             if st.code == FULL:
                 yield from self._emit(win, n, off)
@@ -283,7 +379,10 @@ class Capture:
                 break
             if st.code == BLOCK:
                 if st.detail == pcapng.BT_SHB:
-                    new = self._read_shb(off, len(meta.byte_orders))
+                    if self._more and self._shb_cut(off):
+                        break  # the rest of the section header is in the next piece
+                    new = self._read_shb(off, len(meta.byte_orders) if section is None
+                                         else section.index + 1)
                     if new is None:
                         big = section.big_endian if section is not None else None
                         nxt = resync.next_pcapng_block(self._array(), off + 1, size, big)
@@ -337,11 +436,15 @@ class Capture:
                                            f"{st.detail} does not fit its block)",
                                            "corrupt packet block")
                     continue
+            if st.code == TRUNCATED and self._more:
+                break  # the rest of the block is in the next piece
             if st.code in (TRUNCATED, CORRUPT):
                 cut = st.code == TRUNCATED and resync.cut_not_damaged_pcapng(
                     self._array(), off, size, section.big_endian)
                 nxt = resync.next_pcapng_block(self._array(), off + 1, size, section.big_endian,
-                                               allow_eof=not cut)
+                                               allow_eof=not (cut or self._more))
+                if nxt is None and self._more:
+                    break  # look again with more of the stream in hand
                 if nxt is not None:
                     self._skip_range(off, nxt, "corrupt_block",
                                      f"corrupt block (length field {st.detail})", "corrupt block")
@@ -358,6 +461,19 @@ class Capture:
             break
         if n:
             yield from self._emit(win, n, off)
+        self.end_state = WalkState(off, fno, section=section, params=list(params),
+                                   interfaces=list(meta.interfaces))
+
+    def _shb_cut(self, off: int) -> bool:
+        """The section header at `off` runs past the buffer's end (its length is sane)."""
+        size = self.meta.size
+        if size - off < 28:
+            return True
+        big = pcapng.byte_order_of_shb(self._mm, off)
+        if big is None:
+            return False
+        (blen,) = struct.unpack_from(">I" if big else "<I", self._mm, off + 4)
+        return size - off < blen <= MAX_BLOCK
 
     def _read_shb(self, off: int, index: int) -> tuple[pcapng.Section, int] | None:
         meta, size, mm = self.meta, self.meta.size, self._mm

@@ -87,8 +87,9 @@ def _parser() -> argparse.ArgumentParser:
                     "for certificate chains larger than that)")
     sc.add_argument("--backend", choices=("auto", "native", "python"), default="auto")
     sc.add_argument("-j", "--jobs", type=_jobs, default=os.cpu_count() or 1, metavar="N",
-                    help="scan up to N files at once in worker processes (default: the "
-                    "number of CPUs); one file is scanned by one process")
+                    help="worker processes (default: the number of CPUs): several files are "
+                    "scanned N at a time; one file is split into N byte ranges scanned at "
+                    "once, with the same results as -j 1")
     fo = sub.add_parser("follow", help="show one SMTP session like Wireshark's Follow TCP Stream")
     fo.add_argument("file", metavar="FILE")
     fo.add_argument("--session", type=int, required=True, metavar="N",
@@ -155,6 +156,7 @@ def _scan_streams(args, files: list[str], analyzer):
 
     jobs = min(args.jobs, len(files))
     if jobs <= 1:
+        split = args.jobs if len(files) == 1 else 1  # one file: split among the workers
         for path in files:
             summary = ScanSummary(path)
             progress = _Progress(path)
@@ -163,7 +165,9 @@ def _scan_streams(args, files: list[str], analyzer):
             def sessions(path=path, summary=summary, progress=progress, holder=holder):
                 try:
                     yield from scan(path, analyzer=analyzer, summary=summary,
-                                    progress=progress, **_scan_options(args))
+                                    progress=progress, jobs=split,
+                                    trust=args.trust, ca_file=args.ca_file,
+                                    **_scan_options(args))
                 except FastcapError as e:
                     holder.append(str(e))
                 finally:

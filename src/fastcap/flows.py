@@ -98,3 +98,18 @@ class FlowTable:
                                          kb[18:34], int.from_bytes(kb[34:36], "big")))
             ids[u] = fid
         return ids[inverse.ravel()], from_a
+
+    def ids_for(self, keys: list[FlowKey]) -> np.ndarray:
+        """Global ids for another table's flows (its ids index `keys`), numbering new flows in
+        that order: tables filled from consecutive parts of a file merge into the ids one
+        table would have given the whole file."""
+        out = np.empty(len(keys), np.int64)
+        for i, k in enumerate(keys):
+            kb = (k.a_addr + k.a_port.to_bytes(2, "big") + k.b_addr
+                  + k.b_port.to_bytes(2, "big"))
+            fid = self._ids.get(kb)
+            if fid is None:
+                fid = self._ids[kb] = len(self.keys)
+                self.keys.append(k)
+            out[i] = fid
+        return out

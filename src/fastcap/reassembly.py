@@ -316,7 +316,11 @@ class Reassembler:
     def feed_iter(self, sel: SelectedFrames) -> Iterator[Connection]:
         """Like feed, one connection at a time, so a window that evicts thousands of
         connections holds one copy of them; exhaust it before feeding the next window."""
-        for raw in self._core.feed_iter(FrameCols.of(sel)):
+        return self.feed_cols_iter(FrameCols.of(sel))
+
+    def feed_cols_iter(self, cols: FrameCols) -> Iterator[Connection]:
+        """Like feed_iter, for columns already cut to usable rows (`FrameCols.of`)."""
+        for raw in self._core.feed_iter(cols):
             yield _connection(raw, self.flows, self.server_ports)
 
     def finish(self) -> list[Connection]:
@@ -328,6 +332,11 @@ class Reassembler:
         by what the reassembler held, however many connections were open."""
         for raw in self._core.finish_iter():
             yield _connection(raw, self.flows, self.server_ports)
+
+    def rebind(self, buf) -> None:
+        """Payload offsets of the frames fed next refer to `buf`: a stream's next piece.
+        Stored bytes are copies, so the previous piece may go."""
+        self._core.rebind(buf)
 
     @property
     def mem(self) -> int:
@@ -416,6 +425,10 @@ class PyReassemblerCore:
     @property
     def open(self) -> int:
         return len(self._lru)
+
+    def rebind(self, buf) -> None:
+        mv = memoryview(buf)
+        self._buf = mv if (mv.format == "B" and mv.ndim == 1) else mv.cast("B")
 
     def close(self) -> None:
         self._buf = memoryview(b"")

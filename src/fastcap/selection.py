@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .capture import Capture
+from .capture import Capture, WalkState
 from .decode import Status, TcpFields, decode_headers, decode_tcp
 from .flows import FlowTable, port_lut
 from .frames import F_NO_TS, F_OVER_SNAPLEN, F_SNAPPED
@@ -144,19 +144,24 @@ def iter_selected(cap: Capture, ports: Iterable[int] = DEFAULT_PORTS,
                   counters: FrameCounters | None = None,
                   flows: FlowTable | None = None,
                   progress: Callable[[int, int], None] | None = None,
+                  start: WalkState | None = None, stop: int | None = None,
                   ) -> Iterator[SelectedFrames]:
-    """Walk `cap`, update `counters`, and yield the selected TCP frames window by window.
+    """Walk `cap` (from `start` up to `stop`, see Capture.windows), update `counters`, and
+    yield the selected TCP frames window by window.
 
     `progress(bytes_done, bytes_total)` is called once per window."""
     lut = port_lut(ports)
     flows = flows if flows is not None else FlowTable()
-    buf = np.frombuffer(cap.buffer, dtype=np.uint8)
-    for win in cap.windows():
+    held, buf = None, None
+    for win in cap.windows(start, stop):
+        if cap.buffer is not held:  # a stream's windows come from successive pieces
+            held = cap.buffer
+            buf = np.frombuffer(held, dtype=np.uint8)
         lt_of_iface = np.array([i.linktype for i in cap.meta.interfaces] or [0], np.int32)
         linktype = lt_of_iface[win.iface]
         hd = decode_headers(win.slab, win.caplen, linktype, buf=buf, offset=win.offset)
         if progress is not None:
-            progress(cap.bytes_done, cap.meta.size)
+            progress(cap.progress_done, cap.progress_size)
         if counters is not None:
             counters.add(win, linktype, hd)
             irows, isp, idp = icmp_quoted_ports(buf, win.offset, win.caplen, hd)

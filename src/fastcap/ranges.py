@@ -1,0 +1,243 @@
+"""Split one capture into byte ranges that are walked, decoded and selected independently.
+
+A range's first record is found the way `resync` finds records after damage (a chain of
+well-framed pcapng blocks, or of plausible pcap headers), starting from a state guessed from
+the file's head.  Each range reads up to the first record that starts at or after its end, so
+consecutive ranges join exactly when the next range started where the previous one stopped,
+in the same state.  `stitch` checks that for every border and re-reads any range whose guess
+was wrong (a false start inside packet data, a new section or interface mid-file, a resync
+that needed the previous record's time) from the exact state: the result never depends on
+where the borders fell.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import pcap, pcapng, resync
+from .capture import Capture, CaptureMeta, WalkState
+from .flows import FlowKey, FlowTable
+from .reassembly import FrameCols
+from .selection import FrameCounters, iter_selected
+from .walkstatus import MAX_BLOCK, MAX_CAPLEN
+
+_YEAR_S = 366 * 86400
+_PRELUDE_BLOCKS = 4096  # blocks read to learn a pcapng file's interfaces before its packets
+
+
+@dataclass
+class RangeTask:
+    """Read records starting in [begin, stop): from `state` exactly when `exact`, else from
+    the first record found at or after `begin` with `state` as the guess."""
+
+    path: str
+    index: int
+    begin: int
+    stop: int
+    state: WalkState | None  # None: the file's own start
+    exact: bool
+    ports: frozenset[int]
+    backend: str = "auto"
+
+
+@dataclass
+class RangeResult:
+    index: int
+    start: WalkState | None  # where reading began (None: the file's start)
+    end: WalkState
+    start_used: bool  # a resync before the first record relied on the guessed state
+    counters: FrameCounters
+    meta: CaptureMeta
+    cols: FrameCols  # usable TCP frames on the ports; frame numbers from 1 in this range
+    flow_keys: list[FlowKey]  # the range's own flow ids index this list
+
+    @property
+    def frames(self) -> int:
+        first = 1 if self.start is None else self.start.frame
+        return self.end.frame - first
+
+
+def guess_state(cap: Capture) -> WalkState:
+    """The state a walk is in after the file's header (pcap) or its first section header and
+    the interface blocks ahead of the first packet (pcapng): right for every later range of
+    a single-section capture whose interfaces are all described up front."""
+    mm, size = cap.buffer, cap.meta.size
+    if cap.meta.format == "pcap":
+        hdr = pcap.parse_header(bytes(mm[: pcap.HEADER_LEN]))
+        ref = None
+        if hdr is not None and size >= pcap.HEADER_LEN + 4:
+            (ref,) = struct.unpack_from(">I" if hdr.big_endian else "<I", mm, pcap.HEADER_LEN)
+        return WalkState(pcap.HEADER_LEN, 1, ref_s=ref)
+    big = pcapng.byte_order_of_shb(mm, 0) if size >= 28 else None
+    if big is None:
+        return WalkState(0, 1)
+    order = ">" if big else "<"
+    section = pcapng.Section(0, 0, big, struct.unpack_from(order + "HH", mm, 12))
+    interfaces: list[pcapng.Interface] = []
+    (off,) = struct.unpack_from(order + "I", mm, 4)
+    for _ in range(_PRELUDE_BLOCKS):
+        if off + 12 > size:
+            break
+        btype, blen = struct.unpack_from(order + "II", mm, off)
+        if btype in (pcapng.BT_EPB, pcapng.BT_SPB, pcapng.BT_PB) or blen < 12 or blen % 4:
+            break
+        if btype == pcapng.BT_IDB and off + blen <= size:
+            try:
+                ifc = pcapng.parse_idb(bytes(mm[off + 8: off + blen - 4]), order,
+                                       len(interfaces), 0)
+            except ValueError:
+                break
+            interfaces.append(ifc)
+        off += blen
+    section.interfaces = list(interfaces)
+    return WalkState(0, 1, section=section, params=[i.params() for i in interfaces],
+                     interfaces=interfaces)
+
+
+def plan(cap: Capture, parts: int, ports: Iterable[int], backend: str = "auto",
+         min_bytes: int = 1 << 20) -> list[RangeTask]:
+    """`parts` ranges of about equal size, none under `min_bytes` (small files are not worth
+    a worker); the first starts at the file's start."""
+    size, ports = cap.meta.size, frozenset(ports)
+    guess = guess_state(cap)
+    parts = max(1, min(parts, size // max(1, min_bytes) or 1))
+    cuts = [size * i // parts for i in range(parts + 1)]
+    return [RangeTask(cap.path, i, cuts[i], cuts[i + 1], None if i == 0 else guess, False,
+                      ports, backend) for i in range(parts)]
+
+
+def _find_start(cap: Capture, task: RangeTask) -> WalkState:
+    arr = np.frombuffer(cap.buffer, dtype=np.uint8)
+    size, state = cap.meta.size, task.state
+    if cap.meta.format == "pcap":
+        hdr = pcap.parse_header(bytes(cap.buffer[: pcap.HEADER_LEN]))
+        ref = state.ref_s
+        lo, hi = (1, 2**32 - 1) if ref is None else (ref - _YEAR_S, ref + _YEAR_S)
+        at = None if hdr is None else resync.next_pcap_record(
+            arr, max(task.begin, pcap.HEADER_LEN), size, hdr.big_endian, hdr.nanosecond,
+            min(MAX_CAPLEN, 2**32 - 1), lo, hi)
+    else:
+        big = state.section.big_endian if state.section is not None else None
+        at = resync.next_pcapng_block(arr, task.begin, size, big, MAX_BLOCK)
+    return WalkState(size if at is None else at, 1, ref_s=state.ref_s, section=state.section,
+                     params=list(state.params), interfaces=list(state.interfaces))
+
+
+def _concat(parts: list[FrameCols]) -> FrameCols:
+    names = FrameCols.__dataclass_fields__
+    if not parts:
+        return FrameCols(*(np.empty(0, np.int64) for _ in names))
+    return FrameCols(*(np.concatenate([np.asarray(getattr(p, f)) for p in parts])
+                       for f in names))
+
+
+def read_range(task: RangeTask) -> RangeResult:
+    """Phase one of a split scan, for one range (runs in a worker)."""
+    counters, flows = FrameCounters(), FlowTable()
+    with Capture(task.path, backend=task.backend) as cap:
+        start = task.state
+        if start is not None and not task.exact:
+            start = _find_start(cap, task)
+        parts = [FrameCols.of(sel) for sel in iter_selected(
+            cap, task.ports, counters, flows, start=start, stop=task.stop)]
+        return RangeResult(task.index, start, cap.end_state, cap.start_used, counters,
+                           cap.meta, _concat(parts), flows.keys)
+
+
+@dataclass
+class Stitched:
+    """A whole file's phase-one results, as one sequential walk would have produced them."""
+
+    meta: CaptureMeta
+    counters: FrameCounters
+    cols: FrameCols  # global frame numbers and flow ids
+    flows: FlowTable
+    reread: int = 0  # ranges read again because their guessed start was wrong
+    ranges: list[RangeResult] = field(default_factory=list, repr=False)
+
+
+def _joins(prev_end: WalkState, res: RangeResult) -> bool:
+    return (res.start is not None and not res.start_used
+            and res.start.key() == prev_end.key())
+
+
+def stitch(tasks: list[RangeTask], results: list[RangeResult],
+           read: Callable[[RangeTask], RangeResult] = read_range) -> Stitched:
+    """Check every border; re-read (in order, from the exact state) each range that does not
+    join its predecessor; merge the rest."""
+    results = sorted(results, key=lambda r: r.index)
+    accepted: list[RangeResult] = [results[0]]
+    reread = 0
+    for task, res in zip(tasks[1:], results[1:], strict=True):
+        prev = accepted[-1].end
+        if not _joins(prev, res):
+            exact = WalkState(prev.offset, 1, ref_s=prev.ref_s, section=prev.section,
+                              params=list(prev.params), interfaces=list(prev.interfaces))
+            res = read(RangeTask(task.path, task.index, prev.offset, task.stop, exact, True,
+                                 task.ports, task.backend))
+            reread += 1
+        accepted.append(res)
+    return _merge(accepted, reread)
+
+
+def _merge_counters(parts: list[FrameCounters]) -> FrameCounters:
+    out = FrameCounters()
+    for c in parts:
+        for name, v in c.__dict__.items():
+            if name in ("first_ts_ns", "last_ts_ns"):
+                continue
+            if isinstance(v, Counter):
+                getattr(out, name).update(v)
+            else:
+                setattr(out, name, getattr(out, name) + v)
+        if c.first_ts_ns is not None:
+            out.first_ts_ns = c.first_ts_ns if out.first_ts_ns is None else min(
+                out.first_ts_ns, c.first_ts_ns)
+            out.last_ts_ns = c.last_ts_ns if out.last_ts_ns is None else max(
+                out.last_ts_ns, c.last_ts_ns)
+    return out
+
+
+def merge_meta(parts: list[CaptureMeta]) -> CaptureMeta:
+    """The metadata of consecutive pieces of one capture, as one walk would have filled it."""
+    first, last = parts[0], parts[-1]
+    meta = CaptureMeta(first.path, first.size, first.format, nanosecond=first.nanosecond,
+                       snaplen=first.snaplen, version=first.version,
+                       interfaces=list(last.interfaces))
+    for m in parts:
+        if first.format == "pcapng":
+            meta.byte_orders += m.byte_orders
+            meta.sections += m.sections
+            if m.sections:
+                meta.version = m.version
+        meta.block_counts.update(m.block_counts)
+        meta.other_records.update(m.other_records)
+        meta.secrets += m.secrets
+        meta.warnings += m.warnings
+        meta.skipped.update(m.skipped)
+        meta.unreadable += m.unreadable
+    if first.format == "pcap":
+        meta.byte_orders, meta.sections = list(first.byte_orders), first.sections
+    return meta
+
+
+def _merge(accepted: list[RangeResult], reread: int) -> Stitched:
+    flows = FlowTable()
+    parts, base = [], 0
+    for r in accepted:
+        c = r.cols
+        gid = flows.ids_for(r.flow_keys)
+        parts.append(FrameCols(
+            np.asarray(c.frame_no, np.int64) + base, c.ts_ns,
+            gid[np.asarray(c.flow, np.int64)] if len(c) else np.asarray(c.flow, np.int64),
+            c.from_a, c.payload_file_off, c.seq, c.ack, c.flags, c.window, c.payload_len,
+            c.payload_caplen))
+        base += r.frames
+    return Stitched(merge_meta([r.meta for r in accepted]),
+                    _merge_counters([r.counters for r in accepted]), _concat(parts), flows,
+                    reread, accepted)

@@ -1,0 +1,21 @@
+"""Generated test captures: background traffic with SMTP sessions (benchmarks/gen_capture.py)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def generate(directory: Path, *, size: str, sessions: int, seed: int) -> dict[str, Path]:
+    """The same traffic as pcap and as pcapng: {"pcap": path, "pcapng": path}."""
+    out = {}
+    for fmt in ("pcap", "pcapng"):
+        p = directory / f"g.{fmt}"
+        subprocess.run([sys.executable, str(ROOT / "benchmarks" / "gen_capture.py"), str(p),
+                        "--size", size, "--smtp-sessions", str(sessions), "--seed", str(seed),
+                        "--format", fmt], check=True, capture_output=True)
+        out[fmt] = p
+    return out

@@ -1,0 +1,170 @@
+"""One file split among workers (`scan -j N`, `fastcap.parallel`): whatever the split points,
+the sessions and the file summary must equal those of the one-process scan."""
+
+from __future__ import annotations
+
+import json
+import random
+import struct
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from fastcap import parallel, ranges
+from fastcap.capture import Capture
+from fastcap.scanner import ScanSummary, scan
+
+from .corpus import corpus_params
+from .gencap import generate
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLES = ROOT / "examples"
+CA = str(EXAMPLES / "test-root.pem")
+
+
+def _result(path, **kw):
+    summary = ScanSummary(str(path))
+    sessions = [s.to_dict() for s in scan(path, summary=summary, ca_file=CA, **kw)]
+    return sessions, summary.to_dict()
+
+
+def _split(path, parts, jobs=3, executor=None):
+    return _result(path, jobs=jobs, executor=executor or parallel.SerialExecutor(),
+                   parts=parts)
+
+
+def _plan(path, parts):
+    with Capture(path) as cap:
+        return ranges.plan(cap, parts, {25}, min_bytes=1)
+
+
+@pytest.fixture(scope="module")
+def generated(tmp_path_factory) -> dict[str, Path]:
+    """Generated captures (background traffic + SMTP sessions), pcap and pcapng."""
+    return generate(tmp_path_factory.mktemp("gen"), size="3M", sessions=60, seed=5)
+
+
+@pytest.mark.parametrize("path", corpus_params())
+def test_every_corpus_file_splits_to_the_same_result(path):
+    try:
+        whole = _result(path)
+    except Exception as e:  # not a capture at all: the split scan must fail the same way
+        with pytest.raises(type(e)):
+            _split(path, 5)
+        return
+    for parts in (2, 5, 17):
+        assert _split(path, parts) == whole, f"{parts} ranges"
+
+
+@pytest.mark.parametrize("fmt", ["pcap", "pcapng"])
+def test_generated_capture_at_many_split_points(generated, fmt):
+    path = generated[fmt]
+    whole = _result(path)
+    assert len(whole[0]) == 60
+    for parts in (2, 3, 8, 29, 101):
+        assert _split(path, parts) == whole, f"{parts} ranges"
+    # Ranges found their own starts: no range had to be read again from its neighbour's end.
+    tasks = _plan(path, 8)
+    results = [ranges.read_range(t) for t in tasks]
+    assert ranges.stitch(tasks, results).reread == 0
+    assert [r.frames for r in results] and all(r.frames > 0 for r in results)
+
+
+def _damaged(src: Path, dst: Path, seed: int) -> Path:
+    """Garbage inserted at a few places, and a few length fields overwritten."""
+    data = bytearray(src.read_bytes())
+    rnd = random.Random(seed)
+    for _ in range(3):
+        at = rnd.randrange(64, len(data))
+        data[at:at] = rnd.randbytes(rnd.randrange(1, 5000))
+    for _ in range(3):
+        at = rnd.randrange(64, len(data) - 4)
+        data[at:at + 4] = rnd.randbytes(4)
+    dst.write_bytes(bytes(data))
+    return dst
+
+
+@pytest.mark.parametrize("fmt", ["pcap", "pcapng"])
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_damaged_capture_splits_to_the_same_result(generated, tmp_path, fmt, seed):
+    path = _damaged(generated[fmt], tmp_path / f"d.{fmt}", seed)
+    whole = _result(path)
+    assert whole[1]["unreadable"] or whole[1]["warnings"]  # the damage was noticed
+    for parts in (4, 13, 64):
+        assert _split(path, parts) == whole, f"{parts} ranges"
+
+
+def test_new_sections_mid_file_are_read_again_exactly(generated, tmp_path):
+    """Two pcapng files back to back: a second section with its own interfaces.  Ranges
+    beyond it start with the wrong guess and must be re-read from the exact state."""
+    one = generated["pcapng"].read_bytes()
+    two = (EXAMPLES / "all-scenarios.pcapng").read_bytes()
+    path = tmp_path / "sections.pcapng"
+    path.write_bytes(two + one + two)
+    whole = _result(path)
+    assert whole[1]["sessions"] >= 60 + 9
+    tasks = _plan(path, 12)
+    st = ranges.stitch(tasks, [ranges.read_range(t) for t in tasks])
+    assert st.reread > 0 and st.meta.sections == 3
+    assert _split(path, 12) == whole
+
+
+def _time_warp(src: Path, dst: Path) -> Path:
+    """Every 40th record of a little-endian pcap moved 30 s into the past."""
+    data = bytearray(src.read_bytes())
+    off, k = 24, 0
+    while off + 16 <= len(data):
+        sec, _frac, incl, _orig = struct.unpack_from("<IIII", data, off)
+        if k % 40 == 39:
+            struct.pack_into("<I", data, off, sec - 30)
+        off += 16 + incl
+        k += 1
+    dst.write_bytes(bytes(data))
+    return dst
+
+
+def test_timestamps_going_backwards_reassemble_in_one_process(generated, tmp_path):
+    path = _time_warp(generated["pcap"], tmp_path / "warp.pcap")
+    whole = _result(path)
+    options = parallel.JudgeOptions(frozenset({25}), frozenset({465}), ca_file=CA)
+    res = parallel.split_scan(path, options, jobs=3, executor=parallel.SerialExecutor(),
+                              parts=5)
+    assert res.phase_two == "timestamps go backwards"
+    assert _split(path, 5) == whole
+    res = parallel.split_scan(generated["pcap"], options, jobs=3,
+                              executor=parallel.SerialExecutor(), parts=5)
+    assert res.phase_two == "split"
+
+
+def test_worker_processes_give_the_same_result(generated):
+    for fmt in ("pcap", "pcapng"):
+        whole = _result(generated[fmt])
+        with parallel.PoolExecutor(2) as ex:
+            assert _split(generated[fmt], 4, jobs=2, executor=ex) == whole
+        assert _result(generated[fmt], jobs=2) == whole  # its own pool, one range per job
+
+
+def test_flows_are_dealt_whole_and_balanced(generated):
+    tasks = _plan(generated["pcap"], 3)
+    st = ranges.stitch(tasks, [ranges.read_range(t) for t in tasks])
+    options = parallel.JudgeOptions(frozenset({25}), frozenset({465}))
+    flow_tasks = parallel._flow_tasks(str(generated["pcap"]), st, 3, options)
+    keys = [{(k.a_addr, k.a_port, k.b_addr, k.b_port) for k in t.keys} for t in flow_tasks]
+    assert len(flow_tasks) == 3 and not (keys[0] & keys[1] or keys[1] & keys[2])
+    assert sum(len(t.cols) for t in flow_tasks) == len(st.cols)
+    sizes = [len(t.cols) for t in flow_tasks]
+    assert max(sizes) < 2 * min(sizes)
+
+
+def test_cli_one_file_with_jobs_matches_one_process(generated):
+    def run(*args):
+        return subprocess.run([sys.executable, "-m", "fastcap.cli", "scan", "--ca-file", CA,
+                               "--format", "json", *args], capture_output=True, text=True,
+                              timeout=300)
+
+    one = run("-j", "1", str(generated["pcapng"]))
+    two = run("-j", "2", str(generated["pcapng"]))
+    assert one.returncode == two.returncode and one.stdout == two.stdout
+    assert len(json.loads(two.stdout)["files"][0]["sessions"]) == 60
