@@ -8,8 +8,9 @@ import glob
 import os
 from collections.abc import Iterable
 
-from .capture import Capture, sniff_format
+from .capture import sniff_format
 from .errors import FastcapError
+from .stream import StreamCapture, compression_of, open_capture
 
 _GLOB_CHARS = frozenset("*?[")
 
@@ -17,7 +18,7 @@ _GLOB_CHARS = frozenset("*?[")
 def first_timestamp(path: str) -> int | None:
     """ns of the first packet, or None when there is none or the file is not a capture."""
     try:
-        with Capture(path, window=1) as cap:
+        with open_capture(path, window=1) as cap:
             for w in cap.windows():
                 return int(w.ts_ns[0]) if len(w) else None
     except FastcapError:
@@ -26,10 +27,16 @@ def first_timestamp(path: str) -> int | None:
 
 
 def _is_capture(path: str) -> bool:
+    """A pcap or pcapng file, also when compressed (dumpcap ring buffers are often gzipped
+    after rotation)."""
     try:
         with open(path, "rb") as fh:
-            sniff_format(path, fh.read(64))
-        return True
+            head = fh.read(64)
+        if compression_of(head) is None:
+            sniff_format(path, head)
+            return True
+        with StreamCapture(path):
+            return True
     except (OSError, FastcapError):
         return False
 

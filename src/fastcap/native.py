@@ -176,6 +176,10 @@ class NativeReassemblerCore:
             raise MemoryError("fc_reasm_new failed (bad limits or out of memory)")
         self._r = self.ffi.gc(ptr, self.lib.fc_reasm_free)
 
+    def rebind(self, buf) -> None:
+        """Payload offsets of the next frames refer to `buf` (a stream's next piece)."""
+        self._buf = self.ffi.from_buffer("uint8_t[]", buf)
+
     @property
     def mem(self) -> int:
         return int(self.lib.fc_reasm_mem(self._r))

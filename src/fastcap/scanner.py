@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import stat
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -13,6 +14,7 @@ from .diagnose import PROBLEM_CODES, diagnose
 from .reassembly import DEFAULT_CAP
 from .selection import DEFAULT_PORTS, FrameCounters
 from .session import DEFAULT_IMPLICIT_TLS_PORTS, Session, iter_sessions
+from .stream import PIECE, needs_stream
 from .x509check import Analyzer, TrustStore
 
 
@@ -46,6 +48,18 @@ def judge(session: Session, analyzer: Analyzer, *, expect_name: str | None = Non
     session.verdicts = diagnose(session, session.client_check, session.server_check,
                                 expect_name=expect_name)
     return session
+
+
+SPLIT_MIN_BYTES = 64 << 20  # smaller files take less time than starting the workers
+
+
+def _worth_splitting(path: str | os.PathLike) -> bool:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return False  # let the one-process path report the error
+    return (stat.S_ISREG(st.st_mode) and st.st_size >= SPLIT_MIN_BYTES
+            and not needs_stream(path))
 
 
 def has_problem(session: Session) -> bool:
@@ -85,21 +99,40 @@ def scan(path: str | os.PathLike, *, ports: Iterable[int] = DEFAULT_PORTS,
          ca_file: str | os.PathLike | None = None, backend: str = "auto",
          analyzer: Analyzer | None = None, summary: ScanSummary | None = None,
          progress: Callable[[int, int], None] | None = None,
-         stream_cap: int = DEFAULT_CAP) -> Iterator[Session]:
+         stream_cap: int = DEFAULT_CAP, jobs: int = 1, executor=None,
+         parts: int | None = None, piece: int = PIECE) -> Iterator[Session]:
     """Every TCP connection on `ports` as a judged `Session`, numbered from 1 by first frame.
 
     Certificate analysis is memoised per distinct chain and capture day, so one Analyzer
     (pass your own to share it across files) makes repeated certificates cheap.  `stream_cap`
     bounds the bytes kept per direction of a connection (raise it for huge chains).
+    `jobs` > 1 splits the file among that many worker processes (or the tasks of `executor`,
+    see `fastcap.parallel`) with identical results; workers judge with their own analyzers
+    built from `trust`/`ca_file` and the same "today".  Compressed captures (gzip, zstd,
+    lz4), pipes and `-` (stdin) are streamed `piece` bytes at a time, in one process.
     Raises CaptureError for a file that is not a readable capture.
     """
     analyzer = analyzer or Analyzer(trust_store(trust, ca_file))
     counters = FrameCounters()
     meta: list = []
-    for s in iter_sessions(path, ports=ports, implicit_tls_ports=implicit_tls_ports,
-                           backend=backend, counters=counters, capture_out=meta,
-                           progress=progress, cap=stream_cap):
-        judge(s, analyzer, expect_name=expect_name)
+    if executor is None and jobs > 1 and not _worth_splitting(path):
+        jobs = 1
+    if jobs > 1 or executor is not None:
+        from . import parallel
+
+        options = parallel.JudgeOptions(
+            frozenset(int(p) for p in ports), frozenset(int(p) for p in implicit_tls_ports),
+            expect_name, trust, None if ca_file is None else os.fspath(ca_file), backend,
+            stream_cap, analyzer.today)
+        split: list = []
+        sessions = parallel.iter_split(path, options, jobs=jobs, executor=executor,
+                                       parts=parts, out=split, progress=progress)
+    else:
+        sessions = (judge(s, analyzer, expect_name=expect_name) for s in iter_sessions(
+            path, ports=ports, implicit_tls_ports=implicit_tls_ports, backend=backend,
+            counters=counters, capture_out=meta, progress=progress, cap=stream_cap,
+            piece=piece))
+    for s in sessions:
         if summary is not None:
             summary.sessions += 1
             summary.with_problems += has_problem(s)
@@ -109,6 +142,8 @@ def scan(path: str | os.PathLike, *, ports: Iterable[int] = DEFAULT_PORTS,
             if s.tcp.evicted:
                 summary.limits["sessions handed on early (reassembly memory budget)"] += 1
         yield s
+    if jobs > 1 or executor is not None:
+        counters, meta = split[0].counters, [split[0].meta]
     if summary is not None:
         summary.frames = counters.packets
         summary.skipped.update(counters.skipped)

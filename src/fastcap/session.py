@@ -13,11 +13,12 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from .capture import DEFAULT_SLAB, DEFAULT_WINDOW, Capture
+from .capture import DEFAULT_SLAB, DEFAULT_WINDOW
 from .flows import FlowTable
 from .reassembly import DEFAULT_CAP, Connection, Reassembler, StreamDir
 from .selection import DEFAULT_PORTS, FrameCounters, iter_selected
 from .smtp import SmtpDialogue, parse_dialogue
+from .stream import PIECE, open_capture
 from .tls import TlsHandshake, parse_handshake
 
 DEFAULT_IMPLICIT_TLS_PORTS = frozenset({465})
@@ -222,23 +223,29 @@ def iter_sessions(path: str | os.PathLike, *, ports: Iterable[int] = DEFAULT_POR
                   counters: FrameCounters | None = None,
                   capture_out: list | None = None,
                   progress: Callable[[int, int], None] | None = None,
-                  max_held: int = MAX_HELD) -> Iterator[Session]:
+                  max_held: int = MAX_HELD, piece: int = PIECE) -> Iterator[Session]:
     """Every TCP connection on `ports` in the capture, as a Session, in number order.
 
     `counters` (optional) collects the frame statistics of the same pass; `capture_out`
     (optional list) receives the file's CaptureMeta when the walk is done.  At most
     `max_held` finished sessions wait for an earlier open one; past that, order gives way
-    (counted in counters.skipped).
+    (counted in counters.skipped).  Compressed files, pipes and `-` (stdin) are read
+    `piece` bytes at a time.
     """
     ports = frozenset(int(p) for p in ports)
     implicit = frozenset(int(p) for p in implicit_tls_ports)
     keep = keep_streams if callable(keep_streams) else (lambda _n: bool(keep_streams))
     order = _InOrder(max_held)
     flows = FlowTable()
-    with Capture(path, backend=backend, window=window, slab_width=slab_width) as cap_:
+    with open_capture(path, backend=backend, window=window, slab_width=slab_width,
+                      piece=piece) as cap_:
         with Reassembler(cap_.buffer, flows, server_ports=ports, cap=cap,
                          backend=backend) as reasm:
+            bound = cap_.buffer
             for sel in iter_selected(cap_, ports, counters, flows, progress):
+                if cap_.buffer is not bound:  # a stream's next piece
+                    bound = cap_.buffer
+                    reasm.rebind(bound)
                 for conn in reasm.feed_iter(sel):
                     yield from order.push(build_session(
                         conn, implicit_tls_ports=implicit, keep_streams=keep(conn.index + 1)))

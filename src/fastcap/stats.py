@@ -7,10 +7,11 @@ import os
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 
-from .capture import DEFAULT_SLAB, DEFAULT_WINDOW, Capture
+from .capture import DEFAULT_SLAB, DEFAULT_WINDOW
 from .flows import FlowTable
 from .linktypes import describe
 from .selection import DEFAULT_PORTS, FrameCounters, iter_selected
+from .stream import PIECE, open_capture
 
 
 @dataclass
@@ -47,6 +48,7 @@ class FileStats:
     warnings: list[str] = field(default_factory=list)
     warning_offsets: list[int] = field(default_factory=list)
     checksums_verified: bool = False  # like Wireshark's default: bad checksums still count
+    compression: str | None = None  # gzip | zstd | lz4: size is then the decompressed size
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -54,13 +56,14 @@ class FileStats:
 
 def compute_stats(path: str | os.PathLike, *, ports: Iterable[int] = DEFAULT_PORTS,
                   backend: str = "auto", window: int = DEFAULT_WINDOW,
-                  slab_width: int = DEFAULT_SLAB) -> FileStats:
+                  slab_width: int = DEFAULT_SLAB, piece: int = PIECE) -> FileStats:
     """Read the whole file once and summarise it; CaptureError if it is not a capture."""
     ports = sorted(set(ports))
     counters = FrameCounters()
     flows = FlowTable()
     selected = 0
-    with Capture(path, backend=backend, window=window, slab_width=slab_width) as cap:
+    with open_capture(path, backend=backend, window=window, slab_width=slab_width,
+                      piece=piece) as cap:
         for sel in iter_selected(cap, ports, counters, flows):
             selected += len(sel)
         meta = cap.meta
@@ -103,6 +106,7 @@ def compute_stats(path: str | os.PathLike, *, ports: Iterable[int] = DEFAULT_POR
             unreadable=list(meta.unreadable),
             warnings=[str(w) for w in meta.warnings],
             warning_offsets=[w.offset for w in meta.warnings],
+            compression=meta.compression,
         )
 
 
@@ -126,7 +130,8 @@ def format_text(s: FileStats) -> str:
         f"Link types:        {', '.join(s.linktypes) or '-'}"
         + (f" ({s.interfaces} interfaces)" if s.interfaces > 1 else ""),
         f"Frames:            {s.frames} ({s.packets} packets{extra})",
-        f"Captured bytes:    {s.bytes} (file size {s.size})",
+        f"Captured bytes:    {s.bytes} (file size {s.size}"
+        + (f", decompressed from {s.compression})" if s.compression else ")"),
         f"First timestamp:   {_fmt_ts(s.first_ts_ns)}",
         f"Last timestamp:    {_fmt_ts(s.last_ts_ns)}",
         f"IPv4 / IPv6:       {s.ipv4} / {s.ipv6}",
