@@ -14,7 +14,7 @@ import pytest
 
 from fastcap import parallel, ranges
 from fastcap.capture import Capture
-from fastcap.scanner import ScanSummary, scan
+from fastcap.scanner import ScanSummary, judge_options, scan
 
 from .corpus import corpus_params
 from .gencap import generate
@@ -128,7 +128,7 @@ def _time_warp(src: Path, dst: Path) -> Path:
 def test_timestamps_going_backwards_reassemble_in_one_process(generated, tmp_path):
     path = _time_warp(generated["pcap"], tmp_path / "warp.pcap")
     whole = _result(path)
-    options = parallel.JudgeOptions(frozenset({25}), frozenset({465}), ca_file=CA)
+    options = judge_options(ca_file=CA)
     res = parallel.split_scan(path, options, jobs=3, executor=parallel.SerialExecutor(),
                               parts=5)
     assert res.phase_two == "timestamps go backwards"
@@ -149,7 +149,7 @@ def test_worker_processes_give_the_same_result(generated):
 def test_flows_are_dealt_whole_and_balanced(generated):
     tasks = _plan(generated["pcap"], 3)
     st = ranges.stitch(tasks, [ranges.read_range(t) for t in tasks])
-    options = parallel.JudgeOptions(frozenset({25}), frozenset({465}))
+    options = judge_options()
     flow_tasks = parallel._flow_tasks(str(generated["pcap"]), st, 3, options)
     keys = [{(k.a_addr, k.a_port, k.b_addr, k.b_port) for k in t.keys} for t in flow_tasks]
     assert len(flow_tasks) == 3 and not (keys[0] & keys[1] or keys[1] & keys[2])

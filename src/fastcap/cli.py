@@ -90,6 +90,9 @@ def _parser() -> argparse.ArgumentParser:
                     help="worker processes (default: the number of CPUs): several files are "
                     "scanned N at a time; one file is split into N byte ranges scanned at "
                     "once, with the same results as -j 1")
+    sc.add_argument("--dask", metavar="ADDRESS",
+                    help="run the scan on a Dask cluster, e.g. tcp://scheduler:8786 (needs "
+                    "fastcap[dask]; workers must see the files at the same paths)")
     fo = sub.add_parser("follow", help="show one SMTP session like Wireshark's Follow TCP Stream")
     fo.add_argument("file", metavar="FILE")
     fo.add_argument("--session", type=int, required=True, metavar="N",
@@ -154,6 +157,9 @@ def _scan_streams(args, files: list[str], analyzer):
     scanned in parallel worker processes, each file's sessions handed over when it is done."""
     from .scanner import ScanSummary, scan
 
+    if args.dask:
+        yield from _scan_on_dask(args, files)
+        return
     jobs = min(args.jobs, len(files))
     if jobs <= 1:
         split = args.jobs if len(files) == 1 else 1  # one file: split among the workers
@@ -182,6 +188,28 @@ def _scan_streams(args, files: list[str], analyzer):
         for path, (found, summary, error) in zip(files, pool.imap(_scan_whole_file, work),
                                                  strict=True):
             yield path, iter(found), summary, [error] if error else []
+
+
+def _scan_on_dask(args, files: list[str]):
+    """Like _scan_streams, with the work done by the Dask cluster at args.dask."""
+    from .scanner import ScanSummary
+
+    try:
+        from dask.distributed import Client
+
+        from .distributed import scan_files
+    except ImportError:
+        raise SystemExit("fastcap: --dask needs Dask: pip install 'fastcap[dask]'") from None
+    try:
+        client = Client(args.dask, timeout="10s")
+    except (OSError, TimeoutError, ValueError) as e:
+        raise SystemExit(f"fastcap: cannot reach the Dask scheduler at {args.dask}: {e}"
+                         ) from None
+    with client:
+        for fs in scan_files(files, client, trust=args.trust, ca_file=args.ca_file,
+                             **_scan_options(args)):
+            yield (fs.path, iter(fs.sessions), fs.summary or ScanSummary(fs.path),
+                   [fs.error] if fs.error else [])
 
 
 def _cmd_scan(args) -> int:

@@ -30,7 +30,6 @@ from typing import Any, Protocol
 import numpy as np
 
 from . import ranges
-from .capture import Capture
 from .flows import FlowKey, FlowTable
 from .reassembly import DEFAULT_BUDGET, DEFAULT_CAP, DEFAULT_MAX_OPEN, FrameCols, Reassembler
 from .selection import FrameCounters
@@ -120,7 +119,8 @@ class JudgeOptions:
     implicit_tls_ports: frozenset[int]
     expect_name: str | None = None
     trust: str = "mozilla"
-    ca_file: str | None = None
+    ca_file: str | None = None  # its name, for messages; workers use ca_data
+    ca_data: bytes | None = None
     backend: str = "auto"
     stream_cap: int = DEFAULT_CAP
     today: Any = None  # datetime fixed by the caller: every worker judges "today" alike
@@ -147,11 +147,15 @@ def _payload_buffer(path: str):
         return mmap.mmap(f.fileno(), size, access=mmap.ACCESS_READ) if size else b""
 
 
-def _analyzer(options: JudgeOptions):
+def analyzer_for(options: JudgeOptions):
+    """The Analyzer a worker judges with: same roots and same "today" as the caller's."""
     from .scanner import trust_store
-    from .x509check import Analyzer
+    from .x509check import Analyzer, TrustStore
 
-    return Analyzer(trust_store(options.trust, options.ca_file), today=options.today)
+    store = trust_store(options.trust)
+    if options.ca_data is not None:
+        store = store.plus(TrustStore.from_bundle(options.ca_data, options.ca_file or "CA"))
+    return Analyzer(store, today=options.today)
 
 
 def reassemble_flows(task: FlowTask) -> FlowResult:
@@ -159,7 +163,7 @@ def reassemble_flows(task: FlowTask) -> FlowResult:
     from .scanner import judge
 
     o = task.options
-    analyzer = _analyzer(o)
+    analyzer = analyzer_for(o)
     flows = FlowTable()
     flows.keys = list(task.keys)
     buf = _payload_buffer(task.path)
@@ -248,9 +252,8 @@ def split_scan(path: str | os.PathLike, options: JudgeOptions, *, jobs: int,
     own = executor is None
     ex: Any = PoolExecutor(jobs) if own else executor
     try:
-        with Capture(path, backend=options.backend) as cap:  # fails early on a non-capture
-            tasks = ranges.plan(cap, parts or jobs, options.ports, options.backend,
-                                min_bytes=1 if parts else 1 << 20)
+        (tasks,) = ex.map(ranges.plan_file, [ranges.PlanTask(
+            path, parts or jobs, options.ports, options.backend, 1 if parts else 1 << 20)])
         st = ranges.stitch(tasks, ex.map(ranges.read_range, tasks))
         if progress is not None:
             progress(st.meta.size, st.meta.size)

@@ -111,6 +111,22 @@ def plan(cap: Capture, parts: int, ports: Iterable[int], backend: str = "auto",
                       ports, backend) for i in range(parts)]
 
 
+@dataclass
+class PlanTask:
+    path: str
+    parts: int
+    ports: frozenset[int]
+    backend: str = "auto"
+    min_bytes: int = 1 << 20
+
+
+def plan_file(task: PlanTask) -> list[RangeTask]:
+    """`plan` for a file opened where this runs (a cluster worker needs to see the file; the
+    client need not).  CaptureError for a file that is not a capture."""
+    with Capture(task.path, backend=task.backend) as cap:
+        return plan(cap, task.parts, task.ports, task.backend, task.min_bytes)
+
+
 def _find_start(cap: Capture, task: RangeTask) -> WalkState:
     arr = np.frombuffer(cap.buffer, dtype=np.uint8)
     size, state = cap.meta.size, task.state

@@ -93,6 +93,28 @@ class ScanSummary:
                 "checksums_verified": False}
 
 
+def judge_options(*, ports: Iterable[int] = DEFAULT_PORTS,
+                  implicit_tls_ports: Iterable[int] = DEFAULT_IMPLICIT_TLS_PORTS,
+                  expect_name: str | None = None, trust: str = "mozilla",
+                  ca_file: str | os.PathLike | None = None, backend: str = "auto",
+                  stream_cap: int = DEFAULT_CAP, today: dt.datetime | None = None):
+    """What worker processes (or cluster workers) need to judge sessions as `scan` does.
+    The CA bundle travels as bytes: workers need not see the file."""
+    from .parallel import JudgeOptions
+
+    data = None
+    if ca_file is not None:
+        try:
+            with open(ca_file, "rb") as f:
+                data = f.read()
+        except OSError as e:
+            raise ValueError(f"{ca_file}: cannot read CA file: {e.strerror or e}") from None
+    return JudgeOptions(frozenset(int(p) for p in ports),
+                        frozenset(int(p) for p in implicit_tls_ports), expect_name, trust,
+                        None if ca_file is None else os.fspath(ca_file), data, backend,
+                        stream_cap, today or dt.datetime.now(dt.UTC))
+
+
 def scan(path: str | os.PathLike, *, ports: Iterable[int] = DEFAULT_PORTS,
          implicit_tls_ports: Iterable[int] = DEFAULT_IMPLICIT_TLS_PORTS,
          expect_name: str | None = None, trust: str = "mozilla",
@@ -100,7 +122,7 @@ def scan(path: str | os.PathLike, *, ports: Iterable[int] = DEFAULT_PORTS,
          analyzer: Analyzer | None = None, summary: ScanSummary | None = None,
          progress: Callable[[int, int], None] | None = None,
          stream_cap: int = DEFAULT_CAP, jobs: int = 1, executor=None,
-         parts: int | None = None, piece: int = PIECE) -> Iterator[Session]:
+         parts: int | None = None, piece: int = PIECE, options=None) -> Iterator[Session]:
     """Every TCP connection on `ports` as a judged `Session`, numbered from 1 by first frame.
 
     Certificate analysis is memoised per distinct chain and capture day, so one Analyzer
@@ -110,6 +132,7 @@ def scan(path: str | os.PathLike, *, ports: Iterable[int] = DEFAULT_PORTS,
     see `fastcap.parallel`) with identical results; workers judge with their own analyzers
     built from `trust`/`ca_file` and the same "today".  Compressed captures (gzip, zstd,
     lz4), pipes and `-` (stdin) are streamed `piece` bytes at a time, in one process.
+    `options` (from `judge_options`) replaces the judging arguments for split scans.
     Raises CaptureError for a file that is not a readable capture.
     """
     analyzer = analyzer or Analyzer(trust_store(trust, ca_file))
@@ -120,10 +143,10 @@ def scan(path: str | os.PathLike, *, ports: Iterable[int] = DEFAULT_PORTS,
     if jobs > 1 or executor is not None:
         from . import parallel
 
-        options = parallel.JudgeOptions(
-            frozenset(int(p) for p in ports), frozenset(int(p) for p in implicit_tls_ports),
-            expect_name, trust, None if ca_file is None else os.fspath(ca_file), backend,
-            stream_cap, analyzer.today)
+        options = options or judge_options(
+            ports=ports, implicit_tls_ports=implicit_tls_ports, expect_name=expect_name,
+            trust=trust, ca_file=ca_file, backend=backend, stream_cap=stream_cap,
+            today=analyzer.today)
         split: list = []
         sessions = parallel.iter_split(path, options, jobs=jobs, executor=executor,
                                        parts=parts, out=split, progress=progress)

@@ -474,6 +474,12 @@ class TrustStore:
             data = Path(path).read_bytes()
         except OSError as exc:
             raise ValueError(f"{path}: cannot read CA file: {exc.strerror or exc}") from exc
+        return cls.from_bundle(data, str(path))
+
+    @classmethod
+    def from_bundle(cls, data: bytes, path: str) -> TrustStore:
+        """Like from_pem_file, for a bundle already read (sent to workers as bytes, so their
+        machines need not see the file); `path` names it in errors."""
         if b"-----BEGIN" not in data:
             try:
                 return cls([x509.load_der_x509_certificate(data)], str(path))

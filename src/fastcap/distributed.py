@@ -1,0 +1,130 @@
+"""Scans on an existing Dask cluster (`pip install 'fastcap[dask]'`).
+
+The per-range and per-flow tasks of `fastcap.parallel` run as Dask tasks; the client only
+plans, stitches and merges, so results equal a local scan.  Workers open the capture files
+themselves: the paths must name the same files on every worker (shared storage mounted at
+the same place).  That is checked first, and a path a worker cannot see is reported with
+that worker's address instead of failing deep inside a task.  Compressed files and pipes
+cannot be split, so each is scanned whole by one task.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from .errors import FastcapError
+from .reassembly import DEFAULT_CAP
+from .scanner import ScanSummary, judge_options
+from .scanner import scan as local_scan
+from .selection import DEFAULT_PORTS
+from .session import DEFAULT_IMPLICIT_TLS_PORTS, Session
+
+
+class DaskExecutor:
+    """`map` as Dask tasks on `client`'s cluster, results gathered in order."""
+
+    local_first = False
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+
+    def map(self, fn: Callable, items: list) -> list:
+        if not items:
+            return []
+        return self.client.gather(self.client.map(fn, items, pure=False))
+
+    @property
+    def workers(self) -> int:
+        """Worker threads in the cluster: how many tasks run at once."""
+        return max(1, sum(self.client.nthreads().values()))
+
+
+@dataclass
+class FileScan:
+    """One file's result: its sessions in number order and its summary, or why it failed."""
+
+    path: str
+    sessions: list[Session] = field(default_factory=list)
+    summary: ScanSummary | None = None
+    error: str | None = None
+
+
+def _missing(paths: list[str]) -> list[str]:
+    return [p for p in paths if not os.path.isfile(p) and p != "-"]
+
+
+def unseen_paths(client: Any, paths: Iterable[str]) -> dict[str, str]:
+    """{path: address of a worker that cannot see it} for every path some worker lacks."""
+    paths = [os.fspath(p) for p in paths]
+    out: dict[str, str] = {}
+    for worker, missing in sorted(client.run(_missing, paths).items()):
+        for p in missing:
+            out.setdefault(p, worker)
+    return out
+
+
+def _needs_stream(path: str) -> bool:
+    from .stream import needs_stream
+
+    return needs_stream(path)
+
+
+def _whole_file(job: tuple[str, Any]) -> tuple[list[Session], ScanSummary]:
+    from .parallel import analyzer_for
+
+    path, o = job
+    summary = ScanSummary(path)
+    found = local_scan(path, summary=summary, analyzer=analyzer_for(o), ports=o.ports,
+                       implicit_tls_ports=o.implicit_tls_ports, expect_name=o.expect_name,
+                       backend=o.backend, stream_cap=o.stream_cap)
+    return list(found), summary
+
+
+def scan_files(paths: Iterable[str | os.PathLike], client: Any, *,
+               ports: Iterable[int] = DEFAULT_PORTS,
+               implicit_tls_ports: Iterable[int] = DEFAULT_IMPLICIT_TLS_PORTS,
+               expect_name: str | None = None, trust: str = "mozilla",
+               ca_file: str | os.PathLike | None = None, backend: str = "auto",
+               stream_cap: int = DEFAULT_CAP, parts: int | None = None
+               ) -> Iterator[FileScan]:
+    """Scan each file on the cluster of `client` (a `dask.distributed.Client`), in order.
+
+    Each file is split into `parts` byte ranges (default: the cluster's worker threads).
+    A file that fails (not visible to a worker, not a capture) yields a FileScan with its
+    `error`; the others go on.
+    """
+    paths = [os.fspath(p) for p in paths]
+    ex = DaskExecutor(client)
+    options = judge_options(ports=ports, implicit_tls_ports=implicit_tls_ports,
+                            expect_name=expect_name, trust=trust, ca_file=ca_file,
+                            backend=backend, stream_cap=stream_cap)
+    unseen = unseen_paths(client, paths)
+    for path in paths:
+        if path in unseen:
+            yield FileScan(path, error=f"{path}: not visible to Dask worker {unseen[path]}: "
+                                       f"workers open capture files themselves, so put them "
+                                       f"on storage every worker mounts at the same path")
+            continue
+        try:
+            (stream,) = ex.map(_needs_stream, [path])
+            if stream:  # one task reads it whole
+                ((found, summary),) = ex.map(_whole_file, [(path, options)])
+                yield FileScan(path, found, summary)
+                continue
+            summary = ScanSummary(path)
+            found = list(local_scan(path, summary=summary, executor=ex, jobs=ex.workers,
+                                    parts=parts or ex.workers, options=options))
+            yield FileScan(path, found, summary)
+        except FastcapError as e:
+            yield FileScan(path, error=str(e))
+
+
+def scan(paths: Iterable[str | os.PathLike] | str | os.PathLike, client: Any, **kw
+         ) -> list[FileScan]:
+    """`scan_files` for one path or many, as a list."""
+    if isinstance(paths, str | os.PathLike):
+        paths = [paths]
+    return list(scan_files(paths, client, **kw))

@@ -1,0 +1,81 @@
+"""Scans on a Dask cluster (a LocalCluster on loopback) equal local scans."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from fastcap.scanner import ScanSummary, scan
+
+from .gencap import generate
+
+distributed = pytest.importorskip("distributed", reason="Dask is an optional extra: "
+                                  "pip install 'fastcap[dask]'")
+fd = pytest.importorskip("fastcap.distributed")
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLES = ROOT / "examples"
+CA = str(EXAMPLES / "test-root.pem")
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  dashboard_address=None, host="127.0.0.1") as c:
+        with distributed.Client(c) as client:
+            yield c, client
+
+
+@pytest.fixture(scope="module")
+def generated(tmp_path_factory) -> dict[str, Path]:
+    return generate(tmp_path_factory.mktemp("gen"), size="3M", sessions=50, seed=3)
+
+
+def _local(path) -> tuple[list[dict], dict]:
+    summary = ScanSummary(str(path))
+    return [s.to_dict() for s in scan(path, summary=summary, ca_file=CA)], summary.to_dict()
+
+
+def test_cluster_scan_equals_local_scan(cluster, generated, tmp_path):
+    _, client = cluster
+    gz = tmp_path / "g.pcap.gz"
+    gz.write_bytes(gzip.compress(generated["pcap"].read_bytes(), 1))
+    paths = [generated["pcap"], generated["pcapng"], EXAMPLES / "all-scenarios.pcapng", gz]
+    got = fd.scan(paths, client, ca_file=CA, parts=7)
+    assert [r.path for r in got] == [str(p) for p in paths]
+    for r, p in zip(got, paths, strict=True):
+        assert r.error is None
+        assert ([s.to_dict() for s in r.sessions], r.summary.to_dict()) == _local(p)
+    assert len(got[0].sessions) == 50
+
+
+def test_a_path_workers_cannot_see_is_named(cluster, generated, tmp_path):
+    _, client = cluster
+    missing = tmp_path / "only-on-my-laptop.pcap"
+    got = fd.scan([missing, generated["pcap"]], client, ca_file=CA)
+    assert got[0].error.startswith(f"{missing}: not visible to Dask worker tcp://127.0.0.1:")
+    assert "same path" in got[0].error and got[0].sessions == []
+    assert got[1].error is None and len(got[1].sessions) == 50
+    assert fd.unseen_paths(client, [generated["pcap"], missing]) == {
+        str(missing): fd.unseen_paths(client, [missing])[str(missing)]}
+
+
+def test_cli_dask_option(cluster, generated):
+    c, _ = cluster
+
+    def run(*args):
+        return subprocess.run([sys.executable, "-m", "fastcap.cli", "scan", "--ca-file", CA,
+                               "--format", "json", *args, str(generated["pcapng"])],
+                              capture_output=True, text=True, timeout=300)
+
+    local, remote = run("-j", "1"), run("--dask", c.scheduler_address)
+    assert remote.returncode == local.returncode == 1, remote.stderr
+    assert json.loads(remote.stdout) == json.loads(local.stdout)
+    bad = run("--dask", "tcp://127.0.0.1:9")
+    assert bad.returncode != 0 and "cannot reach the Dask scheduler" in bad.stderr
+    assert "Traceback" not in bad.stderr
