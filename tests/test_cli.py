@@ -120,4 +120,4 @@ def test_tune_allocator_spares_page_faults(tmp_path):
     faults = [int(subprocess.run([sys.executable, "-c", probe, str(path), flag], env=env,
                                  capture_output=True, text=True, check=True).stdout)
               for flag in ("0", "1")]
-    assert faults[1] < 0.8 * faults[0], faults
+    assert faults[1] < faults[0] - 400, faults  # ~700 fewer; the rest is the mapping's

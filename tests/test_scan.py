@@ -117,7 +117,8 @@ def test_json_schema_is_pinned(scenario_capture):
                                  "checksums_verified"}
     s = f["sessions"][1]
     assert set(s) == {"schema_version", "file", "number", "client", "server", "first_frame",
-                      "last_frame", "first_ts_ns", "last_ts_ns", "frames", "tcp", "smtp", "tls",
+                      "last_frame", "first_ts_ns", "last_ts_ns", "frames", "continues_into", "tcp",
+                      "smtp", "tls",
                       "client_cert_check", "server_cert_check", "verdicts"}
     assert set(s["verdicts"][0]) == {"code", "severity", "message", "hint", "frame"}
     assert s["verdicts"][0]["code"] == "no_client_cert"

@@ -87,9 +87,8 @@ def _parser() -> argparse.ArgumentParser:
                     "for certificate chains larger than that)")
     sc.add_argument("--backend", choices=("auto", "native", "python"), default="auto")
     sc.add_argument("-j", "--jobs", type=_jobs, default=os.cpu_count() or 1, metavar="N",
-                    help="worker processes (default: the number of CPUs): several files are "
-                    "scanned N at a time; one file is split into N byte ranges scanned at "
-                    "once, with the same results as -j 1")
+                    help="worker processes (default: the number of CPUs): files are split into "
+                    "byte ranges read at once, with the same results as -j 1")
     sc.add_argument("--dask", metavar="ADDRESS",
                     help="run the scan on a Dask cluster, e.g. tcp://scheduler:8786 (needs "
                     "fastcap[dask]; workers must see the files at the same paths)")
@@ -136,58 +135,37 @@ def _scan_options(args) -> dict:
                 stream_cap=args.stream_cap)
 
 
-def _scan_whole_file(job: tuple[str, dict, str, str | None]) -> tuple:
-    """One file in a worker process: (sessions, summary, error message or None)."""
-    from .scanner import ScanSummary, scan, trust_store
-    from .x509check import Analyzer
-
-    path, options, trust, ca_file = job
-    tune_allocator()
-    summary = ScanSummary(path)
-    try:
-        analyzer = Analyzer(trust_store(trust, ca_file))
-        return list(scan(path, analyzer=analyzer, summary=summary, **options)), summary, None
-    except FastcapError as e:
-        return [], summary, str(e)
-
-
 def _scan_streams(args, files: list[str], analyzer):
-    """(path, sessions, summary, error) per file, in order.  One job: sessions stream from
-    the scan as it runs (memory stays flat).  Several jobs and files: whole files are
-    scanned in parallel worker processes, each file's sessions handed over when it is done."""
-    from .scanner import ScanSummary, scan
+    """(path, sessions, summary, error) per file, in order.  One file: sessions stream from
+    the scan as it runs.  Several files: ranges of all files are read by the workers, files
+    that continue one another are joined (scanner.scan_files), and each file's sessions are
+    handed over when all are done."""
+    from .scanner import ScanSummary, scan, scan_files
 
     if args.dask:
         yield from _scan_on_dask(args, files)
         return
-    jobs = min(args.jobs, len(files))
-    if jobs <= 1:
-        split = args.jobs if len(files) == 1 else 1  # one file: split among the workers
-        for path in files:
-            summary = ScanSummary(path)
-            progress = _Progress(path)
-            holder: list = []
+    if len(files) == 1:  # streams from the scan as it runs; -j N splits the file
+        path = files[0]
+        summary = ScanSummary(path)
+        progress = _Progress(path)
+        holder: list = []
 
-            def sessions(path=path, summary=summary, progress=progress, holder=holder):
-                try:
-                    yield from scan(path, analyzer=analyzer, summary=summary,
-                                    progress=progress, jobs=split,
-                                    trust=args.trust, ca_file=args.ca_file,
-                                    **_scan_options(args))
-                except FastcapError as e:
-                    holder.append(str(e))
-                finally:
-                    progress.done()
+        def sessions():
+            try:
+                yield from scan(path, analyzer=analyzer, summary=summary, progress=progress,
+                                jobs=args.jobs, trust=args.trust, ca_file=args.ca_file,
+                                **_scan_options(args))
+            except FastcapError as e:
+                holder.append(str(e))
+            finally:
+                progress.done()
 
-            yield path, sessions(), summary, holder
+        yield path, sessions(), summary, holder
         return
-    import multiprocessing
-
-    work = [(p, _scan_options(args), args.trust, args.ca_file) for p in files]
-    with multiprocessing.get_context("spawn").Pool(jobs) as pool:
-        for path, (found, summary, error) in zip(files, pool.imap(_scan_whole_file, work),
-                                                 strict=True):
-            yield path, iter(found), summary, [error] if error else []
+    for r in scan_files(files, jobs=args.jobs, analyzer=analyzer, trust=args.trust,
+                        ca_file=args.ca_file, **_scan_options(args)):
+        yield r.path, iter(r.sessions), r.summary, [r.error] if r.error else []
 
 
 def _scan_on_dask(args, files: list[str]):

@@ -19,6 +19,7 @@ from .errors import FastcapError
 from .reassembly import DEFAULT_CAP
 from .scanner import ScanSummary, judge_options
 from .scanner import scan as local_scan
+from .scanner import scan_files as local_scan_files
 from .selection import DEFAULT_PORTS
 from .session import DEFAULT_IMPLICIT_TLS_PORTS, Session
 
@@ -72,15 +73,18 @@ def _needs_stream(path: str) -> bool:
     return needs_stream(path)
 
 
-def _whole_file(job: tuple[str, Any]) -> tuple[list[Session], ScanSummary]:
+def _whole_file(job: tuple[str, Any]) -> tuple[list[Session], ScanSummary, str | None]:
     from .parallel import analyzer_for
 
     path, o = job
     summary = ScanSummary(path)
-    found = local_scan(path, summary=summary, analyzer=analyzer_for(o), ports=o.ports,
-                       implicit_tls_ports=o.implicit_tls_ports, expect_name=o.expect_name,
-                       backend=o.backend, stream_cap=o.stream_cap)
-    return list(found), summary
+    try:
+        found = local_scan(path, summary=summary, analyzer=analyzer_for(o), ports=o.ports,
+                           implicit_tls_ports=o.implicit_tls_ports, expect_name=o.expect_name,
+                           backend=o.backend, stream_cap=o.stream_cap)
+        return list(found), summary, None
+    except FastcapError as e:
+        return [], summary, str(e)
 
 
 def scan_files(paths: Iterable[str | os.PathLike], client: Any, *,
@@ -92,9 +96,10 @@ def scan_files(paths: Iterable[str | os.PathLike], client: Any, *,
                ) -> Iterator[FileScan]:
     """Scan each file on the cluster of `client` (a `dask.distributed.Client`), in order.
 
-    Each file is split into `parts` byte ranges (default: the cluster's worker threads).
-    A file that fails (not visible to a worker, not a capture) yields a FileScan with its
-    `error`; the others go on.
+    Each file is split into `parts` byte ranges (default: the cluster's worker threads);
+    files that continue one another are joined as `scanner.scan_files` joins them.  A file
+    that fails (not visible to a worker, not a capture) yields a FileScan with its `error`;
+    the others go on.
     """
     paths = [os.fspath(p) for p in paths]
     ex = DaskExecutor(client)
@@ -102,24 +107,28 @@ def scan_files(paths: Iterable[str | os.PathLike], client: Any, *,
                             expect_name=expect_name, trust=trust, ca_file=ca_file,
                             backend=backend, stream_cap=stream_cap)
     unseen = unseen_paths(client, paths)
-    for path in paths:
+    seen = [p for p in paths if p not in unseen]
+    streamed = dict(zip(seen, ex.map(_needs_stream, seen), strict=True))
+    mapped = [p for p in seen if not streamed[p]]
+    whole = [p for p in seen if streamed[p]]
+    done: dict[int, FileScan] = {}
+    split = iter(local_scan_files(mapped, executor=ex, jobs=ex.workers,
+                                  parts=parts or ex.workers, options=options)
+                 if mapped else [])
+    alone = iter(ex.map(_whole_file, [(p, options) for p in whole]))
+    for i, path in enumerate(paths):
         if path in unseen:
-            yield FileScan(path, error=f"{path}: not visible to Dask worker {unseen[path]}: "
-                                       f"workers open capture files themselves, so put them "
-                                       f"on storage every worker mounts at the same path")
-            continue
-        try:
-            (stream,) = ex.map(_needs_stream, [path])
-            if stream:  # one task reads it whole
-                ((found, summary),) = ex.map(_whole_file, [(path, options)])
-                yield FileScan(path, found, summary)
-                continue
-            summary = ScanSummary(path)
-            found = list(local_scan(path, summary=summary, executor=ex, jobs=ex.workers,
-                                    parts=parts or ex.workers, options=options))
-            yield FileScan(path, found, summary)
-        except FastcapError as e:
-            yield FileScan(path, error=str(e))
+            done[i] = FileScan(path, error=f"{path}: not visible to Dask worker {unseen[path]}: "
+                                           f"workers open capture files themselves, so put "
+                                           f"them on storage every worker mounts at the same "
+                                           f"path")
+        elif streamed[path]:
+            found, summary, error = next(alone)
+            done[i] = FileScan(path, found, summary, error)
+        else:
+            r = next(split)
+            done[i] = FileScan(path, r.sessions, r.summary, r.error)
+        yield done.pop(i)
 
 
 def scan(paths: Iterable[str | os.PathLike] | str | os.PathLike, client: Any, **kw

@@ -19,6 +19,9 @@ class CaptureError(FastcapError):
         where = f" at offset {offset}" if offset is not None else ""
         super().__init__(f"{path}: {message}{where}")
 
+    def __reduce__(self):  # rebuilt from its parts when it crosses to another process
+        return (type(self), (self.path, self.message, self.offset))
+
 
 @dataclass(frozen=True, slots=True)
 class CaptureWarning:

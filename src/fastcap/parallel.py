@@ -23,6 +23,7 @@ import mmap
 import multiprocessing
 import os
 import pickle
+from bisect import bisect_right
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -30,8 +31,16 @@ from typing import Any, Protocol
 import numpy as np
 
 from . import ranges
+from .errors import CaptureError
 from .flows import FlowKey, FlowTable
-from .reassembly import DEFAULT_BUDGET, DEFAULT_CAP, DEFAULT_MAX_OPEN, FrameCols, Reassembler
+from .reassembly import (
+    DEFAULT_BUDGET,
+    DEFAULT_CAP,
+    DEFAULT_MAX_OPEN,
+    Connection,
+    FrameCols,
+    Reassembler,
+)
 from .selection import FrameCounters
 from .session import Session, build_session
 
@@ -128,16 +137,21 @@ class JudgeOptions:
 
 @dataclass
 class FlowTask:
-    path: str
+    """Some flows of a chain of files.  Rows of file i are cols[file_rows[i]:file_rows[i+1]];
+    frame numbers count on across the chain, file i's starting after frame_offsets[i]."""
+
+    paths: list[str]
     cols: FrameCols
     keys: list[FlowKey]  # indexed by cols.flow (worker-local flow ids)
     share: int  # number of workers sharing the limits
     options: JudgeOptions
+    file_rows: list[int] = field(default_factory=list)
+    frame_offsets: list[int] = field(default_factory=list)
 
 
 @dataclass
 class FlowResult:
-    sessions: list[Session]
+    sessions: list[tuple[int, Session]]  # (index of the file holding its first frame, session)
     evicted: bool
 
 
@@ -158,32 +172,56 @@ def analyzer_for(options: JudgeOptions):
     return Analyzer(store, today=options.today)
 
 
+def _shift(conn: Connection, delta: int) -> None:
+    """Frame numbers from the chain's count to the count of the session's own file."""
+    if not delta:
+        return
+    conn.first_frame -= delta
+    conn.last_frame -= delta
+    for d in (conn.c2s, conn.s2c):
+        d.seg_frame = d.seg_frame - delta
+        for name in ("syn_frame", "fin_frame", "rst_frame"):
+            if getattr(d, name) is not None:
+                setattr(d, name, getattr(d, name) - delta)
+
+
 def reassemble_flows(task: FlowTask) -> FlowResult:
-    """Phase two for one worker's flows: reassemble, read SMTP/TLS, judge."""
+    """Phase two for one worker's flows: reassemble, read SMTP/TLS, judge.  The reassembler
+    reads each file's payload in turn, so a connection open when one ring-buffer file ends
+    goes on in the next."""
     from .scanner import judge
 
     o = task.options
     analyzer = analyzer_for(o)
     flows = FlowTable()
     flows.keys = list(task.keys)
-    buf = _payload_buffer(task.path)
-    out: list[Session] = []
+    offsets = task.frame_offsets or [0]
+    bounds = task.file_rows or [0, len(task.cols)]
+    out: list[tuple[int, Session]] = []
     evicted = False
 
     def take(conns) -> None:
         nonlocal evicted
         for conn in conns:
             evicted |= conn.evicted
+            first = bisect_right(offsets, conn.first_frame - 1) - 1
+            last = bisect_right(offsets, conn.last_frame - 1) - 1
+            _shift(conn, offsets[first])
             s = build_session(conn, implicit_tls_ports=o.implicit_tls_ports)
-            out.append(judge(s, analyzer, expect_name=o.expect_name))
+            s.continues_into = task.paths[first + 1: last + 1]
+            out.append((first, judge(s, analyzer, expect_name=o.expect_name)))
 
-    with Reassembler(buf, flows, server_ports=o.ports, cap=o.stream_cap,
+    with Reassembler(b"", flows, server_ports=o.ports, cap=o.stream_cap,
                      budget=DEFAULT_BUDGET // task.share,
                      max_open=max(1, DEFAULT_MAX_OPEN // task.share),
                      backend=o.backend) as reasm:
-        cols = task.cols
-        for a in range(0, len(cols), _FEED_ROWS):
-            take(reasm.feed_cols_iter(_rows(cols, slice(a, a + _FEED_ROWS))))
+        for i, path in enumerate(task.paths):
+            a, b = bounds[i], bounds[i + 1]
+            if a == b:
+                continue
+            reasm.rebind(_payload_buffer(path))
+            for lo in range(a, b, _FEED_ROWS):
+                take(reasm.feed_cols_iter(_rows(task.cols, slice(lo, min(b, lo + _FEED_ROWS)))))
         take(reasm.drain())
     return FlowResult(out, evicted)
 
@@ -210,9 +248,9 @@ def _deal(cols: FrameCols, n_flows: int, capacity: list[float]) -> list[np.ndarr
 _COPY_COST = 0.8  # share of the work given to a worker whose sessions are copied back
 
 
-def _flow_tasks(path: str, st: ranges.Stitched, workers: int, options: JudgeOptions,
+def _flow_tasks(chain: _Chain, workers: int, options: JudgeOptions,
                 local_first: bool = False) -> list[FlowTask]:
-    cols, keys = st.cols, st.flows.keys
+    cols, keys = chain.cols, chain.flows.keys
     capacity = [1.0] + [_COPY_COST if local_first else 1.0] * (workers - 1)
     tasks = []
     for fids in _deal(cols, len(keys), capacity):
@@ -220,65 +258,156 @@ def _flow_tasks(path: str, st: ranges.Stitched, workers: int, options: JudgeOpti
             continue
         local = np.full(len(keys), -1, np.int64)
         local[fids] = np.arange(len(fids))
-        sub = _rows(cols, np.flatnonzero(local[cols.flow] >= 0))
+        rows = np.flatnonzero(local[cols.flow] >= 0)
+        sub = _rows(cols, rows)
         sub.flow = local[sub.flow]
-        tasks.append(FlowTask(path, sub, [keys[f] for f in fids], workers, options))
+        tasks.append(FlowTask(chain.paths, sub, [keys[f] for f in fids], workers, options,
+                              np.searchsorted(rows, chain.file_rows).tolist(),
+                              chain.frame_offsets))
     return tasks
 
 
 @dataclass
 class SplitScan:
-    """What a split scan found: judged sessions in number order and the file's totals."""
+    """What a split scan found in one file: judged sessions in number order (those whose
+    first frame is in this file) and the file's totals, or why the file could not be read."""
 
-    sessions: list[Session]
-    counters: FrameCounters
-    meta: Any  # capture.CaptureMeta
+    path: str
+    sessions: list[Session] = field(default_factory=list)
+    counters: FrameCounters | None = None
+    meta: Any = None  # capture.CaptureMeta
     reread_ranges: int = 0
     phase_two: str = "split"  # or why it ran in one process
-    notes: list[str] = field(default_factory=list)
+    error: str | None = None
+    failure: CaptureError | None = field(default=None, repr=False)
 
 
-def _one_process(path: str, cols: FrameCols, flows: FlowTable, options: JudgeOptions
-                 ) -> list[Session]:
-    return reassemble_flows(FlowTask(path, cols, flows.keys, 1, options)).sessions
+@dataclass
+class _Chain:
+    """Consecutive files read as one capture: frames numbered on across them."""
+
+    paths: list[str]
+    cols: FrameCols
+    flows: FlowTable
+    file_rows: list[int]  # cols rows of file i: [file_rows[i], file_rows[i+1])
+    frame_offsets: list[int]
+    members: list[int]  # indexes into the caller's file list
+
+
+def _chains(paths: list[str], stitched: list[ranges.Stitched | None]) -> list[_Chain]:
+    """Files follow one another (a ring buffer) when each starts no earlier than the previous
+    one ended; such runs are reassembled as one capture.  Files that overlap in time (or
+    hold no timestamps) stand alone."""
+    runs: list[list[int]] = []
+    prev_end = None
+    for i, st in enumerate(stitched):
+        if st is None:
+            prev_end = None
+            continue
+        first, last = st.counters.first_ts_ns, st.counters.last_ts_ns
+        if runs and prev_end is not None and first is not None and first >= prev_end:
+            runs[-1].append(i)
+        else:
+            runs.append([i])
+        prev_end = last
+    chains = []
+    for run in runs:
+        flows, parts, file_rows, offsets, base = FlowTable(), [], [0], [], 0
+        for i in run:
+            st = stitched[i]
+            gid = flows.ids_for(st.flows.keys)
+            c = st.cols
+            parts.append(FrameCols(np.asarray(c.frame_no, np.int64) + base, c.ts_ns,
+                                   gid[np.asarray(c.flow, np.int64)], c.from_a,
+                                   c.payload_file_off, c.seq, c.ack, c.flags, c.window,
+                                   c.payload_len, c.payload_caplen))
+            file_rows.append(file_rows[-1] + len(c))
+            offsets.append(base)
+            base += st.frames
+        chains.append(_Chain([paths[i] for i in run], ranges.concat(parts), flows, file_rows,
+                             offsets, run))
+    return chains
+
+
+def _plan(task: ranges.PlanTask) -> list[ranges.RangeTask] | CaptureError:
+    try:
+        return ranges.plan_file(task)
+    except CaptureError as e:
+        return e
+
+
+def _phase_two(chain: _Chain, options: JudgeOptions, jobs: int, ex: Any
+               ) -> tuple[list[tuple[int, Session]], str]:
+    cols, why = chain.cols, None
+    if jobs <= 1:
+        why = "one job"
+    elif len(cols) > 1 and np.any(np.diff(cols.ts_ns) < 0):
+        why = "timestamps go backwards"
+    if why is None:
+        results = ex.map(reassemble_flows, _flow_tasks(
+            chain, jobs, options, getattr(ex, "local_first", False)))
+        if not any(r.evicted for r in results):
+            return [s for r in results for s in r.sessions], "split"
+        why = "a worker reached its share of the reassembly limits"
+    one = FlowTask(chain.paths, cols, chain.flows.keys, 1, options, chain.file_rows,
+                   chain.frame_offsets)
+    return reassemble_flows(one).sessions, why
+
+
+def split_files(paths: list[str | os.PathLike], options: JudgeOptions, *, jobs: int,
+                executor: Executor | None = None, parts: int | None = None,
+                progress: Callable[[int, int], None] | None = None) -> list[SplitScan]:
+    """Scan files with `jobs` workers, each over `parts` byte ranges (default: `jobs` ranges
+    of at least 1 MiB; an explicit `parts` is taken as it is, however small the ranges).
+    Files that continue one another are reassembled as one capture: a session open at the
+    end of one is completed from the next and reported once, in the file where it began,
+    its frame numbers counting on into the next files (as `mergecap -a` numbers them)."""
+    paths = [os.fspath(p) for p in paths]
+    own = executor is None
+    ex: Any = PoolExecutor(jobs) if own else executor
+    try:
+        plans = ex.map(_plan, [ranges.PlanTask(p, parts or jobs, options.ports,
+                                               options.backend, 1 if parts else 1 << 20)
+                               for p in paths])
+        tasks = [t for plan in plans if not isinstance(plan, CaptureError) for t in plan]
+        done = iter(ex.map(ranges.read_range, tasks))
+        stitched: list[ranges.Stitched | None] = []
+        for plan in plans:
+            if isinstance(plan, CaptureError):
+                stitched.append(None)
+            else:
+                stitched.append(ranges.stitch(plan, [next(done) for _ in plan]))
+        if progress is not None:
+            total = sum(st.meta.size for st in stitched if st is not None)
+            progress(total, total)
+        out = [SplitScan(p, error=str(plan), failure=plan) if isinstance(plan, CaptureError) else
+               SplitScan(p, [], st.counters, st.meta, st.reread)
+               for p, plan, st in zip(paths, plans, stitched, strict=True)]
+        for chain in _chains(paths, stitched):
+            found, why = _phase_two(chain, options, jobs, ex)
+            for k, s in found:
+                out[chain.members[k]].sessions.append(s)
+            for i in chain.members:
+                out[i].phase_two = why
+    finally:
+        if own:
+            ex.close()
+    for res in out:
+        res.sessions.sort(key=lambda s: s.first_frame)
+        for i, s in enumerate(res.sessions, 1):
+            s.number = i
+    return out
 
 
 def split_scan(path: str | os.PathLike, options: JudgeOptions, *, jobs: int,
                executor: Executor | None = None, parts: int | None = None,
                progress: Callable[[int, int], None] | None = None) -> SplitScan:
-    """Scan one file with `jobs` workers over `parts` byte ranges (default: `jobs` ranges of
-    at least 1 MiB; an explicit `parts` is taken as it is, however small the ranges)."""
-    path = os.fspath(path)
-    own = executor is None
-    ex: Any = PoolExecutor(jobs) if own else executor
-    try:
-        (tasks,) = ex.map(ranges.plan_file, [ranges.PlanTask(
-            path, parts or jobs, options.ports, options.backend, 1 if parts else 1 << 20)])
-        st = ranges.stitch(tasks, ex.map(ranges.read_range, tasks))
-        if progress is not None:
-            progress(st.meta.size, st.meta.size)
-        cols = st.cols
-        why = None
-        if jobs <= 1:
-            why = "one job"
-        elif len(cols) > 1 and np.any(np.diff(cols.ts_ns) < 0):
-            why = "timestamps go backwards"
-        if why is None:
-            results = ex.map(reassemble_flows, _flow_tasks(
-                path, st, jobs, options, getattr(ex, "local_first", False)))
-            if any(r.evicted for r in results):
-                why = "a worker reached its share of the reassembly limits"
-            else:
-                sessions = [s for r in results for s in r.sessions]
-        if why is not None:
-            sessions = _one_process(path, cols, st.flows, options)
-    finally:
-        if own:
-            ex.close()
-    sessions.sort(key=lambda s: s.first_frame)
-    for i, s in enumerate(sessions, 1):
-        s.number = i
-    return SplitScan(sessions, st.counters, st.meta, st.reread, why or "split")
+    """One file with `jobs` workers (see split_files); CaptureError if it is no capture."""
+    (res,) = split_files([path], options, jobs=jobs, executor=executor, parts=parts,
+                         progress=progress)
+    if res.failure is not None:
+        raise res.failure
+    return res
 
 
 def iter_split(path: str | os.PathLike, options: JudgeOptions, *, jobs: int,

@@ -62,13 +62,20 @@ class RangeResult:
         return self.end.frame - first
 
 
+def _header(buf) -> pcap.PcapHeader | None:
+    try:
+        return pcap.parse_header(bytes(buf[: pcap.HEADER_LEN]))
+    except ValueError:  # cut short: the first range's walk reports it
+        return None
+
+
 def guess_state(cap: Capture) -> WalkState:
     """The state a walk is in after the file's header (pcap) or its first section header and
     the interface blocks ahead of the first packet (pcapng): right for every later range of
     a single-section capture whose interfaces are all described up front."""
     mm, size = cap.buffer, cap.meta.size
     if cap.meta.format == "pcap":
-        hdr = pcap.parse_header(bytes(mm[: pcap.HEADER_LEN]))
+        hdr = _header(mm)
         ref = None
         if hdr is not None and size >= pcap.HEADER_LEN + 4:
             (ref,) = struct.unpack_from(">I" if hdr.big_endian else "<I", mm, pcap.HEADER_LEN)
@@ -131,7 +138,7 @@ def _find_start(cap: Capture, task: RangeTask) -> WalkState:
     arr = np.frombuffer(cap.buffer, dtype=np.uint8)
     size, state = cap.meta.size, task.state
     if cap.meta.format == "pcap":
-        hdr = pcap.parse_header(bytes(cap.buffer[: pcap.HEADER_LEN]))
+        hdr = _header(cap.buffer)
         ref = state.ref_s
         lo, hi = (1, 2**32 - 1) if ref is None else (ref - _YEAR_S, ref + _YEAR_S)
         at = None if hdr is None else resync.next_pcap_record(
@@ -144,7 +151,7 @@ def _find_start(cap: Capture, task: RangeTask) -> WalkState:
                      params=list(state.params), interfaces=list(state.interfaces))
 
 
-def _concat(parts: list[FrameCols]) -> FrameCols:
+def concat(parts: list[FrameCols]) -> FrameCols:
     names = FrameCols.__dataclass_fields__
     if not parts:
         return FrameCols(*(np.empty(0, np.int64) for _ in names))
@@ -162,7 +169,7 @@ def read_range(task: RangeTask) -> RangeResult:
         parts = [FrameCols.of(sel) for sel in iter_selected(
             cap, task.ports, counters, flows, start=start, stop=task.stop)]
         return RangeResult(task.index, start, cap.end_state, cap.start_used, counters,
-                           cap.meta, _concat(parts), flows.keys)
+                           cap.meta, concat(parts), flows.keys)
 
 
 @dataclass
@@ -174,6 +181,7 @@ class Stitched:
     cols: FrameCols  # global frame numbers and flow ids
     flows: FlowTable
     reread: int = 0  # ranges read again because their guessed start was wrong
+    frames: int = 0  # frame numbers the file uses (packets and frame-numbered blocks)
     ranges: list[RangeResult] = field(default_factory=list, repr=False)
 
 
@@ -255,5 +263,5 @@ def _merge(accepted: list[RangeResult], reread: int) -> Stitched:
             c.payload_caplen))
         base += r.frames
     return Stitched(merge_meta([r.meta for r in accepted]),
-                    _merge_counters([r.counters for r in accepted]), _concat(parts), flows,
-                    reread, accepted)
+                    _merge_counters([r.counters for r in accepted]), concat(parts), flows,
+                    reread, base, accepted)

@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 from .diagnose import PROBLEM_CODES, diagnose
+from .errors import FastcapError
 from .reassembly import DEFAULT_CAP
 from .selection import DEFAULT_PORTS, FrameCounters
 from .session import DEFAULT_IMPLICIT_TLS_PORTS, Session, iter_sessions
@@ -157,21 +158,79 @@ def scan(path: str | os.PathLike, *, ports: Iterable[int] = DEFAULT_PORTS,
             piece=piece))
     for s in sessions:
         if summary is not None:
-            summary.sessions += 1
-            summary.with_problems += has_problem(s)
-            summary.verdicts.update(v.code for v in s.verdicts)
-            if s.tcp.capped:
-                summary.limits["sessions cut at the per-direction byte cap (--stream-cap)"] += 1
-            if s.tcp.evicted:
-                summary.limits["sessions handed on early (reassembly memory budget)"] += 1
+            _count(summary, s)
         yield s
     if jobs > 1 or executor is not None:
         counters, meta = split[0].counters, [split[0].meta]
     if summary is not None:
-        summary.frames = counters.packets
-        summary.skipped.update(counters.skipped)
-        summary.limits.update(counters.notes)
-        for m in meta:
-            summary.warnings += [str(w) for w in m.warnings]
-            summary.skipped.update(m.skipped)
-            summary.unreadable += m.unreadable
+        _totals(summary, counters, meta)
+
+
+def _count(summary: ScanSummary, s: Session) -> None:
+    summary.sessions += 1
+    summary.with_problems += has_problem(s)
+    summary.verdicts.update(v.code for v in s.verdicts)
+    if s.tcp.capped:
+        summary.limits["sessions cut at the per-direction byte cap (--stream-cap)"] += 1
+    if s.tcp.evicted:
+        summary.limits["sessions handed on early (reassembly memory budget)"] += 1
+
+
+def _totals(summary: ScanSummary, counters: FrameCounters, metas: list) -> None:
+    summary.frames = counters.packets
+    summary.skipped.update(counters.skipped)
+    summary.limits.update(counters.notes)
+    for m in metas:
+        summary.warnings += [str(w) for w in m.warnings]
+        summary.skipped.update(m.skipped)
+        summary.unreadable += m.unreadable
+
+
+@dataclass
+class FileResult:
+    """One file of `scan_files`: its sessions in number order and summary, or its error."""
+
+    path: str
+    sessions: list[Session]
+    summary: ScanSummary
+    error: str | None = None
+
+
+def scan_files(paths: Iterable[str | os.PathLike], *, jobs: int = 1, executor=None,
+               parts: int | None = None, options=None,
+               progress: Callable[[int, int], None] | None = None, **kw) -> list[FileResult]:
+    """Several files, in the order given, as `scan` would read each one, except that files
+    which continue one another (a ring buffer: each starts no earlier than the previous
+    ended) are reassembled as one capture.  A session still open at the end of one file is
+    completed from the next and reported once, in the file where it began, with
+    `continues_into` naming the later files (its frame numbers count on into them, as in
+    `mergecap -a`).  Compressed files and pipes are read alone.  `jobs` worker processes
+    (or `executor`'s tasks) share the ranges of all files, then the flows of each run of
+    continuing files.  `kw`: the judging arguments of `scan`."""
+    from . import parallel
+
+    paths = [os.fspath(p) for p in paths]
+    analyzer = kw.get("analyzer")
+    options = options or judge_options(
+        **{k: v for k, v in kw.items() if k not in ("analyzer", "piece")},
+        today=analyzer.today if analyzer is not None else None)
+    alone = [executor is None and needs_stream(p) for p in paths]
+    mapped = [p for p, a in zip(paths, alone, strict=True) if not a]
+    split = iter(parallel.split_files(mapped, options, jobs=jobs, executor=executor,
+                                      parts=parts, progress=progress) if mapped else [])
+    out = []
+    for p, a in zip(paths, alone, strict=True):
+        summary = ScanSummary(p)
+        if a:
+            try:
+                out.append(FileResult(p, list(scan(p, summary=summary, **kw)), summary))
+            except FastcapError as e:
+                out.append(FileResult(p, [], summary, str(e)))
+            continue
+        res = next(split)
+        if res.error is None:
+            for s in res.sessions:
+                _count(summary, s)
+            _totals(summary, res.counters, [res.meta])
+        out.append(FileResult(p, res.sessions, summary, res.error))
+    return out

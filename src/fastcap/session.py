@@ -74,6 +74,9 @@ class Session:
     client_check: Any = None  # x509check.ChainCheck | None
     server_check: Any = None
     verdicts: list = field(default_factory=list)  # diagnose.Verdict, most severe first
+    # Ring-buffer files this session goes on into (its frame numbers then count on from its
+    # own file into these, as in `mergecap -a`); empty for a session within one file.
+    continues_into: list[str] = field(default_factory=list)
     # Streams stay attached only for `follow`; scan drops them to keep memory flat.
     c2s: StreamDir | None = field(default=None, repr=False, compare=False)
     s2c: StreamDir | None = field(default=None, repr=False, compare=False)
@@ -88,6 +91,7 @@ class Session:
             "first_ts_ns": self.first_ts_ns,
             "last_ts_ns": self.last_ts_ns,
             "frames": self.frames,
+            "continues_into": list(self.continues_into),
             "tcp": {**self.tcp.__dict__,
                     "c2s_gaps": [list(g) for g in self.tcp.c2s_gaps],
                     "s2c_gaps": [list(g) for g in self.tcp.s2c_gaps]},

@@ -1,0 +1,103 @@
+"""Ring-buffer files (dumpcap -b): a session that goes on from one file into the next is
+completed from both and reported once, in the file where it began."""
+
+from __future__ import annotations
+
+import struct
+from pathlib import Path
+
+import pytest
+
+from fastcap.scanner import ScanSummary, scan, scan_files
+
+from .gencap import generate
+
+ROOT = Path(__file__).resolve().parents[1]
+CA = str(ROOT / "examples" / "test-root.pem")
+
+
+def split_pcap(src: Path, out_dir: Path, pieces: int) -> tuple[list[Path], list[int]]:
+    """Cut a pcap into `pieces` files of about equal record counts, as dumpcap's ring buffer
+    would: (files, frames before each file)."""
+    data = src.read_bytes()
+    head, off, starts = data[:24], 24, []
+    while off + 16 <= len(data):
+        starts.append(off)
+        (incl,) = struct.unpack_from("<I", data, off + 8)
+        off += 16 + incl
+    starts.append(off)
+    n = len(starts) - 1
+    cuts = [n * i // pieces for i in range(pieces + 1)]
+    files = []
+    for i in range(pieces):
+        p = out_dir / f"ring_{i:05d}.pcap"
+        p.write_bytes(head + data[starts[cuts[i]]:starts[cuts[i + 1]]])
+        files.append(p)
+    return files, cuts[:-1]
+
+
+@pytest.fixture(scope="module")
+def ring(tmp_path_factory):
+    d = tmp_path_factory.mktemp("ring")
+    whole = generate(d, size="3M", sessions=60, seed=21)["pcap"]
+    files, offsets = split_pcap(whole, d, 4)
+    summary = ScanSummary(str(whole))
+    sessions = [s.to_dict() for s in scan(whole, summary=summary, ca_file=CA)]
+    return whole, files, offsets, sessions
+
+
+def _ring_scan(files, **kw):
+    return scan_files(files, ca_file=CA, **kw)
+
+
+def test_sessions_across_files_are_reported_once(ring):
+    _whole, files, offsets, whole_sessions = ring
+    got = _ring_scan(files, jobs=1)
+    assert [r.error for r in got] == [None] * len(files)
+    assert sum(len(r.sessions) for r in got) == len(whole_sessions)
+    spanning = [s for r in got for s in r.sessions if s.continues_into]
+    assert spanning, "the cut points fall inside sessions"
+    by_first = {s["first_frame"]: s for s in whole_sessions}
+    for k, r in enumerate(got):
+        assert [s.number for s in r.sessions] == list(range(1, len(r.sessions) + 1))
+        for s in r.sessions:
+            w = by_first[s.first_frame + offsets[k]]
+            d = s.to_dict()
+            assert d["continues_into"] == [str(f) for f in files[k + 1:k + 1 + len(
+                s.continues_into)]]
+            assert s.last_frame + offsets[k] == w["last_frame"]
+            same = ("client", "server", "first_ts_ns", "last_ts_ns", "frames", "tcp",
+                    "client_cert_check", "server_cert_check")
+            assert {f: d[f] for f in same} == {f: w[f] for f in same}
+            assert [v["code"] for v in d["verdicts"]] == [v["code"] for v in w["verdicts"]]
+    # In the first file, frame numbers are the whole file's: sessions equal to the letter.
+    first = [{**s.to_dict(), "continues_into": []} for s in got[0].sessions]
+    assert first == whole_sessions[: len(first)]
+
+
+def test_ring_scan_is_the_same_with_workers(ring):
+    _whole, files, _offsets, _ = ring
+    one = _ring_scan(files, jobs=1)
+    many = _ring_scan(files, jobs=3, parts=5)
+    assert [[s.to_dict() for s in r.sessions] for r in one] == \
+        [[s.to_dict() for s in r.sessions] for r in many]
+    assert [r.summary.to_dict() for r in one] == [r.summary.to_dict() for r in many]
+
+
+def test_files_that_overlap_in_time_stand_alone(ring):
+    _whole, files, _offsets, _ = ring
+    got = _ring_scan([files[1], files[1]], jobs=1)
+    alone = [s.to_dict() for s in scan(files[1], ca_file=CA)]
+    for r in got:
+        assert [s.to_dict() for s in r.sessions] == alone
+        assert not any(s.continues_into for s in r.sessions)
+
+
+def test_summaries_count_each_file(ring):
+    _whole, files, _offsets, whole_sessions = ring
+    got = _ring_scan(files, jobs=1)
+    for r, f in zip(got, files, strict=True):
+        own = ScanSummary(str(f))
+        list(scan(f, summary=own, ca_file=CA))
+        assert r.summary.frames == own.frames and r.summary.path == str(f)
+    assert sum(r.summary.sessions for r in got) == len(whole_sessions)
