@@ -51,6 +51,12 @@ def main() -> None:
         sessions = sum(1 for _ in scan(path, backend=backend, summary=summary))
         result = {"frames": summary.frames, "scanned_sessions": sessions,
                   "with_problems": summary.with_problems}
+    elif stage.startswith("scan-j"):  # the file split among N processes (-j N)
+        summary = ScanSummary(path)
+        sessions = sum(1 for _ in scan(path, backend=backend, summary=summary,
+                                       jobs=int(stage[6:])))
+        result = {"frames": summary.frames, "scanned_sessions": sessions,
+                  "with_problems": summary.with_problems}
     elif stage == "sessions":
         counters = FrameCounters()
         sessions = tls = 0

@@ -388,7 +388,7 @@ def build(args: argparse.Namespace, path: str, size: int, fmt: str) -> list[Cont
             note=scaled("pure Python, in-process") if small else "", count="reader",
             same_frames=small == path), module=key)
     if "stages" not in skip:
-        for st, what in STAGES:
+        for st, what in (*STAGES, (f"scan-j{jobs}", f"fastcap scan -j {jobs}: split, in-proc.")):
             add(Contender(f"stage-{st}", what, [[PY, stage, path, st, "native"]],
                           timing="inner", count="stage"))
     add(Contender("stats", "fastcap stats (C), whole command",

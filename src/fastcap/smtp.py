@@ -23,7 +23,7 @@ from __future__ import annotations
 import re
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Final, Literal, Protocol
 
@@ -995,6 +995,17 @@ class StreamLike(Protocol):
     def frame_at(self, offset: int) -> int | None: ...
 
 
+def _plain(value: Any) -> Any:
+    fields_ = getattr(type(value), "__dataclass_fields__", None)
+    if fields_ is not None:
+        return {name: _plain(getattr(value, name)) for name in fields_}
+    if isinstance(value, list | tuple):
+        return type(value)(_plain(v) for v in value)
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
+
+
 @dataclass(frozen=True, slots=True)
 class CommandRecord:
     """A Command with the frame that carried its first byte."""
@@ -1068,8 +1079,9 @@ class SmtpDialogue:
     closed: bool = False
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-ready data (records become dicts)."""
-        return asdict(self)
+        """Plain JSON-ready data (records become dicts), as dataclasses.asdict makes it at a
+        fraction of its cost: the records hold only plain values, nothing to deep-copy."""
+        return _plain(self)
 
     @classmethod
     def from_events(

@@ -33,6 +33,7 @@ import hashlib
 import struct
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any, Protocol
 
 from .ja import ja3_md5, ja3_string, ja4
@@ -837,6 +838,7 @@ _CRL_ALG = bytes.fromhex("300d06092a864886f70d01010b0500")  # sha256WithRSAEncry
 _CRL_TIME = _tlv(0x17, b"250101000000Z")
 
 
+@lru_cache(maxsize=4096)  # pure; a server asks every client for the same CA names
 def dn_to_text(der: bytes) -> str | None:
     """RFC 4514 text of a DER DistinguishedName, or None when it does not parse.
 

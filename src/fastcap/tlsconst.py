@@ -8,6 +8,7 @@ rejects a number: parsers keep the raw int and :func:`name_of` renders unknown v
 from __future__ import annotations
 
 from enum import IntEnum
+from functools import lru_cache
 
 
 def is_grease(value: int) -> bool:
@@ -15,6 +16,7 @@ def is_grease(value: int) -> bool:
     return (value & 0x0F0F) == 0x0A0A and (value >> 8) == (value & 0xFF)
 
 
+@lru_cache(maxsize=8192)  # pure, and called for every code point of every JSON hello
 def name_of(enum: type[IntEnum], value: int, width: int = 4) -> str:
     """The member name, ``GREASE(0x?a?a)`` or ``unknown(0x....)``; never raises."""
     try:
