@@ -63,7 +63,7 @@ def needs_stream(path: str | os.PathLike) -> bool:
         return False
 
 
-_RAW_READ = 1 << 20
+_RAW_READ = 256 << 10  # compressed bytes per read: a few MiB once inflated
 
 
 def _decompressors(kind: str, path: str):
@@ -149,23 +149,24 @@ class _Reader:
             return
         self._q.put(b"")
 
-    def get(self, n: int) -> bytes:
-        out = [self._pending] if self._pending else []
-        have = len(self._pending)
-        self._pending = b""
+    def get(self, n: int) -> list[bytes]:
+        """Chunks adding up to n bytes, fewer at the end (joined once by the caller: a piece
+        is copied once, not once per step)."""
+        out, have = [], 0
         while have < n:
-            item = self._q.get()
+            item = self._pending or self._q.get()
+            self._pending = b""
             if isinstance(item, Exception) or not item:
                 if isinstance(item, Exception):
                     self.error = str(item)
                 self._q.put(b"")  # the end stays the end
                 break
+            if have + len(item) > n:
+                item, self._pending = item[: n - have], item[n - have:]
             out.append(item)
             have += len(item)
-        data = b"".join(out)
-        self._pending, data = data[n:], data[:n]
-        self.done += len(data)
-        return data
+        self.done += have
+        return out
 
     def close(self) -> None:
         self._stop.set()
@@ -242,7 +243,8 @@ class StreamCapture:
         base, state, header = 0, None, None
         rest, target = b"", self._piece
         while True:
-            buf = rest + self._reader.get(target - len(rest))
+            buf = b"".join([rest, *self._reader.get(target - len(rest))])
+            rest = b""
             eof = len(buf) < target
             cap = Capture.over(buf, name=self.path, fmt=self.format, base=base, more=not eof,
                                header=header, **self._opts)
