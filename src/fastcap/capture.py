@@ -381,12 +381,17 @@ class Capture:
                 if st.detail == pcapng.BT_SHB:
                     if self._more and self._shb_cut(off):
                         break  # the rest of the section header is in the next piece
+                    told = len(meta.warnings), meta.skipped.copy()
                     new = self._read_shb(off, len(meta.byte_orders) if section is None
                                          else section.index + 1)
                     if new is None:
                         big = section.big_endian if section is not None else None
-                        nxt = resync.next_pcapng_block(self._array(), off + 1, size, big)
+                        nxt = resync.next_pcapng_block(self._array(), off + 1, size, big,
+                                                       allow_eof=not self._more)
                         if nxt is None:
+                            if self._more:  # look again with more in hand, and say it once
+                                del meta.warnings[told[0]:]
+                                meta.skipped = told[1]
                             break
                         self._skip_range(off, nxt, "corrupt_block",
                                          "unreadable section header", None)

@@ -197,8 +197,10 @@ def stitch(tasks: list[RangeTask], results: list[RangeResult],
     results = sorted(results, key=lambda r: r.index)
     accepted: list[RangeResult] = [results[0]]
     reread = 0
-    for task, res in zip(tasks[1:], results[1:], strict=True):
+    for before, task, res in zip(tasks, tasks[1:], results[1:], strict=False):
         prev = accepted[-1].end
+        if prev.offset < before.stop:
+            break  # the walk gave up before its range's end (damage it could not get past)
         if not _joins(prev, res):
             exact = WalkState(prev.offset, 1, ref_s=prev.ref_s, section=prev.section,
                               params=list(prev.params), interfaces=list(prev.interfaces))
