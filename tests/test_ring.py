@@ -101,3 +101,27 @@ def test_summaries_count_each_file(ring):
         list(scan(f, summary=own, ca_file=CA))
         assert r.summary.frames == own.frames and r.summary.path == str(f)
     assert sum(r.summary.sessions for r in got) == len(whole_sessions)
+
+
+def _shift_times(src: Path, dst: Path, seconds: int) -> Path:
+    data = bytearray(src.read_bytes())
+    off = 24
+    while off + 16 <= len(data):
+        sec, _frac, incl, _orig = struct.unpack_from("<IIII", data, off)
+        struct.pack_into("<I", data, off, sec + seconds)
+        off += 16 + incl
+    dst.write_bytes(bytes(data))
+    return dst
+
+
+def test_files_far_apart_in_time_stand_alone(ring, tmp_path):
+    """A capture taken an hour later is not the same ring buffer, even if a port pair
+    repeats: nothing is joined across the pause."""
+    _whole, files, _offsets, _ = ring
+    later = _shift_times(files[1], tmp_path / "later.pcap", 3600)
+    got = _ring_scan([files[0], later], jobs=1)
+    assert not any(s.continues_into for r in got for s in r.sessions)
+    assert [s.to_dict() for s in got[1].sessions] == [
+        s.to_dict() for s in scan(later, ca_file=CA)]
+    joined = _ring_scan([files[0], files[1]], jobs=1)
+    assert any(s.continues_into for s in joined[0].sessions)

@@ -294,10 +294,13 @@ class _Chain:
     members: list[int]  # indexes into the caller's file list
 
 
+RING_GAP_NS = 60 * 10**9  # a longer pause between two files: not one capture's ring buffer
+
+
 def _chains(paths: list[str], stitched: list[ranges.Stitched | None]) -> list[_Chain]:
     """Files follow one another (a ring buffer) when each starts no earlier than the previous
-    one ended; such runs are reassembled as one capture.  Files that overlap in time (or
-    hold no timestamps) stand alone."""
+    one ended, and within RING_GAP_NS of it; such runs are reassembled as one capture.
+    Files that overlap in time, lie far apart or hold no timestamps stand alone."""
     runs: list[list[int]] = []
     prev_end = None
     for i, st in enumerate(stitched):
@@ -305,7 +308,8 @@ def _chains(paths: list[str], stitched: list[ranges.Stitched | None]) -> list[_C
             prev_end = None
             continue
         first, last = st.counters.first_ts_ns, st.counters.last_ts_ns
-        if runs and prev_end is not None and first is not None and first >= prev_end:
+        if (runs and prev_end is not None and first is not None
+                and prev_end <= first <= prev_end + RING_GAP_NS):
             runs[-1].append(i)
         else:
             runs.append([i])

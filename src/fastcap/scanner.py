@@ -201,8 +201,9 @@ def scan_files(paths: Iterable[str | os.PathLike], *, jobs: int = 1, executor=No
                progress: Callable[[int, int], None] | None = None, **kw) -> list[FileResult]:
     """Several files, in the order given, as `scan` would read each one, except that files
     which continue one another (a ring buffer: each starts no earlier than the previous
-    ended) are reassembled as one capture.  A session still open at the end of one file is
-    completed from the next and reported once, in the file where it began, with
+    ended, and within a minute of it) are reassembled as one capture.  A session still open
+    at the end of one file is completed from the next and reported once, in the file where
+    it began, with
     `continues_into` naming the later files (its frame numbers count on into them, as in
     `mergecap -a`).  Compressed files and pipes are read alone.  `jobs` worker processes
     (or `executor`'s tasks) share the ranges of all files, then the flows of each run of
