@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -69,9 +70,10 @@ def test_cli_dask_option(cluster, generated):
     c, _ = cluster
 
     def run(*args):
+        env = {**os.environ, "DASK_DISTRIBUTED__COMM__TIMEOUTS__CONNECT": "2s"}
         return subprocess.run([sys.executable, "-m", "fastcap.cli", "scan", "--ca-file", CA,
                                "--format", "json", *args, str(generated["pcapng"])],
-                              capture_output=True, text=True, timeout=300)
+                              capture_output=True, text=True, timeout=300, env=env)
 
     local, remote = run("-j", "1"), run("--dask", c.scheduler_address)
     assert remote.returncode == local.returncode == 1, remote.stderr

@@ -101,7 +101,8 @@ def _open_mapping(path: str) -> tuple[mmap.mmap | bytes, int]:
         raise CaptureError(path, "is a directory, not a capture file")
     if not stat.S_ISREG(st.st_mode):
         kind = "a FIFO" if stat.S_ISFIFO(st.st_mode) else "not a regular file"
-        raise CaptureError(path, f"is {kind}; fastcap reads seekable capture files")
+        raise CaptureError(path, f"is {kind}, which cannot be mapped: open it with "
+                                 f"fastcap.stream.open_capture")
     if st.st_size == 0:
         raise CaptureError(path, "empty file (0 bytes), not a capture")
     try:
@@ -128,7 +129,8 @@ def sniff_format(path: str, head: bytes) -> str:
         return "pcap"
     magic = head[:4].hex() if head else ""
     if head[:2] == _GZIP or head[:4] in (_ZSTD, _LZ4):
-        raise CaptureError(path, f"is compressed (magic 0x{magic}); decompress it first")
+        raise CaptureError(path, f"is compressed (magic 0x{magic}), which cannot be mapped: "
+                                 f"open it with fastcap.stream.open_capture")
     raise CaptureError(path, f"not a pcap or pcapng file (magic 0x{magic})")
 
 
@@ -161,6 +163,7 @@ class Capture:
         self._base = base  # file offset of buffer byte 0 (offsets in reports are the file's)
         self._more = more  # the file goes on past the buffer: a record cut at its end waits
         self.pcap_header = header
+        self.frames: FrameWindow | None = None  # a window to fill; one of its own if None
         self.frames_done = 0
         self.bytes_done = 0  # file offset reached, for progress reports
 
@@ -215,7 +218,7 @@ class Capture:
         straddles `stop` is read whole: a split walk's ranges then join without gap or
         overlap.  `end_state` tells where the walk stopped; `start_used` whether a resync
         before the first good record relied on `start`'s guide values."""
-        win = FrameWindow.allocate(self.window, self.slab_width)
+        win = self.frames or FrameWindow.allocate(self.window, self.slab_width)
         whole = start is None and stop is None and self._mapped
         self._stop = self.meta.size if stop is None else max(0, min(stop, self.meta.size))
         self.start_used = False

@@ -179,7 +179,7 @@ def _scan_on_dask(args, files: list[str]):
     except ImportError:
         raise SystemExit("fastcap: --dask needs Dask: pip install 'fastcap[dask]'") from None
     try:
-        client = Client(args.dask, timeout="10s")
+        client = Client(args.dask)  # waits distributed.comm.timeouts.connect (Dask config)
     except (OSError, TimeoutError, ValueError) as e:
         raise SystemExit(f"fastcap: cannot reach the Dask scheduler at {args.dask}: {e}"
                          ) from None

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import pcap, pcapng, resync
-from .capture import Capture, CaptureMeta, WalkState
+from .capture import DEFAULT_WINDOW, Capture, CaptureMeta, WalkState
 from .flows import FlowKey, FlowTable
 from .reassembly import FrameCols
 from .selection import FrameCounters, iter_selected
@@ -162,7 +162,9 @@ def concat(parts: list[FrameCols]) -> FrameCols:
 def read_range(task: RangeTask) -> RangeResult:
     """Phase one of a split scan, for one range (runs in a worker)."""
     counters, flows = FrameCounters(), FlowTable()
-    with Capture(task.path, backend=task.backend) as cap:
+    # A range of n bytes holds at most n/16 records: a window no bigger than that.
+    rows = min(DEFAULT_WINDOW, max(0, task.stop - task.begin) // 16 + 16)
+    with Capture(task.path, backend=task.backend, window=rows) as cap:
         start = task.state
         if start is not None and not task.exact:
             start = _find_start(cap, task)

@@ -242,12 +242,16 @@ class StreamCapture:
             raise ValueError("a stream is read whole, from its start")
         base, state, header = 0, None, None
         rest, target = b"", self._piece
+        frames: FrameWindow | None = None
         while True:
             buf = b"".join([rest, *self._reader.get(target - len(rest))])
             rest = b""
             eof = len(buf) < target
             cap = Capture.over(buf, name=self.path, fmt=self.format, base=base, more=not eof,
                                header=header, **self._opts)
+            if frames is None:
+                frames = FrameWindow.allocate(cap.window, cap.slab_width)
+            cap.frames = frames  # one window for every piece: no allocation per piece
             self._cur = cap
             self.walker = cap.walker
             for win in cap.windows(state):
