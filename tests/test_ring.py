@@ -125,3 +125,29 @@ def test_files_far_apart_in_time_stand_alone(ring, tmp_path):
         s.to_dict() for s in scan(later, ca_file=CA)]
     joined = _ring_scan([files[0], files[1]], jobs=1)
     assert any(s.continues_into for s in joined[0].sessions)
+
+
+def test_each_run_is_handed_on_before_the_next_is_reassembled(ring, tmp_path):
+    """Results stream run by run: the sessions of an earlier run of files are not held while
+    a later, separate run is reassembled."""
+    from fastcap import parallel
+    from fastcap.scanner import iter_scan_files
+
+    _whole, files, _offsets, _ = ring
+    later = _shift_times(files[1], tmp_path / "later.pcap", 3600)
+    seen: list[list[str]] = []
+
+    class Recording(parallel.SerialExecutor):
+        def map(self, fn, items):
+            if fn is parallel.reassemble_flows:
+                seen.extend(t.paths for t in items)
+            return super().map(fn, items)
+
+    results = iter_scan_files([files[0], files[1], later], executor=Recording(), jobs=2,
+                              ca_file=CA)
+    first = next(results)
+    assert first.path == str(files[0]) and seen
+    assert all(p == [str(files[0]), str(files[1])] for p in seen)  # not the later file yet
+    rest = list(results)
+    assert [r.path for r in rest] == [str(files[1]), str(later)]
+    assert seen[-1] == [str(later)]

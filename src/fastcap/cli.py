@@ -139,8 +139,8 @@ def _scan_streams(args, files: list[str], analyzer):
     """(path, sessions, summary, error) per file, in order.  One file: sessions stream from
     the scan as it runs.  Several files: ranges of all files are read by the workers, files
     that continue one another are joined (scanner.scan_files), and each file's sessions are
-    handed over when all are done."""
-    from .scanner import ScanSummary, scan, scan_files
+    handed over as soon as its run of continuing files is done."""
+    from .scanner import ScanSummary, iter_scan_files, scan
 
     if args.dask:
         yield from _scan_on_dask(args, files)
@@ -163,8 +163,8 @@ def _scan_streams(args, files: list[str], analyzer):
 
         yield path, sessions(), summary, holder
         return
-    for r in scan_files(files, jobs=args.jobs, analyzer=analyzer, trust=args.trust,
-                        ca_file=args.ca_file, **_scan_options(args)):
+    for r in iter_scan_files(files, jobs=args.jobs, analyzer=analyzer, trust=args.trust,
+                             ca_file=args.ca_file, **_scan_options(args)):
         yield r.path, iter(r.sessions), r.summary, [r.error] if r.error else []
 
 

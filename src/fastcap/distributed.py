@@ -18,8 +18,8 @@ from typing import Any
 from .errors import FastcapError
 from .reassembly import DEFAULT_CAP
 from .scanner import ScanSummary, judge_options
+from .scanner import iter_scan_files as local_scan_files
 from .scanner import scan as local_scan
-from .scanner import scan_files as local_scan_files
 from .selection import DEFAULT_PORTS
 from .session import DEFAULT_IMPLICIT_TLS_PORTS, Session
 

@@ -297,7 +297,7 @@ class _Chain:
 RING_GAP_NS = 60 * 10**9  # a longer pause between two files: not one capture's ring buffer
 
 
-def _chains(paths: list[str], stitched: list[ranges.Stitched | None]) -> list[_Chain]:
+def _runs(stitched: list[ranges.Stitched | None]) -> list[list[int]]:
     """Files follow one another (a ring buffer) when each starts no earlier than the previous
     one ended, and within RING_GAP_NS of it; such runs are reassembled as one capture.
     Files that overlap in time, lie far apart or hold no timestamps stand alone."""
@@ -314,23 +314,30 @@ def _chains(paths: list[str], stitched: list[ranges.Stitched | None]) -> list[_C
         else:
             runs.append([i])
         prev_end = last
-    chains = []
-    for run in runs:
-        flows, parts, file_rows, offsets, base = FlowTable(), [], [0], [], 0
-        for i in run:
-            st = stitched[i]
-            gid = flows.ids_for(st.flows.keys)
-            c = st.cols
-            parts.append(FrameCols(np.asarray(c.frame_no, np.int64) + base, c.ts_ns,
-                                   gid[np.asarray(c.flow, np.int64)], c.from_a,
-                                   c.payload_file_off, c.seq, c.ack, c.flags, c.window,
-                                   c.payload_len, c.payload_caplen))
-            file_rows.append(file_rows[-1] + len(c))
-            offsets.append(base)
-            base += st.frames
-        chains.append(_Chain([paths[i] for i in run], ranges.concat(parts), flows, file_rows,
-                             offsets, run))
-    return chains
+    return runs
+
+
+def _chain(paths: list[str], stitched: list[ranges.Stitched | None], run: list[int]
+           ) -> _Chain:
+    """The files of one run as one capture: frames numbered on, flows numbered across."""
+    flows, parts, file_rows, offsets, base = FlowTable(), [], [0], [], 0
+    for i in run:
+        st = stitched[i]
+        gid = flows.ids_for(st.flows.keys)
+        c = st.cols
+        parts.append(FrameCols(np.asarray(c.frame_no, np.int64) + base, c.ts_ns,
+                               gid[np.asarray(c.flow, np.int64)], c.from_a,
+                               c.payload_file_off, c.seq, c.ack, c.flags, c.window,
+                               c.payload_len, c.payload_caplen))
+        file_rows.append(file_rows[-1] + len(c))
+        offsets.append(base)
+        base += st.frames
+    return _Chain([paths[i] for i in run], ranges.concat(parts), flows, file_rows, offsets,
+                  run)
+
+
+def _chains(paths: list[str], stitched: list[ranges.Stitched | None]) -> list[_Chain]:
+    return [_chain(paths, stitched, run) for run in _runs(stitched)]
 
 
 def _plan(task: ranges.PlanTask) -> list[ranges.RangeTask] | CaptureError:
@@ -358,14 +365,17 @@ def _phase_two(chain: _Chain, options: JudgeOptions, jobs: int, ex: Any
     return reassemble_flows(one).sessions, why
 
 
-def split_files(paths: list[str | os.PathLike], options: JudgeOptions, *, jobs: int,
-                executor: Executor | None = None, parts: int | None = None,
-                progress: Callable[[int, int], None] | None = None) -> list[SplitScan]:
+def iter_split_files(paths: list[str | os.PathLike], options: JudgeOptions, *, jobs: int,
+                     executor: Executor | None = None, parts: int | None = None,
+                     progress: Callable[[int, int], None] | None = None
+                     ) -> Iterator[SplitScan]:
     """Scan files with `jobs` workers, each over `parts` byte ranges (default: `jobs` ranges
     of at least 1 MiB; an explicit `parts` is taken as it is, however small the ranges).
     Files that continue one another are reassembled as one capture: a session open at the
     end of one is completed from the next and reported once, in the file where it began,
-    its frame numbers counting on into the next files (as `mergecap -a` numbers them)."""
+    its frame numbers counting on into the next files (as `mergecap -a` numbers them).
+    Results come in the order of `paths`, each run of files as soon as it is done, and a
+    run's frames and sessions are let go once it has been handed on."""
     paths = [os.fspath(p) for p in paths]
     own = executor is None
     ex: Any = PoolExecutor(jobs) if own else executor
@@ -384,23 +394,40 @@ def split_files(paths: list[str | os.PathLike], options: JudgeOptions, *, jobs: 
         if progress is not None:
             total = sum(st.meta.size for st in stitched if st is not None)
             progress(total, total)
-        out = [SplitScan(p, error=str(plan), failure=plan) if isinstance(plan, CaptureError) else
-               SplitScan(p, [], st.counters, st.meta, st.reread)
-               for p, plan, st in zip(paths, plans, stitched, strict=True)]
-        for chain in _chains(paths, stitched):
-            found, why = _phase_two(chain, options, jobs, ex)
-            for k, s in found:
-                out[chain.members[k]].sessions.append(s)
-            for i in chain.members:
-                out[i].phase_two = why
+        run_of = {run[0]: run for run in _runs(stitched)}
+        for i, (path, plan) in enumerate(zip(paths, plans, strict=True)):
+            if isinstance(plan, CaptureError):
+                yield SplitScan(path, error=str(plan), failure=plan)
+            elif i in run_of:
+                yield from _run_results(paths, stitched, run_of[i], options, jobs, ex)
     finally:
         if own:
             ex.close()
+
+
+def _run_results(paths: list[str], stitched: list[ranges.Stitched | None], run: list[int],
+                 options: JudgeOptions, jobs: int, ex: Any) -> Iterator[SplitScan]:
+    found, why = _phase_two(_chain(paths, stitched, run), options, jobs, ex)
+    out = []
+    for i in run:
+        st = stitched[i]
+        out.append(SplitScan(paths[i], [], st.counters, st.meta, st.reread, why))
+        stitched[i] = None  # the run's frames go with it
+    for k, s in found:
+        out[k].sessions.append(s)
     for res in out:
         res.sessions.sort(key=lambda s: s.first_frame)
-        for i, s in enumerate(res.sessions, 1):
-            s.number = i
-    return out
+        for n, s in enumerate(res.sessions, 1):
+            s.number = n
+        yield res
+
+
+def split_files(paths: list[str | os.PathLike], options: JudgeOptions, *, jobs: int,
+                executor: Executor | None = None, parts: int | None = None,
+                progress: Callable[[int, int], None] | None = None) -> list[SplitScan]:
+    """iter_split_files as a list."""
+    return list(iter_split_files(paths, options, jobs=jobs, executor=executor, parts=parts,
+                                 progress=progress))
 
 
 def split_scan(path: str | os.PathLike, options: JudgeOptions, *, jobs: int,

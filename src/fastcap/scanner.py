@@ -196,9 +196,15 @@ class FileResult:
     error: str | None = None
 
 
-def scan_files(paths: Iterable[str | os.PathLike], *, jobs: int = 1, executor=None,
-               parts: int | None = None, options=None,
-               progress: Callable[[int, int], None] | None = None, **kw) -> list[FileResult]:
+def scan_files(paths: Iterable[str | os.PathLike], **kw) -> list[FileResult]:
+    """iter_scan_files as a list."""
+    return list(iter_scan_files(paths, **kw))
+
+
+def iter_scan_files(paths: Iterable[str | os.PathLike], *, jobs: int = 1, executor=None,
+                    parts: int | None = None, options=None,
+                    progress: Callable[[int, int], None] | None = None, **kw
+                    ) -> Iterator[FileResult]:
     """Several files, in the order given, as `scan` would read each one, except that files
     which continue one another (a ring buffer: each starts no earlier than the previous
     ended, and within a minute of it) are reassembled as one capture.  A session still open
@@ -207,7 +213,8 @@ def scan_files(paths: Iterable[str | os.PathLike], *, jobs: int = 1, executor=No
     `continues_into` naming the later files (its frame numbers count on into them, as in
     `mergecap -a`).  Compressed files and pipes are read alone.  `jobs` worker processes
     (or `executor`'s tasks) share the ranges of all files, then the flows of each run of
-    continuing files.  `kw`: the judging arguments of `scan`."""
+    continuing files.  Results come in the order given, each as soon as its run of files is
+    done.  `kw`: the judging arguments of `scan`."""
     from . import parallel
 
     paths = [os.fspath(p) for p in paths]
@@ -217,21 +224,19 @@ def scan_files(paths: Iterable[str | os.PathLike], *, jobs: int = 1, executor=No
         today=analyzer.today if analyzer is not None else None)
     alone = [executor is None and needs_stream(p) for p in paths]
     mapped = [p for p, a in zip(paths, alone, strict=True) if not a]
-    split = iter(parallel.split_files(mapped, options, jobs=jobs, executor=executor,
-                                      parts=parts, progress=progress) if mapped else [])
-    out = []
+    split = parallel.iter_split_files(mapped, options, jobs=jobs, executor=executor,
+                                      parts=parts, progress=progress) if mapped else iter([])
     for p, a in zip(paths, alone, strict=True):
         summary = ScanSummary(p)
         if a:
             try:
-                out.append(FileResult(p, list(scan(p, summary=summary, **kw)), summary))
+                yield FileResult(p, list(scan(p, summary=summary, **kw)), summary)
             except FastcapError as e:
-                out.append(FileResult(p, [], summary, str(e)))
+                yield FileResult(p, [], summary, str(e))
             continue
         res = next(split)
         if res.error is None:
             for s in res.sessions:
                 _count(summary, s)
             _totals(summary, res.counters, [res.meta])
-        out.append(FileResult(p, res.sessions, summary, res.error))
-    return out
+        yield FileResult(p, res.sessions, summary, res.error)
