@@ -150,7 +150,7 @@ def test_flows_are_dealt_whole_and_balanced(generated):
     tasks = _plan(generated["pcap"], 3)
     st = ranges.stitch(tasks, [ranges.read_range(t) for t in tasks])
     options = judge_options()
-    (chain,) = parallel._chains([str(generated["pcap"])], [st])
+    chain = parallel._chain([str(generated["pcap"])], [st], [0])
     flow_tasks = parallel._flow_tasks(chain, 3, options)
     keys = [{(k.a_addr, k.a_port, k.b_addr, k.b_port) for k in t.keys} for t in flow_tasks]
     assert len(flow_tasks) == 3 and not (keys[0] & keys[1] or keys[1] & keys[2])

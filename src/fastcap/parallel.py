@@ -291,7 +291,6 @@ class _Chain:
     flows: FlowTable
     file_rows: list[int]  # cols rows of file i: [file_rows[i], file_rows[i+1])
     frame_offsets: list[int]
-    members: list[int]  # indexes into the caller's file list
 
 
 RING_GAP_NS = 60 * 10**9  # a longer pause between two files: not one capture's ring buffer
@@ -323,21 +322,11 @@ def _chain(paths: list[str], stitched: list[ranges.Stitched | None], run: list[i
     flows, parts, file_rows, offsets, base = FlowTable(), [], [0], [], 0
     for i in run:
         st = stitched[i]
-        gid = flows.ids_for(st.flows.keys)
-        c = st.cols
-        parts.append(FrameCols(np.asarray(c.frame_no, np.int64) + base, c.ts_ns,
-                               gid[np.asarray(c.flow, np.int64)], c.from_a,
-                               c.payload_file_off, c.seq, c.ack, c.flags, c.window,
-                               c.payload_len, c.payload_caplen))
-        file_rows.append(file_rows[-1] + len(c))
+        parts.append(ranges.renumbered(st.cols, base, flows.ids_for(st.flows.keys)))
+        file_rows.append(file_rows[-1] + len(st.cols))
         offsets.append(base)
         base += st.frames
-    return _Chain([paths[i] for i in run], ranges.concat(parts), flows, file_rows, offsets,
-                  run)
-
-
-def _chains(paths: list[str], stitched: list[ranges.Stitched | None]) -> list[_Chain]:
-    return [_chain(paths, stitched, run) for run in _runs(stitched)]
+    return _Chain([paths[i] for i in run], ranges.concat(parts), flows, file_rows, offsets)
 
 
 def _plan(task: ranges.PlanTask) -> list[ranges.RangeTask] | CaptureError:

@@ -254,17 +254,21 @@ def merge_meta(parts: list[CaptureMeta]) -> CaptureMeta:
     return meta
 
 
+def renumbered(cols: FrameCols, frame_base: int, flow_ids: np.ndarray) -> FrameCols:
+    """`cols` of one part in the numbering of the whole: frames counted on from
+    `frame_base`, the part's flow ids mapped through `flow_ids` (FlowTable.ids_for)."""
+    flow = np.asarray(cols.flow, np.int64)
+    return FrameCols(np.asarray(cols.frame_no, np.int64) + frame_base, cols.ts_ns,
+                     flow_ids[flow] if len(flow) else flow, cols.from_a, cols.payload_file_off,
+                     cols.seq, cols.ack, cols.flags, cols.window, cols.payload_len,
+                     cols.payload_caplen)
+
+
 def _merge(accepted: list[RangeResult], reread: int) -> Stitched:
     flows = FlowTable()
     parts, base = [], 0
     for r in accepted:
-        c = r.cols
-        gid = flows.ids_for(r.flow_keys)
-        parts.append(FrameCols(
-            np.asarray(c.frame_no, np.int64) + base, c.ts_ns,
-            gid[np.asarray(c.flow, np.int64)] if len(c) else np.asarray(c.flow, np.int64),
-            c.from_a, c.payload_file_off, c.seq, c.ack, c.flags, c.window, c.payload_len,
-            c.payload_caplen))
+        parts.append(renumbered(r.cols, base, flows.ids_for(r.flow_keys)))
         base += r.frames
     return Stitched(merge_meta([r.meta for r in accepted]),
                     _merge_counters([r.counters for r in accepted]), concat(parts), flows,

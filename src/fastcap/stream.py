@@ -30,7 +30,7 @@ from .capture import (
 )
 from .errors import CaptureError, CaptureWarning
 from .frames import FrameWindow
-from .walkstatus import MAX_BLOCK, MAX_CAPLEN
+from .walkstatus import MAX_BLOCK
 
 PIECE = 16 << 20
 MAX_PIECE = 4 * MAX_BLOCK + PIECE  # no record can need more; past it the stream is damaged
@@ -342,4 +342,4 @@ def open_capture(path: str | os.PathLike, *, piece: int = PIECE, **kw
     return Capture(path, **kw)
 
 
-__all__ = ["MAX_CAPLEN", "StreamCapture", "compression_of", "needs_stream", "open_capture"]
+__all__ = ["StreamCapture", "compression_of", "needs_stream", "open_capture"]
