@@ -1,14 +1,7 @@
 """fastcap: find SMTP STARTTLS handshakes in huge captures; explain client-certificate trouble."""
 
-from importlib.metadata import PackageNotFoundError, version
-
 from .capture import Capture, CaptureMeta
 from .errors import CaptureError, CaptureWarning, FastcapError
-
-try:
-    __version__ = version("fastcap")
-except PackageNotFoundError:  # running from a source tree without an install
-    __version__ = "0.0.0"
 
 __all__ = ["Capture", "CaptureMeta", "CaptureError", "CaptureWarning", "FastcapError", "scan",
            "__version__"]
@@ -16,9 +9,17 @@ __all__ = ["Capture", "CaptureMeta", "CaptureError", "CaptureWarning", "FastcapE
 
 def __getattr__(name: str):
     """`fastcap.scan` is imported on first use: it pulls in certificate verification, which
-    `fastcap stats` and the frame-level API never need."""
+    `fastcap stats` and the frame-level API never need.  `__version__` too: reading package
+    metadata costs more start-up time than the rest of a small scan."""
     if name == "scan":
         from .scanner import scan
 
         return scan
+    if name == "__version__":
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            return version("fastcap")
+        except PackageNotFoundError:  # running from a source tree without an install
+            return "0.0.0"
     raise AttributeError(f"module 'fastcap' has no attribute {name!r}")

@@ -13,7 +13,6 @@ import os
 import sys
 from collections.abc import Sequence
 
-from . import __version__
 from .errors import FastcapError
 from .flows import parse_ports
 from .native import native_available
@@ -51,11 +50,23 @@ def _jobs(text: str) -> int:
     return n
 
 
+class _Version(argparse.Action):
+    """--version, looked up only when asked for (package metadata is slow to import)."""
+
+    def __init__(self, option_strings, dest, **kw) -> None:
+        super().__init__(option_strings, dest, nargs=0, help="show the version and exit")
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:
+        from . import __version__
+
+        backend = "native C" if native_available() else "pure Python (native module not built)"
+        print(f"fastcap {__version__} (reader: {backend})")
+        parser.exit()
+
+
 def _parser() -> argparse.ArgumentParser:
-    backend = "native C" if native_available() else "pure Python (native module not built)"
     p = argparse.ArgumentParser(prog="fastcap", description=__doc__.splitlines()[0])
-    p.add_argument("--version", action="version",
-                   version=f"fastcap {__version__} (reader: {backend})")
+    p.add_argument("--version", action=_Version)
     sub = p.add_subparsers(dest="command", required=True)
     st = sub.add_parser("stats", help="summarise captures: formats, link types, frame counts")
     st.add_argument("files", nargs="+", metavar="FILE")

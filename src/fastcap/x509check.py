@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import hashlib
+import importlib.util
 import os
 import re
 import ssl
@@ -434,9 +435,7 @@ class TrustStore:
     @classmethod
     def mozilla(cls) -> TrustStore:
         """The Mozilla roots shipped by certifi: close to what Exchange Online trusts."""
-        import certifi
-
-        path = certifi.where()
+        path = _certifi_bundle()
         return cls._from_pem_bytes(Path(path).read_bytes(), path, strict=False)
 
     @classmethod
@@ -493,6 +492,20 @@ class TrustStore:
     def plus(self, other: TrustStore) -> TrustStore:
         sources = " + ".join(s for s in (self.source, other.source) if s)
         return TrustStore([*self.roots, *other.roots], sources)
+
+
+def _certifi_bundle() -> str:
+    """certifi's cacert.pem.  Found beside the installed package when it is a plain
+    directory: importing certifi pulls in importlib.resources, a noticeable share of the
+    start-up of a scan."""
+    spec = importlib.util.find_spec("certifi")
+    for d in (spec.submodule_search_locations or []) if spec else []:
+        path = os.path.join(d, "cacert.pem")
+        if os.path.isfile(path):
+            return path
+    import certifi  # zipped or otherwise packed: let certifi extract it
+
+    return certifi.where()
 
 
 def _read_quietly(p: Path) -> bytes:
