@@ -113,11 +113,15 @@ def test_tune_allocator_spares_page_faults(tmp_path):
              "from fastcap.stats import compute_stats\n"
              "tune_allocator() if sys.argv[2] == '1' else None\n"
              "compute_stats(sys.argv[1])\n"
-             "a = resource.getrusage(resource.RUSAGE_SELF).ru_minflt\n"
-             "compute_stats(sys.argv[1])\n"
-             "print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - a)\n")
+             "got = []\n"
+             "for _ in range(3):  # the least of three: the mapping's own faults vary\n"
+             "    a = resource.getrusage(resource.RUSAGE_SELF).ru_minflt\n"
+             "    compute_stats(sys.argv[1])\n"
+             "    got.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - a)\n"
+             "print(min(got))\n")
     env = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")}
     faults = [int(subprocess.run([sys.executable, "-c", probe, str(path), flag], env=env,
                                  capture_output=True, text=True, check=True).stdout)
               for flag in ("0", "1")]
-    assert faults[1] < faults[0] - 400, faults  # ~700 fewer; the rest is the mapping's
+    # here ~3,500 against ~130 once warm; the mapping's own faults make the rest vary
+    assert faults[1] < faults[0] - 400, faults
