@@ -856,3 +856,108 @@ def test_arbitrary_bytes_never_raise_and_chunking_does_not_matter(
     end = max(len(c2s.data), len(s2c.data)) + 30
     assert all(0 <= e.offset <= end for e in evs if hasattr(e, "offset"))
     assert {e.kind for e in evs if isinstance(e, Anomaly)} <= set(smtp.ANOMALY_KINDS)
+
+
+# -- the fast path of parse_dialogue ---------------------------------------------------------
+
+_UNITS = [  # (client bytes, server reply): one exchange of a plain dialogue
+    (EHLO, EHLO_REPLY),
+    (b"HELO mail.fabrikam.com\r\n", b"250 mx.contoso.com\r\n"),
+    (b"MAIL FROM:<a@fabrikam.com> SIZE=2048\r\n", b"250 2.1.0 Sender OK\r\n"),
+    (b"rcpt to:<b@contoso.com>  \r\n", DENIED),
+    (b"RCPT TO:<c@contoso.com>\r\n", b"250 2.1.5 Recipient OK\r\n"),
+    (b"DATA\r\n", b"354 Start mail input\r\n"),
+    (BODY + b".\r\n", b"250 2.6.0 Queued mail for delivery\r\n"),
+    (b"AUTH LOGIN\r\n", b"334 VXNlcm5hbWU6\r\n"),
+    (f"{LOGIN_USER}\r\n".encode(), b"235 2.7.0 ok\r\n"),
+    (b"STARTTLS\r\n", b"454 4.7.0 TLS not available\r\n"),
+    (b"STARTTLS\r\n", b"220 2.0.0 SMTP server ready\r\n"),
+    (b"STARTTLS\r\n", b"250 odd but possible\r\n"),
+    (b"BDAT 5 LAST\r\nhello", b"250 2.0.0 ok\r\n"),
+    (b"NOOP\r\n", b"250 2.0.0 OK\r\n"),
+    (b"XYZZY\r\n", b"500 5.5.1 unknown\r\n"),
+    (b"RSET\n", b"250 OK\r\n"),
+    (b"QUIT\r\n", b"221 2.0.0 Bye\r\n"),
+    (b"", b"250 an unasked reply\r\n"),
+    (b"NOOP\r\n", b""),
+    (b"BDAT 6\r\nQUIT\r\n", b"250 2.0.0 6 octets received\r\n"),  # a chunk like a command
+]
+
+_FOLLOW = {b"DATA\r\n": 6, b"AUTH LOGIN\r\n": 8}  # unit index that must come next
+_ACCEPTED = 10  # STARTTLS answered 220: TLS follows
+
+
+@st.composite
+def plain_dialogues(draw) -> tuple[Stream, Stream]:
+    """Mostly well-formed dialogues (the fast path's ground), sometimes with an odd unit, a
+    byte changed, or a side cut short, so both paths are compared near their border."""
+    banner = draw(st.sampled_from([BANNER, b"220-mx\r\n220 ready\r\n", b"554 go away\r\n"]))
+    odd = draw(st.integers(0, 2)) == 0
+    pool = range(len(_UNITS)) if odd else (0, 1, 2, 3, 4, 5, 7, 9, 10, 13, 16)
+    picks = draw(st.lists(st.sampled_from(pool), max_size=10))
+    units = []
+    for i in picks:
+        units.append(_UNITS[i])
+        if not odd and _UNITS[i][0] in _FOLLOW:
+            units.append(_UNITS[_FOLLOW[_UNITS[i][0]]])
+        if not odd and i == _ACCEPTED:
+            break
+    c = b"".join(u[0] for u in units)
+    s = banner + b"".join(u[1] for u in units)
+    if units and units[-1] is _UNITS[_ACCEPTED] or draw(st.integers(0, 5)) == 0:
+        c, s = c + CLIENT_HELLO, s + SERVER_HELLO
+    for _ in range(draw(st.sampled_from([0, 0, 0, 1, 2]))):
+        which = draw(st.booleans())
+        data = bytearray(c if which else s)
+        if data:
+            i = draw(st.integers(0, len(data) - 1))
+            data[i] = draw(st.sampled_from([0x0A, 0x0D, 0x20, 0x2D, 0x2E, 0x35, 0x16, 0x41]))
+        c, s = (bytes(data), s) if which else (c, bytes(data))
+    if draw(st.integers(0, 6)) == 0:
+        c = c[: draw(st.integers(0, len(c)))]
+    if draw(st.integers(0, 6)) == 0:
+        s = s[: draw(st.integers(0, len(s)))]
+    c2s = Stream(c, [], list(range(0, max(len(c), 1), 23)))
+    s2c = Stream(s, [], list(range(0, max(len(s), 1), 29)))
+    c2s.frames = [2 * i + 2 for i in range(len(c2s.starts))]
+    s2c.frames = [2 * i + 1 for i in range(len(s2c.starts))]
+    return c2s, s2c
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(streams_=plain_dialogues(), small_caps=st.booleans())
+def test_fast_path_folds_exactly_what_the_general_path_does(streams_, small_caps):
+    """parse_dialogue reads ordinary dialogues in one straight pass (_parse_plain) and hands
+    anything else to SmtpConversation; the pass must give exactly the general path's result,
+    and it must decline rather than guess."""
+    c2s, s2c = streams_
+    with ExitStack() as stack:
+        if small_caps:
+            for name, value in SMALL_CAPS.items():
+                stack.enter_context(mock.patch.object(smtp, name, value))
+        fast = smtp._parse_plain(c2s, s2c)
+        with mock.patch.object(smtp, "_parse_plain", lambda c, s: None):
+            general = parse_dialogue(c2s, s2c)
+    if fast is not None:
+        assert fast.to_dict() == general.to_dict()
+        assert fast == general
+        assert not general.anomalies  # the fast path never has one to report
+
+
+@pytest.mark.parametrize("name", ["accepted", "refused", "pipelined", "auth"])
+def test_fast_path_takes_the_usual_dialogues(name):
+    c2s, s2c = SCENARIOS[name]()
+    fast = smtp._parse_plain(c2s, s2c)
+    assert fast is not None
+    with mock.patch.object(smtp, "_parse_plain", lambda c, s: None):
+        assert parse_dialogue(c2s, s2c) == fast
+
+
+def test_fast_path_declines_gaps_and_bdat():
+    c2s, s2c = starttls_refused_relay_denied()
+    assert smtp._parse_plain(c2s.punch(30, 4), s2c) is None
+    assert smtp._parse_plain(*bdat_chunks()) is None
+    # a chunk that reads like a command, and a reply that would pair with it
+    chunk_like_quit = session(("s", BANNER), ("c", b"BDAT 6 LAST\r\nQUIT\r\n"),
+                              ("s", b"250 2.0.0 ok\r\n221 2.0.0 Bye\r\n"))
+    assert smtp._parse_plain(*chunk_like_quit) is None

@@ -56,6 +56,8 @@ AUTH_VERBS: Final = frozenset({"AUTH", "X-EXPS"})  # X-EXPS: Exchange's AUTH twi
 
 _VERB_RE: Final = re.compile(rb"([A-Za-z][A-Za-z0-9-]{0,31})(?:[ \t]+(.*))?", re.S)
 _REPLY_RE: Final = re.compile(rb"([2-5][0-9][0-9])(?:([ -])(.*))?", re.S)  # RFC 5321 §4.2
+# A whole well-formed reply: CRLF lines of one code (the backreference); see _whole_reply.
+_WHOLE_REPLY_RE: Final = re.compile(rb"([2-5][0-9][0-9])(?:-[^\r\n]*\r\n\1)*(?: [^\r\n]*)?\r\n")
 _ENHANCED_RE: Final = re.compile(r"([245]\.[0-9]{1,3}\.[0-9]{1,3})(?:\s|$)")  # RFC 3463 §2
 _NEXT_VERB_RE: Final = re.compile(rb"([A-Za-z][A-Za-z0-9-]{0,31})(?:[ \t\r\n]|\Z)")
 _DELIM_RE: Final = re.compile(rb"[ \t\r\n]")
@@ -65,6 +67,10 @@ _BDAT_RE: Final = re.compile(rb"([0-9]{1,18})(?:[ \t]+(?i:LAST))?[ \t]*")  # RFC
 _TLS_TYPES: Final = frozenset({20, 21, 22, 23})  # TLS record content types (RFC 5246 §6.2.1)
 GREETING_CODES: Final = frozenset({220, 421, 521, 554})  # RFC 5321 §3.1, §3.8; RFC 7504
 EXO_SUFFIX: Final = ".mail.protection.outlook.com"
+# A word (between the delimiters) that is a host ending in EXO_SUFFIX, trailing dots allowed.
+_EXO_RE: Final = re.compile(
+    r"[^\s\[\]()<>,;]" + re.escape(EXO_SUFFIX) + r"\.*(?=[\s\[\]()<>,;]|\Z)"
+)
 
 
 ANOMALY_KINDS: Final = MappingProxyType(
@@ -343,6 +349,40 @@ def _show(b: bytes) -> str:
     return repr(bytes(b[:40]))[2:-1]
 
 
+def _whole_reply(buf: bytes | bytearray, pos: int) -> tuple[int, list[str], int] | None:
+    """A whole well-formed reply at ``pos`` as (code, texts, end), or None: CRLF lines of one
+    code, none over MAX_LINE bytes before its LF, at most MAX_REPLY_LINES of them.
+
+    The caps are read at call time, as everywhere. Decoding the lines at once is the same as
+    one by one (_text): they split at ASCII bytes, which no UTF-8 sequence spans.
+    """
+    m = _WHOLE_REPLY_RE.match(buf, pos)
+    if m is None:
+        return None
+    raw = m[0]
+    if len(raw) > MAX_LINE + 1 and max(map(len, raw.split(b"\r\n"))) >= MAX_LINE:
+        return None
+    lines = raw.decode("utf-8", "backslashreplace").split("\r\n")
+    lines.pop()  # after the last CRLF
+    if len(lines) > MAX_REPLY_LINES:
+        return None
+    return int(m[1]), [t[4:] for t in lines], m.end()
+
+
+def _command_arg(verb: str, raw_arg: bytes) -> str:
+    """A command's argument as kept: for AUTH only the mechanism, never credentials."""
+    if verb in AUTH_VERBS:
+        tok = raw_arg.split(None, 1)[0] if raw_arg.strip() else b""
+        return tok.decode().upper() if _MECH_RE.fullmatch(tok) else ("?" if tok else "")
+    return _text(raw_arg)
+
+
+def _enhanced(lines: Sequence[str]) -> str | None:
+    """The RFC 3463 enhanced status code a reply's first line starts with, if any."""
+    m = _ENHANCED_RE.match(lines[0]) if lines else None
+    return m[1] if m else None
+
+
 def _scan_body(buf: bytearray, i: int, bol: bool) -> tuple[bool, int, bool, int]:
     """Find the end-of-data line "." (RFC 5321 §4.1.1.4; a bare LF is tolerated).
 
@@ -397,7 +437,7 @@ class SmtpConversation:
         self._waiting: Direction | None = None
         self._replies_missing_noted = False
         if implicit_tls:
-            self._out.append(StartTls(True, 0, 0, implicit=True))
+            self._emit(StartTls(True, 0, 0, implicit=True))
             self._enter_tls()
 
     # -- public API --------------------------------------------------------------------------
@@ -628,6 +668,14 @@ class SmtpConversation:
             buf, pos = side.buf, side.pos
             nl = -1 if side.long_off is not None or side.after_gap else buf.find(
                 b"\n", max(pos, side.scan))
+            if nl >= 0 and self._acc is None and (whole := _whole_reply(buf, pos)):
+                # Fastest path: a whole well-formed reply at once; the loop below would take it
+                # line by line to the same result.
+                code, lines, end = whole
+                acc = _ReplyAcc(side.off + pos, code, lines)
+                side.consume(end - pos)
+                side.resync, side.bad = False, 0
+                return acc
             if 0 <= nl <= pos + MAX_LINE:
                 # Fast path for the usual line: whole, not over-long, not after a gap. It does
                 # what _read_line/_take_line/_line_anomalies do for such a line without
@@ -741,14 +789,17 @@ class SmtpConversation:
                 self._replies_missing_noted = True
                 self._anomaly("replies_missing", self._s2c.here, "s2c")
             return self._guess_on()
-        self._emit(self._reply(res, self._pending))
+        self._emit_reply(res, self._pending)
         self._after_reply(res.code, res.offset)
         return True
 
-    @staticmethod
-    def _reply(acc: _ReplyAcc, answers: str | None) -> Reply:
-        m = _ENHANCED_RE.match(acc.lines[0]) if acc.lines else None
-        return Reply(acc.code, m[1] if m else None, tuple(acc.lines), acc.offset, answers)
+    def _emit_reply(self, acc: _ReplyAcc, answers: str | None) -> None:
+        """Queue acc's Reply. A hook, as _emit_command: parse_dialogue folds it unbuilt."""
+        lines = acc.lines
+        self._emit(Reply(acc.code, _enhanced(lines), tuple(lines), acc.offset, answers))
+
+    def _emit_command(self, verb: str, arg: str, offset: int) -> None:
+        self._emit(Command(verb, arg, offset))
 
     def _after_reply(self, code: int, offset: int) -> None:
         pending, self._turn, self._mode = self._pending, "client", "command"
@@ -812,11 +863,29 @@ class SmtpConversation:
         return True
 
     def _step_client(self) -> bool:
-        if self._mode == "body":
+        mode, c2s = self._mode, self._c2s
+        if mode == "command" and not (c2s.resync or c2s.after_gap) and c2s.long_off is None:
+            # Fast path for the usual line: a whole CRLF line of at most MAX_LINE bytes that
+            # starts with a known verb. It takes what _read_line/_take_line/_command would
+            # (none of _line_anomalies applies) without building a _Line; anything else goes
+            # the general way below.
+            buf, pos = c2s.buf, c2s.pos
+            nl = buf.find(b"\n", max(pos, c2s.scan))
+            if pos < nl <= pos + MAX_LINE + 1 and buf[nl - 1] == 0x0D:
+                end = nl - 1
+                while end > pos and buf[end - 1] in b" \t":
+                    end -= 1
+                m = _VERB_RE.fullmatch(buf, pos, end)  # on head.rstrip(b" \t"), as _command
+                if m is not None and (verb := m[1].decode().upper()) in KNOWN_VERBS:
+                    offset = c2s.off + pos
+                    raw_arg = m[2] or b""  # bytes: read before consuming may clear buf
+                    c2s.consume(nl + 1 - pos)
+                    self._accept(verb, raw_arg, offset, offset + nl + 1 - pos)
+                    return True
+        elif mode == "body":
             return self._step_body()
-        if self._mode == "chunk":
+        elif mode == "chunk":
             return self._step_chunk()
-        c2s = self._c2s
         line = self._read_line(c2s)
         if line is None:
             self._waiting = "c2s"
@@ -864,24 +933,22 @@ class SmtpConversation:
             if not c2s.dead:
                 self._expect("")  # servers answer junk lines with 500
             return
-        c2s.bad = 0
+        self._accept(verb, m[2] or b"", line.offset, line.end)
+
+    def _accept(self, verb: str, raw_arg: bytes, offset: int, end: int) -> None:
+        """A command line that parsed, from ``offset`` to ``end`` (after its line ending)."""
+        self._c2s.bad = 0
         self._mode = "command"
-        raw_arg = m[2] or b""
-        if verb in AUTH_VERBS:
-            tok = raw_arg.split(None, 1)[0] if raw_arg.strip() else b""
-            arg = tok.decode().upper() if _MECH_RE.fullmatch(tok) else ("?" if tok else "")
-        else:
-            arg = _text(raw_arg)
-        self._emit(Command(verb, arg, line.offset))
+        self._emit_command(verb, _command_arg(verb, raw_arg), offset)
         if verb == "STARTTLS":
-            self._tls_off = line.end
+            self._tls_off = end
         elif verb == "BDAT":
             bm = _BDAT_RE.fullmatch(raw_arg)
             if bm is not None:
-                self._mode, self._unit_off = "chunk", line.end
-                self._chunk_end = line.end + int(bm[1])
+                self._mode, self._unit_off = "chunk", end
+                self._chunk_end = end + int(bm[1])
                 return  # the chunk follows at once (RFC 3030 §2); its reply comes after it
-            self._anomaly("bad_bdat_size", line.offset, "c2s")
+            self._anomaly("bad_bdat_size", offset, "c2s")
         self._expect("AUTH" if verb in AUTH_VERBS else verb)
 
     def _step_body(self) -> bool:
@@ -940,7 +1007,7 @@ class SmtpConversation:
             return False
         if isinstance(res, _ReplyAcc):
             self._anomaly("reply_without_command", res.offset, "s2c", f"{res.code} reply")
-            self._emit(self._reply(res, None))
+            self._emit_reply(res, None)
             return True
         if res is _LOST:
             self._anomaly("reply_lost", self._s2c.here, "s2c")
@@ -1099,17 +1166,17 @@ class SmtpDialogue:
 
 def names_exchange_online(text: str) -> bool:
     """True if a host in ``text`` ends in .mail.protection.outlook.com (Exchange Online)."""
-    for tok in re.split(r"[\s\[\]()<>,;]+", text.lower()):
-        tok = tok.rstrip(".")
-        if tok.endswith(EXO_SUFFIX) and len(tok) > len(EXO_SUFFIX):
-            return True
-    return False
+    return _EXO_RE.search(text.lower()) is not None
 
 
 def is_relay_denied(reply: Reply) -> bool:
     """Exchange Online's attribution failure: 550 5.7.64 TenantAttribution; Relay Access Denied."""
-    return reply.code == 550 and (
-        reply.enhanced == "5.7.64" or any("tenantattribution" in t.lower() for t in reply.lines)
+    return _relay_denied(reply.code, reply.enhanced, reply.lines)
+
+
+def _relay_denied(code: int, enhanced: str | None, lines: Sequence[str]) -> bool:
+    return code == 550 and (
+        enhanced == "5.7.64" or any("tenantattribution" in t.lower() for t in lines)
     )
 
 
@@ -1118,11 +1185,10 @@ class _DialogueBuilder:
         self, c2s_frame_at: Callable[[int], int | None], s2c_frame_at: Callable[[int], int | None]
     ) -> None:
         self.dialogue = SmtpDialogue()
-        self._frame_at = {"c2s": c2s_frame_at, "s2c": s2c_frame_at}
+        self._c2s_frame_at, self._s2c_frame_at = c2s_frame_at, s2c_frame_at
         self._capped: set[str] = set()
 
-    def _put(self, name: str, item: Any) -> None:
-        items = getattr(self.dialogue, name)
+    def _put(self, items: list[Any], name: str, item: Any) -> None:
         if len(items) < MAX_ITEMS:
             items.append(item)
         elif name not in self._capped:
@@ -1131,49 +1197,67 @@ class _DialogueBuilder:
                 AnomalyRecord("list_cap", f"{name} capped at {MAX_ITEMS}", None, None, None)
             )
 
+    def reply(
+        self, code: int, enhanced: str | None, lines: Sequence[str], offset: int,
+        answers: str | None,
+    ) -> None:
+        """Fold a Reply given by its fields (parse_dialogue never builds the event)."""
+        d = self.dialogue
+        rec = ReplyRecord(
+            code, enhanced, lines[0] if lines else "", offset, self._s2c_frame_at(offset), answers
+        )
+        self._put(d.replies, "replies", rec)
+        if answers in ("EHLO", "HELO") and 200 <= code < 300:
+            caps = (
+                []
+                if answers == "HELO"
+                else [w[0].upper() for t in lines[1:] if (w := t.split(None, 1))]
+            )
+            d.capabilities, d.starttls_offered = caps, "STARTTLS" in caps
+        elif answers == "STARTTLS":
+            d.starttls_reply = rec
+        if _relay_denied(code, enhanced, lines):
+            self._put(d.relay_denied, "relay_denied", rec)
+
+    def command(self, verb: str, arg: str, offset: int) -> None:
+        """Fold a Command given by its fields (parse_dialogue never builds the event)."""
+        d = self.dialogue
+        frame = self._c2s_frame_at(offset)
+        self._put(d.commands, "commands", CommandRecord(verb, arg, offset, frame))
+        if verb in ("EHLO", "HELO") and d.ehlo_verb is None:
+            words = arg.split(None, 1)
+            d.ehlo_verb, d.ehlo_name, d.ehlo_frame = verb, words[0] if words else "", frame
+        elif verb == "STARTTLS":
+            d.starttls_command_frame = frame
+
+    def banner(self, code: int, text: str, offset: int) -> None:
+        """Fold a Banner given by its fields."""
+        d = self.dialogue
+        d.banner_code, d.banner_text = code, text
+        d.banner_frame = self._s2c_frame_at(offset)
+        words = text.split(None, 1)
+        d.banner_host = words[0] if words else None
+        d.banner_names_exchange_online = names_exchange_online(text)
+
     def add(self, ev: Event) -> None:
         # isinstance tests, most frequent event first, instead of a ``match`` on class
         # patterns: the same dispatch (the event classes are disjoint), with less overhead per
         # event.
         d = self.dialogue
         if isinstance(ev, Reply):
-            code, lines, offset, answers = ev.code, ev.lines, ev.offset, ev.answers
-            rec = ReplyRecord(
-                code, ev.enhanced, lines[0] if lines else "", offset,
-                self._frame_at["s2c"](offset), answers,
-            )
-            self._put("replies", rec)
-            if answers in ("EHLO", "HELO") and 200 <= code < 300:
-                caps = (
-                    []
-                    if answers == "HELO"
-                    else [t.split()[0].upper() for t in lines[1:] if t.split()]
-                )
-                d.capabilities, d.starttls_offered = caps, "STARTTLS" in caps
-            elif answers == "STARTTLS":
-                d.starttls_reply = rec
-            if is_relay_denied(ev):
-                self._put("relay_denied", rec)
+            self.reply(ev.code, ev.enhanced, ev.lines, ev.offset, ev.answers)
         elif isinstance(ev, Command):
-            verb, arg, offset = ev.verb, ev.arg, ev.offset
-            frame = self._frame_at["c2s"](offset)
-            self._put("commands", CommandRecord(verb, arg, offset, frame))
-            if verb in ("EHLO", "HELO") and d.ehlo_verb is None:
-                words = arg.split(None, 1)
-                d.ehlo_verb, d.ehlo_name, d.ehlo_frame = verb, words[0] if words else "", frame
-            elif verb == "STARTTLS":
-                d.starttls_command_frame = frame
+            self.command(ev.verb, ev.arg, ev.offset)
         elif isinstance(ev, Anomaly):
             direction, offset = ev.direction, ev.offset
-            frame = self._frame_at[direction](offset) if direction else None
-            self._put("anomalies", AnomalyRecord(ev.kind, ev.detail, direction, offset, frame))
+            frame = (
+                None if not direction
+                else (self._c2s_frame_at if direction == "c2s" else self._s2c_frame_at)(offset)
+            )
+            rec = AnomalyRecord(ev.kind, ev.detail, direction, offset, frame)
+            self._put(d.anomalies, "anomalies", rec)
         elif isinstance(ev, Banner):
-            text = ev.text
-            d.banner_code, d.banner_text = ev.code, text
-            d.banner_frame = self._frame_at["s2c"](ev.offset)
-            words = text.split(None, 1)
-            d.banner_host = words[0] if words else None
-            d.banner_names_exchange_online = names_exchange_online(text)
+            self.banner(ev.code, ev.text, ev.offset)
         elif isinstance(ev, StartTls):
             if ev.implicit:
                 d.implicit_tls = True
@@ -1182,14 +1266,34 @@ class _DialogueBuilder:
             if ev.accepted:
                 c2s_off, s2c_off = ev.c2s_offset, ev.s2c_offset
                 d.tls_c2s_offset, d.tls_s2c_offset = c2s_off, s2c_off
-                d.tls_c2s_frame = self._frame_at["c2s"](c2s_off)
-                d.tls_s2c_frame = self._frame_at["s2c"](s2c_off)
+                d.tls_c2s_frame = self._c2s_frame_at(c2s_off)
+                d.tls_s2c_frame = self._s2c_frame_at(s2c_off)
         elif isinstance(ev, DataBody):
             d.message_bytes += ev.size
         elif isinstance(ev, Gap):
-            self._put("gaps", GapRecord(ev.direction, ev.offset, ev.size))
+            self._put(d.gaps, "gaps", GapRecord(ev.direction, ev.offset, ev.size))
         elif isinstance(ev, Closed):
             d.closed = True
+
+
+class _FoldingConversation(SmtpConversation):
+    """parse_dialogue's conversation: events go straight into a _DialogueBuilder, in order,
+    with no queue, and replies and commands (most events) are folded from their fields without
+    building the event objects. Per-event overhead is most of what a short dialogue costs."""
+
+    def __init__(self, builder: _DialogueBuilder, implicit_tls: bool) -> None:
+        self._builder = builder  # first: __init__ may emit
+        super().__init__(implicit_tls)
+
+    def _emit(self, ev: Event) -> None:
+        self._builder.add(ev)
+
+    def _emit_reply(self, acc: _ReplyAcc, answers: str | None) -> None:
+        lines = acc.lines
+        self._builder.reply(acc.code, _enhanced(lines), lines, acc.offset, answers)
+
+    def _emit_command(self, verb: str, arg: str, offset: int) -> None:
+        self._builder.command(verb, arg, offset)
 
 
 def _clean_gaps(gaps: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:
@@ -1233,6 +1337,92 @@ class _Feeder:
         self.done = True
 
 
+def _parse_plain(c2s: StreamLike, s2c: StreamLike) -> SmtpDialogue | None:
+    """parse_dialogue's fast path for the usual dialogue, or None: the general path decides.
+
+    Most connections need none of SmtpConversation's recovery, and stepping its state machine
+    is most of what a short dialogue costs. This takes only: no gaps; a greeting; then client
+    units (commands with known verbs, auth responses after 334, message content after 354 to
+    DATA), each answered by one well-formed reply (_whole_reply); every client line CRLF-ended
+    and within MAX_LINE; no BDAT; STARTTLS answered 220 or refused (no other 2xx); both streams
+    ending after a reply, or going on in TLS records. For that it folds the events that
+    SmtpConversation would, in the same order, and none of them is an Anomaly: wherever one
+    would be reported, it returns None and the general path starts over. (Fed on demand, such
+    a dialogue never fills a buffer: no buffer_full either.)
+    """
+    if len(c2s.gaps) or len(s2c.gaps):
+        return None
+    cdata, sdata = c2s.data, s2c.data
+    if not (isinstance(cdata, bytes) and isinstance(sdata, bytes)):
+        return None
+    whole = _whole_reply(sdata, 0)
+    if whole is None or whole[0] not in GREETING_CODES:
+        return None
+    code, lines, spos = whole
+    b = _DialogueBuilder(c2s.frame_at, s2c.frame_at)
+    b.banner(code, "\n".join(lines), 0)
+    cpos, cend = 0, len(cdata)
+    mode = "command"  # what the client sends next: command | auth | body
+    while cpos < cend:
+        # The client's unit, and what its reply answers (_step_client).
+        if mode == "body":
+            found, i, _, tlen = _scan_body(cdata, cpos, True)
+            if not found:
+                return None
+            b.add(DataBody(i - cpos, cpos))
+            cpos, pending = i + tlen, "END_OF_DATA"
+        else:
+            nl = cdata.find(b"\n", cpos)
+            if not (cpos < nl <= cpos + MAX_LINE + 1 and cdata[nl - 1] == 0x0D):
+                return None
+            if mode == "auth":
+                b.add(AuthResponse(nl + 1 - cpos, cpos))
+                pending = "AUTH_RESPONSE"
+            else:
+                end = nl - 1
+                while end > cpos and cdata[end - 1] in b" \t":
+                    end -= 1
+                m = _VERB_RE.fullmatch(cdata, cpos, end)  # as _command: head.rstrip(b" \t")
+                if m is None or (verb := m[1].decode().upper()) not in KNOWN_VERBS:
+                    return None
+                if verb == "BDAT":  # its chunk is not a line
+                    return None
+                b.command(verb, _command_arg(verb, m[2] or b""), cpos)
+                pending = "AUTH" if verb in AUTH_VERBS else verb
+            cpos = nl + 1
+        # Its reply, and what the client sends next (_step_server, _after_reply).
+        whole = _whole_reply(sdata, spos)
+        if whole is None:
+            return None
+        code, lines, end = whole
+        b.reply(code, _enhanced(lines), lines, spos, pending)
+        spos, mode = end, "command"
+        if pending == "STARTTLS":
+            if 200 <= code < 300 and code != 220:
+                return None
+            if code == 220:  # _step_tls: each side's first byte, if it has one, is TLS
+                if (cpos < cend and cdata[cpos] not in _TLS_TYPES) or (
+                    spos < len(sdata) and sdata[spos] not in _TLS_TYPES
+                ):
+                    return None  # not_tls
+                b.add(StartTls(True, cpos, spos))
+                b.add(Closed())
+                return b.dialogue
+            b.add(StartTls(False, cpos, spos))
+        elif code == 354:
+            if pending != "DATA":
+                return None
+            mode = "body"
+        elif code == 334:
+            if pending not in ("AUTH", "AUTH_RESPONSE"):
+                return None
+            mode = "auth"
+    if mode == "body" or spos != len(sdata):
+        return None  # content cut short, replies that answer nothing, or a cut reply
+    b.add(Closed())
+    return b.dialogue
+
+
 def parse_dialogue(c2s: StreamLike, s2c: StreamLike, *, implicit_tls: bool = False) -> SmtpDialogue:
     """Run a whole connection through SmtpConversation, feeding whichever side it waits for.
 
@@ -1240,26 +1430,26 @@ def parse_dialogue(c2s: StreamLike, s2c: StreamLike, *, implicit_tls: bool = Fal
     each gap becomes a Gap and parsing resyncs after it. Once TLS starts, only its first bytes
     are fed (to check they look like TLS); the TLS parser takes over from the offsets.
     """
-    conv = SmtpConversation(implicit_tls)
-    feeders = {"c2s": _Feeder(c2s, "c2s"), "s2c": _Feeder(s2c, "s2c")}
+    if not implicit_tls:
+        dialogue = _parse_plain(c2s, s2c)
+        if dialogue is not None:
+            return dialogue
     builder = _DialogueBuilder(c2s.frame_at, s2c.frame_at)
-    tls_at: dict[str, int] = {}
-    while True:
-        ev = conv.next_event()
-        if isinstance(ev, _NeedData):
-            d = conv.waiting_for
-            if d is None or feeders[d].done:
-                break  # cannot happen; never loop forever on a bug
-            f = feeders[d]
-            if d in tls_at and f.pos > tls_at[d]:
-                conv.feed_eof(d)
-                f.done = True
-            else:
-                f.step(conv)
+    conv = _FoldingConversation(builder, implicit_tls)
+    feeders = {"c2s": _Feeder(c2s, "c2s"), "s2c": _Feeder(s2c, "s2c")}
+    dialogue, step = builder.dialogue, conv._step
+    while not dialogue.closed:  # next_event() unrolled: the events are folded as they come
+        if step():
             continue
-        builder.add(ev)
-        if isinstance(ev, StartTls) and ev.accepted:
-            tls_at = {"c2s": ev.c2s_offset, "s2c": ev.s2c_offset}
-        elif isinstance(ev, Closed):
-            break
-    return builder.dialogue
+        d = conv.waiting_for
+        if d is None or feeders[d].done:
+            break  # cannot happen; never loop forever on a bug
+        f = feeders[d]
+        # Set together, when TLS began (StartTls accepted): from there only its first bytes.
+        tls_at = dialogue.tls_c2s_offset if d == "c2s" else dialogue.tls_s2c_offset
+        if tls_at is not None and f.pos > tls_at:
+            conv.feed_eof(d)
+            f.done = True
+        else:
+            f.step(conv)
+    return dialogue
