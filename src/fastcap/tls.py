@@ -67,8 +67,15 @@ MAX_ANOMALIES = 100  # per direction
 MAX_SIZES = 256  # encrypted record sizes kept per direction
 MAX_HISTORY = 100  # as Zeek's max_ssl_history_length
 _SSL2_RECORD = -2  # pseudo content type of an SSL 2.0 record
+_record_header = struct.Struct(">BHH").unpack_from  # content type, version, length
 
 TLS13 = 0x0304
+# Handshake types as plain ints for the per-message dispatch (no enum attribute lookups)
+_CLIENT_HELLO = int(HandshakeType.client_hello)
+_SERVER_HELLO = int(HandshakeType.server_hello)
+_CERTIFICATE = int(HandshakeType.certificate)
+_CERTIFICATE_REQUEST = int(HandshakeType.certificate_request)
+_PARSED_TYPES = frozenset({_CLIENT_HELLO, _SERVER_HELLO, _CERTIFICATE, _CERTIFICATE_REQUEST})
 
 
 def _is_tls13(version: int | None) -> bool:
@@ -281,6 +288,13 @@ class Stopped:
 
 
 TlsEvent = HandshakeMessage | ChangeCipherSpec | Alert | EncryptedRecord | Anomaly | Stopped
+# parse_handshake's streams report their two commonest events as bare tuples (TlsStream._bare):
+# an EncryptedRecord as (offset, content_type, length), a HandshakeMessage as (offset,
+# msg_type, length, body, end). An object for each was a visible share of the time; only
+# _Summary sees them, and it tells them apart by length.
+_Opaque = tuple[int, int, int]
+_Message = tuple[int, int, int, ParsedBody | None, int | None]
+_Bare = _Opaque | _Message
 
 
 # --------------------------------------------------------------------------- byte reader
@@ -525,6 +539,9 @@ def _client_hello_rest(
 def _hello_head(body: bytes, kind: str, problems: Problems
                 ) -> tuple[int, bytes, bytes, bytes] | None:
     """(legacy_version, random, session_id, rest) common to both hellos; None if cut."""
+    if len(body) >= 35 and len(body) >= 35 + body[34]:  # the usual, well-formed case
+        sid_end = 35 + body[34]
+        return (body[0] << 8) | body[1], body[2:34], body[35:sid_end], bytes(body[sid_end:])
     r = _Reader(body)
     try:
         legacy_version = r.uint(2, "legacy_version")
@@ -601,18 +618,18 @@ def parse_server_hello(body: bytes, problems: Problems) -> ServerHello | None:
         downgrade = "TLS1.2"
     elif random[-8:] == DOWNGRADE_TLS11:
         downgrade = "TLS1.1"
-    return ServerHello(
-        legacy_version=legacy_version,
-        random=random,
-        session_id=session_id,
-        cipher_suite=suite,
-        compression_method=compression,
-        extensions=exts,
-        version=version,
-        hello_retry_request=random == HRR_RANDOM,
-        alpn=alpn,
-        group=group,
-        downgrade=downgrade,
+    return ServerHello(  # positional (in declaration order): faster than keywords
+        legacy_version,
+        random,
+        session_id,
+        suite,
+        compression,
+        exts,
+        version,
+        random == HRR_RANDOM,  # hello_retry_request
+        alpn,
+        group,
+        downgrade,
     )
 
 
@@ -887,6 +904,9 @@ class TlsStream:
         self._hs_marks: list[tuple[int, int]] = []  # (position in _hs, stream offset)
         self._hs_skip = 0
         self._anomalies = 0
+        # Report opaque records and handshake messages as _Bare tuples, not events: for
+        # parse_handshake, whose _Summary takes both (feed's callers always get events).
+        self._bare = False
 
     # -- public API
 
@@ -919,7 +939,16 @@ class TlsStream:
             mv = mv[skip:]
             stream_offset = self._expect
         self._expect = stream_offset + len(mv)
-        self._consume(mv, stream_offset, out)
+        self._consume(mv, 0, len(mv), stream_offset, out)
+        return out
+
+    def _feed_whole(self, data: bytes, start: int, stop: int) -> list[TlsEvent]:
+        """``feed(data[start:stop], start)`` for a fresh stream whose offsets are those of
+        ``data``, without copying the bytes or going through a memoryview (whose item and
+        struct reads cost more): parse_handshake's way in."""
+        out: list[TlsEvent] = []
+        self._expect = stop
+        self._consume(data, start, stop, 0, out)
         return out
 
     def gap(self, stream_offset: int, size: int) -> list[TlsEvent]:
@@ -971,36 +1000,17 @@ class TlsStream:
     def _encrypted(self) -> bool:
         return self._ccs and not _is_tls13(self.version)
 
-    def _consume(self, mv: memoryview, base: int, out: list[TlsEvent]) -> None:
-        pos, n = 0, len(mv)
+    def _consume(
+        self, mv: bytes | memoryview, pos: int, n: int, base: int, out: list[TlsEvent]
+    ) -> None:
+        """Consume ``mv[pos:n]``; ``base + i`` is the stream offset of ``mv[i]``."""
         while pos < n and self.stopped is None:
-            if not self._in_body and not self._hdr and n - pos >= 5:
-                # Fast path for a record whose header (and usually body) is all in view, the
-                # common case when whole streams are fed: no byte-wise header buffering, and
-                # application data/heartbeat records -- most records of a mail session -- go
-                # straight to an event. Same checks and events as the general path below.
-                ctype = mv[pos]
-                length = (mv[pos + 3] << 8) | mv[pos + 4]
-                if (
-                    mv[pos + 1] == 3
-                    and length <= MAX_RECORD
-                    and n - pos - 5 >= length
-                    and not self._hs
-                ):
-                    if ctype == 23 or ctype == 24:
-                        self._records += 1
-                        out.append(EncryptedRecord(base + pos, ctype, length))
-                        pos += 5 + length
-                        continue
-                    if (ctype == 21 or ctype == 22) and self._encrypted():
-                        self._records += 1
-                        if ctype == 22:
-                            out.append(EncryptedRecord(base + pos, 22, length))
-                        else:
-                            out.append(Alert(base + pos, None, None, encrypted=True, length=length))
-                        pos += 5 + length
-                        continue
-                if self._records or ctype < 0x80:  # not a possible SSL 2.0 header
+            if not self._in_body and not self._hdr:
+                pos = self._whole_records(mv, pos, n, base, out)
+                if pos == n:
+                    break
+                if n - pos >= 5 and (self._records or mv[pos] < 0x80):  # not SSL 2.0
+                    # a header in view that the fast loop leaves to the general checks
                     self._rec_off = base + pos
                     self._start_record(out, False, bytes(mv[pos : pos + 5]))
                     pos += 5
@@ -1032,6 +1042,67 @@ class TlsStream:
                 h = bytes(self._hdr)
                 self._hdr.clear()
                 self._start_record(out, sslv2, h)
+
+    def _whole_records(
+        self, mv: bytes | memoryview, pos: int, n: int, base: int, out: list[TlsEvent]
+    ) -> int:
+        """Handle the records lying wholly in ``mv[pos:n]``, with no header or body
+        buffered; return where the general path must take over (end of data, a cut record, or
+        one needing its checks: bad header, plaintext alert, odd ChangeCipherSpec, a record
+        interleaved in a fragmented handshake message, a possible SSL 2.0 header).
+
+        This is the common case when whole streams are fed, and the per-record cost of the
+        general path (header buffering, two calls per record) was most of the parsing time.
+        Events and state are exactly those of the general path.
+        """
+        append = out.append
+        records = self._records
+        bare = self._bare
+        while n - pos >= 5:
+            ctype, version, length = _record_header(mv, pos)
+            end = pos + 5 + length
+            if version >> 8 != 3 or length > MAX_RECORD or end > n:
+                break
+            if ctype == 23 or ctype == 24:
+                if self._hs:
+                    break
+                off = base + pos
+                append((off, ctype, length) if bare else EncryptedRecord(off, ctype, length))
+            elif ctype == 22:  # never "interleaved", so a buffered fragment does not matter
+                if self._ccs and not _is_tls13(self.version):
+                    off = base + pos
+                    append((off, 22, length) if bare else EncryptedRecord(off, 22, length))
+                elif (
+                    length >= 4
+                    and ((mv[pos + 6] << 16) | (mv[pos + 7] << 8) | mv[pos + 8]) == length - 4
+                    and not self._hs
+                    and not self._hs_skip
+                ):  # exactly one message (the usual case): what _hs_append would do
+                    mtype = mv[pos + 5]
+                    if bare and mtype not in _PARSED_TYPES:  # what _message would do
+                        append((base + pos + 5, mtype, length - 4, None, base + end))
+                    else:
+                        self._message(base + pos + 5, mtype, length - 4, mv[pos + 9 : end], out,
+                                      base + end)
+                elif length:
+                    self._hs_append(mv[pos + 5 : end], base + pos + 5, out)
+                else:
+                    self._anomaly(
+                        out, base + pos, "tls.record.empty", "zero-length handshake record"
+                    )
+            elif self._hs:
+                break
+            elif ctype == 21 and self._ccs and not _is_tls13(self.version):
+                append(Alert(base + pos, None, None, True, length))
+            elif ctype == 20 and length == 1 and mv[pos + 5] == 1:
+                append(ChangeCipherSpec(base + pos))
+                self._ccs = True
+            else:
+                break
+            records += 1
+            pos = end
+        self._records = records
+        return pos
 
     def _start_record(self, out: list[TlsEvent], sslv2: bool, h: bytes) -> None:
         off = self._rec_off
@@ -1129,7 +1200,8 @@ class TlsStream:
         for code, msg in problems:
             self._anomaly(out, off, code, msg)
 
-    def _hs_append(self, fragment: bytes, frag_off: int, out: list[TlsEvent]) -> None:
+    def _hs_append(self, fragment: bytes | memoryview, frag_off: int, out: list[TlsEvent]
+                   ) -> None:
         if self._hs_skip:
             k = min(self._hs_skip, len(fragment))
             fragment, frag_off = fragment[k:], frag_off + k
@@ -1202,21 +1274,31 @@ class TlsStream:
                 marks.append((bp - p, so))
         self._hs_marks = marks
 
-    def _message(self, off: int, mtype: int, mlen: int, body: bytes, out: list[TlsEvent],
-                 end: int | None = None) -> None:
+    def _message(self, off: int, mtype: int, mlen: int, body: bytes | memoryview,
+                 out: list[TlsEvent], end: int | None = None) -> None:
+        if mtype not in _PARSED_TYPES:
+            if self._bare:
+                out.append((off, mtype, mlen, None, end))
+            else:
+                out.append(HandshakeMessage(off, mtype, mlen, None, end))
+            return
+        body = bytes(body)
         problems: Problems = []
-        parsed: ParsedBody | None = None
-        if mtype == HandshakeType.client_hello:
+        parsed: ParsedBody | None
+        if mtype == _CLIENT_HELLO:
             parsed = parse_client_hello(body, problems)
-        elif mtype == HandshakeType.server_hello:
+        elif mtype == _SERVER_HELLO:
             parsed = parse_server_hello(body, problems)
             if parsed is not None and not self.from_client:
                 self.version = parsed.version
-        elif mtype == HandshakeType.certificate:
+        elif mtype == _CERTIFICATE:
             parsed = parse_certificate(body, self.version, problems)
-        elif mtype == HandshakeType.certificate_request:
+        else:
             parsed = parse_certificate_request(body, self.version, problems)
-        out.append(HandshakeMessage(off, mtype, mlen, parsed, end))
+        if self._bare:
+            out.append((off, mtype, mlen, parsed, end))
+        else:
+            out.append(HandshakeMessage(off, mtype, mlen, parsed, end))
         for code, msg in problems:
             self._anomaly(out, off, code, msg)
 
@@ -1233,6 +1315,21 @@ class Where:
 
     def to_dict(self) -> dict[str, int | None]:
         return {"offset": self.offset, "frame": self.frame}
+
+
+_new_object = object.__new__
+_set_where_offset = Where.offset.__set__  # type: ignore[attr-defined]
+_set_where_frame = Where.frame.__set__  # type: ignore[attr-defined]
+
+
+def _where(offset: int, frame: int | None) -> Where:
+    """``Where(offset, frame)`` built through the slot descriptors: a frozen dataclass's
+    ``__init__`` stores each field through ``object.__setattr__``, which costs twice as much,
+    and a dozen are built per connection. Same object (Where has no ``__post_init__``)."""
+    where = _new_object(Where)
+    _set_where_offset(where, offset)
+    _set_where_frame(where, frame)
+    return where
 
 
 @dataclass(frozen=True, slots=True)
@@ -1546,6 +1643,18 @@ class _Traffic:
         return EncryptedTraffic(self.records, self.total, tuple(self.sizes), self.first_at)
 
 
+# Where a handshake message is recorded in _Summary.at, per (type, from client); absent = not
+# recorded. Certificates, CertificateRequests and the hellos are handled on their own.
+_MARKS = {
+    (int(HandshakeType.server_key_exchange), False): "server_key_exchange",
+    (int(HandshakeType.server_hello_done), False): "server_hello_done",
+    (int(HandshakeType.client_key_exchange), True): "client_key_exchange",
+    (int(HandshakeType.certificate_verify), True): "certificate_verify",
+    (int(HandshakeType.finished), True): "client_finished",
+    (int(HandshakeType.finished), False): "server_finished",
+}
+
+
 class _Summary:
     """Folds both directions' events, in time order, into a :class:`TlsHandshake`.
 
@@ -1553,7 +1662,18 @@ class _Summary:
     TLS 1.3 records after the hellos), so it does not depend on how the directions interleave;
     only ``history`` and the "server answered the client's Finished with an alert-sized record"
     hint use the cross-direction order.
+
+    Events come with their offset and frame; a :class:`Where` is built only where one is kept
+    (most events, application data above all, keep none).
     """
+
+    __slots__ = (
+        "ch", "ch_at", "sh", "sh_at", "hrr", "at", "server_cert", "client_cert", "cert_request",
+        "alerts", "traffic", "ccs", "app_seen", "s2c_after_sh", "c2s_after_ch",
+        "c2s_after_ch_first", "client_finished_seen", "s2c_after_client_fin",
+        "s2c_after_client_fin_first", "alert_size", "history",
+        "history_capped", "stops", "anomalies",
+    )
 
     def __init__(self) -> None:
         self.ch: ClientHello | None = None
@@ -1570,127 +1690,192 @@ class _Summary:
         self.ccs = {True: False, False: False}
         self.app_seen = {True: False, False: False}
         self.s2c_after_sh = 0  # server type-23 records after its (final) ServerHello
-        # client type-23 (size, where) after its last ClientHello
-        self.c2s_after_ch: list[tuple[int, Where]] = []
+        # sizes of the client's type-23 records after its last ClientHello, and the (offset,
+        # frame) of the first (only the first's position is ever reported)
+        self.c2s_after_ch: list[int] = []
+        self.c2s_after_ch_first: tuple[int, int | None] = (0, None)
         self.client_finished_seen = False  # a non-alert-sized client record, TLS 1.3
-        self.s2c_after_client_fin: list[tuple[int, Where]] = []
+        # server type-23 records after that one (counted up to 8), and the first's
+        # (size, offset, frame)
+        self.s2c_after_client_fin = 0
+        self.s2c_after_client_fin_first: tuple[int, int, int | None] = (0, 0, None)
+        # Size of an encrypted TLS 1.3 alert record: 2 + content type + AEAD tag (16, or 8
+        # for TLS_AES_128_CCM_8_SHA256); set when the ServerHello is folded.
+        self.alert_size = 19
         self.history: list[str] = []
         self.history_capped = False
         self.stops: list[StreamStop] = []
         self.anomalies: list[TlsAnomaly] = []
 
-    def _mark(self, key: str, at: Where) -> None:
-        self.at.setdefault(key, at)
-
-    def _letter(self, from_client: bool, letter: str, at: Where) -> None:
+    def _letter(self, from_client: bool, letter: str, offset: int, frame: int | None) -> None:
         if len(self.history) >= MAX_HISTORY:
             if not self.history_capped:
                 self.history_capped = True
                 self.anomalies.append(
                     TlsAnomaly(
-                        from_client, "tls.history.limit", f"history capped at {MAX_HISTORY}", at
+                        from_client,
+                        "tls.history.limit",
+                        f"history capped at {MAX_HISTORY}",
+                        _where(offset, frame),
                     )
                 )
             return
         self.history.append(letter.upper() if from_client else letter)
 
-    def _alert_size(self) -> int:
-        """Size of an encrypted TLS 1.3 alert record: 2 + content type + AEAD tag."""
-        return 11 if self.sh is not None and self.sh.cipher_suite == 0x1305 else 19
+    def fold(
+        self,
+        c2s: Sequence[TlsEvent | _Bare],
+        c2s_frames: Sequence[int | None],
+        s2c: Sequence[TlsEvent | _Bare],
+        s2c_frames: Sequence[int | None],
+    ) -> None:
+        """Fold both directions' events (with their frames, from :func:`_frames`) interleaved
+        by frame number, each direction in its own order; an event without a frame inherits
+        the previous one of its direction. Either side may be empty."""
+        handler = _FOLD
+        i = j = 0
+        key_c = key_s = 0
+        nc, ns = len(c2s), len(s2c)
+        while i < nc and j < ns:
+            fc = c2s_frames[i]
+            fs = s2c_frames[j]
+            kc = key_c if fc is None else fc
+            ks = key_s if fs is None else fs
+            if kc <= ks:
+                key_c = kc
+                ev = c2s[i]
+                handler[type(ev)](self, True, ev, fc)
+                i += 1
+            else:
+                key_s = ks
+                ev = s2c[j]
+                handler[type(ev)](self, False, ev, fs)
+                j += 1
+        # one direction is used up: the rest of the other follows in its own order
+        for k in range(i, nc):
+            ev = c2s[k]
+            handler[type(ev)](self, True, ev, c2s_frames[k])
+        for k in range(j, ns):
+            ev = s2c[k]
+            handler[type(ev)](self, False, ev, s2c_frames[k])
 
-    def add(self, from_client: bool, ev: TlsEvent, frame: int | None) -> None:
-        at = Where(ev.offset, frame)
-        if isinstance(ev, EncryptedRecord):  # first: the most frequent event by far
-            self._encrypted(from_client, ev, at)
-        elif isinstance(ev, HandshakeMessage):
-            self._handshake(from_client, ev, at)
-        elif isinstance(ev, ChangeCipherSpec):
-            self.ccs[from_client] = True
-            self._mark("client_ccs" if from_client else "server_ccs", at)
-            self._letter(from_client, "i", at)
-        elif isinstance(ev, Alert):
-            self.alerts.append(AlertInfo(from_client, ev.level, ev.description, ev.encrypted, at))
-            if ev.encrypted:
-                self.traffic[from_client].add(ev.length, at)
-            self._letter(from_client, "l", at)
-        elif isinstance(ev, Anomaly):
-            self.anomalies.append(TlsAnomaly(from_client, ev.code, ev.message, at))
-        else:
-            self.stops.append(StreamStop(from_client, ev.reason, ev.detail, at))
+    def _change_cipher_spec(self, from_client: bool, ev: ChangeCipherSpec, frame: int | None
+                            ) -> None:
+        self.ccs[from_client] = True
+        key = "client_ccs" if from_client else "server_ccs"
+        if key not in self.at:
+            self.at[key] = _where(ev.offset, frame)
+        self._letter(from_client, "i", ev.offset, frame)
 
-    def _handshake(self, from_client: bool, ev: HandshakeMessage, at: Where) -> None:
-        t, body = ev.msg_type, ev.body
+    def _alert(self, from_client: bool, ev: Alert, frame: int | None) -> None:
+        at = _where(ev.offset, frame)
+        self.alerts.append(AlertInfo(from_client, ev.level, ev.description, ev.encrypted, at))
+        if ev.encrypted:
+            self.traffic[from_client].add(ev.length, at)
+        self._letter(from_client, "l", ev.offset, frame)
+
+    def _anomaly(self, from_client: bool, ev: Anomaly, frame: int | None) -> None:
+        at = _where(ev.offset, frame)
+        self.anomalies.append(TlsAnomaly(from_client, ev.code, ev.message, at))
+
+    def _stopped(self, from_client: bool, ev: Stopped, frame: int | None) -> None:
+        self.stops.append(StreamStop(from_client, ev.reason, ev.detail, _where(ev.offset, frame)))
+
+    def _handshake(self, from_client: bool, ev: HandshakeMessage, frame: int | None) -> None:
+        self._message(from_client, (ev.offset, ev.msg_type, ev.length, ev.body, ev.end), frame)
+
+    def _message(self, from_client: bool, msg: _Message, frame: int | None) -> None:
+        off, t, _, body, _ = msg
         letter = _LETTERS.get(t, "z")
-        if (from_client and t in _SERVER_ONLY) or (not from_client and t in _CLIENT_ONLY):
+        # A message type only the other side sends is reported and otherwise ignored.
+        if t in (_SERVER_ONLY if from_client else _CLIENT_ONLY):
             self.anomalies.append(
                 TlsAnomaly(
                     from_client,
                     "tls.handshake.unexpected_direction",
-                    f"{ev.name} from the {'client' if from_client else 'server'}",
-                    at,
+                    f"{name_of(HandshakeType, t, 2)} from the "
+                    f"{'client' if from_client else 'server'}",
+                    _where(off, frame),
                 )
             )
-        elif isinstance(body, ClientHello):
-            if self.ch is None:
-                self.ch, self.ch_at = body, at
-            self.c2s_after_ch.clear()
-        elif isinstance(body, ServerHello):
-            if body.hello_retry_request:
-                self.hrr = body
-                letter = "j"
-            elif self.sh is None:
-                self.sh, self.sh_at = body, at
-                self.s2c_after_sh = 0
-        elif isinstance(body, Certificate) or t == HandshakeType.certificate:
-            if from_client:
-                if "client_cert" not in self.at:
-                    self.client_cert = body if isinstance(body, Certificate) else None
-                self._mark("client_cert", at)
-            else:
-                if "server_cert" not in self.at:
-                    self.server_cert = body if isinstance(body, Certificate) else None
-                self._mark("server_cert", at)
-        elif isinstance(body, CertificateRequest) or t == HandshakeType.certificate_request:
-            if "cert_request" not in self.at and isinstance(body, CertificateRequest):
+        elif t == _CLIENT_HELLO:
+            if body is not None:
+                if self.ch is None:
+                    self.ch, self.ch_at = body, _where(off, frame)
+                self.c2s_after_ch.clear()
+        elif t == _SERVER_HELLO:
+            if body is not None:
+                if body.hello_retry_request:
+                    self.hrr = body
+                    letter = "j"
+                elif self.sh is None:
+                    self.sh, self.sh_at = body, _where(off, frame)
+                    self.alert_size = 11 if body.cipher_suite == 0x1305 else 19
+                    self.s2c_after_sh = 0
+        elif t == _CERTIFICATE:
+            key = "client_cert" if from_client else "server_cert"
+            if key not in self.at:
+                if from_client:
+                    self.client_cert = body
+                else:
+                    self.server_cert = body
+                self.at[key] = _where(off, frame)
+        elif t == _CERTIFICATE_REQUEST:
+            if "cert_request" not in self.at:
                 self.cert_request = body
-            self._mark("cert_request", at)
-        elif t == HandshakeType.server_key_exchange:
-            self._mark("server_key_exchange", at)
-        elif t == HandshakeType.server_hello_done:
-            self._mark("server_hello_done", at)
-        elif t == HandshakeType.client_key_exchange:
-            self._mark("client_key_exchange", at)
-        elif t == HandshakeType.certificate_verify and from_client:
-            self._mark("certificate_verify", at)
-        elif t == HandshakeType.finished:
-            self._mark("client_finished" if from_client else "server_finished", at)
-        self._letter(from_client, letter, at)
+                self.at["cert_request"] = _where(off, frame)
+        else:
+            key = _MARKS.get((t, from_client))
+            if key is not None and key not in self.at:
+                self.at[key] = _where(off, frame)
+        if len(self.history) < MAX_HISTORY:  # _letter's common case, inlined
+            self.history.append(letter.upper() if from_client else letter)
+        else:
+            self._letter(from_client, letter, off, frame)
 
-    def _encrypted(self, from_client: bool, ev: EncryptedRecord, at: Where) -> None:
-        self.traffic[from_client].add(ev.length, at)
-        if ev.content_type == 22:
+    def _encrypted(self, from_client: bool, ev: EncryptedRecord, frame: int | None) -> None:
+        self._bare(from_client, (ev.offset, ev.content_type, ev.length), frame)
+
+    def _bare(self, from_client: bool, ev: _Bare, frame: int | None) -> None:
+        """A _Bare tuple: a handshake message, or (inline: the commonest event) an opaque
+        record."""
+        if len(ev) != 3:
+            self._message(from_client, ev, frame)
+            return
+        off, ctype, length = ev
+        traffic = self.traffic[from_client]  # _Traffic.add, inlined: this is the hot path
+        traffic.records += 1
+        traffic.total += length
+        if traffic.records <= MAX_SIZES:  # len(sizes) < MAX_SIZES before this record
+            traffic.sizes.append(length)
+        at = None
+        if traffic.first_at is None:
+            at = traffic.first_at = _where(off, frame)
+        if ctype == 23:
+            if not self.app_seen[from_client]:
+                self.app_seen[from_client] = True
+                self._letter(from_client, "d", off, frame)
+            if from_client:
+                sizes = self.c2s_after_ch
+                if len(sizes) < MAX_SIZES:
+                    if not sizes:
+                        self.c2s_after_ch_first = (off, frame)
+                    sizes.append(length)
+                if length != self.alert_size:
+                    self.client_finished_seen = True
+            else:
+                self.s2c_after_sh += 1
+                if self.client_finished_seen and self.s2c_after_client_fin < 8:
+                    if not self.s2c_after_client_fin:
+                        self.s2c_after_client_fin_first = (length, off, frame)
+                    self.s2c_after_client_fin += 1
+        elif ctype == 22:
             key = "client_finished" if from_client else "server_finished"
             if key not in self.at:
-                self._mark(key, at)
-                self._letter(from_client, "f", at)
-            return
-        if ev.content_type == 24:
-            self._letter(from_client, "b", at)
-            return
-        if ev.content_type != 23:
-            return
-        if not self.app_seen[from_client]:
-            self.app_seen[from_client] = True
-            self._letter(from_client, "d", at)
-        if from_client:
-            if len(self.c2s_after_ch) < MAX_SIZES:
-                self.c2s_after_ch.append((ev.length, at))
-            if ev.length != self._alert_size():
-                self.client_finished_seen = True
-        else:
-            self.s2c_after_sh += 1
-            if self.client_finished_seen and len(self.s2c_after_client_fin) < 8:
-                self.s2c_after_client_fin.append((ev.length, at))
+                self.at[key] = _where(off, frame) if at is None else at
+                self._letter(from_client, "f", off, frame)
+        elif ctype == 24:
+            self._letter(from_client, "b", off, frame)
 
     # -- verdict-free outcome
 
@@ -1706,15 +1891,15 @@ class _Summary:
         """(outcome, detail, inferred); hints that need no raising go to ``extra``."""
         tls13 = self.sh is not None and _is_tls13(self.sh.version)
         if tls13:
-            alert_size = self._alert_size()
-            client_real = any(n != alert_size for n, _ in self.c2s_after_ch)
+            alert_size = self.alert_size
+            client_real = any(n != alert_size for n in self.c2s_after_ch)
             if self.s2c_after_sh and client_real:
                 detail = (
                     "TLS 1.3: encrypted records flowed both ways after the ServerHello, "
                     "so the handshake probably completed (its messages are encrypted)"
                 )
-                after = self.s2c_after_client_fin
-                if len(after) == 1 and after[0][0] == alert_size:
+                size, offset, frame = self.s2c_after_client_fin_first
+                if self.s2c_after_client_fin == 1 and size == alert_size:
                     detail += (
                         "; but the server's only record after the client's Finished is "
                         f"alert-sized ({alert_size} bytes): it probably rejected the "
@@ -1725,7 +1910,7 @@ class _Summary:
                             False,
                             "tls.tls13.server_alert_suspected",
                             f"single {alert_size}-byte record after the client's Finished",
-                            after[0][1],
+                            Where(offset, frame),
                         )
                     )
                 return "completed", detail, True
@@ -1735,7 +1920,7 @@ class _Summary:
                         True,
                         "tls.tls13.client_alert_suspected",
                         f"the client's only encrypted records are {alert_size} bytes",
-                        self.c2s_after_ch[0][1],
+                        Where(*self.c2s_after_ch_first),
                     )
                 )
         else:
@@ -1759,7 +1944,13 @@ class _Summary:
                         self.at.get("client_cert", Where(0, None)),
                     )
                 )
-            done = all(self.ccs.values()) and {"client_finished", "server_finished"} <= set(self.at)
+            at = self.at
+            done = (
+                self.ccs[True]
+                and self.ccs[False]
+                and "client_finished" in at
+                and "server_finished" in at
+            )
             if done:
                 return (
                     "completed",
@@ -1781,7 +1972,7 @@ class _Summary:
                 missing.append("no encrypted server records after the ServerHello")
             if not self.c2s_after_ch:
                 missing.append("no encrypted client records")
-            elif not any(n != self._alert_size() for n, _ in self.c2s_after_ch):
+            elif not any(n != self.alert_size for n in self.c2s_after_ch):
                 missing.append(
                     "the client sent only alert-sized encrypted records "
                     "(it probably aborted with an encrypted alert)"
@@ -1799,7 +1990,8 @@ class _Summary:
         return "incomplete", "; ".join(missing) + (f" [{stops}]" if stops else ""), False
 
     def result(self) -> TlsHandshake:
-        hello = self.sh or self.hrr
+        sh, at = self.sh, self.at.get
+        hello = sh or self.hrr
         version = hello.version if hello else None
         extra: list[TlsAnomaly] = []
         outcome, detail, inferred = self._outcome(extra)
@@ -1807,33 +1999,33 @@ class _Summary:
         return TlsHandshake(
             version=version,
             version_name=None if version is None else version_name(version),
-            cipher=None if self.sh is None else self.sh.cipher_suite,
-            cipher_name=None if self.sh is None else self.sh.cipher_name,
+            cipher=None if sh is None else sh.cipher_suite,
+            cipher_name=None if sh is None else sh.cipher_name,
             client_hello=self.ch,
             client_hello_at=self.ch_at,
-            server_hello=self.sh,
+            server_hello=sh,
             server_hello_at=self.sh_at,
             hello_retry_request=self.hrr is not None,
             server_certs=list(sc.certificates) if sc else [],
-            server_certs_at=self.at.get("server_cert"),
+            server_certs_at=at("server_cert"),
             server_certificates_length=sc.certificates_length if sc else None,
             cert_request=self.cert_request,
-            cert_request_at=self.at.get("cert_request"),
+            cert_request_at=at("cert_request"),
             client_certificate=list(cc.certificates) if cc else None,
-            client_certificate_at=self.at.get("client_cert"),
+            client_certificate_at=at("client_cert"),
             client_certificates_length=cc.certificates_length if cc else None,
-            server_key_exchange_at=self.at.get("server_key_exchange"),
-            server_hello_done_at=self.at.get("server_hello_done"),
-            client_key_exchange_at=self.at.get("client_key_exchange"),
-            certificate_verify_at=self.at.get("certificate_verify"),
-            client_ccs_at=self.at.get("client_ccs"),
-            server_ccs_at=self.at.get("server_ccs"),
-            client_finished_at=self.at.get("client_finished"),
-            server_finished_at=self.at.get("server_finished"),
+            server_key_exchange_at=at("server_key_exchange"),
+            server_hello_done_at=at("server_hello_done"),
+            client_key_exchange_at=at("client_key_exchange"),
+            certificate_verify_at=at("certificate_verify"),
+            client_ccs_at=at("client_ccs"),
+            server_ccs_at=at("server_ccs"),
+            client_finished_at=at("client_finished"),
+            server_finished_at=at("server_finished"),
             alerts=list(self.alerts),
             c2s_encrypted=self.traffic[True].freeze(),
             s2c_encrypted=self.traffic[False].freeze(),
-            tls13_encrypted=self.sh is not None and _is_tls13(self.sh.version),
+            tls13_encrypted=sh is not None and _is_tls13(sh.version),
             outcome=outcome,
             outcome_detail=detail,
             outcome_inferred=inferred,
@@ -1841,6 +2033,18 @@ class _Summary:
             stops=list(self.stops),
             anomalies=[*self.anomalies, *extra],
         )
+
+
+# _Summary's handler for each event type: one dict lookup instead of an isinstance chain
+_FOLD: dict[type, Callable[[_Summary, bool, Any, int | None], None]] = {
+    tuple: _Summary._bare,
+    EncryptedRecord: _Summary._encrypted,
+    HandshakeMessage: _Summary._handshake,
+    ChangeCipherSpec: _Summary._change_cipher_spec,
+    Alert: _Summary._alert,
+    Anomaly: _Summary._anomaly,
+    Stopped: _Summary._stopped,
+}
 
 
 # --------------------------------------------------------------------------- entry points
@@ -1857,14 +2061,27 @@ class ReassembledStream(Protocol):
     def frame_at(self, offset: int) -> int | None: ...
 
 
-def _event_frame(ev: TlsEvent, frame_at: FrameAt | None) -> int | None:
+def _frames(events: Sequence[TlsEvent | _Bare], frame_at: FrameAt | None) -> list[int | None]:
+    """The frame of each event: the one carrying its first byte, but for a handshake message
+    the one completing its record, and for a stop the last one before it."""
     if frame_at is None:
-        return None
-    if isinstance(ev, Stopped):  # nothing at the stop offset: name the last frame before it
-        return frame_at(ev.offset - 1) if ev.offset > 0 else None
-    if isinstance(ev, HandshakeMessage) and ev.end is not None and ev.end > ev.offset:
-        return frame_at(ev.end - 1)
-    return frame_at(ev.offset)
+        return [None] * len(events)
+    out: list[int | None] = []
+    append = out.append
+    for ev in events:
+        cls = type(ev)
+        if cls is tuple:
+            if len(ev) == 3 or ev[4] is None or ev[4] <= ev[0]:
+                append(frame_at(ev[0]))
+            else:
+                append(frame_at(ev[4] - 1))
+        elif cls is HandshakeMessage and ev.end is not None and ev.end > ev.offset:
+            append(frame_at(ev.end - 1))
+        elif cls is Stopped:  # nothing at the stop offset: name the last frame before it
+            append(frame_at(ev.offset - 1) if ev.offset > 0 else None)
+        else:
+            append(frame_at(ev.offset))
+    return out
 
 
 class TlsConnection:
@@ -1881,8 +2098,11 @@ class TlsConnection:
         self._summary = _Summary()
 
     def _absorb(self, from_client: bool, events: list[TlsEvent]) -> list[TlsEvent]:
-        for ev in events:
-            self._summary.add(from_client, ev, _event_frame(ev, self._frame_at[from_client]))
+        frames = _frames(events, self._frame_at[from_client])
+        if from_client:
+            self._summary.fold(events, frames, (), ())
+        else:
+            self._summary.fold((), (), events, frames)
         if not from_client:
             self.c2s.set_version(self.s2c.version)
         return events
@@ -1905,8 +2125,14 @@ class TlsConnection:
         return self._summary.result()
 
 
-def _run(stream: TlsStream, src: ReassembledStream, start: int) -> list[TlsEvent]:
-    """Feed one direction from ``start`` up to its first gap (or its end)."""
+def _run(
+    from_client: bool, src: ReassembledStream, start: int, version: int | None = None
+) -> tuple[TlsStream, list[TlsEvent | _Bare]]:
+    """Parse one direction from ``start`` up to its first gap (or its end), with its
+    commonest events in bare form; ``version`` is the server's, for the client side."""
+    stream = TlsStream(from_client)
+    stream._bare = True
+    stream.set_version(version)
     data = src.data
     start = max(0, start)
     stop = len(data)
@@ -1915,40 +2141,12 @@ def _run(stream: TlsStream, src: ReassembledStream, start: int) -> list[TlsEvent
         if size > 0 and off + size > start and off < stop:
             stop, gap_size = max(off, start), off + size - max(off, start)
             break
-    events = stream.feed(memoryview(data)[start:stop], start) if stop > start else []
+    events = stream._feed_whole(data, start, stop) if stop > start else []
     if gap_size:
         events += stream.gap(stop, gap_size)
     else:
         events += stream.end(max(stop, start))
-    return events
-
-
-def _merge(
-    c2s: list[tuple[TlsEvent, int | None]], s2c: list[tuple[TlsEvent, int | None]]
-) -> Iterable[tuple[bool, TlsEvent, int | None]]:
-    """Interleave the directions by frame number, keeping each direction's own order; events
-    without a frame inherit the previous one of their direction."""
-    i = j = 0
-    key_c = key_s = 0
-    nc, ns = len(c2s), len(s2c)
-    while i < nc and j < ns:
-        ev_c, fc = c2s[i]
-        ev_s, fs = s2c[j]
-        kc = key_c if fc is None else fc
-        ks = key_s if fs is None else fs
-        if kc <= ks:
-            key_c = kc
-            yield True, ev_c, fc
-            i += 1
-        else:
-            key_s = ks
-            yield False, ev_s, fs
-            j += 1
-    # one direction is used up: the rest of the other follows in its own order
-    for ev, frame in c2s[i:]:
-        yield True, ev, frame
-    for ev, frame in s2c[j:]:
-        yield False, ev, frame
+    return stream, events
 
 
 def parse_handshake(
@@ -1960,18 +2158,11 @@ def parse_handshake(
     implicit TLS). Each direction stops at its first gap after its start. The server side is
     parsed first so the client side knows the negotiated version.
     """
-    server = TlsStream(False)
-    s_events = _run(server, s2c, s2c_start)
-    client = TlsStream(True)
-    client.set_version(server.version)
-    c_events = _run(client, c2s, c2s_start)
+    server, s_events = _run(False, s2c, s2c_start)
+    _, c_events = _run(True, c2s, c2s_start, server.version)
     summary = _Summary()
-    add = summary.add
-    c_frame_at, s_frame_at = c2s.frame_at, s2c.frame_at
-    c_framed = [(ev, _event_frame(ev, c_frame_at)) for ev in c_events]
-    s_framed = [(ev, _event_frame(ev, s_frame_at)) for ev in s_events]
-    for from_client, ev, frame in _merge(c_framed, s_framed):
-        add(from_client, ev, frame)
+    c_frames, s_frames = _frames(c_events, c2s.frame_at), _frames(s_events, s2c.frame_at)
+    summary.fold(c_events, c_frames, s_events, s_frames)
     return summary.result()
 
 
