@@ -1062,12 +1062,21 @@ class StreamLike(Protocol):
     def frame_at(self, offset: int) -> int | None: ...
 
 
+_SCALARS = frozenset({str, int, bool, float, type(None)})
+
+
 def _plain(value: Any) -> Any:
+    if type(value) in _SCALARS:  # most values: no call, no lookups
+        return value
     fields_ = getattr(type(value), "__dataclass_fields__", None)
     if fields_ is not None:
-        return {name: _plain(getattr(value, name)) for name in fields_}
+        out = {}
+        for name in fields_:
+            v = getattr(value, name)
+            out[name] = v if type(v) in _SCALARS else _plain(v)
+        return out
     if isinstance(value, list | tuple):
-        return type(value)(_plain(v) for v in value)
+        return type(value)([v if type(v) in _SCALARS else _plain(v) for v in value])
     if isinstance(value, dict):
         return {k: _plain(v) for k, v in value.items()}
     return value

@@ -54,6 +54,7 @@ from .tlsconst import (
     SignatureScheme,
     is_grease,
     name_of,
+    names_of,
     version_name,
 )
 
@@ -1385,6 +1386,10 @@ class StreamStop:
     at: Where
 
 
+def _extension_names(extensions: tuple[Extension, ...]) -> list[str]:
+    return list(names_of(ExtensionType, tuple(e.type for e in extensions)))
+
+
 def _cert_dict(der: bytes) -> dict[str, Any]:
     return {
         "sha256": hashlib.sha256(der).hexdigest(),
@@ -1485,16 +1490,13 @@ class TlsHandshake:
                 "versions": ch.version_names,
                 "sni": ch.sni,
                 "alpn": list(ch.alpn),
-                "cipher_suites": ch.cipher_names,
-                "extensions": [e.name for e in ch.extensions],
-                "signature_algorithms": [
-                    name_of(SignatureScheme, s) for s in ch.signature_algorithms
-                ],
-                "supported_groups": [name_of(NamedGroup, g) for g in ch.supported_groups],
-                "ec_point_formats": [name_of(EcPointFormat, f, 2) for f in ch.ec_point_formats],
-                "compression_methods": [
-                    name_of(CompressionMethod, c, 2) for c in ch.compression_methods
-                ],
+                "cipher_suites": list(names_of(CipherSuite, ch.cipher_suites)),
+                "extensions": _extension_names(ch.extensions),
+                "signature_algorithms": list(names_of(SignatureScheme, ch.signature_algorithms)),
+                "supported_groups": list(names_of(NamedGroup, ch.supported_groups)),
+                "ec_point_formats": list(names_of(EcPointFormat, ch.ec_point_formats, 2)),
+                "compression_methods": list(names_of(CompressionMethod, ch.compression_methods,
+                                                     2)),
                 "session_id": ch.session_id.hex(),
                 "ja3": ch.ja3,
                 "ja3_md5": ch.ja3_md5,
@@ -1511,7 +1513,7 @@ class TlsHandshake:
                 "session_id": sh.session_id.hex(),
                 "alpn": sh.alpn,
                 "group": None if sh.group is None else name_of(NamedGroup, sh.group),
-                "extensions": [e.name for e in sh.extensions],
+                "extensions": _extension_names(sh.extensions),
                 "downgrade_sentinel": sh.downgrade,
             },
             "hello_retry_request": self.hello_retry_request,

@@ -27,6 +27,12 @@ def name_of(enum: type[IntEnum], value: int, width: int = 4) -> str:
         return f"unknown(0x{value:0{width}x})"
 
 
+@lru_cache(maxsize=1024)  # hellos of one capture repeat a handful of lists
+def names_of(enum: type[IntEnum], values: tuple[int, ...], width: int = 4) -> tuple[str, ...]:
+    """name_of for each of ``values``, memoised per whole list."""
+    return tuple(name_of(enum, v, width) for v in values)
+
+
 class ContentType(IntEnum):
     change_cipher_spec = 20
     alert = 21
