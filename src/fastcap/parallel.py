@@ -25,6 +25,7 @@ import os
 import pickle
 from bisect import bisect_right
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -60,29 +61,27 @@ class SerialExecutor:
 
 def _run_dumped(job: tuple[Callable, Any]) -> bytes:
     fn, item = job
-    return _dumps(fn(item))
+    with _gc_paused():
+        return pickle.dumps(fn(item), protocol=pickle.HIGHEST_PROTOCOL)
 
 
-def _dumps(obj: Any) -> bytes:
-    """Pickle with the cyclic GC paused: a result holds tens of thousands of small objects,
-    and collections triggered by building them, not the pickling, would dominate."""
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    """The cyclic GC off while a task builds (or pickle copies) its result: that is tens of
+    thousands of small objects which all live on, so the collections their allocation
+    triggers find nothing to free and only walk the heap again and again."""
     was = gc.isenabled()
     gc.disable()
     try:
-        return pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
+        yield
     finally:
         if was:
             gc.enable()
 
 
 def _loads(data: bytes) -> Any:
-    was = gc.isenabled()
-    gc.disable()
-    try:
+    with _gc_paused():
         return pickle.loads(data)
-    finally:
-        if was:
-            gc.enable()
 
 
 class PoolExecutor:
@@ -105,7 +104,8 @@ class PoolExecutor:
         if self._pool is None or len(items) == 1:
             return [fn(x) for x in items]
         pending = self._pool.map_async(_run_dumped, [(fn, x) for x in items[1:]], chunksize=1)
-        first = fn(items[0])
+        with _gc_paused():
+            first = fn(items[0])
         return [first, *(_loads(b) for b in pending.get())]
 
     def close(self) -> None:
@@ -245,7 +245,7 @@ def _deal(cols: FrameCols, n_flows: int, capacity: list[float]) -> list[np.ndarr
     return [np.flatnonzero(owner == w) for w in range(len(cap))]
 
 
-_COPY_COST = 0.8  # share of the work given to a worker whose sessions are copied back
+_COPY_COST = 0.65  # share of the work given to a worker whose sessions are copied back
 
 
 def _flow_tasks(chain: _Chain, workers: int, options: JudgeOptions,
