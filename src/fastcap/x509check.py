@@ -423,13 +423,14 @@ class TrustStore:
     @classmethod
     def _from_pem_bytes(cls, data: bytes, source: str, *, strict: bool) -> TrustStore:
         certs = []
-        for i, block in enumerate(_PEM_CERT.findall(data)):
-            try:
-                with _quiet():  # e.g. a bundled root's non-positive serial
+        with _quiet():  # e.g. a bundled root's non-positive serial
+            for i, block in enumerate(_PEM_CERT.findall(data)):
+                try:
                     certs.append(x509.load_pem_x509_certificate(block))
-            except Exception as exc:
-                if strict:
-                    raise ValueError(f"{source}: certificate #{i + 1} is malformed: {exc}") from exc
+                except Exception as exc:
+                    if strict:
+                        raise ValueError(
+                            f"{source}: certificate #{i + 1} is malformed: {exc}") from exc
         return cls(certs, source)
 
     @classmethod
