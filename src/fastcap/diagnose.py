@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, Final
 
+from .pickling import compact
+
 __all__ = ["CODES", "PROBLEM_CODES", "SEVERITIES", "Verdict", "diagnose"]
 
 # Report order: problems first, then the headline `ok`, then context (info).
@@ -22,6 +24,7 @@ _RANK: Final = MappingProxyType({s: i for i, s in enumerate(SEVERITIES)})
 EXO_SUFFIX: Final = ".mail.protection.outlook.com"
 
 
+@compact
 @dataclass(frozen=True, slots=True)
 class Verdict:
     """One judgement about a session: a stable code plus plain words for the admin."""

@@ -245,7 +245,7 @@ def _deal(cols: FrameCols, n_flows: int, capacity: list[float]) -> list[np.ndarr
     return [np.flatnonzero(owner == w) for w in range(len(cap))]
 
 
-_COPY_COST = 0.65  # share of the work given to a worker whose sessions are copied back
+_COPY_COST = 0.75  # share of the work given to a worker whose sessions are copied back
 
 
 def _flow_tasks(chain: _Chain, workers: int, options: JudgeOptions,

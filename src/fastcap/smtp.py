@@ -27,6 +27,8 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Final, Literal, Protocol
 
+from .pickling import compact
+
 __all__ = [
     "ANOMALY_KINDS", "NEED_DATA", "Anomaly", "AnomalyRecord", "AuthResponse", "Banner", "Closed",
     "Command", "CommandRecord", "DataBody", "Direction", "Event", "Gap", "GapRecord", "Reply",
@@ -1082,6 +1084,7 @@ def _plain(value: Any) -> Any:
     return value
 
 
+@compact
 @dataclass(frozen=True, slots=True)
 class CommandRecord:
     """A Command with the frame that carried its first byte."""
@@ -1092,6 +1095,7 @@ class CommandRecord:
     frame: int | None
 
 
+@compact
 @dataclass(frozen=True, slots=True)
 class ReplyRecord:
     """A Reply reduced to its first line, with its frame and what it answers."""
@@ -1104,6 +1108,7 @@ class ReplyRecord:
     answers: str | None
 
 
+@compact
 @dataclass(frozen=True, slots=True)
 class AnomalyRecord:
     """An Anomaly with its frame (None when it has no direction or the byte was not captured)."""
@@ -1115,6 +1120,7 @@ class AnomalyRecord:
     frame: int | None
 
 
+@compact
 @dataclass(frozen=True, slots=True)
 class GapRecord:
     """Bytes of one direction the capture lost."""

@@ -37,6 +37,7 @@ from functools import lru_cache
 from typing import Any, Protocol
 
 from .ja import ja3_md5, ja3_string, ja4
+from .pickling import compact
 from .tlsconst import (
     DOWNGRADE_TLS11,
     DOWNGRADE_TLS12,
@@ -91,6 +92,7 @@ def _printable(raw: bytes) -> str:
 # --------------------------------------------------------------------------- parsed messages
 
 
+@compact
 @dataclass(frozen=True, slots=True)
 class Extension:
     """One hello extension, kept raw so nothing unknown is lost."""
@@ -103,6 +105,7 @@ class Extension:
         return name_of(ExtensionType, self.type)
 
 
+@compact
 @dataclass(frozen=True, slots=True)
 class ClientHello:
     """ClientHello (RFC 8446 4.1.2), or an SSL 2.0-compatible one (RFC 5246 E.2, ``sslv2``)."""
@@ -140,6 +143,7 @@ class ClientHello:
         return [name_of(CipherSuite, c) for c in self.cipher_suites]
 
 
+@compact
 @dataclass(frozen=True, slots=True)
 class ServerHello:
     """ServerHello; ``version`` is the negotiated one (supported_versions wins, RFC 8446)."""
@@ -167,6 +171,7 @@ class ServerHello:
         return name_of(CipherSuite, self.cipher_suite)
 
 
+@compact
 @dataclass(frozen=True, slots=True)
 class Certificate:
     """Certificate message: DER certificates in wire order (leaf first, by convention).
@@ -182,6 +187,7 @@ class Certificate:
     entry_extensions: tuple[tuple[Extension, ...], ...] = ()
 
 
+@compact
 @dataclass(frozen=True, slots=True)
 class CertificateRequest:
     """CertificateRequest: what the server will accept from the client.
@@ -1307,6 +1313,7 @@ class TlsStream:
 # --------------------------------------------------------------------------- summary types
 
 
+@compact
 @dataclass(frozen=True, slots=True)
 class Where:
     """Stream offset of a message's first byte and the frame (1-based) that carried it."""
@@ -1333,6 +1340,7 @@ def _where(offset: int, frame: int | None) -> Where:
     return where
 
 
+@compact
 @dataclass(frozen=True, slots=True)
 class AlertInfo:
     from_client: bool
@@ -1359,6 +1367,7 @@ class AlertInfo:
         return f"{self.sender} sent {self.level_name} alert {self.description_name}"
 
 
+@compact
 @dataclass(frozen=True, slots=True)
 class TlsAnomaly:
     from_client: bool
@@ -1367,6 +1376,7 @@ class TlsAnomaly:
     at: Where
 
 
+@compact
 @dataclass(frozen=True, slots=True)
 class EncryptedTraffic:
     """Opaque records of one direction: count, total body bytes, the first sizes, and where the
@@ -1378,6 +1388,7 @@ class EncryptedTraffic:
     first_at: Where | None = None
 
 
+@compact
 @dataclass(frozen=True, slots=True)
 class StreamStop:
     from_client: bool
@@ -1402,6 +1413,7 @@ def _at(w: Where | None) -> dict[str, int | None] | None:
     return None if w is None else w.to_dict()
 
 
+@compact
 @dataclass(frozen=True, slots=True)
 class TlsHandshake:
     """What one connection's TLS handshake showed. Judging it is ``diagnose``'s job.

@@ -32,6 +32,8 @@ from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, r
 from cryptography.utils import CryptographyDeprecationWarning
 from cryptography.x509 import verification as xv
 
+from .pickling import compact
+
 __all__ = [
     "Analyzer",
     "CertInfo",
@@ -109,6 +111,7 @@ def _one_line(text: str, limit: int = 300) -> str:
     return line if len(line) <= limit else line[: limit - 1] + "…"
 
 
+@compact
 @dataclass(frozen=True, slots=True)
 class CertInfo:
     """What an admin compares against Get-ExchangeCertificate, plus what the verdicts need."""
@@ -161,6 +164,7 @@ class CertInfo:
         }
 
 
+@compact
 @dataclass(frozen=True, slots=True)
 class ChainCheck:
     """The verdict on one presented chain; ``problem`` is the single most specific cause."""
