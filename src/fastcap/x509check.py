@@ -686,17 +686,20 @@ class Analyzer:
             eku_ok=_eku_ok(leaf_info, role),
         )
         who = leaf_info.subject or "leaf"
+        # The capture's day, not its time: this result serves every session of that day,
+        # whichever was judged first (with -j N, that depends on the workers).
+        day = at.date().isoformat()
         if common["leaf_valid_at_capture"] == "expired":
             return verdict(
                 "expired",
-                f"{who} expired {_iso(leaf_info.not_after)}, before the capture ({_iso(at)})",
+                f"{who} expired {_iso(leaf_info.not_after)}, before the capture ({day})",
                 **common,
             )
         if common["leaf_valid_at_capture"] == "not_yet_valid":
             return verdict(
                 "not_yet_valid",
                 f"{who} is valid only from {_iso(leaf_info.not_before)}, after the capture"
-                f" ({_iso(at)})",
+                f" ({day})",
                 **common,
             )
         pinned = self.trust.contains(leaf)
