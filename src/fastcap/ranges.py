@@ -187,9 +187,24 @@ class Stitched:
     ranges: list[RangeResult] = field(default_factory=list, repr=False)
 
 
-def _joins(prev_end: WalkState, res: RangeResult) -> bool:
+def joins(prev_end: WalkState, res: RangeResult) -> bool:
+    """The range began exactly where its predecessor's walk ended, in the same state."""
     return (res.start is not None and not res.start_used
             and res.start.key() == prev_end.key())
+
+
+def gave_up(prev: RangeResult, prev_task: RangeTask) -> bool:
+    """The walk of the previous range stopped before its end, at damage it could not get
+    past: as for one walk, the file ends there."""
+    return prev.end.offset < prev_task.stop
+
+
+def exact_task(task: RangeTask, prev_end: WalkState) -> RangeTask:
+    """`task` to be read again from where its predecessor's walk ended, in that state."""
+    exact = WalkState(prev_end.offset, 1, ref_s=prev_end.ref_s, section=prev_end.section,
+                      params=list(prev_end.params), interfaces=list(prev_end.interfaces))
+    return RangeTask(task.path, task.index, prev_end.offset, task.stop, exact, True,
+                     task.ports, task.backend)
 
 
 def stitch(tasks: list[RangeTask], results: list[RangeResult],
@@ -200,17 +215,13 @@ def stitch(tasks: list[RangeTask], results: list[RangeResult],
     accepted: list[RangeResult] = [results[0]]
     reread = 0
     for before, task, res in zip(tasks, tasks[1:], results[1:], strict=False):
-        prev = accepted[-1].end
-        if prev.offset < before.stop:
-            break  # the walk gave up before its range's end (damage it could not get past)
-        if not _joins(prev, res):
-            exact = WalkState(prev.offset, 1, ref_s=prev.ref_s, section=prev.section,
-                              params=list(prev.params), interfaces=list(prev.interfaces))
-            res = read(RangeTask(task.path, task.index, prev.offset, task.stop, exact, True,
-                                 task.ports, task.backend))
+        if gave_up(accepted[-1], before):
+            break
+        if not joins(accepted[-1].end, res):
+            res = read(exact_task(task, accepted[-1].end))
             reread += 1
         accepted.append(res)
-    return _merge(accepted, reread)
+    return merge_results(accepted, reread)
 
 
 def _merge_counters(parts: list[FrameCounters]) -> FrameCounters:
@@ -264,7 +275,8 @@ def renumbered(cols: FrameCols, frame_base: int, flow_ids: np.ndarray) -> FrameC
                      cols.payload_caplen)
 
 
-def _merge(accepted: list[RangeResult], reread: int) -> Stitched:
+def merge_results(accepted: list[RangeResult], reread: int) -> Stitched:
+    """Joined ranges, in file order, as one walk of the file."""
     flows = FlowTable()
     parts, base = [], 0
     for r in accepted:

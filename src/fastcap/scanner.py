@@ -129,9 +129,11 @@ def scan(path: str | os.PathLike, *, ports: Iterable[int] = DEFAULT_PORTS,
     Certificate analysis is memoised per distinct chain and capture day, so one Analyzer
     (pass your own to share it across files) makes repeated certificates cheap.  `stream_cap`
     bounds the bytes kept per direction of a connection (raise it for huge chains).
-    `jobs` > 1 splits the file among that many worker processes (or the tasks of `executor`,
-    see `fastcap.parallel`) with identical results; workers judge with their own analyzers
-    built from `trust`/`ca_file` and the same "today".  Compressed captures (gzip, zstd,
+    `jobs` > 1 has that many worker processes read the file's byte ranges while this one
+    reassembles and judges them as they arrive, in order (`fastcap.streamed`): identical
+    results, sessions still streamed.  With an `executor` (see `fastcap.parallel`) its tasks
+    reassemble and judge too, with their own analyzers built from `trust`/`ca_file` and the
+    same "today", and the sessions come at the end.  Compressed captures (gzip, zstd,
     lz4), pipes and `-` (stdin) are streamed `piece` bytes at a time, in one process.
     `options` (from `judge_options`) replaces the judging arguments for split scans.
     Raises CaptureError for a file that is not a readable capture.
@@ -142,15 +144,20 @@ def scan(path: str | os.PathLike, *, ports: Iterable[int] = DEFAULT_PORTS,
     if executor is None and jobs > 1 and not _worth_splitting(path):
         jobs = 1
     if jobs > 1 or executor is not None:
-        from . import parallel
+        from . import parallel, streamed
 
+        judge_with = analyzer if options is None else parallel.analyzer_for(options)
         options = options or judge_options(
             ports=ports, implicit_tls_ports=implicit_tls_ports, expect_name=expect_name,
             trust=trust, ca_file=ca_file, backend=backend, stream_cap=stream_cap,
             today=analyzer.today)
         split: list = []
-        sessions = parallel.iter_split(path, options, jobs=jobs, executor=executor,
-                                       parts=parts, out=split, progress=progress)
+        if executor is None:  # worker processes read, this one judges as ranges arrive
+            sessions = streamed.iter_scan(path, options, judge_with, jobs=jobs, parts=parts,
+                                          out=split, progress=progress)
+        else:  # the executor's tasks reassemble and judge too (a Dask cluster)
+            sessions = parallel.iter_split(path, options, jobs=jobs, executor=executor,
+                                           parts=parts, out=split, progress=progress)
     else:
         sessions = (judge(s, analyzer, expect_name=expect_name) for s in iter_sessions(
             path, ports=ports, implicit_tls_ports=implicit_tls_ports, backend=backend,

@@ -189,7 +189,7 @@ def build_session(conn: Connection, *,
 MAX_HELD = 10_000  # finished sessions waiting for an earlier, still-open one
 
 
-class _InOrder:
+class InOrder:
     """Hands sessions on in number order although connections finish in any order.
 
     One connection open for the whole capture would otherwise hold every later session in
@@ -200,6 +200,7 @@ class _InOrder:
         self._heap: list[tuple[int, Session]] = []
         self._next = 1
         self._max_held = max(1, max_held)
+        self._asked = max_held  # as the caller put it, for the note
         self.out_of_order = 0
 
     def push(self, s: Session) -> Iterator[Session]:
@@ -217,6 +218,12 @@ class _InOrder:
     def drain(self) -> Iterator[Session]:
         while self._heap:
             yield heapq.heappop(self._heap)[1]
+
+    def note(self, counters: FrameCounters | None) -> None:
+        """Count the sessions that came out of number order among `counters`' notes."""
+        if counters is not None and self.out_of_order:
+            counters.notes[f"sessions reported out of number order (over {self._asked} "
+                           f"waited for an earlier open connection)"] += self.out_of_order
 
 
 def iter_sessions(path: str | os.PathLike, *, ports: Iterable[int] = DEFAULT_PORTS,
@@ -239,7 +246,7 @@ def iter_sessions(path: str | os.PathLike, *, ports: Iterable[int] = DEFAULT_POR
     ports = frozenset(int(p) for p in ports)
     implicit = frozenset(int(p) for p in implicit_tls_ports)
     keep = keep_streams if callable(keep_streams) else (lambda _n: bool(keep_streams))
-    order = _InOrder(max_held)
+    order = InOrder(max_held)
     flows = FlowTable()
     with open_capture(path, backend=backend, window=window, slab_width=slab_width,
                       piece=piece) as cap_:
@@ -257,8 +264,6 @@ def iter_sessions(path: str | os.PathLike, *, ports: Iterable[int] = DEFAULT_POR
                 yield from order.push(build_session(
                     conn, implicit_tls_ports=implicit, keep_streams=keep(conn.index + 1)))
         yield from order.drain()
-        if counters is not None and order.out_of_order:
-            counters.notes[f"sessions reported out of number order (over {max_held} waited "
-                           f"for an earlier open connection)"] += order.out_of_order
+        order.note(counters)
         if capture_out is not None:
             capture_out.append(cap_.meta)
