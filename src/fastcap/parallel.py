@@ -1,4 +1,6 @@
-"""One capture scanned by several processes, with results identical to a one-process scan.
+"""One capture scanned by several processes, with results identical to a one-process scan:
+the way for several files (ring buffers) and for executors such as a Dask cluster.  One file
+with local worker processes goes through `streamed`, where this process judges.
 
 Phase one (`ranges`): byte ranges are walked, decoded and selected in parallel, then
 stitched into the file's selected TCP frames with global frame numbers and flow ids.
