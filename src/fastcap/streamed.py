@@ -15,14 +15,13 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-import pickle
 from collections import deque
 from collections.abc import Callable, Iterator
 from typing import Any
 
 from . import ranges
 from .flows import FlowTable
-from .parallel import JudgeOptions, SplitScan, _gc_paused, _loads, _payload_buffer, _rows
+from .parallel import JudgeOptions, SplitScan, _loads, _payload_buffer, _rows, _run_dumped
 from .reassembly import FrameCols, Reassembler
 from .session import MAX_HELD, InOrder, Session, build_session
 
@@ -30,11 +29,6 @@ RANGES_PER_JOB = 4  # ranges per worker: reading overlaps judging, and the last 
 MIN_RANGE = 8 << 20
 _AHEAD = 2  # ranges read ahead per worker: enough to keep them busy, and memory small
 _FEED_ROWS = 1 << 16
-
-
-def _read(task: ranges.RangeTask) -> bytes:
-    with _gc_paused():
-        return pickle.dumps(ranges.read_range(task), protocol=pickle.HIGHEST_PROTOCOL)
 
 
 class _Here:
@@ -59,7 +53,7 @@ class _Workers:
         self._pool = ctx.Pool(jobs)
 
     def submit(self, task: ranges.RangeTask) -> Any:
-        return self._pool.apply_async(_read, (task,))
+        return self._pool.apply_async(_run_dumped, ((ranges.read_range, task),))
 
     def get(self, handle: Any) -> ranges.RangeResult:
         return _loads(handle.get())
