@@ -22,7 +22,7 @@ from typing import Any
 from . import ranges
 from .flows import FlowTable
 from .parallel import JudgeOptions, SplitScan, _loads, _payload_buffer, _rows, _run_dumped
-from .reassembly import FrameCols, Reassembler
+from .reassembly import Reassembler
 from .session import MAX_HELD, InOrder, Session, build_session
 
 RANGES_PER_JOB = 4  # ranges per worker: reading overlaps judging, and the last range is short
@@ -65,8 +65,7 @@ class _Workers:
 
 def _no_cols(res: ranges.RangeResult) -> ranges.RangeResult:
     """The range's totals and walk states without its frames, once they are fed."""
-    res.cols = FrameCols(*(c[:0] for c in (getattr(res.cols, f)
-                                           for f in FrameCols.__dataclass_fields__)))
+    res.cols = ranges.concat([])
     res.flow_keys = []
     return res
 

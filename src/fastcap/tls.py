@@ -1326,8 +1326,7 @@ class Where:
 
 
 _new_object = object.__new__
-_set_where_offset = Where.offset.__set__  # type: ignore[attr-defined]
-_set_where_frame = Where.frame.__set__  # type: ignore[attr-defined]
+_set_where_offset, _set_where_frame = Where.__compact_setters__  # type: ignore[attr-defined]
 
 
 def _where(offset: int, frame: int | None) -> Where:
