@@ -8,7 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from fastcap.scanner import ScanSummary, scan, scan_files
+from fastcap import ranges
+from fastcap.parallel import SerialExecutor
+from fastcap.scanner import ScanSummary, iter_scan_files, scan, scan_files
 
 from .gencap import generate
 
@@ -151,3 +153,68 @@ def test_each_run_is_handed_on_before_the_next_is_reassembled(ring, tmp_path):
     rest = list(results)
     assert [r.path for r in rest] == [str(files[1]), str(later)]
     assert seen[-1] == [str(later)]
+
+
+def _repeated(src: Path, dst: Path, copies: int, every_s: int) -> Path:
+    """The capture played `copies` times, `every_s` seconds apart: one long capture of
+    short sessions."""
+    data = src.read_bytes()
+    out = bytearray(data[:24])
+    for i in range(copies):
+        off = 24
+        while off + 16 <= len(data):
+            sec, rest, incl = struct.unpack_from("<I8sI", data, off)[:3]
+            out += struct.pack("<I", sec + i * every_s) + data[off + 4: off + 16 + incl]
+            off += 16 + incl
+    dst.write_bytes(bytes(out))
+    return dst
+
+
+def _everything(results) -> list:
+    return [(r.path, r.error, [s.to_dict() for s in r.sessions], r.summary.to_dict())
+            for r in results]
+
+
+def test_streamed_files_match_the_split_path(ring, tmp_path):
+    """Worker processes reading ranges while this process reassembles the files in turn
+    (`streamed`) give what dealing flows out to an executor gives, across runs of files
+    that go on from one another, a file that is no capture, a file from an hour later and
+    one that overlaps the others in time; with the C and the Python reassembler."""
+    _whole, files, _offsets, _ = ring
+    later = _shift_times(files[1], tmp_path / "later.pcap", 3600)
+    junk = tmp_path / "junk.pcap"
+    junk.write_bytes(b"this is not a capture " * 40)
+    chain = [files[0], files[1], junk, files[2], files[3], later, files[2]]
+    want = _everything(scan_files(chain, executor=SerialExecutor(), jobs=2, parts=7,
+                                  ca_file=CA))
+    assert [w[1] is not None for w in want] == [False, False, True, False, False, False,
+                                                False]
+    spans = [[s["continues_into"] for s in w[2]] for w in want]
+    assert any(spans[0]) and any(spans[3]) and not any(spans[1] + spans[5] + spans[6])
+    for kw in ({"jobs": 1}, {"jobs": 3, "parts": 5}, {"jobs": 2, "parts": 9},
+               {"jobs": 1, "parts": 4, "backend": "python"}):
+        assert _everything(scan_files(chain, ca_file=CA, **kw)) == want, kw
+
+
+def test_each_file_is_handed_on_once_its_sessions_are_done(ring, tmp_path, monkeypatch):
+    """A ring buffer of many files is one run: its first file comes out while the last is
+    still unread, so the sessions of files already handed on are not held."""
+    long = _repeated(ring[0], tmp_path / "long.pcap", 8, 10)
+    files, _ = split_pcap(long, tmp_path, 12)
+    whole_sessions = list(scan(long, ca_file=CA))
+    read: list[str] = []
+    real = ranges.read_range
+
+    def recording(task):
+        read.append(task.path)
+        return real(task)
+
+    monkeypatch.setattr(ranges, "read_range", recording)
+    results = iter_scan_files(files, jobs=1, ca_file=CA)
+    first = next(results)
+    assert first.path == str(files[0]) and first.sessions
+    assert any(s.continues_into for s in first.sessions)
+    assert str(files[-1]) not in read
+    rest = list(results)
+    assert [r.path for r in rest] == [str(f) for f in files[1:]]
+    assert sum(len(r.sessions) for r in [first, *rest]) == len(whole_sessions)

@@ -148,9 +148,9 @@ def _scan_options(args) -> dict:
 
 def _scan_streams(args, files: list[str], analyzer):
     """(path, sessions, summary, error) per file, in order.  One file: sessions stream from
-    the scan as it runs.  Several files: ranges of all files are read by the workers, files
-    that continue one another are joined (scanner.scan_files), and each file's sessions are
-    handed over as soon as its run of continuing files is done."""
+    the scan as it runs.  Several files: read in turn (the workers reading ahead), files that
+    continue one another joined (scanner.scan_files), each file's sessions handed over as
+    soon as every session that began in it is done."""
     from .scanner import ScanSummary, iter_scan_files, scan
 
     if args.dask:

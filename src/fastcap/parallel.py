@@ -1,6 +1,6 @@
-"""One capture scanned by several processes, with results identical to a one-process scan:
-the way for several files (ring buffers) and for executors such as a Dask cluster.  One file
-with local worker processes goes through `streamed`, where this process judges.
+"""Captures scanned by an executor's tasks, with results identical to a one-process scan:
+the way for a Dask cluster, where this process should do little.  Local worker processes
+go through `streamed` instead, where this process judges.
 
 Phase one (`ranges`): byte ranges are walked, decoded and selected in parallel, then
 stitched into the file's selected TCP frames with global frame numbers and flow ids.
@@ -187,6 +187,19 @@ def _shift(conn: Connection, delta: int) -> None:
                 setattr(d, name, getattr(d, name) - delta)
 
 
+def session_in_chain(conn: Connection, paths: list[str], offsets: list[int],
+                     options: JudgeOptions) -> tuple[int, Session]:
+    """(index of the file holding its first frame, the session) for a connection of a chain
+    of files whose frame numbers count on, file i's after `offsets[i]`: numbered in its own
+    file, `continues_into` naming the later files it reaches."""
+    first = bisect_right(offsets, conn.first_frame - 1) - 1
+    last = bisect_right(offsets, conn.last_frame - 1) - 1
+    _shift(conn, offsets[first])
+    s = build_session(conn, implicit_tls_ports=options.implicit_tls_ports)
+    s.continues_into = paths[first + 1: last + 1]
+    return first, s
+
+
 def reassemble_flows(task: FlowTask) -> FlowResult:
     """Phase two for one worker's flows: reassemble, read SMTP/TLS, judge.  The reassembler
     reads each file's payload in turn, so a connection open when one ring-buffer file ends
@@ -206,11 +219,7 @@ def reassemble_flows(task: FlowTask) -> FlowResult:
         nonlocal evicted
         for conn in conns:
             evicted |= conn.evicted
-            first = bisect_right(offsets, conn.first_frame - 1) - 1
-            last = bisect_right(offsets, conn.last_frame - 1) - 1
-            _shift(conn, offsets[first])
-            s = build_session(conn, implicit_tls_ports=o.implicit_tls_ports)
-            s.continues_into = task.paths[first + 1: last + 1]
+            first, s = session_in_chain(conn, task.paths, offsets, o)
             out.append((first, judge(s, analyzer, expect_name=o.expect_name)))
 
     with Reassembler(b"", flows, server_ports=o.ports, cap=o.stream_cap,
@@ -298,23 +307,28 @@ class _Chain:
 RING_GAP_NS = 60 * 10**9  # a longer pause between two files: not one capture's ring buffer
 
 
+def follows(prev_end: int | None, first: int | None) -> bool:
+    """A file goes on from the previous one (a ring buffer) when it starts no earlier than
+    that one ended (`prev_end`: its latest timestamp, None after an unreadable file), and
+    within RING_GAP_NS of it.  Files that overlap in time, lie far apart or hold no
+    timestamps stand alone."""
+    return (prev_end is not None and first is not None
+            and prev_end <= first <= prev_end + RING_GAP_NS)
+
+
 def _runs(stitched: list[ranges.Stitched | None]) -> list[list[int]]:
-    """Files follow one another (a ring buffer) when each starts no earlier than the previous
-    one ended, and within RING_GAP_NS of it; such runs are reassembled as one capture.
-    Files that overlap in time, lie far apart or hold no timestamps stand alone."""
+    """Runs of files that follow one another: each run is reassembled as one capture."""
     runs: list[list[int]] = []
     prev_end = None
     for i, st in enumerate(stitched):
         if st is None:
             prev_end = None
             continue
-        first, last = st.counters.first_ts_ns, st.counters.last_ts_ns
-        if (runs and prev_end is not None and first is not None
-                and prev_end <= first <= prev_end + RING_GAP_NS):
+        if runs and follows(prev_end, st.counters.first_ts_ns):
             runs[-1].append(i)
         else:
             runs.append([i])
-        prev_end = last
+        prev_end = st.counters.last_ts_ns
     return runs
 
 
@@ -407,10 +421,16 @@ def _run_results(paths: list[str], stitched: list[ranges.Stitched | None], run: 
     for k, s in found:
         out[k].sessions.append(s)
     for res in out:
-        res.sessions.sort(key=lambda s: s.first_frame)
-        for n, s in enumerate(res.sessions, 1):
-            s.number = n
-        yield res
+        yield numbered(res)
+
+
+def numbered(res: SplitScan) -> SplitScan:
+    """A file's sessions of a chain put in order of first frame and numbered from 1, as a
+    scan of that file alone numbers them."""
+    res.sessions.sort(key=lambda s: s.first_frame)
+    for n, s in enumerate(res.sessions, 1):
+        s.number = n
+    return res
 
 
 def split_files(paths: list[str | os.PathLike], options: JudgeOptions, *, jobs: int,

@@ -224,7 +224,7 @@ def stitch(tasks: list[RangeTask], results: list[RangeResult],
     return merge_results(accepted, reread)
 
 
-def _merge_counters(parts: list[FrameCounters]) -> FrameCounters:
+def merge_counters(parts: list[FrameCounters]) -> FrameCounters:
     out = FrameCounters()
     for c in parts:
         for name, v in c.__dict__.items():
@@ -283,5 +283,5 @@ def merge_results(accepted: list[RangeResult], reread: int) -> Stitched:
         parts.append(renumbered(r.cols, base, flows.ids_for(r.flow_keys)))
         base += r.frames
     return Stitched(merge_meta([r.meta for r in accepted]),
-                    _merge_counters([r.counters for r in accepted]), concat(parts), flows,
+                    merge_counters([r.counters for r in accepted]), concat(parts), flows,
                     reread, base, accepted)

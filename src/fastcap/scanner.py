@@ -219,20 +219,31 @@ def iter_scan_files(paths: Iterable[str | os.PathLike], *, jobs: int = 1, execut
     it began, with
     `continues_into` naming the later files (its frame numbers count on into them, as in
     `mergecap -a`).  Compressed files and pipes are read alone.  `jobs` worker processes
-    (or `executor`'s tasks) share the ranges of all files, then the flows of each run of
-    continuing files.  Results come in the order given, each as soon as its run of files is
-    done.  `kw`: the judging arguments of `scan`."""
-    from . import parallel
+    read the ranges of the files in turn while this process reassembles and judges them
+    (`fastcap.streamed`); each file comes as soon as every session that began in it is done,
+    so memory does not grow with the number of files.  With an `executor`, its tasks share
+    the ranges of all files, then the flows of each run of continuing files, and each file
+    comes when its run is done.  `kw`: the judging arguments of `scan`."""
+    from . import parallel, streamed
 
     paths = [os.fspath(p) for p in paths]
     analyzer = kw.get("analyzer")
+    given = options is not None
     options = options or judge_options(
         **{k: v for k, v in kw.items() if k not in ("analyzer", "piece")},
         today=analyzer.today if analyzer is not None else None)
     alone = [executor is None and needs_stream(p) for p in paths]
     mapped = [p for p, a in zip(paths, alone, strict=True) if not a]
-    split = parallel.iter_split_files(mapped, options, jobs=jobs, executor=executor,
-                                      parts=parts, progress=progress) if mapped else iter([])
+    if not mapped:
+        split: Iterator = iter([])
+    elif executor is None:
+        judge_with = analyzer if analyzer is not None and not given else \
+            parallel.analyzer_for(options)
+        split = streamed.iter_scan_files(mapped, options, judge_with, jobs=jobs, parts=parts,
+                                         progress=progress)
+    else:
+        split = parallel.iter_split_files(mapped, options, jobs=jobs, executor=executor,
+                                          parts=parts, progress=progress)
     for p, a in zip(paths, alone, strict=True):
         summary = ScanSummary(p)
         if a:

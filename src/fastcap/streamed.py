@@ -1,4 +1,4 @@
-"""`-j N` on one mapped file: worker processes read its byte ranges; this process stitches
+"""`-j N` on mapped files: worker processes read their byte ranges; this process stitches
 them in file order and feeds each to one reassembler as soon as it arrives.
 
 Reassembly, SMTP/TLS parsing and judging run here exactly as in a one-process scan
@@ -9,6 +9,13 @@ being held to the end, and only the selected frames' columns — a few dozen byt
 frame — cross between processes, a few ranges at a time.  Walking the file is the part that
 parallelises; judging sessions overlaps with it here.  (`parallel` deals flows out to workers
 instead: the way for executors such as a Dask cluster, where this process should do little.)
+
+Several files are read the same way, one after another, the workers reading ahead across
+file borders.  Files that go on from one another (a ring buffer, `parallel.follows`) share
+one reassembler, so a session open when one file ends is completed from the next; each
+file's sessions are handed on as soon as the last connection that began in it is done.
+Whether a file goes on from the previous one depends on its earliest timestamp, so a file's
+selected frames are held until the file is read, and fed then.
 """
 
 from __future__ import annotations
@@ -20,8 +27,19 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from . import ranges
+from .errors import CaptureError
 from .flows import FlowTable
-from .parallel import JudgeOptions, SplitScan, _loads, _payload_buffer, _rows, _run_dumped
+from .parallel import (
+    JudgeOptions,
+    SplitScan,
+    _loads,
+    _payload_buffer,
+    _rows,
+    _run_dumped,
+    follows,
+    numbered,
+    session_in_chain,
+)
 from .reassembly import Reassembler
 from .session import MAX_HELD, InOrder, Session, build_session
 
@@ -70,6 +88,69 @@ def _no_cols(res: ranges.RangeResult) -> ranges.RangeResult:
     return res
 
 
+def _plan_task(path: str, options: JudgeOptions, jobs: int, parts: int | None
+               ) -> ranges.PlanTask:
+    return ranges.PlanTask(path, parts or jobs * RANGES_PER_JOB, options.ports,
+                           options.backend, 1 if parts else MIN_RANGE)
+
+
+Plan = list[ranges.RangeTask] | CaptureError
+
+
+def _accepted(reader: Any, plans: Iterator[Plan], jobs: int) -> Iterator[tuple]:
+    """The ranges of each file in file order, as one walk of the file reads them, while the
+    reader reads a few ahead (across file borders too).  Events, per file k in order:
+    ("range", k, task, result) for each range (re-read here from the exact state when its
+    guessed start was wrong), then ("done", k, ranges re-read); or ("error", k, CaptureError)
+    for a file that is no capture."""
+    inflight: deque = deque()
+    dropped: set[int] = set()  # files whose walk gave up: their later ranges are not read
+
+    def work() -> Iterator[tuple[int, ranges.RangeTask | CaptureError]]:
+        for k, plan in enumerate(plans):
+            if isinstance(plan, CaptureError):
+                yield k, plan
+            else:
+                for t in plan:
+                    if k not in dropped:
+                        yield k, t
+
+    todo = work()
+
+    def top_up() -> None:
+        while len(inflight) < _AHEAD * jobs and (item := next(todo, None)) is not None:
+            k, t = item
+            inflight.append((k, t, None if isinstance(t, CaptureError) else reader.submit(t)))
+
+    top_up()
+    cur, last, prev_task, reread = None, None, None, 0
+    while inflight:
+        k, task, handle = inflight.popleft()
+        res = None if isinstance(task, CaptureError) else reader.get(handle)
+        top_up()
+        if k != cur and cur is not None:
+            yield ("done", cur, reread)
+            cur = None
+        if res is None:
+            yield ("error", k, task)
+            continue
+        if cur is None:
+            cur, last, prev_task, reread = k, None, None, 0
+        if k in dropped:
+            continue
+        if last is not None:
+            if ranges.gave_up(last, prev_task):
+                dropped.add(k)
+                continue
+            if not ranges.joins(last.end, res):
+                res = ranges.read_range(ranges.exact_task(task, last.end))
+                reread += 1
+        last, prev_task = res, task
+        yield ("range", k, task, res)
+    if cur is not None:
+        yield ("done", cur, reread)
+
+
 def iter_scan(path: str | os.PathLike, options: JudgeOptions, analyzer, *, jobs: int,
               parts: int | None = None, workers: bool = True, out: list | None = None,
               progress: Callable[[int, int], None] | None = None) -> Iterator[Session]:
@@ -81,22 +162,13 @@ def iter_scan(path: str | os.PathLike, options: JudgeOptions, analyzer, *, jobs:
     from .scanner import judge
 
     path = os.fspath(path)
-    tasks = ranges.plan_file(ranges.PlanTask(path, parts or jobs * RANGES_PER_JOB,
-                                             options.ports, options.backend,
-                                             1 if parts else MIN_RANGE))
+    tasks = ranges.plan_file(_plan_task(path, options, jobs, parts))
     size = tasks[-1].stop if tasks else 0
     reader: Any = _Workers(jobs) if workers and len(tasks) > 1 else _Here()
     try:
-        todo, inflight = iter(tasks), deque()
-
-        def top_up() -> None:
-            while len(inflight) < _AHEAD * jobs and (t := next(todo, None)) is not None:
-                inflight.append((t, reader.submit(t)))
-
-        top_up()
         flows, order = FlowTable(), InOrder(MAX_HELD)
         accepted: list[ranges.RangeResult] = []
-        prev_task, base, reread = None, 0, 0
+        base, reread = 0, 0
 
         def judged(conns) -> Iterator[Session]:
             """In number order, judged in that order as one process judges them."""
@@ -107,20 +179,14 @@ def iter_scan(path: str | os.PathLike, options: JudgeOptions, analyzer, *, jobs:
 
         with Reassembler(_payload_buffer(path), flows, server_ports=options.ports,
                          cap=options.stream_cap, backend=options.backend) as reasm:
-            while inflight:
-                task, handle = inflight.popleft()
-                res = reader.get(handle)
-                top_up()
-                if accepted:
-                    if ranges.gave_up(accepted[-1], prev_task):
-                        break
-                    if not ranges.joins(accepted[-1].end, res):
-                        res = ranges.read_range(ranges.exact_task(task, accepted[-1].end))
-                        reread += 1
+            for event in _accepted(reader, iter([tasks]), jobs):
+                if event[0] == "done":
+                    reread = event[2]
+                    continue
+                _, _, task, res = event
                 cols = ranges.renumbered(res.cols, base, flows.ids_for(res.flow_keys))
                 base += res.frames
                 accepted.append(_no_cols(res))
-                prev_task = task
                 for lo in range(0, len(cols), _FEED_ROWS):
                     yield from judged(reasm.feed_cols_iter(
                         _rows(cols, slice(lo, lo + _FEED_ROWS))))
@@ -136,3 +202,140 @@ def iter_scan(path: str | os.PathLike, options: JudgeOptions, analyzer, *, jobs:
     order.note(whole.counters)
     if out is not None:
         out.append(SplitScan(path, [], whole.counters, whole.meta, reread, "streamed"))
+
+
+class _Run:
+    """Files that go on from one another, reassembled as one capture: frames numbered on
+    across them, as `mergecap -a` numbers them.  A file is handed on once every connection
+    that began in it is done: all connections numbered by the end of its frames
+    (those done, plus those the reassembler still holds) have come out."""
+
+    def __init__(self, options: JudgeOptions, analyzer, path: str) -> None:
+        self.options, self.analyzer = options, analyzer
+        self.flows = FlowTable()
+        self.reasm = Reassembler(_payload_buffer(path), self.flows, server_ports=options.ports,
+                                 cap=options.stream_cap, backend=options.backend)
+        self.paths: list[str] = []
+        self.offsets: list[int] = []
+        self.files: list[SplitScan | None] = []
+        self.expected: list[int] = []  # connections that began in each file fed so far
+        self.came: list[int] = []  # ... and how many of them are done
+        self.base = self.numbered = self.done = self.handed = 0
+
+    def add(self, found: SplitScan, parts: list[ranges.RangeResult]) -> Iterator[SplitScan]:
+        """Feed one more file (its totals, and its ranges in order); hand on every file
+        now complete."""
+        if self.paths:
+            self.reasm.rebind(_payload_buffer(found.path))
+        self.paths.append(found.path)
+        self.offsets.append(self.base)
+        self.files.append(found)
+        self.came.append(0)
+        for res in parts:
+            cols = ranges.renumbered(res.cols, self.base, self.flows.ids_for(res.flow_keys))
+            self.base += res.frames
+            _no_cols(res)
+            for lo in range(0, len(cols), _FEED_ROWS):
+                self._take(self.reasm.feed_cols_iter(
+                    _rows(cols, slice(lo, lo + _FEED_ROWS))))
+        now = self.done + self.reasm.open_connections
+        self.expected.append(now - self.numbered)
+        self.numbered = now
+        return self._ready()
+
+    def finish(self) -> Iterator[SplitScan]:
+        """End of the run: every connection still held is done."""
+        try:
+            self._take(self.reasm.drain())
+        finally:
+            self.reasm.close()
+        return self._ready()
+
+    def _take(self, conns) -> None:
+        from .scanner import judge
+
+        for conn in conns:
+            k, s = session_in_chain(conn, self.paths, self.offsets, self.options)
+            self.files[k].sessions.append(
+                judge(s, self.analyzer, expect_name=self.options.expect_name))
+            self.came[k] += 1
+            self.done += 1
+
+    def _ready(self) -> Iterator[SplitScan]:
+        ready = []
+        while (self.handed < len(self.expected)
+               and self.came[self.handed] == self.expected[self.handed]):
+            ready.append(numbered(self.files[self.handed]))
+            self.files[self.handed] = None  # handed on: this run no longer holds it
+            self.handed += 1
+        return iter(ready)
+
+
+def iter_scan_files(paths: list[str], options: JudgeOptions, analyzer, *, jobs: int,
+                    parts: int | None = None, workers: bool = True,
+                    progress: Callable[[int, int], None] | None = None
+                    ) -> Iterator[SplitScan]:
+    """Mapped files, in the order given, as `parallel.iter_split_files` reads them (files
+    that go on from one another joined), with `jobs` processes reading their ranges and
+    this one reassembling and judging.  One SplitScan per file, in order, each as soon as
+    its sessions are all done; what is held is the file being read and the sessions of
+    files not yet handed on."""
+    paths = [os.fspath(p) for p in paths]
+    sizes = [_size(p) for p in paths]
+    # Ranges of about one size across the files, RANGES_PER_JOB per job in all: a ring
+    # buffer's files are shared out whole, a few large files are split.  One job reads the
+    # files in order, so it needs no ranges.
+    each = max(MIN_RANGE, sum(sizes) // (jobs * RANGES_PER_JOB)) if jobs > 1 else 0
+
+    def plans() -> Iterator[Plan]:
+        for p, size in zip(paths, sizes, strict=True):
+            n = parts or (-(-size // each) if each else 1)
+            try:
+                yield ranges.plan_file(ranges.PlanTask(p, n, options.ports, options.backend,
+                                                       1 if parts else MIN_RANGE))
+            except CaptureError as e:
+                yield e
+
+    reader: Any = _Workers(jobs) if workers and jobs > 1 else _Here()
+    run: _Run | None = None
+    try:
+        parts_of_file: list[ranges.RangeResult] = []
+        prev_end = None
+        for event in _accepted(reader, plans(), jobs):
+            kind, k = event[0], event[1]
+            if kind == "range":
+                parts_of_file.append(event[3])
+                if progress is not None:
+                    progress(sum(sizes[:k]) + event[2].stop, sum(sizes))
+                continue
+            if kind == "error":
+                if run is not None:
+                    yield from run.finish()
+                    run = None
+                prev_end = None
+                yield SplitScan(paths[k], error=str(event[2]), failure=event[2])
+                continue
+            found = SplitScan(paths[k], [], ranges.merge_counters(
+                [r.counters for r in parts_of_file]), ranges.merge_meta(
+                [r.meta for r in parts_of_file]), event[2], "streamed")
+            if run is None or not follows(prev_end, found.counters.first_ts_ns):
+                if run is not None:
+                    yield from run.finish()
+                run = _Run(options, analyzer, paths[k])
+            prev_end = found.counters.last_ts_ns
+            yield from run.add(found, parts_of_file)
+            parts_of_file = []
+        if run is not None:
+            yield from run.finish()
+            run = None
+    finally:
+        if run is not None:
+            run.reasm.close()
+        reader.close()
+
+
+def _size(path: str) -> int:
+    try:
+        return os.path.getsize(path)
+    except OSError:
+        return 0
