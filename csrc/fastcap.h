@@ -119,6 +119,7 @@ void fc_reasm_free(fc_reasm *r);
 int64_t fc_reasm_feed(fc_reasm *r, const uint8_t *buf, int64_t buf_len,
                       const fc_tcp_rows *rows, int64_t n);
 int64_t fc_reasm_finish(fc_reasm *r);
+int64_t fc_reasm_evict_before(fc_reasm *r, int64_t index);
 int64_t fc_reasm_mem(const fc_reasm *r);
 int64_t fc_reasm_open(const fc_reasm *r);
 int32_t fc_reasm_done_info(const fc_reasm *r, int64_t i, fc_conn_info *out);

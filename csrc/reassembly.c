@@ -649,6 +649,25 @@ int64_t fc_reasm_finish(fc_reasm *r)
     return r->ndone;
 }
 
+/* Hand over every held connection numbered below `index`, as evicted unless closed: the
+ * caller has moved on past where they began (an earlier file of a ring buffer) and will not
+ * wait for them.  Returns the length of the done list, or -1. */
+int64_t fc_reasm_evict_before(fc_reasm *r, int64_t index)
+{
+    if (r->failed)
+        return -1;
+    int32_t s = r->lru_head;
+    while (s >= 0) {
+        int32_t next = r->conns[s].next; /* conn_finish unlinks s but keeps its slot */
+        if (r->conns[s].index < index && conn_finish(r, s, 1) < 0) {
+            r->failed = 1;
+            return -1;
+        }
+        s = next;
+    }
+    return r->ndone;
+}
+
 int64_t fc_reasm_mem(const fc_reasm *r)
 {
     return r->mem;

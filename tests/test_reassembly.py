@@ -105,7 +105,10 @@ def flow_table(n: int = 1, client_port: int = 40000, server_port: int = 25) -> F
 
 
 def run(frames: list[Frame], backend: str, *, flows: FlowTable | None = None,
-        windows: list[int] | None = None, **kw) -> list[Connection]:
+        windows: list[int] | None = None, evict: int | None = None, **kw
+        ) -> list[Connection]:
+    """Feed `frames` in `windows`; after the first window, with `evict`, hand over the
+    connections numbered below it."""
     buf, sel = build(frames)
     flows = flows or flow_table(1 + max((f.flow for f in frames), default=0))
     r = Reassembler(buf, flows, backend=backend, **kw)
@@ -113,6 +116,9 @@ def run(frames: list[Frame], backend: str, *, flows: FlowTable | None = None,
     for size in windows or [len(frames)]:
         out += r.feed(sel.rows(lo, lo + size))
         lo += size
+        if evict is not None:
+            out += list(r.evict_before(evict))
+            evict = None
     out += r.feed(sel.rows(lo, len(frames)))
     out += r.finish()
     r.close()
@@ -421,16 +427,37 @@ def junk_frames(draw) -> list[Frame]:
 @given(frames=junk_frames(), cap=st.sampled_from([0, 1, 64, 2048, 5000]),
        budget=st.sampled_from([0, 3000, 1 << 20]), max_open=st.integers(1, 4),
        max_segments=st.sampled_from([0, 2, 16, 1000]),
-       linger_ns=st.sampled_from([0, 1_000_000]), cut=st.integers(0, 60))
-def test_twins_agree_on_junk(frames, cap, budget, max_open, max_segments, linger_ns, cut):
+       linger_ns=st.sampled_from([0, 1_000_000]), cut=st.integers(0, 60),
+       evict=st.one_of(st.none(), st.integers(0, 6)))
+def test_twins_agree_on_junk(frames, cap, budget, max_open, max_segments, linger_ns, cut,
+                             evict):
     kw = dict(cap=cap, budget=budget, max_open=max_open, max_segments=max_segments,
-              linger_ns=linger_ns, windows=[cut])
+              linger_ns=linger_ns, windows=[cut], evict=evict)
     nat, py = run(frames, "native", **kw), run(frames, "python", **kw)
     assert nat == py
     assert sorted(c.index for c in py) == list(range(len(py)))
     for c in py:
         for sd in (c.c2s, c.s2c):
             assert len(sd.data) <= cap and sd.capped == (sd.seen_bytes > cap)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_evict_before_hands_over_only_earlier_connections(backend):
+    """Connections numbered below the point come out at once (evicted if still open, not if
+    closed and lingering); later ones stay held, and an evicted flow's next frames begin a
+    new connection."""
+    frames = (handshake(100, 200, flow=0) + closing(100, 200, 0, 0, flow=0)
+              + handshake(300, 400, flow=1) + handshake(500, 600, flow=2))
+    buf, sel = build(frames + [Frame(1, True, 301, 401, ACK | PSH, b"late")])
+    r = Reassembler(buf, flow_table(3), backend=backend, linger_ns=10**12)
+    assert r.feed(sel.rows(0, len(frames))) == []  # the closed one lingers
+    out = list(r.evict_before(2))
+    assert [(c.index, c.evicted) for c in out] == [(0, False), (1, True)]
+    assert r.open_connections == 1
+    assert r.feed(sel.rows(len(frames), len(frames) + 1)) == []  # opens connection 3
+    rest = r.finish()
+    assert [(c.index, c.flow, c.c2s.data) for c in rest] == [(2, 2, b""), (3, 1, b"late")]
+    r.close()
 
 
 def test_window_boundaries_do_not_matter():

@@ -8,9 +8,16 @@ from pathlib import Path
 
 import pytest
 
-from fastcap import ranges
-from fastcap.parallel import SerialExecutor
-from fastcap.scanner import ScanSummary, iter_scan_files, scan, scan_files
+from fastcap import ranges, streamed
+from fastcap.parallel import SerialExecutor, analyzer_for
+from fastcap.scanner import (
+    ScanSummary,
+    _count,
+    iter_scan_files,
+    judge_options,
+    scan,
+    scan_files,
+)
 
 from .gencap import generate
 
@@ -155,12 +162,12 @@ def test_each_run_is_handed_on_before_the_next_is_reassembled(ring, tmp_path):
     assert seen[-1] == [str(later)]
 
 
-def _repeated(src: Path, dst: Path, copies: int, every_s: int) -> Path:
-    """The capture played `copies` times, `every_s` seconds apart: one long capture of
-    short sessions."""
-    data = src.read_bytes()
-    out = bytearray(data[:24])
-    for i in range(copies):
+def _repeated(srcs: list[Path], dst: Path, every_s: int) -> Path:
+    """The captures played one after another, `every_s` seconds apart (each as recorded):
+    one long capture of short sessions."""
+    out = bytearray(srcs[0].read_bytes()[:24])
+    for i, src in enumerate(srcs):
+        data = src.read_bytes()
         off = 24
         while off + 16 <= len(data):
             sec, rest, incl = struct.unpack_from("<I8sI", data, off)[:3]
@@ -168,6 +175,25 @@ def _repeated(src: Path, dst: Path, copies: int, every_s: int) -> Path:
             off += 16 + incl
     dst.write_bytes(bytes(out))
     return dst
+
+
+def _without(src: Path, dst: Path, flags: int) -> tuple[Path, int]:
+    """The capture without the frames of its first SMTP connection that have any of `flags`
+    set (0x05: FIN or RST, so it never ends; 0xFF: all of them); Ethernet, IPv4.  Returns
+    (file, its client port)."""
+    data = src.read_bytes()
+    out, off, ports = bytearray(data[:24]), 24, None
+    while off + 16 <= len(data):
+        (incl,) = struct.unpack_from("<I", data, off + 8)
+        frame = data[off + 16: off + 16 + incl]
+        tcp = 14 + (frame[14] & 0x0F) * 4
+        pair = frozenset(struct.unpack_from(">HH", frame, tcp)) if frame[23] == 6 else None
+        ports = ports or (pair if pair and 25 in pair else None)
+        if not (pair == ports and frame[tcp + 13] & flags):
+            out += data[off: off + 16 + incl]
+        off += 16 + incl
+    dst.write_bytes(bytes(out))
+    return dst, min(p for p in ports if p != 25)
 
 
 def _everything(results) -> list:
@@ -199,7 +225,7 @@ def test_streamed_files_match_the_split_path(ring, tmp_path):
 def test_each_file_is_handed_on_once_its_sessions_are_done(ring, tmp_path, monkeypatch):
     """A ring buffer of many files is one run: its first file comes out while the last is
     still unread, so the sessions of files already handed on are not held."""
-    long = _repeated(ring[0], tmp_path / "long.pcap", 8, 10)
+    long = _repeated([ring[0]] * 8, tmp_path / "long.pcap", 10)
     files, _ = split_pcap(long, tmp_path, 12)
     whole_sessions = list(scan(long, ca_file=CA))
     read: list[str] = []
@@ -218,3 +244,45 @@ def test_each_file_is_handed_on_once_its_sessions_are_done(ring, tmp_path, monke
     rest = list(results)
     assert [r.path for r in rest] == [str(f) for f in files[1:]]
     assert sum(len(r.sessions) for r in [first, *rest]) == len(whole_sessions)
+
+
+def test_a_connection_left_open_does_not_hold_every_later_file(ring, tmp_path):
+    """A connection whose FIN was lost stays open to the end of the run.  Once more than
+    `max_held` sessions wait for it, it is handed on as it is (marked evicted, counted), its
+    file goes out, and the run goes on without holding the later files."""
+    open_one, port = _without(ring[0], tmp_path / "open.pcap", 0x05)
+    gone, _ = _without(ring[0], tmp_path / "gone.pcap", 0xFF)  # its 4-tuple never comes back
+    files, _ = split_pcap(_repeated([open_one] + [gone] * 7, tmp_path / "long.pcap", 10),
+                          tmp_path, 12)
+    options = judge_options(ca_file=CA)
+    paths = [str(f) for f in files]
+
+    def first_out(max_held):
+        read: list[str] = []
+        it = streamed.iter_scan_files(paths, options, analyzer_for(options), jobs=1,
+                                      max_held=max_held)
+        real = ranges.read_range
+        ranges.read_range = lambda t: (read.append(t.path), real(t))[1]
+        try:
+            first = next(it)
+        finally:
+            ranges.read_range = real
+        return first, read, list(it)
+
+    first, read, rest = first_out(streamed.MAX_HELD)  # waits for the open connection
+    assert read[-1] == paths[-1]
+    kept = [s for r in [first, *rest] for s in r.sessions if s.client.endswith(f":{port}")]
+    assert len(kept) == 1 and not kept[0].tcp.evicted and kept[0].tcp.closed_by is None
+
+    first, read, rest = first_out(3)
+    assert paths[-1] not in read and first.path == paths[0]
+    pieces = [s for r in [first, *rest] for s in r.sessions if s.client.endswith(f":{port}")]
+    assert pieces[0] in first.sessions and pieces[0].tcp.evicted
+    assert sum(s.frames for s in pieces) == kept[0].frames  # no frame lost or counted twice
+    assert [r.path for r in [first, *rest]] == paths
+    for r in [first, *rest]:
+        assert [s.number for s in r.sessions] == list(range(1, len(r.sessions) + 1))
+    summary = ScanSummary(paths[0])
+    for s in first.sessions:
+        _count(summary, s)
+    assert [n for k, n in summary.limits.items() if "before they ended" in k] == [1]

@@ -157,6 +157,8 @@ class ReassemblerCore(Protocol):
 
     def finish_iter(self) -> Iterator: ...
 
+    def evict_before_iter(self, index: int) -> Iterator: ...
+
     def close(self) -> None: ...
 
 
@@ -229,6 +231,11 @@ class NativeReassemblerCore:
     def finish_iter(self) -> Iterator:
         if self.lib.fc_reasm_finish(self._r) < 0:
             raise MemoryError("fc_reasm_finish: out of memory")
+        return self._drain_done()
+
+    def evict_before_iter(self, index: int) -> Iterator:
+        if self.lib.fc_reasm_evict_before(self._r, index) < 0:
+            raise MemoryError("fc_reasm_evict_before: out of memory")
         return self._drain_done()
 
     def _drain_done(self) -> Iterator:

@@ -333,6 +333,13 @@ class Reassembler:
         for raw in self._core.finish_iter():
             yield _connection(raw, self.flows, self.server_ports)
 
+    def evict_before(self, number: int) -> Iterator[Connection]:
+        """Hand over now, in index order, every connection held whose index is below
+        `number` (marked evicted unless it had closed): for a caller that will not wait for
+        connections begun before some point.  Their later frames start new connections."""
+        for raw in self._core.evict_before_iter(number):
+            yield _connection(raw, self.flows, self.server_ports)
+
     def rebind(self, buf) -> None:
         """Payload offsets of the frames fed next refer to `buf`: a stream's next piece.
         Stored bytes are copies, so the previous piece may go."""
@@ -502,6 +509,12 @@ class PyReassemblerCore:
 
     def finish_iter(self) -> Iterator[RawConn]:
         return iter(sorted(self.finish(), key=lambda r: r.index))
+
+    def evict_before_iter(self, index: int) -> Iterator[RawConn]:
+        for c in list(self._lru.values()):
+            if c.index < index:
+                self._finish(c, True)
+        return iter(sorted(self._take_done(), key=lambda r: r.index))
 
     def feed_iter(self, cols: FrameCols) -> Iterator[RawConn]:
         return iter(sorted(self.feed(cols), key=lambda r: r.index))

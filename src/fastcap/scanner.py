@@ -14,7 +14,7 @@ from .diagnose import PROBLEM_CODES, diagnose
 from .errors import FastcapError
 from .reassembly import DEFAULT_CAP
 from .selection import DEFAULT_PORTS, FrameCounters
-from .session import DEFAULT_IMPLICIT_TLS_PORTS, Session, iter_sessions
+from .session import DEFAULT_IMPLICIT_TLS_PORTS, MAX_HELD, Session, iter_sessions
 from .stream import PIECE, needs_stream
 from .x509check import Analyzer, TrustStore
 
@@ -180,7 +180,8 @@ def _count(summary: ScanSummary, s: Session) -> None:
     if s.tcp.capped:
         summary.limits["sessions cut at the per-direction byte cap (--stream-cap)"] += 1
     if s.tcp.evicted:
-        summary.limits["sessions handed on early (reassembly memory budget)"] += 1
+        summary.limits["sessions handed on before they ended (reassembly memory budget, "
+                       f"or over {MAX_HELD} sessions waiting for them)"] += 1
 
 
 def _totals(summary: ScanSummary, counters: FrameCounters, metas: list) -> None:

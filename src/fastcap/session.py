@@ -50,7 +50,7 @@ class TcpFacts:
     c2s_bytes: int
     s2c_bytes: int
     capped: bool  # a direction went past the per-direction byte cap
-    evicted: bool  # handed on early because of the memory budget
+    evicted: bool  # handed on before it ended (memory budget, or waited for too long)
     retransmissions: int
     conflicting_overlaps: int
     out_of_order: int

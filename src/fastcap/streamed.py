@@ -208,19 +208,23 @@ class _Run:
     """Files that go on from one another, reassembled as one capture: frames numbered on
     across them, as `mergecap -a` numbers them.  A file is handed on once every connection
     that began in it is done: all connections numbered by the end of its frames
-    (those done, plus those the reassembler still holds) have come out."""
+    (those done, plus those the reassembler still holds) have come out.  A connection left
+    open (its FIN lost, say) would hold every later file; past `max_held` sessions waiting,
+    the connections of the oldest file still held are handed on as they are (evicted, as
+    the reassembly budget evicts), and its later frames begin a new session."""
 
-    def __init__(self, options: JudgeOptions, analyzer, path: str) -> None:
-        self.options, self.analyzer = options, analyzer
+    def __init__(self, options: JudgeOptions, analyzer, path: str,
+                 max_held: int = MAX_HELD) -> None:
+        self.options, self.analyzer, self.max_held = options, analyzer, max_held
         self.flows = FlowTable()
         self.reasm = Reassembler(_payload_buffer(path), self.flows, server_ports=options.ports,
                                  cap=options.stream_cap, backend=options.backend)
         self.paths: list[str] = []
         self.offsets: list[int] = []
         self.files: list[SplitScan | None] = []
-        self.expected: list[int] = []  # connections that began in each file fed so far
-        self.came: list[int] = []  # ... and how many of them are done
-        self.base = self.numbered = self.done = self.handed = 0
+        self.ends: list[int] = []  # connections numbered by the end of each file fed
+        self.came: list[int] = []  # connections of each file done
+        self.base = self.done = self.held = self.handed = 0
 
     def add(self, found: SplitScan, parts: list[ranges.RangeResult]) -> Iterator[SplitScan]:
         """Feed one more file (its totals, and its ranges in order); hand on every file
@@ -238,9 +242,7 @@ class _Run:
             for lo in range(0, len(cols), _FEED_ROWS):
                 self._take(self.reasm.feed_cols_iter(
                     _rows(cols, slice(lo, lo + _FEED_ROWS))))
-        now = self.done + self.reasm.open_connections
-        self.expected.append(now - self.numbered)
-        self.numbered = now
+        self.ends.append(self.done + self.reasm.open_connections)
         return self._ready()
 
     def finish(self) -> Iterator[SplitScan]:
@@ -260,26 +262,33 @@ class _Run:
                 judge(s, self.analyzer, expect_name=self.options.expect_name))
             self.came[k] += 1
             self.done += 1
+            self.held += 1
 
     def _ready(self) -> Iterator[SplitScan]:
         ready = []
-        while (self.handed < len(self.expected)
-               and self.came[self.handed] == self.expected[self.handed]):
-            ready.append(numbered(self.files[self.handed]))
-            self.files[self.handed] = None  # handed on: this run no longer holds it
+        while self.handed < len(self.ends):
+            k = self.handed
+            if self.came[k] < self.ends[k] - (self.ends[k - 1] if k else 0):
+                if self.held <= self.max_held:
+                    break
+                self._take(self.reasm.evict_before(self.ends[k]))
+            res, self.files[k] = self.files[k], None  # handed on: no longer held here
+            self.held -= len(res.sessions)
+            ready.append(numbered(res))
             self.handed += 1
         return iter(ready)
 
 
 def iter_scan_files(paths: list[str], options: JudgeOptions, analyzer, *, jobs: int,
                     parts: int | None = None, workers: bool = True,
-                    progress: Callable[[int, int], None] | None = None
-                    ) -> Iterator[SplitScan]:
+                    progress: Callable[[int, int], None] | None = None,
+                    max_held: int = MAX_HELD) -> Iterator[SplitScan]:
     """Mapped files, in the order given, as `parallel.iter_split_files` reads them (files
     that go on from one another joined), with `jobs` processes reading their ranges and
     this one reassembling and judging.  One SplitScan per file, in order, each as soon as
     its sessions are all done; what is held is the file being read and the sessions of
-    files not yet handed on."""
+    files not yet handed on, at most `max_held` of them waiting for an earlier one (see
+    _Run)."""
     paths = [os.fspath(p) for p in paths]
     sizes = [_size(p) for p in paths]
     # Ranges of about one size across the files, RANGES_PER_JOB per job in all: a ring
@@ -321,7 +330,7 @@ def iter_scan_files(paths: list[str], options: JudgeOptions, analyzer, *, jobs: 
             if run is None or not follows(prev_end, found.counters.first_ts_ns):
                 if run is not None:
                     yield from run.finish()
-                run = _Run(options, analyzer, paths[k])
+                run = _Run(options, analyzer, paths[k], max_held)
             prev_end = found.counters.last_ts_ns
             yield from run.add(found, parts_of_file)
             parts_of_file = []
