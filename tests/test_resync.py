@@ -171,3 +171,33 @@ def test_block_len_rejects_unknown_types_and_bad_trailers():
     assert resync.pcapng_block_len(buf, 0, 64, True) == 0  # wrong byte order
     buf[0:4] = np.frombuffer((0x77).to_bytes(4, "little"), np.uint8)
     assert resync.pcapng_block_len(buf, 0, 64, False) == 0
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+                                                                 HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_the_search_steps_do_not_change_where_reading_resumes(tmp_path, data):
+    """Growing steps (small first, for the usual nearby record) find the same first offset
+    as any other stepping, on pcap and pcapng, from any start inside damaged data."""
+    payloads = [bytes(data.draw(st.binary(min_size=1, max_size=90))) for _ in range(8)]
+    junk = data.draw(st.binary(max_size=300))
+    for make, find in ((pcap_bytes, "pcap"), (pcapng_bytes, "pcapng")):
+        raw, _ = make(tmp_path, payloads)
+        cut = data.draw(st.integers(0, len(raw)))
+        buf = np.frombuffer(raw[:cut] + junk + raw[cut:], np.uint8)
+        start = data.draw(st.integers(0, len(buf)))
+        got = set()
+        for first, chunk in ((resync.FIRST_CHUNK, resync.CHUNK), (1, 7), (16, 16), (4, 64)):
+            old = resync.FIRST_CHUNK, resync.CHUNK
+            resync.FIRST_CHUNK, resync.CHUNK = first, chunk
+            try:
+                if find == "pcap":
+                    got.add(resync.next_pcap_record(buf, start, len(buf), False, False,
+                                                    262144, 1, 2**32 - 1))
+                else:
+                    got.add(resync.next_pcapng_block(buf, start, len(buf), False))
+            finally:
+                resync.FIRST_CHUNK, resync.CHUNK = old
+        assert len(got) == 1, got
+        hit = got.pop()
+        assert hit is None or start <= hit < len(buf)

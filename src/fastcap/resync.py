@@ -9,12 +9,15 @@ hostile file cannot make it quadratic or slow in Python.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import numpy as np
 
 from . import pcapng
 from .walkstatus import MAX_BLOCK
 
 CHUNK = 1 << 20  # offsets per numpy step; only the few that pass a byte test go further
+FIRST_CHUNK = 1 << 12  # ... after smaller first steps: a record usually starts within a few KB
 _SHB_MIN, _MIN_LEN = 28, 12
 # Smallest legal length of each known block type (packet blocks carry fixed fields).
 _MIN_BY_TYPE = {pcapng.BT_IDB: 20, pcapng.BT_PB: 32, pcapng.BT_SPB: 16, pcapng.BT_NRB: 12,
@@ -33,9 +36,19 @@ def u32(buf: np.ndarray, pos: np.ndarray, big: np.ndarray | bool) -> np.ndarray:
     return np.where(big, be, le)
 
 
-def _window(buf: np.ndarray, a: int, size: int, k: int) -> np.ndarray:
-    """Byte k of the records at offsets a .. a+CHUNK-1 (0 past the end of the file)."""
-    n = min(size, a + CHUNK) - a
+def _steps(start: int, size: int) -> Iterator[tuple[int, int]]:
+    """(first offset, count) of the offsets from `start` to `size`, in steps growing from
+    FIRST_CHUNK to CHUNK: where a record is near, the search costs microseconds, not the
+    milliseconds of a full step; across garbage, it stays linear."""
+    a, n = start, FIRST_CHUNK
+    while a < size:
+        yield a, min(n, size - a)
+        a += n
+        n = min(CHUNK, n * 16)
+
+
+def _window(buf: np.ndarray, a: int, n: int, size: int, k: int) -> np.ndarray:
+    """Byte k of the records at offsets a .. a+n-1 (0 past the end of the file)."""
     out = np.zeros(n, np.uint8)
     got = buf[a + k : min(size, a + k + n)]
     out[: len(got)] = got
@@ -84,10 +97,10 @@ def next_pcapng_block(buf: np.ndarray, start: int, size: int, big: bool | None,
     framed or (if `allow_eof`) is the end of the file; None if the rest of the file holds no
     such block.  Every byte offset is tried, not only 32-bit aligned ones: a copy that lost
     or gained a byte shifts everything after it."""
-    for a in range(start, size, CHUNK):
+    for a, n in _steps(start, size):
         # Every known block type has a 0x00 or 0x0D in its third (little-endian) or second
         # (big-endian) byte: a one-byte test discards ~99% of offsets before the full check.
-        probe = _window(buf, a, size, 1 if big else 2)
+        probe = _window(buf, a, n, size, 1 if big else 2)
         pos = a + np.flatnonzero((probe == 0) | (probe == 0x0D))
         blen = _block_len(buf, pos, size, big, max_block)
         cand = np.flatnonzero(blen)
@@ -148,11 +161,11 @@ def next_pcap_record(buf: np.ndarray, start: int, size: int, big: bool, nanos: b
     (fewer when the file ends first, if `allow_eof`); None if there is none.  pcap records
     carry no magic and no alignment, so only a chain of consistent headers is evidence."""
     args = (size, big, nanos, max_caplen, ts_lo, ts_hi)
-    for a in range(start, size, CHUNK):
+    for a, n in _steps(start, size):
         if max_caplen < 1 << 24:  # the captured length's top byte is 0: a one-byte test
-            pos = a + np.flatnonzero(_window(buf, a, size, 8 if big else 11) == 0)
+            pos = a + np.flatnonzero(_window(buf, a, n, size, 8 if big else 11) == 0)
         else:
-            pos = np.arange(a, min(size, a + CHUNK), dtype=np.int64)
+            pos = np.arange(a, a + n, dtype=np.int64)
         keep = np.ones(len(pos), bool)
         cur = pos
         for _ in range(chain):
