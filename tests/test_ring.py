@@ -286,3 +286,28 @@ def test_a_connection_left_open_does_not_hold_every_later_file(ring, tmp_path):
     for s in first.sessions:
         _count(summary, s)
     assert [n for k, n in summary.limits.items() if "before they ended" in k] == [1]
+
+
+def test_file_streams_hand_each_session_on_as_it_is_judged(ring, tmp_path, monkeypatch):
+    """iter_file_streams: a file's first session comes before the later files are read,
+    summaries are complete once a file's sessions are, and a file whose sessions the caller
+    leaves unread does not shift the next file's."""
+    from fastcap.scanner import iter_file_streams
+
+    files, _ = split_pcap(_repeated([ring[0]] * 8, tmp_path / "long.pcap", 10), tmp_path, 12)
+    want = [(r.path, [s.to_dict() for s in r.sessions], r.summary.to_dict())
+            for r in scan_files(files, executor=SerialExecutor(), jobs=2, ca_file=CA)]
+    read: list[str] = []
+    real = ranges.read_range
+    monkeypatch.setattr(ranges, "read_range", lambda t: (read.append(t.path), real(t))[1])
+    streams = iter_file_streams(files, jobs=1, ca_file=CA)
+    fs = next(streams)
+    first = next(fs.sessions)
+    assert first.number == 1 and str(files[3]) not in read
+    got = [(fs.path, [first.to_dict(), *(s.to_dict() for s in fs.sessions)],
+            fs.summary.to_dict())]
+    skipped = next(streams)  # its sessions left unread
+    for fs in streams:
+        got.append((fs.path, [s.to_dict() for s in fs.sessions], fs.summary.to_dict()))
+    assert skipped.path == want[1][0] and skipped.summary.to_dict() == want[1][2]
+    assert got == [want[0], *want[2:]]

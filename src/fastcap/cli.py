@@ -149,9 +149,9 @@ def _scan_options(args) -> dict:
 def _scan_streams(args, files: list[str], analyzer):
     """(path, sessions, summary, error) per file, in order.  One file: sessions stream from
     the scan as it runs.  Several files: read in turn (the workers reading ahead), files that
-    continue one another joined (scanner.scan_files), each file's sessions handed over as
-    soon as every session that began in it is done."""
-    from .scanner import ScanSummary, iter_scan_files, scan
+    continue one another joined, each file's sessions streamed as they are judged
+    (scanner.iter_file_streams)."""
+    from .scanner import ScanSummary, iter_file_streams, scan
 
     if args.dask:
         yield from _scan_on_dask(args, files)
@@ -174,9 +174,9 @@ def _scan_streams(args, files: list[str], analyzer):
 
         yield path, sessions(), summary, holder
         return
-    for r in iter_scan_files(files, jobs=args.jobs, analyzer=analyzer, trust=args.trust,
-                             ca_file=args.ca_file, **_scan_options(args)):
-        yield r.path, iter(r.sessions), r.summary, [r.error] if r.error else []
+    for fs in iter_file_streams(files, jobs=args.jobs, analyzer=analyzer, trust=args.trust,
+                                ca_file=args.ca_file, **_scan_options(args)):
+        yield fs.path, fs.sessions, fs.summary, fs.errors
 
 
 def _scan_on_dask(args, files: list[str]):

@@ -209,22 +209,43 @@ def scan_files(paths: Iterable[str | os.PathLike], **kw) -> list[FileResult]:
     return list(iter_scan_files(paths, **kw))
 
 
-def iter_scan_files(paths: Iterable[str | os.PathLike], *, jobs: int = 1, executor=None,
-                    parts: int | None = None, options=None,
-                    progress: Callable[[int, int], None] | None = None, **kw
-                    ) -> Iterator[FileResult]:
+def iter_scan_files(paths: Iterable[str | os.PathLike], **kw) -> Iterator[FileResult]:
+    """iter_file_streams with each file's sessions listed: one FileResult per file, in the
+    order given, as soon as its last session is judged."""
+    for fs in iter_file_streams(paths, **kw):
+        sessions = list(fs.sessions)
+        yield FileResult(fs.path, sessions, fs.summary, fs.errors[0] if fs.errors else None)
+
+
+@dataclass
+class FileStream:
+    """One file of `iter_file_streams`: its sessions as they are judged, then (once they
+    are exhausted) its summary and errors, complete."""
+
+    path: str
+    sessions: Iterator[Session]
+    summary: ScanSummary
+    errors: list[str] = field(default_factory=list)
+
+
+def iter_file_streams(paths: Iterable[str | os.PathLike], *, jobs: int = 1, executor=None,
+                      parts: int | None = None, options=None,
+                      progress: Callable[[int, int], None] | None = None, **kw
+                      ) -> Iterator[FileStream]:
     """Several files, in the order given, as `scan` would read each one, except that files
     which continue one another (a ring buffer: each starts no earlier than the previous
     ended, and within a minute of it) are reassembled as one capture.  A session still open
     at the end of one file is completed from the next and reported once, in the file where
-    it began, with
-    `continues_into` naming the later files (its frame numbers count on into them, as in
-    `mergecap -a`).  Compressed files and pipes are read alone.  `jobs` worker processes
-    read the ranges of the files in turn while this process reassembles and judges them
-    (`fastcap.streamed`); each file comes as soon as every session that began in it is done,
-    so memory does not grow with the number of files.  With an `executor`, its tasks share
-    the ranges of all files, then the flows of each run of continuing files, and each file
-    comes when its run is done.  `kw`: the judging arguments of `scan`."""
+    it began, with `continues_into` naming the later files (its frame numbers count on into
+    them, as in `mergecap -a`).  Compressed files and pipes are read alone.
+
+    `jobs` worker processes read the ranges of the files in turn while this process
+    reassembles and judges them (`fastcap.streamed`), and each file's sessions stream out
+    in number order as they are judged, so memory does not grow with the number of files
+    or sessions.  Exhaust a file's `sessions` before asking for the next file (what is left
+    of them is read and dropped then).  With an `executor`, its tasks share the ranges of
+    all files, then the flows of each run of continuing files, and each file comes when its
+    run is done.  `kw`: the judging arguments of `scan`."""
     from . import parallel, streamed
 
     paths = [os.fspath(p) for p in paths]
@@ -235,27 +256,55 @@ def iter_scan_files(paths: Iterable[str | os.PathLike], *, jobs: int = 1, execut
         today=analyzer.today if analyzer is not None else None)
     alone = [executor is None and needs_stream(p) for p in paths]
     mapped = [p for p, a in zip(paths, alone, strict=True) if not a]
-    if not mapped:
-        split: Iterator = iter([])
-    elif executor is None:
-        judge_with = analyzer if analyzer is not None and not given else \
-            parallel.analyzer_for(options)
-        split = streamed.iter_scan_files(mapped, options, judge_with, jobs=jobs, parts=parts,
-                                         progress=progress)
-    else:
+    if executor is not None:
         split = parallel.iter_split_files(mapped, options, jobs=jobs, executor=executor,
                                           parts=parts, progress=progress)
+        events: Iterator = iter([])
+    else:
+        judge_with = analyzer if analyzer is not None and not given else \
+            parallel.analyzer_for(options)
+        events = streamed.iter_file_events(mapped, options, judge_with, jobs=jobs,
+                                           parts=parts, progress=progress) if mapped \
+            else iter([])
+    last: Iterator[Session] | None = None
     for p, a in zip(paths, alone, strict=True):
+        for _ in last or ():  # what the caller left of the previous file
+            pass
         summary = ScanSummary(p)
+        fs = FileStream(p, iter([]), summary)
         if a:
-            try:
-                yield FileResult(p, list(scan(p, summary=summary, **kw)), summary)
-            except FastcapError as e:
-                yield FileResult(p, [], summary, str(e))
-            continue
-        res = next(split)
-        if res.error is None:
-            for s in res.sessions:
-                _count(summary, s)
-            _totals(summary, res.counters, [res.meta])
-        yield FileResult(p, res.sessions, summary, res.error)
+            fs.sessions = _alone(p, summary, fs.errors, kw)
+        elif executor is not None:
+            res = next(split)
+            if res.error is None:
+                for s in res.sessions:
+                    _count(summary, s)
+                _totals(summary, res.counters, [res.meta])
+            else:
+                fs.errors.append(res.error)
+            fs.sessions = iter(res.sessions)
+        else:
+            fs.sessions = _streamed(events, summary, fs.errors)
+        last = fs.sessions
+        yield fs
+
+
+def _alone(path: str, summary: ScanSummary, errors: list[str], kw: dict) -> Iterator[Session]:
+    try:
+        yield from scan(path, summary=summary, **kw)
+    except FastcapError as e:
+        errors.append(str(e))
+
+
+def _streamed(events: Iterator, summary: ScanSummary, errors: list[str]) -> Iterator[Session]:
+    """One file's share of streamed.iter_file_events: its sessions, then its totals."""
+    for _k, item in events:
+        if isinstance(item, Session):
+            _count(summary, item)
+            yield item
+        elif item.error is not None:
+            errors.append(item.error)
+            return
+        else:
+            _totals(summary, item.counters, [item.meta])
+            return

@@ -20,6 +20,7 @@ selected frames are held until the file is read, and fed then.
 
 from __future__ import annotations
 
+import heapq
 import multiprocessing
 import os
 from collections import deque
@@ -37,7 +38,6 @@ from .parallel import (
     _rows,
     _run_dumped,
     follows,
-    numbered,
     session_in_chain,
 )
 from .reassembly import Reassembler
@@ -206,12 +206,12 @@ def iter_scan(path: str | os.PathLike, options: JudgeOptions, analyzer, *, jobs:
 
 class _Run:
     """Files that go on from one another, reassembled as one capture: frames numbered on
-    across them, as `mergecap -a` numbers them.  A file is handed on once every connection
-    that began in it is done: all connections numbered by the end of its frames
-    (those done, plus those the reassembler still holds) have come out.  A connection left
-    open (its FIN lost, say) would hold every later file; past `max_held` sessions waiting,
-    the connections of the oldest file still held are handed on as they are (evicted, as
-    the reassembly budget evicts), and its later frames begin a new session."""
+    across them, as `mergecap -a` numbers them.  Sessions are handed on in the order of
+    their first frame, each numbered within its own file; a file's totals follow its last
+    session, once every connection numbered by the end of its frames is out.  A connection
+    left open (its FIN lost, say) would hold every later session; past `max_held` sessions
+    waiting for it, it is handed on as it stands (evicted, as the reassembly budget evicts),
+    and its later frames begin a new session."""
 
     def __init__(self, options: JudgeOptions, analyzer, path: str,
                  max_held: int = MAX_HELD) -> None:
@@ -220,21 +220,21 @@ class _Run:
         self.reasm = Reassembler(_payload_buffer(path), self.flows, server_ports=options.ports,
                                  cap=options.stream_cap, backend=options.backend)
         self.paths: list[str] = []
-        self.offsets: list[int] = []
-        self.files: list[SplitScan | None] = []
+        self.offsets: list[int] = []  # frames before each file
+        self.files: list[SplitScan | None] = []  # totals of the files not yet handed on
         self.ends: list[int] = []  # connections numbered by the end of each file fed
-        self.came: list[int] = []  # connections of each file done
-        self.base = self.done = self.held = self.handed = 0
+        self.held: list[tuple[int, int, Session]] = []  # (index, file, session), a heap
+        self.base = self.next = self.handed = 0
 
-    def add(self, found: SplitScan, parts: list[ranges.RangeResult]) -> Iterator[SplitScan]:
-        """Feed one more file (its totals, and its ranges in order); hand on every file
-        now complete."""
+    def add(self, found: SplitScan, parts: list[ranges.RangeResult]) -> list[tuple]:
+        """Feed one more file (its totals, and its ranges in order); what can be handed
+        on now, as (file, Session or SplitScan) in order."""
         if self.paths:
             self.reasm.rebind(_payload_buffer(found.path))
         self.paths.append(found.path)
         self.offsets.append(self.base)
         self.files.append(found)
-        self.came.append(0)
+        out: list[tuple] = []
         for res in parts:
             cols = ranges.renumbered(res.cols, self.base, self.flows.ids_for(res.flow_keys))
             self.base += res.frames
@@ -242,10 +242,11 @@ class _Run:
             for lo in range(0, len(cols), _FEED_ROWS):
                 self._take(self.reasm.feed_cols_iter(
                     _rows(cols, slice(lo, lo + _FEED_ROWS))))
-        self.ends.append(self.done + self.reasm.open_connections)
-        return self._ready()
+                out += self._ready()
+        self.ends.append(self.next + len(self.held) + self.reasm.open_connections)
+        return out + self._ready()
 
-    def finish(self) -> Iterator[SplitScan]:
+    def finish(self) -> list[tuple]:
         """End of the run: every connection still held is done."""
         try:
             self._take(self.reasm.drain())
@@ -258,37 +259,38 @@ class _Run:
 
         for conn in conns:
             k, s = session_in_chain(conn, self.paths, self.offsets, self.options)
-            self.files[k].sessions.append(
-                judge(s, self.analyzer, expect_name=self.options.expect_name))
-            self.came[k] += 1
-            self.done += 1
-            self.held += 1
+            heapq.heappush(self.held, (conn.index, k, judge(
+                s, self.analyzer, expect_name=self.options.expect_name)))
 
-    def _ready(self) -> Iterator[SplitScan]:
-        ready = []
-        while self.handed < len(self.ends):
-            k = self.handed
-            if self.came[k] < self.ends[k] - (self.ends[k - 1] if k else 0):
-                if self.held <= self.max_held:
+    def _ready(self) -> list[tuple]:
+        out: list[tuple] = []
+        while True:
+            while True:
+                while self.handed < len(self.ends) and self.next >= self.ends[self.handed]:
+                    out.append((self.handed, self.files[self.handed]))  # its last is out
+                    self.files[self.handed] = None
+                    self.handed += 1
+                if not (self.held and self.held[0][0] == self.next):
                     break
-                self._take(self.reasm.evict_before(self.ends[k]))
-            res, self.files[k] = self.files[k], None  # handed on: no longer held here
-            self.held -= len(res.sessions)
-            ready.append(numbered(res))
-            self.handed += 1
-        return iter(ready)
+                index, k, s = heapq.heappop(self.held)
+                s.number = index - (self.ends[k - 1] if k else 0) + 1
+                out.append((k, s))
+                self.next += 1
+            if len(self.held) <= self.max_held:
+                return out
+            self._take(self.reasm.evict_before(self.next + 1))  # the one all others wait for
 
 
-def iter_scan_files(paths: list[str], options: JudgeOptions, analyzer, *, jobs: int,
-                    parts: int | None = None, workers: bool = True,
-                    progress: Callable[[int, int], None] | None = None,
-                    max_held: int = MAX_HELD) -> Iterator[SplitScan]:
+def iter_file_events(paths: list[str], options: JudgeOptions, analyzer, *, jobs: int,
+                     parts: int | None = None, workers: bool = True,
+                     progress: Callable[[int, int], None] | None = None,
+                     max_held: int = MAX_HELD) -> Iterator[tuple[int, Session | SplitScan]]:
     """Mapped files, in the order given, as `parallel.iter_split_files` reads them (files
     that go on from one another joined), with `jobs` processes reading their ranges and
-    this one reassembling and judging.  One SplitScan per file, in order, each as soon as
-    its sessions are all done; what is held is the file being read and the sessions of
-    files not yet handed on, at most `max_held` of them waiting for an earlier one (see
-    _Run)."""
+    this one reassembling and judging.  Yields (index of the file, Session) for each
+    session as soon as it and every earlier one is judged, then (index, SplitScan) with the
+    file's totals (or its error) after its last session.  What is held: the selected
+    frames of the file being read and at most `max_held` judged sessions (see _Run)."""
     paths = [os.fspath(p) for p in paths]
     sizes = [_size(p) for p in paths]
     # Ranges of about one size across the files, RANGES_PER_JOB per job in all: a ring
@@ -319,28 +321,50 @@ def iter_scan_files(paths: list[str], options: JudgeOptions, analyzer, *, jobs: 
                 continue
             if kind == "error":
                 if run is not None:
-                    yield from run.finish()
+                    yield from _in_paths(run.finish(), k - len(run.paths))
                     run = None
                 prev_end = None
-                yield SplitScan(paths[k], error=str(event[2]), failure=event[2])
+                yield k, SplitScan(paths[k], error=str(event[2]), failure=event[2])
                 continue
             found = SplitScan(paths[k], [], ranges.merge_counters(
                 [r.counters for r in parts_of_file]), ranges.merge_meta(
                 [r.meta for r in parts_of_file]), event[2], "streamed")
             if run is None or not follows(prev_end, found.counters.first_ts_ns):
                 if run is not None:
-                    yield from run.finish()
+                    yield from _in_paths(run.finish(), k - len(run.paths))
                 run = _Run(options, analyzer, paths[k], max_held)
             prev_end = found.counters.last_ts_ns
-            yield from run.add(found, parts_of_file)
+            yield from _in_paths(run.add(found, parts_of_file), k + 1 - len(run.paths))
             parts_of_file = []
         if run is not None:
-            yield from run.finish()
-            run = None
+            first = len(paths) - len(run.paths)
+            last, run = run, None
+            yield from _in_paths(last.finish(), first)
     finally:
         if run is not None:
             run.reasm.close()
         reader.close()
+
+
+def _in_paths(events: list[tuple], first: int) -> Iterator[tuple]:
+    """A run's events with its file numbers made indices into the paths given."""
+    for k, item in events:
+        yield first + k, item
+
+
+def iter_scan_files(paths: list[str], options: JudgeOptions, analyzer, *, jobs: int,
+                    parts: int | None = None, workers: bool = True,
+                    progress: Callable[[int, int], None] | None = None,
+                    max_held: int = MAX_HELD) -> Iterator[SplitScan]:
+    """iter_file_events as one SplitScan per file, in order, its sessions listed."""
+    held: list[Session] = []
+    for _k, item in iter_file_events(paths, options, analyzer, jobs=jobs, parts=parts,
+                                     workers=workers, progress=progress, max_held=max_held):
+        if isinstance(item, SplitScan):
+            item.sessions, held = held, []
+            yield item
+        else:
+            held.append(item)
 
 
 def _size(path: str) -> int:
