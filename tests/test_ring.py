@@ -311,3 +311,51 @@ def test_file_streams_hand_each_session_on_as_it_is_judged(ring, tmp_path, monke
         got.append((fs.path, [s.to_dict() for s in fs.sessions], fs.summary.to_dict()))
     assert skipped.path == want[1][0] and skipped.summary.to_dict() == want[1][2]
     assert got == [want[0], *want[2:]]
+
+
+def test_damaged_ring_files_match_the_split_path(ring, tmp_path):
+    """Damage inside a run of files — garbage after the last record, a record header with an
+    impossible length, a file cut inside a record, an empty file, a record that claims more
+    bytes than the file holds — is read the same way by the streamed path (which also cuts
+    each file into ranges here) as by the split path."""
+    _whole, files, _offsets, _ = ring
+    raw = [f.read_bytes() for f in files]
+    tail = tmp_path / "tail.pcap"
+    tail.write_bytes(raw[0] + bytes(random_bytes(200_000)))
+    bad = bytearray(raw[1])
+    struct.pack_into("<I", bad, _record_offset(raw[1], 40) + 8, 0x7FFFFFF0)
+    (tmp_path / "bad.pcap").write_bytes(bytes(bad))
+    cut = tmp_path / "cut.pcap"
+    cut.write_bytes(raw[2][: _record_offset(raw[2], 60) + 30])
+    empty = tmp_path / "empty.pcap"
+    empty.write_bytes(b"")
+    over = bytearray(raw[3])  # a header otherwise sound, its record running past the end
+    (snaplen,) = struct.unpack_from("<I", over, 16)
+    at, k = 24, 0
+    while len(over) - at > snaplen // 2:
+        k += 1
+        at = _record_offset(raw[3], k)
+    struct.pack_into("<II", over, at + 8, snaplen, snaplen)
+    (tmp_path / "over.pcap").write_bytes(bytes(over))
+    damaged = [tail, tmp_path / "bad.pcap", cut, empty, tmp_path / "over.pcap", files[3]]
+    want = _everything(scan_files(damaged, executor=SerialExecutor(), jobs=2, parts=6,
+                                  ca_file=CA))
+    assert want[3][1] is not None and all(w[1] is None for w in want[:3])
+    assert all(w[3]["unreadable"] or w[3]["warnings"] for w in want[:3])
+    for kw in ({"jobs": 1, "parts": 6}, {"jobs": 2, "parts": 3}, {"jobs": 1}):
+        assert _everything(scan_files(damaged, ca_file=CA, **kw)) == want, kw
+
+
+def random_bytes(n: int) -> bytes:
+    import random
+
+    return random.Random(5).randbytes(n)
+
+
+def _record_offset(data: bytes, index: int) -> int:
+    """Offset of record `index` of a little-endian pcap."""
+    off = 24
+    for _ in range(index):
+        (incl,) = struct.unpack_from("<I", data, off + 8)
+        off += 16 + incl
+    return off
