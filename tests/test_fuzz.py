@@ -1294,3 +1294,42 @@ def test_split_and_streamed_scans_agree_on_mutated_captures(workdir, name, seed,
     assert _scan_result(gz, piece=piece) == whole
     path.unlink()
     gz.unlink()
+
+
+@fuzz(25)
+@given(name=st.deferred(lambda: st.sampled_from([n for n in E2E_SOURCES if n in sources()])),
+       seed=st.integers(0, 2**32 - 1), ops=mutation_ops,
+       cuts=st.lists(st.integers(0, 2**31), min_size=1, max_size=4), parts=st.integers(1, 6))
+def test_several_files_streamed_and_split_agree_on_mutated_captures(workdir, name, seed, ops,
+                                                                    cuts, parts):
+    """A damaged capture cut into several files at arbitrary bytes (a pcap's pieces keep its
+    header; a pcapng's later pieces are no capture at all): the streamed path, which joins
+    the files that go on from one another in one reassembler, gives what the split path
+    gives, sessions, summaries and errors alike."""
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    from fastcap.parallel import SerialExecutor
+    from fastcap.scanner import scan_files
+
+    rng = random.Random(seed)
+    data = sources()[name]
+    for op in ops:
+        data = mutate_capture(data, rng, op)
+    head = data[:24] if data[:4] in (b"\xd4\xc3\xb2\xa1", b"\x4d\x3c\xb2\xa1") else b""
+    at = sorted({len(head) + c % max(1, len(data) - len(head)) for c in cuts})
+    bounds = [0, *at, len(data)]
+    files = [write_new(workdir, (head if i else b"") + data[a:b])
+             for i, (a, b) in enumerate(itertools.pairwise(bounds)) if b > a]
+    ca = workdir / "synth-root.pem"
+    if not ca.exists():
+        ca.write_bytes(pki().root.cert.public_bytes(Encoding.PEM))
+    kw = dict(ca_file=str(ca), ports=(25, 465, 587, 4433))
+
+    def seen(results) -> list:
+        return [(r.path, r.error, [s.to_dict() for s in r.sessions], r.summary.to_dict())
+                for r in results]
+
+    want = seen(scan_files(files, executor=SerialExecutor(), jobs=2, parts=parts, **kw))
+    assert seen(scan_files(files, jobs=1, parts=parts, **kw)) == want
+    for f in files:
+        f.unlink()
