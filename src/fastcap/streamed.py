@@ -278,7 +278,10 @@ class _Run:
                 self.next += 1
             if len(self.held) <= self.max_held:
                 return out
+            waiting = len(self.held)
             self._take(self.reasm.evict_before(self.next + 1))  # the one all others wait for
+            if len(self.held) == waiting:  # nothing to hand on: wait for more (never spin)
+                return out
 
 
 def iter_file_events(paths: list[str], options: JudgeOptions, analyzer, *, jobs: int,
