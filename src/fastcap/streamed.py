@@ -12,10 +12,11 @@ instead: the way for executors such as a Dask cluster, where this process should
 
 Several files are read the same way, one after another, the workers reading ahead across
 file borders.  Files that go on from one another (a ring buffer, `parallel.follows`) share
-one reassembler, so a session open when one file ends is completed from the next; each
-file's sessions are handed on as soon as the last connection that began in it is done.
-Whether a file goes on from the previous one depends on its earliest timestamp, so a file's
-selected frames are held until the file is read, and fed then.
+one reassembler, so a session open when one file ends is completed from the next.  Sessions
+are handed on in number order as they finish, each numbered within the file where it began,
+and a file's totals right after its last session (`_Run`).  Whether a file goes on from the
+previous one depends on its earliest timestamp, so a file's selected frames are held until
+the file is read, and fed then.
 """
 
 from __future__ import annotations
