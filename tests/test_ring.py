@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from fastcap import ranges, streamed
+from fastcap.errors import CaptureError
 from fastcap.parallel import SerialExecutor, analyzer_for
 from fastcap.scanner import (
     ScanSummary,
@@ -359,3 +360,32 @@ def _record_offset(data: bytes, index: int) -> int:
         (incl,) = struct.unpack_from("<I", data, off + 8)
         off += 16 + incl
     return off
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_a_file_that_fails_while_read_is_reported_and_the_rest_go_on(ring, monkeypatch, jobs):
+    """A file that cannot be read any more once its ranges are under way (deleted or
+    replaced since it was planned) is reported as an error of its own; the files before it
+    end their run there, the files after it are read as usual."""
+    _whole, files, _offsets, _ = ring
+    assert files[1].name == "ring_00001.pcap"
+    monkeypatch.setattr(ranges, "read_range", _fails_in_ring_00001)
+    got = _everything(scan_files(files, jobs=jobs, parts=3, ca_file=CA))
+    options = judge_options(ca_file=CA)
+    with pytest.raises(CaptureError, match="cannot be opened any more"):
+        list(streamed.iter_scan(files[1], options, analyzer_for(options), jobs=jobs, parts=3))
+    monkeypatch.setattr(ranges, "read_range", _READ_RANGE)
+    assert got[1][1] == f"{files[1]}: cannot be opened any more" and got[1][2] == []
+    assert got[0] == _everything(scan_files(files[:1], jobs=1, ca_file=CA))[0]
+    assert got[2:] == _everything(scan_files(files[2:], jobs=1, ca_file=CA))
+
+
+_READ_RANGE = ranges.read_range
+
+
+def _fails_in_ring_00001(task):
+    """read_range, failing on the second range of ring_00001.pcap (module level, so worker
+    processes can be handed it)."""
+    if task.path.endswith("ring_00001.pcap") and task.index == 1:
+        raise CaptureError(task.path, "cannot be opened any more")
+    return _READ_RANGE(task)

@@ -127,25 +127,36 @@ def _accepted(reader: Any, plans: Iterator[Plan], jobs: int) -> Iterator[tuple]:
     cur, last, prev_task, reread = None, None, None, 0
     while inflight:
         k, task, handle = inflight.popleft()
-        res = None if isinstance(task, CaptureError) else reader.get(handle)
+        failed = task if isinstance(task, CaptureError) else None
+        res = None
+        if failed is None and k not in dropped:
+            try:
+                res = reader.get(handle)
+            except CaptureError as e:  # the file went away or changed since it was planned
+                failed = e
         top_up()
         if k != cur and cur is not None:
             yield ("done", cur, reread)
             cur = None
-        if res is None:
-            yield ("error", k, task)
-            continue
-        if cur is None:
-            cur, last, prev_task, reread = k, None, None, 0
         if k in dropped:
             continue
-        if last is not None:
+        if cur is None and failed is None:
+            cur, last, prev_task, reread = k, None, None, 0
+        if failed is None and last is not None:
             if ranges.gave_up(last, prev_task):
                 dropped.add(k)
                 continue
             if not ranges.joins(last.end, res):
-                res = ranges.read_range(ranges.exact_task(task, last.end))
+                try:
+                    res = ranges.read_range(ranges.exact_task(task, last.end))
+                except CaptureError as e:
+                    failed = e
                 reread += 1
+        if failed is not None:
+            dropped.add(k)
+            cur = None
+            yield ("error", k, failed)
+            continue
         last, prev_task = res, task
         yield ("range", k, task, res)
     if cur is not None:
@@ -184,6 +195,8 @@ def iter_scan(path: str | os.PathLike, options: JudgeOptions, analyzer, *, jobs:
                 if event[0] == "done":
                     reread = event[2]
                     continue
+                if event[0] == "error":
+                    raise event[2]
                 _, _, task, res = event
                 cols = ranges.renumbered(res.cols, base, flows.ids_for(res.flow_keys))
                 base += res.frames
@@ -324,6 +337,7 @@ def iter_file_events(paths: list[str], options: JudgeOptions, analyzer, *, jobs:
                     progress(sum(sizes[:k]) + event[2].stop, sum(sizes))
                 continue
             if kind == "error":
+                parts_of_file = []  # what was read of it before the error goes too
                 if run is not None:
                     yield from _in_paths(run.finish(), k - len(run.paths))
                     run = None
