@@ -11,14 +11,8 @@ import pytest
 from fastcap import ranges, streamed
 from fastcap.errors import CaptureError
 from fastcap.parallel import SerialExecutor, analyzer_for
-from fastcap.scanner import (
-    ScanSummary,
-    _count,
-    iter_scan_files,
-    judge_options,
-    scan,
-    scan_files,
-)
+from fastcap.scanner import ScanSummary, iter_scan_files, judge_options, scan, scan_files
+from fastcap.session import MAX_HELD
 
 from .gencap import generate
 
@@ -249,19 +243,17 @@ def test_each_file_is_handed_on_once_its_sessions_are_done(ring, tmp_path, monke
 
 def test_a_connection_left_open_does_not_hold_every_later_file(ring, tmp_path):
     """A connection whose FIN was lost stays open to the end of the run.  Once more than
-    `max_held` sessions wait for it, it is handed on as it is (marked evicted, counted), its
-    file goes out, and the run goes on without holding the later files."""
+    `max_held` sessions wait for it, it is handed on as it is (marked evicted, counted in the
+    summary), its file goes out, and the run goes on without holding the later files."""
     open_one, port = _without(ring[0], tmp_path / "open.pcap", 0x05)
     gone, _ = _without(ring[0], tmp_path / "gone.pcap", 0xFF)  # its 4-tuple never comes back
     files, _ = split_pcap(_repeated([open_one] + [gone] * 7, tmp_path / "long.pcap", 10),
                           tmp_path, 12)
-    options = judge_options(ca_file=CA)
     paths = [str(f) for f in files]
 
     def first_out(max_held):
         read: list[str] = []
-        it = streamed.iter_scan_files(paths, options, analyzer_for(options), jobs=1,
-                                      max_held=max_held)
+        it = iter_scan_files(paths, jobs=1, ca_file=CA, max_held=max_held)
         real = ranges.read_range
         ranges.read_range = lambda t: (read.append(t.path), real(t))[1]
         try:
@@ -270,7 +262,7 @@ def test_a_connection_left_open_does_not_hold_every_later_file(ring, tmp_path):
             ranges.read_range = real
         return first, read, list(it)
 
-    first, read, rest = first_out(streamed.MAX_HELD)  # waits for the open connection
+    first, read, rest = first_out(MAX_HELD)  # waits for the open connection
     assert read[-1] == paths[-1]
     kept = [s for r in [first, *rest] for s in r.sessions if s.client.endswith(f":{port}")]
     assert len(kept) == 1 and not kept[0].tcp.evicted and kept[0].tcp.closed_by is None
@@ -283,10 +275,7 @@ def test_a_connection_left_open_does_not_hold_every_later_file(ring, tmp_path):
     assert [r.path for r in [first, *rest]] == paths
     for r in [first, *rest]:
         assert [s.number for s in r.sessions] == list(range(1, len(r.sessions) + 1))
-    summary = ScanSummary(paths[0])
-    for s in first.sessions:
-        _count(summary, s)
-    assert [n for k, n in summary.limits.items() if "before they ended" in k] == [1]
+    assert [n for k, n in first.summary.limits.items() if "before they ended" in k] == [1]
 
 
 def test_file_streams_hand_each_session_on_as_it_is_judged(ring, tmp_path, monkeypatch):

@@ -230,8 +230,8 @@ class FileStream:
 
 def iter_file_streams(paths: Iterable[str | os.PathLike], *, jobs: int = 1, executor=None,
                       parts: int | None = None, options=None,
-                      progress: Callable[[int, int], None] | None = None, **kw
-                      ) -> Iterator[FileStream]:
+                      progress: Callable[[int, int], None] | None = None,
+                      max_held: int = MAX_HELD, **kw) -> Iterator[FileStream]:
     """Several files, in the order given, as `scan` would read each one, except that files
     which continue one another (a ring buffer: each starts no earlier than the previous
     ended, and within a minute of it) are reassembled as one capture.  A session still open
@@ -243,9 +243,11 @@ def iter_file_streams(paths: Iterable[str | os.PathLike], *, jobs: int = 1, exec
     reassembles and judges them (`fastcap.streamed`), and each file's sessions stream out
     in number order as they are judged, so memory does not grow with the number of files
     or sessions.  Exhaust a file's `sessions` before asking for the next file (what is left
-    of them is read and dropped then).  With an `executor`, its tasks share the ranges of
-    all files, then the flows of each run of continuing files, and each file comes when its
-    run is done.  `kw`: the judging arguments of `scan`."""
+    of them is read and dropped then).  At most `max_held` judged sessions wait for an
+    earlier, still open connection; past that it is handed on as it stands (evicted).  With
+    an `executor`, its tasks share the ranges of all files, then the flows of each run of
+    continuing files, and each file comes when its run is done.  `kw`: the judging
+    arguments of `scan`."""
     from . import parallel, streamed
 
     paths = [os.fspath(p) for p in paths]
@@ -264,8 +266,8 @@ def iter_file_streams(paths: Iterable[str | os.PathLike], *, jobs: int = 1, exec
         judge_with = analyzer if analyzer is not None and not given else \
             parallel.analyzer_for(options)
         events = streamed.iter_file_events(mapped, options, judge_with, jobs=jobs,
-                                           parts=parts, progress=progress) if mapped \
-            else iter([])
+                                           parts=parts, progress=progress,
+                                           max_held=max_held) if mapped else iter([])
     last: Iterator[Session] | None = None
     for p, a in zip(paths, alone, strict=True):
         for _ in last or ():  # what the caller left of the previous file

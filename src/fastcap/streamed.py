@@ -370,21 +370,6 @@ def _in_paths(events: list[tuple], first: int) -> Iterator[tuple]:
         yield first + k, item
 
 
-def iter_scan_files(paths: list[str], options: JudgeOptions, analyzer, *, jobs: int,
-                    parts: int | None = None, workers: bool = True,
-                    progress: Callable[[int, int], None] | None = None,
-                    max_held: int = MAX_HELD) -> Iterator[SplitScan]:
-    """iter_file_events as one SplitScan per file, in order, its sessions listed."""
-    held: list[Session] = []
-    for _k, item in iter_file_events(paths, options, analyzer, jobs=jobs, parts=parts,
-                                     workers=workers, progress=progress, max_held=max_held):
-        if isinstance(item, SplitScan):
-            item.sessions, held = held, []
-            yield item
-        else:
-            held.append(item)
-
-
 def _size(path: str) -> int:
     try:
         return os.path.getsize(path)
