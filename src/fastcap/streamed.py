@@ -279,23 +279,27 @@ class _Run:
     def _ready(self) -> list[tuple]:
         out: list[tuple] = []
         while True:
-            while True:
-                while self.handed < len(self.ends) and self.next >= self.ends[self.handed]:
-                    out.append((self.handed, self.files[self.handed]))  # its last is out
-                    self.files[self.handed] = None
-                    self.handed += 1
-                if not (self.held and self.held[0][0] == self.next):
-                    break
-                index, k, s = heapq.heappop(self.held)
-                s.number = index - (self.ends[k - 1] if k else 0) + 1
-                out.append((k, s))
-                self.next += 1
+            self._hand_on(out)
             if len(self.held) <= self.max_held:
                 return out
             waiting = len(self.held)
             self._take(self.reasm.evict_before(self.next + 1))  # the one all others wait for
             if len(self.held) == waiting:  # nothing to hand on: wait for more (never spin)
                 return out
+
+    def _hand_on(self, out: list[tuple]) -> None:
+        """The sessions next in number order, each file's totals right after its last."""
+        while True:
+            while self.handed < len(self.ends) and self.next >= self.ends[self.handed]:
+                out.append((self.handed, self.files[self.handed]))
+                self.files[self.handed] = None
+                self.handed += 1
+            if not (self.held and self.held[0][0] == self.next):
+                return
+            index, k, s = heapq.heappop(self.held)
+            s.number = index - (self.ends[k - 1] if k else 0) + 1  # within its own file
+            out.append((k, s))
+            self.next += 1
 
 
 def iter_file_events(paths: list[str], options: JudgeOptions, analyzer, *, jobs: int,
