@@ -1,4 +1,5 @@
-"""Where the shared public corpus lives, and what tshark said about it (expected.json)."""
+"""The public capture corpus the tests read (tests/data/corpus, sources and licences in its
+MANIFEST.md), and what tshark said about each capture (expected.json)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from pathlib import Path
 import pytest
 
 PROJECT = Path(__file__).resolve().parents[1]
-CORPUS = PROJECT.parent / "shared" / "corpus"
+CORPUS = PROJECT / "tests" / "data" / "corpus"
 
 
 def corpus_files() -> list[Path]:

@@ -6,6 +6,7 @@ frame by frame, for timestamps, lengths and TCP ports.
 
 from __future__ import annotations
 
+import re
 import subprocess
 from decimal import Decimal
 
@@ -140,3 +141,15 @@ def test_damaged_copy_reads_as_its_undamaged_original(backend):
     for key in ("frames", "tcp", "selected_frames", "selected_flows", "first_ts_ns",
                 "last_ts_ns"):
         assert hurt[key] == whole[key], key
+
+
+def test_corpus_ships_with_the_tests():
+    """A fresh clone runs every corpus test: each capture named in the manifest is in the
+    repository, and nothing there lacks a manifest row (source and licence)."""
+    from .corpus import CORPUS
+
+    manifest = (CORPUS / "MANIFEST.md").read_text()
+    listed = set(re.findall(r"^\| `([^`]+\.pcap(?:ng)?)`", manifest, re.M))
+    present = {p.name for p in CORPUS.iterdir() if p.suffix in (".pcap", ".pcapng")}
+    assert listed and listed == present
+    assert set(corpus_expected()) >= present

@@ -1,4 +1,4 @@
-"""Fuzzing every stage with hostile input: mutated real captures (the shared corpus) and
+"""Fuzzing every stage with hostile input: mutated real captures (the public corpus) and
 mutated generated ones (real OpenSSL handshakes from fastcap.synth).
 
 Each property runs a bounded number of examples so the file stays well under a minute on two

@@ -1,7 +1,7 @@
 """Write the seed corpus for build/fuzz/fuzz_native (input layout: see fuzz_native.c).
 
 Seeds start the fuzzer from real structure instead of noise: walker seeds are whole captures
-(the shared corpus, examples/, small synthetic files, the regression captures) behind a
+(the public corpus in tests/data/corpus, examples/, small synthetic files, the regression captures) behind a
 selector byte and 16 config bytes; reassembler seeds are the TCP rows fastcap's own pipeline
 selects from those captures, encoded as fuzz_native decodes them, with the capture bytes as
 the payload buffer.
@@ -32,7 +32,7 @@ from fastcap.synth import packets as p
 from fastcap.synth.writers import PcapngWriter, Record, write_pcap
 
 ROOT = Path(__file__).resolve().parents[2]
-SHARED = ROOT.parent / "shared" / "corpus"
+SHARED = ROOT / "tests" / "data" / "corpus"
 MAX_FILE = 1 << 20  # skip bigger corpus files
 MAX_SEED = 64 << 10  # truncate captures to this
 SEL_PCAP, SEL_PCAPNG, SEL_REASM = 0, 1, 2
