@@ -1,7 +1,8 @@
 """Write the seed corpus for build/fuzz/fuzz_native (input layout: see fuzz_native.c).
 
 Seeds start the fuzzer from real structure instead of noise: walker seeds are whole captures
-(the public corpus in tests/data/corpus, examples/, small synthetic files, the regression captures) behind a
+(the public corpus in tests/data/corpus, examples/, small synthetic files, the regression
+captures) behind a
 selector byte and 16 config bytes; reassembler seeds are the TCP rows fastcap's own pipeline
 selects from those captures, encoded as fuzz_native decodes them, with the capture bytes as
 the payload buffer.
