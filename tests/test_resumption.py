@@ -11,7 +11,9 @@ import pytest
 
 from fastcap import parallel, scanner
 from fastcap.crosssession import CrossSession
+from fastcap.follow import format_follow
 from fastcap.scanner import ScanSummary, scan, scan_files
+from fastcap.session import iter_sessions
 from fastcap.synth.scenarios import make_pki
 from fastcap.synth.tlsgen import client_context, handshake, server_context
 from fastcap.tls import parse_flights, parse_new_session_ticket
@@ -169,3 +171,12 @@ def test_memory_is_bounded_and_what_is_forgotten_is_counted(caps):
     assert set(first) == {"tls_session_resumed"}
     assert "forgotten: over 2 remembered" in first["tls_session_resumed"].message
     assert "no_client_cert" in _verdicts(sessions[5])  # session 2's ticket still known
+
+
+def test_follow_shows_the_resumption_and_the_ticket(caps):
+    text = {s.number: format_follow(s) for s in iter_sessions(caps.whole, keep_streams=True)}
+    assert "S: NewSessionTicket, 1 ticket(s)" in text[2]
+    assert "NewSessionTicket" not in text[1]  # session IDs only there
+    for n, how in ((5, "session ID"), (6, "session ticket"), (8, "pre-shared key")):
+        assert f"S: ServerHello, resumes an earlier session by {how}" in text[n]
+    assert "resumes" not in text[1]
