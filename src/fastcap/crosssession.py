@@ -8,8 +8,12 @@ sees the judged sessions in number order (the original handshake always has the 
 number, as sessions are numbered by first frame) and updates the later session's verdicts.
 
 Only earlier sessions count: output stays streamed, and a session's verdicts never change
-after it has been handed on.  Memory is bounded: at most `limit` sessions and servers are
-remembered, the oldest forgotten first (counted in `dropped`).
+after it has been handed on.  So a server's CertificateRequest raises the connections to it
+that come after it, not those before.  Memory is bounded: at most `limit` TLS sessions and as
+many servers are remembered, the least recently used forgotten first (counted in `dropped`).
+A session handed on out of number order (an earlier connection held open past the hold cap,
+see `session.InOrder`) may come before the handshake it resumed and is then reported as
+resumed from before the capture.
 """
 
 from __future__ import annotations
