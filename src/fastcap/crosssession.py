@@ -95,7 +95,7 @@ class CrossSession:
         t = s.tls
         frame = t.server_hello_at.frame if t.server_hello_at is not None else s.first_frame
         if t.cert_requested and s.server not in self._asked:
-            self._remember(self._asked, s.server, (path, s.number, _where_frame(t) or frame))
+            self._remember(self._asked, s.server, (path, s.number, _request_frame(t) or frame))
         if t.outcome != "completed":
             return  # no session to resume
         if t.resumption is None:
@@ -154,7 +154,7 @@ class CrossSession:
         return o
 
 
-def _where_frame(t) -> int | None:
+def _request_frame(t) -> int | None:
     at = t.cert_request_at
     return at.frame if at is not None else None
 
