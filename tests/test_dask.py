@@ -81,3 +81,25 @@ def test_cli_dask_option(cluster, generated):
     bad = run("--dask", "tcp://127.0.0.1:9")
     assert bad.returncode != 0 and "cannot reach the Dask scheduler" in bad.stderr
     assert "Traceback" not in bad.stderr
+
+
+def test_cluster_links_resumed_sessions_across_files_as_a_local_scan(cluster, tmp_path):
+    """One file scanned whole on a worker (gzip) still links to an earlier file's session."""
+    from fastcap.scanner import scan_files
+
+    from .resumecap import build
+
+    _, client = cluster
+    caps = build(tmp_path)
+    gz = tmp_path / "resumptions.pcap.gz"
+    gz.write_bytes(gzip.compress(caps.resumptions.read_bytes(), 1))
+    paths = [caps.originals, gz]
+    got = fd.scan(paths, client, ca_file=caps.ca, parts=3)
+    local = scan_files(paths, ca_file=caps.ca)
+    for r, want in zip(got, local, strict=True):
+        assert r.error is None and want.error is None
+        assert [s.to_dict() for s in r.sessions] == [s.to_dict() for s in want.sessions]
+        assert r.summary.to_dict() == want.summary.to_dict()
+    assert got[1].summary.with_problems == 2
+    inherited = [v for v in got[1].sessions[1].verdicts if v.code == "no_client_cert"]
+    assert inherited[0].message.startswith("inherited from session 2 ")

@@ -13,7 +13,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fastcap.diagnose import CODES, PROBLEM_CODES, SEVERITIES, Verdict, diagnose
+from fastcap.diagnose import (
+    CODES,
+    PROBLEM_CODES,
+    SEVERITIES,
+    Verdict,
+    client_cert_expected,
+    diagnose,
+    is_problem,
+)
 from fastcap.session import Session, TcpFacts
 from fastcap.smtp import CommandRecord, ReplyRecord, SmtpDialogue
 from fastcap.tls import AlertInfo, EncryptedTraffic, StreamStop, TlsAnomaly, TlsHandshake, Where
@@ -242,11 +250,36 @@ def test_no_client_cert_without_any_certificate_message():
     assert "no Certificate message" in out[0].message and out[0].frame == F_CLIENT
 
 
-def test_client_cert_not_requested():
+def test_client_cert_not_requested_by_an_ordinary_mx_is_info():
     t = tls(cert_request_at=None, client_certificate=None, client_certificate_at=None)
     out = run(session(smtp(), t), None, check("server"))
     assert codes(out) == ["client_cert_not_requested"]
-    assert "TLS 1.2" in out[0].message and "attribution" in out[0].hint
+    v = out[0]
+    assert v.severity == "info" and v.hint == "" and not is_problem(v)
+    assert "TLS 1.2" in v.message and "no client certificate is expected" in v.message
+
+
+@pytest.mark.parametrize(("smtp_kw", "expect", "why"), [
+    ({"exo": True}, None, "Exchange Online"),
+    ({}, "mail.fabrikam.com", "--expect-name"),
+    ({"sni": EXO}, None, f"SNI {EXO}"),
+])  # fmt: skip
+def test_client_cert_not_requested_where_one_is_expected_is_a_warning(smtp_kw, expect, why):
+    t = tls(cert_request_at=None, client_certificate=None, client_certificate_at=None,
+            client_hello=SimpleNamespace(sni=smtp_kw.get("sni", MX)))
+    s = session(exo_smtp() if smtp_kw.get("exo") else smtp(), t)
+    out = run(s, None, check("server"), expect_name=expect)
+    v = one(out, "client_cert_not_requested")
+    assert v.severity == "warning" and is_problem(v) and "attribution" in v.hint
+    assert "TLS 1.2" in v.message and "is expected here" in v.message and why in v.message
+    # a fact from elsewhere in the capture raises the info verdict the same way
+    plain = one(run(session(smtp(), t), None, check("server")), "client_cert_not_requested")
+    if why.startswith("SNI"):
+        assert plain.severity == "warning"
+    else:
+        raised = client_cert_expected(plain, "this server asked for one on session 3")
+        assert raised.severity == "warning" and "session 3" in raised.message
+        assert raised.message.startswith(plain.message.split(";")[0])
 
 
 def test_not_requested_is_not_judged_before_the_server_flight_ends():

@@ -359,6 +359,7 @@ NOT_COVERED = {
     "cert_unparseable": "OpenSSL will not load or send a certificate it cannot parse",
     "no_smtp": "not a TLS/SMTP verdict; covered by tests/test_diagnose.py",
     "tls_not_reached": "not a TLS verdict; the session ends before STARTTLS",
+    "tls_session_resumed": "needs an earlier connection to resume; tests/test_resumption.py",
 }
 
 

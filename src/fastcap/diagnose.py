@@ -16,7 +16,8 @@ from typing import Any, Final
 
 from .pickling import compact
 
-__all__ = ["CODES", "PROBLEM_CODES", "SEVERITIES", "Verdict", "diagnose"]
+__all__ = ["CODES", "PROBLEM_CODES", "SEVERITIES", "Verdict", "client_cert_expected", "diagnose",
+           "is_problem"]
 
 # Report order: problems first, then the headline `ok`, then context (info).
 SEVERITIES: Final = ("error", "warning", "ok", "info")
@@ -103,6 +104,11 @@ _TABLE: Final = MappingProxyType(
             "the capture does not show the handshake finishing (end, gap, cap, eviction)",
         ),
         "tls13_encrypted": ("info", "TLS 1.3: certificates are encrypted and not visible"),
+        "tls_session_resumed": (
+            "info",
+            "the handshake resumed an earlier TLS session: no certificate crossed the wire, the "
+            "original handshake's client certificate applies",
+        ),
         "relay_denied": (
             "error",
             "Exchange Online answered 550 5.7.64 TenantAttribution in plaintext",
@@ -124,10 +130,16 @@ _TABLE: Final = MappingProxyType(
 )
 
 CODES: Final[dict[str, str]] = {code: desc for code, (_sev, desc) in _TABLE.items()}
-# Codes that make `scan` exit 1: everything but ok and the info codes.
+# Codes whose default severity is a problem.  What counts is each verdict's own severity
+# (`is_problem`): client_cert_not_requested is only a problem where a certificate is expected.
 PROBLEM_CODES: Final = frozenset(
     c for c, (sev, _d) in _TABLE.items() if sev in ("warning", "error")
 )
+
+
+def is_problem(verdict: Verdict) -> bool:
+    """A verdict the admin must act on (warning or error): what makes `scan` exit 1."""
+    return verdict.severity in ("error", "warning")
 
 _HINTS: Final = MappingProxyType(
     {
@@ -603,22 +615,77 @@ def _starttls_verdicts(session: Any, smtp: Any) -> list[Verdict]:
     ]
 
 
+_NOT_EXPECTED: Final = (
+    "; no client certificate is expected here (not Exchange Online, no --expect-name, no "
+    "CertificateRequest from this server earlier in the capture), as for any ordinary MX"
+)
+
+
+def _not_requested(text: str, frame: int | None, expected_by: str | None) -> Verdict:
+    """client_cert_not_requested: a warning where a certificate is expected, else info."""
+    if expected_by is None:
+        return _v("client_cert_not_requested", text + _NOT_EXPECTED, frame, severity="info",
+                  hint="")
+    return _v("client_cert_not_requested",
+              f"{text}; a client certificate is expected here: {expected_by}", frame)
+
+
+def client_cert_expected(verdict: Verdict, expected_by: str) -> Verdict:
+    """An info client_cert_not_requested raised to a warning once another fact (e.g. the same
+    server asking for a certificate on an earlier connection) says one is expected."""
+    if verdict.code != "client_cert_not_requested" or verdict.severity != "info":
+        return verdict
+    return _not_requested(verdict.message.removesuffix(_NOT_EXPECTED), verdict.frame,
+                          expected_by)
+
+
+def _cert_expected_by(tls: Any, smtp: Any, server: Any, expect_name: str | None) -> str | None:
+    """Why this connection should carry a client certificate, if anything says so."""
+    if expect_name:
+        return f"the user expects a certificate named {expect_name} (--expect-name)"
+    exo = _exchange_online(smtp, server)
+    if exo is not None:
+        return f"Exchange Online attributes senders by certificate ({exo.message})"
+    sni = (getattr(tls, "sni", None) or "").lower().rstrip(".")
+    if sni.endswith(EXO_SUFFIX):
+        return f"the client asked for Exchange Online (SNI {sni})"
+    return None
+
+
+def _resumed_verdict(tls: Any) -> Verdict:
+    """The facts of a resumption; the scan links it to the session that established it."""
+    how = {"session_id": "by session ID", "ticket": "by session ticket",
+           "psk": "by pre-shared key (TLS 1.3)"}.get(tls.resumption, "")
+    frame = _where_frame(getattr(tls, "server_hello_at", None))
+    if tls.resumption == "psk":
+        text = (f"resumed a TLS session {how}{_frame_text(frame)}; the ticket was sent "
+                "encrypted, so the original handshake (and its client certificate) cannot be "
+                "identified without keys")
+    else:
+        text = (f"resumed a TLS session {how}{_frame_text(frame)}: no certificate crossed the "
+                "wire; the client certificate is that of the handshake that established it")
+    return _v("tls_session_resumed", text, frame)
+
+
 def _client_cert_verdicts(
-    session: Any, tls: Any, client: Any, expect_name: str | None
+    session: Any, tls: Any, client: Any, expect_name: str | None,
+    expected_by: str | None = None,
 ) -> list[Verdict]:
     cert_at = getattr(tls, "client_certificate_at", None)
     frame = _where_frame(cert_at)
     req_frame = _where_frame(tls.cert_request_at)
     if not tls.cert_requested:
+        if getattr(tls, "resumption", None):
+            return []  # no CertificateRequest in an abbreviated handshake: see the original
         done = tls.outcome == "completed" or getattr(tls, "server_hello_done_at", None)
         if done and tls.version_name:
             return [
-                _v(
-                    "client_cert_not_requested",
+                _not_requested(
                     f"the server never sent a CertificateRequest in {tls.version_name}, so "
                     "the client could not present a certificate",
                     _where_frame(getattr(tls, "server_hello_done_at", None))
                     or _where_frame(tls.server_certs_at),
+                    expected_by,
                 )
             ]
         return []
@@ -691,6 +758,8 @@ def diagnose(
             out.append(alert)
         if tls.outcome == "incomplete":
             out.append(_incomplete_verdict(session, tls))
+        if getattr(tls, "resumption", None):
+            out.append(_resumed_verdict(tls))
         hidden = tls.tls13_encrypted and tls.client_certificate is None and not tls.server_certs
         if hidden:
             out.append(
@@ -720,7 +789,9 @@ def diagnose(
                     )
                 )
         else:
-            out += _client_cert_verdicts(session, tls, client, expect_name)
+            expected_by = _cert_expected_by(
+                tls, smtp, server if tls.server_certs else None, expect_name)
+            out += _client_cert_verdicts(session, tls, client, expect_name, expected_by)
         if server is not None and tls.server_certs:
             sni = tls.sni
             out += _chain_verdicts(

@@ -15,9 +15,10 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from .crosssession import CrossSession
 from .errors import FastcapError
 from .reassembly import DEFAULT_CAP
-from .scanner import ScanSummary, judge_options
+from .scanner import ScanSummary, judge_options, link_counted
 from .scanner import iter_scan_files as local_scan_files
 from .scanner import scan as local_scan
 from .selection import DEFAULT_PORTS
@@ -81,7 +82,8 @@ def _whole_file(job: tuple[str, Any]) -> tuple[list[Session], ScanSummary, str |
     try:
         found = local_scan(path, summary=summary, analyzer=analyzer_for(o), ports=o.ports,
                            implicit_tls_ports=o.implicit_tls_ports, expect_name=o.expect_name,
-                           backend=o.backend, stream_cap=o.stream_cap)
+                           backend=o.backend, stream_cap=o.stream_cap,
+                           cross=CrossSession(enabled=False))  # linked by the client, in order
         return list(found), summary, None
     except FastcapError as e:
         return [], summary, str(e)
@@ -112,8 +114,9 @@ def scan_files(paths: Iterable[str | os.PathLike], client: Any, *,
     mapped = [p for p in seen if not streamed[p]]
     whole = [p for p in seen if streamed[p]]
     done: dict[int, FileScan] = {}
+    cross = CrossSession()  # links sessions across all files, in the order given
     split = iter(local_scan_files(mapped, executor=ex, jobs=ex.workers,
-                                  parts=parts or ex.workers, options=options)
+                                  parts=parts or ex.workers, options=options, cross=cross)
                  if mapped else [])
     alone = iter(ex.map(_whole_file, [(p, options) for p in whole]))
     for i, path in enumerate(paths):
@@ -124,6 +127,8 @@ def scan_files(paths: Iterable[str | os.PathLike], client: Any, *,
                                            f"path")
         elif streamed[path]:
             found, summary, error = next(alone)
+            for s in found:
+                link_counted(cross, s, summary, path)
             done[i] = FileScan(path, found, summary, error)
         else:
             r = next(split)

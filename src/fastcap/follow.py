@@ -87,7 +87,10 @@ def _tls(s: Session) -> list[str]:
         out.append(f"{at(t.client_hello_at)} C: ClientHello{sni}, JA3 {ch.ja3_md5}, JA4 {ch.ja4}")
     if t.server_hello is not None:
         hrr = " (HelloRetryRequest)" if t.hello_retry_request else ""
-        out.append(f"{at(t.server_hello_at)} S: ServerHello{hrr}")
+        how = {"session_id": "session ID", "ticket": "session ticket",
+               "psk": "pre-shared key"}.get(t.resumption or "")
+        resumed = f", resumes an earlier session by {how}" if how else ""
+        out.append(f"{at(t.server_hello_at)} S: ServerHello{hrr}{resumed}")
     if t.server_certs_at is not None:
         out.append(f"{at(t.server_certs_at)} S: Certificate, {len(t.server_certs)} cert(s)")
         out += [f"        {i}: {_subject(d)}" for i, d in enumerate(t.server_certs)]
@@ -108,6 +111,9 @@ def _tls(s: Session) -> list[str]:
         else:
             out.append(f"{at(t.client_certificate_at)} C: Certificate, {len(cc)} cert(s)")
             out += [f"        {i}: {_subject(d)}" for i, d in enumerate(cc)]
+    if t.session_ticket_at is not None:
+        out.append(f"{at(t.session_ticket_at)} S: NewSessionTicket, "
+                   f"{len(t.session_tickets)} ticket(s)")
     for name, w, side in (("ClientKeyExchange", t.client_key_exchange_at, "C"),
                           ("CertificateVerify", t.certificate_verify_at, "C"),
                           ("ChangeCipherSpec", t.client_ccs_at, "C"),

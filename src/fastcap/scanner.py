@@ -10,7 +10,8 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
-from .diagnose import PROBLEM_CODES, diagnose
+from .crosssession import CrossSession
+from .diagnose import diagnose, is_problem
 from .errors import FastcapError
 from .reassembly import DEFAULT_CAP
 from .selection import DEFAULT_PORTS, FrameCounters
@@ -64,7 +65,9 @@ def _worth_splitting(path: str | os.PathLike) -> bool:
 
 
 def has_problem(session: Session) -> bool:
-    return any(v.code in PROBLEM_CODES for v in session.verdicts)
+    """A verdict of severity warning or error: the code alone does not say (e.g.
+    client_cert_not_requested is a problem only where a certificate is expected)."""
+    return any(is_problem(v) for v in session.verdicts)
 
 
 @dataclass
@@ -123,7 +126,8 @@ def scan(path: str | os.PathLike, *, ports: Iterable[int] = DEFAULT_PORTS,
          analyzer: Analyzer | None = None, summary: ScanSummary | None = None,
          progress: Callable[[int, int], None] | None = None,
          stream_cap: int = DEFAULT_CAP, jobs: int = 1, executor=None,
-         parts: int | None = None, piece: int = PIECE, options=None) -> Iterator[Session]:
+         parts: int | None = None, piece: int = PIECE, options=None,
+         cross: CrossSession | None = None) -> Iterator[Session]:
     """Every TCP connection on `ports` as a judged `Session`, numbered from 1 by first frame.
 
     Certificate analysis is memoised per distinct chain and capture day, so one Analyzer
@@ -136,8 +140,12 @@ def scan(path: str | os.PathLike, *, ports: Iterable[int] = DEFAULT_PORTS,
     same "today", and the sessions come at the end.  Compressed captures (gzip, zstd,
     lz4), pipes and `-` (stdin) are streamed `piece` bytes at a time, in one process.
     `options` (from `judge_options`) replaces the judging arguments for split scans.
+    `cross` links each session to earlier ones (resumed TLS sessions, servers that asked for
+    a certificate): a new one per scan unless given, e.g. to share it across files.
     Raises CaptureError for a file that is not a readable capture.
     """
+    cross = CrossSession() if cross is None else cross
+    where = os.fspath(path)
     analyzer = analyzer or Analyzer(trust_store(trust, ca_file))
     counters = FrameCounters()
     meta: list = []
@@ -164,6 +172,7 @@ def scan(path: str | os.PathLike, *, ports: Iterable[int] = DEFAULT_PORTS,
             counters=counters, capture_out=meta, progress=progress, cap=stream_cap,
             piece=piece))
     for s in sessions:
+        _link(cross, s, summary, where)
         if summary is not None:
             _count(summary, s)
         yield s
@@ -171,6 +180,26 @@ def scan(path: str | os.PathLike, *, ports: Iterable[int] = DEFAULT_PORTS,
         counters, meta = split[0].counters, [split[0].meta]
     if summary is not None:
         _totals(summary, counters, meta)
+
+
+def _link(cross: CrossSession, s: Session, summary: ScanSummary | None, path: str) -> bool:
+    """cross.apply, counting what it forgot in `summary`'s limits."""
+    before = cross.dropped
+    changed = cross.apply(s, path)
+    if summary is not None and cross.dropped > before:
+        summary.limits["TLS sessions or servers forgotten for linking later connections "
+                       f"(over {cross.limit} remembered)"] += cross.dropped - before
+    return changed
+
+
+def link_counted(cross: CrossSession, s: Session, summary: ScanSummary, path: str) -> None:
+    """`_link` for a session `summary` has counted already (judged and counted elsewhere,
+    e.g. a whole file scanned on a cluster worker): its verdict counts follow the change."""
+    codes, problem = Counter(v.code for v in s.verdicts), has_problem(s)
+    if _link(cross, s, summary, path):
+        summary.verdicts -= codes
+        summary.verdicts.update(v.code for v in s.verdicts)
+        summary.with_problems += has_problem(s) - problem
 
 
 def _count(summary: ScanSummary, s: Session) -> None:
@@ -231,7 +260,8 @@ class FileStream:
 def iter_file_streams(paths: Iterable[str | os.PathLike], *, jobs: int = 1, executor=None,
                       parts: int | None = None, options=None,
                       progress: Callable[[int, int], None] | None = None,
-                      max_held: int = MAX_HELD, **kw) -> Iterator[FileStream]:
+                      max_held: int = MAX_HELD, cross: CrossSession | None = None,
+                      **kw) -> Iterator[FileStream]:
     """Several files, in the order given, as `scan` would read each one, except that files
     which continue one another (a ring buffer: each starts no earlier than the previous
     ended, and within a minute of it) are reassembled as one capture.  A session still open
@@ -246,11 +276,13 @@ def iter_file_streams(paths: Iterable[str | os.PathLike], *, jobs: int = 1, exec
     of them is read and dropped then).  At most `max_held` judged sessions wait for an
     earlier, still open connection; past that it is handed on as it stands (evicted).  With
     an `executor`, its tasks share the ranges of all files, then the flows of each run of
-    continuing files, and each file comes when its run is done.  `kw`: the judging
+    continuing files, and each file comes when its run is done.  One `cross` (new unless
+    given) links sessions across all the files, in the order given.  `kw`: the judging
     arguments of `scan`."""
     from . import parallel, streamed
 
     paths = [os.fspath(p) for p in paths]
+    cross = CrossSession() if cross is None else cross
     analyzer = kw.get("analyzer")
     given = options is not None
     options = options or judge_options(
@@ -275,18 +307,19 @@ def iter_file_streams(paths: Iterable[str | os.PathLike], *, jobs: int = 1, exec
         summary = ScanSummary(p)
         fs = FileStream(p, iter([]), summary)
         if a:
-            fs.sessions = _alone(p, summary, fs.errors, kw)
+            fs.sessions = _alone(p, summary, fs.errors, {**kw, "cross": cross})
         elif executor is not None:
             res = next(split)
             if res.error is None:
                 for s in res.sessions:
+                    _link(cross, s, summary, p)
                     _count(summary, s)
                 _totals(summary, res.counters, [res.meta])
             else:
                 fs.errors.append(res.error)
             fs.sessions = iter(res.sessions)
         else:
-            fs.sessions = _streamed(events, summary, fs.errors)
+            fs.sessions = _streamed(events, summary, fs.errors, cross, p)
         last = fs.sessions
         yield fs
 
@@ -298,10 +331,12 @@ def _alone(path: str, summary: ScanSummary, errors: list[str], kw: dict) -> Iter
         errors.append(str(e))
 
 
-def _streamed(events: Iterator, summary: ScanSummary, errors: list[str]) -> Iterator[Session]:
+def _streamed(events: Iterator, summary: ScanSummary, errors: list[str], cross: CrossSession,
+              path: str) -> Iterator[Session]:
     """One file's share of streamed.iter_file_events: its sessions, then its totals."""
     for _k, item in events:
         if isinstance(item, Session):
+            _link(cross, item, summary, path)
             _count(summary, item)
             yield item
         elif item.error is not None:

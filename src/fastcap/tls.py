@@ -77,7 +77,12 @@ _CLIENT_HELLO = int(HandshakeType.client_hello)
 _SERVER_HELLO = int(HandshakeType.server_hello)
 _CERTIFICATE = int(HandshakeType.certificate)
 _CERTIFICATE_REQUEST = int(HandshakeType.certificate_request)
-_PARSED_TYPES = frozenset({_CLIENT_HELLO, _SERVER_HELLO, _CERTIFICATE, _CERTIFICATE_REQUEST})
+_NEW_SESSION_TICKET = int(HandshakeType.new_session_ticket)
+_PARSED_TYPES = frozenset({_CLIENT_HELLO, _SERVER_HELLO, _CERTIFICATE, _CERTIFICATE_REQUEST,
+                           _NEW_SESSION_TICKET})
+_SESSION_TICKET_EXT = int(ExtensionType.session_ticket)
+_PRE_SHARED_KEY_EXT = int(ExtensionType.pre_shared_key)
+MAX_TICKETS = 4  # NewSessionTicket messages kept from one handshake
 
 
 def _is_tls13(version: int | None) -> bool:
@@ -216,7 +221,17 @@ class CertificateRequest:
         return [name_of(SignatureScheme, s) for s in self.signature_algorithms]
 
 
-ParsedBody = ClientHello | ServerHello | Certificate | CertificateRequest
+@compact
+@dataclass(frozen=True, slots=True)
+class NewSessionTicket:
+    """A TLS <= 1.2 NewSessionTicket (RFC 5077 3.3), sent in plaintext before the server's
+    ChangeCipherSpec: the ticket a later connection offers to resume this session."""
+
+    lifetime_hint: int
+    ticket: bytes
+
+
+ParsedBody = ClientHello | ServerHello | Certificate | CertificateRequest | NewSessionTicket
 
 
 # --------------------------------------------------------------------------- stream events
@@ -696,6 +711,26 @@ def _cert_list(raw: bytes, tls13: bool, problems: Problems) -> Certificate:
                 _extensions(r.vec(2, "certificate extensions"), "certificate", problems)
             )
     return Certificate(tuple(certs), len(raw), None, tuple(entry_exts))
+
+
+def parse_new_session_ticket(body: bytes, version: int | None, problems: Problems
+                             ) -> NewSessionTicket | None:
+    """The TLS <= 1.2 form only: TLS 1.3 sends its tickets encrypted, so a plaintext one
+    there is reported and not read."""
+    if _is_tls13(version):
+        problems.append(("tls.new_session_ticket.plaintext_tls13",
+                         "NewSessionTicket in plaintext after a TLS 1.3 ServerHello"))
+        return None
+    try:
+        r = _Reader(bytes(body))
+        hint = r.uint(4, "ticket_lifetime_hint")
+        ticket = r.vec(2, "ticket")
+        if r.left():
+            raise _Malformed(f"{r.left()} bytes after the ticket")
+    except _Malformed as exc:
+        problems.append(("tls.new_session_ticket.malformed", str(exc)))
+        return None
+    return NewSessionTicket(hint, ticket)
 
 
 def parse_certificate(body: bytes, version: int | None, problems: Problems) -> Certificate | None:
@@ -1300,6 +1335,9 @@ class TlsStream:
                 self.version = parsed.version
         elif mtype == _CERTIFICATE:
             parsed = parse_certificate(body, self.version, problems)
+        elif mtype == _NEW_SESSION_TICKET:
+            parsed = None if self.from_client else parse_new_session_ticket(
+                body, self.version, problems)
         else:
             parsed = parse_certificate_request(body, self.version, problems)
         if self._bare:
@@ -1460,6 +1498,32 @@ class TlsHandshake:
     history: str
     stops: list[StreamStop] = field(default_factory=list)
     anomalies: list[TlsAnomaly] = field(default_factory=list)
+    # How the handshake resumed an earlier session: "session_id" (the ServerHello echoes the
+    # ClientHello's session ID), "ticket" (a session ticket was offered and accepted), "psk"
+    # (TLS 1.3 pre_shared_key in the ServerHello); None for a full handshake.  A resumed
+    # handshake carries no Certificate: the original handshake's client certificate applies.
+    resumption: str | None = None
+    # Tickets this handshake issued in plaintext NewSessionTicket messages (TLS <= 1.2), and
+    # where the first one was.
+    session_tickets: list[bytes] = field(default_factory=list)
+    session_ticket_at: Where | None = None
+
+    @property
+    def offered_ticket(self) -> bytes | None:
+        """The session ticket the ClientHello offered to resume with (non-empty), if any."""
+        for ext in getattr(self.client_hello, "extensions", ()):
+            if ext.type == _SESSION_TICKET_EXT:
+                return ext.data or None
+        return None
+
+    @property
+    def established_session_id(self) -> bytes | None:
+        """The session ID a full TLS <= 1.2 handshake gave its session (a later connection
+        resumes by offering it); None when resumed, for TLS 1.3, or when the server gave none."""
+        sh = self.server_hello
+        if sh is None or self.resumption is not None or _is_tls13(sh.version):
+            return None
+        return sh.session_id or None
 
     @property
     def cert_requested(self) -> bool:
@@ -1586,6 +1650,7 @@ class TlsHandshake:
             "outcome_detail": self.outcome_detail,
             "outcome_inferred": self.outcome_inferred,
             "history": self.history,
+            "resumption": self._resumption_dict(),
             "stops": [
                 {
                     "from": "client" if s.from_client else "server",
@@ -1605,6 +1670,23 @@ class TlsHandshake:
                 for a in self.anomalies
             ],
         }
+
+
+    def _resumption_dict(self) -> dict[str, Any]:
+        offered = self.offered_ticket
+        sid = self.established_session_id
+        return {
+            "resumed": self.resumption,
+            "established_session_id": None if sid is None else sid.hex(),
+            "ticket_offered": None if offered is None else _ticket_dict(offered),
+            "tickets_issued": [_ticket_dict(t) for t in self.session_tickets],
+            "ticket_issued_at": _at(self.session_ticket_at),
+        }
+
+
+def _ticket_dict(ticket: bytes) -> dict[str, Any]:
+    """Tickets are opaque and can be long: their size and a SHA-256 to match them by."""
+    return {"length": len(ticket), "sha256": hashlib.sha256(ticket).hexdigest()}
 
 
 # --------------------------------------------------------------------------- folding events
@@ -1685,7 +1767,7 @@ class _Summary:
         "alerts", "traffic", "ccs", "app_seen", "s2c_after_sh", "c2s_after_ch",
         "c2s_after_ch_first", "client_finished_seen", "s2c_after_client_fin",
         "s2c_after_client_fin_first", "alert_size", "history",
-        "history_capped", "stops", "anomalies",
+        "history_capped", "stops", "anomalies", "tickets",
     )
 
     def __init__(self) -> None:
@@ -1719,6 +1801,7 @@ class _Summary:
         self.history_capped = False
         self.stops: list[StreamStop] = []
         self.anomalies: list[TlsAnomaly] = []
+        self.tickets: list[tuple[bytes, Where]] = []
 
     def _letter(self, from_client: bool, letter: str, offset: int, frame: int | None) -> None:
         if len(self.history) >= MAX_HISTORY:
@@ -1837,6 +1920,9 @@ class _Summary:
             if "cert_request" not in self.at:
                 self.cert_request = body
                 self.at["cert_request"] = _where(off, frame)
+        elif t == _NEW_SESSION_TICKET:
+            if isinstance(body, NewSessionTicket) and len(self.tickets) < MAX_TICKETS:
+                self.tickets.append((body.ticket, _where(off, frame)))
         else:
             key = _MARKS.get((t, from_client))
             if key is not None and key not in self.at:
@@ -2002,6 +2088,22 @@ class _Summary:
         stops = self._stops_text()
         return "incomplete", "; ".join(missing) + (f" [{stops}]" if stops else ""), False
 
+    def _resumption(self) -> str | None:
+        """How this handshake resumed a session, from the hellos and the server's flight."""
+        sh, ch = self.sh, self.ch
+        if sh is None or ch is None:
+            return None
+        if _is_tls13(sh.version):
+            return "psk" if any(e.type == _PRE_SHARED_KEY_EXT for e in sh.extensions) else None
+        if "server_cert" in self.at or "server_hello_done" in self.at:
+            return None  # a full handshake, whatever the session IDs say
+        ticket = any(e.type == _SESSION_TICKET_EXT and e.data for e in ch.extensions)
+        if sh.session_id and sh.session_id == ch.session_id:
+            return "ticket" if ticket else "session_id"
+        # RFC 5077 3.4: a ticket accepted without a session ID to echo shows only in the shape
+        # of the server's flight: ServerHello, [NewSessionTicket], ChangeCipherSpec.
+        return "ticket" if ticket and self.ccs[False] else None
+
     def result(self) -> TlsHandshake:
         sh, at = self.sh, self.at.get
         hello = sh or self.hrr
@@ -2045,6 +2147,9 @@ class _Summary:
             history="".join(self.history),
             stops=list(self.stops),
             anomalies=[*self.anomalies, *extra],
+            resumption=self._resumption(),
+            session_tickets=[t for t, _ in self.tickets],
+            session_ticket_at=self.tickets[0][1] if self.tickets else None,
         )
 
 

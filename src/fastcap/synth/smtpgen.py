@@ -78,6 +78,9 @@ class SmtpScenario:
     client_ctx: ssl.SSLContext | None = None
     sni: str | None = SERVER_NAME
     client_cert: Issued | None = None
+    # A TLS session of an earlier conversation with the same contexts (its
+    # Conversation.ssl_session): the client offers to resume it, as a session cache does.
+    tls_session: ssl.SSLSession | None = None
     commands: Sequence[tuple[str, str]] = REJECTED_COMMANDS
     tls_close_notify: bool = True
     # TCP / framing
@@ -117,6 +120,7 @@ class Conversation:
     client_cert_cn: str | None = None
     client_cert_sha256: str | None = None
     closer_is_client: bool = False
+    ssl_session: ssl.SSLSession | None = None  # the client's, for a later resumption
 
     @property
     def tls_version(self) -> str | None:
@@ -169,10 +173,13 @@ def converse(sc: SmtpScenario) -> Conversation:
 
 def _run_tls(sc: SmtpScenario, conv: Conversation) -> None:
     assert sc.server_ctx is not None and sc.client_ctx is not None
-    sess = handshake(sc.server_ctx, sc.client_ctx, server_hostname=sc.sni)
+    sess = handshake(sc.server_ctx, sc.client_ctx, server_hostname=sc.sni,
+                     session=sc.tls_session)
     conv.tls = sess.outcome
     assert sess.outcome is not None
-    if sc.client_cert is not None and sess.outcome.client_cert_requested:
+    if sess.outcome.resumed:
+        pass  # an abbreviated handshake: no certificate crosses the wire
+    elif sc.client_cert is not None and sess.outcome.client_cert_requested:
         # Only a requested certificate goes on the wire; report it even if it was rejected.
         conv.client_cert_cn, conv.client_cert_sha256 = sc.client_cert.cn, sc.client_cert.sha256
     elif sess.outcome.peer_cert_der:
@@ -192,6 +199,7 @@ def _run_tls(sc: SmtpScenario, conv: Conversation) -> None:
             sess.close(False)
     except ssl.SSLError:
         pass  # e.g. the peer rejected a record; what was sent so far is still on the wire
+    conv.ssl_session = sess.client.session
     for from_client, data in sess.flights[mark:]:
         conv.messages.append(Message(from_client, data, "tls-data"))
 

@@ -103,6 +103,7 @@ class Outcome:
     cipher: str | None = None
     client_cert_requested: bool = False
     peer_cert_der: bytes | None = None  # client certificate as verified by the server
+    resumed: bool = False  # the client resumed the session it offered (abbreviated handshake)
 
 
 @dataclass
@@ -177,14 +178,21 @@ def handshake(
     *,
     server_hostname: str | None = None,
     max_rounds: int = 20,
+    session: ssl.SSLSession | None = None,
 ) -> TlsSession:
     """Run a handshake to completion or to a fatal alert; inspect ``.flights``/``.outcome``.
+
+    ``session`` (from an earlier connection's ``client.session``, same contexts) makes the
+    client offer to resume it, as an MTA with a TLS session cache does: by session ID, or by
+    ticket unless the server context has ``ssl.OP_NO_TICKET`` (TLS 1.2), by PSK in TLS 1.3.
 
     In TLS 1.3 the client finishes before the server has judged its certificate, so a server
     rejection arrives as an alert *after* the client's Finished, exactly as on the wire.
     """
     c_in, c_out, s_in, s_out = (ssl.MemoryBIO() for _ in range(4))
-    client = client_ctx.wrap_bio(c_in, c_out, server_side=False, server_hostname=server_hostname)
+    client = client_ctx.wrap_bio(
+        c_in, c_out, server_side=False, server_hostname=server_hostname, session=session
+    )
     server = server_ctx.wrap_bio(s_in, s_out, server_side=True)
     sess = TlsSession(client, server, c_in, c_out, s_in, s_out)
     done = {True: False, False: False}
@@ -230,6 +238,7 @@ def handshake(
         cipher=(client.cipher() or (None,))[0],
         client_cert_requested=server_ctx.verify_mode != ssl.CERT_NONE,
         peer_cert_der=_peer_der(server),
+        resumed=bool(client.session_reused),
     )
     return sess
 

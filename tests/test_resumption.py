@@ -1,0 +1,182 @@
+"""Resumed TLS sessions, from real OpenSSL clients that resume (tests/resumecap.py): the
+handshake records how it resumed, and the scan links each resumption to the full handshake
+that established it, carrying over that handshake's client-certificate verdict."""
+
+from __future__ import annotations
+
+import hashlib
+import ssl
+
+import pytest
+
+from fastcap import parallel, scanner
+from fastcap.crosssession import CrossSession
+from fastcap.follow import format_follow
+from fastcap.scanner import ScanSummary, scan, scan_files
+from fastcap.session import iter_sessions
+from fastcap.synth.scenarios import make_pki
+from fastcap.synth.tlsgen import client_context, handshake, server_context
+from fastcap.tls import parse_flights, parse_new_session_ticket
+
+from .resumecap import build
+
+
+@pytest.fixture(scope="module")
+def caps(tmp_path_factory):
+    return build(tmp_path_factory.mktemp("resume"))
+
+
+def _scan(path, ca, **kw):
+    summary = ScanSummary(str(path))
+    return list(scan(path, ca_file=ca, summary=summary, **kw)), summary
+
+
+def _verdicts(s):
+    return {v.code: v for v in s.verdicts}
+
+
+# ---------------------------------------------------------------------------- handshake facts
+
+
+@pytest.mark.parametrize(("version", "tickets", "how"), [
+    ("1.2", False, "session_id"), ("1.2", True, "ticket"), ("1.3", True, "psk"),
+])  # fmt: skip
+def test_handshake_records_how_it_resumed(version, tickets, how):
+    pki = make_pki()
+    sctx = server_context(pki.server, min_version=version, max_version=version)
+    if not tickets:
+        sctx.options |= ssl.OP_NO_TICKET
+    cctx = client_context(min_version=version, max_version=version)
+    first = handshake(sctx, cctx)
+    again = handshake(sctx, cctx, session=first.client.session)
+    assert again.outcome.resumed
+    full, resumed = parse_flights(first.flights), parse_flights(again.flights)
+    assert full.resumption is None and resumed.resumption == how
+    assert resumed.outcome == "completed" and not resumed.server_certs
+    d = resumed.to_dict()["resumption"]
+    assert d["resumed"] == how
+    if how == "session_id":
+        assert full.established_session_id == resumed.server_hello.session_id != b""
+        assert resumed.established_session_id is None
+        assert full.to_dict()["resumption"]["established_session_id"] == \
+            resumed.server_hello.session_id.hex()
+    elif how == "ticket":  # issued in plaintext by the full handshake, offered back
+        (ticket,) = full.session_tickets
+        assert full.session_ticket_at is not None and "t" in full.history
+        assert resumed.offered_ticket == ticket
+        assert d["ticket_offered"] == {"length": len(ticket),
+                                       "sha256": hashlib.sha256(ticket).hexdigest()}
+        assert full.to_dict()["resumption"]["tickets_issued"] == [d["ticket_offered"]]
+    else:  # TLS 1.3 tickets travel encrypted: nothing to link by
+        assert full.session_tickets == [] and resumed.offered_ticket is None
+
+
+def test_malformed_new_session_ticket_is_an_anomaly_not_a_crash():
+    problems: list = []
+    assert parse_new_session_ticket(b"\0\0\0\1\0\5ab", 0x0303, problems) is None
+    assert problems and problems[0][0] == "tls.new_session_ticket.malformed"
+    problems.clear()
+    assert parse_new_session_ticket(b"\0\0\0\1\0\2ab", 0x0304, problems) is None
+    assert problems[0][0] == "tls.new_session_ticket.plaintext_tls13"
+    nst = parse_new_session_ticket(b"\0\0\0\7\0\2ab", 0x0303, [])
+    assert nst is not None and (nst.lifetime_hint, nst.ticket) == (7, b"ab")
+
+
+# ---------------------------------------------------------------------------- linking
+
+
+def test_resumptions_inherit_the_original_client_certificate_verdict(caps):
+    sessions, summary = _scan(caps.whole, caps.ca)
+    assert [s.number for s in sessions] == list(range(1, 9))
+    originals, resumed = sessions[:4], sessions[4:]
+    assert [s.tls.resumption for s in sessions] == [None] * 4 + [p.how for p in caps.pairs]
+    assert [set(_verdicts(s)) for s in originals] == [
+        {"ok"}, {"no_client_cert"}, {"client_cert_expired"}, {"tls13_encrypted"}]
+    inherited = ("ok", "no_client_cert", "client_cert_expired")
+    for o, r, code, how in zip(originals, resumed, inherited,
+                               ("session ID", "session ticket", "session ticket"), strict=False):
+        assert r.server == o.server
+        got = _verdicts(r)
+        assert set(got) == {"tls_session_resumed", code}
+        link, orig = got["tls_session_resumed"], _verdicts(o)[code]
+        sh = o.tls.server_hello_at.frame
+        assert link.severity == "info" and link.frame == sh
+        assert f"resumed by {how}" in link.message
+        assert f"established by session {o.number} (frame {sh});" in link.message
+        v = got[code]
+        assert (v.severity, v.frame, v.hint) == (orig.severity, orig.frame, orig.hint)
+        assert v.message == f"inherited from session {o.number} (frame {orig.frame}): " \
+                            f"{orig.message}"
+    # the inherited errors are still errors the admin acts on
+    assert [scanner.has_problem(s) for s in resumed] == [False, True, True, False]
+    assert summary.with_problems == 4 and summary.verdicts["tls_session_resumed"] == 4
+    assert summary.verdicts["no_client_cert"] == 2 and summary.verdicts["ok"] == 2
+    psk = _verdicts(resumed[3])
+    assert set(psk) == {"tls_session_resumed", "tls13_encrypted"}
+    assert "cannot be identified without keys" in psk["tls_session_resumed"].message
+    assert not any(v.code == "client_cert_not_requested" for s in sessions for v in s.verdicts)
+
+
+def test_resumption_whose_original_is_not_in_the_capture(caps):
+    sessions, summary = _scan(caps.resumptions, caps.ca)
+    assert [s.tls.resumption for s in sessions] == [p.how for p in caps.pairs]
+    for s in sessions[:3]:
+        assert set(_verdicts(s)) == {"tls_session_resumed"}  # no guess at the certificate
+        v = s.verdicts[0]
+        assert v.severity == "info" and v.frame == s.tls.server_hello_at.frame
+        assert "established before the capture started; its client certificate cannot be " \
+               "seen" in v.message
+    assert set(_verdicts(sessions[3])) == {"tls_session_resumed", "tls13_encrypted"}
+    assert summary.with_problems == 0
+
+
+def test_split_scans_link_alike(caps, monkeypatch):
+    def dicts(**kw):
+        sessions, summary = _scan(caps.whole, caps.ca, **kw)
+        return [s.to_dict() for s in sessions], summary.to_dict()
+
+    whole = dicts()
+    monkeypatch.setattr(scanner, "SPLIT_MIN_BYTES", 0)  # split even this small file
+    assert dicts(jobs=2, parts=5) == whole  # worker processes read ranges, this one judges
+    assert dicts(jobs=3, executor=parallel.SerialExecutor(), parts=3) == whole
+
+
+def test_several_files_link_across_files_alike(caps):
+    paths = [caps.originals, caps.resumptions]
+
+    def dicts(**kw):
+        return [([s.to_dict() for s in r.sessions], r.summary.to_dict(), r.error)
+                for r in scan_files(paths, ca_file=caps.ca, **kw)]
+
+    one = dicts()
+    assert dicts(jobs=2, parts=5) == one
+    assert dicts(jobs=3, executor=parallel.SerialExecutor(), parts=3) == one
+    second = one[1][0]
+    link = [v for v in second[0]["verdicts"] if v["code"] == "tls_session_resumed"][0]
+    assert f"established by session 1 (frame {link['frame']}) of {caps.originals};" in \
+        link["message"]
+    assert [v["code"] for v in second[1]["verdicts"]] == ["no_client_cert",
+                                                          "tls_session_resumed"]
+    assert one[1][1]["with_problems"] == 2
+
+
+def test_memory_is_bounded_and_what_is_forgotten_is_counted(caps):
+    cross = CrossSession(limit=2)
+    sessions, summary = _scan(caps.whole, caps.ca, cross=cross)
+    assert cross.dropped > 0
+    assert len(cross._origins) <= 2 and len(cross._asked) <= 2
+    (key,) = [k for k in summary.limits if "forgotten" in k]
+    assert summary.limits[key] == cross.dropped and "over 2 remembered" in key
+    first = _verdicts(sessions[4])  # resumes session 1, whose ID was forgotten first
+    assert set(first) == {"tls_session_resumed"}
+    assert "forgotten: over 2 remembered" in first["tls_session_resumed"].message
+    assert "no_client_cert" in _verdicts(sessions[5])  # session 2's ticket still known
+
+
+def test_follow_shows_the_resumption_and_the_ticket(caps):
+    text = {s.number: format_follow(s) for s in iter_sessions(caps.whole, keep_streams=True)}
+    assert "S: NewSessionTicket, 1 ticket(s)" in text[2]
+    assert "NewSessionTicket" not in text[1]  # session IDs only there
+    for n, how in ((5, "session ID"), (6, "session ticket"), (8, "pre-shared key")):
+        assert f"S: ServerHello, resumes an earlier session by {how}" in text[n]
+    assert "resumes" not in text[1]
