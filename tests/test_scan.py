@@ -81,9 +81,9 @@ EXPECTED_CODES = {
     "no_client_cert": {"no_client_cert"},
     "cert_not_requested": {"client_cert_not_requested"},
     "expired_client_cert": {"client_cert_expired", "tls_alert"},
-    # Only the leaf is sent and its issuer is unknown: from the chain alone a private CA and
-    # a missing intermediate look the same, so the verdict says both.
-    "untrusted_ca": {"client_cert_incomplete_chain", "tls_alert"},
+    # Only the leaf is sent, and nothing (not even its organization) ties its issuer to the
+    # trusted root: a private CA.
+    "untrusted_ca": {"client_cert_untrusted_ca", "tls_alert"},
     "name_mismatch": {"client_cert_name_mismatch"},
     "starttls_refused": {"starttls_refused"},
     "starttls_not_offered": {"starttls_not_offered"},

@@ -111,8 +111,10 @@ def test_not_yet_valid(pki, analyzer):
 
 @pytest.mark.parametrize("send_root", [False, True])
 def test_untrusted_root(analyzer, send_root):
-    other_root = make_ca("Other Root")
-    other_inter = make_ca("Other Issuing", parent=other_root)
+    # Another organization: an issuer with the trusted root's O= would count as evidence of a
+    # missing intermediate of that root.
+    other_root = make_ca("Other Root", org="Other PKI")
+    other_inter = make_ca("Other Issuing", parent=other_root, org="Other PKI")
     cert = leaf(other_inter)
     chain = [cert.der, other_inter.der] + ([other_root.der] if send_root else [])
     r = analyzer.check(chain, role="client", at=NOW)

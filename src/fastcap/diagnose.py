@@ -163,18 +163,18 @@ _HINTS: Final = MappingProxyType(
             "check the sending server's clock, or wait until the certificate's start date"
         ),
         "client_cert_untrusted_ca": (
-            "Exchange Online accepts only certificates from a publicly trusted CA: replace it with "
-            "one from a public CA whose subject/SAN matches the inbound connector"
+            "Exchange Online accepts only certificates from a publicly trusted CA (not a private "
+            "or internal CA such as AD CS): replace it with one from a public CA whose subject/SAN "
+            "matches the inbound connector"
         ),
         "client_cert_self_signed": (
             "self-signed certificates are never accepted for attribution: use one issued by a "
             "publicly trusted CA"
         ),
         "client_cert_incomplete_chain": (
-            "send the full chain: install the intermediate CA certificate(s) on the sending server "
-            "(Windows: Intermediate Certification Authorities store; Postfix: append them to "
-            "smtp_tls_cert_file after the leaf); if the issuer is a private CA, use a certificate "
-            "from a publicly trusted CA instead"
+            "send the full chain: get the missing intermediate CA certificate from the issuing CA "
+            "and install it on the sending server (Windows: Intermediate Certification "
+            "Authorities store; Postfix: append it to smtp_tls_cert_file after the leaf)"
         ),
         "client_cert_name_mismatch": (
             "bind a certificate whose subject or SAN contains the name the inbound connector "
@@ -187,15 +187,15 @@ _HINTS: Final = MappingProxyType(
         "server_cert_expired": ("the receiving server must renew its certificate"),
         "server_cert_not_yet_valid": ("check the clocks of both servers"),
         "server_cert_untrusted_ca": (
-            "the sending server may refuse this peer: install the issuing root, or check for a TLS "
-            "intercepting proxy between the servers"
+            "the sending server may refuse this peer: a private CA must be trusted explicitly "
+            "(install its root), or check for a TLS intercepting proxy between the servers"
         ),
         "server_cert_self_signed": (
             "a self-signed server certificate often means a TLS intercepting proxy or firewall "
             "sits between the servers; send straight to the real endpoint"
         ),
         "server_cert_incomplete_chain": (
-            "the receiving server should send its intermediate CA certificate(s)"
+            "the receiving server should send its intermediate CA certificate(s) after its own"
         ),
         "server_cert_name_mismatch": (
             "the connection may reach the wrong host (or a proxy): check the smart host / MX the "
@@ -384,6 +384,9 @@ def _chain_verdicts(
             "incomplete_chain": (
                 f"{what}{at} arrived without the intermediate CA that issued it "
                 f"({issuer}); {len(check.certs)} certificate(s) sent"
+                if len(check.certs) == 1
+                else f"{what}{at} arrived without an intermediate CA of its chain; "
+                f"{len(check.certs)} certificate(s) sent"
             ),
             "expired": f"a CA certificate in the {role} chain{at} has expired",
             "not_yet_valid": f"a CA certificate in the {role} chain{at} is not yet valid",

@@ -21,7 +21,7 @@ import os
 import re
 import ssl
 import warnings
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,6 +32,7 @@ from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, r
 from cryptography.utils import CryptographyDeprecationWarning
 from cryptography.x509 import verification as xv
 
+from .issuer_evidence import AnchorIndex, Finding, find_evidence
 from .pickling import compact
 
 __all__ = [
@@ -387,7 +388,7 @@ class TrustStore:
     Immutable by convention: :meth:`plus` returns a new store.
     """
 
-    __slots__ = ("roots", "store", "source", "_ders", "_by_subject")
+    __slots__ = ("roots", "store", "source", "_ders", "_by_subject", "_anchor_index")
 
     def __init__(self, roots: Iterable[x509.Certificate], source: str = "") -> None:
         unique: dict[bytes, x509.Certificate] = {}
@@ -400,6 +401,7 @@ class TrustStore:
         for cert in self.roots:
             by_subject.setdefault(cert.subject, []).append(cert)
         self._by_subject = by_subject
+        self._anchor_index: AnchorIndex | None = None
         # cryptography refuses an empty Store; with no anchors nothing can verify anyway.
         self.store: xv.Store | None = xv.Store(list(self.roots)) if self.roots else None
 
@@ -423,6 +425,21 @@ class TrustStore:
             if _signed_by(cert, candidate):
                 return candidate
         return None
+
+    def anchor_index(self) -> AnchorIndex:
+        """The anchors indexed by organization, named domains and known intermediates, built
+        on first need (most captures never ask) and then kept: it depends on the store alone."""
+        if self._anchor_index is None:
+            self._anchor_index = AnchorIndex.build(self.roots, self.issuer_of)
+        return self._anchor_index
+
+    def issuer_evidence(self, cert: x509.Certificate) -> Finding:
+        """What ties the issuer of ``cert``, which the store does not hold, to the store;
+        nothing, when the certificate's fields are too odd to read."""
+        try:
+            return find_evidence(cert, self.anchor_index())
+        except Exception:  # hostile input: no evidence, never a crash
+            return Finding(())
 
     @classmethod
     def _from_pem_bytes(cls, data: bytes, source: str, *, strict: bool) -> TrustStore:
@@ -808,17 +825,34 @@ class Analyzer:
                         break
                     parent = parent or cand
             if parent is None:
-                issuer = _rfc4514(current, "issuer")
-                if current is leaf:
-                    return "missing_intermediate", (
-                        f"issuer {issuer} was neither sent nor found in the trust store"
-                        " (missing intermediate, or a private CA)"
-                    )
-                return "untrusted_root", (
-                    f"chain ends at issuer {issuer}, which is not in the trust store"
-                )
+                return _missing_issuer(current, current is leaf, self.trust.issuer_evidence)
             seen.add(parent.fingerprint(hashes.SHA256()))
             current = parent
+
+
+def _missing_issuer(
+    cert: x509.Certificate, is_leaf: bool, evidence: Callable[[x509.Certificate], Finding]
+) -> tuple[str, str]:
+    """The issuer of ``cert`` was neither sent nor found in the store: a missing intermediate
+    only when evidence ties it to a trusted hierarchy, else an untrusted (private) CA."""
+    issuer = _rfc4514(cert, "issuer")
+    whose = "" if is_leaf else f" of chain certificate {_rfc4514(cert, 'subject')}"
+    finding = evidence(cert)
+    if finding.tied:
+        why = "; ".join(e.text for e in finding.evidence)
+        return "missing_intermediate", (
+            f"issuer {issuer}{whose} was neither sent nor found in the trust store, but {why}"
+        )
+    if not is_leaf:
+        return "untrusted_root", (
+            f"chain ends at issuer {issuer}, which is not in the trust store"
+        )
+    why = finding.against or (
+        "no known intermediate, organization or caIssuers host ties it to a trusted root"
+    )
+    return "untrusted_root", (
+        f"issued by {issuer}, which was not sent and is not a trusted CA: {why} (a private CA)"
+    )
 
 
 def _name_of(cert: x509.Certificate, which: str) -> x509.Name | None:

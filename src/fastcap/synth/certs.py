@@ -142,8 +142,10 @@ def make_ca(
     parent: Issued | None = None,
     org: str | None = "Fastcap Test PKI",
     hash: HashName = "sha256",
+    extensions: Sequence[x509.ExtensionType] = (),
 ) -> Issued:
-    """A root CA, or an intermediate signed by ``parent``. Validity defaults to now-1d..+365d."""
+    """A root CA, or an intermediate signed by ``parent``. Validity defaults to now-1d..+365d.
+    ``extensions`` are added as non-critical (AIA, CRL distribution points...)."""
     nb, na = _default_window(not_before, not_after)
     k = new_key(key)
     subject = _name(cn, org)
@@ -178,6 +180,8 @@ def make_ca(
             x509.AuthorityKeyIdentifier.from_issuer_public_key(parent.key.public_key()),
             critical=False,
         )
+    for ext in extensions:
+        builder = builder.add_extension(ext, critical=False)
     cert = _sign(builder, issuer_key, hash)
     chain = [parent.cert, *parent.chain] if parent else []
     return Issued(cert, k, chain)
@@ -195,10 +199,12 @@ def make_leaf(
     hash: HashName = "sha256",
     self_signed: bool = False,
     org: str | None = None,
+    extensions: Sequence[x509.ExtensionType] = (),
 ) -> Issued:
     """An end-entity certificate; ``sans`` entries that parse as IPs become IP SANs.
 
-    With ``self_signed=True`` the issuer is ignored (and may be None).
+    With ``self_signed=True`` the issuer is ignored (and may be None). ``extensions`` are
+    added as non-critical (an AIA caIssuers URL, say).
     """
     if issuer is None and not self_signed:
         raise ValueError("issuer is required unless self_signed=True")
@@ -243,6 +249,8 @@ def make_leaf(
             x509.AuthorityKeyIdentifier.from_issuer_public_key(signer.key.public_key()),
             critical=False,
         )
+    for ext in extensions:
+        builder = builder.add_extension(ext, critical=False)
     cert = _sign(builder, signer.key if signer else k, hash)
     chain = [signer.cert, *signer.chain] if signer else []
     return Issued(cert, k, chain)

@@ -45,7 +45,8 @@ def make_pki(now: dt.datetime | None = None) -> Pki:
     now = now or dt.datetime.now(dt.UTC)
     root = make_ca("Fabrikam Test Root CA")
     inter = make_ca("Fabrikam Test Issuing CA 01", parent=root)
-    rogue = make_ca("Untrusted Self-Made CA")
+    # A private CA: nothing (not even its organization) ties it to the trusted root.
+    rogue = make_ca("Untrusted Self-Made CA", org="Self-Made Lab")
     return Pki(
         root=root,
         intermediate=inter,
