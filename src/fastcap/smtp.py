@@ -815,9 +815,10 @@ class SmtpConversation:
                     return True
                 if res is _LOST:
                     return True
-        if client_tls:
-            self._anomaly("starttls_inferred", c2s.here, "c2s",
-                          "the capture began after STARTTLS: the client speaks TLS")
+        if client_tls or (not c_head and _looks_tls(s_head)):
+            first = c2s if c_head else s2c
+            self._anomaly("starttls_inferred", first.here, first.name,
+                          "the capture began after STARTTLS: TLS records come first")
             self._emit(StartTls(True, c2s.here, s2c.here))
             self._enter_tls()
             return True
