@@ -249,6 +249,24 @@ def test_client_certificate_cut_off_says_what_is_missing(wholes, tmp_path):
     assert seen == {True, False}  # began inside a record (skipped) and at one
 
 
+def test_client_certificate_without_its_request_in_view_is_not_judged(wholes, tmp_path):
+    """The capture begins right after the server's first flight: the client's Certificate is
+    there, but the request it answered and the ServerHello are not."""
+    cases, analyzer = wholes
+    w = cases["expired_client_cert", 1460]
+    k = 1 + next(i for i, r in enumerate(w.records)
+                 if (p := _tcp_payload(r.data))[0] != w.client_port and p[1][:1] == b"\x16")
+    path = tmp_path / "after-server-hello.pcap"
+    write_pcap(path, w.records[k:])
+    (s,) = list(scan(path, analyzer=analyzer, expect_name=SENDER))
+    assert s.tls.client_certificate and s.tls.server_hello is None
+    codes = {v.code for v in s.verdicts}
+    assert not codes & CLIENT_CODES and "tls_alert" in codes  # the alert is still a fact
+    (v,) = [v for v in s.verdicts if v.code == "client_cert_not_captured"]
+    assert "a client Certificate message is in view (frame 1)" in v.message
+    assert "not judged" in v.message and v.frame == s.mid_session.s2c.frame
+
+
 # -- where a cut stream begins ---------------------------------------------------------------
 
 REC = b"\x16\x03\x03\x00\x04\x0e\x00\x00\x00"  # ServerHelloDone in a record
