@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import pickle
 import struct
 from bisect import bisect_right
 from dataclasses import dataclass, field
@@ -212,6 +213,7 @@ def test_capture_starting_at_starttls_reads_the_whole_handshake(wholes, tmp_path
     assert "server's stream begins with a 220 reply (frame 2)" in v.message
     d = s.to_dict()["mid_session"]
     assert d["c2s"]["what"] == "STARTTLS" and d["s2c"]["kind"] == "smtp"
+    assert pickle.loads(pickle.dumps(s)).mid_session == s.mid_session  # -j N copies sessions
 
 
 def test_client_certificate_cut_off_says_what_is_missing(wholes, tmp_path):

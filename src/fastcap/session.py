@@ -1,7 +1,8 @@
 """Stage 4: one `Session` per TCP connection on the selected ports — reassembled streams read
 as SMTP, and the TLS handshake that follows STARTTLS (or starts at byte 0 on implicit-TLS
 ports) parsed.  Sessions are numbered from 1 in the order of their first frame; `scan` and
-`follow` print the same numbers.
+`follow` print the same numbers.  A connection the capture joined late (no SYN) is read from
+where each direction becomes readable (`fastcap.midstart`), by the same parsers.
 """
 
 from __future__ import annotations
