@@ -294,11 +294,16 @@ def test_find_start(data, from_client, offset, kind):
     assert start.skipped == (offset if kind != "empty" else 0)
 
 
-def test_a_record_running_to_the_end_of_the_data_is_a_chain():
+def test_a_record_cut_by_the_end_of_the_data_counts_only_at_a_segment_start():
     rec = b"\x16\x03\x03\x01\x00" + bytes(100)  # a 256-byte record cut by the data's end
-    assert tls_chain_at(rec, 0, len(rec))
+    assert tls_chain_at(rec, 0, len(rec)) and not tls_chain_at(rec, 0, len(rec), cut_ok=False)
     assert not tls_chain_at(b"\x16\x03\x03\x00\x00" + APP, 0, 13)  # empty records: no
-    assert find_start(b"junk" + rec, 4 + len(rec), False).what == "a TLS handshake record"
+    start = find_start(rec, len(rec), False)
+    assert (start.offset, start.what) == (0, "a TLS handshake record")
+    # After junk, a header whose length overshoots is as likely noise: nothing is read.
+    assert find_start(b"junk" + rec, 4 + len(rec), False).kind == "none"
+    whole = b"junk" + REC  # ... but a record that ends right at the end of the data is taken
+    assert find_start(whole, len(whole), False).offset == 4
 
 
 def test_encrypted_at_tells_ciphertext_from_plaintext_handshake():

@@ -29,10 +29,12 @@ _REPLY_RE: Final = re.compile(rb"([2-5][0-9][0-9])(?:[ -][^\r\n]*)?\r?(?:\n|\Z)"
 _COMMAND_RE: Final = re.compile(rb"([A-Za-z][A-Za-z0-9-]{0,31})(?:[ \t][^\r\n]*)?\r?(?:\n|\Z)")
 
 
-def tls_chain_at(data: bytes, i: int, end: int) -> bool:
+def tls_chain_at(data: bytes, i: int, end: int, cut_ok: bool = True) -> bool:
     """A well-formed TLS record starts at ``i`` and is followed right after its body by
-    another well-formed header, or runs to ``end`` (the end of the contiguous data): one
-    header alone is too weak a sign inside ciphertext or a cut record."""
+    another well-formed header, or ends at ``end`` (the end of the contiguous data): one
+    header alone is too weak a sign inside ciphertext or a cut record. With ``cut_ok`` the
+    record may also run past ``end`` (a segment start is a strong sign already; anywhere
+    else a random header whose length overshoots would pass too easily)."""
     records = 0
     while True:
         if end - i < 5:
@@ -43,7 +45,9 @@ def tls_chain_at(data: bytes, i: int, end: int) -> bool:
             return False
         records += 1
         i += 5 + length
-        if i >= end or records >= 2:
+        if i > end:
+            return cut_ok
+        if i == end or records >= 2:
             return True
 
 
@@ -130,7 +134,7 @@ def find_start(data: bytes, end: int, from_client: bool, begin: int = 0) -> Stre
         return StreamStart(begin, 0, kind, _describe(data, begin, end, kind, from_client))
     best: tuple[int, str] | None = None
     for m in _TLS_HEAD_RE.finditer(data, begin, end):
-        if tls_chain_at(data, m.start(), end):
+        if tls_chain_at(data, m.start(), end, cut_ok=False):
             best = (m.start(), "tls")
             break
     stop = best[0] if best is not None else end
