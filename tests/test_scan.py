@@ -119,7 +119,9 @@ def test_json_schema_is_pinned(scenario_capture):
     assert set(s) == {"schema_version", "file", "number", "client", "server", "first_frame",
                       "last_frame", "first_ts_ns", "last_ts_ns", "frames", "continues_into", "tcp",
                       "smtp", "tls",
-                      "client_cert_check", "server_cert_check", "verdicts"}
+                      "client_cert_check", "server_cert_check", "verdicts",
+                      "mid_session"}
+    assert s["mid_session"] is None  # the capture holds the connection from its SYN
     assert set(s["verdicts"][0]) == {"code", "severity", "message", "hint", "frame"}
     assert s["verdicts"][0]["code"] == "no_client_cert"
     assert s["tls"]["client_certificate"] == [] or s["tls"]["client_certificate"] is not None

@@ -126,6 +126,15 @@ _TABLE: Final = MappingProxyType(
             "warning",
             "STARTTLS was not attempted (offered, or offer not captured): mail went in plaintext",
         ),
+        "capture_started_mid_session": (
+            "info",
+            "the capture began after the connection did (no SYN): its opening is missing",
+        ),
+        "client_cert_not_captured": (
+            "warning",
+            "the capture began too late to show whether a client certificate was asked for "
+            "or sent",
+        ),
     }
 )
 
@@ -234,6 +243,14 @@ _HINTS: Final = MappingProxyType(
         "plaintext_only": (
             "enable opportunistic or mandatory TLS on the sender (Exchange: RequireTLS on the send "
             "connector; Postfix: smtp_tls_security_level = may or encrypt)"
+        ),
+        "capture_started_mid_session": (
+            "what was before the first captured frame is unknown; start the capture before the "
+            "connection opens to see all of it"
+        ),
+        "client_cert_not_captured": (
+            "capture a new connection from its start (start the capture before the sending "
+            "server connects; with a ring buffer, keep enough files to hold the whole handshake)"
         ),
     }
 )
@@ -506,6 +523,77 @@ def _incomplete_verdict(session: Any, tls: Any) -> Verdict:
     )
 
 
+def _and_list(items: list[str]) -> str:
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+
+
+def _began_with(side: str, start: Any) -> str:
+    if start.kind == "empty":
+        return f"the {side} sent nothing in the capture"
+    if start.kind == "none":
+        return f"the {side}'s {start.skipped} bytes hold no SMTP line or TLS record start"
+    text = f"the {side}'s stream begins with {start.what}{_frame_text(start.frame)}"
+    if start.skipped:
+        text += f" after {start.skipped} bytes of a unit whose start was not captured"
+    return text
+
+
+def _mid_session_verdict(session: Any, mid: Any) -> Verdict:
+    """What the capture missed of a connection it joined late, and where each side begins."""
+    smtp, tls = session.smtp, session.tls
+    lost: list[str] = []
+    if _smtp_like(smtp) and not smtp.implicit_tls and (smtp.replies or smtp.commands):
+        if smtp.banner_text is None:
+            lost.append("the SMTP greeting")
+        if smtp.ehlo_verb is None and (smtp.commands or tls is not None):
+            lost.append("EHLO")
+        if smtp.starttls_command_frame is None and tls is not None:
+            lost.append("STARTTLS")
+    if tls is not None:
+        lost += [f"the {name}" for name, hello in (("ClientHello", tls.client_hello),
+                                                    ("ServerHello", tls.server_hello))
+                 if hello is None]
+    after = f"after {_and_list(lost)}" if lost else "mid-conversation"
+    return _v(
+        "capture_started_mid_session",
+        f"the capture starts at frame {mid.first_frame}, {after}: no SYN; "
+        f"{_began_with('client', mid.c2s)}; {_began_with('server', mid.s2c)}",
+        mid.first_frame,
+    )
+
+
+def _cut_client_cert(session: Any, tls: Any) -> Verdict | None:
+    """The question the capture cannot answer: it began after the server's hello with no
+    CertificateRequest in view, or after the request with no ClientHello or client
+    Certificate in view. None when the handshake's deciding messages are all there."""
+    mid = getattr(session, "mid_session", None)
+    if mid is None:
+        return None
+    cert_frame = _where_frame(tls.client_certificate_at)
+    if tls.server_hello is None and not tls.cert_requested:
+        msg = (
+            "the capture starts after the server's hello, so whether the server asked for a "
+            "client certificate, and whether one was sent, is not visible; "
+            f"{_began_with('server', mid.s2c)}"
+        )
+        if tls.client_certificate_at is not None:
+            msg += (
+                f"; a client Certificate message is in view{_frame_text(cert_frame)} but is not "
+                "judged without the request it answered"
+            )
+        return _v("client_cert_not_captured", msg, mid.s2c.frame or mid.first_frame)
+    if tls.cert_requested and tls.client_hello is None and tls.client_certificate_at is None:
+        req = _where_frame(tls.cert_request_at)
+        return _v(
+            "client_cert_not_captured",
+            f"the server asked for a client certificate{_frame_text(req)}, but the capture "
+            "starts after the client's Certificate would have gone, so whether one was sent is "
+            f"not visible; {_began_with('client', mid.c2s)}",
+            mid.c2s.frame or mid.first_frame,
+        )
+    return None
+
+
 def _smtp_like(smtp: Any) -> bool:
     return smtp is not None and bool(
         smtp.banner_text is not None
@@ -594,17 +682,23 @@ def _starttls_verdicts(session: Any, smtp: Any) -> list[Verdict]:
             )
         ]
     mail = [c for c in getattr(smtp, "commands", ()) if c.verb in _MAIL_VERBS]
+    late = smtp.ehlo_verb is None and getattr(session, "mid_session", None) is not None
     if mail or sent:
         frame = mail[0].frame if mail else ehlo_frame
+        why = (
+            "the capture began after EHLO, so whether STARTTLS was offered, refused or not "
+            "tried is not visible" if late else "the server's EHLO reply was not captured"
+        )
         return [
             _v(
                 "plaintext_only",
-                f"client sent mail without STARTTLS{_frame_text(frame)} (the server's EHLO "
-                f"reply was not captured){tail}",
+                f"client sent mail without STARTTLS{_frame_text(frame)} ({why}){tail}",
                 frame,
             )
         ]
-    if smtp.ehlo_verb is None:
+    if late:
+        why = "the capture began after EHLO"
+    elif smtp.ehlo_verb is None:
         why = "the client never sent EHLO"
     else:
         why = f"the {smtp.ehlo_verb}{_frame_text(ehlo_frame)} got no successful reply"
@@ -756,15 +850,19 @@ def diagnose(
             )
         )
     if tls is not None:
+        unseen = _cut_client_cert(session, tls)
         alert = _alert_verdict(tls)
-        if alert is not None:
+        # After a cut start, encrypted alerts alone are most likely the closing ones.
+        if alert is not None and not (unseen and all(a.encrypted for a in tls.alerts)):
             out.append(alert)
-        if tls.outcome == "incomplete":
+        if tls.outcome == "incomplete" and unseen is None:
             out.append(_incomplete_verdict(session, tls))
         if getattr(tls, "resumption", None):
             out.append(_resumed_verdict(tls))
         hidden = tls.tls13_encrypted and tls.client_certificate is None and not tls.server_certs
-        if hidden:
+        if unseen is not None:
+            out.append(unseen)
+        elif hidden:
             out.append(
                 _v(
                     "tls13_encrypted",
@@ -812,6 +910,9 @@ def diagnose(
     exo = _exchange_online(smtp, server if tls is not None and tls.server_certs else None)
     if exo is not None:
         out.append(exo)
+    mid = getattr(session, "mid_session", None)
+    if mid is not None:
+        out.append(_mid_session_verdict(session, mid))
     if not any(v.severity in ("error", "warning") for v in out) and _clean_client_auth(tls, client):
         leaf = client.certs[0]
         frame = _where_frame(tls.client_certificate_at)

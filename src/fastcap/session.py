@@ -1,7 +1,8 @@
 """Stage 4: one `Session` per TCP connection on the selected ports — reassembled streams read
 as SMTP, and the TLS handshake that follows STARTTLS (or starts at byte 0 on implicit-TLS
 ports) parsed.  Sessions are numbered from 1 in the order of their first frame; `scan` and
-`follow` print the same numbers.
+`follow` print the same numbers.  A connection the capture joined late (no SYN) is read from
+where each direction becomes readable (`fastcap.midstart`), by the same parsers.
 """
 
 from __future__ import annotations
@@ -13,11 +14,14 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from .capture import DEFAULT_SLAB, DEFAULT_WINDOW
 from .flows import FlowTable
+from .midstart import MidSession, StreamStart, encrypted_at, find_start, opens_smtp, opens_tls
 from .reassembly import DEFAULT_CAP, Connection, Reassembler, StreamDir
 from .selection import DEFAULT_PORTS, FrameCounters, iter_selected
-from .smtp import SmtpDialogue, parse_dialogue
+from .smtp import CutStart, SmtpDialogue, parse_dialogue
 from .stream import PIECE, open_capture
 from .tls import TlsHandshake, parse_handshake
 
@@ -74,6 +78,9 @@ class Session:
     client_check: Any = None  # x509check.ChainCheck | None
     server_check: Any = None
     verdicts: list = field(default_factory=list)  # diagnose.Verdict, most severe first
+    # Set when the capture began after the connection did (no SYN, a cut opening): where each
+    # direction was read from and what it began with.
+    mid_session: MidSession | None = None
     # Ring-buffer files this session goes on into (its frame numbers then count on from its
     # own file into these, as in `mergecap -a`); empty for a session within one file.
     continues_into: list[str] = field(default_factory=list)
@@ -100,6 +107,7 @@ class Session:
             "client_cert_check": self.client_check.to_dict() if self.client_check else None,
             "server_cert_check": self.server_check.to_dict() if self.server_check else None,
             "verdicts": [v.to_dict() for v in self.verdicts],
+            "mid_session": self.mid_session.to_dict() if self.mid_session else None,
         }
 
 
@@ -131,6 +139,49 @@ def find_tls_hello(data: bytes, msg_type: int, limit: int = _TLS_SCAN_LIMIT) -> 
     return None
 
 
+def _start(stream: StreamDir, from_client: bool) -> StreamStart:
+    """Where the first stored run of bytes (after a leading gap, if any) becomes readable."""
+    begin = stream.gaps[0][0] + stream.gaps[0][1] if stream.gaps and not stream.gaps[0][0] else 0
+    start = find_start(stream.data, stream.contiguous_end(begin), from_client, begin)
+    if start.offset >= len(stream.data):
+        return start
+    return StreamStart(start.offset, start.skipped, start.kind, start.what,
+                       stream.frame_at(start.offset))
+
+
+def _lead_end(s2c: StreamDir, s_at: int, client_frame: int | None) -> int:
+    """Offset of the server's first byte captured after the client's frame ``client_frame``."""
+    if client_frame is None:
+        return len(s2c.data)
+    off, n, frame = s2c.seg_offset, s2c.seg_len, s2c.seg_frame
+    later = np.flatnonzero((off + n > s_at) & (frame > client_frame))
+    return max(s_at, int(off[later[0]])) if later.size else len(s2c.data)
+
+
+def mid_session(conn: Connection, implicit_port: bool) -> MidSession | None:
+    """How to read a connection the capture joined late, or None when its opening is there.
+
+    Only without any SYN: with one, offset 0 of both directions is where they began. Either
+    direction may start inside a unit (see fastcap.midstart); a connection whose directions
+    begin with the protocol's opening (greeting and EHLO, or a ClientHello on an
+    implicit-TLS port) reads as before.
+    """
+    c2s, s2c = conn.c2s, conn.s2c
+    if c2s.syn_frame is not None or s2c.syn_frame is not None:
+        return None
+    cs, ss = _start(c2s, True), _start(s2c, False)
+    if cs.kind == "empty" and ss.kind == "empty":
+        return None
+    client_opens = cs.kind == "empty" or (
+        opens_smtp(c2s.data, cs, True) and c2s.data[:4].upper() in (b"EHLO", b"HELO"))
+    if client_opens and (ss.kind == "empty" or opens_smtp(s2c.data, ss, False)):
+        return None
+    if implicit_port and opens_tls(c2s.data, cs):
+        return None
+    fc = cs.frame if cs.offset < len(c2s.data) else None
+    return MidSession(conn.first_frame, cs, ss, _lead_end(s2c, ss.offset, fc))
+
+
 def build_session(conn: Connection, *,
                   implicit_tls_ports: Iterable[int] = DEFAULT_IMPLICIT_TLS_PORTS,
                   keep_streams: bool = False) -> Session:
@@ -140,19 +191,32 @@ def build_session(conn: Connection, *,
     with a TLS record, so TLS on a port chosen with --ports is parsed too.
     """
     c2s, s2c = conn.c2s, conn.s2c
+    implicit_port = conn.server_port in set(implicit_tls_ports)
+    mid = mid_session(conn, implicit_port)
     clean_start = not c2s.gaps or c2s.gaps[0][0] > 0
-    implicit = conn.server_port in set(implicit_tls_ports) or (
-        clean_start and _looks_like_tls(c2s.data[:3]))
-    smtp = parse_dialogue(c2s, s2c, implicit_tls=implicit)
+    implicit = implicit_port or (
+        mid is None and clean_start and _looks_like_tls(c2s.data[:3]))
+    cut = None if mid is None else CutStart(mid.c2s.offset, mid.s2c.offset, mid.s2c_lead_end)
+    smtp = parse_dialogue(c2s, s2c, implicit_tls=implicit, cut=None if implicit else cut)
     tls = None
     c_at, s_at = smtp.tls_c2s_offset, smtp.tls_s2c_offset
+    if implicit and cut is not None:
+        c_at, s_at = cut.c2s_offset, cut.s2c_offset
     if c_at is None and s_at is None and not smtp.starttls_accepted:
         c_at = find_tls_hello(c2s.data[: c2s.contiguous_end(0)], 1)
         if c_at is not None:
             s_at = find_tls_hello(s2c.data[: s2c.contiguous_end(0)], 2)
             s_at = len(s2c.data) if s_at is None else s_at
+    encrypted = (False, False)
+    if mid is not None:
+        if c_at is None and s_at is None and "tls" in (mid.c2s.kind, mid.s2c.kind):
+            # No STARTTLS in view, but TLS records are: read them from where they begin.
+            c_at = mid.c2s.offset if mid.c2s.kind == "tls" else len(c2s.data)
+            s_at = mid.s2c.offset if mid.s2c.kind == "tls" else len(s2c.data)
+        encrypted = (c_at is not None and encrypted_at(c2s.data, c_at),
+                     s_at is not None and encrypted_at(s2c.data, s_at))
     if c_at is not None or s_at is not None:
-        tls = parse_handshake(c2s, s2c, c_at or 0, s_at or 0)
+        tls = parse_handshake(c2s, s2c, c_at or 0, s_at or 0, encrypted=encrypted)
     closed_by = "rst" if (c2s.rst_frame or s2c.rst_frame) else (
         "fin" if (c2s.fin_frame and s2c.fin_frame) else None)
     tcp = TcpFacts(
@@ -181,6 +245,7 @@ def build_session(conn: Connection, *,
         tcp=tcp,
         smtp=smtp,
         tls=tls,
+        mid_session=mid,
         c2s=c2s if keep_streams else None,
         s2c=s2c if keep_streams else None,
     )

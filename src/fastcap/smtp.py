@@ -31,8 +31,8 @@ from .pickling import compact
 
 __all__ = [
     "ANOMALY_KINDS", "NEED_DATA", "Anomaly", "AnomalyRecord", "AuthResponse", "Banner", "Closed",
-    "Command", "CommandRecord", "DataBody", "Direction", "Event", "Gap", "GapRecord", "Reply",
-    "ReplyRecord", "SmtpConversation", "SmtpDialogue", "StartTls", "StreamLike",
+    "Command", "CommandRecord", "CutStart", "DataBody", "Direction", "Event", "Gap", "GapRecord",
+    "Reply", "ReplyRecord", "SmtpConversation", "SmtpDialogue", "StartTls", "StreamLike",
     "is_relay_denied", "names_exchange_online", "parse_dialogue",
 ]  # fmt: skip
 
@@ -97,6 +97,7 @@ ANOMALY_KINDS: Final = MappingProxyType(
         "overlap": "bytes fed twice (a reassembler bug); the repeat is ignored",
         "pairing_resync": "a 354 or 334 answered something else: the FIFO is re-aligned on it",
         "replies_missing": "the server stream ended with commands unanswered",
+        "reply_before_capture": "replies to commands sent before the capture began",
         "reply_code_mismatch": "a multi-line reply changed its code",
         "reply_lost": "a gap took the start of a reply",
         "reply_unfinished": "the server stream ended inside a multi-line reply",
@@ -203,6 +204,20 @@ class Anomaly:
 @dataclass(frozen=True, slots=True)
 class Closed:
     """Both directions ended; the last event of a conversation."""
+
+
+@dataclass(frozen=True, slots=True)
+class CutStart:
+    """Where to read a connection whose beginning the capture missed (no SYN; see
+    fastcap.midstart): each direction from its first unit that starts at a boundary.
+
+    Server bytes before ``s2c_lead_end`` were captured before the client's first byte, so
+    the replies there answer commands sent before the capture began.
+    """
+
+    c2s_offset: int
+    s2c_offset: int
+    s2c_lead_end: int
 
 
 Event = Banner | Command | Reply | StartTls | DataBody | AuthResponse | Gap | Anomaly | Closed
@@ -421,7 +436,7 @@ class SmtpConversation:
     what the client sends next. Any exception escaping on peer bytes is a bug.
     """
 
-    def __init__(self, implicit_tls: bool = False) -> None:
+    def __init__(self, implicit_tls: bool = False, cut: CutStart | None = None) -> None:
         self._c2s = _Side("c2s")
         self._s2c = _Side("s2c")
         self._out: deque[Event] = deque()
@@ -438,6 +453,14 @@ class SmtpConversation:
         self._anomalies = 0
         self._waiting: Direction | None = None
         self._replies_missing_noted = False
+        self._lead_end = 0  # see CutStart
+        self._lead_replies = 0
+        self._lead_noted = False
+        if cut is not None:
+            for side, start in ((self._c2s, cut.c2s_offset), (self._s2c, cut.s2c_offset)):
+                side.off = side.fed_end = max(0, start)
+            self._lead_end = cut.s2c_lead_end
+            self._turn = "lead"
         if implicit_tls:
             self._emit(StartTls(True, 0, 0, implicit=True))
             self._enter_tls()
@@ -759,7 +782,63 @@ class SmtpConversation:
             return self._step_tls()
         if self._turn == "guess":
             return self._step_guess()
+        if self._turn == "lead":
+            return self._step_lead()
         return self._step_server()  # greeting or server
+
+    def _step_lead(self) -> bool:
+        """A connection read from where the capture began (CutStart), not from its start.
+
+        The server's replies captured before the client's first byte answer commands sent
+        before the capture; the first one is the banner only when it is a greeting at the
+        very start of the server's stream and the client does not already speak TLS. A client
+        stream that begins with TLS means STARTTLS was accepted before the capture began.
+        """
+        c2s, s2c = self._c2s, self._s2c
+        c_head = self._peek(c2s, 2)
+        if c_head is None:
+            self._waiting = "c2s"
+            return False
+        client_tls = _looks_tls(c_head)
+        s_head = self._peek(s2c, 2)
+        if s_head is None:
+            self._waiting = "s2c"
+            return False
+        if s2c.here < self._lead_end:
+            if s_head and not _looks_tls(s_head):
+                res = self._read_reply()
+                if res is None:
+                    self._waiting = "s2c"
+                    return False
+                if isinstance(res, _ReplyAcc):
+                    self._lead_reply(res, client_tls)
+                    return True
+                if res is _LOST:
+                    return True
+        if client_tls or (not c_head and _looks_tls(s_head)):
+            first = c2s if c_head else s2c
+            self._anomaly("starttls_inferred", first.here, first.name,
+                          "the capture began after STARTTLS: TLS records come first")
+            self._emit(StartTls(True, c2s.here, s2c.here))
+            self._enter_tls()
+            return True
+        if not self._lead_replies:
+            self._anomaly("no_banner", s2c.here, "s2c", "the capture began mid-conversation")
+        if _looks_tls(s_head) and s2c.pos == 0:  # its STARTTLS reply was cut: see _read_line
+            s2c.after_gap = "count"
+        self._turn = "client"
+        return True
+
+    def _lead_reply(self, acc: _ReplyAcc, client_tls: bool) -> None:
+        first = not self._lead_replies
+        self._lead_replies += 1
+        if first and acc.offset == 0 and acc.code in GREETING_CODES and not client_tls:
+            self._emit(Banner(acc.code, "\n".join(acc.lines), acc.offset))
+            return
+        if not self._lead_noted:
+            self._lead_noted = True
+            self._anomaly("reply_before_capture", acc.offset, "s2c", f"first: {acc.code}")
+        self._emit_reply(acc, None)
 
     def _step_server(self) -> bool:
         res = self._read_reply(self._turn == "server" and self._pending == "STARTTLS")
@@ -1296,9 +1375,10 @@ class _FoldingConversation(SmtpConversation):
     with no queue, and replies and commands (most events) are folded from their fields without
     building the event objects. Per-event overhead is most of what a short dialogue costs."""
 
-    def __init__(self, builder: _DialogueBuilder, implicit_tls: bool) -> None:
+    def __init__(self, builder: _DialogueBuilder, implicit_tls: bool,
+                 cut: CutStart | None = None) -> None:
         self._builder = builder  # first: __init__ may emit
-        super().__init__(implicit_tls)
+        super().__init__(implicit_tls, cut)
 
     def _emit(self, ev: Event) -> None:
         self._builder.add(ev)
@@ -1325,11 +1405,14 @@ def _clean_gaps(gaps: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:
 class _Feeder:
     """Hands one stream to the conversation piece by piece: data, gaps, then EOF."""
 
-    def __init__(self, stream: StreamLike, direction: Direction) -> None:
+    def __init__(self, stream: StreamLike, direction: Direction, start: int = 0) -> None:
         self.data = stream.data
         self.gaps = _clean_gaps(stream.gaps)
         self.direction: Direction = direction
-        self.pos = self.gi = 0
+        self.pos = max(0, start)
+        self.gi = 0
+        while self.gi < len(self.gaps) and self.gaps[self.gi][1] <= self.pos:
+            self.gi += 1  # gaps wholly before the start are not there for the reader
         self.done = False
 
     def step(self, conv: SmtpConversation) -> None:
@@ -1438,20 +1521,23 @@ def _parse_plain(c2s: StreamLike, s2c: StreamLike) -> SmtpDialogue | None:
     return b.dialogue
 
 
-def parse_dialogue(c2s: StreamLike, s2c: StreamLike, *, implicit_tls: bool = False) -> SmtpDialogue:
+def parse_dialogue(c2s: StreamLike, s2c: StreamLike, *, implicit_tls: bool = False,
+                   cut: CutStart | None = None) -> SmtpDialogue:
     """Run a whole connection through SmtpConversation, feeding whichever side it waits for.
 
     Feeding on demand keeps buffers small whatever the streams' sizes. Gap bytes are never fed:
     each gap becomes a Gap and parsing resyncs after it. Once TLS starts, only its first bytes
-    are fed (to check they look like TLS); the TLS parser takes over from the offsets.
+    are fed (to check they look like TLS); the TLS parser takes over from the offsets. With
+    ``cut`` (a capture that began mid-conversation) each direction is read from its offset.
     """
-    if not implicit_tls:
+    if not implicit_tls and cut is None:
         dialogue = _parse_plain(c2s, s2c)
         if dialogue is not None:
             return dialogue
     builder = _DialogueBuilder(c2s.frame_at, s2c.frame_at)
-    conv = _FoldingConversation(builder, implicit_tls)
-    feeders = {"c2s": _Feeder(c2s, "c2s"), "s2c": _Feeder(s2c, "s2c")}
+    conv = _FoldingConversation(builder, implicit_tls, cut)
+    c_at, s_at = (0, 0) if cut is None else (cut.c2s_offset, cut.s2c_offset)
+    feeders = {"c2s": _Feeder(c2s, "c2s", c_at), "s2c": _Feeder(s2c, "s2c", s_at)}
     dialogue, step = builder.dialogue, conv._step
     while not dialogue.closed:  # next_event() unrolled: the events are folded as they come
         if step():

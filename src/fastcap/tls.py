@@ -2244,13 +2244,16 @@ class TlsConnection:
 
 
 def _run(
-    from_client: bool, src: ReassembledStream, start: int, version: int | None = None
+    from_client: bool, src: ReassembledStream, start: int, version: int | None = None,
+    encrypted: bool = False,
 ) -> tuple[TlsStream, list[TlsEvent | _Bare]]:
     """Parse one direction from ``start`` up to its first gap (or its end), with its
-    commonest events in bare form; ``version`` is the server's, for the client side."""
+    commonest events in bare form; ``version`` is the server's, for the client side;
+    ``encrypted``: ``start`` lies past the direction's ChangeCipherSpec."""
     stream = TlsStream(from_client)
     stream._bare = True
     stream.set_version(version)
+    stream._ccs = encrypted
     data = src.data
     start = max(0, start)
     stop = len(data)
@@ -2268,16 +2271,19 @@ def _run(
 
 
 def parse_handshake(
-    c2s: ReassembledStream, s2c: ReassembledStream, c2s_start: int = 0, s2c_start: int = 0
+    c2s: ReassembledStream, s2c: ReassembledStream, c2s_start: int = 0, s2c_start: int = 0,
+    *, encrypted: tuple[bool, bool] = (False, False),
 ) -> TlsHandshake:
     """One connection's handshake from its two reassembled streams.
 
     ``*_start`` are the stream offsets where TLS begins (right after the STARTTLS 220; 0 for
     implicit TLS). Each direction stops at its first gap after its start. The server side is
-    parsed first so the client side knows the negotiated version.
+    parsed first so the client side knows the negotiated version. ``encrypted`` (client,
+    server) marks a direction read from a point past its ChangeCipherSpec (a capture that
+    began mid-session), so its alerts and handshake records are opaque.
     """
-    server, s_events = _run(False, s2c, s2c_start)
-    _, c_events = _run(True, c2s, c2s_start, server.version)
+    server, s_events = _run(False, s2c, s2c_start, encrypted=encrypted[1])
+    _, c_events = _run(True, c2s, c2s_start, server.version, encrypted[0])
     summary = _Summary()
     c_frames, s_frames = _frames(c_events, c2s.frame_at), _frames(s_events, s2c.frame_at)
     summary.fold(c_events, c_frames, s_events, s_frames)

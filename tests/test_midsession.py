@@ -1,0 +1,426 @@
+"""Captures that begin in the middle of a conversation (ring buffers, late starts, filters).
+
+The main test cuts real generated sessions of every standard scenario at every packet
+boundary (drop the first k packets), with full-size segments and with small ones that split
+SMTP lines and TLS records across packets, so a cut also lands inside a line or a record.
+Whenever the cut keeps the messages that decide the client-certificate verdict, the verdict
+equals the whole capture's; otherwise the session must say that it cannot tell and claim
+nothing about the client certificate.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import pickle
+import struct
+from bisect import bisect_right
+from dataclasses import dataclass, field
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from fastcap.diagnose import CODES
+from fastcap.midstart import encrypted_at, find_start, tls_chain_at, unit_at
+from fastcap.scanner import scan, trust_store
+from fastcap.session import iter_sessions
+from fastcap.smtp import NEED_DATA, CutStart, SmtpConversation, parse_dialogue
+from fastcap.synth.scenarios import SCENARIO_NAMES, make_pki, scenario
+from fastcap.synth.smtpgen import converse, render
+from fastcap.synth.writers import write_pcap
+from fastcap.x509check import Analyzer
+
+NOW = dt.datetime.now(dt.UTC).replace(microsecond=0)
+CAPTURE_NS = int((NOW - dt.timedelta(hours=1)).timestamp()) * 10**9
+SENDER = "mail.fabrikam.com"
+# Verdicts that answer "did the client present a good certificate?"
+CLIENT_CODES = frozenset(
+    {"ok", "no_client_cert"}
+    | {c for c in CODES if c.startswith("client_cert_")} - {"client_cert_not_captured"}
+)
+STARTTLS_CODES = frozenset({"starttls_refused", "starttls_not_offered"})
+SEGMENT_SIZES = (1460, 200)  # whole flights per packet; records and lines split
+MISREAD = frozenset({"not_tls", "unexpected_tls", "bad_reply_line", "bad_command", "not_smtp"})
+
+
+def _tcp_payload(frame: bytes) -> tuple[int, bytes]:
+    """(source port, payload) of an untagged Ethernet/IPv4/TCP frame."""
+    ip = frame[14:]
+    ihl = (ip[0] & 0x0F) * 4
+    total = struct.unpack_from(">H", ip, 2)[0]
+    tcp = ip[ihl:total]
+    return struct.unpack_from(">H", tcp, 0)[0], tcp[(tcp[12] >> 4) * 4 :]
+
+
+def _record_start(data: bytes, tls_at: int, offset: int) -> int:
+    """Start of the TLS record (walked from ``tls_at``) that holds stream byte ``offset``."""
+    i = tls_at
+    while i + 5 <= len(data):
+        end = i + 5 + (data[i + 3] << 8 | data[i + 4])
+        if offset < end:
+            return i
+        i = end
+    raise AssertionError(f"offset {offset} is past the TLS records")
+
+
+@dataclass
+class Whole:
+    """A generated session and what decides its verdicts, in stream offsets."""
+
+    name: str
+    records: list
+    client_port: int
+    codes: set[str]
+    # stream offset a cut may reach (first kept byte) per direction, for each deciding fact
+    needs: list[tuple[int, int]] = field(default_factory=list)  # (c2s limit, s2c limit)
+
+    def cut_offsets(self, k: int) -> tuple[int, int]:
+        """First stream offset kept per direction when the first k packets are dropped."""
+        c = s = 0
+        for r in self.records[:k]:
+            port, payload = _tcp_payload(r.data)
+            if port == self.client_port:
+                c += len(payload)
+            else:
+                s += len(payload)
+        return c, s
+
+    def decisive_kept(self, k: int) -> bool:
+        c, s = self.cut_offsets(k)
+        return any(c <= c_need and s <= s_need for c_need, s_need in self.needs)
+
+
+def _needs(session) -> list[tuple[int, int]]:
+    """The cut offsets (c2s, s2c) up to which the deciding messages are all still there:
+    any one pair suffices. For TLS: the server's flight from its ServerHello (or, when it asked
+    for a certificate, its CertificateRequest) and, when asked, the client's flight from its
+    ClientHello (or its Certificate message). For plaintext: the command and its reply."""
+    smtp, tls = session.smtp, session.tls
+    inf = 1 << 62
+    if tls is None:
+        if smtp.starttls_reply is not None:  # refused
+            cmd = next(c for c in smtp.commands if c.verb == "STARTTLS")
+            return [(cmd.offset, smtp.starttls_reply.offset)]
+        ehlo = next(c for c in smtp.commands if c.verb == "EHLO")
+        reply = next(r for r in smtp.replies if r.answers == "EHLO")
+        return [(ehlo.offset, reply.offset)]
+    c2s, s2c = session.c2s, session.s2c
+    c_at, s_at = smtp.tls_c2s_offset, smtp.tls_s2c_offset
+    servers = [_record_start(s2c.data, s_at, tls.server_hello_at.offset)]
+    if tls.cert_requested:
+        servers.append(_record_start(s2c.data, s_at, tls.cert_request_at.offset))
+    clients = [inf]
+    if tls.cert_requested:
+        clients = [_record_start(c2s.data, c_at, tls.client_hello_at.offset)]
+        if tls.client_certificate_at is not None:
+            clients.append(_record_start(c2s.data, c_at, tls.client_certificate_at.offset))
+    return [(c, s) for c in clients for s in servers]
+
+
+@pytest.fixture(scope="module")
+def trust(tmp_path_factory):
+    pki = make_pki(NOW)
+    ca = tmp_path_factory.mktemp("mid") / "root.pem"
+    ca.write_bytes(pki.root.pem)
+    return pki, ca
+
+
+@pytest.fixture(scope="module")
+def wholes(trust, tmp_path_factory):
+    """Every scenario once (one real handshake), rendered at each segment size."""
+    pki, ca = trust
+    d = tmp_path_factory.mktemp("whole")
+    analyzer = Analyzer(trust_store("mozilla", ca))
+    out: dict[tuple[str, int], Whole] = {}
+    for name in SCENARIO_NAMES:
+        sc = scenario(name, pki, start_ns=CAPTURE_NS)
+        conv = converse(sc)
+        for mss in SEGMENT_SIZES:
+            recs = render(conv, dataclasses.replace(sc, mss=mss))
+            path = d / f"{name}-{mss}.pcap"
+            write_pcap(path, recs)
+            (s,) = list(scan(path, analyzer=analyzer, expect_name=SENDER))
+            (kept,) = list(iter_sessions(path, keep_streams=True))
+            kept.smtp, kept.tls = s.smtp, s.tls
+            w = Whole(name, recs, sc.client_port, {v.code for v in s.verdicts})
+            w.needs = _needs(kept)
+            out[name, mss] = w
+    return out, analyzer
+
+
+@pytest.mark.parametrize("mss", SEGMENT_SIZES)
+@pytest.mark.parametrize("name", SCENARIO_NAMES)
+def test_every_cut_keeps_or_withholds_the_verdict(wholes, tmp_path, backend, name, mss):
+    cases, analyzer = wholes
+    w = cases[name, mss]
+    assert w.codes & (CLIENT_CODES | STARTTLS_CODES | {"tls13_encrypted"}), w.codes
+    path = tmp_path / "cut.pcap"
+    told_unknown = 0
+    for k in range(len(w.records)):
+        write_pcap(path, w.records[k:])
+        sessions = list(scan(path, analyzer=analyzer, expect_name=SENDER, backend=backend))
+        assert len(sessions) == 1, k
+        (s,) = sessions
+        codes = {v.code for v in s.verdicts}
+        why = (k, [(v.code, v.message) for v in s.verdicts])
+        # A cut at the start never makes the handshake look unfinished, and nothing is read
+        # from a wrong offset: no record header taken from inside a record, no TLS as SMTP.
+        assert "handshake_incomplete" not in codes, why
+        if s.tls is not None:
+            assert not [x for x in s.tls.stops if x.reason in ("not_tls", "corrupt")], why
+        assert not {a.kind for a in s.smtp.anomalies} & MISREAD, why
+        if k <= 3:  # only the TCP handshake is gone: the conversation opens as it did
+            assert codes == w.codes and s.mid_session is None, why
+            continue
+        c_cut, s_cut = w.cut_offsets(k)
+        if s.smtp.replies or s.smtp.commands or s.tls is not None:
+            assert "capture_started_mid_session" in codes, why
+            assert s.mid_session is not None and s.mid_session.first_frame == 1
+        if w.decisive_kept(k):
+            assert codes & CLIENT_CODES == w.codes & CLIENT_CODES, why
+            assert codes & STARTTLS_CODES == w.codes & STARTTLS_CODES, why
+            assert ("tls13_encrypted" in codes) == ("tls13_encrypted" in w.codes), why
+            assert "client_cert_not_captured" not in codes, why
+        else:
+            assert not codes & (CLIENT_CODES | STARTTLS_CODES), why
+            if s.tls is not None and s.tls.history:
+                (v,) = [v for v in s.verdicts if v.code == "client_cert_not_captured"]
+                assert v.severity == "warning" and "not visible" in v.message, why
+                told_unknown += 1
+    if w.codes & CLIENT_CODES or "tls13_encrypted" in w.codes:
+        assert told_unknown, "no cut lost the deciding messages: the test cut too little"
+
+
+def test_capture_starting_at_starttls_reads_the_whole_handshake(wholes, tmp_path):
+    """The reported case: no SYN, banner or EHLO; the client's stream begins with STARTTLS."""
+    cases, analyzer = wholes
+    w = cases["ok_client_cert", 1460]
+    k = next(i for i, r in enumerate(w.records)
+             if _tcp_payload(r.data)[1].startswith(b"STARTTLS"))
+    path = tmp_path / "starttls.pcap"
+    write_pcap(path, w.records[k:])
+    (s,) = list(scan(path, analyzer=analyzer, expect_name=SENDER))
+    assert s.tls.outcome == "completed" and {x.reason for x in s.tls.stops} <= {"end"}
+    assert s.tls.server_hello is not None and s.tls.client_certificate
+    assert s.smtp.starttls_accepted and s.smtp.banner_text is None
+    codes = [v.code for v in s.verdicts]
+    assert codes[0] == "ok" and "capture_started_mid_session" in codes
+    (v,) = [v for v in s.verdicts if v.code == "capture_started_mid_session"]
+    assert v.severity == "info" and v.frame == 1
+    assert "after the SMTP greeting and EHLO" in v.message
+    assert "client's stream begins with STARTTLS (frame 1)" in v.message
+    assert "server's stream begins with a 220 reply (frame 2)" in v.message
+    d = s.to_dict()["mid_session"]
+    assert d["c2s"]["what"] == "STARTTLS" and d["s2c"]["kind"] == "smtp"
+    assert pickle.loads(pickle.dumps(s)).mid_session == s.mid_session  # -j N copies sessions
+
+
+def test_client_certificate_cut_off_says_what_is_missing(wholes, tmp_path):
+    """The capture keeps the server's flight with its CertificateRequest but the client's
+    stream begins after (or inside) its Certificate, as when the client's first packets of
+    that flight were lost: whether a certificate was sent is not visible, and its chain is
+    not judged."""
+    cases, analyzer = wholes
+    w = cases["expired_client_cert", 200]
+    k = next(i for i, r in enumerate(w.records)
+             if (p := _tcp_payload(r.data))[0] != w.client_port and p[1][:1] == b"\x16")
+    path = tmp_path / "late.pcap"
+    seen = set()
+    for j in range(1, 12):  # drop the client's first j data packets from the ServerHello on
+        recs, dropped = [], 0
+        for r in w.records[k:]:
+            port, payload = _tcp_payload(r.data)
+            if port == w.client_port and payload and dropped < j:
+                dropped += 1
+                continue
+            recs.append(r)
+        write_pcap(path, recs)
+        (s,) = list(scan(path, analyzer=analyzer, expect_name=SENDER))
+        t = s.tls
+        codes = {v.code for v in s.verdicts}
+        assert t.cert_requested and "handshake_incomplete" not in codes
+        if t.client_certificate_at is not None:
+            assert "client_cert_expired" in codes  # still in view: judged as a whole capture
+            continue
+        seen.add(s.mid_session.c2s.skipped > 0)
+        (v,) = [v for v in s.verdicts if v.code == "client_cert_not_captured"]
+        assert "asked for a client certificate" in v.message
+        assert "whether one was sent is not visible" in v.message
+        assert not codes & CLIENT_CODES
+    assert seen == {True, False}  # began inside a record (skipped) and at one
+
+
+def test_client_certificate_without_its_request_in_view_is_not_judged(wholes, tmp_path):
+    """The capture begins right after the server's first flight: the client's Certificate is
+    there, but the request it answered and the ServerHello are not."""
+    cases, analyzer = wholes
+    w = cases["expired_client_cert", 1460]
+    k = 1 + next(i for i, r in enumerate(w.records)
+                 if (p := _tcp_payload(r.data))[0] != w.client_port and p[1][:1] == b"\x16")
+    path = tmp_path / "after-server-hello.pcap"
+    write_pcap(path, w.records[k:])
+    (s,) = list(scan(path, analyzer=analyzer, expect_name=SENDER))
+    assert s.tls.client_certificate and s.tls.server_hello is None
+    codes = {v.code for v in s.verdicts}
+    assert not codes & CLIENT_CODES and "tls_alert" in codes  # the alert is still a fact
+    (v,) = [v for v in s.verdicts if v.code == "client_cert_not_captured"]
+    assert "a client Certificate message is in view (frame 1)" in v.message
+    assert "not judged" in v.message and v.frame == s.mid_session.s2c.frame
+
+
+# -- where a cut stream begins ---------------------------------------------------------------
+
+REC = b"\x16\x03\x03\x00\x04\x0e\x00\x00\x00"  # ServerHelloDone in a record
+APP = b"\x17\x03\x03\x00\x03abc"
+
+
+@pytest.mark.parametrize(("data", "from_client", "offset", "kind"), [
+    (REC + APP, False, 0, "tls"),
+    (b"TTLS\r\n" + REC + APP, True, 6, "tls"),
+    (b"\x99" * 7 + APP + APP, False, 7, "tls"),  # the tail of a record, then records
+    (b"\x17\x03\x03\x00\x02ab" + b"zz" + APP, False, 9, "tls"),  # one header is not a chain
+    (b"ady\r\n250 OK\r\n", False, 5, "smtp"),
+    (b"250-PIPELINING\r\n250 OK\r\n", False, 0, "smtp"),
+    (b"LO mail\r\nSTARTTLS\r\n", True, 9, "smtp"),
+    (b"ello\r\nsend the report\r\nQUIT\r\n", True, 23, "smtp"),  # prose is not a command
+    (b"ehlo x\r\n", True, 0, "smtp"),  # at a segment start any case counts
+    (b"no such thing here", False, 18, "none"),
+    (b"", True, 0, "empty"),
+])
+def test_find_start(data, from_client, offset, kind):
+    start = find_start(data, len(data), from_client)
+    assert (start.offset, start.kind) == (offset, kind)
+    assert start.skipped == (offset if kind != "empty" else 0)
+
+
+def test_a_record_cut_by_the_end_of_the_data_counts_only_at_a_segment_start():
+    rec = b"\x16\x03\x03\x01\x00" + bytes(100)  # a 256-byte record cut by the data's end
+    assert tls_chain_at(rec, 0, len(rec)) and not tls_chain_at(rec, 0, len(rec), cut_ok=False)
+    assert not tls_chain_at(b"\x16\x03\x03\x00\x00" + APP, 0, 13)  # empty records: no
+    start = find_start(rec, len(rec), False)
+    assert (start.offset, start.what) == (0, "a TLS handshake record")
+    # After junk, a header whose length overshoots is as likely noise: nothing is read.
+    assert find_start(b"junk" + rec, 4 + len(rec), False).kind == "none"
+    whole = b"junk" + REC  # ... but a record that ends right at the end of the data is taken
+    assert find_start(whole, len(whole), False).offset == 4
+
+
+def test_encrypted_at_tells_ciphertext_from_plaintext_handshake():
+    assert encrypted_at(APP, 0)
+    assert not encrypted_at(REC, 0)
+    assert encrypted_at(b"\x16\x03\x03\x00\x28" + b"\x9a\xbc\xde\xf0" + bytes(36), 0)
+    assert encrypted_at(b"\x15\x03\x03\x00\x1a" + bytes(26), 0)
+    assert not encrypted_at(b"\x15\x03\x03\x00\x02\x02\x28", 0)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=300), st.booleans())
+def test_find_start_on_any_bytes(data, from_client):
+    start = find_start(data, len(data), from_client)
+    assert 0 <= start.offset <= len(data)
+    if start.kind in ("smtp", "tls"):
+        assert unit_at(data, start.offset, len(data), from_client) == start.kind
+    else:
+        assert start.offset == len(data)
+
+
+# -- the SMTP reader from where the capture began --------------------------------------------
+
+
+@dataclass
+class Stream:
+    data: bytes = b""
+    gaps: list[tuple[int, int]] = field(default_factory=list)
+    starts: list[int] = field(default_factory=list)
+    frames: list[int] = field(default_factory=list)
+
+    def frame_at(self, offset: int) -> int | None:
+        i = bisect_right(self.starts, offset) - 1
+        return self.frames[i] if 0 <= offset < len(self.data) and i >= 0 else None
+
+
+def _streams(*msgs: tuple[str, bytes]) -> tuple[Stream, Stream]:
+    c2s, s2c = Stream(), Stream()
+    for i, (who, data) in enumerate(msgs, 1):
+        s = c2s if who == "c" else s2c
+        s.starts.append(len(s.data))
+        s.frames.append(i)
+        s.data += data
+    return c2s, s2c
+
+
+def test_replies_before_the_clients_first_byte_answer_lost_commands():
+    c2s, s2c = _streams(("s", b"250-mx Hello\r\n250 STARTTLS\r\n"), ("c", b"STARTTLS\r\n"),
+                        ("s", b"220 go ahead\r\n"), ("c", REC), ("s", REC))
+    d = parse_dialogue(c2s, s2c, cut=CutStart(0, 0, 28))
+    assert d.banner_text is None and d.starttls_offered is None
+    assert [(r.code, r.answers) for r in d.replies] == [(250, None), (220, "STARTTLS")]
+    assert "reply_before_capture" in {a.kind for a in d.anomalies}
+    assert d.starttls_accepted and (d.tls_c2s_offset, d.tls_s2c_offset) == (10, 42)
+
+
+def test_a_greeting_at_the_start_before_the_client_is_the_banner():
+    c2s, s2c = _streams(("s", b"220 mx ESMTP\r\n"), ("c", b"EHLO a\r\n"), ("s", b"250 mx\r\n"))
+    d = parse_dialogue(c2s, s2c, cut=CutStart(0, 0, 14))
+    assert d.banner_code == 220 and [r.answers for r in d.replies] == ["EHLO"]
+
+
+def test_a_220_before_a_client_speaking_tls_answered_starttls():
+    c2s, s2c = _streams(("s", b"220 2.0.0 ready\r\n"), ("c", REC + APP), ("s", REC))
+    d = parse_dialogue(c2s, s2c, cut=CutStart(0, 0, 17))
+    assert d.banner_text is None and d.starttls_accepted
+    assert (d.tls_c2s_offset, d.tls_s2c_offset) == (0, 17)
+    assert [(r.code, r.answers) for r in d.replies] == [(220, None)]
+
+
+CUT_DIALOGUES = {
+    "replies_before_client": (b"TLS\r\n" + REC, b"ady\r\n250 OK\r\n220 go\r\n" + REC,
+                              CutStart(5, 5, 21)),
+    "greeting_first": (b"EHLO a\r\nQUIT\r\n", b"220 mx\r\n250 mx\r\n221 bye\r\n",
+                       CutStart(0, 0, 8)),
+    "tls_both": (REC + APP, b"\x99\x99" + REC + APP, CutStart(0, 2, 2)),
+    "server_tls_client_starttls": (b"STARTTLS\r\n" + REC, REC, CutStart(0, 0, 0)),
+}
+
+
+def _drain(conv: SmtpConversation) -> list:
+    out = []
+    while (ev := conv.next_event()) is not NEED_DATA:
+        out.append(ev)
+    return out
+
+
+def _feed_all(plan: list[tuple[str, bytes | None, int]], cut: CutStart) -> list:
+    conv = SmtpConversation(cut=cut)
+    out = []
+    for direction, data, off in plan:
+        if data is None:
+            conv.feed_eof(direction)
+        else:
+            conv.feed(direction, data, off)
+        out += _drain(conv)
+    return out
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.sampled_from(sorted(CUT_DIALOGUES)), st.data())
+def test_reading_from_a_cut_does_not_depend_on_chunking(name, data):
+    c2s, s2c, cut = CUT_DIALOGUES[name]
+
+    def pieces(direction: str, stream: bytes, start: int) -> list:
+        cuts = sorted(data.draw(st.sets(st.integers(start + 1, max(start + 1, len(stream) - 1)),
+                                        max_size=6)))
+        bounds = [start, *[c for c in cuts if c < len(stream)], len(stream)]
+        pairs = zip(bounds[:-1], bounds[1:], strict=True)
+        return [(direction, stream[a:b], a) for a, b in pairs if b > a]
+
+    queues = [pieces("c2s", c2s, cut.c2s_offset), pieces("s2c", s2c, cut.s2c_offset)]
+    plan = []
+    while queues[0] or queues[1]:
+        q = queues[0] if queues[0] and (not queues[1] or data.draw(st.booleans())) else queues[1]
+        plan.append(q.pop(0))
+    plan += [("c2s", None, 0), ("s2c", None, 0)]
+    whole = [("c2s", c2s[cut.c2s_offset:], cut.c2s_offset),
+             ("s2c", s2c[cut.s2c_offset:], cut.s2c_offset), ("c2s", None, 0), ("s2c", None, 0)]
+    assert _feed_all(plan, cut) == _feed_all(whole, cut)
