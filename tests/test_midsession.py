@@ -13,7 +13,6 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import pickle
-import struct
 from bisect import bisect_right
 from dataclasses import dataclass, field
 
@@ -31,6 +30,8 @@ from fastcap.synth.smtpgen import converse, render
 from fastcap.synth.writers import write_pcap
 from fastcap.x509check import Analyzer
 
+from .test_verdict_captures import _tcp_payload
+
 NOW = dt.datetime.now(dt.UTC).replace(microsecond=0)
 CAPTURE_NS = int((NOW - dt.timedelta(hours=1)).timestamp()) * 10**9
 SENDER = "mail.fabrikam.com"
@@ -42,15 +43,6 @@ CLIENT_CODES = frozenset(
 STARTTLS_CODES = frozenset({"starttls_refused", "starttls_not_offered"})
 SEGMENT_SIZES = (1460, 200)  # whole flights per packet; records and lines split
 MISREAD = frozenset({"not_tls", "unexpected_tls", "bad_reply_line", "bad_command", "not_smtp"})
-
-
-def _tcp_payload(frame: bytes) -> tuple[int, bytes]:
-    """(source port, payload) of an untagged Ethernet/IPv4/TCP frame."""
-    ip = frame[14:]
-    ihl = (ip[0] & 0x0F) * 4
-    total = struct.unpack_from(">H", ip, 2)[0]
-    tcp = ip[ihl:total]
-    return struct.unpack_from(">H", tcp, 0)[0], tcp[(tcp[12] >> 4) * 4 :]
 
 
 def _record_start(data: bytes, tls_at: int, offset: int) -> int:
