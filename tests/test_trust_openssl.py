@@ -14,7 +14,9 @@ FASTCAP_FUZZ_SCALE=N runs N times as many examples (default 2000, about half a m
 from __future__ import annotations
 
 import datetime as dt
+import math
 import os
+import random
 import re
 import shutil
 import subprocess
@@ -150,20 +152,46 @@ MAYBE = weighted(False, True, weight=6)  # an unusual twist, now and then
 RARELY = weighted(False, True, weight=12)
 USUALLY = weighted(True, False)
 
+_SMALL_PRIMES = [p for p in range(3, 2000) if all(p % d for d in range(2, int(p**0.5) + 1))]
+
+
+def _prime(rng: random.Random, bits: int) -> int:
+    while True:
+        n = rng.getrandbits(bits) | (3 << (bits - 2)) | 1
+        if all(n % p for p in _SMALL_PRIMES) and all(pow(a, n - 1, n) == 1 for a in (2, 3, 5, 7)):
+            return n
+
+
+def _rsa(seed: int, bits: int) -> rsa.RSAPrivateKey:
+    """A reproducible RSA key: the same certificates on every run, so the test is
+    deterministic (cryptography checks the key when loading it)."""
+    rng, e = random.Random(seed), 65537
+    while True:
+        p, q = _prime(rng, bits // 2), _prime(rng, bits // 2)
+        phi = (p - 1) * (q - 1)
+        if p != q and math.gcd(e, phi) == 1:
+            break
+    d = pow(e, -1, phi)
+    return rsa.RSAPrivateNumbers(
+        p, q, d, rsa.rsa_crt_dmp1(d, p), rsa.rsa_crt_dmq1(d, q), rsa.rsa_crt_iqmp(p, q),
+        rsa.RSAPublicNumbers(e, p * q),
+    ).private_key()
+
+
 @pytest.fixture(scope="module")
 def keys():
-    """A small key pool: RSA key generation is slow, and sharing keys is harmless."""
+    """A small pool of fixed keys, shared by the certificates (RSA key generation is slow)."""
     return [
-        rsa.generate_private_key(public_exponent=65537, key_size=2048),
-        rsa.generate_private_key(public_exponent=65537, key_size=1024),
-        ec.generate_private_key(ec.SECP256R1()),
-        ec.generate_private_key(ec.SECP256R1()),
-        ec.generate_private_key(ec.SECP384R1()),
-        ec.generate_private_key(ec.SECP256R1()),
-        ed25519.Ed25519PrivateKey.generate(),
-        ed25519.Ed25519PrivateKey.generate(),
-        rsa.generate_private_key(public_exponent=65537, key_size=2048),
-        ec.generate_private_key(ec.SECP256R1()),
+        _rsa(1, 2048),
+        _rsa(2, 1024),
+        ec.derive_private_key(3 << 200, ec.SECP256R1()),
+        ec.derive_private_key(4 << 200, ec.SECP256R1()),
+        ec.derive_private_key(5 << 300, ec.SECP384R1()),
+        ec.derive_private_key(6 << 200, ec.SECP256R1()),
+        ed25519.Ed25519PrivateKey.from_private_bytes(bytes([7]) * 32),
+        ed25519.Ed25519PrivateKey.from_private_bytes(bytes([8]) * 32),
+        _rsa(9, 2048),
+        ec.derive_private_key(10 << 200, ec.SECP256R1()),
     ]
 
 
@@ -254,8 +282,9 @@ def cases(draw, keys):
         name, pkey, pserial, pissuer = "mail.example", leaf_key, 999, "mail.example"
     elif wrong_signer:
         pkey = keys[(keys.index(pkey) + 1) % len(keys)]
-    leaf = build(leaf_spec, "mail.example", name, leaf_key, pkey, pserial, pissuer, 999,
-                 ca=False)
+    spelling = draw(weighted(str, str.upper, lambda n: f" {n.replace(' ', '  ')} ", weight=10))
+    leaf = build(leaf_spec, "mail.example", spelling(name), leaf_key, pkey, pserial, pissuer,
+                 999, ca=False)
     about.append(f"leaf {leaf_spec} self_signed={self_signed_leaf} wrong={wrong_signer}")
 
     sent = [lv[4] for lv in levels[1:] if draw(USUALLY)]
