@@ -8,7 +8,7 @@ import datetime as dt
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from fastcap import x509path
@@ -35,9 +35,9 @@ class Made:
 def issue(cn: str, parent: Made | None, *, ca: bool, aki: bool = True, ski: bool = True,
           bc: object = "default", bc_critical: bool = True, ku: set[str] | None | str = "default",
           eku: list | None | str = "default", san: bool = True, extra=(),
-          not_before=NOW - 30 * DAY, not_after=NOW + 300 * DAY) -> Made:
+          not_before=NOW - 30 * DAY, not_after=NOW + 300 * DAY, key=None) -> Made:
     """A certificate wrong (or merely unusual) in exactly the ways asked for."""
-    key = ec.generate_private_key(ec.SECP256R1())
+    key = key or ec.generate_private_key(ec.SECP256R1())
     signer = parent.key if parent else key
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
     b = (x509.CertificateBuilder().subject_name(name)
@@ -66,7 +66,8 @@ def issue(cn: str, parent: Made | None, *, ca: bool, aki: bool = True, ski: bool
         b = b.add_extension(x509.SubjectAlternativeName([x509.DNSName(cn)]), False)
     for ext, critical in extra:
         b = b.add_extension(ext, critical)
-    return Made(b.sign(signer, hashes.SHA256()), key)
+    digest = None if isinstance(signer, ed25519.Ed25519PrivateKey) else hashes.SHA256()
+    return Made(b.sign(signer, digest), key)
 
 
 @pytest.fixture(scope="module")
@@ -126,6 +127,15 @@ def test_ca_profile_deviations_are_notes(root):
     assert any("#2 (CN=Loose CA) is a CA without Subject Key Identifier" in n
                for n in r.profile_notes)
     assert any("basicConstraints is not critical" in n for n in r.profile_notes)
+
+
+def test_ed25519_chain_is_trusted_with_notes():
+    root = issue("Ed Root", None, ca=True, key=ed25519.Ed25519PrivateKey.generate())
+    leaf = issue("mail.fabrikam.com", root, ca=False, key=ed25519.Ed25519PrivateKey.generate())
+    r = check(root, leaf)
+    assert (r.trusted, r.path_valid) == (True, True)
+    assert r.profile_notes == ("#1 (CN=mail.fabrikam.com) is signed with Ed25519",
+                               "#1 (CN=mail.fabrikam.com) has an Ed25519 key")
 
 
 def test_any_extended_key_usage_alone_is_not_client_auth(root, inter):

@@ -14,11 +14,21 @@ from collections.abc import Sequence
 from typing import Any
 
 from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519
 from cryptography.x509 import verification as xv
 
 __all__ = ["notes"]
 
 _ANY_EKU = "2.5.29.37.0"
+# Signature algorithms outside the CA/B-Forum list that OpenSSL verifies all the same.
+_OFF_PROFILE_SIGNATURES = {
+    "1.3.101.112": "Ed25519",
+    "1.3.101.113": "Ed448",
+    "1.2.840.10040.4.3": "DSA",
+    "2.16.840.1.101.3.4.3.1": "DSA",
+    "2.16.840.1.101.3.4.3.2": "DSA",
+}
+_PROFILE_CURVES = frozenset({"secp256r1", "secp384r1", "secp521r1"})
 
 
 def _ext(cert: x509.Certificate, cls: type) -> x509.Extension[Any] | None:
@@ -45,6 +55,19 @@ def _cert_notes(i: int, cert: x509.Certificate, is_ca: bool) -> list[str]:
         self_issued = False
     if cert.version != x509.Version.v3:
         out.append(f"{who} is an X.509 {cert.version.name} certificate")
+    algorithm = _OFF_PROFILE_SIGNATURES.get(cert.signature_algorithm_oid.dotted_string)
+    if algorithm is not None:
+        out.append(f"{who} is signed with {algorithm}")
+    try:
+        key = cert.public_key()
+    except Exception:  # an algorithm cryptography does not load: the verifier note says so
+        key = None
+    if isinstance(key, ed25519.Ed25519PublicKey):
+        out.append(f"{who} has an Ed25519 key")
+    elif isinstance(key, ed448.Ed448PublicKey):
+        out.append(f"{who} has an Ed448 key")
+    elif isinstance(key, ec.EllipticCurvePublicKey) and key.curve.name not in _PROFILE_CURVES:
+        out.append(f"{who} has a key on curve {key.curve.name}")
     serial = cert.serial_number
     if serial <= 0:
         out.append(f"{who} has a {'zero' if serial == 0 else 'negative'} serial number")
