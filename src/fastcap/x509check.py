@@ -3,8 +3,9 @@
 Exchange Online attributes on-premises mail by the sender's TLS client certificate; when it
 refuses (``550 5.7.64 TenantAttribution``) the admin needs one specific reason: expired, not yet
 valid, self-signed, untrusted root, missing intermediate, wrong key usage or wrong name. The
-verifier of ``cryptography`` answers "valid or not" with terse messages, so the specific causes
-are checked first and the verifier only has the last word.
+specific causes are checked first; path validation (``x509path``: RFC 5280 as the MTAs' OpenSSL
+does it, not the browsers' web-PKI profile) has the last word, and what only the web-PKI
+profile would refuse becomes a note (``x509profile``).
 
 Certificates arrive from the wire, so nothing here raises on malformed DER: a bad certificate
 becomes a :class:`CertInfo` carrying ``parse_error`` and a :class:`ChainCheck` with problem
