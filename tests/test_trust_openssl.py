@@ -2,7 +2,8 @@
 Postfix and Exim.
 
 Hypothesis builds chains whose every certificate may lack or mangle its key identifiers, SAN,
-EKU, basicConstraints or keyUsage (critical flags and pathLen too), be out of date at the
+EKU, basicConstraints or keyUsage (critical flags and pathLen too), carry name constraints
+(DNS, directory name, IP, email), be out of date at the
 capture time, be signed by a look-alike key, or be sent missing, twice, out of order or next
 to an impostor; keys are RSA, ECDSA and Ed25519, signatures SHA-256 or SHA-1.  For each,
 ``Analyzer.check(...).path_valid`` must equal the exit status of
@@ -14,6 +15,7 @@ FASTCAP_FUZZ_SCALE=N runs N times as many examples (default 2000, about half a m
 from __future__ import annotations
 
 import datetime as dt
+import ipaddress
 import math
 import os
 import random
@@ -70,6 +72,22 @@ KUS = {
     "ds_ke": {"digital_signature", "key_encipherment"},
     "nr": {"content_commitment"},
 }
+NAME_CONSTRAINTS = {
+    "dns": ([x509.DNSName("example")], None),
+    "dns_dot": ([x509.DNSName(".example")], None),
+    "dns_other": ([x509.DNSName("other.test")], None),
+    "dns_excluded": (None, [x509.DNSName("mail.example")]),
+    "dir_leaf": ([x509.DirectoryName(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME,
+                                                                  "mail.example")]))], None),
+    "ip": ([x509.IPAddress(ipaddress.ip_network("10.0.0.0/8"))], None),
+    "email": ([x509.RFC822Name("mail.example")], None),
+}
+SAN_EXTRA = {
+    "": [],
+    "ip_in": [x509.IPAddress(ipaddress.ip_address("10.1.2.3"))],
+    "ip_out": [x509.IPAddress(ipaddress.ip_address("192.0.2.1"))],
+    "email": [x509.RFC822Name("postmaster@mail.example")],
+}
 UNKNOWN_CRITICAL = x509.ObjectIdentifier("1.3.6.1.4.1.55555.1.1")
 NS_CERT_TYPE = x509.ObjectIdentifier("2.16.840.1.113730.1.1")
 
@@ -94,6 +112,8 @@ class Spec:
     san: bool
     ns: int | None
     odd_crit: str  # "", "unknown", "ski", "aki"
+    nc: str = ""  # name constraints on a CA, see NAME_CONSTRAINTS
+    san_extra: str = ""  # more SAN entries on a leaf: "", "ip_in", "ip_out", "email"
 
 
 def mangled(ca: bool):
@@ -117,6 +137,8 @@ def mangled(ca: bool):
         san=weighted(True, False, weight=2),
         ns=weighted(None, 0x07, 0x04, 0x80, 0x40, weight=10),
         odd_crit=weighted("", "unknown", "ski", "aki", weight=20),
+        nc=weighted("", *NAME_CONSTRAINTS, weight=10) if ca else st.just(""),
+        san_extra=st.just("") if ca else weighted("", "ip_in", "ip_out", "email", weight=4),
     )
 
 
@@ -138,6 +160,8 @@ def clean(ca: bool):
         san=weighted(True, False, weight=2),
         ns=st.just(None),
         odd_crit=st.just(""),
+        nc=weighted("", *NAME_CONSTRAINTS, weight=14) if ca else st.just(""),
+        san_extra=st.just("") if ca else weighted("", "ip_in", "ip_out", "email", weight=6),
     )
 
 
@@ -233,7 +257,10 @@ def build(spec: Spec, subject: str, issuer: str, key, signer, signer_serial: int
             aki = x509.AuthorityKeyIdentifier(kid, None, None)
         b = b.add_extension(aki, spec.odd_crit == "aki")
     if spec.san and not ca:
-        b = b.add_extension(x509.SubjectAlternativeName([x509.DNSName(subject)]), False)
+        names = [x509.DNSName(subject), *SAN_EXTRA[spec.san_extra]]
+        b = b.add_extension(x509.SubjectAlternativeName(names), False)
+    if spec.nc:
+        b = b.add_extension(x509.NameConstraints(*NAME_CONSTRAINTS[spec.nc]), True)
     if spec.ns is not None:
         der = bytes([0x03, 0x02, 0x00, spec.ns])
         b = b.add_extension(x509.UnrecognizedExtension(NS_CERT_TYPE, der), False)

@@ -308,3 +308,25 @@ def test_odd_serials_are_notes_not_verdicts(root, content, note):
     r = Analyzer(TrustStore([root.cert]), today=NOW).check([der], role="client", at=NOW)
     assert (r.trusted, r.problem, r.path_valid) == (True, None, True)
     assert r.profile_notes == (f"#1 (CN=mail.fabrikam.com) {note}",)
+
+
+def _constrained_root(permitted=None, excluded=None) -> Made:
+    return issue("Constrained Root", None, ca=True,
+                 extra=[(x509.NameConstraints(permitted, excluded), True)])
+
+
+def test_name_constraints_permit_and_refuse():
+    root = _constrained_root(permitted=[x509.DNSName("fabrikam.com")])
+    inside = check(root, issue("mail.fabrikam.com", root, ca=False))
+    assert (inside.trusted, inside.path_valid) == (True, True)
+    outside = check(root, issue("mail.contoso.com", root, ca=False))
+    assert (outside.trusted, outside.problem) == (False, "invalid")
+    assert (outside.path_error, outside.path_error_depth) == ("permitted subtree violation", 0)
+    assert "mail.contoso.com" in outside.detail and "CN=Constrained Root" in outside.detail
+
+
+def test_name_constraints_reach_a_cn_only_leaf_and_exclusions():
+    root = _constrained_root(excluded=[x509.DNSName("fabrikam.com")])
+    r = check(root, issue("mail.fabrikam.com", root, ca=False, san=False))
+    assert (r.trusted, r.path_error) == (False, "excluded subtree violation")
+    assert check(root, issue("mail.contoso.com", root, ca=False, san=False)).trusted is True
