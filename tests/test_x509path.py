@@ -95,7 +95,7 @@ def test_no_authority_key_identifier_anywhere_is_trusted_with_one_note(root):
     leaf = issue("mail.fabrikam.com", inter, ca=False, aki=False)
     r = check(root, leaf, inter)
     assert (r.trusted, r.problem, r.path_valid, r.path_error) == (True, None, True, None)
-    assert len(r.path) == 3 and r.path[0] == r.certs[0].sha256
+    assert len(r.path_sha256) == 3 and r.path_sha256[0] == r.certs[0].sha256
     notes = " / ".join(r.profile_notes)
     assert "#1 (CN=mail.fabrikam.com) has no Authority Key Identifier" in notes
     assert "#2 (CN=No AKI CA) has no Authority Key Identifier" in notes
@@ -213,7 +213,7 @@ def test_a_valid_candidate_is_preferred_to_an_expired_one(root):
     renewed = Made(_reissue(key_holder, root, not_after=NOW + 300 * DAY), key_holder.key)
     leaf = issue("mail.fabrikam.com", renewed, ca=False)
     r = check(root, leaf, key_holder, renewed)
-    assert (r.trusted, r.path[1]) == (True, Analyzer(TrustStore([root.cert]))
+    assert (r.trusted, r.path_sha256[1]) == (True, Analyzer(TrustStore([root.cert]))
                                       .check([renewed.der], role="client", at=NOW).certs[0].sha256)
 
 
@@ -232,7 +232,7 @@ def test_intermediates_in_any_order_and_twice(root):
     low = issue("Low CA", top, ca=True)
     leaf = issue("mail.fabrikam.com", low, ca=False)
     r = check(root, leaf, top, low, top, leaf)
-    assert (r.trusted, len(r.path)) == (True, 4)
+    assert (r.trusted, len(r.path_sha256)) == (True, 4)
 
 
 def test_an_intermediate_alone_in_the_store_is_no_anchor(root, inter):
@@ -279,7 +279,7 @@ def test_long_hostile_chain_is_bounded(root):
     leaf = issue("mail.fabrikam.com", chain[-1], ca=False)
     r = check(root, leaf, *reversed(chain[1:]))
     assert (r.trusted, r.path_error) == (False, "certificate chain too long")
-    assert len(r.path) <= x509path.MAX_PATH + 1
+    assert len(r.path_sha256) <= x509path.MAX_PATH + 1
 
 
 def _with_serial(cert: x509.Certificate, signer: Made, content: bytes) -> bytes:

@@ -188,7 +188,7 @@ class ChainCheck:
     path_valid: bool | None = None
     path_error: str | None = None  # OpenSSL's reason, e.g. "invalid CA certificate"
     path_error_depth: int | None = None  # 0 = leaf
-    path: tuple[str, ...] = ()  # SHA-256 of the path found, leaf first, anchor last
+    path_sha256: tuple[str, ...] = ()  # the path found, leaf first (anchor last when valid)
     # Deviations from the CA/Browser-Forum web-PKI profile that mail servers accept.
     profile_notes: tuple[str, ...] = ()
 
@@ -209,7 +209,7 @@ class ChainCheck:
             "path_valid": self.path_valid,
             "path_error": self.path_error,
             "path_error_depth": self.path_error_depth,
-            "path": list(self.path),
+            "path_sha256": list(self.path_sha256),
             "profile_notes": list(self.profile_notes),
         }
 
@@ -700,7 +700,7 @@ class Analyzer:
             path_valid=path.ok,
             path_error=None if path.ok else path.reason,
             path_error_depth=path.depth,
-            path=tuple(i.sha256 for i in path_infos),
+            path_sha256=tuple(i.sha256 for i in path_infos),
         )
         who = leaf_info.subject or "leaf"
         # The capture's day, not its time: this result serves every session of that day,

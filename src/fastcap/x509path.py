@@ -27,7 +27,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes
 
 __all__ = ["AnchorIndex", "PathResult", "validate"]
 
@@ -823,7 +822,3 @@ def _same_inner_outer_alg(der: bytes) -> bool:
     if inner is None:
         return False
     return der[serial[2] : inner[2]] == der[tbs[2] : outer[2]]
-
-
-def fingerprint(cert: x509.Certificate) -> str:
-    return cert.fingerprint(hashes.SHA256()).hex()
