@@ -330,3 +330,32 @@ def test_name_constraints_reach_a_cn_only_leaf_and_exclusions():
     r = check(root, issue("mail.fabrikam.com", root, ca=False, san=False))
     assert (r.trusted, r.path_error) == (False, "excluded subtree violation")
     assert check(root, issue("mail.contoso.com", root, ca=False, san=False)).trusted is True
+
+
+def _v1(cn: str, parent: Made | None) -> Made:
+    """An X.509 v1 certificate (no version field, no extensions): old roots still are."""
+    from fastcap.synth.certs import _content, _tlv
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    signer = parent.key if parent else key
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+    draft = (x509.CertificateBuilder().subject_name(name)
+             .issuer_name(parent.cert.subject if parent else name).public_key(key.public_key())
+             .serial_number(77).not_valid_before(NOW - 30 * DAY)
+             .not_valid_after(NOW + 30 * DAY).sign(signer, hashes.SHA256()))
+    tbs = _tlv(0x30, _content(draft.tbs_certificate_bytes)[5:])  # drop [0] { INTEGER 2 }
+    sig = signer.sign(tbs, ec.ECDSA(hashes.SHA256()))
+    ecdsa_sha256 = bytes.fromhex("300a06082a8648ce3d040302")
+    der = _tlv(0x30, tbs + ecdsa_sha256 + _tlv(0x03, b"\x00" + sig))
+    return Made(x509.load_der_x509_certificate(der), key)
+
+
+def test_v1_root_is_an_anchor_but_a_v1_intermediate_is_no_ca():
+    """OpenSSL's check_ca: a v1 self-signed root passes (code 3), a v1 intermediate does not."""
+    root = _v1("V1 Root", None)
+    assert root.cert.version == x509.Version.v1
+    r = check(root, issue("mail.fabrikam.com", root, ca=False))
+    assert (r.trusted, r.path_valid) == (True, True)
+    mid = _v1("V1 Mid", root)
+    r = check(root, issue("mail.fabrikam.com", mid, ca=False), mid)
+    assert (r.trusted, r.path_error, r.path_error_depth) == (False, "invalid CA certificate", 1)
