@@ -12,7 +12,7 @@ certificate), so fastcap builds and checks the path itself, step for step as Ope
 2. extensions: unhandled critical extensions, CA-ness (basicConstraints, keyUsage), purpose
    (EKU, keyUsage, Netscape cert type) on every certificate, pathLenConstraint;
 3. signatures and validity, from the anchor down;
-4. name constraints of the CAs on the names below them (subject, SAN, a leaf's host-like CN).
+4. name constraints of the CAs on the names below them (``x509names``).
 
 ``cryptography`` still parses the certificates; signatures are checked by the caller's
 function (x509check accepts SHA-1 there, as OpenSSL does).  Nothing here raises on hostile
@@ -24,9 +24,11 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from cryptography import x509
+
+from . import x509names
+from .x509names import canon_name
 
 __all__ = ["AnchorIndex", "PathResult", "validate"]
 
@@ -51,6 +53,7 @@ KEYUSAGE_NO_CERTSIGN = 32
 UNHANDLED_CRITICAL_EXTENSION = 34
 
 REASONS = {
+    **x509names.REASONS,
     UNABLE_TO_GET_ISSUER_CERT: "unable to get issuer certificate",
     UNABLE_TO_DECODE_ISSUER_PUBLIC_KEY: "unable to decode issuer public key",
     CERT_SIGNATURE_FAILURE: "certificate signature failure",
@@ -171,30 +174,6 @@ def _subject_text(cert: x509.Certificate) -> str:
         return cert.subject.rfc4514_string() or "empty subject"
     except Exception:
         return "?"
-
-
-# --- names -----------------------------------------------------------------------------------
-
-
-def _canon_value(attr: x509.NameAttribute) -> object:
-    value = attr.value
-    if isinstance(value, bytes):
-        return ("raw", value)
-    # OpenSSL's canonical form: ASCII lower case, spaces trimmed and runs collapsed.
-    text = "".join(c.lower() if c.isascii() else c for c in value)
-    return ("str", " ".join(text.split()))
-
-
-def canon_name(name: x509.Name) -> tuple | None:
-    """Comparable key of a name, equal where OpenSSL's X509_NAME_cmp says equal; None when
-    the name does not decode."""
-    try:
-        return tuple(
-            tuple(sorted((a.oid.dotted_string, repr(_canon_value(a))) for a in rdn))
-            for rdn in name.rdns
-        )
-    except Exception:
-        return None
 
 
 # --- per-certificate facts -------------------------------------------------------------------
@@ -464,7 +443,8 @@ def _validate(
         err = _check_signatures_and_time(chain, at, signed_by)
         stage = "time" if err and err[0] in (CERT_NOT_YET_VALID, CERT_HAS_EXPIRED) else "signature"
     if err is None:
-        err = _check_name_constraints(chain)
+        err = x509names.check_name_constraints(
+            [f.cert for f in chain], [f.self_issued for f in chain])
         stage = "name constraints"
     if err is not None:
         code, depth, note = err
@@ -587,200 +567,6 @@ def _check_signatures_and_time(
         if state == CERT_HAS_EXPIRED:
             return state, depth, f"expired {f.na.isoformat() if f.na else '?'}"
     return None
-
-
-# --- name constraints (OpenSSL's check_name_constraints, after signatures and dates) -------
-
-PERMITTED_VIOLATION = 47
-EXCLUDED_VIOLATION = 48
-UNSUPPORTED_CONSTRAINT_TYPE = 51
-UNSUPPORTED_NAME_SYNTAX = 53
-REASONS.update({
-    PERMITTED_VIOLATION: "permitted subtree violation",
-    EXCLUDED_VIOLATION: "excluded subtree violation",
-    UNSUPPORTED_CONSTRAINT_TYPE: "unsupported name constraint type",
-    UNSUPPORTED_NAME_SYNTAX: "unsupported or invalid name syntax",
-})
-_MAX_NAME_CHECKS = 1 << 12  # names x constraints per pair of certificates
-_EMAIL_OID = "1.2.840.113549.1.9.1"
-
-
-def _check_name_constraints(chain: list[_Facts]) -> tuple[int, int, str] | None:
-    constraints = [(j, _ext_value(f.cert, x509.NameConstraints)) for j, f in enumerate(chain)]
-    constraints = [(j, nc) for j, nc in constraints if nc is not None]
-    if not constraints:
-        return None
-    for i in range(len(chain) - 1, -1, -1):
-        f = chain[i]
-        if i != 0 and f.self_issued:
-            continue
-        above = [(j, nc) for j, nc in reversed(constraints) if j > i]
-        if not above:
-            continue
-        names = _constrained_names(f, leaf=i == 0)
-        if names is None:
-            return UNSUPPORTED_NAME_SYNTAX, i, "a name the constraints cannot read"
-        for j, nc in above:
-            permitted = list(nc.permitted_subtrees or ())
-            excluded = list(nc.excluded_subtrees or ())
-            if len(names) * (len(permitted) + len(excluded)) > _MAX_NAME_CHECKS:
-                return UNSUPPORTED_NAME_SYNTAX, i, "too many names and constraints"
-            for kind, value in names:
-                err = _nc_match(kind, value, permitted, excluded)
-                if err is not None:
-                    code, why = err
-                    return code, i, f"{why} (constraint of {_subject_text(chain[j].cert)})"
-    return None
-
-
-def _ext_value(cert: x509.Certificate, cls: type) -> Any:
-    try:
-        return cert.extensions.get_extension_for_class(cls).value
-    except Exception:
-        return None
-
-
-def _constrained_names(f: _Facts, *, leaf: bool) -> list[tuple[str, object]] | None:
-    """(kind, value) pairs OpenSSL holds against name constraints: the subject, its email
-    attributes, the SAN entries and, for a leaf without DNS SAN, a hostname-like CN."""
-    out: list[tuple[str, object]] = []
-    try:
-        subject = f.cert.subject
-        if len(subject.rdns):
-            out.append(("dir", subject))
-            for attr in subject:
-                if attr.oid.dotted_string == _EMAIL_OID:
-                    out.append(("email", attr.value))
-        san = _ext_value(f.cert, x509.SubjectAlternativeName)
-        general = list(san) if san is not None else []
-        for gn in general:
-            out.append(_kind(gn))
-        if leaf and not any(isinstance(gn, x509.DNSName) for gn in general):
-            for attr in subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME):
-                host = attr.value if isinstance(attr.value, str) else ""
-                if _looks_like_hostname(host):
-                    out.append(("cn", host))
-    except Exception:
-        return None
-    return out
-
-
-def _kind(gn: x509.GeneralName) -> tuple[str, object]:
-    if isinstance(gn, x509.DNSName):
-        return "dns", gn.value
-    if isinstance(gn, x509.IPAddress):
-        return "ip", gn.value
-    if isinstance(gn, x509.DirectoryName):
-        return "dir", gn.value
-    if isinstance(gn, x509.RFC822Name):
-        return "email", gn.value
-    if isinstance(gn, x509.UniformResourceIdentifier):
-        return "uri", gn.value
-    if isinstance(gn, x509.OtherName):
-        return "other:" + gn.type_id.dotted_string, gn.value
-    return type(gn).__name__, None
-
-
-def _looks_like_hostname(cn: str) -> bool:
-    """OpenSSL's cn2dnsid: letters, digits, '_', internal '-' and '.', two labels or more."""
-    cn = cn.rstrip("\0")
-    dotted = False
-    for i, c in enumerate(cn):
-        if c.isascii() and (c.isalnum() or c == "_"):
-            continue
-        if 0 < i < len(cn) - 1:
-            if c == "-":
-                continue
-            if c == "." and cn[i + 1] not in ".-" and cn[i - 1] != "-":
-                dotted = True
-                continue
-        return False
-    return dotted
-
-
-def _nc_match(
-    kind: str, value: object, permitted: list, excluded: list
-) -> tuple[int, str] | None:
-    kind = "dns" if kind == "cn" else kind
-    tried = matched = False
-    for sub in permitted:
-        if _kind(sub)[0] != kind:
-            continue
-        tried = True
-        got = _match_one(kind, value, _kind(sub)[1])
-        if isinstance(got, tuple):
-            return got
-        matched = matched or got
-    if tried and not matched:
-        return PERMITTED_VIOLATION, f"{kind} name {value} is outside the permitted subtrees"
-    for sub in excluded:
-        if _kind(sub)[0] != kind:
-            continue
-        got = _match_one(kind, value, _kind(sub)[1])
-        if isinstance(got, tuple):
-            return got
-        if got:
-            return EXCLUDED_VIOLATION, f"{kind} name {value} is in an excluded subtree"
-    return None
-
-
-def _match_one(kind: str, name: object, base: object) -> bool | tuple[int, str]:
-    if kind == "dir":
-        want, have = canon_name(base), canon_name(name)
-        return want is not None and have is not None and have[: len(want)] == want
-    if kind == "dns":
-        return _dns_within(str(name), str(base))
-    if kind == "ip":
-        try:
-            return name.version == base.version and name in base
-        except Exception:
-            return False
-    if kind == "email":
-        return _email_within(str(name), str(base))
-    if kind == "uri":
-        host = _uri_host(str(name))
-        if host is None:
-            return UNSUPPORTED_NAME_SYNTAX, f"URI {name} has no host"
-        base = str(base)
-        if base.startswith("."):
-            return len(host) > len(base) and host[-len(base):].lower() == base.lower()
-        return host.lower() == base.lower()
-    return UNSUPPORTED_CONSTRAINT_TYPE, f"{kind} constraints are not supported"
-
-
-def _dns_within(dns: str, base: str) -> bool:
-    if not base:
-        return True
-    if len(dns) < len(base):
-        return False
-    tail = dns[len(dns) - len(base):]
-    if len(dns) > len(base) and not base.startswith(".") and dns[len(dns) - len(base) - 1] != ".":
-        return False
-    return tail.lower() == base.lower()
-
-
-def _email_within(email: str, base: str) -> bool | tuple[int, str]:
-    at = email.rfind("@")
-    if at < 0:
-        return UNSUPPORTED_NAME_SYNTAX, f"email {email} has no @"
-    base_at = base.find("@")
-    if base_at < 0 and base.startswith("."):
-        return len(email) > len(base) and email[-len(base):].lower() == base.lower()
-    if base_at >= 0:
-        if base_at > 0 and base[:base_at] != email[:at]:
-            return False
-        base = base[base_at + 1:]
-    return email[at + 1:].lower() == base.lower()
-
-
-def _uri_host(uri: str) -> str | None:
-    scheme, sep, rest = uri.partition(":")
-    if not sep or not rest.startswith("//"):
-        return None
-    host = rest[2:]
-    for stop in "/:":
-        host = host.split(stop, 1)[0]
-    return host or None
 
 
 def _tlv(der: bytes, pos: int) -> tuple[int, int, int] | None:
