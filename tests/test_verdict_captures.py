@@ -136,6 +136,10 @@ def build_cases(pki: Pki) -> dict[str, Case]:
 
     cases = {
         "ok": Case({"ok"}, peer_with(client), True),
+        # CN only, no SAN: every MTA accepts it; the web-PKI profile would not.
+        "cert_profile_note": Case(
+            {"ok", "cert_profile_note"}, peer_with(make_leaf(inter, SENDER)), True
+        ),
         "no_client_cert": Case({"no_client_cert"}, peer_with(None), True),
         "client_cert_not_requested": Case(
             {"client_cert_not_requested"}, peer_with(client, auth="none"), True
@@ -326,6 +330,7 @@ def verdict_captures(tmp_path_factory):
 
 CASE_NAMES = (
     "ok",
+    "cert_profile_note",
     "no_client_cert",
     "client_cert_not_requested",
     "client_cert_expired",

@@ -95,6 +95,10 @@ _TABLE: Final = MappingProxyType(
         ),
         "weak_signature": ("warning", "a certificate in a chain is signed with SHA-1 or MD5"),
         "weak_key": ("warning", "a certificate in a chain has a weak public key"),
+        "cert_profile_note": (
+            "info",
+            "a trusted chain departs from the web-PKI profile (mail servers accept it)",
+        ),
         "cert_unparseable": ("error", "a certificate (or Certificate message) could not be parsed"),
         "starttls_not_offered": ("error", "the server's EHLO reply did not offer STARTTLS"),
         "starttls_refused": ("error", "the server refused STARTTLS (454 or 5xx)"),
@@ -215,6 +219,10 @@ _HINTS: Final = MappingProxyType(
         ),
         "weak_signature": ("replace SHA-1/MD5-signed certificates with SHA-256-signed ones"),
         "weak_key": ("reissue with at least RSA 2048 bits or an EC P-256 key"),
+        "cert_profile_note": (
+            "nothing to fix for mail (OpenSSL and Windows accept it); when the certificate is "
+            "next renewed, a public CA's standard profile removes these deviations"
+        ),
         "cert_unparseable": (
             "open the frame in Wireshark and export the certificate; reissue it if it is corrupt"
         ),
@@ -425,6 +433,9 @@ def _chain_verdicts(
                 frame,
             )
         )
+    if check.profile_notes:
+        text = f"{what}{at}: " + "; ".join(check.profile_notes)
+        out.append(_v("cert_profile_note", text, frame))
     return out
 
 

@@ -3,8 +3,9 @@
 Exchange Online attributes on-premises mail by the sender's TLS client certificate; when it
 refuses (``550 5.7.64 TenantAttribution``) the admin needs one specific reason: expired, not yet
 valid, self-signed, untrusted root, missing intermediate, wrong key usage or wrong name. The
-verifier of ``cryptography`` answers "valid or not" with terse messages, so the specific causes
-are checked first and the verifier only has the last word.
+specific causes are checked first; path validation (``x509path``: RFC 5280 as the MTAs' OpenSSL
+does it, not the browsers' web-PKI profile) has the last word, and what only the web-PKI
+profile would refuse becomes a note (``x509profile``).
 
 Certificates arrive from the wire, so nothing here raises on malformed DER: a bad certificate
 becomes a :class:`CertInfo` carrying ``parse_error`` and a :class:`ChainCheck` with problem
@@ -27,11 +28,12 @@ from pathlib import Path
 from typing import Any
 
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa
 from cryptography.utils import CryptographyDeprecationWarning
 from cryptography.x509 import verification as xv
 
+from . import x509path, x509profile
 from .issuer_evidence import AnchorIndex, Finding, find_evidence
 from .pickling import compact
 
@@ -182,6 +184,14 @@ class ChainCheck:
     eku_ok: bool | None
     weak_signatures: tuple[tuple[int, str], ...]
     weak_keys: tuple[tuple[int, str], ...]
+    # RFC 5280 path validation as OpenSSL does it (what Postfix/Exim decide); ``trusted``
+    # differs only by fastcap's own rules (SHA-1 refused, a pinned leaf accepted).
+    path_valid: bool | None = None
+    path_error: str | None = None  # OpenSSL's reason, e.g. "invalid CA certificate"
+    path_error_depth: int | None = None  # 0 = leaf
+    path_sha256: tuple[str, ...] = ()  # the path found, leaf first (anchor last when valid)
+    # Deviations from the CA/Browser-Forum web-PKI profile that mail servers accept.
+    profile_notes: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -197,6 +207,11 @@ class ChainCheck:
             "eku_ok": self.eku_ok,
             "weak_signatures": [list(w) for w in self.weak_signatures],
             "weak_keys": [list(w) for w in self.weak_keys],
+            "path_valid": self.path_valid,
+            "path_error": self.path_error,
+            "path_error_depth": self.path_error_depth,
+            "path_sha256": list(self.path_sha256),
+            "profile_notes": list(self.profile_notes),
         }
 
 
@@ -567,14 +582,22 @@ def _validity(info: CertInfo, at: dt.datetime) -> str:
         return "unknown"
     if at < info.not_before:
         return "not_yet_valid"
-    if at > info.not_after:
+    if at >= info.not_after:  # OpenSSL: a certificate is expired at its notAfter second
         return "expired"
     return "valid"
 
 
+# EKU entries OpenSSL accepts for each role: anyExtendedKeyUsage does not count (OpenSSL 3.0,
+# hence Postfix and Exim, refuse such a leaf); the old Server Gated Crypto OIDs do for servers.
+_ROLE_EKU_OK = {
+    "client": frozenset({"clientAuth"}),
+    "server": frozenset({"serverAuth", "2.16.840.1.113730.4.1", "1.3.6.1.4.1.311.10.3.3"}),
+}
+
+
 def _eku_ok(info: CertInfo, role: str) -> bool:
     eku = info.ext_key_usage
-    return eku is None or _ROLE_EKU[role] in eku or "anyExtendedKeyUsage" in eku
+    return eku is None or not _ROLE_EKU_OK[role].isdisjoint(eku)
 
 
 def _weak_key(info: CertInfo) -> str | None:
@@ -591,20 +614,6 @@ def _utc(t: dt.datetime) -> dt.datetime:
     return t.replace(tzinfo=_UTC) if t.tzinfo is None else t.astimezone(_UTC)
 
 
-def _relaxed_ee_policy() -> Any:
-    """The web-PKI end-entity policy minus the EKU and SAN demands, which we judge ourselves
-    (a CN-only or serverAuth-only certificate must get a specific verdict, not 'invalid').
-    ``ExtensionPolicy`` needs cryptography >= 45; older versions use the default policy."""
-    policy_cls = getattr(xv, "ExtensionPolicy", None)
-    if policy_cls is None:
-        return None
-    return (
-        policy_cls.webpki_defaults_ee()
-        .may_be_present(x509.ExtendedKeyUsage, xv.Criticality.AGNOSTIC, None)
-        .may_be_present(x509.SubjectAlternativeName, xv.Criticality.AGNOSTIC, None)
-    )
-
-
 class Analyzer:
     """Memoised certificate analysis: 10,000 sessions presenting the same chain on the same
     capture day cost one analysis.
@@ -619,7 +628,8 @@ class Analyzer:
         self.cache_misses = 0
         self._results: dict[tuple[bytes, str, dt.date, str | None], ChainCheck] = {}
         self._parsed: dict[bytes, tuple[CertInfo, x509.Certificate | None]] = {}
-        self._ee_policy = _relaxed_ee_policy()
+        with _quiet():  # e.g. a bundled root's non-positive serial
+            self._anchors = x509path.AnchorIndex(trust.roots)
 
     def check(
         self,
@@ -694,6 +704,9 @@ class Analyzer:
                 "unparseable", f"leaf certificate: {leaf_info.parse_error}", trusted=None
             )
 
+        intermediates = [c for _, c in parsed[1:] if c is not None]
+        path = self._verify(leaf, intermediates, role, at)
+        path_infos = [self._parse(_der(c))[0] for c in path.path]
         common = dict(
             leaf_valid_at_capture=_validity(leaf_info, at),
             leaf_valid_today=_validity(leaf_info, self.today),
@@ -701,6 +714,10 @@ class Analyzer:
                 name_matches(leaf_info, expected_name) if expected_name is not None else None
             ),
             eku_ok=_eku_ok(leaf_info, role),
+            path_valid=path.ok,
+            path_error=None if path.ok else path.reason,
+            path_error_depth=path.depth,
+            path_sha256=tuple(i.sha256 for i in path_infos),
         )
         who = leaf_info.subject or "leaf"
         # The capture's day, not its time: this result serves every session of that day,
@@ -734,68 +751,40 @@ class Analyzer:
         if pinned:
             return verdict(None, f"{who} is itself in the trust store", **common)
 
-        intermediates = [c for _, c in parsed[1:] if c is not None]
-        error = self._verify(leaf, leaf_info, intermediates, role, at, expected_name)
-        if error is None:
-            return verdict(None, f"{who} chains to a trusted root", **common)
-        problem, detail = self._diagnose(leaf, intermediates, at, error)
-        if problem == "invalid" and weak_sigs and "signature" in error.lower():
-            # A trusted CA did sign the chain: the verifier refused its digest, not its CA.
-            i, digest = weak_sigs[0]
-            problem, detail = "weak_signature", (
-                f"certificate #{i} ({infos[i].subject}) is signed with {digest}, which"
-                " verifiers reject, although a trusted CA signed it"
+        if path.ok:
+            # OpenSSL accepts SHA-1; Exchange Online does not, so fastcap does not either.
+            below_anchor = path_infos[: len(path_infos) - path.anchors]
+            weak = [(i, c) for i, c in enumerate(below_anchor) if c.signature_hash in _WEAK_HASHES]
+            if weak:
+                i, c = weak[0]
+                return verdict(
+                    "weak_signature",
+                    f"certificate #{i} ({c.subject}) is signed with {c.signature_hash}, which"
+                    " verifiers reject, although a trusted CA signed it",
+                    **common,
+                )
+            notes = x509profile.notes(path.path, path.anchors, role, self.trust.store, at)
+            return verdict(
+                None, f"{who} chains to a trusted root", profile_notes=notes, **common
             )
+        error = path.message
+        if path.stage == "build":
+            problem, detail = self._diagnose(leaf, intermediates, at, error)
+        else:  # the path reached a trusted anchor and failed a later check: name it
+            problem, detail = "invalid", error
         return verdict(problem, detail, **common)
 
     def _verify(
         self,
         leaf: x509.Certificate,
-        leaf_info: CertInfo,
         intermediates: list[x509.Certificate],
         role: str,
         at: dt.datetime,
-        expected_name: str | None,
-    ) -> str | None:
-        """None when the chain verifies at ``at``, else the verifier's message."""
-        store = self.trust.store
-        if store is None:
-            return "the trust store is empty"
-        builder = xv.PolicyBuilder().store(store).time(at)
-        verifier: Any = None
-        use_server = (
-            role == "server"
-            and expected_name is not None
-            and not expected_name.startswith("*.")
-            and bool(leaf_info.san_dns)
-            and name_matches(leaf_info, expected_name)
+    ) -> x509path.PathResult:
+        """OpenSSL's path validation of ``leaf`` with the other certificates sent, at ``at``."""
+        return x509path.validate(
+            leaf, intermediates, self._anchors, role=role, at=at, signed_by=_signed_by
         )
-        try:
-            if self._ee_policy is not None:
-                ca_policy = xv.ExtensionPolicy.webpki_defaults_ca()
-                if use_server:  # server verification requires SAN; only EKU is relaxed
-                    ee = xv.ExtensionPolicy.webpki_defaults_ee().may_be_present(
-                        x509.ExtendedKeyUsage, xv.Criticality.AGNOSTIC, None
-                    )
-                    builder = builder.extension_policies(ca_policy=ca_policy, ee_policy=ee)
-                else:
-                    builder = builder.extension_policies(
-                        ca_policy=ca_policy, ee_policy=self._ee_policy
-                    )
-            if use_server:
-                assert expected_name is not None
-                try:
-                    verifier = builder.build_server_verifier(x509.DNSName(_norm(expected_name)))
-                except ValueError:  # not a valid DNS name for the verifier
-                    verifier = None
-            if verifier is None:
-                verifier = builder.build_client_verifier()
-            verifier.verify(leaf, intermediates)
-            return None
-        except xv.VerificationError as exc:
-            return _one_line(str(exc))
-        except Exception as exc:  # the verifier choking on odd input is still a failed check
-            return _one_line(f"{type(exc).__name__}: {exc}")
 
     def _diagnose(
         self,
@@ -853,6 +842,10 @@ def _missing_issuer(
     return "untrusted_root", (
         f"issued by {issuer}, which was not sent and is not a trusted CA: {why} (a private CA)"
     )
+
+
+def _der(cert: x509.Certificate) -> bytes:
+    return cert.public_bytes(serialization.Encoding.DER)
 
 
 def _name_of(cert: x509.Certificate, which: str) -> x509.Name | None:

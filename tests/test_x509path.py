@@ -1,0 +1,361 @@
+"""Path validation the way mail servers do it: the motivating cases, through Analyzer.check and
+through the verdicts an admin reads.  (tests/test_trust_openssl.py compares with OpenSSL.)"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from fastcap import x509path
+from fastcap.diagnose import PROBLEM_CODES, diagnose
+from fastcap.x509check import Analyzer, TrustStore
+
+from .test_diagnose import session, smtp, tls
+
+NOW = dt.datetime(2026, 6, 1, 12, tzinfo=dt.UTC)
+DAY = dt.timedelta(days=1)
+KEY_USES = ("digital_signature", "content_commitment", "key_encipherment", "data_encipherment",
+            "key_agreement", "key_cert_sign", "crl_sign")
+
+
+class Made:
+    def __init__(self, cert: x509.Certificate, key) -> None:
+        self.cert, self.key = cert, key
+
+    @property
+    def der(self) -> bytes:
+        return self.cert.public_bytes(serialization.Encoding.DER)
+
+
+def issue(cn: str, parent: Made | None, *, ca: bool, aki: bool = True, ski: bool = True,
+          bc: object = "default", bc_critical: bool = True, ku: set[str] | None | str = "default",
+          eku: list | None | str = "default", san: bool = True, extra=(),
+          not_before=NOW - 30 * DAY, not_after=NOW + 300 * DAY, key=None) -> Made:
+    """A certificate wrong (or merely unusual) in exactly the ways asked for."""
+    key = key or ec.generate_private_key(ec.SECP256R1())
+    signer = parent.key if parent else key
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+    b = (x509.CertificateBuilder().subject_name(name)
+         .issuer_name(parent.cert.subject if parent else name).public_key(key.public_key())
+         .serial_number(x509.random_serial_number())
+         .not_valid_before(not_before).not_valid_after(not_after))
+    if bc == "default":
+        bc = x509.BasicConstraints(ca=ca, path_length=None)
+    if bc is not None:
+        b = b.add_extension(bc, bc_critical)
+    if ku == "default":
+        ku = {"key_cert_sign", "crl_sign"} if ca else {"digital_signature"}
+    if ku is not None:
+        b = b.add_extension(x509.KeyUsage(**{f: f in ku for f in KEY_USES},
+                                          encipher_only=False, decipher_only=False), True)
+    if eku == "default":
+        eku = None if ca else [ExtendedKeyUsageOID.CLIENT_AUTH, ExtendedKeyUsageOID.SERVER_AUTH]
+    if eku is not None:
+        b = b.add_extension(x509.ExtendedKeyUsage(eku), False)
+    if ski:
+        b = b.add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), False)
+    if aki and parent is not None:
+        b = b.add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(parent.key.public_key()), False)
+    if san and not ca:
+        b = b.add_extension(x509.SubjectAlternativeName([x509.DNSName(cn)]), False)
+    for ext, critical in extra:
+        b = b.add_extension(ext, critical)
+    digest = None if isinstance(signer, ed25519.Ed25519PrivateKey) else hashes.SHA256()
+    return Made(b.sign(signer, digest), key)
+
+
+@pytest.fixture(scope="module")
+def root() -> Made:
+    return issue("Mail Root", None, ca=True)
+
+
+@pytest.fixture(scope="module")
+def inter(root) -> Made:
+    return issue("Mail Issuing CA", root, ca=True)
+
+
+def check(root: Made, *chain: Made, role: str = "client", at=NOW, store=None):
+    analyzer = Analyzer(TrustStore(store or [root.cert]), today=NOW)
+    return analyzer.check([c.der for c in chain], role=role, at=at)
+
+
+def verdicts(result) -> dict[str, str]:
+    out = diagnose(session(smtp(), tls()), result, None)
+    return {v.code: v.severity for v in out}
+
+
+def test_no_authority_key_identifier_anywhere_is_trusted_with_one_note(root):
+    inter = issue("No AKI CA", root, ca=True, aki=False)
+    leaf = issue("mail.fabrikam.com", inter, ca=False, aki=False)
+    r = check(root, leaf, inter)
+    assert (r.trusted, r.problem, r.path_valid, r.path_error) == (True, None, True, None)
+    assert len(r.path_sha256) == 3 and r.path_sha256[0] == r.certs[0].sha256
+    notes = " / ".join(r.profile_notes)
+    assert "#1 (CN=mail.fabrikam.com) has no Authority Key Identifier" in notes
+    assert "#2 (CN=No AKI CA) has no Authority Key Identifier" in notes
+    assert r.to_dict()["profile_notes"] == list(r.profile_notes)
+    got = verdicts(r)
+    assert got == {"ok": "ok", "cert_profile_note": "info"}
+    assert "cert_profile_note" not in PROBLEM_CODES  # scan's exit status is unaffected
+
+
+def test_cn_only_client_certificate_is_trusted_with_a_note(root, inter):
+    leaf = issue("mail.fabrikam.com", inter, ca=False, san=False)
+    r = check(root, leaf, inter)
+    assert (r.trusted, r.problem, r.path_valid) == (True, None, True)
+    assert r.profile_notes == ("#1 (CN=mail.fabrikam.com) has no subjectAltName (named by its "
+                               "CN only)",)
+    assert set(verdicts(r)) == {"ok", "cert_profile_note"}
+
+
+def test_a_clean_chain_has_no_note(root, inter):
+    r = check(root, issue("mail.fabrikam.com", inter, ca=False), inter)
+    assert (r.trusted, r.profile_notes) == (True, ())
+    assert set(verdicts(r)) == {"ok"}
+
+
+def test_ca_profile_deviations_are_notes(root):
+    inter = issue("Loose CA", root, ca=True, ski=False, bc_critical=False)
+    r = check(root, issue("mail.fabrikam.com", inter, ca=False), inter)
+    assert r.trusted is True
+    assert any("#2 (CN=Loose CA) is a CA without Subject Key Identifier" in n
+               for n in r.profile_notes)
+    assert any("basicConstraints is not critical" in n for n in r.profile_notes)
+
+
+def test_ed25519_chain_is_trusted_with_notes():
+    root = issue("Ed Root", None, ca=True, key=ed25519.Ed25519PrivateKey.generate())
+    leaf = issue("mail.fabrikam.com", root, ca=False, key=ed25519.Ed25519PrivateKey.generate())
+    r = check(root, leaf)
+    assert (r.trusted, r.path_valid) == (True, True)
+    assert r.profile_notes == ("#1 (CN=mail.fabrikam.com) is signed with Ed25519",
+                               "#1 (CN=mail.fabrikam.com) has an Ed25519 key")
+
+
+def test_any_extended_key_usage_alone_is_not_client_auth(root, inter):
+    leaf = issue("mail.fabrikam.com", inter, ca=False,
+                 eku=[ExtendedKeyUsageOID.ANY_EXTENDED_KEY_USAGE])
+    r = check(root, leaf, inter)
+    assert (r.trusted, r.problem, r.eku_ok, r.path_valid) == (False, "wrong_usage", False, False)
+    assert (r.path_error, r.path_error_depth) == ("unsuitable certificate purpose", 0)
+    assert "client_cert_no_client_auth_eku" in verdicts(r)
+
+
+def test_intermediate_without_basic_constraints_is_an_invalid_ca(root):
+    inter = issue("Not Really A CA", root, ca=True, bc=None)
+    r = check(root, issue("mail.fabrikam.com", inter, ca=False), inter)
+    assert (r.trusted, r.problem, r.path_valid) == (False, "invalid", False)
+    assert (r.path_error, r.path_error_depth) == ("invalid CA certificate", 1)
+    assert "CN=Not Really A CA" in r.detail
+    assert verdicts(r).get("client_cert_untrusted_ca") == "error"
+
+
+def test_eku_on_an_intermediate_restricts_the_chain(root):
+    inter = issue("Server-only CA", root, ca=True, eku=[ExtendedKeyUsageOID.SERVER_AUTH])
+    leaf = issue("mail.fabrikam.com", inter, ca=False)
+    assert check(root, leaf, inter, role="server").trusted is True
+    r = check(root, leaf, inter, role="client")
+    assert (r.trusted, r.path_error, r.path_error_depth) == (
+        False, "unsuitable certificate purpose", 1)
+
+
+def test_path_length_constraint(root):
+    top = issue("Top CA", root, ca=True, bc=x509.BasicConstraints(ca=True, path_length=0))
+    low = issue("Low CA", top, ca=True)
+    r = check(root, issue("mail.fabrikam.com", low, ca=False), low, top)
+    assert (r.trusted, r.path_error, r.path_error_depth) == (
+        False, "path length constraint exceeded", 2)
+
+
+def test_leaf_key_usage_must_allow_the_handshake(root, inter):
+    leaf = issue("mail.fabrikam.com", inter, ca=False, ku={"key_encipherment"})
+    assert check(root, leaf, inter, role="server").trusted is True  # RSA key transport
+    r = check(root, leaf, inter, role="client")
+    assert (r.trusted, r.path_error, r.path_error_depth) == (
+        False, "unsuitable certificate purpose", 0)
+    assert "key usage" in r.detail
+
+
+def test_unknown_critical_extension_is_refused(root, inter):
+    odd = x509.UnrecognizedExtension(x509.ObjectIdentifier("1.3.6.1.4.1.55555.9"), b"\x05\x00")
+    r = check(root, issue("mail.fabrikam.com", inter, ca=False, extra=[(odd, True)]), inter)
+    assert (r.trusted, r.path_error, r.path_error_depth) == (
+        False, "unhandled critical extension", 0)
+
+
+def test_expired_root_is_named(inter):
+    old_root = issue("Old Root", None, ca=True, not_after=NOW - DAY)
+    mid = issue("Mid CA", old_root, ca=True)
+    r = check(old_root, issue("mail.fabrikam.com", mid, ca=False), mid)
+    assert (r.trusted, r.problem) == (False, "invalid")
+    assert (r.path_error, r.path_error_depth) == ("certificate has expired", 2)
+    assert "CN=Old Root" in r.detail
+
+
+def test_wrong_signer_with_the_issuers_name(root, inter):
+    twin = issue("Mail Issuing CA", root, ca=True)  # same name, other key
+    leaf = issue("mail.fabrikam.com", inter, ca=False, aki=False)
+    r = check(root, leaf, twin)
+    assert (r.trusted, r.path_error, r.path_error_depth) == (
+        False, "certificate signature failure", 0)
+    # Sent after the right one, the twin is never tried (OpenSSL takes the first valid).
+    assert check(root, leaf, inter, twin).trusted is True
+
+
+def test_a_valid_candidate_is_preferred_to_an_expired_one(root):
+    key_holder = issue("Renewed CA", root, ca=True, not_after=NOW - DAY)
+    renewed = Made(_reissue(key_holder, root, not_after=NOW + 300 * DAY), key_holder.key)
+    leaf = issue("mail.fabrikam.com", renewed, ca=False)
+    r = check(root, leaf, key_holder, renewed)
+    assert (r.trusted, r.path_sha256[1]) == (True, Analyzer(TrustStore([root.cert]))
+                                      .check([renewed.der], role="client", at=NOW).certs[0].sha256)
+
+
+def _reissue(ca: Made, parent: Made, *, not_after) -> x509.Certificate:
+    c = ca.cert
+    b = (x509.CertificateBuilder().subject_name(c.subject).issuer_name(c.issuer)
+         .public_key(c.public_key()).serial_number(x509.random_serial_number())
+         .not_valid_before(c.not_valid_before_utc).not_valid_after(not_after))
+    for ext in c.extensions:
+        b = b.add_extension(ext.value, ext.critical)
+    return b.sign(parent.key, hashes.SHA256())
+
+
+def test_intermediates_in_any_order_and_twice(root):
+    top = issue("Top CA", root, ca=True)
+    low = issue("Low CA", top, ca=True)
+    leaf = issue("mail.fabrikam.com", low, ca=False)
+    r = check(root, leaf, top, low, top, leaf)
+    assert (r.trusted, len(r.path_sha256)) == (True, 4)
+
+
+def test_an_intermediate_alone_in_the_store_is_no_anchor(root, inter):
+    """No partial chains: OpenSSL needs the self-signed root."""
+    leaf = issue("mail.fabrikam.com", inter, ca=False)
+    r = check(root, leaf, store=[inter.cert])
+    assert (r.trusted, r.path_valid) == (False, False)
+    assert (r.path_error, r.path_error_depth) == ("unable to get issuer certificate", 1)
+    assert check(root, leaf, store=[inter.cert, root.cert]).trusted is True
+
+
+def test_pinned_leaf_stays_trusted_though_openssl_would_not(root, inter):
+    """fastcap's choice: a leaf the admin put in the store is trusted as such."""
+    leaf = issue("mail.fabrikam.com", inter, ca=False)
+    r = check(root, leaf, store=[leaf.cert])
+    assert (r.trusted, r.problem) == (True, None)
+    assert (r.path_valid, r.path_error) == (False, "unable to get local issuer certificate")
+
+
+def test_sha1_path_validates_but_is_refused(root, inter):
+    leaf = issue("mail.fabrikam.com", inter, ca=False)
+    sha1 = _sha1_twin(leaf.cert, inter)
+    r = Analyzer(TrustStore([root.cert]), today=NOW).check(
+        [sha1, inter.der], role="client", at=NOW)
+    assert (r.path_valid, r.trusted, r.problem) == (True, False, "weak_signature")
+
+
+def _sha1_twin(cert: x509.Certificate, issuer: Made) -> bytes:
+    from fastcap.synth.certs import _sign
+
+    b = (x509.CertificateBuilder().subject_name(cert.subject).issuer_name(cert.issuer)
+         .public_key(cert.public_key()).serial_number(cert.serial_number)
+         .not_valid_before(cert.not_valid_before_utc).not_valid_after(cert.not_valid_after_utc))
+    for ext in cert.extensions:
+        b = b.add_extension(ext.value, ext.critical)
+    return _sign(b, issuer.key, "sha1").public_bytes(serialization.Encoding.DER)
+
+
+def test_long_hostile_chain_is_bounded(root):
+    """A peer sending 60 CAs, each issuing the next: the path is capped."""
+    chain = [root]
+    for i in range(60):
+        chain.append(issue(f"Ladder {i}", chain[-1], ca=True))
+    leaf = issue("mail.fabrikam.com", chain[-1], ca=False)
+    r = check(root, leaf, *reversed(chain[1:]))
+    assert (r.trusted, r.path_error) == (False, "certificate chain too long")
+    assert len(r.path_sha256) <= x509path.MAX_PATH + 1
+
+
+def _with_serial(cert: x509.Certificate, signer: Made, content: bytes) -> bytes:
+    """``cert`` re-signed with a serial ``cryptography`` will not build: the INTEGER's raw
+    content octets (too long, negative, zero)."""
+    from fastcap.synth.certs import _content, _tlv
+
+    tbs = _content(cert.tbs_certificate_bytes)
+    version, rest = tbs[:5], tbs[5:]  # [0] { INTEGER 2 }, then the serial
+    serial_end = 2 + rest[1]
+    new_tbs = _tlv(0x30, version + _tlv(0x02, content) + rest[serial_end:])
+    sig = signer.key.sign(new_tbs, ec.ECDSA(hashes.SHA256()))
+    ecdsa_sha256 = bytes.fromhex("300a06082a8648ce3d040302")
+    return _tlv(0x30, new_tbs + ecdsa_sha256 + _tlv(0x03, b"\x00" + sig))
+
+
+@pytest.mark.parametrize("content, note", [
+    (b"\x01" * 21, "has a serial number longer than 20 octets"),
+    (b"\xff\x01", "has a negative serial number"),
+    (b"\x00", "has a zero serial number"),
+])
+def test_odd_serials_are_notes_not_verdicts(root, content, note):
+    """`openssl verify` accepts all three; the web-PKI profile refuses them."""
+    leaf = issue("mail.fabrikam.com", root, ca=False)
+    der = _with_serial(leaf.cert, root, content)
+    r = Analyzer(TrustStore([root.cert]), today=NOW).check([der], role="client", at=NOW)
+    assert (r.trusted, r.problem, r.path_valid) == (True, None, True)
+    assert r.profile_notes == (f"#1 (CN=mail.fabrikam.com) {note}",)
+
+
+def _constrained_root(permitted=None, excluded=None) -> Made:
+    return issue("Constrained Root", None, ca=True,
+                 extra=[(x509.NameConstraints(permitted, excluded), True)])
+
+
+def test_name_constraints_permit_and_refuse():
+    root = _constrained_root(permitted=[x509.DNSName("fabrikam.com")])
+    inside = check(root, issue("mail.fabrikam.com", root, ca=False))
+    assert (inside.trusted, inside.path_valid) == (True, True)
+    outside = check(root, issue("mail.contoso.com", root, ca=False))
+    assert (outside.trusted, outside.problem) == (False, "invalid")
+    assert (outside.path_error, outside.path_error_depth) == ("permitted subtree violation", 0)
+    assert "mail.contoso.com" in outside.detail and "CN=Constrained Root" in outside.detail
+
+
+def test_name_constraints_reach_a_cn_only_leaf_and_exclusions():
+    root = _constrained_root(excluded=[x509.DNSName("fabrikam.com")])
+    r = check(root, issue("mail.fabrikam.com", root, ca=False, san=False))
+    assert (r.trusted, r.path_error) == (False, "excluded subtree violation")
+    assert check(root, issue("mail.contoso.com", root, ca=False, san=False)).trusted is True
+
+
+def _v1(cn: str, parent: Made | None) -> Made:
+    """An X.509 v1 certificate (no version field, no extensions): old roots still are."""
+    from fastcap.synth.certs import _content, _tlv
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    signer = parent.key if parent else key
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+    draft = (x509.CertificateBuilder().subject_name(name)
+             .issuer_name(parent.cert.subject if parent else name).public_key(key.public_key())
+             .serial_number(77).not_valid_before(NOW - 30 * DAY)
+             .not_valid_after(NOW + 30 * DAY).sign(signer, hashes.SHA256()))
+    tbs = _tlv(0x30, _content(draft.tbs_certificate_bytes)[5:])  # drop [0] { INTEGER 2 }
+    sig = signer.sign(tbs, ec.ECDSA(hashes.SHA256()))
+    ecdsa_sha256 = bytes.fromhex("300a06082a8648ce3d040302")
+    der = _tlv(0x30, tbs + ecdsa_sha256 + _tlv(0x03, b"\x00" + sig))
+    return Made(x509.load_der_x509_certificate(der), key)
+
+
+def test_v1_root_is_an_anchor_but_a_v1_intermediate_is_no_ca():
+    """OpenSSL's check_ca: a v1 self-signed root passes (code 3), a v1 intermediate does not."""
+    root = _v1("V1 Root", None)
+    assert root.cert.version == x509.Version.v1
+    r = check(root, issue("mail.fabrikam.com", root, ca=False))
+    assert (r.trusted, r.path_valid) == (True, True)
+    mid = _v1("V1 Mid", root)
+    r = check(root, issue("mail.fabrikam.com", mid, ca=False), mid)
+    assert (r.trusted, r.path_error, r.path_error_depth) == (False, "invalid CA certificate", 1)
