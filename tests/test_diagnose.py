@@ -330,7 +330,7 @@ def test_client_cert_not_yet_valid():
 
 @pytest.mark.parametrize(("problem", "code", "word"), [
     ("untrusted_root", "client_cert_untrusted_ca", "trusted CA"),
-    ("invalid", "client_cert_untrusted_ca", "trusted CA"),
+    ("invalid", "client_cert_untrusted_ca", "fails validation"),
     ("self_signed", "client_cert_self_signed", "self-signed"),
     ("missing_intermediate", "client_cert_incomplete_chain", "intermediate"),
 ])  # fmt: skip

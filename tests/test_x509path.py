@@ -154,6 +154,11 @@ def test_intermediate_without_basic_constraints_is_an_invalid_ca(root):
     assert (r.path_error, r.path_error_depth) == ("invalid CA certificate", 1)
     assert "CN=Not Really A CA" in r.detail
     assert verdicts(r).get("client_cert_untrusted_ca") == "error"
+    # The admin reads that the root is trusted and which check on the way failed.
+    (v,) = [v for v in diagnose(session(smtp(), tls()), r, None)
+            if v.code == "client_cert_untrusted_ca"]
+    assert "chains to a trusted root, but the path fails validation" in v.message
+    assert "CN=Not Really A CA" in v.message
 
 
 def test_eku_on_an_intermediate_restricts_the_chain(root):

@@ -416,6 +416,10 @@ def _chain_verdicts(
             "expired": f"a CA certificate in the {role} chain{at} has expired",
             "not_yet_valid": f"a CA certificate in the {role} chain{at} is not yet valid",
         }[suffix]
+        if check.problem == "invalid":
+            # A trusted root was reached: the path failed a check on the way (a CA flag, a
+            # purpose, a signature, a date), and the detail names which.
+            text = f"{what}{at} chains to a trusted root, but the path fails validation"
         if check.detail:
             text += f": {check.detail}"
         out.append(_v(f"{role}_cert_{suffix}", text, frame))
