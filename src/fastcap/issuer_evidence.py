@@ -32,7 +32,7 @@ from urllib.parse import urlsplit
 from cryptography import x509
 from cryptography.x509.oid import AuthorityInformationAccessOID, NameOID
 
-__all__ = ["AnchorIndex", "Evidence", "Finding", "find_evidence", "registrable_domain"]
+__all__ = ["EvidenceIndex", "Evidence", "Finding", "find_evidence", "registrable_domain"]
 
 # Domains anyone can host files under: a caIssuers URL there says nothing about who runs it.
 _SHARED_HOSTING: Final = frozenset(
@@ -100,7 +100,7 @@ class Finding:
 
 
 @dataclass(frozen=True, slots=True)
-class AnchorIndex:
+class EvidenceIndex:
     """The trust store seen from the side of a missing issuer; built once per store."""
 
     anchor_names: MappingProxyType[x509.Name, str]  # self-named anchor's subject -> label
@@ -115,7 +115,7 @@ class AnchorIndex:
         cls,
         certs: Iterable[x509.Certificate],
         issuer_of: Callable[[x509.Certificate], x509.Certificate | None],
-    ) -> AnchorIndex:
+    ) -> EvidenceIndex:
         """Index ``certs`` (the store's anchors, in the store's order: the first one named
         wins, so the answer does not depend on anything but the store)."""
         names: dict[x509.Name, str] = {}
@@ -158,7 +158,7 @@ class AnchorIndex:
         )
 
 
-def find_evidence(cert: x509.Certificate, index: AnchorIndex) -> Finding:
+def find_evidence(cert: x509.Certificate, index: EvidenceIndex) -> Finding:
     """What ties the issuer of ``cert`` (neither sent nor found in the store) to the store."""
     issuer = _safe(lambda: cert.issuer)
     if issuer is not None and issuer in index.anchor_names:
@@ -190,7 +190,7 @@ def find_evidence(cert: x509.Certificate, index: AnchorIndex) -> Finding:
     return Finding(tuple(found))
 
 
-def _host_evidence(host: str, index: AnchorIndex) -> Evidence | None:
+def _host_evidence(host: str, index: EvidenceIndex) -> Evidence | None:
     dom = registrable_domain(host)
     if dom is None or dom in _SHARED_HOSTING:
         return None

@@ -34,7 +34,7 @@ from cryptography.utils import CryptographyDeprecationWarning
 from cryptography.x509 import verification as xv
 
 from . import x509path, x509profile
-from .issuer_evidence import AnchorIndex, Finding, find_evidence
+from .issuer_evidence import EvidenceIndex, Finding, find_evidence
 from .pickling import compact
 
 __all__ = [
@@ -416,7 +416,7 @@ class TrustStore:
         for cert in self.roots:
             by_subject.setdefault(cert.subject, []).append(cert)
         self._by_subject = by_subject
-        self._anchor_index: AnchorIndex | None = None
+        self._anchor_index: EvidenceIndex | None = None
         # cryptography refuses an empty Store; with no anchors nothing can verify anyway.
         self.store: xv.Store | None = xv.Store(list(self.roots)) if self.roots else None
 
@@ -441,11 +441,11 @@ class TrustStore:
                 return candidate
         return None
 
-    def anchor_index(self) -> AnchorIndex:
+    def anchor_index(self) -> EvidenceIndex:
         """The anchors indexed by organization, named domains and known intermediates, built
         on first need (most captures never ask) and then kept: it depends on the store alone."""
         if self._anchor_index is None:
-            self._anchor_index = AnchorIndex.build(self.roots, self.issuer_of)
+            self._anchor_index = EvidenceIndex.build(self.roots, self.issuer_of)
         return self._anchor_index
 
     def issuer_evidence(self, cert: x509.Certificate) -> Finding:
