@@ -19,9 +19,10 @@ import tempfile
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repo root, for fastcap_synth
 from compare import run  # benchmarks/ is the working directory or on sys.path
-from fastcap.synth.packets import tcp_frame
-from fastcap.synth.writers import PcapngWriter
+from fastcap_synth.packets import tcp_frame
+from fastcap_synth.writers import PcapngWriter
 
 SYN, ACK, PSH = 0x02, 0x10, 0x08
 T0 = 1_700_000_000

@@ -28,15 +28,11 @@ from array import array
 from dataclasses import dataclass
 from pathlib import Path
 
-try:
-    from fastcap.synth import packets as p
-except ImportError:  # running from a source checkout without installing
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
-    from fastcap.synth import packets as p
-
-from fastcap.synth.scenarios import SCENARIO_NAMES, make_pki, scenario
-from fastcap.synth.smtpgen import Conversation, Message, converse, render
-from fastcap.synth.writers import PcapngWriter
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repo root, for fastcap_synth
+from fastcap_synth import packets as p
+from fastcap_synth.scenarios import SCENARIO_NAMES, make_pki, scenario
+from fastcap_synth.smtpgen import Conversation, Message, converse, render
+from fastcap_synth.writers import PcapngWriter
 
 # Relative frequency of each SMTP scenario in the file.
 SCENARIO_WEIGHTS = (

@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import sys
 import time
 from pathlib import Path
 
-from fastcap.synth.scenarios import SCENARIO_NAMES, make_pki, scenario
-from fastcap.synth.smtpgen import smtp_records
-from fastcap.synth.writers import PcapngWriter, write_pcap
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repo root, for fastcap_synth
+from fastcap_synth.scenarios import SCENARIO_NAMES, make_pki, scenario
+from fastcap_synth.smtpgen import smtp_records
+from fastcap_synth.writers import PcapngWriter, write_pcap
 
 HERE = Path(__file__).resolve().parent
 

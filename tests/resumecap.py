@@ -19,11 +19,11 @@ import ssl
 from dataclasses import dataclass
 from pathlib import Path
 
-from fastcap.synth.certs import make_leaf
-from fastcap.synth.scenarios import make_pki
-from fastcap.synth.smtpgen import ACCEPTED_COMMANDS, SmtpScenario, converse, render
-from fastcap.synth.tlsgen import client_context, server_context
-from fastcap.synth.writers import Record, write_pcap
+from fastcap_synth.certs import make_leaf
+from fastcap_synth.scenarios import make_pki
+from fastcap_synth.smtpgen import ACCEPTED_COMMANDS, SmtpScenario, converse, render
+from fastcap_synth.tlsgen import client_context, server_context
+from fastcap_synth.writers import Record, write_pcap
 
 NOW = dt.datetime.now(dt.UTC).replace(microsecond=0)
 T0 = int((NOW - dt.timedelta(hours=1)).timestamp()) * 10**9

@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 
 from fastcap.cli import main
-from fastcap.synth.certs import make_leaf
-from fastcap.synth.scenarios import make_pki
-from fastcap.synth.smtpgen import ACCEPTED_COMMANDS, SmtpScenario, converse, render
-from fastcap.synth.tlsgen import client_context, server_context
-from fastcap.synth.writers import write_pcap
+from fastcap_synth.certs import make_leaf
+from fastcap_synth.scenarios import make_pki
+from fastcap_synth.smtpgen import ACCEPTED_COMMANDS, SmtpScenario, converse, render
+from fastcap_synth.tlsgen import client_context, server_context
+from fastcap_synth.writers import write_pcap
 
 from .resumecap import NOW, PEER, T0
 

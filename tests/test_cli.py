@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from fastcap.synth import packets as p
-from fastcap.synth.writers import Record, write_pcap
+from fastcap_synth import packets as p
+from fastcap_synth.writers import Record, write_pcap
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "exchange-online-no-client-cert.pcap"
 

@@ -12,7 +12,7 @@ from fastcap import Capture
 from fastcap.scanner import ScanSummary, scan
 from fastcap.selection import FrameCounters
 from fastcap.session import iter_sessions
-from fastcap.synth.writers import Record, write_pcap
+from fastcap_synth.writers import Record, write_pcap
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 ALL = EXAMPLES / "all-scenarios.pcapng"
@@ -110,7 +110,7 @@ def test_hold_cap_with_a_connection_open_all_along(tmp_path):
 
 def _long_lived_capture(tmp_path, others: int) -> Path:
     """Connection 1 (SYN first, FIN last) around `others` short connections to port 25."""
-    from fastcap.synth.packets import tcp_frame
+    from fastcap_synth.packets import tcp_frame
 
     syn, ack, fin = 0x02, 0x10, 0x01
     recs, t = [], 1_700_000_000 * 10**9

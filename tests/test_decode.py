@@ -1,6 +1,6 @@
 """Tests for fastcap.decode.
 
-The property tests build frames with fastcap.synth.packets from a random spec and derive every
+The property tests build frames with fastcap_synth.packets from a random spec and derive every
 expected field from the spec itself (header sizes, declared lengths, where caplen cuts), never
 by parsing the bytes back, so decoder and oracle cannot share a bug.
 """
@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from fastcap.decode import Headers, Status, TcpFields, decode_headers, decode_tcp
-from fastcap.synth import packets as P
+from fastcap_synth import packets as P
 
 OK, UNSUP, TR2, NOT_IP, TR3, BAD_IP, TR4, BAD_L4 = (
     Status.OK, Status.UNSUPPORTED_LINKTYPE, Status.TRUNCATED_L2, Status.NOT_IP,

@@ -787,9 +787,9 @@ def test_end_to_end_generated_captures(tmp_path):
         "fastcap.x509check", reason="fastcap.x509check is not written yet"
     )
     from fastcap.session import iter_sessions
-    from fastcap.synth.scenarios import SCENARIO_NAMES, make_pki, scenario
-    from fastcap.synth.smtpgen import smtp_records
-    from fastcap.synth.writers import write_pcap
+    from fastcap_synth.scenarios import SCENARIO_NAMES, make_pki, scenario
+    from fastcap_synth.smtpgen import smtp_records
+    from fastcap_synth.writers import write_pcap
 
     assert set(EXPECTED_E2E) == set(SCENARIO_NAMES)
     pki = make_pki()

@@ -1,5 +1,5 @@
 """Fuzzing every stage with hostile input: mutated real captures (the public corpus) and
-mutated generated ones (real OpenSSL handshakes from fastcap.synth).
+mutated generated ones (real OpenSSL handshakes from fastcap_synth).
 
 Each property runs a bounded number of examples so the file stays well under a minute on two
 cores; FASTCAP_FUZZ_SCALE=N multiplies every budget for a longer hunt.  Mutations come from
@@ -33,10 +33,10 @@ from fastcap.reassembly import CONN_OVERHEAD, SEG_BYTES, Connection, Reassembler
 from fastcap.scanner import ScanSummary, judge, scan
 from fastcap.session import iter_sessions
 from fastcap.smtp import NEED_DATA, SmtpConversation, SmtpDialogue, parse_dialogue
-from fastcap.synth import packets as pk
-from fastcap.synth.writers import PcapngWriter, Record, to_bytes, write_pcap
 from fastcap.tls import TlsStream, parse_handshake
 from fastcap.x509check import Analyzer, TrustStore, cert_info
+from fastcap_synth import packets as pk
+from fastcap_synth.writers import PcapngWriter, Record, to_bytes, write_pcap
 
 from .corpus import CORPUS, corpus_files
 from .mutate import (
@@ -692,7 +692,7 @@ def streams_of(messages: list[tuple[bool, bytes]]) -> tuple[Stream, Stream]:
 
 @functools.cache
 def pki():
-    from fastcap.synth.scenarios import make_pki
+    from fastcap_synth.scenarios import make_pki
 
     return make_pki(dt.datetime.now(dt.UTC))
 
@@ -700,8 +700,8 @@ def pki():
 @functools.cache
 def conversations() -> dict[str, list[tuple[bool, bytes, str]]]:
     """Every catalogue scenario played once with real OpenSSL: (from_client, bytes, label)."""
-    from fastcap.synth.scenarios import SCENARIO_NAMES, scenario
-    from fastcap.synth.smtpgen import converse
+    from fastcap_synth.scenarios import SCENARIO_NAMES, scenario
+    from fastcap_synth.smtpgen import converse
 
     out = {}
     for name in SCENARIO_NAMES:
@@ -1037,7 +1037,7 @@ def test_tls_hostile_nesting_and_lengths(case):
 def der_sources() -> list[bytes]:
     p = pki()
     out = [p.root.der, p.intermediate.der, p.server.der, p.client.der]
-    from fastcap.synth.certs import make_leaf
+    from fastcap_synth.certs import make_leaf
 
     out.append(make_leaf(p.intermediate, "rsa.example", sans=["rsa.example", "192.0.2.7"],
                          key="rsa2048").der)
@@ -1066,8 +1066,8 @@ def judged_template():
 
 
 def _smtp_capture(name: str) -> bytes:
-    from fastcap.synth.scenarios import scenario
-    from fastcap.synth.smtpgen import smtp_records
+    from fastcap_synth.scenarios import scenario
+    from fastcap_synth.smtpgen import smtp_records
 
     return to_bytes(lambda fh: write_pcap(fh, smtp_records(scenario(name, pki()))))
 
@@ -1214,8 +1214,8 @@ def test_scan_backends_agree_on_mutated_captures(workdir, name, seed, ops, heade
 @functools.cache
 def rendered_scenarios() -> dict:
     """(scenario, conversation) of every catalogue entry, for re-rendering after edits."""
-    from fastcap.synth.scenarios import SCENARIO_NAMES, scenario
-    from fastcap.synth.smtpgen import converse
+    from fastcap_synth.scenarios import SCENARIO_NAMES, scenario
+    from fastcap_synth.smtpgen import converse
 
     out = {}
     for name in SCENARIO_NAMES:
@@ -1233,7 +1233,7 @@ def rendered_scenarios() -> dict:
 def test_scan_on_mutated_conversations(workdir, name, seed, edits, mss, v6):
     """The SMTP lines and TLS flights edited inside well-framed TCP (so the edits reach the
     parsers and the certificate step), segmented at any MSS: both backends, same sessions."""
-    from fastcap.synth.smtpgen import Conversation, Message, render
+    from fastcap_synth.smtpgen import Conversation, Message, render
 
     rng = random.Random(seed)
     sc, conv = rendered_scenarios()[name]

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from fastcap.inputs import expand_inputs, first_timestamp
-from fastcap.synth.writers import Record, write_pcap
+from fastcap_synth.writers import Record, write_pcap
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 

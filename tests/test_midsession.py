@@ -25,10 +25,10 @@ from fastcap.midstart import encrypted_at, find_start, tls_chain_at, unit_at
 from fastcap.scanner import scan, trust_store
 from fastcap.session import iter_sessions
 from fastcap.smtp import NEED_DATA, CutStart, SmtpConversation, parse_dialogue
-from fastcap.synth.scenarios import SCENARIO_NAMES, make_pki, scenario
-from fastcap.synth.smtpgen import converse, render
-from fastcap.synth.writers import write_pcap
 from fastcap.x509check import Analyzer
+from fastcap_synth.scenarios import SCENARIO_NAMES, make_pki, scenario
+from fastcap_synth.smtpgen import converse, render
+from fastcap_synth.writers import write_pcap
 
 from .test_verdict_captures import _tcp_payload
 

@@ -15,11 +15,11 @@ from dataclasses import dataclass
 import pytest
 
 from fastcap.scanner import ScanSummary, scan
-from fastcap.synth.certs import Issued, make_ca, make_leaf
-from fastcap.synth.scenarios import make_pki
-from fastcap.synth.smtpgen import REJECTED_COMMANDS, SmtpScenario, converse, render
-from fastcap.synth.tlsgen import client_context, server_context
-from fastcap.synth.writers import write_pcap
+from fastcap_synth.certs import Issued, make_ca, make_leaf
+from fastcap_synth.scenarios import make_pki
+from fastcap_synth.smtpgen import REJECTED_COMMANDS, SmtpScenario, converse, render
+from fastcap_synth.tlsgen import client_context, server_context
+from fastcap_synth.writers import write_pcap
 
 NOW = dt.datetime.now(dt.UTC).replace(microsecond=0)
 T0 = int((NOW - dt.timedelta(hours=1)).timestamp()) * 10**9

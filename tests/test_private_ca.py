@@ -17,11 +17,11 @@ from cryptography.x509.oid import AuthorityInformationAccessOID, NameOID
 from fastcap.diagnose import diagnose
 from fastcap.issuer_evidence import org_key, registrable_domain
 from fastcap.scanner import scan
-from fastcap.synth.certs import Issued, make_ca, make_leaf
-from fastcap.synth.smtpgen import ACCEPTED_COMMANDS, SmtpScenario, converse, render
-from fastcap.synth.tlsgen import client_context, server_context
-from fastcap.synth.writers import write_pcap
 from fastcap.x509check import Analyzer, TrustStore
+from fastcap_synth.certs import Issued, make_ca, make_leaf
+from fastcap_synth.smtpgen import ACCEPTED_COMMANDS, SmtpScenario, converse, render
+from fastcap_synth.tlsgen import client_context, server_context
+from fastcap_synth.writers import write_pcap
 
 NOW = dt.datetime.now(dt.UTC).replace(microsecond=0)
 ROLES = ("client", "server")

@@ -502,8 +502,8 @@ def test_undecodable_rows_are_ignored():
 @pytest.mark.parametrize("v6", [False, True])
 def test_pipeline_synthesized_pcap(tmp_path, v6):
     pytest.importorskip("fastcap.decode")
-    from fastcap.synth.packets import tcp_frame
-    from fastcap.synth.writers import Record, write_pcap
+    from fastcap_synth.packets import tcp_frame
+    from fastcap_synth.writers import Record, write_pcap
 
     rng = random.Random(3)
     cli, srv = ("2001:db8::1", "2001:db8::2") if v6 else ("10.0.0.1", "10.0.0.2")

@@ -14,9 +14,9 @@ from fastcap.crosssession import CrossSession
 from fastcap.follow import format_follow
 from fastcap.scanner import ScanSummary, scan, scan_files
 from fastcap.session import iter_sessions
-from fastcap.synth.scenarios import make_pki
-from fastcap.synth.tlsgen import client_context, handshake, server_context
 from fastcap.tls import parse_flights, parse_new_session_ticket
+from fastcap_synth.scenarios import make_pki
+from fastcap_synth.tlsgen import client_context, handshake, server_context
 
 from .resumecap import build
 

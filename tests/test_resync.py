@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from fastcap import resync
-from fastcap.synth.writers import PcapngWriter, Record, write_pcap
+from fastcap_synth.writers import PcapngWriter, Record, write_pcap
 from tests.test_walk import walk
 
 PAYLOADS = [bytes([65 + i]) * (40 + 8 * i) for i in range(6)]

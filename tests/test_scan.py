@@ -14,10 +14,10 @@ import pytest
 
 import fastcap
 from fastcap.scanner import ScanSummary, scan
-from fastcap.synth.scenarios import make_pki, scenario
-from fastcap.synth.smtpgen import converse, render
-from fastcap.synth.writers import write_pcap
 from fastcap.x509check import Analyzer, TrustStore
+from fastcap_synth.scenarios import make_pki, scenario
+from fastcap_synth.smtpgen import converse, render
+from fastcap_synth.writers import write_pcap
 
 from .corpus import corpus_expected, corpus_params
 
@@ -142,7 +142,7 @@ def test_jsonl_and_csv_round_trip(scenario_capture):
 
 def test_csv_cells_cannot_start_a_formula(tmp_path, pki):
     sc = scenario("starttls_not_offered", pki, ehlo_name="=HYPERLINK(\"http://x\")")
-    from fastcap.synth.smtpgen import smtp_records
+    from fastcap_synth.smtpgen import smtp_records
 
     path = tmp_path / "evil.pcap"
     write_pcap(path, smtp_records(sc))
@@ -154,7 +154,7 @@ def test_csv_cells_cannot_start_a_formula(tmp_path, pki):
 def test_table_escapes_an_attackers_control_characters(tmp_path, pki):
     """An EHLO name with ANSI escapes must not reach the admin's terminal as escapes."""
     sc = scenario("starttls_not_offered", pki, ehlo_name="evil\x1b[2J\x1b]0;pwn\x07.example")
-    from fastcap.synth.smtpgen import smtp_records
+    from fastcap_synth.smtpgen import smtp_records
 
     path = tmp_path / "ansi.pcap"
     write_pcap(path, smtp_records(sc))

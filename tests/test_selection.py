@@ -8,8 +8,8 @@ import pytest
 from fastcap import Capture
 from fastcap.flows import FlowTable, parse_ports
 from fastcap.selection import FrameCounters, iter_selected
-from fastcap.synth import packets as p
-from fastcap.synth.writers import Record, write_pcap
+from fastcap_synth import packets as p
+from fastcap_synth.writers import Record, write_pcap
 
 
 def _run(path, ports=(25,), backend="auto"):

@@ -12,9 +12,9 @@ import pytest
 from cryptography import x509
 
 from fastcap.session import iter_sessions
-from fastcap.synth.scenarios import SCENARIO_NAMES, make_pki, scenario
-from fastcap.synth.smtpgen import SERVER_NAME, converse, render
-from fastcap.synth.writers import write_pcap
+from fastcap_synth.scenarios import SCENARIO_NAMES, make_pki, scenario
+from fastcap_synth.smtpgen import SERVER_NAME, converse, render
+from fastcap_synth.writers import write_pcap
 
 
 @pytest.fixture(scope="module")
@@ -177,7 +177,7 @@ def test_follow_never_shows_credentials_and_escapes_control_characters(tmp_path,
                              ("AUTH LOGIN", "334 VXNlcm5hbWU6"), ("c2VjcmV0dXNlcg==", "334 x"),
                              ("c2VjcmV0cGFzcw==", "235 ok"), ("QUIT", "221 bye")])
     path = tmp_path / "auth.pcap"
-    from fastcap.synth.smtpgen import smtp_records
+    from fastcap_synth.smtpgen import smtp_records
 
     write_pcap(path, smtp_records(sc2))
     r = _follow(str(path), "--session", "1")
@@ -190,7 +190,7 @@ def test_follow_never_shows_credentials_and_escapes_control_characters(tmp_path,
 
 def test_implicit_tls_port_starts_tls_at_byte_zero(tmp_path, conversations):
     """Port 465 style: no SMTP before TLS; the handshake is parsed from the first byte."""
-    from fastcap.synth.smtpgen import Conversation
+    from fastcap_synth.smtpgen import Conversation
 
     sc, conv = conversations["no_client_cert"]
     tls_only = Conversation()

@@ -29,8 +29,8 @@ from fastcap.smtp import (
     StartTls,
     parse_dialogue,
 )
-from fastcap.synth.scenarios import SCENARIO_NAMES, make_pki, scenario
-from fastcap.synth.smtpgen import converse
+from fastcap_synth.scenarios import SCENARIO_NAMES, make_pki, scenario
+from fastcap_synth.smtpgen import converse
 
 # -- builders ------------------------------------------------------------------------------
 
@@ -551,7 +551,7 @@ def pki():
 
 @pytest.mark.parametrize("name", SCENARIO_NAMES)
 def test_synthetic_exchange_online_sessions(pki, name):
-    """Real OpenSSL handshakes from fastcap.synth, laid out as the reassembler will hand them."""
+    """Real OpenSSL handshakes from fastcap_synth, laid out as the reassembler will hand them."""
     conv = converse(scenario(name, pki))
     c2s, s2c = session(*(("c" if m.from_client else "s", m.data) for m in conv.messages))
     d = parse_dialogue(c2s, s2c)

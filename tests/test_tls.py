@@ -16,7 +16,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from fastcap import ja
-from fastcap.synth import certs, tlsgen
 from fastcap.tls import (
     MAX_HANDSHAKE,
     Alert,
@@ -35,6 +34,7 @@ from fastcap.tls import (
     parse_handshake,
 )
 from fastcap.tlsconst import AlertDescription, CipherSuite, is_grease, name_of, version_name
+from fastcap_synth import certs, tlsgen
 
 # --------------------------------------------------------------------------- wire builders
 

@@ -22,17 +22,17 @@ import pytest
 
 from fastcap.diagnose import CODES
 from fastcap.scanner import scan
-from fastcap.synth.certs import Issued, make_ca, make_leaf
-from fastcap.synth.scenarios import Pki, make_pki
-from fastcap.synth.smtpgen import (
+from fastcap_synth.certs import Issued, make_ca, make_leaf
+from fastcap_synth.scenarios import Pki, make_pki
+from fastcap_synth.smtpgen import (
     ACCEPTED_COMMANDS,
     REJECTED_COMMANDS,
     SmtpScenario,
     converse,
     render,
 )
-from fastcap.synth.tlsgen import client_context, server_context
-from fastcap.synth.writers import write_pcap
+from fastcap_synth.tlsgen import client_context, server_context
+from fastcap_synth.writers import write_pcap
 
 from .corpus import corpus_expected, corpus_params
 

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from fastcap import Capture, CaptureError
 from fastcap.frames import F_NO_TS, F_OVER_SNAPLEN, F_SNAPPED
-from fastcap.synth.writers import PcapngWriter, Record, write_pcap
+from fastcap_synth.writers import PcapngWriter, Record, write_pcap
 
 SETTINGS = settings(max_examples=60, deadline=None,
                     suppress_health_check=[HealthCheck.function_scoped_fixture,
@@ -273,8 +273,8 @@ def test_input_file_is_never_modified(tmp_path, backend):
 
 def test_offsets_beyond_4_gib(tmp_path, backend):
     """A sparse pcapng whose packet lies past 4 GiB: 64-bit offsets all the way through."""
-    from fastcap.synth import packets as p
-    from fastcap.synth.writers import PcapngWriter
+    from fastcap_synth import packets as p
+    from fastcap_synth.writers import PcapngWriter
 
     path = tmp_path / "huge.pcapng"
     frame = p.tcp_frame("10.0.0.1", "10.0.0.2", 40000, 25, 7, 9, p.ACK, b"EHLO big\r\n")

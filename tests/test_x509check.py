@@ -10,8 +10,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from fastcap.synth.certs import make_ca, make_leaf
 from fastcap.x509check import Analyzer, CertInfo, TrustStore, cert_info, name_matches
+from fastcap_synth.certs import make_ca, make_leaf
 
 NOW = dt.datetime.now(dt.UTC).replace(microsecond=0)
 DAY = dt.timedelta(days=1)

@@ -15,6 +15,7 @@ from types import MappingProxyType
 from typing import Any, Final
 
 from .pickling import compact
+from .smtp import EXO_SUFFIX
 
 __all__ = ["CODES", "PROBLEM_CODES", "SEVERITIES", "Verdict", "client_cert_expected", "diagnose",
            "is_problem"]
@@ -22,7 +23,6 @@ __all__ = ["CODES", "PROBLEM_CODES", "SEVERITIES", "Verdict", "client_cert_expec
 # Report order: problems first, then the headline `ok`, then context (info).
 SEVERITIES: Final = ("error", "warning", "ok", "info")
 _RANK: Final = MappingProxyType({s: i for i, s in enumerate(SEVERITIES)})
-EXO_SUFFIX: Final = ".mail.protection.outlook.com"
 
 
 @compact

@@ -17,12 +17,12 @@ from typing import Any, Final
 
 from .pickling import compact
 from .smtp import GREETING_CODES, KNOWN_VERBS, MAX_LINE
+from .tls import MAX_RECORD
 from .tlsconst import ContentType, name_of
 
 __all__ = ["MidSession", "StreamStart", "encrypted_at", "find_start", "opens_smtp", "opens_tls",
            "tls_chain_at", "unit_at"]
 
-MAX_RECORD: Final = 2**14 + 2048  # RFC 5246 6.2.3, as tls.MAX_RECORD
 _TLS_TYPES: Final = frozenset({20, 21, 22, 23})
 _TLS_HEAD_RE: Final = re.compile(rb"[\x14-\x17]\x03[\x00-\x04]")
 _REPLY_RE: Final = re.compile(rb"([2-5][0-9][0-9])(?:[ -][^\r\n]*)?\r?(?:\n|\Z)")

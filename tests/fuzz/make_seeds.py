@@ -25,12 +25,13 @@ from pathlib import Path
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repo root, for fastcap_synth
 from fastcap.capture import Capture
 from fastcap.reassembly import FrameCols
 from fastcap.selection import iter_selected
 from fastcap.session import iter_sessions
-from fastcap.synth import packets as p
-from fastcap.synth.writers import PcapngWriter, Record, write_pcap
+from fastcap_synth import packets as p
+from fastcap_synth.writers import PcapngWriter, Record, write_pcap
 
 ROOT = Path(__file__).resolve().parents[2]
 SHARED = ROOT / "tests" / "data" / "corpus"

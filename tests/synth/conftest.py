@@ -1,20 +1,11 @@
-"""Make ``fastcap.synth`` importable from a source checkout and share the tshark helper."""
+"""The tshark and capinfos helpers the generator tests check their output against."""
 
 from __future__ import annotations
 
 import shutil
 import subprocess
-import sys
-from pathlib import Path
 
 import pytest
-
-_SRC = Path(__file__).resolve().parents[2] / "src"
-try:
-    import fastcap.synth  # noqa: F401
-except ImportError:  # not installed (or an install without synth): use the checkout
-    sys.modules.pop("fastcap", None)
-    sys.path.insert(0, str(_SRC))
 
 
 def _run_tool(tool: str, *args: str) -> str:

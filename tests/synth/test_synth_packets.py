@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fastcap.synth import packets as p
-from fastcap.synth.writers import Record, write_pcap
+from fastcap_synth import packets as p
+from fastcap_synth.writers import Record, write_pcap
 
 
 def test_checksum_known_vector():

@@ -6,10 +6,10 @@ import dataclasses
 
 import pytest
 
-from fastcap.synth import packets as p
-from fastcap.synth.scenarios import SCENARIO_NAMES, make_pki, scenario
-from fastcap.synth.smtpgen import SmtpScenario, converse, render, smtp_records
-from fastcap.synth.writers import write_pcap
+from fastcap_synth import packets as p
+from fastcap_synth.scenarios import SCENARIO_NAMES, make_pki, scenario
+from fastcap_synth.smtpgen import SmtpScenario, converse, render, smtp_records
+from fastcap_synth.writers import write_pcap
 
 
 @pytest.fixture(scope="module")

@@ -9,8 +9,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-from fastcap.synth.certs import cert_summary, make_ca, make_leaf
-from fastcap.synth.tlsgen import client_context, handshake, records, server_context
+from fastcap_synth.certs import cert_summary, make_ca, make_leaf
+from fastcap_synth.tlsgen import client_context, handshake, records, server_context
 
 NOW = dt.datetime.now(dt.UTC)
 

@@ -8,8 +8,8 @@ from decimal import Decimal
 
 import pytest
 
-from fastcap.synth import packets as p
-from fastcap.synth.writers import (
+from fastcap_synth import packets as p
+from fastcap_synth.writers import (
     SECRETS_TLS_KEYLOG,
     PcapngWriter,
     Record,

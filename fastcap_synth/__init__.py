@@ -5,4 +5,9 @@ everything needed to exercise the scanner is built here: raw packet bytes (``pac
 pcapng files (``writers``), a throw-away PKI (``certs``), genuine OpenSSL handshakes (``tlsgen``)
 and whole SMTP/STARTTLS conversations (``smtpgen``). Import the submodules directly; this package
 re-exports nothing so that importing ``packets`` never pulls in ``cryptography`` or ``ssl``.
+
+It sits at the repository root, outside ``src/``, so ``pip install`` never ships test-data
+generators to users: pytest finds it through ``pythonpath`` in pyproject.toml, and the scripts in
+``benchmarks/`` and ``examples/`` put the repository root on ``sys.path`` themselves. It imports
+nothing from ``fastcap``: what it writes is an independent view of the formats fastcap reads.
 """
