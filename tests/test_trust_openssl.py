@@ -32,8 +32,8 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from fastcap.synth.certs import _sign
 from fastcap.x509check import Analyzer, TrustStore
+from fastcap_synth.certs import _sign
 
 OPENSSL = shutil.which("openssl")
 pytestmark = pytest.mark.skipif(OPENSSL is None, reason="openssl command not installed")

@@ -266,7 +266,7 @@ def test_sha1_path_validates_but_is_refused(root, inter):
 
 
 def _sha1_twin(cert: x509.Certificate, issuer: Made) -> bytes:
-    from fastcap.synth.certs import _sign
+    from fastcap_synth.certs import _sign
 
     b = (x509.CertificateBuilder().subject_name(cert.subject).issuer_name(cert.issuer)
          .public_key(cert.public_key()).serial_number(cert.serial_number)
@@ -290,7 +290,7 @@ def test_long_hostile_chain_is_bounded(root):
 def _with_serial(cert: x509.Certificate, signer: Made, content: bytes) -> bytes:
     """``cert`` re-signed with a serial ``cryptography`` will not build: the INTEGER's raw
     content octets (too long, negative, zero)."""
-    from fastcap.synth.certs import _content, _tlv
+    from fastcap_synth.certs import _content, _tlv
 
     tbs = _content(cert.tbs_certificate_bytes)
     version, rest = tbs[:5], tbs[5:]  # [0] { INTEGER 2 }, then the serial
@@ -339,7 +339,7 @@ def test_name_constraints_reach_a_cn_only_leaf_and_exclusions():
 
 def _v1(cn: str, parent: Made | None) -> Made:
     """An X.509 v1 certificate (no version field, no extensions): old roots still are."""
-    from fastcap.synth.certs import _content, _tlv
+    from fastcap_synth.certs import _content, _tlv
 
     key = ec.generate_private_key(ec.SECP256R1())
     signer = parent.key if parent else key
