@@ -2,10 +2,9 @@
 
 Seeds start the fuzzer from real structure instead of noise: walker seeds are whole captures
 (the public corpus in tests/data/corpus, examples/, small synthetic files, the regression
-captures) behind a
-selector byte and 16 config bytes; reassembler seeds are the TCP rows fastcap's own pipeline
-selects from those captures, encoded as fuzz_native decodes them, with the capture bytes as
-the payload buffer.
+captures) behind a selector byte and 16 config bytes; reassembler seeds are the TCP rows
+fastcap's own pipeline selects from those captures, encoded as fuzz_native decodes them, with
+the capture bytes as the payload buffer.
 
     python tests/fuzz/make_seeds.py [OUT_DIR]      # default: build/fuzz/seeds
 
