@@ -313,7 +313,8 @@ TlsEvent = HandshakeMessage | ChangeCipherSpec | Alert | EncryptedRecord | Anoma
 # parse_handshake's streams report their two commonest events as bare tuples (TlsStream._bare):
 # an EncryptedRecord as (offset, content_type, length), a HandshakeMessage as (offset,
 # msg_type, length, body, end). An object for each was a visible share of the time; only
-# _Summary sees them, and it tells them apart by length.
+# _Summary sees them, and it tells them apart by length. parse_handshake(_general=n) folds
+# event objects instead, for the tests that prove both forms give one result.
 _Opaque = tuple[int, int, int]
 _Message = tuple[int, int, int, ParsedBody | None, int | None]
 _Bare = _Opaque | _Message
