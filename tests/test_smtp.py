@@ -21,6 +21,7 @@ from fastcap.smtp import (
     Banner,
     Closed,
     Command,
+    CutStart,
     DataBody,
     Gap,
     Reply,
@@ -74,11 +75,13 @@ def drain(conv: SmtpConversation) -> list:
     return out
 
 
-def pieces(s: Stream, sizes: list[int] | None = None, explicit_gaps: bool = True) -> list:
-    """A stream cut into ("data", offset, bytes) / ("gap", offset, size) steps, then EOF."""
+def pieces(s: Stream, sizes: list[int] | None = None, explicit_gaps: bool = True,
+           start: int = 0) -> list:
+    """A stream cut into ("data", offset, bytes) / ("gap", offset, size) steps, then EOF;
+    read from ``start`` (a CutStart offset): what lies before is not there."""
     steps: list = []
-    pos, k = 0, 0
-    gaps = sorted(s.gaps)
+    pos, k = start, 0
+    gaps = sorted((max(o, start), o + n - max(o, start)) for o, n in s.gaps if o + n > start)
     bounds = [*gaps, (len(s.data), 0)]
     for goff, gsize in bounds:
         while pos < goff:
@@ -94,8 +97,9 @@ def pieces(s: Stream, sizes: list[int] | None = None, explicit_gaps: bool = True
     return steps
 
 
-def run(schedule: list, implicit_tls: bool = False, drain_each: bool = True) -> list:
-    conv = SmtpConversation(implicit_tls=implicit_tls)
+def run(schedule: list, implicit_tls: bool = False, drain_each: bool = True,
+        cut: CutStart | None = None) -> list:
+    conv = SmtpConversation(implicit_tls=implicit_tls, cut=cut)
     out: list = []
     for d, (kind, off, data) in schedule:
         if kind == "data":
@@ -718,8 +722,9 @@ def test_large_body_through_parse_dialogue():
 
 
 @st.composite
-def schedules(draw, c2s: Stream, s2c: Stream):
-    """Both directions cut at random (sometimes byte by byte) and interleaved at random."""
+def schedules(draw, c2s: Stream, s2c: Stream, cut: CutStart | None = None):
+    """Both directions cut at random (sometimes byte by byte) and interleaved at random;
+    with ``cut``, each read from its CutStart offset."""
     mode = draw(st.sampled_from(["random", "bytewise", "whole"]))
     sizes = {
         "random": draw(st.lists(st.integers(1, 64), min_size=1, max_size=30)),
@@ -728,8 +733,8 @@ def schedules(draw, c2s: Stream, s2c: Stream):
     }[mode]
     explicit = draw(st.booleans())
     queues = [
-        [("c2s", p) for p in pieces(c2s, sizes, explicit)],
-        [("s2c", p) for p in pieces(s2c, sizes, explicit)],
+        [("c2s", p) for p in pieces(c2s, sizes, explicit, cut.c2s_offset if cut else 0)],
+        [("s2c", p) for p in pieces(s2c, sizes, explicit, cut.s2c_offset if cut else 0)],
     ]
     total = len(queues[0]) + len(queues[1])
     picks = draw(st.lists(st.booleans(), min_size=total, max_size=total))
@@ -924,24 +929,66 @@ def plain_dialogues(draw) -> tuple[Stream, Stream]:
     return c2s, s2c
 
 
+@st.composite
+def dialogue_inputs(draw) -> tuple[Stream, Stream, bool, CutStart | None]:
+    """What parse_dialogue gets: plain dialogues (the fast path's ground) or token soup, with
+    bytes lost here and there, sometimes on an implicit-TLS port, sometimes read from a
+    CutStart (a capture that began mid-conversation)."""
+    if draw(st.booleans()):
+        c2s, s2c = draw(plain_dialogues())
+        for _ in range(draw(st.sampled_from([0, 0, 0, 1, 2]))):
+            which = draw(st.booleans())
+            stream = c2s if which else s2c
+            if stream.data:
+                off = draw(st.integers(0, len(stream.data) - 1))
+                stream = stream.punch(off, min(draw(st.integers(1, 30)), len(stream.data) - off))
+            c2s, s2c = (stream, s2c) if which else (c2s, stream)
+    else:
+        c2s, s2c = draw(streams(C_TOKENS)), draw(streams(S_TOKENS))
+    implicit = draw(st.integers(0, 7)) == 0
+    cut = None
+    if draw(st.integers(0, 3)) == 0:
+        c_off = draw(st.integers(0, len(c2s.data)))
+        s_off = draw(st.integers(0, len(s2c.data)))
+        cut = CutStart(c_off, s_off, draw(st.integers(s_off, len(s2c.data))))
+    return c2s, s2c, implicit, cut
+
+
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(streams_=plain_dialogues(), small_caps=st.booleans())
-def test_fast_path_folds_exactly_what_the_general_path_does(streams_, small_caps):
-    """parse_dialogue reads ordinary dialogues in one straight pass (_parse_plain) and hands
-    anything else to SmtpConversation; the pass must give exactly the general path's result,
-    and it must decline rather than guess."""
-    c2s, s2c = streams_
+@given(
+    inp=dialogue_inputs(),
+    small_caps=st.booleans(),
+    chunk=st.sampled_from([smtp.FEED_CHUNK, 1, 7]),
+    data=st.data(),
+)
+def test_parse_dialogue_one_result_whichever_path(inp, small_caps, chunk, data):
+    """parse_dialogue as production calls it, its general path (no _parse_plain; events
+    folded as SmtpConversation makes them) fed in other chunks, and the public API
+    (next_event, fed in random pieces and order, folded by SmtpDialogue.from_events) must
+    give one and the same dialogue; the fast path must decline rather than guess."""
+    c2s, s2c, implicit, cut = inp
+    taken = []
+    plain = smtp._parse_plain
+
+    def spy(c, s):
+        taken.append(plain(c, s) is not None)
+        return plain(c, s)
+
     with ExitStack() as stack:
         if small_caps:
             for name, value in SMALL_CAPS.items():
                 stack.enter_context(mock.patch.object(smtp, name, value))
-        fast = smtp._parse_plain(c2s, s2c)
-        with mock.patch.object(smtp, "_parse_plain", lambda c, s: None):
-            general = parse_dialogue(c2s, s2c)
-    if fast is not None:
-        assert fast.to_dict() == general.to_dict()
-        assert fast == general
-        assert not general.anomalies  # the fast path never has one to report
+        with mock.patch.object(smtp, "_parse_plain", spy):
+            prod = parse_dialogue(c2s, s2c, implicit_tls=implicit, cut=cut)
+        with mock.patch.object(smtp, "FEED_CHUNK", chunk):
+            general = parse_dialogue(c2s, s2c, implicit_tls=implicit, cut=cut, _general=True)
+        sched, drain_each = data.draw(schedules(c2s, s2c, cut))
+        public = dialogue_of(run(sched, implicit, drain_each, cut), c2s, s2c)
+    assert prod.to_dict() == general.to_dict() == public.to_dict()
+    assert prod == general == public  # every field, the ones only the diagnosis reads too
+    assert taken == ([] if implicit or cut else [taken[0]])
+    if taken and taken[0]:
+        assert not prod.anomalies  # the fast path never has one to report
 
 
 @pytest.mark.parametrize("name", ["accepted", "refused", "pipelined", "auth"])
@@ -949,8 +996,7 @@ def test_fast_path_takes_the_usual_dialogues(name):
     c2s, s2c = SCENARIOS[name]()
     fast = smtp._parse_plain(c2s, s2c)
     assert fast is not None
-    with mock.patch.object(smtp, "_parse_plain", lambda c, s: None):
-        assert parse_dialogue(c2s, s2c) == fast
+    assert parse_dialogue(c2s, s2c, _general=True) == fast
 
 
 def test_fast_path_declines_gaps_and_bdat():
@@ -961,3 +1007,55 @@ def test_fast_path_declines_gaps_and_bdat():
     chunk_like_quit = session(("s", BANNER), ("c", b"BDAT 6 LAST\r\nQUIT\r\n"),
                               ("s", b"250 2.0.0 ok\r\n221 2.0.0 Bye\r\n"))
     assert smtp._parse_plain(*chunk_like_quit) is None
+
+
+# -- regressions found by test_parse_dialogue_one_result_whichever_path ------------------------
+
+
+def _public(c2s: Stream, s2c: Stream, implicit: bool, cut: CutStart, sizes=None) -> SmtpDialogue:
+    """The public API, each direction fed from its cut offset, drained after every piece."""
+    sched = [("c2s", p) for p in pieces(c2s, sizes, True, cut.c2s_offset)]
+    sched += [("s2c", p) for p in pieces(s2c, sizes, True, cut.s2c_offset)]
+    return dialogue_of(run(sched, implicit, True, cut), c2s, s2c)
+
+
+def test_implicit_tls_read_from_a_cut_checks_its_first_bytes():
+    """TLS begins at 0 on an implicit-TLS port; read from a cut past it, the first bytes read
+    are still the ones to check (parse_dialogue used to feed none)."""
+    c2s, s2c = Stream(b"", [], [0], [1]), Stream(b"250-STARTTLS\r\n", [], [0], [1])
+    cut = CutStart(0, 2, 2)
+    d = parse_dialogue(c2s, s2c, implicit_tls=True, cut=cut)
+    assert [(a.kind, a.offset) for a in d.anomalies] == [("not_tls", 2)]
+    assert d == _public(c2s, s2c, True, cut) == _public(c2s, s2c, True, cut, [1])
+
+
+def test_lead_reply_read_to_its_end_whatever_the_chunking():
+    """A reply begun before the lead's end is read to its end even when its bytes arrive
+    later (the state machine used to stop at the lead's end if it had to wait for them)."""
+    text = b"220 mx.contoso.com Microsoft ESMTP MAIL Service ready\r\n\x16"
+    c2s, s2c = Stream(b"", [], [0], [2]), Stream(text, [], [0, 29], [1, 3])
+    cut = CutStart(0, 30, 31)
+    d = parse_dialogue(c2s, s2c, cut=cut)
+    assert [(a.kind, a.offset) for a in d.anomalies] == [
+        ("bad_reply_line", 30), ("missing_line_ending", 55), ("bad_reply_line", 55),
+        ("no_banner", 56),
+    ]
+    assert d == _public(c2s, s2c, False, cut) == _public(c2s, s2c, False, cut, [1])
+    assert d == dialogue_of(
+        run([("c2s", ("eof", 0, b"")), ("s2c", ("data", 30, text[30:])), ("s2c", ("eof", 56, b""))],
+            drain_each=False, cut=cut), c2s, s2c)
+
+
+def test_tls_after_the_lead_whatever_the_chunking():
+    """After the lead's replies, server TLS records mean a cut STARTTLS reply only if nothing
+    of the piece was read; that used to be judged by a buffer position, which depends on how
+    the bytes were fed."""
+    c2s, s2c = session(("s", b"220-mx\r\n220 ready\r\n"), ("c", b"\x16"), ("s", SERVER_HELLO))
+    cut = CutStart(0, 0, 1)
+    d = parse_dialogue(c2s, s2c, cut=cut)
+    kinds = [(a.kind, a.offset) for a in d.anomalies]
+    assert d.banner_code == 220 and ("unexpected_tls", 19) in kinds
+    assert "reply_lost" not in [k for k, _ in kinds]
+    with mock.patch.object(smtp, "FEED_CHUNK", 1):
+        assert parse_dialogue(c2s, s2c, cut=cut, _general=True) == d
+    assert d == _public(c2s, s2c, False, cut) == _public(c2s, s2c, False, cut, [1])

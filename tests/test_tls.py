@@ -15,7 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from fastcap import ja
+from fastcap import ja, tls
 from fastcap.tls import (
     MAX_HANDSHAKE,
     Alert,
@@ -766,7 +766,17 @@ def test_structured_garbage_never_raises(client, server):
 )
 def test_mutated_real_flights_never_raise(which, seed, edits, cut):
     rng = random.Random(seed)
-    fl = [list(x) for x in flights(*which)]
+    flights_ = mutated(flights(*which), rng, edits, cut)
+    hs = parse_flights(flights_)
+    json.dumps(hs.to_dict())
+    c, s = streams(flights_)
+    c.gaps = [(rng.randrange(len(c.data) + 1), rng.randrange(1, 50))] if rng.random() < 0.3 else []
+    parse_handshake(c, s, rng.randrange(3), 0)
+
+
+def mutated(fl_in, rng: random.Random, edits: int, cut: bool) -> list[tuple[bool, bytes]]:
+    """Flights with ``edits`` random byte edits (and, with ``cut``, one flight cut short)."""
+    fl = [list(x) for x in fl_in]
     for _ in range(edits):
         i = rng.randrange(len(fl))
         buf = bytearray(fl[i][1])
@@ -784,12 +794,7 @@ def test_mutated_real_flights_never_raise(which, seed, edits, cut):
     if cut:
         i = rng.randrange(len(fl))
         fl[i][1] = fl[i][1][: rng.randrange(len(fl[i][1]) + 1)]
-    flights_ = [(bool(a), b) for a, b in fl]
-    hs = parse_flights(flights_)
-    json.dumps(hs.to_dict())
-    c, s = streams(flights_)
-    c.gaps = [(rng.randrange(len(c.data) + 1), rng.randrange(1, 50))] if rng.random() < 0.3 else []
-    parse_handshake(c, s, rng.randrange(3), 0)
+    return [(bool(a), b) for a, b in fl]
 
 
 def test_connection_feeds_in_time_order_with_chunks():
@@ -855,3 +860,64 @@ def test_downgrade_sentinel_only_matters_if_tls13_was_offered():
     hs = parse_flights([(True, old_hello), (False, record(22, sh))])
     assert hs.client_hello.extensions == () and hs.client_hello.versions == (0x0303,)
     assert "tls.server_hello.downgrade_sentinel" not in [a.code for a in hs.anomalies]
+
+
+# --------------------------------------------------------------------------- one result per path
+
+_SSLV2_HELLO = bytes.fromhex("801f010301000600000010") + bytes.fromhex("00c02f000035") + bytes(16)
+
+
+@st.composite
+def handshake_inputs(draw):
+    """Two directions as parse_handshake gets them: real flights (refragmented or mutated),
+    structured garbage or an SSL 2.0 hello, after an optional plaintext prefix, with gaps
+    anywhere (before, across or after the start) and starts that may miss a record edge."""
+    kind = draw(st.sampled_from(["real", "real", "mutated", "garbage", "sslv2"]))
+    if kind == "garbage":
+        fl = [(fc, b"".join(record(t, b) for t, b in draw(_records))) for fc in (True, False)]
+    else:
+        fl = flights(*draw(st.sampled_from(SESSIONS)))
+        if kind == "mutated":
+            rng = random.Random(draw(st.integers(0, 2**32 - 1)))
+            fl = mutated(fl, rng, draw(st.integers(1, 8)), draw(st.booleans()))
+        elif kind == "sslv2":
+            fl = [(True, _SSLV2_HELLO), *fl[1:]]
+        else:
+            fl = [(fc, reframe(d, draw(st.sampled_from([None, None, 1, 7, 100])))) for fc, d in fl]
+    prefix = draw(st.sampled_from([b"", b"220 2.0.0 ready\r\n"]))
+    c, s = streams(fl, prefix, prefix)
+    starts = []
+    for st_ in (c, s):
+        start = len(prefix) if draw(st.integers(0, 3)) else draw(st.integers(0, len(st_.data)))
+        starts.append(start)
+        for _ in range(draw(st.sampled_from([0, 0, 1, 2]))):
+            st_.gaps.append((draw(st.integers(0, len(st_.data))), draw(st.integers(0, 60))))
+    encrypted = (draw(st.integers(0, 4)) == 0, draw(st.integers(0, 4)) == 0)
+    return c, s, starts[0], starts[1], encrypted
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(inp=handshake_inputs(), piece=st.sampled_from([1, 5, 64, 1 << 30]))
+def test_parse_handshake_shortcuts_and_bare_events_change_nothing(inp, piece):
+    """parse_handshake's speed-ups (whole records read in one loop, a lone handshake message
+    taken straight from its record, _Bare tuples instead of event objects) must give exactly
+    the general path's result: event objects, every byte through the record and message
+    buffering, fed in pieces through TlsStream.feed."""
+    c, s, c_at, s_at, encrypted = inp
+    fast = parse_handshake(c, s, c_at, s_at, encrypted=encrypted)
+    general = parse_handshake(c, s, c_at, s_at, encrypted=encrypted, _general=piece)
+    assert fast.to_dict() == general.to_dict()
+    assert fast == general  # every field, the ones only the diagnosis reads too
+    json.dumps(fast.to_dict())
+
+
+def test_general_path_has_no_shortcut_and_no_bare_event(monkeypatch):
+    """_general really takes the other path: the shortcuts and the bare form stay unused."""
+    seen = []
+    monkeypatch.setattr(TlsStream, "_whole_records", lambda *a: seen.append(a) or a[2])
+    fold_bare = tls._FOLD[tuple]
+    monkeypatch.setitem(tls._FOLD, tuple, lambda *a: seen.append(a) or fold_bare(*a))
+    c, s = streams(flights("1.2", "optional", "client"))
+    general = parse_handshake(c, s, _general=1 << 30)
+    assert seen == [] and general.outcome == "completed"
+    assert parse_handshake(c, s) == general and seen  # the production path takes them

@@ -313,7 +313,8 @@ TlsEvent = HandshakeMessage | ChangeCipherSpec | Alert | EncryptedRecord | Anoma
 # parse_handshake's streams report their two commonest events as bare tuples (TlsStream._bare):
 # an EncryptedRecord as (offset, content_type, length), a HandshakeMessage as (offset,
 # msg_type, length, body, end). An object for each was a visible share of the time; only
-# _Summary sees them, and it tells them apart by length.
+# _Summary sees them, and it tells them apart by length. parse_handshake(_general=n) folds
+# event objects instead, for the tests that prove both forms give one result.
 _Opaque = tuple[int, int, int]
 _Message = tuple[int, int, int, ParsedBody | None, int | None]
 _Bare = _Opaque | _Message
@@ -949,6 +950,10 @@ class TlsStream:
         # Report opaque records and handshake messages as _Bare tuples, not events: for
         # parse_handshake, whose _Summary takes both (feed's callers always get events).
         self._bare = False
+        # The whole-record and whole-message shortcuts (_whole_records, the header in view in
+        # _consume, the unbuffered loop in _hs_append); off, every byte goes through the
+        # general record and message buffering. Tests prove both give the same events.
+        self._shortcuts = True
 
     # -- public API
 
@@ -1046,8 +1051,9 @@ class TlsStream:
         self, mv: bytes | memoryview, pos: int, n: int, base: int, out: list[TlsEvent]
     ) -> None:
         """Consume ``mv[pos:n]``; ``base + i`` is the stream offset of ``mv[i]``."""
+        shortcuts = self._shortcuts
         while pos < n and self.stopped is None:
-            if not self._in_body and not self._hdr:
+            if shortcuts and not self._in_body and not self._hdr:
                 pos = self._whole_records(mv, pos, n, base, out)
                 if pos == n:
                     break
@@ -1250,7 +1256,7 @@ class TlsStream:
             self._hs_skip -= k
             if not fragment:
                 return
-        if not self._hs:
+        if not self._hs and self._shortcuts:
             # Nothing buffered: read the messages that are whole in this record straight from
             # it (the usual case), then buffer only a remainder, exactly as the general loop
             # below would leave it.
@@ -2245,13 +2251,15 @@ class TlsConnection:
 
 def _run(
     from_client: bool, src: ReassembledStream, start: int, version: int | None = None,
-    encrypted: bool = False,
+    encrypted: bool = False, piece: int = 0,
 ) -> tuple[TlsStream, list[TlsEvent | _Bare]]:
     """Parse one direction from ``start`` up to its first gap (or its end), with its
     commonest events in bare form; ``version`` is the server's, for the client side;
-    ``encrypted``: ``start`` lies past the direction's ChangeCipherSpec."""
+    ``encrypted``: ``start`` lies past the direction's ChangeCipherSpec. ``piece`` > 0 takes
+    the general path instead: event objects, no shortcuts, fed ``piece`` bytes at a time."""
     stream = TlsStream(from_client)
-    stream._bare = True
+    stream._bare = not piece
+    stream._shortcuts = not piece
     stream.set_version(version)
     stream._ccs = encrypted
     data = src.data
@@ -2262,7 +2270,12 @@ def _run(
         if size > 0 and off + size > start and off < stop:
             stop, gap_size = max(off, start), off + size - max(off, start)
             break
-    events = stream._feed_whole(data, start, stop) if stop > start else []
+    if not piece:
+        events = stream._feed_whole(data, start, stop) if stop > start else []
+    else:
+        events = []
+        for at in range(start, stop, piece):
+            events += stream.feed(data[at : min(stop, at + piece)], at)
     if gap_size:
         events += stream.gap(stop, gap_size)
     else:
@@ -2272,7 +2285,7 @@ def _run(
 
 def parse_handshake(
     c2s: ReassembledStream, s2c: ReassembledStream, c2s_start: int = 0, s2c_start: int = 0,
-    *, encrypted: tuple[bool, bool] = (False, False),
+    *, encrypted: tuple[bool, bool] = (False, False), _general: int = 0,
 ) -> TlsHandshake:
     """One connection's handshake from its two reassembled streams.
 
@@ -2281,9 +2294,14 @@ def parse_handshake(
     parsed first so the client side knows the negotiated version. ``encrypted`` (client,
     server) marks a direction read from a point past its ChangeCipherSpec (a capture that
     began mid-session), so its alerts and handshake records are opaque.
+
+    The streams are parsed with TlsStream's shortcuts and _Bare events, for speed. Tests
+    prove that changes nothing: ``_general`` > 0 takes the general path instead (event
+    objects, every byte through the record and message buffering, fed through
+    ``TlsStream.feed`` ``_general`` bytes at a time).
     """
-    server, s_events = _run(False, s2c, s2c_start, encrypted=encrypted[1])
-    _, c_events = _run(True, c2s, c2s_start, server.version, encrypted[0])
+    server, s_events = _run(False, s2c, s2c_start, encrypted=encrypted[1], piece=_general)
+    _, c_events = _run(True, c2s, c2s_start, server.version, encrypted[0], piece=_general)
     summary = _Summary()
     c_frames, s_frames = _frames(c_events, c2s.frame_at), _frames(s_events, s2c.frame_at)
     summary.fold(c_events, c_frames, s_events, s_frames)
