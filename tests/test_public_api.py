@@ -94,8 +94,27 @@ def test_package_all_unchanged():
 def test_reexports_are_the_same_objects():
     """A name reachable from two paths is one object, so isinstance checks and monkeypatching
     the defining module keep working for code that imports the old path."""
-    from fastcap import capture, errors, scanner
+    from fastcap import (
+        capture,
+        errors,
+        judging,
+        native,
+        options,
+        parallel,
+        rawconn,
+        reasm_native,
+        reassembly,
+        scanner,
+    )
 
     assert fastcap.Capture is capture.Capture
     assert fastcap.CaptureError is errors.CaptureError
     assert fastcap.scan is scanner.scan
+    assert scanner.judge is parallel.judge is judging.judge
+    assert scanner.trust_store is judging.trust_store
+    assert scanner.judge_options is options.judge_options
+    assert parallel.JudgeOptions is options.JudgeOptions
+    assert parallel.analyzer_for is judging.analyzer_for
+    assert reassembly.RawConn is rawconn.RawConn and reassembly.RawDir is rawconn.RawDir
+    assert native.get_reassembler_core is reassembly.get_reassembler_core
+    assert native.NativeReassemblerCore is reasm_native.NativeReassemblerCore
