@@ -64,9 +64,6 @@ class CaptureMeta:
     unreadable: list[tuple[int, int]] = field(default_factory=list)  # [start, end) skipped
     compression: str | None = None  # gzip | zstd | lz4 when read through a decompressor
 
-    def linktype_of(self) -> list[int]:
-        return [i.linktype for i in self.interfaces]
-
 
 @dataclass
 class WalkState:

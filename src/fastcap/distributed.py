@@ -75,7 +75,7 @@ def _needs_stream(path: str) -> bool:
 
 
 def _whole_file(job: tuple[str, Any]) -> tuple[list[Session], ScanSummary, str | None]:
-    from .parallel import analyzer_for
+    from .judging import analyzer_for
 
     path, o = job
     summary = ScanSummary(path)

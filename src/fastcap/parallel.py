@@ -36,9 +36,11 @@ import numpy as np
 from . import ranges
 from .errors import CaptureError
 from .flows import FlowKey, FlowTable
+from .judging import analyzer_for as analyzer_for  # re-exported: it used to live here
+from .judging import judge
+from .options import JudgeOptions as JudgeOptions
 from .reassembly import (
     DEFAULT_BUDGET,
-    DEFAULT_CAP,
     DEFAULT_MAX_OPEN,
     Connection,
     FrameCols,
@@ -123,21 +125,6 @@ class PoolExecutor:
 
 
 @dataclass
-class JudgeOptions:
-    """What a worker needs to build and judge sessions the way `scanner.scan` does."""
-
-    ports: frozenset[int]
-    implicit_tls_ports: frozenset[int]
-    expect_name: str | None = None
-    trust: str = "mozilla"
-    ca_file: str | None = None  # its name, for messages; workers use ca_data
-    ca_data: bytes | None = None
-    backend: str = "auto"
-    stream_cap: int = DEFAULT_CAP
-    today: Any = None  # datetime fixed by the caller: every worker judges "today" alike
-
-
-@dataclass
 class FlowTask:
     """Some flows of a chain of files.  Rows of file i are cols[file_rows[i]:file_rows[i+1]];
     frame numbers count on across the chain, file i's starting after frame_offsets[i]."""
@@ -161,17 +148,6 @@ def _payload_buffer(path: str):
     with open(path, "rb") as f:
         size = os.fstat(f.fileno()).st_size
         return mmap.mmap(f.fileno(), size, access=mmap.ACCESS_READ) if size else b""
-
-
-def analyzer_for(options: JudgeOptions):
-    """The Analyzer a worker judges with: same roots and same "today" as the caller's."""
-    from .scanner import trust_store
-    from .x509check import Analyzer, TrustStore
-
-    store = trust_store(options.trust)
-    if options.ca_data is not None:
-        store = store.plus(TrustStore.from_bundle(options.ca_data, options.ca_file or "CA"))
-    return Analyzer(store, today=options.today)
 
 
 def _shift(conn: Connection, delta: int) -> None:
@@ -204,8 +180,6 @@ def reassemble_flows(task: FlowTask) -> FlowResult:
     """Phase two for one worker's flows: reassemble, read SMTP/TLS, judge.  The reassembler
     reads each file's payload in turn, so a connection open when one ring-buffer file ends
     goes on in the next."""
-    from .scanner import judge
-
     o = task.options
     analyzer = analyzer_for(o)
     flows = FlowTable()

@@ -30,15 +30,14 @@ from bisect import bisect_right
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import numpy as np
 
+from ._ffi import use_native
 from .flows import FlowTable
-from .native import get_reassembler_core
-
-if TYPE_CHECKING:  # selection imports the decoder; only its column layout matters here
-    from .selection import SelectedFrames
+from .rawconn import RawConn, RawDir
+from .reasm_native import NativeReassemblerCore, ReassemblerCore
 
 DEFAULT_CAP = 256 * 1024
 DEFAULT_BUDGET = 128 << 20  # accounted bytes held at once; ~25k open connections with data
@@ -65,6 +64,41 @@ def _s32(v: int) -> int:
 # --- shared input/output types ------------------------------------------------------------
 
 
+class _TcpColumns(Protocol):
+    @property
+    def seq(self) -> np.ndarray: ...
+    @property
+    def ack(self) -> np.ndarray: ...
+    @property
+    def flags(self) -> np.ndarray: ...
+    @property
+    def window(self) -> np.ndarray: ...
+    @property
+    def hdr_len(self) -> np.ndarray: ...
+    @property
+    def payload_len(self) -> np.ndarray: ...
+    @property
+    def payload_caplen(self) -> np.ndarray: ...
+
+
+class SelectedColumns(Protocol):
+    """What FrameCols.of reads of a selection.SelectedFrames window, named here rather than
+    imported: selection reads the capture, a stage before this one."""
+
+    @property
+    def frame_no(self) -> np.ndarray: ...
+    @property
+    def ts_ns(self) -> np.ndarray: ...
+    @property
+    def flow(self) -> np.ndarray: ...
+    @property
+    def from_a(self) -> np.ndarray: ...
+    @property
+    def payload_file_off(self) -> np.ndarray: ...
+    @property
+    def tcp(self) -> _TcpColumns: ...
+
+
 @dataclass
 class FrameCols:
     """The columns a core reads, one row per usable TCP frame (see SelectedFrames)."""
@@ -82,7 +116,7 @@ class FrameCols:
     payload_caplen: np.ndarray
 
     @classmethod
-    def of(cls, sel: SelectedFrames) -> FrameCols:
+    def of(cls, sel: SelectedColumns) -> FrameCols:
         """Drop rows whose TCP header could not be decoded (decode zeroes them, hdr_len 0):
         a zero sequence number would otherwise become a stream's origin."""
         t = sel.tcp
@@ -97,48 +131,7 @@ class FrameCols:
         return len(self.frame_no)
 
 
-# --- shared output types -------------------------------------------------------------------
-
-
-@dataclass
-class RawDir:
-    """One direction as a core hands it over: arrival-order segment map, fill mask."""
-
-    data: bytes
-    # uint8, ceil(len(data) / 8): bit i of byte j = byte 8j+i stored; None = all stored
-    filled_bits: np.ndarray | None
-    seg_off: np.ndarray  # int64
-    seg_len: np.ndarray  # int32
-    seg_frame: np.ndarray  # int64
-    seen_bytes: int
-    before_start: int
-    untraced: int
-    isn: int | None
-    syn_frame: int | None
-    fin_frame: int | None
-    rst_frame: int | None
-    seg_sorted: bool = False  # the core already knows the segment map is in offset order
-
-
-@dataclass
-class RawConn:
-    index: int
-    flow: int
-    first_frame: int
-    last_frame: int
-    first_ts_ns: int
-    last_ts_ns: int
-    frames: int
-    retransmissions: int
-    conflicting_overlaps: int
-    keepalives: int
-    zero_window_probes: int
-    out_of_order: int
-    evicted: bool
-    first_dir: int  # 0: endpoint a sent the first frame
-    syn_dir: int  # sender of the first SYN without ACK, -1: none
-    synack_dir: int  # sender of the first SYN-ACK, -1: none
-    dirs: tuple[RawDir, RawDir]  # (a -> b, b -> a)
+# --- shared output types (RawDir and RawConn, what the cores emit, are in rawconn.py) ------
 
 
 @dataclass(eq=False)
@@ -308,12 +301,12 @@ class Reassembler:
                                           linger_ns=linger_ns)
         self.backend: str = self._core.name
 
-    def feed(self, sel: SelectedFrames) -> list[Connection]:
+    def feed(self, sel: SelectedColumns) -> list[Connection]:
         """Process one window; return the connections finished so far (closed and lingered,
         superseded by a new SYN, or evicted), ordered by index."""
         return list(self.feed_iter(sel))
 
-    def feed_iter(self, sel: SelectedFrames) -> Iterator[Connection]:
+    def feed_iter(self, sel: SelectedColumns) -> Iterator[Connection]:
         """Like feed, one connection at a time, so a window that evicts thousands of
         connections holds one copy of them; exhaust it before feeding the next window."""
         return self.feed_cols_iter(FrameCols.of(sel))
@@ -672,3 +665,13 @@ class PyReassemblerCore:
             keepalives=c.keepalives, zero_window_probes=c.zwp, out_of_order=c.ooo,
             evicted=c.evicted, first_dir=c.first_dir, syn_dir=c.syn_dir,
             synack_dir=c.synack_dir, dirs=(dirs[0], dirs[1]))
+
+
+def get_reassembler_core(backend: str, buf, *, cap: int, budget: int, max_open: int,
+                         max_segments: int, linger_ns: int) -> ReassemblerCore:
+    """Reassembler core for `backend` (auto/native/python), like get_walker for the walk."""
+    kw = dict(cap=cap, budget=budget, max_open=max_open, max_segments=max_segments,
+              linger_ns=linger_ns)
+    if use_native(backend):
+        return NativeReassemblerCore(buf, **kw)
+    return PyReassemblerCore(buf, **kw)

@@ -3,7 +3,6 @@ list a mail admin can act on.  `scan()` is the embedding API; the CLI only forma
 
 from __future__ import annotations
 
-import datetime as dt
 import os
 import stat
 from collections import Counter
@@ -11,46 +10,15 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 from .crosssession import CrossSession
-from .diagnose import diagnose, is_problem
+from .diagnose import is_problem
 from .errors import FastcapError
+from .judging import analyzer_for, judge, trust_store
+from .options import judge_options
 from .reassembly import DEFAULT_CAP
 from .selection import DEFAULT_PORTS, FrameCounters
 from .session import DEFAULT_IMPLICIT_TLS_PORTS, MAX_HELD, Session, iter_sessions
 from .stream import PIECE, needs_stream
-from .x509check import Analyzer, TrustStore
-
-
-def trust_store(trust: str = "mozilla", ca_file: str | os.PathLike | None = None) -> TrustStore:
-    """Mozilla's roots (certifi) or the system's, plus an optional PEM bundle."""
-    if trust not in ("mozilla", "system"):
-        raise ValueError(f"unknown trust store {trust!r}: use mozilla or system")
-    store = TrustStore.mozilla() if trust == "mozilla" else TrustStore.system()
-    if ca_file is not None:
-        store = store.plus(TrustStore.from_pem_file(ca_file))
-    return store
-
-
-def _when(ns: int) -> dt.datetime:
-    return dt.datetime.fromtimestamp(ns // 1_000_000_000, dt.UTC)
-
-
-def judge(session: Session, analyzer: Analyzer, *, expect_name: str | None = None) -> Session:
-    """Attach certificate checks and verdicts to a session (in place; returned for chaining)."""
-    t = session.tls
-    at = _when(session.first_ts_ns)
-    session.client_check = session.server_check = None
-    if t is not None:
-        if t.client_certificate:
-            session.client_check = analyzer.check(t.client_certificate, role="client", at=at,
-                                                  expected_name=expect_name)
-        if t.server_certs:
-            sni = t.client_hello.sni if t.client_hello is not None else None
-            session.server_check = analyzer.check(t.server_certs, role="server", at=at,
-                                                  expected_name=sni)
-    session.verdicts = diagnose(session, session.client_check, session.server_check,
-                                expect_name=expect_name)
-    return session
-
+from .x509check import Analyzer
 
 SPLIT_MIN_BYTES = 64 << 20  # smaller files take less time than starting the workers
 
@@ -97,28 +65,6 @@ class ScanSummary:
                 "checksums_verified": False}
 
 
-def judge_options(*, ports: Iterable[int] = DEFAULT_PORTS,
-                  implicit_tls_ports: Iterable[int] = DEFAULT_IMPLICIT_TLS_PORTS,
-                  expect_name: str | None = None, trust: str = "mozilla",
-                  ca_file: str | os.PathLike | None = None, backend: str = "auto",
-                  stream_cap: int = DEFAULT_CAP, today: dt.datetime | None = None):
-    """What worker processes (or cluster workers) need to judge sessions as `scan` does.
-    The CA bundle travels as bytes: workers need not see the file."""
-    from .parallel import JudgeOptions
-
-    data = None
-    if ca_file is not None:
-        try:
-            with open(ca_file, "rb") as f:
-                data = f.read()
-        except OSError as e:
-            raise ValueError(f"{ca_file}: cannot read CA file: {e.strerror or e}") from None
-    return JudgeOptions(frozenset(int(p) for p in ports),
-                        frozenset(int(p) for p in implicit_tls_ports), expect_name, trust,
-                        None if ca_file is None else os.fspath(ca_file), data, backend,
-                        stream_cap, today or dt.datetime.now(dt.UTC))
-
-
 def scan(path: str | os.PathLike, *, ports: Iterable[int] = DEFAULT_PORTS,
          implicit_tls_ports: Iterable[int] = DEFAULT_IMPLICIT_TLS_PORTS,
          expect_name: str | None = None, trust: str = "mozilla",
@@ -154,7 +100,7 @@ def scan(path: str | os.PathLike, *, ports: Iterable[int] = DEFAULT_PORTS,
     if jobs > 1 or executor is not None:
         from . import parallel, streamed
 
-        judge_with = analyzer if options is None else parallel.analyzer_for(options)
+        judge_with = analyzer if options is None else analyzer_for(options)
         options = options or judge_options(
             ports=ports, implicit_tls_ports=implicit_tls_ports, expect_name=expect_name,
             trust=trust, ca_file=ca_file, backend=backend, stream_cap=stream_cap,
@@ -296,7 +242,7 @@ def iter_file_streams(paths: Iterable[str | os.PathLike], *, jobs: int = 1, exec
         events: Iterator = iter([])
     else:
         judge_with = analyzer if analyzer is not None and not given else \
-            parallel.analyzer_for(options)
+            analyzer_for(options)
         events = streamed.iter_file_events(mapped, options, judge_with, jobs=jobs,
                                            parts=parts, progress=progress,
                                            max_held=max_held) if mapped else iter([])

@@ -31,8 +31,9 @@ from typing import Any
 from . import ranges
 from .errors import CaptureError
 from .flows import FlowTable
+from .judging import judge
+from .options import JudgeOptions
 from .parallel import (
-    JudgeOptions,
     SplitScan,
     _loads,
     _payload_buffer,
@@ -171,8 +172,6 @@ def iter_scan(path: str | os.PathLike, options: JudgeOptions, analyzer, *, jobs:
     least MIN_RANGE); `workers=False` reads them here.  `out` (a list) receives the file's
     SplitScan (totals, no sessions) when the last session is out.  CaptureError for a file
     that is no capture."""
-    from .scanner import judge
-
     path = os.fspath(path)
     tasks = ranges.plan_file(_plan_task(path, options, jobs, parts))
     size = tasks[-1].stop if tasks else 0
@@ -269,8 +268,6 @@ class _Run:
         return self._ready()
 
     def _take(self, conns) -> None:
-        from .scanner import judge
-
         for conn in conns:
             k, s = session_in_chain(conn, self.paths, self.offsets, self.options)
             heapq.heappush(self.held, (conn.index, k, judge(

@@ -1,0 +1,163 @@
+"""The import graph of src/fastcap, read from the source: every import counts, at module
+level, inside a function or under TYPE_CHECKING, since any of them can close a cycle.
+
+Guards the re-layering: no import cycle, and a single module that loads the C extension."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import fastcap
+
+PKG = "fastcap"
+ROOT = Path(fastcap.__file__).resolve().parent
+NATIVE_LOADERS = {"fastcap._ffi"}  # the only modules allowed to import fastcap._native
+
+
+def _module_name(path: Path, root: Path) -> str:
+    parts = list(path.relative_to(root.parent).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def _targets(module: str, is_pkg: bool, node: ast.Import | ast.ImportFrom) -> list[str]:
+    """Dotted names an import statement may refer to (a module or a name inside one)."""
+    if isinstance(node, ast.Import):
+        return [a.name for a in node.names]
+    base = module if is_pkg else module.rpartition(".")[0]
+    if node.level:
+        parts = base.split(".")
+        base = ".".join(parts[: len(parts) - (node.level - 1)])
+        mod = f"{base}.{node.module}" if node.module else base
+    else:
+        mod = node.module or ""
+    return [mod, *(f"{mod}.{a.name}" for a in node.names)]
+
+
+def import_graph(sources: dict[str, tuple[str, bool]], pkg: str = PKG) -> dict[str, set[str]]:
+    """module -> modules of `pkg` it imports; `sources` maps module -> (text, is_package).
+    Names inside a module resolve to the module; the package itself is not an edge."""
+    edges: dict[str, set[str]] = {m: set() for m in sources}
+    for m, (text, is_pkg) in sources.items():
+        for node in ast.walk(ast.parse(text)):
+            if not isinstance(node, (ast.Import, ast.ImportFrom)):
+                continue
+            if (isinstance(node, ast.ImportFrom) and node.level == 0
+                    and (node.module or "").split(".")[0] != pkg):
+                continue
+            for t in _targets(m, is_pkg, node):
+                while t and t not in sources:
+                    t = t.rpartition(".")[0]
+                if t and t != m and t != pkg and not m.startswith(t + "."):
+                    edges[m].add(t)
+    return edges
+
+
+def imported_names(sources: dict[str, tuple[str, bool]], target: str) -> set[str]:
+    """Modules whose source imports `target` (absolutely or relatively), modules or not."""
+    out = set()
+    for m, (text, is_pkg) in sources.items():
+        for node in ast.walk(ast.parse(text)):
+            if isinstance(node, (ast.Import, ast.ImportFrom)) and target in _targets(
+                    m, is_pkg, node):
+                out.add(m)
+    return out
+
+
+def cycles(edges: dict[str, set[str]]) -> set[frozenset[str]]:
+    """Strongly connected components of more than one module (iterative Tarjan)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on: set[str] = set()
+    out: set[frozenset[str]] = set()
+    for start in edges:
+        if start in index:
+            continue
+        work = [(start, iter(sorted(edges[start])))]
+        index[start] = low[start] = len(index)
+        stack.append(start)
+        on.add(start)
+        while work:
+            v, it = work[-1]
+            for w in it:
+                if w not in index:
+                    index[w] = low[w] = len(index)
+                    stack.append(w)
+                    on.add(w)
+                    work.append((w, iter(sorted(edges[w]))))
+                    break
+                if w in on:
+                    low[v] = min(low[v], index[w])
+            else:
+                work.pop()
+                if work:
+                    low[work[-1][0]] = min(low[work[-1][0]], low[v])
+                if low[v] == index[v]:
+                    comp = set()
+                    while True:
+                        w = stack.pop()
+                        on.discard(w)
+                        comp.add(w)
+                        if w == v:
+                            break
+                    if len(comp) > 1:
+                        out.add(frozenset(comp))
+    return out
+
+
+def package_sources(root: Path = ROOT) -> dict[str, tuple[str, bool]]:
+    return {_module_name(p, root): (p.read_text(), p.name == "__init__.py")
+            for p in sorted(root.rglob("*.py"))}
+
+
+def test_graph_sees_function_level_and_type_checking_imports():
+    """A cycle closed only by a lazy or typing-only import is still a cycle."""
+    src = {
+        "fastcap": ("", True),
+        "fastcap.a": ("def f():\n    from .b import g\n", False),
+        "fastcap.b": ("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n"
+                      "    from fastcap.c import C\n", False),
+        "fastcap.c": ("import fastcap.a\nimport os\nfrom collections import abc\n", False),
+        "fastcap.d": ("from . import a, c\n", False),
+        "fastcap.p": ("", True),
+        "fastcap.p.q": ("from .. import d\nfrom . import r\n", False),
+        "fastcap.p.r": ("from ..a import f\n", False),
+    }
+    edges = import_graph(src)
+    assert edges["fastcap.a"] == {"fastcap.b"}
+    assert edges["fastcap.b"] == {"fastcap.c"}
+    assert edges["fastcap.c"] == {"fastcap.a"}
+    assert edges["fastcap.d"] == {"fastcap.a", "fastcap.c"}
+    assert edges["fastcap.p.q"] == {"fastcap.d", "fastcap.p.r"}
+    assert edges["fastcap.p.r"] == {"fastcap.a"}
+    assert cycles(edges) == {frozenset({"fastcap.a", "fastcap.b", "fastcap.c"})}
+    assert imported_names(src, "fastcap.a") == {"fastcap.c", "fastcap.d", "fastcap.p.r"}
+
+
+def test_the_graph_covers_the_whole_package():
+    edges = import_graph(package_sources())
+    assert {"fastcap", "fastcap.scanner", "fastcap.session", "fastcap.cli"} <= edges.keys()
+    assert "fastcap.scanner" in edges["fastcap.cli"]  # cli imports scanner inside functions
+
+
+def test_no_import_cycle():
+    found = cycles(import_graph(package_sources()))
+    assert not found, sorted(map(sorted, found))
+
+
+def test_reading_and_judging_need_no_later_stage():
+    """The edges whose reversal made the two cycles: the walker and the reassembler cores
+    know nothing of the reassembler's Python side or of selection, and the run engines reach
+    judging without going through scanner."""
+    edges = import_graph(package_sources())
+    assert not {"fastcap.reassembly", "fastcap.selection"} & edges["fastcap.reasm_native"]
+    assert "fastcap.selection" not in edges["fastcap.reassembly"]
+    for m in ("fastcap.parallel", "fastcap.streamed", "fastcap.judging", "fastcap.options"):
+        assert "fastcap.scanner" not in edges[m], m
+
+
+def test_only_the_native_loader_imports_the_c_extension():
+    assert imported_names(package_sources(), "fastcap._native") == NATIVE_LOADERS

@@ -1,0 +1,120 @@
+"""Names that must stay importable from the paths they have today, whatever module ends up
+holding them: the documented API, and the internal names tests and benchmarks reach for."""
+
+from __future__ import annotations
+
+import importlib
+
+import pytest
+
+import fastcap
+
+# module -> names imported from it by users (README "Python API") or by tests/benchmarks.
+NAMES: dict[str, tuple[str, ...]] = {
+    "fastcap": ("Capture", "CaptureMeta", "CaptureError", "CaptureWarning", "FastcapError",
+                "scan", "__version__", "diagnose", "ja", "parallel", "ranges", "resync",
+                "scanner", "smtp", "streamed", "tls", "x509check"),
+    "fastcap.capture": ("Capture", "CaptureMeta"),
+    "fastcap.cli": ("main", "tune_allocator"),
+    "fastcap.crosssession": ("CrossSession",),
+    "fastcap.decode": ("Headers", "Status", "TcpFields", "decode_headers", "decode_tcp"),
+    "fastcap.diagnose": ("CODES", "PROBLEM_CODES", "SEVERITIES", "Verdict",
+                         "client_cert_expected", "diagnose", "is_problem"),
+    "fastcap.errors": ("CaptureError", "FastcapError"),
+    "fastcap.flows": ("FlowKey", "FlowTable", "parse_ports"),
+    "fastcap.follow": ("format_follow",),
+    "fastcap.frames": ("F_NO_TS", "F_OVER_SNAPLEN", "F_SNAPPED"),
+    "fastcap.inputs": ("expand_inputs", "first_timestamp"),
+    "fastcap.issuer_evidence": ("org_key", "registrable_domain"),
+    "fastcap.ja": ("ja4",),
+    "fastcap.midstart": ("encrypted_at", "find_start", "tls_chain_at", "unit_at"),
+    "fastcap.native": ("NativeReassemblerCore", "get_reassembler_core", "native_available",
+                       "get_walker"),
+    "fastcap.parallel": ("JudgeOptions", "PoolExecutor", "SerialExecutor", "_chain",
+                         "_flow_tasks", "analyzer_for", "reassemble_flows", "split_scan"),
+    "fastcap.pickling": ("compact",),
+    "fastcap.ranges": ("plan", "read_range", "stitch"),
+    "fastcap.reassembly": ("CONN_OVERHEAD", "Connection", "FrameCols", "RawConn", "RawDir",
+                           "Reassembler", "SEG_BYTES", "StreamDir", "PyReassemblerCore",
+                           "DEFAULT_CAP", "DEFAULT_BUDGET", "DEFAULT_MAX_OPEN", "_stream_dir"),
+    "fastcap.resync": ("CHUNK", "FIRST_CHUNK", "next_pcap_record", "next_pcapng_block",
+                       "pcapng_block_len"),
+    "fastcap.scanner": ("ScanSummary", "SPLIT_MIN_BYTES", "_count", "_totals", "has_problem",
+                        "iter_file_streams", "iter_scan_files", "judge", "judge_options",
+                        "scan", "scan_files", "trust_store"),
+    "fastcap.selection": ("DEFAULT_PORTS", "FrameCounters", "iter_selected"),
+    "fastcap.session": ("MAX_HELD", "Session", "TcpFacts", "addr_text", "endpoint_text",
+                        "find_tls_hello", "iter_sessions"),
+    "fastcap.smtp": ("ANOMALY_KINDS", "Anomaly", "AuthResponse", "Banner", "Closed", "Command",
+                     "CommandRecord", "CutStart", "DataBody", "Gap", "MAX_ANOMALIES",
+                     "MAX_BAD_LINES", "MAX_BUFFER", "MAX_LINE", "MAX_REPLY_LINES", "NEED_DATA",
+                     "Reply", "ReplyRecord", "SmtpConversation", "SmtpDialogue", "StartTls",
+                     "_parse_plain", "parse_dialogue"),
+    "fastcap.stats": ("compute_stats", "format_text"),
+    "fastcap.stream": ("PIECE", "StreamCapture", "compression_of", "needs_stream"),
+    "fastcap.streamed": ("iter_scan", "iter_file_events"),
+    "fastcap.tls": ("Alert", "AlertInfo", "Anomaly", "Certificate", "CertificateRequest",
+                    "ChangeCipherSpec", "ClientHello", "EncryptedRecord", "EncryptedTraffic",
+                    "HandshakeMessage", "MAX_HANDSHAKE", "Stopped", "StreamStop", "TlsAnomaly",
+                    "TlsConnection", "TlsHandshake", "TlsStream", "Where", "dn_to_text",
+                    "parse_flights", "parse_handshake", "parse_new_session_ticket"),
+    "fastcap.tlsconst": ("AlertDescription", "CipherSuite", "is_grease", "name_of",
+                         "version_name"),
+    "fastcap.walkstatus": ("ts_to_ns",),
+    "fastcap.x509check": ("Analyzer", "CertInfo", "ChainCheck", "TrustStore", "cert_info",
+                          "name_matches"),
+}
+
+
+def _importable(mod, name: str) -> bool:
+    """What `from mod import name` accepts: an attribute, or else a submodule."""
+    if hasattr(mod, name):
+        return True
+    try:
+        importlib.import_module(f"{mod.__name__}.{name}")
+    except ModuleNotFoundError:
+        return False
+    return True
+
+
+@pytest.mark.parametrize("module", sorted(NAMES))
+def test_names_importable_from_their_old_path(module):
+    mod = importlib.import_module(module)
+    missing = [n for n in NAMES[module] if not _importable(mod, n)]
+    assert not missing, f"{module} lost {missing}"
+
+
+def test_package_all_unchanged():
+    assert fastcap.__all__ == ["Capture", "CaptureMeta", "CaptureError", "CaptureWarning",
+                               "FastcapError", "scan", "__version__"]
+    for name in fastcap.__all__:
+        assert hasattr(fastcap, name), name
+
+
+def test_reexports_are_the_same_objects():
+    """A name reachable from two paths is one object, so isinstance checks and monkeypatching
+    the defining module keep working for code that imports the old path."""
+    from fastcap import (
+        capture,
+        errors,
+        judging,
+        native,
+        options,
+        parallel,
+        rawconn,
+        reasm_native,
+        reassembly,
+        scanner,
+    )
+
+    assert fastcap.Capture is capture.Capture
+    assert fastcap.CaptureError is errors.CaptureError
+    assert fastcap.scan is scanner.scan
+    assert scanner.judge is parallel.judge is judging.judge
+    assert scanner.trust_store is judging.trust_store
+    assert scanner.judge_options is options.judge_options
+    assert parallel.JudgeOptions is options.JudgeOptions
+    assert parallel.analyzer_for is judging.analyzer_for
+    assert reassembly.RawConn is rawconn.RawConn and reassembly.RawDir is rawconn.RawDir
+    assert native.get_reassembler_core is reassembly.get_reassembler_core
+    assert native.NativeReassemblerCore is reasm_native.NativeReassemblerCore
