@@ -16,6 +16,16 @@ from collections.abc import Sequence
 from .errors import FastcapError
 from .flows import parse_ports
 from .native import native_available
+from .options import (
+    BACKEND_CHOICES,
+    DEFAULT_BACKEND,
+    DEFAULT_CAP,
+    DEFAULT_IMPLICIT_TLS_PORTS,
+    DEFAULT_PORTS,
+    DEFAULT_TRUST,
+    TRUST_STORES,
+    ScanOptions,
+)
 
 EXIT_OK, EXIT_PROBLEMS, EXIT_UNREADABLE = 0, 1, 2
 
@@ -71,9 +81,9 @@ def _parser() -> argparse.ArgumentParser:
     st = sub.add_parser("stats", help="summarise captures: formats, link types, frame counts")
     st.add_argument("files", nargs="+", metavar="FILE")
     st.add_argument("--json", action="store_true", help="print JSON instead of text")
-    st.add_argument("--ports", type=_ports, default=frozenset({25}),
+    st.add_argument("--ports", type=_ports, default=DEFAULT_PORTS,
                     help="TCP ports to select, e.g. 25,587,2525 (default 25)")
-    st.add_argument("--backend", choices=("auto", "native", "python"), default="auto",
+    st.add_argument("--backend", choices=BACKEND_CHOICES, default=DEFAULT_BACKEND,
                     help="frame walker: C (native), pure Python, or auto (default)")
     sc = sub.add_parser("scan", help="diagnose every SMTP session: did the client present a "
                         "usable TLS certificate, and if not, why")
@@ -81,22 +91,22 @@ def _parser() -> argparse.ArgumentParser:
     sc.add_argument("--format", choices=("table", "json", "jsonl", "csv"), default="table")
     sc.add_argument("--only-problems", action="store_true",
                     help="list only sessions with a problem verdict")
-    sc.add_argument("--ports", type=_ports, default=frozenset({25}),
+    sc.add_argument("--ports", type=_ports, default=DEFAULT_PORTS,
                     help="TCP ports to select, e.g. 25,587,2525 (default 25)")
-    sc.add_argument("--implicit-tls-ports", type=_ports, default=frozenset({465}),
+    sc.add_argument("--implicit-tls-ports", type=_ports, default=DEFAULT_IMPLICIT_TLS_PORTS,
                     metavar="PORTS", help="ports where TLS starts at once (default 465)")
     sc.add_argument("--expect-name", metavar="NAME",
                     help="the name the client certificate must carry (the inbound connector's "
                     "TlsSenderCertificateName), e.g. mail.contoso.com or *.contoso.com")
-    sc.add_argument("--trust", choices=("mozilla", "system"), default="mozilla",
+    sc.add_argument("--trust", choices=TRUST_STORES, default=DEFAULT_TRUST,
                     help="root store: Mozilla's (certifi, default) or the system's")
     sc.add_argument("--ca-file", metavar="PEM", help="extra trusted roots (PEM bundle)")
     sc.add_argument("--export-certs", metavar="DIR",
                     help="write every certificate seen as DER and PEM, named by SHA-256")
-    sc.add_argument("--stream-cap", type=_size, default=256 * 1024, metavar="BYTES",
+    sc.add_argument("--stream-cap", type=_size, default=DEFAULT_CAP, metavar="BYTES",
                     help="bytes kept per direction of a connection (default 256K; e.g. 2M "
                     "for certificate chains larger than that)")
-    sc.add_argument("--backend", choices=("auto", "native", "python"), default="auto")
+    sc.add_argument("--backend", choices=BACKEND_CHOICES, default=DEFAULT_BACKEND)
     sc.add_argument("-j", "--jobs", type=_jobs, default=os.cpu_count() or 1, metavar="N",
                     help="worker processes (default: the number of CPUs): files are split into "
                     "byte ranges read at once, with the same results as -j 1")
@@ -107,13 +117,13 @@ def _parser() -> argparse.ArgumentParser:
     fo.add_argument("file", metavar="FILE")
     fo.add_argument("--session", type=int, required=True, metavar="N",
                     help="session number, as scan and follow number them (from 1)")
-    fo.add_argument("--ports", type=_ports, default=frozenset({25}),
+    fo.add_argument("--ports", type=_ports, default=DEFAULT_PORTS,
                     help="TCP ports to select (default 25)")
-    fo.add_argument("--implicit-tls-ports", type=_ports, default=frozenset({465}),
+    fo.add_argument("--implicit-tls-ports", type=_ports, default=DEFAULT_IMPLICIT_TLS_PORTS,
                     metavar="PORTS", help="ports where TLS starts at once (default 465)")
-    fo.add_argument("--stream-cap", type=_size, default=256 * 1024, metavar="BYTES",
+    fo.add_argument("--stream-cap", type=_size, default=DEFAULT_CAP, metavar="BYTES",
                     help="bytes kept per direction of a connection (default 256K)")
-    fo.add_argument("--backend", choices=("auto", "native", "python"), default="auto")
+    fo.add_argument("--backend", choices=BACKEND_CHOICES, default=DEFAULT_BACKEND)
     return p
 
 
@@ -140,13 +150,14 @@ class _Progress:
             print("\r\033[K", end="", file=sys.stderr, flush=True)
 
 
-def _scan_options(args) -> dict:
-    return dict(ports=args.ports, implicit_tls_ports=args.implicit_tls_ports,
-                expect_name=args.expect_name, backend=args.backend,
-                stream_cap=args.stream_cap)
+def _scan_options(args) -> ScanOptions:
+    """The one ScanOptions of `fastcap scan`: what every file is read and judged with."""
+    return ScanOptions(ports=args.ports, implicit_tls_ports=args.implicit_tls_ports,
+                       expect_name=args.expect_name, trust=args.trust, ca_file=args.ca_file,
+                       backend=args.backend, stream_cap=args.stream_cap, jobs=args.jobs)
 
 
-def _scan_streams(args, files: list[str], analyzer):
+def _scan_streams(args, files: list[str], options: ScanOptions, analyzer):
     """(path, sessions, summary, error) per file, in order.  One file: sessions stream from
     the scan as it runs.  Several files: read in turn (the workers reading ahead), files that
     continue one another joined, each file's sessions streamed as they are judged
@@ -154,7 +165,7 @@ def _scan_streams(args, files: list[str], analyzer):
     from .scanner import ScanSummary, iter_file_streams, scan
 
     if args.dask:
-        yield from _scan_on_dask(args, files)
+        yield from _scan_on_dask(args, files, options)
         return
     if len(files) == 1:  # streams from the scan as it runs; -j N splits the file
         path = files[0]
@@ -164,9 +175,8 @@ def _scan_streams(args, files: list[str], analyzer):
 
         def sessions():
             try:
-                yield from scan(path, analyzer=analyzer, summary=summary, progress=progress,
-                                jobs=args.jobs, trust=args.trust, ca_file=args.ca_file,
-                                **_scan_options(args))
+                yield from scan(path, options, analyzer=analyzer, summary=summary,
+                                progress=progress)
             except FastcapError as e:
                 holder.append(str(e))
             finally:
@@ -174,12 +184,11 @@ def _scan_streams(args, files: list[str], analyzer):
 
         yield path, sessions(), summary, holder
         return
-    for fs in iter_file_streams(files, jobs=args.jobs, analyzer=analyzer, trust=args.trust,
-                                ca_file=args.ca_file, **_scan_options(args)):
+    for fs in iter_file_streams(files, options, analyzer=analyzer):
         yield fs.path, fs.sessions, fs.summary, fs.errors
 
 
-def _scan_on_dask(args, files: list[str]):
+def _scan_on_dask(args, files: list[str], options: ScanOptions):
     """Like _scan_streams, with the work done by the Dask cluster at args.dask."""
     from .scanner import ScanSummary
 
@@ -195,8 +204,7 @@ def _scan_on_dask(args, files: list[str]):
         raise SystemExit(f"fastcap: cannot reach the Dask scheduler at {args.dask}: {e}"
                          ) from None
     with client:
-        for fs in scan_files(files, client, trust=args.trust, ca_file=args.ca_file,
-                             **_scan_options(args)):
+        for fs in scan_files(files, client, options):
             yield (fs.path, iter(fs.sessions), fs.summary or ScanSummary(fs.path),
                    [fs.error] if fs.error else [])
 
@@ -204,11 +212,12 @@ def _scan_on_dask(args, files: list[str]):
 def _cmd_scan(args) -> int:
     from . import report
     from .inputs import expand_inputs
-    from .scanner import has_problem, trust_store
-    from .x509check import Analyzer
+    from .judging import analyzer_for
+    from .scanner import has_problem
 
     try:
-        analyzer = Analyzer(trust_store(args.trust, args.ca_file))
+        options = _scan_options(args)
+        analyzer = analyzer_for(options)
     except (OSError, ValueError) as e:
         print(f"fastcap: {e}", file=sys.stderr)
         return EXIT_UNREADABLE
@@ -224,7 +233,7 @@ def _cmd_scan(args) -> int:
     stream = args.format in ("jsonl", "csv")
     if args.format == "csv":
         sys.stdout.write(report.csv_header())
-    for path, sessions, summary, failure in _scan_streams(args, files, analyzer):
+    for path, sessions, summary, failure in _scan_streams(args, files, options, analyzer):
         kept = []
         for sess in sessions:
             if args.export_certs:
@@ -279,9 +288,10 @@ def _cmd_follow(args) -> int:
 
     seen = 0
     meta: list = []
-    for s in iter_sessions(args.file, ports=args.ports, backend=args.backend,
-                           implicit_tls_ports=args.implicit_tls_ports, cap=args.stream_cap,
-                           keep_streams=lambda n: n == args.session, capture_out=meta):
+    options = ScanOptions(ports=args.ports, implicit_tls_ports=args.implicit_tls_ports,
+                          backend=args.backend, stream_cap=args.stream_cap)
+    for s in iter_sessions(args.file, options, keep_streams=lambda n: n == args.session,
+                           capture_out=meta):
         seen = max(seen, s.number)
         if s.number == args.session:
             print(format_follow(s))
@@ -299,9 +309,10 @@ def _cmd_stats(args) -> int:
 
     code = EXIT_OK
     results, errors = [], []
+    options = ScanOptions(ports=args.ports, backend=args.backend)
     for path in args.files:
         try:
-            s = compute_stats(path, ports=args.ports, backend=args.backend)
+            s = compute_stats(path, options)
         except FastcapError as e:
             print(f"fastcap: {e}", file=sys.stderr)
             errors.append({"path": path, "error": str(e)})

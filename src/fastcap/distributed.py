@@ -12,17 +12,16 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from .crosssession import CrossSession
 from .errors import FastcapError
-from .reassembly import DEFAULT_CAP
-from .scanner import ScanSummary, judge_options, link_counted
+from .options import ScanOptions, resolve
+from .scanner import ScanSummary, link_counted
 from .scanner import iter_scan_files as local_scan_files
 from .scanner import scan as local_scan
-from .selection import DEFAULT_PORTS
-from .session import DEFAULT_IMPLICIT_TLS_PORTS, Session
+from .session import Session
 
 
 class DaskExecutor:
@@ -80,34 +79,26 @@ def _whole_file(job: tuple[str, Any]) -> tuple[list[Session], ScanSummary, str |
     path, o = job
     summary = ScanSummary(path)
     try:
-        found = local_scan(path, summary=summary, analyzer=analyzer_for(o), ports=o.ports,
-                           implicit_tls_ports=o.implicit_tls_ports, expect_name=o.expect_name,
-                           backend=o.backend, stream_cap=o.stream_cap,
+        found = local_scan(path, replace(o, jobs=1), summary=summary, analyzer=analyzer_for(o),
                            cross=CrossSession(enabled=False))  # linked by the client, in order
         return list(found), summary, None
     except FastcapError as e:
         return [], summary, str(e)
 
 
-def scan_files(paths: Iterable[str | os.PathLike], client: Any, *,
-               ports: Iterable[int] = DEFAULT_PORTS,
-               implicit_tls_ports: Iterable[int] = DEFAULT_IMPLICIT_TLS_PORTS,
-               expect_name: str | None = None, trust: str = "mozilla",
-               ca_file: str | os.PathLike | None = None, backend: str = "auto",
-               stream_cap: int = DEFAULT_CAP, parts: int | None = None
-               ) -> Iterator[FileScan]:
-    """Scan each file on the cluster of `client` (a `dask.distributed.Client`), in order.
+def scan_files(paths: Iterable[str | os.PathLike], client: Any,
+               options: ScanOptions | None = None, **kw: Any) -> Iterator[FileScan]:
+    """Scan each file on the cluster of `client` (a `dask.distributed.Client`), in order,
+    with `options` (a ScanOptions) or the keywords of `scanner.scan` that build one.
 
     Each file is split into `parts` byte ranges (default: the cluster's worker threads);
     files that continue one another are joined as `scanner.scan_files` joins them.  A file
     that fails (not visible to a worker, not a capture) yields a FileScan with its `error`;
     the others go on.
     """
+    options = resolve(options, kw, "scan_files")
     paths = [os.fspath(p) for p in paths]
     ex = DaskExecutor(client)
-    options = judge_options(ports=ports, implicit_tls_ports=implicit_tls_ports,
-                            expect_name=expect_name, trust=trust, ca_file=ca_file,
-                            backend=backend, stream_cap=stream_cap)
     unseen = unseen_paths(client, paths)
     seen = [p for p in paths if p not in unseen]
     streamed = dict(zip(seen, ex.map(_needs_stream, seen), strict=True))
@@ -115,8 +106,8 @@ def scan_files(paths: Iterable[str | os.PathLike], client: Any, *,
     whole = [p for p in seen if streamed[p]]
     done: dict[int, FileScan] = {}
     cross = CrossSession()  # links sessions across all files, in the order given
-    split = iter(local_scan_files(mapped, executor=ex, jobs=ex.workers,
-                                  parts=parts or ex.workers, options=options, cross=cross)
+    on_cluster = replace(options, jobs=ex.workers, parts=options.parts or ex.workers)
+    split = iter(local_scan_files(mapped, on_cluster, executor=ex, cross=cross)
                  if mapped else [])
     alone = iter(ex.map(_whole_file, [(p, options) for p in whole]))
     for i, path in enumerate(paths):
@@ -136,9 +127,9 @@ def scan_files(paths: Iterable[str | os.PathLike], client: Any, *,
         yield done.pop(i)
 
 
-def scan(paths: Iterable[str | os.PathLike] | str | os.PathLike, client: Any, **kw
-         ) -> list[FileScan]:
+def scan(paths: Iterable[str | os.PathLike] | str | os.PathLike, client: Any,
+         options: ScanOptions | None = None, **kw: Any) -> list[FileScan]:
     """`scan_files` for one path or many, as a list."""
     if isinstance(paths, str | os.PathLike):
         paths = [paths]
-    return list(scan_files(paths, client, **kw))
+    return list(scan_files(paths, client, options, **kw))

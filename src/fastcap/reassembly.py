@@ -36,15 +36,16 @@ import numpy as np
 
 from ._ffi import use_native
 from .flows import FlowTable
+from .options import DEFAULT_CAP as DEFAULT_CAP
+from .options import DEFAULT_PORTS
+from .options import MAX_CAP as MAX_CAP
 from .rawconn import RawConn, RawDir
 from .reasm_native import NativeReassemblerCore, ReassemblerCore
 
-DEFAULT_CAP = 256 * 1024
 DEFAULT_BUDGET = 128 << 20  # accounted bytes held at once; ~25k open connections with data
 DEFAULT_MAX_OPEN = 100_000
 DEFAULT_MAX_SEGMENTS = 16_384
 DEFAULT_LINGER_NS = 1_000_000_000
-MAX_CAP = 1 << 30
 
 # Accounting constants; csrc/reassembly.c uses the same ones so both evict at the same frame.
 CONN_OVERHEAD = 512
@@ -283,7 +284,7 @@ class Reassembler:
     FlowTable that numbered the flows.  Hold the Capture open while feeding.
     """
 
-    def __init__(self, buf, flows: FlowTable, *, server_ports: Iterable[int] = frozenset({25}),
+    def __init__(self, buf, flows: FlowTable, *, server_ports: Iterable[int] = DEFAULT_PORTS,
                  cap: int = DEFAULT_CAP, budget: int = DEFAULT_BUDGET,
                  max_open: int = DEFAULT_MAX_OPEN, backend: str = "auto",
                  max_segments: int = DEFAULT_MAX_SEGMENTS,

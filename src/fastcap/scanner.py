@@ -7,17 +7,19 @@ import os
 import stat
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from typing import Any
 
 from .crosssession import CrossSession
 from .diagnose import is_problem
 from .errors import FastcapError
-from .judging import analyzer_for, judge, trust_store
-from .options import judge_options
-from .reassembly import DEFAULT_CAP
-from .selection import DEFAULT_PORTS, FrameCounters
-from .session import DEFAULT_IMPLICIT_TLS_PORTS, MAX_HELD, Session, iter_sessions
-from .stream import PIECE, needs_stream
+from .judging import analyzer_for, judge
+from .judging import trust_store as trust_store
+from .options import ScanOptions, resolve
+from .options import judge_options as judge_options
+from .selection import FrameCounters
+from .session import MAX_HELD, Session, iter_sessions
+from .stream import needs_stream
 from .x509check import Analyzer
 
 SPLIT_MIN_BYTES = 64 << 20  # smaller files take less time than starting the workers
@@ -65,19 +67,27 @@ class ScanSummary:
                 "checksums_verified": False}
 
 
-def scan(path: str | os.PathLike, *, ports: Iterable[int] = DEFAULT_PORTS,
-         implicit_tls_ports: Iterable[int] = DEFAULT_IMPLICIT_TLS_PORTS,
-         expect_name: str | None = None, trust: str = "mozilla",
-         ca_file: str | os.PathLike | None = None, backend: str = "auto",
+def _resolve(options: ScanOptions | None, kw: dict[str, Any], analyzer: Analyzer | None,
+             caller: str) -> ScanOptions:
+    """The scan's options; built from keywords, they judge "today" as `analyzer` does."""
+    if options is None and analyzer is not None and "today" not in kw:
+        kw = {**kw, "today": analyzer.today}
+    return resolve(options, kw, caller)
+
+
+def scan(path: str | os.PathLike, options: ScanOptions | None = None, *,
          analyzer: Analyzer | None = None, summary: ScanSummary | None = None,
-         progress: Callable[[int, int], None] | None = None,
-         stream_cap: int = DEFAULT_CAP, jobs: int = 1, executor=None,
-         parts: int | None = None, piece: int = PIECE, options=None,
-         cross: CrossSession | None = None) -> Iterator[Session]:
+         progress: Callable[[int, int], None] | None = None, executor=None,
+         cross: CrossSession | None = None, **kw: Any) -> Iterator[Session]:
     """Every TCP connection on `ports` as a judged `Session`, numbered from 1 by first frame.
 
+    What to scan and how to judge it is one `options` (a `ScanOptions`) or the keywords
+    that build one (`ports`, `implicit_tls_ports`, `expect_name`, `trust`, `ca_file`,
+    `backend`, `stream_cap`, `jobs`, `parts`, `piece`, `today`), not both; they are checked
+    before anything is read (ValueError/TypeError).
     Certificate analysis is memoised per distinct chain and capture day, so one Analyzer
-    (pass your own to share it across files) makes repeated certificates cheap.  `stream_cap`
+    (pass your own to share it across files; it then judges in this process instead of one
+    built from `trust`/`ca_file`) makes repeated certificates cheap.  `stream_cap`
     bounds the bytes kept per direction of a connection (raise it for huge chains).
     `jobs` > 1 has that many worker processes read the file's byte ranges while this one
     reassembles and judges them as they arrive, in order (`fastcap.streamed`): identical
@@ -85,38 +95,37 @@ def scan(path: str | os.PathLike, *, ports: Iterable[int] = DEFAULT_PORTS,
     reassemble and judge too, with their own analyzers built from `trust`/`ca_file` and the
     same "today", and the sessions come at the end.  Compressed captures (gzip, zstd,
     lz4), pipes and `-` (stdin) are streamed `piece` bytes at a time, in one process.
-    `options` (from `judge_options`) replaces the judging arguments for split scans.
     `cross` links each session to earlier ones (resumed TLS sessions, servers that asked for
     a certificate): a new one per scan unless given, e.g. to share it across files.
     Raises CaptureError for a file that is not a readable capture.
     """
-    cross = CrossSession() if cross is None else cross
+    o = _resolve(options, kw, analyzer, "scan")
+    return _scan(path, o, analyzer or analyzer_for(o), summary, progress, executor,
+                 CrossSession() if cross is None else cross)
+
+
+def _scan(path: str | os.PathLike, o: ScanOptions, analyzer: Analyzer,
+          summary: ScanSummary | None, progress: Callable[[int, int], None] | None,
+          executor, cross: CrossSession) -> Iterator[Session]:
     where = os.fspath(path)
-    analyzer = analyzer or Analyzer(trust_store(trust, ca_file))
     counters = FrameCounters()
     meta: list = []
+    jobs = o.jobs
     if executor is None and jobs > 1 and not _worth_splitting(path):
         jobs = 1
     if jobs > 1 or executor is not None:
         from . import parallel, streamed
 
-        judge_with = analyzer if options is None else analyzer_for(options)
-        options = options or judge_options(
-            ports=ports, implicit_tls_ports=implicit_tls_ports, expect_name=expect_name,
-            trust=trust, ca_file=ca_file, backend=backend, stream_cap=stream_cap,
-            today=analyzer.today)
         split: list = []
         if executor is None:  # worker processes read, this one judges as ranges arrive
-            sessions = streamed.iter_scan(path, options, judge_with, jobs=jobs, parts=parts,
+            sessions = streamed.iter_scan(path, o, analyzer, jobs=jobs, parts=o.parts,
                                           out=split, progress=progress)
         else:  # the executor's tasks reassemble and judge too (a Dask cluster)
-            sessions = parallel.iter_split(path, options, jobs=jobs, executor=executor,
-                                           parts=parts, out=split, progress=progress)
+            sessions = parallel.iter_split(path, o, jobs=jobs, executor=executor,
+                                           parts=o.parts, out=split, progress=progress)
     else:
-        sessions = (judge(s, analyzer, expect_name=expect_name) for s in iter_sessions(
-            path, ports=ports, implicit_tls_ports=implicit_tls_ports, backend=backend,
-            counters=counters, capture_out=meta, progress=progress, cap=stream_cap,
-            piece=piece))
+        sessions = (judge(s, analyzer, expect_name=o.expect_name) for s in iter_sessions(
+            path, o, counters=counters, capture_out=meta, progress=progress))
     for s in sessions:
         _link(cross, s, summary, where)
         if summary is not None:
@@ -179,15 +188,17 @@ class FileResult:
     error: str | None = None
 
 
-def scan_files(paths: Iterable[str | os.PathLike], **kw) -> list[FileResult]:
+def scan_files(paths: Iterable[str | os.PathLike], options: ScanOptions | None = None,
+               **kw: Any) -> list[FileResult]:
     """iter_scan_files as a list."""
-    return list(iter_scan_files(paths, **kw))
+    return list(iter_scan_files(paths, options, **kw))
 
 
-def iter_scan_files(paths: Iterable[str | os.PathLike], **kw) -> Iterator[FileResult]:
+def iter_scan_files(paths: Iterable[str | os.PathLike], options: ScanOptions | None = None,
+                    **kw: Any) -> Iterator[FileResult]:
     """iter_file_streams with each file's sessions listed: one FileResult per file, in the
     order given, as soon as its last session is judged."""
-    for fs in iter_file_streams(paths, **kw):
+    for fs in iter_file_streams(paths, options, **kw):
         sessions = list(fs.sessions)
         yield FileResult(fs.path, sessions, fs.summary, fs.errors[0] if fs.errors else None)
 
@@ -203,11 +214,11 @@ class FileStream:
     errors: list[str] = field(default_factory=list)
 
 
-def iter_file_streams(paths: Iterable[str | os.PathLike], *, jobs: int = 1, executor=None,
-                      parts: int | None = None, options=None,
+def iter_file_streams(paths: Iterable[str | os.PathLike], options: ScanOptions | None = None,
+                      *, executor=None, analyzer: Analyzer | None = None,
                       progress: Callable[[int, int], None] | None = None,
                       max_held: int = MAX_HELD, cross: CrossSession | None = None,
-                      **kw) -> Iterator[FileStream]:
+                      **kw: Any) -> Iterator[FileStream]:
     """Several files, in the order given, as `scan` would read each one, except that files
     which continue one another (a ring buffer: each starts no earlier than the previous
     ended, and within a minute of it) are reassembled as one capture.  A session still open
@@ -223,27 +234,28 @@ def iter_file_streams(paths: Iterable[str | os.PathLike], *, jobs: int = 1, exec
     earlier, still open connection; past that it is handed on as it stands (evicted).  With
     an `executor`, its tasks share the ranges of all files, then the flows of each run of
     continuing files, and each file comes when its run is done.  One `cross` (new unless
-    given) links sessions across all the files, in the order given.  `kw`: the judging
-    arguments of `scan`."""
+    given) links sessions across all the files, in the order given.  `options` or `kw`:
+    as for `scan`."""
+    o = _resolve(options, kw, analyzer, "iter_file_streams")
+    return _iter_file_streams([os.fspath(p) for p in paths], o, executor,
+                              analyzer or analyzer_for(o), progress, max_held,
+                              CrossSession() if cross is None else cross)
+
+
+def _iter_file_streams(paths: list[str], o: ScanOptions, executor, analyzer: Analyzer,
+                       progress: Callable[[int, int], None] | None, max_held: int,
+                       cross: CrossSession) -> Iterator[FileStream]:
     from . import parallel, streamed
 
-    paths = [os.fspath(p) for p in paths]
-    cross = CrossSession() if cross is None else cross
-    analyzer = kw.get("analyzer")
-    given = options is not None
-    options = options or judge_options(
-        **{k: v for k, v in kw.items() if k not in ("analyzer", "piece")},
-        today=analyzer.today if analyzer is not None else None)
+    jobs, parts = o.jobs, o.parts
     alone = [executor is None and needs_stream(p) for p in paths]
     mapped = [p for p, a in zip(paths, alone, strict=True) if not a]
     if executor is not None:
-        split = parallel.iter_split_files(mapped, options, jobs=jobs, executor=executor,
+        split = parallel.iter_split_files(mapped, o, jobs=jobs, executor=executor,
                                           parts=parts, progress=progress)
         events: Iterator = iter([])
     else:
-        judge_with = analyzer if analyzer is not None and not given else \
-            analyzer_for(options)
-        events = streamed.iter_file_events(mapped, options, judge_with, jobs=jobs,
+        events = streamed.iter_file_events(mapped, o, analyzer, jobs=jobs,
                                            parts=parts, progress=progress,
                                            max_held=max_held) if mapped else iter([])
     last: Iterator[Session] | None = None
@@ -253,7 +265,7 @@ def iter_file_streams(paths: Iterable[str | os.PathLike], *, jobs: int = 1, exec
         summary = ScanSummary(p)
         fs = FileStream(p, iter([]), summary)
         if a:
-            fs.sessions = _alone(p, summary, fs.errors, {**kw, "cross": cross})
+            fs.sessions = _alone(p, summary, fs.errors, o, analyzer, cross)
         elif executor is not None:
             res = next(split)
             if res.error is None:
@@ -270,9 +282,12 @@ def iter_file_streams(paths: Iterable[str | os.PathLike], *, jobs: int = 1, exec
         yield fs
 
 
-def _alone(path: str, summary: ScanSummary, errors: list[str], kw: dict) -> Iterator[Session]:
+def _alone(path: str, summary: ScanSummary, errors: list[str], o: ScanOptions,
+           analyzer: Analyzer, cross: CrossSession) -> Iterator[Session]:
+    """A compressed file or a pipe: read in this process, as `scan` reads it."""
     try:
-        yield from scan(path, summary=summary, **kw)
+        yield from scan(path, replace(o, jobs=1), analyzer=analyzer, summary=summary,
+                        cross=cross)
     except FastcapError as e:
         errors.append(str(e))
 

@@ -17,8 +17,7 @@ from .capture import Capture, WalkState
 from .decode import Status, TcpFields, decode_headers, decode_tcp
 from .flows import FlowTable, port_lut
 from .frames import F_NO_TS, F_OVER_SNAPLEN, F_SNAPPED
-
-DEFAULT_PORTS = frozenset({25})
+from .options import DEFAULT_PORTS as DEFAULT_PORTS
 
 _STATUS_REASON = {
     Status.TRUNCATED_L2: "link-layer header cut by snaplen",

@@ -19,14 +19,15 @@ import numpy as np
 from .capture import DEFAULT_SLAB, DEFAULT_WINDOW
 from .flows import FlowTable
 from .midstart import MidSession, StreamStart, encrypted_at, find_start, opens_smtp, opens_tls
-from .reassembly import DEFAULT_CAP, Connection, Reassembler, StreamDir
-from .selection import DEFAULT_PORTS, FrameCounters, iter_selected
+from .options import DEFAULT_CAP as DEFAULT_CAP
+from .options import DEFAULT_IMPLICIT_TLS_PORTS as DEFAULT_IMPLICIT_TLS_PORTS
+from .options import DEFAULT_PORTS as DEFAULT_PORTS
+from .options import ScanOptions, resolve
+from .reassembly import Connection, Reassembler, StreamDir
+from .selection import FrameCounters, iter_selected
 from .smtp import CutStart, SmtpDialogue, parse_dialogue
-from .stream import PIECE, open_capture
+from .stream import open_capture
 from .tls import TlsHandshake, parse_handshake
-
-DEFAULT_IMPLICIT_TLS_PORTS = frozenset({465})
-
 
 _V4_MAPPED = b"\0" * 10 + b"\xff\xff"
 
@@ -291,16 +292,16 @@ class InOrder:
                            f"waited for an earlier open connection)"] += self.out_of_order
 
 
-def iter_sessions(path: str | os.PathLike, *, ports: Iterable[int] = DEFAULT_PORTS,
-                  implicit_tls_ports: Iterable[int] = DEFAULT_IMPLICIT_TLS_PORTS,
-                  backend: str = "auto", cap: int = DEFAULT_CAP, window: int = DEFAULT_WINDOW,
-                  slab_width: int = DEFAULT_SLAB,
+def iter_sessions(path: str | os.PathLike, options: ScanOptions | None = None, *,
+                  window: int = DEFAULT_WINDOW, slab_width: int = DEFAULT_SLAB,
                   keep_streams: bool | Callable[[int], bool] = False,
                   counters: FrameCounters | None = None,
                   capture_out: list | None = None,
                   progress: Callable[[int, int], None] | None = None,
-                  max_held: int = MAX_HELD, piece: int = PIECE) -> Iterator[Session]:
-    """Every TCP connection on `ports` in the capture, as a Session, in number order.
+                  max_held: int = MAX_HELD, **kw: Any) -> Iterator[Session]:
+    """Every TCP connection on the options' `ports` in the capture, as a Session, in number
+    order.  `options` (a ScanOptions) or its keywords (`ports`, `implicit_tls_ports`,
+    `backend`, `stream_cap` (or `cap`), `piece`, ...) say what to read; not both.
 
     `counters` (optional) collects the frame statistics of the same pass; `capture_out`
     (optional list) receives the file's CaptureMeta when the walk is done.  At most
@@ -308,14 +309,27 @@ def iter_sessions(path: str | os.PathLike, *, ports: Iterable[int] = DEFAULT_POR
     (counted in counters.skipped).  Compressed files, pipes and `-` (stdin) are read
     `piece` bytes at a time.
     """
-    ports = frozenset(int(p) for p in ports)
-    implicit = frozenset(int(p) for p in implicit_tls_ports)
+    if "cap" in kw:  # this function's own former name for stream_cap
+        if "stream_cap" in kw:
+            raise TypeError("iter_sessions() got both cap and stream_cap: give one")
+        kw["stream_cap"] = kw.pop("cap")
+    o = resolve(options, kw, "iter_sessions")
+    return _iter_sessions(path, o, window, slab_width, keep_streams, counters, capture_out,
+                          progress, max_held)
+
+
+def _iter_sessions(path: str | os.PathLike, o: ScanOptions, window: int, slab_width: int,
+                   keep_streams: bool | Callable[[int], bool],
+                   counters: FrameCounters | None, capture_out: list | None,
+                   progress: Callable[[int, int], None] | None, max_held: int
+                   ) -> Iterator[Session]:
+    ports, implicit, backend = o.ports, o.implicit_tls_ports, o.backend
     keep = keep_streams if callable(keep_streams) else (lambda _n: bool(keep_streams))
     order = InOrder(max_held)
     flows = FlowTable()
     with open_capture(path, backend=backend, window=window, slab_width=slab_width,
-                      piece=piece) as cap_:
-        with Reassembler(cap_.buffer, flows, server_ports=ports, cap=cap,
+                      piece=o.piece) as cap_:
+        with Reassembler(cap_.buffer, flows, server_ports=ports, cap=o.stream_cap,
                          backend=backend) as reasm:
             bound = cap_.buffer
             for sel in iter_selected(cap_, ports, counters, flows, progress):

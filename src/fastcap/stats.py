@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 from .capture import DEFAULT_SLAB, DEFAULT_WINDOW
 from .flows import FlowTable
 from .linktypes import describe
-from .selection import DEFAULT_PORTS, FrameCounters, iter_selected
-from .stream import PIECE, open_capture
+from .options import ScanOptions, resolve
+from .selection import FrameCounters, iter_selected
+from .stream import open_capture
 
 
 @dataclass
@@ -54,11 +55,14 @@ class FileStats:
         return asdict(self)
 
 
-def compute_stats(path: str | os.PathLike, *, ports: Iterable[int] = DEFAULT_PORTS,
-                  backend: str = "auto", window: int = DEFAULT_WINDOW,
-                  slab_width: int = DEFAULT_SLAB, piece: int = PIECE) -> FileStats:
-    """Read the whole file once and summarise it; CaptureError if it is not a capture."""
-    ports = sorted(set(ports))
+def compute_stats(path: str | os.PathLike, options: ScanOptions | None = None, *,
+                  window: int = DEFAULT_WINDOW, slab_width: int = DEFAULT_SLAB,
+                  **kw: Any) -> FileStats:
+    """Read the whole file once and summarise it; CaptureError if it is not a capture.
+    Of `options` (or the keywords that build them: `ports`, `backend`, `piece`), the ports
+    to count as selected, the reader and the stream piece size apply."""
+    o = resolve(options, kw, "compute_stats")
+    ports, backend, piece = sorted(o.ports), o.backend, o.piece
     counters = FrameCounters()
     flows = FlowTable()
     selected = 0

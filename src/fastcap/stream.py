@@ -30,9 +30,9 @@ from .capture import (
 )
 from .errors import CaptureError, CaptureWarning
 from .frames import FrameWindow
+from .options import PIECE as PIECE
 from .walkstatus import MAX_BLOCK
 
-PIECE = 16 << 20
 MAX_PIECE = 4 * MAX_BLOCK + PIECE  # no record can need more; past it the stream is damaged
 _MAGIC = {b"\x1f\x8b": "gzip", b"\x28\xb5\x2f\xfd": "zstd", b"\x04\x22\x4d\x18": "lz4"}
 
