@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 import fastcap
-from fastcap import cli, options, scanner, selection, session, stats, stream
+from fastcap import cli, distributed, options, scanner, selection, session, stats, stream
 from fastcap import reassembly as reasm
 from fastcap.options import ScanOptions, judge_options
 
@@ -209,6 +209,8 @@ def test_options_steer_the_scan(capture):
     lambda p, o: list(scanner.iter_file_streams([p], o, jobs=2)),
     lambda p, o: session.iter_sessions(p, o, cap=1024),
     lambda p, o: stats.compute_stats(p, o, backend="python"),
+    lambda p, o: distributed.scan_files([p], None, o, stream_cap=1024),  # before any cluster
+    lambda p, o: distributed.scan([p], None, o, jobs=2),
 ])
 def test_options_and_keywords_together_is_a_type_error(capture, call):
     path, _ca = capture

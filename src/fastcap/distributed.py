@@ -94,10 +94,13 @@ def scan_files(paths: Iterable[str | os.PathLike], client: Any,
     Each file is split into `parts` byte ranges (default: the cluster's worker threads);
     files that continue one another are joined as `scanner.scan_files` joins them.  A file
     that fails (not visible to a worker, not a capture) yields a FileScan with its `error`;
-    the others go on.
+    the others go on.  The options are checked at the call, before the cluster is asked.
     """
-    options = resolve(options, kw, "scan_files")
-    paths = [os.fspath(p) for p in paths]
+    return _scan_files([os.fspath(p) for p in paths], client,
+                       resolve(options, kw, "scan_files"))
+
+
+def _scan_files(paths: list[str], client: Any, options: ScanOptions) -> Iterator[FileScan]:
     ex = DaskExecutor(client)
     unseen = unseen_paths(client, paths)
     seen = [p for p in paths if p not in unseen]
