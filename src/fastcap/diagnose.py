@@ -26,6 +26,9 @@ __all__ = ["CODES", "PROBLEM_CODES", "SEVERITIES", "Verdict", "client_cert_expec
 # Report order: problems first, then the headline `ok`, then context (info).
 SEVERITIES: Final = ("error", "warning", "ok", "info")
 _RANK: Final = MappingProxyType({s: i for i, s in enumerate(SEVERITIES)})
+# Codes other modules act on (crosssession links resumptions and raises expectations).
+RESUMED: Final = "tls_session_resumed"
+NOT_REQUESTED: Final = "client_cert_not_requested"
 
 
 # code -> (default severity, one-line description). Severity may be raised or lowered per case.
@@ -130,6 +133,11 @@ CODES: Final[dict[str, str]] = {code: desc for code, (_sev, desc) in _TABLE.item
 PROBLEM_CODES: Final = frozenset(
     c for c, (sev, _d) in _TABLE.items() if sev in ("warning", "error")
 )
+
+
+def most_severe_first(verdicts: Iterable[Verdict]) -> list[Verdict]:
+    """Report order (SEVERITIES); verdicts of one severity keep their order."""
+    return sorted(verdicts, key=lambda v: _RANK[v.severity])
 
 
 def is_problem(verdict: Verdict) -> bool:
@@ -720,19 +728,25 @@ _NOT_EXPECTED: Final = (
 def _not_requested(text: str, frame: int | None, expected_by: str | None) -> Verdict:
     """client_cert_not_requested: a warning where a certificate is expected, else info."""
     if expected_by is None:
-        return _v("client_cert_not_requested", text + _NOT_EXPECTED, frame, severity="info",
+        return _v(NOT_REQUESTED, text + _NOT_EXPECTED, frame, severity="info",
                   hint="")
-    return _v("client_cert_not_requested",
+    return _v(NOT_REQUESTED,
               f"{text}; a client certificate is expected here: {expected_by}", frame)
 
 
 def client_cert_expected(verdict: Verdict, expected_by: str) -> Verdict:
     """An info client_cert_not_requested raised to a warning once another fact (e.g. the same
     server asking for a certificate on an earlier connection) says one is expected."""
-    if verdict.code != "client_cert_not_requested" or verdict.severity != "info":
+    if not awaits_expectation(verdict):
         return verdict
     return _not_requested(verdict.message.removesuffix(_NOT_EXPECTED), verdict.frame,
                           expected_by)
+
+
+def awaits_expectation(verdict: Verdict) -> bool:
+    """A client_cert_not_requested that no fact has yet made a problem: what
+    `client_cert_expected` raises."""
+    return verdict.code == NOT_REQUESTED and verdict.severity == "info"
 
 
 def _cert_expected_by(
@@ -763,7 +777,7 @@ def _resumed_verdict(tls: TlsHandshake) -> Verdict:
     else:
         text = (f"resumed a TLS session {how}{_frame_text(frame)}: no certificate crossed the "
                 "wire; the client certificate is that of the handshake that established it")
-    return _v("tls_session_resumed", text, frame)
+    return _v(RESUMED, text, frame)
 
 
 def _client_cert_verdicts(
@@ -924,7 +938,7 @@ def diagnose(
                 frame,
             )
         )
-    return sorted(_merge_same_code(out), key=lambda v: _RANK[v.severity])
+    return most_severe_first(_merge_same_code(out))
 
 
 def _merge_same_code(verdicts: list[Verdict]) -> list[Verdict]:
