@@ -21,13 +21,24 @@ from __future__ import annotations
 import hashlib
 from collections import OrderedDict
 from dataclasses import dataclass
+from typing import TypeVar
 
-from .diagnose import SEVERITIES, Verdict, client_cert_expected
+from .diagnose import (
+    NOT_REQUESTED,
+    RESUMED,
+    awaits_expectation,
+    client_cert_expected,
+    most_severe_first,
+)
 from .session import Session
+from .tls import TlsHandshake
+from .verdict import Verdict
+
+_K = TypeVar("_K")
+_V = TypeVar("_V")
 
 MAX_REMEMBERED = 100_000  # TLS sessions (IDs and tickets) and servers remembered per scan
 
-_RANK = {s: i for i, s in enumerate(SEVERITIES)}
 _HOW = {"s": "session ID", "t": "session ticket"}
 
 
@@ -44,7 +55,7 @@ class Origin:
 
 def _client_cert_verdict(v: Verdict) -> bool:
     return v.code in ("ok", "no_client_cert") or (
-        v.code.startswith("client_cert_") and v.code != "client_cert_not_requested")
+        v.code.startswith("client_cert_") and v.code != NOT_REQUESTED)
 
 
 def _ticket_key(ticket: bytes) -> bytes:
@@ -61,7 +72,7 @@ class CrossSession:
         self._origins: OrderedDict[bytes, Origin] = OrderedDict()
         self._asked: OrderedDict[str, tuple[str | None, int, int | None]] = OrderedDict()
 
-    def _remember(self, table: OrderedDict, key, value) -> None:
+    def _remember(self, table: OrderedDict[_K, _V], key: _K, value: _V) -> None:
         table[key] = value
         table.move_to_end(key)
         if len(table) > self.limit:
@@ -77,15 +88,13 @@ class CrossSession:
         changed, origin = False, None
         if t is not None and t.resumption in ("session_id", "ticket"):
             origin, changed = self._link(s, path), True
-        elif any(v.code == "client_cert_not_requested" and v.severity == "info"
-                 for v in s.verdicts):
+        elif any(awaits_expectation(v) for v in s.verdicts):
             asked = self._asked.get(s.server)
             if asked is not None:
                 a_path, number, frame = asked
                 where = _where(number, frame, a_path, path)
                 by = f"this server ({s.server}) asked for one on {where}"
-                s.verdicts = [client_cert_expected(v, by) for v in s.verdicts]
-                s.verdicts.sort(key=lambda v: _RANK[v.severity])
+                s.verdicts = most_severe_first(client_cert_expected(v, by) for v in s.verdicts)
                 changed = True
         if t is not None:
             self._learn(s, path, origin)
@@ -123,14 +132,14 @@ class CrossSession:
             keys.append(b"s" + t.server_hello.session_id)
         key = next((k for k in keys if k in self._origins), None)
         o = None if key is None else self._origins[key]
-        out = [v for v in s.verdicts if v.code != "tls_session_resumed"]
-        resumed = next((v for v in s.verdicts if v.code == "tls_session_resumed"), None)
+        out = [v for v in s.verdicts if v.code != RESUMED]
+        resumed = next((v for v in s.verdicts if v.code == RESUMED), None)
         frame = resumed.frame if resumed is not None else None
         if key is None:
             how = _HOW["t" if t.resumption == "ticket" else "s"]
             lost = f" (or forgotten: over {self.limit} remembered)" if self.dropped else ""
             out.append(Verdict(
-                "tls_session_resumed", "info",
+                RESUMED, "info",
                 f"resumed by {how}{_frame_text(frame)} a TLS session established before the "
                 f"capture started{lost}; its client certificate cannot be seen", "", frame))
         else:
@@ -144,17 +153,17 @@ class CrossSession:
                 cert = ("it had no CertificateRequest, so no client certificate applies to "
                         "this connection either")
             out.append(Verdict(
-                "tls_session_resumed", "info",
+                RESUMED, "info",
                 f"resumed by {_HOW[key[:1].decode()]}{_frame_text(frame)} the TLS session "
                 f"established by {where}; {cert}", "", o.frame))
             out += [Verdict(v.code, v.severity, "inherited from "
                             f"{_where(o.number, v.frame or o.frame, o.path, path)}: {v.message}",
                             v.hint, v.frame or o.frame) for v in o.verdicts]
-        s.verdicts = sorted(out, key=lambda v: _RANK[v.severity])
+        s.verdicts = most_severe_first(out)
         return o
 
 
-def _request_frame(t) -> int | None:
+def _request_frame(t: TlsHandshake) -> int | None:
     at = t.cert_request_at
     return at.frame if at is not None else None
 

@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable
-from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any, Final
+from typing import Final
 
-from .pickling import compact
-from .smtp import EXO_SUFFIX
+from .midstart import MidSession, StreamStart
+from .session import Session, TcpFacts
+from .smtp import EXO_SUFFIX, SmtpDialogue
+from .tls import SERVER_ALERT_SUSPECTED, AlertInfo, TlsHandshake, Where
+from .verdict import Verdict
+from .x509check import CertInfo, ChainCheck
 
 __all__ = ["CODES", "PROBLEM_CODES", "SEVERITIES", "Verdict", "client_cert_expected", "diagnose",
            "is_problem"]
@@ -23,27 +26,9 @@ __all__ = ["CODES", "PROBLEM_CODES", "SEVERITIES", "Verdict", "client_cert_expec
 # Report order: problems first, then the headline `ok`, then context (info).
 SEVERITIES: Final = ("error", "warning", "ok", "info")
 _RANK: Final = MappingProxyType({s: i for i, s in enumerate(SEVERITIES)})
-
-
-@compact
-@dataclass(frozen=True, slots=True)
-class Verdict:
-    """One judgement about a session: a stable code plus plain words for the admin."""
-
-    code: str
-    severity: str  # ok | info | warning | error
-    message: str  # one line, naming facts (subjects, dates, frames)
-    hint: str  # what to change; "" when there is nothing to do
-    frame: int | None  # the Wireshark frame to look at
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "code": self.code,
-            "severity": self.severity,
-            "message": self.message,
-            "hint": self.hint,
-            "frame": self.frame,
-        }
+# Codes other modules act on (crosssession links resumptions and raises expectations).
+RESUMED: Final = "tls_session_resumed"
+NOT_REQUESTED: Final = "client_cert_not_requested"
 
 
 # code -> (default severity, one-line description). Severity may be raised or lowered per case.
@@ -148,6 +133,11 @@ CODES: Final[dict[str, str]] = {code: desc for code, (_sev, desc) in _TABLE.item
 PROBLEM_CODES: Final = frozenset(
     c for c, (sev, _d) in _TABLE.items() if sev in ("warning", "error")
 )
+
+
+def most_severe_first(verdicts: Iterable[Verdict]) -> list[Verdict]:
+    """Report order (SEVERITIES); verdicts of one severity keep their order."""
+    return sorted(verdicts, key=lambda v: _RANK[v.severity])
 
 
 def is_problem(verdict: Verdict) -> bool:
@@ -291,11 +281,11 @@ def _frame_text(frame: int | None) -> str:
     return f" (frame {frame})" if frame is not None else ""
 
 
-def _where_frame(where: Any) -> int | None:
+def _where_frame(where: Where | None) -> int | None:
     return None if where is None else where.frame
 
 
-def _cert_name(cert: Any) -> str:
+def _cert_name(cert: CertInfo | None) -> str:
     """How a person recognises a certificate: CN, else subject, else thumbprint prefix."""
     if cert is None:
         return "(no certificate)"
@@ -310,14 +300,14 @@ def _date(d: dt.datetime | None) -> str:
     return d.date().isoformat() if d is not None else "?"
 
 
-def _capture_date(session: Any) -> str | None:
-    ts = getattr(session, "first_ts_ns", None)
+def _capture_date(session: Session) -> str | None:
+    ts = session.first_ts_ns
     if not ts:
         return None
     return dt.datetime.fromtimestamp(ts / 1e9, dt.UTC).date().isoformat()
 
 
-def _leaf_names(cert: Any) -> tuple[str, ...]:
+def _leaf_names(cert: CertInfo | None) -> tuple[str, ...]:
     """DNS names a peer would match against (SAN first; CN only without SAN, RFC 6125 §6.4.4)."""
     if cert is None:
         return ()
@@ -335,7 +325,7 @@ def _host_matches(pattern: str, host: str) -> bool:
     return p == h
 
 
-def _name_ok(check: Any, name: str) -> bool:
+def _name_ok(check: ChainCheck, name: str) -> bool:
     """Trust the analyzer's answer when it checked this very name; otherwise match here."""
     expected = check.expected_name
     if (
@@ -347,13 +337,13 @@ def _name_ok(check: Any, name: str) -> bool:
     return any(_host_matches(n, name) for n in _leaf_names(check.certs[0] if check.certs else None))
 
 
-def _names_text(cert: Any) -> str:
-    names = list(_leaf_names(cert)) + list(getattr(cert, "san_ip", ()) or ())
+def _names_text(cert: CertInfo | None) -> str:
+    names = list(_leaf_names(cert)) + (list(cert.san_ip) if cert is not None else [])
     return ", ".join(names) if names else "no DNS names"
 
 
 def _chain_verdicts(
-    role: str, check: Any, frame: int | None, session: Any, name: str | None
+    role: str, check: ChainCheck, frame: int | None, session: Session, name: str | None
 ) -> list[Verdict]:
     """Verdicts for one ChainCheck; ``name`` is the name the leaf must carry (or None)."""
     out: list[Verdict] = []
@@ -443,12 +433,14 @@ def _chain_verdicts(
     return out
 
 
-def _weak(code: str, field: str, checks: Iterable[tuple[Any, int | None]]) -> Verdict | None:
+def _weak(code: str, checks: Iterable[tuple[ChainCheck, int | None]]) -> Verdict | None:
+    """weak_signature or weak_key: the flagged certificates of every chain, in one verdict."""
     parts: list[str] = []
     frame = None
     rejected = []  # roles whose otherwise trusted chain failed only for its digest
     for check, f in checks:
-        for index, what in getattr(check, field):
+        found = check.weak_signatures if code == "weak_signature" else check.weak_keys
+        for index, what in found:
             cert = check.certs[index] if 0 <= index < len(check.certs) else None
             parts.append(f"{check.role} #{index + 1} {_cert_name(cert)}: {what}{_frame_text(f)}")
             frame = f if frame is None else frame
@@ -465,7 +457,7 @@ def _weak(code: str, field: str, checks: Iterable[tuple[Any, int | None]]) -> Ve
     return _v(code, text, frame)
 
 
-def _relevant_alerts(tls: Any) -> list[Any]:
+def _relevant_alerts(tls: TlsHandshake) -> list[AlertInfo]:
     """Alerts that say something: not close_notify, not post-handshake encrypted records."""
     return [
         a
@@ -474,7 +466,7 @@ def _relevant_alerts(tls: Any) -> list[Any]:
     ]
 
 
-def _alert_verdict(tls: Any) -> Verdict | None:
+def _alert_verdict(tls: TlsHandshake) -> Verdict | None:
     alerts = _relevant_alerts(tls) or (list(tls.alerts) if tls.outcome == "alert" else [])
     if not alerts:
         return None
@@ -482,7 +474,7 @@ def _alert_verdict(tls: Any) -> Verdict | None:
     a = (fatal or alerts)[0]
     frame = a.at.frame
     msg = f"{a.text()}{_frame_text(frame)}"
-    cert_frame = _where_frame(getattr(tls, "client_certificate_at", None))
+    cert_frame = _where_frame(tls.client_certificate_at)
     hint = (
         "find the matching entry in the sending server's log "
         "(Exchange: protocol log; Postfix: mail.log) for the peer's reason"
@@ -506,7 +498,7 @@ def _alert_verdict(tls: Any) -> Verdict | None:
     return _v("tls_alert", msg, frame, severity=sev, hint=hint)
 
 
-def _incomplete_verdict(session: Any, tls: Any) -> Verdict:
+def _incomplete_verdict(session: Session, tls: TlsHandshake) -> Verdict:
     """Name why the handshake is unfinished: cap, eviction, lost bytes, reset, or capture end."""
     tcp = session.tcp
     why: list[str] = []
@@ -542,7 +534,7 @@ def _and_list(items: list[str]) -> str:
     return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
 
 
-def _began_with(side: str, start: Any) -> str:
+def _began_with(side: str, start: StreamStart) -> str:
     if start.kind == "empty":
         return f"the {side} sent nothing in the capture"
     if start.kind == "none":
@@ -553,7 +545,7 @@ def _began_with(side: str, start: Any) -> str:
     return text
 
 
-def _mid_session_verdict(session: Any, mid: Any) -> Verdict:
+def _mid_session_verdict(session: Session, mid: MidSession) -> Verdict:
     """What the capture missed of a connection it joined late, and where each side begins."""
     smtp, tls = session.smtp, session.tls
     lost: list[str] = []
@@ -577,11 +569,11 @@ def _mid_session_verdict(session: Any, mid: Any) -> Verdict:
     )
 
 
-def _cut_client_cert(session: Any, tls: Any) -> Verdict | None:
+def _cut_client_cert(session: Session, tls: TlsHandshake) -> Verdict | None:
     """The question the capture cannot answer: it began after the server's hello with no
     CertificateRequest in view, or after the request with no ClientHello or client
     Certificate in view. None when the handshake's deciding messages are all there."""
-    mid = getattr(session, "mid_session", None)
+    mid = session.mid_session
     if mid is None:
         return None
     cert_frame = _where_frame(tls.client_certificate_at)
@@ -609,18 +601,18 @@ def _cut_client_cert(session: Any, tls: Any) -> Verdict | None:
     return None
 
 
-def _smtp_like(smtp: Any) -> bool:
+def _smtp_like(smtp: SmtpDialogue | None) -> bool:
     return smtp is not None and bool(
         smtp.banner_text is not None
         or smtp.replies
-        or getattr(smtp, "commands", None)
+        or smtp.commands
         or smtp.implicit_tls
     )
 
 
-def _exchange_online(smtp: Any, server: Any) -> Verdict | None:
+def _exchange_online(smtp: SmtpDialogue | None, server: ChainCheck | None) -> Verdict | None:
     if smtp is not None and smtp.banner_names_exchange_online:
-        host = getattr(smtp, "banner_host", None) or (smtp.banner_text or "").split(" ")[0]
+        host = smtp.banner_host or (smtp.banner_text or "").split(" ")[0]
         return _v(
             "exchange_online_peer",
             f"banner names Exchange Online ({host}){_frame_text(smtp.banner_frame)}",
@@ -638,7 +630,7 @@ def _exchange_online(smtp: Any, server: Any) -> Verdict | None:
 _MAIL_VERBS: Final = frozenset({"MAIL", "RCPT", "DATA", "BDAT"})
 
 
-def _tcp_end_text(tcp: Any) -> str:
+def _tcp_end_text(tcp: TcpFacts) -> str:
     if tcp.closed_by == "rst":
         return "the connection was reset (RST)"
     if tcp.closed_by == "fin":
@@ -646,7 +638,7 @@ def _tcp_end_text(tcp: Any) -> str:
     return "the capture ended"
 
 
-def _starttls_verdicts(session: Any, smtp: Any) -> list[Verdict]:
+def _starttls_verdicts(session: Session, smtp: SmtpDialogue) -> list[Verdict]:
     """Why TLS never began, when it did not; never empty, so every session gets a verdict."""
     if smtp.starttls_accepted is False:
         r = smtp.starttls_reply
@@ -667,9 +659,9 @@ def _starttls_verdicts(session: Any, smtp: Any) -> list[Verdict]:
                 frame if frame is not None else session.last_frame,
             )
         ]
-    ehlo_frame = getattr(smtp, "ehlo_frame", None)
+    ehlo_frame = smtp.ehlo_frame
     if smtp.starttls_offered is False:
-        if getattr(smtp, "ehlo_verb", None) == "HELO":
+        if smtp.ehlo_verb == "HELO":
             msg = (
                 f"client greeted with HELO{_frame_text(ehlo_frame)}, which allows no "
                 "extensions, so STARTTLS could not be offered"
@@ -686,7 +678,7 @@ def _starttls_verdicts(session: Any, smtp: Any) -> list[Verdict]:
                 ehlo_frame,
             )
         ]
-    sent = getattr(smtp, "message_bytes", 0)
+    sent = smtp.message_bytes
     tail = f"; {sent} bytes of message content went unencrypted" if sent else ""
     if smtp.starttls_offered:
         return [
@@ -696,8 +688,8 @@ def _starttls_verdicts(session: Any, smtp: Any) -> list[Verdict]:
                 ehlo_frame,
             )
         ]
-    mail = [c for c in getattr(smtp, "commands", ()) if c.verb in _MAIL_VERBS]
-    late = smtp.ehlo_verb is None and getattr(session, "mid_session", None) is not None
+    mail = [c for c in smtp.commands if c.verb in _MAIL_VERBS]
+    late = smtp.ehlo_verb is None and session.mid_session is not None
     if mail or sent:
         frame = mail[0].frame if mail else ehlo_frame
         why = (
@@ -736,39 +728,48 @@ _NOT_EXPECTED: Final = (
 def _not_requested(text: str, frame: int | None, expected_by: str | None) -> Verdict:
     """client_cert_not_requested: a warning where a certificate is expected, else info."""
     if expected_by is None:
-        return _v("client_cert_not_requested", text + _NOT_EXPECTED, frame, severity="info",
+        return _v(NOT_REQUESTED, text + _NOT_EXPECTED, frame, severity="info",
                   hint="")
-    return _v("client_cert_not_requested",
+    return _v(NOT_REQUESTED,
               f"{text}; a client certificate is expected here: {expected_by}", frame)
 
 
 def client_cert_expected(verdict: Verdict, expected_by: str) -> Verdict:
     """An info client_cert_not_requested raised to a warning once another fact (e.g. the same
     server asking for a certificate on an earlier connection) says one is expected."""
-    if verdict.code != "client_cert_not_requested" or verdict.severity != "info":
+    if not awaits_expectation(verdict):
         return verdict
     return _not_requested(verdict.message.removesuffix(_NOT_EXPECTED), verdict.frame,
                           expected_by)
 
 
-def _cert_expected_by(tls: Any, smtp: Any, server: Any, expect_name: str | None) -> str | None:
+def awaits_expectation(verdict: Verdict) -> bool:
+    """A client_cert_not_requested that no fact has yet made a problem: what
+    `client_cert_expected` raises."""
+    return verdict.code == NOT_REQUESTED and verdict.severity == "info"
+
+
+def _cert_expected_by(
+    tls: TlsHandshake, smtp: SmtpDialogue | None, server: ChainCheck | None,
+    expect_name: str | None,
+) -> str | None:
     """Why this connection should carry a client certificate, if anything says so."""
     if expect_name:
         return f"the user expects a certificate named {expect_name} (--expect-name)"
     exo = _exchange_online(smtp, server)
     if exo is not None:
         return f"Exchange Online attributes senders by certificate ({exo.message})"
-    sni = (getattr(tls, "sni", None) or "").lower().rstrip(".")
+    sni = (tls.sni or "").lower().rstrip(".")
     if sni.endswith(EXO_SUFFIX):
         return f"the client asked for Exchange Online (SNI {sni})"
     return None
 
 
-def _resumed_verdict(tls: Any) -> Verdict:
+def _resumed_verdict(tls: TlsHandshake) -> Verdict:
     """The facts of a resumption; the scan links it to the session that established it."""
     how = {"session_id": "by session ID", "ticket": "by session ticket",
            "psk": "by pre-shared key (TLS 1.3)"}.get(tls.resumption, "")
-    frame = _where_frame(getattr(tls, "server_hello_at", None))
+    frame = _where_frame(tls.server_hello_at)
     if tls.resumption == "psk":
         text = (f"resumed a TLS session {how}{_frame_text(frame)}; the ticket was sent "
                 "encrypted, so the original handshake (and its client certificate) cannot be "
@@ -776,26 +777,26 @@ def _resumed_verdict(tls: Any) -> Verdict:
     else:
         text = (f"resumed a TLS session {how}{_frame_text(frame)}: no certificate crossed the "
                 "wire; the client certificate is that of the handshake that established it")
-    return _v("tls_session_resumed", text, frame)
+    return _v(RESUMED, text, frame)
 
 
 def _client_cert_verdicts(
-    session: Any, tls: Any, client: Any, expect_name: str | None,
+    session: Session, tls: TlsHandshake, client: ChainCheck | None, expect_name: str | None,
     expected_by: str | None = None,
 ) -> list[Verdict]:
-    cert_at = getattr(tls, "client_certificate_at", None)
+    cert_at = tls.client_certificate_at
     frame = _where_frame(cert_at)
     req_frame = _where_frame(tls.cert_request_at)
     if not tls.cert_requested:
-        if getattr(tls, "resumption", None):
+        if tls.resumption:
             return []  # no CertificateRequest in an abbreviated handshake: see the original
-        done = tls.outcome == "completed" or getattr(tls, "server_hello_done_at", None)
+        done = tls.outcome == "completed" or tls.server_hello_done_at
         if done and tls.version_name:
             return [
                 _not_requested(
                     f"the server never sent a CertificateRequest in {tls.version_name}, so "
                     "the client could not present a certificate",
-                    _where_frame(getattr(tls, "server_hello_done_at", None))
+                    _where_frame(tls.server_hello_done_at)
                     or _where_frame(tls.server_certs_at),
                     expected_by,
                 )
@@ -819,7 +820,7 @@ def _client_cert_verdicts(
                     frame,
                 )
             ]
-        later = getattr(tls, "client_key_exchange_at", None)
+        later = tls.client_key_exchange_at
         if later is not None:
             return [
                 _v(
@@ -836,7 +837,8 @@ def _client_cert_verdicts(
 
 
 def diagnose(
-    session: Any, client: Any, server: Any, *, expect_name: str | None = None
+    session: Session, client: ChainCheck | None, server: ChainCheck | None, *,
+    expect_name: str | None = None,
 ) -> list[Verdict]:
     """Judge one Session; ``client``/``server`` are the ChainChecks of the certificates it
     carried (None when absent or not analysed). Verdicts come most urgent first.
@@ -872,7 +874,7 @@ def diagnose(
             out.append(alert)
         if tls.outcome == "incomplete" and unseen is None:
             out.append(_incomplete_verdict(session, tls))
-        if getattr(tls, "resumption", None):
+        if tls.resumption:
             out.append(_resumed_verdict(tls))
         hidden = tls.tls13_encrypted and tls.client_certificate is None and not tls.server_certs
         if unseen is not None:
@@ -883,14 +885,10 @@ def diagnose(
                     "tls13_encrypted",
                     f"{tls.version_name or 'TLS 1.3'} hides the certificates; whether a "
                     "client certificate was sent is not visible without keys",
-                    _where_frame(getattr(tls, "server_hello_at", None)),
+                    _where_frame(tls.server_hello_at),
                 )
             )
-            suspect = [
-                a
-                for a in getattr(tls, "anomalies", ())
-                if a.code == "tls.tls13.server_alert_suspected"
-            ]
+            suspect = [a for a in tls.anomalies if a.code == SERVER_ALERT_SUSPECTED]
             if suspect and alert is None:
                 f = suspect[0].at.frame
                 out.append(
@@ -913,19 +911,19 @@ def diagnose(
             out += _chain_verdicts(
                 "server", server, _where_frame(tls.server_certs_at), session, sni
             )
-        pairs = []
+        pairs: list[tuple[ChainCheck, int | None]] = []
         if client is not None and tls.client_certificate:
-            pairs.append((client, _where_frame(getattr(tls, "client_certificate_at", None))))
+            pairs.append((client, _where_frame(tls.client_certificate_at)))
         if server is not None and tls.server_certs:
             pairs.append((server, _where_frame(tls.server_certs_at)))
-        for code, field in (("weak_signature", "weak_signatures"), ("weak_key", "weak_keys")):
-            w = _weak(code, field, pairs)
+        for code in ("weak_signature", "weak_key"):
+            w = _weak(code, pairs)
             if w is not None:
                 out.append(w)
     exo = _exchange_online(smtp, server if tls is not None and tls.server_certs else None)
     if exo is not None:
         out.append(exo)
-    mid = getattr(session, "mid_session", None)
+    mid = session.mid_session
     if mid is not None:
         out.append(_mid_session_verdict(session, mid))
     if not any(v.severity in ("error", "warning") for v in out) and _clean_client_auth(tls, client):
@@ -940,7 +938,7 @@ def diagnose(
                 frame,
             )
         )
-    return sorted(_merge_same_code(out), key=lambda v: _RANK[v.severity])
+    return most_severe_first(_merge_same_code(out))
 
 
 def _merge_same_code(verdicts: list[Verdict]) -> list[Verdict]:
@@ -962,7 +960,7 @@ def _merge_same_code(verdicts: list[Verdict]) -> list[Verdict]:
     return list(merged.values())
 
 
-def _clean_client_auth(tls: Any, client: Any) -> bool:
+def _clean_client_auth(tls: TlsHandshake | None, client: ChainCheck | None) -> bool:
     """`ok` needs positive evidence, not just the absence of complaints."""
     return (
         tls is not None

@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+from dataclasses import dataclass
 
 from .diagnose import diagnose
 from .options import JudgeOptions
 from .session import Session
-from .x509check import Analyzer, TrustStore
+from .verdict import Verdict
+from .x509check import Analyzer, ChainCheck, TrustStore
 
 
 def trust_store(trust: str = "mozilla", ca_file: str | os.PathLike | None = None) -> TrustStore:
@@ -27,21 +29,39 @@ def _when(ns: int) -> dt.datetime:
     return dt.datetime.fromtimestamp(ns // 1_000_000_000, dt.UTC)
 
 
-def judge(session: Session, analyzer: Analyzer, *, expect_name: str | None = None) -> Session:
-    """Attach certificate checks and verdicts to a session (in place; returned for chaining)."""
+@dataclass(frozen=True, slots=True)
+class Judgement:
+    """What judging one session found: the checks of the chains it carried and its verdicts
+    (most severe first).  A value apart from the Session, so judging reads facts and writes
+    nothing; `judge` is the step that stores it on the Session."""
+
+    client_check: ChainCheck | None
+    server_check: ChainCheck | None
+    verdicts: tuple[Verdict, ...]
+
+
+def judgement(session: Session, analyzer: Analyzer, *,
+              expect_name: str | None = None) -> Judgement:
+    """Check the certificates a session carried and diagnose it; the session is only read."""
     t = session.tls
     at = _when(session.first_ts_ns)
-    session.client_check = session.server_check = None
+    client = server = None
     if t is not None:
         if t.client_certificate:
-            session.client_check = analyzer.check(t.client_certificate, role="client", at=at,
-                                                  expected_name=expect_name)
+            client = analyzer.check(t.client_certificate, role="client", at=at,
+                                    expected_name=expect_name)
         if t.server_certs:
             sni = t.client_hello.sni if t.client_hello is not None else None
-            session.server_check = analyzer.check(t.server_certs, role="server", at=at,
-                                                  expected_name=sni)
-    session.verdicts = diagnose(session, session.client_check, session.server_check,
-                                expect_name=expect_name)
+            server = analyzer.check(t.server_certs, role="server", at=at, expected_name=sni)
+    verdicts = diagnose(session, client, server, expect_name=expect_name)
+    return Judgement(client, server, tuple(verdicts))
+
+
+def judge(session: Session, analyzer: Analyzer, *, expect_name: str | None = None) -> Session:
+    """Attach certificate checks and verdicts to a session (in place; returned for chaining)."""
+    j = judgement(session, analyzer, expect_name=expect_name)
+    session.client_check, session.server_check = j.client_check, j.server_check
+    session.verdicts = list(j.verdicts)
     return session
 
 

@@ -28,6 +28,8 @@ from .selection import FrameCounters, iter_selected
 from .smtp import CutStart, SmtpDialogue, parse_dialogue
 from .stream import open_capture
 from .tls import TlsHandshake, parse_handshake
+from .verdict import Verdict
+from .x509check import ChainCheck
 
 _V4_MAPPED = b"\0" * 10 + b"\xff\xff"
 
@@ -76,9 +78,9 @@ class Session:
     smtp: SmtpDialogue | None
     tls: TlsHandshake | None
     # Filled by fastcap.scan: certificate checks per side and the diagnosis.
-    client_check: Any = None  # x509check.ChainCheck | None
-    server_check: Any = None
-    verdicts: list = field(default_factory=list)  # diagnose.Verdict, most severe first
+    client_check: ChainCheck | None = None
+    server_check: ChainCheck | None = None
+    verdicts: list[Verdict] = field(default_factory=list)  # most severe first
     # Set when the capture began after the connection did (no SYN, a cut opening): where each
     # direction was read from and what it began with.
     mid_session: MidSession | None = None

@@ -64,6 +64,9 @@ MAX_RECORD = 2**14 + 2048
 # Largest handshake message we defragment; real certificate chains are a few KiB.
 MAX_HANDSHAKE = 1 << 20
 MAX_CERTS = 100  # certificates kept from one Certificate message
+# Anomaly code: TLS 1.3, the server's only record after the client's Finished is alert-sized
+# (it most likely rejected the client's certificate); the diagnosis looks for this code.
+SERVER_ALERT_SUSPECTED = "tls.tls13.server_alert_suspected"
 MAX_CAS = 1024  # distinguished names kept from one CertificateRequest
 MAX_ANOMALIES = 100  # per direction
 MAX_SIZES = 256  # encrypted record sizes kept per direction
@@ -2013,7 +2016,7 @@ class _Summary:
                     extra.append(
                         TlsAnomaly(
                             False,
-                            "tls.tls13.server_alert_suspected",
+                            SERVER_ALERT_SUSPECTED,
                             f"single {alert_size}-byte record after the client's Finished",
                             Where(offset, frame),
                         )
