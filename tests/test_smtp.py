@@ -1046,6 +1046,26 @@ def test_lead_reply_read_to_its_end_whatever_the_chunking():
             drain_each=False, cut=cut), c2s, s2c)
 
 
+def test_tls_that_killed_the_lead_reply_infers_no_starttls():
+    """A lead reply whose next line is a TLS record writes the server's direction off
+    (unexpected_tls); those same bytes must not then be taken as "TLS came first, STARTTLS
+    was accepted before the capture". The check used to look at the head seen before the
+    read, so the answer depended on whether the client's end was known first."""
+    text = (b"550 5.7.64 TenantAttribution; Relay Access Denied [BN8NAM12FT041.eop-nam12.prod"
+            b".protection.outlook.com 2024-01-15T09:30:01.123Z]\r\n\x16\x03\x03\x00\x02")
+    c2s, s2c = Stream(b"", [], [0], [1]), Stream(text, [], [0, 17, 34, 51, 68, 85, 102, 119],
+                                                 [1, 2, 3, 4, 5, 6, 7, 8])
+    cut = CutStart(0, 71, 72)
+    d = parse_dialogue(c2s, s2c, cut=cut)
+    kinds = [a.kind for a in d.anomalies]
+    assert kinds == ["bad_reply_line", "unexpected_tls", "no_banner"]
+    assert d.starttls_accepted is None and d.tls_s2c_offset is None
+    late_client_end = [("s2c", ("data", 71, text[71:])), ("s2c", ("eof", len(text), b"")),
+                       ("c2s", ("eof", 0, b""))]
+    assert d == dialogue_of(run(late_client_end, drain_each=False, cut=cut), c2s, s2c)
+    assert d == _public(c2s, s2c, False, cut) == _public(c2s, s2c, False, cut, [1])
+
+
 def test_tls_after_the_lead_whatever_the_chunking():
     """After the lead's replies, server TLS records mean a cut STARTTLS reply only if nothing
     of the piece was read; that used to be judged by a buffer position, which depends on how

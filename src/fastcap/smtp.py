@@ -821,7 +821,13 @@ class SmtpConversation:
                     return True
                 if res is _LOST:
                     return True
-        if client_tls or (not c_head and _looks_tls(s_head)):
+                # The read ended the reply some other way (a TLS record killed the
+                # direction, say): judge by what is ahead now, not by what was before it.
+                s_head = self._peek(s2c, 2)
+                if s_head is None:
+                    self._waiting = "s2c"
+                    return False
+        if client_tls or (not c_head and not s2c.dead and _looks_tls(s_head)):
             first = c2s if c_head else s2c
             self._anomaly("starttls_inferred", first.here, first.name,
                           "the capture began after STARTTLS: TLS records come first")
