@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import fields
+from operator import itemgetter
 from typing import Protocol
 
 from . import _ffi
@@ -139,11 +140,9 @@ class NativeReassemblerCore:
             raise IndexError(f"no connection {i} in the done list")
         v = _CONN_INFO.unpack_from(raw_info)  # one call instead of 38 field reads
         dirs = []
-        for k, at in enumerate(_DIR_AT):
-            n, seen, nseg = v[at["data_len"]], v[at["seen_bytes"]], v[at["n_segs"]]
-            before, untraced, isn = v[at["before_start"]], v[at["untraced"]], v[at["isn"]]
-            syn_f, fin_f, rst_f = v[at["syn_frame"]], v[at["fin_frame"]], v[at["rst_frame"]]
-            complete, seg_sorted = v[at["complete"]], v[at["seg_sorted"]]
+        for k, dir_values in enumerate(_DIR_VALUES):
+            (n, seen, nseg, before, untraced, isn, syn_f, fin_f, rst_f, complete,
+             seg_sorted) = dir_values(v)
             ptr = lib.fc_reasm_done_data(self._r, i, k, avail)
             data = ffi.buffer(ptr, avail[0])[:] if avail[0] else b""
             if n > avail[0]:
@@ -163,16 +162,20 @@ class NativeReassemblerCore:
                 isn=None if isn < 0 else isn, syn_frame=None if syn_f < 0 else syn_f,
                 fin_frame=None if fin_f < 0 else fin_f,
                 rst_frame=None if rst_f < 0 else rst_f, seg_sorted=bool(seg_sorted)))
-        top = {name: v[i] for name, i in _CONN_AT}
-        top["evicted"] = bool(top["evicted"])
-        return RawConn(**top, dirs=(dirs[0], dirs[1]))
+        conn = RawConn(*_CONN_VALUES(v), dirs=(dirs[0], dirs[1]))
+        conn.evicted = bool(conn.evicted)
+        return conn
 
 
-# Where each value sits in the tuple one unpack of fc_conn_info gives (layout from fastcap.h):
-# RawConn's scalar fields carry the C names; _DIR_AT[k] maps fc_dir_info's names for dir[k].
+# Where each value sits in the tuple one unpack of fc_conn_info gives (layout from fastcap.h),
+# looked up by C field name once, so _copy_done pays one itemgetter call per record.
 _CONN_INFO = _ffi.CONN_INFO
 _AT = {name: i for i, name in enumerate(_ffi.CONN_INFO_FIELDS)}
 _INDEX = _AT["index"]
-_CONN_AT = tuple((f.name, _AT[f.name]) for f in fields(RawConn) if f.name != "dirs")
-_DIR_AT = tuple({name.partition(".")[2]: i for name, i in _AT.items()
-                 if name.startswith(f"dir[{k}].")} for k in range(2))
+# RawConn's fields but `dirs` carry fc_conn_info's names, in RawConn's order
+_CONN_VALUES = itemgetter(*(_AT[f.name] for f in fields(RawConn) if f.name != "dirs"))
+# fc_dir_info fields in the order _copy_done unpacks them, for dir[0] and dir[1]
+_DIR_READ = ("data_len", "seen_bytes", "n_segs", "before_start", "untraced", "isn", "syn_frame",
+             "fin_frame", "rst_frame", "complete", "seg_sorted")
+_DIR_VALUES = tuple(itemgetter(*(_AT[f"dir[{k}].{name}"] for name in _DIR_READ))
+                    for k in range(2))
