@@ -141,3 +141,28 @@ def test_source_tree_falls_back_to_csrc() -> None:
     if Path(_ffi.__file__).resolve().parent != ROOT / "src" / "fastcap":
         pytest.skip("fastcap is not imported from this source tree")
     assert _ffi.header_path() == HEADER
+
+
+_STALE_PROBE = """
+import sys, types
+class Stale:  # the ffi of a C module built before fastcap.h gained a declaration
+    class error(Exception):
+        pass
+    def typeof(self, name):
+        raise self.error("undefined " + name)
+sys.modules["fastcap._native"] = types.SimpleNamespace(ffi=Stale(), lib=None)
+try:
+    import fastcap._ffi
+except ImportError as exc:
+    print(exc)
+"""
+
+
+def test_stale_c_module_is_named_at_import(tmp_path: Path) -> None:
+    import fastcap
+
+    env = {**os.environ, "PYTHONPATH": str(Path(fastcap.__file__).resolve().parents[1])}
+    out = subprocess.run([sys.executable, "-c", _STALE_PROBE], cwd=tmp_path, env=env,
+                         check=True, capture_output=True, text=True).stdout
+    assert "fastcap._native does not match this fastcap" in out
+    assert "undefined enum fc_walk_code" in out

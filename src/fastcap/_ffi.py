@@ -102,12 +102,16 @@ def struct_layout(ffi: Any, cname: str) -> tuple[struct.Struct, tuple[str, ...]]
     return layout, tuple(names)
 
 
-WALK_CODES = enum_members(ffi, "fc_walk_code", "FC_")  # FULL, END, TRUNCATED, CORRUPT, ...
-FRAME_FLAGS = enum_members(ffi, "fc_frame_flag", "FC_F_")  # NO_TS, SNAPPED, OVER_SNAPLEN
-REASM_ACCT = enum_members(ffi, "fc_reasm_acct", "FC_")  # CONN_OVERHEAD, SEG_BYTES, ...
-# fc_conn_info: one unpack_from reads a finished connection's counters; CONN_INFO_FIELDS
-# names the values in the order the tuple holds them.
-CONN_INFO, CONN_INFO_FIELDS = struct_layout(ffi, "fc_conn_info")
+try:
+    WALK_CODES = enum_members(ffi, "fc_walk_code", "FC_")  # FULL, END, TRUNCATED, CORRUPT, ...
+    FRAME_FLAGS = enum_members(ffi, "fc_frame_flag", "FC_F_")  # NO_TS, SNAPPED, OVER_SNAPLEN
+    REASM_ACCT = enum_members(ffi, "fc_reasm_acct", "FC_")  # CONN_OVERHEAD, SEG_BYTES, ...
+    # fc_conn_info: one unpack_from reads a finished connection's counters; CONN_INFO_FIELDS
+    # names the values in the order the tuple holds them.
+    CONN_INFO, CONN_INFO_FIELDS = struct_layout(ffi, "fc_conn_info")
+except ffi.error as exc:  # a C module built from an older fastcap.h
+    raise ImportError(f"fastcap._native does not match this fastcap ({exc}): reinstall it "
+                      "(pip install .)") from exc
 
 
 def native_available() -> bool:
