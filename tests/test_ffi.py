@@ -166,3 +166,16 @@ def test_stale_c_module_is_named_at_import(tmp_path: Path) -> None:
                          check=True, capture_output=True, text=True).stdout
     assert "fastcap._native does not match this fastcap" in out
     assert "undefined enum fc_walk_code" in out
+
+
+def test_ffi_sits_below_every_stage() -> None:
+    """walkstatus, frames and reassembly read their constants from _ffi, so it imports nothing
+    of fastcap but the C module (any import, even inside a function, could close a cycle)."""
+    import ast
+
+    tree = ast.parse(Path(_ffi.__file__).read_text())
+    imported = {(n.level, n.module, tuple(a.name for a in n.names))
+                for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.level}
+    assert imported == {(1, None, ("_native",))}
+    assert not any(isinstance(n, ast.Import) and any(a.name.startswith("fastcap")
+                                                      for a in n.names) for n in ast.walk(tree))
