@@ -15,6 +15,7 @@ SOURCES = ["walk.c", "reassembly.c"]
 
 
 def _cdef_text() -> str:
+    # fastcap._ffi.cdef_text filters the same way for the pure-Python install
     lines = (HERE / "fastcap.h").read_text().splitlines()
     return "\n".join(line for line in lines if not line.lstrip().startswith("#"))
 

@@ -34,7 +34,7 @@ typedef struct {
                               BLOCK: the block type; BAD_IFACE: the interface id */
 } fc_status;
 
-enum {
+enum fc_walk_code {
     FC_FULL = 0,        /* the window is full; call again from offset */
     FC_END = 1,         /* clean end of data */
     FC_TRUNCATED = 2,   /* the record at offset runs past the end of the file */
@@ -43,10 +43,19 @@ enum {
     FC_BAD_IFACE = 5    /* a pcapng packet names an interface the section does not have */
 };
 
-enum {
+enum fc_frame_flag {
     FC_F_NO_TS = 1,        /* Simple Packet Block: no timestamp */
     FC_F_SNAPPED = 2,      /* caplen < orig_len */
     FC_F_OVER_SNAPLEN = 4  /* caplen > the snaplen the header declares */
+};
+
+/* What the reassembler charges against its memory budget; reassembly.py reads the same
+ * values through cffi, so both cores evict at the same frame. */
+enum fc_reasm_acct {
+    FC_CONN_OVERHEAD = 512,  /* per open connection */
+    FC_SEG_BYTES = 20,       /* per segment-map entry */
+    FC_DATA_INIT = 2048,     /* first stream buffer of a direction */
+    FC_SEG_INIT = 16         /* first segment-map capacity of a direction */
 };
 
 int64_t fc_walk_pcap(const uint8_t *buf, int64_t len, int64_t start, int32_t swapped,

@@ -26,12 +26,6 @@
 #define TH_RST 0x04
 #define TH_ACK 0x10
 
-/* Accounting constants shared with the Python twin (reassembly.py). */
-#define CONN_OVERHEAD 512
-#define SEG_BYTES 20
-#define DATA_INIT 2048
-#define SEG_INIT 16
-
 typedef struct {
     uint8_t *data;
     uint64_t *bits;
@@ -112,7 +106,7 @@ static void set_bits(uint64_t *b, int64_t lo, int64_t hi)
 
 static int64_t dir_mem(const rdir *d)
 {
-    return d->dcap + ((d->dcap + 63) / 64) * 8 + d->segcap * SEG_BYTES;
+    return d->dcap + ((d->dcap + 63) / 64) * 8 + d->segcap * FC_SEG_BYTES;
 }
 
 static void dir_free(rdir *d)
@@ -133,7 +127,7 @@ static int dir_reserve(fc_reasm *r, rconn *c, rdir *d, int64_t need)
 {
     if (need <= d->dcap)
         return 0;
-    int64_t ncap = d->dcap ? d->dcap : DATA_INIT;
+    int64_t ncap = d->dcap ? d->dcap : FC_DATA_INIT;
     while (ncap < need)
         ncap *= 2;
     if (ncap > r->cap)
@@ -169,7 +163,7 @@ static int seg_add(fc_reasm *r, rconn *c, rdir *d, int64_t off, int64_t len, int
             d->untraced += len;
             return 0;
         }
-        int64_t ncap = d->segcap ? d->segcap * 2 : SEG_INIT;
+        int64_t ncap = d->segcap ? d->segcap * 2 : FC_SEG_INIT;
         if (ncap > r->max_segs)
             ncap = r->max_segs;
         int64_t *no = realloc(d->seg_off, (size_t)ncap * 8);
@@ -184,7 +178,7 @@ static int seg_add(fc_reasm *r, rconn *c, rdir *d, int64_t off, int64_t len, int
         if (!nl)
             return -1;
         d->seg_len = nl;
-        int64_t grow = (ncap - d->segcap) * SEG_BYTES;
+        int64_t grow = (ncap - d->segcap) * FC_SEG_BYTES;
         d->segcap = ncap;
         c->mem += grow;
         r->mem += grow;
@@ -388,8 +382,8 @@ static int32_t conn_new(fc_reasm *r, int64_t flow, int64_t fno, int64_t ts, int3
     c->first_dir = dir;
     c->syn_dir = c->synack_dir = -1;
     c->prev = c->next = c->lprev = c->lnext = -1;
-    c->mem = CONN_OVERHEAD;
-    r->mem += CONN_OVERHEAD;
+    c->mem = FC_CONN_OVERHEAD;
+    r->mem += FC_CONN_OVERHEAD;
     r->n_open++;
     lru_push_head(r, s);
     return s;

@@ -10,9 +10,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-F_NO_TS = 1
-F_SNAPPED = 2
-F_OVER_SNAPLEN = 4
+from ._ffi import FRAME_FLAGS
+
+# FrameWindow.flags bits: enum fc_frame_flag in csrc/fastcap.h.
+F_NO_TS = FRAME_FLAGS["NO_TS"]
+F_SNAPPED = FRAME_FLAGS["SNAPPED"]
+F_OVER_SNAPLEN = FRAME_FLAGS["OVER_SNAPLEN"]
 
 
 @dataclass

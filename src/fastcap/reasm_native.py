@@ -3,8 +3,9 @@ follow; its pure-Python twin, PyReassemblerCore, lives in reassembly.py, which p
 
 from __future__ import annotations
 
-import struct
 from collections.abc import Iterator
+from dataclasses import fields
+from operator import itemgetter
 from typing import Protocol
 
 from . import _ffi
@@ -47,8 +48,6 @@ class NativeReassemblerCore:
     def __init__(self, buf, *, cap: int, budget: int, max_open: int, max_segments: int,
                  linger_ns: int) -> None:
         self.ffi, self.lib = _ffi.ffi, _ffi.lib
-        if self.ffi.sizeof("fc_conn_info") != _CONN_INFO.size:
-            raise ImportError("fastcap._native does not match this fastcap: reinstall it")
         self._buf = self.ffi.from_buffer("uint8_t[]", buf)
         ptr = self.lib.fc_reasm_new(cap, budget, max_open, max_segments, linger_ns)
         if ptr == self.ffi.NULL:
@@ -122,7 +121,7 @@ class NativeReassemblerCore:
         raw_info = self.ffi.buffer(info)
         order = []
         while self.lib.fc_reasm_done_info(self._r, len(order), info) == 0:
-            order.append(_CONN_INFO.unpack_from(raw_info)[0])
+            order.append(_CONN_INFO.unpack_from(raw_info)[_INDEX])
         for i in sorted(range(len(order)), key=order.__getitem__):
             conn = self._copy_done(i)
             self.lib.fc_reasm_done_release(self._r, i)
@@ -139,11 +138,11 @@ class NativeReassemblerCore:
         avail = ffi.new("int64_t *")
         if lib.fc_reasm_done_info(self._r, i, info) != 0:
             raise IndexError(f"no connection {i} in the done list")
-        v = _CONN_INFO.unpack_from(raw_info)  # one call instead of 34 field reads
+        v = _CONN_INFO.unpack_from(raw_info)  # one call instead of 38 field reads
         dirs = []
-        for k in range(2):
+        for k, dir_values in enumerate(_DIR_VALUES):
             (n, seen, nseg, before, untraced, isn, syn_f, fin_f, rst_f, complete,
-             seg_sorted) = v[16 + 11 * k : 27 + 11 * k]
+             seg_sorted) = dir_values(v)
             ptr = lib.fc_reasm_done_data(self._r, i, k, avail)
             data = ffi.buffer(ptr, avail[0])[:] if avail[0] else b""
             if n > avail[0]:
@@ -163,13 +162,20 @@ class NativeReassemblerCore:
                 isn=None if isn < 0 else isn, syn_frame=None if syn_f < 0 else syn_f,
                 fin_frame=None if fin_f < 0 else fin_f,
                 rst_frame=None if rst_f < 0 else rst_f, seg_sorted=bool(seg_sorted)))
-        return RawConn(
-            index=v[0], flow=v[1], first_frame=v[2], last_frame=v[3], first_ts_ns=v[4],
-            last_ts_ns=v[5], frames=v[6], retransmissions=v[7], conflicting_overlaps=v[8],
-            keepalives=v[9], zero_window_probes=v[10], out_of_order=v[11],
-            evicted=bool(v[12]), first_dir=v[13], syn_dir=v[14], synack_dir=v[15],
-            dirs=(dirs[0], dirs[1]))
+        conn = RawConn(*_CONN_VALUES(v), dirs=(dirs[0], dirs[1]))
+        conn.evicted = bool(conn.evicted)
+        return conn
 
 
-# fc_conn_info as laid out in csrc/fastcap.h: 12 int64, 4 int32, then 2 x 11 int64.
-_CONN_INFO = struct.Struct("=12q4i22q")
+# Where each value sits in the tuple one unpack of fc_conn_info gives (layout from fastcap.h),
+# looked up by C field name once, so _copy_done pays one itemgetter call per record.
+_CONN_INFO = _ffi.CONN_INFO
+_AT = {name: i for i, name in enumerate(_ffi.CONN_INFO_FIELDS)}
+_INDEX = _AT["index"]
+# RawConn's fields but `dirs` carry fc_conn_info's names, in RawConn's order
+_CONN_VALUES = itemgetter(*(_AT[f.name] for f in fields(RawConn) if f.name != "dirs"))
+# fc_dir_info fields in the order _copy_done unpacks them, for dir[0] and dir[1]
+_DIR_READ = ("data_len", "seen_bytes", "n_segs", "before_start", "untraced", "isn", "syn_frame",
+             "fin_frame", "rst_frame", "complete", "seg_sorted")
+_DIR_VALUES = tuple(itemgetter(*(_AT[f"dir[{k}].{name}"] for name in _DIR_READ))
+                    for k in range(2))

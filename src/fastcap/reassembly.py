@@ -34,7 +34,7 @@ from typing import Protocol
 
 import numpy as np
 
-from ._ffi import use_native
+from ._ffi import REASM_ACCT, use_native
 from .flows import FlowTable
 from .options import DEFAULT_CAP as DEFAULT_CAP
 from .options import DEFAULT_PORTS
@@ -47,11 +47,12 @@ DEFAULT_MAX_OPEN = 100_000
 DEFAULT_MAX_SEGMENTS = 16_384
 DEFAULT_LINGER_NS = 1_000_000_000
 
-# Accounting constants; csrc/reassembly.c uses the same ones so both evict at the same frame.
-CONN_OVERHEAD = 512
-SEG_BYTES = 20
-DATA_INIT = 2048
-SEG_INIT = 16
+# Accounting constants (enum fc_reasm_acct in csrc/fastcap.h): the C core uses the same ones,
+# so both evict at the same frame.
+CONN_OVERHEAD = REASM_ACCT["CONN_OVERHEAD"]
+SEG_BYTES = REASM_ACCT["SEG_BYTES"]
+DATA_INIT = REASM_ACCT["DATA_INIT"]
+SEG_INIT = REASM_ACCT["SEG_INIT"]
 
 _FIN, _SYN, _RST, _ACK = 0x01, 0x02, 0x04, 0x10
 _M32 = 0xFFFFFFFF

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-FULL = 0  # window full: call again from offset
-END = 1  # clean end of data
-TRUNCATED = 2  # the record at offset runs past the end of the file
-CORRUPT = 3  # the record at offset has an impossible length
-BLOCK = 4  # a pcapng block that is not a packet: the caller parses it
-BAD_IFACE = 5  # a pcapng packet names an interface its section does not have
+from ._ffi import WALK_CODES
+
+# Why a walk stopped: enum fc_walk_code in csrc/fastcap.h, which says what each one means.
+FULL = WALK_CODES["FULL"]
+END = WALK_CODES["END"]
+TRUNCATED = WALK_CODES["TRUNCATED"]
+CORRUPT = WALK_CODES["CORRUPT"]
+BLOCK = WALK_CODES["BLOCK"]
+BAD_IFACE = WALK_CODES["BAD_IFACE"]
 
 # Wireshark refuses pcap records above this size for ordinary link types; so do we.
 MAX_CAPLEN = 262144
