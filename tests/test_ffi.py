@@ -137,10 +137,16 @@ def test_built_package_ships_the_header_and_runs_without_the_c_module(tmp_path: 
     assert got["mods"] == [walkstatus.BAD_IFACE, frames.F_OVER_SNAPLEN, reassembly.SEG_BYTES]
 
 
-def test_source_tree_falls_back_to_csrc() -> None:
-    if Path(_ffi.__file__).resolve().parent != ROOT / "src" / "fastcap":
-        pytest.skip("fastcap is not imported from this source tree")
-    assert _ffi.header_path() == HEADER
+def test_source_tree_falls_back_to_csrc(tmp_path) -> None:
+    """Run from a checkout (no shipped copy beside the modules), the header is csrc's."""
+    assert not (ROOT / "src" / "fastcap" / "_fastcap.h").exists()
+    probe = "import fastcap._ffi as f; print(f.__file__); print(f.header_path())"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FASTCAP_")}
+    env["PYTHONPATH"] = str(ROOT / "src")
+    out = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, env=env, check=True,
+                         capture_output=True, text=True).stdout.split("\n")
+    assert Path(out[0]).resolve().parent == ROOT / "src" / "fastcap"
+    assert Path(out[1]) == HEADER
 
 
 _STALE_PROBE = """
