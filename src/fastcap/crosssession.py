@@ -26,6 +26,7 @@ from typing import TypeVar
 from .diagnose import (
     NOT_REQUESTED,
     RESUMED,
+    _frame_text,
     awaits_expectation,
     client_cert_expected,
     most_severe_first,
@@ -166,10 +167,6 @@ class CrossSession:
 def _request_frame(t: TlsHandshake) -> int | None:
     at = t.cert_request_at
     return at.frame if at is not None else None
-
-
-def _frame_text(frame: int | None) -> str:
-    return f" (frame {frame})" if frame is not None else ""
 
 
 def _where(number: int, frame: int | None, its_path: str | None, path: str | None) -> str:
