@@ -511,3 +511,26 @@ class Capture:
         meta.sections += 1
         meta.version = (vmaj, vmin)
         return pcapng.Section(index, off, big, (vmaj, vmin)), blen
+
+
+def merge_meta(parts: list[CaptureMeta]) -> CaptureMeta:
+    """The metadata of consecutive pieces of one capture, as one walk would have filled it."""
+    first, last = parts[0], parts[-1]
+    meta = CaptureMeta(first.path, first.size, first.format, nanosecond=first.nanosecond,
+                       snaplen=first.snaplen, version=first.version,
+                       interfaces=list(last.interfaces))
+    for m in parts:
+        if first.format == "pcapng":
+            meta.byte_orders += m.byte_orders
+            meta.sections += m.sections
+            if m.sections:
+                meta.version = m.version
+        meta.block_counts.update(m.block_counts)
+        meta.other_records.update(m.other_records)
+        meta.secrets += m.secrets
+        meta.warnings += m.warnings
+        meta.skipped.update(m.skipped)
+        meta.unreadable += m.unreadable
+    if first.format == "pcap":
+        meta.byte_orders, meta.sections = list(first.byte_orders), first.sections
+    return meta

@@ -21,6 +21,7 @@ import numpy as np
 
 from . import pcap, pcapng, resync
 from .capture import DEFAULT_WINDOW, Capture, CaptureMeta, WalkState
+from .capture import merge_meta as merge_meta  # its home before reading and running were split
 from .flows import FlowKey, FlowTable
 from .reassembly import FrameCols
 from .selection import FrameCounters, iter_selected
@@ -240,29 +241,6 @@ def merge_counters(parts: list[FrameCounters]) -> FrameCounters:
             out.last_ts_ns = c.last_ts_ns if out.last_ts_ns is None else max(
                 out.last_ts_ns, c.last_ts_ns)
     return out
-
-
-def merge_meta(parts: list[CaptureMeta]) -> CaptureMeta:
-    """The metadata of consecutive pieces of one capture, as one walk would have filled it."""
-    first, last = parts[0], parts[-1]
-    meta = CaptureMeta(first.path, first.size, first.format, nanosecond=first.nanosecond,
-                       snaplen=first.snaplen, version=first.version,
-                       interfaces=list(last.interfaces))
-    for m in parts:
-        if first.format == "pcapng":
-            meta.byte_orders += m.byte_orders
-            meta.sections += m.sections
-            if m.sections:
-                meta.version = m.version
-        meta.block_counts.update(m.block_counts)
-        meta.other_records.update(m.other_records)
-        meta.secrets += m.secrets
-        meta.warnings += m.warnings
-        meta.skipped.update(m.skipped)
-        meta.unreadable += m.unreadable
-    if first.format == "pcap":
-        meta.byte_orders, meta.sections = list(first.byte_orders), first.sections
-    return meta
 
 
 def renumbered(cols: FrameCols, frame_base: int, flow_ids: np.ndarray) -> FrameCols:

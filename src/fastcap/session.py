@@ -28,8 +28,7 @@ from .selection import FrameCounters, iter_selected
 from .smtp import CutStart, SmtpDialogue, parse_dialogue
 from .stream import open_capture
 from .tls import TlsHandshake, parse_handshake
-from .verdict import Verdict
-from .x509check import ChainCheck
+from .verdict import ChainCheck, Verdict
 
 _V4_MAPPED = b"\0" * 10 + b"\xff\xff"
 

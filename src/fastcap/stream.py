@@ -19,13 +19,13 @@ import threading
 from collections.abc import Iterator
 from typing import BinaryIO
 
-from . import ranges
 from .capture import (
     DEFAULT_SLAB,
     DEFAULT_WINDOW,
     Capture,
     CaptureMeta,
     WalkState,
+    merge_meta,
     sniff_format,
 )
 from .errors import CaptureError, CaptureWarning
@@ -319,7 +319,7 @@ class StreamCapture:
 
 
 def _merged(metas: list[CaptureMeta], size: int, compression: str | None) -> CaptureMeta:
-    meta = ranges.merge_meta(metas)
+    meta = merge_meta(metas)
     meta.size = size
     if compression is not None:
         meta.compression = compression
