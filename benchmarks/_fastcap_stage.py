@@ -16,12 +16,12 @@ def main() -> None:
     # "whole command" rows of compare.py time interpreter start and imports too.
     from fastcap import Capture
     from fastcap.cli import tune_allocator
-    from fastcap.flows import FlowTable
-    from fastcap.reassembly import Reassembler
-    from fastcap.scanner import ScanSummary, scan
-    from fastcap.selection import FrameCounters, iter_selected
+    from fastcap.run.scanner import ScanSummary, scan
+    from fastcap.select.flows import FlowTable
+    from fastcap.select.selection import FrameCounters, iter_selected
+    from fastcap.select.stats import compute_stats
     from fastcap.session import iter_sessions
-    from fastcap.stats import compute_stats
+    from fastcap.tcp.reassembly import Reassembler
 
     tune_allocator()  # as the command line does (see its docstring)
     t0 = time.perf_counter()

@@ -96,7 +96,7 @@ def garbage(path: Path, megabytes: int) -> str:
 
 def nested_der(depth: int) -> tuple[str, float]:
     """x509check.cert_info on `depth` nested SEQUENCEs (a hostile 'certificate')."""
-    from fastcap.x509check import cert_info
+    from fastcap.judge.x509check import cert_info
 
     der = b""
     for _ in range(depth):
@@ -111,7 +111,7 @@ def nested_der(depth: int) -> tuple[str, float]:
 
 def fragmented_handshake(records: int) -> tuple[str, float]:
     """A ServerHello split over `records` one-byte TLS records, in one flight."""
-    from fastcap.tls import parse_flights
+    from fastcap.proto.tls import parse_flights
 
     body = b"\x03\x03" + bytes(32) + b"\x00" + b"\x13\x01" + b"\x00" + b"\x00\x00"
     msg = b"\x02" + len(body).to_bytes(3, "big") + body

@@ -13,7 +13,7 @@ import json
 import sys
 import time
 
-from fastcap.scanner import ScanSummary, scan
+from fastcap.run.scanner import ScanSummary, scan
 
 
 def expected_status(t: dict) -> str:

@@ -7,7 +7,7 @@ import shutil
 
 import pytest
 
-from fastcap.native import native_available
+from fastcap._ffi import native_available
 
 
 def pytest_configure(config) -> None:

@@ -110,7 +110,7 @@ def test_tune_allocator_spares_page_faults(tmp_path):
     write_pcap(path, (Record(frame, 10**9 + i) for i in range(300_000)))
     probe = ("import resource, sys\n"
              "from fastcap.cli import tune_allocator\n"
-             "from fastcap.stats import compute_stats\n"
+             "from fastcap.select.stats import compute_stats\n"
              "tune_allocator() if sys.argv[2] == '1' else None\n"
              "compute_stats(sys.argv[1])\n"
              "got = []\n"

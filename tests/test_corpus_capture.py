@@ -14,14 +14,14 @@ import numpy as np
 import pytest
 
 from fastcap import Capture
-from fastcap.stats import compute_stats
+from fastcap.select.stats import compute_stats
 
 from .corpus import corpus_expected, corpus_params
 
 EXPECTED = corpus_expected()
 
 # Files where we read further than tshark, on purpose: tshark stops at the first damaged
-# record; we resynchronise on the next chain of plausible records (fastcap.resync).  Each
+# record; we resynchronise on the next chain of plausible records (fastcap.read.resync).  Each
 # entry: (our frame count, the reason).
 KNOWN_DEVIATIONS: dict[str, tuple[int, str]] = {
     "sv__smtp-to-comma-corrupt.pcap": (
@@ -78,7 +78,7 @@ def test_every_frame_matches_tshark(path, tshark, backend):
     """Timestamps (to the ns), lengths and TCP ports of every frame equal tshark's."""
     rows = {}
     with Capture(path, backend=backend) as cap:
-        from fastcap.selection import iter_selected
+        from fastcap.select.selection import iter_selected
 
         for w in cap.windows():
             for i in range(len(w)):

@@ -9,8 +9,8 @@ import sys
 from pathlib import Path
 
 from fastcap import Capture
-from fastcap.scanner import ScanSummary, scan
-from fastcap.selection import FrameCounters
+from fastcap.run.scanner import ScanSummary, scan
+from fastcap.select.selection import FrameCounters
 from fastcap.session import iter_sessions
 from fastcap_synth.writers import Record, write_pcap
 

@@ -11,13 +11,13 @@ from pathlib import Path
 
 import pytest
 
-from fastcap.scanner import ScanSummary, scan
+from fastcap.run.scanner import ScanSummary, scan
 
 from .gencap import generate
 
 distributed = pytest.importorskip("distributed", reason="Dask is an optional extra: "
                                   "pip install 'fastcap[dask]'")
-fd = pytest.importorskip("fastcap.distributed")
+fd = pytest.importorskip("fastcap.run.distributed")
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"
@@ -85,7 +85,7 @@ def test_cli_dask_option(cluster, generated):
 
 def test_cluster_links_resumed_sessions_across_files_as_a_local_scan(cluster, tmp_path):
     """One file scanned whole on a worker (gzip) still links to an earlier file's session."""
-    from fastcap.scanner import scan_files
+    from fastcap.run.scanner import scan_files
 
     from .resumecap import build
 

@@ -1,4 +1,4 @@
-"""Tests for fastcap.decode.
+"""Tests for fastcap.select.decode.
 
 The property tests build frames with fastcap_synth.packets from a random spec and derive every
 expected field from the spec itself (header sizes, declared lengths, where caplen cuts), never
@@ -16,7 +16,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from fastcap.decode import Headers, Status, TcpFields, decode_headers, decode_tcp
+from fastcap.select.decode import Headers, Status, TcpFields, decode_headers, decode_tcp
 from fastcap_synth import packets as P
 
 OK, UNSUP, TR2, NOT_IP, TR3, BAD_IP, TR4, BAD_L4 = (

@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fastcap.diagnose import (
+from fastcap.judge.diagnose import (
     CODES,
     PROBLEM_CODES,
     SEVERITIES,
@@ -22,12 +22,19 @@ from fastcap.diagnose import (
     diagnose,
     is_problem,
 )
+from fastcap.proto.smtp import CommandRecord, ReplyRecord, SmtpDialogue
+from fastcap.proto.tls import (
+    AlertInfo,
+    EncryptedTraffic,
+    StreamStop,
+    TlsAnomaly,
+    TlsHandshake,
+    Where,
+)
 from fastcap.session import Session, TcpFacts
-from fastcap.smtp import CommandRecord, ReplyRecord, SmtpDialogue
-from fastcap.tls import AlertInfo, EncryptedTraffic, StreamStop, TlsAnomaly, TlsHandshake, Where
 
 try:
-    from fastcap.x509check import CertInfo, ChainCheck
+    from fastcap.judge.x509check import CertInfo, ChainCheck
 except ImportError:  # x509check is being written in parallel: same-shaped stand-ins
 
     @dataclasses.dataclass(frozen=True, slots=True)
@@ -784,7 +791,7 @@ EXPECTED_E2E = {
 
 def test_end_to_end_generated_captures(tmp_path):
     x509check = pytest.importorskip(
-        "fastcap.x509check", reason="fastcap.x509check is not written yet"
+        "fastcap.judge.x509check", reason="fastcap.judge.x509check is not written yet"
     )
     from fastcap.session import iter_sessions
     from fastcap_synth.scenarios import SCENARIO_NAMES, make_pki, scenario

@@ -11,7 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from fastcap import _ffi, frames, reassembly, walkstatus
+from fastcap import _ffi
+from fastcap.read import frames, walkstatus
+from fastcap.tcp import reassembly
 
 ROOT = Path(__file__).resolve().parents[1]
 HEADER = ROOT / "csrc" / "fastcap.h"
@@ -102,7 +104,7 @@ _PURE_PROBE = """
 import json, sys
 sys.modules["fastcap._native"] = None  # what an install without a compiler looks like
 from fastcap import _ffi, frames, reassembly, walkstatus
-from fastcap.reassembly import Reassembler
+from fastcap.tcp.reassembly import Reassembler
 print(json.dumps({
     "native": _ffi.native_available(), "header": str(_ffi.header_path()),
     "walk": dict(_ffi.WALK_CODES), "flags": dict(_ffi.FRAME_FLAGS),

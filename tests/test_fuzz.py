@@ -24,17 +24,17 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from fastcap.capture import Capture
-from fastcap.decode import Headers, Status, decode_headers, decode_tcp
+from fastcap._ffi import native_available
 from fastcap.errors import CaptureError
-from fastcap.flows import FlowKey, FlowTable
-from fastcap.native import native_available
-from fastcap.reassembly import CONN_OVERHEAD, SEG_BYTES, Connection, Reassembler
-from fastcap.scanner import ScanSummary, judge, scan
+from fastcap.judge.x509check import Analyzer, TrustStore, cert_info
+from fastcap.proto.smtp import NEED_DATA, SmtpConversation, SmtpDialogue, parse_dialogue
+from fastcap.proto.tls import TlsStream, parse_handshake
+from fastcap.read.capture import Capture
+from fastcap.run.scanner import ScanSummary, judge, scan
+from fastcap.select.decode import Headers, Status, decode_headers, decode_tcp
+from fastcap.select.flows import FlowKey, FlowTable
 from fastcap.session import iter_sessions
-from fastcap.smtp import NEED_DATA, SmtpConversation, SmtpDialogue, parse_dialogue
-from fastcap.tls import TlsStream, parse_handshake
-from fastcap.x509check import Analyzer, TrustStore, cert_info
+from fastcap.tcp.reassembly import CONN_OVERHEAD, SEG_BYTES, Connection, Reassembler
 from fastcap_synth import packets as pk
 from fastcap_synth.writers import PcapngWriter, Record, to_bytes, write_pcap
 
@@ -1287,7 +1287,7 @@ def test_split_and_streamed_scans_agree_on_mutated_captures(workdir, name, seed,
     pieces give exactly what one plain read gives."""
     import gzip
 
-    from fastcap.parallel import SerialExecutor
+    from fastcap.run.parallel import SerialExecutor
 
     rng = random.Random(seed)
     data = sources()[name]
@@ -1315,8 +1315,8 @@ def test_several_files_streamed_and_split_agree_on_mutated_captures(workdir, nam
     gives, sessions, summaries and errors alike."""
     from cryptography.hazmat.primitives.serialization import Encoding
 
-    from fastcap.parallel import SerialExecutor
-    from fastcap.scanner import scan_files
+    from fastcap.run.parallel import SerialExecutor
+    from fastcap.run.scanner import scan_files
 
     rng = random.Random(seed)
     data = sources()[name]

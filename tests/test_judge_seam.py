@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 
 import fastcap
-from fastcap.judging import Judgement, judge, judgement
+from fastcap.judge.judging import Judgement, judge, judgement
+from fastcap.judge.x509check import Analyzer, ChainCheck, TrustStore
 from fastcap.session import Session, iter_sessions
 from fastcap.verdict import Verdict
-from fastcap.x509check import Analyzer, ChainCheck, TrustStore
 
 SRC = Path(fastcap.__file__).resolve().parent
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"

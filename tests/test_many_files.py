@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from fastcap.inputs import expand_inputs, first_timestamp
+from fastcap.read.inputs import expand_inputs, first_timestamp
 from fastcap_synth.writers import Record, write_pcap
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"

@@ -20,12 +20,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fastcap.diagnose import CODES
-from fastcap.midstart import encrypted_at, find_start, tls_chain_at, unit_at
-from fastcap.scanner import scan, trust_store
+from fastcap.judge.diagnose import CODES
+from fastcap.judge.x509check import Analyzer
+from fastcap.proto.midstart import encrypted_at, find_start, tls_chain_at, unit_at
+from fastcap.proto.smtp import NEED_DATA, CutStart, SmtpConversation, parse_dialogue
+from fastcap.run.scanner import scan, trust_store
 from fastcap.session import iter_sessions
-from fastcap.smtp import NEED_DATA, CutStart, SmtpConversation, parse_dialogue
-from fastcap.x509check import Analyzer
 from fastcap_synth.scenarios import SCENARIO_NAMES, make_pki, scenario
 from fastcap_synth.smtpgen import converse, render
 from fastcap_synth.writers import write_pcap

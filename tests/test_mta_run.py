@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from fastcap.scanner import ScanSummary, scan
+from fastcap.run.scanner import ScanSummary, scan
 from fastcap_synth.certs import Issued, make_ca, make_leaf
 from fastcap_synth.scenarios import make_pki
 from fastcap_synth.smtpgen import REJECTED_COMMANDS, SmtpScenario, converse, render

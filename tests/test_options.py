@@ -12,9 +12,12 @@ from pathlib import Path
 import pytest
 
 import fastcap
-from fastcap import cli, distributed, options, scanner, selection, session, stats, stream
-from fastcap import reassembly as reasm
+from fastcap import cli, options, session
 from fastcap.options import ScanOptions, judge_options
+from fastcap.read import stream
+from fastcap.run import distributed, scanner
+from fastcap.select import selection, stats
+from fastcap.tcp import reassembly as reasm
 
 SRC = Path(fastcap.__file__).resolve().parent
 CA_MISSING = "/nonexistent/dir/ca.pem"
@@ -62,8 +65,8 @@ def test_validation_also_guards_direct_construction_and_replace():
 def test_messages_match_the_checks_they_replace():
     """The texts above are the ones the trust store and the reader already raise."""
     from fastcap._ffi import use_native
-    from fastcap.judging import trust_store
-    from fastcap.x509check import TrustStore
+    from fastcap.judge.judging import trust_store
+    from fastcap.judge.x509check import TrustStore
 
     for check, bad, opt in [(trust_store, "windows", {"trust": "windows"}),
                             (use_native, "rust", {"backend": "rust"})]:

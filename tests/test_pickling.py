@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from fastcap import diagnose, smtp, tls, x509check
+from fastcap.judge import diagnose, x509check
 from fastcap.pickling import compact
-from fastcap.scanner import scan
+from fastcap.proto import smtp, tls
+from fastcap.run.scanner import scan
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 

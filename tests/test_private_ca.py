@@ -14,10 +14,10 @@ import pytest
 from cryptography import x509
 from cryptography.x509.oid import AuthorityInformationAccessOID, NameOID
 
-from fastcap.diagnose import diagnose
-from fastcap.issuer_evidence import org_key, registrable_domain
-from fastcap.scanner import scan
-from fastcap.x509check import Analyzer, TrustStore
+from fastcap.judge.diagnose import diagnose
+from fastcap.judge.issuer_evidence import org_key, registrable_domain
+from fastcap.judge.x509check import Analyzer, TrustStore
+from fastcap.run.scanner import scan
 from fastcap_synth.certs import Issued, make_ca, make_leaf
 from fastcap_synth.smtpgen import ACCEPTED_COMMANDS, SmtpScenario, converse, render
 from fastcap_synth.tlsgen import client_context, server_context

@@ -9,6 +9,9 @@ import pytest
 
 import fastcap
 
+# The old flat names are what this file checks, so their deprecation warnings are expected.
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
+
 # module -> names imported from it by users (README "Python API") or by tests/benchmarks.
 NAMES: dict[str, tuple[str, ...]] = {
     "fastcap": ("Capture", "CaptureMeta", "CaptureError", "CaptureWarning", "FastcapError",
@@ -118,3 +121,18 @@ def test_reexports_are_the_same_objects():
     assert reassembly.RawConn is rawconn.RawConn and reassembly.RawDir is rawconn.RawDir
     assert native.get_reassembler_core is reassembly.get_reassembler_core
     assert native.NativeReassemblerCore is reasm_native.NativeReassemblerCore
+
+
+@pytest.mark.parametrize(("old", "warns"), [("tls", True), ("native", True), ("ranges", True),
+                                            ("scanner", False), ("stats", False),
+                                            ("distributed", False), ("session", False)])
+def test_old_names_warn_unless_documented(old, warns):
+    """The names README documents stay for good; the others say where the module went."""
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-W", "error::DeprecationWarning", "-c",
+                           f"import fastcap.{old}"], capture_output=True, text=True)
+    assert (proc.returncode != 0) == warns, proc.stderr
+    if warns:
+        assert f"fastcap.{old} is now fastcap." in proc.stderr

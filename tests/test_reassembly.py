@@ -13,9 +13,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from fastcap.flows import FlowKey, FlowTable
-from fastcap.native import native_available
-from fastcap.reassembly import Connection, Reassembler
+from fastcap._ffi import native_available
+from fastcap.select.flows import FlowKey, FlowTable
+from fastcap.tcp.reassembly import Connection, Reassembler
 
 from .corpus import CORPUS
 
@@ -501,7 +501,7 @@ def test_undecodable_rows_are_ignored():
 
 @pytest.mark.parametrize("v6", [False, True])
 def test_pipeline_synthesized_pcap(tmp_path, v6):
-    pytest.importorskip("fastcap.decode")
+    pytest.importorskip("fastcap.select.decode")
     from fastcap_synth.packets import tcp_frame
     from fastcap_synth.writers import Record, write_pcap
 
@@ -547,9 +547,9 @@ def test_pipeline_synthesized_pcap(tmp_path, v6):
 
 
 def _pipeline(path: Path, ports: frozenset[int], backend: str, **kw) -> list[Connection]:
-    pytest.importorskip("fastcap.decode")
+    pytest.importorskip("fastcap.select.decode")
     from fastcap import Capture
-    from fastcap.selection import iter_selected
+    from fastcap.select.selection import iter_selected
 
     flows = FlowTable()
     with Capture(path, backend=backend, window=16) as cap:
@@ -622,8 +622,8 @@ def test_corpus_smtp_matches_tshark_follow(tshark):
 def test_done_connections_are_released_one_by_one():
     """drain() copies each finished connection out of C and frees its buffers before the
     next, so the end of a capture never holds every connection twice."""
-    from fastcap.native import NativeReassemblerCore
-    from fastcap.reassembly import FrameCols
+    from fastcap.tcp.core_c import NativeReassemblerCore
+    from fastcap.tcp.reassembly import FrameCols
 
     frames = []
     for k in range(3):

@@ -13,11 +13,11 @@ from typing import Any
 import numpy as np
 import pytest
 
-from fastcap.capture import Capture
+from fastcap._ffi import native_available
 from fastcap.errors import FastcapError
-from fastcap.native import native_available
-from fastcap.scanner import ScanSummary, scan, trust_store
-from fastcap.x509check import Analyzer
+from fastcap.judge.x509check import Analyzer
+from fastcap.read.capture import Capture
+from fastcap.run.scanner import ScanSummary, scan, trust_store
 
 REGRESSIONS = Path(__file__).parent / "data" / "regressions"
 FILES = sorted(REGRESSIONS.glob("*.bin"))

@@ -9,12 +9,12 @@ import ssl
 
 import pytest
 
-from fastcap import parallel, scanner
-from fastcap.crosssession import CrossSession
-from fastcap.follow import format_follow
-from fastcap.scanner import ScanSummary, scan, scan_files
+from fastcap.judge.crosssession import CrossSession
+from fastcap.out.follow import format_follow
+from fastcap.proto.tls import parse_flights, parse_new_session_ticket
+from fastcap.run import parallel, scanner
+from fastcap.run.scanner import ScanSummary, scan, scan_files
 from fastcap.session import iter_sessions
-from fastcap.tls import parse_flights, parse_new_session_ticket
 from fastcap_synth.scenarios import make_pki
 from fastcap_synth.tlsgen import client_context, handshake, server_context
 

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from fastcap import resync
+from fastcap.read import resync
 from fastcap_synth.writers import PcapngWriter, Record, write_pcap
 from tests.test_walk import walk
 

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from fastcap import ranges, streamed
 from fastcap.errors import CaptureError
-from fastcap.parallel import SerialExecutor, analyzer_for
-from fastcap.scanner import ScanSummary, iter_scan_files, judge_options, scan, scan_files
+from fastcap.run import ranges, streamed
+from fastcap.run.parallel import SerialExecutor, analyzer_for
+from fastcap.run.scanner import ScanSummary, iter_scan_files, judge_options, scan, scan_files
 from fastcap.session import MAX_HELD
 
 from .gencap import generate
@@ -134,8 +134,8 @@ def test_files_far_apart_in_time_stand_alone(ring, tmp_path):
 def test_each_run_is_handed_on_before_the_next_is_reassembled(ring, tmp_path):
     """Results stream run by run: the sessions of an earlier run of files are not held while
     a later, separate run is reassembled."""
-    from fastcap import parallel
-    from fastcap.scanner import iter_scan_files
+    from fastcap.run import parallel
+    from fastcap.run.scanner import iter_scan_files
 
     _whole, files, _offsets, _ = ring
     later = _shift_times(files[1], tmp_path / "later.pcap", 3600)
@@ -282,7 +282,7 @@ def test_file_streams_hand_each_session_on_as_it_is_judged(ring, tmp_path, monke
     """iter_file_streams: a file's first session comes before the later files are read,
     summaries are complete once a file's sessions are, and a file whose sessions the caller
     leaves unread does not shift the next file's."""
-    from fastcap.scanner import iter_file_streams
+    from fastcap.run.scanner import iter_file_streams
 
     files, _ = split_pcap(_repeated([ring[0]] * 8, tmp_path / "long.pcap", 10), tmp_path, 12)
     want = [(r.path, [s.to_dict() for s in r.sessions], r.summary.to_dict())

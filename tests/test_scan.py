@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 import fastcap
-from fastcap.scanner import ScanSummary, scan
-from fastcap.x509check import Analyzer, TrustStore
+from fastcap.judge.x509check import Analyzer, TrustStore
+from fastcap.run.scanner import ScanSummary, scan
 from fastcap_synth.scenarios import make_pki, scenario
 from fastcap_synth.smtpgen import converse, render
 from fastcap_synth.writers import write_pcap
@@ -237,7 +237,7 @@ def test_every_corpus_capture_scans(path):
 
 
 def test_readme_lists_every_verdict_code():
-    from fastcap.diagnose import CODES
+    from fastcap.judge.diagnose import CODES
 
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
     missing = [c for c in CODES if f"| `{c}` |" not in readme]

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from fastcap import Capture
-from fastcap.flows import FlowTable, parse_ports
-from fastcap.selection import FrameCounters, iter_selected
+from fastcap.select.flows import FlowTable, parse_ports
+from fastcap.select.selection import FrameCounters, iter_selected
 from fastcap_synth import packets as p
 from fastcap_synth.writers import Record, write_pcap
 

@@ -126,7 +126,7 @@ def test_fragmented_certificate_is_recovered():
 def test_follow_renders_every_corpus_session(path):
     """'fastcap follow' output for each session: header, no control characters, and the
     handshake section whenever a TLS handshake was found."""
-    from fastcap.follow import format_follow
+    from fastcap.out.follow import format_follow
 
     exp = EXPECTED[path.name]
     n = 0

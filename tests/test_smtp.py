@@ -1,4 +1,4 @@
-"""fastcap.smtp: realistic dialogues, chunking invariance, arbitrary bytes, gaps, no credentials."""
+"""fastcap.proto.smtp: realistic dialogues, chunking invariance, arbitrary bytes, gaps, secrets."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from fastcap import smtp
-from fastcap.smtp import (
+from fastcap.proto import smtp
+from fastcap.proto.smtp import (
     NEED_DATA,
     Anomaly,
     AuthResponse,

@@ -1,5 +1,5 @@
-"""One file split among workers — `scan -j N` (`fastcap.streamed`: workers read ranges, this
-process judges) and executors such as Dask (`fastcap.parallel`: workers judge too): whatever
+"""One file split among workers — `scan -j N` (`fastcap.run.streamed`: workers read ranges, this
+process judges) and executors such as Dask (`fastcap.run.parallel`: workers judge too): whatever
 the split points, the sessions and the file summary must equal those of the one-process scan."""
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from fastcap import parallel, ranges, scanner, streamed
-from fastcap.capture import Capture
-from fastcap.scanner import ScanSummary, judge_options, scan
+from fastcap.read.capture import Capture
+from fastcap.run import parallel, ranges, scanner, streamed
+from fastcap.run.scanner import ScanSummary, judge_options, scan
 
 from .corpus import corpus_params
 from .gencap import generate

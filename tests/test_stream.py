@@ -16,9 +16,9 @@ import pytest
 import zstandard
 
 from fastcap.errors import CaptureError
-from fastcap.scanner import ScanSummary, scan
-from fastcap.stats import compute_stats
-from fastcap.stream import PIECE, StreamCapture, compression_of, needs_stream
+from fastcap.read.stream import PIECE, StreamCapture, compression_of, needs_stream
+from fastcap.run.scanner import ScanSummary, scan
+from fastcap.select.stats import compute_stats
 
 from .corpus import corpus_params
 from .gencap import generate

@@ -1,4 +1,4 @@
-"""fastcap.tls: real OpenSSL flights (synth.tlsgen), handcrafted edge cases, hostile input."""
+"""fastcap.proto.tls: real OpenSSL flights (synth.tlsgen), handcrafted edge cases, hostile input."""
 
 from __future__ import annotations
 
@@ -15,8 +15,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from fastcap import ja, tls
-from fastcap.tls import (
+from fastcap.proto import ja, tls
+from fastcap.proto.tls import (
     MAX_HANDSHAKE,
     Alert,
     Anomaly,
@@ -33,7 +33,7 @@ from fastcap.tls import (
     parse_flights,
     parse_handshake,
 )
-from fastcap.tlsconst import AlertDescription, CipherSuite, is_grease, name_of, version_name
+from fastcap.proto.tlsconst import AlertDescription, CipherSuite, is_grease, name_of, version_name
 from fastcap_synth import certs, tlsgen
 
 # --------------------------------------------------------------------------- wire builders

@@ -32,7 +32,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from fastcap.x509check import Analyzer, TrustStore
+from fastcap.judge.x509check import Analyzer, TrustStore
 from fastcap_synth.certs import _sign
 
 OPENSSL = shutil.which("openssl")

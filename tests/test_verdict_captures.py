@@ -20,8 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from fastcap.diagnose import CODES
-from fastcap.scanner import scan
+from fastcap.judge.diagnose import CODES
+from fastcap.run.scanner import scan
 from fastcap_synth.certs import Issued, make_ca, make_leaf
 from fastcap_synth.scenarios import Pki, make_pki
 from fastcap_synth.smtpgen import (

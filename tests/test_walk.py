@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from fastcap import Capture, CaptureError
-from fastcap.frames import F_NO_TS, F_OVER_SNAPLEN, F_SNAPPED
+from fastcap.read.frames import F_NO_TS, F_OVER_SNAPLEN, F_SNAPPED
 from fastcap_synth.writers import PcapngWriter, Record, write_pcap
 
 SETTINGS = settings(max_examples=60, deadline=None,
@@ -317,6 +317,6 @@ def test_ts_to_ns_twins_agree_on_any_exponent(require_native, units, pow2, exp, 
     long loop, and the same answer as the Python twin."""
     from fastcap._native import lib
 
-    from fastcap.walkstatus import ts_to_ns
+    from fastcap.read.walkstatus import ts_to_ns
 
     assert lib.fc_ts_to_ns(units, pow2, exp, offset_s) == ts_to_ns(units, pow2, exp, offset_s)

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from fastcap.x509check import Analyzer, CertInfo, TrustStore, cert_info, name_matches
+from fastcap.judge.x509check import Analyzer, CertInfo, TrustStore, cert_info, name_matches
 from fastcap_synth.certs import make_ca, make_leaf
 
 NOW = dt.datetime.now(dt.UTC).replace(microsecond=0)

@@ -11,9 +11,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from fastcap import x509path
-from fastcap.diagnose import PROBLEM_CODES, diagnose
-from fastcap.x509check import Analyzer, TrustStore
+from fastcap.judge import x509path
+from fastcap.judge.diagnose import PROBLEM_CODES, diagnose
+from fastcap.judge.x509check import Analyzer, TrustStore
 
 from .test_diagnose import session, smtp, tls
 

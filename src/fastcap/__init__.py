@@ -1,7 +1,7 @@
 """fastcap: find SMTP STARTTLS handshakes in huge captures; explain client-certificate trouble."""
 
-from .capture import Capture, CaptureMeta
 from .errors import CaptureError, CaptureWarning, FastcapError
+from .read.capture import Capture, CaptureMeta
 
 __all__ = ["Capture", "CaptureMeta", "CaptureError", "CaptureWarning", "FastcapError", "scan",
            "__version__"]
@@ -12,7 +12,7 @@ def __getattr__(name: str):
     `fastcap stats` and the frame-level API never need.  `__version__` too: reading package
     metadata costs more start-up time than the rest of a small scan."""
     if name == "scan":
-        from .scanner import scan
+        from .run.scanner import scan
 
         return scan
     if name == "__version__":

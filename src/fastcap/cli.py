@@ -13,9 +13,8 @@ import os
 import sys
 from collections.abc import Sequence
 
+from ._ffi import native_available
 from .errors import FastcapError
-from .flows import parse_ports
-from .native import native_available
 from .options import (
     BACKEND_CHOICES,
     DEFAULT_BACKEND,
@@ -26,6 +25,7 @@ from .options import (
     TRUST_STORES,
     ScanOptions,
 )
+from .select.flows import parse_ports
 
 EXIT_OK, EXIT_PROBLEMS, EXIT_UNREADABLE = 0, 1, 2
 
@@ -162,7 +162,7 @@ def _scan_streams(args, files: list[str], options: ScanOptions, analyzer):
     the scan as it runs.  Several files: read in turn (the workers reading ahead), files that
     continue one another joined, each file's sessions streamed as they are judged
     (scanner.iter_file_streams)."""
-    from .scanner import ScanSummary, iter_file_streams, scan
+    from .run.scanner import ScanSummary, iter_file_streams, scan
 
     if args.dask:
         yield from _scan_on_dask(args, files, options)
@@ -190,12 +190,12 @@ def _scan_streams(args, files: list[str], options: ScanOptions, analyzer):
 
 def _scan_on_dask(args, files: list[str], options: ScanOptions):
     """Like _scan_streams, with the work done by the Dask cluster at args.dask."""
-    from .scanner import ScanSummary
+    from .run.scanner import ScanSummary
 
     try:
         from dask.distributed import Client
 
-        from .distributed import scan_files
+        from .run.distributed import scan_files
     except ImportError:
         raise SystemExit("fastcap: --dask needs Dask: pip install 'fastcap[dask]'") from None
     try:
@@ -210,10 +210,10 @@ def _scan_on_dask(args, files: list[str], options: ScanOptions):
 
 
 def _cmd_scan(args) -> int:
-    from . import report
-    from .inputs import expand_inputs
-    from .judging import analyzer_for
-    from .scanner import has_problem
+    from .judge.judging import analyzer_for
+    from .out import report
+    from .read.inputs import expand_inputs
+    from .run.scanner import has_problem
 
     try:
         options = _scan_options(args)
@@ -283,7 +283,7 @@ def _cmd_scan(args) -> int:
 
 
 def _cmd_follow(args) -> int:
-    from .follow import format_follow
+    from .out.follow import format_follow
     from .session import iter_sessions
 
     seen = 0
@@ -305,7 +305,7 @@ def _cmd_follow(args) -> int:
 
 
 def _cmd_stats(args) -> int:
-    from .stats import compute_stats, format_text
+    from .select.stats import compute_stats, format_text
 
     code = EXIT_OK
     results, errors = [], []

@@ -1,61 +1,10 @@
-"""FrameWindow: one window of the frame index as a struct of numpy arrays.
+"""Deprecated name of :mod:`fastcap.read.frames`: the same module, under its old name."""
 
-The walker (C or Python) fills these columns; everything downstream works on whole columns,
-never on one frame at a time.  Memory stays bounded because a window holds at most `cap` rows.
-"""
+import sys
+import warnings
 
-from __future__ import annotations
+from .read import frames as _module
 
-from dataclasses import dataclass
-
-import numpy as np
-
-from ._ffi import FRAME_FLAGS
-
-# FrameWindow.flags bits: enum fc_frame_flag in csrc/fastcap.h.
-F_NO_TS = FRAME_FLAGS["NO_TS"]
-F_SNAPPED = FRAME_FLAGS["SNAPPED"]
-F_OVER_SNAPLEN = FRAME_FLAGS["OVER_SNAPLEN"]
-
-
-@dataclass
-class FrameWindow:
-    offset: np.ndarray  # int64 file offset of the packet bytes
-    caplen: np.ndarray  # uint32
-    orig_len: np.ndarray  # uint32
-    ts_ns: np.ndarray  # int64 ns since the epoch
-    iface: np.ndarray  # uint32 global interface index
-    frame_no: np.ndarray  # int64, 1-based (Wireshark's frame.number)
-    flags: np.ndarray  # uint8 F_* bits
-    slab: np.ndarray  # uint8 (n, slab_width): first bytes of each packet, zero-filled
-
-    @classmethod
-    def allocate(cls, cap: int, slab_width: int) -> FrameWindow:
-        return cls(
-            offset=np.empty(cap, np.int64),
-            caplen=np.empty(cap, np.uint32),
-            orig_len=np.empty(cap, np.uint32),
-            ts_ns=np.empty(cap, np.int64),
-            iface=np.empty(cap, np.uint32),
-            frame_no=np.empty(cap, np.int64),
-            flags=np.empty(cap, np.uint8),
-            slab=np.empty((cap, slab_width), np.uint8),
-        )
-
-    def __len__(self) -> int:
-        return len(self.offset)
-
-    def head(self, n: int) -> FrameWindow:
-        """The first n rows (views, no copy)."""
-        return FrameWindow(
-            self.offset[:n], self.caplen[:n], self.orig_len[:n], self.ts_ns[:n],
-            self.iface[:n], self.frame_no[:n], self.flags[:n], self.slab[:n],
-        )
-
-    @property
-    def cap(self) -> int:
-        return len(self.offset)
-
-    @property
-    def slab_width(self) -> int:
-        return self.slab.shape[1]
+warnings.warn("fastcap.frames is now fastcap.read.frames",
+              DeprecationWarning, stacklevel=2)
+sys.modules[__name__] = _module

@@ -16,18 +16,18 @@ from typing import Any
 
 import numpy as np
 
-from .capture import DEFAULT_SLAB, DEFAULT_WINDOW
-from .flows import FlowTable
-from .midstart import MidSession, StreamStart, encrypted_at, find_start, opens_smtp, opens_tls
 from .options import DEFAULT_CAP as DEFAULT_CAP
 from .options import DEFAULT_IMPLICIT_TLS_PORTS as DEFAULT_IMPLICIT_TLS_PORTS
 from .options import DEFAULT_PORTS as DEFAULT_PORTS
 from .options import ScanOptions, resolve
-from .reassembly import Connection, Reassembler, StreamDir
-from .selection import FrameCounters, iter_selected
-from .smtp import CutStart, SmtpDialogue, parse_dialogue
-from .stream import open_capture
-from .tls import TlsHandshake, parse_handshake
+from .proto.midstart import MidSession, StreamStart, encrypted_at, find_start, opens_smtp, opens_tls
+from .proto.smtp import CutStart, SmtpDialogue, parse_dialogue
+from .proto.tls import TlsHandshake, parse_handshake
+from .read.capture import DEFAULT_SLAB, DEFAULT_WINDOW
+from .read.stream import open_capture
+from .select.flows import FlowTable
+from .select.selection import FrameCounters, iter_selected
+from .tcp.reassembly import Connection, Reassembler, StreamDir
 from .verdict import ChainCheck, Verdict
 
 _V4_MAPPED = b"\0" * 10 + b"\xff\xff"

@@ -29,12 +29,13 @@ import numpy as np
 from atheris.version_dependent import CMP_OP_SHIFT_AMOUNT
 
 with atheris.instrument_imports(include=["fastcap"]):
-    from fastcap import smtp, tls, x509check
-    from fastcap.capture import Capture
+    from fastcap._ffi import native_available
     from fastcap.errors import FastcapError
-    from fastcap.native import get_reassembler_core, native_available
-    from fastcap.reassembly import FrameCols, RawConn, _stream_dir
-    from fastcap.scanner import scan, trust_store
+    from fastcap.judge import x509check
+    from fastcap.proto import smtp, tls
+    from fastcap.read.capture import Capture
+    from fastcap.run.scanner import scan, trust_store
+    from fastcap.tcp.reassembly import FrameCols, RawConn, _stream_dir, get_reassembler_core
 
 COLUMNS = ("offset", "caplen", "orig_len", "ts_ns", "iface", "frame_no", "flags", "slab")
 TMP = os.path.join(tempfile.mkdtemp(prefix="fastcap-atheris-"), "input")

@@ -25,10 +25,10 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repo root, for fastcap_synth
-from fastcap.capture import Capture
-from fastcap.reassembly import FrameCols
-from fastcap.selection import iter_selected
+from fastcap.read.capture import Capture
+from fastcap.select.selection import iter_selected
 from fastcap.session import iter_sessions
+from fastcap.tcp.reassembly import FrameCols
 from fastcap_synth import packets as p
 from fastcap_synth.writers import PcapngWriter, Record, write_pcap
 

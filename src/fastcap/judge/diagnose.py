@@ -1,0 +1,976 @@
+"""Stage 6: facts in, verdicts out.
+
+Parsing (``smtp``, ``tls``) and certificate checks (``x509check``) only record what happened;
+this module judges one session at a time and says, in a mail admin's words, what is wrong and
+what to change. It is a pure function of its inputs, so the CLI, the JSON report and the tests
+all see the same verdicts.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable
+from types import MappingProxyType
+from typing import Final
+
+from ..proto.midstart import MidSession, StreamStart
+from ..proto.smtp import EXO_SUFFIX, SmtpDialogue
+from ..proto.tls import SERVER_ALERT_SUSPECTED, AlertInfo, TlsHandshake, Where
+from ..session import Session, TcpFacts
+from ..verdict import Verdict
+from .x509check import CertInfo, ChainCheck
+
+__all__ = ["CODES", "PROBLEM_CODES", "SEVERITIES", "Verdict", "client_cert_expected", "diagnose",
+           "is_problem"]
+
+# Report order: problems first, then the headline `ok`, then context (info).
+SEVERITIES: Final = ("error", "warning", "ok", "info")
+_RANK: Final = MappingProxyType({s: i for i, s in enumerate(SEVERITIES)})
+# Codes other modules act on (crosssession links resumptions and raises expectations).
+RESUMED: Final = "tls_session_resumed"
+NOT_REQUESTED: Final = "client_cert_not_requested"
+
+
+# code -> (default severity, one-line description). Severity may be raised or lowered per case.
+_TABLE: Final = MappingProxyType(
+    {
+        "ok": ("ok", "a client certificate was requested, sent, trusted and valid"),
+        "no_client_cert": ("error", "the server asked for a certificate; the client sent none"),
+        "client_cert_not_requested": (
+            "warning",
+            "the server sent no CertificateRequest, so no client certificate was sent",
+        ),
+        "client_cert_expired": ("error", "the client certificate had expired at capture time"),
+        "client_cert_not_yet_valid": ("error", "the client certificate was not yet valid"),
+        "client_cert_untrusted_ca": (
+            "error",
+            "the client certificate's chain ends at an untrusted CA",
+        ),
+        "client_cert_self_signed": ("error", "the client certificate is self-signed"),
+        "client_cert_incomplete_chain": (
+            "error",
+            "the client sent its certificate without the intermediate CA(s)",
+        ),
+        "client_cert_name_mismatch": (
+            "error",
+            "the client certificate's names do not include the expected name",
+        ),
+        "client_cert_no_client_auth_eku": (
+            "error",
+            "the client certificate's extended key usage excludes clientAuth",
+        ),
+        "server_cert_expired": ("error", "the server certificate had expired at capture time"),
+        "server_cert_not_yet_valid": ("error", "the server certificate was not yet valid"),
+        "server_cert_untrusted_ca": (
+            "error",
+            "the server certificate's chain ends at an untrusted CA",
+        ),
+        "server_cert_self_signed": ("error", "the server certificate is self-signed"),
+        "server_cert_incomplete_chain": (
+            "error",
+            "the server sent its certificate without the intermediate CA(s)",
+        ),
+        "server_cert_name_mismatch": (
+            "error",
+            "the server certificate does not match the SNI name",
+        ),
+        "server_cert_no_server_auth_eku": (
+            "error",
+            "the server certificate's extended key usage excludes serverAuth",
+        ),
+        "weak_signature": ("warning", "a certificate in a chain is signed with SHA-1 or MD5"),
+        "weak_key": ("warning", "a certificate in a chain has a weak public key"),
+        "cert_profile_note": (
+            "info",
+            "a trusted chain departs from the web-PKI profile (mail servers accept it)",
+        ),
+        "cert_unparseable": ("error", "a certificate (or Certificate message) could not be parsed"),
+        "starttls_not_offered": ("error", "the server's EHLO reply did not offer STARTTLS"),
+        "starttls_refused": ("error", "the server refused STARTTLS (454 or 5xx)"),
+        "tls_alert": ("error", "a TLS alert ended or disturbed the handshake"),
+        "handshake_incomplete": (
+            "error",
+            "the capture does not show the handshake finishing (end, gap, cap, eviction)",
+        ),
+        "tls13_encrypted": ("info", "TLS 1.3: certificates are encrypted and not visible"),
+        "tls_session_resumed": (
+            "info",
+            "the handshake resumed an earlier TLS session: no certificate crossed the wire, the "
+            "original handshake's client certificate applies",
+        ),
+        "relay_denied": (
+            "error",
+            "Exchange Online answered 550 5.7.64 TenantAttribution in plaintext",
+        ),
+        "exchange_online_peer": (
+            "info",
+            "the server is Exchange Online (*.mail.protection.outlook.com)",
+        ),
+        "no_smtp": ("info", "nothing SMTP-like was seen in the session"),
+        "tls_not_reached": (
+            "info",
+            "the session ended before TLS could start (no EHLO, or EHLO not answered)",
+        ),
+        "plaintext_only": (
+            "warning",
+            "STARTTLS was not attempted (offered, or offer not captured): mail went in plaintext",
+        ),
+        "capture_started_mid_session": (
+            "info",
+            "the capture began after the connection did (no SYN): its opening is missing",
+        ),
+        "client_cert_not_captured": (
+            "warning",
+            "the capture began too late to show whether a client certificate was asked for "
+            "or sent",
+        ),
+    }
+)
+
+CODES: Final[dict[str, str]] = {code: desc for code, (_sev, desc) in _TABLE.items()}
+# Codes whose default severity is a problem.  What counts is each verdict's own severity
+# (`is_problem`): client_cert_not_requested is only a problem where a certificate is expected.
+PROBLEM_CODES: Final = frozenset(
+    c for c, (sev, _d) in _TABLE.items() if sev in ("warning", "error")
+)
+
+
+def most_severe_first(verdicts: Iterable[Verdict]) -> list[Verdict]:
+    """Report order (SEVERITIES); verdicts of one severity keep their order."""
+    return sorted(verdicts, key=lambda v: _RANK[v.severity])
+
+
+def is_problem(verdict: Verdict) -> bool:
+    """A verdict the admin must act on (warning or error): what makes `scan` exit 1."""
+    return verdict.severity in ("error", "warning")
+
+_HINTS: Final = MappingProxyType(
+    {
+        "no_client_cert": (
+            "no certificate is bound to the sending connector; bind one whose subject/SAN matches "
+            "the inbound connector (e.g. Set-SendConnector -TlsCertificateName "
+            "'<I>issuer<S>subject'), or for Postfix set smtp_tls_cert_file/smtp_tls_key_file"
+        ),
+        "client_cert_not_requested": (
+            "certificate-based attribution cannot happen on this connection; check that it reaches "
+            "the intended endpoint (your tenant's *.mail.protection.outlook.com MX, not a filter "
+            "or proxy that terminates TLS) and that the inbound connector is set to identify the "
+            "sender by certificate (TlsSenderCertificateName)"
+        ),
+        "client_cert_expired": (
+            "renew the certificate and bind the new one to the send connector "
+            "(Set-SendConnector -TlsCertificateName; Postfix: smtp_tls_cert_file), then restart "
+            "transport"
+        ),
+        "client_cert_not_yet_valid": (
+            "check the sending server's clock, or wait until the certificate's start date"
+        ),
+        "client_cert_untrusted_ca": (
+            "Exchange Online accepts only certificates from a publicly trusted CA (not a private "
+            "or internal CA such as AD CS): replace it with one from a public CA whose subject/SAN "
+            "matches the inbound connector"
+        ),
+        "client_cert_self_signed": (
+            "self-signed certificates are never accepted for attribution: use one issued by a "
+            "publicly trusted CA"
+        ),
+        "client_cert_incomplete_chain": (
+            "send the full chain: get the missing intermediate CA certificate from the issuing CA "
+            "and install it on the sending server (Windows: Intermediate Certification "
+            "Authorities store; Postfix: append it to smtp_tls_cert_file after the leaf)"
+        ),
+        "client_cert_name_mismatch": (
+            "bind a certificate whose subject or SAN contains the name the inbound connector "
+            "expects (Get-InboundConnector | fl TlsSenderCertificateName), or correct that setting"
+        ),
+        "client_cert_no_client_auth_eku": (
+            "reissue the certificate with Client Authentication (1.3.6.1.5.5.7.3.2) in its "
+            "extended key usage, or without an extended key usage restriction"
+        ),
+        "server_cert_expired": ("the receiving server must renew its certificate"),
+        "server_cert_not_yet_valid": ("check the clocks of both servers"),
+        "server_cert_untrusted_ca": (
+            "the sending server may refuse this peer: a private CA must be trusted explicitly "
+            "(install its root), or check for a TLS intercepting proxy between the servers"
+        ),
+        "server_cert_self_signed": (
+            "a self-signed server certificate often means a TLS intercepting proxy or firewall "
+            "sits between the servers; send straight to the real endpoint"
+        ),
+        "server_cert_incomplete_chain": (
+            "the receiving server should send its intermediate CA certificate(s) after its own"
+        ),
+        "server_cert_name_mismatch": (
+            "the connection may reach the wrong host (or a proxy): check the smart host / MX the "
+            "send connector uses"
+        ),
+        "server_cert_no_server_auth_eku": (
+            "the receiving server's certificate lacks Server Authentication usage; reissue it"
+        ),
+        "weak_signature": ("replace SHA-1/MD5-signed certificates with SHA-256-signed ones"),
+        "weak_key": ("reissue with at least RSA 2048 bits or an EC P-256 key"),
+        "cert_profile_note": (
+            "nothing to fix for mail (OpenSSL and Windows accept it); when the certificate is "
+            "next renewed, a public CA's standard profile removes these deviations"
+        ),
+        "cert_unparseable": (
+            "open the frame in Wireshark and export the certificate; reissue it if it is corrupt"
+        ),
+        "starttls_not_offered": (
+            "TLS (and certificate attribution) is impossible on this connection: check that the "
+            "server is the intended one and that no firewall strips STARTTLS (Cisco ASA 'inspect "
+            "esmtp' does)"
+        ),
+        "starttls_refused": (
+            "the receiving server refused TLS: check its certificate configuration and logs; a "
+            "454 4.7.0 is often a temporary problem on the receiving side"
+        ),
+        "handshake_incomplete": (
+            "capture the whole connection (a larger snaplen and byte cap, no ring-buffer drops) "
+            "to see how it ended"
+        ),
+        "tls13_encrypted": (
+            "capture with keys (SSLKEYLOGFILE or a pcapng with decryption secrets), or force TLS "
+            "1.2 on the sending side for the diagnosis"
+        ),
+        "relay_denied": (
+            "Exchange Online could not attribute the connection to your tenant: the on-premises "
+            "inbound connector must match this sender by public IP (SenderIPAddresses) or by "
+            "certificate (TlsSenderCertificateName matching the certificate's subject/SAN)"
+        ),
+        "plaintext_only": (
+            "enable opportunistic or mandatory TLS on the sender (Exchange: RequireTLS on the send "
+            "connector; Postfix: smtp_tls_security_level = may or encrypt)"
+        ),
+        "capture_started_mid_session": (
+            "what was before the first captured frame is unknown; start the capture before the "
+            "connection opens to see all of it"
+        ),
+        "client_cert_not_captured": (
+            "capture a new connection from its start (start the capture before the sending "
+            "server connects; with a ring buffer, keep enough files to hold the whole handshake)"
+        ),
+    }
+)
+
+_PROBLEM_TO_CODE: Final = MappingProxyType(
+    {
+        "self_signed": "self_signed",
+        "untrusted_root": "untrusted_ca",
+        "invalid": "untrusted_ca",
+        "missing_intermediate": "incomplete_chain",
+        "expired": "expired",
+        "not_yet_valid": "not_yet_valid",
+    }
+)
+
+
+def _v(
+    code: str,
+    message: str,
+    frame: int | None,
+    *,
+    severity: str | None = None,
+    hint: str | None = None,
+) -> Verdict:
+    sev = severity or _TABLE[code][0]
+    return Verdict(code, sev, message, _HINTS.get(code, "") if hint is None else hint, frame)
+
+
+def _frame_text(frame: int | None) -> str:
+    return f" (frame {frame})" if frame is not None else ""
+
+
+def _where_frame(where: Where | None) -> int | None:
+    return None if where is None else where.frame
+
+
+def _cert_name(cert: CertInfo | None) -> str:
+    """How a person recognises a certificate: CN, else subject, else thumbprint prefix."""
+    if cert is None:
+        return "(no certificate)"
+    if cert.subject_cn:
+        return f"CN={cert.subject_cn}"
+    if cert.subject:
+        return cert.subject
+    return f"SHA-256 {cert.sha256[:16]}…"
+
+
+def _date(d: dt.datetime | None) -> str:
+    return d.date().isoformat() if d is not None else "?"
+
+
+def _capture_date(session: Session) -> str | None:
+    ts = session.first_ts_ns
+    if not ts:
+        return None
+    return dt.datetime.fromtimestamp(ts / 1e9, dt.UTC).date().isoformat()
+
+
+def _leaf_names(cert: CertInfo | None) -> tuple[str, ...]:
+    """DNS names a peer would match against (SAN first; CN only without SAN, RFC 6125 §6.4.4)."""
+    if cert is None:
+        return ()
+    if cert.san_dns:
+        return tuple(cert.san_dns)
+    return (cert.subject_cn,) if cert.subject_cn else ()
+
+
+def _host_matches(pattern: str, host: str) -> bool:
+    """Case-insensitive DNS match; a wildcard covers exactly one left-most label."""
+    p, h = pattern.lower().rstrip("."), host.lower().rstrip(".")
+    if p.startswith("*."):
+        head, _, rest = h.partition(".")
+        return bool(head) and rest == p[2:]
+    return p == h
+
+
+def _name_ok(check: ChainCheck, name: str) -> bool:
+    """Trust the analyzer's answer when it checked this very name; otherwise match here."""
+    expected = check.expected_name
+    if (
+        expected
+        and expected.lower().rstrip(".") == name.lower().rstrip(".")
+        and (check.name_matches is not None)
+    ):
+        return bool(check.name_matches)
+    return any(_host_matches(n, name) for n in _leaf_names(check.certs[0] if check.certs else None))
+
+
+def _names_text(cert: CertInfo | None) -> str:
+    names = list(_leaf_names(cert)) + (list(cert.san_ip) if cert is not None else [])
+    return ", ".join(names) if names else "no DNS names"
+
+
+def _chain_verdicts(
+    role: str, check: ChainCheck, frame: int | None, session: Session, name: str | None
+) -> list[Verdict]:
+    """Verdicts for one ChainCheck; ``name`` is the name the leaf must carry (or None)."""
+    out: list[Verdict] = []
+    leaf = check.certs[0] if check.certs else None
+    what = f"{role} certificate {_cert_name(leaf)}"
+    at = _frame_text(frame)
+    broken = [(i, c) for i, c in enumerate(check.certs) if c.parse_error]
+    if check.problem == "unparseable" or broken or leaf is None:
+        i, c = broken[0] if broken else (0, leaf)
+        why = c.parse_error if c is not None and c.parse_error else check.detail or "unreadable"
+        out.append(
+            _v(
+                "cert_unparseable",
+                f"{role} certificate #{i + 1}{at} could not be parsed: {why}",
+                frame,
+            )
+        )
+        if leaf is None or (broken and broken[0][0] == 0):
+            return out
+    cap = _capture_date(session)
+    cap_text = f" (capture {cap})" if cap else ""
+    today = {
+        "valid": "valid today",
+        "expired": "still expired today",
+        "not_yet_valid": "still not valid today",
+    }.get(check.leaf_valid_today, "")
+    today = f"; {today}" if today else ""
+    dated = False
+    if check.leaf_valid_at_capture == "expired":
+        dated = True
+        out.append(
+            _v(
+                f"{role}_cert_expired",
+                f"{what}{at} expired {_date(leaf.not_after)}{cap_text}{today}",
+                frame,
+            )
+        )
+    elif check.leaf_valid_at_capture == "not_yet_valid":
+        dated = True
+        out.append(
+            _v(
+                f"{role}_cert_not_yet_valid",
+                f"{what}{at} is valid only from {_date(leaf.not_before)}{cap_text}{today}",
+                frame,
+            )
+        )
+    suffix = _PROBLEM_TO_CODE.get(check.problem or "")
+    if suffix and not (dated and suffix in ("expired", "not_yet_valid")):
+        issuer = leaf.issuer_cn or leaf.issuer or "an unknown issuer"
+        text = {
+            "self_signed": f"{what}{at} is self-signed",
+            "untrusted_ca": f"{what}{at} (issuer {issuer}) does not chain to a trusted CA",
+            "incomplete_chain": (
+                f"{what}{at} arrived without the intermediate CA that issued it "
+                f"({issuer}); {len(check.certs)} certificate(s) sent"
+                if len(check.certs) == 1
+                else f"{what}{at} arrived without an intermediate CA of its chain; "
+                f"{len(check.certs)} certificate(s) sent"
+            ),
+            "expired": f"a CA certificate in the {role} chain{at} has expired",
+            "not_yet_valid": f"a CA certificate in the {role} chain{at} is not yet valid",
+        }[suffix]
+        if check.problem == "invalid":
+            # A trusted root was reached: the path failed a check on the way (a CA flag, a
+            # purpose, a signature, a date), and the detail names which.
+            text = f"{what}{at} chains to a trusted root, but the path fails validation"
+        if check.detail:
+            text += f": {check.detail}"
+        out.append(_v(f"{role}_cert_{suffix}", text, frame))
+    if check.eku_ok is False or (check.problem == "wrong_usage" and check.eku_ok is not True):
+        code = f"{role}_cert_no_{role}_auth_eku"
+        usage = ", ".join(leaf.ext_key_usage or ()) or "none"
+        need = "clientAuth" if role == "client" else "serverAuth"
+        out.append(_v(code, f"{what}{at} lacks {need} in its extended key usage ({usage})", frame))
+    if name and not _name_ok(check, name):
+        expected = "expected" if role == "client" else "SNI"
+        out.append(
+            _v(
+                f"{role}_cert_name_mismatch",
+                f"{what}{at} does not match {expected} name {name}; it names {_names_text(leaf)}",
+                frame,
+            )
+        )
+    if check.profile_notes:
+        text = f"{what}{at}: " + "; ".join(check.profile_notes)
+        out.append(_v("cert_profile_note", text, frame))
+    return out
+
+
+def _weak(code: str, checks: Iterable[tuple[ChainCheck, int | None]]) -> Verdict | None:
+    """weak_signature or weak_key: the flagged certificates of every chain, in one verdict."""
+    parts: list[str] = []
+    frame = None
+    rejected = []  # roles whose otherwise trusted chain failed only for its digest
+    for check, f in checks:
+        found = check.weak_signatures if code == "weak_signature" else check.weak_keys
+        for index, what in found:
+            cert = check.certs[index] if 0 <= index < len(check.certs) else None
+            parts.append(f"{check.role} #{index + 1} {_cert_name(cert)}: {what}{_frame_text(f)}")
+            frame = f if frame is None else frame
+        if code == "weak_signature" and check.problem == "weak_signature":
+            rejected.append(check.role)
+    if not parts:
+        return None
+    label = "weak signature" if code == "weak_signature" else "weak key"
+    text = f"{label}: " + "; ".join(parts)
+    if rejected:
+        text += (f"; the {' and '.join(rejected)} chain comes from a trusted CA but fails "
+                 f"verification for this digest alone (Exchange Online rejects it too)")
+        return _v(code, text, frame, severity="error")
+    return _v(code, text, frame)
+
+
+def _relevant_alerts(tls: TlsHandshake) -> list[AlertInfo]:
+    """Alerts that say something: not close_notify, not post-handshake encrypted records."""
+    return [
+        a
+        for a in tls.alerts
+        if a.description_name != "close_notify" and not (a.encrypted and tls.outcome == "completed")
+    ]
+
+
+def _alert_verdict(tls: TlsHandshake) -> Verdict | None:
+    alerts = _relevant_alerts(tls) or (list(tls.alerts) if tls.outcome == "alert" else [])
+    if not alerts:
+        return None
+    fatal = [a for a in alerts if a.level_name == "fatal" or a.encrypted]
+    a = (fatal or alerts)[0]
+    frame = a.at.frame
+    msg = f"{a.text()}{_frame_text(frame)}"
+    cert_frame = _where_frame(tls.client_certificate_at)
+    hint = (
+        "find the matching entry in the sending server's log "
+        "(Exchange: protocol log; Postfix: mail.log) for the peer's reason"
+    )
+    if not a.from_client and cert_frame is not None and (frame is None or frame >= cert_frame):
+        msg += (
+            f" right after the client's Certificate (frame {cert_frame}): the server most "
+            "likely rejected the client certificate"
+        )
+        hint = (
+            "check the client certificate: a publicly trusted CA, full chain sent, valid "
+            "dates, a name that matches the inbound connector"
+        )
+    elif a.from_client:
+        msg += ": the sending server aborted the handshake"
+        hint = (
+            "the sending server usually aborts when it distrusts the receiver's certificate "
+            "or finds no common protocol/cipher; check its TLS settings and logs"
+        )
+    sev = "error" if fatal else "warning"
+    return _v("tls_alert", msg, frame, severity=sev, hint=hint)
+
+
+def _incomplete_verdict(session: Session, tls: TlsHandshake) -> Verdict:
+    """Name why the handshake is unfinished: cap, eviction, lost bytes, reset, or capture end."""
+    tcp = session.tcp
+    why: list[str] = []
+    if tcp.evicted:
+        why.append("the connection was evicted early to stay within the memory budget")
+    if tcp.capped:
+        why.append("a direction passed the per-direction byte cap")
+    for name, gaps in (("client->server", tcp.c2s_gaps), ("server->client", tcp.s2c_gaps)):
+        if gaps:
+            lost = sum(size for _off, size in gaps)
+            why.append(
+                f"the capture lost {lost} bytes {name} (first at stream offset {gaps[0][0]})"
+            )
+    frame = None
+    for stop in tls.stops:
+        side = "client" if stop.from_client else "server"
+        why.append(f"{side} stream stopped: {stop.detail}{_frame_text(stop.at.frame)}")
+        frame = stop.at.frame if frame is None else frame
+    if tcp.closed_by == "rst":
+        why.append("the connection was reset (RST)")
+    elif tcp.closed_by == "fin":
+        why.append("the connection was closed (FIN) before the handshake finished")
+    elif not (tcp.evicted or tcp.capped):
+        why.append("the capture ended before the connection closed")
+    frame = session.last_frame if frame is None else frame
+    detail = f" ({tls.outcome_detail})" if tls.outcome_detail else ""
+    return _v(
+        "handshake_incomplete", f"TLS handshake did not finish{detail}: " + "; ".join(why), frame
+    )
+
+
+def _and_list(items: list[str]) -> str:
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+
+
+def _began_with(side: str, start: StreamStart) -> str:
+    if start.kind == "empty":
+        return f"the {side} sent nothing in the capture"
+    if start.kind == "none":
+        return f"the {side}'s {start.skipped} bytes hold no SMTP line or TLS record start"
+    text = f"the {side}'s stream begins with {start.what}{_frame_text(start.frame)}"
+    if start.skipped:
+        text += f" after {start.skipped} bytes of a unit whose start was not captured"
+    return text
+
+
+def _mid_session_verdict(session: Session, mid: MidSession) -> Verdict:
+    """What the capture missed of a connection it joined late, and where each side begins."""
+    smtp, tls = session.smtp, session.tls
+    lost: list[str] = []
+    if _smtp_like(smtp) and not smtp.implicit_tls and (smtp.replies or smtp.commands):
+        if smtp.banner_text is None:
+            lost.append("the SMTP greeting")
+        if smtp.ehlo_verb is None and (smtp.commands or tls is not None):
+            lost.append("EHLO")
+        if smtp.starttls_command_frame is None and tls is not None:
+            lost.append("STARTTLS")
+    if tls is not None:
+        lost += [f"the {name}" for name, hello in (("ClientHello", tls.client_hello),
+                                                    ("ServerHello", tls.server_hello))
+                 if hello is None]
+    after = f"after {_and_list(lost)}" if lost else "mid-conversation"
+    return _v(
+        "capture_started_mid_session",
+        f"the capture starts at frame {mid.first_frame}, {after}: no SYN; "
+        f"{_began_with('client', mid.c2s)}; {_began_with('server', mid.s2c)}",
+        mid.first_frame,
+    )
+
+
+def _cut_client_cert(session: Session, tls: TlsHandshake) -> Verdict | None:
+    """The question the capture cannot answer: it began after the server's hello with no
+    CertificateRequest in view, or after the request with no ClientHello or client
+    Certificate in view. None when the handshake's deciding messages are all there."""
+    mid = session.mid_session
+    if mid is None:
+        return None
+    cert_frame = _where_frame(tls.client_certificate_at)
+    if tls.server_hello is None and not tls.cert_requested:
+        msg = (
+            "the capture starts after the server's hello, so whether the server asked for a "
+            "client certificate, and whether one was sent, is not visible; "
+            f"{_began_with('server', mid.s2c)}"
+        )
+        if tls.client_certificate_at is not None:
+            msg += (
+                f"; a client Certificate message is in view{_frame_text(cert_frame)} but is not "
+                "judged without the request it answered"
+            )
+        return _v("client_cert_not_captured", msg, mid.s2c.frame or mid.first_frame)
+    if tls.cert_requested and tls.client_hello is None and tls.client_certificate_at is None:
+        req = _where_frame(tls.cert_request_at)
+        return _v(
+            "client_cert_not_captured",
+            f"the server asked for a client certificate{_frame_text(req)}, but the capture "
+            "starts after the client's Certificate would have gone, so whether one was sent is "
+            f"not visible; {_began_with('client', mid.c2s)}",
+            mid.c2s.frame or mid.first_frame,
+        )
+    return None
+
+
+def _smtp_like(smtp: SmtpDialogue | None) -> bool:
+    return smtp is not None and bool(
+        smtp.banner_text is not None
+        or smtp.replies
+        or smtp.commands
+        or smtp.implicit_tls
+    )
+
+
+def _exchange_online(smtp: SmtpDialogue | None, server: ChainCheck | None) -> Verdict | None:
+    if smtp is not None and smtp.banner_names_exchange_online:
+        host = smtp.banner_host or (smtp.banner_text or "").split(" ")[0]
+        return _v(
+            "exchange_online_peer",
+            f"banner names Exchange Online ({host}){_frame_text(smtp.banner_frame)}",
+            smtp.banner_frame,
+        )
+    leaf = server.certs[0] if server is not None and server.certs else None
+    for n in _leaf_names(leaf):
+        if n.lower().rstrip(".").endswith(EXO_SUFFIX):
+            return _v(
+                "exchange_online_peer", f"server certificate names Exchange Online ({n})", None
+            )
+    return None
+
+
+_MAIL_VERBS: Final = frozenset({"MAIL", "RCPT", "DATA", "BDAT"})
+
+
+def _tcp_end_text(tcp: TcpFacts) -> str:
+    if tcp.closed_by == "rst":
+        return "the connection was reset (RST)"
+    if tcp.closed_by == "fin":
+        return "the connection was closed (FIN)"
+    return "the capture ended"
+
+
+def _starttls_verdicts(session: Session, smtp: SmtpDialogue) -> list[Verdict]:
+    """Why TLS never began, when it did not; never empty, so every session gets a verdict."""
+    if smtp.starttls_accepted is False:
+        r = smtp.starttls_reply
+        frame = r.frame if r is not None else smtp.starttls_command_frame
+        said = f"{r.code} {r.text}".strip() if r is not None else "no usable reply"
+        if r is not None and r.text.startswith(str(r.code)):
+            said = r.text
+        return [
+            _v("starttls_refused", f"server refused STARTTLS{_frame_text(frame)}: {said}", frame)
+        ]
+    if smtp.starttls_command_frame is not None or smtp.implicit_tls:
+        frame = smtp.starttls_command_frame
+        what = f"client sent STARTTLS{_frame_text(frame)}" if frame else "implicit TLS port"
+        return [
+            _v(
+                "handshake_incomplete",
+                f"{what} but no TLS handshake was captured; {_tcp_end_text(session.tcp)}",
+                frame if frame is not None else session.last_frame,
+            )
+        ]
+    ehlo_frame = smtp.ehlo_frame
+    if smtp.starttls_offered is False:
+        if smtp.ehlo_verb == "HELO":
+            msg = (
+                f"client greeted with HELO{_frame_text(ehlo_frame)}, which allows no "
+                "extensions, so STARTTLS could not be offered"
+            )
+            hint = (
+                "make the sending server use EHLO (every current MTA does unless configured not to)"
+            )
+            return [_v("starttls_not_offered", msg, ehlo_frame, hint=hint)]
+        caps = ", ".join(smtp.capabilities) or "no extensions"
+        return [
+            _v(
+                "starttls_not_offered",
+                f"EHLO reply lacks STARTTLS (offered: {caps}); the session stayed plaintext",
+                ehlo_frame,
+            )
+        ]
+    sent = smtp.message_bytes
+    tail = f"; {sent} bytes of message content went unencrypted" if sent else ""
+    if smtp.starttls_offered:
+        return [
+            _v(
+                "plaintext_only",
+                f"server offered STARTTLS but the client never sent it{tail}",
+                ehlo_frame,
+            )
+        ]
+    mail = [c for c in smtp.commands if c.verb in _MAIL_VERBS]
+    late = smtp.ehlo_verb is None and session.mid_session is not None
+    if mail or sent:
+        frame = mail[0].frame if mail else ehlo_frame
+        why = (
+            "the capture began after EHLO, so whether STARTTLS was offered, refused or not "
+            "tried is not visible" if late else "the server's EHLO reply was not captured"
+        )
+        return [
+            _v(
+                "plaintext_only",
+                f"client sent mail without STARTTLS{_frame_text(frame)} ({why}){tail}",
+                frame,
+            )
+        ]
+    if late:
+        why = "the capture began after EHLO"
+    elif smtp.ehlo_verb is None:
+        why = "the client never sent EHLO"
+    else:
+        why = f"the {smtp.ehlo_verb}{_frame_text(ehlo_frame)} got no successful reply"
+    return [
+        _v(
+            "tls_not_reached",
+            f"no STARTTLS or TLS in frames {session.first_frame}-{session.last_frame}: {why}; "
+            f"{_tcp_end_text(session.tcp)}",
+            ehlo_frame or smtp.banner_frame or session.first_frame,
+        )
+    ]
+
+
+_NOT_EXPECTED: Final = (
+    "; no client certificate is expected here (not Exchange Online, no --expect-name, no "
+    "CertificateRequest from this server earlier in the capture), as for any ordinary MX"
+)
+
+
+def _not_requested(text: str, frame: int | None, expected_by: str | None) -> Verdict:
+    """client_cert_not_requested: a warning where a certificate is expected, else info."""
+    if expected_by is None:
+        return _v(NOT_REQUESTED, text + _NOT_EXPECTED, frame, severity="info",
+                  hint="")
+    return _v(NOT_REQUESTED,
+              f"{text}; a client certificate is expected here: {expected_by}", frame)
+
+
+def client_cert_expected(verdict: Verdict, expected_by: str) -> Verdict:
+    """An info client_cert_not_requested raised to a warning once another fact (e.g. the same
+    server asking for a certificate on an earlier connection) says one is expected."""
+    if not awaits_expectation(verdict):
+        return verdict
+    return _not_requested(verdict.message.removesuffix(_NOT_EXPECTED), verdict.frame,
+                          expected_by)
+
+
+def awaits_expectation(verdict: Verdict) -> bool:
+    """A client_cert_not_requested that no fact has yet made a problem: what
+    `client_cert_expected` raises."""
+    return verdict.code == NOT_REQUESTED and verdict.severity == "info"
+
+
+def _cert_expected_by(
+    tls: TlsHandshake, smtp: SmtpDialogue | None, server: ChainCheck | None,
+    expect_name: str | None,
+) -> str | None:
+    """Why this connection should carry a client certificate, if anything says so."""
+    if expect_name:
+        return f"the user expects a certificate named {expect_name} (--expect-name)"
+    exo = _exchange_online(smtp, server)
+    if exo is not None:
+        return f"Exchange Online attributes senders by certificate ({exo.message})"
+    sni = (tls.sni or "").lower().rstrip(".")
+    if sni.endswith(EXO_SUFFIX):
+        return f"the client asked for Exchange Online (SNI {sni})"
+    return None
+
+
+def _resumed_verdict(tls: TlsHandshake) -> Verdict:
+    """The facts of a resumption; the scan links it to the session that established it."""
+    how = {"session_id": "by session ID", "ticket": "by session ticket",
+           "psk": "by pre-shared key (TLS 1.3)"}.get(tls.resumption, "")
+    frame = _where_frame(tls.server_hello_at)
+    if tls.resumption == "psk":
+        text = (f"resumed a TLS session {how}{_frame_text(frame)}; the ticket was sent "
+                "encrypted, so the original handshake (and its client certificate) cannot be "
+                "identified without keys")
+    else:
+        text = (f"resumed a TLS session {how}{_frame_text(frame)}: no certificate crossed the "
+                "wire; the client certificate is that of the handshake that established it")
+    return _v(RESUMED, text, frame)
+
+
+def _client_cert_verdicts(
+    session: Session, tls: TlsHandshake, client: ChainCheck | None, expect_name: str | None,
+    expected_by: str | None = None,
+) -> list[Verdict]:
+    cert_at = tls.client_certificate_at
+    frame = _where_frame(cert_at)
+    req_frame = _where_frame(tls.cert_request_at)
+    if not tls.cert_requested:
+        if tls.resumption:
+            return []  # no CertificateRequest in an abbreviated handshake: see the original
+        done = tls.outcome == "completed" or tls.server_hello_done_at
+        if done and tls.version_name:
+            return [
+                _not_requested(
+                    f"the server never sent a CertificateRequest in {tls.version_name}, so "
+                    "the client could not present a certificate",
+                    _where_frame(tls.server_hello_done_at)
+                    or _where_frame(tls.server_certs_at),
+                    expected_by,
+                )
+            ]
+        return []
+    if tls.client_certificate == []:
+        return [
+            _v(
+                "no_client_cert",
+                f"server requested a client certificate{_frame_text(req_frame)}; the client "
+                f"answered with an EMPTY Certificate message{_frame_text(frame)}",
+                frame,
+            )
+        ]
+    if tls.client_certificate is None:
+        if cert_at is not None:
+            return [
+                _v(
+                    "cert_unparseable",
+                    f"the client's Certificate message{_frame_text(frame)} is malformed",
+                    frame,
+                )
+            ]
+        later = tls.client_key_exchange_at
+        if later is not None:
+            return [
+                _v(
+                    "no_client_cert",
+                    f"server requested a client certificate{_frame_text(req_frame)}; the "
+                    "client sent no Certificate message at all",
+                    later.frame,
+                )
+            ]
+        return []
+    if client is None:
+        return []
+    return _chain_verdicts("client", client, frame, session, expect_name)
+
+
+def diagnose(
+    session: Session, client: ChainCheck | None, server: ChainCheck | None, *,
+    expect_name: str | None = None,
+) -> list[Verdict]:
+    """Judge one Session; ``client``/``server`` are the ChainChecks of the certificates it
+    carried (None when absent or not analysed). Verdicts come most urgent first.
+    """
+    smtp, tls = session.smtp, session.tls
+    if tls is None and not _smtp_like(smtp):
+        return [
+            _v(
+                "no_smtp",
+                f"no SMTP dialogue or TLS handshake seen in frames "
+                f"{session.first_frame}-{session.last_frame}",
+                session.first_frame,
+            )
+        ]
+    out: list[Verdict] = []
+    if tls is None and smtp is not None:
+        out += _starttls_verdicts(session, smtp)
+    if smtp is not None and smtp.relay_denied:
+        r = smtp.relay_denied[0]
+        out.append(
+            _v(
+                "relay_denied",
+                f"relay denied in a plaintext reply{_frame_text(r.frame)}: "
+                f"{r.code} {r.text}".rstrip(),
+                r.frame,
+            )
+        )
+    if tls is not None:
+        unseen = _cut_client_cert(session, tls)
+        alert = _alert_verdict(tls)
+        # After a cut start, encrypted alerts alone are most likely the closing ones.
+        if alert is not None and not (unseen and all(a.encrypted for a in tls.alerts)):
+            out.append(alert)
+        if tls.outcome == "incomplete" and unseen is None:
+            out.append(_incomplete_verdict(session, tls))
+        if tls.resumption:
+            out.append(_resumed_verdict(tls))
+        hidden = tls.tls13_encrypted and tls.client_certificate is None and not tls.server_certs
+        if unseen is not None:
+            out.append(unseen)
+        elif hidden:
+            out.append(
+                _v(
+                    "tls13_encrypted",
+                    f"{tls.version_name or 'TLS 1.3'} hides the certificates; whether a "
+                    "client certificate was sent is not visible without keys",
+                    _where_frame(tls.server_hello_at),
+                )
+            )
+            suspect = [a for a in tls.anomalies if a.code == SERVER_ALERT_SUSPECTED]
+            if suspect and alert is None:
+                f = suspect[0].at.frame
+                out.append(
+                    _v(
+                        "tls_alert",
+                        f"the server's only record after the client's Finished is "
+                        f"alert-sized{_frame_text(f)}: it probably rejected the client "
+                        "certificate",
+                        f,
+                        severity="warning",
+                        hint="check the client certificate, or capture with keys",
+                    )
+                )
+        else:
+            expected_by = _cert_expected_by(
+                tls, smtp, server if tls.server_certs else None, expect_name)
+            out += _client_cert_verdicts(session, tls, client, expect_name, expected_by)
+        if server is not None and tls.server_certs:
+            sni = tls.sni
+            out += _chain_verdicts(
+                "server", server, _where_frame(tls.server_certs_at), session, sni
+            )
+        pairs: list[tuple[ChainCheck, int | None]] = []
+        if client is not None and tls.client_certificate:
+            pairs.append((client, _where_frame(tls.client_certificate_at)))
+        if server is not None and tls.server_certs:
+            pairs.append((server, _where_frame(tls.server_certs_at)))
+        for code in ("weak_signature", "weak_key"):
+            w = _weak(code, pairs)
+            if w is not None:
+                out.append(w)
+    exo = _exchange_online(smtp, server if tls is not None and tls.server_certs else None)
+    if exo is not None:
+        out.append(exo)
+    mid = session.mid_session
+    if mid is not None:
+        out.append(_mid_session_verdict(session, mid))
+    if not any(v.severity in ("error", "warning") for v in out) and _clean_client_auth(tls, client):
+        leaf = client.certs[0]
+        frame = _where_frame(tls.client_certificate_at)
+        out.append(
+            _v(
+                "ok",
+                f"{tls.version_name or 'TLS'}: client certificate {_cert_name(leaf)}"
+                f"{_frame_text(frame)} was requested, sent, trusted and valid "
+                f"(until {_date(leaf.not_after)})",
+                frame,
+            )
+        )
+    return most_severe_first(_merge_same_code(out))
+
+
+def _merge_same_code(verdicts: list[Verdict]) -> list[Verdict]:
+    """One verdict per code (e.g. both chains unparseable), so counts per code stay honest."""
+    merged: dict[str, Verdict] = {}
+    for v in verdicts:
+        first = merged.get(v.code)
+        if first is None:
+            merged[v.code] = v
+            continue
+        sev = min(first.severity, v.severity, key=_RANK.__getitem__)
+        merged[v.code] = Verdict(
+            v.code,
+            sev,
+            f"{first.message}; {v.message}",
+            first.hint or v.hint,
+            first.frame if first.frame is not None else v.frame,
+        )
+    return list(merged.values())
+
+
+def _clean_client_auth(tls: TlsHandshake | None, client: ChainCheck | None) -> bool:
+    """`ok` needs positive evidence, not just the absence of complaints."""
+    return (
+        tls is not None
+        and not tls.tls13_encrypted
+        and tls.outcome == "completed"
+        and tls.cert_requested
+        and bool(tls.client_certificate)
+        and client is not None
+        and bool(client.certs)
+        and client.trusted is True
+        and client.problem is None
+        and client.leaf_valid_at_capture == "valid"
+    )

@@ -1,0 +1,773 @@
+"""Judge the certificates a TLS peer presented, the way a mail admin needs it judged.
+
+Exchange Online attributes on-premises mail by the sender's TLS client certificate; when it
+refuses (``550 5.7.64 TenantAttribution``) the admin needs one specific reason: expired, not yet
+valid, self-signed, untrusted root, missing intermediate, wrong key usage or wrong name. The
+specific causes are checked first; path validation (``x509path``: RFC 5280 as the MTAs' OpenSSL
+does it, not the browsers' web-PKI profile) has the last word, and what only the web-PKI
+profile would refuse becomes a note (``x509profile``).
+
+Certificates arrive from the wire, so nothing here raises on malformed DER: a bad certificate
+becomes a :class:`CertInfo` carrying ``parse_error`` and a :class:`ChainCheck` with problem
+``unparseable``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import hashlib
+import importlib.util
+import os
+import re
+import ssl
+import warnings
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa
+from cryptography.utils import CryptographyDeprecationWarning
+from cryptography.x509 import verification as xv
+
+from ..verdict import CertInfo, ChainCheck
+from ..verdict import iso_time as _iso
+from ..verdict import one_line as _one_line
+from . import x509path, x509profile
+from .issuer_evidence import EvidenceIndex, Finding, find_evidence
+
+__all__ = [
+    "Analyzer",
+    "CertInfo",
+    "ChainCheck",
+    "TrustStore",
+    "cert_info",
+    "name_matches",
+]
+
+_UTC = dt.UTC
+
+_EKU_NAMES = {
+    "1.3.6.1.5.5.7.3.1": "serverAuth",
+    "1.3.6.1.5.5.7.3.2": "clientAuth",
+    "1.3.6.1.5.5.7.3.3": "codeSigning",
+    "1.3.6.1.5.5.7.3.4": "emailProtection",
+    "1.3.6.1.5.5.7.3.5": "ipsecEndSystem",
+    "1.3.6.1.5.5.7.3.6": "ipsecTunnel",
+    "1.3.6.1.5.5.7.3.7": "ipsecUser",
+    "1.3.6.1.5.5.7.3.8": "timeStamping",
+    "1.3.6.1.5.5.7.3.9": "OCSPSigning",
+    "1.3.6.1.5.5.7.3.17": "ipsecIKE",
+    "2.5.29.37.0": "anyExtendedKeyUsage",
+    "1.3.6.1.4.1.311.20.2.2": "smartcardLogon",
+    "1.3.6.1.4.1.311.10.3.4": "encryptedFileSystem",
+    "1.3.6.1.5.2.3.5": "kerberosPKINITKDC",
+}
+
+# Signature algorithm OID -> (OpenSSL-style name, hash). The hash is the fallback when
+# cryptography cannot name it (e.g. md2), since weak hashes are exactly what we must report.
+_SIG_ALGS: dict[str, tuple[str, str | None]] = {
+    "1.2.840.113549.1.1.2": ("md2WithRSAEncryption", "md2"),
+    "1.2.840.113549.1.1.4": ("md5WithRSAEncryption", "md5"),
+    "1.2.840.113549.1.1.5": ("sha1WithRSAEncryption", "sha1"),
+    "1.2.840.113549.1.1.10": ("rsassaPss", None),
+    "1.2.840.113549.1.1.11": ("sha256WithRSAEncryption", "sha256"),
+    "1.2.840.113549.1.1.12": ("sha384WithRSAEncryption", "sha384"),
+    "1.2.840.113549.1.1.13": ("sha512WithRSAEncryption", "sha512"),
+    "1.2.840.113549.1.1.14": ("sha224WithRSAEncryption", "sha224"),
+    "1.2.840.10045.4.1": ("ecdsa-with-SHA1", "sha1"),
+    "1.2.840.10045.4.3.1": ("ecdsa-with-SHA224", "sha224"),
+    "1.2.840.10045.4.3.2": ("ecdsa-with-SHA256", "sha256"),
+    "1.2.840.10045.4.3.3": ("ecdsa-with-SHA384", "sha384"),
+    "1.2.840.10045.4.3.4": ("ecdsa-with-SHA512", "sha512"),
+    "1.2.840.10040.4.3": ("dsa-with-SHA1", "sha1"),
+    "2.16.840.1.101.3.4.3.1": ("dsa-with-SHA224", "sha224"),
+    "2.16.840.1.101.3.4.3.2": ("dsa-with-SHA256", "sha256"),
+    "1.3.101.112": ("ED25519", None),
+    "1.3.101.113": ("ED448", None),
+}
+_WEAK_HASHES = frozenset({"md2", "md5", "sha1"})
+
+_KEY_USAGE_FIELDS = (
+    "digital_signature",
+    "content_commitment",
+    "key_encipherment",
+    "data_encipherment",
+    "key_agreement",
+    "key_cert_sign",
+    "crl_sign",
+    "encipher_only",
+    "decipher_only",
+)
+
+_ROLE_EKU = {"client": "clientAuth", "server": "serverAuth"}
+_PEM_CERT = re.compile(rb"-----BEGIN CERTIFICATE-----\s.*?-----END CERTIFICATE-----", re.DOTALL)
+
+
+# --- parsing ---------------------------------------------------------------------------------
+
+
+def _cn(name: x509.Name) -> str | None:
+    attrs = name.get_attributes_for_oid(x509.NameOID.COMMON_NAME)
+    if not attrs:
+        return None
+    value = attrs[0].value
+    return value if isinstance(value, str) else value.decode("utf-8", "replace")
+
+
+def _is_self_signed(cert: x509.Certificate) -> bool:
+    """Same name on both sides and the signature checks out with the certificate's own key."""
+    try:
+        return cert.subject == cert.issuer and _signed_by(cert, cert)
+    except Exception:  # malformed names
+        return False
+
+
+def _key(cert: x509.Certificate) -> tuple[str | None, int | None]:
+    try:
+        key = cert.public_key()
+    except Exception:  # unsupported algorithm (GOST, SM2...) or a malformed key
+        oid = getattr(cert, "public_key_algorithm_oid", None)
+        return (oid.dotted_string if oid is not None else None), None
+    if isinstance(key, rsa.RSAPublicKey):
+        return "RSA", key.key_size
+    if isinstance(key, ec.EllipticCurvePublicKey):
+        return "EC", key.curve.key_size
+    if isinstance(key, ed25519.Ed25519PublicKey):
+        return "Ed25519", 256
+    if isinstance(key, ed448.Ed448PublicKey):
+        return "Ed448", 456
+    if isinstance(key, dsa.DSAPublicKey):
+        return "DSA", key.key_size
+    return type(key).__name__, None
+
+
+def _signature(cert: x509.Certificate) -> tuple[str | None, str | None]:
+    oid = cert.signature_algorithm_oid.dotted_string
+    name, fallback_hash = _SIG_ALGS.get(oid, (oid, None))
+    try:
+        algo = cert.signature_hash_algorithm
+        digest = algo.name if algo is not None else None
+    except Exception:  # UnsupportedAlgorithm: md2, odd PSS parameters...
+        digest = fallback_hash
+    return name, digest
+
+
+def _key_usage(ku: x509.KeyUsage) -> tuple[str, ...]:
+    out = []
+    for name in _KEY_USAGE_FIELDS:
+        try:
+            if getattr(ku, name):
+                out.append(name)
+        except ValueError:  # encipher_only/decipher_only are undefined without key_agreement
+            pass
+    return tuple(out)
+
+
+def _load(der: bytes) -> tuple[CertInfo, x509.Certificate | None]:
+    """Parse field by field so one broken extension does not hide the subject or the dates."""
+    errors: list[str] = []
+    blank: dict[str, Any] = dict(
+        sha256=hashlib.sha256(der).hexdigest(),
+        sha1=hashlib.sha1(der).hexdigest().upper(),
+        size=len(der),
+        subject=None,
+        issuer=None,
+        subject_cn=None,
+        issuer_cn=None,
+        san_dns=(),
+        san_ip=(),
+        serial=None,
+        not_before=None,
+        not_after=None,
+        key_type=None,
+        key_bits=None,
+        signature_algorithm=None,
+        signature_hash=None,
+        key_usage=(),
+        ext_key_usage=None,
+        is_ca=None,
+        self_signed=False,
+        parse_error=None,
+    )
+    try:
+        cert = x509.load_der_x509_certificate(bytes(der))
+    except Exception as exc:  # hostile input: anything the parser throws is a parse error
+        blank["parse_error"] = _one_line(f"not a DER certificate: {exc}")
+        return CertInfo(**blank), None
+
+    def field(label: str, fn: Any) -> Any:
+        try:
+            return fn()
+        except Exception as exc:
+            errors.append(f"{label}: {exc}")
+            return None
+
+    f = blank
+    f["subject"] = field("subject", lambda: cert.subject.rfc4514_string())
+    f["issuer"] = field("issuer", lambda: cert.issuer.rfc4514_string())
+    f["subject_cn"] = field("subject", lambda: _cn(cert.subject))
+    f["issuer_cn"] = field("issuer", lambda: _cn(cert.issuer))
+    serial = field("serial", lambda: cert.serial_number)
+    if serial is not None:
+        f["serial"] = f"{serial:X}" if serial >= 0 else f"-{-serial:X}"
+    f["not_before"] = field("validity", lambda: cert.not_valid_before_utc)
+    f["not_after"] = field("validity", lambda: cert.not_valid_after_utc)
+    f["key_type"], f["key_bits"] = _key(cert)
+    sig = field("signature", lambda: _signature(cert))
+    if sig is not None:
+        f["signature_algorithm"], f["signature_hash"] = sig
+    f["self_signed"] = _is_self_signed(cert)
+    exts = field("extensions", lambda: cert.extensions)
+    if exts is not None:
+        for ext in exts:
+            value = ext.value
+            if isinstance(value, x509.SubjectAlternativeName):
+                f["san_dns"] = tuple(value.get_values_for_type(x509.DNSName))
+                f["san_ip"] = tuple(str(ip) for ip in value.get_values_for_type(x509.IPAddress))
+            elif isinstance(value, x509.KeyUsage):
+                f["key_usage"] = _key_usage(value)
+            elif isinstance(value, x509.ExtendedKeyUsage):
+                f["ext_key_usage"] = tuple(
+                    _EKU_NAMES.get(o.dotted_string, o.dotted_string) for o in value
+                )
+            elif isinstance(value, x509.BasicConstraints):
+                f["is_ca"] = value.ca
+    if errors:
+        # Dedupe labels that share one underlying failure (subject + subject_cn).
+        f["parse_error"] = _one_line("; ".join(dict.fromkeys(errors)))
+    return CertInfo(**f), cert
+
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """Silence cryptography's deprecation warnings (e.g. a non-positive serial): certificates
+    from the wire are judged here and reported as data, not as warnings on stderr."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", CryptographyDeprecationWarning)
+        yield
+
+
+def cert_info(der: bytes) -> CertInfo:
+    """Describe one DER certificate; never raises (a malformed one carries ``parse_error``)."""
+    with _quiet():
+        return _load(der)[0]
+
+
+# --- names -----------------------------------------------------------------------------------
+
+
+def _norm(name: str) -> str:
+    return name.strip().rstrip(".").lower()
+
+
+def _name_match(pattern: str, expected: str) -> bool:
+    """``*.`` in ``pattern`` stands for exactly one non-empty left-most label."""
+    if pattern == expected:
+        return True
+    if not pattern.startswith("*.") or expected.startswith("*."):
+        return False
+    label, dot, rest = expected.partition(".")
+    return bool(label and dot and rest) and rest == pattern[2:]
+
+
+def name_matches(info: CertInfo, expected: str) -> bool:
+    """TlsSenderCertificateName semantics: SAN DNS names, else the subject CN; no case.
+
+    An ``expected`` wildcard (``*.contoso.com``) is compared literally, as the connector does.
+    """
+    want = _norm(expected)
+    if not want:
+        return False
+    names = info.san_dns or ((info.subject_cn,) if info.subject_cn else ())
+    return any(_name_match(_norm(n), want) for n in names)
+
+
+# --- trust -----------------------------------------------------------------------------------
+
+
+class TrustStore:
+    """Trust anchors, both as certificates (for our own diagnosis) and as a verifier ``Store``.
+
+    Immutable by convention: :meth:`plus` returns a new store.
+    """
+
+    __slots__ = ("roots", "store", "source", "_ders", "_by_subject", "_anchor_index")
+
+    def __init__(self, roots: Iterable[x509.Certificate], source: str = "") -> None:
+        unique: dict[bytes, x509.Certificate] = {}
+        for cert in roots:
+            unique.setdefault(cert.fingerprint(hashes.SHA256()), cert)
+        self.roots: tuple[x509.Certificate, ...] = tuple(unique.values())
+        self.source = source
+        self._ders = frozenset(unique)
+        by_subject: dict[x509.Name, list[x509.Certificate]] = {}
+        for cert in self.roots:
+            by_subject.setdefault(cert.subject, []).append(cert)
+        self._by_subject = by_subject
+        self._anchor_index: EvidenceIndex | None = None
+        # cryptography refuses an empty Store; with no anchors nothing can verify anyway.
+        self.store: xv.Store | None = xv.Store(list(self.roots)) if self.roots else None
+
+    def __len__(self) -> int:
+        return len(self.roots)
+
+    def __repr__(self) -> str:
+        return f"TrustStore({len(self.roots)} roots from {self.source or '?'})"
+
+    def contains(self, cert: x509.Certificate) -> bool:
+        """This exact certificate is an anchor (e.g. a self-signed one the admin trusts)."""
+        return cert.fingerprint(hashes.SHA256()) in self._ders
+
+    def issuer_of(self, cert: x509.Certificate) -> x509.Certificate | None:
+        """An anchor whose name and key sign ``cert`` (a same-named anchor with another key is
+        not the issuer: re-keyed roots are a real cause of 'untrusted')."""
+        issuer = _name_of(cert, "issuer")
+        if issuer is None:
+            return None
+        for candidate in self._by_subject.get(issuer, ()):
+            if _signed_by(cert, candidate):
+                return candidate
+        return None
+
+    def anchor_index(self) -> EvidenceIndex:
+        """The anchors indexed by organization, named domains and known intermediates, built
+        on first need (most captures never ask) and then kept: it depends on the store alone."""
+        if self._anchor_index is None:
+            self._anchor_index = EvidenceIndex.build(self.roots, self.issuer_of)
+        return self._anchor_index
+
+    def issuer_evidence(self, cert: x509.Certificate) -> Finding:
+        """What ties the issuer of ``cert``, which the store does not hold, to the store;
+        nothing, when the certificate's fields are too odd to read."""
+        try:
+            return find_evidence(cert, self.anchor_index())
+        except Exception:  # hostile input: no evidence, never a crash
+            return Finding(())
+
+    @classmethod
+    def _from_pem_bytes(cls, data: bytes, source: str, *, strict: bool) -> TrustStore:
+        certs = []
+        with _quiet():  # e.g. a bundled root's non-positive serial
+            for i, block in enumerate(_PEM_CERT.findall(data)):
+                try:
+                    certs.append(x509.load_pem_x509_certificate(block))
+                except Exception as exc:
+                    if strict:
+                        raise ValueError(
+                            f"{source}: certificate #{i + 1} is malformed: {exc}") from exc
+        return cls(certs, source)
+
+    @classmethod
+    def mozilla(cls) -> TrustStore:
+        """The Mozilla roots shipped by certifi: close to what Exchange Online trusts."""
+        path = _certifi_bundle()
+        return cls._from_pem_bytes(Path(path).read_bytes(), path, strict=False)
+
+    @classmethod
+    def system(cls) -> TrustStore:
+        """The operating system's bundle (Debian path first, then what OpenSSL was built with)."""
+        paths = ssl.get_default_verify_paths()
+        files = [
+            "/etc/ssl/certs/ca-certificates.crt",
+            paths.cafile,
+            paths.openssl_cafile,
+        ]
+        tried = []
+        for f in files:
+            if f and f not in tried:
+                tried.append(f)
+                if os.path.isfile(f):
+                    store = cls._from_pem_bytes(Path(f).read_bytes(), f, strict=False)
+                    if store.roots:
+                        return store
+        for d in (paths.capath, paths.openssl_capath):
+            if d and os.path.isdir(d):
+                tried.append(d)
+                data = b"".join(_read_quietly(p) for p in sorted(Path(d).iterdir()) if p.is_file())
+                store = cls._from_pem_bytes(data, d, strict=False)
+                if store.roots:
+                    return store
+        raise ValueError(
+            "no system CA bundle found (tried: " + ", ".join(tried or ["nothing"]) + ")"
+        )
+
+    @classmethod
+    def from_pem_file(cls, path: str | os.PathLike[str]) -> TrustStore:
+        """Anchors from a PEM bundle (``--ca-file``); a lone DER certificate is accepted too."""
+        try:
+            data = Path(path).read_bytes()
+        except OSError as exc:
+            raise ValueError(f"{path}: cannot read CA file: {exc.strerror or exc}") from exc
+        return cls.from_bundle(data, str(path))
+
+    @classmethod
+    def from_bundle(cls, data: bytes, path: str) -> TrustStore:
+        """Like from_pem_file, for a bundle already read (sent to workers as bytes, so their
+        machines need not see the file); `path` names it in errors."""
+        if b"-----BEGIN" not in data:
+            try:
+                return cls([x509.load_der_x509_certificate(data)], str(path))
+            except Exception as exc:
+                raise ValueError(f"{path}: neither PEM nor a DER certificate") from exc
+        store = cls._from_pem_bytes(data, str(path), strict=True)
+        if not store.roots:
+            raise ValueError(f"{path}: no PEM certificate found")
+        return store
+
+    def plus(self, other: TrustStore) -> TrustStore:
+        sources = " + ".join(s for s in (self.source, other.source) if s)
+        return TrustStore([*self.roots, *other.roots], sources)
+
+
+def _certifi_bundle() -> str:
+    """certifi's cacert.pem.  Found beside the installed package when it is a plain
+    directory: importing certifi pulls in importlib.resources, a noticeable share of the
+    start-up of a scan."""
+    spec = importlib.util.find_spec("certifi")
+    for d in (spec.submodule_search_locations or []) if spec else []:
+        path = os.path.join(d, "cacert.pem")
+        if os.path.isfile(path):
+            return path
+    import certifi  # zipped or otherwise packed: let certifi extract it
+
+    return certifi.where()
+
+
+def _read_quietly(p: Path) -> bytes:
+    try:
+        return p.read_bytes() + b"\n"
+    except OSError:
+        return b""
+
+
+def _signed_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
+    """Signature check by hand: ``verify_directly_issued_by`` refuses SHA-1 ECDSA, and old
+    SHA-1 roots and leaves are exactly what must still be recognised."""
+    try:
+        key = issuer.public_key()
+        sig, tbs = cert.signature, cert.tbs_certificate_bytes
+        digest = cert.signature_hash_algorithm
+        if isinstance(key, rsa.RSAPublicKey):
+            key.verify(sig, tbs, cert.signature_algorithm_parameters, digest)
+        elif isinstance(key, ec.EllipticCurvePublicKey):
+            key.verify(sig, tbs, ec.ECDSA(digest))
+        elif isinstance(key, ed25519.Ed25519PublicKey | ed448.Ed448PublicKey):
+            key.verify(sig, tbs)
+        elif isinstance(key, dsa.DSAPublicKey):
+            key.verify(sig, tbs, digest)
+        else:
+            return False
+        return True
+    except Exception:  # unsupported algorithm, bad signature, malformed fields
+        return False
+
+
+# --- analysis --------------------------------------------------------------------------------
+
+
+def _validity(info: CertInfo, at: dt.datetime) -> str:
+    if info.not_before is None or info.not_after is None:
+        return "unknown"
+    if at < info.not_before:
+        return "not_yet_valid"
+    if at >= info.not_after:  # OpenSSL: a certificate is expired at its notAfter second
+        return "expired"
+    return "valid"
+
+
+# EKU entries OpenSSL accepts for each role: anyExtendedKeyUsage does not count (OpenSSL 3.0,
+# hence Postfix and Exim, refuse such a leaf); the old Server Gated Crypto OIDs do for servers.
+_ROLE_EKU_OK = {
+    "client": frozenset({"clientAuth"}),
+    "server": frozenset({"serverAuth", "2.16.840.1.113730.4.1", "1.3.6.1.4.1.311.10.3.3"}),
+}
+
+
+def _eku_ok(info: CertInfo, role: str) -> bool:
+    eku = info.ext_key_usage
+    return eku is None or not _ROLE_EKU_OK[role].isdisjoint(eku)
+
+
+def _weak_key(info: CertInfo) -> str | None:
+    t, bits = info.key_type, info.key_bits
+    if t == "DSA" or (t == "RSA" and bits is not None and bits < 2048):
+        return f"{t} {bits}"
+    if t == "EC" and bits is not None and bits < 256:
+        return f"{t} {bits}"
+    return None
+
+
+def _utc(t: dt.datetime) -> dt.datetime:
+    """Naive datetimes are taken as UTC: capture timestamps are."""
+    return t.replace(tzinfo=_UTC) if t.tzinfo is None else t.astimezone(_UTC)
+
+
+class Analyzer:
+    """Memoised certificate analysis: 10,000 sessions presenting the same chain on the same
+    capture day cost one analysis.
+
+    ``today`` is fixed when the analyzer is made so that cached verdicts stay consistent.
+    """
+
+    def __init__(self, trust: TrustStore, *, today: dt.datetime | None = None) -> None:
+        self.trust = trust
+        self.today = _utc(today) if today is not None else dt.datetime.now(_UTC)
+        self.cache_hits = 0
+        self.cache_misses = 0
+        self._results: dict[tuple[bytes, str, dt.date, str | None], ChainCheck] = {}
+        self._parsed: dict[bytes, tuple[CertInfo, x509.Certificate | None]] = {}
+        with _quiet():  # e.g. a bundled root's non-positive serial
+            self._anchors = x509path.AnchorIndex(trust.roots)
+
+    def check(
+        self,
+        ders: Sequence[bytes],
+        *,
+        role: str,
+        at: dt.datetime,
+        expected_name: str | None = None,
+    ) -> ChainCheck:
+        """Verdict on ``ders`` (leaf first, as sent) at capture time ``at``; never raises on
+        malformed certificates. Results are shared by every ``at`` on the same UTC day."""
+        if role not in _ROLE_EKU:
+            raise ValueError(f"role must be 'client' or 'server', not {role!r}")
+        at = _utc(at)
+        h = hashlib.sha256()
+        for der in ders:
+            h.update(len(der).to_bytes(4, "big"))
+            h.update(der)
+        key = (h.digest(), role, at.date(), expected_name)
+        hit = self._results.get(key)
+        if hit is not None:
+            self.cache_hits += 1
+            return hit
+        self.cache_misses += 1
+        with _quiet():
+            result = self._analyse(ders, role, at, expected_name)
+        self._results[key] = result
+        return result
+
+    def _parse(self, der: bytes) -> tuple[CertInfo, x509.Certificate | None]:
+        der = bytes(der)
+        got = self._parsed.get(der)
+        if got is None:
+            got = self._parsed[der] = _load(der)
+        return got
+
+    def _analyse(
+        self, ders: Sequence[bytes], role: str, at: dt.datetime, expected_name: str | None
+    ) -> ChainCheck:
+        parsed = [self._parse(d) for d in ders]
+        infos = tuple(p[0] for p in parsed)
+        weak_sigs = tuple(
+            (i, c.signature_hash)
+            for i, c in enumerate(infos)
+            if c.signature_hash in _WEAK_HASHES and not c.self_signed
+        )
+        weak_keys = tuple((i, w) for i, c in enumerate(infos) if (w := _weak_key(c)))
+
+        def verdict(problem: str | None, detail: str, **kw: Any) -> ChainCheck:
+            fields: dict[str, Any] = dict(
+                role=role,
+                certs=infos,
+                leaf_valid_at_capture="unknown",
+                leaf_valid_today="unknown",
+                trusted=problem is None,
+                problem=problem,
+                detail=detail,
+                expected_name=expected_name,
+                name_matches=None,
+                eku_ok=None,
+                weak_signatures=weak_sigs,
+                weak_keys=weak_keys,
+            )
+            fields.update(kw)
+            return ChainCheck(**fields)
+
+        if not parsed:
+            return verdict("unparseable", "no certificate was presented", trusted=None)
+        leaf_info, leaf = parsed[0]
+        if leaf is None or leaf_info.parse_error is not None:
+            return verdict(
+                "unparseable", f"leaf certificate: {leaf_info.parse_error}", trusted=None
+            )
+
+        intermediates = [c for _, c in parsed[1:] if c is not None]
+        path = self._verify(leaf, intermediates, role, at)
+        path_infos = [self._parse(_der(c))[0] for c in path.path]
+        common = dict(
+            leaf_valid_at_capture=_validity(leaf_info, at),
+            leaf_valid_today=_validity(leaf_info, self.today),
+            name_matches=(
+                name_matches(leaf_info, expected_name) if expected_name is not None else None
+            ),
+            eku_ok=_eku_ok(leaf_info, role),
+            path_valid=path.ok,
+            path_error=None if path.ok else path.reason,
+            path_error_depth=path.depth,
+            path_sha256=tuple(i.sha256 for i in path_infos),
+        )
+        who = leaf_info.subject or "leaf"
+        # The capture's day, not its time: this result serves every session of that day,
+        # whichever was judged first (with -j N, that depends on the workers).
+        day = at.date().isoformat()
+        if common["leaf_valid_at_capture"] == "expired":
+            return verdict(
+                "expired",
+                f"{who} expired {_iso(leaf_info.not_after)}, before the capture ({day})",
+                **common,
+            )
+        if common["leaf_valid_at_capture"] == "not_yet_valid":
+            return verdict(
+                "not_yet_valid",
+                f"{who} is valid only from {_iso(leaf_info.not_before)}, after the capture"
+                f" ({day})",
+                **common,
+            )
+        pinned = self.trust.contains(leaf)
+        if leaf_info.self_signed and not pinned:
+            return verdict(
+                "self_signed", f"{who} is self-signed and not in the trust store", **common
+            )
+        if not common["eku_ok"]:
+            usages = ", ".join(leaf_info.ext_key_usage or ())
+            return verdict(
+                "wrong_usage",
+                f"{who} lacks the {_ROLE_EKU[role]} extended key usage (has: {usages})",
+                **common,
+            )
+        if pinned:
+            return verdict(None, f"{who} is itself in the trust store", **common)
+
+        if path.ok:
+            # OpenSSL accepts SHA-1; Exchange Online does not, so fastcap does not either.
+            below_anchor = path_infos[: len(path_infos) - path.anchors]
+            weak = [(i, c) for i, c in enumerate(below_anchor) if c.signature_hash in _WEAK_HASHES]
+            if weak:
+                i, c = weak[0]
+                return verdict(
+                    "weak_signature",
+                    f"certificate #{i} ({c.subject}) is signed with {c.signature_hash}, which"
+                    " verifiers reject, although a trusted CA signed it",
+                    **common,
+                )
+            notes = x509profile.notes(path.path, path.anchors, role, self.trust.store, at)
+            return verdict(
+                None, f"{who} chains to a trusted root", profile_notes=notes, **common
+            )
+        error = path.message
+        if path.stage == "build":
+            problem, detail = self._diagnose(leaf, intermediates, at, error)
+        else:  # the path reached a trusted anchor and failed a later check: name it
+            problem, detail = "invalid", error
+        return verdict(problem, detail, **common)
+
+    def _verify(
+        self,
+        leaf: x509.Certificate,
+        intermediates: list[x509.Certificate],
+        role: str,
+        at: dt.datetime,
+    ) -> x509path.PathResult:
+        """OpenSSL's path validation of ``leaf`` with the other certificates sent, at ``at``."""
+        return x509path.validate(
+            leaf, intermediates, self._anchors, role=role, at=at, signed_by=_signed_by
+        )
+
+    def _diagnose(
+        self,
+        leaf: x509.Certificate,
+        intermediates: list[x509.Certificate],
+        at: dt.datetime,
+        error: str,
+    ) -> tuple[str, str]:
+        """Walk up the chain as sent to tell a missing intermediate from an untrusted root."""
+        current = leaf
+        seen = {leaf.fingerprint(hashes.SHA256())}
+        while True:
+            if self.trust.issuer_of(current) is not None:
+                return "invalid", _explain_invalid(intermediates, at, error)
+            if current is not leaf and _is_self_signed(current):
+                return "untrusted_root", (
+                    f"chain ends at root {_rfc4514(current, 'subject')}, which is not in the"
+                    " trust store"
+                )
+            parent = None
+            wanted = _name_of(current, "issuer")
+            for cand in intermediates:
+                fp = cand.fingerprint(hashes.SHA256())
+                if fp not in seen and wanted is not None and _name_of(cand, "subject") == wanted:
+                    if _signed_by(current, cand):
+                        parent = cand
+                        break
+                    parent = parent or cand
+            if parent is None:
+                return _missing_issuer(current, current is leaf, self.trust.issuer_evidence)
+            seen.add(parent.fingerprint(hashes.SHA256()))
+            current = parent
+
+
+def _missing_issuer(
+    cert: x509.Certificate, is_leaf: bool, evidence: Callable[[x509.Certificate], Finding]
+) -> tuple[str, str]:
+    """The issuer of ``cert`` was neither sent nor found in the store: a missing intermediate
+    only when evidence ties it to a trusted hierarchy, else an untrusted (private) CA."""
+    issuer = _rfc4514(cert, "issuer")
+    whose = "" if is_leaf else f" of chain certificate {_rfc4514(cert, 'subject')}"
+    finding = evidence(cert)
+    if finding.tied:
+        why = "; ".join(e.text for e in finding.evidence)
+        return "missing_intermediate", (
+            f"issuer {issuer}{whose} was neither sent nor found in the trust store, but {why}"
+        )
+    if not is_leaf:
+        return "untrusted_root", (
+            f"chain ends at issuer {issuer}, which is not in the trust store"
+        )
+    why = finding.against or (
+        "no known intermediate, organization or caIssuers host ties it to a trusted root"
+    )
+    return "untrusted_root", (
+        f"issued by {issuer}, which was not sent and is not a trusted CA: {why} (a private CA)"
+    )
+
+
+def _der(cert: x509.Certificate) -> bytes:
+    return cert.public_bytes(serialization.Encoding.DER)
+
+
+def _name_of(cert: x509.Certificate, which: str) -> x509.Name | None:
+    """``cert.subject`` or ``cert.issuer``; None when it does not decode.  cryptography decodes
+    names lazily, so a certificate that loaded can still raise here on hostile bytes (an
+    unknown string tag raises KeyError, for one)."""
+    try:
+        return getattr(cert, which)
+    except Exception:
+        return None
+
+
+def _rfc4514(cert: x509.Certificate, which: str) -> str:
+    try:
+        return getattr(cert, which).rfc4514_string()
+    except Exception:
+        return "?"
+
+
+def _explain_invalid(intermediates: list[x509.Certificate], at: dt.datetime, error: str) -> str:
+    """Name the sent CA certificate that was out of date, the usual cause behind the verifier's
+    terse 'not valid at validation time'."""
+    for i, cert in enumerate(intermediates, start=1):
+        try:
+            if at < cert.not_valid_before_utc:
+                state = "not yet valid"
+            elif at > cert.not_valid_after_utc:
+                state = "expired"
+            else:
+                continue
+        except Exception:  # unreadable validity: leave it to the verifier's message
+            continue
+        return f"chain certificate #{i} ({_rfc4514(cert, 'subject')}) was {state} at capture time"
+    return error

@@ -1,0 +1,242 @@
+"""Names as OpenSSL compares and constrains them.
+
+Chain building matches an issuer by name, and OpenSSL compares names in a canonical form
+(ASCII case and runs of spaces do not count), so ``x509.Name`` equality is too strict.  A CA's
+nameConstraints then bound the names below it: the subject, its email attributes, the SAN
+entries and, for a leaf without a DNS SAN, a host-like common name (OpenSSL's
+check_name_constraints with default host flags).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from cryptography import x509
+
+__all__ = ["REASONS", "canon_name", "check_name_constraints"]
+
+
+def _canon_value(attr: x509.NameAttribute) -> object:
+    value = attr.value
+    if isinstance(value, bytes):
+        return ("raw", value)
+    # OpenSSL's canonical form: ASCII lower case, spaces trimmed and runs collapsed.
+    text = "".join(c.lower() if c.isascii() else c for c in value)
+    return ("str", " ".join(text.split()))
+
+
+def canon_name(name: x509.Name) -> tuple | None:
+    """Comparable key of a name, equal where OpenSSL's X509_NAME_cmp says equal; None when
+    the name does not decode."""
+    try:
+        return tuple(
+            tuple(sorted((a.oid.dotted_string, repr(_canon_value(a))) for a in rdn))
+            for rdn in name.rdns
+        )
+    except Exception:
+        return None
+
+
+PERMITTED_VIOLATION = 47
+EXCLUDED_VIOLATION = 48
+UNSUPPORTED_CONSTRAINT_TYPE = 51
+UNSUPPORTED_NAME_SYNTAX = 53
+REASONS = {
+    PERMITTED_VIOLATION: "permitted subtree violation",
+    EXCLUDED_VIOLATION: "excluded subtree violation",
+    UNSUPPORTED_CONSTRAINT_TYPE: "unsupported name constraint type",
+    UNSUPPORTED_NAME_SYNTAX: "unsupported or invalid name syntax",
+}
+_MAX_NAME_CHECKS = 1 << 12  # names x constraints per pair of certificates
+_EMAIL_OID = "1.2.840.113549.1.9.1"
+
+
+def check_name_constraints(
+    chain: Sequence[x509.Certificate], self_issued: Sequence[bool]
+) -> tuple[int, int, str] | None:
+    """First violation as (code, depth, note), or None.  ``chain`` is leaf first; a
+    self-issued CA is not held to the constraints (RFC 5280 6.1.3 (b))."""
+    constraints = [(j, _ext_value(c, x509.NameConstraints)) for j, c in enumerate(chain)]
+    constraints = [(j, nc) for j, nc in constraints if nc is not None]
+    if not constraints:
+        return None
+    for i in range(len(chain) - 1, -1, -1):
+        if i != 0 and self_issued[i]:
+            continue
+        above = [(j, nc) for j, nc in reversed(constraints) if j > i]
+        if not above:
+            continue
+        names = _constrained_names(chain[i], leaf=i == 0)
+        if names is None:
+            return UNSUPPORTED_NAME_SYNTAX, i, "a name the constraints cannot read"
+        for j, nc in above:
+            permitted = list(nc.permitted_subtrees or ())
+            excluded = list(nc.excluded_subtrees or ())
+            if len(names) * (len(permitted) + len(excluded)) > _MAX_NAME_CHECKS:
+                return UNSUPPORTED_NAME_SYNTAX, i, "too many names and constraints"
+            for kind, value in names:
+                err = _nc_match(kind, value, permitted, excluded)
+                if err is not None:
+                    code, why = err
+                    return code, i, f"{why} (constraint of {_subject_text(chain[j])})"
+    return None
+
+
+def _ext_value(cert: x509.Certificate, cls: type) -> Any:
+    try:
+        return cert.extensions.get_extension_for_class(cls).value
+    except Exception:
+        return None
+
+
+def _constrained_names(
+    cert: x509.Certificate, *, leaf: bool
+) -> list[tuple[str, object]] | None:
+    """(kind, value) pairs OpenSSL holds against name constraints: the subject, its email
+    attributes, the SAN entries and, for a leaf without DNS SAN, a hostname-like CN."""
+    out: list[tuple[str, object]] = []
+    try:
+        subject = cert.subject
+        if len(subject.rdns):
+            out.append(("dir", subject))
+            for attr in subject:
+                if attr.oid.dotted_string == _EMAIL_OID:
+                    out.append(("email", attr.value))
+        san = _ext_value(cert, x509.SubjectAlternativeName)
+        general = list(san) if san is not None else []
+        for gn in general:
+            out.append(_kind(gn))
+        if leaf and not any(isinstance(gn, x509.DNSName) for gn in general):
+            for attr in subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME):
+                host = attr.value if isinstance(attr.value, str) else ""
+                if _looks_like_hostname(host):
+                    out.append(("cn", host))
+    except Exception:
+        return None
+    return out
+
+
+def _kind(gn: x509.GeneralName) -> tuple[str, object]:
+    if isinstance(gn, x509.DNSName):
+        return "dns", gn.value
+    if isinstance(gn, x509.IPAddress):
+        return "ip", gn.value
+    if isinstance(gn, x509.DirectoryName):
+        return "dir", gn.value
+    if isinstance(gn, x509.RFC822Name):
+        return "email", gn.value
+    if isinstance(gn, x509.UniformResourceIdentifier):
+        return "uri", gn.value
+    if isinstance(gn, x509.OtherName):
+        return "other:" + gn.type_id.dotted_string, gn.value
+    return type(gn).__name__, None
+
+
+def _looks_like_hostname(cn: str) -> bool:
+    """OpenSSL's cn2dnsid: letters, digits, '_', internal '-' and '.', two labels or more."""
+    cn = cn.rstrip("\0")
+    dotted = False
+    for i, c in enumerate(cn):
+        if c.isascii() and (c.isalnum() or c == "_"):
+            continue
+        if 0 < i < len(cn) - 1:
+            if c == "-":
+                continue
+            if c == "." and cn[i + 1] not in ".-" and cn[i - 1] != "-":
+                dotted = True
+                continue
+        return False
+    return dotted
+
+
+def _nc_match(
+    kind: str, value: object, permitted: list, excluded: list
+) -> tuple[int, str] | None:
+    kind = "dns" if kind == "cn" else kind
+    tried = matched = False
+    for sub in permitted:
+        if _kind(sub)[0] != kind:
+            continue
+        tried = True
+        got = _match_one(kind, value, _kind(sub)[1])
+        if isinstance(got, tuple):
+            return got
+        matched = matched or got
+    if tried and not matched:
+        return PERMITTED_VIOLATION, f"{kind} name {value} is outside the permitted subtrees"
+    for sub in excluded:
+        if _kind(sub)[0] != kind:
+            continue
+        got = _match_one(kind, value, _kind(sub)[1])
+        if isinstance(got, tuple):
+            return got
+        if got:
+            return EXCLUDED_VIOLATION, f"{kind} name {value} is in an excluded subtree"
+    return None
+
+
+def _match_one(kind: str, name: object, base: object) -> bool | tuple[int, str]:
+    if kind == "dir":
+        want, have = canon_name(base), canon_name(name)
+        return want is not None and have is not None and have[: len(want)] == want
+    if kind == "dns":
+        return _dns_within(str(name), str(base))
+    if kind == "ip":
+        try:
+            return name.version == base.version and name in base
+        except Exception:
+            return False
+    if kind == "email":
+        return _email_within(str(name), str(base))
+    if kind == "uri":
+        host = _uri_host(str(name))
+        if host is None:
+            return UNSUPPORTED_NAME_SYNTAX, f"URI {name} has no host"
+        base = str(base)
+        if base.startswith("."):
+            return len(host) > len(base) and host[-len(base):].lower() == base.lower()
+        return host.lower() == base.lower()
+    return UNSUPPORTED_CONSTRAINT_TYPE, f"{kind} constraints are not supported"
+
+
+def _dns_within(dns: str, base: str) -> bool:
+    if not base:
+        return True
+    if len(dns) < len(base):
+        return False
+    tail = dns[len(dns) - len(base):]
+    if len(dns) > len(base) and not base.startswith(".") and dns[len(dns) - len(base) - 1] != ".":
+        return False
+    return tail.lower() == base.lower()
+
+
+def _email_within(email: str, base: str) -> bool | tuple[int, str]:
+    at = email.rfind("@")
+    if at < 0:
+        return UNSUPPORTED_NAME_SYNTAX, f"email {email} has no @"
+    base_at = base.find("@")
+    if base_at < 0 and base.startswith("."):
+        return len(email) > len(base) and email[-len(base):].lower() == base.lower()
+    if base_at >= 0:
+        if base_at > 0 and base[:base_at] != email[:at]:
+            return False
+        base = base[base_at + 1:]
+    return email[at + 1:].lower() == base.lower()
+
+
+def _uri_host(uri: str) -> str | None:
+    scheme, sep, rest = uri.partition(":")
+    if not sep or not rest.startswith("//"):
+        return None
+    host = rest[2:]
+    for stop in "/:":
+        host = host.split(stop, 1)[0]
+    return host or None
+
+
+def _subject_text(cert: x509.Certificate) -> str:
+    try:
+        return cert.subject.rfc4514_string() or "empty subject"
+    except Exception:
+        return "?"

@@ -1,0 +1,145 @@
+"""`fastcap follow`: one session as Wireshark's "Follow TCP Stream" would show it — the
+plaintext SMTP lines of both sides in frame order, then the TLS handshake as messages rather
+than bytes.  Credentials after AUTH are never shown."""
+
+from __future__ import annotations
+
+import datetime as dt
+import warnings
+from collections.abc import Iterator
+
+from cryptography import x509
+
+from ..session import Session
+from ..tcp.reassembly import StreamDir
+from .textsafe import printable, printable_bytes
+
+_MAX_LINES = 2000
+
+
+def _lines(stream: StreamDir, end: int | None) -> Iterator[tuple[int, bytes]]:
+    """(offset, line) of the stream's bytes before `end`, stopping at the first gap."""
+    data = stream.data
+    stop = len(data) if end is None else min(end, len(data))
+    stop = min(stop, stream.contiguous_end(0))
+    pos = 0
+    while pos < stop:
+        nl = data.find(b"\n", pos, stop)
+        nxt = stop if nl < 0 else nl + 1
+        yield pos, data[pos:nxt].rstrip(b"\r\n")
+        pos = nxt
+
+
+def _subject(der: bytes) -> str:
+    try:
+        with warnings.catch_warnings():  # e.g. negative serials: judged by x509check, not here
+            warnings.simplefilter("ignore")
+            return printable(x509.load_der_x509_certificate(der).subject.rfc4514_string())
+    except ValueError:
+        return f"(unparseable certificate, {len(der)} bytes)"
+
+
+def _frame(f: int | None) -> str:
+    return f"[f{f}]" if f is not None else "[f?]"
+
+
+def _plaintext(s: Session) -> list[str]:
+    smtp = s.smtp
+    c2s_end = smtp.tls_c2s_offset if smtp else None
+    s2c_end = smtp.tls_s2c_offset if smtp else None
+    items = []
+    for off, line in _lines(s.c2s, c2s_end):
+        items.append((s.c2s.frame_at(off) or 0, 0, off, "C", line))
+    for off, line in _lines(s.s2c, s2c_end):
+        items.append((s.s2c.frame_at(off) or 0, 1, off, "S", line))
+    items.sort()
+    out, hide_next = [], False
+    for frame, _d, _off, side, line in items[:_MAX_LINES]:
+        text = printable_bytes(line)
+        if side == "C":
+            word = text.split(" ", 1)[0].upper()
+            if hide_next:
+                text = "[credentials hidden]"
+            elif word == "AUTH":
+                parts = text.split(" ")
+                text = " ".join(parts[:2]) + (" [credentials hidden]" if len(parts) > 2 else "")
+        else:
+            hide_next = text.startswith("334")
+        out.append(f"{_frame(frame)} {side}: {text}")
+    if len(items) > _MAX_LINES:
+        out.append(f"... {len(items) - _MAX_LINES} more lines")
+    return out
+
+
+def _tls(s: Session) -> list[str]:
+    t = s.tls
+    if t is None:
+        return []
+    out = [f"--- TLS {t.version_name or '(version unknown)'}"
+           + (f", cipher {t.cipher_name}" if t.cipher_name else "") + " ---"]
+
+    def at(w) -> str:
+        return _frame(w.frame if w else None)
+
+    ch = t.client_hello
+    if ch is not None:
+        sni = f", SNI {printable(ch.sni)}" if ch.sni else ""
+        out.append(f"{at(t.client_hello_at)} C: ClientHello{sni}, JA3 {ch.ja3_md5}, JA4 {ch.ja4}")
+    if t.server_hello is not None:
+        hrr = " (HelloRetryRequest)" if t.hello_retry_request else ""
+        how = {"session_id": "session ID", "ticket": "session ticket",
+               "psk": "pre-shared key"}.get(t.resumption or "")
+        resumed = f", resumes an earlier session by {how}" if how else ""
+        out.append(f"{at(t.server_hello_at)} S: ServerHello{hrr}{resumed}")
+    if t.server_certs_at is not None:
+        out.append(f"{at(t.server_certs_at)} S: Certificate, {len(t.server_certs)} cert(s)")
+        out += [f"        {i}: {_subject(d)}" for i, d in enumerate(t.server_certs)]
+    if t.server_key_exchange_at is not None:
+        out.append(f"{at(t.server_key_exchange_at)} S: ServerKeyExchange")
+    if t.cert_request is not None:
+        names = [printable(n) if n else "(unparseable)" for n in t.cert_request.ca_names()]
+        out.append(f"{at(t.cert_request_at)} S: CertificateRequest, {len(names)} acceptable CA(s)")
+        out += [f"        CA: {n}" for n in names[:20]]
+    if t.server_hello_done_at is not None:
+        out.append(f"{at(t.server_hello_done_at)} S: ServerHelloDone")
+    if t.client_certificate_at is not None:
+        cc = t.client_certificate
+        if cc is None:
+            out.append(f"{at(t.client_certificate_at)} C: Certificate (malformed)")
+        elif not cc:
+            out.append(f"{at(t.client_certificate_at)} C: Certificate, EMPTY (no certificate)")
+        else:
+            out.append(f"{at(t.client_certificate_at)} C: Certificate, {len(cc)} cert(s)")
+            out += [f"        {i}: {_subject(d)}" for i, d in enumerate(cc)]
+    if t.session_ticket_at is not None:
+        out.append(f"{at(t.session_ticket_at)} S: NewSessionTicket, "
+                   f"{len(t.session_tickets)} ticket(s)")
+    for name, w, side in (("ClientKeyExchange", t.client_key_exchange_at, "C"),
+                          ("CertificateVerify", t.certificate_verify_at, "C"),
+                          ("ChangeCipherSpec", t.client_ccs_at, "C"),
+                          ("ChangeCipherSpec", t.server_ccs_at, "S")):
+        if w is not None:
+            out.append(f"{at(w)} {side}: {name}")
+    for a in t.alerts:
+        out.append(f"{at(a.at)} {'C' if a.from_client else 'S'}: Alert: {a.text()}")
+    for side, enc in (("C", t.c2s_encrypted), ("S", t.s2c_encrypted)):
+        if enc.records:
+            out.append(f"        {side}: {enc.records} encrypted record(s), "
+                       f"{enc.total_length} bytes")
+    out.append(f"--- handshake {t.outcome}: {printable(t.outcome_detail)}")
+    return out
+
+
+def format_follow(s: Session) -> str:
+    """The session as text lines, ready to print."""
+    ts = dt.datetime.fromtimestamp(s.first_ts_ns / 1e9, dt.UTC)
+    head = (f"Session {s.number}: {s.client} -> {s.server}, frames {s.first_frame}-"
+            f"{s.last_frame} ({s.frames} frames), {ts:%Y-%m-%d %H:%M:%S} UTC")
+    lines = [head, "=" * min(len(head), 100)]
+    lines += _plaintext(s)
+    for name, gaps in (("client", s.tcp.c2s_gaps), ("server", s.tcp.s2c_gaps)):
+        for off, size in gaps[:20]:
+            lines.append(f"[{size} bytes missing in capture from the {name} at stream "
+                         f"offset {off}]")
+    lines += _tls(s)
+    return "\n".join(lines)

@@ -1,0 +1,191 @@
+"""Output of `fastcap scan`: a readable table, JSON, JSON lines, CSV, and exported
+certificates.  Everything printed from packet data goes through textsafe first."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import os
+from collections.abc import Iterable
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
+
+from ..run.scanner import ScanSummary
+from ..session import Session
+from .textsafe import printable
+
+SCHEMA_VERSION = 1
+_SEVERITY_MARK = {"error": "!", "warning": "~", "info": "i", "ok": ""}
+
+
+def client_cert_text(s: Session) -> str:
+    """What the client presented, in a few words."""
+    t = s.tls
+    if t is None:
+        return "-"
+    if t.tls13_encrypted:
+        return "encrypted (TLS 1.3)"
+    if t.client_certificate is None:
+        return "not requested" if not t.cert_requested else "none (no Certificate message)"
+    if not t.client_certificate:
+        return "none (empty Certificate)"
+    leaf = s.client_check.certs[0] if s.client_check and s.client_check.certs else None
+    if leaf is None or leaf.subject is None:
+        return "unparseable certificate"
+    return printable(leaf.subject)
+
+
+def _row(s: Session) -> list[str]:
+    smtp, t = s.smtp, s.tls
+    return [
+        str(s.number),
+        f"{s.first_frame}-{s.last_frame}",
+        f"{s.client} -> {s.server}",
+        printable(smtp.ehlo_name or "-") if smtp else "-",
+        (t.version_name or "?") if t else ("no TLS" if smtp and smtp.banner_code else "-"),
+        client_cert_text(s),
+        ", ".join(v.code for v in s.verdicts),
+    ]
+
+
+def format_table(sessions: Iterable[Session]) -> str:
+    head = ["#", "frames", "client -> server", "EHLO", "TLS", "client certificate",
+            "verdicts"]
+    rows = [head] + [_row(s) for s in sessions]
+    widths = [min(max(len(r[i]) for r in rows), 60) for i in range(len(head) - 1)]
+    out = []
+    for r in rows:
+        cells = [c if len(c) <= w else c[: w - 1] + "…" for c, w in zip(r, widths, strict=False)]
+        out.append("  ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True))
+                   + "  " + r[-1])
+    return "\n".join(out)
+
+
+def format_details(s: Session) -> str:
+    """The verdict lines under a session: message, then what to do."""
+    lines = []
+    for v in s.verdicts:
+        mark = _SEVERITY_MARK.get(v.severity, "")
+        where = f" [frame {v.frame}]" if v.frame else ""
+        lines.append(f"    {mark} {v.code}: {printable(v.message)}{where}")
+        if v.hint:
+            lines.append(f"      fix: {printable(v.hint)}")
+    return "\n".join(lines)
+
+
+def format_summary(summaries: list[ScanSummary]) -> str:
+    total = sum(x.sessions for x in summaries)
+    bad = sum(x.with_problems for x in summaries)
+    counts: dict[str, int] = {}
+    for x in summaries:
+        for code, n in x.verdicts.items():
+            counts[code] = counts.get(code, 0) + n
+    lines = [f"{total} session(s) in {len(summaries)} file(s); {bad} with problems"]
+    lines += [f"  {n:6d}  {code}" for code, n in sorted(counts.items(), key=lambda kv: -kv[1])]
+    for x in summaries:
+        head = f"{x.path}: " if len(summaries) > 1 else ""
+        for reason, n in sorted(x.skipped.items()):
+            lines.append(f"skipped: {head}{reason}: {n}")
+        for a, b in x.unreadable:
+            lines.append(f"unreadable: {head}bytes {a}-{b - 1}")
+        for reason, n in sorted(x.limits.items()):
+            lines.append(f"limit: {head}{reason}: {n}")
+    lines.append("TCP/IP checksums are not verified (as in Wireshark's default settings)")
+    return "\n".join(lines)
+
+
+def session_record(s: Session, path: str) -> dict:
+    """One session as JSON data (the schema README documents)."""
+    d = s.to_dict()
+    d["file"] = path
+    d["schema_version"] = SCHEMA_VERSION
+    return d
+
+
+def to_json(results: list[tuple[str, list[Session], ScanSummary]], errors: list[dict]) -> str:
+    doc = {
+        "schema_version": SCHEMA_VERSION,
+        "files": [{"path": p, "summary": summ.to_dict(),
+                   "sessions": [session_record(s, p) for s in sess]}
+                  for p, sess, summ in results],
+        "errors": errors,
+    }
+    return json.dumps(doc, indent=2, default=str)
+
+
+def to_jsonl_line(s: Session, path: str) -> str:
+    return json.dumps(session_record(s, path), default=str)
+
+
+CSV_FIELDS = ["file", "session", "first_frame", "last_frame", "client", "server", "ehlo",
+              "banner", "starttls", "tls_version", "cert_requested", "client_certificate",
+              "client_cert_sha1", "client_cert_not_after", "verdicts", "message"]
+
+
+def _cell(value: object) -> str:
+    """Spreadsheet-safe: a cell that starts like a formula is prefixed with a quote."""
+    text = "" if value is None else str(value)
+    text = printable(text)
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+
+
+def csv_row(s: Session, path: str) -> list[str]:
+    smtp, t = s.smtp, s.tls
+    leaf = s.client_check.certs[0] if s.client_check and s.client_check.certs else None
+    values = [
+        path, s.number, s.first_frame, s.last_frame, s.client, s.server,
+        smtp.ehlo_name if smtp else None, smtp.banner_text if smtp else None,
+        None if smtp is None else smtp.starttls_accepted,
+        t.version_name if t else None, t.cert_requested if t else None,
+        client_cert_text(s), leaf.sha1 if leaf else None,
+        leaf.not_after.isoformat() if leaf and leaf.not_after else None,
+        ";".join(v.code for v in s.verdicts),
+        s.verdicts[0].message if s.verdicts else None,
+    ]
+    return [_cell(v) for v in values]
+
+
+def csv_header() -> str:
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator="\n").writerow(CSV_FIELDS)
+    return buf.getvalue()
+
+
+def csv_line(s: Session, path: str) -> str:
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator="\n").writerow(csv_row(s, path))
+    return buf.getvalue()
+
+
+def export_certs(s: Session, directory: str | os.PathLike) -> list[str]:
+    """Write every certificate of the session as DER and PEM named by its SHA-256.
+
+    Names come from the hash only, so nothing can escape the directory; an existing file
+    with other content is left alone and reported (returned as a warning string)."""
+    out_dir = Path(directory)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    warnings = []
+    ders = []
+    if s.tls is not None:
+        ders += list(s.tls.server_certs) + list(s.tls.client_certificate or [])
+    for der in ders:
+        digest = hashlib.sha256(der).hexdigest()
+        files = [(out_dir / f"{digest}.der", der)]
+        try:
+            pem = x509.load_der_x509_certificate(der).public_bytes(Encoding.PEM)
+            files.append((out_dir / f"{digest}.pem", pem))
+        except ValueError:
+            pass  # unparseable: the DER is still worth keeping
+        for target, content in files:
+            if target.exists():
+                if target.read_bytes() != content:
+                    warnings.append(f"{target}: exists with other content; not overwritten")
+                continue
+            tmp = target.with_suffix(target.suffix + ".tmp")
+            tmp.write_bytes(content)
+            os.replace(tmp, target)
+    return warnings

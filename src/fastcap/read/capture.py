@@ -1,0 +1,536 @@
+"""Open a capture read-only, memory-map it, detect its format by magic and walk it in windows.
+
+This is the only place that knows where a file's records are; everything after it sees
+FrameWindow columns.  Non-packet pcapng blocks (sections, interfaces, secrets, custom blocks)
+are handled here in Python: they are rare, and keeping their state in one place lets the C
+walker stay a tight loop over packet records.
+"""
+
+from __future__ import annotations
+
+import mmap
+import os
+import stat
+import struct
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..errors import CaptureError, CaptureWarning
+from . import pcap, pcapng, resync
+from .frames import FrameWindow
+from .walker import Walker, get_walker
+from .walkstatus import (
+    BAD_IFACE,
+    BLOCK,
+    CORRUPT,
+    END,
+    FULL,
+    MAX_BLOCK,
+    MAX_CAPLEN,
+    TRUNCATED,
+    WalkStatus,
+)
+
+DEFAULT_WINDOW = 1 << 17
+DEFAULT_SLAB = 80  # Ethernet + 802.1Q + IPv6 + TCP up to its data offset; rarer rows re-read
+_YEAR_S = 366 * 86400  # a resynchronised pcap record lies within this of the last good one
+_GZIP, _ZSTD, _LZ4 = b"\x1f\x8b", b"\x28\xb5\x2f\xfd", b"\x04\x22\x4d\x18"
+_PARSED_BLOCKS = (0x00000001, 0x0000000A)  # interface description, decryption secrets
+# pcapng blocks that Wireshark shows as frames of their own, without packet data.
+_FRAME_LIKE_BLOCKS = {0x00000BAD: "custom", 0x40000BAD: "custom", 0x00000009: "systemd journal"}
+
+
+@dataclass
+class CaptureMeta:
+    """What the file's own headers say; filled in as the walk meets sections and interfaces."""
+
+    path: str
+    size: int
+    format: str  # "pcap" | "pcapng"
+    byte_orders: list[str] = field(default_factory=list)  # "little"/"big", one per section
+    nanosecond: bool = False  # pcap only
+    version: tuple[int, int] = (0, 0)
+    snaplen: int = 0  # pcap only
+    interfaces: list[pcapng.Interface] = field(default_factory=list)
+    sections: int = 0
+    block_counts: Counter = field(default_factory=Counter)
+    other_records: Counter = field(default_factory=Counter)  # frame-numbered, no packet data
+    secrets: list[pcapng.SecretsBlock] = field(default_factory=list)
+    warnings: list[CaptureWarning] = field(default_factory=list)
+    skipped: Counter = field(default_factory=Counter)  # reason -> frames/blocks not indexed
+    unreadable: list[tuple[int, int]] = field(default_factory=list)  # [start, end) skipped
+    compression: str | None = None  # gzip | zstd | lz4 when read through a decompressor
+
+
+@dataclass
+class WalkState:
+    """Where a walk stands between two records: all a walk needs to start mid-file and read
+    on exactly as a walk from the file's start would (see `Capture.windows`)."""
+
+    offset: int
+    frame: int  # number the next frame gets
+    ref_s: int | None = None  # pcap: seconds of the last good record (resync guide)
+    section: pcapng.Section | None = None  # pcapng: the section being read ...
+    params: list = field(default_factory=list)  # ... its interfaces' walk parameters ...
+    interfaces: list[pcapng.Interface] = field(default_factory=list)  # ... and all so far
+
+    def key(self) -> tuple:
+        """What must agree for two walks to read on identically (not the frame number, which
+        a split walk counts from its own start)."""
+        sec = self.section
+        return (self.offset, None if sec is None else (sec.index, sec.big_endian),
+                tuple(self.params), len(self.interfaces))
+
+
+def _open_mapping(path: str) -> tuple[mmap.mmap | bytes, int]:
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        raise CaptureError(path, "no such file") from None
+    except PermissionError:
+        raise CaptureError(path, "permission denied") from None
+    except OSError as e:
+        raise CaptureError(path, f"cannot open: {e.strerror}") from None
+    if stat.S_ISDIR(st.st_mode):
+        raise CaptureError(path, "is a directory, not a capture file")
+    if not stat.S_ISREG(st.st_mode):
+        kind = "a FIFO" if stat.S_ISFIFO(st.st_mode) else "not a regular file"
+        raise CaptureError(path, f"is {kind}, which cannot be mapped: open it with "
+                                 f"fastcap.stream.open_capture")
+    if st.st_size == 0:
+        raise CaptureError(path, "empty file (0 bytes), not a capture")
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except PermissionError:
+        raise CaptureError(path, "permission denied") from None
+    except OSError as e:
+        raise CaptureError(path, f"cannot open: {e.strerror}") from None
+    try:
+        size = os.fstat(fd).st_size
+        mm = mmap.mmap(fd, size, access=mmap.ACCESS_READ)
+    finally:
+        os.close(fd)
+    if hasattr(mm, "madvise") and hasattr(mmap, "MADV_SEQUENTIAL"):
+        mm.madvise(mmap.MADV_SEQUENTIAL)
+    return mm, size
+
+
+def sniff_format(path: str, head: bytes) -> str:
+    """'pcap' or 'pcapng' from the magic number; CaptureError for anything else."""
+    if len(head) >= 4 and head[:4] == b"\x0a\x0d\x0d\x0a":
+        return "pcapng"
+    if pcap.parse_header(head[:4] + b"\0" * 20) is not None:
+        return "pcap"
+    magic = head[:4].hex() if head else ""
+    if head[:2] == _GZIP or head[:4] in (_ZSTD, _LZ4):
+        raise CaptureError(path, f"is compressed (magic 0x{magic}), which cannot be mapped: "
+                                 f"open it with fastcap.stream.open_capture")
+    raise CaptureError(path, f"not a pcap or pcapng file (magic 0x{magic})")
+
+
+class Capture:
+    """A capture file opened for one pass.  Use as a context manager; iterate `windows()`.
+
+    Windows are reused between iterations to keep memory flat: copy what you keep.
+    """
+
+    def __init__(self, path: str | os.PathLike, *, backend: str = "auto",
+                 window: int = DEFAULT_WINDOW, slab_width: int = DEFAULT_SLAB,
+                 max_caplen: int = MAX_CAPLEN) -> None:
+        self.path = os.fspath(path)
+        mm, size = _open_mapping(self.path)
+        self._setup(mm, size, sniff_format(self.path, bytes(mm[:64])), backend, window,
+                    slab_width, max_caplen)
+
+    def _setup(self, buf, size: int, fmt: str, backend: str, window: int, slab_width: int,
+               max_caplen: int, base: int = 0, more: bool = False,
+               header: pcap.PcapHeader | None = None) -> None:
+        self.walker: Walker = get_walker(backend)
+        self.window = max(1, int(window))
+        self.slab_width = max(16, int(slab_width))
+        self.max_caplen = max_caplen
+        self._mm = buf
+        self._mapped = isinstance(buf, mmap.mmap)  # the file itself, not a piece in memory
+        self.meta = CaptureMeta(self.path, size, fmt)
+        self._bound = self.walker.bind(self._mm)
+        self._np: np.ndarray | None = None
+        self._base = base  # file offset of buffer byte 0 (offsets in reports are the file's)
+        self._more = more  # the file goes on past the buffer: a record cut at its end waits
+        self.pcap_header = header
+        self.frames: FrameWindow | None = None  # a window to fill; one of its own if None
+        self.frames_done = 0
+        self.bytes_done = 0  # file offset reached, for progress reports
+
+    @classmethod
+    def over(cls, buf, *, name: str, fmt: str, base: int = 0, more: bool = False,
+             header: pcap.PcapHeader | None = None, backend: str = "auto",
+             window: int = DEFAULT_WINDOW, slab_width: int = DEFAULT_SLAB,
+             max_caplen: int = MAX_CAPLEN) -> Capture:
+        """A capture held in memory: one piece of a stream that starts at file offset `base`.
+        With `more`, a record cut off by the buffer's end ends the walk quietly (the next
+        piece re-reads it), and resynchronisation never settles on the buffer's end."""
+        self = cls.__new__(cls)
+        self.path = name
+        self._setup(buf, len(buf), fmt, backend, window, slab_width, max_caplen, base, more,
+                    header)
+        return self
+
+    @property
+    def buffer(self):
+        """The read-only mapping (for payload reads by later stages)."""
+        return self._mm
+
+    @property
+    def progress_size(self) -> int:
+        return self.meta.size
+
+    @property
+    def progress_done(self) -> int:
+        return self.bytes_done
+
+    def close(self) -> None:
+        self._bound = self._np = None
+        if isinstance(self._mm, mmap.mmap):
+            try:
+                self._mm.close()
+            except BufferError:  # numpy views still alive; the GC unmaps it later
+                pass
+
+    def __enter__(self) -> Capture:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def _warn(self, offset: int, kind: str, message: str) -> None:
+        self.meta.warnings.append(CaptureWarning(self.path, self._base + offset, kind, message))
+
+    def windows(self, start: WalkState | None = None, stop: int | None = None
+                ) -> Iterator[FrameWindow]:
+        """Frame windows in file order.  `start` (a state from a split plan) begins mid-file;
+        `stop` ends before the first record that starts at or after it.  The record that
+        straddles `stop` is read whole: a split walk's ranges then join without gap or
+        overlap.  `end_state` tells where the walk stopped; `start_used` whether a resync
+        before the first good record relied on `start`'s guide values."""
+        win = self.frames or FrameWindow.allocate(self.window, self.slab_width)
+        whole = start is None and stop is None and self._mapped
+        self._stop = self.meta.size if stop is None else max(0, min(stop, self.meta.size))
+        self.start_used = False
+        if self.meta.format == "pcap":
+            yield from self._walk_pcap(win, start)
+        else:
+            yield from self._walk_pcapng(win, start)
+        if whole:
+            self._note_growth()
+
+    def _note_growth(self) -> None:
+        """A capture still being written is read up to its size when it was opened; say so,
+        so a cut-off last record is not mistaken for damage."""
+        try:
+            now = os.stat(self.path).st_size
+        except OSError:
+            return
+        if now > self.meta.size:
+            self._warn(self.meta.size, "growing_file",
+                       f"file grew to {now} bytes while it was read; results cover the first "
+                       f"{self.meta.size} bytes (its size when opened)")
+
+    # -- pcap -------------------------------------------------------------------------------
+    def _straddler(self, walk, win: FrameWindow, n: int, off: int, fno: int, *args):
+        """The record at `off` starts before the range end but runs past it: read just that
+        one record against the whole file (the window's row n, with room made first)."""
+        return walk(self._bound, self.meta.size, off, *args, win.head(n + 1), n, fno)
+
+    def _walk_pcap(self, win: FrameWindow, start: WalkState | None) -> Iterator[FrameWindow]:
+        meta, size, lim = self.meta, self.meta.size, self._stop
+        hdr = self.pcap_header
+        if hdr is None:
+            try:
+                hdr = self.pcap_header = pcap.parse_header(bytes(self._mm[: pcap.HEADER_LEN]))
+            except ValueError:
+                self._warn(0, "truncated_header", f"pcap file header cut short ({size} bytes)")
+                self.end_state = WalkState(0, 1)
+                return
+        meta.byte_orders = ["big" if hdr.big_endian else "little"]
+        meta.nanosecond = hdr.nanosecond
+        meta.version = hdr.version
+        meta.snaplen = hdr.snaplen
+        meta.sections = 1
+        meta.interfaces = [pcapng.Interface(0, 0, hdr.linktype, hdr.snaplen,
+                                            tsres_exp=9 if hdr.nanosecond else 6,
+                                            fcs_len=hdr.fcs_len or None)]
+        max_caplen = max(self.max_caplen, 0)
+        off, fno, n = pcap.HEADER_LEN, 1, 0
+        ref_s: int | None = None  # seconds of the last good record, for resynchronising
+        if start is not None:
+            off, fno, ref_s = start.offset, start.frame, start.ref_s
+        args = (hdr.big_endian, hdr.nanosecond, hdr.snaplen, max_caplen)
+        while True:
+            k, st = self.walker.walk_pcap(self._bound, lim, off, *args, win, n, fno)
+            n, off, fno = n + k, st.offset, st.next_frame
+            if st.code == TRUNCATED and off < lim < size:
+                if n == win.cap:
+                    yield from self._emit(win, n, off)
+                    n = 0
+                k, st = self._straddler(self.walker.walk_pcap, win, n, off, fno, *args)
+                n, off, fno = n + k, st.offset, st.next_frame
+            if st.code == FULL:
+                ref_s = int(win.ts_ns[n - 1]) // 1_000_000_000
+                yield from self._emit(win, n, off)
+                n = 0
+                continue
+            if n:
+                ref_s = int(win.ts_ns[n - 1]) // 1_000_000_000
+            lo, hi = (1, 2**32 - 1) if ref_s is None else (ref_s - _YEAR_S, ref_s + _YEAR_S)
+            limits = (hdr.big_endian, hdr.nanosecond, min(max_caplen, 2**32 - 1), lo, hi)
+            if st.code == TRUNCATED and self._more:
+                break  # the rest of the record is in the next piece
+            if st.code in (TRUNCATED, CORRUPT):
+                # Nothing read yet: the resync below relies on the plan's guide value.
+                self.start_used |= start is not None and fno == start.frame
+                cut = st.code == TRUNCATED and resync.cut_not_damaged_pcap(
+                    self._array(), off, size, *limits)
+                if cut and ref_s is None and size - off >= 4:  # its time is the best guide
+                    sec = int(resync.u32(self._array(), np.array([off]), hdr.big_endian)[0])
+                    limits = (*limits[:3], sec - _YEAR_S, sec + _YEAR_S)
+                nxt = resync.next_pcap_record(self._array(), off + 1, size, *limits,
+                                              allow_eof=not (cut or self._more))
+                if nxt is None and self._more:
+                    break  # look again with more of the stream in hand
+                if nxt is not None:
+                    self._skip_range(off, nxt, "corrupt_record", "corrupt record header",
+                                     "corrupt record")
+                    off = nxt
+                    continue
+            if st.code == TRUNCATED:
+                self._warn(off, "truncated_record",
+                           f"truncated record: needs {st.detail} bytes, {size - off} remain")
+                meta.skipped["truncated record"] += 1
+            elif st.code == CORRUPT:
+                self._warn(off, "corrupt_record",
+                           f"corrupt record: captured length {st.detail} exceeds the maximum "
+                           f"{max_caplen}; stopped reading")
+                meta.skipped["corrupt record"] += 1
+            break
+        if n:
+            yield from self._emit(win, n, off)
+        self.end_state = WalkState(off, fno, ref_s=ref_s)
+
+    def _array(self) -> np.ndarray:
+        if self._np is None:
+            self._np = np.frombuffer(self._mm, dtype=np.uint8)
+        return self._np
+
+    def _skip_block(self, off: int, blen: int, kind: str, what: str, reason: str) -> int:
+        """Step over one well-framed block that cannot be used; returns the next offset."""
+        self._warn(off, kind, f"{what}; block skipped")
+        self.meta.skipped[reason] += 1
+        return off + blen
+
+    def _skip_range(self, off: int, nxt: int, kind: str, what: str, reason: str | None
+                    ) -> None:
+        """Report bytes [off, nxt) as unreadable: reading goes on at the next good record."""
+        a, b = self._base + off, self._base + nxt
+        self._warn(off, kind, f"{what}: bytes {a}-{b - 1} ({b - a} bytes) unreadable; "
+                              f"reading resumed at offset {b}")
+        self.meta.unreadable.append((a, b))
+        if reason is not None:
+            self.meta.skipped[reason] += 1
+
+    def _emit(self, win: FrameWindow, n: int, off: int) -> Iterator[FrameWindow]:
+        self.frames_done += n
+        self.bytes_done = off
+        yield win.head(n)
+
+    # -- pcapng ----------------------------------------------------------------------------
+    def _walk_pcapng(self, win: FrameWindow, start: WalkState | None
+                     ) -> Iterator[FrameWindow]:
+        meta, size, mm, lim = self.meta, self.meta.size, self._mm, self._stop
+        section: pcapng.Section | None = None
+        params: list = []
+        off, fno, n = 0, 1, 0
+        if start is not None:
+            off, fno, section = start.offset, start.frame, start.section
+            params, meta.interfaces = list(start.params), list(start.interfaces)
+        while True:
+            if off >= lim:
+                break
+            if section is None:
+                st = WalkStatus(BLOCK, off, fno, pcapng.BT_SHB)
+                k = 0
+            else:
+                args = (section.big_endian, params, MAX_BLOCK)
+                k, st = self.walker.walk_pcapng(self._bound, lim, off, *args, win, n, fno)
+                if st.code == TRUNCATED and st.offset < lim < size:
+                    n, off, fno = n + k, st.offset, st.next_frame
+                    if n == win.cap:
+                        yield from self._emit(win, n, off)
+                        n = 0
+                    k, st = self._straddler(self.walker.walk_pcapng, win, n, off, fno, *args)
+            n, off, fno = n + k, st.offset, st.next_frame
+            if st.code == FULL:
+                yield from self._emit(win, n, off)
+                n = 0
+                continue
+            if st.code == END:
+                break
+            if st.code == BLOCK:
+                if st.detail == pcapng.BT_SHB:
+                    if self._more and self._shb_cut(off):
+                        break  # the rest of the section header is in the next piece
+                    told = len(meta.warnings), meta.skipped.copy()
+                    new = self._read_shb(off, len(meta.byte_orders) if section is None
+                                         else section.index + 1)
+                    if new is None:
+                        big = section.big_endian if section is not None else None
+                        nxt = resync.next_pcapng_block(self._array(), off + 1, size, big,
+                                                       allow_eof=not self._more)
+                        if nxt is None:
+                            if self._more:  # look again with more in hand, and say it once
+                                del meta.warnings[told[0]:]
+                                meta.skipped = told[1]
+                            break
+                        self._skip_range(off, nxt, "corrupt_block",
+                                         "unreadable section header", None)
+                        off = nxt
+                        continue
+                    section, blen = new
+                    params = []
+                    off += blen
+                    continue
+                order = ">" if section.big_endian else "<"
+                btype, blen = struct.unpack_from(order + "II", mm, off)
+                meta.block_counts[pcapng.BLOCK_NAMES.get(btype, f"type 0x{btype:08x}")] += 1
+                # Only the blocks parsed here are read; others are skipped by length untouched.
+                body = bytes(mm[off + 8 : off + blen - 4]) if btype in _PARSED_BLOCKS else b""
+                if btype == pcapng.BT_IDB:
+                    try:
+                        ifc = pcapng.parse_idb(body, order, len(meta.interfaces), section.index)
+                    except ValueError as e:
+                        self._warn(off, "corrupt_block", f"{e}")
+                        meta.skipped["corrupt interface block"] += 1
+                    else:
+                        meta.interfaces.append(ifc)
+                        section.interfaces.append(ifc)
+                        params.append(ifc.params())
+                elif btype == pcapng.BT_DSB and len(body) >= 8:
+                    stype, slen = struct.unpack_from(order + "II", body)
+                    slen = min(slen, len(body) - 8)
+                    meta.secrets.append(pcapng.SecretsBlock(off, stype, off + 16, slen))
+                elif btype in _FRAME_LIKE_BLOCKS:
+                    meta.other_records[_FRAME_LIKE_BLOCKS[btype]] += 1
+                    fno += 1  # Wireshark numbers these as frames; stay in step with it
+                off += blen
+                continue
+            if st.code == BAD_IFACE:
+                order = ">" if section.big_endian else "<"
+                (blen,) = struct.unpack_from(order + "I", mm, off + 4)
+                off = self._skip_block(off, blen, "bad_interface",
+                                       f"packet block names interface {st.detail}, but its "
+                                       f"section has {len(params)}",
+                                       "packet block with unknown interface")
+                continue
+            if st.code == CORRUPT:
+                blen = resync.pcapng_block_len(self._array(), off, size, section.big_endian)
+                if blen:  # framing is sound, a field inside is not: lose this block only
+                    off = self._skip_block(off, blen, "corrupt_packet",
+                                           f"corrupt packet block (captured length "
+                                           f"{st.detail} does not fit its block)",
+                                           "corrupt packet block")
+                    continue
+            if st.code == TRUNCATED and self._more:
+                break  # the rest of the block is in the next piece
+            if st.code in (TRUNCATED, CORRUPT):
+                cut = st.code == TRUNCATED and resync.cut_not_damaged_pcapng(
+                    self._array(), off, size, section.big_endian)
+                nxt = resync.next_pcapng_block(self._array(), off + 1, size, section.big_endian,
+                                               allow_eof=not (cut or self._more))
+                if nxt is None and self._more:
+                    break  # look again with more of the stream in hand
+                if nxt is not None:
+                    self._skip_range(off, nxt, "corrupt_block",
+                                     f"corrupt block (length field {st.detail})", "corrupt block")
+                    off = nxt
+                    continue
+            if st.code == TRUNCATED:
+                self._warn(off, "truncated_block",
+                           f"truncated block: needs {st.detail} bytes, {size - off} remain")
+                meta.skipped["truncated block"] += 1
+            elif st.code == CORRUPT:
+                self._warn(off, "corrupt_block",
+                           f"corrupt block (length field {st.detail}); stopped reading")
+                meta.skipped["corrupt block"] += 1
+            break
+        if n:
+            yield from self._emit(win, n, off)
+        self.end_state = WalkState(off, fno, section=section, params=list(params),
+                                   interfaces=list(meta.interfaces))
+
+    def _shb_cut(self, off: int) -> bool:
+        """The section header at `off` runs past the buffer's end (its length is sane)."""
+        size = self.meta.size
+        if size - off < 28:
+            return True
+        big = pcapng.byte_order_of_shb(self._mm, off)
+        if big is None:
+            return False
+        (blen,) = struct.unpack_from(">I" if big else "<I", self._mm, off + 4)
+        return size - off < blen <= MAX_BLOCK
+
+    def _read_shb(self, off: int, index: int) -> tuple[pcapng.Section, int] | None:
+        meta, size, mm = self.meta, self.meta.size, self._mm
+        if size - off < 28:
+            self._warn(off, "truncated_block", "truncated section header block")
+            meta.skipped["truncated block"] += 1
+            return None
+        big = pcapng.byte_order_of_shb(mm, off)
+        if big is None:
+            self._warn(off, "corrupt_block", "section header block has a bad byte-order magic")
+            meta.skipped["corrupt block"] += 1
+            return None
+        order = ">" if big else "<"
+        blen, _magic, vmaj, vmin = struct.unpack_from(order + "IIHH", mm, off + 4)
+        if blen < 28 or blen % 4 or blen > MAX_BLOCK:
+            self._warn(off, "corrupt_block", f"corrupt section header block (length {blen})")
+            meta.skipped["corrupt block"] += 1
+            return None
+        if blen > size - off:
+            self._warn(off, "truncated_block",
+                       f"truncated block: needs {blen} bytes, {size - off} remain")
+            meta.skipped["truncated block"] += 1
+            return None
+        if struct.unpack_from(order + "I", mm, off + blen - 4)[0] != blen:
+            self._warn(off, "corrupt_block", "section header block trailing length mismatch")
+            meta.skipped["corrupt block"] += 1
+            return None
+        meta.block_counts["section header"] += 1
+        meta.byte_orders.append("big" if big else "little")
+        meta.sections += 1
+        meta.version = (vmaj, vmin)
+        return pcapng.Section(index, off, big, (vmaj, vmin)), blen
+
+
+def merge_meta(parts: list[CaptureMeta]) -> CaptureMeta:
+    """The metadata of consecutive pieces of one capture, as one walk would have filled it."""
+    first, last = parts[0], parts[-1]
+    meta = CaptureMeta(first.path, first.size, first.format, nanosecond=first.nanosecond,
+                       snaplen=first.snaplen, version=first.version,
+                       interfaces=list(last.interfaces))
+    for m in parts:
+        if first.format == "pcapng":
+            meta.byte_orders += m.byte_orders
+            meta.sections += m.sections
+            if m.sections:
+                meta.version = m.version
+        meta.block_counts.update(m.block_counts)
+        meta.other_records.update(m.other_records)
+        meta.secrets += m.secrets
+        meta.warnings += m.warnings
+        meta.skipped.update(m.skipped)
+        meta.unreadable += m.unreadable
+    if first.format == "pcap":
+        meta.byte_orders, meta.sections = list(first.byte_orders), first.sections
+    return meta

@@ -1,0 +1,207 @@
+"""pcapng: Section Header, Interface Description and the other non-packet blocks, plus the
+pure-Python packet-block walker that mirrors csrc/walk.c:fc_walk_pcapng.
+
+Packet blocks (EPB, SPB, obsolete PB) are framed by the walker; every other block comes back
+here, so the state a section carries (byte order, interfaces) lives in one place: `Section`.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass, field
+
+from .frames import F_NO_TS, F_OVER_SNAPLEN, F_SNAPPED, FrameWindow
+from .walkstatus import (
+    BAD_IFACE,
+    BLOCK,
+    CORRUPT,
+    END,
+    FULL,
+    TRUNCATED,
+    IfaceParams,
+    WalkStatus,
+    ts_to_ns,
+)
+
+BT_SHB = 0x0A0D0D0A
+BT_IDB = 0x00000001
+BT_PB = 0x00000002
+BT_SPB = 0x00000003
+BT_NRB = 0x00000004
+BT_ISB = 0x00000005
+BT_EPB = 0x00000006
+BT_DSB = 0x0000000A
+BT_CUSTOM = (0x00000BAD, 0x40000BAD)
+BYTE_ORDER_MAGIC = 0x1A2B3C4D
+
+OPT_ENDOFOPT = 0
+IF_NAME = 2
+IF_TSRESOL = 9
+IF_FCSLEN = 13
+IF_TSOFFSET = 14
+
+BLOCK_NAMES = {
+    BT_SHB: "section header", BT_IDB: "interface description", BT_PB: "packet",
+    BT_SPB: "simple packet", BT_NRB: "name resolution", BT_ISB: "interface statistics",
+    BT_EPB: "enhanced packet", BT_DSB: "decryption secrets",
+    0x00000BAD: "custom", 0x40000BAD: "custom",
+}
+
+
+@dataclass
+class Interface:
+    """One capture interface; `index` is global across all sections of the file."""
+
+    index: int
+    section: int
+    linktype: int
+    snaplen: int
+    tsres_pow2: bool = False
+    tsres_exp: int = 6
+    tsoffset_s: int = 0
+    fcs_len: int | None = None
+    name: str | None = None
+
+    def params(self) -> IfaceParams:
+        return IfaceParams(self.snaplen, self.tsres_pow2, self.tsres_exp, self.tsoffset_s,
+                           self.index)
+
+
+@dataclass
+class Section:
+    index: int
+    offset: int
+    big_endian: bool
+    version: tuple[int, int]
+    interfaces: list[Interface] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class SecretsBlock:
+    """A Decryption Secrets Block kept by reference for later TLS work (keys for TLS 1.3)."""
+
+    offset: int
+    secrets_type: int
+    data_offset: int
+    data_len: int
+
+
+def byte_order_of_shb(buf, off: int) -> bool | None:
+    """True for big endian, False for little, None when the byte-order magic is wrong."""
+    if len(buf) - off < 12:
+        return None
+    magic = bytes(buf[off + 8 : off + 12])
+    if magic == b"\x1a\x2b\x3c\x4d":
+        return True
+    if magic == b"\x4d\x3c\x2b\x1a":
+        return False
+    return None
+
+
+def iter_options(body: bytes, order: str):
+    """Yield (code, value) of an options list; stops quietly at the end or a cut option."""
+    pos = 0
+    while pos + 4 <= len(body):
+        code, olen = struct.unpack_from(order + "HH", body, pos)
+        if code == OPT_ENDOFOPT:
+            return
+        end = pos + 4 + olen
+        if end > len(body):
+            return
+        yield code, body[pos + 4 : end]
+        pos = end + (-olen % 4)
+
+
+def parse_idb(body: bytes, order: str, index: int, section: int) -> Interface:
+    """Parse an IDB body (after type/length, before the trailing length)."""
+    if len(body) < 8:
+        raise ValueError("interface description block is shorter than its fixed fields")
+    linktype, _reserved, snaplen = struct.unpack_from(order + "HHI", body)
+    ifc = Interface(index=index, section=section, linktype=linktype, snaplen=snaplen)
+    for code, value in iter_options(body[8:], order):
+        if code == IF_TSRESOL and len(value) >= 1:
+            ifc.tsres_pow2 = bool(value[0] & 0x80)
+            ifc.tsres_exp = value[0] & 0x7F
+        elif code == IF_TSOFFSET and len(value) >= 8:
+            (ifc.tsoffset_s,) = struct.unpack_from(order + "q", value)
+        elif code == IF_FCSLEN and len(value) >= 1:
+            ifc.fcs_len = value[0]
+        elif code == IF_NAME:
+            ifc.name = value.split(b"\0", 1)[0].decode("utf-8", "replace")
+    return ifc
+
+
+def walk_pcapng_py(
+    buf, length: int, start: int, big_endian: bool, ifaces: list[IfaceParams], max_block: int,
+    win: FrameWindow, row0: int, next_frame: int,
+) -> tuple[int, WalkStatus]:
+    """Frame packet blocks from `start` into win rows from row0; return (rows, status)."""
+    order = ">" if big_endian else "<"
+    u32 = struct.Struct(order + "I")
+    two = struct.Struct(order + "II")
+    pkt = struct.Struct(order + "IIIII")
+    width = win.slab_width
+    view = memoryview(buf)
+    off, n, fno, cap = start, row0, next_frame, win.cap
+    while True:
+        if n == cap:
+            return n - row0, WalkStatus(FULL, off, fno)
+        if off >= length:
+            return n - row0, WalkStatus(END, off, fno)
+        if length - off < 12:
+            return n - row0, WalkStatus(TRUNCATED, off, fno, 12)
+        btype, blen = two.unpack_from(buf, off)
+        if btype == BT_SHB:
+            return n - row0, WalkStatus(BLOCK, off, fno, btype)
+        if blen < 12 or blen & 3 or blen > max_block:
+            return n - row0, WalkStatus(CORRUPT, off, fno, blen)
+        if blen > length - off:
+            return n - row0, WalkStatus(TRUNCATED, off, fno, blen)
+        if u32.unpack_from(buf, off + blen - 4)[0] != blen:
+            return n - row0, WalkStatus(CORRUPT, off, fno, blen)
+        flags = 0
+        units = 0
+        if btype in (BT_EPB, BT_PB):
+            if blen < 32:
+                return n - row0, WalkStatus(CORRUPT, off, fno, blen)
+            first, ts_hi, ts_lo, caplen, orig = pkt.unpack_from(buf, off + 8)
+            if btype == BT_PB:  # obsolete Packet Block: 16-bit interface id, 16-bit drops
+                (first,) = struct.unpack_from(order + "H", buf, off + 8)
+            iface_id = first
+            units = (ts_hi << 32) | ts_lo
+            if caplen > blen - 32:
+                return n - row0, WalkStatus(CORRUPT, off, fno, caplen)
+            data = off + 28
+        elif btype == BT_SPB:
+            if blen < 16:
+                return n - row0, WalkStatus(CORRUPT, off, fno, blen)
+            iface_id = 0
+            (orig,) = u32.unpack_from(buf, off + 8)
+            caplen = min(blen - 16, orig)
+            if ifaces and ifaces[0].snaplen and caplen > ifaces[0].snaplen:
+                caplen = ifaces[0].snaplen
+            data = off + 12
+            flags |= F_NO_TS
+        else:
+            return n - row0, WalkStatus(BLOCK, off, fno, btype)
+        if iface_id >= len(ifaces):
+            return n - row0, WalkStatus(BAD_IFACE, off, fno, iface_id)
+        ifc = ifaces[iface_id]
+        if caplen < orig:
+            flags |= F_SNAPPED
+        if ifc.snaplen and caplen > ifc.snaplen:
+            flags |= F_OVER_SNAPLEN
+        k = min(caplen, width)
+        win.slab[n, :k] = view[data : data + k]
+        win.slab[n, k:] = 0
+        win.offset[n] = data
+        win.caplen[n] = caplen
+        win.orig_len[n] = orig
+        win.ts_ns[n] = 0 if flags & F_NO_TS else ts_to_ns(
+            units, ifc.tsres_pow2, ifc.tsres_exp, ifc.tsoffset_s)
+        win.iface[n] = ifc.global_index
+        win.frame_no[n] = fno
+        win.flags[n] = flags
+        n += 1
+        fno += 1
+        off += blen

@@ -1,0 +1,186 @@
+"""Find where readable records start again after a corrupt stretch of a capture.
+
+A flipped bit in one length field must not cost the rest of a multi-GB file.  After a bad
+block or record the reader asks here for the next offset where a chain of plausible records
+begins, and reports the bytes in between as unreadable.  The search is vectorized over
+chunks of candidate offsets, so even gigabytes of garbage cost linear numpy work and a
+hostile file cannot make it quadratic or slow in Python.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+
+from . import pcapng
+from .walkstatus import MAX_BLOCK
+
+CHUNK = 1 << 20  # offsets per numpy step; only the few that pass a byte test go further
+FIRST_CHUNK = 1 << 12  # ... after smaller first steps: a record usually starts within a few KB
+_SHB_MIN, _MIN_LEN = 28, 12
+# Smallest legal length of each known block type (packet blocks carry fixed fields).
+_MIN_BY_TYPE = {pcapng.BT_IDB: 20, pcapng.BT_PB: 32, pcapng.BT_SPB: 16, pcapng.BT_NRB: 12,
+                pcapng.BT_ISB: 24, pcapng.BT_EPB: 32, pcapng.BT_DSB: 20,
+                0x00000009: 12, 0x00000BAD: 16, 0x40000BAD: 16}
+_KNOWN = np.array(sorted(_MIN_BY_TYPE), np.uint32)
+_MINS = np.array([_MIN_BY_TYPE[t] for t in sorted(_MIN_BY_TYPE)], np.int64)
+_BOM_LE, _BOM_BE = 0x1A2B3C4D, 0x4D3C2B1A  # the byte-order magic read little-endian
+
+
+def u32(buf: np.ndarray, pos: np.ndarray, big: np.ndarray | bool) -> np.ndarray:
+    """32-bit words at arbitrary byte offsets (all pos + 4 <= len(buf))."""
+    b = [buf[pos + i].astype(np.int64) for i in range(4)]
+    le = b[0] | b[1] << 8 | b[2] << 16 | b[3] << 24
+    be = b[3] | b[2] << 8 | b[1] << 16 | b[0] << 24
+    return np.where(big, be, le)
+
+
+def _steps(start: int, size: int) -> Iterator[tuple[int, int]]:
+    """(first offset, count) of the offsets from `start` to `size`, in steps growing from
+    FIRST_CHUNK to CHUNK: where a record is near, the search costs microseconds, not the
+    milliseconds of a full step; across garbage, it stays linear."""
+    a, n = start, FIRST_CHUNK
+    while a < size:
+        yield a, min(n, size - a)
+        a += n
+        n = min(CHUNK, n * 16)
+
+
+def _window(buf: np.ndarray, a: int, n: int, size: int, k: int) -> np.ndarray:
+    """Byte k of the records at offsets a .. a+n-1 (0 past the end of the file)."""
+    out = np.zeros(n, np.uint8)
+    got = buf[a + k : min(size, a + k + n)]
+    out[: len(got)] = got
+    return out
+
+
+def _block_len(buf: np.ndarray, pos: np.ndarray, size: int, big: bool | None, max_block: int
+               ) -> np.ndarray:
+    """Length of a well-framed pcapng block at each of `pos`, or 0 where there is none.
+
+    Well framed: a known block type, a length that is legal for it, a multiple of 4 and
+    inside the file, and a trailing length equal to the leading one.  Section headers carry
+    their own byte order; other blocks are read in the current section's (`big`; None when
+    there is no section yet, so only a section header can start one)."""
+    out = np.zeros(len(pos), np.int64)
+    fits = pos + _SHB_MIN <= size
+    pos_ok = pos[fits]
+    if not len(pos_ok):
+        return out
+    le_type = u32(buf, pos_ok, False)
+    is_shb = le_type == pcapng.BT_SHB
+    bom = u32(buf, pos_ok + 8, False)
+    shb_big = bom == _BOM_BE
+    is_shb &= (bom == _BOM_LE) | shb_big
+    if big is None:
+        own_big, known = shb_big, is_shb
+        mins = np.full(len(pos_ok), _SHB_MIN)
+    else:
+        own_big = np.where(is_shb, shb_big, big)
+        btype = np.where(is_shb, pcapng.BT_SHB, u32(buf, pos_ok, big))
+        idx = np.clip(np.searchsorted(_KNOWN, btype), 0, len(_KNOWN) - 1)
+        known = is_shb | (_KNOWN[idx] == btype)
+        mins = np.where(is_shb, _SHB_MIN, _MINS[idx])
+    blen = u32(buf, pos_ok + 4, own_big)
+    ok = known & (blen >= mins) & (blen % 4 == 0) & (blen <= max_block) & (pos_ok + blen <= size)
+    at = np.flatnonzero(ok)
+    trailer = u32(buf, pos_ok[at] + blen[at] - 4, own_big[at])
+    ok[at] = trailer == blen[at]
+    out[np.flatnonzero(fits)[ok]] = blen[ok]
+    return out
+
+
+def next_pcapng_block(buf: np.ndarray, start: int, size: int, big: bool | None,
+                      max_block: int = MAX_BLOCK, allow_eof: bool = True) -> int | None:
+    """First offset >= start where a well-framed block begins whose successor is also well
+    framed or (if `allow_eof`) is the end of the file; None if the rest of the file holds no
+    such block.  Every byte offset is tried, not only 32-bit aligned ones: a copy that lost
+    or gained a byte shifts everything after it."""
+    for a, n in _steps(start, size):
+        # Every known block type has a 0x00 or 0x0D in its third (little-endian) or second
+        # (big-endian) byte: a one-byte test discards ~99% of offsets before the full check.
+        probe = _window(buf, a, n, size, 1 if big else 2)
+        pos = a + np.flatnonzero((probe == 0) | (probe == 0x0D))
+        blen = _block_len(buf, pos, size, big, max_block)
+        cand = np.flatnonzero(blen)
+        if not len(cand):
+            continue
+        nxt = pos[cand] + blen[cand]
+        chained = ((nxt == size) & allow_eof) | (_block_len(buf, nxt, size, big, max_block) > 0)
+        hit = np.flatnonzero(chained)
+        if len(hit):
+            return int(pos[cand[hit[0]]])
+    return None
+
+
+def pcap_record_ok(buf: np.ndarray, pos: np.ndarray, size: int, big: bool, nanos: bool,
+                   max_caplen: int, ts_lo: int, ts_hi: int, whole: bool = True) -> np.ndarray:
+    """Length of the plausible pcap record (16 + caplen) at each of `pos`, or 0.
+
+    Plausible: caplen <= max_caplen and <= the original length, fraction below one second,
+    seconds within [ts_lo, ts_hi], and (when `whole`) the data inside the file."""
+    out = np.zeros(len(pos), np.int64)
+    fits = pos + 16 <= size
+    p = pos[fits]
+    sec, frac = u32(buf, p, big), u32(buf, p + 4, big)
+    incl, orig = u32(buf, p + 8, big), u32(buf, p + 12, big)
+    ok = ((incl <= max_caplen) & (incl <= orig) & (frac < (10**9 if nanos else 10**6))
+          & (sec >= ts_lo) & (sec <= ts_hi) & (incl > 0))  # empty records: legal, but rare
+    if whole:
+        ok &= p + 16 + incl <= size
+    out[np.flatnonzero(fits)[ok]] = 16 + incl[ok]
+    return out
+
+
+def cut_not_damaged_pcap(buf: np.ndarray, off: int, size: int, big: bool, nanos: bool,
+                         max_caplen: int, ts_lo: int, ts_hi: int) -> bool:
+    """The record at `off` runs past the end of the file: is its header sound, so the file
+    was most likely cut off (a capture still running, a partial copy) rather than damaged?
+    Then only a full chain may resume reading, never one that merely reaches the end of the
+    file, so the cut record's own bytes are not taken for records."""
+    return size - off < 16 or bool(pcap_record_ok(
+        buf, np.array([off], np.int64), size, big, nanos, max_caplen, ts_lo, ts_hi,
+        whole=False)[0])
+
+
+def cut_not_damaged_pcapng(buf: np.ndarray, off: int, size: int, big: bool) -> bool:
+    """Like cut_not_damaged_pcap for a pcapng block: a known type and a legal length."""
+    if size - off < 8:
+        return True
+    pos = np.array([off], np.int64)
+    btype, blen = int(u32(buf, pos, big)[0]), int(u32(buf, pos + 4, big)[0])
+    known = btype in _MIN_BY_TYPE or btype == pcapng.BT_SHB
+    return known and blen % 4 == 0 and _MIN_LEN <= blen <= MAX_BLOCK
+
+
+def next_pcap_record(buf: np.ndarray, start: int, size: int, big: bool, nanos: bool,
+                     max_caplen: int, ts_lo: int, ts_hi: int, chain: int = 3,
+                     allow_eof: bool = True) -> int | None:
+    """First byte offset >= start where `chain` plausible pcap records follow each other
+    (fewer when the file ends first, if `allow_eof`); None if there is none.  pcap records
+    carry no magic and no alignment, so only a chain of consistent headers is evidence."""
+    args = (size, big, nanos, max_caplen, ts_lo, ts_hi)
+    for a, n in _steps(start, size):
+        if max_caplen < 1 << 24:  # the captured length's top byte is 0: a one-byte test
+            pos = a + np.flatnonzero(_window(buf, a, n, size, 8 if big else 11) == 0)
+        else:
+            pos = np.arange(a, a + n, dtype=np.int64)
+        keep = np.ones(len(pos), bool)
+        cur = pos
+        for _ in range(chain):
+            step = pcap_record_ok(buf, cur, *args)
+            done = (cur == size) & allow_eof  # a chain may end exactly at the end of the file
+            keep &= (step > 0) | done
+            cur = np.where(done, cur, cur + step)
+            if not keep.any():
+                break
+        hit = np.flatnonzero(keep)
+        if len(hit):
+            return int(pos[hit[0]])
+    return None
+
+
+def pcapng_block_len(buf: np.ndarray, off: int, size: int, big: bool) -> int:
+    """Length of the well-framed block at `off`, or 0 (see `_block_len`)."""
+    return int(_block_len(buf, np.array([off], np.int64), size, big, MAX_BLOCK)[0])

@@ -1,0 +1,345 @@
+"""Captures that cannot be memory-mapped: gzip, zstd or lz4 files (found by their magic, not
+their names), standard input (`-`) and pipes.
+
+The stream is read in pieces of a few MiB.  Each piece is walked as an in-memory capture
+(`Capture.over`) from the exact state where the previous piece stopped; a record cut off by
+a piece's end is carried into the next piece.  So the same vectorized decoder sees the same
+windows of frames as for a mapped file, memory stays at about two pieces, and results equal
+those of the decompressed file.  Decompression runs in a thread of its own (zlib, zstd and
+lz4 release the GIL), overlapping the walk.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import stat
+import sys
+import threading
+from collections.abc import Iterator
+from typing import BinaryIO
+
+from ..errors import CaptureError, CaptureWarning
+from ..options import PIECE as PIECE
+from .capture import (
+    DEFAULT_SLAB,
+    DEFAULT_WINDOW,
+    Capture,
+    CaptureMeta,
+    WalkState,
+    merge_meta,
+    sniff_format,
+)
+from .frames import FrameWindow
+from .walkstatus import MAX_BLOCK
+
+MAX_PIECE = 4 * MAX_BLOCK + PIECE  # no record can need more; past it the stream is damaged
+_MAGIC = {b"\x1f\x8b": "gzip", b"\x28\xb5\x2f\xfd": "zstd", b"\x04\x22\x4d\x18": "lz4"}
+
+
+def compression_of(head: bytes) -> str | None:
+    """'gzip', 'zstd' or 'lz4' from the first bytes, else None."""
+    for magic, name in _MAGIC.items():
+        if head.startswith(magic):
+            return name
+    return None
+
+
+def needs_stream(path: str | os.PathLike) -> bool:
+    """True for `-`, pipes and other non-regular files, and compressed files."""
+    path = os.fspath(path)
+    if path == "-":
+        return True
+    try:
+        st = os.stat(path)
+    except OSError:
+        return False  # the mapped path reports the error
+    if not stat.S_ISREG(st.st_mode):
+        return not stat.S_ISDIR(st.st_mode)
+    try:
+        with open(path, "rb") as f:
+            return compression_of(f.read(4)) is not None
+    except OSError:
+        return False
+
+
+_RAW_READ = 256 << 10  # compressed bytes per read: a few MiB once inflated
+
+
+def _decompressors(kind: str, path: str):
+    """A factory of one-member decompressor objects (`decompress`, `eof`, `unused_data`)."""
+    if kind == "gzip":
+        import zlib
+
+        return lambda: zlib.decompressobj(wbits=31)
+    try:
+        if kind == "zstd":
+            import zstandard
+
+            return zstandard.ZstdDecompressor().decompressobj
+        import lz4.frame
+
+        return lz4.frame.LZ4FrameDecompressor
+    except ImportError:
+        raise CaptureError(path, f"is {kind}-compressed and the {kind} module is missing "
+                                 f"(pip install {'zstandard' if kind == 'zstd' else 'lz4'})"
+                           ) from None
+
+
+def _decompressed(raw: BinaryIO, head: bytes, kind: str | None, path: str
+                  ) -> Iterator[bytes]:
+    """The stream's bytes, decompressed, in chunks.  Concatenated members (as `cat a.gz b.gz`
+    makes) follow one another.  Damage raises ValueError after every byte before it was
+    delivered."""
+    if kind is None:
+        if head:
+            yield head
+        while data := raw.read(_RAW_READ):
+            yield data
+        return
+    make = _decompressors(kind, path)
+    d, pending = make(), head
+    while True:
+        data = pending or raw.read(_RAW_READ)
+        pending = b""
+        if not data:
+            if not d.eof:
+                raise ValueError("compressed data ends before its end-of-stream marker")
+            return
+        try:
+            out = d.decompress(data)
+        except Exception as e:  # noqa: BLE001 - each library has its own error class
+            raise ValueError(f"damaged compressed data ({e})") from None
+        if out:
+            yield out
+        if d.eof:
+            rest = d.unused_data
+            d = make()
+            if rest:
+                pending = rest
+            else:
+                nxt = raw.read(_RAW_READ)
+                if not nxt:
+                    return
+                pending = nxt
+
+
+class _Reader:
+    """Fills pieces in a thread; `get(n)` returns up to n bytes (b"" at the end).  Damaged
+    compressed data ends the stream early, with the reason in `error`."""
+
+    def __init__(self, chunks: Iterator[bytes]) -> None:
+        self._chunks = chunks
+        self._q: queue.Queue = queue.Queue(maxsize=4)
+        self._pending = b""
+        self._stop = threading.Event()
+        self.done = 0  # decompressed bytes handed out
+        self.error: str | None = None
+        self._t = threading.Thread(target=self._fill, daemon=True)
+        self._t.start()
+
+    def _fill(self) -> None:
+        try:
+            for data in self._chunks:
+                if self._stop.is_set():
+                    return
+                self._q.put(data)
+        except (ValueError, OSError, EOFError) as e:
+            self._q.put(e)
+            return
+        self._q.put(b"")
+
+    def get(self, n: int) -> list[bytes]:
+        """Chunks adding up to n bytes, fewer at the end (joined once by the caller: a piece
+        is copied once, not once per step)."""
+        out, have = [], 0
+        while have < n:
+            item = self._pending or self._q.get()
+            self._pending = b""
+            if isinstance(item, Exception) or not item:
+                if isinstance(item, Exception):
+                    self.error = str(item)
+                self._q.put(b"")  # the end stays the end
+                break
+            if have + len(item) > n:
+                item, self._pending = item[: n - have], item[n - have:]
+            out.append(item)
+            have += len(item)
+        self.done += have
+        return out
+
+    def close(self) -> None:
+        self._stop.set()
+        while self._t.is_alive():
+            try:
+                self._q.get_nowait()
+            except queue.Empty:
+                self._t.join(0.05)
+
+
+class StreamCapture:
+    """The Capture interface (windows, buffer, meta) over a stream read once, in pieces.
+
+    `buffer` is the piece the current window's offsets refer to; it changes between
+    windows, so consumers that keep payload offsets must use them before the next window.
+    """
+
+    def __init__(self, path: str | os.PathLike, *, backend: str = "auto",
+                 window: int = DEFAULT_WINDOW, slab_width: int = DEFAULT_SLAB,
+                 piece: int = PIECE) -> None:
+        self.path = os.fspath(path)
+        self._opts = dict(backend=backend, window=window, slab_width=slab_width)
+        self._piece = max(256, piece)
+        self._raw = self._open()
+        head = self._raw.read(4)
+        self.compression = compression_of(head)
+        chunks = _decompressed(self._raw, head, self.compression, self.path)
+        first, error = b"", None
+        try:
+            while len(first) < 64 and (data := next(chunks, b"")):
+                first += data
+        except ValueError as e:
+            error = str(e)
+        if not first:
+            raise CaptureError(self.path, f"cannot decompress: {error}" if error
+                               else "empty stream (0 bytes), not a capture")
+        self.format = sniff_format(self.path, first)
+        self._reader = _Reader(_chain(first, chunks, error))
+        self._cur: Capture | None = None
+        self._metas: list[CaptureMeta] = []
+        self._meta: CaptureMeta | None = None
+        self.walker = None
+        self.frames_done = 0
+        self.bytes_done = 0
+
+    def _open(self) -> BinaryIO:
+        if self.path == "-":
+            return sys.stdin.buffer
+        try:
+            return open(self.path, "rb")  # noqa: SIM115 - closed in close()
+        except FileNotFoundError:
+            raise CaptureError(self.path, "no such file") from None
+        except OSError as e:
+            raise CaptureError(self.path, f"cannot open: {e.strerror}") from None
+
+    @property
+    def buffer(self):
+        return self._cur.buffer if self._cur is not None else b""
+
+    @property
+    def meta(self) -> CaptureMeta:
+        """While walking: the current piece's (its interfaces are the live ones); after the
+        walk: the whole stream's, merged."""
+        if self._meta is not None:
+            return self._meta
+        if self._cur is not None:
+            return self._cur.meta
+        return CaptureMeta(self.path, 0, self.format)
+
+    def windows(self, start: WalkState | None = None, stop: int | None = None
+                ) -> Iterator[FrameWindow]:
+        if start is not None or stop is not None:
+            raise ValueError("a stream is read whole, from its start")
+        base, state, header = 0, None, None
+        rest, target = b"", self._piece
+        frames: FrameWindow | None = None
+        while True:
+            buf = b"".join([rest, *self._reader.get(target - len(rest))])
+            rest = b""
+            eof = len(buf) < target
+            cap = Capture.over(buf, name=self.path, fmt=self.format, base=base, more=not eof,
+                               header=header, **self._opts)
+            if frames is None:
+                frames = FrameWindow.allocate(cap.window, cap.slab_width)
+            cap.frames = frames  # one window for every piece: no allocation per piece
+            self._cur = cap
+            self.walker = cap.walker
+            for win in cap.windows(state):
+                self.frames_done += len(win)
+                self.bytes_done = base + cap.bytes_done
+                yield win
+            end = cap.end_state
+            if eof:
+                if self._reader.error is not None:
+                    cap.meta.warnings.append(CaptureWarning(
+                        self.path, self._reader.done, "corrupt_stream",
+                        f"{self.compression or 'stream'} data unreadable after decompressed "
+                        f"offset {self._reader.done}: {self._reader.error}; stopped reading"))
+                    cap.meta.skipped["damaged compressed data"] += 1
+                self._metas.append(cap.meta)
+                break
+            if end.offset == 0:  # not one record fits: look again with more in hand
+                if len(buf) >= MAX_PIECE:
+                    cap.meta.warnings.append(CaptureWarning(
+                        self.path, base, "corrupt_stream",
+                        f"no readable record in {len(buf)} bytes from offset {base}; "
+                        f"stopped reading"))
+                    cap.meta.skipped["corrupt block" if self.format == "pcapng"
+                                     else "corrupt record"] += 1
+                    self._metas.append(cap.meta)
+                    break
+                rest, target = buf, 2 * len(buf)
+                continue
+            self._metas.append(cap.meta)
+            header = cap.pcap_header
+            base += end.offset
+            rest = buf[end.offset:]
+            target = len(rest) + self._piece
+            state = WalkState(0, end.frame, ref_s=end.ref_s, section=end.section,
+                              params=list(end.params), interfaces=list(end.interfaces))
+        self._meta = _merged(self._metas, base + len(buf), self.compression)
+        self._cur = None
+
+    @property
+    def progress_size(self) -> int:
+        """Compressed bytes in the file, for progress reports (0: not known)."""
+        try:
+            return os.fstat(self._raw.fileno()).st_size if self._raw is not sys.stdin.buffer \
+                else 0
+        except (OSError, ValueError):
+            return 0
+
+    @property
+    def progress_done(self) -> int:
+        try:
+            return self._raw.tell() if self.progress_size else self.bytes_done
+        except (OSError, ValueError):
+            return self.bytes_done
+
+    def close(self) -> None:
+        self._reader.close()
+        if self._raw is not sys.stdin.buffer:
+            self._raw.close()
+
+    def __enter__(self) -> StreamCapture:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def _merged(metas: list[CaptureMeta], size: int, compression: str | None) -> CaptureMeta:
+    meta = merge_meta(metas)
+    meta.size = size
+    if compression is not None:
+        meta.compression = compression
+    return meta
+
+
+def _chain(first: bytes, rest: Iterator[bytes], error: str | None) -> Iterator[bytes]:
+    yield first
+    if error is not None:
+        raise ValueError(error)
+    yield from rest
+
+
+def open_capture(path: str | os.PathLike, *, piece: int = PIECE, **kw
+                 ) -> Capture | StreamCapture:
+    """A mapped Capture for a regular uncompressed file, else a StreamCapture reading
+    `piece` bytes at a time."""
+    if needs_stream(path):
+        return StreamCapture(path, piece=piece, **kw)
+    return Capture(path, **kw)
+
+
+__all__ = ["StreamCapture", "compression_of", "needs_stream", "open_capture"]

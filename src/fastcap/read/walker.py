@@ -1,0 +1,114 @@
+"""Picks the C frame walker or its pure-Python twin.
+
+Both expose the same two calls, so the rest of fastcap never asks which one it has.  The C
+module itself is loaded by `_ffi`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from .. import _ffi
+from .frames import FrameWindow
+from .pcap import walk_pcap_py
+from .pcapng import walk_pcapng_py
+from .walkstatus import IfaceParams, WalkStatus
+
+
+class Walker(Protocol):
+    name: str
+
+    def bind(self, buf) -> object: ...
+
+    def walk_pcap(self, bound, length, start, big_endian, nanos, snaplen, max_caplen,
+                  win: FrameWindow, row0: int, next_frame: int) -> tuple[int, WalkStatus]: ...
+
+    def walk_pcapng(self, bound, length, start, big_endian, ifaces: list[IfaceParams],
+                    max_block: int, win: FrameWindow, row0: int,
+                    next_frame: int) -> tuple[int, WalkStatus]: ...
+
+
+@dataclass
+class PythonWalker:
+    name: str = "python"
+
+    def bind(self, buf):
+        return buf
+
+    def walk_pcap(self, bound, length, start, big_endian, nanos, snaplen, max_caplen, win,
+                  row0, next_frame):
+        return walk_pcap_py(bound, length, start, big_endian, nanos, snaplen, max_caplen, win,
+                            row0, next_frame)
+
+    def walk_pcapng(self, bound, length, start, big_endian, ifaces, max_block, win, row0,
+                    next_frame):
+        return walk_pcapng_py(bound, length, start, big_endian, ifaces, max_block, win, row0,
+                              next_frame)
+
+
+_LITTLE_HOST = memoryview(b"\x01\x00").cast("H")[0] == 1
+
+
+class NativeWalker:
+    name = "native"
+
+    def __init__(self) -> None:
+        self.ffi = _ffi.ffi
+        self.lib = _ffi.lib
+
+    def bind(self, buf):
+        return self.ffi.from_buffer("uint8_t[]", buf)
+
+    def _cols(self, win: FrameWindow, row0: int):
+        ffi = self.ffi
+        c = ffi.new("fc_cols *")
+        c.offset = ffi.cast("int64_t *", win.offset.ctypes.data) + row0
+        c.caplen = ffi.cast("uint32_t *", win.caplen.ctypes.data) + row0
+        c.orig_len = ffi.cast("uint32_t *", win.orig_len.ctypes.data) + row0
+        c.ts_ns = ffi.cast("int64_t *", win.ts_ns.ctypes.data) + row0
+        c.iface = ffi.cast("uint32_t *", win.iface.ctypes.data) + row0
+        c.frame_no = ffi.cast("int64_t *", win.frame_no.ctypes.data) + row0
+        c.flags = ffi.cast("uint8_t *", win.flags.ctypes.data) + row0
+        c.slab = ffi.cast("uint8_t *", win.slab.ctypes.data) + row0 * win.slab_width
+        c.cap = win.cap - row0
+        c.slab_width = win.slab_width
+        return c
+
+    def _status(self, next_frame: int):
+        st = self.ffi.new("fc_status *")
+        st.next_frame = next_frame
+        return st
+
+    @staticmethod
+    def _result(n, st) -> tuple[int, WalkStatus]:
+        return int(n), WalkStatus(st.code, st.offset, st.next_frame, st.detail)
+
+    def walk_pcap(self, bound, length, start, big_endian, nanos, snaplen, max_caplen, win,
+                  row0, next_frame):
+        cols, st = self._cols(win, row0), self._status(next_frame)
+        swapped = int(big_endian == _LITTLE_HOST)
+        n = self.lib.fc_walk_pcap(bound, length, start, swapped, int(nanos), snaplen,
+                                  max_caplen, cols, st)
+        return self._result(n, st)
+
+    def walk_pcapng(self, bound, length, start, big_endian, ifaces, max_block, win, row0,
+                    next_frame):
+        arr = self.ffi.new("fc_iface[]", max(1, len(ifaces)))
+        for i, p in enumerate(ifaces):
+            arr[i].snaplen = p.snaplen
+            arr[i].tsres_pow2 = int(p.tsres_pow2)
+            arr[i].tsres_exp = p.tsres_exp
+            arr[i].tsoffset_s = p.tsoffset_s
+            arr[i].global_index = p.global_index
+        cols, st = self._cols(win, row0), self._status(next_frame)
+        swapped = int(big_endian == _LITTLE_HOST)
+        n = self.lib.fc_walk_pcapng(bound, length, start, swapped, arr, len(ifaces), max_block,
+                                    cols, st)
+        return self._result(n, st)
+
+
+def get_walker(backend: str = "auto") -> Walker:
+    """`auto` prefers C; `native` insists on it; `python` forces the fallback."""
+    return NativeWalker() if _ffi.use_native(backend) else PythonWalker()
+

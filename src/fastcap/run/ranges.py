@@ -1,0 +1,267 @@
+"""Split one capture into byte ranges that are walked, decoded and selected independently.
+
+A range's first record is found the way `resync` finds records after damage (a chain of
+well-framed pcapng blocks, or of plausible pcap headers), starting from a state guessed from
+the file's head.  Each range reads up to the first record that starts at or after its end, so
+consecutive ranges join exactly when the next range started where the previous one stopped,
+in the same state.  `stitch` checks that for every border and re-reads any range whose guess
+was wrong (a false start inside packet data, a new section or interface mid-file, a resync
+that needed the previous record's time) from the exact state: the result never depends on
+where the borders fell.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..read import pcap, pcapng, resync
+from ..read.capture import DEFAULT_WINDOW, Capture, CaptureMeta, WalkState
+from ..read.capture import (
+    merge_meta as merge_meta,  # its home before reading and running were split
+)
+from ..read.walkstatus import MAX_BLOCK, MAX_CAPLEN
+from ..select.flows import FlowKey, FlowTable
+from ..select.selection import FrameCounters, iter_selected
+from ..tcp.reassembly import FrameCols
+
+_YEAR_S = 366 * 86400
+_PRELUDE_BLOCKS = 4096  # blocks read to learn a pcapng file's interfaces before its packets
+
+
+@dataclass
+class RangeTask:
+    """Read records starting in [begin, stop): from `state` exactly when `exact`, else from
+    the first record found at or after `begin` with `state` as the guess."""
+
+    path: str
+    index: int
+    begin: int
+    stop: int
+    state: WalkState | None  # None: the file's own start
+    exact: bool
+    ports: frozenset[int]
+    backend: str = "auto"
+
+
+@dataclass
+class RangeResult:
+    index: int
+    start: WalkState | None  # where reading began (None: the file's start)
+    end: WalkState
+    start_used: bool  # a resync before the first record relied on the guessed state
+    counters: FrameCounters
+    meta: CaptureMeta
+    cols: FrameCols  # usable TCP frames on the ports; frame numbers from 1 in this range
+    flow_keys: list[FlowKey]  # the range's own flow ids index this list
+
+    @property
+    def frames(self) -> int:
+        first = 1 if self.start is None else self.start.frame
+        return self.end.frame - first
+
+
+def _header(buf) -> pcap.PcapHeader | None:
+    try:
+        return pcap.parse_header(bytes(buf[: pcap.HEADER_LEN]))
+    except ValueError:  # cut short: the first range's walk reports it
+        return None
+
+
+def guess_state(cap: Capture) -> WalkState:
+    """The state a walk is in after the file's header (pcap) or its first section header and
+    the interface blocks ahead of the first packet (pcapng): right for every later range of
+    a single-section capture whose interfaces are all described up front."""
+    mm, size = cap.buffer, cap.meta.size
+    if cap.meta.format == "pcap":
+        hdr = _header(mm)
+        ref = None
+        if hdr is not None and size >= pcap.HEADER_LEN + 4:
+            (ref,) = struct.unpack_from(">I" if hdr.big_endian else "<I", mm, pcap.HEADER_LEN)
+        return WalkState(pcap.HEADER_LEN, 1, ref_s=ref)
+    big = pcapng.byte_order_of_shb(mm, 0) if size >= 28 else None
+    if big is None:
+        return WalkState(0, 1)
+    order = ">" if big else "<"
+    section = pcapng.Section(0, 0, big, struct.unpack_from(order + "HH", mm, 12))
+    interfaces: list[pcapng.Interface] = []
+    (off,) = struct.unpack_from(order + "I", mm, 4)
+    for _ in range(_PRELUDE_BLOCKS):
+        if off + 12 > size:
+            break
+        btype, blen = struct.unpack_from(order + "II", mm, off)
+        if btype in (pcapng.BT_EPB, pcapng.BT_SPB, pcapng.BT_PB) or blen < 12 or blen % 4:
+            break
+        if btype == pcapng.BT_IDB and off + blen <= size:
+            try:
+                ifc = pcapng.parse_idb(bytes(mm[off + 8: off + blen - 4]), order,
+                                       len(interfaces), 0)
+            except ValueError:
+                break
+            interfaces.append(ifc)
+        off += blen
+    section.interfaces = list(interfaces)
+    return WalkState(0, 1, section=section, params=[i.params() for i in interfaces],
+                     interfaces=interfaces)
+
+
+def plan(cap: Capture, parts: int, ports: Iterable[int], backend: str = "auto",
+         min_bytes: int = 1 << 20) -> list[RangeTask]:
+    """`parts` ranges of about equal size, none under `min_bytes` (small files are not worth
+    a worker); the first starts at the file's start."""
+    size, ports = cap.meta.size, frozenset(ports)
+    guess = guess_state(cap)
+    parts = max(1, min(parts, size // max(1, min_bytes) or 1))
+    cuts = [size * i // parts for i in range(parts + 1)]
+    return [RangeTask(cap.path, i, cuts[i], cuts[i + 1], None if i == 0 else guess, False,
+                      ports, backend) for i in range(parts)]
+
+
+@dataclass
+class PlanTask:
+    path: str
+    parts: int
+    ports: frozenset[int]
+    backend: str = "auto"
+    min_bytes: int = 1 << 20
+
+
+def plan_file(task: PlanTask) -> list[RangeTask]:
+    """`plan` for a file opened where this runs (a cluster worker needs to see the file; the
+    client need not).  CaptureError for a file that is not a capture."""
+    with Capture(task.path, backend=task.backend) as cap:
+        return plan(cap, task.parts, task.ports, task.backend, task.min_bytes)
+
+
+def _find_start(cap: Capture, task: RangeTask) -> WalkState:
+    arr = np.frombuffer(cap.buffer, dtype=np.uint8)
+    size, state = cap.meta.size, task.state
+    if cap.meta.format == "pcap":
+        hdr = _header(cap.buffer)
+        ref = state.ref_s
+        lo, hi = (1, 2**32 - 1) if ref is None else (ref - _YEAR_S, ref + _YEAR_S)
+        at = None if hdr is None else resync.next_pcap_record(
+            arr, max(task.begin, pcap.HEADER_LEN), size, hdr.big_endian, hdr.nanosecond,
+            min(MAX_CAPLEN, 2**32 - 1), lo, hi)
+    else:
+        big = state.section.big_endian if state.section is not None else None
+        at = resync.next_pcapng_block(arr, task.begin, size, big, MAX_BLOCK)
+    return WalkState(size if at is None else at, 1, ref_s=state.ref_s, section=state.section,
+                     params=list(state.params), interfaces=list(state.interfaces))
+
+
+def concat(parts: list[FrameCols]) -> FrameCols:
+    names = FrameCols.__dataclass_fields__
+    if not parts:
+        return FrameCols(*(np.empty(0, np.int64) for _ in names))
+    return FrameCols(*(np.concatenate([np.asarray(getattr(p, f)) for p in parts])
+                       for f in names))
+
+
+def read_range(task: RangeTask) -> RangeResult:
+    """Phase one of a split scan, for one range (runs in a worker)."""
+    counters, flows = FrameCounters(), FlowTable()
+    # A range of n bytes holds at most n/16 records: a window no bigger than that.
+    rows = min(DEFAULT_WINDOW, max(0, task.stop - task.begin) // 16 + 16)
+    with Capture(task.path, backend=task.backend, window=rows) as cap:
+        start = task.state
+        if start is not None and not task.exact:
+            start = _find_start(cap, task)
+        parts = [FrameCols.of(sel) for sel in iter_selected(
+            cap, task.ports, counters, flows, start=start, stop=task.stop)]
+        return RangeResult(task.index, start, cap.end_state, cap.start_used, counters,
+                           cap.meta, concat(parts), flows.keys)
+
+
+@dataclass
+class Stitched:
+    """A whole file's phase-one results, as one sequential walk would have produced them."""
+
+    meta: CaptureMeta
+    counters: FrameCounters
+    cols: FrameCols  # global frame numbers and flow ids
+    flows: FlowTable
+    reread: int = 0  # ranges read again because their guessed start was wrong
+    frames: int = 0  # frame numbers the file uses (packets and frame-numbered blocks)
+    ranges: list[RangeResult] = field(default_factory=list, repr=False)
+
+
+def joins(prev_end: WalkState, res: RangeResult) -> bool:
+    """The range began exactly where its predecessor's walk ended, in the same state."""
+    return (res.start is not None and not res.start_used
+            and res.start.key() == prev_end.key())
+
+
+def gave_up(prev: RangeResult, prev_task: RangeTask) -> bool:
+    """The walk of the previous range stopped before its end, at damage it could not get
+    past: as for one walk, the file ends there."""
+    return prev.end.offset < prev_task.stop
+
+
+def exact_task(task: RangeTask, prev_end: WalkState) -> RangeTask:
+    """`task` to be read again from where its predecessor's walk ended, in that state."""
+    exact = WalkState(prev_end.offset, 1, ref_s=prev_end.ref_s, section=prev_end.section,
+                      params=list(prev_end.params), interfaces=list(prev_end.interfaces))
+    return RangeTask(task.path, task.index, prev_end.offset, task.stop, exact, True,
+                     task.ports, task.backend)
+
+
+def stitch(tasks: list[RangeTask], results: list[RangeResult],
+           read: Callable[[RangeTask], RangeResult] = read_range) -> Stitched:
+    """Check every border; re-read (in order, from the exact state) each range that does not
+    join its predecessor; merge the rest."""
+    results = sorted(results, key=lambda r: r.index)
+    accepted: list[RangeResult] = [results[0]]
+    reread = 0
+    for before, task, res in zip(tasks, tasks[1:], results[1:], strict=False):
+        if gave_up(accepted[-1], before):
+            break
+        if not joins(accepted[-1].end, res):
+            res = read(exact_task(task, accepted[-1].end))
+            reread += 1
+        accepted.append(res)
+    return merge_results(accepted, reread)
+
+
+def merge_counters(parts: list[FrameCounters]) -> FrameCounters:
+    out = FrameCounters()
+    for c in parts:
+        for name, v in c.__dict__.items():
+            if name in ("first_ts_ns", "last_ts_ns"):
+                continue
+            if isinstance(v, Counter):
+                getattr(out, name).update(v)
+            else:
+                setattr(out, name, getattr(out, name) + v)
+        if c.first_ts_ns is not None:
+            out.first_ts_ns = c.first_ts_ns if out.first_ts_ns is None else min(
+                out.first_ts_ns, c.first_ts_ns)
+            out.last_ts_ns = c.last_ts_ns if out.last_ts_ns is None else max(
+                out.last_ts_ns, c.last_ts_ns)
+    return out
+
+
+def renumbered(cols: FrameCols, frame_base: int, flow_ids: np.ndarray) -> FrameCols:
+    """`cols` of one part in the numbering of the whole: frames counted on from
+    `frame_base`, the part's flow ids mapped through `flow_ids` (FlowTable.ids_for)."""
+    flow = np.asarray(cols.flow, np.int64)
+    return FrameCols(np.asarray(cols.frame_no, np.int64) + frame_base, cols.ts_ns,
+                     flow_ids[flow] if len(flow) else flow, cols.from_a, cols.payload_file_off,
+                     cols.seq, cols.ack, cols.flags, cols.window, cols.payload_len,
+                     cols.payload_caplen)
+
+
+def merge_results(accepted: list[RangeResult], reread: int) -> Stitched:
+    """Joined ranges, in file order, as one walk of the file."""
+    flows = FlowTable()
+    parts, base = [], 0
+    for r in accepted:
+        parts.append(renumbered(r.cols, base, flows.ids_for(r.flow_keys)))
+        base += r.frames
+    return Stitched(merge_meta([r.meta for r in accepted]),
+                    merge_counters([r.counters for r in accepted]), concat(parts), flows,
+                    reread, base, accepted)

@@ -1,0 +1,308 @@
+"""The main job: every SMTP session of a capture, with its certificates judged and a verdict
+list a mail admin can act on.  `scan()` is the embedding API; the CLI only formats it."""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from ..errors import FastcapError
+from ..judge.crosssession import CrossSession
+from ..judge.diagnose import is_problem
+from ..judge.judging import analyzer_for, judge
+from ..judge.judging import trust_store as trust_store
+from ..judge.x509check import Analyzer
+from ..options import ScanOptions, resolve
+from ..options import judge_options as judge_options
+from ..read.stream import needs_stream
+from ..select.selection import FrameCounters
+from ..session import MAX_HELD, Session, iter_sessions
+
+SPLIT_MIN_BYTES = 64 << 20  # smaller files take less time than starting the workers
+
+
+def _worth_splitting(path: str | os.PathLike) -> bool:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return False  # let the one-process path report the error
+    return (stat.S_ISREG(st.st_mode) and st.st_size >= SPLIT_MIN_BYTES
+            and not needs_stream(path))
+
+
+def has_problem(session: Session) -> bool:
+    """A verdict of severity warning or error: the code alone does not say (e.g.
+    client_cert_not_requested is a problem only where a certificate is expected)."""
+    return any(is_problem(v) for v in session.verdicts)
+
+
+@dataclass
+class ScanSummary:
+    """Per-file totals, filled while `scan` runs."""
+
+    path: str
+    sessions: int = 0
+    with_problems: int = 0
+    verdicts: Counter = field(default_factory=Counter)
+    frames: int = 0
+    warnings: list[str] = field(default_factory=list)
+    # Nothing is dropped silently: frames or blocks not analysed, by reason ...
+    skipped: Counter = field(default_factory=Counter)
+    # ... byte ranges the reader could not parse and stepped over ...
+    unreadable: list[tuple[int, int]] = field(default_factory=list)
+    # ... and sessions a resource limit touched (cap, budget, hold cap), by reason.
+    limits: Counter = field(default_factory=Counter)
+
+    def to_dict(self) -> dict:
+        return {"path": self.path, "sessions": self.sessions,
+                "with_problems": self.with_problems, "frames": self.frames,
+                "verdicts": dict(sorted(self.verdicts.items())), "warnings": self.warnings,
+                "skipped": dict(sorted(self.skipped.items())),
+                "unreadable": [list(r) for r in self.unreadable],
+                "limits": dict(sorted(self.limits.items())),
+                "checksums_verified": False}
+
+
+def _resolve(options: ScanOptions | None, kw: dict[str, Any], analyzer: Analyzer | None,
+             caller: str) -> ScanOptions:
+    """The scan's options; built from keywords, they judge "today" as `analyzer` does."""
+    if options is None and analyzer is not None and "today" not in kw:
+        kw = {**kw, "today": analyzer.today}
+    return resolve(options, kw, caller)
+
+
+def scan(path: str | os.PathLike, options: ScanOptions | None = None, *,
+         analyzer: Analyzer | None = None, summary: ScanSummary | None = None,
+         progress: Callable[[int, int], None] | None = None, executor=None,
+         cross: CrossSession | None = None, **kw: Any) -> Iterator[Session]:
+    """Every TCP connection on `ports` as a judged `Session`, numbered from 1 by first frame.
+
+    What to scan and how to judge it is one `options` (a `ScanOptions`) or the keywords
+    that build one (`ports`, `implicit_tls_ports`, `expect_name`, `trust`, `ca_file`,
+    `backend`, `stream_cap`, `jobs`, `parts`, `piece`, `today`), not both; they are checked
+    before anything is read (ValueError/TypeError).
+    Certificate analysis is memoised per distinct chain and capture day, so one Analyzer
+    (pass your own to share it across files; it then judges in this process instead of one
+    built from `trust`/`ca_file`) makes repeated certificates cheap.  `stream_cap`
+    bounds the bytes kept per direction of a connection (raise it for huge chains).
+    `jobs` > 1 has that many worker processes read the file's byte ranges while this one
+    reassembles and judges them as they arrive, in order (`fastcap.streamed`): identical
+    results, sessions still streamed.  With an `executor` (see `fastcap.parallel`) its tasks
+    reassemble and judge too, with their own analyzers built from `trust`/`ca_file` and the
+    same "today", and the sessions come at the end.  Compressed captures (gzip, zstd,
+    lz4), pipes and `-` (stdin) are streamed `piece` bytes at a time, in one process.
+    `cross` links each session to earlier ones (resumed TLS sessions, servers that asked for
+    a certificate): a new one per scan unless given, e.g. to share it across files.
+    Raises CaptureError for a file that is not a readable capture.
+    """
+    o = _resolve(options, kw, analyzer, "scan")
+    return _scan(path, o, analyzer or analyzer_for(o), summary, progress, executor,
+                 CrossSession() if cross is None else cross)
+
+
+def _scan(path: str | os.PathLike, o: ScanOptions, analyzer: Analyzer,
+          summary: ScanSummary | None, progress: Callable[[int, int], None] | None,
+          executor, cross: CrossSession) -> Iterator[Session]:
+    where = os.fspath(path)
+    counters = FrameCounters()
+    meta: list = []
+    jobs = o.jobs
+    if executor is None and jobs > 1 and not _worth_splitting(path):
+        jobs = 1
+    if jobs > 1 or executor is not None:
+        from . import parallel, streamed
+
+        split: list = []
+        if executor is None:  # worker processes read, this one judges as ranges arrive
+            sessions = streamed.iter_scan(path, o, analyzer, jobs=jobs, parts=o.parts,
+                                          out=split, progress=progress)
+        else:  # the executor's tasks reassemble and judge too (a Dask cluster)
+            sessions = parallel.iter_split(path, o, jobs=jobs, executor=executor,
+                                           parts=o.parts, out=split, progress=progress)
+    else:
+        sessions = (judge(s, analyzer, expect_name=o.expect_name) for s in iter_sessions(
+            path, o, counters=counters, capture_out=meta, progress=progress))
+    for s in sessions:
+        _link(cross, s, summary, where)
+        if summary is not None:
+            _count(summary, s)
+        yield s
+    if jobs > 1 or executor is not None:
+        counters, meta = split[0].counters, [split[0].meta]
+    if summary is not None:
+        _totals(summary, counters, meta)
+
+
+def _link(cross: CrossSession, s: Session, summary: ScanSummary | None, path: str) -> bool:
+    """cross.apply, counting what it forgot in `summary`'s limits."""
+    before = cross.dropped
+    changed = cross.apply(s, path)
+    if summary is not None and cross.dropped > before:
+        summary.limits["TLS sessions or servers forgotten for linking later connections "
+                       f"(over {cross.limit} remembered)"] += cross.dropped - before
+    return changed
+
+
+def link_counted(cross: CrossSession, s: Session, summary: ScanSummary, path: str) -> None:
+    """`_link` for a session `summary` has counted already (judged and counted elsewhere,
+    e.g. a whole file scanned on a cluster worker): its verdict counts follow the change."""
+    codes, problem = Counter(v.code for v in s.verdicts), has_problem(s)
+    if _link(cross, s, summary, path):
+        summary.verdicts -= codes
+        summary.verdicts.update(v.code for v in s.verdicts)
+        summary.with_problems += has_problem(s) - problem
+
+
+def _count(summary: ScanSummary, s: Session) -> None:
+    summary.sessions += 1
+    summary.with_problems += has_problem(s)
+    summary.verdicts.update(v.code for v in s.verdicts)
+    if s.tcp.capped:
+        summary.limits["sessions cut at the per-direction byte cap (--stream-cap)"] += 1
+    if s.tcp.evicted:
+        summary.limits["sessions handed on before they ended (reassembly memory budget, "
+                       f"or over {MAX_HELD} sessions waiting for them)"] += 1
+
+
+def _totals(summary: ScanSummary, counters: FrameCounters, metas: list) -> None:
+    summary.frames = counters.packets
+    summary.skipped.update(counters.skipped)
+    summary.limits.update(counters.notes)
+    for m in metas:
+        summary.warnings += [str(w) for w in m.warnings]
+        summary.skipped.update(m.skipped)
+        summary.unreadable += m.unreadable
+
+
+@dataclass
+class FileResult:
+    """One file of `scan_files`: its sessions in number order and summary, or its error."""
+
+    path: str
+    sessions: list[Session]
+    summary: ScanSummary
+    error: str | None = None
+
+
+def scan_files(paths: Iterable[str | os.PathLike], options: ScanOptions | None = None,
+               **kw: Any) -> list[FileResult]:
+    """iter_scan_files as a list."""
+    return list(iter_scan_files(paths, options, **kw))
+
+
+def iter_scan_files(paths: Iterable[str | os.PathLike], options: ScanOptions | None = None,
+                    **kw: Any) -> Iterator[FileResult]:
+    """iter_file_streams with each file's sessions listed: one FileResult per file, in the
+    order given, as soon as its last session is judged."""
+    for fs in iter_file_streams(paths, options, **kw):
+        sessions = list(fs.sessions)
+        yield FileResult(fs.path, sessions, fs.summary, fs.errors[0] if fs.errors else None)
+
+
+@dataclass
+class FileStream:
+    """One file of `iter_file_streams`: its sessions as they are judged, then (once they
+    are exhausted) its summary and errors, complete."""
+
+    path: str
+    sessions: Iterator[Session]
+    summary: ScanSummary
+    errors: list[str] = field(default_factory=list)
+
+
+def iter_file_streams(paths: Iterable[str | os.PathLike], options: ScanOptions | None = None,
+                      *, executor=None, analyzer: Analyzer | None = None,
+                      progress: Callable[[int, int], None] | None = None,
+                      max_held: int = MAX_HELD, cross: CrossSession | None = None,
+                      **kw: Any) -> Iterator[FileStream]:
+    """Several files, in the order given, as `scan` would read each one, except that files
+    which continue one another (a ring buffer: each starts no earlier than the previous
+    ended, and within a minute of it) are reassembled as one capture.  A session still open
+    at the end of one file is completed from the next and reported once, in the file where
+    it began, with `continues_into` naming the later files (its frame numbers count on into
+    them, as in `mergecap -a`).  Compressed files and pipes are read alone.
+
+    `jobs` worker processes read the ranges of the files in turn while this process
+    reassembles and judges them (`fastcap.streamed`), and each file's sessions stream out
+    in number order as they are judged, so memory does not grow with the number of files
+    or sessions.  Exhaust a file's `sessions` before asking for the next file (what is left
+    of them is read and dropped then).  At most `max_held` judged sessions wait for an
+    earlier, still open connection; past that it is handed on as it stands (evicted).  With
+    an `executor`, its tasks share the ranges of all files, then the flows of each run of
+    continuing files, and each file comes when its run is done.  One `cross` (new unless
+    given) links sessions across all the files, in the order given.  `options` or `kw`:
+    as for `scan`."""
+    o = _resolve(options, kw, analyzer, "iter_file_streams")
+    return _iter_file_streams([os.fspath(p) for p in paths], o, executor,
+                              analyzer or analyzer_for(o), progress, max_held,
+                              CrossSession() if cross is None else cross)
+
+
+def _iter_file_streams(paths: list[str], o: ScanOptions, executor, analyzer: Analyzer,
+                       progress: Callable[[int, int], None] | None, max_held: int,
+                       cross: CrossSession) -> Iterator[FileStream]:
+    from . import parallel, streamed
+
+    jobs, parts = o.jobs, o.parts
+    alone = [executor is None and needs_stream(p) for p in paths]
+    mapped = [p for p, a in zip(paths, alone, strict=True) if not a]
+    if executor is not None:
+        split = parallel.iter_split_files(mapped, o, jobs=jobs, executor=executor,
+                                          parts=parts, progress=progress)
+        events: Iterator = iter([])
+    else:
+        events = streamed.iter_file_events(mapped, o, analyzer, jobs=jobs,
+                                           parts=parts, progress=progress,
+                                           max_held=max_held) if mapped else iter([])
+    last: Iterator[Session] | None = None
+    for p, a in zip(paths, alone, strict=True):
+        for _ in last or ():  # what the caller left of the previous file
+            pass
+        summary = ScanSummary(p)
+        fs = FileStream(p, iter([]), summary)
+        if a:
+            fs.sessions = _alone(p, summary, fs.errors, o, analyzer, cross)
+        elif executor is not None:
+            res = next(split)
+            if res.error is None:
+                for s in res.sessions:
+                    _link(cross, s, summary, p)
+                    _count(summary, s)
+                _totals(summary, res.counters, [res.meta])
+            else:
+                fs.errors.append(res.error)
+            fs.sessions = iter(res.sessions)
+        else:
+            fs.sessions = _streamed(events, summary, fs.errors, cross, p)
+        last = fs.sessions
+        yield fs
+
+
+def _alone(path: str, summary: ScanSummary, errors: list[str], o: ScanOptions,
+           analyzer: Analyzer, cross: CrossSession) -> Iterator[Session]:
+    """A compressed file or a pipe: read in this process, as `scan` reads it."""
+    try:
+        yield from scan(path, replace(o, jobs=1), analyzer=analyzer, summary=summary,
+                        cross=cross)
+    except FastcapError as e:
+        errors.append(str(e))
+
+
+def _streamed(events: Iterator, summary: ScanSummary, errors: list[str], cross: CrossSession,
+              path: str) -> Iterator[Session]:
+    """One file's share of streamed.iter_file_events: its sessions, then its totals."""
+    for _k, item in events:
+        if isinstance(item, Session):
+            _link(cross, item, summary, path)
+            _count(summary, item)
+            yield item
+        elif item.error is not None:
+            errors.append(item.error)
+            return
+        else:
+            _totals(summary, item.counters, [item.meta])
+            return

@@ -1,0 +1,182 @@
+"""Stage 2 of the pipeline: decode every window's headers, count what is there, and keep only
+the TCP frames on the selected ports, each tagged with its flow id and direction.
+
+Everything here is whole-window numpy work; the only Python loop is over windows (and, in
+FlowTable, over the few distinct flows a window contains).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..options import DEFAULT_PORTS as DEFAULT_PORTS
+from ..read.capture import Capture, WalkState
+from ..read.frames import F_NO_TS, F_OVER_SNAPLEN, F_SNAPPED
+from .decode import Status, TcpFields, decode_headers, decode_tcp
+from .flows import FlowTable, port_lut
+
+_STATUS_REASON = {
+    Status.TRUNCATED_L2: "link-layer header cut by snaplen",
+    Status.TRUNCATED_L3: "IP header cut by snaplen",
+    Status.BAD_IP: "malformed IP header",
+    Status.TRUNCATED_L4: "TCP/UDP header cut by snaplen",
+    Status.BAD_L4: "malformed TCP header",
+}
+
+
+@dataclass
+class FrameCounters:
+    """What `stats` reports about every frame, accumulated window by window."""
+
+    packets: int = 0
+    bytes: int = 0  # captured bytes (sum of caplen)
+    wire_bytes: int = 0  # sum of orig_len
+    first_ts_ns: int | None = None
+    last_ts_ns: int | None = None
+    ipv4: int = 0
+    ipv6: int = 0
+    tcp: int = 0
+    udp: int = 0
+    other: int = 0  # neither IPv4 nor IPv6 (ARP, LLC, unsupported link types...)
+    fragments: int = 0
+    icmp_about_selected: int = 0  # ICMP errors quoting a TCP header on a selected port
+    snapped: int = 0
+    over_snaplen: int = 0
+    linktype_frames: Counter = field(default_factory=Counter)
+    skipped: Counter = field(default_factory=Counter)  # reason -> frames
+    notes: Counter = field(default_factory=Counter)  # later stages' limits: reason -> count
+
+    def add(self, win, linktype: np.ndarray, hd) -> None:
+        n = len(win)
+        self.packets += n
+        self.bytes += int(win.caplen.sum(dtype=np.int64))
+        self.wire_bytes += int(win.orig_len.sum(dtype=np.int64))
+        has_ts = (win.flags & F_NO_TS) == 0
+        if has_ts.any():
+            ts = win.ts_ns[has_ts]
+            lo, hi = int(ts.min()), int(ts.max())
+            self.first_ts_ns = lo if self.first_ts_ns is None else min(self.first_ts_ns, lo)
+            self.last_ts_ns = hi if self.last_ts_ns is None else max(self.last_ts_ns, hi)
+        l3 = hd.l3
+        n4, n6 = int(np.count_nonzero(l3 == 4)), int(np.count_nonzero(l3 == 6))
+        self.ipv4 += n4
+        self.ipv6 += n6
+        self.other += n - n4 - n6
+        self.tcp += int(np.count_nonzero(hd.is_tcp))
+        self.udp += int(np.count_nonzero(hd.is_udp))
+        self.fragments += int(np.count_nonzero(hd.frag))
+        self.snapped += int(np.count_nonzero(win.flags & F_SNAPPED))
+        self.over_snaplen += int(np.count_nonzero(win.flags & F_OVER_SNAPLEN))
+        if n and (linktype == linktype[0]).all():  # the usual case: skip the sort
+            self.linktype_frames[int(linktype[0])] += n
+        else:
+            lts, counts = np.unique(linktype, return_counts=True)
+            for lt, c in zip(lts.tolist(), counts.tolist(), strict=True):
+                self.linktype_frames[lt] += c
+        bad = hd.status
+        if np.any((bad != Status.OK) & (bad != Status.NOT_IP)):
+            codes, counts = np.unique(bad, return_counts=True)
+            for code, c in zip(codes.tolist(), counts.tolist(), strict=True):
+                if code == Status.UNSUPPORTED_LINKTYPE:
+                    for lt, k in zip(*np.unique(linktype[bad == code], return_counts=True),
+                                     strict=True):
+                        self.skipped[f"unsupported link type {int(lt)}"] += int(k)
+                elif code in _STATUS_REASON:
+                    self.skipped[_STATUS_REASON[Status(code)]] += c
+
+
+def icmp_quoted_ports(buf: np.ndarray, offset: np.ndarray, caplen: np.ndarray, hd
+                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Rows that are ICMP/ICMPv6 errors quoting a TCP header, with the quoted ports.
+
+    A "fragmentation needed" or "unreachable" about an SMTP flow matters to the diagnosis
+    (path-MTU trouble stalls big certificate flights), and Wireshark's `tcp.port == 25`
+    matches these frames too; they are counted apart from the flow's own segments.
+    """
+    l4 = hd.l4_off.astype(np.int64)
+    v4 = (hd.l3 == 4) & (hd.ip_proto == 1)
+    v6 = (hd.l3 == 6) & (hd.ip_proto == 58)
+    rows = np.flatnonzero((v4 | v6) & (l4 >= 0) & (l4 + 8 + 20 + 4 <= caplen))
+    none = np.empty(0, np.int64), np.empty(0, np.uint16), np.empty(0, np.uint16)
+    if len(rows) == 0:
+        return none
+    base = offset[rows] + l4[rows]
+    icmp_type = buf[base]
+    inner = base + 8
+    is6 = v6[rows]
+    err = np.where(is6, (icmp_type >= 1) & (icmp_type <= 4),
+                   np.isin(icmp_type, (3, 4, 5, 11, 12)))
+    ver = buf[inner] >> 4
+    ihl = (buf[inner] & 0x0F).astype(np.int64) * 4
+    proto = np.where(is6, buf[inner + 6], buf[inner + 9])
+    ok = err & (proto == 6) & np.where(is6, ver == 6, (ver == 4) & (ihl >= 20))
+    tcp_at = inner + np.where(is6, 40, ihl)
+    ok &= tcp_at + 4 <= offset[rows] + caplen[rows]
+    rows, tcp_at = rows[ok], tcp_at[ok]
+    if len(rows) == 0:
+        return none
+    sport = buf[tcp_at].astype(np.uint16) << 8 | buf[tcp_at + 1]
+    dport = buf[tcp_at + 2].astype(np.uint16) << 8 | buf[tcp_at + 3]
+    return rows, sport, dport
+
+
+@dataclass
+class SelectedFrames:
+    """One window's TCP frames on the selected ports."""
+
+    frame_no: np.ndarray  # int64
+    ts_ns: np.ndarray  # int64
+    flow: np.ndarray  # int64 flow id (FlowTable index)
+    from_a: np.ndarray  # bool: sent by the flow's endpoint a
+    payload_file_off: np.ndarray  # int64 file offset of the TCP payload
+    tcp: TcpFields
+
+    def __len__(self) -> int:
+        return len(self.frame_no)
+
+
+def iter_selected(cap: Capture, ports: Iterable[int] = DEFAULT_PORTS,
+                  counters: FrameCounters | None = None,
+                  flows: FlowTable | None = None,
+                  progress: Callable[[int, int], None] | None = None,
+                  start: WalkState | None = None, stop: int | None = None,
+                  ) -> Iterator[SelectedFrames]:
+    """Walk `cap` (from `start` up to `stop`, see Capture.windows), update `counters`, and
+    yield the selected TCP frames window by window.
+
+    `progress(bytes_done, bytes_total)` is called once per window."""
+    lut = port_lut(ports)
+    flows = flows if flows is not None else FlowTable()
+    held, buf = None, None
+    for win in cap.windows(start, stop):
+        if cap.buffer is not held:  # a stream's windows come from successive pieces
+            held = cap.buffer
+            buf = np.frombuffer(held, dtype=np.uint8)
+        lt_of_iface = np.array([i.linktype for i in cap.meta.interfaces] or [0], np.int32)
+        linktype = lt_of_iface[win.iface]
+        hd = decode_headers(win.slab, win.caplen, linktype, buf=buf, offset=win.offset)
+        if progress is not None:
+            progress(cap.progress_done, cap.progress_size)
+        if counters is not None:
+            counters.add(win, linktype, hd)
+            irows, isp, idp = icmp_quoted_ports(buf, win.offset, win.caplen, hd)
+            counters.icmp_about_selected += int(np.count_nonzero(lut[isp] | lut[idp]))
+        tcp_rows = hd.is_tcp
+        sel = tcp_rows & (lut[hd.sport] | lut[hd.dport])
+        rows = np.flatnonzero(sel)
+        if len(rows) == 0:
+            continue
+        tf = decode_tcp(win.slab, win.caplen, hd, rows, buf=buf, offset=win.offset)
+        fid, from_a = flows.assign(tf.src_addr, tf.sport, tf.dst_addr, tf.dport)
+        yield SelectedFrames(
+            frame_no=win.frame_no[rows].copy(),
+            ts_ns=win.ts_ns[rows].copy(),
+            flow=fid,
+            from_a=from_a,
+            payload_file_off=win.offset[rows] + tf.payload_off,
+            tcp=tf,
+        )

@@ -1,0 +1,156 @@
+"""`fastcap stats`: what a capture holds, read in one pass, as a dataclass / JSON / text."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from ..options import ScanOptions, resolve
+from ..read.capture import DEFAULT_SLAB, DEFAULT_WINDOW
+from ..read.linktypes import describe
+from ..read.stream import open_capture
+from .flows import FlowTable
+from .selection import FrameCounters, iter_selected
+
+
+@dataclass
+class FileStats:
+    path: str
+    backend: str
+    format: str
+    size: int
+    byte_orders: list[str]
+    sections: int
+    interfaces: int
+    linktypes: list[str]
+    nanosecond: bool
+    snaplen: int
+    frames: int  # Wireshark's frame count (packet records + frame-numbered blocks)
+    packets: int
+    other_records: dict[str, int]
+    bytes: int
+    first_ts_ns: int | None
+    last_ts_ns: int | None
+    ipv4: int
+    ipv6: int
+    tcp: int
+    udp: int
+    other: int
+    fragments: int
+    snapped: int
+    ports: list[int]
+    selected_frames: int
+    selected_flows: int
+    icmp_about_selected: int
+    skipped: dict[str, int] = field(default_factory=dict)
+    unreadable: list[tuple[int, int]] = field(default_factory=list)  # [start, end) bytes
+    warnings: list[str] = field(default_factory=list)
+    warning_offsets: list[int] = field(default_factory=list)
+    checksums_verified: bool = False  # like Wireshark's default: bad checksums still count
+    compression: str | None = None  # gzip | zstd | lz4: size is then the decompressed size
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def compute_stats(path: str | os.PathLike, options: ScanOptions | None = None, *,
+                  window: int = DEFAULT_WINDOW, slab_width: int = DEFAULT_SLAB,
+                  **kw: Any) -> FileStats:
+    """Read the whole file once and summarise it; CaptureError if it is not a capture.
+    Of `options` (or the keywords that build them: `ports`, `backend`, `piece`), the ports
+    to count as selected, the reader and the stream piece size apply."""
+    o = resolve(options, kw, "compute_stats")
+    ports, backend, piece = sorted(o.ports), o.backend, o.piece
+    counters = FrameCounters()
+    flows = FlowTable()
+    selected = 0
+    with open_capture(path, backend=backend, window=window, slab_width=slab_width,
+                      piece=piece) as cap:
+        for sel in iter_selected(cap, ports, counters, flows):
+            selected += len(sel)
+        meta = cap.meta
+        skipped = dict(counters.skipped)
+        for reason, count in meta.skipped.items():
+            skipped[reason] = skipped.get(reason, 0) + count
+        linktypes = []
+        for ifc in meta.interfaces:
+            if describe(ifc.linktype) not in linktypes:
+                linktypes.append(describe(ifc.linktype))
+        return FileStats(
+            path=meta.path,
+            backend=cap.walker.name,
+            format=meta.format,
+            size=meta.size,
+            byte_orders=meta.byte_orders,
+            sections=meta.sections,
+            interfaces=len(meta.interfaces),
+            linktypes=linktypes,
+            nanosecond=meta.nanosecond,
+            snaplen=meta.snaplen,
+            frames=counters.packets + sum(meta.other_records.values()),
+            packets=counters.packets,
+            other_records=dict(meta.other_records),
+            bytes=counters.bytes,
+            first_ts_ns=counters.first_ts_ns,
+            last_ts_ns=counters.last_ts_ns,
+            ipv4=counters.ipv4,
+            ipv6=counters.ipv6,
+            tcp=counters.tcp,
+            udp=counters.udp,
+            other=counters.other,
+            fragments=counters.fragments,
+            snapped=counters.snapped,
+            ports=ports,
+            selected_frames=selected,
+            selected_flows=len(flows),
+            icmp_about_selected=counters.icmp_about_selected,
+            skipped=skipped,
+            unreadable=list(meta.unreadable),
+            warnings=[str(w) for w in meta.warnings],
+            warning_offsets=[w.offset for w in meta.warnings],
+            compression=meta.compression,
+        )
+
+
+def _fmt_ts(ns: int | None) -> str:
+    if ns is None:
+        return "-"
+    t = dt.datetime.fromtimestamp(ns // 1_000_000_000, dt.UTC)
+    return f"{t:%Y-%m-%d %H:%M:%S}.{ns % 1_000_000_000:09d} UTC"
+
+
+def format_text(s: FileStats) -> str:
+    """Human-readable block, one fact per line, like capinfos."""
+    ports = ",".join(map(str, s.ports))
+    orders = "/".join(dict.fromkeys(s.byte_orders)) or "-"
+    fmt = s.format + (" (nanosecond)" if s.nanosecond else "")
+    extra = "".join(f", {v} {k} block(s)" for k, v in s.other_records.items())
+    lines = [
+        f"File:              {s.path}",
+        f"Format:            {fmt}, {orders} endian"
+        + (f", {s.sections} sections" if s.sections > 1 else ""),
+        f"Link types:        {', '.join(s.linktypes) or '-'}"
+        + (f" ({s.interfaces} interfaces)" if s.interfaces > 1 else ""),
+        f"Frames:            {s.frames} ({s.packets} packets{extra})",
+        f"Captured bytes:    {s.bytes} (file size {s.size}"
+        + (f", decompressed from {s.compression})" if s.compression else ")"),
+        f"First timestamp:   {_fmt_ts(s.first_ts_ns)}",
+        f"Last timestamp:    {_fmt_ts(s.last_ts_ns)}",
+        f"IPv4 / IPv6:       {s.ipv4} / {s.ipv6}",
+        f"TCP / UDP / other: {s.tcp} / {s.udp} / {s.other}",
+        f"IP fragments:      {s.fragments}",
+        f"Snapped frames:    {s.snapped}",
+        f"Port(s) {ports}:".ljust(19) + f"{s.selected_frames} frames in {s.selected_flows} flows"
+        + (f", {s.icmp_about_selected} ICMP errors about them" if s.icmp_about_selected else ""),
+        f"Reader:            {s.backend}",
+    ]
+    for reason, count in sorted(s.skipped.items()):
+        lines.append(f"Skipped:           {reason}: {count}")
+    for a, b in s.unreadable:
+        lines.append(f"Unreadable:        bytes {a}-{b - 1} ({b - a} bytes)")
+    lines.append("Checksums:         not verified (as Wireshark by default)")
+    for w in s.warnings:
+        lines.append(f"Warning:           {w}")
+    return "\n".join(lines)

@@ -1,0 +1,679 @@
+"""Stage 3: TCP reassembly of the selected flows, window by window, with bounded memory.
+
+The work happens in C (csrc/reassembly.c) or in `PyReassemblerCore` below, its pure-Python
+twin; both follow the same rules step for step so results never depend on the backend.  They
+emit `RawConn` records; everything after that (sorting the segment map, finding gaps, deciding
+which side is the client) is shared numpy code here, so it cannot drift between backends.
+
+Rules both cores implement (per direction of a connection):
+- Stream offset 0 is ISN+1, or the first sequence number seen when the SYN was not captured;
+  32-bit sequence numbers extend to 64-bit offsets relative to the highest offset reached, so
+  wrap-around is invisible.  Bytes below offset 0 are dropped and counted (`before_start`).
+- First copy wins.  A segment starting below the highest offset reached is out-of-order when
+  it fills bytes not seen before, else a retransmission; a segment whose already-stored bytes
+  differ from its own counts one conflicting overlap.
+- Keep-alives (0 or 1 byte at highest-1) and zero-window probes (1 byte at highest while the
+  peer advertises window 0) are counted, not stored.  RST payloads are ignored.
+- Only the first `cap` bytes are stored; beyond, bytes are counted in `seen_bytes`.  Gaps are
+  reported for the stored part only, so losses past the cap (or after the last data/FIN seen)
+  are invisible.
+- A SYN that neither repeats the direction's ISN nor matches the peer's SYN-ACK starts a new
+  connection on the same flow.  A connection closes on RST or when both FINs are acknowledged;
+  it stays attached to its flow for `linger_ns` of capture time (so late ACKs and RSTs land in
+  it) and is then handed on.  Over `budget` accounted bytes or `max_open` connections, the
+  least recently active connections are handed on early, marked `evicted`.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_right
+from collections import OrderedDict
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+
+from .._ffi import REASM_ACCT, use_native
+from ..options import DEFAULT_CAP as DEFAULT_CAP
+from ..options import DEFAULT_PORTS
+from ..options import MAX_CAP as MAX_CAP
+from ..select.flows import FlowTable
+from .core_c import NativeReassemblerCore, ReassemblerCore
+from .raw import RawConn, RawDir
+
+DEFAULT_BUDGET = 128 << 20  # accounted bytes held at once; ~25k open connections with data
+DEFAULT_MAX_OPEN = 100_000
+DEFAULT_MAX_SEGMENTS = 16_384
+DEFAULT_LINGER_NS = 1_000_000_000
+
+# Accounting constants (enum fc_reasm_acct in csrc/fastcap.h): the C core uses the same ones,
+# so both evict at the same frame.
+CONN_OVERHEAD = REASM_ACCT["CONN_OVERHEAD"]
+SEG_BYTES = REASM_ACCT["SEG_BYTES"]
+DATA_INIT = REASM_ACCT["DATA_INIT"]
+SEG_INIT = REASM_ACCT["SEG_INIT"]
+
+_FIN, _SYN, _RST, _ACK = 0x01, 0x02, 0x04, 0x10
+_M32 = 0xFFFFFFFF
+
+
+def _s32(v: int) -> int:
+    v &= _M32
+    return v - (1 << 32) if v & 0x80000000 else v
+
+
+# --- shared input/output types ------------------------------------------------------------
+
+
+class _TcpColumns(Protocol):
+    @property
+    def seq(self) -> np.ndarray: ...
+    @property
+    def ack(self) -> np.ndarray: ...
+    @property
+    def flags(self) -> np.ndarray: ...
+    @property
+    def window(self) -> np.ndarray: ...
+    @property
+    def hdr_len(self) -> np.ndarray: ...
+    @property
+    def payload_len(self) -> np.ndarray: ...
+    @property
+    def payload_caplen(self) -> np.ndarray: ...
+
+
+class SelectedColumns(Protocol):
+    """What FrameCols.of reads of a selection.SelectedFrames window, named here rather than
+    imported: selection reads the capture, a stage before this one."""
+
+    @property
+    def frame_no(self) -> np.ndarray: ...
+    @property
+    def ts_ns(self) -> np.ndarray: ...
+    @property
+    def flow(self) -> np.ndarray: ...
+    @property
+    def from_a(self) -> np.ndarray: ...
+    @property
+    def payload_file_off(self) -> np.ndarray: ...
+    @property
+    def tcp(self) -> _TcpColumns: ...
+
+
+@dataclass
+class FrameCols:
+    """The columns a core reads, one row per usable TCP frame (see SelectedFrames)."""
+
+    frame_no: np.ndarray
+    ts_ns: np.ndarray
+    flow: np.ndarray
+    from_a: np.ndarray
+    payload_file_off: np.ndarray
+    seq: np.ndarray
+    ack: np.ndarray
+    flags: np.ndarray
+    window: np.ndarray
+    payload_len: np.ndarray
+    payload_caplen: np.ndarray
+
+    @classmethod
+    def of(cls, sel: SelectedColumns) -> FrameCols:
+        """Drop rows whose TCP header could not be decoded (decode zeroes them, hdr_len 0):
+        a zero sequence number would otherwise become a stream's origin."""
+        t = sel.tcp
+        cols = cls(sel.frame_no, sel.ts_ns, sel.flow, sel.from_a, sel.payload_file_off, t.seq,
+                   t.ack, t.flags, t.window, t.payload_len, t.payload_caplen)
+        ok = np.asarray(t.hdr_len) >= 20
+        if ok.all():
+            return cols
+        return cls(*(np.asarray(getattr(cols, f))[ok] for f in cls.__dataclass_fields__))
+
+    def __len__(self) -> int:
+        return len(self.frame_no)
+
+
+# --- shared output types (RawDir and RawConn, what the cores emit, are in rawconn.py) ------
+
+
+@dataclass(eq=False)
+class StreamDir:
+    """One direction's byte stream.  Bytes inside gaps are zero: never trust them."""
+
+    data: bytes
+    gaps: list[tuple[int, int]]  # (stream_offset, size), sorted, within [0, len(data))
+    seg_offset: np.ndarray  # int64, sorted
+    seg_len: np.ndarray  # int32
+    seg_frame: np.ndarray  # int64
+    seen_bytes: int  # highest stream offset reached (may exceed len(data) when capped)
+    capped: bool
+    isn: int | None
+    syn_frame: int | None
+    fin_frame: int | None
+    rst_frame: int | None
+    before_start: int = 0  # payload bytes sent before offset 0 (mid-connection start), dropped
+    untraced: int = 0  # stored bytes without a segment-map entry (map full)
+    # frame_at's lookup table (seg_offset, seg_len, seg_frame as lists), built on first use
+    _seg_lists: tuple[list[int], list[int], list[int]] | None = field(
+        default=None, init=False, repr=False, compare=False)
+
+    def frame_at(self, offset: int) -> int | None:
+        """Wireshark frame number that supplied the stored byte at `offset`, if known.
+
+        Called once per SMTP/TLS event, with scalars: `np.searchsorted` and numpy scalar
+        indexing cost microseconds each, so the segment map is copied once into Python lists
+        (cached on first use; the arrays are never modified after construction) and searched
+        with `bisect`.
+        """
+        table = self._seg_lists
+        if table is None:
+            table = self._seg_lists = (
+                self.seg_offset.tolist(), self.seg_len.tolist(), self.seg_frame.tolist())
+        starts, lens, frames = table
+        i = bisect_right(starts, offset) - 1
+        if i >= 0 and offset < starts[i] + lens[i]:
+            return frames[i]
+        return None
+
+    def contiguous_end(self, start: int = 0) -> int:
+        """End of the gap-free run beginning at `start` (== start when start is in a gap)."""
+        ends = [g + n for g, n in self.gaps]
+        i = bisect_right(ends, start)
+        end = self.gaps[i][0] if i < len(self.gaps) else len(self.data)
+        return max(start, min(end, len(self.data)))
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, StreamDir):
+            return NotImplemented
+        return (self.data == other.data and self.gaps == other.gaps
+                and np.array_equal(self.seg_offset, other.seg_offset)
+                and np.array_equal(self.seg_len, other.seg_len)
+                and np.array_equal(self.seg_frame, other.seg_frame)
+                and (self.seen_bytes, self.capped, self.isn, self.syn_frame, self.fin_frame,
+                     self.rst_frame, self.before_start, self.untraced)
+                == (other.seen_bytes, other.capped, other.isn, other.syn_frame,
+                    other.fin_frame, other.rst_frame, other.before_start, other.untraced))
+
+
+@dataclass
+class Connection:
+    """One TCP connection, oriented client -> server."""
+
+    index: int  # 0-based, order of first frame
+    flow: int
+    client_addr: bytes  # 16 bytes; IPv4 as ::ffff:a.b.c.d
+    client_port: int
+    server_addr: bytes
+    server_port: int
+    client_by: str  # "syn" | "port" | "first"
+    first_frame: int
+    last_frame: int
+    first_ts_ns: int
+    last_ts_ns: int
+    frames: int
+    c2s: StreamDir
+    s2c: StreamDir
+    retransmissions: int
+    conflicting_overlaps: int
+    keepalives: int
+    zero_window_probes: int
+    out_of_order: int
+    evicted: bool
+
+
+def _gaps(bits: np.ndarray | None, n: int) -> list[tuple[int, int]]:
+    """Runs of unfilled bytes; unpacks the map only when it is not all ones (the usual case)."""
+    if bits is None:
+        return []
+    full = n // 8
+    raw = bits.tobytes()
+    if not raw[:full].strip(b"\xff") and (n % 8 == 0 or raw[full] == (1 << n % 8) - 1):
+        return []
+    padded = np.zeros(n + 2, np.int8)
+    padded[1:-1] = np.unpackbits(bits, count=n, bitorder="little") ^ 1  # 1 where missing
+    edges = np.diff(padded)
+    starts, stops = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
+    return list(zip(starts.tolist(), (stops - starts).tolist(), strict=True))
+
+
+def _stream_dir(raw: RawDir) -> StreamDir:
+    so, sl, sf = raw.seg_off, raw.seg_len, raw.seg_frame
+    if len(so) > 1 and not raw.seg_sorted and not (so[1:] >= so[:-1]).all():
+        order = np.argsort(so, kind="stable")
+        so, sl, sf = so[order], sl[order], sf[order]
+    return StreamDir(
+        data=raw.data,
+        gaps=_gaps(raw.filled_bits, len(raw.data)),
+        seg_offset=so,
+        seg_len=sl,
+        seg_frame=sf,
+        seen_bytes=raw.seen_bytes,
+        capped=raw.seen_bytes > len(raw.data),
+        isn=raw.isn, syn_frame=raw.syn_frame, fin_frame=raw.fin_frame,
+        rst_frame=raw.rst_frame, before_start=raw.before_start, untraced=raw.untraced)
+
+
+def _connection(raw: RawConn, flows: FlowTable, server_ports: frozenset[int]) -> Connection:
+    """Orient the connection: the SYN sender (or SYN-ACK receiver), else the side not on a
+    server port, else the sender of the first frame."""
+    key = flows.keys[raw.flow]
+    if raw.syn_dir >= 0:
+        client, by = raw.syn_dir, "syn"
+    elif raw.synack_dir >= 0:
+        client, by = 1 - raw.synack_dir, "syn"
+    else:
+        a_srv, b_srv = key.a_port in server_ports, key.b_port in server_ports
+        client, by = ((1 if a_srv else 0), "port") if a_srv != b_srv else (raw.first_dir,
+                                                                             "first")
+    ends = [(key.a_addr, key.a_port), (key.b_addr, key.b_port)]
+    (caddr, cport), (saddr, sport) = ends[client], ends[1 - client]
+    return Connection(
+        index=raw.index, flow=raw.flow, client_addr=caddr, client_port=cport,
+        server_addr=saddr, server_port=sport, client_by=by, first_frame=raw.first_frame,
+        last_frame=raw.last_frame, first_ts_ns=raw.first_ts_ns, last_ts_ns=raw.last_ts_ns,
+        frames=raw.frames, c2s=_stream_dir(raw.dirs[client]),
+        s2c=_stream_dir(raw.dirs[1 - client]), retransmissions=raw.retransmissions,
+        conflicting_overlaps=raw.conflicting_overlaps, keepalives=raw.keepalives,
+        zero_window_probes=raw.zero_window_probes, out_of_order=raw.out_of_order,
+        evicted=raw.evicted)
+
+
+class Reassembler:
+    """Feed it `SelectedFrames` windows in capture order; collect `Connection`s.
+
+    `buf` is the capture's memory map (payload bytes are read from it in place), `flows` the
+    FlowTable that numbered the flows.  Hold the Capture open while feeding.
+    """
+
+    def __init__(self, buf, flows: FlowTable, *, server_ports: Iterable[int] = DEFAULT_PORTS,
+                 cap: int = DEFAULT_CAP, budget: int = DEFAULT_BUDGET,
+                 max_open: int = DEFAULT_MAX_OPEN, backend: str = "auto",
+                 max_segments: int = DEFAULT_MAX_SEGMENTS,
+                 linger_ns: int = DEFAULT_LINGER_NS) -> None:
+        if not 0 <= cap <= MAX_CAP:
+            raise ValueError(f"cap must be within 0..{MAX_CAP}")
+        if not 1 <= max_open <= 1 << 28:
+            raise ValueError("max_open must be within 1..2**28")
+        if max_segments < 0 or linger_ns < 0:
+            raise ValueError("max_segments and linger_ns must not be negative")
+        self.flows = flows
+        self.server_ports = frozenset(int(p) for p in server_ports)
+        self._core = get_reassembler_core(backend, buf, cap=cap, budget=budget,
+                                          max_open=max_open, max_segments=max_segments,
+                                          linger_ns=linger_ns)
+        self.backend: str = self._core.name
+
+    def feed(self, sel: SelectedColumns) -> list[Connection]:
+        """Process one window; return the connections finished so far (closed and lingered,
+        superseded by a new SYN, or evicted), ordered by index."""
+        return list(self.feed_iter(sel))
+
+    def feed_iter(self, sel: SelectedColumns) -> Iterator[Connection]:
+        """Like feed, one connection at a time, so a window that evicts thousands of
+        connections holds one copy of them; exhaust it before feeding the next window."""
+        return self.feed_cols_iter(FrameCols.of(sel))
+
+    def feed_cols_iter(self, cols: FrameCols) -> Iterator[Connection]:
+        """Like feed_iter, for columns already cut to usable rows (`FrameCols.of`)."""
+        for raw in self._core.feed_iter(cols):
+            yield _connection(raw, self.flows, self.server_ports)
+
+    def finish(self) -> list[Connection]:
+        """End of capture: every connection still held, ordered by index."""
+        return list(self.drain())
+
+    def drain(self) -> Iterator[Connection]:
+        """End of capture, one connection at a time in index order: memory stays bounded
+        by what the reassembler held, however many connections were open."""
+        for raw in self._core.finish_iter():
+            yield _connection(raw, self.flows, self.server_ports)
+
+    def evict_before(self, number: int) -> Iterator[Connection]:
+        """Hand over now, in index order, every connection held whose index is below
+        `number` (marked evicted unless it had closed): for a caller that will not wait for
+        connections begun before some point.  Their later frames start new connections."""
+        for raw in self._core.evict_before_iter(number):
+            yield _connection(raw, self.flows, self.server_ports)
+
+    def rebind(self, buf) -> None:
+        """Payload offsets of the frames fed next refer to `buf`: a stream's next piece.
+        Stored bytes are copies, so the previous piece may go."""
+        self._core.rebind(buf)
+
+    @property
+    def mem(self) -> int:
+        """Accounted bytes of the connections held now (what `budget` bounds)."""
+        return self._core.mem
+
+    @property
+    def open_connections(self) -> int:
+        return self._core.open
+
+    def close(self) -> None:
+        self._core.close()
+
+    def __enter__(self) -> Reassembler:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+# --- the pure-Python twin of csrc/reassembly.c ---------------------------------------------
+
+
+class _Dir:
+    __slots__ = ("data", "filled", "dcap", "seg_off", "seg_len", "seg_frame", "segcap",
+                 "nxt", "before_start", "untraced", "syn_frame", "fin_frame", "rst_frame",
+                 "base", "isn", "fin_seq", "synack_ack", "win", "has_base", "has_isn",
+                 "fin_seen", "fin_acked", "win_known", "syn_ack_seen")
+
+    def __init__(self) -> None:
+        self.data = bytearray()
+        self.filled = bytearray()  # one byte per stored byte: 0/1 (C uses a bitmap)
+        self.dcap = 0
+        self.seg_off: list[int] = []
+        self.seg_len: list[int] = []
+        self.seg_frame: list[int] = []
+        self.segcap = 0
+        self.nxt = 0
+        self.before_start = self.untraced = 0
+        self.syn_frame = self.fin_frame = self.rst_frame = -1
+        self.base = self.isn = self.fin_seq = self.synack_ack = self.win = 0
+        self.has_base = self.has_isn = self.fin_seen = self.fin_acked = False
+        self.win_known = self.syn_ack_seen = False
+
+    def mem(self) -> int:
+        return self.dcap + ((self.dcap + 63) // 64) * 8 + self.segcap * SEG_BYTES
+
+
+class _Conn:
+    __slots__ = ("d", "index", "flow", "first_frame", "last_frame", "first_ts", "last_ts",
+                 "frames", "retrans", "conflicts", "keepalives", "zwp", "ooo", "close_ts",
+                 "mem", "first_dir", "syn_dir", "synack_dir", "rst", "closed", "evicted")
+
+    def __init__(self, index: int, flow: int, fno: int, ts: int, dir_: int) -> None:
+        self.d = (_Dir(), _Dir())
+        self.index, self.flow = index, flow
+        self.first_frame = self.last_frame = fno
+        self.first_ts = self.last_ts = ts
+        self.frames = 0
+        self.retrans = self.conflicts = self.keepalives = self.zwp = self.ooo = 0
+        self.close_ts = 0
+        self.mem = CONN_OVERHEAD
+        self.first_dir, self.syn_dir, self.synack_dir = dir_, -1, -1
+        self.rst = self.closed = self.evicted = False
+
+
+class PyReassemblerCore:
+    """Pure-Python reassembler: same rules, same accounting, same output as the C core."""
+
+    name = "python"
+
+    def __init__(self, buf, *, cap: int, budget: int, max_open: int, max_segments: int,
+                 linger_ns: int) -> None:
+        mv = memoryview(buf)
+        self._buf = mv if (mv.format == "B" and mv.ndim == 1) else mv.cast("B")
+        self._cap, self._budget, self._max_open = cap, budget, max_open
+        self._max_segs, self._linger = max_segments, linger_ns
+        self._flows: dict[int, _Conn] = {}
+        self._lru: OrderedDict[int, _Conn] = OrderedDict()  # least recently active first
+        self._linger_q: OrderedDict[int, _Conn] = OrderedDict()  # oldest close first
+        self._done: list[_Conn] = []
+        self._next_index = 0
+        self._now: int | None = None
+        self.mem = 0
+
+    @property
+    def open(self) -> int:
+        return len(self._lru)
+
+    def rebind(self, buf) -> None:
+        mv = memoryview(buf)
+        self._buf = mv if (mv.format == "B" and mv.ndim == 1) else mv.cast("B")
+
+    def close(self) -> None:
+        self._buf = memoryview(b"")
+        self._flows.clear()
+        self._lru.clear()
+        self._linger_q.clear()
+        self._done.clear()
+
+    # -- bookkeeping (mirrors conn_finish / conn_new / the feed loop in C) -------------------
+    def _finish(self, c: _Conn, evicted: bool) -> None:
+        del self._lru[c.index]
+        if c.closed:
+            del self._linger_q[c.index]
+        del self._flows[c.flow]
+        self.mem -= c.mem
+        c.evicted = evicted and not c.closed
+        self._done.append(c)
+
+    def feed(self, fc: FrameCols) -> list[RawConn]:
+        cols = zip(*(np.asarray(getattr(fc, f)).tolist() for f in FrameCols.__dataclass_fields__),
+                   strict=True)
+        buf_len = len(self._buf)
+        for fno, ts, flow, from_a, foff, seq, ack, flags, win, plen, caplen in cols:
+            d = 0 if from_a else 1
+            plen = max(plen, 0)
+            caplen = min(max(caplen, 0), plen)
+            if foff < 0 or foff > buf_len:
+                caplen = 0
+            else:
+                caplen = min(caplen, buf_len - foff)
+            if self._now is None or ts > self._now:
+                self._now = ts
+            while self._linger_q:
+                head = next(iter(self._linger_q.values()))
+                if self._now - head.close_ts <= self._linger:
+                    break
+                self._finish(head, False)
+            c = self._flows.get(flow)
+            if (c is not None and flags & _SYN and not flags & _RST
+                    and not self._syn_same(c, d, seq, ack, flags)):
+                self._finish(c, False)
+                c = None
+            if c is None:
+                if len(self._lru) >= self._max_open:
+                    self._finish(next(iter(self._lru.values())), True)
+                c = _Conn(self._next_index, flow, fno, ts, d)
+                self._next_index += 1
+                self._flows[flow] = c
+                self._lru[c.index] = c
+                self.mem += CONN_OVERHEAD
+            else:
+                self._lru.move_to_end(c.index)
+            c.frames += 1
+            c.last_frame, c.last_ts = fno, ts
+            self._process(c, d, fno, seq, ack, flags, win, plen, caplen, foff)
+            if not c.closed and (c.rst or (c.d[0].fin_acked and c.d[1].fin_acked)):
+                c.closed = True
+                c.close_ts = self._now
+                self._linger_q[c.index] = c
+            while self.mem > self._budget:
+                victim = next(iter(self._lru.values()))
+                if victim is c:
+                    break
+                self._finish(victim, True)
+        return self._take_done()
+
+    def finish(self) -> list[RawConn]:
+        for c in list(self._lru.values()):
+            self._finish(c, False)
+        return self._take_done()
+
+    def finish_iter(self) -> Iterator[RawConn]:
+        return iter(sorted(self.finish(), key=lambda r: r.index))
+
+    def evict_before_iter(self, index: int) -> Iterator[RawConn]:
+        for c in list(self._lru.values()):
+            if c.index < index:
+                self._finish(c, True)
+        return iter(sorted(self._take_done(), key=lambda r: r.index))
+
+    def feed_iter(self, cols: FrameCols) -> Iterator[RawConn]:
+        return iter(sorted(self.feed(cols), key=lambda r: r.index))
+
+    @staticmethod
+    def _syn_same(c: _Conn, d: int, seq: int, ack: int, flags: int) -> bool:
+        me, peer = c.d[d], c.d[1 - d]
+        if me.has_base:
+            return me.base == (seq + 1) & _M32
+        if flags & _ACK:
+            return not peer.has_base or ack == peer.base
+        return peer.has_isn and peer.syn_ack_seen and peer.synack_ack == (seq + 1) & _M32
+
+    # -- per frame (mirrors process / store in C) -----------------------------------------
+    def _process(self, c: _Conn, d: int, fno: int, seq: int, ack: int, flags: int, win: int,
+                 plen: int, caplen: int, foff: int) -> None:
+        me, peer = c.d[d], c.d[1 - d]
+        if flags & _RST:
+            if me.rst_frame < 0:
+                me.rst_frame = fno
+            c.rst = True
+            return
+        if flags & _ACK and peer.fin_seen and _s32(ack - peer.fin_seq - 1) >= 0:
+            peer.fin_acked = True
+        me.win, me.win_known = win, True
+        sdata = seq
+        if flags & _SYN:
+            if flags & _ACK:
+                if c.synack_dir < 0:
+                    c.synack_dir = d
+            elif c.syn_dir < 0:
+                c.syn_dir = d
+            if me.has_isn:
+                c.retrans += 1
+            else:
+                me.base, me.has_base = (seq + 1) & _M32, True
+                me.isn, me.has_isn = seq, True
+                me.syn_frame = fno
+                if flags & _ACK:
+                    me.syn_ack_seen, me.synack_ack = True, ack
+            sdata = (seq + 1) & _M32
+        elif not me.has_base:
+            me.base, me.has_base = seq, True
+        e = me.nxt
+        o = e + _s32(sdata - me.base - e)
+        plain = not flags & (_SYN | _FIN)
+        if plain and plen <= 1 and o == e - 1:
+            c.keepalives += 1
+        elif plain and plen == 1 and o == e and peer.win_known and peer.win == 0:
+            c.zwp += 1
+        elif plen > 0:
+            self._store(c, me, o, plen, caplen, foff, fno)
+        if flags & _FIN:
+            if not me.fin_seen:
+                me.fin_seen = True
+                me.fin_seq = (sdata + plen) & _M32
+                me.fin_frame = fno
+            me.nxt = max(me.nxt, o + plen)
+
+    def _store(self, c: _Conn, me: _Dir, o: int, n: int, caplen: int, foff: int,
+               fno: int) -> None:
+        e, end = me.nxt, o + n
+        if o < 0:
+            me.before_start += min(end, 0) - o
+        lo, hi = max(o, 0), min(o + caplen, self._cap)
+        new_below = 0
+        conflict = False
+        if lo < hi:
+            self._reserve(c, me, hi)
+            data, filled, src = me.data, me.filled, self._buf
+            pos = lo
+            while pos < hi:
+                if filled[pos]:
+                    q = filled.find(0, pos, hi)
+                    q = hi if q < 0 else q
+                    if not conflict and data[pos:q] != src[foff + pos - o:foff + q - o]:
+                        conflict = True
+                else:
+                    q = filled.find(1, pos, hi)
+                    q = hi if q < 0 else q
+                    data[pos:q] = src[foff + pos - o:foff + q - o]
+                    filled[pos:q] = b"\x01" * (q - pos)
+                    self._seg_add(c, me, pos, q - pos, fno)
+                    if pos < e:
+                        new_below += min(q, e) - pos
+                pos = q
+        c.conflicts += conflict
+        if o < e:
+            if new_below > 0:
+                c.ooo += 1
+            else:
+                c.retrans += 1
+        me.nxt = max(me.nxt, end)
+
+    def _reserve(self, c: _Conn, me: _Dir, need: int) -> None:
+        if need <= me.dcap:
+            return
+        ncap = me.dcap or DATA_INIT
+        while ncap < need:
+            ncap *= 2
+        ncap = min(ncap, self._cap)
+        before = me.mem()
+        me.data.extend(bytes(ncap - me.dcap))
+        me.filled.extend(bytes(ncap - me.dcap))
+        me.dcap = ncap
+        c.mem += me.mem() - before
+        self.mem += me.mem() - before
+
+    def _seg_add(self, c: _Conn, me: _Dir, off: int, n: int, fno: int) -> None:
+        if me.seg_frame and me.seg_frame[-1] == fno and me.seg_off[-1] + me.seg_len[-1] == off:
+            me.seg_len[-1] += n
+            return
+        if len(me.seg_off) == me.segcap:
+            if me.segcap >= self._max_segs:
+                me.untraced += n
+                return
+            ncap = min(me.segcap * 2 if me.segcap else SEG_INIT, self._max_segs)
+            grow = (ncap - me.segcap) * SEG_BYTES
+            me.segcap = ncap
+            c.mem += grow
+            self.mem += grow
+        me.seg_off.append(off)
+        me.seg_len.append(n)
+        me.seg_frame.append(fno)
+
+    # -- output -----------------------------------------------------------------------------
+    def _take_done(self) -> list[RawConn]:
+        out = [self._raw(c) for c in self._done]
+        self._done.clear()
+        return out
+
+    def _raw(self, c: _Conn) -> RawConn:
+        dirs = []
+        for me in c.d:
+            seen = max(me.nxt, 0)
+            n = min(seen, self._cap)
+            have = min(n, me.dcap)
+            bits = np.zeros((n + 7) // 8, np.uint8)
+            packed = np.packbits(np.frombuffer(me.filled, np.uint8)[:have], bitorder="little")
+            bits[:len(packed)] = packed
+            dirs.append(RawDir(
+                data=bytes(me.data[:have]) + bytes(n - have), filled_bits=bits,
+                seg_off=np.array(me.seg_off, np.int64),
+                seg_len=np.array(me.seg_len, np.int32),
+                seg_frame=np.array(me.seg_frame, np.int64),
+                seen_bytes=seen, before_start=me.before_start, untraced=me.untraced,
+                isn=me.isn if me.has_isn else None,
+                syn_frame=None if me.syn_frame < 0 else me.syn_frame,
+                fin_frame=None if me.fin_frame < 0 else me.fin_frame,
+                rst_frame=None if me.rst_frame < 0 else me.rst_frame))
+        return RawConn(
+            index=c.index, flow=c.flow, first_frame=c.first_frame, last_frame=c.last_frame,
+            first_ts_ns=c.first_ts, last_ts_ns=c.last_ts, frames=c.frames,
+            retransmissions=c.retrans, conflicting_overlaps=c.conflicts,
+            keepalives=c.keepalives, zero_window_probes=c.zwp, out_of_order=c.ooo,
+            evicted=c.evicted, first_dir=c.first_dir, syn_dir=c.syn_dir,
+            synack_dir=c.synack_dir, dirs=(dirs[0], dirs[1]))
+
+
+def get_reassembler_core(backend: str, buf, *, cap: int, budget: int, max_open: int,
+                         max_segments: int, linger_ns: int) -> ReassemblerCore:
+    """Reassembler core for `backend` (auto/native/python), like get_walker for the walk."""
+    kw = dict(cap=cap, budget=budget, max_open=max_open, max_segments=max_segments,
+              linger_ns=linger_ns)
+    if use_native(backend):
+        return NativeReassemblerCore(buf, **kw)
+    return PyReassemblerCore(buf, **kw)
