@@ -305,7 +305,8 @@ def _cmd_follow(args) -> int:
 
 
 def _cmd_stats(args) -> int:
-    from .select.stats import compute_stats, format_text
+    from .out.stats_text import format_text
+    from .select.stats import compute_stats
 
     code = EXIT_OK
     results, errors = [], []
