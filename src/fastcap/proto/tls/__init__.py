@@ -3,8 +3,8 @@
 Contract: the bytes of the two directions (and where TLS starts in each) go in; a frozen
 :class:`TlsHandshake` of facts comes out. Nothing here raises on any input (an exception
 escaping is a bug) and nothing here judges: oddities become anomalies with stable dotted codes,
-and deciding what they mean is ``fastcap.judge``'s job. The package imports only
-``fastcap.proto`` and the base modules.
+and deciding what they mean is ``fastcap.judge``'s job. Of fastcap, the package imports only
+its own modules and the base modules (not even the rest of ``fastcap.proto``).
 
 fastcap has to tell a mail admin whether the sending MTA presented a client certificate, so the
 parser keeps exactly the facts that decide it: versions, cipher, the server chain, the
