@@ -15,7 +15,6 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from fastcap.proto import ja, tls
 from fastcap.proto.tls import (
     MAX_HANDSHAKE,
     Alert,
@@ -30,10 +29,12 @@ from fastcap.proto.tls import (
     TlsConnection,
     TlsStream,
     dn_to_text,
+    fold,
+    ja,
     parse_flights,
     parse_handshake,
 )
-from fastcap.proto.tlsconst import AlertDescription, CipherSuite, is_grease, name_of, version_name
+from fastcap.proto.tls.const import AlertDescription, CipherSuite, is_grease, name_of, version_name
 from fastcap_synth import certs, tlsgen
 
 # --------------------------------------------------------------------------- wire builders
@@ -915,8 +916,8 @@ def test_general_path_has_no_shortcut_and_no_bare_event(monkeypatch):
     """_general really takes the other path: the shortcuts and the bare form stay unused."""
     seen = []
     monkeypatch.setattr(TlsStream, "_whole_records", lambda *a: seen.append(a) or a[2])
-    fold_bare = tls._FOLD[tuple]
-    monkeypatch.setitem(tls._FOLD, tuple, lambda *a: seen.append(a) or fold_bare(*a))
+    fold_bare = fold._FOLD[tuple]
+    monkeypatch.setitem(fold._FOLD, tuple, lambda *a: seen.append(a) or fold_bare(*a))
     c, s = streams(flights("1.2", "optional", "client"))
     general = parse_handshake(c, s, _general=1 << 30)
     assert seen == [] and general.outcome == "completed"

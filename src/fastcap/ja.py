@@ -1,10 +1,10 @@
-"""Deprecated name of :mod:`fastcap.proto.ja`: the same module, under its old name."""
+"""Deprecated name of :mod:`fastcap.proto.tls.ja`: the same module, under its old name."""
 
 import sys
 import warnings
 
-from .proto import ja as _module
+from .proto.tls import ja as _module
 
-warnings.warn("fastcap.ja is now fastcap.proto.ja",
+warnings.warn("fastcap.ja is now fastcap.proto.tls.ja",
               DeprecationWarning, stacklevel=2)
 sys.modules[__name__] = _module

@@ -1,10 +1,10 @@
-"""Deprecated name of :mod:`fastcap.proto.tlsconst`: the same module, under its old name."""
+"""Deprecated name of :mod:`fastcap.proto.tls.const`: the same module, under its old name."""
 
 import sys
 import warnings
 
-from .proto import tlsconst as _module
+from .proto.tls import const as _module
 
-warnings.warn("fastcap.tlsconst is now fastcap.proto.tlsconst",
+warnings.warn("fastcap.tlsconst is now fastcap.proto.tls.const",
               DeprecationWarning, stacklevel=2)
 sys.modules[__name__] = _module

@@ -17,8 +17,8 @@ from typing import Any, Final
 
 from ..pickling import compact
 from .smtp import GREETING_CODES, KNOWN_VERBS, MAX_LINE
-from .tls import MAX_RECORD
-from .tlsconst import ContentType, name_of
+from .tls.const import ContentType, name_of
+from .tls.records import MAX_RECORD
 
 __all__ = ["MidSession", "StreamStart", "encrypted_at", "find_start", "opens_smtp", "opens_tls",
            "tls_chain_at", "unit_at"]

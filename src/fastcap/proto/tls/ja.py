@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 
-from .tlsconst import is_grease
+from .const import is_grease
 
 _JA4_VERSIONS = {
     0x0304: "13",

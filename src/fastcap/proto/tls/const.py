@@ -128,6 +128,14 @@ def version_name(value: int) -> str:
     return name.replace("_", ".") if name.startswith("TLS") else name
 
 
+TLS13 = 0x0304
+
+
+def is_tls13(version: int | None) -> bool:
+    """TLS 1.3 or one of its drafts (0x7fNN): a handshake encrypted after the ServerHello."""
+    return version is not None and (version == TLS13 or (version >> 8) == 0x7F)
+
+
 class ExtensionType(IntEnum):
     server_name = 0
     max_fragment_length = 1

@@ -1,0 +1,346 @@
+"""Folds both directions' events, in time order, into the state a :class:`.facts.TlsHandshake`
+is built from (:mod:`.outcome` does that).
+
+``history`` follows Zeek's ``ssl_history``: one letter per message, uppercase = client:
+c client_hello, s server_hello, j hello_retry_request, t new_session_ticket, o
+encrypted_extensions, x certificate, k server_key_exchange, r certificate_request, n
+server_hello_done, y certificate_verify, g client_key_exchange, f finished (for TLS <= 1.2 the
+first encrypted handshake record after ChangeCipherSpec), u certificate_status, h hello_request,
+e end_of_early_data, p key_update, m message_hash, v hello_verify_request, w certificate_url, a
+supplemental_data, z other handshake type, i change_cipher_spec, l alert, b heartbeat, d first
+application-data (encrypted) record of a direction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from .const import HandshakeType, name_of
+from .events import (
+    Alert,
+    Anomaly,
+    ChangeCipherSpec,
+    EncryptedRecord,
+    HandshakeMessage,
+    Stopped,
+    TlsEvent,
+    _Bare,
+    _Message,
+)
+from .facts import AlertInfo, EncryptedTraffic, StreamStop, TlsAnomaly, Where, _where
+from .messages import (
+    _CERTIFICATE,
+    _CERTIFICATE_REQUEST,
+    _CLIENT_HELLO,
+    _NEW_SESSION_TICKET,
+    _SERVER_HELLO,
+    Certificate,
+    CertificateRequest,
+    ClientHello,
+    NewSessionTicket,
+    ServerHello,
+)
+
+MAX_SIZES = 256  # encrypted record sizes kept per direction
+MAX_HISTORY = 100  # as Zeek's max_ssl_history_length
+MAX_TICKETS = 4  # NewSessionTicket messages kept from one handshake
+
+
+_LETTERS = {
+    HandshakeType.hello_request: "h",
+    HandshakeType.client_hello: "c",
+    HandshakeType.server_hello: "s",
+    HandshakeType.hello_verify_request: "v",
+    HandshakeType.new_session_ticket: "t",
+    HandshakeType.end_of_early_data: "e",
+    HandshakeType.hello_retry_request: "j",
+    HandshakeType.encrypted_extensions: "o",
+    HandshakeType.certificate: "x",
+    HandshakeType.server_key_exchange: "k",
+    HandshakeType.certificate_request: "r",
+    HandshakeType.server_hello_done: "n",
+    HandshakeType.certificate_verify: "y",
+    HandshakeType.client_key_exchange: "g",
+    HandshakeType.finished: "f",
+    HandshakeType.certificate_url: "w",
+    HandshakeType.certificate_status: "u",
+    HandshakeType.supplemental_data: "a",
+    HandshakeType.key_update: "p",
+    HandshakeType.message_hash: "m",
+}
+_SERVER_ONLY = frozenset({2, 3, 4, 8, 12, 13, 14})
+_CLIENT_ONLY = frozenset({1, 5, 16})
+
+
+class _Traffic:
+    __slots__ = ("records", "total", "sizes", "first_at")
+
+    def __init__(self) -> None:
+        self.records = 0
+        self.total = 0
+        self.sizes: list[int] = []
+        self.first_at: Where | None = None
+
+    def add(self, length: int, at: Where) -> None:
+        self.records += 1
+        self.total += length
+        if len(self.sizes) < MAX_SIZES:
+            self.sizes.append(length)
+        if self.first_at is None:
+            self.first_at = at
+
+    def freeze(self) -> EncryptedTraffic:
+        return EncryptedTraffic(self.records, self.total, tuple(self.sizes), self.first_at)
+
+
+# Where a handshake message is recorded in _Summary.at, per (type, from client); absent = not
+# recorded. Certificates, CertificateRequests and the hellos are handled on their own.
+_MARKS = {
+    (int(HandshakeType.server_key_exchange), False): "server_key_exchange",
+    (int(HandshakeType.server_hello_done), False): "server_hello_done",
+    (int(HandshakeType.client_key_exchange), True): "client_key_exchange",
+    (int(HandshakeType.certificate_verify), True): "certificate_verify",
+    (int(HandshakeType.finished), True): "client_finished",
+    (int(HandshakeType.finished), False): "server_finished",
+}
+
+
+class _Summary:
+    """Both directions' events, folded in time order: what :func:`.outcome.handshake_of`
+    turns into a :class:`.facts.TlsHandshake`.
+
+    Completion (:mod:`.outcome`) is judged from per-direction facts only (CCS + encrypted
+    Finished each way, or TLS 1.3 records after the hellos), so it does not depend on how the
+    directions interleave; only ``history`` and the "server answered the client's Finished with
+    an alert-sized record" hint use the cross-direction order.
+
+    Events come with their offset and frame; a :class:`Where` is built only where one is kept
+    (most events, application data above all, keep none).
+    """
+
+    __slots__ = (
+        "ch", "ch_at", "sh", "sh_at", "hrr", "at", "server_cert", "client_cert", "cert_request",
+        "alerts", "traffic", "ccs", "app_seen", "s2c_after_sh", "c2s_after_ch",
+        "c2s_after_ch_first", "client_finished_seen", "s2c_after_client_fin",
+        "s2c_after_client_fin_first", "alert_size", "history",
+        "history_capped", "stops", "anomalies", "tickets",
+    )
+
+    def __init__(self) -> None:
+        self.ch: ClientHello | None = None
+        self.ch_at: Where | None = None
+        self.sh: ServerHello | None = None
+        self.sh_at: Where | None = None
+        self.hrr: ServerHello | None = None
+        self.at: dict[str, Where] = {}
+        self.server_cert: Certificate | None = None
+        self.client_cert: Certificate | None = None
+        self.cert_request: CertificateRequest | None = None
+        self.alerts: list[AlertInfo] = []
+        self.traffic = {True: _Traffic(), False: _Traffic()}
+        self.ccs = {True: False, False: False}
+        self.app_seen = {True: False, False: False}
+        self.s2c_after_sh = 0  # server type-23 records after its (final) ServerHello
+        # sizes of the client's type-23 records after its last ClientHello, and the (offset,
+        # frame) of the first (only the first's position is ever reported)
+        self.c2s_after_ch: list[int] = []
+        self.c2s_after_ch_first: tuple[int, int | None] = (0, None)
+        self.client_finished_seen = False  # a non-alert-sized client record, TLS 1.3
+        # server type-23 records after that one (counted up to 8), and the first's
+        # (size, offset, frame)
+        self.s2c_after_client_fin = 0
+        self.s2c_after_client_fin_first: tuple[int, int, int | None] = (0, 0, None)
+        # Size of an encrypted TLS 1.3 alert record: 2 + content type + AEAD tag (16, or 8
+        # for TLS_AES_128_CCM_8_SHA256); set when the ServerHello is folded.
+        self.alert_size = 19
+        self.history: list[str] = []
+        self.history_capped = False
+        self.stops: list[StreamStop] = []
+        self.anomalies: list[TlsAnomaly] = []
+        self.tickets: list[tuple[bytes, Where]] = []
+
+    def _letter(self, from_client: bool, letter: str, offset: int, frame: int | None) -> None:
+        if len(self.history) >= MAX_HISTORY:
+            if not self.history_capped:
+                self.history_capped = True
+                self.anomalies.append(
+                    TlsAnomaly(
+                        from_client,
+                        "tls.history.limit",
+                        f"history capped at {MAX_HISTORY}",
+                        _where(offset, frame),
+                    )
+                )
+            return
+        self.history.append(letter.upper() if from_client else letter)
+
+    def fold(
+        self,
+        c2s: Sequence[TlsEvent | _Bare],
+        c2s_frames: Sequence[int | None],
+        s2c: Sequence[TlsEvent | _Bare],
+        s2c_frames: Sequence[int | None],
+    ) -> None:
+        """Fold both directions' events (with their frames, from :func:`_frames`) interleaved
+        by frame number, each direction in its own order; an event without a frame inherits
+        the previous one of its direction. Either side may be empty."""
+        handler = _FOLD
+        i = j = 0
+        key_c = key_s = 0
+        nc, ns = len(c2s), len(s2c)
+        while i < nc and j < ns:
+            fc = c2s_frames[i]
+            fs = s2c_frames[j]
+            kc = key_c if fc is None else fc
+            ks = key_s if fs is None else fs
+            if kc <= ks:
+                key_c = kc
+                ev = c2s[i]
+                handler[type(ev)](self, True, ev, fc)
+                i += 1
+            else:
+                key_s = ks
+                ev = s2c[j]
+                handler[type(ev)](self, False, ev, fs)
+                j += 1
+        # one direction is used up: the rest of the other follows in its own order
+        for k in range(i, nc):
+            ev = c2s[k]
+            handler[type(ev)](self, True, ev, c2s_frames[k])
+        for k in range(j, ns):
+            ev = s2c[k]
+            handler[type(ev)](self, False, ev, s2c_frames[k])
+
+    def _change_cipher_spec(self, from_client: bool, ev: ChangeCipherSpec, frame: int | None
+                            ) -> None:
+        self.ccs[from_client] = True
+        key = "client_ccs" if from_client else "server_ccs"
+        if key not in self.at:
+            self.at[key] = _where(ev.offset, frame)
+        self._letter(from_client, "i", ev.offset, frame)
+
+    def _alert(self, from_client: bool, ev: Alert, frame: int | None) -> None:
+        at = _where(ev.offset, frame)
+        self.alerts.append(AlertInfo(from_client, ev.level, ev.description, ev.encrypted, at))
+        if ev.encrypted:
+            self.traffic[from_client].add(ev.length, at)
+        self._letter(from_client, "l", ev.offset, frame)
+
+    def _anomaly(self, from_client: bool, ev: Anomaly, frame: int | None) -> None:
+        at = _where(ev.offset, frame)
+        self.anomalies.append(TlsAnomaly(from_client, ev.code, ev.message, at))
+
+    def _stopped(self, from_client: bool, ev: Stopped, frame: int | None) -> None:
+        self.stops.append(StreamStop(from_client, ev.reason, ev.detail, _where(ev.offset, frame)))
+
+    def _handshake(self, from_client: bool, ev: HandshakeMessage, frame: int | None) -> None:
+        self._message(from_client, (ev.offset, ev.msg_type, ev.length, ev.body, ev.end), frame)
+
+    def _message(self, from_client: bool, msg: _Message, frame: int | None) -> None:
+        off, t, _, body, _ = msg
+        letter = _LETTERS.get(t, "z")
+        # A message type only the other side sends is reported and otherwise ignored.
+        if t in (_SERVER_ONLY if from_client else _CLIENT_ONLY):
+            self.anomalies.append(
+                TlsAnomaly(
+                    from_client,
+                    "tls.handshake.unexpected_direction",
+                    f"{name_of(HandshakeType, t, 2)} from the "
+                    f"{'client' if from_client else 'server'}",
+                    _where(off, frame),
+                )
+            )
+        elif t == _CLIENT_HELLO:
+            if body is not None:
+                if self.ch is None:
+                    self.ch, self.ch_at = body, _where(off, frame)
+                self.c2s_after_ch.clear()
+        elif t == _SERVER_HELLO:
+            if body is not None:
+                if body.hello_retry_request:
+                    self.hrr = body
+                    letter = "j"
+                elif self.sh is None:
+                    self.sh, self.sh_at = body, _where(off, frame)
+                    self.alert_size = 11 if body.cipher_suite == 0x1305 else 19
+                    self.s2c_after_sh = 0
+        elif t == _CERTIFICATE:
+            key = "client_cert" if from_client else "server_cert"
+            if key not in self.at:
+                if from_client:
+                    self.client_cert = body
+                else:
+                    self.server_cert = body
+                self.at[key] = _where(off, frame)
+        elif t == _CERTIFICATE_REQUEST:
+            if "cert_request" not in self.at:
+                self.cert_request = body
+                self.at["cert_request"] = _where(off, frame)
+        elif t == _NEW_SESSION_TICKET:
+            if isinstance(body, NewSessionTicket) and len(self.tickets) < MAX_TICKETS:
+                self.tickets.append((body.ticket, _where(off, frame)))
+        else:
+            key = _MARKS.get((t, from_client))
+            if key is not None and key not in self.at:
+                self.at[key] = _where(off, frame)
+        if len(self.history) < MAX_HISTORY:  # _letter's common case, inlined
+            self.history.append(letter.upper() if from_client else letter)
+        else:
+            self._letter(from_client, letter, off, frame)
+
+    def _encrypted(self, from_client: bool, ev: EncryptedRecord, frame: int | None) -> None:
+        self._bare(from_client, (ev.offset, ev.content_type, ev.length), frame)
+
+    def _bare(self, from_client: bool, ev: _Bare, frame: int | None) -> None:
+        """A _Bare tuple: a handshake message, or (inline: the commonest event) an opaque
+        record."""
+        if len(ev) != 3:
+            self._message(from_client, ev, frame)
+            return
+        off, ctype, length = ev
+        traffic = self.traffic[from_client]  # _Traffic.add, inlined: this is the hot path
+        traffic.records += 1
+        traffic.total += length
+        if traffic.records <= MAX_SIZES:  # len(sizes) < MAX_SIZES before this record
+            traffic.sizes.append(length)
+        at = None
+        if traffic.first_at is None:
+            at = traffic.first_at = _where(off, frame)
+        if ctype == 23:
+            if not self.app_seen[from_client]:
+                self.app_seen[from_client] = True
+                self._letter(from_client, "d", off, frame)
+            if from_client:
+                sizes = self.c2s_after_ch
+                if len(sizes) < MAX_SIZES:
+                    if not sizes:
+                        self.c2s_after_ch_first = (off, frame)
+                    sizes.append(length)
+                if length != self.alert_size:
+                    self.client_finished_seen = True
+            else:
+                self.s2c_after_sh += 1
+                if self.client_finished_seen and self.s2c_after_client_fin < 8:
+                    if not self.s2c_after_client_fin:
+                        self.s2c_after_client_fin_first = (length, off, frame)
+                    self.s2c_after_client_fin += 1
+        elif ctype == 22:
+            key = "client_finished" if from_client else "server_finished"
+            if key not in self.at:
+                self.at[key] = _where(off, frame) if at is None else at
+                self._letter(from_client, "f", off, frame)
+        elif ctype == 24:
+            self._letter(from_client, "b", off, frame)
+
+
+# _Summary's handler for each event type: one dict lookup instead of an isinstance chain
+_FOLD: dict[type, Callable[[_Summary, bool, Any, int | None], None]] = {
+    tuple: _Summary._bare,
+    EncryptedRecord: _Summary._encrypted,
+    HandshakeMessage: _Summary._handshake,
+    ChangeCipherSpec: _Summary._change_cipher_spec,
+    Alert: _Summary._alert,
+    Anomaly: _Summary._anomaly,
+    Stopped: _Summary._stopped,
+}
