@@ -926,7 +926,7 @@ def diagnose(
     mid = session.mid_session
     if mid is not None:
         out.append(_mid_session_verdict(session, mid))
-    if not any(v.severity in ("error", "warning") for v in out) and _clean_client_auth(tls, client):
+    if not any(map(is_problem, out)) and _clean_client_auth(tls, client):
         leaf = client.certs[0]
         frame = _where_frame(tls.client_certificate_at)
         out.append(
