@@ -342,6 +342,13 @@ def _names_text(cert: CertInfo | None) -> str:
     return ", ".join(names) if names else "no DNS names"
 
 
+_TODAY: Final = MappingProxyType({
+    "valid": "valid today",
+    "expired": "still expired today",
+    "not_yet_valid": "still not valid today",
+})
+
+
 def _chain_verdicts(
     role: str, check: ChainCheck, frame: int | None, session: Session, name: str | None
 ) -> list[Verdict]:
@@ -363,17 +370,13 @@ def _chain_verdicts(
         )
         if leaf is None or (broken and broken[0][0] == 0):
             return out
-    cap = _capture_date(session)
-    cap_text = f" (capture {cap})" if cap else ""
-    today = {
-        "valid": "valid today",
-        "expired": "still expired today",
-        "not_yet_valid": "still not valid today",
-    }.get(check.leaf_valid_today, "")
-    today = f"; {today}" if today else ""
-    dated = False
+    dated = check.leaf_valid_at_capture in ("expired", "not_yet_valid")
+    if dated:  # the capture date and today's state only go into these two
+        cap = _capture_date(session)
+        cap_text = f" (capture {cap})" if cap else ""
+        today = _TODAY.get(check.leaf_valid_today, "")
+        today = f"; {today}" if today else ""
     if check.leaf_valid_at_capture == "expired":
-        dated = True
         out.append(
             _v(
                 f"{role}_cert_expired",
@@ -382,7 +385,6 @@ def _chain_verdicts(
             )
         )
     elif check.leaf_valid_at_capture == "not_yet_valid":
-        dated = True
         out.append(
             _v(
                 f"{role}_cert_not_yet_valid",
