@@ -3,6 +3,7 @@
     python benchmarks/compare.py FILE [--repeat 5] [--slow-repeat 1] [--jobs N]
                                  [--small FILE | --small-size 50M] [--tshark-small]
                                  [--skip KEY,...] [--json OUT] [--keep-cache|--cold]
+                                 [--before DIR]
 
 One table, every row measured in the same run:
 
@@ -30,6 +31,21 @@ installed"; one that exits with an error says "failed: <first line of its stderr
 goes on.  fastcap rows check frame, selection and session counts against each other; a
 disagreement is marked WRONG in the note and makes the exit status 1, so a fast wrong answer
 fails loudly.
+
+A "start-up" row times the same whole command on the 26-frame example capture
+(examples/exchange-online-no-client-cert.pcap): interpreter start, imports and the fixed cost
+of judging (the trust store), nearly nothing else.
+
+--before DIR measures an older source tree of fastcap in the same run, e.g. a
+`git worktree add --detach DIR <commit>` with its C module built (`python
+csrc/build_native.py` there, then copy the .so into DIR/src/fastcap/).  Every fastcap row that
+has a counterpart there (the in-process stage rows, through DIR's own
+benchmarks/_fastcap_stage.py; `fastcap stats`; `fastcap scan -j 1`; start-up) gets a twin row
+"[before]" run with PYTHONPATH=DIR/src, right after its own row and in alternating order
+(now, before; then before, now), while the rows of this tree run with PYTHONPATH=<this
+tree>/src.  A second table gives each pair's medians and now / before: before and after, on the
+same file, in one run.  A before row whose answers differ from its twin's says so in its note
+(without failing: the old tree may count differently on purpose).
 """
 
 from __future__ import annotations
@@ -68,7 +84,9 @@ CHECKED = {"frames": "frames", "selected_frames": "selected_frames",
            "selected_flows": "selected_flows", "sessions": "sessions",
            "scanned_sessions": "sessions"}
 SKIP_KEYS = ("cat", "tcpdump", "pipeline", "tshark", "dpkt", "scapy", "stages", "stats",
-             "scan-jN", "other-format", "gz")
+             "scan-jN", "other-format", "gz", "startup")
+STARTUP_CAPTURE = HERE.parent / "examples" / "exchange-online-no-client-cert.pcap"
+BEFORE = " [before]"
 
 
 # --- running a command and watching its private memory -------------------------------------
@@ -113,12 +131,14 @@ class Result:
     error: str | None  # None, or the first line of the failing command's stderr
 
 
-def run_pipeline(cmds: list[list[str]], capture: bool = False) -> Result:
+def run_pipeline(cmds: list[list[str]], capture: bool = False,
+                 env: dict[str, str] | None = None) -> Result:
     """Run `cmds` as a pipeline (cmd1 | cmd2 | ...), the last one's stdout to /dev/null or,
     when `capture`, returned.  Wall seconds until the last process ends, the peak of the
     RssAnon summed over all its processes and their children, and an error when a process
     exits with a status other than 0 or 1 (fastcap's "problems found") -- a SIGPIPE of a
-    stage whose reader had finished does not count."""
+    stage whose reader had finished does not count.  `env`: the processes' environment
+    (default: this one's)."""
     with tempfile.TemporaryDirectory(prefix="fastcap-bench-") as tmp:
         errs = [open(os.path.join(tmp, f"err{i}"), "w+b") for i in range(len(cmds))]
         out = open(os.path.join(tmp, "out"), "w+b") if capture else subprocess.DEVNULL
@@ -130,7 +150,7 @@ def run_pipeline(cmds: list[list[str]], capture: bool = False) -> Result:
                     last = i == len(cmds) - 1
                     procs.append(subprocess.Popen(
                         cmd, stdin=procs[-1].stdout if procs else subprocess.DEVNULL,
-                        stdout=out if last else subprocess.PIPE, stderr=errs[i]))
+                        stdout=out if last else subprocess.PIPE, stderr=errs[i], env=env))
                     if i:
                         procs[-2].stdout.close()  # the next stage owns the pipe now
             except OSError as e:
@@ -321,6 +341,8 @@ class Contender:
     count: str | None = None    # "stage", "sessions" (jsonl lines), "lines", "reader"
     same_frames: bool = True    # FILE's very frames (not the other format's)
     unavailable: str | None = None
+    env: dict[str, str] | None = None  # None: this process's environment
+    twin_of: str | None = None  # a --before row: the key of this tree's row it pairs with
     secs: list[float] = field(default_factory=list)
     peaks: list[int] = field(default_factory=list)
     error: str | None = None
@@ -395,6 +417,10 @@ def build(args: argparse.Namespace, path: str, size: int, fmt: str) -> list[Cont
                   [[PY, "-m", "fastcap.cli", "stats", "--json", path]]))
     add(Contender("scan-j1", f"fastcap scan -j 1 F ({fmt}), whole command",
                   [fastcap_scan(path, 1)], note="baseline of x fastcap", count="sessions"))
+    add(Contender("startup", "start-up: fastcap scan -j 1 on a 26-frame capture",
+                  [fastcap_scan(str(STARTUP_CAPTURE), 1)], file=str(STARTUP_CAPTURE),
+                  data_bytes=STARTUP_CAPTURE.stat().st_size,
+                  note="interpreter, imports, trust store"))
     add(Contender("scan-jN", f"fastcap scan -j {jobs} F, whole command",
                   [fastcap_scan(path, jobs)],
                   note=f"-j {jobs}: " + ("the CPU count" if not args.jobs else "--jobs"),
@@ -417,7 +443,49 @@ def build(args: argparse.Namespace, path: str, size: int, fmt: str) -> list[Cont
         add(Contender("gz", "fastcap scan -j 1 F.gz, whole command", [fastcap_scan(gz, 1)],
                       file=gz, count="sessions",
                       note=f"gzip -1: {gzb / 1e9:.2f} GB file; GB/s of the capture inside"))
-    return cs
+    return with_before(cs, args.before) if args.before else cs
+
+
+def _tree_env(tree: Path) -> dict[str, str]:
+    return {**os.environ, "PYTHONPATH": str(tree / "src")}
+
+
+def with_before(cs: list[Contender], before: str) -> list[Contender]:
+    """`cs` with a twin of each fastcap row that `before` (an older source tree) can run,
+    placed right after it; this tree's rows then run from this tree's src/ too."""
+    old = Path(before).resolve()
+    old_stage = old / "benchmarks" / "_fastcap_stage.py"
+    here = _tree_env(HERE.parent)
+    out: list[Contender] = []
+    for c in cs:
+        out.append(c)
+        if not (c.key.startswith("stage-") or c.key in ("stats", "scan-j1", "startup")):
+            continue
+        c.env = here
+        cmds = [[str(old_stage) if a == str(HERE / "_fastcap_stage.py") else a for a in cmd]
+                for cmd in c.cmds]
+        twin = Contender(c.key + "@before", c.what + BEFORE, cmds, timing=c.timing,
+                         file=c.file, data_bytes=c.data_bytes, scale=c.scale,
+                         max_runs=c.max_runs, count=c.count, unavailable=c.unavailable,
+                         env=_tree_env(old), twin_of=c.key)
+        if not (old / "src" / "fastcap").is_dir():
+            twin.unavailable = f"not a fastcap source tree: {old}"
+        elif c.key.startswith("stage-") and not old_stage.is_file():
+            twin.unavailable = f"not in {old}: benchmarks/_fastcap_stage.py"
+        out.append(twin)
+    return out
+
+
+def _alternate(live: list[Contender], rep: int) -> list[Contender]:
+    """Every other repeat, each (row, before twin) pair runs twin first: neither side always
+    runs right after the other's warm-up."""
+    if rep % 2 == 0:
+        return live
+    order = list(live)
+    for i in range(len(order) - 1):
+        if order[i + 1].twin_of is not None and order[i + 1].twin_of == order[i].key:
+            order[i], order[i + 1] = order[i + 1], order[i]
+    return order
 
 
 # --- checking answers ----------------------------------------------------------------------
@@ -444,6 +512,8 @@ def record(c: Contender, r: Result, refs: dict) -> None:
     if c.facts and facts != c.facts:
         c.wrong.append(f"run to run: {facts} != {c.facts}")
     c.facts = c.facts or facts
+    if c.twin_of is not None:  # compared with its twin's answers once all have run
+        return
     if c.key.startswith(("stage-", "scan-", "other-format", "gz")):
         # The same capture: the same sessions.  The same file (or editcap's copy of it): the
         # same frames and selection too.
@@ -462,13 +532,14 @@ def run_all(cs: list[Contender], args: argparse.Namespace) -> dict:
     # Round-robin: every repeat runs each contender once, so drift in the machine's state
     # (other tenants, page cache, frequency) hits all of them alike instead of one block.
     for rep in range(args.repeat):
-        for c in live:
+        for c in _alternate(live, rep):
             if c.error or (c.max_runs is not None and rep >= c.max_runs):
                 continue
             if args.cold:
                 drop_from_cache(c.file)
             _say(f"[{rep + 1}/{args.repeat}] {c.what}")
-            r = run_pipeline(c.cmds, capture=c.timing == "inner" or c.count is not None)
+            r = run_pipeline(c.cmds, capture=c.timing == "inner" or c.count is not None,
+                             env=c.env)
             if r.error:
                 c.error = f"failed: {r.error}"
                 continue
@@ -495,6 +566,9 @@ def main() -> int:
     ap.add_argument("--cold", action="store_true",
                     help="drop the file from the page cache before every run: disk-bound "
                          "throughput instead of page-cache throughput")
+    ap.add_argument("--before", metavar="DIR",
+                    help="also run the fastcap rows from the older source tree DIR, "
+                         "interleaved, and print now / before per row")
     ap.add_argument("--keep-cache", action="store_true",
                     help="measure the file's page cache as it is instead of dropping it and "
                          "reading it back once with cat first")
@@ -532,6 +606,9 @@ def main() -> int:
             notes.append(f"{c.facts['selected_frames']} of {c.facts['frames']} frames picked")
         if c.wrong:
             notes.insert(0, "WRONG: " + "; ".join(dict.fromkeys(c.wrong)))
+        twin = next((o for o in cs if o.key == c.twin_of), None)
+        if twin is not None and c.facts and twin.facts and c.facts != twin.facts:
+            notes.append(f"answers differ from now's: {c.facts} != {twin.facts}")
         row["note"] = "; ".join(notes)
         rows.append(row)
 
@@ -558,13 +635,41 @@ def main() -> int:
         r["x_tcpdump"] = tcpd["median_s"] / r["median_s"] if tcpd else None
         ratio = f"{r['x_fastcap']:9.2f}" if base else f"{'-':>9}"
         gbs = r["gb_per_s"]
-        print(f"{r['what']:{width}} {r['median_s']:9.3f} {gbs:7.{2 if gbs >= 1 else 3}f} {ratio} "
+        gbs_text = f"{gbs:7.{2 if gbs >= 1 else 3}f}" if gbs >= 0.001 else f"{'-':>7}"
+        print(f"{r['what']:{width}} {r['median_s']:9.3f} {gbs_text} {ratio} "
               f"{r['peak_private_mb']:10.1f}  {r['note']}")
+    pairs = before_table(rows) if args.before else []
     if args.json:
         Path(args.json).write_text(json.dumps(
             {"file": path, "size": size, "format": fmt, "machine": machine(),
-             "page_cache": state, "repeat": args.repeat, "rows": rows}, indent=2))
+             "page_cache": state, "repeat": args.repeat, "rows": rows,
+             **({"before": {"dir": args.before, "pairs": pairs}} if args.before else {})},
+            indent=2))
     return 1 if any(c.wrong for c in cs) else 0
+
+
+def before_table(rows: list[dict]) -> list[dict]:
+    """Print and return each (row, before twin) pair's medians and their ratio."""
+    by_key = {r["key"]: r for r in rows}
+    pairs = []
+    for r in rows:
+        now = by_key.get(r["key"].removesuffix("@before"))
+        if not r["key"].endswith("@before") or now is None:
+            continue
+        p = {"what": now["what"], "now_s": now.get("median_s"), "before_s": r.get("median_s")}
+        if p["now_s"] and p["before_s"]:
+            p["now_over_before"] = p["now_s"] / p["before_s"]
+        pairs.append(p)
+    if pairs:
+        width = max(len(p["what"]) for p in pairs)
+        print(f"\nnow and before (--before), medians of the same runs\n"
+              f"{'what':{width}} {'now s':>8} {'before s':>8} {'now/before':>10}")
+        for p in pairs:
+            cells = [f"{p[k]:8.3f}" if p[k] else f"{'-':>8}" for k in ("now_s", "before_s")]
+            ratio = p.get("now_over_before")
+            print(f"{p['what']:{width}} {' '.join(cells)} "
+                  + (f"{ratio:10.3f}" if ratio else f"{'-':>10}"))
+    return pairs
 
 
 if __name__ == "__main__":

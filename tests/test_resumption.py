@@ -160,6 +160,28 @@ def test_several_files_link_across_files_alike(caps):
     assert one[1][1]["with_problems"] == 2
 
 
+def test_link_reads_the_session_and_apply_stores_the_same(caps):
+    def judged():  # judged, not yet linked
+        return list(scan(caps.whole, ca_file=caps.ca, cross=CrossSession(enabled=False)))
+
+    linked = [s.verdicts for s in _scan(caps.whole, caps.ca)[0]]
+    read, stored = CrossSession(), CrossSession()
+    seen = 0
+    for s, t, want in zip(judged(), judged(), linked, strict=True):
+        before = list(s.verdicts)
+        assert t.verdicts == before
+        new = read.link(s, str(caps.whole))
+        assert s.verdicts == before  # only read
+        assert stored.apply(t, str(caps.whole)) == (new is not None)
+        if new is None:
+            assert t.verdicts == before == want
+        else:
+            assert isinstance(new, tuple) and t.verdicts == list(new) == want != before
+            seen += 1
+    assert seen == 3  # the resumptions by session ID or ticket (a TLS 1.3 PSK links to nothing)
+    assert CrossSession(enabled=False).link(judged()[4]) is None
+
+
 def test_memory_is_bounded_and_what_is_forgotten_is_counted(caps):
     cross = CrossSession(limit=2)
     sessions, summary = _scan(caps.whole, caps.ca, cross=cross)

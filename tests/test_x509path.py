@@ -364,3 +364,23 @@ def test_v1_root_is_an_anchor_but_a_v1_intermediate_is_no_ca():
     mid = _v1("V1 Mid", root)
     r = check(root, issue("mail.fabrikam.com", mid, ca=False), mid)
     assert (r.trusted, r.path_error, r.path_error_depth) == (False, "invalid CA certificate", 1)
+
+
+@pytest.mark.filterwarnings("ignore::cryptography.utils.CryptographyDeprecationWarning")
+def test_anchor_index_works_out_a_root_on_first_lookup_as_it_would_up_front():
+    """Facts are made per subject when first asked for; the candidates are those an index
+    built up front gives: same roots, same order, unparseable names left out."""
+    store = TrustStore.mozilla()
+    roots = list(store.roots)
+    index = x509path.AnchorIndex(roots)
+    up_front: dict[tuple, list] = {}
+    for cert in roots:
+        f = x509path._facts_of(cert)
+        if f is not None and f.subject is not None:
+            up_front.setdefault(f.subject, []).append(f.der)
+    assert len(up_front) > 50
+    for subject, ders in up_front.items():
+        first = index.candidates(subject)
+        assert [f.der for f in first] == ders[:x509path.MAX_CANDIDATES]
+        assert index.candidates(subject) == first  # worked out once, then kept
+    assert index.candidates(None) == () and index.candidates((("2.5.4.3", "x"),)) == ()

@@ -5,7 +5,8 @@ certificate of the full handshake that established it applies.  And a server tha
 CertificateRequest on one connection expects a certificate on the others too.  `diagnose`
 judges one session at a time, so these facts are linked here: one `CrossSession` per scan
 sees the judged sessions in number order (the original handshake always has the smaller
-number, as sessions are numbered by first frame) and updates the later session's verdicts.
+number, as sessions are numbered by first frame) and returns the later session's new
+verdicts (`link`); the caller stores them, as `judging.judge` stores a Judgement.
 
 Only earlier sessions count: output stays streamed, and a session's verdicts never change
 after it has been handed on.  So a server's CertificateRequest raises the connections to it
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -64,7 +66,7 @@ def _ticket_key(ticket: bytes) -> bytes:
 
 
 class CrossSession:
-    """Per-scan memory of earlier sessions; `apply` each judged session in number order."""
+    """Per-scan memory of earlier sessions; `link` each judged session in number order."""
 
     def __init__(self, limit: int = MAX_REMEMBERED, *, enabled: bool = True) -> None:
         self.limit = max(1, limit)
@@ -80,28 +82,37 @@ class CrossSession:
             table.popitem(last=False)
             self.dropped += 1
 
-    def apply(self, s: Session, path: str | None = None) -> bool:
-        """Update `s`'s verdicts from earlier sessions, then remember what it shows.
-        True when its verdicts changed."""
+    def link(self, s: Session, path: str | None = None) -> tuple[Verdict, ...] | None:
+        """The verdicts `s` carries once linked to earlier sessions (None when none applies;
+        `s` is only read), then remember what it shows: that memory is this object's job."""
         if not self.enabled:
-            return False
+            return None
         t = s.tls
-        changed, origin = False, None
+        linked, origin = None, None
         if t is not None and t.resumption in ("session_id", "ticket"):
-            origin, changed = self._link(s, path), True
+            origin, linked = self._resumed(s, path)
         elif any(awaits_expectation(v) for v in s.verdicts):
             asked = self._asked.get(s.server)
             if asked is not None:
                 a_path, number, frame = asked
                 where = _where(number, frame, a_path, path)
                 by = f"this server ({s.server}) asked for one on {where}"
-                s.verdicts = most_severe_first(client_cert_expected(v, by) for v in s.verdicts)
-                changed = True
+                linked = tuple(most_severe_first(client_cert_expected(v, by)
+                                                 for v in s.verdicts))
         if t is not None:
-            self._learn(s, path, origin)
-        return changed
+            self._learn(s, path, origin, s.verdicts if linked is None else linked)
+        return linked
 
-    def _learn(self, s: Session, path: str | None, origin: Origin | None) -> None:
+    def apply(self, s: Session, path: str | None = None) -> bool:
+        """`link`, its verdicts stored on `s`; True when it linked them."""
+        linked = self.link(s, path)
+        if linked is None:
+            return False
+        s.verdicts = list(linked)
+        return True
+
+    def _learn(self, s: Session, path: str | None, origin: Origin | None,
+               verdicts: Sequence[Verdict]) -> None:
         t = s.tls
         frame = t.server_hello_at.frame if t.server_hello_at is not None else s.first_frame
         if t.cert_requested and s.server not in self._asked:
@@ -110,7 +121,7 @@ class CrossSession:
             return  # no session to resume
         if t.resumption is None:
             origin = Origin(path, s.number, frame,
-                            tuple(v for v in s.verdicts if _client_cert_verdict(v)),
+                            tuple(v for v in verdicts if _client_cert_verdict(v)),
                             t.cert_requested)
             sid = t.established_session_id
             if sid:
@@ -122,9 +133,10 @@ class CrossSession:
             if ticket:
                 self._remember(self._origins, _ticket_key(ticket), origin)
 
-    def _link(self, s: Session, path: str | None) -> Origin | None:
-        """Replace the resumption verdict by one naming the original, plus the original's
-        client-certificate verdicts; the original, if it is known."""
+    def _resumed(self, s: Session,
+                 path: str | None) -> tuple[Origin | None, tuple[Verdict, ...]]:
+        """The original handshake, if it is known, and `s`'s verdicts with the resumption
+        verdict replaced by one naming it, plus its client-certificate verdicts."""
         t = s.tls
         keys = []
         if t.offered_ticket:
@@ -160,8 +172,7 @@ class CrossSession:
             out += [Verdict(v.code, v.severity, "inherited from "
                             f"{_where(o.number, v.frame or o.frame, o.path, path)}: {v.message}",
                             v.hint, v.frame or o.frame) for v in o.verdicts]
-        s.verdicts = most_severe_first(out)
-        return o
+        return o, tuple(most_severe_first(out))
 
 
 def _request_frame(t: TlsHandshake) -> int | None:

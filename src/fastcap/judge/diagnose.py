@@ -342,6 +342,13 @@ def _names_text(cert: CertInfo | None) -> str:
     return ", ".join(names) if names else "no DNS names"
 
 
+_TODAY: Final = MappingProxyType({
+    "valid": "valid today",
+    "expired": "still expired today",
+    "not_yet_valid": "still not valid today",
+})
+
+
 def _chain_verdicts(
     role: str, check: ChainCheck, frame: int | None, session: Session, name: str | None
 ) -> list[Verdict]:
@@ -363,17 +370,13 @@ def _chain_verdicts(
         )
         if leaf is None or (broken and broken[0][0] == 0):
             return out
-    cap = _capture_date(session)
-    cap_text = f" (capture {cap})" if cap else ""
-    today = {
-        "valid": "valid today",
-        "expired": "still expired today",
-        "not_yet_valid": "still not valid today",
-    }.get(check.leaf_valid_today, "")
-    today = f"; {today}" if today else ""
-    dated = False
+    dated = check.leaf_valid_at_capture in ("expired", "not_yet_valid")
+    if dated:  # the capture date and today's state only go into these two
+        cap = _capture_date(session)
+        cap_text = f" (capture {cap})" if cap else ""
+        today = _TODAY.get(check.leaf_valid_today, "")
+        today = f"; {today}" if today else ""
     if check.leaf_valid_at_capture == "expired":
-        dated = True
         out.append(
             _v(
                 f"{role}_cert_expired",
@@ -382,7 +385,6 @@ def _chain_verdicts(
             )
         )
     elif check.leaf_valid_at_capture == "not_yet_valid":
-        dated = True
         out.append(
             _v(
                 f"{role}_cert_not_yet_valid",
@@ -926,7 +928,7 @@ def diagnose(
     mid = session.mid_session
     if mid is not None:
         out.append(_mid_session_verdict(session, mid))
-    if not any(v.severity in ("error", "warning") for v in out) and _clean_client_auth(tls, client):
+    if not any(map(is_problem, out)) and _clean_client_auth(tls, client):
         leaf = client.certs[0]
         frame = _where_frame(tls.client_certificate_at)
         out.append(

@@ -20,11 +20,10 @@ import hashlib
 import importlib.util
 import os
 import re
-import ssl
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -36,7 +35,9 @@ from ..verdict import CertInfo, ChainCheck
 from ..verdict import iso_time as _iso
 from ..verdict import one_line as _one_line
 from . import x509path, x509profile
-from .issuer_evidence import EvidenceIndex, Finding, find_evidence
+
+if TYPE_CHECKING:  # imported where a missing issuer asks for evidence: a rare case
+    from .issuer_evidence import EvidenceIndex, Finding
 
 __all__ = [
     "Analyzer",
@@ -336,12 +337,16 @@ class TrustStore:
         """The anchors indexed by organization, named domains and known intermediates, built
         on first need (most captures never ask) and then kept: it depends on the store alone."""
         if self._anchor_index is None:
+            from .issuer_evidence import EvidenceIndex
+
             self._anchor_index = EvidenceIndex.build(self.roots, self.issuer_of)
         return self._anchor_index
 
     def issuer_evidence(self, cert: x509.Certificate) -> Finding:
         """What ties the issuer of ``cert``, which the store does not hold, to the store;
         nothing, when the certificate's fields are too odd to read."""
+        from .issuer_evidence import Finding, find_evidence
+
         try:
             return find_evidence(cert, self.anchor_index())
         except Exception:  # hostile input: no evidence, never a crash
@@ -369,6 +374,8 @@ class TrustStore:
     @classmethod
     def system(cls) -> TrustStore:
         """The operating system's bundle (Debian path first, then what OpenSSL was built with)."""
+        import ssl  # several ms to import, and only this store needs it
+
         paths = ssl.get_default_verify_paths()
         files = [
             "/etc/ssl/certs/ca-certificates.crt",

@@ -138,13 +138,16 @@ def _scan(path: str | os.PathLike, o: ScanOptions, analyzer: Analyzer,
 
 
 def _link(cross: CrossSession, s: Session, summary: ScanSummary | None, path: str) -> bool:
-    """cross.apply, counting what it forgot in `summary`'s limits."""
+    """cross.link, its verdicts stored on `s`, counting what it forgot in `summary`'s limits;
+    True when it linked them."""
     before = cross.dropped
-    changed = cross.apply(s, path)
+    linked = cross.link(s, path)
+    if linked is not None:
+        s.verdicts = list(linked)
     if summary is not None and cross.dropped > before:
         summary.limits["TLS sessions or servers forgotten for linking later connections "
                        f"(over {cross.limit} remembered)"] += cross.dropped - before
-    return changed
+    return linked is not None
 
 
 def link_counted(cross: CrossSession, s: Session, summary: ScanSummary, path: str) -> None:
