@@ -270,7 +270,7 @@ def iter_file_events(paths: list[str], options: JudgeOptions, analyzer, *, jobs:
                      parts: int | None = None, workers: bool = True,
                      progress: Callable[[int, int], None] | None = None,
                      max_held: int = MAX_HELD) -> Iterator[tuple[int, Session | SplitScan]]:
-    """Mapped files, in the order given, as `parallel.iter_split_files` reads them (files
+    """Mapped files, in the order given, as `split.iter_split_files` reads them (files
     that go on from one another joined), with `jobs` processes reading their ranges and
     this one reassembling and judging.  Yields (index of the file, Session) for each
     session as soon as it and every earlier one is judged, then (index, SplitScan) with the
