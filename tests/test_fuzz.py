@@ -1287,7 +1287,7 @@ def test_split_and_streamed_scans_agree_on_mutated_captures(workdir, name, seed,
     pieces give exactly what one plain read gives."""
     import gzip
 
-    from fastcap.run.parallel import SerialExecutor
+    from fastcap.run.workers import SerialExecutor
 
     rng = random.Random(seed)
     data = sources()[name]
@@ -1315,8 +1315,8 @@ def test_several_files_streamed_and_split_agree_on_mutated_captures(workdir, nam
     gives, sessions, summaries and errors alike."""
     from cryptography.hazmat.primitives.serialization import Encoding
 
-    from fastcap.run.parallel import SerialExecutor
     from fastcap.run.scanner import scan_files
+    from fastcap.run.workers import SerialExecutor
 
     rng = random.Random(seed)
     data = sources()[name]

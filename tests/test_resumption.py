@@ -12,8 +12,9 @@ import pytest
 from fastcap.judge.crosssession import CrossSession
 from fastcap.out.follow import format_follow
 from fastcap.proto.tls import parse_flights, parse_new_session_ticket
-from fastcap.run import parallel, scanner
+from fastcap.run import scanner
 from fastcap.run.scanner import ScanSummary, scan, scan_files
+from fastcap.run.workers import SerialExecutor
 from fastcap.session import iter_sessions
 from fastcap_synth.scenarios import make_pki
 from fastcap_synth.tlsgen import client_context, handshake, server_context
@@ -138,7 +139,7 @@ def test_split_scans_link_alike(caps, monkeypatch):
     whole = dicts()
     monkeypatch.setattr(scanner, "SPLIT_MIN_BYTES", 0)  # split even this small file
     assert dicts(jobs=2, parts=5) == whole  # worker processes read ranges, this one judges
-    assert dicts(jobs=3, executor=parallel.SerialExecutor(), parts=3) == whole
+    assert dicts(jobs=3, executor=SerialExecutor(), parts=3) == whole
 
 
 def test_several_files_link_across_files_alike(caps):
@@ -150,7 +151,7 @@ def test_several_files_link_across_files_alike(caps):
 
     one = dicts()
     assert dicts(jobs=2, parts=5) == one
-    assert dicts(jobs=3, executor=parallel.SerialExecutor(), parts=3) == one
+    assert dicts(jobs=3, executor=SerialExecutor(), parts=3) == one
     second = one[1][0]
     link = [v for v in second[0]["verdicts"] if v["code"] == "tls_session_resumed"][0]
     assert f"established by session 1 (frame {link['frame']}) of {caps.originals};" in \

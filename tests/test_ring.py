@@ -9,9 +9,10 @@ from pathlib import Path
 import pytest
 
 from fastcap.errors import CaptureError
+from fastcap.judge.judging import analyzer_for
 from fastcap.run import ranges, streamed
-from fastcap.run.parallel import SerialExecutor, analyzer_for
 from fastcap.run.scanner import ScanSummary, iter_scan_files, judge_options, scan, scan_files
+from fastcap.run.workers import SerialExecutor
 from fastcap.session import MAX_HELD
 
 from .gencap import generate
@@ -134,16 +135,16 @@ def test_files_far_apart_in_time_stand_alone(ring, tmp_path):
 def test_each_run_is_handed_on_before_the_next_is_reassembled(ring, tmp_path):
     """Results stream run by run: the sessions of an earlier run of files are not held while
     a later, separate run is reassembled."""
-    from fastcap.run import parallel
+    from fastcap.run import split
     from fastcap.run.scanner import iter_scan_files
 
     _whole, files, _offsets, _ = ring
     later = _shift_times(files[1], tmp_path / "later.pcap", 3600)
     seen: list[list[str]] = []
 
-    class Recording(parallel.SerialExecutor):
+    class Recording(SerialExecutor):
         def map(self, fn, items):
-            if fn is parallel.reassemble_flows:
+            if fn is split.reassemble_flows:
                 seen.extend(t.paths for t in items)
             return super().map(fn, items)
 

@@ -1,5 +1,5 @@
 """One file split among workers — `scan -j N` (`fastcap.run.streamed`: workers read ranges, this
-process judges) and executors such as Dask (`fastcap.run.parallel`: workers judge too): whatever
+process judges) and executors such as Dask (`fastcap.run.split`: workers judge too): whatever
 the split points, the sessions and the file summary must equal those of the one-process scan."""
 
 from __future__ import annotations
@@ -13,9 +13,11 @@ from pathlib import Path
 
 import pytest
 
+from fastcap.judge.judging import analyzer_for
 from fastcap.read.capture import Capture
-from fastcap.run import parallel, ranges, scanner, streamed
+from fastcap.run import ranges, scanner, split, streamed
 from fastcap.run.scanner import ScanSummary, judge_options, scan
+from fastcap.run.workers import PoolExecutor, SerialExecutor
 
 from .corpus import corpus_params
 from .gencap import generate
@@ -32,7 +34,7 @@ def _result(path, **kw):
 
 
 def _split(path, parts, jobs=3, executor=None):
-    return _result(path, jobs=jobs, executor=executor or parallel.SerialExecutor(),
+    return _result(path, jobs=jobs, executor=executor or SerialExecutor(),
                    parts=parts)
 
 
@@ -40,7 +42,7 @@ def _streamed(path, parts, workers=False, jobs=3, progress=None):
     """What `scan -j N` gives (sessions and summary), with ranges read here or by workers."""
     options = judge_options(ca_file=CA)
     summary, out, sessions = ScanSummary(str(path)), [], []
-    for s in streamed.iter_scan(path, options, parallel.analyzer_for(options), jobs=jobs,
+    for s in streamed.iter_scan(path, options, analyzer_for(options), jobs=jobs,
                                 parts=parts, workers=workers, out=out, progress=progress):
         scanner._count(summary, s)
         sessions.append(s.to_dict())
@@ -149,19 +151,19 @@ def test_timestamps_going_backwards_reassemble_in_one_process(generated, tmp_pat
     path = _time_warp(generated["pcap"], tmp_path / "warp.pcap")
     whole = _result(path)
     options = judge_options(ca_file=CA)
-    res = parallel.split_scan(path, options, jobs=3, executor=parallel.SerialExecutor(),
+    res = split.split_scan(path, options, jobs=3, executor=SerialExecutor(),
                               parts=5)
     assert res.phase_two == "timestamps go backwards"
     assert _split(path, 5) == whole
-    res = parallel.split_scan(generated["pcap"], options, jobs=3,
-                              executor=parallel.SerialExecutor(), parts=5)
+    res = split.split_scan(generated["pcap"], options, jobs=3,
+                           executor=SerialExecutor(), parts=5)
     assert res.phase_two == "split"
 
 
 def test_worker_processes_give_the_same_result(generated):
     for fmt in ("pcap", "pcapng"):
         whole = _result(generated[fmt])
-        with parallel.PoolExecutor(2) as ex:
+        with PoolExecutor(2) as ex:
             assert _split(generated[fmt], 4, jobs=2, executor=ex) == whole
         assert _result(generated[fmt], jobs=2) == whole  # its own pool, one range per job
 
@@ -170,8 +172,8 @@ def test_flows_are_dealt_whole_and_balanced(generated):
     tasks = _plan(generated["pcap"], 3)
     st = ranges.stitch(tasks, [ranges.read_range(t) for t in tasks])
     options = judge_options()
-    chain = parallel._chain([str(generated["pcap"])], [st], [0])
-    flow_tasks = parallel._flow_tasks(chain, 3, options)
+    chain = split._chain([str(generated["pcap"])], [st], [0])
+    flow_tasks = split._flow_tasks(chain, 3, options)
     keys = [{(k.a_addr, k.a_port, k.b_addr, k.b_port) for k in t.keys} for t in flow_tasks]
     assert len(flow_tasks) == 3 and not (keys[0] & keys[1] or keys[1] & keys[2])
     assert sum(len(t.cols) for t in flow_tasks) == len(st.cols)
@@ -240,7 +242,7 @@ def test_sessions_stream_out_before_the_file_is_read(generated, tmp_path):
     assert _streamed(path, 16) == whole and _split(path, 7) == whole
     done: list[int] = []
     options = judge_options(ca_file=CA)
-    first = next(streamed.iter_scan(path, options, parallel.analyzer_for(options), jobs=2,
+    first = next(streamed.iter_scan(path, options, analyzer_for(options), jobs=2,
                                     parts=16, workers=False,
                                     progress=lambda d, t: done.append((d, t))))
     assert first.number == 1

@@ -27,7 +27,8 @@ from .read.capture import DEFAULT_SLAB, DEFAULT_WINDOW
 from .read.stream import open_capture
 from .select.flows import FlowTable
 from .select.selection import FrameCounters, iter_selected
-from .tcp.reassembly import Connection, Reassembler, StreamDir
+from .tcp.feed import fed
+from .tcp.reassembly import Connection, FrameCols, Reassembler, StreamDir
 from .verdict import ChainCheck, Verdict
 
 _V4_MAPPED = b"\0" * 10 + b"\xff\xff"
@@ -260,15 +261,31 @@ class InOrder:
     """Hands sessions on in number order although connections finish in any order.
 
     One connection open for the whole capture would otherwise hold every later session in
-    memory; past `max_held` waiting sessions the oldest is handed on at once, and the
-    still-open earlier one comes out of order later (counted in `out_of_order`)."""
+    memory.  Past `max_held` waiting sessions, with `give_way` the oldest is handed on at
+    once and the still-open earlier one comes out of order later (counted in
+    `out_of_order`); without it the caller is told (`full`) and ends the wait itself, by
+    handing the awaited connection on as it stands (a run of ring-buffer files does)."""
 
-    def __init__(self, max_held: int = MAX_HELD) -> None:
+    def __init__(self, max_held: int = MAX_HELD, *, give_way: bool = True) -> None:
         self._heap: list[tuple[int, Session]] = []
         self._next = 1
         self._max_held = max(1, max_held)
         self._asked = max_held  # as the caller put it, for the note
+        self._give_way = give_way
         self.out_of_order = 0
+
+    @property
+    def awaited(self) -> int:
+        """The number handed on next."""
+        return self._next
+
+    @property
+    def full(self) -> bool:
+        """More than `max_held` sessions wait for an earlier one."""
+        return len(self._heap) > self._max_held
+
+    def __len__(self) -> int:
+        return len(self._heap)
 
     def push(self, s: Session) -> Iterator[Session]:
         if s.number < self._next:  # its place was given up when the hold cap was reached
@@ -276,7 +293,7 @@ class InOrder:
             yield s
             return
         heapq.heappush(self._heap, (s.number, s))
-        if len(self._heap) > self._max_held:
+        if self._give_way and len(self._heap) > self._max_held:
             self._next = self._heap[0][0]
         while self._heap and self._heap[0][0] == self._next:
             self._next += 1
@@ -337,9 +354,11 @@ def _iter_sessions(path: str | os.PathLike, o: ScanOptions, window: int, slab_wi
                 if cap_.buffer is not bound:  # a stream's next piece
                     bound = cap_.buffer
                     reasm.rebind(bound)
-                for conn in reasm.feed_iter(sel):
-                    yield from order.push(build_session(
-                        conn, implicit_tls_ports=implicit, keep_streams=keep(conn.index + 1)))
+                for done in fed(reasm, FrameCols.of(sel)):
+                    for conn in done:
+                        yield from order.push(build_session(
+                            conn, implicit_tls_ports=implicit,
+                            keep_streams=keep(conn.index + 1)))
             for conn in reasm.drain():
                 yield from order.push(build_session(
                     conn, implicit_tls_ports=implicit, keep_streams=keep(conn.index + 1)))

@@ -1,6 +1,6 @@
 """Scans on an existing Dask cluster (`pip install 'fastcap[dask]'`).
 
-The per-range and per-flow tasks of `fastcap.parallel` run as Dask tasks; the client only
+The per-range and per-flow tasks of `fastcap.run.split` run as Dask tasks; the client only
 plans, stitches and merges, so results equal a local scan.  Workers open the capture files
 themselves: the paths must name the same files on every worker (shared storage mounted at
 the same place).  That is checked first, and a path a worker cannot see is reported with
@@ -25,7 +25,8 @@ from .scanner import scan as local_scan
 
 
 class DaskExecutor:
-    """`map` as Dask tasks on `client`'s cluster, results gathered in order."""
+    """The run engine's executor protocol (`workers.Executor`) as Dask tasks on `client`'s
+    cluster: `map` gathers results in order, `submit`/`get` keep tasks in flight."""
 
     local_first = False
 
@@ -36,6 +37,15 @@ class DaskExecutor:
         if not items:
             return []
         return self.client.gather(self.client.map(fn, items, pure=False))
+
+    def submit(self, fn: Callable, item: Any) -> Any:
+        return self.client.submit(fn, item, pure=False)
+
+    def get(self, handle: Any) -> Any:
+        return handle.result()
+
+    def close(self) -> None:
+        pass  # the cluster belongs to the caller
 
     @property
     def workers(self) -> int:

@@ -27,7 +27,10 @@ from ..read.capture import (
 from ..read.walkstatus import MAX_BLOCK, MAX_CAPLEN
 from ..select.flows import FlowKey, FlowTable
 from ..select.selection import FrameCounters, iter_selected
+from ..tcp.feed import concat as concat  # re-exported: it used to live here
 from ..tcp.reassembly import FrameCols
+from .rings import NumberedOn
+from .rings import renumbered as renumbered  # re-exported: it used to live here
 
 _YEAR_S = 366 * 86400
 _PRELUDE_BLOCKS = 4096  # blocks read to learn a pcapng file's interfaces before its packets
@@ -154,14 +157,6 @@ def _find_start(cap: Capture, task: RangeTask) -> WalkState:
                      params=list(state.params), interfaces=list(state.interfaces))
 
 
-def concat(parts: list[FrameCols]) -> FrameCols:
-    names = FrameCols.__dataclass_fields__
-    if not parts:
-        return FrameCols(*(np.empty(0, np.int64) for _ in names))
-    return FrameCols(*(np.concatenate([np.asarray(getattr(p, f)) for p in parts])
-                       for f in names))
-
-
 def read_range(task: RangeTask) -> RangeResult:
     """Phase one of a split scan, for one range (runs in a worker)."""
     counters, flows = FrameCounters(), FlowTable()
@@ -245,23 +240,10 @@ def merge_counters(parts: list[FrameCounters]) -> FrameCounters:
     return out
 
 
-def renumbered(cols: FrameCols, frame_base: int, flow_ids: np.ndarray) -> FrameCols:
-    """`cols` of one part in the numbering of the whole: frames counted on from
-    `frame_base`, the part's flow ids mapped through `flow_ids` (FlowTable.ids_for)."""
-    flow = np.asarray(cols.flow, np.int64)
-    return FrameCols(np.asarray(cols.frame_no, np.int64) + frame_base, cols.ts_ns,
-                     flow_ids[flow] if len(flow) else flow, cols.from_a, cols.payload_file_off,
-                     cols.seq, cols.ack, cols.flags, cols.window, cols.payload_len,
-                     cols.payload_caplen)
-
-
 def merge_results(accepted: list[RangeResult], reread: int) -> Stitched:
     """Joined ranges, in file order, as one walk of the file."""
-    flows = FlowTable()
-    parts, base = [], 0
-    for r in accepted:
-        parts.append(renumbered(r.cols, base, flows.ids_for(r.flow_keys)))
-        base += r.frames
+    whole = NumberedOn()
+    parts = [whole.add(r.cols, r.frames, r.flow_keys) for r in accepted]
     return Stitched(merge_meta([r.meta for r in accepted]),
-                    merge_counters([r.counters for r in accepted]), concat(parts), flows,
-                    reread, base, accepted)
+                    merge_counters([r.counters for r in accepted]), concat(parts), whole.flows,
+                    reread, whole.base, accepted)

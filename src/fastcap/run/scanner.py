@@ -90,8 +90,8 @@ def scan(path: str | os.PathLike, options: ScanOptions | None = None, *,
     built from `trust`/`ca_file`) makes repeated certificates cheap.  `stream_cap`
     bounds the bytes kept per direction of a connection (raise it for huge chains).
     `jobs` > 1 has that many worker processes read the file's byte ranges while this one
-    reassembles and judges them as they arrive, in order (`fastcap.streamed`): identical
-    results, sessions still streamed.  With an `executor` (see `fastcap.parallel`) its tasks
+    reassembles and judges them as they arrive, in order (`fastcap.run.streamed`): identical
+    results, sessions still streamed.  With an `executor` (see `fastcap.run.split`) its tasks
     reassemble and judge too, with their own analyzers built from `trust`/`ca_file` and the
     same "today", and the sessions come at the end.  Compressed captures (gzip, zstd,
     lz4), pipes and `-` (stdin) are streamed `piece` bytes at a time, in one process.
@@ -114,15 +114,15 @@ def _scan(path: str | os.PathLike, o: ScanOptions, analyzer: Analyzer,
     if executor is None and jobs > 1 and not _worth_splitting(path):
         jobs = 1
     if jobs > 1 or executor is not None:
-        from . import parallel, streamed
+        from . import split, streamed
 
-        split: list = []
+        found: list = []
         if executor is None:  # worker processes read, this one judges as ranges arrive
             sessions = streamed.iter_scan(path, o, analyzer, jobs=jobs, parts=o.parts,
-                                          out=split, progress=progress)
+                                          out=found, progress=progress)
         else:  # the executor's tasks reassemble and judge too (a Dask cluster)
-            sessions = parallel.iter_split(path, o, jobs=jobs, executor=executor,
-                                           parts=o.parts, out=split, progress=progress)
+            sessions = split.iter_split(path, o, jobs=jobs, executor=executor,
+                                        parts=o.parts, out=found, progress=progress)
     else:
         sessions = (judge(s, analyzer, expect_name=o.expect_name) for s in iter_sessions(
             path, o, counters=counters, capture_out=meta, progress=progress))
@@ -132,7 +132,7 @@ def _scan(path: str | os.PathLike, o: ScanOptions, analyzer: Analyzer,
             _count(summary, s)
         yield s
     if jobs > 1 or executor is not None:
-        counters, meta = split[0].counters, [split[0].meta]
+        counters, meta = found[0].counters, [found[0].meta]
     if summary is not None:
         _totals(summary, counters, meta)
 
@@ -230,7 +230,7 @@ def iter_file_streams(paths: Iterable[str | os.PathLike], options: ScanOptions |
     them, as in `mergecap -a`).  Compressed files and pipes are read alone.
 
     `jobs` worker processes read the ranges of the files in turn while this process
-    reassembles and judges them (`fastcap.streamed`), and each file's sessions stream out
+    reassembles and judges them (`fastcap.run.streamed`), and each file's sessions stream out
     in number order as they are judged, so memory does not grow with the number of files
     or sessions.  Exhaust a file's `sessions` before asking for the next file (what is left
     of them is read and dropped then).  At most `max_held` judged sessions wait for an
@@ -248,14 +248,14 @@ def iter_file_streams(paths: Iterable[str | os.PathLike], options: ScanOptions |
 def _iter_file_streams(paths: list[str], o: ScanOptions, executor, analyzer: Analyzer,
                        progress: Callable[[int, int], None] | None, max_held: int,
                        cross: CrossSession) -> Iterator[FileStream]:
-    from . import parallel, streamed
+    from . import split, streamed
 
     jobs, parts = o.jobs, o.parts
     alone = [executor is None and needs_stream(p) for p in paths]
     mapped = [p for p, a in zip(paths, alone, strict=True) if not a]
     if executor is not None:
-        split = parallel.iter_split_files(mapped, o, jobs=jobs, executor=executor,
-                                          parts=parts, progress=progress)
+        dealt = split.iter_split_files(mapped, o, jobs=jobs, executor=executor,
+                                       parts=parts, progress=progress)
         events: Iterator = iter([])
     else:
         events = streamed.iter_file_events(mapped, o, analyzer, jobs=jobs,
@@ -270,7 +270,7 @@ def _iter_file_streams(paths: list[str], o: ScanOptions, executor, analyzer: Ana
         if a:
             fs.sessions = _alone(p, summary, fs.errors, o, analyzer, cross)
         elif executor is not None:
-            res = next(split)
+            res = next(dealt)
             if res.error is None:
                 for s in res.sessions:
                     _link(cross, s, summary, p)

@@ -7,11 +7,14 @@ So results are identical by construction (one reassembler sees every frame in or
 the whole of its limits), sessions stream out in number order as they finish instead of
 being held to the end, and only the selected frames' columns — a few dozen bytes per SMTP
 frame — cross between processes, a few ranges at a time.  Walking the file is the part that
-parallelises; judging sessions overlaps with it here.  (`parallel` deals flows out to workers
+parallelises; judging sessions overlaps with it here.  (`split` deals flows out to workers
 instead: the way for executors such as a Dask cluster, where this process should do little.)
+Both share the engine: executors (`workers`), runs of files and their numbering (`rings`),
+feeding the reassembler (`tcp.feed`), and the order sessions are handed on in
+(`session.InOrder`).
 
 Several files are read the same way, one after another, the workers reading ahead across
-file borders.  Files that go on from one another (a ring buffer, `parallel.follows`) share
+file borders.  Files that go on from one another (a ring buffer, `rings.follows`) share
 one reassembler, so a session open when one file ends is completed from the next.  Sessions
 are handed on in number order as they finish, each numbered within the file where it began,
 and a file's totals right after its last session (`_Run`).  Whether a file goes on from the
@@ -21,71 +24,34 @@ the file is read, and fed then.
 
 from __future__ import annotations
 
-import heapq
-import multiprocessing
 import os
 from collections import deque
 from collections.abc import Callable, Iterator
-from typing import Any
 
 from ..errors import CaptureError
 from ..judge.judging import judge
 from ..options import JudgeOptions
-from ..select.flows import FlowTable
 from ..session import MAX_HELD, InOrder, Session, build_session
+from ..tcp.feed import concat, fed
 from ..tcp.reassembly import Reassembler
 from . import ranges
-from .parallel import (
-    SplitScan,
-    _loads,
-    _payload_buffer,
-    _rows,
-    _run_dumped,
-    follows,
-    session_in_chain,
-)
+from .rings import FileStarts, NumberedOn, RunBreaks
+from .split import SplitScan, payload_buffer
+from .workers import PoolExecutor, SerialExecutor, Submitter
 
 RANGES_PER_JOB = 4  # ranges per worker: reading overlaps judging, and the last range is short
 MIN_RANGE = 8 << 20
 _AHEAD = 2  # ranges read ahead per worker: enough to keep them busy, and memory small
-_FEED_ROWS = 1 << 16
 
 
-class _Here:
-    """Ranges read in this process, when asked for: the same path without workers."""
-
-    def submit(self, task: ranges.RangeTask) -> ranges.RangeTask:
-        return task
-
-    def get(self, handle: ranges.RangeTask) -> ranges.RangeResult:
-        return ranges.read_range(handle)
-
-    def close(self) -> None:
-        pass
-
-
-class _Workers:
-    """`jobs` forked processes reading ranges (spawned where fork is not available)."""
-
-    def __init__(self, jobs: int) -> None:
-        methods = multiprocessing.get_all_start_methods()
-        ctx = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
-        self._pool = ctx.Pool(jobs)
-
-    def submit(self, task: ranges.RangeTask) -> Any:
-        return self._pool.apply_async(_run_dumped, ((ranges.read_range, task),))
-
-    def get(self, handle: Any) -> ranges.RangeResult:
-        return _loads(handle.get())
-
-    def close(self) -> None:
-        self._pool.terminate()
-        self._pool.join()
+def _reader(jobs: int, workers: bool) -> Submitter:
+    """`jobs` worker processes reading ranges (this process judges), or this process."""
+    return PoolExecutor(jobs, local_first=False) if workers else SerialExecutor()
 
 
 def _no_cols(res: ranges.RangeResult) -> ranges.RangeResult:
     """The range's totals and walk states without its frames, once they are fed."""
-    res.cols = ranges.concat([])
+    res.cols = concat([])
     res.flow_keys = []
     return res
 
@@ -99,7 +65,7 @@ def _plan_task(path: str, options: JudgeOptions, jobs: int, parts: int | None
 Plan = list[ranges.RangeTask] | CaptureError
 
 
-def _accepted(reader: Any, plans: Iterator[Plan], jobs: int) -> Iterator[tuple]:
+def _accepted(reader: Submitter, plans: Iterator[Plan], jobs: int) -> Iterator[tuple]:
     """The ranges of each file in file order, as one walk of the file reads them, while the
     reader reads a few ahead (across file borders too).  Events, per file k in order:
     ("range", k, task, result) for each range (re-read here from the exact state when its
@@ -122,7 +88,8 @@ def _accepted(reader: Any, plans: Iterator[Plan], jobs: int) -> Iterator[tuple]:
     def top_up() -> None:
         while len(inflight) < _AHEAD * jobs and (item := next(todo, None)) is not None:
             k, t = item
-            inflight.append((k, t, None if isinstance(t, CaptureError) else reader.submit(t)))
+            inflight.append((k, t, None if isinstance(t, CaptureError)
+                             else reader.submit(ranges.read_range, t)))
 
     top_up()
     cur, last, prev_task, reread = None, None, None, 0
@@ -175,11 +142,11 @@ def iter_scan(path: str | os.PathLike, options: JudgeOptions, analyzer, *, jobs:
     path = os.fspath(path)
     tasks = ranges.plan_file(_plan_task(path, options, jobs, parts))
     size = tasks[-1].stop if tasks else 0
-    reader: Any = _Workers(jobs) if workers and len(tasks) > 1 else _Here()
+    reader = _reader(jobs, workers and len(tasks) > 1)
     try:
-        flows, order = FlowTable(), InOrder(MAX_HELD)
+        whole, order = NumberedOn(), InOrder(MAX_HELD)
         accepted: list[ranges.RangeResult] = []
-        base, reread = 0, 0
+        reread = 0
 
         def judged(conns) -> Iterator[Session]:
             """In number order, judged in that order as one process judges them."""
@@ -188,7 +155,7 @@ def iter_scan(path: str | os.PathLike, options: JudgeOptions, analyzer, *, jobs:
                 for t in order.push(s):
                     yield judge(t, analyzer, expect_name=options.expect_name)
 
-        with Reassembler(_payload_buffer(path), flows, server_ports=options.ports,
+        with Reassembler(payload_buffer(path), whole.flows, server_ports=options.ports,
                          cap=options.stream_cap, backend=options.backend) as reasm:
             for event in _accepted(reader, iter([tasks]), jobs):
                 if event[0] == "done":
@@ -197,12 +164,10 @@ def iter_scan(path: str | os.PathLike, options: JudgeOptions, analyzer, *, jobs:
                 if event[0] == "error":
                     raise event[2]
                 _, _, task, res = event
-                cols = ranges.renumbered(res.cols, base, flows.ids_for(res.flow_keys))
-                base += res.frames
+                cols = whole.add(res.cols, res.frames, res.flow_keys)
                 accepted.append(_no_cols(res))
-                for lo in range(0, len(cols), _FEED_ROWS):
-                    yield from judged(reasm.feed_cols_iter(
-                        _rows(cols, slice(lo, lo + _FEED_ROWS))))
+                for done in fed(reasm, cols):
+                    yield from judged(done)
                 del cols
                 if progress is not None:
                     progress(task.stop, size)
@@ -211,10 +176,10 @@ def iter_scan(path: str | os.PathLike, options: JudgeOptions, analyzer, *, jobs:
             yield judge(t, analyzer, expect_name=options.expect_name)
     finally:
         reader.close()
-    whole = ranges.merge_results(accepted, reread)
-    order.note(whole.counters)
+    merged = ranges.merge_results(accepted, reread)
+    order.note(merged.counters)
     if out is not None:
-        out.append(SplitScan(path, [], whole.counters, whole.meta, reread, "streamed"))
+        out.append(SplitScan(path, [], merged.counters, merged.meta, reread, "streamed"))
 
 
 class _Run:
@@ -228,82 +193,84 @@ class _Run:
 
     def __init__(self, options: JudgeOptions, analyzer, path: str,
                  max_held: int = MAX_HELD) -> None:
-        self.options, self.analyzer, self.max_held = options, analyzer, max_held
-        self.flows = FlowTable()
-        self.reasm = Reassembler(_payload_buffer(path), self.flows, server_ports=options.ports,
-                                 cap=options.stream_cap, backend=options.backend)
-        self.paths: list[str] = []
-        self.offsets: list[int] = []  # frames before each file
+        self.options, self.analyzer = options, analyzer
+        self.whole = NumberedOn()
+        self.reasm = Reassembler(payload_buffer(path), self.whole.flows,
+                                 server_ports=options.ports, cap=options.stream_cap,
+                                 backend=options.backend)
         self.files: list[SplitScan | None] = []  # totals of the files not yet handed on
-        self.ends: list[int] = []  # connections numbered by the end of each file fed
-        self.held: list[tuple[int, int, Session]] = []  # (index, file, session), a heap
-        self.base = self.next = self.handed = 0
+        self.starts = FileStarts()  # connections begun by the end of each file fed
+        self.order = InOrder(max_held, give_way=False)  # keyed by run-wide index + 1
+        self.handed = 0  # files whose totals are out
+
+    @property
+    def paths(self) -> list[str]:
+        return self.whole.paths
 
     def add(self, found: SplitScan, parts: list[ranges.RangeResult]) -> list[tuple]:
         """Feed one more file (its totals, and its ranges in order); what can be handed
         on now, as (file, Session or SplitScan) in order."""
         if self.paths:
-            self.reasm.rebind(_payload_buffer(found.path))
-        self.paths.append(found.path)
-        self.offsets.append(self.base)
+            self.reasm.rebind(payload_buffer(found.path))
+        self.whole.add_file(found.path)
         self.files.append(found)
         out: list[tuple] = []
         for res in parts:
-            cols = ranges.renumbered(res.cols, self.base, self.flows.ids_for(res.flow_keys))
-            self.base += res.frames
+            cols = self.whole.add(res.cols, res.frames, res.flow_keys)
             _no_cols(res)
-            for lo in range(0, len(cols), _FEED_ROWS):
-                self._take(self.reasm.feed_cols_iter(
-                    _rows(cols, slice(lo, lo + _FEED_ROWS))))
-                out += self._ready()
-        self.ends.append(self.next + len(self.held) + self.reasm.open_connections)
-        return out + self._ready()
+            for done in fed(self.reasm, cols):
+                self._take(done, out)
+                self._ready(out)
+        self.starts.end_file(self.order.awaited - 1 + len(self.order)
+                             + self.reasm.open_connections)
+        self._ready(out)
+        return out
 
     def finish(self) -> list[tuple]:
         """End of the run: every connection still held is done."""
+        out: list[tuple] = []
         try:
-            self._take(self.reasm.drain())
+            self._take(self.reasm.drain(), out)
         finally:
             self.reasm.close()
-        return self._ready()
+        self._ready(out)
+        return out
 
-    def _take(self, conns) -> None:
+    def _take(self, conns, out: list[tuple]) -> int:
+        """Judge finished connections; hand on those next in number order."""
+        n = 0
         for conn in conns:
-            k, s = session_in_chain(conn, self.paths, self.offsets, self.options)
-            heapq.heappush(self.held, (conn.index, k, judge(
-                s, self.analyzer, expect_name=self.options.expect_name)))
+            n += 1
+            _, s = self.whole.session(conn, self.options)  # s.number: run-wide index + 1
+            for t in self.order.push(judge(s, self.analyzer,
+                                           expect_name=self.options.expect_name)):
+                self._totals(t.number - 1, out)
+                k, t.number = self.starts.place(t.number - 1)  # within its own file
+                out.append((k, t))
+        return n
 
-    def _ready(self) -> list[tuple]:
-        out: list[tuple] = []
-        while True:
-            self._hand_on(out)
-            if len(self.held) <= self.max_held:
-                return out
-            waiting = len(self.held)
-            self._take(self.reasm.evict_before(self.next + 1))  # the one all others wait for
-            if len(self.held) == waiting:  # nothing to hand on: wait for more (never spin)
-                return out
+    def _ready(self, out: list[tuple]) -> None:
+        """Past the hold cap, the connection every waiting session waits for is handed on
+        as it stands; then the totals of every file whose sessions are all out."""
+        while self.order.full:
+            if not self._take(self.reasm.evict_before(self.order.awaited), out):
+                break  # nothing to hand on: wait for more (never spin)
+        self._totals(self.order.awaited - 1, out)
 
-    def _hand_on(self, out: list[tuple]) -> None:
-        """The sessions next in number order, each file's totals right after its last."""
-        while True:
-            while self.handed < len(self.ends) and self.next >= self.ends[self.handed]:
-                out.append((self.handed, self.files[self.handed]))
-                self.files[self.handed] = None
-                self.handed += 1
-            if not (self.held and self.held[0][0] == self.next):
-                return
-            index, k, s = heapq.heappop(self.held)
-            s.number = index - (self.ends[k - 1] if k else 0) + 1  # within its own file
-            out.append((k, s))
-            self.next += 1
+    def _totals(self, next_index: int, out: list[tuple]) -> None:
+        """Each file's totals right after its last session (before session `next_index`)."""
+        ends = self.starts.ends
+        while self.handed < len(ends) and next_index >= ends[self.handed]:
+            out.append((self.handed, self.files[self.handed]))
+            self.files[self.handed] = None
+            self.handed += 1
 
 
 def iter_file_events(paths: list[str], options: JudgeOptions, analyzer, *, jobs: int,
                      parts: int | None = None, workers: bool = True,
                      progress: Callable[[int, int], None] | None = None,
                      max_held: int = MAX_HELD) -> Iterator[tuple[int, Session | SplitScan]]:
-    """Mapped files, in the order given, as `parallel.iter_split_files` reads them (files
+    """Mapped files, in the order given, as `split.iter_split_files` reads them (files
     that go on from one another joined), with `jobs` processes reading their ranges and
     this one reassembling and judging.  Yields (index of the file, Session) for each
     session as soon as it and every earlier one is judged, then (index, SplitScan) with the
@@ -325,11 +292,11 @@ def iter_file_events(paths: list[str], options: JudgeOptions, analyzer, *, jobs:
             except CaptureError as e:
                 yield e
 
-    reader: Any = _Workers(jobs) if workers and jobs > 1 else _Here()
+    reader = _reader(jobs, workers and jobs > 1)
     run: _Run | None = None
+    breaks = RunBreaks()
     try:
         parts_of_file: list[ranges.RangeResult] = []
-        prev_end = None
         for event in _accepted(reader, plans(), jobs):
             kind, k = event[0], event[1]
             if kind == "range":
@@ -342,17 +309,16 @@ def iter_file_events(paths: list[str], options: JudgeOptions, analyzer, *, jobs:
                 if run is not None:
                     yield from _in_paths(run.finish(), k - len(run.paths))
                     run = None
-                prev_end = None
+                breaks.goes_on(None)
                 yield k, SplitScan(paths[k], error=str(event[2]), failure=event[2])
                 continue
             found = SplitScan(paths[k], [], ranges.merge_counters(
                 [r.counters for r in parts_of_file]), ranges.merge_meta(
                 [r.meta for r in parts_of_file]), event[2], "streamed")
-            if run is None or not follows(prev_end, found.counters.first_ts_ns):
+            if not breaks.goes_on(found.counters) or run is None:
                 if run is not None:
                     yield from _in_paths(run.finish(), k - len(run.paths))
                 run = _Run(options, analyzer, paths[k], max_held)
-            prev_end = found.counters.last_ts_ns
             yield from _in_paths(run.add(found, parts_of_file), k + 1 - len(run.paths))
             parts_of_file = []
         if run is not None:

@@ -1,0 +1,158 @@
+"""Ring buffers: consecutive files that go on from one another, read as one capture.
+
+A run of such files is numbered on as `mergecap -a` numbers it (frame numbers counting on
+from file to file) with one flow table across the files, so one reassembler completes a
+connection left open at a file's end from the next file.  Each session is then told back
+in the numbers of the file holding its first frame, naming the later files it reaches.  The
+same numbering on joins the byte ranges of one file (`ranges.merge_results`).
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_right
+
+import numpy as np
+
+from ..options import JudgeOptions
+from ..select.flows import FlowKey, FlowTable
+from ..select.selection import FrameCounters
+from ..session import Session, build_session
+from ..tcp.reassembly import Connection, FrameCols
+
+RING_GAP_NS = 60 * 10**9  # a longer pause between two files: not one capture's ring buffer
+
+
+def follows(prev_end: int | None, first: int | None) -> bool:
+    """A file goes on from the previous one (a ring buffer) when it starts no earlier than
+    that one ended (`prev_end`: its latest timestamp, None after an unreadable file), and
+    within RING_GAP_NS of it.  Files that overlap in time, lie far apart or hold no
+    timestamps stand alone."""
+    return (prev_end is not None and first is not None
+            and prev_end <= first <= prev_end + RING_GAP_NS)
+
+
+class RunBreaks:
+    """Whether each file, taken in order, goes on from the one before: the one rule for
+    where runs begin, whether the files are all known up front or arrive one by one."""
+
+    def __init__(self) -> None:
+        self._prev_end: int | None = None
+
+    def goes_on(self, counters: FrameCounters | None) -> bool:
+        """The next file (its totals; None for a file that could not be read, which stands
+        alone and ends the run before it)."""
+        if counters is None:
+            self._prev_end = None
+            return False
+        on = follows(self._prev_end, counters.first_ts_ns)
+        self._prev_end = counters.last_ts_ns
+        return on
+
+
+def runs(totals: list[FrameCounters | None]) -> list[list[int]]:
+    """Indices of the files (their totals, None if unreadable) grouped into runs."""
+    out: list[list[int]] = []
+    breaks = RunBreaks()
+    for i, counters in enumerate(totals):
+        if breaks.goes_on(counters) and out:
+            out[-1].append(i)
+        elif counters is not None:
+            out.append([i])
+    return out
+
+
+def renumbered(cols: FrameCols, frame_base: int, flow_ids: np.ndarray) -> FrameCols:
+    """`cols` of one part in the numbering of the whole: frames counted on from
+    `frame_base`, the part's flow ids mapped through `flow_ids` (FlowTable.ids_for)."""
+    flow = np.asarray(cols.flow, np.int64)
+    return FrameCols(np.asarray(cols.frame_no, np.int64) + frame_base, cols.ts_ns,
+                     flow_ids[flow] if len(flow) else flow, cols.from_a, cols.payload_file_off,
+                     cols.seq, cols.ack, cols.flags, cols.window, cols.payload_len,
+                     cols.payload_caplen)
+
+
+class NumberedOn:
+    """Parts (byte ranges of a file, or files of a run) joined in order: frame numbers
+    counted on and flow ids merged into one table.  `offsets[i]`: frames before file i."""
+
+    def __init__(self) -> None:
+        self.flows = FlowTable()
+        self.base = 0  # frames numbered so far
+        self.paths: list[str] = []
+        self.offsets: list[int] = []
+
+    def add_file(self, path: str) -> None:
+        """The parts that follow belong to `path`."""
+        self.paths.append(path)
+        self.offsets.append(self.base)
+
+    def add(self, cols: FrameCols, frames: int, flow_keys: list[FlowKey]) -> FrameCols:
+        """A part's columns (numbered from 1, its own flow ids) in the numbering of the
+        whole; `frames`: the frame numbers the part uses."""
+        out = renumbered(cols, self.base, self.flows.ids_for(flow_keys))
+        self.base += frames
+        return out
+
+    def session(self, conn: Connection, options: JudgeOptions) -> tuple[int, Session]:
+        """See session_in_chain."""
+        return session_in_chain(conn, self.paths, self.offsets, options)
+
+
+def _shift(conn: Connection, delta: int) -> None:
+    """Frame numbers from the chain's count to the count of the session's own file."""
+    if not delta:
+        return
+    conn.first_frame -= delta
+    conn.last_frame -= delta
+    for d in (conn.c2s, conn.s2c):
+        d.seg_frame = d.seg_frame - delta
+        for name in ("syn_frame", "fin_frame", "rst_frame"):
+            if getattr(d, name) is not None:
+                setattr(d, name, getattr(d, name) - delta)
+
+
+def session_in_chain(conn: Connection, paths: list[str], offsets: list[int],
+                     options: JudgeOptions) -> tuple[int, Session]:
+    """(index of the file holding its first frame, the session) for a connection of a chain
+    of files whose frame numbers count on, file i's after `offsets[i]`: frames numbered in
+    its own file, `continues_into` naming the later files it reaches."""
+    first = bisect_right(offsets, conn.first_frame - 1) - 1
+    last = bisect_right(offsets, conn.last_frame - 1) - 1
+    _shift(conn, offsets[first])
+    s = build_session(conn, implicit_tls_ports=options.implicit_tls_ports)
+    s.continues_into = paths[first + 1: last + 1]
+    return first, s
+
+
+class FileStarts:
+    """Session numbers of a run restarting at 1 in each file, as a scan of that file alone
+    numbers them: a session's run-wide index (0-based, first-frame order across the run)
+    less the sessions that began in earlier files."""
+
+    def __init__(self) -> None:
+        self.ends: list[int] = []  # sessions begun by the end of each file
+
+    def end_file(self, begun: int) -> None:
+        """The next file starts: `begun` sessions began in this file and earlier ones."""
+        self.ends.append(begun)
+
+    def place(self, index: int) -> tuple[int, int]:
+        """(file, number in that file) of the session with run-wide `index`."""
+        k = bisect_right(self.ends, index)
+        return k, index - (self.ends[k - 1] if k else 0) + 1
+
+
+def numbered_in_files(found: list[tuple[int, Session]], files: int) -> list[list[Session]]:
+    """Sessions of a run, each with the file holding its first frame, put in first-frame
+    order per file and numbered from 1 in it: for sessions gathered from workers, whose
+    reassemblers each counted only their own connections."""
+    found = sorted(found, key=lambda ks: (ks[0], ks[1].first_frame))
+    per_file = np.bincount([k for k, _ in found], minlength=files)
+    starts = FileStarts()
+    for begun in np.cumsum(per_file)[:-1].tolist():
+        starts.end_file(begun)
+    out: list[list[Session]] = [[] for _ in range(files)]
+    for index, (_k, s) in enumerate(found):
+        k, s.number = starts.place(index)
+        out[k].append(s)
+    return out

@@ -1,0 +1,300 @@
+"""Captures scanned by an executor's tasks, with results identical to a one-process scan:
+the way for a Dask cluster, where this process should do little.  Local worker processes
+go through `streamed` instead, where this process judges.  Both run on the same engine:
+executors (`workers`), ring-buffer runs and their numbering (`rings`), feeding (`tcp.feed`).
+
+Phase one (`ranges`): byte ranges are walked, decoded and selected in parallel, then
+stitched into the file's selected TCP frames with global frame numbers and flow ids.
+Phase two: the flows are dealt out to workers, each reassembling and judging whole flows.
+Flows never interact in the reassembler except through its shared limits (memory budget,
+open-connection cap) and its clock, so each worker gets 1/N of each limit: if no worker
+had to evict, the shared limits were never reached in one process either.  The clock (the
+latest timestamp seen, which decides when a closed connection stops lingering) is the same
+in a worker as in one process as long as timestamps never go backwards; when they do, or a
+worker evicted, phase two runs again in one process.  Sessions are numbered by first frame,
+as the one-process scan numbers them.
+
+`executor` is a `workers.Executor`: a process pool, a Dask client in `distributed`, or the
+serial one (what the tests use to split files at many points cheaply).
+"""
+
+from __future__ import annotations
+
+import mmap
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ..errors import CaptureError
+from ..judge.judging import analyzer_for as analyzer_for  # re-exported: it used to live here
+from ..judge.judging import judge
+from ..options import JudgeOptions as JudgeOptions
+from ..select.flows import FlowKey, FlowTable
+from ..select.selection import FrameCounters
+from ..session import Session
+from ..tcp.feed import concat, fed, rows
+from ..tcp.reassembly import (
+    DEFAULT_BUDGET,
+    DEFAULT_MAX_OPEN,
+    FrameCols,
+    Reassembler,
+)
+from . import ranges
+from .rings import NumberedOn, numbered_in_files, runs, session_in_chain
+from .workers import Executor, PoolExecutor
+
+
+@dataclass
+class FlowTask:
+    """Some flows of a chain of files.  Rows of file i are cols[file_rows[i]:file_rows[i+1]];
+    frame numbers count on across the chain, file i's starting after frame_offsets[i]."""
+
+    paths: list[str]
+    cols: FrameCols
+    keys: list[FlowKey]  # indexed by cols.flow (worker-local flow ids)
+    share: int  # number of workers sharing the limits
+    options: JudgeOptions
+    file_rows: list[int] = field(default_factory=list)
+    frame_offsets: list[int] = field(default_factory=list)
+
+
+@dataclass
+class FlowResult:
+    sessions: list[tuple[int, Session]]  # (index of the file holding its first frame, session)
+    evicted: bool
+
+
+def payload_buffer(path: str):
+    """The file mapped for reading payloads (empty bytes for an empty file)."""
+    with open(path, "rb") as f:
+        size = os.fstat(f.fileno()).st_size
+        return mmap.mmap(f.fileno(), size, access=mmap.ACCESS_READ) if size else b""
+
+
+def reassemble_flows(task: FlowTask) -> FlowResult:
+    """Phase two for one worker's flows: reassemble, read SMTP/TLS, judge.  The reassembler
+    reads each file's payload in turn, so a connection open when one ring-buffer file ends
+    goes on in the next."""
+    o = task.options
+    analyzer = analyzer_for(o)
+    flows = FlowTable()
+    flows.keys = list(task.keys)
+    offsets = task.frame_offsets or [0]
+    bounds = task.file_rows or [0, len(task.cols)]
+    out: list[tuple[int, Session]] = []
+    evicted = False
+
+    def take(conns) -> None:
+        nonlocal evicted
+        for conn in conns:
+            evicted |= conn.evicted
+            first, s = session_in_chain(conn, task.paths, offsets, o)
+            out.append((first, judge(s, analyzer, expect_name=o.expect_name)))
+
+    with Reassembler(b"", flows, server_ports=o.ports, cap=o.stream_cap,
+                     budget=DEFAULT_BUDGET // task.share,
+                     max_open=max(1, DEFAULT_MAX_OPEN // task.share),
+                     backend=o.backend) as reasm:
+        for i, path in enumerate(task.paths):
+            a, b = bounds[i], bounds[i + 1]
+            if a == b:
+                continue
+            reasm.rebind(payload_buffer(path))
+            for done in fed(reasm, task.cols, a, b):
+                take(done)
+        take(reasm.drain())
+    return FlowResult(out, evicted)
+
+
+def _deal(cols: FrameCols, n_flows: int, capacity: list[float]) -> list[np.ndarray]:
+    """Flow ids per worker, heaviest flows first to the worker least loaded for its
+    capacity (a worker whose results must be copied back gets a little less)."""
+    weight = np.bincount(cols.flow, weights=np.asarray(cols.payload_caplen, np.float64) + 200,
+                         minlength=n_flows)
+    cap = np.asarray(capacity, np.float64)
+    load = np.zeros(len(cap))
+    owner = np.empty(n_flows, np.int64)
+    for f in np.argsort(-weight, kind="stable"):
+        w = int(np.argmin((load + weight[f]) / cap))
+        owner[f] = w
+        load[w] += weight[f]
+    return [np.flatnonzero(owner == w) for w in range(len(cap))]
+
+
+_COPY_COST = 0.75  # share of the work given to a worker whose sessions are copied back
+
+
+def _flow_tasks(chain: _Chain, workers: int, options: JudgeOptions,
+                local_first: bool = False) -> list[FlowTask]:
+    cols, keys = chain.cols, chain.flows.keys
+    capacity = [1.0] + [_COPY_COST if local_first else 1.0] * (workers - 1)
+    tasks = []
+    for fids in _deal(cols, len(keys), capacity):
+        if not len(fids):
+            continue
+        local = np.full(len(keys), -1, np.int64)
+        local[fids] = np.arange(len(fids))
+        picked = np.flatnonzero(local[cols.flow] >= 0)
+        sub = rows(cols, picked)
+        sub.flow = local[sub.flow]
+        tasks.append(FlowTask(chain.paths, sub, [keys[f] for f in fids], workers, options,
+                              np.searchsorted(picked, chain.file_rows).tolist(),
+                              chain.frame_offsets))
+    return tasks
+
+
+@dataclass
+class SplitScan:
+    """What a split scan found in one file: judged sessions in number order (those whose
+    first frame is in this file) and the file's totals, or why the file could not be read."""
+
+    path: str
+    sessions: list[Session] = field(default_factory=list)
+    counters: FrameCounters | None = None
+    meta: Any = None  # capture.CaptureMeta
+    reread_ranges: int = 0
+    phase_two: str = "split"  # or why it ran in one process
+    error: str | None = None
+    failure: CaptureError | None = field(default=None, repr=False)
+
+
+@dataclass
+class _Chain:
+    """Consecutive files read as one capture: frames numbered on across them."""
+
+    paths: list[str]
+    cols: FrameCols
+    flows: FlowTable
+    file_rows: list[int]  # cols rows of file i: [file_rows[i], file_rows[i+1])
+    frame_offsets: list[int]
+
+
+def _chain(paths: list[str], stitched: list[ranges.Stitched | None], run: list[int]
+           ) -> _Chain:
+    """The files of one run as one capture: frames numbered on, flows numbered across."""
+    whole, parts, file_rows = NumberedOn(), [], [0]
+    for i in run:
+        st = stitched[i]
+        whole.add_file(paths[i])
+        parts.append(whole.add(st.cols, st.frames, st.flows.keys))
+        file_rows.append(file_rows[-1] + len(st.cols))
+    return _Chain(whole.paths, concat(parts), whole.flows, file_rows, whole.offsets)
+
+
+def _plan(task: ranges.PlanTask) -> list[ranges.RangeTask] | CaptureError:
+    try:
+        return ranges.plan_file(task)
+    except CaptureError as e:
+        return e
+
+
+def _phase_two(chain: _Chain, options: JudgeOptions, jobs: int, ex: Any
+               ) -> tuple[list[tuple[int, Session]], str]:
+    cols, why = chain.cols, None
+    if jobs <= 1:
+        why = "one job"
+    elif len(cols) > 1 and np.any(np.diff(cols.ts_ns) < 0):
+        why = "timestamps go backwards"
+    if why is None:
+        results = ex.map(reassemble_flows, _flow_tasks(
+            chain, jobs, options, getattr(ex, "local_first", False)))
+        if not any(r.evicted for r in results):
+            return [s for r in results for s in r.sessions], "split"
+        why = "a worker reached its share of the reassembly limits"
+    one = FlowTask(chain.paths, cols, chain.flows.keys, 1, options, chain.file_rows,
+                   chain.frame_offsets)
+    return reassemble_flows(one).sessions, why
+
+
+def iter_split_files(paths: list[str | os.PathLike], options: JudgeOptions, *, jobs: int,
+                     executor: Executor | None = None, parts: int | None = None,
+                     progress: Callable[[int, int], None] | None = None
+                     ) -> Iterator[SplitScan]:
+    """Scan files with `jobs` workers, each over `parts` byte ranges (default: `jobs` ranges
+    of at least 1 MiB; an explicit `parts` is taken as it is, however small the ranges).
+    Files that continue one another are reassembled as one capture: a session open at the
+    end of one is completed from the next and reported once, in the file where it began,
+    its frame numbers counting on into the next files (as `mergecap -a` numbers them).
+    Results come in the order of `paths`, each run of files as soon as it is done, and a
+    run's frames and sessions are let go once it has been handed on."""
+    paths = [os.fspath(p) for p in paths]
+    own = executor is None
+    ex: Any = PoolExecutor(jobs) if own else executor
+    try:
+        plans = ex.map(_plan, [ranges.PlanTask(p, parts or jobs, options.ports,
+                                               options.backend, 1 if parts else 1 << 20)
+                               for p in paths])
+        tasks = [t for plan in plans if not isinstance(plan, CaptureError) for t in plan]
+        done = iter(ex.map(ranges.read_range, tasks))
+        stitched: list[ranges.Stitched | None] = []
+        for plan in plans:
+            if isinstance(plan, CaptureError):
+                stitched.append(None)
+            else:
+                stitched.append(ranges.stitch(plan, [next(done) for _ in plan]))
+        if progress is not None:
+            total = sum(st.meta.size for st in stitched if st is not None)
+            progress(total, total)
+        run_of = {run[0]: run for run in runs(
+            [None if st is None else st.counters for st in stitched])}
+        for i, (path, plan) in enumerate(zip(paths, plans, strict=True)):
+            if isinstance(plan, CaptureError):
+                yield SplitScan(path, error=str(plan), failure=plan)
+            elif i in run_of:
+                yield from _run_results(paths, stitched, run_of[i], options, jobs, ex)
+    finally:
+        if own:
+            ex.close()
+
+
+def _run_results(paths: list[str], stitched: list[ranges.Stitched | None], run: list[int],
+                 options: JudgeOptions, jobs: int, ex: Any) -> Iterator[SplitScan]:
+    found, why = _phase_two(_chain(paths, stitched, run), options, jobs, ex)
+    per_file = numbered_in_files(found, len(run))
+    out = []
+    for i, sessions in zip(run, per_file, strict=True):
+        st = stitched[i]
+        out.append(SplitScan(paths[i], sessions, st.counters, st.meta, st.reread, why))
+        stitched[i] = None  # the run's frames go with it
+    yield from out
+
+
+def split_files(paths: list[str | os.PathLike], options: JudgeOptions, *, jobs: int,
+                executor: Executor | None = None, parts: int | None = None,
+                progress: Callable[[int, int], None] | None = None) -> list[SplitScan]:
+    """iter_split_files as a list."""
+    return list(iter_split_files(paths, options, jobs=jobs, executor=executor, parts=parts,
+                                 progress=progress))
+
+
+def split_scan(path: str | os.PathLike, options: JudgeOptions, *, jobs: int,
+               executor: Executor | None = None, parts: int | None = None,
+               progress: Callable[[int, int], None] | None = None) -> SplitScan:
+    """One file with `jobs` workers (see split_files); CaptureError if it is no capture."""
+    (res,) = split_files([path], options, jobs=jobs, executor=executor, parts=parts,
+                         progress=progress)
+    if res.failure is not None:
+        raise res.failure
+    return res
+
+
+def iter_split(path: str | os.PathLike, options: JudgeOptions, *, jobs: int,
+               executor: Executor | None = None, parts: int | None = None,
+               out: list | None = None,
+               progress: Callable[[int, int], None] | None = None) -> Iterator[Session]:
+    """`split_scan` as an iterator; `out` (optional list) receives the SplitScan."""
+    res = split_scan(path, options, jobs=jobs, executor=executor, parts=parts,
+                     progress=progress)
+    if out is not None:
+        out.append(res)
+    yield from res.sessions
+
+
+def numbered(res: SplitScan) -> SplitScan:
+    """A file's sessions put in order of first frame and numbered from 1, as a scan of
+    that file alone numbers them."""
+    (res.sessions,) = numbered_in_files([(0, s) for s in res.sessions], 1)
+    return res

@@ -1,0 +1,141 @@
+"""Where a run's tasks execute: this process, a pool of local processes, or (in
+`distributed`) a Dask cluster, all behind one protocol.  `map` serves plans and flow
+dealing, where every task is known up front; `submit`/`get` serve the streamed reader,
+which keeps only a few ranges in flight so memory stays small.
+
+Results cross back pickled by the task itself, with the cyclic GC paused on both sides:
+they are tens of thousands of small objects that all live on, so collections triggered by
+their allocation find nothing to free and only walk the heap again and again.
+"""
+
+from __future__ import annotations
+
+import gc
+import multiprocessing
+import pickle
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, Protocol
+
+
+class Executor(Protocol):
+    """What a run needs from an executor.  `local_first`: the first task of a `map` runs
+    in this process (its results need no copying, so it may be dealt more work)."""
+
+    local_first: bool
+
+    def map(self, fn: Callable, items: list) -> list: ...
+
+
+class Submitter(Protocol):
+    """An executor the streamed reader can keep a few tasks in flight on."""
+
+    def submit(self, fn: Callable, item: Any) -> Any: ...
+
+    def get(self, handle: Any) -> Any: ...
+
+    def close(self) -> None: ...
+
+
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
+
+
+def _run_dumped(job: tuple[Callable, Any]) -> bytes:
+    """A task as a worker runs it: its result pickled there, while the GC is off."""
+    fn, item = job
+    with _gc_paused():
+        return pickle.dumps(fn(item), protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def _loads(data: bytes) -> Any:
+    with _gc_paused():
+        return pickle.loads(data)
+
+
+def _context() -> Any:
+    """Workers are forked where the platform allows, so they start with this process's
+    imports instead of paying for them again; spawned elsewhere."""
+    methods = multiprocessing.get_all_start_methods()
+    return multiprocessing.get_context("fork" if "fork" in methods else "spawn")
+
+
+class SerialExecutor:
+    """Runs every task here, in order: the same run without the processes (what the tests
+    use to split files at many points cheaply, and `-j 1` reading)."""
+
+    local_first = False
+
+    def map(self, fn: Callable, items: list) -> list:
+        return [fn(x) for x in items]
+
+    def submit(self, fn: Callable, item: Any) -> tuple[Callable, Any]:
+        return fn, item  # run when asked for, so nothing is held ahead of its turn
+
+    def get(self, handle: tuple[Callable, Any]) -> Any:
+        fn, item = handle
+        return fn(item)
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self) -> SerialExecutor:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+class PoolExecutor:
+    """`jobs` processes on this machine.  With `local_first` (for `map`), this process is
+    one of them: the first task of every map runs here while `jobs - 1` workers take the
+    rest.  Without it (the streamed reader, where this process judges), `jobs` workers
+    take every task."""
+
+    def __init__(self, jobs: int, *, local_first: bool = True) -> None:
+        self.jobs = max(1, jobs)
+        self.local_first = local_first
+        workers = self.jobs - 1 if local_first else self.jobs
+        self._pool = _context().Pool(workers) if workers > 0 else None
+
+    def map(self, fn: Callable, items: list) -> list:
+        if not items:
+            return []
+        if self._pool is None or len(items) == 1:
+            return [fn(x) for x in items]
+        if not self.local_first:
+            return [_loads(b) for b in self._pool.map(
+                _run_dumped, [(fn, x) for x in items], chunksize=1)]
+        pending = self._pool.map_async(_run_dumped, [(fn, x) for x in items[1:]], chunksize=1)
+        with _gc_paused():
+            first = fn(items[0])
+        return [first, *(_loads(b) for b in pending.get())]
+
+    def submit(self, fn: Callable, item: Any) -> Any:
+        if self._pool is None:
+            return fn, item
+        return self._pool.apply_async(_run_dumped, ((fn, item),))
+
+    def get(self, handle: Any) -> Any:
+        if self._pool is None:
+            fn, item = handle
+            return fn(item)
+        return _loads(handle.get())
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.terminate()
+            self._pool.join()
+
+    def __enter__(self) -> PoolExecutor:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

@@ -1,0 +1,207 @@
+"""The run engine's shared pieces, each used by the one-process scan, `-j N` and executor
+(Dask) runs: executors (`run.workers`), ring-buffer runs and their numbering (`run.rings`),
+the feed loop (`tcp.feed`) and the in-order hand-on (`session.InOrder`)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from fastcap.read.capture import Capture
+from fastcap.run import ranges, rings
+from fastcap.run.rings import (
+    RING_GAP_NS,
+    FileStarts,
+    NumberedOn,
+    RunBreaks,
+    follows,
+    numbered_in_files,
+    runs,
+)
+from fastcap.run.split import payload_buffer
+from fastcap.run.workers import PoolExecutor, SerialExecutor
+from fastcap.select.flows import FlowKey, FlowTable
+from fastcap.select.selection import FrameCounters
+from fastcap.session import InOrder
+from fastcap.tcp import feed
+from fastcap.tcp.reassembly import FrameCols, Reassembler
+
+ROOT = Path(__file__).resolve().parents[1]
+ALL = ROOT / "examples" / "all-scenarios.pcapng"
+
+
+def _square_and_pid(x: int) -> tuple[int, int]:
+    return x * x, os.getpid()
+
+
+# -- workers ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("local_first", [True, False])
+def test_pool_map_and_submit_give_what_the_serial_executor_gives(local_first):
+    items = list(range(7))
+    serial = SerialExecutor()
+    want = [x * x for x in items]
+    with PoolExecutor(2, local_first=local_first) as pool:
+        got = pool.map(_square_and_pid, items)
+        handles = [pool.submit(_square_and_pid, x) for x in items]
+        submitted = [pool.get(h) for h in handles]
+    assert [v for v, _ in got] == want == [v for v, _ in serial.map(_square_and_pid, items)]
+    assert [v for v, _ in submitted] == want
+    here = os.getpid()
+    # local_first: the first task of a map runs in this process; without it, none does.
+    assert (got[0][1] == here) is local_first
+    assert all(pid != here for _, pid in got[1:])
+    assert all(pid != here for _, pid in submitted)
+
+
+def test_one_job_pool_runs_everything_here():
+    with PoolExecutor(1) as pool:
+        assert pool.map(_square_and_pid, [3]) == [(9, os.getpid())]
+        assert pool.get(pool.submit(_square_and_pid, 4)) == (16, os.getpid())
+
+
+def test_serial_submit_runs_the_task_only_when_asked_for():
+    calls = []
+    ex = SerialExecutor()
+    handle = ex.submit(calls.append, 1)
+    assert calls == []
+    ex.get(handle)
+    assert calls == [1]
+
+
+# -- rings --------------------------------------------------------------------------------------
+
+
+def _counters(first, last):
+    c = FrameCounters()
+    c.first_ts_ns, c.last_ts_ns = first, last
+    return c
+
+
+def test_follows_needs_a_start_at_or_after_the_end_and_within_the_gap():
+    assert follows(100, 100) and follows(100, 100 + RING_GAP_NS)
+    assert not follows(100, 99)  # overlaps
+    assert not follows(100, 101 + RING_GAP_NS)  # too far apart
+    assert not follows(None, 100) and not follows(100, None)
+
+
+def test_runs_group_files_that_go_on_and_an_unreadable_file_breaks_the_run():
+    s = 10**9
+    totals = [_counters(0, 5 * s), _counters(6 * s, 9 * s), None, _counters(10 * s, 11 * s),
+              _counters(12 * s, 13 * s), _counters(0, 1), _counters(None, None)]
+    assert runs(totals) == [[0, 1], [3, 4], [5], [6]]
+    breaks = RunBreaks()  # the same rule, one file at a time
+    assert [breaks.goes_on(t) for t in totals] == [False, True, False, False, True, False,
+                                                   False]
+
+
+def test_numbered_on_counts_frames_on_and_merges_flow_ids():
+    a = FlowKey(b"\0" * 16, 1, b"\1" * 16, 25)
+    b = FlowKey(b"\2" * 16, 2, b"\1" * 16, 25)
+
+    def part(frames, flows):
+        n = len(frames)
+        z = np.zeros(n, np.int64)
+        return FrameCols(np.asarray(frames, np.int64), z, np.asarray(flows, np.int64), z, z, z,
+                         z, z, z, z, z)
+
+    whole = NumberedOn()
+    whole.add_file("one")
+    p1 = whole.add(part([1, 3], [0, 1]), 4, [a, b])  # part 1 uses frames 1..4
+    whole.add_file("two")
+    p2 = whole.add(part([2], [0]), 2, [b])  # its flow 0 is the first part's flow 1
+    assert p1.frame_no.tolist() == [1, 3] and p2.frame_no.tolist() == [6]
+    assert p1.flow.tolist() == [0, 1] and p2.flow.tolist() == [1]
+    assert whole.flows.keys == [a, b] and whole.offsets == [0, 4] and whole.base == 6
+    assert whole.paths == ["one", "two"]
+    ids = FlowTable()  # the renumbering the byte ranges of one file get
+    assert rings.renumbered(part([5], [0]), 10, ids.ids_for([b])).frame_no.tolist() == [15]
+
+
+def test_file_starts_restart_numbers_in_each_file():
+    starts = FileStarts()
+    starts.end_file(2)  # file 0: sessions 0, 1
+    starts.end_file(2)  # file 1: none
+    assert [starts.place(i) for i in range(5)] == [(0, 1), (0, 2), (2, 1), (2, 2), (2, 3)]
+
+
+def test_numbered_in_files_orders_by_first_frame_within_each_file():
+    def s(first):
+        return SimpleNamespace(first_frame=first, number=0)
+
+    found = [(1, s(7)), (0, s(9)), (0, s(2)), (1, s(3)), (2, s(1))]
+    per_file = numbered_in_files(found, 4)
+    assert [[(x.first_frame, x.number) for x in f] for f in per_file] == [
+        [(2, 1), (9, 2)], [(3, 1), (7, 2)], [(1, 1)], []]
+
+
+# -- in-order hand-on ---------------------------------------------------------------------------
+
+
+def _numbers(order, numbers):
+    return [t.number for n in numbers for t in order.push(SimpleNamespace(number=n))]
+
+
+def test_in_order_gives_way_past_the_hold_cap():
+    order = InOrder(2)
+    assert _numbers(order, [3, 4]) == []
+    assert _numbers(order, [5]) == [3, 4, 5]  # three wait: number 1 and 2 are given up
+    assert _numbers(order, [1, 6]) == [1, 6] and order.out_of_order == 1
+
+
+def test_in_order_without_giving_way_reports_full_and_keeps_order():
+    order = InOrder(2, give_way=False)
+    assert _numbers(order, [3, 4, 5]) == []
+    assert order.full and len(order) == 3 and order.awaited == 1
+    assert _numbers(order, [1]) == [1]
+    assert _numbers(order, [2]) == [2, 3, 4, 5]
+    assert not order.full and order.awaited == 6 and order.out_of_order == 0
+
+
+# -- feeding ------------------------------------------------------------------------------------
+
+
+def _cols_of(path):
+    with Capture(str(path)) as cap:
+        (task,) = ranges.plan(cap, 1, {25, 465, 587}, min_bytes=1)
+    return ranges.merge_results([ranges.read_range(task)], 0)
+
+
+def _fed_sessions(path, stitched):
+    out, cols = [], stitched.cols
+    with Reassembler(payload_buffer(str(path)), stitched.flows,
+                     server_ports={25, 465, 587}) as r:
+        for done in feed.fed(r, cols):
+            out += [(c.index, c.first_frame, c.last_frame, c.frames, c.c2s.data, c.s2c.data)
+                    for c in done]
+        out += [(c.index, c.first_frame, c.last_frame, c.frames, c.c2s.data, c.s2c.data)
+                for c in r.drain()]
+    return sorted(out)
+
+
+def test_feeding_in_batches_does_not_change_the_connections(monkeypatch):
+    stitched = _cols_of(ALL)
+    cols = stitched.cols
+    assert len(cols) > 50
+    whole = _fed_sessions(ALL, stitched)
+    batches = []
+    real = Reassembler.feed_cols_iter
+    monkeypatch.setattr(Reassembler, "feed_cols_iter",
+                        lambda self, c: (batches.append(len(c)), real(self, c))[1])
+    monkeypatch.setattr(feed, "FEED_ROWS", 7)
+    assert _fed_sessions(ALL, stitched) == whole
+    assert max(batches) == 7 and sum(batches) == len(cols)
+
+
+def test_rows_and_concat_round_trip():
+    cols = _cols_of(ALL).cols
+    parts = [feed.rows(cols, slice(0, 5)), feed.rows(cols, np.arange(5, len(cols)))]
+    back = feed.concat(parts)
+    for f in FrameCols.__dataclass_fields__:
+        assert np.array_equal(getattr(back, f), getattr(cols, f)), f
+    assert len(feed.concat([])) == 0
