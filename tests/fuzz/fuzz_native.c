@@ -9,7 +9,7 @@
  * [limits].  Reassembler config: [cap][budget][max_open][max_segs][linger][feed size]
  * [ts0 | 0x40 leave done list | 0x80 free without finish][row count]; row layout in
  * fuzz_reasm.  Every buffer handed to C is its own exact-size heap block, so ASan sees any
- * overrun; every property checked is one the Python side (capture.py, native.py) relies on. */
+ * overrun; every property checked is one the Python side (read/capture.py, read/walker.py) relies on. */
 #define _GNU_SOURCE
 #include <stdint.h>
 #include <stdio.h>
@@ -452,7 +452,7 @@ static void check_dir(reasm_ctx *x, int64_t i, int k, const fc_conn_info *ci)
     free(sl);
 }
 
-/* Read and release the done list the way reasm_native.py does. */
+/* Read and release the done list the way tcp/core_c.py does. */
 static void drain(reasm_ctx *x, int64_t expect)
 {
     fc_conn_info ci;
@@ -474,7 +474,7 @@ static void drain(reasm_ctx *x, int64_t expect)
         x->frames_done += ci.frames;
         for (int k = 0; k < 2; k++)
             check_dir(x, i, k, &ci);
-        if (ci.index & 1) { /* release some early, as reasm_native.py's _drain_done does */
+        if (ci.index & 1) { /* release some early, as tcp/core_c.py's _drain_done does */
             fc_reasm_done_release(x->r, i);
             int64_t avail = 7;
             (void)fc_reasm_done_data(x->r, i, 0, &avail);
@@ -630,7 +630,7 @@ static void fuzz_reasm(const uint8_t *data, size_t size)
         drain(&x, k);
         CHECK(fc_reasm_open(x.r) == 0 && fc_reasm_mem(x.r) == 0);
         CHECK(x.frames_done == nrows); /* every row landed in exactly one connection */
-    } /* else: freed with connections open, as reasm_native.py's close() may (LSan checks it) */
+    } /* else: freed with connections open, as tcp/core_c.py's close() may (LSan checks it) */
     fc_reasm_free(x.r);
     free(x.fed);
     free(x.index_seen);
