@@ -1011,6 +1011,18 @@ def test_fast_path_declines_gaps_and_bdat():
     assert parse._parse_plain(*chunk_like_quit) is None
 
 
+def test_a_cap_patched_where_it_is_read_reaches_both_paths(monkeypatch):
+    """Each cap has one home (machine for MAX_*), read at call time by the state machine and
+    by the fast path alike: a long line under a small MAX_LINE is not the fast path's."""
+    c2s, s2c = session(("s", b"220 a\r\n"), ("c", b"NOOP 0123456789\r\n"), ("s", b"250 ok\r\n"),
+                       ("c", b"QUIT\r\n"), ("s", b"221 b\r\n"))  # only a client line is long
+    assert parse._parse_plain(c2s, s2c) is not None
+    monkeypatch.setattr(machine, "MAX_LINE", 8)
+    assert parse._parse_plain(c2s, s2c) is None
+    d = parse_dialogue(c2s, s2c)
+    assert "line_too_long" in [a.kind for a in d.anomalies]
+    assert d == parse_dialogue(c2s, s2c, _general=True)
+
 
 # -- regressions found by test_parse_dialogue_one_result_whichever_path ------------------------
 
