@@ -28,6 +28,8 @@ from fastcap.proto.smtp import (
     SmtpConversation,
     SmtpDialogue,
     StartTls,
+    machine,
+    parse,
     parse_dialogue,
 )
 from fastcap_synth.scenarios import SCENARIO_NAMES, make_pki, scenario
@@ -662,7 +664,7 @@ def test_gap_inside_body_and_chunk():
 
 
 def test_buffer_cap_drops_as_gap(monkeypatch):
-    monkeypatch.setattr(smtp, "MAX_BUFFER", 200)
+    monkeypatch.setattr(machine, "MAX_BUFFER", 200)
     conv = SmtpConversation()
     conv.feed("s2c", BANNER + EHLO_REPLY + b"250 ok\r\n" * 50, 0)  # no c2s yet: all waits
     conv.feed("s2c", b"221 bye\r\n")
@@ -675,7 +677,7 @@ def test_buffer_cap_drops_as_gap(monkeypatch):
 
 
 def test_anomaly_cap(monkeypatch):
-    monkeypatch.setattr(smtp, "MAX_ANOMALIES", 3)
+    monkeypatch.setattr(machine, "MAX_ANOMALIES", 3)
     c2s = b"".join(b"NOOP " + b"x" * 5000 + b"\r\n" for _ in range(6))
     evs = whole(Stream(c2s), Stream())
     kinds = [e.kind for e in evs if isinstance(e, Anomaly)]
@@ -855,7 +857,7 @@ def test_arbitrary_bytes_never_raise_and_chunking_does_not_matter(
     with ExitStack() as stack:
         if small_caps:  # reach the line, reply, anomaly and junk caps with short inputs
             for name, value in SMALL_CAPS.items():
-                stack.enter_context(mock.patch.object(smtp, name, value))
+                stack.enter_context(mock.patch.object(machine, name, value))
         evs = _check_invariant(data, c2s, s2c, implicit)
         json.dumps(parse_dialogue(c2s, s2c, implicit_tls=implicit).to_dict())
     end = max(len(c2s.data), len(s2c.data)) + 30
@@ -958,7 +960,7 @@ def dialogue_inputs(draw) -> tuple[Stream, Stream, bool, CutStart | None]:
 @given(
     inp=dialogue_inputs(),
     small_caps=st.booleans(),
-    chunk=st.sampled_from([smtp.FEED_CHUNK, 1, 7]),
+    chunk=st.sampled_from([parse.FEED_CHUNK, 1, 7]),
     data=st.data(),
 )
 def test_parse_dialogue_one_result_whichever_path(inp, small_caps, chunk, data):
@@ -968,7 +970,7 @@ def test_parse_dialogue_one_result_whichever_path(inp, small_caps, chunk, data):
     give one and the same dialogue; the fast path must decline rather than guess."""
     c2s, s2c, implicit, cut = inp
     taken = []
-    plain = smtp._parse_plain
+    plain = parse._parse_plain
 
     def spy(c, s):
         taken.append(plain(c, s) is not None)
@@ -977,10 +979,10 @@ def test_parse_dialogue_one_result_whichever_path(inp, small_caps, chunk, data):
     with ExitStack() as stack:
         if small_caps:
             for name, value in SMALL_CAPS.items():
-                stack.enter_context(mock.patch.object(smtp, name, value))
-        with mock.patch.object(smtp, "_parse_plain", spy):
+                stack.enter_context(mock.patch.object(machine, name, value))
+        with mock.patch.object(parse, "_parse_plain", spy):
             prod = parse_dialogue(c2s, s2c, implicit_tls=implicit, cut=cut)
-        with mock.patch.object(smtp, "FEED_CHUNK", chunk):
+        with mock.patch.object(parse, "FEED_CHUNK", chunk):
             general = parse_dialogue(c2s, s2c, implicit_tls=implicit, cut=cut, _general=True)
         sched, drain_each = data.draw(schedules(c2s, s2c, cut))
         public = dialogue_of(run(sched, implicit, drain_each, cut), c2s, s2c)
@@ -994,19 +996,32 @@ def test_parse_dialogue_one_result_whichever_path(inp, small_caps, chunk, data):
 @pytest.mark.parametrize("name", ["accepted", "refused", "pipelined", "auth"])
 def test_fast_path_takes_the_usual_dialogues(name):
     c2s, s2c = SCENARIOS[name]()
-    fast = smtp._parse_plain(c2s, s2c)
+    fast = parse._parse_plain(c2s, s2c)
     assert fast is not None
     assert parse_dialogue(c2s, s2c, _general=True) == fast
 
 
 def test_fast_path_declines_gaps_and_bdat():
     c2s, s2c = starttls_refused_relay_denied()
-    assert smtp._parse_plain(c2s.punch(30, 4), s2c) is None
-    assert smtp._parse_plain(*bdat_chunks()) is None
+    assert parse._parse_plain(c2s.punch(30, 4), s2c) is None
+    assert parse._parse_plain(*bdat_chunks()) is None
     # a chunk that reads like a command, and a reply that would pair with it
     chunk_like_quit = session(("s", BANNER), ("c", b"BDAT 6 LAST\r\nQUIT\r\n"),
                               ("s", b"250 2.0.0 ok\r\n221 2.0.0 Bye\r\n"))
-    assert smtp._parse_plain(*chunk_like_quit) is None
+    assert parse._parse_plain(*chunk_like_quit) is None
+
+
+def test_a_cap_patched_where_it_is_read_reaches_both_paths(monkeypatch):
+    """Each cap has one home (machine for MAX_*), read at call time by the state machine and
+    by the fast path alike: a long line under a small MAX_LINE is not the fast path's."""
+    c2s, s2c = session(("s", b"220 a\r\n"), ("c", b"NOOP 0123456789\r\n"), ("s", b"250 ok\r\n"),
+                       ("c", b"QUIT\r\n"), ("s", b"221 b\r\n"))  # only a client line is long
+    assert parse._parse_plain(c2s, s2c) is not None
+    monkeypatch.setattr(machine, "MAX_LINE", 8)
+    assert parse._parse_plain(c2s, s2c) is None
+    d = parse_dialogue(c2s, s2c)
+    assert "line_too_long" in [a.kind for a in d.anomalies]
+    assert d == parse_dialogue(c2s, s2c, _general=True)
 
 
 # -- regressions found by test_parse_dialogue_one_result_whichever_path ------------------------
@@ -1076,6 +1091,6 @@ def test_tls_after_the_lead_whatever_the_chunking():
     kinds = [(a.kind, a.offset) for a in d.anomalies]
     assert d.banner_code == 220 and ("unexpected_tls", 19) in kinds
     assert "reply_lost" not in [k for k, _ in kinds]
-    with mock.patch.object(smtp, "FEED_CHUNK", 1):
+    with mock.patch.object(parse, "FEED_CHUNK", 1):
         assert parse_dialogue(c2s, s2c, cut=cut, _general=True) == d
     assert d == _public(c2s, s2c, False, cut) == _public(c2s, s2c, False, cut, [1])

@@ -1,0 +1,237 @@
+"""The facts parse_dialogue hands the diagnosis: one SmtpDialogue per connection, its records
+(events reduced to what is judged, with the frame that carried them), and the fold of events
+into it (_DialogueBuilder), shared by SmtpDialogue.from_events and parse_dialogue.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from ...pickling import compact
+from .events import (
+    Anomaly,
+    Banner,
+    Closed,
+    Command,
+    DataBody,
+    Event,
+    Gap,
+    Reply,
+    StartTls,
+    _relay_denied,
+    names_exchange_online,
+)
+
+MAX_ITEMS: Final = 10_000  # per SmtpDialogue list
+
+_SCALARS = frozenset({str, int, bool, float, type(None)})
+
+
+def _plain(value: Any) -> Any:
+    if type(value) in _SCALARS:  # most values: no call, no lookups
+        return value
+    fields_ = getattr(type(value), "__dataclass_fields__", None)
+    if fields_ is not None:
+        out = {}
+        for name in fields_:
+            v = getattr(value, name)
+            out[name] = v if type(v) in _SCALARS else _plain(v)
+        return out
+    if isinstance(value, list | tuple):
+        return type(value)([v if type(v) in _SCALARS else _plain(v) for v in value])
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
+
+
+@compact
+@dataclass(frozen=True, slots=True)
+class CommandRecord:
+    """A Command with the frame that carried its first byte."""
+
+    verb: str
+    arg: str  # AUTH: the mechanism only
+    offset: int
+    frame: int | None
+
+
+@compact
+@dataclass(frozen=True, slots=True)
+class ReplyRecord:
+    """A Reply reduced to its first line, with its frame and what it answers."""
+
+    code: int
+    enhanced: str | None
+    text: str  # first line
+    offset: int
+    frame: int | None
+    answers: str | None
+
+
+@compact
+@dataclass(frozen=True, slots=True)
+class AnomalyRecord:
+    """An Anomaly with its frame (None when it has no direction or the byte was not captured)."""
+
+    kind: str
+    detail: str
+    direction: str | None
+    offset: int | None
+    frame: int | None
+
+
+@compact
+@dataclass(frozen=True, slots=True)
+class GapRecord:
+    """Bytes of one direction the capture lost."""
+
+    direction: str
+    offset: int
+    size: int
+
+
+@dataclass
+class SmtpDialogue:
+    """Facts about one connection's plaintext SMTP, for the diagnosis to judge."""
+
+    implicit_tls: bool = False
+    banner_code: int | None = None
+    banner_text: str | None = None
+    banner_host: str | None = None  # first word of the greeting (RFC 5321 §4.2: the domain)
+    banner_frame: int | None = None
+    banner_names_exchange_online: bool = False
+    ehlo_verb: str | None = None  # EHLO or HELO (HELO: no extensions, so no STARTTLS)
+    ehlo_name: str | None = None
+    ehlo_frame: int | None = None
+    capabilities: list[str] = field(default_factory=list)  # of the last successful EHLO
+    starttls_offered: bool | None = None  # None: no successful EHLO/HELO seen
+    starttls_command_frame: int | None = None
+    starttls_reply: ReplyRecord | None = None
+    starttls_accepted: bool | None = None  # None: no STARTTLS answered
+    tls_c2s_offset: int | None = None
+    tls_s2c_offset: int | None = None
+    tls_c2s_frame: int | None = None
+    tls_s2c_frame: int | None = None
+    commands: list[CommandRecord] = field(default_factory=list)
+    replies: list[ReplyRecord] = field(default_factory=list)
+    relay_denied: list[ReplyRecord] = field(default_factory=list)  # 550 5.7.64 TenantAttribution
+    message_bytes: int = 0  # DATA/BDAT content skipped, summed (plaintext mail went through)
+    anomalies: list[AnomalyRecord] = field(default_factory=list)
+    gaps: list[GapRecord] = field(default_factory=list)
+    closed: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready data (records become dicts), as dataclasses.asdict makes it at a
+        fraction of its cost: the records hold only plain values, nothing to deep-copy."""
+        return _plain(self)
+
+    @classmethod
+    def from_events(
+        cls,
+        events: Iterable[Event],
+        c2s_frame_at: Callable[[int], int | None],
+        s2c_frame_at: Callable[[int], int | None],
+    ) -> SmtpDialogue:
+        """Fold events (from SmtpConversation) into a dialogue, as parse_dialogue does."""
+        b = _DialogueBuilder(c2s_frame_at, s2c_frame_at)
+        for ev in events:
+            b.add(ev)
+        return b.dialogue
+
+
+class _DialogueBuilder:
+    def __init__(
+        self, c2s_frame_at: Callable[[int], int | None], s2c_frame_at: Callable[[int], int | None]
+    ) -> None:
+        self.dialogue = SmtpDialogue()
+        self._c2s_frame_at, self._s2c_frame_at = c2s_frame_at, s2c_frame_at
+        self._capped: set[str] = set()
+
+    def _put(self, items: list[Any], name: str, item: Any) -> None:
+        if len(items) < MAX_ITEMS:
+            items.append(item)
+        elif name not in self._capped:
+            self._capped.add(name)
+            self.dialogue.anomalies.append(
+                AnomalyRecord("list_cap", f"{name} capped at {MAX_ITEMS}", None, None, None)
+            )
+
+    def reply(
+        self, code: int, enhanced: str | None, lines: Sequence[str], offset: int,
+        answers: str | None,
+    ) -> None:
+        """Fold a Reply given by its fields (parse_dialogue never builds the event)."""
+        d = self.dialogue
+        rec = ReplyRecord(
+            code, enhanced, lines[0] if lines else "", offset, self._s2c_frame_at(offset), answers
+        )
+        self._put(d.replies, "replies", rec)
+        if answers in ("EHLO", "HELO") and 200 <= code < 300:
+            caps = (
+                []
+                if answers == "HELO"
+                else [w[0].upper() for t in lines[1:] if (w := t.split(None, 1))]
+            )
+            d.capabilities, d.starttls_offered = caps, "STARTTLS" in caps
+        elif answers == "STARTTLS":
+            d.starttls_reply = rec
+        if _relay_denied(code, enhanced, lines):
+            self._put(d.relay_denied, "relay_denied", rec)
+
+    def command(self, verb: str, arg: str, offset: int) -> None:
+        """Fold a Command given by its fields (parse_dialogue never builds the event)."""
+        d = self.dialogue
+        frame = self._c2s_frame_at(offset)
+        self._put(d.commands, "commands", CommandRecord(verb, arg, offset, frame))
+        if verb in ("EHLO", "HELO") and d.ehlo_verb is None:
+            words = arg.split(None, 1)
+            d.ehlo_verb, d.ehlo_name, d.ehlo_frame = verb, words[0] if words else "", frame
+        elif verb == "STARTTLS":
+            d.starttls_command_frame = frame
+
+    def banner(self, code: int, text: str, offset: int) -> None:
+        """Fold a Banner given by its fields."""
+        d = self.dialogue
+        d.banner_code, d.banner_text = code, text
+        d.banner_frame = self._s2c_frame_at(offset)
+        words = text.split(None, 1)
+        d.banner_host = words[0] if words else None
+        d.banner_names_exchange_online = names_exchange_online(text)
+
+    def add(self, ev: Event) -> None:
+        # isinstance tests, most frequent event first, instead of a ``match`` on class
+        # patterns: the same dispatch (the event classes are disjoint), with less overhead per
+        # event.
+        d = self.dialogue
+        if isinstance(ev, Reply):
+            self.reply(ev.code, ev.enhanced, ev.lines, ev.offset, ev.answers)
+        elif isinstance(ev, Command):
+            self.command(ev.verb, ev.arg, ev.offset)
+        elif isinstance(ev, Anomaly):
+            direction, offset = ev.direction, ev.offset
+            frame = (
+                None if not direction
+                else (self._c2s_frame_at if direction == "c2s" else self._s2c_frame_at)(offset)
+            )
+            rec = AnomalyRecord(ev.kind, ev.detail, direction, offset, frame)
+            self._put(d.anomalies, "anomalies", rec)
+        elif isinstance(ev, Banner):
+            self.banner(ev.code, ev.text, ev.offset)
+        elif isinstance(ev, StartTls):
+            if ev.implicit:
+                d.implicit_tls = True
+            else:
+                d.starttls_accepted = ev.accepted
+            if ev.accepted:
+                c2s_off, s2c_off = ev.c2s_offset, ev.s2c_offset
+                d.tls_c2s_offset, d.tls_s2c_offset = c2s_off, s2c_off
+                d.tls_c2s_frame = self._c2s_frame_at(c2s_off)
+                d.tls_s2c_frame = self._s2c_frame_at(s2c_off)
+        elif isinstance(ev, DataBody):
+            d.message_bytes += ev.size
+        elif isinstance(ev, Gap):
+            self._put(d.gaps, "gaps", GapRecord(ev.direction, ev.offset, ev.size))
+        elif isinstance(ev, Closed):
+            d.closed = True

@@ -1,0 +1,204 @@
+"""What an SMTP dialogue is made of: the events SmtpConversation emits, the values they carry,
+and the protocol words and codes every layer (and the diagnosis) reads.
+
+Frozen values, constants and two pure predicates on them (names_exchange_online,
+is_relay_denied): nothing here reads bytes or holds state.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Final, Literal
+
+Direction = Literal["c2s", "s2c"]
+
+KNOWN_VERBS: Final = frozenset({
+    "HELO", "EHLO", "MAIL", "RCPT", "DATA", "BDAT", "RSET", "VRFY", "EXPN", "HELP", "NOOP",
+    "QUIT", "AUTH", "STARTTLS", "TURN", "ETRN", "ATRN", "SEND", "SOML", "SAML", "XCLIENT",
+    "XFORWARD", "X-EXPS", "X-ANONYMOUSTLS", "XEXCH50", "X-LINK2STATE", "XSHADOW",
+    "XSHADOWREQUEST", "XPROXY", "XPROXYFROM", "XPROXYTO", "XSESSIONPARAMS", "XRSET", "XOORG",
+})  # fmt: skip
+AUTH_VERBS: Final = frozenset({"AUTH", "X-EXPS"})  # X-EXPS: Exchange's AUTH twin
+
+GREETING_CODES: Final = frozenset({220, 421, 521, 554})  # RFC 5321 §3.1, §3.8; RFC 7504
+EXO_SUFFIX: Final = ".mail.protection.outlook.com"
+# A word (between the delimiters) that is a host ending in EXO_SUFFIX, trailing dots allowed.
+_EXO_RE: Final = re.compile(
+    r"[^\s\[\]()<>,;]" + re.escape(EXO_SUFFIX) + r"\.*(?=[\s\[\]()<>,;]|\Z)"
+)
+
+
+ANOMALY_KINDS: Final = MappingProxyType(
+    {
+        "anomaly_cap": "more than MAX_ANOMALIES anomalies; the rest are not reported",
+        "bad_bdat_size": "BDAT without a valid chunk size (RFC 3030 §2)",
+        "bad_command": "a client line that is not a command",
+        "bad_reply_line": "a server line that is not a reply (RFC 5321 §4.2)",
+        "bare_lf": "a line ended by LF alone (tolerated; reported once per direction)",
+        "body_unfinished": "the client stream ended inside message content",
+        "buffer_full": "over MAX_BUFFER bytes waited for the other direction; dropped as a gap",
+        "chunk_unfinished": "the client stream ended inside a BDAT chunk",
+        "credential_like_line": "a base64-like client line out of context: treated as auth data",
+        "data_after_eof": "bytes fed after feed_eof",
+        "line_cut_by_gap": "a client line cut by a gap, counted as one command",
+        "line_too_long": "a line over MAX_LINE bytes, truncated",
+        "list_cap": "an SmtpDialogue list reached MAX_ITEMS",
+        "missing_line_ending": "the stream ended inside a line",
+        "no_banner": "no greeting: none captured, or the first reply was not one",
+        "not_smtp": "MAX_BAD_LINES unparsable lines in a row: the direction is ignored",
+        "not_tls": "the first byte after the TLS start is not a TLS record type",
+        "overlap": "bytes fed twice (a reassembler bug); the repeat is ignored",
+        "pairing_resync": "a 354 or 334 answered something else: the FIFO is re-aligned on it",
+        "replies_missing": "the server stream ended with commands unanswered",
+        "reply_before_capture": "replies to commands sent before the capture began",
+        "reply_code_mismatch": "a multi-line reply changed its code",
+        "reply_lost": "a gap took the start of a reply",
+        "reply_unfinished": "the server stream ended inside a multi-line reply",
+        "reply_without_command": "a reply when no client command was pending",
+        "resync_skip": "unparsable lines after a gap, skipped (reported once per gap)",
+        "starttls_inferred": "STARTTLS reply lost or odd, but TLS followed: accepted",
+        "starttls_odd_reply": "STARTTLS got a 2xx other than 220 and no TLS followed: refused",
+        "too_many_reply_lines": "a reply over MAX_REPLY_LINES lines; the rest dropped",
+        "unexpected_tls": "a TLS record where SMTP was expected: the direction is ignored",
+    }
+)
+
+# -- events -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Banner:
+    """The server greeting (RFC 5321 §3.1): 220, or a refusal (421, 521 per RFC 7504, 554)."""
+
+    code: int
+    text: str  # lines joined with "\n", code and separator removed
+    offset: int  # s2c
+
+
+@dataclass(frozen=True, slots=True)
+class Command:
+    """One client command line; ``verb`` upper-cased. For AUTH ``arg`` is only the mechanism."""
+
+    verb: str
+    arg: str
+    offset: int  # c2s
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """One (possibly multi-line, RFC 5321 §4.2.1) reply, paired FIFO with what it answers.
+
+    ``answers`` is the verb of the command (AUTH for X-EXPS too), END_OF_DATA for message
+    content, AUTH_RESPONSE for a line after a 334, "" for an unparsable client line or one cut
+    by a gap, and None when the client had nothing pending.
+    """
+
+    code: int
+    enhanced: str | None  # RFC 3463 class.subject.detail, e.g. "5.7.64"
+    lines: tuple[str, ...]  # text after "250-"/"250 ", enhanced code included
+    offset: int  # s2c
+    answers: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StartTls:
+    """Outcome of STARTTLS (RFC 3207 §4): TLS begins at these offsets if ``accepted``.
+
+    The offsets are right after the STARTTLS line's CRLF (c2s) and after the reply's final
+    CRLF (s2c); on refusal they say where TLS would have begun. ``implicit`` marks a port such
+    as 465 where TLS starts at offset 0.
+    """
+
+    accepted: bool
+    c2s_offset: int
+    s2c_offset: int
+    implicit: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class DataBody:
+    """Message content after DATA/354 (dot-stuffed, without the final ".CRLF") or a BDAT chunk.
+
+    Skipped, never stored: the size is all the diagnosis needs.
+    """
+
+    size: int
+    offset: int  # c2s
+
+
+@dataclass(frozen=True, slots=True)
+class AuthResponse:
+    """A client line answering a 334 challenge (RFC 4954 §4): base64 credentials, not kept."""
+
+    size: int
+    offset: int  # c2s
+
+
+@dataclass(frozen=True, slots=True)
+class Gap:
+    """Bytes the capture lost; parsing resyncs at the next line that parses."""
+
+    direction: Direction
+    offset: int
+    size: int
+
+
+@dataclass(frozen=True, slots=True)
+class Anomaly:
+    """Something odd in the peer bytes, kept as data; ``kind`` is a key of ANOMALY_KINDS."""
+
+    kind: str
+    detail: str
+    offset: int
+    direction: Direction | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Closed:
+    """Both directions ended; the last event of a conversation."""
+
+
+@dataclass(frozen=True, slots=True)
+class CutStart:
+    """Where to read a connection whose beginning the capture missed (no SYN; see
+    fastcap.midstart): each direction from its first unit that starts at a boundary.
+
+    Server bytes before ``s2c_lead_end`` were captured before the client's first byte, so
+    the replies there answer commands sent before the capture began.
+    """
+
+    c2s_offset: int
+    s2c_offset: int
+    s2c_lead_end: int
+
+
+Event = Banner | Command | Reply | StartTls | DataBody | AuthResponse | Gap | Anomaly | Closed
+
+
+class _NeedData:
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "NEED_DATA"
+
+
+NEED_DATA: Final = _NeedData()
+
+
+def names_exchange_online(text: str) -> bool:
+    """True if a host in ``text`` ends in .mail.protection.outlook.com (Exchange Online)."""
+    return _EXO_RE.search(text.lower()) is not None
+
+
+def is_relay_denied(reply: Reply) -> bool:
+    """Exchange Online's attribution failure: 550 5.7.64 TenantAttribution; Relay Access Denied."""
+    return _relay_denied(reply.code, reply.enhanced, reply.lines)
+
+
+def _relay_denied(code: int, enhanced: str | None, lines: Sequence[str]) -> bool:
+    return code == 550 and (
+        enhanced == "5.7.64" or any("tenantattribution" in t.lower() for t in lines)
+    )
