@@ -3,36 +3,23 @@ and the package reaching nothing beyond fastcap.proto and the base modules (its 
 
 from __future__ import annotations
 
-import ast
 from pathlib import Path
 
 import pytest
 
 from fastcap.proto import smtp
 from fastcap.proto.smtp import dialogue, events, machine, parse
-from tests.test_layering import BASE
+from tests.test_layering import BASE, import_graph, package_sources
 
 PACKAGE = "fastcap.proto.smtp"
 DIR = Path(smtp.__file__).resolve().parent
 LAYERS = ["events", "machine", "dialogue", "parse"]  # each may import only those before it
 
 
-def _imported(path: Path) -> set[str]:
-    """Dotted fastcap names a module of the package imports (modules, or names inside them)."""
-    out = set()
-    for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.Import):
-            out |= {a.name for a in node.names if a.name.split(".")[0] == "fastcap"}
-        elif isinstance(node, ast.ImportFrom):
-            if node.level:
-                parts = PACKAGE.split(".")
-                base = ".".join(parts[: len(parts) - (node.level - 1)])
-                mod = f"{base}.{node.module}" if node.module else base
-            else:
-                mod = node.module or ""
-            if mod.split(".")[0] == "fastcap":
-                out |= {mod} if node.module else {f"{mod}.{a.name}" for a in node.names}
-    return out
+def _edges() -> dict[str, set[str]]:
+    """The package's modules -> the fastcap modules each imports (test_layering's reading)."""
+    return {m: t for m, t in import_graph(package_sources()).items()
+            if m.startswith(PACKAGE + ".")}
 
 
 def test_every_module_is_a_layer():
@@ -41,20 +28,16 @@ def test_every_module_is_a_layer():
 
 @pytest.mark.parametrize("layer", LAYERS)
 def test_layers_import_only_earlier_layers(layer):
-    inner = {
-        name.split(".")[3] for name in _imported(DIR / f"{layer}.py")
-        if name.startswith(PACKAGE + ".")
-    }
+    inner = {t.split(".")[3] for t in _edges()[f"{PACKAGE}.{layer}"]
+             if t.startswith(PACKAGE + ".")}
     assert inner <= set(LAYERS[: LAYERS.index(layer)]), inner
 
 
 def test_package_reaches_only_proto_and_base_modules():
-    outside = sorted(
-        name for path in DIR.glob("*.py") for name in _imported(path)
-        if name.split(".")[1] != "proto" and name.split(".")[1] not in BASE
-    )
+    outside = sorted(t for targets in _edges().values() for t in targets
+                     if t.split(".")[1] != "proto" and t.split(".")[1] not in BASE)
     assert not outside
-    assert "fastcap.pickling" in _imported(DIR / "dialogue.py")  # the walk sees them
+    assert "fastcap.pickling" in _edges()[f"{PACKAGE}.dialogue"]  # the walk sees them
 
 
 def test_reexports_are_the_defining_objects():
