@@ -15,9 +15,10 @@ import subprocess
 import pytest
 
 from fastcap.read.capture import Capture
+from fastcap_synth.keylogs import foreign_randoms, truncated, wrong_secrets
 from fastcap_synth.scenarios import KEYED_SCENARIO_NAMES, KEYED_SCENARIOS, write_keyed_captures
 from fastcap_synth.smtpgen import TENANT_ATTRIBUTION
-from fastcap_synth.writers import SECRETS_TLS_KEYLOG
+from fastcap_synth.writers import SECRETS_TLS_KEYLOG, keylog_bytes
 
 from .corpus import CORPUS
 from .tlskeys import CORPUS_WITH_KEYS, TsharkStream, tshark_path, tshark_view
@@ -166,3 +167,35 @@ def test_tshark_decrypts_the_corpus_tls12_capture():
     assert st.handshake_types(from_client=True) == [CH, CKE, FIN]
     (plain,) = tshark_view(capture, smtp_ports=()).values()
     assert plain.client_data == b"" and FIN not in plain.handshake_types(from_client=True)
+
+
+@pytest.mark.parametrize("damage", [wrong_secrets, foreign_randoms])
+def test_bad_keys_decrypt_nothing(keyed, tmp_path, damage):
+    lines = keyed.keylog.read_text().splitlines()
+    bad = tmp_path / "bad.keys"
+    bad.write_bytes(keylog_bytes(damage(lines)))
+    view = _by_port(tshark_view(keyed.pcap, bad))
+    for session in keyed.sessions:
+        st = view[session.client_port]
+        assert st.client_data == st.server_data == b"" and st.smtp_replies == []
+        if session.version == "TLSv1.3":
+            assert st.handshake_types(from_client=True) == [CH]
+
+
+def test_truncated_key_log_loses_only_its_last_secret(keyed, tmp_path, with_keys):
+    """The key log ends with the relay-denied session's CLIENT_TRAFFIC_SECRET_0: cut there,
+    tshark still sees that session's handshake and the server's 550, not the client's lines."""
+    last = keyed.sessions[-1]
+    assert last.name == "keys_tls13_relay_denied"
+    assert last.keylog[-1].startswith("CLIENT_TRAFFIC_SECRET_0 ")
+    cut = tmp_path / "cut.keys"
+    cut.write_bytes(truncated(keyed.keylog.read_bytes(), 60))
+    view = _by_port(tshark_view(keyed.pcap, cut))
+    st = view[last.client_port]
+    assert st.client_data == b""
+    assert TENANT_ATTRIBUTION in st.lines(from_client=False)
+    assert st.handshake_types(from_client=True) == with_keys[last.client_port].handshake_types(
+        from_client=True
+    )
+    for session in keyed.sessions[:-1]:
+        assert view[session.client_port] == with_keys[session.client_port]

@@ -11,10 +11,19 @@ from __future__ import annotations
 import struct
 
 import pytest
+from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDFExpand
 
+from fastcap_synth.keylogs import (
+    TLS12_LABELS,
+    TLS13_LABELS,
+    foreign_randoms,
+    truncated,
+    write_big_keylog,
+    wrong_secrets,
+)
 from fastcap_synth.scenarios import (
     KEYED_SCENARIO_NAMES,
     KEYED_SCENARIOS,
@@ -27,7 +36,7 @@ from fastcap_synth.suites import TLS12_SUITES, TLS13_SUITES, openssl_conf, suite
 from fastcap_synth.tlsgen import records
 from fastcap_synth.writers import BT_DSB, BT_IDB, BT_SHB, SECRETS_TLS_KEYLOG
 
-TLS13_LABELS = {
+TLS13_NEEDED = {
     "CLIENT_HANDSHAKE_TRAFFIC_SECRET",
     "SERVER_HANDSHAKE_TRAFFIC_SECRET",
     "CLIENT_TRAFFIC_SECRET_0",
@@ -63,7 +72,7 @@ def test_tls13_suite_is_negotiated_and_keyed(suite, client_cert):
     h = suite_handshake(suite, client_cert=client_cert)
     assert h.outcome.completed and h.outcome.version == "TLSv1.3"
     assert h.outcome.cipher == suite
-    assert TLS13_LABELS <= _labels(h.keylog)
+    assert TLS13_NEEDED <= _labels(h.keylog)
     assert {ln.split(" ")[1] for ln in h.keylog} == {h.client_random.hex()}
     assert h.outcome.client_cert_requested
     assert (h.outcome.peer_cert_der is not None) == client_cert
@@ -154,7 +163,7 @@ def test_keyed_catalogue_covers_every_suite_with_and_without_certificate(keyed):
         assert s.cipher == spec.suite
         assert s.version == ("TLSv1.3" if spec.version == "1.3" else "TLSv1.2")
         assert (s.client_cert_der is not None) == spec.client_cert
-        want = TLS13_LABELS if spec.version == "1.3" else {"CLIENT_RANDOM"}
+        want = TLS13_NEEDED if spec.version == "1.3" else {"CLIENT_RANDOM"}
         assert want <= _labels(s.keylog)
         assert {ln.split(" ")[1] for ln in s.keylog} == {s.client_random.hex()}
     denied = sessions["keys_tls13_relay_denied"]
@@ -184,3 +193,61 @@ def test_key_log_file_and_dsb_hold_the_same_bytes(keyed):
     assert stype == SECRETS_TLS_KEYLOG and slen == len(keys)
     assert blocks[1][1][8 : 8 + slen] == keys
     assert sum(t == BT_DSB for t, _ in blocks) == 1
+
+
+def test_wrong_and_foreign_key_logs_keep_what_they_promise(keyed):
+    lines = [ln for s in keyed.sessions for ln in s.keylog]
+    wrong, foreign = wrong_secrets(lines), foreign_randoms(lines)
+    assert len(wrong) == len(foreign) == len(lines)
+    for orig, w, f in zip(lines, wrong, foreign, strict=True):
+        (lo, ro, so), (lw, rw, sw), (lf, rf, sf) = (x.split(" ") for x in (orig, w, f))
+        assert (lw, rw) == (lo, ro) and sw != so and len(sw) == len(so)
+        assert (lf, sf) == (lo, so) and rf != ro and len(rf) == 64
+    randoms = {s.client_random.hex() for s in keyed.sessions}
+    assert randoms.isdisjoint(ln.split(" ")[1] for ln in foreign)
+
+
+def test_wrong_secrets_do_not_open_the_record():
+    h = suite_handshake("TLS_AES_128_GCM_SHA256")
+    line = next(ln for ln in wrong_secrets(h.keylog) if ln.startswith("SERVER_HANDSHAKE"))
+    secret = bytes.fromhex(line.split(" ")[2])
+    wire = b"".join(d for c, d in h.flights if not c)
+    off = 0
+    while wire[off] != 23:
+        off += 5 + int.from_bytes(wire[off + 3 : off + 5], "big")
+    length = int.from_bytes(wire[off + 3 : off + 5], "big")
+    key = _hkdf_expand_label(secret, "key", 16)
+    iv = _hkdf_expand_label(secret, "iv", 12)
+    with pytest.raises(InvalidTag):
+        AESGCM(key).decrypt(iv, wire[off + 5 : off + 5 + length], wire[off : off + 5])
+
+
+def test_truncated_key_log_cuts_only_the_last_line(keyed):
+    data = keyed.keylog.read_bytes()
+    cut = truncated(data, 40)
+    whole = data.split(b"\n")[:-1]
+    assert cut.split(b"\n")[:-1] == whole[:-1]
+    assert cut.split(b"\n")[-1] == whole[-1][:40]
+    with pytest.raises(ValueError):
+        truncated(data, 10_000)
+
+
+def test_big_key_log_streams_sessions_around_the_included_ones(tmp_path):
+    include = ["CLIENT_RANDOM " + "ab" * 32 + " " + "cd" * 48]
+    path = tmp_path / "big.keys"
+    size = 6_000_000
+    written = write_big_keylog(path, size, include=include, seed=1)
+    data = path.read_bytes()
+    assert written == len(data) and size - 400 < len(data) <= size + 200
+    lines = data.decode("ascii").split("\n")
+    assert lines[0].startswith("#") and lines[-1] == ""
+    body = lines[1:-1]
+    assert body[-1] == include[0]
+    middle = body.index(include[0])
+    assert 0.4 < middle / len(body) < 0.6
+    for line in body[:: max(1, len(body) // 5000)]:
+        label, random, secret = line.split(" ")
+        assert label in TLS12_LABELS + TLS13_LABELS
+        assert len(random) == 64 and len(secret) == (96 if label == "CLIENT_RANDOM" else 64)
+        bytes.fromhex(random + secret)
+    assert {ln.split(" ")[0] for ln in body} == set(TLS12_LABELS + TLS13_LABELS)
