@@ -166,6 +166,7 @@ def test_keyed_catalogue_covers_every_suite_with_and_without_certificate(keyed):
         want = TLS13_NEEDED if spec.version == "1.3" else {"CLIENT_RANDOM"}
         assert want <= _labels(s.keylog)
         assert {ln.split(" ")[1] for ln in s.keylog} == {s.client_random.hex()}
+    assert keyed.ca_file.read_bytes().startswith(b"-----BEGIN CERTIFICATE-----")
     denied = sessions["keys_tls13_relay_denied"]
     assert denied.version == "TLSv1.3" and denied.client_cert_der is None
     assert ("RCPT TO:<it@contoso.com>", TENANT_ATTRIBUTION) in denied.commands
