@@ -164,6 +164,9 @@ def _keyed_catalogue() -> dict[str, KeyedSpec]:
     out["keys_tls12_cbc384_mte_cert"] = KeyedSpec(
         "1.2", "ECDHE-ECDSA-AES256-SHA384", True, etm=False
     )
+    out["keys_tls12_relay_denied"] = KeyedSpec(
+        "1.2", "ECDHE-ECDSA-AES128-GCM-SHA256", False, relay_denied=True
+    )
     out["keys_tls13_relay_denied"] = KeyedSpec(
         "1.3", "TLS_AES_128_GCM_SHA256", False, relay_denied=True
     )

@@ -81,8 +81,9 @@ def test_tshark_decrypts_the_session(keyed, with_keys, name):
     assert st.smtp_replies[-1] == 221
 
 
-def test_tshark_sees_the_relay_denial_inside_tls13(keyed, with_keys):
-    session = next(s for s in keyed.sessions if s.name == "keys_tls13_relay_denied")
+@pytest.mark.parametrize("name", ["keys_tls12_relay_denied", "keys_tls13_relay_denied"])
+def test_tshark_sees_the_relay_denial_inside_tls(keyed, with_keys, name):
+    session = next(s for s in keyed.sessions if s.name == name)
     st = with_keys[session.client_port]
     assert 550 in st.smtp_replies
     assert TENANT_ATTRIBUTION in st.lines(from_client=False)
