@@ -16,6 +16,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDFExpand
 
+from fastcap_synth.certs import make_ca, make_leaf
 from fastcap_synth.keylogs import (
     TLS12_LABELS,
     TLS13_LABELS,
@@ -252,3 +253,27 @@ def test_big_key_log_streams_sessions_around_the_included_ones(tmp_path):
         assert len(random) == 64 and len(secret) == (96 if label == "CLIENT_RANDOM" else 64)
         bytes.fromhex(random + secret)
     assert {ln.split(" ")[0] for ln in body} == set(TLS12_LABELS + TLS13_LABELS)
+
+
+@pytest.mark.parametrize("suite", ["TLS_AES_256_GCM_SHA384", "ECDHE-ECDSA-CHACHA20-POLY1305"])
+def test_server_not_asking_and_server_refusing(suite):
+    root, rogue = make_ca("Asking Root"), make_ca("Rogue Root")
+    server = make_leaf(root, "contoso.com", sans=["contoso.com"])
+    unasked = suite_handshake(
+        suite,
+        client_auth="none",
+        server=server,
+        client=make_leaf(root, "mail.fabrikam.com", sans=["mail.fabrikam.com"]),
+        client_ca=root,
+    )
+    assert unasked.outcome.completed and not unasked.outcome.client_cert_requested
+    assert unasked.outcome.peer_cert_der is None and unasked.app_data
+    refused = suite_handshake(
+        suite,
+        client_auth="required",
+        server=server,
+        client=make_leaf(rogue, "mail.fabrikam.com", sans=["mail.fabrikam.com"]),
+        client_ca=root,
+    )
+    assert not refused.outcome.completed and refused.outcome.alert_by == "server"
+    assert refused.outcome.cipher == suite and refused.keylog and refused.app_data == ()
