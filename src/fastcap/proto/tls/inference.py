@@ -168,8 +168,8 @@ def infer_client_cert(tls: TlsHandshake) -> ClientCertInference:
                if requested_seen else "")
         return ClientCertInference(
             "absent", confidence,
-            f"the client's flight is a lone Finished ({finished} bytes): no Certificate "
-            f"message, so the server sent no CertificateRequest{why}; {evidence}",
+            f"the client's flight is a lone Finished ({finished} bytes), no Certificate "
+            f"message{why}; {evidence}",
             None, False, first_at)
     if body == _EMPTY_CERTIFICATE and fin == 1:
         return ClientCertInference(
