@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-KeyKind = Literal["ec", "rsa2048", "rsa1024"]
+KeyKind = Literal["ec", "ec384", "rsa2048", "rsa4096", "rsa1024"]
 HashName = Literal["sha256", "sha1", "sha384"]
 PrivateKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
 
@@ -103,6 +103,10 @@ def new_key(kind: KeyKind = "ec") -> PrivateKey:
         return rsa.generate_private_key(public_exponent=65537, key_size=2048)
     if kind == "rsa1024":
         return rsa.generate_private_key(public_exponent=65537, key_size=1024)
+    if kind == "ec384":
+        return ec.generate_private_key(ec.SECP384R1())
+    if kind == "rsa4096":
+        return rsa.generate_private_key(public_exponent=65537, key_size=4096)
     raise ValueError(f"unknown key kind {kind!r}")
 
 

@@ -87,7 +87,7 @@ EXPECTED_CODES = {
     "name_mismatch": {"client_cert_name_mismatch"},
     "starttls_refused": {"starttls_refused"},
     "starttls_not_offered": {"starttls_not_offered"},
-    "tls13_client_cert": {"tls13_encrypted"},
+    "tls13_client_cert": {"tls13_encrypted", "client_cert_inferred_present"},
 }
 
 

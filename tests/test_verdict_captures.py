@@ -108,6 +108,11 @@ def _peer(**fields) -> SmtpScenario:
     return SmtpScenario(**{**base, **fields})
 
 
+def _offers_post_handshake_auth(scenario: SmtpScenario) -> SmtpScenario:
+    scenario.client_ctx.post_handshake_auth = True
+    return scenario
+
+
 def build_cases(pki: Pki) -> dict[str, Case]:
     inter, root = pki.intermediate, pki.root
     days = dt.timedelta(days=1)
@@ -259,7 +264,22 @@ def build_cases(pki: Pki) -> dict[str, Case]:
         "handshake_incomplete": Case(
             {"handshake_incomplete"}, peer_with(client), True, cut_handshake=True
         ),
-        "tls13_encrypted": Case({"tls13_encrypted"}, peer_with(client, version="1.3"), True),
+        "tls13_encrypted": Case(
+            {"tls13_encrypted"},
+            _offers_post_handshake_auth(peer_with(client, version="1.3", auth="none")),
+            True,
+            note="no CertificateRequest, but one could come after the handshake: undecided",
+        ),
+        "client_cert_inferred_present": Case(
+            {"tls13_encrypted", "client_cert_inferred_present"},
+            peer_with(client, version="1.3"),
+            True,
+        ),
+        "client_cert_inferred_absent": Case(
+            {"tls13_encrypted", "client_cert_inferred_absent"},
+            peer_with(None, version="1.3"),
+            True,
+        ),
         "relay_denied": Case(
             # Exchange Online offers STARTTLS; the sender ignores it and is refused in plaintext.
             {"relay_denied", "plaintext_only", "exchange_online_peer"},
@@ -355,6 +375,8 @@ CASE_NAMES = (
     "tls_alert",
     "handshake_incomplete",
     "tls13_encrypted",
+    "client_cert_inferred_present",
+    "client_cert_inferred_absent",
     "relay_denied",
     "exchange_online_peer",
     "exchange_online_peer_by_certificate",

@@ -16,6 +16,7 @@ from typing import Final
 from ..proto.midstart import MidSession, StreamStart
 from ..proto.smtp import EXO_SUFFIX, SmtpDialogue
 from ..proto.tls import SERVER_ALERT_SUSPECTED, AlertInfo, TlsHandshake, Where
+from ..proto.tls.inference import ClientCertInference, infer_client_cert
 from ..session import Session, TcpFacts
 from ..verdict import Verdict
 from .x509check import CertInfo, ChainCheck
@@ -29,6 +30,8 @@ _RANK: Final = MappingProxyType({s: i for i, s in enumerate(SEVERITIES)})
 # Codes other modules act on (crosssession links resumptions and raises expectations).
 RESUMED: Final = "tls_session_resumed"
 NOT_REQUESTED: Final = "client_cert_not_requested"
+INFERRED_ABSENT: Final = "client_cert_inferred_absent"
+INFERRED_PRESENT: Final = "client_cert_inferred_present"
 
 
 # code -> (default severity, one-line description). Severity may be raised or lowered per case.
@@ -93,6 +96,15 @@ _TABLE: Final = MappingProxyType(
             "the capture does not show the handshake finishing (end, gap, cap, eviction)",
         ),
         "tls13_encrypted": ("info", "TLS 1.3: certificates are encrypted and not visible"),
+        "client_cert_inferred_absent": (
+            "error",
+            "TLS 1.3, inferred from record sizes: the client sent no certificate",
+        ),
+        "client_cert_inferred_present": (
+            "info",
+            "TLS 1.3, inferred from record sizes: the client sent a certificate (its chain "
+            "cannot be checked without keys)",
+        ),
         "tls_session_resumed": (
             "info",
             "the handshake resumed an earlier TLS session: no certificate crossed the wire, the "
@@ -232,6 +244,16 @@ _HINTS: Final = MappingProxyType(
         "tls13_encrypted": (
             "capture with keys (SSLKEYLOGFILE or a pcapng with decryption secrets), or force TLS "
             "1.2 on the sending side for the diagnosis"
+        ),
+        "client_cert_inferred_absent": (
+            "the record sizes show an empty Certificate message: no certificate is bound to the "
+            "sending connector (Set-SendConnector -TlsCertificateName; Postfix: "
+            "smtp_tls_cert_file/smtp_tls_key_file); a capture with keys (SSLKEYLOGFILE) confirms it"
+        ),
+        "client_cert_inferred_present": (
+            "to check the certificate itself (chain, validity, names), capture with keys "
+            "(SSLKEYLOGFILE or a pcapng with decryption secrets), or force TLS 1.2 on the "
+            "sending side"
         ),
         "relay_denied": (
             "Exchange Online could not attribute the connection to your tenant: the on-premises "
@@ -727,13 +749,14 @@ _NOT_EXPECTED: Final = (
 )
 
 
-def _not_requested(text: str, frame: int | None, expected_by: str | None) -> Verdict:
-    """client_cert_not_requested: a warning where a certificate is expected, else info."""
+def _not_requested(text: str, frame: int | None, expected_by: str | None,
+                   code: str = NOT_REQUESTED) -> Verdict:
+    """client_cert_not_requested (or its TLS 1.3 inferred twin, client_cert_inferred_absent
+    without a CertificateRequest): a warning where a certificate is expected, else info."""
     if expected_by is None:
-        return _v(NOT_REQUESTED, text + _NOT_EXPECTED, frame, severity="info",
-                  hint="")
-    return _v(NOT_REQUESTED,
-              f"{text}; a client certificate is expected here: {expected_by}", frame)
+        return _v(code, text + _NOT_EXPECTED, frame, severity="info", hint="")
+    return _v(code, f"{text}; a client certificate is expected here: {expected_by}", frame,
+              severity="warning", hint=_HINTS[NOT_REQUESTED])
 
 
 def client_cert_expected(verdict: Verdict, expected_by: str) -> Verdict:
@@ -742,13 +765,31 @@ def client_cert_expected(verdict: Verdict, expected_by: str) -> Verdict:
     if not awaits_expectation(verdict):
         return verdict
     return _not_requested(verdict.message.removesuffix(_NOT_EXPECTED), verdict.frame,
-                          expected_by)
+                          expected_by, verdict.code)
 
 
 def awaits_expectation(verdict: Verdict) -> bool:
-    """A client_cert_not_requested that no fact has yet made a problem: what
-    `client_cert_expected` raises."""
-    return verdict.code == NOT_REQUESTED and verdict.severity == "info"
+    """A client_cert_not_requested (or client_cert_inferred_absent: no CertificateRequest) that
+    no fact has yet made a problem: what `client_cert_expected` raises."""
+    return verdict.code in (NOT_REQUESTED, INFERRED_ABSENT) and verdict.severity == "info"
+
+
+def _inferred_verdict(tls: TlsHandshake, inferred: ClientCertInference,
+                      expected_by: str | None) -> Verdict:
+    """The TLS 1.3 client certificate as the record sizes show it (`inference`), with the
+    severity the same finding has over TLS 1.2: an empty Certificate is as bad as
+    no_client_cert, a handshake without CertificateRequest as client_cert_not_requested."""
+    frame = _where_frame(inferred.at) or _where_frame(tls.server_hello_at)
+    label = f"inferred from record sizes ({inferred.confidence} confidence)"
+    if inferred.verdict == "present":
+        return _v(INFERRED_PRESENT, f"{label}: the client sent a certificate; "
+                  f"{inferred.evidence}", frame)
+    if inferred.requested:
+        return _v(INFERRED_ABSENT, f"{label}: the server asked for a client certificate, the "
+                  f"client sent none; {inferred.evidence}", frame)
+    return _not_requested(f"{label}: the server sent no CertificateRequest in "
+                          f"{tls.version_name or 'TLS 1.3'}, so the client sent no certificate; "
+                          f"{inferred.evidence}", frame, expected_by, INFERRED_ABSENT)
 
 
 def _cert_expected_by(
@@ -882,11 +923,19 @@ def diagnose(
         if unseen is not None:
             out.append(unseen)
         elif hidden:
+            inferred = infer_client_cert(tls)
+            if inferred.decided:
+                expected_by = _cert_expected_by(tls, smtp, None, expect_name)
+                out.append(_inferred_verdict(tls, inferred, expected_by))
+                seen = ("the client certificate is only inferred from record sizes, its chain "
+                        "cannot be checked without keys")
+            else:
+                seen = ("whether a client certificate was sent is not visible without keys; "
+                        f"nor from record sizes: {inferred.reason}")
             out.append(
                 _v(
                     "tls13_encrypted",
-                    f"{tls.version_name or 'TLS 1.3'} hides the certificates; whether a "
-                    "client certificate was sent is not visible without keys",
+                    f"{tls.version_name or 'TLS 1.3'} hides the certificates; {seen}",
                     _where_frame(tls.server_hello_at),
                 )
             )

@@ -18,7 +18,8 @@ One layer per module, each importing only the ones before it:
 - :mod:`.messages` the handshake messages fastcap reads, and their wire parsers;
 - :mod:`.events` and :mod:`.records`: one direction, bytes -> records -> messages -> events;
 - :mod:`.facts` the frozen result types; :mod:`.fold` both directions' events in time order;
-  :mod:`.outcome` what they add up to; :mod:`.handshake` the entry points.
+  :mod:`.outcome` what they add up to; :mod:`.handshake` the entry points;
+- :mod:`.inference` whether a TLS 1.3 client sent a certificate, from record sizes alone.
 """
 
 from .const import TLS13

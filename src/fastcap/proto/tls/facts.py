@@ -95,12 +95,17 @@ class TlsAnomaly:
 @dataclass(frozen=True, slots=True)
 class EncryptedTraffic:
     """Opaque records of one direction: count, total body bytes, the first sizes, and where the
-    first one started."""
+    first one started.
+
+    ``peer_before[i]`` is how many of the other direction's opaque records came before record
+    ``i`` (for the first ``fold.MAX_ORDER`` records): TLS 1.3 hides the handshake messages, and
+    which records answer which is what tells the flights apart (``inference``)."""
 
     records: int = 0
     total_length: int = 0
     sizes: tuple[int, ...] = ()
     first_at: Where | None = None
+    peer_before: tuple[int, ...] = ()
 
 
 @compact
@@ -320,6 +325,7 @@ class TlsHandshake:
                     "total_length": t.total_length,
                     "sizes": list(t.sizes),
                     "first": _at(t.first_at),
+                    "peer_before": list(t.peer_before),
                 }
                 for name, t in (("c2s", self.c2s_encrypted), ("s2c", self.s2c_encrypted))
             },

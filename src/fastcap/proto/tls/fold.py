@@ -43,6 +43,7 @@ from .messages import (
 )
 
 MAX_SIZES = 256  # encrypted record sizes kept per direction
+MAX_ORDER = 32  # of those, how many keep their place relative to the other direction's
 MAX_HISTORY = 100  # as Zeek's max_ssl_history_length
 MAX_TICKETS = 4  # NewSessionTicket messages kept from one handshake
 
@@ -74,24 +75,28 @@ _CLIENT_ONLY = frozenset({1, 5, 16})
 
 
 class _Traffic:
-    __slots__ = ("records", "total", "sizes", "first_at")
+    __slots__ = ("records", "total", "sizes", "first_at", "peer_before")
 
     def __init__(self) -> None:
         self.records = 0
         self.total = 0
         self.sizes: list[int] = []
         self.first_at: Where | None = None
+        self.peer_before: list[int] = []
 
-    def add(self, length: int, at: Where) -> None:
+    def add(self, length: int, at: Where, peer_records: int) -> None:
         self.records += 1
         self.total += length
         if len(self.sizes) < MAX_SIZES:
             self.sizes.append(length)
+            if len(self.peer_before) < MAX_ORDER:
+                self.peer_before.append(peer_records)
         if self.first_at is None:
             self.first_at = at
 
     def freeze(self) -> EncryptedTraffic:
-        return EncryptedTraffic(self.records, self.total, tuple(self.sizes), self.first_at)
+        return EncryptedTraffic(self.records, self.total, tuple(self.sizes), self.first_at,
+                                tuple(self.peer_before))
 
 
 # Where a handshake message is recorded in _Summary.at, per (type, from client); absent = not
@@ -224,7 +229,7 @@ class _Summary:
         at = _where(ev.offset, frame)
         self.alerts.append(AlertInfo(from_client, ev.level, ev.description, ev.encrypted, at))
         if ev.encrypted:
-            self.traffic[from_client].add(ev.length, at)
+            self.traffic[from_client].add(ev.length, at, self.traffic[not from_client].records)
         self._letter(from_client, "l", ev.offset, frame)
 
     def _anomaly(self, from_client: bool, ev: Anomaly, frame: int | None) -> None:
@@ -304,6 +309,8 @@ class _Summary:
         traffic.total += length
         if traffic.records <= MAX_SIZES:  # len(sizes) < MAX_SIZES before this record
             traffic.sizes.append(length)
+            if traffic.records <= MAX_ORDER:
+                traffic.peer_before.append(self.traffic[not from_client].records)
         at = None
         if traffic.first_at is None:
             at = traffic.first_at = _where(off, frame)
