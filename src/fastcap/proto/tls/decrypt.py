@@ -248,7 +248,7 @@ def _tls13(records: Sequence[CipherRecord], s: Suite, secrets: SessionSecrets,
             return None
         if ctype != HANDSHAKE:
             continue
-        for mtype, body in messages.feed(data):
+        for mtype, _body in messages.feed(data):
             try:
                 if mtype == FINISHED and traffic is None:
                     traffic = _need(secrets, f"{field}_traffic0", f"{side}_TRAFFIC_SECRET_0")
