@@ -45,7 +45,7 @@ for _i, _c in enumerate(b"0123456789abcdef"):
 for _i, _c in enumerate(b"ABCDEF"):
     _HEXVAL[_c] = 10 + _i
 _NOT_HEX = _HEXVAL == 255
-_SHIFTS = np.arange(60, -4, -4, dtype=np.uint64)  # 16 nibbles -> one big-endian uint64
+_SHIFTS = np.arange(60, -4, -4).astype(np.uint64)  # 16 nibbles -> one big-endian uint64
 # (label bytes as uint8 array, full line lengths allowed) per known label
 _SHAPES = [
     (np.frombuffer(lab, dtype=np.uint8), tuple(len(lab) + 66 + 2 * n for n in lens))
@@ -202,7 +202,7 @@ class KeyLog:
                 else:
                     pending = buf
                 continue
-            p, o, n, count = self._parse_chunk(buf[:cut], base, line_no, name, eof)
+            p, o, n, count = self._parse_chunk(buf, cut, base, line_no, name, eof)
             pre_parts.append(p)
             off_parts.append(o.astype(off_type))
             line_parts.append(n.astype(off_type))
@@ -211,62 +211,69 @@ class KeyLog:
             pending = buf[cut:]
             if eof:
                 break
-        prefixes = np.concatenate(pre_parts) if pre_parts else np.zeros(0, np.uint64)
-        offsets = np.concatenate(off_parts) if off_parts else np.zeros(0, off_type)
-        lines = np.concatenate(line_parts) if line_parts else np.zeros(0, off_type)
+        if not pre_parts:
+            return np.zeros(0, np.uint64), np.zeros(0, off_type), np.zeros(0, off_type)
+        # One array at a time, the parts freed as they are joined: the peak stays near the
+        # size of the finished index.
+        prefixes = np.concatenate(pre_parts)
+        del pre_parts
         order = np.argsort(prefixes, kind="stable")  # stable: equal prefixes stay in line order
-        return prefixes[order], offsets[order], lines[order]
+        prefixes = prefixes[order]
+        offsets = np.concatenate(off_parts)[order]
+        del off_parts
+        lines = np.concatenate(line_parts)[order]
+        return prefixes, offsets, lines
 
-    def _parse_chunk(self, buf: bytes, base: int, first_line: int, name: str, eof: bool):
-        """Index the whole lines of ``buf``; the fast path checks the exact shape of a known
-        label's line with array operations, the rest go through :func:`_parse_line`."""
-        a = np.frombuffer(buf, dtype=np.uint8)
+    def _parse_chunk(self, buf: bytes, cut: int, base: int, first_line: int, name: str,
+                     eof: bool):
+        """Index the whole lines in ``buf[:cut]``. The fast path takes the lines that have the
+        exact shape of a known label's line (label, space, 64 hex, space, hex of the right
+        length) with array operations on same-length rows; the rest (comments, other labels,
+        garbled lines) go through :func:`_parse_line` one by one."""
+        a = np.frombuffer(buf, dtype=np.uint8, count=cut)
         nl = np.flatnonzero(a == 10)
-        ends = nl if (len(buf) and buf[-1:] == b"\n") else np.append(nl, len(a))
+        ends = nl if buf[cut - 1:cut] == b"\n" else np.append(nl, cut)
         starts = np.concatenate(([0], nl + 1))[: len(ends)]
         count = len(ends)
         if count == 0:
-            return (np.zeros(0, np.uint64), np.zeros(0, np.int64), np.zeros(0, np.int64), 0)
+            return np.zeros(0, np.uint64), np.zeros(0, np.int64), np.zeros(0, np.int64), 0
         ends = ends - ((ends > starts) & (a[np.maximum(ends - 1, 0)] == 13))  # CRLF
         length = ends - starts
         ok = np.zeros(count, dtype=bool)
-        label_end = np.zeros(count, dtype=np.int64)
-        padded = np.concatenate((a, np.zeros(40, np.uint8)))  # gathers may look past the end
+        pre_parts, idx_parts = [], []
         for lab, lengths in _SHAPES:
-            cand = np.flatnonzero(np.isin(length, lengths))
-            if not len(cand):
-                continue
-            pos = starts[cand, None] + np.arange(len(lab) + 1)
-            match = np.all(padded[pos] == np.append(lab, 32), axis=1)
-            ok[cand[match]] = True
-            label_end[cand[match]] = starts[cand[match]] + len(lab)
-        # The rest of a fast line: 64 hex, one space, hex to the end.
-        bad = np.concatenate(([0], np.cumsum(_NOT_HEX[a], dtype=np.int64)))
-        idx = np.flatnonzero(ok)
-        cr0 = label_end[idx] + 1
-        non_hex = bad[ends[idx]] - bad[cr0]
-        shape_ok = (non_hex == 1) & (a[np.minimum(cr0 + 64, len(a) - 1)] == 32)
-        ok[idx[~shape_ok]] = False
-        idx = idx[shape_ok]
-        cr0 = cr0[shape_ok]
-        nibbles = _HEXVAL[a[cr0[:, None] + np.arange(16)]].astype(np.uint64)
-        prefixes = np.bitwise_or.reduce(nibbles << _SHIFTS, axis=1)
-        offsets = starts[idx] + base
-        lines = idx + first_line
-        # Slow path: comments, blank lines, other labels, garbled lines.
+            head = np.append(lab, 32).astype(np.uint8)
+            for size in lengths:
+                cand = np.flatnonzero(length == size)
+                if not len(cand) or size > cut:
+                    continue
+                rows = np.lib.stride_tricks.sliding_window_view(a, size)[starts[cand]]
+                body = rows[:, len(head):]
+                good = np.all(rows[:, :len(head)] == head, axis=1)
+                good &= body[:, 64] == 32
+                hexes = ~_NOT_HEX[body]
+                hexes[:, 64] = True
+                good &= np.all(hexes, axis=1)
+                nibbles = _HEXVAL[body[good, :16]].astype(np.uint64)
+                pre_parts.append(np.bitwise_or.reduce(nibbles << _SHIFTS, axis=1))
+                idx_parts.append(cand[good])
+                ok[cand[good]] = True
+        # Slow path: comments, blank lines, other labels, garbled or odd-spaced lines.
+        extra_pre: list[int] = []
+        extra_idx: list[int] = []
         for i in np.flatnonzero(~ok).tolist():
-            s, e = int(starts[i]), int(ends[i])
-            got = _parse_line(buf[s:e])
+            got = _parse_line(buf[int(starts[i]):int(ends[i])])
             if isinstance(got, str):
-                truncated = eof and i == count - 1 and buf[-1:] != b"\n"
+                truncated = eof and i == count - 1 and buf[cut - 1:cut] != b"\n"
                 self._warn(f"{name} line {first_line + i}: {got}"
                            + (" (file ends inside this line)" if truncated else ""))
-            elif got is not None:  # a valid line the fast path did not take (spaces, case)
-                _, cr, _ = got
-                prefixes = np.append(prefixes, np.uint64(int.from_bytes(cr[:8], "big")))
-                offsets = np.append(offsets, s + base)
-                lines = np.append(lines, first_line + i)
-        return prefixes, offsets, lines, count
+            elif got is not None:
+                extra_pre.append(int.from_bytes(got[1][:8], "big"))
+                extra_idx.append(i)
+        pre_parts.append(np.array(extra_pre, dtype=np.uint64))
+        idx_parts.append(np.array(extra_idx, dtype=np.int64))
+        idx = np.concatenate(idx_parts)
+        return np.concatenate(pre_parts), starts[idx] + base, idx + first_line, count
 
     # ---- querying ----
 
