@@ -1,11 +1,12 @@
 """NSS key log files (``SSLKEYLOGFILE``) indexed by client random, with bounded memory.
 
 A busy server's key log can be gigabytes, and a capture matches only a few of its sessions. So
-nothing but an index is kept: per source, the first 8 bytes of each line's client random and
-the line's offset, sorted (12 to 16 bytes a line). ``lookup`` binary-searches that index, then
-reads and checks the few matching lines from the file (memory-mapped) or the kept bytes of a
-pcapng Decryption Secrets Block. Parsing is vectorised over chunks of the file, so indexing a
-1 GB file costs seconds, not minutes.
+nothing but an index is kept: per source, the first 8 bytes of each line's client random, the
+line's offset and its number, sorted (16 bytes a line; 24 past 4 GiB). ``lookup``
+binary-searches that index, then reads and checks the few matching lines from the file
+(memory-mapped) or the kept bytes of a pcapng Decryption Secrets Block. Parsing is vectorised
+over chunks of the file, so indexing a 1 GB file takes a few seconds and about its index's
+size in memory.
 
 Lines are ``LABEL <64 hex client random> <hex secret>``. The labels fastcap uses are
 ``CLIENT_RANDOM`` (TLS 1.2 master secret) and the four TLS 1.3 traffic secrets; other labels
