@@ -281,6 +281,8 @@ TLS13_SUITES = {
     0x1301: "TLS_AES_128_GCM_SHA256",
     0x1302: "TLS_AES_256_GCM_SHA384",
     0x1303: "TLS_CHACHA20_POLY1305_SHA256",
+    0x1304: "TLS_AES_128_CCM_SHA256",
+    0x1305: "TLS_AES_128_CCM_8_SHA256",
 }
 CLIENT_SENDS = [b"EHLO mail.fabrikam.com\r\n", b"MAIL FROM:<a@fabrikam.com>\r\n",
                 b"RCPT TO:<b@contoso.com>\r\n"]
@@ -292,12 +294,14 @@ SERVER_SENDS = [b"250-mx.contoso.com\r\n250 STARTTLS\r\n", b"250 2.1.0 Sender OK
 def _pki():
     root = certs.make_ca("Decrypt Test Root")
     return (root, certs.make_leaf(root, "mx.contoso.com", key="rsa2048"),
-            certs.make_leaf(root, "mail.fabrikam.com"))
+            certs.make_leaf(root, "mail.fabrikam.com"), certs.make_leaf(root, "mx.contoso.com"))
 
 
-def generate(version: str, ciphers: str | None, client_cert: bool) -> dict:
-    """One session: the wire bytes of each direction, the key log text, what was sent."""
-    root, server_cert, client_cert_obj = _pki()
+def generate(version: str, ciphers: str | None, client_cert: bool, ec: bool = False) -> dict:
+    """One session: the wire bytes of each direction, the key log text, what was sent.
+    The server's certificate is RSA, or EC with ``ec`` (for the ECDSA suites)."""
+    root, rsa_cert, client_cert_obj, ec_cert = _pki()
+    server_cert = ec_cert if ec else rsa_cert
     s = tlsgen.server_context(server_cert, client_auth="optional", client_cas=[root],
                               min_version=version, max_version=version)
     c = tlsgen.client_context(cert=client_cert_obj if client_cert else None,
@@ -393,12 +397,14 @@ TLS12_CASES = {
     "ECDHE-RSA-AES128-SHA": 0xC013,
     "AES256-SHA256": 0x003D,
     "ECDHE-RSA-AES256-SHA384": 0xC028,
+    "ECDHE-ECDSA-AES128-CCM": 0xC0AC,
+    "ECDHE-ECDSA-AES256-CCM8": 0xC0AF,
 }
 
 
 @pytest.mark.parametrize("ciphers", sorted(TLS12_CASES))
 def test_tls12_openssl_session_both_directions(ciphers):
-    gen = generate("1.2", ciphers, client_cert=True)
+    gen = generate("1.2", ciphers, client_cert=True, ec="ECDSA" in ciphers)
     etm = SUITES[TLS12_CASES[ciphers]].cipher == "cbc"  # OpenSSL negotiates RFC 7366 for CBC
     cdec, sdec, code = _decrypt_both(gen, "TLS1.2", etm=etm)
     assert code == TLS12_CASES[ciphers]
@@ -411,6 +417,27 @@ def test_tls12_openssl_session_both_directions(ciphers):
     if etm:  # the same records read as MAC-then-encrypt cannot pass
         cdec, _, _ = _decrypt_both(gen, "TLS1.2", etm=False)
         assert cdec.records == () and cdec.error is not None
+
+
+@pytest.mark.parametrize("version,ciphers", [("1.3", None), ("1.2", "ECDHE-RSA-AES128-SHA"),
+                                             ("1.2", "ECDHE-RSA-CHACHA20-POLY1305")])
+def test_a_flipped_byte_in_a_real_session_stops_at_that_record(version, ciphers):
+    gen = generate(version, ciphers, client_cert=True)
+    etm = ciphers == "ECDHE-RSA-AES128-SHA"
+    good, _, _ = _decrypt_both(gen, "TLS" + version, etm=etm)
+    assert good.error is None and len(good.records) >= 3
+    stream = bytearray(H(gen["client"]))
+    for victim in good.records[1:]:
+        body = len(split_records(bytes(stream[victim.offset:]))[0].body)
+        for pos in (5, 5 + body // 2, 4 + body):  # first, middle and last byte of the body
+            mutated = bytearray(stream)
+            mutated[victim.offset + pos] ^= 0x40
+            bad, _, _ = _decrypt_both({**gen, "client": mutated.hex()}, "TLS" + version,
+                                      etm=etm)
+            assert bad.error is not None
+            assert bad.error.startswith(f"record at stream offset {victim.offset}: ")
+            kept = [r for r in good.records if r.offset < victim.offset]
+            assert list(bad.records) == kept
 
 
 def test_tls12_keys_of_another_session_fail_cleanly():
