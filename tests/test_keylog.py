@@ -193,9 +193,10 @@ BIG = textwrap.dedent("""
     tracemalloc.start()
     log = KeyLog()
     log.add_file(path)
-    peak = tracemalloc.get_traced_memory()[1]
+    count = len(log)
     got = log.lookup(bytes.fromhex(sys.argv[3]))
-    print(len(log), log.index_bytes(), peak, len(log.warnings), got.sources[0].split()[-1])
+    peak = tracemalloc.get_traced_memory()[1]
+    print(count, log.index_bytes(), peak, len(log.warnings), got.sources[0].split()[-1])
 """)
 
 

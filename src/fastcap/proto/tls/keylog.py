@@ -30,6 +30,7 @@ from fastcap.errors import FastcapError
 MAX_WARNINGS = 100  # warnings kept; the rest are counted in ``KeyLog.warnings_dropped``
 CHUNK = 4 << 20  # bytes parsed at a time: bounds the temporary arrays of the vectorised parse
 MAX_LINE = 1 << 16  # no key log line is longer; a longer one is skipped, not buffered
+MIN_LINE = 143  # the shortest valid line: a 13-letter label, 64 + 64 hex digits, two spaces
 
 # label -> (SessionSecrets field, allowed secret lengths in bytes)
 LABELS: dict[bytes, tuple[str, tuple[int, ...]]] = {
@@ -176,9 +177,14 @@ class KeyLog:
 
     def _index(self, read, size: int, name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         off_type = np.uint32 if size < 1 << 32 else np.uint64
-        pre_parts: list[np.ndarray] = []
-        off_parts: list[np.ndarray] = []
-        line_parts: list[np.ndarray] = []
+        # Filled in place: arrays appended chunk by chunk fragment the heap (RSS grew to half
+        # the file's size). No valid line is shorter than MIN_LINE, so this bounds the count;
+        # the untouched tail of np.empty costs no memory.
+        room = size // MIN_LINE + 1
+        prefixes = np.empty(room, np.uint64)
+        offsets = np.empty(room, off_type)
+        lines = np.empty(room, off_type)
+        filled = 0
         base = 0  # stream offset of ``pending``
         line_no = 1  # line number of the first line in ``pending``
         pending = b""
@@ -204,25 +210,22 @@ class KeyLog:
                     pending = buf
                 continue
             p, o, n, count = self._parse_chunk(buf, cut, base, line_no, name, eof)
-            pre_parts.append(p)
-            off_parts.append(o.astype(off_type))
-            line_parts.append(n.astype(off_type))
+            if filled + len(p) > len(prefixes):  # cannot happen (MIN_LINE); stay correct
+                grow = filled + len(p) + room
+                prefixes, offsets, lines = (np.resize(x, grow) for x in (prefixes, offsets, lines))
+            prefixes[filled:filled + len(p)] = p
+            offsets[filled:filled + len(p)] = o
+            lines[filled:filled + len(p)] = n
+            filled += len(p)
             base += cut
             line_no += count
             pending = buf[cut:]
             if eof:
                 break
-        if not pre_parts:
-            return np.zeros(0, np.uint64), np.zeros(0, off_type), np.zeros(0, off_type)
-        # One array at a time, the parts freed as they are joined: the peak stays near the
-        # size of the finished index.
-        prefixes = np.concatenate(pre_parts)
-        del pre_parts
-        order = np.argsort(prefixes, kind="stable")  # stable: equal prefixes stay in line order
+        order = np.argsort(prefixes[:filled], kind="stable")  # equal prefixes keep line order
         prefixes = prefixes[order]
-        offsets = np.concatenate(off_parts)[order]
-        del off_parts
-        lines = np.concatenate(line_parts)[order]
+        offsets = offsets[order]
+        lines = lines[order]
         return prefixes, offsets, lines
 
     def _parse_chunk(self, buf: bytes, cut: int, base: int, first_line: int, name: str,
@@ -306,8 +309,10 @@ class KeyLog:
         if self._count is None:
             if not self._sources:
                 self._count = 0
-            else:
-                self._count = len(np.unique(np.concatenate([s.prefixes for s in self._sources])))
+            else:  # sorted prefixes: count the steps (np.unique would take 5x the memory)
+                joined = (self._sources[0].prefixes if len(self._sources) == 1
+                          else np.sort(np.concatenate([s.prefixes for s in self._sources])))
+                self._count = int(np.count_nonzero(joined[1:] != joined[:-1])) + 1
         return self._count
 
     def index_bytes(self) -> int:
