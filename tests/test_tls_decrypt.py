@@ -514,6 +514,8 @@ def test_mac_then_encrypt_bad_padding_and_bad_mac():
     dec = _cbc_decrypt(b"\x17\x03\x03\x00\x11" + b"q" * 17)
     assert dec.error == ("record at stream offset 6: record length is not a whole number of "
                          "CBC blocks")
+    dec = _cbc_decrypt(b"\x17\x03\x03\x00\x10" + b"q" * 16)
+    assert dec.error == "record at stream offset 6: record too short for an IV and a CBC block"
 
 
 def test_tls10_cbc_chains_the_iv_across_records():
@@ -570,3 +572,14 @@ def test_random_records_never_raise(recs, code, version, etm, hs, ms, limit):
     assert dec.app_bytes == len(app_data(dec)) <= max(0, limit)
     # Random bytes never authenticate, so nothing comes out of an encrypted record.
     assert dec.records == ()
+
+
+def test_results_pickle_compactly_and_unchanged():
+    import pickle
+
+    dec = _rfc(CLIENT_FINISHED_RECORD + CLIENT_APP_RECORD, from_client=True)
+    back = pickle.loads(pickle.dumps(dec, protocol=pickle.HIGHEST_PROTOCOL))
+    assert back == dec and back.records[1].data == bytes(range(50))
+    for cls in (CipherRecord, Decrypted, SessionSecrets):
+        assert "__compact_setters__" in vars(cls)
+    assert pickle.loads(pickle.dumps(RFC_SECRETS)) == RFC_SECRETS

@@ -25,7 +25,8 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from fastcap.errors import FastcapError
+from ...errors import FastcapError
+from ...pickling import compact
 
 MAX_WARNINGS = 100  # warnings kept; the rest are counted in ``KeyLog.warnings_dropped``
 CHUNK = 4 << 20  # bytes parsed at a time: bounds the temporary arrays of the vectorised parse
@@ -55,6 +56,7 @@ _SHAPES = [
 ]
 
 
+@compact  # may travel back from worker processes inside a session
 @dataclass(frozen=True, slots=True)
 class SessionSecrets:
     """What the key logs know about one session, found by its ClientHello random."""
