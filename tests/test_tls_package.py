@@ -18,6 +18,7 @@ PKG = "fastcap.proto.tls"
 # Each module may import only those before it.
 LAYERS = ["const", "ja", "dn", "messages", "events", "records", "facts", "fold", "outcome",
           "handshake"]
+LAYERS += ["keylog", "keyschedule", "decrypt"]  # decryption with a key log
 # Every public name of the former single module fastcap/proto/tls.py.
 OLD_NAMES = (
     "Alert", "AlertInfo", "Anomaly", "Certificate", "CertificateRequest", "ChangeCipherSpec",
