@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from . import packets as p
 from .certs import Issued, cert_summary
-from .tlsgen import Outcome, handshake
+from .tlsgen import Outcome, client_random, handshake, keylog_tap, session_keylog
 from .writers import Record
 
 SERVER_NAME = "contoso-com.mail.protection.outlook.com"
@@ -83,6 +83,8 @@ class SmtpScenario:
     tls_session: ssl.SSLSession | None = None
     commands: Sequence[tuple[str, str]] = REJECTED_COMMANDS
     tls_close_notify: bool = True
+    # Record the client's NSS key log of the TLS session on Conversation.keylog.
+    keylog: bool = False
     # TCP / framing
     mss: int = 1460
     client_isn: int = 1_000_000_000
@@ -121,6 +123,9 @@ class Conversation:
     client_cert_sha256: str | None = None
     closer_is_client: bool = False
     ssl_session: ssl.SSLSession | None = None  # the client's, for a later resumption
+    # NSS key log lines of the TLS session (SmtpScenario.keylog), as SSLKEYLOGFILE holds them.
+    keylog: list[str] = field(default_factory=list)
+    client_random: bytes | None = None  # the ClientHello random the key log lines are keyed by
 
     @property
     def tls_version(self) -> str | None:
@@ -172,10 +177,21 @@ def converse(sc: SmtpScenario) -> Conversation:
 
 
 def _run_tls(sc: SmtpScenario, conv: Conversation) -> None:
+    assert sc.client_ctx is not None
+    if not sc.keylog:
+        _run_tls_session(sc, conv)
+        return
+    with keylog_tap(sc.client_ctx) as lines:
+        _run_tls_session(sc, conv)
+    conv.keylog = session_keylog(lines, conv.client_random)
+
+
+def _run_tls_session(sc: SmtpScenario, conv: Conversation) -> None:
     assert sc.server_ctx is not None and sc.client_ctx is not None
     sess = handshake(sc.server_ctx, sc.client_ctx, server_hostname=sc.sni,
                      session=sc.tls_session)
     conv.tls = sess.outcome
+    conv.client_random = client_random(sess.flights)
     assert sess.outcome is not None
     if sess.outcome.resumed:
         pass  # an abbreviated handshake: no certificate crosses the wire

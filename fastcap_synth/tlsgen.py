@@ -8,8 +8,11 @@ the other side's input BIO, and every drain becomes one flight.
 
 from __future__ import annotations
 
+import os
 import ssl
-from collections.abc import Sequence
+import tempfile
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from .certs import Issued
@@ -285,3 +288,44 @@ def negotiated_version(flights: Sequence[Flight]) -> str | None:
                 off += 4 + elen
             return _VERSION_NAMES.get(version, hex(version))
     return None
+
+
+def client_random(flights: Sequence[Flight]) -> bytes | None:
+    """The 32-byte random of the first ClientHello: the key a key log is indexed by."""
+    for from_client, data in flights:
+        if not from_client:
+            continue
+        for ctype, frag in records(data):
+            if ctype == 22 and len(frag) >= 38 and frag[0] == 1:
+                return bytes(frag[6:38])  # handshake header (4), legacy_version (2)
+        return None
+    return None
+
+
+@contextmanager
+def keylog_tap(ctx: ssl.SSLContext) -> Iterator[list[str]]:
+    """Collect the NSS key log lines OpenSSL writes for ``ctx`` while the block runs.
+
+    ``ssl`` only logs to a file, so a private temporary one is used and read back on exit; the
+    yielded list is filled then, in the order OpenSSL wrote the lines (comments dropped). Any
+    key log file the context had before is restored afterwards.
+    """
+    before = ctx.keylog_filename
+    lines: list[str] = []
+    with tempfile.TemporaryDirectory(prefix="fastcap-keylog-") as tmp:
+        path = os.path.join(tmp, "keys.log")
+        ctx.keylog_filename = path
+        try:
+            yield lines
+        finally:
+            ctx.keylog_filename = before  # closes (and so flushes) the temporary file
+            with open(path, encoding="ascii") as fh:
+                lines.extend(ln.rstrip("\n") for ln in fh if ln.strip() and ln[0] != "#")
+
+
+def session_keylog(lines: Sequence[str], random: bytes | None) -> list[str]:
+    """The lines of ``lines`` that belong to the session with ClientHello random ``random``."""
+    if random is None:
+        return []
+    want = random.hex()
+    return [ln for ln in lines if ln.split(" ")[1:2] == [want]]

@@ -332,13 +332,25 @@ def write_pcapng(
     big_endian: bool = False,
     tsresol: int | None = None,
     snaplen: int = 0,
+    tls_keylog: bytes | None = None,
 ) -> None:
-    """Convenience: one section, one interface, every record as an EPB."""
+    """Convenience: one section, one interface, every record as an EPB.
+
+    ``tls_keylog`` (NSS key log bytes) goes into a Decryption Secrets Block right after the
+    section header, where ``editcap --inject-secrets tls,FILE`` puts the file's bytes verbatim.
+    """
     with PcapngWriter(dest) as w:
         w.section(big_endian=big_endian)
+        if tls_keylog is not None:
+            w.dsb(SECRETS_TLS_KEYLOG, tls_keylog)
         w.interface(linktype, snaplen=snaplen, tsresol=tsresol)
         for r in records:
             w.epb(0, r.data, ts_ns=r.ts_ns, orig_len=r.orig_len)
+
+
+def keylog_bytes(lines: Iterable[str]) -> bytes:
+    """An NSS key log file's bytes from its lines (one per line, newline-terminated)."""
+    return "".join(f"{line}\n" for line in lines).encode("ascii")
 
 
 def to_bytes(write: Callable[..., None], *args: object, **kwargs: object) -> bytes:
