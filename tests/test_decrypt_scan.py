@@ -310,3 +310,22 @@ def test_decrypted_dialogue_matches_tshark(keyed, with_keys):
         theirs_known = [(f, v.upper()[:4]) for f, v in theirs[port] if v]
         assert firsts == theirs_known, name
         assert any(v == "550" for _, v in firsts) == KEYED_SCENARIOS[name].relay_denied
+
+
+def test_garbled_secrets_block_warns_with_its_place(keyed, tmp_path):
+    data = keyed.pcapng.read_bytes()
+    keys = keyed.keys.read_bytes()
+    at = data.index(keys)
+    lines = keys.split(b"\n")
+    lines[1] = b"X" * len(lines[1])  # same length: the block's framing stays valid
+    garbled = tmp_path / "garbled.pcapng"
+    garbled.write_bytes(data[:at] + b"\n".join(lines) + data[at + len(keys):])
+    proc = _cli("scan", "--format", "json", "-j", "1", str(garbled))
+    assert f"garbled.pcapng DSB at byte {at - 16} line 2" in proc.stderr, proc.stderr
+    assert proc.stderr.count("DSB at byte") == 1  # read once, reported once
+    owner = NAMES[1]  # a TLS 1.2 session: its one key line is the second
+    assert keyed.lines[owner] == [keys.split(b"\n")[1].decode()]
+    for s in _sessions_json(proc):
+        name = keyed.port[int(s["client"].rsplit(":", 1)[1])]
+        assert s["decryption"]["keys_found"] == (name != owner), name
+        assert s["decryption"]["error"] is None, name

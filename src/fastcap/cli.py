@@ -157,11 +157,14 @@ def _keylog(args) -> tuple[str, ...]:
     return (env,) if env else ()
 
 
-def _with_keys(options: ScanOptions) -> ScanOptions:
-    """The key log read once, its warnings (file and line) reported on stderr."""
+def _with_keys(options: ScanOptions, files: Sequence[str] = ()) -> ScanOptions:
+    """The key log read once, with the secrets blocks of `files`; its warnings (file and
+    line) reported on stderr."""
     from .session import with_keys
 
     keyed = with_keys(options)
+    for f in files:
+        keyed = with_keys(keyed, f)
     for w in getattr(keyed.key_index, "warnings", ()):
         print(f"fastcap: warning: {w}", file=sys.stderr)
     return keyed
@@ -262,12 +265,12 @@ def _cmd_scan(args) -> int:
     except (OSError, ValueError) as e:
         print(f"fastcap: {e}", file=sys.stderr)
         return EXIT_UNREADABLE
-    options = _with_keys(options)
     code = EXIT_OK
-    if getattr(options.key_index, "warnings", None):
-        code = EXIT_PROBLEMS
     results, errors, summaries = [], [], []
     files, notes, bad_args = expand_inputs(args.files)
+    options = _with_keys(options, files)
+    if getattr(options.key_index, "warnings", None):
+        code = EXIT_PROBLEMS
     for w in notes:
         print(f"fastcap: warning: {w}", file=sys.stderr)
     for e in bad_args:
@@ -334,7 +337,8 @@ def _cmd_follow(args) -> int:
     meta: list = []
     options = _with_keys(ScanOptions(
         ports=args.ports, implicit_tls_ports=args.implicit_tls_ports, backend=args.backend,
-        stream_cap=args.stream_cap, keylog=_keylog(args), decrypt_limit=args.decrypt_limit))
+        stream_cap=args.stream_cap, keylog=_keylog(args), decrypt_limit=args.decrypt_limit),
+        [args.file])
     for s in iter_sessions(args.file, options, keep_streams=lambda n: n == args.session,
                            capture_out=meta):
         seen = max(seen, s.number)

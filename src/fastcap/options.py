@@ -82,7 +82,8 @@ class ScanOptions:
     time from a stream; `today` the instant every worker judges validity at (now, unless
     given); `keylog` the NSS key log files to decrypt TLS with, `decrypt_limit` the bytes of
     application data decrypted per direction, and `key_index` the key log built from them
-    once per scan (`fastcap.session.with_keys`), which travels to the workers with the rest."""
+    once per scan (`fastcap.session.with_keys`), with the secrets blocks of the captures in
+    `secrets_read`; it travels to the workers with the rest."""
 
     ports: frozenset[int] = DEFAULT_PORTS
     implicit_tls_ports: frozenset[int] = DEFAULT_IMPLICIT_TLS_PORTS
@@ -99,6 +100,7 @@ class ScanOptions:
     keylog: tuple[str, ...] = ()
     decrypt_limit: int = DEFAULT_DECRYPT_LIMIT
     key_index: object | None = field(default=None, compare=False, repr=False)
+    secrets_read: tuple[str, ...] = field(default=(), compare=False, repr=False)
 
     def __post_init__(self) -> None:
         put = object.__setattr__

@@ -286,21 +286,22 @@ def build_session(conn: Connection, *,
 def with_keys(options: ScanOptions, path: str | os.PathLike | None = None) -> ScanOptions:
     """``options`` with its key index: the key log files read once (unless done already),
     plus the Decryption Secrets Blocks at the start of the capture ``path`` (a pcapng file),
-    if any.  The index travels with the options to worker processes.  Unchanged, and at no
-    cost, when there are no keys."""
-    keys = options.key_index
+    once per file.  The index travels with the options to worker processes.  Unchanged, and
+    at no cost, when there are no keys."""
+    keys, read = options.key_index, options.secrets_read
     if keys is None and options.keylog:
         keys = KeyLog()
         for p in options.keylog:
             keys.add_file(p)
-    if path is not None:
+    if path is not None and os.fspath(path) not in read:
+        read = (*read, os.fspath(path))
         for data, source in leading_secrets(path):
             if keys is None:
                 keys = KeyLog()
             keys.add_bytes(data, source)
-    if keys is options.key_index:
+    if keys is options.key_index and read is options.secrets_read:
         return options
-    return replace(options, key_index=keys)
+    return replace(options, key_index=keys, secrets_read=read)
 
 
 MAX_HELD = 10_000  # finished sessions waiting for an earlier, still-open one
