@@ -329,3 +329,40 @@ def test_garbled_secrets_block_warns_with_its_place(keyed, tmp_path):
         name = keyed.port[int(s["client"].rsplit(":", 1)[1])]
         assert s["decryption"]["keys_found"] == (name != owner), name
         assert s["decryption"]["error"] is None, name
+
+
+def test_decrypted_messages_point_at_their_ciphertext_records(keyed, with_keys, without_keys):
+    name = "keys_tls13_chacha_cert"
+    port = next(p for p, n in keyed.port.items() if n == name)
+    (s,) = [s for s in iter_sessions(keyed.pcap, ScanOptions(keylog=(str(keyed.keys),)),
+                                     keep_streams=True) if s.client.endswith(f":{port}")]
+    t, data = s.tls, s.c2s.data
+    for at in (t.client_certificate_at, t.certificate_verify_at, t.client_finished_at):
+        assert data[at.offset:at.offset + 3] == b"\x17\x03\x03"  # an encrypted record's header
+        length = data[at.offset + 3] << 8 | data[at.offset + 4]
+        assert at.frame == s.c2s.frame_at(at.offset + 4 + length)  # the frame completing it
+    for at in (t.server_certs_at, t.cert_request_at):
+        assert s.s2c.data[at.offset] == 0x17
+    # what was plaintext on the wire keeps its place
+    assert with_keys[name]["tls"]["client_hello"]["offset"] == without_keys[name]["tls"][
+        "client_hello"]["offset"]
+    assert with_keys[name]["tls"]["stops"] == without_keys[name]["tls"]["stops"]
+
+
+def test_record_listing_stops_at_a_gap_a_cut_record_or_non_tls():
+    from fastcap.proto.decrypted import PlainStream
+    from fastcap.proto.tls.recordlist import list_records
+
+    rec = b"\x17\x03\x03\x00\x04abcd"
+    data = b"xx" + rec + rec + rec[:6]
+    records, end = list_records(data, [], 2)
+    assert [(r.offset, r.content_type, r.body) for r in records] == [(2, 23, b"abcd"),
+                                                                    (11, 23, b"abcd")]
+    assert end == 20  # the cut record is not listed
+    assert list_records(data, [(12, 3)], 2) == ((records[0],), 11)
+    assert list_records(b"HELO x\r\n" + rec, [], 0) == ((), 0)
+    frames = {i: 100 + i for i in range(len(data))}
+    ps = PlainStream(b"HDRpppp" + rec, [(0, 2, 0, 11), (7, 11, 9, 20)], frames.get)
+    assert [ps.wire_offset(i) for i in (0, 6, 7, 10)] == [2, 2, 11, 14]
+    assert [ps.frame_at(i) for i in (0, 6, 7, 10)] == [110, 110, 111, 114]
+    assert ps.frame_at(len(ps.data)) is None and ps.contiguous_end(0) == len(ps.data)
