@@ -20,6 +20,7 @@ from cryptography.hazmat.primitives import hmac
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.ciphers.aead import AESCCM, AESGCM, ChaCha20Poly1305
 
+from ...pickling import compact
 from .keylog import SessionSecrets
 from .keyschedule import Suite, hash_of, key_block, next_traffic_secret, suite, traffic_key_iv
 
@@ -27,6 +28,7 @@ CCS, ALERT, HANDSHAKE, APPLICATION_DATA = 20, 21, 22, 23
 FINISHED, KEY_UPDATE = 20, 24
 
 
+@compact  # may travel back from worker processes inside a session
 @dataclass(frozen=True, slots=True)
 class CipherRecord:
     """One record as on the wire."""
@@ -37,6 +39,7 @@ class CipherRecord:
     offset: int  # stream offset of its 5-byte header
 
 
+@compact  # may travel back from worker processes inside a session
 @dataclass(frozen=True, slots=True)
 class PlainRecord:
     """One decrypted record; TLS 1.3 records carry their inner type, padding stripped."""
@@ -46,6 +49,7 @@ class PlainRecord:
     offset: int  # stream offset of the ciphertext record it came from
 
 
+@compact  # may travel back from worker processes inside a session
 @dataclass(frozen=True, slots=True)
 class Decrypted:
     """One direction's plaintext. Records sent in the clear (hellos, CCS) are not included."""
@@ -155,8 +159,10 @@ def _open12_cbc(s: Suite, kb, encrypt_then_mac: bool, explicit_iv: bool) -> Open
                 raise _Fail("record length does not fit CBC with encrypt-then-MAC")
             chained[0] = ct[-16:]
             return rec.content_type, unpad(decrypt(iv, ct))
-        if len(body) % 16 or len(body) < (32 if explicit_iv else 16):
+        if len(body) % 16:
             raise _Fail("record length is not a whole number of CBC blocks")
+        if len(body) < (32 if explicit_iv else 16):
+            raise _Fail("record too short for an IV and a CBC block")
         iv, ct = (body[:16], body[16:]) if explicit_iv else (chained[0], body)
         chained[0] = ct[-16:]
         plain = unpad(decrypt(iv, ct))
@@ -248,7 +254,7 @@ def _tls13(records: Sequence[CipherRecord], s: Suite, secrets: SessionSecrets,
             return None
         if ctype != HANDSHAKE:
             continue
-        for mtype, body in messages.feed(data):
+        for mtype, _body in messages.feed(data):
             try:
                 if mtype == FINISHED and traffic is None:
                     traffic = _need(secrets, f"{field}_traffic0", f"{side}_TRAFFIC_SECRET_0")

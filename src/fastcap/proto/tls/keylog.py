@@ -1,11 +1,12 @@
 """NSS key log files (``SSLKEYLOGFILE``) indexed by client random, with bounded memory.
 
 A busy server's key log can be gigabytes, and a capture matches only a few of its sessions. So
-nothing but an index is kept: per source, the first 8 bytes of each line's client random and
-the line's offset, sorted (12 to 16 bytes a line). ``lookup`` binary-searches that index, then
-reads and checks the few matching lines from the file (memory-mapped) or the kept bytes of a
-pcapng Decryption Secrets Block. Parsing is vectorised over chunks of the file, so indexing a
-1 GB file costs seconds, not minutes.
+nothing but an index is kept: per source, the first 8 bytes of each line's client random, the
+line's offset and its number, sorted (16 bytes a line; 24 past 4 GiB). ``lookup``
+binary-searches that index, then reads and checks the few matching lines from the file
+(memory-mapped) or the kept bytes of a pcapng Decryption Secrets Block. Parsing is vectorised
+over chunks of the file, so indexing a 1 GB file takes a few seconds and about its index's
+size in memory.
 
 Lines are ``LABEL <64 hex client random> <hex secret>``. The labels fastcap uses are
 ``CLIENT_RANDOM`` (TLS 1.2 master secret) and the four TLS 1.3 traffic secrets; other labels
@@ -24,11 +25,13 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from fastcap.errors import FastcapError
+from ...errors import FastcapError
+from ...pickling import compact
 
 MAX_WARNINGS = 100  # warnings kept; the rest are counted in ``KeyLog.warnings_dropped``
 CHUNK = 4 << 20  # bytes parsed at a time: bounds the temporary arrays of the vectorised parse
 MAX_LINE = 1 << 16  # no key log line is longer; a longer one is skipped, not buffered
+MIN_LINE = 143  # the shortest valid line: a 13-letter label, 64 + 64 hex digits, two spaces
 
 # label -> (SessionSecrets field, allowed secret lengths in bytes)
 LABELS: dict[bytes, tuple[str, tuple[int, ...]]] = {
@@ -45,7 +48,7 @@ for _i, _c in enumerate(b"0123456789abcdef"):
 for _i, _c in enumerate(b"ABCDEF"):
     _HEXVAL[_c] = 10 + _i
 _NOT_HEX = _HEXVAL == 255
-_SHIFTS = np.arange(60, -4, -4, dtype=np.uint64)  # 16 nibbles -> one big-endian uint64
+_SHIFTS = np.arange(60, -4, -4).astype(np.uint64)  # 16 nibbles -> one big-endian uint64
 # (label bytes as uint8 array, full line lengths allowed) per known label
 _SHAPES = [
     (np.frombuffer(lab, dtype=np.uint8), tuple(len(lab) + 66 + 2 * n for n in lens))
@@ -53,6 +56,7 @@ _SHAPES = [
 ]
 
 
+@compact  # may travel back from worker processes inside a session
 @dataclass(frozen=True, slots=True)
 class SessionSecrets:
     """What the key logs know about one session, found by its ClientHello random."""
@@ -175,9 +179,14 @@ class KeyLog:
 
     def _index(self, read, size: int, name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         off_type = np.uint32 if size < 1 << 32 else np.uint64
-        pre_parts: list[np.ndarray] = []
-        off_parts: list[np.ndarray] = []
-        line_parts: list[np.ndarray] = []
+        # Filled in place: arrays appended chunk by chunk fragment the heap (RSS grew to half
+        # the file's size). No valid line is shorter than MIN_LINE, so this bounds the count;
+        # the untouched tail of np.empty costs no memory.
+        room = size // MIN_LINE + 1
+        prefixes = np.empty(room, np.uint64)
+        offsets = np.empty(room, off_type)
+        lines = np.empty(room, off_type)
+        filled = 0
         base = 0  # stream offset of ``pending``
         line_no = 1  # line number of the first line in ``pending``
         pending = b""
@@ -202,71 +211,75 @@ class KeyLog:
                 else:
                     pending = buf
                 continue
-            p, o, n, count = self._parse_chunk(buf[:cut], base, line_no, name, eof)
-            pre_parts.append(p)
-            off_parts.append(o.astype(off_type))
-            line_parts.append(n.astype(off_type))
+            p, o, n, count = self._parse_chunk(buf, cut, base, line_no, name, eof)
+            if filled + len(p) > len(prefixes):  # cannot happen (MIN_LINE); stay correct
+                grow = filled + len(p) + room
+                prefixes, offsets, lines = (np.resize(x, grow) for x in (prefixes, offsets, lines))
+            prefixes[filled:filled + len(p)] = p
+            offsets[filled:filled + len(p)] = o
+            lines[filled:filled + len(p)] = n
+            filled += len(p)
             base += cut
             line_no += count
             pending = buf[cut:]
             if eof:
                 break
-        prefixes = np.concatenate(pre_parts) if pre_parts else np.zeros(0, np.uint64)
-        offsets = np.concatenate(off_parts) if off_parts else np.zeros(0, off_type)
-        lines = np.concatenate(line_parts) if line_parts else np.zeros(0, off_type)
-        order = np.argsort(prefixes, kind="stable")  # stable: equal prefixes stay in line order
-        return prefixes[order], offsets[order], lines[order]
+        order = np.argsort(prefixes[:filled], kind="stable")  # equal prefixes keep line order
+        prefixes = prefixes[order]
+        offsets = offsets[order]
+        lines = lines[order]
+        return prefixes, offsets, lines
 
-    def _parse_chunk(self, buf: bytes, base: int, first_line: int, name: str, eof: bool):
-        """Index the whole lines of ``buf``; the fast path checks the exact shape of a known
-        label's line with array operations, the rest go through :func:`_parse_line`."""
-        a = np.frombuffer(buf, dtype=np.uint8)
+    def _parse_chunk(self, buf: bytes, cut: int, base: int, first_line: int, name: str,
+                     eof: bool):
+        """Index the whole lines in ``buf[:cut]``. The fast path takes the lines that have the
+        exact shape of a known label's line (label, space, 64 hex, space, hex of the right
+        length) with array operations on same-length rows; the rest (comments, other labels,
+        garbled lines) go through :func:`_parse_line` one by one."""
+        a = np.frombuffer(buf, dtype=np.uint8, count=cut)
         nl = np.flatnonzero(a == 10)
-        ends = nl if (len(buf) and buf[-1:] == b"\n") else np.append(nl, len(a))
+        ends = nl if buf[cut - 1:cut] == b"\n" else np.append(nl, cut)
         starts = np.concatenate(([0], nl + 1))[: len(ends)]
         count = len(ends)
         if count == 0:
-            return (np.zeros(0, np.uint64), np.zeros(0, np.int64), np.zeros(0, np.int64), 0)
+            return np.zeros(0, np.uint64), np.zeros(0, np.int64), np.zeros(0, np.int64), 0
         ends = ends - ((ends > starts) & (a[np.maximum(ends - 1, 0)] == 13))  # CRLF
         length = ends - starts
         ok = np.zeros(count, dtype=bool)
-        label_end = np.zeros(count, dtype=np.int64)
-        padded = np.concatenate((a, np.zeros(40, np.uint8)))  # gathers may look past the end
+        pre_parts, idx_parts = [], []
         for lab, lengths in _SHAPES:
-            cand = np.flatnonzero(np.isin(length, lengths))
-            if not len(cand):
-                continue
-            pos = starts[cand, None] + np.arange(len(lab) + 1)
-            match = np.all(padded[pos] == np.append(lab, 32), axis=1)
-            ok[cand[match]] = True
-            label_end[cand[match]] = starts[cand[match]] + len(lab)
-        # The rest of a fast line: 64 hex, one space, hex to the end.
-        bad = np.concatenate(([0], np.cumsum(_NOT_HEX[a], dtype=np.int64)))
-        idx = np.flatnonzero(ok)
-        cr0 = label_end[idx] + 1
-        non_hex = bad[ends[idx]] - bad[cr0]
-        shape_ok = (non_hex == 1) & (a[np.minimum(cr0 + 64, len(a) - 1)] == 32)
-        ok[idx[~shape_ok]] = False
-        idx = idx[shape_ok]
-        cr0 = cr0[shape_ok]
-        nibbles = _HEXVAL[a[cr0[:, None] + np.arange(16)]].astype(np.uint64)
-        prefixes = np.bitwise_or.reduce(nibbles << _SHIFTS, axis=1)
-        offsets = starts[idx] + base
-        lines = idx + first_line
-        # Slow path: comments, blank lines, other labels, garbled lines.
+            head = np.append(lab, 32).astype(np.uint8)
+            for size in lengths:
+                cand = np.flatnonzero(length == size)
+                if not len(cand) or size > cut:
+                    continue
+                rows = np.lib.stride_tricks.sliding_window_view(a, size)[starts[cand]]
+                body = rows[:, len(head):]
+                good = np.all(rows[:, :len(head)] == head, axis=1)
+                good &= body[:, 64] == 32
+                hexes = ~_NOT_HEX[body]
+                hexes[:, 64] = True
+                good &= np.all(hexes, axis=1)
+                nibbles = _HEXVAL[body[good, :16]].astype(np.uint64)
+                pre_parts.append(np.bitwise_or.reduce(nibbles << _SHIFTS, axis=1))
+                idx_parts.append(cand[good])
+                ok[cand[good]] = True
+        # Slow path: comments, blank lines, other labels, garbled or odd-spaced lines.
+        extra_pre: list[int] = []
+        extra_idx: list[int] = []
         for i in np.flatnonzero(~ok).tolist():
-            s, e = int(starts[i]), int(ends[i])
-            got = _parse_line(buf[s:e])
+            got = _parse_line(buf[int(starts[i]):int(ends[i])])
             if isinstance(got, str):
-                truncated = eof and i == count - 1 and buf[-1:] != b"\n"
+                truncated = eof and i == count - 1 and buf[cut - 1:cut] != b"\n"
                 self._warn(f"{name} line {first_line + i}: {got}"
                            + (" (file ends inside this line)" if truncated else ""))
-            elif got is not None:  # a valid line the fast path did not take (spaces, case)
-                _, cr, _ = got
-                prefixes = np.append(prefixes, np.uint64(int.from_bytes(cr[:8], "big")))
-                offsets = np.append(offsets, s + base)
-                lines = np.append(lines, first_line + i)
-        return prefixes, offsets, lines, count
+            elif got is not None:
+                extra_pre.append(int.from_bytes(got[1][:8], "big"))
+                extra_idx.append(i)
+        pre_parts.append(np.array(extra_pre, dtype=np.uint64))
+        idx_parts.append(np.array(extra_idx, dtype=np.int64))
+        idx = np.concatenate(idx_parts)
+        return np.concatenate(pre_parts), starts[idx] + base, idx + first_line, count
 
     # ---- querying ----
 
@@ -298,8 +311,10 @@ class KeyLog:
         if self._count is None:
             if not self._sources:
                 self._count = 0
-            else:
-                self._count = len(np.unique(np.concatenate([s.prefixes for s in self._sources])))
+            else:  # sorted prefixes: count the steps (np.unique would take 5x the memory)
+                joined = (self._sources[0].prefixes if len(self._sources) == 1
+                          else np.sort(np.concatenate([s.prefixes for s in self._sources])))
+                self._count = int(np.count_nonzero(joined[1:] != joined[:-1])) + 1
         return self._count
 
     def index_bytes(self) -> int:
