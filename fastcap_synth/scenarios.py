@@ -164,6 +164,9 @@ def _keyed_catalogue() -> dict[str, KeyedSpec]:
     out["keys_tls12_cbc384_mte_cert"] = KeyedSpec(
         "1.2", "ECDHE-ECDSA-AES256-SHA384", True, etm=False
     )
+    out["keys_tls12_relay_denied"] = KeyedSpec(
+        "1.2", "ECDHE-ECDSA-AES128-GCM-SHA256", False, relay_denied=True
+    )
     out["keys_tls13_relay_denied"] = KeyedSpec(
         "1.3", "TLS_AES_128_GCM_SHA256", False, relay_denied=True
     )
@@ -172,15 +175,21 @@ def _keyed_catalogue() -> dict[str, KeyedSpec]:
 
 KEYED_SCENARIOS: dict[str, KeyedSpec] = _keyed_catalogue()
 KEYED_SCENARIO_NAMES = tuple(KEYED_SCENARIOS)
-_KEYED_START_NS = 1_705_312_000_000_000_000
+
+
+def _keyed_start_ns(pki: Pki) -> int:
+    """An hour into the certificates' validity, so the capture's dates judge them valid."""
+    start = max(pki.server.cert.not_valid_before_utc, pki.client.cert.not_valid_before_utc)
+    return (int(start.timestamp()) + 3600) * 1_000_000_000
 
 
 def keyed_scenario(name: str, pki: Pki, index: int = 0, **overrides: object) -> SmtpScenario:
     """A keyed catalogue entry as an ``SmtpScenario`` with ``keylog=True``.
 
     ``index`` spreads sessions of one capture apart: client port 50000 + index, ISNs, and a
-    start 10 s after the previous one. A TLS 1.3 entry only gets its suite when conversed by
-    :func:`keyed_conversations` (OpenSSL configuration of a child process).
+    start 10 s after the previous one (the first an hour after the certificates' not-before).
+    A TLS 1.3 entry only gets its suite when conversed by :func:`keyed_conversations`
+    (OpenSSL configuration of a child process).
     """
     spec = KEYED_SCENARIOS.get(name)
     if spec is None:
@@ -209,7 +218,7 @@ def keyed_scenario(name: str, pki: Pki, index: int = 0, **overrides: object) -> 
         "client_port": 50000 + index,
         "client_isn": 1_000_000_000 + index * 7_919_000,
         "server_isn": 3_000_000_000 + index * 104_729_000,
-        "start_ns": _KEYED_START_NS + index * 10_000_000_000,
+        "start_ns": _keyed_start_ns(pki) + index * 10_000_000_000,
         **overrides,
     }
     return SmtpScenario(**fields)  # type: ignore[arg-type]
@@ -292,6 +301,7 @@ class KeyedCaptures:
     pcap: Path
     pcapng: Path  # the same frames, with ``keylog``'s bytes in a Decryption Secrets Block
     keylog: Path
+    ca_file: Path  # the PKI's root (PEM), for ``fastcap scan --ca-file``
     sessions: tuple[KeyedSession, ...]
 
 
@@ -303,7 +313,8 @@ def write_keyed_captures(
     stem: str = "keyed",
 ) -> KeyedCaptures:
     """Write ``names`` as one capture: ``stem.pcap`` + ``stem.keys`` (NSS key log), and
-    ``stem.pcapng`` with the key log in a DSB as ``editcap --inject-secrets`` writes it."""
+    ``stem.pcapng`` with the key log in a DSB as ``editcap --inject-secrets`` writes it; the
+    PKI's root goes to ``stem-root.pem`` so the certificates judge as trusted."""
     pki = pki or make_pki()
     d = Path(directory)
     records = []
@@ -326,9 +337,14 @@ def write_keyed_captures(
         )
     keys = keylog_bytes(lines)
     out = KeyedCaptures(
-        d / f"{stem}.pcap", d / f"{stem}.pcapng", d / f"{stem}.keys", tuple(sessions)
+        d / f"{stem}.pcap",
+        d / f"{stem}.pcapng",
+        d / f"{stem}.keys",
+        d / f"{stem}-root.pem",
+        tuple(sessions),
     )
     out.keylog.write_bytes(keys)
+    out.ca_file.write_bytes(pki.root.pem)
     write_pcap(out.pcap, records)
     write_pcapng(out.pcapng, records, tls_keylog=keys)
     return out

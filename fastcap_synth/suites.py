@@ -197,12 +197,13 @@ def _handshake_job(
     client: PortableIssued | None,
     client_ca: PortableIssued,
     etm: bool,
+    client_auth: str = "optional",
 ) -> SuiteHandshake:
     srv = issued_from_portable(server)
     cli = issued_from_portable(client) if client is not None else None
     sctx = server_context(
         srv,
-        client_auth="optional",
+        client_auth=client_auth,
         client_cas=[issued_from_portable(client_ca)],
         min_version=version,
         max_version=version,
@@ -219,7 +220,7 @@ def _handshake_job(
                 sess.send(from_client, data)
             sess.close(True)
     assert sess.outcome is not None
-    if sess.outcome.cipher != suite:
+    if sess.outcome.cipher not in (suite, None):  # None: the handshake failed before a suite
         raise RuntimeError(f"asked for {suite}, OpenSSL negotiated {sess.outcome.cipher}")
     random = client_random(sess.flights) or b""
     return SuiteHandshake(
@@ -240,11 +241,15 @@ def suite_handshake(
     server: Issued | None = None,
     client: Issued | None = None,
     client_ca: Issued | None = None,
+    client_auth: str = "optional",
 ) -> SuiteHandshake:
     """A real OpenSSL handshake in ``suite`` (a TLS 1.3 name from :data:`TLS13_SUITES` or a TLS
-    1.2 one from :data:`TLS12_SUITES`), the server asking for a client certificate.
+    1.2 one from :data:`TLS12_SUITES`), then a line of application data each way.
 
-    ``client_cert=False`` makes the client answer with an empty Certificate. Without
+    ``client_auth`` is the server's request: "optional" (default: CertificateRequest, an empty
+    answer accepted), "required" (a certificate not issued by ``client_ca`` is refused with an
+    alert) or "none". ``client_cert=False`` makes the client send none (an empty Certificate
+    when asked). ``client`` may carry a chain (``Issued.chain``); it is sent whole. Without
     certificates given, a fresh EC PKI is made (a few milliseconds). TLS 1.3 runs in a child
     process (see the module docstring), TLS 1.2 in this one.
     """
@@ -260,6 +265,7 @@ def suite_handshake(
         issued_to_portable(client) if client_cert and client is not None else None,
         issued_to_portable(client_ca),
         etm,
+        client_auth,
     )
     if suite in TLS13_SUITES:
         return in_tls13_suite(suite, _handshake_job, *args)
