@@ -17,7 +17,7 @@ from .test_tls import handshake, record
 PKG = "fastcap.proto.tls"
 # Each module may import only those before it.
 LAYERS = ["const", "ja", "dn", "messages", "events", "records", "facts", "fold", "outcome",
-          "handshake"]
+          "handshake", "keylog", "keyschedule", "decrypt", "recordlist"]
 # Every public name of the former single module fastcap/proto/tls.py.
 OLD_NAMES = (
     "Alert", "AlertInfo", "Anomaly", "Certificate", "CertificateRequest", "ChangeCipherSpec",
