@@ -158,6 +158,10 @@ def test_relay_denied_inside_tls_names_its_frame(with_keys, without_keys):
     assert "inside TLS" in v["message"] and f"frame {reply['frame']}" in v["message"]
     rcpt = next(c for c in s["smtp_tls"]["commands"] if c["verb"] == "RCPT")
     assert s["first_frame"] <= rcpt["frame"] < reply["frame"] <= s["last_frame"]
+    # the same scenario over TLS 1.2: the same verdicts with keys, all but the 550 without
+    assert _codes(s) == _codes(with_keys["keys_tls12_relay_denied"])
+    assert [c for c in _codes(s) if c != "relay_denied"] == _codes(
+        without_keys["keys_tls12_relay_denied"])
 
 
 def test_key_file_environment_and_secrets_block_give_the_same_result(keyed):
@@ -366,3 +370,51 @@ def test_record_listing_stops_at_a_gap_a_cut_record_or_non_tls():
     assert [ps.wire_offset(i) for i in (0, 6, 7, 10)] == [2, 2, 11, 14]
     assert [ps.frame_at(i) for i in (0, 6, 7, 10)] == [110, 110, 111, 114]
     assert ps.frame_at(len(ps.data)) is None and ps.contiguous_end(0) == len(ps.data)
+
+
+@pytest.mark.skipif(shutil.which("tshark") is None, reason="tshark is not installed")
+def test_decrypted_bytes_and_certificates_match_tshark(keyed):
+    from .tlskeys import tshark_view
+
+    theirs = {st.client[1]: st for st in tshark_view(keyed.pcap, keyed.keys).values()
+              if st.client is not None}
+    options = ScanOptions(keylog=(str(keyed.keys),))
+    seen = 0
+    for s in iter_sessions(keyed.pcap, options, keep_streams=True):
+        st = theirs[int(s.client.rsplit(":", 1)[1])]
+        name = keyed.port[int(s.client.rsplit(":", 1)[1])]
+        assert st.client_data and st.server_data, name
+        assert s.tls_c2s.data == st.client_data, name
+        assert s.tls_s2c.data == st.server_data, name
+        assert (s.tls.client_certificate or []) == st.client_certs, name
+        assert s.tls.server_certs == st.server_certs, name
+        verbs = [c.verb for c in s.smtp_tls.commands]
+        assert [v[:4] for v in verbs] == [c.upper()[:4] for c in st.smtp_commands], name
+        assert [r.code for r in s.smtp_tls.replies] == st.smtp_replies, name
+        seen += 1
+    assert seen == len(NAMES)
+
+
+@pytest.mark.skipif(shutil.which("tshark") is None, reason="tshark is not installed")
+def test_corpus_capture_with_keys_decrypts_as_tshark_does():
+    from .tlskeys import tshark_view
+
+    corpus = REPO / "tests" / "data" / "corpus"
+    pcap, keys = corpus / "zeek__tls12-decryption.pcap", corpus / "keys" / (
+        "zeek__tls12-decryption.keylog")
+    if not pcap.exists() or not keys.exists():
+        pytest.skip("corpus capture with keys not present")
+    theirs = [st for st in tshark_view(pcap, keys, smtp_ports=()).values() if st.client_data]
+    assert theirs
+    ports = {st.client[1] for st in theirs if st.client}
+    options = ScanOptions(keylog=(str(keys),), ports=frozenset({443}),
+                          decrypt_limit=1 << 20, stream_cap=1 << 24)
+    got = {int(s.client.rsplit(":", 1)[1]): s
+           for s in iter_sessions(pcap, options, keep_streams=True)}
+    for st in theirs:
+        s = got[st.client[1]]
+        assert s.decryption is not None and s.decryption.keys_found
+        assert s.tls_c2s.data == st.client_data[:len(s.tls_c2s.data)]
+        assert s.tls_s2c.data == st.server_data[:len(s.tls_s2c.data)]
+        assert s.tls_c2s.data and s.tls_s2c.data
+    assert ports <= set(got)
