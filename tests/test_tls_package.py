@@ -17,7 +17,7 @@ from .test_tls import handshake, record
 PKG = "fastcap.proto.tls"
 # Each module may import only those before it.
 LAYERS = ["const", "ja", "dn", "messages", "events", "records", "facts", "fold", "outcome",
-          "handshake", "keylog", "keyschedule", "decrypt", "recordlist"]
+          "handshake"]
 # Every public name of the former single module fastcap/proto/tls.py.
 OLD_NAMES = (
     "Alert", "AlertInfo", "Anomaly", "Certificate", "CertificateRequest", "ChangeCipherSpec",
@@ -30,6 +30,8 @@ OLD_NAMES = (
     "parse_flights", "parse_handshake", "parse_new_session_ticket", "parse_server_hello",
     "parse_sslv2_client_hello",
 )
+
+LAYERS += ["keylog", "keyschedule", "decrypt", "recordlist"]  # decryption with key logs
 
 
 def _tls_edges() -> dict[str, set[str]]:

@@ -241,15 +241,15 @@ _HINTS: Final = MappingProxyType(
             "capture with keys (SSLKEYLOGFILE or a pcapng with decryption secrets), or force TLS "
             "1.2 on the sending side for the diagnosis"
         ),
-        "decryption_failed": (
-            "check that the key log comes from this capture's sessions (the client's or the "
-            "server's SSLKEYLOGFILE of the same run) and is complete: one wrong or missing line "
-            "is enough"
-        ),
         "relay_denied": (
             "Exchange Online could not attribute the connection to your tenant: the on-premises "
             "inbound connector must match this sender by public IP (SenderIPAddresses) or by "
             "certificate (TlsSenderCertificateName matching the certificate's subject/SAN)"
+        ),
+        "decryption_failed": (
+            "check that the key log comes from this capture's sessions (the client's or the "
+            "server's SSLKEYLOGFILE of the same run) and is complete: one wrong or missing line "
+            "is enough"
         ),
         "plaintext_only": (
             "enable opportunistic or mandatory TLS on the sender (Exchange: RequireTLS on the send "
