@@ -33,6 +33,8 @@ OLD_NAMES = (
     "parse_sslv2_client_hello",
 )
 
+LAYERS += ["keylog", "keyschedule", "decrypt", "recordlist"]  # decryption with key logs
+
 
 def _tls_edges() -> dict[str, set[str]]:
     edges = import_graph(package_sources())

@@ -389,6 +389,8 @@ NOT_COVERED = {
     "tls_session_resumed": "needs an earlier connection to resume; tests/test_resumption.py",
     "capture_started_mid_session": "needs a capture cut at its start: tests/test_midsession.py",
     "client_cert_not_captured": "needs a capture cut at its start: tests/test_midsession.py",
+    "decryption_failed": "needs a key log: tests/test_decrypt_scan.py",
+    "no_key_for_session": "needs a key log: tests/test_decrypt_scan.py",
 }
 
 

@@ -19,6 +19,7 @@ from .options import (
     BACKEND_CHOICES,
     DEFAULT_BACKEND,
     DEFAULT_CAP,
+    DEFAULT_DECRYPT_LIMIT,
     DEFAULT_IMPLICIT_TLS_PORTS,
     DEFAULT_PORTS,
     DEFAULT_TRUST,
@@ -107,6 +108,7 @@ def _parser() -> argparse.ArgumentParser:
                     help="bytes kept per direction of a connection (default 256K; e.g. 2M "
                     "for certificate chains larger than that)")
     sc.add_argument("--backend", choices=BACKEND_CHOICES, default=DEFAULT_BACKEND)
+    _key_arguments(sc)
     sc.add_argument("-j", "--jobs", type=_jobs, default=os.cpu_count() or 1, metavar="N",
                     help="worker processes (default: the number of CPUs): files are split into "
                     "byte ranges read at once, with the same results as -j 1")
@@ -124,7 +126,48 @@ def _parser() -> argparse.ArgumentParser:
     fo.add_argument("--stream-cap", type=_size, default=DEFAULT_CAP, metavar="BYTES",
                     help="bytes kept per direction of a connection (default 256K)")
     fo.add_argument("--backend", choices=BACKEND_CHOICES, default=DEFAULT_BACKEND)
+    _key_arguments(fo)
     return p
+
+
+def _key_arguments(sub: argparse.ArgumentParser) -> None:
+    sub.add_argument("--keylog", action="append", metavar="FILE",
+                     help="NSS key log (as SSLKEYLOGFILE writes it) to decrypt TLS with; "
+                          "repeatable; default: $SSLKEYLOGFILE")
+    sub.add_argument("--decrypt-limit", type=_kib, default=DEFAULT_DECRYPT_LIMIT, metavar="KIB",
+                     help="KiB of application data decrypted per direction (default "
+                          f"{DEFAULT_DECRYPT_LIMIT >> 10})")
+
+
+def _kib(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of KiB: {text!r}") from None
+    if not 0 <= n <= 1 << 20:
+        raise argparse.ArgumentTypeError(f"{n} KiB is outside 0..{1 << 20}")
+    return n << 10
+
+
+def _keylog(args) -> tuple[str, ...]:
+    """--keylog as given, else $SSLKEYLOGFILE (when set and not empty), else none."""
+    if args.keylog:
+        return tuple(args.keylog)
+    env = os.environ.get("SSLKEYLOGFILE")
+    return (env,) if env else ()
+
+
+def _with_keys(options: ScanOptions, files: Sequence[str] = ()) -> ScanOptions:
+    """The key log read once, with the secrets blocks of `files`; its warnings (file and
+    line) reported on stderr."""
+    from .session import with_keys
+
+    keyed = with_keys(options)
+    for f in files:
+        keyed = with_keys(keyed, f)
+    for w in getattr(keyed.key_index, "warnings", ()):
+        print(f"fastcap: warning: {w}", file=sys.stderr)
+    return keyed
 
 
 class _Progress:
@@ -154,7 +197,8 @@ def _scan_options(args) -> ScanOptions:
     """The one ScanOptions of `fastcap scan`: what every file is read and judged with."""
     return ScanOptions(ports=args.ports, implicit_tls_ports=args.implicit_tls_ports,
                        expect_name=args.expect_name, trust=args.trust, ca_file=args.ca_file,
-                       backend=args.backend, stream_cap=args.stream_cap, jobs=args.jobs)
+                       backend=args.backend, stream_cap=args.stream_cap, jobs=args.jobs,
+                       keylog=_keylog(args), decrypt_limit=args.decrypt_limit)
 
 
 def _scan_streams(args, files: list[str], options: ScanOptions, analyzer):
@@ -224,6 +268,9 @@ def _cmd_scan(args) -> int:
     code = EXIT_OK
     results, errors, summaries = [], [], []
     files, notes, bad_args = expand_inputs(args.files)
+    options = _with_keys(options, files)
+    if getattr(options.key_index, "warnings", None):
+        code = EXIT_PROBLEMS
     for w in notes:
         print(f"fastcap: warning: {w}", file=sys.stderr)
     for e in bad_args:
@@ -288,8 +335,10 @@ def _cmd_follow(args) -> int:
 
     seen = 0
     meta: list = []
-    options = ScanOptions(ports=args.ports, implicit_tls_ports=args.implicit_tls_ports,
-                          backend=args.backend, stream_cap=args.stream_cap)
+    options = _with_keys(ScanOptions(
+        ports=args.ports, implicit_tls_ports=args.implicit_tls_ports, backend=args.backend,
+        stream_cap=args.stream_cap, keylog=_keylog(args), decrypt_limit=args.decrypt_limit),
+        [args.file])
     for s in iter_sessions(args.file, options, keep_streams=lambda n: n == args.session,
                            capture_out=meta):
         seen = max(seen, s.number)

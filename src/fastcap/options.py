@@ -9,7 +9,7 @@ import datetime as dt
 import operator
 import os
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 
 DEFAULT_PORTS = frozenset({25})  # SMTP relay
 DEFAULT_IMPLICIT_TLS_PORTS = frozenset({465})  # SMTPS: TLS from the first byte
@@ -20,6 +20,7 @@ DEFAULT_TRUST = "mozilla"
 TRUST_STORES = ("mozilla", "system")
 DEFAULT_BACKEND = "auto"
 BACKEND_CHOICES = ("auto", "native", "python")
+DEFAULT_DECRYPT_LIMIT = 64 * 1024  # application-data bytes decrypted per direction
 
 
 def _ports(value: Iterable[int], name: str) -> frozenset[int]:
@@ -45,6 +46,20 @@ def _count(value: object, name: str) -> int:
     return value
 
 
+def _paths(value: object, name: str) -> tuple[str, ...]:
+    if isinstance(value, str | os.PathLike):
+        return (os.fspath(value),)
+    if isinstance(value, bytes) or not isinstance(value, Iterable):
+        raise TypeError(f"{name} must be a path or a collection of paths, not "
+                        f"{type(value).__name__}")
+    out = []
+    for p in value:
+        if not isinstance(p, str | os.PathLike):
+            raise TypeError(f"{name}: a path is a str or os.PathLike, not {type(p).__name__}")
+        out.append(os.fspath(p))
+    return tuple(out)
+
+
 def _read_ca(ca_file: str | os.PathLike) -> bytes:
     """The bundle's bytes: workers get them, so their machines need not see the file."""
     try:
@@ -65,7 +80,10 @@ class ScanOptions:
     `backend` the reader (auto, native, python); `stream_cap` the bytes kept per direction;
     `jobs`/`parts` how many worker processes and byte ranges; `piece` the bytes read at a
     time from a stream; `today` the instant every worker judges validity at (now, unless
-    given)."""
+    given); `keylog` the NSS key log files to decrypt TLS with, `decrypt_limit` the bytes of
+    application data decrypted per direction, and `key_index` the key log built from them
+    once per scan (`fastcap.session.with_keys`), with the secrets blocks of the captures in
+    `secrets_read`; it travels to the workers with the rest."""
 
     ports: frozenset[int] = DEFAULT_PORTS
     implicit_tls_ports: frozenset[int] = DEFAULT_IMPLICIT_TLS_PORTS
@@ -79,6 +97,10 @@ class ScanOptions:
     parts: int | None = None
     piece: int = PIECE
     today: dt.datetime | None = None
+    keylog: tuple[str, ...] = ()
+    decrypt_limit: int = DEFAULT_DECRYPT_LIMIT
+    key_index: object | None = field(default=None, compare=False, repr=False)
+    secrets_read: tuple[str, ...] = field(default=(), compare=False, repr=False)
 
     def __post_init__(self) -> None:
         put = object.__setattr__
@@ -99,6 +121,12 @@ class ScanOptions:
         if self.parts is not None:
             _count(self.parts, "parts")
         _count(self.piece, "piece")
+        put(self, "keylog", _paths(self.keylog, "keylog"))
+        if isinstance(self.decrypt_limit, bool) or not isinstance(self.decrypt_limit, int):
+            raise TypeError(f"decrypt_limit must be an int, not "
+                            f"{type(self.decrypt_limit).__name__}")
+        if not 0 <= self.decrypt_limit <= MAX_CAP:
+            raise ValueError(f"decrypt_limit must be within 0..{MAX_CAP}")
         if self.ca_file is not None:
             put(self, "ca_file", os.fspath(self.ca_file))
             if self.ca_data is None:

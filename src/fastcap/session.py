@@ -11,19 +11,22 @@ import heapq
 import os
 import socket
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 
 from .options import DEFAULT_CAP as DEFAULT_CAP
+from .options import DEFAULT_DECRYPT_LIMIT, ScanOptions, resolve
 from .options import DEFAULT_IMPLICIT_TLS_PORTS as DEFAULT_IMPLICIT_TLS_PORTS
 from .options import DEFAULT_PORTS as DEFAULT_PORTS
-from .options import ScanOptions, resolve
+from .proto.decrypted import Decryption, PlainStream, decrypt_tls
 from .proto.midstart import MidSession, StreamStart, encrypted_at, find_start, opens_smtp, opens_tls
 from .proto.smtp import CutStart, SmtpDialogue, parse_dialogue
 from .proto.tls import TlsHandshake, parse_handshake
+from .proto.tls.keylog import KeyLog
 from .read.capture import DEFAULT_SLAB, DEFAULT_WINDOW
+from .read.secrets import leading_secrets
 from .read.stream import open_capture
 from .select.flows import FlowTable
 from .select.selection import FrameCounters, iter_selected
@@ -90,8 +93,22 @@ class Session:
     # Streams stay attached only for `follow`; scan drops them to keep memory flat.
     c2s: StreamDir | None = field(default=None, repr=False, compare=False)
     s2c: StreamDir | None = field(default=None, repr=False, compare=False)
+    # Set only when the scan was given keys: what decrypting this session's TLS gave, and the
+    # SMTP dialogue found inside it (after STARTTLS, or on an implicit-TLS port).
+    decryption: Decryption | None = None
+    smtp_tls: SmtpDialogue | None = None
+    # The decrypted application data, kept only for `follow`, as the streams above.
+    tls_c2s: PlainStream | None = field(default=None, repr=False, compare=False)
+    tls_s2c: PlainStream | None = field(default=None, repr=False, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
+        out = self._base_dict()
+        if self.decryption is not None:  # keys were given: without, the JSON stays as it was
+            out["decryption"] = self.decryption.to_dict()
+            out["smtp_tls"] = self.smtp_tls.to_dict() if self.smtp_tls else None
+        return out
+
+    def _base_dict(self) -> dict[str, Any]:
         return {
             "number": self.number,
             "client": self.client,
@@ -187,11 +204,14 @@ def mid_session(conn: Connection, implicit_port: bool) -> MidSession | None:
 
 def build_session(conn: Connection, *,
                   implicit_tls_ports: Iterable[int] = DEFAULT_IMPLICIT_TLS_PORTS,
-                  keep_streams: bool = False) -> Session:
+                  keep_streams: bool = False, keys: KeyLog | None = None,
+                  decrypt_limit: int = DEFAULT_DECRYPT_LIMIT) -> Session:
     """Read one reassembled connection as SMTP (+ STARTTLS) and TLS.
 
     TLS from byte 0 is assumed on implicit-TLS ports and whenever the client's stream opens
-    with a TLS record, so TLS on a port chosen with --ports is parsed too.
+    with a TLS record, so TLS on a port chosen with --ports is parsed too.  With ``keys`` (a
+    key log), a handshake whose ClientHello random it knows is decrypted (handshake, and up
+    to ``decrypt_limit`` bytes of application data per direction) and read again.
     """
     c2s, s2c = conn.c2s, conn.s2c
     implicit_port = conn.server_port in set(implicit_tls_ports)
@@ -218,8 +238,13 @@ def build_session(conn: Connection, *,
             s_at = mid.s2c.offset if mid.s2c.kind == "tls" else len(s2c.data)
         encrypted = (c_at is not None and encrypted_at(c2s.data, c_at),
                      s_at is not None and encrypted_at(s2c.data, s_at))
+    decryption = inner = None
     if c_at is not None or s_at is not None:
         tls = parse_handshake(c2s, s2c, c_at or 0, s_at or 0, encrypted=encrypted)
+        if keys is not None:
+            inside = decrypt_tls(c2s, s2c, c_at or 0, s_at or 0, tls, keys,
+                                 app_limit=decrypt_limit)
+            tls, inner, decryption = inside.tls, inside, inside.decryption
     closed_by = "rst" if (c2s.rst_frame or s2c.rst_frame) else (
         "fin" if (c2s.fin_frame and s2c.fin_frame) else None)
     tcp = TcpFacts(
@@ -251,7 +276,32 @@ def build_session(conn: Connection, *,
         mid_session=mid,
         c2s=c2s if keep_streams else None,
         s2c=s2c if keep_streams else None,
+        decryption=decryption,
+        smtp_tls=inner.smtp if inner is not None else None,
+        tls_c2s=inner.c2s if inner is not None and keep_streams else None,
+        tls_s2c=inner.s2c if inner is not None and keep_streams else None,
     )
+
+
+def with_keys(options: ScanOptions, path: str | os.PathLike | None = None) -> ScanOptions:
+    """``options`` with its key index: the key log files read once (unless done already),
+    plus the Decryption Secrets Blocks at the start of the capture ``path`` (a pcapng file),
+    once per file.  The index travels with the options to worker processes.  Unchanged, and
+    at no cost, when there are no keys."""
+    keys, read = options.key_index, options.secrets_read
+    if keys is None and options.keylog:
+        keys = KeyLog()
+        for p in options.keylog:
+            keys.add_file(p)
+    if path is not None and os.fspath(path) not in read:
+        read = (*read, os.fspath(path))
+        for data, source in leading_secrets(path):
+            if keys is None:
+                keys = KeyLog()
+            keys.add_bytes(data, source)
+    if keys is options.key_index and read is options.secrets_read:
+        return options
+    return replace(options, key_index=keys, secrets_read=read)
 
 
 MAX_HELD = 10_000  # finished sessions waiting for an earlier, still-open one
@@ -331,7 +381,7 @@ def iter_sessions(path: str | os.PathLike, options: ScanOptions | None = None, *
         if "stream_cap" in kw:
             raise TypeError("iter_sessions() got both cap and stream_cap: give one")
         kw["stream_cap"] = kw.pop("cap")
-    o = resolve(options, kw, "iter_sessions")
+    o = with_keys(resolve(options, kw, "iter_sessions"), path)
     return _iter_sessions(path, o, window, slab_width, keep_streams, counters, capture_out,
                           progress, max_held)
 
@@ -342,6 +392,7 @@ def _iter_sessions(path: str | os.PathLike, o: ScanOptions, window: int, slab_wi
                    progress: Callable[[int, int], None] | None, max_held: int
                    ) -> Iterator[Session]:
     ports, implicit, backend = o.ports, o.implicit_tls_ports, o.backend
+    keys, limit = o.key_index, o.decrypt_limit
     keep = keep_streams if callable(keep_streams) else (lambda _n: bool(keep_streams))
     order = InOrder(max_held)
     flows = FlowTable()
@@ -358,10 +409,12 @@ def _iter_sessions(path: str | os.PathLike, o: ScanOptions, window: int, slab_wi
                     for conn in done:
                         yield from order.push(build_session(
                             conn, implicit_tls_ports=implicit,
-                            keep_streams=keep(conn.index + 1)))
+                            keep_streams=keep(conn.index + 1), keys=keys,
+                            decrypt_limit=limit))
             for conn in reasm.drain():
                 yield from order.push(build_session(
-                    conn, implicit_tls_ports=implicit, keep_streams=keep(conn.index + 1)))
+                    conn, implicit_tls_ports=implicit, keep_streams=keep(conn.index + 1),
+                    keys=keys, decrypt_limit=limit))
         yield from order.drain()
         order.note(counters)
         if capture_out is not None:

@@ -114,6 +114,14 @@ _TABLE: Final = MappingProxyType(
             "error",
             "Exchange Online answered 550 5.7.64 TenantAttribution in plaintext",
         ),
+        "decryption_failed": (
+            "warning",
+            "keys for the session were given, but a TLS record could not be decrypted with them",
+        ),
+        "no_key_for_session": (
+            "info",
+            "keys were given, but none for this session's TLS (its ClientHello random)",
+        ),
         "exchange_online_peer": (
             "info",
             "the server is Exchange Online (*.mail.protection.outlook.com)",
@@ -259,6 +267,11 @@ _HINTS: Final = MappingProxyType(
             "Exchange Online could not attribute the connection to your tenant: the on-premises "
             "inbound connector must match this sender by public IP (SenderIPAddresses) or by "
             "certificate (TlsSenderCertificateName matching the certificate's subject/SAN)"
+        ),
+        "decryption_failed": (
+            "check that the key log comes from this capture's sessions (the client's or the "
+            "server's SSLKEYLOGFILE of the same run) and is complete: one wrong or missing line "
+            "is enough"
         ),
         "plaintext_only": (
             "enable opportunistic or mandatory TLS on the sender (Exchange: RequireTLS on the send "
@@ -909,6 +922,7 @@ def diagnose(
                 r.frame,
             )
         )
+    out += _decryption_verdicts(session)
     if tls is not None:
         unseen = _cut_client_cert(session, tls)
         alert = _alert_verdict(tls)
@@ -990,6 +1004,28 @@ def diagnose(
             )
         )
     return most_severe_first(_merge_same_code(out))
+
+
+def _decryption_verdicts(session: Session) -> list[Verdict]:
+    """What keys showed (only when the scan was given keys): the SMTP dialogue inside TLS
+    judged as the plaintext one is, a record that would not decrypt, or no key at all."""
+    d = session.decryption
+    if d is None:
+        return []
+    out: list[Verdict] = []
+    inner = session.smtp_tls
+    if inner is not None and inner.relay_denied:
+        r = inner.relay_denied[0]
+        out.append(_v("relay_denied", f"relay denied in a reply inside TLS (decrypted)"
+                                      f"{_frame_text(r.frame)}: {r.code} {r.text}".rstrip(),
+                      r.frame))
+    if d.error is not None:
+        out.append(_v("decryption_failed", f"TLS decryption failed: {d.error}", d.error_frame))
+    elif not d.keys_found:
+        tls = session.tls
+        frame = _where_frame(tls.client_hello_at) if tls is not None else None
+        out.append(_v("no_key_for_session", f"no key for this session: {d.why_not}", frame))
+    return out
 
 
 def _merge_same_code(verdicts: list[Verdict]) -> list[Verdict]:

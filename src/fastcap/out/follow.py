@@ -47,11 +47,16 @@ def _plaintext(s: Session) -> list[str]:
     smtp = s.smtp
     c2s_end = smtp.tls_c2s_offset if smtp else None
     s2c_end = smtp.tls_s2c_offset if smtp else None
+    return _dialogue(s.c2s, s.s2c, c2s_end, s2c_end, "")
+
+
+def _dialogue(c2s, s2c, c2s_end: int | None, s2c_end: int | None, mark: str) -> list[str]:
+    """Both sides' lines in frame order, credentials hidden; ``mark`` follows the side."""
     items = []
-    for off, line in _lines(s.c2s, c2s_end):
-        items.append((s.c2s.frame_at(off) or 0, 0, off, "C", line))
-    for off, line in _lines(s.s2c, s2c_end):
-        items.append((s.s2c.frame_at(off) or 0, 1, off, "S", line))
+    for off, line in _lines(c2s, c2s_end):
+        items.append((c2s.frame_at(off) or 0, 0, off, "C", line))
+    for off, line in _lines(s2c, s2c_end):
+        items.append((s2c.frame_at(off) or 0, 1, off, "S", line))
     items.sort()
     out, hide_next = [], False
     for frame, _d, _off, side, line in items[:_MAX_LINES]:
@@ -65,9 +70,31 @@ def _plaintext(s: Session) -> list[str]:
                 text = " ".join(parts[:2]) + (" [credentials hidden]" if len(parts) > 2 else "")
         else:
             hide_next = text.startswith("334")
-        out.append(f"{_frame(frame)} {side}: {text}")
+        out.append(f"{_frame(frame)} {side}{mark}: {text}")
     if len(items) > _MAX_LINES:
         out.append(f"... {len(items) - _MAX_LINES} more lines")
+    return out
+
+
+def _decrypted(s: Session) -> list[str]:
+    """What the keys showed: the application data inside TLS, each line marked as
+    decrypted, or why nothing was."""
+    d = s.decryption
+    if d is None:
+        return []
+    if not d.keys_found:
+        return [f"--- not decrypted: {printable(d.why_not or 'no key for this session')}"]
+    out = ["--- decrypted with keys from "
+           + printable(", ".join(d.sources[:3]) + (", ..." if len(d.sources) > 3 else ""))
+           + " (lines marked *) ---"]
+    if s.tls_c2s is not None and s.tls_s2c is not None:
+        out += _dialogue(s.tls_c2s, s.tls_s2c, None, None, "*")
+    for name, side in (("client", d.c2s), ("server", d.s2c)):
+        if side is not None and side.limited:
+            out.append(f"[the {name}'s application data was decrypted up to the limit, "
+                       f"{side.app_bytes} bytes]")
+    if d.error:
+        out.append(f"--- decryption failed: {printable(d.error)}")
     return out
 
 
@@ -142,4 +169,5 @@ def format_follow(s: Session) -> str:
             lines.append(f"[{size} bytes missing in capture from the {name} at stream "
                          f"offset {off}]")
     lines += _tls(s)
+    lines += _decrypted(s)
     return "\n".join(lines)

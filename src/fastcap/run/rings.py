@@ -119,7 +119,8 @@ def session_in_chain(conn: Connection, paths: list[str], offsets: list[int],
     first = bisect_right(offsets, conn.first_frame - 1) - 1
     last = bisect_right(offsets, conn.last_frame - 1) - 1
     _shift(conn, offsets[first])
-    s = build_session(conn, implicit_tls_ports=options.implicit_tls_ports)
+    s = build_session(conn, implicit_tls_ports=options.implicit_tls_ports,
+                      keys=options.key_index, decrypt_limit=options.decrypt_limit)
     s.continues_into = paths[first + 1: last + 1]
     return first, s
 

@@ -20,7 +20,7 @@ from ..options import ScanOptions, resolve
 from ..options import judge_options as judge_options
 from ..read.stream import needs_stream
 from ..select.selection import FrameCounters
-from ..session import MAX_HELD, Session, iter_sessions
+from ..session import MAX_HELD, Session, iter_sessions, with_keys
 
 SPLIT_MIN_BYTES = 64 << 20  # smaller files take less time than starting the workers
 
@@ -116,6 +116,7 @@ def _scan(path: str | os.PathLike, o: ScanOptions, analyzer: Analyzer,
     if jobs > 1 or executor is not None:
         from . import split, streamed
 
+        o = with_keys(o, path)  # iter_sessions does it for the one-process reading
         found: list = []
         if executor is None:  # worker processes read, this one judges as ranges arrive
             sessions = streamed.iter_scan(path, o, analyzer, jobs=jobs, parts=o.parts,
@@ -253,6 +254,9 @@ def _iter_file_streams(paths: list[str], o: ScanOptions, executor, analyzer: Ana
     jobs, parts = o.jobs, o.parts
     alone = [executor is None and needs_stream(p) for p in paths]
     mapped = [p for p, a in zip(paths, alone, strict=True) if not a]
+    o = with_keys(o)
+    for p in mapped:  # read together: every file's secrets blocks before any session
+        o = with_keys(o, p)
     if executor is not None:
         dealt = split.iter_split_files(mapped, o, jobs=jobs, executor=executor,
                                        parts=parts, progress=progress)

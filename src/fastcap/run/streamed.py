@@ -151,7 +151,8 @@ def iter_scan(path: str | os.PathLike, options: JudgeOptions, analyzer, *, jobs:
         def judged(conns) -> Iterator[Session]:
             """In number order, judged in that order as one process judges them."""
             for conn in conns:
-                s = build_session(conn, implicit_tls_ports=options.implicit_tls_ports)
+                s = build_session(conn, implicit_tls_ports=options.implicit_tls_ports,
+                                  keys=options.key_index, decrypt_limit=options.decrypt_limit)
                 for t in order.push(s):
                     yield judge(t, analyzer, expect_name=options.expect_name)
 

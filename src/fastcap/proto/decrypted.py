@@ -1,0 +1,280 @@
+"""A session's TLS read with its keys: both directions decrypted, then the same parsers as for
+plaintext run on what came out.
+
+The decrypted handshake records are written back as plaintext records into a stream built for
+the purpose, so a TLS 1.3 Certificate or CertificateRequest reaches the analysis a TLS 1.2 one
+does; the decrypted application data is a stream of its own, read by the SMTP parser from the
+client's EHLO on.  Every byte of both maps back to the frame that completed its ciphertext
+record, so findings name the frames Wireshark shows.  Only sessions whose ClientHello random
+the key log knows pay for any of this.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from bisect import bisect_right
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from ..options import DEFAULT_DECRYPT_LIMIT
+from .smtp import SmtpDialogue, parse_dialogue
+from .tls import TlsHandshake, Where, parse_handshake
+from .tls.decrypt import CipherRecord, Decrypted, PlainRecord, decrypt_direction
+from .tls.keylog import KeyLog
+from .tls.recordlist import list_records
+
+_ENCRYPT_THEN_MAC = 22  # extension type (RFC 7366)
+_HANDSHAKE, _APPLICATION_DATA = 22, 23
+_OFFSET = re.compile(r"stream offset (\d+)")
+
+
+@dataclass(frozen=True, slots=True)
+class DirectionDecryption:
+    """What was decrypted of one direction."""
+
+    records: int  # records decrypted
+    handshake_bytes: int  # plaintext handshake bytes (TLS 1.3 flight, or a TLS 1.2 Finished)
+    app_bytes: int  # plaintext application-data bytes handed to the SMTP parser
+    limited: bool  # stopped at the per-direction limit of application data
+    error: str | None  # the first record that failed, and why
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"records": self.records, "handshake_bytes": self.handshake_bytes,
+                "app_bytes": self.app_bytes, "limited": self.limited, "error": self.error}
+
+
+@dataclass(frozen=True, slots=True)
+class Decryption:
+    """Per session, when keys were given to the scan: whether the key log knew its
+    ClientHello random, from where, and what could be decrypted with them."""
+
+    keys_found: bool
+    sources: tuple[str, ...] = ()  # "keys.log line 17", "x.pcapng DSB at byte 1234"
+    why_not: str | None = None  # keys_found False: why (no ClientHello, not in the key log)
+    handshake: bool = False  # handshake records decrypted (both directions' that were there)
+    c2s: DirectionDecryption | None = None
+    s2c: DirectionDecryption | None = None
+    error: str | None = None  # first failure, naming the direction, offset and frame
+    error_frame: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "keys_found": self.keys_found,
+            "sources": list(self.sources),
+            "why_not": self.why_not,
+            "handshake": self.handshake,
+            "c2s": None if self.c2s is None else self.c2s.to_dict(),
+            "s2c": None if self.s2c is None else self.s2c.to_dict(),
+            "error": self.error,
+            "error_frame": self.error_frame,
+        }
+
+
+class PlainStream:
+    """Bytes built from decrypted records, read by the parsers as a reassembled direction:
+    no gaps, and each byte's frame (and wire offset) that of the ciphertext record it came
+    from.  Pieces are (start here, wire offset, length on the wire or 0): a piece with a wire
+    length is wire bytes copied as they were; one without is a decrypted record, every byte
+    of which maps to its ciphertext record."""
+
+    __slots__ = ("data", "gaps", "_starts", "_pieces", "_frame_at")
+
+    def __init__(self, data: bytes, pieces: Sequence[tuple[int, int, int, int]],
+                 frame_at: Callable[[int], int | None]) -> None:
+        self.data = data
+        self.gaps: tuple[tuple[int, int], ...] = ()
+        self._pieces = list(pieces)  # (start, wire offset, wire length or 0, record end)
+        self._starts = [p[0] for p in self._pieces]
+        self._frame_at = frame_at
+
+    def _piece(self, offset: int) -> tuple[int, int, int, int] | None:
+        i = bisect_right(self._starts, offset) - 1
+        return self._pieces[i] if i >= 0 else None
+
+    def wire_offset(self, offset: int) -> int:
+        """Where ``offset`` of this stream lies in the reassembled direction: the same byte
+        for copied bytes, the start of its ciphertext record for decrypted ones."""
+        p = self._piece(offset)
+        if p is None:
+            return offset
+        start, wire, copied, _end = p
+        return wire + (offset - start) if copied else wire
+
+    def frame_at(self, offset: int) -> int | None:
+        if not 0 <= offset < len(self.data):
+            return None
+        p = self._piece(offset)
+        if p is None:
+            return None
+        start, wire, copied, end = p
+        return self._frame_at(wire + (offset - start) if copied else end - 1)
+
+    def contiguous_end(self, begin: int = 0) -> int:
+        return len(self.data)
+
+
+def _plain_header(content_type: int, data: bytes) -> bytes:
+    return bytes((content_type, 3, 3, len(data) >> 8, len(data) & 0xFF))
+
+
+def _handshake_stream(src: Any, records: Sequence[CipherRecord], listed_end: int,
+                      plain: Sequence[PlainRecord]) -> PlainStream:
+    """The direction as plaintext TLS: wire records as they were, but each decrypted
+    handshake or alert record in place of its ciphertext (application data stays opaque,
+    as in a capture without keys), and whatever followed the listed records (a cut record)
+    copied too, so the record layer reports it as before."""
+    by_offset: dict[int, list[PlainRecord]] = {}
+    for p in plain:
+        by_offset.setdefault(p.offset, []).append(p)
+    data = src.data
+    out = bytearray()
+    pieces: list[tuple[int, int, int, int]] = []
+    for r in records:
+        end = r.offset + 5 + len(r.body)
+        opened = by_offset.get(r.offset)
+        if opened is None or all(p.content_type == _APPLICATION_DATA for p in opened):
+            pieces.append((len(out), r.offset, end - r.offset, end))
+            out += data[r.offset:end]
+            continue
+        for p in opened:
+            if not p.data or p.content_type == _APPLICATION_DATA:
+                continue
+            pieces.append((len(out), r.offset, 0, end))
+            out += _plain_header(p.content_type, p.data)
+            out += p.data
+    tail_end = len(data)
+    for off, size in sorted(getattr(src, "gaps", ()) or ()):
+        if size > 0 and off + size > listed_end:
+            tail_end = max(off, listed_end)
+            break
+    if tail_end > listed_end:
+        pieces.append((len(out), listed_end, tail_end - listed_end, tail_end))
+        out += data[listed_end:tail_end]
+    return PlainStream(bytes(out), pieces, src.frame_at)
+
+
+def _app_stream(src: Any, plain: Sequence[PlainRecord], records: Sequence[CipherRecord]
+                ) -> PlainStream:
+    """The decrypted application data of one direction, as one stream."""
+    ends = {r.offset: r.offset + 5 + len(r.body) for r in records}
+    out = bytearray()
+    pieces: list[tuple[int, int, int, int]] = []
+    for p in plain:
+        if p.content_type == _APPLICATION_DATA and p.data:
+            pieces.append((len(out), p.offset, 0, ends.get(p.offset, p.offset + 1)))
+            out += p.data
+    return PlainStream(bytes(out), pieces, src.frame_at)
+
+
+def _remap(tls: TlsHandshake, before: TlsHandshake, c2s: PlainStream, s2c: PlainStream
+           ) -> TlsHandshake:
+    """``tls`` (read from the plaintext streams) with its offsets back on the wire, and what
+    only the wire can say taken from ``before`` (the reading without keys): the opaque
+    record counts and sizes, and where each direction stopped."""
+
+    def where(w: Where | None, stream: PlainStream) -> Where | None:
+        return None if w is None else Where(stream.wire_offset(w.offset), w.frame)
+
+    changes: dict[str, Any] = {}
+    for f in dataclasses.fields(tls):
+        if f.name.endswith("_at") and f.name != "session_ticket_at":
+            client = f.name.startswith("client_") or f.name == "certificate_verify_at"
+            changes[f.name] = where(getattr(tls, f.name), c2s if client else s2c)
+    changes["session_ticket_at"] = where(tls.session_ticket_at, s2c)
+    changes["alerts"] = [dataclasses.replace(a, at=where(a.at, c2s if a.from_client else s2c))
+                         for a in tls.alerts]
+    changes["anomalies"] = [
+        dataclasses.replace(a, at=where(a.at, c2s if a.from_client else s2c))
+        for a in tls.anomalies]
+    changes.update(c2s_encrypted=before.c2s_encrypted, s2c_encrypted=before.s2c_encrypted,
+                   stops=list(before.stops), tls13_encrypted=False)
+    if tls.outcome == "completed" and tls.client_finished_at and tls.server_finished_at:
+        changes.update(outcome_detail="both sides sent their Finished (decrypted)",
+                       outcome_inferred=False)
+    return dataclasses.replace(tls, **changes)
+
+
+@dataclass(frozen=True, slots=True)
+class Inside:
+    """What decryption added to a session: the handshake as read with keys (or the one read
+    without, unchanged), the SMTP dialogue inside TLS, the facts of the decryption, and the
+    decrypted application data of each direction (for `follow`)."""
+
+    tls: TlsHandshake
+    smtp: SmtpDialogue | None
+    decryption: Decryption
+    c2s: PlainStream | None
+    s2c: PlainStream | None
+
+
+def _direction(d: Decrypted) -> DirectionDecryption:
+    hs = sum(len(p.data) for p in d.records if p.content_type == _HANDSHAKE)
+    return DirectionDecryption(len(d.records), hs, d.app_bytes, d.limited, d.error)
+
+
+def _error(name: str, d: Decrypted, src: Any, records: Sequence[CipherRecord]
+           ) -> tuple[str, int | None] | None:
+    """The direction's failure as a finding's text, and the frame that completed the record
+    it names (decrypt_direction names records by their stream offset)."""
+    if d.error is None:
+        return None
+    m = _OFFSET.search(d.error)
+    frame = None
+    if m is not None:
+        at = int(m.group(1))
+        rec = next((r for r in records if r.offset == at), None)
+        frame = src.frame_at(at + 4 + len(rec.body) if rec is not None else at)
+    where = f" (frame {frame})" if frame is not None else ""
+    return f"{name}: {d.error}{where}", frame
+
+
+def _no_banner_dropped(smtp: SmtpDialogue) -> SmtpDialogue:
+    """Inside TLS the dialogue begins with the client's EHLO: the greeting was before STARTTLS,
+    so its absence here is no anomaly."""
+    smtp.anomalies = [a for a in smtp.anomalies if a.kind != "no_banner"]
+    return smtp
+
+
+def decrypt_tls(c2s: Any, s2c: Any, c2s_start: int, s2c_start: int, tls: TlsHandshake,
+                keys: KeyLog, *, app_limit: int = DEFAULT_DECRYPT_LIMIT) -> Inside:
+    """Decrypt one session's TLS from the reassembled directions (TLS beginning at the
+    ``*_start`` offsets) with the secrets ``keys`` holds for its ClientHello random, and read
+    what comes out as ``tls`` was read.  Never raises on data: failures are facts."""
+    ch, sh = tls.client_hello, tls.server_hello
+    if ch is None or sh is None:
+        why = "no ClientHello" if ch is None else "no ServerHello"
+        return Inside(tls, None, Decryption(False, why_not=f"{why} in the capture"), None, None)
+    secrets = keys.lookup(ch.random)
+    if secrets is None:
+        return Inside(tls, None, Decryption(
+            False, why_not=f"the key log has no secrets for client random "
+                           f"{ch.random.hex()[:16]}..."), None, None)
+    etm = (any(e.type == _ENCRYPT_THEN_MAC for e in sh.extensions)
+           and any(e.type == _ENCRYPT_THEN_MAC for e in ch.extensions))
+    sides = []
+    for from_client, src, start in ((True, c2s, c2s_start), (False, s2c, s2c_start)):
+        records, listed_end = list_records(src.data, src.gaps, start)
+        d = decrypt_direction(records, from_client=from_client, version=tls.version_name or "",
+                              cipher_suite=sh.cipher_suite, client_random=ch.random,
+                              server_random=sh.random, secrets=secrets,
+                              encrypt_then_mac=etm, app_limit=app_limit)
+        sides.append((src, records, listed_end, d))
+    (cs, c_recs, c_end, cd), (ss, s_recs, s_end, sd) = sides
+    errors = [e for e in (_error("client->server", cd, cs, c_recs),
+                          _error("server->client", sd, ss, s_recs)) if e is not None]
+    handshake = any(p.content_type != _APPLICATION_DATA for p in (*cd.records, *sd.records))
+    read = tls
+    if tls.tls13_encrypted and handshake:
+        c_plain = _handshake_stream(cs, c_recs, c_end, cd.records)
+        s_plain = _handshake_stream(ss, s_recs, s_end, sd.records)
+        read = _remap(parse_handshake(c_plain, s_plain), tls, c_plain, s_plain)
+    c_app, s_app = _app_stream(cs, cd.records, c_recs), _app_stream(ss, sd.records, s_recs)
+    smtp = None
+    if c_app.data or s_app.data:
+        smtp = _no_banner_dropped(parse_dialogue(c_app, s_app))
+    facts = Decryption(
+        True, tuple(secrets.sources), None, handshake, _direction(cd), _direction(sd),
+        errors[0][0] if errors else None, errors[0][1] if errors else None)
+    return Inside(read, smtp, facts, c_app, s_app)

@@ -1,0 +1,57 @@
+"""The TLS key logs a pcapng file carries in Decryption Secrets Blocks before its first packet,
+where `editcap --inject-secrets tls,KEYS` puts them: read before the scan so every session,
+in this process or a worker, is built with them.  Blocks further on are kept by reference in
+`CaptureMeta.secrets` like any other, but not used for decryption."""
+
+from __future__ import annotations
+
+import os
+import struct
+
+from . import pcapng
+
+TLS_KEY_LOG = 0x544C534B  # secrets type "TLSK": an NSS key log
+_PACKETS = frozenset({pcapng.BT_EPB, pcapng.BT_SPB, pcapng.BT_PB})
+_MAX_BLOCKS = 4096  # header blocks read at most before giving up on a packet appearing
+_MAX_SECRETS = 256 << 20
+
+
+def leading_secrets(path: str | os.PathLike) -> list[tuple[bytes, str]]:
+    """(key log bytes, "FILE DSB at byte N") of each TLS key log block before the first
+    packet; empty for anything but a regular, uncompressed pcapng file (never raises)."""
+    try:
+        name = os.fspath(path)
+        if not isinstance(name, str) or not os.path.isfile(name):
+            return []
+        with open(name, "rb") as f:
+            return _read(f, os.path.basename(name))
+    except (OSError, ValueError, struct.error):
+        return []
+
+
+def _read(f, label: str) -> list[tuple[bytes, str]]:
+    out: list[tuple[bytes, str]] = []
+    order, off = "<", 0
+    for _ in range(_MAX_BLOCKS):
+        f.seek(off)
+        head = f.read(12)
+        if len(head) < 8:
+            break
+        (btype,) = struct.unpack_from("<I", head)
+        if btype == pcapng.BT_SHB:
+            if len(head) < 12:
+                break
+            order = ">" if head[8:12] == b"\x1a\x2b\x3c\x4d" else "<"
+        elif off == 0:
+            break  # not pcapng
+        btype, blen = struct.unpack_from(order + "II", head)
+        if btype in _PACKETS or blen < 12 or blen % 4:
+            break
+        if btype == pcapng.BT_DSB and blen >= 20:
+            f.seek(off + 8)
+            stype, slen = struct.unpack(order + "II", f.read(8))
+            if stype == TLS_KEY_LOG:
+                data = f.read(min(slen, blen - 20, _MAX_SECRETS))
+                out.append((data, f"{label} DSB at byte {off}"))
+        off += blen
+    return out
