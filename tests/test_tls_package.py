@@ -19,7 +19,6 @@ PKG = "fastcap.proto.tls"
 LAYERS = ["const", "ja", "dn", "messages", "events", "records", "facts", "fold", "outcome",
           "handshake",
           "inference"]
-LAYERS += ["keylog", "keyschedule", "decrypt"]  # decryption with a key log
 # Every public name of the former single module fastcap/proto/tls.py.
 OLD_NAMES = (
     "Alert", "AlertInfo", "Anomaly", "Certificate", "CertificateRequest", "ChangeCipherSpec",
