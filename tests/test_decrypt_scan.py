@@ -418,3 +418,39 @@ def test_corpus_capture_with_keys_decrypts_as_tshark_does():
         assert s.tls_s2c.data == st.server_data[:len(s.tls_s2c.data)]
         assert s.tls_c2s.data and s.tls_s2c.data
     assert ports <= set(got)
+
+
+_PEAK = """
+import resource, subprocess, sys
+proc = subprocess.run(sys.argv[1:], capture_output=True, text=True)
+sys.stdout.write(proc.stdout)
+sys.stderr.write(f"{resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss}\\n")
+sys.exit(proc.returncode)
+"""
+
+
+def test_a_1_gb_key_log_finds_its_sessions_in_bounded_memory(keyed, tmp_path, with_keys):
+    """Busy servers write key logs of gigabytes: the sessions' lines, buried in the middle of
+    1 GB of other sessions' (and again at its end), decrypt as from a small file, and the scan's
+    peak memory stays far below the file's size."""
+    from fastcap_synth.keylogs import write_big_keylog
+
+    big = tmp_path / "big.keys"
+    lines = [x for name in NAMES for x in keyed.lines[name]]
+    assert write_big_keylog(big, 1 << 30, include=lines) > 1_000_000_000
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO / "src"), str(REPO)]))
+    env.pop("SSLKEYLOGFILE", None)
+    proc = subprocess.run(
+        [sys.executable, "-c", _PEAK, sys.executable, "-m", "fastcap.cli", "scan", "--format",
+         "json", "-j", "1", "--keylog", str(big), str(keyed.pcap)],
+        capture_output=True, text=True, env=env, timeout=600)
+    big.unlink()
+    peak_kib = int(proc.stderr.strip().splitlines()[-1])
+    sessions = _sessions_json(proc)
+    assert len(sessions) == len(NAMES)
+    for s in sessions:
+        name = keyed.port[int(s["client"].rsplit(":", 1)[1])]
+        assert s["decryption"]["keys_found"], name
+        assert _codes(s) == _codes(with_keys[name]), name
+        assert s["smtp_tls"] == with_keys[name]["smtp_tls"], name
+    assert peak_kib * 1024 < 400 << 20  # a 96 MB index and the scan: not the file's 1 GB
