@@ -17,6 +17,7 @@ import stat
 import sys
 import threading
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import BinaryIO
 
 from ..errors import CaptureError, CaptureWarning
@@ -31,6 +32,7 @@ from .capture import (
     sniff_format,
 )
 from .frames import FrameWindow
+from .pcapng import MAX_KEY_LOG_KEPT, TLS_KEY_LOG, SecretsBlock
 from .walkstatus import MAX_BLOCK
 
 MAX_PIECE = 4 * MAX_BLOCK + PIECE  # no record can need more; past it the stream is damaged
@@ -207,6 +209,8 @@ class StreamCapture:
         self._reader = _Reader(_chain(first, chunks, error))
         self._cur: Capture | None = None
         self._metas: list[CaptureMeta] = []
+        self._secrets: list[SecretsBlock] = []  # of the pieces walked
+        self._kept_keys = 0
         self._meta: CaptureMeta | None = None
         self.walker = None
         self.frames_done = 0
@@ -235,6 +239,27 @@ class StreamCapture:
         if self._cur is not None:
             return self._cur.meta
         return CaptureMeta(self.path, 0, self.format)
+
+    @property
+    def secrets_seen(self) -> list[SecretsBlock]:
+        """The Decryption Secrets Blocks the walk has met so far, in file order: those of
+        the pieces read, then the current piece's."""
+        if self._cur is None or self._meta is not None:
+            return self._secrets
+        return self._secrets + self._cur.meta.secrets
+
+    def _piece_done(self, meta: CaptureMeta) -> None:
+        """Keep a walked piece's metadata; the key logs of its secrets blocks are kept
+        up to the first that would take the stream's total past MAX_KEY_LOG_KEPT."""
+        for i, b in enumerate(meta.secrets):
+            if b.secrets_type == TLS_KEY_LOG:  # up to the first that does not fit
+                if self._kept_keys + b.data_len <= MAX_KEY_LOG_KEPT:
+                    self._kept_keys += b.data_len
+                else:
+                    self._kept_keys = MAX_KEY_LOG_KEPT + 1
+                    meta.secrets[i] = replace(b, data=b"")
+        self._secrets += meta.secrets
+        self._metas.append(meta)
 
     def windows(self, start: WalkState | None = None, stop: int | None = None
                 ) -> Iterator[FrameWindow]:
@@ -266,7 +291,7 @@ class StreamCapture:
                         f"{self.compression or 'stream'} data unreadable after decompressed "
                         f"offset {self._reader.done}: {self._reader.error}; stopped reading"))
                     cap.meta.skipped["damaged compressed data"] += 1
-                self._metas.append(cap.meta)
+                self._piece_done(cap.meta)
                 break
             if end.offset == 0:  # not one record fits: look again with more in hand
                 if len(buf) >= MAX_PIECE:
@@ -276,11 +301,11 @@ class StreamCapture:
                         f"stopped reading"))
                     cap.meta.skipped["corrupt block" if self.format == "pcapng"
                                      else "corrupt record"] += 1
-                    self._metas.append(cap.meta)
+                    self._piece_done(cap.meta)
                     break
                 rest, target = buf, 2 * len(buf)
                 continue
-            self._metas.append(cap.meta)
+            self._piece_done(cap.meta)
             header = cap.pcap_header
             base += end.offset
             rest = buf[end.offset:]
