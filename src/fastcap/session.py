@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from .errors import CaptureWarning
 from .options import DEFAULT_CAP as DEFAULT_CAP
 from .options import DEFAULT_DECRYPT_LIMIT, ScanOptions, resolve
 from .options import DEFAULT_IMPLICIT_TLS_PORTS as DEFAULT_IMPLICIT_TLS_PORTS
@@ -322,7 +323,7 @@ class KeysAsRead:
         self._logs: list[KeyLog] = []  # one per block
         self._views: dict[int, KeyLog] = {}  # blocks that apply -> the index with them
         self._kept = 0
-        self.warnings: list[str] = []  # garbled lines of the blocks added
+        self.warnings: list[CaptureWarning] = []  # garbled lines of the blocks added
 
     def add(self, blocks: Iterable[SecretsBlock], path: str | os.PathLike,
             frame_base: int = 0) -> None:
@@ -341,7 +342,10 @@ class KeysAsRead:
             self._names.add(name)
             log = KeyLog()
             log.add_bytes(b.data, name)
-            self.warnings += log.warnings
+            self.warnings += [CaptureWarning(os.fspath(path), b.offset, "keylog",
+                                             "TLS key log in secrets block, "
+                                             + w.removeprefix(name + " "))
+                              for w in log.warnings]
             if len(log):
                 self._frames.append(frame_base + b.frame)
                 self._logs.append(log)
@@ -463,10 +467,10 @@ def _iter_sessions(path: str | os.PathLike, o: ScanOptions, window: int, slab_wi
 
         def met() -> None:
             nonlocal taken
-            blocks = cap_.secrets_seen
-            if len(blocks) > taken:
-                keys.add(blocks[taken:], path)
-                taken = len(blocks)
+            blocks = cap_.secrets_since(taken)
+            if blocks:
+                keys.add(blocks, path)
+                taken += len(blocks)
 
         with Reassembler(cap_.buffer, flows, server_ports=ports, cap=o.stream_cap,
                          backend=backend) as reasm:
@@ -490,4 +494,5 @@ def _iter_sessions(path: str | os.PathLike, o: ScanOptions, window: int, slab_wi
         yield from order.drain()
         order.note(counters)
         if capture_out is not None:
+            cap_.meta.warnings += keys.warnings
             capture_out.append(cap_.meta)

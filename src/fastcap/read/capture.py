@@ -184,10 +184,10 @@ class Capture:
         """The read-only mapping (for payload reads by later stages)."""
         return self._mm
 
-    @property
-    def secrets_seen(self) -> list[pcapng.SecretsBlock]:
-        """The Decryption Secrets Blocks the walk has met so far, in file order."""
-        return self.meta.secrets
+    def secrets_since(self, n: int) -> list[pcapng.SecretsBlock]:
+        """The Decryption Secrets Blocks the walk has met so far, in file order, after the
+        first `n` (those taken already)."""
+        return self.meta.secrets[n:]
 
     @property
     def progress_size(self) -> int:

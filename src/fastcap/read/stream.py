@@ -240,13 +240,12 @@ class StreamCapture:
             return self._cur.meta
         return CaptureMeta(self.path, 0, self.format)
 
-    @property
-    def secrets_seen(self) -> list[SecretsBlock]:
-        """The Decryption Secrets Blocks the walk has met so far, in file order: those of
-        the pieces read, then the current piece's."""
-        if self._cur is None or self._meta is not None:
-            return self._secrets
-        return self._secrets + self._cur.meta.secrets
+    def secrets_since(self, n: int) -> list[SecretsBlock]:
+        """The Decryption Secrets Blocks the walk has met so far (those of the pieces read,
+        then the current piece's), in file order, after the first `n`."""
+        cur = self._cur.meta.secrets if self._cur is not None and self._meta is None else []
+        done = len(self._secrets)
+        return self._secrets[n:] + cur if n < done else cur[n - done:]
 
     def _piece_done(self, meta: CaptureMeta) -> None:
         """Keep a walked piece's metadata; the key logs of its secrets blocks are kept

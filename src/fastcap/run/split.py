@@ -255,7 +255,9 @@ def _run_results(paths: list[str], stitched: list[ranges.Stitched | None], run: 
     chain = _chain(paths, stitched, run)
     keys = KeysAsRead(options.key_index)  # every secrets block of the run, by frame
     for i, base in zip(run, chain.frame_offsets, strict=True):
+        told = len(keys.warnings)
         keys.add(stitched[i].meta.secrets, paths[i], base)
+        stitched[i].meta.warnings += keys.warnings[told:]
     found, why = _phase_two(chain, replace(options, key_index=keys), jobs, ex)
     per_file = numbered_in_files(found, len(run))
     out = []

@@ -183,6 +183,7 @@ def iter_scan(path: str | os.PathLike, options: JudgeOptions, analyzer, *, jobs:
     finally:
         reader.close()
     merged = ranges.merge_results(accepted, reread)
+    merged.meta.warnings += keys.warnings
     order.note(merged.counters)
     if out is not None:
         out.append(SplitScan(path, [], merged.counters, merged.meta, reread, "streamed"))
@@ -220,7 +221,9 @@ class _Run:
         on now, as (file, Session or SplitScan) in order."""
         if self.paths:
             self.reasm.rebind(payload_buffer(found.path))
+        told = len(self.keys.warnings)
         self.keys.add(found.meta.secrets, found.path, self.whole.base)
+        found.meta.warnings += self.keys.warnings[told:]
         self.whole.add_file(found.path)
         self.files.append(found)
         out: list[tuple] = []
