@@ -10,12 +10,14 @@ from __future__ import annotations
 import heapq
 import os
 import socket
+from bisect import bisect_right
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 
+from .errors import CaptureWarning
 from .options import DEFAULT_CAP as DEFAULT_CAP
 from .options import DEFAULT_DECRYPT_LIMIT, ScanOptions, resolve
 from .options import DEFAULT_IMPLICIT_TLS_PORTS as DEFAULT_IMPLICIT_TLS_PORTS
@@ -26,6 +28,7 @@ from .proto.smtp import CutStart, SmtpDialogue, parse_dialogue
 from .proto.tls import TlsHandshake, parse_handshake
 from .proto.tls.keylog import KeyLog
 from .read.capture import DEFAULT_SLAB, DEFAULT_WINDOW
+from .read.pcapng import MAX_KEY_LOG_KEPT, TLS_KEY_LOG, SecretsBlock
 from .read.secrets import leading_secrets
 from .read.stream import open_capture
 from .select.flows import FlowTable
@@ -304,6 +307,68 @@ def with_keys(options: ScanOptions, path: str | os.PathLike | None = None) -> Sc
     return replace(options, key_index=keys, secrets_read=read)
 
 
+class KeysAsRead:
+    """The scan's key index, plus the TLS key logs of the Decryption Secrets Blocks met in one
+    capture (or one run of ring-buffer files, frames numbered on) as it is read.  As
+    Wireshark uses a block for the packets after it, a block's keys serve the sessions whose
+    last frame comes after it; said by frame numbers, that is the same whether one process
+    walks the file or workers read its ranges in any order.  Blocks already in the index
+    (read before the scan, `with_keys`) are not added twice; key log bytes past
+    MAX_KEY_LOG_KEPT are not used, from the first block that does not fit."""
+
+    def __init__(self, keys: KeyLog | None) -> None:
+        self.keys = keys
+        self._names = {src.name for src in keys._sources} if keys is not None else set()
+        self._frames: list[int] = []  # of the blocks added, in file order
+        self._logs: list[KeyLog] = []  # one per block
+        self._views: dict[int, KeyLog] = {}  # blocks that apply -> the index with them
+        self._kept = 0
+        self.warnings: list[CaptureWarning] = []  # garbled lines of the blocks added
+
+    def add(self, blocks: Iterable[SecretsBlock], path: str | os.PathLike,
+            frame_base: int = 0) -> None:
+        """The blocks of the file `path` (frames numbered after `frame_base`), in file order."""
+        label = os.path.basename(os.fspath(path))
+        for b in blocks:
+            if b.secrets_type != TLS_KEY_LOG:
+                continue  # other secrets (SSH, WireGuard...): not fastcap's to use
+            if self._kept + b.data_len > MAX_KEY_LOG_KEPT:
+                self._kept = MAX_KEY_LOG_KEPT + 1
+                continue
+            self._kept += b.data_len
+            name = f"{label} DSB at byte {b.offset}"
+            if name in self._names:
+                continue
+            self._names.add(name)
+            log = KeyLog()
+            log.add_bytes(b.data, name)
+            self.warnings += [CaptureWarning(os.fspath(path), b.offset, "keylog",
+                                             "TLS key log in secrets block, "
+                                             + w.removeprefix(name + " "))
+                              for w in log.warnings]
+            if len(log):
+                self._frames.append(frame_base + b.frame)
+                self._logs.append(log)
+
+    def for_frame(self, last_frame: int) -> KeyLog | None:
+        """The key index for a session whose last frame is `last_frame`."""
+        n = bisect_right(self._frames, last_frame)
+        if n == 0:
+            return self.keys
+        view = self._views.get(n)
+        if view is None:
+            view = self.keys if self.keys is not None else KeyLog()
+            for log in self._logs[:n]:
+                view = view.joined(log)
+            self._views[n] = view
+        return view
+
+
+def keys_for(keys: KeyLog | KeysAsRead | None, last_frame: int) -> KeyLog | None:
+    """The key index for a session ending at `last_frame`, from either kind of keys."""
+    return keys.for_frame(last_frame) if isinstance(keys, KeysAsRead) else keys
+
+
 MAX_HELD = 10_000  # finished sessions waiting for an earlier, still-open one
 
 
@@ -392,12 +457,21 @@ def _iter_sessions(path: str | os.PathLike, o: ScanOptions, window: int, slab_wi
                    progress: Callable[[int, int], None] | None, max_held: int
                    ) -> Iterator[Session]:
     ports, implicit, backend = o.ports, o.implicit_tls_ports, o.backend
-    keys, limit = o.key_index, o.decrypt_limit
+    keys, limit = KeysAsRead(o.key_index), o.decrypt_limit
     keep = keep_streams if callable(keep_streams) else (lambda _n: bool(keep_streams))
     order = InOrder(max_held)
     flows = FlowTable()
     with open_capture(path, backend=backend, window=window, slab_width=slab_width,
                       piece=o.piece) as cap_:
+        taken = 0  # secrets blocks handed to `keys`
+
+        def met() -> None:
+            nonlocal taken
+            blocks = cap_.secrets_since(taken)
+            if blocks:
+                keys.add(blocks, path)
+                taken += len(blocks)
+
         with Reassembler(cap_.buffer, flows, server_ports=ports, cap=o.stream_cap,
                          backend=backend) as reasm:
             bound = cap_.buffer
@@ -405,17 +479,20 @@ def _iter_sessions(path: str | os.PathLike, o: ScanOptions, window: int, slab_wi
                 if cap_.buffer is not bound:  # a stream's next piece
                     bound = cap_.buffer
                     reasm.rebind(bound)
+                met()
                 for done in fed(reasm, FrameCols.of(sel)):
                     for conn in done:
                         yield from order.push(build_session(
                             conn, implicit_tls_ports=implicit,
-                            keep_streams=keep(conn.index + 1), keys=keys,
-                            decrypt_limit=limit))
+                            keep_streams=keep(conn.index + 1),
+                            keys=keys.for_frame(conn.last_frame), decrypt_limit=limit))
+            met()
             for conn in reasm.drain():
                 yield from order.push(build_session(
                     conn, implicit_tls_ports=implicit, keep_streams=keep(conn.index + 1),
-                    keys=keys, decrypt_limit=limit))
+                    keys=keys.for_frame(conn.last_frame), decrypt_limit=limit))
         yield from order.drain()
         order.note(counters)
         if capture_out is not None:
+            cap_.meta.warnings += keys.warnings
             capture_out.append(cap_.meta)

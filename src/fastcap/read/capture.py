@@ -159,6 +159,7 @@ class Capture:
         self._np: np.ndarray | None = None
         self._base = base  # file offset of buffer byte 0 (offsets in reports are the file's)
         self._more = more  # the file goes on past the buffer: a record cut at its end waits
+        self._kept_keys = 0  # key log bytes kept from secrets blocks (MAX_KEY_LOG_KEPT)
         self.pcap_header = header
         self.frames: FrameWindow | None = None  # a window to fill; one of its own if None
         self.frames_done = 0
@@ -182,6 +183,11 @@ class Capture:
     def buffer(self):
         """The read-only mapping (for payload reads by later stages)."""
         return self._mm
+
+    def secrets_since(self, n: int) -> list[pcapng.SecretsBlock]:
+        """The Decryption Secrets Blocks the walk has met so far, in file order, after the
+        first `n` (those taken already)."""
+        return self.meta.secrets[n:]
 
     @property
     def progress_size(self) -> int:
@@ -419,7 +425,15 @@ class Capture:
                 elif btype == pcapng.BT_DSB and len(body) >= 8:
                     stype, slen = struct.unpack_from(order + "II", body)
                     slen = min(slen, len(body) - 8)
-                    meta.secrets.append(pcapng.SecretsBlock(off, stype, off + 16, slen))
+                    data = b""
+                    if stype == pcapng.TLS_KEY_LOG:  # kept up to the first that does not fit
+                        if self._kept_keys + slen <= pcapng.MAX_KEY_LOG_KEPT:
+                            data = body[8:8 + slen]
+                            self._kept_keys += slen
+                        else:
+                            self._kept_keys = pcapng.MAX_KEY_LOG_KEPT + 1
+                    at = self._base + off
+                    meta.secrets.append(pcapng.SecretsBlock(at, stype, at + 16, slen, fno, data))
                 elif btype in _FRAME_LIKE_BLOCKS:
                     meta.other_records[_FRAME_LIKE_BLOCKS[btype]] += 1
                     fno += 1  # Wireshark numbers these as frames; stay in step with it

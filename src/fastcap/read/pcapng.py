@@ -76,14 +76,23 @@ class Section:
     interfaces: list[Interface] = field(default_factory=list)
 
 
+TLS_KEY_LOG = 0x544C534B  # secrets type "TLSK": an NSS key log
+MAX_KEY_LOG_KEPT = 64 << 20  # key log bytes of secrets blocks kept per capture
+
+
 @dataclass(frozen=True, slots=True)
 class SecretsBlock:
-    """A Decryption Secrets Block kept by reference for later TLS work (keys for TLS 1.3)."""
+    """A Decryption Secrets Block kept by reference, with the text of a TLS key log (type
+    TLS_KEY_LOG) kept too, up to MAX_KEY_LOG_KEPT bytes per walk, so it is read only once;
+    `frame` is the number of the first frame after it: its keys serve the sessions whose
+    last frame is that one or later."""
 
     offset: int
     secrets_type: int
     data_offset: int
     data_len: int
+    frame: int = 0
+    data: bytes = b""
 
 
 def byte_order_of_shb(buf, off: int) -> bool | None:

@@ -1,7 +1,8 @@
 """The TLS key logs a pcapng file carries in Decryption Secrets Blocks before its first packet,
 where `editcap --inject-secrets tls,KEYS` puts them: read before the scan so every session,
-in this process or a worker, is built with them.  Blocks further on are kept by reference in
-`CaptureMeta.secrets` like any other, but not used for decryption."""
+in this process or a worker, is built with them.  Blocks further on (and every block of a
+compressed or piped capture) are kept by the walk in `CaptureMeta.secrets` and serve the
+sessions that end after them (`fastcap.session.KeysAsRead`)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import struct
 
 from . import pcapng
 
-TLS_KEY_LOG = 0x544C534B  # secrets type "TLSK": an NSS key log
+TLS_KEY_LOG = pcapng.TLS_KEY_LOG  # secrets type "TLSK": an NSS key log
 _PACKETS = frozenset({pcapng.BT_EPB, pcapng.BT_SPB, pcapng.BT_PB})
 _MAX_BLOCKS = 4096  # header blocks read at most before giving up on a packet appearing
 _MAX_SECRETS = 256 << 20

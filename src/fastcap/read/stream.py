@@ -17,6 +17,7 @@ import stat
 import sys
 import threading
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import BinaryIO
 
 from ..errors import CaptureError, CaptureWarning
@@ -31,6 +32,7 @@ from .capture import (
     sniff_format,
 )
 from .frames import FrameWindow
+from .pcapng import MAX_KEY_LOG_KEPT, TLS_KEY_LOG, SecretsBlock
 from .walkstatus import MAX_BLOCK
 
 MAX_PIECE = 4 * MAX_BLOCK + PIECE  # no record can need more; past it the stream is damaged
@@ -207,6 +209,8 @@ class StreamCapture:
         self._reader = _Reader(_chain(first, chunks, error))
         self._cur: Capture | None = None
         self._metas: list[CaptureMeta] = []
+        self._secrets: list[SecretsBlock] = []  # of the pieces walked
+        self._kept_keys = 0
         self._meta: CaptureMeta | None = None
         self.walker = None
         self.frames_done = 0
@@ -235,6 +239,26 @@ class StreamCapture:
         if self._cur is not None:
             return self._cur.meta
         return CaptureMeta(self.path, 0, self.format)
+
+    def secrets_since(self, n: int) -> list[SecretsBlock]:
+        """The Decryption Secrets Blocks the walk has met so far (those of the pieces read,
+        then the current piece's), in file order, after the first `n`."""
+        cur = self._cur.meta.secrets if self._cur is not None and self._meta is None else []
+        done = len(self._secrets)
+        return self._secrets[n:] + cur if n < done else cur[n - done:]
+
+    def _piece_done(self, meta: CaptureMeta) -> None:
+        """Keep a walked piece's metadata; the key logs of its secrets blocks are kept
+        up to the first that would take the stream's total past MAX_KEY_LOG_KEPT."""
+        for i, b in enumerate(meta.secrets):
+            if b.secrets_type == TLS_KEY_LOG:  # up to the first that does not fit
+                if self._kept_keys + b.data_len <= MAX_KEY_LOG_KEPT:
+                    self._kept_keys += b.data_len
+                else:
+                    self._kept_keys = MAX_KEY_LOG_KEPT + 1
+                    meta.secrets[i] = replace(b, data=b"")
+        self._secrets += meta.secrets
+        self._metas.append(meta)
 
     def windows(self, start: WalkState | None = None, stop: int | None = None
                 ) -> Iterator[FrameWindow]:
@@ -266,7 +290,7 @@ class StreamCapture:
                         f"{self.compression or 'stream'} data unreadable after decompressed "
                         f"offset {self._reader.done}: {self._reader.error}; stopped reading"))
                     cap.meta.skipped["damaged compressed data"] += 1
-                self._metas.append(cap.meta)
+                self._piece_done(cap.meta)
                 break
             if end.offset == 0:  # not one record fits: look again with more in hand
                 if len(buf) >= MAX_PIECE:
@@ -276,11 +300,11 @@ class StreamCapture:
                         f"stopped reading"))
                     cap.meta.skipped["corrupt block" if self.format == "pcapng"
                                      else "corrupt record"] += 1
-                    self._metas.append(cap.meta)
+                    self._piece_done(cap.meta)
                     break
                 rest, target = buf, 2 * len(buf)
                 continue
-            self._metas.append(cap.meta)
+            self._piece_done(cap.meta)
             header = cap.pcap_header
             base += end.offset
             rest = buf[end.offset:]

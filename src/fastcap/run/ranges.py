@@ -15,7 +15,7 @@ from __future__ import annotations
 import struct
 from collections import Counter
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -240,10 +240,22 @@ def merge_counters(parts: list[FrameCounters]) -> FrameCounters:
     return out
 
 
+def merged_meta(accepted: list[RangeResult]) -> CaptureMeta:
+    """The metadata of joined ranges, as one walk of the file fills it: their secrets
+    blocks' frame numbers (counted from 1 in each range) are made the file's."""
+    meta = merge_meta([r.meta for r in accepted])
+    if meta.secrets:
+        meta.secrets, base = [], 0
+        for r in accepted:
+            meta.secrets += [replace(b, frame=b.frame + base) for b in r.meta.secrets]
+            base += r.frames
+    return meta
+
+
 def merge_results(accepted: list[RangeResult], reread: int) -> Stitched:
     """Joined ranges, in file order, as one walk of the file."""
     whole = NumberedOn()
     parts = [whole.add(r.cols, r.frames, r.flow_keys) for r in accepted]
-    return Stitched(merge_meta([r.meta for r in accepted]),
+    return Stitched(merged_meta(accepted),
                     merge_counters([r.counters for r in accepted]), concat(parts), whole.flows,
                     reread, whole.base, accepted)

@@ -16,7 +16,7 @@ import numpy as np
 from ..options import JudgeOptions
 from ..select.flows import FlowKey, FlowTable
 from ..select.selection import FrameCounters
-from ..session import Session, build_session
+from ..session import Session, build_session, keys_for
 from ..tcp.reassembly import Connection, FrameCols
 
 RING_GAP_NS = 60 * 10**9  # a longer pause between two files: not one capture's ring buffer
@@ -118,9 +118,10 @@ def session_in_chain(conn: Connection, paths: list[str], offsets: list[int],
     its own file, `continues_into` naming the later files it reaches."""
     first = bisect_right(offsets, conn.first_frame - 1) - 1
     last = bisect_right(offsets, conn.last_frame - 1) - 1
+    keys = keys_for(options.key_index, conn.last_frame)  # by the chain's frame numbers
     _shift(conn, offsets[first])
     s = build_session(conn, implicit_tls_ports=options.implicit_tls_ports,
-                      keys=options.key_index, decrypt_limit=options.decrypt_limit)
+                      keys=keys, decrypt_limit=options.decrypt_limit)
     s.continues_into = paths[first + 1: last + 1]
     return first, s
 

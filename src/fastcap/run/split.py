@@ -23,7 +23,7 @@ from __future__ import annotations
 import mmap
 import os
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -34,7 +34,7 @@ from ..judge.judging import judge
 from ..options import JudgeOptions as JudgeOptions
 from ..select.flows import FlowKey, FlowTable
 from ..select.selection import FrameCounters
-from ..session import Session
+from ..session import KeysAsRead, Session
 from ..tcp.feed import concat, fed, rows
 from ..tcp.reassembly import (
     DEFAULT_BUDGET,
@@ -252,7 +252,13 @@ def iter_split_files(paths: list[str | os.PathLike], options: JudgeOptions, *, j
 
 def _run_results(paths: list[str], stitched: list[ranges.Stitched | None], run: list[int],
                  options: JudgeOptions, jobs: int, ex: Any) -> Iterator[SplitScan]:
-    found, why = _phase_two(_chain(paths, stitched, run), options, jobs, ex)
+    chain = _chain(paths, stitched, run)
+    keys = KeysAsRead(options.key_index)  # every secrets block of the run, by frame
+    for i, base in zip(run, chain.frame_offsets, strict=True):
+        told = len(keys.warnings)
+        keys.add(stitched[i].meta.secrets, paths[i], base)
+        stitched[i].meta.warnings += keys.warnings[told:]
+    found, why = _phase_two(chain, replace(options, key_index=keys), jobs, ex)
     per_file = numbered_in_files(found, len(run))
     out = []
     for i, sessions in zip(run, per_file, strict=True):

@@ -27,11 +27,12 @@ from __future__ import annotations
 import os
 from collections import deque
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 
 from ..errors import CaptureError
 from ..judge.judging import judge
 from ..options import JudgeOptions
-from ..session import MAX_HELD, InOrder, Session, build_session
+from ..session import MAX_HELD, InOrder, KeysAsRead, Session, build_session
 from ..tcp.feed import concat, fed
 from ..tcp.reassembly import Reassembler
 from . import ranges
@@ -148,11 +149,14 @@ def iter_scan(path: str | os.PathLike, options: JudgeOptions, analyzer, *, jobs:
         accepted: list[ranges.RangeResult] = []
         reread = 0
 
+        keys = KeysAsRead(options.key_index)
+
         def judged(conns) -> Iterator[Session]:
             """In number order, judged in that order as one process judges them."""
             for conn in conns:
                 s = build_session(conn, implicit_tls_ports=options.implicit_tls_ports,
-                                  keys=options.key_index, decrypt_limit=options.decrypt_limit)
+                                  keys=keys.for_frame(conn.last_frame),
+                                  decrypt_limit=options.decrypt_limit)
                 for t in order.push(s):
                     yield judge(t, analyzer, expect_name=options.expect_name)
 
@@ -165,6 +169,7 @@ def iter_scan(path: str | os.PathLike, options: JudgeOptions, analyzer, *, jobs:
                 if event[0] == "error":
                     raise event[2]
                 _, _, task, res = event
+                keys.add(res.meta.secrets, path, whole.base)
                 cols = whole.add(res.cols, res.frames, res.flow_keys)
                 accepted.append(_no_cols(res))
                 for done in fed(reasm, cols):
@@ -178,6 +183,7 @@ def iter_scan(path: str | os.PathLike, options: JudgeOptions, analyzer, *, jobs:
     finally:
         reader.close()
     merged = ranges.merge_results(accepted, reread)
+    merged.meta.warnings += keys.warnings
     order.note(merged.counters)
     if out is not None:
         out.append(SplitScan(path, [], merged.counters, merged.meta, reread, "streamed"))
@@ -194,7 +200,9 @@ class _Run:
 
     def __init__(self, options: JudgeOptions, analyzer, path: str,
                  max_held: int = MAX_HELD) -> None:
-        self.options, self.analyzer = options, analyzer
+        self.keys = KeysAsRead(options.key_index)  # with the run's secrets blocks as read
+        self.options = replace(options, key_index=self.keys)
+        self.analyzer = analyzer
         self.whole = NumberedOn()
         self.reasm = Reassembler(payload_buffer(path), self.whole.flows,
                                  server_ports=options.ports, cap=options.stream_cap,
@@ -213,6 +221,9 @@ class _Run:
         on now, as (file, Session or SplitScan) in order."""
         if self.paths:
             self.reasm.rebind(payload_buffer(found.path))
+        told = len(self.keys.warnings)
+        self.keys.add(found.meta.secrets, found.path, self.whole.base)
+        found.meta.warnings += self.keys.warnings[told:]
         self.whole.add_file(found.path)
         self.files.append(found)
         out: list[tuple] = []
@@ -314,8 +325,8 @@ def iter_file_events(paths: list[str], options: JudgeOptions, analyzer, *, jobs:
                 yield k, SplitScan(paths[k], error=str(event[2]), failure=event[2])
                 continue
             found = SplitScan(paths[k], [], ranges.merge_counters(
-                [r.counters for r in parts_of_file]), ranges.merge_meta(
-                [r.meta for r in parts_of_file]), event[2], "streamed")
+                [r.counters for r in parts_of_file]), ranges.merged_meta(parts_of_file),
+                event[2], "streamed")
             if not breaks.goes_on(found.counters) or run is None:
                 if run is not None:
                     yield from _in_paths(run.finish(), k - len(run.paths))

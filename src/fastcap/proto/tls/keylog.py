@@ -166,6 +166,13 @@ class KeyLog:
         prefixes, offsets, lines = self._index(read, len(data), source)
         self._add(_Source(source, None, data, prefixes, offsets, lines))
 
+    def joined(self, other: KeyLog) -> KeyLog:
+        """A key log reading this one's sources, then ``other``'s (whose lines win): the
+        indexes are shared, not copied."""
+        out = KeyLog()
+        out._sources = [*self._sources, *other._sources]
+        return out
+
     def _add(self, src: _Source) -> None:
         if len(src.prefixes):
             self._sources.append(src)
