@@ -1298,9 +1298,19 @@ def test_split_and_streamed_scans_agree_on_mutated_captures(workdir, name, seed,
     assert _scan_result(path, jobs=3, executor=SerialExecutor(), parts=parts) == whole
     gz = path.with_suffix(".gz")
     gz.write_bytes(gzip.compress(data, 1))
-    assert _scan_result(gz, piece=piece) == whole
+    assert _scan_result(gz, piece=piece) == _without_secrets_warnings(whole)
     path.unlink()
     gz.unlink()
+
+
+def _without_secrets_warnings(result: tuple) -> tuple:
+    """A scan result without the warnings of garbled Decryption Secrets Blocks: those of a
+    compressed capture are not read (fastcap.read.secrets), so it has none to tell."""
+    if result[0] == "error":
+        return result
+    sessions, summary = result
+    kept = [w for w in summary["warnings"] if " DSB at byte " not in w]
+    return sessions, {**summary, "warnings": kept}
 
 
 @fuzz(25)

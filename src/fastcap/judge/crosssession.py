@@ -26,9 +26,12 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from ..proto.tls import TlsHandshake
+from ..proto.tls.inference import infer_client_cert
 from ..session import Session
 from ..verdict import Verdict
 from .diagnose import (
+    INFERRED_ABSENT,
+    INFERRED_PRESENT,
     NOT_REQUESTED,
     RESUMED,
     _frame_text,
@@ -73,7 +76,8 @@ class CrossSession:
         self.enabled = enabled
         self.dropped = 0  # remembered entries forgotten to stay within `limit`
         self._origins: OrderedDict[bytes, Origin] = OrderedDict()
-        self._asked: OrderedDict[str, tuple[str | None, int, int | None]] = OrderedDict()
+        # server -> (path, session number, frame, known only by inference)
+        self._asked: OrderedDict[str, tuple[str | None, int, int | None, bool]] = OrderedDict()
 
     def _remember(self, table: OrderedDict[_K, _V], key: _K, value: _V) -> None:
         table[key] = value
@@ -94,9 +98,10 @@ class CrossSession:
         elif any(awaits_expectation(v) for v in s.verdicts):
             asked = self._asked.get(s.server)
             if asked is not None:
-                a_path, number, frame = asked
+                a_path, number, frame, inferred = asked
                 where = _where(number, frame, a_path, path)
-                by = f"this server ({s.server}) asked for one on {where}"
+                how = ", inferred from its TLS 1.3 record sizes" if inferred else ""
+                by = f"this server ({s.server}) asked for one on {where}{how}"
                 linked = tuple(most_severe_first(client_cert_expected(v, by)
                                                  for v in s.verdicts))
         if t is not None:
@@ -115,8 +120,12 @@ class CrossSession:
                verdicts: Sequence[Verdict]) -> None:
         t = s.tls
         frame = t.server_hello_at.frame if t.server_hello_at is not None else s.first_frame
-        if t.cert_requested and s.server not in self._asked:
-            self._remember(self._asked, s.server, (path, s.number, _request_frame(t) or frame))
+        known = self._asked.get(s.server)
+        if t.cert_requested and (known is None or known[3]):  # seen beats inferred
+            self._remember(self._asked, s.server,
+                           (path, s.number, _request_frame(t) or frame, False))
+        elif known is None and _request_inferred(t, verdicts):
+            self._remember(self._asked, s.server, (path, s.number, frame, True))
         if t.outcome != "completed":
             return  # no session to resume
         if t.resumption is None:
@@ -173,6 +182,15 @@ class CrossSession:
                             f"{_where(o.number, v.frame or o.frame, o.path, path)}: {v.message}",
                             v.hint, v.frame or o.frame) for v in o.verdicts]
         return o, tuple(most_severe_first(out))
+
+
+def _request_inferred(t: TlsHandshake, verdicts: Sequence[Verdict]) -> bool:
+    """A TLS 1.3 handshake seen without keys whose record sizes show the server asked for a
+    client certificate: the client answered with a Certificate message, empty or not."""
+    if not t.tls13_encrypted or not any(v.code in (INFERRED_ABSENT, INFERRED_PRESENT)
+                                        for v in verdicts):
+        return False
+    return bool(infer_client_cert(t).requested)
 
 
 def _request_frame(t: TlsHandshake) -> int | None:

@@ -14,6 +14,8 @@ from pathlib import Path
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
+from ..judge.diagnose import INFERRED_ABSENT, INFERRED_PRESENT
+from ..proto.tls.inference import infer_client_cert
 from ..run.scanner import ScanSummary
 from ..session import Session
 from .textsafe import printable
@@ -23,12 +25,13 @@ _SEVERITY_MARK = {"error": "!", "warning": "~", "info": "i", "ok": ""}
 
 
 def client_cert_text(s: Session) -> str:
-    """What the client presented, in a few words."""
+    """What the client presented, in a few words: as seen (in plaintext, or decrypted with
+    keys), else as the record sizes of a TLS 1.3 handshake show it, marked inferred."""
     t = s.tls
     if t is None:
         return "-"
-    if t.tls13_encrypted:
-        return "encrypted (TLS 1.3)"
+    if t.tls13_encrypted and t.client_certificate is None:
+        return _inferred_cert_text(s)
     if t.client_certificate is None:
         return "not requested" if not t.cert_requested else "none (no Certificate message)"
     if not t.client_certificate:
@@ -37,6 +40,18 @@ def client_cert_text(s: Session) -> str:
     if leaf is None or leaf.subject is None:
         return "unparseable certificate"
     return printable(leaf.subject)
+
+
+def _inferred_cert_text(s: Session) -> str:
+    """The TLS 1.3 client certificate hidden by encryption: what the diagnosis inferred from
+    record sizes (its verdict says whether it decided), else only that it is encrypted."""
+    codes = {v.code for v in s.verdicts}
+    if INFERRED_PRESENT in codes:
+        return "sent (inferred)"
+    if INFERRED_ABSENT in codes and s.tls is not None:
+        asked = infer_client_cert(s.tls).requested
+        return "none (inferred)" if asked is not False else "not requested (inferred)"
+    return "encrypted (TLS 1.3)"
 
 
 def _row(s: Session) -> list[str]:

@@ -104,10 +104,33 @@ def scan(path: str | os.PathLike, options: ScanOptions | None = None, *,
                  CrossSession() if cross is None else cross)
 
 
+def _keyed(o: ScanOptions, path: str | os.PathLike | None = None
+           ) -> tuple[ScanOptions, list[str]]:
+    """``with_keys(o, path)`` and the warnings reading those keys gave (a garbled line of a
+    key log file or of ``path``'s Decryption Secrets Blocks, each naming its source and line),
+    for the summary: the API reports them there as the CLI does on stderr.  Keys read before
+    (the CLI reads every file's first and reports them itself) give none, so each is told once."""
+    keys = o.key_index
+    told = (len(keys.warnings), keys.warnings_dropped) if keys is not None else (0, 0)
+    keyed = with_keys(o, path)
+    new = keyed.key_index
+    if keyed is o or new is None:
+        return keyed, []
+    if new is not keys:
+        told = (0, 0)
+    out = list(new.warnings[told[0]:])
+    if new.warnings_dropped > told[1]:
+        out.append(f"{new.warnings_dropped - told[1]} more key log warning(s) not listed")
+    return keyed, out
+
+
 def _scan(path: str | os.PathLike, o: ScanOptions, analyzer: Analyzer,
           summary: ScanSummary | None, progress: Callable[[int, int], None] | None,
           executor, cross: CrossSession) -> Iterator[Session]:
     where = os.fspath(path)
+    o, key_warnings = _keyed(o, path)  # iter_sessions and the workers find them read
+    if summary is not None:
+        summary.warnings += key_warnings
     counters = FrameCounters()
     meta: list = []
     jobs = o.jobs
@@ -116,7 +139,6 @@ def _scan(path: str | os.PathLike, o: ScanOptions, analyzer: Analyzer,
     if jobs > 1 or executor is not None:
         from . import split, streamed
 
-        o = with_keys(o, path)  # iter_sessions does it for the one-process reading
         found: list = []
         if executor is None:  # worker processes read, this one judges as ranges arrive
             sessions = streamed.iter_scan(path, o, analyzer, jobs=jobs, parts=o.parts,
@@ -254,9 +276,11 @@ def _iter_file_streams(paths: list[str], o: ScanOptions, executor, analyzer: Ana
     jobs, parts = o.jobs, o.parts
     alone = [executor is None and needs_stream(p) for p in paths]
     mapped = [p for p, a in zip(paths, alone, strict=True) if not a]
-    o = with_keys(o)
+    o, key_warnings = _keyed(o)  # the key log files': told in the first file's summary
+    told: dict[str, list[str]] = {}
     for p in mapped:  # read together: every file's secrets blocks before any session
-        o = with_keys(o, p)
+        o, got = _keyed(o, p)
+        told.setdefault(p, got)  # a file named twice is read (and told) once
     if executor is not None:
         dealt = split.iter_split_files(mapped, o, jobs=jobs, executor=executor,
                                        parts=parts, progress=progress)
@@ -270,6 +294,8 @@ def _iter_file_streams(paths: list[str], o: ScanOptions, executor, analyzer: Ana
         for _ in last or ():  # what the caller left of the previous file
             pass
         summary = ScanSummary(p)
+        summary.warnings += key_warnings + told.pop(p, [])
+        key_warnings = []
         fs = FileStream(p, iter([]), summary)
         if a:
             fs.sessions = _alone(p, summary, fs.errors, o, analyzer, cross)
