@@ -221,3 +221,22 @@ def test_garbled_line_of_a_later_block_is_a_warning_with_its_place(later, tmp_pa
     assert one[NAMES[1]]["decryption"]["keys_found"]
     proc = _cli("scan", "--format", "json", "-j", "2", str(garbled))
     assert proc.returncode == 1 and b"TLS key log in secrets block, line 1" in proc.stderr
+
+
+def test_key_logs_past_the_bound_are_a_warning_naming_the_block(later, monkeypatch):
+    """Memory stays bounded by not keeping key logs past MAX_KEY_LOG_KEPT; the user is told
+    which block was the first left out, and how to give those keys instead."""
+    with Capture(later.path) as cap:
+        for _ in cap.windows():
+            pass
+        first = cap.meta.secrets[0].data_len
+    monkeypatch.setattr("fastcap.read.pcapng.MAX_KEY_LOG_KEPT", first)  # the first block fits
+    with Capture(later.path) as cap:
+        for _ in cap.windows():
+            pass
+        blocks, warnings = cap.meta.secrets, cap.meta.warnings
+    keys = [b for b in blocks if b.secrets_type == TLS_KEY_LOG]
+    assert keys[0].data and not keys[1].data
+    dropped = [w for w in warnings if w.kind == "key_log_not_kept"]
+    assert [w.offset for w in dropped] == [later.offsets[1]]
+    assert "--keylog" in str(dropped[0])

@@ -38,6 +38,8 @@ DEFAULT_WINDOW = 1 << 17
 DEFAULT_SLAB = 80  # Ethernet + 802.1Q + IPv6 + TCP up to its data offset; rarer rows re-read
 _YEAR_S = 366 * 86400  # a resynchronised pcap record lies within this of the last good one
 _GZIP, _ZSTD, _LZ4 = b"\x1f\x8b", b"\x28\xb5\x2f\xfd", b"\x04\x22\x4d\x18"
+KEYS_DROPPED = (f"secrets blocks hold over {pcapng.MAX_KEY_LOG_KEPT >> 20} MiB of TLS key log: "
+                 "this block and later ones are not used (give the keys with --keylog)")
 _PARSED_BLOCKS = (0x00000001, 0x0000000A)  # interface description, decryption secrets
 # pcapng blocks that Wireshark shows as frames of their own, without packet data.
 _FRAME_LIKE_BLOCKS = {0x00000BAD: "custom", 0x40000BAD: "custom", 0x00000009: "systemd journal"}
@@ -431,6 +433,8 @@ class Capture:
                             data = body[8:8 + slen]
                             self._kept_keys += slen
                         else:
+                            if self._kept_keys <= pcapng.MAX_KEY_LOG_KEPT:
+                                self._warn(off, "key_log_not_kept", KEYS_DROPPED)
                             self._kept_keys = pcapng.MAX_KEY_LOG_KEPT + 1
                     at = self._base + off
                     meta.secrets.append(pcapng.SecretsBlock(at, stype, at + 16, slen, fno, data))

@@ -25,6 +25,7 @@ from ..options import PIECE as PIECE
 from .capture import (
     DEFAULT_SLAB,
     DEFAULT_WINDOW,
+    KEYS_DROPPED,
     Capture,
     CaptureMeta,
     WalkState,
@@ -255,6 +256,9 @@ class StreamCapture:
                 if self._kept_keys + b.data_len <= MAX_KEY_LOG_KEPT:
                     self._kept_keys += b.data_len
                 else:
+                    if self._kept_keys <= MAX_KEY_LOG_KEPT and b.data:
+                        meta.warnings.append(CaptureWarning(
+                            meta.path, b.offset, "key_log_not_kept", KEYS_DROPPED))
                     self._kept_keys = MAX_KEY_LOG_KEPT + 1
                     meta.secrets[i] = replace(b, data=b"")
         self._secrets += meta.secrets
