@@ -21,6 +21,8 @@ from .options import (
     DEFAULT_CAP,
     DEFAULT_DECRYPT_LIMIT,
     DEFAULT_IMPLICIT_TLS_PORTS,
+    DEFAULT_JOIN_TOLERANCE_S,
+    DEFAULT_JOIN_WINDOW_S,
     DEFAULT_PORTS,
     DEFAULT_TRUST,
     TRUST_STORES,
@@ -88,7 +90,8 @@ def _parser() -> argparse.ArgumentParser:
                     help="frame walker: C (native), pure Python, or auto (default)")
     sc = sub.add_parser("scan", help="diagnose every SMTP session: did the client present a "
                         "usable TLS certificate, and if not, why")
-    sc.add_argument("files", nargs="+", metavar="FILE")
+    sc.add_argument("files", nargs="*", metavar="FILE",
+                    help="captures (none: diagnose the --evidence logs alone)")
     sc.add_argument("--format", choices=("table", "json", "jsonl", "csv"), default="table")
     sc.add_argument("--only-problems", action="store_true",
                     help="list only sessions with a problem verdict")
@@ -109,6 +112,7 @@ def _parser() -> argparse.ArgumentParser:
                     "for certificate chains larger than that)")
     sc.add_argument("--backend", choices=BACKEND_CHOICES, default=DEFAULT_BACKEND)
     _key_arguments(sc)
+    _evidence_arguments(sc)
     sc.add_argument("-j", "--jobs", type=_jobs, default=os.cpu_count() or 1, metavar="N",
                     help="worker processes (default: the number of CPUs): files are split into "
                     "byte ranges read at once, with the same results as -j 1")
@@ -127,7 +131,53 @@ def _parser() -> argparse.ArgumentParser:
                     help="bytes kept per direction of a connection (default 256K)")
     fo.add_argument("--backend", choices=BACKEND_CHOICES, default=DEFAULT_BACKEND)
     _key_arguments(fo)
+    _evidence_arguments(fo)
     return p
+
+
+def _seconds(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+
+
+def _utc_offset(text: str) -> int:
+    """'+01:00', '-0500', '+2' -> seconds east of UTC."""
+    t = text.strip()
+    sign = -1 if t.startswith("-") else 1
+    digits = t.lstrip("+-").replace(":", "")
+    try:
+        hours, minutes = (int(digits[:-2] or 0), int(digits[-2:])) if len(digits) > 2 else (
+            int(digits), 0)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a UTC offset: {text!r} (e.g. +01:00)") from None
+    if hours > 14 or minutes >= 60:
+        raise argparse.ArgumentTypeError(f"UTC offset {text!r} is out of range")
+    return sign * (hours * 3600 + minutes * 60)
+
+
+def _evidence_arguments(sub: argparse.ArgumentParser) -> None:
+    g = sub.add_argument_group("mail-server logs and connector settings")
+    g.add_argument("--evidence", action="append", metavar="FILE",
+                   help="an Exchange SMTP protocol or message tracking log, an Exchange Online "
+                        "message trace CSV, a Postfix/syslog mail log, or Get-InboundConnector/"
+                        "Get-SendConnector/Get-ExchangeCertificate JSON (kind told from the "
+                        "content); repeatable")
+    g.add_argument("--join-tolerance", type=_seconds, default=DEFAULT_JOIN_TOLERANCE_S,
+                   metavar="S", help="seconds a log entry with both endpoints may differ from "
+                   f"its session after the clock skew (default {DEFAULT_JOIN_TOLERANCE_S:g})")
+    g.add_argument("--join-window", type=_seconds, default=DEFAULT_JOIN_WINDOW_S, metavar="S",
+                   help="seconds around a session a log entry giving only the peer address "
+                   f"(Postfix, message trace) may lie (default {DEFAULT_JOIN_WINDOW_S:g})")
+    g.add_argument("--log-skew", type=_seconds, metavar="S",
+                   help="the log clock minus the capture clock, in seconds (default: "
+                        "estimated from unambiguous pairs)")
+    g.add_argument("--log-year", type=int, metavar="YEAR",
+                   help="year of syslog lines that carry none (default: the log file's "
+                        "modification year)")
+    g.add_argument("--log-utc-offset", type=_utc_offset, default=0, metavar="+HH:MM",
+                   help="time zone of syslog lines that carry none (default UTC)")
 
 
 def _key_arguments(sub: argparse.ArgumentParser) -> None:
@@ -259,6 +309,12 @@ def _cmd_scan(args) -> int:
     from .read.inputs import expand_inputs
     from .run.scanner import has_problem
 
+    if args.evidence:
+        return _cmd_scan_evidence(args)
+    if not args.files:
+        print("fastcap: scan: give a capture, or mail-server logs with --evidence",
+              file=sys.stderr)
+        return EXIT_UNREADABLE
     try:
         options = _scan_options(args)
         analyzer = analyzer_for(options)
@@ -309,24 +365,125 @@ def _cmd_scan(args) -> int:
     if args.format == "json":
         print(report.to_json(results, errors))
     elif args.format == "table":
-        for path, kept, _summary in results:
-            if len(files) > 1:
-                print(f"== {path}")
-            if kept:
-                print(report.format_table(kept))
-                problems = [s for s in kept if has_problem(s) or any(
-                    v.severity != "ok" for v in s.verdicts)]
-                if problems:
-                    print("\nFindings:")
-                    for s in problems:
-                        print(f"  session {s.number} ({s.client} -> {s.server}):")
-                        print(report.format_details(s))
-            else:
-                print("no SMTP sessions" + (" with problems" if args.only_problems else "")
-                      + f" on ports {','.join(map(str, sorted(args.ports)))}")
-            print()
+        _print_tables(args, results, len(files) > 1)
         print(report.format_summary(summaries))
     return code
+
+
+def _read_evidence(args):
+    """The --evidence files read once, their warnings (file and line) on stderr."""
+    from .evidence.read import read_evidence
+
+    evidence = read_evidence(args.evidence, year=args.log_year,
+                             utc_offset_s=args.log_utc_offset)
+    for w in evidence.warnings:
+        print(f"fastcap: warning: {w}", file=sys.stderr)
+    return evidence
+
+
+def _cmd_scan_evidence(args) -> int:
+    """`scan --evidence`: every session collected first (the join estimates the log clock's
+    skew from all of them), then joined to the logs, then printed in the format asked for."""
+    from .judge.diagnose import is_problem
+    from .judge.judging import analyzer_for
+    from .out import report
+    from .out.evidence_text import evidence_json, format_evidence
+    from .read.inputs import expand_inputs
+    from .run.evidence import JoinSettings, attach_evidence, log_only
+    from .run.scanner import has_problem
+
+    evidence = _read_evidence(args)
+    code = EXIT_PROBLEMS if evidence.warnings else EXIT_OK
+    if args.expect_name is None and (name := evidence.settings.expected_name()):
+        args.expect_name = name
+        print(f"fastcap: expecting client certificates for {name} (the inbound connector's "
+              "TlsSenderCertificateName)", file=sys.stderr)
+    try:
+        options = _scan_options(args)
+        analyzer = analyzer_for(options)
+    except (OSError, ValueError) as e:
+        print(f"fastcap: {e}", file=sys.stderr)
+        return EXIT_UNREADABLE
+    files, notes, bad_args = expand_inputs(args.files) if args.files else ([], [], [])
+    options = _with_keys(options, files)
+    results, errors = [], []
+    for w in notes:
+        print(f"fastcap: warning: {w}", file=sys.stderr)
+    for e in bad_args:
+        print(f"fastcap: {e}", file=sys.stderr)
+        errors.append({"path": e.split(":", 1)[0], "error": e})
+        code = EXIT_UNREADABLE
+    for path, sessions, summary, failure in (_scan_streams(args, files, options, analyzer)
+                                             if files else ()):
+        kept = list(sessions)
+        if failure:
+            print(f"fastcap: {failure[0]}", file=sys.stderr)
+            errors.append({"path": path, "error": failure[0]})
+            code = EXIT_UNREADABLE
+            continue
+        for w in summary.warnings:
+            print(f"fastcap: warning: {w}", file=sys.stderr)
+        results.append((path, kept, summary))
+    joined = None
+    if files:
+        how = JoinSettings(args.join_tolerance, args.join_window, args.log_skew)
+        joined = attach_evidence(results, evidence, how, expect_name=options.expect_name)
+    lonely = log_only(joined.unmatched_conversations if joined else evidence.conversations,
+                      evidence)
+    problems = any(x.with_problems or x.warnings for _, _, x in results) or any(
+        is_problem(v) for item in lonely for v in item.verdicts)
+    if problems and code == EXIT_OK:
+        code = EXIT_PROBLEMS
+    for _path, kept, _summary in results:
+        if args.export_certs:
+            for s in kept:
+                for w in report.export_certs(s, args.export_certs):
+                    print(f"fastcap: warning: {w}", file=sys.stderr)
+        if args.only_problems:
+            kept[:] = [s for s in kept if has_problem(s)]
+    if args.format == "json":
+        print(report.to_json(results, errors, evidence_json(evidence, joined, lonely)))
+    elif args.format == "jsonl":
+        for path, kept, _summary in results:
+            for s in kept:
+                print(report.to_jsonl_line(s, path))
+        for item in lonely:
+            print(json.dumps({"unmatched_log_conversation": item.to_dict(),
+                              "schema_version": report.SCHEMA_VERSION}, default=str))
+    elif args.format == "csv":
+        sys.stdout.write(report.csv_header())
+        for path, kept, _summary in results:
+            for s in kept:
+                sys.stdout.write(report.csv_line(s, path))
+    else:
+        _print_tables(args, results, len(files) > 1)
+        print(format_evidence(evidence, joined, lonely, captured=bool(files)))
+        if results:
+            print()
+            print(report.format_summary([x for _, _, x in results]))
+    return code
+
+
+def _print_tables(args, results, several: bool) -> None:
+    from .out import report
+    from .run.scanner import has_problem
+
+    for path, kept, _summary in results:
+        if several:
+            print(f"== {path}")
+        if kept:
+            print(report.format_table(kept))
+            problems = [s for s in kept if has_problem(s) or any(
+                v.severity != "ok" for v in s.verdicts)]
+            if problems:
+                print("\nFindings:")
+                for s in problems:
+                    print(f"  session {s.number} ({s.client} -> {s.server}):")
+                    print(report.format_details(s))
+        else:
+            print("no SMTP sessions" + (" with problems" if args.only_problems else "")
+                  + f" on ports {','.join(map(str, sorted(args.ports)))}")
+        print()
 
 
 def _cmd_follow(args) -> int:
@@ -343,7 +500,10 @@ def _cmd_follow(args) -> int:
                            capture_out=meta):
         seen = max(seen, s.number)
         if s.number == args.session:
-            print(format_follow(s))
+            if args.evidence:
+                print(format_follow(s, *_follow_logs(args, s)))
+            else:
+                print(format_follow(s))
             return EXIT_OK
     for m in meta:
         for w in m.warnings:
@@ -351,6 +511,31 @@ def _cmd_follow(args) -> int:
     print(f"fastcap: {args.file}: no session {args.session} (the capture has {seen} on ports "
           f"{','.join(map(str, sorted(args.ports)))})", file=sys.stderr)
     return EXIT_UNREADABLE
+
+
+def _follow_logs(args, s) -> tuple[list, dict[int, int]]:
+    """The log lines of the conversations joined to session `s`, on the capture's clock, and
+    the capture times of the session's frames to place them by."""
+    from .evidence.join import SessionKey, join
+    from .out.follow import LogLine
+    from .read.frametimes import frame_times
+
+    evidence = _read_evidence(args)
+    key = SessionKey.of(s, args.file)
+    joined = join([key], evidence.conversations, tolerance_s=args.join_tolerance,
+                  window_s=args.join_window, skew_s=args.log_skew)
+    skews = {k.file: k.ns for k in joined.skews}
+    logs = []
+    for m in joined.matches.get((args.file, s.number), ()):
+        c = m.conversation
+        skew = skews.get(c.file, 0)
+        logs += [LogLine(ts - skew, f"{c.file} line {line.number}", line.text)
+                 for ts, line in evidence.lines_of(c)]
+    if not logs:
+        print(f"fastcap: no log line matched session {s.number}", file=sys.stderr)
+    times = frame_times(args.file, range(s.first_frame, s.last_frame + 1),
+                        backend=args.backend)
+    return logs, times
 
 
 def _cmd_stats(args) -> int:

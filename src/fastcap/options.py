@@ -21,6 +21,11 @@ TRUST_STORES = ("mozilla", "system")
 DEFAULT_BACKEND = "auto"
 BACKEND_CHOICES = ("auto", "native", "python")
 DEFAULT_DECRYPT_LIMIT = 64 * 1024  # application-data bytes decrypted per direction
+# Joining mail-server logs to sessions (fastcap.evidence.join): seconds a log entry that gives
+# both endpoints may lie from its session once the clock skew is taken off, and seconds around
+# a session an entry that gives only the peer's address may lie.
+DEFAULT_JOIN_TOLERANCE_S = 300.0
+DEFAULT_JOIN_WINDOW_S = 10.0
 
 
 def _ports(value: Iterable[int], name: str) -> frozenset[int]:

@@ -103,12 +103,17 @@ class Session:
     # The decrypted application data, kept only for `follow`, as the streams above.
     tls_c2s: PlainStream | None = field(default=None, repr=False, compare=False)
     tls_s2c: PlainStream | None = field(default=None, repr=False, compare=False)
+    # Set only when the scan was given mail-server logs (--evidence): the log conversations
+    # joined to this session (fastcap.evidence.join.Match, each with a to_dict()).
+    evidence: list | None = None
 
     def to_dict(self) -> dict[str, Any]:
         out = self._base_dict()
         if self.decryption is not None:  # keys were given: without, the JSON stays as it was
             out["decryption"] = self.decryption.to_dict()
             out["smtp_tls"] = self.smtp_tls.to_dict() if self.smtp_tls else None
+        if self.evidence is not None:  # logs were given: likewise
+            out["evidence"] = [m.to_dict() for m in self.evidence]
         return out
 
     def _base_dict(self) -> dict[str, Any]:

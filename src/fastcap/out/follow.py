@@ -5,8 +5,10 @@ than bytes.  Credentials after AUTH are never shown."""
 from __future__ import annotations
 
 import datetime as dt
+import re
 import warnings
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 from cryptography import x509
 
@@ -157,8 +159,44 @@ def _tls(s: Session) -> list[str]:
     return out
 
 
-def format_follow(s: Session) -> str:
-    """The session as text lines, ready to print."""
+@dataclass(frozen=True, slots=True)
+class LogLine:
+    """A mail-server log line to show among the packets: its time on the capture's clock
+    (the log's, less the join's skew) and where it came from."""
+
+    ts_ns: int
+    where: str  # "FILE line N"
+    text: str
+
+
+_FRAME_PREFIX = re.compile(r"\[f(\d+)\]")
+
+
+def _interleave(lines: list[str], logs: list[LogLine], frame_ts: dict[int, int],
+                start_ns: int) -> list[str]:
+    """Each log line put before the first packet line that is later than it (packet lines
+    keep their order; lines without a frame time go with the line before)."""
+    pending = sorted(logs, key=lambda x: x.ts_ns)
+    out, i = [], 0
+    for line in lines:
+        m = _FRAME_PREFIX.match(line)
+        ts = frame_ts.get(int(m.group(1))) if m else None
+        while ts is not None and i < len(pending) and pending[i].ts_ns <= ts:
+            out.append(_log_text(pending[i], start_ns))
+            i += 1
+        out.append(line)
+    out += [_log_text(x, start_ns) for x in pending[i:]]
+    return out
+
+
+def _log_text(x: LogLine, start_ns: int) -> str:
+    return f"[log {printable(x.where)}, {(x.ts_ns - start_ns) / 1e9:+.3f} s] {printable(x.text)}"
+
+
+def format_follow(s: Session, logs: list[LogLine] | None = None,
+                  frame_ts: dict[int, int] | None = None) -> str:
+    """The session as text lines, ready to print; with `logs` (and the capture times of the
+    session's frames, `frame_ts`), the log lines interleaved with the packets by time."""
     ts = dt.datetime.fromtimestamp(s.first_ts_ns / 1e9, dt.UTC)
     head = (f"Session {s.number}: {s.client} -> {s.server}, frames {s.first_frame}-"
             f"{s.last_frame} ({s.frames} frames), {ts:%Y-%m-%d %H:%M:%S} UTC")
@@ -170,4 +208,6 @@ def format_follow(s: Session) -> str:
                          f"offset {off}]")
     lines += _tls(s)
     lines += _decrypted(s)
+    if logs:
+        lines[2:] = _interleave(lines[2:], logs, frame_ts or {}, s.first_ts_ns)
     return "\n".join(lines)

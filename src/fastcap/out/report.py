@@ -54,10 +54,22 @@ def _inferred_cert_text(s: Session) -> str:
     return "encrypted (TLS 1.3)"
 
 
-def _row(s: Session) -> list[str]:
+_LOG_NAMES = {"exchange-send": "send", "exchange-receive": "recv", "postfix": "postfix",
+              "message-tracking": "track", "message-trace": "trace"}
+
+
+def log_mark(s: Session) -> str:
+    """The logs a session was joined to, in a word each ("-" for none)."""
+    kinds = dict.fromkeys(_LOG_NAMES.get(m.conversation.kind, m.conversation.kind)
+                          for m in s.evidence or ())
+    return ",".join(kinds) or "-"
+
+
+def _row(s: Session, logs: bool = False) -> list[str]:
     smtp, t = s.smtp, s.tls
     return [
         str(s.number),
+        *([log_mark(s)] if logs else []),
         f"{s.first_frame}-{s.last_frame}",
         f"{s.client} -> {s.server}",
         printable(smtp.ehlo_name or "-") if smtp else "-",
@@ -68,9 +80,13 @@ def _row(s: Session) -> list[str]:
 
 
 def format_table(sessions: Iterable[Session]) -> str:
-    head = ["#", "frames", "client -> server", "EHLO", "TLS", "client certificate",
-            "verdicts"]
-    rows = [head] + [_row(s) for s in sessions]
+    """One row per session; with logs given (--evidence), a "log" column names the logs
+    each session was joined to."""
+    sessions = list(sessions)
+    logs = any(s.evidence is not None for s in sessions)
+    head = ["#", *(["log"] if logs else []), "frames", "client -> server", "EHLO", "TLS",
+            "client certificate", "verdicts"]
+    rows = [head] + [_row(s, logs) for s in sessions]
     widths = [min(max(len(r[i]) for r in rows), 60) for i in range(len(head) - 1)]
     out = []
     for r in rows:
@@ -121,13 +137,17 @@ def session_record(s: Session, path: str) -> dict:
     return d
 
 
-def to_json(results: list[tuple[str, list[Session], ScanSummary]], errors: list[dict]) -> str:
+def to_json(results: list[tuple[str, list[Session], ScanSummary]], errors: list[dict],
+            extra: dict | None = None) -> str:
+    """The whole scan as one document; `extra` adds top-level keys (the logs' `evidence`
+    and `unmatched`, when logs were given)."""
     doc = {
         "schema_version": SCHEMA_VERSION,
         "files": [{"path": p, "summary": summ.to_dict(),
                    "sessions": [session_record(s, p) for s in sess]}
                   for p, sess, summ in results],
         "errors": errors,
+        **(extra or {}),
     }
     return json.dumps(doc, indent=2, default=str)
 

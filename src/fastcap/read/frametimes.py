@@ -1,0 +1,36 @@
+"""Timestamps of chosen frames, for lining a session's packets up with log lines by time.
+
+Sessions keep frame numbers, not times (a timestamp per segment would cost every scan for
+what only `follow --evidence` needs), so the times are read again here: one walk of the
+capture up to the last frame asked for."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+
+import numpy as np
+
+from .stream import open_capture
+
+__all__ = ["frame_times"]
+
+
+def frame_times(path: str | os.PathLike, frames: Iterable[int], *,
+                backend: str = "auto") -> dict[int, int]:
+    """frame number -> capture timestamp (ns since the epoch) for each of `frames` the file
+    has; the walk stops after the highest one."""
+    wanted = np.unique(np.fromiter((int(f) for f in frames), dtype=np.int64))
+    out: dict[int, int] = {}
+    if wanted.size == 0:
+        return out
+    last = int(wanted[-1])
+    with open_capture(path, backend=backend) as cap:
+        for win in cap.windows():
+            numbers = win.frame_no
+            hit = np.isin(numbers, wanted)
+            for f, t in zip(numbers[hit].tolist(), win.ts_ns[hit].tolist(), strict=True):
+                out[f] = t
+            if len(numbers) and int(numbers[-1]) >= last:
+                break
+    return out

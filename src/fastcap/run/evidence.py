@@ -1,0 +1,84 @@
+"""Mail-server logs and connector settings joined to a scan's sessions.
+
+The join needs every session of the scan at once (the clock skew between the log host and
+the capture host is estimated from all unambiguous pairs), so it runs after the scan, on the
+judged sessions, and adds its findings to their verdicts; the scan itself is unchanged."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from ..evidence.join import (
+    DEFAULT_TOLERANCE_S,
+    DEFAULT_WINDOW_S,
+    JoinResult,
+    SessionKey,
+    join,
+)
+from ..evidence.read import Evidence
+from ..evidence.records import LogConversation
+from ..judge.diagnose import is_problem, most_severe_first
+from ..judge.evidence import evidence_verdicts, log_only_verdicts, settings_verdicts
+from ..session import Session
+from ..verdict import Verdict
+from .scanner import ScanSummary
+
+__all__ = ["JoinSettings", "LogOnly", "attach_evidence", "log_only"]
+
+
+@dataclass(frozen=True, slots=True)
+class JoinSettings:
+    """How log conversations are matched to sessions (see fastcap.evidence.join)."""
+
+    tolerance_s: float = DEFAULT_TOLERANCE_S
+    window_s: float = DEFAULT_WINDOW_S
+    skew_s: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class LogOnly:
+    """A log conversation no capture session matched, with what the log alone shows."""
+
+    conversation: LogConversation
+    verdicts: tuple[Verdict, ...]
+
+    def to_dict(self) -> dict:
+        c = self.conversation
+        return {"source": c.kind, "file": c.file, "line": c.first.line,
+                "time_ns": c.start_ns, "facts": c.to_dict(),
+                "verdicts": [v.to_dict() for v in self.verdicts]}
+
+
+def attach_evidence(results: Sequence[tuple[str, Sequence[Session], ScanSummary]],
+                    evidence: Evidence, how: JoinSettings = JoinSettings(), *,
+                    expect_name: str | None = None) -> JoinResult:
+    """Join `evidence` to every session of `results` (path, sessions, summary): each session's
+    `evidence` lists its matches, its verdicts gain the findings, and its file's summary
+    counts them."""
+    keys = [SessionKey.of(s, path) for path, sessions, _ in results for s in sessions]
+    joined = join(keys, evidence.conversations, tolerance_s=how.tolerance_s,
+                  window_s=how.window_s, skew_s=how.skew_s)
+    settings = evidence.settings
+    for path, sessions, summary in results:
+        for s in sessions:
+            matches = joined.matches.get((path, s.number), ())
+            s.evidence = list(matches)
+            found = evidence_verdicts(s, matches, settings, expect_name=expect_name)
+            found += settings_verdicts(s, settings)
+            if found:
+                _add(s, found, summary)
+    return joined
+
+
+def _add(s: Session, found: list[Verdict], summary: ScanSummary) -> None:
+    was = any(is_problem(v) for v in s.verdicts)
+    s.verdicts = most_severe_first([*s.verdicts, *found])
+    summary.verdicts.update(v.code for v in found)
+    summary.with_problems += any(is_problem(v) for v in s.verdicts) - was
+
+
+def log_only(conversations: Sequence[LogConversation], evidence: Evidence) -> list[LogOnly]:
+    """What each unmatched log conversation shows on its own, in log time order."""
+    return [LogOnly(c, tuple(most_severe_first(log_only_verdicts(c, evidence.settings))))
+            for c in sorted(conversations, key=lambda c: (c.start_ns, c.file, c.first.line))]
