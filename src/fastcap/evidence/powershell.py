@@ -223,7 +223,7 @@ class _Reader:
         raw, issuer, subject = self._cert_name(p)
         hosts = self._items(p, "smarthosts", _smart_host)
         if not hosts and isinstance(p.get("smarthostsstring"), str):
-            hosts = [h for h in _SPLIT.split(p["smarthostsstring"].strip("[] ")) if h]
+            hosts = [h.strip("[]") for h in _SPLIT.split(p["smarthostsstring"]) if h.strip("[]")]
         return SendConnector(
             name=name,
             tls_certificate_name=raw,
