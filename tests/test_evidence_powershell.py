@@ -11,7 +11,10 @@ import os
 from datetime import UTC, datetime
 from pathlib import Path
 
+import hypothesis
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from fastcap.evidence.powershell import looks_like, read_settings, read_settings_file
 from fastcap.evidence.settings import Settings
@@ -327,7 +330,6 @@ def test_fqdn_and_names_from_objects() -> None:
 
 @pytest.mark.parametrize(("value", "iso"), [
     ("/Date(1769904000000)/", "2026-02-01T00:00:00"),  # Windows PowerShell 5.1
-    ("\\/Date(1769904000000)\\/", None),  # the escaping is JSON's: json.dumps adds a backslash
     ("/Date(1769904000000+0100)/", "2026-02-01T00:00:00"),  # the zone suffix is informational
     ({"value": "/Date(1769904000000)/", "DisplayHint": 2,
       "DateTime": "Sunday, February 1, 2026 1:00:00 AM"}, "2026-02-01T00:00:00"),  # 5.1 + ETS
@@ -335,15 +337,16 @@ def test_fqdn_and_names_from_objects() -> None:
     ("2026-02-01T00:00:00Z", "2026-02-01T00:00:00"),  # PowerShell 7, UTC kind
     ("2026-02-01T00:00:00", "2026-02-01T00:00:00"),  # unspecified kind: taken as UTC
 ])
-def test_dates_in_both_forms(value: object, iso: str | None) -> None:
-    if iso is None:  # the raw text form: a 5.1 file as written
-        text = '{"Thumbprint": "AB", "NotAfter": "\\/Date(1769904000000)\\/"}'
-        settings, warnings = _read(text)
-        iso = "2026-02-01T00:00:00"
-    else:
-        settings, warnings = _read(_cert(NotAfter=value))
+def test_dates_in_both_forms(value: object, iso: str) -> None:
+    settings, warnings = _read(_cert(NotAfter=value))
     assert warnings == []
     assert settings.certificates[0].not_after_ns == _ns(iso)
+
+
+def test_date_as_windows_powershell_escapes_it() -> None:
+    """5.1 writes the slashes escaped; that is JSON's escaping, undone by the parser."""
+    settings, _ = _read('{"Thumbprint": "AB", "NotAfter":  "\\/Date(1769904000000)\\/"}')
+    assert settings.certificates[0].not_after_ns == _ns("2026-02-01")
 
 
 def test_seven_digit_fractions_keep_their_ticks() -> None:
@@ -482,6 +485,43 @@ def test_empty_and_whitespace_give_no_settings_and_no_warning() -> None:
 def test_odd_values_never_raise(value: object) -> None:
     settings, _ = _read(value)
     assert isinstance(settings, Settings)
+
+
+def test_numbers_and_nesting_past_what_python_reads_are_warnings() -> None:
+    for text in ("[" * 100_000, '{"Services": ' + "1" * 5000 + "}"):
+        settings, warnings = _read(text)
+        assert settings == Settings() and len(warnings) == 1
+        assert warnings[0].startswith("x.json: not valid JSON at line 1 column 1: ")
+    settings, warnings = _read([_cert(Services="1" * 5000, NotAfter="/Date(" + "9" * 40 + ")/"),
+                                _inbound(ConnectorType="\u00b2")])
+    assert settings.certificates[0].not_after_ns is None and len(warnings) == 1
+    assert settings.inbound[0].connector_type == "\u00b2"
+
+
+@given(st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20)
+    | st.sampled_from(["/Date(0)/", "IMAP, SMTP", "<I>a<S>b", "System.Object[]", "@{a=b}"]),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(
+        st.sampled_from(["Name", "Thumbprint", "NotAfter", "Services", "SenderIPAddresses",
+                         "TlsCertificateName", "SmartHosts", "ConnectorType", "value", "Count",
+                         "CertificateDomains", "Domain", "Address", "LowerBound"]),
+        inner, max_size=6),
+    max_leaves=30))
+@hypothesis.settings(max_examples=300, deadline=None)
+def test_any_json_value_reads_without_raising(value: object) -> None:
+    got, _ = _read(value)
+    assert isinstance(got, Settings)
+
+
+@given(st.data())
+@hypothesis.settings(max_examples=200, deadline=None)
+def test_damaged_fixtures_read_without_raising(data: st.DataObject) -> None:
+    text = data.draw(st.sampled_from([INBOUND, SEND, CERTS])).read_text(encoding="utf-8")
+    start = data.draw(st.integers(0, len(text)))
+    end = data.draw(st.integers(start, len(text)))
+    damaged = text[:start] + data.draw(st.text(max_size=8)) + text[end:]
+    got, warnings = _read(damaged)
+    assert isinstance(got, Settings) and all(isinstance(w, str) for w in warnings)
 
 
 def test_file_over_the_limit_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -56,7 +56,8 @@ _TLS_AUTH_LEVELS = {1: "EncryptionOnly", 2: "CertificateValidation", 4: "DomainV
 _TYPE_NAME = re.compile(r"(?:Deserialized\.)?(?:System|Microsoft)\.[A-Z]\w*(?:\.\w+)*"
                         r"(?:`\d+)?(?:\[.*\])?$", re.DOTALL)
 _HASHTABLE = re.compile(r"@\{(.*)\}$", re.DOTALL)  # a PSCustomObject's ToString()
-_MS_DATE = re.compile(r"/Date\((-?\d+)(?:[+-]\d{4})?\)/$")
+_MS_DATE = re.compile(r"/Date\((-?[0-9]{1,15})(?:[+-][0-9]{4})?\)/$")
+_NUMBER = re.compile(r"[0-9]{1,9}$")  # an enum's value written as text
 _CERT_NAME = re.compile(r"\s*(?:<I>(.*?))?<S>(.*)$", re.DOTALL)  # SmtpX509Identifier text
 _SPLIT = re.compile(r"[\s,]+")
 _WRAPPER_KEYS = frozenset({"value", "count", "displayhint", "datetime"})
@@ -143,6 +144,12 @@ def _objects(text: str, path: str, warn: Warn) -> Iterator[Any]:
             value, pos = decoder.raw_decode(text, pos)
         except json.JSONDecodeError as e:
             warn(f"{path}: not valid JSON at line {e.lineno} column {e.colno}: {e.msg}")
+            return
+        except (ValueError, RecursionError) as e:  # a huge number, nesting past the stack
+            line = text.count("\n", 0, pos) + 1
+            column = pos - text.rfind("\n", 0, pos)
+            warn(f"{path}: not valid JSON at line {line} column {column}: "
+                 f"{str(e).partition(';')[0]}")
             return
         if isinstance(value, list):
             for item in value:
@@ -310,7 +317,7 @@ class _Reader:
         value = _unwrap(p.get(key))
         if isinstance(value, int) and not isinstance(value, bool):
             return names.get(value, str(value))
-        if isinstance(value, str) and value.strip().isdigit():
+        if isinstance(value, str) and _NUMBER.match(value.strip()):
             return names.get(int(value), value.strip())
         return self._text(p, key, ("Value",))
 
@@ -345,7 +352,7 @@ class _Reader:
 
     def _services(self, value: Any) -> tuple[str, ...]:
         value = _unwrap(value)
-        if isinstance(value, str) and value.strip().isdigit():
+        if isinstance(value, str) and _NUMBER.match(value.strip()):
             value = int(value)
         if isinstance(value, int) and not isinstance(value, bool):
             return tuple(name for bit, name in _SERVICES if value & bit)
@@ -378,12 +385,13 @@ def _unwrap(value: Any) -> Any:
     return value
 
 
-def _part(obj: dict[str, Any], names: tuple[str, ...]) -> str | None:
+def _part(obj: dict[str, Any], names: tuple[str, ...], depth: int = 3) -> str | None:
+    """The first non-empty text among the named properties (an object: its host or name)."""
     lowered = {str(k).lower(): v for k, v in obj.items()}
     for name in names:
         v = _unwrap(lowered.get(name.lower()))
-        if isinstance(v, dict):
-            v = _part(v, ("Domain", "HostnameString", "Address", "Name"))
+        if isinstance(v, dict) and depth > 0:
+            v = _part(v, ("Domain", "HostnameString", "Address", "Name"), depth - 1)
         if isinstance(v, str) and v.strip() and not _TYPE_NAME.match(v):
             return v.strip()
     return None
