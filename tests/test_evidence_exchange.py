@@ -218,6 +218,15 @@ def test_replies_before_and_after_starttls(tmp_path):
     assert c.starttls and c.tls_protocol is None  # accepted, no negotiation line logged
 
 
+def test_a_line_cut_inside_quotes_does_not_take_the_next(tmp_path):
+    lines = session("08D0000000000009")
+    lines.insert(3, lines[2][:-12].replace(",<,", ',<,"', 1))  # the banner, cut in quotes
+    (c,), warnings = read(write(tmp_path, lines))
+    assert c.last.line == 5 + len(lines) and c.replies[-1].text == "221 2.0.0 Bye"
+    assert warnings == [f"{tmp_path / 'log.LOG'} line 9: 8 fields where an SMTP protocol "
+                        "log line has 9; line skipped"]
+
+
 def test_replies_are_capped(tmp_path):
     after = [(">", f"RCPT TO:<u{i}@example.net>", "") for i in range(1)]
     after += [("<", f"550 5.1.1 User unknown {i}", "") for i in range(30)]

@@ -187,6 +187,25 @@ class _Open:
         self.recipients: list[str] = []
 
 
+class _One:
+    """Hands the csv reader the line set last, once: one reader splits every line (a
+    line cut inside quotes ends there instead of taking in the next)."""
+
+    __slots__ = ("line",)
+
+    def __init__(self) -> None:
+        self.line: str | None = None
+
+    def __iter__(self) -> _One:
+        return self
+
+    def __next__(self) -> str:
+        line, self.line = self.line, None
+        if line is None:
+            raise StopIteration
+        return line
+
+
 class _Reader:
     """The state of reading one file: header, open sessions, shared strings."""
 
@@ -201,6 +220,9 @@ class _Reader:
         self.open: dict[tuple[str, str], _Open] = {}
         self.tuples: dict[tuple[str, ...], tuple[str, ...]] = {}
         self.codes = {c: c for c in range(200, 600)}  # reply codes, one int object each
+        self.good_time = ""
+        self.quoted = _One()
+        self.csv = csv.reader(self.quoted)  # one reader for every quoted line
 
     # -- lines ---------------------------------------------------------------------------
     def header(self, line: TextLine) -> None:
@@ -226,8 +248,9 @@ class _Reader:
         """Reads one line; returns the session it ended, if it did."""
         raw = line.text
         if '"' in raw:
+            self.quoted.line = raw
             try:
-                f = next(csv.reader((raw,)))
+                f = next(self.csv)
             except (csv.Error, StopIteration):
                 f = []
         else:
@@ -239,7 +262,7 @@ class _Reader:
         if self.reorder:
             f = [f[self.index[n]] for n in FIELDS]
         time, connector, session, _seq, local, remote, event, data, context = f
-        if _TIME.match(time) is None:
+        if time != self.good_time and _TIME.match(time) is None:
             self.warn(f"{self.path} line {line.number}: date-time {time[:40]!r} is not "
                       "yyyy-mm-ddThh:mm:ss.fffZ; line skipped")
             return None
@@ -247,6 +270,7 @@ class _Reader:
             self.warn(f"{self.path} line {line.number}: no session-id or an unknown event "
                       f"{event[:8]!r}; line skipped")
             return None
+        self.good_time = time  # lines of the same millisecond need no second look
         key = (connector, session)
         st = self.open.get(key)
         if st is None:
@@ -306,9 +330,9 @@ class _Reader:
         elif verb.startswith(("EHLO ", "HELO ")) and st.reply_dir == ">":
             st.remote_name = self.strings(data[5:].strip()[:255]) or None
         elif verb.startswith("MAIL FROM:"):
-            st.sender = _address(data[10:])
+            st.sender = self.strings(_address(data[10:]))
         elif verb.startswith("RCPT TO:") and len(st.recipients) < MAX_RECIPIENTS:
-            st.recipients.append(_address(data[8:]))
+            st.recipients.append(self.strings(_address(data[8:])))
 
     def information(self, st: _Open, data: str, context: str, line: TextLine) -> None:
         if st.cert_field_target is not None and context.startswith("Certificate "):
