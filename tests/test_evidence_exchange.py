@@ -6,17 +6,21 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import os
 import shutil
 import tracemalloc
 from datetime import UTC, datetime
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
 from fastcap.evidence import exchange
-from fastcap.evidence.detect import kind_of
+from fastcap.evidence.detect import SETTINGS_READERS, kind_of
 from fastcap.evidence.read import read_evidence
+from fastcap.evidence.records import Where
+from fastcap.evidence.settings import InboundConnector, Settings
 from fastcap.evidence.text import MAX_WARNINGS, LogText
 
 DATA = Path(__file__).parent / "data" / "evidence"
@@ -353,6 +357,32 @@ def test_read_evidence_files_and_order(tmp_path):
     assert len(ev.warnings) == 2 and not ev.settings
     got = ev.lines_of(ev.conversations[2])
     assert len(got) == 22 and got[0][1].number == 6 and got[-1][1].text.endswith(",-,,Remote")
+
+
+def test_settings_exports_are_read_whole_and_merged(tmp_path, monkeypatch):
+    """The table's settings side: a reader registered for a kind gets the whole decoded
+    text of each file of that kind, and their Settings are merged."""
+    seen = []
+
+    def read_settings(text, path, warn):
+        seen.append((path, text))
+        return Settings(inbound=(InboundConnector(
+            json.loads(text)["Name"], "OnPremises", (), (), None, None, None, None, True,
+            Where(path, 1, 0)),))
+
+    fake = SimpleNamespace(looks_like=lambda head: head.lstrip().startswith("{"),
+                           read_settings=read_settings)
+    monkeypatch.setitem(SETTINGS_READERS, "powershell-json", fake)
+    a, b = tmp_path / "a.json", tmp_path / "b.json"
+    a.write_bytes('{"Name": "From on-prem contoso"}'.encode("utf-16"))  # PowerShell 5.1 `>`
+    b.write_text('{"Name": "Partner"}', encoding="utf-8-sig")
+    ev = read_evidence([a, SEND, b])
+    assert seen == [(str(a), '{"Name": "From on-prem contoso"}'), (str(b), '{"Name": "Partner"}')]
+    assert [c.name for c in ev.settings.inbound] == ["From on-prem contoso", "Partner"]
+    assert [(f.kind, f.encoding, f.conversations) for f in ev.files] == [
+        ("powershell-json", "utf-16-le", 0), ("exchange-protocol", "utf-8", 2),
+        ("powershell-json", "utf-8", 0)]
+    assert ev.warnings == () and len(ev.conversations) == 2
 
 
 def test_damaged_log_warns_by_line_and_keeps_the_rest():

@@ -8,7 +8,7 @@ most `text.MAX_WARNINGS` per file with the rest counted."""
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 from ..errors import FastcapError
@@ -69,10 +69,6 @@ class _Counted(LogText):
             self.last_line = max(self.last_line, line.number)
 
 
-def _warner(text: LogText) -> Callable[[str], None]:
-    return text.warn
-
-
 def _settings_text(text: LogText) -> str:
     """The whole of a (small) settings export, decoded as LogText found it encoded."""
     with open(text.path, "rb") as f:
@@ -111,12 +107,12 @@ def read_evidence(paths: Sequence[str | os.PathLike], *, year: int | None = None
         try:
             if kind in LOG_READERS:
                 for conv in LOG_READERS[kind].conversations(
-                        text, _warner(text), year=year, utc_offset_s=utc_offset_s):
+                        text, text.warn, year=year, utc_offset_s=utc_offset_s):
                     convs.append(conv)
                     n_convs += 1
             else:
                 got = SETTINGS_READERS[kind].read_settings(_settings_text(text), path,
-                                                           _warner(text))
+                                                           text.warn)
                 settings = settings.merged(got)
         except FastcapError as e:
             text.warn(str(e))
