@@ -255,6 +255,16 @@ def test_fields_in_another_order(tmp_path):
     assert warnings == [] and c.session_id == "08D0000000000007" and c.local_port == 40000
 
 
+def test_ipv6_endpoints(tmp_path):
+    lines = [row("2026-03-10T10:00:00.000Z", "08D000000000000B", i, e, d,
+                 local="[2001:db8::10]:41000", remote="[2001:db8::25]:25")
+             for i, (e, d) in enumerate([("+", ""), ("<", "220 mx"), ("-", "")])]
+    (c,), _ = read(write(tmp_path, lines))
+    assert (c.local_ip, c.local_port, c.remote_ip, c.remote_port) == (
+        "2001:db8::10", 41000, "2001:db8::25", 25)
+    assert c.to_dict()["remote"] == "[2001:db8::25]:25"
+
+
 def test_receive_kind_from_the_replies_when_no_header(tmp_path):
     lines = [row("2026-03-10T10:00:00.000Z", "08D0000000000008", i, e, d,
                  local="10.0.0.1:25", remote="198.51.100.4:5000")
