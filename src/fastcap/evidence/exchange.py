@@ -10,8 +10,8 @@ Lines of many SMTP sessions interleave; a session is the lines sharing (connecto
 session-id) and ends with its `-` line.  Only open sessions are kept while reading.  What the
 judge needs is read from the lines Exchange writes around TLS: the command STARTTLS and its
 220 reply, the certificates (`Sending certificate` is the log host's own, `Remote
-certificate` / `Received certificate` the peer's; one line per field in Exchange 2010-2016,
-one line with all fields in later builds), `TLS protocol SP_PROT_TLS1_2_CLIENT negotiation
+certificate` / `Received certificate` the peer's; one line per field in older builds, one
+line holding every field in later ones), `TLS protocol SP_PROT_TLS1_2_CLIENT negotiation
 succeeded using bulk encryption algorithm ...`, `TLS negotiation failed with error ...`,
 and every SMTP reply."""
 
