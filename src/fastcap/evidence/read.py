@@ -1,0 +1,127 @@
+"""The entry point of the evidence stage: files in, conversations and settings out.
+
+Each file's kind comes from its content (`detect`); a file no reader knows, or cannot be
+read, gives one warning and is skipped, and the other files still count.  Files are only
+ever opened for reading.  Warnings are one line each, naming the file (and the line), at
+most `text.MAX_WARNINGS` per file with the rest counted."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+from ..errors import FastcapError
+from .detect import LOG_READERS, SETTINGS_READERS, kind_of
+from .records import LogConversation
+from .settings import Settings
+from .text import MAX_WARNINGS, LogText, TextLine
+
+__all__ = ["MAX_SETTINGS_BYTES", "Evidence", "EvidenceFile", "read_evidence"]
+
+MAX_SETTINGS_BYTES = 64 << 20  # a PowerShell export larger than this is not read
+
+
+@dataclass(frozen=True, slots=True)
+class EvidenceFile:
+    """One input file as read: what it was taken for and how much it gave."""
+
+    path: str
+    kind: str  # as detect.kind_of names it
+    encoding: str
+    lines: int  # lines read (0 for a settings export)
+    conversations: int
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """Everything the evidence files said."""
+
+    files: tuple[EvidenceFile, ...]
+    conversations: tuple[LogConversation, ...]  # sorted by (start_ns, file, first line)
+    settings: Settings
+    warnings: tuple[str, ...]
+
+    def lines_of(self, conv: LogConversation) -> list[tuple[int, TextLine]]:
+        """(log time ns, line) of the lines of one conversation, read again from its file
+        (for `follow`); empty if the file is gone or not a log read here."""
+        kind = next((f.kind for f in self.files if f.path == conv.file), None)
+        module = LOG_READERS.get(kind or "")
+        if module is None:
+            return []
+        try:
+            return list(module.lines_of(LogText(conv.file), conv))
+        except (FastcapError, OSError):
+            return []
+
+
+class _Counted(LogText):
+    """A LogText that remembers the number of the last line it handed out."""
+
+    last_line = 0
+
+    def lines_from(self, start: int, first_number: int,
+                   end: int | None = None) -> Iterator[TextLine]:
+        line = None
+        for line in super().lines_from(start, first_number, end):
+            yield line
+        if line is not None:
+            self.last_line = max(self.last_line, line.number)
+
+
+def _settings_text(text: LogText) -> str:
+    """The whole of a (small) settings export, decoded as LogText found it encoded."""
+    with open(text.path, "rb") as f:
+        data = f.read(MAX_SETTINGS_BYTES + 1)
+    if len(data) > MAX_SETTINGS_BYTES:
+        raise FastcapError(f"{text.path}: over {MAX_SETTINGS_BYTES >> 20} MB, "
+                           "not read as a settings export")
+    return data[text.bom:].decode(text.encoding, errors="replace")
+
+
+def read_evidence(paths: Sequence[str | os.PathLike], *, year: int | None = None,
+                  utc_offset_s: int = 0) -> Evidence:
+    """Reads every file: log files into conversations, settings exports into Settings.
+    Never raises on content; an unreadable or unknown file is a warning."""
+    files: list[EvidenceFile] = []
+    convs: list[LogConversation] = []
+    settings = Settings()
+    warnings: list[str] = []
+    for p in paths:
+        path = os.fspath(p)
+        try:
+            text = _Counted(path)
+            kind = kind_of(text.head())
+        except FastcapError as e:
+            warnings.append(str(e))
+            continue
+        except OSError as e:
+            warnings.append(f"{path}: cannot read: {e.strerror or e}")
+            continue
+        if kind is None:
+            warnings.append(f"{path}: not a log fastcap reads (not an Exchange protocol or "
+                            "message tracking log, a message trace export, a syslog mail "
+                            "log or a PowerShell JSON export)")
+            continue
+        n_convs = 0
+        try:
+            if kind in LOG_READERS:
+                for conv in LOG_READERS[kind].conversations(
+                        text, text.warn, year=year, utc_offset_s=utc_offset_s):
+                    convs.append(conv)
+                    n_convs += 1
+            else:
+                got = SETTINGS_READERS[kind].read_settings(_settings_text(text), path,
+                                                           text.warn)
+                settings = settings.merged(got)
+        except FastcapError as e:
+            text.warn(str(e))
+        except OSError as e:
+            text.warn(f"{path}: cannot read: {e.strerror or e}")
+        warnings.extend(text.warnings)
+        if text.warnings_dropped:
+            warnings.append(f"{path}: {text.warnings_dropped} more warnings not shown "
+                            f"(at most {MAX_WARNINGS} a file)")
+        files.append(EvidenceFile(path, kind, text.encoding, text.last_line, n_convs))
+    convs.sort(key=lambda c: (c.start_ns, c.file, c.first.line))
+    return Evidence(tuple(files), tuple(convs), settings, tuple(warnings))
