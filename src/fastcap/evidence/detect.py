@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from . import exchange
+from . import exchange, powershell
 
 __all__ = ["KINDS", "LOG_READERS", "SETTINGS_READERS", "kind_of"]
 
@@ -23,7 +23,9 @@ KINDS = ("exchange-protocol", "message-tracking", "message-trace", "syslog", "po
 LOG_READERS: dict[str, ModuleType] = {
     "exchange-protocol": exchange,
 }
-SETTINGS_READERS: dict[str, ModuleType] = {}
+SETTINGS_READERS: dict[str, ModuleType] = {
+    "powershell-json": powershell,
+}
 # ----------------------------------------------------------------------------------------
 
 

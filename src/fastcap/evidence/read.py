@@ -7,9 +7,10 @@ most `text.MAX_WARNINGS` per file with the rest counted."""
 
 from __future__ import annotations
 
+import itertools
 import os
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, replace
 
 from ..errors import FastcapError
 from .detect import LOG_READERS, SETTINGS_READERS, kind_of
@@ -20,6 +21,9 @@ from .text import MAX_WARNINGS, LogText, TextLine
 __all__ = ["MAX_SETTINGS_BYTES", "Evidence", "EvidenceFile", "read_evidence"]
 
 MAX_SETTINGS_BYTES = 64 << 20  # a PowerShell export larger than this is not read
+# Conversations wanted from one file above which it is read again whole rather than by region.
+_WHOLE_FILE_FROM = 32
+_HEADER_LINES = 64  # a W3C log's header lines (#Fields ...) are read before a region
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +45,57 @@ class Evidence:
     conversations: tuple[LogConversation, ...]  # sorted by (start_ns, file, first line)
     settings: Settings
     warnings: tuple[str, ...]
+
+    year: int | None = None  # how syslog times without a year or zone were read
+    utc_offset_s: int = 0
+
+    def full(self, conv: LogConversation) -> LogConversation:
+        """`conv` with all its facts (see `materialize`)."""
+        return self.materialize([conv])[0]
+
+    def materialize(self, convs: Iterable[LogConversation]) -> list[LogConversation]:
+        """The conversations with all their facts, in the order given.
+
+        `conversations` keeps only what the join needs of each (endpoints, times, where):
+        the facts of a conversation (certificates, replies, notes) cost a kilobyte or two,
+        a 1 GB log has a few hundred thousand conversations, and only those joined to a
+        session or listed are ever looked at.  Their facts are read again from the file:
+        from the conversation's first line to its last, or the whole file once when many of
+        its conversations are wanted."""
+        convs = list(convs)
+        out: list[LogConversation] = list(convs)
+        by_file: dict[str, list[int]] = {}
+        for i, c in enumerate(convs):
+            if c.slim:
+                by_file.setdefault(c.file, []).append(i)
+        for path, idx in by_file.items():
+            kind = next((f.kind for f in self.files if f.path == path), None)
+            module = LOG_READERS.get(kind or "")
+            if module is None:
+                continue
+            wanted = {convs[i].first.line: i for i in idx}
+            try:
+                if len(wanted) >= _WHOLE_FILE_FROM:
+                    self._pick(module, LogText(path), wanted, convs, out)
+                else:
+                    for i in idx:
+                        c = convs[i]
+                        region = _Region(path, c.first.offset, c.first.line, c.last.offset)
+                        self._pick(module, region, {c.first.line: i}, convs, out)
+            except (FastcapError, OSError):
+                continue  # the file went away: the slim conversations are what is left
+        return out
+
+    def _pick(self, module, text: LogText, wanted: dict[int, int],
+              convs: list[LogConversation], out: list[LogConversation]) -> None:
+        left = dict(wanted)
+        for got in module.conversations(text, lambda _w: None, year=self.year,
+                                        utc_offset_s=self.utc_offset_s):
+            i = left.pop(got.first.line, None)
+            if i is not None and got.start_ns == convs[i].start_ns:
+                out[i] = got
+            if not left:
+                return
 
     def lines_of(self, conv: LogConversation) -> list[tuple[int, TextLine]]:
         """(log time ns, line) of the lines of one conversation, read again from its file
@@ -67,6 +122,32 @@ class _Counted(LogText):
             yield line
         if line is not None:
             self.last_line = max(self.last_line, line.number)
+
+
+class _Region(LogText):
+    """The part of a log from one line to another, after the file's header lines (a W3C
+    log's #Fields say what its columns are)."""
+
+    def __init__(self, path: str, start: int, first_number: int, end: int) -> None:
+        super().__init__(path)
+        self._region = (start, first_number, end)
+
+    def lines(self, start: int = 0, end: int | None = None) -> Iterator[TextLine]:
+        head = itertools.takewhile(lambda x: x.text.startswith("#"),
+                                   itertools.islice(self.lines_from(0, 1), _HEADER_LINES))
+        last = 0
+        for line in head:
+            last = line.offset
+            yield line
+        begin, number, stop = self._region
+        if begin > last:
+            yield from self.lines_from(begin, number, stop)
+
+
+def _slim(c: LogConversation) -> LogConversation:
+    """What the join needs of a conversation; `Evidence.materialize` reads the rest again."""
+    return replace(c, replies=(), notes=(), cert_sent=None, cert_received=None,
+                   recipients=(), tls_cipher=None, slim=True)
 
 
 def _settings_text(text: LogText) -> str:
@@ -108,7 +189,7 @@ def read_evidence(paths: Sequence[str | os.PathLike], *, year: int | None = None
             if kind in LOG_READERS:
                 for conv in LOG_READERS[kind].conversations(
                         text, text.warn, year=year, utc_offset_s=utc_offset_s):
-                    convs.append(conv)
+                    convs.append(_slim(conv))
                     n_convs += 1
             else:
                 got = SETTINGS_READERS[kind].read_settings(_settings_text(text), path,
@@ -124,4 +205,4 @@ def read_evidence(paths: Sequence[str | os.PathLike], *, year: int | None = None
                             f"(at most {MAX_WARNINGS} a file)")
         files.append(EvidenceFile(path, kind, text.encoding, text.last_line, n_convs))
     convs.sort(key=lambda c: (c.start_ns, c.file, c.first.line))
-    return Evidence(tuple(files), tuple(convs), settings, tuple(warnings))
+    return Evidence(tuple(files), tuple(convs), settings, tuple(warnings), year, utc_offset_s)

@@ -97,6 +97,9 @@ class LogConversation:
     sender: str | None = None  # message logs: MAIL FROM
     recipients: tuple[str, ...] = ()
     event: str | None = None  # message logs: the last event (SEND, FAIL, Failed, ...)
+    # Only what the join needs is kept (no certificates, replies or notes):
+    # `Evidence.materialize` reads the rest again from the file.
+    slim: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         """The facts, for the JSON report's `evidence` items."""
