@@ -10,6 +10,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from fastcap.evidence import tracking
 from fastcap.evidence.text import LogText
@@ -350,6 +352,39 @@ def test_zone_less_dates_take_the_utc_offset_but_utc_ones_do_not(tmp_path: Path)
     text = LogText(path)
     assert [t for t, _ in tracking.lines_of(text, convs[0], utc_offset_s=3600)] == [
         ns(2026, 3, 10, 9, 15, 2)]
+
+
+# --- CSV quoting ------------------------------------------------------------------------
+
+_FIELD = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\r\n"),
+                 max_size=12)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_FIELD, min_size=1, max_size=8), st.booleans())
+def test_fields_split_as_the_csv_module_writes_them(fields: list[str], quote_all: bool) -> None:
+    out = io.StringIO()
+    csv.writer(out, lineterminator="",
+               quoting=csv.QUOTE_ALL if quote_all else csv.QUOTE_MINIMAL).writerow(fields)
+    line = out.getvalue()
+    assert tracking._split(line) == next(csv.reader([line]))
+
+
+@pytest.mark.parametrize("line", ['"unclosed,x', 'a,"b""', '"a"b"'])
+def test_broken_quoting_is_refused(line: str) -> None:
+    assert tracking._split(line) is None
+
+
+def test_open_messages_are_capped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(tracking, "MAX_OPEN", 3)
+    receive = dict(event_id="RECEIVE", client_ip="192.0.2.9", server_ip="10.1.2.10",
+                   recipient_status="To")
+    rows = [fail(f"2026-03-10T09:00:0{i}.000Z", str(i), **receive) for i in range(5)]
+    rows.append(fail("2026-03-10T09:00:06.000Z", "0"))  # message 0's FAIL, after 4 others
+    convs, _ = read(tracking_log(tmp_path, rows))
+    zero = sorted((c.first.line, c.last.line) for c in convs if c.session_id[1] == "0")
+    assert zero == [(6, 6), (11, 11)]  # it had ended when the cap was passed
+    assert len(convs) == 6
 
 
 # --- bad input ---------------------------------------------------------------------------

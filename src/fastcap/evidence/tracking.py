@@ -38,12 +38,13 @@ zone is UTC (as these exports write them), shifted by `utc_offset_s` when given.
 
 from __future__ import annotations
 
-import csv
+import operator
 import re
 import sys
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from datetime import date
+from typing import NamedTuple
 
 from .records import LogConversation, LogReply, Where
 from .text import LogText, TextLine
@@ -87,7 +88,6 @@ _COLUMNS = {
     "internalmessageid": "internal_id", "messageid": "message_id",
     "networkmessageid": "network_id", "messagetraceid": "trace_id",
     "recipientaddress": "recipients", "recipientstatus": "recipient_status",
-    "messagesubject": "subject", "subject": "subject",
     "senderaddress": "sender", "returnpath": "return_path",
     "originalclientip": "original_client_ip", "fromip": "from_ip", "toip": "to_ip",
 }
@@ -116,21 +116,62 @@ def _name(header: str) -> str:
 
 def _split(line: str) -> list[str] | None:
     """The fields of one CSV line (Exchange quotes a field only when it holds a comma or a
-    quote, Export-Csv always); None when its quoting is broken."""
+    quote, Export-Csv always; `""` is a quote inside one); None when its quoting is broken.
+    Built on str.split, as the csv module costs several times more per line."""
     if '"' not in line:
         return line.split(",")
-    if line.count('"') % 2:
+    segments = line.split('"')
+    if not len(segments) & 1:  # an odd number of quotes
         return None
-    try:
-        return next(csv.reader((line,)))
-    except (csv.Error, StopIteration):
-        return None
+    fields: list[str] = []
+    field = ""
+    last = len(segments) - 1
+    for i, segment in enumerate(segments):
+        if i & 1:  # between an opening and a closing quote
+            field += segment
+        elif 0 < i < last and not segment:  # a closing quote followed by a quote: `""`
+            field += '"'
+        else:
+            parts = segment.split(",")
+            field += parts[0]
+            if len(parts) > 1:
+                fields.append(field)
+                fields.extend(parts[1:-1])
+                field = parts[-1]
+    fields.append(field)
+    return fields
+
+
+class _Row(NamedTuple):
+    """The columns of one line this module reads ("" where the file has none)."""
+
+    time: str
+    client_ip: str
+    client_host: str
+    server_ip: str
+    server_host: str
+    source_context: str
+    connector: str
+    source: str
+    event: str
+    status: str
+    internal_id: str
+    message_id: str
+    network_id: str
+    trace_id: str
+    recipients: str
+    recipient_status: str
+    sender: str
+    return_path: str
+    original_client_ip: str
+    from_ip: str
+    to_ip: str
 
 
 class _Layout:
-    """Where each known column is in a row."""
+    """Where each known column is in a line's fields."""
 
-    __slots__ = ("count", "index")
+    __slots__ = ("_pick", "count", "index")
 
     def __init__(self, names: list[str]) -> None:
         self.count = len(names)
@@ -139,10 +180,12 @@ class _Layout:
             what = _COLUMNS.get(_name(header))
             if what is not None:
                 self.index.setdefault(what, i)
+        # a missing column reads the "" appended after the last field
+        self._pick = operator.itemgetter(*(self.index.get(w, self.count) for w in _Row._fields))
 
-    def get(self, row: list[str], what: str) -> str:
-        i = self.index.get(what)
-        return row[i].strip() if i is not None and i < len(row) else ""
+    def row(self, fields: list[str]) -> _Row:
+        fields.append("")
+        return _Row._make(self._pick(fields))
 
 
 def looks_like_tracking(head: str) -> bool:
@@ -207,6 +250,11 @@ class _Dates:
         """(ns, ambiguous): None when not a date; ambiguous when day and month could swap."""
         text = text.strip()
         try:
+            if len(text) == 24 and text[23] == "Z" and text[10] == "T" and text[19] == ".":
+                # yyyy-mm-ddThh:mm:ss.fffZ, every line of a tracking log
+                secs = self._day(int(text[:4]), int(text[5:7]), int(text[8:10]))
+                return self._finish(secs, int(text[11:13]), int(text[14:16]),
+                                    int(text[17:19]), text[20:23], "Z"), False
             m = _ISO.fullmatch(text)
             if m:
                 y, mo, d, hh, mi, ss, frac, zone = m.groups()
@@ -254,9 +302,9 @@ class _Dates:
 class _Message:
     """One message being read: what its lines have told so far."""
 
-    __slots__ = ("connector", "end_ns", "event", "final", "first", "ids", "last", "local_ip",
-                 "notes", "peer_rank", "recipients", "remote_ip", "remote_name", "replies",
-                 "role", "sender", "session_id", "start_ns")
+    __slots__ = ("connector", "end_ns", "event", "final", "first", "last", "local_ip", "notes",
+                 "peer_rank", "recipients", "recipients_text", "remote_ip", "remote_name",
+                 "replies", "role", "sender", "session_id", "start_ns")
 
     def __init__(self, line: TextLine, ns: int) -> None:
         self.first = self.last = line
@@ -269,6 +317,7 @@ class _Message:
         self.connector: str | None = None
         self.sender: str | None = None
         self.recipients: list[str] = []
+        self.recipients_text = ""
         self.event: str | None = None
         self.session_id: str | None = None
         self.replies: list[LogReply] = []
@@ -299,10 +348,13 @@ def _ip(text: str) -> str | None:
     return sys.intern(text)
 
 
-def _replies(status: str, where: Where) -> list[LogReply]:
+def _replies(status: str, path: str, line: TextLine) -> list[LogReply]:
     """The SMTP replies in a recipient status (one per recipient, ';'-separated, though a
     reply's text may hold ';' too: each runs to the next reply code)."""
     found = list(_REPLY.finditer(status))
+    if not found:
+        return []
+    where = Where(path, line.number, line.offset)
     out = []
     for i, m in enumerate(found):
         end = found[i + 1].start() if i + 1 < len(found) else len(status)
@@ -310,7 +362,7 @@ def _replies(status: str, where: Where) -> list[LogReply]:
         cut = text.find("};")
         if cut >= 0:
             text = text[:cut]
-        text = text.rstrip(" ;}").strip()[:MAX_TEXT]
+        text = sys.intern(text.rstrip(" ;}").strip()[:MAX_TEXT])  # rejections repeat
         out.append(LogReply(int(m.group(1)), m.group(2), text, False, where))
     return out
 
@@ -322,6 +374,9 @@ class _Open:
         self.idle_ns, self.grace_ns = idle_ns, grace_ns
         self.active: OrderedDict[str, _Message] = OrderedDict()
         self.ending: OrderedDict[str, _Message] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self.active) + len(self.ending)
 
     def get(self, key: str) -> _Message | None:
         return self.active.get(key) or self.ending.get(key)
@@ -336,7 +391,7 @@ class _Open:
             yield from _expire(self.ending, now_ns - self.grace_ns)
         if self.idle_ns is not None:
             yield from _expire(self.active, now_ns - self.idle_ns)
-        while len(self.active) + len(self.ending) > MAX_OPEN:
+        while len(self) > MAX_OPEN:
             yield (self.active or self.ending).popitem(last=False)[1]
 
     def rest(self) -> list[_Message]:
@@ -366,6 +421,7 @@ class _Reader:
         self.dates = _Dates(utc_offset_s)
         self.layout: _Layout | None = None
         self.told_missing: set[str] = set()
+        self.next_check_ns = 0  # when to look for ended messages next (log time)
         if trace:
             self.open = _Open(None, None)
         else:
@@ -406,7 +462,7 @@ class _Reader:
                 self.told_missing.add(what)
                 self.warn(f"{self.path} line {line.number}: no {shown} column; {why}")
 
-    def row(self, line: TextLine) -> tuple[list[str], int] | None:
+    def row(self, line: TextLine) -> tuple[_Row, int] | None:
         """The fields and time of a data line; None (told) if it is garbled."""
         if self.layout is None:  # a tracking log without its header: Exchange's own fields
             self.warn(f"{self.path} line {line.number}: no #Fields header before the first "
@@ -420,7 +476,8 @@ class _Reader:
             self.warn(f"{self.path} line {line.number}: {len(fields)} fields where the header "
                       f"names {self.layout.count}; line skipped")
             return None
-        stamp = self.layout.get(fields, "time")
+        row = self.layout.row(fields)
+        stamp = row.time
         ns, ambiguous = self.dates.ns(stamp)
         if ns is None:
             if "time" in self.layout.index:
@@ -431,112 +488,108 @@ class _Reader:
             self.dates.told_ambiguous = True
             self.warn(f"{self.path} line {line.number}: date {stamp!r} could be day/month or "
                       "month/day; read as month/day (Export-Csv's en-US order)")
-        return fields, ns
+        return row, ns
 
-    def key(self, fields: list[str]) -> tuple[str, str]:
+    def key(self, row: _Row) -> tuple[str, str]:
         """(grouping key, message id shown) of a row."""
-        get = self.layout.get  # type: ignore[union-attr]
-        message_id = get(fields, "message_id")
         if self.trace:
-            key = (get(fields, "trace_id") or get(fields, "network_id")
-                   or get(fields, "internal_id") or message_id)
+            key = row.trace_id or row.network_id or row.internal_id or row.message_id
         else:
-            key = get(fields, "internal_id") or message_id
-        return key, message_id or key
+            key = row.internal_id or row.message_id
+        return key, row.message_id or key
 
-    def take(self, line: TextLine, fields: list[str], ns: int) -> Iterator[LogConversation]:
-        key, shown = self.key(fields)
+    def take(self, line: TextLine, row: _Row, ns: int) -> Iterator[LogConversation]:
         open_ = self.open
-        if not self.trace:
+        if ns >= self.next_check_ns or len(open_) > MAX_OPEN:
+            self.next_check_ns = ns + 1_000_000_000  # look at most once a second of log time
             for ended in open_.ended(ns):
                 if (conv := self.finish(ended)) is not None:
                     yield conv
+        key, shown = self.key(row)
         if not key:  # e.g. NOTIFYMAPI: an event of no message
             return
         msg = open_.get(key)
         if msg is None:
             msg = _Message(line, ns)
             msg.session_id = shown
-        self.update(msg, line, fields, ns)
+        self.update(msg, line, row, ns)
         open_.touch(key, msg)
-        if self.trace:
-            for ended in open_.ended(ns):
-                if (conv := self.finish(ended)) is not None:
-                    yield conv
 
-    def update(self, msg: _Message, line: TextLine, fields: list[str], ns: int) -> None:
-        get = self.layout.get  # type: ignore[union-attr]
+    def update(self, msg: _Message, line: TextLine, row: _Row, ns: int) -> None:
         msg.last = line
-        msg.start_ns, msg.end_ns = min(msg.start_ns, ns), max(msg.end_ns, ns)
-        source = get(fields, "source").upper()
-        status = get(fields, "recipient_status")
-        event = get(fields, "event").upper() or get(fields, "status")
+        if ns < msg.start_ns:
+            msg.start_ns = ns
+        elif ns > msg.end_ns:
+            msg.end_ns = ns
+        source = row.source.upper()
+        status = row.recipient_status
+        event = row.event.upper() or row.status
         if not event and "##" in status:  # enhanced summary: "addr##Receive, Fail"
             event = status.rsplit(",", 1)[-1].strip()
-        if event:
+        if event and event != msg.event:
             msg.event = sys.intern(event)
         if self.trace:
-            self._trace_peer(msg, fields, event, source)
+            self._trace_peer(msg, row, event.upper(), source)
         else:
-            self._tracking_peer(msg, fields, event, source)
+            self._tracking_peer(msg, row, event, source)
             msg.final = msg.final or event in _FINAL_EVENTS
-        if msg.connector is None and (connector := get(fields, "connector")):
-            msg.connector = sys.intern(connector)  # until a hop with a peer names its own
-        if sender := get(fields, "sender") or get(fields, "return_path"):
-            msg.sender = sender
-        for address in get(fields, "recipients").split(";"):
-            address = address.strip()
-            if address and address not in msg.recipients and len(
-                    msg.recipients) < MAX_RECIPIENTS:
-                msg.recipients.append(address)
-        where = Where(self.path, line.number, line.offset)
-        replies = _replies(status, where) if status else []
+        if msg.connector is None and row.connector:
+            msg.connector = sys.intern(row.connector)  # until a hop with a peer names its own
+        if msg.sender is None and (sender := row.return_path or row.sender):
+            msg.sender = sys.intern(sender)  # MAIL FROM (return-path), else the Sender/From
+        if row.recipients and row.recipients != msg.recipients_text:
+            msg.recipients_text = row.recipients  # most lines of a message repeat the list
+            for address in row.recipients.split(";"):
+                address = address.strip()
+                if address and address not in msg.recipients and len(
+                        msg.recipients) < MAX_RECIPIENTS:
+                    msg.recipients.append(sys.intern(address))
+        # a status that can hold a reply starts with its code ("550 5.7.64 ...") or is a
+        # list of fields ("{LED=550 ...};{MSG=}"); "To", "Cc" and "addr##Receive" cannot
+        replies = (_replies(status, self.path, line)
+                   if status[:1].isdigit() or "=" in status else [])
         for reply in replies:
             if not any((r.code, r.enhanced, r.text) == (reply.code, reply.enhanced, reply.text)
                        for r in msg.replies):
                 msg.replies.append(reply)
         if not replies and event.upper() in _TELLING_EVENTS and len(msg.notes) < MAX_NOTES:
-            said = status or get(fields, "source_context")
-            msg.notes.append((f"{event} {source}: {said}".strip(" :")[:MAX_TEXT], where))
+            said = status or row.source_context
+            msg.notes.append((f"{event} {source}: {said}".strip(" :")[:MAX_TEXT],
+                              Where(self.path, line.number, line.offset)))
 
-    def _tracking_peer(self, msg: _Message, fields: list[str], event: str, source: str) -> None:
+    def _tracking_peer(self, msg: _Message, row: _Row, event: str, source: str) -> None:
         if source != "SMTP":
             return
-        get = self.layout.get  # type: ignore[union-attr]
-        client, server = get(fields, "client_ip"), get(fields, "server_ip")
-        if event in _OUT_EVENTS and server and _ip(server) != _ip(client):
-            msg.peer(2, "client", client, server, get(fields, "server_host"),
-                     get(fields, "connector"))
+        client, server = row.client_ip, row.server_ip
+        if event in _OUT_EVENTS and server and server != client:
+            msg.peer(2, "client", client, server, row.server_host, row.connector)
         elif event == "RECEIVE":
-            remote = get(fields, "original_client_ip") or client
-            if remote and _ip(remote) != _ip(server):
-                msg.peer(1, "server", server, remote, get(fields, "client_host"),
-                         get(fields, "connector"))
+            remote = row.original_client_ip or client
+            if remote and remote != server:
+                msg.peer(1, "server", server, remote, row.client_host, row.connector)
 
-    def _trace_peer(self, msg: _Message, fields: list[str], event: str, source: str) -> None:
-        get = self.layout.get  # type: ignore[union-attr]
-        came_from = get(fields, "from_ip") or get(fields, "original_client_ip")
-        if not came_from and event.upper() in ("RECEIVE", "FAIL") and source == "SMTP":
-            came_from = get(fields, "client_ip")
+    def _trace_peer(self, msg: _Message, row: _Row, event: str, source: str) -> None:
+        came_from = row.from_ip or row.original_client_ip
+        if not came_from and event in ("RECEIVE", "FAIL") and source == "SMTP":
+            came_from = row.client_ip
         if came_from:
-            msg.peer(2, "server", get(fields, "server_ip"), came_from,
-                     get(fields, "client_host"), get(fields, "connector"))
-        went_to = get(fields, "to_ip")
-        if not went_to and event.upper() == "SEND" and source == "SMTP":
-            went_to = get(fields, "server_ip")
+            msg.peer(2, "server", row.server_ip, came_from, row.client_host, row.connector)
+        went_to = row.to_ip
+        if not went_to and event == "SEND" and source == "SMTP":
+            went_to = row.server_ip
         if went_to:
-            msg.peer(1, "client", get(fields, "client_ip"), went_to,
-                     get(fields, "server_host"), get(fields, "connector"))
+            msg.peer(1, "client", row.client_ip, went_to, row.server_host, row.connector)
 
     def finish(self, msg: _Message) -> LogConversation | None:
         if msg.role is None and not self.trace:
             return None  # never crossed SMTP to another host
         replies = _kept_replies(msg.replies)
         first, last = msg.first, msg.last
+        last_where = (replies[-1].where if replies and replies[-1].where.line == last.number
+                      else Where(self.path, last.number, last.offset))  # shared: kept small
         return LogConversation(
             kind=self.kind, file=self.path,
-            first=Where(self.path, first.number, first.offset),
-            last=Where(self.path, last.number, last.offset),
+            first=Where(self.path, first.number, first.offset), last=last_where,
             start_ns=msg.start_ns, end_ns=msg.end_ns, host_role=msg.role or "server",
             local_ip=msg.local_ip, remote_ip=msg.remote_ip, remote_name=msg.remote_name,
             session_id=msg.session_id or None, connector=msg.connector,
@@ -589,8 +642,6 @@ def lines_of(text: LogText, conv: LogConversation, *,
         parsed = reader.row(line)
         if parsed is None:
             continue
-        fields, ns = parsed
-        ids = {reader.layout.get(fields, what)  # type: ignore[union-attr]
-               for what in ("internal_id", "message_id", "network_id", "trace_id")}
-        if wanted in ids:
+        row, ns = parsed
+        if wanted in (row.internal_id, row.message_id, row.network_id, row.trace_id):
             yield ns, line
