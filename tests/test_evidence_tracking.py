@@ -14,6 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fastcap.evidence import tracking
+from fastcap.evidence.csvline import split_line
 from fastcap.evidence.text import LogText
 
 DATA = Path(__file__).parent / "data" / "evidence"
@@ -367,12 +368,12 @@ def test_fields_split_as_the_csv_module_writes_them(fields: list[str], quote_all
     csv.writer(out, lineterminator="",
                quoting=csv.QUOTE_ALL if quote_all else csv.QUOTE_MINIMAL).writerow(fields)
     line = out.getvalue()
-    assert tracking._split(line) == next(csv.reader([line]))
+    assert split_line(line) == next(csv.reader([line]))
 
 
 @pytest.mark.parametrize("line", ['"unclosed,x', 'a,"b""', '"a"b"'])
 def test_broken_quoting_is_refused(line: str) -> None:
-    assert tracking._split(line) is None
+    assert split_line(line) is None
 
 
 def test_open_messages_are_capped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

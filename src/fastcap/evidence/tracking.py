@@ -43,9 +43,10 @@ import re
 import sys
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
-from datetime import date
 from typing import NamedTuple
 
+from .csvline import split_line
+from .logdates import ExportDates
 from .records import LogConversation, LogReply, Where
 from .text import LogText, TextLine
 
@@ -102,44 +103,11 @@ _TRACE_NEEDS = (("time", "Received or date_time_utc", "its rows are skipped"),)
 _TRACKING_HEAD = re.compile(r"^#Log-type:\s*Message Tracking Log\s*$", re.I | re.M)
 # An SMTP reply in a status: code, optional enhanced code, standing as words of their own.
 _REPLY = re.compile(r"(?<![^\s;{=\[])([2-5]\d\d)(?:[ -]([2-5]\.\d{1,3}\.\d{1,3}))?(?![^\s;}\]])")
-_ISO = re.compile(r"(\d{4})-(\d\d)-(\d\d)[T ](\d\d):(\d\d)(?::(\d\d)(?:[.,](\d{1,9})\d*)?)?"
-                  r"\s*(Z|[+-]\d\d:?\d\d)?")
-_SLASHED = re.compile(r"(\d{1,2})([/.])(\d{1,2})[/.](\d{4}),?\s+(\d{1,2}):(\d\d)"
-                      r"(?::(\d\d)(?:[.,](\d{1,9})\d*)?)?\s*([AaPp]\.?[Mm]\.?)?")
-_EPOCH_DAY = date(1970, 1, 1).toordinal()
 
 
 def _name(header: str) -> str:
     return header.strip().strip('"').lstrip("\ufeff").lower().replace("-", "").replace(
         "_", "").replace(" ", "")
-
-
-def _split(line: str) -> list[str] | None:
-    """The fields of one CSV line (Exchange quotes a field only when it holds a comma or a
-    quote, Export-Csv always; `""` is a quote inside one); None when its quoting is broken.
-    Built on str.split, as the csv module costs several times more per line."""
-    if '"' not in line:
-        return line.split(",")
-    segments = line.split('"')
-    if not len(segments) & 1:  # an odd number of quotes
-        return None
-    fields: list[str] = []
-    field = ""
-    last = len(segments) - 1
-    for i, segment in enumerate(segments):
-        if i & 1:  # between an opening and a closing quote
-            field += segment
-        elif 0 < i < last and not segment:  # a closing quote followed by a quote: `""`
-            field += '"'
-        else:
-            parts = segment.split(",")
-            field += parts[0]
-            if len(parts) > 1:
-                fields.append(field)
-                fields.extend(parts[1:-1])
-                field = parts[-1]
-    fields.append(field)
-    return fields
 
 
 class _Row(NamedTuple):
@@ -198,7 +166,7 @@ def _trace_header(head: str) -> list[str] | None:
     for line in head.lstrip("\ufeff").splitlines():
         if not line.strip() or line.startswith("#"):  # Export-Csv's "#TYPE ..." line
             continue
-        names = _split(line)
+        names = split_line(line)
         if not names:
             return None
         have = {_name(n) for n in names}
@@ -226,77 +194,6 @@ def kind_of(head: str) -> str | None:
     if looks_like_trace(head):
         return KIND_TRACE
     return None
-
-
-class _Dates:
-    """Log dates to UTC nanoseconds, remembering the last day seen (most lines share it)."""
-
-    __slots__ = ("_day_key", "_day_s", "offset_ns", "told_ambiguous")
-
-    def __init__(self, utc_offset_s: int) -> None:
-        self.offset_ns = utc_offset_s * 1_000_000_000
-        self._day_key: tuple[int, int, int] | None = None
-        self._day_s = 0
-        self.told_ambiguous = False
-
-    def _day(self, y: int, m: int, d: int) -> int:
-        key = (y, m, d)
-        if key != self._day_key:
-            self._day_s = (date(y, m, d).toordinal() - _EPOCH_DAY) * 86400
-            self._day_key = key
-        return self._day_s
-
-    def ns(self, text: str) -> tuple[int | None, bool]:
-        """(ns, ambiguous): None when not a date; ambiguous when day and month could swap."""
-        text = text.strip()
-        try:
-            if len(text) == 24 and text[23] == "Z" and text[10] == "T" and text[19] == ".":
-                # yyyy-mm-ddThh:mm:ss.fffZ, every line of a tracking log
-                secs = self._day(int(text[:4]), int(text[5:7]), int(text[8:10]))
-                return self._finish(secs, int(text[11:13]), int(text[14:16]),
-                                    int(text[17:19]), text[20:23], "Z"), False
-            m = _ISO.fullmatch(text)
-            if m:
-                y, mo, d, hh, mi, ss, frac, zone = m.groups()
-                secs = self._day(int(y), int(mo), int(d))
-                return self._finish(secs, int(hh), int(mi), int(ss or 0), frac, zone), False
-            m = _SLASHED.fullmatch(text)
-            if m:
-                return self._slashed(m)
-        except ValueError:
-            pass
-        return None, False
-
-    def _slashed(self, m: re.Match[str]) -> tuple[int | None, bool]:
-        a, sep, b, y, hh, mi, ss, frac, ampm = m.groups()
-        first, second, hour = int(a), int(b), int(hh)
-        ambiguous = False
-        if sep == "." or first > 12:  # 10.03.2026 (de), 13/03/2026 (en-GB): day first
-            day, month = first, second
-        else:  # M/D/YYYY as Export-Csv writes in en-US; unsure when both are <= 12
-            month, day = first, second
-            ambiguous = not ampm and second <= 12 and first != second
-        if ampm:
-            if not 1 <= hour <= 12:
-                return None, False
-            hour = hour % 12 + (12 if ampm[0] in "Pp" else 0)
-        secs = self._day(int(y), month, day)
-        return self._finish(secs, hour, int(mi), int(ss or 0), frac, None), ambiguous
-
-    def _finish(self, day_s: int, hh: int, mi: int, ss: int, frac: str | None,
-                zone: str | None) -> int | None:
-        if hh > 23 or mi > 59 or ss > 60:
-            return None
-        ns = (day_s + hh * 3600 + mi * 60 + ss) * 1_000_000_000
-        if frac:
-            ns += int(frac.ljust(9, "0"))
-        if zone is None:
-            return ns - self.offset_ns
-        if zone != "Z":
-            sign = -1 if zone[0] == "-" else 1
-            digits = zone[1:].replace(":", "")
-            ns -= sign * (int(digits[:2]) * 3600 + int(digits[2:]) * 60) * 1_000_000_000
-        return ns
 
 
 class _Message:
@@ -418,7 +315,7 @@ class _Reader:
                  utc_offset_s: int) -> None:
         self.path, self.warn, self.trace = text.path, warn, trace
         self.kind = KIND_TRACE if trace else KIND_TRACKING
-        self.dates = _Dates(utc_offset_s)
+        self.dates = ExportDates(utc_offset_s)
         self.layout: _Layout | None = None
         self.told_missing: set[str] = set()
         self.next_check_ns = 0  # when to look for ended messages next (log time)
@@ -436,7 +333,7 @@ class _Reader:
                 self._set_layout(text[8:].strip().split(","), line)
             return True
         if self.trace and self.layout is None:
-            names = _split(text)
+            names = split_line(text)
             if names is None:
                 self.warn(f"{self.path} line {line.number}: a column header that is not CSV")
                 names = []
@@ -468,7 +365,7 @@ class _Reader:
             self.warn(f"{self.path} line {line.number}: no #Fields header before the first "
                       "line; read with Exchange 2016/2019's fields")
             self.layout = _Layout(_DEFAULT_FIELDS.split(","))
-        fields = _split(line.text)
+        fields = split_line(line.text)
         if fields is None:
             self.warn(f"{self.path} line {line.number}: unbalanced quotes; line skipped")
             return None
