@@ -342,6 +342,19 @@ def test_trace_dates_in_each_format(tmp_path: Path, stamp: str, expected: int,
         assert "month/day" in warnings[0]
 
 
+@pytest.mark.parametrize("stamp", ["2026-02-30T09:15:02Z", "13/13/2026 09:15:02",
+                                   "3/10/2026 13:15:02 PM", "2026-03-10T25:00:00Z",
+                                   "yesterday", ""])
+def test_dates_not_understood_are_warned_and_skipped(tmp_path: Path, stamp: str) -> None:
+    path = tmp_path / "bad.csv"
+    path.write_text('"Received","SenderAddress","RecipientAddress","Subject","Status","FromIP",'
+                    f'"MessageTraceId"\n"{stamp}","a@x","b@y","s","Failed","192.0.2.1","t"\n'
+                    '"3/10/2026 9:15:02 AM","a@x","b@y","s","Failed","192.0.2.1","u"\n')
+    convs, warnings = read(path)
+    assert warnings == [f"{path} line 2: date {stamp!r} not understood; line skipped"]
+    assert [c.first.line for c in convs] == [3]
+
+
 def test_zone_less_dates_take_the_utc_offset_but_utc_ones_do_not(tmp_path: Path) -> None:
     path = tmp_path / "offset.csv"
     path.write_text('"Received","SenderAddress","RecipientAddress","Subject","Status","FromIP",'

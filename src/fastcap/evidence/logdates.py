@@ -22,13 +22,12 @@ class ExportDates:
     UTC (the message logs write UTC) shifted by `utc_offset_s`.  The last day seen is
     remembered: most lines share it."""
 
-    __slots__ = ("_day_key", "_day_s", "offset_ns", "told_ambiguous")
+    __slots__ = ("_day_key", "_day_s", "offset_ns")
 
     def __init__(self, utc_offset_s: int) -> None:
         self.offset_ns = utc_offset_s * 1_000_000_000
         self._day_key: tuple[int, int, int] | None = None
         self._day_s = 0
-        self.told_ambiguous = False
 
     def _day(self, y: int, m: int, d: int) -> int:
         key = (y, m, d)

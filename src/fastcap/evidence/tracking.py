@@ -318,6 +318,7 @@ class _Reader:
         self.dates = ExportDates(utc_offset_s)
         self.layout: _Layout | None = None
         self.told_missing: set[str] = set()
+        self.told_ambiguous = False
         self.next_check_ns = 0  # when to look for ended messages next (log time)
         if trace:
             self.open = _Open(None, None)
@@ -381,8 +382,8 @@ class _Reader:
                 self.warn(f"{self.path} line {line.number}: date {stamp[:40]!r} not "
                           "understood; line skipped")
             return None
-        if ambiguous and not self.dates.told_ambiguous:
-            self.dates.told_ambiguous = True
+        if ambiguous and not self.told_ambiguous:
+            self.told_ambiguous = True
             self.warn(f"{self.path} line {line.number}: date {stamp!r} could be day/month or "
                       "month/day; read as month/day (Export-Csv's en-US order)")
         return row, ns
@@ -534,7 +535,7 @@ def lines_of(text: LogText, conv: LogConversation, *,
             break
     wanted = conv.session_id
     for line in text.lines_from(conv.first.offset, conv.first.line, conv.last.offset):
-        if not line.text.strip() or line.text.startswith("#"):
+        if not line.text.strip() or line.text.startswith("#") and reader.header(line):
             continue
         parsed = reader.row(line)
         if parsed is None:
