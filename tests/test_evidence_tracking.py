@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import os
+import tracemalloc
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -223,6 +224,31 @@ def test_tracking_conversations_are_streamed(tmp_path: Path) -> None:
     assert len(seen_at) == 300
     # each message was handed on a minute or two after its line, not at the end of the file
     assert all(read_at - line <= 3 for line, read_at in seen_at[:-3])
+
+
+def _peak_reading(tmp_path: Path, messages: int) -> tuple[int, int, int]:
+    """(file size, messages read, peak bytes allocated while reading them)."""
+    rows = [fail(f"2026-03-10T{9 + i // 3600:02d}:{i // 60 % 60:02d}:{i % 60:02d}.000Z",
+                 str(i // 3), event_id=("RECEIVE", "AGENTINFO", "FAIL")[i % 3],
+                 message_subject=f"report {i}, " + "x" * 150) for i in range(3 * messages)]
+    path = tracking_log(tmp_path, rows, name=f"MSGTRK-{messages}.LOG")
+    text = LogText(path)
+    tracemalloc.start()
+    try:
+        count = sum(1 for _ in tracking.conversations(text, lambda w: None))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    return path.stat().st_size, count, peak
+
+
+def test_tracking_memory_holds_messages_in_flight_not_the_file(tmp_path: Path) -> None:
+    small_size, small_count, small_peak = _peak_reading(tmp_path, 2000)
+    big_size, big_count, big_peak = _peak_reading(tmp_path, 6000)
+    assert (small_count, big_count) == (2000, 6000)
+    assert big_size > 2.9 * small_size
+    # the text reader's chunk and a minute of messages, whatever the length of the file
+    assert big_peak < 1.3 * small_peak
 
 
 def test_tracking_local_only_messages_and_idless_events_are_left_out(tmp_path: Path) -> None:
