@@ -1,0 +1,89 @@
+"""Dates of Exchange logs and PowerShell CSV exports, to UTC nanoseconds."""
+
+from __future__ import annotations
+
+import re
+from datetime import date
+
+__all__ = ["ExportDates"]
+
+_ISO = re.compile(r"(\d{4})-(\d\d)-(\d\d)[T ](\d\d):(\d\d)(?::(\d\d)(?:[.,](\d{1,9})\d*)?)?"
+                  r"\s*(Z|[+-]\d\d:?\d\d)?")
+_SLASHED = re.compile(r"(\d{1,2})([/.])(\d{1,2})[/.](\d{4}),?\s+(\d{1,2}):(\d\d)"
+                      r"(?::(\d\d)(?:[.,](\d{1,9})\d*)?)?\s*([AaPp]\.?[Mm]\.?)?")
+_EPOCH_DAY = date(1970, 1, 1).toordinal()
+
+
+class ExportDates:
+    """Dates as Exchange logs and PowerShell exports write them, to UTC nanoseconds.
+
+    ISO 8601 (with `Z`, an offset, or none), `M/D/YYYY h:mm:ss AM` (Export-Csv in en-US),
+    `D/M/YYYY` when the day is over 12, and `D.M.YYYY`.  A date without a zone is taken as
+    UTC (the message logs write UTC) shifted by `utc_offset_s`.  The last day seen is
+    remembered: most lines share it."""
+
+    __slots__ = ("_day_key", "_day_s", "offset_ns")
+
+    def __init__(self, utc_offset_s: int) -> None:
+        self.offset_ns = utc_offset_s * 1_000_000_000
+        self._day_key: tuple[int, int, int] | None = None
+        self._day_s = 0
+
+    def _day(self, y: int, m: int, d: int) -> int:
+        key = (y, m, d)
+        if key != self._day_key:
+            self._day_s = (date(y, m, d).toordinal() - _EPOCH_DAY) * 86400
+            self._day_key = key
+        return self._day_s
+
+    def ns(self, text: str) -> tuple[int | None, bool]:
+        """(ns, ambiguous): None when not a date; ambiguous when day and month could swap."""
+        text = text.strip()
+        try:
+            if len(text) == 24 and text[23] == "Z" and text[10] == "T" and text[19] == ".":
+                # yyyy-mm-ddThh:mm:ss.fffZ, every line of a tracking log
+                secs = self._day(int(text[:4]), int(text[5:7]), int(text[8:10]))
+                return self._finish(secs, int(text[11:13]), int(text[14:16]),
+                                    int(text[17:19]), text[20:23], "Z"), False
+            m = _ISO.fullmatch(text)
+            if m:
+                y, mo, d, hh, mi, ss, frac, zone = m.groups()
+                secs = self._day(int(y), int(mo), int(d))
+                return self._finish(secs, int(hh), int(mi), int(ss or 0), frac, zone), False
+            m = _SLASHED.fullmatch(text)
+            if m:
+                return self._slashed(m)
+        except ValueError:
+            pass
+        return None, False
+
+    def _slashed(self, m: re.Match[str]) -> tuple[int | None, bool]:
+        a, sep, b, y, hh, mi, ss, frac, ampm = m.groups()
+        first, second, hour = int(a), int(b), int(hh)
+        ambiguous = False
+        if sep == "." or first > 12:  # 10.03.2026 (de), 13/03/2026 (en-GB): day first
+            day, month = first, second
+        else:  # M/D/YYYY as Export-Csv writes in en-US; unsure when both are <= 12
+            month, day = first, second
+            ambiguous = not ampm and second <= 12 and first != second
+        if ampm:
+            if not 1 <= hour <= 12:
+                return None, False
+            hour = hour % 12 + (12 if ampm[0] in "Pp" else 0)
+        secs = self._day(int(y), month, day)
+        return self._finish(secs, hour, int(mi), int(ss or 0), frac, None), ambiguous
+
+    def _finish(self, day_s: int, hh: int, mi: int, ss: int, frac: str | None,
+                zone: str | None) -> int | None:
+        if hh > 23 or mi > 59 or ss > 60:
+            return None
+        ns = (day_s + hh * 3600 + mi * 60 + ss) * 1_000_000_000
+        if frac:
+            ns += int(frac.ljust(9, "0"))
+        if zone is None:
+            return ns - self.offset_ns
+        if zone != "Z":
+            sign = -1 if zone[0] == "-" else 1
+            digits = zone[1:].replace(":", "")
+            ns -= sign * (int(digits[:2]) * 3600 + int(digits[2:]) * 60) * 1_000_000_000
+        return ns
