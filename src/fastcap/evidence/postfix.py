@@ -51,6 +51,8 @@ MAX_NOTES = 20
 MAX_RECIPIENTS = 20
 MAX_TEXT = 300
 _CHECK_EVERY = 4096  # lines between looks for idle conversations
+# OpenSSL's handshake trace at smtp_tls_loglevel 2 and up: most of such a log, nothing to keep
+_TRACE = ("SSL_connect:", "SSL_accept:", "SSL3 alert ", "read from ", "write to ")
 
 _CLIENT, _SERVER = "client", "server"
 _PROGRAM = re.compile(r"postfix[^/\s]*(?:/[^/\s]+)*/(smtpd?)\Z")
@@ -205,12 +207,11 @@ class _Reader:
             self.warn(f"{self.path} line {line.number}: {why}")
 
     def run(self, lines: Iterator[TextLine]) -> Iterator[LogConversation]:
-        parser, roles, count = self.parser, self.roles, 0
+        parser, roles, count, due = self.parser, self.roles, 0, False
         for line in lines:
             count += 1
             if count % _CHECK_EVERY == 0:
-                self.expire()
-                yield from self.release()
+                due = True
             found = parser.match(line.text)
             if found is None:
                 if line.text.strip() and not line.text.startswith("-- "):
@@ -227,16 +228,21 @@ class _Reader:
                     _CLIENT if pm[1] == "smtp" else _SERVER)
             if role is None:
                 continue
+            end = m.end()
+            if line.text.startswith(_TRACE, end):  # loglevel 2+ OpenSSL state lines
+                continue
             try:
                 t = parser.time_ns(kind, m)
             except ValueError as e:
                 self.complain(line, f"a syslog line with a bad time stamp ({e})")
                 continue
-            if t > self.now:
-                self.now = t
-            pid = m["pid"]
-            key = (m["host"], program, int(pid) if pid else None)
-            msg = line.text[m.end():]
+            self.now = t  # the latest line's, not the greatest: clocks may step back
+            if due:  # now and then: close the silent, hand on what can no longer move
+                due = False
+                self.expire()
+                yield from self.release()
+            key = m.group("host", "prog", "pid")
+            msg = line.text[end:]
             if role == _CLIENT:
                 self.client(key, msg, line, t)
             else:
@@ -252,8 +258,9 @@ class _Reader:
     def start(self, key: tuple, role: str, line: TextLine, t: int) -> _Open:
         if key in self.open:
             self.close(key)
-        conv = self.open[key] = _Open(role, key[2], Where(self.path, line.number,
-                                                          line.offset), t)
+        pid = key[2]
+        conv = self.open[key] = _Open(role, int(pid) if pid and pid.isdigit() else None,
+                                      Where(self.path, line.number, line.offset), t)
         return conv
 
     def touch(self, conv: _Open, line: TextLine, t: int) -> None:
@@ -281,11 +288,20 @@ class _Reader:
         while closed and (low is None or closed[0][0] <= low):
             yield heapq.heappop(closed)[2]
 
+    def current(self, key: tuple, t: int) -> _Open | None:
+        """The pid's open conversation, unless it has been silent for IDLE_S (then it is
+        closed: the process has moved on, or a new one has the same pid)."""
+        conv = self.open.get(key)
+        if conv is not None and t - conv.end_ns > IDLE_S * 1_000_000_000:
+            self.close(key)
+            return None
+        return conv
+
     def peer_conv(self, key: tuple, role: str, m: re.Match[str], line: TextLine, t: int, *,
                   handshake: bool = False, gap: bool = False) -> _Open:
         """The pid's open conversation if it is with this peer (and, for a handshake
         line, still in its handshake; for a queue line, recent), else a new one."""
-        conv = self.open.get(key)
+        conv = self.current(key, t)
         if (conv is None or not conv.same_peer(m) or (handshake and conv.done_handshake)
                 or (gap and t - conv.end_ns > DELIVERY_GAP_S * 1_000_000_000)):
             conv = self.start(key, role, line, t)
@@ -295,39 +311,43 @@ class _Reader:
 
     # -- postfix/smtp --------------------------------------------------------------
     def client(self, key: tuple, msg: str, line: TextLine, t: int) -> None:
-        m = _TLS_DONE.match(msg)
-        if m is not None:
-            conv = self.peer_conv(key, _CLIENT, m, line, t, handshake=True)
-            self.tls_done(conv, m, line)
-            return
-        if msg.startswith("setting up TLS connection to "):
+        if " TLS connection " in msg:
+            m = _TLS_DONE.match(msg)
+            if m is not None:
+                conv = self.peer_conv(key, _CLIENT, m, line, t, handshake=True)
+                self.tls_done(conv, m, line)
+                return
             m = _SETUP.match(msg)
             if m is not None:
                 conv = self.start(key, _CLIENT, line, t)
                 conv.peer(m)
+                return
+        if "connect to " in msg:
+            m = _CONNECT_FAILED.match(msg)
+            if m is not None:
+                conv = self.start(key, _CLIENT, line, t)
+                conv.peer(m)
+                conv.done_handshake = True
+                conv.note(msg, self.where(line))
+                return
+        if ("verification failed" in msg or msg.startswith("SSL_connect error")) and (
+                self.tls_trouble(key, _CLIENT, msg, line, t)):
             return
-        m = _CONNECT_FAILED.match(msg)
-        if m is not None:
-            conv = self.start(key, _CLIENT, line, t)
-            conv.peer(m)
-            conv.done_handshake = True
-            conv.note(msg, self.where(line))
-            return
-        if self.tls_trouble(key, _CLIENT, msg, line, t):
+        if msg.startswith("warning: "):
+            if "TLS" in msg:
+                conv = self.current(key, t)
+                if conv is not None:
+                    self.touch(conv, line, t)
+                    conv.note(msg, self.where(line))
             return
         m = _QUEUE.match(msg)
-        if m is not None and not msg.startswith("warning: "):
+        if m is not None:
             self.client_queue(key, m["rest"], line, t)
             return
         m = _PEER_LINE.match(msg)
         if m is not None:
             conv = self.peer_conv(key, _CLIENT, m, line, t, handshake=True)
             self.peer_detail(conv, m["what"], line)
-            return
-        if msg.startswith("warning: ") and "TLS" in msg and key in self.open:
-            conv = self.open[key]
-            self.touch(conv, line, t)
-            conv.note(msg, self.where(line))
 
     def client_queue(self, key: tuple, rest: str, line: TextLine, t: int) -> None:
         if rest.startswith("to=<"):
@@ -339,13 +359,14 @@ class _Reader:
             m = re.match(_NA, relay)
             if m is None:  # relay=none: the peer is in the reason, if anywhere
                 m = re.search(_NA, text)
-            conv = self.open.get(key)
+            conv = self.current(key, t)
             if m is not None:
                 conv = self.peer_conv(key, _CLIENT, m, line, t, gap=True)
             elif conv is None:
                 conv = self.start(key, _CLIENT, line, t)
             else:
                 self.touch(conv, line, t)
+            conv.done_handshake = True  # deliveries come after any handshake
             rcpt = d["rcpt"]
             if len(conv.recipients) < MAX_RECIPIENTS and rcpt not in conv.recipients:
                 conv.recipients.append(rcpt)
@@ -356,14 +377,16 @@ class _Reader:
         m = _SAID.match(rest)
         if m is not None:
             conv = self.peer_conv(key, _CLIENT, m, line, t, gap=True)
+            conv.done_handshake = True
             conv.reply(_reply(m["text"], None, conv.starttls, self.where(line)))
             return
         m = _LOST_WITH.match(rest)
         if m is not None:
             conv = self.peer_conv(key, _CLIENT, m, line, t, gap=True)
+            conv.done_handshake = True
             conv.note(rest, self.where(line))
             return
-        conv = self.open.get(key)
+        conv = self.current(key, t)
         if conv is not None:  # other queue lines of the same delivery ("enabling PIX ...")
             self.touch(conv, line, t)
 
@@ -407,10 +430,11 @@ class _Reader:
             if "what" in m.re.groupindex:
                 self.peer_detail(conv, m["what"], line)
             return
-        if msg.startswith("warning: ") and "TLS" in msg and key in self.open:
-            conv = self.open[key]
-            self.touch(conv, line, t)
-            conv.note(msg, self.where(line))
+        if msg.startswith("warning: ") and "TLS" in msg:
+            conv = self.current(key, t)
+            if conv is not None:
+                self.touch(conv, line, t)
+                conv.note(msg, self.where(line))
 
     # -- shared ----------------------------------------------------------------------
     def where(self, line: TextLine) -> Where:

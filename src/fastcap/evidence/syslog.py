@@ -31,13 +31,14 @@ _FRAC_SCALE = tuple(10 ** (9 - n) for n in range(10))  # digits after the point 
 # The tag of RFC 3164 and of the file formats: "prog[pid]: " (pid and tag both optional).
 _TAG = r"(?:(?P<prog>[^\s\[\]:]+)(?:\[(?P<pid>\d+)\])?: ?)?"
 _R3164 = re.compile(
-    r"(?:<\d{1,3}>)?(?P<mon>[A-Z][a-z]{2}) +(?P<day>\d{1,2}) (?P<ts>\d\d:\d\d:\d\d)"
+    r"(?:<\d{1,3}>)?(?P<key>(?P<mon>[A-Z][a-z]{2}) +(?P<day>\d{1,2}) (?P<hm>\d\d:\d\d)):"
+    r"(?P<sec>\d\d)"
     r"(?P<frac>\.\d{1,9})? (?P<host>\S+) " + _TAG)
 _RISO = re.compile(
-    r"(?P<ts>\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d)(?P<frac>[.,]\d{1,9})?"
+    r"(?P<key>\d{4}-\d\d-\d\d[T ]\d\d:\d\d):(?P<sec>\d\d)(?P<frac>[.,]\d{1,9})?"
     r"(?P<tz>Z|[+-]\d\d:?\d\d)? (?P<host>\S+) " + _TAG)
 _R5424 = re.compile(
-    r"<\d{1,3}>1 (?P<ts>\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?P<frac>\.\d{1,9})?"
+    r"<\d{1,3}>1 (?P<key>\d{4}-\d\d-\d\dT\d\d:\d\d):(?P<sec>\d\d)(?P<frac>\.\d{1,9})?"
     r"(?P<tz>Z|[+-]\d\d:\d\d) (?P<host>\S+) (?P<prog>\S+) (?P<pid>\S+) \S+ "
     r"(?:-|(?:\[(?:[^\]\"]|\"(?:[^\"\\]|\\.)*\")*\])+)(?: \ufeff?|$)")
 _ISO, _RFC5424, _RFC3164 = 0, 1, 2
@@ -90,24 +91,26 @@ class SyslogParser:
     def time_ns(self, kind: int, m: re.Match[str]) -> int:
         """UTC nanoseconds of a matched header; ValueError naming the flaw if the date is
         not a real one (Feb 29 of a common year, month 13, ...)."""
-        ts = m["ts"]
+        key, sec = m.group("key", "sec")
         if kind == _RFC3164:
-            key = f"{m['mon']} {m['day']} {ts[:5]}"
             if key != self._key:
-                self._base = self._minute_3164(m["mon"], int(m["day"]), ts)
+                self._base = self._minute_3164(m["mon"], int(m["day"]), m["hm"])
                 self._key = key
-            secs = self._base + int(ts[6:8])
+            secs = self._base
         else:
-            key = ts[:16]
             if key != self._iso_key:
-                self._iso_base = _minute(int(ts[:4]), int(ts[5:7]), int(ts[8:10]),
-                                         int(ts[11:13]), int(ts[14:16]))
+                self._iso_base = _minute(int(key[:4]), int(key[5:7]), int(key[8:10]),
+                                         int(key[11:13]), int(key[14:16]))
                 self._iso_key = key
             tz = m["tz"]
-            secs = self._iso_base + int(ts[17:19]) - (self._offset if tz is None else (
-                self._tz.get(tz) if tz in self._tz else self._zone(tz)))
-        if ts[-2:] > "60":
-            raise ValueError(f"no such time {ts}")
+            if tz is None:
+                secs = self._iso_base - self._offset
+            else:
+                zone = self._tz.get(tz)
+                secs = self._iso_base - (self._zone(tz) if zone is None else zone)
+        if sec > "60":
+            raise ValueError(f"no such time {key[-5:]}:{sec}")
+        secs += int(sec)
         frac = m["frac"]
         ns = secs * 1_000_000_000
         if frac:
@@ -132,11 +135,11 @@ class SyslogParser:
         self._tz[tz] = value = sign * (hh * 3600 + mm * 60)
         return value
 
-    def _minute_3164(self, mon: str, day: int, ts: str) -> int:
+    def _minute_3164(self, mon: str, day: int, hm: str) -> int:
         month = _MONTHS.get(mon)
         if month is None:
             raise ValueError(f"no such month {mon!r}")
-        hh, mi = int(ts[:2]), int(ts[3:5])
+        hh, mi = int(hm[:2]), int(hm[3:5])
         if self._year is not None:
             year = self._year
             if not self._month:
