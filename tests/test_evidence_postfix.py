@@ -424,6 +424,22 @@ def test_smtpd_side_tls_reject_and_lost_connection(tmp_path):
     assert (nxt.remote_ip, nxt.remote_port, nxt.first.line) == ("10.1.2.30", 40001, 8)
 
 
+def test_smtpd_failed_handshake_stays_in_its_connection(tmp_path):
+    na = "unknown[198.51.100.23]"
+    path = write(tmp_path, [
+        f"Mar 10 09:31:20 relay1 postfix/smtpd[2301]: connect from {na}",
+        f"Mar 10 09:31:20 relay1 postfix/smtpd[2301]: SSL_accept error from {na}: -1",
+        "Mar 10 09:31:20 relay1 postfix/smtpd[2301]: warning: TLS library problem: "
+        "error:0A000418:SSL routines::tlsv1 alert unknown ca",
+        f"Mar 10 09:31:20 relay1 postfix/smtpd[2301]: lost connection after STARTTLS from {na}",
+        f"Mar 10 09:31:20 relay1 postfix/smtpd[2301]: disconnect from {na} ehlo=1 starttls=0/1"
+        " commands=1/2",
+    ])
+    (conv,), _ = read(path, year=2026)
+    assert (conv.first.line, conv.last.line, conv.starttls) == (1, 5, False)
+    assert [t.split(" ")[0] for t, _ in conv.notes] == ["SSL_accept", "warning:", "lost"]
+
+
 def test_other_programs_skip_silently_and_garbled_lines_warn_by_file_and_line(tmp_path):
     path = write(tmp_path, [
         "-- Logs begin at Tue 2026-03-10 00:00:01 UTC. --",

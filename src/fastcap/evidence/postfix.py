@@ -196,7 +196,7 @@ class _Reader:
         self.warn = warn
         self.warned = 0
         self.roles: dict[str, str | None] = {}
-        self.open: dict[tuple[str, str, int | None], _Open] = {}
+        self.open: dict[tuple[str, str, str | None], _Open] = {}
         self.closed: list[tuple[int, int, LogConversation]] = []
         self.seq = 0
         self.now = 0
@@ -458,7 +458,8 @@ class _Reader:
         m = _VERIFY_FAILED.match(msg) or _SSL_ERROR.match(msg)
         if m is None:
             return False
-        conv = self.peer_conv(key, role, m, line, t, handshake=True)
+        # smtpd's conversations run from connect to disconnect; smtp's from the handshake
+        conv = self.peer_conv(key, role, m, line, t, handshake=role == _CLIENT)
         conv.note(msg, self.where(line))
         return True
 

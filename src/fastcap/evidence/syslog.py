@@ -124,8 +124,11 @@ class SyslogParser:
         if found is None:
             return None
         kind, m = found
-        return SyslogHeader(self.time_ns(kind, m), m["host"], program_of(kind, m),
-                            pid_of(m), message_of(m, text))
+        prog, pid = m.group("prog", "pid")
+        return SyslogHeader(self.time_ns(kind, m), m["host"],
+                            "" if prog is None or prog == "-" else prog,
+                            int(pid) if pid is not None and pid.isdigit() else None,
+                            text[m.end():])
 
     def _zone(self, tz: str) -> int:
         sign = -1 if tz[0] == "-" else 1
@@ -173,20 +176,6 @@ def _minute(year: int, month: int, day: int, hour: int, minute: int) -> int:
     except ValueError:
         raise ValueError(f"no such date {year:04}-{month:02}-{day:02}") from None
     return days * 86400 + hour * 3600 + minute * 60
-
-
-def program_of(kind: int, m: re.Match[str]) -> str:
-    prog = m["prog"]
-    return "" if prog is None or prog == "-" else prog
-
-
-def pid_of(m: re.Match[str]) -> int | None:
-    pid = m["pid"]
-    return int(pid) if pid is not None and pid.isdigit() else None
-
-
-def message_of(m: re.Match[str], text: str) -> str:
-    return text[m.end():]
 
 
 def parse_header(text: str, *, year: int | None = None, utc_offset_s: int = 0,
