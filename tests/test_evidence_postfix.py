@@ -461,6 +461,20 @@ def test_other_programs_skip_silently_and_garbled_lines_warn_by_file_and_line(tm
     ]
 
 
+def test_loopback_reinjection_is_not_a_conversation(tmp_path):
+    path = write(tmp_path, [
+        "Mar 10 09:00:00 relay1 postfix/smtp[7]: 1234ABCDEF: to=<a@b.example>, "
+        "relay=127.0.0.1[127.0.0.1]:10024, delay=0.2, delays=0/0/0/0.2, dsn=2.0.0, "
+        "status=sent (250 2.0.0 from MTA(smtp:[127.0.0.1]:10025): 250 2.0.0 Ok)",
+        "Mar 10 09:00:00 relay1 postfix/smtpd[8]: connect from localhost[127.0.0.1]",
+        "Mar 10 09:00:00 relay1 postfix/smtpd[8]: disconnect from localhost[127.0.0.1] quit=1",
+        "Mar 10 09:00:01 relay1 postfix/smtpd[8]: connect from localhost[::1]",
+        "Mar 10 09:00:02 relay1 postfix/smtpd[9]: connect from app1[10.1.2.30]",
+    ])
+    (conv,), _ = read(path, year=2026)
+    assert (conv.remote_ip, conv.first.line) == ("10.1.2.30", 5)
+
+
 def test_warnings_are_capped_and_counted(tmp_path):
     path = write(tmp_path, [f"junk {i}" for i in range(MAX_WARNINGS + 5)])
     convs, warnings = read(path, year=2026)

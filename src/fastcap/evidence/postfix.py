@@ -5,7 +5,8 @@ accepted one: "server") each log per process: one process holds one connection a
 so a conversation is the run of one (host, program, pid)'s lines from the line that starts
 a connection until the line that starts the next (smtpd: until `disconnect from`), or 15
 minutes of silence, or the end of the file.  Lines of other programs (qmgr, cleanup, ...)
-are skipped; lines that are not syslog at all are warned about.
+are skipped, and so are connections over loopback (content filters such as amavis
+reinjecting on 127.0.0.1:10025); lines that are not syslog at all are warned about.
 
 What starts a postfix/smtp conversation: `setting up TLS connection to` (smtp_tls_loglevel
 2) and a failed `connect to`, always; a `... TLS connection established|reused to`,
@@ -55,6 +56,7 @@ _CHECK_EVERY = 4096  # lines between looks for idle conversations
 _TRACE = ("SSL_connect:", "SSL_accept:", "SSL3 alert ", "read from ", "write to ")
 
 _CLIENT, _SERVER = "client", "server"
+_LOOPBACK = ("127.", "::1")
 _PROGRAM = re.compile(r"postfix[^/\s]*(?:/[^/\s]+)*/(smtpd?)\Z")
 _NA = r"(?P<name>[^\s\[\]]*)\[(?P<ip>[^\]\s]+)\](?::(?P<port>\d+))?"
 _NA_PLAIN = r"[^\s\[\]]*\[[^\]\s]+\](?::\d+)?"
@@ -157,7 +159,7 @@ class _Open:
             last=Where(file, self.last_line, self.last_offset),
             start_ns=self.start_ns, end_ns=self.end_ns, host_role=self.role,
             remote_ip=self.ip, remote_port=self.port, remote_name=self.name,
-            session_id=None if self.pid is None else f"pid {self.pid}",
+            session_id=None if self.pid is None else sys.intern(f"pid {self.pid}"),
             starttls=self.starttls, tls_protocol=self.protocol, tls_cipher=self.cipher,
             tls_trust=self.trust, cert_received=cert, replies=tuple(self.replies),
             notes=tuple(self.notes), recipients=tuple(self.recipients))
@@ -270,6 +272,8 @@ class _Reader:
 
     def close(self, key: tuple) -> None:
         conv = self.open.pop(key)
+        if conv.ip is not None and conv.ip.startswith(_LOOPBACK):
+            return  # a content filter's reinjection on the host itself: never on the wire
         self.seq += 1
         heapq.heappush(self.closed, (conv.end_ns, self.seq, conv.freeze(self.path)))
 
