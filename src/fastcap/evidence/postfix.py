@@ -209,14 +209,15 @@ class _Reader:
             self.warn(f"{self.path} line {line.number}: {why}")
 
     def run(self, lines: Iterator[TextLine]) -> Iterator[LogConversation]:
-        parser, roles, count, due = self.parser, self.roles, 0, False
+        parser, roles, countdown, due = self.parser, self.roles, _CHECK_EVERY, False
         for line in lines:
-            count += 1
-            if count % _CHECK_EVERY == 0:
-                due = True
-            found = parser.match(line.text)
+            countdown -= 1
+            if not countdown:
+                countdown, due = _CHECK_EVERY, True
+            text = line.text
+            found = parser.match(text)
             if found is None:
-                if line.text.strip() and not line.text.startswith("-- "):
+                if text.strip() and not text.startswith("-- "):
                     self.complain(line, "not a syslog line")
                 continue
             kind, m = found
@@ -231,7 +232,7 @@ class _Reader:
             if role is None:
                 continue
             end = m.end()
-            if line.text.startswith(_TRACE, end):  # loglevel 2+ OpenSSL state lines
+            if text.startswith(_TRACE, end):  # loglevel 2+ OpenSSL state lines
                 continue
             try:
                 t = parser.time_ns(kind, m)
@@ -244,7 +245,7 @@ class _Reader:
                 self.expire()
                 yield from self.release()
             key = m.group("host", "prog", "pid")
-            msg = line.text[end:]
+            msg = text[end:]
             if role == _CLIENT:
                 self.client(key, msg, line, t)
             else:
