@@ -115,7 +115,7 @@ def test_tracking_fixture_one_conversation_per_message_with_an_smtp_peer() -> No
     assert (first.host_role, first.local_ip, first.remote_ip, first.local_port,
             first.remote_port) == ("client", "10.1.2.10", "52.101.68.5", None, None)
     assert first.remote_name == "contoso-com.mail.protection.outlook.com"
-    assert first.connector == "Outbound to Office 365 - 1b0c1c2e-8a4f-4d3b-9e6a-2f5d7c9b0a13"
+    assert first.connector == "Outbound to Office 365 - 1b0c6a4e-2f7d-4c1e-9a51-3d8e0f6b7a21"
     assert first.sender == "alice@contoso.com" and first.recipients == ("bob@fabrikam.com",)
     assert first.event == "DSN"  # the last event: the NDR that followed the FAIL
     assert (first.first.line, first.last.line) == (6, 9)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from . import exchange, powershell
+from . import exchange, postfix, powershell, tracking
 
 __all__ = ["KINDS", "LOG_READERS", "SETTINGS_READERS", "kind_of"]
 
@@ -22,6 +22,9 @@ KINDS = ("exchange-protocol", "message-tracking", "message-trace", "syslog", "po
 #   (conversations from syslog lines), "powershell-json": powershell (SETTINGS_READERS).
 LOG_READERS: dict[str, ModuleType] = {
     "exchange-protocol": exchange,
+    "message-tracking": tracking,
+    "message-trace": tracking,
+    "syslog": postfix,
 }
 SETTINGS_READERS: dict[str, ModuleType] = {
     "powershell-json": powershell,
@@ -34,6 +37,11 @@ def kind_of(head: str) -> str | None:
     it."""
     for kind in KINDS:
         module = LOG_READERS.get(kind) or SETTINGS_READERS.get(kind)
-        if module is not None and module.looks_like(head):
+        if module is None or not module.looks_like(head):
+            continue
+        # a module that reads two kinds (tracking: Exchange logs and Exchange Online
+        # exports) says which one this is
+        told = getattr(module, "kind_of", None)
+        if told is None or told(head) == kind:
             return kind
     return None

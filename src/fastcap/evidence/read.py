@@ -7,6 +7,7 @@ most `text.MAX_WARNINGS` per file with the rest counted."""
 
 from __future__ import annotations
 
+import inspect
 import itertools
 import os
 from collections.abc import Iterable, Iterator, Sequence
@@ -104,8 +105,10 @@ class Evidence:
         module = LOG_READERS.get(kind or "")
         if module is None:
             return []
+        kw = ({"utc_offset_s": self.utc_offset_s}
+              if "utc_offset_s" in inspect.signature(module.lines_of).parameters else {})
         try:
-            return list(module.lines_of(LogText(conv.file), conv))
+            return list(module.lines_of(LogText(conv.file), conv, **kw))
         except (FastcapError, OSError):
             return []
 
@@ -133,13 +136,17 @@ class _Region(LogText):
         self._region = (start, first_number, end)
 
     def lines(self, start: int = 0, end: int | None = None) -> Iterator[TextLine]:
-        head = itertools.takewhile(lambda x: x.text.startswith("#"),
-                                   itertools.islice(self.lines_from(0, 1), _HEADER_LINES))
-        last = 0
-        for line in head:
+        """The file's header (its leading "#" lines and the line after them, a CSV export's
+        column names), then the region."""
+        begin, number, stop = self._region
+        last = -1
+        for line in itertools.islice(self.lines_from(0, 1), _HEADER_LINES):
+            if line.offset >= begin:
+                break
             last = line.offset
             yield line
-        begin, number, stop = self._region
+            if not line.text.startswith("#"):
+                break
         if begin > last:
             yield from self.lines_from(begin, number, stop)
 
