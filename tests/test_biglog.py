@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import importlib.util
 import io
+import json
 from collections import defaultdict
 from pathlib import Path
 
@@ -161,3 +163,28 @@ def test_size_parsing():
     assert biglog.parse_size("123") == 123
     with pytest.raises(Exception, match="not a size"):
         biglog.parse_size("lots")
+
+
+def test_evidence_bench_reports_each_row(template, tmp_path):
+    """The benchmark runs each reader in a child and writes its JSON even when a row fails."""
+    from benchmarks import evidence_bench
+
+    log = tmp_path / "made.log"
+    out = tmp_path / "bench.json"
+    assert evidence_bench.main([str(log), "--template", str(template), "--size", "30K",
+                                "--repeat", "1", "--no-tracemalloc", "--json", str(out)]) == 0
+    _, convs, data = _conversations(log)
+    result = json.loads(out.read_text())
+    assert result["size"] == log.stat().st_size
+    rows = {r["key"]: r for r in result["rows"]}
+    assert set(rows) == {"cat", "python-lines", "logtext-lines", "read-evidence"}
+    lines = len(data) + len(HEADER)
+    assert rows["python-lines"]["facts"] == {"lines": lines}
+    assert rows["logtext-lines"]["facts"] == {"lines": lines}
+    assert all(r["median_s"] > 0 for k, r in rows.items() if k != "read-evidence")
+    ev = rows["read-evidence"]
+    if importlib.util.find_spec("fastcap.evidence.read") is None:
+        assert ev["note"].startswith("failed: ModuleNotFoundError")
+    else:
+        assert ev["note"] == "" and ev["facts"]["kind"] == "exchange-protocol", ev
+        assert ev["facts"]["conversations"] == len(convs)
