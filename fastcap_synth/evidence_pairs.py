@@ -27,10 +27,16 @@ from .writers import Record, keylog_bytes, write_pcap, write_pcapng
 
 CERTS_DIR = Path(__file__).resolve().parent.parent / "tests" / "data" / "evidence" / "certs"
 X509_V_FLAG_NO_CHECK_TIME = 0x200000  # not exposed by ssl.VerifyFlags
-TENANT_ATTRIBUTION_5764 = (
-    "550 5.7.64 TenantAttribution; Relay Access Denied "
-    "[AM4PEPF00027A5C.eurprd04.prod.outlook.com 2026-03-10T09:15:02.201Z 08DE5B1F6A2C3D4E]"
-)
+EXO_HOST = "AM4PEPF00027A5C.mail.protection.outlook.com"  # the front end the story's logs name
+
+
+def tenant_attribution(stamp: str, session_id: str,
+                       host: str = "AM4PEPF00027A5C.eurprd04.prod.outlook.com") -> str:
+    """Exchange Online's 550 5.7.64, naming its front end, the time and its session id."""
+    return f"550 5.7.64 TenantAttribution; Relay Access Denied [{host} {stamp} {session_id}]"
+
+
+TENANT_ATTRIBUTION_5764 = tenant_attribution("2026-03-10T09:15:02.463Z", "08DE5F3A2B1C4D01")
 
 
 def load_issued(name: str, directory: str | Path = CERTS_DIR) -> Issued:
@@ -66,7 +72,9 @@ class PairedSession:
     keylog: bool = False
     ehlo_name: str = "mail.contoso.com"
     mail_from: str = "alerts@contoso.com"
-    rcpt_to: str = "partner@fabrikam.com"
+    mail_size: int = 2048
+    rcpt_to: str = "ops@fabrikam.com"
+    server_host: str = EXO_HOST  # the name in the banner and the EHLO reply
 
     @property
     def start_ns(self) -> int:
@@ -94,19 +102,21 @@ class PairedResult:
 def _server(start: dt.datetime) -> Issued:
     """A certificate for Exchange Online's name, valid around ``start`` and issued by the
     committed test issuing CA, so that a scan with ``roots.pem`` finds nothing wrong with
-    the server's side and only the client certificate is judged."""
+    the server's side and only the client certificate is judged. RSA, as Exchange Online's is,
+    so TLS 1.2 negotiates the ECDHE-RSA suite the story's Postfix log names."""
     nb, na = start - dt.timedelta(days=200), start + dt.timedelta(days=200)
     return make_leaf(load_issued("issuing"), SERVER_NAME, not_before=nb, not_after=na,
+                     key="rsa2048",
                      sans=[SERVER_NAME, "*.mail.protection.outlook.com"], eku=("serverAuth",))
 
 
-def _banner(start: dt.datetime) -> str:
+def _banner(host: str, start: dt.datetime) -> str:
     when = email.utils.format_datetime(start.astimezone(dt.UTC).replace(microsecond=0))
-    return f"220 {SERVER_NAME} Microsoft ESMTP MAIL Service ready at {when}"
+    return f"220 {host} Microsoft ESMTP MAIL Service ready at {when}"
 
 
 def _commands(ps: PairedSession) -> list[tuple[str, str]]:
-    mail = f"MAIL FROM:<{ps.mail_from}> SIZE=2048"
+    mail = f"MAIL FROM:<{ps.mail_from}> SIZE={ps.mail_size}"
     rcpt = f"RCPT TO:<{ps.rcpt_to}>"
     quit_ = ("QUIT", "221 2.0.0 Service closing transmission channel")
     if ps.reply_to == "MAIL":
@@ -124,8 +134,6 @@ def _commands(ps: PairedSession) -> list[tuple[str, str]]:
 
 def _scenario(ps: PairedSession, index: int, server: Issued,
               cas: Sequence[Issued]) -> SmtpScenario:
-    if ps.tls_version not in ("1.2", "1.3"):
-        raise ValueError(f"tls_version must be '1.2' or '1.3', not {ps.tls_version!r}")
     cert = load_issued(ps.client_cert) if ps.client_cert is not None else None
     sctx = server_context(server, client_auth="optional", client_cas=cas,
                           min_version=ps.tls_version, max_version=ps.tls_version)
@@ -138,7 +146,8 @@ def _scenario(ps: PairedSession, index: int, server: Issued,
         server_ip=ps.server_ip,
         server_port=ps.server_port,
         ehlo_name=ps.ehlo_name,
-        banner=_banner(ps.start),
+        server_name=ps.server_host,
+        banner=_banner(ps.server_host, ps.start),
         server_ctx=sctx,
         client_ctx=cctx,
         client_cert=cert,
@@ -160,6 +169,11 @@ def write_paired_capture(path: str | Path, sessions: Sequence[PairedSession], *,
     """
     if not sessions:
         raise ValueError("no sessions to write")
+    for ps in sessions:  # refuse a bad request before any key is made
+        _commands(ps)
+        _ = ps.start_ns
+        if ps.tls_version not in ("1.2", "1.3"):
+            raise ValueError(f"tls_version must be '1.2' or '1.3', not {ps.tls_version!r}")
     server = _server(min(s.start for s in sessions))
     # The server trusts both CAs, so OpenSSL completes the handshake for any committed leaf.
     cas = [load_issued("root"), load_issued("relay1-ca")]
@@ -198,20 +212,23 @@ def write_paired_capture(path: str | Path, sessions: Sequence[PairedSession], *,
 def story_sessions(skew: dt.timedelta = dt.timedelta(0), *,
                    keylog: bool = False) -> list[PairedSession]:
     """The three sessions of the shared fixture story, on the capture's clock (log time minus
-    ``skew``): EX01 without a certificate, EX01 with the expired one, relay1 with the
-    untrusted one; each refused with 550 5.7.64 after STARTTLS."""
+    ``skew``), with the addresses and replies the story's logs record: EX01 without a
+    certificate (send log session 08DE5F3A2B1C4D01), EX01 with the expired one (08DE5F3A2B1C4D0A),
+    relay1 with the untrusted one (Postfix: no port logged, so 41234 here); each refused with
+    550 5.7.64 after STARTTLS."""
     def at(text: str) -> dt.datetime:
         return dt.datetime.fromisoformat(text) - skew
 
     exo = "52.101.68.5"
     return [
         PairedSession("10.1.2.10", 50123, exo, 25, at("2026-03-10T09:15:02.118+00:00"), None,
-                      keylog=keylog),
+                      keylog=keylog, mail_size=4210, reply=TENANT_ATTRIBUTION_5764),
         PairedSession("10.1.2.10", 50177, exo, 25, at("2026-03-10T09:20:41.502+00:00"),
-                      "expired", keylog=keylog,
-                      reply=TENANT_ATTRIBUTION_5764.replace("09:15:02.201Z", "09:20:41.590Z")),
+                      "expired", keylog=keylog, mail_size=4210,
+                      reply=tenant_attribution("2026-03-10T09:20:41.843Z", "08DE5F3A2B1C4D0A")),
         PairedSession("192.0.2.25", 41234, exo, 25, at("2026-03-10T09:31:17.000+00:00"),
                       "untrusted", keylog=keylog, ehlo_name="relay1.contoso.com",
-                      mail_from="nagios@relay1.contoso.com",
-                      reply=TENANT_ATTRIBUTION_5764.replace("09:15:02.201Z", "09:31:17.084Z")),
+                      mail_size=1734, rcpt_to="j.doe@fabrikam.example",
+                      reply=tenant_attribution("2026-03-10T09:31:18.000Z", "08DE1234ABCD5678",
+                                               "AM0PR01MB1234.eurprd01.prod.exchangelabs.com")),
     ]

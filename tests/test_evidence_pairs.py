@@ -160,6 +160,11 @@ def test_scan_sees_each_session_where_and_when_it_was_asked(captures, version):
              f"{r.session.server_ip}:{r.session.server_port}", r.start_ns) for r in results]
     assert got == want
     assert all(r.completed and r.tls_version == f"TLSv{version}" for r in results)
+    if version == "1.2":  # the suite the story's Postfix log names
+        assert {r.cipher for r in results} == {"ECDHE-RSA-AES256-GCM-SHA384"}
+    # Exchange Online's front end names itself in the banner, as the send log records it.
+    assert {s.smtp.banner_host for s in sessions} == {
+        "AM4PEPF00027A5C.mail.protection.outlook.com"}
 
 
 @pytest.mark.parametrize("version", ["1.2", "1.3"])
@@ -212,3 +217,6 @@ def test_bad_requests_are_refused(tmp_path):
     with pytest.raises(ValueError, match="aware"):
         write_paired_capture(tmp_path / "x.pcap",
                              [dataclasses.replace(one, start=one.start.replace(tzinfo=None))])
+    with pytest.raises(ValueError, match="reply_to"):
+        write_paired_capture(tmp_path / "x.pcap", [dataclasses.replace(one, reply_to="DATA")])
+    assert not (tmp_path / "x.pcap").exists()
