@@ -164,7 +164,8 @@ def generate(template: str | Path, out: str | Path, size: int, *, session: str |
                 data = unit.fmt.format(*row, *ids, *ports).encode()
                 if written + len(data) > size:
                     fh.write(b"".join(chunk))
-                    return counter + _tail(fh, data, size - written, unit.newline.encode())
+                    tail = _tail(fh, data, size - written, unit.newline.encode())
+                    return counter + sum(1 for sid in ids if sid.encode() in tail)
                 chunk.append(data)
                 written += len(data)
                 counter += per_unit
@@ -172,13 +173,12 @@ def generate(template: str | Path, out: str | Path, size: int, *, session: str |
             u += block
 
 
-def _tail(fh, data: bytes, room: int, newline: bytes) -> int:
-    """Write the whole lines of ``data`` that fit in ``room`` bytes; 1 if any was written."""
+def _tail(fh, data: bytes, room: int, newline: bytes) -> bytes:
+    """Write the whole lines of ``data`` that fit in ``room`` bytes, and return them."""
     cut = data.rfind(newline, 0, room)
-    if cut < 0:
-        return 0
-    fh.write(data[:cut + len(newline)])
-    return 1
+    tail = data[:cut + len(newline)] if cut >= 0 else b""
+    fh.write(tail)
+    return tail
 
 
 def main(argv: list[str] | None = None) -> int:
