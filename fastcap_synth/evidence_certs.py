@@ -117,7 +117,11 @@ def _readme(issued: dict[str, Issued]) -> str:
         "(the `--ca-file` bundle: the Contoso test root only). Names are given as\n"
         "Get-ExchangeCertificate shows them; SerialNumber and Thumbprint (SHA-1) in upper-case\n"
         "hex. All are RSA 2048 and SHA-256 signed; the leaves carry serverAuth+clientAuth and\n"
-        "their CN as the only DNS name.\n",
+        "their CN as the only DNS name.\n\n",
+        "Shape followed: the properties and spelling of Get-ExchangeCertificate\n"
+        "(https://learn.microsoft.com/powershell/module/exchange/get-exchangecertificate):\n"
+        "Thumbprint as a 40-digit upper-case hex digest, Subject and Issuer as X.500 names,\n"
+        "NotBefore and NotAfter; SHA-256 is added for tools that print that digest instead.\n",
     ]
     for stem in (*CAS, *NAMES):
         parts.append(f"\n## {stem}\n\n{why[stem]}.\n\n")

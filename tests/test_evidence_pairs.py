@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from fastcap.run.scanner import scan
-from fastcap_synth.evidence_certs import facts
+from fastcap_synth.evidence_certs import facts, write_readme
 from fastcap_synth.evidence_pairs import (
     CERTS_DIR,
     PairedSession,
@@ -81,6 +81,14 @@ def test_readme_states_each_certificates_facts(name):
     assert README[name] == facts(load_issued(name).cert)
     assert set(README[name]) >= {"Subject", "Issuer", "SerialNumber", "Thumbprint", "SHA-256",
                                  "NotBefore", "NotAfter"}
+
+
+def test_readme_is_what_the_script_writes_from_the_files(tmp_path):
+    for f in CERTS_DIR.glob("*.*"):
+        (tmp_path / f.name).write_bytes(f.read_bytes())
+    (tmp_path / "README.md").unlink()
+    write_readme(tmp_path)
+    assert (tmp_path / "README.md").read_text() == (CERTS_DIR / "README.md").read_text()
 
 
 def test_certificates_are_what_the_story_needs():
