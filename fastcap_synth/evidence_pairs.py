@@ -43,7 +43,8 @@ def load_issued(name: str, directory: str | Path = CERTS_DIR) -> Issued:
     """A committed certificate ("good", "expired", "wrongname", "untrusted", or a CA's stem:
     "root", "issuing", "relay1-ca") with its private key and issuers."""
     if name not in (*NAMES, "root", "issuing", "relay1-ca"):
-        raise ValueError(f"unknown certificate {name!r}; known: {', '.join(NAMES)}")
+        known = ", ".join((*NAMES, "root", "issuing", "relay1-ca"))
+        raise ValueError(f"unknown certificate {name!r}; known: {known}")
     return load(directory, name)
 
 
@@ -132,6 +133,15 @@ def _commands(ps: PairedSession) -> list[tuple[str, str]]:
     return [*out, quit_]
 
 
+def _check(ps: PairedSession) -> None:
+    """ValueError naming the first field of ``ps`` that cannot be written."""
+    if ps.tls_version not in ("1.2", "1.3"):
+        raise ValueError(f"tls_version must be '1.2' or '1.3', not {ps.tls_version!r}")
+    if ps.start.tzinfo is None:
+        raise ValueError("PairedSession.start must be timezone-aware")
+    _commands(ps)  # checks reply_to
+
+
 def _scenario(ps: PairedSession, index: int, server: Issued,
               cas: Sequence[Issued]) -> SmtpScenario:
     cert = load_issued(ps.client_cert) if ps.client_cert is not None else None
@@ -170,10 +180,7 @@ def write_paired_capture(path: str | Path, sessions: Sequence[PairedSession], *,
     if not sessions:
         raise ValueError("no sessions to write")
     for ps in sessions:  # refuse a bad request before any key is made
-        _commands(ps)
-        _ = ps.start_ns
-        if ps.tls_version not in ("1.2", "1.3"):
-            raise ValueError(f"tls_version must be '1.2' or '1.3', not {ps.tls_version!r}")
+        _check(ps)
     server = _server(min(s.start for s in sessions))
     # The server trusts both CAs, so OpenSSL completes the handshake for any committed leaf.
     cas = [load_issued("root"), load_issued("relay1-ca")]
