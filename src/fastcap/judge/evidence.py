@@ -413,11 +413,19 @@ def _send_fits(s: SendConnector, leaf: CertInfo) -> bool:
     return issuer_ok and subject_ok
 
 
+# Addresses that only exist behind NAT (RFC 1918, RFC 6598 shared space, IPv6 ULA and
+# link-local): what a capture inside the network shows, never what Exchange Online sees.
+_NAT_NETS: Final = tuple(ipaddress.ip_network(n) for n in (
+    "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "169.254.0.0/16",
+    "fc00::/7", "fe80::/10"))
+
+
 def _private(ip: str) -> bool:
     try:
-        return ipaddress.ip_address(ip).is_private
+        addr = ipaddress.ip_address(ip)
     except ValueError:
         return False
+    return any(addr.version == n.version and addr in n for n in _NAT_NETS)
 
 
 def _sender_ip(session: Session, settings: Settings, leaf: CertInfo | None,
