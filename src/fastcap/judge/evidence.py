@@ -239,8 +239,9 @@ def evidence_verdicts(session: Session, matches: Sequence[Match], settings: Sett
     for m in matches:
         c = m.conversation
         out.append(_v("log_evidence", f"{c.first} ({c.kind}, {iso_utc(c.start_ns)}) tells this "
-                      f"session by {m.basis}, {m.delta_ns / 1e9:+.3f} s from its first frame "
-                      f"{session.first_frame} after skew", session.first_frame))
+                      f"session, matched by {m.basis}: {m.delta_ns / 1e9:+.3f} s from frame "
+                      f"{session.first_frame} once the log's clock skew is taken off",
+                      session.first_frame))
         claim = c.cert_sent if c.host_role == "client" else c.cert_received
         if claim is not None:
             out += _claim_verdicts(session, c, claim, leaf, frame, settings,
@@ -250,8 +251,8 @@ def evidence_verdicts(session: Session, matches: Sequence[Match], settings: Sett
             reply, why = rejected
             out.append(_v("log_rejected_after_tls",
                           f"{reply.where}: the server answered \"{_reply_text(reply)}\" after "
-                          f"STARTTLS; the capture cannot show it ({why}; TLS from "
-                          f"{_at(frame)})", frame))
+                          f"STARTTLS; the capture cannot show it ({why}); wire: "
+                          f"{_at(frame)}", frame))
         out += _tls_failed(c, frame)
     if leaf is not None:
         entry, basis = _exchange_entry(settings, leaf)
