@@ -306,6 +306,20 @@ def test_sender_ip_not_in_connector(world):
     assert "RestrictDomainsToIPAddresses" in v.message
 
 
+def test_connectors_judge_only_sessions_to_exchange_online(world):
+    s = world.sessions["ok_client_cert"]
+    conn = Settings(inbound=(_inbound("mail.contoso.com", ips=("198.51.100.0/24",),
+                                      restrict_ip=True),), send=(_send("CN=a", "CN=b"),))
+    assert {v.code for v in settings_verdicts(s, conn)} == {
+        "connector_name_mismatch", "send_connector_cert_mismatch", "sender_ip_not_in_connector"}
+    tls = dataclasses.replace(s.tls, client_hello=dataclasses.replace(
+        s.tls.client_hello, sni="mx.fabrikam.net"))
+    elsewhere = dataclasses.replace(
+        s, smtp=dataclasses.replace(s.smtp, banner_names_exchange_online=False), tls=tls,
+        server_check=None)
+    assert settings_verdicts(elsewhere, conn) == []
+
+
 def test_sender_ip_behind_nat_is_info(world):
     s = world.sessions["expired_client_cert"]  # wire client 10.1.2.10, the story's inbound
     conn = _inbound("mail.contoso.com", ips=("203.0.113.10",), restrict_ip=True)

@@ -178,9 +178,12 @@ class _Group:
     __slots__ = ("ends", "keys", "own", "peer_ports", "reach", "starts")
 
     def __init__(self, keys: list[SessionKey], side: str | None = None) -> None:
-        keys.sort(key=_session_order)
+        if len(keys) > 1:
+            keys.sort(key=_session_order)
         self.keys = keys
         self.starts = [k.start_ns for k in keys]
+        if side is None:  # an exact four-tuple: only starts are asked
+            return
         self.ends = [k.end_ns for k in keys]
         self.reach = list(accumulate(self.ends, max))
         if side == "server":
@@ -349,10 +352,9 @@ def join(sessions: Iterable[SessionKey], conversations: Iterable[LogConversation
 
     unique: dict[tuple[str, int], LogConversation] = {}
     for c in conversations:
-        ident = (c.file, c.first.line)
-        had = unique.setdefault(ident, c)
+        had = unique.setdefault((c.file, c.first.line), c)
         if had is not c and had != c and _conv_order(c) < _conv_order(had):
-            unique[ident] = c
+            unique[(c.file, c.first.line)] = c
     memo: dict[str, str] = {}
     per_file: dict[str, list[_Conv]] = {}
     for c in unique.values():

@@ -376,7 +376,13 @@ def settings_verdicts(session: Session, settings: Settings) -> list[Verdict]:
     contradicts that attribution (stale addresses, or another route out), while the second
     refuses any other address outright.  Other connectors' address lists say nothing about
     this connection.  A private client address (the capture taken inside NAT) is not what
-    Exchange Online sees: then the verdict is info and says so."""
+    Exchange Online sees: then the verdict is info and says so.
+
+    The connectors are about mail to Exchange Online, so only sessions to it are judged (its
+    banner, an SNI or a server certificate under *.mail.protection.outlook.com): a capture on
+    the sending server also holds its mail to other servers, which no connector here rules."""
+    if not _to_exchange_online(session):
+        return []
     frame = _wire_frame(session)
     leaf = _wire_leaf(session)
     out: list[Verdict] = []
@@ -402,6 +408,18 @@ def settings_verdicts(session: Session, settings: Settings) -> list[Verdict]:
                       f"names {s.tls_certificate_name or _tls_name(s)}", frame))
     out += _sender_ip(session, settings, leaf, frame)
     return out
+
+
+def _to_exchange_online(session: Session) -> bool:
+    smtp, tls = session.smtp, session.tls
+    if smtp is not None and smtp.banner_names_exchange_online:
+        return True
+    if tls is not None and (tls.sni or "").lower().rstrip(".").endswith(_EXO_SUFFIX):
+        return True
+    check = session.server_check
+    leaf = check.certs[0] if check is not None and check.certs else None
+    names = (*leaf.san_dns, leaf.subject_cn or "") if leaf is not None else ()
+    return any(n.lower().rstrip(".").endswith(_EXO_SUFFIX) for n in names)
 
 
 def _tls_name(s: SendConnector) -> str:
