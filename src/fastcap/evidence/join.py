@@ -194,6 +194,27 @@ class _Group:
             self.peer_ports = [k.client_port for k in keys]
 
 
+class _PeerIndex:
+    """Peer groups built on first use: a log of one side never pays for the other's."""
+
+    __slots__ = ("built", "lists")
+
+    def __init__(self, lists: dict[tuple[str, str], list[SessionKey]]) -> None:
+        self.lists, self.built = lists, {}
+
+    def __contains__(self, key: object) -> bool:
+        return key in self.lists
+
+    def __getitem__(self, key: tuple[str, str]) -> _Group:
+        g = self.built.get(key)
+        if g is None:
+            g = self.built[key] = _Group(self.lists[key], key[0])
+        return g
+
+    def get(self, key: tuple[str, str]) -> _Group | None:
+        return self[key] if key in self.lists else None
+
+
 def _session_order(k: SessionKey) -> tuple[int, str, int]:
     return (k.start_ns, k.file, k.number)
 
@@ -244,7 +265,8 @@ def _median(xs: list[int]) -> int:
     return xs[n // 2] if n % 2 else (xs[n // 2 - 1] + xs[n // 2]) // 2
 
 
-def _offsets(convs: list[_Conv], by_exact: dict, by_peer: dict, max_ns: int) -> list[int]:
+def _offsets(convs: list[_Conv], by_exact: dict, by_peer: _PeerIndex, max_ns: int
+             ) -> list[int]:
     """Log start minus capture start of a file's unambiguous pairs: exact endpoints first,
     else same peer; each pair's two halves are each other's only candidate within max_ns."""
     mine: dict[Any, list[int]] = {}
@@ -261,7 +283,8 @@ def _offsets(convs: list[_Conv], by_exact: dict, by_peer: dict, max_ns: int) -> 
     return _pairs([v for v in convs if v.peer in mine], mine, by_peer, max_ns, False)
 
 
-def _pairs(convs: list[_Conv], mine: dict, index: dict, max_ns: int, exact: bool) -> list[int]:
+def _pairs(convs: list[_Conv], mine: dict, index: dict | _PeerIndex, max_ns: int,
+           exact: bool) -> list[int]:
     for starts in mine.values():
         starts.sort()
     out = []
@@ -348,7 +371,7 @@ def join(sessions: Iterable[SessionKey], conversations: Iterable[LogConversation
         seen.add(k.client_ip)
         seen.add(k.server_ip)
     by_exact = {t: _Group(ks) for t, ks in by_exact_l.items()}
-    by_peer = {t: _Group(ks, t[0]) for t, ks in by_peer_l.items()}
+    by_peer = _PeerIndex(by_peer_l)
 
     unique: dict[tuple[str, int], LogConversation] = {}
     for c in conversations:
