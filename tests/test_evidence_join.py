@@ -3,6 +3,7 @@ and what stays unmatched, whatever the order the conversations come in."""
 
 from __future__ import annotations
 
+import pickle
 import random
 
 import pytest
@@ -179,6 +180,8 @@ def test_a_session_matched_by_two_logs():
         ("SEND20260310-1.LOG", "endpoints"), ("trace.csv", "time-and-peer")]
     assert ms[1].to_dict()["kind"] == "message"
     assert r.unmatched_sessions == ()
+    # matches travel with sessions from worker processes
+    assert pickle.loads(pickle.dumps(ms)) == ms
 
 
 def test_ambiguity_resolved_to_the_closest_session():
