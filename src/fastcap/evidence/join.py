@@ -17,10 +17,11 @@ Rules, and why:
   message traces: IP, perhaps its port) is matched to a session with that peer address on
   the same side (the server for a log written by the client, the client for one written by
   the server), whose span overlaps the conversation's widened by ``window_s`` on each side.
-  A log that gives its own address too is held to it: its own port must equal the session's
-  when its own address does.  A log with both ends whose own address is not the session's
-  (a NAT between the log host and the capture point) may match this way too; one whose own
-  address is the session's was judged by the exact rule alone.
+  A log that gives its own address is held to it when the capture shows that address on
+  any session (the capture point is then on the log host's side of any NAT): the session
+  must carry it, and its port when logged; a log with both ends is then judged by the exact
+  rule alone.  When the capture never shows the log's own address (a NAT between the log
+  host and the capture point), a log with both ends is matched by time and peer too.
 - **Skew** per log file: the median of (log start - capture start) over unambiguous pairs,
   so a few wrong pairs cannot move it: exact endpoints with exactly one candidate each way
   within ``MAX_SKEW_S``; if a file has none, a conversation and a session of the same peer
