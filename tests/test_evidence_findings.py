@@ -233,12 +233,18 @@ def test_exchange_cert_expired(world):
     s = world.sessions["ok_client_cert"]
     thumb = _leaf(world, "ok_client_cert").sha1
     expired = Settings(certificates=(_exchange_cert(thumb, s.first_ts_ns - DAY, line=4),))
-    v = _one(evidence_verdicts(s, [], expired), "exchange_cert_expired")
+    v = _one(settings_verdicts(s, expired), "exchange_cert_expired")
     assert v.severity == "error" and f"{JSON} line 4" in v.message
     assert "by thumbprint" in v.message and v.frame == _cert_frame(s)
     assert "Enable-ExchangeCertificate -Services SMTP" in v.hint
     valid = Settings(certificates=(_exchange_cert(thumb, s.first_ts_ns + DAY),))
-    _none(evidence_verdicts(s, [], valid), "exchange_cert_expired")
+    _none(settings_verdicts(s, valid), "exchange_cert_expired")
+    # by serial and issuer when the export has no usable thumbprint
+    leaf = _leaf(world, "ok_client_cert")
+    by_serial = Settings(certificates=(_exchange_cert(
+        "", s.first_ts_ns - DAY, serial=leaf.serial, issuer=leaf.issuer),))
+    assert "by serial and issuer" in _one(settings_verdicts(s, by_serial),
+                                          "exchange_cert_expired").message
 
 
 # ------------------------------------------------------------------------- connectors

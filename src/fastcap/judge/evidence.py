@@ -254,15 +254,6 @@ def evidence_verdicts(session: Session, matches: Sequence[Match], settings: Sett
                           f"STARTTLS; the capture cannot show it ({why}); wire: "
                           f"{_at(frame)}", frame))
         out += _tls_failed(c, frame)
-    if leaf is not None:
-        entry, basis = _exchange_entry(settings, leaf)
-        if entry is not None and entry.not_after_ns is not None \
-                and entry.not_after_ns < session.first_ts_ns:
-            out.append(_v("exchange_cert_expired",
-                          f"the client certificate {_describe(leaf)} ({_at(frame)}) is "
-                          f"{entry.where}'s Get-ExchangeCertificate entry (by {basis}), whose "
-                          f"NotAfter {iso_utc(entry.not_after_ns)} is before the session",
-                          frame))
     return out
 
 
@@ -363,7 +354,11 @@ def _tls_failed(c: LogConversation, frame: int | None) -> list[Verdict]:
 # --- connectors against the wire -------------------------------------------------------------
 
 def settings_verdicts(session: Session, settings: Settings) -> list[Verdict]:
-    """The connectors held against the wire's client certificate and address.
+    """The certificate list and the connectors held against the wire's client certificate
+    and address.
+
+    `exchange_cert_expired`: the wire certificate's Get-ExchangeCertificate entry (found by
+    thumbprint, else serial and issuer, else subject) has NotAfter before the session.
 
     `connector_name_mismatch`: no enabled OnPremises inbound connector's
     TlsSenderCertificateName fits the certificate (as Exchange Online matches it, see
@@ -381,11 +376,20 @@ def settings_verdicts(session: Session, settings: Settings) -> list[Verdict]:
     The connectors are about mail to Exchange Online, so only sessions to it are judged (its
     banner, an SNI or a server certificate under *.mail.protection.outlook.com): a capture on
     the sending server also holds its mail to other servers, which no connector here rules."""
-    if not _to_exchange_online(session):
-        return []
     frame = _wire_frame(session)
     leaf = _wire_leaf(session)
     out: list[Verdict] = []
+    if leaf is not None:
+        entry, basis = _exchange_entry(settings, leaf)
+        if entry is not None and entry.not_after_ns is not None \
+                and entry.not_after_ns < session.first_ts_ns:
+            out.append(_v("exchange_cert_expired",
+                          f"the client certificate {_describe(leaf)} ({_at(frame)}) is "
+                          f"{entry.where}'s Get-ExchangeCertificate entry (by {basis}), whose "
+                          f"NotAfter {iso_utc(entry.not_after_ns)} is before the session",
+                          frame))
+    if not _to_exchange_online(session):
+        return out
     inbound = [c for c in settings.on_premises() if c.tls_sender_certificate_name]
     if leaf is not None and inbound:
         names = _names(leaf)
