@@ -211,6 +211,28 @@ def test_duplicates_count_once_and_order_does_not_matter():
     assert base.skews[0].pairs == 5 and base.skews[0].ns == 5 * S
 
 
+def test_skew_when_busy_servers_reuse_ports():
+    """No pair is unambiguous within MAX_SKEW_S when ports recur every few hours; the offsets
+    of the true pairs still agree, and a clear cluster gives the skew."""
+    rng = random.Random(7)
+    sessions, convs = [], []
+    starts = sorted(rng.uniform(0, 4 * 3600) for _ in range(40))
+    for i, start in enumerate(starts):
+        port = 50000 + i % 10  # each four-tuple recurs 4 times in 4 hours
+        sessions.append(key(i + 1, start, cport=port, dur_s=1))
+        convs.append(send_log(i + 1, start + 3600 + rng.random(), lport=port))
+    r = join(sessions, convs)
+    (sk,) = r.skews
+    assert sk.pairs >= 30 and abs(sk.ns - 3600.5 * S) < S and sk.spread_ns <= 2 * S
+    assert all(m.basis == "endpoints" and m.key.number == m.conversation.first.line
+               for ms in r.matches.values() for m in ms)
+    assert len(r.matches) == 40
+    # offsets with no cluster standing out give no skew
+    scattered = [send_log(i + 1, rng.uniform(-40000, 40000), lport=50000 + i % 10)
+                 for i in range(40)]
+    assert join(sessions, scattered).skews[0].pairs == 0
+
+
 def test_skew_from_peer_pairs_when_no_endpoints():
     sessions = [key(1, 0, server="198.51.100.7"), key(2, 100, cport=50200),
                 key(3, 101, cport=50201)]

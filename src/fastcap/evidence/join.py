@@ -24,8 +24,10 @@ Rules, and why:
   host and the capture point), a log with both ends is matched by time and peer too.
 - **Skew** per log file: the median of (log start - capture start) over unambiguous pairs,
   so a few wrong pairs cannot move it: exact endpoints with exactly one candidate each way
-  within ``MAX_SKEW_S``; if a file has none, a conversation and a session of the same peer
-  that are each the other's only candidate within ``MAX_SKEW_S``.  No pair: 0.  ``skew_s``
+  within ``MAX_SKEW_S``; where busy servers reuse ports so that none is, the densest
+  cluster of exact-endpoint offsets when it clearly stands out (`_cluster`); if a file has
+  neither, a conversation and a session of the same peer that are each the other's only
+  candidate within ``MAX_SKEW_S``.  No pair: 0.  ``skew_s``
   given overrides the estimate for every file (``Skew.given``).  ``Skew.spread_ns`` is how far
   the pairs disagree (largest minus smallest offset): a wide spread means the pairs are not
   one clock's offset and the joins deserve doubt.
@@ -274,7 +276,8 @@ def _offsets(convs: list[_Conv], by_exact: dict, by_peer: _PeerIndex, max_ns: in
     for v in convs:
         if v.exact is not None and v.exact in by_exact:
             mine.setdefault(v.exact, []).append(v.start)
-    out = _pairs([v for v in convs if v.exact in mine], mine, by_exact, max_ns, True)
+    exact = [v for v in convs if v.exact in mine]
+    out = _pairs(exact, mine, by_exact, max_ns, True) or _cluster(exact, by_exact, max_ns)
     if out:
         return out
     mine = {}
@@ -308,6 +311,44 @@ def _pairs(convs: list[_Conv], mine: dict, index: dict | _PeerIndex, max_ns: int
         if bisect_right(starts, s + max_ns) - bisect_left(starts, s - max_ns) == 1:
             out.append(t - s)
     return out
+
+
+_CLUSTER_NS = 2 * _NS  # how closely the offsets of true pairs agree (log line vs SYN)
+_CANDIDATES = 8  # per conversation, when ports recur within MAX_SKEW_S
+
+
+def _densest(offsets: list[int], skip: tuple[int, int] | None = None) -> tuple[int, int, int]:
+    """(count, first, last): the most offsets within _CLUSTER_NS of each other, as an index
+    range of the sorted `offsets` (of those outside the value range `skip`, if given)."""
+    xs = offsets if skip is None else [x for x in offsets if not skip[0] <= x <= skip[1]]
+    best, lo = (0, 0, -1), 0
+    for hi, x in enumerate(xs):
+        while x - xs[lo] > _CLUSTER_NS:
+            lo += 1
+        if hi - lo + 1 > best[0]:
+            best = (hi - lo + 1, lo, hi)
+    return best
+
+
+def _cluster(convs: list[_Conv], by_exact: dict, max_ns: int) -> list[int]:
+    """When busy servers reuse ports within MAX_SKEW_S no pair is unambiguous; the true skew
+    still stands out: every captured connection gives one offset near it, while the offsets
+    to other connections with a recurring four-tuple scatter.  The densest cluster counts
+    when it holds at least 3 offsets and 3 times as many as any other cluster."""
+    offsets = []
+    for v in convs:
+        g = by_exact[v.exact]
+        t = v.start
+        lo = bisect_left(g.starts, t - max_ns)
+        hi = min(bisect_right(g.starts, t + max_ns), lo + _CANDIDATES)
+        offsets += [t - g.starts[i] for i in range(lo, hi)]
+    offsets.sort()
+    n, first, last = _densest(offsets)
+    if n < 3:
+        return []
+    a, b = offsets[first], offsets[last]
+    rival = _densest(offsets, (a - _CLUSTER_NS, b + _CLUSTER_NS))[0]
+    return offsets[first:last + 1] if n >= 3 * rival else []
 
 
 # --- matching ------------------------------------------------------------------------------
