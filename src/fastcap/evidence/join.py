@@ -49,6 +49,7 @@ read as UTC.  Cost: O((S + C) log(S + C)) with dict and bisect indexes.
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import ipaddress
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Mapping
@@ -178,7 +179,7 @@ class _Group:
     window query can stop walking back once no earlier session reaches the window), and, for
     a peer group, each session's own-side address and peer port."""
 
-    __slots__ = ("ends", "keys", "own", "peer_ports", "reach", "starts")
+    __slots__ = ("ends", "keys", "own", "peer_port", "peer_ports", "reach", "starts")
 
     def __init__(self, keys: list[SessionKey], side: str | None = None) -> None:
         if len(keys) > 1:
@@ -195,6 +196,8 @@ class _Group:
         else:
             self.own = [(k.server_ip, k.server_port) for k in keys]
             self.peer_ports = [k.client_port for k in keys]
+        ports = set(self.peer_ports)
+        self.peer_port = ports.pop() if len(ports) == 1 else None  # the one, if all share it
 
 
 class _PeerIndex:
@@ -298,6 +301,8 @@ def _pairs(convs: list[_Conv], mine: dict, index: dict | _PeerIndex, max_ns: int
         t = v.start
         lo = bisect_left(g.starts, t - max_ns)
         hi = bisect_right(g.starts, t + max_ns)
+        if hi - lo > 1 and (exact or v.own is None and v.peer_port in (None, g.peer_port)):
+            continue  # every session there fits: ambiguous, without asking each
         one = None
         for i in range(lo, hi):
             if exact or v.fits(g, i):
@@ -401,6 +406,20 @@ def join(sessions: Iterable[SessionKey], conversations: Iterable[LogConversation
          tolerance_s: float = DEFAULT_TOLERANCE_S, window_s: float = DEFAULT_WINDOW_S,
          skew_s: float | None = None) -> JoinResult:
     """Join log conversations to capture sessions by the rules in this module's docstring."""
+    # Hundreds of thousands of small index objects, none of them in a reference cycle: the
+    # collector's passes over them (triggered by the allocations alone) would cost as much
+    # as the join, so it waits until the join is done.
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        return _join(sessions, conversations, tolerance_s, window_s, skew_s)
+    finally:
+        if collecting:
+            gc.enable()
+
+
+def _join(sessions: Iterable[SessionKey], conversations: Iterable[LogConversation],
+          tolerance_s: float, window_s: float, skew_s: float | None) -> JoinResult:
     keys = {(k.file, k.number): k for k in sessions}
     by_exact_l: dict[tuple, list[SessionKey]] = {}
     by_peer_l: dict[tuple, list[SessionKey]] = {}
