@@ -292,12 +292,13 @@ def _offsets(convs: list[_Conv], by_exact: dict, by_peer: _PeerIndex, max_ns: in
 
 def _pairs(convs: list[_Conv], mine: dict, index: dict | _PeerIndex, max_ns: int,
            exact: bool) -> list[int]:
-    for starts in mine.values():
+    groups = {}
+    for k, starts in mine.items():
         starts.sort()
+        groups[k] = (starts, index[k])
     out = []
     for v in convs:
-        k = v.exact if exact else v.peer
-        starts, g = mine[k], index[k]
+        starts, g = groups[v.exact if exact else v.peer]
         t = v.start
         lo = bisect_left(g.starts, t - max_ns)
         hi = bisect_right(g.starts, t + max_ns)
@@ -475,7 +476,7 @@ def _join(sessions: Iterable[SessionKey], conversations: Iterable[LogConversatio
                         Match(k, v.c, "time-and-peer", delta))
                     continue
             unmatched.append(v.c)
-    matches = {ident: tuple(sorted(ms, key=_match_order))
+    matches = {ident: (ms[0],) if len(ms) == 1 else tuple(sorted(ms, key=_match_order))
                for ident, ms in sorted(found.items())}
     return JoinResult(
         matches=matches,
