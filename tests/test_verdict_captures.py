@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from fastcap.judge.diagnose import CODES
+from fastcap.judge.evidence import EVIDENCE_TABLE
 from fastcap.run.scanner import scan
 from fastcap_synth.certs import Issued, make_ca, make_leaf
 from fastcap_synth.scenarios import Pki, make_pki
@@ -391,6 +392,8 @@ NOT_COVERED = {
     "client_cert_not_captured": "needs a capture cut at its start: tests/test_midsession.py",
     "decryption_failed": "needs a key log: tests/test_decrypt_scan.py",
     "no_key_for_session": "needs a key log: tests/test_decrypt_scan.py",
+    **{code: "needs a mail-server log or connector settings: tests/test_evidence_findings.py"
+       for code in EVIDENCE_TABLE},
 }
 
 

@@ -19,6 +19,7 @@ from ..proto.tls import SERVER_ALERT_SUSPECTED, AlertInfo, TlsHandshake, Where
 from ..proto.tls.inference import ClientCertInference, infer_client_cert
 from ..session import Session, TcpFacts
 from ..verdict import Verdict
+from .evidence import EVIDENCE_HINTS, EVIDENCE_TABLE
 from .x509check import CertInfo, ChainCheck
 
 __all__ = ["CODES", "PROBLEM_CODES", "SEVERITIES", "Verdict", "client_cert_expected", "diagnose",
@@ -144,6 +145,8 @@ _TABLE: Final = MappingProxyType(
             "the capture began too late to show whether a client certificate was asked for "
             "or sent",
         ),
+        # what mail-server logs and connector settings add (fastcap.judge.evidence)
+        **EVIDENCE_TABLE,
     }
 )
 
@@ -285,6 +288,7 @@ _HINTS: Final = MappingProxyType(
             "capture a new connection from its start (start the capture before the sending "
             "server connects; with a ring buffer, keep enough files to hold the whole handshake)"
         ),
+        **EVIDENCE_HINTS,
     }
 )
 

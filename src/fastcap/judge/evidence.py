@@ -1,0 +1,515 @@
+"""Findings that need both halves: what the mail servers' logs and connector settings say,
+held against what the capture shows.
+
+Each verdict cites the log line (or the JSON object) by ``Where`` and sets ``Verdict.frame``
+to the wire frame it is about: the client's Certificate message when there is one, else the
+session's first frame.  Logs without a capture session get `log_only_verdicts`, which say so
+and carry no frame.  The codes, their severities and hints live here and are registered in
+``diagnose``'s table, so counts, ``is_problem`` and the README's list see them.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Sequence
+from types import MappingProxyType
+from typing import Final
+
+from ..evidence.join import Match, iso_utc, normal_ip
+from ..evidence.records import CertClaim, LogConversation, LogReply, Where
+from ..evidence.settings import ExchangeCertificate, InboundConnector, SendConnector, Settings
+from ..session import Session
+from ..verdict import CertInfo, Verdict
+from .x509check import cert_info
+
+__all__ = ["EVIDENCE_HINTS", "EVIDENCE_TABLE", "evidence_verdicts", "log_only_verdicts",
+           "settings_verdicts"]
+
+_SET_SEND = ("Set-SendConnector -TlsCertificateName \"<I>issuer<S>subject\" (the issuer and "
+             "subject of the certificate to present)")
+
+# code -> (default severity, one-line description)
+EVIDENCE_TABLE: Final = MappingProxyType({
+    "log_evidence": ("info", "a mail-server log line backs this session"),
+    "log_cert_differs": (
+        "error", "the certificate the log says was sent is not the one on the wire"),
+    "log_cert_not_in_exchange": (
+        "warning", "the certificate the log names is not in Get-ExchangeCertificate"),
+    "exchange_cert_expired": (
+        "error", "the certificate's Get-ExchangeCertificate entry had expired at the session"),
+    "connector_name_mismatch": (
+        "error", "the wire certificate does not match the inbound connector's "
+        "TlsSenderCertificateName"),
+    "send_connector_cert_mismatch": (
+        "error", "the wire certificate is not the send connector's TlsCertificateName"),
+    "sender_ip_not_in_connector": (
+        "warning", "the client address is not in the inbound connector's SenderIPAddresses"),
+    "log_rejected_after_tls": (
+        "error", "the log shows a rejection after STARTTLS that the capture cannot see"),
+    "log_names_tls13_cert": (
+        "info", "TLS 1.3 hides the client certificate; the log names the one sent"),
+    "log_tls_failed": ("warning", "the log records a TLS failure"),
+    "log_only_rejected": ("error", "a log without a capture session shows a rejection"),
+    "log_only_no_cert": (
+        "warning", "a log without a capture session shows TLS without a client certificate"),
+})
+
+EVIDENCE_HINTS: Final = MappingProxyType({
+    "log_cert_differs": (
+        "the server presented another certificate than its log says: check which certificate "
+        f"the send connector binds ({_SET_SEND}) and restart the transport service; a TLS "
+        "intercepting proxy between the server and the capture point also causes this"),
+    "log_cert_not_in_exchange": (
+        "install the certificate on the server (Import-ExchangeCertificate) and enable it for "
+        "SMTP (Enable-ExchangeCertificate -Thumbprint ... -Services SMTP), or bind one that is "
+        "there"),
+    "exchange_cert_expired": (
+        "renew the certificate, enable the new one for SMTP (Enable-ExchangeCertificate "
+        f"-Services SMTP) and bind it to the send connector ({_SET_SEND})"),
+    "connector_name_mismatch": (
+        "bind a certificate whose subject CN or SAN carries the connector's name, or correct "
+        "the connector (Set-InboundConnector -TlsSenderCertificateName <name on the "
+        "certificate>)"),
+    "send_connector_cert_mismatch": (
+        f"point the send connector at the certificate it should present ({_SET_SEND}); the "
+        "server fell back to another certificate"),
+    "sender_ip_not_in_connector": (
+        "add the public address Exchange Online sees to the connector (Set-InboundConnector "
+        "-SenderIPAddresses), or rely on the certificate alone (-RestrictDomainsToIPAddresses "
+        "$false)"),
+    "log_rejected_after_tls": (
+        "the rejection came inside TLS: for 5.7.64 check the certificate and the inbound "
+        "connector (TlsSenderCertificateName, SenderIPAddresses); capture with keys "
+        "(SSLKEYLOGFILE) to see it on the wire"),
+    "log_tls_failed": (
+        "see the log line: a certificate the peer does not trust, a protocol or cipher the "
+        "two ends do not share, or a TLS intercepting device"),
+    "log_only_rejected": (
+        "for 5.7.64 check the certificate the send connector presents and the inbound "
+        "connector (TlsSenderCertificateName, SenderIPAddresses); capture the connection to "
+        "see the handshake"),
+    "log_only_no_cert": (
+        f"bind a certificate to the send connector ({_SET_SEND}); Exchange Online attributes "
+        "mail to the tenant by it"),
+})
+
+_EXO_SUFFIX = ".mail.protection.outlook.com"
+_FAILURE = re.compile(r"fail|error|untrusted|not trusted|alert|unable|denied|refused|reset",
+                      re.IGNORECASE)
+
+
+def _v(code: str, message: str, frame: int | None, severity: str | None = None) -> Verdict:
+    return Verdict(code, severity or EVIDENCE_TABLE[code][0], message,
+                   EVIDENCE_HINTS.get(code, ""), frame)
+
+
+# --- the wire's side -------------------------------------------------------------------------
+
+def _wire_leaf(session: Session) -> CertInfo | None:
+    """The client's leaf certificate as the capture shows it (checked, or parsed here)."""
+    check = session.client_check
+    if check is not None and check.certs:
+        return check.certs[0]
+    tls = session.tls
+    if tls is not None and tls.client_certificate:
+        return cert_info(tls.client_certificate[0])
+    return None
+
+
+def _wire_frame(session: Session) -> int:
+    tls = session.tls
+    at = tls.client_certificate_at if tls is not None else None
+    return at.frame if at is not None and at.frame is not None else session.first_frame
+
+
+def _at(frame: int) -> str:
+    return f"frame {frame}"
+
+
+# --- certificates compared -------------------------------------------------------------------
+
+_DN_ALIASES: Final = {"s": "st", "e": "emailaddress", "email": "emailaddress",
+                      "1.2.840.113549.1.9.1": "emailaddress", "street": "street"}
+
+
+def _dn(text: str | None) -> tuple[str, ...] | None:
+    """A distinguished name as sorted lower-case "attr=value" parts, so Windows' "CN=a, O=b"
+    and RFC 4514's "CN=a,O=b" (either order) compare equal."""
+    if not text:
+        return None
+    parts = re.split(r"(?<!\\)[,+]", text)
+    out = []
+    for p in parts:
+        attr, eq, value = p.strip().partition("=")
+        if not eq:
+            continue
+        a = attr.strip().lower()
+        v = " ".join(value.strip().strip('"').split()).lower()
+        out.append(f"{_DN_ALIASES.get(a, a)}={v}")
+    return tuple(sorted(out)) or None
+
+
+def _hex(text: str | None) -> str | None:
+    if not text:
+        return None
+    h = re.sub(r"[^0-9A-Fa-f]", "", text).upper().lstrip("0")
+    return h or "0"
+
+
+def _same(claim: CertClaim | ExchangeCertificate, leaf: CertInfo | CertClaim
+          ) -> tuple[bool, str] | None:
+    """Whether two descriptions name one certificate, and on what basis: the thumbprint, else
+    serial and issuer, else the subject; None when they share none of these."""
+    a, b = _hex(claim.thumbprint), _hex(_thumb(leaf))
+    if a and b:
+        return a == b, "thumbprint"
+    sa, sb = _hex(claim.serial), _hex(leaf.serial)
+    ia, ib = _dn(claim.issuer), _dn(leaf.issuer)
+    if sa and sb and ia and ib:
+        return (sa == sb and ia == ib), "serial and issuer"
+    da, db = _dn(claim.subject), _dn(leaf.subject)
+    if da and db:
+        return da == db, "subject"
+    return None
+
+
+def _thumb(c: CertInfo | CertClaim) -> str | None:
+    return c.sha1 if isinstance(c, CertInfo) else c.thumbprint
+
+
+def _describe(c: CertInfo | CertClaim | ExchangeCertificate) -> str:
+    subject = c.subject or "(no subject)"
+    thumb = _thumb(c) if not isinstance(c, ExchangeCertificate) else c.thumbprint
+    return f"{subject} (thumbprint {thumb})" if thumb else subject
+
+
+def _exchange_entry(settings: Settings, c: CertInfo | CertClaim
+                    ) -> tuple[ExchangeCertificate | None, str | None]:
+    """The Get-ExchangeCertificate entry for a certificate, and the basis it was found on."""
+    for entry in sorted(settings.certificates, key=lambda e: (e.where.file, e.where.line)):
+        same = _same(entry, c)
+        if same is not None and same[0]:
+            return entry, same[1]
+    return None, None
+
+
+# --- names, as Exchange Online matches TlsSenderCertificateName ----------------------------
+
+def _label_match(pattern: str, name: str) -> bool:
+    """A certificate wildcard covers exactly one left-most label."""
+    if not pattern.startswith("*."):
+        return False
+    head, dot, rest = name.partition(".")
+    return bool(head and dot) and rest == pattern[2:]
+
+
+def name_fits(cert_names: Sequence[str], wanted: str) -> bool:
+    """Whether a certificate carrying ``cert_names`` (subject CN and SAN DNS names) answers to
+    ``wanted``, case-insensitively: equal; a certificate wildcard covering it; or ``wanted``
+    a wildcard domain (``*.contoso.com``) and the name that domain or below it."""
+    want = wanted.strip().rstrip(".").lower()
+    if not want:
+        return False
+    for n in cert_names:
+        name = n.strip().rstrip(".").lower()
+        if name == want or _label_match(name, want):
+            return True
+        if want.startswith("*.") and (name == want[2:] or name.endswith(want[1:])):
+            return True
+    return False
+
+
+def _names(c: CertInfo | CertClaim) -> tuple[str, ...]:
+    if isinstance(c, CertInfo):
+        return tuple(c.san_dns) + ((c.subject_cn,) if c.subject_cn else ())
+    cn = re.search(r"(?:^|[,\s])CN=([^,]+)", c.subject or "", re.IGNORECASE)
+    return tuple(c.names) + ((cn.group(1).strip(),) if cn else ())
+
+
+# --- with a capture session ------------------------------------------------------------------
+
+def evidence_verdicts(session: Session, matches: Sequence[Match], settings: Settings, *,
+                      expect_name: str | None = None) -> list[Verdict]:
+    """What the matched log conversations add to one session: one `log_evidence` per match,
+    then each disagreement between log, settings and wire."""
+    frame = _wire_frame(session)
+    leaf = _wire_leaf(session)
+    out: list[Verdict] = []
+    for m in matches:
+        c = m.conversation
+        out.append(_v("log_evidence", f"{c.first} ({c.kind}, {iso_utc(c.start_ns)}) tells this "
+                      f"session, matched by {m.basis}: {m.delta_ns / 1e9:+.3f} s from frame "
+                      f"{session.first_frame} once the log's clock skew is taken off",
+                      session.first_frame))
+        claim = c.cert_sent if c.host_role == "client" else c.cert_received
+        if claim is not None:
+            out += _claim_verdicts(session, c, claim, leaf, frame, settings,
+                                   expect_name or settings.expected_name())
+        rejected = _rejected_unseen(session, c)
+        if rejected is not None:
+            reply, why = rejected
+            out.append(_v("log_rejected_after_tls",
+                          f"{reply.where}: the server answered \"{_reply_text(reply)}\" after "
+                          f"STARTTLS; the capture cannot show it ({why}); wire: "
+                          f"{_at(frame)}", frame))
+        out += _tls_failed(c, frame)
+    return out
+
+
+def _claim_verdicts(session: Session, c: LogConversation, claim: CertClaim,
+                    leaf: CertInfo | None, frame: int, settings: Settings,
+                    expect_name: str | None) -> list[Verdict]:
+    where = claim.where or c.first
+    out: list[Verdict] = []
+    tls = session.tls
+    if leaf is not None:
+        same = _same(claim, leaf)
+        if same is not None and not same[0]:
+            out.append(_v("log_cert_differs",
+                          f"{where} says the certificate sent was {_describe(claim)}, but the "
+                          f"client's Certificate ({_at(frame)}) carries {_describe(leaf)} "
+                          f"(compared by {same[1]})", frame))
+    elif tls is not None and tls.client_certificate == []:
+        out.append(_v("log_cert_differs",
+                      f"{where} says the certificate sent was {_describe(claim)}, but the "
+                      f"client's Certificate ({_at(frame)}) is empty", frame))
+    elif tls is not None and tls.tls13_encrypted and tls.client_certificate is None:
+        out.append(_tls13_named(session, c, claim, where, frame, settings, expect_name))
+    if settings.certificates and c.host_role == "client":
+        entry, _basis = _exchange_entry(settings, claim)
+        if entry is None:
+            files = sorted({e.where.file for e in settings.certificates})
+            out.append(_v("log_cert_not_in_exchange",
+                          f"{where} names the certificate sent as {_describe(claim)}, which "
+                          f"is not among the {len(settings.certificates)} of "
+                          f"Get-ExchangeCertificate ({', '.join(files)}); wire: {_at(frame)}",
+                          frame))
+    return out
+
+
+def _tls13_named(session: Session, c: LogConversation, claim: CertClaim, where: Where,
+                 frame: int, settings: Settings, expect_name: str | None) -> Verdict:
+    """TLS 1.3 hides the certificate; the log names it.  An error when the named certificate
+    had expired at the session (its own NotAfter, or its Get-ExchangeCertificate entry's) or
+    does not carry the expected name."""
+    version = session.tls.version_name if session.tls else None
+    text = (f"{version or 'TLS 1.3'} hides the client certificate on the wire ({_at(frame)}); "
+            f"{where} names the one sent: {_describe(claim)}")
+    entry, _basis = _exchange_entry(settings, claim)
+    not_after = claim.not_after_ns
+    if not_after is None and entry is not None:
+        not_after = entry.not_after_ns
+    problems = []
+    if not_after is not None and not_after < session.first_ts_ns:
+        src = "" if claim.not_after_ns is not None else f" ({entry.where})"  # type: ignore[union-attr]
+        problems.append(f"it expired {iso_utc(not_after)}{src}, before the session")
+    if expect_name and _names(claim) and not name_fits(_names(claim), expect_name):
+        problems.append(f"it does not carry the expected name {expect_name}")
+    if problems:
+        return Verdict("log_names_tls13_cert", "error", f"{text}; {'; '.join(problems)}",
+                       EVIDENCE_HINTS["exchange_cert_expired"] if not_after is not None
+                       and not_after < session.first_ts_ns
+                       else EVIDENCE_HINTS["connector_name_mismatch"], frame)
+    return _v("log_names_tls13_cert", text, frame)
+
+
+def _rejection_after_tls(c: LogConversation) -> LogReply | None:
+    return next((r for r in c.replies if r.after_tls and (
+        r.code >= 400 or (r.enhanced or "").startswith(("4.", "5.")))), None)
+
+
+def _rejected_unseen(session: Session, c: LogConversation) -> tuple[LogReply, str] | None:
+    """The log's first 4xx/5xx after STARTTLS, when the capture could not see it: TLS 1.3
+    without keys, no decryption of the session, or no reply inside TLS on the wire."""
+    reply = _rejection_after_tls(c)
+    tls = session.tls
+    if reply is None or tls is None:
+        return None
+    d = session.decryption
+    if d is None or not d.keys_found:
+        why = ("TLS 1.3 without keys" if tls.tls13_encrypted
+               else "no keys for this session" if d is not None else "no keys given")
+        return reply, why
+    inner = session.smtp_tls
+    if inner is None or not inner.replies:
+        return reply, "no reply inside TLS was decrypted"
+    return None
+
+
+def _reply_text(r: LogReply) -> str:
+    return r.text if r.text.startswith(str(r.code)) or not r.code else f"{r.code} {r.text}"
+
+
+def _tls_failed(c: LogConversation, frame: int | None) -> list[Verdict]:
+    failures = [(t, w) for t, w in c.notes if _FAILURE.search(t)]
+    if not failures:
+        return []
+    text, where = failures[0]
+    more = f" (and {len(failures) - 1} more)" if len(failures) > 1 else ""
+    wire = f"; wire: {_at(frame)}" if frame is not None else "; no capture session"
+    return [_v("log_tls_failed", f"{where}: {text}{more}{wire}", frame)]
+
+
+# --- connectors against the wire -------------------------------------------------------------
+
+def settings_verdicts(session: Session, settings: Settings) -> list[Verdict]:
+    """The certificate list and the connectors held against the wire's client certificate
+    and address.
+
+    `exchange_cert_expired`: the wire certificate's Get-ExchangeCertificate entry (found by
+    thumbprint, else serial and issuer, else subject) has NotAfter before the session.
+
+    `connector_name_mismatch`: no enabled OnPremises inbound connector's
+    TlsSenderCertificateName fits the certificate (as Exchange Online matches it, see
+    `name_fits`).  `send_connector_cert_mismatch`: no enabled send connector with a
+    TlsCertificateName names the certificate by issuer and subject.
+    `sender_ip_not_in_connector`: only for a connector whose rule applies to this
+    connection, that is an OnPremises connector whose TlsSenderCertificateName the wire
+    certificate fits, or one with RestrictDomainsToIPAddresses: Exchange Online attributes a
+    connection to the first by certificate, and an address list it does not contain
+    contradicts that attribution (stale addresses, or another route out), while the second
+    refuses any other address outright.  Other connectors' address lists say nothing about
+    this connection.  A private client address (the capture taken inside NAT) is not what
+    Exchange Online sees: then the verdict is info and says so.
+
+    The connectors are about mail to Exchange Online, so only sessions to it are judged (its
+    banner, an SNI or a server certificate under *.mail.protection.outlook.com): a capture on
+    the sending server also holds its mail to other servers, which no connector here rules."""
+    frame = _wire_frame(session)
+    leaf = _wire_leaf(session)
+    out: list[Verdict] = []
+    if leaf is not None:
+        entry, basis = _exchange_entry(settings, leaf)
+        if entry is not None and entry.not_after_ns is not None \
+                and entry.not_after_ns < session.first_ts_ns:
+            out.append(_v("exchange_cert_expired",
+                          f"the client certificate {_describe(leaf)} ({_at(frame)}) is "
+                          f"{entry.where}'s Get-ExchangeCertificate entry (by {basis}), whose "
+                          f"NotAfter {iso_utc(entry.not_after_ns)} is before the session",
+                          frame))
+    if not _to_exchange_online(session):
+        return out
+    inbound = [c for c in settings.on_premises() if c.tls_sender_certificate_name]
+    if leaf is not None and inbound:
+        names = _names(leaf)
+        if not any(name_fits(names, c.tls_sender_certificate_name or "") for c in inbound):
+            c = inbound[0]
+            others = f" (and {len(inbound) - 1} other connector(s))" if len(inbound) > 1 else ""
+            out.append(_v("connector_name_mismatch",
+                          f"the client certificate {_describe(leaf)} ({_at(frame)}) names "
+                          f"{', '.join(dict.fromkeys(names)) or 'no DNS names'}; inbound "
+                          f"connector \"{c.name}\" ({c.where}) expects "
+                          f"TlsSenderCertificateName {c.tls_sender_certificate_name}{others}",
+                          frame))
+    send = [s for s in settings.send if s.enabled is not False
+            and (s.tls_cert_issuer or s.tls_cert_subject)]
+    if leaf is not None and send and not any(_send_fits(s, leaf) for s in send):
+        s = send[0]
+        out.append(_v("send_connector_cert_mismatch",
+                      f"the client certificate ({_at(frame)}) has issuer {leaf.issuer} and "
+                      f"subject {leaf.subject}; send connector \"{s.name}\" ({s.where}) "
+                      f"names {s.tls_certificate_name or _tls_name(s)}", frame))
+    out += _sender_ip(session, settings, leaf, frame)
+    return out
+
+
+def _to_exchange_online(session: Session) -> bool:
+    smtp, tls = session.smtp, session.tls
+    if smtp is not None and smtp.banner_names_exchange_online:
+        return True
+    if tls is not None and (tls.sni or "").lower().rstrip(".").endswith(_EXO_SUFFIX):
+        return True
+    check = session.server_check
+    leaf = check.certs[0] if check is not None and check.certs else None
+    names = (*leaf.san_dns, leaf.subject_cn or "") if leaf is not None else ()
+    return any(n.lower().rstrip(".").endswith(_EXO_SUFFIX) for n in names)
+
+
+def _tls_name(s: SendConnector) -> str:
+    return f"<I>{s.tls_cert_issuer or ''}<S>{s.tls_cert_subject or ''}"
+
+
+def _send_fits(s: SendConnector, leaf: CertInfo) -> bool:
+    issuer_ok = s.tls_cert_issuer is None or _dn(s.tls_cert_issuer) == _dn(leaf.issuer)
+    subject_ok = s.tls_cert_subject is None or _dn(s.tls_cert_subject) == _dn(leaf.subject)
+    return issuer_ok and subject_ok
+
+
+# Addresses that only exist behind NAT (RFC 1918, RFC 6598 shared space, IPv6 ULA and
+# link-local): what a capture inside the network shows, never what Exchange Online sees.
+_NAT_NETS: Final = tuple(ipaddress.ip_network(n) for n in (
+    "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "169.254.0.0/16",
+    "fc00::/7", "fe80::/10"))
+
+
+def _private(ip: str) -> bool:
+    try:
+        addr = ipaddress.ip_address(ip)
+    except ValueError:
+        return False
+    return any(addr.version == n.version and addr in n for n in _NAT_NETS)
+
+
+def _sender_ip(session: Session, settings: Settings, leaf: CertInfo | None,
+               frame: int) -> list[Verdict]:
+    ip = normal_ip(session.client.rpartition(":")[0])
+    applies: list[tuple[InboundConnector, str]] = []
+    for c in settings.on_premises():
+        if c.restrict_domains_to_ip:
+            applies.append((c, "RestrictDomainsToIPAddresses is on"))
+        elif leaf is not None and c.tls_sender_certificate_name \
+                and name_fits(_names(leaf), c.tls_sender_certificate_name):
+            applies.append((c, f"its TlsSenderCertificateName {c.tls_sender_certificate_name} "
+                               "fits the wire certificate"))
+    for c, why in applies:
+        if c.allows_ip(ip) is not False:
+            continue
+        listed = ", ".join(c.sender_ip_addresses)
+        text = (f"the client address {ip} (session from frame {session.first_frame}) is not in "
+                f"SenderIPAddresses [{listed}] of inbound connector \"{c.name}\" ({c.where}), "
+                f"whose rule applies ({why})")
+        if _private(ip):
+            return [_v("sender_ip_not_in_connector",
+                       f"{text}; {ip} is a private address, so the capture was taken inside "
+                       "NAT and Exchange Online sees the public address instead: check that "
+                       "one is listed", frame, severity="info")]
+        return [_v("sender_ip_not_in_connector", text, frame)]
+    return []
+
+
+# --- logs without a capture ------------------------------------------------------------------
+
+def log_only_verdicts(conv: LogConversation, settings: Settings) -> list[Verdict]:
+    """What a log conversation with no capture session shows by itself (and with the
+    settings); every message says there was no capture session, and no verdict has a frame."""
+    out: list[Verdict] = []
+    nosess = "no capture session"
+    reply = conv.rejection()
+    if reply is not None:
+        tls = " after STARTTLS" if reply.after_tls else ""
+        out.append(_v("log_only_rejected", f"{reply.where}: rejected{tls}: "
+                      f"\"{_reply_text(reply)}\" ({conv.kind}, {nosess})", None))
+    exo = (conv.remote_name or "").lower().rstrip(".").endswith(_EXO_SUFFIX) or (
+        reply is not None and reply.enhanced == "5.7.64")
+    if conv.kind == "exchange-send" and conv.starttls and conv.cert_sent is None:
+        sev = "error" if exo else None
+        out.append(_v("log_only_no_cert", f"{conv.first}: TLS was negotiated"
+                      f"{' with Exchange Online' if exo else ''} and the log names no "
+                      f"certificate sent ({nosess})", None, severity=sev))
+    claim = conv.cert_sent if conv.host_role == "client" else None
+    if claim is not None and settings.certificates:
+        where = claim.where or conv.first
+        entry, basis = _exchange_entry(settings, claim)
+        if entry is None:
+            out.append(_v("log_cert_not_in_exchange",
+                          f"{where} names the certificate sent as {_describe(claim)}, which is "
+                          f"not in Get-ExchangeCertificate ({nosess})", None))
+        elif entry.not_after_ns is not None and entry.not_after_ns < conv.start_ns:
+            out.append(_v("exchange_cert_expired",
+                          f"{where} names the certificate sent as {_describe(claim)}; its "
+                          f"Get-ExchangeCertificate entry {entry.where} (by {basis}) expired "
+                          f"{iso_utc(entry.not_after_ns)}, before the log's time ({nosess})",
+                          None))
+    out += _tls_failed(conv, None)
+    return out
