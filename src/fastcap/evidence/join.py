@@ -58,6 +58,7 @@ from itertools import accumulate
 from operator import attrgetter
 from typing import Any
 
+from ..options import DEFAULT_JOIN_TOLERANCE_S, DEFAULT_JOIN_WINDOW_S
 from ..pickling import compact
 from ..session import Session
 from .records import LogConversation
@@ -65,8 +66,9 @@ from .records import LogConversation
 __all__ = ["DEFAULT_TOLERANCE_S", "DEFAULT_WINDOW_S", "MAX_SKEW_S", "JoinResult", "Match",
            "SessionKey", "Skew", "join", "normal_ip"]
 
-DEFAULT_TOLERANCE_S = 300.0  # exact endpoints: |delta| allowed after skew
-DEFAULT_WINDOW_S = 10.0  # time and peer: the conversation's span, widened by this, overlaps
+DEFAULT_TOLERANCE_S = DEFAULT_JOIN_TOLERANCE_S  # exact endpoints: |delta| allowed after skew
+# time and peer: the conversation's span, widened by this, overlaps the session's
+DEFAULT_WINDOW_S = DEFAULT_JOIN_WINDOW_S
 MAX_SKEW_S = 12 * 3600.0  # how far skew estimation looks for unambiguous pairs
 
 MESSAGE_KINDS = frozenset({"message-tracking", "message-trace"})

@@ -7,7 +7,7 @@ judged sessions, and adds its findings to their verdicts; the scan itself is unc
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from ..evidence.join import (
     DEFAULT_TOLERANCE_S,
@@ -24,7 +24,9 @@ from ..session import Session
 from ..verdict import Verdict
 from .scanner import ScanSummary
 
-__all__ = ["JoinSettings", "LogOnly", "attach_evidence", "log_only"]
+__all__ = ["MAX_LOG_ONLY", "JoinSettings", "LogOnly", "attach_evidence", "log_only"]
+
+MAX_LOG_ONLY = 10_000  # unmatched log conversations judged and listed; the rest are counted
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +61,7 @@ def attach_evidence(results: Sequence[tuple[str, Sequence[Session], ScanSummary]
     keys = [SessionKey.of(s, path) for path, sessions, _ in results for s in sessions]
     joined = join(keys, evidence.conversations, tolerance_s=how.tolerance_s,
                   window_s=how.window_s, skew_s=how.skew_s)
+    joined = _with_facts(joined, evidence)
     settings = evidence.settings
     for path, sessions, summary in results:
         for s in sessions:
@@ -71,6 +74,16 @@ def attach_evidence(results: Sequence[tuple[str, Sequence[Session], ScanSummary]
     return joined
 
 
+def _with_facts(joined: JoinResult, evidence: Evidence) -> JoinResult:
+    """The join with its matched conversations' facts read (the join needs only their
+    endpoints and times; the findings need their certificates and replies)."""
+    flat = [m for ms in joined.matches.values() for m in ms]
+    full = evidence.materialize(m.conversation for m in flat)
+    by_id = {id(m): replace(m, conversation=c) for m, c in zip(flat, full, strict=True)}
+    return replace(joined, matches={k: tuple(by_id[id(m)] for m in ms)
+                                    for k, ms in joined.matches.items()})
+
+
 def _add(s: Session, found: list[Verdict], summary: ScanSummary) -> None:
     was = any(is_problem(v) for v in s.verdicts)
     s.verdicts = most_severe_first([*s.verdicts, *found])
@@ -78,7 +91,11 @@ def _add(s: Session, found: list[Verdict], summary: ScanSummary) -> None:
     summary.with_problems += any(is_problem(v) for v in s.verdicts) - was
 
 
-def log_only(conversations: Sequence[LogConversation], evidence: Evidence) -> list[LogOnly]:
-    """What each unmatched log conversation shows on its own, in log time order."""
+def log_only(conversations: Sequence[LogConversation], evidence: Evidence,
+             limit: int = MAX_LOG_ONLY) -> list[LogOnly]:
+    """What each unmatched log conversation shows on its own, in log time order: the first
+    `limit` of them (a big log joined to a small capture leaves most of it unmatched, and
+    each listed conversation's facts are read again from its file)."""
+    first = sorted(conversations, key=lambda c: (c.start_ns, c.file, c.first.line))[:limit]
     return [LogOnly(c, tuple(most_severe_first(log_only_verdicts(c, evidence.settings))))
-            for c in sorted(conversations, key=lambda c: (c.start_ns, c.file, c.first.line))]
+            for c in evidence.materialize(first)]
