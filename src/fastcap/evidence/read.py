@@ -154,7 +154,9 @@ class _Region(LogText):
 def _slim(c: LogConversation) -> LogConversation:
     """What the join needs of a conversation; `Evidence.materialize` reads the rest again."""
     return replace(c, replies=(), notes=(), cert_sent=None, cert_received=None,
-                   recipients=(), tls_cipher=None, slim=True)
+                   recipients=(), tls_cipher=None, tls_protocol=None, tls_trust=None,
+                   session_id=None, remote_name=None, connector=None, sender=None,
+                   event=None, slim=True)
 
 
 def _settings_text(text: LogText) -> str:

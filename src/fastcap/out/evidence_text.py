@@ -75,17 +75,23 @@ def format_log_only(items: Sequence[LogOnly], limit: int = MAX_LISTED) -> list[s
 
 def format_evidence(evidence: Evidence, joined: JoinResult | None,
                     unmatched: Sequence[LogOnly], *, captured: bool = True) -> str:
-    """The block after the sessions' findings: logs read, skew, and the unmatched."""
+    """The block after the sessions' findings: logs read, skew, and the unmatched (the
+    first `len(unmatched)` of them judged; the rest counted)."""
+    total = len(joined.unmatched_conversations) if joined else len(evidence.conversations)
     lines = ["Log evidence:"]
     for f in evidence.files:
-        what = (f"{f.conversations} conversation(s)" if f.kind != "powershell-json"
-                else "settings")
-        lines.append(f"  {printable(f.path)}: {f.kind}, {f.lines} line(s), {what}")
+        what = (f"{f.lines} line(s), {f.conversations} conversation(s)"
+                if f.kind != "powershell-json" else "settings")
+        lines.append(f"  {printable(f.path)}: {f.kind}, {what}")
     s = evidence.settings
     if s:
         lines.append(f"  settings: {len(s.inbound)} inbound connector(s), {len(s.send)} send "
                      f"connector(s), {len(s.certificates)} Exchange certificate(s)")
     for k in joined.skews if joined else ():
+        if not k.given and not k.pairs:
+            lines.append(f"  clock: {printable(k.file)}: no unambiguous pair to estimate its "
+                         "skew from; taken as 0 (--log-skew sets it)")
+            continue
         how = "given" if k.given else (f"estimated from {k.pairs} pair(s), spread "
                                        f"{_seconds(k.spread_ns)}")
         lines.append(f"  clock: {printable(k.file)} runs {_seconds(abs(k.ns))} "
@@ -97,15 +103,20 @@ def format_evidence(evidence: Evidence, joined: JoinResult | None,
         lines.append(f"Log conversations with no capture session ({len(unmatched)}): the "
                      "capture may have missed them (another interface, or outside its time)")
     lines += format_log_only(unmatched)
+    if total > len(unmatched):
+        lines.append(f"  ... and {total - len(unmatched)} more log conversation(s) with no "
+                     "capture session, not judged")
     if joined is not None and joined.unmatched_sessions:
         keys = joined.unmatched_sessions
-        shown = ", ".join(_key(k) for k in keys[:20]) + (", ..." if len(keys) > 20 else "")
+        several = len({k.file for k in keys}) > 1
+        shown = ", ".join(_key(k, several) for k in keys[:20]) + (
+            ", ..." if len(keys) > 20 else "")
         lines.append(f"Sessions with no log evidence ({len(keys)}): {shown}")
     return "\n".join(lines)
 
 
-def _key(k: SessionKey) -> str:
-    return f"#{k.number}"
+def _key(k: SessionKey, with_file: bool) -> str:
+    return f"{printable(k.file)} #{k.number}" if with_file else f"#{k.number}"
 
 
 def evidence_json(evidence: Evidence, joined: JoinResult | None,
@@ -127,6 +138,8 @@ def evidence_json(evidence: Evidence, joined: JoinResult | None,
             "warnings": list(evidence.warnings),
         },
         "unmatched": {
+            "log_conversations_total": (len(joined.unmatched_conversations) if joined
+                                        else len(evidence.conversations)),
             "log_conversations": [u.to_dict() for u in unmatched],
             "sessions": [{"file": k.file, "number": k.number, "first_frame": k.first_frame}
                          for k in (joined.unmatched_sessions if joined else ())],
