@@ -389,7 +389,7 @@ def _cmd_scan_evidence(args) -> int:
     from .out import report
     from .out.evidence_text import evidence_json, format_evidence
     from .read.inputs import expand_inputs
-    from .run.evidence import JoinSettings, attach_evidence, log_only
+    from .run.evidence import MAX_LOGS_ALONE, JoinSettings, attach_evidence, log_only
     from .run.scanner import has_problem
 
     evidence = _read_evidence(args)
@@ -428,8 +428,8 @@ def _cmd_scan_evidence(args) -> int:
     if files:
         how = JoinSettings(args.join_tolerance, args.join_window, args.log_skew)
         joined = attach_evidence(results, evidence, how, expect_name=options.expect_name)
-    lonely = log_only(joined.unmatched_conversations if joined else evidence.conversations,
-                      evidence)
+    lonely = (log_only(joined.unmatched_conversations, evidence) if joined
+              else log_only(evidence.conversations, evidence, MAX_LOGS_ALONE))
     problems = any(x.with_problems or x.warnings for _, _, x in results) or any(
         is_problem(v) for item in lonely for v in item.verdicts)
     if problems and code == EXIT_OK:

@@ -22,8 +22,10 @@ from .text import MAX_WARNINGS, LogText, TextLine
 __all__ = ["MAX_SETTINGS_BYTES", "Evidence", "EvidenceFile", "read_evidence"]
 
 MAX_SETTINGS_BYTES = 64 << 20  # a PowerShell export larger than this is not read
-# Conversations wanted from one file above which it is read again whole rather than by region.
+# A file is read again whole, rather than by region, for this many conversations or more
+# whose regions (plus what starting one costs) add up to half the file.
 _WHOLE_FILE_FROM = 32
+_REGION_COST = 16 << 10
 _HEADER_LINES = 64  # a W3C log's header lines (#Fields ...) are read before a region
 
 
@@ -75,8 +77,10 @@ class Evidence:
             if module is None:
                 continue
             wanted = {convs[i].first.line: i for i in idx}
+            spans = sum(convs[i].last.offset - convs[i].first.offset + _REGION_COST
+                        for i in idx)
             try:
-                if len(wanted) >= _WHOLE_FILE_FROM:
+                if len(wanted) >= _WHOLE_FILE_FROM and spans >= _size(path) // 2:
                     self._pick(module, LogText(path), wanted, convs, out)
                 else:
                     for i in idx:
@@ -105,6 +109,8 @@ class Evidence:
         module = LOG_READERS.get(kind or "")
         if module is None:
             return []
+        if conv.slim:  # which lines are its own is a fact too (a session-id, a pid)
+            conv = self.full(conv)
         kw = ({"utc_offset_s": self.utc_offset_s}
               if "utc_offset_s" in inspect.signature(module.lines_of).parameters else {})
         try:
@@ -149,6 +155,13 @@ class _Region(LogText):
                 break
         if begin > last:
             yield from self.lines_from(begin, number, stop)
+
+
+def _size(path: str) -> int:
+    try:
+        return os.path.getsize(path)
+    except OSError:
+        return 0
 
 
 def _slim(c: LogConversation) -> LogConversation:

@@ -24,9 +24,14 @@ from ..session import Session
 from ..verdict import Verdict
 from .scanner import ScanSummary
 
-__all__ = ["MAX_LOG_ONLY", "JoinSettings", "LogOnly", "attach_evidence", "log_only"]
+__all__ = ["MAX_LOGS_ALONE", "MAX_LOG_ONLY", "JoinSettings", "LogOnly", "attach_evidence",
+           "log_only"]
 
-MAX_LOG_ONLY = 10_000  # unmatched log conversations judged and listed; the rest are counted
+# Unmatched log conversations judged and listed, in log time order; the rest are counted.
+# With a capture they are what it missed (each costs a read of its lines again); without
+# one they are the whole diagnosis.
+MAX_LOG_ONLY = 200
+MAX_LOGS_ALONE = 10_000
 
 
 @dataclass(frozen=True, slots=True)
