@@ -370,12 +370,13 @@ def _cmd_scan(args) -> int:
     return code
 
 
-def _read_evidence(args):
-    """The --evidence files read once, their warnings (file and line) on stderr."""
+def _read_evidence(args, only: str | None = None):
+    """The --evidence files read once (or `only` their logs or settings), their warnings
+    (file and line) on stderr."""
     from .evidence.read import read_evidence
 
     evidence = read_evidence(args.evidence, year=args.log_year,
-                             utc_offset_s=args.log_utc_offset)
+                             utc_offset_s=args.log_utc_offset, only=only)
     for w in evidence.warnings:
         print(f"fastcap: warning: {w}", file=sys.stderr)
     return evidence
@@ -384,6 +385,8 @@ def _read_evidence(args):
 def _cmd_scan_evidence(args) -> int:
     """`scan --evidence`: every session collected first (the join estimates the log clock's
     skew from all of them), then joined to the logs, then printed in the format asked for."""
+    from dataclasses import replace
+
     from .judge.diagnose import is_problem
     from .judge.judging import analyzer_for
     from .out import report
@@ -392,9 +395,9 @@ def _cmd_scan_evidence(args) -> int:
     from .run.evidence import MAX_LOGS_ALONE, JoinSettings, attach_evidence, log_only
     from .run.scanner import has_problem
 
-    evidence = _read_evidence(args)
-    code = EXIT_PROBLEMS if evidence.warnings else EXIT_OK
-    if args.expect_name is None and (name := evidence.settings.expected_name()):
+    settings = _read_evidence(args, "settings")  # small, and they set the expected name
+    code = EXIT_PROBLEMS if settings.warnings else EXIT_OK
+    if args.expect_name is None and (name := settings.settings.expected_name()):
         args.expect_name = name
         print(f"fastcap: expecting client certificates for {name} (the inbound connector's "
               "TlsSenderCertificateName)", file=sys.stderr)
@@ -424,6 +427,11 @@ def _cmd_scan_evidence(args) -> int:
         for w in summary.warnings:
             print(f"fastcap: warning: {w}", file=sys.stderr)
         results.append((path, kept, summary))
+    logs = _read_evidence(args, "logs")  # after the scan: the two never take memory at once
+    if logs.warnings and code == EXIT_OK:
+        code = EXIT_PROBLEMS
+    evidence = replace(logs, files=settings.files + logs.files, settings=settings.settings,
+                       warnings=settings.warnings + logs.warnings)
     joined = None
     if files:
         how = JoinSettings(args.join_tolerance, args.join_window, args.log_skew)

@@ -183,9 +183,14 @@ def _settings_text(text: LogText) -> str:
 
 
 def read_evidence(paths: Sequence[str | os.PathLike], *, year: int | None = None,
-                  utc_offset_s: int = 0) -> Evidence:
+                  utc_offset_s: int = 0, only: str | None = None) -> Evidence:
     """Reads every file: log files into conversations, settings exports into Settings.
-    Never raises on content; an unreadable or unknown file is a warning."""
+    Never raises on content; an unreadable or unknown file is a warning.  `only` ("logs" or
+    "settings") reads just that part, and tells only its files' warnings: the scan reads the
+    small settings before the capture (they set the expected name) and the logs after it, so
+    the two never take memory at once."""
+    if only not in (None, "logs", "settings"):
+        raise ValueError(f"only must be 'logs' or 'settings', not {only!r}")
     files: list[EvidenceFile] = []
     convs: list[LogConversation] = []
     settings = Settings()
@@ -201,6 +206,11 @@ def read_evidence(paths: Sequence[str | os.PathLike], *, year: int | None = None
         except OSError as e:
             warnings.append(f"{path}: cannot read: {e.strerror or e}")
             continue
+        if (only == "settings" and kind in LOG_READERS) or (
+                only == "logs" and kind is not None and kind not in LOG_READERS):
+            continue
+        if kind is None and only == "settings":
+            continue  # told by the logs' reading
         if kind is None:
             warnings.append(f"{path}: not a log fastcap reads (not an Exchange protocol or "
                             "message tracking log, a message trace export, a syslog mail "
