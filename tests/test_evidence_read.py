@@ -67,5 +67,5 @@ def test_what_is_kept_is_small_and_the_lines_are_not(tmp_path):
     n_small, kept_small, peak_small = _kept(small)
     n_big, kept_big, peak_big = _kept(big)
     assert n_big > 3 * n_small > 0
-    assert kept_big / n_big < 1000
+    assert kept_big / n_big < 400
     assert (peak_big - kept_big) < (peak_small - kept_small) + (2 << 20)

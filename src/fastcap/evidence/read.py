@@ -11,12 +11,13 @@ import inspect
 import itertools
 import os
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from ..errors import FastcapError
 from .detect import LOG_READERS, SETTINGS_READERS, kind_of
 from .records import LogConversation
 from .settings import Settings
+from .slim import SlimStore
 from .text import MAX_WARNINGS, LogText, TextLine
 
 __all__ = ["MAX_SETTINGS_BYTES", "Evidence", "EvidenceFile", "read_evidence"]
@@ -164,14 +165,6 @@ def _size(path: str) -> int:
         return 0
 
 
-def _slim(c: LogConversation) -> LogConversation:
-    """What the join needs of a conversation; `Evidence.materialize` reads the rest again."""
-    return replace(c, replies=(), notes=(), cert_sent=None, cert_received=None,
-                   recipients=(), tls_cipher=None, tls_protocol=None, tls_trust=None,
-                   session_id=None, remote_name=None, connector=None, sender=None,
-                   event=None, slim=True)
-
-
 def _settings_text(text: LogText) -> str:
     """The whole of a (small) settings export, decoded as LogText found it encoded."""
     with open(text.path, "rb") as f:
@@ -193,6 +186,7 @@ def read_evidence(paths: Sequence[str | os.PathLike], *, year: int | None = None
         raise ValueError(f"only must be 'logs' or 'settings', not {only!r}")
     files: list[EvidenceFile] = []
     convs: list[LogConversation] = []
+    store = SlimStore()  # what the join needs of each; the facts are read again on demand
     settings = Settings()
     warnings: list[str] = []
     for p in paths:
@@ -221,7 +215,7 @@ def read_evidence(paths: Sequence[str | os.PathLike], *, year: int | None = None
             if kind in LOG_READERS:
                 for conv in LOG_READERS[kind].conversations(
                         text, text.warn, year=year, utc_offset_s=utc_offset_s):
-                    convs.append(_slim(conv))
+                    convs.append(store.add(conv))
                     n_convs += 1
             else:
                 got = SETTINGS_READERS[kind].read_settings(_settings_text(text), path,
