@@ -316,3 +316,19 @@ def test_output_directory_only_with_zeek_format(tmp_path):
     r = run_cli("-o", str(tmp_path / "x"), str(EXAMPLES / "exchange-online-no-client-cert.pcap"))
     assert r.returncode == 2 and "usage:" in r.stderr and "--format zeek" in r.stderr
     assert not (tmp_path / "x").exists()
+
+
+def test_with_mail_server_logs(tmp_path):
+    """--evidence: the sessions are joined to the logs first; their verdicts (the logs' too)
+    reach the Zeek logs as they reach the JSON."""
+    data = Path(__file__).resolve().parent / "data" / "evidence"
+    seed = EXAMPLES / "exchange-online-no-client-cert.pcap"
+    ev = ["--evidence", str(data / "inbound-connector.json"), "--evidence",
+          str(data / "RECV20260310-1.LOG")]
+    out = tmp_path / "z"
+    r = run_cli("--format", "zeek", "-o", str(out), *ev, str(seed))
+    assert r.returncode in (0, 1) and r.stdout == "", r.stderr
+    j = json.loads(run_cli("--format", "json", *ev, str(seed)).stdout)
+    (s,) = j["files"][0]["sessions"]
+    logs = check_against_json(out, [s])
+    assert [r["fastcap_verdicts"] for r in logs["ssl"]] == [{v["code"] for v in s["verdicts"]}]
