@@ -332,3 +332,12 @@ def test_with_mail_server_logs(tmp_path):
     (s,) = j["files"][0]["sessions"]
     logs = check_against_json(out, [s])
     assert [r["fastcap_verdicts"] for r in logs["ssl"]] == [{v["code"] for v in s["verdicts"]}]
+
+
+def test_an_unusable_output_directory_is_reported(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    r = run_cli("--format", "zeek", "-o", str(blocker / "logs"),
+                str(EXAMPLES / "exchange-online-no-client-cert.pcap"))
+    assert r.returncode == 2 and "cannot write Zeek logs" in r.stderr
+    assert "Traceback" not in r.stderr

@@ -385,7 +385,11 @@ def _zeek_writer(args):
         return None
     from .out.zeek import ZeekWriter
 
-    return ZeekWriter(args.output or ".")
+    try:
+        return ZeekWriter(args.output or ".")
+    except OSError as e:
+        print(f"fastcap: cannot write Zeek logs in {args.output or '.'}: {e}", file=sys.stderr)
+        raise SystemExit(EXIT_UNREADABLE) from None
 
 
 def _close_zeek(zeek) -> None:
