@@ -92,7 +92,12 @@ def _parser() -> argparse.ArgumentParser:
                         "usable TLS certificate, and if not, why")
     sc.add_argument("files", nargs="*", metavar="FILE",
                     help="captures (none: diagnose the --evidence logs alone)")
-    sc.add_argument("--format", choices=("table", "json", "jsonl", "csv"), default="table")
+    sc.add_argument("--format", choices=("table", "json", "jsonl", "csv", "zeek"),
+                    default="table", help="zeek: smtp.log, ssl.log and x509.log in Zeek's "
+                    "format, written into the -o directory")
+    sc.add_argument("-o", "--output", metavar="DIR",
+                    help="with --format zeek: the directory for the logs (default: the "
+                    "current directory; created if missing)")
     sc.add_argument("--only-problems", action="store_true",
                     help="list only sessions with a problem verdict")
     sc.add_argument("--ports", type=_ports, default=DEFAULT_PORTS,
@@ -333,9 +338,10 @@ def _cmd_scan(args) -> int:
         print(f"fastcap: {e}", file=sys.stderr)
         errors.append({"path": e.split(":", 1)[0], "error": e})
         code = EXIT_UNREADABLE
-    stream = args.format in ("jsonl", "csv")
+    stream = args.format in ("jsonl", "csv", "zeek")
     if args.format == "csv":
         sys.stdout.write(report.csv_header())
+    zeek = _zeek_writer(args)
     for path, sessions, summary, failure in _scan_streams(args, files, options, analyzer):
         kept = []
         for sess in sessions:
@@ -348,6 +354,8 @@ def _cmd_scan(args) -> int:
                 print(report.to_jsonl_line(sess, path))
             elif args.format == "csv":
                 sys.stdout.write(report.csv_line(sess, path))
+            elif zeek is not None:
+                zeek.add(sess, path)
             else:
                 kept.append(sess)
         if failure:
@@ -367,7 +375,30 @@ def _cmd_scan(args) -> int:
     elif args.format == "table":
         _print_tables(args, results, len(files) > 1)
         print(report.format_summary(summaries))
+    _close_zeek(zeek)
     return code
+
+
+def _zeek_writer(args):
+    """With --format zeek, the writer of the logs into -o DIR (default: here); else None."""
+    if args.format != "zeek":
+        return None
+    from .out.zeek import ZeekWriter
+
+    try:
+        return ZeekWriter(args.output or ".")
+    except OSError as e:
+        print(f"fastcap: cannot write Zeek logs in {args.output or '.'}: {e}", file=sys.stderr)
+        raise SystemExit(EXIT_UNREADABLE) from None
+
+
+def _close_zeek(zeek) -> None:
+    """Put the finished logs in place and say where they went (stdout stays empty)."""
+    if zeek is None:
+        return
+    lines = zeek.lines
+    for target in zeek.close():
+        print(f"fastcap: wrote {target} ({lines[target.stem]} lines)", file=sys.stderr)
 
 
 def _read_evidence(args, only: str | None = None):
@@ -463,6 +494,12 @@ def _cmd_scan_evidence(args) -> int:
         for path, kept, _summary in results:
             for s in kept:
                 sys.stdout.write(report.csv_line(s, path))
+    elif args.format == "zeek":
+        zeek = _zeek_writer(args)
+        for path, kept, _summary in results:
+            for s in kept:
+                zeek.add(s, path)
+        _close_zeek(zeek)
     else:
         _print_tables(args, results, len(files) > 1)
         print(format_evidence(evidence, joined, lonely, captured=bool(files)))
@@ -605,7 +642,10 @@ def tune_allocator() -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "output", None) is not None and args.format != "zeek":
+        parser.error("-o/--output goes with --format zeek (the directory for its logs)")
     tune_allocator()
     try:
         if args.command == "stats":

@@ -1,0 +1,417 @@
+"""`fastcap scan --format zeek`: smtp.log, ssl.log and x509.log as Zeek writes them.
+
+The field names, types and order are those of Zeek 6/7's base scripts, with the options a mail
+admin would turn on: the certificate subjects and issuers in ssl.log
+(``SSL::log_include_*_certificate_subject_issuer``) and ``validation_status``
+(policy/protocols/ssl/validate-certs).  fastcap adds one field, ``fastcap_verdicts``, to
+ssl.log and smtp.log.  A session is one smtp.log line (its plaintext dialogue, when there is
+one) and one ssl.log line (when it has a TLS handshake), both with the same ``uid``;
+x509.log has one line per distinct certificate, in the order first seen.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import os
+import re
+import secrets
+import weakref
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
+from ..judge.x509check import cert_info, name_matches
+from ..proto.tls.const import AlertDescription, NamedGroup
+from ..session import Session
+from ..verdict import CertInfo
+from .zeek_ascii import close_bytes, header_bytes, row_bytes
+
+_CONN = (("ts", "time"), ("uid", "string"), ("id.orig_h", "addr"), ("id.orig_p", "port"),
+         ("id.resp_h", "addr"), ("id.resp_p", "port"))
+
+SMTP_FIELDS: tuple[tuple[str, str], ...] = (
+    *_CONN, ("trans_depth", "count"), ("helo", "string"), ("mailfrom", "string"),
+    ("rcptto", "set[string]"), ("date", "string"), ("from", "string"), ("to", "set[string]"),
+    ("cc", "set[string]"), ("reply_to", "string"), ("msg_id", "string"),
+    ("in_reply_to", "string"), ("subject", "string"), ("x_originating_ip", "addr"),
+    ("first_received", "string"), ("second_received", "string"), ("last_reply", "string"),
+    ("path", "vector[addr]"), ("user_agent", "string"), ("tls", "bool"),
+    ("fuids", "vector[string]"), ("fastcap_verdicts", "set[string]"))
+
+SSL_FIELDS: tuple[tuple[str, str], ...] = (
+    *_CONN, ("version", "string"), ("cipher", "string"), ("curve", "string"),
+    ("server_name", "string"), ("resumed", "bool"), ("last_alert", "string"),
+    ("next_protocol", "string"), ("established", "bool"), ("ssl_history", "string"),
+    ("cert_chain_fps", "vector[string]"), ("client_cert_chain_fps", "vector[string]"),
+    ("subject", "string"), ("issuer", "string"), ("client_subject", "string"),
+    ("client_issuer", "string"), ("sni_matches_cert", "bool"),
+    ("validation_status", "string"), ("fastcap_verdicts", "set[string]"))
+
+X509_FIELDS: tuple[tuple[str, str], ...] = (
+    ("ts", "time"), ("fingerprint", "string"), ("certificate.version", "count"),
+    ("certificate.serial", "string"), ("certificate.subject", "string"),
+    ("certificate.issuer", "string"), ("certificate.not_valid_before", "time"),
+    ("certificate.not_valid_after", "time"), ("certificate.key_alg", "string"),
+    ("certificate.sig_alg", "string"), ("certificate.key_type", "string"),
+    ("certificate.key_length", "count"), ("certificate.exponent", "string"),
+    ("certificate.curve", "string"), ("san.dns", "vector[string]"),
+    ("san.uri", "vector[string]"), ("san.email", "vector[string]"), ("san.ip", "vector[addr]"),
+    ("basic_constraints.ca", "bool"), ("basic_constraints.path_len", "count"),
+    ("host_cert", "bool"), ("client_cert", "bool"))
+
+LOGS = {"smtp": SMTP_FIELDS, "ssl": SSL_FIELDS, "x509": X509_FIELDS}
+
+_BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+
+
+def zeek_uid(path: str, number: int) -> str:
+    """A Zeek-style connection uid ("C" and 17 base-62 characters) that depends only on the
+    file and the session number, so the same scan gives the same uids every time."""
+    digest = hashlib.sha256(f"{path}\0{number}".encode("utf-8", "surrogateescape")).digest()
+    n = int.from_bytes(digest[:12], "big")
+    chars = []
+    for _ in range(17):
+        n, r = divmod(n, 62)
+        chars.append(_BASE62[r])
+    return "C" + "".join(reversed(chars))
+
+
+def _endpoint(text: str) -> tuple[str, int]:
+    """"a.b.c.d:p" or "[v6]:p" -> (address, port)."""
+    host, _, port = text.rpartition(":")
+    return host.strip("[]"), int(port)
+
+
+def _conn(s: Session, path: str) -> list[object]:
+    orig_h, orig_p = _endpoint(s.client)
+    resp_h, resp_p = _endpoint(s.server)
+    return [s.first_ts_ns, zeek_uid(path, s.number), orig_h, orig_p, resp_h, resp_p]
+
+
+def _codes(s: Session) -> list[str]:
+    return list(dict.fromkeys(v.code for v in s.verdicts))
+
+
+# --- smtp.log --------------------------------------------------------------------------------
+
+_EMAIL = re.compile(r"[^<>@\",;\s]+@[^<>@\",;\s]+")
+_MAIL_FROM = re.compile(r"(?i)from:")
+_RCPT_TO = re.compile(r"(?i)to:")
+
+
+def smtp_row(s: Session, path: str) -> list[object] | None:
+    """The session's plaintext SMTP as one transaction; None when it had none (TLS from the
+    first byte, or no SMTP seen)."""
+    d = s.smtp
+    if d is None or d.implicit_tls or not (d.banner_code or d.commands or d.replies):
+        return None
+    dialogues = [d] + ([s.smtp_tls] if s.smtp_tls is not None else [])
+    mailfrom, rcptto = None, []
+    for dd in dialogues:
+        for c in dd.commands:
+            if c.verb == "MAIL" and _MAIL_FROM.match(c.arg) and (m := _EMAIL.search(c.arg)):
+                mailfrom = mailfrom or m.group()
+            elif c.verb == "RCPT" and _RCPT_TO.match(c.arg):
+                rcptto += _EMAIL.findall(c.arg)
+    last = next((r for dd in reversed(dialogues) for r in reversed(dd.replies)), None)
+    conn = _conn(s, path)
+    return [*conn, 1, d.ehlo_name, mailfrom, list(dict.fromkeys(rcptto)) or None,
+            None, None, None, None, None, None, None, None, None, None, None,
+            f"{last.code} {last.text}" if last is not None else None,
+            [conn[4], conn[2]], None, bool(d.starttls_accepted), None, _codes(s)]
+
+
+# --- ssl.log ---------------------------------------------------------------------------------
+
+_VERSIONS = {0x0002: "SSLv2", 0x0300: "SSLv3", 0x0301: "TLSv10", 0x0302: "TLSv11",
+             0x0303: "TLSv12", 0x0304: "TLSv13"}
+
+
+def zeek_version(v: int | None) -> str | None:
+    """Zeek's spelling of a TLS version: TLSv12, TLSv13, SSLv3, ..."""
+    if v is None:
+        return None
+    if v >> 8 == 0x7F:
+        return f"TLSv13-draft{v & 0xFF}"
+    return _VERSIONS.get(v, f"unknown-{v}")
+
+
+def _history(s: Session) -> str:
+    """ssl_history: one letter per handshake message, change-cipher-spec and alert, in the
+    order the frames carried them; the client's in capitals."""
+    t = s.tls
+    assert t is not None
+    marks: list[tuple[int, int, int, str]] = []  # frame, direction, offset, letter
+
+    def put(at, client: bool, letter: str) -> None:
+        if at is not None:
+            marks.append((at.frame or 0, 0 if client else 1, at.offset,
+                          letter.upper() if client else letter))
+
+    put(t.client_hello_at, True, "c")
+    put(t.server_hello_at, False, "j" if t.hello_retry_request else "s")
+    put(t.server_certs_at, False, "x")
+    put(t.server_key_exchange_at, False, "k")
+    put(t.cert_request_at, False, "r")
+    put(t.server_hello_done_at, False, "n")
+    put(t.client_certificate_at, True, "x")
+    put(t.client_key_exchange_at, True, "g")
+    put(t.certificate_verify_at, True, "y")
+    put(t.client_ccs_at, True, "i")
+    put(t.client_finished_at, True, "f")
+    put(t.session_ticket_at, False, "t")
+    put(t.server_ccs_at, False, "i")
+    put(t.server_finished_at, False, "f")
+    for a in t.alerts:
+        put(a.at, a.from_client, "l")
+    marks.sort()  # a frame carries one direction: frame, then stream offset
+    return "".join(m[3] for m in marks)
+
+
+def _fps(ders: list[bytes] | None) -> list[str] | None:
+    return None if ders is None else [hashlib.sha256(d).hexdigest() for d in ders]
+
+
+def _leaf(check, ders: list[bytes] | None) -> CertInfo | None:
+    """The leaf's facts: those the judgement used, else read from the DER."""
+    if check is not None and check.certs:
+        return check.certs[0]
+    return cert_info(ders[0]) if ders else None
+
+
+def _sni_matches(sni: str | None, leaf: CertInfo | None) -> bool | None:
+    if not sni or leaf is None:
+        return None
+    return name_matches(leaf, sni)
+
+
+def _validation(s: Session) -> str | None:
+    """As validate-certs logs it: "ok", else OpenSSL's reason for the server's chain."""
+    c = s.server_check
+    if c is None or c.path_valid is None:
+        return None
+    return "ok" if c.path_valid else (c.path_error or c.problem or "failed")
+
+
+def ssl_row(s: Session, path: str) -> list[object] | None:
+    """The session's TLS handshake; None when it had none."""
+    t = s.tls
+    if t is None:
+        return None
+    sh = t.server_hello
+    last_alert = next((a for a in reversed(t.alerts) if a.description is not None), None)
+    server_leaf = _leaf(s.server_check, t.server_certs if t.server_certs_at else None)
+    client_leaf = _leaf(s.client_check, t.client_certificate or None)
+    group = sh.group if sh is not None else None
+    return [*_conn(s, path), zeek_version(t.version),
+            t.cipher_name if t.cipher is not None else None,
+            _name(NamedGroup, group), t.sni, t.resumption is not None,
+            _name(AlertDescription, last_alert.description if last_alert else None),
+            sh.alpn if sh is not None else None, t.outcome == "completed", _history(s),
+            _fps(t.server_certs if t.server_certs_at is not None else None),
+            _fps(t.client_certificate),
+            server_leaf.subject if server_leaf else None,
+            server_leaf.issuer if server_leaf else None,
+            client_leaf.subject if client_leaf else None,
+            client_leaf.issuer if client_leaf else None,
+            _sni_matches(t.sni, server_leaf), _validation(s), _codes(s)]
+
+
+def _name(enum, value: int | None) -> str | None:
+    if value is None:
+        return None
+    try:
+        return enum(value).name
+    except ValueError:
+        return f"unknown-{value}"
+
+
+# --- x509.log --------------------------------------------------------------------------------
+
+_KEY_ALGS = {"1.2.840.113549.1.1.1": "rsaEncryption", "1.2.840.10045.2.1": "id-ecPublicKey",
+             "1.2.840.10040.4.1": "dsaEncryption", "1.3.101.112": "ED25519",
+             "1.3.101.113": "ED448", "1.2.840.113549.1.1.10": "rsassaPss"}
+_KEY_TYPES = {"RSA": "rsa", "EC": "ecdsa", "DSA": "dsa"}
+_CURVES = {"secp256r1": "prime256v1", "secp192r1": "prime192v1"}  # OpenSSL's short names
+
+
+@dataclass(frozen=True, slots=True)
+class CertRow:
+    """One x509.log line: the certificate, when first seen, and in which roles."""
+
+    der: bytes
+    ts_ns: int
+    host_cert: bool
+    client_cert: bool
+
+
+def _serial(n: int | None) -> str | None:
+    """As OpenSSL prints a serial: upper-case hex, whole bytes."""
+    if n is None:
+        return None
+    text = format(abs(n), "X")
+    text = "0" * (len(text) % 2) + text
+    return "-" + text if n < 0 else text
+
+
+def x509_row(row: CertRow) -> list[object]:
+    info = cert_info(row.der)
+    fp = hashlib.sha256(row.der).hexdigest()
+    try:
+        cert = x509.load_der_x509_certificate(row.der)
+    except ValueError:
+        return [row.ts_ns, fp, *[None] * 18, row.host_cert, row.client_cert]
+    version = serial = key_alg = exponent = curve = None
+    uri: list[str] = []
+    email: list[str] = []
+    path_len = None
+    try:
+        version = cert.version.value + 1
+        serial = _serial(cert.serial_number)
+        oid = cert.public_key_algorithm_oid.dotted_string
+        key_alg = _KEY_ALGS.get(oid, oid)
+    except Exception:  # malformed fields: written unset
+        pass
+    try:
+        key = cert.public_key()
+        if isinstance(key, rsa.RSAPublicKey):
+            exponent = str(key.public_numbers().e)
+        elif isinstance(key, ec.EllipticCurvePublicKey):
+            curve = _CURVES.get(key.curve.name, key.curve.name)
+    except Exception:  # an algorithm cryptography does not know
+        pass
+    try:
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        uri = san.get_values_for_type(x509.UniformResourceIdentifier)
+        email = san.get_values_for_type(x509.RFC822Name)
+    except Exception:  # absent or malformed
+        pass
+    try:
+        bc = cert.extensions.get_extension_for_class(x509.BasicConstraints).value
+        path_len = bc.path_length
+    except Exception:  # absent or malformed
+        pass
+    return [row.ts_ns, fp, version, serial, info.subject, info.issuer,
+            _ns(info.not_before), _ns(info.not_after), key_alg, info.signature_algorithm,
+            _KEY_TYPES.get(info.key_type or "", None), info.key_bits, exponent, curve,
+            list(info.san_dns) or None, uri or None, email or None, list(info.san_ip) or None,
+            info.is_ca, path_len, row.host_cert, row.client_cert]
+
+
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+
+
+def _ns(t: dt.datetime | None) -> int | None:
+    if t is None:
+        return None
+    t = t if t.tzinfo is not None else t.replace(tzinfo=dt.UTC)
+    return (t - _EPOCH) // dt.timedelta(microseconds=1) * 1000
+
+
+# --- the three files -------------------------------------------------------------------------
+
+
+class ZeekWriter:
+    """Writes the three logs into ``directory`` (created if missing) as sessions come: each
+    file is written beside its final name and moved over it only when complete, so a reader
+    never sees half a log, and an earlier one is replaced whole.  A writer dropped before
+    `close` (an error, an interrupt) removes its unfinished files."""
+
+    def __init__(self, directory: str | os.PathLike) -> None:
+        self.directory = Path(directory)
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self._files: dict[str, tuple] = {}
+        self._unfinished: list[tuple] = []  # (file, temporary path), removed unless closed
+        self._discard = weakref.finalize(self, _discard, self._unfinished)
+        self._certs: dict[bytes, CertRow] = {}  # by SHA-256, in the order first seen
+        self.lines = {name: 0 for name in LOGS}
+        try:
+            for name, fields in LOGS.items():
+                tmp = self.directory / f".{name}.log.{os.getpid()}.{secrets.token_hex(4)}.tmp"
+                # as any new file: mode 0666 less the umask (mkstemp would make it private)
+                f = os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), "wb")
+                self._unfinished.append((f, tmp))
+                self._files[name] = (f, tmp, tuple(t for _, t in fields))
+                f.write(header_bytes(name, (n for n, _ in fields), (t for _, t in fields)))
+        except BaseException:
+            self.abort()
+            raise
+
+    def add(self, s: Session, path: str) -> None:
+        """One session's smtp.log and ssl.log lines; its certificates kept for x509.log."""
+        for name, row in (("smtp", smtp_row(s, path)), ("ssl", ssl_row(s, path))):
+            if row is not None:
+                self._write(name, row)
+        t = s.tls
+        if t is not None:
+            for ders, client in ((t.server_certs, False), (t.client_certificate or (), True)):
+                for der in ders:
+                    key = hashlib.sha256(der).digest()
+                    old = self._certs.get(key)
+                    self._certs[key] = CertRow(
+                        der, old.ts_ns if old else s.first_ts_ns,
+                        (old is not None and old.host_cert) or not client,
+                        (old is not None and old.client_cert) or client)
+
+    def _write(self, name: str, row: list[object]) -> None:
+        f, _, types = self._files[name]
+        f.write(row_bytes(row, types))
+        self.lines[name] += 1
+
+    def close(self) -> list[Path]:
+        """Write x509.log's lines and every #close line, then put the files in place."""
+        for row in self._certs.values():
+            self._write("x509", x509_row(row))
+        done = []
+        for name, (f, tmp, _) in self._files.items():
+            f.write(close_bytes())
+            f.close()
+            target = self.directory / f"{name}.log"
+            os.replace(tmp, target)
+            done.append(target)
+        self._files.clear()
+        self._unfinished.clear()
+        return done
+
+    def abort(self) -> None:
+        """Drop the unfinished files; earlier logs in the directory stay as they were."""
+        self._files.clear()
+        self._discard()
+
+    def __enter__(self) -> ZeekWriter:
+        return self
+
+    def __exit__(self, kind, *exc) -> None:
+        if kind is None:
+            self.close()
+        else:
+            self.abort()
+
+
+def _discard(unfinished: list[tuple]) -> None:
+    for f, tmp in unfinished:
+        f.close()
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+    unfinished.clear()
+
+
+def write_zeek(results: Iterable[tuple[str, Iterable[Session], object]],
+               directory: str | os.PathLike) -> list[Path]:
+    """Every session of `results` ((path, sessions, summary) per file) as Zeek logs in
+    `directory`; returns the paths written."""
+    writer = ZeekWriter(directory)
+    try:
+        for path, sessions, _summary in results:
+            for s in sessions:
+                writer.add(s, path)
+    except BaseException:
+        writer.abort()
+        raise
+    return writer.close()

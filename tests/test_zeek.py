@@ -1,0 +1,343 @@
+"""`fastcap scan --format zeek`: smtp.log, ssl.log and x509.log read back by a Zeek-log reader
+from PyPI and by a strict reader written here from Zeek's documented ASCII format, their values
+compared with the JSON of the same scan."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from fastcap.out.zeek import SSL_FIELDS, zeek_version
+from fastcap.out.zeek_ascii import escape, row_bytes, zeek_time
+from fastcap_synth.scenarios import make_pki, scenario
+from fastcap_synth.smtpgen import converse, render
+from fastcap_synth.writers import keylog_bytes, write_pcap
+
+parsezeeklogs = pytest.importorskip("parsezeeklogs")
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+HOSTILE_EHLO = "evil\x1b[2J\u00e9\\x41,b"  # EHLO's argument ends at white space
+HOSTILE_REPLY = "221 2.0.0 bye\tcaf\u00e9\u200f ok"
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "fastcap.cli", "scan", *args],
+                          capture_output=True, text=True, timeout=300)
+
+
+# --- a strict reader of Zeek's ASCII logs, from its documented format -----------------------
+
+_STAMP = re.compile(rb"\d{4}-\d\d-\d\d-\d\d-\d\d-\d\d")
+_ESCAPE = re.compile(rb"\\(?:x([0-9a-f]{2})|(\\))")
+
+
+class Unset:
+    """A field written as the unset marker."""
+
+
+UNSET = Unset()
+
+
+def _string(cell: bytes) -> str:
+    if cell == b"(empty)":
+        return ""
+    assert not any(b < 0x20 or b == 0x7F for b in cell), cell
+    assert cell not in (b"-",), cell
+    pos, out = 0, bytearray()
+    for m in _ESCAPE.finditer(cell):
+        assert b"\\" not in cell[pos:m.start()], cell  # a backslash only starts an escape
+        out += cell[pos:m.start()] + (bytes([int(m[1], 16)]) if m[1] else b"\\")
+        pos = m.end()
+    assert b"\\" not in cell[pos:], cell
+    out += cell[pos:]
+    cell.decode("utf-8")  # what Zeek writes unescaped is valid UTF-8
+    return out.decode("utf-8", "surrogateescape")
+
+
+def _scalar(cell: bytes, ztype: str):
+    if ztype == "time":
+        assert re.fullmatch(rb"\d+\.\d{6}", cell), cell
+        sec, usec = cell.split(b".")
+        return int(sec) * 1_000_000 + int(usec)  # microseconds
+    if ztype in ("count", "port"):
+        assert re.fullmatch(rb"\d+", cell), cell
+        n = int(cell)
+        assert ztype == "count" or n <= 65535
+        return n
+    if ztype == "bool":
+        assert cell in (b"T", b"F"), cell
+        return cell == b"T"
+    if ztype == "addr":
+        return str(ipaddress.ip_address(cell.decode("ascii")))
+    assert ztype == "string", ztype
+    return _string(cell)
+
+
+def _value(cell: bytes, ztype: str):
+    if cell == b"-":
+        return UNSET
+    m = re.fullmatch(r"(set|vector)\[(\w+)\]", ztype)
+    if m is None:
+        return _scalar(cell, ztype)
+    if cell == b"(empty)":
+        return []
+    items = [_scalar(item, m[2]) for item in cell.split(b",")]
+    return set(items) if m[1] == "set" else items
+
+
+def read_strict(path: Path) -> tuple[list[str], list[str], list[dict]]:
+    """Header lines in Zeek's order, every data line with exactly #fields cells, every cell
+    of its #types type; returns fields, types and the records."""
+    raw = path.read_bytes()
+    assert raw.endswith(b"\n")
+    lines = raw[:-1].split(b"\n")
+    assert lines[0] == b"#separator \\x09"
+    heads = [line.split(b"\t", 1) for line in lines[1:8]]
+    assert [h[0] for h in heads] == [b"#set_separator", b"#empty_field", b"#unset_field",
+                                     b"#path", b"#open", b"#fields", b"#types"]
+    assert heads[0][1] == b"," and heads[1][1] == b"(empty)" and heads[2][1] == b"-"
+    assert heads[3][1] == path.stem.encode()
+    assert _STAMP.fullmatch(heads[4][1])
+    fields = heads[5][1].decode().split("\t")
+    types = heads[6][1].decode().split("\t")
+    assert len(fields) == len(types) == len(set(fields))
+    close = lines[-1].split(b"\t")
+    assert close[0] == b"#close" and _STAMP.fullmatch(close[1])
+    records = []
+    for line in lines[8:-1]:
+        assert not line.startswith(b"#")
+        cells = line.split(b"\t")
+        assert len(cells) == len(fields), line
+        records.append({f: _value(c, t) for f, t, c in zip(fields, types, cells, strict=True)})
+    return fields, types, records
+
+
+def read_pypi(path: Path) -> list[dict]:
+    errors: list = []
+    records = list(parsezeeklogs.read_zeek(path, on_error=lambda *e: errors.append(e)))
+    assert errors == []
+    return records
+
+
+# --- the format, value by value, as Zeek's writer does it -------------------------------------
+
+def test_escaping_follows_zeeks_ascii_writer():
+    assert escape(b"") == b"(empty)"
+    assert escape(b"-") == b"\\x2d" and escape(b"(empty)") == b"\\x28empty)"
+    assert escape(b"a\tb\nc") == b"a\\x09b\\x0ac"
+    assert escape(b"back\\slash") == b"back\\\\slash"
+    assert escape("caf\u00e9 \u200f".encode()) == "caf\u00e9 \u200f".encode()  # valid UTF-8
+    assert escape(b"bad \xff") == b"bad \\xff"
+    # a control character makes Zeek escape every non-ASCII byte of its stretch
+    assert escape("\x07\u00e9".encode()) == b"\\x07\\xc3\\xa9"
+    assert escape(b"a,b") == b"a,b" and escape(b"a,b", in_container=True) == b"a\\x2cb"
+    assert zeek_time(1_700_000_000_123_456_789) == b"1700000000.123457"
+    assert zeek_time(5) == b"0.000000"
+    line = row_bytes(["#x", None, [], ["a", "-"], True, 25], ["string", "string",
+                     "vector[string]", "set[string]", "bool", "port"])
+    assert line == b"\\x23x\t-\t(empty)\ta,\\x2d\tT\t25\n"
+    assert zeek_version(0x0303) == "TLSv12" and zeek_version(0x0304) == "TLSv13"
+
+
+# --- captures ---------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def synth_capture(tmp_path_factory):
+    """A client certificate over TLS 1.2 and 1.3 (its key log given, so the certificate is
+    seen), none, and a hostile EHLO name."""
+    pki = make_pki()
+    d = tmp_path_factory.mktemp("zeek")
+    base = int(pki.client.cert.not_valid_before_utc.timestamp()) * 10**9 + 7200 * 10**9
+    recs = []
+    keylog: list[str] = []
+    cases = [("ok_client_cert", {}), ("tls13_client_cert", {"keylog": True}),
+             ("no_client_cert", {}),
+             ("starttls_not_offered", {"ehlo_name": HOSTILE_EHLO, "commands": (
+                 ("MAIL FROM:<a@fabrikam.com>", "250 ok"), ("RCPT TO:<b@contoso.com>", "250 ok"),
+                 ("QUIT", HOSTILE_REPLY))})]
+    for i, (name, extra) in enumerate(cases):
+        sc = scenario(name, pki, client_port=42000 + i, start_ns=base + i * 10**9 + 123_456,
+                      **extra)
+        conv = converse(sc)
+        keylog += conv.keylog
+        recs += render(conv, sc)
+    path = d / "synth.pcap"
+    write_pcap(path, recs, nanosecond=True)
+    ca = d / "root.pem"
+    ca.write_bytes(pki.root.pem)
+    keys = d / "keys.log"
+    keys.write_bytes(keylog_bytes(keylog))
+    return path, ca, keys
+
+
+def _scan(tmp: Path, ca: Path, *files: Path, keys: Path | None = None
+          ) -> tuple[Path, list[dict], str]:
+    out = tmp / "new" / "logs"  # does not exist yet
+    opts = ["--ca-file", str(ca), *(["--keylog", str(keys)] if keys else []), *map(str, files)]
+    r = run_cli("--format", "zeek", "-o", str(out), *opts)
+    assert r.returncode in (0, 1), r.stderr
+    assert r.stdout == "" and "Traceback" not in r.stderr
+    j = run_cli("--format", "jsonl", *opts)
+    sessions = [json.loads(x) for x in j.stdout.splitlines()]
+    assert sessions
+    return out, sessions, r.stderr
+
+
+def _key(rec: dict) -> tuple:
+    return rec["id.orig_h"], rec["id.orig_p"], rec["id.resp_h"], rec["id.resp_p"]
+
+
+def _session_key(s: dict) -> tuple:
+    host, _, port = s["client"].rpartition(":")
+    shost, _, sport = s["server"].rpartition(":")
+    return (str(ipaddress.ip_address(host.strip("[]"))), int(port),
+            str(ipaddress.ip_address(shost.strip("[]"))), int(sport))
+
+
+def _fps(msg: dict | None):
+    return UNSET if msg is None else [c["sha256"] for c in msg["certificates"]]
+
+
+def check_against_json(out: Path, sessions: list[dict]) -> dict[str, list[dict]]:
+    """Every log read strictly and by parsezeeklogs; values agree with the JSON."""
+    logs = {}
+    for name in ("smtp", "ssl", "x509"):
+        fields, types, records = read_strict(out / f"{name}.log")
+        pypi = read_pypi(out / f"{name}.log")
+        assert len(pypi) == len(records)
+        for a, b in zip(records, pypi, strict=True):
+            assert set(b) == set(fields)
+            for f, t in zip(fields, types, strict=True):
+                if t == "string" and a[f] is not UNSET:
+                    assert b[f] == a[f], f
+        logs[name] = records
+    assert [f for f, _ in SSL_FIELDS] == read_strict(out / "ssl.log")[0]
+    by_key = {_session_key(s): s for s in sessions}
+    assert len(by_key) == len(sessions)
+    uids: dict[tuple, str] = {}
+    for name in ("smtp", "ssl"):
+        for rec in logs[name]:
+            s = by_key[_key(rec)]
+            assert re.fullmatch(r"C[0-9A-Za-z]{17}", rec["uid"])
+            assert uids.setdefault(_key(rec), rec["uid"]) == rec["uid"]  # shared across logs
+            assert rec["ts"] == (s["first_ts_ns"] + 500) // 1000  # nearest microsecond
+            assert rec["fastcap_verdicts"] == {v["code"] for v in s["verdicts"]}
+    assert len(set(uids.values())) == len(uids)
+    for rec in logs["smtp"]:
+        s = by_key[_key(rec)]
+        assert rec["helo"] == (s["smtp"]["ehlo_name"] or UNSET)
+        assert rec["tls"] == bool(s["smtp"]["starttls_accepted"])
+        assert rec["path"] == [rec["id.resp_h"], rec["id.orig_h"]]
+    certs: dict[str, dict] = {}
+    for rec in logs["ssl"]:
+        s = by_key[_key(rec)]
+        t = s["tls"]
+        assert rec["version"] == zeek_version(t["version_code"])
+        assert rec["cipher"] == t["cipher"]
+        assert rec["server_name"] == t["client_hello"]["sni"]
+        assert rec["cert_chain_fps"] == _fps(t["server_certificate"])
+        assert rec["client_cert_chain_fps"] == _fps(t["client_certificate"])
+        check = s["client_cert_check"]
+        if check and check["certs"]:
+            assert rec["client_subject"] == check["certs"][0]["subject"]
+            assert rec["client_issuer"] == check["certs"][0]["issuer"]
+        else:
+            assert rec["client_subject"] is UNSET
+        if s["server_cert_check"]:
+            assert rec["subject"] == s["server_cert_check"]["certs"][0]["subject"]
+        for role, msg in (("host", t["server_certificate"]), ("client", t["client_certificate"])):
+            for c in (msg or {}).get("certificates", []):
+                certs.setdefault(c["sha256"], set()).add(role)
+    assert len(uids) == len({_key(r) for r in logs["smtp"] + logs["ssl"]})
+    x509 = {r["fingerprint"]: r for r in logs["x509"]}
+    assert len(x509) == len(logs["x509"]) and set(x509) == set(certs)
+    for fp, roles in certs.items():
+        assert x509[fp]["host_cert"] == ("host" in roles)
+        assert x509[fp]["client_cert"] == ("client" in roles)
+        assert x509[fp]["certificate.version"] == 3
+    return logs
+
+
+def test_example_captures(tmp_path):
+    files = [EXAMPLES / "all-scenarios.pcapng", EXAMPLES / "exchange-online-no-client-cert.pcap"]
+    out, sessions, stderr = _scan(tmp_path, EXAMPLES / "test-root.pem", *files)
+    logs = check_against_json(out, sessions)
+    assert f"wrote {out / 'ssl.log'} ({len(logs['ssl'])} lines)" in stderr
+    assert {r["client_cert_chain_fps"] == [] for r in logs["ssl"]} == {True, False}
+    assert not list(out.glob(".*"))  # no temporary file left behind
+    again, _, _ = _scan(tmp_path / "again", EXAMPLES / "test-root.pem", *files)
+    assert [r["uid"] for r in read_strict(again / "ssl.log")[2]] == [
+        r["uid"] for r in logs["ssl"]]  # stable from run to run
+
+
+def test_client_certificate_and_hostile_strings(tmp_path, synth_capture):
+    path, ca, keys = synth_capture
+    out, sessions, _ = _scan(tmp_path, ca, path, keys=keys)
+    logs = check_against_json(out, sessions)
+    ok = [r for r in logs["ssl"] if "ok" in r["fastcap_verdicts"]]
+    assert len(ok) == 2  # TLS 1.2 and 1.3, both with a good client certificate
+    assert {r["version"] for r in ok} == {"TLSv12", "TLSv13"}
+    for r in ok:
+        assert r["client_subject"] == "CN=mail.fabrikam.com"
+        assert len(r["client_cert_chain_fps"]) == 2
+    none = [r for r in logs["ssl"] if "no_client_cert" in r["fastcap_verdicts"]]
+    assert len(none) == 1 and none[0]["client_cert_chain_fps"] == []
+    (hostile,) = [r for r in logs["smtp"] if r["id.orig_p"] == 42003]
+    assert hostile["helo"] == HOSTILE_EHLO and hostile["tls"] is False
+    assert hostile["last_reply"] == HOSTILE_REPLY
+    assert hostile["mailfrom"] == "a@fabrikam.com" and hostile["rcptto"] == {"b@contoso.com"}
+    raw = (out / "smtp.log").read_bytes()
+    # a control character: the whole stretch's non-ASCII bytes escaped; a backslash doubled
+    assert b"evil\\x1b[2J\\xc3\\xa9\\\\x41,b\t" in raw
+    # valid UTF-8 (here with a right-to-left mark) is kept; the tab escaped
+    assert "221 2.0.0 bye\\x09caf\u00e9\u200f ok\t".encode() in raw
+    assert b"\x1b" not in raw
+    assert not [r for r in logs["ssl"] if r["id.orig_p"] == 42003]  # no TLS: no ssl.log line
+
+
+def test_existing_logs_are_replaced_whole(tmp_path):
+    out = tmp_path / "logs"
+    out.mkdir()
+    (out / "ssl.log").write_text("stale\n")
+    r = run_cli("--format", "zeek", "-o", str(out),
+                str(EXAMPLES / "exchange-online-no-client-cert.pcap"))
+    assert r.returncode == 1, r.stderr
+    assert len(read_strict(out / "ssl.log")[2]) == 1
+    assert sorted(p.name for p in out.iterdir()) == ["smtp.log", "ssl.log", "x509.log"]
+
+
+def test_output_directory_only_with_zeek_format(tmp_path):
+    r = run_cli("-o", str(tmp_path / "x"), str(EXAMPLES / "exchange-online-no-client-cert.pcap"))
+    assert r.returncode == 2 and "usage:" in r.stderr and "--format zeek" in r.stderr
+    assert not (tmp_path / "x").exists()
+
+
+def test_with_mail_server_logs(tmp_path):
+    """--evidence: the sessions are joined to the logs first; their verdicts (the logs' too)
+    reach the Zeek logs as they reach the JSON."""
+    data = Path(__file__).resolve().parent / "data" / "evidence"
+    seed = EXAMPLES / "exchange-online-no-client-cert.pcap"
+    ev = ["--evidence", str(data / "inbound-connector.json"), "--evidence",
+          str(data / "RECV20260310-1.LOG")]
+    out = tmp_path / "z"
+    r = run_cli("--format", "zeek", "-o", str(out), *ev, str(seed))
+    assert r.returncode in (0, 1) and r.stdout == "", r.stderr
+    j = json.loads(run_cli("--format", "json", *ev, str(seed)).stdout)
+    (s,) = j["files"][0]["sessions"]
+    logs = check_against_json(out, [s])
+    assert [r["fastcap_verdicts"] for r in logs["ssl"]] == [{v["code"] for v in s["verdicts"]}]
+
+
+def test_an_unusable_output_directory_is_reported(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    r = run_cli("--format", "zeek", "-o", str(blocker / "logs"),
+                str(EXAMPLES / "exchange-online-no-client-cert.pcap"))
+    assert r.returncode == 2 and "cannot write Zeek logs" in r.stderr
+    assert "Traceback" not in r.stderr
