@@ -60,11 +60,19 @@ def _codes(session: dict) -> list[str]:
 
 
 def test_table_marks_joined_sessions_and_tells_each_story(capsys, capture):
-    code, out, err = _run(capsys, ["scan", str(capture), "--ca-file", str(ROOTS),
-                                   *_args(*LOGS, *SETTINGS)])
+    argv = ["scan", str(capture), "--ca-file", str(ROOTS), *_args(*LOGS, *SETTINGS)]
+    code, brief, _err = _run(capsys, argv)
+    code, out, err = _run(capsys, [*argv, "--details"])
     assert code == 1
     assert "expecting client certificates for mail.contoso.com" in err
-    head, *rows = out.splitlines()[:4]
+    # the problems grouped by cause head both; the log findings are among them
+    triage, table = brief.split("\n\n", 1)
+    assert triage.startswith("9 problem(s) in 3 of 3 session(s)\n")
+    assert out.startswith(triage + "\n\n")
+    assert f"#1: {SEND} line 27: the server answered \"550 5.7.64" in triage
+    assert "Findings:" in out and "Findings:" not in brief
+    head, *rows = out.split("\n\n", 1)[1].splitlines()[:4]
+    assert table.splitlines()[:4] == [head, *rows]
     assert head.split()[:3] == ["#", "log", "frames"]
     marks = [r.split()[1] for r in rows]
     assert "send" in marks[0].split(",") and "send" in marks[1].split(",")

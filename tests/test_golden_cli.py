@@ -55,6 +55,10 @@ def test_worker_processes_print_what_one_process_prints(capsys, fmt, garbage):
     assert one == two
     assert one[0] == 1  # problems found
     assert "exchange_online_peer" in one[1]
+    if fmt == "table":  # the problems grouped by cause head the table
+        assert one[1].startswith("9 problem(s) in 7 of 10 session(s)\n")
+    if fmt == "json":
+        assert [p["sessions"] for p in json.loads(one[1])["problems"]][0] == 2
     bad = [_scan(capsys, [*files, garbage], fmt, j) for j in (1, 2)]
     assert bad[0] == bad[1]
     assert bad[0][0] == 2 and "not-a-capture.pcap" in bad[0][2]

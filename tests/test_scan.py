@@ -109,7 +109,13 @@ def test_json_schema_is_pinned(scenario_capture):
     r = run_cli("--format", "json", "--ca-file", str(ca), str(path))
     assert r.returncode == 1, r.stderr
     doc = json.loads(r.stdout)
-    assert set(doc) == {"schema_version", "files", "errors"} and doc["schema_version"] == 1
+    assert set(doc) == {"schema_version", "files", "errors", "problems"}
+    assert doc["schema_version"] == 1
+    assert set(doc["problems"][0]) == {"code", "severity", "thumbprint", "cert_subject",
+                                       "server", "sessions", "clients", "first_ts_ns",
+                                       "last_ts_ns", "first_seen", "last_seen", "samples",
+                                       "message", "fix"}
+    assert set(doc["problems"][0]["samples"][0]) == {"file", "session"}
     (f,) = doc["files"]
     assert set(f) == {"path", "summary", "sessions"}
     assert set(f["summary"]) == {"path", "sessions", "with_problems", "frames", "verdicts",

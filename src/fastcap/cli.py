@@ -31,6 +31,7 @@ from .options import (
 from .select.flows import parse_ports
 
 EXIT_OK, EXIT_PROBLEMS, EXIT_UNREADABLE = 0, 1, 2
+TABLE_ROWS = 50  # fastcap.out.report.TABLE_ROWS, without importing the output at start-up
 
 
 def _ports(text: str) -> frozenset[int]:
@@ -100,6 +101,9 @@ def _parser() -> argparse.ArgumentParser:
                     "current directory; created if missing)")
     sc.add_argument("--only-problems", action="store_true",
                     help="list only sessions with a problem verdict")
+    sc.add_argument("-v", "--details", action="store_true",
+                    help="table output: list every session (not only the first "
+                    f"{TABLE_ROWS}) and each one's findings under the problems grouped by cause")
     sc.add_argument("--ports", type=_ports, default=DEFAULT_PORTS,
                     help="TCP ports to select, e.g. 25,587,2525 (default 25)")
     sc.add_argument("--implicit-tls-ports", type=_ports, default=DEFAULT_IMPLICIT_TLS_PORTS,
@@ -371,7 +375,7 @@ def _cmd_scan(args) -> int:
         if not stream:
             results.append((path, kept, summary))
     if args.format == "json":
-        print(report.to_json(results, errors))
+        print(report.to_json(results, errors, _problems_json(results)))
     elif args.format == "table":
         _print_tables(args, results, len(files) > 1)
         print(report.format_summary(summaries))
@@ -481,7 +485,8 @@ def _cmd_scan_evidence(args) -> int:
         if args.only_problems:
             kept[:] = [s for s in kept if has_problem(s)]
     if args.format == "json":
-        print(report.to_json(results, errors, evidence_json(evidence, joined, lonely)))
+        print(report.to_json(results, errors, {**_problems_json(results),
+                                               **evidence_json(evidence, joined, lonely)}))
     elif args.format == "jsonl":
         for path, kept, _summary in results:
             for s in kept:
@@ -509,17 +514,33 @@ def _cmd_scan_evidence(args) -> int:
     return code
 
 
+def _problems_json(results) -> dict[str, list[dict]]:
+    """JSON's top-level `problems`: the groups the table's triage block prints."""
+    from .out.triage import triage
+
+    return {"problems": [p.to_dict() for p in triage(results)]}
+
+
 def _print_tables(args, results, several: bool) -> None:
+    """The triage block (problems grouped by cause) over all files, then each file's session
+    table: its first rows only, unless --details asks for every row and the findings."""
     from .out import report
+    from .out.triage import format_triage, problem_sessions, triage
     from .run.scanner import has_problem
 
+    total = sum(summary.sessions for _p, _k, summary in results)
+    problems = triage(results)
+    if total or problems:
+        print(format_triage(problems, total_sessions=total,
+                            with_problems=problem_sessions(results), several_files=several))
+        print()
     for path, kept, _summary in results:
         if several:
             print(f"== {path}")
         if kept:
-            print(report.format_table(kept))
+            print(report.format_table(kept, None if args.details else report.TABLE_ROWS))
             problems = [s for s in kept if has_problem(s) or any(
-                v.severity != "ok" for v in s.verdicts)]
+                v.severity != "ok" for v in s.verdicts)] if args.details else []
             if problems:
                 print("\nFindings:")
                 for s in problems:

@@ -79,10 +79,17 @@ def _row(s: Session, logs: bool = False) -> list[str]:
     ]
 
 
-def format_table(sessions: Iterable[Session]) -> str:
+TABLE_ROWS = 50  # rows of the session table unless --details asks for all
+
+
+def format_table(sessions: Iterable[Session], limit: int | None = None) -> str:
     """One row per session; with logs given (--evidence), a "log" column names the logs
-    each session was joined to."""
+    each session was joined to.  Past `limit` rows, a note says how many were left out and
+    how to see them (the triage block above already groups their problems)."""
     sessions = list(sessions)
+    more = len(sessions) - limit if limit is not None and len(sessions) > limit else 0
+    if more:
+        sessions = sessions[:limit]
     logs = any(s.evidence is not None for s in sessions)
     head = ["#", *(["log"] if logs else []), "frames", "client -> server", "EHLO", "TLS",
             "client certificate", "verdicts"]
@@ -93,6 +100,9 @@ def format_table(sessions: Iterable[Session]) -> str:
         cells = [c if len(c) <= w else c[: w - 1] + "…" for c, w in zip(r, widths, strict=False)]
         out.append("  ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True))
                    + "  " + r[-1])
+    if more:
+        out.append(f"... {more} more session(s): --details lists every session and its "
+                   "findings")
     return "\n".join(out)
 
 
