@@ -7,7 +7,7 @@
   const C = {};
   page.columns.forEach(function (name, i) { C[name] = i; });
   const PAGE_ROWS = 200;
-  const SVG = "http://www.w3.org/2000/svg";
+  const SVG = document.getElementById("timeline").namespaceURI;  // no URL in the page
   const rows = page.sessions;
   const str = function (i) { return i === null || i === undefined ? "" : S[i]; };
   const codes = function (r) {
@@ -84,7 +84,9 @@
   function ladder(r) {
     const flat = r[C.ladder];
     const n = flat.length / 4;
-    const W = 760, L = 70, R = 330, STEP = 22, TOP = 36;
+    let longest = 0;
+    for (let k = 3; k < flat.length; k += 4) longest = Math.max(longest, S[flat[k]].length);
+    const L = 170, R = 470, STEP = 22, TOP = 36, W = R + 140 + 7.5 * longest;
     const box = el("div", "ladder");
     const s = svg("svg", {width: W, height: TOP + STEP * n + 16, role: "img",
                           "aria-label": "ladder diagram of session " + r[C.number]});
