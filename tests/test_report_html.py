@@ -4,6 +4,7 @@ text only, and page data holding every session with its ladder and certificates.
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import json
 import re
 from html.parser import HTMLParser
@@ -314,3 +315,24 @@ def test_report_takes_every_scan_option():
 
     assert options("scan") - options("report") == {"--format", "--html"}
     assert options("report") - options("scan") == {"-o", "--output"}
+
+
+def test_report_with_evidence_names_the_joined_logs(tmp_path, capsys):
+    from fastcap_synth.evidence_pairs import story_sessions, write_paired_capture
+
+    data = Path(__file__).parent / "data" / "evidence"
+    capture = tmp_path / "story.pcap"
+    write_paired_capture(capture, story_sessions(dt.timedelta(seconds=2.5)))
+    logs = []
+    for name in ("SEND20260310-1.LOG", "RECV20260310-1.LOG", "postfix-relay1.log"):
+        logs += ["--evidence", str(data / name)]
+    common = [str(capture), "-j", "1", "--ca-file", str(data / "certs" / "roots.pem"), *logs]
+    cli.main(["scan", "--format", "json", *common])
+    doc = json.loads(capsys.readouterr().out)
+    out = tmp_path / "r.html"
+    cli.main(["report", *common, "-o", str(out)])
+    sessions = decode_sessions(page_of(out.read_text("utf-8")))
+    want = [[{"kind": e["source"], "file": e["file"], "line": e["line"], "delta_s": e["delta_s"]}
+             for e in s["evidence"]] for s in doc["files"][0]["sessions"]]
+    assert [s["logs"] for s in sessions] == want
+    assert any(want)

@@ -22,7 +22,8 @@ from .safe import bidi_safe, shown
 __all__ = ["COLUMNS", "KINDS", "ScanFacts", "decode_sessions", "frames_wanted", "page_data"]
 
 COLUMNS = ("file", "number", "client", "server", "ehlo", "tls", "cert", "verdicts",
-           "start_us", "first_frame", "last_frame", "ladder", "client_chain", "server_chain")
+           "start_us", "first_frame", "last_frame", "ladder", "client_chain", "server_chain",
+           "logs")
 KINDS = ("smtp", "tls", "alert", "log")  # an arrow's code: dir | kind << 1 | bad << 3
 TIMELINE_BINS = 48
 TIMELINE_CODES = 6  # the most frequent verdicts get a colour each; the rest are "other"
@@ -86,6 +87,17 @@ def _chain(check: ChainCheck) -> dict[str, Any]:
         "name_matches": check.name_matches, "eku_ok": check.eku_ok,
         "profile_notes": [shown(n) for n in check.profile_notes],
     }
+
+
+def _logs(matches: list, strings: _Strings) -> list[int | float | None]:
+    """The log conversations joined to a session (with --evidence), flat: kind, log file,
+    first line, and how far its start lay from the session's, in seconds."""
+    flat: list[int | float | None] = []
+    for m in matches:
+        c = m.conversation
+        flat += [strings(shown(c.kind)), strings(shown(str(c.file))), c.first.line,
+                 round(m.delta_ns / 1e9, 6)]
+    return flat
 
 
 def _tls_text(s: Session) -> str:
@@ -191,7 +203,8 @@ def page_data(results: Iterable[tuple[str, Sequence[Session], object]], *,
                          strings(shown(smtp.ehlo_name)) if smtp and smtp.ehlo_name else None,
                          strings(_tls_text(s)), strings(bidi_safe(client_cert_text(s))), vs,
                          (s.first_ts_ns - t0) // 1000, s.first_frame, s.last_frame, flat,
-                         chain_of(s.client_check), chain_of(s.server_check)])
+                         chain_of(s.client_check), chain_of(s.server_check),
+                         None if s.evidence is None else _logs(s.evidence, strings)])
             starts.append((s.first_ts_ns, _primary(s)))
     return {
         "fastcap_version": scan.version,
@@ -236,5 +249,9 @@ def decode_sessions(page: Mapping[str, Any]) -> list[dict[str, Any]]:
                          for i in range(0, len(vs), 3)],
             "start_us": r["start_us"], "first_frame": r["first_frame"],
             "last_frame": r["last_frame"], "ladder": arrows,
-            "client_chain": r["client_chain"], "server_chain": r["server_chain"]})
+            "client_chain": r["client_chain"], "server_chain": r["server_chain"],
+            "logs": None if r["logs"] is None else [
+                {"kind": S[r["logs"][i]], "file": S[r["logs"][i + 1]],
+                 "line": r["logs"][i + 2], "delta_s": r["logs"][i + 3]}
+                for i in range(0, len(r["logs"]), 4)]})
     return out

@@ -174,6 +174,17 @@
     td.appendChild(el("div", "where", page.files[r[C.file]].path + ", session " + r[C.number]
                       + ", frames " + r[C.first_frame] + "–" + r[C.last_frame]));
     td.appendChild(ul);
+    const logs = r[C.logs];
+    if (logs !== null) {
+      const lu = el("ul", "logs");
+      if (!logs.length) lu.appendChild(el("li", null, "no log conversation joined"));
+      for (let k = 0; k < logs.length; k += 4) {
+        lu.appendChild(el("li", null, "log: " + S[logs[k]] + ", " + S[logs[k + 1]] + " line "
+                          + logs[k + 2] + " (starts " + (logs[k + 3] >= 0 ? "+" : "")
+                          + logs[k + 3] + " s from the session)"));
+      }
+      td.appendChild(lu);
+    }
     td.appendChild(ladder(r));
     for (const which of [C.client_chain, C.server_chain]) {
       const ci = r[which];
