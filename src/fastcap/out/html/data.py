@@ -24,7 +24,9 @@ __all__ = ["COLUMNS", "KINDS", "ScanFacts", "decode_sessions", "frames_wanted", 
 COLUMNS = ("file", "number", "client", "server", "ehlo", "tls", "cert", "verdicts",
            "start_us", "first_frame", "last_frame", "ladder", "client_chain", "server_chain",
            "logs")
-KINDS = ("smtp", "tls", "alert", "log")  # an arrow's code: dir | kind << 1 | bad << 3
+# A ladder is flat: per arrow, its frame minus the session's first frame, microseconds since
+# the session's first frame (null: unknown), a code (dir | kind << 1 | bad << 3), the label.
+KINDS = ("smtp", "tls", "alert", "log")
 TIMELINE_BINS = 48
 TIMELINE_CODES = 6  # the most frequent verdicts get a colour each; the rest are "other"
 _PROBLEM = frozenset({"error", "warning"})
@@ -191,7 +193,8 @@ def page_data(results: Iterable[tuple[str, Sequence[Session], object]], *,
             flat: list[int | None] = []
             for a in ladder(s):
                 t = file_times.get(a.frame)
-                flat += [a.frame, None if t is None else (t - s.first_ts_ns) // 1000,
+                flat += [a.frame - s.first_frame,
+                         None if t is None else (t - s.first_ts_ns) // 1000,
                          (a.direction == "s2c") | KINDS.index(a.kind) << 1 | a.bad << 3,
                          strings(a.label)]
             vs = []
@@ -236,7 +239,7 @@ def decode_sessions(page: Mapping[str, Any]) -> list[dict[str, Any]]:
     for row in page["sessions"]:
         r = dict(zip(page["columns"], row, strict=True))
         flat = r["ladder"]
-        arrows = [{"frame": flat[i], "t_us": flat[i + 1],
+        arrows = [{"frame": r["first_frame"] + flat[i], "t_us": flat[i + 1],
                    "dir": "s2c" if flat[i + 2] & 1 else "c2s",
                    "kind": page["kinds"][flat[i + 2] >> 1 & 3], "bad": bool(flat[i + 2] & 8),
                    "label": S[flat[i + 3]]} for i in range(0, len(flat), 4)]

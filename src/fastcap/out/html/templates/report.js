@@ -97,7 +97,7 @@
     s.appendChild(svg("line", {x1: L, y1: 22, x2: L, y2: TOP + STEP * n, class: "side"}));
     s.appendChild(svg("line", {x1: R, y1: 22, x2: R, y2: TOP + STEP * n, class: "side"}));
     for (let k = 0; k < n; k++) {
-      const frame = flat[4 * k], us = flat[4 * k + 1], code = flat[4 * k + 2];
+      const frame = r[C.first_frame] + flat[4 * k], us = flat[4 * k + 1], code = flat[4 * k + 2];
       const label = S[flat[4 * k + 3]];
       const s2c = (code & 1) === 1, bad = (code & 8) !== 0;
       const y = TOP + STEP * k + 10;
