@@ -336,3 +336,22 @@ def test_report_with_evidence_names_the_joined_logs(tmp_path, capsys):
              for e in s["evidence"]] for s in doc["files"][0]["sessions"]]
     assert [s["logs"] for s in sessions] == want
     assert any(want)
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "csv", "json"])
+def test_scan_html_leaves_the_normal_output_alone(fmt, tmp_path, capsys):
+    capture = str(EXAMPLES / "all-scenarios.pcapng")
+    assert cli.main(["scan", "-j", "1", "--format", fmt, capture]) == 1
+    plain = capsys.readouterr().out
+    out = tmp_path / "r.html"
+    assert cli.main(["scan", "-j", "1", "--format", fmt, "--html", str(out), capture]) == 1
+    assert capsys.readouterr().out == plain
+    assert len(page_of(out.read_text("utf-8"))["sessions"]) == 9
+
+
+def test_an_unwritable_report_is_exit_2(tmp_path, capsys):
+    target = tmp_path / "missing" / "r.html"
+    assert cli.main(["report", "-j", "1", str(EXAMPLES / "all-scenarios.pcapng"),
+                     "-o", str(target)]) == 2
+    assert "cannot write" in capsys.readouterr().err and not target.exists()
+    assert not list(tmp_path.rglob("*.tmp"))
