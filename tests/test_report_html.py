@@ -225,8 +225,9 @@ def test_every_session_has_its_ladder_in_order_with_times(examples_scan):
         assert all(s.first_frame <= f <= s.last_frame for f in frames)
         for a in d["ladder"]:
             assert a["t_us"] == (times[path][a["frame"]] - s.first_ts_ns) // 1000 >= 0
-        assert d["verdicts"] and [v["code"] for v in d["verdicts"]] == [
-            v.code for v in s.verdicts]
+        assert d["verdicts"] and [(v["code"], v["message"], v["frame"], v["hint"])
+                                  for v in d["verdicts"]] == [
+            (v.code, shown(v.message), v.frame, shown(v.hint)) for v in s.verdicts]
 
 
 def test_ladder_marks_the_empty_certificate_alerts_and_refusals(examples_scan):

@@ -159,7 +159,7 @@ def page_data(results: Iterable[tuple[str, Sequence[Session], object]], *,
     certs: dict[str, dict[str, Any]] = {}
     chains: list[dict[str, Any]] = []
     chain_index: dict[ChainCheck, int] = {}
-    verdicts: dict[str, dict[str, str]] = {}
+    verdicts: dict[str, dict[str, str]] = {}  # code -> its severity
     files: list[dict[str, Any]] = []
     rows: list[list[Any]] = []
     starts: list[tuple[int, str]] = []
@@ -199,8 +199,9 @@ def page_data(results: Iterable[tuple[str, Sequence[Session], object]], *,
                          strings(a.label)]
             vs = []
             for v in s.verdicts:
-                verdicts.setdefault(v.code, {"severity": v.severity, "hint": shown(v.hint)})
-                vs += [strings(v.code), strings(shown(v.message)), v.frame]
+                verdicts.setdefault(v.code, {"severity": v.severity})
+                vs += [strings(v.code), strings(shown(v.message)), v.frame,
+                       strings(shown(v.hint))]
             smtp = s.smtp
             rows.append([fi, s.number, strings(s.client), strings(s.server),
                          strings(shown(smtp.ehlo_name)) if smtp and smtp.ehlo_name else None,
@@ -248,8 +249,8 @@ def decode_sessions(page: Mapping[str, Any]) -> list[dict[str, Any]]:
             "file": page["files"][r["file"]]["path"], "number": r["number"],
             "client": s(r["client"]), "server": s(r["server"]), "ehlo": s(r["ehlo"]),
             "tls": s(r["tls"]), "cert": s(r["cert"]),
-            "verdicts": [{"code": S[vs[i]], "message": S[vs[i + 1]], "frame": vs[i + 2]}
-                         for i in range(0, len(vs), 3)],
+            "verdicts": [{"code": S[vs[i]], "message": S[vs[i + 1]], "frame": vs[i + 2],
+                          "hint": S[vs[i + 3]]} for i in range(0, len(vs), 4)],
             "start_us": r["start_us"], "first_frame": r["first_frame"],
             "last_frame": r["last_frame"], "ladder": arrows,
             "client_chain": r["client_chain"], "server_chain": r["server_chain"],

@@ -12,7 +12,7 @@
   const str = function (i) { return i === null || i === undefined ? "" : S[i]; };
   const codes = function (r) {
     const v = r[C.verdicts], out = [];
-    for (let i = 0; i < v.length; i += 3) out.push(S[v[i]]);
+    for (let i = 0; i < v.length; i += 4) out.push(S[v[i]]);
     return out;
   };
   const problemCode = function (code) {
@@ -162,13 +162,13 @@
     td.colSpan = 7;
     const v = r[C.verdicts];
     const ul = el("ul", "verdicts");
-    for (let k = 0; k < v.length; k += 3) {
+    for (let k = 0; k < v.length; k += 4) {
       const code = S[v[k]], info = page.verdicts[code] || {};
       const li = el("li", "sev-" + (info.severity || "info"));
       li.appendChild(el("code", null, code));
       li.appendChild(document.createTextNode(": " + S[v[k + 1]]
         + (v[k + 2] !== null ? " [frame " + v[k + 2] + "]" : "")));
-      if (info.hint) li.appendChild(el("div", "fix", "fix: " + info.hint));
+      if (S[v[k + 3]]) li.appendChild(el("div", "fix", "fix: " + S[v[k + 3]]));
       ul.appendChild(li);
     }
     td.appendChild(el("div", "where", page.files[r[C.file]].path + ", session " + r[C.number]
