@@ -271,6 +271,9 @@ def test_timeline_counts_every_session(examples_scan):
     page = page_data(examples_scan)
     tl = page["timeline"]
     assert sum(map(sum, tl["bins"])) == len(page["sessions"]) == 10
+    originals = [s for _, ss, _ in examples_scan for s in ss]
+    assert page["with_problems"] == sum(
+        any(v.severity in ("error", "warning") for v in s.verdicts) for s in originals) > 0
     p = parse(render_report(page))
     (svg,) = [a for t, a in p.tags if t == "svg" and a.get("id") == "timeline"]
     rects = [a for t, a in p.tags if t == "rect" and "data-code" in a]
