@@ -141,6 +141,7 @@ def test_embed_json_cannot_close_its_script_and_round_trips():
 def test_shown_escapes_controls_and_bidi_marks_once():
     assert shown("a\u202eb\x01\\") == "a\\u202eb\\x01\\\\"
     assert shown("mail.fabrikam.com") == "mail.fabrikam.com"
+    assert shown("a\\b\x7f") == "a\\\\b\\x7f" and shown("a\\b") == "a\\\\b"
 
 
 def test_the_page_is_self_contained(hostile_report):

@@ -19,4 +19,6 @@ def bidi_safe(text: str) -> str:
 
 def shown(text: str) -> str:
     """Packet text made printable and free of bidirectional controls."""
+    if text.isascii() and text.isprintable() and "\\" not in text:
+        return text  # the common case, with nothing to escape: no per-character walk
     return printable(text).translate(_BIDI)
