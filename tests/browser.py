@@ -36,6 +36,7 @@ CHROMIUM_ARGS = (
 )
 
 INSTALL_HINT = "apt-get install -y chromium chromium-driver"
+SELENIUM_MISSING = "selenium is not installed (pip install '.[test]')"
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,8 +118,7 @@ def find_chromium() -> tuple[str, str]:
 def launch() -> Browser:
     """Start headless Chromium, or skip when Selenium or the browser is absent. A browser that
     is installed but fails to start is an error, not a skip."""
-    webdriver = pytest.importorskip(
-        "selenium.webdriver", reason="selenium is not installed (pip install '.[test]')")
+    webdriver = pytest.importorskip("selenium.webdriver", reason=SELENIUM_MISSING)
     from selenium.webdriver.chrome.service import Service
 
     browser, driver_path = find_chromium()
