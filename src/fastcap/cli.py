@@ -90,9 +90,37 @@ def _parser() -> argparse.ArgumentParser:
                     help="frame walker: C (native), pure Python, or auto (default)")
     sc = sub.add_parser("scan", help="diagnose every SMTP session: did the client present a "
                         "usable TLS certificate, and if not, why")
-    sc.add_argument("files", nargs="*", metavar="FILE",
-                    help="captures (none: diagnose the --evidence logs alone)")
-    sc.add_argument("--format", choices=("table", "json", "jsonl", "csv"), default="table")
+    _scan_arguments(sc, "captures (none: diagnose the --evidence logs alone)", formats=True)
+    sc.add_argument("--html", metavar="FILE",
+                    help="also write the self-contained HTML report (as `fastcap report`)")
+    rp = sub.add_parser("report", help="write a self-contained HTML report: triage, timeline, "
+                        "every session with its ladder diagram and certificates")
+    _scan_arguments(rp, "captures (with --evidence, the logs are joined as in scan)",
+                    formats=False)
+    rp.add_argument("-o", "--output", metavar="FILE", required=True,
+                    help="the HTML file to write (replaced atomically)")
+    fo = sub.add_parser("follow", help="show one SMTP session like Wireshark's Follow TCP Stream")
+    fo.add_argument("file", metavar="FILE")
+    fo.add_argument("--session", type=int, required=True, metavar="N",
+                    help="session number, as scan and follow number them (from 1)")
+    fo.add_argument("--ports", type=_ports, default=DEFAULT_PORTS,
+                    help="TCP ports to select (default 25)")
+    fo.add_argument("--implicit-tls-ports", type=_ports, default=DEFAULT_IMPLICIT_TLS_PORTS,
+                    metavar="PORTS", help="ports where TLS starts at once (default 465)")
+    fo.add_argument("--stream-cap", type=_size, default=DEFAULT_CAP, metavar="BYTES",
+                    help="bytes kept per direction of a connection (default 256K)")
+    fo.add_argument("--backend", choices=BACKEND_CHOICES, default=DEFAULT_BACKEND)
+    _key_arguments(fo)
+    _evidence_arguments(fo)
+    return p
+
+
+def _scan_arguments(sc: argparse.ArgumentParser, files_help: str, *, formats: bool) -> None:
+    """The options of `scan`, shared by `report` (which takes every one but the output
+    format: its output is the page)."""
+    sc.add_argument("files", nargs="*", metavar="FILE", help=files_help)
+    if formats:
+        sc.add_argument("--format", choices=("table", "json", "jsonl", "csv"), default="table")
     sc.add_argument("--only-problems", action="store_true",
                     help="list only sessions with a problem verdict")
     sc.add_argument("--ports", type=_ports, default=DEFAULT_PORTS,
@@ -119,20 +147,6 @@ def _parser() -> argparse.ArgumentParser:
     sc.add_argument("--dask", metavar="ADDRESS",
                     help="run the scan on a Dask cluster, e.g. tcp://scheduler:8786 (needs "
                     "fastcap[dask]; workers must see the files at the same paths)")
-    fo = sub.add_parser("follow", help="show one SMTP session like Wireshark's Follow TCP Stream")
-    fo.add_argument("file", metavar="FILE")
-    fo.add_argument("--session", type=int, required=True, metavar="N",
-                    help="session number, as scan and follow number them (from 1)")
-    fo.add_argument("--ports", type=_ports, default=DEFAULT_PORTS,
-                    help="TCP ports to select (default 25)")
-    fo.add_argument("--implicit-tls-ports", type=_ports, default=DEFAULT_IMPLICIT_TLS_PORTS,
-                    metavar="PORTS", help="ports where TLS starts at once (default 465)")
-    fo.add_argument("--stream-cap", type=_size, default=DEFAULT_CAP, metavar="BYTES",
-                    help="bytes kept per direction of a connection (default 256K)")
-    fo.add_argument("--backend", choices=BACKEND_CHOICES, default=DEFAULT_BACKEND)
-    _key_arguments(fo)
-    _evidence_arguments(fo)
-    return p
 
 
 def _seconds(text: str) -> float:
@@ -304,11 +318,14 @@ def _scan_on_dask(args, files: list[str], options: ScanOptions):
 
 
 def _cmd_scan(args) -> int:
+    import time
+
     from .judge.judging import analyzer_for
     from .out import report
     from .read.inputs import expand_inputs
     from .run.scanner import has_problem
 
+    started = time.perf_counter()
     if args.evidence:
         return _cmd_scan_evidence(args)
     if not args.files:
@@ -333,7 +350,7 @@ def _cmd_scan(args) -> int:
         print(f"fastcap: {e}", file=sys.stderr)
         errors.append({"path": e.split(":", 1)[0], "error": e})
         code = EXIT_UNREADABLE
-    stream = args.format in ("jsonl", "csv")
+    stream = args.format in ("jsonl", "csv") and not args.html
     if args.format == "csv":
         sys.stdout.write(report.csv_header())
     for path, sessions, summary, failure in _scan_streams(args, files, options, analyzer):
@@ -348,7 +365,7 @@ def _cmd_scan(args) -> int:
                 print(report.to_jsonl_line(sess, path))
             elif args.format == "csv":
                 sys.stdout.write(report.csv_line(sess, path))
-            else:
+            if not stream:
                 kept.append(sess)
         if failure:
             print(f"fastcap: {failure[0]}", file=sys.stderr)
@@ -367,7 +384,44 @@ def _cmd_scan(args) -> int:
     elif args.format == "table":
         _print_tables(args, results, len(files) > 1)
         print(report.format_summary(summaries))
+    if args.html and not _write_html(args, results, time.perf_counter() - started):
+        return EXIT_UNREADABLE
     return code
+
+
+def _write_html(args, results, seconds: float) -> bool:
+    """The HTML report of `results` written to args.html (frame times read again for the
+    ladders, one walk per file); False when it could not be written."""
+    from . import __version__
+    from .out.html import ScanFacts, frames_wanted, page_data, write_report
+    from .read.frametimes import frame_times
+
+    times = {}
+    for path, kept, _summary in results:
+        try:
+            times[path] = frame_times(path, frames_wanted(kept), backend=args.backend)
+        except (FastcapError, OSError) as e:
+            print(f"fastcap: warning: {path}: no frame times for the ladders: {e}",
+                  file=sys.stderr)
+    page = page_data(results, problems=_problems(results), times=times,
+                     scan=ScanFacts(seconds=seconds, version=__version__))
+    try:
+        size = write_report(args.html, page)
+    except OSError as e:
+        print(f"fastcap: cannot write {args.html}: {e}", file=sys.stderr)
+        return False
+    print(f"fastcap: wrote {args.html} ({len(page['sessions'])} session(s), "
+          f"{size / 1e6:.2f} MB)", file=sys.stderr)
+    return True
+
+
+def _problems(results) -> list[dict]:
+    """The triage groups of `results` as dicts, for the report's problems table."""
+    try:
+        from .out.triage import triage
+    except ImportError:  # the triage groups are not part of this build
+        return []
+    return [p.to_dict() for p in triage(results)]
 
 
 def _read_evidence(args, only: str | None = None):
@@ -385,6 +439,7 @@ def _read_evidence(args, only: str | None = None):
 def _cmd_scan_evidence(args) -> int:
     """`scan --evidence`: every session collected first (the join estimates the log clock's
     skew from all of them), then joined to the logs, then printed in the format asked for."""
+    import time
     from dataclasses import replace
 
     from .judge.diagnose import is_problem
@@ -395,6 +450,7 @@ def _cmd_scan_evidence(args) -> int:
     from .run.evidence import MAX_LOGS_ALONE, JoinSettings, attach_evidence, log_only
     from .run.scanner import has_problem
 
+    started = time.perf_counter()
     settings = _read_evidence(args, "settings")  # small, and they set the expected name
     code = EXIT_PROBLEMS if settings.warnings else EXIT_OK
     if args.expect_name is None and (name := settings.settings.expected_name()):
@@ -463,12 +519,14 @@ def _cmd_scan_evidence(args) -> int:
         for path, kept, _summary in results:
             for s in kept:
                 sys.stdout.write(report.csv_line(s, path))
-    else:
+    elif args.format == "table":
         _print_tables(args, results, len(files) > 1)
         print(format_evidence(evidence, joined, lonely, captured=bool(files)))
         if results:
             print()
             print(report.format_summary([x for _, _, x in results]))
+    if args.html and not _write_html(args, results, time.perf_counter() - started):
+        return EXIT_UNREADABLE
     return code
 
 
@@ -613,6 +671,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "follow":
             return _cmd_follow(args)
         if args.command == "scan":
+            return _cmd_scan(args)
+        if args.command == "report":
+            args.format, args.html = None, args.output
             return _cmd_scan(args)
     except FastcapError as e:
         print(f"fastcap: {e}", file=sys.stderr)

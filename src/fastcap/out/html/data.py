@@ -1,0 +1,240 @@
+"""The page data of the HTML report: every session, its ladder and its certificates as
+compact JSON that the page's script renders on demand.
+
+Strings are interned in one table (`strings`) and a session is one array (`columns` names
+its slots), so 100,000 sessions whose servers, names and certificates repeat stay small:
+certificates are kept once by SHA-1, chain verdicts once per distinct verdict."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from ...session import Session
+from ...verdict import CertInfo, ChainCheck
+from ..report import client_cert_text
+from .ladder import ladder
+from .safe import bidi_safe, shown
+
+__all__ = ["COLUMNS", "KINDS", "ScanFacts", "decode_sessions", "frames_wanted", "page_data"]
+
+COLUMNS = ("file", "number", "client", "server", "ehlo", "tls", "cert", "verdicts",
+           "start_us", "first_frame", "last_frame", "ladder", "client_chain", "server_chain")
+KINDS = ("smtp", "tls", "alert", "log")  # an arrow's code: dir | kind << 1 | bad << 3
+TIMELINE_BINS = 48
+TIMELINE_CODES = 6  # the most frequent verdicts get a colour each; the rest are "other"
+_PROBLEM = frozenset({"error", "warning"})
+
+
+@dataclass(frozen=True, slots=True)
+class ScanFacts:
+    """What the header says about the scan itself (the CLI measures it)."""
+
+    seconds: float | None = None
+    version: str = ""
+
+
+class _Strings:
+    """Interning table: each distinct string once, referred to by index."""
+
+    def __init__(self) -> None:
+        self.index: dict[str, int] = {}
+        self.items: list[str] = []
+
+    def __call__(self, text: str | None) -> int | None:
+        if text is None:
+            return None
+        i = self.index.get(text)
+        if i is None:
+            i = self.index[text] = len(self.items)
+            self.items.append(text)
+        return i
+
+
+def frames_wanted(sessions: Iterable[Session]) -> set[int]:
+    """The frames whose times the ladders of `sessions` need."""
+    return {a.frame for s in sessions for a in ladder(s)}
+
+
+def _cert(c: CertInfo) -> dict[str, Any]:
+    def text(x: str | None) -> str | None:
+        return None if x is None else shown(x)
+
+    return {
+        "sha1": c.sha1, "sha256": c.sha256, "subject": text(c.subject),
+        "issuer": text(c.issuer), "san": [shown(n) for n in (*c.san_dns, *c.san_ip)],
+        "not_before": c.not_before.isoformat() if c.not_before else None,
+        "not_after": c.not_after.isoformat() if c.not_after else None,
+        "serial": c.serial, "key": f"{c.key_type or '?'} {c.key_bits or ''}".strip(),
+        "signature": c.signature_algorithm,
+        "eku": None if c.ext_key_usage is None else list(c.ext_key_usage),
+        "self_signed": c.self_signed, "parse_error": text(c.parse_error),
+    }
+
+
+def _chain(check: ChainCheck) -> dict[str, Any]:
+    return {
+        "role": check.role, "certs": [c.sha1 for c in check.certs],
+        "trusted": check.trusted, "problem": check.problem, "detail": shown(check.detail),
+        "valid_at_capture": check.leaf_valid_at_capture, "valid_today": check.leaf_valid_today,
+        "path_valid": check.path_valid,
+        "path_error": None if check.path_error is None else shown(check.path_error),
+        "expected_name": None if check.expected_name is None else shown(check.expected_name),
+        "name_matches": check.name_matches, "eku_ok": check.eku_ok,
+        "profile_notes": [shown(n) for n in check.profile_notes],
+    }
+
+
+def _tls_text(s: Session) -> str:
+    t, smtp = s.tls, s.smtp
+    if t is not None:
+        return t.version_name or "?"
+    return "no TLS" if smtp and smtp.banner_code else "-"
+
+
+def _primary(s: Session) -> str:
+    """The code a session is counted under in the timeline: its most severe problem."""
+    for v in s.verdicts:
+        if v.severity in _PROBLEM:
+            return v.code
+    return "ok"
+
+
+def _timeline(starts: Sequence[tuple[int, str]]) -> dict[str, Any]:
+    """Sessions per verdict in equal time bins, the few commonest verdicts named."""
+    if not starts:
+        return {"t0_ns": None, "bin_ns": 0, "codes": [], "bins": []}
+    totals: dict[str, int] = {}
+    for _, code in starts:
+        totals[code] = totals.get(code, 0) + 1
+    ranked = sorted(totals, key=lambda c: (-totals[c], c))
+    named = ranked[:TIMELINE_CODES]
+    codes = named + (["other"] if len(ranked) > len(named) else [])
+    slot = {c: i for i, c in enumerate(named)}
+    other = len(named)
+    t0 = min(t for t, _ in starts)
+    span = max(t for t, _ in starts) - t0
+    width = max(1, -(-(span + 1) // TIMELINE_BINS))
+    bins = [[0] * len(codes) for _ in range(TIMELINE_BINS)]
+    for t, code in starts:
+        bins[(t - t0) // width][slot.get(code, other)] += 1
+    return {"t0_ns": t0, "bin_ns": width, "codes": codes, "bins": bins}
+
+
+def _problem(p: Mapping[str, Any]) -> dict[str, Any]:
+    """A triage group as the page shows it: its packet strings made safe, its samples as
+    [file, session number] pairs naming files as the session table does."""
+    out = {k: shown(v) if isinstance(v, str) else v for k, v in p.items()}
+    out["samples"] = [[shown(str(f)), n] for f, n in p.get("samples", ())]
+    return out
+
+
+def page_data(results: Iterable[tuple[str, Sequence[Session], object]], *,
+              problems: Sequence[Mapping[str, Any]] = (),
+              times: Mapping[str, Mapping[int, int]] | None = None,
+              scan: ScanFacts = ScanFacts()) -> dict[str, Any]:
+    """Everything the page shows, as JSON-ready data.
+
+    `results` is the scan's (path, sessions, summary) per file; `times` maps a file to the
+    capture times of the frames its ladders name (`frames_wanted`; a missing time shows as
+    unknown); `problems` are the triage groups as dicts."""
+    strings = _Strings()
+    certs: dict[str, dict[str, Any]] = {}
+    chains: list[dict[str, Any]] = []
+    chain_index: dict[ChainCheck, int] = {}
+    verdicts: dict[str, dict[str, str]] = {}
+    files: list[dict[str, Any]] = []
+    rows: list[list[Any]] = []
+    starts: list[tuple[int, str]] = []
+    results = [(p, list(ss), summ) for p, ss, summ in results]
+    t_all = [s.first_ts_ns for _, ss, _ in results for s in ss]
+    t0 = min(t_all) if t_all else 0
+
+    def chain_of(check: ChainCheck | None) -> int | None:
+        if check is None:
+            return None
+        i = chain_index.get(check)
+        if i is None:
+            i = chain_index[check] = len(chains)
+            chains.append(_chain(check))
+            for c in check.certs:
+                if c.sha1 not in certs:
+                    certs[c.sha1] = _cert(c)
+        return i
+
+    for fi, (path, sessions, summary) in enumerate(results):
+        file_times = (times or {}).get(path, {})
+        try:
+            size = os.path.getsize(path)
+        except OSError:
+            size = None
+        files.append({"path": shown(str(path)), "size": size,
+                      "frames": getattr(summary, "frames", None), "sessions": len(sessions),
+                      "first_ts_ns": min((s.first_ts_ns for s in sessions), default=None),
+                      "last_ts_ns": max((s.last_ts_ns for s in sessions), default=None)})
+        for s in sessions:
+            flat: list[int | None] = []
+            for a in ladder(s):
+                t = file_times.get(a.frame)
+                flat += [a.frame, None if t is None else (t - s.first_ts_ns) // 1000,
+                         (a.direction == "s2c") | KINDS.index(a.kind) << 1 | a.bad << 3,
+                         strings(a.label)]
+            vs = []
+            for v in s.verdicts:
+                verdicts.setdefault(v.code, {"severity": v.severity, "hint": shown(v.hint)})
+                vs += [strings(v.code), strings(shown(v.message)), v.frame]
+            smtp = s.smtp
+            rows.append([fi, s.number, strings(s.client), strings(s.server),
+                         strings(shown(smtp.ehlo_name)) if smtp and smtp.ehlo_name else None,
+                         strings(_tls_text(s)), strings(bidi_safe(client_cert_text(s))), vs,
+                         (s.first_ts_ns - t0) // 1000, s.first_frame, s.last_frame, flat,
+                         chain_of(s.client_check), chain_of(s.server_check)])
+            starts.append((s.first_ts_ns, _primary(s)))
+    return {
+        "fastcap_version": scan.version,
+        "generated": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "scan_seconds": scan.seconds,
+        "t0_ns": t0,
+        "files": files,
+        "problems": [_problem(p) for p in problems],
+        "timeline": _timeline(starts),
+        "verdicts": verdicts,
+        "columns": list(COLUMNS),
+        "kinds": list(KINDS),
+        "strings": strings.items,
+        "certs": certs,
+        "chains": chains,
+        "sessions": rows,
+    }
+
+
+def decode_sessions(page: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The page's sessions as plain dicts (what the page's script reads from each array):
+    for tests and for anyone reading the embedded data without a browser."""
+    S = page["strings"]
+
+    def s(i: int | None) -> str | None:
+        return None if i is None else S[i]
+
+    out = []
+    for row in page["sessions"]:
+        r = dict(zip(page["columns"], row, strict=True))
+        flat = r["ladder"]
+        arrows = [{"frame": flat[i], "t_us": flat[i + 1],
+                   "dir": "s2c" if flat[i + 2] & 1 else "c2s",
+                   "kind": page["kinds"][flat[i + 2] >> 1 & 3], "bad": bool(flat[i + 2] & 8),
+                   "label": S[flat[i + 3]]} for i in range(0, len(flat), 4)]
+        vs = r["verdicts"]
+        out.append({
+            "file": page["files"][r["file"]]["path"], "number": r["number"],
+            "client": s(r["client"]), "server": s(r["server"]), "ehlo": s(r["ehlo"]),
+            "tls": s(r["tls"]), "cert": s(r["cert"]),
+            "verdicts": [{"code": S[vs[i]], "message": S[vs[i + 1]], "frame": vs[i + 2]}
+                         for i in range(0, len(vs), 3)],
+            "start_us": r["start_us"], "first_frame": r["first_frame"],
+            "last_frame": r["last_frame"], "ladder": arrows,
+            "client_chain": r["client_chain"], "server_chain": r["server_chain"]})
+    return out

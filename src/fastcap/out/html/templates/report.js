@@ -1,0 +1,272 @@
+"use strict";
+(function () {
+  // Everything shown below comes from the JSON in #data and is set with textContent or
+  // attribute values only: a string from a packet is never parsed as markup.
+  const page = JSON.parse(document.getElementById("data").textContent);
+  const S = page.strings;
+  const C = {};
+  page.columns.forEach(function (name, i) { C[name] = i; });
+  const PAGE_ROWS = 200;
+  const SVG = document.getElementById("timeline").namespaceURI;  // no URL in the page
+  const rows = page.sessions;
+  const str = function (i) { return i === null || i === undefined ? "" : S[i]; };
+  const codes = function (r) {
+    const v = r[C.verdicts], out = [];
+    for (let i = 0; i < v.length; i += 3) out.push(S[v[i]]);
+    return out;
+  };
+  const problemCode = function (code) {
+    const v = page.verdicts[code];
+    return v && (v.severity === "error" || v.severity === "warning");
+  };
+  const keyOf = {
+    number: function (r) { return r[C.file] * 1e9 + r[C.number]; },
+    client: function (r) { return str(r[C.client]); },
+    server: function (r) { return str(r[C.server]); },
+    ehlo: function (r) { return str(r[C.ehlo]); },
+    tls: function (r) { return str(r[C.tls]); },
+    cert: function (r) { return str(r[C.cert]); },
+    verdicts: function (r) { return codes(r).join(", "); },
+  };
+  let haystack = null;
+  let shown = rows.map(function (_, i) { return i; });
+  let first = 0;
+  const tbody = document.querySelector("#sessions tbody");
+  const count = document.getElementById("count");
+
+  function el(tag, cls, text) {
+    const e = document.createElement(tag);
+    if (cls) e.className = cls;
+    if (text !== undefined && text !== null) e.textContent = String(text);
+    return e;
+  }
+  function svg(tag, attrs, text) {
+    const e = document.createElementNS(SVG, tag);
+    for (const k in attrs) e.setAttribute(k, String(attrs[k]));
+    if (text !== undefined) e.textContent = text;
+    return e;
+  }
+
+  function render() {
+    tbody.textContent = "";
+    const last = Math.min(shown.length, first + PAGE_ROWS);
+    for (let k = first; k < last; k++) tbody.appendChild(rowElement(shown[k]));
+    count.textContent = shown.length
+      ? "sessions " + (first + 1) + "–" + last + " of " + shown.length
+        + (shown.length < rows.length ? " (filtered from " + rows.length + ")" : "")
+      : "no session matches";
+    document.getElementById("prev").disabled = first === 0;
+    document.getElementById("next").disabled = last >= shown.length;
+  }
+
+  function rowElement(i) {
+    const r = rows[i];
+    const tr = el("tr", "session");
+    tr.dataset.number = r[C.number];
+    tr.dataset.file = page.files[r[C.file]].path;
+    tr.dataset.index = i;
+    tr.appendChild(el("td", "num", r[C.number]));
+    tr.appendChild(el("td", null, str(r[C.client])));
+    tr.appendChild(el("td", null, str(r[C.server])));
+    tr.appendChild(el("td", null, r[C.ehlo] === null ? "-" : str(r[C.ehlo])));
+    tr.appendChild(el("td", null, str(r[C.tls])));
+    tr.appendChild(el("td", null, str(r[C.cert])));
+    const cs = codes(r);
+    tr.appendChild(el("td", cs.some(problemCode) ? "problem" : null, cs.join(", ")));
+    for (const td of tr.children) td.title = td.textContent;
+    return tr;
+  }
+
+  function seconds(us) {
+    return us === null ? "+? s" : "+" + (us / 1e6).toFixed(6) + " s";
+  }
+
+  function ladder(r) {
+    const flat = r[C.ladder];
+    const n = flat.length / 4;
+    let longest = 0;
+    for (let k = 3; k < flat.length; k += 4) longest = Math.max(longest, S[flat[k]].length);
+    const L = 170, R = 470, STEP = 22, TOP = 36, W = R + 140 + 7.5 * longest;
+    const box = el("div", "ladder");
+    const s = svg("svg", {width: W, height: TOP + STEP * n + 16, role: "img",
+                          "aria-label": "ladder diagram of session " + r[C.number]});
+    s.appendChild(svg("text", {x: L, y: 14, "text-anchor": "middle", class: "head"},
+                      "client " + str(r[C.client])));
+    s.appendChild(svg("text", {x: R, y: 14, "text-anchor": "middle", class: "head"},
+                      "server " + str(r[C.server])));
+    s.appendChild(svg("line", {x1: L, y1: 22, x2: L, y2: TOP + STEP * n, class: "side"}));
+    s.appendChild(svg("line", {x1: R, y1: 22, x2: R, y2: TOP + STEP * n, class: "side"}));
+    for (let k = 0; k < n; k++) {
+      const frame = flat[4 * k], us = flat[4 * k + 1], code = flat[4 * k + 2];
+      const label = S[flat[4 * k + 3]];
+      const s2c = (code & 1) === 1, bad = (code & 8) !== 0;
+      const y = TOP + STEP * k + 10;
+      const g = svg("g", {class: bad ? "arrow bad" : "arrow", "data-frame": frame,
+                          "data-dir": s2c ? "s2c" : "c2s", "data-kind": page.kinds[code >> 1 & 3]});
+      const x1 = s2c ? R : L, x2 = s2c ? L : R, tip = s2c ? 8 : -8;
+      g.appendChild(svg("line", {x1: x1, y1: y, x2: x2 + (s2c ? 2 : -2), y2: y}));
+      g.appendChild(svg("polygon", {points: x2 + "," + y + " " + (x2 + tip) + "," + (y - 4)
+                                    + " " + (x2 + tip) + "," + (y + 4)}));
+      g.appendChild(svg("text", {x: R + 12, y: y + 4, "xml:space": "preserve"},
+                        frame + "  " + seconds(us) + "  " + label));
+      s.appendChild(g);
+    }
+    box.appendChild(s);
+    return box;
+  }
+
+  function certDetails(sha1, chain, depth) {
+    const c = page.certs[sha1];
+    const d = el("details", "cert");
+    d.dataset.sha1 = sha1;
+    d.appendChild(el("summary", null, chain.role + " certificate " + depth + ": "
+                     + (c.subject || "(no subject)")));
+    const dl = el("dl");
+    const add = function (k, v) {
+      if (v === null || v === undefined || v === "") return;
+      dl.appendChild(el("dt", null, k));
+      dl.appendChild(el("dd", null, Array.isArray(v) ? v.join(", ") || "-" : v));
+    };
+    add("subject", c.subject);
+    add("issuer", c.issuer);
+    add("SAN", c.san);
+    add("valid from", c.not_before);
+    add("valid until", c.not_after);
+    add("thumbprint (SHA-1)", c.sha1);
+    add("SHA-256", c.sha256);
+    add("serial", c.serial);
+    add("key", c.key);
+    add("signature", c.signature);
+    add("extended key usage", c.eku === null ? "any (no extension)" : c.eku);
+    add("self-signed", c.self_signed ? "yes" : "no");
+    add("parse error", c.parse_error);
+    if (depth === 0) {
+      add("chain verdict", chain.problem ? chain.problem + ": " + chain.detail
+          : (chain.trusted ? "trusted" : chain.detail || "not trusted"));
+      add("valid at capture", chain.valid_at_capture);
+      add("valid today", chain.valid_today);
+      add("path (OpenSSL)", chain.path_valid === null ? null
+          : chain.path_valid ? "valid" : "invalid: " + (chain.path_error || "?"));
+      if (chain.expected_name) add("expected name", chain.expected_name
+                                   + (chain.name_matches ? " (matches)" : " (does not match)"));
+      add("profile notes", chain.profile_notes.length ? chain.profile_notes : "none");
+    }
+    d.appendChild(dl);
+    return d;
+  }
+
+  function detail(i) {
+    const r = rows[i];
+    const tr = el("tr", "detail");
+    const td = el("td");
+    td.colSpan = 7;
+    const v = r[C.verdicts];
+    const ul = el("ul", "verdicts");
+    for (let k = 0; k < v.length; k += 3) {
+      const code = S[v[k]], info = page.verdicts[code] || {};
+      const li = el("li", "sev-" + (info.severity || "info"));
+      li.appendChild(el("code", null, code));
+      li.appendChild(document.createTextNode(": " + S[v[k + 1]]
+        + (v[k + 2] !== null ? " [frame " + v[k + 2] + "]" : "")));
+      if (info.hint) li.appendChild(el("div", "fix", "fix: " + info.hint));
+      ul.appendChild(li);
+    }
+    td.appendChild(el("div", "where", page.files[r[C.file]].path + ", session " + r[C.number]
+                      + ", frames " + r[C.first_frame] + "–" + r[C.last_frame]));
+    td.appendChild(ul);
+    td.appendChild(ladder(r));
+    for (const which of [C.client_chain, C.server_chain]) {
+      const ci = r[which];
+      if (ci === null) continue;
+      const chain = page.chains[ci];
+      chain.certs.forEach(function (sha1, depth) { td.appendChild(certDetails(sha1, chain, depth)); });
+    }
+    tr.appendChild(td);
+    return tr;
+  }
+
+  tbody.addEventListener("click", function (ev) {
+    const tr = ev.target.closest("tr.session");
+    if (!tr) return;
+    const next = tr.nextElementSibling;
+    if (next && next.classList.contains("detail")) {
+      next.remove();
+      tr.classList.remove("open");
+      return;
+    }
+    tr.classList.add("open");
+    tr.after(detail(Number(tr.dataset.index)));
+  });
+
+  let sortKey = "number", sortDir = 1;
+  document.querySelectorAll("#sessions th[data-key]").forEach(function (th) {
+    th.addEventListener("click", function () {
+      const key = th.dataset.key;
+      sortDir = key === sortKey ? -sortDir : 1;
+      sortKey = key;
+      document.querySelectorAll("#sessions th[data-key]").forEach(function (o) {
+        o.setAttribute("aria-sort", o === th ? (sortDir > 0 ? "ascending" : "descending") : "none");
+      });
+      applyOrder();
+    });
+  });
+
+  function applyOrder() {
+    const f = keyOf[sortKey];
+    const keys = new Map();
+    for (const i of shown) keys.set(i, f(rows[i]));
+    const num = sortKey === "number";
+    shown.sort(function (a, b) {
+      const x = keys.get(a), y = keys.get(b);
+      const c = num ? x - y : (x < y ? -1 : x > y ? 1 : 0);
+      return c !== 0 ? sortDir * c : a - b;
+    });
+    first = 0;
+    render();
+  }
+
+  function applyFilter() {
+    const q = document.getElementById("filter").value.trim().toLowerCase();
+    if (q && haystack === null) {
+      haystack = rows.map(function (r) {
+        return [r[C.number], str(r[C.client]), str(r[C.server]), str(r[C.ehlo]), str(r[C.tls]),
+                str(r[C.cert]), codes(r).join(" "), page.files[r[C.file]].path]
+          .join("\u0000").toLowerCase();
+      });
+    }
+    shown = [];
+    for (let i = 0; i < rows.length; i++) if (!q || haystack[i].includes(q)) shown.push(i);
+    applyOrder();
+  }
+
+  let timer = null;
+  document.getElementById("filter").addEventListener("input", function () {
+    clearTimeout(timer);
+    timer = setTimeout(applyFilter, rows.length > 20000 ? 150 : 0);
+  });
+  document.getElementById("prev").addEventListener("click", function () {
+    first = Math.max(0, first - PAGE_ROWS);
+    render();
+  });
+  document.getElementById("next").addEventListener("click", function () {
+    if (first + PAGE_ROWS < shown.length) first += PAGE_ROWS;
+    render();
+  });
+  document.querySelectorAll("#problems .sample").forEach(function (sp) {
+    sp.addEventListener("click", function () {
+      const box = document.getElementById("filter");
+      box.value = "";
+      applyFilter();
+      const at = shown.findIndex(function (i) {
+        return rows[i][C.number] === Number(sp.dataset.number)
+          && page.files[rows[i][C.file]].path === sp.dataset.file;
+      });
+      if (at < 0) return;
+      first = at - (at % PAGE_ROWS);
+      render();
+      const tr = tbody.querySelector('tr.session[data-index="' + shown[at] + '"]');
+      if (tr) { tr.click(); tr.scrollIntoView({block: "center"}); }
+    });
+  });
+  render();
+})();

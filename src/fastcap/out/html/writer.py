@@ -1,0 +1,122 @@
+"""Render the report page (Jinja2, autoescaped) and write it as one self-contained file.
+
+The page data goes into a `<script type="application/json">` element; `embed_json` escapes
+`<`, `>`, `&` and the JavaScript line separators, so no string from a packet can end that
+element or be read as markup.  The stylesheet and script are package files inlined as they
+are: the page fetches nothing."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from functools import cache
+from importlib import resources
+from typing import Any
+
+__all__ = ["embed_json", "render_report", "write_report"]
+
+_JSON_ESCAPES = str.maketrans({"<": "\\u003c", ">": "\\u003e", "&": "\\u0026"})
+
+
+def embed_json(data: Any) -> str:
+    """JSON safe inside a script element: ASCII only (so U+2028/2029 and every other
+    non-ASCII character become \\u escapes) and no `<`, `>` or `&` at all."""
+    return json.dumps(data, ensure_ascii=True, separators=(",", ":")).translate(_JSON_ESCAPES)
+
+
+@cache
+def _environment():
+    import jinja2
+
+    return jinja2.Environment(
+        loader=jinja2.PackageLoader("fastcap.out.html", "templates"),
+        autoescape=True, trim_blocks=True, lstrip_blocks=True,
+        undefined=jinja2.StrictUndefined)
+
+
+def _asset(name: str) -> str:
+    return resources.files("fastcap.out.html").joinpath("templates", name).read_text("utf-8")
+
+
+_PALETTE = ("#d62728", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#7f7f7f")
+_OK = "#2ca02c"
+CHART_W, CHART_H = 720, 140
+
+
+def timeline_bars(timeline: dict[str, Any]) -> list[dict[str, Any]]:
+    """The stacked bars of the timeline chart: one rectangle per bin and verdict."""
+    bins = timeline["bins"]
+    if not bins:
+        return []
+    top = max(1, max(sum(b) for b in bins))
+    w = CHART_W / len(bins)
+    colours = [_OK if c == "ok" else _PALETTE[i % len(_PALETTE)]
+               for i, c in enumerate(timeline["codes"])]
+    bars = []
+    for i, counts in enumerate(bins):
+        y = CHART_H
+        for k, n in enumerate(counts):
+            if n:
+                h = CHART_H * n / top
+                y -= h
+                bars.append({"x": round(i * w, 2), "y": round(y, 2), "w": round(w - 1, 2),
+                             "h": round(h, 2), "code": timeline["codes"][k], "n": n,
+                             "fill": colours[k]})
+    return bars
+
+
+def legend(timeline: dict[str, Any]) -> list[tuple[str, str]]:
+    return [(c, _OK if c == "ok" else _PALETTE[i % len(_PALETTE)])
+            for i, c in enumerate(timeline["codes"])]
+
+
+def _size(n: int | None) -> str:
+    if n is None:
+        return "?"
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1000 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return str(n)
+
+
+def _when(ns: int | None) -> str:
+    if ns is None:
+        return "-"
+    import datetime as dt
+
+    return dt.datetime.fromtimestamp(ns / 1e9, dt.UTC).isoformat(timespec="milliseconds")
+
+
+def render_report(page: dict[str, Any]) -> str:
+    """The whole HTML document for `page` (from `page_data`)."""
+    from markupsafe import Markup
+
+    env = _environment()
+    total = sum(f["size"] or 0 for f in page["files"])
+    secs = page["scan_seconds"]
+    speed = f"{total / secs / 1e6:.0f} MB/s" if secs else None
+    return env.get_template("report.html.j2").render(
+        page=page, data_json=Markup(embed_json(page)), bars=timeline_bars(page["timeline"]),
+        legend=legend(page["timeline"]), chart_w=CHART_W, chart_h=CHART_H, size=_size,
+        when=_when, total_size=total, speed=speed,
+        css=Markup(_asset("report.css")), js=Markup(_asset("report.js")))
+
+
+def write_report(path: str | os.PathLike, page: dict[str, Any]) -> int:
+    """Write the page to `path` atomically (a reader never sees half a report); its size."""
+    text = render_report(page).encode("utf-8")
+    target = os.fspath(path)
+    fd, tmp = tempfile.mkstemp(prefix=".fastcap-report-", suffix=".tmp",
+                               dir=os.path.dirname(os.path.abspath(target)))
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(text)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, target)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return len(text)

@@ -1,0 +1,316 @@
+"""The HTML report without a browser: one self-contained file, every packet string shown as
+text only, and page data holding every session with its ladder and certificates."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+
+from fastcap import cli
+from fastcap.out.html import decode_sessions, embed_json, ladder, page_data, render_report
+from fastcap.out.html.safe import shown
+from fastcap.read.frametimes import frame_times
+from fastcap.run.scanner import ScanSummary, scan
+from fastcap_synth.certs import make_leaf
+from fastcap_synth.scenarios import make_pki, scenario
+from fastcap_synth.smtpgen import converse, render
+from fastcap_synth.writers import write_pcap
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+EVIL = "<script>alert(1)</script>\"'`\x01\x1b[2J\u202egro.elpmaxe"
+EVIL_CN = "</script><img src=x onerror=alert(2)>\"\u202e"
+
+
+class Page(HTMLParser):
+    """Every element and attribute the browser would build from the file, and the text of
+    each script element."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.tags: list[tuple[str, dict[str, str | None]]] = []
+        self.scripts: list[tuple[dict[str, str | None], str]] = []
+        self.text: list[str] = []
+        self._in_script: dict[str, str | None] | None = None
+        self._style = False
+        self.styles: list[str] = []
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        self.tags.append((tag, a))
+        if tag == "script":
+            self._in_script = a
+            self.scripts.append((a, ""))
+        self._style = tag == "style"
+
+    def handle_endtag(self, tag):
+        if tag == "script":
+            self._in_script = None
+        self._style = False
+
+    def handle_data(self, data):
+        if self._in_script is not None:
+            a, text = self.scripts[-1]
+            self.scripts[-1] = (a, text + data)
+        elif self._style:
+            self.styles.append(data)
+        else:
+            self.text.append(data)
+
+
+def parse(html: str) -> Page:
+    p = Page()
+    p.feed(html)
+    p.close()
+    return p
+
+
+def page_of(html: str) -> dict:
+    p = parse(html)
+    (data,) = [t for a, t in p.scripts if a.get("id") == "data"]
+    return json.loads(data)
+
+
+def problems_of(results) -> list[dict]:
+    """The triage groups as the report takes them: one per (problem verdict, client
+    certificate, server), counted."""
+    groups: dict[tuple, dict] = {}
+    for path, sessions, _ in results:
+        for s in sessions:
+            leaf = s.client_check.certs[0] if s.client_check and s.client_check.certs else None
+            for v in s.verdicts:
+                if v.severity not in ("error", "warning"):
+                    continue
+                key = (v.code, leaf.sha1 if leaf else None, s.server.rsplit(":", 1)[0])
+                g = groups.setdefault(key, {
+                    "code": v.code, "severity": v.severity, "thumbprint": key[1],
+                    "cert_subject": leaf.subject if leaf else None, "server": key[2],
+                    "sessions": 0, "clients": 0, "first_ts_ns": s.first_ts_ns,
+                    "last_ts_ns": s.last_ts_ns, "samples": [], "message": v.message,
+                    "fix": v.hint})
+                g["sessions"] += 1
+                if len(g["samples"]) < 3:
+                    g["samples"].append((path, s.number))
+    return list(groups.values())
+
+
+@dataclasses.dataclass(frozen=True)
+class Hostile:
+    path: Path
+    subject: str
+
+
+@pytest.fixture(scope="module")
+def hostile(tmp_path_factory):
+    """A capture whose EHLO names and client certificate subject are attacks on a page."""
+    pki = make_pki()
+    evil_leaf = make_leaf(pki.intermediate, EVIL_CN, sans=["mail.fabrikam.com"])
+    pki = dataclasses.replace(pki, client_wrong_name=evil_leaf)
+    start = int(pki.client.cert.not_valid_before_utc.timestamp()) * 10**9 + 3600 * 10**9
+    recs = []
+    for i, name in enumerate(["starttls_refused", "name_mismatch", "no_client_cert"]):
+        sc = scenario(name, pki, ehlo_name=EVIL, client_port=42000 + i,
+                      start_ns=start + i * 10**9)
+        recs += render(converse(sc), sc)
+    path = tmp_path_factory.mktemp("html") / "hostile.pcap"
+    write_pcap(path, recs)
+    return Hostile(path, evil_leaf.cert.subject.rfc4514_string())  # as fastcap writes it
+
+
+@pytest.fixture(scope="module")
+def hostile_report(hostile, tmp_path_factory):
+    out = tmp_path_factory.mktemp("report") / "report.html"
+    assert cli.main(["report", "-j", "1", "--expect-name", "mail.fabrikam.com", str(hostile.path),
+                     "-o", str(out)]) == 1
+    return out.read_text("utf-8")
+
+
+def test_embed_json_cannot_close_its_script_and_round_trips():
+    value = {"s": "</script><!--<script>&amp;\u2028\u2029\u202e\"'\\", "n": [1, None]}
+    text = embed_json(value)
+    assert not set("<>&") & set(text)
+    assert "\u2028" not in text and "\u2029" not in text and text.isascii()
+    assert json.loads(text) == value
+
+
+def test_shown_escapes_controls_and_bidi_marks_once():
+    assert shown("a\u202eb\x01\\") == "a\\u202eb\\x01\\\\"
+    assert shown("mail.fabrikam.com") == "mail.fabrikam.com"
+
+
+def test_the_page_is_self_contained(hostile_report):
+    p = parse(hostile_report)
+    for tag, attrs in p.tags:
+        for name, value in attrs.items():
+            assert not name.startswith("on"), (tag, name)
+            if name in ("src", "href", "action", "srcset", "xlink:href", "data", "poster"):
+                pytest.fail(f"{tag} has {name}={value!r}: the page must load nothing")
+    assert not re.search(r"url\s*\(", "".join(p.styles))
+    code = [t for a, t in p.scripts if a.get("id") != "data"]
+    assert len(code) == 1 and len(p.scripts) == 2
+    for word in ("fetch(", "XMLHttpRequest", "WebSocket", "EventSource", "import(",
+                 "sendBeacon", "http://", "https://", "innerHTML", "eval("):
+        assert word not in code[0], word
+    assert not re.search(r"https?://", hostile_report)
+    csp = [a for t, a in p.tags if t == "meta" and a.get("http-equiv") ==
+           "Content-Security-Policy"]
+    assert csp and "default-src 'none'" in csp[0]["content"]
+
+
+def test_hostile_strings_are_data_never_markup(hostile, hostile_report):
+    p = parse(hostile_report)
+    assert [t for t, _ in p.tags].count("script") == 2
+    assert not [t for t, _ in p.tags if t in ("img", "iframe", "object", "embed")]
+    # nothing of the attack survives as raw characters anywhere in the file
+    for raw in ("<script>alert", "<img", "\u202e", "\x01", "\x1b"):
+        assert raw not in hostile_report, raw
+    page = page_of(hostile_report)
+    sessions = decode_sessions(page)
+    assert len(sessions) == 3
+    for s in sessions:
+        assert s["ehlo"] == "<script>alert(1)</script>\"'`\\x01\\x1b[2J\\u202egro.elpmaxe"
+        assert any(a["label"] == "EHLO " + s["ehlo"] for a in s["ladder"])
+    (evil,) = [c for c in page["certs"].values() if c["subject"] and "onerror" in c["subject"]]
+    assert evil["subject"] == shown(hostile.subject) and "\\u202e" in evil["subject"]
+    mismatch = sessions[1]
+    assert mismatch["cert"] == evil["subject"]
+    assert any(a["label"] == "Certificate " + evil["subject"] for a in mismatch["ladder"])
+
+
+def test_problems_from_triage_groups_render_escaped(hostile):
+    summary = ScanSummary(str(hostile.path))
+    sessions = list(scan(hostile.path, expect_name="mail.fabrikam.com", summary=summary))
+    results = [(str(hostile.path), sessions, summary)]
+    problems = problems_of(results)
+    html = render_report(page_data(results, problems=problems))
+    p = parse(html)
+    rows = [a for t, a in p.tags if t == "tr" and "problem" in (a.get("class") or "").split()]
+    assert len(rows) == len(problems) > 0
+    assert [r["data-code"] for r in rows] == [g["code"] for g in problems]
+    # the certificate subject reaches the table as text (Jinja escaped it)
+    assert "&lt;/script&gt;&lt;img src=x onerror=alert(2)&gt;" in html
+    assert [t for t, _ in p.tags].count("script") == 2
+    samples = [a for t, a in p.tags if t == "span" and a.get("class") == "sample"]
+    assert {(a["data-file"], int(a["data-number"])) for a in samples} == {
+        (str(hostile.path), n) for g in problems for _, n in g["samples"]}
+
+
+@pytest.fixture(scope="module")
+def examples_scan():
+    results = []
+    for f in sorted(EXAMPLES.glob("*.pcap*")):
+        summary = ScanSummary(str(f))
+        results.append((str(f), list(scan(f, summary=summary, jobs=1)), summary))
+    return results
+
+
+def test_every_session_has_its_ladder_in_order_with_times(examples_scan):
+    times = {p: frame_times(p, range(1, 100_000)) for p, _, _ in examples_scan}
+    page = page_data(examples_scan, times=times)
+    sessions = decode_sessions(page)
+    expected = [(p, s) for p, ss, _ in examples_scan for s in ss]
+    assert [(d["file"], d["number"]) for d in sessions] == [(p, s.number) for p, s in expected]
+    assert len(sessions) == 10
+    for d, (path, s) in zip(sessions, expected, strict=True):
+        arrows = ladder(s)
+        assert [a["frame"] for a in d["ladder"]] == [a.frame for a in arrows]
+        assert [a["label"] for a in d["ladder"]] == [a.label for a in arrows]
+        frames = [a["frame"] for a in d["ladder"]]
+        assert frames == sorted(frames) and len(frames) >= 3
+        assert all(s.first_frame <= f <= s.last_frame for f in frames)
+        for a in d["ladder"]:
+            assert a["t_us"] == (times[path][a["frame"]] - s.first_ts_ns) // 1000 >= 0
+        assert d["verdicts"] and [v["code"] for v in d["verdicts"]] == [
+            v.code for v in s.verdicts]
+
+
+def test_ladder_marks_the_empty_certificate_alerts_and_refusals(examples_scan):
+    sessions = [s for _, ss, _ in examples_scan for s in ss]
+    bad = {(a.kind, a.label.split(" ")[0]) for s in sessions for a in ladder(s) if a.bad}
+    assert ("tls", "Certificate") in bad and ("alert", "Alert") in bad
+    empty = [a for s in sessions for a in ladder(s) if a.label == "Certificate (empty)"]
+    assert empty and all(a.bad and a.direction == "c2s" for a in empty)
+    smtp_bad = [a for s in sessions for a in ladder(s) if a.kind == "smtp" and a.bad]
+    assert smtp_bad and all(a.label[:1] in "45" and a.direction == "s2c" for a in smtp_bad)
+    assert not [a for s in sessions for a in ladder(s)
+                if a.kind == "smtp" and not a.bad and a.label[:1] in "45"]
+
+
+def test_certificate_details_are_complete(examples_scan):
+    page = page_data(examples_scan)
+    sessions = decode_sessions(page)
+    originals = [s for _, ss, _ in examples_scan for s in ss]
+    seen = 0
+    for d, s in zip(sessions, originals, strict=True):
+        for which, check in (("client_chain", s.client_check), ("server_chain", s.server_check)):
+            if check is None:
+                assert d[which] is None
+                continue
+            chain = page["chains"][d[which]]
+            assert chain["certs"] == [c.sha1 for c in check.certs]
+            assert chain["problem"] == check.problem and chain["trusted"] == check.trusted
+            for c in check.certs:
+                shown_cert = page["certs"][c.sha1]
+                assert shown_cert["sha256"] == c.sha256 and shown_cert["sha1"] == c.sha1
+                assert shown_cert["subject"] == c.subject
+                assert shown_cert["not_after"] == c.not_after.isoformat()
+                assert shown_cert["san"] == [*c.san_dns, *c.san_ip]
+                seen += 1
+    assert seen > 10
+    # each certificate is kept once however many sessions show it
+    assert len(page["certs"]) < seen
+
+
+def test_timeline_counts_every_session(examples_scan):
+    page = page_data(examples_scan)
+    tl = page["timeline"]
+    assert sum(map(sum, tl["bins"])) == len(page["sessions"]) == 10
+    p = parse(render_report(page))
+    (svg,) = [a for t, a in p.tags if t == "svg" and a.get("id") == "timeline"]
+    rects = [a for t, a in p.tags if t == "rect" and "data-code" in a]
+    assert rects and {a["data-code"] for a in rects} == {
+        c for c, i in ((c, i) for i, c in enumerate(tl["codes"]))
+        if any(b[i] for b in tl["bins"])}
+
+
+def test_dom_contract(examples_scan):
+    p = parse(render_report(page_data(examples_scan)))
+    ids = {a.get("id"): t for t, a in p.tags if a.get("id")}
+    assert ids["summary"] == "header" and ids["problems"] == "section"
+    assert ids["timeline"] == "svg" and ids["sessions"] == "table" and ids["filter"] == "input"
+    assert [a for t, a in p.tags if a.get("id") == "filter"][0]["type"] == "search"
+    keys = [a["data-key"] for t, a in p.tags if t == "th" and "data-key" in a]
+    assert keys == ["number", "client", "server", "ehlo", "tls", "cert", "verdicts"]
+    assert all("aria-sort" in a for t, a in p.tags if t == "th" and "data-key" in a)
+
+
+def test_report_and_scan_html_write_the_same_page(tmp_path, capsys):
+    capture = str(EXAMPLES / "all-scenarios.pcapng")
+    a, b = tmp_path / "a.html", tmp_path / "b.html"
+    assert cli.main(["report", "-j", "1", "--ca-file", str(EXAMPLES / "test-root.pem"),
+                     capture, "-o", str(a)]) == 1
+    assert capsys.readouterr().out == ""
+    assert cli.main(["scan", "-j", "1", "--ca-file", str(EXAMPLES / "test-root.pem"),
+                     "--html", str(b), capture]) == 1
+    out = capsys.readouterr().out
+    assert "session(s) in 1 file(s)" in out  # the normal output is still printed
+    pa, pb = page_of(a.read_text("utf-8")), page_of(b.read_text("utf-8"))
+    for page in (pa, pb):
+        page.pop("generated")
+        page.pop("scan_seconds")
+    assert pa == pb and len(pa["sessions"]) == 9
+    assert all(d["ladder"] and d["ladder"][0]["t_us"] is not None
+               for d in decode_sessions(pa))
+
+
+def test_report_takes_every_scan_option():
+    def options(name):
+        sub = next(a for a in cli._parser()._actions if a.dest == "command").choices[name]
+        return {o for a in sub._actions for o in a.option_strings}
+
+    assert options("scan") - options("report") == {"--format", "--html"}
+    assert options("report") - options("scan") == {"-o", "--output"}
