@@ -118,14 +118,19 @@ def report(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def scan() -> dict[tuple[str, int], dict]:
-    """The same captures' sessions from `fastcap scan --format json`, by (file name, number):
-    what the page must show."""
+def scan_json() -> dict:
+    """`fastcap scan --format json` of the same captures: what the page must show."""
     buf = io.StringIO()
     with contextlib.redirect_stdout(buf):
         assert main(["scan", "--format", "json", *TRUST, *map(str, EXAMPLES)]) == 1
-    doc = json.loads(buf.getvalue())
-    return {(Path(f["path"]).name, s["number"]): s for f in doc["files"] for s in f["sessions"]}
+    return json.loads(buf.getvalue())
+
+
+@pytest.fixture(scope="module")
+def scan(scan_json: dict) -> dict[tuple[str, int], dict]:
+    """The scan's sessions by (file name, session number)."""
+    return {(Path(f["path"]).name, s["number"]): s
+            for f in scan_json["files"] for s in f["sessions"]}
 
 
 def codes(session: dict) -> list[str]:
@@ -212,7 +217,7 @@ def arrows(detail) -> list[dict]:
 
 
 def test_report_shows_summary_problems_timeline_and_every_session(
-        chrome: Browser, report: Path, scan: dict) -> None:
+        chrome: Browser, report: Path, scan_json: dict, scan: dict) -> None:
     load(chrome, report)
     find = chrome.driver.find_element
     summary = find(By.CSS_SELECTOR, "header#summary").text
@@ -221,8 +226,14 @@ def test_report_shows_summary_problems_timeline_and_every_session(
     import fastcap
 
     assert fastcap.__version__ in summary
+    # the triage groups, as many and in the same order as the JSON's
     problems = chrome.driver.find_elements(By.CSS_SELECTOR, "section#problems tr.problem")
-    assert problems and all(p.is_displayed() for p in problems)
+    groups = scan_json["problems"]
+    assert len(problems) == len(groups) > 0
+    for row, group in zip(problems, groups, strict=True):
+        assert row.is_displayed()
+        assert group["code"] in row.text and group["server"] in row.text
+        assert str(group["sessions"]) in row.text
     # the empty client Certificate is the examples' headline problem, in both files
     assert any("no_client_cert" in p.text for p in problems)
     assert find(By.CSS_SELECTOR, "svg#timeline").is_displayed()
@@ -452,7 +463,7 @@ def crowd(tmp_path_factory) -> Path:
     where = tmp_path_factory.mktemp("crowd")
     write_pcap(where / "crowd.pcap", records)
     out = where / "crowd.html"
-    main(["report", str(where / "crowd.pcap"), "-o", str(out)])
+    assert main(["report", str(where / "crowd.pcap"), "-o", str(out)]) == 1   # problems found
     return out
 
 
