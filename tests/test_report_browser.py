@@ -234,10 +234,29 @@ def test_report_shows_summary_problems_timeline_and_every_session(
         assert row.is_displayed()
         assert group["code"] in row.text and group["server"] in row.text
         assert str(group["sessions"]) in row.text
+        for sample in group["samples"]:
+            assert f"#{sample['session']}" in row.text
     # the empty client Certificate is the examples' headline problem, in both files
     assert any("no_client_cert" in p.text for p in problems)
     assert find(By.CSS_SELECTOR, "svg#timeline").is_displayed()
     assert sorted(row_ids(chrome)) == sorted(scan)
+    assert_clean(chrome, report)
+
+
+def test_a_problem_sample_opens_its_session(chrome: Browser, report: Path,
+                                           scan_json: dict) -> None:
+    """Clicking a sample session number in the problems table opens that session's row."""
+    load(chrome, report)
+    group = scan_json["problems"][0]
+    want = (Path(group["samples"][-1]["file"]).name, group["samples"][-1]["session"])
+    row = chrome.driver.find_elements(By.CSS_SELECTOR, "section#problems tr.problem")[0]
+    row.find_elements(By.CSS_SELECTOR, ".sample")[-1].click()
+    opened = wait_for(chrome, lambda d: d.execute_script(
+        "const tr = Array.from(document.querySelectorAll('table#sessions tr.detail'))"
+        ".find(t => t.getClientRects().length > 0 && t.querySelector('div.ladder svg'));"
+        "const s = tr && tr.previousElementSibling;"
+        "return s ? [s.dataset.file, s.dataset.number] : null;"), "a session opened")
+    assert (Path(opened[0]).name, int(opened[1])) == want
     assert_clean(chrome, report)
 
 
