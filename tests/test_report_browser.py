@@ -30,9 +30,10 @@ from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-EXAMPLES = [ROOT / "examples" / "all-scenarios.pcapng",
-            ROOT / "examples" / "exchange-online-no-client-cert.pcap"]
-TRUST = ["--ca-file", str(ROOT / "examples" / "test-root.pem")]
+# named from the project's root, as README's commands name them (the page shows these names)
+EXAMPLES = [Path("examples/all-scenarios.pcapng"),
+            Path("examples/exchange-online-no-client-cert.pcap")]
+TRUST = ["--ca-file", "examples/test-root.pem"]
 SCREENSHOT = ROOT / "benchmarks" / "results" / "report.png"
 WAIT = 10.0     # seconds a page gets to render what a click asked for
 
@@ -112,7 +113,9 @@ def report(tmp_path_factory) -> Path:
     """`fastcap report` of both example captures, trusting the examples' test root."""
     out = tmp_path_factory.mktemp("report") / "report.html"
     # exit 1 as scan's: the examples hold problems
-    assert main(["report", *TRUST, *map(str, EXAMPLES), "-o", str(out)]) == 1
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(ROOT)
+        assert main(["report", *TRUST, *map(str, EXAMPLES), "-o", str(out)]) == 1
     assert out.stat().st_size > 0
     return out
 
@@ -121,7 +124,8 @@ def report(tmp_path_factory) -> Path:
 def scan_json() -> dict:
     """`fastcap scan --format json` of the same captures: what the page must show."""
     buf = io.StringIO()
-    with contextlib.redirect_stdout(buf):
+    with contextlib.redirect_stdout(buf), pytest.MonkeyPatch.context() as mp:
+        mp.chdir(ROOT)
         assert main(["scan", "--format", "json", *TRUST, *map(str, EXAMPLES)]) == 1
     return json.loads(buf.getvalue())
 
@@ -320,7 +324,7 @@ def test_ladder_of_the_empty_client_certificate(chrome: Browser, report: Path,
     frames = [a["frame"] for a in got]
     assert frames == sorted(frames), "arrows out of capture order"
     # the times are the frames' capture times, relative to the session's first frame
-    times = frame_times(EXAMPLES[0], frames)
+    times = frame_times(ROOT / EXAMPLES[0], frames)
     for a in got:
         want = (times[a["frame"]] - session["first_ts_ns"]) / 1e9
         assert a["t"] == pytest.approx(want, abs=1e-3), a
