@@ -4,6 +4,7 @@ text only, and page data holding every session with its ladder and certificates.
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import json
 import re
 from html.parser import HTMLParser
@@ -224,8 +225,9 @@ def test_every_session_has_its_ladder_in_order_with_times(examples_scan):
         assert all(s.first_frame <= f <= s.last_frame for f in frames)
         for a in d["ladder"]:
             assert a["t_us"] == (times[path][a["frame"]] - s.first_ts_ns) // 1000 >= 0
-        assert d["verdicts"] and [v["code"] for v in d["verdicts"]] == [
-            v.code for v in s.verdicts]
+        assert d["verdicts"] and [(v["code"], v["message"], v["frame"], v["hint"])
+                                  for v in d["verdicts"]] == [
+            (v.code, shown(v.message), v.frame, shown(v.hint)) for v in s.verdicts]
 
 
 def test_ladder_marks_the_empty_certificate_alerts_and_refusals(examples_scan):
@@ -269,6 +271,9 @@ def test_timeline_counts_every_session(examples_scan):
     page = page_data(examples_scan)
     tl = page["timeline"]
     assert sum(map(sum, tl["bins"])) == len(page["sessions"]) == 10
+    originals = [s for _, ss, _ in examples_scan for s in ss]
+    assert page["with_problems"] == sum(
+        any(v.severity in ("error", "warning") for v in s.verdicts) for s in originals) > 0
     p = parse(render_report(page))
     (svg,) = [a for t, a in p.tags if t == "svg" and a.get("id") == "timeline"]
     rects = [a for t, a in p.tags if t == "rect" and "data-code" in a]
@@ -314,3 +319,43 @@ def test_report_takes_every_scan_option():
 
     assert options("scan") - options("report") == {"--format", "--html"}
     assert options("report") - options("scan") == {"-o", "--output"}
+
+
+def test_report_with_evidence_names_the_joined_logs(tmp_path, capsys):
+    from fastcap_synth.evidence_pairs import story_sessions, write_paired_capture
+
+    data = Path(__file__).parent / "data" / "evidence"
+    capture = tmp_path / "story.pcap"
+    write_paired_capture(capture, story_sessions(dt.timedelta(seconds=2.5)))
+    logs = []
+    for name in ("SEND20260310-1.LOG", "RECV20260310-1.LOG", "postfix-relay1.log"):
+        logs += ["--evidence", str(data / name)]
+    common = [str(capture), "-j", "1", "--ca-file", str(data / "certs" / "roots.pem"), *logs]
+    cli.main(["scan", "--format", "json", *common])
+    doc = json.loads(capsys.readouterr().out)
+    out = tmp_path / "r.html"
+    cli.main(["report", *common, "-o", str(out)])
+    sessions = decode_sessions(page_of(out.read_text("utf-8")))
+    want = [[{"kind": e["source"], "file": e["file"], "line": e["line"], "delta_s": e["delta_s"]}
+             for e in s["evidence"]] for s in doc["files"][0]["sessions"]]
+    assert [s["logs"] for s in sessions] == want
+    assert any(want)
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "csv", "json"])
+def test_scan_html_leaves_the_normal_output_alone(fmt, tmp_path, capsys):
+    capture = str(EXAMPLES / "all-scenarios.pcapng")
+    assert cli.main(["scan", "-j", "1", "--format", fmt, capture]) == 1
+    plain = capsys.readouterr().out
+    out = tmp_path / "r.html"
+    assert cli.main(["scan", "-j", "1", "--format", fmt, "--html", str(out), capture]) == 1
+    assert capsys.readouterr().out == plain
+    assert len(page_of(out.read_text("utf-8"))["sessions"]) == 9
+
+
+def test_an_unwritable_report_is_exit_2(tmp_path, capsys):
+    target = tmp_path / "missing" / "r.html"
+    assert cli.main(["report", "-j", "1", str(EXAMPLES / "all-scenarios.pcapng"),
+                     "-o", str(target)]) == 2
+    assert "cannot write" in capsys.readouterr().err and not target.exists()
+    assert not list(tmp_path.rglob("*.tmp"))

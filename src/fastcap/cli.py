@@ -408,7 +408,7 @@ def _write_html(args, results, seconds: float) -> bool:
     try:
         size = write_report(args.html, page)
     except OSError as e:
-        print(f"fastcap: cannot write {args.html}: {e}", file=sys.stderr)
+        print(f"fastcap: cannot write {args.html}: {e.strerror or e}", file=sys.stderr)
         return False
     print(f"fastcap: wrote {args.html} ({len(page['sessions'])} session(s), "
           f"{size / 1e6:.2f} MB)", file=sys.stderr)

@@ -22,8 +22,11 @@ from .safe import bidi_safe, shown
 __all__ = ["COLUMNS", "KINDS", "ScanFacts", "decode_sessions", "frames_wanted", "page_data"]
 
 COLUMNS = ("file", "number", "client", "server", "ehlo", "tls", "cert", "verdicts",
-           "start_us", "first_frame", "last_frame", "ladder", "client_chain", "server_chain")
-KINDS = ("smtp", "tls", "alert", "log")  # an arrow's code: dir | kind << 1 | bad << 3
+           "start_us", "first_frame", "last_frame", "ladder", "client_chain", "server_chain",
+           "logs")
+# A ladder is flat: per arrow, its frame minus the session's first frame, microseconds since
+# the session's first frame (null: unknown), a code (dir | kind << 1 | bad << 3), the label.
+KINDS = ("smtp", "tls", "alert", "log")
 TIMELINE_BINS = 48
 TIMELINE_CODES = 6  # the most frequent verdicts get a colour each; the rest are "other"
 _PROBLEM = frozenset({"error", "warning"})
@@ -88,6 +91,17 @@ def _chain(check: ChainCheck) -> dict[str, Any]:
     }
 
 
+def _logs(matches: list, strings: _Strings) -> list[int | float | None]:
+    """The log conversations joined to a session (with --evidence), flat: kind, log file,
+    first line, and how far its start lay from the session's, in seconds."""
+    flat: list[int | float | None] = []
+    for m in matches:
+        c = m.conversation
+        flat += [strings(shown(c.kind)), strings(shown(str(c.file))), c.first.line,
+                 round(m.delta_ns / 1e9, 6)]
+    return flat
+
+
 def _tls_text(s: Session) -> str:
     t, smtp = s.tls, s.smtp
     if t is not None:
@@ -145,7 +159,7 @@ def page_data(results: Iterable[tuple[str, Sequence[Session], object]], *,
     certs: dict[str, dict[str, Any]] = {}
     chains: list[dict[str, Any]] = []
     chain_index: dict[ChainCheck, int] = {}
-    verdicts: dict[str, dict[str, str]] = {}
+    verdicts: dict[str, dict[str, str]] = {}  # code -> its severity
     files: list[dict[str, Any]] = []
     rows: list[list[Any]] = []
     starts: list[tuple[int, str]] = []
@@ -179,19 +193,22 @@ def page_data(results: Iterable[tuple[str, Sequence[Session], object]], *,
             flat: list[int | None] = []
             for a in ladder(s):
                 t = file_times.get(a.frame)
-                flat += [a.frame, None if t is None else (t - s.first_ts_ns) // 1000,
+                flat += [a.frame - s.first_frame,
+                         None if t is None else (t - s.first_ts_ns) // 1000,
                          (a.direction == "s2c") | KINDS.index(a.kind) << 1 | a.bad << 3,
                          strings(a.label)]
             vs = []
             for v in s.verdicts:
-                verdicts.setdefault(v.code, {"severity": v.severity, "hint": shown(v.hint)})
-                vs += [strings(v.code), strings(shown(v.message)), v.frame]
+                verdicts.setdefault(v.code, {"severity": v.severity})
+                vs += [strings(v.code), strings(shown(v.message)), v.frame,
+                       strings(shown(v.hint))]
             smtp = s.smtp
             rows.append([fi, s.number, strings(s.client), strings(s.server),
                          strings(shown(smtp.ehlo_name)) if smtp and smtp.ehlo_name else None,
                          strings(_tls_text(s)), strings(bidi_safe(client_cert_text(s))), vs,
                          (s.first_ts_ns - t0) // 1000, s.first_frame, s.last_frame, flat,
-                         chain_of(s.client_check), chain_of(s.server_check)])
+                         chain_of(s.client_check), chain_of(s.server_check),
+                         None if s.evidence is None else _logs(s.evidence, strings)])
             starts.append((s.first_ts_ns, _primary(s)))
     return {
         "fastcap_version": scan.version,
@@ -200,6 +217,7 @@ def page_data(results: Iterable[tuple[str, Sequence[Session], object]], *,
         "t0_ns": t0,
         "files": files,
         "problems": [_problem(p) for p in problems],
+        "with_problems": sum(code != "ok" for _, code in starts),
         "timeline": _timeline(starts),
         "verdicts": verdicts,
         "columns": list(COLUMNS),
@@ -223,7 +241,7 @@ def decode_sessions(page: Mapping[str, Any]) -> list[dict[str, Any]]:
     for row in page["sessions"]:
         r = dict(zip(page["columns"], row, strict=True))
         flat = r["ladder"]
-        arrows = [{"frame": flat[i], "t_us": flat[i + 1],
+        arrows = [{"frame": r["first_frame"] + flat[i], "t_us": flat[i + 1],
                    "dir": "s2c" if flat[i + 2] & 1 else "c2s",
                    "kind": page["kinds"][flat[i + 2] >> 1 & 3], "bad": bool(flat[i + 2] & 8),
                    "label": S[flat[i + 3]]} for i in range(0, len(flat), 4)]
@@ -232,9 +250,13 @@ def decode_sessions(page: Mapping[str, Any]) -> list[dict[str, Any]]:
             "file": page["files"][r["file"]]["path"], "number": r["number"],
             "client": s(r["client"]), "server": s(r["server"]), "ehlo": s(r["ehlo"]),
             "tls": s(r["tls"]), "cert": s(r["cert"]),
-            "verdicts": [{"code": S[vs[i]], "message": S[vs[i + 1]], "frame": vs[i + 2]}
-                         for i in range(0, len(vs), 3)],
+            "verdicts": [{"code": S[vs[i]], "message": S[vs[i + 1]], "frame": vs[i + 2],
+                          "hint": S[vs[i + 3]]} for i in range(0, len(vs), 4)],
             "start_us": r["start_us"], "first_frame": r["first_frame"],
             "last_frame": r["last_frame"], "ladder": arrows,
-            "client_chain": r["client_chain"], "server_chain": r["server_chain"]})
+            "client_chain": r["client_chain"], "server_chain": r["server_chain"],
+            "logs": None if r["logs"] is None else [
+                {"kind": S[r["logs"][i]], "file": S[r["logs"][i + 1]],
+                 "line": r["logs"][i + 2], "delta_s": r["logs"][i + 3]}
+                for i in range(0, len(r["logs"]), 4)]})
     return out

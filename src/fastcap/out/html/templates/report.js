@@ -12,7 +12,7 @@
   const str = function (i) { return i === null || i === undefined ? "" : S[i]; };
   const codes = function (r) {
     const v = r[C.verdicts], out = [];
-    for (let i = 0; i < v.length; i += 3) out.push(S[v[i]]);
+    for (let i = 0; i < v.length; i += 4) out.push(S[v[i]]);
     return out;
   };
   const problemCode = function (code) {
@@ -97,7 +97,7 @@
     s.appendChild(svg("line", {x1: L, y1: 22, x2: L, y2: TOP + STEP * n, class: "side"}));
     s.appendChild(svg("line", {x1: R, y1: 22, x2: R, y2: TOP + STEP * n, class: "side"}));
     for (let k = 0; k < n; k++) {
-      const frame = flat[4 * k], us = flat[4 * k + 1], code = flat[4 * k + 2];
+      const frame = r[C.first_frame] + flat[4 * k], us = flat[4 * k + 1], code = flat[4 * k + 2];
       const label = S[flat[4 * k + 3]];
       const s2c = (code & 1) === 1, bad = (code & 8) !== 0;
       const y = TOP + STEP * k + 10;
@@ -162,18 +162,29 @@
     td.colSpan = 7;
     const v = r[C.verdicts];
     const ul = el("ul", "verdicts");
-    for (let k = 0; k < v.length; k += 3) {
+    for (let k = 0; k < v.length; k += 4) {
       const code = S[v[k]], info = page.verdicts[code] || {};
       const li = el("li", "sev-" + (info.severity || "info"));
       li.appendChild(el("code", null, code));
       li.appendChild(document.createTextNode(": " + S[v[k + 1]]
         + (v[k + 2] !== null ? " [frame " + v[k + 2] + "]" : "")));
-      if (info.hint) li.appendChild(el("div", "fix", "fix: " + info.hint));
+      if (S[v[k + 3]]) li.appendChild(el("div", "fix", "fix: " + S[v[k + 3]]));
       ul.appendChild(li);
     }
     td.appendChild(el("div", "where", page.files[r[C.file]].path + ", session " + r[C.number]
                       + ", frames " + r[C.first_frame] + "–" + r[C.last_frame]));
     td.appendChild(ul);
+    const logs = r[C.logs];
+    if (logs !== null) {
+      const lu = el("ul", "logs");
+      if (!logs.length) lu.appendChild(el("li", null, "no log conversation joined"));
+      for (let k = 0; k < logs.length; k += 4) {
+        lu.appendChild(el("li", null, "log: " + S[logs[k]] + ", " + S[logs[k + 1]] + " line "
+                          + logs[k + 2] + " (starts " + (logs[k + 3] >= 0 ? "+" : "")
+                          + logs[k + 3] + " s from the session)"));
+      }
+      td.appendChild(lu);
+    }
     td.appendChild(ladder(r));
     for (const which of [C.client_chain, C.server_chain]) {
       const ci = r[which];
