@@ -1,0 +1,553 @@
+"""The HTML report in a real browser: headless Chromium opens a report of the example captures
+from disk and is driven like a user would (sort, filter, open a session's ladder and a
+certificate), and nothing may log an error or fetch anything but the file itself.
+
+The expectations come from the scan's own JSON and from the certificates' bytes, never from the
+page: a report that renders the wrong session or the wrong thumbprint fails here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import json
+import re
+import struct
+from base64 import b64decode
+from pathlib import Path
+
+import pytest
+
+from fastcap.cli import main
+from fastcap.read.frametimes import frame_times
+
+from .browser import SELENIUM_MISSING, Browser, launch
+
+pytest.importorskip("selenium", reason=SELENIUM_MISSING)
+from selenium.common.exceptions import TimeoutException  # noqa: E402
+from selenium.webdriver.common.by import By  # noqa: E402
+from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+# named from the project's root, as README's commands name them (the page shows these names)
+EXAMPLES = [Path("examples/all-scenarios.pcapng"),
+            Path("examples/exchange-online-no-client-cert.pcap")]
+TRUST = ["--ca-file", "examples/test-root.pem"]
+SCREENSHOT = ROOT / "benchmarks" / "results" / "report.png"
+WAIT = 10.0     # seconds a page gets to render what a click asked for
+
+# "FRAME  +t s  LABEL" on every ladder arrow
+ARROW_LABEL = re.compile(r"^\s*(\d+)\s+\+(\d+(?:\.\d+)?)\s*s\s+(.+?)\s*$", re.S)
+
+
+# -- the browser ------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def chrome():
+    browser = launch()
+    yield browser
+    browser.quit()
+
+
+def wait_for(chrome: Browser, condition, what: str):
+    """Poll `condition(driver)` until it is truthy; fail naming `what` otherwise."""
+    try:
+        return WebDriverWait(chrome.driver, WAIT, poll_frequency=0.05).until(condition)
+    except TimeoutException:
+        pytest.fail(f"page never showed {what} within {WAIT:.0f} s")
+
+
+def assert_clean(chrome: Browser, page: Path) -> None:
+    """No console errors and no request but the page itself (inline data: URLs are not
+    fetches: they never leave the file)."""
+    errors = chrome.console_errors()
+    assert errors == [], "console errors:\n" + "\n".join(m.text for m in errors)
+    others = [u for u in chrome.requested_urls()
+              if u != page.resolve().as_uri() and not u.startswith("data:")]
+    assert others == [], f"the page requested {others}"
+
+
+# -- the harness itself ------------------------------------------------------------------------
+
+def test_harness_catches_console_errors_and_requests(chrome: Browser, tmp_path: Path) -> None:
+    """The checks below are only worth something if a faulty page would fail them: a page that
+    logs an error, throws, loads an image and fetches a URL is caught on every count, and a
+    quiet page is not blamed for anything."""
+    noisy = tmp_path / "noisy.html"
+    noisy.write_text(
+        "<!doctype html><html><body>"
+        "<script>console.error('harness-boom');"
+        "fetch('http://127.0.0.1:9/harness-fetch').catch(() => {});</script>"
+        "<script>throw new Error('harness-uncaught');</script>"
+        "<img src='http://127.0.0.1:9/harness-img.png'>"
+        "</body></html>")
+    chrome.open(noisy)
+    urls = wait_for(chrome, lambda d: (u := chrome.requested_urls())
+                    and any(x.endswith("/harness-fetch") for x in u) and u,
+                    "the fetch in the request log")
+    assert noisy.resolve().as_uri() == urls[0]
+    assert "http://127.0.0.1:9/harness-img.png" in urls
+    texts = [m.text for m in chrome.console_errors()]
+    assert any('"harness-boom"' in t for t in texts), texts
+    assert any("Uncaught Error: harness-uncaught" in t for t in texts), texts
+    with pytest.raises(AssertionError, match="harness-boom"):
+        assert_clean(chrome, noisy)
+
+    quiet = tmp_path / "quiet.html"
+    quiet.write_text("<!doctype html><html><body><p id='p'>ok</p>"
+                     "<script>console.log('fine'); document.getElementById('p').textContent='done'"
+                     "</script></body></html>")
+    chrome.open(quiet)
+    assert chrome.driver.find_element(By.ID, "p").text == "done"
+    chrome.collect()
+    assert [(m.level, m.source) for m in chrome.console] == [("INFO", "console-api")]
+    assert_clean(chrome, quiet)
+    assert chrome.requested_urls() == [quiet.resolve().as_uri()]
+
+
+# -- the report of the example captures --------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory) -> Path:
+    """`fastcap report` of both example captures, trusting the examples' test root."""
+    out = tmp_path_factory.mktemp("report") / "report.html"
+    # exit 1 as scan's: the examples hold problems
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(ROOT)
+        assert main(["report", *TRUST, *map(str, EXAMPLES), "-o", str(out)]) == 1
+    assert out.stat().st_size > 0
+    return out
+
+
+@pytest.fixture(scope="module")
+def scan_json() -> dict:
+    """`fastcap scan --format json` of the same captures: what the page must show."""
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf), pytest.MonkeyPatch.context() as mp:
+        mp.chdir(ROOT)
+        assert main(["scan", "--format", "json", *TRUST, *map(str, EXAMPLES)]) == 1
+    return json.loads(buf.getvalue())
+
+
+@pytest.fixture(scope="module")
+def scan(scan_json: dict) -> dict[tuple[str, int], dict]:
+    """The scan's sessions by (file name, session number)."""
+    return {(Path(f["path"]).name, s["number"]): s
+            for f in scan_json["files"] for s in f["sessions"]}
+
+
+def codes(session: dict) -> list[str]:
+    return [v["code"] for v in session["verdicts"]]
+
+
+def load(chrome: Browser, page: Path) -> None:
+    chrome.open(page)
+    wait_for(chrome, lambda d: d.find_elements(By.CSS_SELECTOR, "table#sessions tr.session"),
+             "the session rows")
+
+
+def keys(chrome: Browser) -> list[str]:
+    """The sortable columns' keys, in the table's column order."""
+    return [th.get_attribute("data-key") for th in
+            chrome.driver.find_elements(By.CSS_SELECTOR, "table#sessions th[data-key]")]
+
+
+def column(chrome: Browser, *words: str) -> str:
+    """The key of the first column whose key or heading mentions one of `words`."""
+    for th in chrome.driver.find_elements(By.CSS_SELECTOR, "table#sessions th[data-key]"):
+        name = f"{th.get_attribute('data-key')} {th.text}".lower()
+        if any(w in name for w in words):
+            return th.get_attribute("data-key")
+    pytest.fail(f"no column for {words} among {keys(chrome)}")
+
+
+# One round trip each (a page holds hundreds of rows): rows that are laid out, i.e. shown.
+VISIBLE_ROWS = """return Array.from(document.querySelectorAll("table#sessions tr.session"))
+    .filter(r => r.getClientRects().length > 0)"""
+
+
+def visible_rows(chrome: Browser) -> list:
+    return chrome.driver.execute_script(VISIBLE_ROWS)
+
+
+def row_ids(chrome: Browser) -> list[tuple[str, int]]:
+    """(file name, session number) of each shown row, top to bottom."""
+    pairs = chrome.driver.execute_script(
+        VISIBLE_ROWS + ".map(r => [r.dataset.file, r.dataset.number])")
+    return [(Path(f).name, int(n)) for f, n in pairs]
+
+
+def cells(chrome: Browser, key: str) -> list[str]:
+    """The shown rows' text in column `key`: the header cells and the row cells line up."""
+    return chrome.driver.execute_script(
+        "const at = Array.from(document.querySelectorAll('table#sessions thead th'))"
+        ".findIndex(th => th.dataset.key === arguments[0]);"
+        + VISIBLE_ROWS + ".map(r => r.cells[at].innerText)", key)
+
+
+def session_row(chrome: Browser, file: str, number: int):
+    css = f'table#sessions tr.session[data-number="{number}"][data-file$="{file}"]'
+    return chrome.driver.find_element(By.CSS_SELECTOR, css)
+
+
+def open_session(chrome: Browser, file: str, number: int):
+    """Click a session's row and return its detail row once its ladder is drawn."""
+    session_row(chrome, file, number).click()
+
+    def drawn(d):
+        for tr in d.find_elements(By.CSS_SELECTOR, "table#sessions tr.detail"):
+            if tr.is_displayed() and tr.find_elements(By.CSS_SELECTOR,
+                                                      "div.ladder > svg g.arrow"):
+                return tr
+        return None
+
+    return wait_for(chrome, drawn, f"the ladder of {file} #{number}")
+
+
+def arrows(detail) -> list[dict]:
+    """Each arrow's attributes and its label "FRAME  +t s  LABEL", taken apart."""
+    out = []
+    for g in detail.find_elements(By.CSS_SELECTOR, "div.ladder > svg g.arrow"):
+        text = " ".join(t.get_attribute("textContent")
+                        for t in g.find_elements(By.CSS_SELECTOR, "text"))
+        m = ARROW_LABEL.match(text)
+        assert m, f"arrow label {text!r} is not 'FRAME  +t s  LABEL'"
+        out.append({"frame": int(g.get_attribute("data-frame")), "dir": g.get_attribute("data-dir"),
+                    "kind": g.get_attribute("data-kind"),
+                    "bad": "bad" in (g.get_attribute("class") or "").split(),
+                    "label_frame": int(m[1]), "t": float(m[2]), "label": m[3]})
+    return out
+
+
+def test_report_shows_summary_problems_timeline_and_every_session(
+        chrome: Browser, report: Path, scan_json: dict, scan: dict) -> None:
+    load(chrome, report)
+    find = chrome.driver.find_element
+    summary = find(By.CSS_SELECTOR, "header#summary").text
+    for path in EXAMPLES:
+        assert path.name in summary
+    import fastcap
+
+    assert fastcap.__version__ in summary
+    # the triage groups, as many and in the same order as the JSON's
+    problems = chrome.driver.find_elements(By.CSS_SELECTOR, "section#problems tr.problem")
+    groups = scan_json["problems"]
+    assert len(problems) == len(groups) > 0
+    for row, group in zip(problems, groups, strict=True):
+        assert row.is_displayed()
+        assert group["code"] in row.text and group["server"] in row.text
+        assert str(group["sessions"]) in row.text
+        for sample in group["samples"]:
+            assert f"#{sample['session']}" in row.text
+    # the empty client Certificate is the examples' headline problem, in both files
+    assert any("no_client_cert" in p.text for p in problems)
+    assert find(By.CSS_SELECTOR, "svg#timeline").is_displayed()
+    assert sorted(row_ids(chrome)) == sorted(scan)
+    assert_clean(chrome, report)
+
+
+def test_a_problem_sample_opens_its_session(chrome: Browser, report: Path,
+                                           scan_json: dict) -> None:
+    """Clicking a sample session number in the problems table opens that session's row."""
+    load(chrome, report)
+    group = scan_json["problems"][0]
+    want = (Path(group["samples"][-1]["file"]).name, group["samples"][-1]["session"])
+    row = chrome.driver.find_elements(By.CSS_SELECTOR, "section#problems tr.problem")[0]
+    row.find_elements(By.CSS_SELECTOR, ".sample")[-1].click()
+    opened = wait_for(chrome, lambda d: d.execute_script(
+        "const tr = Array.from(document.querySelectorAll('table#sessions tr.detail'))"
+        ".find(t => t.getClientRects().length > 0 && t.querySelector('div.ladder svg'));"
+        "const s = tr && tr.previousElementSibling;"
+        "return s ? [s.dataset.file, s.dataset.number] : null;"), "a session opened")
+    assert (Path(opened[0]).name, int(opened[1])) == want
+    assert_clean(chrome, report)
+
+
+def test_table_sorts_by_a_clicked_column(chrome: Browser, report: Path, scan: dict) -> None:
+    load(chrome, report)
+    key = column(chrome, "client")
+    th = chrome.driver.find_element(By.CSS_SELECTOR, f'table#sessions th[data-key="{key}"]')
+    before = cells(chrome, key)
+    th.click()
+    wait_for(chrome, lambda d: th.get_attribute("aria-sort") == "ascending", "aria-sort=ascending")
+    up = cells(chrome, key)
+    assert sorted(up) == sorted(before)
+    # client addresses here are 10.20.30.41..49 and one more: text order is address order
+    assert up == sorted(up), up
+    assert sorted(row_ids(chrome)) == sorted(scan)     # no row lost or doubled
+    th.click()
+    wait_for(chrome, lambda d: th.get_attribute("aria-sort") == "descending",
+             "aria-sort=descending")
+    assert cells(chrome, key) == up[::-1]
+    for other in chrome.driver.find_elements(By.CSS_SELECTOR, "table#sessions th[data-key]"):
+        if other.get_attribute("data-key") != key:
+            assert other.get_attribute("aria-sort") in (None, "none")
+    assert_clean(chrome, report)
+
+
+def test_table_filters_on_typed_text(chrome: Browser, report: Path, scan: dict) -> None:
+    load(chrome, report)
+    box = chrome.driver.find_element(By.CSS_SELECTOR, "input#filter")
+    want = sorted(k for k, s in scan.items() if "no_client_cert" in codes(s))
+    assert len(want) == 2                     # one in each example capture
+    box.send_keys("no_client_cert")
+    wait_for(chrome, lambda d: sorted(row_ids(chrome)) == want,
+             f"only the rows {want}")
+    box.clear()
+    box.send_keys("10.20.30.45")
+    wait_for(chrome, lambda d: row_ids(chrome) == [("all-scenarios.pcapng", 5)],
+             "only the row of client 10.20.30.45")
+    box.clear()
+    box.send_keys("no-such-text-anywhere")
+    wait_for(chrome, lambda d: visible_rows(chrome) == [], "no row")
+    box.clear()     # clearing fires no input event: send one, as a user's deleting would
+    chrome.driver.execute_script(
+        "arguments[0].dispatchEvent(new Event('input', {bubbles: true}))", box)
+    wait_for(chrome, lambda d: len(visible_rows(chrome)) == len(scan), "every row again")
+    assert_clean(chrome, report)
+
+
+def test_ladder_of_the_empty_client_certificate(chrome: Browser, report: Path,
+                                                scan: dict) -> None:
+    """Session 2 of all-scenarios: the server asks for a certificate (frame 40) and the client
+    answers with an empty Certificate (frame 41) - the arrows tell that story in order."""
+    file, number = "all-scenarios.pcapng", 2
+    session = scan[(file, number)]
+    load(chrome, report)
+    got = arrows(open_session(chrome, file, number))
+
+    for a in got:
+        assert a["label_frame"] == a["frame"]
+        assert a["dir"] in ("c2s", "s2c") and a["kind"] in ("smtp", "tls", "alert", "log")
+        assert session["first_frame"] <= a["frame"] <= session["last_frame"]
+    frames = [a["frame"] for a in got]
+    assert frames == sorted(frames), "arrows out of capture order"
+    # the times are the frames' capture times, relative to the session's first frame
+    times = frame_times(ROOT / EXAMPLES[0], frames)
+    for a in got:
+        want = (times[a["frame"]] - session["first_ts_ns"]) / 1e9
+        assert a["t"] == pytest.approx(want, abs=1e-3), a
+
+    def first(pred, what):
+        hits = [i for i, a in enumerate(got) if pred(a)]
+        assert hits, f"no arrow for {what} in {[a['label'] for a in got]}"
+        return hits[0]
+
+    smtp = session["smtp"]
+    ehlo = first(lambda a: a["label"].startswith("EHLO ") and a["dir"] == "c2s", "EHLO")
+    starttls = first(lambda a: a["label"].startswith("STARTTLS") and a["dir"] == "c2s",
+                     "STARTTLS")
+    hello = first(lambda a: "ClientHello" in a["label"], "ClientHello")
+    server_hello = first(lambda a: "ServerHello" in a["label"] and "Done" not in a["label"],
+                         "ServerHello")
+    request = first(lambda a: "CertificateRequest" in a["label"], "CertificateRequest")
+    server_cert = first(lambda a: a["label"].startswith("Certificate ") and a["dir"] == "s2c",
+                        "the server's Certificate")
+    client_cert = first(lambda a: a["label"].startswith("Certificate") and a["dir"] == "c2s",
+                        "the client's Certificate")
+    assert ehlo < starttls < hello < server_hello < server_cert < request < client_cert
+    assert got[ehlo]["frame"] == smtp["ehlo_frame"] and got[ehlo]["kind"] == "smtp"
+    assert mail_name(got[ehlo]["label"]) == smtp["ehlo_name"]
+    assert got[starttls]["frame"] == smtp["starttls_command_frame"]
+    tls = session["tls"]
+    assert got[hello]["frame"] == tls["client_hello"]["frame"]
+    assert got[hello]["dir"] == "c2s" and got[hello]["kind"] == "tls"
+    assert got[server_hello]["frame"] == tls["server_hello"]["frame"]
+    assert got[server_hello]["dir"] == "s2c"
+    assert got[request]["frame"] == tls["certificate_request"]["frame"]
+    leaf = session["server_cert_check"]["certs"][0]
+    assert leaf["subject_cn"] in got[server_cert]["label"]
+    # the empty Certificate is the one bad handshake message, at the frame the verdict names
+    verdict = next(v for v in session["verdicts"] if v["code"] == "no_client_cert")
+    assert got[client_cert]["frame"] == verdict["frame"] == 41
+    assert got[client_cert]["bad"] and "empty" in got[client_cert]["label"].lower()
+    assert [a for a in got if a["bad"]] == [got[client_cert]] + [
+        a for a in got if a["kind"] == "alert"]
+    assert not any(a["bad"] for a in got[:client_cert] if a["kind"] == "smtp")
+    assert_clean(chrome, report)
+
+
+def mail_name(label: str) -> str:
+    return label.split()[1]
+
+
+def test_ladder_marks_alerts_and_failed_replies(chrome: Browser, report: Path,
+                                                scan: dict) -> None:
+    file = "all-scenarios.pcapng"
+    load(chrome, report)
+    # session 4: the server rejects the expired client certificate with a fatal alert
+    got = arrows(open_session(chrome, file, 4))
+    verdict = next(v for v in scan[(file, 4)]["verdicts"] if v["code"] == "tls_alert")
+    alert = [a for a in got if a["kind"] == "alert"]
+    assert [a["frame"] for a in alert] == [verdict["frame"]]
+    assert alert[0]["bad"] and alert[0]["dir"] == "s2c"
+    assert "certificate_expired" in alert[0]["label"]
+    # session 7: STARTTLS refused (454) and relay denied (550); the 2xx replies are fine
+    load(chrome, report)
+    got = arrows(open_session(chrome, file, 7))
+    replies = {a["frame"]: a for a in got if a["dir"] == "s2c" and a["kind"] == "smtp"}
+    want_bad = {r["frame"] for r in scan[(file, 7)]["smtp"]["replies"] if r["code"] >= 400}
+    assert want_bad and {f for f, a in replies.items() if a["bad"]} == want_bad
+    assert any(a["label"].startswith("454") for a in replies.values())
+    assert any(a["label"].startswith("550") for a in replies.values())
+    assert all(a["label"][:1] in "45" for a in replies.values() if a["bad"])
+    assert_clean(chrome, report)
+
+
+def test_certificate_details_open_in_place(chrome: Browser, report: Path, scan: dict) -> None:
+    file, number = "all-scenarios.pcapng", 2
+    session = scan[(file, number)]
+    der = b64decode(session["tls"]["server_certificate"]["certificates"][0]["der_b64"])
+    sha1 = hashlib.sha1(der).hexdigest().upper()
+    sha256 = hashlib.sha256(der).hexdigest()
+    leaf = session["server_cert_check"]["certs"][0]
+    load(chrome, report)
+    detail = open_session(chrome, file, number)
+    found = [d for d in detail.find_elements(By.CSS_SELECTOR, "details.cert[data-sha1]")
+             if hexof(d.get_attribute("data-sha1")) == sha1.lower()]
+    assert len(found) == 1, "the server's certificate has no details.cert of its own"
+    cert = found[0]
+    assert cert.get_attribute("open") is None
+    cert.find_element(By.CSS_SELECTOR, "summary").click()
+    wait_for(chrome, lambda d: cert.get_attribute("open") is not None, "the certificate open")
+    text = cert.text
+    assert leaf["subject_cn"] in text
+    assert leaf["issuer_cn"] in text
+    for name in leaf["san_dns"]:
+        assert name in text
+    assert leaf["not_before"][:10] in text and leaf["not_after"][:10] in text
+    # SHA-1 as Windows' thumbprint (one run of upper-case hex) and the SHA-256 in any layout
+    assert sha1 in text.replace(" ", "").replace(":", "").upper()
+    assert sha256 in hexof(text)
+    assert_clean(chrome, report)
+
+
+def hexof(text: str) -> str:
+    return re.sub(r"[^0-9a-f]", "", text.lower())
+
+
+def test_screenshot_of_an_opened_session(chrome: Browser, report: Path) -> None:
+    """The whole page with the empty-Certificate session and a certificate open: README shows
+    it and CI keeps it."""
+    load(chrome, report)
+    detail = open_session(chrome, "all-scenarios.pcapng", 2)
+    detail.find_element(By.CSS_SELECTOR, "details.cert summary").click()
+    png = chrome.screenshot_full_page(SCREENSHOT)
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and SCREENSHOT.read_bytes() == png
+    width, height = struct.unpack(">II", png[16:24])
+    page_height = chrome.driver.execute_script(
+        "return document.documentElement.scrollHeight")
+    assert width >= 1000 and height >= page_height - 1
+    assert_clean(chrome, report)
+
+
+# -- a crowd of sessions, one of them hostile ----------------------------------------------------
+
+CROWD = 450
+HOSTILE_CLIENT = "10.1.250.250"
+HOSTILE_EHLO = ("<img/src=x/onerror=pwned=1>\"'\u202e"
+                "</script><script>pwned=2</script>")
+HOSTILE_CN = "<script>pwned=3</script>\" onmouseover='pwned=4' \u200fx"
+HOSTILE_BANNER = "220 \x1b[31m<b>red</b> <svg/onload=pwned=5> ready"
+
+
+def crowd_client(i: int) -> str:
+    """Three digits in each varying octet, so text order is address order."""
+    return f"10.1.{100 + i // 100}.{100 + i % 100}"
+
+
+@pytest.fixture(scope="module")
+def crowd(tmp_path_factory) -> Path:
+    """A report of CROWD plaintext sessions (more than a page of rows) and, last, one TLS
+    session whose EHLO, banner and client certificate subject are built to break out of HTML:
+    from real OpenSSL handshakes (fastcap_synth)."""
+    import datetime as dt
+    import time
+
+    from fastcap_synth.certs import make_leaf
+    from fastcap_synth.scenarios import make_pki, scenario
+    from fastcap_synth.smtpgen import SmtpScenario, smtp_records
+    from fastcap_synth.tlsgen import client_context
+    from fastcap_synth.writers import write_pcap
+
+    start = time.time_ns() - 3600 * 10**9
+    records = []
+    for i in range(CROWD):
+        records += smtp_records(SmtpScenario(client_ip=crowd_client(i), client_port=40000 + i,
+                                             starttls_offered=False, start_ns=start + i * 10**8))
+    pki = make_pki(dt.datetime.now(dt.UTC))
+    hostile = make_leaf(pki.intermediate, HOSTILE_CN, sans=["mail.fabrikam.com"])
+    records += smtp_records(scenario(
+        "ok_client_cert", pki, client_cert=hostile, client_ctx=client_context(cert=hostile),
+        ehlo_name=HOSTILE_EHLO, banner=HOSTILE_BANNER, client_ip=HOSTILE_CLIENT,
+        client_port=40000 + CROWD, start_ns=start + CROWD * 10**8))
+    records.sort(key=lambda r: r.ts_ns)
+    where = tmp_path_factory.mktemp("crowd")
+    write_pcap(where / "crowd.pcap", records)
+    out = where / "crowd.html"
+    assert main(["report", str(where / "crowd.pcap"), "-o", str(out)]) == 1   # problems found
+    return out
+
+
+def test_a_large_table_renders_a_page_and_sorts_and_filters_all_sessions(
+        chrome: Browser, crowd: Path) -> None:
+    """More sessions than one page: the page draws only some rows, yet sorting and filtering
+    work on every session, not just the drawn ones."""
+    everyone = [crowd_client(i) for i in range(CROWD)] + [HOSTILE_CLIENT]
+    load(chrome, crowd)
+    drawn = chrome.driver.find_elements(By.CSS_SELECTOR, "table#sessions tr.session")
+    assert 0 < len(drawn) < len(everyone)
+    key = column(chrome, "client")
+    th = chrome.driver.find_element(By.CSS_SELECTOR, f'table#sessions th[data-key="{key}"]')
+    th.click()
+    wait_for(chrome, lambda d: th.get_attribute("aria-sort") == "ascending", "aria-sort=ascending")
+    up = [c.split(":")[0] for c in cells(chrome, key)]
+    assert up == sorted(everyone)[:len(up)]
+    th.click()
+    wait_for(chrome, lambda d: th.get_attribute("aria-sort") == "descending",
+             "aria-sort=descending")
+    down = [c.split(":")[0] for c in cells(chrome, key)]
+    assert down == sorted(everyone, reverse=True)[:len(down)]
+    assert down[0] == HOSTILE_CLIENT
+    # a session far beyond the first page is one filter away
+    box = chrome.driver.find_element(By.CSS_SELECTOR, "input#filter")
+    box.send_keys(crowd_client(CROWD - 7) + ":")
+    wait_for(chrome, lambda d: [c.split(":")[0] for c in cells(chrome, key)]
+             == [crowd_client(CROWD - 7)], f"only {crowd_client(CROWD - 7)}")
+    assert_clean(chrome, crowd)
+
+
+def test_hostile_packet_strings_are_shown_as_text_and_never_run(chrome: Browser,
+                                                                crowd: Path) -> None:
+    load(chrome, crowd)
+    driver = chrome.driver
+    driver.find_element(By.CSS_SELECTOR, "input#filter").send_keys(HOSTILE_CLIENT)
+    wait_for(chrome, lambda d: len(visible_rows(chrome)) == 1, "the hostile session's row")
+    row = visible_rows(chrome)[0]
+    assert HOSTILE_CLIENT in row.text
+    ehlo = cells(chrome, column(chrome, "ehlo"))[0]
+    assert "<img/src=x/onerror=pwned=1>" in ehlo
+    assert "</script><script>pwned=2</script>" in ehlo
+    number = int(row.get_attribute("data-number"))
+    detail = open_session(chrome, "crowd.pcap", number)
+    labels = [a["label"] for a in arrows(detail)]
+    assert any("</script><script>pwned=2</script>" in x for x in labels), labels
+    assert any("<svg/onload=pwned=5>" in x for x in labels), labels
+    certs = detail.find_elements(By.CSS_SELECTOR, "details.cert")
+    assert certs
+    for cert in certs:
+        cert.find_element(By.CSS_SELECTOR, "summary").click()
+    # the subject as RFC 4514 writes it (backslash before < > "), the backslashes shown escaped
+    assert any("<script>pwned=3</script>\" onmouseover='pwned=4'" in c.text.replace("\\", "")
+               for c in certs), [c.text[:80] for c in certs]
+    # nothing ran, nothing became markup, the escape character is shown escaped
+    assert driver.execute_script("return window.pwned") is None
+    assert driver.execute_script(
+        "return document.querySelectorAll('[onerror],[onload],[onmouseover],img,b').length") == 0
+    # the page's own scripts only (the embedded JSON escapes "<", so the file's count is theirs)
+    own = crowd.read_text(encoding="utf-8").count("<script")
+    assert len(driver.find_elements(By.TAG_NAME, "script")) == own
+    body = driver.execute_script("return document.body.textContent")
+    assert "\x1b" not in body and "\\x1b[31m<b>red</b>" in body
+    assert_clean(chrome, crowd)
