@@ -719,7 +719,7 @@ def tune_allocator() -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
-    if getattr(args, "output", None) is not None and args.format != "zeek":
+    if args.command == "scan" and args.output is not None and args.format != "zeek":
         parser.error("-o/--output goes with --format zeek (the directory for its logs)")
     tune_allocator()
     try:
