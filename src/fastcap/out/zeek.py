@@ -140,6 +140,13 @@ def zeek_version(v: int | None) -> str | None:
     return _VERSIONS.get(v, f"unknown-{v}")
 
 
+# ssl_history's letter for each handshake message (TlsHandshake.messages names them)
+_HISTORY = {"ClientHello": "c", "ServerHello": "s", "Certificate": "x", "ServerKeyExchange": "k",
+            "CertificateRequest": "r", "ServerHelloDone": "n", "ClientKeyExchange": "g",
+            "CertificateVerify": "y", "ChangeCipherSpec": "i", "Finished": "f",
+            "NewSessionTicket": "t"}
+
+
 def _history(s: Session) -> str:
     """ssl_history: one letter per handshake message, change-cipher-spec and alert, in the
     order the frames carried them; the client's in capitals."""
@@ -152,20 +159,9 @@ def _history(s: Session) -> str:
             marks.append((at.frame or 0, 0 if client else 1, at.offset,
                           letter.upper() if client else letter))
 
-    put(t.client_hello_at, True, "c")
-    put(t.server_hello_at, False, "j" if t.hello_retry_request else "s")
-    put(t.server_certs_at, False, "x")
-    put(t.server_key_exchange_at, False, "k")
-    put(t.cert_request_at, False, "r")
-    put(t.server_hello_done_at, False, "n")
-    put(t.client_certificate_at, True, "x")
-    put(t.client_key_exchange_at, True, "g")
-    put(t.certificate_verify_at, True, "y")
-    put(t.client_ccs_at, True, "i")
-    put(t.client_finished_at, True, "f")
-    put(t.session_ticket_at, False, "t")
-    put(t.server_ccs_at, False, "i")
-    put(t.server_finished_at, False, "f")
+    for name, at, client in t.messages():
+        letter = _HISTORY[name]
+        put(at, client, "j" if letter == "s" and t.hello_retry_request else letter)
     for a in t.alerts:
         put(a.at, a.from_client, "l")
     marks.sort()  # a frame carries one direction: frame, then stream offset

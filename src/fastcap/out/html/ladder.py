@@ -63,28 +63,26 @@ def _tls(s: Session) -> list[tuple[int, int, Arrow]]:
                         Arrow(where.frame, direction, kind, shown(label), bad)))
 
     ch = t.client_hello
-    add(t.client_hello_at, C2S, "ClientHello" + (f" SNI={ch.sni}" if ch and ch.sni else ""))
-    add(t.server_hello_at, S2C, "ServerHello" + (f" {t.version_name}" if t.version_name else "")
-        + (f" {t.cipher_name}" if t.cipher_name else ""))
-    subject = _leaf_subject(s.server_check)
-    add(t.server_certs_at, S2C, "Certificate" + (f" {subject}" if subject else ""))
-    add(t.server_key_exchange_at, S2C, "ServerKeyExchange")
-    add(t.cert_request_at, S2C, "CertificateRequest")
-    add(t.server_hello_done_at, S2C, "ServerHelloDone")
-    if t.client_certificate_at is not None:
-        if t.client_certificate is None:
-            add(t.client_certificate_at, C2S, "Certificate (malformed)", bad=True)
-        elif not t.client_certificate:
-            add(t.client_certificate_at, C2S, "Certificate (empty)", bad=True)
-        else:
-            subject = _leaf_subject(s.client_check)
-            add(t.client_certificate_at, C2S, "Certificate " + (subject or "(unparseable)"))
-    add(t.client_key_exchange_at, C2S, "ClientKeyExchange")
-    add(t.certificate_verify_at, C2S, "CertificateVerify")
-    add(t.client_ccs_at, C2S, "ChangeCipherSpec")
-    add(t.client_finished_at, C2S, "Finished (encrypted)")
-    add(t.server_ccs_at, S2C, "ChangeCipherSpec")
-    add(t.server_finished_at, S2C, "Finished (encrypted)")
+    for name, at, client in t.messages():
+        label, bad = name, False
+        if name == "ClientHello" and ch is not None and ch.sni:
+            label += f" SNI={ch.sni}"
+        elif name == "ServerHello":
+            label += (f" {t.version_name}" if t.version_name else "") + (
+                f" {t.cipher_name}" if t.cipher_name else "")
+        elif name == "Certificate" and not client:
+            subject = _leaf_subject(s.server_check)
+            label += f" {subject}" if subject else ""
+        elif name == "Certificate":
+            if t.client_certificate is None:
+                label, bad = "Certificate (malformed)", True
+            elif not t.client_certificate:
+                label, bad = "Certificate (empty)", True
+            else:
+                label += " " + (_leaf_subject(s.client_check) or "(unparseable)")
+        elif name == "Finished":
+            label = "Finished (encrypted)"
+        add(at, C2S if client else S2C, label, bad=bad)
     for a in t.alerts:
         label = ("Alert (encrypted)" if a.encrypted
                  else f"Alert {a.level_name or '?'} {a.description_name or '?'}")

@@ -208,6 +208,27 @@ class TlsHandshake:
             return None
         return sh.session_id or None
 
+    def messages(self) -> list[tuple[str, Where, bool]]:
+        """(name, where, from the client) of every handshake message seen, in the order of
+        RFC 5246's flow (ChangeCipherSpec and the encrypted Finished included): the one list
+        the views of a handshake (ladder, Zeek's ssl_history) draw from.  Names are the
+        messages' own ("ClientHello", "Certificate", ...); alerts are in ``alerts``."""
+        seen = (("ClientHello", self.client_hello_at, True),
+                ("ServerHello", self.server_hello_at, False),
+                ("Certificate", self.server_certs_at, False),
+                ("ServerKeyExchange", self.server_key_exchange_at, False),
+                ("CertificateRequest", self.cert_request_at, False),
+                ("ServerHelloDone", self.server_hello_done_at, False),
+                ("Certificate", self.client_certificate_at, True),
+                ("ClientKeyExchange", self.client_key_exchange_at, True),
+                ("CertificateVerify", self.certificate_verify_at, True),
+                ("ChangeCipherSpec", self.client_ccs_at, True),
+                ("Finished", self.client_finished_at, True),
+                ("NewSessionTicket", self.session_ticket_at, False),
+                ("ChangeCipherSpec", self.server_ccs_at, False),
+                ("Finished", self.server_finished_at, False))
+        return [(name, at, client) for name, at, client in seen if at is not None]
+
     @property
     def cert_requested(self) -> bool:
         """The server sent a CertificateRequest (even one too malformed to parse)."""
