@@ -379,13 +379,9 @@ def _cmd_scan(args) -> int:
                 zeek.add(sess, path)
             if not stream:
                 kept.append(sess)
-        if failure:
-            print(f"fastcap: {failure[0]}", file=sys.stderr)
-            errors.append({"path": path, "error": failure[0]})
+        if not _file_read(path, summary, failure, errors):
             code = EXIT_UNREADABLE
             continue
-        for w in summary.warnings:
-            print(f"fastcap: warning: {w}", file=sys.stderr)
         if (summary.with_problems or summary.warnings) and code == EXIT_OK:
             code = EXIT_PROBLEMS
         summaries.append(summary)
@@ -455,6 +451,18 @@ def _close_zeek(zeek) -> None:
         print(f"fastcap: wrote {target} ({lines[target.stem]} lines)", file=sys.stderr)
 
 
+def _file_read(path: str, summary, failure: list[str], errors: list[dict]) -> bool:
+    """Tell on stderr how one capture's reading ended: its error (recorded in `errors`, and
+    False), else its warnings (True)."""
+    if failure:
+        print(f"fastcap: {failure[0]}", file=sys.stderr)
+        errors.append({"path": path, "error": failure[0]})
+        return False
+    for w in summary.warnings:
+        print(f"fastcap: warning: {w}", file=sys.stderr)
+    return True
+
+
 def _read_evidence(args, only: str | None = None):
     """The --evidence files read once (or `only` their logs or settings), their warnings
     (file and line) on stderr."""
@@ -506,13 +514,9 @@ def _cmd_scan_evidence(args) -> int:
     for path, sessions, summary, failure in (_scan_streams(args, files, options, analyzer)
                                              if files else ()):
         kept = list(sessions)
-        if failure:
-            print(f"fastcap: {failure[0]}", file=sys.stderr)
-            errors.append({"path": path, "error": failure[0]})
+        if not _file_read(path, summary, failure, errors):
             code = EXIT_UNREADABLE
             continue
-        for w in summary.warnings:
-            print(f"fastcap: warning: {w}", file=sys.stderr)
         results.append((path, kept, summary))
     logs = _read_evidence(args, "logs")  # after the scan: the two never take memory at once
     if logs.warnings and code == EXIT_OK:
