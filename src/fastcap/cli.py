@@ -331,7 +331,6 @@ def _cmd_scan(args) -> int:
 
     from .judge.judging import analyzer_for
     from .out import report
-    from .read.inputs import expand_inputs
     from .run.scanner import has_problem
 
     started = time.perf_counter()
@@ -347,18 +346,8 @@ def _cmd_scan(args) -> int:
     except (OSError, ValueError) as e:
         print(f"fastcap: {e}", file=sys.stderr)
         return EXIT_UNREADABLE
-    code = EXIT_OK
     results, errors, summaries = [], [], []
-    files, notes, bad_args = expand_inputs(args.files)
-    options = _with_keys(options, files)
-    if getattr(options.key_index, "warnings", None):
-        code = EXIT_PROBLEMS
-    for w in notes:
-        print(f"fastcap: warning: {w}", file=sys.stderr)
-    for e in bad_args:
-        print(f"fastcap: {e}", file=sys.stderr)
-        errors.append({"path": e.split(":", 1)[0], "error": e})
-        code = EXIT_UNREADABLE
+    options, files, code = _inputs(args, options, errors)
     stream = args.format in ("jsonl", "csv", "zeek") and not args.html
     if args.format == "csv":
         sys.stdout.write(report.csv_header())
@@ -451,6 +440,24 @@ def _close_zeek(zeek) -> None:
         print(f"fastcap: wrote {target} ({lines[target.stem]} lines)", file=sys.stderr)
 
 
+def _inputs(args, options: ScanOptions, errors: list[dict]) -> tuple[ScanOptions, list[str], int]:
+    """The captures named (directories and globs expanded), the options with their keys read,
+    and the exit code so far: a name that is no readable file is told on stderr and recorded
+    in `errors`; a key log warning makes it 1."""
+    from .read.inputs import expand_inputs
+
+    files, notes, bad_args = expand_inputs(args.files) if args.files else ([], [], [])
+    options = _with_keys(options, files)
+    code = EXIT_PROBLEMS if getattr(options.key_index, "warnings", None) else EXIT_OK
+    for w in notes:
+        print(f"fastcap: warning: {w}", file=sys.stderr)
+    for e in bad_args:
+        print(f"fastcap: {e}", file=sys.stderr)
+        errors.append({"path": e.split(":", 1)[0], "error": e})
+        code = EXIT_UNREADABLE
+    return options, files, code
+
+
 def _file_read(path: str, summary, failure: list[str], errors: list[dict]) -> bool:
     """Tell on stderr how one capture's reading ended: its error (recorded in `errors`, and
     False), else its warnings (True)."""
@@ -485,7 +492,6 @@ def _cmd_scan_evidence(args) -> int:
     from .judge.judging import analyzer_for
     from .out import report
     from .out.evidence_text import evidence_json, format_evidence
-    from .read.inputs import expand_inputs
     from .run.evidence import MAX_LOGS_ALONE, JoinSettings, attach_evidence, log_only
     from .run.scanner import has_problem
 
@@ -502,15 +508,9 @@ def _cmd_scan_evidence(args) -> int:
     except (OSError, ValueError) as e:
         print(f"fastcap: {e}", file=sys.stderr)
         return EXIT_UNREADABLE
-    files, notes, bad_args = expand_inputs(args.files) if args.files else ([], [], [])
-    options = _with_keys(options, files)
     results, errors = [], []
-    for w in notes:
-        print(f"fastcap: warning: {w}", file=sys.stderr)
-    for e in bad_args:
-        print(f"fastcap: {e}", file=sys.stderr)
-        errors.append({"path": e.split(":", 1)[0], "error": e})
-        code = EXIT_UNREADABLE
+    options, files, opened = _inputs(args, options, errors)
+    code = max(code, opened)
     for path, sessions, summary, failure in (_scan_streams(args, files, options, analyzer)
                                              if files else ()):
         kept = list(sessions)
