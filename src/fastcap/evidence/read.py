@@ -194,11 +194,10 @@ def read_evidence(paths: Sequence[str | os.PathLike], *, year: int | None = None
         try:
             text = _Counted(path)
             kind = kind_of(text.head())
-        except FastcapError as e:
-            warnings.append(str(e))
-            continue
-        except OSError as e:
-            warnings.append(f"{path}: cannot read: {e.strerror or e}")
+        except (FastcapError, OSError) as e:
+            if only != "settings":  # told once, by the logs' reading
+                warnings.append(str(e) if isinstance(e, FastcapError)
+                                else f"{path}: cannot read: {e.strerror or e}")
             continue
         if (only == "settings" and kind in LOG_READERS) or (
                 only == "logs" and kind is not None and kind not in LOG_READERS):
