@@ -5,6 +5,7 @@
  * Every length read from the file is checked against the bytes that remain before it is used,
  * so a hostile file can at worst stop the walk with FC_TRUNCATED / FC_CORRUPT. */
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #include "fastcap.h"
 
@@ -92,12 +93,156 @@ static inline int64_t stop(fc_status *st, int32_t code, int64_t off, int64_t fno
     return n;
 }
 
+/* One pcap record header checked exactly as the serial walk checks it: its length, or -1
+ * when the walk must stop at it (the serial loop then says why). */
+static inline int64_t pcap_step(const uint8_t *buf, int64_t len, int64_t off, int swapped,
+                                uint32_t max_caplen)
+{
+    if (len - off < 16)
+        return -1;
+    uint32_t incl = rd32(buf + off + 8, swapped);
+    if (incl > max_caplen || (int64_t)incl > len - off - 16)
+        return -1;
+    return 16 + (int64_t)incl;
+}
+
+/* Could a record start at `off`?  A guess only: the header and the next few after it hold
+ * plausible lengths and times.  A wrong guess costs speed, never results (see skeleton). */
+static int pcap_plausible(const uint8_t *buf, int64_t len, int64_t off, int swapped,
+                          uint32_t max_caplen, uint32_t ts0)
+{
+    for (int i = 0; i < 4; i++) {
+        if (len - off < 16)
+            return i > 0;
+        const uint8_t *h = buf + off;
+        uint32_t ts = rd32(h, swapped), incl = rd32(h + 8, swapped), orig = rd32(h + 12, swapped);
+        if (incl > max_caplen || incl > orig || orig > 262144 || incl < 14)
+            return 0;
+        if ((ts > ts0 ? ts - ts0 : ts0 - ts) > 86400u * 366u)
+            return 0;
+        off += 16 + (int64_t)incl;
+    }
+    return 1;
+}
+
+#define CHAINS 16
+#define CHAIN_MIN_ROWS 4096
+#define RESYNC_SPAN (256 << 10)
+#define FILL_AHEAD 16
+
+/* The offsets of up to `cap` consecutive records from `start` (each one the serial walk
+ * would accept), walked as CHAINS interleaved chains so that several header cache misses
+ * are in flight at once: a record's header says where the next one is, so one chain alone
+ * waits out every miss in turn.  Chain k starts at a guessed record boundary and is kept
+ * only if chain k-1, walked from a kept start, lands exactly on it; so the offsets are the
+ * serial walk's by construction, and a wrong guess (or a corrupt record) only ends the
+ * list early, where the serial loop takes over.  Returns how many offsets it wrote. */
+static int64_t pcap_skeleton(const uint8_t *buf, int64_t len, int64_t start, int swapped,
+                             uint32_t max_caplen, int64_t cap, int64_t *out, int64_t *scratch)
+{
+    int64_t n = 0, off = start;
+    /* a serial lead-in: the average record length sizes the chains' spans */
+    int64_t lead = cap < 64 ? cap : 64;
+    while (n < lead) {
+        int64_t step = pcap_step(buf, len, off, swapped, max_caplen);
+        if (step < 0)
+            return n;
+        out[n++] = off;
+        off += step;
+    }
+    if (cap - n < CHAIN_MIN_ROWS || n == 0)
+        return n;
+    int64_t avg = (off - start) / n, want = cap - n;
+    if (avg < 16)
+        avg = 16;
+    int64_t region = want * avg; /* bytes the remaining rows are expected to span */
+    if (region > len - off)
+        region = len - off;
+    int64_t per = 2 * (want / CHAINS) + 64; /* room each chain may fill in scratch */
+    int64_t begin[CHAINS + 1], cur[CHAINS], cnt[CHAINS];
+    uint32_t ts0 = rd32(buf + start, swapped);
+    int chains = 0;
+    begin[chains++] = off;
+    for (int k = 1; k < CHAINS; k++) {
+        int64_t p = off + region / CHAINS * k, stop_at = p + RESYNC_SPAN;
+        if (p <= begin[chains - 1])
+            continue;
+        for (; p < stop_at && p < len - 16; p++)
+            if (pcap_plausible(buf, len, p, swapped, max_caplen, ts0))
+                break;
+        if (p < stop_at && p < len - 16)
+            begin[chains++] = p;
+    }
+    begin[chains] = off + region;
+    for (int k = 0; k < chains; k++) {
+        cur[k] = begin[k];
+        cnt[k] = 0;
+    }
+    int live = chains;
+    while (live) {
+        live = 0;
+        for (int k = 0; k < chains; k++) {
+            int64_t o = cur[k];
+            if (o < 0 || o >= begin[k + 1] || cnt[k] == per)
+                continue;
+            int64_t step = pcap_step(buf, len, o, swapped, max_caplen);
+            if (step < 0) {
+                cur[k] = -1 - o; /* stopped: the serial walk decides this record */
+                continue;
+            }
+            scratch[k * per + cnt[k]++] = o;
+            cur[k] = o + step;
+            __builtin_prefetch(buf + o + step);
+            live++;
+        }
+    }
+    for (int k = 0; k < chains; k++) {
+        for (int64_t i = 0; i < cnt[k] && n < cap; i++)
+            out[n++] = scratch[k * per + i];
+        int joined = k + 1 < chains ? cur[k] == begin[k + 1] : cur[k] >= begin[k + 1];
+        if (!joined || n == cap)
+            break;
+    }
+    return n;
+}
+
 int64_t fc_walk_pcap(const uint8_t *buf, int64_t len, int64_t start, int32_t swapped,
                      int32_t nanos, uint32_t snaplen, uint32_t max_caplen,
                      fc_cols *cols, fc_status *st)
 {
     int64_t off = start, n = 0, fno = st->next_frame, pf = start;
     const int64_t frac_mul = nanos ? 1 : 1000;
+    /* the record offsets first, with several misses in flight; then the rows, prefetched
+     * a few records ahead since their addresses are now known */
+    int64_t known = 0;
+    if (cols->cap >= CHAIN_MIN_ROWS) {
+        int64_t *scratch = malloc(sizeof(int64_t) * (size_t)(2 * (cols->cap / CHAINS) + 64) * CHAINS);
+        if (scratch) {
+            known = pcap_skeleton(buf, len, start, swapped, max_caplen, cols->cap, cols->offset,
+                                  scratch);
+            free(scratch);
+        }
+    }
+    for (; n < known; n++) {
+        if (n + FILL_AHEAD < known) {
+            const uint8_t *a = buf + cols->offset[n + FILL_AHEAD];
+            __builtin_prefetch(a);
+            __builtin_prefetch(a + 64);
+        }
+        const uint8_t *h = buf + cols->offset[n];
+        uint32_t incl = rd32(h + 8, swapped), orig = rd32(h + 12, swapped);
+        uint8_t flags = 0;
+        if (incl < orig)
+            flags |= FC_F_SNAPPED;
+        if (snaplen && incl > snaplen)
+            flags |= FC_F_OVER_SNAPLEN;
+        int64_t ts = (int64_t)rd32(h, swapped) * 1000000000 + (int64_t)rd32(h + 4, swapped) * frac_mul;
+        off = cols->offset[n];
+        put_row(cols, n, h + 16, off + 16, incl, orig, ts, 0, fno, flags);
+        fno++;
+        off += 16 + (int64_t)incl;
+    }
+    pf = off;
     for (;;) {
         if (n == cols->cap)
             return stop(st, FC_FULL, off, fno, 0, n);
