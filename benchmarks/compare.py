@@ -20,6 +20,11 @@ One table, every row measured in the same run:
   bytes, cut at a record boundary and cached next to FILE, or --small -- and scaled to FILE's
   size; scapy runs --slow-repeat times).
 
+Rows on FILE.fresh.pcap (a copy of FILE written anew before the runs) measure the page cache
+as the write path lays it out, which makes an mmap walk's page faults dearer than after a read
+back; skip them with --skip fresh.  A final table holds the speed goals, each a ratio of two
+rows' medians of this run.
+
 Every file a row reads is dropped from the page cache and read back once with `cat` (pass
 --keep-cache to measure the cache as it is, --cold to drop it before every run); then the
 contenders run round-robin, `--repeat` times each unless the note says otherwise.  The table
@@ -84,7 +89,7 @@ CHECKED = {"frames": "frames", "selected_frames": "selected_frames",
            "selected_flows": "selected_flows", "sessions": "sessions",
            "scanned_sessions": "sessions"}
 SKIP_KEYS = ("cat", "tcpdump", "pipeline", "tshark", "dpkt", "scapy", "stages", "stats",
-             "scan-jN", "other-format", "gz", "startup")
+             "scan-jN", "other-format", "gz", "startup", "fresh")
 STARTUP_CAPTURE = HERE.parent / "examples" / "exchange-online-no-client-cert.pcap"
 BEFORE = " [before]"
 
@@ -217,6 +222,21 @@ def warm(path: str, keep_cache: bool) -> None:
     if not keep_cache:
         drop_from_cache(path)
     subprocess.run(["cat", path], stdout=subprocess.DEVNULL, check=True)
+
+
+def write_fresh(source: str, dest: str) -> None:
+    """`dest` written anew from `source`: its page cache is then laid out as the write path
+    left it (a capture just recorded or copied in), not as a read after eviction leaves it,
+    and an mmap walk sees other folio sizes, so other page-fault costs."""
+    tmp = dest + ".tmp"
+    with open(source, "rb") as src, open(tmp, "wb") as out:
+        shutil.copyfileobj(src, out, 8 << 20)
+    os.replace(tmp, dest)
+
+
+def fresh_name(path: str) -> str:
+    p = Path(path)
+    return str(p.with_name(f"{p.stem}.fresh{p.suffix}"))
 
 
 def machine() -> str:
@@ -425,6 +445,15 @@ def build(args: argparse.Namespace, path: str, size: int, fmt: str) -> list[Cont
                   [fastcap_scan(path, jobs)],
                   note=f"-j {jobs}: " + ("the CPU count" if not args.jobs else "--jobs"),
                   count="sessions"))
+    if "fresh" not in skip:
+        fresh = fresh_name(path)
+        for st in ("walk", "select", "scan"):
+            add(Contender(f"fresh-{st}", f"{dict(STAGES)[st]}, freshly written copy",
+                          [[PY, stage, fresh, st, "native"]], timing="inner", count="stage",
+                          file=fresh, note="page cache as written, not as read back"))
+        add(Contender("fresh-scan-j1", "fastcap scan -j 1, freshly written copy, whole cmd",
+                      [fastcap_scan(fresh, 1)], file=fresh, count="sessions",
+                      note="page cache as written, not as read back"))
     if "other-format" not in skip:
         other, how = other_format(path, fmt)
         ofmt = "pcapng" if fmt == "pcap" else "pcap"
@@ -580,8 +609,12 @@ def main() -> int:
     fmt = capture_format(path)
     cs = build(args, path, size, fmt)
     files = [f for f in dict.fromkeys(c.file for c in cs if not c.unavailable) if f != path]
+    fresh = fresh_name(path)
     for f in [*files, path]:  # FILE last: the most recently read if the cache runs short
-        warm(f, args.keep_cache)
+        if f == fresh:
+            write_fresh(path, fresh)
+        else:
+            warm(f, args.keep_cache)
     refs = run_all(cs, args)
 
     rows = []
@@ -639,13 +672,58 @@ def main() -> int:
         print(f"{r['what']:{width}} {r['median_s']:9.3f} {gbs_text} {ratio} "
               f"{r['peak_private_mb']:10.1f}  {r['note']}")
     pairs = before_table(rows) if args.before else []
+    goals = targets(rows)
     if args.json:
         Path(args.json).write_text(json.dumps(
             {"file": path, "size": size, "format": fmt, "machine": machine(),
-             "page_cache": state, "repeat": args.repeat, "rows": rows,
+             "page_cache": state, "repeat": args.repeat, "rows": rows, "targets": goals,
              **({"before": {"dir": args.before, "pairs": pairs}} if args.before else {})},
             indent=2))
     return 1 if any(c.wrong for c in cs) else 0
+
+
+# (what, numerator row, denominator row, goal): each target holds when
+# median(numerator row) / median(denominator row) >= goal, i.e. a speed ratio; rows named
+# "1" stand for a fixed time in seconds.
+TARGETS = (
+    ("whole command `scan -j 1` vs tcpdump 'tcp port 25'", "tcpdump", "scan-j1", 1.2),
+    ("whole command `scan` (default -j) vs tcpdump", "tcpdump", "scan-jN", 1.6),
+    ("walk + decode + select in-process vs cat F", "cat", "stage-select", 1.0),
+    ("full scan in-process vs tcpdump", "tcpdump", "stage-scan", 2.0),
+    ("start-up (26-frame capture) within 0.10 s", "0.10", "startup", 1.0),
+    ("`-j N` in-process vs `-j 1` in-process", "stage-scan", "stage-scan-jN", 1.7),
+    ("whole command `scan -j 1` vs tshark -Y", "tshark", "scan-j1", 60.0),
+)
+PRIVATE_MB_GOAL = 256
+
+
+def targets(rows: list[dict]) -> list[dict]:
+    """Print and return the speed goals, each as a ratio of two rows of this same run."""
+    by_key = {r["key"]: r for r in rows}
+    jn = next((k for k in by_key if k.startswith("stage-scan-j")), None)
+    out = []
+    for what, num, den, goal in TARGETS:
+        den = jn if den == "stage-scan-jN" else den
+        a = float(num) if num[0].isdigit() else by_key.get(num, {}).get("median_s")
+        b = by_key.get(den or "", {}).get("median_s")
+        t = {"what": what, "goal": goal}
+        if a and b:
+            t.update(ratio=a / b, holds=a / b >= goal)
+        out.append(t)
+    peaks = [r["peak_private_mb"] for r in rows if r["key"].startswith(("scan", "stage-scan"))
+             and "peak_private_mb" in r and not r["key"].endswith("@before")]
+    if peaks:
+        out.append({"what": f"private memory of the scan rows within {PRIVATE_MB_GOAL} MB",
+                    "goal": PRIVATE_MB_GOAL, "ratio": max(peaks),
+                    "holds": max(peaks) <= PRIVATE_MB_GOAL})
+    width = max(len(t["what"]) for t in out)
+    print("\ntargets (ratios of the medians above; start-up: 0.10 s / its median; memory: MB)\n"
+          f"{'target':{width}} {'goal':>6} {'measured':>9}  holds")
+    for t in out:
+        got = f"{t['ratio']:9.2f}" if "ratio" in t else f"{'-':>9}"
+        holds = {True: "yes", False: "NO"}.get(t.get("holds"), "not measured")
+        print(f"{t['what']:{width}} {t['goal']:>6} {got}  {holds}")
+    return out
 
 
 def before_table(rows: list[dict]) -> list[dict]:
