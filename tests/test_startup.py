@@ -79,3 +79,52 @@ def test_a_scan_imports_only_what_it_needs(tmp_path):
         for unneeded in NEVER_FOR_A_SCAN:
             assert not _loaded(modules, unneeded), unneeded
     assert list((tmp_path / "fastcap").glob("anchors-*.json"))
+
+
+def test_a_scan_without_certificates_imports_no_x509_code(tmp_path):
+    """Plain SMTP: no certificate to check, so neither cryptography nor the trust store."""
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path)}
+    plain = Path(__file__).resolve().parent / "data/corpus/zeek__smtp.pcap"
+    code = ("import contextlib, io\nfrom fastcap.cli import main\n"
+            "with contextlib.redirect_stdout(io.StringIO()) as out:\n"
+            f"    code = main(['scan', '--format', 'jsonl', {str(plain)!r}])\n"
+            "assert code == 1 and out.getvalue().count('\"tls\": null') == 2, code")
+    modules = _modules_after(code, env)
+    assert {"fastcap.cli", "fastcap.judge.judging", "fastcap.session"} <= modules
+    for unneeded in ("cryptography", "fastcap.judge.x509check", "fastcap.proto.decrypted",
+                     *NEVER_FOR_A_SCAN):
+        assert not _loaded(modules, unneeded), unneeded
+    assert not (tmp_path / "fastcap").exists()  # the store was never read
+
+
+def test_the_deferred_analyzer_judges_as_the_analyzer_does(monkeypatch, tmp_path):
+    from fastcap.judge.judging import MozillaAnalyzer, analyzer_for
+    from fastcap.judge.x509check import Analyzer
+    from fastcap.options import ScanOptions
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    options = ScanOptions()
+    deferred = analyzer_for(options)
+    assert isinstance(deferred, MozillaAnalyzer) and deferred.today == options.today
+    assert deferred._analyzer is None
+    eager = Analyzer(TrustStore.mozilla(), today=options.today)
+    root = TrustStore.mozilla().roots[0]
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    der = root.public_bytes(Encoding.DER)
+    for role in ("client", "server"):
+        got = deferred.check([der], role=role, at=options.today, expected_name="x.example")
+        assert got == eager.check([der], role=role, at=options.today, expected_name="x.example")
+    assert deferred.analyzer.today == options.today
+
+
+def test_an_unreadable_mozilla_bundle_still_stops_the_scan_before_it_starts(monkeypatch, capsys,
+                                                                           tmp_path):
+    from fastcap import cli
+    from fastcap.judge import cabundle
+
+    missing = str(tmp_path / "cacert.pem")
+    monkeypatch.setattr(cabundle, "certifi_bundle", lambda: missing)
+    assert cli.main(["scan", str(EXAMPLE)]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and missing in err and err.startswith("fastcap: ")

@@ -17,7 +17,6 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import hashlib
-import importlib.util
 import os
 import re
 import warnings
@@ -35,6 +34,7 @@ from ..verdict import CertInfo, ChainCheck
 from ..verdict import iso_time as _iso
 from ..verdict import one_line as _one_line
 from . import anchorcache, x509path, x509profile
+from .cabundle import certifi_bundle as _certifi_bundle
 from .x509names import canon_name
 
 if TYPE_CHECKING:  # imported where a missing issuer asks for evidence: a rare case
@@ -498,20 +498,6 @@ class TrustStore:
     def plus(self, other: TrustStore) -> TrustStore:
         sources = " + ".join(s for s in (self.source, other.source) if s)
         return TrustStore([*self.roots, *other.roots], sources)
-
-
-def _certifi_bundle() -> str:
-    """certifi's cacert.pem.  Found beside the installed package when it is a plain
-    directory: importing certifi pulls in importlib.resources, a noticeable share of the
-    start-up of a scan."""
-    spec = importlib.util.find_spec("certifi")
-    for d in (spec.submodule_search_locations or []) if spec else []:
-        path = os.path.join(d, "cacert.pem")
-        if os.path.isfile(path):
-            return path
-    import certifi  # zipped or otherwise packed: let certifi extract it
-
-    return certifi.where()
 
 
 def _read_quietly(p: Path) -> bytes:
