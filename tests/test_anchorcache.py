@@ -47,13 +47,15 @@ def _cache_files(tmp_path: Path) -> list[Path]:
 def _chains(pki) -> list[list[bytes]]:
     """Chains that reach every part of the store: a trusted path, a missing intermediate known
     by name, a private CA, organisations of public roots, a self-signed leaf, a public root."""
-    known = make_ca("Tailspin Issuing CA 09", org="Northwind Traders")  # same name, other key
+    known = make_ca("Tailspin Issuing CA 09", org="Tailspin Toys")  # the name, another key
+    twin = make_ca("Tailspin Root CA", org="Tailspin Toys")  # a trusted root's name
     digicert = make_ca("DigiCert Global G2 TLS RSA SHA256 2020 CA1", org="DigiCert Inc")
     private = make_ca("Contoso-DC01-CA", org="Contoso Ltd")
     chains = [
         [make_leaf(pki["inter"], SENDER, sans=[SENDER]).der, pki["inter"].der],
         [make_leaf(pki["inter"], SENDER, sans=[SENDER]).der],
         [make_leaf(known, SENDER, sans=[SENDER]).der],
+        [make_leaf(twin, SENDER, sans=[SENDER]).der],
         [make_leaf(digicert, SENDER, sans=[SENDER]).der],
         [make_leaf(private, SENDER, sans=[SENDER]).der, private.der],
         [private.der],
@@ -92,6 +94,9 @@ def test_a_cached_store_is_the_parsed_store(bundle, tmp_path, pki):
     assert _verdicts(warm, chains) == first_verdicts == _verdicts(parsed, chains)
     problems = {v.problem for v in first_verdicts}
     assert {None, "missing_intermediate", "untrusted_root"} <= problems
+    details = " ".join(v.detail or "" for v in first_verdicts)
+    for evidence in ("(by name)", "a trusted root has this name", "O=DigiCert Inc"):
+        assert evidence in details  # each part of the cached index was consulted
 
 
 def test_fingerprints_of_cached_roots_are_their_sha256(bundle):

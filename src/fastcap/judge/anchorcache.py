@@ -16,7 +16,7 @@ import hashlib
 import json
 import os
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -173,16 +173,18 @@ def index_to_plain(index: EvidenceIndex, roots: Sequence[x509.Certificate]) -> d
     }
 
 
-def index_from_plain(plain: dict[str, Any], roots: Sequence[x509.Certificate]) -> EvidenceIndex:
-    """The index back (KeyError/TypeError/ValueError/IndexError when malformed)."""
+def index_from_plain(plain: dict[str, Any], roots: Sequence[x509.Certificate],
+                     subject_keys: Sequence[tuple | None]) -> EvidenceIndex:
+    """The index back (KeyError/TypeError/ValueError/IndexError when malformed); its maps keyed
+    by name decode a root's subject only when a name like it is looked up."""
     from types import MappingProxyType
 
     from .issuer_evidence import EvidenceIndex
 
-    def by_root(pairs: list) -> MappingProxyType:
+    def by_root(pairs: list) -> SubjectMap:
         if any(not 0 <= i < len(roots) for i, _ in pairs):
             raise IndexError("no such root")
-        return MappingProxyType({roots[i].subject: str(v) for i, v in pairs})
+        return SubjectMap(roots, subject_keys, [(i, str(v)) for i, v in pairs])
 
     def texts(pairs: list) -> MappingProxyType:
         return MappingProxyType({str(k): (str(a), str(b)) for k, (a, b) in pairs})
@@ -195,3 +197,37 @@ def index_from_plain(plain: dict[str, Any], roots: Sequence[x509.Certificate]) -
         by_root(plain["known_by_name"]),
         MappingProxyType({bytes.fromhex(k): str(v) for k, v in plain["known_by_keyid"]}),
     )
+
+
+class SubjectMap(Mapping):
+    """A read-only map from root subjects (``x509.Name``) to text, as `EvidenceIndex` holds
+    them, whose keys are found by canonical subject first: equal names have equal canonical
+    forms, so only the roots named alike have their subjects decoded and compared."""
+
+    __slots__ = ("_roots", "_by_key", "_entries")
+
+    def __init__(self, roots: Sequence[x509.Certificate], subject_keys: Sequence[tuple | None],
+                 entries: list[tuple[int, str]]) -> None:
+        self._roots = roots
+        self._entries = entries  # (root, value), one per distinct subject, in index order
+        self._by_key: dict[tuple, list[tuple[int, str]]] = {}
+        for i, value in entries:
+            key = subject_keys[i]
+            if key is None:
+                raise ValueError("a cached subject without its key")
+            self._by_key.setdefault(key, []).append((i, value))
+
+    def __getitem__(self, name: object) -> str:
+        from .x509names import canon_name
+
+        key = canon_name(name)  # type: ignore[arg-type]  # None for what is no name
+        for i, value in self._by_key.get(key, ()) if key is not None else ():
+            if self._roots[i].subject == name:
+                return value
+        raise KeyError(name)
+
+    def __iter__(self) -> Iterator[x509.Name]:
+        return (self._roots[i].subject for i, _ in self._entries)
+
+    def __len__(self) -> int:
+        return len(self._entries)

@@ -372,7 +372,8 @@ class TrustStore:
             cache = self._cache
             if cache is not None and cache.payload is not None and "index" in cache.payload:
                 try:
-                    index = anchorcache.index_from_plain(cache.payload["index"], self.roots)
+                    index = anchorcache.index_from_plain(cache.payload["index"], self.roots,
+                                                         self.subject_keys())
                 except (KeyError, TypeError, ValueError, IndexError):
                     index = None
             if index is None:
