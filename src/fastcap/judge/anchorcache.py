@@ -15,7 +15,6 @@ import base64
 import hashlib
 import json
 import os
-import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -118,6 +117,8 @@ def save(entry: Entry, roots: Sequence[x509.Certificate], subjects: Sequence[tup
     except Exception:  # a root that will not re-encode: nothing worth caching
         return
     header = json.dumps({"key": entry.key, "sha256": hashlib.sha256(body).hexdigest()})
+    import tempfile  # with shutil and random behind it: only a run that writes needs it
+
     tmp = None
     try:
         entry.file.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
