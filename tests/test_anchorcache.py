@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -192,3 +193,18 @@ def test_stores_of_other_origins_are_not_cached(tmp_path, monkeypatch, pki):
     store = TrustStore.from_pem_file(pem).plus(TrustStore([pki["inter"].cert]))
     store.anchor_index()
     assert not (tmp_path / "cache").exists()
+
+
+def test_a_rewrite_of_the_same_size_and_time_is_parsed_again(bundle, tmp_path, pki):
+    """The key is the bundle's content: two roots swapped, size and mtime kept, still seen."""
+    TrustStore.mozilla()
+    data = bundle.read_bytes()
+    second = data.index(b"-----BEGIN", 1)
+    third = data.index(b"-----BEGIN", second + 1)
+    st = bundle.stat()
+    bundle.write_bytes(data[second:third] + data[:second] + data[third:])
+    os.utime(bundle, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert bundle.stat().st_size == st.st_size and bundle.stat().st_mtime_ns == st.st_mtime_ns
+    swapped = TrustStore.mozilla()
+    assert swapped._cache.payload is None
+    assert swapped.roots[:2] == (pki["inter"].cert, pki["root"].cert)

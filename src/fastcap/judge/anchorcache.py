@@ -3,7 +3,9 @@ whole trust store again: ~20 ms of its start-up went to finding the PEM blocks, 
 every root, keying their names and indexing them for a missing issuer's evidence.
 
 One file per bundle in ``$XDG_CACHE_HOME/fastcap`` (else ``~/.cache/fastcap``), keyed by the
-bundle's path, size, mtime and inode, and by the code and cryptography version that parsed it.
+bundle's path and the SHA-256 of its bytes (reading and hashing them costs under a millisecond,
+and no touch or same-size rewrite can then pass off an old parse), and by the code and the
+cryptography version that parsed it.
 The cache is only ever a shortcut: a missing, stale, corrupt or unwritable file means the bundle
 is parsed as before, never an error, and what is read back gives the same store as a parse.
 Files are written whole under a temporary name and renamed, so a reader never sees half of one.
@@ -48,8 +50,7 @@ def cache_dir() -> Path:
     return Path(base) / "fastcap"
 
 
-def _key(bundle: str) -> tuple:
-    st = os.stat(bundle)
+def _key(bundle: str, data: bytes) -> tuple:
     here = Path(__file__).parent
     code = []
     for name in _CODE:
@@ -60,7 +61,7 @@ def _key(bundle: str) -> tuple:
             code.append([name, None, None])
     from cryptography import __version__ as crypto_version
 
-    return (FORMAT, os.path.abspath(bundle), st.st_size, st.st_mtime_ns, st.st_ino, st.st_dev,
+    return (FORMAT, os.path.abspath(bundle), len(data), hashlib.sha256(data).hexdigest(),
             crypto_version, code)
 
 
@@ -69,13 +70,10 @@ def _plain(value: Any) -> Any:
     return json.loads(json.dumps(value))
 
 
-def lookup(bundle: str) -> Entry | None:
-    """The cache entry of ``bundle`` with what it holds when that is current; None when the
-    bundle cannot be stat'ed (its reading will then say why)."""
-    try:
-        key = _key(bundle)
-    except OSError:
-        return None
+def lookup(bundle: str, data: bytes) -> Entry:
+    """The cache entry of ``bundle``, whose bytes are ``data``, with what it holds when that
+    was cached from these very bytes."""
+    key = _key(bundle, data)
     name = hashlib.sha256(os.path.abspath(bundle).encode("utf-8", "surrogateescape"))
     file = cache_dir() / f"anchors-{name.hexdigest()[:24]}.json"
     return Entry(file, key, _read(file, key))

@@ -410,15 +410,15 @@ class TrustStore:
     def _from_bundle_file(cls, path: str) -> TrustStore:
         """A CA bundle's roots (bad blocks skipped), from the per-user cache when it holds this
         very file's parse (`anchorcache`), else parsed and then cached."""
-        entry = anchorcache.lookup(path)
-        if entry is not None and entry.payload is not None:
+        data = Path(path).read_bytes()
+        entry = anchorcache.lookup(path, data)
+        if entry.payload is not None:
             store = cls._from_cache(entry, path)
             if store is not None:
                 return store
-        store = cls._from_pem_bytes(Path(path).read_bytes(), path, strict=False)
-        if entry is not None:
-            store._cache = entry = anchorcache.Entry(entry.file, entry.key, None)
-            anchorcache.save(entry, store.roots, store.subject_keys())
+        store = cls._from_pem_bytes(data, path, strict=False)
+        store._cache = entry = anchorcache.Entry(entry.file, entry.key, None)
+        anchorcache.save(entry, store.roots, store.subject_keys())
         return store
 
     @classmethod
