@@ -13,7 +13,7 @@ import socket
 from bisect import bisect_right
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
@@ -22,6 +22,7 @@ from .options import DEFAULT_CAP as DEFAULT_CAP
 from .options import DEFAULT_DECRYPT_LIMIT, ScanOptions, resolve
 from .options import DEFAULT_IMPLICIT_TLS_PORTS as DEFAULT_IMPLICIT_TLS_PORTS
 from .options import DEFAULT_PORTS as DEFAULT_PORTS
+from .proto.decrypted import Decryption, PlainStream, decrypt_tls
 from .proto.midstart import MidSession, StreamStart, encrypted_at, find_start, opens_smtp, opens_tls
 from .proto.smtp import CutStart, SmtpDialogue, parse_dialogue
 from .proto.tls import TlsHandshake, parse_handshake
@@ -35,9 +36,6 @@ from .select.selection import FrameCounters, iter_selected
 from .tcp.feed import fed
 from .tcp.reassembly import Connection, FrameCols, Reassembler, StreamDir
 from .verdict import ChainCheck, Verdict
-
-if TYPE_CHECKING:  # decryption (and the cipher code behind it) is imported when keys are given
-    from .proto.decrypted import Decryption, PlainStream
 
 _V4_MAPPED = b"\0" * 10 + b"\xff\xff"
 
@@ -252,8 +250,6 @@ def build_session(conn: Connection, *,
     if c_at is not None or s_at is not None:
         tls = parse_handshake(c2s, s2c, c_at or 0, s_at or 0, encrypted=encrypted)
         if keys is not None:
-            from .proto.decrypted import decrypt_tls
-
             inside = decrypt_tls(c2s, s2c, c_at or 0, s_at or 0, tls, keys,
                                  app_limit=decrypt_limit)
             tls, inner, decryption = inside.tls, inside, inside.decryption
