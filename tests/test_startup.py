@@ -82,7 +82,7 @@ def test_a_scan_imports_only_what_it_needs(tmp_path):
 
 
 def test_a_scan_without_certificates_imports_no_x509_code(tmp_path):
-    """Plain SMTP: no certificate to check, so neither cryptography nor the trust store."""
+    """Plain SMTP: no certificate to check, so neither X.509 code nor the trust store."""
     env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path)}
     plain = Path(__file__).resolve().parent / "data/corpus/zeek__smtp.pcap"
     code = ("import contextlib, io\nfrom fastcap.cli import main\n"
@@ -91,7 +91,7 @@ def test_a_scan_without_certificates_imports_no_x509_code(tmp_path):
             "assert code == 1 and out.getvalue().count('\"tls\": null') == 2, code")
     modules = _modules_after(code, env)
     assert {"fastcap.cli", "fastcap.judge.judging", "fastcap.session"} <= modules
-    for unneeded in ("cryptography", "fastcap.judge.x509check", "fastcap.proto.decrypted",
+    for unneeded in ("cryptography.x509", "fastcap.judge.x509check", "fastcap.judge.x509path",
                      *NEVER_FOR_A_SCAN):
         assert not _loaded(modules, unneeded), unneeded
     assert not (tmp_path / "fastcap").exists()  # the store was never read
