@@ -3,8 +3,10 @@ that needs them arises (a missing issuer, the system trust store)."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -36,3 +38,93 @@ def test_the_rare_cases_import_what_they_need():
         pytest.skip("no system CA bundle on this machine")
     assert "ssl" in _imported_after("from fastcap.judge.x509check import TrustStore\n"
                                     "TrustStore.system()")
+
+
+# What the command line imports: the module itself only argparse and the options; a table
+# scan of a capture with certificates no log reader, report template or cluster client.
+NEVER_FOR_A_SCAN = ("jinja2", "fastcap.evidence", "fastcap.judge.evidence", "fastcap.out.html",
+                    "fastcap.out.zeek", "fastcap.run.distributed", "dask", "selenium", "ssl")
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples/exchange-online-no-client-cert.pcap"
+
+
+def _modules_after(code: str, env: dict[str, str] | None = None) -> set[str]:
+    probe = f"import sys\n{code}\nprint(' '.join(sorted(sys.modules)), file=sys.stderr)"
+    proc = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                          env=env)
+    assert proc.returncode == 0, proc.stderr
+    return set(proc.stderr.split())
+
+
+def _loaded(modules: set[str], name: str) -> bool:
+    return any(m == name or m.startswith(name + ".") for m in modules)
+
+
+def test_importing_the_command_line_imports_no_heavy_module():
+    modules = _modules_after("import fastcap.cli")
+    assert "fastcap.cli" in modules
+    for heavy in ("numpy", "cryptography", "fastcap.read", "fastcap.judge", "fastcap._ffi",
+                  *NEVER_FOR_A_SCAN):
+        assert not _loaded(modules, heavy), heavy
+
+
+def test_a_scan_imports_only_what_it_needs(tmp_path):
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path)}
+    code = ("import contextlib, io\nfrom fastcap.cli import main\n"
+            "with contextlib.redirect_stdout(io.StringIO()) as out:\n"
+            f"    code = main(['scan', {str(EXAMPLE)!r}])\n"
+            "assert code == 1 and 'no_client_cert' in out.getvalue(), (code, out.getvalue())")
+    for _ in range(2):  # trust store parsed, then read from the cache
+        modules = _modules_after(code, env)
+        assert {"fastcap.cli", "fastcap.judge.x509check", "fastcap.out.triage"} <= modules
+        for unneeded in NEVER_FOR_A_SCAN:
+            assert not _loaded(modules, unneeded), unneeded
+    assert list((tmp_path / "fastcap").glob("anchors-*.json"))
+
+
+def test_a_scan_without_certificates_imports_no_x509_code(tmp_path):
+    """Plain SMTP: no certificate to check, so neither X.509 code nor the trust store."""
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path)}
+    plain = Path(__file__).resolve().parent / "data/corpus/zeek__smtp.pcap"
+    code = ("import contextlib, io\nfrom fastcap.cli import main\n"
+            "with contextlib.redirect_stdout(io.StringIO()) as out:\n"
+            f"    code = main(['scan', '--format', 'jsonl', {str(plain)!r}])\n"
+            "assert code == 1 and out.getvalue().count('\"tls\": null') == 2, code")
+    modules = _modules_after(code, env)
+    assert {"fastcap.cli", "fastcap.judge.judging", "fastcap.session"} <= modules
+    for unneeded in ("cryptography.x509", "fastcap.judge.x509check", "fastcap.judge.x509path",
+                     *NEVER_FOR_A_SCAN):
+        assert not _loaded(modules, unneeded), unneeded
+    assert not (tmp_path / "fastcap").exists()  # the store was never read
+
+
+def test_the_deferred_analyzer_judges_as_the_analyzer_does(monkeypatch, tmp_path):
+    from fastcap.judge.judging import MozillaAnalyzer, analyzer_for
+    from fastcap.judge.x509check import Analyzer
+    from fastcap.options import ScanOptions
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    options = ScanOptions()
+    deferred = analyzer_for(options)
+    assert isinstance(deferred, MozillaAnalyzer) and deferred.today == options.today
+    assert deferred._analyzer is None
+    eager = Analyzer(TrustStore.mozilla(), today=options.today)
+    root = TrustStore.mozilla().roots[0]
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    der = root.public_bytes(Encoding.DER)
+    for role in ("client", "server"):
+        got = deferred.check([der], role=role, at=options.today, expected_name="x.example")
+        assert got == eager.check([der], role=role, at=options.today, expected_name="x.example")
+    assert deferred.analyzer.today == options.today
+
+
+def test_an_unreadable_mozilla_bundle_still_stops_the_scan_before_it_starts(monkeypatch, capsys,
+                                                                           tmp_path):
+    from fastcap import cli
+    from fastcap.judge import cabundle
+
+    missing = str(tmp_path / "cacert.pem")
+    monkeypatch.setattr(cabundle, "certifi_bundle", lambda: missing)
+    assert cli.main(["scan", str(EXAMPLE)]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and missing in err and err.startswith("fastcap: ")

@@ -1,7 +1,6 @@
 """fastcap: find SMTP STARTTLS handshakes in huge captures; explain client-certificate trouble."""
 
 from .errors import CaptureError, CaptureWarning, FastcapError
-from .read.capture import Capture, CaptureMeta
 
 __all__ = ["Capture", "CaptureMeta", "CaptureError", "CaptureWarning", "FastcapError", "scan",
            "__version__"]
@@ -10,7 +9,12 @@ __all__ = ["Capture", "CaptureMeta", "CaptureError", "CaptureWarning", "FastcapE
 def __getattr__(name: str):
     """`fastcap.scan` is imported on first use: it pulls in certificate verification, which
     `fastcap stats` and the frame-level API never need.  `__version__` too: reading package
-    metadata costs more start-up time than the rest of a small scan."""
+    metadata costs more start-up time than the rest of a small scan.  And `Capture`, with
+    numpy behind it, so that the command line's --help and --version go without."""
+    if name in ("Capture", "CaptureMeta"):
+        from .read import capture
+
+        return getattr(capture, name)
     if name == "scan":
         from .run.scanner import scan
 

@@ -13,7 +13,6 @@ import os
 import sys
 from collections.abc import Sequence
 
-from ._ffi import native_available
 from .errors import FastcapError
 from .options import (
     BACKEND_CHOICES,
@@ -28,13 +27,14 @@ from .options import (
     TRUST_STORES,
     ScanOptions,
 )
-from .select.flows import parse_ports
 
 EXIT_OK, EXIT_PROBLEMS, EXIT_UNREADABLE = 0, 1, 2
 TABLE_ROWS = 50  # fastcap.out.report.TABLE_ROWS, without importing the output at start-up
 
 
 def _ports(text: str) -> frozenset[int]:
+    from .select.flows import parse_ports  # with numpy: not for --help or --version
+
     try:
         return parse_ports(text)
     except ValueError as e:
@@ -72,6 +72,7 @@ class _Version(argparse.Action):
 
     def __call__(self, parser, namespace, values, option_string=None) -> None:
         from . import __version__
+        from ._ffi import native_available
 
         backend = "native C" if native_available() else "pure Python (native module not built)"
         print(f"fastcap {__version__} (reader: {backend})")

@@ -18,9 +18,8 @@ from ..proto.smtp import EXO_SUFFIX, SmtpDialogue
 from ..proto.tls import SERVER_ALERT_SUSPECTED, AlertInfo, TlsHandshake, Where
 from ..proto.tls.inference import ClientCertInference, infer_client_cert
 from ..session import Session, TcpFacts
-from ..verdict import Verdict
-from .evidence import EVIDENCE_HINTS, EVIDENCE_TABLE
-from .x509check import CertInfo, ChainCheck
+from ..verdict import CertInfo, ChainCheck, Verdict
+from .evidence_codes import EVIDENCE_HINTS, EVIDENCE_TABLE
 
 __all__ = ["CODES", "PROBLEM_CODES", "SEVERITIES", "Verdict", "client_cert_expected", "diagnose",
            "is_problem"]

@@ -6,17 +6,23 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from ..options import JudgeOptions
 from ..session import Session
-from ..verdict import Verdict
+from ..verdict import ChainCheck, Verdict
 from .diagnose import diagnose
-from .x509check import Analyzer, ChainCheck, TrustStore
+
+if TYPE_CHECKING:  # X.509 code: imported when the first certificate is checked
+    from .x509check import Analyzer, TrustStore
 
 
 def trust_store(trust: str = "mozilla", ca_file: str | os.PathLike | None = None) -> TrustStore:
     """Mozilla's roots (certifi) or the system's, plus an optional PEM bundle."""
+    from .x509check import TrustStore
+
     if trust not in ("mozilla", "system"):
         raise ValueError(f"unknown trust store {trust!r}: use mozilla or system")
     store = TrustStore.mozilla() if trust == "mozilla" else TrustStore.system()
@@ -40,7 +46,7 @@ class Judgement:
     verdicts: tuple[Verdict, ...]
 
 
-def judgement(session: Session, analyzer: Analyzer, *,
+def judgement(session: Session, analyzer: Analyzer | MozillaAnalyzer, *,
               expect_name: str | None = None) -> Judgement:
     """Check the certificates a session carried and diagnose it; the session is only read."""
     t = session.tls
@@ -57,7 +63,8 @@ def judgement(session: Session, analyzer: Analyzer, *,
     return Judgement(client, server, tuple(verdicts))
 
 
-def judge(session: Session, analyzer: Analyzer, *, expect_name: str | None = None) -> Session:
+def judge(session: Session, analyzer: Analyzer | MozillaAnalyzer, *,
+          expect_name: str | None = None) -> Session:
     """Attach certificate checks and verdicts to a session (in place; returned for chaining)."""
     j = judgement(session, analyzer, expect_name=expect_name)
     session.client_check, session.server_check = j.client_check, j.server_check
@@ -65,9 +72,46 @@ def judge(session: Session, analyzer: Analyzer, *, expect_name: str | None = Non
     return session
 
 
-def analyzer_for(options: JudgeOptions) -> Analyzer:
-    """The Analyzer a worker judges with: same roots and same "today" as the caller's."""
+def analyzer_for(options: JudgeOptions) -> Analyzer | MozillaAnalyzer:
+    """The Analyzer a worker judges with: same roots and same "today" as the caller's.
+    Mozilla's roots alone make a `MozillaAnalyzer`, which loads them at the first check."""
+    if options.trust == "mozilla" and options.ca_data is None:
+        return MozillaAnalyzer(options.today)
+    from .x509check import Analyzer, TrustStore
+
     store = trust_store(options.trust)
     if options.ca_data is not None:
         store = store.plus(TrustStore.from_bundle(options.ca_data, options.ca_file or "CA"))
     return Analyzer(store, today=options.today)
+
+
+class MozillaAnalyzer:
+    """An `Analyzer` of Mozilla's roots that is made when the first certificate is checked:
+    a capture showing none (TLS 1.3, plain SMTP) never imports X.509 code nor reads the
+    store.  The bundle is found and opened here, so that one which cannot be read still
+    fails the scan before it starts; ``today`` is fixed here as the Analyzer's would be."""
+
+    __slots__ = ("today", "_analyzer")
+
+    def __init__(self, today: dt.datetime | None = None) -> None:
+        from .cabundle import certifi_bundle
+
+        with open(certifi_bundle(), "rb"):
+            pass
+        now = dt.datetime.now(dt.UTC) if today is None else today
+        self.today = now.replace(tzinfo=dt.UTC) if now.tzinfo is None else now.astimezone(dt.UTC)
+        self._analyzer: Analyzer | None = None
+
+    @property
+    def analyzer(self) -> Analyzer:
+        """The Analyzer itself (made on first use)."""
+        if self._analyzer is None:
+            from .x509check import Analyzer
+
+            self._analyzer = Analyzer(trust_store("mozilla"), today=self.today)
+        return self._analyzer
+
+    def check(self, ders: Sequence[bytes], *, role: str, at: dt.datetime,
+              expected_name: str | None = None) -> ChainCheck:
+        """`Analyzer.check`."""
+        return self.analyzer.check(ders, role=role, at=at, expected_name=expected_name)

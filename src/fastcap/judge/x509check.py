@@ -17,7 +17,6 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import hashlib
-import importlib.util
 import os
 import re
 import warnings
@@ -34,7 +33,9 @@ from cryptography.x509 import verification as xv
 from ..verdict import CertInfo, ChainCheck
 from ..verdict import iso_time as _iso
 from ..verdict import one_line as _one_line
-from . import x509path, x509profile
+from . import anchorcache, x509path, x509profile
+from .cabundle import certifi_bundle as _certifi_bundle
+from .x509names import canon_name
 
 if TYPE_CHECKING:  # imported where a missing issuer asks for evidence: a rare case
     from .issuer_evidence import EvidenceIndex, Finding
@@ -295,19 +296,26 @@ class TrustStore:
     Immutable by convention: :meth:`plus` returns a new store.
     """
 
-    __slots__ = ("roots", "store", "source", "_ders", "_by_subject", "_anchor_index")
+    __slots__ = ("roots", "store", "source", "_ders", "_by_subject", "_anchor_index", "_cache",
+                 "_subjects")
 
     def __init__(self, roots: Iterable[x509.Certificate], source: str = "") -> None:
         unique: dict[bytes, x509.Certificate] = {}
         for cert in roots:
             unique.setdefault(cert.fingerprint(hashes.SHA256()), cert)
+        self._fill(unique, source)
+
+    def _fill(self, unique: dict[bytes, x509.Certificate], source: str,
+              cache: anchorcache.Entry | None = None,
+              subjects: tuple[tuple | None, ...] | None = None) -> None:
+        """The store of ``unique`` (SHA-256 fingerprint -> root, in order); ``cache`` is where
+        a bundle file's parse is kept, ``subjects`` the roots' keys when read from there."""
+        self._cache = cache
+        self._subjects = subjects
         self.roots: tuple[x509.Certificate, ...] = tuple(unique.values())
         self.source = source
         self._ders = frozenset(unique)
-        by_subject: dict[x509.Name, list[x509.Certificate]] = {}
-        for cert in self.roots:
-            by_subject.setdefault(cert.subject, []).append(cert)
-        self._by_subject = by_subject
+        self._by_subject: dict[tuple | None, list[x509.Certificate]] | None = None
         self._anchor_index: EvidenceIndex | None = None
         # cryptography refuses an empty Store; with no anchors nothing can verify anyway.
         self.store: xv.Store | None = xv.Store(list(self.roots)) if self.roots else None
@@ -328,18 +336,51 @@ class TrustStore:
         issuer = _name_of(cert, "issuer")
         if issuer is None:
             return None
-        for candidate in self._by_subject.get(issuer, ()):
+        for candidate in self._named(issuer):
             if _signed_by(cert, candidate):
                 return candidate
         return None
 
+    def _named(self, name: x509.Name) -> list[x509.Certificate]:
+        """The anchors whose subject equals ``name`` (``x509.Name`` equality), in store order.
+        Looked up by canonical subject, which equal names share, so that only the few anchors
+        named alike have their subjects decoded."""
+        if self._by_subject is None:
+            by_key: dict[tuple | None, list[x509.Certificate]] = {}
+            for cert, key in zip(self.roots, self.subject_keys(), strict=True):
+                by_key.setdefault(key, []).append(cert)
+            self._by_subject = by_key
+        key = canon_name(name)
+        return [c for c in self._by_subject.get(key, ()) if key is not None and c.subject == name]
+
+    def subject_keys(self) -> tuple[tuple | None, ...]:
+        """Each root's canonical subject (`x509path.subject_key`), worked out once per store
+        or read with the cached bundle."""
+        if self._subjects is None:
+            with _quiet():
+                self._subjects = tuple(map(x509path.subject_key, self.roots))
+        return self._subjects
+
     def anchor_index(self) -> EvidenceIndex:
         """The anchors indexed by organization, named domains and known intermediates, built
-        on first need (most captures never ask) and then kept: it depends on the store alone."""
+        on first need (most captures never ask) and then kept: it depends on the store alone,
+        so a bundle file's index is cached with its parse."""
         if self._anchor_index is None:
             from .issuer_evidence import EvidenceIndex
 
-            self._anchor_index = EvidenceIndex.build(self.roots, self.issuer_of)
+            index = None
+            cache = self._cache
+            if cache is not None and cache.payload is not None and "index" in cache.payload:
+                try:
+                    index = anchorcache.index_from_plain(cache.payload["index"], self.roots,
+                                                         self.subject_keys())
+                except (KeyError, TypeError, ValueError, IndexError):
+                    index = None
+            if index is None:
+                index = EvidenceIndex.build(self.roots, self.issuer_of)
+                if cache is not None:
+                    anchorcache.save(cache, self.roots, self.subject_keys(), index)
+            self._anchor_index = index
         return self._anchor_index
 
     def issuer_evidence(self, cert: x509.Certificate) -> Finding:
@@ -366,10 +407,41 @@ class TrustStore:
         return cls(certs, source)
 
     @classmethod
+    def _from_bundle_file(cls, path: str) -> TrustStore:
+        """A CA bundle's roots (bad blocks skipped), from the per-user cache when it holds this
+        very file's parse (`anchorcache`), else parsed and then cached."""
+        data = Path(path).read_bytes()
+        entry = anchorcache.lookup(path, data)
+        if entry.payload is not None:
+            store = cls._from_cache(entry, path)
+            if store is not None:
+                return store
+        store = cls._from_pem_bytes(data, path, strict=False)
+        store._cache = entry = anchorcache.Entry(entry.file, entry.key, None)
+        anchorcache.save(entry, store.roots, store.subject_keys())
+        return store
+
+    @classmethod
+    def _from_cache(cls, entry: anchorcache.Entry, path: str) -> TrustStore | None:
+        """The store as cached, or None when the cached parse does not load."""
+        assert entry.payload is not None
+        try:
+            unique: dict[bytes, x509.Certificate] = {}
+            with _quiet():
+                for der in anchorcache.ders(entry.payload):
+                    unique.setdefault(hashlib.sha256(der).digest(),
+                                      x509.load_der_x509_certificate(der))
+            subjects = anchorcache.subjects(entry.payload, len(unique))
+        except Exception:
+            return None
+        store = cls.__new__(cls)
+        store._fill(unique, path, entry, None if subjects is None else tuple(subjects))
+        return store
+
+    @classmethod
     def mozilla(cls) -> TrustStore:
         """The Mozilla roots shipped by certifi: close to what Exchange Online trusts."""
-        path = _certifi_bundle()
-        return cls._from_pem_bytes(Path(path).read_bytes(), path, strict=False)
+        return cls._from_bundle_file(_certifi_bundle())
 
     @classmethod
     def system(cls) -> TrustStore:
@@ -387,7 +459,7 @@ class TrustStore:
             if f and f not in tried:
                 tried.append(f)
                 if os.path.isfile(f):
-                    store = cls._from_pem_bytes(Path(f).read_bytes(), f, strict=False)
+                    store = cls._from_bundle_file(f)
                     if store.roots:
                         return store
         for d in (paths.capath, paths.openssl_capath):
@@ -427,20 +499,6 @@ class TrustStore:
     def plus(self, other: TrustStore) -> TrustStore:
         sources = " + ".join(s for s in (self.source, other.source) if s)
         return TrustStore([*self.roots, *other.roots], sources)
-
-
-def _certifi_bundle() -> str:
-    """certifi's cacert.pem.  Found beside the installed package when it is a plain
-    directory: importing certifi pulls in importlib.resources, a noticeable share of the
-    start-up of a scan."""
-    spec = importlib.util.find_spec("certifi")
-    for d in (spec.submodule_search_locations or []) if spec else []:
-        path = os.path.join(d, "cacert.pem")
-        if os.path.isfile(path):
-            return path
-    import certifi  # zipped or otherwise packed: let certifi extract it
-
-    return certifi.where()
 
 
 def _read_quietly(p: Path) -> bytes:
@@ -527,7 +585,7 @@ class Analyzer:
         self._results: dict[tuple[bytes, str, dt.date, str | None], ChainCheck] = {}
         self._parsed: dict[bytes, tuple[CertInfo, x509.Certificate | None]] = {}
         with _quiet():  # e.g. a bundled root's non-positive serial
-            self._anchors = x509path.AnchorIndex(trust.roots)
+            self._anchors = x509path.AnchorIndex(trust.roots, trust.subject_keys())
 
     def check(
         self,

@@ -353,10 +353,13 @@ class AnchorIndex:
 
     __slots__ = ("_by_subject",)
 
-    def __init__(self, roots: Iterable[x509.Certificate]) -> None:
+    def __init__(self, roots: Iterable[x509.Certificate],
+                 subjects: Iterable[tuple | None] | None = None) -> None:
+        """``subjects``: each root's `subject_key`, when already known (a cached store)."""
+        roots = tuple(roots)
+        keys = map(subject_key, roots) if subjects is None else subjects
         by_subject: dict[tuple, list[x509.Certificate] | tuple[_Facts, ...]] = {}
-        for cert in roots:
-            subject = canon_name(_safe(lambda c=cert: c.subject))
+        for cert, subject in zip(roots, keys, strict=True):
             if subject is not None:
                 by_subject.setdefault(subject, []).append(cert)
         self._by_subject = by_subject
@@ -369,6 +372,11 @@ class AnchorIndex:
             found = self._by_subject[issuer] = tuple(
                 f for f in map(_facts_of, found) if f is not None and f.subject is not None)
         return found[:MAX_CANDIDATES]
+
+
+def subject_key(cert: x509.Certificate) -> tuple | None:
+    """The canonical subject a root is found by (None when its name does not decode)."""
+    return canon_name(_safe(lambda: cert.subject))
 
 
 def _facts_of(cert: x509.Certificate) -> _Facts | None:

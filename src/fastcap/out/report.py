@@ -11,9 +11,6 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
-from cryptography import x509
-from cryptography.hazmat.primitives.serialization import Encoding
-
 from ..judge.diagnose import INFERRED_ABSENT, INFERRED_PRESENT
 from ..proto.tls.inference import infer_client_cert
 from ..run.scanner import ScanSummary
@@ -217,6 +214,9 @@ def export_certs(s: Session, directory: str | os.PathLike) -> list[str]:
     ders = []
     if s.tls is not None:
         ders += list(s.tls.server_certs) + list(s.tls.client_certificate or [])
+    if ders:  # X.509 code is imported only for a session with certificates
+        from cryptography import x509
+        from cryptography.hazmat.primitives.serialization import Encoding
     for der in ders:
         digest = hashlib.sha256(der).hexdigest()
         files = [(out_dir / f"{digest}.der", der)]

@@ -14,7 +14,6 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ..evidence.join import iso_utc
 from ..judge.diagnose import SEVERITIES, is_problem
 from ..session import Session
 from .textsafe import printable
@@ -44,6 +43,8 @@ class Problem:
     fix: str  # that verdict's hint
 
     def to_dict(self) -> dict[str, Any]:
+        from ..evidence.join import iso_utc  # the log join's module: a table never needs it
+
         return {
             "code": self.code,
             "severity": self.severity,

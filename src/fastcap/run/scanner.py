@@ -8,19 +8,21 @@ import stat
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import FastcapError
 from ..judge.crosssession import CrossSession
 from ..judge.diagnose import is_problem
 from ..judge.judging import analyzer_for, judge
 from ..judge.judging import trust_store as trust_store
-from ..judge.x509check import Analyzer
 from ..options import ScanOptions, resolve
 from ..options import judge_options as judge_options
 from ..read.stream import needs_stream
 from ..select.selection import FrameCounters
 from ..session import MAX_HELD, Session, iter_sessions, with_keys
+
+if TYPE_CHECKING:
+    from ..judge.x509check import Analyzer
 
 SPLIT_MIN_BYTES = 64 << 20  # smaller files take less time than starting the workers
 
