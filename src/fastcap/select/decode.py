@@ -900,6 +900,27 @@ def _be(blk: np.ndarray, pos: int, fmt: str) -> np.ndarray:
     return np.ndarray((k,), _FMT[fmt], blk, pos, (width,)).astype(_NATIVE[fmt])
 
 
+_LAYOUT_GROUPS = 8  # decode_tcp: layouts read as blocks; rows of any other go field by field
+
+
+def _layout_groups(key: np.ndarray) -> list[tuple[Sel, int | None]]:
+    """Rows by layout key: each of the few keys a strided sample shows gets its own group
+    (scalar key, one block read); rows of the keys it missed come last, with None."""
+    k0 = int(key[0])
+    if (key == k0).all():
+        return [(ALL, k0)]
+    vals, counts = np.unique(key[::max(1, len(key) // 256)], return_counts=True)
+    out: list[tuple[Sel, int | None]] = []
+    rest = np.ones(len(key), bool)
+    for v in vals[np.argsort(-counts, kind="stable")[:_LAYOUT_GROUPS]].tolist():
+        m = key == v
+        out.append((np.flatnonzero(m), v))
+        rest &= ~m
+    if rest.any():
+        out.append((np.flatnonzero(rest), None))
+    return out
+
+
 def decode_tcp(slab: np.ndarray, caplen: np.ndarray, headers: Headers, rows: np.ndarray, *,
                buf: np.ndarray | None = None, offset: np.ndarray | None = None,
                aligned: bool = False) -> TcpFields:
@@ -922,7 +943,8 @@ def decode_tcp(slab: np.ndarray, caplen: np.ndarray, headers: Headers, rows: np.
     v6 = headers.l3[at] == 6
     lo = headers.l3_off[at] + np.where(v6, 8, 12).astype(np.int32)  # first address byte
     l4o = headers.l4_off[at]
-    key = (l4o - lo) * 2 + v6  # layout: TCP offset within the block, and the version
+    # layout: where the block starts, the TCP offset within it, and the version
+    key = (lo.astype(np.int64) << 32) | ((l4o - lo) * 2 + v6).astype(np.int64)
     src = np.zeros((k, 16), np.uint8)
     dst = np.zeros((k, 16), np.uint8)
     src32, dst32 = src.view(np.uint32), dst.view(np.uint32)  # (k, 4): one word per column
@@ -931,10 +953,10 @@ def decode_tcp(slab: np.ndarray, caplen: np.ndarray, headers: Headers, rows: np.
     for s in range(0, k, _TCP_CHUNK):
         e = min(k, s + _TCP_CHUNK)
         part = slice(s, e)
-        for g, lay in _groups(ALL, key[part], e - s, split=True):
+        for g, lay in _layout_groups(key[part]):
             ix = part if isinstance(g, slice) else s + g
-            if isinstance(lay, int):  # one layout: addresses and TCP header in one block
-                d = lay >> 1
+            if lay is not None:  # one layout: addresses and TCP header in one block
+                d = (lay & 0xFFFFFFFF) >> 1
                 blk = _block(slab, cap, rows[ix], lo[ix], d + 20, buf, offset)
                 _addresses(src32, dst32, ix, blk, bool(lay & 1))
             else:  # rows of rare layouts: addresses and TCP header as separate blocks
