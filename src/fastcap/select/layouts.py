@@ -22,9 +22,7 @@ import numpy as np
 __all__ = ["LAYOUTS", "MIN_WIDTH", "Layout", "Part", "fields", "parts"]
 
 MIN_WIDTH = 72  # deepest byte read: 18 + 40 + 12 (data offset under a tag and IPv6)
-# Rows per step: few numpy calls, and the chunk is still in cache when the rows it missed are
-# copied out for the other layouts.
-CHUNK = 32768
+CHUNK = 32768  # rows per step: few numpy calls, temporaries still in cache
 _SAMPLE = 256  # rows whose link words pick the layout read as whole columns
 
 _U64 = np.uint64
@@ -191,21 +189,19 @@ def parts(slab: np.ndarray, cap: np.ndarray, lt: np.ndarray) -> Iterator[Part]:
     order = _order(slab, eth)
     if not order:
         return
-    misses, held = [], []
+    misses = []
     for a in range(0, n, CHUNK):
         b = min(n, a + CHUNK)
-        s = slab[a:b]
         part = Part(order[0], a, None,
-                    *_test(s, cap[a:b], order[0], None if eth is None else eth[a:b]))
+                    *_test(slab[a:b], cap[a:b], order[0], None if eth is None else eth[a:b]))
         yield part
         miss = np.flatnonzero(~part.ok)
         if miss.size:
             misses.append(miss + a)
-            held.append(s[miss])  # copied while the chunk is still in cache
     if not misses:
         return
     rest = np.concatenate(misses)
-    sub, sub_cap = np.concatenate(held), cap[rest]  # then narrowed layout by layout
+    sub, sub_cap = slab[rest], cap[rest]  # gathered once, then narrowed layout by layout
     sub_eth = None if eth is None else eth[rest]
     for lay in order[1:]:
         ok, tcp, ports = _test(sub, sub_cap, lay, sub_eth)
