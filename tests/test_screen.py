@@ -170,7 +170,7 @@ def test_big_windows_give_the_same_answers(fs, chosen, seed):
                         linktype=tiles.linktype[pick], buf=tiles.buf, offset=tiles.offset[pick])
     ref = reference(tiles).take(pick)
     lut = port_lut(chosen)
-    sc = screen(w.slab, w.caplen, w.linktype, Ports(lut), buf=w.buf, offset=w.offset)
+    sc = screen(w.slab, w.caplen, w.linktype, Ports.of(lut), buf=w.buf, offset=w.offset)
     assert_same(ref.take(sc.rows), sc.headers)
     assert not np.isin(np.flatnonzero(~clean(w, ref)), sc.rows, invert=True).any()
     assert counted(sc.headers, w.linktype[sc.rows], sc) == counted(ref, w.linktype)
@@ -200,7 +200,7 @@ def test_port_matching_few_or_by_table(chosen):
     dp = rng.choice([25, 587, 40000, 21, 29, 65535, 0, 6400], 500).astype(np.uint16)
     words = (sp.byteswap().astype(np.uint32) | dp.byteswap().astype(np.uint32) << 16)
     lut = port_lut(chosen)
-    assert Ports(lut).match(words).tolist() == (lut[sp] | lut[dp]).tolist()
+    assert Ports.of(lut).match(words).tolist() == (lut[sp] | lut[dp]).tolist()
 
 
 def _flow_reference(rows):

@@ -37,19 +37,21 @@ class Screened:
     udp: int
 
 
+@dataclass(frozen=True, slots=True)
 class Ports:
     """The selected ports, matched against port words as loaded (bytes swapped).  Built once
-    per walk: `screen` runs per window."""
+    per walk (`Ports.of`): `screen` runs per window."""
 
-    def __init__(self, lut: np.ndarray) -> None:
+    few: tuple[int, ...] | None  # up to _FEW_PORTS ports, bytes swapped: compared
+    table: np.ndarray | None  # else a 65536-entry table indexed by the swapped port
+
+    @classmethod
+    def of(cls, lut: np.ndarray) -> Ports:
+        """From flows.port_lut's table."""
         ports = np.flatnonzero(lut)
-        self.lut = lut
-        self.few = None
-        self.table = None
         if len(ports) <= _FEW_PORTS:
-            self.few = ((ports & 0xFF) << 8 | ports >> 8).astype(np.uint16).tolist()
-        else:  # indexed by the swapped port
-            self.table = lut.reshape(256, 256).T.reshape(-1).copy()
+            return cls(tuple(((ports & 0xFF) << 8 | ports >> 8).tolist()), None)
+        return cls(None, lut.reshape(256, 256).T.reshape(-1).copy())
 
     def match(self, words: np.ndarray) -> np.ndarray:
         """Rows whose port word (contiguous uint32 as loaded) holds a selected source or
@@ -76,7 +78,7 @@ def screen(slab: np.ndarray, caplen: np.ndarray, linktype: np.ndarray,
     n = len(cap)
     lt = _as_linktype(linktype, n)
     if not isinstance(ports, Ports):
-        ports = Ports(ports)
+        ports = Ports.of(ports)
     need = np.ones(n, bool)
     picked: dict[Layout, list[np.ndarray]] = {}  # window rows to decode, by layout
     counts = {4: 0, 6: 0, "tcp": 0, "udp": 0}

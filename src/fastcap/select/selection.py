@@ -173,16 +173,19 @@ def iter_selected(cap: Capture, ports: Iterable[int] = DEFAULT_PORTS,
 
     `progress(bytes_done, bytes_total)` is called once per window."""
     lut = port_lut(ports)
-    matcher = Ports(lut)
+    matcher = Ports.of(lut)
     flows = flows if flows is not None else FlowTable()
     held, buf = None, None
+    same = np.zeros(0, np.int32)  # the link type of every row, when all interfaces share one
     for win in cap.windows(start, stop):
         if cap.buffer is not held:  # a stream's windows come from successive pieces
             held = cap.buffer
             buf = np.frombuffer(held, dtype=np.uint8)
         lt_of_iface = np.array([i.linktype for i in cap.meta.interfaces] or [0], np.int32)
         if (lt_of_iface == lt_of_iface[0]).all():  # one link type: no per-row gather
-            linktype = np.broadcast_to(lt_of_iface[:1], (len(win),))
+            if len(same) < len(win) or same[0] != lt_of_iface[0]:
+                same = np.full(len(win), lt_of_iface[0], np.int32)
+            linktype = same[:len(win)]
         else:
             linktype = lt_of_iface[win.iface]
         sc = screen(win.slab, win.caplen, linktype, matcher, buf=buf, offset=win.offset)
