@@ -54,8 +54,14 @@ def _distinct(words: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     records; the grouping is then checked word for word, and only a collision (never seen in
     practice) falls back to sorting the records themselves."""
     h = words @ _MIX  # wraps modulo 2**64
-    _, first, inverse = np.unique(h, return_index=True, return_inverse=True)
-    inverse = inverse.ravel()
+    order = np.argsort(h, kind="stable")
+    hs = h[order]
+    new = np.empty(len(h), bool)
+    new[0] = True
+    np.not_equal(hs[1:], hs[:-1], out=new[1:])
+    first = order[new]  # stable sort: each group's first row comes first
+    inverse = np.empty(len(h), np.int64)
+    inverse[order] = np.cumsum(new) - 1
     if (words == words[first[inverse]]).all():
         return first, inverse
     _, first, inverse = np.unique(np.ascontiguousarray(words).view("V40").ravel(),
@@ -94,17 +100,16 @@ class FlowTable:
         sp, dp = np.asarray(sport, np.uint64), np.asarray(dport, np.uint64)
         s0, s1, d0, d1 = s[:, 0], s[:, 1], d[:, 0], d[:, 1]
         from_a = (s0 < d0) | (s0 == d0) & ((s1 < d1) | (s1 == d1) & (sp <= dp))
-        words = np.empty((k, 5), np.uint64)  # a's address, b's address, a's and b's port
-        fa = from_a[:, None]
-        words[:, 0:2] = np.where(fa, s, d)
-        words[:, 2:4] = np.where(fa, d, s)
-        words[:, 4] = np.where(from_a, sp << 16 | dp, dp << 16 | sp)
-        first_idx, inverse = _distinct(words)
+        words = np.stack([np.where(from_a, s0, d0), np.where(from_a, s1, d1),
+                          np.where(from_a, d0, s0), np.where(from_a, d1, s1),
+                          np.where(from_a, sp << 16 | dp, dp << 16 | sp)], axis=1)
+        first_idx, inverse = _distinct(words)  # words: a's address, b's address, the ports
         ids = np.empty(len(first_idx), np.int64)
-        be = words[first_idx].astype(">u8")
-        for u in np.argsort(first_idx, kind="stable"):  # one step per flow, not per frame
-            w = be[u].tobytes()
-            kb = w[0:16] + w[36:38] + w[16:32] + w[38:40]
+        be = words[first_idx].astype(">u8").view(np.uint8)  # (flows, 40) key bytes
+        keys = np.concatenate([be[:, 0:16], be[:, 36:38], be[:, 16:32], be[:, 38:40]], axis=1)
+        blob = keys.tobytes()
+        for u in np.argsort(first_idx, kind="stable").tolist():  # a step per flow, not frame
+            kb = blob[36 * u:36 * u + 36]
             fid = self._ids.get(kb)
             if fid is None:
                 fid = self._ids[kb] = len(self.keys)
