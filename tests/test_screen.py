@@ -242,3 +242,9 @@ def test_flow_ids_and_directions(picks, seed, collide):
     keys = [bytes(k.a_addr) + k.a_port.to_bytes(2, "big") + bytes(k.b_addr)
             + k.b_port.to_bytes(2, "big") for k in t.keys]
     assert len(set(keys)) == len(keys) == max(want[0]) + 1
+
+
+def test_empty_window():
+    sc = screen(np.zeros((0, 128), np.uint8), np.zeros(0, np.uint32), np.zeros(0, np.int32),
+                port_lut([25]))
+    assert len(sc.rows) == len(sc.headers) == 0 and (sc.ipv4, sc.tcp) == (0, 0)

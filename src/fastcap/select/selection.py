@@ -183,8 +183,8 @@ def iter_selected(cap: Capture, ports: Iterable[int] = DEFAULT_PORTS,
             buf = np.frombuffer(held, dtype=np.uint8)
         lt_of_iface = np.array([i.linktype for i in cap.meta.interfaces] or [0], np.int32)
         if (lt_of_iface == lt_of_iface[0]).all():  # one link type: no per-row gather
-            if len(same) < len(win) or same[0] != lt_of_iface[0]:
-                same = np.full(len(win), lt_of_iface[0], np.int32)
+            if len(same) < max(len(win), 1) or same[0] != lt_of_iface[0]:
+                same = np.full(max(len(win), 1), lt_of_iface[0], np.int32)
             linktype = same[:len(win)]
         else:
             linktype = lt_of_iface[win.iface]
