@@ -96,9 +96,10 @@ def test_bad_ports_is_a_usage_error():
     assert r.returncode == 2 and "bad port" in r.stderr
 
 
-def test_tune_allocator_spares_page_faults(tmp_path):
-    """The command line pads glibc's heap top so each window's numpy temporaries are not
-    page-faulted in again; counted with getrusage in fresh interpreters, not timed."""
+def test_stats_does_not_fault_window_temporaries_in_again(tmp_path):
+    """A warm `stats` run does not page-fault each window's numpy temporaries in again, with
+    glibc's default allocator (select decodes few rows, so its temporaries stay small);
+    counted with getrusage in fresh interpreters, not timed."""
     import os
 
     if not (os.confstr("CS_GNU_LIBC_VERSION") or "").startswith("glibc"):
@@ -120,8 +121,7 @@ def test_tune_allocator_spares_page_faults(tmp_path):
              "    got.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - a)\n"
              "print(min(got))\n")
     env = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")}
-    faults = [int(subprocess.run([sys.executable, "-c", probe, str(path), flag], env=env,
-                                 capture_output=True, text=True, check=True).stdout)
-              for flag in ("0", "1")]
-    # here ~3,500 against ~130 once warm; the mapping's own faults make the rest vary
-    assert faults[1] < faults[0] - 400, faults
+    faults = int(subprocess.run([sys.executable, "-c", probe, str(path), "0"], env=env,
+                                capture_output=True, text=True, check=True).stdout)
+    # here ~130 once warm (~3,500 when every row was decoded); the mapping's own faults vary
+    assert faults < 1000, faults

@@ -223,9 +223,10 @@ def ipv6_packets(draw):
 
 
 @st.composite
-def frames(draw) -> Frame:
-    """A random frame of a random supported link type, possibly snapped and padded."""
-    link = draw(st.sampled_from(sorted(LINKS)))
+def frames(draw, links: tuple[str, ...] = tuple(sorted(LINKS))) -> Frame:
+    """A random frame of a random supported link type (of `links`), possibly snapped and
+    padded."""
+    link = draw(st.sampled_from(links))
     raw = link in ("raw101", "raw12", "ipv4", "ipv6")
     net = "v4" if link == "ipv4" else "v6" if link == "ipv6" else draw(
         st.sampled_from(["v4", "v6"] if raw else ["v4", "v6", "v4", "v6", "other"]))

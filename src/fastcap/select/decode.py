@@ -1,5 +1,8 @@
 """Vectorized link/IP/TCP header decode for one window of frames.
 
+Rows of the few common layouts are read at fixed offsets (`layouts`); the general decode below
+handles every other row and is the reference those fixed reads must agree with.
+
 Every step is a whole-array numpy operation over the rows still in play.  Python loops only over
 small bounded sets: link types, VLAN depth (<= 4), IPv6 extension headers (<= 8), a few common
 header offsets, and blocks/chunks of rows.
@@ -23,6 +26,9 @@ from dataclasses import dataclass, fields
 from enum import IntEnum
 
 import numpy as np
+
+from .layouts import Layout, parts
+from .layouts import fields as layout_fields
 
 __all__ = ["Headers", "Status", "TcpFields", "decode_headers", "decode_tcp"]
 
@@ -138,6 +144,10 @@ class Headers:
     def _slice(self, start: int, stop: int) -> Headers:
         """Views of rows start:stop; writing through them fills this object."""
         return Headers(*(getattr(self, f.name)[start:stop] for f in fields(self)))
+
+    def take(self, rows: np.ndarray) -> Headers:
+        """The headers of the given rows (copies), in that order."""
+        return Headers(*(getattr(self, f.name)[rows] for f in fields(self)))
 
     def _put(self, rows: np.ndarray, other: Headers) -> None:
         for f in fields(self):
@@ -766,137 +776,42 @@ def decode_headers(slab: np.ndarray, caplen: np.ndarray, linktype: np.ndarray, *
 
     `slab` (n, W) uint8 holds the first min(caplen, W) bytes of each frame.  Rows whose headers
     run past W (but not past caplen) are re-read from `buf[offset:]`; without buf that raises.
+    Rows of a common layout (`layouts`) are read at fixed offsets, the others decoded in full.
     """
     slab, cap = _check(slab, caplen)
-    lt = np.asarray(linktype).astype(np.int32, copy=False)
-    if len(lt) != len(cap):
-        raise ValueError("linktype and slab disagree on the number of rows")
-    fast = _fast_ethernet(slab, cap, lt)
-    if fast is None:
-        return _decode_general(slab, cap, lt, buf, offset)
-    h, mask = fast
-    rest = np.flatnonzero(~mask)
+    lt = _as_linktype(linktype, len(cap))
+    h = Headers.empty(len(cap))
+    common = np.zeros(len(cap), bool)
+    found: dict[Layout, list[np.ndarray]] = {}
+    for part in parts(slab, cap, lt):
+        rows = part.window_rows(np.flatnonzero(part.ok))
+        found.setdefault(part.layout, []).append(rows)
+        common[rows] = True
+    for lay, rows_ in found.items():
+        rows = np.concatenate(rows_)
+        fill_common(h, rows, slab, rows, lay)
+    rest = np.flatnonzero(~common)
     if rest.size:
         off = None if offset is None else np.asarray(offset)[rest]
-        h._put(rest, _decode_general(slab[rest], cap[rest], lt[rest], buf, off))
+        sub = slab if rest.size == len(cap) else slab[rest]
+        h._put(rest, _decode_general(sub, cap[rest], lt[rest], buf, off))
     return h
 
 
-_FAST_CHUNK = 32768  # rows per step: a chunk's temporaries stay in L2
+def _as_linktype(linktype: np.ndarray, n: int) -> np.ndarray:
+    lt = np.asarray(linktype).astype(np.int32, copy=False)
+    if len(lt) != n:
+        raise ValueError("linktype and slab disagree on the number of rows")
+    return lt
 
 
-def _be16(slab: np.ndarray, pos: int) -> np.ndarray:
-    """Big-endian 16-bit column at byte `pos` of every row (a strided view, no copy)."""
-    return slab[:, pos : pos + 2].view(">u2")[:, 0]
-
-
-def _fixed_ip(slab: np.ndarray, cap: np.ndarray, base: int, v6: bool, ok: np.ndarray,
-              h: Headers, rows) -> None:
-    """Decode rows whose IP header starts at `base` with no options/extension headers and a
-    complete TCP/UDP header inside both the declared IP length and caplen.  `ok` holds the
-    rows whose link layer qualifies; the rows also decoded here are written into h[rows]."""
-    if v6:
-        ok &= (slab[:, base] >> 4) == 6
-        proto = slab[:, base + 6]
-        total = _be16(slab, base + 4).astype(np.int32) + 40
-        l4 = base + 40
-    else:
-        ok &= slab[:, base] == 0x45
-        ok &= (_be16(slab, base + 6) & 0x3FFF) == 0  # not a fragment
-        proto = slab[:, base + 9]
-        total = _be16(slab, base + 2).astype(np.int32)
-        l4 = base + 20
-    is_tcp = proto == 6
-    ok &= is_tcp | (proto == 17)
-    l4_len = np.where(is_tcp, (slab[:, l4 + 12] >> 4).astype(np.int32) * 4, 8)
-    ok &= (l4_len >= 20) | ~is_tcp
-    ok &= l4_len + (l4 - base) <= total  # the transport header fits the declared IP length
-    ok &= cap >= (l4 + l4_len).astype(np.uint32)  # ... and what was captured
-    values = (
-        (h.status, 0), (h.l3, 6 if v6 else 4), (h.ethertype, 0x86DD if v6 else 0x0800),
-        (h.vlan_depth, (base - 14) // 4), (h.l3_off, base), (h.ip_proto, proto),
-        (h.l4_off, l4), (h.ip_end, total + base), (h.frag, 0),
-        (h.sport, _be16(slab, l4)), (h.dport, _be16(slab, l4 + 2)), (h.has_ports, True),
-    )
-    if rows is None:  # whole chunk: masked copies, no index arrays
-        for dst, src in values:
-            np.copyto(dst, src, where=ok, casting="unsafe")
-        return
-    sel = np.flatnonzero(ok)
-    if sel.size:
-        at = rows[sel]
-        for dst, src in values:
-            dst[at] = src[sel] if isinstance(src, np.ndarray) else src
-
-
-_U = np.uint64
-_ET_V4 = (_U(0x00FFFFFF00000000), _U(0x0045000800000000))  # bytes 12..14 = 08 00 45
-_FRAG_BITS = _U(0x0000FF3F00000000)  # MF flag and fragment offset, bytes 20..21
-
-
-def _fast_ipv4_words(slab: np.ndarray, cap: np.ndarray, eth: np.ndarray, h: Headers
-                     ) -> np.ndarray:
-    """Untagged Ethernet + IPv4 without options: four 64-bit word columns of the slab hold
-    every field needed, so the strided reads happen once and the rest is contiguous
-    arithmetic.  Fills h where it succeeds and returns that mask."""
-    w = slab.view(_U)
-    w1, w2, w4, w5 = (np.ascontiguousarray(w[:, i]) for i in (1, 2, 4, 5))
-    ok = (w1 & _ET_V4[0]) == _ET_V4[1]
-    ok &= eth
-    ok &= (w2 & _FRAG_BITS) == 0
-    proto = (w2 >> _U(56)).astype(np.uint8)
-    is_tcp = proto == 6
-    ok &= is_tcp | (proto == 17)
-    t = w2.astype(np.uint16)  # bytes 16..17, little-endian load of a big-endian field
-    total = ((t << 8) | (t >> 8)).astype(np.int32)
-    l4_len = np.where(is_tcp, ((w5 >> _U(50)) & _U(0x3C)).astype(np.int32), 8)
-    ok &= (l4_len >= 20) | ~is_tcp
-    ok &= l4_len + 20 <= total
-    ok &= cap >= (34 + l4_len).astype(np.uint32)
-    ports = (w4 >> _U(16)).astype(np.uint32)  # bytes 34..37
-    sport = (ports << 8 & 0xFF00 | ports >> 8 & 0xFF).astype(np.uint16)
-    dport = (ports >> 8 & 0xFF00 | ports >> 24).astype(np.uint16)
-    h.l3[:] = ok.view(np.uint8) << 2
-    np.copyto(h.ethertype, 0x0800, where=ok)
-    np.copyto(h.l3_off, 14, where=ok)
-    np.copyto(h.ip_proto, proto, where=ok)
-    np.copyto(h.l4_off, 34, where=ok)
-    np.copyto(h.ip_end, total + 14, where=ok)
-    np.copyto(h.sport, sport, where=ok)
-    np.copyto(h.dport, dport, where=ok)
-    h.has_ports[:] = ok
-    return ok
-
-
-def _fast_ethernet(slab: np.ndarray, cap: np.ndarray, lt: np.ndarray
-                   ) -> tuple[Headers, np.ndarray] | None:
-    """Decode the common Ethernet layouts — IPv4 without options or IPv6 without extension
-    headers, untagged or under one 802.1Q tag, not fragmented, TCP/UDP header complete — with
-    fixed-offset column reads; every other row is left to the general decoder.  Returns
-    (headers, mask of rows decoded here), or None when no row is Ethernet."""
-    n, width = slab.shape
-    eth = lt == 1
-    if n == 0 or width < 80 or width % 8 or not slab.flags.c_contiguous or not eth.any():
-        return None
-    h = Headers.empty(n)
-    done = np.empty(n, bool)
-    for a in range(0, n, _FAST_CHUNK):
-        b = min(n, a + _FAST_CHUNK)
-        sl, c, e = slab[a:b], cap[a:b], eth[a:b]
-        hc = h._slice(a, b)
-        ok = _fast_ipv4_words(sl, c, e, hc)
-        other = np.flatnonzero(~ok & e)
-        if other.size:
-            sub, sc = sl[other], c[other]
-            et = _be16(sub, 12)
-            _fixed_ip(sub, sc, 14, True, et == 0x86DD, hc, other)
-            tagged = et == 0x8100
-            if tagged.any():
-                et2 = _be16(sub, 16)
-                _fixed_ip(sub, sc, 18, False, tagged & (et2 == 0x0800), hc, other)
-                _fixed_ip(sub, sc, 18, True, tagged & (et2 == 0x86DD), hc, other)
-        done[a:b] = hc.l3 != 0
-    return h, done
+def fill_common(h: Headers, dst: np.ndarray, slab: np.ndarray, rows: np.ndarray,
+                lay: Layout) -> None:
+    """Write into entries `dst` of h the headers of window rows `rows`, which have layout
+    `lay` (status and frag stay OK and 0, as Headers.empty has them)."""
+    if len(rows):
+        for name, value in layout_fields(slab, rows, lay).items():
+            getattr(h, name)[dst] = value
 
 
 def _decode_general(slab: np.ndarray, cap: np.ndarray, lt: np.ndarray, buf, offset) -> Headers:
@@ -985,23 +900,51 @@ def _be(blk: np.ndarray, pos: int, fmt: str) -> np.ndarray:
     return np.ndarray((k,), _FMT[fmt], blk, pos, (width,)).astype(_NATIVE[fmt])
 
 
+_LAYOUT_GROUPS = 8  # decode_tcp: layouts read as blocks; rows of any other go field by field
+
+
+def _layout_groups(key: np.ndarray) -> list[tuple[Sel, int | None]]:
+    """Rows by layout key: each of the few keys a strided sample shows gets its own group
+    (scalar key, one block read); rows of the keys it missed come last, with None."""
+    k0 = int(key[0])
+    if (key == k0).all():
+        return [(ALL, k0)]
+    vals, counts = np.unique(key[::max(1, len(key) // 256)], return_counts=True)
+    out: list[tuple[Sel, int | None]] = []
+    rest = np.ones(len(key), bool)
+    for v in vals[np.argsort(-counts, kind="stable")[:_LAYOUT_GROUPS]].tolist():
+        m = key == v
+        out.append((np.flatnonzero(m), v))
+        rest &= ~m
+    if rest.any():
+        out.append((np.flatnonzero(rest), None))
+    return out
+
+
 def decode_tcp(slab: np.ndarray, caplen: np.ndarray, headers: Headers, rows: np.ndarray, *,
-               buf: np.ndarray | None = None, offset: np.ndarray | None = None) -> TcpFields:
+               buf: np.ndarray | None = None, offset: np.ndarray | None = None,
+               aligned: bool = False) -> TcpFields:
     """TCP fields, addresses and payload extent of the given rows (which must be `is_tcp`).
 
+    `headers` describe the whole window, or with `aligned` just `rows` (headers[i] is row
+    rows[i]), as when only some rows were decoded.
     Rows go in cache-sized chunks; when a chunk shares one layout (IP version and distance from
     the addresses to the TCP header) each row's header bytes come out as one block.
     """
     slab, cap = _check(slab, caplen)
     rows = np.asarray(rows, dtype=np.int64).reshape(-1)
-    if not headers.is_tcp[rows].all():
-        raise ValueError("decode_tcp rows must be TCP rows (Headers.is_tcp)")
     k = len(rows)
-    at = ALL if k == len(cap) and (rows == np.arange(k)).all() else rows  # skip the gathers
+    if aligned and len(headers) != k:
+        raise ValueError("aligned headers must have one entry per row")
+    if not (headers.is_tcp if aligned else headers.is_tcp[rows]).all():
+        raise ValueError("decode_tcp rows must be TCP rows (Headers.is_tcp)")
+    cat = ALL if k == len(cap) and (rows == np.arange(k)).all() else rows  # skip the gathers
+    at = ALL if aligned else cat  # the rows' entries in headers
     v6 = headers.l3[at] == 6
     lo = headers.l3_off[at] + np.where(v6, 8, 12).astype(np.int32)  # first address byte
     l4o = headers.l4_off[at]
-    key = (l4o - lo) * 2 + v6  # layout: TCP offset within the block, and the version
+    # layout: where the block starts, the TCP offset within it, and the version
+    key = (lo.astype(np.int64) << 32) | ((l4o - lo) * 2 + v6).astype(np.int64)
     src = np.zeros((k, 16), np.uint8)
     dst = np.zeros((k, 16), np.uint8)
     src32, dst32 = src.view(np.uint32), dst.view(np.uint32)  # (k, 4): one word per column
@@ -1010,10 +953,10 @@ def decode_tcp(slab: np.ndarray, caplen: np.ndarray, headers: Headers, rows: np.
     for s in range(0, k, _TCP_CHUNK):
         e = min(k, s + _TCP_CHUNK)
         part = slice(s, e)
-        for g, lay in _groups(ALL, key[part], e - s, split=True):
+        for g, lay in _layout_groups(key[part]):
             ix = part if isinstance(g, slice) else s + g
-            if isinstance(lay, int):  # one layout: addresses and TCP header in one block
-                d = lay >> 1
+            if lay is not None:  # one layout: addresses and TCP header in one block
+                d = (lay & 0xFFFFFFFF) >> 1
                 blk = _block(slab, cap, rows[ix], lo[ix], d + 20, buf, offset)
                 _addresses(src32, dst32, ix, blk, bool(lay & 1))
             else:  # rows of rare layouts: addresses and TCP header as separate blocks
@@ -1033,7 +976,7 @@ def decode_tcp(slab: np.ndarray, caplen: np.ndarray, headers: Headers, rows: np.
         src32[v4, 2] = dst32[v4, 2] = _FFFF0000
     hdr_len = ((off_flags >> 12) << 2).astype(np.uint8)
     flags = off_flags & 0x1FF
-    ip_end, c = headers.ip_end[at], cap[at]
+    ip_end, c = headers.ip_end[at], cap[cat]
     payload_off = l4o + hdr_len
     payload_len = ip_end - payload_off
     payload_caplen = np.maximum(np.minimum(ip_end, c) - payload_off, 0)
@@ -1044,7 +987,7 @@ def decode_tcp(slab: np.ndarray, caplen: np.ndarray, headers: Headers, rows: np.
         payload_off = np.where(bad, l4o, payload_off)
     return TcpFields(
         rows=rows, src_addr=src, dst_addr=dst,
-        sport=headers.sport[rows], dport=headers.dport[rows],  # copies, even for ALL
+        sport=headers.sport[at].copy(), dport=headers.dport[at].copy(),
         seq=seq, ack=ack, flags=flags, window=window, hdr_len=hdr_len,
         payload_off=payload_off, payload_len=payload_len, payload_caplen=payload_caplen,
         snapped=payload_caplen < payload_len,

@@ -2,7 +2,8 @@
 the TCP frames on the selected ports, each tagged with its flow id and direction.
 
 Everything here is whole-window numpy work; the only Python loop is over windows (and, in
-FlowTable, over the few distinct flows a window contains).
+FlowTable, over the few distinct flows a window contains).  Headers are decoded only for the
+rows that can matter (`screen`); the others are counted.
 """
 
 from __future__ import annotations
@@ -16,8 +17,9 @@ import numpy as np
 from ..options import DEFAULT_PORTS as DEFAULT_PORTS
 from ..read.capture import Capture, WalkState
 from ..read.frames import F_NO_TS, F_OVER_SNAPLEN, F_SNAPPED
-from .decode import Status, TcpFields, decode_headers, decode_tcp
+from .decode import Status, TcpFields, decode_tcp
 from .flows import FlowTable, port_lut
+from .screen import Ports, Screened, screen
 
 _STATUS_REASON = {
     Status.TRUNCATED_L2: "link-layer header cut by snaplen",
@@ -51,16 +53,38 @@ class FrameCounters:
     notes: Counter = field(default_factory=Counter)  # later stages' limits: reason -> count
 
     def add(self, win, linktype: np.ndarray, hd) -> None:
+        """Count a window whose every row was decoded (`hd`, one entry per row)."""
+        self.add_window(win, linktype)
+        self.add_headers(hd, linktype)
+
+    def add_window(self, win, linktype: np.ndarray) -> None:
+        """The per-frame counts that need no headers."""
         n = len(win)
         self.packets += n
         self.bytes += int(win.caplen.sum(dtype=np.int64))
         self.wire_bytes += int(win.orig_len.sum(dtype=np.int64))
-        has_ts = (win.flags & F_NO_TS) == 0
-        if has_ts.any():
-            ts = win.ts_ns[has_ts]
+        flags = int(np.bitwise_or.reduce(win.flags)) if n else 0  # usually 0: skip the masks
+        ts = win.ts_ns
+        if flags & F_NO_TS:
+            ts = ts[(win.flags & F_NO_TS) == 0]
+        if len(ts):
             lo, hi = int(ts.min()), int(ts.max())
             self.first_ts_ns = lo if self.first_ts_ns is None else min(self.first_ts_ns, lo)
             self.last_ts_ns = hi if self.last_ts_ns is None else max(self.last_ts_ns, hi)
+        if flags & F_SNAPPED:
+            self.snapped += int(np.count_nonzero(win.flags & F_SNAPPED))
+        if flags & F_OVER_SNAPLEN:
+            self.over_snaplen += int(np.count_nonzero(win.flags & F_OVER_SNAPLEN))
+        if n and (linktype == linktype[0]).all():  # the usual case: skip the sort
+            self.linktype_frames[int(linktype[0])] += n
+        else:
+            lts, counts = np.unique(linktype, return_counts=True)
+            for lt, c in zip(lts.tolist(), counts.tolist(), strict=True):
+                self.linktype_frames[lt] += c
+
+    def add_headers(self, hd, linktype: np.ndarray) -> None:
+        """The per-protocol counts and skip reasons of decoded rows (`linktype` aligned)."""
+        n = len(hd)
         l3 = hd.l3
         n4, n6 = int(np.count_nonzero(l3 == 4)), int(np.count_nonzero(l3 == 6))
         self.ipv4 += n4
@@ -69,14 +93,6 @@ class FrameCounters:
         self.tcp += int(np.count_nonzero(hd.is_tcp))
         self.udp += int(np.count_nonzero(hd.is_udp))
         self.fragments += int(np.count_nonzero(hd.frag))
-        self.snapped += int(np.count_nonzero(win.flags & F_SNAPPED))
-        self.over_snaplen += int(np.count_nonzero(win.flags & F_OVER_SNAPLEN))
-        if n and (linktype == linktype[0]).all():  # the usual case: skip the sort
-            self.linktype_frames[int(linktype[0])] += n
-        else:
-            lts, counts = np.unique(linktype, return_counts=True)
-            for lt, c in zip(lts.tolist(), counts.tolist(), strict=True):
-                self.linktype_frames[lt] += c
         bad = hd.status
         if np.any((bad != Status.OK) & (bad != Status.NOT_IP)):
             codes, counts = np.unique(bad, return_counts=True)
@@ -87,6 +103,13 @@ class FrameCounters:
                         self.skipped[f"unsupported link type {int(lt)}"] += int(k)
                 elif code in _STATUS_REASON:
                     self.skipped[_STATUS_REASON[Status(code)]] += c
+
+    def add_screened(self, sc: Screened) -> None:
+        """The rows a screen counted without decoding them (all well-formed TCP/UDP)."""
+        self.ipv4 += sc.ipv4
+        self.ipv6 += sc.ipv6
+        self.tcp += sc.tcp
+        self.udp += sc.udp
 
 
 def icmp_quoted_ports(buf: np.ndarray, offset: np.ndarray, caplen: np.ndarray, hd
@@ -150,27 +173,37 @@ def iter_selected(cap: Capture, ports: Iterable[int] = DEFAULT_PORTS,
 
     `progress(bytes_done, bytes_total)` is called once per window."""
     lut = port_lut(ports)
+    matcher = Ports.of(lut)
     flows = flows if flows is not None else FlowTable()
     held, buf = None, None
+    same = np.zeros(0, np.int32)  # the link type of every row, when all interfaces share one
     for win in cap.windows(start, stop):
         if cap.buffer is not held:  # a stream's windows come from successive pieces
             held = cap.buffer
             buf = np.frombuffer(held, dtype=np.uint8)
         lt_of_iface = np.array([i.linktype for i in cap.meta.interfaces] or [0], np.int32)
-        linktype = lt_of_iface[win.iface]
-        hd = decode_headers(win.slab, win.caplen, linktype, buf=buf, offset=win.offset)
+        if (lt_of_iface == lt_of_iface[0]).all():  # one link type: no per-row gather
+            if len(same) < max(len(win), 1) or same[0] != lt_of_iface[0]:
+                same = np.full(max(len(win), 1), lt_of_iface[0], np.int32)
+            linktype = same[:len(win)]
+        else:
+            linktype = lt_of_iface[win.iface]
+        sc = screen(win.slab, win.caplen, linktype, matcher, buf=buf, offset=win.offset)
+        hd = sc.headers
         if progress is not None:
             progress(cap.progress_done, cap.progress_size)
         if counters is not None:
-            counters.add(win, linktype, hd)
-            irows, isp, idp = icmp_quoted_ports(buf, win.offset, win.caplen, hd)
+            counters.add_window(win, linktype)
+            counters.add_headers(hd, linktype[sc.rows])
+            counters.add_screened(sc)
+            irows, isp, idp = icmp_quoted_ports(buf, win.offset[sc.rows], win.caplen[sc.rows], hd)
             counters.icmp_about_selected += int(np.count_nonzero(lut[isp] | lut[idp]))
-        tcp_rows = hd.is_tcp
-        sel = tcp_rows & (lut[hd.sport] | lut[hd.dport])
-        rows = np.flatnonzero(sel)
-        if len(rows) == 0:
+        pick = np.flatnonzero(hd.is_tcp & (lut[hd.sport] | lut[hd.dport]))
+        if len(pick) == 0:
             continue
-        tf = decode_tcp(win.slab, win.caplen, hd, rows, buf=buf, offset=win.offset)
+        rows = sc.rows[pick]
+        hp = hd if len(pick) == len(hd) else hd.take(pick)
+        tf = decode_tcp(win.slab, win.caplen, hp, rows, buf=buf, offset=win.offset, aligned=True)
         fid, from_a = flows.assign(tf.src_addr, tf.sport, tf.dst_addr, tf.dport)
         yield SelectedFrames(
             frame_no=win.frame_no[rows].copy(),
