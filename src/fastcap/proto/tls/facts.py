@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ...pickling import compact
+from ...pickling import compact, maker
 from .const import (
     AlertDescription,
     AlertLevel,
@@ -128,6 +128,13 @@ def _cert_dict(der: bytes) -> dict[str, Any]:
         "size": len(der),
         "der_b64": base64.b64encode(der).decode("ascii"),
     }
+
+
+# Built by the dozen per connection: through their slot descriptors (pickling.maker).
+_make_alert = maker(AlertInfo)
+_make_anomaly = maker(TlsAnomaly)
+_make_traffic = maker(EncryptedTraffic)
+_make_stop = maker(StreamStop)
 
 
 def cert_dicts(ders: Sequence[bytes]) -> list[dict[str, Any]]:
@@ -428,3 +435,6 @@ class TlsHandshake:
 def _ticket_dict(ticket: bytes) -> dict[str, Any]:
     """Tickets are opaque and can be long: their size and a SHA-256 to match them by."""
     return {"length": len(ticket), "sha256": hashlib.sha256(ticket).hexdigest()}
+
+
+_make_handshake = maker(TlsHandshake)
