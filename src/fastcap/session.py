@@ -7,6 +7,7 @@ where each direction becomes readable (`fastcap.midstart`), by the same parsers.
 
 from __future__ import annotations
 
+import functools
 import heapq
 import os
 import socket
@@ -47,8 +48,12 @@ def addr_text(addr16: bytes) -> str:
     return socket.inet_ntop(socket.AF_INET6, addr16)
 
 
+# addr_text of the few thousand addresses a capture's sessions go between, kept
+_addr_text_kept = functools.lru_cache(maxsize=4096)(addr_text)
+
+
 def endpoint_text(addr16: bytes, port: int) -> str:
-    text = addr_text(addr16)
+    text = _addr_text_kept(addr16) if type(addr16) is bytes else addr_text(addr16)
     return f"[{text}]:{port}" if ":" in text else f"{text}:{port}"
 
 
