@@ -45,7 +45,7 @@ def test_encode_object_matches_json_dumps_around_spliced_text() -> None:
     members = jsonline.Encoded('"m": null, "n": true', members=True)
     empty = jsonline.Encoded("", members=True)
     got = jsonline.encode_object({"a": "\x00<", "b": inner, "\0m": members, "\0e": empty,
-                                  "c": {"d": inner, "e": 2}}, nested=True)
+                                  "c": {"d": inner, "e": 2}}, nested={"c"})
     want = json.dumps({"a": "\x00<", "b": {"k": [1, "\u00e9\n"]}, "m": None, "n": True,
                        "c": {"d": {"k": [1, "\u00e9\n"]}, "e": 2}})
     assert got == want

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 
 from ..proto.tls.facts import TlsHandshake, cert_dicts, hello_head, hello_prints, hello_shape
@@ -23,18 +23,20 @@ from ..verdict import ChainCheck
 
 _ENCODER = json.JSONEncoder(default=str)  # json.dumps(x, default=str) is _ENCODER.encode(x)
 _c_make_encoder = getattr(json.encoder, "c_make_encoder", None)
+# The C encoder JSONEncoder.iterencode makes for each call, made once: without the circular
+# reference check (its only state), which session data, a tree, never needs. A dozen pieces
+# of a line are encoded, and the set-up was a visible share of each.
+_C_ENCODE = None if _c_make_encoder is None else _c_make_encoder(
+    None, _ENCODER.default, json.encoder.encode_basestring_ascii, _ENCODER.indent,
+    _ENCODER.key_separator, _ENCODER.item_separator, _ENCODER.sort_keys, _ENCODER.skipkeys,
+    _ENCODER.allow_nan)
 
 
 def _dumps(obj: Any) -> str:
-    """``_ENCODER.encode(obj)`` for a dict or list, without its per-call set-up (a few
-    microseconds, paid for each of the dozen pieces of a line): the C encoder made as
-    ``JSONEncoder.iterencode`` makes it."""
-    if _c_make_encoder is None:
+    """``_ENCODER.encode(obj)`` for a dict or list."""
+    if _C_ENCODE is None:
         return _ENCODER.encode(obj)
-    e = _ENCODER
-    return "".join(_c_make_encoder(
-        {}, e.default, json.encoder.encode_basestring_ascii, e.indent, e.key_separator,
-        e.item_separator, e.sort_keys, e.skipkeys, e.allow_nan)(obj, 0))
+    return "".join(_C_ENCODE(obj, 0))
 
 
 class Encoded:
@@ -47,14 +49,14 @@ class Encoded:
         self.members = members
 
 
-def encode_object(d: dict[str, Any], nested: bool = False) -> str:
+def encode_object(d: dict[str, Any], nested: Collection[str] = ()) -> str:
     """``json.dumps(d, default=str)`` for a dict whose values may be :class:`Encoded` (and
-    whose ``Encoded`` member runs sit under keys that are not printed); ``nested``: so may
-    the values of the dicts among its values."""
+    whose ``Encoded`` member runs sit under keys that are not printed); the dicts under the
+    keys ``nested`` may hold Encoded values too."""
     parts: list[str] = []
     run: dict[str, Any] = {}
     for k, v in d.items():
-        if nested and type(v) is dict and Encoded in set(map(type, v.values())):
+        if type(v) is dict and k in nested:
             v = Encoded(encode_object(v))
         if type(v) is Encoded:
             if run:
@@ -142,8 +144,11 @@ def _certs(ders: Sequence[bytes]) -> Encoded:
     return _certs_text(tuple(ders))
 
 
+_CERTIFICATES = frozenset({"server_certificate", "client_certificate"})  # where _certs goes
+
+
 def _tls(t: TlsHandshake) -> Encoded:
-    return Encoded(encode_object(t.json_dict(_hello, _certs), nested=True))
+    return Encoded(encode_object(t.json_dict(_hello, _certs), _CERTIFICATES))
 
 
 def _check(c: ChainCheck) -> Encoded:
