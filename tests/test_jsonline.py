@@ -51,3 +51,15 @@ def test_encode_object_matches_json_dumps_around_spliced_text() -> None:
     assert got == want
     assert jsonline.encode_object({}) == "{}"
     assert jsonline.encode_object({"\0e": empty}) == "{}"
+
+
+def test_without_the_c_encoder_the_line_is_the_same(monkeypatch) -> None:
+    capture = PROJECT / "examples" / "all-scenarios.pcapng"
+    sessions = list(scan(capture))
+    fast = [report.to_jsonl_line(s, "x") for s in sessions]
+    monkeypatch.setattr(jsonline, "_C_ENCODE", None)
+    jsonline._certs_text.cache_clear()
+    jsonline._check_text.cache_clear()
+    jsonline._hello_parts.cache_clear()
+    assert [report.to_jsonl_line(s, "x") for s in sessions] == fast == [
+        _plain(s, "x") for s in sessions]

@@ -26,10 +26,13 @@ _c_make_encoder = getattr(json.encoder, "c_make_encoder", None)
 # The C encoder JSONEncoder.iterencode makes for each call, made once: without the circular
 # reference check (its only state), which session data, a tree, never needs. A dozen pieces
 # of a line are encoded, and the set-up was a visible share of each.
-_C_ENCODE = None if _c_make_encoder is None else _c_make_encoder(
-    None, _ENCODER.default, json.encoder.encode_basestring_ascii, _ENCODER.indent,
-    _ENCODER.key_separator, _ENCODER.item_separator, _ENCODER.sort_keys, _ENCODER.skipkeys,
-    _ENCODER.allow_nan)
+try:
+    _C_ENCODE = None if _c_make_encoder is None else _c_make_encoder(
+        None, _ENCODER.default, json.encoder.encode_basestring_ascii, _ENCODER.indent,
+        _ENCODER.key_separator, _ENCODER.item_separator, _ENCODER.sort_keys,
+        _ENCODER.skipkeys, _ENCODER.allow_nan)
+except TypeError:  # another Python's private signature: encode as json.dumps does
+    _C_ENCODE = None
 
 
 def _dumps(obj: Any) -> str:
@@ -129,6 +132,7 @@ def _check_text(check: _Same) -> Encoded:
 
 def _hello(ch: ClientHello, at: dict[str, Any] | None) -> Encoded:
     head, prints = _hello_parts(_Shape(ch))
+    # member runs sit under keys that are never printed
     return Encoded(encode_object(
         {**(at or {}), "\0head": head, "session_id": ch.session_id.hex(), "\0prints": prints}))
 
