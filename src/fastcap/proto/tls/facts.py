@@ -310,10 +310,10 @@ class TlsHandshake:
         hello: Callable[[ClientHello, dict[str, Any] | None], Any] | None = None,
         certs: Callable[[Sequence[bytes]], Any] | None = None,
     ) -> dict[str, Any]:
-        """``to_dict``, where ``hello`` (the ClientHello and its
-        Where as a dict) and ``certs`` (a DER chain) stand in for the client_hello and
-        certificates values: JSON lines splice in text made once per distinct hello and
-        chain, which recur in every session of a sender."""
+        """``to_dict``, where ``hello`` (given the ClientHello and its Where as a dict) and
+        ``certs`` (given a DER chain) stand in for the client_hello and certificates values:
+        JSON lines splice in text made once per distinct hello and chain, which recur in
+        every session of a sender."""
         hello = hello or hello_dict
         certs = certs or cert_dicts
         ch = self.client_hello
