@@ -37,3 +37,21 @@ def compact(cls: type[T]) -> type[T]:
 
     cls.__reduce__ = __reduce__
     return cls
+
+
+def maker(cls: type[T]) -> Any:
+    """A function building a `compact` class from all its field values (positional or by
+    name, no defaults) through its slot descriptors, as `_rebuild` does: a frozen dataclass's
+    ``__init__`` stores each field with ``object.__setattr__``, which costs twice as much, and
+    the records of a session are built by the dozen.  The same object as the class makes."""
+    if not hasattr(cls, "__compact_setters__"):
+        raise TypeError(f"{cls.__name__}: maker needs a compact class")
+    names = [f.name for f in dataclasses.fields(cls)]  # type: ignore[arg-type]
+    scope: dict[str, Any] = {"_new": object.__new__, "_cls": cls}
+    scope.update((f"_set{i}", s) for i, s in enumerate(cls.__compact_setters__))
+    body = "".join(f"    _set{i}(obj, {n})\n" for i, n in enumerate(names))
+    exec(f"def make({', '.join(names)}):\n    obj = _new(_cls)\n{body}    return obj\n", scope)
+    make = scope["make"]
+    make.__qualname__ = make.__name__ = f"make_{cls.__name__}"
+    make.__doc__ = f"{cls.__name__}(...) through its slot descriptors."
+    return make

@@ -7,6 +7,7 @@ where each direction becomes readable (`fastcap.midstart`), by the same parsers.
 
 from __future__ import annotations
 
+import functools
 import heapq
 import os
 import socket
@@ -47,8 +48,12 @@ def addr_text(addr16: bytes) -> str:
     return socket.inet_ntop(socket.AF_INET6, addr16)
 
 
+# addr_text of the few thousand addresses a capture's sessions go between, kept
+_addr_text_kept = functools.lru_cache(maxsize=4096)(addr_text)
+
+
 def endpoint_text(addr16: bytes, port: int) -> str:
-    text = addr_text(addr16)
+    text = _addr_text_kept(addr16) if type(addr16) is bytes else addr_text(addr16)
     return f"[{text}]:{port}" if ":" in text else f"{text}:{port}"
 
 
@@ -108,7 +113,14 @@ class Session:
     evidence: list | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        out = self._base_dict()
+        return self.json_dict()
+
+    def json_dict(self, tls: Callable[[TlsHandshake], Any] | None = None,
+                  check: Callable[[ChainCheck], Any] | None = None) -> dict[str, Any]:
+        """``to_dict``, where ``tls`` and ``check`` stand in for the TlsHandshake's and the
+        ChainChecks' own ``to_dict`` (JSON lines splice in text made once per distinct
+        certificate chain and hello, see fastcap.out.report)."""
+        out = self._base_dict(tls or _own_dict, check or _own_dict)
         if self.decryption is not None:  # keys were given: without, the JSON stays as it was
             out["decryption"] = self.decryption.to_dict()
             out["smtp_tls"] = self.smtp_tls.to_dict() if self.smtp_tls else None
@@ -116,7 +128,8 @@ class Session:
             out["evidence"] = [m.to_dict() for m in self.evidence]
         return out
 
-    def _base_dict(self) -> dict[str, Any]:
+    def _base_dict(self, tls: Callable[[TlsHandshake], Any],
+                   check: Callable[[ChainCheck], Any]) -> dict[str, Any]:
         return {
             "number": self.number,
             "client": self.client,
@@ -131,12 +144,16 @@ class Session:
                     "c2s_gaps": [list(g) for g in self.tcp.c2s_gaps],
                     "s2c_gaps": [list(g) for g in self.tcp.s2c_gaps]},
             "smtp": self.smtp.to_dict() if self.smtp else None,
-            "tls": self.tls.to_dict() if self.tls else None,
-            "client_cert_check": self.client_check.to_dict() if self.client_check else None,
-            "server_cert_check": self.server_check.to_dict() if self.server_check else None,
+            "tls": tls(self.tls) if self.tls else None,
+            "client_cert_check": check(self.client_check) if self.client_check else None,
+            "server_cert_check": check(self.server_check) if self.server_check else None,
             "verdicts": [v.to_dict() for v in self.verdicts],
             "mid_session": self.mid_session.to_dict() if self.mid_session else None,
         }
+
+
+def _own_dict(facts: Any) -> dict[str, Any]:
+    return facts.to_dict()
 
 
 def _looks_like_tls(data: bytes) -> bool:

@@ -15,6 +15,7 @@ from ..judge.diagnose import INFERRED_ABSENT, INFERRED_PRESENT
 from ..proto.tls.inference import infer_client_cert
 from ..run.scanner import ScanSummary
 from ..session import Session
+from .jsonline import session_line
 from .textsafe import printable
 
 SCHEMA_VERSION = 1
@@ -160,7 +161,9 @@ def to_json(results: list[tuple[str, list[Session], ScanSummary]], errors: list[
 
 
 def to_jsonl_line(s: Session, path: str) -> str:
-    return json.dumps(session_record(s, path), default=str)
+    """``json.dumps(session_record(s, path), default=str)``, its recurring parts (chains,
+    checks, hellos) encoded once per scan rather than once per session."""
+    return session_line(s, path, SCHEMA_VERSION)
 
 
 CSV_FIELDS = ["file", "session", "first_frame", "last_frame", "client", "server", "ehlo",

@@ -53,6 +53,7 @@ class NativeReassemblerCore:
         if ptr == self.ffi.NULL:
             raise MemoryError("fc_reasm_new failed (bad limits or out of memory)")
         self._r = self.ffi.gc(ptr, self.lib.fc_reasm_free)
+        self._info_bufs: tuple | None = None  # _copy_done's fc_conn_info, made once
 
     def rebind(self, buf) -> None:
         """Payload offsets of the next frames refer to `buf` (a stream's next piece)."""
@@ -129,39 +130,48 @@ class NativeReassemblerCore:
         self.lib.fc_reasm_done_clear(self._r)
 
     def _copy_done(self, i: int) -> RawConn:
-        """Copy item `i` of the done list out of C; the caller releases it."""
+        """Copy item `i` of the done list out of C; the caller releases it.
+
+        The segment maps of both directions share two arrays (offsets and frames in one
+        int64 array, lengths in one int32 array), each direction's a view of them: one
+        allocation and one cffi pointer per type instead of one per map, as this runs once
+        per connection."""
         import numpy as np
 
-        ffi, lib = self.ffi, self.lib
-        info = ffi.new("fc_conn_info *")
-        raw_info = ffi.buffer(info)
-        avail = ffi.new("int64_t *")
-        if lib.fc_reasm_done_info(self._r, i, info) != 0:
+        ffi, lib, r = self.ffi, self.lib, self._r
+        bufs = self._info_bufs
+        if bufs is None:
+            info = ffi.new("fc_conn_info *")
+            bufs = self._info_bufs = (info, ffi.buffer(info), ffi.new("int64_t *"))
+        info, raw_info, avail = bufs
+        if lib.fc_reasm_done_info(r, i, info) != 0:
             raise IndexError(f"no connection {i} in the done list")
         v = _CONN_INFO.unpack_from(raw_info)  # one call instead of 38 field reads
+        d0, d1 = _DIR_VALUES[0](v), _DIR_VALUES[1](v)
+        n0, n1 = d0[2], d1[2]
+        wide, narrow = np.empty(2 * (n0 + n1), np.int64), np.empty(n0 + n1, np.int32)
+        # from_buffer is far cheaper than building numpy's .ctypes helper per array
+        p64, p32 = ffi.from_buffer("int64_t[]", wide), ffi.from_buffer("int32_t[]", narrow)
+        maps = ((0, n0, 0), (2 * n0, n1, n0))  # (start in wide, segments, start in narrow)
         dirs = []
-        for k, dir_values in enumerate(_DIR_VALUES):
-            (n, seen, nseg, before, untraced, isn, syn_f, fin_f, rst_f, complete,
-             seg_sorted) = dir_values(v)
-            ptr = lib.fc_reasm_done_data(self._r, i, k, avail)
-            data = ffi.buffer(ptr, avail[0])[:] if avail[0] else b""
-            if n > avail[0]:
-                data += bytes(n - avail[0])
+        for k, (n, seen, nseg, before, untraced, isn, syn_f, fin_f, rst_f, complete,
+                seg_sorted) in enumerate((d0, d1)):
+            ptr = lib.fc_reasm_done_data(r, i, k, avail)
+            got = avail[0]
+            data = ffi.buffer(ptr, got)[:] if got else b""
+            if n > got:
+                data += bytes(n - got)
             bits = None if complete else np.empty((n + 7) // 8, np.uint8)
-            so, sl, sf = np.empty(nseg, np.int64), np.empty(nseg, np.int32), np.empty(
-                nseg, np.int64)
-            # from_buffer is far cheaper than building numpy's .ctypes helper per array
+            at, _, at32 = maps[k]
             lib.fc_reasm_done_copy(
-                self._r, i, k,
-                ffi.NULL if bits is None else ffi.from_buffer("uint8_t[]", bits),
-                ffi.from_buffer("int64_t[]", so), ffi.from_buffer("int32_t[]", sl),
-                ffi.from_buffer("int64_t[]", sf))
-            dirs.append(RawDir(
-                data=data, filled_bits=bits, seg_off=so, seg_len=sl, seg_frame=sf,
-                seen_bytes=seen, before_start=before, untraced=untraced,
-                isn=None if isn < 0 else isn, syn_frame=None if syn_f < 0 else syn_f,
-                fin_frame=None if fin_f < 0 else fin_f,
-                rst_frame=None if rst_f < 0 else rst_f, seg_sorted=bool(seg_sorted)))
+                r, i, k, ffi.NULL if bits is None else ffi.from_buffer("uint8_t[]", bits),
+                p64 + at, p32 + at32, p64 + at + nseg)
+            dirs.append(RawDir(  # positional, in declaration order
+                data, bits, wide[at : at + nseg], narrow[at32 : at32 + nseg],
+                wide[at + nseg : at + 2 * nseg], seen, before, untraced,
+                None if isn < 0 else isn, None if syn_f < 0 else syn_f,
+                None if fin_f < 0 else fin_f, None if rst_f < 0 else rst_f,
+                bool(seg_sorted)))
         conn = RawConn(*_CONN_VALUES(v), dirs=(dirs[0], dirs[1]))
         conn.evicted = bool(conn.evicted)
         return conn

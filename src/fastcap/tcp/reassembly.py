@@ -175,6 +175,24 @@ class StreamDir:
             return frames[i]
         return None
 
+    def frames_at(self, offsets: Iterable[int | None]) -> list[int | None]:
+        """``frame_at`` of each offset (None stays None), in one call: a TLS handshake asks
+        for a few dozen, and the call per offset was most of what each cost."""
+        table = self._seg_lists
+        if table is None:
+            table = self._seg_lists = (
+                self.seg_offset.tolist(), self.seg_len.tolist(), self.seg_frame.tolist())
+        starts, lens, frames = table
+        out: list[int | None] = []
+        append = out.append
+        for offset in offsets:
+            if offset is None:
+                append(None)
+                continue
+            i = bisect_right(starts, offset) - 1
+            append(frames[i] if i >= 0 and offset < starts[i] + lens[i] else None)
+        return out
+
     def contiguous_end(self, start: int = 0) -> int:
         """End of the gap-free run beginning at `start` (== start when start is in a gap)."""
         ends = [g + n for g, n in self.gaps]

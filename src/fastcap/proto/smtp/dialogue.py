@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from ...pickling import compact
+from ...pickling import compact, maker
 from .events import (
     Anomaly,
     Banner,
@@ -92,6 +92,11 @@ class GapRecord:
     size: int
 
 
+# Built by the dozen per connection: through their slot descriptors (pickling.maker).
+_make_command = maker(CommandRecord)
+_make_reply = maker(ReplyRecord)
+
+
 @dataclass
 class SmtpDialogue:
     """Facts about one connection's plaintext SMTP, for the diagnosis to judge."""
@@ -164,7 +169,7 @@ class _DialogueBuilder:
     ) -> None:
         """Fold a Reply given by its fields (parse_dialogue never builds the event)."""
         d = self.dialogue
-        rec = ReplyRecord(
+        rec = _make_reply(
             code, enhanced, lines[0] if lines else "", offset, self._s2c_frame_at(offset), answers
         )
         self._put(d.replies, "replies", rec)
@@ -184,7 +189,7 @@ class _DialogueBuilder:
         """Fold a Command given by its fields (parse_dialogue never builds the event)."""
         d = self.dialogue
         frame = self._c2s_frame_at(offset)
-        self._put(d.commands, "commands", CommandRecord(verb, arg, offset, frame))
+        self._put(d.commands, "commands", _make_command(verb, arg, offset, frame))
         if verb in ("EHLO", "HELO") and d.ehlo_verb is None:
             words = arg.split(None, 1)
             d.ehlo_verb, d.ehlo_name, d.ehlo_frame = verb, words[0] if words else "", frame

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import base64
 import hashlib
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ...pickling import compact
+from ...pickling import compact, maker
 from .const import (
     AlertDescription,
     AlertLevel,
@@ -127,6 +128,56 @@ def _cert_dict(der: bytes) -> dict[str, Any]:
         "size": len(der),
         "der_b64": base64.b64encode(der).decode("ascii"),
     }
+
+
+# Built by the dozen per connection: through their slot descriptors (pickling.maker).
+_make_alert = maker(AlertInfo)
+_make_anomaly = maker(TlsAnomaly)
+_make_traffic = maker(EncryptedTraffic)
+_make_stop = maker(StreamStop)
+
+
+def cert_dicts(ders: Sequence[bytes]) -> list[dict[str, Any]]:
+    """A DER chain as JSON data."""
+    return [_cert_dict(d) for d in ders]
+
+
+def hello_head(ch: ClientHello) -> dict[str, Any]:
+    """A ClientHello's JSON fields before its session id: they depend on no field but those
+    of :func:`hello_shape` (so text made from them serves every hello of that shape)."""
+    return {
+        "sslv2": ch.sslv2,
+        "legacy_version": version_name(ch.legacy_version),
+        "versions": ch.version_names,
+        "sni": ch.sni,
+        "alpn": list(ch.alpn),
+        "cipher_suites": list(names_of(CipherSuite, ch.cipher_suites)),
+        "extensions": _extension_names(ch.extensions),
+        "signature_algorithms": list(names_of(SignatureScheme, ch.signature_algorithms)),
+        "supported_groups": list(names_of(NamedGroup, ch.supported_groups)),
+        "ec_point_formats": list(names_of(EcPointFormat, ch.ec_point_formats, 2)),
+        "compression_methods": list(names_of(CompressionMethod, ch.compression_methods, 2)),
+    }
+
+
+def hello_prints(ch: ClientHello) -> dict[str, Any]:
+    """A ClientHello's JSON fields after its session id: the fingerprints."""
+    return {"ja3": ch.ja3, "ja3_md5": ch.ja3_md5, "ja4": ch.ja4, "ja4_r": ch.ja4_r}
+
+
+def hello_shape(ch: ClientHello) -> tuple[Any, ...]:
+    """Everything :func:`hello_head` and :func:`hello_prints` read: a hello's fields but its
+    random and session id (extensions by type only, as their JSON names them)."""
+    return (ch.sslv2, ch.legacy_version, ch.supported_versions, ch.sni, ch.alpn,
+            ch.cipher_suites, tuple([e.type for e in ch.extensions]), ch.signature_algorithms,
+            ch.supported_groups, ch.ec_point_formats, ch.compression_methods, ch.ja3,
+            ch.ja3_md5, ch.ja4, ch.ja4_r)
+
+
+def hello_dict(ch: ClientHello, at: dict[str, Any] | None) -> dict[str, Any]:
+    """A ClientHello as JSON data, after its Where's fields (``at``)."""
+    return {**(at or {}), **hello_head(ch), "session_id": ch.session_id.hex(),
+            **hello_prints(ch)}
 
 
 def _at(w: Where | None) -> dict[str, int | None] | None:
@@ -252,6 +303,19 @@ class TlsHandshake:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready: certificates as base64 DER with SHA-256 thumbprints, codes as names."""
+        return self.json_dict()
+
+    def json_dict(
+        self,
+        hello: Callable[[ClientHello, dict[str, Any] | None], Any] | None = None,
+        certs: Callable[[Sequence[bytes]], Any] | None = None,
+    ) -> dict[str, Any]:
+        """``to_dict``, where ``hello`` (given the ClientHello and its Where as a dict) and
+        ``certs`` (given a DER chain) stand in for the client_hello and certificates values:
+        JSON lines splice in text made once per distinct hello and chain, which recur in
+        every session of a sender."""
+        hello = hello or hello_dict
+        certs = certs or cert_dicts
         ch = self.client_hello
         sh = self.server_hello
         cr = self.cert_request
@@ -260,28 +324,7 @@ class TlsHandshake:
             "version_code": self.version,
             "cipher": self.cipher_name,
             "cipher_code": self.cipher,
-            "client_hello": None
-            if ch is None
-            else {
-                **(_at(self.client_hello_at) or {}),
-                "sslv2": ch.sslv2,
-                "legacy_version": version_name(ch.legacy_version),
-                "versions": ch.version_names,
-                "sni": ch.sni,
-                "alpn": list(ch.alpn),
-                "cipher_suites": list(names_of(CipherSuite, ch.cipher_suites)),
-                "extensions": _extension_names(ch.extensions),
-                "signature_algorithms": list(names_of(SignatureScheme, ch.signature_algorithms)),
-                "supported_groups": list(names_of(NamedGroup, ch.supported_groups)),
-                "ec_point_formats": list(names_of(EcPointFormat, ch.ec_point_formats, 2)),
-                "compression_methods": list(names_of(CompressionMethod, ch.compression_methods,
-                                                     2)),
-                "session_id": ch.session_id.hex(),
-                "ja3": ch.ja3,
-                "ja3_md5": ch.ja3_md5,
-                "ja4": ch.ja4,
-                "ja4_r": ch.ja4_r,
-            },
+            "client_hello": None if ch is None else hello(ch, _at(self.client_hello_at)),
             "server_hello": None
             if sh is None
             else {
@@ -301,7 +344,7 @@ class TlsHandshake:
             else {
                 **self.server_certs_at.to_dict(),
                 "certificates_length": self.server_certificates_length,
-                "certificates": [_cert_dict(d) for d in self.server_certs],
+                "certificates": certs(self.server_certs),
             },
             "certificate_request": None
             if cr is None
@@ -320,7 +363,7 @@ class TlsHandshake:
                 **(_at(self.client_certificate_at) or {}),
                 "empty": not self.client_certificate,
                 "certificates_length": self.client_certificates_length,
-                "certificates": [_cert_dict(d) for d in self.client_certificate],
+                "certificates": certs(self.client_certificate),
             },
             "server_key_exchange": _at(self.server_key_exchange_at),
             "server_hello_done": _at(self.server_hello_done_at),
@@ -392,3 +435,6 @@ class TlsHandshake:
 def _ticket_dict(ticket: bytes) -> dict[str, Any]:
     """Tickets are opaque and can be long: their size and a SHA-256 to match them by."""
     return {"length": len(ticket), "sha256": hashlib.sha256(ticket).hexdigest()}
+
+
+_make_handshake = maker(TlsHandshake)

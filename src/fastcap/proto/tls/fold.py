@@ -28,7 +28,18 @@ from .events import (
     _Bare,
     _Message,
 )
-from .facts import AlertInfo, EncryptedTraffic, StreamStop, TlsAnomaly, Where, _where
+from .facts import (
+    AlertInfo,
+    EncryptedTraffic,
+    StreamStop,
+    TlsAnomaly,
+    Where,
+    _make_alert,
+    _make_anomaly,
+    _make_stop,
+    _make_traffic,
+    _where,
+)
 from .messages import (
     _CERTIFICATE,
     _CERTIFICATE_REQUEST,
@@ -95,8 +106,8 @@ class _Traffic:
             self.first_at = at
 
     def freeze(self) -> EncryptedTraffic:
-        return EncryptedTraffic(self.records, self.total, tuple(self.sizes), self.first_at,
-                                tuple(self.peer_before))
+        return _make_traffic(self.records, self.total, tuple(self.sizes), self.first_at,
+                             tuple(self.peer_before))
 
 
 # Where a handshake message is recorded in _Summary.at, per (type, from client); absent = not
@@ -227,17 +238,17 @@ class _Summary:
 
     def _alert(self, from_client: bool, ev: Alert, frame: int | None) -> None:
         at = _where(ev.offset, frame)
-        self.alerts.append(AlertInfo(from_client, ev.level, ev.description, ev.encrypted, at))
+        self.alerts.append(_make_alert(from_client, ev.level, ev.description, ev.encrypted, at))
         if ev.encrypted:
             self.traffic[from_client].add(ev.length, at, self.traffic[not from_client].records)
         self._letter(from_client, "l", ev.offset, frame)
 
     def _anomaly(self, from_client: bool, ev: Anomaly, frame: int | None) -> None:
         at = _where(ev.offset, frame)
-        self.anomalies.append(TlsAnomaly(from_client, ev.code, ev.message, at))
+        self.anomalies.append(_make_anomaly(from_client, ev.code, ev.message, at))
 
     def _stopped(self, from_client: bool, ev: Stopped, frame: int | None) -> None:
-        self.stops.append(StreamStop(from_client, ev.reason, ev.detail, _where(ev.offset, frame)))
+        self.stops.append(_make_stop(from_client, ev.reason, ev.detail, _where(ev.offset, frame)))
 
     def _handshake(self, from_client: bool, ev: HandshakeMessage, frame: int | None) -> None:
         self._message(from_client, (ev.offset, ev.msg_type, ev.length, ev.body, ev.end), frame)

@@ -17,6 +17,7 @@ from .outcome import handshake_of
 from .records import TlsStream
 
 FrameAt = Callable[[int], "int | None"]
+FramesAt = Callable[[list["int | None"]], "list[int | None]"]
 
 
 class ReassembledStream(Protocol):
@@ -28,27 +29,31 @@ class ReassembledStream(Protocol):
     def frame_at(self, offset: int) -> int | None: ...
 
 
-def _frames(events: Sequence[TlsEvent | _Bare], frame_at: FrameAt | None) -> list[int | None]:
+def _frames(events: Sequence[TlsEvent | _Bare], frame_at: FrameAt | None,
+            frames_at: FramesAt | None = None) -> list[int | None]:
     """The frame of each event: the one carrying its first byte, but for a handshake message
-    the one completing its record, and for a stop the last one before it."""
+    the one completing its record, and for a stop the last one before it. ``frames_at``
+    (optional) looks up many offsets in one call, as ``frame_at`` would each."""
     if frame_at is None:
         return [None] * len(events)
-    out: list[int | None] = []
-    append = out.append
+    offsets: list[int | None] = []
+    append = offsets.append
     for ev in events:
         cls = type(ev)
         if cls is tuple:
             if len(ev) == 3 or ev[4] is None or ev[4] <= ev[0]:
-                append(frame_at(ev[0]))
+                append(ev[0])
             else:
-                append(frame_at(ev[4] - 1))
+                append(ev[4] - 1)
         elif cls is HandshakeMessage and ev.end is not None and ev.end > ev.offset:
-            append(frame_at(ev.end - 1))
+            append(ev.end - 1)
         elif cls is Stopped:  # nothing at the stop offset: name the last frame before it
-            append(frame_at(ev.offset - 1) if ev.offset > 0 else None)
+            append(ev.offset - 1 if ev.offset > 0 else None)
         else:
-            append(frame_at(ev.offset))
-    return out
+            append(ev.offset)
+    if frames_at is not None:
+        return frames_at(offsets)
+    return [None if off is None else frame_at(off) for off in offsets]
 
 
 class TlsConnection:
@@ -146,7 +151,8 @@ def parse_handshake(
     server, s_events = _run(False, s2c, s2c_start, encrypted=encrypted[1], piece=_general)
     _, c_events = _run(True, c2s, c2s_start, server.version, encrypted[0], piece=_general)
     summary = _Summary()
-    c_frames, s_frames = _frames(c_events, c2s.frame_at), _frames(s_events, s2c.frame_at)
+    c_frames = _frames(c_events, c2s.frame_at, getattr(c2s, "frames_at", None))
+    s_frames = _frames(s_events, s2c.frame_at, getattr(s2c, "frames_at", None))
     summary.fold(c_events, c_frames, s_events, s_frames)
     return handshake_of(summary)
 

@@ -14,7 +14,7 @@ import struct
 from dataclasses import dataclass
 from typing import Any
 
-from ...pickling import compact
+from ...pickling import compact, maker
 from .const import (
     DOWNGRADE_TLS11,
     DOWNGRADE_TLS12,
@@ -131,6 +131,10 @@ class ServerHello:
     @property
     def cipher_name(self) -> str:
         return name_of(CipherSuite, self.cipher_suite)
+
+
+_make_client_hello = maker(ClientHello)
+_make_server_hello = maker(ServerHello)
 
 
 @compact
@@ -460,7 +464,7 @@ def parse_client_hello(body: bytes, problems: Problems) -> ClientHello | None:
     if len(session_id) > 32:
         problems.append(("tls.client_hello.long_session_id", f"{len(session_id)} bytes"))
     problems.extend(post)
-    return ClientHello(legacy_version, random, session_id, *tail)
+    return _make_client_hello(legacy_version, random, session_id, *tail)
 
 
 def parse_sslv2_client_hello(body: bytes, problems: Problems) -> ClientHello | None:
@@ -512,7 +516,7 @@ def parse_server_hello(body: bytes, problems: Problems) -> ServerHello | None:
         downgrade = "TLS1.2"
     elif random[-8:] == DOWNGRADE_TLS11:
         downgrade = "TLS1.1"
-    return ServerHello(  # positional (in declaration order): faster than keywords
+    return _make_server_hello(  # positional, in declaration order
         legacy_version,
         random,
         session_id,

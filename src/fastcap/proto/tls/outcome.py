@@ -10,7 +10,7 @@ inferred from encrypted record sizes and flagged as inferred.
 from __future__ import annotations
 
 from .const import AlertLevel, is_tls13, version_name
-from .facts import TlsAnomaly, TlsHandshake, Where
+from .facts import TlsAnomaly, TlsHandshake, Where, _make_handshake
 from .fold import _Summary
 from .messages import _PRE_SHARED_KEY_EXT, _SESSION_TICKET_EXT
 
@@ -157,7 +157,7 @@ def handshake_of(summary: _Summary) -> TlsHandshake:
     extra: list[TlsAnomaly] = []
     outcome, detail, inferred = _outcome(summary, extra)
     sc, cc = summary.server_cert, summary.client_cert
-    return TlsHandshake(
+    return _make_handshake(
         version=version,
         version_name=None if version is None else version_name(version),
         cipher=None if sh is None else sh.cipher_suite,

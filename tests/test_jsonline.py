@@ -1,0 +1,65 @@
+"""JSON lines splice in text encoded once per chain, check and hello shape: the bytes must be
+those of json.dumps of the session's record, on every capture the tests carry."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from fastcap.out import jsonline, report
+from fastcap.run.scanner import scan
+
+PROJECT = Path(__file__).resolve().parents[1]
+CAPTURES = sorted(p for d in (PROJECT / "tests" / "data", PROJECT / "examples")
+                  for p in d.rglob("*") if p.suffix in (".pcap", ".pcapng"))
+
+
+def _plain(s, path: str) -> str:
+    return json.dumps(report.session_record(s, path), default=str)
+
+
+@pytest.mark.parametrize("capture", CAPTURES, ids=lambda p: p.name)
+def test_line_is_json_dumps_of_the_record(capture: Path) -> None:
+    sessions = list(scan(capture))
+    for s in sessions:
+        assert report.to_jsonl_line(s, str(capture)) == _plain(s, str(capture))
+
+
+def test_a_repeated_chain_and_hello_are_spliced_from_one_encoding() -> None:
+    capture = PROJECT / "examples" / "all-scenarios.pcapng"
+    sessions = [s for s in scan(capture) if s.tls is not None and s.tls.server_certs]
+    assert len(sessions) >= 2
+    jsonline._certs_text.cache_clear()
+    lines = [report.to_jsonl_line(s, "x") for s in sessions]
+    chains = {tuple(s.tls.server_certs) for s in sessions} | {
+        tuple(s.tls.client_certificate) for s in sessions if s.tls.client_certificate is not None}
+    info = jsonline._certs_text.cache_info()
+    assert info.misses == len(chains) < info.misses + info.hits
+    assert lines == [_plain(s, "x") for s in sessions]
+
+
+def test_encode_object_matches_json_dumps_around_spliced_text() -> None:
+    inner = jsonline.Encoded(json.dumps({"k": [1, "\u00e9\n"]}))
+    members = jsonline.Encoded('"m": null, "n": true', members=True)
+    empty = jsonline.Encoded("", members=True)
+    got = jsonline.encode_object({"a": "\x00<", "b": inner, "\0m": members, "\0e": empty,
+                                  "c": {"d": inner, "e": 2}}, nested={"c"})
+    want = json.dumps({"a": "\x00<", "b": {"k": [1, "\u00e9\n"]}, "m": None, "n": True,
+                       "c": {"d": {"k": [1, "\u00e9\n"]}, "e": 2}})
+    assert got == want
+    assert jsonline.encode_object({}) == "{}"
+    assert jsonline.encode_object({"\0e": empty}) == "{}"
+
+
+def test_without_the_c_encoder_the_line_is_the_same(monkeypatch) -> None:
+    capture = PROJECT / "examples" / "all-scenarios.pcapng"
+    sessions = list(scan(capture))
+    fast = [report.to_jsonl_line(s, "x") for s in sessions]
+    monkeypatch.setattr(jsonline, "_C_ENCODE", None)
+    jsonline._certs_text.cache_clear()
+    jsonline._check_text.cache_clear()
+    jsonline._hello_parts.cache_clear()
+    assert [report.to_jsonl_line(s, "x") for s in sessions] == fast == [
+        _plain(s, "x") for s in sessions]
