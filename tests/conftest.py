@@ -10,6 +10,19 @@ import pytest
 from fastcap._ffi import native_available
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _own_cache_dir(tmp_path_factory):
+    """The trust store's cached parse goes to a folder of the test run's (the commands the
+    tests start inherit it), never into the user's ~/.cache."""
+    before = os.environ.get("XDG_CACHE_HOME")
+    os.environ["XDG_CACHE_HOME"] = str(tmp_path_factory.mktemp("xdg-cache"))
+    yield
+    if before is None:
+        os.environ.pop("XDG_CACHE_HOME", None)
+    else:
+        os.environ["XDG_CACHE_HOME"] = before
+
+
 def pytest_configure(config) -> None:
     """FASTCAP_REQUIRE_NATIVE=DIR (the sanitizer CI step) turns "native module missing" from
     a skip into an error, and checks that the module under test is the one built in DIR."""
