@@ -16,6 +16,7 @@ import json
 from collections.abc import Collection, Sequence
 from typing import Any
 
+from ..identity import ByIdentity
 from ..proto.tls.facts import TlsHandshake, cert_dicts, hello_head, hello_prints, hello_shape
 from ..proto.tls.messages import ClientHello
 from ..session import Session
@@ -99,22 +100,6 @@ class _Shape:
         return isinstance(other, _Shape) and self.key == other.key
 
 
-class _Same:
-    """An object compared by identity (checks are memoised per chain by the Analyzer, so the
-    same object recurs); kept alive by the cache, so its id cannot be reused."""
-
-    __slots__ = ("obj",)
-
-    def __init__(self, obj: object) -> None:
-        self.obj = obj
-
-    def __hash__(self) -> int:
-        return id(self.obj)
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, _Same) and self.obj is other.obj
-
-
 @functools.lru_cache(maxsize=256)
 def _hello_parts(shape: _Shape) -> tuple[Encoded, Encoded]:
     return _members(hello_head(shape.hello)), _members(hello_prints(shape.hello))
@@ -126,7 +111,7 @@ def _certs_text(ders: tuple[bytes, ...]) -> Encoded:
 
 
 @functools.lru_cache(maxsize=256)
-def _check_text(check: _Same) -> Encoded:
+def _check_text(check: ByIdentity) -> Encoded:
     return Encoded(_dumps(check.obj.to_dict()))  # type: ignore[attr-defined]
 
 
@@ -156,7 +141,7 @@ def _tls(t: TlsHandshake) -> Encoded:
 
 
 def _check(c: ChainCheck) -> Encoded:
-    return _check_text(_Same(c))
+    return _check_text(ByIdentity(c))  # checks are memoised per chain: the same object recurs
 
 
 def session_line(s: Session, path: str, schema_version: int) -> str:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass
 
+from ...identity import ByIdentity
 from .const import is_tls13
 from .facts import TlsHandshake, Where
 
@@ -104,22 +105,6 @@ def _server_flight(sizes: tuple[int, ...], finished: int) -> tuple[bool | None, 
     return None, text + ": messages share records, a CertificateRequest cannot be told apart"
 
 
-class _Same:
-    """A handshake compared by identity (TlsHandshake holds lists: it has no hash); kept
-    alive by the cache, so its id cannot be reused while there."""
-
-    __slots__ = ("tls",)
-
-    def __init__(self, tls: TlsHandshake) -> None:
-        self.tls = tls
-
-    def __hash__(self) -> int:
-        return id(self.tls)
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, _Same) and self.tls is other.tls
-
-
 def infer_client_cert(tls: TlsHandshake) -> ClientCertInference:
     """Decide from record sizes whether the client of a TLS 1.3 handshake sent a certificate.
     Never raises; anything it cannot vouch for is ``undecided``.
@@ -128,12 +113,12 @@ def infer_client_cert(tls: TlsHandshake) -> ClientCertInference:
     in turn: the last few answers are kept (the facts are frozen, so is the answer)."""
     if not tls.tls13_encrypted:
         return _undecided("not a TLS 1.3 handshake")
-    return _infer_kept(_Same(tls))
+    return _infer_kept(ByIdentity(tls))
 
 
 @functools.lru_cache(maxsize=4)
-def _infer_kept(key: _Same) -> ClientCertInference:
-    return _infer(key.tls)
+def _infer_kept(key: ByIdentity[TlsHandshake]) -> ClientCertInference:
+    return _infer(key.obj)
 
 
 def _infer(tls: TlsHandshake) -> ClientCertInference:
