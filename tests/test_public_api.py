@@ -136,3 +136,21 @@ def test_old_names_warn_unless_documented(old, warns):
     assert (proc.returncode != 0) == warns, proc.stderr
     if warns:
         assert f"fastcap.{old} is now fastcap." in proc.stderr
+
+
+def test_type_hints_of_the_public_functions_resolve():
+    """Tools that read annotations (typing.get_type_hints) must not need the X.509 code that
+    a scan now loads only at its first certificate."""
+    import inspect
+    import typing
+
+    from fastcap.judge import judging
+    from fastcap.run import scanner
+
+    for mod in (scanner, judging):
+        for name, obj in vars(mod).items():
+            if name.startswith("_") or not inspect.isfunction(obj):
+                continue
+            typing.get_type_hints(obj)  # raises NameError if a name is unknown at run time
+    hints = typing.get_type_hints(scanner.scan)
+    assert hints["analyzer"] == judging.Checker | None

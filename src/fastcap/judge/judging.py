@@ -8,7 +8,7 @@ import datetime as dt
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from ..options import JudgeOptions
 from ..session import Session
@@ -16,10 +16,27 @@ from ..verdict import ChainCheck, Verdict
 from .diagnose import diagnose
 
 if TYPE_CHECKING:  # X.509 code: imported when the first certificate is checked
-    from .x509check import Analyzer, TrustStore
+    from .x509check import Analyzer
 
 
-def trust_store(trust: str = "mozilla", ca_file: str | os.PathLike | None = None) -> TrustStore:
+class Roots(Protocol):
+    """What `trust_store` returns (an `x509check.TrustStore`), named here so that reading the
+    type hints of this module's functions needs no X.509 code."""
+
+    def plus(self, other: Roots) -> Roots: ...
+
+
+class Checker(Protocol):
+    """What judging needs of an analyzer (an `x509check.Analyzer`, or a `MozillaAnalyzer`
+    that makes one at its first check), named here for the same reason as `Roots`."""
+
+    today: dt.datetime
+
+    def check(self, ders: Sequence[bytes], *, role: str, at: dt.datetime,
+              expected_name: str | None = None) -> ChainCheck: ...
+
+
+def trust_store(trust: str = "mozilla", ca_file: str | os.PathLike | None = None) -> Roots:
     """Mozilla's roots (certifi) or the system's, plus an optional PEM bundle."""
     from .x509check import TrustStore
 
@@ -46,7 +63,7 @@ class Judgement:
     verdicts: tuple[Verdict, ...]
 
 
-def judgement(session: Session, analyzer: Analyzer | MozillaAnalyzer, *,
+def judgement(session: Session, analyzer: Checker, *,
               expect_name: str | None = None) -> Judgement:
     """Check the certificates a session carried and diagnose it; the session is only read."""
     t = session.tls
@@ -63,7 +80,7 @@ def judgement(session: Session, analyzer: Analyzer | MozillaAnalyzer, *,
     return Judgement(client, server, tuple(verdicts))
 
 
-def judge(session: Session, analyzer: Analyzer | MozillaAnalyzer, *,
+def judge(session: Session, analyzer: Checker, *,
           expect_name: str | None = None) -> Session:
     """Attach certificate checks and verdicts to a session (in place; returned for chaining)."""
     j = judgement(session, analyzer, expect_name=expect_name)
@@ -72,7 +89,7 @@ def judge(session: Session, analyzer: Analyzer | MozillaAnalyzer, *,
     return session
 
 
-def analyzer_for(options: JudgeOptions) -> Analyzer | MozillaAnalyzer:
+def analyzer_for(options: JudgeOptions) -> Checker:
     """The Analyzer a worker judges with: same roots and same "today" as the caller's.
     Mozilla's roots alone make a `MozillaAnalyzer`, which loads them at the first check."""
     if options.trust == "mozilla" and options.ca_data is None:

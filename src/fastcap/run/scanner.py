@@ -8,21 +8,18 @@ import stat
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ..errors import FastcapError
 from ..judge.crosssession import CrossSession
 from ..judge.diagnose import is_problem
-from ..judge.judging import analyzer_for, judge
+from ..judge.judging import Checker, analyzer_for, judge
 from ..judge.judging import trust_store as trust_store
 from ..options import ScanOptions, resolve
 from ..options import judge_options as judge_options
 from ..read.stream import needs_stream
 from ..select.selection import FrameCounters
 from ..session import MAX_HELD, Session, iter_sessions, with_keys
-
-if TYPE_CHECKING:
-    from ..judge.x509check import Analyzer
 
 SPLIT_MIN_BYTES = 64 << 20  # smaller files take less time than starting the workers
 
@@ -69,7 +66,7 @@ class ScanSummary:
                 "checksums_verified": False}
 
 
-def _resolve(options: ScanOptions | None, kw: dict[str, Any], analyzer: Analyzer | None,
+def _resolve(options: ScanOptions | None, kw: dict[str, Any], analyzer: Checker | None,
              caller: str) -> ScanOptions:
     """The scan's options; built from keywords, they judge "today" as `analyzer` does."""
     if options is None and analyzer is not None and "today" not in kw:
@@ -78,7 +75,7 @@ def _resolve(options: ScanOptions | None, kw: dict[str, Any], analyzer: Analyzer
 
 
 def scan(path: str | os.PathLike, options: ScanOptions | None = None, *,
-         analyzer: Analyzer | None = None, summary: ScanSummary | None = None,
+         analyzer: Checker | None = None, summary: ScanSummary | None = None,
          progress: Callable[[int, int], None] | None = None, executor=None,
          cross: CrossSession | None = None, **kw: Any) -> Iterator[Session]:
     """Every TCP connection on `ports` as a judged `Session`, numbered from 1 by first frame.
@@ -126,7 +123,7 @@ def _keyed(o: ScanOptions, path: str | os.PathLike | None = None
     return keyed, out
 
 
-def _scan(path: str | os.PathLike, o: ScanOptions, analyzer: Analyzer,
+def _scan(path: str | os.PathLike, o: ScanOptions, analyzer: Checker,
           summary: ScanSummary | None, progress: Callable[[int, int], None] | None,
           executor, cross: CrossSession) -> Iterator[Session]:
     where = os.fspath(path)
@@ -243,7 +240,7 @@ class FileStream:
 
 
 def iter_file_streams(paths: Iterable[str | os.PathLike], options: ScanOptions | None = None,
-                      *, executor=None, analyzer: Analyzer | None = None,
+                      *, executor=None, analyzer: Checker | None = None,
                       progress: Callable[[int, int], None] | None = None,
                       max_held: int = MAX_HELD, cross: CrossSession | None = None,
                       **kw: Any) -> Iterator[FileStream]:
@@ -270,7 +267,7 @@ def iter_file_streams(paths: Iterable[str | os.PathLike], options: ScanOptions |
                               CrossSession() if cross is None else cross)
 
 
-def _iter_file_streams(paths: list[str], o: ScanOptions, executor, analyzer: Analyzer,
+def _iter_file_streams(paths: list[str], o: ScanOptions, executor, analyzer: Checker,
                        progress: Callable[[int, int], None] | None, max_held: int,
                        cross: CrossSession) -> Iterator[FileStream]:
     from . import split, streamed
@@ -318,7 +315,7 @@ def _iter_file_streams(paths: list[str], o: ScanOptions, executor, analyzer: Ana
 
 
 def _alone(path: str, summary: ScanSummary, errors: list[str], o: ScanOptions,
-           analyzer: Analyzer, cross: CrossSession) -> Iterator[Session]:
+           analyzer: Checker, cross: CrossSession) -> Iterator[Session]:
     """A compressed file or a pipe: read in this process, as `scan` reads it."""
     try:
         yield from scan(path, replace(o, jobs=1), analyzer=analyzer, summary=summary,
