@@ -157,6 +157,13 @@ class StreamDir:
     _seg_lists: tuple[list[int], list[int], list[int]] | None = field(
         default=None, init=False, repr=False, compare=False)
 
+    def _lists(self) -> tuple[list[int], list[int], list[int]]:
+        """The segment map as Python lists, made on first use (the arrays never change)."""
+        if self._seg_lists is None:
+            self._seg_lists = (
+                self.seg_offset.tolist(), self.seg_len.tolist(), self.seg_frame.tolist())
+        return self._seg_lists
+
     def frame_at(self, offset: int) -> int | None:
         """Wireshark frame number that supplied the stored byte at `offset`, if known.
 
@@ -165,11 +172,7 @@ class StreamDir:
         (cached on first use; the arrays are never modified after construction) and searched
         with `bisect`.
         """
-        table = self._seg_lists
-        if table is None:
-            table = self._seg_lists = (
-                self.seg_offset.tolist(), self.seg_len.tolist(), self.seg_frame.tolist())
-        starts, lens, frames = table
+        starts, lens, frames = self._lists()
         i = bisect_right(starts, offset) - 1
         if i >= 0 and offset < starts[i] + lens[i]:
             return frames[i]
@@ -178,11 +181,7 @@ class StreamDir:
     def frames_at(self, offsets: Iterable[int | None]) -> list[int | None]:
         """``frame_at`` of each offset (None stays None), in one call: a TLS handshake asks
         for a few dozen, and the call per offset was most of what each cost."""
-        table = self._seg_lists
-        if table is None:
-            table = self._seg_lists = (
-                self.seg_offset.tolist(), self.seg_len.tolist(), self.seg_frame.tolist())
-        starts, lens, frames = table
+        starts, lens, frames = self._lists()
         out: list[int | None] = []
         append = out.append
         for offset in offsets:
