@@ -27,6 +27,7 @@ from ..read.capture import (
 from ..read.walkstatus import MAX_BLOCK, MAX_CAPLEN
 from ..select.flows import FlowKey, FlowTable
 from ..select.selection import FrameCounters, iter_selected
+from ..tcp.carry import carried
 from ..tcp.feed import concat as concat  # re-exported: it used to live here
 from ..tcp.reassembly import FrameCols
 from .rings import NumberedOn
@@ -49,6 +50,7 @@ class RangeTask:
     exact: bool
     ports: frozenset[int]
     backend: str = "auto"
+    carry: int = 0  # carry the selected frames' payloads when they take at most this many bytes
 
 
 @dataclass
@@ -61,6 +63,9 @@ class RangeResult:
     meta: CaptureMeta
     cols: FrameCols  # usable TCP frames on the ports; frame numbers from 1 in this range
     flow_keys: list[FlowKey]  # the range's own flow ids index this list
+    # The selected frames' payloads (tcp.carry), which cols' payload offsets then index;
+    # None: they index the file.
+    payload: bytes | None = None
 
     @property
     def frames(self) -> int:
@@ -113,15 +118,15 @@ def guess_state(cap: Capture) -> WalkState:
 
 
 def plan(cap: Capture, parts: int, ports: Iterable[int], backend: str = "auto",
-         min_bytes: int = 1 << 20) -> list[RangeTask]:
+         min_bytes: int = 1 << 20, carry: int = 0) -> list[RangeTask]:
     """`parts` ranges of about equal size, none under `min_bytes` (small files are not worth
-    a worker); the first starts at the file's start."""
+    a worker); the first starts at the file's start.  `carry`: see RangeTask."""
     size, ports = cap.meta.size, frozenset(ports)
     guess = guess_state(cap)
     parts = max(1, min(parts, size // max(1, min_bytes) or 1))
     cuts = [size * i // parts for i in range(parts + 1)]
     return [RangeTask(cap.path, i, cuts[i], cuts[i + 1], None if i == 0 else guess, False,
-                      ports, backend) for i in range(parts)]
+                      ports, backend, carry) for i in range(parts)]
 
 
 @dataclass
@@ -131,13 +136,14 @@ class PlanTask:
     ports: frozenset[int]
     backend: str = "auto"
     min_bytes: int = 1 << 20
+    carry: int = 0  # see RangeTask
 
 
 def plan_file(task: PlanTask) -> list[RangeTask]:
     """`plan` for a file opened where this runs (a cluster worker needs to see the file; the
     client need not).  CaptureError for a file that is not a capture."""
     with Capture(task.path, backend=task.backend) as cap:
-        return plan(cap, task.parts, task.ports, task.backend, task.min_bytes)
+        return plan(cap, task.parts, task.ports, task.backend, task.min_bytes, task.carry)
 
 
 def _find_start(cap: Capture, task: RangeTask) -> WalkState:
@@ -168,8 +174,11 @@ def read_range(task: RangeTask) -> RangeResult:
             start = _find_start(cap, task)
         parts = [FrameCols.of(sel) for sel in iter_selected(
             cap, task.ports, counters, flows, start=start, stop=task.stop)]
+        cols, payload = concat(parts), None
+        if task.carry and (c := carried(cols, cap.buffer, task.carry)) is not None:
+            cols, payload = c.cols, c.payload
         return RangeResult(task.index, start, cap.end_state, cap.start_used, counters,
-                           cap.meta, concat(parts), flows.keys)
+                           cap.meta, cols, flows.keys, payload)
 
 
 @dataclass
@@ -202,7 +211,7 @@ def exact_task(task: RangeTask, prev_end: WalkState) -> RangeTask:
     exact = WalkState(prev_end.offset, 1, ref_s=prev_end.ref_s, section=prev_end.section,
                       params=list(prev_end.params), interfaces=list(prev_end.interfaces))
     return RangeTask(task.path, task.index, prev_end.offset, task.stop, exact, True,
-                     task.ports, task.backend)
+                     task.ports, task.backend, task.carry)
 
 
 def stitch(tasks: list[RangeTask], results: list[RangeResult],

@@ -33,6 +33,7 @@ from ..errors import CaptureError
 from ..judge.judging import judge
 from ..options import JudgeOptions
 from ..session import MAX_HELD, InOrder, KeysAsRead, Session, build_session
+from ..tcp.carry import CARRY_MAX
 from ..tcp.feed import concat, fed
 from ..tcp.reassembly import Reassembler
 from . import ranges
@@ -54,13 +55,31 @@ def _no_cols(res: ranges.RangeResult) -> ranges.RangeResult:
     """The range's totals and walk states without its frames, once they are fed."""
     res.cols = concat([])
     res.flow_keys = []
+    res.payload = None
     return res
+
+
+class _Payloads:
+    """Where the reassembler reads a range's payloads: the bytes its reader carried
+    (`tcp.carry`), or else the file, mapped here the first time a range needs it.  Only the
+    file being read is kept mapped."""
+
+    def __init__(self) -> None:
+        self._path: str | None = None
+        self._map = None
+
+    def of(self, path: str, res: ranges.RangeResult):
+        if res.payload is not None:
+            return res.payload
+        if path != self._path:
+            self._path, self._map = path, payload_buffer(path)
+        return self._map
 
 
 def _plan_task(path: str, options: JudgeOptions, jobs: int, parts: int | None
                ) -> ranges.PlanTask:
     return ranges.PlanTask(path, parts or jobs * RANGES_PER_JOB, options.ports,
-                           options.backend, 1 if parts else MIN_RANGE)
+                           options.backend, 1 if parts else MIN_RANGE, CARRY_MAX)
 
 
 Plan = list[ranges.RangeTask] | CaptureError
@@ -160,7 +179,8 @@ def iter_scan(path: str | os.PathLike, options: JudgeOptions, analyzer, *, jobs:
                 for t in order.push(s):
                     yield judge(t, analyzer, expect_name=options.expect_name)
 
-        with Reassembler(payload_buffer(path), whole.flows, server_ports=options.ports,
+        payloads = _Payloads()
+        with Reassembler(b"", whole.flows, server_ports=options.ports,
                          cap=options.stream_cap, backend=options.backend) as reasm:
             for event in _accepted(reader, iter([tasks]), jobs):
                 if event[0] == "done":
@@ -171,6 +191,7 @@ def iter_scan(path: str | os.PathLike, options: JudgeOptions, analyzer, *, jobs:
                 _, _, task, res = event
                 keys.add(res.meta.secrets, path, whole.base)
                 cols = whole.add(res.cols, res.frames, res.flow_keys)
+                reasm.rebind(payloads.of(path, res))
                 accepted.append(_no_cols(res))
                 for done in fed(reasm, cols):
                     yield from judged(done)
@@ -204,7 +225,8 @@ class _Run:
         self.options = replace(options, key_index=self.keys)
         self.analyzer = analyzer
         self.whole = NumberedOn()
-        self.reasm = Reassembler(payload_buffer(path), self.whole.flows,
+        self.payloads = _Payloads()
+        self.reasm = Reassembler(b"", self.whole.flows,
                                  server_ports=options.ports, cap=options.stream_cap,
                                  backend=options.backend)
         self.files: list[SplitScan | None] = []  # totals of the files not yet handed on
@@ -219,8 +241,6 @@ class _Run:
     def add(self, found: SplitScan, parts: list[ranges.RangeResult]) -> list[tuple]:
         """Feed one more file (its totals, and its ranges in order); what can be handed
         on now, as (file, Session or SplitScan) in order."""
-        if self.paths:
-            self.reasm.rebind(payload_buffer(found.path))
         told = len(self.keys.warnings)
         self.keys.add(found.meta.secrets, found.path, self.whole.base)
         found.meta.warnings += self.keys.warnings[told:]
@@ -229,6 +249,7 @@ class _Run:
         out: list[tuple] = []
         for res in parts:
             cols = self.whole.add(res.cols, res.frames, res.flow_keys)
+            self.reasm.rebind(self.payloads.of(found.path, res))
             _no_cols(res)
             for done in fed(self.reasm, cols):
                 self._take(done, out)
@@ -300,7 +321,7 @@ def iter_file_events(paths: list[str], options: JudgeOptions, analyzer, *, jobs:
             n = parts or (-(-size // each) if each else 1)
             try:
                 yield ranges.plan_file(ranges.PlanTask(p, n, options.ports, options.backend,
-                                                       1 if parts else MIN_RANGE))
+                                                       1 if parts else MIN_RANGE, CARRY_MAX))
             except CaptureError as e:
                 yield e
 

@@ -1,0 +1,107 @@
+"""Payloads carried with the selected frames (`tcp.carry`): reassembling carried columns
+against the carried bytes must give exactly the connections that the original columns give
+against the file, with either core, whatever the offsets and lengths claim."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from fastcap.read.capture import Capture
+from fastcap.run import ranges
+from fastcap.run.split import payload_buffer
+from fastcap.select.flows import FlowKey, FlowTable
+from fastcap.tcp import carry, feed
+from fastcap.tcp.reassembly import FrameCols, Reassembler
+
+ROOT = Path(__file__).resolve().parents[1]
+ALL = ROOT / "examples" / "all-scenarios.pcapng"
+PORTS = {25, 465, 587}
+BACKENDS = ["python", "native"]
+
+
+def _conns(buf, cols: FrameCols, flows: FlowTable, backend: str) -> list[tuple]:
+    """Everything a connection tells the later stages, in index order."""
+    out = []
+    with Reassembler(buf, flows, server_ports=PORTS, backend=backend) as r:
+        got = [c for done in feed.fed(r, cols) for c in done] + list(r.drain())
+    for c in sorted(got, key=lambda c: c.index):
+        dirs = [(d.data, d.gaps, d.seg_offset.tolist(), d.seg_len.tolist(),
+                 d.seg_frame.tolist(), d.seen_bytes, d.capped, d.isn, d.before_start,
+                 d.untraced) for d in (c.c2s, c.s2c)]
+        out.append((c.index, c.first_frame, c.last_frame, c.frames, c.retransmissions,
+                    c.conflicting_overlaps, c.out_of_order, c.evicted, dirs))
+    return out
+
+
+def _read(path: Path, limit: int) -> ranges.RangeResult:
+    with Capture(str(path)) as cap:
+        (task,) = ranges.plan(cap, 1, PORTS, min_bytes=1, carry=limit)
+    return ranges.read_range(task)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_range_read_with_its_payloads_reassembles_as_from_the_file(backend):
+    plain, carried = _read(ALL, 0), _read(ALL, carry.CARRY_MAX)
+    assert plain.payload is None and carried.payload is not None
+    assert len(carried.payload) < ALL.stat().st_size  # only the selected frames' bytes
+    flows = FlowTable()
+    flows.keys = list(plain.flow_keys)
+    from_file = _conns(payload_buffer(str(ALL)), plain.cols, flows, backend)
+    assert len(from_file) > 5 and any(c[8][0][0] for c in from_file)
+    flows = FlowTable()
+    flows.keys = list(carried.flow_keys)
+    assert _conns(carried.payload, carried.cols, flows, backend) == from_file
+
+
+def test_payloads_over_the_limit_stay_in_the_file():
+    plain = _read(ALL, 0)
+    need = int(carry.readable_lengths(plain.cols, ALL.stat().st_size).sum())
+    assert need > 0
+    over, exact = _read(ALL, need - 1), _read(ALL, need)
+    assert over.payload is None and exact.payload is not None and len(exact.payload) == need
+    for f in FrameCols.__dataclass_fields__:
+        assert np.array_equal(getattr(over.cols, f), getattr(plain.cols, f)), f
+
+
+_LENS = st.integers(-3, 40)
+
+
+@st.composite
+def _frames(draw):
+    """One connection's frames over a random buffer, with offsets and lengths that may lie:
+    past the buffer's end, negative, captured longer than the payload."""
+    size = draw(st.integers(0, 120))
+    buf = bytes(draw(st.binary(min_size=size, max_size=size)))
+    n = draw(st.integers(1, 12))
+    rows, seq = [], [1000, 5000]
+    for i in range(n):
+        d = draw(st.integers(0, 1))
+        plen, caplen = draw(_LENS), draw(_LENS)
+        off = draw(st.one_of(st.integers(0, size + 5), st.integers(-4, -1)))
+        flags = 0x02 if i == 0 else 0x18
+        rows.append((i + 1, 10 * i, 0, d == 0, off, seq[d], seq[1 - d], flags, 100,
+                     plen, caplen))
+        seq[d] += max(plen, 0) if draw(st.booleans()) else 0  # some retransmitted
+    cols = FrameCols(*(np.asarray(v, t) for v, t in zip(zip(*rows, strict=True), (
+        np.int64, np.int64, np.int64, bool, np.int64, np.uint32, np.uint32, np.uint16,
+        np.uint16, np.int32, np.int32), strict=True)))
+    return buf, cols
+
+
+@settings(max_examples=150, deadline=None)
+@given(case=_frames(), backend=st.sampled_from(BACKENDS))
+def test_carried_bytes_are_what_the_cores_read_from_the_buffer(case, backend):
+    buf, cols = case
+    key = FlowKey(bytes(16), 1234, bytes(15) + b"\x01", 25)
+    moved = carry.carried(cols, buf)
+    assert moved is not None
+    assert len(moved.payload) == int(carry.readable_lengths(cols, len(buf)).sum())
+    flows_a, flows_b = FlowTable(), FlowTable()
+    flows_a.keys, flows_b.keys = [key], [key]
+    assert (_conns(moved.payload, moved.cols, flows_b, backend)
+            == _conns(buf, cols, flows_a, backend))
