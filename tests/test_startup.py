@@ -42,8 +42,12 @@ def test_the_rare_cases_import_what_they_need():
 
 # What the command line imports: the module itself only argparse and the options; a table
 # scan of a capture with certificates no log reader, report template or cluster client.
+# Nor, without keys, the decryption: key log, key schedule, record decryption.
+FOR_KEYS_ONLY = ("fastcap.proto.decrypted", "fastcap.proto.tls.decrypt",
+                 "fastcap.proto.tls.keylog", "fastcap.proto.tls.keyschedule")
 NEVER_FOR_A_SCAN = ("jinja2", "fastcap.evidence", "fastcap.judge.evidence", "fastcap.out.html",
-                    "fastcap.out.zeek", "fastcap.run.distributed", "dask", "selenium", "ssl")
+                    "fastcap.out.zeek", "fastcap.run.distributed", "dask", "selenium", "ssl",
+                    *FOR_KEYS_ONLY)
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples/exchange-online-no-client-cert.pcap"
 
 
@@ -95,6 +99,23 @@ def test_a_scan_without_certificates_imports_no_x509_code(tmp_path):
                      *NEVER_FOR_A_SCAN):
         assert not _loaded(modules, unneeded), unneeded
     assert not (tmp_path / "fastcap").exists()  # the store was never read
+
+
+def test_a_scan_with_keys_imports_the_decryption_and_decrypts(tmp_path):
+    """The decryption a plain scan leaves out is there, and works, once a key log is given."""
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path)}
+    corpus = Path(__file__).resolve().parent / "data/corpus"
+    pcap = corpus / "zeek__tls12-decryption.pcap"
+    keys = corpus / "keys/zeek__tls12-decryption.keylog"
+    code = ("import contextlib, io, json\nfrom fastcap.cli import main\n"
+            "with contextlib.redirect_stdout(io.StringIO()) as out:\n"
+            f"    main(['scan', '--format', 'jsonl', '--ports', '443', '--keylog', {str(keys)!r},"
+            f" {str(pcap)!r}])\n"
+            "rows = [json.loads(x) for x in out.getvalue().splitlines()]\n"
+            "assert rows and all(r['decryption']['keys_found'] for r in rows), rows")
+    modules = _modules_after(code, env)
+    for needed in FOR_KEYS_ONLY:
+        assert _loaded(modules, needed), needed
 
 
 def test_the_deferred_analyzer_judges_as_the_analyzer_does(monkeypatch, tmp_path):
