@@ -149,3 +149,25 @@ def test_an_unreadable_mozilla_bundle_still_stops_the_scan_before_it_starts(monk
     assert cli.main(["scan", str(EXAMPLE)]) == 2
     out, err = capsys.readouterr()
     assert out == "" and missing in err and err.startswith("fastcap: ")
+
+
+def test_only_the_program_itself_freezes_what_its_imports_made(monkeypatch, capsys, tmp_path):
+    """`fastcap` run as the program leaves its start-up objects out of the cyclic GC
+    (gc.freeze, GC enabled again after); a caller running main() in-process keeps its GC."""
+    import gc
+
+    from fastcap.cli import main
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    frozen = gc.get_freeze_count()
+    assert main(["scan", str(EXAMPLE)]) == 1 and "no_client_cert" in capsys.readouterr().out
+    assert gc.get_freeze_count() == frozen and gc.isenabled()
+    code = ("import contextlib, gc, io, sys\nfrom fastcap.cli import main\n"
+            f"sys.argv = ['fastcap', 'scan', {str(EXAMPLE)!r}]\n"
+            "with contextlib.redirect_stdout(io.StringIO()):\n"
+            "    code = main()\n"
+            "print(code, gc.get_freeze_count(), gc.isenabled())")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env={**os.environ, "XDG_CACHE_HOME": str(tmp_path)})
+    code, count, enabled = proc.stdout.split()
+    assert code == "1" and int(count) > 10_000 and enabled == "True", proc.stderr
