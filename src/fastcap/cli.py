@@ -636,8 +636,9 @@ def _print_tables(args, results, several: bool) -> None:
 
 
 def _cmd_follow(args) -> int:
-    from .out.follow import format_follow
-    from .session import iter_sessions
+    with _long_lived(args.own_process):
+        from .out.follow import format_follow
+        from .session import iter_sessions
 
     seen = 0
     meta: list = []
@@ -688,8 +689,9 @@ def _follow_logs(args, s) -> tuple[list, dict[int, int]]:
 
 
 def _cmd_stats(args) -> int:
-    from .out.stats_text import format_text
-    from .select.stats import compute_stats
+    with _long_lived(args.own_process):
+        from .out.stats_text import format_text
+        from .select.stats import compute_stats
 
     code = EXIT_OK
     results, errors = [], []
