@@ -42,8 +42,12 @@ def test_the_rare_cases_import_what_they_need():
 
 # What the command line imports: the module itself only argparse and the options; a table
 # scan of a capture with certificates no log reader, report template or cluster client.
+# Nor, without keys, the decryption: key log, key schedule, record decryption.
+FOR_KEYS_ONLY = ("fastcap.proto.decrypted", "fastcap.proto.tls.decrypt",
+                 "fastcap.proto.tls.keylog", "fastcap.proto.tls.keyschedule")
 NEVER_FOR_A_SCAN = ("jinja2", "fastcap.evidence", "fastcap.judge.evidence", "fastcap.out.html",
-                    "fastcap.out.zeek", "fastcap.run.distributed", "dask", "selenium", "ssl")
+                    "fastcap.out.zeek", "fastcap.run.distributed", "dask", "selenium", "ssl",
+                    *FOR_KEYS_ONLY)
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples/exchange-online-no-client-cert.pcap"
 
 
@@ -97,6 +101,23 @@ def test_a_scan_without_certificates_imports_no_x509_code(tmp_path):
     assert not (tmp_path / "fastcap").exists()  # the store was never read
 
 
+def test_a_scan_with_keys_imports_the_decryption_and_decrypts(tmp_path):
+    """The decryption a plain scan leaves out is there, and works, once a key log is given."""
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path)}
+    corpus = Path(__file__).resolve().parent / "data/corpus"
+    pcap = corpus / "zeek__tls12-decryption.pcap"
+    keys = corpus / "keys/zeek__tls12-decryption.keylog"
+    code = ("import contextlib, io, json\nfrom fastcap.cli import main\n"
+            "with contextlib.redirect_stdout(io.StringIO()) as out:\n"
+            f"    main(['scan', '--format', 'jsonl', '--ports', '443', '--keylog', {str(keys)!r},"
+            f" {str(pcap)!r}])\n"
+            "rows = [json.loads(x) for x in out.getvalue().splitlines()]\n"
+            "assert rows and all(r['decryption']['keys_found'] for r in rows), rows")
+    modules = _modules_after(code, env)
+    for needed in FOR_KEYS_ONLY:
+        assert _loaded(modules, needed), needed
+
+
 def test_the_deferred_analyzer_judges_as_the_analyzer_does(monkeypatch, tmp_path):
     from fastcap.judge.judging import MozillaAnalyzer, analyzer_for
     from fastcap.judge.x509check import Analyzer
@@ -128,3 +149,25 @@ def test_an_unreadable_mozilla_bundle_still_stops_the_scan_before_it_starts(monk
     assert cli.main(["scan", str(EXAMPLE)]) == 2
     out, err = capsys.readouterr()
     assert out == "" and missing in err and err.startswith("fastcap: ")
+
+
+def test_only_the_program_itself_freezes_what_its_imports_made(monkeypatch, capsys, tmp_path):
+    """`fastcap` run as the program leaves its start-up objects out of the cyclic GC
+    (gc.freeze, GC enabled again after); a caller running main() in-process keeps its GC."""
+    import gc
+
+    from fastcap.cli import main
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    frozen = gc.get_freeze_count()
+    assert main(["scan", str(EXAMPLE)]) == 1 and "no_client_cert" in capsys.readouterr().out
+    assert gc.get_freeze_count() == frozen and gc.isenabled()
+    code = ("import contextlib, gc, io, sys\nfrom fastcap.cli import main\n"
+            f"sys.argv = ['fastcap', 'scan', {str(EXAMPLE)!r}]\n"
+            "with contextlib.redirect_stdout(io.StringIO()):\n"
+            "    code = main()\n"
+            "print(code, gc.get_freeze_count(), gc.isenabled())")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env={**os.environ, "XDG_CACHE_HOME": str(tmp_path)})
+    code, count, enabled = proc.stdout.split()
+    assert code == "1" and int(count) > 10_000 and enabled == "True", proc.stderr

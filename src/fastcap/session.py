@@ -14,7 +14,7 @@ import socket
 from bisect import bisect_right
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -23,11 +23,10 @@ from .options import DEFAULT_CAP as DEFAULT_CAP
 from .options import DEFAULT_DECRYPT_LIMIT, ScanOptions, resolve
 from .options import DEFAULT_IMPLICIT_TLS_PORTS as DEFAULT_IMPLICIT_TLS_PORTS
 from .options import DEFAULT_PORTS as DEFAULT_PORTS
-from .proto.decrypted import Decryption, PlainStream, decrypt_tls
+from .proto.decryption import Decryption, PlainStream
 from .proto.midstart import MidSession, StreamStart, encrypted_at, find_start, opens_smtp, opens_tls
 from .proto.smtp import CutStart, SmtpDialogue, parse_dialogue
 from .proto.tls import TlsHandshake, parse_handshake
-from .proto.tls.keylog import KeyLog
 from .read.capture import DEFAULT_SLAB, DEFAULT_WINDOW
 from .read.pcapng import MAX_KEY_LOG_KEPT, TLS_KEY_LOG, SecretsBlock
 from .read.secrets import leading_secrets
@@ -37,6 +36,9 @@ from .select.selection import FrameCounters, iter_selected
 from .tcp.feed import fed
 from .tcp.reassembly import Connection, FrameCols, Reassembler, StreamDir
 from .verdict import ChainCheck, Verdict
+
+if TYPE_CHECKING:  # loaded when a scan has keys
+    from .proto.tls.keylog import KeyLog
 
 _V4_MAPPED = b"\0" * 10 + b"\xff\xff"
 
@@ -267,6 +269,8 @@ def build_session(conn: Connection, *,
     if c_at is not None or s_at is not None:
         tls = parse_handshake(c2s, s2c, c_at or 0, s_at or 0, encrypted=encrypted)
         if keys is not None:
+            from .proto.decrypted import decrypt_tls
+
             inside = decrypt_tls(c2s, s2c, c_at or 0, s_at or 0, tls, keys,
                                  app_limit=decrypt_limit)
             tls, inner, decryption = inside.tls, inside, inside.decryption
@@ -315,6 +319,8 @@ def with_keys(options: ScanOptions, path: str | os.PathLike | None = None) -> Sc
     at no cost, when there are no keys."""
     keys, read = options.key_index, options.secrets_read
     if keys is None and options.keylog:
+        from .proto.tls.keylog import KeyLog
+
         keys = KeyLog()
         for p in options.keylog:
             keys.add_file(p)
@@ -322,6 +328,8 @@ def with_keys(options: ScanOptions, path: str | os.PathLike | None = None) -> Sc
         read = (*read, os.fspath(path))
         for data, source in leading_secrets(path):
             if keys is None:
+                from .proto.tls.keylog import KeyLog
+
                 keys = KeyLog()
             keys.add_bytes(data, source)
     if keys is options.key_index and read is options.secrets_read:
@@ -362,6 +370,8 @@ class KeysAsRead:
             if name in self._names:
                 continue
             self._names.add(name)
+            from .proto.tls.keylog import KeyLog
+
             log = KeyLog()
             log.add_bytes(b.data, name)
             self.warnings += [CaptureWarning(os.fspath(path), b.offset, "keylog",
@@ -379,6 +389,8 @@ class KeysAsRead:
             return self.keys
         view = self._views.get(n)
         if view is None:
+            from .proto.tls.keylog import KeyLog
+
             view = self.keys if self.keys is not None else KeyLog()
             for log in self._logs[:n]:
                 view = view.joined(log)

@@ -3,7 +3,6 @@ certificates.  Everything printed from packet data goes through textsafe first."
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import io
 import json
@@ -195,12 +194,16 @@ def csv_row(s: Session, path: str) -> list[str]:
 
 
 def csv_header() -> str:
+    import csv  # --format csv only
+
     buf = io.StringIO()
     csv.writer(buf, lineterminator="\n").writerow(CSV_FIELDS)
     return buf.getvalue()
 
 
 def csv_line(s: Session, path: str) -> str:
+    import csv
+
     buf = io.StringIO()
     csv.writer(buf, lineterminator="\n").writerow(csv_row(s, path))
     return buf.getvalue()

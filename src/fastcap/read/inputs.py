@@ -4,7 +4,6 @@ so a capture split over many files reads in the order it was taken."""
 
 from __future__ import annotations
 
-import glob
 import os
 from collections.abc import Iterable
 
@@ -69,6 +68,8 @@ def expand_inputs(args: Iterable[str]) -> tuple[list[str], list[str], list[str]]
                 errors.append(f"{arg}: directory holds no pcap or pcapng files")
             files += _in_time_order(found)
         elif not os.path.exists(arg) and _GLOB_CHARS & set(arg):
+            import glob  # patterns are rare: not loaded for plain paths
+
             matches = sorted(p for p in glob.glob(arg) if os.path.isfile(p))
             if not matches:
                 errors.append(f"{arg}: no file matches this pattern")

@@ -12,7 +12,6 @@ lz4 release the GIL), overlapping the walk.
 from __future__ import annotations
 
 import os
-import queue
 import stat
 import sys
 import threading
@@ -132,6 +131,8 @@ class _Reader:
     compressed data ends the stream early, with the reason in `error`."""
 
     def __init__(self, chunks: Iterator[bytes]) -> None:
+        import queue  # only compressed or piped input reads in a thread
+
         self._chunks = chunks
         self._q: queue.Queue = queue.Queue(maxsize=4)
         self._pending = b""
@@ -172,6 +173,8 @@ class _Reader:
         return out
 
     def close(self) -> None:
+        import queue
+
         self._stop.set()
         while self._t.is_alive():
             try:
