@@ -5,17 +5,22 @@ inference kept for the session asked about again, endpoint texts kept per addres
 from __future__ import annotations
 
 import dataclasses
+from enum import IntEnum
 
 import numpy as np
 import pytest
 
+from fastcap.judge import diagnose
 from fastcap.pickling import maker
+from fastcap.proto.smtp import machine
 from fastcap.proto.smtp.dialogue import CommandRecord, ReplyRecord
-from fastcap.proto.tls import parse_handshake
+from fastcap.proto.smtp.events import AUTH_VERBS
+from fastcap.proto.tls import const, parse_handshake
 from fastcap.proto.tls.facts import AlertInfo, StreamStop, TlsAnomaly, Where
 from fastcap.proto.tls.inference import ClientCertInference, _infer, infer_client_cert
 from fastcap.session import addr_text, endpoint_text
 from fastcap.tcp.reassembly import StreamDir
+from fastcap.verdict import Verdict
 
 from .test_tls import SESSIONS, flights, streams
 
@@ -93,3 +98,95 @@ def test_endpoint_text_is_the_same_for_any_bytes_like_address():
         assert endpoint_text(addr, 25) == want == endpoint_text(bytearray(addr), 25)
         assert endpoint_text(addr, 25) == want  # kept
     assert addr_text(v6) == "2001:db8::1"
+
+
+_REPLIES = [
+    b"220 mx.example ESMTP ready\r\n",
+    b"250-mx.example Hello [192.0.2.7]\r\n250-SIZE 157286400\r\n250-STARTTLS\r\n250 8BITMIME\r\n",
+    b"250 2.1.0 Sender OK\r\n",
+    b"550 5.7.64 TenantAttribution; Relay Access Denied\r\n",
+    b"354\r\n",
+    b"220 caf\xc3\xa9 \xff bytes\r\n",
+    b"250-" + b"x" * 40 + b"\r\n250 " + b"y" * 3000 + b"\r\n",  # past the memo's length
+]
+
+
+@pytest.mark.parametrize("raw", _REPLIES)
+def test_a_reply_kept_reads_as_one_read_now(raw):
+    got = machine._reply_read(raw)
+    again = machine._reply_read(raw)  # kept, when short
+    now = machine._reply_read_now(raw, machine.MAX_LINE, machine.MAX_REPLY_LINES)
+    assert got == again == now and got is not None
+    code, texts, enhanced = got
+    whole = machine._whole_reply(b"junk" + raw + b"250 next\r\n", 4)
+    assert whole == (code, list(texts), 4 + len(raw))
+    assert enhanced == machine._enhanced(list(texts))
+    assert (again is got) == (len(raw) <= machine._REPLY_MEMO_MAX)
+
+
+def test_a_kept_reply_still_obeys_the_caps_read_now(monkeypatch):
+    raw = b"250-first\r\n250-second line\r\n250 third\r\n"
+    assert machine._reply_read(raw) == (250, ("first", "second line", "third"), None)
+    monkeypatch.setattr(machine, "MAX_REPLY_LINES", 2)
+    assert machine._reply_read(raw) is None and machine._whole_reply(raw, 0) is None
+    monkeypatch.setattr(machine, "MAX_REPLY_LINES", 128)
+    monkeypatch.setattr(machine, "MAX_LINE", 8)
+    assert machine._reply_read(raw) is None
+    monkeypatch.undo()
+    assert machine._reply_read(raw) == (250, ("first", "second line", "third"), None)
+
+
+@pytest.mark.parametrize("head, want", [
+    (b"EHLO mail.example", ("EHLO", "mail.example")),
+    (b"ehlo\tmail.example", ("EHLO", "mail.example")),
+    (b"STARTTLS", ("STARTTLS", "")),
+    (b"MAIL FROM:<a@example.com> SIZE=10", ("MAIL", "FROM:<a@example.com> SIZE=10")),
+    (b"BDAT 10 LAST", None),
+    (b"FROB x", None),
+    (b"", None),
+    (b"-EHLO", None),
+])
+def test_a_known_command_reads_as_the_verb_pattern_does(head, want):
+    assert machine._known_command(head) == want == machine._known_command(head)
+    assert machine._known_command_now(head) == want
+
+
+@pytest.mark.parametrize("head", [b"AUTH PLAIN c2VjcmV0", b"auth login", b"X-EXPS GSSAPI abc"])
+def test_auth_lines_are_read_but_never_kept(head):
+    before = machine._known_command_kept.cache_info()
+    got = machine._known_command(head)
+    assert got == machine._known_command_now(head) and got is not None
+    assert got[0] in AUTH_VERBS and got[1] in ("PLAIN", "LOGIN", "GSSAPI")
+    after = machine._known_command_kept.cache_info()
+    assert (after.hits, after.misses) == (before.hits, before.misses)
+
+
+_ENUMS = [v for v in vars(const).values()
+          if isinstance(v, type) and issubclass(v, IntEnum) and v is not IntEnum]
+
+
+@pytest.mark.parametrize("enum", _ENUMS, ids=lambda e: e.__name__)
+def test_name_of_is_the_enum_members_name(enum):
+    for member in enum:
+        assert const.name_of(enum, int(member)) == enum(int(member)).name
+    for value, width, want in ((0x0A0A, 4, "GREASE(0x0a0a)"), (0x1234, 4, "unknown(0x1234)"),
+                               (0xFE, 2, "unknown(0xfe)")):
+        if value not in enum._value2member_map_:
+            assert const.name_of(enum, value, width) == want
+
+
+def test_version_name_table_is_the_rule_it_was_made_by():
+    assert len(const._VERSION_NAMES) == len(const.TlsVersion)
+    for value in [*const._VERSION_NAMES, 0x7F17, 0x7F1C, 0x0399, 0x1234, 0x0200]:
+        assert const.version_name(value) == const._version_name(value)
+    assert [const.version_name(v) for v in (0x0300, 0x0303, 0x0304, 0x7F17, 0x1234)] == [
+        "SSLv3", "TLS1.2", "TLS1.3", "TLS1.3-draft-23", "unknown(0x1234)"]
+
+
+def test_a_verdict_made_is_the_verdict_the_class_makes():
+    for values in (("ok", "ok", "fine", "", 3), ("tls_alert", "error", "x", "y", None)):
+        made = diagnose._verdict(*values)
+        assert type(made) is Verdict and made == Verdict(*values)
+        assert hash(made) == hash(Verdict(*values)) and made.to_dict() == Verdict(*values).to_dict()
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            made.code = "other"

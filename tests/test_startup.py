@@ -139,6 +139,47 @@ def test_the_deferred_analyzer_judges_as_the_analyzer_does(monkeypatch, tmp_path
     assert deferred.analyzer.today == options.today
 
 
+def test_the_deferred_analyzer_keeps_a_chain_it_has_checked_by_identity(monkeypatch, tmp_path):
+    """The same certificate bytes objects on the same UTC day give the result checked before,
+    counted as the hit the Analyzer would have had; new bytes objects (equal or not), another
+    day, role or name, and bytes-likes that could change go to the Analyzer."""
+    import datetime as dt
+
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    from fastcap.judge import judging
+    from fastcap.judge.x509check import Analyzer
+    from fastcap.options import ScanOptions
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    options = ScanOptions()
+    deferred = judging.analyzer_for(options)
+    eager = Analyzer(TrustStore.mozilla(), today=options.today)
+    roots = TrustStore.mozilla().roots
+    ders = [roots[0].public_bytes(Encoding.DER), roots[1].public_bytes(Encoding.DER)]
+    at = dt.datetime(2026, 3, 1, 23, 30, tzinfo=dt.UTC)
+    first = deferred.check(ders, role="server", at=at, expected_name="x.example")
+    assert first == eager.check(ders, role="server", at=at, expected_name="x.example")
+    calls = []
+    monkeypatch.setattr(Analyzer, "check", lambda self, *a, **k: calls.append(k) or first)
+    hits = deferred.analyzer.cache_hits
+    same_day = at.replace(tzinfo=None, hour=1)  # naive: taken as UTC, as the Analyzer does
+    assert deferred.check(list(ders), role="server", at=same_day, expected_name="x.example") \
+        is first
+    cet = dt.timezone(dt.timedelta(hours=1))  # 00:30 on 2 March here is still 1 March in UTC
+    assert deferred.check(ders, role="server", at=at.astimezone(cet),
+                          expected_name="x.example") is first
+    assert calls == [] and deferred.analyzer.cache_hits == hits + 2
+    deferred.check([bytes(bytearray(d)) for d in ders], role="server", at=at,
+                   expected_name="x.example")  # equal bytes, other objects
+    deferred.check(ders, role="server", at=at + dt.timedelta(hours=1), expected_name="x.example")
+    deferred.check(ders, role="client", at=at, expected_name="x.example")
+    deferred.check(ders, role="server", at=at, expected_name=None)
+    deferred.check([bytearray(d) for d in ders], role="server", at=at, expected_name="x.example")
+    assert len(calls) == 5
+    assert len(deferred._kept) <= judging.MAX_KEPT_CHECKS
+
+
 def test_an_unreadable_mozilla_bundle_still_stops_the_scan_before_it_starts(monkeypatch, capsys,
                                                                            tmp_path):
     from fastcap import cli

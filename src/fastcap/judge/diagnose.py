@@ -303,6 +303,23 @@ _PROBLEM_TO_CODE: Final = MappingProxyType(
 )
 
 
+_set_code, _set_severity, _set_message, _set_hint, _set_frame = (
+    Verdict.__compact_setters__)  # type: ignore[attr-defined]
+
+
+def _verdict(code: str, severity: str, message: str, hint: str, frame: int | None) -> Verdict:
+    """``Verdict(...)`` built through its slot descriptors (as pickling.maker does): a frozen
+    dataclass's ``__init__`` stores each field with ``object.__setattr__``, which costs twice
+    as much, and every session gets a few. Same object (Verdict has no ``__post_init__``)."""
+    v = object.__new__(Verdict)
+    _set_code(v, code)
+    _set_severity(v, severity)
+    _set_message(v, message)
+    _set_hint(v, hint)
+    _set_frame(v, frame)
+    return v
+
+
 def _v(
     code: str,
     message: str,
@@ -312,7 +329,7 @@ def _v(
     hint: str | None = None,
 ) -> Verdict:
     sev = severity or _TABLE[code][0]
-    return Verdict(code, sev, message, _HINTS.get(code, "") if hint is None else hint, frame)
+    return _verdict(code, sev, message, _HINTS.get(code, "") if hint is None else hint, frame)
 
 
 def _frame_text(frame: int | None) -> str:

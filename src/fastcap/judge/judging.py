@@ -67,9 +67,9 @@ def judgement(session: Session, analyzer: Checker, *,
               expect_name: str | None = None) -> Judgement:
     """Check the certificates a session carried and diagnose it; the session is only read."""
     t = session.tls
-    at = _when(session.first_ts_ns)
     client = server = None
-    if t is not None:
+    if t is not None and (t.client_certificate or t.server_certs):
+        at = _when(session.first_ts_ns)
         if t.client_certificate:
             client = analyzer.check(t.client_certificate, role="client", at=at,
                                     expected_name=expect_name)
@@ -108,7 +108,7 @@ class MozillaAnalyzer:
     store.  The bundle is found and opened here, so that one which cannot be read still
     fails the scan before it starts; ``today`` is fixed here as the Analyzer's would be."""
 
-    __slots__ = ("today", "_analyzer")
+    __slots__ = ("today", "_analyzer", "_kept")
 
     def __init__(self, today: dt.datetime | None = None) -> None:
         from .cabundle import certifi_bundle
@@ -118,6 +118,11 @@ class MozillaAnalyzer:
         now = dt.datetime.now(dt.UTC) if today is None else today
         self.today = now.replace(tzinfo=dt.UTC) if now.tzinfo is None else now.astimezone(dt.UTC)
         self._analyzer: Analyzer | None = None
+        # check's results by the identity of the certificates (kept alive by the entry):
+        # the parsed Certificate messages are memoised, so the same chain comes as the same
+        # bytes objects in every session presenting it, and hashing it each time cost more
+        # than the rest of judging the session.
+        self._kept: dict[tuple, tuple[tuple[bytes, ...], ChainCheck]] = {}
 
     @property
     def analyzer(self) -> Analyzer:
@@ -131,4 +136,23 @@ class MozillaAnalyzer:
     def check(self, ders: Sequence[bytes], *, role: str, at: dt.datetime,
               expected_name: str | None = None) -> ChainCheck:
         """`Analyzer.check`."""
-        return self.analyzer.check(ders, role=role, at=at, expected_name=expected_name)
+        analyzer = self.analyzer
+        if not all(type(der) is bytes for der in ders):  # only immutable bytes are kept
+            return analyzer.check(ders, role=role, at=at, expected_name=expected_name)
+        # Analyzer.check shares its results by UTC day: so does this
+        tz = at.tzinfo
+        day = (at if tz is dt.UTC else at.replace(tzinfo=dt.UTC) if tz is None
+               else at.astimezone(dt.UTC)).date()
+        key = (tuple(map(id, ders)), role, day, expected_name)
+        kept = self._kept.get(key)
+        if kept is not None:
+            analyzer.cache_hits += 1  # the hit Analyzer.check would have counted (it forgets none)
+            return kept[1]
+        result = analyzer.check(ders, role=role, at=at, expected_name=expected_name)
+        if len(self._kept) >= MAX_KEPT_CHECKS:
+            self._kept.clear()
+        self._kept[key] = (tuple(ders), result)
+        return result
+
+
+MAX_KEPT_CHECKS = 1024  # MozillaAnalyzer's identity-keyed results (the Analyzer keeps all)

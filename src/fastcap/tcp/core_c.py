@@ -119,10 +119,10 @@ class NativeReassemblerCore:
         """The done list in index order, each connection copied out and its C buffers freed
         before the next: 100k connections finishing at once are never held twice."""
         info = self.ffi.new("fc_conn_info *")
-        raw_info = self.ffi.buffer(info)
         order = []
-        while self.lib.fc_reasm_done_info(self._r, len(order), info) == 0:
-            order.append(_CONN_INFO.unpack_from(raw_info)[_INDEX])
+        done_info, r = self.lib.fc_reasm_done_info, self._r
+        while done_info(r, len(order), info) == 0:
+            order.append(info.index)  # the one field needed here: no unpack of all of them
         for i in sorted(range(len(order)), key=order.__getitem__):
             conn = self._copy_done(i)
             self.lib.fc_reasm_done_release(self._r, i)
@@ -181,7 +181,6 @@ class NativeReassemblerCore:
 # looked up by C field name once, so _copy_done pays one itemgetter call per record.
 _CONN_INFO = _ffi.CONN_INFO
 _AT = {name: i for i, name in enumerate(_ffi.CONN_INFO_FIELDS)}
-_INDEX = _AT["index"]
 # RawConn's fields but `dirs` carry fc_conn_info's names, in RawConn's order
 _CONN_VALUES = itemgetter(*(_AT[f.name] for f in fields(RawConn) if f.name != "dirs"))
 # fc_dir_info fields in the order _copy_done unpacks them, for dir[0] and dir[1]

@@ -23,6 +23,7 @@ state machine and parse_dialogue's fast path (fastcap.proto.smtp.parse).
 
 from __future__ import annotations
 
+import functools
 import re
 from collections import deque
 from collections.abc import Sequence
@@ -215,14 +216,61 @@ def _whole_reply(buf: bytes | bytearray, pos: int) -> tuple[int, list[str], int]
     m = _WHOLE_REPLY_RE.match(buf, pos)
     if m is None:
         return None
-    raw = m[0]
-    if len(raw) > MAX_LINE + 1 and max(map(len, raw.split(b"\r\n"))) >= MAX_LINE:
+    read = _reply_read(m[0])
+    return None if read is None else (read[0], list(read[1]), m.end())
+
+
+# Replies longer than this are read without memoising: a server repeats its usual replies in
+# every session, but a hostile capture must not pin long ones in the cache.
+_REPLY_MEMO_MAX = 1024
+
+
+def _reply_read(raw: bytes) -> tuple[int, tuple[str, ...], str | None] | None:
+    """(code, texts, enhanced status code) of the bytes of one whole reply, or None when a line
+    or the line count is over its cap (read now, as everywhere); memoised for short replies."""
+    if len(raw) <= _REPLY_MEMO_MAX:
+        return _reply_read_kept(raw, MAX_LINE, MAX_REPLY_LINES)
+    return _reply_read_now(raw, MAX_LINE, MAX_REPLY_LINES)
+
+
+def _reply_read_now(raw: bytes, max_line: int, max_lines: int
+                    ) -> tuple[int, tuple[str, ...], str | None] | None:
+    if len(raw) > max_line + 1 and max(map(len, raw.split(b"\r\n"))) >= max_line:
         return None
     lines = raw.decode("utf-8", "backslashreplace").split("\r\n")
     lines.pop()  # after the last CRLF
-    if len(lines) > MAX_REPLY_LINES:
+    if len(lines) > max_lines:
         return None
-    return int(m[1]), [t[4:] for t in lines], m.end()
+    texts = tuple([t[4:] for t in lines])
+    return int(raw[:3]), texts, _enhanced(texts)
+
+
+# The same, kept per distinct reply (all immutable): the greeting's tail, the EHLO keywords and
+# the 2xx/3xx answers recur across one server's sessions.
+_reply_read_kept = functools.lru_cache(maxsize=1024)(_reply_read_now)
+
+
+def _known_command(head: bytes) -> tuple[str, str] | None:
+    """(verb, kept argument) of a command line (its CRLF and trailing blanks stripped) whose
+    verb is known and not BDAT (whose chunk is not a line), else None: parse_dialogue's fast
+    path reads every client line so. Memoised for short lines, but never for AUTH lines (their
+    argument may carry credentials, which must not be kept)."""
+    if len(head) <= 512 and not head[:8].upper().startswith(_AUTH_HEADS):
+        return _known_command_kept(head)
+    return _known_command_now(head)
+
+
+_AUTH_HEADS: Final = tuple(sorted(v.encode() for v in AUTH_VERBS))
+
+
+def _known_command_now(head: bytes) -> tuple[str, str] | None:
+    m = _VERB_RE.fullmatch(head)  # as _command: head.rstrip(b" \t")
+    if m is None or (verb := m[1].decode().upper()) not in KNOWN_VERBS or verb == "BDAT":
+        return None
+    return verb, _command_arg(verb, m[2] or b"")
+
+
+_known_command_kept = functools.lru_cache(maxsize=1024)(_known_command_now)
 
 
 def _command_arg(verb: str, raw_arg: bytes) -> str:

@@ -13,7 +13,6 @@ from .dialogue import SmtpDialogue, _DialogueBuilder
 from .events import (
     AUTH_VERBS,
     GREETING_CODES,
-    KNOWN_VERBS,
     AuthResponse,
     Closed,
     CutStart,
@@ -24,13 +23,13 @@ from .events import (
 )
 from .machine import (
     _TLS_TYPES,
-    _VERB_RE,
+    _WHOLE_REPLY_RE,
     SmtpConversation,
-    _command_arg,
     _enhanced,
+    _known_command,
+    _reply_read,
     _ReplyAcc,
     _scan_body,
-    _whole_reply,
 )
 
 FEED_CHUNK: Final = 1 << 16  # parse_dialogue feeds at most this much at a time
@@ -135,10 +134,12 @@ def _parse_plain(c2s: StreamLike, s2c: StreamLike) -> SmtpDialogue | None:
     cdata, sdata = c2s.data, s2c.data
     if not (isinstance(cdata, bytes) and isinstance(sdata, bytes)):
         return None
-    whole = _whole_reply(sdata, 0)
-    if whole is None or whole[0] not in GREETING_CODES:
+    m = _WHOLE_REPLY_RE.match(sdata)  # _whole_reply, its texts kept as a tuple
+    read = None if m is None else _reply_read(m[0])
+    if read is None or read[0] not in GREETING_CODES:
         return None
-    code, lines, spos = whole
+    code, lines, _ = read
+    spos = m.end()
     b = _DialogueBuilder(c2s.frame_at, s2c.frame_at)
     b.banner(code, "\n".join(lines), 0)
     cpos, cend = 0, len(cdata)
@@ -163,21 +164,21 @@ def _parse_plain(c2s: StreamLike, s2c: StreamLike) -> SmtpDialogue | None:
                 end = nl - 1
                 while end > cpos and cdata[end - 1] in b" \t":
                     end -= 1
-                m = _VERB_RE.fullmatch(cdata, cpos, end)  # as _command: head.rstrip(b" \t")
-                if m is None or (verb := m[1].decode().upper()) not in KNOWN_VERBS:
+                known = _known_command(cdata[cpos:end])  # None for BDAT: its chunk is no line
+                if known is None:
                     return None
-                if verb == "BDAT":  # its chunk is not a line
-                    return None
-                b.command(verb, _command_arg(verb, m[2] or b""), cpos)
+                verb, arg = known
+                b.command(verb, arg, cpos)
                 pending = "AUTH" if verb in AUTH_VERBS else verb
             cpos = nl + 1
         # Its reply, and what the client sends next (_step_server, _after_reply).
-        whole = _whole_reply(sdata, spos)
-        if whole is None:
+        m = _WHOLE_REPLY_RE.match(sdata, spos)  # _whole_reply, as above
+        read = None if m is None else _reply_read(m[0])
+        if read is None:
             return None
-        code, lines, end = whole
-        b.reply(code, _enhanced(lines), lines, spos, pending)
-        spos, mode = end, "command"
+        code, lines, enhanced = read
+        b.reply(code, enhanced, lines, spos, pending)
+        spos, mode = m.end(), "command"
         if pending == "STARTTLS":
             if 200 <= code < 300 and code != 220:
                 return None

@@ -19,6 +19,11 @@ def is_grease(value: int) -> bool:
 @lru_cache(maxsize=8192)  # pure, and called for every code point of every JSON hello
 def name_of(enum: type[IntEnum], value: int, width: int = 4) -> str:
     """The member name, ``GREASE(0x?a?a)`` or ``unknown(0x....)``; never raises."""
+    # The member ``enum(value)`` returns, found without the enum call and ``.name`` property
+    # (a few times the cost, and names are looked up per hello and per record kind).
+    member = enum._value2member_map_.get(value)
+    if member is not None:
+        return member._name_
     try:
         return enum(value).name
     except ValueError:
@@ -120,6 +125,11 @@ class TlsVersion(IntEnum):
 def version_name(value: int) -> str:
     """``TLS1.2``, ``SSLv3`` (the corpus ground truth's spelling); drafts as
     ``TLS1.3-draft-23``; anything else ``unknown(0x....)``."""
+    known = _VERSION_NAMES.get(value)
+    return known if known is not None else _version_name(value)
+
+
+def _version_name(value: int) -> str:
     if (value >> 8) == 0x7F:
         return f"TLS1.3-draft-{value & 0xFF}"
     name = name_of(TlsVersion, value)
@@ -127,6 +137,9 @@ def version_name(value: int) -> str:
         return "SSLv" + name[3:]
     return name.replace("_", ".") if name.startswith("TLS") else name
 
+
+# version_name of each TlsVersion member, made once (a constant table, never changed)
+_VERSION_NAMES: dict[int, str] = {int(v): _version_name(int(v)) for v in TlsVersion}
 
 TLS13 = 0x0304
 

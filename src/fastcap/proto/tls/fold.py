@@ -316,18 +316,19 @@ class _Summary:
             return
         off, ctype, length = ev
         traffic = self.traffic[from_client]  # _Traffic.add, inlined: this is the hot path
-        traffic.records += 1
+        records = traffic.records = traffic.records + 1
         traffic.total += length
-        if traffic.records <= MAX_SIZES:  # len(sizes) < MAX_SIZES before this record
+        if records <= MAX_SIZES:  # len(sizes) < MAX_SIZES before this record
             traffic.sizes.append(length)
-            if traffic.records <= MAX_ORDER:
+            if records <= MAX_ORDER:
                 traffic.peer_before.append(self.traffic[not from_client].records)
         at = None
-        if traffic.first_at is None:
+        if records == 1:  # first_at is set by the first record (here or in _Traffic.add)
             at = traffic.first_at = _where(off, frame)
         if ctype == 23:
-            if not self.app_seen[from_client]:
-                self.app_seen[from_client] = True
+            app_seen = self.app_seen
+            if not app_seen[from_client]:
+                app_seen[from_client] = True
                 self._letter(from_client, "d", off, frame)
             if from_client:
                 sizes = self.c2s_after_ch
@@ -339,10 +340,12 @@ class _Summary:
                     self.client_finished_seen = True
             else:
                 self.s2c_after_sh += 1
-                if self.client_finished_seen and self.s2c_after_client_fin < 8:
-                    if not self.s2c_after_client_fin:
-                        self.s2c_after_client_fin_first = (length, off, frame)
-                    self.s2c_after_client_fin += 1
+                if self.client_finished_seen:
+                    after = self.s2c_after_client_fin
+                    if after < 8:
+                        if not after:
+                            self.s2c_after_client_fin_first = (length, off, frame)
+                        self.s2c_after_client_fin = after + 1
         elif ctype == 22:
             key = "client_finished" if from_client else "server_finished"
             if key not in self.at:
