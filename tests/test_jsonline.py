@@ -40,17 +40,12 @@ def test_a_repeated_chain_and_hello_are_spliced_from_one_encoding() -> None:
     assert lines == [_plain(s, "x") for s in sessions]
 
 
-def test_encode_object_matches_json_dumps_around_spliced_text() -> None:
-    inner = jsonline.Encoded(json.dumps({"k": [1, "\u00e9\n"]}))
-    members = jsonline.Encoded('"m": null, "n": true', members=True)
-    empty = jsonline.Encoded("", members=True)
-    got = jsonline.encode_object({"a": "\x00<", "b": inner, "\0m": members, "\0e": empty,
-                                  "c": {"d": inner, "e": 2}}, nested={"c"})
-    want = json.dumps({"a": "\x00<", "b": {"k": [1, "\u00e9\n"]}, "m": None, "n": True,
-                       "c": {"d": {"k": [1, "\u00e9\n"]}, "e": 2}})
-    assert got == want
-    assert jsonline.encode_object({}) == "{}"
-    assert jsonline.encode_object({"\0e": empty}) == "{}"
+@pytest.mark.parametrize("value", [
+    {"a": "\x00<\u00e9%s", "b": None, "c": True, "d": 2**70, "e": 1.5, "f": [1, "x"]},
+    {}, {"%d": 1, "k": float("nan")}, {1: "int key"}])
+def test_dict_text_matches_json_dumps_for_odd_values(value) -> None:
+    assert jsonline.dict_text(value) == json.dumps(value, default=str)
+    assert jsonline.dict_text(value) == jsonline.dict_text(value)  # from the kept texts
 
 
 def test_without_the_c_encoder_the_line_is_the_same(monkeypatch) -> None:
@@ -61,5 +56,6 @@ def test_without_the_c_encoder_the_line_is_the_same(monkeypatch) -> None:
     jsonline._certs_text.cache_clear()
     jsonline._check_text.cache_clear()
     jsonline._hello_parts.cache_clear()
+    jsonline._server_hello_parts.cache_clear()
     assert [report.to_jsonl_line(s, "x") for s in sessions] == fast == [
         _plain(s, "x") for s in sessions]

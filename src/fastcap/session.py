@@ -115,24 +115,9 @@ class Session:
     evidence: list | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return self.json_dict()
-
-    def json_dict(self, tls: Callable[[TlsHandshake], Any] | None = None,
-                  check: Callable[[ChainCheck], Any] | None = None) -> dict[str, Any]:
-        """``to_dict``, where ``tls`` and ``check`` stand in for the TlsHandshake's and the
-        ChainChecks' own ``to_dict`` (JSON lines splice in text made once per distinct
-        certificate chain and hello, see fastcap.out.report)."""
-        out = self._base_dict(tls or _own_dict, check or _own_dict)
-        if self.decryption is not None:  # keys were given: without, the JSON stays as it was
-            out["decryption"] = self.decryption.to_dict()
-            out["smtp_tls"] = self.smtp_tls.to_dict() if self.smtp_tls else None
-        if self.evidence is not None:  # logs were given: likewise
-            out["evidence"] = [m.to_dict() for m in self.evidence]
-        return out
-
-    def _base_dict(self, tls: Callable[[TlsHandshake], Any],
-                   check: Callable[[ChainCheck], Any]) -> dict[str, Any]:
-        return {
+        """JSON-ready data, the schema README documents (fastcap.out.jsonline writes the same
+        JSON without the dicts: a change here goes there too)."""
+        out = {
             "number": self.number,
             "client": self.client,
             "server": self.server,
@@ -146,16 +131,18 @@ class Session:
                     "c2s_gaps": [list(g) for g in self.tcp.c2s_gaps],
                     "s2c_gaps": [list(g) for g in self.tcp.s2c_gaps]},
             "smtp": self.smtp.to_dict() if self.smtp else None,
-            "tls": tls(self.tls) if self.tls else None,
-            "client_cert_check": check(self.client_check) if self.client_check else None,
-            "server_cert_check": check(self.server_check) if self.server_check else None,
+            "tls": self.tls.to_dict() if self.tls else None,
+            "client_cert_check": self.client_check.to_dict() if self.client_check else None,
+            "server_cert_check": self.server_check.to_dict() if self.server_check else None,
             "verdicts": [v.to_dict() for v in self.verdicts],
             "mid_session": self.mid_session.to_dict() if self.mid_session else None,
         }
-
-
-def _own_dict(facts: Any) -> dict[str, Any]:
-    return facts.to_dict()
+        if self.decryption is not None:  # keys were given: without, the JSON stays as it was
+            out["decryption"] = self.decryption.to_dict()
+            out["smtp_tls"] = self.smtp_tls.to_dict() if self.smtp_tls else None
+        if self.evidence is not None:  # logs were given: likewise
+            out["evidence"] = [m.to_dict() for m in self.evidence]
+        return out
 
 
 def _looks_like_tls(data: bytes) -> bool:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -302,20 +302,9 @@ class TlsHandshake:
         return self.client_hello.ja4 if self.client_hello else None
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready: certificates as base64 DER with SHA-256 thumbprints, codes as names."""
-        return self.json_dict()
-
-    def json_dict(
-        self,
-        hello: Callable[[ClientHello, dict[str, Any] | None], Any] | None = None,
-        certs: Callable[[Sequence[bytes]], Any] | None = None,
-    ) -> dict[str, Any]:
-        """``to_dict``, where ``hello`` (given the ClientHello and its Where as a dict) and
-        ``certs`` (given a DER chain) stand in for the client_hello and certificates values:
-        JSON lines splice in text made once per distinct hello and chain, which recur in
-        every session of a sender."""
-        hello = hello or hello_dict
-        certs = certs or cert_dicts
+        """JSON-ready: certificates as base64 DER with SHA-256 thumbprints, codes as names
+        (fastcap.out.jsonline writes the same JSON without the dicts: a change here goes
+        there too)."""
         ch = self.client_hello
         sh = self.server_hello
         cr = self.cert_request
@@ -324,7 +313,7 @@ class TlsHandshake:
             "version_code": self.version,
             "cipher": self.cipher_name,
             "cipher_code": self.cipher,
-            "client_hello": None if ch is None else hello(ch, _at(self.client_hello_at)),
+            "client_hello": None if ch is None else hello_dict(ch, _at(self.client_hello_at)),
             "server_hello": None
             if sh is None
             else {
@@ -344,7 +333,7 @@ class TlsHandshake:
             else {
                 **self.server_certs_at.to_dict(),
                 "certificates_length": self.server_certificates_length,
-                "certificates": certs(self.server_certs),
+                "certificates": cert_dicts(self.server_certs),
             },
             "certificate_request": None
             if cr is None
@@ -363,7 +352,7 @@ class TlsHandshake:
                 **(_at(self.client_certificate_at) or {}),
                 "empty": not self.client_certificate,
                 "certificates_length": self.client_certificates_length,
-                "certificates": certs(self.client_certificate),
+                "certificates": cert_dicts(self.client_certificate),
             },
             "server_key_exchange": _at(self.server_key_exchange_at),
             "server_hello_done": _at(self.server_hello_done_at),
