@@ -23,7 +23,7 @@ from fastcap.run.rings import (
     runs,
 )
 from fastcap.run.split import payload_buffer
-from fastcap.run.workers import PoolExecutor, SerialExecutor
+from fastcap.run.workers import READER_NICENESS, PoolExecutor, SerialExecutor
 from fastcap.select.flows import FlowKey, FlowTable
 from fastcap.select.selection import FrameCounters
 from fastcap.session import InOrder
@@ -57,6 +57,18 @@ def test_pool_map_and_submit_give_what_the_serial_executor_gives(local_first):
     assert (got[0][1] == here) is local_first
     assert all(pid != here for _, pid in got[1:])
     assert all(pid != here for _, pid in submitted)
+
+
+def _niceness(_: int) -> int:
+    return os.nice(0)
+
+
+def test_workers_feeding_this_process_step_back_and_others_do_not():
+    here = os.nice(0)
+    with PoolExecutor(2, local_first=False) as readers:
+        assert readers.get(readers.submit(_niceness, 0)) == min(here + READER_NICENESS, 19)
+    with PoolExecutor(2, local_first=True) as pool:
+        assert pool.map(_niceness, [0, 0, 0]) == [here] * 3
 
 
 def test_one_job_pool_runs_everything_here():
