@@ -178,15 +178,6 @@ def plain_text(value: Any) -> str:
 # --------------------------------------------------------------- the TLS handshake
 
 
-def _where(w: Where | None) -> str:
-    """``Where.to_dict``'s text, or null."""
-    if w is None:
-        return "null"
-    offset, frame = w.offset, w.frame
-    return (f'{{"offset": {_value(type(offset), _dumps)(offset)}, '
-            f'"frame": {_once(type(frame), _dumps)(frame)}}}')
-
-
 def _at(w: Where | None) -> str:
     """A Where's members leading a dict (``{**_at(w), ...}``); none for None."""
     if w is None:
@@ -194,6 +185,11 @@ def _at(w: Where | None) -> str:
     offset, frame = w.offset, w.frame
     return (f'"offset": {_value(type(offset), _dumps)(offset)}, '
             f'"frame": {_once(type(frame), _dumps)(frame)}, ')
+
+
+def _where(w: Where | None) -> str:
+    """``Where.to_dict``'s text, or null."""
+    return "null" if w is None else "{" + _at(w)[:-2] + "}"
 
 
 class _Shape:
