@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from types import MappingProxyType
 from typing import Final
 
+from ..pickling import maker
 from ..proto.midstart import MidSession, StreamStart
 from ..proto.smtp import EXO_SUFFIX, SmtpDialogue
 from ..proto.tls import SERVER_ALERT_SUSPECTED, AlertInfo, TlsHandshake, Where
@@ -303,21 +304,8 @@ _PROBLEM_TO_CODE: Final = MappingProxyType(
 )
 
 
-_set_code, _set_severity, _set_message, _set_hint, _set_frame = (
-    Verdict.__compact_setters__)  # type: ignore[attr-defined]
-
-
-def _verdict(code: str, severity: str, message: str, hint: str, frame: int | None) -> Verdict:
-    """``Verdict(...)`` built through its slot descriptors (as pickling.maker does): a frozen
-    dataclass's ``__init__`` stores each field with ``object.__setattr__``, which costs twice
-    as much, and every session gets a few. Same object (Verdict has no ``__post_init__``)."""
-    v = object.__new__(Verdict)
-    _set_code(v, code)
-    _set_severity(v, severity)
-    _set_message(v, message)
-    _set_hint(v, hint)
-    _set_frame(v, frame)
-    return v
+# Verdict(...) built through its slot descriptors: every session gets a few (see maker)
+_verdict = maker(Verdict)
 
 
 def _v(

@@ -48,6 +48,11 @@ def trust_store(trust: str = "mozilla", ca_file: str | os.PathLike | None = None
     return store
 
 
+def _as_utc(t: dt.datetime) -> dt.datetime:
+    """Naive datetimes taken as UTC, as the Analyzer takes them: capture timestamps are."""
+    return t.replace(tzinfo=dt.UTC) if t.tzinfo is None else t.astimezone(dt.UTC)
+
+
 def _when(ns: int) -> dt.datetime:
     return dt.datetime.fromtimestamp(ns // 1_000_000_000, dt.UTC)
 
@@ -115,8 +120,7 @@ class MozillaAnalyzer:
 
         with open(certifi_bundle(), "rb"):
             pass
-        now = dt.datetime.now(dt.UTC) if today is None else today
-        self.today = now.replace(tzinfo=dt.UTC) if now.tzinfo is None else now.astimezone(dt.UTC)
+        self.today = _as_utc(dt.datetime.now(dt.UTC) if today is None else today)
         self._analyzer: Analyzer | None = None
         # check's results by the identity of the certificates (kept alive by the entry):
         # the parsed Certificate messages are memoised, so the same chain comes as the same
@@ -140,10 +144,7 @@ class MozillaAnalyzer:
         if not all(type(der) is bytes for der in ders):  # only immutable bytes are kept
             return analyzer.check(ders, role=role, at=at, expected_name=expected_name)
         # Analyzer.check shares its results by UTC day: so does this
-        tz = at.tzinfo
-        day = (at if tz is dt.UTC else at.replace(tzinfo=dt.UTC) if tz is None
-               else at.astimezone(dt.UTC)).date()
-        key = (tuple(map(id, ders)), role, day, expected_name)
+        key = (tuple(map(id, ders)), role, _as_utc(at).date(), expected_name)
         kept = self._kept.get(key)
         if kept is not None:
             analyzer.cache_hits += 1  # the hit Analyzer.check would have counted (it forgets none)

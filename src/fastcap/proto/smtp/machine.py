@@ -213,11 +213,21 @@ def _whole_reply(buf: bytes | bytearray, pos: int) -> tuple[int, list[str], int]
     The caps are read at call time, as everywhere. Decoding the lines at once is the same as
     one by one (_text): they split at ASCII bytes, which no UTF-8 sequence spans.
     """
+    at = _reply_at(buf, pos)
+    if at is None:
+        return None
+    (code, texts, _), end = at
+    return code, list(texts), end
+
+
+def _reply_at(buf: bytes | bytearray, pos: int
+              ) -> tuple[tuple[int, tuple[str, ...], str | None], int] | None:
+    """(_reply_read of the whole reply at ``pos``, where it ends), or None as _whole_reply."""
     m = _WHOLE_REPLY_RE.match(buf, pos)
     if m is None:
         return None
     read = _reply_read(m[0])
-    return None if read is None else (read[0], list(read[1]), m.end())
+    return None if read is None else (read, m.end())
 
 
 # Replies longer than this are read without memoising: a server repeats its usual replies in

@@ -23,11 +23,10 @@ from .events import (
 )
 from .machine import (
     _TLS_TYPES,
-    _WHOLE_REPLY_RE,
     SmtpConversation,
     _enhanced,
     _known_command,
-    _reply_read,
+    _reply_at,
     _ReplyAcc,
     _scan_body,
 )
@@ -134,12 +133,10 @@ def _parse_plain(c2s: StreamLike, s2c: StreamLike) -> SmtpDialogue | None:
     cdata, sdata = c2s.data, s2c.data
     if not (isinstance(cdata, bytes) and isinstance(sdata, bytes)):
         return None
-    m = _WHOLE_REPLY_RE.match(sdata)  # _whole_reply, its texts kept as a tuple
-    read = None if m is None else _reply_read(m[0])
-    if read is None or read[0] not in GREETING_CODES:
+    at = _reply_at(sdata, 0)  # _whole_reply, its texts kept as a tuple
+    if at is None or at[0][0] not in GREETING_CODES:
         return None
-    code, lines, _ = read
-    spos = m.end()
+    (code, lines, _), spos = at
     b = _DialogueBuilder(c2s.frame_at, s2c.frame_at)
     b.banner(code, "\n".join(lines), 0)
     cpos, cend = 0, len(cdata)
@@ -172,13 +169,12 @@ def _parse_plain(c2s: StreamLike, s2c: StreamLike) -> SmtpDialogue | None:
                 pending = "AUTH" if verb in AUTH_VERBS else verb
             cpos = nl + 1
         # Its reply, and what the client sends next (_step_server, _after_reply).
-        m = _WHOLE_REPLY_RE.match(sdata, spos)  # _whole_reply, as above
-        read = None if m is None else _reply_read(m[0])
-        if read is None:
+        at = _reply_at(sdata, spos)  # _whole_reply, as above
+        if at is None:
             return None
-        code, lines, enhanced = read
+        (code, lines, enhanced), end = at
         b.reply(code, enhanced, lines, spos, pending)
-        spos, mode = m.end(), "command"
+        spos, mode = end, "command"
         if pending == "STARTTLS":
             if 200 <= code < 300 and code != 220:
                 return None
