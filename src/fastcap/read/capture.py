@@ -20,6 +20,7 @@ import numpy as np
 
 from ..errors import CaptureError, CaptureWarning
 from . import pcap, pcapng, resync
+from .ahead import Ahead
 from .frames import FrameWindow
 from .walker import Walker, get_walker
 from .walkstatus import (
@@ -85,6 +86,14 @@ class WalkState:
         sec = self.section
         return (self.offset, None if sec is None else (sec.index, sec.big_endian),
                 tuple(self.params), len(self.interfaces))
+
+
+def _cores() -> int:
+    """CPUs this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
 
 
 def _open_mapping(path: str) -> tuple[mmap.mmap | bytes, int]:
@@ -166,6 +175,11 @@ class Capture:
         self.frames: FrameWindow | None = None  # a window to fill; one of its own if None
         self.frames_done = 0
         self.bytes_done = 0  # file offset reached, for progress reports
+        # Walk the next window on a thread while this one is worked on (`ahead`) when there
+        # is a core to spare; a caller whose other cores are busy (a reading worker of -j N)
+        # turns it off.
+        self.read_ahead = _cores() > 1
+        self._ahead: Ahead | None = None
 
     @classmethod
     def over(cls, buf, *, name: str, fmt: str, base: int = 0, more: bool = False,
@@ -200,6 +214,7 @@ class Capture:
         return self.bytes_done
 
     def close(self) -> None:
+        self._settle()
         self._bound = self._np = None
         if isinstance(self._mm, mmap.mmap):
             try:
@@ -223,16 +238,43 @@ class Capture:
         straddles `stop` is read whole: a split walk's ranges then join without gap or
         overlap.  `end_state` tells where the walk stopped; `start_used` whether a resync
         before the first good record relied on `start`'s guide values."""
-        win = self.frames or FrameWindow.allocate(self.window, self.slab_width)
+        if self.frames is not None:
+            win, spare = self.frames, self._spare(self.frames)
+        elif self._reads_ahead():
+            win, spare = FrameWindow.allocate_many(2, self.window, self.slab_width)
+        else:
+            win, spare = FrameWindow.allocate(self.window, self.slab_width), None
         whole = start is None and stop is None and self._mapped
         self._stop = self.meta.size if stop is None else max(0, min(stop, self.meta.size))
         self.start_used = False
-        if self.meta.format == "pcap":
-            yield from self._walk_pcap(win, start)
-        else:
-            yield from self._walk_pcapng(win, start)
+        try:
+            if self.meta.format == "pcap":
+                yield from self._walk_pcap(win, spare, start)
+            else:
+                yield from self._walk_pcapng(win, spare, start)
+        finally:  # a walk ahead still writing must be done before its buffer or map goes
+            self._settle()
         if whole:
             self._note_growth()
+
+    def _reads_ahead(self) -> bool:
+        """Whether to walk ahead: the C walker on the file itself only (a piece of a stream
+        is read in place of the next one)."""
+        return self.read_ahead and self._mapped and self.walker.name == "native"
+
+    def _spare(self, win: FrameWindow) -> FrameWindow | None:
+        """A second window like `win` for the walk ahead to fill, or None to walk in turn."""
+        return FrameWindow.allocate(win.cap, win.slab_width) if self._reads_ahead() else None
+
+    def _ahead_result(self) -> tuple[int, WalkStatus]:
+        ahead, self._ahead = self._ahead, None
+        assert ahead is not None
+        return ahead.result()
+
+    def _settle(self) -> None:
+        ahead, self._ahead = self._ahead, None
+        if ahead is not None:
+            ahead.wait()
 
     def _note_growth(self) -> None:
         """A capture still being written is read up to its size when it was opened; say so,
@@ -252,7 +294,8 @@ class Capture:
         one record against the whole file (the window's row n, with room made first)."""
         return walk(self._bound, self.meta.size, off, *args, win.head(n + 1), n, fno)
 
-    def _walk_pcap(self, win: FrameWindow, start: WalkState | None) -> Iterator[FrameWindow]:
+    def _walk_pcap(self, win: FrameWindow, spare: FrameWindow | None, start: WalkState | None
+                   ) -> Iterator[FrameWindow]:
         meta, size, lim = self.meta, self.meta.size, self._stop
         hdr = self.pcap_header
         if hdr is None:
@@ -277,7 +320,10 @@ class Capture:
             off, fno, ref_s = start.offset, start.frame, start.ref_s
         args = (hdr.big_endian, hdr.nanosecond, hdr.snaplen, max_caplen)
         while True:
-            k, st = self.walker.walk_pcap(self._bound, lim, off, *args, win, n, fno)
+            if self._ahead is not None:
+                k, st = self._ahead_result()
+            else:
+                k, st = self.walker.walk_pcap(self._bound, lim, off, *args, win, n, fno)
             n, off, fno = n + k, st.offset, st.next_frame
             if st.code == TRUNCATED and off < lim < size:
                 if n == win.cap:
@@ -287,7 +333,12 @@ class Capture:
                 n, off, fno = n + k, st.offset, st.next_frame
             if st.code == FULL:
                 ref_s = int(win.ts_ns[n - 1]) // 1_000_000_000
+                if spare is not None:  # the next window's walk, exactly as the loop would
+                    self._ahead = Ahead(self.walker.walk_pcap, self._bound, lim, off, *args,
+                                        spare, 0, fno)
                 yield from self._emit(win, n, off)
+                if spare is not None:
+                    win, spare = spare, win
                 n = 0
                 continue
             if n:
@@ -354,8 +405,8 @@ class Capture:
         yield win.head(n)
 
     # -- pcapng ----------------------------------------------------------------------------
-    def _walk_pcapng(self, win: FrameWindow, start: WalkState | None
-                     ) -> Iterator[FrameWindow]:
+    def _walk_pcapng(self, win: FrameWindow, spare: FrameWindow | None,
+                     start: WalkState | None) -> Iterator[FrameWindow]:
         meta, size, mm, lim = self.meta, self.meta.size, self._mm, self._stop
         section: pcapng.Section | None = None
         params: list = []
@@ -371,7 +422,10 @@ class Capture:
                 k = 0
             else:
                 args = (section.big_endian, params, MAX_BLOCK)
-                k, st = self.walker.walk_pcapng(self._bound, lim, off, *args, win, n, fno)
+                if self._ahead is not None:
+                    k, st = self._ahead_result()
+                else:
+                    k, st = self.walker.walk_pcapng(self._bound, lim, off, *args, win, n, fno)
                 if st.code == TRUNCATED and st.offset < lim < size:
                     n, off, fno = n + k, st.offset, st.next_frame
                     if n == win.cap:
@@ -380,7 +434,13 @@ class Capture:
                     k, st = self._straddler(self.walker.walk_pcapng, win, n, off, fno, *args)
             n, off, fno = n + k, st.offset, st.next_frame
             if st.code == FULL:
+                if spare is not None and off < lim:  # as the loop would go on (see pcap)
+                    self._ahead = Ahead(self.walker.walk_pcapng, self._bound, lim, off,
+                                        section.big_endian, list(params), MAX_BLOCK, spare, 0,
+                                        fno)
                 yield from self._emit(win, n, off)
+                if spare is not None:
+                    win, spare = spare, win
                 n = 0
                 continue
             if st.code == END:

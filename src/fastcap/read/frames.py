@@ -31,16 +31,17 @@ class FrameWindow:
 
     @classmethod
     def allocate(cls, cap: int, slab_width: int) -> FrameWindow:
-        return cls(
-            offset=np.empty(cap, np.int64),
-            caplen=np.empty(cap, np.uint32),
-            orig_len=np.empty(cap, np.uint32),
-            ts_ns=np.empty(cap, np.int64),
-            iface=np.empty(cap, np.uint32),
-            frame_no=np.empty(cap, np.int64),
-            flags=np.empty(cap, np.uint8),
-            slab=np.empty((cap, slab_width), np.uint8),
-        )
+        return cls.allocate_many(1, cap, slab_width)[0]
+
+    @classmethod
+    def allocate_many(cls, k: int, cap: int, slab_width: int) -> list[FrameWindow]:
+        """`k` windows, each column of all of them one allocation: freed together, glibc's
+        malloc keeps them for the next walk instead of giving them back and faulting them in
+        again."""
+        cols = [np.empty((k, cap), t) for t in
+                (np.int64, np.uint32, np.uint32, np.int64, np.uint32, np.int64, np.uint8)]
+        slab = np.empty((k, cap, slab_width), np.uint8)
+        return [cls(*(c[i] for c in cols), slab=slab[i]) for i in range(k)]
 
     def __len__(self) -> int:
         return len(self.offset)

@@ -1,0 +1,170 @@
+"""Walking the next window on a thread (`read.ahead`) reads exactly what walking in turn reads.
+
+The walk ahead only moves the C call for the next window to another thread; these tests hold
+the two ways to the same windows, warnings and end state on real captures, on damaged ones and
+on walks split into ranges, and check that the walk ahead really happens and never outlives
+its buffers.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from fastcap import Capture
+from fastcap.read.capture import WalkState
+
+from .corpus import corpus_files
+from .mutate import mutate_capture
+
+COLS = ("offset", "caplen", "orig_len", "ts_ns", "iface", "frame_no", "flags", "slab")
+
+
+def walk(path: Path, ahead: bool, window: int, start: WalkState | None = None,
+         stop: int | None = None) -> dict:
+    """Every window's columns (copied: windows are reused), the warnings and where the walk
+    ended, with the walk ahead on or off."""
+    cols: dict[str, list[np.ndarray]] = {k: [] for k in COLS}
+    sizes = []
+    with Capture(path, backend="native", window=window, slab_width=80) as cap:
+        cap.read_ahead = ahead
+        for w in cap.windows(start, stop):
+            sizes.append(len(w))
+            for k in COLS:
+                cols[k].append(getattr(w, k).copy())
+        meta = cap.meta
+        end = cap.end_state
+    return {"cols": {k: np.concatenate(v) if v else np.empty(0) for k, v in cols.items()},
+            "sizes": sizes, "warnings": meta.warnings, "skipped": dict(meta.skipped),
+            "unreadable": meta.unreadable, "blocks": dict(meta.block_counts),
+            "end": (end.offset, end.frame, end.ref_s)}
+
+
+def assert_same(a: dict, b: dict) -> None:
+    for k in COLS:
+        assert np.array_equal(a["cols"][k], b["cols"][k]), k
+    for k in ("sizes", "warnings", "skipped", "unreadable", "blocks", "end"):
+        assert a[k] == b[k], k
+
+
+CAPTURES = [p for p in corpus_files() if p.stat().st_size > 2000]
+
+
+@pytest.mark.parametrize("path", CAPTURES, ids=[p.name for p in CAPTURES])
+def test_walk_ahead_reads_what_the_walk_in_turn_reads(require_native, path):
+    for window in (1, 7, 64):
+        ahead, in_turn = walk(path, True, window), walk(path, False, window)
+        assert_same(ahead, in_turn)
+        assert len(ahead["sizes"]) > 1 or len(ahead["cols"]["offset"]) < window
+
+
+@settings(max_examples=40, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(seed=st.integers(0, 2**32 - 1), which=st.integers(0, len(CAPTURES) - 1),
+       window=st.integers(1, 9))
+def test_damaged_captures_read_alike_ahead_and_in_turn(tmp_path, require_native, seed, which,
+                                                        window):
+    rng = random.Random(seed)
+    data = CAPTURES[which].read_bytes()
+    for _ in range(rng.randint(1, 3)):
+        data = mutate_capture(data, rng)
+    path = tmp_path / ("d.pcapng" if data[:4] == b"\x0a\x0d\x0d\x0a" else "d.pcap")
+    path.write_bytes(data)
+    try:
+        in_turn = walk(path, False, window)
+    except Exception as e:  # noqa: BLE001 - not a capture any more: both must say the same
+        with pytest.raises(type(e)):
+            walk(path, True, window)
+        return
+    assert_same(walk(path, True, window), in_turn)
+
+
+def test_split_ranges_read_alike(require_native):
+    path = max(CAPTURES, key=lambda p: p.stat().st_size)
+    size = path.stat().st_size
+    whole = walk(path, False, 5)
+    with Capture(path, backend="native") as cap:
+        list(cap.windows(stop=size // 2))
+        mid = cap.end_state
+    first = walk(path, True, 5, stop=size // 2)
+    second = walk(path, True, 5, start=mid)
+    assert first["end"][:2] == (mid.offset, mid.frame)
+    for k in COLS:
+        joined = np.concatenate([first["cols"][k], second["cols"][k]])
+        if k == "frame_no":  # a walk from mid-file numbers from its start state
+            continue
+        assert np.array_equal(joined, whole["cols"][k]), k
+
+
+def _many_windows() -> Path:
+    return max(CAPTURES, key=lambda p: p.stat().st_size)
+
+
+def test_the_next_window_is_walked_while_this_one_is_worked_on(require_native):
+    """A regression to walking in turn leaves no walk pending and reuses one buffer."""
+    with Capture(_many_windows(), backend="native", window=4) as cap:
+        assert cap.read_ahead == (len(os.sched_getaffinity(0)) > 1)  # a core to spare
+        cap.read_ahead = True
+        it = cap.windows()
+        first = next(it)
+        assert cap._ahead is not None  # the second window is being walked already
+        first_slab = first.slab
+        second = next(it)
+        assert not np.shares_memory(first_slab, second.slab)  # two buffers take turns
+        third = next(it)
+        assert np.shares_memory(first_slab, third.slab)
+        it.close()
+        assert cap._ahead is None  # closing the walk waited for the walk ahead
+
+
+def test_closing_the_capture_mid_walk_waits_for_the_walk_ahead(require_native):
+    cap = Capture(_many_windows(), backend="native", window=2)
+    cap.read_ahead = True
+    it = cap.windows()
+    next(it)
+    pending = cap._ahead
+    assert pending is not None
+    cap.close()  # must not unmap the file under the thread
+    assert cap._ahead is None and not pending._thread.is_alive()
+    del it
+
+
+def test_python_walker_and_turned_off_walk_in_turn():
+    path = _many_windows()
+    with Capture(path, backend="python", window=4) as cap:
+        it = cap.windows()
+        next(it)
+        assert cap._ahead is None
+        it.close()
+    with Capture(path, backend="auto", window=4) as cap:
+        cap.read_ahead = False
+        it = cap.windows()
+        a = next(it).slab
+        b = next(it).slab
+        assert np.shares_memory(a, b) and cap._ahead is None
+        it.close()
+
+
+def test_reading_workers_walk_in_turn(require_native, monkeypatch):
+    """-j N's reading workers leave the other cores to each other and the main process."""
+    from fastcap.read import capture
+    from fastcap.run.ranges import RangeTask, read_range
+
+    seen = []
+    reads_ahead = capture.Capture._reads_ahead
+
+    def watch(self):
+        seen.append(reads_ahead(self))
+        return seen[-1]
+
+    monkeypatch.setattr(capture.Capture, "_reads_ahead", watch)
+    path = _many_windows()
+    read_range(RangeTask(str(path), 0, 0, path.stat().st_size, None, True, frozenset({25}),
+                         "native"))
+    assert seen == [False]
