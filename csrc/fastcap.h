@@ -68,6 +68,12 @@ int64_t fc_walk_pcapng(const uint8_t *buf, int64_t len, int64_t start, int32_t s
 
 int64_t fc_ts_to_ns(uint64_t units, int32_t pow2, int32_t exp, int64_t offset_s);
 
+/* Drop the page-table entries of the mapped file between the pages holding buf + lo and
+ * buf + hi (both rounded down to a page; buf is page-aligned): bytes the walk has left
+ * behind.  The page cache keeps them, so a later read faults them back in unchanged.
+ * Returns madvise's result. */
+int32_t fc_release(const uint8_t *buf, int64_t lo, int64_t hi);
+
 /* ==== TCP reassembly (reassembly.c) ========================================================
  * An opaque reassembler fed window by window; finished connections collect in a "done" list
  * that Python reads with fc_reasm_done_info/copy and then releases with fc_reasm_done_clear. */

@@ -7,6 +7,8 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 #include "fastcap.h"
 
 #define PREFETCH_AHEAD 4096
@@ -62,6 +64,18 @@ int64_t fc_ts_to_ns(uint64_t units, int32_t pow2, int32_t exp, int64_t offset_s)
     }
     ns += (__int128)offset_s * 1000000000;
     return clamp_i128(ns);
+}
+
+int32_t fc_release(const uint8_t *buf, int64_t lo, int64_t hi)
+{
+    int64_t page = (int64_t)sysconf(_SC_PAGESIZE);
+    if (page <= 0 || lo < 0 || hi <= lo)
+        return 0;
+    lo -= lo % page;
+    hi -= hi % page;
+    if (hi <= lo)
+        return 0;
+    return (int32_t)madvise((void *)(buf + lo), (size_t)(hi - lo), MADV_DONTNEED);
 }
 
 static inline void put_row(fc_cols *c, int64_t n, const uint8_t *data, int64_t data_off,

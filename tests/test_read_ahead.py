@@ -168,3 +168,71 @@ def test_reading_workers_walk_in_turn(require_native, monkeypatch):
     read_range(RangeTask(str(path), 0, 0, path.stat().st_size, None, True, frozenset({25}),
                          "native"))
     assert seen == [False]
+
+
+def _big_pcap(tmp_path: Path, frames: int = 24_000) -> Path:
+    """A capture of ~30 MB: several release steps (4 MiB) long."""
+    from fastcap_synth import packets as p
+    from fastcap_synth.writers import Record, write_pcap
+
+    frame = p.tcp_frame("10.0.0.1", "10.0.0.2", 1025, 80, 1, 1, 0x10, b"x" * 1200)
+    path = tmp_path / "big.pcap"
+    write_pcap(path, (Record(frame, 10**9 + i) for i in range(frames)))
+    return path
+
+
+def _mapped_kb(path: Path) -> int:
+    """Resident kB of this process's mapping of `path`, from /proc/self/smaps."""
+    lines = Path("/proc/self/smaps").read_text().splitlines()
+    for i, line in enumerate(lines):
+        if line.endswith(" " + str(path)):
+            for more in lines[i + 1:]:
+                if more.startswith("Rss:"):
+                    return int(more.split()[1])
+    raise AssertionError("mapping not found")
+
+
+@pytest.mark.skipif(not Path("/proc/self/smaps").exists(), reason="needs /proc/self/smaps")
+@pytest.mark.parametrize("ahead", [True, False])
+def test_the_walk_lets_go_of_the_pages_it_left_behind(tmp_path, backend, monkeypatch, ahead):
+    """Resident pages of the mapping stay a few windows deep instead of the whole file, and the
+    bytes left behind read back unchanged."""
+    from fastcap.read import capture
+
+    path = _big_pcap(tmp_path)
+    data = path.read_bytes()
+    got = {}
+    for release in (True, False):
+        if not release:
+            monkeypatch.setattr(capture, "_RELEASE_MIN", 1 << 62)
+        with Capture(path, backend=backend, window=1000) as cap:
+            cap.read_ahead = ahead
+            frames = 0
+            for w in cap.windows():
+                frames += len(w)
+                assert bytes(w.slab[0, :14]) == data[int(w.offset[0]):int(w.offset[0]) + 14]
+            got[release] = _mapped_kb(path)
+            assert bytes(cap.buffer[: 1 << 20]) == data[: 1 << 20]  # faulted back in as it was
+        assert frames == 24_000
+    size_kb = len(data) >> 10
+    assert got[False] > size_kb * 0.9, got  # the measure sees a walk that keeps every page
+    assert got[True] < 12 << 10, got  # ~two windows and the last step's 4 MiB
+
+
+def test_a_piece_in_memory_is_never_let_go(tmp_path, require_native, monkeypatch):
+    """Dropping pages of a buffer of this process's own memory would zero them: only the file's
+    own mapping is let go of."""
+    from fastcap.read import capture, walker
+
+    calls = []
+    monkeypatch.setattr(walker.NativeWalker, "release",
+                        lambda self, bound, lo, hi: calls.append((lo, hi)))
+    monkeypatch.setattr(capture, "_RELEASE_MIN", 1)
+    data = _big_pcap(tmp_path, 4000).read_bytes()
+    buf = bytearray(data)
+    cap = Capture.over(buf, name="piece", fmt="pcap", backend="native", window=100)
+    assert sum(len(w) for w in cap.windows()) == 4000
+    assert calls == [] and bytes(buf) == data
+    with Capture(tmp_path / "big.pcap", backend="native", window=100) as cap:
+        assert sum(len(w) for w in cap.windows()) == 4000
+    assert calls and all(lo < hi for lo, hi in calls)

@@ -13,8 +13,9 @@ import os
 import stat
 import struct
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -37,6 +38,8 @@ from .walkstatus import (
 
 DEFAULT_WINDOW = 1 << 17
 DEFAULT_SLAB = 80  # Ethernet + 802.1Q + IPv6 + TCP up to its data offset; rarer rows re-read
+_HEAD_ROOM = 64  # more than any record or block header before a packet's first byte
+_RELEASE_MIN = 4 << 20  # let go of left-behind pages in steps of at least this many bytes
 _YEAR_S = 366 * 86400  # a resynchronised pcap record lies within this of the last good one
 _GZIP, _ZSTD, _LZ4 = b"\x1f\x8b", b"\x28\xb5\x2f\xfd", b"\x04\x22\x4d\x18"
 KEYS_DROPPED = (f"secrets blocks hold over {pcapng.MAX_KEY_LOG_KEPT >> 20} MiB of TLS key log: "
@@ -180,6 +183,7 @@ class Capture:
         # turns it off.
         self.read_ahead = _cores() > 1
         self._ahead: Ahead | None = None
+        self._released = 0  # mapped bytes before this offset have been let go (_behind)
 
     @classmethod
     def over(cls, buf, *, name: str, fmt: str, base: int = 0, more: bool = False,
@@ -266,6 +270,17 @@ class Capture:
         """A second window like `win` for the walk ahead to fill, or None to walk in turn."""
         return FrameWindow.allocate(win.cap, win.slab_width) if self._reads_ahead() else None
 
+    def _behind(self, upto: int, walk: Callable[..., Any] | None = None, *args: Any) -> Any:
+        """Let go of the mapped pages before `upto` that are not let go yet, then take the
+        walk's next step (on the walk-ahead thread, or in turn).  The window being worked on
+        starts at or after `upto`; earlier bytes, should anyone read them again, come back
+        from the page cache unchanged.  Only the file's own mapping: a piece of a stream is
+        memory of this process, not a view of the page cache."""
+        if self._mapped and upto - self._released >= _RELEASE_MIN:
+            self.walker.release(self._bound, self._released, upto)
+            self._released = upto
+        return None if walk is None else walk(*args)
+
     def _ahead_result(self) -> tuple[int, WalkStatus]:
         ahead, self._ahead = self._ahead, None
         assert ahead is not None
@@ -333,9 +348,12 @@ class Capture:
                 n, off, fno = n + k, st.offset, st.next_frame
             if st.code == FULL:
                 ref_s = int(win.ts_ns[n - 1]) // 1_000_000_000
+                behind = int(win.offset[0]) - _HEAD_ROOM
                 if spare is not None:  # the next window's walk, exactly as the loop would
-                    self._ahead = Ahead(self.walker.walk_pcap, self._bound, lim, off, *args,
-                                        spare, 0, fno)
+                    self._ahead = Ahead(self._behind, behind, self.walker.walk_pcap,
+                                        self._bound, lim, off, *args, spare, 0, fno)
+                else:
+                    self._behind(behind)
                 yield from self._emit(win, n, off)
                 if spare is not None:
                     win, spare = spare, win
@@ -434,10 +452,13 @@ class Capture:
                     k, st = self._straddler(self.walker.walk_pcapng, win, n, off, fno, *args)
             n, off, fno = n + k, st.offset, st.next_frame
             if st.code == FULL:
+                behind = int(win.offset[0]) - _HEAD_ROOM
                 if spare is not None and off < lim:  # as the loop would go on (see pcap)
-                    self._ahead = Ahead(self.walker.walk_pcapng, self._bound, lim, off,
-                                        section.big_endian, list(params), MAX_BLOCK, spare, 0,
-                                        fno)
+                    self._ahead = Ahead(self._behind, behind, self.walker.walk_pcapng,
+                                        self._bound, lim, off, section.big_endian,
+                                        list(params), MAX_BLOCK, spare, 0, fno)
+                else:
+                    self._behind(behind)
                 yield from self._emit(win, n, off)
                 if spare is not None:
                     win, spare = spare, win

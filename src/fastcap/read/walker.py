@@ -6,6 +6,7 @@ module itself is loaded by `_ffi`.
 
 from __future__ import annotations
 
+import mmap
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -28,6 +29,11 @@ class Walker(Protocol):
                     max_block: int, win: FrameWindow, row0: int,
                     next_frame: int) -> tuple[int, WalkStatus]: ...
 
+    def release(self, bound, lo: int, hi: int) -> None:
+        """Let go of the mapped pages between `lo` and `hi` (rounded down to pages) that the
+        walk has left behind: they leave the process's resident set, not the page cache, and
+        unmapping the file at the end has that much less to do."""
+
 
 @dataclass
 class PythonWalker:
@@ -45,6 +51,12 @@ class PythonWalker:
                     next_frame):
         return walk_pcapng_py(bound, length, start, big_endian, ifaces, max_block, win, row0,
                               next_frame)
+
+    def release(self, bound, lo, hi):
+        if isinstance(bound, mmap.mmap) and hasattr(mmap, "MADV_DONTNEED"):
+            lo, hi = lo - lo % mmap.PAGESIZE, hi - hi % mmap.PAGESIZE
+            if 0 <= lo < hi:
+                bound.madvise(mmap.MADV_DONTNEED, lo, hi - lo)
 
 
 _LITTLE_HOST = memoryview(b"\x01\x00").cast("H")[0] == 1
@@ -106,6 +118,9 @@ class NativeWalker:
         n = self.lib.fc_walk_pcapng(bound, length, start, swapped, arr, len(ifaces), max_block,
                                     cols, st)
         return self._result(n, st)
+
+    def release(self, bound, lo, hi):
+        self.lib.fc_release(bound, lo, hi)
 
 
 def get_walker(backend: str = "auto") -> Walker:
