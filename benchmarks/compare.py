@@ -63,6 +63,7 @@ import importlib.util
 import json
 import os
 import platform
+import resource
 import shutil
 import signal
 import statistics
@@ -136,6 +137,12 @@ class Result:
     peak_kb: int
     out: str
     error: str | None  # None, or the first line of the failing command's stderr
+    cpu: float = 0.0  # user + system seconds of all its processes (threads and workers too)
+
+
+def _children_cpu() -> float:
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
 
 
 def run_pipeline(cmds: list[list[str]], capture: bool = False,
@@ -151,6 +158,7 @@ def run_pipeline(cmds: list[list[str]], capture: bool = False,
         out = open(os.path.join(tmp, "out"), "w+b") if capture else subprocess.DEVNULL
         procs: list[subprocess.Popen] = []
         try:
+            cpu0 = _children_cpu()
             t0 = time.perf_counter()
             try:
                 for i, cmd in enumerate(cmds):
@@ -174,6 +182,9 @@ def run_pipeline(cmds: list[list[str]], capture: bool = False,
                 n += 1
                 time.sleep(0.002)
             wall = time.perf_counter() - t0
+            for p in procs:
+                p.wait()  # reaped: their CPU (and that of the children they reaped) counts
+            cpu = _children_cpu() - cpu0
             error = None
             for i, p in enumerate(procs):
                 rc = p.returncode
@@ -188,7 +199,7 @@ def run_pipeline(cmds: list[list[str]], capture: bool = False,
             if capture:
                 out.seek(0)
                 text = out.read().decode(errors="replace")
-            return Result(wall, peak, text, error)
+            return Result(wall, peak, text, error, cpu)
         finally:
             for fh in errs:
                 fh.close()
@@ -366,6 +377,7 @@ class Contender:
     env: dict[str, str] | None = None  # None: this process's environment
     twin_of: str | None = None  # a --before row: the key of this tree's row it pairs with
     secs: list[float] = field(default_factory=list)
+    cpus: list[float] = field(default_factory=list)  # user + system seconds, same runs
     peaks: list[int] = field(default_factory=list)
     error: str | None = None
     facts: dict = field(default_factory=dict)
@@ -532,12 +544,15 @@ def record(c: Contender, r: Result, refs: dict) -> None:
         try:
             res = json.loads(r.out)
             c.secs.append(res.pop("seconds"))
+            if (cpu := res.pop("cpu_seconds", None)) is not None:  # an older tree has none
+                c.cpus.append(cpu)
         except (ValueError, KeyError, AttributeError):
             c.error = "failed: no JSON result: " + (r.out.strip().splitlines() or ["(empty)"])[0]
             return
         facts = res
     else:
         c.secs.append(r.wall)
+        c.cpus.append(r.cpu)
         if c.count == "sessions":
             facts = {"scanned_sessions": sum(1 for ln in r.out.splitlines()
                                              if ln.startswith("{"))}
@@ -636,6 +651,8 @@ def main() -> int:
             med = statistics.median(c.secs)
             row.update(median_s=med * c.scale, gb_per_s=c.data_bytes / med / 1e9,
                        peak_private_mb=max(c.peaks) / 1024)
+            if c.cpus:
+                row.update(cpu_seconds=c.cpus, median_cpu_s=statistics.median(c.cpus) * c.scale)
         notes = [n for n in (c.note,) if n]
         if c.secs and len(c.secs) != args.repeat:
             notes.append(f"{len(c.secs)} run{'s' if len(c.secs) != 1 else ''}")
@@ -663,19 +680,20 @@ def main() -> int:
           f"`fastcap scan -j 1 F` / the row's (same traffic); scaled rows: time x (FILE size / "
           f"measured file size); private MB = peak RssAnon of all the row's processes")
     width = max(len(r["what"]) for r in rows)
-    print(f"{'what':{width}} {'median s':>9} {'GB/s':>7} {'x fastcap':>9} {'private MB':>10}  "
-          f"note")
+    print(f"{'what':{width}} {'median s':>9} {'CPU s':>6} {'GB/s':>7} {'x fastcap':>9} "
+          f"{'private MB':>10}  note")
     for r in rows:
         if "median_s" not in r:
-            print(f"{r['what']:{width}} {'-':>9} {'-':>7} {'-':>9} {'-':>10}  {r['status']}"
-                  + (f"; {r['note']}" if r["note"] else ""))
+            print(f"{r['what']:{width}} {'-':>9} {'-':>6} {'-':>7} {'-':>9} {'-':>10}  "
+                  f"{r['status']}" + (f"; {r['note']}" if r["note"] else ""))
             continue
         r["x_fastcap"] = base["median_s"] / r["median_s"] if base else None
         r["x_tcpdump"] = tcpd["median_s"] / r["median_s"] if tcpd else None
         ratio = f"{r['x_fastcap']:9.2f}" if base else f"{'-':>9}"
         gbs = r["gb_per_s"]
         gbs_text = f"{gbs:7.{2 if gbs >= 1 else 3}f}" if gbs >= 0.001 else f"{'-':>7}"
-        print(f"{r['what']:{width}} {r['median_s']:9.3f} {gbs_text} {ratio} "
+        cpu = f"{r['median_cpu_s']:6.2f}" if "median_cpu_s" in r else f"{'-':>6}"
+        print(f"{r['what']:{width}} {r['median_s']:9.3f} {cpu} {gbs_text} {ratio} "
               f"{r['peak_private_mb']:10.1f}  {r['note']}")
     pairs = before_table(rows) if args.before else []
     goals = targets(rows)
@@ -703,6 +721,13 @@ TARGETS = (
 PRIVATE_MB_GOAL = 256
 
 
+def _cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
 def targets(rows: list[dict]) -> list[dict]:
     """Print and return the speed goals, each as a ratio of two rows of this same run."""
     by_key = {r["key"]: r for r in rows}
@@ -717,6 +742,11 @@ def targets(rows: list[dict]) -> list[dict]:
             t.update(ratio=a / b, holds=a / b >= goal)
         if den == "startup" and by_key.get("floor", {}).get("median_s"):
             t["floor_ratio"] = a / by_key["floor"]["median_s"]  # the best start-up could do
+        one = by_key.get("stage-scan", {})
+        if den == jn and a and one.get("median_cpu_s"):
+            # -j N does at least -j 1's work: on this many cores its wall time is at least
+            # that CPU time / cores, whatever the split.
+            t["cpu_bound"] = a * _cores() / one["median_cpu_s"]
         out.append(t)
     peaks = [r["peak_private_mb"] for r in rows if r["key"].startswith(("scan", "stage-scan"))
              and "peak_private_mb" in r and not r["key"].endswith("@before")]
@@ -732,6 +762,9 @@ def targets(rows: list[dict]) -> list[dict]:
         holds = {True: "yes", False: "NO"}.get(t.get("holds"), "not measured")
         if "floor_ratio" in t:
             holds += f" (the floor row alone: {t['floor_ratio']:.2f})"
+        if "cpu_bound" in t:
+            holds += (f" (at most {t['cpu_bound']:.2f} on {_cores()} cores: "
+                      f"-j 1's CPU time / cores)")
         print(f"{t['what']:{width}} {t['goal']:>6} {got}  {holds}")
     return out
 
