@@ -113,14 +113,14 @@ def test_the_next_window_is_walked_while_this_one_is_worked_on(require_native):
         cap.read_ahead = True
         it = cap.windows()
         first = next(it)
-        assert cap._ahead is not None  # the second window is being walked already
+        assert cap.walking_ahead  # the second window is being walked already
         first_slab = first.slab
         second = next(it)
         assert not np.shares_memory(first_slab, second.slab)  # two buffers take turns
         third = next(it)
         assert np.shares_memory(first_slab, third.slab)
         it.close()
-        assert cap._ahead is None  # closing the walk waited for the walk ahead
+        assert not cap.walking_ahead and not cap._walks  # closing waited for the walk ahead
 
 
 def test_closing_the_capture_mid_walk_waits_for_the_walk_ahead(require_native):
@@ -128,10 +128,11 @@ def test_closing_the_capture_mid_walk_waits_for_the_walk_ahead(require_native):
     cap.read_ahead = True
     it = cap.windows()
     next(it)
-    pending = cap._ahead
-    assert pending is not None
+    (slot,) = cap._walks
+    call = slot._call
+    assert call is not None and cap.walking_ahead
     cap.close()  # must not unmap the file under the thread
-    assert cap._ahead is None and not pending._thread.is_alive()
+    assert not cap.walking_ahead and not call._thread.is_alive()
     del it
 
 
@@ -140,14 +141,14 @@ def test_python_walker_and_turned_off_walk_in_turn():
     with Capture(path, backend="python", window=4) as cap:
         it = cap.windows()
         next(it)
-        assert cap._ahead is None
+        assert not cap.walking_ahead
         it.close()
     with Capture(path, backend="auto", window=4) as cap:
         cap.read_ahead = False
         it = cap.windows()
         a = next(it).slab
         b = next(it).slab
-        assert np.shares_memory(a, b) and cap._ahead is None
+        assert np.shares_memory(a, b) and not cap.walking_ahead
         it.close()
 
 
@@ -236,3 +237,22 @@ def test_a_piece_in_memory_is_never_let_go(tmp_path, require_native, monkeypatch
     with Capture(tmp_path / "big.pcap", backend="native", window=100) as cap:
         assert sum(len(w) for w in cap.windows()) == 4000
     assert calls and all(lo < hi for lo, hi in calls)
+
+
+def test_two_walks_of_one_capture_keep_their_own_windows(require_native):
+    """Each walk has its own walk ahead: interleaving two never hands one the other's rows."""
+    path = _many_windows()
+    whole = walk(path, False, 3)["cols"]["frame_no"]
+    with Capture(path, backend="native", window=3) as cap:
+        cap.read_ahead = True
+        a, b = cap.windows(), cap.windows()
+        got_a, got_b = [], []
+        for wa, wb in zip(a, b, strict=False):
+            got_a.append(wa.frame_no.copy())
+            got_b.append(wb.frame_no.copy())
+        a.close()
+        b.close()
+    n = sum(map(len, got_a))
+    assert n > 6
+    assert np.array_equal(np.concatenate(got_a), whole[:n])
+    assert np.array_equal(np.concatenate(got_b), whole[:n])

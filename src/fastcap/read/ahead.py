@@ -41,3 +41,31 @@ class Ahead:
         if self._error is not None:
             raise self._error
         return self._value
+
+
+class Slot:
+    """The one walk ahead a walk may have pending: each walk (one ``windows()`` generator) has
+    its own, so two walks of one capture never take each other's windows."""
+
+    __slots__ = ("_call",)
+
+    def __init__(self) -> None:
+        self._call: Ahead | None = None
+
+    @property
+    def pending(self) -> bool:
+        return self._call is not None
+
+    def start(self, fn: Callable[..., Any], *args: Any) -> None:
+        self._call = Ahead(fn, *args)
+
+    def result(self) -> Any:
+        call, self._call = self._call, None
+        assert call is not None
+        return call.result()
+
+    def settle(self) -> None:
+        """Wait for a pending call, dropping its result (the walk is being closed)."""
+        call, self._call = self._call, None
+        if call is not None:
+            call.wait()

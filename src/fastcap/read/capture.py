@@ -21,7 +21,7 @@ import numpy as np
 
 from ..errors import CaptureError, CaptureWarning
 from . import pcap, pcapng, resync
-from .ahead import Ahead
+from .ahead import Slot
 from .frames import FrameWindow
 from .walker import Walker, get_walker
 from .walkstatus import (
@@ -182,7 +182,7 @@ class Capture:
         # is a core to spare; a caller whose other cores are busy (a reading worker of -j N)
         # turns it off.
         self.read_ahead = _cores() > 1
-        self._ahead: Ahead | None = None
+        self._walks: set[Slot] = set()  # the walk ahead of each walk under way
         self._released = 0  # mapped bytes before this offset have been let go (_behind)
 
     @classmethod
@@ -218,7 +218,8 @@ class Capture:
         return self.bytes_done
 
     def close(self) -> None:
-        self._settle()
+        for slot in list(self._walks):  # a walk ahead must be done before the map goes
+            slot.settle()
         self._bound = self._np = None
         if isinstance(self._mm, mmap.mmap):
             try:
@@ -251,13 +252,16 @@ class Capture:
         whole = start is None and stop is None and self._mapped
         self._stop = self.meta.size if stop is None else max(0, min(stop, self.meta.size))
         self.start_used = False
+        slot = Slot()
+        self._walks.add(slot)
         try:
             if self.meta.format == "pcap":
-                yield from self._walk_pcap(win, spare, start)
+                yield from self._walk_pcap(win, spare, start, slot)
             else:
-                yield from self._walk_pcapng(win, spare, start)
+                yield from self._walk_pcapng(win, spare, start, slot)
         finally:  # a walk ahead still writing must be done before its buffer or map goes
-            self._settle()
+            slot.settle()
+            self._walks.discard(slot)
         if whole:
             self._note_growth()
 
@@ -281,15 +285,10 @@ class Capture:
             self._released = upto
         return None if walk is None else walk(*args)
 
-    def _ahead_result(self) -> tuple[int, WalkStatus]:
-        ahead, self._ahead = self._ahead, None
-        assert ahead is not None
-        return ahead.result()
-
-    def _settle(self) -> None:
-        ahead, self._ahead = self._ahead, None
-        if ahead is not None:
-            ahead.wait()
+    @property
+    def walking_ahead(self) -> bool:
+        """Whether a walk ahead is under way (the next window being walked on its thread)."""
+        return any(slot.pending for slot in self._walks)
 
     def _note_growth(self) -> None:
         """A capture still being written is read up to its size when it was opened; say so,
@@ -309,8 +308,8 @@ class Capture:
         one record against the whole file (the window's row n, with room made first)."""
         return walk(self._bound, self.meta.size, off, *args, win.head(n + 1), n, fno)
 
-    def _walk_pcap(self, win: FrameWindow, spare: FrameWindow | None, start: WalkState | None
-                   ) -> Iterator[FrameWindow]:
+    def _walk_pcap(self, win: FrameWindow, spare: FrameWindow | None, start: WalkState | None,
+                   slot: Slot) -> Iterator[FrameWindow]:
         meta, size, lim = self.meta, self.meta.size, self._stop
         hdr = self.pcap_header
         if hdr is None:
@@ -335,8 +334,8 @@ class Capture:
             off, fno, ref_s = start.offset, start.frame, start.ref_s
         args = (hdr.big_endian, hdr.nanosecond, hdr.snaplen, max_caplen)
         while True:
-            if self._ahead is not None:
-                k, st = self._ahead_result()
+            if slot.pending:
+                k, st = slot.result()
             else:
                 k, st = self.walker.walk_pcap(self._bound, lim, off, *args, win, n, fno)
             n, off, fno = n + k, st.offset, st.next_frame
@@ -350,8 +349,8 @@ class Capture:
                 ref_s = int(win.ts_ns[n - 1]) // 1_000_000_000
                 behind = int(win.offset[0]) - _HEAD_ROOM
                 if spare is not None:  # the next window's walk, exactly as the loop would
-                    self._ahead = Ahead(self._behind, behind, self.walker.walk_pcap,
-                                        self._bound, lim, off, *args, spare, 0, fno)
+                    slot.start(self._behind, behind, self.walker.walk_pcap, self._bound, lim,
+                               off, *args, spare, 0, fno)
                 else:
                     self._behind(behind)
                 yield from self._emit(win, n, off)
@@ -424,7 +423,7 @@ class Capture:
 
     # -- pcapng ----------------------------------------------------------------------------
     def _walk_pcapng(self, win: FrameWindow, spare: FrameWindow | None,
-                     start: WalkState | None) -> Iterator[FrameWindow]:
+                     start: WalkState | None, slot: Slot) -> Iterator[FrameWindow]:
         meta, size, mm, lim = self.meta, self.meta.size, self._mm, self._stop
         section: pcapng.Section | None = None
         params: list = []
@@ -440,8 +439,8 @@ class Capture:
                 k = 0
             else:
                 args = (section.big_endian, params, MAX_BLOCK)
-                if self._ahead is not None:
-                    k, st = self._ahead_result()
+                if slot.pending:
+                    k, st = slot.result()
                 else:
                     k, st = self.walker.walk_pcapng(self._bound, lim, off, *args, win, n, fno)
                 if st.code == TRUNCATED and st.offset < lim < size:
@@ -454,9 +453,9 @@ class Capture:
             if st.code == FULL:
                 behind = int(win.offset[0]) - _HEAD_ROOM
                 if spare is not None and off < lim:  # as the loop would go on (see pcap)
-                    self._ahead = Ahead(self._behind, behind, self.walker.walk_pcapng,
-                                        self._bound, lim, off, section.big_endian,
-                                        list(params), MAX_BLOCK, spare, 0, fno)
+                    slot.start(self._behind, behind, self.walker.walk_pcapng, self._bound,
+                               lim, off, section.big_endian, list(params), MAX_BLOCK, spare,
+                               0, fno)
                 else:
                     self._behind(behind)
                 yield from self._emit(win, n, off)
