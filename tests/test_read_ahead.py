@@ -256,3 +256,21 @@ def test_two_walks_of_one_capture_keep_their_own_windows(require_native):
     assert n > 6
     assert np.array_equal(np.concatenate(got_a), whole[:n])
     assert np.array_equal(np.concatenate(got_b), whole[:n])
+
+
+def test_a_window_given_by_the_caller_is_filled_in_turn_with_a_spare(require_native):
+    """`Capture.frames` (a window the caller provides) is the first buffer; the walk ahead
+    fills a spare like it, and the frames read are the same."""
+    from fastcap.read.frames import FrameWindow
+
+    path = _many_windows()
+    whole = walk(path, False, 5)["cols"]["frame_no"]
+    with Capture(path, backend="native") as cap:
+        cap.read_ahead = True
+        cap.frames = given = FrameWindow.allocate(5, 80)
+        seen, used_given = [], 0
+        for w in cap.windows():
+            seen.append(w.frame_no.copy())
+            used_given += np.shares_memory(w.slab, given.slab)
+    assert np.array_equal(np.concatenate(seen), whole)
+    assert 0 < used_given < len(seen)  # the given window and the spare took turns
