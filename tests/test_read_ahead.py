@@ -129,10 +129,10 @@ def test_closing_the_capture_mid_walk_waits_for_the_walk_ahead(require_native):
     it = cap.windows()
     next(it)
     (slot,) = cap._walks
-    call = slot._call
-    assert call is not None and cap.walking_ahead
+    thread = slot._thread
+    assert thread is not None and cap.walking_ahead
     cap.close()  # must not unmap the file under the thread
-    assert not cap.walking_ahead and not call._thread.is_alive()
+    assert not cap.walking_ahead and not thread.is_alive()
     del it
 
 

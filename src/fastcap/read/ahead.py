@@ -14,14 +14,24 @@ from collections.abc import Callable
 from typing import Any
 
 
-class Ahead:
-    """``fn(*args)`` started now on a thread; :meth:`result` waits for it."""
+class Slot:
+    """The one walk ahead a walk may have pending: ``fn(*args)`` on a thread of its own.  Each
+    walk (one ``windows()`` generator) has its own, so two walks of one capture never take
+    each other's windows."""
 
     __slots__ = ("_thread", "_value", "_error")
 
-    def __init__(self, fn: Callable[..., Any], *args: Any) -> None:
+    def __init__(self) -> None:
+        self._thread: threading.Thread | None = None
         self._value: Any = None
         self._error: BaseException | None = None
+
+    @property
+    def pending(self) -> bool:
+        return self._thread is not None
+
+    def start(self, fn: Callable[..., Any], *args: Any) -> None:
+        self._value, self._error = None, None
         self._thread = threading.Thread(target=self._run, args=(fn, args), daemon=True,
                                         name="fastcap-walk-ahead")
         self._thread.start()
@@ -32,40 +42,17 @@ class Ahead:
         except BaseException as e:  # handed to the caller by result()
             self._error = e
 
-    def wait(self) -> None:
-        """Until the call has returned (the buffers it writes are then the caller's again)."""
-        self._thread.join()
-
     def result(self) -> Any:
-        self._thread.join()
-        if self._error is not None:
-            raise self._error
-        return self._value
-
-
-class Slot:
-    """The one walk ahead a walk may have pending: each walk (one ``windows()`` generator) has
-    its own, so two walks of one capture never take each other's windows."""
-
-    __slots__ = ("_call",)
-
-    def __init__(self) -> None:
-        self._call: Ahead | None = None
-
-    @property
-    def pending(self) -> bool:
-        return self._call is not None
-
-    def start(self, fn: Callable[..., Any], *args: Any) -> None:
-        self._call = Ahead(fn, *args)
-
-    def result(self) -> Any:
-        call, self._call = self._call, None
-        assert call is not None
-        return call.result()
+        """The call's result, once it has returned (its buffers are the caller's again)."""
+        self.settle()
+        value, error = self._value, self._error
+        self._value = self._error = None
+        if error is not None:
+            raise error
+        return value
 
     def settle(self) -> None:
-        """Wait for a pending call, dropping its result (the walk is being closed)."""
-        call, self._call = self._call, None
-        if call is not None:
-            call.wait()
+        """Wait for a pending call (the walk is being closed: its result is not wanted)."""
+        thread, self._thread = self._thread, None
+        if thread is not None:
+            thread.join()

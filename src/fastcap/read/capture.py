@@ -347,15 +347,8 @@ class Capture:
                 n, off, fno = n + k, st.offset, st.next_frame
             if st.code == FULL:
                 ref_s = int(win.ts_ns[n - 1]) // 1_000_000_000
-                behind = int(win.offset[0]) - _HEAD_ROOM
-                if spare is not None:  # the next window's walk, exactly as the loop would
-                    slot.start(self._behind, behind, self.walker.walk_pcap, self._bound, lim,
-                               off, *args, spare, 0, fno)
-                else:
-                    self._behind(behind)
-                yield from self._emit(win, n, off)
-                if spare is not None:
-                    win, spare = spare, win
+                win, spare = yield from self._hand_over(win, spare, n, off, fno, slot,
+                                                        self.walker.walk_pcap, lim, args)
                 n = 0
                 continue
             if n:
@@ -416,6 +409,20 @@ class Capture:
         if reason is not None:
             self.meta.skipped[reason] += 1
 
+    def _hand_over(self, win: FrameWindow, spare: FrameWindow | None, n: int, off: int,
+                   fno: int, slot: Slot, walk: Callable[..., Any] | None, lim: int,
+                   args: tuple) -> Iterator[FrameWindow]:
+        """Hand over a full window; returns (window to fill next, spare).  With a spare, the
+        next window's walk (`walk` from `off`, exactly as the loop would take it) starts on
+        the walk-ahead thread first; either way the pages before this window are let go."""
+        behind = int(win.offset[0]) - _HEAD_ROOM
+        if spare is not None and walk is not None:
+            slot.start(self._behind, behind, walk, self._bound, lim, off, *args, spare, 0, fno)
+        else:
+            self._behind(behind)
+        yield from self._emit(win, n, off)
+        return (win, None) if spare is None else (spare, win)
+
     def _emit(self, win: FrameWindow, n: int, off: int) -> Iterator[FrameWindow]:
         self.frames_done += n
         self.bytes_done = off
@@ -451,16 +458,10 @@ class Capture:
                     k, st = self._straddler(self.walker.walk_pcapng, win, n, off, fno, *args)
             n, off, fno = n + k, st.offset, st.next_frame
             if st.code == FULL:
-                behind = int(win.offset[0]) - _HEAD_ROOM
-                if spare is not None and off < lim:  # as the loop would go on (see pcap)
-                    slot.start(self._behind, behind, self.walker.walk_pcapng, self._bound,
-                               lim, off, section.big_endian, list(params), MAX_BLOCK, spare,
-                               0, fno)
-                else:
-                    self._behind(behind)
-                yield from self._emit(win, n, off)
-                if spare is not None:
-                    win, spare = spare, win
+                win, spare = yield from self._hand_over(
+                    win, spare, n, off, fno, slot,
+                    self.walker.walk_pcapng if off < lim else None,  # the loop ends at lim
+                    lim, (section.big_endian, list(params), MAX_BLOCK))
                 n = 0
                 continue
             if st.code == END:
