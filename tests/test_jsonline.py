@@ -4,11 +4,21 @@ those of json.dumps of the session's record, on every capture the tests carry.""
 from __future__ import annotations
 
 import json
+from dataclasses import fields
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from fastcap.out import jsonline, report
+from fastcap.proto.smtp.dialogue import (
+    AnomalyRecord,
+    CommandRecord,
+    GapRecord,
+    ReplyRecord,
+    SmtpDialogue,
+)
 from fastcap.run.scanner import scan
 
 PROJECT = Path(__file__).resolve().parents[1]
@@ -59,3 +69,49 @@ def test_without_the_c_encoder_the_line_is_the_same(monkeypatch) -> None:
     jsonline._server_hello_parts.cache_clear()
     assert [report.to_jsonl_line(s, "x") for s in sessions] == fast == [
         _plain(s, "x") for s in sessions]
+
+
+class _Str(str):
+    """A str subclass: json writes it as a string, but not through the kept texts."""
+
+
+_SCALAR = st.one_of(st.none(), st.booleans(), st.integers(-2**70, 2**70),
+                    st.integers(0, 5000), st.text(max_size=20), st.text(max_size=300),
+                    st.text(max_size=8).map(_Str), st.floats(allow_nan=True))
+_ODD = st.one_of(_SCALAR, st.lists(_SCALAR, max_size=3), st.tuples(_SCALAR),
+                 st.dictionaries(st.text(max_size=3), _SCALAR, max_size=2))
+
+
+def _record(cls) -> st.SearchStrategy:
+    return st.builds(cls, *[_SCALAR for _ in fields(cls)])
+
+
+_RECORD = st.one_of(*[_record(c) for c in (CommandRecord, ReplyRecord, AnomalyRecord,
+                                            GapRecord)])
+
+
+def _field(name: str) -> st.SearchStrategy:
+    if name in ("commands", "replies", "relay_denied", "anomalies", "gaps", "capabilities"):
+        items = st.lists(st.one_of(_RECORD, _SCALAR), max_size=4)
+        return st.one_of(items, items.map(tuple), _ODD)
+    if name == "starttls_reply":
+        return st.one_of(st.none(), _record(ReplyRecord), _record(CommandRecord), _ODD)
+    return _ODD
+
+
+@given(st.fixed_dictionaries({f.name: _field(f.name) for f in fields(SmtpDialogue)}))
+@settings(max_examples=300, deadline=None)
+def test_smtp_text_is_json_dumps_of_the_dialogue(values) -> None:
+    d = SmtpDialogue(**values)
+    text = jsonline.smtp_text(d)
+    assert text == json.dumps(d.to_dict(), default=str) == jsonline.plain_text(d)
+
+
+def test_smtp_text_writes_every_field_in_order() -> None:
+    """A field added to the dialogue or its records must reach the line, in its place."""
+    d = SmtpDialogue(starttls_reply=ReplyRecord(220, None, "go", 1, 2, "STARTTLS"),
+                     commands=[CommandRecord("EHLO", "x", 0, 1)])
+    out = json.loads(jsonline.smtp_text(d))
+    assert list(out) == [f.name for f in fields(SmtpDialogue)]
+    assert list(out["starttls_reply"]) == [f.name for f in fields(ReplyRecord)]
+    assert list(out["commands"][0]) == [f.name for f in fields(CommandRecord)]
