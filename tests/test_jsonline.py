@@ -20,6 +20,7 @@ from fastcap.proto.smtp.dialogue import (
     SmtpDialogue,
 )
 from fastcap.run.scanner import scan
+from fastcap.session import TcpFacts
 
 PROJECT = Path(__file__).resolve().parents[1]
 CAPTURES = sorted(p for d in (PROJECT / "tests" / "data", PROJECT / "examples")
@@ -115,3 +116,17 @@ def test_smtp_text_writes_every_field_in_order() -> None:
     assert list(out) == [f.name for f in fields(SmtpDialogue)]
     assert list(out["starttls_reply"]) == [f.name for f in fields(ReplyRecord)]
     assert list(out["commands"][0]) == [f.name for f in fields(CommandRecord)]
+
+
+_GAPS = st.lists(st.tuples(st.integers(0, 2**40), st.integers(0, 2**20)), max_size=3)
+
+
+@given(st.builds(TcpFacts, *[_GAPS if f.name.endswith("_gaps") else _SCALAR
+                             for f in fields(TcpFacts)]), st.booleans())
+@settings(max_examples=200, deadline=None)
+def test_tcp_text_is_json_dumps_of_the_session_dicts_tcp(tcp, extra) -> None:
+    if extra:  # an attribute beyond the fields: it is written too, as the record writes it
+        tcp.note = "x"
+    whole = {**tcp.__dict__, "c2s_gaps": [list(g) for g in tcp.c2s_gaps],
+             "s2c_gaps": [list(g) for g in tcp.s2c_gaps]}
+    assert jsonline._tcp(tcp) == json.dumps(whole, default=str)

@@ -445,8 +445,27 @@ def _verdict(v: Verdict) -> str:
 
 
 def _tcp(tcp: TcpFacts) -> str:
-    return dict_text({**tcp.__dict__, "c2s_gaps": [list(g) for g in tcp.c2s_gaps],
-                      "s2c_gaps": [list(g) for g in tcp.s2c_gaps]})
+    """``json.dumps`` of the transport facts (their fields, the gaps as lists), written
+    straight: the dict and its generic writing were 7 us of every line."""
+    if type(tcp) is not TcpFacts or len(vars(tcp)) != _TCP_FIELDS:
+        return dict_text({**tcp.__dict__, "c2s_gaps": [list(g) for g in tcp.c2s_gaps],
+                          "s2c_gaps": [list(g) for g in tcp.s2c_gaps]})
+    return "".join((
+        '{"client_by": ', _text(tcp.client_by),
+        ', "syn_seen": ', _text(tcp.syn_seen),
+        ', "c2s_gaps": ', _dumps([list(g) for g in tcp.c2s_gaps]) if tcp.c2s_gaps else "[]",
+        ', "s2c_gaps": ', _dumps([list(g) for g in tcp.s2c_gaps]) if tcp.s2c_gaps else "[]",
+        ', "c2s_bytes": ', _once_text(tcp.c2s_bytes),
+        ', "s2c_bytes": ', _once_text(tcp.s2c_bytes),
+        ', "capped": ', _text(tcp.capped),
+        ', "evicted": ', _text(tcp.evicted),
+        ', "retransmissions": ', _text(tcp.retransmissions),
+        ', "conflicting_overlaps": ', _text(tcp.conflicting_overlaps),
+        ', "out_of_order": ', _text(tcp.out_of_order),
+        ', "closed_by": ', _text(tcp.closed_by), "}"))
+
+
+_TCP_FIELDS = len(TcpFacts.__dataclass_fields__)  # an instance given more is written generically
 
 
 def session_line(s: Session, path: str, schema_version: int) -> str:
