@@ -35,7 +35,7 @@ NAMES: dict[str, tuple[str, ...]] = {
                        "get_walker"),
     "fastcap.parallel": ("JudgeOptions", "PoolExecutor", "SerialExecutor", "_chain",
                          "_flow_tasks", "analyzer_for", "reassemble_flows", "split_scan"),
-    "fastcap.pickling": ("compact",),
+    "fastcap.pickling": ("compact", "maker"),
     "fastcap.ranges": ("plan", "read_range", "stitch"),
     "fastcap.reassembly": ("CONN_OVERHEAD", "Connection", "FrameCols", "RawConn", "RawDir",
                            "Reassembler", "SEG_BYTES", "StreamDir", "PyReassemblerCore",
