@@ -194,21 +194,25 @@ def test_an_unreadable_mozilla_bundle_still_stops_the_scan_before_it_starts(monk
 
 def test_only_the_program_itself_freezes_what_its_imports_made(monkeypatch, capsys, tmp_path):
     """`fastcap` run as the program leaves its start-up objects out of the cyclic GC
-    (gc.freeze, GC enabled again after); a caller running main() in-process keeps its GC."""
+    (gc.freeze, GC enabled again after) and collects young objects less often; a caller
+    running main() in-process keeps its GC."""
     import gc
 
     from fastcap.cli import main
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
-    frozen = gc.get_freeze_count()
+    frozen, threshold = gc.get_freeze_count(), gc.get_threshold()
     assert main(["scan", str(EXAMPLE)]) == 1 and "no_client_cert" in capsys.readouterr().out
     assert gc.get_freeze_count() == frozen and gc.isenabled()
+    assert gc.get_threshold() == threshold
     code = ("import contextlib, gc, io, sys\nfrom fastcap.cli import main\n"
             f"sys.argv = ['fastcap', 'scan', {str(EXAMPLE)!r}]\n"
             "with contextlib.redirect_stdout(io.StringIO()):\n"
             "    code = main()\n"
-            "print(code, gc.get_freeze_count(), gc.isenabled())")
+            "print(code, gc.get_freeze_count(), gc.isenabled(), *gc.get_threshold())")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           env={**os.environ, "XDG_CACHE_HOME": str(tmp_path)})
-    code, count, enabled = proc.stdout.split()
+    code, count, enabled, *threshold = proc.stdout.split()
     assert code == "1" and int(count) > 10_000 and enabled == "True", proc.stderr
+    # and collects its youngest objects less often, the older generations as before
+    assert [int(t) for t in threshold] == [20_000, *gc.get_threshold()[1:]]
