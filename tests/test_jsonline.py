@@ -130,3 +130,10 @@ def test_tcp_text_is_json_dumps_of_the_session_dicts_tcp(tcp, extra) -> None:
     whole = {**tcp.__dict__, "c2s_gaps": [list(g) for g in tcp.c2s_gaps],
              "s2c_gaps": [list(g) for g in tcp.s2c_gaps]}
     assert jsonline._tcp(tcp) == json.dumps(whole, default=str)
+
+
+@given(st.lists(st.one_of(st.integers(-2**70, 2**70), st.integers(0, 20000), st.booleans(),
+                          st.none(), st.floats(allow_nan=True), st.text(max_size=3)),
+                max_size=12))
+def test_int_lists_are_json_dumps_of_the_list(values) -> None:
+    assert jsonline._ints(list(values)) == json.dumps(list(values), default=str)

@@ -354,8 +354,14 @@ def _traffic(t: EncryptedTraffic) -> str:
 
 
 def _ints(values: list[Any]) -> str:
-    """A list's text, its (usually small, recurring) ints' texts kept."""
+    """A list's text. Of exact ints (record sizes and counts: always, but for a hand-made
+    record) that is the list's repr, json's separators being repr's."""
+    if set(map(type, values)) <= _INT:
+        return repr(values)
     return "[" + ", ".join([_value(type(v), _dumps)(v) for v in values]) + "]"
+
+
+_INT = {int}
 
 
 def _ticket(ticket: bytes) -> str:
