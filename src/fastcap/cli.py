@@ -338,7 +338,7 @@ def _long_lived(own_process: bool):
     collection, the one at exit included (gc.freeze): ~5% of a small scan's instructions.
     The youngest generation is then collected every `_YOUNG` allocations instead of 700: the
     sessions held for number order outlive many young collections, and the default had the
-    collector promote and walk them again (on the 20,000-session file the collector took 0.45
+    collector promote and walk them again (on the 20,000-session file the collector took 0.45 s
     of a scan's 8.5 s, and 0.14 s after; its private memory did not change).
     A caller that runs `main` in its own process keeps its GC as it was."""
     if not own_process:
