@@ -13,17 +13,24 @@ finds their values, those records have to be built.  This prints, per session, m
 - the JSON line of each session (``--format jsonl``'s writer);
 - the floor: the same sessions' records built again from their own field values, by the
   fastest way this code builds them (a slotted record's slot descriptors, as
-  ``pickling.maker`` does; ``__init__`` for the others), nothing parsed or looked up.
+  ``pickling.maker`` does; ``__init__`` for the others), nothing parsed or looked up;
+- the copy between processes, as `-j N` with flows dealt to workers would need it: a judged
+  session pickled (in the worker) and unpickled (in the parent), now, and the copy's floor,
+  the same values with every record a plain tuple of its field values (what any format
+  carrying those Python values costs, before the parent builds the records again).
 
 The floor is a lower bound of the scan's per-session cost under the design's frozen records,
-not a target: it leaves out every byte read and every decision.
+not a target: it leaves out every byte read and every decision.  The copy's floor plus the
+records' floor is the least a parent process pays for a session another process judged.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import gc
 import json
+import pickle
 import statistics
 import sys
 import time
@@ -81,6 +88,46 @@ def rebuild_plan(sessions: list[Any]) -> list[tuple[Callable[..., Any], tuple[An
     return plan
 
 
+def plain_values(root: Any) -> Any:
+    """``root`` with every record replaced by the tuple of its field values (lists, tuples and
+    dict values followed; a record reached twice gives the same tuple, as pickle's memo would
+    share it).  Every other value is the very object the record holds."""
+    done: dict[int, tuple[Any, ...]] = {}
+
+    def plain(obj: Any) -> Any:
+        if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+            key = id(obj)
+            if key not in done:
+                done[key] = tuple([plain(getattr(obj, f.name)) for f in dataclasses.fields(obj)])
+            return done[key]
+        if isinstance(obj, list):
+            return [plain(x) for x in obj]
+        if isinstance(obj, tuple):
+            return tuple([plain(x) for x in obj])
+        if isinstance(obj, dict):
+            return {k: plain(v) for k, v in obj.items()}
+        return obj
+
+    return plain(root)
+
+
+def _copy_times(repeat: int, objs: list[Any]) -> tuple[float, float]:
+    """Medians of pickling each object alone and of unpickling it, in seconds for all; what
+    is made is dropped at once, as a process handing sessions on does."""
+    top = pickle.HIGHEST_PROTOCOL
+    blobs = [pickle.dumps(o, top) for o in objs]
+
+    def dumps() -> None:
+        for o in objs:
+            pickle.dumps(o, top)
+
+    def loads() -> None:
+        for b in blobs:
+            pickle.loads(b)
+
+    return _median_of(repeat, dumps), _median_of(repeat, loads)
+
+
 def _median_of(repeat: int, run: Callable[[], Any]) -> float:
     times = []
     for _ in range(repeat):
@@ -111,6 +158,12 @@ def main() -> None:
     sessions = list(scan(path, summary=ScanSummary(path)))
     n = len(sessions)
     plan = rebuild_plan(sessions)
+    plain = [plain_values(x) for x in sessions]
+    # A scan streams its sessions: keep those held here out of the collector's walks.
+    gc.freeze()
+
+    copy_dumps, copy_loads = _copy_times(args.repeat, sessions)
+    floor_dumps, floor_loads = _copy_times(args.repeat, plain)
 
     def lines() -> None:
         for s in sessions:
@@ -126,12 +179,20 @@ def main() -> None:
         "scan_us": scan_s / n * 1e6,
         "json_line_us": _median_of(args.repeat, lines) / n * 1e6,
         "floor_us": _median_of(args.repeat, floor) / n * 1e6,
+        "copy_pickle_us": copy_dumps / n * 1e6,
+        "copy_unpickle_us": copy_loads / n * 1e6,
+        "copy_floor_pickle_us": floor_dumps / n * 1e6,
+        "copy_floor_unpickle_us": floor_loads / n * 1e6,
     }
     print(f"{path}: {n} sessions, {result['records_per_session']:.1f} records each; "
           f"per session, medians of {args.repeat}:")
     print(f"  in-process scan        {result['scan_us']:8.1f} us")
     print(f"  JSON line              {result['json_line_us']:8.1f} us")
     print(f"  floor: records rebuilt {result['floor_us']:8.1f} us")
+    print(f"  copy: pickle, unpickle {result['copy_pickle_us']:8.1f} us "
+          f"{result['copy_unpickle_us']:8.1f} us")
+    print(f"  copy's floor: the same {result['copy_floor_pickle_us']:8.1f} us "
+          f"{result['copy_floor_unpickle_us']:8.1f} us  (records as plain tuples)")
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=1) + "\n")
 
