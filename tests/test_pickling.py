@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import dataclasses
 import pickle
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from fastcap.judge import diagnose, x509check
-from fastcap.pickling import compact
+from fastcap.pickling import compact, maker
 from fastcap.proto import smtp, tls
 from fastcap.run.scanner import scan
 
@@ -71,3 +73,49 @@ def test_compact_refuses_what_it_cannot_rebuild():
 
     with pytest.raises(TypeError, match="__post_init__"):
         compact(Derived)
+
+
+@compact
+@dataclasses.dataclass(frozen=True, slots=True)
+class _One:
+    only: object
+
+
+@compact
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Three:
+    a: object
+    b: object
+    c: object
+
+
+def test_a_pickle_names_the_class_builder_and_the_values_only():
+    for obj, values in ((_One(("x", 1)), (("x", 1),)), (_Three(1, None, b"z"), (1, None, b"z"))):
+        make, args = obj.__reduce__()
+        assert make is maker(type(obj)) and args == values
+        back = pickle.loads(pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL))
+        assert type(back) is type(obj) and back == obj and back is not obj
+
+
+def test_the_builder_is_made_once_and_only_when_needed():
+    @compact
+    @dataclasses.dataclass(frozen=True, slots=True)
+    class Fresh:
+        x: int
+
+    assert not isinstance(vars(Fresh)["__compact_make__"], staticmethod)  # not compiled yet
+    first = Fresh.__compact_make__
+    assert isinstance(vars(Fresh)["__compact_make__"], staticmethod)
+    assert Fresh.__compact_make__ is first and maker(Fresh) is first
+    assert first(7) == Fresh(7)
+
+
+def test_a_process_that_never_built_a_record_unpickles_one():
+    """Executors unpickle in a fresh process: its builders are made by the unpickling."""
+    session = next(s for s in scan(EXAMPLES / "all-scenarios.pcapng") if s.tls is not None)
+    blob = pickle.dumps(session, protocol=pickle.HIGHEST_PROTOCOL)
+    code = ("import pickle, sys; s = pickle.loads(sys.stdin.buffer.read()); "
+            "sys.stdout.buffer.write(pickle.dumps((s.to_dict(), repr(s))))")
+    out = subprocess.run([sys.executable, "-c", code], input=blob, capture_output=True,
+                         check=True).stdout
+    assert pickle.loads(out) == (session.to_dict(), repr(session))
