@@ -6,6 +6,7 @@ import dataclasses
 import pickle
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -119,3 +120,36 @@ def test_a_process_that_never_built_a_record_unpickles_one():
     out = subprocess.run([sys.executable, "-c", code], input=blob, capture_output=True,
                          check=True).stdout
     assert pickle.loads(out) == (session.to_dict(), repr(session))
+
+
+def test_threads_pickling_a_class_first_at_once_all_name_one_builder():
+    """Pickle refuses a builder that is not the one the class holds; threads that make it at
+    the same moment must agree.  A tiny switch interval lets them interleave inside the
+    compilation."""
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        for _ in range(20):
+            @compact
+            @dataclasses.dataclass(frozen=True, slots=True)
+            class Raced:
+                a: int
+                b: int
+                c: int
+                d: int
+
+            got = []
+            start = threading.Barrier(6)
+
+            def first_use(cls=Raced, got=got, start=start):
+                start.wait()
+                got.append(cls.__compact_make__)
+
+            threads = [threading.Thread(target=first_use) for _ in range(6)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            assert len(got) == 6 and all(f is maker(Raced) for f in got)
+    finally:
+        sys.setswitchinterval(interval)

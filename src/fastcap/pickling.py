@@ -11,6 +11,7 @@ straight-line code storing each value through its slot descriptor.  The same obj
 from __future__ import annotations
 
 import dataclasses
+import threading
 from operator import attrgetter
 from typing import Any, TypeVar
 
@@ -22,10 +23,12 @@ _MAKE = "__compact_make__"  # the class attribute holding its builder, where pic
 class _Builder:
     """A compact class's builder before it is first needed: compiling it costs ~0.1 ms, and
     most runs pickle nothing, so it is made (and put in this attribute's place) on first
-    use, by pickling or unpickling alike."""
+    use, by pickling or unpickling alike.  Once, under a lock: threads pickling at once
+    must all name the one function the class holds, or pickle refuses it."""
 
     def __init__(self, cls: type) -> None:
         self.cls = cls
+        self.lock = threading.Lock()
 
     def __get__(self, obj: object, owner: type | None = None) -> Any:
         return maker(self.cls)
@@ -65,9 +68,18 @@ def maker(cls: type[T]) -> Any:
     One per class, which is also what its pickles name."""
     if "__compact_setters__" not in vars(cls):
         raise TypeError(f"{cls.__name__}: maker needs a compact class")
-    made = vars(cls).get(_MAKE)
+    made = vars(cls)[_MAKE]  # compact put a _Builder there
     if isinstance(made, staticmethod):
         return made.__func__
+    with made.lock:
+        made = vars(cls)[_MAKE]
+        if isinstance(made, staticmethod):  # another thread made it meanwhile
+            return made.__func__
+        return _build(cls)
+
+
+def _build(cls: type) -> Any:
+    """Compile the builder and put it in the class, where pickle looks for it."""
     names = [f.name for f in dataclasses.fields(cls)]  # type: ignore[arg-type]
     scope: dict[str, Any] = {"_new": object.__new__, "_cls": cls}
     scope.update((f"_set{i}", s) for i, s in enumerate(cls.__compact_setters__))
