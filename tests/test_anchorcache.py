@@ -208,3 +208,55 @@ def test_a_rewrite_of_the_same_size_and_time_is_parsed_again(bundle, tmp_path, p
     swapped = TrustStore.mozilla()
     assert swapped._cache.payload is None
     assert swapped.roots[:2] == (pki["inter"].cert, pki["root"].cert)
+
+
+def _fresh(store: TrustStore) -> TrustStore:
+    """The same roots, in the same order, as a store that knows nothing in advance."""
+    return TrustStore(list(store.roots), store.source)
+
+
+def test_a_cached_store_plus_a_ca_file_is_the_store_built_from_scratch(bundle, tmp_path, pki,
+                                                                       monkeypatch):
+    """`plus` reuses the fingerprints and the canonical subjects the cached Mozilla store
+    read, and decodes only the added roots' subjects: the merged store is still the one a
+    parse of both gives (order, duplicates dropped, lookups, verdicts)."""
+    TrustStore.mozilla()  # the cache is written
+    cached = TrustStore.mozilla()
+    assert cached._cache.payload is not None
+    extra = make_ca("Woodgrove Private Root", org="Woodgrove Bank")
+    ca_file = TrustStore([extra.cert, pki["root"].cert], "ca.pem")  # one already in the store
+    decoded = []
+    real = x509check.x509path.subject_key
+    monkeypatch.setattr(x509check.x509path, "subject_key",
+                        lambda cert: decoded.append(cert) or real(cert))
+    merged = cached.plus(ca_file)
+    leaf = make_leaf(extra, SENDER, sans=[SENDER])
+    assert merged.issuer_of(leaf.cert) == extra.cert  # a lookup by subject
+    assert decoded == [extra.cert, pki["root"].cert]  # the cached store's roots: not again
+    monkeypatch.setattr(x509check.x509path, "subject_key", real)
+    scratch = TrustStore([*cached.roots, extra.cert, pki["root"].cert])
+    assert merged.roots == scratch.roots and len(merged) == len(cached) + 1
+    assert merged.roots[-1] == extra.cert
+    assert merged.subject_keys() == tuple(map(real, scratch.roots))
+    assert merged.source == f"{cached.source} + ca.pem"
+    assert merged.contains(extra.cert) and merged.contains(cached.roots[7])
+    chains = [*_chains(pki), [leaf.der]]
+    assert _verdicts(merged, chains) == _verdicts(scratch, chains)
+
+
+def test_a_store_that_has_not_decoded_its_subjects_merges_without_decoding(pki, monkeypatch):
+    """Where neither store has worked out its subjects, `plus` leaves them to the first lookup
+    that needs them, as before: a capture without certificates never pays for them."""
+    extra = make_ca("Woodgrove Private Root", org="Woodgrove Bank")
+    first, second = TrustStore([pki["root"].cert, pki["inter"].cert]), TrustStore([extra.cert])
+    decoded = []
+    real = x509check.x509path.subject_key
+    monkeypatch.setattr(x509check.x509path, "subject_key",
+                        lambda cert: decoded.append(cert) or real(cert))
+    merged = first.plus(second).plus(TrustStore([pki["inter"].cert]))
+    assert decoded == []
+    assert merged.roots == (pki["root"].cert, pki["inter"].cert, extra.cert)
+    assert merged.issuer_of(make_leaf(extra, SENDER).cert) == extra.cert
+    assert len(decoded) == 3  # decoded once, when the lookup needed them
+    assert merged.subject_keys() == tuple(map(real, merged.roots))
+    assert _fresh(merged).subject_keys() == merged.subject_keys()
