@@ -19,6 +19,23 @@ def _cpu() -> float:
     return time.process_time() + ru.ru_utime + ru.ru_stime
 
 
+def reassemble(path: str, backend: str) -> dict[str, int]:
+    """Walk, select and reassemble: every connection handed over by the reassembler, none of
+    them read as SMTP."""
+    from fastcap import Capture
+    from fastcap.select.flows import FlowTable
+    from fastcap.select.selection import FrameCounters, iter_selected
+    from fastcap.tcp.reassembly import Reassembler
+
+    counters, flows, conns = FrameCounters(), FlowTable(), 0
+    with Capture(path, backend=backend) as cap:
+        with Reassembler(cap.buffer, flows, backend=backend) as reasm:
+            for sel in iter_selected(cap, counters=counters, flows=flows):
+                conns += len(reasm.feed(sel))
+            conns += len(reasm.finish())
+    return {"frames": counters.packets, "connections": conns}
+
+
 def main() -> None:
     path, stage, backend = sys.argv[1], sys.argv[2], sys.argv[3]
     # Every import happens before the clock starts: these rows time the work, and the
@@ -26,11 +43,9 @@ def main() -> None:
     from fastcap import Capture
     from fastcap.cli import tune_allocator
     from fastcap.run.scanner import ScanSummary, scan
-    from fastcap.select.flows import FlowTable
-    from fastcap.select.selection import FrameCounters, iter_selected
+    from fastcap.select.selection import FrameCounters
     from fastcap.select.stats import compute_stats
-    from fastcap.session import iter_sessions
-    from fastcap.tcp.reassembly import Reassembler
+    from fastcap.session import iter_sessions  # with the modules `reassemble` imports
 
     # What a scan loads when its first certificate is checked (cryptography's X.509 code with
     # it), or when it is split among processes: imports too, once per process, so before the
@@ -62,13 +77,7 @@ def main() -> None:
             "selected_flows": s.selected_flows,
         }
     elif stage == "reassemble":
-        counters, flows, conns = FrameCounters(), FlowTable(), 0
-        with Capture(path, backend=backend) as cap:
-            with Reassembler(cap.buffer, flows, backend=backend) as reasm:
-                for sel in iter_selected(cap, counters=counters, flows=flows):
-                    conns += len(reasm.feed(sel))
-                conns += len(reasm.finish())
-        result = {"frames": counters.packets, "connections": conns}
+        result = reassemble(path, backend)
     elif stage == "scan":
         summary = ScanSummary(path)
         sessions = sum(1 for _ in scan(path, backend=backend, summary=summary))

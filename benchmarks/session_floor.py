@@ -10,6 +10,12 @@ finds their values, those records have to be built.  This prints, per session, m
 ``--repeat`` runs in this one process:
 
 - the in-process scan (``fastcap.scan``, every session judged), whole file / sessions;
+- its stages, each called again on the inputs the scan gave it, where that gives back exactly
+  what the scan got (``replay_of``): the connections (walk, select, reassembly, hand-over
+  from C), the SMTP dialogues, the TLS handshakes, judging and linking, beside the time the
+  scan spent in the cyclic garbage collector; "the rest" is what the scan costs beyond them
+  (how each connection starts, the Session and TCP records, number order, counts, and the
+  stages' extra cost when they alternate session by session);
 - the JSON line of each session (``--format jsonl``'s writer);
 - the floor: the same sessions' records built again from their own field values, by the
   fastest way this code builds them (a slotted record's slot descriptors, as
@@ -35,16 +41,25 @@ import statistics
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "src"))
+sys.path.insert(0, str(HERE))
 
+from _fastcap_stage import reassemble  # noqa: E402
 from fastcap.cli import tune_allocator  # noqa: E402
+from fastcap.judge.crosssession import CrossSession  # noqa: E402
+from fastcap.judge.judging import analyzer_for, judgement  # noqa: E402
+from fastcap.options import judge_options  # noqa: E402
 from fastcap.out.jsonline import session_line  # noqa: E402
 from fastcap.pickling import maker  # noqa: E402
+from fastcap.proto.smtp import parse_dialogue  # noqa: E402
+from fastcap.proto.tls import parse_handshake  # noqa: E402
 from fastcap.run.scanner import ScanSummary, scan  # noqa: E402
+from fastcap.session import Session, iter_sessions  # noqa: E402
 
 
 def records_of(root: Any) -> list[Any]:
@@ -111,6 +126,126 @@ def plain_values(root: Any) -> Any:
     return plain(root)
 
 
+@dataclasses.dataclass(frozen=True)
+class Replay:
+    """The calls one scan made per session, each with its inputs, kept only where calling it
+    again gives back exactly what the scan got: so timing them again times that scan's work."""
+
+    dialogues: list[tuple[Any, Any]]  # parse_dialogue(c2s, s2c) of an ordinary dialogue
+    handshakes: list[tuple[Any, Any, int, int]]  # parse_handshake(c2s, s2c, c_at, s_at)
+    built: list[Session]  # every session as built, before judging, streams kept
+    judged: list[Session]  # the same, judged (checks and verdicts), not yet linked
+
+
+def replay_of(path: str, scanned: list[Session]) -> Replay:
+    """The stage calls behind ``scanned`` (the scan of ``path``), read again from the streams
+    of the same sessions.  A dialogue is read as an ordinary one (the client's stream not TLS
+    from its first byte, no cut start), a handshake from where STARTTLS handed over; the
+    others (implicit TLS, a capture that began mid-session, a decrypted one) are left out
+    rather than read another way.  Raises ValueError when judging or linking again does not
+    give the scan's checks and verdicts."""
+    built = list(iter_sessions(path, keep_streams=True))
+    if [s.number for s in built] != [s.number for s in scanned]:
+        raise ValueError(f"{path}: the sessions built differ from the ones scanned")
+    dialogues, handshakes = [], []
+    for s in built:
+        if s.smtp is not None and parse_dialogue(s.c2s, s.s2c) == s.smtp:
+            dialogues.append((s.c2s, s.s2c))
+            c_at, s_at = s.smtp.tls_c2s_offset, s.smtp.tls_s2c_offset
+            if (s.tls is not None and c_at is not None and s_at is not None
+                    and parse_handshake(s.c2s, s.s2c, c_at, s_at) == s.tls):
+                handshakes.append((s.c2s, s.s2c, c_at, s_at))
+    analyzer = analyzer_for(judge_options())
+    judged = []
+    for s in built:
+        j = judgement(s, analyzer)
+        judged.append(dataclasses.replace(s, client_check=j.client_check,
+                                          server_check=j.server_check,
+                                          verdicts=list(j.verdicts)))
+    cross = CrossSession()
+    for s, done in zip(judged, scanned, strict=True):
+        linked = cross.link(s, path)
+        verdicts = s.verdicts if linked is None else list(linked)
+        if (s.client_check, s.server_check, verdicts) != (
+                done.client_check, done.server_check, done.verdicts):
+            raise ValueError(f"{path}: session {s.number} judged again differs from its scan")
+    return Replay(dialogues, handshakes, built, judged)
+
+
+def fresh_streams(sessions: list[Session]) -> dict[int, Any]:
+    """A copy of each session's two streams, by the original's id, as the reassembler hands
+    them over: the same bytes and segment map, and no frame lookup table yet (a stream
+    builds that on its first lookup, inside the scan's parsing, so timing the parse again
+    on a stream that has one would leave that out)."""
+    out: dict[int, Any] = {}
+    for s in sessions:
+        out[id(s.c2s)], out[id(s.s2c)] = replace(s.c2s), replace(s.s2c)
+    return out
+
+
+def stage_times(repeat: int, path: str, replay: Replay) -> dict[str, float]:
+    """Medians, in seconds for all the sessions, of each stage called again on its own
+    inputs: the connections (walk, select, reassembly and the hand-over of each connection
+    from C), SMTP dialogues, TLS handshakes, judging (a new analyzer each time, whose first
+    check loads the trust store, as each scan's does) and linking (a new CrossSession)."""
+    fresh: dict[int, Any] = {}
+
+    def renew() -> None:
+        fresh.clear()
+        fresh.update(fresh_streams(replay.built))
+
+    def smtp() -> None:
+        for c2s, s2c in replay.dialogues:
+            parse_dialogue(fresh[id(c2s)], fresh[id(s2c)])
+
+    def tls() -> None:
+        for c2s, s2c, c_at, s_at in replay.handshakes:
+            parse_handshake(fresh[id(c2s)], fresh[id(s2c)], c_at, s_at)
+
+    options = judge_options()
+
+    def judging() -> None:
+        analyzer = analyzer_for(options)
+        for s in replay.built:
+            judgement(s, analyzer)
+
+    def linking() -> None:
+        cross = CrossSession()
+        for s in replay.judged:
+            cross.link(s, path)
+
+    return {name: _median_of(repeat, run, setup) for name, run, setup in
+            (("reassembly", lambda: reassemble(path, "auto"), None), ("smtp", smtp, renew),
+             ("tls", tls, renew), ("judging", judging, None), ("linking", linking, None))}
+
+
+class CollectorClock:
+    """Time the cyclic garbage collector spends, run by run (``next_run`` starts a run's
+    total), through ``gc.callbacks`` while the context is open.  The scans timed here run
+    with the collector's default thresholds, as in a program embedding fastcap; the command
+    line collects less often (see ``fastcap.cli``)."""
+
+    def __init__(self) -> None:
+        self.runs: list[float] = []
+        self._began = 0.0
+
+    def next_run(self) -> None:
+        self.runs.append(0.0)
+
+    def _tick(self, phase: str, _info: dict) -> None:
+        if phase == "start":
+            self._began = time.perf_counter()
+        elif self.runs:
+            self.runs[-1] += time.perf_counter() - self._began
+
+    def __enter__(self) -> CollectorClock:
+        gc.callbacks.append(self._tick)
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        gc.callbacks.remove(self._tick)
+
+
 def _copy_times(repeat: int, objs: list[Any]) -> tuple[float, float]:
     """Medians of pickling each object alone and of unpickling it, in seconds for all; what
     is made is dropped at once, as a process handing sessions on does."""
@@ -128,9 +263,12 @@ def _copy_times(repeat: int, objs: list[Any]) -> tuple[float, float]:
     return _median_of(repeat, dumps), _median_of(repeat, loads)
 
 
-def _median_of(repeat: int, run: Callable[[], Any]) -> float:
+def _median_of(repeat: int, run: Callable[[], Any], setup: Callable[[], Any] | None = None
+               ) -> float:
     times = []
     for _ in range(repeat):
+        if setup is not None:
+            setup()
         t = time.perf_counter()
         run()
         times.append(time.perf_counter() - t)
@@ -154,13 +292,18 @@ def main() -> None:
     # gathered after them.
     if not scan_all():
         raise SystemExit(f"{path}: no SMTP sessions")
-    scan_s = _median_of(args.repeat, scan_all)
+    with CollectorClock() as collecting:
+        scan_s = _median_of(args.repeat, scan_all, setup=collecting.next_run)
+    gc_s = statistics.median(collecting.runs)
     sessions = list(scan(path, summary=ScanSummary(path)))
     n = len(sessions)
     plan = rebuild_plan(sessions)
     plain = [plain_values(x) for x in sessions]
+    replay = replay_of(path, sessions)
     # A scan streams its sessions: keep those held here out of the collector's walks.
     gc.freeze()
+
+    stages = stage_times(args.repeat, path, replay)
 
     copy_dumps, copy_loads = _copy_times(args.repeat, sessions)
     floor_dumps, floor_loads = _copy_times(args.repeat, plain)
@@ -177,16 +320,41 @@ def main() -> None:
         "capture": path, "sessions": n, "records_per_session": len(plan) / n,
         "repeat": args.repeat,
         "scan_us": scan_s / n * 1e6,
+        "scan_gc_us": gc_s / n * 1e6,
         "json_line_us": _median_of(args.repeat, lines) / n * 1e6,
         "floor_us": _median_of(args.repeat, floor) / n * 1e6,
         "copy_pickle_us": copy_dumps / n * 1e6,
         "copy_unpickle_us": copy_loads / n * 1e6,
         "copy_floor_pickle_us": floor_dumps / n * 1e6,
         "copy_floor_unpickle_us": floor_loads / n * 1e6,
+        "replayed_dialogues": len(replay.dialogues),
+        "replayed_handshakes": len(replay.handshakes),
+        **{f"stage_{k}_us": v / n * 1e6 for k, v in stages.items()},
     }
+    hs = len(replay.handshakes)
+    result["stage_tls_per_handshake_us"] = stages["tls"] / hs * 1e6 if hs else None
+    # what the stages called again leave of the scan: how a connection starts (cut or
+    # not, TLS or SMTP), the Session and TCP records, number order, the summary's counts
+    # (exact when every dialogue and handshake was read again)
+    result["stage_rest_us"] = (result["scan_us"] - result["scan_gc_us"]
+                               - sum(v / n * 1e6 for v in stages.values()))
     print(f"{path}: {n} sessions, {result['records_per_session']:.1f} records each; "
           f"per session, medians of {args.repeat}:")
     print(f"  in-process scan        {result['scan_us']:8.1f} us")
+    print(f"    of which connections {result['stage_reassembly_us']:8.1f} us  "
+          f"(walk, select, reassembly, hand-over from C)")
+    print(f"             SMTP        {result['stage_smtp_us']:8.1f} us  "
+          f"({len(replay.dialogues)} dialogues read again)")
+    per_hs = result["stage_tls_per_handshake_us"]
+    print(f"             TLS         {result['stage_tls_us']:8.1f} us  "
+          f"({hs} handshakes read again"
+          + (f", {per_hs:.1f} us each)" if per_hs is not None else ")"))
+    print(f"             judging     {result['stage_judging_us']:8.1f} us")
+    print(f"             linking     {result['stage_linking_us']:8.1f} us")
+    print(f"             collector   {result['scan_gc_us']:8.1f} us  (the cyclic GC, "
+          f"default thresholds)")
+    print(f"             the rest    {result['stage_rest_us']:8.1f} us  (reading a "
+          f"connection's start, Session records, order, counts)")
     print(f"  JSON line              {result['json_line_us']:8.1f} us")
     print(f"  floor: records rebuilt {result['floor_us']:8.1f} us")
     print(f"  copy: pickle, unpickle {result['copy_pickle_us']:8.1f} us "

@@ -4,13 +4,16 @@ is made of, every one of them, from their own values."""
 from __future__ import annotations
 
 import dataclasses
+import gc
 from pathlib import Path
 
+import pytest
 from benchmarks import session_floor
 
 from fastcap.run.scanner import scan
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "all-scenarios.pcapng"
+STARTTLS_EXAMPLE = EXAMPLE.with_name("exchange-online-no-client-cert.pcap")
 
 
 def test_the_floor_rebuilds_every_record_of_each_session_equal_to_it() -> None:
@@ -71,3 +74,71 @@ def test_the_copy_floor_shares_a_record_reached_twice_as_pickle_would() -> None:
     assert a is b and a == tuple(session_floor.plain_values(getattr(v, f.name))
                                  for f in dataclasses.fields(v))
     assert session_floor.plain_values({"k": (v,)}) == {"k": (a,)}  # as records_of, dict values
+
+
+def _pcap_from_frame(src: Path, first: int) -> bytes:
+    """A little-endian pcap without its frames before ``first`` (1-based): a capture that
+    began after the connection did."""
+    data = src.read_bytes()
+    assert data[:4] == b"\xd4\xc3\xb2\xa1"
+    out, pos, number = [data[:24]], 24, 0
+    while pos < len(data):
+        end = pos + 16 + int.from_bytes(data[pos + 8 : pos + 12], "little")
+        number += 1
+        if number >= first:
+            out.append(data[pos:end])
+        pos = end
+    return b"".join(out)
+
+
+def test_the_replay_reads_again_every_ordinary_session_as_the_scan_did() -> None:
+    sessions = list(scan(EXAMPLE))
+    replay = session_floor.replay_of(str(EXAMPLE), sessions)
+    assert len(replay.dialogues) == len(sessions)
+    assert len(replay.handshakes) == sum(s.tls is not None for s in sessions) > 0
+    by_stream = {id(s.c2s): s for s in replay.built}
+    for c2s, s2c, c_at, s_at in replay.handshakes:
+        s = by_stream[id(c2s)]
+        assert s.s2c is s2c and (c_at, s_at) == (s.smtp.tls_c2s_offset, s.smtp.tls_s2c_offset)
+    assert [s.verdicts for s in replay.judged] != [[] for _ in sessions]
+
+
+def test_the_replay_leaves_out_a_session_read_from_a_cut_start(tmp_path: Path) -> None:
+    cut = tmp_path / "cut.pcap"
+    cut.write_bytes(_pcap_from_frame(STARTTLS_EXAMPLE, 8))
+    (s,) = scan(cut)
+    assert s.mid_session is not None and s.tls is not None
+    replay = session_floor.replay_of(str(cut), [s])
+    assert replay.dialogues == [] and replay.handshakes == []
+    assert len(replay.judged) == 1  # judged and linked all the same
+
+
+def test_the_replay_refuses_a_scan_it_does_not_reproduce() -> None:
+    sessions = list(scan(EXAMPLE))
+    changed = next(s for s in sessions if s.verdicts)
+    changed.verdicts = changed.verdicts[1:]
+    with pytest.raises(ValueError, match=f"session {changed.number} judged again differs"):
+        session_floor.replay_of(str(EXAMPLE), sessions)
+    with pytest.raises(ValueError, match="sessions built differ"):
+        session_floor.replay_of(str(EXAMPLE), sessions[1:])
+
+
+def test_fresh_streams_are_the_same_streams_without_their_lookup_table() -> None:
+    (s,) = session_floor.replay_of(str(STARTTLS_EXAMPLE), list(scan(STARTTLS_EXAMPLE))).built
+    offsets = list(range(0, len(s.c2s.data), 7))
+    want = s.c2s.frames_at(offsets)  # builds the original's table
+    copies = session_floor.fresh_streams([s])
+    c2s, s2c = copies[id(s.c2s)], copies[id(s.s2c)]
+    assert c2s is not s.c2s and c2s._seg_lists is None and s2c._seg_lists is None
+    assert c2s.data == s.c2s.data and s2c.data == s.s2c.data
+    assert c2s.frames_at(offsets) == want and any(f is not None for f in want)
+
+
+def test_the_collector_clock_counts_each_runs_collections_and_lets_go() -> None:
+    with session_floor.CollectorClock() as clock:
+        clock.next_run()
+        gc.collect()
+        clock.next_run()
+    gc.collect()  # after the context: counted nowhere
+    assert clock.runs[0] > 0 and clock.runs[1] == 0
+    assert clock._tick not in gc.callbacks
