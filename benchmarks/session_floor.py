@@ -41,7 +41,6 @@ import statistics
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -179,7 +178,7 @@ def fresh_streams(sessions: list[Session]) -> dict[int, Any]:
     on a stream that has one would leave that out)."""
     out: dict[int, Any] = {}
     for s in sessions:
-        out[id(s.c2s)], out[id(s.s2c)] = replace(s.c2s), replace(s.s2c)
+        out[id(s.c2s)], out[id(s.s2c)] = dataclasses.replace(s.c2s), dataclasses.replace(s.s2c)
     return out
 
 
