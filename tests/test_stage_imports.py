@@ -31,7 +31,7 @@ print(json.dumps(sorted(set(sys.modules) - loaded[0])))
 """
 
 
-@pytest.mark.parametrize("stage", ["scan", "sessions", "select"])
+@pytest.mark.parametrize("stage", ["scan", "sessions", "select", "reassemble"])
 def test_no_import_after_the_clock_starts(stage: str, tmp_path: Path) -> None:
     env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path)}
     # A machine's first scan writes the trust store's parse to the cache (tempfile, shutil and
