@@ -19,6 +19,7 @@ from fastcap.proto.smtp.dialogue import (
     ReplyRecord,
     SmtpDialogue,
 )
+from fastcap.proto.tls.facts import Where
 from fastcap.run.scanner import scan
 from fastcap.session import TcpFacts
 
@@ -137,3 +138,17 @@ def test_tcp_text_is_json_dumps_of_the_session_dicts_tcp(tcp, extra) -> None:
                 max_size=12))
 def test_int_lists_are_json_dumps_of_the_list(values) -> None:
     assert jsonline._ints(list(values)) == json.dumps(list(values), default=str)
+
+
+@given(_SCALAR, _SCALAR)
+@settings(max_examples=300, deadline=None)
+def test_a_position_is_json_dumps_of_the_where(offset, frame) -> None:
+    """Exact ints are written straight; a bool, a float or a str subclass must still come
+    out as json writes it."""
+    w = Where(offset, frame)
+    whole = json.dumps(w.to_dict(), default=str)
+    assert jsonline._where(w) == whole
+    assert "{" + jsonline._at(w) + '"x": 1}' == json.dumps({**w.to_dict(), "x": 1}, default=str)
+    assert '{"x": 1, ' + jsonline._last(w) + "}" == json.dumps(
+        {"x": 1, **w.to_dict()}, default=str)
+    assert (jsonline._where(None), jsonline._at(None), jsonline._last(None)) == ("null", "", "")

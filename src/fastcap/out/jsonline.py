@@ -184,7 +184,10 @@ def _p(value: Any) -> str:
 
 
 def _o(value: Any) -> str:
-    """``plain_text`` of a value unlikely to recur (a frame, an offset): not kept."""
+    """``plain_text`` of a value unlikely to recur (a frame, an offset): not kept.  An exact
+    int's text is its repr, as json's encoder writes it (a bool is not one)."""
+    if type(value) is int:
+        return repr(value)
     return _once(type(value), plain_text)(value)
 
 
@@ -246,18 +249,32 @@ def smtp_text(d: Any) -> str:
 # --------------------------------------------------------------- the TLS handshake
 
 
+def _position(w: Where) -> str:
+    """A Where's two members, ``"offset": .., "frame": ..``: written straight when both are
+    exact ints (or the frame None), as nearly always; a dozen per handshake."""
+    offset, frame = w.offset, w.frame
+    if type(offset) is int:
+        if type(frame) is int:
+            return f'"offset": {offset!r}, "frame": {frame!r}'
+        if frame is None:
+            return f'"offset": {offset!r}, "frame": null'
+    return (f'"offset": {_value(type(offset), _dumps)(offset)}, '
+            f'"frame": {_once(type(frame), _dumps)(frame)}')
+
+
 def _at(w: Where | None) -> str:
     """A Where's members leading a dict (``{**_at(w), ...}``); none for None."""
-    if w is None:
-        return ""
-    offset, frame = w.offset, w.frame
-    return (f'"offset": {_value(type(offset), _dumps)(offset)}, '
-            f'"frame": {_once(type(frame), _dumps)(frame)}, ')
+    return "" if w is None else _position(w) + ", "
+
+
+def _last(w: Where | None) -> str:
+    """A Where's members ending a dict; none for None."""
+    return "" if w is None else _position(w)
 
 
 def _where(w: Where | None) -> str:
     """``Where.to_dict``'s text, or null."""
-    return "null" if w is None else "{" + _at(w)[:-2] + "}"
+    return "null" if w is None else "{" + _position(w) + "}"
 
 
 class _Shape:
@@ -388,11 +405,11 @@ def tls_text(t: TlsHandshake) -> str:
     ch, sh, cr, cc = t.client_hello, t.server_hello, t.cert_request, t.client_certificate
     alerts = [f'{{"from": {_text(a.sender)}, "level": {_text(a.level_name)}, '
               f'"description": {_text(a.description_name)}, '
-              f'"encrypted": {_text(a.encrypted)}, {_at(a.at)[:-2]}}}' for a in t.alerts]
+              f'"encrypted": {_text(a.encrypted)}, {_last(a.at)}}}' for a in t.alerts]
     stops = [f'{{"from": {_side(s.from_client)}, "reason": {_text(s.reason)}, '
-             f'"detail": {_text(s.detail)}, {_at(s.at)[:-2]}}}' for s in t.stops]
+             f'"detail": {_text(s.detail)}, {_last(s.at)}}}' for s in t.stops]
     anomalies = [f'{{"from": {_side(a.from_client)}, "code": {_text(a.code)}, '
-                 f'"message": {_text(a.message)}, {_at(a.at)[:-2]}}}' for a in t.anomalies]
+                 f'"message": {_text(a.message)}, {_last(a.at)}}}' for a in t.anomalies]
     return "".join((
         '{"version": ', _text(t.version_name),
         ', "version_code": ', _text(t.version),
@@ -486,7 +503,7 @@ def session_line(s: Session, path: str, schema_version: int) -> str:
         ', "first_ts_ns": ', _once_text(s.first_ts_ns),
         ', "last_ts_ns": ', _once_text(s.last_ts_ns),
         ', "frames": ', _text(s.frames),
-        ', "continues_into": ', _dumps(list(s.continues_into)),
+        ', "continues_into": ', _dumps(list(s.continues_into)) if s.continues_into else "[]",
         ', "tcp": ', _tcp(s.tcp),
         ', "smtp": ', smtp_text(s.smtp) if s.smtp else "null",
         ', "tls": ', tls_text(s.tls) if s.tls else "null",
