@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -125,3 +126,56 @@ def test_stats_does_not_fault_window_temporaries_in_again(tmp_path):
                                 capture_output=True, text=True, check=True).stdout)
     # here ~130 once warm (~3,500 when every row was decoded); the mapping's own faults vary
     assert faults < 1000, faults
+
+
+# Python's own buffering of stdout, as a user's shell has it (PYTHONUNBUFFERED would hide
+# an output left in the buffer).
+_BUFFERED = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
+
+_RUN = """
+import atexit, sys, threading, time
+from pathlib import Path
+from fastcap.cli import run
+out = Path(sys.argv[1])
+atexit.register(lambda: (out / "atexit").write_text("ran"))
+def late():
+    time.sleep(0.3)
+    (out / "thread").write_text("joined")
+threading.Thread(target=late).start()
+sys.argv[1:] = sys.argv[2:]
+run()
+"""
+
+
+def test_the_console_script_ends_as_an_ordinary_exit_would(tmp_path, capsys):
+    """run() leaves without the interpreter's teardown: what it must still do is write all
+    the output (a pipe is block-buffered, and this report fits in the buffer), keep main's
+    exit code, join other threads and run the exit handlers."""
+    from fastcap.cli import main
+
+    args = ["scan", str(EXAMPLE)]
+    expected = main(args)
+    in_process = capsys.readouterr().out
+    r = subprocess.run([sys.executable, "-c", _RUN, str(tmp_path), *args], capture_output=True,
+                       text=True, timeout=120, env=_BUFFERED)
+    assert (r.returncode, r.stdout) == (expected, in_process)
+    assert expected == 1 and "no_client_cert" in in_process and len(in_process) < 8192
+    assert (tmp_path / "atexit").read_text() == "ran"
+    assert (tmp_path / "thread").read_text() == "joined"
+
+
+@pytest.mark.parametrize("files", [1, 200])
+def test_a_reader_that_leaves_early_is_not_an_error(tmp_path, files):
+    """``fastcap scan ... | head -c 50``, the reader gone before the last write (200 JSON
+    lines) or before the first (one short report, still in the buffer when main returns):
+    the closed pipe ends the scan quietly and successfully, as main() treats it."""
+    fmt = ["--format", "jsonl"] if files > 1 else []
+    proc = subprocess.Popen([sys.executable, "-m", "fastcap.cli", "scan", *fmt,
+                             *[str(EXAMPLE)] * files], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, env=_BUFFERED)
+    if files > 1:
+        assert len(proc.stdout.read(50)) == 50
+    proc.stdout.close()
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 0, err
+    assert "Exception" not in err and "Traceback" not in err
