@@ -179,3 +179,28 @@ def test_a_reader_that_leaves_early_is_not_an_error(tmp_path, files):
     err = proc.stderr.read().decode()
     assert proc.wait(timeout=120) == 0, err
     assert "Exception" not in err and "Traceback" not in err
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs Linux's /dev/full")
+def test_output_that_cannot_be_written_is_one_line_and_exit_120():
+    """Standard output on a full disk: the report still sits in the buffer when main()
+    returns, and the last flush fails. One line says so, with Python's own exit code."""
+    with open("/dev/full", "w") as full:
+        r = subprocess.run([sys.executable, "-m", "fastcap.cli", "scan", str(EXAMPLE)],
+                           stdout=full, stderr=subprocess.PIPE, text=True, timeout=120,
+                           env=_BUFFERED)
+    assert r.returncode == 120, r.stderr
+    assert "fastcap: cannot write the output: [Errno 28]" in r.stderr
+    assert "Traceback" not in r.stderr and "Exception" not in r.stderr
+
+
+def test_a_closed_standard_output_is_not_an_error_for_logs_written_to_files(tmp_path):
+    """``fastcap scan --format zeek -o DIR ... >&-``: nothing goes to stdout (None in
+    Python), the logs are written and the exit code is the scan's."""
+    r = subprocess.run(
+        [sys.executable, "-m", "fastcap.cli", "scan", "--format", "zeek", "-o", str(tmp_path),
+         str(EXAMPLE)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        timeout=120, env=_BUFFERED, preexec_fn=lambda: os.close(1))
+    assert r.returncode == 1, r.stderr
+    assert "Traceback" not in r.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["smtp.log", "ssl.log", "x509.log"]

@@ -34,6 +34,7 @@ from .options import (
 )
 
 EXIT_OK, EXIT_PROBLEMS, EXIT_UNREADABLE = 0, 1, 2
+EXIT_UNWRITTEN = 120  # Python's own code when its last flush of stdout fails (a full disk)
 TABLE_ROWS = 50  # fastcap.out.report.TABLE_ROWS, without importing the output at start-up
 
 
@@ -786,6 +787,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     return EXIT_UNREADABLE
 
 
+def _flushed(code: int) -> int:
+    """Flush stdout and stderr as an exit does, and the exit code after it.  A reader gone
+    (``| head``) counts as main() counts it; any other failure (a full disk) is told in one
+    line and gives Python's own code for it.  A stream closed at start (``>&-``) is None."""
+    if sys.stdout is not None:
+        try:
+            sys.stdout.flush()
+        except BrokenPipeError:
+            code = EXIT_OK
+        except (OSError, ValueError) as e:
+            if sys.stderr is not None:
+                print(f"fastcap: cannot write the output: {e}", file=sys.stderr)
+            code = EXIT_UNWRITTEN
+    if sys.stderr is not None:
+        with contextlib.suppress(OSError, ValueError):
+            sys.stderr.flush()
+    return code
+
+
 def run() -> NoReturn:
     """The console script and ``python -m fastcap.cli``: ``main()``, then end the process
     without tearing the interpreter down.  By then the command has closed its outputs and
@@ -798,12 +818,7 @@ def run() -> NoReturn:
     run_exit_handlers = getattr(atexit, "_run_exitfuncs", None)
     if run_exit_handlers is None:  # another Python: leave the ordinary way
         sys.exit(code)
-    try:
-        sys.stdout.flush()
-    except BrokenPipeError:  # the reader is gone (``| head``): as main() treats it
-        code = EXIT_OK
-    with contextlib.suppress(OSError):
-        sys.stderr.flush()
+    code = _flushed(code)
     for t in threading.enumerate():
         if t is not threading.current_thread() and not t.daemon:
             t.join()
