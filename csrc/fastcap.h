@@ -32,6 +32,7 @@ typedef struct {
     int64_t next_frame;    /* in: first frame number to assign; out: the next one */
     int64_t detail;        /* TRUNCATED: bytes the record needs; CORRUPT: the bad length;
                               BLOCK: the block type; BAD_IFACE: the interface id */
+    int32_t in_order;      /* out: 1 when fc_read_in_order read the window's pages first */
 } fc_status;
 
 enum fc_walk_code {
@@ -67,6 +68,13 @@ int64_t fc_walk_pcapng(const uint8_t *buf, int64_t len, int64_t start, int32_t s
                        fc_cols *cols, fc_status *st);
 
 int64_t fc_ts_to_ns(uint64_t units, int32_t pow2, int32_t exp, int64_t offset_s);
+
+/* Touch the pages of buf[lo, hi) in file order, when the first, middle or last of them is
+ * not in the page cache: a cold mapping is then read as one sequential reader reads it, in
+ * the disk's largest requests with readahead running ahead, where interleaved chains would
+ * each fault in small reads.  Returns 1 when it touched them, 0 when they were resident
+ * (or buf is no mapping).  Reads only; any buffer of at least hi bytes is safe. */
+int32_t fc_read_in_order(const uint8_t *buf, int64_t lo, int64_t hi);
 
 /* Drop the page-table entries of the mapped file between the pages holding buf + lo and
  * buf + hi (both rounded down to a page; buf is page-aligned): bytes the walk has left

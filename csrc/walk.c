@@ -144,6 +144,30 @@ static int pcap_plausible(const uint8_t *buf, int64_t len, int64_t off, int swap
 #define RESYNC_SPAN (256 << 10)
 #define FILL_AHEAD 16
 
+/* Whether the page holding p is in the page cache; an error (not a mapping) counts as yes. */
+static int resident(const uint8_t *p, uintptr_t page)
+{
+    unsigned char vec = 1;
+    return mincore((void *)((uintptr_t)p & ~(page - 1)), (size_t)page, &vec) != 0 || (vec & 1);
+}
+
+int32_t fc_read_in_order(const uint8_t *buf, int64_t lo, int64_t hi)
+{
+    long size = sysconf(_SC_PAGESIZE);
+    if (size <= 0 || (size & (size - 1)) || hi - lo < 2 * (int64_t)size)
+        return 0;
+    uintptr_t page = (uintptr_t)size;
+    if (resident(buf + lo, page) && resident(buf + lo + (hi - lo) / 2, page)
+        && resident(buf + hi - 1, page))
+        return 0;
+    uint8_t sink = 0;
+    for (int64_t p = lo; p < hi; p += size)
+        sink ^= *(volatile const uint8_t *)(buf + p);
+    sink ^= *(volatile const uint8_t *)(buf + hi - 1);
+    (void)sink;
+    return 1;
+}
+
 /* The offsets of up to `cap` consecutive records from `start` (each one the serial walk
  * would accept), walked as CHAINS interleaved chains so that several header cache misses
  * are in flight at once: a record's header says where the next one is, so one chain alone
@@ -152,7 +176,8 @@ static int pcap_plausible(const uint8_t *buf, int64_t len, int64_t off, int swap
  * serial walk's by construction, and a wrong guess (or a corrupt record) only ends the
  * list early, where the serial loop takes over.  Returns how many offsets it wrote. */
 static int64_t pcap_skeleton(const uint8_t *buf, int64_t len, int64_t start, int swapped,
-                             uint32_t max_caplen, int64_t cap, int64_t *out, int64_t *scratch)
+                             uint32_t max_caplen, int64_t cap, int64_t *out, int64_t *scratch,
+                             int32_t *in_order)
 {
     int64_t n = 0, off = start;
     /* a serial lead-in: the average record length sizes the chains' spans */
@@ -172,6 +197,9 @@ static int64_t pcap_skeleton(const uint8_t *buf, int64_t len, int64_t start, int
     int64_t region = want * avg; /* bytes the remaining rows are expected to span */
     if (region > len - off)
         region = len - off;
+    /* cold, chains faulting at 16 places would each read ahead only up to the next one's
+     * pages: the file would arrive in many small reads instead of the disk's largest */
+    *in_order = fc_read_in_order(buf, off, off + region);
     int64_t per = 2 * (want / CHAINS) + 64; /* room each chain may fill in scratch */
     int64_t begin[CHAINS + 1], cur[CHAINS], cnt[CHAINS];
     uint32_t ts0 = rd32(buf + start, swapped);
@@ -225,6 +253,7 @@ int64_t fc_walk_pcap(const uint8_t *buf, int64_t len, int64_t start, int32_t swa
                      fc_cols *cols, fc_status *st)
 {
     int64_t off = start, n = 0, fno = st->next_frame, pf = start;
+    st->in_order = 0;
     const int64_t frac_mul = nanos ? 1 : 1000;
     /* the record offsets first, with several misses in flight; then the rows, prefetched
      * a few records ahead since their addresses are now known */
@@ -233,7 +262,7 @@ int64_t fc_walk_pcap(const uint8_t *buf, int64_t len, int64_t start, int32_t swa
         int64_t *scratch = malloc(sizeof(int64_t) * (size_t)(2 * (cols->cap / CHAINS) + 64) * CHAINS);
         if (scratch) {
             known = pcap_skeleton(buf, len, start, swapped, max_caplen, cols->cap, cols->offset,
-                                  scratch);
+                                  scratch, &st->in_order);
             free(scratch);
         }
     }
@@ -298,6 +327,7 @@ int64_t fc_walk_pcapng(const uint8_t *buf, int64_t len, int64_t start, int32_t s
                        fc_cols *cols, fc_status *st)
 {
     int64_t off = start, n = 0, fno = st->next_frame, pf = start;
+    st->in_order = 0;
     for (;;) {
         if (n == cols->cap)
             return stop(st, FC_FULL, off, fno, 0, n);
