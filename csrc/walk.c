@@ -143,6 +143,9 @@ static int pcap_plausible(const uint8_t *buf, int64_t len, int64_t off, int swap
 #define CHAIN_MIN_ROWS 4096
 #define RESYNC_SPAN (256 << 10)
 #define FILL_AHEAD 16
+/* At most this much is read in order ahead of a window: its span is a guess from its first
+ * records, and what is touched stays mapped until the walk has passed it. */
+#define IN_ORDER_MAX ((int64_t)256 << 20)
 
 /* Whether the page holding p is in the page cache; an error (not a mapping) counts as yes. */
 static int resident(const uint8_t *p, uintptr_t page)
@@ -199,7 +202,8 @@ static int64_t pcap_skeleton(const uint8_t *buf, int64_t len, int64_t start, int
         region = len - off;
     /* cold, chains faulting at 16 places would each read ahead only up to the next one's
      * pages: the file would arrive in many small reads instead of the disk's largest */
-    *in_order = fc_read_in_order(buf, off, off + region);
+    int64_t span = region < IN_ORDER_MAX ? region : IN_ORDER_MAX;
+    *in_order = fc_read_in_order(buf, off, off + span);
     int64_t per = 2 * (want / CHAINS) + 64; /* room each chain may fill in scratch */
     int64_t begin[CHAINS + 1], cur[CHAINS], cnt[CHAINS];
     uint32_t ts0 = rd32(buf + start, swapped);
