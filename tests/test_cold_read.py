@@ -99,7 +99,7 @@ def test_the_walk_reads_a_cold_window_in_order_and_a_warm_one_as_it_is(
     path = _capture(tmp_path)
 
     def offsets(backend: str) -> list[int]:
-        with Capture(path, backend=backend, window=5000) as cap:
+        with Capture(path, backend=backend, window=10_000) as cap:
             cap.read_ahead = ahead
             return [int(o) for w in cap.windows() for o in w.offset[: len(w)]]
 
