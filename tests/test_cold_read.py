@@ -1,6 +1,7 @@
-"""A capture not in the page cache is read in file order before its window is walked
-(``fc_read_in_order``): the walk's interleaved chains would otherwise fault at 16 places of
-a window, and the disk would serve the file in many small reads."""
+"""How a capture not in the page cache comes off the disk: each window is read in file order
+before it is walked (``fc_read_in_order``), since the walk's interleaved chains would fault at
+16 places of it; and the mapping asks for 2 MiB folios, since a walk beginning mid-file would
+otherwise be read as random pages.  Either way the disk would serve many small reads."""
 
 from __future__ import annotations
 
@@ -111,3 +112,28 @@ def test_the_walk_reads_a_cold_window_in_order_and_a_warm_one_as_it_is(
     assert seen and not any(seen), seen
     assert cold == warm == offsets("python")
     assert len(cold) == 12_000
+
+
+def _vm_flags(path: Path) -> set[str]:
+    """The VmFlags of this process's mapping of `path` (/proc/self/smaps)."""
+    lines = Path("/proc/self/smaps").read_text().splitlines()
+    for i, line in enumerate(lines):
+        if line.endswith(" " + str(path)):
+            for more in lines[i + 1:]:
+                if more.startswith("VmFlags:"):
+                    return set(more.split()[1:])
+    raise AssertionError("mapping not found")
+
+
+@pytest.mark.skipif(not Path("/proc/self/smaps").exists(), reason="needs /proc/self/smaps")
+def test_the_mapping_asks_for_sequential_reads_in_huge_folios(tmp_path):
+    """MADV_SEQUENTIAL ("sr") and, where the kernel has transparent huge pages, MADV_HUGEPAGE
+    ("hg"): with it a walk starting mid-file (a -j N range) reads the disk in 2 MiB folios."""
+    path = _capture(tmp_path, 100)
+    with Capture(path) as cap:
+        assert cap.meta.format == "pcap"
+        flags = _vm_flags(path)
+    assert "sr" in flags, flags
+    if not Path("/sys/kernel/mm/transparent_hugepage/enabled").exists():
+        pytest.skip("this kernel has no transparent huge pages")
+    assert "hg" in flags, flags

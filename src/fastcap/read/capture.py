@@ -129,7 +129,21 @@ def _open_mapping(path: str) -> tuple[mmap.mmap | bytes, int]:
         os.close(fd)
     if hasattr(mm, "madvise") and hasattr(mmap, "MADV_SEQUENTIAL"):
         mm.madvise(mmap.MADV_SEQUENTIAL)
+    _hugepage(mm)
     return mm, size
+
+
+def _hugepage(mm: mmap.mmap) -> None:
+    """Ask for the file's pages in 2 MiB folios (MADV_HUGEPAGE).  A fault on a page not yet
+    read then reads its whole aligned 2 MiB, and the next, from anywhere in the file: without
+    it a walk that begins mid-file (a `-j N` range) is taken for random reads and the disk
+    serves it in requests of under 1 MB, with it in 4 MB ones.  Where the kernel has no such
+    folios for files the advice is refused or ignored, and nothing changes."""
+    if hasattr(mm, "madvise") and hasattr(mmap, "MADV_HUGEPAGE"):
+        try:
+            mm.madvise(mmap.MADV_HUGEPAGE)
+        except OSError:
+            pass
 
 
 def sniff_format(path: str, head: bytes) -> str:
