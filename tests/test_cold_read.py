@@ -16,6 +16,7 @@ import pytest
 from fastcap import Capture
 
 from .test_read_ahead import _big_pcap as _capture  # ~15 MB at 12,000 frames
+from .test_read_ahead import _smaps
 
 PAGE = mmap.PAGESIZE
 _libc = ctypes.CDLL(None, use_errno=True)
@@ -104,17 +105,6 @@ def test_the_walk_reads_a_cold_window_in_order_and_a_warm_one_as_it_is(
     assert len(cold) == 12_000
 
 
-def _vm_flags(path: Path) -> set[str]:
-    """The VmFlags of this process's mapping of `path` (/proc/self/smaps)."""
-    lines = Path("/proc/self/smaps").read_text().splitlines()
-    for i, line in enumerate(lines):
-        if line.endswith(" " + str(path)):
-            for more in lines[i + 1:]:
-                if more.startswith("VmFlags:"):
-                    return set(more.split()[1:])
-    raise AssertionError("mapping not found")
-
-
 @pytest.mark.skipif(not Path("/proc/self/smaps").exists(), reason="needs /proc/self/smaps")
 def test_the_mapping_asks_for_sequential_reads_in_huge_folios(tmp_path):
     """MADV_SEQUENTIAL ("sr") and, where the kernel has transparent huge pages, MADV_HUGEPAGE
@@ -122,7 +112,7 @@ def test_the_mapping_asks_for_sequential_reads_in_huge_folios(tmp_path):
     path = _capture(tmp_path, 100)
     with Capture(path) as cap:
         assert cap.meta.format == "pcap"
-        flags = _vm_flags(path)
+        flags = set(_smaps(path, "VmFlags:"))
     assert "sr" in flags, flags
     if not Path("/sys/kernel/mm/transparent_hugepage/enabled").exists():
         pytest.skip("this kernel has no transparent huge pages")

@@ -182,15 +182,21 @@ def _big_pcap(tmp_path: Path, frames: int = 24_000) -> Path:
     return path
 
 
-def _mapped_kb(path: Path) -> int:
-    """Resident kB of this process's mapping of `path`, from /proc/self/smaps."""
+def _smaps(path: Path, field: str) -> list[str]:
+    """The words after `field` (e.g. "Rss:") of this process's mapping of `path`, from
+    /proc/self/smaps."""
     lines = Path("/proc/self/smaps").read_text().splitlines()
     for i, line in enumerate(lines):
         if line.endswith(" " + str(path)):
             for more in lines[i + 1:]:
-                if more.startswith("Rss:"):
-                    return int(more.split()[1])
+                if more.startswith(field):
+                    return more.split()[1:]
     raise AssertionError("mapping not found")
+
+
+def _mapped_kb(path: Path) -> int:
+    """Resident kB of this process's mapping of `path`."""
+    return int(_smaps(path, "Rss:")[0])
 
 
 @pytest.mark.skipif(not Path("/proc/self/smaps").exists(), reason="needs /proc/self/smaps")
