@@ -13,7 +13,7 @@ from fastcap.judge.judging import analyzer_for
 from fastcap.run import ranges, streamed
 from fastcap.run.scanner import ScanSummary, iter_scan_files, judge_options, scan, scan_files
 from fastcap.run.workers import SerialExecutor
-from fastcap.session import MAX_HELD
+from fastcap.session import MAX_HELD, Session
 
 from .gencap import generate
 
@@ -302,6 +302,68 @@ def test_file_streams_hand_each_session_on_as_it_is_judged(ring, tmp_path, monke
         got.append((fs.path, [s.to_dict() for s in fs.sessions], fs.summary.to_dict()))
     assert skipped.path == want[1][0] and skipped.summary.to_dict() == want[1][2]
     assert got == [want[0], *want[2:]]
+
+
+def test_a_file_that_starts_a_run_is_judged_while_its_ranges_are_read(ring, tmp_path,
+                                                                       monkeypatch):
+    """A file whose first range decides that it starts a run (the first file; one with a
+    frame from before the previous file ended) is judged as its ranges come, before its
+    last range is read.  A file whose first range does not decide (here one from an hour
+    later, which would go on from the one before had it a frame within a minute of its end)
+    waits until it is read whole: its earliest timestamp decides its run."""
+    long = _repeated([ring[0]] * 8, tmp_path / "long.pcap", 10)
+    again = tmp_path / "again.pcap"
+    again.write_bytes(long.read_bytes())
+    later = _shift_times(long, tmp_path / "later.pcap", 3600)
+    paths = [str(long), str(again), str(later)]
+    want = [[s.to_dict() for s in scan(p, ca_file=CA)] for p in (long, later)]
+    read: list[str] = []
+    real = ranges.read_range
+    monkeypatch.setattr(ranges, "read_range", lambda t: (read.append(t.path), real(t))[1])
+    options = judge_options(ca_file=CA)
+    events = streamed.iter_file_events(paths, options, analyzer_for(options), jobs=2,
+                                       parts=6, workers=False)
+    at_first: dict[int, int] = {}  # ranges of the file read when its first session came
+    got: list[list] = [[], [], []]
+    for k, item in events:
+        if isinstance(item, Session):
+            at_first.setdefault(k, read.count(paths[k]))
+            got[k].append(item.to_dict())
+    assert at_first[0] < 6 and at_first[1] < 6 and at_first[2] == 6
+    assert got == [want[0], want[0], want[1]]
+
+
+def _fails_in_ring_00000(task):
+    """read_range, failing on the third range of ring_00000.pcap."""
+    if task.path.endswith("ring_00000.pcap") and task.index == 2:
+        raise CaptureError(task.path, "cannot be opened any more")
+    return _READ_RANGE(task)
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_a_file_judged_while_read_keeps_its_sessions_when_it_fails(ring, monkeypatch, jobs):
+    """When a file judged as its ranges come (the first) cannot be read any more, the
+    sessions already judged from its first ranges stay handed on, the file's error follows
+    them, and the next file starts a run of its own."""
+    _whole, files, _offsets, _ = ring
+    monkeypatch.setattr(ranges, "read_range", _fails_in_ring_00000)
+    got = _everything(scan_files(files, jobs=jobs, parts=3, ca_file=CA))
+    options = judge_options(ca_file=CA)
+    told = [(k, type(item).__name__) for k, item in streamed.iter_file_events(
+        [str(f) for f in files[:2]], options, analyzer_for(options), jobs=jobs, parts=3,
+        workers=False)]
+    monkeypatch.setattr(ranges, "read_range", _READ_RANGE)
+    alone = _everything(scan_files(files[:1], jobs=1, ca_file=CA))[0][2]
+    n = len(got[0][2])
+    assert told[:n + 1] == [(0, "Session")] * n + [(0, "SplitScan")]  # then its error
+    assert {k for k, _ in told[n + 1:]} == {1}
+    kept = got[0][2]
+    assert got[0][1] == f"{files[0]}: cannot be opened any more"
+    assert 0 < len(kept) < len(alone) and kept[0] == alone[0]
+    assert [s["number"] for s in kept] == list(range(1, len(kept) + 1))
+    starts = {s["first_frame"]: s for s in alone}
+    assert all(s["first_frame"] in starts for s in kept)
+    assert got[1:] == _everything(scan_files(files[1:], jobs=1, ca_file=CA))
 
 
 def test_damaged_ring_files_match_the_split_path(ring, tmp_path):

@@ -38,6 +38,13 @@ class RunBreaks:
     def __init__(self) -> None:
         self._prev_end: int | None = None
 
+    def stands_alone(self, first_part: FrameCounters) -> bool:
+        """Whether the next file starts a run, known from the totals of its first part
+        alone: it is the first file, or comes after a file that could not be read or held
+        no timestamps, or it has a frame from before the previous file ended."""
+        early = first_part.first_ts_ns
+        return self._prev_end is None or (early is not None and early < self._prev_end)
+
     def goes_on(self, counters: FrameCounters | None) -> bool:
         """The next file (its totals; None for a file that could not be read, which stands
         alone and ends the run before it)."""

@@ -19,7 +19,10 @@ one reassembler, so a session open when one file ends is completed from the next
 are handed on in number order as they finish, each numbered within the file where it began,
 and a file's totals right after its last session (`_Run`).  Whether a file goes on from the
 previous one depends on its earliest timestamp, so a file's selected frames are held until
-the file is read, and fed then.
+the file is read, and fed then, unless its first range already decides: a file with nothing
+to go on from (the first, or the one after a file that could not be read) or with a frame
+from before the previous file ended starts a run whatever the rest holds, so it is fed range
+by range as the workers read it, and judging overlaps reading as in `iter_scan`.
 """
 
 from __future__ import annotations
@@ -233,6 +236,7 @@ class _Run:
         self.starts = FileStarts()  # connections begun by the end of each file fed
         self.order = InOrder(max_held, give_way=False)  # keyed by run-wide index + 1
         self.handed = 0  # files whose totals are out
+        self._told = 0  # key warnings before the file being fed
 
     @property
     def paths(self) -> list[str]:
@@ -241,21 +245,35 @@ class _Run:
     def add(self, found: SplitScan, parts: list[ranges.RangeResult]) -> list[tuple]:
         """Feed one more file (its totals, and its ranges in order); what can be handed
         on now, as (file, Session or SplitScan) in order."""
-        told = len(self.keys.warnings)
-        self.keys.add(found.meta.secrets, found.path, self.whole.base)
-        found.meta.warnings += self.keys.warnings[told:]
-        self.whole.add_file(found.path)
-        self.files.append(found)
+        self.begin(found.path)
+        out = [e for res in parts for e in self.feed(res)]
+        return out + self.end(found)
+
+    def begin(self, path: str) -> None:
+        """The ranges fed next are the next file's."""
+        self.whole.add_file(path)
+        self.files.append(None)  # its totals, once the file is read
+        self._told = len(self.keys.warnings)
+
+    def feed(self, res: ranges.RangeResult) -> list[tuple]:
+        """The file's next range: what can be handed on now."""
+        self.keys.add(res.meta.secrets, self.paths[-1], self.whole.base)
+        cols = self.whole.add(res.cols, res.frames, res.flow_keys)
+        self.reasm.rebind(self.payloads.of(self.paths[-1], res))
+        _no_cols(res)
         out: list[tuple] = []
-        for res in parts:
-            cols = self.whole.add(res.cols, res.frames, res.flow_keys)
-            self.reasm.rebind(self.payloads.of(found.path, res))
-            _no_cols(res)
-            for done in fed(self.reasm, cols):
-                self._take(done, out)
-                self._ready(out)
+        for done in fed(self.reasm, cols):
+            self._take(done, out)
+            self._ready(out)
+        return out
+
+    def end(self, found: SplitScan) -> list[tuple]:
+        """The file is read (`found`: its totals): what can be handed on now."""
+        found.meta.warnings += self.keys.warnings[self._told:]
+        self.files[-1] = found
         self.starts.end_file(self.order.awaited - 1 + len(self.order)
                              + self.reasm.open_connections)
+        out: list[tuple] = []
         self._ready(out)
         return out
 
@@ -327,33 +345,48 @@ def iter_file_events(paths: list[str], options: JudgeOptions, analyzer, *, jobs:
 
     reader = _reader(jobs, workers and jobs > 1)
     run: _Run | None = None
+    live = False  # the file being read is fed range by range, as its ranges come
     breaks = RunBreaks()
     try:
         parts_of_file: list[ranges.RangeResult] = []
         for event in _accepted(reader, plans(), jobs):
             kind, k = event[0], event[1]
             if kind == "range":
+                if not parts_of_file and breaks.stands_alone(event[3].counters):
+                    # Its run starts here whatever the rest of it holds: its sessions are
+                    # judged while the workers read the rest of it.
+                    if run is not None:
+                        yield from _in_paths(run.finish(), k - len(run.paths))
+                    run, live = _Run(options, analyzer, paths[k], max_held), True
+                    run.begin(paths[k])
                 parts_of_file.append(event[3])
+                if live:
+                    yield from _in_paths(run.feed(event[3]), k + 1 - len(run.paths))
                 if progress is not None:
                     progress(sum(sizes[:k]) + event[2].stop, sum(sizes))
                 continue
             if kind == "error":
-                parts_of_file = []  # what was read of it before the error goes too
-                if run is not None:
-                    yield from _in_paths(run.finish(), k - len(run.paths))
+                parts_of_file = []  # what was read of it before the error goes too, unless
+                if run is not None:  # it was fed live: what is judged of it is handed on
+                    yield from _in_paths(run.finish(), k + int(live) - len(run.paths))
                     run = None
+                live = False
                 breaks.goes_on(None)
                 yield k, SplitScan(paths[k], error=str(event[2]), failure=event[2])
                 continue
             found = SplitScan(paths[k], [], ranges.merge_counters(
                 [r.counters for r in parts_of_file]), ranges.merged_meta(parts_of_file),
                 event[2], "streamed")
-            if not breaks.goes_on(found.counters) or run is None:
-                if run is not None:
-                    yield from _in_paths(run.finish(), k - len(run.paths))
-                run = _Run(options, analyzer, paths[k], max_held)
-            yield from _in_paths(run.add(found, parts_of_file), k + 1 - len(run.paths))
-            parts_of_file = []
+            on = breaks.goes_on(found.counters)
+            if live:
+                yield from _in_paths(run.end(found), k + 1 - len(run.paths))
+            else:
+                if not on or run is None:
+                    if run is not None:
+                        yield from _in_paths(run.finish(), k - len(run.paths))
+                    run = _Run(options, analyzer, paths[k], max_held)
+                yield from _in_paths(run.add(found, parts_of_file), k + 1 - len(run.paths))
+            parts_of_file, live = [], False
         if run is not None:
             first = len(paths) - len(run.paths)
             last, run = run, None
