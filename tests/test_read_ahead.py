@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import random
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -166,9 +167,48 @@ def test_reading_workers_walk_in_turn(require_native, monkeypatch):
 
     monkeypatch.setattr(capture.Capture, "_reads_ahead", watch)
     path = _many_windows()
-    read_range(RangeTask(str(path), 0, 0, path.stat().st_size, None, True, frozenset({25}),
-                         "native"))
+    task = RangeTask(str(path), 0, 0, path.stat().st_size, None, True, frozenset({25}),
+                     "native")
+    read_range(task)
     assert seen == [False]
+    read_range(replace(task, ahead=True))  # read alone, as -j 1 reads a file's ranges
+    assert seen == [False, len(os.sched_getaffinity(0)) > 1]
+
+
+@pytest.mark.parametrize("workers", [False, True])
+def test_ranges_read_without_workers_walk_ahead(monkeypatch, workers):
+    """Without workers (-j 1 over several files) this process reads the ranges and has
+    the other cores to itself then, so their walks run ahead; with workers, they read the
+    ranges and walk in turn."""
+    from fastcap.judge.judging import analyzer_for
+    from fastcap.run import streamed
+    from fastcap.run.scanner import judge_options
+
+    seen: list[bool] = []
+
+    class Recording:  # stands for the reader `streamed` would start
+        def __init__(self, jobs: int, with_workers: bool) -> None:
+            assert with_workers == workers
+
+        def submit(self, fn, task):
+            seen.append(task.ahead)
+            return fn, task
+
+        def get(self, handle):
+            fn, task = handle
+            return fn(task)
+
+        def close(self) -> None:
+            pass
+
+    monkeypatch.setattr(streamed, "_reader", Recording)
+    options = judge_options()
+    paths = [str(p) for p in CAPTURES[:2]]
+    list(streamed.iter_file_events(paths, options, analyzer_for(options), jobs=2, parts=2,
+                                   workers=workers))
+    list(streamed.iter_scan(paths[0], options, analyzer_for(options), jobs=2, parts=2,
+                            workers=workers))
+    assert len(seen) >= 3 and seen == [not workers] * len(seen)
 
 
 def _big_pcap(tmp_path: Path, frames: int = 24_000) -> Path:

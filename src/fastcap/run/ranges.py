@@ -51,6 +51,7 @@ class RangeTask:
     ports: frozenset[int]
     backend: str = "auto"
     carry: int = 0  # carry the selected frames' payloads when they take at most this many bytes
+    ahead: bool = False  # walk ahead on a thread: no other reader has the other cores
 
 
 @dataclass
@@ -169,7 +170,7 @@ def read_range(task: RangeTask) -> RangeResult:
     # A range of n bytes holds at most n/16 records: a window no bigger than that.
     rows = min(DEFAULT_WINDOW, max(0, task.stop - task.begin) // 16 + 16)
     with Capture(task.path, backend=task.backend, window=rows) as cap:
-        cap.read_ahead = False  # the other workers have the other cores
+        cap.read_ahead &= task.ahead  # unless read alone, other workers have the other cores
         start = task.state
         if start is not None and not task.exact:
             start = _find_start(cap, task)

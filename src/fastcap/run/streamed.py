@@ -88,9 +88,11 @@ def _plan_task(path: str, options: JudgeOptions, jobs: int, parts: int | None
 Plan = list[ranges.RangeTask] | CaptureError
 
 
-def _accepted(reader: Submitter, plans: Iterator[Plan], jobs: int) -> Iterator[tuple]:
+def _accepted(reader: Submitter, plans: Iterator[Plan], jobs: int, alone: bool
+              ) -> Iterator[tuple]:
     """The ranges of each file in file order, as one walk of the file reads them, while the
-    reader reads a few ahead (across file borders too).  Events, per file k in order:
+    reader reads a few ahead (across file borders too); `alone`: the reader is this process,
+    with no workers, so each range's walk may run ahead on a thread of its own.  Events, per file k in order:
     ("range", k, task, result) for each range (re-read here from the exact state when its
     guessed start was wrong), then ("done", k, ranges re-read); or ("error", k, CaptureError)
     for a file that is no capture."""
@@ -104,7 +106,7 @@ def _accepted(reader: Submitter, plans: Iterator[Plan], jobs: int) -> Iterator[t
             else:
                 for t in plan:
                     if k not in dropped:
-                        yield k, t
+                        yield k, replace(t, ahead=alone)
 
     todo = work()
 
@@ -165,7 +167,8 @@ def iter_scan(path: str | os.PathLike, options: JudgeOptions, analyzer, *, jobs:
     path = os.fspath(path)
     tasks = ranges.plan_file(_plan_task(path, options, jobs, parts))
     size = tasks[-1].stop if tasks else 0
-    reader = _reader(jobs, workers and len(tasks) > 1)
+    alone = not (workers and len(tasks) > 1)
+    reader = _reader(jobs, not alone)
     try:
         whole, order = NumberedOn(), InOrder(MAX_HELD)
         accepted: list[ranges.RangeResult] = []
@@ -185,7 +188,7 @@ def iter_scan(path: str | os.PathLike, options: JudgeOptions, analyzer, *, jobs:
         payloads = _Payloads()
         with Reassembler(b"", whole.flows, server_ports=options.ports,
                          cap=options.stream_cap, backend=options.backend) as reasm:
-            for event in _accepted(reader, iter([tasks]), jobs):
+            for event in _accepted(reader, iter([tasks]), jobs, alone):
                 if event[0] == "done":
                     reread = event[2]
                     continue
@@ -343,13 +346,14 @@ def iter_file_events(paths: list[str], options: JudgeOptions, analyzer, *, jobs:
             except CaptureError as e:
                 yield e
 
-    reader = _reader(jobs, workers and jobs > 1)
+    alone = not (workers and jobs > 1)
+    reader = _reader(jobs, not alone)
     run: _Run | None = None
     live = False  # the file being read is fed range by range, as its ranges come
     breaks = RunBreaks()
     try:
         parts_of_file: list[ranges.RangeResult] = []
-        for event in _accepted(reader, plans(), jobs):
+        for event in _accepted(reader, plans(), jobs, alone):
             kind, k = event[0], event[1]
             if kind == "range":
                 if not parts_of_file and breaks.stands_alone(event[3].counters):
