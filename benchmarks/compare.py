@@ -22,8 +22,10 @@ One table, every row measured in the same run:
 
 Rows on FILE.fresh.pcap (a copy of FILE written anew before the runs) measure the page cache
 as the write path lays it out, which makes an mmap walk's page faults dearer than after a read
-back; skip them with --skip fresh.  A final table holds the speed goals, each a ratio of two
-rows' medians of this run.
+back; skip them with --skip fresh.  Two "two files" rows scan FILE and that copy in one
+command, with `-j 1` and `-j N` (several captures at once; the copy's frames overlap FILE's
+in time, so each file is a run of its own); skip them with --skip files.  A final table
+holds the speed goals, each a ratio of two rows' medians of this run.
 
 Every file a row reads is dropped from the page cache and read back once with `cat` (pass
 --keep-cache to measure the cache as it is, --cold to drop it before every run); then the
@@ -92,7 +94,7 @@ CHECKED = {"frames": "frames", "selected_frames": "selected_frames",
            "selected_flows": "selected_flows", "sessions": "sessions",
            "scanned_sessions": "sessions"}
 SKIP_KEYS = ("cat", "tcpdump", "pipeline", "tshark", "dpkt", "scapy", "stages", "stats",
-             "scan-jN", "other-format", "gz", "startup", "floor", "fresh")
+             "scan-jN", "other-format", "gz", "startup", "floor", "fresh", "files")
 STARTUP_CAPTURE = HERE.parent / "examples" / "exchange-online-no-client-cert.pcap"
 BEFORE = " [before]"
 
@@ -472,6 +474,13 @@ def build(args: argparse.Namespace, path: str, size: int, fmt: str) -> list[Cont
         add(Contender("fresh-scan-j1", "fastcap scan -j 1, freshly written copy, whole cmd",
                       [fastcap_scan(fresh, 1)], file=fresh, count="sessions",
                       note="page cache as written, not as read back"))
+    if "files" not in skip:
+        fresh = fresh_name(path)
+        for n in dict.fromkeys((1, jobs)):
+            add(Contender(f"files-j{n}", f"fastcap scan -j {n} F F.fresh: two files, whole cmd",
+                          [fastcap_scan(path, n) + [fresh]], file=fresh,
+                          data_bytes=2 * size, count="sessions",
+                          note="2 x FILE's bytes and sessions"))
     if "other-format" not in skip:
         other, how = other_format(path, fmt)
         ofmt = "pcapng" if fmt == "pcap" else "pcap"
@@ -506,7 +515,8 @@ def with_before(cs: list[Contender], before: str) -> list[Contender]:
     out: list[Contender] = []
     for c in cs:
         out.append(c)
-        if not (c.key.startswith("stage-") or c.key in ("stats", "scan-j1", "startup")):
+        if not (c.key.startswith(("stage-", "files-"))
+                or c.key in ("stats", "scan-j1", "startup")):
             continue
         c.env = here
         cmds = [[str(old_stage) if a == str(HERE / "_fastcap_stage.py") else a for a in cmd]
@@ -574,6 +584,10 @@ def record(c: Contender, r: Result, refs: dict) -> None:
             want, by = refs.setdefault(ref, (v, c.what))
             if v != want:
                 c.wrong.append(f"{k} {v}, but {want} from {by}")
+    if c.key.startswith("files-") and "sessions" in refs:  # FILE twice: twice its sessions
+        want, by = refs["sessions"]
+        if facts.get("scanned_sessions") != 2 * want:
+            c.wrong.append(f"sessions {facts.get('scanned_sessions')}, but 2 x {want} from {by}")
 
 
 def run_all(cs: list[Contender], args: argparse.Namespace) -> dict:
