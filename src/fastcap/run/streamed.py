@@ -92,10 +92,10 @@ def _accepted(reader: Submitter, plans: Iterator[Plan], jobs: int, alone: bool
               ) -> Iterator[tuple]:
     """The ranges of each file in file order, as one walk of the file reads them, while the
     reader reads a few ahead (across file borders too); `alone`: the reader is this process,
-    with no workers, so each range's walk may run ahead on a thread of its own.  Events, per file k in order:
-    ("range", k, task, result) for each range (re-read here from the exact state when its
-    guessed start was wrong), then ("done", k, ranges re-read); or ("error", k, CaptureError)
-    for a file that is no capture."""
+    with no workers, so each range's walk may run ahead on a thread of its own.  Events, per
+    file k in order: ("range", k, task, result) for each range (re-read here from the exact
+    state when its guessed start was wrong), then ("done", k, ranges re-read); or ("error",
+    k, CaptureError) for a file that is no capture."""
     inflight: deque = deque()
     dropped: set[int] = set()  # files whose walk gave up: their later ranges are not read
 
