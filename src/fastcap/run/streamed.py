@@ -79,6 +79,17 @@ class _Payloads:
         return self._map
 
 
+def _fed_range(reasm: Reassembler, whole: NumberedOn, keys: KeysAsRead, payloads: _Payloads,
+               path: str, res: ranges.RangeResult) -> Iterator[list]:
+    """One range fed to the reassembler in the numbering of the whole, its secrets blocks
+    added first: the finished connections, batch by batch.  The range keeps its totals."""
+    keys.add(res.meta.secrets, path, whole.base)
+    cols = whole.add(res.cols, res.frames, res.flow_keys)
+    reasm.rebind(payloads.of(path, res))
+    _no_cols(res)
+    return fed(reasm, cols)
+
+
 def _plan_task(path: str, options: JudgeOptions, jobs: int, parts: int | None
                ) -> ranges.PlanTask:
     return ranges.PlanTask(path, parts or jobs * RANGES_PER_JOB, options.ports,
@@ -195,13 +206,9 @@ def iter_scan(path: str | os.PathLike, options: JudgeOptions, analyzer, *, jobs:
                 if event[0] == "error":
                     raise event[2]
                 _, _, task, res = event
-                keys.add(res.meta.secrets, path, whole.base)
-                cols = whole.add(res.cols, res.frames, res.flow_keys)
-                reasm.rebind(payloads.of(path, res))
-                accepted.append(_no_cols(res))
-                for done in fed(reasm, cols):
+                for done in _fed_range(reasm, whole, keys, payloads, path, res):
                     yield from judged(done)
-                del cols
+                accepted.append(res)
                 if progress is not None:
                     progress(task.stop, size)
             yield from judged(reasm.drain())
@@ -225,8 +232,7 @@ class _Run:
     waiting for it, it is handed on as it stands (evicted, as the reassembly budget evicts),
     and its later frames begin a new session."""
 
-    def __init__(self, options: JudgeOptions, analyzer, path: str,
-                 max_held: int = MAX_HELD) -> None:
+    def __init__(self, options: JudgeOptions, analyzer, max_held: int = MAX_HELD) -> None:
         self.keys = KeysAsRead(options.key_index)  # with the run's secrets blocks as read
         self.options = replace(options, key_index=self.keys)
         self.analyzer = analyzer
@@ -260,12 +266,9 @@ class _Run:
 
     def feed(self, res: ranges.RangeResult) -> list[tuple]:
         """The file's next range: what can be handed on now."""
-        self.keys.add(res.meta.secrets, self.paths[-1], self.whole.base)
-        cols = self.whole.add(res.cols, res.frames, res.flow_keys)
-        self.reasm.rebind(self.payloads.of(self.paths[-1], res))
-        _no_cols(res)
         out: list[tuple] = []
-        for done in fed(self.reasm, cols):
+        for done in _fed_range(self.reasm, self.whole, self.keys, self.payloads,
+                               self.paths[-1], res):
             self._take(done, out)
             self._ready(out)
         return out
@@ -361,7 +364,7 @@ def iter_file_events(paths: list[str], options: JudgeOptions, analyzer, *, jobs:
                     # judged while the workers read the rest of it.
                     if run is not None:
                         yield from _in_paths(run.finish(), k - len(run.paths))
-                    run, live = _Run(options, analyzer, paths[k], max_held), True
+                    run, live = _Run(options, analyzer, max_held), True
                     run.begin(paths[k])
                 parts_of_file.append(event[3])
                 if live:
@@ -388,7 +391,7 @@ def iter_file_events(paths: list[str], options: JudgeOptions, analyzer, *, jobs:
                 if not on or run is None:
                     if run is not None:
                         yield from _in_paths(run.finish(), k - len(run.paths))
-                    run = _Run(options, analyzer, paths[k], max_held)
+                    run = _Run(options, analyzer, max_held)
                 yield from _in_paths(run.add(found, parts_of_file), k + 1 - len(run.paths))
             parts_of_file, live = [], False
         if run is not None:
