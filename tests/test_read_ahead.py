@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import random
+import threading
 from dataclasses import replace
 from pathlib import Path
 
@@ -135,6 +136,106 @@ def test_closing_the_capture_mid_walk_waits_for_the_walk_ahead(require_native):
     cap.close()  # must not unmap the file under the thread
     assert not cap.walking_ahead and not thread.is_alive()
     del it
+
+
+def _begun_walk(path: Path, window: int, start: WalkState | None = None,
+                stop: int | None = None) -> tuple[dict, list[str]]:
+    """`walk` with the walk begun ahead (walk_first_ahead) before the windows are asked
+    for, and the thread each C walk call ran on."""
+    threads: list[str] = []
+    cols: dict[str, list[np.ndarray]] = {k: [] for k in COLS}
+    sizes = []
+    with Capture(path, backend="native", window=window, slab_width=80) as cap:
+        cap.read_ahead = True
+        for name in ("walk_pcap", "walk_pcapng"):
+            real = getattr(cap.walker, name)
+
+            def watched(*a, _real=real, **kw):
+                threads.append(threading.current_thread().name)
+                return _real(*a, **kw)
+
+            setattr(cap.walker, name, watched)
+        cap.walk_first_ahead(start, stop)
+        for w in cap.windows(start, stop):
+            sizes.append(len(w))
+            for k in COLS:
+                cols[k].append(getattr(w, k).copy())
+        meta, end = cap.meta, cap.end_state
+        assert not cap._walks
+    return ({"cols": {k: np.concatenate(v) if v else np.empty(0) for k, v in cols.items()},
+             "sizes": sizes, "warnings": meta.warnings, "skipped": dict(meta.skipped),
+             "unreadable": meta.unreadable, "blocks": dict(meta.block_counts),
+             "end": (end.offset, end.frame, end.ref_s)}, threads)
+
+
+@pytest.mark.parametrize("path", CAPTURES, ids=[p.name for p in CAPTURES])
+def test_a_walk_begun_before_its_turn_reads_what_the_walk_in_turn_reads(require_native, path):
+    """walk_first_ahead walks the first window on a thread before the windows are asked
+    for (the next file's walk while this one is judged); the windows, warnings and end state
+    are those of a walk in turn, for the whole file and for a range of it."""
+    got, threads = _begun_walk(path, 64)
+    assert_same(got, walk(path, False, 64))
+    assert threads and threads[0] == "fastcap-walk-ahead"
+    size = path.stat().st_size
+    with Capture(path, backend="native") as cap:
+        from fastcap.run.ranges import guess_state
+
+        guess = guess_state(cap)
+    got, _ = _begun_walk(path, 64, guess, size // 2)
+    assert_same(got, walk(path, False, 64, guess, size // 2))
+
+
+def test_a_walk_begun_with_other_bounds_is_not_taken(require_native):
+    """windows() asked with bounds other than those begun walks afresh, and the begun walk
+    is ended first."""
+    path = _many_windows()
+    want = walk(path, False, 16, None, 4000)
+    with Capture(path, backend="native", window=16) as cap:
+        cap.read_ahead = True
+        cap.walk_first_ahead()
+        slot = cap._begun[2]
+        got_windows = [len(w) for w in cap.windows(None, 4000)]
+        assert slot._thread is None and not cap._walks
+    assert got_windows == want["sizes"]
+
+
+def test_closing_a_capture_with_a_walk_begun_waits_for_it(require_native):
+    cap = Capture(_many_windows(), backend="native", window=4)
+    cap.read_ahead = True
+    cap.walk_first_ahead()
+    threads = [cap._begun[2]._thread]
+    assert threads[0] is not None
+    cap.close()  # must not unmap the file under the thread
+    assert not any(t.is_alive() for t in threads)
+    assert not [t for t in threading.enumerate() if t.name == "fastcap-walk-ahead"]
+
+
+def test_closing_waits_for_the_walk_ahead_a_begun_walk_starts(require_native):
+    """The thread of a begun walk starts the walk of the second window before it is done;
+    closing the capture while the first is still under way waits for both."""
+    import time
+
+    for _ in range(3):
+        cap = Capture(_many_windows(), backend="native", window=4)
+        cap.read_ahead = True
+        name = "walk_pcap" if cap.meta.format == "pcap" else "walk_pcapng"
+        real = getattr(cap.walker, name)
+
+        def slow(*a, _real=real, **kw):
+            time.sleep(0.02)
+            return _real(*a, **kw)
+
+        setattr(cap.walker, name, slow)
+        cap.walk_first_ahead()
+        cap.close()  # while the first window is walked: the second's walk starts after this
+        assert not [t for t in threading.enumerate() if t.name == "fastcap-walk-ahead"]
+
+
+def test_no_walk_is_begun_where_the_walk_goes_in_turn(require_native):
+    with Capture(_many_windows(), backend="native", window=4) as cap:
+        cap.read_ahead = False  # one core, or a reading worker
+        cap.walk_first_ahead()
+        assert not cap._walks and cap._begun is None
 
 
 def test_python_walker_and_turned_off_walk_in_turn():

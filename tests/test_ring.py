@@ -441,3 +441,82 @@ def _fails_in_ring_00001(task):
     if task.path.endswith("ring_00001.pcap") and task.index == 1:
         raise CaptureError(task.path, "cannot be opened any more")
     return _READ_RANGE(task)
+
+
+def _copies(src: Path, out_dir: Path, n: int) -> list[Path]:
+    """`n` copies of one capture: each overlaps the one before in time, so each is a run of
+    its own, judged as its ranges are read."""
+    copies = [out_dir / f"copy{i}.pcap" for i in range(n)]
+    for c in copies:
+        c.write_bytes(src.read_bytes())
+    return copies
+
+
+def _recording_begun_walks(monkeypatch) -> list:
+    """The captures whose first walk is begun before their turn, in the order begun."""
+    from fastcap.read.capture import Capture
+
+    begun: list = []
+    real = Capture.walk_first_ahead
+
+    def recording(self, *a):
+        begun.append(self)
+        return real(self, *a)
+
+    monkeypatch.setattr(Capture, "walk_first_ahead", recording)
+    return begun
+
+
+def test_with_one_job_the_next_file_is_walked_while_this_one_is_judged(ring, tmp_path,
+                                                                       monkeypatch):
+    """-j 1 reads every range in this process.  The walk of the file after the one whose
+    sessions come out is begun before they do (on a thread where a core is spare), so that
+    judging one file overlaps walking the next.  One range is begun ahead at most: each is
+    begun once the one before it is read.  The sessions are those read without it."""
+    _whole, files, _offsets, _ = ring
+    copies = _copies(files[0], tmp_path, 3)
+    paths = [str(f) for f in copies]
+    want = _everything(scan_files(copies, executor=SerialExecutor(), jobs=2, ca_file=CA))
+    begun = _recording_begun_walks(monkeypatch)
+    steps: list[tuple[str, str]] = []
+    real_read = ranges.read_range
+
+    def reading(task):
+        steps.append(("read", task.path))
+        return real_read(task)
+
+    monkeypatch.setattr(ranges, "read_range", reading)
+    real_begin = ranges.BegunRange.__init__
+
+    def beginning(self, task, walk=True):
+        steps.append(("begin", task.path))
+        real_begin(self, task, walk)
+
+    monkeypatch.setattr(ranges.BegunRange, "__init__", beginning)
+    options = judge_options(ca_file=CA)
+    at_first: dict[int, list[str]] = {}
+    for k, item in streamed.iter_file_events(paths, options, analyzer_for(options), jobs=1):
+        if isinstance(item, Session):
+            at_first.setdefault(k, [c.path for c in begun])
+    assert sorted(at_first) == [0, 1, 2]
+    assert all(paths[k + 1] in at_first[k] for k in (0, 1))
+    assert steps == [(step, p) for p in paths for step in ("begin", "read")]
+    assert all(c._bound is None for c in begun)  # every capture begun is closed
+    assert _everything(scan_files(copies, jobs=1, ca_file=CA)) == want
+
+
+def test_walks_begun_ahead_end_with_the_scan_left_unfinished(ring, tmp_path, monkeypatch):
+    """A caller that stops reading mid-way (closing the generator) leaves no walk running
+    and no file mapped for the ranges begun ahead of their turn."""
+    import threading
+
+    _whole, files, _offsets, _ = ring
+    begun = _recording_begun_walks(monkeypatch)
+    options = judge_options(ca_file=CA)
+    events = streamed.iter_file_events([str(f) for f in _copies(files[0], tmp_path, 4)],
+                                       options, analyzer_for(options), jobs=1)
+    next(events)
+    assert any(c._bound is not None for c in begun)  # a walk begun, its range not read
+    events.close()
+    assert all(c._bound is None for c in begun)
+    assert not [t for t in threading.enumerate() if t.name == "fastcap-walk-ahead"]

@@ -197,6 +197,7 @@ class Capture:
         # turns it off.
         self.read_ahead = _cores() > 1
         self._walks: set[Slot] = set()  # the walk ahead of each walk under way
+        self._begun: tuple | None = None  # (start, stop, slot, walk) of walk_first_ahead
         self._released = 0  # mapped bytes before this offset have been let go (_behind)
 
     @classmethod
@@ -232,6 +233,9 @@ class Capture:
         return self.bytes_done
 
     def close(self) -> None:
+        begun, self._begun = self._begun, None
+        if begun is not None:  # first: its thread may start the walk ahead of its walk
+            begun[2].settle()
         for slot in list(self._walks):  # a walk ahead must be done before the map goes
             slot.settle()
         self._bound = self._np = None
@@ -257,6 +261,39 @@ class Capture:
         straddles `stop` is read whole: a split walk's ranges then join without gap or
         overlap.  `end_state` tells where the walk stopped; `start_used` whether a resync
         before the first good record relied on `start`'s guide values."""
+        begun, self._begun = self._begun, None
+        if begun is not None:
+            b_start, b_stop, slot, walk = begun
+            if b_start is start and b_stop == stop:
+                return self._gone_on(slot, walk)
+            slot.settle()  # begun with other bounds: not this walk
+            self._walks.discard(slot)
+            walk.close()
+        return self._windows(start, stop)
+
+    def walk_first_ahead(self, start: WalkState | None = None, stop: int | None = None
+                         ) -> None:
+        """Begin `windows(start, stop)` now, its first window walked on a thread of its own,
+        so that the caller's work until it asks for the windows (judging the file before
+        this one) overlaps the walk; the next `windows` call with these bounds goes on from
+        it.  Where the walk may not go ahead (see `read_ahead`), nothing is begun."""
+        if not self._reads_ahead():
+            return
+        walk, slot = self._windows(start, stop), Slot()
+        self._walks.add(slot)  # close() waits for it
+        slot.start(next, walk, None)
+        self._begun = (start, stop, slot, walk)
+
+    def _gone_on(self, slot: Slot, walk: Iterator[FrameWindow]) -> Iterator[FrameWindow]:
+        try:
+            first = slot.result()
+        finally:
+            self._walks.discard(slot)
+        if first is not None:
+            yield first
+            yield from walk
+
+    def _windows(self, start: WalkState | None, stop: int | None) -> Iterator[FrameWindow]:
         if self.frames is not None:
             win, spare = self.frames, self._spare(self.frames)
         elif self._reads_ahead():
@@ -302,7 +339,7 @@ class Capture:
     @property
     def walking_ahead(self) -> bool:
         """Whether a walk ahead is under way (the next window being walked on its thread)."""
-        return any(slot.pending for slot in self._walks)
+        return any(slot.pending for slot in list(self._walks))
 
     def _note_growth(self) -> None:
         """A capture still being written is read up to its size when it was opened; say so,

@@ -52,6 +52,8 @@ class RangeTask:
     backend: str = "auto"
     carry: int = 0  # carry the selected frames' payloads when they take at most this many bytes
     ahead: bool = False  # walk ahead on a thread: no other reader has the other cores
+    # Its walk, begun in this process before its turn (BegunRange); never sent to a worker.
+    begun: BegunRange | None = field(default=None, repr=False, compare=False)
 
 
 @dataclass
@@ -165,22 +167,60 @@ def _find_start(cap: Capture, task: RangeTask) -> WalkState:
 
 
 def read_range(task: RangeTask) -> RangeResult:
-    """Phase one of a split scan, for one range (runs in a worker)."""
-    counters, flows = FrameCounters(), FlowTable()
-    # A range of n bytes holds at most n/16 records: a window no bigger than that.
-    rows = min(DEFAULT_WINDOW, max(0, task.stop - task.begin) // 16 + 16)
-    with Capture(task.path, backend=task.backend, window=rows) as cap:
-        cap.read_ahead &= task.ahead  # unless read alone, other workers have the other cores
-        start = task.state
-        if start is not None and not task.exact:
-            start = _find_start(cap, task)
-        parts = [FrameCols.of(sel) for sel in iter_selected(
-            cap, task.ports, counters, flows, start=start, stop=task.stop)]
-        cols, payload = concat(parts), None
-        if task.carry and (c := carried(cols, cap.buffer, task.carry)) is not None:
-            cols, payload = c.cols, c.payload
-        return RangeResult(task.index, start, cap.end_state, cap.start_used, counters,
-                           cap.meta, cols, flows.keys, payload)
+    """Phase one of a split scan, for one range (runs in a worker, or here, where its walk
+    may have been begun before its turn)."""
+    return (task.begun or BegunRange(task, walk=False)).result()
+
+
+class BegunRange:
+    """`read_range(task)` under way: its capture opened and, with `walk` where the task
+    may walk ahead, its first window walked on a thread from now on, so that what the
+    caller does until it asks for the `result()` (judging the file before) overlaps the
+    walk.  An error opening the file is raised by `result()`, in the range's turn.  The
+    capture is closed by `result()`, or by `close()` when the range is not read after all."""
+
+    def __init__(self, task: RangeTask, walk: bool = True) -> None:
+        self.task = task
+        self._cap: Capture | None = None
+        self._start: WalkState | None = None
+        self._error: Exception | None = None
+        # A range of n bytes holds at most n/16 records: a window no bigger than that.
+        rows = min(DEFAULT_WINDOW, max(0, task.stop - task.begin) // 16 + 16)
+        try:
+            cap = self._cap = Capture(task.path, backend=task.backend, window=rows)
+            cap.read_ahead &= task.ahead  # unless read alone, other workers have the cores
+            start = task.state
+            if start is not None and not task.exact:
+                start = _find_start(cap, task)
+            self._start = start
+            if walk:
+                cap.walk_first_ahead(start, task.stop)
+        except Exception as e:  # noqa: BLE001 - raised in the range's turn, by result()
+            self.close()
+            self._error = e
+
+    def result(self) -> RangeResult:
+        if self._error is not None:
+            raise self._error
+        cap, task, start = self._cap, self.task, self._start
+        assert cap is not None
+        try:
+            counters, flows = FrameCounters(), FlowTable()
+            parts = [FrameCols.of(sel) for sel in iter_selected(
+                cap, task.ports, counters, flows, start=start, stop=task.stop)]
+            cols, payload = concat(parts), None
+            if task.carry and (c := carried(cols, cap.buffer, task.carry)) is not None:
+                cols, payload = c.cols, c.payload
+            return RangeResult(task.index, start, cap.end_state, cap.start_used, counters,
+                               cap.meta, cols, flows.keys, payload)
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        """Done with, or not wanted after all: its walk finished and its file let go."""
+        cap, self._cap = self._cap, None
+        if cap is not None:
+            cap.close()
 
 
 @dataclass

@@ -42,7 +42,7 @@ from ..tcp.reassembly import Reassembler
 from . import ranges
 from .rings import FileStarts, NumberedOn, RunBreaks
 from .split import SplitScan, payload_buffer
-from .workers import PoolExecutor, SerialExecutor, Submitter
+from .workers import PoolExecutor, Submitter
 
 RANGES_PER_JOB = 4  # ranges per worker: reading overlaps judging, and the last range is short
 MIN_RANGE = 8 << 20
@@ -51,7 +51,35 @@ _AHEAD = 2  # ranges read ahead per worker: enough to keep them busy, and memory
 
 def _reader(jobs: int, workers: bool) -> Submitter:
     """`jobs` worker processes reading ranges (this process judges), or this process."""
-    return PoolExecutor(jobs, local_first=False) if workers else SerialExecutor()
+    return PoolExecutor(jobs, local_first=False) if workers else _ReadHere()
+
+
+class _ReadHere:
+    """Ranges read in this process, with no workers: each range's walk is begun as it is
+    submitted (`ranges.BegunRange`, carried by the task), so that the first window of the
+    range after the one being judged is walked on a thread meanwhile, across file borders
+    too.  A range is read in its turn by the function submitted with it."""
+
+    def __init__(self) -> None:
+        self._begun: set[ranges.BegunRange] = set()
+
+    def submit(self, fn: Callable, task: ranges.RangeTask) -> tuple[Callable, ranges.RangeTask]:
+        begun = ranges.BegunRange(task)
+        self._begun.add(begun)
+        return fn, replace(task, begun=begun)
+
+    def get(self, handle: tuple[Callable, ranges.RangeTask]) -> ranges.RangeResult:
+        fn, task = handle
+        try:
+            return fn(task)
+        finally:  # read, or failed before it was: its file is let go either way
+            self._begun.discard(task.begun)
+            task.begun.close()
+
+    def close(self) -> None:
+        for begun in self._begun:  # not read after all: their walks end, their files go
+            begun.close()
+        self._begun.clear()
 
 
 def _no_cols(res: ranges.RangeResult) -> ranges.RangeResult:
@@ -121,8 +149,12 @@ def _accepted(reader: Submitter, plans: Iterator[Plan], jobs: int, alone: bool
 
     todo = work()
 
+    # Workers read a few ranges ahead each; this process alone begins one, whose walk
+    # overlaps the judging of the one before.
+    most = 1 if alone else _AHEAD * jobs
+
     def top_up() -> None:
-        while len(inflight) < _AHEAD * jobs and (item := next(todo, None)) is not None:
+        while len(inflight) < most and (item := next(todo, None)) is not None:
             k, t = item
             inflight.append((k, t, None if isinstance(t, CaptureError)
                              else reader.submit(ranges.read_range, t)))
