@@ -231,6 +231,17 @@ def test_closing_waits_for_the_walk_ahead_a_begun_walk_starts(require_native):
         assert not [t for t in threading.enumerate() if t.name == "fastcap-walk-ahead"]
 
 
+def test_leaving_a_begun_walk_after_its_first_window_ends_the_walk_ahead(require_native):
+    with Capture(_many_windows(), backend="native", window=4) as cap:
+        cap.read_ahead = True
+        cap.walk_first_ahead()
+        it = cap.windows()
+        next(it)
+        assert cap.walking_ahead  # the second window is being walked already
+        it.close()
+        assert not cap.walking_ahead and not cap._walks
+
+
 def test_no_walk_is_begun_where_the_walk_goes_in_turn(require_native):
     with Capture(_many_windows(), backend="native", window=4) as cap:
         cap.read_ahead = False  # one core, or a reading worker

@@ -289,9 +289,12 @@ class Capture:
             first = slot.result()
         finally:
             self._walks.discard(slot)
-        if first is not None:
-            yield first
-            yield from walk
+        try:
+            if first is not None:
+                yield first
+                yield from walk
+        finally:  # left after its first window: the walk ahead of the second ends too
+            walk.close()
 
     def _windows(self, start: WalkState | None, stop: int | None) -> Iterator[FrameWindow]:
         if self.frames is not None:
