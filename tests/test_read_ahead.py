@@ -29,19 +29,32 @@ COLS = ("offset", "caplen", "orig_len", "ts_ns", "iface", "frame_no", "flags", "
 
 
 def walk(path: Path, ahead: bool, window: int, start: WalkState | None = None,
-         stop: int | None = None) -> dict:
+         stop: int | None = None, threads: list[str] | None = None) -> dict:
     """Every window's columns (copied: windows are reused), the warnings and where the walk
-    ended, with the walk ahead on or off."""
+    ended, with the walk ahead on or off.  With `threads`, the walk is begun ahead
+    (walk_first_ahead) before the windows are asked for, and `threads` gets the thread
+    each C walk call ran on."""
     cols: dict[str, list[np.ndarray]] = {k: [] for k in COLS}
     sizes = []
     with Capture(path, backend="native", window=window, slab_width=80) as cap:
         cap.read_ahead = ahead
+        if threads is not None:
+            for name in ("walk_pcap", "walk_pcapng"):
+                real = getattr(cap.walker, name)
+
+                def watched(*a, _real=real, **kw):
+                    threads.append(threading.current_thread().name)
+                    return _real(*a, **kw)
+
+                setattr(cap.walker, name, watched)
+            cap.walk_first_ahead(start, stop)
         for w in cap.windows(start, stop):
             sizes.append(len(w))
             for k in COLS:
                 cols[k].append(getattr(w, k).copy())
         meta = cap.meta
         end = cap.end_state
+        assert threads is None or not cap._walks
     return {"cols": {k: np.concatenate(v) if v else np.empty(0) for k, v in cols.items()},
             "sizes": sizes, "warnings": meta.warnings, "skipped": dict(meta.skipped),
             "unreadable": meta.unreadable, "blocks": dict(meta.block_counts),
@@ -140,32 +153,9 @@ def test_closing_the_capture_mid_walk_waits_for_the_walk_ahead(require_native):
 
 def _begun_walk(path: Path, window: int, start: WalkState | None = None,
                 stop: int | None = None) -> tuple[dict, list[str]]:
-    """`walk` with the walk begun ahead (walk_first_ahead) before the windows are asked
-    for, and the thread each C walk call ran on."""
+    """`walk` with the walk begun ahead, and the thread each C walk call ran on."""
     threads: list[str] = []
-    cols: dict[str, list[np.ndarray]] = {k: [] for k in COLS}
-    sizes = []
-    with Capture(path, backend="native", window=window, slab_width=80) as cap:
-        cap.read_ahead = True
-        for name in ("walk_pcap", "walk_pcapng"):
-            real = getattr(cap.walker, name)
-
-            def watched(*a, _real=real, **kw):
-                threads.append(threading.current_thread().name)
-                return _real(*a, **kw)
-
-            setattr(cap.walker, name, watched)
-        cap.walk_first_ahead(start, stop)
-        for w in cap.windows(start, stop):
-            sizes.append(len(w))
-            for k in COLS:
-                cols[k].append(getattr(w, k).copy())
-        meta, end = cap.meta, cap.end_state
-        assert not cap._walks
-    return ({"cols": {k: np.concatenate(v) if v else np.empty(0) for k, v in cols.items()},
-             "sizes": sizes, "warnings": meta.warnings, "skipped": dict(meta.skipped),
-             "unreadable": meta.unreadable, "blocks": dict(meta.block_counts),
-             "end": (end.offset, end.frame, end.ref_s)}, threads)
+    return walk(path, True, window, start, stop, threads), threads
 
 
 @pytest.mark.parametrize("path", CAPTURES, ids=[p.name for p in CAPTURES])
