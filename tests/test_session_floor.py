@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import dataclasses
 import gc
+import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -142,3 +144,30 @@ def test_the_collector_clock_counts_each_runs_collections_and_lets_go() -> None:
     gc.collect()  # after the context: counted nowhere
     assert clock.runs[0] > 0 and clock.runs[1] == 0
     assert clock._tick not in gc.callbacks
+
+
+def test_the_collector_is_set_as_the_command_sets_it_and_then_as_it_was() -> None:
+    gc.collect()
+    was, frozen = gc.get_threshold(), gc.get_freeze_count()
+    assert frozen == 0  # nothing else in the test process freezes
+    with session_floor.collector_as_the_command_sets_it():
+        assert gc.get_threshold() == (session_floor._YOUNG, *was[1:])
+        assert gc.get_freeze_count() > 0
+    assert gc.get_threshold() == was and gc.get_freeze_count() == 0
+
+
+def test_main_reports_the_scan_with_the_collector_as_the_command_sets_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
+    out = tmp_path / "floor.json"
+    monkeypatch.setattr(sys, "argv", ["session_floor.py", str(EXAMPLE), "--repeat", "1",
+                                      "--json", str(out)])
+    was = gc.get_threshold()
+    try:
+        session_floor.main()
+    finally:
+        gc.unfreeze()  # main keeps the sessions it holds out of the collector's walks
+    assert gc.get_threshold() == was
+    got = json.loads(out.read_text())
+    assert got["sessions"] == len(list(scan(EXAMPLE)))
+    assert 0 <= got["scan_tuned_gc_us"] < got["scan_tuned_us"]
+    assert "collector set as the command line sets it" in capsys.readouterr().out
