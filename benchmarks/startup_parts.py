@@ -1,0 +1,187 @@
+"""Where the start-up of ``fastcap scan`` goes, and what fastcap itself adds to the floor.
+
+    python benchmarks/startup_parts.py [CAPTURE] [--repeat 9] [--json OUT]
+
+Start-up happens once per process, so every run is a fresh interpreter; rows are medians of
+``--repeat`` rounds, the rows of a round run one after another:
+
+- the interpreter alone (``python -c pass``);
+- the floor: the interpreter importing numpy and ``cryptography.x509``, as compare.py's
+  "floor" row;
+- the command: ``python -m fastcap.cli scan -j 1 --format jsonl CAPTURE`` (the 26-frame
+  example unless given), as compare.py's "start-up" row;
+- the same command timing itself in its own process (the instrumentation adds ~10 ms): the
+  time spent in ``dataclasses`` making fastcap's record classes (every dataclass a scan
+  imports), and of that, generating and compiling their methods (``__init__``, ``__repr__``,
+  ``__eq__``, ``__hash__`` and, for a frozen one, ``__setattr__`` and ``__delattr__``:
+  dataclasses writes each as source text and compiles it);
+- an experiment, against that instrumented row: the same command with every method's text
+  compiled once, in an earlier process, and the code objects loaded from a file and reused
+  (the ``exec`` dataclasses calls answered from them by text).  This shows what compiling the
+  methods costs a command, net of loading the code; fastcap does not do it, since it means
+  replacing a function inside the standard library's ``dataclasses``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+EXAMPLE = HERE.parent / "examples" / "exchange-online-no-client-cert.pcap"
+PY = sys.executable
+
+# Run in the command's own process: time dataclasses' class processing and method
+# generation, optionally answer its exec from a cache of code objects, then run the command.
+# argv: report file, cache file or "", then the command's arguments.
+_INSIDE = r"""
+import dataclasses, json, marshal, os, sys, time
+t0 = time.perf_counter()
+report, cache_path, argv = sys.argv[1], sys.argv[2], sys.argv[3:]
+spent = {"classes": 0.0, "methods": 0.0, "count": 0, "compiled": 0, "load": 0.0, "names": []}
+cache = {}
+if cache_path:
+    if os.path.exists(cache_path):
+        t = time.perf_counter()
+        with open(cache_path, "rb") as f:
+            cache = marshal.load(f)
+        spent["load"] = time.perf_counter() - t
+    plain_exec = exec
+
+    def cached_exec(src, g=None, l=None):
+        code = cache.get(src) if isinstance(src, str) else src
+        if code is None:
+            code = cache[src] = compile(src, "<string>", "exec")
+            spent["compiled"] += 1
+        return plain_exec(code, g, l)
+
+    dataclasses.exec = cached_exec
+
+
+ours = [False]  # inside the processing of one of fastcap's classes
+
+
+def process_class(cls, *a, process=dataclasses._process_class, **k):
+    if not cls.__module__.startswith("fastcap"):
+        return process(cls, *a, **k)
+    t = time.perf_counter()
+    ours[0] = True
+    try:
+        return process(cls, *a, **k)
+    finally:
+        ours[0] = False
+        spent["classes"] += time.perf_counter() - t
+        spent["count"] += 1
+        spent["names"].append(f"{cls.__module__}.{cls.__qualname__}")
+
+
+def create_fn(*a, create=dataclasses._create_fn, **k):
+    if not ours[0]:
+        return create(*a, **k)
+    t = time.perf_counter()
+    try:
+        return create(*a, **k)
+    finally:
+        spent["methods"] += time.perf_counter() - t
+
+
+dataclasses._process_class = process_class
+dataclasses._create_fn = create_fn
+from fastcap.cli import main
+sys.argv = ["fastcap", *argv]  # main() without arguments: fastcap is the program
+try:
+    rc = main()
+except SystemExit as e:
+    rc = e.code
+spent["total"] = time.perf_counter() - t0
+with open(report, "w") as f:
+    json.dump(spent, f)
+if cache_path and spent["compiled"]:
+    with open(cache_path, "wb") as f:
+        marshal.dump(cache, f)
+"""
+
+
+def wall(cmd: list[str]) -> float:
+    t = time.perf_counter()
+    subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
+    return time.perf_counter() - t
+
+
+def inside(capture: str, cache: str, report: str) -> tuple[float, dict]:
+    """Wall seconds of the instrumented command, and what it measured in itself."""
+    cmd = [PY, "-c", _INSIDE, report, cache, "scan", "-j", "1", "--format", "jsonl", capture]
+    took = wall(cmd)
+    with open(report) as f:
+        return took, json.load(f)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("capture", nargs="?", default=str(EXAMPLE))
+    ap.add_argument("--repeat", type=int, default=9)
+    ap.add_argument("--json", help="write the results here too")
+    args = ap.parse_args()
+    command = [PY, "-m", "fastcap.cli", "scan", "-j", "1", "--format", "jsonl", args.capture]
+    rows: dict[str, list[float]] = {k: [] for k in (
+        "interpreter_s", "floor_s", "command_s", "timed_command_s", "timed_in_process_s",
+        "record_classes_s", "their_methods_s", "cached_command_s", "cached_record_classes_s",
+        "cache_load_s")}
+    classes = 0
+    with tempfile.TemporaryDirectory() as tmp:
+        report, cache = os.path.join(tmp, "report.json"), os.path.join(tmp, "methods.marshal")
+        inside(args.capture, cache, report)  # fills the cache, and warms the page cache
+        for _ in range(args.repeat):
+            rows["interpreter_s"].append(wall([PY, "-c", "pass"]))
+            rows["floor_s"].append(wall([PY, "-c", "import numpy, cryptography.x509"]))
+            rows["command_s"].append(wall(command))
+            took, got = inside(args.capture, "", report)
+            rows["timed_command_s"].append(took)
+            rows["timed_in_process_s"].append(got["total"])
+            rows["record_classes_s"].append(got["classes"])
+            rows["their_methods_s"].append(got["methods"])
+            classes = got["count"]
+            took, got = inside(args.capture, cache, report)
+            if got["compiled"]:
+                raise SystemExit("the cache of compiled methods missed: the experiment is void")
+            rows["cached_command_s"].append(took)
+            rows["cached_record_classes_s"].append(got["classes"])
+            rows["cache_load_s"].append(got["load"])
+    med = {k: statistics.median(v) for k, v in rows.items()}
+    out = {"capture": args.capture, "repeat": args.repeat, "python": platform.python_version(),
+           "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+                      f"{platform.system()} {platform.release()}",
+           "fastcap_record_classes": classes, **med}
+    labels = [
+        ("interpreter_s", "python -c pass"),
+        ("floor_s", "floor: python -c 'import numpy, cryptography.x509'"),
+        ("command_s", "fastcap scan -j 1 --format jsonl (the start-up row)"),
+        ("timed_command_s", "the same, timing itself (instrumented)"),
+        ("record_classes_s", f"  of which: dataclasses making {classes} record classes"),
+        ("their_methods_s", "    of which: generating and compiling their methods"),
+        ("cached_command_s", "experiment: their code compiled earlier, reused (instr.)"),
+        ("cached_record_classes_s", "  of which: dataclasses making the record classes"),
+        ("cache_load_s", "  of which: loading the code (marshal)"),
+    ]
+    print(f"{args.capture}: medians of {args.repeat} rounds, {out['machine']}, "
+          f"Python {out['python']}")
+    for key, label in labels:
+        print(f"{label:<62} {med[key] * 1000:8.1f} ms")
+    print(f"{'fastcap beyond the floor':<62} {(med['command_s'] - med['floor_s']) * 1000:8.1f} ms")
+    saved = med["timed_command_s"] - med["cached_command_s"]
+    print(f"{'what the experiment saves the (instrumented) command':<62} {saved * 1000:8.1f} ms")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(out, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()
