@@ -12,9 +12,9 @@ Start-up happens once per process, so every run is a fresh interpreter; rows are
   example unless given), as compare.py's "start-up" row;
 - the same command timing itself in its own process (the instrumentation adds ~10 ms): the
   time spent in ``dataclasses`` making fastcap's record classes (every dataclass a scan
-  imports), and of that, generating and compiling their methods (``__init__``, ``__repr__``,
-  ``__eq__``, ``__hash__`` and, for a frozen one, ``__setattr__`` and ``__delattr__``:
-  dataclasses writes each as source text and compiles it);
+  imports), and of that, compiling their methods (``__init__``, ``__repr__``, ``__eq__``,
+  ``__hash__`` and, for a frozen one, ``__setattr__`` and ``__delattr__``: dataclasses writes
+  them as source text and runs it with ``exec``, timed here);
 - an experiment, against that instrumented row: the same command with every method's text
   compiled once, in an earlier process, and the code objects loaded from a file and reused
   (the ``exec`` dataclasses calls answered from them by text).  This shows what compiling the
@@ -39,34 +39,40 @@ HERE = Path(__file__).resolve().parent
 EXAMPLE = HERE.parent / "examples" / "exchange-online-no-client-cert.pcap"
 PY = sys.executable
 
-# Run in the command's own process: time dataclasses' class processing and method
-# generation, optionally answer its exec from a cache of code objects, then run the command.
+# Run in the command's own process: time dataclasses' processing of fastcap's classes and
+# the exec of their methods' text inside it, optionally answered from a cache of code
+# objects, then run the command.
 # argv: report file, cache file or "", then the command's arguments.
 _INSIDE = r"""
 import dataclasses, json, marshal, os, sys, time
 t0 = time.perf_counter()
 report, cache_path, argv = sys.argv[1], sys.argv[2], sys.argv[3:]
 spent = {"classes": 0.0, "methods": 0.0, "count": 0, "compiled": 0, "load": 0.0, "names": []}
-cache = {}
+cache = None
 if cache_path:
+    cache = {}
     if os.path.exists(cache_path):
         t = time.perf_counter()
         with open(cache_path, "rb") as f:
             cache = marshal.load(f)
         spent["load"] = time.perf_counter() - t
-    plain_exec = exec
-
-    def cached_exec(src, g=None, l=None):
-        code = cache.get(src) if isinstance(src, str) else src
-        if code is None:
-            code = cache[src] = compile(src, "<string>", "exec")
-            spent["compiled"] += 1
-        return plain_exec(code, g, l)
-
-    dataclasses.exec = cached_exec
-
-
 ours = [False]  # inside the processing of one of fastcap's classes
+
+
+def timed_exec(src, g=None, l=None, plain_exec=exec):
+    # dataclasses compiles and runs the text of its methods here
+    t = time.perf_counter()
+    try:
+        code = src
+        if cache is not None and isinstance(src, str):
+            code = cache.get(src)
+            if code is None:
+                code = cache[src] = compile(src, "<string>", "exec")
+                spent["compiled"] += 1
+        return plain_exec(code, g, l)
+    finally:
+        if ours[0]:
+            spent["methods"] += time.perf_counter() - t
 
 
 def process_class(cls, *a, process=dataclasses._process_class, **k):
@@ -83,28 +89,18 @@ def process_class(cls, *a, process=dataclasses._process_class, **k):
         spent["names"].append(f"{cls.__module__}.{cls.__qualname__}")
 
 
-def create_fn(*a, create=dataclasses._create_fn, **k):
-    if not ours[0]:
-        return create(*a, **k)
-    t = time.perf_counter()
-    try:
-        return create(*a, **k)
-    finally:
-        spent["methods"] += time.perf_counter() - t
-
-
+dataclasses.exec = timed_exec
 dataclasses._process_class = process_class
-dataclasses._create_fn = create_fn
 from fastcap.cli import main
 sys.argv = ["fastcap", *argv]  # main() without arguments: fastcap is the program
 try:
-    rc = main()
-except SystemExit as e:
-    rc = e.code
+    main()
+except SystemExit:
+    pass
 spent["total"] = time.perf_counter() - t0
 with open(report, "w") as f:
     json.dump(spent, f)
-if cache_path and spent["compiled"]:
+if cache is not None and spent["compiled"]:
     with open(cache_path, "wb") as f:
         marshal.dump(cache, f)
 """
@@ -166,7 +162,7 @@ def main() -> None:
         ("command_s", "fastcap scan -j 1 --format jsonl (the start-up row)"),
         ("timed_command_s", "the same, timing itself (instrumented)"),
         ("record_classes_s", f"  of which: dataclasses making {classes} record classes"),
-        ("their_methods_s", "    of which: generating and compiling their methods"),
+        ("their_methods_s", "    of which: compiling their methods (exec of their text)"),
         ("cached_command_s", "experiment: their code compiled earlier, reused (instr.)"),
         ("cached_record_classes_s", "  of which: dataclasses making the record classes"),
         ("cache_load_s", "  of which: loading the code (marshal)"),

@@ -60,7 +60,8 @@ def test_the_command_timed_inside_writes_what_the_command_writes(tmp_path: Path)
 def test_the_experiment_reuses_the_code_of_every_method(tmp_path: Path) -> None:
     report, cache = str(tmp_path / "report.json"), str(tmp_path / "methods.marshal")
     _took, first = startup_parts.inside(str(EXAMPLE), cache, report)
-    assert first["compiled"] > 2 * first["count"]  # several methods a class, all compiled
+    # every class's methods compiled: one text each (Python 3.11, 3.12) or one a class (3.13)
+    assert first["compiled"] >= first["count"] > 50
     assert Path(cache).stat().st_size > 0
     _took, again = startup_parts.inside(str(EXAMPLE), cache, report)
     assert again["compiled"] == 0 and again["load"] > 0
