@@ -253,7 +253,8 @@ class CollectorClock:
 def collector_as_the_command_sets_it() -> Iterator[None]:
     """The collector as ``fastcap``'s command line leaves it after its imports, which a
     program embedding fastcap can do too: all made so far frozen, the youngest generation
-    collected every ``_YOUNG`` allocations; as it was again after."""
+    collected every ``_YOUNG`` allocations; after, the thresholds as they were and nothing
+    frozen (``main`` enters it with nothing frozen)."""
     thresholds = gc.get_threshold()
     gc.freeze()
     gc.set_threshold(_YOUNG, *thresholds[1:])
