@@ -113,9 +113,16 @@ def wall(cmd: list[str]) -> float:
 
 
 def inside(capture: str, cache: str, report: str) -> tuple[float, dict]:
-    """Wall seconds of the instrumented command, and what it measured in itself."""
+    """Wall seconds of the instrumented command, and what it measured in itself (a run that
+    broke before writing its report stops the script, rather than leave an earlier one read)."""
     cmd = [PY, "-c", _INSIDE, report, cache, "scan", "-j", "1", "--format", "jsonl", capture]
-    took = wall(cmd)
+    Path(report).unlink(missing_ok=True)
+    t = time.perf_counter()
+    run = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                         check=False)
+    took = time.perf_counter() - t
+    if not os.path.exists(report):
+        raise SystemExit(f"the instrumented command wrote no report:\n{run.stderr[-2000:]}")
     with open(report) as f:
         return took, json.load(f)
 

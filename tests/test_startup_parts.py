@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import ast
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from benchmarks import startup_parts
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "exchange-online-no-client-cert.pcap"
@@ -66,3 +68,12 @@ def test_the_experiment_reuses_the_code_of_every_method(tmp_path: Path) -> None:
     _took, again = startup_parts.inside(str(EXAMPLE), cache, report)
     assert again["compiled"] == 0 and again["load"] > 0
     assert sorted(again["names"]) == sorted(first["names"])
+
+
+def test_a_run_that_writes_no_report_stops_the_script(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    report = tmp_path / "report.json"
+    report.write_text('{"classes": 1.0}')  # an earlier run's, which must not be read again
+    monkeypatch.setattr(startup_parts, "PY", shutil.which("false") or "false")
+    with pytest.raises(SystemExit, match="wrote no report"):
+        startup_parts.inside(str(EXAMPLE), "", str(report))
