@@ -36,6 +36,10 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from compare import machine  # noqa: E402
+
 EXAMPLE = HERE.parent / "examples" / "exchange-online-no-client-cert.pcap"
 PY = sys.executable
 
@@ -106,10 +110,11 @@ if cache is not None and spent["compiled"]:
 """
 
 
-def wall(cmd: list[str]) -> float:
+def wall(cmd: list[str], stderr: int = subprocess.DEVNULL) -> tuple[float, str | None]:
+    """Wall seconds of `cmd`, and its stderr when asked for (``subprocess.PIPE``)."""
     t = time.perf_counter()
-    subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
-    return time.perf_counter() - t
+    run = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=stderr, text=True, check=False)
+    return time.perf_counter() - t, run.stderr
 
 
 def inside(capture: str, cache: str, report: str) -> tuple[float, dict]:
@@ -117,12 +122,9 @@ def inside(capture: str, cache: str, report: str) -> tuple[float, dict]:
     broke before writing its report stops the script, rather than leave an earlier one read)."""
     cmd = [PY, "-c", _INSIDE, report, cache, "scan", "-j", "1", "--format", "jsonl", capture]
     Path(report).unlink(missing_ok=True)
-    t = time.perf_counter()
-    run = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                         check=False)
-    took = time.perf_counter() - t
+    took, err = wall(cmd, subprocess.PIPE)
     if not os.path.exists(report):
-        raise SystemExit(f"the instrumented command wrote no report:\n{run.stderr[-2000:]}")
+        raise SystemExit(f"the instrumented command wrote no report:\n{(err or '')[-2000:]}")
     with open(report) as f:
         return took, json.load(f)
 
@@ -143,9 +145,9 @@ def main() -> None:
         report, cache = os.path.join(tmp, "report.json"), os.path.join(tmp, "methods.marshal")
         inside(args.capture, cache, report)  # fills the cache, and warms the page cache
         for _ in range(args.repeat):
-            rows["interpreter_s"].append(wall([PY, "-c", "pass"]))
-            rows["floor_s"].append(wall([PY, "-c", "import numpy, cryptography.x509"]))
-            rows["command_s"].append(wall(command))
+            rows["interpreter_s"].append(wall([PY, "-c", "pass"])[0])
+            rows["floor_s"].append(wall([PY, "-c", "import numpy, cryptography.x509"])[0])
+            rows["command_s"].append(wall(command)[0])
             took, got = inside(args.capture, "", report)
             rows["timed_command_s"].append(took)
             rows["timed_in_process_s"].append(got["total"])
@@ -160,9 +162,7 @@ def main() -> None:
             rows["cache_load_s"].append(got["load"])
     med = {k: statistics.median(v) for k, v in rows.items()}
     out = {"capture": args.capture, "repeat": args.repeat, "python": platform.python_version(),
-           "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-                      f"{platform.system()} {platform.release()}",
-           "fastcap_record_classes": classes, **med}
+           "machine": machine(), "fastcap_record_classes": classes, **med}
     labels = [
         ("interpreter_s", "python -c pass"),
         ("floor_s", "floor: python -c 'import numpy, cryptography.x509'"),
