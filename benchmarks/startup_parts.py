@@ -6,8 +6,8 @@ Start-up happens once per process, so every run is a fresh interpreter; rows are
 ``--repeat`` rounds, the rows of a round run one after another:
 
 - the interpreter alone (``python -c pass``);
-- the floor: the interpreter importing numpy and ``cryptography.x509``, as compare.py's
-  "floor" row;
+- the floor: the interpreter importing numpy and ``cryptography.x509`` (numpy's BLAS threads
+  unstarted, as the command leaves them), as compare.py's "floor" row;
 - the command: ``python -m fastcap.cli scan -j 1 --format jsonl CAPTURE`` (the 26-frame
   example unless given), as compare.py's "start-up" row;
 - the same command timing itself in its own process (the instrumentation adds ~10 ms): the
@@ -38,7 +38,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from compare import machine  # noqa: E402
+from compare import FLOOR, machine  # noqa: E402
 
 EXAMPLE = HERE.parent / "examples" / "exchange-online-no-client-cert.pcap"
 PY = sys.executable
@@ -95,8 +95,9 @@ def process_class(cls, *a, process=dataclasses._process_class, **k):
 
 dataclasses.exec = timed_exec
 dataclasses._process_class = process_class
-from fastcap.cli import main
+from fastcap.cli import main, single_threaded_blas
 sys.argv = ["fastcap", *argv]  # main() without arguments: fastcap is the program
+single_threaded_blas()  # as the console script does before main()
 try:
     main()
 except SystemExit:
@@ -146,7 +147,7 @@ def main() -> None:
         inside(args.capture, cache, report)  # fills the cache, and warms the page cache
         for _ in range(args.repeat):
             rows["interpreter_s"].append(wall([PY, "-c", "pass"])[0])
-            rows["floor_s"].append(wall([PY, "-c", "import numpy, cryptography.x509"])[0])
+            rows["floor_s"].append(wall(FLOOR)[0])
             rows["command_s"].append(wall(command)[0])
             took, got = inside(args.capture, "", report)
             rows["timed_command_s"].append(took)

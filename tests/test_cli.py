@@ -164,6 +164,37 @@ def test_the_console_script_ends_as_an_ordinary_exit_would(tmp_path, capsys):
     assert (tmp_path / "thread").read_text() == "joined"
 
 
+_THREADS = """
+import atexit, os, sys
+from pathlib import Path
+from fastcap.cli import run
+out = Path(sys.argv[1])
+atexit.register(lambda: out.write_text(
+    f"{len(os.listdir('/proc/self/task'))} {os.environ.get('OPENBLAS_NUM_THREADS')}"))
+sys.argv[1:] = sys.argv[2:]
+run()
+"""
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="counts threads in Linux's /proc")
+@pytest.mark.parametrize("users", [None, "2"])
+def test_the_console_script_starts_no_blas_threads_unless_the_user_sized_them(tmp_path, users):
+    """numpy's OpenBLAS would start busy-waiting threads on import (one per core beyond the
+    first); the command line runs in one thread, and a user's own OPENBLAS_NUM_THREADS is
+    kept."""
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"}
+    if users:
+        env["OPENBLAS_NUM_THREADS"] = users
+    report = tmp_path / "threads"
+    r = subprocess.run([sys.executable, "-c", _THREADS, str(report), "scan", str(EXAMPLE)],
+                       capture_output=True, text=True, timeout=120, env=env)
+    assert r.returncode == 1 and "no_client_cert" in r.stdout, r.stderr
+    threads, setting = report.read_text().split()
+    assert setting == (users or "1")
+    if not users:
+        assert threads == "1"
+
+
 @pytest.mark.parametrize("files", [1, 200])
 def test_a_reader_that_leaves_early_is_not_an_error(tmp_path, files):
     """``fastcap scan ... | head -c 50``, the reader gone before the last write (200 JSON
