@@ -4,7 +4,9 @@ the feed loop (`tcp.feed`) and the in-order hand-on (`session.InOrder`)."""
 
 from __future__ import annotations
 
+import multiprocessing
 import os
+import threading
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -69,6 +71,84 @@ def test_workers_feeding_this_process_step_back_and_others_do_not():
         assert readers.get(readers.submit(_niceness, 0)) == min(here + READER_NICENESS, 19)
     with PoolExecutor(2, local_first=True) as pool:
         assert pool.map(_niceness, [0, 0, 0]) == [here] * 3
+
+
+_HELD = threading.Lock()  # held by another thread while a test's pool starts
+_MADE_HERE: list[int] = []  # what this process added after the import
+
+
+def _what_the_worker_started_with(_: int) -> tuple[int, bool]:
+    got = _HELD.acquire(timeout=0.3)
+    if got:
+        _HELD.release()
+    return len(_MADE_HERE), got
+
+
+@pytest.fixture
+def start_method():
+    """Sets the program's start method for one test (None: not chosen), then puts back the
+    one the test process had."""
+    had = multiprocessing.get_start_method(allow_none=True)
+
+    def choose(method: str | None) -> None:
+        multiprocessing.set_start_method(method, force=True)
+
+    yield choose
+    multiprocessing.set_start_method(had, force=True)
+
+
+@pytest.mark.skipif("fork" not in multiprocessing.get_all_start_methods(), reason="needs fork")
+@pytest.mark.filterwarnings("ignore:This process:DeprecationWarning")  # the fork it shows
+@pytest.mark.parametrize("chosen", [None, "forkserver", "spawn"])
+def test_workers_start_as_the_program_chose(start_method, chosen):
+    """Unchosen, workers are forked: they have what this process made, and a copy of a lock
+    another thread held then, locked for good (why a program that runs threads chooses
+    otherwise).  Chosen, workers start clean and still do the work."""
+    start_method(chosen)
+    holding, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with _HELD:
+            holding.set()
+            release.wait(30)
+
+    other = threading.Thread(target=hold)
+    _MADE_HERE.append(1)
+    other.start()
+    try:
+        holding.wait(30)
+        with PoolExecutor(2, local_first=False) as pool:
+            got = pool.map(_what_the_worker_started_with, [0, 1])
+            later = pool.get(pool.submit(_square_and_pid, 5))
+    finally:
+        release.set()
+        other.join()
+        _MADE_HERE.clear()
+    assert got == ([(1, False)] * 2 if chosen is None else [(0, True)] * 2)
+    assert later[0] == 25 and later[1] != os.getpid()
+
+
+@pytest.mark.parametrize("chosen", ["forkserver", "spawn"])
+def test_a_scan_on_workers_started_clean_gives_what_one_process_gives(start_method, chosen,
+                                                                         monkeypatch):
+    """Workers that do not inherit this process (a program's choice) are sent everything
+    they need: the whole scan comes out the same, with the workers started as chosen."""
+    if chosen not in multiprocessing.get_all_start_methods():
+        pytest.skip(f"no {chosen} here")
+    from fastcap import scan
+    from fastcap.judge.judging import analyzer_for
+    from fastcap.options import ScanOptions
+    from fastcap.run import streamed, workers
+
+    made = []
+    real = workers._context
+    monkeypatch.setattr(workers, "_context", lambda: made.append(real()) or made[-1])
+    start_method(chosen)
+    options = ScanOptions()
+    on_workers = [repr(s) for s in streamed.iter_scan(ALL, options, analyzer_for(options),
+                                                        jobs=2, parts=4)]
+    assert [c.get_start_method() for c in made] == [chosen]
+    assert on_workers == [repr(s) for s in scan(ALL, jobs=1)] and len(on_workers) == 9
 
 
 def test_one_job_pool_runs_everything_here():

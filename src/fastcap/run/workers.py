@@ -62,8 +62,16 @@ def _loads(data: bytes) -> Any:
 
 
 def _context() -> Any:
-    """Workers are forked where the platform allows, so they start with this process's
-    imports instead of paying for them again; spawned elsewhere."""
+    """Workers start the way the program chose (`multiprocessing.set_start_method`), if it
+    chose.  Otherwise they are forked where the platform allows, so they start with this
+    process's imports instead of paying for them again, and spawned elsewhere.  A fork copies
+    only the calling thread, and every lock as it is at that instant: a program that runs
+    threads of its own (Python 3.12 and later warn of it) chooses "forkserver" or "spawn",
+    whose workers start clean but import the program's main module again, so it needs the
+    ``if __name__ == "__main__":`` guard."""
+    chosen = multiprocessing.get_start_method(allow_none=True)
+    if chosen is not None:
+        return multiprocessing.get_context(chosen)
     methods = multiprocessing.get_all_start_methods()
     return multiprocessing.get_context("fork" if "fork" in methods else "spawn")
 
