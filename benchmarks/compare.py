@@ -461,7 +461,7 @@ def build(args: argparse.Namespace, path: str, size: int, fmt: str) -> list[Cont
                   [fastcap_scan(str(STARTUP_CAPTURE), 1)], file=str(STARTUP_CAPTURE),
                   data_bytes=STARTUP_CAPTURE.stat().st_size,
                   note="interpreter, imports, trust store"))
-    add(Contender("floor", "floor: python -c 'import numpy, cryptography.x509'",
+    add(Contender("floor", "floor: import numpy, cryptography.x509 (no BLAS threads)",
                   [FLOOR], file=str(STARTUP_CAPTURE),
                   data_bytes=STARTUP_CAPTURE.stat().st_size,
                   note="imports any scan needs: start-up's floor"))

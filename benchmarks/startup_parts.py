@@ -166,7 +166,7 @@ def main() -> None:
            "machine": machine(), "fastcap_record_classes": classes, **med}
     labels = [
         ("interpreter_s", "python -c pass"),
-        ("floor_s", "floor: python -c 'import numpy, cryptography.x509'"),
+        ("floor_s", "floor: import numpy, cryptography.x509 (no BLAS threads)"),
         ("command_s", "fastcap scan -j 1 --format jsonl (the start-up row)"),
         ("timed_command_s", "the same, timing itself (instrumented)"),
         ("record_classes_s", f"  of which: dataclasses making {classes} record classes"),
