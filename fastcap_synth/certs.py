@@ -313,6 +313,19 @@ def _sign(builder: x509.CertificateBuilder, key: PrivateKey, hash: HashName) -> 
     return x509.load_der_x509_certificate(_tlv(0x30, tbs + new + _tlv(0x03, b"\x00" + sig)))
 
 
+def with_serial(cert: x509.Certificate, key: ec.EllipticCurvePrivateKey, content: bytes) -> bytes:
+    """``cert`` re-signed by ``key`` (ECDSA with SHA-256) with a serial ``cryptography`` will not
+    build: the INTEGER's raw content octets (too long, negative, zero), as issuers have written
+    them and OpenSSL still accepts."""
+    tbs = _content(cert.tbs_certificate_bytes)
+    version, rest = tbs[:5], tbs[5:]  # [0] { INTEGER 2 }, then the serial
+    serial_end = 2 + rest[1]
+    new_tbs = _tlv(0x30, version + _tlv(0x02, content) + rest[serial_end:])
+    sig = key.sign(new_tbs, ec.ECDSA(hashes.SHA256()))
+    ecdsa_sha256 = bytes.fromhex("300a06082a8648ce3d040302")
+    return _tlv(0x30, new_tbs + ecdsa_sha256 + _tlv(0x03, b"\x00" + sig))
+
+
 def cert_summary(der: bytes) -> tuple[str | None, str]:
     """(subject CN or None, SHA-256 hex) of a DER certificate, e.g. one seen on the wire."""
     cert = x509.load_der_x509_certificate(der)

@@ -14,6 +14,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from fastcap.judge import x509path
 from fastcap.judge.diagnose import PROBLEM_CODES, diagnose
 from fastcap.judge.x509check import Analyzer, TrustStore
+from fastcap_synth.certs import with_serial
 
 from .test_diagnose import session, smtp, tls
 
@@ -287,20 +288,6 @@ def test_long_hostile_chain_is_bounded(root):
     assert len(r.path_sha256) <= x509path.MAX_PATH + 1
 
 
-def _with_serial(cert: x509.Certificate, signer: Made, content: bytes) -> bytes:
-    """``cert`` re-signed with a serial ``cryptography`` will not build: the INTEGER's raw
-    content octets (too long, negative, zero)."""
-    from fastcap_synth.certs import _content, _tlv
-
-    tbs = _content(cert.tbs_certificate_bytes)
-    version, rest = tbs[:5], tbs[5:]  # [0] { INTEGER 2 }, then the serial
-    serial_end = 2 + rest[1]
-    new_tbs = _tlv(0x30, version + _tlv(0x02, content) + rest[serial_end:])
-    sig = signer.key.sign(new_tbs, ec.ECDSA(hashes.SHA256()))
-    ecdsa_sha256 = bytes.fromhex("300a06082a8648ce3d040302")
-    return _tlv(0x30, new_tbs + ecdsa_sha256 + _tlv(0x03, b"\x00" + sig))
-
-
 @pytest.mark.parametrize("content, note", [
     (b"\x01" * 21, "has a serial number longer than 20 octets"),
     (b"\xff\x01", "has a negative serial number"),
@@ -309,7 +296,7 @@ def _with_serial(cert: x509.Certificate, signer: Made, content: bytes) -> bytes:
 def test_odd_serials_are_notes_not_verdicts(root, content, note):
     """`openssl verify` accepts all three; the web-PKI profile refuses them."""
     leaf = issue("mail.fabrikam.com", root, ca=False)
-    der = _with_serial(leaf.cert, root, content)
+    der = with_serial(leaf.cert, root.key, content)
     r = Analyzer(TrustStore([root.cert]), today=NOW).check([der], role="client", at=NOW)
     assert (r.trusted, r.problem, r.path_valid) == (True, None, True)
     assert r.profile_notes == (f"#1 (CN=mail.fabrikam.com) {note}",)

@@ -244,7 +244,7 @@ def _load(der: bytes) -> tuple[CertInfo, x509.Certificate | None]:
 
 
 @contextlib.contextmanager
-def _quiet() -> Iterator[None]:
+def quiet_x509() -> Iterator[None]:
     """Silence cryptography's deprecation warnings (e.g. a non-positive serial): certificates
     from the wire are judged here and reported as data, not as warnings on stderr."""
     with warnings.catch_warnings():
@@ -252,9 +252,22 @@ def _quiet() -> Iterator[None]:
         yield
 
 
+def load_certificate(der: bytes) -> x509.Certificate | None:
+    """``der`` parsed, or None when cryptography refuses it; quiet as :func:`quiet_x509`.
+
+    For the writers that show a certificate from the wire (PEM export, Zeek's x509.log,
+    ``follow``): what is odd about it is judged here, so they print no warning of their own,
+    and any exception hostile bytes raise means "unparseable", as in :func:`cert_info`."""
+    with quiet_x509():
+        try:
+            return x509.load_der_x509_certificate(bytes(der))
+        except Exception:
+            return None
+
+
 def cert_info(der: bytes) -> CertInfo:
     """Describe one DER certificate; never raises (a malformed one carries ``parse_error``)."""
-    with _quiet():
+    with quiet_x509():
         return _load(der)[0]
 
 
@@ -358,7 +371,7 @@ class TrustStore:
         """Each root's canonical subject (`x509path.subject_key`), worked out once per store
         or read with the cached bundle."""
         if self._subjects is None:
-            with _quiet():
+            with quiet_x509():
                 self._subjects = tuple(map(x509path.subject_key, self.roots))
         return self._subjects
 
@@ -397,7 +410,7 @@ class TrustStore:
     @classmethod
     def _from_pem_bytes(cls, data: bytes, source: str, *, strict: bool) -> TrustStore:
         certs = []
-        with _quiet():  # e.g. a bundled root's non-positive serial
+        with quiet_x509():  # e.g. a bundled root's non-positive serial
             for i, block in enumerate(_PEM_CERT.findall(data)):
                 try:
                     certs.append(x509.load_pem_x509_certificate(block))
@@ -428,7 +441,7 @@ class TrustStore:
         assert entry.payload is not None
         try:
             unique: dict[bytes, x509.Certificate] = {}
-            with _quiet():
+            with quiet_x509():
                 for der in anchorcache.ders(entry.payload):
                     unique.setdefault(hashlib.sha256(der).digest(),
                                       x509.load_der_x509_certificate(der))
@@ -488,10 +501,10 @@ class TrustStore:
         """Like from_pem_file, for a bundle already read (sent to workers as bytes, so their
         machines need not see the file); `path` names it in errors."""
         if b"-----BEGIN" not in data:
-            try:
-                return cls([x509.load_der_x509_certificate(data)], str(path))
-            except Exception as exc:
-                raise ValueError(f"{path}: neither PEM nor a DER certificate") from exc
+            cert = load_certificate(data)  # quiet, as a PEM bundle's certificates are read
+            if cert is None:
+                raise ValueError(f"{path}: neither PEM nor a DER certificate")
+            return cls([cert], str(path))
         store = cls._from_pem_bytes(data, str(path), strict=True)
         if not store.roots:
             raise ValueError(f"{path}: no PEM certificate found")
@@ -599,7 +612,7 @@ class Analyzer:
         self.cache_misses = 0
         self._results: dict[tuple[bytes, str, dt.date, str | None], ChainCheck] = {}
         self._parsed: dict[bytes, tuple[CertInfo, x509.Certificate | None]] = {}
-        with _quiet():  # e.g. a bundled root's non-positive serial
+        with quiet_x509():  # e.g. a bundled root's non-positive serial
             self._anchors = x509path.AnchorIndex(trust.roots, trust.subject_keys())
 
     def check(
@@ -625,7 +638,7 @@ class Analyzer:
             self.cache_hits += 1
             return hit
         self.cache_misses += 1
-        with _quiet():
+        with quiet_x509():
             result = self._analyse(ders, role, at, expected_name)
         self._results[key] = result
         return result

@@ -6,12 +6,10 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from cryptography import x509
-
+from ..judge.x509check import load_certificate, quiet_x509
 from ..session import Session
 from ..tcp.reassembly import StreamDir
 from .textsafe import printable, printable_bytes
@@ -33,12 +31,14 @@ def _lines(stream: StreamDir, end: int | None) -> Iterator[tuple[int, bytes]]:
 
 
 def _subject(der: bytes) -> str:
-    try:
-        with warnings.catch_warnings():  # e.g. negative serials: judged by x509check, not here
-            warnings.simplefilter("ignore")
-            return printable(x509.load_der_x509_certificate(der).subject.rfc4514_string())
-    except ValueError:
-        return f"(unparseable certificate, {len(der)} bytes)"
+    cert = load_certificate(der)  # e.g. negative serials: judged by x509check, not here
+    if cert is not None:
+        with quiet_x509():
+            try:
+                return printable(cert.subject.rfc4514_string())
+            except Exception:  # a name cryptography parses lazily and refuses
+                pass
+    return f"(unparseable certificate, {len(der)} bytes)"
 
 
 def _frame(f: int | None) -> str:

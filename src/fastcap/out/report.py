@@ -221,16 +221,15 @@ def export_certs(s: Session, directory: str | os.PathLike) -> list[str]:
     if s.tls is not None:
         ders += list(s.tls.server_certs) + list(s.tls.client_certificate or [])
     if ders:  # X.509 code is imported only for a session with certificates
-        from cryptography import x509
         from cryptography.hazmat.primitives.serialization import Encoding
+
+        from ..judge.x509check import load_certificate
     for der in ders:
         digest = hashlib.sha256(der).hexdigest()
         files = [(out_dir / f"{digest}.der", der)]
-        try:
-            pem = x509.load_der_x509_certificate(der).public_bytes(Encoding.PEM)
-            files.append((out_dir / f"{digest}.pem", pem))
-        except ValueError:
-            pass  # unparseable: the DER is still worth keeping
+        cert = load_certificate(der)
+        if cert is not None:  # unparseable: the DER alone is still worth keeping
+            files.append((out_dir / f"{digest}.pem", cert.public_bytes(Encoding.PEM)))
         for target, content in files:
             if target.exists():
                 if target.read_bytes() != content:

@@ -24,7 +24,7 @@ from pathlib import Path
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from ..judge.x509check import cert_info, name_matches
+from ..judge.x509check import cert_info, load_certificate, name_matches, quiet_x509
 from ..proto.tls.const import AlertDescription, NamedGroup
 from ..session import Session
 from ..verdict import CertInfo
@@ -257,10 +257,15 @@ def _serial(n: int | None) -> str | None:
 def x509_row(row: CertRow) -> list[object]:
     info = cert_info(row.der)
     fp = hashlib.sha256(row.der).hexdigest()
-    try:
-        cert = x509.load_der_x509_certificate(row.der)
-    except ValueError:
+    cert = load_certificate(row.der)
+    if cert is None:
         return [row.ts_ns, fp, *[None] * 18, row.host_cert, row.client_cert]
+    with quiet_x509():  # what is odd about the certificate is data here, not a warning
+        return _x509_values(row, info, fp, cert)
+
+
+def _x509_values(row: CertRow, info: CertInfo, fp: str, cert: x509.Certificate
+                 ) -> list[object]:
     version = serial = key_alg = exponent = curve = None
     uri: list[str] = []
     email: list[str] = []
