@@ -457,8 +457,9 @@ class Capture:
                     ) -> None:
         """Report bytes [off, nxt) as unreadable: reading goes on at the next good record."""
         a, b = self._base + off, self._base + nxt
-        self._warn(off, kind, f"{what}: bytes {a}-{b - 1} ({b - a} bytes) unreadable; "
-                              f"reading resumed at offset {b}")
+        # CaptureWarning adds " at offset {a}": the message reads on to name the range
+        self._warn(off, kind, f"{what}; reading resumed at offset {b}, past {b - a} unreadable "
+                              f"byte{'s' if b - a != 1 else ''}")
         self.meta.unreadable.append((a, b))
         if reason is not None:
             self.meta.skipped[reason] += 1
