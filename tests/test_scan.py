@@ -186,6 +186,30 @@ def test_only_problems_and_export_certs(scenario_capture, tmp_path):
     assert "exists with other content; not overwritten" in r.stderr
 
 
+@pytest.mark.parametrize("where", ["a-file", "a-file/below"])
+def test_an_export_directory_that_cannot_be_made_is_one_line_and_exit_2(tmp_path, where):
+    (tmp_path / "a-file").write_bytes(b"not a directory")
+    target = tmp_path / where
+    r = run_cli("--format", "jsonl", "--export-certs", str(target), str(SEED))
+    assert r.returncode == 2 and r.stdout == ""
+    (line,) = r.stderr.splitlines()
+    assert line.startswith(f"fastcap: cannot write certificates in {target}: ")
+
+
+def test_a_certificate_that_cannot_be_written_is_a_warning_and_the_rest_are_written(
+        scenario_capture, tmp_path, pki):
+    path, ca, _ = scenario_capture
+    out = tmp_path / "certs"
+    blocked = out / f"{pki.server.sha256}.der"
+    blocked.mkdir(parents=True)  # a directory where the server certificate's DER would go
+    r = run_cli("--format", "jsonl", "--ca-file", str(ca), "--export-certs", str(out), str(path))
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    assert f"fastcap: warning: {blocked}: cannot write: " in r.stderr
+    assert (out / f"{pki.server.sha256}.pem").read_bytes() == pki.server.pem
+    assert (out / f"{pki.client.sha256}.der").read_bytes() == pki.client.der
+    assert not list(out.glob("*.tmp"))
+
+
 def test_analysis_is_memoised_across_sessions(tmp_path, pki):
     sc0 = scenario("ok_client_cert", pki)
     conv = converse(sc0)

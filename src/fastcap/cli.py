@@ -377,6 +377,7 @@ def _cmd_scan(args) -> int:
         print("fastcap: scan: give a capture, or mail-server logs with --evidence",
               file=sys.stderr)
         return EXIT_UNREADABLE
+    _export_dir(args)
     try:
         options = _scan_options(args)
         analyzer = analyzer_for(options)
@@ -453,6 +454,20 @@ def _write_html(args, results, seconds: float) -> bool:
 def _problems(results) -> list[dict]:
     """The triage groups of `results` as dicts, for the report's problems table."""
     return _problems_json(results)["problems"]
+
+
+def _export_dir(args) -> None:
+    """With --export-certs DIR, DIR made before anything is scanned: one that cannot be is
+    an error of the command (exit 2), as the Zeek logs' directory is, not a warning for
+    every session."""
+    if not args.export_certs:
+        return
+    try:
+        os.makedirs(args.export_certs, exist_ok=True)
+    except OSError as e:
+        print(f"fastcap: cannot write certificates in {args.export_certs}: {e.strerror or e}",
+              file=sys.stderr)
+        raise SystemExit(EXIT_UNREADABLE) from None
 
 
 def _zeek_writer(args):
@@ -533,6 +548,7 @@ def _cmd_scan_evidence(args) -> int:
     from .run.scanner import has_problem
 
     started = time.perf_counter()
+    _export_dir(args)
     settings = _read_evidence(args, "settings")  # small, and they set the expected name
     code = EXIT_PROBLEMS if settings.warnings else EXIT_OK
     if args.expect_name is None and (name := settings.settings.expected_name()):

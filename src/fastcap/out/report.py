@@ -212,10 +212,14 @@ def csv_line(s: Session, path: str) -> str:
 def export_certs(s: Session, directory: str | os.PathLike) -> list[str]:
     """Write every certificate of the session as DER and PEM named by its SHA-256.
 
-    Names come from the hash only, so nothing can escape the directory; an existing file
-    with other content is left alone and reported (returned as a warning string)."""
+    Names come from the hash only, so nothing can escape the directory. What cannot be done
+    is returned as one-line warnings, and the rest is still written: an existing file with
+    other content (left alone), a file or directory that cannot be written."""
     out_dir = Path(directory)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        return [f"{out_dir}: cannot create the directory: {e.strerror or e}"]
     warnings = []
     ders = []
     if s.tls is not None:
@@ -231,11 +235,28 @@ def export_certs(s: Session, directory: str | os.PathLike) -> list[str]:
         if cert is not None:  # unparseable: the DER alone is still worth keeping
             files.append((out_dir / f"{digest}.pem", cert.public_bytes(Encoding.PEM)))
         for target, content in files:
-            if target.exists():
-                if target.read_bytes() != content:
-                    warnings.append(f"{target}: exists with other content; not overwritten")
-                continue
-            tmp = target.with_suffix(target.suffix + ".tmp")
+            if (problem := _write_new(target, content)) is not None:
+                warnings.append(problem)
+    return warnings
+
+
+def _write_new(target: Path, content: bytes) -> str | None:
+    """Write ``content`` as ``target`` unless that exists; a warning, or None.
+
+    Through a temporary file renamed into place, so a full disk leaves no half certificate
+    under a thumbprint's name (and none of the temporary file either)."""
+    try:
+        if target.exists():
+            if target.read_bytes() != content:
+                return f"{target}: exists with other content; not overwritten"
+            return None
+        tmp = target.with_suffix(target.suffix + ".tmp")
+        try:
             tmp.write_bytes(content)
             os.replace(tmp, target)
-    return warnings
+        except OSError:
+            tmp.unlink(missing_ok=True)
+            raise
+    except OSError as e:
+        return f"{target}: cannot write: {e.strerror or e}"
+    return None
