@@ -3,6 +3,7 @@ counted by reason in `stats`, in the `scan` summary and in their JSON."""
 
 from __future__ import annotations
 
+import gzip
 import json
 import subprocess
 import sys
@@ -12,6 +13,8 @@ from fastcap import Capture
 from fastcap.run.scanner import ScanSummary, scan
 from fastcap.select.selection import FrameCounters
 from fastcap.session import iter_sessions
+from fastcap_synth.scenarios import make_pki, scenario
+from fastcap_synth.smtpgen import converse, render
 from fastcap_synth.writers import Record, write_pcap
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
@@ -83,6 +86,60 @@ def test_stats_json_lists_unreadable_ranges(tmp_path):
     r = subprocess.run([sys.executable, "-m", "fastcap.cli", "stats", str(path)],
                        capture_output=True, text=True, timeout=300)
     assert f"Unreadable:        bytes {bad}-{good - 1} ({good - bad} bytes)" in r.stdout
+
+
+def test_follow_reports_the_damage_it_read_and_exits_1(tmp_path):
+    """`follow` stops reading at the session it shows; the damage read by then is warned of,
+    as `scan` warns of it, and the exit code says so (the session may end because of it)."""
+    path, bad, _ = damaged_copy(tmp_path)
+    cut = tmp_path / "cut.pcapng"
+    cut.write_bytes(ALL.read_bytes()[:bad + 20])  # ends inside the block damaged above
+
+    def follow(p: Path) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "fastcap.cli", "follow", str(p),
+                               "--session", "1"], capture_output=True, text=True, timeout=300)
+
+    whole = follow(ALL)
+    assert (whole.returncode, whole.stderr) == (0, "")
+    for damaged, kind in ((path, "corrupt"), (cut, "truncated")):
+        r = follow(damaged)
+        assert r.returncode == 1 and r.stdout.startswith("Session 1: ")
+        (line,) = r.stderr.splitlines()
+        assert line.startswith(f"fastcap: warning: {damaged}: {kind} ")
+        assert line.endswith(f" at offset {bad}")
+
+
+def test_sessions_closed_early_report_the_damage_read_in_earlier_pieces(tmp_path):
+    """A reader that stops at a session (`follow`) gets the warnings of everything read by
+    then: of a file, and of a compressed stream read in pieces, where the damage lies in a
+    piece before the current one."""
+    pki, recs = make_pki(), []
+    for i in range(6):  # one after another: each session ends before the next begins
+        sc = scenario("no_client_cert", pki, client_port=42000 + i,
+                      start_ns=1_705_311_000_000_000_000 + i * 10**10)
+        recs += render(converse(sc), sc)
+    path = tmp_path / "six.pcap"
+    write_pcap(path, recs)
+    raw, offsets, off = bytearray(path.read_bytes()), [], 24
+    while off < len(raw):
+        offsets.append(off)
+        off += 16 + int.from_bytes(raw[off + 8 : off + 12], "little")
+    bad = offsets[len(offsets) // 4]  # inside the second session
+    raw[bad + 8 : bad + 12] = (0x00FFFFF0).to_bytes(4, "little")
+    path.write_bytes(raw)
+    gz = tmp_path / "six.pcap.gz"
+    gz.write_bytes(gzip.compress(bytes(raw)))
+
+    def warned_at(f: Path, n: int) -> list[int]:
+        meta: list = []
+        sessions = iter_sessions(f, piece=4096, capture_out=meta)
+        for s in sessions:
+            if s.number == n:
+                sessions.close()
+        return [w.offset for w in meta[0].warnings]
+
+    for f in (path, gz):
+        assert [warned_at(f, n) for n in range(2, 7)] == [[bad]] * 5, f
 
 
 def test_hold_cap_bounds_waiting_sessions_and_counts_reordering():

@@ -674,21 +674,31 @@ def _cmd_follow(args) -> int:
         ports=args.ports, implicit_tls_ports=args.implicit_tls_ports, backend=args.backend,
         stream_cap=args.stream_cap, keylog=_keylog(args), decrypt_limit=args.decrypt_limit),
         [args.file])
-    for s in iter_sessions(args.file, options, keep_streams=lambda n: n == args.session,
-                           capture_out=meta):
+    sessions = iter_sessions(args.file, options, keep_streams=lambda n: n == args.session,
+                             capture_out=meta)
+    for s in sessions:
         seen = max(seen, s.number)
         if s.number == args.session:
             if args.evidence:
                 print(format_follow(s, *_follow_logs(args, s)))
             else:
                 print(format_follow(s))
-            return EXIT_OK
-    for m in meta:
-        for w in m.warnings:
-            print(f"fastcap: warning: {w}", file=sys.stderr)
+            sessions.close()  # reading stops here; `meta` gets what it met, damage included
+            return EXIT_PROBLEMS if _warn_all(meta) else EXIT_OK
+    _warn_all(meta)
     print(f"fastcap: {args.file}: no session {args.session} (the capture has {seen} on ports "
           f"{','.join(map(str, sorted(args.ports)))})", file=sys.stderr)
     return EXIT_UNREADABLE
+
+
+def _warn_all(meta: list) -> bool:
+    """Print the warnings of the captures read (their `meta`); whether there were any."""
+    warned = False
+    for m in meta:
+        for w in m.warnings:
+            print(f"fastcap: warning: {w}", file=sys.stderr)
+            warned = True
+    return warned
 
 
 def _follow_logs(args, s) -> tuple[list, dict[int, int]]:

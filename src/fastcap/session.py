@@ -458,7 +458,8 @@ def iter_sessions(path: str | os.PathLike, options: ScanOptions | None = None, *
     `backend`, `stream_cap` (or `cap`), `piece`, ...) say what to read; not both.
 
     `counters` (optional) collects the frame statistics of the same pass; `capture_out`
-    (optional list) receives the file's CaptureMeta when the walk is done.  At most
+    (optional list) receives the file's CaptureMeta when the walk is done, or what was met
+    up to where the caller closed this generator.  At most
     `max_held` finished sessions wait for an earlier open one; past that, order gives way
     (counted in counters.skipped).  Compressed files, pipes and `-` (stdin) are read
     `piece` bytes at a time.
@@ -493,27 +494,33 @@ def _iter_sessions(path: str | os.PathLike, o: ScanOptions, window: int, slab_wi
                 keys.add(blocks, path)
                 taken += len(blocks)
 
-        with Reassembler(cap_.buffer, flows, server_ports=ports, cap=o.stream_cap,
-                         backend=backend) as reasm:
-            bound = cap_.buffer
-            for sel in iter_selected(cap_, ports, counters, flows, progress):
-                if cap_.buffer is not bound:  # a stream's next piece
-                    bound = cap_.buffer
-                    reasm.rebind(bound)
+        try:
+            with Reassembler(cap_.buffer, flows, server_ports=ports, cap=o.stream_cap,
+                             backend=backend) as reasm:
+                bound = cap_.buffer
+                for sel in iter_selected(cap_, ports, counters, flows, progress):
+                    if cap_.buffer is not bound:  # a stream's next piece
+                        bound = cap_.buffer
+                        reasm.rebind(bound)
+                    met()
+                    for done in fed(reasm, FrameCols.of(sel)):
+                        for conn in done:
+                            yield from order.push(build_session(
+                                conn, implicit_tls_ports=implicit,
+                                keep_streams=keep(conn.index + 1),
+                                keys=keys.for_frame(conn.last_frame), decrypt_limit=limit))
                 met()
-                for done in fed(reasm, FrameCols.of(sel)):
-                    for conn in done:
-                        yield from order.push(build_session(
-                            conn, implicit_tls_ports=implicit,
-                            keep_streams=keep(conn.index + 1),
-                            keys=keys.for_frame(conn.last_frame), decrypt_limit=limit))
-            met()
-            for conn in reasm.drain():
-                yield from order.push(build_session(
-                    conn, implicit_tls_ports=implicit, keep_streams=keep(conn.index + 1),
-                    keys=keys.for_frame(conn.last_frame), decrypt_limit=limit))
-        yield from order.drain()
-        order.note(counters)
+                for conn in reasm.drain():
+                    yield from order.push(build_session(
+                        conn, implicit_tls_ports=implicit, keep_streams=keep(conn.index + 1),
+                        keys=keys.for_frame(conn.last_frame), decrypt_limit=limit))
+            yield from order.drain()
+            order.note(counters)
+        except GeneratorExit:  # the caller stopped early (`follow`): what was read
+            if capture_out is not None:
+                capture_out.append(cap_.meta_so_far())
+                capture_out[-1].warnings += keys.warnings
+            raise
         if capture_out is not None:
             cap_.meta.warnings += keys.warnings
             capture_out.append(cap_.meta)

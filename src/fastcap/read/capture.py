@@ -219,6 +219,11 @@ class Capture:
         """The read-only mapping (for payload reads by later stages)."""
         return self._mm
 
+    def meta_so_far(self) -> CaptureMeta:
+        """What the walk has met up to now (`meta` itself: a file's fills as it goes), for a
+        reader that stops early."""
+        return self.meta
+
     def secrets_since(self, n: int) -> list[pcapng.SecretsBlock]:
         """The Decryption Secrets Blocks the walk has met so far, in file order, after the
         first `n` (those taken already)."""

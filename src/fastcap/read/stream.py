@@ -244,6 +244,13 @@ class StreamCapture:
             return self._cur.meta
         return CaptureMeta(self.path, 0, self.format)
 
+    def meta_so_far(self) -> CaptureMeta:
+        """What the walk has met up to now, for a reader that stops early: while walking, the
+        pieces walked and the current one merged (a copy); after, `meta`."""
+        if self._meta is None and self._cur is not None:
+            return merge_meta([*self._metas, self._cur.meta])
+        return self.meta
+
     def secrets_since(self, n: int) -> list[SecretsBlock]:
         """The Decryption Secrets Blocks the walk has met so far (those of the pieces read,
         then the current piece's), in file order, after the first `n`."""
