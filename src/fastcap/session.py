@@ -459,10 +459,9 @@ def iter_sessions(path: str | os.PathLike, options: ScanOptions | None = None, *
 
     `counters` (optional) collects the frame statistics of the same pass; `capture_out`
     (optional list) receives the file's CaptureMeta when the walk is done, or what was met
-    up to where the caller closed this generator.  At most
-    `max_held` finished sessions wait for an earlier open one; past that, order gives way
-    (counted in counters.skipped).  Compressed files, pipes and `-` (stdin) are read
-    `piece` bytes at a time.
+    up to where the caller closed this generator.  At most `max_held` finished sessions
+    wait for an earlier open one; past that, order gives way (counted in counters.skipped).
+    Compressed files, pipes and `-` (stdin) are read `piece` bytes at a time.
     """
     if "cap" in kw:  # this function's own former name for stream_cap
         if "stream_cap" in kw:

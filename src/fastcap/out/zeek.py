@@ -266,6 +266,7 @@ def x509_row(row: CertRow) -> list[object]:
 
 def _x509_values(row: CertRow, info: CertInfo, fp: str, cert: x509.Certificate
                  ) -> list[object]:
+    """x509_row of a certificate that loads: a field it cannot read is written unset."""
     version = serial = key_alg = exponent = curve = None
     uri: list[str] = []
     email: list[str] = []
