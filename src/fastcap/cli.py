@@ -166,11 +166,29 @@ def _scan_arguments(sc: argparse.ArgumentParser, files_help: str, *, formats: bo
                     "fastcap[dask]; workers must see the files at the same paths)")
 
 
+_MAX_SECONDS = 1e9  # ~31 years: any skew or window a log and a capture can have, in int64 ns
+
+
 def _seconds(text: str) -> float:
     try:
-        return float(text)
+        value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not abs(value) <= _MAX_SECONDS:  # NaN too
+        raise argparse.ArgumentTypeError(
+            f"{text!r} seconds is out of range (at most {_MAX_SECONDS:g} either way)")
+    return value
+
+
+def _year(text: str) -> int:
+    """A year whose dates a capture can carry (int64 nanoseconds: 1677 to 2262)."""
+    try:
+        year = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a year: {text!r}") from None
+    if not 1678 <= year <= 2261:
+        raise argparse.ArgumentTypeError(f"year {text!r} is out of range (1678 to 2261)")
+    return year
 
 
 def _utc_offset(text: str) -> int:
@@ -204,7 +222,7 @@ def _evidence_arguments(sub: argparse.ArgumentParser) -> None:
     g.add_argument("--log-skew", type=_seconds, metavar="S",
                    help="the log clock minus the capture clock, in seconds (default: "
                         "estimated from unambiguous pairs)")
-    g.add_argument("--log-year", type=int, metavar="YEAR",
+    g.add_argument("--log-year", type=_year, metavar="YEAR",
                    help="year of syslog lines that carry none (default: the log file's "
                         "modification year)")
     g.add_argument("--log-utc-offset", type=_utc_offset, default=0, metavar="+HH:MM",

@@ -22,7 +22,7 @@ import re
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 
-from .records import CertClaim, LogConversation, LogReply, Where
+from .records import CertClaim, LogConversation, LogReply, Where, in_ns_range
 from .text import LogText, TextLine
 
 __all__ = ["FIELDS", "conversations", "lines_of", "looks_like", "parse_time_ns"]
@@ -82,7 +82,7 @@ def parse_time_ns(text: str) -> int | None:
     except ValueError:
         return None
     seconds = (day - _EPOCH) // timedelta(seconds=1) + int(h) * 3600 + int(mi) * 60 + int(s)
-    return seconds * 1_000_000_000 + (int(frac.ljust(9, "0")) if frac else 0)
+    return in_ns_range(seconds * 1_000_000_000 + (int(frac.ljust(9, "0")) if frac else 0))
 
 
 def _protocol(name: str) -> str:
@@ -97,12 +97,14 @@ def _protocol(name: str) -> str:
 
 
 def _endpoint(text: str) -> tuple[str | None, int | None]:
+    """(address, port) of "10.1.2.10:25" or "[::1]:25"; no port when it is not a TCP one."""
     if not text:
         return None, None
     host, sep, port = text.rpartition(":")
-    if not sep or not port.isdigit():
+    if not sep or not (port.isascii() and port.isdigit()):  # isdigit alone takes "²"
         return text.strip("[]"), None
-    return host.strip("[]"), int(port)
+    number = int(port)
+    return host.strip("[]"), number if number <= 0xFFFF else None
 
 
 def _hex(text: str) -> str | None:
@@ -289,7 +291,8 @@ class _Reader:
         if event == "*":
             self.information(st, data, context, line)
         elif event in "<>":
-            if data[:3].isdigit() and (not st.reply_dir or event == st.reply_dir):
+            if data[:3].isascii() and data[:3].isdigit() and (
+                    not st.reply_dir or event == st.reply_dir):
                 if not st.reply_dir:
                     st.reply_dir = event
                 self.reply(st, data, line)

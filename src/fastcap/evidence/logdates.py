@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from datetime import date
 
+from .records import in_ns_range
+
 __all__ = ["ExportDates"]
 
 _ISO = re.compile(r"(\d{4})-(\d\d)-(\d\d)[T ](\d\d):(\d\d)(?::(\d\d)(?:[.,](\d{1,9})\d*)?)?"
@@ -81,9 +83,9 @@ class ExportDates:
         if frac:
             ns += int(frac.ljust(9, "0"))
         if zone is None:
-            return ns - self.offset_ns
+            return in_ns_range(ns - self.offset_ns)
         if zone != "Z":
             sign = -1 if zone[0] == "-" else 1
             digits = zone[1:].replace(":", "")
             ns -= sign * (int(digits[:2]) * 3600 + int(digits[2:]) * 60) * 1_000_000_000
-        return ns
+        return in_ns_range(ns)

@@ -58,7 +58,7 @@ _TRACE = ("SSL_connect:", "SSL_accept:", "SSL3 alert ", "read from ", "write to 
 _CLIENT, _SERVER = "client", "server"
 _LOOPBACK = ("127.", "::1")
 _PROGRAM = re.compile(r"postfix[^/\s]*(?:/[^/\s]+)*/(smtpd?)\Z")
-_NA = r"(?P<name>[^\s\[\]]*)\[(?P<ip>[^\]\s]+)\](?::(?P<port>\d+))?"
+_NA = r"(?P<name>[^\s\[\]]*)\[(?P<ip>[^\]\s]+)\](?::(?P<port>[0-9]+))?"
 _NA_PLAIN = r"[^\s\[\]]*\[[^\]\s]+\](?::\d+)?"
 _TLS_DONE = re.compile(
     r"(?P<trust>Anonymous|Untrusted|Trusted|Verified) TLS connection (?P<use>established|reused)"
@@ -126,7 +126,7 @@ class _Open:
             self.ip = sys.intern(m["ip"])
             name = m["name"]
             self.name = sys.intern(name) if name and name != "unknown" else None
-        if self.port is None and m["port"]:
+        if self.port is None and m["port"] and int(m["port"]) <= 0xFFFF:
             self.port = int(m["port"])
 
     def same_peer(self, m: re.Match[str]) -> bool:
@@ -262,8 +262,8 @@ class _Reader:
         if key in self.open:
             self.close(key)
         pid = key[2]
-        conv = self.open[key] = _Open(role, int(pid) if pid and pid.isdigit() else None,
-                                      Where(self.path, line.number, line.offset), t)
+        number = int(pid) if pid and pid.isascii() and pid.isdigit() else None
+        conv = self.open[key] = _Open(role, number, Where(self.path, line.number, line.offset), t)
         return conv
 
     def touch(self, conv: _Open, line: TextLine, t: int) -> None:

@@ -29,7 +29,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from ..errors import FastcapError
-from .records import Where
+from .records import Where, in_ns_range
 from .settings import ExchangeCertificate, InboundConnector, SendConnector, Settings
 from .text import LogText
 
@@ -450,7 +450,7 @@ def _date_ns(value: Any) -> int | None:
     text = value.strip()
     m = _MS_DATE.match(text)
     if m:
-        return int(m.group(1)) * 1_000_000
+        return in_ns_range(int(m.group(1)) * 1_000_000)
     frac = re.match(r"(.*T\d\d:\d\d:\d\d)\.(\d+)(.*)$", text)
     extra_ns = 0
     if frac:  # Python reads at most microseconds; .NET writes 100 ns ticks
@@ -463,4 +463,4 @@ def _date_ns(value: Any) -> int | None:
         return None
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=UTC)
-    return (dt - _EPOCH) // timedelta(microseconds=1) * 1000 + extra_ns
+    return in_ns_range((dt - _EPOCH) // timedelta(microseconds=1) * 1000 + extra_ns)

@@ -9,7 +9,17 @@ from typing import Any
 
 from ..pickling import compact
 
-__all__ = ["CertClaim", "LogConversation", "LogReply", "Where"]
+__all__ = ["CertClaim", "LogConversation", "LogReply", "Where", "in_ns_range"]
+
+# The instants a capture can carry: its timestamps are read as int64 nanoseconds (1677-09-21
+# to 2262-04-11).  A log date outside them matches no packet, and would overflow the typed
+# arrays the join keeps its rows in, so every date parser reads it as no date.
+_NS_MIN, _NS_MAX = -(1 << 63), (1 << 63) - 1
+
+
+def in_ns_range(ns: int | None) -> int | None:
+    """``ns`` when a capture could carry it, else None."""
+    return ns if ns is None or _NS_MIN <= ns <= _NS_MAX else None
 
 
 @compact

@@ -21,6 +21,8 @@ import datetime as _dt
 import re
 from typing import NamedTuple
 
+from .records import in_ns_range
+
 __all__ = ["SyslogHeader", "SyslogParser", "parse_header"]
 
 _EPOCH_ORDINAL = _dt.date(1970, 1, 1).toordinal()
@@ -115,6 +117,8 @@ class SyslogParser:
         ns = secs * 1_000_000_000
         if frac:
             ns += int(frac[1:]) * _FRAC_SCALE[len(frac) - 1]
+        if in_ns_range(ns) is None:
+            raise ValueError("a date outside 1677-2262, those a capture can carry")
         return ns
 
     def parse(self, text: str) -> SyslogHeader | None:
@@ -125,10 +129,11 @@ class SyslogParser:
             return None
         kind, m = found
         prog, pid = m.group("prog", "pid")
+        if pid is not None and not (pid.isascii() and pid.isdigit()):  # isdigit takes "²"
+            pid = None
         return SyslogHeader(self.time_ns(kind, m), m["host"],
                             "" if prog is None or prog == "-" else prog,
-                            int(pid) if pid is not None and pid.isdigit() else None,
-                            text[m.end():])
+                            None if pid is None else int(pid), text[m.end():])
 
     def _zone(self, tz: str) -> int:
         sign = -1 if tz[0] == "-" else 1
@@ -173,7 +178,7 @@ def _minute(year: int, month: int, day: int, hour: int, minute: int) -> int:
         raise ValueError(f"no such time {hour:02}:{minute:02}")
     try:
         days = _dt.date(year, month, day).toordinal() - _EPOCH_ORDINAL
-    except ValueError:
+    except (ValueError, OverflowError):  # OverflowError: a year past C's int
         raise ValueError(f"no such date {year:04}-{month:02}-{day:02}") from None
     return days * 86400 + hour * 3600 + minute * 60
 
