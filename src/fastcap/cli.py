@@ -60,14 +60,20 @@ def _size(text: str) -> int:
     return n
 
 
-def _jobs(text: str) -> int:
+def _whole(text: str, what: str, low: int, high: int | None = None) -> int:
+    """`text` as an integer from `low` (to `high`); argparse's error names `what` otherwise."""
     try:
         n = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number of jobs: {text!r}") from None
-    if n < 1:
-        raise argparse.ArgumentTypeError("jobs must be at least 1")
+        raise argparse.ArgumentTypeError(f"not a {what}: {text!r}") from None
+    if n < low or (high is not None and n > high):
+        span = f"at least {low}" if high is None else f"{low} to {high}"
+        raise argparse.ArgumentTypeError(f"{what} {text!r} is out of range ({span})")
     return n
+
+
+def _jobs(text: str) -> int:
+    return _whole(text, "number of jobs", 1)
 
 
 class _Version(argparse.Action):
@@ -182,13 +188,7 @@ def _seconds(text: str) -> float:
 
 def _year(text: str) -> int:
     """A year whose dates a capture can carry (int64 nanoseconds: 1677 to 2262)."""
-    try:
-        year = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a year: {text!r}") from None
-    if not 1678 <= year <= 2261:
-        raise argparse.ArgumentTypeError(f"year {text!r} is out of range (1678 to 2261)")
-    return year
+    return _whole(text, "year", 1678, 2261)
 
 
 def _utc_offset(text: str) -> int:
