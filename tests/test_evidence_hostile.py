@@ -8,6 +8,7 @@ not), a process ID or reply code of such digits, or a join option of NaN or infi
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -104,3 +105,20 @@ def test_a_connector_export_date_a_capture_cannot_carry_is_no_date(tmp_path):
 ])
 def test_exchange_endpoints_have_tcp_ports_or_none(text, expected):
     assert _endpoint(text) == expected
+
+
+def test_a_log_given_as_a_fifo_is_a_warning_not_a_wait(tmp_path):
+    """A log is read again by offset, and opening a FIFO waits for a writer: it is refused
+    with a one-line warning (the rest of the evidence and the capture are still read)."""
+    fifo = tmp_path / "send.fifo"
+    os.mkfifo(fifo)
+    try:
+        r = subprocess.run([sys.executable, "-m", "fastcap.cli", "scan", str(EXAMPLE),
+                            "--evidence", str(fifo), "--evidence",
+                            str(EVIDENCE / "SEND20260310-1.LOG"), "--format", "jsonl"],
+                           capture_output=True, text=True, timeout=60)
+    except subprocess.TimeoutExpired:
+        pytest.fail("the scan waited for a writer on the FIFO")
+    assert r.returncode == 1 and r.stdout.startswith('{"number": 1, ')
+    assert r.stderr == (f"fastcap: warning: {fifo}: not a regular file (a pipe or a device?): "
+                        "logs are read more than once, give a file\n")

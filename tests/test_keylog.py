@@ -7,6 +7,7 @@ import pickle
 import subprocess
 import sys
 import textwrap
+import threading
 
 import numpy as np
 import pytest
@@ -158,6 +159,46 @@ def test_pickled_key_log_reopens_its_file(tmp_path):
     got = copy.lookup(cr(9))
     assert got.master_secret == b"M" * 48 and got.client_traffic0 == b"t" * 32
     assert len(copy) == 1 and copy.warnings == []
+
+
+def test_a_key_log_from_a_pipe_is_read_once_and_kept(tmp_path):
+    """`--keylog <(...)` or a FIFO: its bytes come once, and a second open of a FIFO would
+    wait for a writer for ever, so they are kept in memory as a secrets block's are."""
+    fifo = str(tmp_path / "keys.fifo")
+    os.mkfifo(fifo)
+    text = line("CLIENT_RANDOM", cr(7), b"M" * 48) + "not a key log line\n"
+    writer = threading.Thread(target=_write_fifo, args=(fifo, text))
+    writer.start()
+    log = KeyLog()
+    log.add_file(fifo)
+    writer.join(timeout=10)
+    assert not writer.is_alive()
+    found: list = []  # looked up on a daemon thread: opening the FIFO again would wait
+    looking = threading.Thread(target=lambda: found.append(log.lookup(cr(7))), daemon=True)
+    looking.start()
+    looking.join(timeout=10)
+    assert found, "the lookup opened the FIFO again and waits for a writer"
+    got = found[0]
+    assert got is not None and got.master_secret == b"M" * 48
+    assert got.sources == (f"{fifo} line 1",)
+    assert log.warnings == [f"{fifo} line 2: not a key log line"]
+
+
+def test_a_piped_key_log_over_the_cap_is_one_line(tmp_path, monkeypatch):
+    monkeypatch.setattr(keylog_mod, "MAX_PIPED", 1 << 20)
+    fifo = str(tmp_path / "keys.fifo")
+    os.mkfifo(fifo)
+    writer = threading.Thread(target=_write_fifo, args=(fifo, "#" * ((1 << 20) + 1)))
+    writer.start()
+    with pytest.raises(FastcapError) as exc:
+        KeyLog().add_file(fifo)
+    writer.join(timeout=10)
+    assert str(exc.value) == f"{fifo}: a key log over 1 MiB from a pipe; give it as a file"
+
+
+def _write_fifo(path: str, text: str) -> None:
+    with open(path, "w") as f:
+        f.write(text)
 
 
 def test_unreadable_file_raises_one_line_naming_it(tmp_path):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import codecs
 import os
+import stat
 from collections.abc import Iterator
 from typing import NamedTuple
 
@@ -54,6 +55,12 @@ class LogText:
     def __init__(self, path: str | os.PathLike) -> None:
         self.path = os.fspath(path)
         try:
+            mode = os.stat(self.path).st_mode
+            if stat.S_ISFIFO(mode) or stat.S_ISCHR(mode) or stat.S_ISSOCK(mode):
+                # a pipe (`<(...)`) or FIFO gives its bytes once, and a second open of a FIFO
+                # waits for a writer that never comes: a log is read again by offset
+                raise FastcapError(f"{self.path}: not a regular file (a pipe or a device?): "
+                                   "logs are read more than once, give a file")
             with open(self.path, "rb") as f:
                 self.size = os.fstat(f.fileno()).st_size
                 first = f.read(4096)

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import mmap
 import os
+import stat
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -31,6 +32,7 @@ from ...pickling import compact
 MAX_WARNINGS = 100  # warnings kept; the rest are counted in ``KeyLog.warnings_dropped``
 CHUNK = 4 << 20  # bytes parsed at a time: bounds the temporary arrays of the vectorised parse
 MAX_LINE = 1 << 16  # no key log line is longer; a longer one is skipped, not buffered
+MAX_PIPED = 256 << 20  # a key log from a pipe is kept in memory: at most this much
 MIN_LINE = 143  # the shortest valid line: a 13-letter label, 64 + 64 hex digits, two spaces
 
 # label -> (SessionSecrets field, allowed secret lengths in bytes)
@@ -146,6 +148,16 @@ class KeyLog:
         :class:`FastcapError` with one line naming it."""
         name = os.fspath(path)
         try:
+            mode = os.stat(name).st_mode
+            if stat.S_ISFIFO(mode) or stat.S_ISCHR(mode) or stat.S_ISSOCK(mode):
+                # a pipe (`--keylog <(...)`) gives its bytes once: kept, not read again
+                with open(name, "rb") as f:
+                    data = f.read(MAX_PIPED + 1)
+                if len(data) > MAX_PIPED:
+                    raise FastcapError(f"{name}: a key log over {MAX_PIPED >> 20} MiB from a "
+                                       "pipe; give it as a file")
+                self.add_bytes(data, name)
+                return
             size = os.path.getsize(name)
             with open(name, "rb") as f:
                 prefixes, offsets, lines = self._index(f.read, size, name)
