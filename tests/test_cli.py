@@ -69,6 +69,25 @@ def test_unreadable_input_is_one_line_and_exit_2(tmp_path, make, needle):
     assert r.stderr.startswith(f"fastcap: {path}: ") and needle in r.stderr
 
 
+def test_a_file_named_with_control_characters_is_named_escaped_on_one_line(tmp_path):
+    """A log or capture named with an escape sequence or a newline (a name is data too):
+    each message stays one line, and nothing reaches the terminal raw."""
+    log = tmp_path / "a\x1b[2Jb\nc\x07.log"
+    journal = Path(__file__).parent / "data" / "evidence" / "postfix-relay1-journal-short-iso.log"
+    log.write_bytes(journal.read_bytes().replace(b"2026-03-10T10:31:16+0100",
+                                                 b"2300-03-10T10:31:16+0100"))
+    missing = tmp_path / "no\x1b[31mpe.pcap"
+    r = fastcap("scan", str(EXAMPLE), str(missing), "--evidence", str(log), "--format", "jsonl")
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert not any(c in r.stderr for c in "\x1b\x07\r")
+    lines = r.stderr.splitlines()
+    shown = str(tmp_path) + "/a\\x1b[2Jb\\nc\\x07.log"
+    assert any(x.startswith(f"fastcap: warning: {shown} line 2: a syslog line with a bad ")
+               for x in lines)
+    assert any(x.startswith(f"fastcap: {tmp_path}/no\\x1b[31mpe.pcap: ") for x in lines)
+    assert all(x.startswith("fastcap: ") for x in lines)
+
+
 def test_damaged_file_gives_partial_results_and_exit_1(tmp_path):
     path = tmp_path / "cut.pcap"
     frame = p.tcp_frame("10.0.0.1", "10.0.0.2", 40000, 25, 1, 1, p.ACK, b"x" * 100)

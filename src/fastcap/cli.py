@@ -32,6 +32,7 @@ from .options import (
     TRUST_STORES,
     ScanOptions,
 )
+from .out.textsafe import printable
 
 EXIT_OK, EXIT_PROBLEMS, EXIT_UNREADABLE = 0, 1, 2
 EXIT_UNWRITTEN = 120  # Python's own code when its last flush of stdout fails (a full disk)
@@ -45,6 +46,22 @@ def _ports(text: str) -> frozenset[int]:
         return parse_ports(text)
     except ValueError as e:
         raise argparse.ArgumentTypeError(str(e)) from None
+
+
+class _Messages:
+    """stderr for fastcap's one-line messages: control characters in the file names and data
+    they quote are escaped, so a message stays one line and cannot drive the terminal (a
+    log named with an escape sequence, a newline in a path).  The progress line, which
+    moves the cursor on purpose, writes to sys.stderr itself."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text if text == "\n" else printable(text, backslashes=False))
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+
+_ERR = _Messages()
 
 
 def _size(text: str) -> int:
@@ -265,7 +282,7 @@ def _with_keys(options: ScanOptions, files: Sequence[str] = ()) -> ScanOptions:
     for f in files:
         keyed = with_keys(keyed, f)
     for w in getattr(keyed.key_index, "warnings", ()):
-        print(f"fastcap: warning: {w}", file=sys.stderr)
+        print(f"fastcap: warning: {w}", file=_ERR)
     return keyed
 
 
@@ -393,14 +410,14 @@ def _cmd_scan(args) -> int:
         return _cmd_scan_evidence(args)
     if not args.files:
         print("fastcap: scan: give a capture, or mail-server logs with --evidence",
-              file=sys.stderr)
+              file=_ERR)
         return EXIT_UNREADABLE
     _export_dir(args)
     try:
         options = _scan_options(args)
         analyzer = analyzer_for(options)
     except (OSError, ValueError) as e:
-        print(f"fastcap: {e}", file=sys.stderr)
+        print(f"fastcap: {e}", file=_ERR)
         return EXIT_UNREADABLE
     results, errors, summaries = [], [], []
     options, files, code = _inputs(args, options, errors)
@@ -413,7 +430,7 @@ def _cmd_scan(args) -> int:
         for sess in sessions:
             if args.export_certs:
                 for w in report.export_certs(sess, args.export_certs):
-                    print(f"fastcap: warning: {w}", file=sys.stderr)
+                    print(f"fastcap: warning: {w}", file=_ERR)
             if args.only_problems and not has_problem(sess):
                 continue
             if args.format == "jsonl":
@@ -456,16 +473,16 @@ def _write_html(args, results, seconds: float) -> bool:
             times[path] = frame_times(path, frames_wanted(kept), backend=args.backend)
         except (FastcapError, OSError) as e:
             print(f"fastcap: warning: {path}: no frame times for the ladders: {e}",
-                  file=sys.stderr)
+                  file=_ERR)
     page = page_data(results, problems=_problems(results), times=times,
                      scan=ScanFacts(seconds=seconds, version=__version__))
     try:
         size = write_report(args.html, page)
     except OSError as e:
-        print(f"fastcap: cannot write {args.html}: {e.strerror or e}", file=sys.stderr)
+        print(f"fastcap: cannot write {args.html}: {e.strerror or e}", file=_ERR)
         return False
     print(f"fastcap: wrote {args.html} ({len(page['sessions'])} session(s), "
-          f"{size / 1e6:.2f} MB)", file=sys.stderr)
+          f"{size / 1e6:.2f} MB)", file=_ERR)
     return True
 
 
@@ -484,7 +501,7 @@ def _export_dir(args) -> None:
         os.makedirs(args.export_certs, exist_ok=True)
     except OSError as e:
         print(f"fastcap: cannot write certificates in {args.export_certs}: {e.strerror or e}",
-              file=sys.stderr)
+              file=_ERR)
         raise SystemExit(EXIT_UNREADABLE) from None
 
 
@@ -497,7 +514,7 @@ def _zeek_writer(args):
     try:
         return ZeekWriter(args.output or ".")
     except OSError as e:
-        print(f"fastcap: cannot write Zeek logs in {args.output or '.'}: {e}", file=sys.stderr)
+        print(f"fastcap: cannot write Zeek logs in {args.output or '.'}: {e}", file=_ERR)
         raise SystemExit(EXIT_UNREADABLE) from None
 
 
@@ -507,7 +524,7 @@ def _close_zeek(zeek) -> None:
         return
     lines = zeek.lines
     for target in zeek.close():
-        print(f"fastcap: wrote {target} ({lines[target.stem]} lines)", file=sys.stderr)
+        print(f"fastcap: wrote {target} ({lines[target.stem]} lines)", file=_ERR)
 
 
 def _inputs(args, options: ScanOptions, errors: list[dict]) -> tuple[ScanOptions, list[str], int]:
@@ -520,9 +537,9 @@ def _inputs(args, options: ScanOptions, errors: list[dict]) -> tuple[ScanOptions
     options = _with_keys(options, files)
     code = EXIT_PROBLEMS if getattr(options.key_index, "warnings", None) else EXIT_OK
     for w in notes:
-        print(f"fastcap: warning: {w}", file=sys.stderr)
+        print(f"fastcap: warning: {w}", file=_ERR)
     for e in bad_args:
-        print(f"fastcap: {e}", file=sys.stderr)
+        print(f"fastcap: {e}", file=_ERR)
         errors.append({"path": e.split(":", 1)[0], "error": e})
         code = EXIT_UNREADABLE
     return options, files, code
@@ -532,11 +549,11 @@ def _file_read(path: str, summary, failure: list[str], errors: list[dict]) -> bo
     """Tell on stderr how one capture's reading ended: its error (recorded in `errors`, and
     False), else its warnings (True)."""
     if failure:
-        print(f"fastcap: {failure[0]}", file=sys.stderr)
+        print(f"fastcap: {failure[0]}", file=_ERR)
         errors.append({"path": path, "error": failure[0]})
         return False
     for w in summary.warnings:
-        print(f"fastcap: warning: {w}", file=sys.stderr)
+        print(f"fastcap: warning: {w}", file=_ERR)
     return True
 
 
@@ -548,7 +565,7 @@ def _read_evidence(args, only: str | None = None):
     evidence = read_evidence(args.evidence, year=args.log_year,
                              utc_offset_s=args.log_utc_offset, only=only)
     for w in evidence.warnings:
-        print(f"fastcap: warning: {w}", file=sys.stderr)
+        print(f"fastcap: warning: {w}", file=_ERR)
     return evidence
 
 
@@ -572,12 +589,12 @@ def _cmd_scan_evidence(args) -> int:
     if args.expect_name is None and (name := settings.settings.expected_name()):
         args.expect_name = name
         print(f"fastcap: expecting client certificates for {name} (the inbound connector's "
-              "TlsSenderCertificateName)", file=sys.stderr)
+              "TlsSenderCertificateName)", file=_ERR)
     try:
         options = _scan_options(args)
         analyzer = analyzer_for(options)
     except (OSError, ValueError) as e:
-        print(f"fastcap: {e}", file=sys.stderr)
+        print(f"fastcap: {e}", file=_ERR)
         return EXIT_UNREADABLE
     results, errors = [], []
     options, files, opened = _inputs(args, options, errors)
@@ -608,7 +625,7 @@ def _cmd_scan_evidence(args) -> int:
         if args.export_certs:
             for s in kept:
                 for w in report.export_certs(s, args.export_certs):
-                    print(f"fastcap: warning: {w}", file=sys.stderr)
+                    print(f"fastcap: warning: {w}", file=_ERR)
         if args.only_problems:
             kept[:] = [s for s in kept if has_problem(s)]
     if args.format == "json":
@@ -705,7 +722,7 @@ def _cmd_follow(args) -> int:
             return EXIT_PROBLEMS if _warn_all(meta) else EXIT_OK
     _warn_all(meta)
     print(f"fastcap: {args.file}: no session {args.session} (the capture has {seen} on ports "
-          f"{','.join(map(str, sorted(args.ports)))})", file=sys.stderr)
+          f"{','.join(map(str, sorted(args.ports)))})", file=_ERR)
     return EXIT_UNREADABLE
 
 
@@ -714,7 +731,7 @@ def _warn_all(meta: list) -> bool:
     warned = False
     for m in meta:
         for w in m.warnings:
-            print(f"fastcap: warning: {w}", file=sys.stderr)
+            print(f"fastcap: warning: {w}", file=_ERR)
             warned = True
     return warned
 
@@ -738,7 +755,7 @@ def _follow_logs(args, s) -> tuple[list, dict[int, int]]:
         logs += [LogLine(ts - skew, f"{c.file} line {line.number}", line.text)
                  for ts, line in evidence.lines_of(c)]
     if not logs:
-        print(f"fastcap: no log line matched session {s.number}", file=sys.stderr)
+        print(f"fastcap: no log line matched session {s.number}", file=_ERR)
     times = frame_times(args.file, range(s.first_frame, s.last_frame + 1),
                         backend=args.backend)
     return logs, times
@@ -756,15 +773,15 @@ def _cmd_stats(args) -> int:
         try:
             s = compute_stats(path, options)
         except FastcapError as e:
-            print(f"fastcap: {e}", file=sys.stderr)
+            print(f"fastcap: {e}", file=_ERR)
             errors.append({"path": path, "error": str(e)})
             code = EXIT_UNREADABLE
             continue
         except ImportError as e:
-            print(f"fastcap: {e}", file=sys.stderr)
+            print(f"fastcap: {e}", file=_ERR)
             return EXIT_UNREADABLE
         for w in s.warnings:
-            print(f"fastcap: warning: {w}", file=sys.stderr)
+            print(f"fastcap: warning: {w}", file=_ERR)
         if s.warnings and code == EXIT_OK:
             code = EXIT_PROBLEMS
         results.append(s)
@@ -834,10 +851,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             args.format, args.html = None, args.output
             return _cmd_scan(args)
     except FastcapError as e:
-        print(f"fastcap: {e}", file=sys.stderr)
+        print(f"fastcap: {e}", file=_ERR)
         return EXIT_UNREADABLE
     except KeyboardInterrupt:
-        print("fastcap: interrupted", file=sys.stderr)
+        print("fastcap: interrupted", file=_ERR)
         return 130
     except BrokenPipeError:
         return EXIT_OK
@@ -855,7 +872,7 @@ def _flushed(code: int) -> int:
             code = EXIT_OK
         except (OSError, ValueError) as e:
             if sys.stderr is not None:
-                print(f"fastcap: cannot write the output: {e}", file=sys.stderr)
+                print(f"fastcap: cannot write the output: {e}", file=_ERR)
             code = EXIT_UNWRITTEN
     if sys.stderr is not None:
         with contextlib.suppress(OSError, ValueError):

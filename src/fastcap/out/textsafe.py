@@ -6,13 +6,17 @@ from __future__ import annotations
 _ESCAPES = {"\t": "\\t", "\r": "\\r", "\n": "\\n", "\\": "\\\\"}
 
 
-def printable(text: str) -> str:
-    """Control characters (C0, DEL, C1) and lone surrogates escaped as \\xNN / \\uNNNN."""
+def printable(text: str, *, backslashes: bool = True) -> str:
+    """Control characters (C0, DEL, C1) and lone surrogates escaped as \\xNN / \\uNNNN;
+    backslashes doubled unless told not to (fastcap's own messages, which quote names and
+    text already escaped: doubling there would only garble them)."""
     out = []
     for ch in text:
         o = ord(ch)
-        if ch in _ESCAPES:
+        if ch in _ESCAPES and (backslashes or ch != "\\"):
             out.append(_ESCAPES[ch])
+        elif ch == "\\":
+            out.append(ch)
         elif o < 0x20 or 0x7F <= o < 0xA0:
             out.append(f"\\x{o:02x}")
         elif 0xD800 <= o < 0xE000:
