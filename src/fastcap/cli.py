@@ -55,10 +55,14 @@ class _Messages:
     moves the cursor on purpose, writes to sys.stderr itself."""
 
     def write(self, text: str) -> int:
-        return sys.stderr.write(text if text == "\n" else printable(text, backslashes=False))
+        err = sys.stderr  # None without a console, where print() itself writes nothing
+        if err is None:
+            return len(text)
+        return err.write(text if text == "\n" else printable(text, backslashes=False))
 
     def flush(self) -> None:
-        sys.stderr.flush()
+        if sys.stderr is not None:
+            sys.stderr.flush()
 
 
 _ERR = _Messages()
