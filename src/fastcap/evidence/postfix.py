@@ -126,8 +126,9 @@ class _Open:
             self.ip = sys.intern(m["ip"])
             name = m["name"]
             self.name = sys.intern(name) if name and name != "unknown" else None
-        if self.port is None and m["port"] and int(m["port"]) <= 0xFFFF:
-            self.port = int(m["port"])
+        port = int(m["port"]) if m["port"] else None
+        if self.port is None and port is not None and port <= 0xFFFF:
+            self.port = port
 
     def same_peer(self, m: re.Match[str]) -> bool:
         if self.ip is None:
