@@ -116,6 +116,39 @@ def test_bad_ports_is_a_usage_error():
     assert r.returncode == 2 and "bad port" in r.stderr
 
 
+@pytest.mark.parametrize(("argv", "prog", "says"), [
+    ([], "fastcap", "the following arguments are required: command"),
+    (["nope"], "fastcap", "invalid choice: 'nope'"),
+    (["scan", "--bogus", "x.pcap"], "fastcap", "unrecognized arguments: --bogus"),
+    (["stats"], "fastcap stats", "the following arguments are required: FILE"),
+    (["follow", "x.pcap"], "fastcap follow", "required: --session"),
+    (["scan", "--trust", "foo", "x.pcap"], "fastcap scan", "argument --trust: invalid choice"),
+    (["report", "--log-year", "abc", "x.pcap"], "fastcap report", "not a year: 'abc'"),
+    (["scan", "-o", "d", "x.pcap"], "fastcap scan", "-o/--output goes with --format zeek"),
+    (["scan", "-j", "0", "x.pcap"], "fastcap scan", "'0' is out of range"),
+])
+def test_a_usage_error_is_one_line_naming_the_help_to_read(capsys, argv, prog, says):
+    """argparse would print its usage block (a dozen lines for scan) before the error."""
+    from fastcap.cli import main
+
+    with pytest.raises(SystemExit) as stop:
+        main(argv)
+    out, err = capsys.readouterr()
+    assert stop.value.code == 2 and out == ""
+    assert err.count("\n") == 1 and err.endswith("\n")
+    assert err.startswith(f"{prog}: error: ") and says in err
+    assert err.rstrip("\n").endswith(f"; see {prog} --help")
+
+
+def test_a_usage_error_quoting_a_control_character_escapes_it(capsys):
+    from fastcap.cli import main
+
+    with pytest.raises(SystemExit):
+        main(["scan", "--trust", "a\x1b[2J\nb", "x.pcap"])
+    err = capsys.readouterr().err
+    assert "\x1b" not in err and err.count("\n") == 1 and "\\x1b[2J\\nb" in err
+
+
 def test_stats_does_not_fault_window_temporaries_in_again(tmp_path):
     """A warm `stats` run does not page-fault each window's numpy temporaries in again, with
     glibc's default allocator (select decodes few rows, so its temporaries stay small);

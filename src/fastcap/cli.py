@@ -97,6 +97,18 @@ def _jobs(text: str) -> int:
     return _whole(text, "number of jobs", 1)
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, with a usage error told in one line, as fastcap's other errors are: the
+    usage block (a dozen lines for scan) is what ``--help`` is for, and the line names it.
+    `commands` holds the command parsers, for errors found after parsing."""
+
+    commands: dict[str, argparse.ArgumentParser]
+
+    def error(self, message: str) -> NoReturn:
+        print(f"{self.prog}: error: {message}; see {self.prog} --help", file=_ERR)
+        self.exit(EXIT_UNREADABLE)
+
+
 class _Version(argparse.Action):
     """--version, looked up only when asked for (package metadata is slow to import)."""
 
@@ -112,8 +124,8 @@ class _Version(argparse.Action):
         parser.exit()
 
 
-def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="fastcap", description=__doc__.splitlines()[0])
+def _parser() -> _Parser:
+    p = _Parser(prog="fastcap", description=__doc__.splitlines()[0])
     p.add_argument("--version", action=_Version)
     p.set_defaults(own_process=False)  # main() run as the program sets it
     sub = p.add_subparsers(dest="command", required=True)
@@ -148,6 +160,7 @@ def _parser() -> argparse.ArgumentParser:
     fo.add_argument("--backend", choices=BACKEND_CHOICES, default=DEFAULT_BACKEND)
     _key_arguments(fo)
     _evidence_arguments(fo)
+    p.commands = {"stats": st, "scan": sc, "report": rp, "follow": fo}
     return p
 
 
@@ -841,7 +854,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     if args.command == "scan" and args.output is not None and args.format != "zeek":
-        parser.error("-o/--output goes with --format zeek (the directory for its logs)")
+        parser.commands["scan"].error(
+            "-o/--output goes with --format zeek (the directory for its logs)")
     tune_allocator()
     args.own_process = argv is None  # the console script or python -m, not a caller's call
     try:
