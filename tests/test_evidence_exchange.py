@@ -231,6 +231,19 @@ def test_a_line_cut_inside_quotes_does_not_take_the_next(tmp_path):
                         "log line has 9; line skipped"]
 
 
+@pytest.mark.parametrize("bad", ["2300-03-10T10:00:00.000Z", "2026-02-30T10:00:00.000Z",
+                                 "10/03/2026 10:00:00"])
+def test_a_date_no_capture_can_carry_is_a_skipped_line_not_a_dateless_one(tmp_path, bad):
+    """Year 2300 fits the pattern but not the int64 nanoseconds a capture's times are kept
+    in, and 30 February is no day; read as absent, the line's session would start in 1970."""
+    lines = session("08D000000000000A")
+    lines[0] = lines[0].replace("2026-03-10T10:00:00.000Z", bad, 1)
+    (c,), warnings = read(write(tmp_path, lines))
+    assert warnings == [f"{tmp_path / 'log.LOG'} line 6: date-time {bad!r} is not "
+                        "yyyy-mm-ddThh:mm:ss.fffZ, a date from 1677 to 2262; line skipped"]
+    assert c.first.line == 7 and c.start_ns == ns("2026-03-10T10:00:00.000Z")
+
+
 def test_replies_are_capped(tmp_path):
     after = [(">", f"RCPT TO:<u{i}@example.net>", "") for i in range(1)]
     after += [("<", f"550 5.1.1 User unknown {i}", "") for i in range(30)]

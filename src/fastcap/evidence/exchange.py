@@ -223,8 +223,19 @@ class _Reader:
         self.tuples: dict[tuple[str, ...], tuple[str, ...]] = {}
         self.codes = {c: c for c in range(200, 600)}  # reply codes, one int object each
         self.good_time = ""
+        self.good_day = ""
         self.quoted = _One()
         self.csv = csv.reader(self.quoted)  # one reader for every quoted line
+
+    def _a_day_kept(self, time: str) -> bool:
+        """Whether `time` (of the pattern) is a real day that nanoseconds since 1970 hold.
+        Only a new day is parsed: a day wholly inside the range is remembered, and its other
+        times need only the pattern."""
+        if parse_time_ns(time) is None:
+            return False
+        if "1678" <= time[:4] <= "2261":
+            self.good_day = time[:10]
+        return True
 
     # -- lines ---------------------------------------------------------------------------
     def header(self, line: TextLine) -> None:
@@ -264,9 +275,10 @@ class _Reader:
         if self.reorder:
             f = [f[self.index[n]] for n in FIELDS]
         time, connector, session, _seq, local, remote, event, data, context = f
-        if time != self.good_time and _TIME.match(time) is None:
+        if time != self.good_time and (_TIME.match(time) is None or (
+                time[:10] != self.good_day and not self._a_day_kept(time))):
             self.warn(f"{self.path} line {line.number}: date-time {time[:40]!r} is not "
-                      "yyyy-mm-ddThh:mm:ss.fffZ; line skipped")
+                      "yyyy-mm-ddThh:mm:ss.fffZ, a date from 1677 to 2262; line skipped")
             return None
         if not session or event not in _EVENTS:
             self.warn(f"{self.path} line {line.number}: no session-id or an unknown event "
