@@ -314,7 +314,7 @@ def test_existing_logs_are_replaced_whole(tmp_path):
 
 def test_output_directory_only_with_zeek_format(tmp_path):
     r = run_cli("-o", str(tmp_path / "x"), str(EXAMPLES / "exchange-online-no-client-cert.pcap"))
-    assert r.returncode == 2 and "usage:" in r.stderr and "--format zeek" in r.stderr
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "--format zeek" in r.stderr
     assert not (tmp_path / "x").exists()
 
 
