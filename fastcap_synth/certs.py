@@ -204,17 +204,19 @@ def make_leaf(
     self_signed: bool = False,
     org: str | None = None,
     extensions: Sequence[x509.ExtensionType] = (),
+    subject: x509.Name | None = None,
 ) -> Issued:
     """An end-entity certificate; ``sans`` entries that parse as IPs become IP SANs.
 
     With ``self_signed=True`` the issuer is ignored (and may be None). ``extensions`` are
-    added as non-critical (an AIA caIssuers URL, say).
+    added as non-critical (an AIA caIssuers URL, say). ``subject`` replaces the name made of
+    ``cn`` and ``org`` (one cryptography would not build from them, say).
     """
     if issuer is None and not self_signed:
         raise ValueError("issuer is required unless self_signed=True")
     nb, na = _default_window(not_before, not_after)
     k = new_key(key)
-    subject = _name(cn, org)
+    subject = _name(cn, org) if subject is None else subject
     signer = None if self_signed else issuer
     is_rsa = isinstance(k, rsa.RSAPrivateKey)
     builder = (

@@ -27,7 +27,6 @@ from typing import TYPE_CHECKING, Any
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa
-from cryptography.utils import CryptographyDeprecationWarning
 from cryptography.x509 import verification as xv
 
 from ..verdict import CertInfo, ChainCheck
@@ -245,10 +244,14 @@ def _load(der: bytes) -> tuple[CertInfo, x509.Certificate | None]:
 
 @contextlib.contextmanager
 def quiet_x509() -> Iterator[None]:
-    """Silence cryptography's deprecation warnings (e.g. a non-positive serial): certificates
-    from the wire are judged here and reported as data, not as warnings on stderr."""
+    """Silence what cryptography warns of a certificate: its deprecation warnings (e.g. a
+    non-positive serial) and the UserWarning of a name it would not build (a CN over 64
+    characters, a country code not of two).  Certificates from the wire are judged here and
+    reported as data, not as warnings on stderr.  fastcap's own code warns of nothing in
+    this scope, so the whole category is ignored (the deprecation warning is one of its
+    kind)."""
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", CryptographyDeprecationWarning)
+        warnings.simplefilter("ignore", UserWarning)
         yield
 
 
