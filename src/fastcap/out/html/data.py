@@ -16,8 +16,8 @@ from typing import Any
 from ...session import Session
 from ...verdict import CertInfo, ChainCheck
 from ..report import client_cert_text
+from ..textsafe import printable
 from .ladder import ladder
-from .safe import bidi_safe, shown
 
 __all__ = ["COLUMNS", "KINDS", "ScanFacts", "decode_sessions", "frames_wanted", "page_data"]
 
@@ -64,11 +64,11 @@ def frames_wanted(sessions: Iterable[Session]) -> set[int]:
 
 def _cert(c: CertInfo) -> dict[str, Any]:
     def text(x: str | None) -> str | None:
-        return None if x is None else shown(x)
+        return None if x is None else printable(x)
 
     return {
         "sha1": c.sha1, "sha256": c.sha256, "subject": text(c.subject),
-        "issuer": text(c.issuer), "san": [shown(n) for n in (*c.san_dns, *c.san_ip)],
+        "issuer": text(c.issuer), "san": [printable(n) for n in (*c.san_dns, *c.san_ip)],
         "not_before": c.not_before.isoformat() if c.not_before else None,
         "not_after": c.not_after.isoformat() if c.not_after else None,
         "serial": c.serial, "key": f"{c.key_type or '?'} {c.key_bits or ''}".strip(),
@@ -81,13 +81,13 @@ def _cert(c: CertInfo) -> dict[str, Any]:
 def _chain(check: ChainCheck) -> dict[str, Any]:
     return {
         "role": check.role, "certs": [c.sha1 for c in check.certs],
-        "trusted": check.trusted, "problem": check.problem, "detail": shown(check.detail),
+        "trusted": check.trusted, "problem": check.problem, "detail": printable(check.detail),
         "valid_at_capture": check.leaf_valid_at_capture, "valid_today": check.leaf_valid_today,
         "path_valid": check.path_valid,
-        "path_error": None if check.path_error is None else shown(check.path_error),
-        "expected_name": None if check.expected_name is None else shown(check.expected_name),
+        "path_error": None if check.path_error is None else printable(check.path_error),
+        "expected_name": None if check.expected_name is None else printable(check.expected_name),
         "name_matches": check.name_matches, "eku_ok": check.eku_ok,
-        "profile_notes": [shown(n) for n in check.profile_notes],
+        "profile_notes": [printable(n) for n in check.profile_notes],
     }
 
 
@@ -97,7 +97,7 @@ def _logs(matches: list, strings: _Strings) -> list[int | float | None]:
     flat: list[int | float | None] = []
     for m in matches:
         c = m.conversation
-        flat += [strings(shown(c.kind)), strings(shown(str(c.file))), c.first.line,
+        flat += [strings(printable(c.kind)), strings(printable(str(c.file))), c.first.line,
                  round(m.delta_ns / 1e9, 6)]
     return flat
 
@@ -141,8 +141,8 @@ def _timeline(starts: Sequence[tuple[int, str]]) -> dict[str, Any]:
 def _problem(p: Mapping[str, Any]) -> dict[str, Any]:
     """A triage group as the page shows it: its packet strings made safe, its samples as
     [file, session number] pairs naming files as the session table does."""
-    out = {k: shown(v) if isinstance(v, str) else v for k, v in p.items()}
-    out["samples"] = [[shown(str(x["file"])), x["session"]] for x in p.get("samples", ())]
+    out = {k: printable(v) if isinstance(v, str) else v for k, v in p.items()}
+    out["samples"] = [[printable(str(x["file"])), x["session"]] for x in p.get("samples", ())]
     return out
 
 
@@ -185,7 +185,7 @@ def page_data(results: Iterable[tuple[str, Sequence[Session], object]], *,
             size = os.path.getsize(path)
         except OSError:
             size = None
-        files.append({"path": shown(str(path)), "size": size,
+        files.append({"path": printable(str(path)), "size": size,
                       "frames": getattr(summary, "frames", None), "sessions": len(sessions),
                       "first_ts_ns": min((s.first_ts_ns for s in sessions), default=None),
                       "last_ts_ns": max((s.last_ts_ns for s in sessions), default=None)})
@@ -200,12 +200,12 @@ def page_data(results: Iterable[tuple[str, Sequence[Session], object]], *,
             vs = []
             for v in s.verdicts:
                 verdicts.setdefault(v.code, {"severity": v.severity})
-                vs += [strings(v.code), strings(shown(v.message)), v.frame,
-                       strings(shown(v.hint))]
+                vs += [strings(v.code), strings(printable(v.message)), v.frame,
+                       strings(printable(v.hint))]
             smtp = s.smtp
             rows.append([fi, s.number, strings(s.client), strings(s.server),
-                         strings(shown(smtp.ehlo_name)) if smtp and smtp.ehlo_name else None,
-                         strings(_tls_text(s)), strings(bidi_safe(client_cert_text(s))), vs,
+                         strings(printable(smtp.ehlo_name)) if smtp and smtp.ehlo_name else None,
+                         strings(_tls_text(s)), strings(client_cert_text(s)), vs,
                          (s.first_ts_ns - t0) // 1000, s.first_frame, s.last_frame, flat,
                          chain_of(s.client_check), chain_of(s.server_check),
                          None if s.evidence is None else _logs(s.evidence, strings)])

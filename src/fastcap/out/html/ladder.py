@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ...session import Session
-from .safe import shown
+from ..textsafe import printable
 
 __all__ = ["Arrow", "ladder"]
 
@@ -33,16 +33,16 @@ def _smtp(dialogue, prefix: str = "") -> list[tuple[int, int, Arrow]]:
     out = []
     if dialogue.banner_frame is not None and dialogue.banner_code is not None:
         text = f"{dialogue.banner_code} {dialogue.banner_text or ''}".rstrip()
-        out.append((1, -1, Arrow(dialogue.banner_frame, S2C, "smtp", prefix + shown(text),
+        out.append((1, -1, Arrow(dialogue.banner_frame, S2C, "smtp", prefix + printable(text),
                                  dialogue.banner_code >= 400)))
     for c in dialogue.commands:
         if c.frame is not None:
             label = f"{c.verb} {c.arg}".rstrip()
-            out.append((0, c.offset, Arrow(c.frame, C2S, "smtp", prefix + shown(label))))
+            out.append((0, c.offset, Arrow(c.frame, C2S, "smtp", prefix + printable(label))))
     for r in dialogue.replies:
         if r.frame is not None:
             out.append((1, r.offset, Arrow(r.frame, S2C, "smtp",
-                                           prefix + shown(f"{r.code} {r.text}"),
+                                           prefix + printable(f"{r.code} {r.text}"),
                                            r.code >= 400)))
     return out
 
@@ -60,7 +60,7 @@ def _tls(s: Session) -> list[tuple[int, int, Arrow]]:
     def add(where, direction: str, label: str, kind: str = "tls", bad: bool = False) -> None:
         if where is not None and where.frame is not None:
             out.append((0 if direction == C2S else 1, where.offset,
-                        Arrow(where.frame, direction, kind, shown(label), bad)))
+                        Arrow(where.frame, direction, kind, printable(label), bad)))
 
     ch = t.client_hello
     for name, at, client in t.messages():
