@@ -88,6 +88,54 @@ def test_a_file_named_with_control_characters_is_named_escaped_on_one_line(tmp_p
     assert all(x.startswith("fastcap: ") for x in lines)
 
 
+def test_file_names_in_the_table_and_stats_are_escaped_and_never_fail_the_output(tmp_path):
+    """Several captures scanned at once are named on standard output (the triage samples,
+    the per-file headings, the summary's skipped lines; `stats`' File and Warning lines).
+    A name with an escape sequence must not drive the terminal, and one that is not UTF-8
+    (bytes 0xff 0x9b: an invalid byte, then the 8-bit CSI) must neither reach it raw nor stop
+    a strict UTF-8 output half-way."""
+    caps = tmp_path / "caps"
+    caps.mkdir()
+    data = EXAMPLE.read_bytes()
+    (caps / "a\x1b]0;PWNED\x07\x1b[2Jx.pcap").write_bytes(data)
+    (caps / "c\x1b[41mcut.pcap").write_bytes(data[:3000])
+    with open(os.fsencode(caps) + b"/d\xff\x9b31m.pcap", "wb") as f:
+        f.write(data)
+    env = {**os.environ, "PYTHONIOENCODING": "utf-8:strict"}
+    names = [os.fsencode(caps) + b"/" + n for n in sorted(os.listdir(os.fsencode(caps)))]
+    for args in (["scan", "-j", "1", str(caps)], ["stats", *names]):
+        r = subprocess.run([sys.executable, "-m", "fastcap.cli", *args], capture_output=True,
+                           timeout=120, env=env)
+        assert r.returncode == 1 and b"Traceback" not in r.stderr, r.stderr
+        out = r.stdout.decode("utf-8")
+        assert not any(c in out for c in "\x1b\x07\x9b\r") and "\ufffd" not in out
+        assert "a\\x1b]0;PWNED\\x07\\x1b[2Jx.pcap" in out
+        assert "c\\x1b[41mcut.pcap" in out and "d\\udcff\\udc9b31m.pcap" in out
+        if args[0] == "scan":
+            assert "== " in out and ("skipped: " in out or "unreadable: " in out)
+        else:
+            assert "Warning:           " in out
+
+
+def test_the_progress_line_names_the_file_escaped(monkeypatch):
+    """The progress line moves the cursor on purpose (\\r, erase line); the name in it may not."""
+    import io
+
+    from fastcap.cli import _Progress
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    term = Terminal()
+    monkeypatch.setattr(sys, "stderr", term)
+    progress = _Progress("a\x1b]0;PWNED\x07b.pcap")
+    progress(50, 100)
+    progress.done()
+    assert term.getvalue().startswith("\ra\\x1b]0;PWNED\\x07b.pcap:  50.0%")
+    assert term.getvalue().count("\x1b") == 1 and term.getvalue().endswith("\r\x1b[K")
+
+
 def test_damaged_file_gives_partial_results_and_exit_1(tmp_path):
     path = tmp_path / "cut.pcap"
     frame = p.tcp_frame("10.0.0.1", "10.0.0.2", 40000, 25, 1, 1, p.ACK, b"x" * 100)

@@ -310,7 +310,7 @@ class _Progress:
         import time
 
         self.enabled = sys.stderr.isatty()
-        self.path = path
+        self.path = printable(path)
         self.t0 = time.perf_counter()
         self._clock = time.perf_counter
 
@@ -699,7 +699,7 @@ def _print_tables(args, results, several: bool) -> None:
         print()
     for path, kept, _summary in results:
         if several:
-            print(f"== {path}")
+            print(f"== {printable(path)}")
         if kept:
             print(report.format_table(kept, None if args.details else report.TABLE_ROWS))
             problems = [s for s in kept if has_problem(s) or any(

@@ -125,7 +125,7 @@ def format_summary(summaries: list[ScanSummary]) -> str:
     lines = [f"{total} session(s) in {len(summaries)} file(s); {bad} with problems"]
     lines += [f"  {n:6d}  {code}" for code, n in sorted(counts.items(), key=lambda kv: -kv[1])]
     for x in summaries:
-        head = f"{x.path}: " if len(summaries) > 1 else ""
+        head = f"{printable(x.path)}: " if len(summaries) > 1 else ""
         for reason, n in sorted(x.skipped.items()):
             lines.append(f"skipped: {head}{reason}: {n}")
         for a, b in x.unreadable:

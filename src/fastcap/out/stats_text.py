@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 from ..select.stats import FileStats
+from .textsafe import printable
 
 
 def _fmt_ts(ns: int | None) -> str:
@@ -21,7 +22,7 @@ def format_text(s: FileStats) -> str:
     fmt = s.format + (" (nanosecond)" if s.nanosecond else "")
     extra = "".join(f", {v} {k} block(s)" for k, v in s.other_records.items())
     lines = [
-        f"File:              {s.path}",
+        f"File:              {printable(s.path)}",
         f"Format:            {fmt}, {orders} endian"
         + (f", {s.sections} sections" if s.sections > 1 else ""),
         f"Link types:        {', '.join(s.linktypes) or '-'}"
@@ -45,5 +46,5 @@ def format_text(s: FileStats) -> str:
         lines.append(f"Unreadable:        bytes {a}-{b - 1} ({b - a} bytes)")
     lines.append("Checksums:         not verified (as Wireshark by default)")
     for w in s.warnings:
-        lines.append(f"Warning:           {w}")
+        lines.append(f"Warning:           {printable(w, backslashes=False)}")
     return "\n".join(lines)

@@ -172,7 +172,8 @@ def _samples(samples: Sequence[tuple[str, int]], named: bool) -> str:
     """"#3, #17" or, from several files, "a.pcap #3, #17, b.pcap #1"."""
     out, before = [], None
     for f, n in samples:
-        out.append(f"{os.path.basename(f)} #{n}" if named and f != before else f"#{n}")
+        out.append(f"{printable(os.path.basename(f))} #{n}" if named and f != before
+                   else f"#{n}")
         before = f
     return ", ".join(out)
 
