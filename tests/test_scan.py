@@ -157,6 +157,38 @@ def test_csv_cells_cannot_start_a_formula(tmp_path, pki):
     assert row["ehlo"].startswith("'=")
 
 
+@pytest.mark.parametrize(("text", "guarded"), [
+    ("=1+1", True), (" =HYPERLINK(\"http://x\")", True), ("\u00a0=2+2", True),
+    ('"=1+1', True), ("'@SUM(A1)", True), ("\uff1d1+1", True), ("  \u3000-2", True),
+    ("\t=1", False),  # escaped to \\t=1 first: no tab starts the cell
+    ("mail.example.com", False), ("a=b", False), ("", False), ("   ", False),
+])
+def test_a_csv_cell_that_a_spreadsheet_could_read_as_a_formula_is_quoted(text, guarded):
+    """Spaces and quotes before the formula sign are trimmed or dropped by some spreadsheets on
+    import; the full-width signs are read as formulas by some too."""
+    from fastcap.out.report import _cell
+    from fastcap.out.textsafe import printable
+
+    assert _cell(text) == ("'" if guarded else "") + printable(text)
+
+
+def test_the_csv_client_certificate_cell_is_the_tables_text_escaped_once(tmp_path):
+    """client_cert_text is printable already; the CSV cell must not escape its backslashes
+    again (a subject with an escaped comma, RFC 4514's `CN=a\\,b`)."""
+    from fastcap_synth.certs import make_leaf
+    from fastcap_synth.tlsgen import client_context
+
+    pki = make_pki()
+    odd = make_leaf(pki.intermediate, "relay,one.contoso.com", sans=["relay.contoso.com"])
+    start = int(odd.cert.not_valid_before_utc.timestamp() + 7200) * 10**9
+    sc = scenario("ok_client_cert", pki, client_ctx=client_context(cert=odd),
+                  client_cert=odd, start_ns=start)
+    path = tmp_path / "comma.pcap"
+    write_pcap(path, render(converse(sc), sc))
+    (row,) = csv.DictReader(io.StringIO(run_cli("--format", "csv", str(path)).stdout))
+    assert row["client_certificate"] == "CN=relay\\\\,one.contoso.com"  # printable("\\,")
+
+
 def test_table_escapes_an_attackers_control_characters(tmp_path, pki):
     """An EHLO name with ANSI escapes must not reach the admin's terminal as escapes."""
     sc = scenario("starttls_not_offered", pki, ehlo_name="evil\x1b[2J\x1b]0;pwn\x07.example")

@@ -170,11 +170,20 @@ CSV_FIELDS = ["file", "session", "first_frame", "last_frame", "client", "server"
               "client_cert_sha1", "client_cert_not_after", "verdicts", "message"]
 
 
-def _cell(value: object) -> str:
-    """Spreadsheet-safe: a cell that starts like a formula is prefixed with a quote."""
+_CERT_CELL = CSV_FIELDS.index("client_certificate")
+_FORMULA_START = frozenset("=+-@\t\r\uff1d\uff0b\uff0d\uff20")  # and their full-width forms
+_BEFORE_FORMULA = " \"'\u00a0\u3000"  # what a spreadsheet may trim or drop before one
+
+
+def _cell(value: object, *, escaped: bool = False) -> str:
+    """Spreadsheet-safe: a cell that starts like a formula is prefixed with a quote, also when
+    spaces or quotes come first (a spreadsheet that trims them on import would still see
+    the formula).  `escaped`: the text is printable already (client_cert_text)."""
     text = "" if value is None else str(value)
-    text = printable(text)
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+    if not escaped:
+        text = printable(text)
+    head = text.lstrip(_BEFORE_FORMULA)[:1]
+    return "'" + text if head and head in _FORMULA_START else text
 
 
 def csv_row(s: Session, path: str) -> list[str]:
@@ -190,7 +199,9 @@ def csv_row(s: Session, path: str) -> list[str]:
         ";".join(v.code for v in s.verdicts),
         s.verdicts[0].message if s.verdicts else None,
     ]
-    return [_cell(v) for v in values]
+    cells = [_cell(v) for v in values]
+    cells[_CERT_CELL] = _cell(values[_CERT_CELL], escaped=True)  # made printable already
+    return cells
 
 
 def csv_header() -> str:
