@@ -18,6 +18,7 @@ from ..proto.midstart import MidSession, StreamStart
 from ..proto.smtp import EXO_SUFFIX, SmtpDialogue
 from ..proto.tls import SERVER_ALERT_SUSPECTED, AlertInfo, TlsHandshake, Where
 from ..proto.tls.inference import ClientCertInference, infer_client_cert
+from ..proto.tls.wirenames import wire_str
 from ..session import Session, TcpFacts
 from ..verdict import CertInfo, ChainCheck, Verdict
 from .evidence_codes import EVIDENCE_HINTS, EVIDENCE_TABLE
@@ -823,7 +824,7 @@ def _cert_expected_by(
     exo = _exchange_online(smtp, server)
     if exo is not None:
         return f"Exchange Online attributes senders by certificate ({exo.message})"
-    sni = (tls.sni or "").lower().rstrip(".")
+    sni = wire_str(tls.sni or "").lower().rstrip(".")
     if sni.endswith(EXO_SUFFIX):
         return f"the client asked for Exchange Online (SNI {sni})"
     return None
@@ -980,7 +981,7 @@ def diagnose(
                 tls, smtp, server if tls.server_certs else None, expect_name)
             out += _client_cert_verdicts(session, tls, client, expect_name, expected_by)
         if server is not None and tls.server_certs:
-            sni = tls.sni
+            sni = None if tls.sni is None else wire_str(tls.sni)
             out += _chain_verdicts(
                 "server", server, _where_frame(tls.server_certs_at), session, sni
             )

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
 from ..options import JudgeOptions
+from ..proto.tls.wirenames import wire_str
 from ..session import Session
 from ..verdict import ChainCheck, Verdict
 from .diagnose import diagnose
@@ -79,7 +80,8 @@ def judgement(session: Session, analyzer: Checker, *,
             client = analyzer.check(t.client_certificate, role="client", at=at,
                                     expected_name=expect_name)
         if t.server_certs:
-            sni = t.client_hello.sni if t.client_hello is not None else None
+            hello = t.client_hello
+            sni = wire_str(hello.sni) if hello is not None and hello.sni is not None else None
             server = analyzer.check(t.server_certs, role="server", at=at, expected_name=sni)
     verdicts = diagnose(session, client, server, expect_name=expect_name)
     return Judgement(client, server, tuple(verdicts))

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from ..judge.x509check import load_certificate, quiet_x509
+from ..proto.tls.wirenames import wire_str
 from ..session import Session
 from ..tcp.reassembly import StreamDir
 from .textsafe import printable, printable_bytes
@@ -112,7 +113,7 @@ def _tls(s: Session) -> list[str]:
 
     ch = t.client_hello
     if ch is not None:
-        sni = f", SNI {printable(ch.sni)}" if ch.sni else ""
+        sni = f", SNI {printable(wire_str(ch.sni))}" if ch.sni else ""
         out.append(f"{at(t.client_hello_at)} C: ClientHello{sni}, JA3 {ch.ja3_md5}, JA4 {ch.ja4}")
     if t.server_hello is not None:
         hrr = " (HelloRetryRequest)" if t.hello_retry_request else ""

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..judge.diagnose import SEVERITIES, is_problem
+from ..proto.tls.wirenames import wire_str
 from ..session import Session
 from .textsafe import printable
 
@@ -91,7 +92,7 @@ def server_name(s: Session) -> str:
     its banner names, else its address."""
     hello = s.tls.client_hello if s.tls is not None else None
     if hello is not None and hello.sni:
-        return hello.sni
+        return wire_str(hello.sni)  # text, as the banner's host: the outputs escape it once
     if s.smtp is not None and s.smtp.banner_host:
         return s.smtp.banner_host
     return _host(s.server)

@@ -26,6 +26,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from ..judge.x509check import cert_info, load_certificate, name_matches, quiet_x509
 from ..proto.tls.const import AlertDescription, NamedGroup
+from ..proto.tls.wirenames import wire_bytes
 from ..session import Session
 from ..verdict import CertInfo
 from .zeek_ascii import close_bytes, header_bytes, row_bytes
@@ -205,9 +206,9 @@ def ssl_row(s: Session, path: str) -> list[object] | None:
     group = sh.group if sh is not None else None
     return [*_conn(s, path), zeek_version(t.version),
             t.cipher_name if t.cipher is not None else None,
-            _name(NamedGroup, group), t.sni, t.resumption is not None,
+            _name(NamedGroup, group), _wire(t.sni), t.resumption is not None,
             _name(AlertDescription, last_alert.description if last_alert else None),
-            sh.alpn if sh is not None else None, t.outcome == "completed", _history(s),
+            _wire(sh.alpn if sh is not None else None), t.outcome == "completed", _history(s),
             _fps(t.server_certs if t.server_certs_at is not None else None),
             _fps(t.client_certificate),
             server_leaf.subject if server_leaf else None,
@@ -215,6 +216,12 @@ def ssl_row(s: Session, path: str) -> list[object] | None:
             client_leaf.subject if client_leaf else None,
             client_leaf.issuer if client_leaf else None,
             _sni_matches(t.sni, server_leaf), _validation(s), _codes(s)]
+
+
+def _wire(name: str | None) -> bytes | None:
+    """A hello's name as the bytes it was sent as, for Zeek's own escaping (the text fastcap
+    keeps is escaped already: written as it is, each backslash would be doubled)."""
+    return None if name is None else wire_bytes(name)
 
 
 def _name(enum, value: int | None) -> str | None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ...proto.tls.wirenames import wire_str
 from ...session import Session
 from ..textsafe import printable
 
@@ -66,7 +67,7 @@ def _tls(s: Session) -> list[tuple[int, int, Arrow]]:
     for name, at, client in t.messages():
         label, bad = name, False
         if name == "ClientHello" and ch is not None and ch.sni:
-            label += f" SNI={ch.sni}"
+            label += f" SNI={wire_str(ch.sni)}"  # escaped with the label, once
         elif name == "ServerHello":
             label += (f" {t.version_name}" if t.version_name else "") + (
                 f" {t.cipher_name}" if t.cipher_name else "")

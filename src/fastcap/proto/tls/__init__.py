@@ -15,6 +15,7 @@ One layer per module, each importing only the ones before it:
 
 - :mod:`.const` code points and their names; :mod:`.ja` JA3/JA4 fingerprints;
   :mod:`.dn` DER distinguished names as text;
+  :mod:`.wirenames` the hellos' names (SNI, ALPN) as printable text, and back;
 - :mod:`.messages` the handshake messages fastcap reads, and their wire parsers;
 - :mod:`.events` and :mod:`.records`: one direction, bytes -> records -> messages -> events;
 - :mod:`.facts` the frozen result types; :mod:`.fold` both directions' events in time order;

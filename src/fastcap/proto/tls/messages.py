@@ -31,6 +31,7 @@ from .const import (
 )
 from .dn import dn_to_text
 from .ja import ja3_md5, ja3_string, ja4
+from .wirenames import wire_text
 
 MAX_CERTS = 100  # certificates kept from one Certificate message
 MAX_CAS = 1024  # distinguished names kept from one CertificateRequest
@@ -44,11 +45,6 @@ _PARSED_TYPES = frozenset({_CLIENT_HELLO, _SERVER_HELLO, _CERTIFICATE, _CERTIFIC
                            _NEW_SESSION_TICKET})
 _SESSION_TICKET_EXT = int(ExtensionType.session_ticket)
 _PRE_SHARED_KEY_EXT = int(ExtensionType.pre_shared_key)
-
-
-def _printable(raw: bytes) -> str:
-    """Wire text (SNI, ALPN) made safe to print: non-printable bytes become ``\\xNN``."""
-    return "".join(chr(c) if 0x20 <= c < 0x7F and c != 0x5C else f"\\x{c:02x}" for c in raw)
 
 
 # --------------------------------------------------------------------------- parsed messages
@@ -290,7 +286,7 @@ def _sni(data: bytes) -> str | None:
         kind = names.uint(1, "name_type")
         name = names.vec(2, "host_name")
         if kind == 0 and host is None:
-            host = _printable(name)
+            host = wire_text(name)
     return host
 
 
@@ -369,7 +365,7 @@ def _client_hello_tail(
         compression,
         exts,
         sni,
-        tuple(_printable(a) for a in alpn),
+        tuple(wire_text(a) for a in alpn),
         versions,
         sigalgs,
         groups,
@@ -561,7 +557,7 @@ def _server_hello_rest(
                 version = int.from_bytes(ext.data, "big")
             elif ext.type == ExtensionType.application_layer_protocol_negotiation:
                 names = _alpn(ext.data)
-                alpn = _printable(names[0]) if names else None
+                alpn = wire_text(names[0]) if names else None
             elif ext.type == ExtensionType.key_share:
                 group = _Reader(ext.data).uint(2, "key_share group")
         except _Malformed as exc:
