@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import signal
+import subprocess
+import sys
 import threading
 from pathlib import Path
 from types import SimpleNamespace
@@ -25,7 +28,7 @@ from fastcap.run.rings import (
     runs,
 )
 from fastcap.run.split import payload_buffer
-from fastcap.run.workers import READER_NICENESS, PoolExecutor, SerialExecutor
+from fastcap.run.workers import READER_NICENESS, PoolExecutor, SerialExecutor, WorkerLost
 from fastcap.select.flows import FlowKey, FlowTable
 from fastcap.select.selection import FrameCounters
 from fastcap.session import InOrder
@@ -149,6 +152,62 @@ def test_a_scan_on_workers_started_clean_gives_what_one_process_gives(start_meth
                                                         jobs=2, parts=4)]
     assert [c.get_start_method() for c in made] == [chosen]
     assert on_workers == [repr(s) for s in scan(ALL, jobs=1)] and len(on_workers) == 9
+
+
+def _dies_in_a_worker(parent: int) -> int:
+    if os.getpid() != parent:
+        os.kill(os.getpid(), signal.SIGKILL)  # as the OOM killer or a SIGBUS ends a worker
+    return parent
+
+
+@pytest.mark.parametrize(("local_first", "how"), [(True, "map"), (False, "map"),
+                                                  (False, "submit")])
+def test_a_worker_that_dies_is_an_error_not_a_wait_for_ever(local_first, how):
+    """A multiprocessing.Pool starts another worker and leaves the lost task's caller
+    waiting: the run hung.  The wait runs on a thread here, so a regression fails."""
+    got: list[object] = []
+
+    def run() -> None:
+        try:
+            with PoolExecutor(2, local_first=local_first) as pool:
+                here = os.getpid()
+                if how == "map":
+                    pool.map(_dies_in_a_worker, [here] * 3)
+                else:
+                    pool.get(pool.submit(_dies_in_a_worker, here))
+        except WorkerLost as e:
+            got.append(e)
+
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    t.join(60)
+    assert not t.is_alive(), "the executor waited for the dead worker's result"
+    (e,) = got
+    assert str(e).startswith("a worker process ended without its result (killed, or a "
+                             "signal such as SIGBUS")
+
+
+def test_a_scan_whose_worker_dies_ends_in_one_line_and_exit_2(tmp_path):
+    """The command, reading the example in 1 KiB ranges on two workers, one of which is
+    killed on its second range: the sessions before it are printed, then one line."""
+    script = tmp_path / "run.py"
+    script.write_text(
+        "import os, signal, sys\n"
+        "from fastcap import cli\n"
+        "from fastcap.run import ranges, scanner, streamed\n"
+        "scanner.SPLIT_MIN_BYTES = streamed.MIN_RANGE = 1 << 10\n"
+        "real = ranges.read_range\n"
+        "def dying(task):\n"
+        "    if task.index == 1:\n"
+        "        os.kill(os.getpid(), signal.SIGKILL)\n"
+        "    return real(task)\n"
+        "ranges.read_range = dying\n"
+        "sys.exit(cli.main(['scan', '-j', '2', '--format', 'jsonl', sys.argv[1]]))\n")
+    r = subprocess.run([sys.executable, str(script), str(ALL)], capture_output=True,
+                       text=True, timeout=120)
+    assert r.returncode == 2, r.stderr
+    assert r.stderr.startswith("fastcap: a worker process ended without its result")
+    assert r.stderr.count("\n") == 1
 
 
 def test_one_job_pool_runs_everything_here():
