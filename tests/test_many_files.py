@@ -49,6 +49,37 @@ def test_glob_patterns_and_what_matches_nothing(tmp_path):
     assert expand_inputs([str(tmp_path / "missing.pcap")])[0] == [str(tmp_path / "missing.pcap")]
 
 
+def test_a_directory_or_file_that_cannot_be_read_is_named_with_why(tmp_path, monkeypatch):
+    """As the reader says of a path given itself: permission denied, not "not a capture",
+    and a directory that cannot be listed is an error of its own, not a traceback that
+    stops the files beside it.  (Tests run as root, whom permissions do not stop: the
+    refusals are the operating system's, put in place.)"""
+    import fastcap.read.inputs as inputs
+
+    d, by_time = ring(tmp_path)
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    real_listdir, real_open = inputs.os.listdir, open
+
+    def listdir(path):
+        if str(path) == str(locked):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_listdir(path)
+
+    def refusing_open(path, *a, **kw):
+        if str(path).endswith("b.pcap"):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_open(path, *a, **kw)
+
+    monkeypatch.setattr(inputs.os, "listdir", listdir)
+    monkeypatch.setattr(inputs, "open", refusing_open, raising=False)
+    files, warnings, errors = expand_inputs([str(locked), str(d)])
+    assert errors == [f"{locked}: cannot list the directory: Permission denied"]
+    assert files == [str(p) for p in by_time if p.name != "b.pcap"]
+    assert warnings == [f"{d / 'README.txt'}: not a pcap or pcapng file; skipped",
+                        f"{d / 'b.pcap'}: cannot read: Permission denied; skipped"]
+
+
 def _scan(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "fastcap.cli", "scan", "--ca-file",
                            str(EXAMPLES / "test-root.pem"), *args],

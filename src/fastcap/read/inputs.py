@@ -25,19 +25,21 @@ def first_timestamp(path: str) -> int | None:
     return None
 
 
-def _is_capture(path: str) -> bool:
-    """A pcap or pcapng file, also when compressed (dumpcap ring buffers are often gzipped
-    after rotation)."""
+def _why_not_a_capture(path: str) -> str | None:
+    """None for a pcap or pcapng file, also when compressed (dumpcap ring buffers are often
+    gzipped after rotation); else why it is skipped."""
     try:
         with open(path, "rb") as fh:
             head = fh.read(64)
         if compression_of(head) is None:
             sniff_format(path, head)
-            return True
+            return None
         with StreamCapture(path):
-            return True
-    except (OSError, FastcapError):
-        return False
+            return None
+    except OSError as e:
+        return f"cannot read: {e.strerror or e}"
+    except FastcapError:
+        return "not a pcap or pcapng file"
 
 
 def _in_time_order(paths: Iterable[str]) -> list[str]:
@@ -59,11 +61,16 @@ def expand_inputs(args: Iterable[str]) -> tuple[list[str], list[str], list[str]]
     errors: list[str] = []
     for arg in args:
         if os.path.isdir(arg):
-            entries = sorted(os.path.join(arg, n) for n in os.listdir(arg))
-            regular = [p for p in entries if os.path.isfile(p)]
-            found = [p for p in regular if _is_capture(p)]
-            warnings += [f"{p}: not a pcap or pcapng file; skipped" for p in regular
-                         if p not in found]
+            try:
+                names = os.listdir(arg)
+            except OSError as e:
+                errors.append(f"{arg}: cannot list the directory: {e.strerror or e}")
+                continue
+            regular = [p for p in sorted(os.path.join(arg, n) for n in names)
+                       if os.path.isfile(p)]
+            why = {p: _why_not_a_capture(p) for p in regular}
+            found = [p for p in regular if why[p] is None]
+            warnings += [f"{p}: {why[p]}; skipped" for p in regular if why[p] is not None]
             if not found:
                 errors.append(f"{arg}: directory holds no pcap or pcapng files")
             files += _in_time_order(found)
