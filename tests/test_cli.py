@@ -56,7 +56,7 @@ def test_stats_json_is_stable_and_backends_agree():
 
 @pytest.mark.parametrize("make,needle", [
     (lambda d: d / "missing.pcap", "no such file"),
-    (lambda d: d, "is a directory"),
+    (lambda d: d, "directory holds no pcap or pcapng files"),  # as scan says
     (lambda d: (d / "notes.txt").write_text("hello world") and d / "notes.txt",
      "not a pcap or pcapng file (magic 0x68656c6c)"),
     (lambda d: (d / "empty.pcap").write_bytes(b"") or d / "empty.pcap", "empty file"),

@@ -80,6 +80,22 @@ def test_a_directory_or_file_that_cannot_be_read_is_named_with_why(tmp_path, mon
                         f"{d / 'b.pcap'}: cannot read: Permission denied; skipped"]
 
 
+def test_stats_takes_directories_and_patterns_as_scan_does(tmp_path):
+    d, by_time = ring(tmp_path)
+    for arg in (str(d), str(d / "*.pcap")):
+        r = subprocess.run([sys.executable, "-m", "fastcap.cli", "stats", "--json", arg],
+                           capture_output=True, text=True, timeout=120)
+        assert r.returncode == 0, r.stderr
+        assert [f["path"] for f in json.loads(r.stdout)["files"]] == [str(p) for p in by_time]
+    assert r.stderr == "" and "README.txt: not a pcap" in subprocess.run(
+        [sys.executable, "-m", "fastcap.cli", "stats", str(d)], capture_output=True,
+        text=True, timeout=120).stderr
+    r = subprocess.run([sys.executable, "-m", "fastcap.cli", "stats", str(d / "*.pcapng")],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2
+    assert r.stderr == f"fastcap: {d / '*.pcapng'}: no file matches this pattern\n"
+
+
 def _scan(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "fastcap.cli", "scan", "--ca-file",
                            str(EXAMPLES / "test-root.pem"), *args],

@@ -553,13 +553,20 @@ def _inputs(args, options: ScanOptions, errors: list[dict]) -> tuple[ScanOptions
     files, notes, bad_args = expand_inputs(args.files) if args.files else ([], [], [])
     options = _with_keys(options, files)
     code = EXIT_PROBLEMS if getattr(options.key_index, "warnings", None) else EXIT_OK
+    if _told_inputs(notes, bad_args, errors):
+        code = EXIT_UNREADABLE
+    return options, files, code
+
+
+def _told_inputs(notes: list[str], bad_args: list[str], errors: list[dict]) -> bool:
+    """Tell on stderr what expanding the names found (files skipped, names that gave no
+    file), recording the latter in `errors`; whether there were any of those."""
     for w in notes:
         print(f"fastcap: warning: {w}", file=_ERR)
     for e in bad_args:
         print(f"fastcap: {e}", file=_ERR)
         errors.append({"path": e.split(":", 1)[0], "error": e})
-        code = EXIT_UNREADABLE
-    return options, files, code
+    return bool(bad_args)
 
 
 def _file_read(path: str, summary, failure: list[str], errors: list[dict]) -> bool:
@@ -781,12 +788,16 @@ def _follow_logs(args, s) -> tuple[list, dict[int, int]]:
 def _cmd_stats(args) -> int:
     with _long_lived(args.own_process):
         from .out.stats_text import format_text
+        from .read.inputs import expand_inputs
         from .select.stats import compute_stats
 
     code = EXIT_OK
     results, errors = [], []
     options = ScanOptions(ports=args.ports, backend=args.backend)
-    for path in args.files:
+    files, notes, bad_args = expand_inputs(args.files)  # directories and patterns, as scan
+    if _told_inputs(notes, bad_args, errors):
+        code = EXIT_UNREADABLE
+    for path in files:
         try:
             s = compute_stats(path, options)
         except FastcapError as e:
