@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import bz2
 import json
+import lzma
 import os
 import subprocess
 import sys
@@ -60,6 +62,11 @@ def test_stats_json_is_stable_and_backends_agree():
     (lambda d: (d / "notes.txt").write_text("hello world") and d / "notes.txt",
      "not a pcap or pcapng file (magic 0x68656c6c)"),
     (lambda d: (d / "empty.pcap").write_bytes(b"") or d / "empty.pcap", "empty file"),
+    (lambda d: (d / "c.pcap.bz2").write_bytes(bz2.compress(EXAMPLE.read_bytes()))
+     and d / "c.pcap.bz2", "a bzip2 file, which fastcap does not unpack (it reads gzip, zstd "
+                           "and lz4): unpack it first (magic 0x425a6839)"),
+    (lambda d: (d / "c.pcap.xz").write_bytes(lzma.compress(EXAMPLE.read_bytes()))
+     and d / "c.pcap.xz", "an xz file, which fastcap does not unpack"),
 ])
 def test_unreadable_input_is_one_line_and_exit_2(tmp_path, make, needle):
     path = make(tmp_path)

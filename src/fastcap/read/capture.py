@@ -156,7 +156,17 @@ def sniff_format(path: str, head: bytes) -> str:
     if head[:2] == _GZIP or head[:4] in (_ZSTD, _LZ4):
         raise CaptureError(path, f"is compressed (magic 0x{magic}), which cannot be mapped: "
                                  f"open it with fastcap.stream.open_capture")
+    for sign, kind in _OTHER_PACKINGS:
+        if head.startswith(sign):
+            raise CaptureError(path, f"{kind}, which fastcap does not unpack (it reads gzip, "
+                                     f"zstd and lz4): unpack it first (magic 0x{magic})")
     raise CaptureError(path, f"not a pcap or pcapng file (magic 0x{magic})")
+
+
+# Compressions and archives a capture is often sent in, named so the error says what to do.
+_OTHER_PACKINGS = ((b"BZh", "a bzip2 file"), (b"\xfd7zXZ\x00", "an xz file"),
+                   (b"PK\x03\x04", "a zip archive"), (b"7z\xbc\xaf\x27\x1c", "a 7-Zip archive"),
+                   (b"\x1f\x9d", "a compress (.Z) file"))
 
 
 class Capture:
