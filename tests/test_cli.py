@@ -181,6 +181,7 @@ def test_bad_ports_is_a_usage_error():
     (["report", "--log-year", "abc", "x.pcap"], "fastcap report", "not a year: 'abc'"),
     (["scan", "-o", "d", "x.pcap"], "fastcap scan", "-o/--output goes with --format zeek"),
     (["scan", "-j", "0", "x.pcap"], "fastcap scan", "'0' is out of range"),
+    (["scan", "--dask", " ", "x.pcap"], "fastcap scan", "give the scheduler's address"),
 ])
 def test_a_usage_error_is_one_line_naming_the_help_to_read(capsys, argv, prog, says):
     """argparse would print its usage block (a dozen lines for scan) before the error."""

@@ -79,8 +79,9 @@ def test_cli_dask_option(cluster, generated):
     assert remote.returncode == local.returncode == 1, remote.stderr
     assert json.loads(remote.stdout) == json.loads(local.stdout)
     bad = run("--dask", "tcp://127.0.0.1:9")
-    assert bad.returncode != 0 and "cannot reach the Dask scheduler" in bad.stderr
-    assert "Traceback" not in bad.stderr
+    assert bad.returncode == 2 and bad.stderr.startswith(
+        "fastcap: cannot reach the Dask scheduler at tcp://127.0.0.1:9: ")
+    assert bad.stderr.count("\n") == 1
 
 
 def test_cluster_links_resumed_sessions_across_files_as_a_local_scan(cluster, tmp_path):
@@ -103,3 +104,85 @@ def test_cluster_links_resumed_sessions_across_files_as_a_local_scan(cluster, tm
     assert got[1].summary.with_problems == 2
     inherited = [v for v in got[1].sessions[1].verdicts if v.code == "no_client_cert"]
     assert inherited[0].message.startswith("inherited from session 2 ")
+
+
+def test_a_server_that_is_no_scheduler_is_one_line_not_a_traceback(generated):
+    """Dask reads the first bytes a server sends as a frame length: an SMTP banner asks it
+    for exabytes, and numpy's MemoryError reached the user as a traceback."""
+    import socket
+    import threading
+
+    server = socket.create_server(("127.0.0.1", 0))
+    port = server.getsockname()[1]
+
+    def answer() -> None:
+        with server:
+            conn, _ = server.accept()
+            with conn:
+                conn.sendall(b"220 mail.example.com ESMTP Postfix\r\n" * 4)
+                conn.recv(1)
+
+    threading.Thread(target=answer, daemon=True).start()
+    env = {**os.environ, "DASK_DISTRIBUTED__COMM__TIMEOUTS__CONNECT": "5s"}
+    r = subprocess.run([sys.executable, "-m", "fastcap.cli", "scan", "--dask",
+                        f"tcp://127.0.0.1:{port}", str(generated["pcapng"])],
+                       capture_output=True, text=True, timeout=120, env=env)
+    assert r.returncode == 2 and r.stdout == ""
+    assert r.stderr.startswith(f"fastcap: cannot reach the Dask scheduler at "
+                               f"tcp://127.0.0.1:{port}: ") and r.stderr.count("\n") == 1
+
+
+def test_standard_input_is_refused_before_a_cluster_is_asked(capsys):
+    from fastcap import cli
+
+    assert cli.main(["scan", "--dask", "tcp://127.0.0.1:9", "-"]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err == ("fastcap: -: standard input cannot be scanned on a Dask "
+                                 "cluster (its workers read the files themselves): give a "
+                                 "file they can see\n")
+
+
+def test_a_cluster_lost_mid_run_ends_in_one_line_after_what_was_reported(generated,
+                                                                         monkeypatch, capsys):
+    """The cluster goes away after the first file: its sessions stand, then one line, exit
+    2 (Dask's own log lines and tracebacks are not the user's business)."""
+    import dask.distributed
+    from distributed.client import FutureCancelledError
+
+    from fastcap import cli
+
+    path = str(generated["pcapng"])
+    whole = fd.FileScan(path, list(scan(path, jobs=1)), ScanSummary(path))
+
+    def scan_files(files, client, options):
+        yield whole
+        raise FutureCancelledError("reassemble_flows-1", reason="scheduler-connection-lost")
+
+    class Client:
+        def __init__(self, address):
+            pass
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return None
+
+    monkeypatch.setattr(dask.distributed, "Client", Client)
+    monkeypatch.setattr(fd, "scan_files", scan_files)
+    code = cli.main(["scan", "--format", "jsonl", "--dask", "tcp://cluster:8786", path, path])
+    out, err = capsys.readouterr()
+    assert code == 2
+    assert len(out.splitlines()) == len(whole.sessions) > 0
+    assert err.startswith("fastcap: lost the Dask cluster at tcp://cluster:8786: "
+                          "FutureCancelledError: ") and err.count("\n") == 1
+
+
+def test_what_fastcaps_own_tasks_raise_is_not_a_lost_cluster():
+    from distributed.comm.core import CommClosedError
+
+    from fastcap.cli import _lost_cluster
+    from fastcap.errors import FastcapError
+
+    assert _lost_cluster(CommClosedError("closed")) and _lost_cluster(ConnectionResetError())
+    assert not _lost_cluster(FastcapError("x")) and not _lost_cluster(ValueError("bug"))

@@ -93,6 +93,13 @@ def _whole(text: str, what: str, low: int, high: int | None = None) -> int:
     return n
 
 
+def _address(text: str) -> str:
+    if not text.strip():
+        raise argparse.ArgumentTypeError("give the scheduler's address, e.g. "
+                                         "tcp://scheduler:8786")
+    return text
+
+
 def _jobs(text: str) -> int:
     return _whole(text, "number of jobs", 1)
 
@@ -201,7 +208,7 @@ def _scan_arguments(sc: argparse.ArgumentParser, files_help: str, *, formats: bo
     sc.add_argument("-j", "--jobs", type=_jobs, default=os.cpu_count() or 1, metavar="N",
                     help="worker processes (default: the number of CPUs): files are split into "
                     "byte ranges read at once, with the same results as -j 1")
-    sc.add_argument("--dask", metavar="ADDRESS",
+    sc.add_argument("--dask", metavar="ADDRESS", type=_address,
                     help="run the scan on a Dask cluster, e.g. tcp://scheduler:8786 (needs "
                     "fastcap[dask]; workers must see the files at the same paths)")
 
@@ -369,21 +376,45 @@ def _scan_on_dask(args, files: list[str], options: ScanOptions):
     """Like _scan_streams, with the work done by the Dask cluster at args.dask."""
     from .run.scanner import ScanSummary
 
+    if "-" in files:
+        raise FastcapError("-: standard input cannot be scanned on a Dask cluster (its "
+                           "workers read the files themselves): give a file they can see")
     try:
         from dask.distributed import Client
 
         from .run.distributed import scan_files
     except ImportError:
-        raise SystemExit("fastcap: --dask needs Dask: pip install 'fastcap[dask]'") from None
+        raise FastcapError("--dask needs Dask: pip install 'fastcap[dask]'") from None
+    import logging
+
+    # Dask logs a lost connection in lines and tracebacks of its own, through loggers that
+    # have their own levels and handlers; the one line below says it.
+    for name in ["distributed", *logging.root.manager.loggerDict]:
+        if name.startswith("distributed"):
+            logging.getLogger(name).setLevel(logging.CRITICAL)
     try:
         client = Client(args.dask)  # waits distributed.comm.timeouts.connect (Dask config)
-    except (OSError, TimeoutError, ValueError) as e:
-        raise SystemExit(f"fastcap: cannot reach the Dask scheduler at {args.dask}: {e}"
-                         ) from None
+    except Exception as e:  # whatever answered is no scheduler (e.g. a banner read as a size)
+        raise FastcapError(f"cannot reach the Dask scheduler at {args.dask}: "
+                           f"{type(e).__name__}: {e}") from None
     with client:
-        for fs in scan_files(files, client, options):
-            yield (fs.path, iter(fs.sessions), fs.summary or ScanSummary(fs.path),
-                   [fs.error] if fs.error else [])
+        try:
+            for fs in scan_files(files, client, options):
+                yield (fs.path, iter(fs.sessions), fs.summary or ScanSummary(fs.path),
+                       [fs.error] if fs.error else [])
+        except Exception as e:
+            if not _lost_cluster(e):
+                raise
+            raise FastcapError(f"lost the Dask cluster at {args.dask}: {type(e).__name__}: "
+                               f"{e}; what was reported before this is complete") from None
+
+
+def _lost_cluster(e: BaseException) -> bool:
+    """Whether `e` says the cluster went away (a scheduler or worker lost, a connection
+    closed) rather than something fastcap's own tasks raised."""
+    module = type(e).__module__
+    return (isinstance(e, (OSError, TimeoutError))
+            or module.startswith(("distributed", "tornado", "asyncio", "concurrent")))
 
 
 @contextlib.contextmanager
