@@ -82,6 +82,15 @@ int32_t fc_read_in_order(const uint8_t *buf, int64_t lo, int64_t hi);
  * Returns madvise's result. */
 int32_t fc_release(const uint8_t *buf, int64_t lo, int64_t hi);
 
+/* ==== A mapped file cut short while read (guard.c) =========================================
+ * fc_guard_add registers buf[0, len), a file mapping, and returns its slot (-1: none free, or
+ * no handler could be installed).  From then on a SIGBUS in it (a page past the file's new
+ * end) is answered with a page of zeros, and fc_guard_gone gives the offset of the first page
+ * found gone (-1: none).  fc_guard_remove before the mapping is unmapped. */
+int32_t fc_guard_add(const uint8_t *buf, int64_t len);
+int64_t fc_guard_gone(int32_t slot);
+void fc_guard_remove(int32_t slot);
+
 /* ==== TCP reassembly (reassembly.c) ========================================================
  * An opaque reassembler fed window by window; finished connections collect in a "done" list
  * that Python reads with fc_reasm_done_info/copy and then releases with fc_reasm_done_clear. */

@@ -33,7 +33,7 @@ from .read.secrets import leading_secrets
 from .read.stream import open_capture
 from .select.flows import FlowTable
 from .select.selection import FrameCounters, iter_selected
-from .tcp.feed import fed
+from .tcp.feed import fed, within
 from .tcp.reassembly import Connection, FrameCols, Reassembler, StreamDir
 from .verdict import ChainCheck, Verdict
 
@@ -502,12 +502,18 @@ def _iter_sessions(path: str | os.PathLike, o: ScanOptions, window: int, slab_wi
                         bound = cap_.buffer
                         reasm.rebind(bound)
                     met()
-                    for done in fed(reasm, FrameCols.of(sel)):
+                    cols, cut = FrameCols.of(sel), cap_.cut_at()
+                    if cut is not None:  # cut short since the window was walked: its end
+                        cols = within(cols, cut)[0]
+                    for done in fed(reasm, cols):
                         for conn in done:
                             yield from order.push(build_session(
                                 conn, implicit_tls_ports=implicit,
                                 keep_streams=keep(conn.index + 1),
                                 keys=keys.for_frame(conn.last_frame), decrypt_limit=limit))
+                    if cut is not None:
+                        cap_.cut_short(cut)
+                        break
                 met()
                 for conn in reasm.drain():
                     yield from order.push(build_session(

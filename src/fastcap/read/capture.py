@@ -23,6 +23,7 @@ from ..errors import CaptureError, CaptureWarning
 from . import pcap, pcapng, resync
 from .ahead import Slot
 from .frames import FrameWindow
+from .guard import MappingGuard, cut_message
 from .walker import Walker, get_walker
 from .walkstatus import (
     BAD_IFACE,
@@ -71,6 +72,14 @@ class CaptureMeta:
     compression: str | None = None  # gzip | zstd | lz4 when read through a decompressor
 
 
+class _CutShort(Exception):
+    """Raised through a walk when the mapping guard found pages gone past `offset`."""
+
+    def __init__(self, offset: int) -> None:
+        super().__init__(offset)
+        self.offset = offset
+
+
 @dataclass
 class WalkState:
     """Where a walk stands between two records: all a walk needs to start mid-file and read
@@ -99,7 +108,7 @@ def _cores() -> int:
         return os.cpu_count() or 1
 
 
-def _open_mapping(path: str) -> tuple[mmap.mmap | bytes, int]:
+def _open_mapping(path: str) -> tuple[mmap.mmap | bytes, int, tuple[int, int]]:
     try:
         st = os.stat(path)
     except FileNotFoundError:
@@ -123,14 +132,15 @@ def _open_mapping(path: str) -> tuple[mmap.mmap | bytes, int]:
     except OSError as e:
         raise CaptureError(path, f"cannot open: {e.strerror}") from None
     try:
-        size = os.fstat(fd).st_size
+        st = os.fstat(fd)
+        size = st.st_size
         mm = mmap.mmap(fd, size, access=mmap.ACCESS_READ)
     finally:
         os.close(fd)
     if hasattr(mm, "madvise") and hasattr(mmap, "MADV_SEQUENTIAL"):
         mm.madvise(mmap.MADV_SEQUENTIAL)
     _hugepage(mm)
-    return mm, size
+    return mm, size, (st.st_dev, st.st_ino)
 
 
 def _hugepage(mm: mmap.mmap) -> None:
@@ -179,9 +189,10 @@ class Capture:
                  window: int = DEFAULT_WINDOW, slab_width: int = DEFAULT_SLAB,
                  max_caplen: int = MAX_CAPLEN) -> None:
         self.path = os.fspath(path)
-        mm, size = _open_mapping(self.path)
+        mm, size, identity = _open_mapping(self.path)
         self._setup(mm, size, sniff_format(self.path, bytes(mm[:64])), backend, window,
                     slab_width, max_caplen)
+        self._guard = MappingGuard(mm, size, self.path, identity)
 
     def _setup(self, buf, size: int, fmt: str, backend: str, window: int, slab_width: int,
                max_caplen: int, base: int = 0, more: bool = False,
@@ -192,6 +203,10 @@ class Capture:
         self.max_caplen = max_caplen
         self._mm = buf
         self._mapped = isinstance(buf, mmap.mmap)  # the file itself, not a piece in memory
+        self._guard: MappingGuard | None = None  # a file's own mapping has one (__init__)
+        self._walking = False
+        self._before_cut: tuple | None = None  # the counts when a cut was first met
+        self._cut_told = False
         self.meta = CaptureMeta(self.path, size, fmt)
         self._bound = self.walker.bind(self._mm)
         self._np: np.ndarray | None = None
@@ -254,6 +269,8 @@ class Capture:
         for slot in list(self._walks):  # a walk ahead must be done before the map goes
             slot.settle()
         self._bound = self._np = None
+        if self._guard is not None:  # before the unmap: the addresses may be reused
+            self._guard.close()
         if isinstance(self._mm, mmap.mmap):
             try:
                 self._mm.close()
@@ -267,6 +284,13 @@ class Capture:
         self.close()
 
     def _warn(self, offset: int, kind: str, message: str) -> None:
+        if self._walking and self._guard is not None and self._guard.cut_at() is not None:
+            # Damage met after a cut is the cut's (a record reaching past it, or zeros): not
+            # told, and what the walk counts from here is undone when the cut is (cut_short).
+            if self._before_cut is None:
+                m = self.meta
+                self._before_cut = (Counter(m.skipped), len(m.unreadable), len(m.warnings))
+            return
         self.meta.warnings.append(CaptureWarning(self.path, self._base + offset, kind, message))
 
     def windows(self, start: WalkState | None = None, stop: int | None = None
@@ -323,16 +347,45 @@ class Capture:
         self.start_used = False
         slot = Slot()
         self._walks.add(slot)
+        self._walking = True
         try:
             if self.meta.format == "pcap":
                 yield from self._walk_pcap(win, spare, start, slot)
             else:
                 yield from self._walk_pcapng(win, spare, start, slot)
+        except _CutShort as cut:
+            self.cut_short(cut.offset)
+            return
         finally:  # a walk ahead still writing must be done before its buffer or map goes
+            self._walking = False
             slot.settle()
             self._walks.discard(slot)
-        if whole:
+        cut_at = self._guard.cut_at() if self._guard is not None else None
+        if cut_at is not None and cut_at < self._stop:  # met in the walk's last steps
+            self.cut_short(cut_at)
+        elif whole:
             self._note_growth()
+
+    def cut_at(self) -> int | None:
+        """Where the file now ends, if another program cut it short since it was mapped
+        (None: it was not, or this is no mapped file).  A reader of payloads asks before it
+        reads them: past that offset the mapping reads as zeros."""
+        return self._guard.cut_at() if self._guard is not None else None
+
+    def cut_short(self, gone: int) -> None:
+        """Record that the file was cut short at `gone` (once): reading ends there, as at a
+        truncated record, and what the walk counted past it is undone."""
+        if self._cut_told:
+            return
+        self._cut_told = True
+        self._walking = False  # this warning is the cut's own
+        if self._before_cut is not None:
+            skipped, unreadable, warnings = self._before_cut
+            self.meta.skipped = skipped
+            del self.meta.unreadable[unreadable:], self.meta.warnings[warnings:]
+        self._warn(gone, "cut_short", cut_message(self.path))
+        self.meta.skipped["file cut short while read"] += 1
+        self.end_state = WalkState(gone, self.frames_done + 1)
 
     def _reads_ahead(self) -> bool:
         """Whether to walk ahead: the C walker on the file itself only (a piece of a stream
@@ -494,9 +547,19 @@ class Capture:
         return (win, None) if spare is None else (spare, win)
 
     def _emit(self, win: FrameWindow, n: int, off: int) -> Iterator[FrameWindow]:
+        gone = self._guard.cut_at() if self._guard is not None else None
+        raise_after = None
+        if gone is not None:  # the file was cut short: what lies past `gone` reads as zeros
+            ends = win.offset[:n] + win.caplen[:n]
+            kept = int(np.searchsorted(ends > gone, True))  # records in file order
+            if kept < n or off >= gone:  # the walk has reached the cut: it ends here
+                n, raise_after = kept, _CutShort(gone)
         self.frames_done += n
         self.bytes_done = off
-        yield win.head(n)
+        if n:
+            yield win.head(n)
+        if raise_after is not None:
+            raise raise_after
 
     # -- pcapng ----------------------------------------------------------------------------
     def _walk_pcapng(self, win: FrameWindow, spare: FrameWindow | None,

@@ -244,6 +244,10 @@ class StreamCapture:
             return self._cur.meta
         return CaptureMeta(self.path, 0, self.format)
 
+    def cut_at(self) -> int | None:
+        """None: the pieces are this process's memory, which no other program can cut."""
+        return None
+
     def meta_so_far(self) -> CaptureMeta:
         """What the walk has met up to now, for a reader that stops early: while walking, the
         pieces walked and the current one merged (a copy); after, `meta`."""

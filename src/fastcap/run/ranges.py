@@ -29,6 +29,7 @@ from ..select.flows import FlowKey, FlowTable
 from ..select.selection import FrameCounters, iter_selected
 from ..tcp.carry import carried
 from ..tcp.feed import concat as concat  # re-exported: it used to live here
+from ..tcp.feed import within
 from ..tcp.reassembly import FrameCols
 from .rings import NumberedOn
 from .rings import renumbered as renumbered  # re-exported: it used to live here
@@ -211,6 +212,13 @@ class BegunRange:
             cols, payload = concat(parts), None
             if task.carry and (c := carried(cols, cap.buffer, task.carry)) is not None:
                 cols, payload = c.cols, c.payload
+            cut = cap.cut_at()
+            if cut is not None:  # cut short by now: what was copied past it reads as zeros
+                cols, payload = within(concat(parts), cut)[0], None
+                if task.carry and (c := carried(cols, cap.buffer, task.carry)) is not None:
+                    cols, payload = c.cols, c.payload
+                if cut < task.stop:
+                    cap.cut_short(cut)
             return RangeResult(task.index, start, cap.end_state, cap.start_used, counters,
                                cap.meta, cols, flows.keys, payload)
         finally:

@@ -32,16 +32,17 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 
-from ..errors import CaptureError
+from ..errors import CaptureError, CaptureWarning
 from ..judge.judging import judge
 from ..options import JudgeOptions
+from ..read.guard import MappingGuard, cut_message, guarded_map
 from ..session import MAX_HELD, InOrder, KeysAsRead, Session, build_session
 from ..tcp.carry import CARRY_MAX
-from ..tcp.feed import concat, fed
+from ..tcp.feed import concat, fed, within
 from ..tcp.reassembly import Reassembler
 from . import ranges
 from .rings import FileStarts, NumberedOn, RunBreaks
-from .split import SplitScan, payload_buffer
+from .split import SplitScan
 from .workers import PoolExecutor, Submitter
 
 RANGES_PER_JOB = 4  # ranges per worker: reading overlaps judging, and the last range is short
@@ -93,18 +94,38 @@ def _no_cols(res: ranges.RangeResult) -> ranges.RangeResult:
 class _Payloads:
     """Where the reassembler reads a range's payloads: the bytes its reader carried
     (`tcp.carry`), or else the file, mapped here the first time a range needs it.  Only the
-    file being read is kept mapped."""
+    file being read is kept mapped, guarded: another program may cut it short after its
+    ranges were read, and the payloads past its new end are then gone (`cut_at`)."""
 
     def __init__(self) -> None:
         self._path: str | None = None
         self._map = None
+        self._guard: MappingGuard | None = None
+        self.told: set[str] = set()  # files whose cut is told (once, whatever its ranges)
 
     def of(self, path: str, res: ranges.RangeResult):
         if res.payload is not None:
             return res.payload
         if path != self._path:
-            self._path, self._map = path, payload_buffer(path)
+            self.close()
+            self._map, self._guard = guarded_map(path)
+            self._path = path
         return self._map
+
+    def cut_at(self, res: ranges.RangeResult) -> int | None:
+        """Where the file of `res` ends now, if it is shorter than when the range was read
+        (None for payloads the reader carried: copied then)."""
+        if res.payload is not None or self._map is None:
+            return None
+        cut = self._guard.cut_at() if self._guard is not None else None
+        if len(self._map) < res.meta.size:  # mapped here after the cut
+            cut = len(self._map) if cut is None else min(cut, len(self._map))
+        return cut
+
+    def close(self) -> None:
+        if self._guard is not None:
+            self._guard.close()
+        self._path = self._map = self._guard = None
 
 
 def _fed_range(reasm: Reassembler, whole: NumberedOn, keys: KeysAsRead, payloads: _Payloads,
@@ -114,6 +135,12 @@ def _fed_range(reasm: Reassembler, whole: NumberedOn, keys: KeysAsRead, payloads
     keys.add(res.meta.secrets, path, whole.base)
     cols = whole.add(res.cols, res.frames, res.flow_keys)
     reasm.rebind(payloads.of(path, res))
+    cut = payloads.cut_at(res)
+    if cut is not None:
+        cols, dropped = within(cols, cut)
+        if (dropped or res.end.offset > cut) and path not in payloads.told:
+            payloads.told.add(path)
+            res.meta.warnings.append(CaptureWarning(path, cut, "cut_short", cut_message(path)))
     _no_cols(res)
     return fed(reasm, cols)
 
@@ -212,6 +239,7 @@ def iter_scan(path: str | os.PathLike, options: JudgeOptions, analyzer, *, jobs:
     size = tasks[-1].stop if tasks else 0
     alone = not (workers and len(tasks) > 1)
     reader = _reader(jobs, not alone)
+    payloads = _Payloads()
     try:
         whole, order = NumberedOn(), InOrder(MAX_HELD)
         accepted: list[ranges.RangeResult] = []
@@ -228,7 +256,6 @@ def iter_scan(path: str | os.PathLike, options: JudgeOptions, analyzer, *, jobs:
                 for t in order.push(s):
                     yield judge(t, analyzer, expect_name=options.expect_name)
 
-        payloads = _Payloads()
         with Reassembler(b"", whole.flows, server_ports=options.ports,
                          cap=options.stream_cap, backend=options.backend) as reasm:
             for event in _accepted(reader, iter([tasks]), jobs, alone):
@@ -248,6 +275,7 @@ def iter_scan(path: str | os.PathLike, options: JudgeOptions, analyzer, *, jobs:
             yield judge(t, analyzer, expect_name=options.expect_name)
     finally:
         reader.close()
+        payloads.close()
     merged = ranges.merge_results(accepted, reread)
     merged.meta.warnings += keys.warnings
     order.note(merged.counters)
@@ -322,6 +350,7 @@ class _Run:
             self._take(self.reasm.drain(), out)
         finally:
             self.reasm.close()
+            self.payloads.close()
         self._ready(out)
         return out
 

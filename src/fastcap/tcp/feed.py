@@ -22,6 +22,14 @@ def rows(cols: FrameCols, sel: slice | np.ndarray) -> FrameCols:
     return FrameCols(*(np.asarray(getattr(cols, f))[sel] for f in FrameCols.__dataclass_fields__))
 
 
+def within(cols: FrameCols, end: int) -> tuple[FrameCols, bool]:
+    """The rows whose payload lies wholly before file offset `end` (a file cut short there
+    while it was read: past it the mapping reads as zeros), and whether any row was not."""
+    ok = (np.asarray(cols.payload_file_off, np.int64)
+          + np.asarray(cols.payload_caplen, np.int64)) <= end
+    return (cols, False) if ok.all() else (rows(cols, ok), True)
+
+
 def concat(parts: list[FrameCols]) -> FrameCols:
     """Parts of columns, in order, as one."""
     names = FrameCols.__dataclass_fields__

@@ -1,0 +1,71 @@
+"""A mapped file that another program cuts short while fastcap reads it (logrotate's
+copytruncate, a capture tool reusing its file).  Past the new end, the rest of the last page
+reads as zeros, and touching a later page raises SIGBUS, which ends the process wherever the
+touch happens.  The guard answers such a fault with a page of zeros (with the C module; the
+pure-Python install is not guarded) and tells the reader, after each window, where the file
+now ends: the size the file has now, if it is still the file that was mapped, or else the
+first page found gone."""
+
+from __future__ import annotations
+
+import mmap
+import os
+
+from .._ffi import ffi, lib
+
+__all__ = ["MappingGuard", "cut_message", "guarded_map"]
+
+
+def cut_message(path: str) -> str:
+    """The warning for a file cut short at the offset it is given at."""
+    try:
+        now = f" (it has {os.stat(path).st_size} bytes now)"
+    except OSError:
+        now = ""
+    return (f"the file was cut short while it was read{now}: its bytes from here on were "
+            f"gone; reading stopped")
+
+
+def guarded_map(path: str) -> tuple[mmap.mmap | bytes, MappingGuard | None]:
+    """`path` mapped read-only with its guard (empty bytes and None for an empty file).
+    Close the guard before the mapping."""
+    with open(path, "rb") as f:
+        st = os.fstat(f.fileno())
+        if not st.st_size:
+            return b"", None
+        mm = mmap.mmap(f.fileno(), st.st_size, access=mmap.ACCESS_READ)
+    return mm, MappingGuard(mm, st.st_size, path, (st.st_dev, st.st_ino))
+
+
+class MappingGuard:
+    """The guard of one file mapping, from its registration to `close()` (before the unmap).
+    `identity` is the mapped file's (st_dev, st_ino), to tell it from a file that has taken
+    its name since."""
+
+    def __init__(self, mapping, size: int, path: str, identity: tuple[int, int]) -> None:
+        self.size, self.path, self.identity = size, path, identity
+        self._slot = -1
+        self._ptr = None
+        if lib is not None and size > 0:
+            self._ptr = ffi.from_buffer("uint8_t[]", mapping)
+            self._slot = lib.fc_guard_add(self._ptr, size)
+
+    def cut_at(self) -> int | None:
+        """Where the file ends now, if it was cut short since it was mapped; else None."""
+        gone = lib.fc_guard_gone(self._slot) if self._slot >= 0 else -1
+        try:
+            st = os.stat(self.path)
+            now = st.st_size if (st.st_dev, st.st_ino) == self.identity else None
+        except OSError:
+            now = None
+        if now is not None and now < self.size:
+            return now if gone < 0 else min(now, gone)
+        return None if gone < 0 else int(gone)
+
+    def close(self) -> None:
+        if self._slot >= 0:
+            lib.fc_guard_remove(self._slot)
+            self._slot = -1
+        if self._ptr is not None:
+            ffi.release(self._ptr)
+            self._ptr = None
