@@ -123,6 +123,33 @@ def test_pcap_corrupt_record_header_resyncs(tmp_path, backend, field, value):
     assert meta.warnings[0].kind == "corrupt_record" and meta.warnings[0].offset == at
 
 
+@pytest.mark.parametrize("shift", [0, 4, 9])
+def test_a_hole_of_zeros_reads_as_empty_frames_then_the_records_after_it(tmp_path, backend,
+                                                                          shift):
+    """Zeros over a record header and beyond (a disk's lost block): Wireshark reads each 16
+    zero bytes as a frame of length 0 stamped 1970, so they count as frames here too; such a
+    frame must not become the guide the resync checks record times against, or every real
+    record after the hole is refused (reading stopped) or met 4 bytes off, where the
+    microseconds field passes for seconds of January 1970."""
+    payloads = [bytes([65 + i % 26]) * (40 + 8 * (i % 7)) for i in range(40)]
+    raw, offs = pcap_bytes(tmp_path, payloads)
+    data = bytearray(raw)
+    at = offs[20] + shift
+    data[at:at + 100] = bytes(100)
+    cols, meta = walk_bytes(tmp_path, backend, bytes(data))
+    after = [i for i, o in enumerate(offs) if o >= at + 100]  # records whole after it
+    want = [T0 + i * 10**6 for i in after]
+    past = [int(t) for o, t, n in zip(cols["offset"], cols["ts_ns"], cols["orig_len"],
+                                      strict=True) if n and o - 16 >= at + 100]
+    assert past == want  # every record after the hole, with its own time, and no other
+
+
+def walk_bytes(tmp_path, backend, data: bytes):
+    path = tmp_path / "hole.pcap"
+    path.write_bytes(data)
+    return walk(path, backend)
+
+
 def test_pcap_truncated_last_record_is_not_resynced(tmp_path, backend):
     raw, offs = pcap_bytes(tmp_path)
     slabs, meta = read(tmp_path, backend, raw[:-5], "pcap")

@@ -72,6 +72,18 @@ class CaptureMeta:
     compression: str | None = None  # gzip | zstd | lz4 when read through a decompressor
 
 
+def _guide_s(win: FrameWindow, n: int, before: int | None) -> int | None:
+    """Seconds of the window's last record that carried a packet: the guide a resync checks
+    record times against.  A record of length 0 (all its header zeros, as a hole of zeros in
+    the file reads) is a frame, as Wireshark counts it, but no guide: a guide of 1970 made
+    the resync refuse every real record after such a hole, or settle 4 bytes off a record,
+    where the microseconds field passes for seconds of January 1970."""
+    carried = np.flatnonzero(win.orig_len[:n])
+    if not len(carried):
+        return before
+    return int(win.ts_ns[carried[-1]]) // 1_000_000_000
+
+
 class _CutShort(Exception):
     """Raised through a walk when the mapping guard found pages gone past `offset`."""
 
@@ -468,13 +480,13 @@ class Capture:
                 k, st = self._straddler(self.walker.walk_pcap, win, n, off, fno, *args)
                 n, off, fno = n + k, st.offset, st.next_frame
             if st.code == FULL:
-                ref_s = int(win.ts_ns[n - 1]) // 1_000_000_000
+                ref_s = _guide_s(win, n, ref_s)
                 win, spare = yield from self._hand_over(win, spare, n, off, fno, slot,
                                                         self.walker.walk_pcap, lim, args)
                 n = 0
                 continue
             if n:
-                ref_s = int(win.ts_ns[n - 1]) // 1_000_000_000
+                ref_s = _guide_s(win, n, ref_s)
             lo, hi = (1, 2**32 - 1) if ref_s is None else (ref_s - _YEAR_S, ref_s + _YEAR_S)
             limits = (hdr.big_endian, hdr.nanosecond, min(max_caplen, 2**32 - 1), lo, hi)
             if st.code == TRUNCATED and self._more:
