@@ -66,15 +66,36 @@ def test_a_walk_stops_where_the_file_now_ends(tmp_path, name, cut):
                                            f"gone; reading stopped"]]
 
 
-@pytest.mark.parametrize(("jobs", "cut"), [("1", 20000), ("2", 6000), ("2-file", 6000)])
+def ring_halves(tmp_path: Path, src: Path) -> tuple[list[str], Path]:
+    """`src`'s frames as two pcap files, the second starting where the first ends (a ring
+    buffer, read as one capture): ([the first], the second)."""
+    from fastcap.read.capture import Capture
+    from fastcap_synth.writers import Record, write_pcap
+
+    data = src.read_bytes()
+    with Capture(src) as cap:
+        frames = [Record(data[o:o + c], int(t), int(n)) for w in cap.windows()
+                  for o, c, t, n in zip(w.offset, w.caplen, w.ts_ns, w.orig_len, strict=True)]
+    half = len(frames) // 2
+    a, b = tmp_path / "ring-1.pcap", tmp_path / "ring-2.pcap"
+    write_pcap(a, frames[:half], nanosecond=True)
+    write_pcap(b, frames[half:], nanosecond=True)
+    return [str(a)], b
+
+
+@pytest.mark.parametrize(("jobs", "cut"), [("1", 20000), ("2", 6000), ("2-file", 6000),
+                                           ("2-ring", 6000)])
 def test_a_scan_whose_file_is_cut_after_its_frames_were_walked(tmp_path, jobs, cut):
     """Cut after the frames were walked and before their payloads were read (one process:
     after the window was selected; -j 2, in 1 KiB ranges: when the first range copies its
     payloads, or, where the ranges leave the payloads in the file, before this process
-    maps it to read them): the sessions are those of the file as cut, with the cut's
-    warning, never sessions judged on zeros."""
+    maps it to read them, also as the second file of a ring buffer): the sessions are those
+    of the file as cut, with the cut's warning, never sessions judged on zeros."""
     src = EXAMPLES / "all-scenarios.pcapng"
-    before = tmp_path / "before.pcapng"
+    first: list[str] = []
+    if jobs == "2-ring":  # the example's frames in two pcap files, the second going on
+        first, src = ring_halves(tmp_path, src)
+    before = tmp_path / f"before{src.suffix}"
     before.write_bytes(src.read_bytes()[:cut])
     r = child("""
         import os, shutil, sys
@@ -86,7 +107,7 @@ def test_a_scan_whose_file_is_cut_after_its_frames_were_walked(tmp_path, jobs, c
 
         def cutting(real):
             def step(*a, **kw):
-                if os.path.getsize(path) > cut:
+                if os.path.getsize(path) > cut and (jobs != "2-ring" or a[4] == path):
                     os.truncate(path, cut)
                 return real(*a, **kw)
             return step
@@ -104,13 +125,14 @@ def test_a_scan_whose_file_is_cut_after_its_frames_were_walked(tmp_path, jobs, c
         else:
             streamed.CARRY_MAX = 0  # payloads stay in the file
             streamed._fed_range = cutting(streamed._fed_range)
-        sys.exit(cli.main(["scan", "-j", jobs[0], "--format", "jsonl", path]))
-    """, str(src), str(tmp_path / "cut.pcapng"), str(cut), jobs)
+        sys.exit(cli.main(["scan", "-j", jobs[0], "--format", "jsonl", *sys.argv[5:], path]))
+    """, str(src), str(tmp_path / f"cut{src.suffix}"), str(cut), jobs, *first)
     assert "Traceback" not in r.stderr and r.returncode in (1, 2), r.stderr
     assert f"the file was cut short while it was read (it has {cut} bytes now)" in r.stderr
     cut_sessions = [json.loads(x) for x in r.stdout.splitlines()]
     ref = subprocess.run([sys.executable, "-m", "fastcap.cli", "scan", "-j", "1", "--format",
-                          "jsonl", str(before)], capture_output=True, text=True, timeout=120)
+                          "jsonl", *first, str(before)], capture_output=True, text=True,
+                         timeout=120)
     want = [json.loads(x) for x in ref.stdout.splitlines()]
 
     def verdicts(sessions):

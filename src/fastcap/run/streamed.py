@@ -102,6 +102,12 @@ class _Payloads:
         self._map = None
         self._guard: MappingGuard | None = None
         self.told: set[str] = set()  # files whose cut is told (once, whatever its ranges)
+        self.warnings: list[CaptureWarning] = []  # the cuts found, for the file's totals
+
+    def taken(self) -> list[CaptureWarning]:
+        """The cut warnings found since the last call (see `warnings`)."""
+        out, self.warnings = self.warnings, []
+        return out
 
     def of(self, path: str, res: ranges.RangeResult):
         if res.payload is not None:
@@ -139,8 +145,8 @@ def _fed_range(reasm: Reassembler, whole: NumberedOn, keys: KeysAsRead, payloads
     if cut is not None:
         cols, dropped = within(cols, cut)
         if (dropped or res.end.offset > cut) and path not in payloads.told:
-            payloads.told.add(path)
-            res.meta.warnings.append(CaptureWarning(path, cut, "cut_short", cut_message(path)))
+            payloads.told.add(path)  # told with the file's totals, merged before or after
+            payloads.warnings.append(CaptureWarning(path, cut, "cut_short", cut_message(path)))
     _no_cols(res)
     return fed(reasm, cols)
 
@@ -277,7 +283,7 @@ def iter_scan(path: str | os.PathLike, options: JudgeOptions, analyzer, *, jobs:
         reader.close()
         payloads.close()
     merged = ranges.merge_results(accepted, reread)
-    merged.meta.warnings += keys.warnings
+    merged.meta.warnings += payloads.taken() + keys.warnings
     order.note(merged.counters)
     if out is not None:
         out.append(SplitScan(path, [], merged.counters, merged.meta, reread, "streamed"))
@@ -335,7 +341,7 @@ class _Run:
 
     def end(self, found: SplitScan) -> list[tuple]:
         """The file is read (`found`: its totals): what can be handed on now."""
-        found.meta.warnings += self.keys.warnings[self._told:]
+        found.meta.warnings += self.payloads.taken() + self.keys.warnings[self._told:]
         self.files[-1] = found
         self.starts.end_file(self.order.awaited - 1 + len(self.order)
                              + self.reasm.open_connections)
