@@ -210,6 +210,29 @@ def test_a_scan_whose_worker_dies_ends_in_one_line_and_exit_2(tmp_path):
     assert r.stderr.count("\n") == 1
 
 
+def test_ctrl_c_to_the_process_group_is_the_main_process_line_only(tmp_path):
+    """A terminal's Ctrl-C reaches the workers too: the command says `interrupted` and
+    exits 130, and no worker prints its own KeyboardInterrupt traceback.  A worker sends
+    the signal to the group (its own session, so not this test run) on its second range."""
+    script = tmp_path / "run.py"
+    script.write_text(
+        "import os, signal, sys, time\n"
+        "from fastcap import cli\n"
+        "from fastcap.run import ranges, scanner, streamed\n"
+        "scanner.SPLIT_MIN_BYTES = streamed.MIN_RANGE = 1 << 10\n"
+        "real = ranges.read_range\n"
+        "def interrupting(task):\n"
+        "    if task.index == 1:\n"
+        "        os.killpg(os.getpgid(0), signal.SIGINT)\n"
+        "        time.sleep(0.5)\n"
+        "    return real(task)\n"
+        "ranges.read_range = interrupting\n"
+        "sys.exit(cli.main(['scan', '-j', '2', '--format', 'jsonl', sys.argv[1]]))\n")
+    r = subprocess.run([sys.executable, str(script), str(ALL)], capture_output=True,
+                       text=True, timeout=120, start_new_session=True)
+    assert (r.returncode, r.stderr) == (130, "fastcap: interrupted\n")
+
+
 def test_one_job_pool_runs_everything_here():
     with PoolExecutor(1) as pool:
         assert pool.map(_square_and_pid, [3]) == [(9, os.getpid())]

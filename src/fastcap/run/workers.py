@@ -14,6 +14,7 @@ import gc
 import multiprocessing
 import os
 import pickle
+import signal
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -83,15 +84,20 @@ def _context() -> Any:
 READER_NICENESS = 10  # how far workers feeding this process step back (see PoolExecutor)
 
 
-def _behind_the_main_process() -> None:
-    """A worker's first step when this process consumes every result in turn: lower its
-    own priority, so that on a machine with fewer cores than processes the scheduler gives
-    the main process, which the whole run waits on, a core first.  Where the priority cannot
-    be changed, nothing else changes."""
-    try:
-        os.nice(READER_NICENESS)
-    except (AttributeError, OSError):
-        pass
+def _worker_start(behind: bool) -> None:
+    """A worker's first step.  Ctrl-C at a terminal reaches every process of the group: the
+    main process stops the run (its tasks not started are dropped, the running ones end),
+    so a worker ignores it, instead of printing its own KeyboardInterrupt traceback.
+    `behind`, when this process consumes every result in turn: lower the worker's priority,
+    so that on a machine with fewer cores than processes the scheduler gives the main
+    process, which the whole run waits on, a core first.  Where the priority cannot be
+    changed, nothing else changes."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if behind:
+        try:
+            os.nice(READER_NICENESS)
+        except (AttributeError, OSError):
+            pass
 
 
 class SerialExecutor:
@@ -154,8 +160,8 @@ class PoolExecutor:
         self.jobs = max(1, jobs)
         self.local_first = local_first
         workers = self.jobs - 1 if local_first else self.jobs
-        start = None if local_first else _behind_the_main_process
-        self._pool = (ProcessPoolExecutor(workers, mp_context=_context(), initializer=start)
+        self._pool = (ProcessPoolExecutor(workers, mp_context=_context(),
+                                          initializer=_worker_start, initargs=(not local_first,))
                       if workers > 0 else None)
 
     def map(self, fn: Callable, items: list) -> list:
