@@ -394,9 +394,12 @@ def _scan_on_dask(args, files: list[str], options: ScanOptions):
             logging.getLogger(name).setLevel(logging.CRITICAL)
     try:
         client = Client(args.dask)  # waits distributed.comm.timeouts.connect (Dask config)
-    except Exception as e:  # whatever answered is no scheduler (e.g. a banner read as a size)
+    except MemoryError:  # Dask read what answered (a banner, say) as a frame length
+        raise FastcapError(f"cannot reach the Dask scheduler at {args.dask}: what answered "
+                           "there does not speak Dask's protocol") from None
+    except Exception as e:
         raise FastcapError(f"cannot reach the Dask scheduler at {args.dask}: "
-                           f"{type(e).__name__}: {e}") from None
+                           f"{_first_line(e)}") from None
     with client:
         try:
             for fs in scan_files(files, client, options):
@@ -405,8 +408,14 @@ def _scan_on_dask(args, files: list[str], options: ScanOptions):
         except Exception as e:
             if not _lost_cluster(e):
                 raise
-            raise FastcapError(f"lost the Dask cluster at {args.dask}: {type(e).__name__}: "
-                               f"{e}; what was reported before this is complete") from None
+            raise FastcapError(f"lost the Dask cluster at {args.dask}: {_first_line(e)}; "
+                               "what was reported before this is complete") from None
+
+
+def _first_line(e: BaseException) -> str:
+    """`Type: message`, the message's first line only (Dask's run on with advice)."""
+    text = str(e).strip().splitlines()
+    return f"{type(e).__name__}: {text[0]}" if text else type(e).__name__
 
 
 def _lost_cluster(e: BaseException) -> bool:
