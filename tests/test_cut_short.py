@@ -83,14 +83,16 @@ def ring_halves(tmp_path: Path, src: Path) -> tuple[list[str], Path]:
     return [str(a)], b
 
 
-@pytest.mark.parametrize(("jobs", "cut"), [("1", 20000), ("2", 6000), ("2-file", 6000),
-                                           ("2-ring", 6000)])
+@pytest.mark.parametrize(("jobs", "cut"), [("1", 20000), ("2", 44000), ("2-file", 44000),
+                                           ("2-ring", 20000)])
 def test_a_scan_whose_file_is_cut_after_its_frames_were_walked(tmp_path, jobs, cut):
-    """Cut after the frames were walked and before their payloads were read (one process:
-    after the window was selected; -j 2, in 1 KiB ranges: when the first range copies its
-    payloads, or, where the ranges leave the payloads in the file, before this process
-    maps it to read them, also as the second file of a ring buffer): the sessions are those
-    of the file as cut, with the cut's warning, never sessions judged on zeros."""
+    """Cut after the frames were walked and before their payloads were read: in one
+    process, after the window was selected; with -j 2 (1 KiB ranges at least), inside the
+    last range, when it copies its payloads or, where the ranges leave them in the file,
+    before this process reads them from it (also for the second file of a ring buffer).
+    Every earlier range was read whole by then, so the outcome does not depend on which
+    worker got there first: the sessions are those of the file as cut, with the cut's
+    warning, never sessions judged on zeros."""
     src = EXAMPLES / "all-scenarios.pcapng"
     first: list[str] = []
     if jobs == "2-ring":  # the example's frames in two pcap files, the second going on
@@ -99,32 +101,40 @@ def test_a_scan_whose_file_is_cut_after_its_frames_were_walked(tmp_path, jobs, c
     before.write_bytes(src.read_bytes()[:cut])
     r = child("""
         import os, shutil, sys
+        import numpy as np
         from fastcap import cli, session
         from fastcap.run import ranges, scanner, streamed
         src, path, cut, jobs = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
         shutil.copy(src, path)
         scanner.SPLIT_MIN_BYTES = streamed.MIN_RANGE = 1 << 10
+        size = os.path.getsize(path)
 
-        def cutting(real):
-            def step(*a, **kw):
-                if os.path.getsize(path) > cut and (jobs != "2-ring" or a[4] == path):
-                    os.truncate(path, cut)
-                return real(*a, **kw)
-            return step
+        def cut_now():
+            if os.path.getsize(path) > cut:
+                os.truncate(path, cut)
 
         if jobs == "1":
             real_selected = session.iter_selected
             def selected(*a, **kw):
                 for sel in real_selected(*a, **kw):
-                    if os.path.getsize(path) > cut:
-                        os.truncate(path, cut)
+                    cut_now()
                     yield sel
             session.iter_selected = selected
-        elif jobs == "2":
-            ranges.carried = cutting(ranges.carried)
-        else:
-            streamed.CARRY_MAX = 0  # payloads stay in the file
-            streamed._fed_range = cutting(streamed._fed_range)
+        elif jobs == "2":  # the last range, once walked: its payloads reach past the cut
+            real_carried = ranges.carried
+            def carried(cols, buffer, carry):
+                if len(cols) and int(np.max(cols.payload_file_off)) > cut:
+                    cut_now()
+                return real_carried(cols, buffer, carry)
+            ranges.carried = carried
+        else:  # payloads stay in the file; cut when the last range of `path` is fed
+            streamed.CARRY_MAX = 0
+            real_fed = streamed._fed_range
+            def fed(reasm, whole, keys, payloads, p, res):
+                if p == path and res.end.offset >= size:
+                    cut_now()
+                return real_fed(reasm, whole, keys, payloads, p, res)
+            streamed._fed_range = fed
         sys.exit(cli.main(["scan", "-j", jobs[0], "--format", "jsonl", *sys.argv[5:], path]))
     """, str(src), str(tmp_path / f"cut{src.suffix}"), str(cut), jobs, *first)
     assert "Traceback" not in r.stderr and r.returncode in (1, 2), r.stderr
@@ -139,3 +149,36 @@ def test_a_scan_whose_file_is_cut_after_its_frames_were_walked(tmp_path, jobs, c
         return [[v["code"] for v in s["verdicts"]] for s in sessions]
 
     assert verdicts(cut_sessions) == verdicts(want) and len(want) > 0
+
+
+def test_a_range_read_after_the_file_was_cut_before_it_tells_the_cut(tmp_path):
+    """Ranges read in turn, here: just before the third range opens the file, the file is
+    cut short inside the second, which was read whole.  The third and later ranges start
+    past the new end and find nothing, no damage of theirs to tell: the cut is told for
+    them, where reading stopped."""
+    r = child("""
+        import json, os, shutil, sys
+        from fastcap.judge.judging import analyzer_for
+        from fastcap.options import ScanOptions
+        from fastcap.run import ranges, streamed
+        src, path = sys.argv[1], sys.argv[2]
+        shutil.copy(src, path)
+        begins = []
+        real_init = ranges.BegunRange.__init__
+        def opened(self, task, walk=True):
+            begins.append(task.begin)
+            if task.index == 2 and os.path.getsize(path) > begins[1] + 10:
+                os.truncate(path, begins[1] + 10)
+            real_init(self, task, walk)
+        ranges.BegunRange.__init__ = opened
+        options, out = ScanOptions(), []
+        sessions = list(streamed.iter_scan(path, options, analyzer_for(options), jobs=2,
+                                           parts=4, workers=False, out=out))
+        print(json.dumps([begins, [(w.offset, w.kind, w.message)
+                                   for w in out[0].meta.warnings], len(sessions)]))
+    """, str(EXAMPLES / "all-scenarios.pcapng"), str(tmp_path / "late.pcapng"))
+    begins, warnings, sessions = json.loads(r.stdout)
+    ((offset, kind, message),) = warnings
+    assert kind == "cut_short" and offset >= begins[2] and sessions > 0
+    assert message.startswith(f"the file was cut short while it was read (it has "
+                              f"{begins[1] + 10} bytes now)")

@@ -38,7 +38,7 @@ from ..options import JudgeOptions
 from ..read.guard import MappingGuard, cut_message, guarded_map
 from ..session import MAX_HELD, InOrder, KeysAsRead, Session, build_session
 from ..tcp.carry import CARRY_MAX
-from ..tcp.feed import concat, fed, within
+from ..tcp.feed import FEED_ROWS, concat, fed, rows, within
 from ..tcp.reassembly import Reassembler
 from . import ranges
 from .rings import FileStarts, NumberedOn, RunBreaks
@@ -104,6 +104,13 @@ class _Payloads:
         self.told: set[str] = set()  # files whose cut is told (once, whatever its ranges)
         self.warnings: list[CaptureWarning] = []  # the cuts found, for the file's totals
 
+    def tell(self, path: str, cut: int, lost: bool) -> None:
+        """A cut that lost rows of `path` is told once, with the file's totals (merged
+        before or after its ranges are fed)."""
+        if lost and path not in self.told:
+            self.told.add(path)
+            self.warnings.append(CaptureWarning(path, cut, "cut_short", cut_message(path)))
+
     def taken(self) -> list[CaptureWarning]:
         """The cut warnings found since the last call (see `warnings`)."""
         out, self.warnings = self.warnings, []
@@ -119,9 +126,8 @@ class _Payloads:
         return self._map
 
     def cut_at(self, res: ranges.RangeResult) -> int | None:
-        """Where the file of `res` ends now, if it is shorter than when the range was read
-        (None for payloads the reader carried: copied then)."""
-        if res.payload is not None or self._map is None:
+        """Where the file of `res` ends now, if it is shorter than when the range was read."""
+        if self._map is None:
             return None
         cut = self._guard.cut_at() if self._guard is not None else None
         if len(self._map) < res.meta.size:  # mapped here after the cut
@@ -141,14 +147,31 @@ def _fed_range(reasm: Reassembler, whole: NumberedOn, keys: KeysAsRead, payloads
     keys.add(res.meta.secrets, path, whole.base)
     cols = whole.add(res.cols, res.frames, res.flow_keys)
     reasm.rebind(payloads.of(path, res))
+    carried = res.payload is not None  # copied by the reader, whatever the file does now
+    # A range read after the file was cut short before where it starts finds nothing to say.
+    payloads.tell(path, res.end.offset, res.meta.size < res.end.offset)
+    _no_cols(res)
+    if carried:
+        return fed(reasm, cols)
+    return _fed_from_file(reasm, cols, payloads, res, path, res.end.offset)
+
+
+def _fed_from_file(reasm: Reassembler, cols, payloads: _Payloads, res: ranges.RangeResult,
+                   path: str, end: int) -> Iterator[list]:
+    """`fed` for payloads read from the file itself, which another program may cut short
+    while the batches go in (they are fed as the sessions before them are judged): before
+    each batch, and after the last, the rows past a cut are dropped and the cut is told."""
+    for lo in range(0, max(len(cols), 1), FEED_ROWS):
+        batch = rows(cols, slice(lo, lo + FEED_ROWS))
+        cut = payloads.cut_at(res)
+        if cut is not None:
+            batch, dropped = within(batch, cut)
+            payloads.tell(path, cut, dropped or end > cut)
+        if len(batch):
+            yield reasm.feed_cols_iter(batch)
     cut = payloads.cut_at(res)
     if cut is not None:
-        cols, dropped = within(cols, cut)
-        if (dropped or res.end.offset > cut) and path not in payloads.told:
-            payloads.told.add(path)  # told with the file's totals, merged before or after
-            payloads.warnings.append(CaptureWarning(path, cut, "cut_short", cut_message(path)))
-    _no_cols(res)
-    return fed(reasm, cols)
+        payloads.tell(path, cut, end > cut)
 
 
 def _plan_task(path: str, options: JudgeOptions, jobs: int, parts: int | None
