@@ -160,6 +160,7 @@ def _dies_in_a_worker(parent: int) -> int:
     return parent
 
 
+@pytest.mark.filterwarnings("ignore:This process:DeprecationWarning")  # the test's thread
 @pytest.mark.parametrize(("local_first", "how"), [(True, "map"), (False, "map"),
                                                   (False, "submit")])
 def test_a_worker_that_dies_is_an_error_not_a_wait_for_ever(local_first, how):
