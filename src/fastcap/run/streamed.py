@@ -38,7 +38,7 @@ from ..options import JudgeOptions
 from ..read.guard import MappingGuard, cut_message, guarded_map
 from ..session import MAX_HELD, InOrder, KeysAsRead, Session, build_session
 from ..tcp.carry import CARRY_MAX
-from ..tcp.feed import FEED_ROWS, concat, fed, rows, within
+from ..tcp.feed import FEED_ROWS, concat, fed, payload_end, rows, within
 from ..tcp.reassembly import Reassembler
 from . import ranges
 from .rings import FileStarts, NumberedOn, RunBreaks
@@ -125,12 +125,14 @@ class _Payloads:
             self._path = path
         return self._map
 
-    def cut_at(self, res: ranges.RangeResult) -> int | None:
-        """Where the file of `res` ends now, if it is shorter than when the range was read."""
+    def cut_at(self, need: int = 0) -> int | None:
+        """Where the file being read ends now, if it was cut short before the first `need`
+        bytes, which the payloads to read next lie in (or since it was mapped here)."""
         if self._map is None:
             return None
         cut = self._guard.cut_at() if self._guard is not None else None
-        if len(self._map) < res.meta.size:  # mapped here after the cut
+        if len(self._map) < need:  # mapped after a cut: its ranges were read before it (a
+            # file still being written only grows, and they read no further than planned)
             cut = len(self._map) if cut is None else min(cut, len(self._map))
         return cut
 
@@ -153,23 +155,23 @@ def _fed_range(reasm: Reassembler, whole: NumberedOn, keys: KeysAsRead, payloads
     _no_cols(res)
     if carried:
         return fed(reasm, cols)
-    return _fed_from_file(reasm, cols, payloads, res, path, res.end.offset)
+    return _fed_from_file(reasm, cols, payloads, path, res.end.offset)
 
 
-def _fed_from_file(reasm: Reassembler, cols, payloads: _Payloads, res: ranges.RangeResult,
-                   path: str, end: int) -> Iterator[list]:
+def _fed_from_file(reasm: Reassembler, cols, payloads: _Payloads, path: str, end: int
+                   ) -> Iterator[list]:
     """`fed` for payloads read from the file itself, which another program may cut short
     while the batches go in (they are fed as the sessions before them are judged): before
     each batch, and after the last, the rows past a cut are dropped and the cut is told."""
     for lo in range(0, max(len(cols), 1), FEED_ROWS):
         batch = rows(cols, slice(lo, lo + FEED_ROWS))
-        cut = payloads.cut_at(res)
+        cut = payloads.cut_at(payload_end(batch))
         if cut is not None:
             batch, dropped = within(batch, cut)
             payloads.tell(path, cut, dropped or end > cut)
         if len(batch):
             yield reasm.feed_cols_iter(batch)
-    cut = payloads.cut_at(res)
+    cut = payloads.cut_at()
     if cut is not None:
         payloads.tell(path, cut, end > cut)
 

@@ -22,11 +22,20 @@ def rows(cols: FrameCols, sel: slice | np.ndarray) -> FrameCols:
     return FrameCols(*(np.asarray(getattr(cols, f))[sel] for f in FrameCols.__dataclass_fields__))
 
 
+def _payload_ends(cols: FrameCols) -> np.ndarray:
+    return (np.asarray(cols.payload_file_off, np.int64)
+            + np.asarray(cols.payload_caplen, np.int64))
+
+
+def payload_end(cols: FrameCols) -> int:
+    """The file offset just past the last payload byte the rows need (0 for no rows)."""
+    return int(_payload_ends(cols).max()) if len(cols) else 0
+
+
 def within(cols: FrameCols, end: int) -> tuple[FrameCols, bool]:
     """The rows whose payload lies wholly before file offset `end` (a file cut short there
     while it was read: past it the mapping reads as zeros), and whether any row was not."""
-    ok = (np.asarray(cols.payload_file_off, np.int64)
-          + np.asarray(cols.payload_caplen, np.int64)) <= end
+    ok = _payload_ends(cols) <= end
     return (cols, False) if ok.all() else (rows(cols, ok), True)
 
 
