@@ -199,9 +199,8 @@ def csv_row(s: Session, path: str) -> list[str]:
         ";".join(v.code for v in s.verdicts),
         s.verdicts[0].message if s.verdicts else None,
     ]
-    cells = [_cell(v) for v in values]
-    cells[_CERT_CELL] = _cell(values[_CERT_CELL], escaped=True)  # made printable already
-    return cells
+    # client_cert_text is made printable already
+    return [_cell(v, escaped=i == _CERT_CELL) for i, v in enumerate(values)]
 
 
 def csv_header() -> str:

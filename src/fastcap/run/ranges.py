@@ -209,12 +209,13 @@ class BegunRange:
             counters, flows = FrameCounters(), FlowTable()
             parts = [FrameCols.of(sel) for sel in iter_selected(
                 cap, task.ports, counters, flows, start=start, stop=task.stop)]
-            cols, payload = concat(parts), None
+            walked = cols = concat(parts)
+            payload = None
             if task.carry and (c := carried(cols, cap.buffer, task.carry)) is not None:
                 cols, payload = c.cols, c.payload
             cut = cap.cut_at()
             if cut is not None:  # cut short by now: what was copied past it reads as zeros
-                cols, payload = within(concat(parts), cut)[0], None
+                cols, payload = within(walked, cut)[0], None
                 if task.carry and (c := carried(cols, cap.buffer, task.carry)) is not None:
                     cols, payload = c.cols, c.payload
                 if cut < task.stop:
