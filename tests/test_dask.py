@@ -188,3 +188,24 @@ def test_what_fastcaps_own_tasks_raise_is_not_a_lost_cluster():
 
     assert _lost_cluster(CommClosedError("closed")) and _lost_cluster(ConnectionResetError())
     assert not _lost_cluster(FastcapError("x")) and not _lost_cluster(ValueError("bug"))
+
+
+def test_ring_files_on_either_side_of_one_read_whole_are_not_joined(cluster, tmp_path):
+    """The cluster reads a compressed member whole, on its own: the ring files before and
+    after it are two runs, not one with a hole where the member was."""
+    from fastcap.run.scanner import scan_files
+
+    from .test_ring import split_pcap
+
+    _, client = cluster
+    whole = generate(tmp_path, size="3M", sessions=60, seed=21)["pcap"]
+    files, _ = split_pcap(whole, tmp_path, 4)
+    gz = tmp_path / "ring_00002.pcap.gz"
+    gz.write_bytes(gzip.compress(files[2].read_bytes(), 1))
+    got = fd.scan([*files[:2], gz, files[3]], client, ca_file=CA)
+    assert [r.error for r in got] == [None] * 4
+    first_run = scan_files(files[:2], ca_file=CA, jobs=1)
+    assert [[s.to_dict() for s in r.sessions] for r in got[:2]] == \
+        [[s.to_dict() for s in r.sessions] for r in first_run]
+    assert [s.to_dict() for s in got[2].sessions] == _local(gz)[0]
+    assert [s.to_dict() for s in got[3].sessions] == _local(files[3])[0]

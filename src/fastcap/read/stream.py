@@ -49,20 +49,32 @@ def compression_of(head: bytes) -> str | None:
 
 def needs_stream(path: str | os.PathLike) -> bool:
     """True for `-`, pipes and other non-regular files, and compressed files."""
+    return _kind(path) is not None
+
+
+def is_compressed_file(path: str | os.PathLike) -> bool:
+    """True for a regular file of compressed data: unlike a pipe, it can be read again, and
+    read by whichever part of the program reads the files beside it."""
+    return _kind(path) == "compressed"
+
+
+def _kind(path: str | os.PathLike) -> str | None:
+    """'pipe' for `-` and non-regular files, 'compressed', or None for a file to map (or
+    one the mapped path reports the error of)."""
     path = os.fspath(path)
     if path == "-":
-        return True
+        return "pipe"
     try:
         st = os.stat(path)
     except OSError:
-        return False  # the mapped path reports the error
+        return None
     if not stat.S_ISREG(st.st_mode):
-        return not stat.S_ISDIR(st.st_mode)
+        return None if stat.S_ISDIR(st.st_mode) else "pipe"
     try:
         with open(path, "rb") as f:
-            return compression_of(f.read(4)) is not None
+            return "compressed" if compression_of(f.read(4)) is not None else None
     except OSError:
-        return False
+        return None
 
 
 _RAW_READ = 256 << 10  # compressed bytes per read: a few MiB once inflated
@@ -219,6 +231,7 @@ class StreamCapture:
         self.walker = None
         self.frames_done = 0
         self.bytes_done = 0
+        self.end_state: WalkState | None = None  # after the walk: where it stopped
 
     def _open(self) -> BinaryIO:
         if self.path == "-":
@@ -301,6 +314,7 @@ class StreamCapture:
                 self.bytes_done = base + cap.bytes_done
                 yield win
             end = cap.end_state
+            self.end_state = WalkState(base + end.offset, end.frame)
             if eof:
                 if self._reader.error is not None:
                     cap.meta.warnings.append(CaptureWarning(
@@ -384,4 +398,4 @@ def open_capture(path: str | os.PathLike, *, piece: int = PIECE, **kw
     return Capture(path, **kw)
 
 
-__all__ = ["StreamCapture", "compression_of", "needs_stream", "open_capture"]
+__all__ = ["StreamCapture", "compression_of", "is_compressed_file", "needs_stream", "open_capture"]

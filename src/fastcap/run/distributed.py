@@ -116,11 +116,17 @@ def _scan_files(paths: list[str], client: Any, options: ScanOptions) -> Iterator
     seen = [p for p in paths if p not in unseen]
     streamed = dict(zip(seen, ex.map(_needs_stream, seen), strict=True))
     mapped = [p for p in seen if not streamed[p]]
+    mapped_set = set(mapped)
     whole = [p for p in seen if streamed[p]]
     done: dict[int, FileScan] = {}
     cross = CrossSession()  # links sessions across all files, in the order given
     on_cluster = replace(options, jobs=ex.workers, parts=options.parts or ex.workers)
-    split = iter(local_scan_files(mapped, on_cluster, executor=ex, cross=cross)
+    # Files the cluster reads whole, or cannot see, lie between: those on either side of
+    # one are no one run.
+    after_gap = [i > 0 and paths[i - 1] not in mapped_set
+                 for i, p in enumerate(paths) if p in mapped_set]
+    split = iter(local_scan_files(mapped, on_cluster, executor=ex, cross=cross,
+                                  apart={m for m, gap in enumerate(after_gap) if gap})
                  if mapped else [])
     alone = iter(ex.map(_whole_file, [(p, options) for p in whole]))
     for i, path in enumerate(paths):

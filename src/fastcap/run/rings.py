@@ -10,6 +10,7 @@ same numbering on joins the byte ranges of one file (`ranges.merge_results`).
 from __future__ import annotations
 
 from bisect import bisect_right
+from collections.abc import Collection
 
 import numpy as np
 
@@ -45,6 +46,11 @@ class RunBreaks:
         early = first_part.first_ts_ns
         return self._prev_end is None or (early is not None and early < self._prev_end)
 
+    def cut(self) -> None:
+        """The next file does not go on from the one before it, whatever their times say
+        (a file read elsewhere, such as a pipe, lies between them)."""
+        self._prev_end = None
+
     def goes_on(self, counters: FrameCounters | None) -> bool:
         """The next file (its totals; None for a file that could not be read, which stands
         alone and ends the run before it)."""
@@ -56,11 +62,15 @@ class RunBreaks:
         return on
 
 
-def runs(totals: list[FrameCounters | None]) -> list[list[int]]:
-    """Indices of the files (their totals, None if unreadable) grouped into runs."""
+def runs(totals: list[FrameCounters | None], apart: Collection[int] = ()
+         ) -> list[list[int]]:
+    """Indices of the files (their totals, None if unreadable) grouped into runs; a file
+    whose index is in `apart` starts one (see `RunBreaks.cut`)."""
     out: list[list[int]] = []
     breaks = RunBreaks()
     for i, counters in enumerate(totals):
+        if i in apart:
+            breaks.cut()
         if breaks.goes_on(counters) and out:
             out[-1].append(i)
         elif counters is not None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import stat
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -17,7 +17,7 @@ from ..judge.judging import Checker, analyzer_for, judge
 from ..judge.judging import trust_store as trust_store
 from ..options import ScanOptions, resolve
 from ..options import judge_options as judge_options
-from ..read.stream import needs_stream
+from ..read.stream import is_compressed_file, needs_stream
 from ..select.selection import FrameCounters
 from ..session import MAX_HELD, Session, iter_sessions, with_keys
 
@@ -243,13 +243,16 @@ def iter_file_streams(paths: Iterable[str | os.PathLike], options: ScanOptions |
                       *, executor=None, analyzer: Checker | None = None,
                       progress: Callable[[int, int], None] | None = None,
                       max_held: int = MAX_HELD, cross: CrossSession | None = None,
-                      **kw: Any) -> Iterator[FileStream]:
+                      apart: Collection[int] = (), **kw: Any) -> Iterator[FileStream]:
     """Several files, in the order given, as `scan` would read each one, except that files
     which continue one another (a ring buffer: each starts no earlier than the previous
     ended, and within a minute of it) are reassembled as one capture.  A session still open
     at the end of one file is completed from the next and reported once, in the file where
     it began, with `continues_into` naming the later files (its frame numbers count on into
-    them, as in `mergecap -a`).  Compressed files and pipes are read alone.
+    them, as in `mergecap -a`).  Compressed files are joined too, except with an
+    `executor` (its workers map the files they read); pipes, `-` and, with an executor,
+    compressed files are read alone, and the files on either side of one are no one run;
+    nor is a file whose index is in `apart` joined to the one before it.
 
     `jobs` worker processes read the ranges of the files in turn while this process
     reassembles and judges them (`fastcap.run.streamed`), and each file's sessions stream out
@@ -264,17 +267,21 @@ def iter_file_streams(paths: Iterable[str | os.PathLike], options: ScanOptions |
     o = _resolve(options, kw, analyzer, "iter_file_streams")
     return _iter_file_streams([os.fspath(p) for p in paths], o, executor,
                               analyzer or analyzer_for(o), progress, max_held,
-                              CrossSession() if cross is None else cross)
+                              CrossSession() if cross is None else cross, frozenset(apart))
 
 
 def _iter_file_streams(paths: list[str], o: ScanOptions, executor, analyzer: Checker,
                        progress: Callable[[int, int], None] | None, max_held: int,
-                       cross: CrossSession) -> Iterator[FileStream]:
+                       cross: CrossSession, apart_at: frozenset[int]
+                       ) -> Iterator[FileStream]:
     from . import split, streamed
 
     jobs, parts = o.jobs, o.parts
-    alone = [executor is None and needs_stream(p) for p in paths]
+    alone = [_read_alone(p, executor is not None or len(paths) == 1) for p in paths]
     mapped = [p for p, a in zip(paths, alone, strict=True) if not a]
+    # A file read alone lies between: the files on either side of it are no one run.
+    apart = {m for m, i in enumerate(i for i, a in enumerate(alone) if not a)
+             if i in apart_at or (i > 0 and alone[i - 1])}
     o, key_warnings = _keyed(o)  # the key log files': told in the first file's summary
     told: dict[str, list[str]] = {}
     for p in mapped:  # read together: every file's secrets blocks before any session
@@ -282,12 +289,13 @@ def _iter_file_streams(paths: list[str], o: ScanOptions, executor, analyzer: Che
         told.setdefault(p, got)  # a file named twice is read (and told) once
     if executor is not None:
         dealt = split.iter_split_files(mapped, o, jobs=jobs, executor=executor,
-                                       parts=parts, progress=progress)
+                                       parts=parts, progress=progress, apart=apart)
         events: Iterator = iter([])
     else:
         events = streamed.iter_file_events(mapped, o, analyzer, jobs=jobs,
                                            parts=parts, progress=progress,
-                                           max_held=max_held) if mapped else iter([])
+                                           max_held=max_held, apart=apart
+                                           ) if mapped else iter([])
     last: Iterator[Session] | None = None
     for p, a in zip(paths, alone, strict=True):
         for _ in last or ():  # what the caller left of the previous file
@@ -312,6 +320,13 @@ def _iter_file_streams(paths: list[str], o: ScanOptions, executor, analyzer: Che
             fs.sessions = _streamed(events, summary, fs.errors, cross, p)
         last = fs.sessions
         yield fs
+
+
+def _read_alone(path: str, no_compressed: bool) -> bool:
+    """A pipe or `-`, which only a stream reader in this process can read, and with
+    `no_compressed` a compressed file too (an executor's workers map the files they read;
+    one file alone needs no joining, and streamed it is judged while it is read)."""
+    return needs_stream(path) and (no_compressed or not is_compressed_file(path))
 
 
 def _alone(path: str, summary: ScanSummary, errors: list[str], o: ScanOptions,

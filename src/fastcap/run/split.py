@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import mmap
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -211,15 +211,16 @@ def _phase_two(chain: _Chain, options: JudgeOptions, jobs: int, ex: Any
 
 def iter_split_files(paths: list[str | os.PathLike], options: JudgeOptions, *, jobs: int,
                      executor: Executor | None = None, parts: int | None = None,
-                     progress: Callable[[int, int], None] | None = None
-                     ) -> Iterator[SplitScan]:
+                     progress: Callable[[int, int], None] | None = None,
+                     apart: Collection[int] = ()) -> Iterator[SplitScan]:
     """Scan files with `jobs` workers, each over `parts` byte ranges (default: `jobs` ranges
     of at least 1 MiB; an explicit `parts` is taken as it is, however small the ranges).
     Files that continue one another are reassembled as one capture: a session open at the
     end of one is completed from the next and reported once, in the file where it began,
     its frame numbers counting on into the next files (as `mergecap -a` numbers them).
     Results come in the order of `paths`, each run of files as soon as it is done, and a
-    run's frames and sessions are let go once it has been handed on."""
+    run's frames and sessions are let go once it has been handed on.  The files whose
+    indices are in `apart` go on from none before them (`rings.RunBreaks.cut`)."""
     paths = [os.fspath(p) for p in paths]
     own = executor is None
     ex: Any = PoolExecutor(jobs) if own else executor
@@ -239,7 +240,7 @@ def iter_split_files(paths: list[str | os.PathLike], options: JudgeOptions, *, j
             total = sum(st.meta.size for st in stitched if st is not None)
             progress(total, total)
         run_of = {run[0]: run for run in runs(
-            [None if st is None else st.counters for st in stitched])}
+            [None if st is None else st.counters for st in stitched], apart)}
         for i, (path, plan) in enumerate(zip(paths, plans, strict=True)):
             if isinstance(plan, CaptureError):
                 yield SplitScan(path, error=str(plan), failure=plan)

@@ -29,18 +29,19 @@ from __future__ import annotations
 
 import os
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import replace
 
 from ..errors import CaptureError, CaptureWarning
 from ..judge.judging import judge
 from ..options import JudgeOptions
 from ..read.guard import MappingGuard, cut_message, guarded_map
+from ..read.stream import is_compressed_file
 from ..session import MAX_HELD, InOrder, KeysAsRead, Session, build_session
 from ..tcp.carry import CARRY_MAX
 from ..tcp.feed import FEED_ROWS, concat, fed, payload_end, rows, within
 from ..tcp.reassembly import Reassembler
-from . import ranges
+from . import compressed, ranges
 from .rings import FileStarts, NumberedOn, RunBreaks
 from .split import SplitScan
 from .workers import PoolExecutor, Submitter
@@ -182,7 +183,7 @@ def _plan_task(path: str, options: JudgeOptions, jobs: int, parts: int | None
                            options.backend, 1 if parts else MIN_RANGE, CARRY_MAX)
 
 
-Plan = list[ranges.RangeTask] | CaptureError
+Plan = list[ranges.RangeTask | compressed.CompressedTask] | CaptureError
 
 
 def _accepted(reader: Submitter, plans: Iterator[Plan], jobs: int, alone: bool
@@ -214,8 +215,8 @@ def _accepted(reader: Submitter, plans: Iterator[Plan], jobs: int, alone: bool
     def top_up() -> None:
         while len(inflight) < most and (item := next(todo, None)) is not None:
             k, t = item
-            inflight.append((k, t, None if isinstance(t, CaptureError)
-                             else reader.submit(ranges.read_range, t)))
+            here = isinstance(t, CaptureError | compressed.CompressedTask)
+            inflight.append((k, t, None if here else reader.submit(ranges.read_range, t)))
 
     top_up()
     cur, last, prev_task, reread = None, None, None, 0
@@ -224,8 +225,8 @@ def _accepted(reader: Submitter, plans: Iterator[Plan], jobs: int, alone: bool
         failed = task if isinstance(task, CaptureError) else None
         res = None
         if failed is None and k not in dropped:
-            try:
-                res = reader.get(handle)
+            try:  # a compressed file is read here, where its payloads are kept
+                res = compressed.read(task) if handle is None else reader.get(handle)
             except CaptureError as e:  # the file went away or changed since it was planned
                 failed = e
         top_up()
@@ -418,13 +419,16 @@ class _Run:
 def iter_file_events(paths: list[str], options: JudgeOptions, analyzer, *, jobs: int,
                      parts: int | None = None, workers: bool = True,
                      progress: Callable[[int, int], None] | None = None,
-                     max_held: int = MAX_HELD) -> Iterator[tuple[int, Session | SplitScan]]:
+                     max_held: int = MAX_HELD, apart: Collection[int] = ()
+                     ) -> Iterator[tuple[int, Session | SplitScan]]:
     """Mapped files, in the order given, as `split.iter_split_files` reads them (files
     that go on from one another joined), with `jobs` processes reading their ranges and
     this one reassembling and judging.  Yields (index of the file, Session) for each
     session as soon as it and every earlier one is judged, then (index, SplitScan) with the
     file's totals (or its error) after its last session.  What is held: the selected
-    frames of the file being read and at most `max_held` judged sessions (see _Run)."""
+    frames of the file being read and at most `max_held` judged sessions (see _Run).  A
+    compressed file is read here, as one range (`run.compressed`), and joined like the
+    others; the files whose indices are in `apart` go on from none before them."""
     paths = [os.fspath(p) for p in paths]
     sizes = [_size(p) for p in paths]
     # Ranges of about one size across the files, RANGES_PER_JOB per job in all: a ring
@@ -434,6 +438,10 @@ def iter_file_events(paths: list[str], options: JudgeOptions, analyzer, *, jobs:
 
     def plans() -> Iterator[Plan]:
         for p, size in zip(paths, sizes, strict=True):
+            if is_compressed_file(p):
+                yield [compressed.task(p, frozenset(options.ports), options.backend,
+                                       options.piece)]
+                continue
             n = parts or (-(-size // each) if each else 1)
             try:
                 yield ranges.plan_file(ranges.PlanTask(p, n, options.ports, options.backend,
@@ -451,6 +459,8 @@ def iter_file_events(paths: list[str], options: JudgeOptions, analyzer, *, jobs:
         for event in _accepted(reader, plans(), jobs, alone):
             kind, k = event[0], event[1]
             if kind == "range":
+                if not parts_of_file and k in apart:
+                    breaks.cut()
                 if not parts_of_file and breaks.stands_alone(event[3].counters):
                     # Its run starts here whatever the rest of it holds: its sessions are
                     # judged while the workers read the rest of it.

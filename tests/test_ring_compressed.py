@@ -1,0 +1,144 @@
+"""A ring buffer with compressed members (dumpcap --compress, or a job gzipping closed files)
+is still one capture: a compressed member is joined to the files beside it as if it were
+not compressed.  A file that cannot be joined (a pipe; a compressed file under an executor)
+keeps the files on either side of it apart."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import mmap
+import os
+import threading
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from fastcap.run import compressed
+from fastcap.run.scanner import ScanSummary, scan, scan_files
+from fastcap.run.workers import SerialExecutor
+
+from .gencap import generate
+from .test_ring import CA, split_pcap
+
+
+@pytest.fixture(scope="module")
+def ring(tmp_path_factory):
+    """Four ring files cut from one capture, the third (which most sessions reach) also
+    gzipped."""
+    d = tmp_path_factory.mktemp("packed")
+    whole = generate(d, size="3M", sessions=60, seed=21)["pcap"]
+    files, _ = split_pcap(whole, d, 4)
+    gz = d / "ring_00002.pcap.gz"
+    gz.write_bytes(gzip.compress(files[2].read_bytes(), compresslevel=1))
+    return files, gz
+
+
+def _dicts(results, gz: Path | None = None, plain: Path | None = None) -> list[list[dict]]:
+    """Each file's sessions as dicts, the compressed file's name read as the plain one's."""
+    text = json.dumps([[s.to_dict() for s in r.sessions] for r in results])
+    if gz is not None:
+        text = text.replace(json.dumps(str(gz))[1:-1], json.dumps(str(plain))[1:-1])
+    return json.loads(text)
+
+
+@pytest.mark.parametrize("jobs, parts", [(1, None), (3, 5)])
+def test_a_compressed_member_is_joined_as_if_it_were_not_compressed(ring, jobs, parts):
+    files, gz = ring
+    plain = scan_files(files, ca_file=CA, jobs=1)
+    got = scan_files([*files[:2], gz, files[3]], ca_file=CA, jobs=jobs, parts=parts)
+    assert [r.error for r in got] == [None] * 4
+    assert _dicts(got, gz, files[2]) == _dicts(plain)
+    assert any(str(gz) in map(str, s.continues_into) for s in got[0].sessions)
+    assert sum(len(r.sessions) for r in got) == 60  # no session reported in pieces
+    # its totals are those of the file read on its own, but for the sessions it begins
+    alone = ScanSummary(str(gz))
+    list(scan(gz, summary=alone, ca_file=CA))
+    joined = got[2].summary.to_dict()
+    differ = {k for k, v in alone.to_dict().items() if joined[k] != v}
+    assert differ <= {"sessions", "with_problems", "verdicts"}
+
+
+def test_payloads_past_the_memory_bound_go_to_a_temporary_file(ring, monkeypatch):
+    files, gz = ring
+    task = compressed.task(str(gz), frozenset([25]))
+    windows = []
+    copy = compressed.carried
+    monkeypatch.setattr(compressed, "carried", lambda *a, **k: windows.append(1) or copy(*a, **k))
+    held = compressed.read(task)
+    assert len(windows) == 1  # one piece of 16 MiB holds the whole file
+    spilled = compressed.read(replace(task, piece=4096), spill_after=0)
+    assert len(windows) > 10  # each piece's payloads are copied before the next is read
+    assert isinstance(held.payload, bytes) and isinstance(spilled.payload, mmap.mmap)
+    assert bytes(spilled.payload) == held.payload and len(held.payload) > 10_000
+    for f in ("frame_no", "payload_file_off", "payload_caplen", "seq"):
+        assert np.array_equal(getattr(spilled.cols, f), getattr(held.cols, f))
+    # the whole ring judged on spilled payloads, read in small pieces, is the plain ring's
+    monkeypatch.setattr(compressed, "SPILL_AFTER", 0)
+    windows.clear()
+    got = scan_files([*files[:2], gz, files[3]], ca_file=CA, jobs=1, piece=4096)
+    assert len(windows) > 10  # the scan's `piece` is the compressed member's
+    assert _dicts(got, gz, files[2]) == _dicts(scan_files(files, ca_file=CA, jobs=1))
+    python = scan_files([*files[:2], gz, files[3]], ca_file=CA, jobs=1, backend="python")
+    assert _dicts(python) == _dicts(got)  # the pure-Python reassembler reads the mapping too
+
+
+def test_a_damaged_member_warns_and_the_ring_goes_on(ring, tmp_path):
+    files, gz = ring
+    cut = tmp_path / gz.name
+    cut.write_bytes(gz.read_bytes()[: gz.stat().st_size // 2])
+    got = scan_files([*files[:2], cut, files[3]], ca_file=CA, jobs=1)
+    assert [r.error for r in got] == [None] * 4
+    assert any("unreadable after decompressed offset" in w for w in got[2].summary.warnings)
+    alone = ScanSummary(str(cut))
+    list(scan(cut, summary=alone, ca_file=CA))
+    assert 0 < got[2].summary.frames == alone.frames
+    own = ScanSummary(str(files[3]))  # the file after it is read whole
+    list(scan(files[3], summary=own, ca_file=CA))
+    assert got[3].summary.frames == own.frames > 0
+
+
+def _alone(path) -> list[dict]:
+    return [s.to_dict() for s in scan(path, ca_file=CA)]
+
+
+def test_under_an_executor_a_compressed_member_is_read_alone_and_keeps_its_neighbours_apart(
+        ring):
+    files, gz = ring
+    got = scan_files([*files[:2], gz, files[3]], ca_file=CA, executor=SerialExecutor())
+    assert [r.error for r in got] == [None] * 4
+    assert _dicts(got)[:2] == _dicts(scan_files(files[:2], ca_file=CA, jobs=1))
+    assert _dicts(got)[2] == _alone(gz)
+    assert _dicts(got)[3] == _alone(files[3])  # not joined to files[1] across the gap
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs named pipes")
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_a_pipe_between_ring_files_keeps_them_apart(ring, tmp_path, jobs):
+    files, _gz = ring
+    fifo = tmp_path / "ring_00002.fifo"
+    os.mkfifo(fifo)
+    data = files[2].read_bytes()
+
+    def feed() -> None:
+        with open(fifo, "wb") as f:
+            f.write(data)
+
+    writer = threading.Thread(target=feed, daemon=True)
+    writer.start()
+    got = scan_files([*files[:2], fifo, files[3]], ca_file=CA, jobs=jobs)
+    writer.join(30)
+    assert [r.error for r in got] == [None] * 4
+    assert _dicts(got)[:2] == _dicts(scan_files(files[:2], ca_file=CA, jobs=1))
+    assert _dicts(got)[2] == _alone(files[2])
+    assert _dicts(got)[3] == _alone(files[3])
+
+
+def test_files_named_apart_are_not_joined(ring):
+    files, _gz = ring
+    got = scan_files(files, ca_file=CA, jobs=1, apart={2})
+    assert _dicts(got)[:2] == _dicts(scan_files(files[:2], ca_file=CA, jobs=1))
+    assert _dicts(got)[2:] == _dicts(scan_files(files[2:], ca_file=CA, jobs=1))
+    assert _dicts(got) != _dicts(scan_files(files, ca_file=CA, jobs=1))
