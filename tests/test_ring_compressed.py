@@ -5,20 +5,29 @@ keeps the files on either side of it apart."""
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import json
 import mmap
 import os
 import threading
+import time
 from dataclasses import replace
 from pathlib import Path
 
+import lz4.frame
 import numpy as np
 import pytest
+import zstandard
 
+from fastcap.read.pcapng import TLS_KEY_LOG
+from fastcap.read.secrets import leading_secrets
 from fastcap.run import compressed
 from fastcap.run.scanner import ScanSummary, scan, scan_files
 from fastcap.run.workers import SerialExecutor
+from fastcap_synth.scenarios import keyed_conversations, make_pki
+from fastcap_synth.smtpgen import render
+from fastcap_synth.writers import PcapngWriter, keylog_bytes
 
 from .gencap import generate
 from .test_ring import CA, split_pcap
@@ -41,6 +50,7 @@ def _dicts(results, gz: Path | None = None, plain: Path | None = None) -> list[l
     text = json.dumps([[s.to_dict() for s in r.sessions] for r in results])
     if gz is not None:
         text = text.replace(json.dumps(str(gz))[1:-1], json.dumps(str(plain))[1:-1])
+        text = text.replace(gz.name, plain.name)  # as key sources name it
     return json.loads(text)
 
 
@@ -142,3 +152,58 @@ def test_files_named_apart_are_not_joined(ring):
     assert _dicts(got)[:2] == _dicts(scan_files(files[:2], ca_file=CA, jobs=1))
     assert _dicts(got)[2:] == _dicts(scan_files(files[2:], ca_file=CA, jobs=1))
     assert _dicts(got) != _dicts(scan_files(files, ca_file=CA, jobs=1))
+
+
+@pytest.fixture(scope="module")
+def keyed_ring(tmp_path_factory):
+    """Three pcapng ring files, the last beginning with a Decryption Secrets Block, and that
+    file gzipped: its keys are read before the scan whether it is compressed or not."""
+    d = tmp_path_factory.mktemp("keyed")
+    names = ("keys_tls12_gcm_cert", "keys_tls13_aes128_cert", "keys_tls12_chacha_nocert")
+    start = time.time_ns() - 3600 * 10**9
+    flows, lines = [], {}
+    for i, (sc, conv) in enumerate(keyed_conversations(make_pki(), names)):
+        sc = dataclasses.replace(sc, start_ns=start + i * 10**10)
+        flows.append(render(conv, sc))
+        lines[sc.name] = list(conv.keylog)
+    a, b, c = flows
+
+    def write(path: Path, parts) -> Path:
+        with PcapngWriter(path) as w:
+            w.section()
+            w.interface(1)
+            for part in parts:
+                if isinstance(part, tuple):  # names whose keys a block carries
+                    w.dsb(TLS_KEY_LOG, keylog_bytes([x for n in part for x in lines[n]]))
+                else:
+                    for r in part:
+                        w.epb(0, r.data, ts_ns=r.ts_ns, orig_len=r.orig_len)
+        return path
+
+    hb, hc = len(b) // 2, len(c) // 2
+    files = [write(d / "ring_00000.pcapng", [a, names[:2], b[:hb]]),
+             write(d / "ring_00001.pcapng", [b[hb:], c[:hc]]),
+             write(d / "ring_00002.pcapng", [names[2:], c[hc:]])]
+    gz = d / "ring_00002.pcapng.gz"
+    gz.write_bytes(gzip.compress(files[2].read_bytes()))
+    return files, gz
+
+
+def test_a_compressed_members_leading_keys_are_read_before_the_scan(keyed_ring):
+    files, gz = keyed_ring
+    ahead = leading_secrets(files[2])
+    assert len(ahead) == 1 and ahead[0][1] == f"{files[2].name} DSB at byte 48"
+    assert leading_secrets(gz) == [(ahead[0][0], f"{gz.name} DSB at byte 48")]
+    data = files[2].read_bytes()
+    for packed in (gz.with_suffix(".zst"), gz.with_suffix(".lz4")):  # read forward only
+        packed.write_bytes(zstandard.compress(data) if packed.suffix == ".zst"
+                           else lz4.frame.compress(data))
+        assert leading_secrets(packed) == [(ahead[0][0], f"{packed.name} DSB at byte 48")]
+    for jobs in (1, 2):
+        plain = scan_files(files, jobs=jobs)
+        packed = scan_files([*files[:2], gz], jobs=jobs)
+        assert _dicts(packed, gz, files[2]) == _dicts(plain)
+        assert [r.summary.to_dict()["verdicts"] for r in packed] == \
+            [r.summary.to_dict()["verdicts"] for r in plain]
+        # the last file's keys reach the first file's sessions, before any is judged
+        assert "no_key_for_session" in [v.code for v in plain[0].sessions[0].verdicts]

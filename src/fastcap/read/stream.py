@@ -138,6 +138,49 @@ def _decompressed(raw: BinaryIO, head: bytes, kind: str | None, path: str
                 pending = nxt
 
 
+class HeadReader:
+    """The decompressed bytes of a compressed file, from its start and forward only (`seek`
+    skips ahead): what reading the blocks at a capture's head needs, without a walk.  Damage
+    raises ValueError, as `_decompressed` does."""
+
+    def __init__(self, path: str) -> None:
+        self._raw = open(path, "rb")  # noqa: SIM115 - closed in close()
+        head = self._raw.read(4)
+        self._chunks = _decompressed(self._raw, head, compression_of(head), path)
+        self._buf, self._at = b"", 0  # _buf: the bytes from offset _at on, read ahead
+
+    def read(self, n: int) -> bytes:
+        parts, have = [self._buf], len(self._buf)
+        while have < n and (more := next(self._chunks, b"")):
+            parts.append(more)
+            have += len(more)
+        data = b"".join(parts)
+        out, self._buf = data[:n], data[n:]
+        self._at += len(out)
+        return out
+
+    def seek(self, off: int) -> None:
+        if off < self._at:
+            raise ValueError("a decompressed stream is read forward only")
+        skip = off - self._at
+        while skip > len(self._buf):
+            skip -= len(self._buf)
+            self._at += len(self._buf)
+            self._buf = next(self._chunks, b"")
+            if not self._buf:
+                return  # past the end: reads give nothing
+        self._buf, self._at = self._buf[skip:], off
+
+    def close(self) -> None:
+        self._raw.close()
+
+    def __enter__(self) -> HeadReader:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
 class _Reader:
     """Fills pieces in a thread; `get(n)` returns up to n bytes (b"" at the end).  Damaged
     compressed data ends the stream early, with the reason in `error`."""
@@ -398,4 +441,5 @@ def open_capture(path: str | os.PathLike, *, piece: int = PIECE, **kw
     return Capture(path, **kw)
 
 
-__all__ = ["StreamCapture", "compression_of", "is_compressed_file", "needs_stream", "open_capture"]
+__all__ = ["HeadReader", "StreamCapture", "compression_of", "is_compressed_file", "needs_stream",
+           "open_capture"]
