@@ -6,10 +6,12 @@ keeps the files on either side of it apart."""
 from __future__ import annotations
 
 import dataclasses
+import errno
 import gzip
 import json
 import mmap
 import os
+import tempfile
 import threading
 import time
 from dataclasses import replace
@@ -207,3 +209,51 @@ def test_a_compressed_members_leading_keys_are_read_before_the_scan(keyed_ring):
             [r.summary.to_dict()["verdicts"] for r in plain]
         # the last file's keys reach the first file's sessions, before any is judged
         assert "no_key_for_session" in [v.code for v in plain[0].sessions[0].verdicts]
+
+
+_TEMPORARY_FILE = tempfile.TemporaryFile  # the real one, which the test replaces
+
+
+class _FullDisk:
+    """An unbuffered temporary file on a disk that fills after `room` bytes."""
+
+    def __init__(self, room: int) -> None:
+        self._file = _TEMPORARY_FILE(buffering=0)
+        self._room = room
+
+    def write(self, data) -> int:
+        if len(data) > self._room:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        self._room -= len(data)
+        return self._file.write(data)
+
+    def __getattr__(self, name):
+        return getattr(self._file, name)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._file.close()
+
+
+@pytest.mark.parametrize("room", [None, 0, 5000])
+def test_a_member_whose_payloads_find_no_room_is_one_error_and_the_ring_goes_on(
+        ring, monkeypatch, room):
+    files, gz = ring
+
+    def temporary(**_kw):
+        if room is None:  # no usable temporary directory at all
+            raise FileNotFoundError(errno.ENOENT, "No usable temporary directory found")
+        return _FullDisk(room)
+
+    monkeypatch.setattr(compressed, "SPILL_AFTER", 0)
+    monkeypatch.setattr(compressed.tempfile, "TemporaryFile", temporary)
+    got = scan_files([*files[:2], gz, files[3]], ca_file=CA, jobs=1)
+    assert got[2].error == (
+        f"{gz}: cannot keep the payloads of its SMTP frames in a temporary file "
+        f"({'No usable temporary directory found' if room is None else 'No space left on device'})"
+        f": set TMPDIR to a directory with room")
+    assert got[2].sessions == []
+    assert _dicts(got)[:2] == _dicts(scan_files(files[:2], ca_file=CA, jobs=1))
+    assert _dicts(got)[3] == _alone(files[3])  # read after it, on its own

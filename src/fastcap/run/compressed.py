@@ -18,6 +18,8 @@ from __future__ import annotations
 import mmap
 import os
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -62,7 +64,8 @@ def task(path: str, ports: frozenset[int], backend: str = "auto", piece: int = P
 
 class _Payloads:
     """The payload bytes copied so far, at the offsets they are appended at: in memory up
-    to `limit` bytes, then all of them in an anonymous temporary file."""
+    to `limit` bytes, then all of them in an anonymous temporary file, written unbuffered
+    so that a failed write (a full disk) fails there and nothing is left to flush."""
 
     def __init__(self, path: str, limit: int) -> None:
         self._path, self._limit = path, limit
@@ -74,29 +77,40 @@ class _Payloads:
         """Keep `data`; the offset it starts at."""
         at = self.size
         self.size += len(data)
-        try:
+        with self._told():
             if self._file is None and self.size > self._limit:
-                self._file = tempfile.TemporaryFile(prefix="fastcap-")  # noqa: SIM115
-                self._file.writelines(self._chunks)
+                self._file = tempfile.TemporaryFile(prefix="fastcap-", buffering=0)  # noqa: SIM115
+                for chunk in self._chunks:
+                    self._write(chunk)
                 self._chunks = []
             if self._file is not None:
-                self._file.write(data)
+                self._write(data)
             else:
                 self._chunks.append(data)
-        except OSError as e:
-            self.close()
-            raise CaptureError(self._path, f"cannot keep the payloads of its SMTP frames in a "
-                                           f"temporary file ({e.strerror}; the directory is "
-                                           f"$TMPDIR, else {tempfile.gettempdir()})") from None
         return at
+
+    def _write(self, data: bytes) -> None:
+        with memoryview(data) as view:
+            while view:  # an unbuffered write may take part of it
+                view = view[self._file.write(view):]
 
     def buffer(self):
         """All the bytes kept: bytes, or a read-only mapping of the temporary file."""
         if self._file is None:
             return b"".join(self._chunks)
-        self._file.flush()
-        with self._file:  # the mapping keeps the file, which is deleted when it goes
+        with self._told(), self._file:  # the mapping keeps the file, deleted when it goes
             return mmap.mmap(self._file.fileno(), self.size, access=mmap.ACCESS_READ)
+
+    @contextmanager
+    def _told(self) -> Iterator[None]:
+        """An OSError (no temporary directory, a full disk) as the file's one-line error."""
+        try:
+            yield
+        except OSError as e:
+            self.close()
+            raise CaptureError(self._path, f"cannot keep the payloads of its SMTP frames in a "
+                                           f"temporary file ({e.strerror or e}): set TMPDIR "
+                                           f"to a directory with room") from None
 
     def close(self) -> None:
         if self._file is not None:
