@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 import threading
+import zlib
 from pathlib import Path
 
 import lz4.frame
@@ -16,6 +17,7 @@ import pytest
 import zstandard
 
 from fastcap.errors import CaptureError
+from fastcap.read import stream as stream_module
 from fastcap.read.stream import PIECE, StreamCapture, compression_of, needs_stream
 from fastcap.run.scanner import ScanSummary, scan
 from fastcap.select.stats import compute_stats
@@ -192,3 +194,101 @@ def test_not_a_capture_inside_the_compression(tmp_path):
     with pytest.raises(CaptureError, match="cannot decompress") as e:
         list(scan(garbage, ca_file=CA))
     assert str(e.value).startswith(str(garbage))
+
+
+def _before_damage(data: bytes) -> int:
+    """Decompressed bytes zlib gives for a gzip stream fed one byte at a time, up to the byte
+    where it finds damage."""
+    d, n = zlib.decompressobj(wbits=31), 0
+    for i in range(len(data)):
+        try:
+            n += len(d.decompress(data[i: i + 1]))
+        except zlib.error:
+            break
+    return n
+
+
+@pytest.mark.parametrize("where", ["checksum", "inside"])
+def test_damaged_gzip_gives_every_byte_before_the_damage(generated, tmp_path, where):
+    """zlib gives nothing for a call that raises: the bytes a read inflated before the
+    damage are had again from a copy of its state, up to the byte where the damage lies."""
+    raw = generated["pcap"].read_bytes()
+    data = bytearray(gzip.compress(raw, 1))
+    if where == "checksum":
+        data[-8] ^= 0xFF  # the CRC-32 of the trailer: every byte of the capture is intact
+    else:
+        at = len(data) // 3
+        while True:  # a run of ones that zlib rejects (not one it inflates to garbage)
+            data[at: at + 16] = b"\xff" * 16
+            try:
+                zlib.decompress(bytes(data), wbits=31)
+            except zlib.error as e:
+                if "incorrect data check" not in str(e):
+                    break
+            at += 997
+    bad = tmp_path / f"{where}.pcap.gz"
+    bad.write_bytes(bytes(data))
+    summary = ScanSummary(str(bad))
+    sessions = [s.to_dict() for s in scan(bad, summary=summary, ca_file=CA)]
+    (warning,) = [w for w in summary.warnings if "decompressed offset" in w]
+    reached = int(warning.split("decompressed offset ")[1].split(":")[0])
+    assert reached == _before_damage(bytes(data))
+    if where == "checksum":
+        assert reached == len(raw)
+        whole = ScanSummary(str(generated["pcap"]))
+        assert sessions == [s.to_dict() for s in scan(generated["pcap"], summary=whole,
+                                                       ca_file=CA)]
+        assert summary.frames == whole.frames
+    else:
+        assert 0 < reached < len(raw)
+
+
+def test_damage_in_one_zstd_frame_keeps_what_came_before(generated, tmp_path):
+    """A zstd frame's state cannot be copied: it is fed in steps, so damage costs at most
+    one step's output, not the whole frame."""
+    raw = generated["pcapng"].read_bytes()
+    data = bytearray(zstandard.ZstdCompressor(level=1, write_checksum=True).compress(raw))
+    at = min(len(data) // 2, 200_000)  # within the first read of the file
+    data[at: at + 64] = bytes(64)
+    bad = tmp_path / "one-frame.pcapng.zst"
+    bad.write_bytes(bytes(data))
+    summary = ScanSummary(str(bad))
+    assert len(list(scan(bad, summary=summary, ca_file=CA))) > 5
+    (warning,) = [w for w in summary.warnings if "decompressed offset" in w]
+    assert 0 < int(warning.split("decompressed offset ")[1].split(":")[0]) < len(raw)
+
+
+def test_an_unexpected_error_while_decompressing_ends_the_stream_not_the_scan(
+        generated, tmp_path, monkeypatch):
+    """The decompressing thread hands on whatever it raises: a reader waiting for its next
+    chunk would otherwise wait for ever."""
+    gz = _compressed(generated["pcap"], tmp_path, "gz")
+
+    class Failing:
+        """zlib's decompressor, whose `eof` breaks after a few reads."""
+
+        def __init__(self) -> None:
+            self._d = zlib.decompressobj(wbits=31)
+            self.unused_data, self.calls = b"", 0
+
+        def decompress(self, data):
+            self.calls += 1
+            return self._d.decompress(data)
+
+        @property
+        def eof(self) -> bool:
+            if self.calls > 8:  # past the reads of the head, in the decompressing thread
+                raise TypeError("a decompressor's own bug")
+            return self._d.eof
+
+    monkeypatch.setattr(stream_module, "_decompressors", lambda kind, path: Failing)
+    monkeypatch.setattr(stream_module, "_RAW_READ", 4096)  # a call per 4 KiB read
+    summary = ScanSummary(str(gz))
+    done: list = []
+    t = threading.Thread(target=lambda: done.append(list(scan(gz, summary=summary,
+                                                                 ca_file=CA))), daemon=True)
+    t.start()
+    t.join(60)
+    assert done, "the scan waited for ever"
+    assert any("unreadable after decompressed offset" in w and "a decompressor's own bug" in w
+               for w in summary.warnings)

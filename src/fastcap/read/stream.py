@@ -78,6 +78,53 @@ def _kind(path: str | os.PathLike) -> str | None:
 
 
 _RAW_READ = 256 << 10  # compressed bytes per read: a few MiB once inflated
+_STEP = 64 << 10  # compressed bytes per call to a decompressor whose state cannot be copied
+_RETRY_STEP = 64  # compressed bytes per call when a read is decompressed again up to damage
+
+
+def _inflated(d, data: bytes) -> list:
+    """[output..., rest, error] of feeding `data` to the decompressor `d`: everything it
+    gives before any damage in `data` (a call that raises gives nothing, so damage would
+    lose all a call inflated before it), then the input past the end of its member or frame
+    (None if it did not end), then the damage (None if none).
+
+    zlib's state can be copied: a read goes in one call and, when that raises, again from
+    the copy in small steps, up to the damage.  zstd's and lz4's cannot: they are fed in
+    steps of _STEP, so damage costs at most one step's output."""
+    copy = getattr(d, "copy", None)
+    saved = copy() if copy is not None else None
+    step = len(data) if saved is not None else _STEP
+    out: list = []
+    for at in range(0, len(data), step):
+        try:
+            out.append(d.decompress(data[at: at + step]))
+        except Exception as e:  # noqa: BLE001 - each library has its own error class
+            if saved is not None:
+                out = _up_to_damage(saved, data)
+            return [*out, None, e]
+        if d.eof:
+            return [*out, (d.unused_data or b"") + data[at + step:], None]
+    return [*out, None, None]
+
+
+def _up_to_damage(d, data: bytes) -> list[bytes]:
+    """What `d` (a zlib decompressor) gives for `data` up to the byte where it finds damage:
+    in small steps, and the step that raises again a byte at a time."""
+    out = []
+    for at in range(0, len(data), _RETRY_STEP):
+        before = d.copy()
+        try:
+            out.append(d.decompress(data[at: at + _RETRY_STEP]))
+        except Exception:  # noqa: BLE001 - the damage lies in this step
+            for i in range(at, min(at + _RETRY_STEP, len(data))):
+                try:
+                    out.append(before.decompress(data[i: i + 1]))
+                except Exception:  # noqa: BLE001 - the damage: everything before it is out
+                    break
+            break
+        if d.eof:
+            break
+    return out
 
 
 def _decompressors(kind: str, path: str):
@@ -120,14 +167,11 @@ def _decompressed(raw: BinaryIO, head: bytes, kind: str | None, path: str
             if not d.eof:
                 raise ValueError("compressed data ends before its end-of-stream marker")
             return
-        try:
-            out = d.decompress(data)
-        except Exception as e:  # noqa: BLE001 - each library has its own error class
-            raise ValueError(f"damaged compressed data ({e})") from None
-        if out:
-            yield out
-        if d.eof:
-            rest = d.unused_data
+        *outs, rest, error = _inflated(d, data)
+        yield from filter(None, outs)  # an empty chunk would read as the end
+        if error is not None:
+            raise ValueError(f"damaged compressed data ({error})")
+        if rest is not None:  # the member or frame ended: the next one follows
             d = make()
             if rest:
                 pending = rest
@@ -203,8 +247,8 @@ class _Reader:
                 if self._stop.is_set():
                     return
                 self._q.put(data)
-        except (ValueError, OSError, EOFError) as e:
-            self._q.put(e)
+        except Exception as e:  # noqa: BLE001 - whatever it is, the reader must not wait on
+            self._q.put(e)  # for ever: the stream ends there, with the reason
             return
         self._q.put(b"")
 
