@@ -130,10 +130,10 @@ def test_a_scan_whose_file_is_cut_after_its_frames_were_walked(tmp_path, jobs, c
         else:  # payloads stay in the file; cut when the last range of `path` is fed
             streamed.CARRY_MAX = 0
             real_fed = streamed._fed_range
-            def fed(reasm, whole, keys, payloads, p, res):
+            def fed(reasm, whole, keys, payloads, p, res, *first):
                 if p == path and res.end.offset >= size:
                     cut_now()
-                return real_fed(reasm, whole, keys, payloads, p, res)
+                return real_fed(reasm, whole, keys, payloads, p, res, *first)
             streamed._fed_range = fed
         sys.exit(cli.main(["scan", "-j", jobs[0], "--format", "jsonl", *sys.argv[5:], path]))
     """, str(src), str(tmp_path / f"cut{src.suffix}"), str(cut), jobs, *first)

@@ -3,6 +3,8 @@ completed from both and reported once, in the file where it began."""
 
 from __future__ import annotations
 
+import gzip
+import json
 import struct
 from pathlib import Path
 
@@ -277,6 +279,27 @@ def test_a_connection_left_open_does_not_hold_every_later_file(ring, tmp_path):
     for r in [first, *rest]:
         assert [s.number for s in r.sessions] == list(range(1, len(r.sessions) + 1))
     assert [n for k, n in first.summary.limits.items() if "before they ended" in k] == [1]
+
+
+def test_which_connection_is_evicted_does_not_depend_on_the_ranges(tmp_path, monkeypatch):
+    """The hold cap is checked at points of the run's rows and at file ends, never where a
+    range happens to begin: one job or three over many ranges evict the same connections."""
+    whole = generate(tmp_path, size="8M", sessions=1000, seed=3)["pcap"]  # long, and busy
+    files, _ = split_pcap(whole, tmp_path, 4)
+    monkeypatch.setattr(streamed, "FEED_ROWS", 500)  # checked every 500 rows fed
+
+    def run(**kw):
+        got = scan_files(files, ca_file=CA, max_held=3, **kw)
+        return [([s.to_dict() for s in r.sessions], r.summary.to_dict()) for r in got]
+
+    one = run(jobs=1)
+    assert sum(s["tcp"]["evicted"] for sessions, _ in one for s in sessions) >= 1
+    assert run(jobs=1, parts=5) == one
+    assert run(jobs=3, parts=7) == one
+    gz = files[1].with_name(files[1].name + ".gz")  # one range, whatever -j
+    gz.write_bytes(gzip.compress(files[1].read_bytes(), 1))
+    files[1] = gz
+    assert json.dumps(run(jobs=3, parts=7)).replace(str(gz), str(gz)[:-3]) == json.dumps(one)
 
 
 def test_file_streams_hand_each_session_on_as_it_is_judged(ring, tmp_path, monkeypatch):

@@ -39,7 +39,7 @@ from ..read.guard import MappingGuard, cut_message, guarded_map
 from ..read.stream import is_compressed_file
 from ..session import MAX_HELD, InOrder, KeysAsRead, Session, build_session
 from ..tcp.carry import CARRY_MAX
-from ..tcp.feed import FEED_ROWS, concat, fed, payload_end, rows, within
+from ..tcp.feed import FEED_ROWS, concat, payload_end, rows, within
 from ..tcp.reassembly import Reassembler
 from . import compressed, ranges
 from .rings import FileStarts, NumberedOn, RunBreaks
@@ -144,9 +144,11 @@ class _Payloads:
 
 
 def _fed_range(reasm: Reassembler, whole: NumberedOn, keys: KeysAsRead, payloads: _Payloads,
-               path: str, res: ranges.RangeResult) -> Iterator[list]:
+               path: str, res: ranges.RangeResult, first: int = FEED_ROWS
+               ) -> Iterator[tuple[int, Iterator]]:
     """One range fed to the reassembler in the numbering of the whole, its secrets blocks
-    added first: the finished connections, batch by batch.  The range keeps its totals."""
+    added first: for each batch (the first `first` rows, then FEED_ROWS at a time), the
+    rows it took and the connections it finished.  The range keeps its totals."""
     keys.add(res.meta.secrets, path, whole.base)
     cols = whole.add(res.cols, res.frames, res.flow_keys)
     reasm.rebind(payloads.of(path, res))
@@ -154,25 +156,27 @@ def _fed_range(reasm: Reassembler, whole: NumberedOn, keys: KeysAsRead, payloads
     # A range read after the file was cut short before where it starts finds nothing to say.
     payloads.tell(path, res.end.offset, res.meta.size < res.end.offset)
     _no_cols(res)
-    if carried:
-        return fed(reasm, cols)
-    return _fed_from_file(reasm, cols, payloads, path, res.end.offset)
+    return _batches(reasm, cols, None if carried else payloads, path, res.end.offset, first)
 
 
-def _fed_from_file(reasm: Reassembler, cols, payloads: _Payloads, path: str, end: int
-                   ) -> Iterator[list]:
-    """`fed` for payloads read from the file itself, which another program may cut short
-    while the batches go in (they are fed as the sessions before them are judged): before
-    each batch, and after the last, the rows past a cut are dropped and the cut is told."""
-    for lo in range(0, max(len(cols), 1), FEED_ROWS):
-        batch = rows(cols, slice(lo, lo + FEED_ROWS))
-        cut = payloads.cut_at(payload_end(batch))
+def _batches(reasm: Reassembler, cols, payloads: _Payloads | None, path: str, end: int,
+             first: int) -> Iterator[tuple[int, Iterator]]:
+    """`cols` fed `first` rows, then FEED_ROWS at a time: (rows taken, connections finished)
+    per batch.  With `payloads` (read from the file itself, which another program may cut
+    short while the batches go in, as they are fed while the sessions before them are
+    judged), before each batch and after the last the rows past a cut are dropped and the
+    cut is told; a batch keeps its count of rows taken."""
+    lo, size = 0, max(1, first)
+    while lo < len(cols):
+        batch = rows(cols, slice(lo, lo + size))
+        taken = len(batch)
+        cut = None if payloads is None else payloads.cut_at(payload_end(batch))
         if cut is not None:
             batch, dropped = within(batch, cut)
             payloads.tell(path, cut, dropped or end > cut)
-        if len(batch):
-            yield reasm.feed_cols_iter(batch)
-    cut = payloads.cut_at()
+        yield taken, reasm.feed_cols_iter(batch) if len(batch) else iter(())
+        lo, size = lo + taken, FEED_ROWS
+    cut = None if payloads is None else payloads.cut_at()
     if cut is not None:
         payloads.tell(path, cut, end > cut)
 
@@ -297,7 +301,7 @@ def iter_scan(path: str | os.PathLike, options: JudgeOptions, analyzer, *, jobs:
                 if event[0] == "error":
                     raise event[2]
                 _, _, task, res = event
-                for done in _fed_range(reasm, whole, keys, payloads, path, res):
+                for _, done in _fed_range(reasm, whole, keys, payloads, path, res):
                     yield from judged(done)
                 accepted.append(res)
                 if progress is not None:
@@ -338,6 +342,7 @@ class _Run:
         self.order = InOrder(max_held, give_way=False)  # keyed by run-wide index + 1
         self.handed = 0  # files whose totals are out
         self._told = 0  # key warnings before the file being fed
+        self._rows = 0  # selected frames fed, across the run's files
 
     @property
     def paths(self) -> list[str]:
@@ -357,12 +362,16 @@ class _Run:
         self._told = len(self.keys.warnings)
 
     def feed(self, res: ranges.RangeResult) -> list[tuple]:
-        """The file's next range: what can be handed on now."""
+        """The file's next range: what can be handed on now.  The hold cap is checked
+        where the run's FEED_ROWS-th, 2·FEED_ROWS-th, ... row has gone in, and at the end
+        of each file: points that do not move with where ranges begin, so which connection
+        is evicted does not depend on -j or the ranges."""
         out: list[tuple] = []
-        for done in _fed_range(self.reasm, self.whole, self.keys, self.payloads,
-                               self.paths[-1], res):
+        for n, done in _fed_range(self.reasm, self.whole, self.keys, self.payloads,
+                                  self.paths[-1], res, FEED_ROWS - self._rows % FEED_ROWS):
             self._take(done, out)
-            self._ready(out)
+            self._rows += n
+            self._ready(out, self._rows % FEED_ROWS == 0)
         return out
 
     def end(self, found: SplitScan) -> list[tuple]:
@@ -399,10 +408,11 @@ class _Run:
                 out.append((k, t))
         return n
 
-    def _ready(self, out: list[tuple]) -> None:
-        """Past the hold cap, the connection every waiting session waits for is handed on
-        as it stands; then the totals of every file whose sessions are all out."""
-        while self.order.full:
+    def _ready(self, out: list[tuple], check: bool = True) -> None:
+        """With `check`, past the hold cap, the connection every waiting session waits for
+        is handed on as it stands; then the totals of every file whose sessions are all
+        out."""
+        while check and self.order.full:
             if not self._take(self.reasm.evict_before(self.order.awaited), out):
                 break  # nothing to hand on: wait for more (never spin)
         self._totals(self.order.awaited - 1, out)
