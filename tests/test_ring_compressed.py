@@ -1,4 +1,4 @@
-"""A ring buffer with compressed members (dumpcap --compress, or a job gzipping closed files)
+"""A ring buffer with compressed members (a job gzipping closed files, say)
 is still one capture: a compressed member is joined to the files beside it as if it were
 not compressed.  A file that cannot be joined (a pipe; a compressed file under an executor)
 keeps the files on either side of it apart."""

@@ -1,7 +1,7 @@
 """A compressed file among several, read as one range of the run it belongs to.
 
-A ring buffer whose older members were compressed (by dumpcap's `--compress`, or by a job
-that gzips closed files) is still one capture: a connection open at the end of one member
+A ring buffer whose older members were compressed (by a job that gzips closed files, say)
+is still one capture: a connection open at the end of one member
 goes on in the next.  Joining members takes one reassembler fed every member's selected
 frames in order, and that reassembler reads their payloads by offset, later, after the next
 member is read.  A mapped file keeps its payloads where they are; a compressed one is
