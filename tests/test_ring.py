@@ -302,6 +302,33 @@ def test_which_connection_is_evicted_does_not_depend_on_the_ranges(tmp_path, mon
     assert json.dumps(run(jobs=3, parts=7)).replace(str(gz), str(gz)[:-3]) == json.dumps(one)
 
 
+def test_a_ranges_sessions_are_handed_on_as_its_batches_are_fed(ring, tmp_path, monkeypatch):
+    """A range's judged sessions go out batch by batch, not once the whole range is fed:
+    with -j 1 a file is one range, and a 1 GB ring member of 95,000 sessions had them all
+    held (some 500 MB) before the first was handed on."""
+    long = _repeated([ring[0]] * 6, tmp_path / "long.pcap", 10)  # sessions end throughout
+    files, _ = split_pcap(long, tmp_path, 2)  # the second file is held until it is read
+    monkeypatch.setattr(streamed, "FEED_ROWS", 500)
+    fed: list[int] = []
+    real = streamed._batches
+
+    def batches(*a):
+        for batch in real(*a):
+            fed.append(1)
+            yield batch
+
+    monkeypatch.setattr(streamed, "_batches", batches)
+    options = judge_options(ca_file=CA)
+    out_at: dict[int, set[int]] = {}  # file -> batches fed when each of its sessions came
+    for k, item in streamed.iter_file_events([str(f) for f in files], options,
+                                             analyzer_for(options), jobs=1):
+        if isinstance(item, Session):
+            out_at.setdefault(k, set()).add(len(fed))
+    assert len(fed) > 4  # several batches per file
+    assert len(out_at[0]) > 2  # fed as it was read, and handed on in steps
+    assert len(out_at[1]) > 2  # held until read, then fed, and handed on in steps too
+
+
 def test_file_streams_hand_each_session_on_as_it_is_judged(ring, tmp_path, monkeypatch):
     """iter_file_streams: a file's first session comes before the later files are read,
     summaries are complete once a file's sessions are, and a file whose sessions the caller

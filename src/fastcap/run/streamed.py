@@ -348,12 +348,18 @@ class _Run:
     def paths(self) -> list[str]:
         return self.whole.paths
 
-    def add(self, found: SplitScan, parts: list[ranges.RangeResult]) -> list[tuple]:
-        """Feed one more file (its totals, and its ranges in order); what can be handed
-        on now, as (file, Session or SplitScan) in order."""
+    def add(self, found: SplitScan, parts: list[ranges.RangeResult]) -> Iterator[tuple]:
+        """Feed one more file (its totals, and its ranges in order): what can be handed
+        on, as (file, Session or SplitScan) in order, as it can be.  The file is begun at
+        the call."""
         self.begin(found.path)
-        out = [e for res in parts for e in self.feed(res)]
-        return out + self.end(found)
+        return self._fed_whole(found, parts)
+
+    def _fed_whole(self, found: SplitScan, parts: list[ranges.RangeResult]
+                   ) -> Iterator[tuple]:
+        for res in parts:
+            yield from self.feed(res)
+        yield from self.end(found)
 
     def begin(self, path: str) -> None:
         """The ranges fed next are the next file's."""
@@ -361,18 +367,19 @@ class _Run:
         self.files.append(None)  # its totals, once the file is read
         self._told = len(self.keys.warnings)
 
-    def feed(self, res: ranges.RangeResult) -> list[tuple]:
-        """The file's next range: what can be handed on now.  The hold cap is checked
-        where the run's FEED_ROWS-th, 2·FEED_ROWS-th, ... row has gone in, and at the end
-        of each file: points that do not move with where ranges begin, so which connection
-        is evicted does not depend on -j or the ranges."""
-        out: list[tuple] = []
+    def feed(self, res: ranges.RangeResult) -> Iterator[tuple]:
+        """The file's next range: what can be handed on, batch by batch as it is fed, so
+        that a large range's judged sessions are never all held at once.  The hold cap is
+        checked where the run's FEED_ROWS-th, 2·FEED_ROWS-th, ... row has gone in, and at
+        the end of each file: points that do not move with where ranges begin, so which
+        connection is evicted does not depend on -j or the ranges."""
         for n, done in _fed_range(self.reasm, self.whole, self.keys, self.payloads,
                                   self.paths[-1], res, FEED_ROWS - self._rows % FEED_ROWS):
+            out: list[tuple] = []
             self._take(done, out)
             self._rows += n
             self._ready(out, self._rows % FEED_ROWS == 0)
-        return out
+            yield from out
 
     def end(self, found: SplitScan) -> list[tuple]:
         """The file is read (`found`: its totals): what can be handed on now."""
