@@ -49,18 +49,18 @@ def compression_of(head: bytes) -> str | None:
 
 def needs_stream(path: str | os.PathLike) -> bool:
     """True for `-`, pipes and other non-regular files, and compressed files."""
-    return _kind(path) is not None
+    return stream_kind(path) is not None
 
 
 def is_compressed_file(path: str | os.PathLike) -> bool:
     """True for a regular file of compressed data: unlike a pipe, it can be read again, and
     read by whichever part of the program reads the files beside it."""
-    return _kind(path) == "compressed"
+    return stream_kind(path) == "compressed"
 
 
-def _kind(path: str | os.PathLike) -> str | None:
-    """'pipe' for `-` and non-regular files, 'compressed', or None for a file to map (or
-    one the mapped path reports the error of)."""
+def stream_kind(path: str | os.PathLike) -> str | None:
+    """'pipe' for `-` and non-regular files, 'compressed' for a regular file of compressed
+    data, or None for a file to map (or one the mapped path reports the error of)."""
     path = os.fspath(path)
     if path == "-":
         return "pipe"
@@ -486,4 +486,4 @@ def open_capture(path: str | os.PathLike, *, piece: int = PIECE, **kw
 
 
 __all__ = ["HeadReader", "StreamCapture", "compression_of", "is_compressed_file", "needs_stream",
-           "open_capture"]
+           "open_capture", "stream_kind"]

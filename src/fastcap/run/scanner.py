@@ -17,7 +17,7 @@ from ..judge.judging import Checker, analyzer_for, judge
 from ..judge.judging import trust_store as trust_store
 from ..options import ScanOptions, resolve
 from ..options import judge_options as judge_options
-from ..read.stream import is_compressed_file, needs_stream
+from ..read.stream import needs_stream, stream_kind
 from ..select.selection import FrameCounters
 from ..session import MAX_HELD, Session, iter_sessions, with_keys
 
@@ -326,7 +326,8 @@ def _read_alone(path: str, no_compressed: bool) -> bool:
     """A pipe or `-`, which only a stream reader in this process can read, and with
     `no_compressed` a compressed file too (an executor's workers map the files they read;
     one file alone needs no joining, and streamed it is judged while it is read)."""
-    return needs_stream(path) and (no_compressed or not is_compressed_file(path))
+    kind = stream_kind(path)  # one look at the file
+    return kind == "pipe" or (kind == "compressed" and no_compressed)
 
 
 def _alone(path: str, summary: ScanSummary, errors: list[str], o: ScanOptions,
