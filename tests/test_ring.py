@@ -278,7 +278,30 @@ def test_a_connection_left_open_does_not_hold_every_later_file(ring, tmp_path):
     assert [r.path for r in [first, *rest]] == paths
     for r in [first, *rest]:
         assert [s.number for s in r.sessions] == list(range(1, len(r.sessions) + 1))
-    assert [n for k, n in first.summary.limits.items() if "before they ended" in k] == [1]
+    assert first.summary.limits == {"sessions handed on before they ended (reassembly memory "
+                                    "budget, or over 3 sessions waiting for them)": 1}
+
+
+def test_a_file_read_alone_holds_as_many_sessions_as_asked(ring, tmp_path):
+    """A compressed file given alone is streamed as `scan` reads it, under the `max_held`
+    the caller chose: past it, order gives way (as for any single file) and the count of
+    sessions out of order names that cap."""
+    open_one, port = _without(ring[0], tmp_path / "open.pcap", 0x05)
+    gone, _ = _without(ring[0], tmp_path / "gone.pcap", 0xFF)
+    long = _repeated([open_one] + [gone] * 3, tmp_path / "long.pcap", 10)
+    gz = tmp_path / "long.pcap.gz"
+    gz.write_bytes(gzip.compress(long.read_bytes(), 1))
+    for held in (MAX_HELD, 3):
+        (got,) = scan_files([gz], ca_file=CA, max_held=held)
+        numbers = [s.number for s in got.sessions]
+        assert sorted(numbers) == list(range(1, len(numbers) + 1))
+        late = {k: n for k, n in got.summary.limits.items() if "out of number order" in k}
+        if held == MAX_HELD:
+            assert numbers == sorted(numbers) and late == {}
+        else:
+            assert numbers != sorted(numbers)
+            assert list(late) == ["sessions reported out of number order (over 3 waited for "
+                                  "an earlier open connection)"]
 
 
 def test_which_connection_is_evicted_does_not_depend_on_the_ranges(tmp_path, monkeypatch):

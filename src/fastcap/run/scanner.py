@@ -100,7 +100,7 @@ def scan(path: str | os.PathLike, options: ScanOptions | None = None, *,
     """
     o = _resolve(options, kw, analyzer, "scan")
     return _scan(path, o, analyzer or analyzer_for(o), summary, progress, executor,
-                 CrossSession() if cross is None else cross)
+                 CrossSession() if cross is None else cross, MAX_HELD)
 
 
 def _keyed(o: ScanOptions, path: str | os.PathLike | None = None
@@ -125,7 +125,7 @@ def _keyed(o: ScanOptions, path: str | os.PathLike | None = None
 
 def _scan(path: str | os.PathLike, o: ScanOptions, analyzer: Checker,
           summary: ScanSummary | None, progress: Callable[[int, int], None] | None,
-          executor, cross: CrossSession) -> Iterator[Session]:
+          executor, cross: CrossSession, max_held: int) -> Iterator[Session]:
     where = os.fspath(path)
     o, key_warnings = _keyed(o, path)  # iter_sessions and the workers find them read
     if summary is not None:
@@ -147,11 +147,12 @@ def _scan(path: str | os.PathLike, o: ScanOptions, analyzer: Checker,
                                         parts=o.parts, out=found, progress=progress)
     else:
         sessions = (judge(s, analyzer, expect_name=o.expect_name) for s in iter_sessions(
-            path, o, counters=counters, capture_out=meta, progress=progress))
+            path, o, counters=counters, capture_out=meta, progress=progress,
+            max_held=max_held))
     for s in sessions:
         _link(cross, s, summary, where)
         if summary is not None:
-            _count(summary, s)
+            _count(summary, s, max_held)
         yield s
     if jobs > 1 or executor is not None:
         counters, meta = found[0].counters, [found[0].meta]
@@ -182,7 +183,9 @@ def link_counted(cross: CrossSession, s: Session, summary: ScanSummary, path: st
         summary.with_problems += has_problem(s) - problem
 
 
-def _count(summary: ScanSummary, s: Session) -> None:
+def _count(summary: ScanSummary, s: Session, max_held: int) -> None:
+    """`s` in `summary`'s counts; `max_held` is the hold cap its scan ran with, which the
+    limit an evicted session is counted under names."""
     summary.sessions += 1
     summary.with_problems += has_problem(s)
     summary.verdicts.update(v.code for v in s.verdicts)
@@ -190,7 +193,7 @@ def _count(summary: ScanSummary, s: Session) -> None:
         summary.limits["sessions cut at the per-direction byte cap (--stream-cap)"] += 1
     if s.tcp.evicted:
         summary.limits["sessions handed on before they ended (reassembly memory budget, "
-                       f"or over {MAX_HELD} sessions waiting for them)"] += 1
+                       f"or over {max_held} sessions waiting for them)"] += 1
 
 
 def _totals(summary: ScanSummary, counters: FrameCounters, metas: list) -> None:
@@ -305,19 +308,19 @@ def _iter_file_streams(paths: list[str], o: ScanOptions, executor, analyzer: Che
         key_warnings = []
         fs = FileStream(p, iter([]), summary)
         if a:
-            fs.sessions = _alone(p, summary, fs.errors, o, analyzer, cross)
+            fs.sessions = _alone(p, summary, fs.errors, o, analyzer, cross, max_held)
         elif executor is not None:
             res = next(dealt)
             if res.error is None:
                 for s in res.sessions:
                     _link(cross, s, summary, p)
-                    _count(summary, s)
+                    _count(summary, s, MAX_HELD)
                 _totals(summary, res.counters, [res.meta])
             else:
                 fs.errors.append(res.error)
             fs.sessions = iter(res.sessions)
         else:
-            fs.sessions = _streamed(events, summary, fs.errors, cross, p)
+            fs.sessions = _streamed(events, summary, fs.errors, cross, p, max_held)
         last = fs.sessions
         yield fs
 
@@ -331,22 +334,22 @@ def _read_alone(path: str, no_compressed: bool) -> bool:
 
 
 def _alone(path: str, summary: ScanSummary, errors: list[str], o: ScanOptions,
-           analyzer: Checker, cross: CrossSession) -> Iterator[Session]:
+           analyzer: Checker, cross: CrossSession, max_held: int) -> Iterator[Session]:
     """A compressed file or a pipe: read in this process, as `scan` reads it."""
     try:
-        yield from scan(path, replace(o, jobs=1), analyzer=analyzer, summary=summary,
-                        cross=cross)
+        yield from _scan(path, replace(o, jobs=1), analyzer, summary, None, None, cross,
+                         max_held)
     except FastcapError as e:
         errors.append(str(e))
 
 
 def _streamed(events: Iterator, summary: ScanSummary, errors: list[str], cross: CrossSession,
-              path: str) -> Iterator[Session]:
+              path: str, max_held: int) -> Iterator[Session]:
     """One file's share of streamed.iter_file_events: its sessions, then its totals."""
     for _k, item in events:
         if isinstance(item, Session):
             _link(cross, item, summary, path)
-            _count(summary, item)
+            _count(summary, item, max_held)
             yield item
         elif item.error is not None:
             errors.append(item.error)
