@@ -15,6 +15,7 @@ from fastcap.judge.judging import analyzer_for
 from fastcap.run import ranges, streamed
 from fastcap.run.scanner import ScanSummary, iter_scan_files, judge_options, scan, scan_files
 from fastcap.run.workers import SerialExecutor
+from fastcap.select.stats import compute_stats
 from fastcap.session import MAX_HELD, Session
 
 from .gencap import generate
@@ -470,6 +471,31 @@ def test_damaged_ring_files_match_the_split_path(ring, tmp_path):
     assert all(w[3]["unreadable"] or w[3]["warnings"] for w in want[:3])
     for kw in ({"jobs": 1, "parts": 6}, {"jobs": 2, "parts": 3}, {"jobs": 1}):
         assert _everything(scan_files(damaged, ca_file=CA, **kw)) == want, kw
+
+
+def test_a_hole_of_zeros_neither_breaks_the_run_nor_loses_the_file_after_it(ring, tmp_path):
+    """Zeros over a record header read as frames of length 0 stamped 1970, as Wireshark
+    reads them.  Those frames say nothing of when the file began, so the file still goes on
+    from the one before; and the walk resumes at the first sound record after the hole
+    (the records the zeros end inside no longer guide it back to 1970)."""
+    _whole, files, _offsets, whole_sessions = ring
+    raw = bytearray(files[1].read_bytes())
+    at = _record_offset(bytes(raw), 40)
+    (incl,) = struct.unpack_from("<I", raw, at + 8)
+    raw[at:at + 300] = bytes(300)  # ends inside record 40: a header zeros but its length
+    holed = tmp_path / files[1].name
+    holed.write_bytes(bytes(raw))
+    damaged = [files[0], holed, *files[2:]]
+    for kw in ({"jobs": 1}, {"jobs": 2, "parts": 5}):
+        got = scan_files(damaged, ca_file=CA, **kw)
+        assert [s.continues_into[:1] for s in got[0].sessions if s.continues_into] != []
+        assert all(s.continues_into[0] == str(holed) for s in got[0].sessions
+                   if s.continues_into)
+        # 19 headers of zeros are frames (the last with record 40's bytes as its length)
+        assert got[1].summary.unreadable == [(at + 19 * 16, at + 16 + incl)]
+        assert 0 < sum(len(r.sessions) for r in got) <= len(whole_sessions) + 2
+    (stats,) = [compute_stats(holed)]
+    assert stats.first_ts_ns == 0  # what Wireshark shows as the first time
 
 
 def random_bytes(n: int) -> bytes:

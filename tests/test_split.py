@@ -18,6 +18,7 @@ from fastcap.read.capture import Capture
 from fastcap.run import ranges, scanner, split, streamed
 from fastcap.run.scanner import ScanSummary, judge_options, scan
 from fastcap.run.workers import PoolExecutor, SerialExecutor
+from fastcap.session import MAX_HELD
 
 from .corpus import corpus_params
 from .gencap import generate
@@ -44,7 +45,7 @@ def _streamed(path, parts, workers=False, jobs=3, progress=None):
     summary, out, sessions = ScanSummary(str(path)), [], []
     for s in streamed.iter_scan(path, options, analyzer_for(options), jobs=jobs,
                                 parts=parts, workers=workers, out=out, progress=progress):
-        scanner._count(summary, s)
+        scanner._count(summary, s, MAX_HELD)
         sessions.append(s.to_dict())
     scanner._totals(summary, out[0].counters, [out[0].meta])
     return sessions, summary.to_dict()
@@ -91,6 +92,21 @@ def test_generated_capture_at_many_split_points(generated, fmt, how):
     results = [ranges.read_range(t) for t in tasks]
     assert ranges.stitch(tasks, results).reread == 0
     assert [r.frames for r in results] and all(r.frames > 0 for r in results)
+
+
+def test_zeros_over_the_first_record_do_not_misguide_the_ranges(generated, tmp_path):
+    """A pcap whose first record header is zeros (a hole, stamped 1970 as Wireshark reads
+    it): the time guide of later ranges comes from the first record, and a guide of 1970
+    made every range refuse the real records it met and be read again from its neighbour."""
+    data = bytearray(generated["pcap"].read_bytes())
+    data[24:24 + 300] = bytes(300)
+    path = tmp_path / "zeros.pcap"
+    path.write_bytes(bytes(data))
+    whole = _result(path)
+    assert whole[1]["unreadable"] and whole[1]["sessions"] >= 59
+    tasks = _plan(path, 8)
+    assert ranges.stitch(tasks, [ranges.read_range(t) for t in tasks]).reread == 0
+    assert _split(path, 8) == whole
 
 
 def _damaged(src: Path, dst: Path, seed: int) -> Path:

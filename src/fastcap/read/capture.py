@@ -77,8 +77,10 @@ def _guide_s(win: FrameWindow, n: int, before: int | None) -> int | None:
     record times against.  A record of length 0 (all its header zeros, as a hole of zeros in
     the file reads) is a frame, as Wireshark counts it, but no guide: a guide of 1970 made
     the resync refuse every real record after such a hole, or settle 4 bytes off a record,
-    where the microseconds field passes for seconds of January 1970."""
-    carried = np.flatnonzero(win.orig_len[:n])
+    where the microseconds field passes for seconds of January 1970.  Nor is a record
+    stamped exactly 1970-01-01 00:00:00, or one with no bytes captured: where a hole of
+    zeros ends inside a header, that header is zeros but for its wire length."""
+    carried = np.flatnonzero((win.caplen[:n] != 0) & (win.ts_ns[:n] != 0))
     if not len(carried):
         return before
     return int(win.ts_ns[carried[-1]]) // 1_000_000_000

@@ -94,7 +94,7 @@ def guess_state(cap: Capture) -> WalkState:
         ref = None
         if hdr is not None and size >= pcap.HEADER_LEN + 4:
             (ref,) = struct.unpack_from(">I" if hdr.big_endian else "<I", mm, pcap.HEADER_LEN)
-        return WalkState(pcap.HEADER_LEN, 1, ref_s=ref)
+        return WalkState(pcap.HEADER_LEN, 1, ref_s=ref or None)  # 0: a hole's zeros
     big = pcapng.byte_order_of_shb(mm, 0) if size >= 28 else None
     if big is None:
         return WalkState(0, 1)
@@ -286,7 +286,7 @@ def merge_counters(parts: list[FrameCounters]) -> FrameCounters:
     out = FrameCounters()
     for c in parts:
         for name, v in c.__dict__.items():
-            if name in ("first_ts_ns", "last_ts_ns"):
+            if name in ("first_ts_ns", "last_ts_ns", "first_dated_ns"):
                 continue
             if isinstance(v, Counter):
                 getattr(out, name).update(v)
@@ -297,6 +297,9 @@ def merge_counters(parts: list[FrameCounters]) -> FrameCounters:
                 out.first_ts_ns, c.first_ts_ns)
             out.last_ts_ns = c.last_ts_ns if out.last_ts_ns is None else max(
                 out.last_ts_ns, c.last_ts_ns)
+        if c.first_dated_ns is not None:
+            out.first_dated_ns = c.first_dated_ns if out.first_dated_ns is None else min(
+                out.first_dated_ns, c.first_dated_ns)
     return out
 
 

@@ -27,7 +27,8 @@ def follows(prev_end: int | None, first: int | None) -> bool:
     """A file goes on from the previous one (a ring buffer) when it starts no earlier than
     that one ended (`prev_end`: its latest timestamp, None after an unreadable file), and
     within RING_GAP_NS of it.  Files that overlap in time, lie far apart or hold no
-    timestamps stand alone."""
+    timestamps stand alone.  `first` is a file's earliest clock reading: frames stamped
+    exactly 1970 (a hole of zeros) do not say when it began."""
     return (prev_end is not None and first is not None
             and prev_end <= first <= prev_end + RING_GAP_NS)
 
@@ -43,7 +44,7 @@ class RunBreaks:
         """Whether the next file starts a run, known from the totals of its first part
         alone: it is the first file, or comes after a file that could not be read or held
         no timestamps, or it has a frame from before the previous file ended."""
-        early = first_part.first_ts_ns
+        early = first_part.first_dated_ns
         return self._prev_end is None or (early is not None and early < self._prev_end)
 
     def cut(self) -> None:
@@ -57,7 +58,7 @@ class RunBreaks:
         if counters is None:
             self._prev_end = None
             return False
-        on = follows(self._prev_end, counters.first_ts_ns)
+        on = follows(self._prev_end, counters.first_dated_ns)
         self._prev_end = counters.last_ts_ns
         return on
 
