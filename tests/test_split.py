@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from fastcap.judge.judging import analyzer_for
-from fastcap.read.capture import Capture
+from fastcap.read.capture import Capture, WalkState
 from fastcap.run import ranges, scanner, split, streamed
 from fastcap.run.scanner import ScanSummary, judge_options, scan
 from fastcap.run.workers import PoolExecutor, SerialExecutor
@@ -107,6 +107,59 @@ def test_zeros_over_the_first_record_do_not_misguide_the_ranges(generated, tmp_p
     tasks = _plan(path, 8)
     assert ranges.stitch(tasks, [ranges.read_range(t) for t in tasks]).reread == 0
     assert _split(path, 8) == whole
+
+
+def _records(data: bytes) -> list[int]:
+    """Offsets of a little-endian pcap's records."""
+    off, out = 24, []
+    while off + 16 <= len(data):
+        out.append(off)
+        off += 16 + struct.unpack_from("<I", data, off + 8)[0]
+    return out
+
+
+def test_a_garbage_record_before_damage_does_not_misguide_the_resync(generated, tmp_path):
+    """Where a hole ends inside a record header, the walk reads one garbage record (stamped
+    with whatever bytes follow the hole: 1980 here) and stops at the corrupt header its
+    length lands on.  The resync checks record times against the last records that carried
+    a packet; guided by the garbage one alone, it refused every real record after it and
+    the rest of the file was lost.  It resumes at the first sound record, however the file
+    is cut into ranges."""
+    data = bytearray(generated["pcap"].read_bytes())
+    recs = _records(bytes(data))
+    k = len(recs) // 2
+    j = next(i for i in range(k + 20, len(recs) - 1) if recs[i + 1] - recs[i] > 400)
+    land = recs[j] + 200  # inside record j's data
+    struct.pack_into("<IIII", data, recs[k], 315532800, 0, land - recs[k] - 16,
+                     land - recs[k] - 16)  # 1980-01-01, spanning records k .. j
+    data[land:land + 16] = b"\xff" * 16  # the header it lands on is corrupt
+    path = tmp_path / "garbage.pcap"
+    path.write_bytes(bytes(data))
+    whole = _result(path)
+    assert whole[1]["unreadable"] == [[land, recs[j + 1]]]
+    assert whole[1]["frames"] == k + 1 + len(recs) - (j + 1)
+    for parts in (3, 29, 101):
+        assert _split(path, parts) == whole, f"{parts} ranges"
+        assert _streamed(path, parts) == whole, f"{parts} ranges"
+
+
+def test_a_resync_after_one_record_relies_on_the_start_state(generated, tmp_path):
+    """A range's walk that meets damage after a single record with a packet judges times by
+    that record and the one before it, which only the start state knew: the range is then
+    read again from its predecessor's exact end state (`start_used`)."""
+    data = bytearray(generated["pcap"].read_bytes())
+    recs = _records(bytes(data))
+    k = len(recs) // 2
+    data[recs[k + 1]:recs[k + 1] + 16] = b"\xff" * 16
+    path = tmp_path / "one.pcap"
+    path.write_bytes(bytes(data))
+    sec = struct.unpack_from("<I", data, recs[k])[0]
+    for read, used in ((1, True), (2, False)):
+        with Capture(path) as cap:
+            at = recs[k + 1 - read]
+            for _ in cap.windows(WalkState(at, 1, ref_s=sec, prev_s=sec), stop=recs[k + 3]):
+                pass
+            assert cap.start_used is used, read
 
 
 def _damaged(src: Path, dst: Path, seed: int) -> Path:

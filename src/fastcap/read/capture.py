@@ -72,18 +72,37 @@ class CaptureMeta:
     compression: str | None = None  # gzip | zstd | lz4 when read through a decompressor
 
 
-def _guide_s(win: FrameWindow, n: int, before: int | None) -> int | None:
-    """Seconds of the window's last record that carried a packet: the guide a resync checks
-    record times against.  A record of length 0 (all its header zeros, as a hole of zeros in
-    the file reads) is a frame, as Wireshark counts it, but no guide: a guide of 1970 made
-    the resync refuse every real record after such a hole, or settle 4 bytes off a record,
-    where the microseconds field passes for seconds of January 1970.  Nor is a record
-    stamped exactly 1970-01-01 00:00:00, or one with no bytes captured: where a hole of
-    zeros ends inside a header, that header is zeros but for its wire length."""
-    carried = np.flatnonzero((win.caplen[:n] != 0) & (win.ts_ns[:n] != 0))
+def _guide_s(win: FrameWindow, a: int, n: int, before: tuple[int | None, int | None]
+             ) -> tuple[tuple[int | None, int | None], int]:
+    """Seconds of the last two records that carried a packet, up to row `n` of the window
+    (`before`: those up to row `a`), and how many rows a..n carried one (at least; two or
+    more is all a walk needs to know): what a resync checks record times against (`_guide`).
+    A record of length 0 (all its header zeros, as a hole of zeros in the file reads) is a
+    frame, as Wireshark counts it, but no guide: a guide of 1970 made the resync refuse every
+    real record after such a hole, or settle 4 bytes off a record, where the microseconds
+    field passes for seconds of January 1970.  Nor is a record stamped exactly 1970-01-01
+    00:00:00, or one with no bytes captured: where a hole of zeros ends inside a header, that
+    header is zeros but for its wire length."""
+    for lo in (max(a, n - 64), a):  # the usual case: the last rows carry packets
+        ts = win.ts_ns[lo:n]
+        carried = np.flatnonzero((win.caplen[lo:n] != 0) & (ts != 0))
+        if len(carried) >= 2 or lo == a:
+            break
     if not len(carried):
-        return before
-    return int(win.ts_ns[carried[-1]]) // 1_000_000_000
+        return before, 0
+    secs = (ts[carried[-2:]] // 1_000_000_000).tolist()
+    return ((secs[-1], secs[0]) if len(secs) == 2 else (secs[0], before[0])), len(carried)
+
+
+def _guide(last: tuple[int | None, int | None]) -> int | None:
+    """The time guide for a resync from the last two records that carried a packet: the
+    last, unless over a year lies between them.  A hole that ends inside a header leaves one
+    garbage record before the damage the walk stops at, stamped with whatever bytes follow
+    the hole (1980, say): guided by it, the resync refused every real record after it."""
+    ref_s, prev_s = last
+    if ref_s is None or prev_s is None or abs(ref_s - prev_s) <= _YEAR_S:
+        return ref_s
+    return prev_s
 
 
 class _CutShort(Exception):
@@ -101,7 +120,8 @@ class WalkState:
 
     offset: int
     frame: int  # number the next frame gets
-    ref_s: int | None = None  # pcap: seconds of the last good record (resync guide)
+    ref_s: int | None = None  # pcap: seconds of the last record with a packet (resync guide)
+    prev_s: int | None = None  # ... and of the one before it (see `_guide`)
     section: pcapng.Section | None = None  # pcapng: the section being read ...
     params: list = field(default_factory=list)  # ... its interfaces' walk parameters ...
     interfaces: list[pcapng.Interface] = field(default_factory=list)  # ... and all so far
@@ -313,7 +333,7 @@ class Capture:
         `stop` ends before the first record that starts at or after it.  The record that
         straddles `stop` is read whole: a split walk's ranges then join without gap or
         overlap.  `end_state` tells where the walk stopped; `start_used` whether a resync
-        before the first good record relied on `start`'s guide values."""
+        relied on `start`'s guide values (before two records with a packet were read)."""
         begun, self._begun = self._begun, None
         if begun is not None:
             b_start, b_stop, slot, walk = begun
@@ -465,9 +485,12 @@ class Capture:
                                             fcs_len=hdr.fcs_len or None)]
         max_caplen = max(self.max_caplen, 0)
         off, fno, n = pcap.HEADER_LEN, 1, 0
-        ref_s: int | None = None  # seconds of the last good record, for resynchronising
+        # seconds of the last two records with a packet, for resynchronising; and how many
+        # of them this walk read itself (fewer than two: the guide used the start's)
+        last: tuple[int | None, int | None] = (None, None)
+        own = folded = 0  # folded: rows of `win` in `last` already
         if start is not None:
-            off, fno, ref_s = start.offset, start.frame, start.ref_s
+            off, fno, last = start.offset, start.frame, (start.ref_s, start.prev_s)
         args = (hdr.big_endian, hdr.nanosecond, hdr.snaplen, max_caplen)
         while True:
             if slot.pending:
@@ -477,25 +500,29 @@ class Capture:
             n, off, fno = n + k, st.offset, st.next_frame
             if st.code == TRUNCATED and off < lim < size:
                 if n == win.cap:
+                    last, k = _guide_s(win, folded, n, last)
+                    own += k
                     yield from self._emit(win, n, off)
-                    n = 0
+                    n = folded = 0
                 k, st = self._straddler(self.walker.walk_pcap, win, n, off, fno, *args)
                 n, off, fno = n + k, st.offset, st.next_frame
+            last, k = _guide_s(win, folded, n, last)
+            own += k
+            folded = n
             if st.code == FULL:
-                ref_s = _guide_s(win, n, ref_s)
                 win, spare = yield from self._hand_over(win, spare, n, off, fno, slot,
                                                         self.walker.walk_pcap, lim, args)
-                n = 0
+                n = folded = 0
                 continue
-            if n:
-                ref_s = _guide_s(win, n, ref_s)
+            ref_s = _guide(last)
             lo, hi = (1, 2**32 - 1) if ref_s is None else (ref_s - _YEAR_S, ref_s + _YEAR_S)
             limits = (hdr.big_endian, hdr.nanosecond, min(max_caplen, 2**32 - 1), lo, hi)
             if st.code == TRUNCATED and self._more:
                 break  # the rest of the record is in the next piece
             if st.code in (TRUNCATED, CORRUPT):
-                # Nothing read yet: the resync below relies on the plan's guide value.
-                self.start_used |= start is not None and fno == start.frame
+                # The resync below relies on the plan's guide values (fewer than two records
+                # with a packet read since the start).
+                self.start_used |= start is not None and own < 2
                 cut = st.code == TRUNCATED and resync.cut_not_damaged_pcap(
                     self._array(), off, size, *limits)
                 if cut and ref_s is None and size - off >= 4:  # its time is the best guide
@@ -522,7 +549,7 @@ class Capture:
             break
         if n:
             yield from self._emit(win, n, off)
-        self.end_state = WalkState(off, fno, ref_s=ref_s)
+        self.end_state = WalkState(off, fno, ref_s=last[0], prev_s=last[1])
 
     def _array(self) -> np.ndarray:
         if self._np is None:
