@@ -255,7 +255,7 @@ def test_serial_submit_runs_the_task_only_when_asked_for():
 def _counters(first, last):
     c = FrameCounters()
     c.first_ts_ns, c.last_ts_ns = first, last
-    c.first_dated_ns = first  # what the ring rule reads
+    c.first_dated_ns, c.last_dated_ns = first, last  # what the ring rule reads
     return c
 
 

@@ -378,19 +378,16 @@ def test_file_streams_hand_each_session_on_as_it_is_judged(ring, tmp_path, monke
     assert got == [want[0], *want[2:]]
 
 
-def test_a_file_that_starts_a_run_is_judged_while_its_ranges_are_read(ring, tmp_path,
-                                                                       monkeypatch):
-    """A file whose first range decides that it starts a run (the first file; one with a
-    frame from before the previous file ended) is judged as its ranges come, before its
-    last range is read.  A file whose first range does not decide (here one from an hour
-    later, which would go on from the one before had it a frame within a minute of its end)
-    waits until it is read whole: its earliest timestamp decides its run."""
+def test_every_file_is_judged_while_its_ranges_are_read(ring, tmp_path, monkeypatch):
+    """A file's first frame decides its run, and the first range holds it: each file is
+    judged as its ranges come, before its last range is read, whether it starts a run (the
+    first file; one from an hour later) or goes on from the one before (a ring buffer's
+    next file, whose sessions complete those left open)."""
     long = _repeated([ring[0]] * 8, tmp_path / "long.pcap", 10)
-    again = tmp_path / "again.pcap"
-    again.write_bytes(long.read_bytes())
-    later = _shift_times(long, tmp_path / "later.pcap", 3600)
-    paths = [str(long), str(again), str(later)]
-    want = [[s.to_dict() for s in scan(p, ca_file=CA)] for p in (long, later)]
+    files, _ = split_pcap(long, tmp_path, 3)
+    later = _shift_times(files[0], tmp_path / "later.pcap", 3600)
+    paths = [str(f) for f in [*files, later]]
+    want = _everything(scan_files(paths, executor=SerialExecutor(), jobs=2, ca_file=CA))
     read: list[str] = []
     real = ranges.read_range
     monkeypatch.setattr(ranges, "read_range", lambda t: (read.append(t.path), real(t))[1])
@@ -398,13 +395,15 @@ def test_a_file_that_starts_a_run_is_judged_while_its_ranges_are_read(ring, tmp_
     events = streamed.iter_file_events(paths, options, analyzer_for(options), jobs=2,
                                        parts=6, workers=False)
     at_first: dict[int, int] = {}  # ranges of the file read when its first session came
-    got: list[list] = [[], [], []]
+    got: list[list] = [[] for _ in paths]
     for k, item in events:
         if isinstance(item, Session):
             at_first.setdefault(k, read.count(paths[k]))
             got[k].append(item.to_dict())
-    assert at_first[0] < 6 and at_first[1] < 6 and at_first[2] == 6
-    assert got == [want[0], want[0], want[1]]
+    assert sorted(at_first) == [0, 1, 2, 3] and max(at_first.values()) < 6
+    assert got == [w[2] for w in want]
+    assert any(s["continues_into"] for s in got[0]) and not any(s["continues_into"]
+                                                                 for s in got[3])
 
 
 def _fails_in_ring_00000(task):
@@ -498,6 +497,35 @@ def test_a_hole_of_zeros_neither_breaks_the_run_nor_loses_the_file_after_it(ring
     assert stats.first_ts_ns == 0  # what Wireshark shows as the first time
 
 
+def test_a_damaged_time_inside_a_file_does_not_break_the_run(ring, tmp_path):
+    """Files meet where the capture tool wrote them: the next file's first frame against
+    the previous file's last.  A frame inside the first file whose time damage moved past
+    the next file's start, or one inside the next file moved to before the first's end (its
+    microseconds zeroed, say), leaves the run whole."""
+    _whole, files, _offsets, whole_sessions = ring
+    raw0, raw1 = bytearray(files[0].read_bytes()), bytearray(files[1].read_bytes())
+    last0 = struct.unpack_from("<I", raw0, _record_offset(bytes(raw0), _records_in(raw0) - 1))
+    first1 = struct.unpack_from("<I", raw1, 24)
+    struct.pack_into("<I", raw0, _record_offset(bytes(raw0), 40), first1[0] + 2)
+    struct.pack_into("<II", raw1, _record_offset(bytes(raw1), 40), last0[0] - 1, 0)
+    for damaged in ((raw0, files[1].read_bytes()), (files[0].read_bytes(), raw1)):
+        moved = [tmp_path / f.name for f in files[:2]]
+        for path, data in zip(moved, damaged, strict=True):
+            path.write_bytes(bytes(data))
+        for kw in ({"jobs": 1}, {"jobs": 2, "parts": 5}):
+            got = scan_files([*moved, *files[2:]], ca_file=CA, **kw)
+            assert sum(len(r.sessions) for r in got) == len(whole_sessions)
+            assert any(s.continues_into[:1] == [str(moved[1])] for s in got[0].sessions)
+
+
+def _records_in(data: bytes) -> int:
+    off, n = 24, 0
+    while off + 16 <= len(data):
+        off += 16 + struct.unpack_from("<I", data, off + 8)[0]
+        n += 1
+    return n
+
+
 def random_bytes(n: int) -> bytes:
     import random
 
@@ -516,8 +544,10 @@ def _record_offset(data: bytes, index: int) -> int:
 @pytest.mark.parametrize("jobs", [1, 2])
 def test_a_file_that_fails_while_read_is_reported_and_the_rest_go_on(ring, monkeypatch, jobs):
     """A file that cannot be read any more once its ranges are under way (deleted or
-    replaced since it was planned) is reported as an error of its own; the files before it
-    end their run there, the files after it are read as usual."""
+    replaced since it was planned) is reported as an error of its own, after the sessions
+    judged from what was read of it (it went on from the file before, so it was fed as its
+    ranges came, and the sessions left open there took in its frames read so far); the
+    run ends there, and the files after it are read as usual."""
     _whole, files, _offsets, _ = ring
     assert files[1].name == "ring_00001.pcap"
     monkeypatch.setattr(ranges, "read_range", _fails_in_ring_00001)
@@ -526,8 +556,15 @@ def test_a_file_that_fails_while_read_is_reported_and_the_rest_go_on(ring, monke
     with pytest.raises(CaptureError, match="cannot be opened any more"):
         list(streamed.iter_scan(files[1], options, analyzer_for(options), jobs=jobs, parts=3))
     monkeypatch.setattr(ranges, "read_range", _READ_RANGE)
-    assert got[1][1] == f"{files[1]}: cannot be opened any more" and got[1][2] == []
-    assert got[0] == _everything(scan_files(files[:1], jobs=1, ca_file=CA))[0]
+    assert got[1][1] == f"{files[1]}: cannot be opened any more"
+    kept, whole = got[1][2], _everything(scan_files(files[:2], jobs=1, ca_file=CA))[1][2]
+    assert 0 < len(kept) and [s["number"] for s in kept] == list(range(1, len(kept) + 1))
+    # joined to the file before: the connections going on from it are no sessions of its own
+    assert {s["first_frame"] for s in kept} <= {s["first_frame"] for s in whole}
+    alone = _everything(scan_files(files[:1], jobs=1, ca_file=CA))[0]
+    assert got[0][3] == alone[3]  # its totals
+    assert [s["first_frame"] for s in got[0][2]] == [s["first_frame"] for s in alone[2]]
+    assert all(s["continues_into"] in ([], [str(files[1])]) for s in got[0][2])
     assert got[2:] == _everything(scan_files(files[2:], jobs=1, ca_file=CA))
 
 

@@ -285,10 +285,11 @@ def stitch(tasks: list[RangeTask], results: list[RangeResult],
 
 
 def merge_counters(parts: list[FrameCounters]) -> FrameCounters:
+    """The counters of a file's ranges, given in file order, as one walk would count."""
     out = FrameCounters()
     for c in parts:
         for name, v in c.__dict__.items():
-            if name in ("first_ts_ns", "last_ts_ns", "first_dated_ns"):
+            if name in ("first_ts_ns", "last_ts_ns", "first_dated_ns", "last_dated_ns"):
                 continue
             if isinstance(v, Counter):
                 getattr(out, name).update(v)
@@ -299,9 +300,10 @@ def merge_counters(parts: list[FrameCounters]) -> FrameCounters:
                 out.first_ts_ns, c.first_ts_ns)
             out.last_ts_ns = c.last_ts_ns if out.last_ts_ns is None else max(
                 out.last_ts_ns, c.last_ts_ns)
-        if c.first_dated_ns is not None:
-            out.first_dated_ns = c.first_dated_ns if out.first_dated_ns is None else min(
-                out.first_dated_ns, c.first_dated_ns)
+        if out.first_dated_ns is None:  # parts in file order
+            out.first_dated_ns = c.first_dated_ns
+        if c.last_dated_ns is not None:
+            out.last_dated_ns = c.last_dated_ns
     return out
 
 

@@ -25,10 +25,11 @@ RING_GAP_NS = 60 * 10**9  # a longer pause between two files: not one capture's 
 
 def follows(prev_end: int | None, first: int | None) -> bool:
     """A file goes on from the previous one (a ring buffer) when it starts no earlier than
-    that one ended (`prev_end`: its latest timestamp, None after an unreadable file), and
-    within RING_GAP_NS of it.  Files that overlap in time, lie far apart or hold no
-    timestamps stand alone.  `first` is a file's earliest clock reading: frames stamped
-    exactly 1970 (a hole of zeros) do not say when it began."""
+    that one ended, and within RING_GAP_NS of it: `first` is the time of its first frame,
+    `prev_end` of the previous file's last (None after an unreadable file), as the capture
+    tool wrote them.  Files that overlap in time, lie far apart or hold no timestamps stand
+    alone.  Frames stamped exactly 1970 (a hole of zeros) say nothing of when a file began
+    or ended; nor does a frame inside a file, whose time damage may have changed."""
     return (prev_end is not None and first is not None
             and prev_end <= first <= prev_end + RING_GAP_NS)
 
@@ -40,12 +41,16 @@ class RunBreaks:
     def __init__(self) -> None:
         self._prev_end: int | None = None
 
-    def stands_alone(self, first_part: FrameCounters) -> bool:
-        """Whether the next file starts a run, known from the totals of its first part
-        alone: it is the first file, or comes after a file that could not be read or held
-        no timestamps, or it has a frame from before the previous file ended."""
-        early = first_part.first_dated_ns
-        return self._prev_end is None or (early is not None and early < self._prev_end)
+    def decides(self, first_part: FrameCounters) -> bool | None:
+        """Whether the next file goes on from the one before, known from the totals of its
+        first part: False when it starts a run (the first file, one after a file that
+        could not be read or held no timestamps, or one whose first frame is from before
+        the previous file ended or over RING_GAP_NS after it), True when it goes on, None
+        when its first part holds no timestamp (its whole totals decide)."""
+        if self._prev_end is None:
+            return False
+        first = first_part.first_dated_ns
+        return None if first is None else follows(self._prev_end, first)
 
     def cut(self) -> None:
         """The next file does not go on from the one before it, whatever their times say
@@ -59,7 +64,7 @@ class RunBreaks:
             self._prev_end = None
             return False
         on = follows(self._prev_end, counters.first_dated_ns)
-        self._prev_end = counters.last_ts_ns
+        self._prev_end = counters.last_dated_ns
         return on
 
 

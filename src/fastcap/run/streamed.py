@@ -476,15 +476,19 @@ def iter_file_events(paths: list[str], options: JudgeOptions, analyzer, *, jobs:
         for event in _accepted(reader, plans(), jobs, alone):
             kind, k = event[0], event[1]
             if kind == "range":
-                if not parts_of_file and k in apart:
-                    breaks.cut()
-                if not parts_of_file and breaks.stands_alone(event[3].counters):
-                    # Its run starts here whatever the rest of it holds: its sessions are
-                    # judged while the workers read the rest of it.
-                    if run is not None:
-                        yield from _in_paths(run.finish(), k - len(run.paths))
-                    run, live = _Run(options, analyzer, max_held), True
-                    run.begin(paths[k])
+                if not parts_of_file:
+                    if k in apart:
+                        breaks.cut()
+                    # Its first frame decides its run (in most files the first range has
+                    # it): its sessions are judged while the workers read the rest of it.
+                    on = breaks.decides(event[3].counters)
+                    if on is False or (on and run is None):
+                        if run is not None:
+                            yield from _in_paths(run.finish(), k - len(run.paths))
+                        run = _Run(options, analyzer, max_held)
+                    if on is not None:
+                        run.begin(paths[k])
+                        live = True
                 parts_of_file.append(event[3])
                 if live:
                     yield from _in_paths(run.feed(event[3]), k + 1 - len(run.paths))

@@ -39,9 +39,12 @@ class FrameCounters:
     wire_bytes: int = 0  # sum of orig_len
     first_ts_ns: int | None = None
     last_ts_ns: int | None = None
-    # The earliest clock reading: a record stamped exactly 1970-01-01 00:00:00 is how a hole
-    # of zeros in the file reads (a frame, as Wireshark counts it, but no time of capture).
+    # The first and last clock readings in file order, where a ring buffer's files meet: one
+    # damaged record's time inside a file does not move them.  A record stamped exactly
+    # 1970-01-01 00:00:00 is how a hole of zeros reads (a frame, as Wireshark counts it, but
+    # no time of capture).
     first_dated_ns: int | None = None
+    last_dated_ns: int | None = None
     ipv4: int = 0
     ipv6: int = 0
     tcp: int = 0
@@ -73,11 +76,14 @@ class FrameCounters:
         if len(ts):
             lo, hi = int(ts.min()), int(ts.max())
             self.first_ts_ns = lo if self.first_ts_ns is None else min(self.first_ts_ns, lo)
-            if lo == 0:  # rare: a hole's zeros
-                ts = ts[ts != 0]
-                lo = int(ts.min()) if len(ts) else None
-            if lo is not None and (self.first_dated_ns is None or lo < self.first_dated_ns):
-                self.first_dated_ns = lo
+            first, last = int(ts[0]), int(ts[-1])
+            if not (first and last):  # rare: a hole's zeros
+                dated = np.flatnonzero(ts)
+                first, last = (int(ts[dated[0]]), int(ts[dated[-1]])) if len(dated) else (0, 0)
+            if first and self.first_dated_ns is None:
+                self.first_dated_ns = first
+            if last:
+                self.last_dated_ns = last
             self.last_ts_ns = hi if self.last_ts_ns is None else max(self.last_ts_ns, hi)
         if flags & F_SNAPPED:
             self.snapped += int(np.count_nonzero(win.flags & F_SNAPPED))
