@@ -96,10 +96,15 @@ void fc_guard_remove(int32_t slot);
  * that Python reads with fc_reasm_done_info/copy and then releases with fc_reasm_done_clear. */
 typedef struct fc_reasm fc_reasm;
 
+/* ts_ns of a selected frame that carries no time (a pcapng Simple Packet Block): it moves
+ * no clock, and a connection's first and last times are those of its frames that have one
+ * (they stay FC_NO_TS when none has).  Python: fastcap.read.frames.NO_TS. */
+#define FC_NO_TS INT64_MIN
+
 /* One window of selected TCP frames (numpy columns; from_a is numpy bool). */
 typedef struct {
     const int64_t  *frame_no;
-    const int64_t  *ts_ns;
+    const int64_t  *ts_ns;      /* FC_NO_TS: the frame has no time */
     const int64_t  *flow;
     const uint8_t  *from_a;
     const int64_t  *payload_file_off;

@@ -378,7 +378,7 @@ static int32_t conn_new(fc_reasm *r, int64_t flow, int64_t fno, int64_t ts, int3
     c->index = r->next_index++;
     c->flow = flow;
     c->first_frame = fno;
-    c->first_ts = ts;
+    c->first_ts = c->last_ts = ts; /* FC_NO_TS until a frame with a time comes */
     c->first_dir = dir;
     c->syn_dir = c->synack_dir = -1;
     c->prev = c->next = c->lprev = c->lnext = -1;
@@ -582,7 +582,8 @@ int64_t fc_reasm_feed(fc_reasm *r, const uint8_t *buf, int64_t buf_len, const fc
             caplen = buf_len - foff;
         const uint8_t *p = caplen ? buf + foff : buf;
 
-        if (!r->has_now || ts > r->now) {
+        int dated = ts != FC_NO_TS; /* a frame without a time moves no clock */
+        if (dated && (!r->has_now || ts > r->now)) {
             r->now = ts;
             r->has_now = 1;
         }
@@ -613,7 +614,11 @@ int64_t fc_reasm_feed(fc_reasm *r, const uint8_t *buf, int64_t buf_len, const fc
         rconn *c = &r->conns[s];
         c->frames++;
         c->last_frame = fno;
-        c->last_ts = ts;
+        if (dated) {
+            if (c->first_ts == FC_NO_TS)
+                c->first_ts = ts;
+            c->last_ts = ts;
+        }
         if (process(r, c, dir, fno, seq, ack, flags, rows->window[i], plen, caplen, p) < 0)
             goto fail;
         if (!c->closed && (c->rst || (c->d[0].fin_acked && c->d[1].fin_acked))) {

@@ -75,7 +75,9 @@ def judgement(session: Session, analyzer: Checker, *,
     t = session.tls
     client = server = None
     if t is not None and (t.client_certificate or t.server_certs):
-        at = _when(session.first_ts_ns)
+        # A capture without times (zeroed, or Simple Packet Blocks) dates nothing: its
+        # certificates are judged today, as a server receiving them now would.
+        at = _when(session.first_ts_ns) if session.first_ts_ns else analyzer.today
         if t.client_certificate:
             client = analyzer.check(t.client_certificate, role="client", at=at,
                                     expected_name=expect_name)

@@ -16,6 +16,9 @@ from .._ffi import FRAME_FLAGS
 F_NO_TS = FRAME_FLAGS["NO_TS"]
 F_SNAPPED = FRAME_FLAGS["SNAPPED"]
 F_OVER_SNAPLEN = FRAME_FLAGS["OVER_SNAPLEN"]
+# The time a selected frame without one (F_NO_TS) is handed to the reassembler with: FC_NO_TS
+# in csrc/fastcap.h.  It moves no clock, and a connection's times are its dated frames'.
+NO_TS = -(2**63)
 
 
 @dataclass

@@ -16,7 +16,7 @@ import numpy as np
 
 from ..options import DEFAULT_PORTS as DEFAULT_PORTS
 from ..read.capture import Capture, WalkState
-from ..read.frames import F_NO_TS, F_OVER_SNAPLEN, F_SNAPPED
+from ..read.frames import F_NO_TS, F_OVER_SNAPLEN, F_SNAPPED, NO_TS
 from .decode import Status, TcpFields, decode_tcp
 from .flows import FlowTable, port_lut
 from .screen import Ports, Screened, screen
@@ -219,9 +219,13 @@ def iter_selected(cap: Capture, ports: Iterable[int] = DEFAULT_PORTS,
         hp = hd if len(pick) == len(hd) else hd.take(pick)
         tf = decode_tcp(win.slab, win.caplen, hp, rows, buf=buf, offset=win.offset, aligned=True)
         fid, from_a = flows.assign(tf.src_addr, tf.sport, tf.dst_addr, tf.dport)
+        ts = win.ts_ns[rows]  # a copy: fancy indexing
+        undated = (win.flags[rows] & F_NO_TS) != 0
+        if undated.any():  # a Simple Packet Block's frame: no time, not 1970
+            ts[undated] = NO_TS
         yield SelectedFrames(
             frame_no=win.frame_no[rows].copy(),
-            ts_ns=win.ts_ns[rows].copy(),
+            ts_ns=ts,
             flow=fid,
             from_a=from_a,
             payload_file_off=win.offset[rows] + tf.payload_off,

@@ -38,6 +38,7 @@ from .._ffi import REASM_ACCT, use_native
 from ..options import DEFAULT_CAP as DEFAULT_CAP
 from ..options import DEFAULT_PORTS
 from ..options import MAX_CAP as MAX_CAP
+from ..read.frames import NO_TS
 from ..select.flows import FlowTable
 from .core_c import NativeReassemblerCore, ReassemblerCore
 from .raw import RawConn, RawDir
@@ -270,6 +271,12 @@ def _stream_dir(raw: RawDir) -> StreamDir:
         rst_frame=raw.rst_frame, before_start=raw.before_start, untraced=raw.untraced)
 
 
+def _known(ts: int) -> int:
+    """A connection's time; 0 (unknown, as a capture without timestamps has it) when none of
+    its frames carried one."""
+    return 0 if ts == NO_TS else ts
+
+
 def _connection(raw: RawConn, flows: FlowTable, server_ports: frozenset[int]) -> Connection:
     """Orient the connection: the SYN sender (or SYN-ACK receiver), else the side not on a
     server port, else the sender of the first frame."""
@@ -287,7 +294,8 @@ def _connection(raw: RawConn, flows: FlowTable, server_ports: frozenset[int]) ->
     return Connection(
         index=raw.index, flow=raw.flow, client_addr=caddr, client_port=cport,
         server_addr=saddr, server_port=sport, client_by=by, first_frame=raw.first_frame,
-        last_frame=raw.last_frame, first_ts_ns=raw.first_ts_ns, last_ts_ns=raw.last_ts_ns,
+        last_frame=raw.last_frame, first_ts_ns=_known(raw.first_ts_ns),
+        last_ts_ns=_known(raw.last_ts_ns),
         frames=raw.frames, c2s=_stream_dir(raw.dirs[client]),
         s2c=_stream_dir(raw.dirs[1 - client]), retransmissions=raw.retransmissions,
         conflicting_overlaps=raw.conflicting_overlaps, keepalives=raw.keepalives,
@@ -478,7 +486,8 @@ class PyReassemblerCore:
                 caplen = 0
             else:
                 caplen = min(caplen, buf_len - foff)
-            if self._now is None or ts > self._now:
+            dated = ts != NO_TS  # a frame without a time moves no clock
+            if dated and (self._now is None or ts > self._now):
                 self._now = ts
             while self._linger_q:
                 head = next(iter(self._linger_q.values()))
@@ -501,11 +510,15 @@ class PyReassemblerCore:
             else:
                 self._lru.move_to_end(c.index)
             c.frames += 1
-            c.last_frame, c.last_ts = fno, ts
+            c.last_frame = fno
+            if dated:
+                if c.first_ts == NO_TS:
+                    c.first_ts = ts
+                c.last_ts = ts
             self._process(c, d, fno, seq, ack, flags, win, plen, caplen, foff)
             if not c.closed and (c.rst or (c.d[0].fin_acked and c.d[1].fin_acked)):
                 c.closed = True
-                c.close_ts = self._now
+                c.close_ts = 0 if self._now is None else self._now  # as the C core's clock
                 self._linger_q[c.index] = c
             while self.mem > self._budget:
                 victim = next(iter(self._lru.values()))

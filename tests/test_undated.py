@@ -1,0 +1,92 @@
+"""Frames without a time: pcapng Simple Packet Blocks carry none, and some captures have
+every timestamp zeroed.  Such a frame dates nothing (tshark shows no time for it): a
+session's times are those of its frames that have one, and certificates of a session with
+no time at all are judged today, never on 1 January 1970."""
+
+from __future__ import annotations
+
+import datetime as dt
+import struct
+from pathlib import Path
+
+import pytest
+
+from fastcap.run.scanner import scan
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLE = ROOT / "examples" / "exchange-online-no-client-cert.pcap"
+CA = str(ROOT / "examples" / "test-root.pem")
+
+
+def _records(data: bytes) -> list[tuple[int, int, int, bytes]]:
+    """(seconds, microseconds, wire length, packet) of each record of a little-endian pcap."""
+    out, off = [], 24
+    while off + 16 <= len(data):
+        sec, usec, incl, orig = struct.unpack_from("<IIII", data, off)
+        out.append((sec, usec, orig, data[off + 16:off + 16 + incl]))
+        off += 16 + incl
+    return out
+
+
+def _block(kind: int, body: bytes) -> bytes:
+    body += bytes(-len(body) % 4)
+    return struct.pack("<II", kind, len(body) + 12) + body + struct.pack("<I", len(body) + 12)
+
+
+def _as_pcapng(src: Path, dst: Path, simple) -> Path:
+    """`src` as a pcapng whose record i is a Simple Packet Block (no time) when simple(i),
+    else an Enhanced Packet Block with the record's time."""
+    out = [_block(0x0A0D0D0A, struct.pack("<IHHq", 0x1A2B3C4D, 1, 0, -1)),
+           _block(1, struct.pack("<HHI", 1, 0, 0))]
+    for i, (sec, usec, orig, pkt) in enumerate(_records(src.read_bytes())):
+        if simple(i):
+            out.append(_block(3, struct.pack("<I", orig) + pkt))
+        else:
+            us = sec * 10**6 + usec
+            out.append(_block(6, struct.pack("<IIIII", 0, us >> 32, us & 0xFFFFFFFF,
+                                             len(pkt), orig) + pkt))
+    dst.write_bytes(b"".join(out))
+    return dst
+
+
+def _view(path: Path, **kw) -> list[tuple]:
+    return [(s.first_frame, s.first_ts_ns, s.last_ts_ns, [v.code for v in s.verdicts])
+            for s in scan(path, ca_file=CA, **kw)]
+
+
+@pytest.mark.parametrize("backend", ["native", "python"])
+def test_a_session_is_dated_by_its_frames_that_have_a_time(tmp_path, backend):
+    records = _records(EXAMPLE.read_bytes())
+    whole = _view(EXAMPLE, backend=backend)
+    half = _as_pcapng(EXAMPLE, tmp_path / "half.pcapng", lambda i: i % 2 == 0)
+    got = _view(half, backend=backend)
+    assert [g[3] for g in got] == [w[3] for w in whole]  # no certificate "not yet valid"
+    for (first, first_ts, last_ts, _), (_, whole_first, whole_last, _) in zip(
+            got, whole, strict=True):
+        dated = [(s * 10**9 + u * 1000) for i, (s, u, _, _) in enumerate(records)
+                 if i % 2 and i >= first - 1]
+        assert first_ts == (whole_first if first % 2 == 0 else dated[0])
+        assert 0 < first_ts <= last_ts <= whole_last
+    assert _view(half, backend=backend, jobs=2, parts=3) == got
+
+
+@pytest.mark.parametrize("backend", ["native", "python"])
+def test_a_capture_with_no_times_is_judged_today(tmp_path, backend):
+    (day,) = {dt.datetime.fromtimestamp(r[0], dt.UTC) for r in _records(EXAMPLE.read_bytes())
+              [:1]}
+    whole = _view(EXAMPLE, backend=backend, today=day)
+    data = bytearray(EXAMPLE.read_bytes())
+    off = 24
+    while off + 16 <= len(data):  # every timestamp zeroed
+        struct.pack_into("<II", data, off, 0, 0)
+        off += 16 + struct.unpack_from("<I", data, off + 8)[0]
+    zeroed = tmp_path / "zeroed.pcap"
+    zeroed.write_bytes(bytes(data))
+    simple = _as_pcapng(EXAMPLE, tmp_path / "simple.pcapng", lambda i: True)
+    for path in (zeroed, simple):
+        got = _view(path, backend=backend, today=day)
+        assert [g[3] for g in got] == [w[3] for w in whole]
+        assert {(g[1], g[2]) for g in got} == {(0, 0)}
+    later = day + dt.timedelta(days=3650)  # today decides: the certificates have expired
+    assert any("expired" in c for g in _view(simple, backend=backend, today=later)
+               for c in g[3])
