@@ -139,6 +139,8 @@ def test_escaping_follows_zeeks_ascii_writer():
     assert escape(b"a,b") == b"a,b" and escape(b"a,b", in_container=True) == b"a\\x2cb"
     assert zeek_time(1_700_000_000_123_456_789) == b"1700000000.123457"
     assert zeek_time(5) == b"0.000000"
+    for ns in (-750_000_000, -1_250_000_499, -86_400_000_000_001, -3_000):
+        assert zeek_time(ns) == b"%.6f" % (ns / 1e9)  # as Zeek prints a time before 1970
     line = row_bytes(["#x", None, [], ["a", "-"], True, 25], ["string", "string",
                      "vector[string]", "set[string]", "bool", "port"])
     assert line == b"\\x23x\t-\t(empty)\ta,\\x2d\tT\t25\n"
