@@ -238,6 +238,20 @@ def test_epb_naming_a_missing_interface_is_skipped_and_reported(tmp_path, backen
     assert meta.skipped["packet block with unknown interface"] == 1
 
 
+def test_the_first_of_two_tsresol_options_counts_as_in_wireshark(tmp_path, backend):
+    """An interface block with two if_tsresol options (one damaged into the other's code,
+    say): Wireshark reads the first, so frame times agree with its only that way."""
+    path = tmp_path / "two.pcapng"
+    opts = b"".join(bytes([9, 0, 1, 0, res, 0, 0, 0]) for res in (9, 6)) + bytes(4)
+    with PcapngWriter(path) as w:
+        w.section()
+        w.raw_block(1, (1).to_bytes(2, "little") + bytes(2) + (65535).to_bytes(4, "little")
+                    + opts)
+        w.epb(0, b"a" * 20, ts_units=1_700_000_000_123_456_789)
+    cols, _ = walk(path, backend)
+    assert cols["ts_ns"].tolist() == [1_700_000_000_123_456_789]
+
+
 @pytest.mark.parametrize("content,message", [
     (b"", "empty file"),
     (b"hello world, not a capture", "not a pcap or pcapng file (magic 0x68656c6c)"),

@@ -127,8 +127,10 @@ def parse_idb(body: bytes, order: str, index: int, section: int) -> Interface:
         raise ValueError("interface description block is shorter than its fixed fields")
     linktype, _reserved, snaplen = struct.unpack_from(order + "HHI", body)
     ifc = Interface(index=index, section=section, linktype=linktype, snaplen=snaplen)
+    resolved = False  # a second if_tsresol (damage, say) is ignored, as Wireshark does
     for code, value in iter_options(body[8:], order):
-        if code == IF_TSRESOL and len(value) >= 1:
+        if code == IF_TSRESOL and len(value) >= 1 and not resolved:
+            resolved = True
             ifc.tsres_pow2 = bool(value[0] & 0x80)
             ifc.tsres_exp = value[0] & 0x7F
         elif code == IF_TSOFFSET and len(value) >= 8:
