@@ -162,6 +162,25 @@ def test_a_resync_after_one_record_relies_on_the_start_state(generated, tmp_path
             assert cap.start_used is used, read
 
 
+def test_packet_blocks_naming_a_lost_interface_are_one_warning(generated, tmp_path):
+    """A pcapng whose interface block was lost: every packet block names an interface its
+    section lacks.  Each is skipped and counted, and the warning is told once (not one line
+    per packet, millions in a large file), however the file is cut into ranges."""
+    data = generated["pcapng"].read_bytes()
+    (shb_len,) = struct.unpack_from("<I", data, 4)
+    (idb_len,) = struct.unpack_from("<I", data, shb_len + 4)
+    path = tmp_path / "no-idb.pcapng"
+    path.write_bytes(data[:shb_len] + data[shb_len + idb_len:])
+    whole = _result(path)
+    assert len(whole[1]["warnings"]) == 1 and "interface 0" in whole[1]["warnings"][0]
+    with Capture(generated["pcapng"]) as cap:
+        packets = sum(len(w) for w in cap.windows())
+    assert whole[1]["skipped"] == {"packet block with unknown interface": packets}
+    for parts in (3, 17):
+        for how in _HOW.values():
+            assert how(path, parts) == whole, f"{parts} ranges"
+
+
 def _damaged(src: Path, dst: Path, seed: int) -> Path:
     """Garbage inserted at a few places, and a few length fields overwritten."""
     data = bytearray(src.read_bytes())

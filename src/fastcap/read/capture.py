@@ -701,10 +701,16 @@ class Capture:
             if st.code == BAD_IFACE:
                 order = ">" if section.big_endian else "<"
                 (blen,) = struct.unpack_from(order + "I", mm, off + 4)
-                off = self._skip_block(off, blen, "bad_interface",
-                                       f"packet block names interface {st.detail}, but its "
-                                       f"section has {len(params)}",
-                                       "packet block with unknown interface")
+                what = (f"packet block names interface {st.detail}, but its section has "
+                        f"{len(params)} (each such block is skipped and counted)")
+                if _told(meta.warnings, "bad_interface", f"{what}; block skipped"):
+                    # every block of a file whose interface block was lost: one line, not
+                    # one per packet
+                    meta.skipped["packet block with unknown interface"] += 1
+                    off += blen
+                else:
+                    off = self._skip_block(off, blen, "bad_interface", what,
+                                           "packet block with unknown interface")
                 continue
             if st.code == CORRUPT:
                 blen = resync.pcapng_block_len(self._array(), off, size, section.big_endian)
@@ -786,6 +792,14 @@ class Capture:
         return pcapng.Section(index, off, big, (vmaj, vmin)), blen
 
 
+_ONCE = frozenset({"bad_interface"})  # warnings told once per file for the same message
+
+
+def _told(warnings: list[CaptureWarning], kind: str, message: str) -> bool:
+    """Whether `warnings` hold this one already (a walk's, or a range's before it)."""
+    return any(w.kind == kind and w.message == message for w in warnings)
+
+
 def merge_meta(parts: list[CaptureMeta]) -> CaptureMeta:
     """The metadata of consecutive pieces of one capture, as one walk would have filled it."""
     first, last = parts[0], parts[-1]
@@ -801,7 +815,8 @@ def merge_meta(parts: list[CaptureMeta]) -> CaptureMeta:
         meta.block_counts.update(m.block_counts)
         meta.other_records.update(m.other_records)
         meta.secrets += m.secrets
-        meta.warnings += m.warnings
+        meta.warnings += [w for w in m.warnings
+                          if w.kind not in _ONCE or not _told(meta.warnings, w.kind, w.message)]
         meta.skipped.update(m.skipped)
         meta.unreadable += m.unreadable
     if first.format == "pcap":
