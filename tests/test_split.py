@@ -4,6 +4,7 @@ the split points, the sessions and the file summary must equal those of the one-
 
 from __future__ import annotations
 
+import gzip
 import json
 import random
 import struct
@@ -179,6 +180,36 @@ def test_packet_blocks_naming_a_lost_interface_are_one_warning(generated, tmp_pa
     for parts in (3, 17):
         for how in _HOW.values():
             assert how(path, parts) == whole, f"{parts} ranges"
+
+
+def test_a_section_header_with_a_damaged_trailer_is_read_on(generated, tmp_path):
+    """Only the section header's trailing length is damaged: its byte order and length
+    lead to a sound block, so the section is read (a resync could only look for the next
+    section header, and this file has none: every packet was lost).  Whole, in ranges and
+    decompressed in small pieces alike; with the next block unsound too, it is not."""
+    data = bytearray(generated["pcapng"].read_bytes())
+    (shb_len,) = struct.unpack_from("<I", data, 4)
+    struct.pack_into("<I", data, shb_len - 4, 0)
+    path = tmp_path / "trailer.pcapng"
+    path.write_bytes(bytes(data))
+    whole, intact = _result(path), _result(generated["pcapng"])
+    assert whole[0] == intact[0] and len(whole[0]) == 60
+    assert whole[1]["warnings"] == [f"{path}: section header block trailing length mismatch "
+                                    "(its length leads to a sound block: read on) at offset 0"]
+    for parts in (3, 17):
+        for how in _HOW.values():
+            assert how(path, parts) == whole, f"{parts} ranges"
+    # decompressed 256 bytes at a time, the block after a 240-byte header straddles the
+    # first piece's end: the header waits for it
+    comment = struct.pack("<HH", 1, 204) + b"c" * 204 + bytes(4)
+    shb = struct.pack("<IIIHHq", 0x0A0D0D0A, 240, 0x1A2B3C4D, 1, 0, -1) + comment
+    packed = tmp_path / "trailer.pcapng.gz"
+    packed.write_bytes(gzip.compress(shb + bytes(4) + bytes(data[shb_len:])))
+    assert [s.to_dict()["client"] for s in scan(packed, ca_file=CA, piece=256)] == [
+        s["client"] for s in whole[0]]
+    struct.pack_into("<I", data, shb_len + 4, 7)  # the next block's length: unsound
+    path.write_bytes(bytes(data))
+    assert _result(path)[0] == []
 
 
 def _damaged(src: Path, dst: Path, seed: int) -> Path:

@@ -782,9 +782,18 @@ class Capture:
             meta.skipped["truncated block"] += 1
             return None
         if struct.unpack_from(order + "I", mm, off + blen - 4)[0] != blen:
-            self._warn(off, "corrupt_block", "section header block trailing length mismatch")
-            meta.skipped["corrupt block"] += 1
-            return None
+            if off + blen < size and resync.pcapng_block_len(self._array(), off + blen,
+                                                              size, big):
+                # Only its trailer is damaged: its byte order and length are sound, and the
+                # next block is framed where the length puts it.  Without it every block of
+                # the section would be lost, as the next section header is all a resync
+                # without a byte order can look for.
+                self._warn(off, "corrupt_block", "section header block trailing length "
+                           "mismatch (its length leads to a sound block: read on)")
+            else:
+                self._warn(off, "corrupt_block", "section header block trailing length mismatch")
+                meta.skipped["corrupt block"] += 1
+                return None
         meta.block_counts["section header"] += 1
         meta.byte_orders.append("big" if big else "little")
         meta.sections += 1
