@@ -6,6 +6,8 @@ from __future__ import annotations
 import gzip
 import json
 import struct
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -656,3 +658,33 @@ def test_walks_begun_ahead_end_with_the_scan_left_unfinished(ring, tmp_path, mon
     events.close()
     assert all(c._bound is None for c in begun)
     assert not [t for t in threading.enumerate() if t.name == "fastcap-walk-ahead"]
+
+
+def test_follow_numbers_and_follows_a_session_as_the_scan_of_the_ring_does(ring):
+    """`follow FILE NEXT... --in F --session N` reads the files as `scan FILE NEXT...` does:
+    session N of F is the scan's session N of F (connections carried over from the file
+    before take no number of their own), and one that goes on into the next files is shown
+    with what it reaches there."""
+    _whole, files, _offsets, _ = ring
+    paths = [str(f) for f in files]
+    got = subprocess.run([sys.executable, "-m", "fastcap.cli", "scan", *paths, "--ca-file", CA,
+                          "--format", "jsonl"], capture_output=True, text=True, timeout=120)
+    sessions = [json.loads(line) for line in got.stdout.splitlines()]
+    sessions = [s for s in sessions if "number" in s]
+    on = next(s for s in sessions if s["file"] == paths[0] and s["continues_into"])
+    later = [s for s in sessions if s["file"] == paths[1]][1:4]
+    assert on["tls"] is not None and len(later) == 3
+    for s in [on, *later]:
+        r = subprocess.run([sys.executable, "-m", "fastcap.cli", "follow", *paths, "--in",
+                            s["file"], "--session", str(s["number"])], capture_output=True,
+                           text=True, timeout=120)
+        assert r.returncode == 0, r.stderr
+        head = r.stdout.splitlines()[0]
+        assert head.startswith(f"Session {s['number']}: {s['client']} -> {s['server']}, "
+                               f"frames {s['first_frame']}-{s['last_frame']} ({s['frames']} ")
+        assert ("continues into" in r.stdout) == bool(s["continues_into"])
+        assert "--- TLS" in r.stdout or s["tls"] is None
+    alone = subprocess.run([sys.executable, "-m", "fastcap.cli", "follow", paths[0],
+                            "--session", str(on["number"])], capture_output=True, text=True,
+                           timeout=120)  # its file alone: the frames in it only
+    assert f"({on['frames']} frames)" not in alone.stdout.splitlines()[0]

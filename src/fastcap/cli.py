@@ -156,8 +156,14 @@ def _parser() -> _Parser:
                     help="the HTML file to write (replaced atomically)")
     fo = sub.add_parser("follow", help="show one SMTP session like Wireshark's Follow TCP Stream")
     fo.add_argument("file", metavar="FILE")
+    fo.add_argument("more", metavar="NEXT", nargs="*",
+                    help="more files, read as `scan FILE NEXT...` reads them (a ring "
+                         "buffer's files joined): sessions numbered and followed as it does")
     fo.add_argument("--session", type=int, required=True, metavar="N",
                     help="session number, as scan and follow number them (from 1)")
+    fo.add_argument("--in", dest="in_file", metavar="FILE",
+                    help="with several files, the one session N is numbered in (default "
+                         "the first)")
     fo.add_argument("--ports", type=_ports, default=DEFAULT_PORTS,
                     help="TCP ports to select (default 25)")
     fo.add_argument("--implicit-tls-ports", type=_ports, default=DEFAULT_IMPLICIT_TLS_PORTS,
@@ -772,7 +778,12 @@ def _cmd_follow(args) -> int:
     options = _with_keys(ScanOptions(
         ports=args.ports, implicit_tls_ports=args.implicit_tls_ports, backend=args.backend,
         stream_cap=args.stream_cap, keylog=_keylog(args), decrypt_limit=args.decrypt_limit),
-        [args.file])
+        [args.file, *args.more])
+    if args.more:
+        return _follow_in_run(args, options)
+    if args.in_file is not None and args.in_file != args.file:
+        print(f"fastcap: --in {args.in_file}: not a file given", file=_ERR)
+        return EXIT_UNREADABLE
     sessions = iter_sessions(args.file, options, keep_streams=lambda n: n == args.session,
                              capture_out=meta)
     for s in sessions:
@@ -787,6 +798,66 @@ def _cmd_follow(args) -> int:
     _warn_all(meta)
     print(f"fastcap: {args.file}: no session {args.session} (the capture has {seen} on ports "
           f"{','.join(map(str, sorted(args.ports)))})", file=_ERR)
+    return EXIT_UNREADABLE
+
+
+def _follow_in_run(args, options: ScanOptions) -> int:
+    """follow FILE NEXT...: the files read as a scan of them reads them (a ring buffer's
+    files joined), and session N of FILE shown with what it reaches of the later files;
+    the warnings of the files it was read from follow it."""
+    from .judge.judging import analyzer_for
+    from .out.follow import format_follow
+    from .run import streamed
+    from .run.split import SplitScan
+    from .session import Session
+
+    paths = [args.file, *args.more]
+    for p in paths:
+        if p == "-" or not os.path.isfile(p):
+            print(f"fastcap: {p}: follow reads several files only as regular files",
+                  file=_ERR)
+            return EXIT_UNREADABLE
+    name = args.file if args.in_file is None else args.in_file
+    if name not in paths:
+        print(f"fastcap: --in {name}: not a file given", file=_ERR)
+        return EXIT_UNREADABLE
+    target = paths.index(name)
+    args.file = name  # what --evidence joins the session's logs by
+    events = streamed.iter_file_events(
+        paths, options, analyzer_for(options), jobs=1,
+        keep_streams=lambda k, n: k == target and n == args.session)
+    found: Session | None = None
+    seen, told, waiting, code = 0, [], {target}, EXIT_OK
+    try:
+        for k, item in events:
+            if isinstance(item, Session):
+                if k == target:
+                    seen = max(seen, item.number)
+                if k == target and item.number == args.session:
+                    found = item
+                    print(format_follow(item, *_follow_logs(args, item)) if args.evidence
+                          else format_follow(item))
+                    waiting |= {paths.index(p, target + 1) for p in item.continues_into}
+            elif isinstance(item, SplitScan) and k in waiting:
+                if item.error is not None:
+                    print(f"fastcap: warning: {item.error}", file=_ERR)
+                    code = EXIT_PROBLEMS
+                elif item.meta is not None:
+                    told.append(item.meta)
+                waiting.discard(k)
+                if not waiting:
+                    break
+    except FastcapError as e:
+        print(f"fastcap: {e}", file=_ERR)
+        return EXIT_UNREADABLE
+    finally:
+        events.close()
+    if _warn_all(told):
+        code = EXIT_PROBLEMS
+    if found is not None:
+        return code
+    print(f"fastcap: {name}: no session {args.session} (read with the files given, it has "
+          f"{seen} on ports {','.join(map(str, sorted(args.ports)))})", file=_ERR)
     return EXIT_UNREADABLE
 
 

@@ -202,6 +202,9 @@ def format_follow(s: Session, logs: list[LogLine] | None = None,
     head = (f"Session {s.number}: {s.client} -> {s.server}, frames {s.first_frame}-"
             f"{s.last_frame} ({s.frames} frames), {ts:%Y-%m-%d %H:%M:%S} UTC")
     lines = [head, "=" * min(len(head), 100)]
+    if s.continues_into:  # frame numbers count on into them, as in `mergecap -a`
+        lines[1:1] = [f"continues into {printable(', '.join(s.continues_into))} (frame "
+                      "numbers counting on from this file into them)"]
     lines += _plaintext(s)
     for name, gaps in (("client", s.tcp.c2s_gaps), ("server", s.tcp.s2c_gaps)):
         for off, size in gaps[:20]:

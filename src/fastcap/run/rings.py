@@ -116,9 +116,10 @@ class NumberedOn:
         self.base += frames
         return out
 
-    def session(self, conn: Connection, options: JudgeOptions) -> tuple[int, Session]:
+    def session(self, conn: Connection, options: JudgeOptions, keep_streams: bool = False
+                ) -> tuple[int, Session]:
         """See session_in_chain."""
-        return session_in_chain(conn, self.paths, self.offsets, options)
+        return session_in_chain(conn, self.paths, self.offsets, options, keep_streams)
 
 
 def _shift(conn: Connection, delta: int) -> None:
@@ -135,16 +136,19 @@ def _shift(conn: Connection, delta: int) -> None:
 
 
 def session_in_chain(conn: Connection, paths: list[str], offsets: list[int],
-                     options: JudgeOptions) -> tuple[int, Session]:
+                     options: JudgeOptions, keep_streams: bool = False
+                     ) -> tuple[int, Session]:
     """(index of the file holding its first frame, the session) for a connection of a chain
     of files whose frame numbers count on, file i's after `offsets[i]`: frames numbered in
-    its own file, `continues_into` naming the later files it reaches."""
+    its own file, `continues_into` naming the later files it reaches; with `keep_streams`,
+    its reassembled streams kept on it (as `follow` shows them)."""
     first = bisect_right(offsets, conn.first_frame - 1) - 1
     last = bisect_right(offsets, conn.last_frame - 1) - 1
     keys = keys_for(options.key_index, conn.last_frame)  # by the chain's frame numbers
     _shift(conn, offsets[first])
     s = build_session(conn, implicit_tls_ports=options.implicit_tls_ports,
-                      keys=keys, decrypt_limit=options.decrypt_limit)
+                      keys=keys, decrypt_limit=options.decrypt_limit,
+                      keep_streams=keep_streams)
     s.continues_into = paths[first + 1: last + 1]
     return first, s
 

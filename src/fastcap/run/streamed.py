@@ -328,7 +328,8 @@ class _Run:
     waiting for it, it is handed on as it stands (evicted, as the reassembly budget evicts),
     and its later frames begin a new session."""
 
-    def __init__(self, options: JudgeOptions, analyzer, max_held: int = MAX_HELD) -> None:
+    def __init__(self, options: JudgeOptions, analyzer, max_held: int = MAX_HELD,
+                 keep_streams: Callable[[int, int], bool] | None = None) -> None:
         self.keys = KeysAsRead(options.key_index)  # with the run's secrets blocks as read
         self.options = replace(options, key_index=self.keys)
         self.analyzer = analyzer
@@ -343,6 +344,8 @@ class _Run:
         self.handed = 0  # files whose totals are out
         self._told = 0  # key warnings before the file being fed
         self._rows = 0  # selected frames fed, across the run's files
+        # (file of the run, session number in it) -> keep its streams on it
+        self._keep = keep_streams
 
     @property
     def paths(self) -> list[str]:
@@ -407,7 +410,8 @@ class _Run:
         n = 0
         for conn in conns:
             n += 1
-            _, s = self.whole.session(conn, self.options)  # s.number: run-wide index + 1
+            keep = self._keep is not None and self._keep(*self.starts.place(conn.index))
+            _, s = self.whole.session(conn, self.options, keep)  # s.number: index + 1
             for t in self.order.push(judge(s, self.analyzer,
                                            expect_name=self.options.expect_name)):
                 self._totals(t.number - 1, out)
@@ -436,7 +440,8 @@ class _Run:
 def iter_file_events(paths: list[str], options: JudgeOptions, analyzer, *, jobs: int,
                      parts: int | None = None, workers: bool = True,
                      progress: Callable[[int, int], None] | None = None,
-                     max_held: int = MAX_HELD, apart: Collection[int] = ()
+                     max_held: int = MAX_HELD, apart: Collection[int] = (),
+                     keep_streams: Callable[[int, int], bool] | None = None
                      ) -> Iterator[tuple[int, Session | SplitScan]]:
     """Mapped files, in the order given, as `split.iter_split_files` reads them (files
     that go on from one another joined), with `jobs` processes reading their ranges and
@@ -445,7 +450,9 @@ def iter_file_events(paths: list[str], options: JudgeOptions, analyzer, *, jobs:
     file's totals (or its error) after its last session.  What is held: the selected
     frames of the file being read and at most `max_held` judged sessions (see _Run).  A
     compressed file is read here, as one range (`run.compressed`), and joined like the
-    others; the files whose indices are in `apart` go on from none before them."""
+    others; the files whose indices are in `apart` go on from none before them.
+    `keep_streams(file, number)` says which sessions keep their reassembled streams (for
+    `follow`), by the index of the file where they begin and their number in it."""
     paths = [os.fspath(p) for p in paths]
     sizes = [_size(p) for p in paths]
     # Ranges of about one size across the files, RANGES_PER_JOB per job in all: a ring
@@ -466,6 +473,12 @@ def iter_file_events(paths: list[str], options: JudgeOptions, analyzer, *, jobs:
             except CaptureError as e:
                 yield e
 
+    def kept(first: int) -> Callable[[int, int], bool] | None:
+        """keep_streams for a run beginning at file `first`, which numbers files from it."""
+        if keep_streams is None:
+            return None
+        return lambda f, n: keep_streams(first + f, n)
+
     alone = not (workers and jobs > 1)
     reader = _reader(jobs, not alone)
     run: _Run | None = None
@@ -485,7 +498,7 @@ def iter_file_events(paths: list[str], options: JudgeOptions, analyzer, *, jobs:
                     if on is False or (on and run is None):
                         if run is not None:
                             yield from _in_paths(run.finish(), k - len(run.paths))
-                        run = _Run(options, analyzer, max_held)
+                        run = _Run(options, analyzer, max_held, kept(k))
                     if on is not None:
                         run.begin(paths[k])
                         live = True
@@ -514,7 +527,7 @@ def iter_file_events(paths: list[str], options: JudgeOptions, analyzer, *, jobs:
                 if not on or run is None:
                     if run is not None:
                         yield from _in_paths(run.finish(), k - len(run.paths))
-                    run = _Run(options, analyzer, max_held)
+                    run = _Run(options, analyzer, max_held, kept(k))
                 yield from _in_paths(run.add(found, parts_of_file), k + 1 - len(run.paths))
             parts_of_file, live = [], False
         if run is not None:
