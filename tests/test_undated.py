@@ -33,12 +33,12 @@ def _block(kind: int, body: bytes) -> bytes:
     return struct.pack("<II", kind, len(body) + 12) + body + struct.pack("<I", len(body) + 12)
 
 
-def _as_pcapng(src: Path, dst: Path, simple) -> Path:
+def _as_pcapng(src: Path, dst: Path, simple, times: int = 1) -> Path:
     """`src` as a pcapng whose record i is a Simple Packet Block (no time) when simple(i),
-    else an Enhanced Packet Block with the record's time."""
+    else an Enhanced Packet Block with the record's time; its records `times` over."""
     out = [_block(0x0A0D0D0A, struct.pack("<IHHq", 0x1A2B3C4D, 1, 0, -1)),
            _block(1, struct.pack("<HHI", 1, 0, 0))]
-    for i, (sec, usec, orig, pkt) in enumerate(_records(src.read_bytes())):
+    for i, (sec, usec, orig, pkt) in enumerate(_records(src.read_bytes()) * times):
         if simple(i):
             out.append(_block(3, struct.pack("<I", orig) + pkt))
         else:
@@ -90,3 +90,12 @@ def test_a_capture_with_no_times_is_judged_today(tmp_path, backend):
     later = day + dt.timedelta(days=3650)  # today decides: the certificates have expired
     assert any("expired" in c for g in _view(simple, backend=backend, today=later)
                for c in g[3])
+
+
+def test_the_reassemblers_agree_on_connections_that_end_before_any_time(tmp_path):
+    """A connection closed while no frame had a time (the clock unset) lingers as the C
+    core's does at a clock of 0, while the frames after it (here the same conversation
+    again, retransmitted) are read: both cores give the same sessions."""
+    simple = _as_pcapng(EXAMPLE, tmp_path / "twice.pcapng", lambda i: True, times=2)
+    native, python = (_view(simple, backend=b) for b in ("native", "python"))
+    assert native == python and [n[1:3] for n in native] == [(0, 0)]

@@ -491,7 +491,8 @@ class PyReassemblerCore:
                 self._now = ts
             while self._linger_q:
                 head = next(iter(self._linger_q.values()))
-                if self._now - head.close_ts <= self._linger:
+                # no frame with a time yet: the clock stands at 0, as the C core's
+                if (self._now or 0) - head.close_ts <= self._linger:
                     break
                 self._finish(head, False)
             c = self._flows.get(flow)
