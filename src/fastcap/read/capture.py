@@ -247,6 +247,7 @@ class Capture:
         self._base = base  # file offset of buffer byte 0 (offsets in reports are the file's)
         self._more = more  # the file goes on past the buffer: a record cut at its end waits
         self._kept_keys = 0  # key log bytes kept from secrets blocks (MAX_KEY_LOG_KEPT)
+        self._once: dict[str, int] = {}  # a warning told once (_ONCE): where it is in the list
         self.pcap_header = header
         self.frames: FrameWindow | None = None  # a window to fill; one of its own if None
         self.frames_done = 0
@@ -703,12 +704,15 @@ class Capture:
                 (blen,) = struct.unpack_from(order + "I", mm, off + 4)
                 what = (f"packet block names interface {st.detail}, but its section has "
                         f"{len(params)} (each such block is skipped and counted)")
-                if _told(meta.warnings, "bad_interface", f"{what}; block skipped"):
+                at = self._once.get(what, -1)  # its place, unless a cut took it back
+                if 0 <= at < len(meta.warnings) and meta.warnings[at].message == (
+                        f"{what}; block skipped"):
                     # every block of a file whose interface block was lost: one line, not
                     # one per packet
                     meta.skipped["packet block with unknown interface"] += 1
                     off += blen
                 else:
+                    self._once[what] = len(meta.warnings)
                     off = self._skip_block(off, blen, "bad_interface", what,
                                            "packet block with unknown interface")
                 continue
