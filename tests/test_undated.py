@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from fastcap.run.scanner import scan
+from fastcap.run.scanner import ScanSummary, scan
+from fastcap.select.selection import TIMES_HELD
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "exchange-online-no-client-cert.pcap"
@@ -33,11 +34,13 @@ def _block(kind: int, body: bytes) -> bytes:
     return struct.pack("<II", kind, len(body) + 12) + body + struct.pack("<I", len(body) + 12)
 
 
-def _as_pcapng(src: Path, dst: Path, simple, times: int = 1) -> Path:
+def _as_pcapng(src: Path, dst: Path, simple, times: int = 1, offset_s: int = 0) -> Path:
     """`src` as a pcapng whose record i is a Simple Packet Block (no time) when simple(i),
-    else an Enhanced Packet Block with the record's time; its records `times` over."""
+    else an Enhanced Packet Block with the record's time; its records `times` over, the
+    interface's if_tsoffset `offset_s`."""
+    options = struct.pack("<HHq", 14, 8, offset_s) + bytes(4) if offset_s else b""
     out = [_block(0x0A0D0D0A, struct.pack("<IHHq", 0x1A2B3C4D, 1, 0, -1)),
-           _block(1, struct.pack("<HHI", 1, 0, 0))]
+           _block(1, struct.pack("<HHI", 1, 0, 0) + options)]
     for i, (sec, usec, orig, pkt) in enumerate(_records(src.read_bytes()) * times):
         if simple(i):
             out.append(_block(3, struct.pack("<I", orig) + pkt))
@@ -99,3 +102,17 @@ def test_the_reassemblers_agree_on_connections_that_end_before_any_time(tmp_path
     simple = _as_pcapng(EXAMPLE, tmp_path / "twice.pcapng", lambda i: True, times=2)
     native, python = (_view(simple, backend=b) for b in ("native", "python"))
     assert native == python and [n[1:3] for n in native] == [(0, 0)]
+
+
+def test_times_past_what_nanoseconds_hold_are_told(tmp_path):
+    """A time after 2262 (an `if_tsoffset` of 10^10 s, or damage) does not fit 64-bit
+    nanoseconds since 1970: it is held at the largest one, and the scan's limits say how
+    many frames were, since their certificates are judged at that time."""
+    far = _as_pcapng(EXAMPLE, tmp_path / "far.pcapng", lambda i: False, offset_s=10**10)
+    summary = ScanSummary(str(far))
+    (s,) = scan(far, ca_file=CA, summary=summary)
+    assert s.first_ts_ns == 2**63 - 1
+    assert summary.limits == {TIMES_HELD: len(_records(EXAMPLE.read_bytes()))}
+    near = ScanSummary(str(EXAMPLE))
+    list(scan(EXAMPLE, ca_file=CA, summary=near))
+    assert TIMES_HELD not in near.limits

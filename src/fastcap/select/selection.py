@@ -30,6 +30,11 @@ _STATUS_REASON = {
 }
 
 
+_TS_MAX, _TS_MIN = 2**63 - 1, -(2**63)
+TIMES_HELD = ("frames timed after 2262-04-11 23:47:16 or before 1677-09-21 UTC, held there "
+              "(nanoseconds since 1970 in 64 bits; certificates are judged at that time)")
+
+
 @dataclass
 class FrameCounters:
     """What `stats` reports about every frame, accumulated window by window."""
@@ -75,6 +80,9 @@ class FrameCounters:
             ts = ts[(win.flags & F_NO_TS) == 0]
         if len(ts):
             lo, hi = int(ts.min()), int(ts.max())
+            if hi == _TS_MAX or lo == _TS_MIN:  # held at the ends of 64-bit nanoseconds
+                self.notes[TIMES_HELD] += int(np.count_nonzero((ts == _TS_MAX)
+                                                               | (ts == _TS_MIN)))
             self.first_ts_ns = lo if self.first_ts_ns is None else min(self.first_ts_ns, lo)
             first, last = int(ts[0]), int(ts[-1])
             if not (first and last):  # rare: a hole's zeros
