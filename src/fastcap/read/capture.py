@@ -14,7 +14,7 @@ import stat
 import struct
 from collections import Counter
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -125,6 +125,12 @@ class WalkState:
     section: pcapng.Section | None = None  # pcapng: the section being read ...
     params: list = field(default_factory=list)  # ... its interfaces' walk parameters ...
     interfaces: list[pcapng.Interface] = field(default_factory=list)  # ... and all so far
+
+    def moved(self, offset: int, frame: int) -> WalkState:
+        """This state at another offset and frame number, its lists copied: how a walk
+        begins where another left off (the next range, the next piece of a stream)."""
+        return replace(self, offset=offset, frame=frame, params=list(self.params),
+                       interfaces=list(self.interfaces))
 
     def key(self) -> tuple:
         """What must agree for two walks to read on identically (not the frame number, which

@@ -428,8 +428,7 @@ class StreamCapture:
             base += end.offset
             rest = buf[end.offset:]
             target = len(rest) + self._piece
-            state = WalkState(0, end.frame, ref_s=end.ref_s, prev_s=end.prev_s, section=end.section,
-                              params=list(end.params), interfaces=list(end.interfaces))
+            state = end.moved(0, end.frame)
         self._meta = _merged(self._metas, base + len(buf), self.compression)
         self._cur = None
 

@@ -163,9 +163,7 @@ def _find_start(cap: Capture, task: RangeTask) -> WalkState:
     else:
         big = state.section.big_endian if state.section is not None else None
         at = resync.next_pcapng_block(arr, task.begin, size, big, MAX_BLOCK)
-    return WalkState(size if at is None else at, 1, ref_s=state.ref_s, prev_s=state.prev_s,
-                     section=state.section,
-                     params=list(state.params), interfaces=list(state.interfaces))
+    return state.moved(size if at is None else at, 1)
 
 
 def read_range(task: RangeTask) -> RangeResult:
@@ -260,9 +258,7 @@ def gave_up(prev: RangeResult, prev_task: RangeTask) -> bool:
 
 def exact_task(task: RangeTask, prev_end: WalkState) -> RangeTask:
     """`task` to be read again from where its predecessor's walk ended, in that state."""
-    exact = WalkState(prev_end.offset, 1, ref_s=prev_end.ref_s, prev_s=prev_end.prev_s,
-                      section=prev_end.section,
-                      params=list(prev_end.params), interfaces=list(prev_end.interfaces))
+    exact = prev_end.moved(prev_end.offset, 1)
     return RangeTask(task.path, task.index, prev_end.offset, task.stop, exact, True,
                      task.ports, task.backend, task.carry)
 
