@@ -688,3 +688,20 @@ def test_follow_numbers_and_follows_a_session_as_the_scan_of_the_ring_does(ring)
                             "--session", str(on["number"])], capture_output=True, text=True,
                            timeout=120)  # its file alone: the frames in it only
     assert f"({on['frames']} frames)" not in alone.stdout.splitlines()[0]
+
+
+@pytest.mark.parametrize("extra,message", [
+    (["missing.pcap"], "missing.pcap: no such file"),
+    (["-"], "-: follow reads several files only as regular files"),
+    (["--in", "other.pcap"], "--in other.pcap: not a file given"),
+])
+def test_follow_of_several_files_refuses_what_it_cannot_read_in_one_line(ring, tmp_path,
+                                                                          extra, message):
+    _whole, files, _offsets, _ = ring
+    if extra[0] == "missing.pcap":
+        extra = [str(tmp_path / "missing.pcap")]
+    r = subprocess.run([sys.executable, "-m", "fastcap.cli", "follow", str(files[0]),
+                        str(files[1]), *extra, "--session", "1"], capture_output=True,
+                       text=True, timeout=120)
+    assert r.returncode == 2 and r.stdout == ""
+    assert r.stderr.count("\n") == 1 and r.stderr.rstrip().endswith(message)

@@ -813,6 +813,9 @@ def _follow_in_run(args, options: ScanOptions) -> int:
 
     paths = [args.file, *args.more]
     for p in paths:
+        if p != "-" and not os.path.exists(p):
+            print(f"fastcap: {p}: no such file", file=_ERR)
+            return EXIT_UNREADABLE
         if p == "-" or not os.path.isfile(p):
             print(f"fastcap: {p}: follow reads several files only as regular files",
                   file=_ERR)
