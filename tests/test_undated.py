@@ -11,8 +11,10 @@ from pathlib import Path
 
 import pytest
 
+from fastcap.out.stats_text import format_text
 from fastcap.run.scanner import ScanSummary, scan
 from fastcap.select.selection import TIMES_HELD
+from fastcap.select.stats import compute_stats
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "exchange-online-no-client-cert.pcap"
@@ -116,3 +118,14 @@ def test_times_past_what_nanoseconds_hold_are_told(tmp_path):
     near = ScanSummary(str(EXAMPLE))
     list(scan(EXAMPLE, ca_file=CA, summary=near))
     assert TIMES_HELD not in near.limits
+
+
+def test_stats_counts_held_times_beside_the_last_timestamp(tmp_path):
+    """`stats` shows the held time as the last timestamp, as the scan judges it; the same
+    count as the scan's limits says that it is not the capture's own."""
+    far = _as_pcapng(EXAMPLE, tmp_path / "far.pcapng", lambda i: False, offset_s=10**10)
+    held = compute_stats(far)
+    assert held.last_ts_ns == 2**63 - 1
+    assert held.limits == {TIMES_HELD: len(_records(EXAMPLE.read_bytes()))}
+    assert f"Limit:             {TIMES_HELD}: {held.limits[TIMES_HELD]}" in format_text(held)
+    assert compute_stats(EXAMPLE).limits == {}

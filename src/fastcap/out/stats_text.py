@@ -42,6 +42,8 @@ def format_text(s: FileStats) -> str:
     ]
     for reason, count in sorted(s.skipped.items()):
         lines.append(f"Skipped:           {reason}: {count}")
+    for reason, count in sorted(s.limits.items()):
+        lines.append(f"Limit:             {reason}: {count}")
     for a, b in s.unreadable:
         lines.append(f"Unreadable:        bytes {a}-{b - 1} ({b - a} bytes)")
     lines.append("Checksums:         not verified (as Wireshark by default)")

@@ -49,6 +49,9 @@ class FileStats:
     warning_offsets: list[int] = field(default_factory=list)
     checksums_verified: bool = False  # like Wireshark's default: bad checksums still count
     compression: str | None = None  # gzip | zstd | lz4: size is then the decompressed size
+    # Frames a reading limit touched, by reason (times held at the ends of 64-bit
+    # nanoseconds): the first and last timestamps above may be such a held time.
+    limits: dict[str, int] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -110,4 +113,5 @@ def compute_stats(path: str | os.PathLike, options: ScanOptions | None = None, *
             warnings=[str(w) for w in meta.warnings],
             warning_offsets=[w.offset for w in meta.warnings],
             compression=meta.compression,
+            limits=dict(counters.notes),
         )
