@@ -40,7 +40,8 @@ enum fc_walk_code {
     FC_END = 1,         /* clean end of data */
     FC_TRUNCATED = 2,   /* the record at offset runs past the end of the file */
     FC_CORRUPT = 3,     /* the record at offset has an impossible length */
-    FC_BLOCK = 4,       /* a pcapng block that is not a packet: the caller parses it */
+    FC_BLOCK = 4,       /* a pcapng block that is not a packet, or in a pcap another
+                           capture's file header (files concatenated): the caller parses it */
     FC_BAD_IFACE = 5    /* a pcapng packet names an interface the section does not have */
 };
 

@@ -109,10 +109,22 @@ static inline int64_t stop(fc_status *st, int32_t code, int64_t off, int64_t fno
 
 /* One pcap record header checked exactly as the serial walk checks it: its length, or -1
  * when the walk must stop at it (the serial loop then says why). */
+/* Whether a record header is in truth another capture's file header, where files were
+ * concatenated: a pcap magic number in either byte order (so either reading of the first
+ * word), then version 2.0 to 2.4 in either byte order.  A packet stamped so would be from
+ * 2055 or 2083 or 2106, with a fraction that is that version. */
+static inline int pcap_magic(uint32_t w, const uint8_t *v)
+{
+    if (w != 0xA1B2C3D4u && w != 0xA1B23C4Du && w != 0xD4C3B2A1u && w != 0x4D3CB2A1u)
+        return 0;
+    return (v[0] == 2 && v[1] == 0 && v[2] <= 4 && v[3] == 0)
+        || (v[0] == 0 && v[1] == 2 && v[2] == 0 && v[3] <= 4);
+}
+
 static inline int64_t pcap_step(const uint8_t *buf, int64_t len, int64_t off, int swapped,
                                 uint32_t max_caplen)
 {
-    if (len - off < 16)
+    if (len - off < 16 || pcap_magic(rd32(buf + off, swapped), buf + off + 4))
         return -1;
     uint32_t incl = rd32(buf + off + 8, swapped);
     if (incl > max_caplen || (int64_t)incl > len - off - 16)
@@ -304,6 +316,8 @@ int64_t fc_walk_pcap(const uint8_t *buf, int64_t len, int64_t start, int32_t swa
         uint32_t ts_frac = rd32(h + 4, swapped);
         uint32_t incl = rd32(h + 8, swapped);
         uint32_t orig = rd32(h + 12, swapped);
+        if (pcap_magic(ts_sec, h + 4))
+            return stop(st, FC_BLOCK, off, fno, ts_sec, n);
         if (incl > max_caplen)
             return stop(st, FC_CORRUPT, off, fno, incl, n);
         if ((int64_t)incl > len - off - 16)

@@ -94,6 +94,12 @@ def _guide_s(win: FrameWindow, a: int, n: int, before: tuple[int | None, int | N
     return ((secs[-1], secs[0]) if len(secs) == 2 else (secs[0], before[0])), len(carried)
 
 
+def _same_rules(a: pcap.PcapHeader, b: pcap.PcapHeader | None) -> bool:
+    """Whether a walk reads the records after header `a` as after `b`."""
+    return b is not None and (a.big_endian, a.nanosecond, a.snaplen) == (
+        b.big_endian, b.nanosecond, b.snaplen)
+
+
 def _guide(last: tuple[int | None, int | None]) -> int | None:
     """The time guide for a resync from the last two records that carried a packet: the
     last, unless over a year lies between them.  A hole that ends inside a header leaves one
@@ -122,6 +128,7 @@ class WalkState:
     frame: int  # number the next frame gets
     ref_s: int | None = None  # pcap: seconds of the last record with a packet (resync guide)
     prev_s: int | None = None  # ... and of the one before it (see `_guide`)
+    header: pcap.PcapHeader | None = None  # pcap: another capture's, when its rules apply
     section: pcapng.Section | None = None  # pcapng: the section being read ...
     params: list = field(default_factory=list)  # ... its interfaces' walk parameters ...
     interfaces: list[pcapng.Interface] = field(default_factory=list)  # ... and all so far
@@ -137,7 +144,7 @@ class WalkState:
         a split walk counts from its own start)."""
         sec = self.section
         return (self.offset, None if sec is None else (sec.index, sec.big_endian),
-                tuple(self.params), len(self.interfaces))
+                tuple(self.params), len(self.interfaces), self.header)
 
 
 def _cores() -> int:
@@ -496,8 +503,11 @@ class Capture:
         # of them this walk read itself (fewer than two: the guide used the start's)
         last: tuple[int | None, int | None] = (None, None)
         own = folded = 0  # folded: rows of `win` in `last` already
+        appended = None  # the header whose rules apply, when another capture's (see _joined)
         if start is not None:
             off, fno, last = start.offset, start.frame, (start.ref_s, start.prev_s)
+            appended = start.header
+            hdr = appended or hdr
         args = (hdr.big_endian, hdr.nanosecond, hdr.snaplen, max_caplen)
         while True:
             if slot.pending:
@@ -522,6 +532,16 @@ class Capture:
                 n = folded = 0
                 continue
             ref_s = _guide(last)
+            if st.code == BLOCK:
+                if size - off < pcap.HEADER_LEN and self._more:
+                    break  # the rest of the header is in the next piece
+                joined = self._joined(off, hdr)
+                if joined is None:
+                    break
+                hdr, off = joined, off + pcap.HEADER_LEN
+                appended = None if _same_rules(hdr, self.pcap_header) else hdr
+                args = (hdr.big_endian, hdr.nanosecond, hdr.snaplen, max_caplen)
+                continue
             lo, hi = (1, 2**32 - 1) if ref_s is None else (ref_s - _YEAR_S, ref_s + _YEAR_S)
             limits = (hdr.big_endian, hdr.nanosecond, min(max_caplen, 2**32 - 1), lo, hi)
             if st.code == TRUNCATED and self._more:
@@ -556,7 +576,34 @@ class Capture:
             break
         if n:
             yield from self._emit(win, n, off)
-        self.end_state = WalkState(off, fno, ref_s=last[0], prev_s=last[1])
+        self.end_state = WalkState(off, fno, ref_s=last[0], prev_s=last[1], header=appended)
+
+    def _joined(self, off: int, hdr: pcap.PcapHeader) -> pcap.PcapHeader | None:
+        """Another capture's file header at `off` (captures concatenated, `cat a.pcap
+        b.pcap`): its records are read by its own rules (byte order, time resolution),
+        where tshark stops.  None, after a warning, where reading cannot go on: a header cut
+        short, or another link type, which every frame of a pcap shares."""
+        try:
+            joined = pcap.parse_header(bytes(self._mm[off: off + pcap.HEADER_LEN]))
+        except ValueError:
+            joined = None
+        if joined is None:
+            self._warn(off, "truncated_header", "another capture's pcap file header cut short "
+                                                "(captures concatenated); stopped reading")
+            self.meta.skipped["truncated record"] += 1
+            return None
+        if (joined.linktype, joined.fcs_len) != (hdr.linktype, hdr.fcs_len):
+            self._warn(off, "concatenated", f"another capture's pcap file header, of link type "
+                                            f"{joined.linktype} (captures concatenated: split "
+                                            "them, or join them with mergecap); stopped reading")
+            self.meta.skipped["capture of another link type appended"] += 1
+            return None
+        rules = ", ".join(w for w, on in (("nanosecond", joined.nanosecond),
+                                          ("big-endian", joined.big_endian)) if on)
+        self._warn(off, "concatenated", f"captures concatenated: the records after another "
+                                        f"pcap file header ({rules or 'microsecond'}) are read "
+                                        f"by its rules, from the header")
+        return joined
 
     def _array(self) -> np.ndarray:
         if self._np is None:

@@ -10,11 +10,18 @@ import struct
 from dataclasses import dataclass
 
 from .frames import F_OVER_SNAPLEN, F_SNAPPED, FrameWindow
-from .walkstatus import CORRUPT, END, FULL, TRUNCATED, WalkStatus
+from .walkstatus import BLOCK, CORRUPT, END, FULL, TRUNCATED, WalkStatus
 
 MAGIC_US = 0xA1B2C3D4
 MAGIC_NS = 0xA1B23C4D
 HEADER_LEN = 24
+# Where another capture's file header begins (files concatenated) the walk stops, and its
+# caller reads the header: a record whose first word is a pcap magic number in either byte
+# order (so either reading of it), and whose next four bytes are version 2.0 to 2.4 in
+# either byte order.  A packet stamped so would be from 2055, 2083 or 2106, with a fraction
+# that is that version.
+MAGICS = frozenset({MAGIC_US, MAGIC_NS, 0xD4C3B2A1, 0x4D3CB2A1})
+VERSIONS = frozenset(struct.pack(o + "HH", 2, minor) for o in "<>" for minor in range(5))
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +82,8 @@ def walk_pcap_py(
         if length - off < 16:
             return n - row0, WalkStatus(TRUNCATED, off, fno, 16)
         ts_sec, ts_frac, incl, orig = rec.unpack_from(buf, off)
+        if ts_sec in MAGICS and bytes(view[off + 4: off + 8]) in VERSIONS:
+            return n - row0, WalkStatus(BLOCK, off, fno, ts_sec)
         if incl > max_caplen:
             return n - row0, WalkStatus(CORRUPT, off, fno, incl)
         if incl > length - off - 16:
