@@ -209,6 +209,27 @@ def test_implicit_tls_port_starts_tls_at_byte_zero(tmp_path, conversations):
     assert r.returncode == 0 and "C: Certificate, EMPTY" in r.stdout
 
 
+@pytest.mark.parametrize("label,extra", [("starttls", b"RSET\r\n"),
+                                         ("starttls-reply", b"250 injected\r\n")])
+def test_plaintext_pipelined_after_starttls_does_not_hide_the_handshake(
+        tmp_path, conversations, backend, label, extra):
+    """CVE-2011-0411's command injection: plaintext sent after the STARTTLS line (or its 220)
+    in the same write. TLS is read from the hello after it, as Wireshark reads it; the
+    plaintext is reported as not_tls."""
+    import dataclasses
+
+    sc, conv = conversations["no_client_cert"]
+    messages = [dataclasses.replace(m, data=m.data + extra) if m.label == label else m
+                for m in conv.messages]
+    s = _one_session(_write(tmp_path, label, sc, dataclasses.replace(conv, messages=messages)),
+                     backend)
+    whole = _one_session(_write(tmp_path, "whole", sc, conv), backend)
+    assert s.smtp.starttls_accepted and "not_tls" in [a.kind for a in s.smtp.anomalies]
+    assert s.tls.outcome == "completed" and s.tls.client_certificate == []
+    assert s.tls.client_hello_at.frame == whole.tls.client_hello_at.frame
+    assert s.tls.server_hello_at.frame == whole.tls.server_hello_at.frame
+
+
 @pytest.mark.parametrize("hexaddr,text", [
     ("00000000000000000000ffff0a000001", "10.0.0.1"),
     ("20010db8000000000000000000000001", "2001:db8::1"),

@@ -153,6 +153,7 @@ def _looks_like_tls(data: bytes) -> bool:
 
 
 _TLS_SCAN_LIMIT = 64 * 1024
+_TLS_RECORD_TYPES = frozenset({20, 21, 22, 23})  # RFC 5246 §6.2.1
 
 
 def find_tls_hello(data: bytes, msg_type: int, limit: int = _TLS_SCAN_LIMIT) -> int | None:
@@ -171,6 +172,18 @@ def find_tls_hello(data: bytes, msg_type: int, limit: int = _TLS_SCAN_LIMIT) -> 
                 return i
         i = data.find(b"\x16\x03", i + 1, end)
     return None
+
+
+def _hello_after(stream: StreamDir, at: int | None, msg_type: int) -> int | None:
+    """Where TLS begins after an accepted STARTTLS: ``at``, unless plaintext was sent after the
+    STARTTLS line or its 220 reply (CVE-2011-0411's command injection); then the ClientHello (1)
+    or ServerHello (2) after it, where Wireshark finds the handshake too. The SMTP stage
+    reports that plaintext as not_tls."""
+    data = stream.data
+    if at is None or at >= len(data) or data[at] in _TLS_RECORD_TYPES or data[at] & 0x80:
+        return at
+    found = find_tls_hello(data[at : stream.contiguous_end(at)], msg_type)
+    return at if found is None else at + found
 
 
 def _start(stream: StreamDir, from_client: bool) -> StreamStart:
@@ -237,6 +250,8 @@ def build_session(conn: Connection, *,
     smtp = parse_dialogue(c2s, s2c, implicit_tls=implicit, cut=None if implicit else cut)
     tls = None
     c_at, s_at = smtp.tls_c2s_offset, smtp.tls_s2c_offset
+    if smtp.starttls_accepted:
+        c_at, s_at = _hello_after(c2s, c_at, 1), _hello_after(s2c, s_at, 2)
     if implicit and cut is not None:
         c_at, s_at = cut.c2s_offset, cut.s2c_offset
     if c_at is None and s_at is None and not smtp.starttls_accepted:
