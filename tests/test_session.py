@@ -230,6 +230,20 @@ def test_plaintext_pipelined_after_starttls_does_not_hide_the_handshake(
     assert s.tls.server_hello_at.frame == whole.tls.server_hello_at.frame
 
 
+def test_a_lost_starttls_line_does_not_hide_the_handshake(tmp_path, conversations, backend):
+    """The capture lost the segment carrying STARTTLS: the 220 and the TLS records after it
+    are still read as the handshake, not as a session that stayed in plaintext."""
+    sc, conv = conversations["no_client_cert"]
+    whole = _one_session(_write(tmp_path, "whole", sc, conv), backend)
+    records = [r for r in render(conv, sc) if not r.data.endswith(b"STARTTLS\r\n")]
+    path = tmp_path / "lost.pcap"
+    write_pcap(path, records)
+    s = _one_session(path, backend)
+    assert s.tcp.c2s_gaps and s.tls is not None
+    assert s.tls.outcome == "completed" and s.tls.client_certificate == []
+    assert s.tls.client_hello_at.frame == whole.tls.client_hello_at.frame - 1
+
+
 @pytest.mark.parametrize("hexaddr,text", [
     ("00000000000000000000ffff0a000001", "10.0.0.1"),
     ("20010db8000000000000000000000001", "2001:db8::1"),

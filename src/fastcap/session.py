@@ -255,9 +255,10 @@ def build_session(conn: Connection, *,
     if implicit and cut is not None:
         c_at, s_at = cut.c2s_offset, cut.s2c_offset
     if c_at is None and s_at is None and not smtp.starttls_accepted:
-        c_at = find_tls_hello(c2s.data[: c2s.contiguous_end(0)], 1)
+        # Past gaps too (their bytes are zeros): a lost STARTTLS line must not hide the TLS.
+        c_at = find_tls_hello(c2s.data, 1)
         if c_at is not None:
-            s_at = find_tls_hello(s2c.data[: s2c.contiguous_end(0)], 2)
+            s_at = find_tls_hello(s2c.data, 2)
             s_at = len(s2c.data) if s_at is None else s_at
     encrypted = (False, False)
     if mid is not None:
