@@ -366,6 +366,17 @@ def test_a_220_before_a_client_speaking_tls_answered_starttls():
     assert [(r.code, r.answers) for r in d.replies] == [(220, None)]
 
 
+def test_a_354_before_the_clients_first_byte_means_message_content_follows():
+    body = b"RCPT TO:<in@body>\r\nSTARTTLS\r\n.\r\n"
+    c2s, s2c = _streams(("s", b"354 go ahead\r\n"), ("c", body), ("s", b"250 queued\r\n"),
+                        ("c", b"QUIT\r\n"), ("s", b"221 bye\r\n"))
+    d = parse_dialogue(c2s, s2c, cut=CutStart(0, 0, 14))
+    assert [c.verb for c in d.commands] == ["QUIT"] and d.message_bytes == len(body) - 3
+    assert [(r.code, r.answers) for r in d.replies] == [
+        (354, None), (250, "END_OF_DATA"), (221, "QUIT")]
+    assert d.starttls_accepted is None
+
+
 CUT_DIALOGUES = {
     "replies_before_client": (b"TLS\r\n" + REC, b"ady\r\n250 OK\r\n220 go\r\n" + REC,
                               CutStart(5, 5, 21)),
@@ -373,6 +384,8 @@ CUT_DIALOGUES = {
                        CutStart(0, 0, 8)),
     "tls_both": (REC + APP, b"\x99\x99" + REC + APP, CutStart(0, 2, 2)),
     "server_tls_client_starttls": (b"STARTTLS\r\n" + REC, REC, CutStart(0, 0, 0)),
+    "content_after_354": (b"STARTTLS\r\n.\r\nQUIT\r\n", b"354 go\r\n250 ok\r\n221 bye\r\n",
+                          CutStart(0, 0, 8)),
 }
 
 

@@ -749,6 +749,10 @@ class SmtpConversation:
             self._lead_noted = True
             self._anomaly("reply_before_capture", acc.offset, "s2c", f"first: {acc.code}")
         self._emit_reply(acc, None)
+        # As in _after_reply: a 354 (334) means the client's next bytes are message content
+        # (an auth response), not commands, whatever lines in them look like.
+        self._mode = {354: "body", 334: "auth"}.get(acc.code, "command")
+        self._unit_off, self._bol = self._c2s.here, True
 
     def _step_server(self) -> bool:
         res = self._read_reply(self._turn == "server" and self._pending == "STARTTLS")
