@@ -473,6 +473,21 @@ def test_starttls_not_offered():
     assert "SIZE, PIPELINING" in out[0].message and out[0].frame == 5
 
 
+def test_helo_after_a_refused_ehlo_is_why_starttls_was_not_offered():
+    d = smtp(
+        capabilities=[], starttls_offered=False, starttls_command_frame=None,
+        starttls_reply=None, starttls_accepted=None,
+        commands=[CommandRecord("EHLO", "a.example", 0, 5),
+                  CommandRecord("HELO", "a.example", 17, 7)],
+        replies=[ReplyRecord(502, "5.5.2", "5.5.2 Command not implemented", 40, 6, "EHLO"),
+                 ReplyRecord(250, None, "hi", 75, 8, "HELO")],
+    )  # fmt: skip
+    (v,) = run(session(d, None))
+    assert v.code == "starttls_not_offered" and v.frame == 7
+    assert "HELO (frame 7) after its EHLO was refused (502 5.5.2 Command not implemented)" in (
+        v.message)
+
+
 def test_starttls_refused_names_the_reply():
     r = ReplyRecord(454, "4.7.0", "4.7.0 Temporary authentication failure", 300, 8, "STARTTLS")
     out = run(session(smtp(starttls_reply=r, starttls_accepted=False), None))

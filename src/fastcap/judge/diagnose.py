@@ -684,6 +684,20 @@ def _tcp_end_text(tcp: TcpFacts) -> str:
     return "the capture ended"
 
 
+def _helo_fallback(smtp: SmtpDialogue) -> tuple[str, int | None] | None:
+    """(the refusal, the HELO's frame) when the greeting that counted was a HELO sent after
+    the EHLO was refused: then HELO, not the EHLO reply, is why no extension was offered."""
+    if smtp.ehlo_verb != "EHLO":
+        return None
+    ok = [r for r in smtp.replies if r.answers in ("EHLO", "HELO") and 200 <= r.code < 300]
+    if not ok or ok[-1].answers != "HELO":
+        return None
+    refusal = next((r for r in smtp.replies if r.answers == "EHLO" and r.code >= 400), None)
+    helo = next((c for c in reversed(smtp.commands) if c.verb == "HELO"), None)
+    said = f"{refusal.code} {refusal.text}".strip() if refusal is not None else "no 2xx reply"
+    return said, helo.frame if helo is not None else None
+
+
 def _starttls_verdicts(session: Session, smtp: SmtpDialogue) -> list[Verdict]:
     """Why TLS never began, when it did not; never empty, so every session gets a verdict."""
     if smtp.starttls_accepted is False:
@@ -707,9 +721,13 @@ def _starttls_verdicts(session: Session, smtp: SmtpDialogue) -> list[Verdict]:
         ]
     ehlo_frame = smtp.ehlo_frame
     if smtp.starttls_offered is False:
-        if smtp.ehlo_verb == "HELO":
+        helo = _helo_fallback(smtp)
+        if smtp.ehlo_verb == "HELO" or helo is not None:
+            refused = ""
+            if helo is not None:  # RFC 5321 §4.1.4: a client whose EHLO is refused says HELO
+                refused, ehlo_frame = f" after its EHLO was refused ({helo[0]})", helo[1]
             msg = (
-                f"client greeted with HELO{_frame_text(ehlo_frame)}, which allows no "
+                f"client greeted with HELO{_frame_text(ehlo_frame)}{refused}, which allows no "
                 "extensions, so STARTTLS could not be offered"
             )
             hint = (
