@@ -504,6 +504,37 @@ def test_plaintext_only():
     assert codes(out) == ["plaintext_only"] and "2048 bytes" in out[0].message
 
 
+def test_starttls_offered_then_the_end_without_mail_says_no_mail_went():
+    """EHLO, STARTTLS offered, then QUIT (a monitor's probe, or a sender that could not
+    start TLS): a problem still, but nothing but EHLO crossed in plaintext."""
+    d = smtp(starttls_command_frame=None, starttls_reply=None, starttls_accepted=None,
+             commands=[CommandRecord("EHLO", "mail.fabrikam.com", 0, 5),
+                       CommandRecord("QUIT", "", 24, 9)])
+    (v,) = run(session(d, None, tcp(closed_by="fin")))
+    assert v.code == "plaintext_only" and v.severity == "warning"
+    assert "neither it nor any mail" in v.message and "unencrypted" not in v.message
+    assert "probe" in v.hint
+    mailed = smtp(starttls_command_frame=None, starttls_reply=None, starttls_accepted=None,
+                  commands=[CommandRecord("MAIL", "FROM:<a@fabrikam.com>", 24, 7)])
+    assert "never sent it" in run(session(mailed, None))[0].message
+
+
+@pytest.mark.parametrize("code", [421, 521, 554])
+def test_a_greeting_that_refuses_the_session_is_named_as_why(code):
+    """RFC 5321 §3.1: a 554 (or 421, 521) greeting turns the sender away before any
+    command; the verdict names it, a problem, instead of blaming the client for no EHLO."""
+    text = "5.7.1 Service unavailable; Client host [203.0.113.10] blocked using Spamhaus"
+    for d in (SmtpDialogue(banner_code=code, banner_text=text, banner_frame=4),
+              SmtpDialogue(banner_code=code, banner_text=text + "\nsecond line",
+                           banner_frame=4, ehlo_verb="EHLO", ehlo_frame=6,
+                           commands=[CommandRecord("EHLO", "mail.fabrikam.com", 0, 6),
+                                     CommandRecord("MAIL", "FROM:<a@fabrikam.com>", 24, 8)])):
+        (v,) = run(session(d, None, tcp(closed_by="fin")))
+        assert (v.code, v.severity, v.frame) == ("tls_not_reached", "warning", 4)
+        assert f"refused the session in its greeting (frame 4): {code} {text};" in v.message
+        assert "second line" not in v.message and "block list" in v.hint
+
+
 def test_plaintext_only_when_the_ehlo_reply_was_not_captured():
     d = SmtpDialogue(
         ehlo_verb="EHLO",

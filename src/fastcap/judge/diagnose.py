@@ -698,6 +698,19 @@ def _helo_fallback(smtp: SmtpDialogue) -> tuple[str, int | None] | None:
     return said, helo.frame if helo is not None else None
 
 
+_NO_STARTTLS_NO_MAIL_HINT: Final = (
+    "if this is the sending server, not a monitor: read its log for this connection (a "
+    "server that requires TLS but cannot start it, e.g. its certificate or key cannot be "
+    "loaded, may end the session after EHLO); a monitor's probe needs no action"
+)
+_REFUSING_GREETINGS: Final = frozenset({421, 521, 554})  # RFC 5321 §3.1, §3.8; RFC 7504
+_REFUSED_HINT: Final = (
+    "the server turned this sender away before TLS: its reply says why (554 5.7.1 with a "
+    "block list named: delist the sending IP; 421: throttled or shutting down, the sender "
+    "retries); certificate attribution never got its chance"
+)
+
+
 def _starttls_verdicts(session: Session, smtp: SmtpDialogue) -> list[Verdict]:
     """Why TLS never began, when it did not; never empty, so every session gets a verdict."""
     if smtp.starttls_accepted is False:
@@ -717,6 +730,21 @@ def _starttls_verdicts(session: Session, smtp: SmtpDialogue) -> list[Verdict]:
                 "handshake_incomplete",
                 f"{what} but no TLS handshake was captured; {_tcp_end_text(session.tcp)}",
                 frame if frame is not None else session.last_frame,
+            )
+        ]
+    if smtp.banner_code in _REFUSING_GREETINGS:
+        # RFC 5321 §3.1: the server turned this sender away before any command (a block
+        # list, a rate limit, shutting down); the client is not to blame for what follows.
+        first_line = (smtp.banner_text or "").split("\n", 1)[0]
+        said = f"{smtp.banner_code} {first_line}".strip()
+        return [
+            _v(
+                "tls_not_reached",
+                f"server refused the session in its greeting{_frame_text(smtp.banner_frame)}: "
+                f"{said}; no STARTTLS or TLS could follow; {_tcp_end_text(session.tcp)}",
+                smtp.banner_frame or session.first_frame,
+                severity="warning",
+                hint=_REFUSED_HINT,
             )
         ]
     ehlo_frame = smtp.ehlo_frame
@@ -744,7 +772,13 @@ def _starttls_verdicts(session: Session, smtp: SmtpDialogue) -> list[Verdict]:
         ]
     sent = smtp.message_bytes
     tail = f"; {sent} bytes of message content went unencrypted" if sent else ""
+    mail = [c for c in smtp.commands if c.verb in _MAIL_VERBS]
     if smtp.starttls_offered:
+        if not (mail or sent):  # EHLO, then the end: nothing went in plaintext but EHLO
+            text = ("server offered STARTTLS but the client sent neither it nor any mail "
+                    f"before the session ended ({_tcp_end_text(session.tcp)}): a connection "
+                    "probe, or a sender that wanted TLS and could not start it")
+            return [_v("plaintext_only", text, ehlo_frame, hint=_NO_STARTTLS_NO_MAIL_HINT)]
         return [
             _v(
                 "plaintext_only",
@@ -752,7 +786,6 @@ def _starttls_verdicts(session: Session, smtp: SmtpDialogue) -> list[Verdict]:
                 ehlo_frame,
             )
         ]
-    mail = [c for c in smtp.commands if c.verb in _MAIL_VERBS]
     late = smtp.ehlo_verb is None and session.mid_session is not None
     if mail or sent:
         frame = mail[0].frame if mail else ehlo_frame
