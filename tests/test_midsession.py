@@ -141,6 +141,29 @@ def wholes(trust, tmp_path_factory):
     return out, analyzer
 
 
+@pytest.mark.parametrize(("client_port", "ports"), [(25, (25,)), (587, (25, 587))])
+def test_without_a_syn_between_two_served_ports_the_greeting_tells_the_server(
+        trust, tmp_path, backend, client_port, ports):
+    """No SYN, and both ends on selected ports (a client sending from port 25, or from 587
+    with --ports 25,587): the first frame, the server's greeting, once made the server the
+    client, and the session read as no_smtp.  The side that speaks a reply first is the
+    server; the verdicts are those of the whole capture."""
+    pki, ca = trust
+    analyzer = Analyzer(trust_store("mozilla", ca))
+    for name in ("no_client_cert", "starttls_not_offered"):
+        sc = dataclasses.replace(scenario(name, pki, start_ns=CAPTURE_NS),
+                                 client_port=client_port)
+        recs = render(converse(sc), sc)
+        whole, cut = tmp_path / "whole.pcap", tmp_path / "cut.pcap"
+        write_pcap(whole, recs)
+        write_pcap(cut, recs[3:])  # from the greeting: the TCP handshake is not captured
+        (w,) = scan(whole, analyzer=analyzer, expect_name=SENDER, ports=ports)
+        (s,) = scan(cut, analyzer=analyzer, expect_name=SENDER, ports=ports, backend=backend)
+        assert (s.client, s.server, s.tcp.client_by) == (w.client, w.server, "reply"), name
+        assert s.server.endswith(":25") and s.smtp.banner_code == 220
+        assert [v.code for v in s.verdicts] == [v.code for v in w.verdicts], name
+
+
 @pytest.mark.parametrize("mss", SEGMENT_SIZES)
 @pytest.mark.parametrize("name", SCENARIO_NAMES)
 def test_every_cut_keeps_or_withholds_the_verdict(wholes, tmp_path, backend, name, mss):

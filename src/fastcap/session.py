@@ -24,7 +24,15 @@ from .options import DEFAULT_DECRYPT_LIMIT, ScanOptions, resolve
 from .options import DEFAULT_IMPLICIT_TLS_PORTS as DEFAULT_IMPLICIT_TLS_PORTS
 from .options import DEFAULT_PORTS as DEFAULT_PORTS
 from .proto.decryption import Decryption, PlainStream
-from .proto.midstart import MidSession, StreamStart, encrypted_at, find_start, opens_smtp, opens_tls
+from .proto.midstart import (
+    MidSession,
+    StreamStart,
+    encrypted_at,
+    find_start,
+    opens_smtp,
+    opens_tls,
+    unit_at,
+)
 from .proto.smtp import CutStart, SmtpDialogue, parse_dialogue
 from .proto.tls import TlsHandshake, parse_handshake
 from .read.capture import DEFAULT_SLAB, DEFAULT_WINDOW
@@ -63,7 +71,7 @@ def endpoint_text(addr16: bytes, port: int) -> str:
 class TcpFacts:
     """What the transport did, for `handshake_incomplete`-style judgements."""
 
-    client_by: str  # how the client side was told: syn | port | first
+    client_by: str  # how the client side was told: syn | port | reply | first
     syn_seen: bool
     c2s_gaps: list[tuple[int, int]]
     s2c_gaps: list[tuple[int, int]]
@@ -188,7 +196,7 @@ def _hello_after(stream: StreamDir, at: int | None, msg_type: int) -> int | None
 
 def _start(stream: StreamDir, from_client: bool) -> StreamStart:
     """Where the first stored run of bytes (after a leading gap, if any) becomes readable."""
-    begin = stream.gaps[0][0] + stream.gaps[0][1] if stream.gaps and not stream.gaps[0][0] else 0
+    begin = _opening(stream)
     start = find_start(stream.data, stream.contiguous_end(begin), from_client, begin)
     if start.offset >= len(stream.data):
         return start
@@ -229,6 +237,35 @@ def mid_session(conn: Connection, implicit_port: bool) -> MidSession | None:
     return MidSession(conn.first_frame, cs, ss, _lead_end(s2c, ss.offset, fc))
 
 
+def _opening(stream: StreamDir) -> int:
+    """Offset of the first stored byte after a leading gap."""
+    return stream.gaps[0][0] + stream.gaps[0][1] if stream.gaps and not stream.gaps[0][0] else 0
+
+
+def _speaks_as_server(stream: StreamDir) -> bool:
+    """Its first stored bytes are an SMTP reply, or a TLS record of the server's first flight
+    (a ServerHello): what a server sends first."""
+    data, at = stream.data, _opening(stream)
+    end = stream.contiguous_end(at)
+    if unit_at(data, at, end, from_client=False, any_case=False) == "smtp":
+        return True
+    return end - at > 5 and data[at] == 22 and data[at + 5] == 2
+
+
+def oriented(conn: Connection) -> Connection:
+    """`conn` the right way round.  Without a SYN, a connection between two selected ports
+    (a client on port 25, or --ports 25,587 with a client on 587) was oriented by its first
+    frame; but in SMTP the server speaks first, and a capture that begins at the greeting
+    would make the server the client.  When the side taken for the client speaks as a server
+    and the other does not, they are swapped (`client_by` "reply")."""
+    if conn.client_by != "first" or not _speaks_as_server(conn.c2s) or _speaks_as_server(
+            conn.s2c):
+        return conn
+    return replace(conn, client_addr=conn.server_addr, client_port=conn.server_port,
+                   server_addr=conn.client_addr, server_port=conn.client_port,
+                   c2s=conn.s2c, s2c=conn.c2s, client_by="reply")
+
+
 def build_session(conn: Connection, *,
                   implicit_tls_ports: Iterable[int] = DEFAULT_IMPLICIT_TLS_PORTS,
                   keep_streams: bool = False, keys: KeyLog | None = None,
@@ -240,6 +277,7 @@ def build_session(conn: Connection, *,
     key log), a handshake whose ClientHello random it knows is decrypted (handshake, and up
     to ``decrypt_limit`` bytes of application data per direction) and read again.
     """
+    conn = oriented(conn)
     c2s, s2c = conn.c2s, conn.s2c
     implicit_port = conn.server_port in set(implicit_tls_ports)
     mid = mid_session(conn, implicit_port)
