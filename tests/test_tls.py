@@ -420,6 +420,48 @@ def test_message_offsets_across_records():
     assert msgs[2].offset == msgs[1].offset + 4
 
 
+@pytest.mark.parametrize("general", [0, 3])
+def test_records_split_over_segments_are_at_the_frame_completing_them(general):
+    """As Wireshark does, a ChangeCipherSpec, a TLS 1.2 Finished, an application data record
+    and an alert split over segments are at the segment that completes them, not the one that
+    carries their first byte (as the handshake messages before them already were)."""
+    fl = flights("1.2", "optional", "client")
+    frames: dict[bool, list[tuple[int, int]]] = {True: [], False: []}  # (offset, frame)
+    data = {True: b"", False: b""}
+    n = 0
+    tail = [(True, record(23, bytes(40))), (False, record(21, b"\x02\x28"))]
+    for from_client, chunk in [*fl, *tail]:
+        for at in range(0, len(chunk), 3):  # 3-byte segments, each its own frame
+            n += 1
+            frames[from_client].append((len(data[from_client]) + at, n))
+        data[from_client] += chunk
+
+    @dataclass
+    class Stream:
+        data: bytes
+        table: list[tuple[int, int]]
+        gaps: tuple = ()
+
+        def frame_at(self, offset: int) -> int | None:
+            i = bisect.bisect_right([o for o, _ in self.table], offset) - 1
+            return self.table[i][1] if 0 <= i and offset < len(self.data) else None
+
+    c2s, s2c = Stream(data[True], frames[True]), Stream(data[False], frames[False])
+    hs = parse_handshake(c2s, s2c, _general=general)
+
+    def last_frame(stream: Stream, offset: int) -> int | None:
+        length = int.from_bytes(stream.data[offset + 3 : offset + 5], "big")
+        return stream.frame_at(offset + 4 + length)
+
+    for at, stream in [(hs.client_ccs_at, c2s), (hs.client_finished_at, c2s),
+                       (hs.server_ccs_at, s2c), (hs.server_finished_at, s2c),
+                       (hs.c2s_encrypted.first_at, c2s)]:
+        assert at is not None and at.frame == last_frame(stream, at.offset)
+        assert at.frame != stream.frame_at(at.offset)  # each really spans segments
+    (alert,) = hs.alerts  # after the server's ChangeCipherSpec: an opaque record
+    assert alert.encrypted and alert.at.frame == last_frame(s2c, alert.at.offset) == n
+
+
 # --------------------------------------------------------------------------- handcrafted
 
 

@@ -10,7 +10,15 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from typing import Protocol
 
-from .events import HandshakeMessage, Stopped, TlsEvent, _Bare
+from .events import (
+    Alert,
+    ChangeCipherSpec,
+    EncryptedRecord,
+    HandshakeMessage,
+    Stopped,
+    TlsEvent,
+    _Bare,
+)
 from .facts import TlsHandshake
 from .fold import _Summary
 from .outcome import handshake_of
@@ -31,9 +39,10 @@ class ReassembledStream(Protocol):
 
 def _frames(events: Sequence[TlsEvent | _Bare], frame_at: FrameAt | None,
             frames_at: FramesAt | None = None) -> list[int | None]:
-    """The frame of each event: the one carrying its first byte, but for a handshake message
-    the one completing its record, and for a stop the last one before it. ``frames_at``
-    (optional) looks up many offsets in one call, as ``frame_at`` would each."""
+    """The frame of each event: the one completing its record (or, for a plaintext alert, its
+    two bytes), as Wireshark names records split over segments; for a stop the last one
+    before it, and for an anomaly the one carrying its first byte. ``frames_at`` (optional)
+    looks up many offsets in one call, as ``frame_at`` would each."""
     if frame_at is None:
         return [None] * len(events)
     offsets: list[int | None] = []
@@ -41,12 +50,20 @@ def _frames(events: Sequence[TlsEvent | _Bare], frame_at: FrameAt | None,
     for ev in events:
         cls = type(ev)
         if cls is tuple:
-            if len(ev) == 3 or ev[4] is None or ev[4] <= ev[0]:
+            if len(ev) == 3:  # an opaque record: its header, then ``length`` bytes
+                append(ev[0] + 4 + ev[2])
+            elif ev[4] is None or ev[4] <= ev[0]:
                 append(ev[0])
             else:
                 append(ev[4] - 1)
         elif cls is HandshakeMessage and ev.end is not None and ev.end > ev.offset:
             append(ev.end - 1)
+        elif cls is EncryptedRecord:
+            append(ev.offset + 4 + ev.length)
+        elif cls is Alert:  # an encrypted one is its record; a plaintext one its two bytes
+            append(ev.offset + (4 + ev.length if ev.encrypted else 1))
+        elif cls is ChangeCipherSpec:
+            append(ev.offset + 5)
         elif cls is Stopped:  # nothing at the stop offset: name the last frame before it
             append(ev.offset - 1 if ev.offset > 0 else None)
         else:
