@@ -210,6 +210,24 @@ def test_wrong_keys_are_a_finding_naming_the_record(keyed, tmp_path, with_keys):
             assert _without_sources([got[name]]) == _without_sources([with_keys[name]]), name
 
 
+@pytest.mark.parametrize("cert", ["cert", "nocert"])
+def test_client_flight_read_without_the_servers_keys_is_an_answered_request(
+        keyed, tmp_path, cert):
+    """Without SERVER_HANDSHAKE_TRAFFIC_SECRET the server's CertificateRequest stays
+    encrypted, but the client's Certificate, decrypted, answers one: no
+    `client_cert_not_requested` (whose text says the client could not have sent one)."""
+    name = f"keys_tls13_aes128_{cert}"
+    lines = [x for x in keyed.lines[name] if not x.startswith("SERVER_HANDSHAKE_TRAFFIC")]
+    path = tmp_path / "client-only.keys"
+    path.write_bytes(keylog_bytes(lines))
+    got = _by_name(keyed, keyed.pcap, keylog=(str(path),))[name]
+    assert got["tls"]["client_certificate"] is not None  # the client's flight was read
+    assert "decryption_failed" in _codes(got)
+    assert "client_cert_not_requested" not in _codes(got)
+    if cert == "nocert":
+        assert "no_client_cert" in _codes(got)
+
+
 def test_keys_for_other_sessions_give_no_key_for_session(keyed, tmp_path, without_keys):
     only = "keys_tls12_gcm_cert"
     path = tmp_path / "one.keys"

@@ -282,8 +282,12 @@ class TlsHandshake:
 
     @property
     def cert_requested(self) -> bool:
-        """The server sent a CertificateRequest (even one too malformed to parse)."""
-        return self.cert_request_at is not None
+        """The server sent a CertificateRequest (even one too malformed to parse). A TLS 1.3
+        client sends its Certificate only in answer to one (RFC 8446 4.4.2), so that counts
+        too: with keys for the client's flight but not the server's, the request stays
+        encrypted while the answer is read."""
+        return self.cert_request_at is not None or (
+            self.client_certificate_at is not None and is_tls13(self.version))
 
     @property
     def sni(self) -> str | None:
