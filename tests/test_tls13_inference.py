@@ -190,6 +190,7 @@ def test_the_layouts_it_decides(base):
     ((30, 60, 41), "padding"),  # nothing fits an unpadded layout
     ((25, 70, 41), "padding"),
     ((1400, 30, 53), "no CertificateVerify"),
+    ((528, 528, 528), "padding"),  # padded to 512: an empty Certificate's flight looks big
     ((25,), "missing data"),  # the capture ends inside the flight
     ((), "missing data"),
 ])

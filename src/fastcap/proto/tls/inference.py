@@ -234,6 +234,11 @@ def _coalesced(rest: tuple[int, ...], hash_len: int, over: int, evidence: str, p
             f"Finished ({4 + hash_len}) + {over}: the server asked, the client sent no "
             f"certificate{'; the client offered post-handshake authentication' if pha else ''}"
             f"; {evidence}", None, True, at)
+    if len(rest) > 1 and rest[1] == rest[0]:
+        # A whole flight and the application data after it (the EHLO first) of one size:
+        # every record was padded to it, an empty Certificate's flight as much as a chain's.
+        return _undecided(f"record padding: the client's records after its flight are as long "
+                          f"as the record holding it ({rest[0]} bytes)", evidence, at)
     if body >= MIN_CERTIFICATE + MIN_VERIFY + 4 + hash_len:
         return ClientCertInference(
             "present", "medium",
