@@ -289,6 +289,21 @@ def test_client_cert_not_requested_where_one_is_expected_is_a_warning(smtp_kw, e
         assert raised.message.startswith(plain.message.split(";")[0])
 
 
+@pytest.mark.parametrize("exo", [False, True])
+def test_no_request_before_a_renegotiation_is_not_called_not_requested(exo):
+    """IIS can ask for the client certificate by renegotiating: the request and the answer
+    are then encrypted, so "the server never asked" would be a guess.  Where a certificate
+    is expected that is a warning; for an ordinary MX, info."""
+    t = tls(cert_request_at=None, client_certificate=None, client_certificate_at=None,
+            renegotiation_at=w(40))
+    out = run(session(exo_smtp() if exo else smtp(), t), None, check("server"))
+    v = one(out, "client_cert_not_captured")
+    assert "client_cert_not_requested" not in codes(out) and v.frame == 40
+    assert "renegotiated TLS (frame 40)" in v.message and "not visible" in v.message
+    want = ("warning", True) if exo else ("info", False)
+    assert (v.severity, "renegotiating" in v.hint) == want
+
+
 def test_not_requested_is_not_judged_before_the_server_flight_ends():
     t = tls(
         cert_request_at=None,

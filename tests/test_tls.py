@@ -215,6 +215,20 @@ def test_tls12_no_client_auth():
     assert hs.c2s_encrypted.records >= 1 and hs.s2c_encrypted.records >= 1
 
 
+def test_tls12_renegotiation_is_the_first_encrypted_handshake_record_after_finished():
+    """After a side's Finished, a TLS 1.2 handshake record (a server's HelloRequest, a
+    client's new ClientHello) is a renegotiation: whatever it carries, a CertificateRequest
+    too, is encrypted.  The Finished records themselves are not one."""
+    plain = flights("1.2", "none", None)
+    assert parse_flights(plain).renegotiation_at is None
+    hello_request = record(22, bytes(40))  # as encrypted: opaque to a reader without keys
+    hs = parse_flights([*plain, (True, record(23, bytes(30))), (False, hello_request),
+                        (True, record(22, bytes(200)))])
+    assert hs.renegotiation_at.frame == len(plain) + 2
+    assert hs.server_finished_at.frame == 4 and not hs.cert_requested
+    assert hs.to_dict()["renegotiation"] == hs.renegotiation_at.to_dict()
+
+
 def test_tls12_cert_requested_client_has_none_sends_empty_certificate():
     hs = parse_flights(flights("1.2", "optional", None))
     assert hs.cert_requested and hs.cert_request_at.frame == 2

@@ -881,6 +881,29 @@ def _cert_expected_by(
     return None
 
 
+_RENEGOTIATED_HINT: Final = (
+    "a server that asks for the client certificate by renegotiating (as IIS can) hides both "
+    "the request and the answer, and fastcap does not decrypt renegotiated keys: read the "
+    "sending server's log for the certificate it sent, or have the receiving server ask in "
+    "the first handshake"
+)
+
+
+def _renegotiated(tls: TlsHandshake, expected_by: str | None) -> Verdict:
+    """No CertificateRequest in the first handshake, but a renegotiation after it: a
+    request may have come there, encrypted, so "not requested" would be a guess."""
+    frame = _where_frame(tls.renegotiation_at)
+    text = (f"the server sent no CertificateRequest in the first {tls.version_name or 'TLS'} "
+            f"handshake, but the connection renegotiated TLS{_frame_text(frame)}: a "
+            "certificate asked for and sent there is encrypted, so whether one was is not "
+            "visible")
+    if expected_by is None:
+        return _v("client_cert_not_captured", text + _NOT_EXPECTED, frame, severity="info",
+                  hint="")
+    return _v("client_cert_not_captured", f"{text}; a client certificate is expected here: "
+              f"{expected_by}", frame, hint=_RENEGOTIATED_HINT)
+
+
 def _resumed_verdict(tls: TlsHandshake) -> Verdict:
     """The facts of a resumption; the scan links it to the session that established it."""
     how = {"session_id": "by session ID", "ticket": "by session ticket",
@@ -906,6 +929,8 @@ def _client_cert_verdicts(
     if not tls.cert_requested:
         if tls.resumption:
             return []  # no CertificateRequest in an abbreviated handshake: see the original
+        if tls.renegotiation_at is not None:
+            return [_renegotiated(tls, expected_by)]
         done = tls.outcome == "completed" or tls.server_hello_done_at
         if done and tls.version_name:
             return [

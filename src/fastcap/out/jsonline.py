@@ -435,6 +435,7 @@ def tls_text(t: TlsHandshake) -> str:
         ', "server_change_cipher_spec": ', _where(t.server_ccs_at),
         ', "client_finished": ', _where(t.client_finished_at),
         ', "server_finished": ', _where(t.server_finished_at),
+        ', "renegotiation": ', _where(t.renegotiation_at),
         ', "alerts": [', ", ".join(alerts),
         '], "encrypted": {"c2s": ', _traffic(t.c2s_encrypted),
         ', "s2c": ', _traffic(t.s2c_encrypted),

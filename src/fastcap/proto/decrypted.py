@@ -96,7 +96,7 @@ def _remap(tls: TlsHandshake, before: TlsHandshake, c2s: PlainStream, s2c: Plain
 
     changes: dict[str, Any] = {}
     for f in dataclasses.fields(tls):
-        if f.name.endswith("_at") and f.name != "session_ticket_at":
+        if f.name.endswith("_at") and f.name not in ("session_ticket_at", "renegotiation_at"):
             client = f.name.startswith("client_") or f.name == "certificate_verify_at"
             changes[f.name] = where(getattr(tls, f.name), c2s if client else s2c)
     changes["session_ticket_at"] = where(tls.session_ticket_at, s2c)
@@ -106,7 +106,8 @@ def _remap(tls: TlsHandshake, before: TlsHandshake, c2s: PlainStream, s2c: Plain
         dataclasses.replace(a, at=where(a.at, c2s if a.from_client else s2c))
         for a in tls.anomalies]
     changes.update(c2s_encrypted=before.c2s_encrypted, s2c_encrypted=before.s2c_encrypted,
-                   stops=list(before.stops), tls13_encrypted=False)
+                   stops=list(before.stops), tls13_encrypted=False,
+                   renegotiation_at=before.renegotiation_at)
     if tls.outcome == "completed" and tls.client_finished_at and tls.server_finished_at:
         changes.update(outcome_detail="both sides sent their Finished (decrypted)",
                        outcome_inferred=False)

@@ -241,6 +241,10 @@ class TlsHandshake:
     # where the first one was.
     session_tickets: list[bytes] = field(default_factory=list)
     session_ticket_at: Where | None = None
+    # TLS <= 1.2: the first encrypted handshake record after a side's Finished, a
+    # renegotiation (a server's HelloRequest or a client's new ClientHello).  What it carries,
+    # a CertificateRequest and the client's Certificate among it, is encrypted.
+    renegotiation_at: Where | None = None
 
     @property
     def offered_ticket(self) -> bytes | None:
@@ -366,6 +370,7 @@ class TlsHandshake:
             "server_change_cipher_spec": _at(self.server_ccs_at),
             "client_finished": _at(self.client_finished_at),
             "server_finished": _at(self.server_finished_at),
+            "renegotiation": _at(self.renegotiation_at),
             "alerts": [
                 {
                     "from": a.sender,

@@ -351,6 +351,8 @@ class _Summary:
             if key not in self.at:
                 self.at[key] = _where(off, frame) if at is None else at
                 self._letter(from_client, "f", off, frame)
+            elif "renegotiation" not in self.at:  # a handshake after this side's Finished
+                self.at["renegotiation"] = _where(off, frame) if at is None else at
         elif ctype == 24:
             self._letter(from_client, "b", off, frame)
 
