@@ -371,3 +371,12 @@ def test_anchor_index_works_out_a_root_on_first_lookup_as_it_would_up_front():
         assert [f.der for f in first] == ders[:x509path.MAX_CANDIDATES]
         assert index.candidates(subject) == first  # worked out once, then kept
     assert index.candidates(None) == () and index.candidates((("2.5.4.3", "x"),)) == ()
+
+
+def test_many_unrelated_certificates_do_not_hide_the_issuer(root, inter):
+    """A peer sending a bundle: 20 CAs of other names before the intermediate.  The bound is
+    on candidates of one name, so the path is found, as OpenSSL finds it."""
+    leaf = issue("mail.fabrikam.com", inter, ca=False)
+    others = [issue(f"Other CA {i}", None, ca=True) for i in range(20)]
+    r = check(root, leaf, *others, inter)
+    assert (r.trusted, r.path_valid, len(r.path_sha256)) == (True, True, 3)

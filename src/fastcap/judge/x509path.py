@@ -509,7 +509,10 @@ def _build(
             issuer = None
             if not curr.self_signed and len(chain) <= MAX_PATH:
                 in_chain = {f.der for f in chain}
-                pool = [f for f in untrusted if f.der not in in_chain][:MAX_CANDIDATES]
+                # The bound is per name: certificates of other names are no candidates, and
+                # a peer sending a whole bundle must not hide the issuer behind them.
+                pool = [f for f in untrusted
+                        if f.subject == curr.issuer and f.der not in in_chain][:MAX_CANDIDATES]
                 issuer = _best(pool, curr, at)
             if issuer is None:
                 do_untrusted, do_trusted = False, True
