@@ -380,3 +380,22 @@ def test_many_unrelated_certificates_do_not_hide_the_issuer(root, inter):
     others = [issue(f"Other CA {i}", None, ca=True) for i in range(20)]
     r = check(root, leaf, *others, inter)
     assert (r.trusted, r.path_valid, len(r.path_sha256)) == (True, True, 3)
+
+
+@pytest.mark.parametrize("issuer_cn, found", [
+    ("  MAIL\t\tROOT ", True),  # ASCII case and white space do not count
+    ("Mail\u00a0Root", False),  # a no-break space is no space to OpenSSL
+    ("Mail\x1cRoot", False),  # nor is a separator control Python splits on
+])  # fmt: skip
+def test_issuer_names_compare_as_openssl_canonicalises_them(root, issuer_cn, found):
+    key = ec.generate_private_key(ec.SECP256R1())
+    b = (x509.CertificateBuilder()
+         .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "mail.fabrikam.com")]))
+         .issuer_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, issuer_cn)]))
+         .public_key(key.public_key()).serial_number(x509.random_serial_number())
+         .not_valid_before(NOW - DAY).not_valid_after(NOW + DAY))
+    leaf = Made(b.sign(root.key, hashes.SHA256()), key)
+    r = check(root, leaf)
+    assert r.path_valid is found, r.path_error
+    if not found:
+        assert r.path_error == "unable to get local issuer certificate"

@@ -9,6 +9,7 @@ check_name_constraints with default host flags).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -17,13 +18,18 @@ from cryptography import x509
 __all__ = ["REASONS", "canon_name", "check_name_constraints"]
 
 
+_SPACE = " \t\n\v\f\r"  # ossl_isspace
+_SPACES = re.compile(f"[{_SPACE}]+")
+
+
 def _canon_value(attr: x509.NameAttribute) -> object:
     value = attr.value
     if isinstance(value, bytes):
         return ("raw", value)
-    # OpenSSL's canonical form: ASCII lower case, spaces trimmed and runs collapsed.
+    # OpenSSL's canonical form: ASCII lower case, ASCII white space trimmed and runs made one
+    # space (str.split would also take U+00A0 or U+001C for space, which OpenSSL does not).
     text = "".join(c.lower() if c.isascii() else c for c in value)
-    return ("str", " ".join(text.split()))
+    return ("str", _SPACES.sub(" ", text.strip(_SPACE)))
 
 
 def canon_name(name: x509.Name) -> tuple | None:
