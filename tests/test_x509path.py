@@ -399,3 +399,27 @@ def test_issuer_names_compare_as_openssl_canonicalises_them(root, issuer_cn, fou
     assert r.path_valid is found, r.path_error
     if not found:
         assert r.path_error == "unable to get local issuer certificate"
+
+
+def test_a_stale_extra_certificate_is_not_blamed(root, inter):
+    """The store holds the intermediate alone; the peer also sends an expired certificate off
+    the path.  The message is OpenSSL's (no root above the intermediate), not the stale one."""
+    leaf = issue("mail.fabrikam.com", inter, ca=False)
+    stale = issue("Old Cross Root", None, ca=True, not_before=NOW - 900 * DAY,
+                  not_after=NOW - 100 * DAY)
+    r = check(root, leaf, stale, inter, store=[inter.cert])
+    assert (r.trusted, r.problem) == (False, "invalid")
+    assert "Old Cross Root" not in r.detail
+    assert r.detail.startswith("unable to get issuer certificate at depth 1 (CN=Mail Issuing CA)")
+
+
+def test_an_out_of_date_sent_issuer_is_named(root):
+    """The verifier took a valid look-alike that leads nowhere; the sent issuer that leads to
+    the trusted root was expired, at its notAfter second."""
+    elsewhere = issue("Elsewhere Root", None, ca=True)
+    valid = issue("Mail Issuing CA", elsewhere, ca=True)
+    expired = issue("Mail Issuing CA", root, ca=True, key=valid.key, not_after=NOW)
+    leaf = issue("mail.fabrikam.com", valid, ca=False)
+    r = check(root, leaf, expired, valid)
+    assert (r.trusted, r.problem) == (False, "invalid")
+    assert r.detail == "chain certificate #1 (CN=Mail Issuing CA) was expired at capture time"

@@ -785,7 +785,7 @@ class Analyzer:
         seen = {leaf.fingerprint(hashes.SHA256())}
         while True:
             if self.trust.issuer_of(current) is not None:
-                return "invalid", _explain_invalid(intermediates, at, error)
+                return "invalid", _explain_invalid(intermediates, at, error, seen)
             if current is not leaf and _is_self_signed(current):
                 return "untrusted_root", (
                     f"chain ends at root {_rfc4514(current, 'subject')}, which is not in the"
@@ -852,14 +852,18 @@ def _rfc4514(cert: x509.Certificate, which: str) -> str:
         return "?"
 
 
-def _explain_invalid(intermediates: list[x509.Certificate], at: dt.datetime, error: str) -> str:
+def _explain_invalid(intermediates: list[x509.Certificate], at: dt.datetime, error: str,
+                     walked: set[bytes]) -> str:
     """Name the sent CA certificate that was out of date, the usual cause behind the verifier's
-    terse 'not valid at validation time'."""
+    terse 'not valid at validation time'.  Only one on the way up from the leaf (``walked``,
+    SHA-256 fingerprints) counts: a stale extra the peer also sent is not why."""
     for i, cert in enumerate(intermediates, start=1):
+        if cert.fingerprint(hashes.SHA256()) not in walked:
+            continue
         try:
             if at < cert.not_valid_before_utc:
                 state = "not yet valid"
-            elif at > cert.not_valid_after_utc:
+            elif at >= cert.not_valid_after_utc:  # expired at its notAfter, as in OpenSSL
                 state = "expired"
             else:
                 continue
