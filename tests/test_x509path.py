@@ -423,3 +423,13 @@ def test_an_out_of_date_sent_issuer_is_named(root):
     r = check(root, leaf, expired, valid)
     assert (r.trusted, r.problem) == (False, "invalid")
     assert r.detail == "chain certificate #1 (CN=Mail Issuing CA) was expired at capture time"
+
+
+@pytest.mark.parametrize("hours", [(-1, 1), (1, -1)])
+def test_a_leaf_expiring_during_the_day_is_judged_at_each_time(root, inter, hours):
+    """notAfter at noon: valid at 11:00, expired at 13:00, in whichever order they come."""
+    leaf = issue("mail.fabrikam.com", inter, ca=False, not_after=NOW)
+    analyzer = Analyzer(TrustStore([root.cert]), today=NOW)
+    for h in hours:
+        r = analyzer.check([leaf.der, inter.der], role="client", at=NOW + h * dt.timedelta(hours=1))
+        assert (r.trusted, r.problem) == ((True, None) if h < 0 else (False, "expired"))

@@ -147,8 +147,9 @@ class MozillaAnalyzer:
         analyzer = self.analyzer
         if not all(type(der) is bytes for der in ders):  # only immutable bytes are kept
             return analyzer.check(ders, role=role, at=at, expected_name=expected_name)
-        # Analyzer.check shares its results by UTC day: so does this
-        key = (tuple(map(id, ders)), role, _as_utc(at).date(), expected_name)
+        # Analyzer.check shares its results by UTC day and validity phase: so does this
+        at = _as_utc(at)
+        key = (tuple(map(id, ders)), role, at.date(), analyzer.phase(ders, at), expected_name)
         kept = self._kept.get(key)
         if kept is not None:
             analyzer.cache_hits += 1  # the hit Analyzer.check would have counted (it forgets none)

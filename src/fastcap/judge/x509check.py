@@ -613,7 +613,7 @@ class Analyzer:
         self.today = _utc(today) if today is not None else dt.datetime.now(_UTC)
         self.cache_hits = 0
         self.cache_misses = 0
-        self._results: dict[tuple[bytes, str, dt.date, str | None], ChainCheck] = {}
+        self._results: dict[tuple[bytes, str, dt.date, int, str | None], ChainCheck] = {}
         self._parsed: dict[bytes, tuple[CertInfo, x509.Certificate | None]] = {}
         with quiet_x509():  # e.g. a bundled root's non-positive serial
             self._anchors = x509path.AnchorIndex(trust.roots, trust.subject_keys())
@@ -627,7 +627,8 @@ class Analyzer:
         expected_name: str | None = None,
     ) -> ChainCheck:
         """Verdict on ``ders`` (leaf first, as sent) at capture time ``at``; never raises on
-        malformed certificates. Results are shared by every ``at`` on the same UTC day."""
+        malformed certificates. Results are shared by every ``at`` on the same UTC day that
+        lies between the same validity limits of the certificates sent (`phase`)."""
         if role not in _ROLE_EKU:
             raise ValueError(f"role must be 'client' or 'server', not {role!r}")
         at = _utc(at)
@@ -635,7 +636,7 @@ class Analyzer:
         for der in ders:
             h.update(len(der).to_bytes(4, "big"))
             h.update(der)
-        key = (h.digest(), role, at.date(), expected_name)
+        key = (h.digest(), role, at.date(), self.phase(ders, at), expected_name)
         hit = self._results.get(key)
         if hit is not None:
             self.cache_hits += 1
@@ -645,6 +646,21 @@ class Analyzer:
             result = self._analyse(ders, role, at, expected_name)
         self._results[key] = result
         return result
+
+    def phase(self, ders: Sequence[bytes], at: dt.datetime) -> int:
+        """How many notBefore and notAfter times of the certificates sent have come by ``at``:
+        a chain whose leaf expires at noon is valid at 11:00 and expired at 13:00, so the
+        day's shared result is split there."""
+        n = 0
+        for der in ders:
+            got = self._parsed.get(bytes(der))
+            if got is None:
+                with quiet_x509():
+                    got = self._parse(der)
+            info = got[0]
+            n += info.not_before is not None and info.not_before <= at
+            n += info.not_after is not None and info.not_after <= at
+        return n
 
     def _parse(self, der: bytes) -> tuple[CertInfo, x509.Certificate | None]:
         der = bytes(der)
