@@ -433,3 +433,15 @@ def test_a_leaf_expiring_during_the_day_is_judged_at_each_time(root, inter, hour
     for h in hours:
         r = analyzer.check([leaf.der, inter.der], role="client", at=NOW + h * dt.timedelta(hours=1))
         assert (r.trusted, r.problem) == ((True, None) if h < 0 else (False, "expired"))
+
+
+def test_an_issuer_of_the_right_name_but_another_key_is_said_so(root):
+    """A re-keyed intermediate: the peer sends the old one, whose key identifier is not the one
+    the leaf names.  OpenSSL finds no issuer; the note says one of that name came, not none."""
+    old = issue("Mail Issuing CA", root, ca=True)
+    new = issue("Mail Issuing CA", root, ca=True)
+    leaf = issue("mail.fabrikam.com", new, ca=False)
+    r = check(root, leaf, old)
+    assert (r.path_error, r.path_error_depth) == ("unable to get local issuer certificate", 0)
+    assert "issuer's name was sent, but with another key" in r.detail
+    assert "neither sent" not in r.detail

@@ -534,6 +534,9 @@ def _build(
     note = "issuer neither sent nor in the trust store"
     if top.invalid:
         note = "the certificate's names, dates or extensions do not decode"
+    elif any(f.subject == top.issuer for f in untrusted):  # e.g. a re-keyed CA's old certificate
+        note = ("a certificate of the issuer's name was sent, but with another key (the key"
+                " identifier or key type does not match)")
     return chain, num_untrusted, (code, depth, note)
 
 
