@@ -887,3 +887,14 @@ def test_end_to_end_generated_captures(tmp_path):
             server = analyzer.check(t.server_certs, role="server", at=at, expected_name=t.sni)
         got[name] = codes(run(s, client, server, expect_name=expect))
     assert got == EXPECTED_E2E
+
+
+@pytest.mark.parametrize(("pattern", "host", "ok"), [
+    ("*.contoso.com", "mail.contoso.com", True),
+    ("*.com", "contoso.com", False),  # OpenSSL's X509_check_host refuses a wildcard TLD
+    ("*.co.uk", "contoso.co.uk", True),
+])  # fmt: skip
+def test_host_wildcards_as_openssl_matches_them(pattern, host, ok):
+    from fastcap.judge.diagnose import _host_matches
+
+    assert _host_matches(pattern, host) is ok

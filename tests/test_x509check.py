@@ -248,6 +248,8 @@ NAME_TABLE = [
     ("x", ["*.contoso.com"], "MAIL.CONTOSO.COM", True),
     ("x", ["*.contoso.com"], "contoso.com", False),
     ("x", ["*.contoso.com"], "a.b.contoso.com", False),
+    ("x", ["*.com"], "contoso.com", False),  # as OpenSSL's X509_check_host: no wildcard TLD
+    ("x", ["*.co.uk"], "contoso.co.uk", True),
     ("*.contoso.com", [], "mail.contoso.com", True),  # wildcard CN fallback
     ("x", ["*.contoso.com"], "*.contoso.com", True),  # expected wildcard: literal
     ("x", ["*.Contoso.com"], "*.contoso.COM", True),

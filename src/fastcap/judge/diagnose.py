@@ -361,11 +361,12 @@ def _leaf_names(cert: CertInfo | None) -> tuple[str, ...]:
 
 
 def _host_matches(pattern: str, host: str) -> bool:
-    """Case-insensitive DNS match; a wildcard covers exactly one left-most label."""
+    """Case-insensitive DNS match; a wildcard covers exactly one left-most label, above two
+    labels at least (no ``*.com``)."""
     p, h = pattern.lower().rstrip("."), host.lower().rstrip(".")
     if p.startswith("*."):
         head, _, rest = h.partition(".")
-        return bool(head) and rest == p[2:]
+        return bool(head) and rest == p[2:] and "." in rest
     return p == h
 
 

@@ -282,13 +282,14 @@ def _norm(name: str) -> str:
 
 
 def _name_match(pattern: str, expected: str) -> bool:
-    """``*.`` in ``pattern`` stands for exactly one non-empty left-most label."""
+    """``*.`` in ``pattern`` stands for exactly one non-empty left-most label, above two labels
+    at least (OpenSSL's X509_check_host refuses ``*.com``)."""
     if pattern == expected:
         return True
     if not pattern.startswith("*.") or expected.startswith("*."):
         return False
     label, dot, rest = expected.partition(".")
-    return bool(label and dot and rest) and rest == pattern[2:]
+    return bool(label and dot and rest) and rest == pattern[2:] and "." in rest
 
 
 def name_matches(info: CertInfo, expected: str) -> bool:
