@@ -445,3 +445,22 @@ def test_an_issuer_of_the_right_name_but_another_key_is_said_so(root):
     assert (r.path_error, r.path_error_depth) == ("unable to get local issuer certificate", 0)
     assert "issuer's name was sent, but with another key" in r.detail
     assert "neither sent" not in r.detail
+
+
+def test_a_pinned_self_signed_leaf_still_passes_its_own_checks():
+    """OpenSSL anchors a self-signed leaf from the store but still checks its purpose and its
+    critical extensions; so does fastcap."""
+    def pinned(**kw) -> Made:
+        return issue("mail.fabrikam.com", None, ca=False, **kw)
+
+    good = pinned()
+    r = check(good, good)
+    assert (r.trusted, r.detail) == (True, "CN=mail.fabrikam.com is itself in the trust store")
+    no_signing = pinned(ku={"key_encipherment"})
+    r = check(no_signing, no_signing)
+    assert (r.trusted, r.problem, r.path_error) == (False, "invalid",
+                                                    "unsuitable certificate purpose")
+    odd = x509.UnrecognizedExtension(x509.ObjectIdentifier("1.3.6.1.4.1.99999.1"), b"\x05\x00")
+    unknown = pinned(extra=[(odd, True)])
+    r = check(unknown, unknown)
+    assert (r.trusted, r.path_error) == (False, "unhandled critical extension")

@@ -752,7 +752,9 @@ class Analyzer:
                 f"{who} lacks the {_ROLE_EKU[role]} extended key usage (has: {usages})",
                 **common,
             )
-        if pinned:
+        if pinned and (path.ok or path.stage == "build"):
+            # Only the missing partial chain is forgiven: an anchor that fails its own checks
+            # (purpose, a critical extension) is refused by OpenSSL all the same.
             return verdict(None, f"{who} is itself in the trust store", **common)
 
         if path.ok:
