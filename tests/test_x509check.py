@@ -428,6 +428,29 @@ def test_trust_store_bad_file_names_the_path(tmp_path, content):
         TrustStore.from_pem_file(path)
 
 
+def test_trusted_certificate_form_is_refused_with_what_to_do(pki, tmp_path):
+    """OpenSSL's `-trustout` form carries trust and reject settings after the certificate:
+    read without them it could trust what the file refuses, so it is named, not skipped as
+    if the file held no certificate (or, beside plain ones, dropped without a word)."""
+    import subprocess
+
+    root, inter = pki
+    plain = tmp_path / "root.pem"
+    plain.write_bytes(root.pem)
+    trusted = tmp_path / "trusted.pem"
+    try:
+        subprocess.run(["openssl", "x509", "-in", str(plain), "-trustout", "-addreject",
+                        "clientAuth", "-out", str(trusted)], check=True, capture_output=True)
+    except (OSError, subprocess.CalledProcessError) as exc:
+        pytest.skip(f"openssl cannot write the -trustout form here: {exc}")
+    assert b"BEGIN TRUSTED CERTIFICATE" in trusted.read_bytes()
+    for data in (trusted.read_bytes(), inter.pem + trusted.read_bytes()):
+        trusted.write_bytes(data)
+        with pytest.raises(ValueError, match=r"trusted\.pem: holds a TRUSTED CERTIFICATE.*"
+                                             r"openssl x509 -in FILE -out plain\.pem"):
+            TrustStore.from_pem_file(trusted)
+
+
 def test_mozilla_store_does_not_trust_synth(pki):
     store = TrustStore.mozilla()
     assert len(store) > 50

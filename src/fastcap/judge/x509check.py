@@ -509,6 +509,12 @@ class TrustStore:
             if cert is None:
                 raise ValueError(f"{path}: neither PEM nor a DER certificate")
             return cls([cert], str(path))
+        if b"-----BEGIN TRUSTED CERTIFICATE-----" in data:
+            # OpenSSL reads this form with its trust and reject settings; taking the
+            # certificate without them could trust what the file refuses.
+            raise ValueError(f"{path}: holds a TRUSTED CERTIFICATE (OpenSSL's -trustout form), "
+                             "whose trust settings fastcap does not read: give the plain "
+                             "certificate (openssl x509 -in FILE -out plain.pem)")
         store = cls._from_pem_bytes(data, str(path), strict=True)
         if not store.roots:
             raise ValueError(f"{path}: no PEM certificate found")
