@@ -204,6 +204,20 @@ def test_sha1_self_signed_root_is_not_a_weak_signature():
     assert r.weak_signatures == ()
 
 
+def test_weak_certificates_sent_beside_the_path_are_not_weighed(pki, analyzer):
+    """A SHA-1 signed or RSA 1024 certificate the peer sends but the path does not use: a
+    verifier never looks at it (OpenSSL's `verify` accepts the chain), so neither does the
+    weak_signature or weak_key verdict.  On the path, the same digest is weighed."""
+    root, inter = pki
+    old = make_ca("Old Issuing CA", parent=root, hash="sha1")
+    small = leaf(inter, key="rsa1024", sans=["old.contoso.com"])
+    cert = leaf(inter)
+    r = analyzer.check([cert.der, inter.der, old.der, small.der], role="client", at=NOW)
+    assert (r.trusted, r.weak_signatures, r.weak_keys) == (True, (), ())
+    via_old = analyzer.check([leaf(old).der, old.der, inter.der], role="client", at=NOW)
+    assert via_old.weak_signatures == ((1, "sha1"),) and via_old.problem == "weak_signature"
+
+
 def test_rsa1024_leaf_is_weak(pki, analyzer):
     _, inter = pki
     cert = leaf(inter, key="rsa1024")

@@ -717,6 +717,11 @@ class Analyzer:
         intermediates = [c for _, c in parsed[1:] if c is not None]
         path = self._verify(leaf, intermediates, role, at)
         path_infos = [self._parse(_der(c))[0] for c in path.path]
+        # A verifier weighs digests and keys on the path it builds (OpenSSL's security
+        # level checks, Exchange Online's SHA-1 refusal), not an unused extra sent beside it.
+        on_path = {i.sha256 for i in path_infos}
+        weak_sigs = tuple(w for w in weak_sigs if infos[w[0]].sha256 in on_path)
+        weak_keys = tuple(w for w in weak_keys if infos[w[0]].sha256 in on_path)
         common = dict(
             leaf_valid_at_capture=_validity(leaf_info, at),
             leaf_valid_today=_validity(leaf_info, self.today),
