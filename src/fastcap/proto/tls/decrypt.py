@@ -294,7 +294,10 @@ def _tls12(records: Sequence[CipherRecord], s: Suite, secrets: SessionSecrets,
         except _Fail as exc:
             return f"record at stream offset {rec.offset}: {exc}"
         seq += 1
-        if ctype == CCS:  # renegotiation: new keys from a master secret the log cannot name
+        if ctype == CCS:
+            # Renegotiation: its keys come from its own hellos' randoms, which travel
+            # encrypted in both directions (a key log names its master secret by the new
+            # ClientHello's random), so one direction alone cannot follow them.
             return f"record at stream offset {rec.offset}: renegotiated keys are not decrypted"
         if not out.add(ctype, data, rec.offset):
             return None
