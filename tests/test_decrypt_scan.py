@@ -148,6 +148,22 @@ def test_every_suite_decrypts_the_smtp_dialogue_inside_tls(with_keys):
         assert (550 in codes) == spec.relay_denied, (name, codes)
 
 
+def test_encrypted_alerts_are_named_with_keys_in_every_version(with_keys, without_keys):
+    """An alert sent after ChangeCipherSpec (TLS <= 1.2) or the hellos (TLS 1.3) is opaque
+    without keys; with them it is named, in TLS 1.2 as in TLS 1.3 (whose handshake is read
+    again from its plaintext), as tshark names both."""
+    tls12 = [n for n in NAMES if with_keys[n]["tls"]["version"] == "TLS1.2"]
+    assert tls12 and len(tls12) < len(NAMES)
+    for name in NAMES:
+        bare, keyed = without_keys[name]["tls"]["alerts"], with_keys[name]["tls"]["alerts"]
+        assert {(a["level"], a["description"], a["encrypted"]) for a in keyed} == {
+            ("warning", "close_notify", False)}, name
+        if name in tls12:  # TLS 1.3 hides even that a record is an alert
+            assert bare and all(a["encrypted"] and a["description"] is None for a in bare)
+            assert [(a["from"], a["offset"], a["frame"]) for a in keyed] == [
+                (a["from"], a["offset"], a["frame"]) for a in bare], name
+
+
 def test_relay_denied_inside_tls_names_its_frame(with_keys, without_keys):
     name = "keys_tls13_relay_denied"
     assert "relay_denied" not in _codes(without_keys[name])

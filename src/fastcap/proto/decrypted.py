@@ -28,7 +28,7 @@ from .tls.keylog import KeyLog
 from .tls.recordlist import list_records
 
 _ENCRYPT_THEN_MAC = 22  # extension type (RFC 7366)
-_HANDSHAKE, _APPLICATION_DATA = 22, 23
+_ALERT, _HANDSHAKE, _APPLICATION_DATA = 21, 22, 23
 _OFFSET = re.compile(r"stream offset (\d+)")
 
 
@@ -148,6 +148,19 @@ def _error(name: str, d: Decrypted, src: Any, records: Sequence[CipherRecord]
     return f"{name}: {d.error}{where}", frame
 
 
+def _alerts_named(tls: TlsHandshake, plain: dict[tuple[bool, int], bytes]) -> TlsHandshake:
+    """A TLS <= 1.2 reading with its encrypted alerts named from their decrypted records
+    (keyed by direction and record offset), as a TLS 1.3 handshake read again from its
+    plaintext names them; the rest of the reading stands."""
+    alerts = []
+    for a in tls.alerts:
+        data = plain.get((a.from_client, a.at.offset)) if a.encrypted else None
+        if data is not None and len(data) == 2:
+            a = dataclasses.replace(a, level=data[0], description=data[1], encrypted=False)
+        alerts.append(a)
+    return dataclasses.replace(tls, alerts=alerts)
+
+
 def _no_banner_dropped(smtp: SmtpDialogue) -> SmtpDialogue:
     """Inside TLS the dialogue begins with the client's EHLO: the greeting was before STARTTLS,
     so its absence here is no anomaly."""
@@ -188,6 +201,10 @@ def decrypt_tls(c2s: Any, s2c: Any, c2s_start: int, s2c_start: int, tls: TlsHand
         c_plain = _handshake_stream(cs, c_recs, c_end, cd.records)
         s_plain = _handshake_stream(ss, s_recs, s_end, sd.records)
         read = _remap(parse_handshake(c_plain, s_plain), tls, c_plain, s_plain)
+    elif any(a.encrypted for a in tls.alerts):
+        read = _alerts_named(tls, {(from_client, p.offset): p.data
+                                   for from_client, d in ((True, cd), (False, sd))
+                                   for p in d.records if p.content_type == _ALERT})
     c_app, s_app = _app_stream(cs, cd.records, c_recs), _app_stream(ss, sd.records, s_recs)
     smtp = None
     if c_app.data or s_app.data:
