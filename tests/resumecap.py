@@ -23,7 +23,7 @@ from fastcap_synth.certs import make_leaf
 from fastcap_synth.scenarios import make_pki
 from fastcap_synth.smtpgen import ACCEPTED_COMMANDS, SmtpScenario, converse, render
 from fastcap_synth.tlsgen import client_context, server_context
-from fastcap_synth.writers import Record, write_pcap
+from fastcap_synth.writers import Record, keylog_bytes, write_pcap
 
 NOW = dt.datetime.now(dt.UTC).replace(microsecond=0)
 T0 = int((NOW - dt.timedelta(hours=1)).timestamp()) * 10**9
@@ -46,13 +46,14 @@ class ResumeCaptures:
     originals: Path  # sessions 1-4 only
     resumptions: Path  # sessions 5-8 only (the originals cut out)
     pairs: list[Pair]
+    keys: Path  # the clients' key log of every session
 
 
 def _scenario(ip: str, n: int, **fields) -> SmtpScenario:
     return SmtpScenario(
         banner=f"220 {PEER} ESMTP Postfix (Debian/GNU)", server_name=PEER, sni=PEER,
         commands=ACCEPTED_COMMANDS, server_ip=ip, client_port=40000 + n,
-        start_ns=T0 + n * 5 * 10**9, **fields,
+        start_ns=T0 + n * 5 * 10**9, keylog=True, **fields,
     )  # fmt: skip
 
 
@@ -69,7 +70,7 @@ def build(directory: Path) -> ResumeCaptures:
         ("ticket", "198.51.100.33", "1.2", True, expired, True),
         ("psk", "198.51.100.34", "1.3", True, pki.client, False),
     ]
-    pairs = []
+    pairs, keys = [], []
     for i, (how, ip, version, tickets, client, lenient) in enumerate(plan):
         sctx = server_context(peer_cert, client_auth="optional", client_cas=[pki.root],
                               min_version=version, max_version=version)
@@ -87,10 +88,12 @@ def build(directory: Path) -> ResumeCaptures:
         conv2 = converse(again)
         assert conv2.tls is not None and conv2.tls.completed and conv2.tls.resumed, how
         pairs.append(Pair(how, ip, render(conv, first), render(conv2, again)))
+        keys += conv.keylog + conv2.keylog
     ca = directory / "synth-root.pem"
     ca.write_bytes(pki.root.pem)
     out = ResumeCaptures(ca, directory / "resume.pcap", directory / "originals.pcap",
-                         directory / "resumptions.pcap", pairs)
+                         directory / "resumptions.pcap", pairs, directory / "resume.keys")
+    out.keys.write_bytes(keylog_bytes(keys))
     originals = [r for p in pairs for r in p.originals]
     resumed = [r for p in pairs for r in p.resumed]
     write_pcap(out.whole, originals + resumed)

@@ -68,17 +68,23 @@ def test_handshake_records_how_it_resumed(version, tickets, how):
         assert d["ticket_offered"] == {"length": len(ticket),
                                        "sha256": hashlib.sha256(ticket).hexdigest()}
         assert full.to_dict()["resumption"]["tickets_issued"] == [d["ticket_offered"]]
-    else:  # TLS 1.3 tickets travel encrypted: nothing to link by
-        assert full.session_tickets == [] and resumed.offered_ticket is None
+    else:  # TLS 1.3 tickets travel encrypted; the resumption offers its own in the clear
+        assert full.session_tickets == [] and "t" not in full.history
+        assert resumed.offered_ticket and d["ticket_offered"] == {
+            "length": len(resumed.offered_ticket),
+            "sha256": hashlib.sha256(resumed.offered_ticket).hexdigest()}
 
 
 def test_malformed_new_session_ticket_is_an_anomaly_not_a_crash():
     problems: list = []
     assert parse_new_session_ticket(b"\0\0\0\1\0\5ab", 0x0303, problems) is None
     assert problems and problems[0][0] == "tls.new_session_ticket.malformed"
-    problems.clear()
+    problems.clear()  # TLS 1.3 (met decrypted): age and nonce before, extensions after
     assert parse_new_session_ticket(b"\0\0\0\1\0\2ab", 0x0304, problems) is None
-    assert problems[0][0] == "tls.new_session_ticket.plaintext_tls13"
+    assert problems[0][0] == "tls.new_session_ticket.malformed"
+    nst = parse_new_session_ticket(b"\0\0\0\7" b"\0\0\0\1" b"\1n" b"\0\2ab" b"\0\0",
+                                   0x0304, [])
+    assert nst is not None and (nst.lifetime_hint, nst.ticket) == (7, b"ab")
     nst = parse_new_session_ticket(b"\0\0\0\7\0\2ab", 0x0303, [])
     assert nst is not None and (nst.lifetime_hint, nst.ticket) == (7, b"ab")
 
@@ -115,8 +121,31 @@ def test_resumptions_inherit_the_original_client_certificate_verdict(caps):
     assert summary.verdicts["no_client_cert"] == 2 and summary.verdicts["ok"] == 2
     psk = _verdicts(resumed[3])
     assert set(psk) == {"tls_session_resumed", "tls13_encrypted"}
-    assert "cannot be identified without keys" in psk["tls_session_resumed"].message
+    assert "known only when the capture holds it and its keys are given" in \
+        psk["tls_session_resumed"].message
     assert not any(v.code == "client_cert_not_requested" for s in sessions for v in s.verdicts)
+
+
+def test_tls13_resumption_read_with_keys_inherits_like_tls12(caps):
+    """A TLS 1.3 server issues its tickets encrypted; read with the key log, they are known,
+    and the resumption that offers one back (in the clear) is linked to the handshake that
+    issued it, as a TLS 1.2 one is.  The decrypted handshakes raise no anomaly."""
+    sessions, _ = _scan(caps.whole, caps.ca, keylog=(str(caps.keys),))
+    original, resumed = sessions[3], sessions[7]
+    assert resumed.tls.resumption == "psk" and resumed.tls.offered_ticket in \
+        original.tls.session_tickets
+    assert "t" in original.tls.history and original.tls.session_ticket_at is not None
+    assert not [a for s in sessions for a in s.tls.anomalies]
+    assert set(_verdicts(original)) == {"ok"}
+    got = _verdicts(resumed)
+    assert set(got) == {"tls_session_resumed", "ok"}
+    sh = original.tls.server_hello_at.frame
+    assert f"resumed by session ticket (frame {resumed.tls.server_hello_at.frame}) the TLS " \
+           f"session established by session 4 (frame {sh});" in got["tls_session_resumed"].message
+    assert got["ok"].message.startswith("inherited from session 4")
+    cut, _ = _scan(caps.resumptions, caps.ca, keylog=(str(caps.keys),))
+    (alone,) = cut[3].verdicts  # with keys, but without the original: nothing inherited
+    assert alone.code == "tls_session_resumed" and "the capture holds it" in alone.message
 
 
 def test_resumption_whose_original_is_not_in_the_capture(caps):

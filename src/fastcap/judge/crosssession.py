@@ -1,7 +1,8 @@
 """What one connection tells about later ones of the same scan.
 
-A resumed TLS session (TLS 1.2 session ID or ticket) shows no certificates: the client
-certificate of the full handshake that established it applies.  And a server that sent a
+A resumed TLS session (TLS 1.2 session ID or ticket; a TLS 1.3 ticket, whose issue is seen
+only with keys) shows no certificates: the client certificate of the full handshake that
+established it applies.  And a server that sent a
 CertificateRequest on one connection expects a certificate on the others too.  `diagnose`
 judges one session at a time, so these facts are linked here: one `CrossSession` per scan
 sees the judged sessions in number order (the original handshake always has the smaller
@@ -93,7 +94,8 @@ class CrossSession:
             return None
         t = s.tls
         linked, origin = None, None
-        if t is not None and t.resumption in ("session_id", "ticket"):
+        if t is not None and (t.resumption in ("session_id", "ticket") or (
+                t.resumption == "psk" and self._known_ticket(t))):
             origin, linked = self._resumed(s, path)
         elif any(awaits_expectation(v) for v in s.verdicts):
             asked = self._asked.get(s.server)
@@ -141,6 +143,13 @@ class CrossSession:
         for ticket in t.session_tickets:
             if ticket:
                 self._remember(self._origins, _ticket_key(ticket), origin)
+
+    def _known_ticket(self, t: TlsHandshake) -> bool:
+        """A TLS 1.3 resumption offers its ticket in the clear, but the ticket was issued
+        encrypted: only a handshake read with keys made it known.  Without, `diagnose` has
+        said that the original cannot be identified, and that stands."""
+        offered = t.offered_ticket
+        return offered is not None and _ticket_key(offered) in self._origins
 
     def _resumed(self, s: Session,
                  path: str | None) -> tuple[Origin | None, tuple[Verdict, ...]]:

@@ -911,9 +911,9 @@ def _resumed_verdict(tls: TlsHandshake) -> Verdict:
            "psk": "by pre-shared key (TLS 1.3)"}.get(tls.resumption, "")
     frame = _where_frame(tls.server_hello_at)
     if tls.resumption == "psk":
-        text = (f"resumed a TLS session {how}{_frame_text(frame)}; the ticket was sent "
-                "encrypted, so the original handshake (and its client certificate) cannot be "
-                "identified without keys")
+        text = (f"resumed a TLS session {how}{_frame_text(frame)}; its ticket was issued "
+                "encrypted, so the original handshake (and its client certificate) is known "
+                "only when the capture holds it and its keys are given (--keylog)")
     else:
         text = (f"resumed a TLS session {how}{_frame_text(frame)}: no certificate crossed the "
                 "wire; the client certificate is that of the handshake that established it")

@@ -27,7 +27,14 @@ from .const import (
     names_of,
     version_name,
 )
-from .messages import _SESSION_TICKET_EXT, CertificateRequest, ClientHello, Extension, ServerHello
+from .messages import (
+    _PRE_SHARED_KEY_EXT,
+    _SESSION_TICKET_EXT,
+    CertificateRequest,
+    ClientHello,
+    Extension,
+    ServerHello,
+)
 
 
 @compact
@@ -248,10 +255,17 @@ class TlsHandshake:
 
     @property
     def offered_ticket(self) -> bytes | None:
-        """The session ticket the ClientHello offered to resume with (non-empty), if any."""
+        """The session ticket the ClientHello offered to resume with (non-empty), if any: its
+        session_ticket extension (TLS <= 1.2), else the first identity of its pre_shared_key
+        extension, which for a resumption is the ticket a TLS 1.3 server issued (RFC 8446
+        4.2.11), sent in the clear although the ticket itself went encrypted."""
         for ext in getattr(self.client_hello, "extensions", ()):
-            if ext.type == _SESSION_TICKET_EXT:
-                return ext.data or None
+            if ext.type == _SESSION_TICKET_EXT and ext.data:
+                return ext.data
+            if ext.type == _PRE_SHARED_KEY_EXT:
+                d = ext.data
+                n = int.from_bytes(d[2:4], "big") if len(d) >= 4 else 0
+                return d[4:4 + n] if n and len(d) >= 4 + n else None
         return None
 
     @property

@@ -181,8 +181,9 @@ class CertificateRequest:
 @compact
 @dataclass(frozen=True, slots=True)
 class NewSessionTicket:
-    """A TLS <= 1.2 NewSessionTicket (RFC 5077 3.3), sent in plaintext before the server's
-    ChangeCipherSpec: the ticket a later connection offers to resume this session."""
+    """A NewSessionTicket: the ticket a later connection offers to resume this session.  TLS
+    <= 1.2 sends it in plaintext before the server's ChangeCipherSpec (RFC 5077 3.3); TLS 1.3
+    after the handshake, encrypted, so it is read only with keys (RFC 8446 4.6.1)."""
 
     lifetime_hint: int
     ticket: bytes
@@ -587,16 +588,17 @@ def _cert_list(raw: bytes, tls13: bool, problems: Problems) -> Certificate:
 
 def parse_new_session_ticket(body: bytes, version: int | None, problems: Problems
                              ) -> NewSessionTicket | None:
-    """The TLS <= 1.2 form only: TLS 1.3 sends its tickets encrypted, so a plaintext one
-    there is reported and not read."""
-    if is_tls13(version):
-        problems.append(("tls.new_session_ticket.plaintext_tls13",
-                         "NewSessionTicket in plaintext after a TLS 1.3 ServerHello"))
-        return None
+    """The form the negotiated version gives: TLS 1.3 adds an age, a nonce and extensions
+    around the ticket (a TLS 1.3 one is met decrypted, its records read with keys)."""
     try:
         r = _Reader(bytes(body))
         hint = r.uint(4, "ticket_lifetime_hint")
+        if is_tls13(version):
+            r.uint(4, "ticket_age_add")
+            r.vec(1, "ticket_nonce")
         ticket = r.vec(2, "ticket")
+        if is_tls13(version):
+            r.vec(2, "extensions")
         if r.left():
             raise _Malformed(f"{r.left()} bytes after the ticket")
     except _Malformed as exc:
