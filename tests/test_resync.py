@@ -98,6 +98,14 @@ def test_pcapng_corrupt_second_section_header(tmp_path, backend):
     data = bytearray(raw + raw)
     data[len(raw) + 8 : len(raw) + 12] = b"\0\0\0\0"  # byte-order magic of section 2
     slabs, meta = read(tmp_path, backend, bytes(data), "pcapng")
+    # Its length, trailer and next block agree in one byte order only: section 2 is read.
+    assert slabs == [p[:32] for p in PAYLOADS[:2]] * 2
+    (w,) = meta.warnings
+    assert (w.kind, w.offset, meta.sections, meta.unreadable) == (
+        "corrupt_block", len(raw), 2, [])
+    assert "little-endian: read on" in w.message
+    data[len(raw) + 4: len(raw) + 8] = b"\0\0\0\0"  # its length too: no byte order is told
+    slabs, meta = read(tmp_path, backend, bytes(data), "pcapng")
     # Section 2's interface is read into section 1, so its packets are still found.
     assert slabs == [p[:32] for p in PAYLOADS[:2]] * 2
     assert meta.warnings[0].kind == "corrupt_block"

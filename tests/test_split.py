@@ -212,6 +212,36 @@ def test_a_section_header_with_a_damaged_trailer_is_read_on(generated, tmp_path)
     assert _result(path)[0] == []
 
 
+@pytest.mark.parametrize("field", ["byte-order magic", "length", "both"])
+def test_a_section_header_with_a_damaged_magic_or_length_is_read_on(generated, tmp_path,
+                                                                      field):
+    """A section header whose byte-order magic is damaged is read in the one byte order in
+    which its length, trailer and next block agree; one whose length is damaged, in the
+    byte order its magic gives, from the next well-framed block on.  Either way the
+    section is read, whole and in ranges; with both damaged, nothing tells its byte order
+    and it is lost, as before."""
+    data = bytearray(generated["pcapng"].read_bytes())
+    (shb_len,) = struct.unpack_from("<I", data, 4)
+    if field != "length":
+        data[8:12] = b"\x4d\x3c\x2b\x00"
+    if field != "byte-order magic":
+        struct.pack_into("<I", data, 4, 0x7FFFFFF1)
+    path = tmp_path / "shb.pcapng"
+    path.write_bytes(bytes(data))
+    whole, intact = _result(path), _result(generated["pcapng"])
+    if field == "both":
+        assert whole[0] == [] and len(whole[1]["warnings"]) == 1
+        return
+    assert whole[0] == intact[0] and len(whole[0]) == 60
+    (warning,) = whole[1]["warnings"]
+    assert warning.startswith(f"{path}: ") and "read on" in warning
+    assert ("little-endian" in warning) == (field == "byte-order magic")
+    assert whole[1]["unreadable"] == ([] if field == "byte-order magic" else [[0, shb_len]])
+    for parts in (3, 17):
+        for how in _HOW.values():
+            assert how(path, parts) == whole, f"{parts} ranges"
+
+
 def _damaged(src: Path, dst: Path, seed: int) -> Path:
     """Garbage inserted at a few places, and a few length fields overwritten."""
     data = bytearray(src.read_bytes())

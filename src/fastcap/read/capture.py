@@ -816,6 +816,21 @@ class Capture:
         (blen,) = struct.unpack_from(">I" if big else "<I", self._mm, off + 4)
         return size - off < blen <= MAX_BLOCK
 
+    def _framed_order(self, off: int) -> bool | None:
+        """The one byte order (True: big) in which the section header at `off`, its
+        byte-order magic damaged, has a sane length equal to its trailer and is followed by a
+        well-framed block (or the end); None when neither or both fit."""
+        size, fits = self.meta.size, []
+        for big in (False, True):
+            (blen,) = struct.unpack_from(">I" if big else "<I", self._mm, off + 4)
+            if (28 <= blen <= min(MAX_BLOCK, size - off) and not blen % 4
+                    and struct.unpack_from(">I" if big else "<I", self._mm,
+                                           off + blen - 4)[0] == blen
+                    and (off + blen == size
+                         or resync.pcapng_block_len(self._array(), off + blen, size, big))):
+                fits.append(big)
+        return fits[0] if len(fits) == 1 else None
+
     def _read_shb(self, off: int, index: int) -> tuple[pcapng.Section, int] | None:
         meta, size, mm = self.meta, self.meta.size, self._mm
         if size - off < 28:
@@ -824,21 +839,38 @@ class Capture:
             return None
         big = pcapng.byte_order_of_shb(mm, off)
         if big is None:
-            self._warn(off, "corrupt_block", "section header block has a bad byte-order magic")
-            meta.skipped["corrupt block"] += 1
-            return None
+            big = self._framed_order(off)
+            if big is None:
+                self._warn(off, "corrupt_block", "section header block has a bad byte-order "
+                                                 "magic")
+                meta.skipped["corrupt block"] += 1
+                return None
+            # Its length and trailer agree, and the next block is framed, in one byte order
+            # only: without it the section would be lost, as with a damaged trailer.
+            self._warn(off, "corrupt_block", "section header block has a bad byte-order magic "
+                       f"(its length frames it and the next block {'big' if big else 'little'}"
+                       "-endian: read on)")
         order = ">" if big else "<"
         blen, _magic, vmaj, vmin = struct.unpack_from(order + "IIHH", mm, off + 4)
-        if blen < 28 or blen % 4 or blen > MAX_BLOCK:
-            self._warn(off, "corrupt_block", f"corrupt section header block (length {blen})")
-            meta.skipped["corrupt block"] += 1
-            return None
+        stepped = blen < 28 or blen % 4 or blen > MAX_BLOCK
+        if stepped:
+            # The byte-order magic is sound: the section's blocks can be found by their
+            # framing, from where the smallest section header would end.
+            nxt = resync.next_pcapng_block(self._array(), off + 28, size, big,
+                                           allow_eof=not self._more)
+            if nxt is None:
+                self._warn(off, "corrupt_block", f"corrupt section header block (length {blen})")
+                meta.skipped["corrupt block"] += 1
+                return None
+            self._skip_range(off, nxt, "corrupt_block", f"corrupt section header block (length "
+                             f"{blen}), its byte order read on", None)
+            blen = nxt - off
         if blen > size - off:
             self._warn(off, "truncated_block",
                        f"truncated block: needs {blen} bytes, {size - off} remain")
             meta.skipped["truncated block"] += 1
             return None
-        if struct.unpack_from(order + "I", mm, off + blen - 4)[0] != blen:
+        if not stepped and struct.unpack_from(order + "I", mm, off + blen - 4)[0] != blen:
             if off + blen < size and resync.pcapng_block_len(self._array(), off + blen,
                                                               size, big):
                 # Only its trailer is damaged: its byte order and length are sound, and the
