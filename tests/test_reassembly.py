@@ -543,6 +543,36 @@ def test_pipeline_synthesized_pcap(tmp_path, v6):
                                                           f.seq == isn_c + 1))
 
 
+def test_pipeline_tso_zero_ip_length(tmp_path):
+    """A capture taken on a sender with TCP segmentation offload (an Exchange server's own
+    capture, say) holds its large segments with IPv4 total length 0: like Wireshark's
+    ip.tso_support, on by default, the frame's length stands in, and the bytes are kept."""
+    pytest.importorskip("fastcap.select.decode")
+    from fastcap_synth.packets import ETH_P_IP, ether, ipv4, tcp, tcp_frame
+    from fastcap_synth.writers import Record, write_pcap
+
+    cli, srv = "10.0.0.1", "10.0.0.2"
+    c2s = b"EHLO client.example\r\n" + random.Random(4).randbytes(6000)
+    frames = handshake(100, 900) + data_frames(c2s, [(0, 21), (21, len(c2s))], 100, 900, True)
+    frames += closing(100, 900, len(c2s), 0)
+    recs = []
+    for i, f in enumerate(frames):
+        src, dst, sp, dp = (cli, srv, 51000, 25) if f.from_a else (srv, cli, 25, 51000)
+        if len(f.payload) > 1000:  # the offloaded segment, as the sender's capture holds it
+            seg = tcp(sp, dp, f.seq, f.ack, f.flags, f.payload, src=src, dst=dst)
+            raw = ether(ipv4(seg, 6, src, dst, total_length=0), ETH_P_IP)
+        else:
+            raw = tcp_frame(src, dst, sp, dp, f.seq, f.ack, f.flags, f.payload)
+        recs.append(Record(raw, 1_700_000_000 * 10**9 + i * 1000))
+    path = tmp_path / "tso.pcap"
+    write_pcap(path, recs)
+    results = [_pipeline(path, frozenset({25}), b) for b in BACKENDS]
+    assert all(r == results[0] for r in results)
+    (conn,) = results[0]
+    assert conn.c2s.data == c2s and conn.c2s.gaps == []
+    assert conn.c2s.frame_at(21) == 5
+
+
 # --- (8) real captures -------------------------------------------------------------------------
 
 

@@ -324,6 +324,7 @@ class _Ctx:
     rd: _Reader
     cap: np.ndarray  # int32 caplen
     h: Headers
+    wire: np.ndarray | None = None  # int64 orig_len, when known (IPv4 total length 0: TSO)
 
     @property
     def width(self) -> int:
@@ -504,6 +505,11 @@ def _ipv4(ctx: _Ctx, sel: Sel, off: int | np.ndarray) -> None:
     proto = rd.read(sel, off + 9, "u1")
     vhl = (w >> 56).astype(np.uint8)
     tot = ((w >> 32) & 0xFFFF).astype(np.int32)
+    if ctx.wire is not None and not tot.all():
+        # A capture on a host with TCP segmentation offload holds the segment before the NIC
+        # fills in its length: Wireshark (ip.tso_support, on by default) takes the frame's.
+        room = np.clip(ctx.wire[sel] - off, 0, 0x7FFFFFFF).astype(np.int32)
+        tot = np.where(tot == 0, room, tot)
     if (vhl == 0x45).all():  # the usual header: version 4, no options
         ihl: int | np.ndarray = 20
         checks = [(cap < off + 20, Status.TRUNCATED_L3), (tot < 20, Status.BAD_IP)]
@@ -674,9 +680,10 @@ def _l4(ctx: _Ctx, sel: Sel, off: int | np.ndarray) -> None:
 # --- driver ------------------------------------------------------------------------------------
 
 
-def _run(rd: _Reader, cap: np.ndarray, lt: np.ndarray, h: Headers) -> None:
+def _run(rd: _Reader, cap: np.ndarray, lt: np.ndarray, h: Headers,
+         wire: np.ndarray | None = None) -> None:
     if len(cap):
-        ctx = _Ctx(rd, cap, h)
+        ctx = _Ctx(rd, cap, h, wire)
         _link(ctx, lt)
         _network(ctx)
         _transport(ctx)
@@ -706,7 +713,8 @@ def _prefetch(slab: np.ndarray, keys: list[tuple[int, str]]) -> dict:
     return cols
 
 
-def _decode(slab: np.ndarray, cap: np.ndarray, lt: np.ndarray, prefetch: bool) -> Headers:
+def _decode(slab: np.ndarray, cap: np.ndarray, lt: np.ndarray, prefetch: bool,
+            wire: np.ndarray | None = None) -> Headers:
     """Decode block by block so each block's narrow temporaries stay in cache; the prefetch
     fields are chosen once per window."""
     n = len(cap)
@@ -715,7 +723,8 @@ def _decode(slab: np.ndarray, cap: np.ndarray, lt: np.ndarray, prefetch: bool) -
     for s in range(0, n, _BLOCK):
         sub = slab[s:s + _BLOCK]
         rd = _Reader(sub, _prefetch(sub, keys) if keys else None)
-        _run(rd, cap[s:s + _BLOCK], lt[s:s + _BLOCK], h._slice(s, s + _BLOCK))
+        _run(rd, cap[s:s + _BLOCK], lt[s:s + _BLOCK], h._slice(s, s + _BLOCK),
+             None if wire is None else wire[s:s + _BLOCK])
     return h
 
 
@@ -771,7 +780,8 @@ def _buf_args(buf: np.ndarray | None, offset: np.ndarray | None) -> tuple[np.nda
 
 def decode_headers(slab: np.ndarray, caplen: np.ndarray, linktype: np.ndarray, *,
                    buf: np.ndarray | None = None,
-                   offset: np.ndarray | None = None) -> Headers:
+                   offset: np.ndarray | None = None,
+                   orig_len: np.ndarray | None = None) -> Headers:
     """Decode link, IP and TCP/UDP headers of every row of a window.
 
     `slab` (n, W) uint8 holds the first min(caplen, W) bytes of each frame.  Rows whose headers
@@ -794,7 +804,8 @@ def decode_headers(slab: np.ndarray, caplen: np.ndarray, linktype: np.ndarray, *
     if rest.size:
         off = None if offset is None else np.asarray(offset)[rest]
         sub = slab if rest.size == len(cap) else slab[rest]
-        h._put(rest, _decode_general(sub, cap[rest], lt[rest], buf, off))
+        wire = None if orig_len is None else np.asarray(orig_len)[rest]
+        h._put(rest, _decode_general(sub, cap[rest], lt[rest], buf, off, wire))
     return h
 
 
@@ -814,10 +825,14 @@ def fill_common(h: Headers, dst: np.ndarray, slab: np.ndarray, rows: np.ndarray,
             getattr(h, name)[dst] = value
 
 
-def _decode_general(slab: np.ndarray, cap: np.ndarray, lt: np.ndarray, buf, offset) -> Headers:
-    """Every link type and layout, with re-reads past the slab width (see decode_headers)."""
+def _decode_general(slab: np.ndarray, cap: np.ndarray, lt: np.ndarray, buf, offset,
+                    wire: np.ndarray | None = None) -> Headers:
+    """Every link type and layout, with re-reads past the slab width (see decode_headers);
+    `wire`, each frame's orig_len, gives an IPv4 total length of 0 its TSO meaning."""
     n, width = slab.shape
-    h = _decode(slab, cap, lt, prefetch=n >= _PREFETCH_MIN_ROWS)
+    if wire is not None:
+        wire = np.asarray(wire).astype(np.int64)
+    h = _decode(slab, cap, lt, prefetch=n >= _PREFETCH_MIN_ROWS, wire=wire)
     while True:
         rows = np.flatnonzero(h.status == _WIDE)
         if not rows.size:
@@ -829,7 +844,8 @@ def _decode_general(slab: np.ndarray, cap: np.ndarray, lt: np.ndarray, buf, offs
         # _WIDE implies caplen > width, so each round widens; two rounds cover any chain.
         width = int(min(c.max(), _WIDE_STEP if width < _WIDE_STEP else _MAX_HDR))
         wide = _cut_rows(buf_, off[rows], width, c.astype(np.int64))
-        h._put(rows, _decode(wide, c, lt[rows], prefetch=False))
+        h._put(rows, _decode(wide, c, lt[rows], prefetch=False,
+                             wire=None if wire is None else wire[rows]))
 
 
 # --- TCP details -------------------------------------------------------------------------------

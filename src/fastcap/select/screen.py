@@ -70,10 +70,10 @@ class Ports:
 
 def screen(slab: np.ndarray, caplen: np.ndarray, linktype: np.ndarray,
            ports: Ports | np.ndarray, *, buf: np.ndarray | None = None,
-           offset: np.ndarray | None = None) -> Screened:
+           offset: np.ndarray | None = None, orig_len: np.ndarray | None = None) -> Screened:
     """Split a window by the selected `ports` (a Ports, or flows.port_lut's table); see the
-    module docstring.  `buf` and `offset` are decode_headers': rows whose headers run past the
-    slab are re-read."""
+    module docstring.  `buf`, `offset` and `orig_len` are decode_headers': rows whose headers
+    run past the slab are re-read."""
     slab, cap = _check(slab, caplen)
     n = len(cap)
     lt = _as_linktype(linktype, n)
@@ -111,5 +111,6 @@ def screen(slab: np.ndarray, caplen: np.ndarray, linktype: np.ndarray,
         r = rows[rest]
         off = None if offset is None else np.asarray(offset)[r]
         sub = slab if len(r) == n else slab[r]
-        h._put(rest, _decode_general(sub, cap[r], lt[r], buf, off))
+        wire = None if orig_len is None else np.asarray(orig_len)[r]
+        h._put(rest, _decode_general(sub, cap[r], lt[r], buf, off, wire))
     return Screened(rows, h, counts[4], counts[6], counts["tcp"], counts["udp"])

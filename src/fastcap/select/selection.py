@@ -210,7 +210,8 @@ def iter_selected(cap: Capture, ports: Iterable[int] = DEFAULT_PORTS,
             linktype = same[:len(win)]
         else:
             linktype = lt_of_iface[win.iface]
-        sc = screen(win.slab, win.caplen, linktype, matcher, buf=buf, offset=win.offset)
+        sc = screen(win.slab, win.caplen, linktype, matcher, buf=buf, offset=win.offset,
+                    orig_len=win.orig_len)
         hd = sc.headers
         if progress is not None:
             progress(cap.progress_done, cap.progress_size)
