@@ -86,6 +86,24 @@ def test_counters_skip_reasons(tmp_path):
     assert counters.other == 2
 
 
+def test_fragmented_segments_on_selected_ports_are_counted(tmp_path):
+    """IP fragments are not reassembled: a mail-port segment split into them loses all but its
+    first fragment's bytes, which the scan summary names rather than leave a bare gap."""
+    seg = p.tcp(40000, 25, 1, 1, p.ACK, b"EHLO " + b"x" * 100 + b"\r\n")
+    first = p.ether(p.ipv4(seg[:48], 6, "10.0.0.9", "10.0.0.1", ident=9, dont_fragment=False,
+                           more_fragments=True), 0x0800)
+    rest = p.ether(p.ipv4(seg[48:], 6, "10.0.0.9", "10.0.0.1", ident=9, dont_fragment=False,
+                          frag_offset=6), 0x0800)
+    other = p.ether(p.ipv4(p.udp(53, 53, b"y" * 64)[:16], 17, "10.0.0.9", "10.0.0.1",
+                           dont_fragment=False, more_fragments=True), 0x0800)
+    path = tmp_path / "frag.pcap"
+    write_pcap(path, [Record(f, i) for i, f in enumerate((first, rest, other))])
+    frames, *_, counters, _fl = _run(path)
+    assert frames == [1] and counters.fragments == 3
+    assert counters.skipped == {
+        "TCP segment on a selected port split into IP fragments (not reassembled)": 1}
+
+
 @pytest.mark.parametrize("text,want", [("25", {25}), ("25,587, 2525", {25, 587, 2525}),
                                         ("2525-2527", {2525, 2526, 2527})])
 def test_parse_ports(text, want):

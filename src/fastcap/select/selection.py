@@ -30,6 +30,10 @@ _STATUS_REASON = {
 }
 
 
+# The first fragment of a segment on a selected port is used; the rest of its payload, in the
+# fragments after it, is not (IP fragments are not reassembled) and shows as a gap.
+FRAGMENTED = "TCP segment on a selected port split into IP fragments (not reassembled)"
+
 _TS_MAX, _TS_MIN = 2**63 - 1, -(2**63)
 TIMES_HELD = ("frames timed after 2262-04-11 23:47:16 or before 1677-09-21 UTC, held there "
               "(nanoseconds since 1970 in 64 bits; certificates are judged at that time)")
@@ -226,6 +230,8 @@ def iter_selected(cap: Capture, ports: Iterable[int] = DEFAULT_PORTS,
             continue
         rows = sc.rows[pick]
         hp = hd if len(pick) == len(hd) else hd.take(pick)
+        if counters is not None and hp.frag.any():
+            counters.skipped[FRAGMENTED] += int(np.count_nonzero(hp.frag))
         tf = decode_tcp(win.slab, win.caplen, hp, rows, buf=buf, offset=win.offset, aligned=True)
         fid, from_a = flows.assign(tf.src_addr, tf.sport, tf.dst_addr, tf.dport)
         ts = win.ts_ns[rows]  # a copy: fancy indexing
