@@ -37,10 +37,12 @@ typedef struct {
     int64_t nxt;    /* stream offset one past the highest data byte or FIN sent */
     int64_t before_start, untraced;
     int64_t syn_frame, fin_frame, rst_frame;
+    int64_t zwp_off, zwp_frame; /* the last zero-window probe's byte, held until settled */
     uint32_t base;  /* sequence number of stream offset 0 */
     uint32_t isn, fin_seq, synack_ack;
     uint16_t win;
     uint8_t has_base, has_isn, fin_seen, fin_acked, win_known, syn_ack_seen;
+    uint8_t has_zwp, zwp_byte;
 } rdir;
 
 typedef struct {
@@ -495,12 +497,28 @@ static int process(fc_reasm *r, rconn *c, int dir, int64_t fno, uint32_t seq, ui
     int plain = !(flags & (TH_SYN | TH_FIN));
     if (plain && plen <= 1 && o == e - 1) {
         c->keepalives++;
-    } else if (plain && plen == 1 && o == e && peer->win_known && peer->win == 0) {
-        c->zwp++; /* not stored: the byte is resent as data once the window opens */
-    } else if (plen > 0) {
-        if (store(r, c, d, o, plen, caplen, p, fno) < 0)
-            return -1;
+        return 0;
     }
+    if (plain && plen == 1 && o == e && peer->win_known && peer->win == 0) {
+        /* A zero-window probe is counted and its byte held: it is resent as data once the
+         * window opens, unless the receiver had room and kept it; then the sender goes on
+         * after it and the byte is the probe's. */
+        c->zwp++;
+        d->has_zwp = caplen > 0;
+        d->zwp_off = o;
+        d->zwp_frame = fno;
+        d->zwp_byte = caplen > 0 ? p[0] : 0;
+        return 0;
+    }
+    if (d->has_zwp && o > d->zwp_off) { /* the sender went on after the probe's byte */
+        d->has_zwp = 0;
+        if (store(r, c, d, d->zwp_off, 1, 1, &d->zwp_byte, d->zwp_frame) < 0)
+            return -1;
+    } else if (d->has_zwp && o + plen > d->zwp_off) { /* the byte comes again as data */
+        d->has_zwp = 0;
+    }
+    if (plen > 0 && store(r, c, d, o, plen, caplen, p, fno) < 0)
+        return -1;
     if (flags & TH_FIN) {
         if (!d->fin_seen) {
             d->fin_seen = 1;

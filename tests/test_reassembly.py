@@ -335,6 +335,30 @@ def test_keepalive_and_zero_window_probe():
     assert (conn.keepalives, conn.zero_window_probes, conn.retransmissions) == (2, 1, 0)
 
 
+def test_zero_window_probe_accepted():
+    """A receiver whose window has opened keeps the probe's byte and acknowledges it; the
+    sender goes on after it and never sends it again (Wireshark's Follow TCP Stream shows it)."""
+    hs = handshake(10, 20)
+    frames = hs + [
+        Frame(0, True, 11, 21, ACK, b"EHLO a\r\n"),
+        Frame(0, False, 21, 19, ACK, window=0),
+        Frame(0, True, 19, 21, ACK, b"Q"),  # probe
+        Frame(0, False, 21, 20, ACK, window=100),  # accepted
+        Frame(0, True, 20, 21, ACK, b"UIT\r\n"),
+    ]
+    (conn,) = run_both(frames)
+    assert conn.c2s.data == b"EHLO a\r\nQUIT\r\n" and conn.c2s.gaps == []
+    assert conn.c2s.frame_at(8) == 6
+    assert (conn.zero_window_probes, conn.retransmissions, conn.out_of_order) == (1, 0, 0)
+    (alone,) = run_both(frames[:-2])  # a probe the capture shows nothing after
+    assert alone.c2s.data == b"EHLO a\r\n"
+    refused = frames[:-2] + [Frame(0, False, 21, 19, ACK, window=100),
+                             Frame(0, True, 19, 21, ACK, b"QUIT\r\n")]
+    (conn,) = run_both(refused)  # the byte comes again: the resend's frame supplies it
+    assert conn.c2s.data == b"EHLO a\r\nQUIT\r\n" and conn.c2s.frame_at(8) == 8
+    assert (conn.zero_window_probes, conn.retransmissions, conn.conflicting_overlaps) == (1, 0, 0)
+
+
 def test_rst_and_linger():
     frames = handshake(1, 2) + [Frame(0, False, 3, 2, RST | ACK, ts_ns=10_000),
                                 Frame(0, True, 2, 3, ACK, b"x", ts_ns=10_500),  # late, lingers

@@ -12,8 +12,10 @@ Rules both cores implement (per direction of a connection):
 - First copy wins.  A segment starting below the highest offset reached is out-of-order when
   it fills bytes not seen before, else a retransmission; a segment whose already-stored bytes
   differ from its own counts one conflicting overlap.
-- Keep-alives (0 or 1 byte at highest-1) and zero-window probes (1 byte at highest while the
-  peer advertises window 0) are counted, not stored.  RST payloads are ignored.
+- Keep-alives (0 or 1 byte at highest-1) are counted, not stored.  Zero-window probes (1 byte
+  at highest while the peer advertises window 0) are counted and their byte held: stored as
+  the probe's when the sender goes on after it (a receiver whose window had opened kept it),
+  dropped when it comes again as data.  RST payloads are ignored.
 - Only the first `cap` bytes are stored; beyond, bytes are counted in `seen_bytes`.  Gaps are
   reported for the stored part only, so losses past the cap (or after the last data/FIN seen)
   are invisible.
@@ -391,7 +393,7 @@ class _Dir:
     __slots__ = ("data", "filled", "dcap", "seg_off", "seg_len", "seg_frame", "segcap",
                  "nxt", "before_start", "untraced", "syn_frame", "fin_frame", "rst_frame",
                  "base", "isn", "fin_seq", "synack_ack", "win", "has_base", "has_isn",
-                 "fin_seen", "fin_acked", "win_known", "syn_ack_seen")
+                 "fin_seen", "fin_acked", "win_known", "syn_ack_seen", "zwp")
 
     def __init__(self) -> None:
         self.data = bytearray()
@@ -407,6 +409,7 @@ class _Dir:
         self.base = self.isn = self.fin_seq = self.synack_ack = self.win = 0
         self.has_base = self.has_isn = self.fin_seen = self.fin_acked = False
         self.win_known = self.syn_ack_seen = False
+        self.zwp: tuple[int, int, bytes] | None = None  # a probe's (offset, frame, byte)
 
     def mem(self) -> int:
         return self.dcap + ((self.dcap + 63) // 64) * 8 + self.segcap * SEG_BYTES
@@ -589,9 +592,17 @@ class PyReassemblerCore:
         plain = not flags & (_SYN | _FIN)
         if plain and plen <= 1 and o == e - 1:
             c.keepalives += 1
-        elif plain and plen == 1 and o == e and peer.win_known and peer.win == 0:
-            c.zwp += 1
-        elif plen > 0:
+            return
+        if plain and plen == 1 and o == e and peer.win_known and peer.win == 0:
+            c.zwp += 1  # the byte is held until settled (see the C core)
+            me.zwp = (o, fno, bytes(self._buf[foff:foff + 1])) if caplen > 0 else None
+            return
+        if me.zwp is not None and o > me.zwp[0]:  # the sender went on after the probe's byte
+            (zo, zf, zb), me.zwp = me.zwp, None
+            self._store(c, me, zo, 1, 1, 0, zf, zb)
+        elif me.zwp is not None and o + plen > me.zwp[0]:  # the byte comes again as data
+            me.zwp = None
+        if plen > 0:
             self._store(c, me, o, plen, caplen, foff, fno)
         if flags & _FIN:
             if not me.fin_seen:
@@ -601,7 +612,7 @@ class PyReassemblerCore:
             me.nxt = max(me.nxt, o + plen)
 
     def _store(self, c: _Conn, me: _Dir, o: int, n: int, caplen: int, foff: int,
-               fno: int) -> None:
+               fno: int, src=None) -> None:
         e, end = me.nxt, o + n
         if o < 0:
             me.before_start += min(end, 0) - o
@@ -610,7 +621,8 @@ class PyReassemblerCore:
         conflict = False
         if lo < hi:
             self._reserve(c, me, hi)
-            data, filled, src = me.data, me.filled, self._buf
+            data, filled = me.data, me.filled
+            src = self._buf if src is None else src
             pos = lo
             while pos < hi:
                 if filled[pos]:
