@@ -393,15 +393,20 @@ static int32_t conn_new(fc_reasm *r, int64_t flow, int64_t fno, int64_t ts, int3
 
 /* Is this SYN part of the connection already held for the flow (retransmitted or reordered),
  * rather than the start of a new connection on a reused 4-tuple? */
-static int syn_same(const rconn *c, int dir, uint32_t seq, uint32_t ack, uint16_t flags)
+static int syn_same(const rconn *c, int dir, uint32_t seq, uint32_t ack, uint16_t flags,
+                    int64_t plen)
 {
     const rdir *d = &c->d[dir], *p = &c->d[1 - dir];
     if (d->has_base)
         return d->base == seq + 1;
-    if (flags & TH_ACK) /* SYN-ACK: it must acknowledge the peer's first byte, if known */
-        return !p->has_base || ack == p->base;
-    /* SYN after the SYN-ACK in capture order: the SYN-ACK must acknowledge it. */
-    return p->has_isn && p->syn_ack_seen && p->synack_ack == seq + 1;
+    /* SYN-ACK: it must acknowledge the peer's first byte, if known, or with TCP Fast Open
+     * the data the peer's SYN carried. */
+    if (flags & TH_ACK)
+        return !p->has_base || ack == p->base ||
+               (p->has_isn && (int64_t)(uint32_t)(ack - p->base) <= p->nxt);
+    /* SYN after the SYN-ACK in capture order: the SYN-ACK must acknowledge it (and its data). */
+    return p->has_isn && p->syn_ack_seen &&
+           (int64_t)(uint32_t)(p->synack_ack - (seq + 1)) <= plen;
 }
 
 /* Store a data segment at stream offset o: `len` bytes by sequence space, `caplen` of them
@@ -614,7 +619,7 @@ int64_t fc_reasm_feed(fc_reasm *r, const uint8_t *buf, int64_t buf_len, const fc
 
         int32_t s = hget(r, flow);
         if (s >= 0 && (flags & TH_SYN) && !(flags & TH_RST) &&
-            !syn_same(&r->conns[s], dir, seq, rows->ack[i], flags)) {
+            !syn_same(&r->conns[s], dir, seq, rows->ack[i], flags, plen)) {
             if (conn_finish(r, s, 0) < 0)
                 goto fail;
             s = -1;

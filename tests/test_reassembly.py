@@ -300,6 +300,18 @@ def test_reordered_syn_ack_stays_one_connection():
     assert len(conns) == 1 and conns[0].client_by == "syn" and conns[0].c2s.data == b"hi"
 
 
+@pytest.mark.parametrize("reordered", [False, True])
+def test_fast_open_syn_data_stays_one_connection(reordered):
+    """TCP Fast Open: the SYN carries data and the SYN-ACK acknowledges it, not ISN+1."""
+    syn = Frame(0, True, 10, 0, SYN, b"EHLO tfo\r\n")
+    synack = Frame(0, False, 20, 21, SYN | ACK, b"220 hi\r\n")
+    frames = ([synack, syn] if reordered else [syn, synack]) + [
+        Frame(0, True, 21, 29, ACK), Frame(0, False, 29, 21, ACK, b"250 ok\r\n")]
+    (conn,) = run_both(frames)
+    assert conn.c2s.data == b"EHLO tfo\r\n" and conn.s2c.data == b"220 hi\r\n250 ok\r\n"
+    assert conn.client_by == "syn" and conn.c2s.syn_frame == (2 if reordered else 1)
+
+
 # --- (5) capture starting mid-connection; who is the client -----------------------------------
 
 

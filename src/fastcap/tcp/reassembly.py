@@ -19,10 +19,11 @@ Rules both cores implement (per direction of a connection):
 - Only the first `cap` bytes are stored; beyond, bytes are counted in `seen_bytes`.  Gaps are
   reported for the stored part only, so losses past the cap (or after the last data/FIN seen)
   are invisible.
-- A SYN that neither repeats the direction's ISN nor matches the peer's SYN-ACK starts a new
-  connection on the same flow.  A connection closes on RST or when both FINs are acknowledged;
-  it stays attached to its flow for `linger_ns` of capture time (so late ACKs and RSTs land in
-  it) and is then handed on.  Over `budget` accounted bytes or `max_open` connections, the
+- A SYN that neither repeats the direction's ISN nor matches the peer's SYN-ACK (which may
+  acknowledge data the SYN carried, TCP Fast Open) starts a new connection on the same flow.
+  A connection closes on RST or when both FINs are acknowledged; it stays attached to its
+  flow for `linger_ns` of capture time (so late ACKs and RSTs land in it) and is then handed
+  on.  Over `budget` accounted bytes or `max_open` connections, the
   least recently active connections are handed on early, marked `evicted`.
 """
 
@@ -500,7 +501,7 @@ class PyReassemblerCore:
                 self._finish(head, False)
             c = self._flows.get(flow)
             if (c is not None and flags & _SYN and not flags & _RST
-                    and not self._syn_same(c, d, seq, ack, flags)):
+                    and not self._syn_same(c, d, seq, ack, flags, plen)):
                 self._finish(c, False)
                 c = None
             if c is None:
@@ -549,13 +550,15 @@ class PyReassemblerCore:
         return iter(sorted(self.feed(cols), key=lambda r: r.index))
 
     @staticmethod
-    def _syn_same(c: _Conn, d: int, seq: int, ack: int, flags: int) -> bool:
+    def _syn_same(c: _Conn, d: int, seq: int, ack: int, flags: int, plen: int) -> bool:
         me, peer = c.d[d], c.d[1 - d]
         if me.has_base:
             return me.base == (seq + 1) & _M32
-        if flags & _ACK:
-            return not peer.has_base or ack == peer.base
-        return peer.has_isn and peer.syn_ack_seen and peer.synack_ack == (seq + 1) & _M32
+        if flags & _ACK:  # with TCP Fast Open, acknowledging the data of the peer's SYN
+            return (not peer.has_base or ack == peer.base
+                    or (peer.has_isn and (ack - peer.base) & _M32 <= peer.nxt))
+        return (peer.has_isn and peer.syn_ack_seen
+                and (peer.synack_ack - seq - 1) & _M32 <= plen)
 
     # -- per frame (mirrors process / store in C) -----------------------------------------
     def _process(self, c: _Conn, d: int, fno: int, seq: int, ack: int, flags: int, win: int,
