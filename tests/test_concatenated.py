@@ -112,6 +112,13 @@ def test_a_capture_of_another_link_type_stops_the_read_at_its_header(first, tmp_
         f"at offset {len(data)}")
     assert _sessions(joined, backend=backend)[0] == [
         {**s, "file": str(joined)} if "file" in s else s for s in _sessions(first)[0]]
+    # read as a stream, the pieces after the header are not read: told and counted once
+    packed = tmp_path / "sll.pcap.gz"
+    packed.write_bytes(gzip.compress(joined.read_bytes(), 1))
+    for piece in (256, len(data) + 20):
+        summary = _sessions(packed, backend=backend, piece=piece)[1]
+        assert summary["skipped"] == {"capture of another link type appended": 1}, piece
+        assert len(summary["warnings"]) == 1 and summary["frames"] == len(recs), piece
 
 
 @pytest.mark.parametrize("backend", ["native", "python"])

@@ -259,6 +259,9 @@ class Capture:
         self._np: np.ndarray | None = None
         self._base = base  # file offset of buffer byte 0 (offsets in reports are the file's)
         self._more = more  # the file goes on past the buffer: a record cut at its end waits
+        # Reading stopped for good where the walk ended, whatever follows (a capture of
+        # another link type appended): a stream reads no further piece.
+        self.stopped = False
         self._kept_keys = 0  # key log bytes kept from secrets blocks (MAX_KEY_LOG_KEPT)
         self._once: dict[str, int] = {}  # a warning told once (_ONCE): where it is in the list
         self.pcap_header = header
@@ -597,6 +600,7 @@ class Capture:
                                             f"{joined.linktype} (captures concatenated: split "
                                             "them, or join them with mergecap); stopped reading")
             self.meta.skipped["capture of another link type appended"] += 1
+            self.stopped = True
             return None
         rules = ", ".join(w for w, on in (("nanosecond", joined.nanosecond),
                                           ("big-endian", joined.big_endian)) if on)

@@ -402,7 +402,7 @@ class StreamCapture:
                 yield win
             end = cap.end_state
             self.end_state = WalkState(base + end.offset, end.frame)
-            if eof:
+            if eof or cap.stopped:
                 if self._reader.error is not None:
                     cap.meta.warnings.append(CaptureWarning(
                         self.path, self._reader.done, "corrupt_stream",
