@@ -357,3 +357,30 @@ def test_an_unwritable_report_is_exit_2(tmp_path, capsys):
                      "-o", str(target)]) == 2
     assert "cannot write" in capsys.readouterr().err and not target.exists()
     assert not list(tmp_path.rglob("*.tmp"))
+
+
+def test_ladder_times_of_a_session_going_on_into_the_next_ring_file(tmp_path, capsys):
+    """A session cut by a ring-buffer border has its later arrows timed from the next file,
+    where its frame numbers go on: the same times as the report of the uncut capture."""
+    pki = make_pki()
+    start = int(pki.client.cert.not_valid_before_utc.timestamp()) * 10**9 + 3600 * 10**9
+    sc = scenario("no_client_cert", pki, start_ns=start)
+    recs = render(converse(sc), sc)
+    whole = tmp_path / "whole.pcap"
+    write_pcap(whole, recs)
+    cut = len(recs) // 3
+    first, second = tmp_path / "ring_00001.pcap", tmp_path / "ring_00002.pcap"
+    write_pcap(first, recs[:cut])
+    write_pcap(second, recs[cut:])
+    pages = []
+    for name, files in (("whole.html", [whole]), ("ring.html", [first, second])):
+        out = tmp_path / name
+        assert cli.main(["report", "-j", "1", *map(str, files), "-o", str(out)]) == 1
+        pages.append(decode_sessions(page_of(out.read_text("utf-8"))))
+    capsys.readouterr()
+    (w,), (r,) = pages
+    assert r["file"] == str(first) and r["last_frame"] > cut
+    assert any(a["frame"] > cut for a in r["ladder"])
+    assert [(a["frame"], a["t_us"]) for a in r["ladder"]] == [
+        (a["frame"], a["t_us"]) for a in w["ladder"]]
+    assert all(a["t_us"] is not None for a in r["ladder"])

@@ -532,8 +532,10 @@ def _write_html(args, results, seconds: float) -> bool:
 
     times = {}
     for path, kept, _summary in results:
+        later = list(dict.fromkeys(f for s in kept for f in s.continues_into))
         try:
-            times[path] = frame_times(path, frames_wanted(kept), backend=args.backend)
+            times[path] = frame_times(path, frames_wanted(kept), backend=args.backend,
+                                      then=later)
         except (FastcapError, OSError) as e:
             print(f"fastcap: warning: {path}: no frame times for the ladders: {e}",
                   file=_ERR)
@@ -895,7 +897,7 @@ def _follow_logs(args, s) -> tuple[list, dict[int, int]]:
     if not logs:
         print(f"fastcap: no log line matched session {s.number}", file=_ERR)
     times = frame_times(args.file, range(s.first_frame, s.last_frame + 1),
-                        backend=args.backend)
+                        backend=args.backend, then=s.continues_into)
     return logs, times
 
 

@@ -7,7 +7,7 @@ capture up to the last frame asked for."""
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 
@@ -17,20 +17,29 @@ __all__ = ["frame_times"]
 
 
 def frame_times(path: str | os.PathLike, frames: Iterable[int], *,
-                backend: str = "auto") -> dict[int, int]:
+                backend: str = "auto",
+                then: Sequence[str | os.PathLike] = ()) -> dict[int, int]:
     """frame number -> capture timestamp (ns since the epoch) for each of `frames` the file
-    has; the walk stops after the highest one."""
+    has; the walk stops after the highest one.  `then`: the ring-buffer files a session goes
+    on into, whose frames are numbered on from the last one of the file before (as
+    ``mergecap -a`` numbers them, and as the session's frames are)."""
     wanted = np.unique(np.fromiter((int(f) for f in frames), dtype=np.int64))
     out: dict[int, int] = {}
     if wanted.size == 0:
         return out
     last = int(wanted[-1])
-    with open_capture(path, backend=backend) as cap:
-        for win in cap.windows():
-            numbers = win.frame_no
-            hit = np.isin(numbers, wanted)
-            for f, t in zip(numbers[hit].tolist(), win.ts_ns[hit].tolist(), strict=True):
-                out[f] = t
-            if len(numbers) and int(numbers[-1]) >= last:
-                break
+    before = 0  # frames of the files already walked
+    for each in (path, *then):
+        seen = before
+        with open_capture(each, backend=backend) as cap:
+            for win in cap.windows():
+                numbers = win.frame_no + before
+                hit = np.isin(numbers, wanted)
+                for f, t in zip(numbers[hit].tolist(), win.ts_ns[hit].tolist(), strict=True):
+                    out[f] = t
+                if len(numbers):
+                    seen = int(numbers[-1])
+                    if seen >= last:
+                        return out
+        before = seen
     return out
