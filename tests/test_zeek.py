@@ -253,16 +253,15 @@ def check_against_json(out: Path, sessions: list[dict]) -> dict[str, list[dict]]
             assert rec["client_subject"] is UNSET
         if s["server_cert_check"]:
             assert rec["subject"] == s["server_cert_check"]["certs"][0]["subject"]
-        for role, msg in (("host", t["server_certificate"]), ("client", t["client_certificate"])):
-            for c in (msg or {}).get("certificates", []):
-                certs.setdefault(c["sha256"], set()).add(role)
+        for client, msg in ((False, t["server_certificate"]), (True, t["client_certificate"])):
+            for i, c in enumerate((msg or {}).get("certificates", [])):
+                certs[c["sha256"], i == 0, client] = c
     assert len(uids) == len({_key(r) for r in logs["smtp"] + logs["ssl"]})
-    x509 = {r["fingerprint"]: r for r in logs["x509"]}
+    # as Zeek: host_cert is the end entity (first of its message), client_cert sent by the
+    # client, one line per certificate and role
+    x509 = {(r["fingerprint"], r["host_cert"], r["client_cert"]): r for r in logs["x509"]}
     assert len(x509) == len(logs["x509"]) and set(x509) == set(certs)
-    for fp, roles in certs.items():
-        assert x509[fp]["host_cert"] == ("host" in roles)
-        assert x509[fp]["client_cert"] == ("client" in roles)
-        assert x509[fp]["certificate.version"] == 3
+    assert all(r["certificate.version"] == 3 for r in logs["x509"])
     return logs
 
 
@@ -343,3 +342,19 @@ def test_an_unusable_output_directory_is_reported(tmp_path):
                 str(EXAMPLES / "exchange-online-no-client-cert.pcap"))
     assert r.returncode == 2 and "cannot write Zeek logs" in r.stderr
     assert "Traceback" not in r.stderr
+
+
+def test_x509_log_as_zeeks_own_baseline(tmp_path):
+    """Zeek's x509.log of its smtp-starttls trace, but for the times: the leaf is the only
+    host certificate, the two CA certificates after it are not."""
+    corpus = Path(__file__).resolve().parent / "data" / "corpus"
+    out = tmp_path / "logs"
+    r = run_cli("--format", "zeek", "-o", str(out), str(corpus / "zeek__smtp-starttls.pcap"))
+    assert r.returncode == 1, r.stderr
+    baseline = (corpus / "upstream-expected" / "zeek__smtp-starttls.x509.log").read_text()
+
+    def rows(text: str) -> list[list[str]]:
+        return [line.split("\t")[1:] for line in text.splitlines()
+                if line and not line.startswith("#")]
+
+    assert rows((out / "x509.log").read_text()) == rows(baseline)

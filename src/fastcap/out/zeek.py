@@ -6,7 +6,7 @@ admin would turn on: the certificate subjects and issuers in ssl.log
 (policy/protocols/ssl/validate-certs).  fastcap adds one field, ``fastcap_verdicts``, to
 ssl.log and smtp.log.  A session is one smtp.log line (its plaintext dialogue, when there is
 one) and one ssl.log line (when it has a TLS handshake), both with the same ``uid``;
-x509.log has one line per distinct certificate, in the order first seen.
+x509.log has one line per distinct certificate and role, in the order first seen.
 """
 
 from __future__ import annotations
@@ -244,7 +244,10 @@ _CURVES = {"secp256r1": "prime256v1", "secp192r1": "prime192v1"}  # OpenSSL's sh
 
 @dataclass(frozen=True, slots=True)
 class CertRow:
-    """One x509.log line: the certificate, when first seen, and in which roles."""
+    """One x509.log line: a certificate in one role, when first seen in it.  As in Zeek,
+    ``host_cert`` is the first certificate of a Certificate message (the end entity, not
+    one of the chain after it) and ``client_cert`` one the client sent; a certificate seen
+    in two roles is two lines."""
 
     der: bytes
     ts_ns: int
@@ -336,7 +339,8 @@ class ZeekWriter:
         self._files: dict[str, tuple] = {}
         self._unfinished: list[tuple] = []  # (file, temporary path), removed unless closed
         self._discard = weakref.finalize(self, _discard, self._unfinished)
-        self._certs: dict[bytes, CertRow] = {}  # by SHA-256, in the order first seen
+        # by SHA-256, host_cert and client_cert, in the order first seen
+        self._certs: dict[tuple[bytes, bool, bool], CertRow] = {}
         self.lines = {name: 0 for name in LOGS}
         try:
             for name, fields in LOGS.items():
@@ -358,13 +362,10 @@ class ZeekWriter:
         t = s.tls
         if t is not None:
             for ders, client in ((t.server_certs, False), (t.client_certificate or (), True)):
-                for der in ders:
-                    key = hashlib.sha256(der).digest()
-                    old = self._certs.get(key)
-                    self._certs[key] = CertRow(
-                        der, old.ts_ns if old else s.first_ts_ns,
-                        (old is not None and old.host_cert) or not client,
-                        (old is not None and old.client_cert) or client)
+                for i, der in enumerate(ders):
+                    key = (hashlib.sha256(der).digest(), i == 0, client)
+                    if key not in self._certs:
+                        self._certs[key] = CertRow(der, s.first_ts_ns, i == 0, client)
 
     def _write(self, name: str, row: list[object]) -> None:
         f, _, types = self._files[name]
