@@ -358,3 +358,27 @@ def test_x509_log_as_zeeks_own_baseline(tmp_path):
                 if line and not line.startswith("#")]
 
     assert rows((out / "x509.log").read_text()) == rows(baseline)
+
+
+@pytest.mark.parametrize("capture, port, baseline", [
+    ("zeek__smtp-starttls.pcap", 25, "zeek__smtp-starttls.ssl.log"),
+    ("zeek__tls-certificate-request-failed.pcap", 3000,
+     "zeek__certificate-request-info.ssl.log"),
+    ("zeek__tls-xmpp-dialback-starttls.pcap", 5269, "zeek__xmpp-server-dialback-dpd.ssl.log"),
+])
+def test_ssl_history_as_zeeks_own_baseline(tmp_path, capture, port, baseline):
+    """ssl_history letters only what travels in plaintext records, as Zeek does: not the
+    Finished after ChangeCipherSpec, nor an encrypted alert."""
+    corpus = Path(__file__).resolve().parent / "data" / "corpus"
+    out = tmp_path / "logs"
+    r = run_cli("--format", "zeek", "-o", str(out), "--ports", str(port), str(corpus / capture))
+    assert r.returncode in (0, 1), r.stderr
+
+    def history(text: str) -> list[str]:
+        lines = text.splitlines()
+        fields = next(x for x in lines if x.startswith("#fields")).split("\t")[1:]
+        at = fields.index("ssl_history")
+        return [x.split("\t")[at] for x in lines if x and not x.startswith("#")]
+
+    expected = history((corpus / "upstream-expected" / baseline).read_text())
+    assert history((out / "ssl.log").read_text()) == expected

@@ -25,7 +25,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from ..judge.x509check import cert_info, load_certificate, name_matches, quiet_x509
-from ..proto.tls.const import AlertDescription, NamedGroup
+from ..proto.tls.const import AlertDescription, NamedGroup, is_tls13
 from ..proto.tls.wirenames import wire_bytes
 from ..session import Session
 from ..verdict import CertInfo
@@ -148,11 +148,19 @@ _HISTORY = {"ClientHello": "c", "ServerHello": "s", "Certificate": "x", "ServerK
             "NewSessionTicket": "t"}
 
 
+# what a TLS 1.3 handshake shows in plaintext records; the rest travel encrypted
+_TLS13_PLAIN = frozenset({"ClientHello", "ServerHello", "ChangeCipherSpec"})
+
+
 def _history(s: Session) -> str:
-    """ssl_history: one letter per handshake message, change-cipher-spec and alert, in the
-    order the frames carried them; the client's in capitals."""
+    """ssl_history: one letter per handshake message, change-cipher-spec and alert carried
+    in a plaintext record, in the order the frames carried them; the client's in capitals.
+    As Zeek, which reads no encrypted record as a message: not the Finished (it follows
+    ChangeCipherSpec), not an alert after it, not TLS 1.3's encrypted handshake even where
+    keys let fastcap read it."""
     t = s.tls
     assert t is not None
+    tls13 = is_tls13(t.version)
     marks: list[tuple[int, int, int, str]] = []  # frame, direction, offset, letter
 
     def put(at, client: bool, letter: str) -> None:
@@ -161,10 +169,13 @@ def _history(s: Session) -> str:
                           letter.upper() if client else letter))
 
     for name, at, client in t.messages():
+        if name == "Finished" or (tls13 and name not in _TLS13_PLAIN):
+            continue
         letter = _HISTORY[name]
         put(at, client, "j" if letter == "s" and t.hello_retry_request else letter)
     for a in t.alerts:
-        put(a.at, a.from_client, "l")
+        if not a.encrypted:
+            put(a.at, a.from_client, "l")
     marks.sort()  # a frame carries one direction: frame, then stream offset
     return "".join(m[3] for m in marks)
 
