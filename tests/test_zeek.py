@@ -382,3 +382,72 @@ def test_ssl_history_as_zeeks_own_baseline(tmp_path, capture, port, baseline):
 
     expected = history((corpus / "upstream-expected" / baseline).read_text())
     assert history((out / "ssl.log").read_text()) == expected
+
+
+def test_names_as_openssl_prints_them_for_zeek(tmp_path):
+    """Subjects and issuers in ssl.log and x509.log are OpenSSL's RFC 2253 text, as Zeek
+    writes them: short names OpenSSL knows (emailAddress, serialNumber), not dotted OIDs, and
+    bytes outside ASCII escaped (the JSON keeps cryptography's RFC 4514 text)."""
+    import dataclasses
+
+    from cryptography import x509
+    from cryptography.x509.oid import NameOID
+
+    from fastcap_synth.certs import make_leaf
+
+    pki = make_pki()
+    subject = x509.Name([
+        x509.NameAttribute(NameOID.COUNTRY_NAME, "DE"),
+        x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Müller, Söhne"),
+        x509.NameAttribute(NameOID.SERIAL_NUMBER, "HRB 1234"),
+        x509.NameAttribute(NameOID.COMMON_NAME, "mail.fabrikam.com"),
+        x509.NameAttribute(NameOID.EMAIL_ADDRESS, "postmaster@fabrikam.com"),
+    ])
+    leaf = make_leaf(pki.intermediate, "mail.fabrikam.com", sans=["mail.fabrikam.com"],
+                     subject=subject)
+    pki = dataclasses.replace(pki, client_wrong_name=leaf)
+    start = int(pki.client.cert.not_valid_before_utc.timestamp()) * 10**9 + 3600 * 10**9
+    sc = scenario("name_mismatch", pki, start_ns=start)
+    path = tmp_path / "names.pcap"
+    write_pcap(path, render(converse(sc), sc))
+    ca = tmp_path / "root.pem"
+    ca.write_bytes(pki.root.pem)
+    out, sessions, _ = _scan(tmp_path, ca, path)
+    expected = ("emailAddress=postmaster@fabrikam.com,CN=mail.fabrikam.com,"
+                "serialNumber=HRB 1234,O=M\\C3\\BCller\\, S\\C3\\B6hne,C=DE")
+    (ssl,) = read_strict(out / "ssl.log")[2]
+    assert ssl["client_subject"] == expected
+    assert ssl["client_issuer"] == pki.intermediate.cert.subject.rfc4514_string()  # ASCII
+    x509s = {r["certificate.subject"] for r in read_strict(out / "x509.log")[2]}
+    assert expected in x509s
+    check = sessions[0]["client_cert_check"]
+    assert check["certs"][0]["subject"] == leaf.cert.subject.rfc4514_string()
+
+
+def test_openssl_name_escapes_as_openssl_does():
+    """Texts `openssl x509 -nameopt RFC2253` prints for these names."""
+    from cryptography import x509
+    from cryptography.x509.name import _ASN1Type
+    from cryptography.x509.oid import NameOID, ObjectIdentifier
+
+    from fastcap.out.zeek_dn import openssl_name
+
+    def attr(oid, value, kind=None):
+        return x509.NameAttribute(oid, value) if kind is None else x509.NameAttribute(
+            oid, value, kind)
+
+    cases = [
+        (x509.Name([x509.RelativeDistinguishedName([attr(NameOID.COMMON_NAME, "a+b"),
+                                                    attr(NameOID.ORGANIZATIONAL_UNIT_NAME, "x")]),
+                    x509.RelativeDistinguishedName([attr(NameOID.COUNTRY_NAME, "US")])]),
+         "C=US,CN=a\\+b+OU=x"),
+        (x509.Name([attr(NameOID.COMMON_NAME, "#lead and trail ,;<>\"\\ "),
+                    attr(ObjectIdentifier("1.2.3.4"), "unk")]),
+         "1.2.3.4=#0C03756E6B,CN=\\#lead and trail \\,\\;\\<\\>\\\"\\\\\\ "),
+        (x509.Name([attr(NameOID.COMMON_NAME, " ctl\x01\x1b\x7f end"),
+                    attr(NameOID.ORGANIZATION_NAME, "bmp Ü€", _ASN1Type.BMPString)]),
+         "O=bmp \\C3\\9C\\E2\\82\\AC,CN=\\ ctl\\01\\1B\\7F end"),
+        (x509.Name([]), ""),
+    ]
+    for name, text in cases:
+        assert openssl_name(name.public_bytes()) == text

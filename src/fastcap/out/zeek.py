@@ -12,6 +12,7 @@ x509.log has one line per distinct certificate and role, in the order first seen
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import os
 import re
@@ -30,6 +31,7 @@ from ..proto.tls.wirenames import wire_bytes
 from ..session import Session
 from ..verdict import CertInfo
 from .zeek_ascii import close_bytes, header_bytes, row_bytes
+from .zeek_dn import openssl_name
 
 _CONN = (("ts", "time"), ("uid", "string"), ("id.orig_h", "addr"), ("id.orig_p", "port"),
          ("id.resp_h", "addr"), ("id.resp_p", "port"))
@@ -191,6 +193,29 @@ def _leaf(check, ders: list[bytes] | None) -> CertInfo | None:
     return cert_info(ders[0]) if ders else None
 
 
+@functools.lru_cache(maxsize=1024)
+def _names(der: bytes) -> tuple[str, str] | None:
+    """The certificate's subject and issuer as Zeek logs them (OpenSSL's RFC 2253 text);
+    None when it does not load."""
+    cert = load_certificate(der)
+    if cert is None:
+        return None
+    with quiet_x509():  # what is odd about a name is data here, not a warning
+        try:
+            return (openssl_name(cert.subject.public_bytes()),
+                    openssl_name(cert.issuer.public_bytes()))
+        except Exception:  # a name cryptography reads but this walk of its DER does not
+            return None
+
+
+def _subject_issuer(leaf: CertInfo | None, ders: list[bytes] | None
+                    ) -> tuple[str | None, str | None]:
+    names = _names(bytes(ders[0])) if ders else None
+    if names is not None:
+        return names
+    return (leaf.subject, leaf.issuer) if leaf is not None else (None, None)
+
+
 def _sni_matches(sni: str | None, leaf: CertInfo | None) -> bool | None:
     if not sni or leaf is None:
         return None
@@ -212,7 +237,8 @@ def ssl_row(s: Session, path: str) -> list[object] | None:
         return None
     sh = t.server_hello
     last_alert = next((a for a in reversed(t.alerts) if a.description is not None), None)
-    server_leaf = _leaf(s.server_check, t.server_certs if t.server_certs_at else None)
+    server_ders = t.server_certs if t.server_certs_at else None
+    server_leaf = _leaf(s.server_check, server_ders)
     client_leaf = _leaf(s.client_check, t.client_certificate or None)
     group = sh.group if sh is not None else None
     return [*_conn(s, path), zeek_version(t.version),
@@ -222,10 +248,8 @@ def ssl_row(s: Session, path: str) -> list[object] | None:
             _wire(sh.alpn if sh is not None else None), t.outcome == "completed", _history(s),
             _fps(t.server_certs if t.server_certs_at is not None else None),
             _fps(t.client_certificate),
-            server_leaf.subject if server_leaf else None,
-            server_leaf.issuer if server_leaf else None,
-            client_leaf.subject if client_leaf else None,
-            client_leaf.issuer if client_leaf else None,
+            *_subject_issuer(server_leaf, server_ders),
+            *_subject_issuer(client_leaf, t.client_certificate),
             _sni_matches(t.sni, server_leaf), _validation(s), _codes(s)]
 
 
@@ -318,7 +342,8 @@ def _x509_values(row: CertRow, info: CertInfo, fp: str, cert: x509.Certificate
         path_len = bc.path_length
     except Exception:  # absent or malformed
         pass
-    return [row.ts_ns, fp, version, serial, info.subject, info.issuer,
+    subject, issuer = _names(row.der) or (info.subject, info.issuer)
+    return [row.ts_ns, fp, version, serial, subject, issuer,
             _ns(info.not_before), _ns(info.not_after), key_alg, info.signature_algorithm,
             _KEY_TYPES.get(info.key_type or "", None), info.key_bits, exponent, curve,
             list(info.san_dns) or None, uri or None, email or None, list(info.san_ip) or None,
