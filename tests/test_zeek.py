@@ -451,3 +451,22 @@ def test_openssl_name_escapes_as_openssl_does():
     ]
     for name, text in cases:
         assert openssl_name(name.public_bytes()) == text
+
+
+def test_smtp_log_as_zeeks_own_baseline(tmp_path):
+    """Zeek's smtp.log of its smtp-starttls trace, field for field but for ts and uid (and
+    fastcap's verdicts): fuids is an empty vector, not unset."""
+    corpus = Path(__file__).resolve().parent / "data" / "corpus"
+    out = tmp_path / "logs"
+    r = run_cli("--format", "zeek", "-o", str(out), str(corpus / "zeek__smtp-starttls.pcap"))
+    assert r.returncode == 1, r.stderr
+
+    def rows(text: str) -> list[dict[str, str]]:
+        lines = text.splitlines()
+        fields = next(x for x in lines if x.startswith("#fields")).split("\t")[1:]
+        return [{f: v for f, v in zip(fields, x.split("\t"), strict=True)
+                 if f not in ("ts", "uid", "fastcap_verdicts")}
+                for x in lines if x and not x.startswith("#")]
+
+    baseline = (corpus / "upstream-expected" / "zeek__smtp-starttls.smtp.log").read_text()
+    assert rows((out / "smtp.log").read_text()) == rows(baseline)

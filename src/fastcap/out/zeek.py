@@ -122,10 +122,11 @@ def smtp_row(s: Session, path: str) -> list[object] | None:
                 rcptto += _EMAIL.findall(c.arg)
     last = next((r for dd in reversed(dialogues) for r in reversed(dd.replies)), None)
     conn = _conn(s, path)
+    # fuids: no message body is read, so no file: an empty vector, Zeek's default
     return [*conn, 1, d.ehlo_name, mailfrom, list(dict.fromkeys(rcptto)) or None,
             None, None, None, None, None, None, None, None, None, None, None,
             f"{last.code} {last.text}" if last is not None else None,
-            [conn[4], conn[2]], None, bool(d.starttls_accepted), None, _codes(s)]
+            [conn[4], conn[2]], None, bool(d.starttls_accepted), [], _codes(s)]
 
 
 # --- ssl.log ---------------------------------------------------------------------------------
