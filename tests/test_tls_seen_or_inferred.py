@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from fastcap.judge.crosssession import CrossSession
-from fastcap.out.report import client_cert_text, csv_row, format_table
+from fastcap.out.report import CSV_FIELDS, client_cert_text, csv_row, format_table
 from fastcap.run.scanner import ScanSummary, scan, scan_files
 from fastcap_synth.certs import make_leaf
 from fastcap_synth.scenarios import make_pki
@@ -94,6 +94,9 @@ def test_decrypted_client_certificate_shows_as_over_tls12(with_keys):
     assert client_cert_text(not_asked) == client_cert_text(tls12) == "not requested"
     for s in with_keys:
         assert csv_row(s, "seen.pcap")[CSV_COLUMN] == client_cert_text(s)
+    asked = CSV_FIELDS.index("cert_requested")
+    assert [csv_row(s, "seen.pcap")[asked] for s in with_keys] == [
+        "True", "True", "False", "False"]
     assert "encrypted (TLS 1.3)" not in format_table(with_keys)
 
 
@@ -108,6 +111,10 @@ def test_inferred_client_certificate_says_so(without_keys):
     assert client_cert_text(tls12) == "not requested"
     for s in without_keys:
         assert csv_row(s, "seen.pcap")[CSV_COLUMN] == client_cert_text(s)
+    # the CSV's cert_requested tells what the client certificate cell tells
+    asked = CSV_FIELDS.index("cert_requested")
+    assert [csv_row(s, "seen.pcap")[asked] for s in without_keys] == [
+        "True", "True", "False", "False"]
 
 
 def test_undecided_or_unjudged_tls13_stays_encrypted(without_keys):

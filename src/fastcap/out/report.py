@@ -186,6 +186,18 @@ def _cell(value: object, *, escaped: bool = False) -> str:
     return "'" + text if head and head in _FORMULA_START else text
 
 
+def cert_requested(s: Session) -> bool | None:
+    """Whether the server asked for a client certificate: as seen, else, for a TLS 1.3
+    handshake that hides it, as the client's answer shows it (None when it does not), as
+    client_cert_text tells it."""
+    t = s.tls
+    if t is None:
+        return None
+    if t.tls13_encrypted and t.client_certificate is None and t.cert_request_at is None:
+        return infer_client_cert(t).requested
+    return t.cert_requested
+
+
 def csv_row(s: Session, path: str) -> list[str]:
     smtp, t = s.smtp, s.tls
     leaf = s.client_check.certs[0] if s.client_check and s.client_check.certs else None
@@ -193,7 +205,7 @@ def csv_row(s: Session, path: str) -> list[str]:
         path, s.number, s.first_frame, s.last_frame, s.client, s.server,
         smtp.ehlo_name if smtp else None, smtp.banner_text if smtp else None,
         None if smtp is None else smtp.starttls_accepted,
-        t.version_name if t else None, t.cert_requested if t else None,
+        t.version_name if t else None, cert_requested(s),
         client_cert_text(s), leaf.sha1 if leaf else None,
         leaf.not_after.isoformat() if leaf and leaf.not_after else None,
         ";".join(v.code for v in s.verdicts),
