@@ -470,3 +470,15 @@ def test_smtp_log_as_zeeks_own_baseline(tmp_path):
 
     baseline = (corpus / "upstream-expected" / "zeek__smtp-starttls.smtp.log").read_text()
     assert rows((out / "smtp.log").read_text()) == rows(baseline)
+
+
+def test_ssl_history_after_a_hello_retry_request(tmp_path):
+    """Zeek letters each plaintext message as it comes: ClientHello, HelloRetryRequest, the
+    two change-cipher-specs, the second ClientHello, the ServerHello."""
+    corpus = Path(__file__).resolve().parent / "data" / "corpus"
+    out = tmp_path / "logs"
+    r = run_cli("--format", "zeek", "-o", str(out), "--ports", "443",
+                str(corpus / "zeek__tls-hrr.pcap"))
+    assert r.returncode in (0, 1), r.stderr
+    (rec,) = read_strict(out / "ssl.log")[2]
+    assert rec["ssl_history"] == "CjiICs"

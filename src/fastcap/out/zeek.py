@@ -144,43 +144,30 @@ def zeek_version(v: int | None) -> str | None:
     return _VERSIONS.get(v, f"unknown-{v}")
 
 
-# ssl_history's letter for each handshake message (TlsHandshake.messages names them)
-_HISTORY = {"ClientHello": "c", "ServerHello": "s", "Certificate": "x", "ServerKeyExchange": "k",
-            "CertificateRequest": "r", "ServerHelloDone": "n", "ClientKeyExchange": "g",
-            "CertificateVerify": "y", "ChangeCipherSpec": "i", "Finished": "f",
-            "NewSessionTicket": "t"}
-
-
-# what a TLS 1.3 handshake shows in plaintext records; the rest travel encrypted
-_TLS13_PLAIN = frozenset({"ClientHello", "ServerHello", "ChangeCipherSpec"})
+# the letters of a TLS 1.3 handshake's plaintext records: hellos, change-cipher-specs, alerts
+_TLS13_PLAIN = frozenset("cjsil")
 
 
 def _history(s: Session) -> str:
-    """ssl_history: one letter per handshake message, change-cipher-spec and alert carried
-    in a plaintext record, in the order the frames carried them; the client's in capitals.
-    As Zeek, which reads no encrypted record as a message: not the Finished (it follows
-    ChangeCipherSpec), not an alert after it, not TLS 1.3's encrypted handshake even where
-    keys let fastcap read it."""
+    """ssl_history: the handshake's history (``TlsHandshake.history``, Zeek's letters) less
+    what Zeek, which reads no encrypted record as a message, cannot letter: the Finished
+    after ChangeCipherSpec (f), application data (d), an encrypted alert, and in TLS 1.3
+    the encrypted handshake even where keys let fastcap read it."""
     t = s.tls
     assert t is not None
     tls13 = is_tls13(t.version)
-    marks: list[tuple[int, int, int, str]] = []  # frame, direction, offset, letter
-
-    def put(at, client: bool, letter: str) -> None:
-        if at is not None:
-            marks.append((at.frame or 0, 0 if client else 1, at.offset,
-                          letter.upper() if client else letter))
-
-    for name, at, client in t.messages():
-        if name == "Finished" or (tls13 and name not in _TLS13_PLAIN):
+    alerts = iter(t.alerts)  # one "l" each, in order
+    out = []
+    for letter in t.history:
+        low = letter.lower()
+        if low == "l":
+            alert = next(alerts, None)
+            if alert is not None and alert.encrypted:
+                continue
+        elif low in "fd" or (tls13 and low not in _TLS13_PLAIN):
             continue
-        letter = _HISTORY[name]
-        put(at, client, "j" if letter == "s" and t.hello_retry_request else letter)
-    for a in t.alerts:
-        if not a.encrypted:
-            put(a.at, a.from_client, "l")
-    marks.sort()  # a frame carries one direction: frame, then stream offset
-    return "".join(m[3] for m in marks)
+        out.append(letter)
+    return "".join(out)
 
 
 def _fps(ders: list[bytes] | None) -> list[str] | None:

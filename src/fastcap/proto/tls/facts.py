@@ -279,9 +279,9 @@ class TlsHandshake:
 
     def messages(self) -> list[tuple[str, Where, bool]]:
         """(name, where, from the client) of every handshake message seen, in the order of
-        RFC 5246's flow (ChangeCipherSpec and the encrypted Finished included): the one list
-        the views of a handshake (ladder, Zeek's ssl_history) draw from.  Names are the
-        messages' own ("ClientHello", "Certificate", ...); alerts are in ``alerts``."""
+        RFC 5246's flow (ChangeCipherSpec and the encrypted Finished included), as the
+        report's ladder draws them.  Names are the messages' own ("ClientHello",
+        "Certificate", ...); alerts are in ``alerts``."""
         seen = (("ClientHello", self.client_hello_at, True),
                 ("ServerHello", self.server_hello_at, False),
                 ("Certificate", self.server_certs_at, False),
