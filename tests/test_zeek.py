@@ -482,3 +482,13 @@ def test_ssl_history_after_a_hello_retry_request(tmp_path):
     assert r.returncode in (0, 1), r.stderr
     (rec,) = read_strict(out / "ssl.log")[2]
     assert rec["ssl_history"] == "CjiICs"
+
+
+def test_cipher_suites_as_zeek_spells_them():
+    from fastcap.out.zeek import zeek_cipher
+
+    assert zeek_cipher(0xC02F) == "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256"
+    assert zeek_cipher(0x00A7) == "TLS_DH_ANON_WITH_AES_256_GCM_SHA384"  # IANA: DH_anon
+    assert zeek_cipher(0xC018) == "TLS_ECDH_ANON_WITH_AES_128_CBC_SHA"
+    assert zeek_cipher(0xFEFE) == "unknown-65278"
+    assert zeek_cipher(None) is None

@@ -26,7 +26,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from ..judge.x509check import cert_info, load_certificate, name_matches, quiet_x509
-from ..proto.tls.const import AlertDescription, NamedGroup, is_tls13
+from ..proto.tls.const import AlertDescription, CipherSuite, NamedGroup, is_tls13
 from ..proto.tls.wirenames import wire_bytes
 from ..session import Session
 from ..verdict import CertInfo
@@ -144,6 +144,15 @@ def zeek_version(v: int | None) -> str | None:
     return _VERSIONS.get(v, f"unknown-{v}")
 
 
+def zeek_cipher(code: int | None) -> str | None:
+    """Zeek's spelling of a cipher suite: its IANA name in capitals (TLS_DH_ANON_...), else
+    "unknown-" and the number in decimal."""
+    if code is None:
+        return None
+    member = CipherSuite._value2member_map_.get(code)
+    return member.name.upper() if member is not None else f"unknown-{code}"
+
+
 # the letters of a TLS 1.3 handshake's plaintext records: hellos, change-cipher-specs, alerts
 _TLS13_PLAIN = frozenset("cjsil")
 
@@ -230,7 +239,7 @@ def ssl_row(s: Session, path: str) -> list[object] | None:
     client_leaf = _leaf(s.client_check, t.client_certificate or None)
     group = sh.group if sh is not None else None
     return [*_conn(s, path), zeek_version(t.version),
-            t.cipher_name if t.cipher is not None else None,
+            zeek_cipher(t.cipher),
             _name(NamedGroup, group), _wire(t.sni), t.resumption is not None,
             _name(AlertDescription, last_alert.description if last_alert else None),
             _wire(sh.alpn if sh is not None else None), t.outcome == "completed", _history(s),
