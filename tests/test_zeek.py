@@ -492,3 +492,16 @@ def test_cipher_suites_as_zeek_spells_them():
     assert zeek_cipher(0xC018) == "TLS_ECDH_ANON_WITH_AES_128_CBC_SHA"
     assert zeek_cipher(0xFEFE) == "unknown-65278"
     assert zeek_cipher(None) is None
+
+
+def test_no_ssl_log_line_without_a_tls_record(tmp_path):
+    """STARTTLS accepted and the dialogue going on in plaintext (a TLS-inspecting device's
+    decrypted copy): smtp.log has the sessions, ssl.log none, as no TLS record was seen."""
+    corpus = Path(__file__).resolve().parent / "data" / "corpus"
+    out = tmp_path / "logs"
+    r = run_cli("--format", "zeek", "-o", str(out), "--ports", "25,2525",
+                str(corpus / "arkime__smtp-decrypted.pcap"))
+    assert r.returncode == 1, r.stderr
+    smtp = read_strict(out / "smtp.log")[2]
+    assert len(smtp) == 4 and all(rec["tls"] for rec in smtp)
+    assert read_strict(out / "ssl.log")[2] == []

@@ -228,9 +228,10 @@ def _validation(s: Session) -> str | None:
 
 
 def ssl_row(s: Session, path: str) -> list[object] | None:
-    """The session's TLS handshake; None when it had none."""
+    """The session's TLS handshake; None when it had none: also when STARTTLS was accepted
+    but no TLS record followed (Zeek, which sees no TLS there, logs no ssl.log line)."""
     t = s.tls
-    if t is None:
+    if t is None or not t.history:
         return None
     sh = t.server_hello
     last_alert = next((a for a in reversed(t.alerts) if a.description is not None), None)
