@@ -12,7 +12,6 @@ x509.log has one line per distinct certificate and role, in the order first seen
 from __future__ import annotations
 
 import datetime as dt
-import functools
 import hashlib
 import os
 import re
@@ -190,7 +189,6 @@ def _leaf(check, ders: list[bytes] | None) -> CertInfo | None:
     return cert_info(ders[0]) if ders else None
 
 
-@functools.lru_cache(maxsize=1024)
 def _names(der: bytes) -> tuple[str, str] | None:
     """The certificate's subject and issuer as Zeek logs them (OpenSSL's RFC 2253 text);
     None when it does not load."""
