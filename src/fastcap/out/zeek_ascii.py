@@ -71,10 +71,11 @@ def text_bytes(text: str) -> bytes:
 
 
 def zeek_time(ns: int) -> bytes:
-    """Seconds since the epoch with six decimals (Zeek's `time`), from nanoseconds; before
-    1970 (a pcapng `if_tsoffset` can put times there) negative, as printf's %.6f writes it:
-    the sign, then the magnitude rounded."""
-    us = (abs(ns) + 500) // 1000
+    """Seconds since the epoch with six decimals (Zeek's `time`), from nanoseconds cut to
+    microseconds, as libpcap hands Zeek a nanosecond capture's times (123456789 ns:
+    .123456); before 1970 (a pcapng `if_tsoffset` can put times there) negative, the sign
+    then the magnitude, as printf's %.6f writes it."""
+    us = abs(ns) // 1000
     return b"%s%d.%06d" % (b"-" if ns < 0 else b"", *divmod(us, 1_000_000))
 
 
