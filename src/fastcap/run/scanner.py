@@ -197,7 +197,9 @@ def _count(summary: ScanSummary, s: Session, max_held: int) -> None:
 
 
 def _totals(summary: ScanSummary, counters: FrameCounters, metas: list) -> None:
-    summary.frames = counters.packets
+    # Wireshark's frame count, as `stats` gives it: pcapng blocks it numbers as frames
+    # without a packet (custom, systemd journal) count too.
+    summary.frames = counters.packets + sum(sum(m.other_records.values()) for m in metas)
     summary.skipped.update(counters.skipped)
     summary.limits.update(counters.notes)
     for m in metas:
