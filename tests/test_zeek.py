@@ -506,3 +506,23 @@ def test_no_ssl_log_line_without_a_tls_record(tmp_path):
     smtp = read_strict(out / "smtp.log")[2]
     assert len(smtp) == 4 and all(rec["tls"] for rec in smtp)
     assert read_strict(out / "ssl.log")[2] == []
+
+
+def test_a_scan_that_reads_no_capture_leaves_earlier_outputs_alone(tmp_path):
+    """A mistyped name (exit 2) reads nothing: the Zeek logs and the report of an earlier
+    run stay as they were, rather than being replaced by empty ones."""
+    logs, page = tmp_path / "logs", tmp_path / "r.html"
+    good = str(EXAMPLES / "all-scenarios.pcapng")
+    assert run_cli("--format", "zeek", "-o", str(logs), good).returncode in (0, 1)
+    report = subprocess.run([sys.executable, "-m", "fastcap.cli", "report", good, "-o",
+                             str(page)], capture_output=True, text=True, timeout=300)
+    assert report.returncode in (0, 1)
+    before = {p.name: p.read_bytes() for p in [*logs.iterdir(), page]}
+    assert b"\n#close" in before["ssl.log"] and before["ssl.log"].count(b"\n") > 9
+    typo = str(tmp_path / "typo.pcap")
+    r = run_cli("--format", "zeek", "-o", str(logs), typo)
+    assert r.returncode == 2 and "Zeek logs in" in r.stderr and "left as they were" in r.stderr
+    r = subprocess.run([sys.executable, "-m", "fastcap.cli", "report", typo, "-o", str(page)],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 2 and "left as it was" in r.stderr
+    assert {p.name: p.read_bytes() for p in [*logs.iterdir(), page]} == before

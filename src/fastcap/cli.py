@@ -517,15 +517,21 @@ def _cmd_scan(args) -> int:
     elif args.format == "table":
         _print_tables(args, results, len(files) > 1)
         print(report.format_summary(summaries))
-    _close_zeek(zeek)
-    if args.html and not _write_html(args, results, time.perf_counter() - started):
+    _close_zeek(zeek, read_any=bool(summaries))
+    if args.html and not _write_html(args, results, time.perf_counter() - started,
+                                     read_any=bool(summaries)):
         return EXIT_UNREADABLE
     return code
 
 
-def _write_html(args, results, seconds: float) -> bool:
+def _write_html(args, results, seconds: float, *, read_any: bool) -> bool:
     """The HTML report of `results` written to args.html (frame times read again for the
-    ladders, one walk per file); False when it could not be written."""
+    ladders, one walk per file); False when it could not be written.  When no capture could
+    be read at all, a report already there is left alone (True: nothing failed here)."""
+    if not read_any:
+        print(f"fastcap: no capture was read: {printable(args.html)} is left as it was",
+              file=_ERR)
+        return True
     from . import __version__
     from .out.html import ScanFacts, frames_wanted, page_data, write_report
     from .read.frametimes import frame_times
@@ -583,9 +589,15 @@ def _zeek_writer(args):
         raise SystemExit(EXIT_UNREADABLE) from None
 
 
-def _close_zeek(zeek) -> None:
-    """Put the finished logs in place and say where they went (stdout stays empty)."""
+def _close_zeek(zeek, *, read_any: bool) -> None:
+    """Put the finished logs in place and say where they went (stdout stays empty); when no
+    capture could be read at all (a mistyped name), leave the logs already there alone."""
     if zeek is None:
+        return
+    if not read_any:
+        zeek.abort()
+        print(f"fastcap: no capture was read: the Zeek logs in {zeek.directory} are left as "
+              "they were", file=_ERR)
         return
     lines = zeek.lines
     for target in zeek.close():
@@ -720,14 +732,15 @@ def _cmd_scan_evidence(args) -> int:
         for path, kept, _summary in results:
             for s in kept:
                 zeek.add(s, path)
-        _close_zeek(zeek)
+        _close_zeek(zeek, read_any=bool(results))
     elif args.format == "table":
         _print_tables(args, results, len(files) > 1)
         print(format_evidence(evidence, joined, lonely, captured=bool(files)))
         if results:
             print()
             print(report.format_summary([x for _, _, x in results]))
-    if args.html and not _write_html(args, results, time.perf_counter() - started):
+    if args.html and not _write_html(args, results, time.perf_counter() - started,
+                                     read_any=bool(results)):
         return EXIT_UNREADABLE
     return code
 
