@@ -162,6 +162,7 @@ def test_csv_cells_cannot_start_a_formula(tmp_path, pki):
     ('"=1+1', True), ("'@SUM(A1)", True), ("\uff1d1+1", True), ("  \u3000-2", True),
     ("\t=1", False),  # escaped to \\t=1 first: no tab starts the cell
     ("mail.example.com", False), ("a=b", False), ("", False), ("   ", False),
+    ("-", False), (" - ", False), ("--", True), ("-1", True),  # a lone dash is "none"
 ])
 def test_a_csv_cell_that_a_spreadsheet_could_read_as_a_formula_is_quoted(text, guarded):
     """Spaces and quotes before the formula sign are trimmed or dropped by some spreadsheets on

@@ -183,6 +183,8 @@ def _cell(value: object, *, escaped: bool = False) -> str:
     if not escaped:
         text = printable(text)
     head = text.lstrip(_BEFORE_FORMULA)[:1]
+    if text.strip(_BEFORE_FORMULA) == "-":  # a lone dash, "none", is no formula
+        return text
     return "'" + text if head and head in _FORMULA_START else text
 
 
