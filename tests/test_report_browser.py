@@ -286,6 +286,21 @@ def test_table_sorts_by_a_clicked_column(chrome: Browser, report: Path, scan: di
     assert_clean(chrome, report)
 
 
+def test_with_several_files_a_column_names_each_sessions_file(chrome: Browser, report: Path,
+                                                              scan: dict) -> None:
+    """Both example captures have a session #1: the file column tells them apart, and sorts."""
+    load(chrome, report)
+    assert column(chrome, "file") == "file"
+    files = cells(chrome, "file")
+    assert [Path(f).name for f in files] == [f for f, _n in row_ids(chrome)]
+    assert {Path(f).name for f in files} == {p.name for p in EXAMPLES}
+    th = chrome.driver.find_element(By.CSS_SELECTOR, 'table#sessions th[data-key="file"]')
+    th.click()
+    wait_for(chrome, lambda d: th.get_attribute("aria-sort") == "ascending", "sorted by file")
+    assert cells(chrome, "file") == sorted(files) and sorted(row_ids(chrome)) == sorted(scan)
+    assert_clean(chrome, report)
+
+
 def test_table_filters_on_typed_text(chrome: Browser, report: Path, scan: dict) -> None:
     load(chrome, report)
     box = chrome.driver.find_element(By.CSS_SELECTOR, "input#filter")

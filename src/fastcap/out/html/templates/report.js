@@ -7,6 +7,8 @@
   const C = {};
   page.columns.forEach(function (name, i) { C[name] = i; });
   const PAGE_ROWS = 200;
+  // with several files, "#1" is in each: a column names the session's file
+  const SEVERAL = page.files.length > 1;
   const SVG = document.getElementById("timeline").namespaceURI;  // no URL in the page
   const rows = page.sessions;
   const str = function (i) { return i === null || i === undefined ? "" : S[i]; };
@@ -21,6 +23,7 @@
   };
   const keyOf = {
     number: function (r) { return r[C.file] * 1e9 + r[C.number]; },
+    file: function (r) { return page.files[r[C.file]].path; },
     client: function (r) { return str(r[C.client]); },
     server: function (r) { return str(r[C.server]); },
     ehlo: function (r) { return str(r[C.ehlo]); },
@@ -65,6 +68,7 @@
     tr.dataset.number = r[C.number];
     tr.dataset.file = page.files[r[C.file]].path;
     tr.dataset.index = i;
+    if (SEVERAL) tr.appendChild(el("td", "path", page.files[r[C.file]].path));
     tr.appendChild(el("td", "num", r[C.number]));
     tr.appendChild(el("td", null, str(r[C.client])));
     tr.appendChild(el("td", null, str(r[C.server])));
@@ -159,7 +163,7 @@
     const r = rows[i];
     const tr = el("tr", "detail");
     const td = el("td");
-    td.colSpan = 7;
+    td.colSpan = SEVERAL ? 8 : 7;
     const v = r[C.verdicts];
     const ul = el("ul", "verdicts");
     for (let k = 0; k < v.length; k += 4) {
