@@ -625,6 +625,27 @@ def test_gap_at_start_and_end():
     assert d.starttls_accepted is False and d.relay_denied[0].answers == "RCPT"
 
 
+def test_a_gap_that_ends_a_multi_line_reply_ends_it_there():
+    """The end of the multi-line EHLO reply is lost; the STARTTLS 220 right after the gap
+    is the next reply, not a line of the cut 250 one.  Before, it was (reply_code_mismatch):
+    STARTTLS went unanswered and the TLS start was guessed inside the ServerHello."""
+    c2s, s2c = starttls_accepted()
+    cut = s2c.data.index(b"250-STARTTLS")
+    s2c = s2c.punch(cut, s2c.data.index(b"220 2.0.0") - cut)
+    evs = whole(c2s, s2c)
+    d = parse_dialogue(c2s, s2c)
+    assert d == dialogue_of(evs, c2s, s2c)
+    assert [(r.code, r.answers) for r in d.replies] == [(250, "EHLO"), (220, "STARTTLS")]
+    assert [a.kind for a in d.anomalies] == ["reply_unfinished"]
+    assert d.starttls_accepted is True and d.tls_s2c_offset == s2c.data.index(SERVER_HELLO)
+    assert "STARTTLS" not in d.capabilities  # lost with the gap, not guessed
+    # a gap between lines of one reply, and a line of the same code after it: one reply
+    same = starttls_accepted()[1].punch(cut, len(b"250-STARTTLS\r\n"))
+    d = parse_dialogue(c2s, same)
+    assert [(r.code, r.answers) for r in d.replies] == [(250, "EHLO"), (220, "STARTTLS")]
+    assert "SMTPUTF8" in d.capabilities and d.anomalies == []
+
+
 def test_lost_starttls_reply_inferred_from_client_hello():
     c2s, s2c = starttls_accepted()
     reply = s2c.data.index(b"220 2.0.0")

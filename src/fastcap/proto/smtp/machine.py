@@ -616,7 +616,7 @@ class SmtpConversation:
                     line = _Line(offset, head, nl + 1 - pos, crlf, True, False)
                     self._bad_line(side, line, "bad_reply_line", _show(head))
                     continue
-                acc = self._acc
+                acc, gapped = self._acc, False
             else:
                 line = self._read_line(side, tls_ahead and self._acc is None)
                 if line is _TLS_AHEAD:
@@ -638,9 +638,16 @@ class SmtpConversation:
                     if line.tail != "skip":
                         self._bad_line(side, line, "bad_reply_line", _show(line.head))
                     continue
-                offset = line.offset
+                offset, gapped = line.offset, line.cut or bool(line.tail)
             side.resync, side.bad = False, 0
             code = int(m[1])
+            ended = None
+            if gapped and acc is not None and code != acc.code:
+                # A gap took the end of a multi-line reply, and a reply of another code
+                # follows it: that is the next reply (a STARTTLS 220 after a lost "250
+                # STARTTLS" line), not a line of this one.
+                self._anomaly("reply_unfinished", acc.offset, "s2c")
+                ended, acc = acc, None
             if acc is None:
                 acc = self._acc = _ReplyAcc(offset, code, [])
             elif code != acc.code:
@@ -654,7 +661,12 @@ class SmtpConversation:
                 self._anomaly("too_many_reply_lines", offset, "s2c")
             if m[2] != b"-":
                 self._acc = None
+                if ended is not None:
+                    self._held = acc
+                    return ended
                 return acc
+            if ended is not None:
+                return ended
 
     def _peek(self, side: _Side, n: int) -> bytes | None:
         """The next n bytes of the current piece, fewer if it ends; None: need bytes."""
