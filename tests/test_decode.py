@@ -499,6 +499,7 @@ def one(data: bytes, linktype: int = 1, caplen: int | None = None, width: int = 
     (P.loop_hdr(V4, P.AF_INET), 108, 0x0800, 4, 4, 0),
     (P.loop_hdr(V6, 28), 108, 0x86DD, 6, 4, 0),
     (V4, 12, 0, 4, 0, 0),
+    (V6, 14, 0, 6, 0, 0),
     (V6, 101, 0, 6, 0, 0),
     (V4, 228, 0, 4, 0, 0),
     (V6, 229, 0, 6, 0, 0),

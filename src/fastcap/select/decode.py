@@ -51,6 +51,7 @@ _WIDE = np.uint8(255)  # internal status: needs bytes past the slab width, re-re
 LINKTYPE_NULL = 0
 LINKTYPE_ETHERNET = 1
 LINKTYPE_RAW_12 = 12
+LINKTYPE_RAW_14 = 14  # OpenBSD's DLT_RAW, as written in some files: Wireshark reads it as raw IP
 LINKTYPE_RAW = 101
 LINKTYPE_LOOP = 108
 LINKTYPE_LINUX_SLL = 113
@@ -62,7 +63,8 @@ LINKTYPE_LINUX_SLL2 = 276
 _ETHER_LIKE = {LINKTYPE_ETHERNET: (12, 14), LINKTYPE_LINUX_SLL: (14, 16),
                LINKTYPE_LINUX_SLL2: (0, 20)}
 _SUPPORTED = (LINKTYPE_ETHERNET, LINKTYPE_LINUX_SLL, LINKTYPE_LINUX_SLL2, LINKTYPE_NULL,
-              LINKTYPE_LOOP, LINKTYPE_RAW_12, LINKTYPE_RAW, LINKTYPE_IPV4, LINKTYPE_IPV6)
+              LINKTYPE_LOOP, LINKTYPE_RAW_12, LINKTYPE_RAW_14, LINKTYPE_RAW, LINKTYPE_IPV4,
+              LINKTYPE_IPV6)
 
 ETH_IPV4, ETH_IPV6 = 0x0800, 0x86DD
 _TPIDS = (0x8100, 0x88A8, 0x9100)
@@ -352,7 +354,7 @@ def _link(ctx: _Ctx, lt: np.ndarray) -> None:
             _ether_like(ctx, sel, *_ETHER_LIKE[t])
         elif t in (LINKTYPE_NULL, LINKTYPE_LOOP):
             _af_family(ctx, sel, t)
-        elif t in (LINKTYPE_RAW_12, LINKTYPE_RAW, LINKTYPE_IPV4, LINKTYPE_IPV6):
+        elif t in (LINKTYPE_RAW_12, LINKTYPE_RAW_14, LINKTYPE_RAW, LINKTYPE_IPV4, LINKTYPE_IPV6):
             _raw(ctx, sel, t)
         else:
             ctx.h.status[sel] = Status.UNSUPPORTED_LINKTYPE
@@ -463,7 +465,7 @@ def _af_family(ctx: _Ctx, sel: Sel, t: int) -> None:
 
 
 def _raw(ctx: _Ctx, sel: Sel, t: int) -> None:
-    """Raw IP: 228/229 fix the version; 12/101 take it from the first nibble."""
+    """Raw IP: 228/229 fix the version; 12/14/101 take it from the first nibble."""
     h = ctx.h
     if t == LINKTYPE_IPV4 or t == LINKTYPE_IPV6:
         h.l3[sel] = 4 if t == LINKTYPE_IPV4 else 6
