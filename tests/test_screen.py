@@ -21,12 +21,12 @@ from fastcap.select import flows as flows_mod
 from fastcap.select.decode import Headers, _as_cap, _decode_general, decode_headers, decode_tcp
 from fastcap.select.flows import FlowTable, port_lut
 from fastcap.select.layouts import MIN_WIDTH
-from fastcap.select.screen import Ports, screen
+from fastcap.select.screen import TUNNEL_PORTS, Ports, screen
 from fastcap.select.selection import FrameCounters, icmp_quoted_ports
 from fastcap_synth import packets as P
 from tests.test_decode import SETTINGS, Expect, Frame, assert_same, frames, make_window
 
-PORT_POOL = (25, 587, 2525, 40000, 443, 0, 65535, 256, 6400)
+PORT_POOL = (25, 587, 2525, 40000, 443, 0, 65535, 256, 6400, 4789, 6081)
 v4_addr = st.sampled_from(["10.0.0.1", "10.0.0.2", "192.0.2.9", "198.51.100.7"])
 v6_addr = st.sampled_from(["2001:db8::1", "2001:db8::2", "fe80::9"])
 ports = st.one_of(st.sampled_from(PORT_POOL), st.integers(0, 0xFFFF))
@@ -125,12 +125,15 @@ def test_screen_decodes_exactly_what_matters_and_counts_the_rest(fs, chosen, wid
     rows = sc.rows
     # Headers of the decoded rows are the reference's.
     assert_same(ref.take(rows), sc.headers)
-    # The rows skipped are exactly the common-layout rows that are not TCP on a chosen port
-    # (the sample that picks layouts sees every row of a window this small).
+    # The rows skipped are exactly the common-layout rows that are neither TCP on a chosen port
+    # nor UDP on a tunnel port (the sample that picks layouts sees every row of a window this
+    # small).
     selected = ref.is_tcp & (lut[ref.sport] | lut[ref.dport])
+    tun = port_lut(TUNNEL_PORTS)
+    tunnel = ref.is_udp & (tun[ref.sport] | tun[ref.dport])
     skipped = np.ones(len(fs), bool)
     skipped[rows] = False
-    assert skipped.tolist() == (clean(w, ref) & ~selected).tolist()
+    assert skipped.tolist() == (clean(w, ref) & ~selected & ~tunnel).tolist()
     # Same selection, same counters, same ICMP errors about the chosen ports.
     hd = sc.headers
     assert rows[hd.is_tcp & (lut[hd.sport] | lut[hd.dport])].tolist() == \

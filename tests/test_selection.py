@@ -7,7 +7,7 @@ import pytest
 
 from fastcap import Capture
 from fastcap.select.flows import FlowTable, parse_ports
-from fastcap.select.selection import FrameCounters, iter_selected
+from fastcap.select.selection import FRAGMENTED, FrameCounters, iter_selected
 from fastcap_synth import packets as p
 from fastcap_synth.writers import Record, write_pcap
 
@@ -86,22 +86,81 @@ def test_counters_skip_reasons(tmp_path):
     assert counters.other == 2
 
 
-def test_fragmented_segments_on_selected_ports_are_counted(tmp_path):
-    """IP fragments are not reassembled: a mail-port segment split into them loses all but its
-    first fragment's bytes, which the scan summary names rather than leave a bare gap."""
-    seg = p.tcp(40000, 25, 1, 1, p.ACK, b"EHLO " + b"x" * 100 + b"\r\n")
-    first = p.ether(p.ipv4(seg[:48], 6, "10.0.0.9", "10.0.0.1", ident=9, dont_fragment=False,
-                           more_fragments=True), 0x0800)
-    rest = p.ether(p.ipv4(seg[48:], 6, "10.0.0.9", "10.0.0.1", ident=9, dont_fragment=False,
-                          frag_offset=6), 0x0800)
-    other = p.ether(p.ipv4(p.udp(53, 53, b"y" * 64)[:16], 17, "10.0.0.9", "10.0.0.1",
-                           dont_fragment=False, more_fragments=True), 0x0800)
+def _mpls(inner: bytes) -> bytes:
+    return (100 << 12 | 1 << 8 | 64).to_bytes(4, "big") + inner
+
+
+def _pppoe(inner: bytes) -> bytes:
+    ppp = b"\x00\x21" + inner
+    return bytes([0x11, 0]) + (7).to_bytes(2, "big") + len(ppp).to_bytes(2, "big") + ppp
+
+
+def test_encapsulations_not_opened_are_counted_by_name(tmp_path):
+    """SMTP inside a tunnel fastcap does not open (a cloud traffic mirror's VXLAN or Geneve,
+    ERSPAN's GRE, an MPLS or PPPoE link) is not selected, but is told, not passed over as
+    frames that hold no SMTP."""
+    ip = p.ip_packet(p.tcp(40000, 25, 1, 1, p.ACK, b"EHLO x\r\n"), 6, "10.0.0.1", "10.0.0.2")
+    inner = p.ether(ip, 0x0800)
+    outer = "192.0.2.1", "192.0.2.2"
+    vxlan = b"\x08\0\0\0\0\0\x64\0" + inner
+    frames = [
+        p.ether(_mpls(ip), 0x8847),
+        p.ether(_mpls(ip), 0x8847, vlans=[(0x8100, 5)]),
+        p.ether(_pppoe(ip), 0x8864),
+        p.ether(bytes([1, 1, 0, 1, 0, 10, 8, 0]) + ip, 0x8909),  # Cisco MetaData (TrustSec)
+        p.ether(ip, 0x0800, vlans=[(0x8100, 1)] * 5),
+        p.ether(p.ipv4(b"\0\0\x65\x58" + inner, 47, *outer), 0x0800),
+        p.ether(p.ipv4(ip, 4, *outer), 0x0800),
+        p.ether(p.ipv6(ip, 4, "2001:db8::1", "2001:db8::2"), 0x86DD),
+        p.ether(p.ipv4(p.ipv6(b"", 59, "::1", "::2"), 41, *outer), 0x0800),
+        p.ether(p.ipv4(bytes([6, 4]) + bytes(22) + ip[20:], 51, *outer), 0x0800),
+        p.ether(p.ipv4(p.udp(50000, 4789, vxlan), 17, *outer), 0x0800),
+        p.ether(p.ipv6(p.udp(4789, 50000, vxlan), 17, "2001:db8::1", "2001:db8::2"), 0x86DD),
+        p.ether(p.ipv4(p.udp(50000, 6081, b"\0\0\x65\x58\0\0\x64\0" + inner), 17, *outer),
+                0x0800, vlans=[(0x8100, 9)]),
+        p.ether(p.ipv4(p.udp(53, 50000, b"dns"), 17, *outer), 0x0800),  # plain UDP
+        p.ether(b"\0" * 46, 0x0806),  # ARP: not IP, nothing hidden in it
+    ]
+    path = tmp_path / "tunnels.pcap"
+    write_pcap(path, [Record(f, i) for i, f in enumerate(frames)])
+    for backend in ("native", "python"):
+        got, *_, counters, _fl = _run(path, backend=backend)
+        assert got == []
+        assert counters.skipped == {
+            "MPLS encapsulation (not decoded)": 2,
+            "PPPoE encapsulation (not decoded)": 1,
+            "Cisco MetaData encapsulation (not decoded)": 1,
+            "frames under more than 4 VLAN tags (not decoded)": 1,
+            "GRE encapsulation (not decoded)": 1,
+            "IP-in-IP encapsulation (not decoded)": 2,
+            "IPv6-in-IP encapsulation (not decoded)": 1,
+            "IPv4 AH encapsulation (not decoded)": 1,
+            "VXLAN encapsulation (not decoded)": 2,
+            "Geneve encapsulation (not decoded)": 1,
+        }
+        assert (counters.ipv4, counters.ipv6, counters.udp, counters.other) == (7, 2, 4, 6)
+
+
+def test_fragmented_segments_on_selected_ports_are_told(tmp_path, backend):
+    """Fragments are not reassembled: a segment split in IP fragments is read from its first
+    fragment alone, and the scan summary must say so rather than show a shorter dialogue."""
+    seg = p.tcp(40000, 25, 1, 1, p.ACK, b"EHLO client.example\r\n" * 4)
+    src, dst = "10.0.0.1", "10.0.0.2"
+    first = p.ipv4(seg[:48], 6, src, dst, dont_fragment=False, more_fragments=True, ident=9,
+                   total_length=68)
+    rest = p.ipv4(seg[48:], 6, src, dst, dont_fragment=False, frag_offset=6, ident=9)
+    v6 = p.ipv6(seg[:48], 6, "2001:db8::1", "2001:db8::2",
+                ext_headers=[(p.IPPROTO_FRAGMENT, p.ipv6_frag_body(0, True, 9))])
+    dns = p.ipv4(p.udp(53, 40000, bytes(40)), 17, src, dst, dont_fragment=False,
+                 more_fragments=True)
+    frames = [p.ether(first, 0x0800), p.ether(rest, 0x0800), p.ether(v6, 0x86DD),
+              p.ether(dns, 0x0800), p.tcp_frame(src, dst, 40001, 25, 1, 1, p.ACK)]
     path = tmp_path / "frag.pcap"
-    write_pcap(path, [Record(f, i) for i, f in enumerate((first, rest, other))])
-    frames, *_, counters, _fl = _run(path)
-    assert frames == [1] and counters.fragments == 3
-    assert counters.skipped == {
-        "TCP segment on a selected port split into IP fragments (not reassembled)": 1}
+    write_pcap(path, [Record(f, i) for i, f in enumerate(frames)])
+    got, *_, counters, _fl = _run(path, backend=backend)
+    assert got == [1, 3, 5]
+    assert counters.fragments == 4
+    assert counters.skipped == {FRAGMENTED: 2}
 
 
 @pytest.mark.parametrize("text,want", [("25", {25}), ("25,587, 2525", {25, 587, 2525}),

@@ -3,9 +3,10 @@
 Most frames of a big capture have a common layout (`layouts`) and are not on a selected port:
 for them `stats` needs only a few counts, and the scan nothing.  So the rows of a common layout
 are checked and counted column-wise, and headers are built only for the rows that matter: TCP
-rows of a common layout on a selected port (from the fixed-offset reads) and every row of
-another layout (ICMP errors, fragments, other link types, damaged headers...) through the
-general decoder.  The decoded rows plus the counts give exactly what decoding every row would.
+rows of a common layout on a selected port and UDP rows on a tunnel port (from the fixed-offset
+reads), and every row of another layout (ICMP errors, fragments, other link types, damaged
+headers...) through the general decoder.  The decoded rows plus the counts give exactly what
+decoding every row would.
 """
 
 from __future__ import annotations
@@ -15,19 +16,24 @@ from dataclasses import dataclass
 import numpy as np
 
 from .decode import Headers, _as_linktype, _check, _decode_general, fill_common
+from .flows import port_lut
 from .layouts import Layout, parts
 
-__all__ = ["Ports", "Screened", "screen"]
+__all__ = ["TUNNEL_PORTS", "Ports", "Screened", "screen"]
 
 _FEW_PORTS = 4  # up to this many selected ports are compared; more go through the table
+# UDP ports whose datagrams Wireshark opens as a tunnel of Ethernet frames (cloud traffic
+# mirrors): fastcap does not, so their rows are decoded for `stats` and the scan to count.
+TUNNEL_PORTS = {4789: "VXLAN", 6081: "Geneve"}
 
 
 @dataclass(frozen=True, slots=True)
 class Screened:
     """One window, split: `rows` with their headers, and counts of all other rows.
 
-    Every other row has a common layout and is not a TCP row on a selected port: its status is
-    OK, it is no fragment, and it is TCP or UDP with both ports captured."""
+    Every other row has a common layout and is not a TCP row on a selected port nor a UDP row on
+    a tunnel port: its status is OK, it is no fragment, and it is TCP or UDP with both ports
+    captured."""
 
     rows: np.ndarray  # int64 window rows, ascending
     headers: Headers  # aligned with rows
@@ -68,6 +74,9 @@ class Ports:
         return eq.view(np.uint16) != 0  # either of the row's two flags
 
 
+_TUNNELS = Ports.of(port_lut(TUNNEL_PORTS))
+
+
 def screen(slab: np.ndarray, caplen: np.ndarray, linktype: np.ndarray,
            ports: Ports | np.ndarray, *, buf: np.ndarray | None = None,
            offset: np.ndarray | None = None, orig_len: np.ndarray | None = None) -> Screened:
@@ -87,9 +96,14 @@ def screen(slab: np.ndarray, caplen: np.ndarray, linktype: np.ndarray,
         ok_tcp = part.ok & part.tcp
         at = hit[ok_tcp[hit]]  # TCP rows of this layout on a selected port: decoded
         n_ok, n_tcp = int(np.count_nonzero(part.ok)), int(np.count_nonzero(ok_tcp))
+        n_tun = 0
+        if n_ok > n_tcp:  # UDP rows on a tunnel port: decoded too, to be counted as such
+            tun = np.flatnonzero(_TUNNELS.match(part.ports) & part.ok & ~part.tcp)
+            if tun.size:
+                n_tun, at = len(tun), np.concatenate((at, tun))
         counts[6 if part.layout.v6 else 4] += n_ok - len(at)
-        counts["tcp"] += n_tcp - len(at)
-        counts["udp"] += n_ok - n_tcp
+        counts["tcp"] += n_tcp - len(at) + n_tun
+        counts["udp"] += n_ok - n_tcp - n_tun
         if part.rows is None:  # rows of the layout are counted; the others stay needed
             np.logical_not(part.ok, out=need[part.start:part.start + len(part.ok)])
         else:

@@ -19,7 +19,7 @@ from ..read.capture import Capture, WalkState
 from ..read.frames import F_NO_TS, F_OVER_SNAPLEN, F_SNAPPED, NO_TS
 from .decode import Status, TcpFields, decode_tcp
 from .flows import FlowTable, port_lut
-from .screen import Ports, Screened, screen
+from .screen import TUNNEL_PORTS, Ports, Screened, screen
 
 _STATUS_REASON = {
     Status.TRUNCATED_L2: "link-layer header cut by snaplen",
@@ -28,6 +28,19 @@ _STATUS_REASON = {
     Status.TRUNCATED_L4: "TCP/UDP header cut by snaplen",
     Status.BAD_L4: "malformed TCP header",
 }
+
+# Encapsulations fastcap does not open.  Their frames are counted by name under `skipped`, so a
+# capture of tunnelled traffic (a cloud traffic mirror, ERSPAN, an MPLS or PPPoE link) does not
+# read as one that simply holds no SMTP.
+_ENCAP_ETHERTYPES = {0x8847: "MPLS", 0x8848: "MPLS", 0x8864: "PPPoE", 0x88E7: "802.1ah MAC-in-MAC",
+                     0x8909: "Cisco MetaData", 0x8926: "VN-Tag", 0x893F: "802.1BR E-Tag"}
+_ENCAP_PROTOS = {4: "IP-in-IP", 41: "IPv6-in-IP", 47: "GRE"}
+_IPV4_AH = 51  # walked in IPv6's extension chain, not after an IPv4 header
+_DEEP_VLAN = "frames under more than 4 VLAN tags (not decoded)"
+
+
+def _encap(name: str) -> str:
+    return f"{name} encapsulation (not decoded)"
 
 
 # The first fragment of a segment on a selected port is used; the rest of its payload, in the
@@ -129,6 +142,34 @@ class FrameCounters:
                         self.skipped[f"unsupported link type {int(lt)}"] += int(k)
                 elif code in _STATUS_REASON:
                     self.skipped[_STATUS_REASON[Status(code)]] += c
+        self._count_encapsulated(hd)
+
+    def _count_encapsulated(self, hd) -> None:
+        """Well-formed rows whose content sits in an encapsulation fastcap does not open."""
+        st, et = hd.status, hd.ethertype
+        found: list[tuple[str, np.ndarray]] = []
+        not_ip = st == Status.NOT_IP
+        if not_ip.any():
+            for value, name in _ENCAP_ETHERTYPES.items():
+                found.append((_encap(name), not_ip & (et == value)))
+            found.append((_DEEP_VLAN, not_ip & (hd.vlan_depth > 0)
+                          & ((et == 0x8100) | (et == 0x88A8) | (et == 0x9100))))
+        ip = (st == Status.OK) & (hd.l4_off >= 0)
+        if ip.any():
+            p = hd.ip_proto
+            for value, name in _ENCAP_PROTOS.items():
+                found.append((_encap(name), ip & (p == value)))
+            found.append((_encap("IPv4 AH"), ip & (p == _IPV4_AH) & (hd.l3 == 4)))
+            udp = ip & hd.is_udp
+            if udp.any():
+                for port, name in TUNNEL_PORTS.items():  # each frame counted once
+                    m = udp & ((hd.dport == port) | (hd.sport == port))
+                    found.append((_encap(name), m))
+                    udp &= ~m
+        for reason, m in found:
+            k = int(np.count_nonzero(m))
+            if k:
+                self.skipped[reason] += k
 
     def add_screened(self, sc: Screened) -> None:
         """The rows a screen counted without decoding them (all well-formed TCP/UDP)."""
