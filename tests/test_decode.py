@@ -196,6 +196,13 @@ def ipv6_packets(draw):
     top = 40 + sum(sizes)
     marks = [0, 1, 40, *ends] + [top + k for k in (4, 8, 20, l4.hdr_len)]
 
+    def jumbo(e: Expect, l2: int) -> None:
+        """Payload length 0 and a Jumbo Payload option of 64 KiB or more first in hop-by-hop."""
+        if plen == 0 and chain and chain[0][0] == P.IPPROTO_HOPOPTS and pkt[42:44] == b"\xc2\x04":
+            size = int.from_bytes(pkt[44:48], "big")
+            if size > 0xFFFF:
+                e.ip_end = min(l2 + 40 + size, 0x7FFFFFFF)
+
     def fill(e: Expect, c: int, l2: int) -> None:
         e.l3, e.l3_off = 6, l2
         if c < l2 + 40:
@@ -212,9 +219,11 @@ def ipv6_packets(draw):
                 (fo,) = struct.unpack("!H", body[:2])
                 if fo >> 3:
                     e.frag, e.ip_proto = 2, types[i + 1]
+                    jumbo(e, l2)
                     return
                 if fo & 1:
                     e.frag = 1
+        jumbo(e, l2)
         e.ip_proto = l4.proto
         if l4.proto not in (50, 59):
             _walk_l4(e, c, l4, pos)
@@ -704,6 +713,31 @@ def test_declared_lengths_beyond_the_capture():
         tf = tcp_of(w, h)
         assert tf.payload_len[0] == 14 + l3_len - tf.payload_off[0] and tf.payload_caplen[0] == 8
         assert tf.snapped[0]
+
+
+def _jumbogram(payload: int, size: int | None = None) -> bytes:
+    seg = P.tcp(2525, 25, 1, 2, P.ACK, b"J" * payload)
+    hbh = struct.pack("!BBBBI", 6, 0, 0xC2, 4, 8 + len(seg) if size is None else size)
+    return P.ipv6(hbh + seg, 0, "2001:db8::1", "2001:db8::2", payload_length=0)
+
+
+@pytest.mark.parametrize("width", [64, 128, 2048])
+def test_ipv6_jumbogram_is_as_long_as_its_jumbo_option(width):
+    """Payload length 0 and a Jumbo Payload option (RFC 2675, Linux BIG TCP): the packet is
+    as long as the option says, as Wireshark reads it, at any slab width."""
+    vlans = [(0x8100, 1)] * 4  # the option at bytes 72..78: past a 64-byte slab
+    fs = [(P.ether(_jumbogram(70000), P.ETH_P_IPV6, vlans=vlans), 30),
+          (P.ether(_jumbogram(70000), P.ETH_P_IPV6), 14),
+          (P.ether(_jumbogram(10, 8 + 20 + 10), P.ETH_P_IPV6), None)]  # under 64 KiB: invalid
+    w = make_window([Frame(d, len(d), 1, Expect()) for d, _ in fs], width)
+    h = decode(w)
+    tf = tcp_of(w, h)
+    for i, (d, l3) in enumerate(fs):
+        if l3 is None:
+            assert h.status[i] == BAD_L4
+            continue
+        assert h.status[i] == OK and h.ip_proto[i] == 6 and h.ip_end[i] == len(d)
+        assert tf.payload_len[i] == tf.payload_caplen[i] == 70000 and not tf.snapped[i]
 
 
 def test_decode_tcp_rejects_non_tcp_rows():

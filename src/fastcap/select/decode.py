@@ -591,7 +591,7 @@ def _ipv6(ctx: _Ctx, sel: Sel, off: int | np.ndarray) -> None:
         return
     # Walk the extension chain of the rows that have one; each step shrinks the set.
     m = len(nh)
-    nh = nh.copy()
+    first, nh = nh, nh.copy()
     pos = np.zeros(m, np.int32) + (off + 40)
     frag = np.zeros(m, np.uint8)
     st = np.zeros(m, np.uint8)
@@ -623,6 +623,8 @@ def _ipv6(ctx: _Ctx, sel: Sel, off: int | np.ndarray) -> None:
             break
     else:
         st[idx] = Status.TRUNCATED_L4  # longer chain than we walk
+    if (j := np.flatnonzero((plen == 0) & (first == 0) & (st == 0))).size:
+        _jumbo(ctx, sel, j, off, cap, st)
     l4 = np.where(_NO_L4[nh] | (frag == 2) | (st != 0), np.int32(-1), pos)
     if st.any():
         i = np.flatnonzero(st)
@@ -630,6 +632,33 @@ def _ipv6(ctx: _Ctx, sel: Sel, off: int | np.ndarray) -> None:
     h.ip_proto[sel] = nh
     h.frag[sel] = frag
     h.l4_off[sel] = l4
+
+
+def _jumbo(ctx: _Ctx, sel: Sel, j: np.ndarray, off: int | np.ndarray, cap: np.ndarray,
+           st: np.ndarray) -> None:
+    """A jumbogram (RFC 2675: payload length 0, a Jumbo Payload option first in the hop-by-hop
+    header, as Linux's BIG TCP sends) is as long as that option says, as Wireshark reads it.
+
+    `j` are the rows (within sel) of payload length 0 whose chain, starting with hop-by-hop,
+    was walked (so its first 8 bytes are captured); rows whose option lies past the slab are
+    marked in `st` to be read again."""
+    p = (off if np.ndim(off) == 0 else off[j]) + 40
+    c = cap[j]
+    w = _wide(c, p + 8, ctx.width)
+    if w is not None:
+        st[j[np.flatnonzero(w)]] = _WIDE
+        keep = np.flatnonzero(~w)
+        j, c, p = j[keep], c[keep], p if np.ndim(p) == 0 else p[keep]
+    if not j.size:
+        return
+    r = _sub(sel, j)
+    opt = ctx.rd.read(r, p + 2, "u2")  # option type 0xC2, length 4
+    size = ctx.rd.read(r, p + 4, "u4").astype(np.int64)
+    ok = (opt == 0xC204) & (size > 0xFFFF)  # under 64 KiB is no valid jumbogram
+    if ok.any():
+        k = np.flatnonzero(ok)
+        end = np.minimum(size[k] + p if np.ndim(p) == 0 else size[k] + p[k], 0x7FFFFFFF)
+        ctx.h.ip_end[r[k]] = end.astype(np.int32)
 
 
 # --- transport layer ---------------------------------------------------------------------------
