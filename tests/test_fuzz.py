@@ -30,6 +30,7 @@ from fastcap.judge.x509check import Analyzer, TrustStore, cert_info
 from fastcap.proto.smtp import NEED_DATA, SmtpConversation, SmtpDialogue, parse_dialogue
 from fastcap.proto.tls import TlsStream, parse_handshake
 from fastcap.read.capture import Capture
+from fastcap.read.frames import NO_TS
 from fastcap.run.scanner import ScanSummary, judge, scan
 from fastcap.select.decode import Headers, Status, decode_headers, decode_tcp
 from fastcap.select.flows import FlowKey, FlowTable
@@ -572,6 +573,24 @@ def check_provenance(conn: Connection, segs: list[Seg], buf_len: int, offs: np.n
             caplen = 0 if foff < 0 or foff > buf_len else min(caplen, buf_len - foff)
             assert i < caplen
             assert sd.data[o] == content(sdata + i, s.salt)
+
+
+@needs_native
+def test_twins_agree_on_a_close_before_any_time_then_one_before_1970():
+    """An RST without a time closes the connection while no clock is set (it stands at 0);
+    the next frame is timed before 1970.  The C core takes the gap unsigned: past any
+    linger, and the frame starts a connection of its own.  The Python core took it signed,
+    negative, and kept the frame in the closed connection (found by the soup below)."""
+    def seg(flags, ts):
+        return Seg(flow=0, from_a=False, seq=4_294_966_897, ack=0, flags=flags, plen=0,
+                   caplen=0, window=0, ts=ts, salt=0, bad_off=0, hdr_len=20)
+
+    buf, sel = build_soup([seg(RST, NO_TS), seg(ACK | PSH, -(1 << 62))])
+    for linger in (0, 1000, 10**9):
+        kw = dict(cap=7, budget=0, max_open=1, max_segments=0, linger_ns=linger)
+        native = run_reassembler(buf, sel, 1, "native", [], **kw)
+        assert native == run_reassembler(buf, sel, 1, "python", [], **kw)
+        assert [c.frames for c in native] == [1, 1]
 
 
 @needs_native

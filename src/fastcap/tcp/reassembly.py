@@ -60,6 +60,7 @@ SEG_INIT = REASM_ACCT["SEG_INIT"]
 
 _FIN, _SYN, _RST, _ACK = 0x01, 0x02, 0x04, 0x10
 _M32 = 0xFFFFFFFF
+_M64 = (1 << 64) - 1
 
 
 def _s32(v: int) -> int:
@@ -495,8 +496,10 @@ class PyReassemblerCore:
                 self._now = ts
             while self._linger_q:
                 head = next(iter(self._linger_q.values()))
-                # no frame with a time yet: the clock stands at 0, as the C core's
-                if (self._now or 0) - head.close_ts <= self._linger:
+                # no frame with a time yet: the clock stands at 0, as the C core's; the gap
+                # taken unsigned, as the C core takes it (a connection closed before any
+                # frame had a time, then a first time before 1970, is past its linger)
+                if ((self._now or 0) - head.close_ts) & _M64 <= self._linger:
                     break
                 self._finish(head, False)
             c = self._flows.get(flow)
