@@ -189,10 +189,9 @@ def _leaf(check, ders: list[bytes] | None) -> CertInfo | None:
     return cert_info(ders[0]) if ders else None
 
 
-def _names(der: bytes) -> tuple[str, str] | None:
+def _names(cert: x509.Certificate | None) -> tuple[str, str] | None:
     """The certificate's subject and issuer as Zeek logs them (OpenSSL's RFC 2253 text);
-    None when it does not load."""
-    cert = load_certificate(der)
+    None when it did not load."""
     if cert is None:
         return None
     with quiet_x509():  # what is odd about a name is data here, not a warning
@@ -205,7 +204,7 @@ def _names(der: bytes) -> tuple[str, str] | None:
 
 def _subject_issuer(leaf: CertInfo | None, ders: list[bytes] | None
                     ) -> tuple[str | None, str | None]:
-    names = _names(bytes(ders[0])) if ders else None
+    names = _names(load_certificate(bytes(ders[0]))) if ders else None
     if names is not None:
         return names
     return (leaf.subject, leaf.issuer) if leaf is not None else (None, None)
@@ -338,7 +337,7 @@ def _x509_values(row: CertRow, info: CertInfo, fp: str, cert: x509.Certificate
         path_len = bc.path_length
     except Exception:  # absent or malformed
         pass
-    subject, issuer = _names(row.der) or (info.subject, info.issuer)
+    subject, issuer = _names(cert) or (info.subject, info.issuer)  # the one already loaded
     return [row.ts_ns, fp, version, serial, subject, issuer,
             _ns(info.not_before), _ns(info.not_after), key_alg, info.signature_algorithm,
             _KEY_TYPES.get(info.key_type or "", None), info.key_bits, exponent, curve,
