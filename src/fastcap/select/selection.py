@@ -154,7 +154,8 @@ class FrameCounters:
                 found.append((_encap(name), not_ip & (et == value)))
             found.append((_DEEP_VLAN, not_ip & (hd.vlan_depth > 0)
                           & ((et == 0x8100) | (et == 0x88A8) | (et == 0x9100))))
-        ip = (st == Status.OK) & (hd.l4_off >= 0)
+        # a TCP row is no tunnel: the scan's decoded rows, its selected TCP ones, skip the rest
+        ip = (st == Status.OK) & (hd.l4_off >= 0) & ~hd.is_tcp
         if ip.any():
             p = hd.ip_proto
             for value, name in _ENCAP_PROTOS.items():
