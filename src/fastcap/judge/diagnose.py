@@ -824,13 +824,14 @@ _NOT_EXPECTED: Final = (
 
 
 def _not_requested(text: str, frame: int | None, expected_by: str | None,
-                   code: str = NOT_REQUESTED) -> Verdict:
+                   code: str = NOT_REQUESTED, hint: str | None = None) -> Verdict:
     """client_cert_not_requested (or its TLS 1.3 inferred twin, client_cert_inferred_absent
-    without a CertificateRequest): a warning where a certificate is expected, else info."""
+    without a CertificateRequest, or client_cert_not_captured where a renegotiation may have
+    hidden the request): a warning where a certificate is expected, else info."""
     if expected_by is None:
         return _v(code, text + _NOT_EXPECTED, frame, severity="info", hint="")
     return _v(code, f"{text}; a client certificate is expected here: {expected_by}", frame,
-              severity="warning", hint=_HINTS[NOT_REQUESTED])
+              severity="warning", hint=_HINTS[NOT_REQUESTED] if hint is None else hint)
 
 
 def client_cert_expected(verdict: Verdict, expected_by: str) -> Verdict:
@@ -898,11 +899,8 @@ def _renegotiated(tls: TlsHandshake, expected_by: str | None) -> Verdict:
             f"handshake, but the connection renegotiated TLS{_frame_text(frame)}: a "
             "certificate asked for and sent there is encrypted, so whether one was is not "
             "visible")
-    if expected_by is None:
-        return _v("client_cert_not_captured", text + _NOT_EXPECTED, frame, severity="info",
-                  hint="")
-    return _v("client_cert_not_captured", f"{text}; a client certificate is expected here: "
-              f"{expected_by}", frame, hint=_RENEGOTIATED_HINT)
+    return _not_requested(text, frame, expected_by, "client_cert_not_captured",
+                          _RENEGOTIATED_HINT)
 
 
 def _resumed_verdict(tls: TlsHandshake) -> Verdict:
