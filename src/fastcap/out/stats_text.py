@@ -40,6 +40,8 @@ def format_text(s: FileStats) -> str:
         + (f", {s.icmp_about_selected} ICMP errors about them" if s.icmp_about_selected else ""),
         f"Reader:            {s.backend}",
     ]
+    for name, count in s.tunnels.items():
+        lines.append(f"Opened tunnel:     {name}: {count}")
     for reason, count in sorted(s.skipped.items()):
         lines.append(f"Skipped:           {reason}: {count}")
     for reason, count in sorted(s.limits.items()):

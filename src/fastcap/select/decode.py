@@ -62,6 +62,13 @@ LINKTYPE_LINUX_SLL2 = 276
 # linktype -> (offset of the protocol field, header length before any VLAN tag)
 _ETHER_LIKE = {LINKTYPE_ETHERNET: (12, 14), LINKTYPE_LINUX_SLL: (14, 16),
                LINKTYPE_LINUX_SLL2: (0, 20)}
+
+
+def ether_header_len(linktype: int) -> int:
+    """Bytes before the first VLAN tag or payload of an Ethernet-like link type, else -1."""
+    return _ETHER_LIKE.get(linktype, (0, -1))[1]
+
+
 _SUPPORTED = (LINKTYPE_ETHERNET, LINKTYPE_LINUX_SLL, LINKTYPE_LINUX_SLL2, LINKTYPE_NULL,
               LINKTYPE_LOOP, LINKTYPE_RAW_12, LINKTYPE_RAW_14, LINKTYPE_RAW, LINKTYPE_IPV4,
               LINKTYPE_IPV6)

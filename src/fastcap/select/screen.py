@@ -18,13 +18,14 @@ import numpy as np
 from .decode import Headers, _as_linktype, _check, _decode_general, fill_common
 from .flows import port_lut
 from .layouts import Layout, parts
+from .tunnels import GENEVE_PORT, VXLAN_PORT, Opened, open_tunnels
 
 __all__ = ["TUNNEL_PORTS", "Ports", "Screened", "screen"]
 
 _FEW_PORTS = 4  # up to this many selected ports are compared; more go through the table
 # UDP ports whose datagrams Wireshark opens as a tunnel of Ethernet frames (cloud traffic
-# mirrors): fastcap does not, so their rows are decoded for `stats` and the scan to count.
-TUNNEL_PORTS = {4789: "VXLAN", 6081: "Geneve"}
+# mirrors): their rows are decoded, and opened (`tunnels`).
+TUNNEL_PORTS = {VXLAN_PORT: "VXLAN", GENEVE_PORT: "Geneve"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,7 +34,8 @@ class Screened:
 
     Every other row has a common layout and is not a TCP row on a selected port nor a UDP row on
     a tunnel port: its status is OK, it is no fragment, and it is TCP or UDP with both ports
-    captured."""
+    captured.  `headers` are the outermost headers of `rows` (what `stats` counts); `opened`,
+    when some rows are tunnels, their innermost (what is selected)."""
 
     rows: np.ndarray  # int64 window rows, ascending
     headers: Headers  # aligned with rows
@@ -41,6 +43,12 @@ class Screened:
     ipv6: int
     tcp: int
     udp: int
+    opened: Opened | None = None
+
+    @property
+    def inner(self) -> Headers:
+        """The headers selection reads: each row's innermost frame."""
+        return self.headers if self.opened is None else self.opened.headers
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,4 +135,5 @@ def screen(slab: np.ndarray, caplen: np.ndarray, linktype: np.ndarray,
         sub = slab if len(r) == n else slab[r]
         wire = None if orig_len is None else np.asarray(orig_len)[r]
         h._put(rest, _decode_general(sub, cap[r], lt[r], buf, off, wire))
-    return Screened(rows, h, counts[4], counts[6], counts["tcp"], counts["udp"])
+    opened = open_tunnels(h, slab, cap, lt, rows, buf=buf, offset=offset, orig_len=orig_len)
+    return Screened(rows, h, counts[4], counts[6], counts["tcp"], counts["udp"], opened)

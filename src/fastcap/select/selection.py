@@ -20,6 +20,7 @@ from ..read.frames import F_NO_TS, F_OVER_SNAPLEN, F_SNAPPED, NO_TS
 from .decode import Status, TcpFields, decode_tcp
 from .flows import FlowTable, port_lut
 from .screen import TUNNEL_PORTS, Ports, Screened, screen
+from .tunnels import TUNNEL_NAMES
 
 _STATUS_REASON = {
     Status.TRUNCATED_L2: "link-layer header cut by snaplen",
@@ -29,9 +30,9 @@ _STATUS_REASON = {
     Status.BAD_L4: "malformed TCP header",
 }
 
-# Encapsulations fastcap does not open.  Their frames are counted by name under `skipped`, so a
-# capture of tunnelled traffic (a cloud traffic mirror, ERSPAN, an MPLS or PPPoE link) does not
-# read as one that simply holds no SMTP.
+# Encapsulations, and tunnels whose header does not say plainly what they carry (`tunnels`),
+# that fastcap does not open.  Their frames are counted by name under `skipped`, so a capture
+# of such traffic does not read as one that simply holds no SMTP.
 _ENCAP_ETHERTYPES = {0x8847: "MPLS", 0x8848: "MPLS", 0x8864: "PPPoE", 0x88E7: "802.1ah MAC-in-MAC",
                      0x8909: "Cisco MetaData", 0x8926: "VN-Tag", 0x893F: "802.1BR E-Tag"}
 _ENCAP_PROTOS = {4: "IP-in-IP", 41: "IPv6-in-IP", 47: "GRE"}
@@ -78,6 +79,7 @@ class FrameCounters:
     over_snaplen: int = 0
     linktype_frames: Counter = field(default_factory=Counter)
     skipped: Counter = field(default_factory=Counter)  # reason -> frames
+    tunnels: Counter = field(default_factory=Counter)  # frames opened, by outermost tunnel
     notes: Counter = field(default_factory=Counter)  # later stages' limits: reason -> count
 
     def add(self, win, linktype: np.ndarray, hd) -> None:
@@ -121,8 +123,9 @@ class FrameCounters:
             for lt, c in zip(lts.tolist(), counts.tolist(), strict=True):
                 self.linktype_frames[lt] += c
 
-    def add_headers(self, hd, linktype: np.ndarray) -> None:
-        """The per-protocol counts and skip reasons of decoded rows (`linktype` aligned)."""
+    def add_headers(self, hd, linktype: np.ndarray, tunnel: np.ndarray | None = None) -> None:
+        """The per-protocol counts and skip reasons of decoded rows (`linktype` aligned; the
+        outermost headers), and `tunnel`, each row's opened tunnel (`tunnels`), if any."""
         n = len(hd)
         l3 = hd.l3
         n4, n6 = int(np.count_nonzero(l3 == 4)), int(np.count_nonzero(l3 == 6))
@@ -142,11 +145,19 @@ class FrameCounters:
                         self.skipped[f"unsupported link type {int(lt)}"] += int(k)
                 elif code in _STATUS_REASON:
                     self.skipped[_STATUS_REASON[Status(code)]] += c
-        self._count_encapsulated(hd)
+        if tunnel is not None:
+            kinds, counts = np.unique(tunnel[tunnel != 0], return_counts=True)
+            for kind, c in zip(kinds.tolist(), counts.tolist(), strict=True):
+                self.tunnels[TUNNEL_NAMES[kind]] += c
+        self._count_encapsulated(hd, None if tunnel is None else tunnel == 0)
 
-    def _count_encapsulated(self, hd) -> None:
-        """Well-formed rows whose content sits in an encapsulation fastcap does not open."""
+    def _count_encapsulated(self, hd, closed: np.ndarray | None) -> None:
+        """Well-formed rows (of `closed`, when given) whose content sits in an encapsulation
+        fastcap does not open."""
         st, et = hd.status, hd.ethertype
+        if closed is not None:
+            st = np.where(closed, st, np.uint8(Status.OK))
+            et = np.where(closed, et, np.uint16(0))
         found: list[tuple[str, np.ndarray]] = []
         not_ip = st == Status.NOT_IP
         if not_ip.any():
@@ -156,6 +167,8 @@ class FrameCounters:
                           & ((et == 0x8100) | (et == 0x88A8) | (et == 0x9100))))
         # a TCP row is no tunnel: the scan's decoded rows, its selected TCP ones, skip the rest
         ip = (st == Status.OK) & (hd.l4_off >= 0) & ~hd.is_tcp
+        if closed is not None:
+            ip &= closed
         if ip.any():
             p = hd.ip_proto
             for value, name in _ENCAP_PROTOS.items():
@@ -263,10 +276,12 @@ def iter_selected(cap: Capture, ports: Iterable[int] = DEFAULT_PORTS,
             progress(cap.progress_done, cap.progress_size)
         if counters is not None:
             counters.add_window(win, linktype)
-            counters.add_headers(hd, linktype[sc.rows])
+            counters.add_headers(hd, linktype[sc.rows],
+                                 None if sc.opened is None else sc.opened.kind)
             counters.add_screened(sc)
             irows, isp, idp = icmp_quoted_ports(buf, win.offset[sc.rows], win.caplen[sc.rows], hd)
             counters.icmp_about_selected += int(np.count_nonzero(lut[isp] | lut[idp]))
+        hd = sc.inner
         pick = np.flatnonzero(hd.is_tcp & (lut[hd.sport] | lut[hd.dport]))
         if len(pick) == 0:
             continue

@@ -52,6 +52,8 @@ class FileStats:
     # Frames a reading limit touched, by reason (times held at the ends of 64-bit
     # nanoseconds): the first and last timestamps above may be such a held time.
     limits: dict[str, int] = field(default_factory=dict)
+    # Frames whose inner frame was decoded and selected on, by outermost tunnel (VXLAN, ERSPAN...)
+    tunnels: dict[str, int] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -114,4 +116,5 @@ def compute_stats(path: str | os.PathLike, options: ScanOptions | None = None, *
             warning_offsets=[w.offset for w in meta.warnings],
             compression=meta.compression,
             limits=dict(counters.notes),
+            tunnels=dict(sorted(counters.tunnels.items())),
         )

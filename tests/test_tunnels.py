@@ -1,0 +1,238 @@
+"""Tunnelled mail traffic (cloud mirrors, ERSPAN, MPLS, PPPoE, IP-in-IP) is opened as
+Wireshark opens it: the same sessions and verdicts as the frames captured bare."""
+
+from __future__ import annotations
+
+import json
+import struct
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from fastcap import Capture, scan
+from fastcap.out import report
+from fastcap.select.decode import decode_headers
+from fastcap.select.flows import FlowTable
+from fastcap.select.selection import FrameCounters, iter_selected
+from fastcap.select.stats import compute_stats
+from fastcap.select.tunnels import open_tunnels
+from fastcap_synth import packets as p
+from fastcap_synth.writers import Record, write_pcap
+
+DATA = Path(__file__).parent / "data" / "corpus"
+OUTER = "192.0.2.1", "192.0.2.2"
+OUTER6 = "2001:db8::1", "2001:db8::2"
+
+
+def _gre(flags: int, proto: int, extra: bytes = b"") -> bytes:
+    return flags.to_bytes(2, "big") + proto.to_bytes(2, "big") + extra
+
+
+def _labels(n: int) -> bytes:
+    return b"".join((100 + i << 12 | (i == n - 1) << 8 | 64).to_bytes(4, "big") for i in range(n))
+
+
+def _pppoe(ip: bytes) -> bytes:
+    ppp = (0x21 if ip[0] >> 4 == 4 else 0x57).to_bytes(2, "big") + ip
+    return bytes([0x11, 0]) + (7).to_bytes(2, "big") + len(ppp).to_bytes(2, "big") + ppp
+
+
+def _ip_proto(ip: bytes) -> int:
+    return 4 if ip[0] >> 4 == 4 else 41
+
+
+# Each wraps an Ethernet frame (`eth`, whose IP packet is `ip`) the way a tunnel carries it.
+WRAP = {
+    "vxlan": lambda eth, ip: p.ether(p.ipv4(p.udp(50000, 4789, b"\x08\0\0\0\0\0\x64\0" + eth),
+                                            17, *OUTER), 0x0800),
+    "vxlan-ipv6": lambda eth, ip: p.ether(p.ipv6(p.udp(4789, 50000, b"\x08\0\0\0\0\1\0\0" + eth),
+                                                 17, *OUTER6), 0x86DD),
+    "geneve-options": lambda eth, ip: p.ether(p.ipv4(p.udp(
+        50000, 6081, b"\x02\0\x65\x58\0\0\x64\0" + b"\x01\x02\x03\x01\0\0\0\0" + eth),
+        17, *OUTER), 0x0800, vlans=[(0x8100, 9)]),
+    "erspan-ii": lambda eth, ip: p.ether(p.ipv4(
+        _gre(0x1000, 0x88BE, b"\0\0\0\1") + b"\x10\x01\0\0\0\0\0\0" + eth, 47, *OUTER), 0x0800),
+    "erspan-iii": lambda eth, ip: p.ether(p.ipv4(
+        _gre(0x1000, 0x22EB, b"\0\0\0\1") + b"\x20\x01\0\0" + bytes(7) + b"\1" + bytes(8)
+        + eth, 47, *OUTER), 0x0800),
+    "gre-keyed": lambda eth, ip: p.ether(p.ipv4(
+        _gre(0xB000, 0x0800 if ip[0] >> 4 == 4 else 0x86DD, bytes(12)) + ip, 47, *OUTER),
+        0x0800),
+    "gre-ethernet": lambda eth, ip: p.ether(p.ipv6(_gre(0, 0x6558) + eth, 47, *OUTER6), 0x86DD),
+    "mpls": lambda eth, ip: p.ether(_labels(3) + ip, 0x8847, vlans=[(0x8100, 5)]),
+    "pppoe": lambda eth, ip: p.ether(_pppoe(ip), 0x8864),
+    "ip-in-ip": lambda eth, ip: p.ether(p.ipv4(ip, _ip_proto(ip), *OUTER), 0x0800),
+    "802.1ah": lambda eth, ip: p.ether(b"\0\1\0\0" + eth, 0x88E7),
+    "erspan-i": lambda eth, ip: p.ether(p.ipv4(_gre(0, 0x88BE) + eth, 47, *OUTER), 0x0800),
+    "mpls-in-vxlan": lambda eth, ip: p.ether(p.ipv4(p.udp(
+        50000, 4789, b"\x08\0\0\0\0\0\x64\0" + p.ether(_labels(2) + ip, 0x8847,
+                                                     vlans=[(0x8100, 7)])), 17, *OUTER), 0x0800),
+    "gre-in-vxlan": lambda eth, ip: p.ether(p.ipv4(p.udp(50000, 4789, b"\x08\0\0\0\0\0\x64\0"
+                                                         + p.ether(p.ipv4(_gre(0, 0x6558) + eth,
+                                                                          47, *OUTER), 0x0800)),
+                                                   17, *OUTER), 0x0800),
+}
+NAMES = {"vxlan": "VXLAN", "vxlan-ipv6": "VXLAN", "geneve-options": "Geneve",
+         "erspan-i": "ERSPAN", "erspan-ii": "ERSPAN",
+         "mpls-in-vxlan": "VXLAN", "erspan-iii": "ERSPAN", "gre-keyed": "GRE",
+         "gre-ethernet": "GRE", "mpls": "MPLS", "pppoe": "PPPoE", "ip-in-ip": "IP-in-IP",
+         "802.1ah": "802.1ah MAC-in-MAC", "gre-in-vxlan": "VXLAN"}
+
+
+def _records(path: Path) -> list[Record]:
+    """The records of a little-endian microsecond pcap of Ethernet frames."""
+    data = path.read_bytes()
+    assert struct.unpack_from("<IHHiIII", data)[0] == 0xA1B2C3D4
+    assert struct.unpack_from("<I", data, 20)[0] == 1
+    out, pos = [], 24
+    while pos + 16 <= len(data):
+        sec, usec, incl, orig = struct.unpack_from("<IIII", data, pos)
+        out.append(Record(data[pos + 16:pos + 16 + incl], sec * 10**9 + usec * 1000,
+                          orig))
+        pos += 16 + incl
+    return out
+
+
+def _wrapped(src: Path, kind: str, dest: Path) -> Path:
+    recs = []
+    for r in _records(src):
+        eth, at = r.data, 12
+        while eth[at:at + 2] == b"\x81\x00":  # VLAN tags
+            at += 4
+        assert eth[at:at + 2] in (b"\x08\x00", b"\x86\xdd")
+        ip = eth[at + 2:]
+        out = WRAP[kind](eth, ip)
+        recs.append(Record(out, r.ts_ns, len(out) + (r.orig_len - len(eth))))
+    write_pcap(dest, recs)
+    return dest
+
+
+def _sessions(path: Path, backend: str) -> list[str]:
+    return [json.dumps(report.session_record(s, "x"), default=str, sort_keys=True)
+            for s in scan(path, backend=backend)]
+
+
+@pytest.mark.parametrize("kind", sorted(WRAP))
+@pytest.mark.parametrize("name", ["zeek__smtp-starttls.pcap", "ndpi__smtp-starttls.pcap"])
+def test_a_tunnelled_capture_scans_as_the_bare_one(tmp_path, backend, kind, name):
+    """Sessions, frame numbers, times, certificates and verdicts: all the same."""
+    bare = _sessions(DATA / name, backend)
+    assert bare and any('"code": "client_cert_not_requested"' in s for s in bare)
+    got = _sessions(_wrapped(DATA / name, kind, tmp_path / f"{kind}.pcap"), backend)
+    assert got == bare
+
+
+@pytest.mark.parametrize("kind", ["vxlan", "erspan-ii", "mpls", "gre-in-vxlan"])
+def test_stats_count_the_frames_opened_by_their_outermost_tunnel(tmp_path, kind):
+    name = "zeek__smtp-starttls.pcap"
+    bare = compute_stats(DATA / name)
+    st = compute_stats(_wrapped(DATA / name, kind, tmp_path / "w.pcap"))
+    assert st.tunnels == {NAMES[kind]: bare.packets}
+    assert (st.selected_frames, st.selected_flows) == (bare.selected_frames, bare.selected_flows)
+    assert not any("not decoded" in r for r in st.skipped)
+
+
+def _odd_frames() -> list[bytes]:
+    """Tunnels whose inner frame is not opened (Wireshark does not open them either, or
+    only by guessing), each with SMTP inside, and two it opens."""
+    ip = p.ip_packet(p.tcp(40000, 25, 1, 1, p.ACK, b"EHLO x\r\n"), 6, "10.0.0.1", "10.0.0.2")
+    eth = p.ether(ip, 0x0800)
+    return [
+        p.ether(_labels(1) + b"\0\0\0\0" + eth, 0x8847),  # a pseudowire's control word
+        p.ether(p.ipv4(_gre(0x4000, 0x0800, bytes(4)) + ip, 47, *OUTER), 0x0800),  # routing
+        p.ether(p.ipv4(_gre(0x3081, 0x880B, bytes(12)) + b"\xff\x03\xc0\x21" + bytes(8), 47,
+                       *OUTER), 0x0800),  # PPTP's PPP, of LCP
+        p.ether(p.ipv4(p.udp(50000, 6081, b"\0\0\x12\x34\0\0\x64\0" + eth), 17, *OUTER),
+                0x0800),  # Geneve of an unknown protocol
+        p.ether(bytes([0x11, 0, 0, 7, 0, 10, 0xC0, 0x21]) + bytes(8), 0x8864),  # PPPoE LCP
+        p.ether(p.ipv4(_gre(0, 0x0800) + ip, 47, *OUTER, frag_offset=0, more_fragments=True),
+                0x0800),  # the first of an outer packet's fragments
+        # opened: VXLAN without its I flag, GRE version 1 carrying IPv4, PPTP's PPP with and
+        # without address, control and a full protocol field
+        p.ether(p.ipv4(p.udp(50000, 4789, bytes(8) + eth), 17, *OUTER), 0x0800),
+        p.ether(p.ipv4(_gre(0x0001, 0x0800) + ip, 47, *OUTER), 0x0800),
+        p.ether(p.ipv4(_gre(0x3081, 0x880B, bytes(12)) + b"\xff\x03\x00\x21" + ip, 47,
+                       *OUTER), 0x0800),
+        p.ether(p.ipv4(_gre(0x2001, 0x880B, bytes(4)) + b"\x21" + ip, 47, *OUTER), 0x0800),
+    ]
+
+
+def test_tunnels_that_do_not_say_what_they_carry_stay_closed(tmp_path, backend):
+    path = tmp_path / "odd.pcap"
+    write_pcap(path, [Record(f, i) for i, f in enumerate(_odd_frames())])
+    counters, flows, frames = FrameCounters(), FlowTable(), []
+    with Capture(path, backend=backend, window=3) as cap:
+        for sel in iter_selected(cap, (25,), counters, flows):
+            frames += sel.frame_no.tolist()
+    assert frames == [7, 8, 9, 10]
+    assert counters.tunnels == {"VXLAN": 1, "GRE": 3}
+    assert counters.skipped == {"MPLS encapsulation (not decoded)": 1,
+                                "GRE encapsulation (not decoded)": 3,
+                                "Geneve encapsulation (not decoded)": 1,
+                                "PPPoE encapsulation (not decoded)": 1}
+
+
+def test_hostile_tunnel_headers_stay_inside_their_frame(tmp_path):
+    """Option lengths, flags and label stacks that point past the frame: nothing is read
+    beyond caplen, and the frame is not selected."""
+    ip = p.ip_packet(p.tcp(40000, 25, 1, 1, p.ACK, b"x"), 6, "10.0.0.1", "10.0.0.2")
+    frames = [
+        p.ether(p.ipv4(_gre(0xF000, 0x22EB), 47, *OUTER), 0x0800),
+        p.ether(_labels(12), 0x8847),
+        p.ether(p.ipv4(p.udp(50000, 4789, b"\x08\0\0"), 17, *OUTER), 0x0800),
+        p.ether(p.ipv4(ip, 4, *OUTER), 0x0800)[:40],  # the inner header cut by the snaplen
+        p.ether(p.ipv4(p.udp(50000, 6081, b"\x3f\0\x65\x58\0\0\x64\0"), 17, *OUTER), 0x0800),
+        # last in the file: its ERSPAN header would start past the file's end
+        p.ether(p.ipv4(_gre(0xB000, 0x22EB), 47, *OUTER), 0x0800)[:38],
+    ]
+    recs = [Record(f, i) for i, f in enumerate(frames)]
+    path = tmp_path / "hostile.pcap"
+    write_pcap(path, recs)
+    with Capture(path) as cap:
+        for win in cap.windows():
+            buf = np.frombuffer(cap.buffer, np.uint8)
+            lt = np.ones(len(win), np.int32)
+            h = decode_headers(win.slab, win.caplen, lt, buf=buf, offset=win.offset)
+            for kw in ({"buf": buf, "offset": win.offset}, {}):  # the slab alone too
+                o = open_tunnels(h, win.slab, win.caplen, lt, **kw)
+                inner = h if o is None else o.headers
+                assert not (inner.is_tcp & (inner.dport == 25) & (inner.status == 0)).any()
+                assert (inner.ip_end <= win.caplen.astype(np.int64)).all()
+    st = compute_stats(path)
+    assert st.selected_frames == 0 and st.packets == 6
+
+
+def test_tshark_selects_the_same_tunnelled_frames(tmp_path, tshark):
+    """Wireshark's `tcp.port == 25` and fastcap's selection agree frame for frame."""
+    recs, n = [], 0
+    for kind in sorted(WRAP):
+        for r in _records(DATA / "zeek__smtp-starttls.pcap")[:6]:
+            recs.append(Record(WRAP[kind](r.data, r.data[14:]), n))
+            n += 1
+    recs += [Record(f, n + i) for i, f in enumerate(_odd_frames())]
+    path = tmp_path / "mix.pcap"
+    write_pcap(path, recs)
+    out = subprocess.run([tshark, "-r", str(path), "-n", "-Y", "tcp.port == 25", "-T", "fields",
+                          "-e", "frame.number", "-e", "tcp.len"],
+                         capture_output=True, text=True, check=True).stdout.split("\n")
+    want = [tuple(map(int, line.split("\t"))) for line in out if line]
+    got = []
+    with Capture(path) as cap:
+        for sel in iter_selected(cap, (25,)):
+            got += zip(sel.frame_no.tolist(), sel.tcp.payload_len.tolist(), strict=True)
+    assert got == want
+
+
+def test_the_inner_packet_ends_where_the_outer_one_does(tmp_path, backend):
+    """An inner IP length past the outer packet's end would take the frame's trailer (an FCS)
+    as TCP payload."""
+    inner = p.ipv4(p.tcp(40000, 25, 1, 1, p.ACK, b"Q"), 6, "10.0.0.1", "10.0.0.2",
+                   total_length=1000)
+    frame = p.ether(p.ipv4(inner, 4, *OUTER), 0x0800) + b"\xde\xad\xbe\xef"
+    path = tmp_path / "long.pcap"
+    write_pcap(path, [Record(frame, 0)])
+    with Capture(path, backend=backend) as cap:
+        (sel,) = list(iter_selected(cap, (25,)))
+    assert (sel.tcp.payload_len.tolist(), sel.tcp.payload_caplen.tolist()) == ([1], [1])
