@@ -4,6 +4,7 @@ Wireshark opens it: the same sessions and verdicts as the frames captured bare."
 from __future__ import annotations
 
 import json
+import random
 import struct
 import subprocess
 from pathlib import Path
@@ -236,3 +237,40 @@ def test_the_inner_packet_ends_where_the_outer_one_does(tmp_path, backend):
     with Capture(path, backend=backend) as cap:
         (sel,) = list(iter_selected(cap, (25,)))
     assert (sel.tcp.payload_len.tolist(), sel.tcp.payload_caplen.tolist()) == ([1], [1])
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_damaged_tunnel_frames_stay_inside_their_frames(tmp_path, seed, require_native):
+    """Tunnel frames with random bytes changed and random cuts: both readers select the same
+    payloads, and every payload lies inside its own frame."""
+    rng = random.Random(seed)
+    bare = _records(DATA / "zeek__smtp-starttls.pcap")
+    recs = []
+    for i in range(400):
+        r = rng.choice(bare)
+        f = bytearray(WRAP[rng.choice(sorted(WRAP))](r.data, r.data[14:]))
+        for _ in range(rng.randint(0, 4)):
+            f[rng.randrange(len(f))] = rng.randrange(256)
+        if rng.random() < 0.3:
+            f = f[:rng.randrange(1, len(f) + 1)]
+        recs.append(Record(bytes(f), i))
+    path = tmp_path / "damaged.pcap"
+    write_pcap(path, recs)
+    got = {}
+    for backend in ("native", "python"):
+        rows = []
+        with Capture(path, backend=backend, window=37) as cap:
+            for sel in iter_selected(cap, (25,)):
+                rows += zip(sel.frame_no.tolist(), sel.payload_file_off.tolist(),
+                            sel.tcp.payload_caplen.tolist(), strict=True)
+        got[backend] = rows
+    assert got["native"] == got["python"] and len(got["native"]) > 100
+    frames = {}
+    with Capture(path) as cap:
+        for win in cap.windows():
+            for f, o, c in zip(win.frame_no.tolist(), win.offset.tolist(),
+                               win.caplen.tolist(), strict=True):
+                frames[f] = (o, o + c)
+    for f, off, n in got["native"]:
+        lo, hi = frames[f]
+        assert lo <= off and off + n <= hi
