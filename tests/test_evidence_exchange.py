@@ -480,3 +480,17 @@ def test_memory_is_bounded_by_open_sessions(tmp_path):
     assert len(kept) == n and len({c.session_id for c in kept}) == n
     assert peak < 40 << 20
     assert kept_now / n < 4096  # bytes a conversation costs, all its TLS facts included
+
+
+def test_lines_of_skips_a_line_the_csv_reader_refuses(tmp_path):
+    # a bare CR inside an unquoted field of a line that also holds quotes: the csv module
+    # refuses the line; reading the session again skips it, as the first reading did
+    lines = session("08D00000000000D4")
+    bad = row("2026-03-10T10:00:00.000Z", "08D00000000000D4", 4, ">", "EHLO a\rb",
+              'say "hi"')
+    lines.insert(4, bad)
+    path = write(tmp_path, lines)
+    (conv,), warnings = read(path)
+    assert len(warnings) == 1 and "line 10" in warnings[0]
+    got = [line.text for _, line in exchange.lines_of(LogText(path), conv)]
+    assert got == lines[:4] + lines[5:]

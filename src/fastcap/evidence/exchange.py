@@ -519,7 +519,10 @@ def lines_of(text: LogText, conv: LogConversation) -> Iterator[tuple[int, TextLi
         raw = line.text
         if not raw or raw[0] == "#":
             continue
-        f = (next(csv.reader((raw,)), []) if '"' in raw else raw.split(",", 3))
+        try:
+            f = next(csv.reader((raw,)), []) if '"' in raw else raw.split(",", 3)
+        except csv.Error:  # a bare CR inside a field: skipped, as the first reading did
+            continue
         if len(f) < 3 or f[2] != conv.session_id or (f[1] or None) != conv.connector:
             continue
         ns = parse_time_ns(f[0])
