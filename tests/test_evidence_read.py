@@ -69,3 +69,31 @@ def test_what_is_kept_is_small_and_the_lines_are_not(tmp_path):
     assert n_big > 3 * n_small > 0
     assert kept_big / n_big < 400
     assert (peak_big - kept_big) < (peak_small - kept_small) + (2 << 20)
+
+
+def test_a_syslog_region_past_new_year_keeps_its_facts_with_a_given_year(tmp_path):
+    # RFC 3164 lines carry no year: with --log-year the year moves on at New Year through the
+    # whole file, so a conversation after it, read again on its own, is still in the next year
+    path = tmp_path / "mail.log"
+    path.write_text(
+        "Jun 30 10:00:00 relay1 postfix/smtpd[100]: connect from unknown[198.51.100.1]\n"
+        "Jun 30 10:00:01 relay1 postfix/smtpd[100]: disconnect from unknown[198.51.100.1]"
+        " ehlo=1 quit=1 commands=2\n"
+        "Sep 15 10:00:00 relay1 postfix/smtpd[101]: connect from unknown[198.51.100.2]\n"
+        "Dec 31 23:59:59 relay1 postfix/smtpd[101]: disconnect from unknown[198.51.100.2]"
+        " ehlo=1 quit=1 commands=2\n"
+        "Jan  1 00:00:05 relay1 postfix/smtp[2214]: Trusted TLS connection established to"
+        " mx1.example.net[192.0.2.25]:25: TLSv1.2 with cipher ECDHE-RSA-AES256-GCM-SHA384"
+        " (256/256 bits)\n"
+        "Jan  1 00:00:06 relay1 postfix/smtp[2214]: 4Qx2Ty0b3Vz9sKp: to=<bob@example.net>,"
+        " relay=mx1.example.net[192.0.2.25]:25, delay=1.2, delays=0.1/0/0.6/0.5, dsn=5.7.64,"
+        " status=bounced (host mx1.example.net[192.0.2.25] said: 550 5.7.64 TenantAttribution;"
+        " Relay Access Denied (in reply to RCPT TO command))\n", encoding="utf-8")
+    for offset in (0, 3600, -3600):
+        ev = read_evidence([path], year=2026, utc_offset_s=offset)
+        conv = ev.conversations[-1]
+        assert conv.first.line == 5 and conv.start_ns == (1798761605 - offset) * 10**9
+        full = ev.full(conv)
+        assert not full.slim and full.tls_protocol == "TLS1.2"
+        assert [r.code for r in full.replies] == [550]
+        assert ev.full(ev.conversations[0]).remote_ip == "198.51.100.1"

@@ -12,6 +12,7 @@ import itertools
 import os
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 from ..errors import FastcapError
 from .detect import LOG_READERS, SETTINGS_READERS, kind_of
@@ -28,6 +29,7 @@ MAX_SETTINGS_BYTES = 64 << 20  # a PowerShell export larger than this is not rea
 _WHOLE_FILE_FROM = 32
 _REGION_COST = 16 << 10
 _HEADER_LINES = 64  # a W3C log's header lines (#Fields ...) are read before a region
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,18 +86,25 @@ class Evidence:
                 if len(wanted) >= _WHOLE_FILE_FROM and spans >= _size(path) // 2:
                     self._pick(module, LogText(path), wanted, convs, out)
                 else:
+                    # a syslog file has no header, and a region of it is read with the year
+                    # its first line had: a given year moves on through the whole file
+                    syslog = kind == "syslog"
                     for i in idx:
                         c = convs[i]
-                        region = _Region(path, c.first.offset, c.first.line, c.last.offset)
-                        self._pick(module, region, {c.first.line: i}, convs, out)
+                        region = _Region(path, c.first.offset, c.first.line, c.last.offset,
+                                         header=not syslog)
+                        year = (_local_year(c.start_ns, self.utc_offset_s)
+                                if syslog and self.year is not None else self.year)
+                        self._pick(module, region, {c.first.line: i}, convs, out, year)
             except (FastcapError, OSError):
                 continue  # the file went away: the slim conversations are what is left
         return out
 
     def _pick(self, module, text: LogText, wanted: dict[int, int],
-              convs: list[LogConversation], out: list[LogConversation]) -> None:
+              convs: list[LogConversation], out: list[LogConversation],
+              year: int | None = None) -> None:
         left = dict(wanted)
-        for got in module.conversations(text, lambda _w: None, year=self.year,
+        for got in module.conversations(text, lambda _w: None, year=year or self.year,
                                         utc_offset_s=self.utc_offset_s):
             i = left.pop(got.first.line, None)
             if i is not None and got.start_ns == convs[i].start_ns:
@@ -136,18 +145,21 @@ class _Counted(LogText):
 
 class _Region(LogText):
     """The part of a log from one line to another, after the file's header lines (a W3C
-    log's #Fields say what its columns are)."""
+    log's #Fields say what its columns are; `header` False for a file that has none)."""
 
-    def __init__(self, path: str, start: int, first_number: int, end: int) -> None:
+    def __init__(self, path: str, start: int, first_number: int, end: int, *,
+                 header: bool = True) -> None:
         super().__init__(path)
         self._region = (start, first_number, end)
+        self._header = header
 
     def lines(self, start: int = 0, end: int | None = None) -> Iterator[TextLine]:
         """The file's header (its leading "#" lines and the line after them, a CSV export's
         column names), then the region."""
         begin, number, stop = self._region
         last = -1
-        for line in itertools.islice(self.lines_from(0, 1), _HEADER_LINES):
+        for line in itertools.islice(self.lines_from(0, 1),
+                                     _HEADER_LINES if self._header else 0):
             if line.offset >= begin:
                 break
             last = line.offset
@@ -156,6 +168,11 @@ class _Region(LogText):
                 break
         if begin > last:
             yield from self.lines_from(begin, number, stop)
+
+
+def _local_year(ns: int, utc_offset_s: int) -> int:
+    """The year of UTC nanoseconds `ns` in the zone `utc_offset_s` (local minus UTC)."""
+    return (_EPOCH + timedelta(microseconds=ns // 1000, seconds=utc_offset_s)).year
 
 
 def _size(path: str) -> int:
