@@ -97,3 +97,59 @@ def test_a_syslog_region_past_new_year_keeps_its_facts_with_a_given_year(tmp_pat
         assert not full.slim and full.tls_protocol == "TLS1.2"
         assert [r.code for r in full.replies] == [550]
         assert ev.full(ev.conversations[0]).remote_ip == "198.51.100.1"
+
+
+_TRACKING_FIELDS = (
+    "date-time,client-ip,client-hostname,server-ip,server-hostname,source-context,"
+    "connector-id,source,event-id,internal-message-id,message-id,network-message-id,"
+    "recipient-address,recipient-status,total-bytes,recipient-count,related-recipient-address,"
+    "reference,message-subject,sender-address,return-path,message-info,directionality,"
+    "tenant-id,original-client-ip,original-server-ip,custom-data,transport-traffic-type,"
+    "log-id,schema-version")
+
+
+def _tracking_row(t: str, client: str, server: str, host: str, event: str, status: str) -> str:
+    return (f"{t},{client},EX01,{server},{host},08DE5F3A2B1C4D01,Outbound to Office 365,SMTP,"
+            f"{event},12345678901234,<abc@contoso.com>,7f3c1b2a-0000-4000-8000-000000000001,"
+            f"bob@fabrikam.com,\"{status}\",6234,1,,,Hello,alice@contoso.com,alice@contoso.com,,"
+            "Originating,,203.0.113.5,10.1.2.10,,Email,7f3c1b2a-0000-4000-8000-000000000003,"
+            "15.02.1544.004")
+
+
+def test_a_region_is_not_joined_to_the_w3c_logs_first_data_line(tmp_path):
+    # the file's first message is delivered to one host, and a minute after its grace its
+    # FAIL to another host starts a second conversation of the same message; read again on
+    # its own, the second must not take in the first data line of the file as its start
+    path = tmp_path / "MSGTRK2026031009-1.LOG"
+    lines = ["#Software: Microsoft Exchange Server", "#Version: 15.02.1544.004",
+             "#Log-type: Message Tracking Log", "#Date: 2026-03-10T09:00:00.000Z",
+             "#Fields: " + _TRACKING_FIELDS,
+             _tracking_row("2026-03-10T09:00:00.000Z", "203.0.113.5", "10.1.2.10", "EX01",
+                           "RECEIVE", "250 2.0.0 OK"),
+             _tracking_row("2026-03-10T09:00:01.000Z", "10.1.2.10", "192.0.2.25",
+                           "mx1.fabrikam.com", "SEND", "250 2.0.0 OK"),
+             _tracking_row("2026-03-10T09:05:00.000Z", "10.1.2.10", "192.0.2.26",
+                           "mx2.fabrikam.com", "FAIL",
+                           "550 5.7.64 TenantAttribution; Relay Access Denied")]
+    path.write_bytes(b"\xef\xbb\xbf" + "\r\n".join(lines).encode() + b"\r\n")
+    ev = read_evidence([path])
+    assert [c.first.line for c in ev.conversations] == [6, 8]
+    assert ev.materialize(ev.conversations) == _direct(path)
+    late = ev.full(ev.conversations[1])
+    assert late.remote_ip == "192.0.2.26" and [r.code for r in late.replies] == [550]
+
+
+def test_a_region_of_an_export_after_blank_lines_keeps_its_columns(tmp_path):
+    path = tmp_path / "trace.csv"
+    path.write_text(
+        "\r\n#TYPE Deserialized.Microsoft.Exchange.Management.FfoReporting.MessageTrace\r\n"
+        '"Received","SenderAddress","RecipientAddress","Subject","Status","ToIP","FromIP",'
+        '"Size","MessageId","MessageTraceId"\r\n'
+        '"3/10/2026 9:15:02 AM","alice@contoso.com","bob@fabrikam.com","Hi, ""you""",'
+        '"Failed","","203.0.113.10","6234","<abc@contoso.com>",'
+        '"7f3c1b2a-0000-4000-8000-000000000009"\r\n', encoding="utf-8", newline="")
+    ev = read_evidence([path])
+    (conv,) = ev.conversations
+    full = ev.full(conv)
+    assert not full.slim and full.remote_ip == "203.0.113.10"
+    assert full.sender == "alice@contoso.com" and full.recipients == ("bob@fabrikam.com",)

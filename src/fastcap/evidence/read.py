@@ -154,17 +154,26 @@ class _Region(LogText):
         self._header = header
 
     def lines(self, start: int = 0, end: int | None = None) -> Iterator[TextLine]:
-        """The file's header (its leading "#" lines and the line after them, a CSV export's
-        column names), then the region."""
+        """The file's header (its leading "#" lines, and a CSV export's column names after
+        them or after Export-Csv's "#TYPE" line), then the region.  A W3C log's first data
+        line is not header: it belongs to a session or message the region may hold too."""
         begin, number, stop = self._region
         last = -1
+        w3c = False
         for line in itertools.islice(self.lines_from(0, 1),
                                      _HEADER_LINES if self._header else 0):
             if line.offset >= begin:
                 break
+            text = line.text
+            if text.startswith("#"):
+                w3c = w3c or text[:5].upper() != "#TYPE"
+            elif not text.strip():
+                continue  # the readers skip blank lines
+            elif w3c:
+                break
             last = line.offset
             yield line
-            if not line.text.startswith("#"):
+            if not text.startswith("#"):
                 break
         if begin > last:
             yield from self.lines_from(begin, number, stop)
