@@ -413,6 +413,23 @@ def test_log_tls_failed(world):
     _none(evidence_verdicts(s, [quiet], Settings()), "log_tls_failed")
 
 
+def test_log_tls_failed_only_for_failures_of_tls(world):
+    # Exchange and Postfix note other failures too: an authentication refused after
+    # STARTTLS, a connection refused; neither is a TLS failure
+    s = world.sessions["expired_client_cert"]
+    other = (("Outbound Authentication failed with LogonDenied", Where(LOG, 95, 0)),
+             ("connect to mx2.example.net[192.0.2.26]:25: Connection refused",
+              Where(LOG, 96, 0)))
+    m = _match(world, "expired_client_cert", _conv(s, 80, notes=other))
+    _none(evidence_verdicts(s, [m], Settings()), "log_tls_failed")
+    _none(log_only_verdicts(_log_only(notes=other), Settings()), "log_tls_failed")
+    tls = (("SSL_accept error from unknown[2001:db8::7]: -1", Where(LOG, 97, 0)),
+           ("warning: TLS library problem: error:0A000076:SSL routines::no suitable "
+            "signature algorithm:../ssl/t1_lib.c:3330:", Where(LOG, 98, 0)))
+    v = _one(log_only_verdicts(_log_only(notes=other + tls), Settings()), "log_tls_failed")
+    assert f"{LOG} line 97" in v.message and "(and 1 more)" in v.message
+
+
 # ------------------------------------------------------------------ logs without capture
 
 def _log_only(**fields) -> LogConversation:

@@ -30,6 +30,9 @@ __all__ = ["EVIDENCE_HINTS", "EVIDENCE_TABLE", "evidence_verdicts", "log_only_ve
 _EXO_SUFFIX = ".mail.protection.outlook.com"
 _FAILURE = re.compile(r"fail|error|untrusted|not trusted|alert|unable|denied|refused|reset",
                       re.IGNORECASE)
+# what makes a failure a TLS one: an authentication refused (LogonDenied) or a connection
+# refused is noted too, and is not
+_TLS_WORDS = re.compile(r"TLS|SSL|certificate|handshake", re.IGNORECASE)
 
 
 def _v(code: str, message: str, frame: int | None, severity: str | None = None) -> Verdict:
@@ -275,7 +278,7 @@ def _reply_text(r: LogReply) -> str:
 
 
 def _tls_failed(c: LogConversation, frame: int | None) -> list[Verdict]:
-    failures = [(t, w) for t, w in c.notes if _FAILURE.search(t)]
+    failures = [(t, w) for t, w in c.notes if _FAILURE.search(t) and _TLS_WORDS.search(t)]
     if not failures:
         return []
     text, where = failures[0]
