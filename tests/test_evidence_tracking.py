@@ -354,6 +354,8 @@ def test_trace_outbound_message_is_sent_by_exchange_online(tmp_path: Path) -> No
     ("10.03.2026 09:15:03", ns(2026, 3, 10, 9, 15, 3), False),
     ("3/10/2026 09:15:03", ns(2026, 3, 10, 9, 15, 3), True),
     ("3/3/2026 09:15:03", ns(2026, 3, 3, 9, 15, 3), False),
+    ("2026/03/10 9:15:03", ns(2026, 3, 10, 9, 15, 3), False),  # Export-Csv in ja-JP
+    ("2026/3/10 21:15:03", ns(2026, 3, 10, 21, 15, 3), False),  # zh-CN
 ])
 def test_trace_dates_in_each_format(tmp_path: Path, stamp: str, expected: int,
                                     ambiguous: bool) -> None:
@@ -369,6 +371,7 @@ def test_trace_dates_in_each_format(tmp_path: Path, stamp: str, expected: int,
 
 
 @pytest.mark.parametrize("stamp", ["2026-02-30T09:15:02Z", "13/13/2026 09:15:02",
+                                   "2026/13/10 09:15:02", "2026/02/30 09:15:02",
                                    "3/10/2026 13:15:02 PM", "2026-03-10T25:00:00Z",
                                    "yesterday", ""])
 def test_dates_not_understood_are_warned_and_skipped(tmp_path: Path, stamp: str) -> None:

@@ -13,6 +13,9 @@ _ISO = re.compile(r"(\d{4})-(\d\d)-(\d\d)[T ](\d\d):(\d\d)(?::(\d\d)(?:[.,](\d{1
                   r"\s*(Z|[+-]\d\d:?\d\d)?")
 _SLASHED = re.compile(r"(\d{1,2})([/.])(\d{1,2})[/.](\d{4}),?\s+(\d{1,2}):(\d\d)"
                       r"(?::(\d\d)(?:[.,](\d{1,9})\d*)?)?\s*([AaPp]\.?[Mm]\.?)?")
+# year first with slashes: Export-Csv in ja-JP (2026/03/10 9:15:02) and zh-CN (2026/3/10)
+_YEAR_FIRST = re.compile(r"(\d{4})/(\d{1,2})/(\d{1,2}),?\s+(\d{1,2}):(\d\d)"
+                         r"(?::(\d\d)(?:[.,](\d{1,9})\d*)?)?")
 _EPOCH_DAY = date(1970, 1, 1).toordinal()
 
 
@@ -20,9 +23,9 @@ class ExportDates:
     """Dates as Exchange logs and PowerShell exports write them, to UTC nanoseconds.
 
     ISO 8601 (with `Z`, an offset, or none), `M/D/YYYY h:mm:ss AM` (Export-Csv in en-US),
-    `D/M/YYYY` when the day is over 12, and `D.M.YYYY`.  A date without a zone is taken as
-    UTC (the message logs write UTC) shifted by `utc_offset_s`.  The last day seen is
-    remembered: most lines share it."""
+    `D/M/YYYY` when the day is over 12, `D.M.YYYY`, and `YYYY/M/D` (ja-JP, zh-CN).  A date
+    without a zone is taken as UTC (the message logs write UTC) shifted by `utc_offset_s`.
+    The last day seen is remembered: most lines share it."""
 
     __slots__ = ("_day_key", "_day_s", "offset_ns")
 
@@ -55,6 +58,11 @@ class ExportDates:
             m = _SLASHED.fullmatch(text)
             if m:
                 return self._slashed(m)
+            m = _YEAR_FIRST.fullmatch(text)
+            if m:
+                y, mo, d, hh, mi, ss, frac = m.groups()
+                secs = self._day(int(y), int(mo), int(d))
+                return self._finish(secs, int(hh), int(mi), int(ss or 0), frac, None), False
         except ValueError:
             pass
         return None, False

@@ -32,8 +32,8 @@ new one.  The span of a conversation is that of its message's lines.
 
 Columns are found by name (case, `-`, `_` and spaces ignored), so unknown columns are
 tolerated and a missing one is warned about once.  Dates: ISO 8601 (tracking logs write
-UTC `Z`), `M/D/YYYY h:mm:ss AM` (Export-Csv in en-US) and day-first forms; a date without a
-zone is UTC (as these exports write them), shifted by `utc_offset_s` when given.
+UTC `Z`), `M/D/YYYY h:mm:ss AM` (Export-Csv in en-US), day-first and year-first forms; a
+date without a zone is UTC (as these exports write them), shifted by `utc_offset_s` when given.
 """
 
 from __future__ import annotations
