@@ -4,6 +4,8 @@ readers give, by region or by a whole second pass, and what it keeps must stay s
 
 from __future__ import annotations
 
+import codecs
+import gzip
 import tracemalloc
 from pathlib import Path
 
@@ -153,3 +155,30 @@ def test_a_region_of_an_export_after_blank_lines_keeps_its_columns(tmp_path):
     full = ev.full(conv)
     assert not full.slim and full.remote_ip == "203.0.113.10"
     assert full.sender == "alice@contoso.com" and full.recipients == ("bob@fabrikam.com",)
+
+
+def test_an_unread_file_says_when_it_is_compressed_or_printed_output(tmp_path):
+    log = ("Mar 10 09:31:17 relay1 postfix/smtpd[3001]: connect from unknown[198.51.100.7]\n"
+           * 5).encode()
+    gz = tmp_path / "mail.log.2.gz"
+    gz.write_bytes(gzip.compress(log))
+    listed = tmp_path / "inbound.txt"  # Get-InboundConnector | Format-List > inbound.txt (5.1)
+    listed.write_bytes(codecs.BOM_UTF16_LE + (
+        "\r\n\r\nRunspaceId                    : 1f0b7a3e-4c55-4d0e-9a51-3d8e0f6b7a21\r\n"
+        "Enabled                       : True\r\n"
+        "ConnectorType                 : OnPremises\r\n"
+        "SenderIPAddresses             : {203.0.113.10, 198.51.100.0/24, 2001:db8::/32,\r\n"
+        "                                192.0.2.0/24}\r\n"
+        "TlsSenderCertificateName      : mail.contoso.com\r\n"
+        "RequireTls                    : True\r\n"
+        "Identity                      : From Contoso\r\n\r\n").encode("utf-16-le"))
+    plain = tmp_path / "notes.txt"
+    plain.write_text("nothing here a reader knows\nnor here\n", encoding="utf-8")
+    ev = read_evidence([gz, listed, plain])
+    assert ev.files == () and ev.conversations == ()
+    got = dict(w.split(": ", 1) for w in ev.warnings)
+    assert got[str(gz)].endswith("; it is gzip-compressed: decompress it first")
+    assert got[str(listed)].endswith("(Format-List): export the objects with ConvertTo-Json "
+                                     "-Depth 4")
+    assert got[str(plain)].endswith("a PowerShell JSON export)")
+    assert all("\n" not in w for w in ev.warnings)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import inspect
 import itertools
 import os
+import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -179,6 +180,29 @@ class _Region(LogText):
             yield from self.lines_from(begin, number, stop)
 
 
+_COMPRESSED = ((b"\x1f\x8b", "gzip"), (b"BZh", "bzip2"), (b"\xfd7zXZ\x00", "xz"),
+               (b"\x28\xb5\x2f\xfd", "zstd"), (b"PK\x03\x04", "zip"))
+_LIST_LINE = re.compile(r"[A-Za-z][A-Za-z0-9]*\s*: ")  # Format-List's "Name : value"
+
+
+def _unknown_hint(text: LogText) -> str:
+    """What an unread file seems to be, when that is the usual mistake: a rotated log still
+    compressed, or the cmdlets' printed output (Format-List) instead of their JSON."""
+    try:
+        with open(text.path, "rb") as f:
+            magic = f.read(6)
+    except OSError:
+        return ""
+    for prefix, name in _COMPRESSED:
+        if magic.startswith(prefix):
+            return f"; it is {name}-compressed: decompress it first"
+    lines = [s for s in text.head().splitlines()[:40] if s.strip()]
+    if lines and sum(_LIST_LINE.match(s) is not None for s in lines) * 2 > len(lines):
+        return ("; it looks like printed PowerShell output (Format-List): export the objects "
+                "with ConvertTo-Json -Depth 4")
+    return ""
+
+
 def _local_year(ns: int, utc_offset_s: int) -> int:
     """The year of UTC nanoseconds `ns` in the zone `utc_offset_s` (local minus UTC)."""
     return (_EPOCH + timedelta(microseconds=ns // 1000, seconds=utc_offset_s)).year
@@ -233,7 +257,7 @@ def read_evidence(paths: Sequence[str | os.PathLike], *, year: int | None = None
         if kind is None:
             warnings.append(f"{path}: not a log fastcap reads (not an Exchange protocol or "
                             "message tracking log, a message trace export, a syslog mail "
-                            "log or a PowerShell JSON export)")
+                            f"log or a PowerShell JSON export){_unknown_hint(text)}")
             continue
         n_convs = 0
         try:
