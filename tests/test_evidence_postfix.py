@@ -196,6 +196,25 @@ def test_story_formats_agree_on_every_fact_but_the_sub_second_time():
     assert all(f == facts[0] for f in facts[1:])
 
 
+def test_rsyslog_rfc5424_template_with_two_spaces_before_the_message(tmp_path):
+    # RSYSLOG_SyslogProtocol23Format writes "%STRUCTURED-DATA% %msg%" and rsyslog's msg
+    # starts with a space: "- -  connect from ..."
+    h = parse_header("<22>1 2026-03-10T10:31:17.412345+01:00 relay1 postfix/smtp 2214 - -  "
+                     "Untrusted TLS ...")
+    assert h == (ns(2026, 3, 10, 9, 31, 17, us=412345), "relay1", "postfix/smtp", 2214,
+                 "Untrusted TLS ...")
+    plain = DATA / "postfix-relay1-rfc5424.log"
+    lines = plain.read_text(encoding="utf-8").splitlines()
+    assert all(" - - " in line for line in lines)
+    spaced = write(tmp_path, [line.replace(" - - ", " - -  ", 1) for line in lines])
+    want, _ = read(plain, year=2026)
+    got, warnings = read(spaced, year=2026)
+    assert warnings == [] and len(got) == len(want) == 2
+    assert [c.to_dict() | {"last_line": None} for c in got] == [
+        c.to_dict() | {"last_line": None} for c in want]
+    assert got[1].rejection().enhanced == "5.7.64"
+
+
 def test_loglevel_2_names_the_peer_certificate_and_its_sha256_fingerprint():
     convs, warnings = read(DATA / "postfix-relay1-loglevel2.log", year=2026)
     assert warnings == []

@@ -4,10 +4,11 @@ Mail logs come in several header formats, often from one site: RFC 3164 (`Mar 10
 relay1 postfix/smtp[2214]: ...`, local time without a year or zone), RFC 5424 (`<22>1
 2026-03-10T09:31:17.412+00:00 relay1 postfix/smtp 2214 - - ...`), rsyslog's
 RSYSLOG_FileFormat (an RFC 3339 stamp, then a 3164-style tag) and journalctl's short-iso and
-short-iso-precise (`2026-03-10T10:31:17+0100`, newer systemd `+01:00`).  A line is matched by
-one precompiled pattern per format (the last that worked is tried first) and its time is
-built from slices, with the date-to-seconds step done once per minute of log, since this runs
-on every line of gigabyte logs.
+short-iso-precise (`2026-03-10T10:31:17+0100`, newer systemd `+01:00`).  rsyslog's own RFC
+5424 template (RSYSLOG_SyslogProtocol23Format) writes two spaces before the message; both
+belong to the header.  A line is matched by one precompiled pattern per format (the last that
+worked is tried first) and its time is built from slices, with the date-to-seconds step done
+once per minute of log, since this runs on every line of gigabyte logs.
 
 RFC 3164 stamps need a year and a zone: the year is `year` if given (the year of the file's
 first line; it moves on when the month falls back, December to January), else that of the
@@ -42,7 +43,7 @@ _RISO = re.compile(
 _R5424 = re.compile(
     r"<\d{1,3}>1 (?P<key>\d{4}-\d\d-\d\dT\d\d:\d\d):(?P<sec>\d\d)(?P<frac>\.\d{1,9})?"
     r"(?P<tz>Z|[+-]\d\d:\d\d) (?P<host>\S+) (?P<prog>\S+) (?P<pid>\S+) \S+ "
-    r"(?:-|(?:\[(?:[^\]\"]|\"(?:[^\"\\]|\\.)*\")*\])+)(?: \ufeff?|$)")
+    r"(?:-|(?:\[(?:[^\]\"]|\"(?:[^\"\\]|\\.)*\")*\])+)(?: [\ufeff ]?|$)")
 _ISO, _RFC5424, _RFC3164 = 0, 1, 2
 _FORMATS = ((_ISO, _RISO), (_RFC5424, _R5424), (_RFC3164, _R3164))
 
