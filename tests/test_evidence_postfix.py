@@ -73,6 +73,13 @@ def test_rfc3164_year_from_mtime_rolls_back_for_dates_after_it():
     # up to a day after the mtime still counts as this year (clocks, late writes)
     assert p.parse("Jan  3 11:00:00 h prog[1]: x").time_ns == ns(2026, 1, 3, 11, 0, 0)
     assert p.parse("Jan  4 11:00:00 h prog[1]: x").time_ns == ns(2025, 1, 4, 11, 0, 0)
+    # the year is the mtime's in the log's zone: written at 00:30 on New Year's Day at
+    # +01:00, which is still the old year in UTC
+    east = SyslogParser(mtime_ns=ns(2026, 12, 31, 23, 30, 0), utc_offset_s=3600)
+    assert east.parse("Jan  1 00:20:00 h prog[1]: x").time_ns == ns(2026, 12, 31, 23, 20, 0)
+    assert east.parse("Dec 31 23:50:00 h prog[1]: x").time_ns == ns(2026, 12, 31, 22, 50, 0)
+    west = SyslogParser(mtime_ns=ns(2027, 1, 1, 2, 0, 0), utc_offset_s=-5 * 3600)
+    assert west.parse("Dec 31 20:50:00 h prog[1]: x").time_ns == ns(2027, 1, 1, 1, 50, 0)
     # Feb 29 seen in a common year's file: the leap year before
     leap = SyslogParser(mtime_ns=ns(2029, 1, 10, 0, 0, 0))
     assert leap.parse("Feb 29 01:02:03 h prog[1]: x").time_ns == ns(2028, 2, 29, 1, 2, 3)

@@ -161,8 +161,8 @@ class SyslogParser:
             else:
                 self._month = month
             return _minute(year, month, day, hh, mi) - self._offset
-        assert self._mtime_s is not None
-        year = _dt.datetime.fromtimestamp(self._mtime_s, _dt.UTC).year
+        assert self._mtime_s is not None  # the file's year is that of its local time
+        year = _dt.datetime.fromtimestamp(self._mtime_s + self._offset, _dt.UTC).year
         try:
             base = _minute(year, month, day, hh, mi) - self._offset
         except ValueError:  # Feb 29 of a common year: from an earlier (leap) year
