@@ -182,3 +182,18 @@ def test_an_unread_file_says_when_it_is_compressed_or_printed_output(tmp_path):
                                      "-Depth 4")
     assert got[str(plain)].endswith("a PowerShell JSON export)")
     assert all("\n" not in w for w in ev.warnings)
+
+
+def test_one_log_under_several_names_is_read_once(tmp_path):
+    src = DATA / "postfix-relay1.log"
+    path = tmp_path / "mail.log"
+    path.write_bytes(src.read_bytes())
+    (tmp_path / "link.log").symlink_to(path)
+    once = read_evidence([path], year=2026)
+    ev = read_evidence([path, tmp_path / "." / "mail.log", tmp_path / "link.log",
+                        str(path)], year=2026)
+    assert [f.path for f in ev.files] == [str(path)]
+    def where(e):
+        return [(c.file, c.first.line, c.start_ns) for c in e.conversations]
+
+    assert where(ev) == where(once) and len(where(once)) == 2 and ev.warnings == ()

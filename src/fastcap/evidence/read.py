@@ -239,8 +239,16 @@ def read_evidence(paths: Sequence[str | os.PathLike], *, year: int | None = None
     store = SlimStore()  # what the join needs of each; the facts are read again on demand
     settings = Settings()
     warnings: list[str] = []
+    seen: set[tuple[int, int]] = set()
     for p in paths:
         path = os.fspath(p)
+        try:  # one file under two names (./a.log, a link) is read once, as a name given twice
+            st = os.stat(path)
+            if (st.st_dev, st.st_ino) in seen:
+                continue
+            seen.add((st.st_dev, st.st_ino))
+        except OSError:
+            pass  # told below
         try:
             text = _Counted(path)
             kind = kind_of(text.head())
