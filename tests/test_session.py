@@ -244,6 +244,30 @@ def test_a_lost_starttls_line_does_not_hide_the_handshake(tmp_path, conversation
     assert s.tls.client_hello_at.frame == whole.tls.client_hello_at.frame - 1
 
 
+def test_x_anonymoustls_is_followed_as_starttls(tmp_path, conversations, backend):
+    """Exchange's X-ANONYMOUSTLS in place of STARTTLS: the same hand-over, the same handshake
+    frames, and no TLS record read as an SMTP line."""
+    import dataclasses
+
+    sc, conv = conversations["no_client_cert"]
+
+    def swap(m):
+        if m.label == "starttls":
+            return dataclasses.replace(m, data=b"X-ANONYMOUSTLS\r\n")
+        if m.label == "ehlo-reply":
+            return dataclasses.replace(m, data=m.data.replace(b"-STARTTLS", b"-X-ANONYMOUSTLS"))
+        return m
+
+    whole = _one_session(_write(tmp_path, "whole", sc, conv), backend)
+    xconv = dataclasses.replace(conv, messages=[swap(m) for m in conv.messages])
+    s = _one_session(_write(tmp_path, "xanon", sc, xconv), backend)
+    assert s.smtp.starttls_accepted and s.smtp.anomalies == []
+    assert s.smtp.starttls_command_frame == whole.smtp.starttls_command_frame
+    assert (s.smtp.tls_c2s_frame, s.smtp.tls_s2c_frame) == (
+        whole.smtp.tls_c2s_frame, whole.smtp.tls_s2c_frame)
+    assert s.tls.outcome == "completed" and s.tls.client_certificate == []
+
+
 @pytest.mark.parametrize("hexaddr,text", [
     ("00000000000000000000ffff0a000001", "10.0.0.1"),
     ("20010db8000000000000000000000001", "2001:db8::1"),

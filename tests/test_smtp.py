@@ -504,6 +504,39 @@ def test_tls_on_port_25_without_starttls():
     assert d.closed
 
 
+XANON_EHLO_REPLY = EHLO_REPLY.replace(b"250-STARTTLS\r\n", b"250-X-ANONYMOUSTLS\r\n")
+
+
+@pytest.mark.parametrize("general", [False, True])
+def test_x_anonymoustls_hands_over_to_tls_as_starttls_does(general):
+    """Exchange's X-ANONYMOUSTLS (its STARTTLS between its own servers): a 220 to it means
+    TLS follows, so the handshake is read from there, not taken for SMTP lines."""
+    c2s, s2c = session(
+        ("s", BANNER), ("c", EHLO), ("s", XANON_EHLO_REPLY), ("c", b"X-ANONYMOUSTLS\r\n"),
+        ("s", b"220 2.0.0 SMTP server ready\r\n"), ("c", CLIENT_HELLO), ("s", SERVER_HELLO),
+    )
+    d = parse_dialogue(c2s, s2c, _general=general)
+    assert d.starttls_accepted is True and d.anomalies == []
+    assert d.starttls_command_frame == 7 and d.starttls_reply.answers == "X-ANONYMOUSTLS"
+    at = (len(EHLO) + 16, len(BANNER + XANON_EHLO_REPLY) + 29)  # after the command, the 220
+    assert (d.tls_c2s_offset, d.tls_s2c_offset) == at
+    assert (d.tls_c2s_frame, d.tls_s2c_frame) == (9, 10)
+    assert StartTls(True, *at) in whole(c2s, s2c)
+
+
+def test_x_anonymoustls_refused_is_named_in_the_verdict():
+    from fastcap.judge.diagnose import _starttls_verdicts
+
+    c2s, s2c = session(
+        ("s", BANNER), ("c", EHLO), ("s", XANON_EHLO_REPLY), ("c", b"X-ANONYMOUSTLS\r\n"),
+        ("s", b"454 4.7.0 TLS not available\r\n"), ("c", b"QUIT\r\n"), ("s", b"221 bye\r\n"),
+    )
+    d = parse_dialogue(c2s, s2c)
+    assert d.starttls_accepted is False and d.starttls_reply.code == 454
+    (v,) = _starttls_verdicts(None, d)
+    assert v.code == "starttls_refused" and "refused X-ANONYMOUSTLS (frame 8)" in v.message
+
+
 def test_plaintext_after_starttls_is_flagged():
     c2s, s2c = session(
         ("s", BANNER), ("c", b"STARTTLS\r\nEHLO injected\r\n"), ("s", b"220 2.0.0 ready\r\n")

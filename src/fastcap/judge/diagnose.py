@@ -15,7 +15,7 @@ from typing import Final
 
 from ..pickling import maker
 from ..proto.midstart import MidSession, StreamStart
-from ..proto.smtp import EXO_SUFFIX, SmtpDialogue
+from ..proto.smtp import EXO_SUFFIX, TLS_VERBS, SmtpDialogue
 from ..proto.tls import SERVER_ALERT_SUSPECTED, AlertInfo, TlsHandshake, Where
 from ..proto.tls.inference import ClientCertInference, infer_client_cert
 from ..proto.tls.wirenames import wire_str
@@ -712,6 +712,16 @@ _REFUSED_HINT: Final = (
 )
 
 
+def _tls_verb(smtp: SmtpDialogue) -> str:
+    """The command that asked for TLS as the client sent it: STARTTLS, or Exchange's
+    X-ANONYMOUSTLS, so that a verdict names what is on the wire."""
+    frame = smtp.starttls_command_frame
+    for c in smtp.commands:
+        if c.frame == frame and c.verb in TLS_VERBS:
+            return c.verb
+    return "STARTTLS"
+
+
 def _starttls_verdicts(session: Session, smtp: SmtpDialogue) -> list[Verdict]:
     """Why TLS never began, when it did not; never empty, so every session gets a verdict."""
     if smtp.starttls_accepted is False:
@@ -720,12 +730,14 @@ def _starttls_verdicts(session: Session, smtp: SmtpDialogue) -> list[Verdict]:
         said = f"{r.code} {r.text}".strip() if r is not None else "no usable reply"
         if r is not None and r.text.startswith(str(r.code)):
             said = r.text
+        verb = _tls_verb(smtp)
         return [
-            _v("starttls_refused", f"server refused STARTTLS{_frame_text(frame)}: {said}", frame)
+            _v("starttls_refused", f"server refused {verb}{_frame_text(frame)}: {said}", frame)
         ]
     if smtp.starttls_command_frame is not None or smtp.implicit_tls:
         frame = smtp.starttls_command_frame
-        what = f"client sent STARTTLS{_frame_text(frame)}" if frame else "implicit TLS port"
+        what = (f"client sent {_tls_verb(smtp)}{_frame_text(frame)}" if frame
+                else "implicit TLS port")
         return [
             _v(
                 "handshake_incomplete",

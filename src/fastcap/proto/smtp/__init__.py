@@ -39,6 +39,7 @@ from .events import (
     GREETING_CODES,
     KNOWN_VERBS,
     NEED_DATA,
+    TLS_VERBS,
     Anomaly,
     AuthResponse,
     Banner,

@@ -11,6 +11,7 @@ from typing import Any, Final
 
 from ...pickling import compact, maker
 from .events import (
+    TLS_VERBS,
     Anomaly,
     Banner,
     Closed,
@@ -180,7 +181,7 @@ class _DialogueBuilder:
                 else [w[0].upper() for t in lines[1:] if (w := t.split(None, 1))]
             )
             d.capabilities, d.starttls_offered = caps, "STARTTLS" in caps
-        elif answers == "STARTTLS":
+        elif answers in TLS_VERBS:
             d.starttls_reply = rec
         if _relay_denied(code, enhanced, lines):
             self._put(d.relay_denied, "relay_denied", rec)
@@ -193,7 +194,7 @@ class _DialogueBuilder:
         if verb in ("EHLO", "HELO") and d.ehlo_verb is None:
             words = arg.split(None, 1)
             d.ehlo_verb, d.ehlo_name, d.ehlo_frame = verb, words[0] if words else "", frame
-        elif verb == "STARTTLS":
+        elif verb in TLS_VERBS:
             d.starttls_command_frame = frame
 
     def banner(self, code: int, text: str, offset: int) -> None:

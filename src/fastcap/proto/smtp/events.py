@@ -22,6 +22,9 @@ KNOWN_VERBS: Final = frozenset({
     "XSHADOWREQUEST", "XPROXY", "XPROXYFROM", "XPROXYTO", "XSESSIONPARAMS", "XRSET", "XOORG",
 })  # fmt: skip
 AUTH_VERBS: Final = frozenset({"AUTH", "X-EXPS"})  # X-EXPS: Exchange's AUTH twin
+# Commands after whose 220 TLS begins: STARTTLS (RFC 3207) and X-ANONYMOUSTLS, Exchange's
+# STARTTLS between its own servers (offered in the EHLO reply, answered 220, then a handshake).
+TLS_VERBS: Final = frozenset({"STARTTLS", "X-ANONYMOUSTLS"})
 
 GREETING_CODES: Final = frozenset({220, 421, 521, 554})  # RFC 5321 §3.1, §3.8; RFC 7504
 EXO_SUFFIX: Final = ".mail.protection.outlook.com"

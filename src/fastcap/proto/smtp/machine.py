@@ -36,6 +36,7 @@ from .events import (
     GREETING_CODES,
     KNOWN_VERBS,
     NEED_DATA,
+    TLS_VERBS,
     Anomaly,
     AuthResponse,
     Banner,
@@ -767,7 +768,7 @@ class SmtpConversation:
         self._unit_off, self._bol = self._c2s.here, True
 
     def _step_server(self) -> bool:
-        res = self._read_reply(self._turn == "server" and self._pending == "STARTTLS")
+        res = self._read_reply(self._turn == "server" and self._pending in TLS_VERBS)
         if res is None:
             self._waiting = "s2c"
             return False
@@ -810,7 +811,7 @@ class SmtpConversation:
 
     def _after_reply(self, code: int, offset: int) -> None:
         pending, self._turn, self._mode = self._pending, "client", "command"
-        if pending == "STARTTLS":
+        if pending in TLS_VERBS:
             if 200 <= code < 300 and code != 220:
                 self._guess_code, self._turn = code, "guess"  # odd: let the client tell
                 return
@@ -836,7 +837,7 @@ class SmtpConversation:
     def _step_guess(self) -> bool:
         """Its own turn, so that waiting for client bytes repeats nothing."""
         pending, c2s = self._pending, self._c2s
-        if pending == "STARTTLS":
+        if pending in TLS_VERBS:
             return self._step_tls_guess()
         if pending in ("DATA", "AUTH", "AUTH_RESPONSE"):
             is_cmd = self._next_is_command()
@@ -856,16 +857,17 @@ class SmtpConversation:
         if head is None:
             self._waiting = "c2s"
             return False
+        pending = self._pending
         code, self._turn = self._guess_code, "client"
         said = "no reply" if code is None else f"reply {code}"
         if _looks_tls(head):
             self._anomaly(
-                "starttls_inferred", self._tls_off, "c2s", f"STARTTLS got {said}; client spoke TLS"
+                "starttls_inferred", self._tls_off, "c2s", f"{pending} got {said}; client spoke TLS"
             )
             self._emit(StartTls(True, self._tls_off, self._s2c.here))
             self._enter_tls()
         elif code is not None:
-            self._anomaly("starttls_odd_reply", self._tls_off, "c2s", f"STARTTLS got {said}")
+            self._anomaly("starttls_odd_reply", self._tls_off, "c2s", f"{pending} got {said}")
             self._emit(StartTls(False, self._tls_off, self._s2c.here))
         return True
 
@@ -947,7 +949,7 @@ class SmtpConversation:
         self._c2s.bad = 0
         self._mode = "command"
         self._emit_command(verb, _command_arg(verb, raw_arg), offset)
-        if verb == "STARTTLS":
+        if verb in TLS_VERBS:
             self._tls_off = end
         elif verb == "BDAT":
             bm = _BDAT_RE.fullmatch(raw_arg)

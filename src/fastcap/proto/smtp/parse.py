@@ -13,6 +13,7 @@ from .dialogue import SmtpDialogue, _DialogueBuilder
 from .events import (
     AUTH_VERBS,
     GREETING_CODES,
+    TLS_VERBS,
     AuthResponse,
     Closed,
     CutStart,
@@ -175,7 +176,7 @@ def _parse_plain(c2s: StreamLike, s2c: StreamLike) -> SmtpDialogue | None:
         (code, lines, enhanced), end = at
         b.reply(code, enhanced, lines, spos, pending)
         spos, mode = end, "command"
-        if pending == "STARTTLS":
+        if pending in TLS_VERBS:
             if 200 <= code < 300 and code != 220:
                 return None
             if code == 220:  # _step_tls: each side's first byte, if it has one, is TLS
