@@ -209,6 +209,30 @@ def test_implicit_tls_port_starts_tls_at_byte_zero(tmp_path, conversations):
     assert r.returncode == 0 and "C: Certificate, EMPTY" in r.stdout
 
 
+def test_plaintext_smtp_on_an_implicit_tls_port_is_read_as_smtp(tmp_path, conversations,
+                                                                 backend):
+    """A server on port 465 that greets in plaintext (tshark -d tcp.port==465,smtp reads
+    the same EHLO, STARTTLS, 220): the dialogue and its STARTTLS are read, with a warning,
+    instead of a handshake_incomplete made of "bad headers"."""
+    from fastcap.judge.diagnose import diagnose
+
+    sc, conv = conversations["no_client_cert"]
+    whole = _one_session(_write(tmp_path, "whole", sc, conv), backend)
+    port = sc.server_port
+    sc.server_port = 465
+    try:
+        path = _write(tmp_path, "plain465", sc, conv)
+    finally:
+        sc.server_port = port
+    (s,) = list(iter_sessions(path, ports={465}, implicit_tls_ports={465}, backend=backend))
+    assert not s.smtp.implicit_tls and s.smtp.banner_code == 220
+    assert s.smtp.starttls_accepted and s.smtp.tls_c2s_frame == whole.smtp.tls_c2s_frame
+    assert [(a.kind, a.frame) for a in s.smtp.anomalies] == [("plaintext_on_tls_port", 4)]
+    assert s.tls.outcome == "completed" and s.tls.client_certificate == []
+    (v,) = [v for v in diagnose(s, None, None) if v.code == "plaintext_on_tls_port"]
+    assert v.severity == "warning" and v.frame == 4 and ":465" in v.message
+
+
 @pytest.mark.parametrize("label,extra", [("starttls", b"RSET\r\n"),
                                          ("starttls-reply", b"250 injected\r\n")])
 def test_plaintext_pipelined_after_starttls_does_not_hide_the_handshake(

@@ -33,7 +33,7 @@ from .proto.midstart import (
     opens_tls,
     unit_at,
 )
-from .proto.smtp import CutStart, SmtpDialogue, parse_dialogue
+from .proto.smtp import GREETING_CODES, AnomalyRecord, CutStart, SmtpDialogue, parse_dialogue
 from .proto.tls import TlsHandshake, parse_handshake
 from .read.capture import DEFAULT_SLAB, DEFAULT_WINDOW
 from .read.pcapng import MAX_KEY_LOG_KEPT, TLS_KEY_LOG, SecretsBlock
@@ -252,6 +252,19 @@ def _speaks_as_server(stream: StreamDir) -> bool:
     return end - at > 5 and data[at] == 22 and data[at + 5] == 2
 
 
+def greets_in_plaintext(conn: Connection) -> bool:
+    """The server's stream opens with an SMTP greeting and the client's not with TLS: on an
+    implicit-TLS port (where TLS starts at once, RFC 8314 §3.3) a plaintext SMTP server, whose
+    dialogue is read as SMTP rather than taken for broken TLS records."""
+    c2s, s2c = conn.c2s, conn.s2c
+    if _opening(s2c) or not s2c.data:
+        return False
+    if unit_at(s2c.data, 0, s2c.contiguous_end(0), from_client=False, any_case=False) != "smtp":
+        return False
+    return int(s2c.data[:3]) in GREETING_CODES and not (
+        not _opening(c2s) and _looks_like_tls(c2s.data[:3]))
+
+
 def oriented(conn: Connection) -> Connection:
     """`conn` the right way round.  Without a SYN, a connection between two selected ports
     (a client on port 25, or --ports 25,587 with a client on 587) was oriented by its first
@@ -280,12 +293,19 @@ def build_session(conn: Connection, *,
     conn = oriented(conn)
     c2s, s2c = conn.c2s, conn.s2c
     implicit_port = conn.server_port in set(implicit_tls_ports)
+    plain_on_tls_port = implicit_port and greets_in_plaintext(conn)
+    if plain_on_tls_port:
+        implicit_port = False
     mid = mid_session(conn, implicit_port)
     clean_start = not c2s.gaps or c2s.gaps[0][0] > 0
     implicit = implicit_port or (
         mid is None and clean_start and _looks_like_tls(c2s.data[:3]))
     cut = None if mid is None else CutStart(mid.c2s.offset, mid.s2c.offset, mid.s2c_lead_end)
     smtp = parse_dialogue(c2s, s2c, implicit_tls=implicit, cut=None if implicit else cut)
+    if plain_on_tls_port:
+        smtp.anomalies.insert(0, AnomalyRecord(
+            "plaintext_on_tls_port", f"port {conn.server_port} is an implicit-TLS port, but the "
+            "server greeted in plaintext: read as SMTP", "s2c", 0, smtp.banner_frame))
     tls = None
     c_at, s_at = smtp.tls_c2s_offset, smtp.tls_s2c_offset
     if smtp.starttls_accepted:

@@ -129,6 +129,10 @@ _TABLE: Final = MappingProxyType(
             "the server is Exchange Online (*.mail.protection.outlook.com)",
         ),
         "no_smtp": ("info", "nothing SMTP-like was seen in the session"),
+        "plaintext_on_tls_port": (
+            "warning",
+            "the server greeted in plaintext on an implicit-TLS port: read as SMTP",
+        ),
         "tls_not_reached": (
             "info",
             "the session ended before TLS could start (no EHLO, or EHLO not answered)",
@@ -170,6 +174,10 @@ def is_problem(verdict: Verdict) -> bool:
 
 _HINTS: Final = MappingProxyType(
     {
+        "plaintext_on_tls_port": (
+            "a client that expects TLS at once on this port cannot talk to this server; if the "
+            "port is meant for plain SMTP, leave it out of --implicit-tls-ports"
+        ),
         "no_client_cert": (
             "no certificate is bound to the sending connector; bind one whose subject/SAN matches "
             "the inbound connector (e.g. Set-SendConnector -TlsCertificateName "
@@ -1081,6 +1089,16 @@ def diagnose(
             w = _weak(code, pairs)
             if w is not None:
                 out.append(w)
+    plain = None if smtp is None else next(
+        (a for a in smtp.anomalies if a.kind == "plaintext_on_tls_port"), None)
+    if plain is not None:
+        out.append(_v(
+            "plaintext_on_tls_port",
+            f"the server greeted in plaintext{_frame_text(plain.frame)} on {session.server}, "
+            "a port where TLS starts at once (--implicit-tls-ports): the dialogue is read as "
+            "SMTP",
+            plain.frame,
+        ))
     exo = _exchange_online(smtp, server if tls is not None and tls.server_certs else None)
     if exo is not None:
         out.append(exo)

@@ -54,6 +54,7 @@ ANOMALY_KINDS: Final = MappingProxyType(
         "not_smtp": "MAX_BAD_LINES unparsable lines in a row: the direction is ignored",
         "not_tls": "the first byte after the TLS start is not a TLS record type",
         "overlap": "bytes fed twice (a reassembler bug); the repeat is ignored",
+        "plaintext_on_tls_port": "an SMTP greeting on an implicit-TLS port: read as SMTP",
         "pairing_resync": "a 354 or 334 answered something else: the FIFO is re-aligned on it",
         "replies_missing": "the server stream ended with commands unanswered",
         "reply_before_capture": "replies to commands sent before the capture began",
