@@ -392,6 +392,8 @@ NOT_COVERED = {
     "client_cert_not_captured": "needs a capture cut at its start: tests/test_midsession.py",
     "decryption_failed": "needs a key log: tests/test_decrypt_scan.py",
     "no_key_for_session": "needs a key log: tests/test_decrypt_scan.py",
+    "plaintext_on_tls_port": "needs a plaintext server on an implicit-TLS port: "
+                             "tests/test_session.py",
     **{code: "needs a mail-server log or connector settings: tests/test_evidence_findings.py"
        for code in EVIDENCE_TABLE},
 }
