@@ -292,6 +292,21 @@ def test_x_anonymoustls_is_followed_as_starttls(tmp_path, conversations, backend
     assert s.tls.outcome == "completed" and s.tls.client_certificate == []
 
 
+def test_a_reply_lost_whole_keeps_the_later_replies_paired(tmp_path, conversations, backend):
+    """The capture lost the segment carrying the EHLO reply: the 454 after it answers the
+    STARTTLS sent before it (tshark, in frame order: STARTTLS frame 6, 454 frame 7), not
+    EHLO, so the refusal quotes the 454 and not MAIL's 250."""
+    sc, conv = conversations["starttls_refused"]
+    ehlo_reply = next(m.data for m in conv.messages if m.label == "ehlo-reply")
+    records = [r for r in render(conv, sc) if not r.data.endswith(ehlo_reply)]
+    path = tmp_path / "lost-ehlo-reply.pcap"
+    write_pcap(path, records)
+    s = _one_session(path, backend)
+    assert s.tcp.s2c_gaps and s.smtp.starttls_accepted is False
+    assert (s.smtp.starttls_reply.code, s.smtp.starttls_reply.frame) == (454, 7)
+    assert [r.answers for r in s.smtp.replies] == ["STARTTLS", "MAIL", "RCPT", "QUIT"]
+
+
 @pytest.mark.parametrize("hexaddr,text", [
     ("00000000000000000000ffff0a000001", "10.0.0.1"),
     ("20010db8000000000000000000000001", "2001:db8::1"),

@@ -100,8 +100,11 @@ def pieces(s: Stream, sizes: list[int] | None = None, explicit_gaps: bool = True
 
 
 def run(schedule: list, implicit_tls: bool = False, drain_each: bool = True,
-        cut: CutStart | None = None) -> list:
-    conv = SmtpConversation(implicit_tls=implicit_tls, cut=cut)
+        cut: CutStart | None = None, frames: tuple[Stream, Stream] | None = None) -> list:
+    """``frames``: the (c2s, s2c) streams whose frame_at the conversation is given, as
+    parse_dialogue gives it."""
+    frame_at = None if frames is None else (frames[0].frame_at, frames[1].frame_at)
+    conv = SmtpConversation(implicit_tls=implicit_tls, cut=cut, frame_at=frame_at)
     out: list = []
     for d, (kind, off, data) in schedule:
         if kind == "data":
@@ -115,9 +118,9 @@ def run(schedule: list, implicit_tls: bool = False, drain_each: bool = True,
     return out + drain(conv)
 
 
-def whole(c2s: Stream, s2c: Stream, implicit_tls: bool = False) -> list:
+def whole(c2s: Stream, s2c: Stream, implicit_tls: bool = False, frames: bool = False) -> list:
     sched = [("c2s", p) for p in pieces(c2s)] + [("s2c", p) for p in pieces(s2c)]
-    return run(sched, implicit_tls)
+    return run(sched, implicit_tls, frames=(c2s, s2c) if frames else None)
 
 
 def dialogue_of(events: list, c2s: Stream, s2c: Stream) -> SmtpDialogue:
@@ -693,6 +696,68 @@ def test_lost_starttls_reply_inferred_from_client_hello():
     assert [a.kind for a in d.anomalies] == ["no_banner", "replies_missing", "starttls_inferred"]
 
 
+def _ehlo_reply_lost(*rest: tuple[str, bytes], ehlo_reply: bytes = EHLO_REPLY):
+    """A dialogue whose EHLO reply a gap took whole (frame 6 lost): what follows it is
+    ``rest``, one frame each from frame 7."""
+    c2s, s2c = session(("s", BANNER), ("c", EHLO), ("s", ehlo_reply), *rest)
+    return c2s, s2c.punch(len(BANNER), len(ehlo_reply))
+
+
+def test_a_reply_lost_whole_does_not_shift_the_pairing():
+    """The gap took the EHLO reply whole: the 454 after it (frame 8) came after the client's
+    STARTTLS (frame 7), which the client sends only once EHLO is answered, so it answers
+    STARTTLS, as tshark shows it in frame order, not EHLO (every later reply was one
+    command off: STARTTLS 'answered' by MAIL's 250)."""
+    from fastcap.judge.diagnose import _starttls_verdicts
+
+    c2s, s2c = _ehlo_reply_lost(
+        ("c", b"STARTTLS\r\n"), ("s", b"454 4.7.0 TLS not available\r\n"),
+        ("c", b"MAIL FROM:<a@fabrikam.com>\r\n"), ("s", b"250 2.1.0 Sender OK\r\n"),
+        ("c", b"QUIT\r\n"), ("s", b"221 2.0.0 Bye\r\n"))
+    d = parse_dialogue(c2s, s2c)
+    assert [(r.code, r.answers, r.frame) for r in d.replies] == [
+        (454, "STARTTLS", 8), (250, "MAIL", 10), (221, "QUIT", 12)]
+    assert d.starttls_accepted is False and d.starttls_reply.code == 454
+    assert [(a.kind, a.frame) for a in d.anomalies] == [("reply_lost", 8)]
+    (v,) = _starttls_verdicts(None, d)
+    assert v.code == "starttls_refused" and v.frame == 8 and "454 4.7.0" in v.message
+    # The same events however the bytes come, and none decided without frames.
+    ref = whole(c2s, s2c, frames=True)
+    sizes = [1]
+    server_first = [("s2c", p) for p in pieces(s2c, sizes)] + [("c2s", p) for p in pieces(c2s)]
+    client_first = [("c2s", p) for p in pieces(c2s, sizes)] + [("s2c", p) for p in pieces(s2c)]
+    assert run(server_first, frames=(c2s, s2c)) == run(client_first, frames=(c2s, s2c)) == ref
+    assert dialogue_of(ref, c2s, s2c) == d
+    assert [r.answers for r in whole(c2s, s2c) if isinstance(r, Reply)][:2] == ["EHLO", "STARTTLS"]
+
+
+def test_a_reply_lost_whole_before_an_accepted_starttls():
+    """The 220 after the gap answers STARTTLS: TLS begins after it, with no inference."""
+    c2s, s2c = _ehlo_reply_lost(
+        ("c", b"STARTTLS\r\n"), ("s", b"220 2.0.0 SMTP server ready\r\n"),
+        ("c", CLIENT_HELLO), ("s", SERVER_HELLO))
+    d = parse_dialogue(c2s, s2c)
+    assert d.starttls_accepted is True and d.starttls_reply.answers == "STARTTLS"
+    assert (d.tls_c2s_frame, d.tls_s2c_frame) == (9, 10)
+    assert [a.kind for a in d.anomalies] == ["reply_lost"]
+
+
+def test_a_lost_reply_is_decided_only_where_the_client_waits():
+    """With PIPELINING offered, MAIL and RCPT may go out together (RFC 2920), so a reply after
+    a gap that took MAIL's may still be MAIL's: the pairing is kept. Without it the client
+    waits after every command, and the 550 after the gap answers RCPT."""
+    for ehlo_reply, answers in ((EHLO_REPLY, "MAIL"),
+                                (EHLO_REPLY.replace(b"250-PIPELINING\r\n", b""), "RCPT")):
+        c2s, s2c = session(
+            ("s", BANNER), ("c", EHLO), ("s", ehlo_reply),
+            ("c", b"MAIL FROM:<a@fabrikam.com>\r\n"), ("s", b"250 2.1.0 Sender OK\r\n"),
+            ("c", b"RCPT TO:<b@contoso.com>\r\n"), ("s", DENIED),
+            ("c", b"QUIT\r\n"), ("s", b"221 2.0.0 Bye\r\n"))
+        s2c = s2c.punch(len(BANNER + ehlo_reply), len(b"250 2.1.0 Sender OK\r\n"))
+        d = parse_dialogue(c2s, s2c)
+        assert d.relay_denied[0].answers == answers and d.relay_denied[0].frame == 10
+
+
 def test_gap_inside_body_and_chunk():
     c2s, s2c = pipelined_data()
     body = c2s.data.index(BODY)
@@ -802,11 +867,11 @@ def schedules(draw, c2s: Stream, s2c: Stream, cut: CutStart | None = None):
 
 
 def _check_invariant(data, c2s: Stream, s2c: Stream, implicit: bool = False) -> list:
-    ref = whole(c2s, s2c, implicit)
+    ref = whole(c2s, s2c, implicit, frames=True)
     sched, drain_each = data.draw(schedules(c2s, s2c))
-    assert run(sched, implicit, drain_each) == ref
+    assert run(sched, implicit, drain_each, frames=(c2s, s2c)) == ref
     server_first = [("s2c", p) for p in pieces(s2c)] + [("c2s", p) for p in pieces(c2s)]
-    assert run(server_first, implicit) == ref
+    assert run(server_first, implicit, frames=(c2s, s2c)) == ref
     assert dialogue_of(ref, c2s, s2c) == parse_dialogue(c2s, s2c, implicit_tls=implicit)
     assert ref.count(Closed()) == 1 and ref[-1] == Closed()
     return ref
@@ -1039,7 +1104,7 @@ def test_parse_dialogue_one_result_whichever_path(inp, small_caps, chunk, data):
         with mock.patch.object(parse, "FEED_CHUNK", chunk):
             general = parse_dialogue(c2s, s2c, implicit_tls=implicit, cut=cut, _general=True)
         sched, drain_each = data.draw(schedules(c2s, s2c, cut))
-        public = dialogue_of(run(sched, implicit, drain_each, cut), c2s, s2c)
+        public = dialogue_of(run(sched, implicit, drain_each, cut, (c2s, s2c)), c2s, s2c)
     assert prod.to_dict() == general.to_dict() == public.to_dict()
     assert prod == general == public  # every field, the ones only the diagnosis reads too
     assert taken == ([] if implicit or cut else [taken[0]])
@@ -1085,7 +1150,7 @@ def _public(c2s: Stream, s2c: Stream, implicit: bool, cut: CutStart, sizes=None)
     """The public API, each direction fed from its cut offset, drained after every piece."""
     sched = [("c2s", p) for p in pieces(c2s, sizes, True, cut.c2s_offset)]
     sched += [("s2c", p) for p in pieces(s2c, sizes, True, cut.s2c_offset)]
-    return dialogue_of(run(sched, implicit, True, cut), c2s, s2c)
+    return dialogue_of(run(sched, implicit, True, cut, (c2s, s2c)), c2s, s2c)
 
 
 def test_implicit_tls_read_from_a_cut_checks_its_first_bytes():

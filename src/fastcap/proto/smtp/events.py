@@ -59,7 +59,7 @@ ANOMALY_KINDS: Final = MappingProxyType(
         "replies_missing": "the server stream ended with commands unanswered",
         "reply_before_capture": "replies to commands sent before the capture began",
         "reply_code_mismatch": "a multi-line reply changed its code",
-        "reply_lost": "a gap took the start of a reply",
+        "reply_lost": "a gap took the start of a reply, or all of it (frame order shows)",
         "reply_unfinished": "the server stream ended inside a multi-line reply",
         "reply_without_command": "a reply when no client command was pending",
         "resync_skip": "unparsable lines after a gap, skipped (reported once per gap)",

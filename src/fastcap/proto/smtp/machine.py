@@ -11,7 +11,8 @@ back by mapping the events' stream offsets to frame numbers.
 Gaps (bytes the capture lost) keep the FIFO aligned where they can: a line cut by a gap still
 counts as one unit, lines after a gap must parse before they are trusted, a 354 or 334 re-aligns
 pairing on its own, and where a reply is missing the client's next bytes decide (a TLS record
-after STARTTLS means TLS began; a known verb after DATA means no content followed).
+after STARTTLS means TLS began; a known verb after DATA means no content followed). Given each
+direction's frame numbers (``frame_at``), a reply lost whole is found too: see _answers_later.
 
 Peer bytes never raise: oddities become ``Anomaly`` events, every buffer is capped, and
 credentials are never kept (AUTH keeps only the mechanism; lines answering a 334 challenge
@@ -26,7 +27,7 @@ from __future__ import annotations
 import functools
 import re
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Final
 
@@ -71,6 +72,12 @@ _MECH_RE: Final = re.compile(rb"[A-Za-z0-9_-]{1,20}")  # SASL mechanism name, RF
 _B64_RE: Final = re.compile(rb"[A-Za-z0-9+/]+={0,2}")
 _BDAT_RE: Final = re.compile(rb"([0-9]{1,18})(?:[ \t]+(?i:LAST))?[ \t]*")  # RFC 3030 §2
 _TLS_TYPES: Final = frozenset({20, 21, 22, 23})  # TLS record content types (RFC 5246 §6.2.1)
+# Commands after which the client waits for the reply before sending more: the last of a
+# pipelined group (RFC 2920 §3.1), HELO (no PIPELINING without EHLO) and the TLS requests.
+_WAITS_FOR_REPLY: Final = frozenset(
+    {"EHLO", "HELO", "DATA", "VRFY", "EXPN", "TURN", "QUIT", "NOOP"} | TLS_VERBS)
+
+FrameAt = Callable[[int], "int | None"]  # stream offset -> frame number
 
 
 class _EndMark:
@@ -107,6 +114,7 @@ class _ReplyAcc:
     code: int
     lines: list[str]
     capped: bool = False
+    after_gap: bool = False  # the first reply read after a gap: whole replies may be lost
 
 
 class _Side:
@@ -334,8 +342,11 @@ class SmtpConversation:
     what the client sends next. Any exception escaping on peer bytes is a bug.
     """
 
-    def __init__(self, implicit_tls: bool = False, cut: CutStart | None = None) -> None:
+    def __init__(self, implicit_tls: bool = False, cut: CutStart | None = None,
+                 frame_at: tuple[FrameAt, FrameAt] | None = None) -> None:
         self._c2s = _Side("c2s")
+        self._frame_at = frame_at  # (c2s, s2c): see _answers_later
+        self._pipelining: bool | None = None  # offered in the EHLO reply; None: not seen
         self._s2c = _Side("s2c")
         self._out: deque[Event] = deque()
         self._turn = "greeting"
@@ -597,7 +608,7 @@ class SmtpConversation:
                 # Fastest path: a whole well-formed reply at once; the loop below would take it
                 # line by line to the same result.
                 code, lines, end = whole
-                acc = _ReplyAcc(side.off + pos, code, lines)
+                acc = _ReplyAcc(side.off + pos, code, lines, after_gap=side.resync)
                 side.consume(end - pos)
                 side.resync, side.bad = False, 0
                 return acc
@@ -640,6 +651,7 @@ class SmtpConversation:
                         self._bad_line(side, line, "bad_reply_line", _show(line.head))
                     continue
                 offset, gapped = line.offset, line.cut or bool(line.tail)
+            after_gap = side.resync  # no line parsed since a gap
             side.resync, side.bad = False, 0
             code = int(m[1])
             ended = None
@@ -650,7 +662,7 @@ class SmtpConversation:
                 self._anomaly("reply_unfinished", acc.offset, "s2c")
                 ended, acc = acc, None
             if acc is None:
-                acc = self._acc = _ReplyAcc(offset, code, [])
+                acc = self._acc = _ReplyAcc(offset, code, [], after_gap=after_gap)
             elif code != acc.code:
                 self._anomaly(
                     "reply_code_mismatch", offset, "s2c", f"{code} in a {acc.code} reply"
@@ -797,9 +809,50 @@ class SmtpConversation:
                 self._replies_missing_noted = True
                 self._anomaly("replies_missing", self._s2c.here, "s2c")
             return self._guess_on()
+        pending = self._pending
+        if pending in ("EHLO", "HELO") and 200 <= res.code < 300:
+            self._pipelining = pending == "EHLO" and any(
+                w[0].upper() == "PIPELINING" for t in res.lines[1:] if (w := t.split(None, 1)))
+        if res.after_gap and pending and (
+                pending in _WAITS_FOR_REPLY or self._pipelining is False):
+            later = self._answers_later(res)
+            if later is None:
+                self._held, self._waiting = res, "c2s"
+                return False
+            if later:
+                # The reply to the pending command was lost whole in the gap: this one
+                # answers a later command. Let the client's next bytes go first.
+                self._anomaly("reply_lost", res.offset, "s2c",
+                              f"reply to {self._pending!r}, whole: the next reply came after "
+                              "the client's next bytes")
+                self._held = res
+                return self._guess_on()
         self._emit_reply(res, self._pending)
         self._after_reply(res.code, res.offset)
         return True
+
+    def _answers_later(self, res: _ReplyAcc) -> bool | None:
+        """Was ``res`` captured after the client's next bytes (None: not fed yet)?
+
+        The pending command is one after which the client waits for its reply (RFC 2920
+        §3.1, RFC 3207 §4; any command when the EHLO reply offered no PIPELINING): whatever
+        the client sends next was sent after that reply came. So a reply read right after a
+        gap but captured later than the client's next bytes cannot be that reply: it was
+        lost whole in the gap. Without frames (frame_at None) nothing is decided.
+        """
+        if self._frame_at is None:
+            return False
+        c2s = self._c2s
+        if c2s.pos < len(c2s.buf):
+            at = c2s.here
+        elif c2s.later:
+            at = c2s.later[0][0]  # the first byte after a gap: sent later still
+        elif c2s.eof or c2s.dead:
+            return False  # the client sent nothing more
+        else:
+            return None
+        c_frame, s_frame = self._frame_at[0](at), self._frame_at[1](res.offset)
+        return c_frame is not None and s_frame is not None and s_frame > c_frame
 
     def _emit_reply(self, acc: _ReplyAcc, answers: str | None) -> None:
         """Queue acc's Reply. A hook, as _emit_command: parse_dialogue folds it unbuilt."""

@@ -24,6 +24,7 @@ from .events import (
 )
 from .machine import (
     _TLS_TYPES,
+    FrameAt,
     SmtpConversation,
     _enhanced,
     _known_command,
@@ -56,9 +57,10 @@ class _FoldingConversation(SmtpConversation):
     prove the dialogue is the one next_event's events fold into."""
 
     def __init__(self, builder: _DialogueBuilder, implicit_tls: bool,
-                 cut: CutStart | None = None) -> None:
+                 cut: CutStart | None = None, frame_at: tuple[FrameAt, FrameAt] | None = None
+                 ) -> None:
         self._builder = builder  # first: __init__ may emit
-        super().__init__(implicit_tls, cut)
+        super().__init__(implicit_tls, cut, frame_at)
 
     def _emit(self, ev: Event) -> None:
         self._builder.add(ev)
@@ -221,7 +223,7 @@ def parse_dialogue(c2s: StreamLike, s2c: StreamLike, *, implicit_tls: bool = Fal
         if dialogue is not None:
             return dialogue
     builder = _DialogueBuilder(c2s.frame_at, s2c.frame_at)
-    conv = _FoldingConversation(builder, implicit_tls, cut)
+    conv = _FoldingConversation(builder, implicit_tls, cut, (c2s.frame_at, s2c.frame_at))
     c_at, s_at = (0, 0) if cut is None else (cut.c2s_offset, cut.s2c_offset)
     feeders = {"c2s": _Feeder(c2s, "c2s", c_at), "s2c": _Feeder(s2c, "s2c", s_at)}
     dialogue, step = builder.dialogue, conv._step
