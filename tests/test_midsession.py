@@ -22,7 +22,13 @@ from hypothesis import strategies as st
 
 from fastcap.judge.diagnose import CODES
 from fastcap.judge.x509check import Analyzer
-from fastcap.proto.midstart import encrypted_at, find_start, tls_chain_at, unit_at
+from fastcap.proto.midstart import (
+    body_tail_at,
+    encrypted_at,
+    find_start,
+    tls_chain_at,
+    unit_at,
+)
 from fastcap.proto.smtp import NEED_DATA, CutStart, SmtpConversation, parse_dialogue
 from fastcap.run.scanner import scan, trust_store
 from fastcap.session import iter_sessions
@@ -409,7 +415,59 @@ CUT_DIALOGUES = {
     "server_tls_client_starttls": (b"STARTTLS\r\n" + REC, REC, CutStart(0, 0, 0)),
     "content_after_354": (b"STARTTLS\r\n.\r\nQUIT\r\n", b"354 go\r\n250 ok\r\n221 bye\r\n",
                           CutStart(0, 0, 8)),
+    "inside_content": (b"Send it to Bob\r\nRCPT TO:<x>\r\n.\r\nQUIT\r\n",
+                       b"250 queued\r\n221 bye\r\n", CutStart(0, 0, 0, c2s_body=True)),
 }
+
+
+BODY_TAIL = b"Send the figures to Bob before noon.\r\nThanks\r\n.\r\n"
+
+
+@pytest.mark.parametrize("data,tail", [
+    (BODY_TAIL + b"QUIT\r\n", True),
+    (b"ll be late.\r\nHELP\r\n.\r\n", True),  # a cut line, then one like a command
+    (b".\r\nQUIT\r\n", True),  # the end-of-data line alone in its segment
+    (b"RCPT TO:<b@c>\r\nDATA\r\n" + BODY_TAIL, False),  # the content's DATA is in view
+    (b"BDAT 40 LAST\r\n" + BODY_TAIL, False),
+    (b"QUIT\r\n", False),  # no end-of-data line: commands
+    (b"\x17\x03\x03\x00\x20\x01\n.\r\n", False),  # ciphertext that holds "\n.\r\n"
+])
+def test_body_tail_at(data, tail):
+    assert body_tail_at(data, 0, len(data)) is tail
+
+
+def test_a_capture_that_begins_inside_message_content_reads_it_as_content():
+    """No 354 in view, but a "." line before any DATA: the client's lines up to it are the
+    tail of message content, even those that read like commands (SEND, RCPT), and the 250
+    after it answers the content, as after a DATA."""
+    c2s, s2c = _streams(("c", BODY_TAIL), ("s", b"250 2.6.0 Queued\r\n"), ("c", b"QUIT\r\n"),
+                        ("s", b"221 2.0.0 Bye\r\n"))
+    d = parse_dialogue(c2s, s2c, cut=CutStart(0, 0, 0, c2s_body=True))
+    assert [c.verb for c in d.commands] == ["QUIT"] and d.message_bytes == len(BODY_TAIL) - 3
+    assert [(r.code, r.answers) for r in d.replies] == [(250, "END_OF_DATA"), (221, "QUIT")]
+    assert [a.kind for a in d.anomalies] == ["no_banner"]
+
+
+def test_a_capture_cut_inside_message_content_end_to_end(tmp_path, backend):
+    """The capture's first frame is a line of the body that reads like a command."""
+    from fastcap_synth.scenarios import make_pki as pki_for
+
+    head = b"Subject: report\r\n\r\n".ljust(198, b"x") + b"\r\n"  # 200 bytes: one segment
+    body = (head + BODY_TAIL[:-5]).decode()  # the generator ends the line and adds "."
+    sc = scenario("starttls_not_offered", pki_for(), client_port=40004, mss=200,
+                  commands=[("MAIL FROM:<a@fabrikam.com>", "250 2.1.0 Sender OK"),
+                            ("RCPT TO:<b@contoso.com>", "250 2.1.5 Recipient OK"),
+                            ("DATA", "354 Start mail input"),
+                            (body + "\r\n.", "250 2.6.0 Queued mail for delivery"),
+                            ("QUIT", "221 2.0.0 Bye")])
+    records = render(converse(sc), sc)
+    k = next(i for i, r in enumerate(records) if _tcp_payload(r.data)[1].startswith(b"Send "))
+    path = tmp_path / "inside-content.pcap"
+    write_pcap(path, records[k:])
+    (s,) = list(iter_sessions(path, backend=backend))
+    assert s.mid_session.c2s.kind == "body" and s.mid_session.c2s.frame == 1
+    assert [c.verb for c in s.smtp.commands] == ["QUIT"]
+    assert [r.answers for r in s.smtp.replies] == ["END_OF_DATA", "QUIT"]
 
 
 def _drain(conv: SmtpConversation) -> list:

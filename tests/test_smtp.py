@@ -1071,7 +1071,8 @@ def dialogue_inputs(draw) -> tuple[Stream, Stream, bool, CutStart | None]:
     if draw(st.integers(0, 3)) == 0:
         c_off = draw(st.integers(0, len(c2s.data)))
         s_off = draw(st.integers(0, len(s2c.data)))
-        cut = CutStart(c_off, s_off, draw(st.integers(s_off, len(s2c.data))))
+        cut = CutStart(c_off, s_off, draw(st.integers(s_off, len(s2c.data))),
+                       draw(st.integers(0, 3)) == 0)
     return c2s, s2c, implicit, cut
 
 

@@ -27,6 +27,7 @@ from .proto.decryption import Decryption, PlainStream
 from .proto.midstart import (
     MidSession,
     StreamStart,
+    body_tail_at,
     encrypted_at,
     find_start,
     opens_smtp,
@@ -197,7 +198,11 @@ def _hello_after(stream: StreamDir, at: int | None, msg_type: int) -> int | None
 def _start(stream: StreamDir, from_client: bool) -> StreamStart:
     """Where the first stored run of bytes (after a leading gap, if any) becomes readable."""
     begin = _opening(stream)
-    start = find_start(stream.data, stream.contiguous_end(begin), from_client, begin)
+    end = stream.contiguous_end(begin)
+    start = find_start(stream.data, end, from_client, begin)
+    if from_client and start.kind != "tls" and body_tail_at(stream.data, begin, end):
+        return StreamStart(begin, 0, "body", "message content up to its end-of-data line",
+                           stream.frame_at(begin))
     if start.offset >= len(stream.data):
         return start
     return StreamStart(start.offset, start.skipped, start.kind, start.what,
@@ -300,7 +305,8 @@ def build_session(conn: Connection, *,
     clean_start = not c2s.gaps or c2s.gaps[0][0] > 0
     implicit = implicit_port or (
         mid is None and clean_start and _looks_like_tls(c2s.data[:3]))
-    cut = None if mid is None else CutStart(mid.c2s.offset, mid.s2c.offset, mid.s2c_lead_end)
+    cut = None if mid is None else CutStart(mid.c2s.offset, mid.s2c.offset, mid.s2c_lead_end,
+                                            mid.c2s.kind == "body")
     smtp = parse_dialogue(c2s, s2c, implicit_tls=implicit, cut=None if implicit else cut)
     if plain_on_tls_port:
         smtp.anomalies.insert(0, AnomalyRecord(

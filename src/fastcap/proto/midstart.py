@@ -20,13 +20,18 @@ from .smtp import GREETING_CODES, KNOWN_VERBS, MAX_LINE
 from .tls.const import ContentType, name_of
 from .tls.records import MAX_RECORD
 
-__all__ = ["MidSession", "StreamStart", "encrypted_at", "find_start", "opens_smtp", "opens_tls",
-           "tls_chain_at", "unit_at"]
+__all__ = ["MidSession", "StreamStart", "body_tail_at", "encrypted_at", "find_start",
+           "opens_smtp", "opens_tls", "tls_chain_at", "unit_at"]
 
 _TLS_TYPES: Final = frozenset({20, 21, 22, 23})
 _TLS_HEAD_RE: Final = re.compile(rb"[\x14-\x17]\x03[\x00-\x04]")
 _REPLY_RE: Final = re.compile(rb"([2-5][0-9][0-9])(?:[ -][^\r\n]*)?\r?(?:\n|\Z)")
 _COMMAND_RE: Final = re.compile(rb"([A-Za-z][A-Za-z0-9-]{0,31})(?:[ \t][^\r\n]*)?\r?(?:\n|\Z)")
+_END_OF_DATA_RE: Final = re.compile(rb"(?:\A|\n)\.\r?\n")  # RFC 5321 §4.1.1.4 (bare LF too)
+# A line that opens message content: DATA takes no argument (RFC 5321 §4.1.1.4), BDAT a size
+# (RFC 3030 §2); body prose rarely has either line.
+_OPENS_CONTENT_RE: Final = re.compile(rb"(?:\A|\n)(?i:DATA[ \t]*\r?\n|BDAT[ \t]+[0-9])")
+_CONTROL_RE: Final = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f]")
 
 
 def tls_chain_at(data: bytes, i: int, end: int, cut_ok: bool = True) -> bool:
@@ -78,7 +83,7 @@ class StreamStart:
 
     offset: int  # stream offset of the first unit that starts at a boundary
     skipped: int  # bytes before it: the tail of a unit whose start was not captured
-    kind: str  # smtp | tls | none (nothing readable found) | empty (no bytes at all)
+    kind: str  # smtp | tls | body (message content) | none (nothing readable) | empty (no bytes)
     what: str  # for people: "STARTTLS", "a 220 reply", "a TLS handshake record (ServerHello)"
     frame: int | None = None  # the frame carrying its first byte
 
@@ -148,6 +153,22 @@ def find_start(data: bytes, end: int, from_client: bool, begin: int = 0) -> Stre
         return StreamStart(end, end - begin, "none", "nothing readable")
     at, kind = best
     return StreamStart(at, at - begin, kind, _describe(data, at, end, kind, from_client))
+
+
+def body_tail_at(data: bytes, begin: int, end: int) -> bool:
+    """The client's bytes from ``begin`` are the tail of message content: an end-of-data line
+    "." comes before any DATA or BDAT line, in text (no control bytes but tab, CR and LF).
+
+    A lone "." is no command (RFC 5321 §4.1.1): sent as a line before any DATA in view, it
+    can only end content whose DATA (and 354) came before the capture did. Lines before it
+    that read like commands ("Send the figures to Bob") are that content, not commands.
+    """
+    m = _END_OF_DATA_RE.search(data, begin, end)
+    if m is None:
+        return False
+    dot = m.start()
+    return (_OPENS_CONTENT_RE.search(data, begin, dot + 1) is None
+            and _CONTROL_RE.search(data, begin, dot) is None)
 
 
 def encrypted_at(data: bytes, i: int) -> bool:

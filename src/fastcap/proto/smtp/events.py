@@ -171,12 +171,14 @@ class CutStart:
     fastcap.midstart): each direction from its first unit that starts at a boundary.
 
     Server bytes before ``s2c_lead_end`` were captured before the client's first byte, so
-    the replies there answer commands sent before the capture began.
+    the replies there answer commands sent before the capture began. ``c2s_body``: the
+    client's bytes begin inside message content (see fastcap.midstart.body_tail_at).
     """
 
     c2s_offset: int
     s2c_offset: int
     s2c_lead_end: int
+    c2s_body: bool = False
 
 
 Event = Banner | Command | Reply | StartTls | DataBody | AuthResponse | Gap | Anomaly | Closed

@@ -371,6 +371,8 @@ class SmtpConversation:
                 side.off = side.fed_end = side.start = max(0, start)
             self._lead_end = cut.s2c_lead_end
             self._turn = "lead"
+            if cut.c2s_body:  # content up to its end-of-data line, whatever it reads like
+                self._mode, self._unit_off = "body", self._c2s.off
         if implicit_tls:
             self._emit(StartTls(True, 0, 0, implicit=True))
             self._enter_tls()
@@ -776,7 +778,8 @@ class SmtpConversation:
         self._emit_reply(acc, None)
         # As in _after_reply: a 354 (334) means the client's next bytes are message content
         # (an auth response), not commands, whatever lines in them look like.
-        self._mode = {354: "body", 334: "auth"}.get(acc.code, "command")
+        self._mode = {354: "body", 334: "auth"}.get(
+            acc.code, "body" if self._mode == "body" else "command")
         self._unit_off, self._bol = self._c2s.here, True
 
     def _step_server(self) -> bool:
