@@ -222,6 +222,19 @@ def test_replies_before_and_after_starttls(tmp_path):
     assert c.starttls and c.tls_protocol is None  # accepted, no negotiation line logged
 
 
+def test_x_anonymoustls_starts_tls_as_starttls_does(tmp_path):
+    """Exchange's STARTTLS between its own servers: the 220 to it starts TLS, and a 550
+    after it was said over TLS."""
+    lines = [row("2026-03-10T10:00:00.000Z", "08D000000000000B", i, e, d)
+             for i, (e, d) in enumerate([
+                 ("+", ""), ("<", "220 mx ready"), (">", "EHLO a"), ("<", "250 mx"),
+                 (">", "X-ANONYMOUSTLS"), ("<", "220 2.0.0 SMTP server ready"),
+                 (">", "EHLO a"), ("<", "250 mx"), (">", "MAIL FROM:<a@example.org>"),
+                 ("<", "550 5.7.64 TenantAttribution; Relay Access Denied"), ("-", "")])]
+    (c,), _ = read(write(tmp_path, lines))
+    assert c.starttls and c.rejection().after_tls
+
+
 def test_a_line_cut_inside_quotes_does_not_take_the_next(tmp_path):
     lines = session("08D0000000000009")
     lines.insert(3, lines[2][:-12].replace(",<,", ',<,"', 1))  # the banner, cut in quotes

@@ -339,8 +339,8 @@ class _Reader:
                         Where(self.path, number, offset))
 
     def command(self, st: _Open, data: str) -> None:
-        verb = data[:10].upper()
-        if verb.startswith("STARTTLS"):
+        verb = data[:14].upper()
+        if verb.startswith(("STARTTLS", "X-ANONYMOUSTLS")):  # the latter: between Exchange servers
             st.starttls_sent = True
         elif verb.startswith(("EHLO ", "HELO ")) and st.reply_dir == ">":
             st.remote_name = self.strings(data[5:].strip()[:255]) or None
