@@ -404,6 +404,10 @@ static int syn_same(const rconn *c, int dir, uint32_t seq, uint32_t ack, uint16_
     if (flags & TH_ACK)
         return !p->has_base || ack == p->base ||
                (p->has_isn && (int64_t)(uint32_t)(ack - p->base) <= p->nxt);
+    /* Simultaneous open: the peer's own SYN carried no ACK either, and nothing reset the
+     * connection since (tshark keeps one stream). */
+    if (p->has_isn && !p->syn_ack_seen)
+        return !c->rst;
     /* SYN after the SYN-ACK in capture order: the SYN-ACK must acknowledge it (and its data). */
     return p->has_isn && p->syn_ack_seen &&
            (int64_t)(uint32_t)(p->synack_ack - (seq + 1)) <= plen;
@@ -625,6 +629,10 @@ int64_t fc_reasm_feed(fc_reasm *r, const uint8_t *buf, int64_t buf_len, const fc
             s = -1;
         }
         if (s < 0) {
+            /* A reset with no connection held for its flow (one that closed and lingered out,
+             * or began before the capture) starts none: it carries nothing to read. */
+            if (flags & TH_RST)
+                continue;
             if (r->n_open >= r->max_open && conn_finish(r, r->lru_tail, 1) < 0)
                 goto fail;
             s = conn_new(r, flow, fno, ts, dir);

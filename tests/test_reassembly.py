@@ -312,6 +312,34 @@ def test_fast_open_syn_data_stays_one_connection(reordered):
     assert conn.client_by == "syn" and conn.c2s.syn_frame == (2 if reordered else 1)
 
 
+def test_simultaneous_open_stays_one_connection():
+    """Both ends send a SYN, then each a SYN-ACK (RFC 9293 3.5): one connection, as tshark
+    keeps one stream; a reset between the SYNs still parts them."""
+    g, e = b"220 mx ESMTP\r\n", b"EHLO c\r\n"
+    frames = [Frame(0, True, 1000, 0, SYN), Frame(0, False, 5000, 0, SYN),
+              Frame(0, True, 1000, 5001, SYN | ACK), Frame(0, False, 5000, 1001, SYN | ACK),
+              Frame(0, False, 5001, 1001, ACK | PSH, g),
+              Frame(0, True, 1001, 5001 + len(g), ACK | PSH, e)]
+    (conn,) = run_both(frames)
+    assert conn.frames == 6 and conn.client_by == "syn" and conn.client_port == 40000
+    assert conn.c2s.data == e and conn.s2c.data == g and conn.s2c.syn_frame == 2
+    reset = [Frame(0, True, 1000, 0, SYN), Frame(0, False, 0, 1001, RST | ACK),
+             Frame(0, False, 5000, 0, SYN)]
+    assert [c.frames for c in run_both(reset)] == [2, 1]
+
+
+def test_reset_without_connection_starts_none():
+    """An RST minutes after the connection closed (the linger is over) or with nothing held
+    for its flow joins nothing and starts nothing: a session of a lone RST has nothing to
+    read, and tshark counts it in the closed connection's stream."""
+    frames = handshake(1, 2) + closing(1, 2, 0, 0) + [
+        Frame(0, False, 4, 0, RST, ts_ns=300_000_000_000), Frame(1, True, 9, 0, RST | ACK)]
+    for c in frames[:-2]:
+        c.ts_ns = 1000
+    (conn,) = run_both(frames, flows=flow_table(2))
+    assert conn.frames == 6 and conn.s2c.rst_frame is None
+
+
 # --- (5) capture starting mid-connection; who is the client -----------------------------------
 
 

@@ -20,11 +20,13 @@ Rules both cores implement (per direction of a connection):
   reported for the stored part only, so losses past the cap (or after the last data/FIN seen)
   are invisible.
 - A SYN that neither repeats the direction's ISN nor matches the peer's SYN-ACK (which may
-  acknowledge data the SYN carried, TCP Fast Open) starts a new connection on the same flow.
-  A connection closes on RST or when both FINs are acknowledged; it stays attached to its
-  flow for `linger_ns` of capture time (so late ACKs and RSTs land in it) and is then handed
-  on.  Over `budget` accounted bytes or `max_open` connections, the
-  least recently active connections are handed on early, marked `evicted`.
+  acknowledge data the SYN carried, TCP Fast Open) starts a new connection on the same flow;
+  a bare SYN answering the peer's bare SYN (simultaneous open) does not, unless an RST came
+  between them.  A connection closes on RST or when both FINs are acknowledged; it stays
+  attached to its flow for `linger_ns` of capture time (so late ACKs and RSTs land in it) and
+  is then handed on.  An RST finding no connection on its flow starts none.  Over `budget`
+  accounted bytes or `max_open` connections, the least recently active connections are
+  handed on early, marked `evicted`.
 """
 
 from __future__ import annotations
@@ -508,6 +510,8 @@ class PyReassemblerCore:
                 self._finish(c, False)
                 c = None
             if c is None:
+                if flags & _RST:  # a reset starts no connection (see the C core)
+                    continue
                 if len(self._lru) >= self._max_open:
                     self._finish(next(iter(self._lru.values())), True)
                 c = _Conn(self._next_index, flow, fno, ts, d)
@@ -560,6 +564,8 @@ class PyReassemblerCore:
         if flags & _ACK:  # with TCP Fast Open, acknowledging the data of the peer's SYN
             return (not peer.has_base or ack == peer.base
                     or (peer.has_isn and (ack - peer.base) & _M32 <= peer.nxt))
+        if peer.has_isn and not peer.syn_ack_seen:  # simultaneous open, unless reset since
+            return not c.rst
         return (peer.has_isn and peer.syn_ack_seen
                 and (peer.synack_ack - seq - 1) & _M32 <= plen)
 
