@@ -637,6 +637,49 @@ def test_pipeline_tso_zero_ip_length(tmp_path):
     assert conn.c2s.frame_at(21) == 5
 
 
+@pytest.mark.parametrize("declared", ["pcap", "pcapng", None])
+def test_pipeline_fcs_is_not_payload(tmp_path, declared):
+    """Ethernet frames captured with their FCS: where the file declares it (pcap's FCS bits,
+    pcapng's if_fcslen), the FCS is taken off before IP as tshark does, so neither a header
+    claiming more than the frame holds nor TSO's total length 0 turns it into payload, and
+    the claimed length stops at the frame's end; undeclared, tshark reads it as payload too."""
+    pytest.importorskip("fastcap.select.decode")
+    import struct
+    import zlib
+
+    from fastcap_synth.packets import ETH_P_IP, ether, ipv4, tcp, tcp_frame
+    from fastcap_synth.writers import PcapngWriter, Record, pcap_fcs_bits, write_pcap
+
+    cli, srv = "10.0.0.1", "10.0.0.2"
+    e1, e2 = b"EHLO client.example\r\n", b"QUIT\r\n"
+    raws = [tcp_frame(cli, srv, 51000, 25, 100, 0, SYN),
+            tcp_frame(srv, cli, 25, 51000, 900, 101, SYN | ACK),
+            tcp_frame(cli, srv, 51000, 25, 101, 901, ACK)]
+    seg = tcp(51000, 25, 101, 901, ACK | PSH, e1, src=cli, dst=srv)
+    raws.append(ether(ipv4(seg, 6, cli, srv, total_length=20 + len(seg) + 8), ETH_P_IP))
+    seg = tcp(51000, 25, 101 + len(e1), 901, ACK | PSH, e2, src=cli, dst=srv)
+    raws.append(ether(ipv4(seg, 6, cli, srv, total_length=0), ETH_P_IP))
+    recs = [Record(r + struct.pack("<I", zlib.crc32(r)), 1_700_000_000 * 10**9 + i * 1000)
+            for i, r in enumerate(raws)]
+    path = tmp_path / ("f.pcapng" if declared == "pcapng" else "f.pcap")
+    if declared == "pcapng":
+        with PcapngWriter(path) as w:
+            w.interface(1, options=[(13, bytes([4]))])
+            for r in recs:
+                w.epb(0, r.data, ts_ns=r.ts_ns)
+    else:
+        write_pcap(path, recs, fcs_bits=pcap_fcs_bits(2) if declared else 0)
+    results = [_pipeline(path, frozenset({25}), b) for b in BACKENDS]
+    assert all(r == results[0] for r in results)
+    (conn,) = results[0]
+    if declared:
+        assert conn.c2s.data == e1 + e2 and conn.c2s.gaps == []
+        assert conn.out_of_order == conn.conflicting_overlaps == 0
+    else:  # the FCS of frame 4 is payload, and its first copy wins over QUIT's first bytes
+        assert conn.c2s.data[:len(e1) + 4] == e1 + recs[3].data[-4:]
+        assert conn.conflicting_overlaps == 1
+
+
 # --- (8) real captures -------------------------------------------------------------------------
 
 

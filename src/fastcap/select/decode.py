@@ -977,8 +977,11 @@ def _layout_groups(key: np.ndarray) -> list[tuple[Sel, int | None]]:
 
 def decode_tcp(slab: np.ndarray, caplen: np.ndarray, headers: Headers, rows: np.ndarray, *,
                buf: np.ndarray | None = None, offset: np.ndarray | None = None,
-               aligned: bool = False) -> TcpFields:
+               aligned: bool = False, orig_len: np.ndarray | None = None) -> TcpFields:
     """TCP fields, addresses and payload extent of the given rows (which must be `is_tcp`).
+
+    With `orig_len` (each window row's length on the wire), the payload ends where the frame
+    does when the IP header claims more, as Wireshark's does.
 
     `headers` describe the whole window, or with `aligned` just `rows` (headers[i] is row
     rows[i]), as when only some rows were decoded.
@@ -1031,6 +1034,9 @@ def decode_tcp(slab: np.ndarray, caplen: np.ndarray, headers: Headers, rows: np.
     hdr_len = ((off_flags >> 12) << 2).astype(np.uint8)
     flags = off_flags & 0x1FF
     ip_end, c = headers.ip_end[at], cap[cat]
+    if orig_len is not None:
+        wire = np.maximum(np.asarray(orig_len)[cat].astype(np.int64), c)  # never below caplen
+        ip_end = np.minimum(ip_end, np.minimum(wire, 0x7FFFFFFF)).astype(np.int32)
     payload_off = l4o + hdr_len
     payload_len = ip_end - payload_off
     payload_caplen = np.maximum(np.minimum(ip_end, c) - payload_off, 0)

@@ -17,7 +17,7 @@ import numpy as np
 from ..options import DEFAULT_PORTS as DEFAULT_PORTS
 from ..read.capture import Capture, WalkState
 from ..read.frames import F_NO_TS, F_OVER_SNAPLEN, F_SNAPPED, NO_TS
-from .decode import Status, TcpFields, decode_tcp
+from .decode import LINKTYPE_ETHERNET, Status, TcpFields, decode_tcp
 from .flows import FlowTable, port_lut
 from .screen import TUNNEL_PORTS, Ports, Screened, screen
 from .tunnels import TUNNEL_NAMES
@@ -243,6 +243,19 @@ class SelectedFrames:
         return len(self.frame_no)
 
 
+def _without_fcs(win, interfaces) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's captured and wire lengths without the Ethernet FCS its interface declares
+    (pcap's FCS bits, pcapng's if_fcslen): Wireshark takes the FCS off before IP, so it is
+    never payload, even when the IP header claims more bytes than the frame holds."""
+    fcs = np.array([(i.fcs_len or 0) if i.linktype == LINKTYPE_ETHERNET else 0
+                    for i in interfaces] or [0], np.int64)
+    if not fcs.any():
+        return win.caplen, win.orig_len
+    fcs = fcs[win.iface] if len(fcs) > 1 else fcs[0]
+    wire = np.maximum(np.maximum(win.orig_len, win.caplen).astype(np.int64) - fcs, 0)
+    return np.minimum(win.caplen, wire).astype(win.caplen.dtype), wire
+
+
 def iter_selected(cap: Capture, ports: Iterable[int] = DEFAULT_PORTS,
                   counters: FrameCounters | None = None,
                   flows: FlowTable | None = None,
@@ -269,8 +282,9 @@ def iter_selected(cap: Capture, ports: Iterable[int] = DEFAULT_PORTS,
             linktype = same[:len(win)]
         else:
             linktype = lt_of_iface[win.iface]
-        sc = screen(win.slab, win.caplen, linktype, matcher, buf=buf, offset=win.offset,
-                    orig_len=win.orig_len)
+        caplen, wire = _without_fcs(win, cap.meta.interfaces)
+        sc = screen(win.slab, caplen, linktype, matcher, buf=buf, offset=win.offset,
+                    orig_len=wire)
         hd = sc.headers
         if progress is not None:
             progress(cap.progress_done, cap.progress_size)
@@ -279,7 +293,7 @@ def iter_selected(cap: Capture, ports: Iterable[int] = DEFAULT_PORTS,
             counters.add_headers(hd, linktype[sc.rows],
                                  None if sc.opened is None else sc.opened.kind)
             counters.add_screened(sc)
-            irows, isp, idp = icmp_quoted_ports(buf, win.offset[sc.rows], win.caplen[sc.rows], hd)
+            irows, isp, idp = icmp_quoted_ports(buf, win.offset[sc.rows], caplen[sc.rows], hd)
             counters.icmp_about_selected += int(np.count_nonzero(lut[isp] | lut[idp]))
         hd = sc.inner
         pick = np.flatnonzero(hd.is_tcp & (lut[hd.sport] | lut[hd.dport]))
@@ -289,7 +303,8 @@ def iter_selected(cap: Capture, ports: Iterable[int] = DEFAULT_PORTS,
         hp = hd if len(pick) == len(hd) else hd.take(pick)
         if counters is not None and hp.frag.any():
             counters.skipped[FRAGMENTED] += int(np.count_nonzero(hp.frag))
-        tf = decode_tcp(win.slab, win.caplen, hp, rows, buf=buf, offset=win.offset, aligned=True)
+        tf = decode_tcp(win.slab, caplen, hp, rows, buf=buf, offset=win.offset, aligned=True,
+                        orig_len=wire)
         fid, from_a = flows.assign(tf.src_addr, tf.sport, tf.dst_addr, tf.dport)
         ts = win.ts_ns[rows]  # a copy: fancy indexing
         undated = (win.flags[rows] & F_NO_TS) != 0
