@@ -19,9 +19,9 @@ from hypothesis import strategies as st
 from fastcap.select.decode import Headers, Status, TcpFields, decode_headers, decode_tcp
 from fastcap_synth import packets as P
 
-OK, UNSUP, TR2, NOT_IP, TR3, BAD_IP, TR4, BAD_L4 = (
+OK, UNSUP, TR2, NOT_IP, TR3, BAD_IP, TR4, BAD_L4, LONG = (
     Status.OK, Status.UNSUPPORTED_LINKTYPE, Status.TRUNCATED_L2, Status.NOT_IP,
-    Status.TRUNCATED_L3, Status.BAD_IP, Status.TRUNCATED_L4, Status.BAD_L4)
+    Status.TRUNCATED_L3, Status.BAD_IP, Status.TRUNCATED_L4, Status.BAD_L4, Status.LONG_CHAIN)
 
 LINKS = {"eth": 1, "sll": 113, "sll2": 276, "null": 0, "null_be": 0, "loop": 108, "raw101": 101,
          "raw12": 12, "ipv4": 228, "ipv6": 229}
@@ -212,7 +212,7 @@ def ipv6_packets(draw):
         pos = l2 + 40
         for i, ((t, body), size) in enumerate(zip(chain, sizes, strict=True)):
             if i == 8 or c < pos + size:  # the walk stops after 8 headers
-                e.status, e.ip_proto = TR4, t
+                e.status, e.ip_proto = LONG if i == 8 else TR4, t
                 return
             pos += size
             if t == P.IPPROTO_FRAGMENT:
@@ -567,7 +567,9 @@ def _bad_tcp(doff: int) -> bytes:
     (P.ether(P.ipv6(TCP_SEG, 6, "::1", "::2", ext_headers=[(0, b"\0" * 14)]), 0x86DD),
      1, 14 + 40 + 15, TR4),
     (P.ether(P.ipv6(TCP_SEG, 6, "::1", "::2", ext_headers=[(60, b"")] * 9), 0x86DD), 1, None,
-     TR4),  # more than 8 extension headers
+     LONG),  # more than 8 extension headers: not cut, but not walked
+    (P.ether(P.ipv6(TCP_SEG, 6, "::1", "::2", ext_headers=[(60, b"")] * 8), 0x86DD), 1, None,
+     OK),
     (P.ether(P.ipv4(P.udp(1, 2), 17, "1.1.1.1", "2.2.2.2", total_length=27), 0x800), 1, 41,
      TR4),  # cut inside the fixed header beats the lying length
     (P.ether(P.ipv4(_bad_tcp(4), 6, "1.1.1.1", "2.2.2.2"), 0x800), 1, None, BAD_L4),

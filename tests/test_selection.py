@@ -86,6 +86,19 @@ def test_counters_skip_reasons(tmp_path):
     assert counters.other == 2
 
 
+def test_long_extension_chain_has_its_own_reason(tmp_path):
+    """Nine IPv6 extension headers are more than the decoder walks; the frame is whole, so
+    it is not counted as cut by snaplen."""
+    seg = p.tcp(40000, 25, 1, 1, p.ACK, src="2001:db8::1", dst="2001:db8::2")
+    nine = p.ether(p.ipv6(seg, 6, "2001:db8::1", "2001:db8::2",
+                          ext_headers=[(60, b"")] * 9), 0x86DD)
+    path = tmp_path / "chain.pcap"
+    write_pcap(path, [Record(nine, 0), Record(nine[:60], 1)])
+    *_, counters, _fl = _run(path)
+    assert counters.skipped == {"IPv6 extension chain longer than 8 headers (not decoded)": 1,
+                                "TCP/UDP header cut by snaplen": 1}
+
+
 def _mpls(inner: bytes) -> bytes:
     return (100 << 12 | 1 << 8 | 64).to_bytes(4, "big") + inner
 

@@ -42,8 +42,9 @@ class Status(IntEnum):
     NOT_IP = 3  # ARP, 802.3 length field, unknown NULL/LOOP family... (normal, not an error)
     TRUNCATED_L3 = 4  # IP header cut by caplen
     BAD_IP = 5  # wrong version, IHL < 5, total length < header
-    TRUNCATED_L4 = 6  # TCP/UDP header or IPv6 extension chain cut (or chain > 8 headers)
+    TRUNCATED_L4 = 6  # TCP/UDP header or IPv6 extension chain cut
     BAD_L4 = 7  # TCP data offset < 5, or TCP/UDP header longer than the IP packet
+    LONG_CHAIN = 8  # IPv6 extension chain longer than the _MAX_EXT headers walked
 
 
 _WIDE = np.uint8(255)  # internal status: needs bytes past the slab width, re-read from buf
@@ -629,7 +630,7 @@ def _ipv6(ctx: _Ctx, sel: Sel, off: int | np.ndarray) -> None:
         if not idx.size:
             break
     else:
-        st[idx] = Status.TRUNCATED_L4  # longer chain than we walk
+        st[idx] = Status.LONG_CHAIN  # longer chain than we walk: not cut, not decoded
     if (j := np.flatnonzero((plen == 0) & (first == 0) & (st == 0))).size:
         _jumbo(ctx, sel, j, off, cap, st)
     l4 = np.where(_NO_L4[nh] | (frag == 2) | (st != 0), np.int32(-1), pos)

@@ -28,6 +28,7 @@ _STATUS_REASON = {
     Status.BAD_IP: "malformed IP header",
     Status.TRUNCATED_L4: "TCP/UDP header cut by snaplen",
     Status.BAD_L4: "malformed TCP header",
+    Status.LONG_CHAIN: "IPv6 extension chain longer than 8 headers (not decoded)",
 }
 
 # Encapsulations, and tunnels whose header does not say plainly what they carry (`tunnels`),
