@@ -38,6 +38,7 @@ typedef struct {
     int64_t before_start, untraced;
     int64_t syn_frame, fin_frame, rst_frame;
     int64_t zwp_off, zwp_frame; /* the last zero-window probe's byte, held until settled */
+    int64_t fin_off; /* stream offset of the first FIN (when fin_seen) */
     uint32_t base;  /* sequence number of stream offset 0 */
     uint32_t isn, fin_seq, synack_ack;
     uint16_t win;
@@ -508,6 +509,13 @@ static int process(fc_reasm *r, rconn *c, int dir, int64_t fno, uint32_t seq, ui
         c->keepalives++;
         return 0;
     }
+    if (d->fin_seen) { /* nothing is sent after a FIN: bytes past it are not the stream's */
+        int64_t room = d->fin_off > o ? d->fin_off - o : 0;
+        if (plen > room)
+            plen = room;
+        if (caplen > room)
+            caplen = room;
+    }
     if (plain && plen == 1 && o == e && peer->win_known && peer->win == 0) {
         /* A zero-window probe is counted and its byte held: it is resent as data once the
          * window opens, unless the receiver had room and kept it; then the sender goes on
@@ -533,8 +541,9 @@ static int process(fc_reasm *r, rconn *c, int dir, int64_t fno, uint32_t seq, ui
             d->fin_seen = 1;
             d->fin_seq = sdata + (uint32_t)plen;
             d->fin_frame = fno;
+            d->fin_off = o + plen;
         }
-        if (o + plen > d->nxt)
+        if (o + plen > d->nxt && o + plen <= d->fin_off)
             d->nxt = o + plen;
     }
     return 0;

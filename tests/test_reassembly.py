@@ -340,6 +340,22 @@ def test_reset_without_connection_starts_none():
     assert conn.frames == 6 and conn.s2c.rst_frame is None
 
 
+@pytest.mark.parametrize("crossing", [False, True])
+def test_bytes_past_fin_are_not_stored(crossing):
+    """Nothing is sent after a FIN: a segment past it (a bogus or injected one) adds neither
+    bytes nor a one-byte gap where the FIN's sequence number stands, as tshark's follow drops
+    it; a segment ending before the FIN still fills its place."""
+    e = b"EHLO c\r\n"
+    late = (Frame(0, True, 2 + len(e) - 2, 3, ACK | PSH, b"c\r\nQUIT") if crossing
+            else Frame(0, True, 3 + len(e), 3, ACK | PSH, b"QUIT\r\n"))
+    frames = handshake(1, 2) + [Frame(0, True, 2, 3, ACK | PSH, e[:4]),
+                                Frame(0, True, 6, 3, ACK | PSH | FIN, e[4:]), late,
+                                Frame(0, True, 2, 3, ACK | PSH, e[:4])]
+    (conn,) = run_both(frames)
+    assert conn.c2s.data == e and conn.c2s.gaps == [] and conn.c2s.seen_bytes == len(e)
+    assert conn.c2s.fin_frame == 5
+
+
 # --- (5) capture starting mid-connection; who is the client -----------------------------------
 
 

@@ -15,7 +15,8 @@ Rules both cores implement (per direction of a connection):
 - Keep-alives (0 or 1 byte at highest-1) are counted, not stored.  Zero-window probes (1 byte
   at highest while the peer advertises window 0) are counted and their byte held: stored as
   the probe's when the sender goes on after it (a receiver whose window had opened kept it),
-  dropped when it comes again as data.  RST payloads are ignored.
+  dropped when it comes again as data.  RST payloads are ignored, and so are bytes past a
+  direction's first FIN (nothing is sent after it; tshark's follow drops them too).
 - Only the first `cap` bytes are stored; beyond, bytes are counted in `seen_bytes`.  Gaps are
   reported for the stored part only, so losses past the cap (or after the last data/FIN seen)
   are invisible.
@@ -397,7 +398,7 @@ class _Dir:
     __slots__ = ("data", "filled", "dcap", "seg_off", "seg_len", "seg_frame", "segcap",
                  "nxt", "before_start", "untraced", "syn_frame", "fin_frame", "rst_frame",
                  "base", "isn", "fin_seq", "synack_ack", "win", "has_base", "has_isn",
-                 "fin_seen", "fin_acked", "win_known", "syn_ack_seen", "zwp")
+                 "fin_seen", "fin_acked", "win_known", "syn_ack_seen", "zwp", "fin_off")
 
     def __init__(self) -> None:
         self.data = bytearray()
@@ -414,6 +415,7 @@ class _Dir:
         self.has_base = self.has_isn = self.fin_seen = self.fin_acked = False
         self.win_known = self.syn_ack_seen = False
         self.zwp: tuple[int, int, bytes] | None = None  # a probe's (offset, frame, byte)
+        self.fin_off = 0  # stream offset of the first FIN (when fin_seen)
 
     def mem(self) -> int:
         return self.dcap + ((self.dcap + 63) // 64) * 8 + self.segcap * SEG_BYTES
@@ -605,6 +607,9 @@ class PyReassemblerCore:
         if plain and plen <= 1 and o == e - 1:
             c.keepalives += 1
             return
+        if me.fin_seen:  # nothing is sent after a FIN: bytes past it are not the stream's
+            room = max(me.fin_off - o, 0)
+            plen, caplen = min(plen, room), min(caplen, room)
         if plain and plen == 1 and o == e and peer.win_known and peer.win == 0:
             c.zwp += 1  # the byte is held until settled (see the C core)
             me.zwp = (o, fno, bytes(self._buf[foff:foff + 1])) if caplen > 0 else None
@@ -621,7 +626,9 @@ class PyReassemblerCore:
                 me.fin_seen = True
                 me.fin_seq = (sdata + plen) & _M32
                 me.fin_frame = fno
-            me.nxt = max(me.nxt, o + plen)
+                me.fin_off = o + plen
+            if o + plen <= me.fin_off:
+                me.nxt = max(me.nxt, o + plen)
 
     def _store(self, c: _Conn, me: _Dir, o: int, n: int, caplen: int, foff: int,
                fno: int, src=None) -> None:
