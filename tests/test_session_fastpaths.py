@@ -26,7 +26,7 @@ from .test_tls import SESSIONS, flights, streams
 
 
 @pytest.mark.parametrize("cls, values", [
-    (ReplyRecord, (250, "2.0.0", "ok", 12, 7, "EHLO")),
+    (ReplyRecord, (250, "2.0.0", "ok", 12, 7, "EHLO", "HELP")),
     (CommandRecord, ("EHLO", "mail.example", 0, None)),
     (AlertInfo, (True, 2, 42, False, Where(3, 4))),
     (TlsAnomaly, (False, "tls.x", "odd", Where(0, None))),

@@ -202,7 +202,8 @@ def _reply(r: Any) -> str:
     if type(r) is not ReplyRecord:
         return plain_text(r)
     return (f'{{"code": {_p(r.code)}, "enhanced": {_p(r.enhanced)}, "text": {_p(r.text)}, '
-            f'"offset": {_o(r.offset)}, "frame": {_o(r.frame)}, "answers": {_p(r.answers)}}}')
+            f'"offset": {_o(r.offset)}, "frame": {_o(r.frame)}, "answers": {_p(r.answers)}, '
+            f'"last_text": {_p(r.last_text)}}}')
 
 
 def _items(values: Any, write: Callable[[Any], str]) -> str:

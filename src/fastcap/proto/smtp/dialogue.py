@@ -69,6 +69,7 @@ class ReplyRecord:
     offset: int
     frame: int | None
     answers: str | None
+    last_text: str | None = None  # a multi-line reply's last line (None: one line)
 
 
 @compact
@@ -171,7 +172,8 @@ class _DialogueBuilder:
         """Fold a Reply given by its fields (parse_dialogue never builds the event)."""
         d = self.dialogue
         rec = _make_reply(
-            code, enhanced, lines[0] if lines else "", offset, self._s2c_frame_at(offset), answers
+            code, enhanced, lines[0] if lines else "", offset, self._s2c_frame_at(offset), answers,
+            lines[-1] if len(lines) > 1 else None,
         )
         self._put(d.replies, "replies", rec)
         if answers in ("EHLO", "HELO") and 200 <= code < 300:
