@@ -234,7 +234,8 @@ def check_against_json(out: Path, sessions: list[dict]) -> dict[str, list[dict]]
     assert len(set(uids.values())) == len(uids)
     for rec in logs["smtp"]:
         s = by_key[_key(rec)]
-        assert rec["helo"] == (s["smtp"]["ehlo_name"] or UNSET)
+        helos = [c["arg"] for c in s["smtp"]["commands"] if c["verb"] in ("HELO", "EHLO")]
+        assert rec["helo"] == (helos[-1] if helos else UNSET)
         assert rec["tls"] == bool(s["smtp"]["starttls_accepted"])
         assert rec["path"] == [rec["id.resp_h"], rec["id.orig_h"]]
     certs: dict[str, dict] = {}
@@ -244,8 +245,12 @@ def check_against_json(out: Path, sessions: list[dict]) -> dict[str, list[dict]]
         assert rec["version"] == zeek_version(t["version_code"])
         assert rec["cipher"] == t["cipher"]
         assert rec["server_name"] == t["client_hello"]["sni"]
-        assert rec["cert_chain_fps"] == _fps(t["server_certificate"])
-        assert rec["client_cert_chain_fps"] == _fps(t["client_certificate"])
+        server, client = _fps(t["server_certificate"]), _fps(t["client_certificate"])
+        if server is UNSET and client is UNSET:  # no certificate at all: both unset
+            assert rec["cert_chain_fps"] is UNSET and rec["client_cert_chain_fps"] is UNSET
+        else:  # one side sent one: Zeek makes both vectors, the other side's empty
+            assert rec["cert_chain_fps"] == ([] if server is UNSET else server)
+            assert rec["client_cert_chain_fps"] == ([] if client is UNSET else client)
         check = s["client_cert_check"]
         if check and check["certs"]:
             assert rec["client_subject"] == check["certs"][0]["subject"]
@@ -491,8 +496,157 @@ def test_cipher_suites_as_zeek_spells_them():
     assert zeek_cipher(0xC02F) == "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256"
     assert zeek_cipher(0x00A7) == "TLS_DH_ANON_WITH_AES_256_GCM_SHA384"  # IANA: DH_anon
     assert zeek_cipher(0xC018) == "TLS_ECDH_ANON_WITH_AES_128_CBC_SHA"
-    assert zeek_cipher(0xFEFE) == "unknown-65278"
+    # suites fastcap has no name of its own for, and GREASE, as Zeek's SSL::cipher_desc
+    assert zeek_cipher(0x000B) == "TLS_DH_DSS_EXPORT_WITH_DES40_CBC_SHA"
+    assert zeek_cipher(0xC0A2) == "TLS_DHE_RSA_WITH_AES_128_CCM_8"
+    assert zeek_cipher(0xCC13) == "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256_OLD"
+    assert zeek_cipher(0xFEFE) == "SSL_RSA_FIPS_WITH_DES_CBC_SHA"
+    assert zeek_cipher(0x1A1A) == "grease_0x1A1A"
+    assert zeek_cipher(0x1A1B) == "unknown-6683"
     assert zeek_cipher(None) is None
+
+
+def test_versions_alerts_and_groups_as_zeeks_tables():
+    """Zeek's SSL::version_strings, alert_descriptions and ec_curves, with their
+    ``unknown-N`` default: a TLS 1.3 draft by Zeek's own arithmetic, alert 117 named and
+    109 not, the groups fastcap's own tables do not name."""
+    from fastcap.out.zeek_consts import alert_name, group_name
+
+    assert zeek_version(0x0303) == "TLSv12" and zeek_version(0xFEFD) == "DTLSv12"
+    assert zeek_version(0x7F12) == "TLSv13-draft18"
+    assert zeek_version(0x7F7F) == "TLSv13-draft0"  # value mod 127
+    assert zeek_version(0x7F80) == "unknown-32640"  # value // 255 is 128: no draft
+    assert zeek_version(0x7EFF) == "TLSv13-draft126" and zeek_version(0x0305) == "unknown-773"
+    assert alert_name(117) == "general_error" and alert_name(121) == "ech_required"
+    assert alert_name(109) == "unknown-109" and alert_name(None) is None
+    assert group_name(29) == "x25519" and group_name(1) == "sect163k1"
+    assert group_name(20) == "secp224k1" and group_name(41) == "curveSM2"
+    assert group_name(0x11EE) == "curveSM2MLKEM768" and group_name(0x639A) == (
+        "SecP256r1Kyber768Draft00")
+    assert group_name(0xFAFA) == "grease_0xFAFA" and group_name(0x0B0B) == "unknown-2827"
+
+
+def _fields(text: str, skip: tuple[str, ...] = ("ts", "uid", "fastcap_verdicts")
+            ) -> list[dict[str, str]]:
+    lines = text.splitlines()
+    names = next(x for x in lines if x.startswith("#fields")).split("\t")[1:]
+    return [{f: v for f, v in zip(names, x.split("\t"), strict=True) if f not in skip}
+            for x in lines if x and not x.startswith("#")]
+
+
+@pytest.mark.parametrize("capture, options, baseline", [
+    ("zeek__smtp-starttls.pcap", (), "zeek__smtp-starttls.ssl.log"),
+    ("zeek__tls-certificate-request-failed.pcap", ("--ports", "3000"),
+     "zeek__certificate-request-info.ssl.log"),
+    ("zeek__tls-fragmented-handshake.pcap", ("--ports", "4433", "--stream-cap", "2M"),
+     "zeek__ssl-fragment.ssl.log"),
+    ("zeek__tls-xmpp-dialback-starttls.pcap", ("--ports", "5269"),
+     "zeek__xmpp-server-dialback-dpd.ssl.log"),
+])
+def test_ssl_log_as_zeeks_own_baselines(tmp_path, capture, options, baseline):
+    """Every field Zeek's baseline has, but ts, uid and curve (fastcap reads the group from
+    TLS 1.3's key share only): cert_chain_fps and client_cert_chain_fps are (empty), not
+    unset, for the side that sent no certificate once the other side sent one, whether the
+    client sent an empty Certificate message or none."""
+    corpus = Path(__file__).resolve().parent / "data" / "corpus"
+    out = tmp_path / "logs"
+    r = run_cli("--format", "zeek", "-o", str(out), *options, str(corpus / capture))
+    assert r.returncode in (0, 1), r.stderr
+    expected = _fields((corpus / "upstream-expected" / baseline).read_text(),
+                       ("ts", "uid", "curve"))
+    got = _fields((out / "ssl.log").read_text())
+    common = [f for f in expected[0] if f in got[0]]  # not Zeek's optional policy fields
+    assert len(common) >= 15
+    assert [{f: g[f] for f in common} for g in got] == [
+        {f: e[f] for f in common} for e in expected]
+
+
+def test_no_certificate_on_either_side_leaves_both_fingerprint_lists_unset(tmp_path):
+    """TLS 1.3 without keys: no certificate is seen, Zeek makes neither vector."""
+    corpus = Path(__file__).resolve().parent / "data" / "corpus"
+    out = tmp_path / "logs"
+    r = run_cli("--format", "zeek", "-o", str(out), str(corpus / "sv__smtp-startssl.pcap"))
+    assert r.returncode in (0, 1), r.stderr
+    (rec,) = read_strict(out / "ssl.log")[2]
+    assert rec["version"] == "TLSv13"
+    assert rec["cert_chain_fps"] is UNSET and rec["client_cert_chain_fps"] is UNSET
+
+
+def test_smtp_log_as_zeeks_smtp_basic_baseline(tmp_path):
+    """Zeek's testing/btest/Baseline/scripts.base.protocols.smtp.basic/smtp.log of its
+    smtp.pcap: helo is the HELO/EHLO argument; last_reply is the reply to the message's end,
+    where Zeek writes the line, not the 221 to QUIT after it."""
+    corpus = Path(__file__).resolve().parent / "data" / "corpus"
+    out = tmp_path / "logs"
+    r = run_cli("--format", "zeek", "-o", str(out), str(corpus / "zeek__smtp.pcap"))
+    assert r.returncode in (0, 1), r.stderr
+    got = {(x["id.orig_h"], x["id.orig_p"]): x for x in _fields((out / "smtp.log").read_text())}
+    first, second = got["10.10.1.4", "1470"], got["192.168.133.100", "49648"]
+    assert (first["helo"], first["mailfrom"], first["rcptto"], first["last_reply"]) == (
+        "GP", "gurpartap@patriots.in", "raj_deol2002in@yahoo.co.in",
+        "250 OK id=1Mugho-0003Dg-Un")
+    assert (second["helo"], second["mailfrom"], second["last_reply"]) == (
+        "[192.168.133.100]", "albert@example.com", "250 Ok")
+    assert set(second["rcptto"].split(",")) == {
+        "felica4uu@hotmail.com", "ericlim220@yahoo.com", "davis_mark1@outlook.com"}
+
+
+def test_smtp_log_keeps_a_multi_line_replys_last_line(tmp_path):
+    """As Zeek's SMTP analyzer, which raises smtp_reply for each line: last_reply is the last
+    line of the reply that ends the message (its code and text from the first non-blank),
+    helo the whole argument of the last EHLO or HELO."""
+    pki = make_pki()
+    start = int(pki.client.cert.not_valid_before_utc.timestamp()) * 10**9 + 3600 * 10**9
+    sc = scenario("starttls_not_offered", pki, start_ns=start, commands=(
+        ("HELO  relay.fabrikam.com  (backup)", "250-first line\r\n250 second line"),
+        ("MAIL FROM:<a@fabrikam.com>", "250 ok"), ("RCPT TO:<b@contoso.com>", "250 ok"),
+        ("DATA", "354 go on"), ("Subject: x\r\n\r\nhello\r\n.", "250-2.0.0 queued\r\n"
+                                 "250  \t2.0.0 as 4F2A"),
+        ("QUIT", "221 bye")))
+    path = tmp_path / "multi.pcap"
+    write_pcap(path, render(converse(sc), sc))
+    out = tmp_path / "logs"
+    r = run_cli("--format", "zeek", "-o", str(out), str(path))
+    assert r.returncode in (0, 1), r.stderr
+    (rec,) = read_strict(out / "smtp.log")[2]
+    assert rec["last_reply"] == "250 2.0.0 as 4F2A"
+    assert rec["helo"] == "relay.fabrikam.com  (backup)"
+    assert rec["mailfrom"] == "a@fabrikam.com" and rec["rcptto"] == {"b@contoso.com"}
+
+
+def test_x509_log_of_ed25519_ed448_and_ml_dsa_keys(tmp_path):
+    """key_type as Zeek writes it from OpenSSL (EVP_PKEY_get0_type_name, EVP_PKEY_bits):
+    ED25519 256, ED448 456; an ML-DSA-44 certificate as Zeek's own baseline
+    (testing/btest/Baseline/scripts.base.protocols.ssl.ml-dsa-44-cert/x509.log)."""
+    import datetime as dt
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ed448, ed25519, rsa
+    from cryptography.x509.oid import NameOID
+
+    from fastcap.out.zeek import CertRow, x509_row
+
+    signer = rsa.generate_private_key(65537, 2048)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "k")])
+    when = dt.datetime(2025, 1, 1)
+    for key, kind, bits in ((ed25519.Ed25519PrivateKey.generate(), "ED25519", 256),
+                            (ed448.Ed448PrivateKey.generate(), "ED448", 456)):
+        der = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+               .public_key(key.public_key()).serial_number(1).not_valid_before(when)
+               .not_valid_after(when + dt.timedelta(days=1)).sign(signer, hashes.SHA256())
+               .public_bytes(serialization.Encoding.DER))
+        row = x509_row(CertRow(der, 0, True, False))
+        assert row[8:14] == [kind, "sha256WithRSAEncryption", kind, bits, None, None]
+    corpus = Path(__file__).resolve().parent / "data" / "corpus"
+    out = tmp_path / "logs"
+    r = run_cli("--format", "zeek", "-o", str(out), "--ports", "443",
+                str(corpus / "zeek__tls-ml-dsa-44-cert.pcap"))
+    assert r.returncode in (0, 1), r.stderr
+    (rec,) = _fields((out / "x509.log").read_text())
+    assert [rec[f"certificate.{f}"] for f in (
+        "key_alg", "sig_alg", "key_type", "key_length", "exponent", "curve")] == [
+        "ML-DSA-44", "ML-DSA-44", "ML-DSA-44", "10496", "-", "-"]
 
 
 def test_no_ssl_log_line_without_a_tls_record(tmp_path):

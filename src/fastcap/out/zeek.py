@@ -25,12 +25,13 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from ..judge.x509check import cert_info, load_certificate, name_matches, quiet_x509
-from ..proto.tls.const import AlertDescription, CipherSuite, NamedGroup, is_tls13
+from ..proto.tls.const import is_tls13
 from ..proto.tls.wirenames import wire_bytes
 from ..session import Session
 from ..verdict import CertInfo
 from .zeek_ascii import close_bytes, header_bytes, row_bytes
-from .zeek_dn import openssl_name
+from .zeek_consts import alert_name, cipher_name, group_name, version_name
+from .zeek_dn import _items, _tlv, openssl_name
 
 _CONN = (("ts", "time"), ("uid", "string"), ("id.orig_h", "addr"), ("id.orig_p", "port"),
          ("id.resp_h", "addr"), ("id.resp_p", "port"))
@@ -103,6 +104,27 @@ def _codes(s: Session) -> list[str]:
 _EMAIL = re.compile(r"[^<>@\",;\s]+@[^<>@\",;\s]+")
 _MAIL_FROM = re.compile(r"(?i)from:")
 _RCPT_TO = re.compile(r"(?i)to:")
+_BLANK = " \t"
+
+
+def _last_reply(d, dialogues: list) -> str | None:
+    """last_reply as Zeek logs it for the first mail transaction: the last reply line (a
+    multi-line reply's last line, its text from its first non-blank) before Zeek writes the
+    line, which it does at the reply to the message's end, or at the next MAIL FROM (its
+    reply then not yet seen), or at the session's end; the greeting counts as a reply."""
+    last = None
+    if d.banner_code is not None:
+        last = (d.banner_code, (d.banner_text or "").rpartition("\n")[2])
+    mail = False
+    for r in (r for dd in dialogues for r in dd.replies):
+        if r.answers == "MAIL":
+            if mail:
+                break
+            mail = True
+        last = (r.code, r.text if r.last_text is None else r.last_text)
+        if r.answers == "END_OF_DATA":
+            break
+    return None if last is None else f"{last[0]} {last[1].lstrip(_BLANK)}"
 
 
 def smtp_row(s: Session, path: str) -> list[object] | None:
@@ -119,37 +141,28 @@ def smtp_row(s: Session, path: str) -> list[object] | None:
                 mailfrom = mailfrom or m.group()
             elif c.verb == "RCPT" and _RCPT_TO.match(c.arg):
                 rcptto += _EMAIL.findall(c.arg)
-    last = next((r for dd in reversed(dialogues) for r in reversed(dd.replies)), None)
+    # as Zeek: the argument of the last HELO or EHLO in plaintext, whole
+    helo = next((c.arg for c in reversed(d.commands) if c.verb in ("HELO", "EHLO")), None)
+    last = _last_reply(d, dialogues)
     conn = _conn(s, path)
     # fuids: no message body is read, so no file: an empty vector, Zeek's default
-    return [*conn, 1, d.ehlo_name, mailfrom, list(dict.fromkeys(rcptto)) or None,
+    return [*conn, 1, helo, mailfrom, list(dict.fromkeys(rcptto)) or None,
             None, None, None, None, None, None, None, None, None, None, None,
-            f"{last.code} {last.text}" if last is not None else None,
+            last,
             [conn[4], conn[2]], None, bool(d.starttls_accepted), [], _codes(s)]
 
 
 # --- ssl.log ---------------------------------------------------------------------------------
 
-_VERSIONS = {0x0002: "SSLv2", 0x0300: "SSLv3", 0x0301: "TLSv10", 0x0302: "TLSv11",
-             0x0303: "TLSv12", 0x0304: "TLSv13"}
-
-
 def zeek_version(v: int | None) -> str | None:
     """Zeek's spelling of a TLS version: TLSv12, TLSv13, SSLv3, ..."""
-    if v is None:
-        return None
-    if v >> 8 == 0x7F:
-        return f"TLSv13-draft{v & 0xFF}"
-    return _VERSIONS.get(v, f"unknown-{v}")
+    return version_name(v)
 
 
 def zeek_cipher(code: int | None) -> str | None:
-    """Zeek's spelling of a cipher suite: its IANA name in capitals (TLS_DH_ANON_...), else
-    "unknown-" and the number in decimal."""
-    if code is None:
-        return None
-    member = CipherSuite._value2member_map_.get(code)
-    return member.name.upper() if member is not None else f"unknown-{code}"
+    """Zeek's spelling of a cipher suite (its ``SSL::cipher_desc``), else "unknown-" and the
+    number in decimal."""
+    return cipher_name(code)
 
 
 # the letters of a TLS 1.3 handshake's plaintext records: hellos, change-cipher-specs, alerts
@@ -178,8 +191,16 @@ def _history(s: Session) -> str:
     return "".join(out)
 
 
-def _fps(ders: list[bytes] | None) -> list[str] | None:
-    return None if ders is None else [hashlib.sha256(d).hexdigest() for d in ders]
+def _chain_fps(server: list[bytes], client: list[bytes]
+               ) -> tuple[list[str] | None, list[str] | None]:
+    """cert_chain_fps and client_cert_chain_fps as Zeek fills them: it makes both vectors
+    when the first certificate of either side arrives, so once one side sent one, the other
+    side's is (empty) whether it sent an empty Certificate message or none; with no
+    certificate at all, both are unset."""
+    if not server and not client:
+        return None, None
+    return ([hashlib.sha256(d).hexdigest() for d in server],
+            [hashlib.sha256(d).hexdigest() for d in client])
 
 
 def _leaf(check, ders: list[bytes] | None) -> CertInfo | None:
@@ -238,11 +259,10 @@ def ssl_row(s: Session, path: str) -> list[object] | None:
     group = sh.group if sh is not None else None
     return [*_conn(s, path), zeek_version(t.version),
             zeek_cipher(t.cipher),
-            _name(NamedGroup, group), _wire(t.sni), t.resumption is not None,
-            _name(AlertDescription, last_alert.description if last_alert else None),
+            group_name(group), _wire(t.sni), t.resumption is not None,
+            alert_name(last_alert.description if last_alert else None),
             _wire(sh.alpn if sh is not None else None), t.outcome == "completed", _history(s),
-            _fps(t.server_certs if t.server_certs_at is not None else None),
-            _fps(t.client_certificate),
+            *_chain_fps(list(server_ders or ()), list(t.client_certificate or ())),
             *_subject_issuer(server_leaf, server_ders),
             *_subject_issuer(client_leaf, t.client_certificate),
             _sni_matches(t.sni, server_leaf), _validation(s), _codes(s)]
@@ -254,21 +274,16 @@ def _wire(name: str | None) -> bytes | None:
     return None if name is None else wire_bytes(name)
 
 
-def _name(enum, value: int | None) -> str | None:
-    if value is None:
-        return None
-    try:
-        return enum(value).name
-    except ValueError:
-        return f"unknown-{value}"
-
-
 # --- x509.log --------------------------------------------------------------------------------
 
+# OpenSSL's names of the ML-DSA algorithms (FIPS 204), for key and signature alike
+_ML_DSA = {"2.16.840.1.101.3.4.3.17": "ML-DSA-44", "2.16.840.1.101.3.4.3.18": "ML-DSA-65",
+           "2.16.840.1.101.3.4.3.19": "ML-DSA-87"}
 _KEY_ALGS = {"1.2.840.113549.1.1.1": "rsaEncryption", "1.2.840.10045.2.1": "id-ecPublicKey",
              "1.2.840.10040.4.1": "dsaEncryption", "1.3.101.112": "ED25519",
-             "1.3.101.113": "ED448", "1.2.840.113549.1.1.10": "rsassaPss"}
-_KEY_TYPES = {"RSA": "rsa", "EC": "ecdsa", "DSA": "dsa"}
+             "1.3.101.113": "ED448", "1.2.840.113549.1.1.10": "rsassaPss", **_ML_DSA}
+# Zeek names RSA, EC and DSA keys itself, any other by OpenSSL's key type name
+_KEY_TYPES = {"RSA": "rsa", "EC": "ecdsa", "DSA": "dsa", "Ed25519": "ED25519", "Ed448": "ED448"}
 _CURVES = {"secp256r1": "prime256v1", "secp192r1": "prime192v1"}  # OpenSSL's short names
 
 
@@ -307,7 +322,7 @@ def x509_row(row: CertRow) -> list[object]:
 def _x509_values(row: CertRow, info: CertInfo, fp: str, cert: x509.Certificate
                  ) -> list[object]:
     """x509_row of a certificate that loads: a field it cannot read is written unset."""
-    version = serial = key_alg = exponent = curve = None
+    version = serial = key_alg = exponent = curve = oid = None
     uri: list[str] = []
     email: list[str] = []
     path_len = None
@@ -338,11 +353,32 @@ def _x509_values(row: CertRow, info: CertInfo, fp: str, cert: x509.Certificate
     except Exception:  # absent or malformed
         pass
     subject, issuer = _names(cert) or (info.subject, info.issuer)  # the one already loaded
+    key_type, key_bits = _KEY_TYPES.get(info.key_type or "", None), info.key_bits
+    ml_dsa = _ML_DSA.get(oid or "")
+    if ml_dsa is not None:  # OpenSSL: the type's name, and the public key's size in bits
+        key_type, key_bits = ml_dsa, _public_key_bits(row.der)
+    sig_alg = info.signature_algorithm
     return [row.ts_ns, fp, version, serial, subject, issuer,
-            _ns(info.not_before), _ns(info.not_after), key_alg, info.signature_algorithm,
-            _KEY_TYPES.get(info.key_type or "", None), info.key_bits, exponent, curve,
+            _ns(info.not_before), _ns(info.not_after), key_alg, _ML_DSA.get(sig_alg, sig_alg),
+            key_type, key_bits, exponent, curve,
             list(info.san_dns) or None, uri or None, email or None, list(info.san_ip) or None,
             info.is_ca, path_len, row.host_cert, row.client_cert]
+
+
+def _public_key_bits(der: bytes) -> int | None:
+    """The bits of the certificate's subjectPublicKey (its BIT STRING less the unused-bits
+    byte), read from the DER: what OpenSSL reports as an ML-DSA key's size."""
+    try:
+        _, start, end = _tlv(der, 0)  # Certificate
+        _, start, end = _tlv(der, start)  # TBSCertificate
+        fields = list(_items(der, start, end))
+        if fields and fields[0][0] == 0xA0:  # [0] version
+            fields = fields[1:]
+        _, _, a, b = fields[5]  # serial, signature, issuer, validity, subject, SPKI
+        (_, _, _, _), (tag, _, k0, k1) = list(_items(der, a, b))[:2]
+        return (k1 - k0 - 1) * 8 if tag == 0x03 and k1 > k0 else None
+    except (IndexError, ValueError):  # not the DER of a certificate
+        return None
 
 
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
