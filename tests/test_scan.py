@@ -146,6 +146,24 @@ def test_jsonl_and_csv_round_trip(scenario_capture):
     assert rows[0]["client_cert_sha1"] == lines[0]["client_cert_check"]["certs"][0]["sha1"]
 
 
+def test_csv_is_one_lf_terminated_line_per_session():
+    """As README says: a header, then one line per session ending in LF (no CR anywhere), a
+    multi-line greeting written with ``\\n`` inside its cell, so the lines are the records."""
+    corpus = Path(__file__).resolve().parent / "data" / "corpus" / "zeek__smtp.pcap"
+    r = subprocess.run([sys.executable, "-m", "fastcap.cli", "scan", "--format", "csv",
+                        str(corpus)], capture_output=True, timeout=300)
+    assert r.returncode in (0, 1), r.stderr
+    out = r.stdout
+    assert b"\r" not in out and out.endswith(b"\n")
+    lines = out.decode().split("\n")[:-1]
+    assert len(lines) == 3  # header and two sessions
+    rows = [next(csv.reader([line])) for line in lines]
+    assert {len(row) for row in rows} == {len(rows[0])}
+    banner = dict(zip(rows[0], rows[1], strict=True))["banner"]
+    assert banner.startswith("xc90.websitewelcome.com ESMTP Exim") and "\\nWe do not" in banner
+    assert rows == list(csv.reader(io.StringIO(out.decode(), newline="")))
+
+
 def test_csv_cells_cannot_start_a_formula(tmp_path, pki):
     sc = scenario("starttls_not_offered", pki, ehlo_name="=HYPERLINK(\"http://x\")")
     from fastcap_synth.smtpgen import smtp_records
