@@ -34,7 +34,14 @@ from fastcap.proto.tls import (
     parse_flights,
     parse_handshake,
 )
-from fastcap.proto.tls.const import AlertDescription, CipherSuite, is_grease, name_of, version_name
+from fastcap.proto.tls.const import (
+    AlertDescription,
+    CipherSuite,
+    NamedGroup,
+    is_grease,
+    name_of,
+    version_name,
+)
 from fastcap_synth import certs, tlsgen
 
 # --------------------------------------------------------------------------- wire builders
@@ -213,6 +220,29 @@ def test_tls12_no_client_auth():
     # both Finished records are encrypted handshake records after CCS
     assert hs.client_finished_at.frame == 3 and hs.server_finished_at.frame == 4
     assert hs.c2s_encrypted.records >= 1 and hs.s2c_encrypted.records >= 1
+
+
+@pytest.mark.parametrize("suite, ske, group", [
+    (0xC02F, b"\x03\x00\x1d" + vec(1, b"k" * 32), 29),  # ECDHE_RSA, named_curve x25519
+    (0xC018, b"\x03\x00\x17" + vec(1, b"k" * 65), 23),  # ECDH_anon, secp256r1
+    (0xC02B, b"\x01" + b"\x00" * 8, None),  # ECDHE with an explicit_prime curve: no name
+    (0x009E, vec(2, b"p" * 0x300) + vec(2, b"\x02"), None),  # DHE: its p length opens with 3
+])
+def test_tls12_server_key_exchange_names_the_ecdhe_curve(suite, ske, group):
+    """The ServerKeyExchange of an ECDHE suite opens with its ECParameters (RFC 8422 5.4):
+    the named curve is kept (Zeek's ssl.log curve); another suite's is not read as one."""
+    hello = u16(0x0303) + b"r" * 32 + vec(1, b"") + vec(2, u16(suite)) + vec(1, b"\x00")
+    server_hello = u16(0x0303) + b"s" * 32 + vec(1, b"") + u16(suite) + b"\x00"
+    hs = parse_flights([
+        (True, record(22, handshake(1, hello + vec(2, b"")))),
+        (False, record(22, handshake(2, server_hello) + handshake(12, ske)
+                       + handshake(14, b""))),
+    ])
+    assert hs.cipher == suite and hs.server_key_exchange_at is not None
+    assert hs.server_key_exchange_group == group
+    assert hs.to_dict()["server_key_exchange_group"] == (
+        None if group is None else name_of(NamedGroup, group))
+    assert "".join(hs.history) == "Cskn"
 
 
 def test_tls12_renegotiation_is_the_first_encrypted_handshake_record_after_finished():

@@ -429,6 +429,8 @@ def tls_text(t: TlsHandshake) -> str:
             ', "certificates_length": ', _text(t.client_certificates_length),
             ', "certificates": ', _certs(cc), "}")),
         ', "server_key_exchange": ', _where(t.server_key_exchange_at),
+        ', "server_key_exchange_group": ', "null" if t.server_key_exchange_group is None
+        else _text(name_of(NamedGroup, t.server_key_exchange_group)),
         ', "server_hello_done": ', _where(t.server_hello_done_at),
         ', "client_key_exchange": ', _where(t.client_key_exchange_at),
         ', "certificate_verify": ', _where(t.certificate_verify_at),

@@ -256,7 +256,8 @@ def ssl_row(s: Session, path: str) -> list[object] | None:
     server_ders = t.server_certs if t.server_certs_at else None
     server_leaf = _leaf(s.server_check, server_ders)
     client_leaf = _leaf(s.client_check, t.client_certificate or None)
-    group = sh.group if sh is not None else None
+    # Zeek's curve: a TLS 1.3 server's key share, else an ECDHE ServerKeyExchange's curve
+    group = sh.group if sh is not None and sh.group is not None else t.server_key_exchange_group
     return [*_conn(s, path), zeek_version(t.version),
             zeek_cipher(t.cipher),
             group_name(group), _wire(t.sni), t.resumption is not None,

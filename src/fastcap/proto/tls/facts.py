@@ -252,6 +252,9 @@ class TlsHandshake:
     # renegotiation (a server's HelloRequest or a client's new ClientHello).  What it carries,
     # a CertificateRequest and the client's Certificate among it, is encrypted.
     renegotiation_at: Where | None = None
+    # TLS <= 1.2 with an ECDHE suite: the named curve its ServerKeyExchange chose (TLS 1.3's
+    # group is the ServerHello's key share)
+    server_key_exchange_group: int | None = None
 
     @property
     def offered_ticket(self) -> bytes | None:
@@ -377,6 +380,9 @@ class TlsHandshake:
                 "certificates": cert_dicts(self.client_certificate),
             },
             "server_key_exchange": _at(self.server_key_exchange_at),
+            "server_key_exchange_group": None
+            if self.server_key_exchange_group is None
+            else name_of(NamedGroup, self.server_key_exchange_group),
             "server_hello_done": _at(self.server_hello_done_at),
             "client_key_exchange": _at(self.client_key_exchange_at),
             "certificate_verify": _at(self.certificate_verify_at),

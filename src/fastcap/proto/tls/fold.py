@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from .const import HandshakeType, name_of
+from .const import CipherSuite, HandshakeType, name_of
 from .events import (
     Alert,
     Anomaly,
@@ -46,11 +46,13 @@ from .messages import (
     _CLIENT_HELLO,
     _NEW_SESSION_TICKET,
     _SERVER_HELLO,
+    _SERVER_KEY_EXCHANGE,
     Certificate,
     CertificateRequest,
     ClientHello,
     NewSessionTicket,
     ServerHello,
+    ServerKeyExchange,
 )
 
 MAX_SIZES = 256  # encrypted record sizes kept per direction
@@ -122,6 +124,15 @@ _MARKS = {
 }
 
 
+def _ecdhe(sh: ServerHello | None) -> bool:
+    """Whether the ServerHello's suite exchanges keys by ephemeral ECDH (ECDHE_*, ECDH_anon):
+    its ServerKeyExchange then opens with the curve."""
+    if sh is None:
+        return False
+    name = name_of(CipherSuite, sh.cipher_suite)
+    return "_ECDHE_" in name or "_ECDH_anon_" in name
+
+
 class _Summary:
     """Both directions' events, folded in time order: what :func:`.outcome.handshake_of`
     turns into a :class:`.facts.TlsHandshake`.
@@ -140,7 +151,7 @@ class _Summary:
         "alerts", "traffic", "ccs", "app_seen", "s2c_after_sh", "c2s_after_ch",
         "c2s_after_ch_first", "client_finished_seen", "s2c_after_client_fin",
         "s2c_after_client_fin_first", "alert_size", "history",
-        "history_capped", "stops", "anomalies", "tickets",
+        "history_capped", "stops", "anomalies", "tickets", "ske_group",
     )
 
     def __init__(self) -> None:
@@ -175,6 +186,8 @@ class _Summary:
         self.stops: list[StreamStop] = []
         self.anomalies: list[TlsAnomaly] = []
         self.tickets: list[tuple[bytes, Where]] = []
+        # the named curve of the first ServerKeyExchange of an ECDHE suite (TLS <= 1.2)
+        self.ske_group: int | None = None
 
     def _letter(self, from_client: bool, letter: str, offset: int, frame: int | None) -> None:
         if len(self.history) >= MAX_HISTORY:
@@ -296,6 +309,11 @@ class _Summary:
         elif t == _NEW_SESSION_TICKET:
             if isinstance(body, NewSessionTicket) and len(self.tickets) < MAX_TICKETS:
                 self.tickets.append((body.ticket, _where(off, frame)))
+        elif t == _SERVER_KEY_EXCHANGE and not from_client:
+            if "server_key_exchange" not in self.at:
+                self.at["server_key_exchange"] = _where(off, frame)
+                if isinstance(body, ServerKeyExchange) and _ecdhe(self.sh):
+                    self.ske_group = body.named_curve
         else:
             key = _MARKS.get((t, from_client))
             if key is not None and key not in self.at:

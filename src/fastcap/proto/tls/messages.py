@@ -41,8 +41,9 @@ _SERVER_HELLO = int(HandshakeType.server_hello)
 _CERTIFICATE = int(HandshakeType.certificate)
 _CERTIFICATE_REQUEST = int(HandshakeType.certificate_request)
 _NEW_SESSION_TICKET = int(HandshakeType.new_session_ticket)
+_SERVER_KEY_EXCHANGE = int(HandshakeType.server_key_exchange)
 _PARSED_TYPES = frozenset({_CLIENT_HELLO, _SERVER_HELLO, _CERTIFICATE, _CERTIFICATE_REQUEST,
-                           _NEW_SESSION_TICKET})
+                           _NEW_SESSION_TICKET, _SERVER_KEY_EXCHANGE})
 _SESSION_TICKET_EXT = int(ExtensionType.session_ticket)
 _PRE_SHARED_KEY_EXT = int(ExtensionType.pre_shared_key)
 
@@ -189,7 +190,18 @@ class NewSessionTicket:
     ticket: bytes
 
 
-ParsedBody = ClientHello | ServerHello | Certificate | CertificateRequest | NewSessionTicket
+@compact
+@dataclass(frozen=True, slots=True)
+class ServerKeyExchange:
+    """The start of a ServerKeyExchange read as ECDHE's ECParameters (RFC 8422 5.4): the
+    named curve when its curve_type is named_curve (3), else None.  Whether the message is
+    ECDHE's at all depends on the cipher suite, which the fold knows."""
+
+    named_curve: int | None
+
+
+ParsedBody = (ClientHello | ServerHello | Certificate | CertificateRequest | NewSessionTicket
+              | ServerKeyExchange)
 
 
 # --------------------------------------------------------------------------- byte reader
@@ -605,6 +617,12 @@ def parse_new_session_ticket(body: bytes, version: int | None, problems: Problem
         problems.append(("tls.new_session_ticket.malformed", str(exc)))
         return None
     return NewSessionTicket(hint, ticket)
+
+
+def parse_server_key_exchange(body: bytes) -> ServerKeyExchange:
+    """A ServerKeyExchange's named curve, if it starts as ECDHE's does."""
+    named = len(body) >= 3 and body[0] == 3
+    return ServerKeyExchange((body[1] << 8) | body[2] if named else None)
 
 
 def parse_certificate(body: bytes, version: int | None, problems: Problems) -> Certificate | None:

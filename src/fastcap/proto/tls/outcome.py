@@ -197,4 +197,5 @@ def handshake_of(summary: _Summary) -> TlsHandshake:
         session_tickets=[t for t, _ in summary.tickets],
         session_ticket_at=summary.tickets[0][1] if summary.tickets else None,
         renegotiation_at=at("renegotiation"),
+        server_key_exchange_group=summary.ske_group,
     )

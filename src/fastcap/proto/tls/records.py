@@ -27,6 +27,7 @@ from .messages import (
     _NEW_SESSION_TICKET,
     _PARSED_TYPES,
     _SERVER_HELLO,
+    _SERVER_KEY_EXCHANGE,
     ParsedBody,
     Problems,
     parse_certificate,
@@ -34,6 +35,7 @@ from .messages import (
     parse_client_hello,
     parse_new_session_ticket,
     parse_server_hello,
+    parse_server_key_exchange,
     parse_sslv2_client_hello,
 )
 
@@ -470,6 +472,8 @@ class TlsStream:
         elif mtype == _NEW_SESSION_TICKET:
             parsed = None if self.from_client else parse_new_session_ticket(
                 body, self.version, problems)
+        elif mtype == _SERVER_KEY_EXCHANGE:
+            parsed = None if self.from_client else parse_server_key_exchange(body)
         else:
             parsed = parse_certificate_request(body, self.version, problems)
         if self._bare:
