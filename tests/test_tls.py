@@ -227,7 +227,9 @@ def test_tls12_no_client_auth():
     (0xC018, b"\x03\x00\x17" + vec(1, b"k" * 65), 23),  # ECDH_anon, secp256r1
     (0xC02B, b"\x01" + b"\x00" * 8, None),  # ECDHE with an explicit_prime curve: no name
     (0x009E, vec(2, b"p" * 0x300) + vec(2, b"\x02"), None),  # DHE: its p length opens with 3
-], ids=["ecdhe", "ecdh_anon", "explicit_curve", "dhe"])
+    (0xCC13, b"\x03\x00\x18" + vec(1, b"k" * 97), 24),  # draft ChaCha20 ECDHE, secp384r1
+    (0xC037, vec(2, b"h" * 0x300) + b"\x03\x00\x17", None),  # ECDHE_PSK: the hint first
+], ids=["ecdhe", "ecdh_anon", "explicit_curve", "dhe", "ecdhe_old_chacha", "ecdhe_psk"])
 def test_tls12_server_key_exchange_names_the_ecdhe_curve(suite, ske, group):
     """The ServerKeyExchange of an ECDHE suite opens with its ECParameters (RFC 8422 5.4):
     the named curve is kept (Zeek's ssl.log curve); another suite's is not read as one."""

@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from .const import CipherSuite, HandshakeType, name_of
+from .const import HandshakeType, name_of
 from .events import (
     Alert,
     Anomaly,
@@ -124,13 +124,22 @@ _MARKS = {
 }
 
 
+# The suites whose ServerKeyExchange opens with ECParameters (RFC 8422 5.4): ECDHE_ECDSA,
+# ECDHE_RSA and ECDH_anon, the draft ChaCha20 ones included; not ECDHE_PSK, whose message opens
+# with the PSK identity hint (RFC 5489 2).
+_ECDHE_SUITES = frozenset({
+    0xC006, 0xC007, 0xC008, 0xC009, 0xC00A, 0xC010, 0xC011, 0xC012, 0xC013, 0xC014, 0xC015,
+    0xC016, 0xC017, 0xC018, 0xC019, 0xC023, 0xC024, 0xC027, 0xC028, 0xC02B, 0xC02C, 0xC02F,
+    0xC030, 0xC048, 0xC049, 0xC04C, 0xC04D, 0xC05C, 0xC05D, 0xC060, 0xC061, 0xC072, 0xC073,
+    0xC076, 0xC077, 0xC086, 0xC087, 0xC08A, 0xC08B, 0xC0AC, 0xC0AD, 0xC0AE, 0xC0AF, 0xCC13,
+    0xCC14, 0xCCA8, 0xCCA9,
+})
+
+
 def _ecdhe(sh: ServerHello | None) -> bool:
-    """Whether the ServerHello's suite exchanges keys by ephemeral ECDH (ECDHE_*, ECDH_anon):
-    its ServerKeyExchange then opens with the curve."""
-    if sh is None:
-        return False
-    name = name_of(CipherSuite, sh.cipher_suite)
-    return "_ECDHE_" in name or "_ECDH_anon_" in name
+    """Whether the ServerHello's suite exchanges keys by ephemeral ECDH with the curve first
+    in its ServerKeyExchange."""
+    return sh is not None and sh.cipher_suite in _ECDHE_SUITES
 
 
 class _Summary:
