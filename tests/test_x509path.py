@@ -324,6 +324,37 @@ def test_name_constraints_reach_a_cn_only_leaf_and_exclusions():
     assert check(root, issue("mail.contoso.com", root, ca=False, san=False)).trusted is True
 
 
+@pytest.mark.parametrize("string_type", ["IA5String", "UTF8String"])
+@pytest.mark.parametrize("constraint", [
+    x509.NameConstraints([x509.RFC822Name("fabrikam.com")], None),
+    x509.NameConstraints(None, [x509.DNSName("contoso.com")]),
+])  # fmt: skip
+def test_a_subject_email_not_in_ia5string_fails_any_name_constraints(constraint, string_type):
+    # OpenSSL reads a subject emailAddress only as IA5String; under a CA with name
+    # constraints of any kind, another string type is "unsupported or invalid name syntax".
+    from cryptography.x509.name import _ASN1Type
+
+    root = issue("Constrained Root", None, ca=True, extra=[(constraint, True)])
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([
+        x509.NameAttribute(NameOID.COMMON_NAME, "mail.fabrikam.com"),
+        x509.NameAttribute(NameOID.EMAIL_ADDRESS, "postmaster@fabrikam.com",
+                           _type=_ASN1Type[string_type]),
+    ])  # fmt: skip
+    cert = (x509.CertificateBuilder().subject_name(subject).issuer_name(root.cert.subject)
+            .public_key(key.public_key()).serial_number(7)
+            .not_valid_before(NOW - DAY).not_valid_after(NOW + DAY)
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName("mail.fabrikam.com")]),
+                           False)
+            .sign(root.key, hashes.SHA256()))
+    r = check(root, Made(cert, key))
+    if string_type == "IA5String":
+        assert (r.path_valid, r.path_error) == (True, None)
+    else:
+        assert (r.path_valid, r.path_error_depth) == (False, 0)
+        assert r.path_error == "unsupported or invalid name syntax"
+
+
 def _v1(cn: str, parent: Made | None) -> Made:
     """An X.509 v1 certificate (no version field, no extensions): old roots still are."""
     from fastcap_synth.certs import _content, _tlv

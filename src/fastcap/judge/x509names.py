@@ -56,6 +56,7 @@ REASONS = {
 }
 _MAX_NAME_CHECKS = 1 << 12  # names x constraints per pair of certificates
 _EMAIL_OID = "1.2.840.113549.1.9.1"
+_IA5STRING = 22  # the only string type OpenSSL reads a subject emailAddress as
 
 
 def check_name_constraints(
@@ -82,6 +83,9 @@ def check_name_constraints(
             if len(names) * (len(permitted) + len(excluded)) > _MAX_NAME_CHECKS:
                 return UNSUPPORTED_NAME_SYNTAX, i, "too many names and constraints"
             for kind, value in names:
+                if kind == "email-syntax":  # refused whatever the constraints hold
+                    return UNSUPPORTED_NAME_SYNTAX, i, (
+                        f"subject emailAddress {value} is not an IA5String")
                 err = _nc_match(kind, value, permitted, excluded)
                 if err is not None:
                     code, why = err
@@ -100,7 +104,9 @@ def _constrained_names(
     cert: x509.Certificate, *, leaf: bool
 ) -> list[tuple[str, object]] | None:
     """(kind, value) pairs OpenSSL holds against name constraints: the subject, its email
-    attributes, the SAN entries and, for a leaf without DNS SAN, a hostname-like CN."""
+    attributes, the SAN entries and, for a leaf without DNS SAN, a hostname-like CN.  An
+    email attribute of another string type than IA5String is kind ``email-syntax``: OpenSSL
+    refuses it under any name constraints."""
     out: list[tuple[str, object]] = []
     try:
         subject = cert.subject
@@ -108,7 +114,8 @@ def _constrained_names(
             out.append(("dir", subject))
             for attr in subject:
                 if attr.oid.dotted_string == _EMAIL_OID:
-                    out.append(("email", attr.value))
+                    ia5 = getattr(getattr(attr, "_type", None), "value", None) == _IA5STRING
+                    out.append(("email" if ia5 else "email-syntax", attr.value))
         san = _ext_value(cert, x509.SubjectAlternativeName)
         general = list(san) if san is not None else []
         for gn in general:
