@@ -444,6 +444,27 @@ def test_a_stale_extra_certificate_is_not_blamed(root, inter):
     assert r.detail.startswith("unable to get issuer certificate at depth 1 (CN=Mail Issuing CA)")
 
 
+def test_no_path_built_is_not_said_to_chain_to_a_trusted_root(root):
+    """The root signs the leaf, but the leaf's Authority Key Identifier names another key:
+    OpenSSL builds no path (error 20).  The message must not claim a trusted root."""
+    other = ec.generate_private_key(ec.SECP256R1())
+    aki = x509.AuthorityKeyIdentifier.from_issuer_public_key(other.public_key())
+    leaf = issue("mail.fabrikam.com", root, ca=False, aki=False, extra=[(aki, False)])
+    r = check(root, leaf)
+    assert (r.trusted, r.problem, r.path_error) == (
+        False, "invalid", "unable to get local issuer certificate")
+    assert "is in the trust store, but it is not taken as the issuer" in r.detail
+    (v,) = diagnose(session(smtp(), tls()), r, None)
+    assert v.code == "client_cert_untrusted_ca"
+    assert "chains to a trusted root" not in v.message
+    assert "no path to a trusted root was built" in v.message
+    bad = issue("No CA", root, ca=True, bc=None)  # reached the root, failed on the way
+    reached = check(root, issue("mail.fabrikam.com", bad, ca=False), bad)
+    assert reached.path_error == "invalid CA certificate"
+    (v,) = diagnose(session(smtp(), tls()), reached, None)
+    assert "chains to a trusted root, but the path fails validation" in v.message
+
+
 def test_an_out_of_date_sent_issuer_is_named(root):
     """The verifier took a valid look-alike that leads nowhere; the sent issuer that leads to
     the trusted root was expired, at its notAfter second."""

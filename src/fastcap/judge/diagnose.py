@@ -22,6 +22,7 @@ from ..proto.tls.wirenames import wire_str
 from ..session import Session, TcpFacts
 from ..verdict import CertInfo, ChainCheck, Verdict
 from .evidence_codes import EVIDENCE_HINTS, EVIDENCE_TABLE
+from .x509path import AFTER_BUILD_REASONS
 
 __all__ = ["CODES", "PROBLEM_CODES", "SEVERITIES", "Verdict", "client_cert_expected", "diagnose",
            "is_problem"]
@@ -461,10 +462,15 @@ def _chain_verdicts(
             "expired": f"a CA certificate in the {role} chain{at} has expired",
             "not_yet_valid": f"a CA certificate in the {role} chain{at} is not yet valid",
         }[suffix]
-        if check.problem == "invalid":
+        if check.problem == "invalid" and check.path_error in AFTER_BUILD_REASONS:
             # A trusted root was reached: the path failed a check on the way (a CA flag, a
             # purpose, a signature, a date), and the detail names which.
             text = f"{what}{at} chains to a trusted root, but the path fails validation"
+        elif check.problem == "invalid":
+            # No path was built, though the store holds a certificate of an issuer's name on
+            # the chain (key identifiers that disagree, a stale look-alike taken instead).
+            text = (f"{what}{at} (issuer {issuer}) does not chain to a trusted CA: no path to"
+                    " a trusted root was built")
         if check.detail:
             text += f": {check.detail}"
         out.append(_v(f"{role}_cert_{suffix}", text, frame))

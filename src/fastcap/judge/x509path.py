@@ -30,7 +30,7 @@ from cryptography import x509
 from . import x509names
 from .x509names import canon_name
 
-__all__ = ["AnchorIndex", "PathResult", "validate"]
+__all__ = ["AFTER_BUILD_REASONS", "AnchorIndex", "PathResult", "validate"]
 
 MAX_PATH = 10  # certificates in a path; OpenSSL allows 101, real chains have 2-4
 MAX_CANDIDATES = 16  # issuers tried per name (store and sent alike)
@@ -69,6 +69,12 @@ REASONS = {
     KEYUSAGE_NO_CERTSIGN: "key usage does not include certificate signing",
     UNHANDLED_CRITICAL_EXTENSION: "unhandled critical extension",
 }
+
+# What OpenSSL says when it finds no path to an anchor; every other reason comes after one.
+BUILD_REASONS = frozenset(REASONS[c] for c in (
+    UNABLE_TO_GET_ISSUER_CERT, UNABLE_TO_GET_ISSUER_CERT_LOCALLY, CERT_CHAIN_TOO_LONG,
+    DEPTH_ZERO_SELF_SIGNED_CERT, SELF_SIGNED_CERT_IN_CHAIN))
+AFTER_BUILD_REASONS = frozenset(REASONS.values()) - BUILD_REASONS
 
 # Extensions OpenSSL 3.0 understands when critical (v3_purp.c's supported list).
 _HANDLED_CRITICAL = frozenset(
@@ -537,6 +543,9 @@ def _build(
     elif any(f.subject == top.issuer for f in untrusted):  # e.g. a re-keyed CA's old certificate
         note = ("a certificate of the issuer's name was sent, but with another key (the key"
                 " identifier or key type does not match)")
+    elif anchors.candidates(top.issuer):
+        note = ("a certificate of the issuer's name is in the trust store, but it is not taken"
+                " as the issuer (the key identifier or key type does not match)")
     return chain, num_untrusted, (code, depth, note)
 
 
