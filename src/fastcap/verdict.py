@@ -71,6 +71,9 @@ class CertInfo:
     is_ca: bool | None  # None: no basicConstraints extension (or unreadable)
     self_signed: bool
     parse_error: str | None
+    # Every CN of the subject, in order (``subject_cn`` is the first): a host name check
+    # without DNS SAN tries each, as OpenSSL does.
+    subject_cns: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -22,6 +22,7 @@ from ..proto.tls.wirenames import wire_str
 from ..session import Session, TcpFacts
 from ..verdict import CertInfo, ChainCheck, Verdict
 from .evidence_codes import EVIDENCE_HINTS, EVIDENCE_TABLE
+from .x509names import host_matches
 from .x509path import AFTER_BUILD_REASONS
 
 __all__ = ["CODES", "PROBLEM_CODES", "SEVERITIES", "Verdict", "client_cert_expected", "diagnose",
@@ -361,22 +362,13 @@ def _capture_date(session: Session) -> str | None:
 
 
 def _leaf_names(cert: CertInfo | None) -> tuple[str, ...]:
-    """DNS names a peer would match against (SAN first; CN only without SAN, RFC 6125 §6.4.4)."""
+    """DNS names a peer would match against (SAN first; each CN only without SAN, RFC 6125
+    §6.4.4 and OpenSSL)."""
     if cert is None:
         return ()
     if cert.san_dns:
         return tuple(cert.san_dns)
-    return (cert.subject_cn,) if cert.subject_cn else ()
-
-
-def _host_matches(pattern: str, host: str) -> bool:
-    """Case-insensitive DNS match; a wildcard covers exactly one left-most label, above two
-    labels at least (no ``*.com``)."""
-    p, h = pattern.lower().rstrip("."), host.lower().rstrip(".")
-    if p.startswith("*."):
-        head, _, rest = h.partition(".")
-        return bool(head) and rest == p[2:] and "." in rest
-    return p == h
+    return cert.subject_cns or ((cert.subject_cn,) if cert.subject_cn else ())
 
 
 def _name_ok(check: ChainCheck, name: str) -> bool:
@@ -388,7 +380,7 @@ def _name_ok(check: ChainCheck, name: str) -> bool:
         and (check.name_matches is not None)
     ):
         return bool(check.name_matches)
-    return any(_host_matches(n, name) for n in _leaf_names(check.certs[0] if check.certs else None))
+    return any(host_matches(n, name) for n in _leaf_names(check.certs[0] if check.certs else None))
 
 
 def _names_text(cert: CertInfo | None) -> str:

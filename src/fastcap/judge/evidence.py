@@ -23,6 +23,7 @@ from ..session import Session
 from ..verdict import CertInfo, Verdict
 from .evidence_codes import EVIDENCE_HINTS, EVIDENCE_TABLE
 from .x509check import cert_info
+from .x509names import host_matches
 
 __all__ = ["EVIDENCE_HINTS", "EVIDENCE_TABLE", "evidence_verdicts", "log_only_verdicts",
            "settings_verdicts"]
@@ -132,25 +133,18 @@ def _exchange_entry(settings: Settings, c: CertInfo | CertClaim
 
 # --- names, as Exchange Online matches TlsSenderCertificateName ----------------------------
 
-def _label_match(pattern: str, name: str) -> bool:
-    """A certificate wildcard covers exactly one left-most label."""
-    if not pattern.startswith("*."):
-        return False
-    head, dot, rest = name.partition(".")
-    return bool(head and dot) and rest == pattern[2:]
-
-
 def name_fits(cert_names: Sequence[str], wanted: str) -> bool:
-    """Whether a certificate carrying ``cert_names`` (subject CN and SAN DNS names) answers to
-    ``wanted``, case-insensitively: equal; a certificate wildcard covering it; or ``wanted``
-    a wildcard domain (``*.contoso.com``) and the name that domain or below it."""
+    """Whether a certificate carrying ``cert_names`` (subject CNs and SAN DNS names) answers to
+    ``wanted``: a name that matches it as a host name check does (`host_matches`: no case, a
+    wildcard covering one left-most label); or ``wanted`` a wildcard domain (``*.contoso.com``)
+    and the name that domain or below it."""
     want = wanted.strip().rstrip(".").lower()
     if not want:
         return False
     for n in cert_names:
-        name = n.strip().rstrip(".").lower()
-        if name == want or _label_match(name, want):
+        if host_matches(n, want):
             return True
+        name = n.lower()
         if want.startswith("*.") and (name == want[2:] or name.endswith(want[1:])):
             return True
     return False
@@ -158,7 +152,7 @@ def name_fits(cert_names: Sequence[str], wanted: str) -> bool:
 
 def _names(c: CertInfo | CertClaim) -> tuple[str, ...]:
     if isinstance(c, CertInfo):
-        return tuple(c.san_dns) + ((c.subject_cn,) if c.subject_cn else ())
+        return tuple(c.san_dns) + (c.subject_cns or ((c.subject_cn,) if c.subject_cn else ()))
     cn = re.search(r"(?:^|[,\s])CN=([^,]+)", c.subject or "", re.IGNORECASE)
     return tuple(c.names) + ((cn.group(1).strip(),) if cn else ())
 

@@ -34,7 +34,7 @@ from ..verdict import iso_time as _iso
 from ..verdict import one_line as _one_line
 from . import anchorcache, x509path, x509profile
 from .cabundle import certifi_bundle as _certifi_bundle
-from .x509names import canon_name
+from .x509names import canon_name, host_matches
 
 if TYPE_CHECKING:  # imported where a missing issuer asks for evidence: a rare case
     from .issuer_evidence import EvidenceIndex, Finding
@@ -110,12 +110,16 @@ _PEM_CERT = re.compile(rb"-----BEGIN CERTIFICATE-----\s.*?-----END CERTIFICATE--
 # --- parsing ---------------------------------------------------------------------------------
 
 
+def _cns(name: x509.Name) -> tuple[str, ...]:
+    return tuple(
+        a.value if isinstance(a.value, str) else a.value.decode("utf-8", "replace")
+        for a in name.get_attributes_for_oid(x509.NameOID.COMMON_NAME)
+    )
+
+
 def _cn(name: x509.Name) -> str | None:
-    attrs = name.get_attributes_for_oid(x509.NameOID.COMMON_NAME)
-    if not attrs:
-        return None
-    value = attrs[0].value
-    return value if isinstance(value, str) else value.decode("utf-8", "replace")
+    cns = _cns(name)
+    return cns[0] if cns else None
 
 
 def _is_self_signed(cert: x509.Certificate) -> bool:
@@ -177,6 +181,7 @@ def _load(der: bytes) -> tuple[CertInfo, x509.Certificate | None]:
         subject=None,
         issuer=None,
         subject_cn=None,
+        subject_cns=(),
         issuer_cn=None,
         san_dns=(),
         san_ip=(),
@@ -209,7 +214,8 @@ def _load(der: bytes) -> tuple[CertInfo, x509.Certificate | None]:
     f = blank
     f["subject"] = field("subject", lambda: cert.subject.rfc4514_string())
     f["issuer"] = field("issuer", lambda: cert.issuer.rfc4514_string())
-    f["subject_cn"] = field("subject", lambda: _cn(cert.subject))
+    f["subject_cns"] = field("subject", lambda: _cns(cert.subject)) or ()
+    f["subject_cn"] = f["subject_cns"][0] if f["subject_cns"] else None
     f["issuer_cn"] = field("issuer", lambda: _cn(cert.issuer))
     serial = field("serial", lambda: cert.serial_number)
     if serial is not None:
@@ -277,31 +283,15 @@ def cert_info(der: bytes) -> CertInfo:
 # --- names -----------------------------------------------------------------------------------
 
 
-def _norm(name: str) -> str:
-    return name.strip().rstrip(".").lower()
-
-
-def _name_match(pattern: str, expected: str) -> bool:
-    """``*.`` in ``pattern`` stands for exactly one non-empty left-most label, above two labels
-    at least (OpenSSL's X509_check_host refuses ``*.com``)."""
-    if pattern == expected:
-        return True
-    if not pattern.startswith("*.") or expected.startswith("*."):
-        return False
-    label, dot, rest = expected.partition(".")
-    return bool(label and dot and rest) and rest == pattern[2:] and "." in rest
-
-
 def name_matches(info: CertInfo, expected: str) -> bool:
-    """TlsSenderCertificateName semantics: SAN DNS names, else the subject CN; no case.
+    """Whether the certificate answers to ``expected``: its SAN DNS names, else each subject
+    CN, matched as OpenSSL's X509_check_host does with Postfix's flags
+    (`x509names.host_matches`).
 
     An ``expected`` wildcard (``*.contoso.com``) is compared literally, as the connector does.
     """
-    want = _norm(expected)
-    if not want:
-        return False
-    names = info.san_dns or ((info.subject_cn,) if info.subject_cn else ())
-    return any(_name_match(_norm(n), want) for n in names)
+    names = info.san_dns or info.subject_cns or ((info.subject_cn,) if info.subject_cn else ())
+    return any(host_matches(n, expected) for n in names)
 
 
 # --- trust -----------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""Names as OpenSSL compares and constrains them.
+"""Names as OpenSSL compares, matches and constrains them.
 
 Chain building matches an issuer by name, and OpenSSL compares names in a canonical form
 (ASCII case and runs of spaces do not count), so ``x509.Name`` equality is too strict.  A CA's
@@ -10,12 +10,13 @@ check_name_constraints with default host flags).
 from __future__ import annotations
 
 import re
+import string
 from collections.abc import Sequence
 from typing import Any
 
 from cryptography import x509
 
-__all__ = ["REASONS", "canon_name", "check_name_constraints"]
+__all__ = ["REASONS", "canon_name", "check_name_constraints", "host_matches"]
 
 
 _SPACE = " \t\n\v\f\r"  # ossl_isspace
@@ -42,6 +43,66 @@ def canon_name(name: x509.Name) -> tuple | None:
         )
     except Exception:
         return None
+
+
+_ASCII_LOWER = str.maketrans(string.ascii_uppercase, string.ascii_lowercase)
+_LDH = frozenset(string.ascii_letters + string.digits + "-")
+
+
+def host_matches(pattern: str, reference: str) -> bool:
+    """Whether the certificate name ``pattern`` (a SAN dNSName, or a CN) answers to the host
+    ``reference``, as OpenSSL's X509_check_host with X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS
+    (Postfix's flags) decides: equal but for ASCII case; or ``*`` as the whole left-most label
+    of a valid name of three labels at least, standing for one non-empty label of letters,
+    digits and hyphens.  ``pattern`` is taken as written (a trailing dot or space in the
+    certificate does not match); ``reference``, a name typed or asked for, is trimmed of white
+    space and trailing dots."""
+    ref = reference.strip().rstrip(".")
+    if not ref:
+        return False
+    star = None if ref.startswith(".") else _valid_star(pattern)
+    if star is None:
+        return _equal_nocase(pattern, ref)
+    suffix = pattern[star + 1:]  # a full-label star is the first character
+    wild = ref[: len(ref) - len(suffix)]
+    if len(ref) <= len(suffix) or not _equal_nocase(suffix, ref[len(wild):]):
+        return False
+    return wild == "*" or all(c in _LDH for c in wild)
+
+
+def _equal_nocase(pattern: str, name: str) -> bool:
+    return "\0" not in pattern and pattern.translate(_ASCII_LOWER) == name.translate(_ASCII_LOWER)
+
+
+def _valid_star(pattern: str) -> int | None:
+    """Index of the wildcard OpenSSL's valid_star accepts in ``pattern``, without partial
+    wildcards; None when there is none (the pattern is then compared literally)."""
+    star = None
+    start, hyphen, idna, dots = True, False, False, 0
+    for i, c in enumerate(pattern):
+        if c == "*":
+            at_end = i == len(pattern) - 1 or pattern[i + 1] == "."
+            if star is not None or idna or dots or not (start and at_end):
+                return None
+            star, start = i, False
+        elif c.isascii() and c.isalnum():
+            if start and pattern[i:i + 4].lower() == "xn--":
+                idna = True
+            start = hyphen = False
+        elif c == ".":
+            if start or hyphen:
+                return None
+            start, hyphen, idna = True, False, False
+            dots += 1
+        elif c == "-":
+            if start:
+                return None
+            hyphen = True
+        else:
+            return None
+    if start or hyphen or dots < 2:
+        return None
+    return star
 
 
 PERMITTED_VIOLATION = 47
