@@ -3,8 +3,8 @@
 Chain building matches an issuer by name, and OpenSSL compares names in a canonical form
 (ASCII case and runs of spaces do not count), so ``x509.Name`` equality is too strict.  A CA's
 nameConstraints then bound the names below it: the subject, its email attributes, the SAN
-entries and, for a leaf without a DNS SAN, a host-like common name (OpenSSL's
-check_name_constraints with default host flags).
+entries (an SmtpUTF8Mailbox as an email, RFC 8398) and, for a leaf without a DNS SAN, a
+host-like common name (OpenSSL's check_name_constraints with default host flags).
 """
 
 from __future__ import annotations
@@ -118,6 +118,8 @@ REASONS = {
 _MAX_NAME_CHECKS = 1 << 12  # names x constraints per pair of certificates
 _EMAIL_OID = "1.2.840.113549.1.9.1"
 _IA5STRING = 22  # the only string type OpenSSL reads a subject emailAddress as
+_SMTP_UTF8_MAILBOX = "1.3.6.1.5.5.7.8.9"  # RFC 8398: held to rfc822Name constraints
+_EAI = "smtp-utf8-mailbox"
 
 
 def check_name_constraints(
@@ -203,6 +205,8 @@ def _kind(gn: x509.GeneralName) -> tuple[str, object]:
     if isinstance(gn, x509.UniformResourceIdentifier):
         return "uri", gn.value
     if isinstance(gn, x509.OtherName):
+        if gn.type_id.dotted_string == _SMTP_UTF8_MAILBOX:
+            return _EAI, _utf8_string(gn.value)
         return "other:" + gn.type_id.dotted_string, gn.value
     return type(gn).__name__, None
 
@@ -227,26 +231,33 @@ def _looks_like_hostname(cn: str) -> bool:
 def _nc_match(
     kind: str, value: object, permitted: list, excluded: list
 ) -> tuple[int, str] | None:
+    """OpenSSL's nc_match: a name is held to the subtrees of its own type (a CN to the DNS
+    ones, an SmtpUTF8Mailbox to the email ones); once one permitted subtree matched, the
+    others are not looked at."""
     kind = "dns" if kind == "cn" else kind
+    want = "email" if kind == _EAI else kind
+    label = "email" if kind == _EAI else kind
     tried = matched = False
     for sub in permitted:
-        if _kind(sub)[0] != kind:
+        if _kind(sub)[0] != want:
             continue
         tried = True
+        if matched:
+            continue
         got = _match_one(kind, value, _kind(sub)[1])
         if isinstance(got, tuple):
             return got
-        matched = matched or got
+        matched = got
     if tried and not matched:
-        return PERMITTED_VIOLATION, f"{kind} name {value} is outside the permitted subtrees"
+        return PERMITTED_VIOLATION, f"{label} name {value} is outside the permitted subtrees"
     for sub in excluded:
-        if _kind(sub)[0] != kind:
+        if _kind(sub)[0] != want:
             continue
         got = _match_one(kind, value, _kind(sub)[1])
         if isinstance(got, tuple):
             return got
         if got:
-            return EXCLUDED_VIOLATION, f"{kind} name {value} is in an excluded subtree"
+            return EXCLUDED_VIOLATION, f"{label} name {value} is in an excluded subtree"
     return None
 
 
@@ -263,6 +274,8 @@ def _match_one(kind: str, name: object, base: object) -> bool | tuple[int, str]:
             return False
     if kind == "email":
         return _email_within(str(name), str(base))
+    if kind == _EAI:
+        return _eai_within(str(name), str(base))
     if kind == "uri":
         host = _uri_host(str(name))
         if host is None:
@@ -299,14 +312,50 @@ def _email_within(email: str, base: str) -> bool | tuple[int, str]:
     return email[at + 1:].lower() == base.lower()
 
 
+def _utf8_string(der: bytes) -> str | None:
+    """The text of a DER UTF8String; None for any other value (OpenSSL: invalid syntax)."""
+    if len(der) < 2 or der[0] != 0x0C:
+        return None
+    size, at = der[1], 2
+    if size & 0x80:
+        n = size & 0x7F
+        size, at = int.from_bytes(der[2:2 + n], "big"), 2 + n
+    try:
+        return der[at:at + size].decode("utf-8") if at + size == len(der) else None
+    except UnicodeDecodeError:
+        return None
+
+
+def _eai_within(mailbox: str | None, base: str) -> bool | tuple[int, str]:
+    """OpenSSL's nc_email_eai: the mailbox's domain, no case, against the constraint's domain
+    with its A-labels turned to U-labels.  A local part in the constraint is not read."""
+    if "\0" in base:
+        return UNSUPPORTED_NAME_SYNTAX, "an email constraint holds a NUL"
+    if mailbox is None or "@" not in mailbox:
+        return UNSUPPORTED_NAME_SYNTAX, f"SmtpUTF8Mailbox {mailbox} is no UTF8String mailbox"
+    try:
+        ulabel = ".".join(
+            label[4:].encode("ascii").decode("punycode") if label[:4].lower() == "xn--"
+            else label for label in base.split("."))
+    except (UnicodeError, ValueError):
+        return UNSUPPORTED_NAME_SYNTAX, f"email constraint {base} is no valid domain"
+    if base.startswith("."):
+        # OpenSSL 3.0 puts a dot before the converted constraint, which keeps its own: only
+        # a mailbox ending in "..domain" matches.
+        ulabel = "." + ulabel
+        return len(mailbox) > len(ulabel) and _equal_nocase(ulabel, mailbox[-len(ulabel):])
+    return _equal_nocase(ulabel, mailbox[mailbox.rfind("@") + 1:])
+
+
 def _uri_host(uri: str) -> str | None:
+    """The host part as OpenSSL's nc_uri reads it: after ``scheme://``, up to the first ``:``
+    anywhere after it (a port, or one in the path), else up to the first ``/``."""
     scheme, sep, rest = uri.partition(":")
     if not sep or not rest.startswith("//"):
         return None
     host = rest[2:]
-    for stop in "/:":
-        host = host.split(stop, 1)[0]
-    return host or None
+    stop = ":" if ":" in host else "/"
+    return host.split(stop, 1)[0] or None
 
 
 def _subject_text(cert: x509.Certificate) -> str:

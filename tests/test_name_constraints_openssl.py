@@ -1,0 +1,128 @@
+"""Differential test: name constraints, case by case, against `openssl verify`.
+
+A root carrying the constraints signs a leaf with the names below; fastcap's ``path_error`` and
+``path_error_depth`` must be OpenSSL's error text and depth (both None when it verifies).  The
+cases are the corners the generated chains of test_trust_openssl.py seldom reach: URIs with a
+colon in the path, RFC 8398 SmtpUTF8Mailbox names, CNs taken as host names, IP versions,
+directory names in canonical form.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import ipaddress
+import re
+import shutil
+import subprocess
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from fastcap.judge.x509check import Analyzer, TrustStore
+
+OPENSSL = shutil.which("openssl")
+pytestmark = pytest.mark.skipif(OPENSSL is None, reason="openssl command not installed")
+
+NOW = dt.datetime(2026, 6, 1, 12, tzinfo=dt.UTC)
+DAY = dt.timedelta(days=1)
+CN, ORG, C = NameOID.COMMON_NAME, NameOID.ORGANIZATION_NAME, NameOID.COUNTRY_NAME
+DNS, IP, EMAIL = x509.DNSName, x509.IPAddress, x509.RFC822Name
+URI, DIR = x509.UniformResourceIdentifier, x509.DirectoryName
+SMTP_UTF8_MAILBOX = x509.ObjectIdentifier("1.3.6.1.5.5.7.8.9")
+
+
+def _name(*attrs) -> x509.Name:
+    return x509.Name([x509.NameAttribute(oid, value) for oid, value in attrs])
+
+
+def _mailbox(text: str, tag: int = 0x0C) -> x509.OtherName:
+    raw = text.encode()
+    return x509.OtherName(SMTP_UTF8_MAILBOX, bytes([tag, len(raw)]) + raw)
+
+
+def _net(text: str):
+    return IP(ipaddress.ip_network(text))
+
+
+def _ip(text: str):
+    return IP(ipaddress.ip_address(text))
+
+
+LEAF = _name((CN, "Relay"))
+CASES = {  # id: (permitted, excluded, leaf subject, leaf SAN entries or None)
+    "uri_port": ([URI("mail.fabrikam.com")], None, LEAF, [URI("https://mail.fabrikam.com:443/x")]),
+    "uri_colon_in_path": ([URI("mail.fabrikam.com")], None, LEAF,
+                          [URI("https://mail.fabrikam.com/a:b")]),
+    "uri_dot": ([URI(".fabrikam.com")], None, LEAF, [URI("https://mail.fabrikam.com/")]),
+    "uri_no_authority": ([URI("fabrikam.com")], None, LEAF, [URI("mailto:pm@fabrikam.com")]),
+    "eai_inside": ([EMAIL("fabrikam.com")], None, LEAF, [_mailbox("пм@fabrikam.COM")]),
+    "eai_outside": ([EMAIL("fabrikam.com")], None, LEAF, [_mailbox("pm@contoso.com")]),
+    "eai_a_label": ([EMAIL("xn--bcher-kva.example")], None, LEAF, [_mailbox("pm@bücher.example")]),
+    "eai_leading_dot": ([EMAIL(".fabrikam.com")], None, LEAF, [_mailbox("pm@mail.fabrikam.com")]),
+    "eai_excluded": (None, [EMAIL("fabrikam.com")], LEAF, [_mailbox("pm@fabrikam.com")]),
+    "eai_not_utf8": ([EMAIL("fabrikam.com")], None, LEAF, [_mailbox("pm@fabrikam.com", 0x16)]),
+    "eai_no_at": ([EMAIL("fabrikam.com")], None, LEAF, [_mailbox("fabrikam.com")]),
+    "eai_dns_only": ([DNS("fabrikam.com")], None, LEAF, [_mailbox("pm@contoso.com")]),
+    "email_local_part_case": ([EMAIL("pm@fabrikam.com")], None, LEAF, [EMAIL("PM@fabrikam.com")]),
+    "cn_host_no_san": ([DNS("fabrikam.com")], None, _name((CN, "mail.contoso.com")), None),
+    "cn_host_empty_san": ([DNS("fabrikam.com")], None, _name((CN, "mail.contoso.com")), []),
+    "cn_second": ([DNS("fabrikam.com")], None,
+                  _name((CN, "mail.fabrikam.com"), (CN, "mail.contoso.com")), None),
+    "cn_not_host": ([DNS("fabrikam.com")], None, _name((CN, "Mail Relay")), None),
+    "cn_ip": ([DNS("fabrikam.com")], None, _name((CN, "192.0.2.1")), None),
+    "dns_trailing_dot": ([DNS("fabrikam.com")], None, LEAF, [DNS("mail.fabrikam.com.")]),
+    "dns_suffix_not_label": ([DNS("fabrikam.com")], None, LEAF, [DNS("badfabrikam.com")]),
+    "dns_wildcard_excluded": (None, [DNS("fabrikam.com")], LEAF, [DNS("*.fabrikam.com")]),
+    "ip_v6_under_v4": ([_net("10.0.0.0/8")], None, LEAF, [_ip("::ffff:10.1.2.3")]),
+    "ip_excluded": (None, [_net("2001:db8::/32")], LEAF, [_ip("2001:db8::25")]),
+    "dir_canonical": ([DIR(_name((C, "US"), (ORG, "FABRIKAM  Inc")))], None,
+                      _name((C, "US"), (ORG, " fabrikam inc"), (CN, "x")), None),
+    "dir_san_outside": ([DIR(_name((C, "US")))], None, _name((C, "US"), (CN, "x")),
+                        [DIR(_name((C, "DE")))]),
+}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def key():
+    return ec.generate_private_key(ec.SECP256R1())
+
+
+def _chain(key, permitted, excluded, subject, san):
+    root_name = _name((CN, "Constrained Root"))
+    root = (x509.CertificateBuilder().subject_name(root_name).issuer_name(root_name)
+            .public_key(key.public_key()).serial_number(1)
+            .not_valid_before(NOW - DAY).not_valid_after(NOW + DAY)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
+            .add_extension(x509.NameConstraints(permitted, excluded), True)
+            .sign(key, hashes.SHA256()))
+    b = (x509.CertificateBuilder().subject_name(subject).issuer_name(root_name)
+         .public_key(key.public_key()).serial_number(2)
+         .not_valid_before(NOW - DAY).not_valid_after(NOW + DAY))
+    if san is not None:
+        b = b.add_extension(x509.SubjectAlternativeName(san), False)
+    return root, b.sign(key, hashes.SHA256())
+
+
+def _openssl(tmp_path, root, leaf) -> tuple[str | None, int | None]:
+    for name, cert in (("root.pem", root), ("leaf.pem", leaf)):
+        (tmp_path / name).write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    done = subprocess.run(
+        [OPENSSL, "verify", "-no-CApath", "-no-CAstore", "-attime", str(int(NOW.timestamp())),
+         "-purpose", "sslclient", "-CAfile", str(tmp_path / "root.pem"),
+         str(tmp_path / "leaf.pem")], capture_output=True, text=True, timeout=30)
+    if done.returncode == 0:
+        return None, None
+    m = re.search(r"error \d+ at (\d+) depth lookup: (.*)", done.stderr)
+    assert m, done.stderr
+    return m.group(2).strip(), int(m.group(1))
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_name_constraints_match_openssl(case, key, tmp_path):
+    root, leaf = _chain(key, *CASES[case])
+    got = Analyzer(TrustStore([root]), today=NOW).check(
+        [leaf.public_bytes(serialization.Encoding.DER)], role="client", at=NOW)
+    assert (got.path_error, got.path_error_depth) == _openssl(tmp_path, root, leaf)
