@@ -90,13 +90,17 @@ def key():
     return ec.generate_private_key(ec.SECP256R1())
 
 
-def _chain(key, permitted, excluded, subject, san):
+def _chain(key, permitted, excluded, subject, san, raw: bytes | None = None):
+    """Root and leaf; ``raw`` is the nameConstraints DER when it says what ``cryptography``
+    cannot (a subtree's minimum or maximum)."""
     root_name = _name((CN, "Constrained Root"))
+    nc = (x509.NameConstraints(permitted, excluded) if raw is None else
+          x509.UnrecognizedExtension(x509.oid.ExtensionOID.NAME_CONSTRAINTS, raw))
     root = (x509.CertificateBuilder().subject_name(root_name).issuer_name(root_name)
             .public_key(key.public_key()).serial_number(1)
             .not_valid_before(NOW - DAY).not_valid_after(NOW + DAY)
             .add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
-            .add_extension(x509.NameConstraints(permitted, excluded), True)
+            .add_extension(nc, True)
             .sign(key, hashes.SHA256()))
     b = (x509.CertificateBuilder().subject_name(subject).issuer_name(root_name)
          .public_key(key.public_key()).serial_number(2)
@@ -123,6 +127,36 @@ def _openssl(tmp_path, root, leaf) -> tuple[str | None, int | None]:
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_name_constraints_match_openssl(case, key, tmp_path):
     root, leaf = _chain(key, *CASES[case])
+    got = Analyzer(TrustStore([root]), today=NOW).check(
+        [leaf.public_bytes(serialization.Encoding.DER)], role="client", at=NOW)
+    assert (got.path_error, got.path_error_depth) == _openssl(tmp_path, root, leaf)
+
+
+def _der(tag: int, *parts: bytes) -> bytes:
+    body = b"".join(parts)
+    assert len(body) < 0x80
+    return bytes([tag, len(body)]) + body
+
+
+_DNS_BASE = _der(0x82, b"fabrikam.com")  # dNSName
+_URI_BASE = _der(0x86, b"fabrikam.com")  # uniformResourceIdentifier
+BOUNDED = {  # id: (nameConstraints DER, leaf SAN)
+    "dns_minimum_1": (_der(0x30, _der(0xA0, _der(0x30, _DNS_BASE, _der(0x80, b"\x01")))),
+                      [DNS("mail.fabrikam.com")]),
+    "dns_maximum": (_der(0x30, _der(0xA0, _der(0x30, _DNS_BASE, _der(0x81, b"\x03")))),
+                    [DNS("mail.fabrikam.com")]),
+    "excluded_minimum": (_der(0x30, _der(0xA1, _der(0x30, _DNS_BASE, _der(0x80, b"\x02")))),
+                         [DNS("mail.contoso.com")]),
+    "other_type_bounded": (_der(0x30, _der(0xA0, _der(0x30, _URI_BASE, _der(0x81, b"\x01")),
+                                           _der(0x30, _DNS_BASE))),
+                           [DNS("mail.fabrikam.com")]),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("case", sorted(BOUNDED))
+def test_subtree_minimum_and_maximum_as_openssl(case, key, tmp_path):
+    raw, san = BOUNDED[case]
+    root, leaf = _chain(key, None, None, LEAF, san, raw=raw)
     got = Analyzer(TrustStore([root]), today=NOW).check(
         [leaf.public_bytes(serialization.Encoding.DER)], role="client", at=NOW)
     assert (got.path_error, got.path_error_depth) == _openssl(tmp_path, root, leaf)

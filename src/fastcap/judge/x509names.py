@@ -107,11 +107,13 @@ def _valid_star(pattern: str) -> int | None:
 
 PERMITTED_VIOLATION = 47
 EXCLUDED_VIOLATION = 48
+SUBTREE_MINMAX = 49
 UNSUPPORTED_CONSTRAINT_TYPE = 51
 UNSUPPORTED_NAME_SYNTAX = 53
 REASONS = {
     PERMITTED_VIOLATION: "permitted subtree violation",
     EXCLUDED_VIOLATION: "excluded subtree violation",
+    SUBTREE_MINMAX: "name constraints minimum and maximum not supported",
     UNSUPPORTED_CONSTRAINT_TYPE: "unsupported name constraint type",
     UNSUPPORTED_NAME_SYNTAX: "unsupported or invalid name syntax",
 }
@@ -123,10 +125,14 @@ _EAI = "smtp-utf8-mailbox"
 
 
 def check_name_constraints(
-    chain: Sequence[x509.Certificate], self_issued: Sequence[bool]
+    chain: Sequence[x509.Certificate], self_issued: Sequence[bool],
+    bounds_ok: Sequence[tuple[tuple[bool, ...], tuple[bool, ...]] | None] | None = None,
 ) -> tuple[int, int, str] | None:
     """First violation as (code, depth, note), or None.  ``chain`` is leaf first; a
-    self-issued CA is not held to the constraints (RFC 5280 6.1.3 (b))."""
+    self-issued CA is not held to the constraints (RFC 5280 6.1.3 (b)).  ``bounds_ok`` tells,
+    per certificate, which of its permitted and excluded subtrees have neither a minimum nor
+    a maximum (read from the DER: ``cryptography`` drops them); a subtree with one is an
+    error when a name of its type meets it."""
     constraints = [(j, _ext_value(c, x509.NameConstraints)) for j, c in enumerate(chain)]
     constraints = [(j, nc) for j, nc in constraints if nc is not None]
     if not constraints:
@@ -143,6 +149,13 @@ def check_name_constraints(
         for j, nc in above:
             permitted = list(nc.permitted_subtrees or ())
             excluded = list(nc.excluded_subtrees or ())
+            ok = bounds_ok[j] if bounds_ok is not None else None
+            if ok is not None and (len(ok[0]), len(ok[1])) == (len(permitted), len(excluded)):
+                permitted = [(sub, good) for sub, good in zip(permitted, ok[0], strict=True)]
+                excluded = [(sub, good) for sub, good in zip(excluded, ok[1], strict=True)]
+            else:
+                permitted = [(sub, True) for sub in permitted]
+                excluded = [(sub, True) for sub in excluded]
             if len(names) * (len(permitted) + len(excluded)) > _MAX_NAME_CHECKS:
                 return UNSUPPORTED_NAME_SYNTAX, i, "too many names and constraints"
             for kind, value in names:
@@ -238,9 +251,11 @@ def _nc_match(
     want = "email" if kind == _EAI else kind
     label = "email" if kind == _EAI else kind
     tried = matched = False
-    for sub in permitted:
+    for sub, bounds_ok in permitted:
         if _kind(sub)[0] != want:
             continue
+        if not bounds_ok:
+            return SUBTREE_MINMAX, f"a {label} subtree ({_kind(sub)[1]}) has a minimum or maximum"
         tried = True
         if matched:
             continue
@@ -250,9 +265,11 @@ def _nc_match(
         matched = got
     if tried and not matched:
         return PERMITTED_VIOLATION, f"{label} name {value} is outside the permitted subtrees"
-    for sub in excluded:
+    for sub, bounds_ok in excluded:
         if _kind(sub)[0] != want:
             continue
+        if not bounds_ok:
+            return SUBTREE_MINMAX, f"a {label} subtree ({_kind(sub)[1]}) has a minimum or maximum"
         got = _match_one(kind, value, _kind(sub)[1])
         if isinstance(got, tuple):
             return got
