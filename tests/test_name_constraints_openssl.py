@@ -73,6 +73,8 @@ CASES = {  # id: (permitted, excluded, leaf subject, leaf SAN entries or None)
                   _name((CN, "mail.fabrikam.com"), (CN, "mail.contoso.com")), None),
     "cn_not_host": ([DNS("fabrikam.com")], None, _name((CN, "Mail Relay")), None),
     "cn_ip": ([DNS("fabrikam.com")], None, _name((CN, "192.0.2.1")), None),
+    "cn_embedded_nul": ([DNS("fabrikam.com")], None, _name((CN, "mail.fabrikam.com\0.x.y")), None),
+    "cn_trailing_nul": ([DNS("fabrikam.com")], None, _name((CN, "mail.contoso.com\0")), None),
     "dns_trailing_dot": ([DNS("fabrikam.com")], None, LEAF, [DNS("mail.fabrikam.com.")]),
     "dns_suffix_not_label": ([DNS("fabrikam.com")], None, LEAF, [DNS("badfabrikam.com")]),
     "dns_wildcard_excluded": (None, [DNS("fabrikam.com")], LEAF, [DNS("*.fabrikam.com")]),

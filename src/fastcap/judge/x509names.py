@@ -162,6 +162,8 @@ def check_name_constraints(
                 if kind == "email-syntax":  # refused whatever the constraints hold
                     return UNSUPPORTED_NAME_SYNTAX, i, (
                         f"subject emailAddress {value} is not an IA5String")
+                if kind == "cn-syntax":
+                    return UNSUPPORTED_NAME_SYNTAX, i, "the subject CN holds a NUL character"
                 err = _nc_match(kind, value, permitted, excluded)
                 if err is not None:
                     code, why = err
@@ -199,7 +201,9 @@ def _constrained_names(
         if leaf and not any(isinstance(gn, x509.DNSName) for gn in general):
             for attr in subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME):
                 host = attr.value if isinstance(attr.value, str) else ""
-                if _looks_like_hostname(host):
+                if "\0" in host.rstrip("\0"):  # cn2dnsid refuses an embedded NUL
+                    out.append(("cn-syntax", host))
+                elif _looks_like_hostname(host):
                     out.append(("cn", host))
     except Exception:
         return None
