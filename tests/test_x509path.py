@@ -432,6 +432,37 @@ def test_issuer_names_compare_as_openssl_canonicalises_them(root, issuer_cn, fou
         assert r.path_error == "unable to get local issuer certificate"
 
 
+@pytest.mark.parametrize("root_type, issuer_type, issuer_value, found", [
+    ("NumericString", "NumericString", "47 11", True),
+    ("NumericString", "PrintableString", "47 11", False),  # not canonicalised: type counts
+    ("NumericString", "NumericString", "47  11", False),  # and so do its spaces
+    ("PrintableString", "UTF8String", "47  11", True),  # canonicalised to UTF8String
+])  # fmt: skip
+def test_issuer_names_of_uncanonicalised_types_compare_as_written(root_type, issuer_type,
+                                                                  issuer_value, found):
+    from cryptography.x509.name import _ASN1Type
+
+    def name(value: str, string_type: str) -> x509.Name:
+        return x509.Name([
+            x509.NameAttribute(NameOID.SERIAL_NUMBER, value, _type=_ASN1Type[string_type]),
+            x509.NameAttribute(NameOID.COMMON_NAME, "Numbered Root")])
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = name("47 11", root_type)
+    anchor = Made(x509.CertificateBuilder().subject_name(subject).issuer_name(subject)
+                  .public_key(key.public_key()).serial_number(1)
+                  .not_valid_before(NOW - DAY).not_valid_after(NOW + DAY)
+                  .add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
+                  .sign(key, hashes.SHA256()), key)
+    leaf_key = ec.generate_private_key(ec.SECP256R1())
+    leaf = Made(x509.CertificateBuilder()
+                .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "mail.x.com")]))
+                .issuer_name(name(issuer_value, issuer_type)).public_key(leaf_key.public_key())
+                .serial_number(2).not_valid_before(NOW - DAY).not_valid_after(NOW + DAY)
+                .sign(key, hashes.SHA256()), leaf_key)
+    assert check(anchor, leaf).path_valid is found
+
+
 def test_a_stale_extra_certificate_is_not_blamed(root, inter):
     """The store holds the intermediate alone; the peer also sends an expired certificate off
     the path.  The message is OpenSSL's (no root above the intermediate), not the stale one."""

@@ -23,10 +23,18 @@ _SPACE = " \t\n\v\f\r"  # ossl_isspace
 _SPACES = re.compile(f"[{_SPACE}]+")
 
 
+# String types OpenSSL canonicalises (ASN1_MASK_CANON): UTF8, Printable, T61, IA5,
+# Universal, BMP and Visible.  Others (NumericString...) compare as typed and written.
+_CANON_TYPES = frozenset({12, 19, 20, 22, 26, 28, 30})
+
+
 def _canon_value(attr: x509.NameAttribute) -> object:
     value = attr.value
     if isinstance(value, bytes):
         return ("raw", value)
+    tag = getattr(getattr(attr, "_type", None), "value", None)
+    if tag is not None and tag not in _CANON_TYPES:
+        return ("raw", tag, value)
     # OpenSSL's canonical form: ASCII lower case, ASCII white space trimmed and runs made one
     # space (str.split would also take U+00A0 or U+001C for space, which OpenSSL does not).
     text = "".join(c.lower() if c.isascii() else c for c in value)
