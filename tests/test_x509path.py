@@ -463,6 +463,34 @@ def test_issuer_names_of_uncanonicalised_types_compare_as_written(root_type, iss
     assert check(anchor, leaf).path_valid is found
 
 
+def test_names_that_differ_only_in_case_are_one_name_to_the_diagnosis(root):
+    """A self-signed leaf whose issuer spells its subject in other case is self-signed to
+    OpenSSL (error 18), and a sent intermediate so named is the leaf's issuer: neither may be
+    called a missing, private CA."""
+    key = ec.generate_private_key(ec.SECP256R1())
+
+    def cert(subject: str, issuer: str, signer, *, ca: bool = False) -> Made:
+        b = (x509.CertificateBuilder()
+             .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)]))
+             .issuer_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, issuer)]))
+             .public_key(key.public_key()).serial_number(x509.random_serial_number())
+             .not_valid_before(NOW - DAY).not_valid_after(NOW + DAY))
+        if ca:
+            b = b.add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
+        return Made(b.sign(signer, hashes.SHA256()), key)
+
+    own = check(root, cert("Mail.Fabrikam.com", "mail.fabrikam.com", key))
+    assert (own.problem, own.path_error) == ("self_signed", "self-signed certificate")
+    assert own.certs[0].self_signed is True
+    other = ec.generate_private_key(ec.SECP256R1())
+    mid = cert("Fabrikam Issuing CA", "Elsewhere Root", other, ca=True)
+    leaf = cert("mail.fabrikam.com", "FABRIKAM ISSUING CA", key)
+    r = check(root, leaf, mid)
+    assert (r.path_error, r.path_error_depth) == ("unable to get local issuer certificate", 1)
+    assert r.problem == "untrusted_root" and "not sent" not in r.detail
+    assert "chain ends at issuer CN=Elsewhere Root" in r.detail
+
+
 def test_a_stale_extra_certificate_is_not_blamed(root, inter):
     """The store holds the intermediate alone; the peer also sends an expired certificate off
     the path.  The message is OpenSSL's (no root above the intermediate), not the stale one."""

@@ -125,7 +125,9 @@ def _cn(name: x509.Name) -> str | None:
 def _is_self_signed(cert: x509.Certificate) -> bool:
     """Same name on both sides and the signature checks out with the certificate's own key."""
     try:
-        return cert.subject == cert.issuer and _signed_by(cert, cert)
+        subject = canon_name(cert.subject)  # names compare as OpenSSL's X509_NAME_cmp
+        return subject is not None and subject == canon_name(cert.issuer) and _signed_by(
+            cert, cert)
     except Exception:  # malformed names
         return False
 
@@ -815,7 +817,8 @@ class Analyzer:
             wanted = _name_of(current, "issuer")
             for cand in intermediates:
                 fp = cand.fingerprint(hashes.SHA256())
-                if fp not in seen and wanted is not None and _name_of(cand, "subject") == wanted:
+                if fp not in seen and wanted is not None and _same_name(
+                        _name_of(cand, "subject"), wanted):
                     if _signed_by(current, cand):
                         parent = cand
                         break
@@ -853,6 +856,12 @@ def _missing_issuer(
 
 def _der(cert: x509.Certificate) -> bytes:
     return cert.public_bytes(serialization.Encoding.DER)
+
+
+def _same_name(a: x509.Name | None, b: x509.Name) -> bool:
+    """Equal as OpenSSL compares names (canonical form), not as ``x509.Name`` does."""
+    key = canon_name(b) if a is not None else None
+    return key is not None and canon_name(a) == key
 
 
 def _name_of(cert: x509.Certificate, which: str) -> x509.Name | None:
