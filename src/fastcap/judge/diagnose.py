@@ -22,8 +22,6 @@ from ..proto.tls.wirenames import wire_str
 from ..session import Session, TcpFacts
 from ..verdict import CertInfo, ChainCheck, Verdict
 from .evidence_codes import EVIDENCE_HINTS, EVIDENCE_TABLE
-from .x509names import host_matches
-from .x509path import AFTER_BUILD_REASONS
 
 __all__ = ["CODES", "PROBLEM_CODES", "SEVERITIES", "Verdict", "client_cert_expected", "diagnose",
            "is_problem"]
@@ -380,6 +378,8 @@ def _name_ok(check: ChainCheck, name: str) -> bool:
         and (check.name_matches is not None)
     ):
         return bool(check.name_matches)
+    from .x509names import host_matches  # here: a scan with no certificate loads no X.509
+
     return any(host_matches(n, name) for n in _leaf_names(check.certs[0] if check.certs else None))
 
 
@@ -454,6 +454,8 @@ def _chain_verdicts(
             "expired": f"a CA certificate in the {role} chain{at} has expired",
             "not_yet_valid": f"a CA certificate in the {role} chain{at} is not yet valid",
         }[suffix]
+        from .x509path import AFTER_BUILD_REASONS  # as above: only with a chain judged
+
         if check.problem == "invalid" and check.path_error in AFTER_BUILD_REASONS:
             # A trusted root was reached: the path failed a check on the way (a CA flag, a
             # purpose, a signature, a date), and the detail names which.
