@@ -503,12 +503,22 @@ def test_a_stale_extra_certificate_is_not_blamed(root, inter):
     assert r.detail.startswith("unable to get issuer certificate at depth 1 (CN=Mail Issuing CA)")
 
 
-def test_no_path_built_is_not_said_to_chain_to_a_trusted_root(root):
+@pytest.mark.parametrize("issuer_cn", ["Mail Root", "MAIL  ROOT"])
+def test_no_path_built_is_not_said_to_chain_to_a_trusted_root(root, issuer_cn):
     """The root signs the leaf, but the leaf's Authority Key Identifier names another key:
-    OpenSSL builds no path (error 20).  The message must not claim a trusted root."""
+    OpenSSL builds no path (error 20).  The message must not claim a trusted root, nor call
+    the root, named by the leaf in other case, a private CA."""
     other = ec.generate_private_key(ec.SECP256R1())
     aki = x509.AuthorityKeyIdentifier.from_issuer_public_key(other.public_key())
-    leaf = issue("mail.fabrikam.com", root, ca=False, aki=False, extra=[(aki, False)])
+    made = issue("mail.fabrikam.com", root, ca=False, aki=False, extra=[(aki, False)])
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, issuer_cn)])
+    b = (x509.CertificateBuilder().subject_name(made.cert.subject).issuer_name(name)
+         .public_key(made.key.public_key()).serial_number(made.cert.serial_number)
+         .not_valid_before(made.cert.not_valid_before_utc)
+         .not_valid_after(made.cert.not_valid_after_utc))
+    for ext in made.cert.extensions:
+        b = b.add_extension(ext.value, ext.critical)
+    leaf = Made(b.sign(root.key, hashes.SHA256()), made.key)
     r = check(root, leaf)
     assert (r.trusted, r.problem, r.path_error) == (
         False, "invalid", "unable to get local issuer certificate")

@@ -352,16 +352,15 @@ class TrustStore:
         return None
 
     def _named(self, name: x509.Name) -> list[x509.Certificate]:
-        """The anchors whose subject equals ``name`` (``x509.Name`` equality), in store order.
-        Looked up by canonical subject, which equal names share, so that only the few anchors
-        named alike have their subjects decoded."""
+        """The anchors whose subject equals ``name`` as OpenSSL compares names (canonical
+        form: ASCII case and runs of spaces do not count), in store order."""
         if self._by_subject is None:
             by_key: dict[tuple | None, list[x509.Certificate]] = {}
             for cert, key in zip(self.roots, self.subject_keys(), strict=True):
                 by_key.setdefault(key, []).append(cert)
             self._by_subject = by_key
         key = canon_name(name)
-        return [c for c in self._by_subject.get(key, ()) if key is not None and c.subject == name]
+        return list(self._by_subject.get(key, ())) if key is not None else []
 
     def subject_keys(self) -> tuple[tuple | None, ...]:
         """Each root's canonical subject (`x509path.subject_key`), worked out once per store
