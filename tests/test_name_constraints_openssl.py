@@ -82,6 +82,8 @@ CASES = {  # id: (permitted, excluded, leaf subject, leaf SAN entries or None)
     "ip_excluded": (None, [_net("2001:db8::/32")], LEAF, [_ip("2001:db8::25")]),
     "dir_canonical": ([DIR(_name((C, "US"), (ORG, "FABRIKAM  Inc")))], None,
                       _name((C, "US"), (ORG, " fabrikam inc"), (CN, "x")), None),
+    "many_names": ([DNS(f"d{i}.fabrikam.com") for i in range(59)] + [DNS("fabrikam.com")], None,
+                   LEAF, [DNS(f"h{i}.fabrikam.com") for i in range(70)]),  # 4,200 checks
     "dir_san_outside": ([DIR(_name((C, "US")))], None, _name((C, "US"), (CN, "x")),
                         [DIR(_name((C, "DE")))]),
 }  # fmt: skip
