@@ -476,3 +476,33 @@ def test_log_only_settings_findings():
     out = log_only_verdicts(conv, fine)
     _none(out, "exchange_cert_expired")
     _none(out, "log_cert_not_in_exchange")
+
+
+def test_send_connector_names_with_a_comma_match_as_windows_writes_them():
+    """Windows quotes a value holding a comma (O="GoDaddy.com, Inc."); the certificate's RFC
+    4514 text escapes it.  Both are the same issuer, and a different one is still told apart."""
+    import datetime as dt
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    from fastcap.judge.evidence import _send_fits
+    from fastcap.judge.x509check import cert_info
+
+    issuer = x509.Name([
+        x509.NameAttribute(NameOID.COUNTRY_NAME, "US"),
+        x509.NameAttribute(NameOID.ORGANIZATION_NAME, "GoDaddy.com, Inc."),
+        x509.NameAttribute(NameOID.COMMON_NAME, "Go Daddy Secure Certificate Authority - G2")])
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = dt.datetime(2026, 6, 1, tzinfo=dt.UTC)
+    leaf = cert_info(x509.CertificateBuilder()
+                     .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME,
+                                                                 "mail.contoso.com")]))
+                     .issuer_name(issuer).public_key(key.public_key()).serial_number(1)
+                     .not_valid_before(now).not_valid_after(now + dt.timedelta(days=90))
+                     .sign(key, hashes.SHA256()).public_bytes(serialization.Encoding.DER))
+    windows = ('CN=Go Daddy Secure Certificate Authority - G2, O="GoDaddy.com, Inc.", C=US')
+    assert _send_fits(_send(windows, "CN=mail.contoso.com"), leaf)
+    assert not _send_fits(_send(windows.replace("Inc.", "LLC"), "CN=mail.contoso.com"), leaf)

@@ -72,19 +72,53 @@ _DN_ALIASES: Final = {"s": "st", "e": "emailaddress", "email": "emailaddress",
 
 def _dn(text: str | None) -> tuple[str, ...] | None:
     """A distinguished name as sorted lower-case "attr=value" parts, so Windows' "CN=a, O=b"
-    and RFC 4514's "CN=a,O=b" (either order) compare equal."""
+    and RFC 4514's "CN=a,O=b" (either order) compare equal, and so do their ways of holding a
+    comma or plus in a value: Windows quotes it (O="GoDaddy.com, Inc."), RFC 4514 escapes
+    it (O=GoDaddy.com\\, Inc.)."""
     if not text:
         return None
-    parts = re.split(r"(?<!\\)[,+]", text)
     out = []
-    for p in parts:
+    for p in _dn_parts(text):
         attr, eq, value = p.strip().partition("=")
         if not eq:
             continue
         a = attr.strip().lower()
-        v = " ".join(value.strip().strip('"').split()).lower()
+        v = " ".join(value.split()).lower()
         out.append(f"{_DN_ALIASES.get(a, a)}={v}")
     return tuple(sorted(out)) or None
+
+
+_HEX_PAIR = re.compile(r"[0-9A-Fa-f]{2}")
+
+
+def _dn_parts(text: str) -> list[str]:
+    """``text`` cut at the commas, plus signs and semicolons that separate attributes (not
+    those quoted or escaped), with quotes and escapes undone."""
+    parts: list[str] = []
+    cur: list[str] = []
+    quoted = False
+    i = 0
+    while i < len(text):
+        c = text[i]
+        if c == "\\" and i + 1 < len(text):
+            pair = text[i + 1:i + 3]
+            if _HEX_PAIR.fullmatch(pair):
+                cur.append(chr(int(pair, 16)))
+                i += 3
+            else:
+                cur.append(text[i + 1])
+                i += 2
+            continue
+        if c == '"':
+            quoted = not quoted
+        elif c in ",+;" and not quoted:
+            parts.append("".join(cur))
+            cur = []
+        else:
+            cur.append(c)
+        i += 1
+    parts.append("".join(cur))
+    return parts
 
 
 def _hex(text: str | None) -> str | None:
