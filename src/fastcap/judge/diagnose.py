@@ -905,9 +905,9 @@ def _cert_expected_by(
 
 _RENEGOTIATED_HINT: Final = (
     "a server that asks for the client certificate by renegotiating (as IIS can) hides both "
-    "the request and the answer, and fastcap does not decrypt renegotiated keys: read the "
-    "sending server's log for the certificate it sent, or have the receiving server ask in "
-    "the first handshake"
+    "the request and the answer: give the session's key log (--keylog) to read them, or read "
+    "the sending server's log for the certificate it sent, or have the receiving server ask "
+    "in the first handshake"
 )
 
 
@@ -921,6 +921,16 @@ def _renegotiated(tls: TlsHandshake, expected_by: str | None) -> Verdict:
             "visible")
     return _not_requested(text, frame, expected_by, "client_cert_not_captured",
                           _RENEGOTIATED_HINT)
+
+
+def _renegotiation_read(tls: TlsHandshake) -> str:
+    """Where the renegotiation was decrypted too, the words that say it had no request
+    either."""
+    if not tls.renegotiation_decrypted:
+        return ""
+    frame = _where_frame(tls.renegotiation_at)
+    at = "" if frame is None else f" at frame {frame}"
+    return f" (neither in the first handshake nor in its renegotiation{at}, decrypted)"
 
 
 def _resumed_verdict(tls: TlsHandshake) -> Verdict:
@@ -948,14 +958,15 @@ def _client_cert_verdicts(
     if not tls.cert_requested:
         if tls.resumption:
             return []  # no CertificateRequest in an abbreviated handshake: see the original
-        if tls.renegotiation_at is not None:
+        if tls.renegotiation_at is not None and not tls.renegotiation_decrypted:
             return [_renegotiated(tls, expected_by)]
         done = tls.outcome == "completed" or tls.server_hello_done_at
         if done and tls.version_name:
             return [
                 _not_requested(
-                    f"the server never sent a CertificateRequest in {tls.version_name}, so "
-                    "the client could not present a certificate",
+                    f"the server never sent a CertificateRequest in {tls.version_name}"
+                    f"{_renegotiation_read(tls)}, so the client could not present a "
+                    "certificate",
                     _where_frame(tls.server_hello_done_at)
                     or _where_frame(tls.server_certs_at),
                     expected_by,

@@ -23,12 +23,22 @@ from .decryption import DirectionDecryption as DirectionDecryption
 from .decryption import PlainStream as PlainStream
 from .smtp import SmtpDialogue, parse_dialogue
 from .tls import TlsHandshake, Where, parse_handshake
-from .tls.decrypt import CipherRecord, Decrypted, PlainRecord, decrypt_direction
+from .tls.decrypt import (
+    CipherRecord,
+    Decrypted,
+    PlainRecord,
+    Rekey,
+    decrypt_direction,
+    handshake_messages,
+)
 from .tls.keylog import KeyLog
+from .tls.messages import ClientHello, ServerHello, parse_client_hello, parse_server_hello
 from .tls.recordlist import list_records
 
 _ENCRYPT_THEN_MAC = 22  # extension type (RFC 7366)
 _ALERT, _HANDSHAKE, _APPLICATION_DATA = 21, 22, 23
+_CLIENT_HELLO, _SERVER_HELLO = 1, 2
+MAX_RENEGOTIATIONS = 8  # renegotiations whose keys are followed in one session
 _OFFSET = re.compile(r"stream offset (\d+)")
 
 
@@ -37,11 +47,13 @@ def _plain_header(content_type: int, data: bytes) -> bytes:
 
 
 def _handshake_stream(src: Any, records: Sequence[CipherRecord], listed_end: int,
-                      plain: Sequence[PlainRecord]) -> PlainStream:
+                      plain: Sequence[PlainRecord], begin: int = 0,
+                      until: int | None = None) -> PlainStream:
     """The direction as plaintext TLS: wire records as they were, but each decrypted
     handshake or alert record in place of its ciphertext (application data stays opaque,
     as in a capture without keys), and whatever followed the listed records (a cut record)
-    copied too, so the record layer reports it as before."""
+    copied too, so the record layer reports it as before.  Records before stream offset
+    ``begin`` are left out, and with ``until`` those from there on and the rest."""
     by_offset: dict[int, list[PlainRecord]] = {}
     for p in plain:
         by_offset.setdefault(p.offset, []).append(p)
@@ -49,6 +61,10 @@ def _handshake_stream(src: Any, records: Sequence[CipherRecord], listed_end: int
     out = bytearray()
     pieces: list[tuple[int, int, int, int]] = []
     for r in records:
+        if r.offset < begin:
+            continue
+        if until is not None and r.offset >= until:
+            return PlainStream(bytes(out), pieces, src.frame_at)
         end = r.offset + 5 + len(r.body)
         opened = by_offset.get(r.offset)
         if opened is None or all(p.content_type == _APPLICATION_DATA for p in opened):
@@ -114,6 +130,89 @@ def _remap(tls: TlsHandshake, before: TlsHandshake, c2s: PlainStream, s2c: Plain
     return dataclasses.replace(tls, **changes)
 
 
+def _hellos(plain: Sequence[PlainRecord], hello_type: int) -> list[tuple[int, bytes]]:
+    """(offset of the record where it begins, body) of each decrypted hello of one type in a
+    direction: in TLS <= 1.2 each begins a renegotiation, as every hello after the first
+    handshake travels encrypted."""
+    return [(offset, body) for offset, mtype, body in handshake_messages(plain)
+            if mtype == hello_type][:MAX_RENEGOTIATIONS]
+
+
+def _renegotiation_hellos(c_plain: Sequence[PlainRecord], s_plain: Sequence[PlainRecord]
+                          ) -> list[tuple[ClientHello | None, ServerHello | None]]:
+    """The (ClientHello, ServerHello) of each renegotiation, in turn."""
+    return list(zip((parse_client_hello(b, []) for _o, b in _hellos(c_plain, _CLIENT_HELLO)),
+                    (parse_server_hello(b, []) for _o, b in _hellos(s_plain, _SERVER_HELLO)),
+                    strict=False))
+
+
+def _etm(ch: ClientHello, sh: ServerHello) -> bool:
+    return (any(e.type == _ENCRYPT_THEN_MAC for e in sh.extensions)
+            and any(e.type == _ENCRYPT_THEN_MAC for e in ch.extensions))
+
+
+def _rekeys(c_plain: Sequence[PlainRecord], s_plain: Sequence[PlainRecord], keys: KeyLog,
+            known: Sequence[Rekey]) -> list[Rekey]:
+    """``known`` and the keys of the renegotiations after them that both hellos and the key
+    log give; the first one missing ends the list (later keys would not be reached)."""
+    out = list(known)
+    for ch, sh in _renegotiation_hellos(c_plain, s_plain)[len(known):]:
+        if ch is None or sh is None:
+            break
+        secrets = keys.lookup(ch.random)
+        if secrets is None:
+            break
+        out.append(Rekey(sh.cipher_suite, ch.random, sh.random, secrets, _etm(ch, sh)))
+    return out
+
+
+_RENEGOTIATED_CLIENT_CERT = ("cert_request", "cert_request_at", "client_certificate",
+                             "client_certificate_at", "client_certificates_length",
+                             "certificate_verify_at")
+
+
+def _with_renegotiation(tls: TlsHandshake, again: TlsHandshake, c2s: PlainStream,
+                        s2c: PlainStream) -> TlsHandshake:
+    """The first handshake's reading with the client certificate exchange of the last
+    renegotiation read (``again``, from the decrypted streams ``c2s``/``s2c``): a server
+    that asks for a certificate by renegotiating (as IIS does) judges the answer there."""
+
+    def where(w: Where | None, stream: PlainStream) -> Where | None:
+        return None if w is None else Where(stream.wire_offset(w.offset), w.frame)
+
+    changes: dict[str, Any] = {"renegotiation_decrypted": True}
+    if again.cert_request_at is not None or again.client_certificate_at is not None:
+        changes.update({f: getattr(again, f) for f in _RENEGOTIATED_CLIENT_CERT})
+        changes["cert_request_at"] = where(again.cert_request_at, s2c)
+        changes["client_certificate_at"] = where(again.client_certificate_at, c2s)
+        changes["certificate_verify_at"] = where(again.certificate_verify_at, c2s)
+    changes["anomalies"] = [*tls.anomalies, *(
+        dataclasses.replace(a, at=where(a.at, c2s if a.from_client else s2c))
+        for a in again.anomalies)]
+    return dataclasses.replace(tls, **changes)
+
+
+def _renegotiations_read(tls: TlsHandshake, client: tuple[Any, Sequence[CipherRecord], int,
+                                                         Decrypted],
+                         server: tuple[Any, Sequence[CipherRecord], int, Decrypted]
+                         ) -> TlsHandshake:
+    """``tls`` with what the decrypted renegotiations show: each is read as a handshake of
+    its own, from its hello in each direction up to where decryption stopped (past it the
+    records are ciphertext again), and the last one with a client certificate exchange
+    gives it."""
+    (cs, c_recs, c_end, cd), (ss, s_recs, s_end, sd) = client, server
+    pairs = list(zip((o for o, _b in _hellos(cd.records, _CLIENT_HELLO)),
+                     (o for o, _b in _hellos(sd.records, _SERVER_HELLO)), strict=False))
+    for n, (c_begin, s_begin) in enumerate(reversed(pairs)):
+        c_plain = _handshake_stream(cs, c_recs, c_end, cd.records, c_begin, _stop(cd))
+        s_plain = _handshake_stream(ss, s_recs, s_end, sd.records, s_begin, _stop(sd))
+        again = parse_handshake(c_plain, s_plain)
+        asked = again.cert_request_at is not None or again.client_certificate_at is not None
+        if asked or n == len(pairs) - 1:
+            return _with_renegotiation(tls, again, c_plain, s_plain)
+    return tls
+
+
 @dataclass(frozen=True, slots=True)
 class Inside:
     """What decryption added to a session: the handshake as read with keys (or the one read
@@ -146,6 +245,12 @@ def _error(name: str, d: Decrypted, src: Any, records: Sequence[CipherRecord]
         frame = src.frame_at(at + 4 + len(rec.body) if rec is not None else at)
     where = f" (frame {frame})" if frame is not None else ""
     return f"{name}: {d.error}{where}", frame
+
+
+def _stop(d: Decrypted) -> int | None:
+    """The stream offset of the record a direction's decryption stopped at, if it did."""
+    m = None if d.error is None else _OFFSET.search(d.error)
+    return None if m is None else int(m.group(1))
 
 
 def _alerts_named(tls: TlsHandshake, plain: dict[tuple[bool, int], bytes]) -> TlsHandshake:
@@ -182,16 +287,26 @@ def decrypt_tls(c2s: Any, s2c: Any, c2s_start: int, s2c_start: int, tls: TlsHand
         return Inside(tls, None, Decryption(
             False, why_not=f"the key log has no secrets for client random "
                            f"{ch.random.hex()[:16]}..."), None, None)
-    etm = (any(e.type == _ENCRYPT_THEN_MAC for e in sh.extensions)
-           and any(e.type == _ENCRYPT_THEN_MAC for e in ch.extensions))
-    sides = []
-    for from_client, src, start in ((True, c2s, c2s_start), (False, s2c, s2c_start)):
-        records, listed_end = list_records(src.data, src.gaps, start)
-        d = decrypt_direction(records, from_client=from_client, version=tls.version_name or "",
-                              cipher_suite=sh.cipher_suite, client_random=ch.random,
-                              server_random=sh.random, secrets=secrets,
-                              encrypt_then_mac=etm, app_limit=app_limit)
-        sides.append((src, records, listed_end, d))
+    etm = _etm(ch, sh)
+    tls12 = not tls.tls13_encrypted and not (tls.version_name or "").startswith("TLS1.3")
+    listed = [(from_client, src, *list_records(src.data, src.gaps, start))
+              for from_client, src, start in ((True, c2s, c2s_start), (False, s2c, s2c_start))]
+    rekeys: list[Rekey] = []
+    while True:  # again with each renegotiation's keys, once its hellos are decrypted
+        sides = []
+        for from_client, src, records, listed_end in listed:
+            d = decrypt_direction(records, from_client=from_client,
+                                  version=tls.version_name or "",
+                                  cipher_suite=sh.cipher_suite, client_random=ch.random,
+                                  server_random=sh.random, secrets=secrets,
+                                  encrypt_then_mac=etm, app_limit=app_limit, rekeys=rekeys)
+            sides.append((src, records, listed_end, d))
+        if not tls12 or tls.renegotiation_at is None:
+            break
+        more = _rekeys(sides[0][3].records, sides[1][3].records, keys, rekeys)
+        if len(more) == len(rekeys):
+            break
+        rekeys = more
     (cs, c_recs, c_end, cd), (ss, s_recs, s_end, sd) = sides
     errors = [e for e in (_error("client->server", cd, cs, c_recs),
                           _error("server->client", sd, ss, s_recs)) if e is not None]
@@ -205,11 +320,15 @@ def decrypt_tls(c2s: Any, s2c: Any, c2s_start: int, s2c_start: int, tls: TlsHand
         read = _alerts_named(tls, {(from_client, p.offset): p.data
                                    for from_client, d in ((True, cd), (False, sd))
                                    for p in d.records if p.content_type == _ALERT})
+    if tls12:
+        read = _renegotiations_read(read, (cs, c_recs, c_end, cd), (ss, s_recs, s_end, sd))
     c_app, s_app = _app_stream(cs, cd.records, c_recs), _app_stream(ss, sd.records, s_recs)
     smtp = None
     if c_app.data or s_app.data:
         smtp = _no_banner_dropped(parse_dialogue(c_app, s_app))
+    sources = tuple(dict.fromkeys((*secrets.sources,
+                                   *(src for r in rekeys for src in r.secrets.sources))))
     facts = Decryption(
-        True, tuple(secrets.sources), None, handshake, _direction(cd), _direction(sd),
+        True, sources, None, handshake, _direction(cd), _direction(sd),
         errors[0][0] if errors else None, errors[0][1] if errors else None)
     return Inside(read, smtp, facts, c_app, s_app)

@@ -60,6 +60,18 @@ class Decrypted:
     app_bytes: int  # application-data plaintext bytes returned
 
 
+@dataclass(frozen=True, slots=True)
+class Rekey:
+    """A TLS <= 1.2 renegotiation's keys, as its own hellos (read decrypted under the keys
+    before them) and the key log's line for its ClientHello random give them."""
+
+    cipher_suite: int
+    client_random: bytes
+    server_random: bytes
+    secrets: SessionSecrets
+    encrypt_then_mac: bool = False
+
+
 class _Fail(Exception):
     """Internal: one record failed; becomes ``Decrypted.error``, never escapes."""
 
@@ -268,25 +280,40 @@ def _tls13(records: Sequence[CipherRecord], s: Suite, secrets: SessionSecrets,
     return None
 
 
+def _opener12(s: Suite, secrets: SessionSecrets, from_client: bool, client_random: bytes,
+              server_random: bytes, encrypt_then_mac: bool, version: str) -> Opener:
+    master = _need(secrets, "master_secret", "CLIENT_RANDOM")
+    kb = key_block(master, client_random, server_random, s, from_client,
+                   version in ("TLS1.0", "TLS1.1"))
+    if s.cipher == "cbc":
+        return _open12_cbc(s, kb, encrypt_then_mac, version != "TLS1.0")
+    return _open12_aead(s, kb)
+
+
+def _rekey_suite(rekey: Rekey, version: str) -> Suite:
+    s = suite(rekey.cipher_suite)
+    if s is None or s.tls13 or (version != "TLS1.2" and s.cipher != "cbc"):
+        raise _Fail(f"the renegotiated cipher suite 0x{rekey.cipher_suite:04x} is not "
+                    "supported for decryption")
+    return s
+
+
 def _tls12(records: Sequence[CipherRecord], s: Suite, secrets: SessionSecrets,
            from_client: bool, client_random: bytes, server_random: bytes,
-           encrypt_then_mac: bool, version: str, out: _Out) -> str | None:
-    legacy = version in ("TLS1.0", "TLS1.1")
+           encrypt_then_mac: bool, version: str, out: _Out,
+           rekeys: Sequence[Rekey] = ()) -> str | None:
     opener: Opener | None = None
     seq = 0
+    changes = 0  # encrypted ChangeCipherSpecs: renegotiations this direction has entered
     for rec in records:
         if opener is None:
             if rec.content_type != CCS:
                 continue  # the handshake before ChangeCipherSpec is in the clear
             try:
-                master = _need(secrets, "master_secret", "CLIENT_RANDOM")
+                opener = _opener12(s, secrets, from_client, client_random, server_random,
+                                   encrypt_then_mac, version)
             except _Fail as exc:
                 return f"record at stream offset {rec.offset}: {exc}"
-            kb = key_block(master, client_random, server_random, s, from_client, legacy)
-            if s.cipher == "cbc":
-                opener = _open12_cbc(s, kb, encrypt_then_mac, version != "TLS1.0")
-            else:
-                opener = _open12_aead(s, kb)
             seq = 0
             continue
         try:
@@ -297,21 +324,55 @@ def _tls12(records: Sequence[CipherRecord], s: Suite, secrets: SessionSecrets,
         if ctype == CCS:
             # Renegotiation: its keys come from its own hellos' randoms, which travel
             # encrypted in both directions (a key log names its master secret by the new
-            # ClientHello's random), so one direction alone cannot follow them.
-            return f"record at stream offset {rec.offset}: renegotiated keys are not decrypted"
+            # ClientHello's random), so one direction alone cannot follow them: the caller
+            # reads them from both and passes them in ``rekeys``.
+            if changes >= len(rekeys):
+                return (f"record at stream offset {rec.offset}: renegotiated keys are not "
+                        "known (the key log has no line for the renegotiation's ClientHello "
+                        "random, or its hellos were not decrypted)")
+            r = rekeys[changes]
+            changes += 1
+            try:
+                opener = _opener12(_rekey_suite(r, version), r.secrets, from_client,
+                                   r.client_random, r.server_random, r.encrypt_then_mac,
+                                   version)
+            except _Fail as exc:
+                return f"record at stream offset {rec.offset}: {exc}"
+            seq = 0
         if not out.add(ctype, data, rec.offset):
             return None
     return None
 
 
+def handshake_messages(plain: Sequence[PlainRecord]) -> list[tuple[int, int, bytes]]:
+    """The handshake messages in one direction's decrypted records, however they were split
+    into records: (stream offset of the record where the message begins, type, body)."""
+    framing = _Messages()
+    out: list[tuple[int, int, bytes]] = []
+    began: int | None = None
+    for p in plain:
+        if p.content_type != HANDSHAKE:
+            continue
+        if not framing.buf:
+            began = p.offset
+        for mtype, body in framing.feed(p.data):
+            out.append((began if began is not None else p.offset, mtype, body))
+            began = p.offset
+        if not framing.buf:
+            began = None
+    return out
+
+
 def decrypt_direction(records: Sequence[CipherRecord], *, from_client: bool, version: str,
                       cipher_suite: int, client_random: bytes, server_random: bytes,
                       secrets: SessionSecrets, encrypt_then_mac: bool = False,
-                      app_limit: int = 64 * 1024) -> Decrypted:
+                      app_limit: int = 64 * 1024, rekeys: Sequence[Rekey] = ()) -> Decrypted:
     """Decrypt one direction from where TLS starts (hellos included); never raises on data.
 
     ``version`` is the negotiated version as :class:`TlsHandshake` spells it ("TLS1.3",
     "TLS1.2", ...). ``encrypt_then_mac`` says whether RFC 7366 was negotiated (CBC only).
+    ``rekeys``: TLS <= 1.2, the keys of each renegotiation in turn, taken at this direction's
+    encrypted ChangeCipherSpecs (kept as plaintext records); past them decryption stops there.
     """
     out = _Out(max(0, app_limit))
     s = suite(cipher_suite)
@@ -328,7 +389,7 @@ def decrypt_direction(records: Sequence[CipherRecord], *, from_client: bool, ver
             if version != "TLS1.2" and s.cipher != "cbc":
                 return out.result(f"cipher suite {s.name} cannot be used with {version}")
             error = _tls12(records, s, secrets, from_client, client_random, server_random,
-                           encrypt_then_mac, version, out)
+                           encrypt_then_mac, version, out, rekeys)
         else:
             return out.result(f"version {version} is not supported for decryption")
     except (ValueError, TypeError) as exc:  # a key of the wrong size from a garbled key log

@@ -255,6 +255,9 @@ class TlsHandshake:
     # TLS <= 1.2 with an ECDHE suite: the named curve its ServerKeyExchange chose (TLS 1.3's
     # group is the ServerHello's key share)
     server_key_exchange_group: int | None = None
+    # The renegotiation was decrypted and read (a key log): the client certificate exchange
+    # above is the last renegotiation's, when it had one.
+    renegotiation_decrypted: bool = False
 
     @property
     def offered_ticket(self) -> bytes | None:
@@ -391,6 +394,7 @@ class TlsHandshake:
             "client_finished": _at(self.client_finished_at),
             "server_finished": _at(self.server_finished_at),
             "renegotiation": _at(self.renegotiation_at),
+            "renegotiation_decrypted": self.renegotiation_decrypted,
             "alerts": [
                 {
                     "from": a.sender,

@@ -198,4 +198,5 @@ def handshake_of(summary: _Summary) -> TlsHandshake:
         session_ticket_at=summary.tickets[0][1] if summary.tickets else None,
         renegotiation_at=at("renegotiation"),
         server_key_exchange_group=summary.ske_group,
+        renegotiation_decrypted=False,
     )

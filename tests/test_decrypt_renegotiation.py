@@ -1,0 +1,152 @@
+"""TLS 1.2 renegotiation with a key log: real `openssl s_server`/`s_client` sessions (recorded in
+tests/data/renegotiation, README.md there says how) where the server asks for the client
+certificate only by renegotiating, as IIS does. The renegotiated handshake travels encrypted
+under the first keys and switches to its own keys at each side's ChangeCipherSpec; fastcap
+must read it as tshark does, and judge the client certificate sent there."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from fastcap.out import report
+from fastcap.proto.tls.decrypt import CipherRecord, decrypt_direction
+from fastcap.proto.tls.keylog import SessionSecrets
+from fastcap.proto.tls.keyschedule import key_block, suite
+from fastcap.run.scanner import scan
+
+from .tlskeys import tshark_path
+
+DATA = Path(__file__).resolve().parent / "data" / "renegotiation"
+PORTS = {"gcm": 3735, "cbc": 3736, "cbc_noetm": 3737, "nocert": 3738, "norequest": 3739,
+         "twice": 3740}
+ASKED = ("gcm", "cbc", "cbc_noetm", "nocert", "twice")  # the server renegotiated with `R`
+CERTIFICATE, CERTIFICATE_REQUEST = 11, 13
+
+
+def _session(name: str, keys: Path | None = None):
+    keylog = (str(keys or DATA / f"{name}.keys"),)
+    (s,) = scan(DATA / f"{name}.pcap", ports=(PORTS[name],), keylog=keylog)
+    return s
+
+
+def _codes(s) -> set[str]:
+    return {v.code for v in s.verdicts}
+
+
+def _tshark_frames(name: str, keys: Path) -> dict[int, list[int]]:
+    """Handshake type -> the frames tshark shows it in, decrypted with ``keys``."""
+    out = subprocess.run(
+        [tshark_path() or "tshark", "-n", "-r", str(DATA / f"{name}.pcap"), "-o",
+         f"tls.keylog_file:{keys}", "-Y", "tls.handshake", "-T", "fields",
+         "-e", "frame.number", "-e", "tls.handshake.type"],
+        capture_output=True, text=True, check=True, timeout=60).stdout
+    frames: dict[int, list[int]] = {}
+    for line in out.splitlines():
+        frame, types = line.split("\t")
+        for t in dict.fromkeys(int(x) for x in types.split(",")):
+            frames.setdefault(t, []).append(int(frame))
+    return frames
+
+
+@pytest.mark.parametrize("name", ASKED)
+def test_the_renegotiated_certificate_exchange_is_read(name):
+    s = _session(name)
+    tls = s.tls
+    last = 32 if name == "twice" else 22  # the renegotiation that asked (README.md)
+    assert tls.renegotiation_at.frame == 18 and tls.renegotiation_decrypted
+    assert tls.cert_request_at.frame == last and tls.client_certificate_at.frame == last + 1
+    assert s.decryption.error is None
+    assert len(s.decryption.sources) == (3 if name == "twice" else 2)
+    codes = _codes(s)
+    assert "client_cert_not_captured" not in codes and "decryption_failed" not in codes
+    if name == "nocert":
+        assert tls.client_certificate == [] and tls.certificate_verify_at is None
+        assert "no_client_cert" in codes
+    else:
+        assert tls.certificate_verify_at.frame == last + 1
+        (der,) = tls.client_certificate
+        assert "mail.fabrikam.com" in s.client_check.certs[0].subject
+        assert s.client_check.certs[0].sha256 == hashlib.sha256(der).hexdigest()
+        assert "client_cert_not_requested" not in codes
+    # the SMTP dialogue after the new keys is decrypted too
+    commands = [(c.verb, c.frame) for c in s.smtp_tls.commands]
+    after = [36, 38] if name == "twice" else [28, 30]
+    assert commands == [("EHLO", 16), ("MAIL", 26), ("RCPT", after[0]), ("QUIT", after[1])]
+
+
+def test_a_renegotiation_without_a_request_is_not_requested():
+    s = _session("norequest")
+    assert s.tls.renegotiation_decrypted and not s.tls.cert_requested
+    (v,) = [v for v in s.verdicts if v.code.startswith("client_cert")]
+    assert v.code == "client_cert_not_requested"
+    assert "renegotiation at frame 18, decrypted" in v.message
+
+
+def test_without_the_renegotiations_key_line_its_handshake_is_still_read(tmp_path):
+    """The renegotiation's hellos, request and certificate travel under the first keys: only
+    its Finished and what follows need the key log's second line."""
+    keys = tmp_path / "first.keys"
+    keys.write_text("".join((DATA / "gcm.keys").read_text().splitlines(True)[:2]))
+    s = _session("gcm", keys)
+    assert s.tls.cert_request_at.frame == 22 and s.tls.client_certificate_at.frame == 23
+    assert "renegotiated keys are not known" in s.decryption.error
+    assert s.decryption.error_frame == 23
+    assert not s.tls.anomalies  # the encrypted ChangeCipherSpec is not read as plaintext
+    assert [c.verb for c in s.smtp_tls.commands] == ["EHLO"]
+
+
+def test_without_keys_the_request_stays_hidden():
+    (s,) = scan(DATA / "gcm.pcap", ports=(PORTS["gcm"],))
+    assert not s.tls.renegotiation_decrypted and s.tls.cert_request_at is None
+    assert "client_cert_not_captured" in _codes(s)
+
+
+@pytest.mark.parametrize("name", sorted(PORTS))
+def test_json_line_writes_the_renegotiation_as_the_record_does(name):
+    s = _session(name)
+    line = report.to_jsonl_line(s, name)
+    assert line == json.dumps(report.session_record(s, name), default=str)
+    assert json.loads(line)["tls"]["renegotiation_decrypted"] is True
+
+
+@pytest.mark.skipif(tshark_path() is None, reason="tshark is not installed")
+@pytest.mark.parametrize("name", sorted(PORTS))
+def test_frames_are_tsharks(name):
+    keys = DATA / f"{name}.keys"
+    frames = _tshark_frames(name, keys)
+    tls = _session(name).tls
+    if name in ASKED:
+        assert tls.cert_request_at.frame == frames[CERTIFICATE_REQUEST][-1]
+        assert tls.client_certificate_at.frame == frames[CERTIFICATE][-1]
+    else:
+        assert CERTIFICATE_REQUEST not in frames and tls.cert_request_at is None
+
+
+def test_a_renegotiation_ccs_without_its_keys_stops_the_direction():
+    """decrypt_direction alone: an encrypted ChangeCipherSpec with no keys passed for it ends
+    the direction there, naming the record; what came before is kept."""
+    cr, sr, master = b"c" * 32, b"s" * 32, b"m" * 48
+    kb = key_block(master, cr, sr, suite(0xC02B), True, False)
+    aead = AESGCM(kb.key)
+
+    def sealed(seq: int, ctype: int, data: bytes, offset: int) -> CipherRecord:
+        explicit = seq.to_bytes(8, "big")
+        aad = seq.to_bytes(8, "big") + bytes([ctype, 3, 3]) + len(data).to_bytes(2, "big")
+        return CipherRecord(ctype, 0x0303, explicit + aead.encrypt(kb.iv + explicit, data, aad),
+                            offset)
+
+    records = [CipherRecord(20, 0x0303, b"\x01", 0),
+               sealed(0, 22, b"\x14\x00\x00\x0c" + b"f" * 12, 6),
+               sealed(1, 22, b"\x01\x00\x00\x00", 100),
+               sealed(2, 20, b"\x01", 200)]
+    d = decrypt_direction(records, from_client=True, version="TLS1.2", cipher_suite=0xC02B,
+                          client_random=cr, server_random=sr,
+                          secrets=SessionSecrets(cr, master_secret=master))
+    assert [p.offset for p in d.records] == [6, 100]
+    assert d.error.startswith("record at stream offset 200: renegotiated keys are not known")
