@@ -24,8 +24,8 @@ from .tlskeys import tshark_path
 
 DATA = Path(__file__).resolve().parent / "data" / "renegotiation"
 PORTS = {"gcm": 3735, "cbc": 3736, "cbc_noetm": 3737, "nocert": 3738, "norequest": 3739,
-         "twice": 3740}
-ASKED = ("gcm", "cbc", "cbc_noetm", "nocert", "twice")  # the server renegotiated with `R`
+         "twice": 3740, "tls10": 3742}
+ASKED = ("gcm", "cbc", "cbc_noetm", "nocert", "twice", "tls10")  # the server renegotiated with `R`
 CERTIFICATE, CERTIFICATE_REQUEST = 11, 13
 
 

@@ -20,7 +20,8 @@ class DirectionDecryption:
     """What was decrypted of one direction."""
 
     records: int  # records decrypted
-    handshake_bytes: int  # plaintext handshake bytes (TLS 1.3 flight, or a TLS 1.2 Finished)
+    handshake_bytes: int  # plaintext handshake bytes (TLS 1.3 flight, TLS 1.2 Finished and
+    # renegotiations)
     app_bytes: int  # plaintext application-data bytes handed to the SMTP parser
     limited: bool  # stopped at the per-direction limit of application data
     error: str | None  # the first record that failed, and why
