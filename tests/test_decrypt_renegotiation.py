@@ -24,8 +24,9 @@ from .tlskeys import tshark_path
 
 DATA = Path(__file__).resolve().parent / "data" / "renegotiation"
 PORTS = {"gcm": 3735, "cbc": 3736, "cbc_noetm": 3737, "nocert": 3738, "norequest": 3739,
-         "twice": 3740, "tls10": 3742}
-ASKED = ("gcm", "cbc", "cbc_noetm", "nocert", "twice", "tls10")  # the server renegotiated with `R`
+         "twice": 3740, "tls10": 3742, "expired": 3743}
+# the server renegotiated with `R`, asking for a certificate
+ASKED = ("gcm", "cbc", "cbc_noetm", "nocert", "twice", "tls10", "expired")
 CERTIFICATE, CERTIFICATE_REQUEST = 11, 13
 
 
@@ -74,6 +75,8 @@ def test_the_renegotiated_certificate_exchange_is_read(name):
         assert "mail.fabrikam.com" in s.client_check.certs[0].subject
         assert s.client_check.certs[0].sha256 == hashlib.sha256(der).hexdigest()
         assert "client_cert_not_requested" not in codes
+        # judged as the server judged it (its log: "certificate has expired")
+        assert ("client_cert_expired" in codes) == (name == "expired")
     # the SMTP dialogue after the new keys is decrypted too
     commands = [(c.verb, c.frame) for c in s.smtp_tls.commands]
     after = [36, 38] if name == "twice" else [28, 30]
