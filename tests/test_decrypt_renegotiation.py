@@ -24,7 +24,7 @@ from .tlskeys import tshark_path
 
 DATA = Path(__file__).resolve().parent / "data" / "renegotiation"
 PORTS = {"gcm": 3735, "cbc": 3736, "cbc_noetm": 3737, "nocert": 3738, "norequest": 3739,
-         "twice": 3740, "tls10": 3742, "expired": 3743}
+         "twice": 3740, "tls10": 3742, "expired": 3743, "refused": 3744}
 # the server renegotiated with `R`, asking for a certificate
 ASKED = ("gcm", "cbc", "cbc_noetm", "nocert", "twice", "tls10", "expired")
 CERTIFICATE, CERTIFICATE_REQUEST = 11, 13
@@ -89,6 +89,17 @@ def test_a_renegotiation_without_a_request_is_not_requested():
     (v,) = [v for v in s.verdicts if v.code.startswith("client_cert")]
     assert v.code == "client_cert_not_requested"
     assert "renegotiation at frame 18, decrypted" in v.message
+
+
+def test_a_refused_renegotiation_is_read_as_one_without_a_request():
+    """The client's new ClientHello is answered by the server's no_renegotiation alert: with
+    everything decrypted, no certificate was asked for anywhere."""
+    s = _session("refused")
+    assert s.tls.renegotiation_at.frame == 18 and s.tls.renegotiation_decrypted
+    assert [(a.description_name, a.at.frame) for a in s.tls.alerts] == [
+        ("no_renegotiation", 20), ("handshake_failure", 22)]
+    codes = _codes(s)
+    assert "client_cert_not_requested" in codes and "client_cert_not_captured" not in codes
 
 
 def test_without_the_renegotiations_key_line_its_handshake_is_still_read(tmp_path):

@@ -173,19 +173,18 @@ _RENEGOTIATED_CLIENT_CERT = ("cert_request", "cert_request_at", "client_certific
 
 def _with_renegotiation(tls: TlsHandshake, again: TlsHandshake, c2s: PlainStream,
                         s2c: PlainStream) -> TlsHandshake:
-    """The first handshake's reading with the client certificate exchange of the last
-    renegotiation read (``again``, from the decrypted streams ``c2s``/``s2c``): a server
-    that asks for a certificate by renegotiating (as IIS does) judges the answer there."""
+    """The first handshake's reading with the client certificate exchange of a renegotiation
+    (``again``, read from the decrypted streams ``c2s``/``s2c``): a server that asks for a
+    certificate by renegotiating (as IIS does) judges the answer there."""
 
     def where(w: Where | None, stream: PlainStream) -> Where | None:
         return None if w is None else Where(stream.wire_offset(w.offset), w.frame)
 
-    changes: dict[str, Any] = {"renegotiation_decrypted": True}
-    if again.cert_request_at is not None or again.client_certificate_at is not None:
-        changes.update({f: getattr(again, f) for f in _RENEGOTIATED_CLIENT_CERT})
-        changes["cert_request_at"] = where(again.cert_request_at, s2c)
-        changes["client_certificate_at"] = where(again.client_certificate_at, c2s)
-        changes["certificate_verify_at"] = where(again.certificate_verify_at, c2s)
+    changes: dict[str, Any] = {f: getattr(again, f) for f in _RENEGOTIATED_CLIENT_CERT}
+    changes.update(renegotiation_decrypted=True,
+                   cert_request_at=where(again.cert_request_at, s2c),
+                   client_certificate_at=where(again.client_certificate_at, c2s),
+                   certificate_verify_at=where(again.certificate_verify_at, c2s))
     changes["anomalies"] = [*tls.anomalies, *(
         dataclasses.replace(a, at=where(a.at, c2s if a.from_client else s2c))
         for a in again.anomalies)]
@@ -199,17 +198,22 @@ def _renegotiations_read(tls: TlsHandshake, client: tuple[Any, Sequence[CipherRe
     """``tls`` with what the decrypted renegotiations show: each is read as a handshake of
     its own, from its hello in each direction up to where decryption stopped (past it the
     records are ciphertext again), and the last one with a client certificate exchange
-    gives it."""
+    gives it.  ``renegotiation_decrypted`` is set when that exchange was read, or when
+    everything was decrypted and no renegotiation had one."""
     (cs, c_recs, c_end, cd), (ss, s_recs, s_end, sd) = client, server
     pairs = list(zip((o for o, _b in _hellos(cd.records, _CLIENT_HELLO)),
                      (o for o, _b in _hellos(sd.records, _SERVER_HELLO)), strict=False))
-    for n, (c_begin, s_begin) in enumerate(reversed(pairs)):
+    # Both directions decrypted to their end: every renegotiation message was read, so one
+    # without a request (or refused before its ServerHello) is known to have had none.
+    whole = not (cd.error or sd.error or cd.limited or sd.limited)
+    for c_begin, s_begin in reversed(pairs):
         c_plain = _handshake_stream(cs, c_recs, c_end, cd.records, c_begin, _stop(cd))
         s_plain = _handshake_stream(ss, s_recs, s_end, sd.records, s_begin, _stop(sd))
         again = parse_handshake(c_plain, s_plain)
-        asked = again.cert_request_at is not None or again.client_certificate_at is not None
-        if asked or n == len(pairs) - 1:
+        if again.cert_request_at is not None or again.client_certificate_at is not None:
             return _with_renegotiation(tls, again, c_plain, s_plain)
+    if whole and tls.renegotiation_at is not None:
+        return dataclasses.replace(tls, renegotiation_decrypted=True)
     return tls
 
 
