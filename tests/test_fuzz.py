@@ -857,7 +857,8 @@ def chunked_dialogue(c: Stream, s: Stream, rng: random.Random, implicit: bool):
     sizes = rng.choice([[1], [1, 7, 64], [3, 100, 4000]] if small else [[300, 5000], [1 << 30]])
     queues = [[("c2s", *x) for x in _steps(c, rng, sizes)],
               [("s2c", *x) for x in _steps(s, rng, sizes)]]
-    conv, events = SmtpConversation(implicit_tls=implicit), []
+    conv = SmtpConversation(implicit_tls=implicit, frame_at=(c.frame_at, s.frame_at))
+    events = []
     while queues[0] or queues[1]:
         q = queues[0] if queues[0] and (not queues[1] or rng.random() < 0.5) else queues[1]
         d, kind, off, data = q.pop(0)
