@@ -83,6 +83,7 @@ class CertInfo:
             "subject": self.subject,
             "issuer": self.issuer,
             "subject_cn": self.subject_cn,
+            "subject_cns": list(self.subject_cns),  # every CN, the first is subject_cn
             "issuer_cn": self.issuer_cn,
             "san_dns": list(self.san_dns),
             "san_ip": list(self.san_ip),
