@@ -14,6 +14,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from fastcap.judge import x509path
 from fastcap.judge.diagnose import PROBLEM_CODES, diagnose
 from fastcap.judge.x509check import Analyzer, TrustStore
+from fastcap.judge.x509names import UNSUPPORTED_NAME_SYNTAX, check_name_constraints
 from fastcap_synth.certs import with_serial
 
 from .test_diagnose import session, smtp, tls
@@ -585,3 +586,38 @@ def test_a_pinned_self_signed_leaf_still_passes_its_own_checks():
     unknown = pinned(extra=[(odd, True)])
     r = check(unknown, unknown)
     assert (r.trusted, r.path_error) == (False, "unhandled critical extension")
+
+
+def _constrained_pair(subtrees: int, sans: int) -> list[x509.Certificate]:
+    """A leaf whose SANs all sit under the last of a CA's permitted DNS subtrees: each name
+    is held against every subtree, the most checks a pair of that size can cost."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Constrained CA")])
+    start = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+
+    def build(subject, extensions):
+        b = (x509.CertificateBuilder().subject_name(subject).issuer_name(ca_name)
+             .public_key(key.public_key()).serial_number(x509.random_serial_number())
+             .not_valid_before(start).not_valid_after(start + dt.timedelta(days=30)))
+        for ext, critical in extensions:
+            b = b.add_extension(ext, critical=critical)
+        return b.sign(key, hashes.SHA256())
+
+    ca = build(ca_name, [
+        (x509.BasicConstraints(ca=True, path_length=None), True),
+        (x509.NameConstraints([x509.DNSName(f"d{i}.example") for i in range(subtrees)], None),
+         True)])
+    last = f"d{subtrees - 1}.example"
+    leaf = build(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "relay")]), [
+        (x509.SubjectAlternativeName([x509.DNSName(f"h{j}.{last}") for j in range(sans)]),
+         False)])
+    return [leaf, ca]
+
+
+def test_name_constraint_checks_are_bounded_per_pair():
+    """255 SANs (and the subject) under 255 subtrees are checked; past 65,536 checks a pair
+    is refused as OpenSSL refuses one past its own bound, so hostile certificates cannot
+    make a scan slow."""
+    assert check_name_constraints(_constrained_pair(255, 255), [False, True]) is None
+    assert check_name_constraints(_constrained_pair(256, 256), [False, True]) == (
+        UNSUPPORTED_NAME_SYNTAX, 0, "too many names and constraints")
