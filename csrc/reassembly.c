@@ -57,9 +57,24 @@ typedef struct {
     uint8_t rst, closed, evicted;
 } rconn;
 
+/* What a closed connection handed on leaves behind on its flow, so that its late segments
+ * (a FIN or ACK resent after the linger, a SYN retried after an RST) start no connection.
+ * A fixed table indexed by flow id modulo FC_TOMB_SLOTS: flow ids are dense, so a record is
+ * overwritten only by a flow FC_TOMB_SLOTS ids later; memory stays fixed whatever the file. */
+#define FC_TOMB_SLOTS 65536
+typedef struct {
+    int64_t flow1;     /* flow id + 1; 0: empty */
+    uint32_t base[2];  /* sequence number of stream offset 0, per direction */
+    uint32_t span[2];  /* sequence numbers used past base (data and FIN), capped at 2^32-1 */
+    uint32_t isn[2];
+    uint8_t has_base[2], has_isn[2];
+} rtomb;
+
 struct fc_reasm {
     int64_t cap, budget, max_open, max_segs, linger_ns;
     rconn *conns;
+    rtomb *tombs; /* FC_TOMB_SLOTS records, calloc'ed (pages touched only when used) */
+    int64_t late; /* segments of closed connections that started none */
     int32_t nslots, free_head;
     int32_t lru_head, lru_tail, lin_head, lin_tail;
     int64_t n_open, mem, next_index, now;
@@ -350,7 +365,34 @@ static int conn_finish(fc_reasm *r, int32_t s, int evicted)
     r->mem -= c->mem;
     c->evicted = (uint8_t)(evicted && !c->closed);
     r->done[r->ndone++] = s;
+    if (c->closed) {
+        rtomb *t = &r->tombs[c->flow & (FC_TOMB_SLOTS - 1)];
+        t->flow1 = c->flow + 1;
+        for (int k = 0; k < 2; k++) {
+            const rdir *d = &c->d[k];
+            int64_t span = d->nxt + d->fin_seen;
+            t->base[k] = d->base;
+            t->span[k] = span > (int64_t)UINT32_MAX ? UINT32_MAX : (uint32_t)span;
+            t->isn[k] = d->isn;
+            t->has_base[k] = d->has_base;
+            t->has_isn[k] = d->has_isn;
+        }
+    }
     return 0;
+}
+
+/* Is this segment, on a flow holding no connection, a late one of the closed connection the
+ * flow last held: no payload, and either a SYN repeating that direction's ISN or (no SYN) a
+ * sequence number within the sequence space that direction used? */
+static int tomb_late(const fc_reasm *r, int64_t flow, int dir, uint32_t seq, uint16_t flags,
+                     int64_t plen)
+{
+    const rtomb *t = &r->tombs[flow & (FC_TOMB_SLOTS - 1)];
+    if (t->flow1 != flow + 1 || plen > 0)
+        return 0;
+    if (flags & TH_SYN)
+        return t->has_isn[dir] && seq == t->isn[dir];
+    return t->has_base[dir] && (uint32_t)(seq - t->base[dir]) <= t->span[dir];
 }
 
 static int32_t conn_new(fc_reasm *r, int64_t flow, int64_t fno, int64_t ts, int32_t dir)
@@ -374,6 +416,9 @@ static int32_t conn_new(fc_reasm *r, int64_t flow, int64_t fno, int64_t ts, int3
     int32_t next_free = c->next;
     if (hput(r, flow, s) < 0)
         return -1;
+    rtomb *t = &r->tombs[flow & (FC_TOMB_SLOTS - 1)];
+    if (t->flow1 == flow + 1)
+        t->flow1 = 0; /* a new connection on the flow: the old one's record is spent */
     r->free_head = next_free;
     memset(c, 0, sizeof(*c));
     for (int k = 0; k < 2; k++)
@@ -569,9 +614,11 @@ fc_reasm *fc_reasm_new(int64_t cap, int64_t budget, int64_t max_open, int64_t ma
     r->hcap = 64;
     r->hkeys = malloc((size_t)r->hcap * 8);
     r->hvals = malloc((size_t)r->hcap * 4);
-    if (!r->hkeys || !r->hvals) {
+    r->tombs = calloc(FC_TOMB_SLOTS, sizeof(rtomb));
+    if (!r->hkeys || !r->hvals || !r->tombs) {
         free(r->hkeys);
         free(r->hvals);
+        free(r->tombs);
         free(r);
         return NULL;
     }
@@ -593,6 +640,7 @@ void fc_reasm_free(fc_reasm *r)
     free(r->conns);
     free(r->hkeys);
     free(r->hvals);
+    free(r->tombs);
     free(r->done);
     free(r);
 }
@@ -642,6 +690,12 @@ int64_t fc_reasm_feed(fc_reasm *r, const uint8_t *buf, int64_t buf_len, const fc
              * or began before the capture) starts none: it carries nothing to read. */
             if (flags & TH_RST)
                 continue;
+            /* Nor does a bare segment (FIN, ACK, a SYN retried with the same ISN) of the
+             * closed connection this flow last held, arriving after its linger: counted. */
+            if (tomb_late(r, flow, dir, seq, flags, plen)) {
+                r->late++;
+                continue;
+            }
             if (r->n_open >= r->max_open && conn_finish(r, r->lru_tail, 1) < 0)
                 goto fail;
             s = conn_new(r, flow, fno, ts, dir);
@@ -715,6 +769,11 @@ int64_t fc_reasm_mem(const fc_reasm *r)
 int64_t fc_reasm_open(const fc_reasm *r)
 {
     return r->n_open;
+}
+
+int64_t fc_reasm_late(const fc_reasm *r)
+{
+    return r->late;
 }
 
 /* Whether bytes [0, len) are all stored, word by word: lets the caller skip the fill map. */

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from fastcap._ffi import native_available
 from fastcap.select.flows import FlowKey, FlowTable
-from fastcap.tcp.reassembly import Connection, Reassembler
+from fastcap.tcp.reassembly import TOMB_SLOTS, Connection, Reassembler
 
 from .corpus import CORPUS
 
@@ -105,10 +105,10 @@ def flow_table(n: int = 1, client_port: int = 40000, server_port: int = 25) -> F
 
 
 def run(frames: list[Frame], backend: str, *, flows: FlowTable | None = None,
-        windows: list[int] | None = None, evict: int | None = None, **kw
-        ) -> list[Connection]:
+        windows: list[int] | None = None, evict: int | None = None,
+        late: list[int] | None = None, **kw) -> list[Connection]:
     """Feed `frames` in `windows`; after the first window, with `evict`, hand over the
-    connections numbered below it."""
+    connections numbered below it.  `late` gets the count of late segments dropped."""
     buf, sel = build(frames)
     flows = flows or flow_table(1 + max((f.flow for f in frames), default=0))
     r = Reassembler(buf, flows, backend=backend, **kw)
@@ -121,6 +121,8 @@ def run(frames: list[Frame], backend: str, *, flows: FlowTable | None = None,
             evict = None
     out += r.feed(sel.rows(lo, len(frames)))
     out += r.finish()
+    if late is not None:
+        late.append(r.late_segments)
     r.close()
     return out
 
@@ -340,6 +342,63 @@ def test_reset_without_connection_starts_none():
     assert conn.frames == 6 and conn.s2c.rst_frame is None
 
 
+def test_late_segments_of_closed_connection_start_none():
+    """A FIN and its ACK resent after the linger, or a SYN retried with the same ISN after an
+    RST, land in no connection and are counted, as tshark keeps them in the closed stream;
+    a SYN with a new ISN, a segment with payload, or a bare one outside the old sequence
+    space still starts a connection."""
+    late_s = 3_000_000_000
+    first = (handshake(1000, 5000) + data_frames(b"EHLO a\r\n", [(0, 8)], 1000, 5000, True)
+             + closing(1000, 5000, 8, 0))
+    for f in first:
+        f.ts_ns = 1000
+    fc, fs = 1000 + 1 + 8, 5000 + 1
+    resent = [Frame(0, False, fs, fc + 1, FIN | ACK, ts_ns=late_s),
+              Frame(0, True, fc + 1, fs + 1, ACK, ts_ns=late_s),
+              Frame(0, True, fc + 1, fs + 1, ACK, ts_ns=late_s)]  # a keep-alive's place too
+    for backend in BACKENDS:
+        late: list[int] = []
+        (conn,) = run(first + resent, backend, late=late)
+        assert conn.frames == len(first) and late == [3]
+        late = []
+        after = [Frame(0, True, 700_000, 0, SYN, ts_ns=late_s + 1),  # port reuse, new ISN
+                 Frame(0, True, 700_001, 9, ACK, ts_ns=late_s + 2)]
+        conns = run(first + resent + after, backend, late=late)
+        assert [c.frames for c in conns] == [len(first), 2] and late == [3]
+        late = []
+        far = [Frame(0, True, fc + 100_000, fs + 1, ACK, ts_ns=late_s),  # outside: a new one
+               Frame(0, True, fc + 1, fs + 1, ACK | PSH, b"x", ts_ns=late_s + 1)]
+        conns = run(first + far, backend, late=late)
+        assert [c.frames for c in conns] == [len(first), 2] and late == [0]
+        late = []
+        retry = [Frame(0, True, 1000, 0, SYN, ts_ns=0),
+                 Frame(0, False, 0, 1001, RST | ACK, ts_ns=1),
+                 Frame(0, True, 1000, 0, SYN, ts_ns=late_s),
+                 Frame(0, False, 0, 1001, RST | ACK, ts_ns=late_s + 1)]
+        (conn,) = run(retry, backend, late=late)
+        assert conn.frames == 2 and late == [1]
+
+
+def test_closed_connections_remembered_per_flow_slot():
+    """The record of a closed connection is kept by flow id modulo TOMB_SLOTS: a later flow
+    in the same slot replaces it (memory stays fixed), and its late segments start a
+    connection again."""
+    other = TOMB_SLOTS
+    frames = []
+    for flow in (0, other):
+        frames += handshake(1000, 5000, flow) + closing(1000, 5000, 0, 0, flow)
+    for f in frames:
+        f.ts_ns = 1000
+    resent = [Frame(0, True, 1002, 5002, ACK, ts_ns=3_000_000_000),
+              Frame(other, True, 1002, 5002, ACK, ts_ns=3_000_000_000)]
+    flows = flow_table(other + 1)
+    for backend in BACKENDS:
+        late: list[int] = []
+        conns = run(frames + resent, backend, flows=flows, late=late)
+        assert [(c.flow, c.frames) for c in conns] == [(0, 6), (other, 6), (0, 1)]
+        assert late == [1]
+
+
 @pytest.mark.parametrize("crossing", [False, True])
 def test_bytes_past_fin_are_not_stored(crossing):
     """Nothing is sent after a FIN: a segment past it (a bogus or injected one) adds neither
@@ -511,10 +570,11 @@ def junk_frames(draw) -> list[Frame]:
        evict=st.one_of(st.none(), st.integers(0, 6)))
 def test_twins_agree_on_junk(frames, cap, budget, max_open, max_segments, linger_ns, cut,
                              evict):
+    late: list[int] = []
     kw = dict(cap=cap, budget=budget, max_open=max_open, max_segments=max_segments,
-              linger_ns=linger_ns, windows=[cut], evict=evict)
+              linger_ns=linger_ns, windows=[cut], evict=evict, late=late)
     nat, py = run(frames, "native", **kw), run(frames, "python", **kw)
-    assert nat == py
+    assert nat == py and late[0] == late[1]
     assert sorted(c.index for c in py) == list(range(len(py)))
     for c in py:
         for sd in (c.c2s, c.s2c):

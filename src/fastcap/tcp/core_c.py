@@ -26,6 +26,7 @@ class ReassemblerCore(Protocol):
     name: str
     mem: int
     open: int
+    late: int
 
     def feed(self, cols) -> list: ...
 
@@ -66,6 +67,10 @@ class NativeReassemblerCore:
     @property
     def open(self) -> int:
         return int(self.lib.fc_reasm_open(self._r))
+
+    @property
+    def late(self) -> int:
+        return int(self.lib.fc_reasm_late(self._r))
 
     def close(self) -> None:
         if self._r is not None:

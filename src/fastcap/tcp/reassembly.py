@@ -25,7 +25,11 @@ Rules both cores implement (per direction of a connection):
   a bare SYN answering the peer's bare SYN (simultaneous open) does not, unless an RST came
   between them.  A connection closes on RST or when both FINs are acknowledged; it stays
   attached to its flow for `linger_ns` of capture time (so late ACKs and RSTs land in it) and
-  is then handed on.  An RST finding no connection on its flow starts none.  Over `budget`
+  is then handed on.  An RST finding no connection on its flow starts none; nor does a
+  segment without payload of the closed connection the flow last held (a SYN repeating that
+  direction's ISN, or no SYN and a sequence number within that direction's sequence space):
+  such segments are counted (`late`).  The record of that closed connection is kept per flow
+  id modulo TOMB_SLOTS, so its memory is fixed.  Over `budget`
   accounted bytes or `max_open` connections, the least recently active connections are
   handed on early, marked `evicted`.
 """
@@ -53,6 +57,7 @@ DEFAULT_BUDGET = 128 << 20  # accounted bytes held at once; ~25k open connection
 DEFAULT_MAX_OPEN = 100_000
 DEFAULT_MAX_SEGMENTS = 16_384
 DEFAULT_LINGER_NS = 1_000_000_000
+TOMB_SLOTS = 65_536  # closed connections remembered (FC_TOMB_SLOTS in csrc/reassembly.c)
 
 # Accounting constants (enum fc_reasm_acct in csrc/fastcap.h): the C core uses the same ones,
 # so both evict at the same frame.
@@ -381,6 +386,12 @@ class Reassembler:
     def open_connections(self) -> int:
         return self._core.open
 
+    @property
+    def late_segments(self) -> int:
+        """Segments without payload of a closed connection already handed on, dropped
+        rather than made a connection of their own."""
+        return self._core.late
+
     def close(self) -> None:
         self._core.close()
 
@@ -454,6 +465,9 @@ class PyReassemblerCore:
         self._lru: OrderedDict[int, _Conn] = OrderedDict()  # least recently active first
         self._linger_q: OrderedDict[int, _Conn] = OrderedDict()  # oldest close first
         self._done: list[_Conn] = []
+        # slot -> (flow, then per direction: has_base, base, span, has_isn, isn)
+        self._tombs: dict[int, tuple] = {}
+        self.late = 0
         self._next_index = 0
         self._now: int | None = None
         self.mem = 0
@@ -472,6 +486,7 @@ class PyReassemblerCore:
         self._lru.clear()
         self._linger_q.clear()
         self._done.clear()
+        self._tombs.clear()
 
     # -- bookkeeping (mirrors conn_finish / conn_new / the feed loop in C) -------------------
     def _finish(self, c: _Conn, evicted: bool) -> None:
@@ -482,6 +497,21 @@ class PyReassemblerCore:
         self.mem -= c.mem
         c.evicted = evicted and not c.closed
         self._done.append(c)
+        if c.closed:
+            self._tombs[c.flow % TOMB_SLOTS] = (c.flow, *(
+                (d.has_base, d.base, min(d.nxt + d.fin_seen, _M32), d.has_isn, d.isn)
+                for d in c.d))
+
+    def _tomb_late(self, flow: int, d: int, seq: int, flags: int, plen: int) -> bool:
+        """A late bare segment of the closed connection this flow last held (see tomb_late
+        in C)."""
+        t = self._tombs.get(flow % TOMB_SLOTS)
+        if t is None or t[0] != flow or plen > 0:
+            return False
+        has_base, base, span, has_isn, isn = t[1 + d]
+        if flags & _SYN:
+            return has_isn and seq == isn
+        return has_base and (seq - base) & _M32 <= span
 
     def feed(self, fc: FrameCols) -> list[RawConn]:
         cols = zip(*(np.asarray(getattr(fc, f)).tolist() for f in FrameCols.__dataclass_fields__),
@@ -514,6 +544,12 @@ class PyReassemblerCore:
             if c is None:
                 if flags & _RST:  # a reset starts no connection (see the C core)
                     continue
+                if self._tomb_late(flow, d, seq, flags, plen):
+                    self.late += 1
+                    continue
+                t = self._tombs.get(flow % TOMB_SLOTS)
+                if t is not None and t[0] == flow:
+                    del self._tombs[flow % TOMB_SLOTS]
                 if len(self._lru) >= self._max_open:
                     self._finish(next(iter(self._lru.values())), True)
                 c = _Conn(self._next_index, flow, fno, ts, d)
