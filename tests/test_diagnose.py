@@ -391,16 +391,29 @@ def test_client_name_uses_analyzer_answer_for_the_same_name():
     assert codes(out) == ["client_cert_name_mismatch"]
 
 
+@pytest.mark.parametrize(("cn", "sans", "want", "ok"), [
+    ("mail.contoso.com", ("smtp.contoso.com",), "mail.contoso.com", True),  # CN beside a SAN
+    ("Contoso Relay", ("a.b.contoso.com",), "*.contoso.com", True),  # the domain and below
+    ("Contoso Relay", ("contoso.com",), "*.contoso.com", True),
+    ("Contoso Relay", ("mail.contoso.com",), "contoso.com", False),
+])  # fmt: skip
+def test_client_name_is_matched_as_the_inbound_connector_does(cn, sans, want, ok):
+    leaf = cert(cn, san_dns=sans)
+    out = run(session(smtp(), tls()), check(leaf=leaf), None, expect_name=want)
+    assert codes(out) == (["ok"] if ok else ["client_cert_name_mismatch"])
+
+
 @pytest.mark.parametrize(("names", "host", "ok"), [
     (("*.fabrikam.com",), "mail.fabrikam.com", True),
     (("*.fabrikam.com",), "a.mail.fabrikam.com", False),
     (("*.fabrikam.com",), "fabrikam.com", False),
     (("Mail.Fabrikam.com.",), "mail.fabrikam.com", False),  # OpenSSL: a trailing dot differs
     (("Mail.Fabrikam.com",), "mail.fabrikam.com.", True),  # in the name looked for, it does not
-    (("x*.fabrikam.com",), "xy.fabrikam.com", False),  # no partial wildcards, as in Postfix
+    (("x*.fabrikam.com",), "xy.fabrikam.com", False),  # no partial wildcards
 ])  # fmt: skip
 def test_client_name_wildcards(names, host, ok):
-    out = run(session(smtp(), tls()), check(leaf=cert(san_dns=names)), None, expect_name=host)
+    leaf = cert("Fabrikam Relay", san_dns=names)  # a CN that names no host: only the SANs count
+    out = run(session(smtp(), tls()), check(leaf=leaf), None, expect_name=host)
     assert codes(out) == (["ok"] if ok else ["client_cert_name_mismatch"])
 
 
@@ -453,6 +466,16 @@ def test_server_cert_name_mismatch_only_against_known_sni():
     assert MX in out[0].message and "mx.evil.example" in out[0].message
     no_sni = tls(client_hello=SimpleNamespace(sni=None))
     assert codes(run(session(smtp(), no_sni), check(), check("server", leaf=leaf))) == ["ok"]
+
+
+def test_server_name_is_matched_as_a_host_name():
+    """The SNI as OpenSSL checks it: a CN beside a DNS SAN does not count, unlike a client
+    certificate's CN against the inbound connector."""
+    leaf = cert(MX, san_dns=("smtp.contoso.com",))
+    out = run(session(smtp(), tls()), check(), check("server", leaf=leaf))
+    assert codes(out) == ["server_cert_name_mismatch"]
+    assert f"SNI name {MX} (as a host name" in out[0].message
+    assert codes(run(session(smtp(), tls()), check(leaf=leaf), None, expect_name=MX)) == ["ok"]
 
 
 def test_cert_unparseable_chain():

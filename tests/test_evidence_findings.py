@@ -23,9 +23,9 @@ from fastcap.judge.evidence import (
     EVIDENCE_TABLE,
     evidence_verdicts,
     log_only_verdicts,
-    name_fits,
     settings_verdicts,
 )
+from fastcap.judge.x509names import sender_name_fits
 from fastcap.run.scanner import scan
 from fastcap_synth.scenarios import keyed_conversations, make_pki, scenario
 from fastcap_synth.smtpgen import converse, render
@@ -250,13 +250,13 @@ def test_exchange_cert_expired(world):
 # ------------------------------------------------------------------------- connectors
 
 def test_name_fits_like_exchange_online():
-    assert name_fits(["mail.contoso.com"], "MAIL.contoso.com")
-    assert name_fits(["other", "mail.contoso.com"], "*.contoso.com")
-    assert name_fits(["contoso.com"], "*.contoso.com")
-    assert name_fits(["*.contoso.com"], "mail.contoso.com")
-    assert not name_fits(["*.contoso.com"], "a.b.contoso.com")
-    assert not name_fits(["mail.contoso.com.evil"], "*.contoso.com")
-    assert not name_fits(["mail.fabrikam.com"], "mail.contoso.com")
+    assert sender_name_fits(["mail.contoso.com"], "MAIL.contoso.com")
+    assert sender_name_fits(["other", "mail.contoso.com"], "*.contoso.com")
+    assert sender_name_fits(["contoso.com"], "*.contoso.com")
+    assert sender_name_fits(["*.contoso.com"], "mail.contoso.com")
+    assert not sender_name_fits(["*.contoso.com"], "a.b.contoso.com")
+    assert not sender_name_fits(["mail.contoso.com.evil"], "*.contoso.com")
+    assert not sender_name_fits(["mail.fabrikam.com"], "mail.contoso.com")
 
 
 def test_connector_name_mismatch(world):

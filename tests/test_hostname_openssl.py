@@ -21,9 +21,9 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from fastcap.judge.diagnose import _leaf_names
-from fastcap.judge.evidence import _names, name_fits
+from fastcap.judge.evidence import _names
 from fastcap.judge.x509check import cert_info, name_matches
-from fastcap.judge.x509names import host_matches
+from fastcap.judge.x509names import host_matches, sender_name_fits
 
 NOW = dt.datetime.now(dt.UTC)
 D = x509.DNSName
@@ -126,7 +126,7 @@ def test_name_match_is_openssls(ca, cns, san, host, tmp_path):
     assert name_matches(info, host) is want
     assert any(host_matches(n, host) for n in _leaf_names(info)) is want
     if want:  # the connector's check takes CN and SAN together: it accepts at least as much
-        assert name_fits(_names(info), host)
+        assert sender_name_fits(_names(info), host)
 
 
 @pytest.mark.parametrize("host", ["mail.fabrikam.com.", " Mail.Fabrikam.com ", "MAIL.FABRIKAM.COM"])

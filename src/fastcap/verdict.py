@@ -72,7 +72,8 @@ class CertInfo:
     self_signed: bool
     parse_error: str | None
     # Every CN of the subject, in order (``subject_cn`` is the first): a host name check
-    # without DNS SAN tries each, as OpenSSL does.
+    # without DNS SAN tries each, as OpenSSL does; the inbound connector's takes all, beside
+    # the SANs.
     subject_cns: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:

@@ -370,7 +370,9 @@ def _leaf_names(cert: CertInfo | None) -> tuple[str, ...]:
 
 
 def _name_ok(check: ChainCheck, name: str) -> bool:
-    """Trust the analyzer's answer when it checked this very name; otherwise match here."""
+    """Trust the analyzer's answer when it checked this very name; otherwise match here, by
+    the same rule: the client's certificate as the inbound connector's TlsSenderCertificateName
+    is matched, the server's as a host name."""
     expected = check.expected_name
     if (
         expected
@@ -378,14 +380,34 @@ def _name_ok(check: ChainCheck, name: str) -> bool:
         and (check.name_matches is not None)
     ):
         return bool(check.name_matches)
-    from .x509names import host_matches  # here: a scan with no certificate loads no X.509
+    # imported here: a scan with no certificate loads no X.509
+    from .x509check import name_matches, sender_name_matches
 
-    return any(host_matches(n, name) for n in _leaf_names(check.certs[0] if check.certs else None))
+    leaf = check.certs[0] if check.certs else None
+    if leaf is None:
+        return False
+    return (sender_name_matches if check.role == "client" else name_matches)(leaf, name)
 
 
 def _names_text(cert: CertInfo | None) -> str:
     names = list(_leaf_names(cert)) + (list(cert.san_ip) if cert is not None else [])
     return ", ".join(names) if names else "no DNS names"
+
+
+def _mismatch_text(role: str, leaf: CertInfo, name: str) -> str:
+    """Which names were compared with ``name``, and by which rule, so that an admin can see
+    why they do not match."""
+    if role != "client":
+        return (f"SNI name {name} (as a host name: the SAN DNS names, each CN only when there "
+                f"is none); it names {_names_text(leaf)}")
+    cns = leaf.subject_cns or ((leaf.subject_cn,) if leaf.subject_cn else ())
+    names = [f"{kind} {', '.join(ns)}" for kind, ns in (("SAN", leaf.san_dns), ("CN", cns)) if ns]
+    want = name.strip().rstrip(".")
+    wild = (f"; {want} stands for {want[2:]} and every name below it"
+            if want.startswith("*.") else "")
+    return (f"expected name {name} (as Exchange Online matches TlsSenderCertificateName: the "
+            f"SAN DNS names and subject CNs together{wild}); it names "
+            f"{' and '.join(names) if names else 'no DNS names'}")
 
 
 _TODAY: Final = MappingProxyType({
@@ -474,11 +496,10 @@ def _chain_verdicts(
         need = "clientAuth" if role == "client" else "serverAuth"
         out.append(_v(code, f"{what}{at} lacks {need} in its extended key usage ({usage})", frame))
     if name and not _name_ok(check, name):
-        expected = "expected" if role == "client" else "SNI"
         out.append(
             _v(
                 f"{role}_cert_name_mismatch",
-                f"{what}{at} does not match {expected} name {name}; it names {_names_text(leaf)}",
+                f"{what}{at} does not match {_mismatch_text(role, leaf, name)}",
                 frame,
             )
         )

@@ -22,8 +22,8 @@ from ..evidence.settings import ExchangeCertificate, InboundConnector, SendConne
 from ..session import Session
 from ..verdict import CertInfo, Verdict
 from .evidence_codes import EVIDENCE_HINTS, EVIDENCE_TABLE
-from .x509check import cert_info
-from .x509names import host_matches
+from .x509check import cert_info, sender_names
+from .x509names import sender_name_fits
 
 __all__ = ["EVIDENCE_HINTS", "EVIDENCE_TABLE", "evidence_verdicts", "log_only_verdicts",
            "settings_verdicts"]
@@ -166,27 +166,11 @@ def _exchange_entry(settings: Settings, c: CertInfo | CertClaim
 
 
 # --- names, as Exchange Online matches TlsSenderCertificateName ----------------------------
-
-def name_fits(cert_names: Sequence[str], wanted: str) -> bool:
-    """Whether a certificate carrying ``cert_names`` (subject CNs and SAN DNS names) answers to
-    ``wanted``: a name that matches it as a host name check does (`host_matches`: no case, a
-    wildcard covering one left-most label); or ``wanted`` a wildcard domain (``*.contoso.com``)
-    and the name that domain or below it."""
-    want = wanted.strip().rstrip(".").lower()
-    if not want:
-        return False
-    for n in cert_names:
-        if host_matches(n, want):
-            return True
-        name = n.lower()
-        if want.startswith("*.") and (name == want[2:] or name.endswith(want[1:])):
-            return True
-    return False
-
+# One rule with the client_cert_name_mismatch verdict: `x509names.sender_name_fits`.
 
 def _names(c: CertInfo | CertClaim) -> tuple[str, ...]:
     if isinstance(c, CertInfo):
-        return tuple(c.san_dns) + (c.subject_cns or ((c.subject_cn,) if c.subject_cn else ()))
+        return sender_names(c)
     cn = re.search(r"(?:^|[,\s])CN=([^,]+)", c.subject or "", re.IGNORECASE)
     return tuple(c.names) + ((cn.group(1).strip(),) if cn else ())
 
@@ -268,7 +252,8 @@ def _tls13_named(session: Session, c: LogConversation, claim: CertClaim, where: 
     if not_after is not None and not_after < session.first_ts_ns:
         src = "" if claim.not_after_ns is not None else f" ({entry.where})"  # type: ignore[union-attr]
         problems.append(f"it expired {iso_utc(not_after)}{src}, before the session")
-    if expect_name and _names(claim) and not name_fits(_names(claim), expect_name):
+    names = _names(claim)
+    if expect_name and names and not sender_name_fits(names, expect_name):
         problems.append(f"it does not carry the expected name {expect_name}")
     if problems:
         return Verdict("log_names_tls13_cert", "error", f"{text}; {'; '.join(problems)}",
@@ -326,8 +311,8 @@ def settings_verdicts(session: Session, settings: Settings) -> list[Verdict]:
 
     `connector_name_mismatch`: no enabled OnPremises inbound connector's
     TlsSenderCertificateName fits the certificate (as Exchange Online matches it, see
-    `name_fits`).  `send_connector_cert_mismatch`: no enabled send connector with a
-    TlsCertificateName names the certificate by issuer and subject.
+    `x509names.sender_name_fits`).  `send_connector_cert_mismatch`: no enabled send
+    connector with a TlsCertificateName names the certificate by issuer and subject.
     `sender_ip_not_in_connector`: only for a connector whose rule applies to this
     connection, that is an OnPremises connector whose TlsSenderCertificateName the wire
     certificate fits, or one with RestrictDomainsToIPAddresses: Exchange Online attributes a
@@ -357,7 +342,7 @@ def settings_verdicts(session: Session, settings: Settings) -> list[Verdict]:
     inbound = [c for c in settings.on_premises() if c.tls_sender_certificate_name]
     if leaf is not None and inbound:
         names = _names(leaf)
-        if not any(name_fits(names, c.tls_sender_certificate_name or "") for c in inbound):
+        if not any(sender_name_fits(names, c.tls_sender_certificate_name or "") for c in inbound):
             c = inbound[0]
             others = f" (and {len(inbound) - 1} other connector(s))" if len(inbound) > 1 else ""
             out.append(_v("connector_name_mismatch",
@@ -423,7 +408,7 @@ def _sender_ip(session: Session, settings: Settings, leaf: CertInfo | None,
         if c.restrict_domains_to_ip:
             applies.append((c, "RestrictDomainsToIPAddresses is on"))
         elif leaf is not None and c.tls_sender_certificate_name \
-                and name_fits(_names(leaf), c.tls_sender_certificate_name):
+                and sender_name_fits(_names(leaf), c.tls_sender_certificate_name):
             applies.append((c, f"its TlsSenderCertificateName {c.tls_sender_certificate_name} "
                                "fits the wire certificate"))
     for c, why in applies:

@@ -34,7 +34,7 @@ from ..verdict import iso_time as _iso
 from ..verdict import one_line as _one_line
 from . import anchorcache, x509path, x509profile
 from .cabundle import certifi_bundle as _certifi_bundle
-from .x509names import canon_name, host_matches
+from .x509names import canon_name, host_matches, sender_name_fits
 
 if TYPE_CHECKING:  # imported where a missing issuer asks for evidence: a rare case
     from .issuer_evidence import EvidenceIndex, Finding
@@ -46,6 +46,8 @@ __all__ = [
     "TrustStore",
     "cert_info",
     "name_matches",
+    "sender_name_matches",
+    "sender_names",
 ]
 
 _UTC = dt.UTC
@@ -286,14 +288,24 @@ def cert_info(der: bytes) -> CertInfo:
 
 
 def name_matches(info: CertInfo, expected: str) -> bool:
-    """Whether the certificate answers to ``expected``: its SAN DNS names, else each subject
-    CN, matched as OpenSSL's X509_check_host does with Postfix's flags
-    (`x509names.host_matches`).
-
-    An ``expected`` wildcard (``*.contoso.com``) is compared literally, as the connector does.
-    """
+    """Whether a server certificate answers to the host name ``expected``: its SAN DNS names,
+    else each subject CN, matched as OpenSSL's X509_check_host does with Postfix's flags
+    (`x509names.host_matches`).  An ``expected`` wildcard is compared literally."""
     names = info.san_dns or info.subject_cns or ((info.subject_cn,) if info.subject_cn else ())
     return any(host_matches(n, expected) for n in names)
+
+
+def sender_names(info: CertInfo) -> tuple[str, ...]:
+    """The names Exchange Online holds against an inbound connector's
+    TlsSenderCertificateName: the SAN DNS names and every subject CN, together."""
+    cns = info.subject_cns or ((info.subject_cn,) if info.subject_cn else ())
+    return tuple(dict.fromkeys((*info.san_dns, *cns)))
+
+
+def sender_name_matches(info: CertInfo, expected: str) -> bool:
+    """Whether a client certificate fits ``expected`` as an inbound connector's
+    TlsSenderCertificateName (`x509names.sender_name_fits`)."""
+    return sender_name_fits(sender_names(info), expected)
 
 
 # --- trust -----------------------------------------------------------------------------------
@@ -717,7 +729,10 @@ class Analyzer:
             leaf_valid_at_capture=_validity(leaf_info, at),
             leaf_valid_today=_validity(leaf_info, self.today),
             name_matches=(
-                name_matches(leaf_info, expected_name) if expected_name is not None else None
+                None if expected_name is None
+                # the client's certificate is held to the connector, the server's to the SNI
+                else sender_name_matches(leaf_info, expected_name) if role == "client"
+                else name_matches(leaf_info, expected_name)
             ),
             eku_ok=_eku_ok(leaf_info, role),
             path_valid=path.ok,

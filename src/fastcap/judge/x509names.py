@@ -5,18 +5,24 @@ Chain building matches an issuer by name, and OpenSSL compares names in a canoni
 nameConstraints then bound the names below it: the subject, its email attributes, the SAN
 entries (an SmtpUTF8Mailbox as an email, RFC 8398) and, for a leaf without a DNS SAN, a
 host-like common name (OpenSSL's check_name_constraints with default host flags).
+
+A certificate's names answer to a name looked for in two ways: as a host name (OpenSSL's
+X509_check_host, `host_matches`: the sender checking the server's certificate) and as Exchange
+Online's inbound connector TlsSenderCertificateName (`sender_name_fits`: the receiver checking
+the client's).
 """
 
 from __future__ import annotations
 
 import re
 import string
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from cryptography import x509
 
-__all__ = ["REASONS", "canon_name", "check_name_constraints", "host_matches"]
+__all__ = ["REASONS", "canon_name", "check_name_constraints", "host_matches",
+           "sender_name_fits"]
 
 
 _SPACE = " \t\n\v\f\r"  # ossl_isspace
@@ -76,6 +82,30 @@ def host_matches(pattern: str, reference: str) -> bool:
     if len(ref) <= len(suffix) or not _equal_nocase(suffix, ref[len(wild):]):
         return False
     return wild == "*" or all(c in _LDH for c in wild)
+
+
+def sender_name_fits(cert_names: Iterable[str], wanted: str) -> bool:
+    """Whether a client certificate carrying ``cert_names`` (its SAN DNS names and its subject
+    CNs, taken together) fits ``wanted``, an Exchange Online inbound connector's
+    TlsSenderCertificateName, as Microsoft documents that setting: the certificate's CN or a
+    SAN holds the domain (the CN counts beside DNS SANs, unlike in a host name check), and
+    ``*.contoso.com`` stands for contoso.com and every name below it.  A name fits when it
+    equals ``wanted`` but for ASCII case, or is a wildcard name `host_matches` takes for it.
+    The certificate's names are taken as written; ``wanted`` is trimmed of spaces and a
+    trailing dot."""
+    want = wanted.strip().rstrip(".")
+    if not want:
+        return False
+    lower = want.translate(_ASCII_LOWER)
+    domain = lower[2:] if lower.startswith("*.") else None
+    for name in cert_names:
+        if host_matches(name, want):
+            return True
+        if domain and "\0" not in name and not name.startswith("."):
+            low = name.translate(_ASCII_LOWER)
+            if low == domain or low.endswith("." + domain):
+                return True
+    return False
 
 
 def _equal_nocase(pattern: str, name: str) -> bool:
