@@ -32,6 +32,8 @@ from urllib.parse import urlsplit
 from cryptography import x509
 from cryptography.x509.oid import AuthorityInformationAccessOID, NameOID
 
+from . import x509lenient
+
 __all__ = ["EvidenceIndex", "Evidence", "Finding", "find_evidence", "registrable_domain"]
 
 # Domains anyone can host files under: a caIssuers URL there says nothing about who runs it.
@@ -289,7 +291,7 @@ def _url_host(url: str) -> str | None:
 
 def _extension(cert: x509.Certificate, kind: type) -> object | None:
     try:
-        return cert.extensions.get_extension_for_class(kind).value
+        return x509lenient.extensions(cert)[0].get_extension_for_class(kind).value
     except Exception:  # absent, duplicated or malformed
         return None
 

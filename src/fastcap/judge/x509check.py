@@ -32,7 +32,7 @@ from cryptography.x509 import verification as xv
 from ..verdict import CertInfo, ChainCheck
 from ..verdict import iso_time as _iso
 from ..verdict import one_line as _one_line
-from . import anchorcache, x509path, x509profile
+from . import anchorcache, x509lenient, x509path, x509profile
 from .cabundle import certifi_bundle as _certifi_bundle
 from .x509names import canon_name, host_matches, sender_name_fits
 
@@ -231,7 +231,7 @@ def _load(der: bytes) -> tuple[CertInfo, x509.Certificate | None]:
     if sig is not None:
         f["signature_algorithm"], f["signature_hash"] = sig
     f["self_signed"] = _is_self_signed(cert)
-    exts = field("extensions", lambda: cert.extensions)
+    exts = field("extensions", lambda: x509lenient.extensions(cert)[0])
     if exts is not None:
         for ext in exts:
             value = ext.value
@@ -795,6 +795,10 @@ class Analyzer:
             problem, detail = self._diagnose(leaf, intermediates, at, error)
         else:  # the path reached a trusted anchor and failed a later check: name it
             problem, detail = "invalid", error
+        lax = [f"certificate #{i} is not strict DER ({why})" for i, (_, c) in enumerate(parsed)
+               if c is not None and (why := x509lenient.not_strict_der(c))]
+        if lax:
+            detail += "; " + "; ".join(lax) + ", which OpenSSL accepts"
         return verdict(problem, detail, **common)
 
     def _verify(

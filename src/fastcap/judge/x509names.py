@@ -21,6 +21,8 @@ from typing import Any
 
 from cryptography import x509
 
+from . import x509lenient
+
 __all__ = ["REASONS", "canon_name", "check_name_constraints", "host_matches",
            "sender_name_fits"]
 
@@ -216,7 +218,7 @@ def check_name_constraints(
 
 def _ext_value(cert: x509.Certificate, cls: type) -> Any:
     try:
-        return cert.extensions.get_extension_for_class(cls).value
+        return x509lenient.extensions(cert)[0].get_extension_for_class(cls).value
     except Exception:
         return None
 

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 from cryptography import x509
 
-from . import x509names
+from . import x509lenient, x509names
 from .x509names import canon_name
 
 __all__ = ["AFTER_BUILD_REASONS", "AnchorIndex", "PathResult", "validate"]
@@ -224,7 +224,7 @@ class _Facts:
 
     def _extensions(self) -> None:
         try:
-            exts = self.cert.extensions
+            exts = x509lenient.extensions(self.cert)[0]
         except Exception:  # duplicate or undecodable extension: OpenSSL's EXFLAG_INVALID
             self.invalid = True
             return

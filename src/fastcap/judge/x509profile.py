@@ -17,6 +17,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519
 from cryptography.x509 import verification as xv
 
+from . import x509lenient
+
 __all__ = ["notes"]
 
 _ANY_EKU = "2.5.29.37.0"
@@ -33,7 +35,7 @@ _PROFILE_CURVES = frozenset({"secp256r1", "secp384r1", "secp521r1"})
 
 def _ext(cert: x509.Certificate, cls: type) -> x509.Extension[Any] | None:
     try:
-        return cert.extensions.get_extension_for_class(cls)
+        return x509lenient.extensions(cert)[0].get_extension_for_class(cls)
     except Exception:  # absent, or undecodable (then path validation refused it already)
         return None
 
@@ -53,6 +55,9 @@ def _cert_notes(i: int, cert: x509.Certificate, is_ca: bool) -> list[str]:
         self_issued = cert.subject == cert.issuer
     except Exception:
         self_issued = False
+    lax = x509lenient.not_strict_der(cert)
+    if lax:
+        out.append(f"{who} is not strict DER ({lax}); OpenSSL accepts it")
     if cert.version != x509.Version.v3:
         out.append(f"{who} is an X.509 {cert.version.name} certificate")
     algorithm = _OFF_PROFILE_SIGNATURES.get(cert.signature_algorithm_oid.dotted_string)

@@ -24,6 +24,7 @@ from pathlib import Path
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
+from ..judge import x509lenient
 from ..judge.x509check import cert_info, load_certificate, name_matches, quiet_x509
 from ..proto.tls.const import is_tls13
 from ..proto.tls.wirenames import wire_bytes
@@ -343,13 +344,14 @@ def _x509_values(row: CertRow, info: CertInfo, fp: str, cert: x509.Certificate
     except Exception:  # an algorithm cryptography does not know
         pass
     try:
-        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        exts = x509lenient.extensions(cert)[0]
+        san = exts.get_extension_for_class(x509.SubjectAlternativeName).value
         uri = san.get_values_for_type(x509.UniformResourceIdentifier)
         email = san.get_values_for_type(x509.RFC822Name)
     except Exception:  # absent or malformed
         pass
     try:
-        bc = cert.extensions.get_extension_for_class(x509.BasicConstraints).value
+        bc = x509lenient.extensions(cert)[0].get_extension_for_class(x509.BasicConstraints).value
         path_len = bc.path_length
     except Exception:  # absent or malformed
         pass

@@ -1,0 +1,203 @@
+"""Extensions of a certificate that is not strict DER but that OpenSSL reads.
+
+``cryptography`` parses DER strictly, and refuses extensions that OpenSSL (and so Postfix, a
+receiving MTA and Zeek) accepts: basicConstraints' cA FALSE encoded explicitly (a DEFAULT),
+TRUE encoded as another non-zero octet, a name-constraints subtree whose minimum 0 is encoded
+explicitly, an empty nameConstraints.  CAs have issued all of these.  (An explicit critical
+FALSE is refused when the certificate is loaded, before its extensions are read: it stays
+unparseable.)  Only
+the extensions are re-read, from a copy re-encoded without those violations; the certificate
+object itself, its signed bytes, signature and fingerprints stay those that were sent, so every
+signature check still covers the original bytes.  Anything else stays unparseable.
+"""
+
+from __future__ import annotations
+
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
+
+_MAX_EXTENSIONS = 256  # more than any real certificate; past it, nothing is re-encoded
+_MAX_SUBTREES = 4096
+_BASIC_CONSTRAINTS = bytes.fromhex("0603551d13")  # 2.5.29.19, as encoded
+_NAME_CONSTRAINTS = bytes.fromhex("0603551d1e")  # 2.5.29.30
+
+
+class _Bad(Exception):
+    """Not a violation this module rewrites."""
+
+
+def _tlv(der: bytes, pos: int, end: int) -> tuple[int, int, int]:
+    """(tag, start of content, end of content) of the element at ``pos`` (BER lengths, not
+    indefinite), inside ``end``."""
+    if pos + 2 > end:
+        raise _Bad
+    tag, first = der[pos], der[pos + 1]
+    if tag & 0x1F == 0x1F:
+        raise _Bad  # high tag numbers: none in a certificate's frame
+    pos += 2
+    if first < 0x80:
+        length = first
+    else:
+        k = first & 0x7F
+        if k == 0 or k > 4 or pos + k > end:
+            raise _Bad
+        length = int.from_bytes(der[pos : pos + k], "big")
+        pos += k
+    if pos + length > end:
+        raise _Bad
+    return tag, pos, pos + length
+
+
+def _children(der: bytes, start: int, end: int, limit: int) -> list[tuple[int, int, int, int]]:
+    """(tag, element start, content start, end) of each element in ``der[start:end]``."""
+    out = []
+    while start < end:
+        if len(out) >= limit:
+            raise _Bad
+        tag, body, stop = _tlv(der, start, end)
+        out.append((tag, start, body, stop))
+        start = stop
+    return out
+
+
+def _enc(tag: int, body: bytes) -> bytes:
+    n = len(body)
+    if n < 0x80:
+        return bytes([tag, n]) + body
+    size = n.to_bytes((n.bit_length() + 7) // 8, "big")
+    return bytes([tag, 0x80 | len(size)]) + size + body
+
+
+def _boolean(der: bytes, body: int, end: int, fixes: list[str], what: str) -> bytes | None:
+    """A DEFAULT FALSE BOOLEAN as DER has it: None (omitted) for FALSE, 0xFF for TRUE."""
+    if end - body != 1:
+        raise _Bad
+    if der[body] == 0:
+        fixes.append(f"{what} FALSE encoded explicitly")
+        return None
+    if der[body] != 0xFF:
+        fixes.append(f"{what} TRUE encoded as {der[body]:#04x}")
+    return b"\x01\x01\xff"
+
+
+def _basic_constraints(value: bytes, fixes: list[str]) -> bytes:
+    tag, body, end = _tlv(value, 0, len(value))
+    if tag != 0x30 or end != len(value):
+        raise _Bad
+    out = b""
+    for t, start, b, stop in _children(value, body, end, 2):
+        if t == 0x01:
+            out += _boolean(value, b, stop, fixes, "basicConstraints cA") or b""
+        else:
+            out += value[start:stop]
+    return _enc(0x30, out)
+
+
+def _name_constraints(value: bytes, fixes: list[str]) -> bytes | None:
+    """The value re-encoded, or None when it constrains nothing (OpenSSL: no constraint)."""
+    tag, body, end = _tlv(value, 0, len(value))
+    if tag != 0x30 or end != len(value):
+        raise _Bad
+    out = b""
+    for t, _, b, stop in _children(value, body, end, 2):
+        if t not in (0xA0, 0xA1):
+            raise _Bad
+        trees = b""
+        for st, _, sb, sstop in _children(value, b, stop, _MAX_SUBTREES):
+            if st != 0x30:
+                raise _Bad
+            subtree = b""
+            for ft, fstart, fb, fstop in _children(value, sb, sstop, 3):
+                if ft == 0x80 and value[fb:fstop] == b"\x00":
+                    fixes.append("nameConstraints minimum 0 encoded explicitly")
+                    continue
+                subtree += value[fstart:fstop]
+            trees += _enc(0x30, subtree)
+        if not trees:
+            fixes.append("empty nameConstraints subtrees")
+            continue
+        out += _enc(t, trees)
+    if not out:
+        fixes.append("empty nameConstraints")
+        return None
+    return _enc(0x30, out)
+
+
+def _extension(der: bytes, body: int, end: int, fixes: list[str]) -> bytes:
+    parts = _children(der, body, end, 3)
+    if not parts or parts[0][0] != 0x06 or parts[-1][0] != 0x04:
+        raise _Bad
+    oid = der[parts[0][1] : parts[0][3]]
+    out = oid
+    for t, _, b, stop in parts[1:-1]:
+        if t != 0x01:
+            raise _Bad
+        out += _boolean(der, b, stop, fixes, "extension critical flag") or b""
+    value = der[parts[-1][2] : parts[-1][3]]
+    if oid == _BASIC_CONSTRAINTS:
+        value = _basic_constraints(value, fixes)
+    elif oid == _NAME_CONSTRAINTS:
+        nc = _name_constraints(value, fixes)
+        if nc is None:
+            return b""  # dropped: it constrains nothing
+        value = nc
+    return _enc(0x30, out + _enc(0x04, value))
+
+
+def canonical(der: bytes) -> tuple[bytes, tuple[str, ...]] | None:
+    """``der`` with its extensions re-encoded as DER, and what was rewritten; None when
+    nothing was or it is not a certificate's frame.  The outer signature is left as it was:
+    the copy is read, never verified."""
+    fixes: list[str] = []
+    try:
+        tag, body, end = _tlv(der, 0, len(der))
+        if tag != 0x30:
+            return None
+        top = _children(der, body, end, 3)
+        if len(top) != 3 or top[0][0] != 0x30:
+            return None
+        tbs = b""
+        for t, start, b, stop in _children(der, top[0][2], top[0][3], 10):
+            if t == 0xA3:
+                seq, sb, sstop = _tlv(der, b, stop)
+                if seq != 0x30 or sstop != stop:
+                    return None
+                exts = b""
+                for et, _, eb, estop in _children(der, sb, sstop, _MAX_EXTENSIONS):
+                    if et != 0x30:
+                        return None
+                    exts += _extension(der, eb, estop, fixes)
+                tbs += _enc(0xA3, _enc(0x30, exts)) if exts else b""
+            else:
+                tbs += der[start:stop]
+    except _Bad:
+        return None
+    if not fixes:
+        return None
+    rest = der[top[1][1] : top[2][3]]
+    return _enc(0x30, _enc(0x30, tbs) + rest), tuple(dict.fromkeys(fixes))
+
+
+def extensions(cert: x509.Certificate) -> tuple[x509.Extensions, tuple[str, ...]]:
+    """The certificate's extensions, and what was not strict DER in them (empty when
+    nothing); raises as ``cert.extensions`` does when no known rewrite makes them readable."""
+    try:
+        return cert.extensions, ()
+    except Exception as exc:
+        strict = exc
+    try:
+        fixed = canonical(cert.public_bytes(Encoding.DER))
+        if fixed is not None:
+            return x509.load_der_x509_certificate(fixed[0]).extensions, fixed[1]
+    except Exception:
+        pass
+    raise strict
+
+
+def not_strict_der(cert: x509.Certificate) -> str | None:
+    """Why the certificate is not strict DER though OpenSSL reads it, or None."""
+    try:
+        fixes = extensions(cert)[1]
+    except Exception:
+        return None
+    return "; ".join(fixes) or None

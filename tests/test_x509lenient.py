@@ -1,0 +1,165 @@
+"""Certificates that are not strict DER but that OpenSSL reads: basicConstraints' cA FALSE
+encoded explicitly, TRUE as 0x01, an explicit subtree minimum of 0, an empty
+nameConstraints.  fastcap judges them as `openssl verify` does, says they are not strict DER,
+and keeps their original bytes for signatures and fingerprints."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import random
+import re
+import shutil
+import subprocess
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtensionOID, NameOID
+
+from fastcap.judge import x509lenient
+from fastcap.judge.x509check import Analyzer, TrustStore, cert_info
+
+OPENSSL = shutil.which("openssl")
+NOW = dt.datetime(2026, 6, 1, 12, tzinfo=dt.UTC)
+DAY = dt.timedelta(days=1)
+ROOT_NAME = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Lax Root")])
+LEAF_NAME = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "mail.fabrikam.com")])
+
+
+def _der(tag: int, *parts: bytes) -> bytes:
+    body = b"".join(parts)
+    n = len(body)
+    if n < 0x80:
+        return bytes([tag, n]) + body
+    size = n.to_bytes((n.bit_length() + 7) // 8, "big")
+    return bytes([tag, 0x80 | len(size)]) + size + body
+
+
+def _raw(oid, value: bytes) -> x509.UnrecognizedExtension:
+    return x509.UnrecognizedExtension(oid, value)
+
+
+_DNS = _der(0x82, b"fabrikam.com")
+BC_CA_FALSE = _raw(ExtensionOID.BASIC_CONSTRAINTS, _der(0x30, b"\x01\x01\x00"))
+BC_CA_TRUE_01 = _raw(ExtensionOID.BASIC_CONSTRAINTS, _der(0x30, b"\x01\x01\x01"))
+NC_MIN_0 = _raw(ExtensionOID.NAME_CONSTRAINTS,
+                _der(0x30, _der(0xA0, _der(0x30, _DNS, _der(0x80, b"\x00")))))
+NC_MIN_0_OUTSIDE = _raw(ExtensionOID.NAME_CONSTRAINTS,
+                        _der(0x30, _der(0xA0, _der(0x30, _der(0x82, b"contoso.com"),
+                                                   _der(0x80, b"\x00")))))
+NC_EMPTY = _raw(ExtensionOID.NAME_CONSTRAINTS, _der(0x30))
+
+
+@pytest.fixture(scope="module")
+def key():
+    return ec.generate_private_key(ec.SECP256R1())
+
+
+def _root(key, bc=None, nc=None) -> x509.Certificate:
+    b = (x509.CertificateBuilder().subject_name(ROOT_NAME).issuer_name(ROOT_NAME)
+         .public_key(key.public_key()).serial_number(1)
+         .not_valid_before(NOW - DAY).not_valid_after(NOW + DAY)
+         .add_extension(bc or x509.BasicConstraints(ca=True, path_length=None), True))
+    if nc is not None:
+        b = b.add_extension(nc, True)
+    return b.sign(key, hashes.SHA256())
+
+
+def _leaf(key, bc=None) -> bytes:
+    b = (x509.CertificateBuilder().subject_name(LEAF_NAME).issuer_name(ROOT_NAME)
+         .public_key(key.public_key()).serial_number(2)
+         .not_valid_before(NOW - DAY).not_valid_after(NOW + DAY)
+         .add_extension(x509.SubjectAlternativeName([x509.DNSName("mail.fabrikam.com")]), False))
+    if bc is not None:
+        b = b.add_extension(bc, True)
+    return b.sign(key, hashes.SHA256()).public_bytes(serialization.Encoding.DER)
+
+
+def _openssl(tmp_path, root: x509.Certificate, leaf: bytes) -> tuple[str | None, int | None]:
+    (tmp_path / "root.pem").write_bytes(root.public_bytes(serialization.Encoding.PEM))
+    (tmp_path / "leaf.der").write_bytes(leaf)
+    pem = subprocess.run([OPENSSL, "x509", "-inform", "DER", "-in", str(tmp_path / "leaf.der")],
+                         capture_output=True, timeout=30, check=True).stdout
+    (tmp_path / "leaf.pem").write_bytes(pem)
+    done = subprocess.run(
+        [OPENSSL, "verify", "-no-CApath", "-no-CAstore", "-attime", str(int(NOW.timestamp())),
+         "-purpose", "sslclient", "-CAfile", str(tmp_path / "root.pem"),
+         str(tmp_path / "leaf.pem")], capture_output=True, text=True, timeout=30)
+    if done.returncode == 0:
+        return None, None
+    m = re.search(r"error \d+ at (\d+) depth lookup: (.*)", done.stderr)
+    assert m, done.stderr
+    return m.group(2).strip(), int(m.group(1))
+
+
+CASES = {  # id: (root extensions, leaf extensions, expected note)
+    "leaf_ca_false": ({}, {"bc": BC_CA_FALSE}, "basicConstraints cA FALSE encoded explicitly"),
+    "root_ca_true_01": ({"bc": BC_CA_TRUE_01}, {}, None),
+    "root_nc_minimum_0": ({"nc": NC_MIN_0}, {}, None),
+    "root_nc_minimum_0_outside": ({"nc": NC_MIN_0_OUTSIDE}, {}, None),
+    "root_nc_empty": ({"nc": NC_EMPTY}, {}, None),
+}  # fmt: skip
+
+
+@pytest.mark.skipif(OPENSSL is None, reason="openssl command not installed")
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_lax_der_judged_as_openssl(case, key, tmp_path):
+    root_kw, leaf_kw, note = CASES[case]
+    root, leaf = _root(key, **root_kw), _leaf(key, **leaf_kw)
+    got = Analyzer(TrustStore([root]), today=NOW).check([leaf], role="client", at=NOW)
+    assert (got.path_error, got.path_error_depth) == _openssl(tmp_path, root, leaf)
+    assert got.certs[0].parse_error is None
+    assert got.certs[0].sha256 == hashlib.sha256(leaf).hexdigest()
+    if note is not None:
+        assert any("not strict DER" in n and note in n for n in got.profile_notes)
+
+
+@pytest.mark.skipif(OPENSSL is None, reason="openssl command not installed")
+def test_lax_leaf_without_its_issuer_says_so(key, tmp_path):
+    leaf = _leaf(key, bc=BC_CA_FALSE)
+    other = _root(ec.generate_private_key(ec.SECP256R1()))
+    got = Analyzer(TrustStore([_root(key)]), today=NOW).check([leaf], role="client", at=NOW)
+    assert got.path_error is None
+    got = Analyzer(TrustStore([other]), today=NOW).check([leaf], role="client", at=NOW)
+    assert (got.path_error, got.path_error_depth) == _openssl(tmp_path, other, leaf)
+    assert "not strict DER (basicConstraints cA FALSE encoded explicitly)" in got.detail
+
+
+def test_signature_still_covers_the_bytes_sent(key):
+    """The re-encoded copy is only read: a lax leaf whose signature is broken still fails."""
+    leaf = bytearray(_leaf(key, bc=BC_CA_FALSE))
+    leaf[-1] ^= 1
+    got = Analyzer(TrustStore([_root(key)]), today=NOW).check([bytes(leaf)], role="client",
+                                                               at=NOW)
+    assert got.path_error == "certificate signature failure"
+
+
+def test_canonical_rewrites_only_known_violations(key):
+    leaf = _leaf(key, bc=BC_CA_FALSE)
+    fixed, fixes = x509lenient.canonical(leaf)
+    assert fixes == ("basicConstraints cA FALSE encoded explicitly",)
+    assert b"\x01\x01\x00" not in fixed[:len(fixed) - 80]
+    bc = x509.load_der_x509_certificate(fixed).extensions.get_extension_for_class(
+        x509.BasicConstraints)
+    assert bc.critical and bc.value.ca is False
+    assert x509lenient.canonical(_leaf(key)) is None  # strict already: nothing to do
+    # A BOOLEAN of two octets is not a known violation: left unparseable.
+    bad = leaf.replace(_der(0x30, b"\x01\x01\x00"), _der(0x30, b"\x01\x02\x00\x00"))
+    assert x509lenient.canonical(bad) is None
+    assert cert_info(bad).parse_error is not None
+
+
+def test_hostile_bytes_never_raise(key):
+    leaf = _leaf(key, bc=BC_CA_FALSE)
+    rng = random.Random(7)
+    for _ in range(300):
+        b = bytearray(leaf)
+        for _ in range(rng.randint(1, 4)):
+            b[rng.randrange(len(b))] = rng.randrange(256)
+        out = x509lenient.canonical(bytes(b))
+        assert out is None or isinstance(out[0], bytes)
+        cert_info(bytes(b))
+    for cut in range(0, len(leaf), 7):
+        assert x509lenient.canonical(leaf[:cut]) is None
