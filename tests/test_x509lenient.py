@@ -67,14 +67,49 @@ def _root(key, bc=None, nc=None) -> x509.Certificate:
     return b.sign(key, hashes.SHA256())
 
 
-def _leaf(key, bc=None) -> bytes:
-    b = (x509.CertificateBuilder().subject_name(LEAF_NAME).issuer_name(ROOT_NAME)
+def _leaf(key, bc=None, lax: str | None = None, issuer: x509.Name = ROOT_NAME) -> bytes:
+    """A leaf; ``lax`` re-signs it with an explicit "critical_false" in each non-critical
+    extension, or as an X.509 v1 certificate with an explicit "version_1"."""
+    b = (x509.CertificateBuilder().subject_name(LEAF_NAME).issuer_name(issuer)
          .public_key(key.public_key()).serial_number(2)
          .not_valid_before(NOW - DAY).not_valid_after(NOW + DAY)
          .add_extension(x509.SubjectAlternativeName([x509.DNSName("mail.fabrikam.com")]), False))
     if bc is not None:
         b = b.add_extension(bc, True)
-    return b.sign(key, hashes.SHA256()).public_bytes(serialization.Encoding.DER)
+    der = b.sign(key, hashes.SHA256()).public_bytes(serialization.Encoding.DER)
+    return der if lax is None else _resign(der, key, lax)
+
+
+def _elements(der: bytes) -> list[bytes]:
+    """The whole elements (header and content) inside one DER content."""
+    out, pos = [], 0
+    while pos < len(der):
+        size, at = der[pos + 1], pos + 2
+        if size >= 0x80:
+            at += size & 0x7F
+            size = int.from_bytes(der[pos + 2:at], "big")
+        out.append(der[pos:at + size])
+        pos = at + size
+    return out
+
+
+def _content(element: bytes) -> bytes:
+    return element[2 + (element[1] & 0x7F if element[1] >= 0x80 else 0):]
+
+
+def _resign(der: bytes, key, lax: str) -> bytes:
+    fields = _elements(_content(_elements(_content(der))[0]))
+    if lax == "critical_false":
+        exts = [_elements(_content(e)) for e in _elements(_content(_content(fields[-1])))]
+        fields[-1] = _der(0xA3, _der(0x30, *(
+            _der(0x30, e[0], b"\x01\x01\x00", e[1]) if len(e) == 2 else _der(0x30, *e)
+            for e in exts)))
+    else:  # version_1: explicit [0] INTEGER 0 and no extensions
+        fields = [_der(0xA0, b"\x02\x01\x00"), *fields[1:-1]]
+    tbs = _der(0x30, *fields)
+    sig = key.sign(tbs, ec.ECDSA(hashes.SHA256()))
+    alg = _der(0x30, _der(0x06, bytes.fromhex("2a8648ce3d040302")))
+    return _der(0x30, tbs, alg, _der(0x03, b"\x00" + sig))
 
 
 def _openssl(tmp_path, root: x509.Certificate, leaf: bytes) -> tuple[str | None, int | None]:
@@ -96,6 +131,9 @@ def _openssl(tmp_path, root: x509.Certificate, leaf: bytes) -> tuple[str | None,
 
 CASES = {  # id: (root extensions, leaf extensions, expected note)
     "leaf_ca_false": ({}, {"bc": BC_CA_FALSE}, "basicConstraints cA FALSE encoded explicitly"),
+    "leaf_critical_false": ({}, {"lax": "critical_false"},
+                            "extension critical flag FALSE encoded explicitly"),
+    "leaf_version_1": ({}, {"lax": "version_1"}, "version 1 encoded explicitly"),
     "root_ca_true_01": ({"bc": BC_CA_TRUE_01}, {}, None),
     "root_nc_minimum_0": ({"nc": NC_MIN_0}, {}, None),
     "root_nc_minimum_0_outside": ({"nc": NC_MIN_0_OUTSIDE}, {}, None),
@@ -114,6 +152,26 @@ def test_lax_der_judged_as_openssl(case, key, tmp_path):
     assert got.certs[0].sha256 == hashlib.sha256(leaf).hexdigest()
     if note is not None:
         assert any("not strict DER" in n and note in n for n in got.profile_notes)
+
+
+@pytest.mark.parametrize("lax", ["critical_false", "version_1"])
+def test_a_copy_is_checked_over_the_bytes_sent(key, lax):
+    """Loading refuses these, so fastcap reads a re-encoded copy; its signature, self-signature
+    and fingerprint are still those of the bytes sent."""
+    leaf = _leaf(key, lax=lax)
+    with pytest.raises(ValueError):
+        x509.load_der_x509_certificate(leaf)
+    got = Analyzer(TrustStore([_root(key)]), today=NOW).check([leaf], role="client", at=NOW)
+    assert got.path_error is None
+    assert got.path_sha256[0] == hashlib.sha256(leaf).hexdigest()
+    broken = leaf[:-1] + bytes([leaf[-1] ^ 1])
+    got = Analyzer(TrustStore([_root(key)]), today=NOW).check([broken], role="client", at=NOW)
+    assert got.path_error == "certificate signature failure"
+    own = _leaf(key, lax=lax, issuer=LEAF_NAME)
+    info = cert_info(own)
+    assert info.self_signed and info.parse_error is None
+    assert info.sha256 == hashlib.sha256(own).hexdigest()
+    assert not cert_info(own[:-1] + bytes([own[-1] ^ 1])).self_signed
 
 
 @pytest.mark.skipif(OPENSSL is None, reason="openssl command not installed")

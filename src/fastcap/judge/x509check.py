@@ -124,12 +124,13 @@ def _cn(name: x509.Name) -> str | None:
     return cns[0] if cns else None
 
 
-def _is_self_signed(cert: x509.Certificate) -> bool:
-    """Same name on both sides and the signature checks out with the certificate's own key."""
+def _is_self_signed(cert: x509.Certificate, tbs: bytes | None = None) -> bool:
+    """Same name on both sides and the signature checks out with the certificate's own key
+    (over ``tbs``, the bytes as sent, when ``cert`` is a re-encoded copy)."""
     try:
         subject = canon_name(cert.subject)  # names compare as OpenSSL's X509_NAME_cmp
         return subject is not None and subject == canon_name(cert.issuer) and _signed_by(
-            cert, cert)
+            cert, cert, tbs)
     except Exception:  # malformed names
         return False
 
@@ -203,10 +204,11 @@ def _load(der: bytes) -> tuple[CertInfo, x509.Certificate | None]:
         parse_error=None,
     )
     try:
-        cert = x509.load_der_x509_certificate(bytes(der))
+        loaded = x509lenient.load(der)
     except Exception as exc:  # hostile input: anything the parser throws is a parse error
         blank["parse_error"] = _one_line(f"not a DER certificate: {exc}")
         return CertInfo(**blank), None
+    cert = loaded.cert
 
     def field(label: str, fn: Any) -> Any:
         try:
@@ -230,7 +232,7 @@ def _load(der: bytes) -> tuple[CertInfo, x509.Certificate | None]:
     sig = field("signature", lambda: _signature(cert))
     if sig is not None:
         f["signature_algorithm"], f["signature_hash"] = sig
-    f["self_signed"] = _is_self_signed(cert)
+    f["self_signed"] = _is_self_signed(cert, loaded.tbs)
     exts = field("extensions", lambda: x509lenient.extensions(cert)[0])
     if exts is not None:
         for ext in exts:
@@ -273,7 +275,7 @@ def load_certificate(der: bytes) -> x509.Certificate | None:
     and any exception hostile bytes raise means "unparseable", as in :func:`cert_info`."""
     with quiet_x509():
         try:
-            return x509.load_der_x509_certificate(bytes(der))
+            return x509lenient.load(der).cert
         except Exception:
             return None
 
@@ -352,14 +354,15 @@ class TrustStore:
         """This exact certificate is an anchor (e.g. a self-signed one the admin trusts)."""
         return cert.fingerprint(hashes.SHA256()) in self._ders
 
-    def issuer_of(self, cert: x509.Certificate) -> x509.Certificate | None:
+    def issuer_of(self, cert: x509.Certificate,
+                  tbs: bytes | None = None) -> x509.Certificate | None:
         """An anchor whose name and key sign ``cert`` (a same-named anchor with another key is
         not the issuer: re-keyed roots are a real cause of 'untrusted')."""
         issuer = _name_of(cert, "issuer")
         if issuer is None:
             return None
         for candidate in self._named(issuer):
-            if _signed_by(cert, candidate):
+            if _signed_by(cert, candidate, tbs):
                 return candidate
         return None
 
@@ -549,12 +552,14 @@ def _read_quietly(p: Path) -> bytes:
         return b""
 
 
-def _signed_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
+def _signed_by(cert: x509.Certificate, issuer: x509.Certificate,
+               tbs: bytes | None = None) -> bool:
     """Signature check by hand: ``verify_directly_issued_by`` refuses SHA-1 ECDSA, and old
-    SHA-1 roots and leaves are exactly what must still be recognised."""
+    SHA-1 roots and leaves are exactly what must still be recognised.  ``tbs``: the signed
+    bytes as sent, when ``cert`` is a re-encoded copy (`x509lenient`)."""
     try:
         key = issuer.public_key()
-        sig, tbs = cert.signature, cert.tbs_certificate_bytes
+        sig, tbs = cert.signature, tbs or cert.tbs_certificate_bytes
         digest = cert.signature_hash_algorithm
         if isinstance(key, rsa.RSAPublicKey):
             key.verify(sig, tbs, cert.signature_algorithm_parameters, digest)
@@ -625,6 +630,8 @@ class Analyzer:
         self.cache_misses = 0
         self._results: dict[tuple[bytes, str, dt.date, int, str | None], ChainCheck] = {}
         self._parsed: dict[bytes, tuple[CertInfo, x509.Certificate | None]] = {}
+        # A re-encoded copy's DER -> (the DER sent, its tbsCertificate as sent), `x509lenient`.
+        self._sent: dict[bytes, tuple[bytes, bytes]] = {}
         with quiet_x509():  # e.g. a bundled root's non-positive serial
             self._anchors = x509path.AnchorIndex(trust.roots, trust.subject_keys())
 
@@ -677,7 +684,24 @@ class Analyzer:
         got = self._parsed.get(der)
         if got is None:
             got = self._parsed[der] = _load(der)
+            copy = _der(got[1]) if got[1] is not None else der
+            tbs = x509lenient.original_tbs(der) if copy != der else None
+            if tbs is not None:
+                self._sent[copy] = (der, tbs)
         return got
+
+    def _tbs(self, cert: x509.Certificate) -> bytes | None:
+        """The signed bytes as sent when ``cert`` is a re-encoded copy, else None."""
+        sent = self._sent.get(_der(cert)) if self._sent else None
+        return sent[1] if sent else None
+
+    def _signed(self, cert: x509.Certificate, issuer: x509.Certificate) -> bool:
+        return _signed_by(cert, issuer, self._tbs(cert))
+
+    def _sent_der(self, cert: x509.Certificate) -> bytes:
+        der = _der(cert)
+        sent = self._sent.get(der) if self._sent else None
+        return sent[0] if sent else der
 
     def _analyse(
         self, ders: Sequence[bytes], role: str, at: dt.datetime, expected_name: str | None
@@ -718,8 +742,11 @@ class Analyzer:
             )
 
         intermediates = [c for _, c in parsed[1:] if c is not None]
+        lax = [f"certificate #{i} is not strict DER ({'; '.join(why)})"
+               for i, (d, (_, c)) in enumerate(zip(ders, parsed, strict=True))
+               if c is not None and (why := x509lenient.fixes(c, bytes(d)))]
         path = self._verify(leaf, intermediates, role, at)
-        path_infos = [self._parse(_der(c))[0] for c in path.path]
+        path_infos = [self._parse(self._sent_der(c))[0] for c in path.path]
         # A verifier weighs digests and keys on the path it builds (OpenSSL's security
         # level checks, Exchange Online's SHA-1 refusal), not an unused extra sent beside it.
         on_path = {i.sha256 for i in path_infos}
@@ -787,6 +814,7 @@ class Analyzer:
                     **common,
                 )
             notes = x509profile.notes(path.path, path.anchors, role, self.trust.store, at)
+            notes += tuple(f"{n}; OpenSSL accepts it" for n in lax)
             return verdict(
                 None, f"{who} chains to a trusted root", profile_notes=notes, **common
             )
@@ -795,8 +823,6 @@ class Analyzer:
             problem, detail = self._diagnose(leaf, intermediates, at, error)
         else:  # the path reached a trusted anchor and failed a later check: name it
             problem, detail = "invalid", error
-        lax = [f"certificate #{i} is not strict DER ({why})" for i, (_, c) in enumerate(parsed)
-               if c is not None and (why := x509lenient.not_strict_der(c))]
         if lax:
             detail += "; " + "; ".join(lax) + ", which OpenSSL accepts"
         return verdict(problem, detail, **common)
@@ -810,7 +836,7 @@ class Analyzer:
     ) -> x509path.PathResult:
         """OpenSSL's path validation of ``leaf`` with the other certificates sent, at ``at``."""
         return x509path.validate(
-            leaf, intermediates, self._anchors, role=role, at=at, signed_by=_signed_by
+            leaf, intermediates, self._anchors, role=role, at=at, signed_by=self._signed
         )
 
     def _diagnose(
@@ -824,9 +850,9 @@ class Analyzer:
         current = leaf
         seen = {leaf.fingerprint(hashes.SHA256())}
         while True:
-            if self.trust.issuer_of(current) is not None:
+            if self.trust.issuer_of(current, self._tbs(current)) is not None:
                 return "invalid", _explain_invalid(intermediates, at, error, seen)
-            if current is not leaf and _is_self_signed(current):
+            if current is not leaf and _is_self_signed(current, self._tbs(current)):
                 return "untrusted_root", (
                     f"chain ends at root {_rfc4514(current, 'subject')}, which is not in the"
                     " trust store"
@@ -837,7 +863,7 @@ class Analyzer:
                 fp = cand.fingerprint(hashes.SHA256())
                 if fp not in seen and wanted is not None and _same_name(
                         _name_of(cand, "subject"), wanted):
-                    if _signed_by(current, cand):
+                    if self._signed(current, cand):
                         parent = cand
                         break
                     parent = parent or cand

@@ -1,17 +1,18 @@
-"""Extensions of a certificate that is not strict DER but that OpenSSL reads.
+"""Certificates that are not strict DER but that OpenSSL reads.
 
-``cryptography`` parses DER strictly, and refuses extensions that OpenSSL (and so Postfix, a
-receiving MTA and Zeek) accepts: basicConstraints' cA FALSE encoded explicitly (a DEFAULT),
-TRUE encoded as another non-zero octet, a name-constraints subtree whose minimum 0 is encoded
-explicitly, an empty nameConstraints.  CAs have issued all of these.  (An explicit critical
-FALSE is refused when the certificate is loaded, before its extensions are read: it stays
-unparseable.)  Only
-the extensions are re-read, from a copy re-encoded without those violations; the certificate
-object itself, its signed bytes, signature and fingerprints stay those that were sent, so every
-signature check still covers the original bytes.  Anything else stays unparseable.
+``cryptography`` parses DER strictly and refuses what OpenSSL (and so Postfix, a receiving MTA
+and Zeek) accepts, and what CAs have issued: a DEFAULT encoded explicitly (an extension's
+critical FALSE, basicConstraints' cA FALSE, version 1, a name-constraints subtree's minimum 0),
+a BOOLEAN TRUE other than 0xFF in those fields, an empty nameConstraints.  Such a certificate is
+read from a copy re-encoded without them (nothing else is rewritten).  When only its extensions
+are refused, the certificate object is the one sent and only its extensions come from the copy;
+when loading itself fails, the object is the copy and `Loaded.tbs` keeps the signed bytes as
+sent, over which every signature is checked.  Fingerprints and exports keep the bytes sent.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
@@ -158,7 +159,9 @@ def canonical(der: bytes) -> tuple[bytes, tuple[str, ...]] | None:
             return None
         tbs = b""
         for t, start, b, stop in _children(der, top[0][2], top[0][3], 10):
-            if t == 0xA3:
+            if t == 0xA0 and der[b:stop] == b"\x02\x01\x00":
+                fixes.append("version 1 encoded explicitly")
+            elif t == 0xA3:
                 seq, sb, sstop = _tlv(der, b, stop)
                 if seq != 0x30 or sstop != stop:
                     return None
@@ -194,10 +197,58 @@ def extensions(cert: x509.Certificate) -> tuple[x509.Extensions, tuple[str, ...]
     raise strict
 
 
-def not_strict_der(cert: x509.Certificate) -> str | None:
-    """Why the certificate is not strict DER though OpenSSL reads it, or None."""
+
+
+def original_tbs(der: bytes) -> bytes | None:
+    """The tbsCertificate element of ``der`` as sent: what its signature covers."""
+    try:
+        _, body, end = _tlv(der, 0, len(der))
+        _, tbs_body, tbs_end = _tlv(der, body, end)
+    except _Bad:
+        return None
+    return der[body:tbs_end]
+
+
+@dataclass(frozen=True)
+class Loaded:
+    """A certificate as OpenSSL would read it.  ``tbs`` is set when ``cert`` is a re-encoded
+    copy (its own signed bytes are not those sent): signatures are checked over ``tbs``."""
+
+    cert: x509.Certificate
+    fixes: tuple[str, ...]
+    tbs: bytes | None
+
+
+def load(der: bytes) -> Loaded:
+    """``der`` loaded strictly, else from its re-encoded copy when only the violations above
+    stop it; raises as ``load_der_x509_certificate`` does otherwise."""
+    der = bytes(der)
+    try:
+        cert = x509.load_der_x509_certificate(der)
+    except Exception as exc:
+        fixed = canonical(der)
+        tbs = original_tbs(der)
+        if fixed is None or tbs is None:
+            raise
+        try:
+            cert = x509.load_der_x509_certificate(fixed[0])
+        except Exception:
+            raise exc from None
+        return Loaded(cert, fixed[1], tbs)
     try:
         fixes = extensions(cert)[1]
+    except Exception:  # unreadable all the same: the caller reports it
+        fixes = ()
+    return Loaded(cert, fixes, None)
+
+
+def fixes(cert: x509.Certificate, der: bytes) -> tuple[str, ...]:
+    """What is not strict DER in ``der``, which ``load`` made ``cert``; empty when nothing is
+    (or it is unreadable anyway)."""
+    try:
+        if cert.public_bytes(Encoding.DER) != der:  # the re-encoded copy
+            fixed = canonical(der)
+            return fixed[1] if fixed else ()
+        return extensions(cert)[1]  # strict extensions are parsed once per object
     except Exception:
-        return None
-    return "; ".join(fixes) or None
+        return ()

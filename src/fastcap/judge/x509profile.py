@@ -55,9 +55,6 @@ def _cert_notes(i: int, cert: x509.Certificate, is_ca: bool) -> list[str]:
         self_issued = cert.subject == cert.issuer
     except Exception:
         self_issued = False
-    lax = x509lenient.not_strict_der(cert)
-    if lax:
-        out.append(f"{who} is not strict DER ({lax}); OpenSSL accepts it")
     if cert.version != x509.Version.v3:
         out.append(f"{who} is an X.509 {cert.version.name} certificate")
     algorithm = _OFF_PROFILE_SIGNATURES.get(cert.signature_algorithm_oid.dotted_string)
