@@ -5,13 +5,16 @@ and keeps their original bytes for signatures and fingerprints."""
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import hashlib
 import random
 import re
 import shutil
 import subprocess
+from pathlib import Path
 
+import certifi
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -20,6 +23,7 @@ from cryptography.x509.oid import ExtensionOID, NameOID
 
 from fastcap.judge import x509lenient
 from fastcap.judge.x509check import Analyzer, TrustStore, cert_info
+from fastcap.run.scanner import scan
 
 OPENSSL = shutil.which("openssl")
 NOW = dt.datetime(2026, 6, 1, 12, tzinfo=dt.UTC)
@@ -57,8 +61,8 @@ def key():
     return ec.generate_private_key(ec.SECP256R1())
 
 
-def _root(key, bc=None, nc=None) -> x509.Certificate:
-    b = (x509.CertificateBuilder().subject_name(ROOT_NAME).issuer_name(ROOT_NAME)
+def _root(key, bc=None, nc=None, name: x509.Name = ROOT_NAME) -> x509.Certificate:
+    b = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
          .public_key(key.public_key()).serial_number(1)
          .not_valid_before(NOW - DAY).not_valid_after(NOW + DAY)
          .add_extension(bc or x509.BasicConstraints(ca=True, path_length=None), True))
@@ -69,7 +73,8 @@ def _root(key, bc=None, nc=None) -> x509.Certificate:
 
 def _leaf(key, bc=None, lax: str | None = None, issuer: x509.Name = ROOT_NAME) -> bytes:
     """A leaf; ``lax`` re-signs it with an explicit "critical_false" in each non-critical
-    extension, or as an X.509 v1 certificate with an explicit "version_1"."""
+    extension, "critical_true_01" (TRUE as 0x01), or as an X.509 v1 certificate with an
+    explicit "version_1"."""
     b = (x509.CertificateBuilder().subject_name(LEAF_NAME).issuer_name(issuer)
          .public_key(key.public_key()).serial_number(2)
          .not_valid_before(NOW - DAY).not_valid_after(NOW + DAY)
@@ -104,6 +109,8 @@ def _resign(der: bytes, key, lax: str) -> bytes:
         fields[-1] = _der(0xA3, _der(0x30, *(
             _der(0x30, e[0], b"\x01\x01\x00", e[1]) if len(e) == 2 else _der(0x30, *e)
             for e in exts)))
+    elif lax == "critical_true_01":
+        fields[-1] = fields[-1].replace(b"\x01\x01\xff", b"\x01\x01\x01")
     else:  # version_1: explicit [0] INTEGER 0 and no extensions
         fields = [_der(0xA0, b"\x02\x01\x00"), *fields[1:-1]]
     tbs = _der(0x30, *fields)
@@ -112,15 +119,22 @@ def _resign(der: bytes, key, lax: str) -> bytes:
     return _der(0x30, tbs, alg, _der(0x03, b"\x00" + sig))
 
 
-def _openssl(tmp_path, root: x509.Certificate, leaf: bytes) -> tuple[str | None, int | None]:
+def _pem(der: bytes) -> bytes:
+    """PEM of ``der`` as sent (cryptography would not write a certificate it cannot load)."""
+    b64 = base64.encodebytes(der).replace(b"\n", b"")
+    lines = [b64[i:i + 64] for i in range(0, len(b64), 64)]
+    return b"-----BEGIN CERTIFICATE-----\n" + b"\n".join(lines) + b"\n-----END CERTIFICATE-----\n"
+
+
+def _openssl(tmp_path, root: x509.Certificate, leaf: bytes,
+             *untrusted: bytes) -> tuple[str | None, int | None]:
     (tmp_path / "root.pem").write_bytes(root.public_bytes(serialization.Encoding.PEM))
-    (tmp_path / "leaf.der").write_bytes(leaf)
-    pem = subprocess.run([OPENSSL, "x509", "-inform", "DER", "-in", str(tmp_path / "leaf.der")],
-                         capture_output=True, timeout=30, check=True).stdout
-    (tmp_path / "leaf.pem").write_bytes(pem)
+    (tmp_path / "leaf.pem").write_bytes(_pem(leaf))
+    (tmp_path / "untrusted.pem").write_bytes(b"".join(map(_pem, untrusted)))
+    extra = ["-untrusted", str(tmp_path / "untrusted.pem")] if untrusted else []
     done = subprocess.run(
         [OPENSSL, "verify", "-no-CApath", "-no-CAstore", "-attime", str(int(NOW.timestamp())),
-         "-purpose", "sslclient", "-CAfile", str(tmp_path / "root.pem"),
+         "-purpose", "sslclient", "-CAfile", str(tmp_path / "root.pem"), *extra,
          str(tmp_path / "leaf.pem")], capture_output=True, text=True, timeout=30)
     if done.returncode == 0:
         return None, None
@@ -134,6 +148,9 @@ CASES = {  # id: (root extensions, leaf extensions, expected note)
     "leaf_critical_false": ({}, {"lax": "critical_false"},
                             "extension critical flag FALSE encoded explicitly"),
     "leaf_version_1": ({}, {"lax": "version_1"}, "version 1 encoded explicitly"),
+    "leaf_critical_true_01": ({}, {"bc": x509.BasicConstraints(ca=False, path_length=None),
+                                   "lax": "critical_true_01"},
+                              "extension critical flag TRUE encoded as 0x01"),
     "root_ca_true_01": ({"bc": BC_CA_TRUE_01}, {}, None),
     "root_nc_minimum_0": ({"nc": NC_MIN_0}, {}, None),
     "root_nc_minimum_0_outside": ({"nc": NC_MIN_0_OUTSIDE}, {}, None),
@@ -221,3 +238,84 @@ def test_hostile_bytes_never_raise(key):
         cert_info(bytes(b))
     for cut in range(0, len(leaf), 7):
         assert x509lenient.canonical(leaf[:cut]) is None
+
+
+def _printable(der: bytes, key, *texts: str) -> bytes:
+    """``der`` re-signed with each UTF8String ``texts`` tagged PrintableString instead."""
+    tbs = _elements(_content(der))[0]
+    for text in texts:
+        raw = text.encode()
+        assert b"\x0c" + bytes([len(raw)]) + raw in tbs
+        tbs = tbs.replace(b"\x0c" + bytes([len(raw)]) + raw, b"\x13" + bytes([len(raw)]) + raw)
+    sig = key.sign(tbs, ec.ECDSA(hashes.SHA256()))
+    alg = _der(0x30, _der(0x06, bytes.fromhex("2a8648ce3d040302")))
+    return _der(0x30, tbs, alg, _der(0x03, b"\x00" + sig))
+
+
+def _named(*attrs: tuple) -> x509.Name:
+    return x509.Name([x509.NameAttribute(oid, value) for oid, value in attrs])
+
+
+AMP = _named((NameOID.ORGANIZATION_NAME, "AT&T"), (NameOID.COMMON_NAME, "Lax CA"))
+AMP_CASE = _named((NameOID.ORGANIZATION_NAME, "at&t"), (NameOID.COMMON_NAME, "LAX CA"))
+PRINTABLE = {  # id: (intermediate's name, its PrintableStrings, leaf's issuer, leaf's)
+    "leaf_subject_star": (AMP, (), AMP, ("*.fabrikam.com",)),
+    "intermediate_and_issuer": (AMP, ("AT&T",), AMP, ("AT&T",)),
+    "intermediate_other_case": (AMP, ("AT&T",), AMP_CASE, ()),
+    "issuer_other_case": (AMP_CASE, (), AMP, ("AT&T", "*.fabrikam.com")),
+}  # fmt: skip
+
+
+@pytest.mark.skipif(OPENSSL is None, reason="openssl command not installed")
+@pytest.mark.parametrize("case", sorted(PRINTABLE))
+def test_printable_string_with_other_ascii_as_openssl(case, key, tmp_path):
+    """CAs put ``*``, ``&`` or ``@`` in PrintableStrings; OpenSSL reads them and compares
+    names in its canonical form, whatever the string type."""
+    ca_name, in_ca, issuer, in_leaf = PRINTABLE[case]
+    root = _root(key)
+    ca = (x509.CertificateBuilder().subject_name(ca_name).issuer_name(ROOT_NAME)
+          .public_key(key.public_key()).serial_number(3)
+          .not_valid_before(NOW - DAY).not_valid_after(NOW + DAY)
+          .add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
+          .sign(key, hashes.SHA256()).public_bytes(serialization.Encoding.DER))
+    ca = _printable(ca, key, *in_ca)
+    leaf = (x509.CertificateBuilder()
+            .subject_name(_named((NameOID.COMMON_NAME, "*.fabrikam.com")))
+            .issuer_name(issuer).public_key(key.public_key()).serial_number(2)
+            .not_valid_before(NOW - DAY).not_valid_after(NOW + DAY)
+            .sign(key, hashes.SHA256()).public_bytes(serialization.Encoding.DER))
+    leaf = _printable(leaf, key, *in_leaf)
+    got = Analyzer(TrustStore([root]), today=NOW).check([leaf, ca], role="client", at=NOW,
+                                                         expected_name="mail.fabrikam.com")
+    assert (got.path_error, got.path_error_depth) == _openssl(tmp_path, root, leaf, ca)
+    assert got.path_error is None and got.name_matches
+    assert all(c.parse_error is None for c in got.certs)
+    assert got.path_sha256[:2] == (hashlib.sha256(leaf).hexdigest(),
+                                   hashlib.sha256(ca).hexdigest())
+    if in_ca or in_leaf:
+        assert any("PrintableString holding" in n for n in got.profile_notes)
+
+
+CORPUS = Path(__file__).parent / "data" / "corpus" / "zeek__tls-missing-intermediate.pcap"
+
+
+@pytest.mark.skipif(OPENSSL is None, reason="openssl command not installed")
+def test_a_real_leaf_with_explicit_ca_false_is_judged(tmp_path):
+    """Zeek's capture: a Starfield-issued leaf whose basicConstraints encodes cA FALSE, sent
+    without its intermediate.  OpenSSL reads it and cannot find its issuer; so does fastcap."""
+    sessions = [s for s in scan(CORPUS, ports=[443], implicit_tls_ports=[443])
+                if s.tls is not None and s.tls.server_certs]
+    lax = [s for s in sessions if hashlib.sha256(s.tls.server_certs[0]).hexdigest()
+           .startswith("611101")]
+    assert len(lax) == 2
+    for s in lax:
+        codes = {v.code for v in s.verdicts}
+        assert "cert_unparseable" not in codes and "server_cert_incomplete_chain" in codes
+        assert "not strict DER (basicConstraints cA FALSE" in s.server_check.detail
+    leaf = lax[0].tls.server_certs[0]
+    (tmp_path / "leaf.pem").write_bytes(_pem(leaf))
+    done = subprocess.run([OPENSSL, "verify", "-no-CApath", "-no-CAstore", "-CAfile",
+                           certifi.where(), str(tmp_path / "leaf.pem")],
+                          capture_output=True, text=True, timeout=30)
+    assert "unable to get local issuer certificate" in done.stderr
+    assert lax[0].server_check.path_error == "unable to get local issuer certificate"

@@ -3,7 +3,9 @@
 ``cryptography`` parses DER strictly and refuses what OpenSSL (and so Postfix, a receiving MTA
 and Zeek) accepts, and what CAs have issued: a DEFAULT encoded explicitly (an extension's
 critical FALSE, basicConstraints' cA FALSE, version 1, a name-constraints subtree's minimum 0),
-a BOOLEAN TRUE other than 0xFF in those fields, an empty nameConstraints.  Such a certificate is
+a BOOLEAN TRUE other than 0xFF in those fields, an empty nameConstraints, a PrintableString in
+the issuer or subject holding other ASCII characters (``*.contoso.com``, ``AT&T``, an e-mail
+address).  Such a certificate is
 read from a copy re-encoded without them (nothing else is rewritten).  When only its extensions
 are refused, the certificate object is the one sent and only its extensions come from the copy;
 when loading itself fails, the object is the copy and `Loaded.tbs` keeps the signed bytes as
@@ -19,6 +21,9 @@ from cryptography.hazmat.primitives.serialization import Encoding
 
 _MAX_EXTENSIONS = 256  # more than any real certificate; past it, nothing is re-encoded
 _MAX_SUBTREES = 4096
+_MAX_RDNS = 256
+_PRINTABLE = frozenset(
+    b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789 '()+,-./:=?")
 _BASIC_CONSTRAINTS = bytes.fromhex("0603551d13")  # 2.5.29.19, as encoded
 _NAME_CONSTRAINTS = bytes.fromhex("0603551d1e")  # 2.5.29.30
 
@@ -124,6 +129,28 @@ def _name_constraints(value: bytes, fixes: list[str]) -> bytes | None:
     return _enc(0x30, out)
 
 
+def _name(der: bytes, start: int, end: int, fixes: list[str]) -> bytes:
+    """A Name whose PrintableStrings holding other ASCII characters (``*``, ``@``, ``&``, ``_``)
+    are tagged IA5String: same length, same text, and a type OpenSSL canonicalises alike."""
+    tag, body, stop = _tlv(der, start, end)
+    if tag != 0x30 or stop != end:
+        raise _Bad
+    out = bytearray(der[start:end])
+    for rt, _, rb, rstop in _children(der, body, stop, _MAX_RDNS):
+        if rt != 0x31:
+            raise _Bad
+        for at, _, ab, astop in _children(der, rb, rstop, _MAX_RDNS):
+            parts = _children(der, ab, astop, 2) if at == 0x30 else []
+            if len(parts) != 2 or parts[1][0] != 0x13:
+                continue
+            text = der[parts[1][2] : parts[1][3]]
+            odd = set(text) - _PRINTABLE
+            if odd and all(0x20 <= c < 0x7F for c in odd):
+                fixes.append("PrintableString holding " + "".join(sorted(map(chr, odd))))
+                out[parts[1][1] - start] = 0x16
+    return bytes(out)
+
+
 def _extension(der: bytes, body: int, end: int, fixes: list[str]) -> bytes:
     parts = _children(der, body, end, 3)
     if not parts or parts[0][0] != 0x06 or parts[-1][0] != 0x04:
@@ -158,9 +185,13 @@ def canonical(der: bytes) -> tuple[bytes, tuple[str, ...]] | None:
         if len(top) != 3 or top[0][0] != 0x30:
             return None
         tbs = b""
-        for t, start, b, stop in _children(der, top[0][2], top[0][3], 10):
-            if t == 0xA0 and der[b:stop] == b"\x02\x01\x00":
+        fields = _children(der, top[0][2], top[0][3], 10)
+        names = (2, 4) if fields and fields[0][0] != 0xA0 else (3, 5)  # issuer, subject
+        for i, (t, start, b, stop) in enumerate(fields):
+            if t == 0xA0 and i == 0 and der[b:stop] == b"\x02\x01\x00":
                 fixes.append("version 1 encoded explicitly")
+            elif i in names:
+                tbs += _name(der, start, stop, fixes)
             elif t == 0xA3:
                 seq, sb, sstop = _tlv(der, b, stop)
                 if seq != 0x30 or sstop != stop:
