@@ -6,6 +6,7 @@ and keeps their original bytes for signatures and fingerprints."""
 from __future__ import annotations
 
 import base64
+import dataclasses
 import datetime as dt
 import hashlib
 import random
@@ -23,6 +24,7 @@ from cryptography.x509.oid import ExtensionOID, NameOID
 
 from fastcap.judge import x509lenient
 from fastcap.judge.x509check import Analyzer, TrustStore, cert_info
+from fastcap.out.report import export_certs
 from fastcap.run.scanner import scan
 
 OPENSSL = shutil.which("openssl")
@@ -319,3 +321,19 @@ def test_a_real_leaf_with_explicit_ca_false_is_judged(tmp_path):
                           capture_output=True, text=True, timeout=30)
     assert "unable to get local issuer certificate" in done.stderr
     assert lax[0].server_check.path_error == "unable to get local issuer certificate"
+
+
+def test_export_writes_the_bytes_sent(key, tmp_path):
+    """A certificate fastcap reads from a re-encoded copy is exported as sent, DER and PEM."""
+    (s,) = [s for s in scan(CORPUS, ports=[443], implicit_tls_ports=[443])
+            if s.tls is not None and s.tls.server_certs][:1]
+    lax = _leaf(key, lax="critical_false")
+    s = dataclasses.replace(s, tls=dataclasses.replace(s.tls, server_certs=[lax]))
+    assert export_certs(s, tmp_path) == []
+    digest = hashlib.sha256(lax).hexdigest()
+    assert (tmp_path / f"{digest}.der").read_bytes() == lax
+    pem = (tmp_path / f"{digest}.pem").read_bytes()
+    done = subprocess.run([OPENSSL or "openssl", "x509", "-outform", "DER"], input=pem,
+                          capture_output=True, timeout=30) if OPENSSL else None
+    assert done is None or done.stdout == lax
+    assert base64.b64decode(b"".join(pem.splitlines()[1:-1])) == lax

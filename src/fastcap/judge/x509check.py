@@ -269,6 +269,8 @@ def quiet_x509() -> Iterator[None]:
 
 def load_certificate(der: bytes) -> x509.Certificate | None:
     """``der`` parsed, or None when cryptography refuses it; quiet as :func:`quiet_x509`.
+    A certificate that is not strict DER but that OpenSSL reads comes back as its re-encoded
+    copy (`x509lenient`): its fields are right, its bytes are not those sent.
 
     For the writers that show a certificate from the wire (PEM export, Zeek's x509.log,
     ``follow``): what is odd about it is judged here, so they print no warning of their own,

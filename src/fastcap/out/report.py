@@ -3,6 +3,7 @@ certificates.  Everything printed from packet data goes through textsafe first."
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import io
 import json
@@ -249,19 +250,24 @@ def export_certs(s: Session, directory: str | os.PathLike) -> list[str]:
     if s.tls is not None:
         ders += list(s.tls.server_certs) + list(s.tls.client_certificate or [])
     if ders:  # X.509 code is imported only for a session with certificates
-        from cryptography.hazmat.primitives.serialization import Encoding
-
         from ..judge.x509check import load_certificate
     for der in ders:
         digest = hashlib.sha256(der).hexdigest()
         files = [(out_dir / f"{digest}.der", der)]
-        cert = load_certificate(der)
-        if cert is not None:  # unparseable: the DER alone is still worth keeping
-            files.append((out_dir / f"{digest}.pem", cert.public_bytes(Encoding.PEM)))
+        if load_certificate(der) is not None:  # unparseable: the DER alone is still worth it
+            files.append((out_dir / f"{digest}.pem", _pem(der)))
         for target, content in files:
             if (problem := _write_new(target, content)) is not None:
                 warnings.append(problem)
     return warnings
+
+
+def _pem(der: bytes) -> bytes:
+    """PEM of the bytes as sent (not as `cryptography` would re-encode a certificate that is
+    not strict DER), 64 columns as OpenSSL writes it."""
+    b64 = base64.b64encode(der)
+    lines = b"".join(b64[i : i + 64] + b"\n" for i in range(0, len(b64), 64))
+    return b"-----BEGIN CERTIFICATE-----\n" + lines + b"-----END CERTIFICATE-----\n"
 
 
 def _write_new(target: Path, content: bytes) -> str | None:
