@@ -5,11 +5,12 @@ and Zeek) accepts, and what CAs have issued: a DEFAULT encoded explicitly (an ex
 critical FALSE, basicConstraints' cA FALSE, version 1, a name-constraints subtree's minimum 0),
 a BOOLEAN TRUE other than 0xFF in those fields, an empty nameConstraints, a PrintableString in
 the issuer or subject holding other ASCII characters (``*.contoso.com``, ``AT&T``, an e-mail
-address).  Such a certificate is
-read from a copy re-encoded without them (nothing else is rewritten).  When only its extensions
-are refused, the certificate object is the one sent and only its extensions come from the copy;
-when loading itself fails, the object is the copy and `Loaded.tbs` keeps the signed bytes as
-sent, over which every signature is checked.  Fingerprints and exports keep the bytes sent.
+address).  Such a certificate is read from a copy re-encoded without them; nothing else is
+rewritten, and anything else stays unparseable.  When only its extensions are refused, the
+certificate object is the one sent and only its extensions come from the copy; when loading
+itself fails, the object is the copy and `Loaded.tbs` keeps the signed bytes as sent, over
+which every signature is checked.  Fingerprints and exports keep the bytes sent.  The walk
+never recurses and visits each element once.
 """
 
 from __future__ import annotations
@@ -226,8 +227,6 @@ def extensions(cert: x509.Certificate) -> tuple[x509.Extensions, tuple[str, ...]
     except Exception:
         pass
     raise strict
-
-
 
 
 def original_tbs(der: bytes) -> bytes | None:
