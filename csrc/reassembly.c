@@ -59,9 +59,13 @@ typedef struct {
 
 /* What a closed connection handed on leaves behind on its flow, so that its late segments
  * (a FIN or ACK resent after the linger, a SYN retried after an RST) start no connection.
- * A fixed table indexed by flow id modulo FC_TOMB_SLOTS: flow ids are dense, so a record is
- * overwritten only by a flow FC_TOMB_SLOTS ids later; memory stays fixed whatever the file. */
+ * A table indexed by flow id modulo FC_TOMB_SLOTS: flow ids are dense, so a record is
+ * overwritten only by a flow FC_TOMB_SLOTS ids later; memory stays bounded whatever the file.
+ * It starts at FC_TOMB_FIRST records and doubles to hold the highest flow id closed, up to
+ * FC_TOMB_SLOTS: below that size every record sits at its own flow id, so lookups answer as
+ * the full table would, and a capture of few flows keeps a table of kilobytes. */
 #define FC_TOMB_SLOTS 65536
+#define FC_TOMB_FIRST 1024
 typedef struct {
     int64_t flow1;     /* flow id + 1; 0: empty */
     uint32_t base[2];  /* sequence number of stream offset 0, per direction */
@@ -73,7 +77,8 @@ typedef struct {
 struct fc_reasm {
     int64_t cap, budget, max_open, max_segs, linger_ns;
     rconn *conns;
-    rtomb *tombs; /* FC_TOMB_SLOTS records, calloc'ed (pages touched only when used) */
+    rtomb *tombs; /* ntombs records (see FC_TOMB_SLOTS) */
+    int64_t ntombs;
     int64_t late; /* segments of closed connections that started none */
     int32_t nslots, free_head;
     int32_t lru_head, lru_tail, lin_head, lin_tail;
@@ -345,6 +350,33 @@ static void lin_push_tail(fc_reasm *r, int32_t s)
 
 /* ---- connections ----------------------------------------------------------------------- */
 
+/* The record of `flow`, or NULL when the table is not yet big enough to hold one for it. */
+static rtomb *tomb_at(const fc_reasm *r, int64_t flow)
+{
+    uint64_t f = (uint64_t)flow;
+    if (f >= (uint64_t)r->ntombs && r->ntombs < FC_TOMB_SLOTS)
+        return NULL;
+    return &r->tombs[f & (uint64_t)(r->ntombs - 1)];
+}
+
+/* Grow the table to hold a record for `flow` (doubling, at most FC_TOMB_SLOTS records). */
+static int tomb_room(fc_reasm *r, int64_t flow)
+{
+    uint64_t f = (uint64_t)flow;
+    int64_t n = r->ntombs;
+    while (f >= (uint64_t)n && n < FC_TOMB_SLOTS)
+        n *= 2;
+    if (n == r->ntombs)
+        return 0;
+    rtomb *nt = realloc(r->tombs, (size_t)n * sizeof(rtomb));
+    if (!nt)
+        return -1;
+    memset(nt + r->ntombs, 0, (size_t)(n - r->ntombs) * sizeof(rtomb));
+    r->tombs = nt;
+    r->ntombs = n;
+    return 0;
+}
+
 /* Hand a connection over to the done list; its buffers live until fc_reasm_done_clear. */
 static int conn_finish(fc_reasm *r, int32_t s, int evicted)
 {
@@ -366,7 +398,9 @@ static int conn_finish(fc_reasm *r, int32_t s, int evicted)
     c->evicted = (uint8_t)(evicted && !c->closed);
     r->done[r->ndone++] = s;
     if (c->closed) {
-        rtomb *t = &r->tombs[c->flow & (FC_TOMB_SLOTS - 1)];
+        if (tomb_room(r, c->flow) < 0)
+            return -1;
+        rtomb *t = tomb_at(r, c->flow);
         t->flow1 = c->flow + 1;
         for (int k = 0; k < 2; k++) {
             const rdir *d = &c->d[k];
@@ -387,8 +421,8 @@ static int conn_finish(fc_reasm *r, int32_t s, int evicted)
 static int tomb_late(const fc_reasm *r, int64_t flow, int dir, uint32_t seq, uint16_t flags,
                      int64_t plen)
 {
-    const rtomb *t = &r->tombs[flow & (FC_TOMB_SLOTS - 1)];
-    if (t->flow1 != flow + 1 || plen > 0)
+    const rtomb *t = tomb_at(r, flow);
+    if (!t || t->flow1 != flow + 1 || plen > 0)
         return 0;
     if (flags & TH_SYN)
         return t->has_isn[dir] && seq == t->isn[dir];
@@ -416,8 +450,8 @@ static int32_t conn_new(fc_reasm *r, int64_t flow, int64_t fno, int64_t ts, int3
     int32_t next_free = c->next;
     if (hput(r, flow, s) < 0)
         return -1;
-    rtomb *t = &r->tombs[flow & (FC_TOMB_SLOTS - 1)];
-    if (t->flow1 == flow + 1)
+    rtomb *t = tomb_at(r, flow);
+    if (t && t->flow1 == flow + 1)
         t->flow1 = 0; /* a new connection on the flow: the old one's record is spent */
     r->free_head = next_free;
     memset(c, 0, sizeof(*c));
@@ -614,7 +648,8 @@ fc_reasm *fc_reasm_new(int64_t cap, int64_t budget, int64_t max_open, int64_t ma
     r->hcap = 64;
     r->hkeys = malloc((size_t)r->hcap * 8);
     r->hvals = malloc((size_t)r->hcap * 4);
-    r->tombs = calloc(FC_TOMB_SLOTS, sizeof(rtomb));
+    r->tombs = calloc(FC_TOMB_FIRST, sizeof(rtomb));
+    r->ntombs = FC_TOMB_FIRST;
     if (!r->hkeys || !r->hvals || !r->tombs) {
         free(r->hkeys);
         free(r->hvals);

@@ -399,6 +399,25 @@ def test_closed_connections_remembered_per_flow_slot():
         assert late == [1]
 
 
+def test_closed_connection_records_grow_with_the_flows():
+    """The records start small and grow to hold the highest flow closed: flows closed after
+    thousands of others keep their records, and flows 1,024 apart do not share one, as in a
+    table of TOMB_SLOTS from the start."""
+    frames = []
+    for flow in (1, 1025, 3000, 40000):
+        frames += handshake(1000, 5000, flow) + closing(1000, 5000, 0, 0, flow)
+    for f in frames:
+        f.ts_ns = 1000
+    resent = [Frame(flow, True, 1002, 5002, ACK, ts_ns=3_000_000_000)
+              for flow in (3000, 1, 40000)]
+    flows = flow_table(40001)
+    for backend in BACKENDS:
+        late: list[int] = []
+        conns = run(frames + resent, backend, flows=flows, late=late)
+        assert [(c.flow, c.frames) for c in conns] == [(1, 6), (1025, 6), (3000, 6), (40000, 6)]
+        assert late == [3]
+
+
 @pytest.mark.parametrize("crossing", [False, True])
 def test_bytes_past_fin_are_not_stored(crossing):
     """Nothing is sent after a FIN: a segment past it (a bogus or injected one) adds neither
