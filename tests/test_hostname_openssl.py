@@ -18,7 +18,7 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
+from cryptography.x509.oid import ExtensionOID, NameOID
 
 from fastcap.judge.diagnose import _leaf_names
 from fastcap.judge.evidence import _names
@@ -61,6 +61,14 @@ CASES = [  # (subject CNs, SAN entries or None for no extension, host)
 ]
 
 
+def _san(names: list) -> x509.ExtensionType:
+    """A subjectAltName of ``names``; an empty one as raw bytes, which cryptography 51 will
+    not build (OpenSSL reads it as no names)."""
+    if names:
+        return x509.SubjectAlternativeName(names)
+    return x509.UnrecognizedExtension(ExtensionOID.SUBJECT_ALTERNATIVE_NAME, b"\x30\x00")
+
+
 @pytest.fixture(scope="module")
 def ca():
     key = ec.generate_private_key(ec.SECP256R1())
@@ -84,7 +92,7 @@ def _leaf(ca, cns, san) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
          .not_valid_before(NOW - dt.timedelta(days=1))
          .not_valid_after(NOW + dt.timedelta(days=30)))
     if san is not None:
-        b = b.add_extension(x509.SubjectAlternativeName(san), False)
+        b = b.add_extension(_san(san), False)
     return b.sign(root_key, hashes.SHA256()), key
 
 

@@ -19,7 +19,7 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
+from cryptography.x509.oid import ExtensionOID, NameOID
 
 from fastcap.judge.x509check import Analyzer, TrustStore
 
@@ -33,6 +33,14 @@ DNS, IP, EMAIL = x509.DNSName, x509.IPAddress, x509.RFC822Name
 URI, DIR = x509.UniformResourceIdentifier, x509.DirectoryName
 SMTP_UTF8_MAILBOX = x509.ObjectIdentifier("1.3.6.1.5.5.7.8.9")
 
+
+
+def _san(names: list) -> x509.ExtensionType:
+    """A subjectAltName of ``names``; an empty one as raw bytes, which cryptography 51 will
+    not build (OpenSSL reads it as no names)."""
+    if names:
+        return x509.SubjectAlternativeName(names)
+    return x509.UnrecognizedExtension(ExtensionOID.SUBJECT_ALTERNATIVE_NAME, b"\x30\x00")
 
 def _name(*attrs) -> x509.Name:
     return x509.Name([x509.NameAttribute(oid, value) for oid, value in attrs])
@@ -110,7 +118,7 @@ def _chain(key, permitted, excluded, subject, san, raw: bytes | None = None):
          .public_key(key.public_key()).serial_number(2)
          .not_valid_before(NOW - DAY).not_valid_after(NOW + DAY))
     if san is not None:
-        b = b.add_extension(x509.SubjectAlternativeName(san), False)
+        b = b.add_extension(_san(san), False)
     return root, b.sign(key, hashes.SHA256())
 
 

@@ -228,6 +228,25 @@ def test_canonical_rewrites_only_known_violations(key):
     assert cert_info(bad).parse_error is not None
 
 
+def test_an_empty_subject_alt_name_reads_as_none(key):
+    """RFC 5280 wants a name at least; cryptography 51 refuses an empty subjectAltName, OpenSSL
+    reads it as no names (its host check then takes the CN). The copy goes without it, and
+    the certificate's CN is its name, whichever cryptography reads it."""
+    start = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "mail.contoso.com")])
+    der = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+           .public_key(key.public_key()).serial_number(7).not_valid_before(start)
+           .not_valid_after(start + dt.timedelta(days=30))
+           .add_extension(x509.UnrecognizedExtension(ExtensionOID.SUBJECT_ALTERNATIVE_NAME,
+                                                     b"\x30\x00"), False)
+           .sign(key, hashes.SHA256()).public_bytes(serialization.Encoding.DER))
+    fixed, fixes = x509lenient.canonical(der)
+    assert fixes == ("empty subjectAltName",)
+    assert not list(x509.load_der_x509_certificate(fixed).extensions)
+    info = cert_info(der)
+    assert info.parse_error is None and info.san_dns == () and info.subject_cn == "mail.contoso.com"
+
+
 def test_hostile_bytes_never_raise(key):
     leaf = _leaf(key, bc=BC_CA_FALSE)
     rng = random.Random(7)

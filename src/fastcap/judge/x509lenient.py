@@ -3,7 +3,8 @@
 ``cryptography`` parses DER strictly and refuses what OpenSSL (and so Postfix, a receiving MTA
 and Zeek) accepts, and what CAs have issued: a DEFAULT encoded explicitly (an extension's
 critical FALSE, basicConstraints' cA FALSE, version 1, a name-constraints subtree's minimum 0),
-a BOOLEAN TRUE other than 0xFF in those fields, an empty nameConstraints, a PrintableString in
+a BOOLEAN TRUE other than 0xFF in those fields, an empty nameConstraints or subjectAltName
+(refused by ``cryptography`` from version 51), a PrintableString in
 the issuer or subject holding other ASCII characters (``*.contoso.com``, ``AT&T``, an e-mail
 address).  Such a certificate is read from a copy re-encoded without them; nothing else is
 rewritten, and anything else stays unparseable.  When only its extensions are refused, the
@@ -27,6 +28,7 @@ _PRINTABLE = frozenset(
     b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789 '()+,-./:=?")
 _BASIC_CONSTRAINTS = bytes.fromhex("0603551d13")  # 2.5.29.19, as encoded
 _NAME_CONSTRAINTS = bytes.fromhex("0603551d1e")  # 2.5.29.30
+_SUBJECT_ALT_NAME = bytes.fromhex("0603551d11")  # 2.5.29.17
 
 
 class _Bad(Exception):
@@ -170,6 +172,11 @@ def _extension(der: bytes, body: int, end: int, fixes: list[str]) -> bytes:
         if nc is None:
             return b""  # dropped: it constrains nothing
         value = nc
+    elif oid == _SUBJECT_ALT_NAME and value == b"\x30\x00":
+        # RFC 5280 wants one name at least (cryptography 51 refuses none); OpenSSL reads no
+        # names, and its host check then falls back to the CN: as without the extension
+        fixes.append("empty subjectAltName")
+        return b""
     return _enc(0x30, out + _enc(0x04, value))
 
 
