@@ -16,7 +16,7 @@ from .test_tls import handshake, record
 
 PKG = "fastcap.proto.tls"
 # Each module may import only those before it.
-LAYERS = ["const", "ja", "dn", "wirenames", "messages", "events", "records", "facts", "fold",
+LAYERS = ["const", "ja", "der", "dn", "wirenames", "messages", "events", "records", "facts", "fold",
           "outcome", "handshake",
           "inference"]
 # Every public name of the former single module fastcap/proto/tls.py.

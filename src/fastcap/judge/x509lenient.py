@@ -21,6 +21,8 @@ from dataclasses import dataclass
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
+from ..proto.tls.der import DerError, element, elements, encode
+
 _MAX_EXTENSIONS = 256  # more than any real certificate; past it, nothing is re-encoded
 _MAX_SUBTREES = 4096
 _MAX_RDNS = 256
@@ -31,50 +33,8 @@ _NAME_CONSTRAINTS = bytes.fromhex("0603551d1e")  # 2.5.29.30
 _SUBJECT_ALT_NAME = bytes.fromhex("0603551d11")  # 2.5.29.17
 
 
-class _Bad(Exception):
+class _Bad(DerError):
     """Not a violation this module rewrites."""
-
-
-def _tlv(der: bytes, pos: int, end: int) -> tuple[int, int, int]:
-    """(tag, start of content, end of content) of the element at ``pos`` (BER lengths, not
-    indefinite), inside ``end``."""
-    if pos + 2 > end:
-        raise _Bad
-    tag, first = der[pos], der[pos + 1]
-    if tag & 0x1F == 0x1F:
-        raise _Bad  # high tag numbers: none in a certificate's frame
-    pos += 2
-    if first < 0x80:
-        length = first
-    else:
-        k = first & 0x7F
-        if k == 0 or k > 4 or pos + k > end:
-            raise _Bad
-        length = int.from_bytes(der[pos : pos + k], "big")
-        pos += k
-    if pos + length > end:
-        raise _Bad
-    return tag, pos, pos + length
-
-
-def _children(der: bytes, start: int, end: int, limit: int) -> list[tuple[int, int, int, int]]:
-    """(tag, element start, content start, end) of each element in ``der[start:end]``."""
-    out = []
-    while start < end:
-        if len(out) >= limit:
-            raise _Bad
-        tag, body, stop = _tlv(der, start, end)
-        out.append((tag, start, body, stop))
-        start = stop
-    return out
-
-
-def _enc(tag: int, body: bytes) -> bytes:
-    n = len(body)
-    if n < 0x80:
-        return bytes([tag, n]) + body
-    size = n.to_bytes((n.bit_length() + 7) // 8, "big")
-    return bytes([tag, 0x80 | len(size)]) + size + body
 
 
 def _boolean(der: bytes, body: int, end: int, fixes: list[str], what: str) -> bytes | None:
@@ -90,60 +50,60 @@ def _boolean(der: bytes, body: int, end: int, fixes: list[str], what: str) -> by
 
 
 def _basic_constraints(value: bytes, fixes: list[str]) -> bytes:
-    tag, body, end = _tlv(value, 0, len(value))
+    tag, body, end = element(value, 0, len(value))
     if tag != 0x30 or end != len(value):
         raise _Bad
     out = b""
-    for t, start, b, stop in _children(value, body, end, 2):
+    for t, start, b, stop in elements(value, body, end, 2):
         if t == 0x01:
             out += _boolean(value, b, stop, fixes, "basicConstraints cA") or b""
         else:
             out += value[start:stop]
-    return _enc(0x30, out)
+    return encode(0x30, out)
 
 
 def _name_constraints(value: bytes, fixes: list[str]) -> bytes | None:
     """The value re-encoded, or None when it constrains nothing (OpenSSL: no constraint)."""
-    tag, body, end = _tlv(value, 0, len(value))
+    tag, body, end = element(value, 0, len(value))
     if tag != 0x30 or end != len(value):
         raise _Bad
     out = b""
-    for t, _, b, stop in _children(value, body, end, 2):
+    for t, _, b, stop in elements(value, body, end, 2):
         if t not in (0xA0, 0xA1):
             raise _Bad
         trees = b""
-        for st, _, sb, sstop in _children(value, b, stop, _MAX_SUBTREES):
+        for st, _, sb, sstop in elements(value, b, stop, _MAX_SUBTREES):
             if st != 0x30:
                 raise _Bad
             subtree = b""
-            for ft, fstart, fb, fstop in _children(value, sb, sstop, 3):
+            for ft, fstart, fb, fstop in elements(value, sb, sstop, 3):
                 if ft == 0x80 and value[fb:fstop] == b"\x00":
                     fixes.append("nameConstraints minimum 0 encoded explicitly")
                     continue
                 subtree += value[fstart:fstop]
-            trees += _enc(0x30, subtree)
+            trees += encode(0x30, subtree)
         if not trees:
             fixes.append("empty nameConstraints subtrees")
             continue
-        out += _enc(t, trees)
+        out += encode(t, trees)
     if not out:
         fixes.append("empty nameConstraints")
         return None
-    return _enc(0x30, out)
+    return encode(0x30, out)
 
 
 def _name(der: bytes, start: int, end: int, fixes: list[str]) -> bytes:
     """A Name whose PrintableStrings holding other ASCII characters (``*``, ``@``, ``&``, ``_``)
     are tagged IA5String: same length, same text, and a type OpenSSL canonicalises alike."""
-    tag, body, stop = _tlv(der, start, end)
+    tag, body, stop = element(der, start, end)
     if tag != 0x30 or stop != end:
         raise _Bad
     out = bytearray(der[start:end])
-    for rt, _, rb, rstop in _children(der, body, stop, _MAX_RDNS):
+    for rt, _, rb, rstop in elements(der, body, stop, _MAX_RDNS):
         if rt != 0x31:
             raise _Bad
-        for at, _, ab, astop in _children(der, rb, rstop, _MAX_RDNS):
-            parts = _children(der, ab, astop, 2) if at == 0x30 else []
+        for at, _, ab, astop in elements(der, rb, rstop, _MAX_RDNS):
+            parts = elements(der, ab, astop, 2) if at == 0x30 else []
             if len(parts) != 2 or parts[1][0] != 0x13:
                 continue
             text = der[parts[1][2] : parts[1][3]]
@@ -155,7 +115,7 @@ def _name(der: bytes, start: int, end: int, fixes: list[str]) -> bytes:
 
 
 def _extension(der: bytes, body: int, end: int, fixes: list[str]) -> bytes:
-    parts = _children(der, body, end, 3)
+    parts = elements(der, body, end, 3)
     if not parts or parts[0][0] != 0x06 or parts[-1][0] != 0x04:
         raise _Bad
     oid = der[parts[0][1] : parts[0][3]]
@@ -177,7 +137,7 @@ def _extension(der: bytes, body: int, end: int, fixes: list[str]) -> bytes:
         # names, and its host check then falls back to the CN: as without the extension
         fixes.append("empty subjectAltName")
         return b""
-    return _enc(0x30, out + _enc(0x04, value))
+    return encode(0x30, out + encode(0x04, value))
 
 
 def canonical(der: bytes) -> tuple[bytes, tuple[str, ...]] | None:
@@ -186,14 +146,14 @@ def canonical(der: bytes) -> tuple[bytes, tuple[str, ...]] | None:
     the copy is read, never verified."""
     fixes: list[str] = []
     try:
-        tag, body, end = _tlv(der, 0, len(der))
+        tag, body, end = element(der, 0, len(der))
         if tag != 0x30:
             return None
-        top = _children(der, body, end, 3)
+        top = elements(der, body, end, 3)
         if len(top) != 3 or top[0][0] != 0x30:
             return None
         tbs = b""
-        fields = _children(der, top[0][2], top[0][3], 10)
+        fields = elements(der, top[0][2], top[0][3], 10)
         names = (2, 4) if fields and fields[0][0] != 0xA0 else (3, 5)  # issuer, subject
         for i, (t, start, b, stop) in enumerate(fields):
             if t == 0xA0 and i == 0 and der[b:stop] == b"\x02\x01\x00":
@@ -201,23 +161,23 @@ def canonical(der: bytes) -> tuple[bytes, tuple[str, ...]] | None:
             elif i in names:
                 tbs += _name(der, start, stop, fixes)
             elif t == 0xA3:
-                seq, sb, sstop = _tlv(der, b, stop)
+                seq, sb, sstop = element(der, b, stop)
                 if seq != 0x30 or sstop != stop:
                     return None
                 exts = b""
-                for et, _, eb, estop in _children(der, sb, sstop, _MAX_EXTENSIONS):
+                for et, _, eb, estop in elements(der, sb, sstop, _MAX_EXTENSIONS):
                     if et != 0x30:
                         return None
                     exts += _extension(der, eb, estop, fixes)
-                tbs += _enc(0xA3, _enc(0x30, exts)) if exts else b""
+                tbs += encode(0xA3, encode(0x30, exts)) if exts else b""
             else:
                 tbs += der[start:stop]
-    except _Bad:
+    except DerError:
         return None
     if not fixes:
         return None
     rest = der[top[1][1] : top[2][3]]
-    return _enc(0x30, _enc(0x30, tbs) + rest), tuple(dict.fromkeys(fixes))
+    return encode(0x30, encode(0x30, tbs) + rest), tuple(dict.fromkeys(fixes))
 
 
 def extensions(cert: x509.Certificate) -> tuple[x509.Extensions, tuple[str, ...]]:
@@ -239,9 +199,9 @@ def extensions(cert: x509.Certificate) -> tuple[x509.Extensions, tuple[str, ...]
 def original_tbs(der: bytes) -> bytes | None:
     """The tbsCertificate element of ``der`` as sent: what its signature covers."""
     try:
-        _, body, end = _tlv(der, 0, len(der))
-        _, tbs_body, tbs_end = _tlv(der, body, end)
-    except _Bad:
+        _, body, end = element(der, 0, len(der))
+        _, tbs_body, tbs_end = element(der, body, end)
+    except DerError:
         return None
     return der[body:tbs_end]
 

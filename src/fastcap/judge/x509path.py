@@ -27,6 +27,7 @@ from dataclasses import dataclass
 
 from cryptography import x509
 
+from ..proto.tls.der import DerError, element
 from . import x509lenient, x509names
 from .x509names import canon_name
 
@@ -603,21 +604,11 @@ def _check_signatures_and_time(
 
 
 def _tlv(der: bytes, pos: int) -> tuple[int, int, int] | None:
-    """(tag, start of content, end of content) of the DER element at ``pos``."""
-    if pos + 2 > len(der):
+    """(tag, start of content, end of content) of the DER element at ``pos``, or None."""
+    try:
+        return element(der, pos, len(der))
+    except DerError:
         return None
-    tag, first = der[pos], der[pos + 1]
-    pos += 2
-    if first < 0x80:
-        length = first
-    else:
-        k = first & 0x7F
-        if k == 0 or k > 4 or pos + k > len(der):
-            return None
-        length = int.from_bytes(der[pos : pos + k], "big")
-        pos += k
-    end = pos + length
-    return (tag, pos, end) if end <= len(der) else None
 
 
 _NAME_CONSTRAINTS_OID = bytes.fromhex("0603551d1e")  # 2.5.29.30, as encoded

@@ -27,12 +27,13 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from ..judge import x509lenient
 from ..judge.x509check import cert_info, load_certificate, name_matches, quiet_x509
 from ..proto.tls.const import is_tls13
+from ..proto.tls.der import element, elements
 from ..proto.tls.wirenames import wire_bytes
 from ..session import Session
 from ..verdict import CertInfo
 from .zeek_ascii import close_bytes, header_bytes, row_bytes
 from .zeek_consts import alert_name, cipher_name, group_name, version_name
-from .zeek_dn import _items, _tlv, openssl_name
+from .zeek_dn import openssl_name
 
 _CONN = (("ts", "time"), ("uid", "string"), ("id.orig_h", "addr"), ("id.orig_p", "port"),
          ("id.resp_h", "addr"), ("id.resp_p", "port"))
@@ -372,13 +373,13 @@ def _public_key_bits(der: bytes) -> int | None:
     """The bits of the certificate's subjectPublicKey (its BIT STRING less the unused-bits
     byte), read from the DER: what OpenSSL reports as an ML-DSA key's size."""
     try:
-        _, start, end = _tlv(der, 0)  # Certificate
-        _, start, end = _tlv(der, start)  # TBSCertificate
-        fields = list(_items(der, start, end))
+        _, start, end = element(der, 0, len(der))  # Certificate
+        _, start, end = element(der, start, end)  # TBSCertificate
+        fields = elements(der, start, end, 16)
         if fields and fields[0][0] == 0xA0:  # [0] version
             fields = fields[1:]
         _, _, a, b = fields[5]  # serial, signature, issuer, validity, subject, SPKI
-        (_, _, _, _), (tag, _, k0, k1) = list(_items(der, a, b))[:2]
+        (_, _, _, _), (tag, _, k0, k1) = elements(der, a, b, 2)
         return (k1 - k0 - 1) * 8 if tag == 0x03 and k1 > k0 else None
     except (IndexError, ValueError):  # not the DER of a certificate
         return None

@@ -11,6 +11,9 @@ The name's own DER is read, so each value is printed from the string type it was
 
 from __future__ import annotations
 
+from ..proto.tls.der import element, elements
+
+_MAX_ITEMS = 4096  # RDNs in a name, attributes in an RDN: far more than any certificate has
 # OpenSSL's short names of the attribute types a certificate name carries
 _SHORT_NAMES = {
     "2.5.4.3": "CN", "2.5.4.4": "SN", "2.5.4.5": "serialNumber", "2.5.4.6": "C",
@@ -30,26 +33,6 @@ _SHORT_NAMES = {
 _STRING_CODECS = {12: None, 18: "latin-1", 19: "latin-1", 20: "latin-1", 22: "latin-1",
                   26: "latin-1", 28: "utf-32-be", 30: "utf-16-be"}
 _BACKSLASHED = frozenset(b',+"\\<>;')
-
-
-def _tlv(data: bytes, at: int) -> tuple[int, int, int]:
-    """(tag, start of content, end of content) of the DER element at `at`."""
-    tag, n = data[at], data[at + 1]
-    at += 2
-    if n & 0x80:
-        k = n & 0x7F
-        n = int.from_bytes(data[at:at + k], "big")
-        at += k
-    if at + n > len(data):
-        raise ValueError("DER element runs past its container")
-    return tag, at, at + n
-
-
-def _items(data: bytes, start: int, end: int):
-    while start < end:
-        tag, a, b = _tlv(data, start)
-        yield tag, start, a, b
-        start = b
 
 
 def _oid(body: bytes) -> str:
@@ -88,11 +71,11 @@ def _value(oid: str, tag: int, tlv: bytes, body: bytes) -> str:
 def openssl_name(der: bytes) -> str:
     """A DER Name (``x509.Name.public_bytes()``) as OpenSSL prints it with RFC 2253 flags:
     the last RDN first, attributes by OpenSSL's short names, values escaped as it does."""
-    _, start, end = _tlv(der, 0)
+    _, start, end = element(der, 0, len(der))
     avas = []
-    for _, _, s0, s1 in _items(der, start, end):  # each RDN, a SET
-        for _, _, a0, a1 in _items(der, s0, s1):  # each AttributeTypeAndValue
-            (_, _, o0, o1), (tag, v, b0, b1) = list(_items(der, a0, a1))[:2]
+    for _, _, s0, s1 in elements(der, start, end, _MAX_ITEMS):  # each RDN, a SET
+        for _, _, a0, a1 in elements(der, s0, s1, _MAX_ITEMS):  # each AttributeTypeAndValue
+            (_, _, o0, o1), (tag, v, b0, b1) = list(elements(der, a0, a1, _MAX_ITEMS))[:2]
             avas.append((len(avas), _oid(der[o0:o1]), tag, der[v:b1], der[b0:b1], s0))
     parts: list[str] = []
     rdn = None

@@ -14,6 +14,7 @@ chain), alerts, and where encryption started. Everything else stays raw.
 One layer per module, each importing only the ones before it:
 
 - :mod:`.const` code points and their names; :mod:`.ja` JA3/JA4 fingerprints;
+  :mod:`.der` DER elements read and written (shared with the certificate code);
   :mod:`.dn` DER distinguished names as text;
   :mod:`.wirenames` the hellos' names (SNI, ALPN) as printable text, and back;
 - :mod:`.messages` the handshake messages fastcap reads, and their wire parsers;

@@ -6,30 +6,19 @@ from __future__ import annotations
 import warnings
 from functools import lru_cache
 
-
-def _der_tlv_len(der: bytes) -> int | None:
-    """Total length of the single DER TLV at the start of ``der`` (None if not definite)."""
-    if len(der) < 2:
-        return None
-    first = der[1]
-    if first < 0x80:
-        return 2 + first
-    n = first & 0x7F
-    if n == 0 or n > 4 or len(der) < 2 + n:
-        return None
-    return 2 + n + int.from_bytes(der[2 : 2 + n], "big")
+from .der import DerError, element, encode
 
 
-def _tlv(tag: int, content: bytes) -> bytes:
-    n = len(content)
-    if n < 0x80:
-        return bytes([tag, n]) + content
-    raw = n.to_bytes((n.bit_length() + 7) // 8, "big")
-    return bytes([tag, 0x80 | len(raw)]) + raw + content
+def _whole(der: bytes) -> bool:
+    """``der`` is exactly one element."""
+    try:
+        return element(der, 0, len(der))[2] == len(der)
+    except DerError:
+        return False
 
 
 _CRL_ALG = bytes.fromhex("300d06092a864886f70d01010b0500")  # sha256WithRSAEncryption
-_CRL_TIME = _tlv(0x17, b"250101000000Z")
+_CRL_TIME = encode(0x17, b"250101000000Z")
 
 
 @lru_cache(maxsize=4096)  # pure; a server asks every client for the same CA names
@@ -39,12 +28,12 @@ def dn_to_text(der: bytes) -> str | None:
     cryptography has no loader for a bare Name, so the DN is set as the issuer of a minimal,
     unsigned CRL and read back as :class:`cryptography.x509.Name` (no signature is checked).
     """
-    if not der or der[0] != 0x30 or _der_tlv_len(der) != len(der):
+    if not der or der[0] != 0x30 or not _whole(der):
         return None
     from cryptography import x509  # local: parsing messages never needs it
 
-    tbs = _tlv(0x30, _CRL_ALG + der + _CRL_TIME)
-    crl = _tlv(0x30, tbs + _CRL_ALG + _tlv(0x03, b"\x00"))
+    tbs = encode(0x30, _CRL_ALG + der + _CRL_TIME)
+    crl = encode(0x30, tbs + _CRL_ALG + encode(0x03, b"\x00"))
     try:
         with warnings.catch_warnings():  # a name it would not build (a CN over 64, say)
             warnings.simplefilter("ignore", UserWarning)
