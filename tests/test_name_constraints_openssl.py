@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
-import re
 import shutil
-import subprocess
 
 import pytest
 from cryptography import x509
@@ -22,6 +20,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtensionOID, NameOID
 
 from fastcap.judge.x509check import Analyzer, TrustStore
+
+from .openssl_oracle import openssl_error
 
 OPENSSL = shutil.which("openssl")
 pytestmark = pytest.mark.skipif(OPENSSL is None, reason="openssl command not installed")
@@ -123,17 +123,8 @@ def _chain(key, permitted, excluded, subject, san, raw: bytes | None = None):
 
 
 def _openssl(tmp_path, root, leaf) -> tuple[str | None, int | None]:
-    for name, cert in (("root.pem", root), ("leaf.pem", leaf)):
-        (tmp_path / name).write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    done = subprocess.run(
-        [OPENSSL, "verify", "-no-CApath", "-no-CAstore", "-attime", str(int(NOW.timestamp())),
-         "-purpose", "sslclient", "-CAfile", str(tmp_path / "root.pem"),
-         str(tmp_path / "leaf.pem")], capture_output=True, text=True, timeout=30)
-    if done.returncode == 0:
-        return None, None
-    m = re.search(r"error \d+ at (\d+) depth lookup: (.*)", done.stderr)
-    assert m, done.stderr
-    return m.group(2).strip(), int(m.group(1))
+    pem = serialization.Encoding.PEM
+    return openssl_error(tmp_path, root.public_bytes(pem), leaf.public_bytes(pem), at=NOW)
 
 
 @pytest.mark.parametrize("case", sorted(CASES))

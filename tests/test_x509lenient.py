@@ -10,7 +10,6 @@ import dataclasses
 import datetime as dt
 import hashlib
 import random
-import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -26,6 +25,8 @@ from fastcap.judge import x509lenient
 from fastcap.judge.x509check import Analyzer, TrustStore, cert_info
 from fastcap.out.report import export_certs
 from fastcap.run.scanner import scan
+
+from .openssl_oracle import openssl_error
 
 OPENSSL = shutil.which("openssl")
 NOW = dt.datetime(2026, 6, 1, 12, tzinfo=dt.UTC)
@@ -130,19 +131,8 @@ def _pem(der: bytes) -> bytes:
 
 def _openssl(tmp_path, root: x509.Certificate, leaf: bytes,
              *untrusted: bytes) -> tuple[str | None, int | None]:
-    (tmp_path / "root.pem").write_bytes(root.public_bytes(serialization.Encoding.PEM))
-    (tmp_path / "leaf.pem").write_bytes(_pem(leaf))
-    (tmp_path / "untrusted.pem").write_bytes(b"".join(map(_pem, untrusted)))
-    extra = ["-untrusted", str(tmp_path / "untrusted.pem")] if untrusted else []
-    done = subprocess.run(
-        [OPENSSL, "verify", "-no-CApath", "-no-CAstore", "-attime", str(int(NOW.timestamp())),
-         "-purpose", "sslclient", "-CAfile", str(tmp_path / "root.pem"), *extra,
-         str(tmp_path / "leaf.pem")], capture_output=True, text=True, timeout=30)
-    if done.returncode == 0:
-        return None, None
-    m = re.search(r"error \d+ at (\d+) depth lookup: (.*)", done.stderr)
-    assert m, done.stderr
-    return m.group(2).strip(), int(m.group(1))
+    return openssl_error(tmp_path, root.public_bytes(serialization.Encoding.PEM), _pem(leaf),
+                         b"".join(map(_pem, untrusted)), at=NOW)
 
 
 CASES = {  # id: (root extensions, leaf extensions, expected note)
