@@ -248,7 +248,7 @@ def frames(draw, links: tuple[str, ...] = tuple(sorted(LINKS))) -> Frame:
     et = family = 0
     if link in ETHER_HLEN:
         vlans = [(draw(st.sampled_from(TPIDS)), draw(u16))
-                 for _ in range(draw(st.sampled_from([0, 0, 1, 2, 3, 4, 5])))]
+                 for _ in range(draw(st.sampled_from([0, 0, 1, 2, 3, 4, 5, 8, 9])))]
         if net == "other":
             et = draw(st.one_of(st.integers(0, 0x5FF), st.sampled_from([0x0806, 0x88CC])))
         else:
@@ -276,12 +276,12 @@ def frames(draw, links: tuple[str, ...] = tuple(sorted(LINKS))) -> Frame:
 
     e = Expect()
     if link in ETHER_HLEN:
-        hlen, depth = ETHER_HLEN[link], min(len(vlans), 4)
+        hlen, depth = ETHER_HLEN[link], min(len(vlans), 8)
         l2 = hlen + 4 * depth
         if c < l2:
             e.status = TR2
         else:
-            e.ethertype = vlans[4][0] if len(vlans) > 4 else et
+            e.ethertype = vlans[8][0] if len(vlans) > 8 else et
             e.vlan_depth = depth
             if e.ethertype not in (P.ETH_P_IP, P.ETH_P_IPV6):
                 e.status = NOT_IP
@@ -467,7 +467,7 @@ def test_random_bytes_never_break_it(rows):
         assert ((h.l4_off >= -1) & (h.l4_off <= cap)).all()
         assert (h.l4_off[h.l4_off >= 0] >= h.l3_off[h.l4_off >= 0] + 20).all()
         assert (h.ip_end[h.l3 != 0] >= -1).all()
-        assert (h.vlan_depth <= 4).all()
+        assert (h.vlan_depth <= 8).all()
         assert not (h.has_ports & (h.l4_off + 4 > cap)).any()
         tf = tcp_of(w, h)
         ok = h.status[tf.rows] == OK
@@ -544,7 +544,7 @@ def _bad_tcp(doff: int) -> bytes:
     (P.loop_hdr(V4, 2), 108, 2, TR2),
     (P.ether(b"\0" * 28, P.ETH_P_ARP), 1, None, NOT_IP),
     (P.ether(b"\xaa\xaa\x03" + b"\0" * 40, 46), 1, None, NOT_IP),  # 802.3 length field
-    (P.ether(V4, P.ETH_P_IP, vlans=[(0x8100, 1)] * 5), 1, None, NOT_IP),  # 5 tags: not walked
+    (P.ether(V4, P.ETH_P_IP, vlans=[(0x8100, 1)] * 9), 1, None, NOT_IP),  # 9 tags: not walked
     (P.null_hdr(V4, 7), 0, None, NOT_IP),
     (P.loop_hdr(V4, 2 << 24), 108, None, NOT_IP),
     (P.sll(b"\0" * 30, 0x0004), 113, None, NOT_IP),

@@ -110,9 +110,9 @@ def _pppoe(inner: bytes) -> bytes:
 
 def test_encapsulations_are_opened_or_counted_by_name(tmp_path):
     """SMTP inside a tunnel (a cloud traffic mirror's VXLAN or Geneve, ERSPAN's GRE, an MPLS
-    or PPPoE link) is selected; inside an encapsulation fastcap does not open (Cisco
-    MetaData, more than 4 VLAN tags, IPv4 AH), it is told, not passed over as
-    frames that hold no SMTP."""
+    or PPPoE link, under a switch's Cisco MetaData tag, eight VLAN tags or IPv4 AH) is
+    selected; inside an encapsulation fastcap does not open (more than 8 VLAN tags, an AH
+    longer than its packet), it is told, not passed over as frames that hold no SMTP."""
     ip = p.ip_packet(p.tcp(40000, 25, 1, 1, p.ACK, b"EHLO x\r\n"), 6, "10.0.0.1", "10.0.0.2")
     inner = p.ether(ip, 0x0800)
     outer = "192.0.2.1", "192.0.2.2"
@@ -122,7 +122,7 @@ def test_encapsulations_are_opened_or_counted_by_name(tmp_path):
         p.ether(_mpls(ip), 0x8847, vlans=[(0x8100, 5)]),
         p.ether(_pppoe(ip), 0x8864),
         p.ether(bytes([1, 1, 0, 1, 0, 10, 8, 0]) + ip, 0x8909),  # Cisco MetaData (TrustSec)
-        p.ether(ip, 0x0800, vlans=[(0x8100, 1)] * 5),
+        p.ether(ip, 0x0800, vlans=[(0x8100, 1)] * 8),
         p.ether(p.ipv4(b"\0\0\x65\x58" + inner, 47, *outer), 0x0800),
         p.ether(p.ipv4(ip, 4, *outer), 0x0800),
         p.ether(p.ipv6(ip, 4, "2001:db8::1", "2001:db8::2"), 0x86DD),
@@ -134,20 +134,22 @@ def test_encapsulations_are_opened_or_counted_by_name(tmp_path):
                 0x0800, vlans=[(0x8100, 9)]),
         p.ether(p.ipv4(p.udp(53, 50000, b"dns"), 17, *outer), 0x0800),  # plain UDP
         p.ether(b"\0" * 46, 0x0806),  # ARP: not IP, nothing hidden in it
+        p.ether(ip, 0x0800, vlans=[(0x8100, 1)] * 9),
+        p.ether(p.ipv4(bytes([6, 40]) + bytes(22) + ip[20:], 51, *outer), 0x0800),  # AH too long
     ]
     path = tmp_path / "tunnels.pcap"
     write_pcap(path, [Record(f, i) for i, f in enumerate(frames)])
     for backend in ("native", "python"):
         got, *_, counters, _fl = _run(path, backend=backend)
-        assert got == [1, 2, 3, 6, 7, 8, 11, 12, 13]
+        assert got == [1, 2, 3, 4, 5, 6, 7, 8, 10, 11, 12, 13]
         assert counters.tunnels == {"MPLS": 2, "PPPoE": 1, "GRE": 1, "IP-in-IP": 2,
-                                    "IPv6-in-IP": 1, "VXLAN": 2, "Geneve": 1}
+                                    "IPv6-in-IP": 1, "VXLAN": 2, "Geneve": 1,
+                                    "Cisco MetaData": 1}
         assert counters.skipped == {
-            "Cisco MetaData encapsulation (not decoded)": 1,
-            "frames under more than 4 VLAN tags (not decoded)": 1,
+            "frames under more than 8 VLAN tags (not decoded)": 1,
             "IPv4 AH encapsulation (not decoded)": 1,
         }
-        assert (counters.ipv4, counters.ipv6, counters.udp, counters.other) == (7, 2, 4, 6)
+        assert (counters.ipv4, counters.ipv6, counters.udp, counters.other) == (9, 2, 4, 6)
 
 
 def test_fragmented_segments_on_selected_ports_are_told(tmp_path, backend):

@@ -44,6 +44,26 @@ def _ip_proto(ip: bytes) -> int:
     return 4 if ip[0] >> 4 == 4 else 41
 
 
+def _ethertype(ip: bytes) -> bytes:
+    return b"\x08\x00" if ip[0] >> 4 == 4 else b"\x86\xdd"
+
+
+def _ah(payload: bytes, next_header: int) -> bytes:
+    """An Authentication Header (RFC 4302) of a 12-byte ICV, then `payload`."""
+    return bytes([next_header, 4, 0, 0]) + b"\0\0\x12\x34" + b"\0\0\0\1" + bytes(12) + payload
+
+
+def _ah_transport(ip: bytes) -> bytes:
+    """The packet with AH in transport mode between its IP header and its payload."""
+    v4 = ip[0] >> 4 == 4
+    hlen, length_at, proto_at = ((ip[0] & 15) * 4, 2, 9) if v4 else (40, 4, 6)
+    hdr = bytearray(ip[:hlen])
+    hdr[length_at:length_at + 2] = (int.from_bytes(hdr[length_at:length_at + 2], "big")
+                                    + 24).to_bytes(2, "big")
+    proto, hdr[proto_at] = hdr[proto_at], 51
+    return bytes(hdr) + _ah(ip[hlen:], proto)
+
+
 # Each wraps an Ethernet frame (`eth`, whose IP packet is `ip`) the way a tunnel carries it.
 WRAP = {
     "vxlan": lambda eth, ip: p.ether(p.ipv4(p.udp(50000, 4789, b"\x08\0\0\0\0\0\x64\0" + eth),
@@ -67,6 +87,18 @@ WRAP = {
     "ip-in-ip": lambda eth, ip: p.ether(p.ipv4(ip, _ip_proto(ip), *OUTER), 0x0800),
     "802.1ah": lambda eth, ip: p.ether(b"\0\1\0\0" + eth, 0x88E7),
     "erspan-i": lambda eth, ip: p.ether(p.ipv4(_gre(0, 0x88BE) + eth, 47, *OUTER), 0x0800),
+    # the tags switches insert before the EtherType: Cisco TrustSec, a fabric extender, 802.1BR
+    "cisco-metadata": lambda eth, ip: p.ether(b"\1\1\0\1\0\x10" + _ethertype(ip) + ip, 0x8909),
+    "vn-tag": lambda eth, ip: p.ether(b"\0\1\0\2" + _ethertype(ip) + ip, 0x8926,
+                                      vlans=[(0x8100, 3)]),
+    "e-tag": lambda eth, ip: p.ether(b"\0\0\x10\1\0\0\x81\0\0\5" + _ethertype(ip) + ip,
+                                     0x893F),
+    # IPsec AH in transport mode (not a tunnel), and in tunnel mode (the IP inside is)
+    "ah-transport": lambda eth, ip: p.ether(_ah_transport(ip), int(_ethertype(ip).hex(), 16)),
+    "ah-tunnel": lambda eth, ip: p.ether(p.ipv4(_ah(ip, _ip_proto(ip)), 51, *OUTER), 0x0800),
+    # not a tunnel either: eight VLAN tags
+    "vlan-8": lambda eth, ip: p.ether(ip, int(_ethertype(ip).hex(), 16),
+                                      vlans=[(0x8100, i + 1) for i in range(8)]),
     "mpls-in-vxlan": lambda eth, ip: p.ether(p.ipv4(p.udp(
         50000, 4789, b"\x08\0\0\0\0\0\x64\0" + p.ether(_labels(2) + ip, 0x8847,
                                                      vlans=[(0x8100, 7)])), 17, *OUTER), 0x0800),
@@ -79,7 +111,9 @@ NAMES = {"vxlan": "VXLAN", "vxlan-ipv6": "VXLAN", "geneve-options": "Geneve",
          "erspan-i": "ERSPAN", "erspan-ii": "ERSPAN",
          "mpls-in-vxlan": "VXLAN", "erspan-iii": "ERSPAN", "gre-keyed": "GRE",
          "gre-ethernet": "GRE", "mpls": "MPLS", "pppoe": "PPPoE", "ip-in-ip": "IP-in-IP",
-         "802.1ah": "802.1ah MAC-in-MAC", "gre-in-vxlan": "VXLAN"}
+         "802.1ah": "802.1ah MAC-in-MAC", "gre-in-vxlan": "VXLAN",
+         "cisco-metadata": "Cisco MetaData", "vn-tag": "VN-Tag", "e-tag": "802.1BR E-Tag",
+         "ah-tunnel": "IP-in-IP"}
 
 
 def _records(path: Path) -> list[Record]:
@@ -125,7 +159,8 @@ def test_a_tunnelled_capture_scans_as_the_bare_one(tmp_path, backend, kind, name
     assert got == bare
 
 
-@pytest.mark.parametrize("kind", ["vxlan", "erspan-ii", "mpls", "gre-in-vxlan"])
+@pytest.mark.parametrize("kind", ["vxlan", "erspan-ii", "mpls", "gre-in-vxlan", "vn-tag",
+                                  "ah-tunnel"])
 def test_stats_count_the_frames_opened_by_their_outermost_tunnel(tmp_path, kind):
     name = "zeek__smtp-starttls.pcap"
     bare = compute_stats(DATA / name)

@@ -76,12 +76,13 @@ _SUPPORTED = (LINKTYPE_ETHERNET, LINKTYPE_LINUX_SLL, LINKTYPE_LINUX_SLL2, LINKTY
 
 ETH_IPV4, ETH_IPV6 = 0x0800, 0x86DD
 _TPIDS = (0x8100, 0x88A8, 0x9100)
-_MAX_VLAN = 4
+_MAX_VLAN = 8
 _MAX_EXT = 8
 _WIDE_STEP = 512  # first re-read width for rows whose headers run past the slab
-# Deepest byte any read can touch: 36 bytes of link header, 40 of IPv6, 8 extension headers of
-# at most 2048 bytes each, then 20 bytes of TCP.  The last re-read uses this width at most.
-_MAX_HDR = 36 + 40 + _MAX_EXT * 2048 + 64
+# Deepest byte any read can touch: 52 bytes of link header (SLL2 and 8 VLAN tags), 40 of IPv6,
+# 8 extension headers of at most 2048 bytes each, then 20 bytes of TCP (IPv4's 60-byte header
+# and 1,028-byte AH lie well inside).  The last re-read uses this width at most.
+_MAX_HDR = 52 + 40 + _MAX_EXT * 2048 + 64
 
 _PREFETCH_MIN_ROWS = 1 << 15  # smaller windows fit in cache; direct column reads are fine
 _BLOCK = 1 << 16  # rows decoded together
@@ -99,6 +100,7 @@ def _lut(values: tuple[int, ...]) -> np.ndarray:
     return t
 
 
+_IPPROTO_AH = 51
 _EXT = _lut((0, 43, 44, 51, 60, 135, 139, 140))  # IPv6 headers the walk steps over
 _NO_L4 = _lut((0, 43, 44, 50, 51, 59, 60, 135, 139, 140))  # ip_proto values with no L4 header
 
@@ -552,6 +554,30 @@ def _ipv4(ctx: _Ctx, sel: Sel, off: int | np.ndarray) -> None:
         h.frag[sel] = frag
         l4 = np.where(frag == 2, np.int32(-1), l4)
     h.l4_off[sel] = l4
+    if (proto == _IPPROTO_AH).any():
+        _ipv4_ah(ctx, _rows_of(sel, len(h)), proto, np.broadcast_to(l4, proto.shape))
+
+
+def _ipv4_ah(ctx: _Ctx, rows: np.ndarray, proto: np.ndarray, l4: np.ndarray) -> None:
+    """Step over IPv4's Authentication Header (RFC 4302), as IPv6's chain steps over it:
+    Wireshark reads the TCP segment after it (transport mode), or the IP packet (tunnel mode,
+    which `tunnels` opens).  An AH cut short, or longer than its packet, stays `ip_proto` 51."""
+    h = ctx.h
+    j = np.flatnonzero((proto == _IPPROTO_AH) & (l4 >= 0))
+    r, p = rows[j], l4[j].astype(np.int32)
+    c = ctx.cap[r]
+    w = _wide(c, p + 2, ctx.width)
+    if w is not None:  # decoded again from a wider slab
+        h.status[r[w]] = _WIDE
+        r, p, c = r[~w], p[~w], c[~w]
+    have = c >= p + 2
+    r, p = r[have], p[have]
+    nxt = ctx.rd.read(r, p, "u1")
+    end = p + ((ctx.rd.read(r, p + 1, "u1").astype(np.int32) + 2) << 2)
+    ok = end <= h.ip_end[r]
+    r, nxt, end = r[ok], nxt[ok], end[ok]
+    h.ip_proto[r] = nxt
+    h.l4_off[r] = np.where(_NO_L4[nxt], np.int32(-1), end)
 
 
 def _mark(ctx: _Ctx, sel: Sel, st: np.ndarray, cap: np.ndarray,

@@ -34,11 +34,10 @@ _STATUS_REASON = {
 # Encapsulations, and tunnels whose header does not say plainly what they carry (`tunnels`),
 # that fastcap does not open.  Their frames are counted by name under `skipped`, so a capture
 # of such traffic does not read as one that simply holds no SMTP.
-_ENCAP_ETHERTYPES = {0x8847: "MPLS", 0x8848: "MPLS", 0x8864: "PPPoE", 0x88E7: "802.1ah MAC-in-MAC",
-                     0x8909: "Cisco MetaData", 0x8926: "VN-Tag", 0x893F: "802.1BR E-Tag"}
+_ENCAP_ETHERTYPES = {0x8847: "MPLS", 0x8848: "MPLS", 0x8864: "PPPoE", 0x88E7: "802.1ah MAC-in-MAC"}
 _ENCAP_PROTOS = {4: "IP-in-IP", 41: "IPv6-in-IP", 47: "GRE"}
-_IPV4_AH = 51  # walked in IPv6's extension chain, not after an IPv4 header
-_DEEP_VLAN = "frames under more than 4 VLAN tags (not decoded)"
+_IPV4_AH = 51  # stepped over by the decoder; still here when cut short or too long
+_DEEP_VLAN = "frames under more than 8 VLAN tags (not decoded)"
 
 
 def _encap(name: str) -> str:

@@ -1,7 +1,8 @@
 """Open the tunnels mirrored traffic arrives in, as Wireshark does.
 
 A cloud traffic mirror (AWS, Azure: VXLAN; Geneve), a switch's remote SPAN (ERSPAN over GRE),
-an MPLS or PPPoE link, or IP-in-IP carries the mail server's frames inside another packet.
+an MPLS or PPPoE link, or IP-in-IP carries the mail server's frames inside another packet;
+a switch's tag (Cisco MetaData, VN-Tag, E-Tag) sits before their EtherType.
 Wireshark's `tcp.port == 25` matches the inner TCP header, so fastcap selects on it too: the
 inner frame of each tunnel row is decoded by the same general decoder, at its offset inside the
 outer frame, and its offsets are made frame-relative again, so everything after selection reads
@@ -34,8 +35,13 @@ __all__ = ["TUNNEL_NAMES", "Opened", "open_tunnels"]
 
 # Tunnel kinds, by code (0: none).  UDP tunnels sit on the ports Wireshark opens by default.
 TUNNEL_NAMES = {1: "VXLAN", 2: "Geneve", 3: "GRE", 4: "ERSPAN", 5: "IP-in-IP",
-                6: "IPv6-in-IP", 7: "MPLS", 8: "PPPoE", 9: "802.1ah MAC-in-MAC"}
+                6: "IPv6-in-IP", 7: "MPLS", 8: "PPPoE", 9: "802.1ah MAC-in-MAC",
+                10: "Cisco MetaData", 11: "VN-Tag", 12: "802.1BR E-Tag"}
 _VXLAN, _GENEVE, _GRE, _ERSPAN, _IPIP, _IP6IP, _MPLS, _PPPOE, _PBB = range(1, 10)
+# Tags a switch puts between the MAC addresses and the EtherType (Cisco TrustSec's MetaData,
+# a fabric extender's VN-Tag, 802.1BR's E-Tag): EtherType -> (code, bytes after it before the
+# next EtherType).
+_TAGS = {0x8909: (10, 6), 0x8926: (11, 4), 0x893F: (12, 6)}
 VXLAN_PORT, GENEVE_PORT = 4789, 6081
 _DEPTH = 4  # tunnels inside tunnels opened at most this deep
 _MAX_LABELS = 8  # MPLS labels read before the bottom of the stack
@@ -186,7 +192,8 @@ def _find(h: Headers, fr: _Frames, lt: np.ndarray, base: np.ndarray, rows: np.nd
         found.append((r[ok], np.where(erspan, _ERSPAN, _GRE)[ok], start[ok], ilt[ok]))
     link = rows[h.status[rows] == Status.NOT_IP]
     et = h.ethertype[link]
-    link = link[(et == 0x8847) | (et == 0x8848) | (et == 0x8864) | (et == 0x88E7)]
+    link = link[(et == 0x8847) | (et == 0x8848) | (et == 0x8864) | (et == 0x88E7)
+                | np.isin(et, tuple(_TAGS))]
     link = link[np.array([ether_header_len(int(t)) >= 0 for t in lt[link].tolist()], bool)]
     if link.size:
         et = h.ethertype[link]
@@ -202,6 +209,12 @@ def _find(h: Headers, fr: _Frames, lt: np.ndarray, base: np.ndarray, rows: np.nd
         found.append((link[m][ok], _PPPOE, at[m][ok] + 8, ilt[ok]))
         m = et == 0x88E7  # 802.1ah: a 4-byte I-TAG, then the customer's Ethernet frame
         found.append((link[m], _PBB, at[m] + 4, np.full(int(m.sum()), LINKTYPE_ETHERNET)))
+        for value, (code, size) in _TAGS.items():
+            # Decoded as an Ethernet frame whose EtherType is the one after the tag (only the
+            # EtherType of an Ethernet header is read): VLAN tags and IP follow as in any frame.
+            m = et == value
+            found.append((link[m], code, at[m] + size + 2 - 14,
+                          np.full(int(m.sum()), LINKTYPE_ETHERNET)))
     out = [(r, np.broadcast_to(np.asarray(c, np.uint8), r.shape), s, t) for r, c, s, t in found
            if len(r)]
     if not out:
