@@ -161,6 +161,7 @@ int64_t fc_reasm_evict_before(fc_reasm *r, int64_t index);
 int64_t fc_reasm_mem(const fc_reasm *r);
 int64_t fc_reasm_open(const fc_reasm *r);
 int64_t fc_reasm_late(const fc_reasm *r);
+int64_t fc_reasm_beyond(const fc_reasm *r);
 int32_t fc_reasm_done_info(const fc_reasm *r, int64_t i, fc_conn_info *out);
 const uint8_t *fc_reasm_done_data(const fc_reasm *r, int64_t i, int32_t dir,
                                   int64_t *avail);

@@ -80,6 +80,7 @@ struct fc_reasm {
     rtomb *tombs; /* ntombs records (see FC_TOMB_SLOTS) */
     int64_t ntombs;
     int64_t late; /* segments of closed connections that started none */
+    int64_t beyond; /* segments over FC_WINDOW_MAX past their direction's highest offset */
     int32_t nslots, free_head;
     int32_t lru_head, lru_tail, lin_head, lin_tail;
     int64_t n_open, mem, next_index, now;
@@ -90,6 +91,13 @@ struct fc_reasm {
     int32_t *done;
     int64_t ndone, done_cap;
 };
+
+/* How far past the highest offset a direction has reached a segment may start and still be
+ * taken: 256 MiB, over ten times the largest receive window common stacks grow to (Linux's
+ * tcp_rmem maximum is 6 MiB by default, Windows' autotuning 16 MiB).  A sequence number
+ * further ahead is damage or another connection's; a receiver drops it, and stored it would
+ * make the rest of the stream a gap (and its byte count a billion). */
+#define FC_WINDOW_MAX ((int64_t)1 << 28)
 
 /* ---- bitmap ---------------------------------------------------------------------------- */
 
@@ -551,6 +559,11 @@ static int process(fc_reasm *r, rconn *c, int dir, int64_t fno, uint32_t seq, ui
         c->rst = 1;
         return 0;
     }
+    if (!(flags & TH_SYN) && d->has_base &&
+        (int32_t)((uint32_t)(seq - d->base) - (uint32_t)d->nxt) > FC_WINDOW_MAX) {
+        r->beyond++; /* out of any receive window: dropped whole, its ACK too */
+        return 0;
+    }
     if ((flags & TH_ACK) && peer->fin_seen && (int32_t)(ack - (peer->fin_seq + 1)) >= 0)
         peer->fin_acked = 1;
     d->win = win;
@@ -809,6 +822,11 @@ int64_t fc_reasm_open(const fc_reasm *r)
 int64_t fc_reasm_late(const fc_reasm *r)
 {
     return r->late;
+}
+
+int64_t fc_reasm_beyond(const fc_reasm *r)
+{
+    return r->beyond;
 }
 
 /* Whether bytes [0, len) are all stored, word by word: lets the caller skip the fill map. */

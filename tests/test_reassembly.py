@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from fastcap._ffi import native_available
 from fastcap.select.flows import FlowKey, FlowTable
-from fastcap.tcp.reassembly import TOMB_SLOTS, Connection, Reassembler
+from fastcap.tcp.reassembly import TOMB_SLOTS, WINDOW_MAX, Connection, Reassembler
 
 from .corpus import CORPUS
 
@@ -106,9 +106,11 @@ def flow_table(n: int = 1, client_port: int = 40000, server_port: int = 25) -> F
 
 def run(frames: list[Frame], backend: str, *, flows: FlowTable | None = None,
         windows: list[int] | None = None, evict: int | None = None,
-        late: list[int] | None = None, **kw) -> list[Connection]:
+        late: list[int] | None = None, beyond: list[int] | None = None,
+        **kw) -> list[Connection]:
     """Feed `frames` in `windows`; after the first window, with `evict`, hand over the
-    connections numbered below it.  `late` gets the count of late segments dropped."""
+    connections numbered below it.  `late` gets the count of late segments dropped,
+    `beyond` that of segments dropped as beyond any receive window."""
     buf, sel = build(frames)
     flows = flows or flow_table(1 + max((f.flow for f in frames), default=0))
     r = Reassembler(buf, flows, backend=backend, **kw)
@@ -123,6 +125,8 @@ def run(frames: list[Frame], backend: str, *, flows: FlowTable | None = None,
     out += r.finish()
     if late is not None:
         late.append(r.late_segments)
+    if beyond is not None:
+        beyond.append(r.beyond_window)
     r.close()
     return out
 
@@ -379,6 +383,37 @@ def test_late_segments_of_closed_connection_start_none():
         assert conn.frames == 2 and late == [1]
 
 
+def test_segment_beyond_any_receive_window_is_dropped():
+    """A segment whose sequence number lies over WINDOW_MAX bytes past the highest offset its
+    direction reached (damage, another connection's) is dropped whole and counted, as a
+    receiver drops what is outside its window: it neither makes the rest of the stream a
+    gap nor ends it with a FIN, and the data after it reassembles.  Up to WINDOW_MAX ahead
+    it is taken (a capture that lost that much, say)."""
+    ehlo, quit_ = b"EHLO a\r\n", b"QUIT\r\n"
+    far = 1 + len(ehlo) + 1_000_000_000
+    frames = (handshake(1000, 5000) + data_frames(ehlo, [(0, 8)], 1000, 5000, True)
+              + [Frame(0, True, 1000 + far, 5001, ACK | PSH, b"GARBAGE\r\n"),
+                 Frame(0, True, 1000 + far + 20, 5001, FIN | ACK)]
+              + [Frame(0, True, 1001 + len(ehlo), 5001, ACK | PSH, quit_)]
+              + closing(1000, 5000, len(ehlo + quit_), 0))
+    for backend in BACKENDS:
+        beyond: list[int] = []
+        (conn,) = run(frames, backend, beyond=beyond)
+        assert conn.c2s.data == ehlo + quit_ and conn.c2s.gaps == []
+        assert conn.c2s.seen_bytes == len(ehlo + quit_) and not conn.c2s.capped
+        assert conn.c2s.fin_frame == len(frames) - 2 and conn.frames == len(frames)
+        assert beyond == [2]
+    edge = 1 + len(ehlo) + WINDOW_MAX  # the furthest a segment may start and be taken
+    for ahead, dropped in ((edge, 0), (edge + 1, 1)):
+        frames = (handshake(1000, 5000) + data_frames(ehlo, [(0, 8)], 1000, 5000, True)
+                  + [Frame(0, True, 1000 + ahead, 5001, ACK | PSH, b"x")])
+        for backend in BACKENDS:
+            beyond = []
+            (conn,) = run(frames, backend, beyond=beyond, cap=64)
+            assert beyond == [dropped]
+            assert conn.c2s.seen_bytes == (len(ehlo) if dropped else WINDOW_MAX + len(ehlo) + 1)
+
+
 def test_closed_connections_remembered_per_flow_slot():
     """The record of a closed connection is kept by flow id modulo TOMB_SLOTS: a later flow
     in the same slot replaces it (memory stays fixed), and its late segments start a
@@ -590,10 +625,11 @@ def junk_frames(draw) -> list[Frame]:
 def test_twins_agree_on_junk(frames, cap, budget, max_open, max_segments, linger_ns, cut,
                              evict):
     late: list[int] = []
+    beyond: list[int] = []
     kw = dict(cap=cap, budget=budget, max_open=max_open, max_segments=max_segments,
-              linger_ns=linger_ns, windows=[cut], evict=evict, late=late)
+              linger_ns=linger_ns, windows=[cut], evict=evict, late=late, beyond=beyond)
     nat, py = run(frames, "native", **kw), run(frames, "python", **kw)
-    assert nat == py and late[0] == late[1]
+    assert nat == py and late[0] == late[1] and beyond[0] == beyond[1]
     assert sorted(c.index for c in py) == list(range(len(py)))
     for c in py:
         for sd in (c.c2s, c.s2c):

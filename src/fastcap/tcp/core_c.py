@@ -27,6 +27,7 @@ class ReassemblerCore(Protocol):
     mem: int
     open: int
     late: int
+    beyond: int
 
     def feed(self, cols) -> list: ...
 
@@ -71,6 +72,10 @@ class NativeReassemblerCore:
     @property
     def late(self) -> int:
         return int(self.lib.fc_reasm_late(self._r))
+
+    @property
+    def beyond(self) -> int:
+        return int(self.lib.fc_reasm_beyond(self._r))
 
     def close(self) -> None:
         if self._r is not None:

@@ -17,6 +17,8 @@ Rules both cores implement (per direction of a connection):
   the probe's when the sender goes on after it (a receiver whose window had opened kept it),
   dropped when it comes again as data.  RST payloads are ignored, and so are bytes past a
   direction's first FIN (nothing is sent after it; tshark's follow drops them too).
+- A segment (not a SYN) starting over WINDOW_MAX bytes past the highest offset reached is
+  outside any receive window: dropped whole, data, FIN and ACK, and counted (`beyond`).
 - Only the first `cap` bytes are stored; beyond, bytes are counted in `seen_bytes`.  Gaps are
   reported for the stored part only, so losses past the cap (or after the last data/FIN seen)
   are invisible.
@@ -37,7 +39,7 @@ Rules both cores implement (per direction of a connection):
 from __future__ import annotations
 
 from bisect import bisect_right
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -58,6 +60,12 @@ DEFAULT_MAX_OPEN = 100_000
 DEFAULT_MAX_SEGMENTS = 16_384
 DEFAULT_LINGER_NS = 1_000_000_000
 TOMB_SLOTS = 65_536  # closed connections remembered (FC_TOMB_SLOTS in csrc/reassembly.c)
+# how far past a direction's highest offset a segment may start (FC_WINDOW_MAX in C)
+WINDOW_MAX = 1 << 28
+# the reasons `Reassembler.skipped` counts segments under, as a scan's totals show them
+LATE = "TCP segments of a connection already closed and handed on (late)"
+BEYOND_WINDOW = ("TCP segments beyond any receive window (sequence number over 256 MiB "
+                 "ahead)")
 
 # Accounting constants (enum fc_reasm_acct in csrc/fastcap.h): the C core uses the same ones,
 # so both evict at the same frame.
@@ -392,6 +400,19 @@ class Reassembler:
         rather than made a connection of their own."""
         return self._core.late
 
+    @property
+    def beyond_window(self) -> int:
+        """Segments dropped whole because they start over WINDOW_MAX bytes past their
+        direction's highest offset, where no receiver would take them."""
+        return self._core.beyond
+
+    @property
+    def skipped(self) -> Counter:
+        """The segments dropped so far, by reason (those with a count), for a scan's
+        `skipped` totals."""
+        return Counter({reason: n for reason, n in ((LATE, self._core.late),
+                                                     (BEYOND_WINDOW, self._core.beyond)) if n})
+
     def close(self) -> None:
         self._core.close()
 
@@ -468,6 +489,7 @@ class PyReassemblerCore:
         # slot -> (flow, then per direction: has_base, base, span, has_isn, isn)
         self._tombs: dict[int, tuple] = {}
         self.late = 0
+        self.beyond = 0  # segments dropped as out of any receive window
         self._next_index = 0
         self._now: int | None = None
         self.mem = 0
@@ -615,6 +637,9 @@ class PyReassemblerCore:
             if me.rst_frame < 0:
                 me.rst_frame = fno
             c.rst = True
+            return
+        if not flags & _SYN and me.has_base and _s32(seq - me.base - me.nxt) > WINDOW_MAX:
+            self.beyond += 1  # out of any receive window (see FC_WINDOW_MAX in C)
             return
         if flags & _ACK and peer.fin_seen and _s32(ack - peer.fin_seq - 1) >= 0:
             peer.fin_acked = True
