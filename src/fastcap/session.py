@@ -599,6 +599,8 @@ def _iter_sessions(path: str | os.PathLike, o: ScanOptions, window: int, slab_wi
                     yield from order.push(build_session(
                         conn, implicit_tls_ports=implicit, keep_streams=keep(conn.index + 1),
                         keys=keys.for_frame(conn.last_frame), decrypt_limit=limit))
+                if counters is not None:
+                    counters.skipped.update(reasm.skipped)
             yield from order.drain()
             order.note(counters)
         except GeneratorExit:  # the caller stopped early (`follow`): what was read

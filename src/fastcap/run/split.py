@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import mmap
 import os
+from collections import Counter
 from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -65,6 +66,8 @@ class FlowTask:
 class FlowResult:
     sessions: list[tuple[int, Session]]  # (index of the file holding its first frame, session)
     evicted: bool
+    # per file of the task: the segments its frames had the reassembler drop, by reason
+    skipped: list[Counter] = field(default_factory=list)
 
 
 def payload_buffer(path: str):
@@ -86,6 +89,7 @@ def reassemble_flows(task: FlowTask) -> FlowResult:
     bounds = task.file_rows or [0, len(task.cols)]
     out: list[tuple[int, Session]] = []
     evicted = False
+    skipped = [Counter() for _ in task.paths]
 
     def take(conns) -> None:
         nonlocal evicted
@@ -103,10 +107,12 @@ def reassemble_flows(task: FlowTask) -> FlowResult:
             if a == b:
                 continue
             reasm.rebind(payload_buffer(path))
+            before = reasm.skipped
             for done in fed(reasm, task.cols, a, b):
                 take(done)
+            skipped[i] = reasm.skipped - before
         take(reasm.drain())
-    return FlowResult(out, evicted)
+    return FlowResult(out, evicted, skipped)
 
 
 def _deal(cols: FrameCols, n_flows: int, capacity: list[float]) -> list[np.ndarray]:
@@ -191,8 +197,17 @@ def _plan(task: ranges.PlanTask) -> list[ranges.RangeTask] | CaptureError:
         return e
 
 
+def _skipped(results: list[FlowResult], files: int) -> list[Counter]:
+    """Per file, the segments the workers' reassemblers dropped, summed."""
+    out = [Counter() for _ in range(files)]
+    for r in results:
+        for total, part in zip(out, r.skipped, strict=False):
+            total.update(part)
+    return out
+
+
 def _phase_two(chain: _Chain, options: JudgeOptions, jobs: int, ex: Any
-               ) -> tuple[list[tuple[int, Session]], str]:
+               ) -> tuple[list[tuple[int, Session]], str, list[Counter]]:
     cols, why = chain.cols, None
     if jobs <= 1:
         why = "one job"
@@ -202,11 +217,13 @@ def _phase_two(chain: _Chain, options: JudgeOptions, jobs: int, ex: Any
         results = ex.map(reassemble_flows, _flow_tasks(
             chain, jobs, options, getattr(ex, "local_first", False)))
         if not any(r.evicted for r in results):
-            return [s for r in results for s in r.sessions], "split"
+            return ([s for r in results for s in r.sessions], "split",
+                    _skipped(results, len(chain.paths)))
         why = "a worker reached its share of the reassembly limits"
     one = FlowTask(chain.paths, cols, chain.flows.keys, 1, options, chain.file_rows,
                    chain.frame_offsets)
-    return reassemble_flows(one).sessions, why
+    res = reassemble_flows(one)
+    return res.sessions, why, _skipped([res], len(chain.paths))
 
 
 def iter_split_files(paths: list[str | os.PathLike], options: JudgeOptions, *, jobs: int,
@@ -259,11 +276,12 @@ def _run_results(paths: list[str], stitched: list[ranges.Stitched | None], run: 
         told = len(keys.warnings)
         keys.add(stitched[i].meta.secrets, paths[i], base)
         stitched[i].meta.warnings += keys.warnings[told:]
-    found, why = _phase_two(chain, replace(options, key_index=keys), jobs, ex)
+    found, why, skipped = _phase_two(chain, replace(options, key_index=keys), jobs, ex)
     per_file = numbered_in_files(found, len(run))
     out = []
-    for i, sessions in zip(run, per_file, strict=True):
+    for i, sessions, dropped in zip(run, per_file, skipped, strict=True):
         st = stitched[i]
+        st.counters.skipped.update(dropped)
         out.append(SplitScan(paths[i], sessions, st.counters, st.meta, st.reread, why))
         stitched[i] = None  # the run's frames go with it
     yield from out

@@ -28,7 +28,7 @@ by range as the workers read it, and judging overlaps reading as in `iter_scan`.
 from __future__ import annotations
 
 import os
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable, Collection, Iterator
 from dataclasses import replace
 
@@ -307,6 +307,7 @@ def iter_scan(path: str | os.PathLike, options: JudgeOptions, analyzer, *, jobs:
                 if progress is not None:
                     progress(task.stop, size)
             yield from judged(reasm.drain())
+            skipped = reasm.skipped
         for t in order.drain():
             yield judge(t, analyzer, expect_name=options.expect_name)
     finally:
@@ -314,6 +315,7 @@ def iter_scan(path: str | os.PathLike, options: JudgeOptions, analyzer, *, jobs:
         payloads.close()
     merged = ranges.merge_results(accepted, reread)
     merged.meta.warnings += payloads.taken() + keys.warnings
+    merged.counters.skipped.update(skipped)
     order.note(merged.counters)
     if out is not None:
         out.append(SplitScan(path, [], merged.counters, merged.meta, reread, "streamed"))
@@ -344,6 +346,7 @@ class _Run:
         self.handed = 0  # files whose totals are out
         self._told = 0  # key warnings before the file being fed
         self._rows = 0  # selected frames fed, across the run's files
+        self._skipped: Counter = Counter()  # reasm.skipped when the last file ended
         # (file of the run, session number in it) -> keep its streams on it
         self._keep = keep_streams
 
@@ -387,6 +390,9 @@ class _Run:
     def end(self, found: SplitScan) -> list[tuple]:
         """The file is read (`found`: its totals): what can be handed on now."""
         found.meta.warnings += self.payloads.taken() + self.keys.warnings[self._told:]
+        now = self.reasm.skipped  # the segments this file's frames had dropped
+        found.counters.skipped.update(now - self._skipped)
+        self._skipped = now
         self.files[-1] = found
         self.starts.end_file(self.order.awaited - 1 + len(self.order)
                              + self.reasm.open_connections)
