@@ -75,6 +75,13 @@ CASES = {  # id: (permitted, excluded, leaf subject, leaf SAN entries or None)
     "eai_no_at": ([EMAIL("fabrikam.com")], None, LEAF, [_mailbox("fabrikam.com")]),
     "eai_dns_only": ([DNS("fabrikam.com")], None, LEAF, [_mailbox("pm@contoso.com")]),
     "email_local_part_case": ([EMAIL("pm@fabrikam.com")], None, LEAF, [EMAIL("PM@fabrikam.com")]),
+    # OpenSSL splits each at its last "@" (a quoted local part may hold one)
+    "email_quoted_at": ([EMAIL('"pm@x"@fabrikam.com')], None, LEAF,
+                        [EMAIL('"pm@x"@fabrikam.com')]),
+    "email_quoted_at_other": ([EMAIL('"pm@x"@fabrikam.com')], None, LEAF,
+                              [EMAIL('"pm@y"@fabrikam.com')]),
+    "email_local_part_nul": ([EMAIL("p\0m@fabrikam.com")], None, LEAF,
+                             [EMAIL("p\0n@fabrikam.com")]),
     "cn_host_no_san": ([DNS("fabrikam.com")], None, _name((CN, "mail.contoso.com")), None),
     "cn_host_empty_san": ([DNS("fabrikam.com")], None, _name((CN, "mail.contoso.com")), []),
     "cn_second": ([DNS("fabrikam.com")], None,

@@ -365,15 +365,22 @@ def _dns_within(dns: str, base: str) -> bool:
 
 
 def _email_within(email: str, base: str) -> bool | tuple[int, str]:
+    """OpenSSL's nc_email: the last ``@`` of each splits local part from domain (a quoted
+    local part may hold one); a local part in the constraint is matched with case."""
     at = email.rfind("@")
     if at < 0:
         return UNSUPPORTED_NAME_SYNTAX, f"email {email} has no @"
-    base_at = base.find("@")
+    base_at = base.rfind("@")
     if base_at < 0 and base.startswith("."):
         return len(email) > len(base) and email[-len(base):].lower() == base.lower()
     if base_at >= 0:
-        if base_at > 0 and base[:base_at] != email[:at]:
-            return False
+        if base_at > 0:
+            if base_at != at:
+                return False
+            if "\0" in base[:base_at] or "\0" in email[:at]:
+                return UNSUPPORTED_NAME_SYNTAX, "an email local part holds a NUL"
+            if base[:base_at] != email[:at]:
+                return False
         base = base[base_at + 1:]
     return email[at + 1:].lower() == base.lower()
 
