@@ -346,3 +346,74 @@ def test_export_writes_the_bytes_sent(key, tmp_path):
                           capture_output=True, timeout=30) if OPENSSL else None
     assert done is None or done.stdout == lax
     assert base64.b64decode(b"".join(pem.splitlines()[1:-1])) == lax
+
+
+def _header(tag: int, n: int, form: str) -> bytes:
+    """A header of length ``n`` in a ``form`` OpenSSL reads and DER forbids: "81" (long form
+    for a short length), "8200" (a leading zero octet), "80" (indefinite)."""
+    if form == "81":
+        return bytes([tag, 0x81, n])
+    if form == "8200":
+        return bytes([tag, 0x83, 0]) + n.to_bytes(2, "big")
+    return bytes([tag, 0x80])
+
+
+def _long(element: bytes, form: str) -> bytes:
+    """``element`` with its own length in ``form``."""
+    body = _content(element)
+    return _header(element[0], len(body), form) + body + (b"\0\0" if form == "80" else b"")
+
+
+LENGTHS = {  # id: (which element of the leaf, form)
+    "serial_81": ("serial", "81"),
+    "subject_8200": ("subject", "8200"),
+    "validity_80": ("validity", "80"),
+    "extensions_8200": ("extensions", "8200"),
+    "san_value_81": ("san", "81"),
+    "tbs_80": ("tbs", "80"),
+    "outer_8200": ("outer", "8200"),
+}
+
+
+def _lengthen(der: bytes, key, where: str, form: str, sign: bool = True) -> bytes:
+    """``der`` with one element's length in ``form``, signed over the tbsCertificate as it
+    then is (``sign``), else still over the DER one."""
+    tbs, alg, sig = _elements(_content(der))
+    fields = _elements(_content(tbs))  # version, serial, alg, issuer, validity, subject, ...
+    at = {"serial": 1, "validity": 4, "subject": 5, "extensions": 7}.get(where)
+    if at is not None:
+        fields[at] = _long(fields[at], form)
+    elif where == "san":  # the GeneralNames inside the extension's OCTET STRING
+        ext = _elements(_content(_content(fields[7])))[0]
+        oid, value = _elements(_content(ext))
+        value = _der(0x04, _long(_content(value), form))
+        fields[7] = _der(0xA3, _der(0x30, _der(0x30, oid, value)))
+    new_tbs = (_long(_der(0x30, *fields), form) if where == "tbs"
+               else _der(0x30, *fields))
+    if sign:
+        sig = _der(0x03, b"\x00" + key.sign(new_tbs, ec.ECDSA(hashes.SHA256())))
+    whole = _der(0x30, new_tbs, alg, sig)
+    return _long(whole, form) if where == "outer" else whole
+
+
+@pytest.mark.skipif(OPENSSL is None, reason="openssl command not installed")
+@pytest.mark.parametrize("case", sorted(LENGTHS))
+def test_lengths_in_a_long_form_judged_as_openssl(case, key, tmp_path):
+    """OpenSSL reads a length longer than needed or indefinite (cryptography refuses both) and
+    checks the signature over the tbsCertificate as sent: so does fastcap."""
+    where, form = LENGTHS[case]
+    root = _root(key)
+    leaf = _lengthen(_leaf(key), key, where, form)
+    with pytest.raises(ValueError):
+        x509.load_der_x509_certificate(leaf).extensions  # noqa: B018
+    got = Analyzer(TrustStore([root]), today=NOW).check([leaf], role="client", at=NOW,
+                                                         expected_name="mail.fabrikam.com")
+    assert (got.path_error, got.path_error_depth) == _openssl(tmp_path, root, leaf) == (None, None)
+    assert got.certs[0].parse_error is None and got.name_matches
+    assert got.certs[0].sha256 == hashlib.sha256(leaf).hexdigest()
+    assert any("a length not in its shortest definite form" in n for n in got.profile_notes)
+    if where not in ("outer", "san"):  # the signed bytes changed: the old signature fails
+        stale = _lengthen(_leaf(key), key, where, form, sign=False)
+        got = Analyzer(TrustStore([root]), today=NOW).check([stale], role="client", at=NOW)
+        assert (got.path_error, got.path_error_depth) == _openssl(tmp_path, root, stale)
+        assert got.path_error == "certificate signature failure"

@@ -6,12 +6,13 @@ critical FALSE, basicConstraints' cA FALSE, version 1, a name-constraints subtre
 a BOOLEAN TRUE other than 0xFF in those fields, an empty nameConstraints or subjectAltName
 (refused by ``cryptography`` from version 51), a PrintableString in
 the issuer or subject holding other ASCII characters (``*.contoso.com``, ``AT&T``, an e-mail
-address).  Such a certificate is read from a copy re-encoded without them; nothing else is
-rewritten, and anything else stays unparseable.  When only its extensions are refused, the
-certificate object is the one sent and only its extensions come from the copy; when loading
-itself fails, the object is the copy and `Loaded.tbs` keeps the signed bytes as sent, over
-which every signature is checked.  Fingerprints and exports keep the bytes sent.  The walk
-never recurses and visits each element once.
+address), a length in a longer form than needed (``81 05``) or of indefinite form, anywhere in
+the certificate or an extension's value.  Such a certificate is read from a copy re-encoded
+without them; nothing else is rewritten, and anything else stays unparseable.  When only its
+extensions are refused, the certificate object is the one sent and only its extensions come
+from the copy; when loading itself fails, the object is the copy and `Loaded.tbs` keeps the
+signed bytes as sent, over which every signature is checked.  Fingerprints and exports keep
+the bytes sent.  The walk never recurses and visits each element once.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from dataclasses import dataclass
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from ..proto.tls.der import DerError, element, elements, encode
+from ..proto.tls.der import DerError, definite, element, elements, encode
 
 _MAX_EXTENSIONS = 256  # more than any real certificate; past it, nothing is re-encoded
 _MAX_SUBTREES = 4096
@@ -31,6 +32,7 @@ _PRINTABLE = frozenset(
 _BASIC_CONSTRAINTS = bytes.fromhex("0603551d13")  # 2.5.29.19, as encoded
 _NAME_CONSTRAINTS = bytes.fromhex("0603551d1e")  # 2.5.29.30
 _SUBJECT_ALT_NAME = bytes.fromhex("0603551d11")  # 2.5.29.17
+_LENGTHS = "a length not in its shortest definite form"
 
 
 class _Bad(DerError):
@@ -125,6 +127,13 @@ def _extension(der: bytes, body: int, end: int, fixes: list[str]) -> bytes:
             raise _Bad
         out += _boolean(der, b, stop, fixes, "extension critical flag") or b""
     value = der[parts[-1][2] : parts[-1][3]]
+    try:
+        flat = b"".join(_definite_all(value))
+    except DerError:  # not DER inside: left as it is, for whoever reads it
+        flat = value
+    if flat != value:
+        fixes.append(_LENGTHS)
+        value = flat
     if oid == _BASIC_CONSTRAINTS:
         value = _basic_constraints(value, fixes)
     elif oid == _NAME_CONSTRAINTS:
@@ -140,12 +149,27 @@ def _extension(der: bytes, body: int, end: int, fixes: list[str]) -> bytes:
     return encode(0x30, out + encode(0x04, value))
 
 
+def _definite_all(value: bytes) -> list[bytes]:
+    """Each element of ``value`` with definite, shortest lengths (`der.definite`)."""
+    out, pos = [], 0
+    while pos < len(value):
+        if len(out) >= _MAX_EXTENSIONS:
+            raise DerError("too many elements")
+        flat, pos = definite(value, pos, len(value))
+        out.append(flat)
+    return out
+
+
 def canonical(der: bytes) -> tuple[bytes, tuple[str, ...]] | None:
     """``der`` with its extensions re-encoded as DER, and what was rewritten; None when
     nothing was or it is not a certificate's frame.  The outer signature is left as it was:
     the copy is read, never verified."""
     fixes: list[str] = []
     try:
+        flat, stop = definite(der, 0, len(der))
+        if flat != der[:stop]:
+            fixes.append(_LENGTHS)
+            der = flat
         tag, body, end = element(der, 0, len(der))
         if tag != 0x30:
             return None
@@ -197,13 +221,14 @@ def extensions(cert: x509.Certificate) -> tuple[x509.Extensions, tuple[str, ...]
 
 
 def original_tbs(der: bytes) -> bytes | None:
-    """The tbsCertificate element of ``der`` as sent: what its signature covers."""
+    """The tbsCertificate element of ``der`` as sent: what its signature covers (lengths and
+    all, as OpenSSL keeps them)."""
     try:
-        _, body, end = element(der, 0, len(der))
-        _, tbs_body, tbs_end = element(der, body, end)
-    except DerError:
+        stop = definite(der, 0, len(der))[1]
+        body = 2 if der[1] == 0x80 else element(der, 0, stop)[1]
+        return der[body : definite(der, body, stop)[1]]
+    except (DerError, IndexError):
         return None
-    return der[body:tbs_end]
 
 
 @dataclass(frozen=True)

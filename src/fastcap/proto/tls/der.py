@@ -3,11 +3,13 @@
 
 Reading is bounded and never recursive: each call reads one element's header inside the
 bytes it is given and says where its content lies; a caller walks nesting levels itself.
+Lengths are read as OpenSSL's decoder reads them: the long form of any size, with leading
+zero octets (`definite` also takes the indefinite form of a constructed element).
 """
 
 from __future__ import annotations
 
-__all__ = ["DerError", "element", "elements", "encode"]
+__all__ = ["DerError", "definite", "element", "elements", "encode"]
 
 
 class DerError(ValueError):
@@ -17,7 +19,7 @@ class DerError(ValueError):
 
 def element(der: bytes, pos: int, end: int) -> tuple[int, int, int]:
     """(tag, start of content, end of content) of the element at ``pos``, which must lie
-    inside ``end`` (lengths of up to 4 bytes, long form allowed, as BER writes them)."""
+    inside ``end`` (a definite length, long form allowed with any number of octets)."""
     if pos + 2 > end:
         raise DerError("element cut short")
     tag, first = der[pos], der[pos + 1]
@@ -28,8 +30,8 @@ def element(der: bytes, pos: int, end: int) -> tuple[int, int, int]:
         length = first
     else:
         k = first & 0x7F
-        if k == 0 or k > 4 or pos + k > end:
-            raise DerError("indefinite or over-long length")
+        if k == 0 or pos + k > end:
+            raise DerError("indefinite length or one cut short")
         length = int.from_bytes(der[pos : pos + k], "big")
         pos += k
     if pos + length > end:
@@ -48,6 +50,53 @@ def elements(der: bytes, start: int, end: int, limit: int) -> list[tuple[int, in
         out.append((tag, start, body, stop))
         start = stop
     return out
+
+
+_MAX_NESTING = 30  # OpenSSL's ASN1_MAX_CONSTRUCTED_NEST; a certificate nests about 10 deep
+
+
+def definite(der: bytes, pos: int, end: int) -> tuple[bytes, int]:
+    """The element at ``pos`` (inside ``end``) re-encoded with every length definite and in
+    its shortest form, as DER has them, and where it ends in ``der``.  OpenSSL reads a long
+    form longer than needed and a constructed element of indefinite length (ended by two
+    zero octets); ``cryptography`` refuses both.  Contents are copied as they are."""
+    stack: list[tuple[int, list[bytes], int | None]] = []  # (tag, parts, end or None)
+    limit = end  # the end of the innermost definite element
+    out: list[bytes] = []
+    while True:
+        if stack:
+            top_end = stack[-1][2]
+            closed = (pos == top_end if top_end is not None
+                      else pos + 2 <= limit and der[pos : pos + 2] == b"\0\0")
+            if closed:
+                pos += 0 if top_end is not None else 2
+                tag, parts, _ = stack.pop()
+                limit = next((e for _, _, e in reversed(stack) if e is not None), end)
+                (stack[-1][1] if stack else out).append(encode(tag, b"".join(parts)))
+                if not stack:
+                    return out[0], pos
+                continue
+        if pos + 2 > limit:
+            raise DerError("element cut short")
+        tag = der[pos]
+        if der[pos + 1] == 0x80:  # indefinite: a constructed element's contents follow
+            if not tag & 0x20 or tag & 0x1F == 0x1F:
+                raise DerError("indefinite length of a primitive element")
+            body, stop = pos + 2, None
+        else:
+            tag, body, stop = element(der, pos, limit)
+        if tag & 0x20:
+            if len(stack) >= _MAX_NESTING:
+                raise DerError("nested too deep")
+            stack.append((tag, [], stop))
+            if stop is not None:
+                limit = stop
+            pos = body
+        else:
+            (stack[-1][1] if stack else out).append(encode(tag, der[body:stop]))
+            if not stack:
+                return out[0], stop
+            pos = stop
 
 
 def encode(tag: int, body: bytes) -> bytes:
