@@ -417,3 +417,47 @@ def test_lengths_in_a_long_form_judged_as_openssl(case, key, tmp_path):
         got = Analyzer(TrustStore([root]), today=NOW).check([stale], role="client", at=NOW)
         assert (got.path_error, got.path_error_depth) == _openssl(tmp_path, root, stale)
         assert got.path_error == "certificate signature failure"
+
+
+@pytest.mark.skipif(OPENSSL is None, reason="openssl command not installed")
+@pytest.mark.parametrize("how", ["length_81", "printable_amp"])
+def test_a_root_cryptography_refuses_is_an_anchor_as_in_openssl(how, key, tmp_path, monkeypatch):
+    """A trust-store root OpenSSL loads and cryptography refuses is read from its re-encoded
+    copy, from a --ca-file, a lone DER file or a bundle (parsed, then from the cache), and
+    reported by the bytes of the file."""
+    name = AMP if how == "printable_amp" else ROOT_NAME
+    root = _root(key, name=name).public_bytes(serialization.Encoding.DER)
+    root = (_lengthen(root, key, "serial", "81") if how == "length_81"
+            else _printable(root, key, "AT&T"))
+    with pytest.raises(ValueError):
+        x509.load_der_x509_certificate(root)
+    leaf = _leaf(key, issuer=name)
+    expected = openssl_error(tmp_path, _pem(root), _pem(leaf), at=NOW)
+    assert expected == (None, None)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    bundle = tmp_path / "bundle.pem"
+    bundle.write_bytes(_pem(root) + _pem(_leaf(key)))
+    other = TrustStore([_root(key, name=LEAF_NAME)])
+    parsed = TrustStore._from_bundle_file(str(bundle))
+    assert list((tmp_path / "cache").rglob("anchors-*.json"))
+    cached = TrustStore._from_bundle_file(str(bundle))
+    assert cached._cache is not None and cached._cache.payload is not None
+    stores = [TrustStore.from_pem_file(bundle), TrustStore.from_bundle(root, "root.der"),
+              parsed, cached, other.plus(cached)]
+    for i, store in enumerate(stores):
+        got = Analyzer(store, today=NOW).check([leaf], role="client", at=NOW)
+        assert (i, got.path_error, got.path_error_depth) == (i, *expected)
+        assert got.path_sha256 == (hashlib.sha256(leaf).hexdigest(),
+                                   hashlib.sha256(root).hexdigest())
+
+
+@pytest.mark.parametrize("body", [b"A", b"AAAA", b"!!!!", b"MAA="])
+def test_a_root_no_reading_makes_load_is_skipped_or_named(body, tmp_path):
+    """A block that is no certificate however read: skipped in a bundle, named as malformed
+    in a --ca-file."""
+    block = b"-----BEGIN CERTIFICATE-----\n" + body + b"\n-----END CERTIFICATE-----\n"
+    root = _root(ec.generate_private_key(ec.SECP256R1()))
+    data = block + root.public_bytes(serialization.Encoding.PEM)
+    assert TrustStore._from_pem_bytes(data, "bundle", strict=False).roots == (root,)
+    with pytest.raises(ValueError, match="ca.pem: certificate #1 is malformed"):
+        TrustStore.from_bundle(data, "ca.pem")

@@ -31,7 +31,8 @@ __all__ = ["Entry", "cache_dir", "lookup", "save"]
 
 FORMAT = 1
 # The modules whose code decides what is cached: a change to any of them makes old files stale.
-_CODE = ("anchorcache.py", "x509check.py", "x509names.py", "issuer_evidence.py")
+_CODE = ("anchorcache.py", "x509check.py", "x509names.py", "issuer_evidence.py", "x509lenient.py",
+         "../proto/tls/der.py")
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,15 +99,18 @@ def _read(file: Path, key: tuple) -> dict[str, Any] | None:
 
 
 def save(entry: Entry, roots: Sequence[x509.Certificate], subjects: Sequence[tuple | None],
-         index: EvidenceIndex | None = None) -> None:
+         index: EvidenceIndex | None = None, written: Mapping[bytes, bytes] | None = None
+         ) -> None:
     """Write the parse of the entry's bundle (its unique roots, in order, with their canonical
     subjects, and the evidence index when one was built); silently nothing when the cache
-    directory cannot be written."""
+    directory cannot be written.  ``written``: a re-encoded root's DER -> the bytes of the
+    bundle it was read from (`x509lenient`), which are cached in its place."""
     from cryptography.hazmat.primitives.serialization import Encoding
 
     try:
         payload: dict[str, Any] = {
-            "ders": [base64.b64encode(c.public_bytes(Encoding.DER)).decode() for c in roots],
+            "ders": [base64.b64encode((written or {}).get(d, d)).decode()
+                     for d in (c.public_bytes(Encoding.DER) for c in roots)],
             "subjects": list(subjects),
         }
         if index is not None:

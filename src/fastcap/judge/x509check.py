@@ -14,13 +14,14 @@ becomes a :class:`CertInfo` carrying ``parse_error`` and a :class:`ChainCheck` w
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import datetime as dt
 import hashlib
 import os
 import re
 import warnings
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -318,25 +319,31 @@ def sender_name_matches(info: CertInfo, expected: str) -> bool:
 class TrustStore:
     """Trust anchors, both as certificates (for our own diagnosis) and as a verifier ``Store``.
 
-    Immutable by convention: :meth:`plus` returns a new store.
+    Immutable by convention: :meth:`plus` returns a new store.  A root that is not strict DER
+    but that OpenSSL loads is held as its re-encoded copy (`x509lenient`), as a certificate
+    sent is: its fingerprint is the copy's, and `written` keeps the bytes of the file.
     """
 
     __slots__ = ("roots", "store", "source", "_fingerprints", "_ders", "_by_subject",
-                 "_anchor_index", "_cache", "_subjects")
+                 "_anchor_index", "_cache", "_subjects", "written")
 
-    def __init__(self, roots: Iterable[x509.Certificate], source: str = "") -> None:
+    def __init__(self, roots: Iterable[x509.Certificate], source: str = "",
+                 written: Mapping[bytes, bytes] | None = None) -> None:
+        """``written``: a re-encoded root's DER -> its DER as the store's file holds it."""
         unique: dict[bytes, x509.Certificate] = {}
         for cert in roots:
             unique.setdefault(cert.fingerprint(hashes.SHA256()), cert)
-        self._fill(unique, source)
+        self._fill(unique, source, written=written)
 
     def _fill(self, unique: dict[bytes, x509.Certificate], source: str,
               cache: anchorcache.Entry | None = None,
-              subjects: tuple[tuple | None, ...] | None = None) -> None:
+              subjects: tuple[tuple | None, ...] | None = None,
+              written: Mapping[bytes, bytes] | None = None) -> None:
         """The store of ``unique`` (SHA-256 fingerprint -> root, in order); ``cache`` is where
         a bundle file's parse is kept, ``subjects`` the roots' keys when read from there."""
         self._cache = cache
         self._subjects = subjects
+        self.written: Mapping[bytes, bytes] = dict(written or {})
         self.roots: tuple[x509.Certificate, ...] = tuple(unique.values())
         self.source = source
         self._fingerprints = tuple(unique)  # SHA-256 of each root, in the order of roots
@@ -405,7 +412,8 @@ class TrustStore:
             if index is None:
                 index = EvidenceIndex.build(self.roots, self.issuer_of)
                 if cache is not None:
-                    anchorcache.save(cache, self.roots, self.subject_keys(), index)
+                    anchorcache.save(cache, self.roots, self.subject_keys(), index,
+                                     self.written)
             self._anchor_index = index
         return self._anchor_index
 
@@ -422,15 +430,20 @@ class TrustStore:
     @classmethod
     def _from_pem_bytes(cls, data: bytes, source: str, *, strict: bool) -> TrustStore:
         certs = []
+        written: dict[bytes, bytes] = {}
         with quiet_x509():  # e.g. a bundled root's non-positive serial
             for i, block in enumerate(_PEM_CERT.findall(data)):
                 try:
                     certs.append(x509.load_pem_x509_certificate(block))
                 except Exception as exc:
-                    if strict:
+                    # what OpenSSL loads and cryptography refuses, as of a certificate sent
+                    cert = _lenient_root(_pem_body(block), written)
+                    if cert is not None:
+                        certs.append(cert)
+                    elif strict:
                         raise ValueError(
                             f"{source}: certificate #{i + 1} is malformed: {exc}") from exc
-        return cls(certs, source)
+        return cls(certs, source, written)
 
     @classmethod
     def _from_bundle_file(cls, path: str) -> TrustStore:
@@ -444,7 +457,7 @@ class TrustStore:
                 return store
         store = cls._from_pem_bytes(data, path, strict=False)
         store._cache = entry = anchorcache.Entry(entry.file, entry.key, None)
-        anchorcache.save(entry, store.roots, store.subject_keys())
+        anchorcache.save(entry, store.roots, store.subject_keys(), None, store.written)
         return store
 
     @classmethod
@@ -453,15 +466,23 @@ class TrustStore:
         assert entry.payload is not None
         try:
             unique: dict[bytes, x509.Certificate] = {}
+            written: dict[bytes, bytes] = {}
             with quiet_x509():
                 for der in anchorcache.ders(entry.payload):
-                    unique.setdefault(hashlib.sha256(der).digest(),
-                                      x509.load_der_x509_certificate(der))
+                    try:
+                        cert = x509.load_der_x509_certificate(der)
+                        fingerprint = hashlib.sha256(der).digest()
+                    except ValueError:  # a root read from its re-encoded copy
+                        cert = _lenient_root(der, written)
+                        if cert is None:
+                            return None
+                        fingerprint = cert.fingerprint(hashes.SHA256())
+                    unique.setdefault(fingerprint, cert)
             subjects = anchorcache.subjects(entry.payload, len(unique))
         except Exception:
             return None
         store = cls.__new__(cls)
-        store._fill(unique, path, entry, None if subjects is None else tuple(subjects))
+        store._fill(unique, path, entry, None if subjects is None else tuple(subjects), written)
         return store
 
     @classmethod
@@ -513,10 +534,12 @@ class TrustStore:
         """Like from_pem_file, for a bundle already read (sent to workers as bytes, so their
         machines need not see the file); `path` names it in errors."""
         if b"-----BEGIN" not in data:
-            cert = load_certificate(data)  # quiet, as a PEM bundle's certificates are read
+            written: dict[bytes, bytes] = {}
+            with quiet_x509():  # as a PEM bundle's certificates are read
+                cert = _lenient_root(data, written)
             if cert is None:
                 raise ValueError(f"{path}: neither PEM nor a DER certificate")
-            return cls([cert], str(path))
+            return cls([cert], str(path), written)
         if b"-----BEGIN TRUSTED CERTIFICATE-----" in data:
             # OpenSSL reads this form with its trust and reject settings; taking the
             # certificate without them could trust what the file refuses.
@@ -543,8 +566,29 @@ class TrustStore:
                 if fp not in unique:
                     unique[fp], keys[fp] = cert, key
         merged = TrustStore.__new__(TrustStore)
-        merged._fill(unique, sources, None, tuple(keys.values()) if known else None)
+        merged._fill(unique, sources, None, tuple(keys.values()) if known else None,
+                     {**other.written, **self.written})
         return merged
+
+
+def _pem_body(block: bytes) -> bytes:
+    """The bytes between a PEM block's two armour lines; empty when they are not base64."""
+    try:
+        return base64.b64decode(block[27:-25])
+    except ValueError:
+        return b""
+
+
+def _lenient_root(der: bytes, written: dict[bytes, bytes]) -> x509.Certificate | None:
+    """``der`` loaded as `x509lenient` loads a certificate sent, or None when it does not
+    load; a re-encoded copy's DER is noted in ``written`` with the bytes it stands for."""
+    try:
+        loaded = x509lenient.load(der)
+    except Exception:
+        return None
+    if loaded.tbs is not None:
+        written[_der(loaded.cert)] = bytes(der)
+    return loaded.cert
 
 
 def _read_quietly(p: Path) -> bytes:
@@ -634,6 +678,9 @@ class Analyzer:
         self._parsed: dict[bytes, tuple[CertInfo, x509.Certificate | None]] = {}
         # A re-encoded copy's DER -> (the DER sent, its tbsCertificate as sent), `x509lenient`.
         self._sent: dict[bytes, tuple[bytes, bytes]] = {}
+        for copy, der in trust.written.items():  # roots as the store's file holds them
+            if (tbs := x509lenient.original_tbs(der)) is not None:
+                self._sent[copy] = (der, tbs)
         with quiet_x509():  # e.g. a bundled root's non-positive serial
             self._anchors = x509path.AnchorIndex(trust.roots, trust.subject_keys())
 
