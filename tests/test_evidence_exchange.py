@@ -507,3 +507,23 @@ def test_lines_of_skips_a_line_the_csv_reader_refuses(tmp_path):
     assert len(warnings) == 1 and "line 10" in warnings[0]
     got = [line.text for _, line in exchange.lines_of(LogText(path), conv)]
     assert got == lines[:4] + lines[5:]
+
+
+@pytest.mark.parametrize(("encoding", "subject"), [
+    ("utf-8", "CN=mx.example.net"), ("utf-8", "CN=mx.exämple.net"),
+    ("utf-16-le", "CN=mx.exämple.net")])
+def test_cr_cr_lf_line_endings_leave_no_cr_in_fields(tmp_path, encoding, subject):
+    # a CRLF log converted to CRLF once more (an FTP ASCII transfer, unix2dos) ends its lines
+    # in CR CR LF; the last field (context) must not keep a CR, or "Certificate thumbprint"
+    # is not recognised (a non-ASCII subject takes UTF-8 reading's byte-wise path)
+    lines = session("08D0000000000005", tls=[
+        ("*", "", "Remote certificate"),
+        ("*", subject, "Certificate subject"),
+        ("*", "ab:cd:ef:01", "Certificate thumbprint")])
+    path = tmp_path / "crcrlf.LOG"
+    path.write_bytes(("\r\r\n".join(HEADER + lines) + "\r\r\n").encode(encoding))
+    (c,), warnings = read(path)
+    assert warnings == []
+    assert (c.cert_received.subject, c.cert_received.thumbprint) == (subject, "ABCDEF01")
+    got = [line.text for _, line in exchange.lines_of(LogText(path), c)]
+    assert got == lines

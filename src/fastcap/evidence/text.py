@@ -30,7 +30,8 @@ class TextLine(NamedTuple):
 
     number: int  # 1-based
     offset: int  # byte offset of the line's start in the file
-    text: str  # without its line ending
+    text: str  # without its line ending, and without any CR before it (a CRLF log converted
+    # to CRLF again ends its lines in CR CR LF)
 
 
 def _sniff(first: bytes) -> tuple[str, int]:
@@ -100,7 +101,7 @@ class LogText:
 
     def _line(self, number: int, offset: int, raw: bytes) -> TextLine:
         if raw.endswith(b"\r"):
-            raw = raw[:-1]
+            raw = raw.rstrip(b"\r")
         try:
             text = raw.decode("utf-8")
         except UnicodeDecodeError:
@@ -136,7 +137,7 @@ class LogText:
                                 return
                             size = len(text) + 1
                             if text[-1:] == "\r":
-                                text = text[:-1]
+                                text = text.rstrip("\r")
                             yield (TextLine(number, offset, text) if len(text) <= MAX_LINE
                                    else self._cut(number, offset, text))
                             offset += size
@@ -172,7 +173,7 @@ class LogText:
                     if end is not None and offset > end:
                         return
                     nbytes = len(line.encode(self.encoding, errors="surrogatepass")) + width
-                    yield self._cut(number, offset, line.removesuffix("\r"))
+                    yield self._cut(number, offset, line.rstrip("\r"))
                     offset += nbytes
                     number += 1
                 if final:
