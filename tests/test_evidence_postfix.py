@@ -547,3 +547,29 @@ def test_looks_like_the_fixtures(name):
 ])
 def test_looks_like_refuses_other_formats(head):
     assert not postfix.looks_like(head)
+
+
+def test_a_syslog_file_giving_no_conversation_says_why_once(tmp_path):
+    # Postfix smtp/smtpd lines in no form read here: one warning naming the file
+    unknown = write(tmp_path, [
+        "Mar 10 09:31:17 relay1 postfix/smtp[2214]: some line no Postfix version writes",
+        "Mar 10 09:31:18 relay1 postfix/smtpd[2215]: another such line",
+        "Mar 10 09:31:19 relay1 postfix/qmgr[99]: 4F3A2B: removed"], name="unknown.log")
+    convs, warnings = read(unknown, year=2026)
+    assert convs == []
+    assert warnings == [f"{unknown}: 2 postfix/smtp or postfix/smtpd line(s), none in a form "
+                        "fastcap reads; no SMTP connections from this file"]
+    # a syslog of other programs (another MTA, or Postfix under another syslog_name)
+    other = write(tmp_path, [
+        "Mar 10 09:31:17 relay1 exim[2214]: 1abc-000 <= a@example.org",
+        "Mar 10 09:31:18 relay1 mta/smtp[2215]: 4F3A2B: to=<b@example.net>"], name="other.log")
+    convs, warnings = read(other, year=2026)
+    assert convs == [] and len(warnings) == 1
+    assert warnings[0].startswith(f"{other}: a syslog file with no postfix/smtp or "
+                                  "postfix/smtpd lines (programs: exim, mta/smtp)")
+    # a file whose only conversation was over loopback read its lines: nothing to say
+    loop = write(tmp_path, [
+        "Mar 10 09:31:17 relay1 postfix/smtpd[2215]: connect from localhost[127.0.0.1]",
+        "Mar 10 09:31:18 relay1 postfix/smtpd[2215]: disconnect from localhost[127.0.0.1]"],
+        name="loop.log")
+    assert read(loop, year=2026) == ([], [])

@@ -203,6 +203,9 @@ class _Reader:
         self.closed: list[tuple[int, int, LogConversation]] = []
         self.seq = 0
         self.now = 0
+        self.syslog_lines = 0
+        self.smtp_lines = 0  # postfix/smtp and postfix/smtpd lines, read or not
+        self.started = 0  # conversations begun (loopback ones too)
 
     def complain(self, line: TextLine, why: str) -> None:
         self.warned += 1
@@ -222,6 +225,7 @@ class _Reader:
                     self.complain(line, "not a syslog line")
                 continue
             kind, m = found
+            self.syslog_lines += 1
             program = m["prog"]
             if program is None:
                 continue
@@ -232,6 +236,7 @@ class _Reader:
                     _CLIENT if pm[1] == "smtp" else _SERVER)
             if role is None:
                 continue
+            self.smtp_lines += 1
             end = m.end()
             if text.startswith(_TRACE, end):  # loglevel 2+ OpenSSL state lines
                 continue
@@ -254,14 +259,30 @@ class _Reader:
         for key in list(self.open):
             self.close(key)
         yield from self.release(final=True)
+        if not self.started and self.syslog_lines:  # (no syslog line at all: each was told)
+            self.warn(self.nothing_read())
         if self.warned > MAX_WARNINGS:
             self.warn(f"{self.path}: {self.warned - MAX_WARNINGS} more lines not read "
                       "(not syslog, or a bad time stamp)")
+
+    def nothing_read(self) -> str:
+        """Why a syslog file gave no conversation: its postfix/smtp(d) lines were in no form
+        read here, or it has none (another mail server, or a Postfix with another
+        syslog_name)."""
+        if self.smtp_lines:
+            return (f"{self.path}: {self.smtp_lines} postfix/smtp or postfix/smtpd line(s), "
+                    "none in a form fastcap reads; no SMTP connections from this file")
+        seen = sorted(self.roles)
+        programs = ", ".join(seen[:5]) + (f" and {len(seen) - 5} more" if len(seen) > 5
+                                          else "")
+        return (f"{self.path}: a syslog file with no postfix/smtp or postfix/smtpd lines "
+                f"(programs: {programs or 'none'}); no SMTP connections from this file")
 
     # -- conversations ---------------------------------------------------------------
     def start(self, key: tuple, role: str, line: TextLine, t: int) -> _Open:
         if key in self.open:
             self.close(key)
+        self.started += 1
         pid = key[2]
         number = int(pid) if pid and pid.isascii() and pid.isdigit() else None
         conv = self.open[key] = _Open(role, number, Where(self.path, line.number, line.offset), t)
