@@ -573,3 +573,34 @@ def test_a_syslog_file_giving_no_conversation_says_why_once(tmp_path):
         "Mar 10 09:31:18 relay1 postfix/smtpd[2215]: disconnect from localhost[127.0.0.1]"],
         name="loop.log")
     assert read(loop, year=2026) == ([], [])
+
+
+def test_smtpd_notes_a_received_client_signature_and_a_queue_id_lost_connection(tmp_path):
+    # Postfix's tls_log_summary writes client-signature on both ends (TLS 1.3); from 3.10
+    # smtpd puts "NOQUEUE: " (or the queue id) before "lost connection after ..."
+    na = "unknown[198.51.100.23]"
+    path = write(tmp_path, [
+        f"Mar 10 09:31:20 relay1 postfix/smtpd[2301]: connect from {na}",
+        f"Mar 10 09:31:20 relay1 postfix/smtpd[2301]: NOQUEUE: lost connection after STARTTLS"
+        f" from {na}",
+        f"Mar 10 09:31:20 relay1 postfix/smtpd[2301]: disconnect from {na} ehlo=1 "
+        "starttls=0/1 commands=1/2",
+        f"Mar 10 09:32:20 relay1 postfix/smtpd[2302]: connect from {na}",
+        f"Mar 10 09:32:20 relay1 postfix/smtpd[2302]: Trusted TLS connection established from "
+        f"{na}: TLSv1.3 with cipher TLS_AES_256_GCM_SHA384 (256/256 bits) key-exchange X25519"
+        " server-signature RSA-PSS (2048 bits) server-digest SHA256 client-signature ECDSA "
+        "(prime256v1) client-digest SHA256",
+        f"Mar 10 09:32:21 relay1 postfix/smtpd[2302]: 4F3A2B1C9D: timeout after DATA (812 "
+        f"bytes) from {na}",
+        f"Mar 10 09:32:21 relay1 postfix/smtpd[2302]: disconnect from {na} ehlo=2 starttls=1 "
+        "quit=1 commands=4",
+    ])
+    (lost, signed), warnings = read(path, year=2026)
+    assert warnings == []
+    assert [(t, w.line) for t, w in lost.notes] == [
+        (f"NOQUEUE: lost connection after STARTTLS from {na}", 2)]
+    assert signed.host_role == "server" and signed.tls_trust == "Trusted"
+    assert [(t, w.line) for t, w in signed.notes] == [
+        ("received a client certificate (client-signature ECDSA (prime256v1) client-digest "
+         "SHA256)", 5),
+        (f"4F3A2B1C9D: timeout after DATA (812 bytes) from {na}", 6)]

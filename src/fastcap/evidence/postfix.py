@@ -26,8 +26,10 @@ certificate), the peer certificate from loglevel 2 lines (`subject_CN=`, `issuer
 3.9's `issuer=`, the `depth=N ... subject=/C=../CN=..` chain lines, and the fingerprint in
 the digest of smtp_tls_fingerprint_digest: a SHA-1 one is the certificate's thumbprint,
 another digest is kept as a note), every 4xx/5xx reply and the last reply, and telling
-lines (TLS failures, lost connections) as notes.  Postfix never logs its own certificate;
-a `client-signature` in the TLS summary says one was sent, and is kept as a note."""
+lines (TLS failures, lost connections, `NOQUEUE: lost connection after STARTTLS` of 3.10 and
+later too) as notes.  Postfix never logs its own certificate; a `client-signature` in the TLS
+1.3 summary says the client signed with one (sent by the log host for smtp, received from the
+peer for smtpd), and is kept as a note."""
 
 from __future__ import annotations
 
@@ -88,8 +90,9 @@ _S_DISCONNECT = re.compile(r"disconnect from " + _NA)
 _S_REJECT = re.compile(
     r"(?:NOQUEUE|[0-9A-Za-z]{5,}): (?:reject|discard|hold|warn): \S+ from " + _NA
     + r": (?P<text>.*?)(?:; from=<.*)?\Z")
-_S_LOST = re.compile(
-    r"(?:lost connection|timeout|too many errors) after \S+(?: \([^)]*\))? from " + _NA)
+_S_LOST = re.compile(  # Postfix 3.10 and later put "NOQUEUE: " or the queue id first
+    r"(?:(?:NOQUEUE|[0-9A-Za-z]{5,}): )?(?:lost connection|timeout|too many errors) after \S+"
+    r"(?: \([^)]*\))? from " + _NA)
 _S_CLIENT = re.compile(r"[0-9A-Za-z]{5,}: client=" + _NA)
 _DN_PART = re.compile(r"/(?=[A-Za-z][A-Za-z0-9.]*=)")
 _PROTOCOLS = {"TLSv1": "TLS1.0", "TLSv1.1": "TLS1.1", "TLSv1.2": "TLS1.2",
@@ -478,8 +481,9 @@ class _Reader:
                       self.where(line))
         rest = m["rest"]
         at = rest.find(" client-signature ")
-        if at >= 0 and conv.role == _CLIENT:
-            conv.note(f"sent a client certificate ({rest[at + 1:]})", self.where(line))
+        if at >= 0:  # the client signed with its certificate's key (TLS 1.3 only)
+            what = "sent" if conv.role == _CLIENT else "received"
+            conv.note(f"{what} a client certificate ({rest[at + 1:]})", self.where(line))
 
     def tls_trouble(self, key: tuple, role: str, msg: str, line: TextLine, t: int) -> bool:
         m = _VERIFY_FAILED.match(msg) or _SSL_ERROR.match(msg)
