@@ -380,7 +380,9 @@ def test_dates_not_understood_are_warned_and_skipped(tmp_path: Path, stamp: str)
                     f'"MessageTraceId"\n"{stamp}","a@x","b@y","s","Failed","192.0.2.1","t"\n'
                     '"3/10/2026 9:15:02 AM","a@x","b@y","s","Failed","192.0.2.1","u"\n')
     convs, warnings = read(path)
-    assert warnings == [f"{path} line 2: date {stamp!r} not understood; line skipped"]
+    (warning,) = warnings
+    assert warning.startswith(f"{path} line 2: date {stamp!r} not understood (read: ISO 8601, ")
+    assert warning.endswith("; line skipped")
     assert [c.first.line for c in convs] == [3]
 
 
@@ -522,3 +524,105 @@ def test_logs_are_read_only(tmp_path: Path) -> None:
         for conv in convs:
             list(tracking.lines_of(LogText(fixture), conv))
         assert (fixture.read_bytes(), os.stat(fixture).st_mtime_ns) == before
+
+
+# --- Get-MessageTrackingLog | Export-Csv -------------------------------------------------
+
+# The cmdlet's properties: the log's fields without dashes, date-time as Timestamp,
+# recipient-address as Recipients, sender-address as Sender (Microsoft's Get-MessageTrackingLog
+# reference); Windows PowerShell's Export-Csv quotes every field and writes "#TYPE" first.
+EXPORT_COLUMNS = (
+    "RunspaceId,Timestamp,ClientIp,ClientHostname,ServerIp,ServerHostname,SourceContext,"
+    "ConnectorId,Source,EventId,InternalMessageId,MessageId,NetworkMessageId,Recipients,"
+    "RecipientStatus,TotalBytes,RecipientCount,RelatedRecipientAddress,Reference,"
+    "MessageSubject,Sender,ReturnPath,Directionality,TenantId,OriginalClientIp,MessageInfo,"
+    "MessageLatency,MessageLatencyType,EventData,TransportTrafficType,SchemaVersion").split(",")
+EXPORT_TYPE = "#TYPE Microsoft.Exchange.Management.TransportLogSearchTasks.MessageTrackingEvent"
+
+
+def tracking_export(path: Path, rows: list[dict[str, str]], *, typed: bool = True,
+                    sep: str = ",") -> Path:
+    out = io.StringIO()
+    if typed:
+        out.write(EXPORT_TYPE + "\r\n")
+    w = csv.writer(out, quoting=csv.QUOTE_ALL, lineterminator="\r\n", delimiter=sep)
+    w.writerow(EXPORT_COLUMNS)
+    for r in rows:
+        w.writerow([r.get(c, "") for c in EXPORT_COLUMNS])
+    path.write_text(out.getvalue(), newline="")
+    return path
+
+
+def export_event(stamp: str, iid: str, event: str = "FAIL", status: str = DENY,
+                 recipients: str = "bob@fabrikam.com") -> dict[str, str]:
+    return dict(Timestamp=stamp, ClientIp="10.1.2.10", ClientHostname="EX01.contoso.com",
+                ServerIp="52.101.68.5", ServerHostname="contoso-com.mail.protection.outlook.com",
+                ConnectorId="Outbound to Office 365", Source="SMTP", EventId=event,
+                InternalMessageId=iid, MessageId=f"<{iid}@EX01.contoso.com>",
+                Recipients=recipients, RecipientStatus=status, Sender="alice@contoso.com",
+                EventData="System.Collections.Generic.List`1[System.Collections.Generic."
+                          "KeyValuePair`2[System.String,System.String]]")
+
+
+@pytest.mark.parametrize("typed", [True, False])
+def test_tracking_export_is_read_with_local_times_at_the_utc_offset(tmp_path: Path,
+                                                                     typed: bool) -> None:
+    # en-US (M/d/yyyy h:mm:ss AM) and the invariant culture (MM/dd/yyyy HH:mm:ss); the
+    # Timestamp is the exporting machine's local time, here UTC+01:00
+    path = tracking_export(tmp_path / "track.csv", [
+        export_event("3/10/2026 10:15:02 AM", "1001"),
+        export_event("03/13/2026 22:16:09", "1002", status="250 2.0.0 OK",
+                     recipients="carol@fabrikam.com;dave@fabrikam.com")], typed=typed)
+    assert tracking.kind_of(LogText(path).head()) == "message-tracking"
+    (first, second), warnings = read(path, utc_offset_s=3600)
+    assert warnings == []
+    assert (first.start_ns, second.start_ns) == (ns(2026, 3, 10, 9, 15, 2),
+                                                 ns(2026, 3, 13, 21, 16, 9))
+    assert (first.host_role, first.local_ip, first.remote_ip, first.connector) == (
+        "client", "10.1.2.10", "52.101.68.5", "Outbound to Office 365")
+    assert (first.sender, first.recipients, first.event) == (
+        "alice@contoso.com", ("bob@fabrikam.com",), "FAIL")
+    assert [(r.code, r.enhanced) for r in first.replies] == [(550, "5.7.64")]
+    assert second.recipients == ("carol@fabrikam.com", "dave@fabrikam.com")
+    line = 3 if typed else 2
+    assert (first.first.line, first.session_id) == (line, "<1001@EX01.contoso.com>")
+    got = list(tracking.lines_of(LogText(path), first, utc_offset_s=3600))
+    assert [(t, ln.number) for t, ln in got] == [(ns(2026, 3, 10, 9, 15, 2), line)]
+
+
+def test_tracking_export_arrays_written_by_type_name_are_no_values(tmp_path: Path) -> None:
+    path = tracking_export(tmp_path / "track.csv", [
+        export_event("3/10/2026 9:15:02 AM", "1001", status="System.String[]",
+                     recipients="System.String[]"),
+        export_event("3/10/2026 9:15:03 AM", "1002", status="System.String[]",
+                     recipients="System.String[]")])
+    convs, warnings = read(path)
+    assert [(c.recipients, c.replies) for c in convs] == [((), ())] * 2
+    assert len(warnings) == 1
+    assert warnings[0].startswith(f"{path} line 3: Recipients or RecipientStatus written as "
+                                  "'System.String[]'")
+
+
+def test_tracking_export_facts_are_read_again_by_region(tmp_path: Path) -> None:
+    from fastcap.evidence.read import read_evidence
+    path = tracking_export(tmp_path / "track.csv", [
+        export_event(f"3/10/2026 9:{m:02}:02 AM", str(1000 + m)) for m in range(3)])
+    ev = read_evidence([path], utc_offset_s=-3600)
+    assert ev.warnings == () and [f.kind for f in ev.files] == ["message-tracking"]
+    conv = ev.conversations[1]
+    assert conv.slim and conv.start_ns == ns(2026, 3, 10, 10, 1, 2)
+    full = ev.full(conv)
+    assert not full.slim and [r.code for r in full.replies] == [550]
+
+
+@pytest.mark.parametrize(("sep", "shown"), [(";", "';'"), ("\t", "tabs")])
+def test_an_export_with_another_delimiter_is_named_in_one_warning(
+        tmp_path: Path, sep: str, shown: str) -> None:
+    from fastcap.evidence.read import read_evidence
+    path = tracking_export(tmp_path / "track.csv", [
+        export_event("10.03.2026 10:15:02", "1001")], sep=sep)
+    ev = read_evidence([path])
+    assert ev.conversations == ()
+    (warning,) = ev.warnings
+    assert warning.startswith(f"{path}: not a log fastcap reads")
+    assert f"it is an export with {shown} between fields (Export-Csv -UseCulture" in warning

@@ -273,7 +273,8 @@ def _evidence_arguments(sub: argparse.ArgumentParser) -> None:
                    help="year of syslog lines that carry none (default: the log file's "
                         "modification year)")
     g.add_argument("--log-utc-offset", type=_utc_offset, default=0, metavar="+HH:MM",
-                   help="time zone of syslog lines that carry none (default UTC)")
+                   help="time zone of log times that carry none: syslog lines, a "
+                        "Get-MessageTrackingLog export's Timestamp (default UTC)")
 
 
 def _key_arguments(sub: argparse.ArgumentParser) -> None:

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from ..errors import FastcapError
+from . import tracking
 from .detect import LOG_READERS, SETTINGS_READERS, kind_of
 from .records import LogConversation
 from .settings import Settings
@@ -196,7 +197,13 @@ def _unknown_hint(text: LogText) -> str:
     for prefix, name in _COMPRESSED:
         if magic.startswith(prefix):
             return f"; it is {name}-compressed: decompress it first"
-    lines = [s for s in text.head().splitlines()[:40] if s.strip()]
+    head = text.head()
+    sep = tracking.other_delimiter(head)
+    if sep is not None:
+        return (f"; it is an export with {'tabs' if sep == chr(9) else repr(sep)} between "
+                "fields (Export-Csv -UseCulture or -Delimiter): export it with commas, "
+                "Export-Csv's default")
+    lines = [s for s in head.splitlines()[:40] if s.strip()]
     if lines and sum(_LIST_LINE.match(s) is not None for s in lines) * 2 > len(lines):
         return ("; it looks like printed PowerShell output (Format-List): export the objects "
                 "with ConvertTo-Json -Depth 4")

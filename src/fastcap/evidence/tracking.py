@@ -14,6 +14,11 @@ They carry no ports and say nothing of TLS, so they join a capture by peer addre
   RECEIVE from another host makes it the server (remote = original-client-ip, else
   client-ip).  Messages that never crossed SMTP to another host (local deliveries) are
   left out: they cannot meet a capture, and a busy server logs thousands of them.
+  `Get-MessageTrackingLog | Export-Csv` is read by the same rules: its columns are the
+  cmdlet's properties (Timestamp, ClientIp, EventId, Recipients, Sender, ...; a leading
+  `#TYPE` line is skipped), its Timestamp the exporting machine's local time (read at
+  `utc_offset_s`).  Export-Csv writes the array properties Recipients and RecipientStatus as
+  `System.String[]`, which is read as no value (told once).
 * A message trace export (kind "message-trace") is the CSV of `Get-MessageTrace` /
   `Get-MessageTraceV2 | Export-Csv` (Received, SenderAddress, RecipientAddress, Status,
   FromIP, ToIP, MessageTraceId, ...; a leading `#TYPE` line is skipped) or of the
@@ -32,8 +37,11 @@ new one.  The span of a conversation is that of its message's lines.
 
 Columns are found by name (case, `-`, `_` and spaces ignored), so unknown columns are
 tolerated and a missing one is warned about once.  Dates: ISO 8601 (tracking logs write
-UTC `Z`), `M/D/YYYY h:mm:ss AM` (Export-Csv in en-US), day-first and year-first forms; a
-date without a zone is UTC (as these exports write them), shifted by `utc_offset_s` when given.
+UTC `Z`), `M/D/YYYY h:mm:ss AM` (Export-Csv in en-US), `MM/DD/YYYY HH:mm:ss` (the invariant
+culture), day-first and year-first forms; a date without a zone is local time at
+`utc_offset_s` (default 0: UTC, as the message trace exports write them).  A date in another
+form skips its line, and the first such warning names the forms read.  An export with `;` or
+tabs between fields is not read (`read` names it so).
 """
 
 from __future__ import annotations
@@ -81,15 +89,16 @@ _DEFAULT_FIELDS = (
 # cmdlet export Received, SenderAddress, ...
 _COLUMNS = {
     "datetime": "time", "datetimeutc": "time", "origintimestamputc": "time",
-    "origintimestamp": "time", "received": "time",
+    "origintimestamp": "time", "received": "time", "timestamp": "time",
     "clientip": "client_ip", "clienthostname": "client_host",
     "serverip": "server_ip", "serverhostname": "server_host",
     "sourcecontext": "source_context", "connectorid": "connector", "source": "source",
     "eventid": "event", "status": "status",
     "internalmessageid": "internal_id", "messageid": "message_id",
     "networkmessageid": "network_id", "messagetraceid": "trace_id",
-    "recipientaddress": "recipients", "recipientstatus": "recipient_status",
-    "senderaddress": "sender", "returnpath": "return_path",
+    "recipientaddress": "recipients", "recipients": "recipients",
+    "recipientstatus": "recipient_status", "senderaddress": "sender", "sender": "sender",
+    "returnpath": "return_path",
     "originalclientip": "original_client_ip", "fromip": "from_ip", "toip": "to_ip",
 }
 _TRACKING_NEEDS = (("time", "date-time", "its lines are skipped"),
@@ -157,23 +166,58 @@ class _Layout:
 
 
 def looks_like_tracking(head: str) -> bool:
-    """An Exchange message tracking log: its W3C header names the log type."""
-    return _TRACKING_HEAD.search(head) is not None
+    """An Exchange message tracking log: its W3C header names the log type, or it is a
+    `Get-MessageTrackingLog | Export-Csv` export (the cmdlet's property names as columns)."""
+    return _TRACKING_HEAD.search(head) is not None or _tracking_export(head)
+
+
+def _tracking_export(head: str) -> bool:
+    """`Get-MessageTrackingLog | Export-Csv`: Timestamp, EventId, Source and a message id
+    among the column names (the log's fields without dashes, date-time as Timestamp)."""
+    have = _csv_names(head)
+    return bool(have and {"timestamp", "eventid", "source"} <= have
+                and have & {"internalmessageid", "messageid"})
+
+
+def _csv_names(head: str) -> set[str] | None:
+    """The normalised column names of a CSV export's header line, if it has one."""
+    names = _csv_header(head)
+    return {_name(n) for n in names} if names else None
+
+
+def _csv_header(head: str) -> list[str] | None:
+    """The column names of a CSV export: its first line that is neither blank nor a "#"
+    line (Export-Csv's "#TYPE ...")."""
+    for line in head.lstrip("\ufeff").splitlines():
+        if not line.strip() or line.startswith("#"):
+            continue
+        return split_line(line)
+    return None
 
 
 def _trace_header(head: str) -> list[str] | None:
     """The column names of a message trace export, if `head` starts like one."""
-    for line in head.lstrip("\ufeff").splitlines():
-        if not line.strip() or line.startswith("#"):  # Export-Csv's "#TYPE ..." line
-            continue
-        names = split_line(line)
-        if not names:
-            return None
+    names = _csv_header(head)
+    if names:
         have = {_name(n) for n in names}
         cmdlet = {"received", "senderaddress", "recipientaddress", "status"} <= have
         report = (bool(have & {"datetimeutc", "origintimestamputc", "origintimestamp"})
                   and {"senderaddress", "recipientstatus"} <= have)
         return names if cmdlet or report else None
+    return None
+
+
+def other_delimiter(head: str) -> str | None:
+    """The delimiter of an export this module would read were it comma-separated: `;` or a
+    tab (`Export-Csv -UseCulture` in a culture whose list separator is not a comma, or
+    `-Delimiter`); None if it is no such export."""
+    for line in head.lstrip("\ufeff").splitlines():
+        if not line.strip() or line.startswith("#"):
+            continue
+        for sep in (";", "\t"):
+            if sep in line and kind_of(line.replace(",", " ").replace(sep, ",")) is not None:
+                return sep
+        return None
     return None
 
 
@@ -315,6 +359,10 @@ class _Reader:
                  utc_offset_s: int) -> None:
         self.path, self.warn, self.trace = text.path, warn, trace
         self.kind = KIND_TRACE if trace else KIND_TRACKING
+        # column names in a CSV header line (an export), not in a W3C "#Fields:" line
+        self.export = trace or _tracking_export(text.head())
+        self.told_arrays = False
+        self.told_dates = False  # the forms read are named with the first date not read
         self.dates = ExportDates(utc_offset_s)
         self.layout: _Layout | None = None
         self.told_missing: set[str] = set()
@@ -330,10 +378,10 @@ class _Reader:
         one."""
         text = line.text
         if text.startswith("#"):
-            if not self.trace and text[:8].lower() == "#fields:":
+            if not self.export and text[:8].lower() == "#fields:":
                 self._set_layout(text[8:].strip().split(","), line)
             return True
-        if self.trace and self.layout is None:
+        if self.export and self.layout is None:
             names = split_line(text)
             if names is None:
                 self.warn(f"{self.path} line {line.number}: a column header that is not CSV")
@@ -375,18 +423,37 @@ class _Reader:
                       f"names {self.layout.count}; line skipped")
             return None
         row = self.layout.row(fields)
+        if row.recipient_status.startswith("System.") or row.recipients.startswith("System."):
+            row = self._no_type_names(row, line)
         stamp = row.time
         ns, ambiguous = self.dates.ns(stamp)
         if ns is None:
             if "time" in self.layout.index:
+                forms = "" if self.told_dates else (
+                    " (read: ISO 8601, M/d/yyyy h:mm:ss AM as en-US, MM/dd/yyyy HH:mm:ss as "
+                    "the invariant culture, d.M.yyyy, d/M/yyyy with a day over 12, yyyy/M/d)")
+                self.told_dates = True
                 self.warn(f"{self.path} line {line.number}: date {stamp[:40]!r} not "
-                          "understood; line skipped")
+                          f"understood{forms}; line skipped")
             return None
         if ambiguous and not self.told_ambiguous:
             self.told_ambiguous = True
             self.warn(f"{self.path} line {line.number}: date {stamp!r} could be day/month or "
                       "month/day; read as month/day (Export-Csv's en-US order)")
         return row, ns
+
+    def _no_type_names(self, row: _Row, line: TextLine) -> _Row:
+        """Export-Csv writes an array property (Get-MessageTrackingLog's Recipients and
+        RecipientStatus) as its type name, `System.String[]`: no value at all."""
+        arrays = {f: "" for f in ("recipients", "recipient_status")
+                  if getattr(row, f).startswith("System.") and getattr(row, f).endswith("[]")}
+        if arrays and not self.told_arrays:
+            self.told_arrays = True
+            self.warn(f"{self.path} line {line.number}: Recipients or RecipientStatus written "
+                      "as 'System.String[]' (Export-Csv writes arrays by type name): recipients"
+                      " and replies unknown; export them joined (Select-Object @{n='Recipient"
+                      "Status';e={$_.RecipientStatus -join ';'}}, ...)")
+        return row._replace(**arrays)
 
     def key(self, row: _Row) -> tuple[str, str]:
         """(grouping key, message id shown) of a row."""
