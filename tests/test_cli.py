@@ -343,3 +343,16 @@ def test_a_closed_standard_output_is_not_an_error_for_logs_written_to_files(tmp_
     assert r.returncode == 1, r.stderr
     assert "Traceback" not in r.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["smtp.log", "ssl.log", "x509.log"]
+
+
+def test_log_utc_offset_takes_an_offset_or_an_iana_zone_name():
+    import argparse
+
+    from fastcap.cli import _utc_offset
+    from fastcap.evidence.logzone import LogZone
+    assert [_utc_offset(t) for t in ("+01:00", "-0500", "+2")] == [3600, -18000, 7200]
+    assert _utc_offset("Europe/Berlin") == LogZone(0, "Europe/Berlin")
+    for bad, said in (("Nowhere/City", "no time zone 'Nowhere/City'"),
+                      ("1x", "not a UTC offset or time zone"), ("+15", "out of range")):
+        with pytest.raises(argparse.ArgumentTypeError, match=said):
+            _utc_offset(bad)

@@ -604,3 +604,62 @@ def test_smtpd_notes_a_received_client_signature_and_a_queue_id_lost_connection(
         ("received a client certificate (client-signature ECDSA (prime256v1) client-digest "
          "SHA256)", 5),
         (f"4F3A2B1C9D: timeout after DATA (812 bytes) from {na}", 6)]
+
+
+def _zone_oracle(zone: str, *wall: int, fold: int = 0) -> int:
+    """UTC nanoseconds of a wall-clock time in an IANA zone, as Python's zoneinfo reads it."""
+    from zoneinfo import ZoneInfo
+    t = dt.datetime(*wall, tzinfo=ZoneInfo(zone), fold=fold)
+    return int(t.timestamp()) * 1_000_000_000
+
+
+def test_a_zone_name_gives_each_syslog_time_its_own_offset_across_dst():
+    from fastcap.evidence.logzone import LogZone
+    berlin = LogZone.named("Europe/Berlin")
+    # spring 2026-03-29: 02:00 CET becomes 03:00 CEST; autumn 2026-10-25: 03:00 CEST
+    # becomes 02:00 CET, so 02:00-02:59 happens twice
+    lines = [("Mar 29 01:59:30", (2026, 3, 29, 1, 59, 30), 0),
+             ("Mar 29 03:00:30", (2026, 3, 29, 3, 0, 30), 0),
+             ("Oct 25 02:30:00", (2026, 10, 25, 2, 30, 0), 0),
+             ("Oct 25 02:59:59", (2026, 10, 25, 2, 59, 59), 0),
+             ("Oct 25 02:00:05", (2026, 10, 25, 2, 0, 5), 1),  # the clocks went back
+             ("Oct 25 02:40:00", (2026, 10, 25, 2, 40, 0), 1),  # 40 minutes on, not 20 back
+             ("Oct 25 02:38:00", (2026, 10, 25, 2, 38, 0), 1),  # a line a little late
+             ("Oct 25 03:10:00", (2026, 10, 25, 3, 10, 0), 0)]
+    spring = SyslogParser(year=2026, utc_offset_s=berlin)  # (a file with March and October
+    autumn = SyslogParser(year=2026, utc_offset_s=berlin)  # reads October as the year before)
+    got = [(spring if stamp < "N" else autumn).parse(f"{stamp} relay1 postfix/smtp[1]: x").time_ns
+           for stamp, _, _ in lines]
+    assert got == [_zone_oracle("Europe/Berlin", *wall, fold=f) for _, wall, f in lines]
+    assert got[6] - got[5] == -120 * 10**9  # the late line stays in the second pass
+    # a fixed offset reads the summer half an hour off ... an hour off
+    fixed = SyslogParser(year=2026, utc_offset_s=3600)
+    assert fixed.parse("Mar 29 03:00:30 h p[1]: x").time_ns - got[1] == 3600 * 10**9
+    # the first line of a file in the repeated hour is its first reading; a time the
+    # clocks skipped takes the offset before the change (zoneinfo's fold=0)
+    first = SyslogParser(year=2026, utc_offset_s=berlin)
+    assert first.parse("Oct 25 02:40:00 h p[1]: x").time_ns == _zone_oracle(
+        "Europe/Berlin", 2026, 10, 25, 2, 40, 0, fold=0)
+    gap = SyslogParser(year=2026, utc_offset_s=berlin)
+    assert gap.parse("Mar 29 02:30:00 h p[1]: x").time_ns == ns(2026, 3, 29, 1, 30, 0)
+    # ISO stamps without a zone follow it too; those with one keep their own
+    iso = SyslogParser(year=2026, utc_offset_s=berlin)
+    assert iso.parse("2026-07-01T12:00:00 h p[1]: x").time_ns == ns(2026, 7, 1, 10, 0, 0)
+    assert iso.parse("2026-07-01T12:00:00Z h p[1]: x").time_ns == ns(2026, 7, 1, 12, 0, 0)
+
+
+def test_a_zone_name_reads_conversations_and_the_year_of_the_mtime(tmp_path):
+    from fastcap.evidence.logzone import LogZone
+    na = "mx.example.net[192.0.2.9]:25"
+    path = write(tmp_path, [
+        f"Oct 25 02:59:58 relay1 postfix/smtp[7]: setting up TLS connection to {na}",
+        f"Oct 25 02:00:01 relay1 postfix/smtp[7]: Untrusted TLS connection established to "
+        f"{na}: TLSv1.2 with cipher ECDHE-RSA-AES256-GCM-SHA384 (256/256 bits)"])
+    (conv,), warnings = read(path, year=2026, utc_offset_s=LogZone.named("Europe/Berlin"))
+    assert warnings == []
+    assert (conv.start_ns, conv.end_ns) == (ns(2026, 10, 25, 0, 59, 58),
+                                            ns(2026, 10, 25, 1, 0, 1))
+    # New Year's Eve 23:30 UTC is already January in Tokyo: the year of the mtime is local
+    tokyo = SyslogParser(mtime_ns=ns(2026, 12, 31, 23, 30, 0),
+                         utc_offset_s=LogZone.named("Asia/Tokyo"))
+    assert tokyo.parse("Jan  1 08:20:00 h p[1]: x").time_ns == ns(2026, 12, 31, 23, 20, 0)

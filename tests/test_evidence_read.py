@@ -91,8 +91,11 @@ def test_a_syslog_region_past_new_year_keeps_its_facts_with_a_given_year(tmp_pat
         " relay=mx1.example.net[192.0.2.25]:25, delay=1.2, delays=0.1/0/0.6/0.5, dsn=5.7.64,"
         " status=bounced (host mx1.example.net[192.0.2.25] said: 550 5.7.64 TenantAttribution;"
         " Relay Access Denied (in reply to RCPT TO command))\n", encoding="utf-8")
-    for offset in (0, 3600, -3600):
-        ev = read_evidence([path], year=2026, utc_offset_s=offset)
+    from fastcap.evidence.logzone import LogZone
+    for offset, zone in ((0, 0), (3600, 3600), (-3600, -3600),
+                         (3600, LogZone.named("Europe/Berlin")),
+                         (-18000, LogZone.named("America/New_York"))):
+        ev = read_evidence([path], year=2026, utc_offset_s=zone)
         conv = ev.conversations[-1]
         assert conv.first.line == 5 and conv.start_ns == (1798761605 - offset) * 10**9
         full = ev.full(conv)
@@ -197,3 +200,23 @@ def test_one_log_under_several_names_is_read_once(tmp_path):
         return [(c.file, c.first.line, c.start_ns) for c in e.conversations]
 
     assert where(ev) == where(once) and len(where(once)) == 2 and ev.warnings == ()
+
+
+def test_a_conversation_in_the_repeated_hour_keeps_its_facts_when_read_again(tmp_path):
+    # Europe/Berlin, 2026-10-25: 03:00 CEST becomes 02:00 CET.  The second conversation starts
+    # at 02:10 the second time round; read again on its own, it must be read so again
+    from fastcap.evidence.logzone import LogZone
+    path = tmp_path / "mail.log"
+    path.write_text(
+        "Oct 25 02:50:00 relay1 postfix/smtpd[100]: connect from unknown[198.51.100.1]\n"
+        "Oct 25 02:50:01 relay1 postfix/smtpd[100]: disconnect from unknown[198.51.100.1]"
+        " ehlo=1 quit=1 commands=2\n"
+        "Oct 25 02:10:00 relay1 postfix/smtp[2214]: Trusted TLS connection established to"
+        " mx1.example.net[192.0.2.25]:25: TLSv1.2 with cipher ECDHE-RSA-AES256-GCM-SHA384"
+        " (256/256 bits)\n", encoding="utf-8")
+    ev = read_evidence([path], year=2026, utc_offset_s=LogZone.named("Europe/Berlin"))
+    first, second = ev.conversations
+    assert first.start_ns == 1792889400 * 10**9  # 00:50 UTC
+    assert second.start_ns == 1792890600 * 10**9  # 01:10 UTC
+    full = ev.full(second)
+    assert not full.slim and full.tls_protocol == "TLS1.2"

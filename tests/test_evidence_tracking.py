@@ -626,3 +626,26 @@ def test_an_export_with_another_delimiter_is_named_in_one_warning(
     (warning,) = ev.warnings
     assert warning.startswith(f"{path}: not a log fastcap reads")
     assert f"it is an export with {shown} between fields (Export-Csv -UseCulture" in warning
+
+
+def test_tracking_export_local_times_follow_a_zone_name_across_dst(tmp_path: Path) -> None:
+    # America/New_York, 2026-11-01: 02:00 EDT becomes 01:00 EST, so 01:00-01:59 happens twice;
+    # an export in time order goes 01:50 (EDT), then 01:10 (EST) once the clocks went back
+    from zoneinfo import ZoneInfo
+
+    from fastcap.evidence.logzone import LogZone
+    stamps = [("10/31/2026 11:00:00 PM", datetime(2026, 10, 31, 23, 0, 0), 0),
+              ("11/1/2026 1:50:00 AM", datetime(2026, 11, 1, 1, 50, 0), 0),
+              ("11/1/2026 1:10:00 AM", datetime(2026, 11, 1, 1, 10, 0), 1),
+              ("11/1/2026 2:10:00 AM", datetime(2026, 11, 1, 2, 10, 0), 0)]
+    path = tracking_export(tmp_path / "track.csv", [
+        export_event(stamp, str(2000 + i)) for i, (stamp, _, _) in enumerate(stamps)])
+    zone = LogZone.named("America/New_York")
+    convs, warnings = read(path, utc_offset_s=zone)
+    assert warnings == []
+    want = [int(w.replace(tzinfo=ZoneInfo("America/New_York"), fold=f).timestamp()) * 10**9
+            for _, w, f in stamps]
+    assert [c.start_ns for c in convs] == want
+    # read again alone, its repeated time is read as it was the first time
+    assert [t for t, _ in tracking.lines_of(LogText(path), convs[2], utc_offset_s=zone)] == [
+        want[2]]

@@ -16,7 +16,7 @@ import os
 import sys
 import threading
 from collections.abc import Sequence
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 from .errors import FastcapError
 from .options import (
@@ -33,6 +33,9 @@ from .options import (
     ScanOptions,
 )
 from .out.textsafe import printable
+
+if TYPE_CHECKING:
+    from .evidence.logzone import LogZone
 
 EXIT_OK, EXIT_PROBLEMS, EXIT_UNREADABLE = 0, 1, 2
 EXIT_UNWRITTEN = 120  # Python's own code when its last flush of stdout fails (a full disk)
@@ -238,16 +241,26 @@ def _year(text: str) -> int:
     return _whole(text, "year", 1678, 2261)
 
 
-def _utc_offset(text: str) -> int:
-    """'+01:00', '-0500', '+2' -> seconds east of UTC."""
+def _utc_offset(text: str) -> int | LogZone:
+    """'+01:00', '-0500', '+2' -> seconds east of UTC; 'Europe/Berlin' (an IANA zone name:
+    each log time then takes the offset of its own date) -> a LogZone."""
     t = text.strip()
     sign = -1 if t.startswith("-") else 1
     digits = t.lstrip("+-").replace(":", "")
-    try:
-        hours, minutes = (int(digits[:-2] or 0), int(digits[-2:])) if len(digits) > 2 else (
-            int(digits), 0)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a UTC offset: {text!r} (e.g. +01:00)") from None
+    if not digits.isdigit() or not digits.isascii():
+        if t[:1] not in "+-0123456789":
+            from .evidence.logzone import LogZone
+
+            try:
+                return LogZone.named(t)
+            except ValueError as e:
+                raise argparse.ArgumentTypeError(
+                    f"{e} (give an offset such as +01:00, or a zone such as Europe/Berlin)"
+                ) from None
+        raise argparse.ArgumentTypeError(
+            f"not a UTC offset or time zone: {text!r} (e.g. +01:00 or Europe/Berlin)")
+    hours, minutes = (int(digits[:-2] or 0), int(digits[-2:])) if len(digits) > 2 else (
+        int(digits), 0)
     if hours > 14 or minutes >= 60:
         raise argparse.ArgumentTypeError(f"UTC offset {text!r} is out of range")
     return sign * (hours * 3600 + minutes * 60)
@@ -272,9 +285,11 @@ def _evidence_arguments(sub: argparse.ArgumentParser) -> None:
     g.add_argument("--log-year", type=_year, metavar="YEAR",
                    help="year of syslog lines that carry none (default: the log file's "
                         "modification year)")
-    g.add_argument("--log-utc-offset", type=_utc_offset, default=0, metavar="+HH:MM",
+    g.add_argument("--log-utc-offset", type=_utc_offset, default=0, metavar="+HH:MM|ZONE",
                    help="time zone of log times that carry none: syslog lines, a "
-                        "Get-MessageTrackingLog export's Timestamp (default UTC)")
+                        "Get-MessageTrackingLog export's Timestamp; a fixed offset, or an "
+                        "IANA zone name (Europe/Berlin) whose daylight saving time each "
+                        "time follows (default UTC)")
 
 
 def _key_arguments(sub: argparse.ArgumentParser) -> None:

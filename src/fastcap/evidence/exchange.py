@@ -22,6 +22,7 @@ import re
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 
+from .logzone import LogZone
 from .records import CertClaim, LogConversation, LogReply, Where, in_ns_range
 from .text import LogText, TextLine
 
@@ -486,7 +487,7 @@ def _address(text: str) -> str:
 
 
 def conversations(text: LogText, warn: Callable[[str], None], *, year: int | None = None,
-                  utc_offset_s: int = 0) -> Iterator[LogConversation]:
+                  utc_offset_s: int | LogZone = 0) -> Iterator[LogConversation]:
     """Every SMTP session of the log, yielded when its `-` line is read (or when it has been
     silent for an hour of log time, or at the end of the file).  `year` and `utc_offset_s`
     are not needed: Exchange writes full UTC times."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from datetime import date
 
+from .logzone import LogZone, as_zone
 from .records import in_ns_range
 
 __all__ = ["ExportDates"]
@@ -24,13 +25,18 @@ class ExportDates:
 
     ISO 8601 (with `Z`, an offset, or none), `M/D/YYYY h:mm:ss AM` (Export-Csv in en-US),
     `D/M/YYYY` when the day is over 12, `D.M.YYYY`, and `YYYY/M/D` (ja-JP, zh-CN).  A date
-    without a zone is taken as UTC (the message logs write UTC) shifted by `utc_offset_s`.
-    The last day seen is remembered: most lines share it."""
+    without a zone is local time in `utc_offset_s` (seconds east of UTC, default 0: UTC, as
+    the message logs write) or a LogZone (an IANA zone: each date its own offset; a repeated
+    local time is the reading nearer the previous date's).  The last day seen is remembered:
+    most lines share it."""
 
-    __slots__ = ("_day_key", "_day_s", "offset_ns")
+    __slots__ = ("_day_key", "_day_s", "_zone", "near_s", "offset_ns")
 
-    def __init__(self, utc_offset_s: int) -> None:
-        self.offset_ns = utc_offset_s * 1_000_000_000
+    def __init__(self, utc_offset_s: int | LogZone) -> None:
+        zone = as_zone(utc_offset_s)
+        self._zone = zone if zone.name is not None else None
+        self.offset_ns = zone.offset_s * 1_000_000_000
+        self.near_s = zone.near_s  # UTC seconds of the last date read
         self._day_key: tuple[int, int, int] | None = None
         self._day_s = 0
 
@@ -90,6 +96,11 @@ class ExportDates:
         ns = (day_s + hh * 3600 + mi * 60 + ss) * 1_000_000_000
         if frac:
             ns += int(frac.ljust(9, "0"))
+        if zone is None and self._zone is not None:
+            local_s = day_s + hh * 3600 + mi * 60 + ss
+            utc_s = self._zone.to_utc_s(local_s, self.near_s)
+            self.near_s = utc_s
+            return in_ns_range(ns + (utc_s - local_s) * 1_000_000_000)
         if zone is None:
             return in_ns_range(ns - self.offset_ns)
         if zone != "Z":

@@ -40,6 +40,7 @@ import re
 import sys
 from collections.abc import Callable, Iterator
 
+from .logzone import LogZone
 from .records import CertClaim, LogConversation, LogReply, Where
 from .syslog import SyslogParser
 from .text import MAX_WARNINGS, LogText, TextLine
@@ -192,7 +193,7 @@ class _Reader:
     closed ones waiting until no open one can end earlier."""
 
     def __init__(self, text: LogText, warn: Callable[[str], None], year: int | None,
-                 utc_offset_s: int) -> None:
+                 utc_offset_s: int | LogZone) -> None:
         self.path = text.path
         try:
             mtime_ns = os.stat(text.path).st_mtime_ns
@@ -537,7 +538,7 @@ def _reply(text: str, dsn: str | None, after_tls: bool, where: Where) -> LogRepl
 
 
 def conversations(text: LogText, warn: Callable[[str], None], *, year: int | None = None,
-                  utc_offset_s: int = 0) -> Iterator[LogConversation]:
+                  utc_offset_s: int | LogZone = 0) -> Iterator[LogConversation]:
     """The postfix/smtp and postfix/smtpd conversations of a syslog file, streamed; each is
     yielded once no conversation still open can end before it."""
     reader = _Reader(text, warn, year, utc_offset_s)

@@ -12,12 +12,12 @@ import itertools
 import os
 import re
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from dataclasses import dataclass, replace
 
 from ..errors import FastcapError
 from . import tracking
 from .detect import LOG_READERS, SETTINGS_READERS, kind_of
+from .logzone import LogZone, as_zone
 from .records import LogConversation
 from .settings import Settings
 from .slim import SlimStore
@@ -31,7 +31,6 @@ MAX_SETTINGS_BYTES = 64 << 20  # a PowerShell export larger than this is not rea
 _WHOLE_FILE_FROM = 32
 _REGION_COST = 16 << 10
 _HEADER_LINES = 64  # a W3C log's header lines (#Fields ...) are read before a region
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,7 +54,7 @@ class Evidence:
     warnings: tuple[str, ...]
 
     year: int | None = None  # how syslog times without a year or zone were read
-    utc_offset_s: int = 0
+    utc_offset_s: int | LogZone = 0  # seconds east of UTC, or an IANA zone
 
     def full(self, conv: LogConversation) -> LogConversation:
         """`conv` with all its facts (see `materialize`)."""
@@ -97,17 +96,22 @@ class Evidence:
                                          header=not syslog)
                         year = (_local_year(c.start_ns, self.utc_offset_s)
                                 if syslog and self.year is not None else self.year)
-                        self._pick(module, region, {c.first.line: i}, convs, out, year)
+                        zone = self.utc_offset_s
+                        if isinstance(zone, LogZone) and zone.name is not None:
+                            # a repeated local time on its first line: as first read
+                            zone = replace(zone, near_s=c.start_ns // 1_000_000_000)
+                        self._pick(module, region, {c.first.line: i}, convs, out, year, zone)
             except (FastcapError, OSError):
                 continue  # the file went away: the slim conversations are what is left
         return out
 
     def _pick(self, module, text: LogText, wanted: dict[int, int],
               convs: list[LogConversation], out: list[LogConversation],
-              year: int | None = None) -> None:
+              year: int | None = None, zone: int | LogZone | None = None) -> None:
         left = dict(wanted)
         for got in module.conversations(text, lambda _w: None, year=year or self.year,
-                                        utc_offset_s=self.utc_offset_s):
+                                        utc_offset_s=self.utc_offset_s if zone is None
+                                        else zone):
             i = left.pop(got.first.line, None)
             if i is not None and got.start_ns == convs[i].start_ns:
                 out[i] = got
@@ -210,9 +214,10 @@ def _unknown_hint(text: LogText) -> str:
     return ""
 
 
-def _local_year(ns: int, utc_offset_s: int) -> int:
-    """The year of UTC nanoseconds `ns` in the zone `utc_offset_s` (local minus UTC)."""
-    return (_EPOCH + timedelta(microseconds=ns // 1000, seconds=utc_offset_s)).year
+def _local_year(ns: int, utc_offset_s: int | LogZone) -> int:
+    """The year of UTC nanoseconds `ns` in the zone `utc_offset_s` (seconds local minus UTC,
+    or a LogZone)."""
+    return as_zone(utc_offset_s).local_year(ns // 1_000_000_000)
 
 
 def _size(path: str) -> int:
@@ -233,7 +238,7 @@ def _settings_text(text: LogText) -> str:
 
 
 def read_evidence(paths: Sequence[str | os.PathLike], *, year: int | None = None,
-                  utc_offset_s: int = 0, only: str | None = None) -> Evidence:
+                  utc_offset_s: int | LogZone = 0, only: str | None = None) -> Evidence:
     """Reads every file: log files into conversations, settings exports into Settings.
     Never raises on content; an unreadable or unknown file is a warning.  `only` ("logs" or
     "settings") reads just that part, and tells only its files' warnings: the scan reads the

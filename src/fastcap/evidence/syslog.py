@@ -13,8 +13,10 @@ once per minute of log, since this runs on every line of gigabyte logs.
 RFC 3164 stamps need a year and a zone: the year is `year` if given (the year of the file's
 first line; it moves on when the month falls back, December to January), else that of the
 file's modification time (a date more than a day after it is from the year before); the zone
-is `utc_offset_s` (local time minus UTC; default 0, UTC).  RFC 3339 stamps carry their own
-zone; one without a zone is taken as local time at `utc_offset_s` as well."""
+is `utc_offset_s` (local time minus UTC; default 0, UTC), or a `LogZone` naming an IANA zone,
+whose offset each time takes as it was then (see `logzone` for the repeated and skipped hour).
+RFC 3339 stamps carry their own zone; one without a zone is taken as local time in that zone
+as well."""
 
 from __future__ import annotations
 
@@ -22,6 +24,7 @@ import datetime as _dt
 import re
 from typing import NamedTuple
 
+from .logzone import LogZone, as_zone
 from .records import in_ns_range
 
 __all__ = ["SyslogHeader", "SyslogParser", "parse_header"]
@@ -63,9 +66,10 @@ class SyslogParser:
     format, the minute it starts in, the RFC 3164 year).  Not shared between files."""
 
     __slots__ = ("_fmt", "_iso_key", "_iso_base", "_key", "_base", "_tz", "_offset",
-                 "_year", "_month", "_mtime_s")
+                 "_logzone", "_named", "_near", "_local_key", "_local_base", "_year", "_month",
+                 "_mtime_s")
 
-    def __init__(self, *, year: int | None = None, utc_offset_s: int = 0,
+    def __init__(self, *, year: int | None = None, utc_offset_s: int | LogZone = 0,
                  mtime_ns: int | None = None) -> None:
         self._fmt = _FORMATS
         self._iso_key = ""
@@ -73,7 +77,12 @@ class SyslogParser:
         self._key = ""
         self._base = 0
         self._tz: dict[str, int] = {"Z": 0}
-        self._offset = int(utc_offset_s)
+        self._logzone = zone = as_zone(utc_offset_s)
+        self._offset = zone.offset_s
+        self._named = zone.name is not None  # then each minute has its own offset
+        self._near = zone.near_s  # the last line's UTC seconds (for a repeated hour)
+        self._local_key = ""
+        self._local_base = 0
         self._year = year
         self._month = 0
         if year is None and mtime_ns is None:
@@ -106,7 +115,12 @@ class SyslogParser:
                                          int(key[11:13]), int(key[14:16]))
                 self._iso_key = key
             tz = m["tz"]
-            if tz is None:
+            if tz is None and self._named:
+                if key != self._local_key:
+                    self._local_base = self._logzone.to_utc_s(self._iso_base, self._near)
+                    self._local_key = key
+                secs = self._local_base
+            elif tz is None:
                 secs = self._iso_base - self._offset
             else:
                 zone = self._tz.get(tz)
@@ -114,6 +128,7 @@ class SyslogParser:
         if sec > "60":
             raise ValueError(f"no such time {key[-5:]}:{sec}")
         secs += int(sec)
+        self._near = secs
         frac = m["frac"]
         ns = secs * 1_000_000_000
         if frac:
@@ -160,16 +175,23 @@ class SyslogParser:
                 year -= 1
             else:
                 self._month = month
-            return _minute(year, month, day, hh, mi) - self._offset
+            return self._utc(_minute(year, month, day, hh, mi))
         assert self._mtime_s is not None  # the file's year is that of its local time
-        year = _dt.datetime.fromtimestamp(self._mtime_s + self._offset, _dt.UTC).year
+        year = self._logzone.local_year(self._mtime_s)
         try:
-            base = _minute(year, month, day, hh, mi) - self._offset
+            base = self._utc(_minute(year, month, day, hh, mi))
         except ValueError:  # Feb 29 of a common year: from an earlier (leap) year
             base = None
         if base is None or base > self._mtime_s + 86400:
-            base = _minute(year - 1, month, day, hh, mi) - self._offset
+            base = self._utc(_minute(year - 1, month, day, hh, mi))
         return base
+
+    def _utc(self, local_s: int) -> int:
+        """UTC seconds of a local minute, in the zone (a repeated time: nearer the last
+        line)."""
+        if self._named:
+            return self._logzone.to_utc_s(local_s, self._near)
+        return local_s - self._offset
 
 
 def _minute(year: int, month: int, day: int, hour: int, minute: int) -> int:
@@ -184,7 +206,7 @@ def _minute(year: int, month: int, day: int, hour: int, minute: int) -> int:
     return days * 86400 + hour * 3600 + minute * 60
 
 
-def parse_header(text: str, *, year: int | None = None, utc_offset_s: int = 0,
+def parse_header(text: str, *, year: int | None = None, utc_offset_s: int | LogZone = 0,
                  mtime_ns: int | None = None) -> SyslogHeader | None:
     """One line's header, for a single line (a reader of many lines keeps a SyslogParser)."""
     return SyslogParser(year=year, utc_offset_s=utc_offset_s, mtime_ns=mtime_ns).parse(text)

@@ -55,6 +55,7 @@ from typing import NamedTuple
 
 from .csvline import split_line
 from .logdates import ExportDates
+from .logzone import LogZone
 from .records import LogConversation, LogReply, Where
 from .text import LogText, TextLine
 
@@ -356,7 +357,7 @@ class _Reader:
     """Reads one file's rows into messages (both kinds; `trace` picks the rules)."""
 
     def __init__(self, text: LogText, warn: Callable[[str], None], trace: bool,
-                 utc_offset_s: int) -> None:
+                 utc_offset_s: int | LogZone) -> None:
         self.path, self.warn, self.trace = text.path, warn, trace
         self.kind = KIND_TRACE if trace else KIND_TRACKING
         # column names in a CSV header line (an export), not in a W3C "#Fields:" line
@@ -573,7 +574,7 @@ def _kept_replies(replies: list[LogReply]) -> tuple[LogReply, ...]:
 
 
 def conversations(text: LogText, warn: Callable[[str], None], *, year: int | None = None,
-                  utc_offset_s: int = 0) -> Iterator[LogConversation]:
+                  utc_offset_s: int | LogZone = 0) -> Iterator[LogConversation]:
     """The messages of a tracking log or a message trace export, streamed, each yielded when
     it ends (see the module docstring).  Garbled lines are told through `warn` ("FILE line N:
     why") and skipped.  `year` is unused: these logs write full dates."""
@@ -591,10 +592,11 @@ def conversations(text: LogText, warn: Callable[[str], None], *, year: int | Non
 
 
 def lines_of(text: LogText, conv: LogConversation, *,
-             utc_offset_s: int = 0) -> Iterator[tuple[int, TextLine]]:
+             utc_offset_s: int | LogZone = 0) -> Iterator[tuple[int, TextLine]]:
     """(log time ns, line) of this conversation's lines, re-read from its first line to its
     last (for `follow`).  The columns are those of the file's first header."""
     reader = _Reader(text, lambda _: None, conv.kind == KIND_TRACE, utc_offset_s)
+    reader.dates.near_s = conv.start_ns // 1_000_000_000  # a repeated hour: as first read
     for line in text.lines():  # the header, from the start of the file
         if line.text.strip() and not reader.header(line):
             break
