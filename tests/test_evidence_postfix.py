@@ -663,3 +663,17 @@ def test_a_zone_name_reads_conversations_and_the_year_of_the_mtime(tmp_path):
     tokyo = SyslogParser(mtime_ns=ns(2026, 12, 31, 23, 30, 0),
                          utc_offset_s=LogZone.named("Asia/Tokyo"))
     assert tokyo.parse("Jan  1 08:20:00 h p[1]: x").time_ns == ns(2026, 12, 31, 23, 20, 0)
+
+
+def test_lines_of_a_conversation_across_the_repeated_hour_follow_the_zone(tmp_path):
+    from fastcap.evidence.logzone import LogZone
+    berlin = LogZone.named("Europe/Berlin")
+    na = "mx.example.net[192.0.2.9]:25"
+    path = write(tmp_path, [  # 02:59:50 CEST, then 02:00:10 CET: 20 seconds later
+        f"Oct 25 02:59:50 relay1 postfix/smtp[7]: setting up TLS connection to {na}",
+        f"Oct 25 02:00:10 relay1 postfix/smtp[7]: Untrusted TLS connection established to "
+        f"{na}: TLSv1.2 with cipher ECDHE-RSA-AES256-GCM-SHA384 (256/256 bits)"])
+    (conv,), _ = read(path, year=2026, utc_offset_s=berlin)
+    got = [t for t, _ in postfix.lines_of(LogText(path), conv, utc_offset_s=berlin)]
+    assert got == [conv.start_ns, conv.start_ns + 20 * 10**9] == [
+        ns(2026, 10, 25, 0, 59, 50), ns(2026, 10, 25, 1, 0, 10)]

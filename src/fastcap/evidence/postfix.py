@@ -39,8 +39,9 @@ import os
 import re
 import sys
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 
-from .logzone import LogZone
+from .logzone import LogZone, as_zone
 from .records import CertClaim, LogConversation, LogReply, Where
 from .syslog import SyslogParser
 from .text import MAX_WARNINGS, LogText, TextLine
@@ -545,10 +546,11 @@ def conversations(text: LogText, warn: Callable[[str], None], *, year: int | Non
     return reader.run(text.lines())
 
 
-def lines_of(text: LogText, conv: LogConversation) -> Iterator[tuple[int, TextLine]]:
+def lines_of(text: LogText, conv: LogConversation, *,
+             utc_offset_s: int | LogZone = 0) -> Iterator[tuple[int, TextLine]]:
     """(log time ns, line) of this conversation's own lines: those of its host, program and
     pid from its first line to its last.  RFC 3164 stamps get the year and zone that gave
-    the conversation its start time."""
+    the conversation its start time (with an IANA zone, each line its own offset in it)."""
     lines = text.lines_from(conv.first.offset, conv.first.line, conv.last.offset)
     first = next(lines, None)
     if first is None:
@@ -559,7 +561,7 @@ def lines_of(text: LogText, conv: LogConversation) -> Iterator[tuple[int, TextLi
         return
     kind, m = found
     key = (m["host"], m["prog"], m["pid"])
-    parser = _anchored(kind, m, conv.start_ns)
+    parser = _anchored(kind, m, conv.start_ns, as_zone(utc_offset_s))
     yield parser.time_ns(kind, m), first
     for line in lines:
         found = parser.match(line.text)
@@ -574,12 +576,20 @@ def lines_of(text: LogText, conv: LogConversation) -> Iterator[tuple[int, TextLi
             continue
 
 
-def _anchored(kind: int, m: re.Match[str], start_ns: int) -> SyslogParser:
+def _anchored(kind: int, m: re.Match[str], start_ns: int, zone: LogZone) -> SyslogParser:
     """A parser whose RFC 3164 year and zone put this first line at `start_ns` (stamps with
-    a zone need neither)."""
+    a zone need neither): the IANA zone it was read in if that does, else a fixed offset."""
     if "tz" in m.re.groupindex and m["tz"]:
         return SyslogParser(year=2000)
     year = _dt.datetime.fromtimestamp(start_ns // 1_000_000_000, _dt.UTC).year
+    if zone.name is not None:
+        zone = replace(zone, near_s=start_ns // 1_000_000_000)  # a repeated hour: as read
+        for y in (year, year - 1, year + 1):
+            try:
+                if SyslogParser(year=y, utc_offset_s=zone).time_ns(kind, m) == start_ns:
+                    return SyslogParser(year=y, utc_offset_s=zone)
+            except ValueError:
+                continue
     best: tuple[int, int] | None = None
     for y in (year, year - 1, year + 1):
         try:
