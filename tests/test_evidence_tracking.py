@@ -370,6 +370,34 @@ def test_trace_dates_in_each_format(tmp_path: Path, stamp: str, expected: int,
         assert "month/day" in warnings[0]
 
 
+@pytest.mark.parametrize(("stamps", "days", "told"), [
+    # en-GB: the second date shows day first, and the third is read so
+    (["10/03/2026 09:15:02", "13/03/2026 09:15:02", "11/03/2026 09:15:02"],
+     [(10, 3), (3, 13), (3, 11)], ["could be day/month", "is day/month"]),
+    # the invariant culture: a day over 12 in second place shows month first
+    (["03/10/2026 09:15:02", "03/13/2026 09:15:02", "03/11/2026 09:15:02"],
+     [(3, 10), (3, 13), (3, 11)], ["could be day/month"]),
+    (["13/03/2026 09:15:02", "10/03/2026 09:15:02"], [(3, 13), (3, 10)], []),
+    (["03/13/2026 09:15:02", "10/03/2026 09:15:02"], [(3, 13), (10, 3)], []),
+])
+def test_an_export_reads_its_slashed_dates_in_one_order(tmp_path: Path, stamps: list[str],
+                                                        days: list[tuple[int, int]],
+                                                        told: list[str]) -> None:
+    """One export is written in one culture: once a date shows whether the day comes first,
+    the dates after it are read in that order, not each by its own numbers."""
+    path = tmp_path / "gb.csv"
+    rows = "".join(f'"{stamp}","a@x","b@y","s","Failed","192.0.2.1","t{i}"\n'
+                   for i, stamp in enumerate(stamps))
+    path.write_text('"Received","SenderAddress","RecipientAddress","Subject","Status","FromIP",'
+                    f'"MessageTraceId"\n{rows}')
+    convs, warnings = read(path)
+    assert sorted(c.start_ns for c in convs) == sorted(ns(2026, m, d, 9, 15, 2)
+                                                       for m, d in days)
+    assert len(warnings) == len(told)
+    for w, text in zip(warnings, told, strict=True):
+        assert text in w
+
+
 @pytest.mark.parametrize("stamp", ["2026-02-30T09:15:02Z", "13/13/2026 09:15:02",
                                    "2026/13/10 09:15:02", "2026/02/30 09:15:02",
                                    "3/10/2026 13:15:02 PM", "2026-03-10T25:00:00Z",

@@ -24,13 +24,16 @@ class ExportDates:
     """Dates as Exchange logs and PowerShell exports write them, to UTC nanoseconds.
 
     ISO 8601 (with `Z`, an offset, or none), `M/D/YYYY h:mm:ss AM` (Export-Csv in en-US),
-    `D/M/YYYY` when the day is over 12, `D.M.YYYY`, and `YYYY/M/D` (ja-JP, zh-CN).  A date
+    `D/M/YYYY` when the day is over 12, `D.M.YYYY`, and `YYYY/M/D` (ja-JP, zh-CN).  One
+    export is written in one culture, so the first slashed date that shows its order (a first
+    number over 12: en-GB's day first; a second one: month first) fixes it for the dates after
+    it; before, a date that could be either is read month first (`ambiguous`).  A date
     without a zone is local time in `utc_offset_s` (seconds east of UTC, default 0: UTC, as
     the message logs write) or a LogZone (an IANA zone: each date its own offset; a repeated
     local time is the reading nearer the previous date's).  The last day seen is remembered:
     most lines share it."""
 
-    __slots__ = ("_day_key", "_day_s", "_zone", "near_s", "offset_ns")
+    __slots__ = ("_day_key", "_day_s", "_zone", "day_first", "near_s", "offset_ns")
 
     def __init__(self, utc_offset_s: int | LogZone) -> None:
         zone = as_zone(utc_offset_s)
@@ -39,6 +42,7 @@ class ExportDates:
         self.near_s = zone.near_s  # UTC seconds of the last date read
         self._day_key: tuple[int, int, int] | None = None
         self._day_s = 0
+        self.day_first: bool | None = None  # the slashed dates' order, once a date shows it
 
     def _day(self, y: int, m: int, d: int) -> int:
         key = (y, m, d)
@@ -77,11 +81,14 @@ class ExportDates:
         a, sep, b, y, hh, mi, ss, frac, ampm = m.groups()
         first, second, hour = int(a), int(b), int(hh)
         ambiguous = False
-        if sep == "." or first > 12:  # 10.03.2026 (de), 13/03/2026 (en-GB): day first
-            day, month = first, second
+        if sep == "/" and self.day_first is None and (first > 12) != (second > 12):
+            self.day_first = first > 12  # this export's order, shown by this date
+        if sep == "." or first > 12 or (self.day_first and second <= 12):
+            day, month = first, second  # 10.03.2026 (de), 13/03/2026 (en-GB): day first
         else:  # M/D/YYYY as Export-Csv writes in en-US; unsure when both are <= 12
             month, day = first, second
-            ambiguous = not ampm and second <= 12 and first != second
+            ambiguous = (not ampm and second <= 12 and first != second
+                         and self.day_first is None)
         if ampm:
             if not 1 <= hour <= 12:
                 return None, False

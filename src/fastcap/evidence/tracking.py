@@ -368,6 +368,7 @@ class _Reader:
         self.layout: _Layout | None = None
         self.told_missing: set[str] = set()
         self.told_ambiguous = False
+        self.told_order = False
         self.next_check_ns = 0  # when to look for ended messages next (log time)
         if trace:
             self.open = _Open(None, None)
@@ -440,7 +441,13 @@ class _Reader:
         if ambiguous and not self.told_ambiguous:
             self.told_ambiguous = True
             self.warn(f"{self.path} line {line.number}: date {stamp!r} could be day/month or "
-                      "month/day; read as month/day (Export-Csv's en-US order)")
+                      "month/day; read as month/day (Export-Csv's en-US order) until a date "
+                      "shows the order")
+        elif self.dates.day_first and self.told_ambiguous and not self.told_order:
+            self.told_order = True
+            self.warn(f"{self.path} line {line.number}: date {stamp!r} is day/month: the "
+                      "dates after it are read so, those before it that could be either were "
+                      "read as month/day")
         return row, ns
 
     def _no_type_names(self, row: _Row, line: TextLine) -> _Row:
