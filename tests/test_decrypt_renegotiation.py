@@ -50,7 +50,7 @@ def _tshark_frames(name: str, keys: Path) -> dict[int, list[int]]:
     frames: dict[int, list[int]] = {}
     for line in out.splitlines():
         frame, types = line.split("\t")
-        for t in dict.fromkeys(int(x) for x in types.split(",")):
+        for t in dict.fromkeys(int(x) for x in types.split(",") if x):
             frames.setdefault(t, []).append(int(frame))
     return frames
 
@@ -164,3 +164,37 @@ def test_a_renegotiation_ccs_without_its_keys_stops_the_direction():
                           secrets=SessionSecrets(cr, master_secret=master))
     assert [p.offset for p in d.records] == [6, 100]
     assert d.error.startswith("record at stream offset 200: renegotiated keys are not known")
+
+
+def _first_line_only(name: str, tmp_path: Path) -> Path:
+    keys = tmp_path / f"{name}.first.keys"
+    keys.write_text("".join((DATA / f"{name}.keys").read_text().splitlines(True)[:2]))
+    return keys
+
+
+def test_without_its_key_line_a_renegotiation_read_under_the_first_keys_counts(tmp_path):
+    """The renegotiation's server flight (ServerHello to ServerHelloDone, where a
+    CertificateRequest would be) travels under the first keys, and tshark reads it with the
+    first key line alone; past its Finished only application data and alerts follow, so
+    nothing was asked anywhere though the rest stays encrypted."""
+    keys = _first_line_only("norequest", tmp_path)
+    frames = _tshark_frames("norequest", keys)
+    assert frames[14] == [12, 22] and CERTIFICATE_REQUEST not in frames  # ServerHelloDone
+    s = _session("norequest", keys)
+    assert "renegotiated keys are not known" in s.decryption.error
+    assert s.tls.renegotiation_decrypted and s.tls.renegotiation_unread_at is None
+    (v,) = [v for v in s.verdicts if v.code.startswith("client_cert")]
+    assert v.code == "client_cert_not_requested"
+    assert "renegotiation at frame 18, decrypted" in v.message
+
+
+def test_a_renegotiation_past_the_missing_keys_is_named(tmp_path):
+    """``twice`` with the first key line only: its first renegotiation (frame 18, no request)
+    is read, the second (frames 28-34, the one that asked) is under the first
+    renegotiation's keys, which the key log lacks: not captured, and that one named."""
+    s = _session("twice", _first_line_only("twice", tmp_path))
+    assert not s.tls.renegotiation_decrypted and s.tls.renegotiation_unread_at.frame == 28
+    (v,) = [v for v in s.verdicts if v.code.startswith("client_cert")]
+    assert v.code == "client_cert_not_captured" and v.frame == 28
+    assert "renegotiation at frame 18 (decrypted)" in v.message
+    assert "renegotiated again (frame 28) under keys the key log does not have" in v.message

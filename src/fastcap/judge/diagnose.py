@@ -940,6 +940,14 @@ def _renegotiated(tls: TlsHandshake, expected_by: str | None) -> Verdict:
             f"handshake, but the connection renegotiated TLS{_frame_text(frame)}: a "
             "certificate asked for and sent there is encrypted, so whether one was is not "
             "visible")
+    if tls.renegotiation_unread_at is not None:
+        first, frame = frame, _where_frame(tls.renegotiation_unread_at)
+        text = (f"the server sent no CertificateRequest in the first "
+                f"{tls.version_name or 'TLS'} handshake nor in its renegotiation"
+                f"{'' if first is None else f' at frame {first}'} (decrypted), but the "
+                f"connection renegotiated again{_frame_text(frame)} under keys the key log "
+                "does not have: a certificate asked for and sent there is encrypted, so "
+                "whether one was is not visible")
     return _not_requested(text, frame, expected_by, "client_cert_not_captured",
                           _RENEGOTIATED_HINT)
 

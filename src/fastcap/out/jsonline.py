@@ -440,6 +440,7 @@ def tls_text(t: TlsHandshake) -> str:
         ', "server_finished": ', _where(t.server_finished_at),
         ', "renegotiation": ', _where(t.renegotiation_at),
         ', "renegotiation_decrypted": ', _text(t.renegotiation_decrypted),
+        ', "renegotiation_unread": ', _where(t.renegotiation_unread_at),
         ', "alerts": [', ", ".join(alerts),
         '], "encrypted": {"c2s": ', _traffic(t.c2s_encrypted),
         ', "s2c": ', _traffic(t.s2c_encrypted),

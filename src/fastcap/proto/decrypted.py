@@ -203,18 +203,47 @@ def _renegotiations_read(tls: TlsHandshake, client: tuple[Any, Sequence[CipherRe
     (cs, c_recs, c_end, cd), (ss, s_recs, s_end, sd) = client, server
     pairs = list(zip((o for o, _b in _hellos(cd.records, _CLIENT_HELLO)),
                      (o for o, _b in _hellos(sd.records, _SERVER_HELLO)), strict=False))
-    # Both directions decrypted to their end: every renegotiation message was read, so one
-    # without a request (or refused before its ServerHello) is known to have had none.
-    whole = not (cd.error or sd.error or cd.limited or sd.limited)
     for c_begin, s_begin in reversed(pairs):
         c_plain = _handshake_stream(cs, c_recs, c_end, cd.records, c_begin, _stop(cd))
         s_plain = _handshake_stream(ss, s_recs, s_end, sd.records, s_begin, _stop(sd))
         again = parse_handshake(c_plain, s_plain)
         if again.cert_request_at is not None or again.client_certificate_at is not None:
             return _with_renegotiation(tls, again, c_plain, s_plain)
-    if whole and tls.renegotiation_at is not None:
-        return dataclasses.replace(tls, renegotiation_decrypted=True)
-    return tls
+    if tls.renegotiation_at is None or cd.limited or sd.limited or any(
+            sum(t in (_CLIENT_HELLO, _SERVER_HELLO) for _o, t, _b in handshake_messages(d.records))
+            > MAX_RENEGOTIATIONS for d in (cd, sd)):
+        return tls
+    unread = [_unread(src, recs, d) for src, recs, _e, d in (client, server)]
+    if any(u is _UNKNOWN for u in unread):
+        return tls
+    later = sorted((u for u in unread if isinstance(u, Where)), key=lambda w: w.frame or 0)
+    if later:
+        return dataclasses.replace(tls, renegotiation_unread_at=later[0])
+    # Every renegotiation message was read, so one without a request (or refused before its
+    # ServerHello) is known to have had none.
+    return dataclasses.replace(tls, renegotiation_decrypted=True)
+
+
+_UNKNOWN = object()  # a direction whose decryption failed: what it carried is not known
+
+
+def _unread(src: Any, records: Sequence[CipherRecord], d: Decrypted) -> object:
+    """What one direction's records hide of its renegotiations: None when every handshake
+    record in it was read.  Stopped at a renegotiation's ChangeCipherSpec for want of its keys,
+    everything of that renegotiation before it was read (it travels under the keys before
+    it); past it its Finished is the one handshake record expected, and a handshake record
+    after that begins a renegotiation the keys do not reach: where it is.  A direction that
+    failed otherwise is unknown."""
+    if d.error is None:
+        return None
+    stop = _stop(d)
+    if not d.unkeyed or stop is None:
+        return _UNKNOWN
+    after = [r for r in records if r.offset > stop and r.content_type == _HANDSHAKE]
+    if len(after) < 2:
+        return None
+    r = after[1]
+    return Where(r.offset, src.frame_at(r.offset + 4 + len(r.body)))
 
 
 @dataclass(frozen=True, slots=True)

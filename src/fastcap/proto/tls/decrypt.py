@@ -58,6 +58,9 @@ class Decrypted:
     error: str | None  # first failure: "record at stream offset 1234: authentication failed"
     limited: bool  # stopped at app_limit bytes of application data
     app_bytes: int  # application-data plaintext bytes returned
+    # TLS <= 1.2: ``error`` is a renegotiation's ChangeCipherSpec whose keys were not given;
+    # the records before it (the renegotiation's own handshake among them) were all read
+    unkeyed: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,6 +206,7 @@ class _Out:
         self.app_limit = app_limit
         self.app_bytes = 0
         self.limited = False
+        self.unkeyed = False
 
     def add(self, ctype: int, data: bytes, offset: int) -> bool:
         """Keep one record; False once the application-data limit is reached."""
@@ -219,7 +223,8 @@ class _Out:
         return True
 
     def result(self, error: str | None) -> Decrypted:
-        return Decrypted(tuple(self.records), error, self.limited, self.app_bytes)
+        return Decrypted(tuple(self.records), error, self.limited, self.app_bytes,
+                         self.unkeyed and error is not None)
 
 
 class _Messages:
@@ -327,6 +332,7 @@ def _tls12(records: Sequence[CipherRecord], s: Suite, secrets: SessionSecrets,
             # ClientHello's random), so one direction alone cannot follow them: the caller
             # reads them from both and passes them in ``rekeys``.
             if changes >= len(rekeys):
+                out.unkeyed = True
                 return (f"record at stream offset {rec.offset}: renegotiated keys are not "
                         "known (the key log has no line for the renegotiation's ClientHello "
                         "random, or its hellos were not decrypted)")

@@ -258,6 +258,9 @@ class TlsHandshake:
     # The renegotiation was decrypted and read (a key log): the client certificate exchange
     # above is the last renegotiation's, when it had one.
     renegotiation_decrypted: bool = False
+    # With a key log: the first renegotiation the keys did not reach, a handshake record after
+    # the Finished of a renegotiation whose keys the key log lacks (what it asked is unknown)
+    renegotiation_unread_at: Where | None = None
 
     @property
     def offered_ticket(self) -> bytes | None:
@@ -395,6 +398,7 @@ class TlsHandshake:
             "server_finished": _at(self.server_finished_at),
             "renegotiation": _at(self.renegotiation_at),
             "renegotiation_decrypted": self.renegotiation_decrypted,
+            "renegotiation_unread": _at(self.renegotiation_unread_at),
             "alerts": [
                 {
                     "from": a.sender,

@@ -199,4 +199,5 @@ def handshake_of(summary: _Summary) -> TlsHandshake:
         renegotiation_at=at("renegotiation"),
         server_key_exchange_group=summary.ske_group,
         renegotiation_decrypted=False,
+        renegotiation_unread_at=None,
     )
