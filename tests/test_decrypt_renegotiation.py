@@ -30,9 +30,9 @@ ASKED = ("gcm", "cbc", "cbc_noetm", "nocert", "twice", "tls10", "expired")
 CERTIFICATE, CERTIFICATE_REQUEST = 11, 13
 
 
-def _session(name: str, keys: Path | None = None):
+def _session(name: str, keys: Path | None = None, **kw):
     keylog = (str(keys or DATA / f"{name}.keys"),)
-    (s,) = scan(DATA / f"{name}.pcap", ports=(PORTS[name],), keylog=keylog)
+    (s,) = scan(DATA / f"{name}.pcap", ports=(PORTS[name],), keylog=keylog, **kw)
     return s
 
 
@@ -198,3 +198,17 @@ def test_a_renegotiation_past_the_missing_keys_is_named(tmp_path):
     assert v.code == "client_cert_not_captured" and v.frame == 28
     assert "renegotiation at frame 18 (decrypted)" in v.message
     assert "renegotiated again (frame 28) under keys the key log does not have" in v.message
+
+
+@pytest.mark.parametrize("name", ["gcm", "tls10", "twice"])
+def test_a_renegotiation_past_the_decrypt_limit_is_followed(name):
+    """--decrypt-limit bounds the application data decrypted: past it the TLS 1.2 record
+    types are in the clear, and the renegotiation's handshake (not application data) is
+    still decrypted and read; only the SMTP dialogue stops at the limit."""
+    s = _session(name, decrypt_limit=0)
+    last = 32 if name == "twice" else 22
+    assert s.decryption.c2s.limited and s.decryption.c2s.app_bytes == 0
+    assert s.decryption.error is None and s.tls.renegotiation_decrypted
+    assert s.tls.cert_request_at.frame == last and s.tls.client_certificate_at.frame == last + 1
+    assert "client_cert_not_captured" not in _codes(s)
+    assert s.smtp_tls is None

@@ -209,7 +209,7 @@ def _renegotiations_read(tls: TlsHandshake, client: tuple[Any, Sequence[CipherRe
         again = parse_handshake(c_plain, s_plain)
         if again.cert_request_at is not None or again.client_certificate_at is not None:
             return _with_renegotiation(tls, again, c_plain, s_plain)
-    if tls.renegotiation_at is None or cd.limited or sd.limited or any(
+    if tls.renegotiation_at is None or any(
             sum(t in (_CLIENT_HELLO, _SERVER_HELLO) for _o, t, _b in handshake_messages(d.records))
             > MAX_RENEGOTIATIONS for d in (cd, sd)):
         return tls
