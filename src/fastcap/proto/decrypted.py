@@ -138,12 +138,22 @@ def _hellos(plain: Sequence[PlainRecord], hello_type: int) -> list[tuple[int, by
             if mtype == hello_type][:MAX_RENEGOTIATIONS]
 
 
-def _renegotiation_hellos(c_plain: Sequence[PlainRecord], s_plain: Sequence[PlainRecord]
-                          ) -> list[tuple[ClientHello | None, ServerHello | None]]:
-    """The (ClientHello, ServerHello) of each renegotiation, in turn."""
-    return list(zip((parse_client_hello(b, []) for _o, b in _hellos(c_plain, _CLIENT_HELLO)),
-                    (parse_server_hello(b, []) for _o, b in _hellos(s_plain, _SERVER_HELLO)),
-                    strict=False))
+Hello = tuple[int, bytes]  # (stream offset of the record where it begins, body)
+
+
+def _paired_hellos(c_src: Any, c_plain: Sequence[PlainRecord], s_src: Any,
+                   s_plain: Sequence[PlainRecord]) -> list[tuple[Hello, Hello]]:
+    """The (ClientHello, ServerHello) of each renegotiation, in turn: a ServerHello answers
+    the last ClientHello before it in the capture, so a ClientHello the server refused (a
+    no_renegotiation alert, after which the connection may go on) is paired with none."""
+    clients = [(c_src.frame_at(o) or 0, (o, b)) for o, b in _hellos(c_plain, _CLIENT_HELLO)]
+    pairs = []
+    for o, b in _hellos(s_plain, _SERVER_HELLO):
+        frame = s_src.frame_at(o) or 0
+        before = [hello for f, hello in clients if f < frame]
+        if before and (not pairs or pairs[-1][0] != before[-1]):
+            pairs.append((before[-1], (o, b)))
+    return pairs
 
 
 def _etm(ch: ClientHello, sh: ServerHello) -> bool:
@@ -151,12 +161,13 @@ def _etm(ch: ClientHello, sh: ServerHello) -> bool:
             and any(e.type == _ENCRYPT_THEN_MAC for e in ch.extensions))
 
 
-def _rekeys(c_plain: Sequence[PlainRecord], s_plain: Sequence[PlainRecord], keys: KeyLog,
-            known: Sequence[Rekey]) -> list[Rekey]:
+def _rekeys(pairs: Sequence[tuple[Hello, Hello]], keys: KeyLog, known: Sequence[Rekey]
+            ) -> list[Rekey]:
     """``known`` and the keys of the renegotiations after them that both hellos and the key
     log give; the first one missing ends the list (later keys would not be reached)."""
     out = list(known)
-    for ch, sh in _renegotiation_hellos(c_plain, s_plain)[len(known):]:
+    for (_co, c_body), (_so, s_body) in pairs[len(known):]:
+        ch, sh = parse_client_hello(c_body, []), parse_server_hello(s_body, [])
         if ch is None or sh is None:
             break
         secrets = keys.lookup(ch.random)
@@ -201,8 +212,7 @@ def _renegotiations_read(tls: TlsHandshake, client: tuple[Any, Sequence[CipherRe
     gives it.  ``renegotiation_decrypted`` is set when that exchange was read, or when
     everything was decrypted and no renegotiation had one."""
     (cs, c_recs, c_end, cd), (ss, s_recs, s_end, sd) = client, server
-    pairs = list(zip((o for o, _b in _hellos(cd.records, _CLIENT_HELLO)),
-                     (o for o, _b in _hellos(sd.records, _SERVER_HELLO)), strict=False))
+    pairs = [(c[0], s[0]) for c, s in _paired_hellos(cs, cd.records, ss, sd.records)]
     for c_begin, s_begin in reversed(pairs):
         c_plain = _handshake_stream(cs, c_recs, c_end, cd.records, c_begin, _stop(cd))
         s_plain = _handshake_stream(ss, s_recs, s_end, sd.records, s_begin, _stop(sd))
@@ -336,7 +346,8 @@ def decrypt_tls(c2s: Any, s2c: Any, c2s_start: int, s2c_start: int, tls: TlsHand
             sides.append((src, records, listed_end, d))
         if not tls12 or tls.renegotiation_at is None:
             break
-        more = _rekeys(sides[0][3].records, sides[1][3].records, keys, rekeys)
+        more = _rekeys(_paired_hellos(sides[0][0], sides[0][3].records, sides[1][0],
+                                      sides[1][3].records), keys, rekeys)
         if len(more) == len(rekeys):
             break
         rekeys = more
