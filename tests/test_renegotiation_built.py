@@ -3,13 +3,15 @@ them record by record), each held to what tshark decrypts with the same key log.
 
 from __future__ import annotations
 
+import datetime as dt
 import subprocess
 from pathlib import Path
 
 import pytest
 
 from fastcap.run.scanner import scan
-from fastcap_synth.scenarios import make_pki
+from fastcap_synth.certs import make_leaf
+from fastcap_synth.scenarios import SERVER_NAME, make_pki
 
 from .renegcap import ALERT, HANDSHAKE, HELLO_REQUEST, Renegotiating, client_hello, message
 from .tlskeys import tshark_path
@@ -69,3 +71,32 @@ def test_a_refused_client_hello_is_paired_with_no_server_hello(tmp_path, pki):
         ("EHLO", 13), ("MAIL", 17), ("RCPT", 25), ("QUIT", 27)]
     assert [(a.description_name, a.at.frame) for a in sess.tls.alerts] == [
         ("no_renegotiation", 16)]
+
+
+@needs_tshark
+def test_the_renegotiations_server_certificate_is_judged(tmp_path, pki):
+    """A server sends one certificate in the first handshake and an expired one in the
+    renegotiation (which asks for the client's): the verdicts rest on the certificate the
+    server last sent, and say that a renegotiation sent it."""
+    now = pki.server.cert.not_valid_before_utc + dt.timedelta(days=1)
+    expired = make_leaf(pki.intermediate, SERVER_NAME, sans=[SERVER_NAME],
+                        not_before=now - dt.timedelta(days=30),
+                        not_after=now - dt.timedelta(days=2))
+    s = Renegotiating()
+    s.smtp_to_starttls()
+    s.handshake(1, pki.server.der)
+    s.app(True, b"EHLO mail.fabrikam.com\r\n")
+    s.send(False, s.record(False, HANDSHAKE, message(HELLO_REQUEST)))
+    s.handshake(2, expired.der, request=True, client_der=pki.client.der)
+    s.app(True, b"QUIT\r\n")
+    capture, keys = s.write(tmp_path, "server_cert_changed", _start_ns(pki))
+    certs = subprocess.run(
+        [tshark_path() or "tshark", "-n", "-r", str(capture), "-o",
+         f"tls.keylog_file:{keys}", "-Y", "tls.handshake.type == 2", "-T", "fields",
+         "-e", "frame.number", "-e", "tls.handshake.certificate"],
+        capture_output=True, text=True, check=True, timeout=60).stdout.split()
+    assert certs == ["10", pki.server.der.hex(), "16", expired.der.hex()]
+    (sess,) = scan(capture, ports=(25,), keylog=(str(keys),))
+    assert sess.tls.server_certs == [expired.der] and sess.tls.server_certs_at.frame == 16
+    (v,) = [v for v in sess.verdicts if v.code == "server_cert_expired"]
+    assert v.frame == 16 and "(frame 16, sent in a renegotiation)" in v.message

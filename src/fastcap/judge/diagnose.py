@@ -333,6 +333,15 @@ def _frame_text(frame: int | None) -> str:
     return f" (frame {frame})" if frame is not None else ""
 
 
+def _cert_frame_text(tls: TlsHandshake | None, frame: int | None) -> str:
+    """Where a certificate was, and whether a renegotiation (read with the key log) sent it
+    rather than the first handshake: the verdicts rest on the latest one sent."""
+    again = None if tls is None else _where_frame(tls.renegotiation_at)
+    if frame is None or again is None or frame <= again:
+        return _frame_text(frame)
+    return f" (frame {frame}, sent in a renegotiation)"
+
+
 def _where_frame(where: Where | None) -> int | None:
     return None if where is None else where.frame
 
@@ -424,7 +433,7 @@ def _chain_verdicts(
     out: list[Verdict] = []
     leaf = check.certs[0] if check.certs else None
     what = f"{role} certificate {_cert_name(leaf)}"
-    at = _frame_text(frame)
+    at = _cert_frame_text(session.tls, frame)
     broken = [(i, c) for i, c in enumerate(check.certs) if c.parse_error]
     if check.problem == "unparseable" or broken or leaf is None:
         i, c = broken[0] if broken else (0, leaf)

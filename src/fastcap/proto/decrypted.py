@@ -208,17 +208,33 @@ def _renegotiations_read(tls: TlsHandshake, client: tuple[Any, Sequence[CipherRe
                          ) -> TlsHandshake:
     """``tls`` with what the decrypted renegotiations show: each is read as a handshake of
     its own, from its hello in each direction up to where decryption stopped (past it the
-    records are ciphertext again), and the last one with a client certificate exchange
-    gives it.  ``renegotiation_decrypted`` is set when that exchange was read, or when
-    everything was decrypted and no renegotiation had one."""
+    records are ciphertext again): the last one with a client certificate exchange gives
+    it, and the last one with a server Certificate the server's.  ``renegotiation_decrypted``
+    is set when that exchange was read, or when everything was decrypted and no
+    renegotiation had one."""
     (cs, c_recs, c_end, cd), (ss, s_recs, s_end, sd) = client, server
     pairs = [(c[0], s[0]) for c, s in _paired_hellos(cs, cd.records, ss, sd.records)]
+    sent = asked = None
     for c_begin, s_begin in reversed(pairs):
         c_plain = _handshake_stream(cs, c_recs, c_end, cd.records, c_begin, _stop(cd))
         s_plain = _handshake_stream(ss, s_recs, s_end, sd.records, s_begin, _stop(sd))
         again = parse_handshake(c_plain, s_plain)
-        if again.cert_request_at is not None or again.client_certificate_at is not None:
-            return _with_renegotiation(tls, again, c_plain, s_plain)
+        if sent is None and again.server_certs_at is not None:
+            sent = (again, s_plain)
+        if asked is None and (again.cert_request_at is not None
+                              or again.client_certificate_at is not None):
+            asked = (again, c_plain, s_plain)
+        if sent is not None and asked is not None:
+            break
+    if sent is not None:  # the certificate the server holds to now: the latest one sent
+        again, s_plain = sent
+        at = again.server_certs_at
+        tls = dataclasses.replace(
+            tls, server_certs=again.server_certs,
+            server_certificates_length=again.server_certificates_length,
+            server_certs_at=Where(s_plain.wire_offset(at.offset), at.frame))
+    if asked is not None:
+        return _with_renegotiation(tls, *asked)
     if tls.renegotiation_at is None or any(
             sum(t in (_CLIENT_HELLO, _SERVER_HELLO) for _o, t, _b in handshake_messages(d.records))
             > MAX_RENEGOTIATIONS for d in (cd, sd)):
