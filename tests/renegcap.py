@@ -3,7 +3,8 @@
 OpenSSL's `s_client` ends the connection when a renegotiation is refused and never changes
 the server's certificate or the version in a renegotiation, so the captures recorded from it
 (tests/data/renegotiation) cannot show those; this builds them record by record instead.
-ECDHE-RSA-AES128-GCM-SHA256 (0xC02F) with the master secrets chosen here: the handshake
+ECDHE-RSA-AES128-GCM-SHA256 (0xC02F; ECDHE-RSA-AES128-SHA, 0xC013, where a handshake
+chooses TLS 1.1) with the master secrets chosen here: the handshake
 messages have the right framing and fields but sign and prove nothing, which neither tshark
 nor fastcap checks. The key schedule (RFC 5246 5 and 6.3, RFC 5288 3) is written out here so
 that the capture does not rest on fastcap's own; tests hold it to what tshark decrypts.
@@ -16,12 +17,14 @@ import hmac
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from fastcap_synth import writers
 from fastcap_synth.smtpgen import Conversation, Message, SmtpScenario, render
 
 SUITE = 0xC02F
+SUITE_CBC = 0xC013  # ECDHE-RSA-AES128-SHA: what a TLS 1.1 handshake here chooses
 CCS, ALERT, HANDSHAKE, APPLICATION_DATA = 20, 21, 22, 23
 HELLO_REQUEST, CLIENT_HELLO, SERVER_HELLO, CERTIFICATE = 0, 1, 2, 11
 CERTIFICATE_REQUEST, SERVER_HELLO_DONE, CERTIFICATE_VERIFY = 13, 14, 15
@@ -35,6 +38,23 @@ def _prf(secret: bytes, label: bytes, seed: bytes, size: int) -> bytes:
         a = hmac.new(secret, a, hashlib.sha256).digest()
         out += hmac.new(secret, a + label + seed, hashlib.sha256).digest()
     return out[:size]
+
+
+def _p_hash(name: str, secret: bytes, seed: bytes, size: int) -> bytes:
+    out, a = b"", seed
+    while len(out) < size:
+        a = hmac.new(secret, a, name).digest()
+        out += hmac.new(secret, a + seed, name).digest()
+    return out[:size]
+
+
+def _prf10(secret: bytes, label: bytes, seed: bytes, size: int) -> bytes:
+    """TLS 1.0 and 1.1 PRF: P_MD5 over the secret's first half XOR P_SHA1 over its second
+    (RFC 4346 5)."""
+    half = (len(secret) + 1) // 2
+    md5 = _p_hash("md5", secret[:half], label + seed, size)
+    sha1 = _p_hash("sha1", secret[-half:], label + seed, size)
+    return bytes(x ^ y for x, y in zip(md5, sha1, strict=True))
 
 
 def _u16(n: int) -> bytes:
@@ -52,14 +72,15 @@ def message(mtype: int, body: bytes = b"") -> bytes:
 
 def client_hello(random: bytes, version: int = 0x0303) -> bytes:
     ext = b"\xff\x01" + _u16(1) + b"\x00"  # renegotiation_info, as every hello here
-    body = (_u16(version) + random + b"\x00" + _u16(2) + _u16(SUITE) + b"\x01\x00"
-            + _u16(len(ext)) + ext)
+    body = (_u16(version) + random + b"\x00" + _u16(4) + _u16(SUITE) + _u16(SUITE_CBC)
+            + b"\x01\x00" + _u16(len(ext)) + ext)
     return message(CLIENT_HELLO, body)
 
 
 def server_hello(random: bytes, version: int = 0x0303) -> bytes:
     ext = b"\xff\x01" + _u16(1) + b"\x00"
-    return message(SERVER_HELLO, _u16(version) + random + b"\x00" + _u16(SUITE) + b"\x00"
+    suite = SUITE if version == 0x0303 else SUITE_CBC
+    return message(SERVER_HELLO, _u16(version) + random + b"\x00" + _u16(suite) + b"\x00"
                    + _u16(len(ext)) + ext)
 
 
@@ -68,8 +89,10 @@ def certificate(ders: list[bytes]) -> bytes:
     return message(CERTIFICATE, _u24(len(chain)) + chain)
 
 
-def certificate_request() -> bytes:
-    return message(CERTIFICATE_REQUEST, b"\x01\x01" + _u16(2) + b"\x04\x01" + _u16(0))
+def certificate_request(version: int = 0x0303) -> bytes:
+    """rsa_sign, no CA names; TLS 1.2 adds its signature algorithms (rsa_pkcs1_sha256)."""
+    algs = _u16(2) + b"\x04\x01" if version == 0x0303 else b""
+    return message(CERTIFICATE_REQUEST, b"\x01\x01" + algs + _u16(0))
 
 
 def server_flight(random: bytes, server_der: bytes, *, request: bool,
@@ -77,24 +100,27 @@ def server_flight(random: bytes, server_der: bytes, *, request: bool,
     """ServerHello, Certificate, [CertificateRequest], ServerHelloDone (no ServerKeyExchange:
     nothing here reads one)."""
     return (server_hello(random, version) + certificate([server_der])
-            + (certificate_request() if request else b"") + message(SERVER_HELLO_DONE))
+            + (certificate_request(version) if request else b"")
+            + message(SERVER_HELLO_DONE))
 
 
-def client_flight(client_der: bytes | None) -> bytes:
+def client_flight(client_der: bytes | None, version: int = 0x0303) -> bytes:
     """[Certificate], ClientKeyExchange (an uncompressed P-256 point), [CertificateVerify]."""
     cke = message(CLIENT_KEY_EXCHANGE, b"\x41\x04" + bytes(range(64)))
     if client_der is None:
         return cke
-    verify = message(CERTIFICATE_VERIFY, b"\x04\x01" + _u16(64) + b"\x5a" * 64)
+    alg = b"\x04\x01" if version == 0x0303 else b""
+    verify = message(CERTIFICATE_VERIFY, alg + _u16(64) + b"\x5a" * 64)
     return certificate([client_der]) + cke + verify
 
 
 @dataclass
 class _Direction:
     key: bytes | None = None
-    salt: bytes = b""
+    salt: bytes = b""  # AES-GCM's fixed nonce part; for CBC (TLS 1.1) the MAC key
     seq: int = 0
-    pending: tuple[bytes, bytes] | None = None
+    version: int = 0x0303  # of the records it writes, and of its keys
+    pending: tuple[bytes, bytes, int] | None = None
 
 
 @dataclass
@@ -108,30 +134,45 @@ class Renegotiating:
     keylog: list[str] = field(default_factory=list)
 
     def keys(self, client_random: bytes, server_random: bytes, master: bytes,
-             logged: bool = True) -> None:
+             logged: bool = True, version: int = 0x0303) -> None:
         """The keys of a handshake (to take effect at each side's ChangeCipherSpec), and
         its key log line."""
-        block = _prf(master, b"key expansion", server_random + client_random, 40)
-        self.sides[True].pending = (block[0:16], block[32:36])
-        self.sides[False].pending = (block[16:32], block[36:40])
+        seed = server_random + client_random
+        if version == 0x0303:
+            block = _prf(master, b"key expansion", seed, 40)
+            self.sides[True].pending = (block[0:16], block[32:36], version)
+            self.sides[False].pending = (block[16:32], block[36:40], version)
+        else:  # AES-128-CBC with HMAC-SHA1: MAC keys, then cipher keys (IVs are explicit)
+            block = _prf10(master, b"key expansion", seed, 72)
+            self.sides[True].pending = (block[40:56], block[0:20], version)
+            self.sides[False].pending = (block[56:72], block[20:40], version)
         if logged:
             self.keylog.append(f"CLIENT_RANDOM {client_random.hex()} {master.hex()}\n")
 
     def record(self, from_client: bool, ctype: int, data: bytes) -> bytes:
         side = self.sides[from_client]
+        head = bytes([ctype]) + _u16(side.version)
         if side.key is None:
-            return bytes([ctype]) + _u16(0x0303) + _u16(len(data)) + data
+            return head + _u16(len(data)) + data
         explicit = side.seq.to_bytes(8, "big")
-        aad = explicit + bytes([ctype]) + _u16(0x0303) + _u16(len(data))
-        body = explicit + AESGCM(side.key).encrypt(side.salt + explicit, data, aad)
+        aad = explicit + head + _u16(len(data))
+        if side.version == 0x0303:
+            body = explicit + AESGCM(side.key).encrypt(side.salt + explicit, data, aad)
+        else:  # RFC 4346 6.2.3.2: MAC, pad, explicit IV, CBC
+            plain = data + hmac.new(side.salt, aad + data, hashlib.sha1).digest()
+            pad = 15 - len(plain) % 16
+            plain += bytes([pad]) * (pad + 1)
+            iv = hashlib.sha256(explicit + side.key).digest()[:16]
+            enc = Cipher(algorithms.AES(side.key), modes.CBC(iv)).encryptor()
+            body = iv + enc.update(plain) + enc.finalize()
         side.seq += 1
-        return bytes([ctype]) + _u16(0x0303) + _u16(len(body)) + body
+        return head + _u16(len(body)) + body
 
     def change_cipher_spec(self, from_client: bool) -> bytes:
         out = self.record(from_client, CCS, b"\x01")
         side = self.sides[from_client]
         assert side.pending is not None
-        (side.key, side.salt), side.seq, side.pending = side.pending, 0, None
+        (side.key, side.salt, side.version), side.seq, side.pending = side.pending, 0, None
         return out
 
     def send(self, from_client: bool, *records: bytes, label: str = "") -> None:
@@ -151,12 +192,12 @@ class Renegotiating:
         """A whole full handshake, the first (in the clear) or a renegotiation (under the
         keys before it); ``n`` makes its randoms and master secret."""
         cr, sr = bytes([0xC0 + n]) * 32, bytes([0x50 + n]) * 32
-        self.keys(cr, sr, bytes([0x30 + n]) * 48, logged)
-        self.send(True, self.record(True, HANDSHAKE, client_hello(cr, version)))
+        self.keys(cr, sr, bytes([0x30 + n]) * 48, logged, version)
+        self.send(True, self.record(True, HANDSHAKE, client_hello(cr)))
         self.send(False, self.record(False, HANDSHAKE,
                                      server_flight(sr, server_der, request=request,
                                                    version=version)))
-        self.send(True, self.record(True, HANDSHAKE, client_flight(client_der)),
+        self.send(True, self.record(True, HANDSHAKE, client_flight(client_der, version)),
                   self.change_cipher_spec(True),
                   self.record(True, HANDSHAKE, message(FINISHED, b"\x11" * 12)))
         self.send(False, self.change_cipher_spec(False),

@@ -100,3 +100,27 @@ def test_the_renegotiations_server_certificate_is_judged(tmp_path, pki):
     assert sess.tls.server_certs == [expired.der] and sess.tls.server_certs_at.frame == 16
     (v,) = [v for v in sess.verdicts if v.code == "server_cert_expired"]
     assert v.frame == 16 and "(frame 16, sent in a renegotiation)" in v.message
+
+
+@needs_tshark
+def test_a_renegotiation_to_another_version_is_decrypted_with_its_own(tmp_path, pki):
+    """The first handshake is TLS 1.2 (AES-GCM), the renegotiation's ServerHello chooses TLS
+    1.1 (AES-CBC, HMAC-SHA1) and both sides go on: its keys come from the TLS 1.1 key
+    schedule, as tshark derives them.  OpenSSL would refuse the change, so it is noted."""
+    s = Renegotiating()
+    s.smtp_to_starttls()
+    s.handshake(1, pki.server.der)
+    s.app(True, b"EHLO mail.fabrikam.com\r\n")
+    s.send(False, s.record(False, HANDSHAKE, message(HELLO_REQUEST)))
+    s.handshake(2, pki.server.der, request=True, client_der=pki.client.der, version=0x0302)
+    s.app(True, b"QUIT\r\n")
+    capture, keys = s.write(tmp_path, "version_changed", _start_ns(pki))
+    seen = _tshark(capture, keys)
+    assert [(c, f) for f, _t, c in seen if c] == [("EHLO", 13), ("QUIT", 19)]
+    assert [f for f, t, _c in seen if "20" in t.split(",")] == [11, 12, 17, 18]  # Finished
+    (sess,) = scan(capture, ports=(25,), keylog=(str(keys),))
+    assert sess.decryption.error is None
+    assert [(c.verb, c.frame) for c in sess.smtp_tls.commands] == [("EHLO", 13), ("QUIT", 19)]
+    (a,) = sess.tls.anomalies
+    assert a.code == "tls.renegotiation.version_changed" and a.at.frame == 16
+    assert "chose TLS1.1, the first handshake TLS1.2" in a.message

@@ -22,7 +22,7 @@ from .decryption import Decryption as Decryption
 from .decryption import DirectionDecryption as DirectionDecryption
 from .decryption import PlainStream as PlainStream
 from .smtp import SmtpDialogue, parse_dialogue
-from .tls import TlsHandshake, Where, parse_handshake
+from .tls import TlsAnomaly, TlsHandshake, Where, parse_handshake
 from .tls.decrypt import (
     CipherRecord,
     Decrypted,
@@ -173,7 +173,8 @@ def _rekeys(pairs: Sequence[tuple[Hello, Hello]], keys: KeyLog, known: Sequence[
         secrets = keys.lookup(ch.random)
         if secrets is None:
             break
-        out.append(Rekey(sh.cipher_suite, ch.random, sh.random, secrets, _etm(ch, sh)))
+        out.append(Rekey(sh.cipher_suite, ch.random, sh.random, secrets, _etm(ch, sh),
+                         sh.version_name))
     return out
 
 
@@ -213,7 +214,9 @@ def _renegotiations_read(tls: TlsHandshake, client: tuple[Any, Sequence[CipherRe
     is set when that exchange was read, or when everything was decrypted and no
     renegotiation had one."""
     (cs, c_recs, c_end, cd), (ss, s_recs, s_end, sd) = client, server
-    pairs = [(c[0], s[0]) for c, s in _paired_hellos(cs, cd.records, ss, sd.records)]
+    hellos = _paired_hellos(cs, cd.records, ss, sd.records)
+    tls = _version_changes(tls, ss, s_recs, [sh for _ch, sh in hellos])
+    pairs = [(c[0], s[0]) for c, s in hellos]
     sent = asked = None
     for c_begin, s_begin in reversed(pairs):
         c_plain = _handshake_stream(cs, c_recs, c_end, cd.records, c_begin, _stop(cd))
@@ -248,6 +251,25 @@ def _renegotiations_read(tls: TlsHandshake, client: tuple[Any, Sequence[CipherRe
     # Every renegotiation message was read, so one without a request (or refused before its
     # ServerHello) is known to have had none.
     return dataclasses.replace(tls, renegotiation_decrypted=True)
+
+
+def _version_changes(tls: TlsHandshake, src: Any, records: Sequence[CipherRecord],
+                     hellos: Sequence[Hello]) -> TlsHandshake:
+    """``tls`` with an anomaly for each renegotiation whose ServerHello chose another
+    version than the first handshake: OpenSSL refuses that (wrong ssl version, a
+    protocol_version alert); where a peer goes on, its keys are derived for the new version."""
+    ends = {r.offset: r.offset + 4 + len(r.body) for r in records}
+    changes = []
+    for offset, body in hellos:
+        sh = parse_server_hello(body, [])
+        if sh is None or tls.version is None or sh.version == tls.version:
+            continue
+        changes.append(TlsAnomaly(
+            False, "tls.renegotiation.version_changed",
+            f"the renegotiation's ServerHello chose {sh.version_name}, the first handshake "
+            f"{tls.version_name} (OpenSSL refuses a version change in a renegotiation)",
+            Where(offset, src.frame_at(ends.get(offset, offset)))))
+    return dataclasses.replace(tls, anomalies=[*tls.anomalies, *changes]) if changes else tls
 
 
 _UNKNOWN = object()  # a direction whose decryption failed: what it carried is not known

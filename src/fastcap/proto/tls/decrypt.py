@@ -75,6 +75,7 @@ class Rekey:
     server_random: bytes
     secrets: SessionSecrets
     encrypt_then_mac: bool = False
+    version: str = ""  # its ServerHello's, as TlsHandshake spells it; "" for the first's
 
 
 class _Fail(Exception):
@@ -298,6 +299,8 @@ def _opener12(s: Suite, secrets: SessionSecrets, from_client: bool, client_rando
 
 
 def _rekey_suite(rekey: Rekey, version: str) -> Suite:
+    if version not in ("TLS1.2", "TLS1.1", "TLS1.0"):
+        raise _Fail(f"the renegotiated version {version} is not supported for decryption")
     s = suite(rekey.cipher_suite)
     if s is None or s.tls13 or (version != "TLS1.2" and s.cipher != "cbc"):
         raise _Fail(f"the renegotiated cipher suite 0x{rekey.cipher_suite:04x} is not "
@@ -343,6 +346,7 @@ def _tls12(records: Sequence[CipherRecord], s: Suite, secrets: SessionSecrets,
                         "random, or its hellos were not decrypted)")
             r = rekeys[changes]
             changes += 1
+            version = r.version or version  # a renegotiation may choose another version
             try:
                 opener = _opener12(_rekey_suite(r, version), r.secrets, from_client,
                                    r.client_random, r.server_random, r.encrypt_then_mac,
