@@ -111,6 +111,10 @@ def test_without_the_renegotiations_key_line_its_handshake_is_still_read(tmp_pat
     assert s.tls.cert_request_at.frame == 22 and s.tls.client_certificate_at.frame == 23
     assert "renegotiated keys are not known" in s.decryption.error
     assert s.decryption.error_frame == 23
+    # the key log's missing line named, as no_key_for_session names the first handshake's
+    missing = (DATA / "gcm.keys").read_text().splitlines()[2].split()[1]
+    assert (f"the key log has no line for the renegotiation's client random {missing[:16]}..."
+            in s.decryption.error)
     assert not s.tls.anomalies  # the encrypted ChangeCipherSpec is not read as plaintext
     assert [c.verb for c in s.smtp_tls.commands] == ["EHLO"]
 

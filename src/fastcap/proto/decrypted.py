@@ -24,6 +24,7 @@ from .decryption import PlainStream as PlainStream
 from .smtp import SmtpDialogue, parse_dialogue
 from .tls import TlsAnomaly, TlsHandshake, Where, parse_handshake
 from .tls.decrypt import (
+    UNKEYED_WHY,
     CipherRecord,
     Decrypted,
     PlainRecord,
@@ -312,12 +313,16 @@ def _direction(d: Decrypted) -> DirectionDecryption:
     return DirectionDecryption(len(d.records), hs, d.app_bytes, d.limited, d.error)
 
 
-def _error(name: str, d: Decrypted, src: Any, records: Sequence[CipherRecord]
-           ) -> tuple[str, int | None] | None:
+def _error(name: str, d: Decrypted, src: Any, records: Sequence[CipherRecord],
+           unkeyed_why: str | None = None) -> tuple[str, int | None] | None:
     """The direction's failure as a finding's text, and the frame that completed the record
-    it names (decrypt_direction names records by their stream offset)."""
+    it names (decrypt_direction names records by their stream offset); ``unkeyed_why`` says
+    why a renegotiation's keys were unknown, when the hellos tell."""
     if d.error is None:
         return None
+    error = d.error
+    if d.unkeyed and unkeyed_why and error.endswith(UNKEYED_WHY):
+        error = f"{error.removesuffix(UNKEYED_WHY)} ({unkeyed_why})"
     m = _OFFSET.search(d.error)
     frame = None
     if m is not None:
@@ -325,7 +330,18 @@ def _error(name: str, d: Decrypted, src: Any, records: Sequence[CipherRecord]
         rec = next((r for r in records if r.offset == at), None)
         frame = src.frame_at(at + 4 + len(rec.body) if rec is not None else at)
     where = f" (frame {frame})" if frame is not None else ""
-    return f"{name}: {d.error}{where}", frame
+    return f"{name}: {error}{where}", frame
+
+
+def _unkeyed_why(pairs: Sequence[tuple[Hello, Hello]], rekeys: Sequence[Rekey]) -> str:
+    """Why the keys of the first renegotiation not followed are unknown."""
+    if len(pairs) <= len(rekeys):
+        return "its ClientHello and ServerHello were not both decrypted"
+    ch = parse_client_hello(pairs[len(rekeys)][0][1], [])
+    if ch is None:
+        return "its ClientHello could not be read"
+    return (f"the key log has no line for the renegotiation's client random "
+            f"{ch.random.hex()[:16]}...")
 
 
 def _stop(d: Decrypted) -> int | None:
@@ -390,8 +406,11 @@ def decrypt_tls(c2s: Any, s2c: Any, c2s_start: int, s2c_start: int, tls: TlsHand
             break
         rekeys = more
     (cs, c_recs, c_end, cd), (ss, s_recs, s_end, sd) = sides
-    errors = [e for e in (_error("client->server", cd, cs, c_recs),
-                          _error("server->client", sd, ss, s_recs)) if e is not None]
+    why = None
+    if cd.unkeyed or sd.unkeyed:
+        why = _unkeyed_why(_paired_hellos(cs, cd.records, ss, sd.records), rekeys)
+    errors = [e for e in (_error("client->server", cd, cs, c_recs, why),
+                          _error("server->client", sd, ss, s_recs, why)) if e is not None]
     handshake = any(p.content_type != _APPLICATION_DATA for p in (*cd.records, *sd.records))
     read = tls
     if tls.tls13_encrypted and handshake:

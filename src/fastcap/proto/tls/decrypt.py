@@ -78,6 +78,12 @@ class Rekey:
     version: str = ""  # its ServerHello's, as TlsHandshake spells it; "" for the first's
 
 
+# why a renegotiation's keys may be unknown, which the caller (who reads both directions'
+# hellos) can say more precisely
+UNKEYED_WHY = (" (the key log has no line for the renegotiation's ClientHello random, or its "
+               "hellos were not decrypted)")
+
+
 class _Fail(Exception):
     """Internal: one record failed; becomes ``Decrypted.error``, never escapes."""
 
@@ -342,8 +348,7 @@ def _tls12(records: Sequence[CipherRecord], s: Suite, secrets: SessionSecrets,
             if changes >= len(rekeys):
                 out.unkeyed = True
                 return (f"record at stream offset {rec.offset}: renegotiated keys are not "
-                        "known (the key log has no line for the renegotiation's ClientHello "
-                        "random, or its hellos were not decrypted)")
+                        f"known{UNKEYED_WHY}")
             r = rekeys[changes]
             changes += 1
             version = r.version or version  # a renegotiation may choose another version
