@@ -202,6 +202,7 @@ def test_a_renegotiation_past_the_missing_keys_is_named(tmp_path):
     assert v.code == "client_cert_not_captured" and v.frame == 28
     assert "renegotiation at frame 18 (decrypted)" in v.message
     assert "renegotiated again (frame 28) under keys the key log does not have" in v.message
+    assert v.severity == "warning" and "the key log lacks the line" in v.hint
 
 
 @pytest.mark.parametrize("name", ["gcm", "tls10", "twice"])

@@ -941,6 +941,13 @@ _RENEGOTIATED_HINT: Final = (
 )
 
 
+_UNREAD_HINT: Final = (
+    "the key log lacks the line for an earlier renegotiation's client random (the decryption "
+    "error names it), whose keys carry the later one: give the whole key log of the same run, "
+    "or read the sending server's log for the certificate it sent"
+)
+
+
 def _renegotiated(tls: TlsHandshake, expected_by: str | None) -> Verdict:
     """No CertificateRequest in the first handshake, but a renegotiation after it: a
     request may have come there, encrypted, so "not requested" would be a guess."""
@@ -957,8 +964,8 @@ def _renegotiated(tls: TlsHandshake, expected_by: str | None) -> Verdict:
                 f"connection renegotiated again{_frame_text(frame)} under keys the key log "
                 "does not have: a certificate asked for and sent there is encrypted, so "
                 "whether one was is not visible")
-    return _not_requested(text, frame, expected_by, "client_cert_not_captured",
-                          _RENEGOTIATED_HINT)
+    hint = _RENEGOTIATED_HINT if tls.renegotiation_unread_at is None else _UNREAD_HINT
+    return _not_requested(text, frame, expected_by, "client_cert_not_captured", hint)
 
 
 def _renegotiation_read(tls: TlsHandshake) -> str:
