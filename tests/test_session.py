@@ -307,6 +307,23 @@ def test_a_reply_lost_whole_keeps_the_later_replies_paired(tmp_path, conversatio
     assert [r.answers for r in s.smtp.replies] == ["STARTTLS", "MAIL", "RCPT", "QUIT"]
 
 
+def test_a_lost_starttls_reply_then_plaintext_is_refused(tmp_path, conversations, backend):
+    """The capture lost the 454: the client's MAIL in plaintext after STARTTLS shows TLS
+    never began (RFC 3207 §4; tshark: STARTTLS frame 7, MAIL frame 8), so the verdict is
+    starttls_refused, not handshake_incomplete."""
+    from fastcap.judge.diagnose import _starttls_verdicts
+
+    sc, conv = conversations["starttls_refused"]
+    refusal = next(m.data for m in conv.messages if m.label == "starttls-reply")
+    records = [r for r in render(conv, sc) if not r.data.endswith(refusal)]
+    path = tmp_path / "lost-starttls-reply.pcap"
+    write_pcap(path, records)
+    s = _one_session(path, backend)
+    assert s.tcp.s2c_gaps and s.smtp.starttls_accepted is False and s.tls is None
+    (v,) = _starttls_verdicts(s, s.smtp)
+    assert v.code == "starttls_refused" and v.frame == 7 and "plaintext (frame 8)" in v.message
+
+
 @pytest.mark.parametrize("hexaddr,text", [
     ("00000000000000000000ffff0a000001", "10.0.0.1"),
     ("20010db8000000000000000000000001", "2001:db8::1"),

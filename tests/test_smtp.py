@@ -696,6 +696,37 @@ def test_lost_starttls_reply_inferred_from_client_hello():
     assert [a.kind for a in d.anomalies] == ["no_banner", "replies_missing", "starttls_inferred"]
 
 
+def test_lost_starttls_reply_then_plaintext_is_a_refusal():
+    """The gap took the 454 whole and the client went on with MAIL in plaintext: a client
+    sends TLS after STARTTLS only on a 220 (RFC 3207 §4), so TLS never began. That is a
+    refusal (starttls_accepted False), not a handshake the capture missed; with no client
+    bytes after STARTTLS nothing is decided."""
+    from fastcap.judge.diagnose import _starttls_verdicts
+
+    c2s, s2c = starttls_refused_relay_denied()
+    reply = b"454 4.7.0 TLS not available due to local problem\r\n"
+    s2c = s2c.punch(s2c.data.index(reply), len(reply))
+    d = parse_dialogue(c2s, s2c)
+    assert d.starttls_accepted is False and d.starttls_reply is None
+    assert d.tls_c2s_offset is None and d.starttls_command_frame == 7
+    assert [(a.kind, a.frame) for a in d.anomalies] == [("reply_lost", 10),
+                                                         ("starttls_not_taken", 9)]
+    assert [(r.code, r.answers) for r in d.replies] == [
+        (250, "EHLO"), (250, "MAIL"), (550, "RCPT"), (221, "QUIT")]
+    (v,) = _starttls_verdicts(None, d)
+    assert v.code == "starttls_refused" and v.frame == 7
+    assert "not captured, and the client went on in plaintext (frame 9)" in v.message
+    assert dialogue_of(whole(c2s, s2c, frames=True), c2s, s2c) == d
+    # Both stopped after STARTTLS (its reply lost): no evidence either way.
+    stop = c2s.data.index(b"STARTTLS\r\n") + 10
+    c2s = Stream(c2s.data[:stop], [], c2s.starts[:2], c2s.frames[:2])
+    s2c = Stream(s2c.data[: s2c.gaps[0][0]], [], s2c.starts[:2], s2c.frames[:2])
+    s2c = s2c.punch(len(s2c.data), 0)
+    d = parse_dialogue(c2s, s2c)
+    assert d.starttls_accepted is None
+    assert "starttls_not_taken" not in [a.kind for a in d.anomalies]
+
+
 def _ehlo_reply_lost(*rest: tuple[str, bytes], ehlo_reply: bytes = EHLO_REPLY):
     """A dialogue whose EHLO reply a gap took whole (frame 6 lost): what follows it is
     ``rest``, one frame each from frame 7."""

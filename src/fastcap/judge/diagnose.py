@@ -768,6 +768,10 @@ def _starttls_verdicts(session: Session, smtp: SmtpDialogue) -> list[Verdict]:
         said = f"{r.code} {r.text}".strip() if r is not None else "no usable reply"
         if r is not None and r.text.startswith(str(r.code)):
             said = r.text
+        went_on = next((a for a in smtp.anomalies if a.kind == "starttls_not_taken"), None)
+        if r is None and went_on is not None:  # RFC 3207 §4: plaintext next means no 220
+            said = ("its reply was not captured, and the client went on in plaintext"
+                    f"{_frame_text(went_on.frame)}, so TLS never began")
         verb = _tls_verb(smtp)
         return [
             _v("starttls_refused", f"server refused {verb}{_frame_text(frame)}: {said}", frame)

@@ -65,6 +65,7 @@ ANOMALY_KINDS: Final = MappingProxyType(
         "resync_skip": "unparsable lines after a gap, skipped (reported once per gap)",
         "starttls_inferred": "STARTTLS reply lost or odd, but TLS followed: accepted",
         "starttls_odd_reply": "STARTTLS got a 2xx other than 220 and no TLS followed: refused",
+        "starttls_not_taken": "STARTTLS reply lost, and the client went on in plaintext: refused",
         "too_many_reply_lines": "a reply over MAX_REPLY_LINES lines; the rest dropped",
         "unexpected_tls": "a TLS record where SMTP was expected: the direction is ignored",
     }

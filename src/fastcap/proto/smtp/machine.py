@@ -11,7 +11,8 @@ back by mapping the events' stream offsets to frame numbers.
 Gaps (bytes the capture lost) keep the FIFO aligned where they can: a line cut by a gap still
 counts as one unit, lines after a gap must parse before they are trusted, a 354 or 334 re-aligns
 pairing on its own, and where a reply is missing the client's next bytes decide (a TLS record
-after STARTTLS means TLS began; a known verb after DATA means no content followed). Given each
+after STARTTLS means TLS began, plaintext that it did not; a known verb after DATA means no
+content followed). Given each
 direction's frame numbers (``frame_at``), a reply lost whole is found too: see _answers_later.
 
 Peer bytes never raise: oddities become ``Anomaly`` events, every buffer is capped, and
@@ -908,7 +909,8 @@ class SmtpConversation:
         return True
 
     def _step_tls_guess(self) -> bool:
-        """STARTTLS got no reply or an odd 2xx: TLS began iff the client's next bytes are TLS."""
+        """STARTTLS got no reply or an odd 2xx: TLS began iff the client's next bytes are TLS (no
+    next bytes: nothing is decided)."""
         head = self._peek(self._c2s, 2)
         if head is None:
             self._waiting = "c2s"
@@ -924,6 +926,12 @@ class SmtpConversation:
             self._enter_tls()
         elif code is not None:
             self._anomaly("starttls_odd_reply", self._tls_off, "c2s", f"{pending} got {said}")
+            self._emit(StartTls(False, self._tls_off, self._s2c.here))
+        elif head:
+            # RFC 3207 §4: the client sends TLS next if, and only if, it got a 220; plaintext
+            # here proves TLS never began (refused, or the client gave up waiting).
+            self._anomaly("starttls_not_taken", self._tls_off, "c2s",
+                          f"{pending} got {said}; the client went on in plaintext")
             self._emit(StartTls(False, self._tls_off, self._s2c.here))
         return True
 
