@@ -773,12 +773,11 @@ def test_a_reply_lost_whole_before_an_accepted_starttls():
     assert [a.kind for a in d.anomalies] == ["reply_lost"]
 
 
-def test_a_lost_reply_is_decided_only_where_the_client_waits():
-    """With PIPELINING offered, MAIL and RCPT may go out together (RFC 2920), so a reply after
-    a gap that took MAIL's may still be MAIL's: the pairing is kept. Without it the client
-    waits after every command, and the 550 after the gap answers RCPT."""
-    for ehlo_reply, answers in ((EHLO_REPLY, "MAIL"),
-                                (EHLO_REPLY.replace(b"250-PIPELINING\r\n", b""), "RCPT")):
+def test_a_lost_reply_is_found_whether_or_not_the_client_pipelines():
+    """MAIL's reply lost whole: the client sent RCPT only after it, then QUIT, on which a
+    client always waits (RFC 2920 §3.1). The two replies captured from the gap on answer the
+    last two commands, so the 550 answers RCPT, with PIPELINING offered or not."""
+    for ehlo_reply in (EHLO_REPLY, EHLO_REPLY.replace(b"250-PIPELINING\r\n", b"")):
         c2s, s2c = session(
             ("s", BANNER), ("c", EHLO), ("s", ehlo_reply),
             ("c", b"MAIL FROM:<a@fabrikam.com>\r\n"), ("s", b"250 2.1.0 Sender OK\r\n"),
@@ -786,7 +785,78 @@ def test_a_lost_reply_is_decided_only_where_the_client_waits():
             ("c", b"QUIT\r\n"), ("s", b"221 2.0.0 Bye\r\n"))
         s2c = s2c.punch(len(BANNER + ehlo_reply), len(b"250 2.1.0 Sender OK\r\n"))
         d = parse_dialogue(c2s, s2c)
-        assert d.relay_denied[0].answers == answers and d.relay_denied[0].frame == 10
+        assert d.relay_denied[0].answers == "RCPT" and d.relay_denied[0].frame == 10
+        assert [(a.kind, a.frame) for a in d.anomalies] == [("reply_lost", 10)]
+
+
+def _pipelined_group(lost: int):
+    """MAIL, two RCPTs and DATA pipelined in frame 7 (RFC 2920), each reply in a frame of its
+    own (8 to 11), and reply ``lost`` of the four taken whole by a gap."""
+    replies = [b"250 2.1.0 Sender OK\r\n", b"250 2.1.5 Recipient OK\r\n", DENIED,
+               b"354 Start mail input; end with <CRLF>.<CRLF>\r\n"]
+    c2s, s2c = session(
+        ("s", BANNER), ("c", EHLO), ("s", EHLO_REPLY),
+        ("c", b"MAIL FROM:<a@fabrikam.com>\r\nRCPT TO:<b@contoso.com>\r\n"
+              b"RCPT TO:<c@contoso.com>\r\nDATA\r\n"),
+        *[("s", r) for r in replies],
+        ("c", b"Subject: hi\r\n\r\nHello\r\n.\r\n"),
+        ("s", b"250 2.6.0 Queued mail for delivery\r\n"),
+        ("c", b"QUIT\r\n"), ("s", b"221 2.0.0 Bye\r\n"))
+    at = len(BANNER + EHLO_REPLY) + sum(map(len, replies[:lost]))
+    return c2s, s2c.punch(at, len(replies[lost]))
+
+
+@pytest.mark.parametrize("lost", [0, 1, 2])
+def test_a_lost_reply_in_a_pipelined_group_does_not_shift_the_pairing(lost):
+    """The group's replies all come before the client's next bytes (the content, sent on
+    354): those captured after the gap answer the group's last commands, so the gap took
+    the first of the rest (tshark, in frame order: the four commands in frame 7, the replies
+    in frames 8 to 11). FIFO pairing put each later reply one command off: the 550 'answered'
+    the first RCPT (or MAIL), and DATA's 354 the second RCPT."""
+    c2s, s2c = _pipelined_group(lost)
+    d = parse_dialogue(c2s, s2c)
+    verbs = ["MAIL", "RCPT", "RCPT", "DATA"]
+    codes = [250, 250, 550, 354]
+    want = [(250, "EHLO", 6)] + [
+        (codes[k], verb, 8 + k) for k, verb in enumerate(verbs) if k != lost
+    ] + [(250, "END_OF_DATA", 13), (221, "QUIT", 15)]
+    assert [(r.code, r.answers, r.frame) for r in d.replies] == want
+    assert [(a.kind, a.detail[:15]) for a in d.anomalies] == [
+        ("reply_lost", f"reply to {verbs[lost]!r}")]
+    assert [r.answers for r in d.relay_denied] == ([] if lost == 2 else ["RCPT"])
+    assert d.message_bytes == 22
+    # The same events however the bytes come (each direction waits on the other's).
+    ref = whole(c2s, s2c, frames=True)
+    for sizes in ([1], [7, 3]):
+        server_first = [("s2c", p) for p in pieces(s2c, sizes)] + [
+            ("c2s", p) for p in pieces(c2s, sizes)]
+        client_first = [("c2s", p) for p in pieces(c2s, sizes)] + [
+            ("s2c", p) for p in pieces(s2c, sizes)]
+        assert run(server_first, frames=(c2s, s2c)) == ref
+        assert run(client_first, frames=(c2s, s2c)) == ref
+    assert dialogue_of(ref, c2s, s2c) == d
+
+
+def test_a_lost_reply_in_a_pipelined_group_undecided_keeps_fifo():
+    """Where the count cannot be trusted, FIFO stands: a second gap among the group's
+    replies, or a count that would pair a reply with a command sent after it."""
+    c2s, s2c = _pipelined_group(0)
+    s2c = s2c.punch(s2c.data.index(DENIED), len(DENIED))
+    d = parse_dialogue(c2s, s2c)
+    # MAIL's 250 and the 550 lost: the second RCPT's 250 cannot be told apart (FIFO: MAIL);
+    # the 354 after the second gap is the one reply before the content: DATA's.
+    assert [(r.code, r.answers) for r in d.replies][1:3] == [(250, "MAIL"), (354, "DATA")]
+    assert [a.detail[:15] for a in d.anomalies] == ["reply to 'RCPT'"] * 2
+    # The server's stream ends early: one reply from the gap on, for four commands (RSET,
+    # MAIL, RCPT, QUIT), would pair the 250 (frame 10) with QUIT, sent at frame 11.
+    c2s, s2c = session(
+        ("s", BANNER), ("c", EHLO), ("s", EHLO_REPLY), ("c", b"RSET\r\n"),
+        ("s", b"250 2.0.0 Resetting\r\n"), ("c", b"MAIL FROM:<a@fabrikam.com>\r\n"),
+        ("s", b"250 2.1.0 Sender OK\r\n"), ("c", b"RCPT TO:<b@contoso.com>\r\nQUIT\r\n"))
+    s2c = s2c.punch(len(BANNER + EHLO_REPLY), len(b"250 2.0.0 Resetting\r\n"))
+    d = parse_dialogue(c2s, s2c)
+    assert [(r.answers, r.frame) for r in d.replies] == [("EHLO", 6), ("RSET", 10)]
+    assert [a.kind for a in d.anomalies] == ["replies_missing"]
 
 
 def test_gap_inside_body_and_chunk():

@@ -12,8 +12,8 @@ Gaps (bytes the capture lost) keep the FIFO aligned where they can: a line cut b
 counts as one unit, lines after a gap must parse before they are trusted, a 354 or 334 re-aligns
 pairing on its own, and where a reply is missing the client's next bytes decide (a TLS record
 after STARTTLS means TLS began, plaintext that it did not; a known verb after DATA means no
-content followed). Given each
-direction's frame numbers (``frame_at``), a reply lost whole is found too: see _answers_later.
+content followed). Given each direction's frame numbers (``frame_at``), a reply lost whole is
+found too, pipelined or not: see _answers_later.
 
 Peer bytes never raise: oddities become ``Anomaly`` events, every buffer is capped, and
 credentials are never kept (AUTH keeps only the mechanism; lines answering a 334 challenge
@@ -60,6 +60,7 @@ MAX_BUFFER: Final = 1 << 20  # unconsumed bytes held per direction
 MAX_PIECES: Final = 256  # contiguous runs (separated by gaps) held per direction
 MAX_ANOMALIES: Final = 256
 MAX_BAD_LINES: Final = 8  # unparsable lines in a row before a direction is written off
+MAX_GROUP: Final = 1000  # commands of one pipelined group looked at ahead (_answers_later)
 _COMPACT: Final = 1 << 16
 
 _VERB_RE: Final = re.compile(rb"([A-Za-z][A-Za-z0-9-]{0,31})(?:[ \t]+(.*))?", re.S)
@@ -817,18 +818,17 @@ class SmtpConversation:
         if pending in ("EHLO", "HELO") and 200 <= res.code < 300:
             self._pipelining = pending == "EHLO" and any(
                 w[0].upper() == "PIPELINING" for t in res.lines[1:] if (w := t.split(None, 1)))
-        if res.after_gap and pending and (
-                pending in _WAITS_FOR_REPLY or self._pipelining is False):
+        if res.after_gap and pending:
             later = self._answers_later(res)
-            if later is None:
-                self._held, self._waiting = res, "c2s"
+            if later is None:  # _waiting set
+                self._held = res
                 return False
             if later:
                 # The reply to the pending command was lost whole in the gap: this one
                 # answers a later command. Let the client's next bytes go first.
                 self._anomaly("reply_lost", res.offset, "s2c",
-                              f"reply to {self._pending!r}, whole: the next reply came after "
-                              "the client's next bytes")
+                              f"reply to {self._pending!r}, whole: frame order shows the next "
+                              "reply answers a later command")
                 self._held = res
                 return self._guess_on()
         self._emit_reply(res, self._pending)
@@ -836,27 +836,113 @@ class SmtpConversation:
         return True
 
     def _answers_later(self, res: _ReplyAcc) -> bool | None:
-        """Was ``res`` captured after the client's next bytes (None: not fed yet)?
+        """Does ``res``, read right after a gap, answer a command after the pending one, the
+        pending command's reply lost whole in the gap? None: not fed far enough (_waiting set).
 
-        The pending command is one after which the client waits for its reply (RFC 2920
-        §3.1, RFC 3207 §4; any command when the EHLO reply offered no PIPELINING): whatever
-        the client sends next was sent after that reply came. So a reply read right after a
-        gap but captured later than the client's next bytes cannot be that reply: it was
-        lost whole in the gap. Without frames (frame_at None) nothing is decided.
+        The pending command's group runs up to the first command after which the client waits
+        for the replies (RFC 2920 §3.1, RFC 3207 §4; every command when the EHLO reply offered
+        no PIPELINING), and whatever the client sends next was sent after all of the group's
+        replies came. So the replies captured before the client's next bytes answer the
+        group's last commands, one each: counting them, from ``res`` on, tells how many of the
+        group's first replies the gap took. A reply is never captured before its command was
+        sent, or the count is off: then, and wherever the bytes ahead are not plain commands
+        and whole replies (a second gap, AUTH, BDAT, a cut line), nothing is decided and FIFO
+        pairing stands, as without frames (frame_at None).
         """
         if self._frame_at is None:
             return False
-        c2s = self._c2s
-        if c2s.pos < len(c2s.buf):
-            at = c2s.here
-        elif c2s.later:
-            at = c2s.later[0][0]  # the first byte after a gap: sent later still
-        elif c2s.eof or c2s.dead:
-            return False  # the client sent nothing more
-        else:
+        group = self._group_ahead()
+        if group is None:
+            self._waiting = "c2s"
             return None
-        c_frame, s_frame = self._frame_at[0](at), self._frame_at[1](res.offset)
-        return c_frame is not None and s_frame is not None and s_frame > c_frame
+        if group is False:
+            return False
+        starts, nxt = group
+        c_at, s_at = self._frame_at
+        s_frame = s_at(res.offset)
+        n_frame = None if nxt is None else c_at(nxt)
+        if s_frame is None or (nxt is not None and n_frame is None):
+            return False
+        if n_frame is not None and s_frame > n_frame:
+            replies = 0
+        else:
+            more = self._replies_ahead(n_frame, len(starts))
+            if more is None:
+                self._waiting = "s2c"
+                return None
+            if more < 0:
+                return False
+            replies = 1 + more
+        lost = len(starts) + 1 - replies
+        if lost <= 0:
+            return False
+        if lost > len(starts):
+            return True  # captured after the client's next bytes: answers a later group
+        sent = c_at(starts[lost - 1])  # of the command ``res`` answers
+        return sent is not None and sent < s_frame
+
+    def _group_ahead(self) -> tuple[list[int], int | None] | bool | None:
+        """The rest of the pending command's group, unread: (the offsets of its commands after
+        the pending one, the offset of the client's first byte after it or None when the client
+        sent nothing more). False: cannot tell; None: need client bytes."""
+        pending, c2s = self._pending, self._c2s
+        waits = self._pipelining is False or pending in _WAITS_FOR_REPLY
+        if not waits and pending in ("AUTH", "AUTH_RESPONSE"):
+            return False
+        starts: list[int] = []
+        buf, i = c2s.buf, c2s.pos
+        while not waits:
+            if c2s.long_off is not None or c2s.after_gap or len(starts) >= MAX_GROUP:
+                return False
+            nl = buf.find(b"\n", i, i + MAX_LINE + 2)
+            if nl < 0:
+                if len(buf) - i > MAX_LINE + 1 or c2s.later or c2s.eof or c2s.dead:
+                    return False  # an over-long line, or the group cut short
+                return None
+            m = _VERB_RE.fullmatch(bytes(buf[i:nl]).rstrip(b"\r").rstrip(b" \t"))
+            verb = m[1].decode().upper() if m else ""
+            if verb not in KNOWN_VERBS or verb in AUTH_VERBS or verb == "BDAT":
+                return False
+            starts.append(c2s.off + i)
+            i, waits = nl + 1, verb in _WAITS_FOR_REPLY
+        if i < len(buf):
+            return starts, c2s.off + i
+        if c2s.later:
+            return starts, c2s.later[0][0]  # the first byte after a gap: sent later still
+        if c2s.eof or c2s.dead:
+            return starts, None
+        return None
+
+    def _replies_ahead(self, before: int | None, enough: int) -> int | None:
+        """How many whole replies the server's unread bytes hold that were captured before
+        frame ``before`` (None: up to the stream's end), counted up to ``enough``. -1: cannot
+        tell (a gap or a line that is no reply among them); None: need server bytes."""
+        s2c, s_at = self._s2c, self._frame_at[1] if self._frame_at else None
+        if s_at is None or self._held is not None or s2c.long_off is not None or s2c.after_gap:
+            return -1
+        buf, i, n = s2c.buf, s2c.pos, 0
+        while n < enough:
+            if i >= len(buf):
+                if s2c.later:
+                    frame = None if before is None else s_at(s2c.later[0][0])
+                    return n if frame is not None and frame > before else -1
+                return n if s2c.eof or s2c.dead else None
+            frame = s_at(s2c.off + i)
+            if frame is None:
+                return -1
+            if before is not None and frame > before:
+                return n
+            nl = buf.find(b"\n", i, i + MAX_LINE + 2)
+            if nl < 0:
+                if len(buf) - i > MAX_LINE + 1 or s2c.later or s2c.eof or s2c.dead:
+                    return -1
+                return None
+            m = _REPLY_RE.fullmatch(bytes(buf[i:nl]).rstrip(b"\r"))
+            if m is None:
+                return -1
+            n += m[2] != b"-"
+            i = nl + 1
+        return n
 
     def _emit_reply(self, acc: _ReplyAcc, answers: str | None) -> None:
         """Queue acc's Reply. A hook, as _emit_command: parse_dialogue folds it unbuilt."""
