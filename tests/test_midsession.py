@@ -24,6 +24,7 @@ from fastcap.judge.diagnose import CODES
 from fastcap.judge.x509check import Analyzer
 from fastcap.proto.midstart import (
     body_tail_at,
+    chunk_tail_at,
     encrypted_at,
     find_start,
     tls_chain_at,
@@ -417,6 +418,9 @@ CUT_DIALOGUES = {
                           CutStart(0, 0, 8)),
     "inside_content": (b"Send it to Bob\r\nRCPT TO:<x>\r\n.\r\nQUIT\r\n",
                        b"250 queued\r\n221 bye\r\n", CutStart(0, 0, 0, c2s_body=True)),
+    "inside_chunk": (b"Send it\r\nQuit it\r\nBDAT 4 LAST\r\nHELPQUIT\r\n",
+                     b"250 chunk ok\r\n250 queued\r\n221 bye\r\n",
+                     CutStart(0, 0, 0, c2s_chunk_end=18)),
 }
 
 
@@ -468,6 +472,75 @@ def test_a_capture_cut_inside_message_content_end_to_end(tmp_path, backend):
     assert s.mid_session.c2s.kind == "body" and s.mid_session.c2s.frame == 1
     assert [c.verb for c in s.smtp.commands] == ["QUIT"]
     assert [r.answers for r in s.smtp.replies] == ["END_OF_DATA", "QUIT"]
+
+
+CHUNK_TAIL = b"Send the figures to Bob before noon.\r\nThanks, Quit\r\n"
+
+
+@pytest.mark.parametrize("data,at", [
+    (CHUNK_TAIL + b"BDAT 9 LAST\r\nRegards\r\nQUIT\r\n", len(CHUNK_TAIL)),
+    (b"res to Bob" + b"BDAT 9 LAST\r\nRegards\r\n", 10),  # a chunk ends mid-line
+    (CHUNK_TAIL + b"BDAT 900\r\nRegards\r\n", len(CHUNK_TAIL)),  # the data ends inside
+    (b"x\r\nBDAT 4\r\nabcdBDAT 0 LAST\r\n", 3),  # chunk after chunk
+    (CHUNK_TAIL + b"BDAT 9 LAST\r\nRegards\r\nxQUIT\r\n", None),  # no command after it
+    (b"RCPT TO:<b@c>\r\nBDAT 9 LAST\r\nRegards\r\n", None),  # commands before it
+    (CHUNK_TAIL + b"QUIT\r\nBDAT 9 LAST\r\nRegards\r\n", None),
+    (b"BDAT 9 LAST\r\nRegards\r\nQUIT\r\n", None),  # begins with the command
+    (CHUNK_TAIL + b".\r\nBDAT 9 LAST\r\nRegards\r\n", None),  # DATA's content
+    (CHUNK_TAIL + b"QUIT\r\n", None),  # no BDAT in view
+])
+def test_chunk_tail_at(data, at):
+    assert chunk_tail_at(data, 0, len(data)) == at
+
+
+def test_a_capture_that_begins_inside_a_bdat_chunk_reads_it_as_content():
+    """A BDAT chunk is sized, not terminated (RFC 3030 §2): the client's bytes up to the
+    next BDAT are the tail of the chunk before it, lines that read like commands (SEND,
+    QUIT) too, and the 250 after them answers that chunk."""
+    c2s, s2c = _streams(("c", CHUNK_TAIL + b"BDAT 9 LAST\r\nRegards\r\n"),
+                        ("s", b"250 2.0.0 chunk ok\r\n250 2.6.0 Queued\r\n"),
+                        ("c", b"QUIT\r\n"), ("s", b"221 2.0.0 Bye\r\n"))
+    d = parse_dialogue(c2s, s2c, cut=CutStart(0, 0, 0, c2s_chunk_end=len(CHUNK_TAIL)))
+    assert [c.verb for c in d.commands] == ["BDAT", "QUIT"]
+    assert d.message_bytes == len(CHUNK_TAIL) + 9
+    assert [(r.code, r.answers) for r in d.replies] == [
+        (250, "BDAT"), (250, "BDAT"), (221, "QUIT")]
+    assert [a.kind for a in d.anomalies] == ["no_banner"]
+    # A reply captured before the client's first byte answers a command sent before the
+    # capture: the client's bytes are still the chunk's tail.
+    lead = b"250 2.1.5 Recipient OK\r\n"
+    c2s, s2c = _streams(("s", lead), ("c", CHUNK_TAIL + b"BDAT 9 LAST\r\nRegards\r\n"),
+                        ("s", b"250 2.0.0 chunk ok\r\n250 2.6.0 Queued\r\n"))
+    d = parse_dialogue(c2s, s2c, cut=CutStart(0, 0, len(lead), c2s_chunk_end=len(CHUNK_TAIL)))
+    assert [(r.code, r.answers) for r in d.replies] == [(250, None), (250, "BDAT"),
+                                                         (250, "BDAT")]
+    assert [c.verb for c in d.commands] == ["BDAT"] and d.message_bytes == len(CHUNK_TAIL) + 9
+
+
+def test_a_capture_cut_inside_a_bdat_chunk_end_to_end(tmp_path, backend):
+    """The capture's first frame is inside the first of two BDAT chunks, at a line that
+    reads like a command (tshark reads Send, Than and Quit there as commands: it keeps no
+    state across a capture that began mid-chunk)."""
+    from fastcap_synth.scenarios import make_pki as pki_for
+
+    head = b"Subject: report\r\n\r\n".ljust(188, b"x") + b"\r\n"  # with "BDAT n": 200
+    chunk = head + CHUNK_TAIL
+    first = b"BDAT %d\r\n" % len(chunk) + chunk
+    sc = scenario("starttls_not_offered", pki_for(), client_port=40005, mss=200,
+                  commands=[("MAIL FROM:<a@fabrikam.com>", "250 2.1.0 Sender OK"),
+                            ("RCPT TO:<b@contoso.com>", "250 2.1.5 Recipient OK"),
+                            (first.decode()[:-2], "250 2.0.0 chunk received"),
+                            ("BDAT 9 LAST\r\nRegards", "250 2.6.0 Queued mail for delivery"),
+                            ("QUIT", "221 2.0.0 Bye")])
+    records = render(converse(sc), sc)
+    k = next(i for i, r in enumerate(records) if _tcp_payload(r.data)[1].startswith(b"Send "))
+    path = tmp_path / "inside-chunk.pcap"
+    write_pcap(path, records[k:])
+    (s,) = list(iter_sessions(path, backend=backend))
+    assert s.mid_session.c2s.kind == "chunk" and s.mid_session.c2s.frame == 1
+    assert [c.verb for c in s.smtp.commands] == ["BDAT", "QUIT"]
+    assert [r.answers for r in s.smtp.replies] == ["BDAT", "BDAT", "QUIT"]
+    assert s.smtp.message_bytes == len(CHUNK_TAIL) + 9
 
 
 def _drain(conv: SmtpConversation) -> list:

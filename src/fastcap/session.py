@@ -28,6 +28,7 @@ from .proto.midstart import (
     MidSession,
     StreamStart,
     body_tail_at,
+    chunk_tail_at,
     encrypted_at,
     find_start,
     opens_smtp,
@@ -203,10 +204,20 @@ def _start(stream: StreamDir, from_client: bool) -> StreamStart:
     if from_client and start.kind != "tls" and body_tail_at(stream.data, begin, end):
         return StreamStart(begin, 0, "body", "message content up to its end-of-data line",
                            stream.frame_at(begin))
+    if from_client and start.kind != "tls" and chunk_tail_at(stream.data, begin, end):
+        return StreamStart(begin, 0, "chunk", "a BDAT chunk's content up to the next BDAT",
+                           stream.frame_at(begin))
     if start.offset >= len(stream.data):
         return start
     return StreamStart(start.offset, start.skipped, start.kind, start.what,
                        stream.frame_at(start.offset))
+
+
+def _chunk_end(c2s: StreamDir, start: StreamStart) -> int | None:
+    """Where the BDAT chunk the client's stream begins inside ends (kind "chunk"), else None."""
+    if start.kind != "chunk":
+        return None
+    return chunk_tail_at(c2s.data, start.offset, c2s.contiguous_end(start.offset))
 
 
 def _lead_end(s2c: StreamDir, s_at: int, client_frame: int | None) -> int:
@@ -306,7 +317,7 @@ def build_session(conn: Connection, *,
     implicit = implicit_port or (
         mid is None and clean_start and _looks_like_tls(c2s.data[:3]))
     cut = None if mid is None else CutStart(mid.c2s.offset, mid.s2c.offset, mid.s2c_lead_end,
-                                            mid.c2s.kind == "body")
+                                            mid.c2s.kind == "body", _chunk_end(c2s, mid.c2s))
     smtp = parse_dialogue(c2s, s2c, implicit_tls=implicit, cut=None if implicit else cut)
     if plain_on_tls_port:
         smtp.anomalies.insert(0, AnomalyRecord(

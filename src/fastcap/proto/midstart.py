@@ -20,7 +20,8 @@ from .smtp import GREETING_CODES, KNOWN_VERBS, MAX_LINE
 from .tls.const import ContentType, name_of
 from .tls.records import MAX_RECORD
 
-__all__ = ["MidSession", "StreamStart", "body_tail_at", "encrypted_at", "find_start",
+__all__ = ["MidSession", "StreamStart", "body_tail_at", "chunk_tail_at", "encrypted_at",
+           "find_start",
            "opens_smtp", "opens_tls", "tls_chain_at", "unit_at"]
 
 _TLS_TYPES: Final = frozenset({20, 21, 22, 23})
@@ -83,7 +84,7 @@ class StreamStart:
 
     offset: int  # stream offset of the first unit that starts at a boundary
     skipped: int  # bytes before it: the tail of a unit whose start was not captured
-    kind: str  # smtp | tls | body (message content) | none (nothing readable) | empty (no bytes)
+    kind: str  # smtp | tls | body (message content) | chunk (of BDAT) | none | empty (no bytes)
     what: str  # for people: "STARTTLS", "a 220 reply", "a TLS handshake record (ServerHello)"
     frame: int | None = None  # the frame carrying its first byte
 
@@ -169,6 +170,36 @@ def body_tail_at(data: bytes, begin: int, end: int) -> bool:
     dot = m.start()
     return (_OPENS_CONTENT_RE.search(data, begin, dot + 1) is None
             and _CONTROL_RE.search(data, begin, dot) is None)
+
+
+_BDAT_LINE_RE: Final = re.compile(rb"(?i:BDAT)[ \t]+([0-9]{1,18})(?:[ \t]+(?i:LAST))?[ \t]*\r?\n")
+
+
+def chunk_tail_at(data: bytes, begin: int, end: int) -> int | None:
+    """Where the client's bytes from ``begin`` stop being the tail of a BDAT chunk (RFC 3030
+    §2), or None: the offset of the BDAT command that follows it, the first in view whose own
+    chunk checks out (a command follows it, or the data ends before it does).
+
+    A chunk is sized, not terminated: the next BDAT starts right after its last byte, at a
+    line start or not. No line before it starts with a command in upper case, as senders
+    write them (else those are commands, read from the first), and no line is a lone "."
+    (then it is DATA's content: body_tail_at). Lines that read like commands in other case
+    ("Send the figures…") are the tail's content.
+    """
+    for m in _BDAT_LINE_RE.finditer(data, begin, end):
+        at = m.start()
+        after = m.end() + int(m[1])
+        if after < end and not _smtp_line_at(data, after, end, True, False):
+            continue  # its chunk does not check out: content that reads like a BDAT line
+        if at == begin or _END_OF_DATA_RE.search(data, begin, at) is not None:
+            return None
+        i = begin
+        while 0 <= i < at:
+            if _smtp_line_at(data, i, at, True, any_case=False):
+                return None
+            i = data.find(b"\n", i, at) + 1 or -1
+        return at
+    return None
 
 
 def encrypted_at(data: bytes, i: int) -> bool:

@@ -173,13 +173,15 @@ class CutStart:
 
     Server bytes before ``s2c_lead_end`` were captured before the client's first byte, so
     the replies there answer commands sent before the capture began. ``c2s_body``: the
-    client's bytes begin inside message content (see fastcap.midstart.body_tail_at).
+    client's bytes begin inside message content (see fastcap.midstart.body_tail_at);
+    ``c2s_chunk_end``: inside a BDAT chunk that ends there (fastcap.midstart.chunk_tail_at).
     """
 
     c2s_offset: int
     s2c_offset: int
     s2c_lead_end: int
     c2s_body: bool = False
+    c2s_chunk_end: int | None = None
 
 
 Event = Banner | Command | Reply | StartTls | DataBody | AuthResponse | Gap | Anomaly | Closed

@@ -375,6 +375,9 @@ class SmtpConversation:
             self._turn = "lead"
             if cut.c2s_body:  # content up to its end-of-data line, whatever it reads like
                 self._mode, self._unit_off = "body", self._c2s.off
+            elif cut.c2s_chunk_end is not None:  # a BDAT chunk's tail, likewise
+                self._mode, self._unit_off = "chunk", self._c2s.off
+                self._chunk_end = max(self._c2s.off, cut.c2s_chunk_end)
         if implicit_tls:
             self._emit(StartTls(True, 0, 0, implicit=True))
             self._enter_tls()
@@ -781,7 +784,7 @@ class SmtpConversation:
         # As in _after_reply: a 354 (334) means the client's next bytes are message content
         # (an auth response), not commands, whatever lines in them look like.
         self._mode = {354: "body", 334: "auth"}.get(
-            acc.code, "body" if self._mode == "body" else "command")
+            acc.code, self._mode if self._mode in ("body", "chunk") else "command")
         self._unit_off, self._bol = self._c2s.here, True
 
     def _step_server(self) -> bool:
