@@ -847,6 +847,14 @@ def test_a_lost_reply_in_a_pipelined_group_undecided_keeps_fifo():
     # the 354 after the second gap is the one reply before the content: DATA's.
     assert [(r.code, r.answers) for r in d.replies][1:3] == [(250, "MAIL"), (354, "DATA")]
     assert [a.detail[:15] for a in d.anomalies] == ["reply to 'RCPT'"] * 2
+    # The first RCPT's 250 and the 354 lost: the 550 is the one reply in view before the
+    # content, but the second gap may hold more of the group's (its bytes have no frame).
+    c2s, s2c = _pipelined_group(1)
+    at = s2c.data.index(b"354 ")
+    s2c = s2c.punch(at, s2c.data.index(b"\n", at) + 1 - at)
+    d = parse_dialogue(c2s, s2c)
+    assert [(r.code, r.answers) for r in d.replies][1:4] == [
+        (250, "MAIL"), (550, "RCPT"), (250, "END_OF_DATA")]
     # The server's stream ends early: one reply from the gap on, for four commands (RSET,
     # MAIL, RCPT, QUIT), would pair the 250 (frame 10) with QUIT, sent at frame 11.
     c2s, s2c = session(

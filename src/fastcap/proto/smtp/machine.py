@@ -927,8 +927,7 @@ class SmtpConversation:
         while n < enough:
             if i >= len(buf):
                 if s2c.later:
-                    frame = None if before is None else s_at(s2c.later[0][0])
-                    return n if frame is not None and frame > before else -1
+                    return -1  # the gap's bytes were captured when? They may hold replies
                 return n if s2c.eof or s2c.dead else None
             frame = s_at(s2c.off + i)
             if frame is None:
