@@ -324,6 +324,30 @@ def test_a_lost_starttls_reply_then_plaintext_is_refused(tmp_path, conversations
     assert v.code == "starttls_refused" and v.frame == 7 and "plaintext (frame 8)" in v.message
 
 
+def test_plaintext_injected_after_starttls_then_tls_is_no_refusal(tmp_path, conversations,
+                                                                  backend):
+    """RSET sent with STARTTLS in one write (CVE-2011-0411) and none of the server's frames
+    after the EHLO reply captured: the plaintext after STARTTLS is no refusal when the
+    client's ClientHello follows it. Whether TLS began stays open, as for any lost reply,
+    and the handshake is read from the hello."""
+    import dataclasses
+
+    from .test_verdict_captures import _tcp_payload
+
+    sc, conv = conversations["no_client_cert"]
+    messages = [dataclasses.replace(m, data=m.data + b"RSET\r\n") if m.label == "starttls"
+                else m for m in conv.messages]
+    records = render(dataclasses.replace(conv, messages=messages), sc)
+    i = next(k for k, r in enumerate(records) if _tcp_payload(r.data)[1].startswith(b"STARTTLS"))
+    records = records[:i] + [r for r in records[i:] if _tcp_payload(r.data)[0] != 25]
+    path = tmp_path / "injected-no-server.pcap"
+    write_pcap(path, records)
+    s = _one_session(path, backend)
+    assert s.smtp.starttls_accepted is None and s.tls is not None
+    assert "starttls_not_taken" not in [a.kind for a in s.smtp.anomalies]
+    assert s.tls.client_hello_at is not None
+
+
 @pytest.mark.parametrize("hexaddr,text", [
     ("00000000000000000000ffff0a000001", "10.0.0.1"),
     ("20010db8000000000000000000000001", "2001:db8::1"),

@@ -213,6 +213,17 @@ def _start(stream: StreamDir, from_client: bool) -> StreamStart:
                        stream.frame_at(start.offset))
 
 
+def _tls_after_plaintext(smtp: SmtpDialogue) -> None:
+    """A STARTTLS whose reply was lost was taken as refused because the client went on in
+    plaintext (starttls_not_taken), but a ClientHello follows that plaintext: it was sent
+    with STARTTLS in one write (CVE-2011-0411's injection), and whether TLS began is open
+    again, as for any lost reply."""
+    if smtp.starttls_accepted is False and any(
+            a.kind == "starttls_not_taken" for a in smtp.anomalies):
+        smtp.starttls_accepted = None
+        smtp.anomalies = [a for a in smtp.anomalies if a.kind != "starttls_not_taken"]
+
+
 def _chunk_end(c2s: StreamDir, start: StreamStart) -> int | None:
     """Where the BDAT chunk the client's stream begins inside ends (kind "chunk"), else None."""
     if start.kind != "chunk":
@@ -335,6 +346,7 @@ def build_session(conn: Connection, *,
         if c_at is not None:
             s_at = find_tls_hello(s2c.data, 2)
             s_at = len(s2c.data) if s_at is None else s_at
+            _tls_after_plaintext(smtp)
     encrypted = (False, False)
     if mid is not None:
         if c_at is None and s_at is None and "tls" in (mid.c2s.kind, mid.s2c.kind):

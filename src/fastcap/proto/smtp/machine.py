@@ -997,8 +997,8 @@ class SmtpConversation:
         return True
 
     def _step_tls_guess(self) -> bool:
-        """STARTTLS got no reply or an odd 2xx: TLS began iff the client's next bytes are TLS (no
-    next bytes: nothing is decided)."""
+        """STARTTLS got no reply or an odd 2xx: TLS began iff the client's next bytes are TLS
+        (none: nothing is decided)."""
         head = self._peek(self._c2s, 2)
         if head is None:
             self._waiting = "c2s"
