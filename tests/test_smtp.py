@@ -1180,8 +1180,10 @@ def dialogue_inputs(draw) -> tuple[Stream, Stream, bool, CutStart | None]:
     if draw(st.integers(0, 3)) == 0:
         c_off = draw(st.integers(0, len(c2s.data)))
         s_off = draw(st.integers(0, len(s2c.data)))
-        cut = CutStart(c_off, s_off, draw(st.integers(s_off, len(s2c.data))),
-                       draw(st.integers(0, 3)) == 0)
+        body = draw(st.integers(0, 3)) == 0
+        chunk_end = None if body or draw(st.integers(0, 2)) else draw(
+            st.integers(c_off, len(c2s.data) + 8))  # inside a BDAT chunk's tail
+        cut = CutStart(c_off, s_off, draw(st.integers(s_off, len(s2c.data))), body, chunk_end)
     return c2s, s2c, implicit, cut
 
 
