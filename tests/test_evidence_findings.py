@@ -303,32 +303,44 @@ def test_sender_ip_not_in_connector(world):
     assert "-SenderIPAddresses" in v.hint
     listed = _inbound("mail.fabrikam.com", ips=("203.0.113.0-203.0.113.20",))
     _none(settings_verdicts(s, Settings(inbound=(listed,))), "sender_ip_not_in_connector")
-    # the certificate rule does not apply (another name), nor the address restriction
+    # the certificate rule does not apply (another name)
     other = _inbound("mail.contoso.com", ips=("198.51.100.0/24",))
     _none(settings_verdicts(s, Settings(inbound=(other,))), "sender_ip_not_in_connector")
+
+
+def test_restrict_domains_to_ip_addresses_does_not_apply_to_on_premises_connectors(world):
+    # Microsoft documents RestrictDomainsToIPAddresses (with RestrictDomainsToCertificate and
+    # RequireTls) as applying to Partner connectors only: on an OnPremises connector whose
+    # certificate rule does not fit, it does not make the address list apply
+    s = world.sessions["ok_client_cert"]  # wire client 203.0.113.10, cert mail.fabrikam.com
     restricted = _inbound("mail.contoso.com", ips=("198.51.100.0/24",), restrict_ip=True)
-    v = _one(settings_verdicts(s, Settings(inbound=(restricted,))),
-             "sender_ip_not_in_connector")
-    assert "RestrictDomainsToIPAddresses" in v.message
+    _none(settings_verdicts(s, Settings(inbound=(restricted,))), "sender_ip_not_in_connector")
+    fits = _inbound("mail.fabrikam.com", ips=("198.51.100.0/24",), restrict_ip=True)
+    v = _one(settings_verdicts(s, Settings(inbound=(fits,))), "sender_ip_not_in_connector")
+    assert "TlsSenderCertificateName mail.fabrikam.com fits" in v.message
+    assert "RestrictDomainsToIPAddresses" not in v.message + v.hint
 
 
 def test_connectors_judge_only_sessions_to_exchange_online(world):
     s = world.sessions["ok_client_cert"]
-    conn = Settings(inbound=(_inbound("mail.contoso.com", ips=("198.51.100.0/24",),
-                                      restrict_ip=True),), send=(_send("CN=a", "CN=b"),))
+    conn = Settings(inbound=(_inbound("mail.contoso.com", ips=("198.51.100.0/24",)),),
+                    send=(_send("CN=a", "CN=b"),))
     assert {v.code for v in settings_verdicts(s, conn)} == {
-        "connector_name_mismatch", "send_connector_cert_mismatch", "sender_ip_not_in_connector"}
+        "connector_name_mismatch", "send_connector_cert_mismatch"}
+    fits = Settings(inbound=(_inbound("mail.fabrikam.com", ips=("198.51.100.0/24",)),))
+    assert {v.code for v in settings_verdicts(s, fits)} == {"sender_ip_not_in_connector"}
     tls = dataclasses.replace(s.tls, client_hello=dataclasses.replace(
         s.tls.client_hello, sni="mx.fabrikam.net"))
     elsewhere = dataclasses.replace(
         s, smtp=dataclasses.replace(s.smtp, banner_names_exchange_online=False), tls=tls,
         server_check=None)
     assert settings_verdicts(elsewhere, conn) == []
+    assert settings_verdicts(elsewhere, fits) == []
 
 
 def test_sender_ip_behind_nat_is_info(world):
     s = world.sessions["expired_client_cert"]  # wire client 10.1.2.10, the story's inbound
-    conn = _inbound("mail.contoso.com", ips=("203.0.113.10",), restrict_ip=True)
+    conn = _inbound("mail.fabrikam.com", ips=("203.0.113.10",))
     v = _one(settings_verdicts(s, Settings(inbound=(conn,))), "sender_ip_not_in_connector")
     assert v.severity == "info" and not is_problem(v)
     assert "private address" in v.message and "10.1.2.10" in v.message

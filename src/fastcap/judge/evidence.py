@@ -315,11 +315,11 @@ def settings_verdicts(session: Session, settings: Settings) -> list[Verdict]:
     connector with a TlsCertificateName names the certificate by issuer and subject.
     `sender_ip_not_in_connector`: only for a connector whose rule applies to this
     connection, that is an OnPremises connector whose TlsSenderCertificateName the wire
-    certificate fits, or one with RestrictDomainsToIPAddresses: Exchange Online attributes a
-    connection to the first by certificate, and an address list it does not contain
-    contradicts that attribution (stale addresses, or another route out), while the second
-    refuses any other address outright.  Other connectors' address lists say nothing about
-    this connection.  A private client address (the capture taken inside NAT) is not what
+    certificate fits: Exchange Online attributes the connection to it by certificate, and an
+    address list it does not contain contradicts that attribution (stale addresses, or another
+    route out).  Other connectors' address lists say nothing about this connection, and
+    RestrictDomainsToIPAddresses does not make them: Microsoft documents it as applying to
+    Partner connectors only.  A private client address (the capture taken inside NAT) is not what
     Exchange Online sees: then the verdict is info and says so.
 
     The connectors are about mail to Exchange Online, so only sessions to it are judged (its
@@ -405,9 +405,9 @@ def _sender_ip(session: Session, settings: Settings, leaf: CertInfo | None,
     ip = normal_ip(session.client.rpartition(":")[0])
     applies: list[tuple[InboundConnector, str]] = []
     for c in settings.on_premises():
-        if c.restrict_domains_to_ip:
-            applies.append((c, "RestrictDomainsToIPAddresses is on"))
-        elif leaf is not None and c.tls_sender_certificate_name \
+        # RestrictDomainsToIPAddresses is not looked at: Microsoft documents it (with
+        # RestrictDomainsToCertificate and RequireTls) as applying to Partner connectors only
+        if leaf is not None and c.tls_sender_certificate_name \
                 and sender_name_fits(_names(leaf), c.tls_sender_certificate_name):
             applies.append((c, f"its TlsSenderCertificateName {c.tls_sender_certificate_name} "
                                "fits the wire certificate"))

@@ -60,8 +60,7 @@ EVIDENCE_HINTS: Final = MappingProxyType({
         "server fell back to another certificate"),
     "sender_ip_not_in_connector": (
         "add the public address Exchange Online sees to the connector (Set-InboundConnector "
-        "-SenderIPAddresses), or rely on the certificate alone (-RestrictDomainsToIPAddresses "
-        "$false)"),
+        "-SenderIPAddresses), or find the other route the mail took out"),
     "log_rejected_after_tls": (
         "the rejection came inside TLS: for 5.7.64 check the certificate and the inbound "
         "connector (TlsSenderCertificateName, SenderIPAddresses); capture with keys "
