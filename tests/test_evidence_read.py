@@ -187,6 +187,56 @@ def test_an_unread_file_says_when_it_is_compressed_or_printed_output(tmp_path):
     assert all("\n" not in w for w in ev.warnings)
 
 
+def test_connector_settings_in_forms_that_lose_values_are_named(tmp_path):
+    """Format-Table cuts a long name to "...", Export-Csv writes SenderIPAddresses as a
+    .NET type name and dates in the local format: such a file is named as what it is, never
+    read as settings, and the warning says how to export instead."""
+    forms = {
+        "ft.txt": (  # Get-InboundConnector | ft Name,ConnectorType,TlsSenderCertificateName
+            "\r\nName                           ConnectorType TlsSenderCertificateName\r\n"
+            "----                           ------------- ------------------------\r\n"
+            "Inbound from 1b0c6a4e-2f7d-... OnPremises    mail.relay.contoso.co...\r\n\r\n",
+            "(Format-Table, whose columns are cut short)"),
+        "certs-ft.txt": (  # Get-ExchangeCertificate, as printed by default
+            "\nThumbprint                                Services   Subject\n"
+            "----------                                --------   -------\n"
+            "DCBFE993F26AA4EF1F0D18B03E560A88302F8297  IP.WS..    CN=mail.contoso.com\n",
+            "(Format-Table, whose columns are cut short)"),
+        "list.txt": (  # Format-List with empty values ("Comment :" and no space after)
+            "\nEnabled                  : True\nComment                  :\n"
+            "AdminDisplayName         :\nTlsSenderCertificateName : mail.contoso.com\n"
+            "EFUsers                  :\n",
+            "(Format-List)"),
+        "inbound.csv": (
+            "#TYPE Deserialized.Microsoft.Exchange.Data.Directory.SystemConfiguration."
+            "TenantInboundConnector\r\n"
+            '"Enabled","ConnectorType","SenderIPAddresses","TlsSenderCertificateName"\r\n'
+            '"True","OnPremises","System.Collections.ArrayList","mail.contoso.com"\r\n',
+            "from Export-Csv"),
+        "certs-de.csv": (  # -NoTypeInformation -Delimiter ';', as in German locales
+            '"Thumbprint";"Services";"NotAfter";"CertificateDomains"\r\n'
+            '"DCBFE993F26AA4EF1F0D18B03E560A88302F8297";"IMAP, POP, IIS, SMTP";'
+            '"01.02.2026 00:00:00";"System.Collections.ObjectModel.ReadOnlyCollection`1"\r\n',
+            "from Export-Csv"),
+        "inbound.xml": (
+            '<Objs Version="1.1.0.1" xmlns="http://schemas.microsoft.com/powershell/2004/04">'
+            '\r\n  <Obj RefId="0">\r\n', "Export-Clixml"),
+    }
+    for name, (text, _) in forms.items():
+        (tmp_path / name).write_text(text, encoding="utf-8", newline="")
+    ev = read_evidence([tmp_path / n for n in forms])
+    assert ev.files == () and not ev.settings
+    got = dict(w.split(": ", 1) for w in ev.warnings)
+    for name, (_, says) in forms.items():
+        assert says in got[str(tmp_path / name)], name
+        assert got[str(tmp_path / name)].endswith("export the objects with ConvertTo-Json "
+                                                  "-Depth 4"), name
+    prose = tmp_path / "notes.txt"  # a dashed line under prose is no table
+    prose.write_text("Notes\n  -----\nsee the ticket, ConnectorType too\n", encoding="utf-8")
+    (warning,) = read_evidence([prose]).warnings
+    assert warning.endswith("a PowerShell JSON export)")
+
+
 def test_one_log_under_several_names_is_read_once(tmp_path):
     src = DATA / "postfix-relay1.log"
     path = tmp_path / "mail.log"

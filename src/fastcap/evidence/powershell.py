@@ -33,7 +33,7 @@ from .records import Where, in_ns_range
 from .settings import ExchangeCertificate, InboundConnector, SendConnector, Settings
 from .text import LogText
 
-__all__ = ["MAX_BYTES", "looks_like", "read_settings", "read_settings_file"]
+__all__ = ["KNOWN_PROPERTIES", "MAX_BYTES", "looks_like", "read_settings", "read_settings_file"]
 
 MAX_BYTES = 64 << 20  # a settings export is a few KB to a few MB; more is not one
 
@@ -44,6 +44,7 @@ _KNOWN = ("connectortype", "senderipaddresses", "tlssendercertificatename",
           "tlscertificatename", "smarthosts", "addressspaces", "thumbprint", "notafter",
           "certificatedomains", "restrictdomainstocertificate", "cloudservicesmailenabled")
 _HEAD_KEY = re.compile(r'"(' + "|".join(_KNOWN) + r')"\s*:', re.IGNORECASE)
+KNOWN_PROPERTIES = frozenset(_KNOWN)
 
 # Microsoft.Exchange.Management.SystemConfigurationTasks.AllowedServices ([Flags]).
 _SERVICES = ((1, "IMAP"), (2, "POP"), (4, "UM"), (8, "IIS"), (16, "SMTP"), (32, "Federation"),

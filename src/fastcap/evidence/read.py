@@ -18,6 +18,7 @@ from ..errors import FastcapError
 from . import tracking
 from .detect import LOG_READERS, SETTINGS_READERS, kind_of
 from .logzone import LogZone, as_zone
+from .powershell import KNOWN_PROPERTIES
 from .records import LogConversation
 from .settings import Settings
 from .slim import SlimStore
@@ -187,12 +188,19 @@ class _Region(LogText):
 
 _COMPRESSED = ((b"\x1f\x8b", "gzip"), (b"BZh", "bzip2"), (b"\xfd7zXZ\x00", "xz"),
                (b"\x28\xb5\x2f\xfd", "zstd"), (b"PK\x03\x04", "zip"))
-_LIST_LINE = re.compile(r"[A-Za-z][A-Za-z0-9]*\s*: ")  # Format-List's "Name : value"
+# Format-List's "Name : value" ("Name :" when the value is empty)
+_LIST_LINE = re.compile(r"[A-Za-z][A-Za-z0-9]*\s*:(?: |$)")
+_TABLE_RULE = re.compile(r" *-+(?: +-+)* *$")  # Format-Table's line under the column names
+_CLIXML = re.compile(r"<Objs\b[^>]*schemas\.microsoft\.com/powershell/2004/04")
+_AS_JSON = "export the objects with ConvertTo-Json -Depth 4"
 
 
 def _unknown_hint(text: LogText) -> str:
     """What an unread file seems to be, when that is the usual mistake: a rotated log still
-    compressed, or the cmdlets' printed output (Format-List) instead of their JSON."""
+    compressed, or the cmdlets' output in a form that loses values instead of their JSON:
+    printed (Format-List, Format-Table, whose columns are cut to "..."), Export-Csv (which
+    writes a multi-valued property such as SenderIPAddresses as its .NET type name, and dates
+    in the exporting machine's locale) or Export-Clixml."""
     try:
         with open(text.path, "rb") as f:
             magic = f.read(6)
@@ -209,9 +217,28 @@ def _unknown_hint(text: LogText) -> str:
                 "Export-Csv's default")
     lines = [s for s in head.splitlines()[:40] if s.strip()]
     if lines and sum(_LIST_LINE.match(s) is not None for s in lines) * 2 > len(lines):
-        return ("; it looks like printed PowerShell output (Format-List): export the objects "
-                "with ConvertTo-Json -Depth 4")
+        return f"; it looks like printed PowerShell output (Format-List): {_AS_JSON}"
+    if any(_TABLE_RULE.match(rule) and _under_names(names, rule)
+           for names, rule in itertools.pairwise(lines[:10])):
+        return ("; it looks like printed PowerShell output (Format-Table, whose columns are "
+                f"cut short): {_AS_JSON}")
+    if _CLIXML.search(head):
+        return f"; it is an Export-Clixml file: {_AS_JSON}"
+    first = next((s for s in lines if not s.startswith("#")), "")
+    cells = {c.strip().strip('"').lower() for c in re.split(r"[,;]", first)}
+    if len(cells) > 1 and cells & KNOWN_PROPERTIES:
+        return ("; it looks like connector or certificate settings from Export-Csv, which "
+                "writes multi-valued properties as .NET type names and dates in the local "
+                f"format: {_AS_JSON}")
     return ""
+
+
+def _under_names(names: str, rule: str) -> bool:
+    """Whether each run of dashes in `rule` starts under the start of a column name in
+    `names`, as Format-Table underlines its headings."""
+    starts = [m.start() for m in re.finditer(r"-+", rule)]
+    return bool(starts) and all(i < len(names) and not names[i].isspace()
+                                and (i == 0 or names[i - 1].isspace()) for i in starts)
 
 
 def _local_year(ns: int, utc_offset_s: int | LogZone) -> int:
