@@ -294,6 +294,57 @@ def test_send_connector_cert_mismatch(world):
     _none(settings_verdicts(s, windows), "send_connector_cert_mismatch")
 
 
+def test_send_connector_names_in_windows_form_match_the_wire(world):
+    """Get-ExchangeCertificate's Issuer and Subject, and so the documented
+    "<I>$($c.Issuer)<S>$($c.Subject)", are CertNameToStr's X.500 text: S, E, T, G, I, SN,
+    SERIALNUMBER, PostalCode, and "OID.<dotted>" for an attribute without a key, a value
+    holding a comma or backslash quoted (a quote in it doubled).  The wire's RFC 4514 text
+    writes the same attributes as ST, dotted OIDs and backslash escapes: the two name one
+    certificate."""
+    from cryptography import x509
+    from cryptography.x509.oid import NameOID, ObjectIdentifier
+
+    s = world.sessions["ok_client_cert"]
+    subject = x509.Name([
+        x509.NameAttribute(ObjectIdentifier("1.3.6.1.4.1.311.60.2.1.3"), "DE"),
+        x509.NameAttribute(NameOID.BUSINESS_CATEGORY, "Private Organization"),
+        x509.NameAttribute(NameOID.SERIAL_NUMBER, "HRB 12345"),
+        x509.NameAttribute(NameOID.COUNTRY_NAME, "DE"),
+        x509.NameAttribute(NameOID.STATE_OR_PROVINCE_NAME, "Bayern"),
+        x509.NameAttribute(NameOID.POSTAL_CODE, "80331"),
+        x509.NameAttribute(NameOID.STREET_ADDRESS, "Hauptstr. 1"),
+        x509.NameAttribute(NameOID.ORGANIZATION_NAME, 'Contoso "Mail", GmbH'),
+        x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, "Mail\\Relay"),
+        x509.NameAttribute(NameOID.TITLE, "Relay"),
+        x509.NameAttribute(NameOID.GIVEN_NAME, "Ada"),
+        x509.NameAttribute(NameOID.SURNAME, "Lovelace"),
+        x509.NameAttribute(NameOID.EMAIL_ADDRESS, "it@contoso.de"),
+        x509.NameAttribute(NameOID.COMMON_NAME, "mail.contoso.de"),
+    ])
+    issuer = x509.Name([
+        x509.NameAttribute(NameOID.COUNTRY_NAME, "GB"),
+        x509.NameAttribute(NameOID.STATE_OR_PROVINCE_NAME, "Greater Manchester"),
+        x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Sectigo Limited"),
+        x509.NameAttribute(NameOID.COMMON_NAME, "Sectigo RSA Organization Validation CA"),
+    ])
+    leaf = dataclasses.replace(_leaf(world, "ok_client_cert"),
+                               subject=subject.rfc4514_string(), issuer=issuer.rfc4514_string())
+    wire = dataclasses.replace(s, client_check=dataclasses.replace(
+        s.client_check, certs=(leaf, *s.client_check.certs[1:])))
+    win_subject = ('CN=mail.contoso.de, E=it@contoso.de, SN=Lovelace, G=Ada, T=Relay, '
+                   'OU="Mail\\Relay", O="Contoso ""Mail"", GmbH", STREET=Hauptstr. 1, '
+                   'PostalCode=80331, '
+                   'S=Bayern, C=DE, SERIALNUMBER=HRB 12345, OID.2.5.4.15=Private Organization, '
+                   'OID.1.3.6.1.4.1.311.60.2.1.3=DE')
+    win_issuer = ("CN=Sectigo RSA Organization Validation CA, O=Sectigo Limited, "
+                  "S=Greater Manchester, C=GB")
+    _none(settings_verdicts(wire, Settings(send=(_send(win_issuer, win_subject),))),
+          "send_connector_cert_mismatch")
+    other = win_subject.replace("SERIALNUMBER=HRB 12345", "SERIALNUMBER=HRB 99999")
+    _one(settings_verdicts(wire, Settings(send=(_send(win_issuer, other),))),
+         "send_connector_cert_mismatch")
+
+
 def test_sender_ip_not_in_connector(world):
     s = world.sessions["ok_client_cert"]  # wire client 203.0.113.10, cert mail.fabrikam.com
     applies = _inbound("mail.fabrikam.com", ips=("198.51.100.0/24",))

@@ -66,15 +66,33 @@ def _at(frame: int) -> str:
 
 # --- certificates compared -------------------------------------------------------------------
 
-_DN_ALIASES: Final = {"s": "st", "e": "emailaddress", "email": "emailaddress",
-                      "1.2.840.113549.1.9.1": "emailaddress", "street": "street"}
+# Attribute names as dotted OIDs, so the names Windows writes (CertNameToStr's X.500 keys:
+# Get-ExchangeCertificate, TlsCertificateName, Exchange's logs) and those of RFC 4514 (the
+# wire's certificate, which names only CN, L, ST, O, OU, C, STREET, DC and UID and writes
+# other attributes as dotted OIDs) compare equal.  Windows writes an attribute it has no key
+# for as "OID.<dotted>".
+_DN_KEYS: Final = {
+    "cn": "2.5.4.3", "sn": "2.5.4.4", "serialnumber": "2.5.4.5", "c": "2.5.4.6",
+    "l": "2.5.4.7", "s": "2.5.4.8", "st": "2.5.4.8", "street": "2.5.4.9", "o": "2.5.4.10",
+    "ou": "2.5.4.11", "t": "2.5.4.12", "title": "2.5.4.12", "description": "2.5.4.13",
+    "postalcode": "2.5.4.17", "pobox": "2.5.4.18", "phone": "2.5.4.20",
+    "g": "2.5.4.42", "givenname": "2.5.4.42", "i": "2.5.4.43", "initials": "2.5.4.43",
+    "dnqualifier": "2.5.4.46", "e": "1.2.840.113549.1.9.1",
+    "email": "1.2.840.113549.1.9.1", "emailaddress": "1.2.840.113549.1.9.1",
+    "dc": "0.9.2342.19200300.100.1.25", "uid": "0.9.2342.19200300.100.1.1"}
+
+
+def _dn_key(attr: str) -> str:
+    a = attr.strip().lower()
+    a = a[4:] if a.startswith("oid.") else a
+    return _DN_KEYS.get(a, a)
 
 
 def _dn(text: str | None) -> tuple[str, ...] | None:
-    """A distinguished name as sorted lower-case "attr=value" parts, so Windows' "CN=a, O=b"
-    and RFC 4514's "CN=a,O=b" (either order) compare equal, and so do their ways of holding a
-    comma or plus in a value: Windows quotes it (O="GoDaddy.com, Inc."), RFC 4514 escapes
-    it (O=GoDaddy.com\\, Inc.)."""
+    """A distinguished name as sorted "oid=lower-case value" parts, so Windows' "CN=a, O=b,
+    S=c, OID.2.5.4.15=d" and RFC 4514's "CN=a,O=b,ST=c,2.5.4.15=d" (either order) compare
+    equal, and so do their ways of holding a comma or plus in a value: Windows quotes it
+    (O="GoDaddy.com, Inc."), RFC 4514 escapes it (O=GoDaddy.com\\, Inc.)."""
     if not text:
         return None
     out = []
@@ -82,9 +100,8 @@ def _dn(text: str | None) -> tuple[str, ...] | None:
         attr, eq, value = p.strip().partition("=")
         if not eq:
             continue
-        a = attr.strip().lower()
         v = " ".join(value.split()).lower()
-        out.append(f"{_DN_ALIASES.get(a, a)}={v}")
+        out.append(f"{_dn_key(attr)}={v}")
     return tuple(sorted(out)) or None
 
 
@@ -100,7 +117,7 @@ def _dn_parts(text: str) -> list[str]:
     i = 0
     while i < len(text):
         c = text[i]
-        if c == "\\" and i + 1 < len(text):
+        if c == "\\" and not quoted and i + 1 < len(text):  # Windows quotes, never escapes
             pair = text[i + 1:i + 3]
             if _HEX_PAIR.fullmatch(pair):
                 cur.append(chr(int(pair, 16)))
@@ -108,6 +125,10 @@ def _dn_parts(text: str) -> list[str]:
             else:
                 cur.append(text[i + 1])
                 i += 2
+            continue
+        if c == '"' and quoted and text[i + 1:i + 2] == '"':
+            cur.append('"')  # Windows doubles a quote inside a quoted value
+            i += 2
             continue
         if c == '"':
             quoted = not quoted
