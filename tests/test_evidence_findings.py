@@ -273,6 +273,29 @@ def test_connector_name_mismatch(world):
     _none(settings_verdicts(s, Settings(inbound=(partner,))), "connector_name_mismatch")
 
 
+def test_connector_name_mismatch_with_an_address_connector_is_info(world):
+    # an OnPremises connector identifies the server by certificate or by address: one
+    # without TlsSenderCertificateName that lists the client's public address lets it in
+    s = world.sessions["ok_client_cert"]  # wire client 203.0.113.10, cert mail.fabrikam.com
+    by_cert = _inbound("mail.contoso.com", ips=())
+    by_ip = dataclasses.replace(_inbound(None, ips=("203.0.113.0/24",)), name="From relay1")
+    v = _one(settings_verdicts(s, Settings(inbound=(by_cert, by_ip))),
+             "connector_name_mismatch")
+    assert v.severity == "info" and not is_problem(v)
+    assert "203.0.113.10 is in SenderIPAddresses" in v.message and "From relay1" in v.message
+    for other in (dataclasses.replace(by_ip, sender_ip_addresses=("198.51.100.0/24",)),
+                  dataclasses.replace(by_ip, enabled=False),
+                  dataclasses.replace(by_ip, connector_type="Partner")):
+        v = _one(settings_verdicts(s, Settings(inbound=(by_cert, other))),
+                 "connector_name_mismatch")
+        assert v.severity == "error" and "SenderIPAddresses" not in v.message
+    inside = world.sessions["expired_client_cert"]  # 10.1.2.10: the public address is unknown
+    private = dataclasses.replace(by_ip, sender_ip_addresses=("10.0.0.0/8",))
+    v = _one(settings_verdicts(inside, Settings(inbound=(by_cert, private))),
+             "connector_name_mismatch")
+    assert v.severity == "error"
+
+
 def _send(issuer: str | None, subject: str | None) -> SendConnector:
     return SendConnector(
         name="Outbound to Office 365 - 1b0c", tls_certificate_name=f"<I>{issuer}<S>{subject}",

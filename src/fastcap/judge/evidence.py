@@ -332,8 +332,10 @@ def settings_verdicts(session: Session, settings: Settings) -> list[Verdict]:
 
     `connector_name_mismatch`: no enabled OnPremises inbound connector's
     TlsSenderCertificateName fits the certificate (as Exchange Online matches it, see
-    `x509names.sender_name_fits`).  `send_connector_cert_mismatch`: no enabled send
-    connector with a TlsCertificateName names the certificate by issuer and subject.
+    `x509names.sender_name_fits`); info when the client's public address is in an
+    OnPremises connector that identifies the server by address instead.
+    `send_connector_cert_mismatch`: no enabled send connector with a TlsCertificateName names
+    the certificate by issuer and subject.
     `sender_ip_not_in_connector`: only for a connector whose rule applies to this
     connection, that is an OnPremises connector whose TlsSenderCertificateName the wire
     certificate fits: Exchange Online attributes the connection to it by certificate, and an
@@ -366,12 +368,20 @@ def settings_verdicts(session: Session, settings: Settings) -> list[Verdict]:
         if not any(sender_name_fits(names, c.tls_sender_certificate_name or "") for c in inbound):
             c = inbound[0]
             others = f" (and {len(inbound) - 1} other connector(s))" if len(inbound) > 1 else ""
-            out.append(_v("connector_name_mismatch",
-                          f"the client certificate {_describe(leaf)} ({_at(frame)}) names "
-                          f"{', '.join(dict.fromkeys(names)) or 'no DNS names'}; inbound "
-                          f"connector \"{c.name}\" ({c.where}) expects "
-                          f"TlsSenderCertificateName {c.tls_sender_certificate_name}{others}",
-                          frame))
+            text = (f"the client certificate {_describe(leaf)} ({_at(frame)}) names "
+                    f"{', '.join(dict.fromkeys(names)) or 'no DNS names'}; inbound "
+                    f"connector \"{c.name}\" ({c.where}) expects "
+                    f"TlsSenderCertificateName {c.tls_sender_certificate_name}{others}")
+            by_ip = _ip_connector(session, settings)
+            if by_ip is None:
+                out.append(_v("connector_name_mismatch", text, frame))
+            else:
+                ip, ic = by_ip
+                out.append(_v("connector_name_mismatch",
+                              f"{text}; but the client address {ip} is in SenderIPAddresses of "
+                              f"inbound connector \"{ic.name}\" ({ic.where}), which identifies "
+                              "the server by its address, not its certificate", frame,
+                              severity="info"))
     send = [s for s in settings.send if s.enabled is not False
             and (s.tls_cert_issuer or s.tls_cert_subject)]
     if leaf is not None and send and not any(_send_fits(s, leaf) for s in send):
@@ -382,6 +392,23 @@ def settings_verdicts(session: Session, settings: Settings) -> list[Verdict]:
                       f"names {s.tls_certificate_name or _tls_name(s)}", frame))
     out += _sender_ip(session, settings, leaf, frame)
     return out
+
+
+def _ip_connector(session: Session, settings: Settings
+                  ) -> tuple[str, InboundConnector] | None:
+    """The client's address and the enabled OnPremises connector without a
+    TlsSenderCertificateName whose SenderIPAddresses hold it: Microsoft documents an
+    OnPremises connector as identifying the sending server either by its certificate or by
+    its address, so such a connector lets the connection in whatever certificate it shows.
+    None for a private address (the capture was taken inside NAT: the address Exchange
+    Online sees is not known)."""
+    ip = normal_ip(session.client.rpartition(":")[0])
+    if _private(ip):
+        return None
+    for c in settings.on_premises():
+        if not c.tls_sender_certificate_name and c.allows_ip(ip):
+            return ip, c
+    return None
 
 
 def _to_exchange_online(session: Session) -> bool:
