@@ -207,6 +207,14 @@ def test_connector_settings_in_forms_that_lose_values_are_named(tmp_path):
             "AdminDisplayName         :\nTlsSenderCertificateName : mail.contoso.com\n"
             "EFUsers                  :\n",
             "(Format-List)"),
+        "certs-fl.txt": (  # Get-ExchangeCertificate | fl: long values wrap under the value
+            "\nCertificateDomains : {mail.contoso.com, autodiscover.contoso.com, owa.contoso.com,"
+            "\n                     webmail.contoso.com}\nNotAfter           : 2/1/2026 11:59:59 PM"
+            "\nThumbprint         : DCBFE993F26AA4EF1F0D18B03E560A88302F8297"
+            "\nRawData            : {48, 130, 6, 205, 48, 130, 5, 181, 160, 3, 2, 1, 2, 2, 16,"
+            + "\n                     124, 231, 231, 17, 206, 109, 82, 115, 41, 226, 74, 165," * 12
+            + "\n",
+            "(Format-List)"),
         "inbound.csv": (
             "#TYPE Deserialized.Microsoft.Exchange.Data.Directory.SystemConfiguration."
             "TenantInboundConnector\r\n"

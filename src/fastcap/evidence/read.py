@@ -216,7 +216,7 @@ def _unknown_hint(text: LogText) -> str:
                 "fields (Export-Csv -UseCulture or -Delimiter): export it with commas, "
                 "Export-Csv's default")
     lines = [s for s in head.splitlines()[:40] if s.strip()]
-    if lines and sum(_LIST_LINE.match(s) is not None for s in lines) * 2 > len(lines):
+    if lines and _list_lines(lines) * 2 > len(lines):
         return f"; it looks like printed PowerShell output (Format-List): {_AS_JSON}"
     if any(_TABLE_RULE.match(rule) and _under_names(names, rule)
            for names, rule in itertools.pairwise(lines[:10])):
@@ -231,6 +231,22 @@ def _unknown_hint(text: LogText) -> str:
                 "writes multi-valued properties as .NET type names and dates in the local "
                 f"format: {_AS_JSON}")
     return ""
+
+
+def _list_lines(lines: list[str]) -> int:
+    """How many of `lines` are Format-List's: "Name : value", or a long value's next line,
+    indented to where the value began (RawData and CertificateDomains wrap onto dozens)."""
+    count, column = 0, None
+    for line in lines:
+        m = _LIST_LINE.match(line)
+        if m is not None:
+            count, column = count + 1, m.end()
+        elif column is not None and len(line) > column and line[:column].isspace() \
+                and not line[column].isspace():
+            count += 1
+        else:
+            column = None
+    return count
 
 
 def _under_names(names: str, rule: str) -> bool:
