@@ -214,14 +214,17 @@ def test_kind_is_told_from_properties() -> None:
         {"NotAfter": "/Date(0)/", "Thumbprint": "AA"},
         {"Something": "else"},
         "a string",
+        {"Name": "Hybrid Configuration", "SendingTransportServers": ["EX01"],  # what the HCW
+         "OnPremisesSmartHost": "mail.contoso.com",  # set, not what a connector presents
+         "TlsCertificateName": "<I>CN=Contoso CA<S>CN=mail.contoso.com"},
     ])
     assert [c.name for c in settings.inbound] == ["in"]
     assert [c.name for c in settings.send] == ["send", "sh"]
     assert [c.thumbprint for c in settings.certificates] == ["AA"]
     assert [w.split(":")[0] for w in warnings[:-1]] == [
         "x.json object 1", "x.json object 2", "x.json object 3"]  # "has no ..."
-    assert warnings[-1:] == ["x.json: 4 of 8 objects are neither an inbound or send connector nor "
-                        "an Exchange certificate (object 4, 5, 7, 8); skipped"]
+    assert warnings[-1:] == ["x.json: 5 of 9 objects are neither an inbound or send connector nor "
+                        "an Exchange certificate (object 4, 5, 7, 8, 9); skipped"]
 
 
 def test_property_names_are_case_insensitive() -> None:

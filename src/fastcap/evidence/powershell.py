@@ -173,6 +173,8 @@ def _skip_noise(text: str, pos: int) -> int:
 def _kind(props: dict[str, Any]) -> str | None:
     if "remoteipranges" in props or "bindings" in props:  # a receive connector
         return None
+    if "sendingtransportservers" in props or "onpremisessmarthost" in props:
+        return None  # Get-HybridConfiguration: its TlsCertificateName is no send connector's
     if any(k in props for k in ("senderipaddresses", "tlssendercertificatename",
                                 "restrictdomainstocertificate", "restrictdomainstoipaddresses",
                                 "senderdomains")):
