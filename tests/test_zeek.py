@@ -679,3 +679,36 @@ def test_a_scan_that_reads_no_capture_leaves_earlier_outputs_alone(tmp_path):
                        capture_output=True, text=True, timeout=300)
     assert r.returncode == 2 and "left as it was" in r.stderr
     assert {p.name: p.read_bytes() for p in [*logs.iterdir(), page]} == before
+
+
+def _frames_from(src: Path, first: int) -> bytes:
+    """A little-endian pcap's header and its records from frame `first` (1-based) on: the
+    capture as it would be had it started later."""
+    import struct
+
+    data = src.read_bytes()
+    out, pos, n = bytearray(data[:24]), 24, 0
+    while pos + 16 <= len(data):
+        size = struct.unpack_from("<I", data, pos + 8)[0]
+        n += 1
+        if n >= first:
+            out += data[pos:pos + 16 + size]
+        pos += 16 + size
+    return bytes(out)
+
+
+def test_no_ssl_log_line_for_a_capture_joined_after_the_handshake(tmp_path):
+    """A capture that starts after STARTTLS and the handshake (application data, then an
+    encrypted alert): Zeek reads no TLS message there and starts no ssl.log record, so
+    there is no line, not one with an (empty) ssl_history."""
+    corpus = Path(__file__).resolve().parent / "data" / "corpus"
+    path = tmp_path / "late.pcap"
+    path.write_bytes(_frames_from(corpus / "zeek__smtp-starttls.pcap", 24))
+    out = tmp_path / "logs"
+    r = run_cli("--format", "json", str(path))
+    assert r.returncode in (0, 1), r.stderr
+    (s,) = json.loads(r.stdout)["files"][0]["sessions"]
+    assert s["tls"] is not None and s["mid_session"] is not None  # TLS records were seen
+    r = run_cli("--format", "zeek", "-o", str(out), str(path))
+    assert r.returncode in (0, 1), r.stderr
+    assert read_strict(out / "ssl.log")[2] == []

@@ -249,9 +249,14 @@ def _validation(s: Session) -> str | None:
 
 def ssl_row(s: Session, path: str) -> list[object] | None:
     """The session's TLS handshake; None when it had none: also when STARTTLS was accepted
-    but no TLS record followed (Zeek, which sees no TLS there, logs no ssl.log line)."""
+    but no TLS record followed, or when only records Zeek reads no message from were seen (a
+    capture that joined the connection after its handshake: application data only), as Zeek,
+    which then starts no ssl.log record, logs no line."""
     t = s.tls
     if t is None or not t.history:
+        return None
+    history = _history(s)
+    if not history:
         return None
     sh = t.server_hello
     last_alert = next((a for a in reversed(t.alerts) if a.description is not None), None)
@@ -264,7 +269,7 @@ def ssl_row(s: Session, path: str) -> list[object] | None:
             zeek_cipher(t.cipher),
             group_name(group), _wire(t.sni), t.resumption is not None,
             alert_name(last_alert.description if last_alert else None),
-            _wire(sh.alpn if sh is not None else None), t.outcome == "completed", _history(s),
+            _wire(sh.alpn if sh is not None else None), t.outcome == "completed", history,
             *_chain_fps(list(server_ders or ()), list(t.client_certificate or ())),
             *_subject_issuer(server_leaf, server_ders),
             *_subject_issuer(client_leaf, t.client_certificate),
