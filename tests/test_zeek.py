@@ -590,27 +590,33 @@ def test_smtp_log_as_zeeks_smtp_basic_baseline(tmp_path):
         "felica4uu@hotmail.com", "ericlim220@yahoo.com", "davis_mark1@outlook.com"}
 
 
-def test_smtp_log_keeps_a_multi_line_replys_last_line(tmp_path):
-    """As Zeek's SMTP analyzer, which raises smtp_reply for each line: last_reply is the last
-    line of the reply that ends the message (its code and text from the first non-blank),
-    helo the whole argument of the last EHLO or HELO."""
+def test_smtp_log_after_a_multi_line_reply_to_the_message(tmp_path):
+    """Zeek's SMTP analyzer raises smtp_reply for each line of a reply, each with the command
+    it answers, and main.zeek writes the line at the first line answering the message's end:
+    last_reply is that first line (its text from the first non-blank), and each line counts
+    a message, so the next transaction's trans_depth is 3; helo is the whole argument of the
+    last EHLO or HELO."""
     pki = make_pki()
     start = int(pki.client.cert.not_valid_before_utc.timestamp()) * 10**9 + 3600 * 10**9
     sc = scenario("starttls_not_offered", pki, start_ns=start, commands=(
         ("HELO  relay.fabrikam.com  (backup)", "250-first line\r\n250 second line"),
         ("MAIL FROM:<a@fabrikam.com>", "250 ok"), ("RCPT TO:<b@contoso.com>", "250 ok"),
-        ("DATA", "354 go on"), ("Subject: x\r\n\r\nhello\r\n.", "250-2.0.0 queued\r\n"
+        ("DATA", "354 go on"), ("Subject: x\r\n\r\nhello\r\n.", "250-  2.0.0 queued\r\n"
                                  "250  \t2.0.0 as 4F2A"),
+        ("MAIL FROM:<c@fabrikam.com>", "250 ok"), ("RCPT TO:<d@contoso.com>", "250 ok"),
         ("QUIT", "221 bye")))
     path = tmp_path / "multi.pcap"
     write_pcap(path, render(converse(sc), sc))
     out = tmp_path / "logs"
     r = run_cli("--format", "zeek", "-o", str(out), str(path))
     assert r.returncode in (0, 1), r.stderr
-    (rec,) = read_strict(out / "smtp.log")[2]
-    assert rec["last_reply"] == "250 2.0.0 as 4F2A"
-    assert rec["helo"] == "relay.fabrikam.com  (backup)"
-    assert rec["mailfrom"] == "a@fabrikam.com" and rec["rcptto"] == {"b@contoso.com"}
+    first, second = read_strict(out / "smtp.log")[2]
+    assert first["last_reply"] == "250 2.0.0 queued" and first["trans_depth"] == 1
+    assert first["helo"] == "relay.fabrikam.com  (backup)"
+    assert first["mailfrom"] == "a@fabrikam.com" and first["rcptto"] == {"b@contoso.com"}
+    assert (second["trans_depth"], second["mailfrom"], second["rcptto"]) == (
+        3, "c@fabrikam.com", {"d@contoso.com"})
+    assert second["last_reply"] == "221 bye" and second["helo"] == first["helo"]
 
 
 def test_x509_log_of_ed25519_ed448_and_ml_dsa_keys(tmp_path):
@@ -712,3 +718,47 @@ def test_no_ssl_log_line_for_a_capture_joined_after_the_handshake(tmp_path):
     r = run_cli("--format", "zeek", "-o", str(out), str(path))
     assert r.returncode in (0, 1), r.stderr
     assert read_strict(out / "ssl.log")[2] == []
+
+
+def test_smtp_log_has_one_line_per_mail_transaction(tmp_path):
+    """As Zeek's base/protocols/smtp/main.zeek: a MAIL FROM writes the transaction before it
+    (RSET writes nothing), the reply to a message's end writes its own and counts a message
+    for trans_depth; a session without MAIL, RCPT or STARTTLS has no line. Zeek's own
+    baseline for smtp-one-side-only.pcap (no server packets): two lines, both trans_depth 1,
+    no last_reply."""
+    pki = make_pki()
+    start = int(pki.client.cert.not_valid_before_utc.timestamp()) * 10**9 + 3600 * 10**9
+    sc = scenario("starttls_not_offered", pki, start_ns=start, commands=(
+        ("EHLO relay.fabrikam.com", "250 hi"),
+        ("MAIL FROM:<a@fabrikam.com>", "250 ok"), ("RCPT TO:<b@contoso.com>", "250 ok"),
+        ("RSET", "250 reset"),
+        ("MAIL FROM:<c@fabrikam.com>", "250 ok"), ("RCPT TO:<d@contoso.com>", "250 ok"),
+        ("DATA", "354 go on"), ("Subject: x\r\n\r\nhello\r\n.", "250 queued as 1"),
+        ("MAIL FROM:<e@fabrikam.com>", "250 ok"), ("RCPT TO:<f@contoso.com>", "250 ok"),
+        ("DATA", "354 go on"), ("Subject: y\r\n\r\nhello\r\n.", "250 queued as 2"),
+        ("QUIT", "221 bye")))
+    path = tmp_path / "three.pcap"
+    write_pcap(path, render(converse(sc), sc))
+    idle = scenario("starttls_not_offered", pki, start_ns=start + 10**10, commands=(
+        ("EHLO relay.fabrikam.com", "250 hi"), ("NOOP", "250 ok"), ("QUIT", "221 bye")))
+    quiet = tmp_path / "idle.pcap"
+    write_pcap(quiet, render(converse(idle), idle))
+    out = tmp_path / "logs"
+    r = run_cli("--format", "zeek", "-o", str(out), str(path), str(quiet))
+    assert r.returncode in (0, 1), r.stderr
+    rows = read_strict(out / "smtp.log")[2]
+    assert [(x["trans_depth"], x["mailfrom"], x["rcptto"], x["last_reply"]) for x in rows] == [
+        (1, "a@fabrikam.com", {"b@contoso.com"}, "250 reset"),
+        (1, "c@fabrikam.com", {"d@contoso.com"}, "250 queued as 1"),
+        (2, "e@fabrikam.com", {"f@contoso.com"}, "250 queued as 2")]
+    assert len({x["uid"] for x in rows}) == 1
+    assert all(x["helo"] == "relay.fabrikam.com" for x in rows)
+
+    corpus = Path(__file__).resolve().parent / "data" / "corpus"
+    r = run_cli("--format", "zeek", "-o", str(out), str(corpus / "zeek__smtp-one-side-only.pcap"))
+    assert r.returncode in (0, 1), r.stderr
+    rows = read_strict(out / "smtp.log")[2]
+    assert [(x["trans_depth"], x["helo"], x["mailfrom"], x["rcptto"], x["last_reply"])
+            for x in rows] == [
+        (1, "enzo.icir.org", "robin@icir.org", {"robin@icir.org"}, UNSET),
+        (1, "enzo.icir.org", "robin@icir.org", {"rsommer@lbl.gov"}, UNSET)]

@@ -4,8 +4,8 @@ The field names, types and order are those of Zeek 6/7's base scripts, with the 
 admin would turn on: the certificate subjects and issuers in ssl.log
 (``SSL::log_include_*_certificate_subject_issuer``) and ``validation_status``
 (policy/protocols/ssl/validate-certs).  fastcap adds one field, ``fastcap_verdicts``, to
-ssl.log and smtp.log.  A session is one smtp.log line (its plaintext dialogue, when there is
-one) and one ssl.log line (when it has a TLS handshake), both with the same ``uid``;
+ssl.log and smtp.log.  A session is one smtp.log line per mail transaction of its plaintext
+dialogue and one ssl.log line (when it has a TLS handshake), all with the same ``uid``;
 x509.log has one line per distinct certificate and role, in the order first seen.
 """
 
@@ -109,49 +109,108 @@ _RCPT_TO = re.compile(r"(?i)to:")
 _BLANK = " \t"
 
 
-def _last_reply(d, dialogues: list) -> str | None:
-    """last_reply as Zeek logs it for the first mail transaction: the last reply line (a
-    multi-line reply's last line, its text from its first non-blank) before Zeek writes the
-    line, which it does at the reply to the message's end, or at the next MAIL FROM (its
-    reply then not yet seen), or at the session's end; the greeting counts as a reply."""
-    last = None
+@dataclass(slots=True)
+class _Transaction:
+    """One smtp.log line being filled, as Zeek's SMTP::Info: made at the event that needs
+    it, written when the next MAIL FROM comes, at the reply to the message's end, or at the
+    session's end, and then only when the client did something (MAIL, RCPT or STARTTLS)."""
+
+    frame: int | None  # the line's packet that made it: its ts
+    depth: int
+    helo: str | None
+    mailfrom: str | None = None
+    rcptto: list[str] | None = None
+    last_reply: str | None = None
+    tls: bool = False
+    active: bool = False
+
+
+def _events(d) -> list[tuple[int, int, object]]:
+    """The dialogue's greeting, commands and replies in the order they travelled (by frame;
+    one without a frame keeps its place after the one before it in its direction)."""
+    out: list[tuple[int, int, object]] = []
     if d.banner_code is not None:
-        last = (d.banner_code, (d.banner_text or "").rpartition("\n")[2])
-    mail = False
-    for r in (r for dd in dialogues for r in dd.replies):
-        if r.answers == "MAIL":
-            if mail:
-                break
-            mail = True
-        last = (r.code, r.text if r.last_text is None else r.last_text)
-        if r.answers == "END_OF_DATA":
-            break
-    return None if last is None else f"{last[0]} {last[1].lstrip(_BLANK)}"
+        out.append((d.banner_frame or 0, 0, d))
+    for kind, items in ((1, d.commands), (2, d.replies)):
+        frame = d.banner_frame or 0
+        for x in items:
+            frame = x.frame if x.frame is not None else frame
+            out.append((frame, kind, x))
+    out.sort(key=lambda e: (e[0], e[1]))  # stable: each direction stays in order
+    return out
 
 
-def smtp_row(s: Session, path: str) -> list[object] | None:
-    """The session's plaintext SMTP as one transaction; None when it had none (TLS from the
-    first byte, or no SMTP seen)."""
+def smtp_transactions(s: Session) -> list[_Transaction]:
+    """The session's smtp.log lines, by the rules of Zeek's base/protocols/smtp/main.zeek
+    applied to its plaintext dialogue (and, with keys, to the dialogue inside TLS after it):
+    ``trans_depth`` is one more than the messages whose end the server answered before the
+    line was begun (a MAIL FROM with no answered message before it does not count one);
+    ``last_reply`` the last reply line since it was begun, so a multi-line reply to the
+    message's end leaves its first line there, and each of its lines counts a message (a
+    reply keeps its first and last line only: a longer one counts two);
+    ``helo`` the last HELO or EHLO argument in plaintext, whole."""
     d = s.smtp
     if d is None or d.implicit_tls or not (d.banner_code or d.commands or d.replies):
-        return None
-    dialogues = [d] + ([s.smtp_tls] if s.smtp_tls is not None else [])
-    mailfrom, rcptto = None, []
-    for dd in dialogues:
-        for c in dd.commands:
-            if c.verb == "MAIL" and _MAIL_FROM.match(c.arg) and (m := _EMAIL.search(c.arg)):
-                mailfrom = mailfrom or m.group()
-            elif c.verb == "RCPT" and _RCPT_TO.match(c.arg):
-                rcptto += _EMAIL.findall(c.arg)
-    # as Zeek: the argument of the last HELO or EHLO in plaintext, whole
-    helo = next((c.arg for c in reversed(d.commands) if c.verb in ("HELO", "EHLO")), None)
-    last = _last_reply(d, dialogues)
+        return []
+    done: list[_Transaction] = []
+    messages = 0
+    helo: str | None = None
+    tls = False  # once STARTTLS is accepted, the lines after it (with keys) are over TLS
+    cur: _Transaction | None = None
+
+    def begin(frame: int | None) -> _Transaction:
+        return _Transaction(frame, messages + 1, helo, tls=tls)
+
+    def flush(frame: int | None) -> _Transaction:
+        if cur is not None and cur.active:
+            done.append(cur)
+        return begin(frame)
+
+    dialogues = [(d, True)] + ([(s.smtp_tls, False)] if s.smtp_tls is not None else [])
+    for dd, plain in dialogues:
+        for frame, kind, x in _events(dd):
+            when = frame or None
+            if cur is None:
+                cur = begin(when)
+            if kind == 0:  # the greeting: each line a reply, the last one kept
+                text = (dd.banner_text or "").rpartition("\n")[2]
+                cur.last_reply = f"{dd.banner_code} {text.lstrip(_BLANK)}"
+            elif kind == 1:
+                verb, arg = x.verb, x.arg
+                if verb in ("HELO", "EHLO") and plain:
+                    helo = cur.helo = arg
+                elif verb == "RCPT" and _RCPT_TO.match(arg):
+                    found = cur.rcptto if cur.rcptto is not None else []
+                    found += [a for a in _EMAIL.findall(arg) if a not in found]
+                    cur.rcptto, cur.active = found, True
+                elif verb == "MAIL" and _MAIL_FROM.match(arg):
+                    cur = flush(when)  # the last message's answer may not have been seen
+                    if m := _EMAIL.search(arg):
+                        cur.mailfrom = m.group()
+                    cur.active = True
+            else:
+                lines = [x.text] if x.last_text is None else [x.text, x.last_text]
+                if plain and x is dd.starttls_reply and dd.starttls_accepted:
+                    tls = cur.tls = cur.active = True
+                for line in lines:
+                    cur.last_reply = f"{x.code} {line.lstrip(_BLANK)}"
+                    if x.answers == "END_OF_DATA":
+                        messages += 1
+                        cur = flush(when)
+    if cur is not None and cur.active:
+        done.append(cur)
+    return done
+
+
+def smtp_rows(s: Session, path: str) -> list[list[object]]:
+    """The session's smtp.log lines (none when it had no plaintext SMTP: TLS from the first
+    byte, or no SMTP seen, or no MAIL, RCPT or STARTTLS)."""
     conn = _conn(s, path)
     # fuids: no message body is read, so no file: an empty vector, Zeek's default
-    return [*conn, 1, helo, mailfrom, list(dict.fromkeys(rcptto)) or None,
-            None, None, None, None, None, None, None, None, None, None, None,
-            last,
-            [conn[4], conn[2]], None, bool(d.starttls_accepted), [], _codes(s)]
+    return [[*conn[:6], t.depth, t.helo, t.mailfrom, t.rcptto or None,
+             None, None, None, None, None, None, None, None, None, None, None,
+             t.last_reply, [conn[4], conn[2]], None, t.tls, [], _codes(s)]
+            for t in smtp_transactions(s)]
 
 
 # --- ssl.log ---------------------------------------------------------------------------------
@@ -432,9 +491,11 @@ class ZeekWriter:
 
     def add(self, s: Session, path: str) -> None:
         """One session's smtp.log and ssl.log lines; its certificates kept for x509.log."""
-        for name, row in (("smtp", smtp_row(s, path)), ("ssl", ssl_row(s, path))):
-            if row is not None:
-                self._write(name, row)
+        for row in smtp_rows(s, path):
+            self._write("smtp", row)
+        row = ssl_row(s, path)
+        if row is not None:
+            self._write("ssl", row)
         t = s.tls
         if t is not None:
             for ders, client in ((t.server_certs, False), (t.client_certificate or (), True)):
