@@ -129,3 +129,16 @@ def test_stats_counts_held_times_beside_the_last_timestamp(tmp_path):
     assert held.limits == {TIMES_HELD: len(_records(EXAMPLE.read_bytes()))}
     assert f"Limit:             {TIMES_HELD}: {held.limits[TIMES_HELD]}" in format_text(held)
     assert compute_stats(EXAMPLE).limits == {}
+
+
+@pytest.mark.parametrize("backend", ["native", "python"])
+def test_frame_times_leave_out_frames_without_a_time(tmp_path, backend):
+    """The times read again for the report's ladders and the Zeek logs' ts: a Simple Packet
+    Block's frame has none (not 0, 1 January 1970)."""
+    from fastcap.read.frametimes import frame_times
+
+    records = _records(EXAMPLE.read_bytes())
+    half = _as_pcapng(EXAMPLE, tmp_path / "half.pcapng", lambda i: i % 2 == 0)
+    got = frame_times(half, range(1, len(records) + 1), backend=backend)
+    assert got == {i + 1: s * 10**9 + u * 1000
+                   for i, (s, u, _, _) in enumerate(records) if i % 2}

@@ -229,7 +229,8 @@ def check_against_json(out: Path, sessions: list[dict]) -> dict[str, list[dict]]
             s = by_key[_key(rec)]
             assert re.fullmatch(r"C[0-9A-Za-z]{17}", rec["uid"])
             assert uids.setdefault(_key(rec), rec["uid"]) == rec["uid"]  # shared across logs
-            assert rec["ts"] == (s["first_ts_ns"] + 500) // 1000  # nearest microsecond
+            # a frame of the session's (its time to the nearest microsecond)
+            assert (s["first_ts_ns"] + 500) // 1000 <= rec["ts"] <= (s["last_ts_ns"] + 500) // 1000
             assert rec["fastcap_verdicts"] == {v["code"] for v in s["verdicts"]}
     assert len(set(uids.values())) == len(uids)
     for rec in logs["smtp"]:
@@ -762,3 +763,55 @@ def test_smtp_log_has_one_line_per_mail_transaction(tmp_path):
             for x in rows] == [
         (1, "enzo.icir.org", "robin@icir.org", {"robin@icir.org"}, UNSET),
         (1, "enzo.icir.org", "robin@icir.org", {"rsommer@lbl.gov"}, UNSET)]
+
+
+def _frame_times(path: Path) -> dict[int, int]:
+    """frame number (1-based) -> time in microseconds, of a little-endian microsecond pcap."""
+    import struct
+
+    data, out, pos = path.read_bytes(), {}, 24
+    while pos + 16 <= len(data):
+        sec, usec, size = struct.unpack_from("<III", data, pos)
+        out[len(out) + 1] = sec * 1_000_000 + usec
+        pos += 16 + size
+    return out
+
+
+def test_ts_is_when_zeek_begins_each_record(tmp_path):
+    """ts as Zeek's scripts set it (network_time() where each record is made): smtp.log's at
+    the greeting (the first SMTP line), then at the MAIL FROM that writes the transaction
+    before it or at the reply to a message's end; ssl.log's at the ClientHello; x509.log's
+    at the Certificate message.  Zeek's smtp-starttls trace: greeting f4, ClientHello f13,
+    the server's Certificate f16 (tshark's numbers)."""
+    corpus = Path(__file__).resolve().parent / "data" / "corpus"
+    capture = corpus / "zeek__smtp-starttls.pcap"
+    at = _frame_times(capture)
+    out = tmp_path / "logs"
+    r = run_cli("--format", "zeek", "-o", str(out), str(capture))
+    assert r.returncode in (0, 1), r.stderr
+    (smtp,) = read_strict(out / "smtp.log")[2]
+    (ssl,) = read_strict(out / "ssl.log")[2]
+    assert (smtp["ts"], ssl["ts"]) == (at[4], at[13])
+    assert {x["ts"] for x in read_strict(out / "x509.log")[2]} == {at[16]}
+
+    pki = make_pki()
+    start = int(pki.client.cert.not_valid_before_utc.timestamp()) * 10**9 + 3600 * 10**9
+    sc = scenario("starttls_not_offered", pki, start_ns=start, commands=(
+        ("EHLO relay.fabrikam.com", "250 hi"),
+        ("MAIL FROM:<a@fabrikam.com>", "250 ok"), ("RCPT TO:<b@contoso.com>", "250 ok"),
+        ("RSET", "250 reset"),
+        ("MAIL FROM:<c@fabrikam.com>", "250 ok"), ("RCPT TO:<d@contoso.com>", "250 ok"),
+        ("DATA", "354 go on"), ("Subject: x\r\n\r\nhello\r\n.", "250 queued as 1"),
+        ("MAIL FROM:<e@fabrikam.com>", "250 ok"), ("QUIT", "221 bye")))
+    path = tmp_path / "three.pcap"
+    write_pcap(path, render(converse(sc), sc))
+    at = _frame_times(path)
+    r = run_cli("--format", "json", str(path))
+    (s,) = json.loads(r.stdout)["files"][0]["sessions"]
+    mails = [c["frame"] for c in s["smtp"]["commands"] if c["verb"] == "MAIL"]
+    (end,) = [x["frame"] for x in s["smtp"]["replies"] if x["answers"] == "END_OF_DATA"]
+    r = run_cli("--format", "zeek", "-o", str(out), str(path))
+    assert r.returncode in (0, 1), r.stderr
+    rows = read_strict(out / "smtp.log")[2]
+    assert [x["ts"] for x in rows] == [at[s["smtp"]["banner_frame"]], at[mails[1]], at[end]]
+    assert len(set(at.values())) == len(at)  # every frame its own time: the test can tell

@@ -599,7 +599,7 @@ def _zeek_writer(args):
     from .out.zeek import ZeekWriter
 
     try:
-        return ZeekWriter(args.output or ".")
+        return ZeekWriter(args.output or ".", backend=args.backend)
     except OSError as e:
         print(f"fastcap: cannot write Zeek logs in {args.output or '.'}: {e}", file=_ERR)
         raise SystemExit(EXIT_UNREADABLE) from None

@@ -18,17 +18,19 @@ import re
 import secrets
 import weakref
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
+from ..errors import FastcapError
 from ..judge import x509lenient
 from ..judge.x509check import cert_info, load_certificate, name_matches, quiet_x509
 from ..proto.tls.const import is_tls13
 from ..proto.tls.der import element, elements
 from ..proto.tls.wirenames import wire_bytes
+from ..read.frametimes import frame_times
 from ..session import Session
 from ..verdict import CertInfo
 from .zeek_ascii import close_bytes, header_bytes, row_bytes
@@ -161,9 +163,12 @@ def smtp_transactions(s: Session) -> list[_Transaction]:
     def begin(frame: int | None) -> _Transaction:
         return _Transaction(frame, messages + 1, helo, tls=tls)
 
-    def flush(frame: int | None) -> _Transaction:
-        if cur is not None and cur.active:
-            done.append(cur)
+    def flush(frame: int | None, kept: _Transaction) -> _Transaction:
+        """Zeek's smtp_message: the line written and a new one begun, if the client did
+        something in it; else the same line goes on (its ts and replies kept)."""
+        if not kept.active:
+            return kept
+        done.append(kept)
         return begin(frame)
 
     dialogues = [(d, True)] + ([(s.smtp_tls, False)] if s.smtp_tls is not None else [])
@@ -184,7 +189,7 @@ def smtp_transactions(s: Session) -> list[_Transaction]:
                     found += [a for a in _EMAIL.findall(arg) if a not in found]
                     cur.rcptto, cur.active = found, True
                 elif verb == "MAIL" and _MAIL_FROM.match(arg):
-                    cur = flush(when)  # the last message's answer may not have been seen
+                    cur = flush(when, cur)  # the last message's answer may not have been seen
                     if m := _EMAIL.search(arg):
                         cur.mailfrom = m.group()
                     cur.active = True
@@ -194,22 +199,24 @@ def smtp_transactions(s: Session) -> list[_Transaction]:
                     tls = cur.tls = cur.active = True
                 for line in lines:
                     cur.last_reply = f"{x.code} {line.lstrip(_BLANK)}"
-                    if x.answers == "END_OF_DATA":
+                    if x.answers == "END_OF_DATA":  # written, and a new line begun
                         messages += 1
-                        cur = flush(when)
+                        flush(when, cur)
+                        cur = begin(when)
     if cur is not None and cur.active:
         done.append(cur)
     return done
 
 
-def smtp_rows(s: Session, path: str) -> list[list[object]]:
-    """The session's smtp.log lines (none when it had no plaintext SMTP: TLS from the first
-    byte, or no SMTP seen, or no MAIL, RCPT or STARTTLS)."""
+def smtp_rows(s: Session, path: str) -> list[tuple[list[object], int | None]]:
+    """The session's smtp.log lines, each with the frame whose time is its ts (none when it
+    had no plaintext SMTP: TLS from the first byte, or no SMTP seen, or no MAIL, RCPT or
+    STARTTLS).  ts is the session's first frame's time until the writer reads that frame's."""
     conn = _conn(s, path)
     # fuids: no message body is read, so no file: an empty vector, Zeek's default
-    return [[*conn[:6], t.depth, t.helo, t.mailfrom, t.rcptto or None,
-             None, None, None, None, None, None, None, None, None, None, None,
-             t.last_reply, [conn[4], conn[2]], None, t.tls, [], _codes(s)]
+    return [([*conn[:6], t.depth, t.helo, t.mailfrom, t.rcptto or None,
+              None, None, None, None, None, None, None, None, None, None, None,
+              t.last_reply, [conn[4], conn[2]], None, t.tls, [], _codes(s)], t.frame)
             for t in smtp_transactions(s)]
 
 
@@ -306,6 +313,20 @@ def _validation(s: Session) -> str | None:
     return "ok" if c.path_valid else (c.path_error or c.problem or "failed")
 
 
+def ssl_frame(s: Session) -> int | None:
+    """The frame of the first TLS message, change-cipher-spec or plaintext alert (the
+    ClientHello's, as a rule): where Zeek begins the connection's ssl.log record, its ts."""
+    t = s.tls
+    if t is None:
+        return None
+    wheres = (t.client_hello_at, t.server_hello_at, t.server_certs_at, t.cert_request_at,
+              t.server_key_exchange_at, t.server_hello_done_at, t.client_certificate_at,
+              t.client_key_exchange_at, t.certificate_verify_at, t.client_ccs_at,
+              t.server_ccs_at, *(a.at for a in t.alerts if not a.encrypted))
+    return min((w.frame for w in wheres if w is not None and w.frame is not None),
+               default=None)
+
+
 def ssl_row(s: Session, path: str) -> list[object] | None:
     """The session's TLS handshake; None when it had none: also when STARTTLS was accepted
     but no TLS record followed, or when only records Zeek reads no message from were seen (a
@@ -362,7 +383,7 @@ class CertRow:
     in two roles is two lines."""
 
     der: bytes
-    ts_ns: int
+    ts_ns: int  # the time of its Certificate message's frame, once the writer has read it
     host_cert: bool
     client_cert: bool
 
@@ -468,7 +489,7 @@ class ZeekWriter:
     never sees half a log, and an earlier one is replaced whole.  A writer dropped before
     `close` (an error, an interrupt) removes its unfinished files."""
 
-    def __init__(self, directory: str | os.PathLike) -> None:
+    def __init__(self, directory: str | os.PathLike, *, backend: str = "auto") -> None:
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
         self._files: dict[str, tuple] = {}
@@ -477,6 +498,13 @@ class ZeekWriter:
         # by SHA-256, host_cert and client_cert, in the order first seen
         self._certs: dict[tuple[bytes, bool, bool], CertRow] = {}
         self.lines = {name: 0 for name in LOGS}
+        # the current file's lines and new certificates, held until the times of the frames
+        # they are dated by are read (one more walk of the file, as the report's ladders)
+        self._backend = backend
+        self._path: str | None = None
+        self._held: list[tuple[str, list[object], int | None]] = []
+        self._held_certs: list[tuple[tuple[bytes, bool, bool], int | None]] = []
+        self._then: dict[str, None] = {}
         try:
             for name, fields in LOGS.items():
                 tmp = self.directory / f".{name}.log.{os.getpid()}.{secrets.token_hex(4)}.tmp"
@@ -490,19 +518,49 @@ class ZeekWriter:
             raise
 
     def add(self, s: Session, path: str) -> None:
-        """One session's smtp.log and ssl.log lines; its certificates kept for x509.log."""
-        for row in smtp_rows(s, path):
-            self._write("smtp", row)
+        """One session's smtp.log and ssl.log lines; its certificates kept for x509.log.  The
+        lines are written once the file's sessions are all in (when another file's come, or
+        at `close`): their ts is the time of a frame read again then."""
+        if path != self._path:
+            self._flush()
+            self._path = path
+        for row, frame in smtp_rows(s, path):
+            self._held.append(("smtp", row, frame))
         row = ssl_row(s, path)
         if row is not None:
-            self._write("ssl", row)
+            self._held.append(("ssl", row, ssl_frame(s)))
         t = s.tls
         if t is not None:
-            for ders, client in ((t.server_certs, False), (t.client_certificate or (), True)):
+            for ders, client, at in ((t.server_certs, False, t.server_certs_at),
+                                     (t.client_certificate or (), True,
+                                      t.client_certificate_at)):
                 for i, der in enumerate(ders):
                     key = (hashlib.sha256(der).digest(), i == 0, client)
                     if key not in self._certs:
                         self._certs[key] = CertRow(der, s.first_ts_ns, i == 0, client)
+                        self._held_certs.append((key, None if at is None else at.frame))
+        self._then.update(dict.fromkeys(s.continues_into))
+
+    def _flush(self) -> None:
+        """Date the held lines by their frames' times (a frame not found, or without a time,
+        leaves the session's first frame's) and write them."""
+        held, held_certs, path = self._held, self._held_certs, self._path
+        self._held, self._held_certs = [], []
+        wanted = {f for _, _, f in held if f} | {f for _, f in held_certs if f}
+        times: dict[int, int] = {}
+        if wanted and path is not None and path != "-":  # standard input is read once
+            try:
+                times = frame_times(path, wanted, backend=self._backend, then=list(self._then))
+            except (FastcapError, OSError):  # read once already: the first frames' times stand
+                times = {}
+        self._then = {}
+        for name, row, frame in held:
+            if frame in times:
+                row[0] = times[frame]
+            self._write(name, row)
+        for key, frame in held_certs:
+            if frame in times:
+                self._certs[key] = replace(self._certs[key], ts_ns=times[frame])
 
     def _write(self, name: str, row: list[object]) -> None:
         f, _, types = self._files[name]
@@ -511,6 +569,7 @@ class ZeekWriter:
 
     def close(self) -> list[Path]:
         """Write x509.log's lines and every #close line, then put the files in place."""
+        self._flush()
         for row in self._certs.values():
             self._write("x509", x509_row(row))
         done = []
@@ -526,6 +585,7 @@ class ZeekWriter:
 
     def abort(self) -> None:
         """Drop the unfinished files; earlier logs in the directory stay as they were."""
+        self._held, self._held_certs = [], []
         self._files.clear()
         self._discard()
 
@@ -550,10 +610,10 @@ def _discard(unfinished: list[tuple]) -> None:
 
 
 def write_zeek(results: Iterable[tuple[str, Iterable[Session], object]],
-               directory: str | os.PathLike) -> list[Path]:
+               directory: str | os.PathLike, *, backend: str = "auto") -> list[Path]:
     """Every session of `results` ((path, sessions, summary) per file) as Zeek logs in
     `directory`; returns the paths written."""
-    writer = ZeekWriter(directory)
+    writer = ZeekWriter(directory, backend=backend)
     try:
         for path, sessions, _summary in results:
             for s in sessions:
