@@ -4,6 +4,7 @@ compared with the JSON of the same scan."""
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 import json
 import re
@@ -815,3 +816,48 @@ def test_ts_is_when_zeek_begins_each_record(tmp_path):
     rows = read_strict(out / "smtp.log")[2]
     assert [x["ts"] for x in rows] == [at[s["smtp"]["banner_frame"]], at[mails[1]], at[end]]
     assert len(set(at.values())) == len(at)  # every frame its own time: the test can tell
+
+
+def test_a_certificate_openssl_cannot_read_has_no_x509_line_nor_fingerprint(tmp_path):
+    """Zeek's X509 analyzer logs nothing of a certificate d2i_X509 refuses, so x509.log has
+    no line for it, ssl.log's cert_chain_fps leaves it out and subject and issuer are unset:
+    here the leaf of Zeek's smtp-starttls trace with its issuer's SEQUENCE tagged SET
+    (`openssl x509` refuses it).  One whose structure reads but that `cryptography` refuses
+    (a PrintableString holding a NUL, which OpenSSL reads) keeps its names, in OpenSSL's
+    text."""
+    import base64
+
+    from cryptography import x509
+
+    corpus = Path(__file__).resolve().parent / "data" / "corpus"
+    source = corpus / "zeek__smtp-starttls.pcap"
+    r = run_cli("--format", "json", str(source))
+    (s,) = json.loads(r.stdout)["files"][0]["sessions"]
+    ders = [base64.b64decode(c["der_b64"]) for c in s["tls"]["server_certificate"]["certificates"]]
+    issuer = x509.load_der_x509_certificate(ders[0]).issuer.public_bytes()
+    k = ders[0].find(issuer)
+    data = bytearray(source.read_bytes())
+    at = data.find(ders[0][:k + 2])
+    assert k > 0 and at > 0 and data[at + k] == 0x30
+    data[at + k] = 0x31
+    path = tmp_path / "bad-leaf.pcap"
+    path.write_bytes(bytes(data))
+    out = tmp_path / "logs"
+    r = run_cli("--format", "zeek", "-o", str(out), str(path))
+    assert r.returncode in (0, 1), r.stderr
+    (ssl,) = read_strict(out / "ssl.log")[2]
+    fps = [hashlib.sha256(d).hexdigest() for d in ders[1:]]
+    assert ssl["cert_chain_fps"] == fps and ssl["client_cert_chain_fps"] == []
+    assert ssl["subject"] is UNSET and ssl["issuer"] is UNSET
+    assert [(x["fingerprint"], x["host_cert"]) for x in read_strict(out / "x509.log")[2]] == [
+        (fp, False) for fp in fps]
+
+    r = run_cli("--format", "zeek", "-o", str(out), "--ports", "443",
+                str(corpus / "sv__tls-subject-zero.pcap"))
+    assert r.returncode in (0, 1), r.stderr
+    (ssl,) = read_strict(out / "ssl.log")[2]
+    subject = ("CN=go.microsoft.com,OU=Microsoft Corporation,O=Microsoft Corporat\\00on,"
+               "L=Redmond,ST=WA,C=US")
+    assert ssl["subject"] == subject and len(ssl["cert_chain_fps"]) == 2
+    leaf = read_strict(out / "x509.log")[2][0]
+    assert leaf["host_cert"] and leaf["certificate.subject"] == subject

@@ -264,11 +264,13 @@ def _chain_fps(server: list[bytes], client: list[bytes]
     """cert_chain_fps and client_cert_chain_fps as Zeek fills them: it makes both vectors
     when the first certificate of either side arrives, so once one side sent one, the other
     side's is (empty) whether it sent an empty Certificate message or none; with no
-    certificate at all, both are unset."""
+    certificate at all, both are unset.  A certificate OpenSSL cannot read has no
+    fingerprint there (Zeek takes them from x509.log's records)."""
     if not server and not client:
         return None, None
-    return ([hashlib.sha256(d).hexdigest() for d in server],
-            [hashlib.sha256(d).hexdigest() for d in client])
+    # as Zeek's files.zeek: a fingerprint only of a certificate its X509 analyzer read
+    return ([hashlib.sha256(d).hexdigest() for d in server if certificate_names(d)],
+            [hashlib.sha256(d).hexdigest() for d in client if certificate_names(d)])
 
 
 def _leaf(check, ders: list[bytes] | None) -> CertInfo | None:
@@ -291,9 +293,26 @@ def _names(cert: x509.Certificate | None) -> tuple[str, str] | None:
             return None
 
 
+def _raw_names(der: bytes) -> tuple[str, str] | None:
+    """Subject and issuer as OpenSSL prints them, read from the DER of a certificate
+    ``cryptography`` refuses but whose structure reads (a PrintableString holding a NUL)."""
+    found = certificate_names(der)
+    if found is None:
+        return None
+    try:
+        return openssl_name(found[1]), openssl_name(found[0])
+    except Exception:  # a name this walk of its DER does not read
+        return None
+
+
 def _subject_issuer(leaf: CertInfo | None, ders: list[bytes] | None
                     ) -> tuple[str | None, str | None]:
-    names = _names(load_certificate(bytes(ders[0]))) if ders else None
+    if not ders:
+        return (leaf.subject, leaf.issuer) if leaf is not None else (None, None)
+    cert = load_certificate(bytes(ders[0]))
+    if cert is None:  # as Zeek: unset when OpenSSL does not read the leaf
+        return _raw_names(bytes(ders[0])) or (None, None)
+    names = _names(cert)
     if names is not None:
         return names
     return (leaf.subject, leaf.issuer) if leaf is not None else (None, None)
@@ -353,7 +372,9 @@ def ssl_row(s: Session, path: str) -> list[object] | None:
             *_chain_fps(list(server_ders or ()), list(t.client_certificate or ())),
             *_subject_issuer(server_leaf, server_ders),
             *_subject_issuer(client_leaf, t.client_certificate),
-            _sni_matches(t.sni, server_leaf), _validation(s), _codes(s)]
+            _sni_matches(t.sni, server_leaf if server_ders and load_certificate(
+                bytes(server_ders[0])) is not None else None),
+            _validation(s), _codes(s)]
 
 
 def _wire(name: str | None) -> bytes | None:
@@ -401,8 +422,10 @@ def x509_row(row: CertRow) -> list[object]:
     info = cert_info(row.der)
     fp = hashlib.sha256(row.der).hexdigest()
     cert = load_certificate(row.der)
-    if cert is None:
-        return [row.ts_ns, fp, *[None] * 18, row.host_cert, row.client_cert]
+    if cert is None:  # OpenSSL reads its structure: what can be read without cryptography
+        subject, issuer = _raw_names(row.der) or (None, None)
+        return [row.ts_ns, fp, None, None, subject, issuer, *[None] * 14, row.host_cert,
+                row.client_cert]
     with quiet_x509():  # what is odd about the certificate is data here, not a warning
         return _x509_values(row, info, fp, cert)
 
@@ -467,6 +490,30 @@ def _public_key_bits(der: bytes) -> int | None:
         (_, _, _, _), (tag, _, k0, k1) = elements(der, a, b, 2)
         return (k1 - k0 - 1) * 8 if tag == 0x03 and k1 > k0 else None
     except (IndexError, ValueError):  # not the DER of a certificate
+        return None
+
+
+def certificate_names(der: bytes) -> tuple[bytes, bytes] | None:
+    """The issuer's and subject's DER of a certificate whose DER reads as X.509's
+    (Certificate, TBSCertificate and its fields by their tags); None when it does not, and
+    OpenSSL, so Zeek, does not read it either: Zeek then logs no x509.log line and no
+    fingerprint for it."""
+    try:
+        tag, start, end = element(der, 0, len(der))  # Certificate
+        outer = elements(der, start, end, 3)
+        if tag != 0x30 or [t for t, *_ in outer] != [0x30, 0x30, 0x03]:
+            return None
+        fields = elements(der, outer[0][2], outer[0][3], 16)  # TBSCertificate
+        if fields and fields[0][0] == 0xA0:  # [0] version
+            fields = fields[1:]
+        if [t for t, *_ in fields[:6]] != [0x02, 0x30, 0x30, 0x30, 0x30, 0x30]:
+            return None
+        validity = elements(der, fields[3][2], fields[3][3], 2)
+        if [t in (0x17, 0x18) for t, *_ in validity] != [True, True]:
+            return None
+        (_, i0, _, i1), (_, s0, _, s1) = fields[2], fields[4]
+        return der[i0:i1], der[s0:s1]
+    except ValueError:  # cut short, or not DER
         return None
 
 
@@ -536,7 +583,7 @@ class ZeekWriter:
                                       t.client_certificate_at)):
                 for i, der in enumerate(ders):
                     key = (hashlib.sha256(der).digest(), i == 0, client)
-                    if key not in self._certs:
+                    if key not in self._certs and certificate_names(der) is not None:
                         self._certs[key] = CertRow(der, s.first_ts_ns, i == 0, client)
                         self._held_certs.append((key, None if at is None else at.frame))
         self._then.update(dict.fromkeys(s.continues_into))
