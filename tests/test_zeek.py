@@ -861,3 +861,24 @@ def test_a_certificate_openssl_cannot_read_has_no_x509_line_nor_fingerprint(tmp_
     assert ssl["subject"] == subject and len(ssl["cert_chain_fps"]) == 2
     leaf = read_strict(out / "x509.log")[2][0]
     assert leaf["host_cert"] and leaf["certificate.subject"] == subject
+
+
+def test_smtp_log_line_at_the_reply_to_the_last_bdat_chunk(tmp_path):
+    """Zeek ends a message at the reply to a BDAT whose argument ends with " LAST" (at its
+    last line), not at the replies to the chunks before it."""
+    pki = make_pki()
+    start = int(pki.client.cert.not_valid_before_utc.timestamp()) * 10**9 + 3600 * 10**9
+    sc = scenario("starttls_not_offered", pki, start_ns=start, commands=(
+        ("EHLO relay.fabrikam.com", "250 hi"),
+        ("MAIL FROM:<a@fabrikam.com>", "250 ok"), ("RCPT TO:<b@contoso.com>", "250 ok"),
+        ("BDAT 5\r\nhel", "250 5 octets"),
+        ("BDAT 7 LAST\r\nhello", "250-2.0.0 first\r\n250 2.0.0 queued as 9"),
+        ("MAIL FROM:<c@fabrikam.com>", "250 ok"), ("QUIT", "221 bye")))
+    path = tmp_path / "bdat.pcap"
+    write_pcap(path, render(converse(sc), sc))
+    out = tmp_path / "logs"
+    r = run_cli("--format", "zeek", "-o", str(out), str(path))
+    assert r.returncode in (0, 1), r.stderr
+    rows = read_strict(out / "smtp.log")[2]
+    assert [(x["trans_depth"], x["mailfrom"], x["last_reply"]) for x in rows] == [
+        (1, "a@fabrikam.com", "250 2.0.0 queued as 9"), (2, "c@fabrikam.com", "221 bye")]

@@ -149,7 +149,8 @@ def smtp_transactions(s: Session) -> list[_Transaction]:
     line was begun (a MAIL FROM with no answered message before it does not count one);
     ``last_reply`` the last reply line since it was begun, so a multi-line reply to the
     message's end leaves its first line there, and each of its lines counts a message (a
-    reply keeps its first and last line only: a longer one counts two);
+    reply keeps its first and last line only: a longer one counts two), where the reply to
+    a last BDAT chunk counts one at its last line;
     ``helo`` the last HELO or EHLO argument in plaintext, whole."""
     d = s.smtp
     if d is None or d.implicit_tls or not (d.banner_code or d.commands or d.replies):
@@ -158,6 +159,7 @@ def smtp_transactions(s: Session) -> list[_Transaction]:
     messages = 0
     helo: str | None = None
     tls = False  # once STARTTLS is accepted, the lines after it (with keys) are over TLS
+    bdat_last = False  # a BDAT ... LAST sent: the reply to it ends the message
     cur: _Transaction | None = None
 
     def begin(frame: int | None) -> _Transaction:
@@ -188,6 +190,8 @@ def smtp_transactions(s: Session) -> list[_Transaction]:
                     found = cur.rcptto if cur.rcptto is not None else []
                     found += [a for a in _EMAIL.findall(arg) if a not in found]
                     cur.rcptto, cur.active = found, True
+                elif verb == "BDAT" and arg.endswith(" LAST"):  # as Zeek: case and all
+                    bdat_last = True
                 elif verb == "MAIL" and _MAIL_FROM.match(arg):
                     cur = flush(when, cur)  # the last message's answer may not have been seen
                     if m := _EMAIL.search(arg):
@@ -197,11 +201,15 @@ def smtp_transactions(s: Session) -> list[_Transaction]:
                 lines = [x.text] if x.last_text is None else [x.text, x.last_text]
                 if plain and x is dd.starttls_reply and dd.starttls_accepted:
                     tls = cur.tls = cur.active = True
-                for line in lines:
+                for n, line in enumerate(lines, 1):
                     cur.last_reply = f"{x.code} {line.lstrip(_BLANK)}"
-                    if x.answers == "END_OF_DATA":  # written, and a new line begun
+                    # the message's end answered: every line of the reply to its final
+                    # dot; the last line of the reply to the last BDAT chunk
+                    if x.answers == "END_OF_DATA" or (
+                            x.answers == "BDAT" and bdat_last and n == len(lines)):
                         messages += 1
-                        flush(when, cur)
+                        bdat_last = False
+                        flush(when, cur)  # written, and a new line begun
                         cur = begin(when)
     if cur is not None and cur.active:
         done.append(cur)
