@@ -882,3 +882,24 @@ def test_smtp_log_line_at_the_reply_to_the_last_bdat_chunk(tmp_path):
     rows = read_strict(out / "smtp.log")[2]
     assert [(x["trans_depth"], x["mailfrom"], x["last_reply"]) for x in rows] == [
         (1, "a@fabrikam.com", "250 2.0.0 queued as 9"), (2, "c@fabrikam.com", "221 bye")]
+
+
+def test_smtp_log_addresses_as_zeeks_email_utils_find_them(tmp_path):
+    """mailfrom and rcptto as base/utils/email.zeek extracts them: an address without angle
+    brackets right after the colon is the address alone (not "FROM:a@..."), and an ORCPT
+    parameter's copy is taken out of RCPT TO's."""
+    pki = make_pki()
+    start = int(pki.client.cert.not_valid_before_utc.timestamp()) * 10**9 + 3600 * 10**9
+    sc = scenario("starttls_not_offered", pki, start_ns=start, commands=(
+        ("EHLO relay.fabrikam.com", "250 hi"),
+        ("MAIL FROM:a@fabrikam.com", "250 ok"),
+        ("RCPT TO:<b@contoso.com> NOTIFY=NEVER ORCPT=rfc822;b@contoso.com", "250 ok"),
+        ("RCPT TO:c@contoso.com", "250 ok"), ("QUIT", "221 bye")))
+    path = tmp_path / "bare.pcap"
+    write_pcap(path, render(converse(sc), sc))
+    out = tmp_path / "logs"
+    r = run_cli("--format", "zeek", "-o", str(out), str(path))
+    assert r.returncode in (0, 1), r.stderr
+    (rec,) = read_strict(out / "smtp.log")[2]
+    assert rec["mailfrom"] == "a@fabrikam.com"
+    assert rec["rcptto"] == {"b@contoso.com", "c@contoso.com"}

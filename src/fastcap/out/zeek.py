@@ -105,7 +105,16 @@ def _codes(s: Session) -> list[str]:
 
 # --- smtp.log --------------------------------------------------------------------------------
 
-_EMAIL = re.compile(r"[^<>@\",;\s]+@[^<>@\",;\s]+")
+# base/utils/email.zeek's extract_email_addrs_*: an address after the start, "<", ",", ":" or
+# a blank, up to ">", ",", ";", a blank or the end; those characters then taken out of it
+_EMAIL = re.compile(r"(?:^|[<,:\t ])[^<,:\t @]+@[^>,;\t ]+(?:[>,;\t ]|\Z)")
+_EMAIL_PUNCT = re.compile(r"[<>,:;\t ]")
+_ORCPT = re.compile(r"ORCPT=rfc822;?")  # taken out of each RCPT TO address, as main.zeek
+
+
+def _emails(arg: str) -> list[str]:
+    """The addresses Zeek finds in a MAIL FROM or RCPT TO argument, in order."""
+    return [_EMAIL_PUNCT.sub("", m.group()) for m in _EMAIL.finditer(arg)]
 _MAIL_FROM = re.compile(r"(?i)from:")
 _RCPT_TO = re.compile(r"(?i)to:")
 _BLANK = " \t"
@@ -188,14 +197,15 @@ def smtp_transactions(s: Session) -> list[_Transaction]:
                     helo = cur.helo = arg
                 elif verb == "RCPT" and _RCPT_TO.match(arg):
                     found = cur.rcptto if cur.rcptto is not None else []
-                    found += [a for a in _EMAIL.findall(arg) if a not in found]
+                    found += [a for a in dict.fromkeys(_ORCPT.sub("", e) for e in _emails(arg))
+                              if a not in found]
                     cur.rcptto, cur.active = found, True
                 elif verb == "BDAT" and arg.endswith(" LAST"):  # as Zeek: case and all
                     bdat_last = True
                 elif verb == "MAIL" and _MAIL_FROM.match(arg):
                     cur = flush(when, cur)  # the last message's answer may not have been seen
-                    if m := _EMAIL.search(arg):
-                        cur.mailfrom = m.group()
+                    if first := next(iter(_emails(arg)), None):
+                        cur.mailfrom = first
                     cur.active = True
             else:
                 lines = [x.text] if x.last_text is None else [x.text, x.last_text]
