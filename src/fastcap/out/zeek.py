@@ -16,10 +16,13 @@ import hashlib
 import os
 import re
 import secrets
+import struct
+import tempfile
 import weakref
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import BinaryIO
 
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
@@ -33,7 +36,7 @@ from ..proto.tls.wirenames import wire_bytes
 from ..read.frametimes import frame_times
 from ..session import Session
 from ..verdict import CertInfo
-from .zeek_ascii import close_bytes, header_bytes, row_bytes
+from .zeek_ascii import close_bytes, header_bytes, row_bytes, zeek_time
 from .zeek_consts import alert_name, cipher_name, group_name, version_name
 from .zeek_dn import openssl_name
 
@@ -71,6 +74,9 @@ X509_FIELDS: tuple[tuple[str, str], ...] = (
     ("host_cert", "bool"), ("client_cert", "bool"))
 
 LOGS = {"smtp": SMTP_FIELDS, "ssl": SSL_FIELDS, "x509": X509_FIELDS}
+_LOGS_BY_NUMBER = tuple(LOGS)
+_LOG_NUMBERS = {name: i for i, name in enumerate(_LOGS_BY_NUMBER)}
+_HELD = struct.Struct("<BQI")  # a spooled line: its log, its frame (0: none), its length
 
 _BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 
@@ -564,13 +570,17 @@ class ZeekWriter:
         self._certs: dict[tuple[bytes, bool, bool], CertRow] = {}
         self.lines = {name: 0 for name in LOGS}
         # the current file's lines and new certificates, held until the times of the frames
-        # they are dated by are read (one more walk of the file, as the report's ladders)
+        # they are dated by are read (one more walk of the file, as the report's ladders);
+        # the lines wait in an anonymous temporary file, so memory stays flat
         self._backend = backend
         self._path: str | None = None
-        self._held: list[tuple[str, list[object], int | None]] = []
+        self._spool: BinaryIO | None = None
+        self._wanted: set[int] = set()
         self._held_certs: list[tuple[tuple[bytes, bool, bool], int | None]] = []
         self._then: dict[str, None] = {}
         try:
+            self._spool = tempfile.TemporaryFile()
+            self._unfinished.append((self._spool, None))
             for name, fields in LOGS.items():
                 tmp = self.directory / f".{name}.log.{os.getpid()}.{secrets.token_hex(4)}.tmp"
                 # as any new file: mode 0666 less the umask (mkstemp would make it private)
@@ -590,10 +600,10 @@ class ZeekWriter:
             self._flush()
             self._path = path
         for row, frame in smtp_rows(s, path):
-            self._held.append(("smtp", row, frame))
+            self._hold("smtp", row, frame)
         row = ssl_row(s, path)
         if row is not None:
-            self._held.append(("ssl", row, ssl_frame(s)))
+            self._hold("ssl", row, ssl_frame(s))
         t = s.tls
         if t is not None:
             for ders, client, at in ((t.server_certs, False, t.server_certs_at),
@@ -604,14 +614,23 @@ class ZeekWriter:
                     if key not in self._certs and certificate_names(der) is not None:
                         self._certs[key] = CertRow(der, s.first_ts_ns, i == 0, client)
                         self._held_certs.append((key, None if at is None else at.frame))
+                        if at is not None and at.frame:
+                            self._wanted.add(at.frame)
         self._then.update(dict.fromkeys(s.continues_into))
+
+    def _hold(self, name: str, row: list[object], frame: int | None) -> None:
+        """A line, with the session's first frame's time, spooled until its file is done."""
+        _, _, types = self._files[name]
+        line = row_bytes(row, types)
+        self._spool.write(_HELD.pack(_LOG_NUMBERS[name], frame or 0, len(line)) + line)
+        if frame:
+            self._wanted.add(frame)
 
     def _flush(self) -> None:
         """Date the held lines by their frames' times (a frame not found, or without a time,
         leaves the session's first frame's) and write them."""
-        held, held_certs, path = self._held, self._held_certs, self._path
-        self._held, self._held_certs = [], []
-        wanted = {f for _, _, f in held if f} | {f for _, f in held_certs if f}
+        wanted, held_certs, path, spool = self._wanted, self._held_certs, self._path, self._spool
+        self._wanted, self._held_certs = set(), []
         times: dict[int, int] = {}
         if wanted and path is not None and path != "-":  # standard input is read once
             try:
@@ -619,10 +638,18 @@ class ZeekWriter:
             except (FastcapError, OSError):  # read once already: the first frames' times stand
                 times = {}
         self._then = {}
-        for name, row, frame in held:
-            if frame in times:
-                row[0] = times[frame]
-            self._write(name, row)
+        end = spool.tell()
+        spool.seek(0)
+        while spool.tell() < end:
+            number, frame, size = _HELD.unpack(spool.read(_HELD.size))
+            line = spool.read(size)
+            if frame in times:  # the first field is ts, and no line starts with "#"
+                line = zeek_time(times[frame]) + line[line.index(b"\t"):]
+            f, _, _ = self._files[_LOGS_BY_NUMBER[number]]
+            f.write(line)
+            self.lines[_LOGS_BY_NUMBER[number]] += 1
+        spool.seek(0)
+        spool.truncate()
         for key, frame in held_certs:
             if frame in times:
                 self._certs[key] = replace(self._certs[key], ts_ns=times[frame])
@@ -644,13 +671,14 @@ class ZeekWriter:
             target = self.directory / f"{name}.log"
             os.replace(tmp, target)
             done.append(target)
+            self._unfinished.remove((f, tmp))
         self._files.clear()
-        self._unfinished.clear()
+        self._discard()  # the spool
         return done
 
     def abort(self) -> None:
         """Drop the unfinished files; earlier logs in the directory stay as they were."""
-        self._held, self._held_certs = [], []
+        self._held_certs = []
         self._files.clear()
         self._discard()
 
@@ -667,6 +695,8 @@ class ZeekWriter:
 def _discard(unfinished: list[tuple]) -> None:
     for f, tmp in unfinished:
         f.close()
+        if tmp is None:  # an anonymous file: gone once closed
+            continue
         try:
             os.unlink(tmp)
         except OSError:
