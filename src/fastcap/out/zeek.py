@@ -116,14 +116,14 @@ def _codes(s: Session) -> list[str]:
 _EMAIL = re.compile(r"(?:^|[<,:\t ])[^<,:\t @]+@[^>,;\t ]+(?:[>,;\t ]|\Z)")
 _EMAIL_PUNCT = re.compile(r"[<>,:;\t ]")
 _ORCPT = re.compile(r"ORCPT=rfc822;?")  # taken out of each RCPT TO address, as main.zeek
+_MAIL_FROM = re.compile(r"(?i)from:")
+_RCPT_TO = re.compile(r"(?i)to:")
+_BLANK = " \t"
 
 
 def _emails(arg: str) -> list[str]:
     """The addresses Zeek finds in a MAIL FROM or RCPT TO argument, in order."""
     return [_EMAIL_PUNCT.sub("", m.group()) for m in _EMAIL.finditer(arg)]
-_MAIL_FROM = re.compile(r"(?i)from:")
-_RCPT_TO = re.compile(r"(?i)to:")
-_BLANK = " \t"
 
 
 @dataclass(slots=True)
