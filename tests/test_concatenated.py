@@ -66,7 +66,9 @@ def test_an_appended_capture_reads_as_one_capture_of_the_same_records(
     assert len(got) > 30 and got == [{**s, "file": str(joined)} if "file" in s else s
                                       for s in want]
     assert summary["frames"] == want_summary["frames"] == 2 * len(recs)
-    assert summary["unreadable"] == [] and summary["skipped"] == {}
+    # (the second capture's connections reuse the first's tuples and sequence numbers, so a
+    # few segments read as late ones of the first's, as in the one capture)
+    assert summary["unreadable"] == [] and summary["skipped"] == want_summary["skipped"]
     (w,) = summary["warnings"]
     assert w.startswith(f"{joined}: captures concatenated") and w.endswith(
         f"at offset {len(data)}")
@@ -94,7 +96,7 @@ def test_split_and_streamed_reads_agree_past_the_join(first, tmp_path, first_ns)
     got, summary = _sessions(packed, piece=len(data) + 20)
     assert [{**s, "file": str(joined)} if "file" in s else s for s in got] == whole[0]
     assert summary["frames"] == whole[1]["frames"] == 2 * len(_records(data))
-    assert summary["skipped"] == {} and len(summary["warnings"]) == 1
+    assert summary["skipped"] == whole[1]["skipped"] and len(summary["warnings"]) == 1
 
 
 @pytest.mark.parametrize("backend", ["native", "python"])
