@@ -7,7 +7,8 @@ import pytest
 
 from fastcap import Capture
 from fastcap.select.flows import FlowTable, parse_ports
-from fastcap.select.selection import FRAGMENTED, FrameCounters, iter_selected
+from fastcap.select.fragments import FRAG_ROW
+from fastcap.select.selection import FrameCounters, iter_selected
 from fastcap_synth import packets as p
 from fastcap_synth.writers import Record, write_pcap
 
@@ -152,9 +153,10 @@ def test_encapsulations_are_opened_or_counted_by_name(tmp_path):
         assert (counters.ipv4, counters.ipv6, counters.udp, counters.other) == (9, 2, 4, 6)
 
 
-def test_fragmented_segments_on_selected_ports_are_told(tmp_path, backend):
-    """Fragments are not reassembled: a segment split in IP fragments is read from its first
-    fragment alone, and the scan summary must say so rather than show a shorter dialogue."""
+def test_fragments_of_tcp_are_selected_as_fragment_rows(tmp_path, backend):
+    """IP fragments are reassembled where the frames are fed (`select.fragments`): the
+    first fragment on a selected port and every later fragment of a TCP datagram are
+    selected as fragment rows, in frame order; a fragment of UDP is not."""
     seg = p.tcp(40000, 25, 1, 1, p.ACK, b"EHLO client.example\r\n" * 4)
     src, dst = "10.0.0.1", "10.0.0.2"
     first = p.ipv4(seg[:48], 6, src, dst, dont_fragment=False, more_fragments=True, ident=9,
@@ -168,10 +170,16 @@ def test_fragmented_segments_on_selected_ports_are_told(tmp_path, backend):
               p.ether(dns, 0x0800), p.tcp_frame(src, dst, 40001, 25, 1, 1, p.ACK)]
     path = tmp_path / "frag.pcap"
     write_pcap(path, [Record(f, i) for i, f in enumerate(frames)])
-    got, *_, counters, _fl = _run(path, backend=backend)
-    assert got == [1, 3, 5]
+    flags = []
+    with Capture(path, backend=backend, window=4) as cap:
+        for sel in iter_selected(cap, (25,), FrameCounters(), FlowTable()):
+            flags += [int(f) & FRAG_ROW for f in sel.tcp.flags]
+    got, fids, _a, counters, _fl = _run(path, backend=backend)
+    assert got == [1, 2, 3, 5]
+    assert flags == [FRAG_ROW, FRAG_ROW, FRAG_ROW, 0]
+    assert fids[1] == -1  # a later fragment: its ports are not known
     assert counters.fragments == 4
-    assert counters.skipped == {FRAGMENTED: 2}
+    assert counters.skipped == {}
 
 
 @pytest.mark.parametrize("text,want", [("25", {25}), ("25,587, 2525", {25, 587, 2525}),

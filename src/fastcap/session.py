@@ -618,6 +618,9 @@ def _iter_sessions(path: str | os.PathLike, o: ScanOptions, window: int, slab_wi
                         cap_.cut_short(cut)
                         break
                 met()
+                reasm.defrag.finish()
+                if counters is not None:  # datagrams given up, by their frames
+                    counters.skipped.update(reasm.defrag.take_skipped())
                 for conn in reasm.drain():
                     yield from order.push(build_session(
                         conn, implicit_tls_ports=implicit, keep_streams=keep(conn.index + 1),

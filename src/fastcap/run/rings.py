@@ -88,8 +88,10 @@ def renumbered(cols: FrameCols, frame_base: int, flow_ids: np.ndarray) -> FrameC
     """`cols` of one part in the numbering of the whole: frames counted on from
     `frame_base`, the part's flow ids mapped through `flow_ids` (FlowTable.ids_for)."""
     flow = np.asarray(cols.flow, np.int64)
+    if len(flow):  # an IP fragment row of no known flow keeps -1 (`select.fragments`)
+        flow = np.where(flow >= 0, np.append(flow_ids, -1)[flow], flow)
     return FrameCols(np.asarray(cols.frame_no, np.int64) + frame_base, cols.ts_ns,
-                     flow_ids[flow] if len(flow) else flow, cols.from_a, cols.payload_file_off,
+                     flow, cols.from_a, cols.payload_file_off,
                      cols.seq, cols.ack, cols.flags, cols.window, cols.payload_len,
                      cols.payload_caplen)
 

@@ -34,6 +34,7 @@ from ..judge.judging import analyzer_for as analyzer_for  # re-exported: it used
 from ..judge.judging import judge
 from ..options import JudgeOptions as JudgeOptions
 from ..select.flows import FlowKey, FlowTable
+from ..select.fragments import FRAG_ROW
 from ..select.selection import FrameCounters
 from ..session import KeysAsRead, Session
 from ..tcp.feed import concat, fed, rows
@@ -66,7 +67,8 @@ class FlowTask:
 class FlowResult:
     sessions: list[tuple[int, Session]]  # (index of the file holding its first frame, session)
     evicted: bool
-    # per file of the task: the segments its frames had the reassembler drop, by reason
+    # per file of the task: the segments its frames had the reassembler drop, and the IP
+    # fragments given up (`select.fragments`), by reason
     skipped: list[Counter] = field(default_factory=list)
 
 
@@ -104,13 +106,14 @@ def reassemble_flows(task: FlowTask) -> FlowResult:
                      backend=o.backend) as reasm:
         for i, path in enumerate(task.paths):
             a, b = bounds[i], bounds[i + 1]
-            if a == b:
-                continue
-            reasm.rebind(payload_buffer(path))
             before = reasm.skipped
-            for done in fed(reasm, task.cols, a, b):
-                take(done)
+            if a < b:
+                reasm.rebind(payload_buffer(path))
+                for done in fed(reasm, task.cols, a, b):
+                    take(done)
+            reasm.defrag.finish()  # IP fragments are not joined across files
             skipped[i] = reasm.skipped - before
+            skipped[i].update(reasm.defrag.take_skipped())
         take(reasm.drain())
     return FlowResult(out, evicted, skipped)
 
@@ -213,6 +216,10 @@ def _phase_two(chain: _Chain, options: JudgeOptions, jobs: int, ex: Any
         why = "one job"
     elif len(cols) > 1 and np.any(np.diff(cols.ts_ns) < 0):
         why = "timestamps go backwards"
+    elif len(cols) and np.any(np.asarray(cols.flags) & FRAG_ROW):
+        # a datagram's fragments belong to no flow until it is whole: one defragmenter
+        # sees them all, as in a one-process scan
+        why = "IP fragments"
     if why is None:
         results = ex.map(reassemble_flows, _flow_tasks(
             chain, jobs, options, getattr(ex, "local_first", False)))

@@ -306,6 +306,8 @@ def iter_scan(path: str | os.PathLike, options: JudgeOptions, analyzer, *, jobs:
                 accepted.append(res)
                 if progress is not None:
                     progress(task.stop, size)
+            reasm.defrag.finish()
+            given_up = reasm.defrag.take_skipped()
             yield from judged(reasm.drain())
             skipped = reasm.skipped
         for t in order.drain():
@@ -314,6 +316,7 @@ def iter_scan(path: str | os.PathLike, options: JudgeOptions, analyzer, *, jobs:
         reader.close()
         payloads.close()
     merged = ranges.merge_results(accepted, reread)
+    merged.counters.skipped.update(given_up)
     merged.meta.warnings += payloads.taken() + keys.warnings
     merged.counters.skipped.update(skipped)
     order.note(merged.counters)
@@ -393,6 +396,8 @@ class _Run:
         now = self.reasm.skipped  # the segments this file's frames had dropped
         found.counters.skipped.update(now - self._skipped)
         self._skipped = now
+        self.reasm.defrag.finish()  # IP fragments are not joined across files
+        found.counters.skipped.update(self.reasm.defrag.take_skipped())
         self.files[-1] = found
         self.starts.end_file(self.order.awaited - 1 + len(self.order)
                              + self.reasm.open_connections)

@@ -19,6 +19,7 @@ from ..read.capture import Capture, WalkState
 from ..read.frames import F_NO_TS, F_OVER_SNAPLEN, F_SNAPPED, NO_TS
 from .decode import LINKTYPE_ETHERNET, Status, TcpFields, decode_tcp
 from .flows import FlowTable, port_lut
+from .fragments import FRAG_FIRST, FRAG_MF, FRAG_ROW, FRAG_V6
 from .screen import TUNNEL_PORTS, Ports, Screened, screen
 from .tunnels import TUNNEL_NAMES
 
@@ -43,10 +44,6 @@ _DEEP_VLAN = "frames under more than 8 VLAN tags (not decoded)"
 def _encap(name: str) -> str:
     return f"{name} encapsulation (not decoded)"
 
-
-# The first fragment of a segment on a selected port is used; the rest of its payload, in the
-# fragments after it, is not (IP fragments are not reassembled) and shows as a gap.
-FRAGMENTED = "TCP segment on a selected port split into IP fragments (not reassembled)"
 
 _TS_MAX, _TS_MIN = 2**63 - 1, -(2**63)
 TIMES_HELD = ("frames timed after 2262-04-11 23:47:16 or before 1677-09-21 UTC, held there "
@@ -297,15 +294,20 @@ def iter_selected(cap: Capture, ports: Iterable[int] = DEFAULT_PORTS,
             counters.icmp_about_selected += int(np.count_nonzero(lut[isp] | lut[idp]))
         hd = sc.inner
         pick = np.flatnonzero(hd.is_tcp & (lut[hd.sport] | lut[hd.dport]))
-        if len(pick) == 0:
+        later = np.flatnonzero((hd.frag == 2) & (hd.status == Status.OK) & (
+            (hd.ip_proto == 6) | ((hd.l3 == 6) & (hd.ip_proto == 60))))
+        if len(pick) == 0 and len(later) == 0:
             continue
         rows = sc.rows[pick]
         hp = hd if len(pick) == len(hd) else hd.take(pick)
-        if counters is not None and hp.frag.any():
-            counters.skipped[FRAGMENTED] += int(np.count_nonzero(hp.frag))
         tf = decode_tcp(win.slab, caplen, hp, rows, buf=buf, offset=win.offset, aligned=True,
                         orig_len=wire)
         fid, from_a = flows.assign(tf.src_addr, tf.sport, tf.dst_addr, tf.dport)
+        file_off = win.offset[rows] + tf.payload_off
+        if len(later) or hp.frag.any():
+            rows, tf, fid, from_a, file_off = _with_fragments(
+                buf, win.offset, caplen, wire, hd, sc.rows, pick, later, tf, fid, from_a,
+                file_off)
         ts = win.ts_ns[rows]  # a copy: fancy indexing
         undated = (win.flags[rows] & F_NO_TS) != 0
         if undated.any():  # a Simple Packet Block's frame: no time, not 1970
@@ -315,6 +317,92 @@ def iter_selected(cap: Capture, ports: Iterable[int] = DEFAULT_PORTS,
             ts_ns=ts,
             flow=fid,
             from_a=from_a,
-            payload_file_off=win.offset[rows] + tf.payload_off,
+            payload_file_off=file_off,
             tcp=tf,
         )
+
+
+_EXT6 = frozenset((0, 43, 60, 135, 139, 140))  # IPv6 headers before a fragment header
+
+
+def _fragment_fields(buf: np.ndarray, base: int, cap: int, l3: int, v6: bool
+                     ) -> tuple[int, int, int, int, int] | None:
+    """(payload start, data start, offset in bytes, MF, identification) of a fragment whose
+    IP header starts at frame byte `l3` (frame at file offset `base`), or None when its
+    fragment header is not where the decoder's walk found it (cut short)."""
+    b = buf[base:base + cap].tobytes()
+    if not v6:
+        if l3 + 20 > cap:
+            return None
+        ihl = (b[l3] & 0x0F) * 4
+        fo = int.from_bytes(b[l3 + 6:l3 + 8], "big")
+        return l3 + 12, l3 + ihl, (fo & 0x1FFF) * 8, fo & 0x2000, int.from_bytes(
+            b[l3 + 4:l3 + 6], "big")
+    nh, p = b[l3 + 6] if l3 + 7 <= cap else -1, l3 + 40
+    for _ in range(9):
+        if nh == 44:
+            if p + 8 > cap:
+                return None
+            fo = int.from_bytes(b[p + 2:p + 4], "big")
+            return l3 + 8, p + 8, fo & 0xFFF8, fo & 1, int.from_bytes(b[p + 4:p + 8], "big")
+        if p + 2 > cap or not (nh in _EXT6 or nh == 51):
+            return None
+        size = (b[p + 1] + 2) << 2 if nh == 51 else (b[p + 1] + 1) << 3
+        nh, p = b[p], p + size
+    return None
+
+
+def _with_fragments(buf, offset, caplen, wire, hd, sc_rows, pick, later, tf, fid, from_a,
+                    file_off):
+    """The window's selected rows with its TCP fragments as fragment rows (`fragments`):
+    first fragments on selected ports in place, the later fragments of any TCP datagram
+    added, all in frame order."""
+    hp = hd.take(pick)
+    keep = np.ones(len(pick), bool)
+    extra: list[tuple] = []  # (window row, flow, from_a, file off, seq, ack, flags, window,
+    #                            payload_len, payload_caplen)
+    todo = [(i, int(pick[i]), True) for i in np.flatnonzero(hp.frag).tolist()]
+    todo += [(-1, int(j), False) for j in later.tolist()]
+    for i, j, first in todo:
+        r = int(sc_rows[j])
+        base, cap = int(offset[r]), int(caplen[r])
+        v6 = int(hd.l3[j]) == 6
+        l3 = int(hd.l3_off[j])
+        end = min(int(hd.ip_end[j]), max(int(wire[r]), cap))
+        f = _fragment_fields(buf, base, cap, l3, v6)
+        if first:
+            keep[i] = False
+        if f is None:
+            continue
+        start, data_at, off, mf, ident = f
+        flags = FRAG_ROW | (FRAG_MF if mf else 0) | (FRAG_V6 if v6 else 0)
+        if first:
+            flags |= FRAG_FIRST
+            off = int(hd.l4_off[j]) - data_at
+            flow, a = int(fid[i]), bool(from_a[i])
+        else:
+            flow, a = -1, False
+        extra.append((r, flow, a, base + start, off, ident, flags, data_at - start,
+                      end - start, max(min(end, cap) - start, 0)))
+    k = np.flatnonzero(keep)
+    n = len(extra)
+    col = list(zip(*extra, strict=True)) if n else [()] * 10
+    rows = np.concatenate([tf.rows[k], np.array(col[0], np.int64)])
+    order = np.argsort(rows, kind="stable")
+
+    def cat(a: np.ndarray, add, dtype=None) -> np.ndarray:
+        a = np.asarray(a)
+        return np.concatenate([a[k], np.array(add, dtype or a.dtype)])[order]
+
+    z16 = np.zeros((n, 16), np.uint8)
+    zero = [0] * n
+    out = TcpFields(
+        rows=rows[order], src_addr=np.concatenate([tf.src_addr[k], z16])[order],
+        dst_addr=np.concatenate([tf.dst_addr[k], z16])[order],
+        sport=cat(tf.sport, zero), dport=cat(tf.dport, zero), seq=cat(tf.seq, col[4]),
+        ack=cat(tf.ack, col[5]), flags=cat(tf.flags, col[6]), window=cat(tf.window, col[7]),
+        hdr_len=cat(tf.hdr_len, [20] * n), payload_off=cat(tf.payload_off, zero),
+        payload_len=cat(tf.payload_len, col[8]), payload_caplen=cat(tf.payload_caplen, col[9]),
+        snapped=cat(tf.snapped, [c < w for c, w in zip(col[9], col[8], strict=True)], bool))
+    return (out.rows, out, cat(fid, col[1], np.int64), cat(from_a, col[2], bool),
+            cat(file_off, col[3], np.int64))

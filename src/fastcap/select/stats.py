@@ -6,11 +6,14 @@ import os
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+import numpy as np
+
 from ..options import ScanOptions, resolve
 from ..read.capture import DEFAULT_SLAB, DEFAULT_WINDOW
 from ..read.linktypes import describe
 from ..read.stream import open_capture
 from .flows import FlowTable
+from .fragments import FRAG_FIRST, FRAG_ROW, FRAG_V6, Defragmenter
 from .selection import FrameCounters, iter_selected
 
 
@@ -72,8 +75,19 @@ def compute_stats(path: str | os.PathLike, options: ScanOptions | None = None, *
     selected = 0
     with open_capture(path, backend=backend, window=window, slab_width=slab_width,
                       piece=piece) as cap:
+        defrag = Defragmenter()  # a TCP segment in IP fragments counts in its last frame
         for sel in iter_selected(cap, ports, counters, flows):
-            selected += len(sel)
+            frag = np.flatnonzero(np.asarray(sel.tcp.flags) & FRAG_ROW)
+            selected += len(sel) - len(frag)
+            t = sel.tcp
+            for i in frag.tolist():
+                selected += defrag.add_row(sel, i, cap.buffer) is not None
+                # an IPv4 first fragment Wireshark does not defragment (cut by the snap
+                # length) is read as the TCP segment it begins; an IPv6 one is not
+                selected += int(t.flags[i]) & (FRAG_FIRST | FRAG_V6) == FRAG_FIRST and int(
+                    t.payload_caplen[i]) < int(t.payload_len[i])
+        defrag.finish()
+        counters.skipped.update(defrag.take_skipped())
         meta = cap.meta
         skipped = dict(counters.skipped)
         for reason, count in meta.skipped.items():

@@ -52,6 +52,7 @@ from ..options import DEFAULT_PORTS
 from ..options import MAX_CAP as MAX_CAP
 from ..read.frames import NO_TS
 from ..select.flows import FlowTable
+from ..select.fragments import FRAG_ROW, Datagram, Defragmenter
 from .core_c import NativeReassemblerCore, ReassemblerCore
 from .raw import RawConn, RawDir
 
@@ -323,6 +324,29 @@ def _connection(raw: RawConn, flows: FlowTable, server_ports: frozenset[int]) ->
         evicted=raw.evicted)
 
 
+def _rows(cols: FrameCols, sel: slice) -> FrameCols:
+    return FrameCols(*(np.asarray(getattr(cols, f))[sel] for f in FrameCols.__dataclass_fields__))
+
+
+def _segment_row(d: Datagram) -> tuple[FrameCols, bytes]:
+    """A completed datagram's TCP segment as one row over its own bytes."""
+    seg = d.segment
+    hl = (seg[12] >> 4) * 4
+    n = len(seg) - hl
+
+    def one(v, dtype) -> np.ndarray:
+        return np.array([v], dtype)
+
+    u32 = np.uint32
+    return FrameCols(one(d.frame_no, np.int64), one(d.ts_ns, np.int64), one(d.flow, np.int64),
+                     one(d.from_a, bool), one(hl, np.int64),
+                     one(int.from_bytes(seg[4:8], "big"), u32),
+                     one(int.from_bytes(seg[8:12], "big"), u32),
+                     one(int.from_bytes(seg[12:14], "big") & 0x1FF, np.uint16),
+                     one(int.from_bytes(seg[14:16], "big"), np.uint16),
+                     one(n, np.int32), one(n, np.int32)), seg
+
+
 class Reassembler:
     """Feed it `SelectedFrames` windows in capture order; collect `Connection`s.
 
@@ -347,6 +371,8 @@ class Reassembler:
                                           max_open=max_open, max_segments=max_segments,
                                           linger_ns=linger_ns)
         self.backend: str = self._core.name
+        self._buf = buf
+        self.defrag = Defragmenter()  # the IP fragment rows among the frames fed
 
     def feed(self, sel: SelectedColumns) -> list[Connection]:
         """Process one window; return the connections finished so far (closed and lingered,
@@ -359,9 +385,39 @@ class Reassembler:
         return self.feed_cols_iter(FrameCols.of(sel))
 
     def feed_cols_iter(self, cols: FrameCols) -> Iterator[Connection]:
-        """Like feed_iter, for columns already cut to usable rows (`FrameCols.of`)."""
+        """Like feed_iter, for columns already cut to usable rows (`FrameCols.of`).  IP
+        fragment rows (`select.fragments`) go to the defragmenter; each datagram they
+        complete is fed as a segment of its own in its completing frame's place."""
+        flags = np.asarray(cols.flags)
+        if not (len(flags) and (flags & FRAG_ROW).any()):
+            for raw in self._core.feed_iter(cols):
+                yield _connection(raw, self.flows, self.server_ports)
+            return
+        at = 0
+        for i in np.flatnonzero(flags & FRAG_ROW).tolist():
+            if i > at:
+                yield from self._fed(_rows(cols, slice(at, i)))
+            at = i + 1
+            got = self._defragment(cols, i)
+            if got is not None:
+                seg, side = got
+                self._core.rebind(side)
+                try:
+                    yield from self._fed(seg)
+                finally:
+                    self._core.rebind(self._buf)
+        if at < len(cols):
+            yield from self._fed(_rows(cols, slice(at, len(cols))))
+
+    def _fed(self, cols: FrameCols) -> Iterator[Connection]:
         for raw in self._core.feed_iter(cols):
             yield _connection(raw, self.flows, self.server_ports)
+
+    def _defragment(self, cols: FrameCols, i: int) -> tuple[FrameCols, bytes] | None:
+        """Fragment row i given to the defragmenter: the segment it completes, as one row
+        whose payload lies in the bytes returned with it."""
+        d = self.defrag.add_row(cols, i, self._buf)
+        return None if d is None else _segment_row(d)
 
     def finish(self) -> list[Connection]:
         """End of capture: every connection still held, ordered by index."""
@@ -370,6 +426,7 @@ class Reassembler:
     def drain(self) -> Iterator[Connection]:
         """End of capture, one connection at a time in index order: memory stays bounded
         by what the reassembler held, however many connections were open."""
+        self.defrag.finish()
         for raw in self._core.finish_iter():
             yield _connection(raw, self.flows, self.server_ports)
 
@@ -383,6 +440,7 @@ class Reassembler:
     def rebind(self, buf) -> None:
         """Payload offsets of the frames fed next refer to `buf`: a stream's next piece.
         Stored bytes are copies, so the previous piece may go."""
+        self._buf = buf
         self._core.rebind(buf)
 
     @property
@@ -414,6 +472,7 @@ class Reassembler:
                                                      (BEYOND_WINDOW, self._core.beyond)) if n})
 
     def close(self) -> None:
+        self._buf = b""
         self._core.close()
 
     def __enter__(self) -> Reassembler:

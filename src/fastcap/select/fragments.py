@@ -1,0 +1,194 @@
+"""IP fragments of TCP segments, reassembled as Wireshark does with `ip.defragment` and
+`ipv6.defragment` on (its default): the segment is read in the frame of the fragment that
+completes its datagram, and a datagram never completed gives no segment at all.
+
+Selection (`iter_selected`) keeps each fragment as one row among the selected frames, in
+frame order, marked by `FRAG_ROW` in its flags.  The row's payload is the packet from its
+source address to the end of the IP packet, so the bytes alone say which datagram it
+belongs to: copied, carried and renumbered with the other rows, it reaches the process
+that reassembles as every other row does.  There one `Defragmenter`, fed the rows in file
+order, turns each completed datagram into one TCP segment.  So whatever the byte ranges or
+workers, every scan sees the same datagrams.
+
+The rows' other columns: `seq` the fragment's offset in bytes (for a first fragment: where
+its TCP header begins within the datagram), `ack` the datagram's identification, `window`
+where the fragment's data begins in the payload; `flow` and `from_a` the TCP flow of a
+first fragment (its ports are known), -1 and False for the others.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, OrderedDict
+from dataclasses import dataclass, field
+
+FRAG_ROW = 0x8000  # flags bits of a fragment row (a TCP segment's flags use 9)
+FRAG_MF = 0x4000  # more fragments follow
+FRAG_FIRST = 0x2000  # offset 0, on a selected port: `flow` and `from_a` are its TCP flow's
+FRAG_V6 = 0x1000  # IPv6 (else IPv4)
+
+MAX_PENDING = 4096  # datagrams awaiting fragments; the oldest is given up
+MAX_DATAGRAM = 65535  # bytes of a datagram's fragmentable part (a fragment past it is dropped)
+MAX_FRAGMENTS = 1024  # fragments held per datagram; more are dropped
+MAX_HELD = 32 << 20  # bytes held across pending datagrams; the oldest are given up
+MAX_AGE = 65536  # frames after its first fragment a datagram may still be completed in
+
+NOT_COMPLETED = ("TCP segments on a selected port in IP fragments never completed "
+                 "(not reassembled)")
+SNAPPED = ("IP fragments of TCP segments on a selected port cut by the snap length "
+           "(not reassembled)")
+
+
+@dataclass(frozen=True, slots=True)
+class Datagram:
+    """A completed datagram's TCP segment (header and data), in the completing frame."""
+
+    frame_no: int
+    ts_ns: int
+    flow: int
+    from_a: bool
+    segment: bytes
+
+
+@dataclass(slots=True)
+class _Pending:
+    first_frame: int
+    pieces: list[tuple[int, bytes]] = field(default_factory=list)  # (offset, data), arrival
+    held: int = 0
+    end: int | None = None  # the datagram's length, once its last fragment came
+    flow: int = -1  # the first fragment's TCP flow (-1: not seen yet)
+    from_a: bool = False
+    tcp_at: int = 0
+    frames: int = 0  # fragment rows taken, counted when given up
+
+
+def _key(flags: int, raw: bytes, ident: int) -> tuple[bool, bytes, int]:
+    v6 = bool(flags & FRAG_V6)
+    return v6, raw[:32] if v6 else raw[:8], ident
+
+
+class Defragmenter:
+    """Fragment rows (in frame order) in, completed datagrams out, with bounded memory.
+
+    Overlapping fragments are put together as Wireshark does: in order of offset, bytes
+    already filled are kept (so a lower offset wins, and at one offset the first copy).
+    The datagram's length is set by the first fragment seen without MF; bytes past it are
+    dropped.  Fragments of no data, and fragments cut by the snap length, are not taken (as
+    Wireshark does not defragment them); a first fragment cut so is counted.  Datagrams
+    given up hold a first fragment on a selected port are counted under `skipped` (frames),
+    the others were not on a selected port as far as anything shows."""
+
+    def __init__(self) -> None:
+        self._pending: OrderedDict[tuple[bool, bytes, int], _Pending] = OrderedDict()
+        self._held = 0
+        self.skipped: Counter = Counter()  # reason -> frames, since taken (`take_skipped`)
+
+    def __len__(self) -> int:
+        return len(self._pending)
+
+    @property
+    def held(self) -> int:
+        """Bytes of fragment data held now."""
+        return self._held
+
+    def take_skipped(self) -> Counter:
+        """The frames given up since the last call, by reason."""
+        out, self.skipped = self.skipped, Counter()
+        return out
+
+    def _give_up(self, key: tuple[bool, bytes, int]) -> None:
+        p = self._pending.pop(key)
+        self._held -= p.held
+        if p.flow >= 0:
+            self.skipped[NOT_COMPLETED] += p.frames
+
+    def _expire(self, frame_no: int) -> None:
+        while self._pending:
+            key, p = next(iter(self._pending.items()))
+            if p.first_frame + MAX_AGE >= frame_no:
+                break
+            self._give_up(key)
+
+    def finish(self) -> None:
+        """End of the capture: every datagram still pending is given up."""
+        while self._pending:
+            self._give_up(next(iter(self._pending)))
+
+    def add(self, frame_no: int, ts_ns: int, flow: int, from_a: bool, flags: int,
+            seq: int, ident: int, skip: int, raw: bytes, length: int) -> Datagram | None:
+        """One fragment row: `raw` its captured payload (of `length` bytes on the wire),
+        the other arguments its columns.  The datagram it completes, if any."""
+        self._expire(frame_no)
+        first = bool(flags & FRAG_FIRST)
+        if len(raw) < length or skip > length or length < (32 if flags & FRAG_V6 else 8):
+            if first and len(raw) < length:
+                self.skipped[SNAPPED] += 1
+            return None
+        data = raw[skip:length]
+        offset = 0 if first else seq
+        if not data or offset + len(data) > MAX_DATAGRAM:
+            return None
+        key = _key(flags, raw, ident)
+        p = self._pending.get(key)
+        if p is None:
+            while len(self._pending) >= MAX_PENDING:
+                self._give_up(next(iter(self._pending)))
+            p = self._pending[key] = _Pending(frame_no)
+        if len(p.pieces) >= MAX_FRAGMENTS:
+            return None
+        p.frames += 1
+        if first and p.flow < 0:
+            p.flow, p.from_a, p.tcp_at = flow, from_a, seq
+        if not flags & FRAG_MF and p.end is None:
+            p.end = offset + len(data)
+        p.pieces.append((offset, data))
+        p.held += len(data)
+        self._held += len(data)
+        while self._held > MAX_HELD and self._pending:
+            oldest = next(iter(self._pending))
+            self._give_up(oldest)
+            if oldest == key:
+                return None
+        return self._complete(key, p, frame_no, ts_ns)
+
+    def _complete(self, key: tuple[bool, bytes, int], p: _Pending, frame_no: int,
+                  ts_ns: int) -> Datagram | None:
+        if p.end is None or p.flow < 0:
+            return None
+        pieces = sorted(p.pieces, key=lambda x: x[0])  # stable: arrival order at one offset
+        filled = 0
+        for off, data in pieces:
+            if off > filled:
+                return None  # a hole
+            filled = max(filled, off + len(data))
+            if filled >= p.end:
+                break
+        if filled < p.end:
+            return None
+        out = bytearray(p.end)
+        filled = 0
+        for off, data in pieces:
+            stop = min(off + len(data), p.end)
+            if stop > filled:
+                out[filled:stop] = data[filled - off:stop - off]
+                filled = stop
+        del self._pending[key]
+        self._held -= p.held
+        seg = bytes(out[p.tcp_at:])
+        hl = (seg[12] >> 4) * 4 if len(seg) >= 20 else 0
+        if hl < 20 or hl > len(seg):  # no usable TCP header, as a frame's would not be
+            return None
+        return Datagram(frame_no, ts_ns, p.flow, p.from_a, seg)
+
+    def add_row(self, cols, i: int, buf) -> Datagram | None:
+        """Fragment row i of `cols` (FrameCols or SelectedFrames-like columns: frame_no,
+        ts_ns, flow, from_a, payload_file_off, and TCP columns in `cols` or `cols.tcp`),
+        its payload read from `buf` as a reassembler reads it: no more than its captured
+        length, its payload length and what `buf` holds."""
+        t = getattr(cols, "tcp", cols)
+        off, length = int(cols.payload_file_off[i]), int(t.payload_len[i])
+        take = max(0, min(int(t.payload_caplen[i]), length, len(buf) - off))
+        with memoryview(buf) as mv:
+            raw = bytes(mv[off:off + take]) if off >= 0 else b""
+        return self.add(int(cols.frame_no[i]), int(cols.ts_ns[i]), int(cols.flow[i]),
+                        bool(cols.from_a[i]), int(t.flags[i]), int(t.seq[i]), int(t.ack[i]),
+                        int(t.window[i]), raw, length)

@@ -1,0 +1,101 @@
+"""SMTP conversations whose TCP segments travel in IP fragments (IPv4 and IPv6), for the
+defragmentation tests: in order, reversed, interleaved with other flows, duplicated with
+other bytes, overlapping, with a fragment missing or cut by the snap length, with two last
+fragments, or with fragments of no data."""
+
+from __future__ import annotations
+
+import random
+
+from fastcap_synth import packets as p
+from fastcap_synth.writers import Record, write_pcap
+
+CLIENT_BODY = b"EHLO client.example.org\r\n" + b"X" * 300 + b"\r\n"
+SERVER_BODY = b"250-mail.example.com\r\n" + b"250-" + b"Y" * 400 + b"\r\n250 OK\r\n"
+
+
+def _ip(v6: bool, data: bytes, src: str, dst: str, ident: int, off: int, more: bool) -> bytes:
+    """One fragment: `data` at byte `off` (a multiple of 8) of its datagram."""
+    if v6:
+        body = p.ipv6_frag_body(off // 8, more, ident)
+        return p.ether(p.ipv6(data, 6, src, dst, ext_headers=[(p.IPPROTO_FRAGMENT, body)]),
+                       0x86DD)
+    return p.ether(p.ipv4(data, 6, src, dst, ident=ident, dont_fragment=False,
+                          more_fragments=more, frag_offset=off // 8,
+                          total_length=20 + len(data)), 0x0800)
+
+
+def fragments(v6: bool, seg: bytes, src: str, dst: str, ident: int, size: int = 64
+              ) -> list[bytes]:
+    """`seg` (a TCP segment) cut in fragments of `size` bytes (a multiple of 8)."""
+    cuts = list(range(0, len(seg), size))
+    return [_ip(v6, seg[a:a + size], src, dst, ident, a, a + size < len(seg)) for a in cuts]
+
+
+def conversation(mode: str = "order", v6: bool = False, port: int = 25, cport: int = 40000,
+                 seed: int = 0, ident: int = 7) -> list[bytes]:
+    """One SMTP exchange (handshake, banner, a fragmented EHLO and reply, QUIT, FINs)."""
+    c, s = ("2001:db8::1", "2001:db8::2") if v6 else ("10.0.0.1", "10.0.0.2")
+    rnd = random.Random(seed)
+
+    def whole(src, dst, sp, dp, seq, ack, flags, data=b""):
+        return p.tcp_frame(src, dst, sp, dp, seq, ack, flags, data)
+
+    out = [whole(c, s, cport, port, 100, 0, p.SYN),
+           whole(s, c, port, cport, 900, 101, p.SYN | p.ACK),
+           whole(c, s, cport, port, 101, 901, p.ACK),
+           whole(s, c, port, cport, 901, 101, p.ACK | p.PSH, b"220 mail.example.com\r\n")]
+    seq_c, seq_s = 101, 901 + 22
+    for src, dst, sp, dp, seq, ack, body, k in (
+            (c, s, cport, port, seq_c, seq_s, CLIENT_BODY, ident),
+            (s, c, port, cport, seq_s, seq_c + len(CLIENT_BODY), SERVER_BODY, ident + 1)):
+        seg = p.tcp(sp, dp, seq, ack, p.ACK | p.PSH, body, src=src, dst=dst)
+        fr = fragments(v6, seg, src, dst, k)
+        if mode == "reversed":
+            fr = fr[::-1]
+        elif mode == "shuffled":
+            rnd.shuffle(fr)
+        elif mode in ("duplicated", "duplicated_first"):  # a second copy, other bytes
+            bad = bytearray(seg)
+            bad[64:128] = b"Z" * 64
+            at = 2 if mode == "duplicated" else 1  # after the original, or before it
+            fr.insert(at, fragments(v6, bytes(bad), src, dst, k)[1])
+        elif mode in ("overlap", "overlap_first"):  # at 32, over the first two: other bytes
+            bad = bytearray(seg)
+            bad[32:96] = b"W" * 64
+            at = 1 if mode == "overlap" else 0
+            fr.insert(at, _ip(v6, bytes(bad[32:96]), src, dst, k, 32, True))
+        elif mode == "missing" and body is CLIENT_BODY:
+            del fr[1]
+        elif mode == "snapped":  # the second fragment cut by the snap length
+            fr[1] = (fr[1][:-10], len(fr[1]))
+        elif mode == "snapped_first":
+            fr[0] = (fr[0][:-10], len(fr[0]))
+        elif mode == "two_tails":  # a last fragment ending early, before the others
+            fr.insert(2, _ip(v6, seg[128:192], src, dst, k, 128, False))
+        elif mode == "zero_length":  # fragments of no data, one claiming to be the last
+            fr.insert(1, _ip(v6, b"", src, dst, k, 64, True))
+            fr.insert(3, _ip(v6, b"", src, dst, k, 128, False))
+        out += fr
+    seq_c += len(CLIENT_BODY)
+    seq_s += len(SERVER_BODY)
+    out += [whole(c, s, cport, port, seq_c, seq_s, p.ACK | p.PSH, b"QUIT\r\n"),
+            whole(s, c, port, cport, seq_s, seq_c + 6, p.ACK | p.PSH, b"221 bye\r\n"),
+            whole(c, s, cport, port, seq_c + 6, seq_s + 9, p.FIN | p.ACK),
+            whole(s, c, port, cport, seq_s + 9, seq_c + 7, p.FIN | p.ACK),
+            whole(c, s, cport, port, seq_c + 7, seq_s + 10, p.ACK)]
+    return out
+
+
+def interleaved(conversations: list[list[bytes]]) -> list[bytes]:
+    """Frames of several conversations taken in turn."""
+    out, longest = [], max(len(c) for c in conversations)
+    for i in range(longest):
+        out += [c[i] for c in conversations if i < len(c)]
+    return out
+
+
+def write(path, frames: list[bytes | tuple[bytes, int]]) -> None:
+    """Frames (or (captured bytes, length on the wire) for one cut by the snap length)."""
+    write_pcap(path, [Record(f, i * 1000) if isinstance(f, bytes) else Record(f[0], i * 1000, f[1])
+                      for i, f in enumerate(frames)])

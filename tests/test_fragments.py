@@ -1,0 +1,182 @@
+"""IP fragments of TCP segments on the selected ports are reassembled as Wireshark does
+(`ip.defragment`, `ipv6.defragment`): against tshark's own streams and frame numbers, the
+same whatever the backend, the byte ranges, the executor or the compression, and bounded
+whatever the fragments claim."""
+
+from __future__ import annotations
+
+import gzip
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from fastcap import Capture
+from fastcap._ffi import native_available
+from fastcap.select.flows import FlowTable
+from fastcap.select.fragments import (
+    FRAG_FIRST,
+    FRAG_ROW,
+    MAX_PENDING,
+    NOT_COMPLETED,
+    Defragmenter,
+)
+from fastcap.select.selection import iter_selected
+from fastcap.select.stats import compute_stats
+from fastcap.tcp.reassembly import Reassembler
+from fastcap_synth import packets as p
+
+from . import fragcap
+from .test_split import _result, _split, _streamed
+
+BACKENDS = ["python", "native"] if native_available() else ["python"]
+MODES = ["order", "reversed", "shuffled", "duplicated", "duplicated_first", "overlap",
+         "overlap_first", "missing", "snapped", "snapped_first", "two_tails", "zero_length"]
+LOST = ("missing", "snapped", "snapped_first", "two_tails")  # the EHLO is not whole
+
+
+def _conns(path: Path, backend: str):
+    flows = FlowTable()
+    with Capture(path, backend=backend, window=4) as cap:
+        r = Reassembler(cap.buffer, flows, server_ports={25}, backend=backend)
+        conns = []
+        for sel in iter_selected(cap, [25], flows=flows):
+            conns += r.feed(sel)
+        conns += r.finish()
+        r.close()
+    return conns
+
+
+def _follow(tshark: str, path: Path, i: int) -> tuple[bytes, bytes]:
+    """tshark's stream i (client, server), the text it puts for missing bytes taken out."""
+    lines = subprocess.run([tshark, "-r", str(path), "-q", "-z", f"follow,tcp,raw,{i}"],
+                           capture_output=True, text=True, check=True).stdout.splitlines()
+    start = next(k for k, ln in enumerate(lines) if ln.startswith("Node 1:"))
+    sent = {0: b"", 1: b""}
+    for ln in lines[start + 1:]:
+        if ln.startswith("==="):
+            break
+        data = bytes.fromhex(ln.strip())
+        if data.startswith(b"[") and b"missing in capture file]" in data:
+            continue
+        sent[1 if ln.startswith("\t") else 0] += data
+    return sent[0], sent[1]
+
+
+def _frames(tshark: str, path: Path) -> list[int]:
+    out = subprocess.run([tshark, "-r", str(path), "-Y", "tcp.port == 25", "-T", "fields",
+                          "-e", "frame.number"], capture_output=True, text=True, check=True)
+    return [int(x) for x in out.stdout.split()]
+
+
+def _seen(d) -> bytes:
+    """A stream's bytes without its gaps, as tshark's follow shows them."""
+    data, at = b"", 0
+    for start, size in d.gaps:
+        data += d.data[at:start]
+        at = start + size
+    return data + d.data[at:]
+
+
+@pytest.mark.parametrize("v6", [False, True], ids=["ipv4", "ipv6"])
+@pytest.mark.parametrize("mode", MODES)
+def test_streams_and_frames_match_tshark(tshark, tmp_path, mode, v6):
+    path = tmp_path / f"{mode}.pcap"
+    # two SMTP flows, and fragmented traffic on port 80
+    frames = fragcap.interleaved([fragcap.conversation(mode, v6, seed=3),
+                                  fragcap.conversation(mode, v6, cport=40001, seed=4, ident=70),
+                                  fragcap.conversation("shuffled", v6, port=80, cport=40002,
+                                                       ident=300)])
+    fragcap.write(path, frames)
+    want_frames = _frames(tshark, path)
+    assert compute_stats(path, ports={25}).selected_frames == len(want_frames)
+    for backend in BACKENDS:
+        conns = sorted(_conns(path, backend), key=lambda c: c.client_port)
+        assert len(conns) == 2
+        for i, c in enumerate(conns):
+            client, server = _follow(tshark, path, i)
+            assert (_seen(c.c2s), _seen(c.s2c)) == (client, server), (backend, i)
+            if mode not in LOST:
+                assert c.c2s.gaps == [] and c.c2s.data.startswith(b"EHLO")
+                # the segment is read in the frame that completed its datagram
+                assert c.c2s.frame_at(0) in want_frames
+                assert c.s2c.frame_at(len(b"220 mail.example.com\r\n")) in want_frames
+
+
+def _capture(tmp_path: Path) -> Path:
+    """Several fragmented conversations in a row, so that byte ranges cut datagrams."""
+    frames = []
+    for k in range(6):
+        frames += fragcap.interleaved([
+            fragcap.conversation(("order", "reversed", "missing")[k % 3], k % 2 == 1,
+                                 cport=41000 + k, seed=k, ident=k),
+            fragcap.conversation("shuffled", k % 2 == 0, port=80, cport=42000 + k, ident=k)])
+    path = tmp_path / "many.pcap"
+    fragcap.write(path, frames)
+    return path
+
+
+def test_the_same_whatever_the_split_backend_or_compression(tmp_path):
+    path = _capture(tmp_path)
+    whole = _result(path)
+    sessions, summary = whole
+    assert len(sessions) == 6
+    assert summary["skipped"].get(NOT_COMPLETED) == 10  # 2 EHLOs lost a fragment: 5 left each
+    for parts in (2, 3, 7, 19, 41):
+        assert _split(path, parts) == whole, f"split {parts}"
+        assert _streamed(path, parts) == whole, f"streamed {parts}"
+    for backend in BACKENDS:
+        assert _result(path, backend=backend) == whole, backend
+    gz = tmp_path / "many.pcap.gz"
+    gz.write_bytes(gzip.compress(path.read_bytes()))
+    got = _result(gz)
+    assert got[0] == whole[0]
+
+
+def test_selection_gives_fragment_rows(tmp_path):
+    """The first fragment on a selected port carries its flow; later fragments of any TCP
+    datagram go with it (their ports are unknown); a fragment of UDP does not."""
+    path = tmp_path / "f.pcap"
+    frames = fragcap.conversation("order")
+    udp = p.ether(p.ipv4(p.udp(53, 40000, bytes(40)), 17, "10.0.0.1", "10.0.0.2",
+                         dont_fragment=False, frag_offset=3), 0x0800)
+    fragcap.write(path, frames + [udp])
+    with Capture(path) as cap:
+        sels = list(iter_selected(cap, [25]))
+    flags = [int(f) for s in sels for f in s.tcp.flags]
+    flow = [int(f) for s in sels for f in s.flow]
+    firsts = [i for i, f in enumerate(flags) if f & FRAG_FIRST]
+    later = [i for i, f in enumerate(flags) if f & FRAG_ROW and not f & FRAG_FIRST]
+    assert len(firsts) == 2 and all(flow[i] == 0 for i in firsts)
+    assert len(later) == 5 + 7 and all(flow[i] == -1 for i in later)  # 353 and 487 bytes
+
+
+def _row_args(frame: int, ident: int, off: int, data: bytes, more: bool = True,
+              first: bool = False):
+    raw = bytes(8) + data  # IPv4 addresses, then the data
+    flags = FRAG_ROW | (0x4000 if more else 0) | (FRAG_FIRST if first else 0)
+    return (frame, frame, 0 if first else -1, True, flags, 0 if first else off, ident, 8,
+            raw, len(raw))
+
+
+def test_hostile_fragments_stay_bounded():
+    d = Defragmenter()
+    # thousands of datagrams never completed: no more than MAX_PENDING held
+    for i in range(3 * MAX_PENDING):
+        assert d.add(*_row_args(i, i, 0, b"x" * 64, first=True)) is None
+    assert len(d) == MAX_PENDING
+    assert d.skipped[NOT_COMPLETED] == 2 * MAX_PENDING
+    # huge offsets are dropped; MF on every fragment never completes; zero length is no data
+    d = Defragmenter()
+    assert d.add(*_row_args(1, 1, 65528, b"y" * 64)) is None
+    assert d.held == 0
+    for k in range(2000):
+        d.add(*_row_args(2 + k, 2, 8 * (k % 50), b"z" * 8))
+    assert d.held <= 1024 * 8
+    assert d.add(*_row_args(5000, 3, 0, b"", more=False, first=True)) is None
+    # a datagram not completed within MAX_AGE frames is given up
+    d = Defragmenter()
+    d.add(*_row_args(1, 9, 0, b"h" * 20 + b"a" * 12, first=True))
+    d.add(*_row_args(10**6, 10, 0, b"q" * 8, first=True))
+    assert d.add(*_row_args(10**6 + 1, 9, 32, b"b" * 8, more=False)) is None
+    assert d.skipped[NOT_COMPLETED] == 1
