@@ -71,8 +71,11 @@ def conversation(mode: str = "order", v6: bool = False, port: int = 25, cport: i
             fr[1] = (fr[1][:-10], len(fr[1]))
         elif mode == "snapped_first":
             fr[0] = (fr[0][:-10], len(fr[0]))
-        elif mode == "two_tails":  # a last fragment ending early, before the others
-            fr.insert(2, _ip(v6, seg[128:192], src, dst, k, 128, False))
+        elif mode in ("two_tails", "two_tails_early"):  # a last fragment ending early
+            fr.insert(2 if mode == "two_tails" else 1,
+                      _ip(v6, seg[128:192], src, dst, k, 128, False))
+            if mode == "two_tails_early":  # ... and the true last one before the middle
+                fr.insert(2, fr.pop())
         elif mode == "zero_length":  # fragments of no data, one claiming to be the last
             fr.insert(1, _ip(v6, b"", src, dst, k, 64, True))
             fr.insert(3, _ip(v6, b"", src, dst, k, 128, False))

@@ -19,6 +19,7 @@ from fastcap.select.fragments import (
     FRAG_ROW,
     MAX_PENDING,
     NOT_COMPLETED,
+    SNAPPED,
     Defragmenter,
 )
 from fastcap.select.selection import iter_selected
@@ -31,8 +32,9 @@ from .test_split import _result, _split, _streamed
 
 BACKENDS = ["python", "native"] if native_available() else ["python"]
 MODES = ["order", "reversed", "shuffled", "duplicated", "duplicated_first", "overlap",
-         "overlap_first", "missing", "snapped", "snapped_first", "two_tails", "zero_length"]
-LOST = ("missing", "snapped", "snapped_first", "two_tails")  # the EHLO is not whole
+         "overlap_first", "missing", "snapped", "snapped_first", "two_tails", "two_tails_early",
+         "zero_length"]
+LOST = ("missing", "snapped", "snapped_first", "two_tails", "two_tails_early")  # not whole
 
 
 def _conns(path: Path, backend: str):
@@ -47,20 +49,28 @@ def _conns(path: Path, backend: str):
     return conns
 
 
-def _follow(tshark: str, path: Path, i: int) -> tuple[bytes, bytes]:
-    """tshark's stream i (client, server), the text it puts for missing bytes taken out."""
-    lines = subprocess.run([tshark, "-r", str(path), "-q", "-z", f"follow,tcp,raw,{i}"],
-                           capture_output=True, text=True, check=True).stdout.splitlines()
-    start = next(k for k, ln in enumerate(lines) if ln.startswith("Node 1:"))
-    sent = {0: b"", 1: b""}
-    for ln in lines[start + 1:]:
-        if ln.startswith("==="):
-            break
-        data = bytes.fromhex(ln.strip())
-        if data.startswith(b"[") and b"missing in capture file]" in data:
+def _follows(tshark: str, path: Path, n: int) -> list[tuple[bytes, bytes]]:
+    """tshark's streams 0..n-1 (client, server), the text it puts for missing bytes taken
+    out."""
+    args = [a for i in range(n) for a in ("-z", f"follow,tcp,raw,{i}")]
+    lines = subprocess.run([tshark, "-r", str(path), "-q", *args], capture_output=True,
+                           text=True, check=True).stdout.splitlines()
+    found: dict[int, tuple[bytes, bytes]] = {}
+    k = 0
+    while k < len(lines):
+        if not lines[k].startswith("Filter: tcp.stream eq "):
+            k += 1
             continue
-        sent[1 if ln.startswith("\t") else 0] += data
-    return sent[0], sent[1]
+        stream = int(lines[k].split()[-1])
+        k += 3  # Node 0, Node 1
+        sent = {0: b"", 1: b""}  # tshark indents node 1's data with a tab
+        while k < len(lines) and not lines[k].startswith("==="):
+            data = bytes.fromhex(lines[k].strip())
+            if not (data.startswith(b"[") and b"missing in capture file]" in data):
+                sent[1 if lines[k].startswith("\t") else 0] += data
+            k += 1
+        found[stream] = (sent[0], sent[1])
+    return [found[i] for i in range(n)]
 
 
 def _frames(tshark: str, path: Path) -> list[int]:
@@ -90,11 +100,11 @@ def test_streams_and_frames_match_tshark(tshark, tmp_path, mode, v6):
     fragcap.write(path, frames)
     want_frames = _frames(tshark, path)
     assert compute_stats(path, ports={25}).selected_frames == len(want_frames)
+    follows = _follows(tshark, path, 2)
     for backend in BACKENDS:
         conns = sorted(_conns(path, backend), key=lambda c: c.client_port)
         assert len(conns) == 2
-        for i, c in enumerate(conns):
-            client, server = _follow(tshark, path, i)
+        for i, (c, (client, server)) in enumerate(zip(conns, follows, strict=True)):
             assert (_seen(c.c2s), _seen(c.s2c)) == (client, server), (backend, i)
             if mode not in LOST:
                 assert c.c2s.gaps == [] and c.c2s.data.startswith(b"EHLO")
@@ -180,3 +190,18 @@ def test_hostile_fragments_stay_bounded():
     d.add(*_row_args(10**6, 10, 0, b"q" * 8, first=True))
     assert d.add(*_row_args(10**6 + 1, 9, 32, b"b" * 8, more=False)) is None
     assert d.skipped[NOT_COMPLETED] == 1
+
+
+def test_fragments_cut_by_the_snap_length_are_not_taken():
+    """As Wireshark, which defragments no fragment it lacks bytes of: a last fragment cut
+    short does not end the datagram early, and a first one cut short is counted."""
+    d = Defragmenter()
+    head = b"h" * 12 + bytes([0x50]) + b"h" * 7  # a TCP header of 20 bytes
+    d.add(*_row_args(1, 5, 0, head + b"a" * 12, first=True))
+    *args, raw, length = _row_args(2, 5, 32, b"b" * 16, more=False)
+    assert d.add(*args, raw[:-8], length) is None  # its last 8 bytes not captured
+    got = d.add(*_row_args(3, 5, 32, b"c" * 16, more=False))
+    assert got is not None and got.segment == head + b"a" * 12 + b"c" * 16
+    *args, raw, length = _row_args(4, 6, 0, head, first=True)
+    assert d.add(*args, raw[:-1], length) is None
+    assert d.skipped == {SNAPPED: 1}
