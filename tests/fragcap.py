@@ -1,7 +1,8 @@
 """SMTP conversations whose TCP segments travel in IP fragments (IPv4 and IPv6), for the
 defragmentation tests: in order, reversed, interleaved with other flows, duplicated with
 other bytes, overlapping, with a fragment missing or cut by the snap length, with two last
-fragments, or with fragments of no data."""
+fragments, with fragments of no data, with a first fragment of 8 bytes (the TCP header in
+two), or with IP options and IPv6 extension headers on either side of the fragment header."""
 
 from __future__ import annotations
 
@@ -14,22 +15,35 @@ CLIENT_BODY = b"EHLO client.example.org\r\n" + b"X" * 300 + b"\r\n"
 SERVER_BODY = b"250-mail.example.com\r\n" + b"250-" + b"Y" * 400 + b"\r\n250 OK\r\n"
 
 
-def _ip(v6: bool, data: bytes, src: str, dst: str, ident: int, off: int, more: bool) -> bytes:
-    """One fragment: `data` at byte `off` (a multiple of 8) of its datagram."""
+def _ip(v6: bool, data: bytes, src: str, dst: str, ident: int, off: int, more: bool,
+        opts: bool = False) -> bytes:
+    """One fragment: `data` at byte `off` (a multiple of 8) of its datagram; with `opts`,
+    IPv4 options, or an IPv6 hop-by-hop header before the fragment header and a destination
+    options header opening the datagram (so its data begins with it)."""
     if v6:
-        body = p.ipv6_frag_body(off // 8, more, ident)
-        return p.ether(p.ipv6(data, 6, src, dst, ext_headers=[(p.IPPROTO_FRAGMENT, body)]),
-                       0x86DD)
+        ext = [(p.IPPROTO_HOPOPTS, b"")] if opts else []
+        ext.append((p.IPPROTO_FRAGMENT, p.ipv6_frag_body(off // 8, more, ident)))
+        return p.ether(p.ipv6(data, p.IPPROTO_DSTOPTS if opts else 6, src, dst,
+                              ext_headers=ext), 0x86DD)
+    options = b"\x01\x01\x01\x00" if opts else b""
     return p.ether(p.ipv4(data, 6, src, dst, ident=ident, dont_fragment=False,
-                          more_fragments=more, frag_offset=off // 8,
-                          total_length=20 + len(data)), 0x0800)
+                          more_fragments=more, frag_offset=off // 8, options=options,
+                          total_length=20 + len(options) + len(data)), 0x0800)
 
 
-def fragments(v6: bool, seg: bytes, src: str, dst: str, ident: int, size: int = 64
-              ) -> list[bytes]:
-    """`seg` (a TCP segment) cut in fragments of `size` bytes (a multiple of 8)."""
-    cuts = list(range(0, len(seg), size))
-    return [_ip(v6, seg[a:a + size], src, dst, ident, a, a + size < len(seg)) for a in cuts]
+_DSTOPTS = bytes((6, 0, 1, 4, 0, 0, 0, 0))  # a destination options header before TCP
+
+
+def fragments(v6: bool, seg: bytes, src: str, dst: str, ident: int, size: int = 64,
+              first: int | None = None, opts: bool = False) -> list[bytes]:
+    """`seg` (a TCP segment) cut in fragments of `size` bytes (a multiple of 8), the first
+    of `first` bytes if given."""
+    if opts and v6:
+        seg = _DSTOPTS + seg
+    cuts = [0] + list(range(first or size, len(seg), size))
+    ends = cuts[1:] + [len(seg)]
+    return [_ip(v6, seg[a:b], src, dst, ident, a, b < len(seg), opts)
+            for a, b in zip(cuts, ends, strict=True)]
 
 
 def conversation(mode: str = "order", v6: bool = False, port: int = 25, cport: int = 40000,
@@ -50,7 +64,8 @@ def conversation(mode: str = "order", v6: bool = False, port: int = 25, cport: i
             (c, s, cport, port, seq_c, seq_s, CLIENT_BODY, ident),
             (s, c, port, cport, seq_s, seq_c + len(CLIENT_BODY), SERVER_BODY, ident + 1)):
         seg = p.tcp(sp, dp, seq, ack, p.ACK | p.PSH, body, src=src, dst=dst)
-        fr = fragments(v6, seg, src, dst, k)
+        fr = fragments(v6, seg, src, dst, k, first=8 if mode == "tiny_first" else None,
+                       opts=mode == "options")
         if mode == "reversed":
             fr = fr[::-1]
         elif mode == "shuffled":

@@ -13,6 +13,8 @@ import pytest
 
 from fastcap import Capture
 from fastcap._ffi import native_available
+from fastcap.run.scanner import scan_files
+from fastcap.run.workers import SerialExecutor
 from fastcap.select.flows import FlowTable
 from fastcap.select.fragments import (
     FRAG_FIRST,
@@ -28,12 +30,13 @@ from fastcap.tcp.reassembly import Reassembler
 from fastcap_synth import packets as p
 
 from . import fragcap
+from .test_ring import CA, _everything, split_pcap
 from .test_split import _result, _split, _streamed
 
 BACKENDS = ["python", "native"] if native_available() else ["python"]
 MODES = ["order", "reversed", "shuffled", "duplicated", "duplicated_first", "overlap",
          "overlap_first", "missing", "snapped", "snapped_first", "two_tails", "two_tails_early",
-         "zero_length"]
+         "zero_length", "tiny_first", "options"]
 LOST = ("missing", "snapped", "snapped_first", "two_tails", "two_tails_early")  # not whole
 
 
@@ -141,6 +144,17 @@ def test_the_same_whatever_the_split_backend_or_compression(tmp_path):
     gz.write_bytes(gzip.compress(path.read_bytes()))
     got = _result(gz)
     assert got[0] == whole[0]
+
+
+def test_ring_files_give_up_datagrams_at_their_end_in_every_path(tmp_path):
+    """Files of a ring buffer go on from one another, but fragments are not joined across
+    them: every path gives up a datagram cut by a file's end, in that file's totals."""
+    files, _starts = split_pcap(_capture(tmp_path), tmp_path, 5)
+    want = _everything(scan_files(files, executor=SerialExecutor(), jobs=2, parts=7,
+                                  ca_file=CA))
+    assert sum(w[3]["skipped"].get(NOT_COMPLETED, 0) for w in want) > 10  # cut at the ends
+    for kw in ({"jobs": 1}, {"jobs": 2, "parts": 9}, {"jobs": 1, "backend": "python"}):
+        assert _everything(scan_files(files, ca_file=CA, **kw)) == want, kw
 
 
 def test_selection_gives_fragment_rows(tmp_path):
