@@ -15,12 +15,14 @@ from fastcap import Capture
 from fastcap._ffi import native_available
 from fastcap.run.scanner import scan_files
 from fastcap.run.workers import SerialExecutor
+from fastcap.select import fragments
 from fastcap.select.flows import FlowTable
 from fastcap.select.fragments import (
     FRAG_FIRST,
     FRAG_ROW,
     MAX_PENDING,
     NOT_COMPLETED,
+    PIECE_COST,
     SNAPPED,
     Defragmenter,
 )
@@ -102,7 +104,10 @@ def test_streams_and_frames_match_tshark(tshark, tmp_path, mode, v6):
                                                        ident=300)])
     fragcap.write(path, frames)
     want_frames = _frames(tshark, path)
-    assert compute_stats(path, ports={25}).selected_frames == len(want_frames)
+    stats = compute_stats(path, ports={25})
+    assert stats.selected_frames == len(want_frames)
+    if not mode.startswith("snapped"):  # a first fragment of 8 bytes is not cut short
+        assert stats.skipped == ({NOT_COMPLETED: 10} if mode == "missing" else {})  # 2 x 5
     follows = _follows(tshark, path, 2)
     for backend in BACKENDS:
         conns = sorted(_conns(path, backend), key=lambda c: c.client_port)
@@ -196,7 +201,7 @@ def test_hostile_fragments_stay_bounded():
     assert d.held == 0
     for k in range(2000):
         d.add(*_row_args(2 + k, 2, 8 * (k % 50), b"z" * 8))
-    assert d.held <= 1024 * 8
+    assert d.held <= 1024 * (8 + PIECE_COST)
     assert d.add(*_row_args(5000, 3, 0, b"", more=False, first=True)) is None
     # a datagram not completed within MAX_AGE frames is given up
     d = Defragmenter()
@@ -204,6 +209,18 @@ def test_hostile_fragments_stay_bounded():
     d.add(*_row_args(10**6, 10, 0, b"q" * 8, first=True))
     assert d.add(*_row_args(10**6 + 1, 9, 32, b"b" * 8, more=False)) is None
     assert d.skipped[NOT_COMPLETED] == 1
+
+
+def test_fragments_held_stay_within_their_bytes(monkeypatch):
+    """Tiny fragments of many datagrams: what they hold, data and the cost of each, stays
+    within MAX_HELD, the oldest datagrams given up."""
+    monkeypatch.setattr(fragments, "MAX_HELD", 64 << 10)
+    d = Defragmenter()
+    for k in range(4000):
+        d.add(*_row_args(k, k // 200, 8 + 8 * (k % 200), b"t" * 8))
+        assert d.held <= 64 << 10
+    d.add(*_row_args(5000, 99, 0, b"h" * 64, first=True))
+    assert len(d) < 20 and d.skipped == {}  # none had a first fragment on a selected port
 
 
 def test_fragments_cut_by_the_snap_length_are_not_taken():

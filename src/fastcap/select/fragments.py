@@ -18,6 +18,7 @@ first fragment (its ports are known), -1 and False for the others.
 
 from __future__ import annotations
 
+from bisect import bisect_left, bisect_right
 from collections import Counter, OrderedDict
 from dataclasses import dataclass, field
 
@@ -30,6 +31,7 @@ MAX_PENDING = 4096  # datagrams awaiting fragments; the oldest is given up
 MAX_DATAGRAM = 65535  # bytes of a datagram's fragmentable part (a fragment past it is dropped)
 MAX_FRAGMENTS = 1024  # fragments held per datagram; more are dropped
 MAX_HELD = 32 << 20  # bytes held across pending datagrams; the oldest are given up
+PIECE_COST = 128  # what holding one fragment costs besides its data, as MAX_HELD counts
 MAX_AGE = 65536  # frames after its first fragment a datagram may still be completed in
 
 NOT_COMPLETED = ("TCP segments on a selected port in IP fragments never completed "
@@ -53,6 +55,9 @@ class Datagram:
 class _Pending:
     first_frame: int
     pieces: list[tuple[int, bytes]] = field(default_factory=list)  # (offset, data), arrival
+    # the bytes covered so far, as disjoint sorted spans [starts[i], ends[i])
+    starts: list[int] = field(default_factory=list)
+    ends: list[int] = field(default_factory=list)
     held: int = 0
     end: int | None = None  # the datagram's length, once its last fragment came
     flow: int = -1  # the first fragment's TCP flow (-1: not seen yet)
@@ -87,7 +92,7 @@ class Defragmenter:
 
     @property
     def held(self) -> int:
-        """Bytes of fragment data held now."""
+        """Bytes accounted to the fragments held now: their data, and PIECE_COST each."""
         return self._held
 
     def take_skipped(self) -> Counter:
@@ -141,8 +146,13 @@ class Defragmenter:
         if not flags & FRAG_MF and p.end is None:
             p.end = offset + len(data)
         p.pieces.append((offset, data))
-        p.held += len(data)
-        self._held += len(data)
+        a, b = offset, offset + len(data)
+        i, j = bisect_left(p.ends, a), bisect_right(p.starts, b)  # spans it touches
+        if i < j:
+            a, b = min(a, p.starts[i]), max(b, p.ends[j - 1])
+        p.starts[i:j], p.ends[i:j] = [a], [b]
+        p.held += len(data) + PIECE_COST
+        self._held += len(data) + PIECE_COST
         while self._held > MAX_HELD and self._pending:
             oldest = next(iter(self._pending))
             self._give_up(oldest)
@@ -152,18 +162,9 @@ class Defragmenter:
 
     def _complete(self, key: tuple[bool, bytes, int], p: _Pending, frame_no: int,
                   ts_ns: int) -> Datagram | None:
-        if p.end is None or p.flow < 0:
-            return None
+        if p.end is None or p.flow < 0 or p.starts[0] > 0 or p.ends[0] < p.end:
+            return None  # not all there yet
         pieces = sorted(p.pieces, key=lambda x: x[0])  # stable: arrival order at one offset
-        filled = 0
-        for off, data in pieces:
-            if off > filled:
-                return None  # a hole
-            filled = max(filled, off + len(data))
-            if filled >= p.end:
-                break
-        if filled < p.end:
-            return None
         out = bytearray(p.end)
         filled = 0
         for off, data in pieces:

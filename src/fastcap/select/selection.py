@@ -133,6 +133,12 @@ class FrameCounters:
         self.udp += int(np.count_nonzero(hd.is_udp))
         self.fragments += int(np.count_nonzero(hd.frag))
         bad = hd.status
+        if self.fragments:
+            # a first fragment's TCP header may end with the fragment: it is read whole
+            # from the datagram (`fragments`), and nothing was cut by the snap length
+            early = (hd.frag == 1) & ((bad == Status.TRUNCATED_L4) | (bad == Status.BAD_L4))
+            if early.any():
+                bad = np.where(early, np.uint8(Status.OK), bad)
         if np.any((bad != Status.OK) & (bad != Status.NOT_IP)):
             codes, counts = np.unique(bad, return_counts=True)
             for code, c in zip(codes.tolist(), counts.tolist(), strict=True):
