@@ -13,7 +13,8 @@ import pytest
 
 from fastcap import Capture
 from fastcap._ffi import native_available
-from fastcap.run.scanner import scan_files
+from fastcap.run import split
+from fastcap.run.scanner import judge_options, scan_files
 from fastcap.run.workers import SerialExecutor
 from fastcap.select import fragments
 from fastcap.select.flows import FlowTable
@@ -145,6 +146,9 @@ def test_the_same_whatever_the_split_backend_or_compression(tmp_path):
         assert _streamed(path, parts) == whole, f"streamed {parts}"
     for backend in BACKENDS:
         assert _result(path, backend=backend) == whole, backend
+    res = split.split_scan(path, judge_options(ca_file=CA), jobs=3, executor=SerialExecutor(),
+                           parts=5)
+    assert res.phase_two == "IP fragments"
     gz = tmp_path / "many.pcap.gz"
     gz.write_bytes(gzip.compress(path.read_bytes()))
     got = _result(gz)
