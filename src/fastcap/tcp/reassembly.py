@@ -352,6 +352,10 @@ class Reassembler:
 
     `buf` is the capture's memory map (payload bytes are read from it in place), `flows` the
     FlowTable that numbered the flows.  Hold the Capture open while feeding.
+
+    IP fragment rows among the frames (`select.fragments`) go to its `defrag`, here above
+    both cores, so every path that feeds a reassembler puts the same datagrams together;
+    each completed datagram reaches the core as one segment in its completing frame's place.
     """
 
     def __init__(self, buf, flows: FlowTable, *, server_ports: Iterable[int] = DEFAULT_PORTS,
