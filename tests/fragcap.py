@@ -105,6 +105,14 @@ def conversation(mode: str = "order", v6: bool = False, port: int = 25, cport: i
     return out
 
 
+def tagged(frame: bytes, vlans: list[int]) -> bytes:
+    """An Ethernet frame put under 802.1ad/802.1Q tags (outermost first)."""
+    tpids = [0x88A8] * (len(vlans) - 1) + [0x8100]
+    tags = b"".join(t.to_bytes(2, "big") + v.to_bytes(2, "big")
+                    for t, v in zip(tpids, vlans, strict=True))
+    return frame[:12] + tags + frame[12:]
+
+
 def interleaved(conversations: list[list[bytes]]) -> list[bytes]:
     """Frames of several conversations taken in turn."""
     out, longest = [], max(len(c) for c in conversations)

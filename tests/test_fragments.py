@@ -122,6 +122,24 @@ def test_streams_and_frames_match_tshark(tshark, tmp_path, mode, v6):
                 assert c.s2c.frame_at(len(b"220 mail.example.com\r\n")) in want_frames
 
 
+@pytest.mark.parametrize("v6,tags", [(False, [[5], [6]]), (True, [[5], [6]]),
+                                     (False, [[5, 7], [6, 7]]), (False, [[7, 5], [7, 6]])],
+                         ids=["ipv4", "ipv6", "qinq-outer", "qinq-inner"])
+def test_datagrams_on_other_vlans_stay_apart_as_in_tshark(tshark, tmp_path, v6, tags):
+    """Two datagrams of one source, destination and identification on two VLANs,
+    interleaved: Wireshark keeps IPv4 ones apart by the innermost VLAN id, not IPv6 ones."""
+    frames = []
+    for k, vlans in enumerate(tags):
+        c, s = ("2001:db8::1", "2001:db8::2") if v6 else ("10.0.0.1", "10.0.0.2")
+        seg = p.tcp(40000, 25, 1, 1, p.ACK, bytes([65 + k]) * 200, src=c, dst=s)
+        frames.append([fragcap.tagged(f, vlans) for f in fragcap.fragments(v6, seg, c, s, 5)])
+    path = tmp_path / "vlans.pcap"
+    fragcap.write(path, fragcap.interleaved(frames))
+    want = _frames(tshark, path)
+    assert len(want) == (1 if v6 or tags[0][-1] == tags[1][-1] else 2)
+    assert compute_stats(path, ports={25}).selected_frames == len(want)
+
+
 def _capture(tmp_path: Path) -> Path:
     """Several fragmented conversations in a row, so that byte ranges cut datagrams."""
     frames = []

@@ -11,7 +11,9 @@ order, turns each completed datagram into one TCP segment.  So whatever the byte
 workers, every scan sees the same datagrams.
 
 The rows' other columns: `seq` the fragment's offset in bytes (for a first fragment: where
-its TCP header begins within the datagram), `ack` the datagram's identification, `window`
+its TCP header begins within the datagram) in its low 16 bits, and above them, for IPv4 under
+VLAN tags, the innermost VLAN id + 1 (Wireshark keeps apart the IPv4 datagrams of different
+VLANs, not the IPv6 ones), `ack` the datagram's identification, `window`
 where the fragment's data begins in the payload; `flow` and `from_a` the TCP flow of a
 first fragment (its ports are known), -1 and False for the others.
 """
@@ -66,9 +68,9 @@ class _Pending:
     frames: int = 0  # fragment rows taken, counted when given up
 
 
-def _key(flags: int, raw: bytes, ident: int) -> tuple[bool, bytes, int]:
+def _key(flags: int, raw: bytes, ident: int, vlan: int) -> tuple[bool, bytes, int, int]:
     v6 = bool(flags & FRAG_V6)
-    return v6, raw[:32] if v6 else raw[:8], ident
+    return v6, raw[:32] if v6 else raw[:8], ident, vlan
 
 
 class Defragmenter:
@@ -83,7 +85,7 @@ class Defragmenter:
     the others were not on a selected port as far as anything shows."""
 
     def __init__(self) -> None:
-        self._pending: OrderedDict[tuple[bool, bytes, int], _Pending] = OrderedDict()
+        self._pending: OrderedDict[tuple[bool, bytes, int, int], _Pending] = OrderedDict()
         self._held = 0
         self.skipped: Counter = Counter()  # reason -> frames, since taken (`take_skipped`)
 
@@ -100,7 +102,7 @@ class Defragmenter:
         out, self.skipped = self.skipped, Counter()
         return out
 
-    def _give_up(self, key: tuple[bool, bytes, int]) -> None:
+    def _give_up(self, key: tuple[bool, bytes, int, int]) -> None:
         p = self._pending.pop(key)
         self._held -= p.held
         if p.flow >= 0:
@@ -129,10 +131,11 @@ class Defragmenter:
                 self.skipped[SNAPPED] += 1
             return None
         data = raw[skip:length]
+        vlan, seq = seq >> 16, seq & 0xFFFF
         offset = 0 if first else seq
         if not data or offset + len(data) > MAX_DATAGRAM:
             return None
-        key = _key(flags, raw, ident)
+        key = _key(flags, raw, ident, vlan)
         p = self._pending.get(key)
         if p is None:
             while len(self._pending) >= MAX_PENDING:
@@ -160,7 +163,7 @@ class Defragmenter:
                 return None
         return self._complete(key, p, frame_no, ts_ns)
 
-    def _complete(self, key: tuple[bool, bytes, int], p: _Pending, frame_no: int,
+    def _complete(self, key: tuple[bool, bytes, int, int], p: _Pending, frame_no: int,
                   ts_ns: int) -> Datagram | None:
         if p.end is None or p.flow < 0 or p.starts[0] > 0 or p.ends[0] < p.end:
             return None  # not all there yet

@@ -331,18 +331,21 @@ def iter_selected(cap: Capture, ports: Iterable[int] = DEFAULT_PORTS,
 _EXT6 = frozenset((0, 43, 60, 135, 139, 140))  # IPv6 headers before a fragment header
 
 
-def _fragment_fields(buf: np.ndarray, base: int, cap: int, l3: int, v6: bool
+def _fragment_fields(buf: np.ndarray, base: int, cap: int, l3: int, v6: bool, tagged: bool
                      ) -> tuple[int, int, int, int, int] | None:
     """(payload start, data start, offset in bytes, MF, identification) of a fragment whose
     IP header starts at frame byte `l3` (frame at file offset `base`), or None when its
-    fragment header is not where the decoder's walk found it (cut short)."""
+    fragment header is not where the decoder's walk found it (cut short).  An IPv4 fragment
+    under VLAN tags (`tagged`) has its innermost VLAN id + 1 in the offset's bits 16 and
+    up: Wireshark keeps datagrams of different VLANs apart (IPv4 only)."""
     b = buf[base:base + cap].tobytes()
     if not v6:
         if l3 + 20 > cap:
             return None
         ihl = (b[l3] & 0x0F) * 4
         fo = int.from_bytes(b[l3 + 6:l3 + 8], "big")
-        return l3 + 12, l3 + ihl, (fo & 0x1FFF) * 8, fo & 0x2000, int.from_bytes(
+        vlan = (int.from_bytes(b[l3 - 4:l3 - 2], "big") & 0x0FFF) + 1 if tagged and l3 >= 4 else 0
+        return l3 + 12, l3 + ihl, (fo & 0x1FFF) * 8 | vlan << 16, fo & 0x2000, int.from_bytes(
             b[l3 + 4:l3 + 6], "big")
     nh, p = b[l3 + 6] if l3 + 7 <= cap else -1, l3 + 40
     for _ in range(9):
@@ -375,7 +378,7 @@ def _with_fragments(buf, offset, caplen, wire, hd, sc_rows, pick, later, tf, fid
         v6 = int(hd.l3[j]) == 6
         l3 = int(hd.l3_off[j])
         end = min(int(hd.ip_end[j]), max(int(wire[r]), cap))
-        f = _fragment_fields(buf, base, cap, l3, v6)
+        f = _fragment_fields(buf, base, cap, l3, v6, int(hd.vlan_depth[j]) > 0)
         if first:
             keep[i] = False
         if f is None:
@@ -384,7 +387,7 @@ def _with_fragments(buf, offset, caplen, wire, hd, sc_rows, pick, later, tf, fid
         flags = FRAG_ROW | (FRAG_MF if mf else 0) | (FRAG_V6 if v6 else 0)
         if first:
             flags |= FRAG_FIRST
-            off = int(hd.l4_off[j]) - data_at
+            off = (off & ~0xFFFF) | (int(hd.l4_off[j]) - data_at)  # the VLAN, and the TCP header
             flow, a = int(fid[i]), bool(from_a[i])
         else:
             flow, a = -1, False
