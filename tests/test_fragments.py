@@ -233,6 +233,19 @@ def test_hostile_fragments_stay_bounded():
     assert d.skipped[NOT_COMPLETED] == 1
 
 
+def test_a_selected_datagram_outlives_fragments_of_other_ports():
+    """Later fragments of TCP on other ports (their first fragments are not selected) never
+    complete: over the bound they go first, and the datagram of a selected port completes."""
+    d = Defragmenter()
+    head = b"h" * 12 + bytes([0x50]) + b"h" * 7
+    d.add(*_row_args(1, 70000, 0, head + b"a" * 12, first=True))
+    for k in range(MAX_PENDING + 10):
+        d.add(*_row_args(2 + k, k, 64, b"o" * 8))
+    got = d.add(*_row_args(MAX_PENDING + 20, 70000, 32, b"b" * 8, more=False))
+    assert got is not None and got.segment == head + b"a" * 12 + b"b" * 8
+    assert len(d) == MAX_PENDING - 1 and d.skipped == {}
+
+
 def test_fragments_held_stay_within_their_bytes(monkeypatch):
     """Tiny fragments of many datagrams: what they hold, data and the cost of each, stays
     within MAX_HELD, the oldest datagrams given up."""

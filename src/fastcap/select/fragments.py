@@ -82,10 +82,14 @@ class Defragmenter:
     dropped.  Fragments of no data, and fragments cut by the snap length, are not taken (as
     Wireshark does not defragment them); a first fragment cut so is counted.  Datagrams
     given up hold a first fragment on a selected port are counted under `skipped` (frames),
-    the others were not on a selected port as far as anything shows."""
+    the others were not on a selected port as far as anything shows.
+
+    Over a bound, the datagram given up is the oldest of those whose first fragment is not
+    there (fragments of TCP on other ports never get one), else the oldest."""
 
     def __init__(self) -> None:
         self._pending: OrderedDict[tuple[bool, bytes, int, int], _Pending] = OrderedDict()
+        self._headless: OrderedDict[tuple[bool, bytes, int, int], None] = OrderedDict()
         self._held = 0
         self.skipped: Counter = Counter()  # reason -> frames, since taken (`take_skipped`)
 
@@ -102,8 +106,12 @@ class Defragmenter:
         out, self.skipped = self.skipped, Counter()
         return out
 
+    def _victim(self) -> tuple[bool, bytes, int, int]:
+        return next(iter(self._headless or self._pending))
+
     def _give_up(self, key: tuple[bool, bytes, int, int]) -> None:
         p = self._pending.pop(key)
+        self._headless.pop(key, None)
         self._held -= p.held
         if p.flow >= 0:
             self.skipped[NOT_COMPLETED] += p.frames
@@ -139,13 +147,15 @@ class Defragmenter:
         p = self._pending.get(key)
         if p is None:
             while len(self._pending) >= MAX_PENDING:
-                self._give_up(next(iter(self._pending)))
+                self._give_up(self._victim())
             p = self._pending[key] = _Pending(frame_no)
+            self._headless[key] = None
         if len(p.pieces) >= MAX_FRAGMENTS:
             return None
         p.frames += 1
         if first and p.flow < 0:
             p.flow, p.from_a, p.tcp_at = flow, from_a, seq
+            del self._headless[key]
         if not flags & FRAG_MF and p.end is None:
             p.end = offset + len(data)
         p.pieces.append((offset, data))
@@ -157,9 +167,9 @@ class Defragmenter:
         p.held += len(data) + PIECE_COST
         self._held += len(data) + PIECE_COST
         while self._held > MAX_HELD and self._pending:
-            oldest = next(iter(self._pending))
-            self._give_up(oldest)
-            if oldest == key:
+            victim = self._victim()
+            self._give_up(victim)
+            if victim == key:
                 return None
         return self._complete(key, p, frame_no, ts_ns)
 
