@@ -17,7 +17,7 @@ import numpy as np
 from ..options import DEFAULT_PORTS as DEFAULT_PORTS
 from ..read.capture import Capture, WalkState
 from ..read.frames import F_NO_TS, F_OVER_SNAPLEN, F_SNAPPED, NO_TS
-from .decode import LINKTYPE_ETHERNET, Status, TcpFields, decode_tcp
+from .decode import LINKTYPE_ETHERNET, Headers, Status, TcpFields, decode_tcp
 from .flows import FlowTable, port_lut
 from .fragments import FRAG_FIRST, FRAG_MF, FRAG_ROW, FRAG_V6
 from .screen import TUNNEL_PORTS, Ports, Screened, screen
@@ -361,8 +361,11 @@ def _fragment_fields(buf: np.ndarray, base: int, cap: int, l3: int, v6: bool, ta
     return None
 
 
-def _with_fragments(buf, offset, caplen, wire, hd, sc_rows, pick, later, tf, fid, from_a,
-                    file_off):
+def _with_fragments(buf: np.ndarray, offset: np.ndarray, caplen: np.ndarray,
+                    wire: np.ndarray, hd: Headers, sc_rows: np.ndarray, pick: np.ndarray,
+                    later: np.ndarray, tf: TcpFields, fid: np.ndarray, from_a: np.ndarray,
+                    file_off: np.ndarray) -> tuple[np.ndarray, TcpFields, np.ndarray,
+                                                   np.ndarray, np.ndarray]:
     """The window's selected rows with its TCP fragments as fragment rows (`fragments`):
     first fragments on selected ports in place, the later fragments of any TCP datagram
     added, all in frame order."""
