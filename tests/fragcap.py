@@ -1,8 +1,9 @@
 """SMTP conversations whose TCP segments travel in IP fragments (IPv4 and IPv6), for the
 defragmentation tests: in order, reversed, interleaved with other flows, duplicated with
 other bytes, overlapping, with a fragment missing or cut by the snap length, with two last
-fragments, with fragments of no data, with a first fragment of 8 bytes (the TCP header in
-two), or with IP options and IPv6 extension headers on either side of the fragment header."""
+fragments, sent again after they were complete, with fragments of no data, with a first
+fragment of 8 bytes (the TCP header in two), or with IP options and IPv6 extension headers
+on either side of the fragment header."""
 
 from __future__ import annotations
 
@@ -91,6 +92,10 @@ def conversation(mode: str = "order", v6: bool = False, port: int = 25, cport: i
                       _ip(v6, seg[128:192], src, dst, k, 128, False))
             if mode == "two_tails_early":  # ... and the true last one before the middle
                 fr.insert(2, fr.pop())
+        elif mode == "repeated":  # the whole datagram again, after it was completed
+            fr = fr + fr
+        elif mode == "repeated_last":  # its last fragment again, alone
+            fr = fr + fr[-1:]
         elif mode == "zero_length":  # fragments of no data, one claiming to be the last
             fr.insert(1, _ip(v6, b"", src, dst, k, 64, True))
             fr.insert(3, _ip(v6, b"", src, dst, k, 128, False))

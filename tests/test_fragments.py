@@ -39,7 +39,7 @@ from .test_split import _result, _split, _streamed
 BACKENDS = ["python", "native"] if native_available() else ["python"]
 MODES = ["order", "reversed", "shuffled", "duplicated", "duplicated_first", "overlap",
          "overlap_first", "missing", "snapped", "snapped_first", "two_tails", "two_tails_early",
-         "zero_length", "tiny_first", "options"]
+         "repeated", "repeated_last", "zero_length", "tiny_first", "options"]
 LOST = ("missing", "snapped", "snapped_first", "two_tails", "two_tails_early")  # not whole
 
 
