@@ -10,7 +10,7 @@ from __future__ import annotations
 import random
 
 from fastcap_synth import packets as p
-from fastcap_synth.writers import Record, write_pcap
+from fastcap_synth.writers import Record, write_pcap, write_pcapng
 
 CLIENT_BODY = b"EHLO client.example.org\r\n" + b"X" * 300 + b"\r\n"
 SERVER_BODY = b"250-mail.example.com\r\n" + b"250-" + b"Y" * 400 + b"\r\n250 OK\r\n"
@@ -126,7 +126,8 @@ def interleaved(conversations: list[list[bytes]]) -> list[bytes]:
     return out
 
 
-def write(path, frames: list[bytes | tuple[bytes, int]]) -> None:
+def write(path, frames: list[bytes | tuple[bytes, int]], pcapng: bool = False) -> None:
     """Frames (or (captured bytes, length on the wire) for one cut by the snap length)."""
-    write_pcap(path, [Record(f, i * 1000) if isinstance(f, bytes) else Record(f[0], i * 1000, f[1])
-                      for i, f in enumerate(frames)])
+    records = [Record(f, i * 1000) if isinstance(f, bytes) else Record(f[0], i * 1000, f[1])
+               for i, f in enumerate(frames)]
+    (write_pcapng if pcapng else write_pcap)(path, records)

@@ -140,7 +140,7 @@ def test_datagrams_on_other_vlans_stay_apart_as_in_tshark(tshark, tmp_path, v6, 
     assert compute_stats(path, ports={25}).selected_frames == len(want)
 
 
-def _capture(tmp_path: Path) -> Path:
+def _capture(tmp_path: Path, pcapng: bool = False) -> Path:
     """Several fragmented conversations in a row, so that byte ranges cut datagrams."""
     frames = []
     for k in range(6):
@@ -148,13 +148,14 @@ def _capture(tmp_path: Path) -> Path:
             fragcap.conversation(("order", "reversed", "missing")[k % 3], k % 2 == 1,
                                  cport=41000 + k, seed=k, ident=k),
             fragcap.conversation("shuffled", k % 2 == 0, port=80, cport=42000 + k, ident=k)])
-    path = tmp_path / "many.pcap"
-    fragcap.write(path, frames)
+    path = tmp_path / ("many.pcapng" if pcapng else "many.pcap")
+    fragcap.write(path, frames, pcapng)
     return path
 
 
-def test_the_same_whatever_the_split_backend_or_compression(tmp_path):
-    path = _capture(tmp_path)
+@pytest.mark.parametrize("pcapng", [False, True], ids=["pcap", "pcapng"])
+def test_the_same_whatever_the_split_backend_or_compression(tmp_path, pcapng):
+    path = _capture(tmp_path, pcapng)
     whole = _result(path)
     sessions, summary = whole
     assert len(sessions) == 6
@@ -164,10 +165,12 @@ def test_the_same_whatever_the_split_backend_or_compression(tmp_path):
         assert _streamed(path, parts) == whole, f"streamed {parts}"
     for backend in BACKENDS:
         assert _result(path, backend=backend) == whole, backend
+    if not pcapng:  # worker processes carry the fragments' bytes to this one
+        assert _streamed(path, 4, workers=True, jobs=2) == whole
     res = split.split_scan(path, judge_options(ca_file=CA), jobs=3, executor=SerialExecutor(),
                            parts=5)
     assert res.phase_two == "IP fragments"
-    gz = tmp_path / "many.pcap.gz"
+    gz = tmp_path / (path.name + ".gz")
     gz.write_bytes(gzip.compress(path.read_bytes()))
     got = _result(gz)
     assert got[0] == whole[0]
