@@ -722,6 +722,24 @@ def test_no_ssl_log_line_for_a_capture_joined_after_the_handshake(tmp_path):
     assert read_strict(out / "ssl.log")[2] == []
 
 
+# Two mail transactions, the first ended by RSET, the second by a message
+_TWO_TRANSACTIONS = (
+    ("EHLO relay.fabrikam.com", "250 hi"),
+    ("MAIL FROM:<a@fabrikam.com>", "250 ok"), ("RCPT TO:<b@contoso.com>", "250 ok"),
+    ("RSET", "250 reset"),
+    ("MAIL FROM:<c@fabrikam.com>", "250 ok"), ("RCPT TO:<d@contoso.com>", "250 ok"),
+    ("DATA", "354 go on"), ("Subject: x\r\n\r\nhello\r\n.", "250 queued as 1"))
+
+
+def _plain_capture(path: Path, pki, after_s: int, commands: tuple) -> Path:
+    """A plaintext dialogue of `commands`, an hour and `after_s` seconds into the client
+    certificate's validity, written to `path`."""
+    start = (int(pki.client.cert.not_valid_before_utc.timestamp()) + 3600 + after_s) * 10**9
+    sc = scenario("starttls_not_offered", pki, start_ns=start, commands=commands)
+    write_pcap(path, render(converse(sc), sc))
+    return path
+
+
 def test_smtp_log_has_one_line_per_mail_transaction(tmp_path):
     """As Zeek's base/protocols/smtp/main.zeek: a MAIL FROM writes the transaction before it
     (RSET writes nothing), the reply to a message's end writes its own and counts a message
@@ -729,22 +747,12 @@ def test_smtp_log_has_one_line_per_mail_transaction(tmp_path):
     baseline for smtp-one-side-only.pcap (no server packets): two lines, both trans_depth 1,
     no last_reply."""
     pki = make_pki()
-    start = int(pki.client.cert.not_valid_before_utc.timestamp()) * 10**9 + 3600 * 10**9
-    sc = scenario("starttls_not_offered", pki, start_ns=start, commands=(
-        ("EHLO relay.fabrikam.com", "250 hi"),
-        ("MAIL FROM:<a@fabrikam.com>", "250 ok"), ("RCPT TO:<b@contoso.com>", "250 ok"),
-        ("RSET", "250 reset"),
-        ("MAIL FROM:<c@fabrikam.com>", "250 ok"), ("RCPT TO:<d@contoso.com>", "250 ok"),
-        ("DATA", "354 go on"), ("Subject: x\r\n\r\nhello\r\n.", "250 queued as 1"),
+    path = _plain_capture(tmp_path / "three.pcap", pki, 0, _TWO_TRANSACTIONS + (
         ("MAIL FROM:<e@fabrikam.com>", "250 ok"), ("RCPT TO:<f@contoso.com>", "250 ok"),
         ("DATA", "354 go on"), ("Subject: y\r\n\r\nhello\r\n.", "250 queued as 2"),
         ("QUIT", "221 bye")))
-    path = tmp_path / "three.pcap"
-    write_pcap(path, render(converse(sc), sc))
-    idle = scenario("starttls_not_offered", pki, start_ns=start + 10**10, commands=(
+    quiet = _plain_capture(tmp_path / "idle.pcap", pki, 10, (
         ("EHLO relay.fabrikam.com", "250 hi"), ("NOOP", "250 ok"), ("QUIT", "221 bye")))
-    quiet = tmp_path / "idle.pcap"
-    write_pcap(quiet, render(converse(idle), idle))
     out = tmp_path / "logs"
     r = run_cli("--format", "zeek", "-o", str(out), str(path), str(quiet))
     assert r.returncode in (0, 1), r.stderr
@@ -795,17 +803,8 @@ def test_ts_is_when_zeek_begins_each_record(tmp_path):
     assert (smtp["ts"], ssl["ts"]) == (at[4], at[13])
     assert {x["ts"] for x in read_strict(out / "x509.log")[2]} == {at[16]}
 
-    pki = make_pki()
-    start = int(pki.client.cert.not_valid_before_utc.timestamp()) * 10**9 + 3600 * 10**9
-    sc = scenario("starttls_not_offered", pki, start_ns=start, commands=(
-        ("EHLO relay.fabrikam.com", "250 hi"),
-        ("MAIL FROM:<a@fabrikam.com>", "250 ok"), ("RCPT TO:<b@contoso.com>", "250 ok"),
-        ("RSET", "250 reset"),
-        ("MAIL FROM:<c@fabrikam.com>", "250 ok"), ("RCPT TO:<d@contoso.com>", "250 ok"),
-        ("DATA", "354 go on"), ("Subject: x\r\n\r\nhello\r\n.", "250 queued as 1"),
+    path = _plain_capture(tmp_path / "three.pcap", make_pki(), 0, _TWO_TRANSACTIONS + (
         ("MAIL FROM:<e@fabrikam.com>", "250 ok"), ("QUIT", "221 bye")))
-    path = tmp_path / "three.pcap"
-    write_pcap(path, render(converse(sc), sc))
     at = _frame_times(path)
     r = run_cli("--format", "json", str(path))
     (s,) = json.loads(r.stdout)["files"][0]["sessions"]
