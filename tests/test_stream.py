@@ -261,6 +261,42 @@ def test_damage_in_one_zstd_frame_keeps_what_came_before(generated, tmp_path):
     assert 0 < int(warning.split("decompressed offset ")[1].split(":")[0]) < len(raw)
 
 
+def _zstd_before_damage(data: bytes, step: int = 1024) -> tuple[int, int]:
+    """(compressed offset of the first output, bytes given before the damage) by a zstd
+    decompressor fed `step` bytes at a time."""
+    d, n, first = zstandard.ZstdDecompressor().decompressobj(), 0, None
+    for at in range(0, len(data), step):
+        try:
+            got = len(d.decompress(data[at: at + step]))
+        except zstandard.ZstdError:
+            break
+        if got and first is None:
+            first = at
+        n += got
+    return first, n
+
+
+def test_damage_early_in_a_highly_compressed_zstd_frame_keeps_what_came_before(
+        generated, tmp_path):
+    """A capture inflates 10-fold and more: fixed 64 KiB steps lost up to a megabyte before
+    the damage (all of it, in the frame's first step: no capture at all).  Steps are sized by
+    the ratio, so about one zstd block is lost."""
+    raw = generated["pcap"].read_bytes()
+    data = bytearray(zstandard.ZstdCompressor(level=3, write_checksum=True).compress(raw))
+    assert len(raw) > 10 * len(data)
+    first, _ = _zstd_before_damage(bytes(data))
+    at = first + 24_000
+    assert at + 64 < 64 << 10
+    data[at: at + 64] = bytes(64)
+    _, before = _zstd_before_damage(bytes(data))
+    assert 512 << 10 < before < len(raw)  # damage zstd finds, deep into the capture
+    bad = tmp_path / "early.pcap.zst"
+    bad.write_bytes(bytes(data))
+    (warning,) = [w for w in compute_stats(bad).warnings if "decompressed offset" in w]
+    reached = int(warning.split("decompressed offset ")[1].split(":")[0])
+    assert before - (256 << 10) <= reached <= before
+
+
 def test_an_unexpected_error_while_decompressing_ends_the_stream_not_the_scan(
         generated, tmp_path, monkeypatch):
     """The decompressing thread hands on whatever it raises: a reader waiting for its next

@@ -78,7 +78,12 @@ def stream_kind(path: str | os.PathLike) -> str | None:
 
 
 _RAW_READ = 256 << 10  # compressed bytes per read: a few MiB once inflated
-_STEP = 64 << 10  # compressed bytes per call to a decompressor whose state cannot be copied
+# A decompressor whose state cannot be copied gives nothing for a call that raises: its calls
+# take at most _STEP compressed bytes, fewer where they inflate to more than about _STEP_OUT.
+_STEP = 64 << 10
+_STEP_OUT = 128 << 10  # one zstd block at most
+_FIRST_STEP = 4 << 10  # the first call of a read, before its ratio is known
+_MIN_STEP = 1 << 10
 _RETRY_STEP = 64  # compressed bytes per call when a read is decompressed again up to damage
 
 
@@ -90,20 +95,28 @@ def _inflated(d, data: bytes) -> list:
 
     zlib's state can be copied: a read goes in one call and, when that raises, again from
     the copy in small steps, up to the damage.  zstd's and lz4's cannot: they are fed in
-    steps of _STEP, so damage costs at most one step's output."""
+    steps sized by the ratio seen so far (a highly compressed capture inflates 30-fold and
+    more), so damage costs one step's output, about _STEP_OUT bytes."""
     copy = getattr(d, "copy", None)
     saved = copy() if copy is not None else None
-    step = len(data) if saved is not None else _STEP
+    step = len(data) if saved is not None else _FIRST_STEP
     out: list = []
-    for at in range(0, len(data), step):
+    at = 0
+    while at < len(data):
+        chunk = data[at: at + step]
         try:
-            out.append(d.decompress(data[at: at + step]))
+            got = d.decompress(chunk)
         except Exception as e:  # noqa: BLE001 - each library has its own error class
             if saved is not None:
                 out = _up_to_damage(saved, data)
             return [*out, None, e]
+        out.append(got)
+        at += len(chunk)
         if d.eof:
-            return [*out, (d.unused_data or b"") + data[at + step:], None]
+            return [*out, (d.unused_data or b"") + data[at:], None]
+        if saved is None:  # no output yet (a block is still coming): grow step by step
+            step = min(_STEP, len(chunk) * _STEP_OUT // len(got) if got else 2 * step)
+            step = max(_MIN_STEP, step)
     return [*out, None, None]
 
 
