@@ -170,6 +170,23 @@ def test_stats_count_the_frames_opened_by_their_outermost_tunnel(tmp_path, kind)
     assert not any("not decoded" in r for r in st.skipped)
 
 
+def test_an_ah_fragment_after_the_first_is_counted_not_opened(tmp_path, backend):
+    """A non-first fragment of an AH packet has no header to step over (as in Wireshark):
+    with no other AH in its window, it once ended the scan with a numpy error."""
+    seg = p.tcp(1025, 25, 1, 1, 0x18, b"MAIL FROM:<a@example.com>\r\n", src=OUTER[0],
+                dst=OUTER[1])
+    frames = [p.ether(p.ipv4(_ah(seg, 6), 51, *OUTER, more_fragments=more, frag_offset=off,
+                             dont_fragment=False), 0x0800)
+              for more, off in ((True, 0), (False, 5))]
+    path = tmp_path / "ah-frag.pcap"
+    write_pcap(path, [Record(frames[1], 1_700_000_000_000_000_000)])
+    st = compute_stats(path, backend=backend)
+    assert (st.frames, st.fragments, st.selected_frames) == (1, 1, 0)
+    assert list(scan(path, backend=backend)) == []
+    write_pcap(path, [Record(f, 1_700_000_000_000_000_000 + i) for i, f in enumerate(frames)])
+    assert compute_stats(path, backend=backend).fragments == 2
+
+
 def _odd_frames() -> list[bytes]:
     """Tunnels whose inner frame is not opened (Wireshark does not open them either, or
     only by guessing), each with SMTP inside, and two it opens."""

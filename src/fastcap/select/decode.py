@@ -564,6 +564,8 @@ def _ipv4_ah(ctx: _Ctx, rows: np.ndarray, proto: np.ndarray, l4: np.ndarray) -> 
     which `tunnels` opens).  An AH cut short, or longer than its packet, stays `ip_proto` 51."""
     h = ctx.h
     j = np.flatnonzero((proto == _IPPROTO_AH) & (l4 >= 0))
+    if not len(j):  # only fragments after the first: no header to step over
+        return
     r, p = rows[j], l4[j].astype(np.int32)
     c = ctx.cap[r]
     w = _wide(c, p + 2, ctx.width)
