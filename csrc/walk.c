@@ -359,13 +359,16 @@ int64_t fc_walk_pcapng(const uint8_t *buf, int64_t len, int64_t start, int32_t s
         uint32_t type = rd32(b, swapped);
         if (type == BT_SHB) /* its byte order decides how to read its length */
             return stop(st, FC_BLOCK, off, fno, type, n);
-        uint32_t blen = rd32(b + 4, swapped);
-        if (blen < 12 || (blen & 3) || blen > max_block)
-            return stop(st, FC_CORRUPT, off, fno, blen, n);
+        uint32_t field = rd32(b + 4, swapped);
+        if (field < 12 || field > max_block)
+            return stop(st, FC_CORRUPT, off, fno, field, n);
+        /* Some writers leave the padding out of both lengths; Wireshark rounds them up to
+         * a multiple of 4, and so do we (a damaged sound length never rounds to itself). */
+        uint32_t blen = (field + 3) & ~3u;
         if ((int64_t)blen > len - off)
             return stop(st, FC_TRUNCATED, off, fno, blen, n);
-        if (rd32(b + blen - 4, swapped) != blen)
-            return stop(st, FC_CORRUPT, off, fno, blen, n);
+        if (((uint64_t)rd32(b + blen - 4, swapped) + 3) / 4 * 4 != blen)
+            return stop(st, FC_CORRUPT, off, fno, field, n);
 
         uint32_t iface_id, caplen, orig;
         uint64_t units = 0;

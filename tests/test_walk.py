@@ -224,6 +224,31 @@ def test_corrupt_pcapng_block_stops_with_offset(tmp_path, backend):
     assert w.kind == "corrupt_block" and w.offset == second
 
 
+def test_block_lengths_that_leave_out_the_padding_read_as_in_wireshark(tmp_path, backend):
+    """Some writers leave the padding out of both length fields (an EPB of 61 bytes says 93,
+    not 96); Wireshark rounds them up and reads every frame, so frame numbers stay in step."""
+    path = tmp_path / "unpadded.pcapng"
+    with PcapngWriter(path) as w:
+        w.section()
+        w.interface(1)
+        w.epb(0, b"a" * 20, ts_units=1)
+        w.epb(0, b"b" * 61, ts_units=2)
+        w.raw_block(0x80000001, b"xyz\0")  # a local block type, skipped by length
+        w.epb(0, b"c" * 20, ts_units=3)
+    raw = bytearray(path.read_bytes())
+    at = raw.index(b"b" * 61) - 28
+    local = at + 96
+    for off, n in ((at, 96), (local, 16)):
+        assert int.from_bytes(raw[off + 4: off + 8], "little") == n
+        for field in (off + 4, off + n - 4):
+            raw[field: field + 4] = (n - 3).to_bytes(4, "little")
+    path.write_bytes(bytes(raw))
+    cols, meta = walk(path, backend)
+    assert cols["caplen"].tolist() == [20, 61, 20]
+    assert cols["frame_no"].tolist() == [1, 2, 3]
+    assert meta.warnings == []
+
+
 def test_epb_naming_a_missing_interface_is_skipped_and_reported(tmp_path, backend):
     path = tmp_path / "iface.pcapng"
     with PcapngWriter(path) as w:

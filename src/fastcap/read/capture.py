@@ -724,6 +724,7 @@ class Capture:
                     continue
                 order = ">" if section.big_endian else "<"
                 btype, blen = struct.unpack_from(order + "II", mm, off)
+                blen = pcapng.padded(blen)  # as the walker framed it
                 meta.block_counts[pcapng.BLOCK_NAMES.get(btype, f"type 0x{btype:08x}")] += 1
                 # Only the blocks parsed here are read; others are skipped by length untouched.
                 body = bytes(mm[off + 8 : off + blen - 4]) if btype in _PARSED_BLOCKS else b""
@@ -758,7 +759,7 @@ class Capture:
                 continue
             if st.code == BAD_IFACE:
                 order = ">" if section.big_endian else "<"
-                (blen,) = struct.unpack_from(order + "I", mm, off + 4)
+                blen = pcapng.padded(struct.unpack_from(order + "I", mm, off + 4)[0])
                 what = (f"packet block names interface {st.detail}, but its section has "
                         f"{len(params)} (each such block is skipped and counted)")
                 at = self._once.get(what, -1)  # its place, unless a cut took it back

@@ -95,6 +95,13 @@ class SecretsBlock:
     data: bytes = b""
 
 
+def padded(blen: int) -> int:
+    """A block's length rounded up to a multiple of 4, as Wireshark reads it: some writers
+    leave the padding out of both length fields.  A damaged length that was a multiple of 4
+    (any flip of its two low bits) never rounds back to itself, so damage is still found."""
+    return (blen + 3) & ~3
+
+
 def byte_order_of_shb(buf, off: int) -> bool | None:
     """True for big endian, False for little, None when the byte-order magic is wrong."""
     if len(buf) - off < 12:
@@ -164,12 +171,13 @@ def walk_pcapng_py(
         btype, blen = two.unpack_from(buf, off)
         if btype == BT_SHB:
             return n - row0, WalkStatus(BLOCK, off, fno, btype)
-        if blen < 12 or blen & 3 or blen > max_block:
+        if blen < 12 or blen > max_block:
             return n - row0, WalkStatus(CORRUPT, off, fno, blen)
+        field, blen = blen, padded(blen)
         if blen > length - off:
             return n - row0, WalkStatus(TRUNCATED, off, fno, blen)
-        if u32.unpack_from(buf, off + blen - 4)[0] != blen:
-            return n - row0, WalkStatus(CORRUPT, off, fno, blen)
+        if padded(u32.unpack_from(buf, off + blen - 4)[0]) != blen:
+            return n - row0, WalkStatus(CORRUPT, off, fno, field)
         flags = 0
         units = 0
         if btype in (BT_EPB, BT_PB):

@@ -50,7 +50,8 @@ def _read(f, label: str) -> list[tuple[bytes, str]]:
         elif off == 0:
             break  # not pcapng
         btype, blen = struct.unpack_from(order + "II", head)
-        if btype in _PACKETS or blen < 12 or blen % 4:
+        blen = pcapng.padded(blen)
+        if btype in _PACKETS or blen < 12:
             break
         if btype == pcapng.BT_DSB and blen >= 20:  # read on, never back: f may be a stream
             stype, slen = struct.unpack(order + "II", head[8:12] + f.read(4))

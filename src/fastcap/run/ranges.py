@@ -106,7 +106,8 @@ def guess_state(cap: Capture) -> WalkState:
         if off + 12 > size:
             break
         btype, blen = struct.unpack_from(order + "II", mm, off)
-        if btype in (pcapng.BT_EPB, pcapng.BT_SPB, pcapng.BT_PB) or blen < 12 or blen % 4:
+        blen = pcapng.padded(blen)
+        if btype in (pcapng.BT_EPB, pcapng.BT_SPB, pcapng.BT_PB) or blen < 12:
             break
         if btype == pcapng.BT_IDB and off + blen <= size:
             try:
