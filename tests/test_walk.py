@@ -277,6 +277,25 @@ def test_the_first_of_two_tsresol_options_counts_as_in_wireshark(tmp_path, backe
     assert cols["ts_ns"].tolist() == [1_700_000_000_123_456_789]
 
 
+def test_an_interface_option_longer_than_its_block_is_a_warning(tmp_path, backend):
+    """The options after it go unread, if_tsresol among them (Wireshark refuses the file):
+    frame times may be wrong, so it is said, with the option's offset."""
+    path = tmp_path / "opt.pcapng"
+    opts = (2).to_bytes(2, "little") + (0xFFF0).to_bytes(2, "little") + b"eth0"  # if_name
+    opts += bytes([9, 0, 1, 0, 9, 0, 0, 0]) + bytes(4)  # if_tsresol 9, end of options
+    with PcapngWriter(path) as w:
+        w.section()
+        w.raw_block(1, (1).to_bytes(2, "little") + bytes(2) + (65535).to_bytes(4, "little")
+                    + opts)
+        w.epb(0, b"a" * 20, ts_units=1_700_000_000_123_456)
+    idb = int.from_bytes(path.read_bytes()[4:8], "little")  # after the section header
+    cols, meta = walk(path, backend)
+    assert cols["ts_ns"].tolist() == [1_700_000_000_123_456_000]  # read as microseconds
+    (w,) = meta.warnings
+    assert (w.kind, w.offset) == ("corrupt_block", idb + 16)
+    assert "option longer than its block" in w.message
+
+
 @pytest.mark.parametrize("content,message", [
     (b"", "empty file"),
     (b"hello world, not a capture", "not a pcap or pcapng file (magic 0x68656c6c)"),

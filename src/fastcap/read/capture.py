@@ -738,6 +738,12 @@ class Capture:
                         meta.interfaces.append(ifc)
                         section.interfaces.append(ifc)
                         params.append(ifc.params())
+                        cut = pcapng.cut_option(body[8:], order)
+                        if cut is not None:
+                            self._warn(off + 16 + cut, "corrupt_block",
+                                       f"interface {ifc.index} has an option longer than its "
+                                       "block; the options from there on are not read (its "
+                                       "time resolution may be wrong)")
                 elif btype == pcapng.BT_DSB and len(body) >= 8:
                     stype, slen = struct.unpack_from(order + "II", body)
                     slen = min(slen, len(body) - 8)

@@ -128,6 +128,21 @@ def iter_options(body: bytes, order: str):
         pos = end + (-olen % 4)
 
 
+def cut_option(body: bytes, order: str) -> int | None:
+    """Where in `body` (an options list) the first option whose length runs past the list
+    begins; None when every option fits.  iter_options stops there without a word, and
+    Wireshark refuses the whole file: the options after it (if_tsresol, say) go unread."""
+    pos = 0
+    while pos + 4 <= len(body):
+        code, olen = struct.unpack_from(order + "HH", body, pos)
+        if code == OPT_ENDOFOPT:
+            return None
+        if pos + 4 + olen > len(body):
+            return pos
+        pos += 4 + olen + (-olen % 4)
+    return None
+
+
 def parse_idb(body: bytes, order: str, index: int, section: int) -> Interface:
     """Parse an IDB body (after type/length, before the trailing length)."""
     if len(body) < 8:
