@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import time
 from fractions import Fraction
 from pathlib import Path
 
@@ -294,6 +295,29 @@ def test_an_interface_option_longer_than_its_block_is_a_warning(tmp_path, backen
     (w,) = meta.warnings
     assert (w.kind, w.offset) == ("corrupt_block", idb + 16)
     assert "option longer than its block" in w.message
+
+
+def test_many_interface_blocks_walk_in_linear_time(tmp_path, backend):
+    """Each interface block between packets calls the walk again: the C walker built its
+    whole interface table per call, so 12,000 interfaces took about a minute (52,000, 14).
+    Packets naming early and late interfaces keep each one's time resolution."""
+    path = tmp_path / "ifaces.pcapng"
+    n = 12_000
+    with PcapngWriter(path) as w:
+        w.section()
+        for i in range(n):
+            res = 9 if i % 2 else 6
+            w.raw_block(1, (1).to_bytes(2, "little") + bytes(2) + (65535).to_bytes(4, "little")
+                        + bytes([9, 0, 1, 0, res, 0, 0, 0]) + bytes(4))
+            if i % 1000 == 999:
+                for j in (0, 1, i - 1, i):
+                    w.epb(j, b"p" * 20, ts_units=1_700_000_000_000_000 * (1000 if j % 2 else 1))
+    started = time.perf_counter()
+    cols, meta = walk(path, backend, window=64)
+    assert time.perf_counter() - started < 4
+    assert len(meta.interfaces) == n and meta.warnings == []
+    assert cols["iface"].tolist()[:8] == [0, 1, 998, 999, 0, 1, 1998, 1999]
+    assert set(cols["ts_ns"].tolist()) == {1_700_000_000_000_000_000}
 
 
 @pytest.mark.parametrize("content,message", [

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import mmap
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from .. import _ffi
 from .frames import FrameWindow
@@ -68,6 +68,10 @@ class NativeWalker:
     def __init__(self) -> None:
         self.ffi = _ffi.ffi
         self.lib = _ffi.lib
+        # The C interface table of the last walk and which interfaces it holds (first, last,
+        # count): it grows as interface blocks come, never rebuilt whole per block.
+        self._table = None
+        self._held: tuple = (None, None, 0)
 
     def bind(self, buf):
         return self.ffi.from_buffer("uint8_t[]", buf)
@@ -106,18 +110,40 @@ class NativeWalker:
 
     def walk_pcapng(self, bound, length, start, big_endian, ifaces, max_block, win, row0,
                     next_frame):
-        arr = self.ffi.new("fc_iface[]", max(1, len(ifaces)))
-        for i, p in enumerate(ifaces):
-            arr[i].snaplen = p.snaplen
-            arr[i].tsres_pow2 = int(p.tsres_pow2)
-            arr[i].tsres_exp = p.tsres_exp
-            arr[i].tsoffset_s = p.tsoffset_s
-            arr[i].global_index = p.global_index
+        arr = self._iface_table(ifaces)
         cols, st = self._cols(win, row0), self._status(next_frame)
         swapped = int(big_endian == _LITTLE_HOST)
         n = self.lib.fc_walk_pcapng(bound, length, start, swapped, arr, len(ifaces), max_block,
                                     cols, st)
         return self._result(n, st)
+
+    def _iface_table(self, ifaces: list) -> Any:
+        """The C table of `ifaces`.  A section may describe thousands of interfaces, each
+        between packet blocks, and the walk is called again after each: building the whole
+        table per call was quadratic (a 1 MB file of interface blocks took 14 minutes).  The
+        table grows by the interfaces added since the last call (a section only appends);
+        any other list gets a new table, so an entry a walk may be reading is never
+        rewritten."""
+        first, last, k = self._held
+        n = len(ifaces)
+        same = 0 < k <= n and ifaces[0] is first and ifaces[k - 1] is last
+        arr = self._table
+        if not same:
+            k = 0
+        if not same or len(arr) < n:
+            grown = self.ffi.new("fc_iface[]", max(4, 2 * n))
+            if k:
+                self.ffi.memmove(grown, arr, k * self.ffi.sizeof("fc_iface"))
+            arr = self._table = grown
+        for i in range(k, n):
+            p = ifaces[i]
+            arr[i].snaplen = p.snaplen
+            arr[i].tsres_pow2 = int(p.tsres_pow2)
+            arr[i].tsres_exp = p.tsres_exp
+            arr[i].tsoffset_s = p.tsoffset_s
+            arr[i].global_index = p.global_index
+        self._held = (ifaces[0], ifaces[-1], n) if n else (None, None, 0)
+        return arr
 
     def release(self, bound, lo, hi):
         self.lib.fc_release(bound, lo, hi)
