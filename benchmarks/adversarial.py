@@ -94,6 +94,19 @@ def garbage(path: Path, megabytes: int) -> str:
     return f"{megabytes} MB of random bytes between two good sections"
 
 
+def interfaces(path: Path, count: int) -> str:
+    """A pcapng of `count` interface blocks, a packet after every thousandth: each block
+    between packets calls the walk again, which must not rebuild what it has read."""
+    frame = tcp_frame("10.4.0.1", "10.4.0.2", 40000, 25, 1, 0, SYN, checksums=False)
+    with PcapngWriter(path) as w:
+        w.section()
+        for i in range(count):
+            w.interface(1)
+            if i % 1000 == 999:
+                w.epb(i, frame, ts_units=T0 * 10**6 + i)
+    return f"{count:,} interface blocks in one section"
+
+
 def nested_der(depth: int) -> tuple[str, float]:
     """x509check.cert_info on `depth` nested SEQUENCEs (a hostile 'certificate')."""
     from fastcap.judge.x509check import cert_info
@@ -133,8 +146,8 @@ def main() -> None:
     rows = []
     for name, make, arg in (("overlap", overlapping_segments, 1_000_000),
                             ("open", open_connections, 100_000),
-                            ("garbage", garbage, 256)):
-        path = work / f"{name}.{'pcapng' if name == 'garbage' else 'pcap'}"
+                            ("garbage", garbage, 256), ("interfaces", interfaces, 50_000)):
+        path = work / f"{name}.{'pcapng' if name in ('garbage', 'interfaces') else 'pcap'}"
         what = make(path, arg)
         wall, peak_kb, _ = run([sys.executable, "-m", "fastcap.cli", "scan", "--format",
                                 "jsonl", str(path)], capture=False)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import time
 from fractions import Fraction
 from pathlib import Path
 
@@ -297,10 +296,10 @@ def test_an_interface_option_longer_than_its_block_is_a_warning(tmp_path, backen
     assert "option longer than its block" in w.message
 
 
-def test_many_interface_blocks_walk_in_linear_time(tmp_path, backend):
-    """Each interface block between packets calls the walk again: the C walker built its
-    whole interface table per call, so 12,000 interfaces took about a minute (52,000, 14).
-    Packets naming early and late interfaces keep each one's time resolution."""
+def test_many_interface_blocks_keep_each_ones_resolution(tmp_path, backend):
+    """Each interface block between packets calls the walk again, and the C walker's table
+    grows by the new ones (`benchmarks/adversarial.py` times 50,000: it was rebuilt per call,
+    quadratic).  Packets naming early and late interfaces keep each one's time resolution."""
     path = tmp_path / "ifaces.pcapng"
     n = 12_000
     with PcapngWriter(path) as w:
@@ -312,9 +311,7 @@ def test_many_interface_blocks_walk_in_linear_time(tmp_path, backend):
             if i % 1000 == 999:
                 for j in (0, 1, i - 1, i):
                     w.epb(j, b"p" * 20, ts_units=1_700_000_000_000_000 * (1000 if j % 2 else 1))
-    started = time.perf_counter()
     cols, meta = walk(path, backend, window=64)
-    assert time.perf_counter() - started < 4
     assert len(meta.interfaces) == n and meta.warnings == []
     assert cols["iface"].tolist()[:8] == [0, 1, 998, 999, 0, 1, 1998, 1999]
     assert set(cols["ts_ns"].tolist()) == {1_700_000_000_000_000_000}
