@@ -269,19 +269,22 @@ def _named(*attrs: tuple) -> x509.Name:
 
 AMP = _named((NameOID.ORGANIZATION_NAME, "AT&T"), (NameOID.COMMON_NAME, "Lax CA"))
 AMP_CASE = _named((NameOID.ORGANIZATION_NAME, "at&t"), (NameOID.COMMON_NAME, "LAX CA"))
+NUL = _named((NameOID.ORGANIZATION_NAME, "Corporat\x00on"), (NameOID.COMMON_NAME, "Lax CA"))
 PRINTABLE = {  # id: (intermediate's name, its PrintableStrings, leaf's issuer, leaf's)
     "leaf_subject_star": (AMP, (), AMP, ("*.fabrikam.com",)),
     "intermediate_and_issuer": (AMP, ("AT&T",), AMP, ("AT&T",)),
     "intermediate_other_case": (AMP, ("AT&T",), AMP_CASE, ()),
     "issuer_other_case": (AMP_CASE, (), AMP, ("AT&T", "*.fabrikam.com")),
+    # a NUL, as in a null-prefix attack's certificates: OpenSSL reads it (IA5 holds it)
+    "intermediate_and_issuer_nul": (NUL, ("Corporat\x00on",), NUL, ("Corporat\x00on",)),
 }  # fmt: skip
 
 
 @pytest.mark.skipif(OPENSSL is None, reason="openssl command not installed")
 @pytest.mark.parametrize("case", sorted(PRINTABLE))
 def test_printable_string_with_other_ascii_as_openssl(case, key, tmp_path):
-    """CAs put ``*``, ``&`` or ``@`` in PrintableStrings; OpenSSL reads them and compares
-    names in its canonical form, whatever the string type."""
+    """CAs put ``*``, ``&`` or ``@`` in PrintableStrings, forgers a NUL; OpenSSL reads them
+    and compares names in its canonical form, whatever the string type."""
     ca_name, in_ca, issuer, in_leaf = PRINTABLE[case]
     root = _root(key)
     ca = (x509.CertificateBuilder().subject_name(ca_name).issuer_name(ROOT_NAME)

@@ -4,10 +4,10 @@
 and Zeek) accepts, and what CAs have issued: a DEFAULT encoded explicitly (an extension's
 critical FALSE, basicConstraints' cA FALSE, version 1, a name-constraints subtree's minimum 0),
 a BOOLEAN TRUE other than 0xFF in those fields, an empty nameConstraints or subjectAltName
-(refused by ``cryptography`` from version 51), a PrintableString in
-the issuer or subject holding other ASCII characters (``*.contoso.com``, ``AT&T``, an e-mail
-address), a length in a longer form than needed (``81 05``) or of indefinite form, anywhere in
-the certificate or an extension's value.  Such a certificate is read from a copy re-encoded
+(refused by ``cryptography`` from version 51), a PrintableString in the issuer or subject
+holding other ASCII characters (``*.contoso.com``, ``AT&T``, an e-mail address, a NUL), a
+length in a longer form than needed (``81 05``) or of indefinite form, anywhere in the
+certificate or an extension's value.  Such a certificate is read from a copy re-encoded
 without them; nothing else is rewritten, and anything else stays unparseable.  When only its
 extensions are refused, the certificate object is the one sent and only its extensions come
 from the copy; when loading itself fails, the object is the copy and `Loaded.tbs` keeps the
@@ -95,8 +95,9 @@ def _name_constraints(value: bytes, fixes: list[str]) -> bytes | None:
 
 
 def _name(der: bytes, start: int, end: int, fixes: list[str]) -> bytes:
-    """A Name whose PrintableStrings holding other ASCII characters (``*``, ``@``, ``&``, ``_``)
-    are tagged IA5String: same length, same text, and a type OpenSSL canonicalises alike."""
+    """A Name whose PrintableStrings holding other ASCII characters (``*``, ``@``, ``&``, ``_``,
+    a NUL or another control character) are tagged IA5String, whose alphabet holds all of
+    ASCII: same length, same text, and a type OpenSSL canonicalises alike."""
     tag, body, stop = element(der, start, end)
     if tag != 0x30 or stop != end:
         raise _Bad
@@ -110,7 +111,7 @@ def _name(der: bytes, start: int, end: int, fixes: list[str]) -> bytes:
                 continue
             text = der[parts[1][2] : parts[1][3]]
             odd = set(text) - _PRINTABLE
-            if odd and all(0x20 <= c < 0x7F for c in odd):
+            if odd and all(c < 0x80 for c in odd):
                 fixes.append("PrintableString holding " + "".join(sorted(map(chr, odd))))
                 out[parts[1][1] - start] = 0x16
     return bytes(out)
