@@ -6,6 +6,7 @@ no time at all are judged today, never on 1 January 1970."""
 from __future__ import annotations
 
 import datetime as dt
+import re
 import struct
 from pathlib import Path
 
@@ -142,3 +143,47 @@ def test_frame_times_leave_out_frames_without_a_time(tmp_path, backend):
     got = frame_times(half, range(1, len(records) + 1), backend=backend)
     assert got == {i + 1: s * 10**9 + u * 1000
                    for i, (s, u, _, _) in enumerate(records) if i % 2}
+
+
+def test_triage_and_report_date_nothing_by_a_session_without_a_time(tmp_path, capsys):
+    """A session with no time (first_ts_ns 0) beside the same problem dated in another file:
+    the triage group is seen when the dated session was (not on 1 January 1970), a group of
+    undated sessions alone is seen at no time ("-", JSON null), and the report's file table
+    and chart leave the undated file out of time and say so, instead of a chart from 1970
+    with every dated session in its last bar."""
+    from fastcap.out.html import page_data, render_report
+    from fastcap.out.triage import format_triage, triage
+    from fastcap.run.scanner import ScanSummary
+
+    simple = _as_pcapng(EXAMPLE, tmp_path / "simple.pcapng", lambda i: True)
+    results = []
+    for path in (EXAMPLE, simple):
+        summary = ScanSummary(str(path))
+        results.append((str(path), list(scan(path, ca_file=CA, summary=summary)), summary))
+    (dated,), (undated,) = results[0][1], results[1][1]
+    assert undated.first_ts_ns == 0 < dated.first_ts_ns
+    (both,) = triage(results)
+    assert (both.sessions, both.first_ts_ns, both.last_ts_ns) == (
+        2, dated.first_ts_ns, dated.last_ts_ns)
+    (alone,) = triage(results[1:])
+    assert (alone.first_ts_ns, alone.last_ts_ns) == (0, 0)
+    assert (alone.to_dict()["first_seen"], alone.to_dict()["last_seen"]) == (None, None)
+    assert both.to_dict()["first_seen"].startswith(
+        dt.datetime.fromtimestamp(dated.first_ts_ns // 10**9, dt.UTC).strftime("%Y-%m-%dT%H"))
+    text = format_triage([alone], total_sessions=1)
+    assert "1970" not in text and re.search(r"none\s+-\s+#1", text)
+
+    page = page_data(results, problems=[p.to_dict() for p in triage(results)])
+    assert [(f["first_ts_ns"], f["last_ts_ns"]) for f in page["files"]] == [
+        (dated.first_ts_ns, dated.last_ts_ns), (None, None)]
+    tl = page["timeline"]
+    assert tl["t0_ns"] == page["t0_ns"] == dated.first_ts_ns
+    assert sum(map(sum, tl["bins"])) == 1 and tl["undated"] == 1
+    assert page["with_problems"] == 2
+    assert [r[page["columns"].index("start_us")] for r in page["sessions"]] == [0, None]
+    html = render_report(page)
+    assert "1970" not in html
+    assert "1 session(s) without a time" in html
+    page_alone = page_data(results[1:], problems=[alone.to_dict()])
+    assert page_alone["problems"][0]["first_ts_ns"] is None
+    assert "1970" not in render_report(page_alone)

@@ -37,8 +37,8 @@ class Problem:
     server: str  # SNI, else the banner's host name, else the server address (no port)
     sessions: int
     clients: int  # distinct client addresses (no port)
-    first_ts_ns: int  # the first session's start
-    last_ts_ns: int  # the last session's end
+    first_ts_ns: int  # the first session's start; 0: none of its sessions has a time
+    last_ts_ns: int  # the last session's end; 0 as first_ts_ns
     samples: tuple[tuple[str, int], ...]  # (file, session number) of the first sessions
     message: str  # the first session's verdict message, as an example
     fix: str  # that verdict's hint
@@ -56,8 +56,8 @@ class Problem:
             "clients": self.clients,
             "first_ts_ns": self.first_ts_ns,
             "last_ts_ns": self.last_ts_ns,
-            "first_seen": iso_utc(self.first_ts_ns),
-            "last_seen": iso_utc(self.last_ts_ns),
+            "first_seen": iso_utc(self.first_ts_ns) if self.first_ts_ns else None,
+            "last_seen": iso_utc(self.last_ts_ns) if self.last_ts_ns else None,
             "samples": [{"file": f, "session": n} for f, n in self.samples],
             "message": self.message,
             "fix": self.fix,
@@ -128,8 +128,9 @@ def triage(results: Iterable[tuple[str, Iterable[Session], object]]) -> list[Pro
                 g.last_session = here
                 g.sessions += 1
                 g.clients.add(client)
-                g.first = s.first_ts_ns if g.first is None else min(g.first, s.first_ts_ns)
-                g.last = s.last_ts_ns if g.last is None else max(g.last, s.last_ts_ns)
+                if s.first_ts_ns:  # 0: no frame of the session has a time; it dates nothing
+                    g.first = s.first_ts_ns if g.first is None else min(g.first, s.first_ts_ns)
+                    g.last = s.last_ts_ns if g.last is None else max(g.last, s.last_ts_ns)
                 if len(g.samples) < MAX_SAMPLES:
                     g.samples.append(here)
     problems = [Problem(code, g.severity, thumb, g.subject, server, g.sessions, len(g.clients),
@@ -161,7 +162,9 @@ def _when(ns: int) -> dt.datetime:
 
 
 def _seen(p: Problem) -> str:
-    """"first .. last" in UTC to the second; the day is not repeated."""
+    """"first .. last" in UTC to the second; the day is not repeated ("-": no time)."""
+    if not p.first_ts_ns:
+        return "-"
     a, b = _when(p.first_ts_ns), _when(p.last_ts_ns)
     first = a.strftime("%Y-%m-%d %H:%M:%S")
     if a == b:

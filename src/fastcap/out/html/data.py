@@ -117,10 +117,11 @@ def _primary(s: Session) -> str:
     return "ok"
 
 
-def _timeline(starts: Sequence[tuple[int, str]]) -> dict[str, Any]:
-    """Sessions per verdict in equal time bins, the few commonest verdicts named."""
+def _timeline(starts: Sequence[tuple[int, str]], undated: int = 0) -> dict[str, Any]:
+    """Sessions per verdict in equal time bins, the few commonest verdicts named; `undated`
+    counts the sessions without a time, which no bin can hold."""
     if not starts:
-        return {"t0_ns": None, "bin_ns": 0, "codes": [], "bins": []}
+        return {"t0_ns": None, "bin_ns": 0, "codes": [], "bins": [], "undated": undated}
     totals: dict[str, int] = {}
     for _, code in starts:
         totals[code] = totals.get(code, 0) + 1
@@ -135,13 +136,15 @@ def _timeline(starts: Sequence[tuple[int, str]]) -> dict[str, Any]:
     bins = [[0] * len(codes) for _ in range(TIMELINE_BINS)]
     for t, code in starts:
         bins[(t - t0) // width][slot.get(code, other)] += 1
-    return {"t0_ns": t0, "bin_ns": width, "codes": codes, "bins": bins}
+    return {"t0_ns": t0, "bin_ns": width, "codes": codes, "bins": bins, "undated": undated}
 
 
 def _problem(p: Mapping[str, Any]) -> dict[str, Any]:
     """A triage group as the page shows it: its packet strings made safe, its samples as
     [file, session number] pairs naming files as the session table does."""
     out = {k: printable(v) if isinstance(v, str) else v for k, v in p.items()}
+    for k in ("first_ts_ns", "last_ts_ns"):  # 0: none of the group's sessions has a time
+        out[k] = p.get(k) or None
     out["samples"] = [[printable(str(x["file"])), x["session"]] for x in p.get("samples", ())]
     return out
 
@@ -163,8 +166,11 @@ def page_data(results: Iterable[tuple[str, Sequence[Session], object]], *,
     files: list[dict[str, Any]] = []
     rows: list[list[Any]] = []
     starts: list[tuple[int, str]] = []
+    undated = 0
     results = [(p, list(ss), summ) for p, ss, summ in results]
-    t_all = [s.first_ts_ns for _, ss, _ in results for s in ss]
+    # a first_ts_ns of 0: no frame of the session has a time (Simple Packet Blocks, zeroed
+    # timestamps); such a session dates nothing, neither its file nor the chart
+    t_all = [s.first_ts_ns for _, ss, _ in results for s in ss if s.first_ts_ns]
     t0 = min(t_all) if t_all else 0
 
     def chain_of(check: ChainCheck | None) -> int | None:
@@ -187,8 +193,10 @@ def page_data(results: Iterable[tuple[str, Sequence[Session], object]], *,
             size = None
         files.append({"path": printable(str(path)), "size": size,
                       "frames": getattr(summary, "frames", None), "sessions": len(sessions),
-                      "first_ts_ns": min((s.first_ts_ns for s in sessions), default=None),
-                      "last_ts_ns": max((s.last_ts_ns for s in sessions), default=None)})
+                      "first_ts_ns": min((s.first_ts_ns for s in sessions if s.first_ts_ns),
+                                         default=None),
+                      "last_ts_ns": max((s.last_ts_ns for s in sessions if s.first_ts_ns),
+                                        default=None)})
         for s in sessions:
             flat: list[int | None] = []
             for a in ladder(s):
@@ -206,10 +214,14 @@ def page_data(results: Iterable[tuple[str, Sequence[Session], object]], *,
             rows.append([fi, s.number, strings(s.client), strings(s.server),
                          strings(printable(smtp.ehlo_name)) if smtp and smtp.ehlo_name else None,
                          strings(_tls_text(s)), strings(client_cert_text(s)), vs,
-                         (s.first_ts_ns - t0) // 1000, s.first_frame, s.last_frame, flat,
+                         (s.first_ts_ns - t0) // 1000 if s.first_ts_ns else None,
+                         s.first_frame, s.last_frame, flat,
                          chain_of(s.client_check), chain_of(s.server_check),
                          None if s.evidence is None else _logs(s.evidence, strings)])
-            starts.append((s.first_ts_ns, _primary(s)))
+            if s.first_ts_ns:
+                starts.append((s.first_ts_ns, _primary(s)))
+            else:
+                undated += 1
     return {
         "fastcap_version": scan.version,
         "generated": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
@@ -217,8 +229,8 @@ def page_data(results: Iterable[tuple[str, Sequence[Session], object]], *,
         "t0_ns": t0,
         "files": files,
         "problems": [_problem(p) for p in problems],
-        "with_problems": sum(code != "ok" for _, code in starts),
-        "timeline": _timeline(starts),
+        "with_problems": sum(_primary(s) != "ok" for _, ss, _ in results for s in ss),
+        "timeline": _timeline(starts, undated),
         "verdicts": verdicts,
         "columns": list(COLUMNS),
         "kinds": list(KINDS),
