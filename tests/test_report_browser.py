@@ -286,6 +286,64 @@ def test_table_sorts_by_a_clicked_column(chrome: Browser, report: Path, scan: di
     assert_clean(chrome, report)
 
 
+def tab_to(chrome: Browser, found, what: str, presses: int = 60):
+    """Press Tab from the page's start until `found(active element)` holds: the element a
+    keyboard reaches, or a failure naming `what`."""
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.keys import Keys
+
+    chrome.driver.execute_script("document.activeElement && document.activeElement.blur()")
+    for _ in range(presses):
+        ActionChains(chrome.driver).send_keys(Keys.TAB).perform()
+        active = chrome.driver.switch_to.active_element
+        if found(active):
+            return active
+    pytest.fail(f"Tab never reached {what}")
+
+
+def test_the_keyboard_sorts_opens_sessions_and_follows_samples(chrome: Browser, report: Path,
+                                                               scan: dict,
+                                                               scan_json: dict) -> None:
+    """Without a mouse: Tab reaches a column heading (Enter sorts by it), a session row
+    (Enter opens its ladder, Space closes it) and a problem's sample (Enter opens that
+    session and puts the focus on its row)."""
+    from selenium.webdriver.common.keys import Keys
+
+    load(chrome, report)
+    key = column(chrome, "client")
+    th = chrome.driver.find_element(By.CSS_SELECTOR, f'table#sessions th[data-key="{key}"]')
+    tab_to(chrome, lambda e: e.find_elements(By.XPATH, f'ancestor::th[@data-key="{key}"]'),
+           f"the {key} heading").send_keys(Keys.ENTER)
+    wait_for(chrome, lambda d: th.get_attribute("aria-sort") == "ascending", "aria-sort=ascending")
+    assert cells(chrome, key) == sorted(cells(chrome, key))
+    first = visible_rows(chrome)[0]
+    want = (Path(first.get_attribute("data-file")).name, int(first.get_attribute("data-number")))
+    row = tab_to(chrome, lambda e: e.tag_name == "tr" and "session" in e.get_attribute("class"),
+                 "a session row")
+    assert (Path(row.get_attribute("data-file")).name, int(row.get_attribute("data-number"))) \
+        == want
+    row.send_keys(Keys.ENTER)
+    detail = wait_for(chrome, lambda d: d.find_elements(
+        By.CSS_SELECTOR, "table#sessions tr.detail div.ladder svg g.arrow"), "the opened ladder")
+    assert row.get_attribute("aria-expanded") == "true"
+    frames = sorted(int(g.get_attribute("data-frame")) for g in detail)
+    assert scan[want]["first_frame"] <= frames[0] <= frames[-1] <= scan[want]["last_frame"]
+    chrome.driver.switch_to.active_element.send_keys(" ")
+    wait_for(chrome, lambda d: not d.find_elements(By.CSS_SELECTOR, "table#sessions tr.detail"),
+             "the ladder closed again")
+    assert row.get_attribute("aria-expanded") == "false"
+    sample = scan_json["problems"][0]["samples"][0]
+    tab_to(chrome, lambda e: "sample" in (e.get_attribute("class") or ""),
+           "a problem's sample").send_keys(Keys.ENTER)
+    focused = wait_for(chrome, lambda d: d.execute_script(
+        "const a = document.activeElement;"
+        "return a.matches('tr.session.open') && a.nextElementSibling.matches('tr.detail')"
+        " ? [a.dataset.file, a.dataset.number] : null;"), "the sample's session, focused")
+    assert (Path(focused[0]).name, int(focused[1])) == (Path(sample["file"]).name,
+                                                         sample["session"])
+    assert_clean(chrome, report)
+
+
 def test_with_several_files_a_column_names_each_sessions_file(chrome: Browser, report: Path,
                                                               scan: dict) -> None:
     """Both example captures have a session #1: the file column tells them apart, and sorts."""

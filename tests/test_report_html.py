@@ -190,7 +190,7 @@ def test_problems_from_triage_groups_render_escaped(hostile):
     # the certificate subject reaches the table as text (Jinja escaped it)
     assert "&lt;/script&gt;&lt;img src=x onerror=alert(2)&gt;" in html
     assert [t for t, _ in p.tags].count("script") == 2
-    samples = [a for t, a in p.tags if t == "span" and a.get("class") == "sample"]
+    samples = [a for t, a in p.tags if t == "button" and a.get("class") == "sample"]
     assert {(a["data-file"], int(a["data-number"])) for a in samples} == {
         (str(hostile.path), x["session"]) for g in problems for x in g["samples"]}
 

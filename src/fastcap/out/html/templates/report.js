@@ -65,6 +65,8 @@
   function rowElement(i) {
     const r = rows[i];
     const tr = el("tr", "session");
+    tr.tabIndex = 0;  // reached with Tab, opened with Enter or Space
+    tr.setAttribute("aria-expanded", "false");
     tr.dataset.number = r[C.number];
     tr.dataset.file = page.files[r[C.file]].path;
     tr.dataset.index = i;
@@ -200,17 +202,25 @@
     return tr;
   }
 
+  function toggle(tr) {
+    const next = tr.nextElementSibling;
+    const open = !(next && next.classList.contains("detail"));
+    if (open) tr.after(detail(Number(tr.dataset.index)));
+    else next.remove();
+    tr.classList.toggle("open", open);
+    tr.setAttribute("aria-expanded", String(open));
+  }
   tbody.addEventListener("click", function (ev) {
     const tr = ev.target.closest("tr.session");
-    if (!tr) return;
-    const next = tr.nextElementSibling;
-    if (next && next.classList.contains("detail")) {
-      next.remove();
-      tr.classList.remove("open");
-      return;
+    if (tr) toggle(tr);
+  });
+  tbody.addEventListener("keydown", function (ev) {
+    const tr = ev.target;
+    if (!tr.matches || !tr.matches("tr.session")) return;
+    if (ev.key === "Enter" || ev.key === " ") {
+      ev.preventDefault();  // Space would scroll the page
+      toggle(tr);
     }
-    tr.classList.add("open");
-    tr.after(detail(Number(tr.dataset.index)));
   });
 
   let sortKey = "number", sortDir = 1;
@@ -280,7 +290,7 @@
       first = at - (at % PAGE_ROWS);
       render();
       const tr = tbody.querySelector('tr.session[data-index="' + shown[at] + '"]');
-      if (tr) { tr.click(); tr.scrollIntoView({block: "center"}); }
+      if (tr) { toggle(tr); tr.focus(); tr.scrollIntoView({block: "center"}); }
     });
   });
   render();
