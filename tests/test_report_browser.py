@@ -624,3 +624,48 @@ def test_hostile_packet_strings_are_shown_as_text_and_never_run(chrome: Browser,
     body = driver.execute_script("return document.body.textContent")
     assert "\x1b" not in body and "\\x1b[31m<b>red</b>" in body
     assert_clean(chrome, crowd)
+
+
+LONG_HOST = ".".join(["a" * 60] * 40)        # a banner's host name of 2,439 characters
+LONG_EHLO = "e" * 3000
+
+
+@pytest.fixture(scope="module")
+def long_names(tmp_path_factory) -> Path:
+    """A report of one session whose banner host (the problems' server) and EHLO name are
+    thousands of characters without a space (fastcap_synth: a real OpenSSL handshake)."""
+    import datetime as dt
+    import time
+
+    from fastcap_synth.scenarios import make_pki, scenario
+    from fastcap_synth.smtpgen import smtp_records
+    from fastcap_synth.writers import write_pcap
+
+    pki = make_pki(dt.datetime.now(dt.UTC))
+    where = tmp_path_factory.mktemp("long")
+    write_pcap(where / "long.pcap", smtp_records(scenario(
+        "no_client_cert", pki, ehlo_name=LONG_EHLO, banner=f"220 {LONG_HOST} ESMTP", sni=None,
+        start_ns=time.time_ns() - 3600 * 10**9)))
+    out = where / "long.html"
+    assert main(["report", str(where / "long.pcap"), "-o", str(out)]) == 1
+    return out
+
+
+def test_long_packet_names_wrap_or_scroll_in_their_box(chrome: Browser,
+                                                       long_names: Path) -> None:
+    """The page stays about as wide as the window: the problems' server name wraps, and the
+    opened ladder (an EHLO label of 3,000 characters) scrolls inside its own box; all the text
+    is still there."""
+    load(chrome, long_names)
+    driver = chrome.driver
+    wide = "return document.documentElement.scrollWidth / window.innerWidth"
+    server = driver.find_elements(By.CSS_SELECTOR, "section#problems tr.problem td")[4]
+    assert server.get_attribute("textContent") == LONG_HOST
+    assert driver.execute_script(wide) < 1.5
+    detail = open_session(chrome, "long.pcap", 1)
+    assert any(a["label"] == "EHLO " + LONG_EHLO for a in arrows(detail))
+    assert driver.execute_script(wide) < 1.5
+    box = detail.find_element(By.CSS_SELECTOR, "div.ladder")
+    assert driver.execute_script("return arguments[0].scrollWidth > arguments[0].clientWidth",
+                                 box)
+    assert_clean(chrome, long_names)
