@@ -310,6 +310,28 @@ def test_report_and_scan_html_write_the_same_page(tmp_path, capsys):
                for d in decode_sessions(pa))
 
 
+def test_only_problems_says_how_many_sessions_the_file_held(tmp_path, capsys):
+    """With --only-problems the page lists the sessions with problems, and its header still
+    counts the file's sessions as the scan's JSON summary does: "6 of 9 shown", not a file of
+    6 sessions that all failed."""
+    capture = str(EXAMPLES / "all-scenarios.pcapng")
+    trust = ["--ca-file", str(EXAMPLES / "test-root.pem")]
+    out = tmp_path / "problems.html"
+    assert cli.main(["report", "--only-problems", *trust, capture, "-o", str(out)]) == 1
+    capsys.readouterr()
+    assert cli.main(["scan", "--only-problems", "--format", "json", *trust, capture]) == 1
+    (f,) = json.loads(capsys.readouterr().out)["files"]
+    total, listed = f["summary"]["sessions"], len(f["sessions"])
+    assert total > listed > 0
+    html = out.read_text("utf-8")
+    text = re.sub(r"\s+", " ", "".join(parse(html).text))
+    assert f"{total} ({listed} shown)" in text
+    assert f"{listed} of {total} session(s) shown" in text
+    page = page_of(html)
+    assert [(x["sessions"], x["shown"]) for x in page["files"]] == [(total, listed)]
+    assert len(page["sessions"]) == listed
+
+
 def test_report_takes_every_scan_option():
     def options(name):
         sub = next(a for a in cli._parser()._actions if a.dest == "command").choices[name]

@@ -191,8 +191,12 @@ def page_data(results: Iterable[tuple[str, Sequence[Session], object]], *,
             size = os.path.getsize(path)
         except OSError:
             size = None
+        # the file's sessions as the scan counted them; "shown" fewer with --only-problems
+        counted = getattr(summary, "sessions", None)
         files.append({"path": printable(str(path)), "size": size,
-                      "frames": getattr(summary, "frames", None), "sessions": len(sessions),
+                      "frames": getattr(summary, "frames", None),
+                      "sessions": counted if isinstance(counted, int) else len(sessions),
+                      "shown": len(sessions),
                       "first_ts_ns": min((s.first_ts_ns for s in sessions if s.first_ts_ns),
                                          default=None),
                       "last_ts_ns": max((s.last_ts_ns for s in sessions if s.first_ts_ns),

@@ -105,10 +105,11 @@ def render_report(page: dict[str, Any]) -> str:
     total = sum(f["size"] or 0 for f in page["files"])
     secs = page["scan_seconds"]
     speed = _rate(total / secs) if secs else None
+    counted = sum(f["sessions"] for f in page["files"])
     return env.get_template("report.html.j2").render(
         page=page, data_json=Markup(embed_json(page)), bars=timeline_bars(page["timeline"]),
         legend=legend(page["timeline"]), chart_w=CHART_W, chart_h=CHART_H, size=_size,
-        when=_when, total_size=total, speed=speed,
+        when=_when, total_size=total, speed=speed, counted=counted,
         css=Markup(_asset("report.css")), js=Markup(_asset("report.js")))
 
 
