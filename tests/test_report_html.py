@@ -277,6 +277,33 @@ def test_timeline_counts_every_session(examples_scan):
         if any(b[i] for b in tl["bins"])}
 
 
+def test_samples_name_their_file_when_the_report_has_several(examples_scan):
+    """Each file numbers its sessions from 1: with two files a sample reads "a.pcap #2",
+    the file named where it changes, as the triage text names it; with one file, "#2"."""
+    from fastcap.out.triage import triage
+
+    def labels(results) -> list[list[str]]:
+        html = render_report(page_data(
+            results, problems=[p.to_dict() for p in triage(results)]))
+        return [re.findall(r'<button type="button" class="sample"[^>]*>([^<]*)</button>', row)
+                for row in re.findall(r'<tr class="problem.*?</tr>', html, re.S)]
+
+    several = [p.to_dict() for p in triage(examples_scan)]
+    want = []
+    for p in several:
+        row, before = [], None
+        for x in p["samples"]:
+            name = Path(x["file"]).name
+            row.append(f"{name} #{x['session']}" if x["file"] != before else f"#{x['session']}")
+            before = x["file"]
+        want.append(row)
+    assert any(len({x["file"] for x in p["samples"]}) > 1 for p in several)
+    assert labels(examples_scan) == want
+    one = examples_scan[:1]
+    assert labels(one) == [[f"#{x['session']}" for x in p.to_dict()["samples"]]
+                           for p in triage(one)]
+
+
 def test_dom_contract(examples_scan):
     p = parse(render_report(page_data(examples_scan)))
     ids = {a.get("id"): t for t, a in p.tags if a.get("id")}

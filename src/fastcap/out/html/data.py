@@ -139,13 +139,22 @@ def _timeline(starts: Sequence[tuple[int, str]], undated: int = 0) -> dict[str, 
     return {"t0_ns": t0, "bin_ns": width, "codes": codes, "bins": bins, "undated": undated}
 
 
-def _problem(p: Mapping[str, Any]) -> dict[str, Any]:
+def _problem(p: Mapping[str, Any], several: bool = False) -> dict[str, Any]:
     """A triage group as the page shows it: its packet strings made safe, its samples as
-    [file, session number] pairs naming files as the session table does."""
+    [file, session number, label] naming files as the session table does; with several
+    files each file numbers its sessions from 1, so a label names its file (as the triage
+    text does) where the file changes."""
     out = {k: printable(v) if isinstance(v, str) else v for k, v in p.items()}
     for k in ("first_ts_ns", "last_ts_ns"):  # 0: none of the group's sessions has a time
         out[k] = p.get(k) or None
-    out["samples"] = [[printable(str(x["file"])), x["session"]] for x in p.get("samples", ())]
+    out["samples"], before = [], None
+    for x in p.get("samples", ()):
+        path = printable(str(x["file"]))
+        label = f"#{x['session']}"
+        if several and path != before:
+            label = f"{os.path.basename(path)} {label}"
+        out["samples"].append([path, x["session"], label])
+        before = path
     return out
 
 
@@ -232,7 +241,7 @@ def page_data(results: Iterable[tuple[str, Sequence[Session], object]], *,
         "scan_seconds": scan.seconds,
         "t0_ns": t0,
         "files": files,
-        "problems": [_problem(p) for p in problems],
+        "problems": [_problem(p, len(results) > 1) for p in problems],
         "with_problems": sum(_primary(s) != "ok" for _, ss, _ in results for s in ss),
         "timeline": _timeline(starts, undated),
         "verdicts": verdicts,
