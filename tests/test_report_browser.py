@@ -669,3 +669,34 @@ def test_long_packet_names_wrap_or_scroll_in_their_box(chrome: Browser,
     assert driver.execute_script("return arguments[0].scrollWidth > arguments[0].clientWidth",
                                  box)
     assert_clean(chrome, long_names)
+
+
+def test_a_frame_stamped_before_the_sessions_start_reads_minus(chrome: Browser,
+                                                               tmp_path: Path) -> None:
+    """A clock stepped back: frame 10 of the example stamped 5 s earlier than it was. Its
+    arrows read "-4.855000 s" (the frame's time minus the session's start, as the frame
+    times say), never "+-4.855000 s"; the other arrows keep their "+"."""
+    src = ROOT / "examples" / "exchange-online-no-client-cert.pcap"
+    data = bytearray(src.read_bytes())
+    off, frame = 24, 1
+    while off + 16 <= len(data):
+        if frame == 10:
+            struct.pack_into("<I", data, off, struct.unpack_from("<I", data, off)[0] - 5)
+        off += 16 + struct.unpack_from("<I", data, off + 8)[0]
+        frame += 1
+    capture = tmp_path / "back.pcap"
+    capture.write_bytes(bytes(data))
+    out = tmp_path / "back.html"
+    assert main(["report", *TRUST, str(capture), "-o", str(out)]) in (0, 1)
+    times = frame_times(capture, range(1, frame))
+    load(chrome, out)
+    detail = open_session(chrome, "back.pcap", 1)
+    labels = {}
+    for g in detail.find_elements(By.CSS_SELECTOR, "div.ladder > svg g.arrow"):
+        labels.setdefault(int(g.get_attribute("data-frame")), g.get_attribute("textContent"))
+    start = min(t for f, t in times.items() if f != 10)
+    back = (times[10] - start) / 1e9
+    assert back < 0
+    assert re.match(rf"^10\s+-{-back:.6f} s ", labels[10]), labels[10]
+    assert all(re.match(rf"^{f}\s+\+\d", text) for f, text in labels.items() if f != 10), labels
+    assert_clean(chrome, out)

@@ -84,7 +84,8 @@
   }
 
   function seconds(us) {
-    return us === null ? "+? s" : "+" + (us / 1e6).toFixed(6) + " s";
+    // a frame stamped before the session's first (a clock stepped back) is "-", not "+-"
+    return us === null ? "+? s" : (us < 0 ? "-" : "+") + (Math.abs(us) / 1e6).toFixed(6) + " s";
   }
 
   function ladder(r) {
