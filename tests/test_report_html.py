@@ -359,6 +359,27 @@ def test_only_problems_says_how_many_sessions_the_file_held(tmp_path, capsys):
     assert len(page["sessions"]) == listed
 
 
+@pytest.mark.parametrize("command", ["report", "scan"])
+def test_an_input_that_could_not_be_read_is_named_on_the_page(command, tmp_path, capsys):
+    """The JSON lists an unreadable input under `errors`; the page, mailed on its own,
+    says the same instead of showing the other files as if they were all."""
+    junk = tmp_path / "junk.pcap"
+    junk.write_bytes(b"not a capture at all, " * 20)
+    good = str(EXAMPLES / "exchange-online-no-client-cert.pcap")
+    out = tmp_path / "r.html"
+    trust = ["--ca-file", str(EXAMPLES / "test-root.pem")]
+    argv = (["report", *trust, good, str(junk), "-o", str(out)] if command == "report"
+            else ["scan", *trust, "--html", str(out), good, str(junk)])
+    assert cli.main(argv) == 2
+    capsys.readouterr()
+    assert cli.main(["scan", "--format", "json", *trust, good, str(junk)]) == 2
+    (error,) = json.loads(capsys.readouterr().out)["errors"]
+    html = out.read_text("utf-8")
+    items = re.findall(r'<li class="path" data-path="([^"]*)">not read: ([^<]*)</li>', html)
+    assert items == [(error["path"], error["error"])]
+    assert page_of(html)["errors"] == [error]
+
+
 def test_report_takes_every_scan_option():
     def options(name):
         sub = next(a for a in cli._parser()._actions if a.dest == "command").choices[name]

@@ -535,15 +535,17 @@ def _cmd_scan(args) -> int:
         print(report.format_summary(summaries))
     _close_zeek(zeek, read_any=bool(summaries))
     if args.html and not _write_html(args, results, time.perf_counter() - started,
-                                     read_any=bool(summaries)):
+                                     read_any=bool(summaries), errors=errors):
         return EXIT_UNREADABLE
     return code
 
 
-def _write_html(args, results, seconds: float, *, read_any: bool) -> bool:
+def _write_html(args, results, seconds: float, *, read_any: bool,
+                errors: list[dict] = ()) -> bool:
     """The HTML report of `results` written to args.html (frame times read again for the
-    ladders, one walk per file); False when it could not be written.  When no capture could
-    be read at all, a report already there is left alone (True: nothing failed here)."""
+    ladders, one walk per file), naming the inputs that could not be read (`errors`, as the
+    JSON's); False when it could not be written.  When no capture could be read at all, a
+    report already there is left alone (True: nothing failed here)."""
     if not read_any:
         print(f"fastcap: no capture was read: {printable(args.html)} is left as it was",
               file=_ERR)
@@ -562,7 +564,7 @@ def _write_html(args, results, seconds: float, *, read_any: bool) -> bool:
             print(f"fastcap: warning: {path}: no frame times for the ladders: {e}",
                   file=_ERR)
     page = page_data(results, problems=_problems(results), times=times,
-                     scan=ScanFacts(seconds=seconds, version=__version__))
+                     scan=ScanFacts(seconds=seconds, version=__version__), errors=errors)
     try:
         size = write_report(args.html, page)
     except OSError as e:
@@ -756,7 +758,7 @@ def _cmd_scan_evidence(args) -> int:
             print()
             print(report.format_summary([x for _, _, x in results]))
     if args.html and not _write_html(args, results, time.perf_counter() - started,
-                                     read_any=bool(results)):
+                                     read_any=bool(results), errors=errors):
         return EXIT_UNREADABLE
     return code
 

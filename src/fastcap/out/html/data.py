@@ -161,12 +161,14 @@ def _problem(p: Mapping[str, Any], several: bool = False) -> dict[str, Any]:
 def page_data(results: Iterable[tuple[str, Sequence[Session], object]], *,
               problems: Sequence[Mapping[str, Any]] = (),
               times: Mapping[str, Mapping[int, int]] | None = None,
-              scan: ScanFacts = ScanFacts()) -> dict[str, Any]:
+              scan: ScanFacts = ScanFacts(),
+              errors: Sequence[Mapping[str, Any]] = ()) -> dict[str, Any]:
     """Everything the page shows, as JSON-ready data.
 
     `results` is the scan's (path, sessions, summary) per file; `times` maps a file to the
     capture times of the frames its ladders name (`frames_wanted`; a missing time shows as
-    unknown); `problems` are the triage groups as dicts."""
+    unknown); `problems` are the triage groups as dicts; `errors` the inputs that could not
+    be read ({"path", "error"}, as the JSON's), so that the page never passes over them."""
     strings = _Strings()
     certs: dict[str, dict[str, Any]] = {}
     chains: list[dict[str, Any]] = []
@@ -241,6 +243,8 @@ def page_data(results: Iterable[tuple[str, Sequence[Session], object]], *,
         "scan_seconds": scan.seconds,
         "t0_ns": t0,
         "files": files,
+        "errors": [{"path": printable(str(e.get("path", ""))),
+                    "error": printable(str(e.get("error", "")))} for e in errors],
         "problems": [_problem(p, len(results) > 1) for p in problems],
         "with_problems": sum(_primary(s) != "ok" for _, ss, _ in results for s in ss),
         "timeline": _timeline(starts, undated),
