@@ -700,3 +700,17 @@ def test_a_frame_stamped_before_the_sessions_start_reads_minus(chrome: Browser,
     assert re.match(rf"^10\s+-{-back:.6f} s ", labels[10]), labels[10]
     assert all(re.match(rf"^{f}\s+\+\d", text) for f, text in labels.items() if f != 10), labels
     assert_clean(chrome, out)
+
+
+def test_a_capture_without_smtp_says_so_not_that_nothing_matches(chrome: Browser,
+                                                                  tmp_path: Path) -> None:
+    """No session at all is not a filter that matched nothing: the count says there is no
+    SMTP session."""
+    out = tmp_path / "none.html"
+    capture = ROOT / "tests" / "data" / "corpus" / "zeek__tls-hrr.pcap"
+    assert main(["report", str(capture), "-o", str(out)]) == 0
+    chrome.open(out)
+    count = wait_for(chrome, lambda d: d.find_element(By.ID, "count").text, "the count")
+    assert count == "no SMTP session in the capture"
+    assert not chrome.driver.find_elements(By.CSS_SELECTOR, "tr.session")
+    assert_clean(chrome, out)

@@ -57,7 +57,7 @@
     count.textContent = shown.length
       ? "sessions " + (first + 1) + "–" + last + " of " + shown.length
         + (shown.length < rows.length ? " (filtered from " + rows.length + ")" : "")
-      : "no session matches";
+      : rows.length ? "no session matches" : "no SMTP session in the capture";
     document.getElementById("prev").disabled = first === 0;
     document.getElementById("next").disabled = last >= shown.length;
   }
