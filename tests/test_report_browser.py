@@ -264,6 +264,21 @@ def test_a_problem_sample_opens_its_session(chrome: Browser, report: Path,
     assert_clean(chrome, report)
 
 
+def test_an_ordinary_server_name_keeps_its_line(chrome: Browser, report: Path,
+                                                scan_json: dict) -> None:
+    """The problems' server names of the examples (39 characters) are not broken in the middle
+    of a word: each fits on one line of its cell."""
+    load(chrome, report)
+    got = chrome.driver.execute_script(
+        "return Array.from(document.querySelectorAll('section#problems tr.problem')).map(tr => {"
+        "  const td = tr.cells[4], r = document.createRange();"
+        "  const text = document.createTreeWalker(td, NodeFilter.SHOW_TEXT).nextNode();"
+        "  r.selectNodeContents(text);"
+        "  return [td.textContent.trim(), r.getClientRects().length]; })")
+    assert [name for name, _ in got] == [g["server"] for g in scan_json["problems"]]
+    assert all(lines == 1 for _, lines in got), got
+
+
 def test_table_sorts_by_a_clicked_column(chrome: Browser, report: Path, scan: dict) -> None:
     load(chrome, report)
     key = column(chrome, "client")
