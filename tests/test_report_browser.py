@@ -729,3 +729,17 @@ def test_a_capture_without_smtp_says_so_not_that_nothing_matches(chrome: Browser
     assert count == "no SMTP session in the capture"
     assert not chrome.driver.find_elements(By.CSS_SELECTOR, "tr.session")
     assert_clean(chrome, out)
+
+
+
+def test_only_problems_without_problems_says_none_is_shown(chrome: Browser,
+                                                           tmp_path: Path) -> None:
+    """--only-problems on a capture whose one session is fine: the page lists nothing, and
+    says that the capture's session is not shown, not that there is no SMTP session."""
+    out = tmp_path / "fine.html"
+    capture = ROOT / "tests" / "data" / "corpus" / "sv__smtp-startssl.pcap"
+    assert main(["report", "--only-problems", str(capture), "-o", str(out)]) == 0
+    chrome.open(out)
+    count = wait_for(chrome, lambda d: d.find_element(By.ID, "count").text, "the count")
+    assert count == "none of the 1 session(s) shown"
+    assert_clean(chrome, out)

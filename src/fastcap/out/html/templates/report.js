@@ -11,6 +11,8 @@
   const SEVERAL = page.files.length > 1;
   const SVG = document.getElementById("timeline").namespaceURI;  // no URL in the page
   const rows = page.sessions;
+  // the sessions the scan counted, of which rows are those listed (fewer: --only-problems)
+  const COUNTED = page.files.reduce(function (n, f) { return n + f.sessions; }, 0);
   const str = function (i) { return i === null || i === undefined ? "" : S[i]; };
   const codes = function (r) {
     const v = r[C.verdicts], out = [];
@@ -57,7 +59,9 @@
     count.textContent = shown.length
       ? "sessions " + (first + 1) + "–" + last + " of " + shown.length
         + (shown.length < rows.length ? " (filtered from " + rows.length + ")" : "")
-      : rows.length ? "no session matches" : "no SMTP session in the capture";
+      : rows.length ? "no session matches"
+        : COUNTED ? "none of the " + COUNTED + " session(s) shown"  // --only-problems
+        : "no SMTP session in the capture";
     document.getElementById("prev").disabled = first === 0;
     document.getElementById("next").disabled = last >= shown.length;
   }
