@@ -196,6 +196,25 @@ def test_a_usage_error_is_one_line_naming_the_help_to_read(capsys, argv, prog, s
     assert err.rstrip("\n").endswith(f"; see {prog} --help")
 
 
+@pytest.mark.parametrize(("argv", "dest", "files", "option", "value"), [
+    (["scan", "a.pcap", "--format", "csv", "b.pcap"], "files", ["a.pcap", "b.pcap"],
+     "format", "csv"),
+    (["stats", "a.pcap", "--json", "b.pcap", "c.pcap"], "files", ["a.pcap", "b.pcap", "c.pcap"],
+     "json", True),
+    (["follow", "a.pcap", "--session", "2", "b.pcap"], "more", ["b.pcap"], "session", 2),
+    (["report", "a.pcap", "-o", "r.html", "-"], "files", ["a.pcap", "-"], "output", "r.html"),
+    (["scan", "-j", "1", "--", "-odd.pcap", "b.pcap"], "files", ["-odd.pcap", "b.pcap"],
+     "jobs", 1),
+])
+def test_options_may_come_between_the_files(argv, dest, files, option, value):
+    """`fastcap scan a.pcap --format csv b.pcap` reads both files, as GNU tools take it;
+    after `--` every word is a file."""
+    from fastcap.cli import _parser
+
+    args = _parser().parse_args(argv)
+    assert getattr(args, dest) == files and getattr(args, option) == value
+
+
 def test_a_usage_error_quoting_a_control_character_escapes_it(capsys):
     from fastcap.cli import main
 

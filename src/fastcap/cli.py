@@ -119,6 +119,25 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_UNREADABLE)
 
 
+class _CommandParser(_Parser):
+    """A command's parser, taking its options before, between and after its files
+    (``fastcap scan a.pcap --format csv b.pcap``), as GNU tools and tshark's ``-r`` users
+    expect; plain argparse ends the files at the first option and refuses the rest.  After
+    ``--`` every word is a file (``-- -odd.pcap``), which argparse's intermixed parsing loses,
+    so such a command line is parsed as plain argparse parses it."""
+
+    _intermixing = False
+
+    def parse_known_args(self, args=None, namespace=None):
+        if self._intermixing or (args is not None and "--" in args):
+            return super().parse_known_args(args, namespace)
+        self._intermixing = True
+        try:
+            return self.parse_known_intermixed_args(args, namespace)
+        finally:
+            self._intermixing = False
+
+
 class _Version(argparse.Action):
     """--version, looked up only when asked for (package metadata is slow to import)."""
 
@@ -138,7 +157,7 @@ def _parser() -> _Parser:
     p = _Parser(prog="fastcap", description=__doc__.splitlines()[0])
     p.add_argument("--version", action=_Version)
     p.set_defaults(own_process=False)  # main() run as the program sets it
-    sub = p.add_subparsers(dest="command", required=True)
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_CommandParser)
     st = sub.add_parser("stats", help="summarise captures: formats, link types, frame counts")
     st.add_argument("files", nargs="+", metavar="FILE")
     st.add_argument("--json", action="store_true", help="print JSON instead of text")
