@@ -182,6 +182,11 @@ def test_bad_ports_is_a_usage_error():
     (["scan", "-o", "d", "x.pcap"], "fastcap scan", "-o/--output goes with --format zeek"),
     (["scan", "-j", "0", "x.pcap"], "fastcap scan", "'0' is out of range"),
     (["scan", "--dask", " ", "x.pcap"], "fastcap scan", "give the scheduler's address"),
+    (["scan", "--expect-name", "", "x.pcap"], "fastcap scan", "no name in ''"),
+    (["report", "--expect-name", " . ", "x.pcap"], "fastcap report", "no name in ' . '"),
+    (["scan", "--join-tolerance", "-1", "x.pcap"], "fastcap scan", "'-1' seconds is negative"),
+    (["follow", "--join-window", "-0.5", "--session", "1", "x.pcap"], "fastcap follow",
+     "'-0.5' seconds is negative"),
 ])
 def test_a_usage_error_is_one_line_naming_the_help_to_read(capsys, argv, prog, says):
     """argparse would print its usage block (a dozen lines for scan) before the error."""

@@ -219,7 +219,7 @@ def _scan_arguments(sc: argparse.ArgumentParser, files_help: str, *, formats: bo
                     help="TCP ports to select, e.g. 25,587,2525 (default 25)")
     sc.add_argument("--implicit-tls-ports", type=_ports, default=DEFAULT_IMPLICIT_TLS_PORTS,
                     metavar="PORTS", help="ports where TLS starts at once (default 465)")
-    sc.add_argument("--expect-name", metavar="NAME",
+    sc.add_argument("--expect-name", metavar="NAME", type=_name,
                     help="the name the client certificate must carry (the inbound connector's "
                     "TlsSenderCertificateName), e.g. mail.contoso.com or *.contoso.com")
     sc.add_argument("--trust", choices=TRUST_STORES, default=DEFAULT_TRUST,
@@ -253,6 +253,23 @@ def _seconds(text: str) -> float:
         raise argparse.ArgumentTypeError(
             f"{text!r} seconds is out of range (at most {_MAX_SECONDS:g} either way)")
     return value
+
+
+def _span(text: str) -> float:
+    """A join tolerance or window: seconds, not negative (a negative one would join nothing,
+    silently)."""
+    value = _seconds(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} seconds is negative")
+    return value
+
+
+def _name(text: str) -> str:
+    """--expect-name: a name is compared trimmed of spaces and a trailing dot, so one that
+    trims to nothing names nothing (it would judge an empty name silently)."""
+    if not text.strip().rstrip("."):
+        raise argparse.ArgumentTypeError(f"no name in {text!r}")
+    return text
 
 
 def _year(text: str) -> int:
@@ -292,10 +309,10 @@ def _evidence_arguments(sub: argparse.ArgumentParser) -> None:
                         "message trace CSV, a Postfix/syslog mail log, or Get-InboundConnector/"
                         "Get-SendConnector/Get-ExchangeCertificate JSON (kind told from the "
                         "content); repeatable")
-    g.add_argument("--join-tolerance", type=_seconds, default=DEFAULT_JOIN_TOLERANCE_S,
+    g.add_argument("--join-tolerance", type=_span, default=DEFAULT_JOIN_TOLERANCE_S,
                    metavar="S", help="seconds a log entry with both endpoints may differ from "
                    f"its session after the clock skew (default {DEFAULT_JOIN_TOLERANCE_S:g})")
-    g.add_argument("--join-window", type=_seconds, default=DEFAULT_JOIN_WINDOW_S, metavar="S",
+    g.add_argument("--join-window", type=_span, default=DEFAULT_JOIN_WINDOW_S, metavar="S",
                    help="seconds around a session a log entry giving only the peer address "
                    f"(Postfix, message trace) may lie (default {DEFAULT_JOIN_WINDOW_S:g})")
     g.add_argument("--log-skew", type=_seconds, metavar="S",
