@@ -6,6 +6,7 @@ import bz2
 import json
 import lzma
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -218,6 +219,22 @@ def test_options_may_come_between_the_files(argv, dest, files, option, value):
 
     args = _parser().parse_args(argv)
     assert getattr(args, dest) == files and getattr(args, option) == value
+
+
+def test_every_option_is_explained_in_help_and_in_the_readme():
+    """`fastcap CMD --help` explains each option, and README.md names each one."""
+    import argparse
+
+    from fastcap.cli import _parser
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    for name, command in _parser().commands.items():
+        for action in command._actions:
+            if not action.option_strings or isinstance(action, argparse._HelpAction):
+                continue
+            assert action.help, (name, action.option_strings)
+            assert any(re.search(rf"(?<![\w-]){re.escape(o)}(?![\w-])", readme)
+                       for o in action.option_strings), (name, action.option_strings)
 
 
 def test_a_usage_error_quoting_a_control_character_escapes_it(capsys):

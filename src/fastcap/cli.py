@@ -153,6 +153,9 @@ class _Version(argparse.Action):
         parser.exit()
 
 
+_BACKEND_HELP = "frame walker: C (native), pure Python, or auto (default)"
+
+
 def _parser() -> _Parser:
     p = _Parser(prog="fastcap", description=__doc__.splitlines()[0])
     p.add_argument("--version", action=_Version)
@@ -164,7 +167,7 @@ def _parser() -> _Parser:
     st.add_argument("--ports", type=_ports, default=DEFAULT_PORTS,
                     help="TCP ports to select, e.g. 25,587,2525 (default 25)")
     st.add_argument("--backend", choices=BACKEND_CHOICES, default=DEFAULT_BACKEND,
-                    help="frame walker: C (native), pure Python, or auto (default)")
+                    help=_BACKEND_HELP)
     sc = sub.add_parser("scan", help="diagnose every SMTP session: did the client present a "
                         "usable TLS certificate, and if not, why")
     _scan_arguments(sc, "captures (none: diagnose the --evidence logs alone)", formats=True)
@@ -192,7 +195,8 @@ def _parser() -> _Parser:
                     metavar="PORTS", help="ports where TLS starts at once (default 465)")
     fo.add_argument("--stream-cap", type=_size, default=DEFAULT_CAP, metavar="BYTES",
                     help="bytes kept per direction of a connection (default 256K)")
-    fo.add_argument("--backend", choices=BACKEND_CHOICES, default=DEFAULT_BACKEND)
+    fo.add_argument("--backend", choices=BACKEND_CHOICES, default=DEFAULT_BACKEND,
+                    help=_BACKEND_HELP)
     _key_arguments(fo)
     _evidence_arguments(fo)
     p.commands = {"stats": st, "scan": sc, "report": rp, "follow": fo}
@@ -230,7 +234,8 @@ def _scan_arguments(sc: argparse.ArgumentParser, files_help: str, *, formats: bo
     sc.add_argument("--stream-cap", type=_size, default=DEFAULT_CAP, metavar="BYTES",
                     help="bytes kept per direction of a connection (default 256K; e.g. 2M "
                     "for certificate chains larger than that)")
-    sc.add_argument("--backend", choices=BACKEND_CHOICES, default=DEFAULT_BACKEND)
+    sc.add_argument("--backend", choices=BACKEND_CHOICES, default=DEFAULT_BACKEND,
+                    help=_BACKEND_HELP)
     _key_arguments(sc)
     _evidence_arguments(sc)
     sc.add_argument("-j", "--jobs", type=_jobs, default=os.cpu_count() or 1, metavar="N",
