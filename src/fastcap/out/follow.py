@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from ..judge.x509check import load_certificate, quiet_x509
+from ..proto.tls.const import is_tls13
 from ..proto.tls.wirenames import wire_str
 from ..session import Session
 from ..tcp.reassembly import StreamDir
@@ -101,63 +102,100 @@ def _decrypted(s: Session) -> list[str]:
     return out
 
 
+# The handshake's messages in the order each side sends them, TLS 1.2 and before, then 1.3
+# (whose compatibility ChangeCipherSpec comes before its side's encrypted flight, and whose
+# CertificateRequest comes before the server's Certificate).
+_ORDER_TLS12 = ("ClientHello", "ServerHello", "S Certificate", "ServerKeyExchange",
+                "CertificateRequest", "ServerHelloDone", "C Certificate", "ClientKeyExchange",
+                "CertificateVerify", "C ChangeCipherSpec", "NewSessionTicket",
+                "S ChangeCipherSpec")
+_ORDER_TLS13 = ("ClientHello", "ServerHello", "S ChangeCipherSpec", "CertificateRequest",
+                "S Certificate", "C ChangeCipherSpec", "C Certificate", "CertificateVerify",
+                "NewSessionTicket")
+
+
 def _tls(s: Session) -> list[str]:
+    """The handshake as messages in frame order, as Wireshark lists them (the messages of
+    one frame in the order they were sent), then the encrypted records and the outcome."""
     t = s.tls
     if t is None:
         return []
-    out = [f"--- TLS {t.version_name or '(version unknown)'}"
-           + (f", cipher {t.cipher_name}" if t.cipher_name else "") + " ---"]
+    found: dict[str, tuple[int | None, list[str]]] = {}  # message -> (frame, its lines)
 
-    def at(w) -> str:
-        return _frame(w.frame if w else None)
+    def add(key: str, w, side: str, text: str, more: list[str] | None = None) -> None:
+        frame = w.frame if w else None
+        found[key] = (frame, [f"{_frame(frame)} {side}: {text}", *(more or [])])
 
     ch = t.client_hello
     if ch is not None:
         sni = f", SNI {printable(wire_str(ch.sni))}" if ch.sni else ""
-        out.append(f"{at(t.client_hello_at)} C: ClientHello{sni}, JA3 {ch.ja3_md5}, JA4 {ch.ja4}")
+        add("ClientHello", t.client_hello_at, "C",
+            f"ClientHello{sni}, JA3 {ch.ja3_md5}, JA4 {ch.ja4}")
     if t.server_hello is not None:
         hrr = " (HelloRetryRequest)" if t.hello_retry_request else ""
         how = {"session_id": "session ID", "ticket": "session ticket",
                "psk": "pre-shared key"}.get(t.resumption or "")
         resumed = f", resumes an earlier session by {how}" if how else ""
-        out.append(f"{at(t.server_hello_at)} S: ServerHello{hrr}{resumed}")
+        add("ServerHello", t.server_hello_at, "S", f"ServerHello{hrr}{resumed}")
     if t.server_certs_at is not None:
-        out.append(f"{at(t.server_certs_at)} S: Certificate, {len(t.server_certs)} cert(s)")
-        out += [f"        {i}: {_subject(d)}" for i, d in enumerate(t.server_certs)]
+        add("S Certificate", t.server_certs_at, "S", f"Certificate, {len(t.server_certs)} cert(s)",
+            [f"        {i}: {_subject(d)}" for i, d in enumerate(t.server_certs)])
     if t.server_key_exchange_at is not None:
-        out.append(f"{at(t.server_key_exchange_at)} S: ServerKeyExchange")
+        add("ServerKeyExchange", t.server_key_exchange_at, "S", "ServerKeyExchange")
     if t.cert_request is not None:
         names = [printable(n) if n else "(unparseable)" for n in t.cert_request.ca_names()]
-        out.append(f"{at(t.cert_request_at)} S: CertificateRequest, {len(names)} acceptable CA(s)")
-        out += [f"        CA: {n}" for n in names[:20]]
+        add("CertificateRequest", t.cert_request_at, "S",
+            f"CertificateRequest, {len(names)} acceptable CA(s)",
+            [f"        CA: {n}" for n in names[:20]])
     if t.server_hello_done_at is not None:
-        out.append(f"{at(t.server_hello_done_at)} S: ServerHelloDone")
+        add("ServerHelloDone", t.server_hello_done_at, "S", "ServerHelloDone")
     if t.client_certificate_at is not None:
-        cc = t.client_certificate
+        cc, w = t.client_certificate, t.client_certificate_at
         if cc is None:
-            out.append(f"{at(t.client_certificate_at)} C: Certificate (malformed)")
+            add("C Certificate", w, "C", "Certificate (malformed)")
         elif not cc:
-            out.append(f"{at(t.client_certificate_at)} C: Certificate, EMPTY (no certificate)")
+            add("C Certificate", w, "C", "Certificate, EMPTY (no certificate)")
         else:
-            out.append(f"{at(t.client_certificate_at)} C: Certificate, {len(cc)} cert(s)")
-            out += [f"        {i}: {_subject(d)}" for i, d in enumerate(cc)]
-    if t.session_ticket_at is not None:
-        out.append(f"{at(t.session_ticket_at)} S: NewSessionTicket, "
-                   f"{len(t.session_tickets)} ticket(s)")
-    for name, w, side in (("ClientKeyExchange", t.client_key_exchange_at, "C"),
-                          ("CertificateVerify", t.certificate_verify_at, "C"),
-                          ("ChangeCipherSpec", t.client_ccs_at, "C"),
-                          ("ChangeCipherSpec", t.server_ccs_at, "S")):
+            add("C Certificate", w, "C", f"Certificate, {len(cc)} cert(s)",
+                [f"        {i}: {_subject(d)}" for i, d in enumerate(cc)])
+    for key, w, side, name in (
+            ("ClientKeyExchange", t.client_key_exchange_at, "C", "ClientKeyExchange"),
+            ("CertificateVerify", t.certificate_verify_at, "C", "CertificateVerify"),
+            ("C ChangeCipherSpec", t.client_ccs_at, "C", "ChangeCipherSpec"),
+            ("S ChangeCipherSpec", t.server_ccs_at, "S", "ChangeCipherSpec")):
         if w is not None:
-            out.append(f"{at(w)} {side}: {name}")
+            add(key, w, side, name)
+    if t.session_ticket_at is not None:
+        add("NewSessionTicket", t.session_ticket_at, "S",
+            f"NewSessionTicket, {len(t.session_tickets)} ticket(s)")
+    order = _ORDER_TLS13 if is_tls13(t.version) else _ORDER_TLS12
+    msgs = [found.pop(k) for k in order if k in found] + list(found.values())
     for a in t.alerts:
-        out.append(f"{at(a.at)} {'C' if a.from_client else 'S'}: Alert: {a.text()}")
+        frame = a.at.frame if a.at else None
+        side = "C" if a.from_client else "S"
+        msgs.append((frame, [f"{_frame(frame)} {side}: Alert: {a.text()}"]))
+    out = [f"--- TLS {t.version_name or '(version unknown)'}"
+           + (f", cipher {t.cipher_name}" if t.cipher_name else "") + " ---"]
+    for _frame_no, lines in _in_frame_order(msgs):
+        out += lines
     for side, enc in (("C", t.c2s_encrypted), ("S", t.s2c_encrypted)):
         if enc.records:
             out.append(f"        {side}: {enc.records} encrypted record(s), "
                        f"{enc.total_length} bytes")
     out.append(f"--- handshake {t.outcome}: {printable(t.outcome_detail)}")
     return out
+
+
+def _in_frame_order(msgs: list[tuple[int | None, list[str]]]
+                    ) -> list[tuple[int | None, list[str]]]:
+    """`msgs` (listed in protocol order) sorted by frame, stably, so messages of one frame
+    keep their order; one without a frame stays after the message before it."""
+    keyed, last = [], 0
+    for i, (frame, lines) in enumerate(msgs):
+        last = frame if frame is not None else last
+        keyed.append((last, i, frame, lines))
+    keyed.sort(key=lambda k: (k[0], k[1]))
+    return [(frame, lines) for _k, _i, frame, lines in keyed]
 
 
 @dataclass(frozen=True, slots=True)
