@@ -361,16 +361,28 @@ def test_a_reader_that_leaves_early_is_not_an_error(tmp_path, files):
     assert "Exception" not in err and "Traceback" not in err
 
 
+SCENARIOS = EXAMPLE.parent / "all-scenarios.pcapng"
+
+
 @pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs Linux's /dev/full")
-def test_output_that_cannot_be_written_is_one_line_and_exit_120():
-    """Standard output on a full disk: the report still sits in the buffer when main()
-    returns, and the last flush fails. One line says so, with Python's own exit code."""
+@pytest.mark.parametrize(("argv", "unbuffered"), [
+    (("scan", str(EXAMPLE)), False),  # the report still sits in the buffer at the end
+    (("scan", "--format", "json", str(SCENARIOS)), False),  # longer: a print fails
+    (("scan", "--format", "csv", str(SCENARIOS), str(SCENARIOS)), False),
+    (("stats", *[str(SCENARIOS)] * 20), False),
+    (("stats", str(SCENARIOS)), True),  # PYTHONUNBUFFERED: the first print fails
+    (("follow", str(SCENARIOS), "--session", "1"), True),
+])
+def test_output_that_cannot_be_written_is_one_line_and_exit_120(argv, unbuffered):
+    """Standard output on a full disk, whether the last flush fails or a print before it:
+    one line says so, with Python's own exit code."""
+    env = {**_BUFFERED, "PYTHONUNBUFFERED": "1"} if unbuffered else _BUFFERED
     with open("/dev/full", "w") as full:
-        r = subprocess.run([sys.executable, "-m", "fastcap.cli", "scan", str(EXAMPLE)],
+        r = subprocess.run([sys.executable, "-m", "fastcap.cli", *argv],
                            stdout=full, stderr=subprocess.PIPE, text=True, timeout=120,
-                           env=_BUFFERED)
+                           env=env)
     assert r.returncode == 120, r.stderr
-    assert "fastcap: cannot write the output: [Errno 28]" in r.stderr
+    assert r.stderr.count("fastcap: cannot write the output: [Errno 28]") == 1, r.stderr
     assert "Traceback" not in r.stderr and "Exception" not in r.stderr
 
 

@@ -1057,6 +1057,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             "-o/--output goes with --format zeek (the directory for its logs)")
     tune_allocator()
     args.own_process = argv is None  # the console script or python -m, not a caller's call
+    if args.own_process and sys.stdout is not None:
+        sys.stdout = _Output(sys.stdout)
     try:
         if args.command == "stats":
             return _cmd_stats(args)
@@ -1075,7 +1077,46 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return EXIT_OK
+    except _OutputFailed as e:
+        print(f"fastcap: cannot write the output: {e}", file=_ERR)
+        return EXIT_UNWRITTEN
+    finally:
+        if isinstance(sys.stdout, _Output):
+            sys.stdout = sys.stdout.stream
     return EXIT_UNREADABLE
+
+
+class _OutputFailed(Exception):
+    """Standard output could not be written (a full disk): not an OSError, so no handler
+    meant for reading a capture or writing a log takes it for its own."""
+
+
+class _Output:
+    """Standard output while the command runs: a failed write (an output longer than the
+    buffer fails in a print, not at the last flush) ends the command with one line and
+    exit 120, as a failed last flush does.  A reader gone (``| head``) stays BrokenPipeError."""
+
+    def __init__(self, stream) -> None:
+        self.stream = stream
+
+    def write(self, text: str) -> int:
+        try:
+            return self.stream.write(text)
+        except BrokenPipeError:
+            raise
+        except OSError as e:
+            raise _OutputFailed(e) from None
+
+    def flush(self) -> None:
+        try:
+            self.stream.flush()
+        except BrokenPipeError:
+            raise
+        except OSError as e:
+            raise _OutputFailed(e) from None
+
+    def __getattr__(self, name: str):
+        return getattr(self.stream, name)
 
 
 def _flushed(code: int) -> int:
@@ -1088,7 +1129,7 @@ def _flushed(code: int) -> int:
         except BrokenPipeError:
             code = EXIT_OK
         except (OSError, ValueError) as e:
-            if sys.stderr is not None:
+            if sys.stderr is not None and code != EXIT_UNWRITTEN:  # main() told it already
                 print(f"fastcap: cannot write the output: {e}", file=_ERR)
             code = EXIT_UNWRITTEN
     if sys.stderr is not None:
