@@ -186,6 +186,7 @@ def test_bad_ports_is_a_usage_error():
     (["scan", "--expect-name", "", "x.pcap"], "fastcap scan", "no name in ''"),
     (["report", "--expect-name", " . ", "x.pcap"], "fastcap report", "no name in ' . '"),
     (["scan", "--join-tolerance", "-1", "x.pcap"], "fastcap scan", "'-1' seconds is negative"),
+    (["scan", "--html", "-", "x.pcap"], "fastcap scan", "--html -: standard output carries"),
     (["follow", "--join-window", "-0.5", "--session", "1", "x.pcap"], "fastcap follow",
      "'-0.5' seconds is negative"),
 ])
@@ -235,6 +236,21 @@ def test_every_option_is_explained_in_help_and_in_the_readme():
             assert action.help, (name, action.option_strings)
             assert any(re.search(rf"(?<![\w-]){re.escape(o)}(?![\w-])", readme)
                        for o in action.option_strings), (name, action.option_strings)
+
+
+def test_report_to_standard_output(tmp_path):
+    """`fastcap report CAP -o -` prints the page (as UTF-8), as `-` means for tshark's -w;
+    no file named `-` is written."""
+    r = subprocess.run([sys.executable, "-m", "fastcap.cli", "report", str(EXAMPLE), "-o", "-"],
+                       capture_output=True, timeout=120, cwd=tmp_path,
+                       env={**os.environ, "LC_ALL": "C", "PYTHONIOENCODING": "ascii",
+                            "PYTHONPATH": os.pathsep.join(  # as here, from another directory
+                                os.path.abspath(p) for p in sys.path if p)})
+    assert r.returncode == 1, r.stderr  # the example's problem, as scan exits
+    assert r.stdout.startswith(b"<!DOCTYPE html>") and r.stdout.rstrip().endswith(b"</html>")
+    assert b"contoso-com.mail.protection.outlook.com" in r.stdout
+    assert list(tmp_path.iterdir()) == []
+    assert b"fastcap: wrote standard output (1 session(s)" in r.stderr
 
 
 def test_a_usage_error_quoting_a_control_character_escapes_it(capsys):

@@ -178,7 +178,7 @@ def _parser() -> _Parser:
     _scan_arguments(rp, "captures (with --evidence, the logs are joined as in scan)",
                     formats=False)
     rp.add_argument("-o", "--output", metavar="FILE", required=True,
-                    help="the HTML file to write (replaced atomically)")
+                    help="the HTML file to write (replaced atomically); - for standard output")
     fo = sub.add_parser("follow", help="show one SMTP session like Wireshark's Follow TCP Stream")
     fo.add_argument("file", metavar="FILE")
     fo.add_argument("more", metavar="NEXT", nargs="*",
@@ -592,7 +592,7 @@ def _write_html(args, results, seconds: float, *, read_any: bool,
               file=_ERR)
         return True
     from . import __version__
-    from .out.html import ScanFacts, frames_wanted, page_data, write_report
+    from .out.html import ScanFacts, frames_wanted, page_data, render_report, write_report
     from .read.frametimes import frame_times
 
     times = {}
@@ -606,14 +606,33 @@ def _write_html(args, results, seconds: float, *, read_any: bool,
                   file=_ERR)
     page = page_data(results, problems=_problems(results), times=times,
                      scan=ScanFacts(seconds=seconds, version=__version__), errors=errors)
-    try:
-        size = write_report(args.html, page)
-    except OSError as e:
-        print(f"fastcap: cannot write {args.html}: {e.strerror or e}", file=_ERR)
-        return False
-    print(f"fastcap: wrote {args.html} ({len(page['sessions'])} session(s), "
+    if args.html == "-":  # report -o -: the page on standard output, as UTF-8 whatever the locale
+        size = _write_stdout_bytes(render_report(page).encode("utf-8"))
+        where = "standard output"
+    else:
+        try:
+            size = write_report(args.html, page)
+        except OSError as e:
+            print(f"fastcap: cannot write {args.html}: {e.strerror or e}", file=_ERR)
+            return False
+        where = args.html
+    print(f"fastcap: wrote {where} ({len(page['sessions'])} session(s), "
           f"{size / 1e6:.2f} MB)", file=_ERR)
     return True
+
+
+def _write_stdout_bytes(data: bytes) -> int:
+    """`data` written to standard output's bytes (after its text); a failed write is the
+    output's failure (exit 120), a reader gone early stays BrokenPipeError."""
+    try:
+        sys.stdout.flush()
+        sys.stdout.buffer.write(data)
+        sys.stdout.buffer.flush()
+    except BrokenPipeError:
+        raise
+    except OSError as e:
+        raise _OutputFailed(e) from None
+    return len(data)
 
 
 def _problems(results) -> list[dict]:
@@ -1055,6 +1074,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "scan" and args.output is not None and args.format != "zeek":
         parser.commands["scan"].error(
             "-o/--output goes with --format zeek (the directory for its logs)")
+    if args.command == "scan" and args.html == "-":
+        parser.commands["scan"].error(
+            "--html -: standard output carries the scan's own output; give a file name, "
+            "or use fastcap report -o - for the page alone")
     tune_allocator()
     args.own_process = argv is None  # the console script or python -m, not a caller's call
     if args.own_process and sys.stdout is not None:
