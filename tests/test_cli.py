@@ -253,6 +253,31 @@ def test_report_to_standard_output(tmp_path):
     assert b"fastcap: wrote standard output (1 session(s)" in r.stderr
 
 
+def test_follow_takes_a_directory_or_a_pattern_as_scan_does(capsys, tmp_path):
+    """The triage names sessions by the files scan expanded from a directory or a pattern;
+    follow expands them the same way, so `follow DIR --in FILE --session N` finds them."""
+    import shutil
+
+    from fastcap.cli import main
+
+    ring = tmp_path / "ring"
+    ring.mkdir()
+    shutil.copy(SCENARIOS, ring / "b.pcapng")
+    shutil.copy(EXAMPLE, ring / "a.pcap")
+    (ring / "notes.txt").write_text("not a capture\n")
+    assert main(["scan", "--format", "csv", str(ring)]) == 1
+    rows = capsys.readouterr().out.splitlines()[1:]
+    want = next(r for r in rows if r.startswith(f"{ring / 'b.pcapng'},3,"))
+    for given in ([str(ring)], [str(ring / "*.pcap*")]):
+        assert main(["follow", *given, "--in", str(ring / "b.pcapng"), "--session", "3"]) == 0
+        out, err = capsys.readouterr()
+        first, last = want.split(",")[2:4]
+        assert out.startswith(f"Session 3: {want.split(',')[4]} -> {want.split(',')[5]}, "
+                              f"frames {first}-{last} ")
+    assert main(["follow", str(tmp_path / "none*.pcap"), "--session", "1"]) == 2
+    assert "no file matches this pattern" in capsys.readouterr().err
+
+
 def test_a_usage_error_quoting_a_control_character_escapes_it(capsys):
     from fastcap.cli import main
 

@@ -868,6 +868,8 @@ def _cmd_follow(args) -> int:
 
     seen = 0
     meta: list = []
+    if _follow_files(args):
+        return EXIT_UNREADABLE
     options = _with_keys(ScanOptions(
         ports=args.ports, implicit_tls_ports=args.implicit_tls_ports, backend=args.backend,
         stream_cap=args.stream_cap, keylog=_keylog(args), decrypt_limit=args.decrypt_limit),
@@ -892,6 +894,22 @@ def _cmd_follow(args) -> int:
     print(f"fastcap: {args.file}: no session {args.session} (the capture has {seen} on ports "
           f"{','.join(map(str, sorted(args.ports)))})", file=_ERR)
     return EXIT_UNREADABLE
+
+
+def _follow_files(args) -> bool:
+    """FILE NEXT... expanded as scan expands them (a directory's captures, a pattern's
+    matches, in first-packet order), so the sessions are numbered as scan numbered them;
+    whether a name gave no file (told on stderr)."""
+    from .read.inputs import expand_inputs
+
+    names = [args.file, *args.more]
+    if all(n == "-" or os.path.isfile(n) for n in names):
+        return False  # plain files (or -): as given
+    files, notes, bad_args = expand_inputs(names)
+    if _told_inputs(notes, bad_args, []) or not files:
+        return True
+    args.file, args.more = files[0], files[1:]
+    return False
 
 
 def _follow_in_run(args, options: ScanOptions) -> int:
