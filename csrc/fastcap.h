@@ -61,7 +61,7 @@ enum fc_reasm_acct {
 };
 
 int64_t fc_walk_pcap(const uint8_t *buf, int64_t len, int64_t start, int32_t swapped,
-                     int32_t nanos, uint32_t snaplen, uint32_t max_caplen,
+                     int32_t rules, uint32_t snaplen, uint32_t max_caplen,
                      fc_cols *cols, fc_status *st);
 
 int64_t fc_walk_pcapng(const uint8_t *buf, int64_t len, int64_t start, int32_t swapped,

@@ -115,30 +115,31 @@ static inline int64_t stop(fc_status *st, int32_t code, int64_t off, int64_t fno
  * 2055 or 2083 or 2106, with a fraction that is that version. */
 static inline int pcap_magic(uint32_t w, const uint8_t *v)
 {
-    if (w != 0xA1B2C3D4u && w != 0xA1B23C4Du && w != 0xD4C3B2A1u && w != 0x4D3CB2A1u)
+    if (w != 0xA1B2C3D4u && w != 0xA1B23C4Du && w != 0xA1B2CD34u && w != 0xD4C3B2A1u
+        && w != 0x4D3CB2A1u && w != 0x34CDB2A1u)
         return 0;
     return (v[0] == 2 && v[1] == 0 && v[2] <= 4 && v[3] == 0)
         || (v[0] == 0 && v[1] == 2 && v[2] == 0 && v[3] <= 4);
 }
 
 static inline int64_t pcap_step(const uint8_t *buf, int64_t len, int64_t off, int swapped,
-                                uint32_t max_caplen)
+                                uint32_t max_caplen, int hl)
 {
-    if (len - off < 16 || pcap_magic(rd32(buf + off, swapped), buf + off + 4))
+    if (len - off < hl || pcap_magic(rd32(buf + off, swapped), buf + off + 4))
         return -1;
     uint32_t incl = rd32(buf + off + 8, swapped);
-    if (incl > max_caplen || (int64_t)incl > len - off - 16)
+    if (incl > max_caplen || (int64_t)incl > len - off - hl)
         return -1;
-    return 16 + (int64_t)incl;
+    return hl + (int64_t)incl;
 }
 
 /* Could a record start at `off`?  A guess only: the header and the next few after it hold
  * plausible lengths and times.  A wrong guess costs speed, never results (see skeleton). */
 static int pcap_plausible(const uint8_t *buf, int64_t len, int64_t off, int swapped,
-                          uint32_t max_caplen, uint32_t ts0)
+                          uint32_t max_caplen, uint32_t ts0, int hl)
 {
     for (int i = 0; i < 4; i++) {
-        if (len - off < 16)
+        if (len - off < hl)
             return i > 0;
         const uint8_t *h = buf + off;
         uint32_t ts = rd32(h, swapped), incl = rd32(h + 8, swapped), orig = rd32(h + 12, swapped);
@@ -146,7 +147,7 @@ static int pcap_plausible(const uint8_t *buf, int64_t len, int64_t off, int swap
             return 0;
         if ((ts > ts0 ? ts - ts0 : ts0 - ts) > 86400u * 366u)
             return 0;
-        off += 16 + (int64_t)incl;
+        off += hl + (int64_t)incl;
     }
     return 1;
 }
@@ -191,14 +192,14 @@ int32_t fc_read_in_order(const uint8_t *buf, int64_t lo, int64_t hi)
  * serial walk's by construction, and a wrong guess (or a corrupt record) only ends the
  * list early, where the serial loop takes over.  Returns how many offsets it wrote. */
 static int64_t pcap_skeleton(const uint8_t *buf, int64_t len, int64_t start, int swapped,
-                             uint32_t max_caplen, int64_t cap, int64_t *out, int64_t *scratch,
-                             int32_t *in_order)
+                             uint32_t max_caplen, int hl, int64_t cap, int64_t *out,
+                             int64_t *scratch, int32_t *in_order)
 {
     int64_t n = 0, off = start;
     /* a serial lead-in: the average record length sizes the chains' spans */
     int64_t lead = cap < 64 ? cap : 64;
     while (n < lead) {
-        int64_t step = pcap_step(buf, len, off, swapped, max_caplen);
+        int64_t step = pcap_step(buf, len, off, swapped, max_caplen, hl);
         if (step < 0)
             return n;
         out[n++] = off;
@@ -207,8 +208,8 @@ static int64_t pcap_skeleton(const uint8_t *buf, int64_t len, int64_t start, int
     if (cap - n < CHAIN_MIN_ROWS || n == 0)
         return n;
     int64_t avg = (off - start) / n, want = cap - n;
-    if (avg < 16)
-        avg = 16;
+    if (avg < hl)
+        avg = hl;
     int64_t region = want * avg; /* bytes the remaining rows are expected to span */
     if (region > len - off)
         region = len - off;
@@ -225,10 +226,10 @@ static int64_t pcap_skeleton(const uint8_t *buf, int64_t len, int64_t start, int
         int64_t p = off + region / CHAINS * k, stop_at = p + RESYNC_SPAN;
         if (p <= begin[chains - 1])
             continue;
-        for (; p < stop_at && p < len - 16; p++)
-            if (pcap_plausible(buf, len, p, swapped, max_caplen, ts0))
+        for (; p < stop_at && p < len - hl; p++)
+            if (pcap_plausible(buf, len, p, swapped, max_caplen, ts0, hl))
                 break;
-        if (p < stop_at && p < len - 16)
+        if (p < stop_at && p < len - hl)
             begin[chains++] = p;
     }
     begin[chains] = off + region;
@@ -243,7 +244,7 @@ static int64_t pcap_skeleton(const uint8_t *buf, int64_t len, int64_t start, int
             int64_t o = cur[k];
             if (o < 0 || o >= begin[k + 1] || cnt[k] == per)
                 continue;
-            int64_t step = pcap_step(buf, len, o, swapped, max_caplen);
+            int64_t step = pcap_step(buf, len, o, swapped, max_caplen, hl);
             if (step < 0) {
                 cur[k] = -1 - o; /* stopped: the serial walk decides this record */
                 continue;
@@ -265,20 +266,23 @@ static int64_t pcap_skeleton(const uint8_t *buf, int64_t len, int64_t start, int
 }
 
 int64_t fc_walk_pcap(const uint8_t *buf, int64_t len, int64_t start, int32_t swapped,
-                     int32_t nanos, uint32_t snaplen, uint32_t max_caplen,
+                     int32_t rules, uint32_t snaplen, uint32_t max_caplen,
                      fc_cols *cols, fc_status *st)
 {
     int64_t off = start, n = 0, fno = st->next_frame, pf = start;
     st->in_order = 0;
-    const int64_t frac_mul = nanos ? 1 : 1000;
+    /* rules: bit 0 nanosecond times; bits 8-15 the bytes each record header has after the
+     * usual 16 (modified pcap) */
+    const int64_t frac_mul = (rules & 1) ? 1 : 1000;
+    const int hl = 16 + ((rules >> 8) & 0xFF);
     /* the record offsets first, with several misses in flight; then the rows, prefetched
      * a few records ahead since their addresses are now known */
     int64_t known = 0;
     if (cols->cap >= CHAIN_MIN_ROWS) {
         int64_t *scratch = malloc(sizeof(int64_t) * (size_t)(2 * (cols->cap / CHAINS) + 64) * CHAINS);
         if (scratch) {
-            known = pcap_skeleton(buf, len, start, swapped, max_caplen, cols->cap, cols->offset,
-                                  scratch, &st->in_order);
+            known = pcap_skeleton(buf, len, start, swapped, max_caplen, hl, cols->cap,
+                                  cols->offset, scratch, &st->in_order);
             free(scratch);
         }
     }
@@ -297,9 +301,9 @@ int64_t fc_walk_pcap(const uint8_t *buf, int64_t len, int64_t start, int32_t swa
             flags |= FC_F_OVER_SNAPLEN;
         int64_t ts = (int64_t)rd32(h, swapped) * 1000000000 + (int64_t)rd32(h + 4, swapped) * frac_mul;
         off = cols->offset[n];
-        put_row(cols, n, h + 16, off + 16, incl, orig, ts, 0, fno, flags);
+        put_row(cols, n, h + hl, off + hl, incl, orig, ts, 0, fno, flags);
         fno++;
-        off += 16 + (int64_t)incl;
+        off += hl + (int64_t)incl;
     }
     pf = off;
     for (;;) {
@@ -307,8 +311,8 @@ int64_t fc_walk_pcap(const uint8_t *buf, int64_t len, int64_t start, int32_t swa
             return stop(st, FC_FULL, off, fno, 0, n);
         if (off >= len)
             return stop(st, FC_END, off, fno, 0, n);
-        if (len - off < 16)
-            return stop(st, FC_TRUNCATED, off, fno, 16, n);
+        if (len - off < hl)
+            return stop(st, FC_TRUNCATED, off, fno, hl, n);
         for (; pf < off + PREFETCH_AHEAD && pf < len; pf += PREFETCH_LINE)
             __builtin_prefetch(buf + pf);
         const uint8_t *h = buf + off;
@@ -320,18 +324,18 @@ int64_t fc_walk_pcap(const uint8_t *buf, int64_t len, int64_t start, int32_t swa
             return stop(st, FC_BLOCK, off, fno, ts_sec, n);
         if (incl > max_caplen)
             return stop(st, FC_CORRUPT, off, fno, incl, n);
-        if ((int64_t)incl > len - off - 16)
-            return stop(st, FC_TRUNCATED, off, fno, 16 + (int64_t)incl, n);
+        if ((int64_t)incl > len - off - hl)
+            return stop(st, FC_TRUNCATED, off, fno, hl + (int64_t)incl, n);
         uint8_t flags = 0;
         if (incl < orig)
             flags |= FC_F_SNAPPED;
         if (snaplen && incl > snaplen)
             flags |= FC_F_OVER_SNAPLEN;
         int64_t ts = (int64_t)ts_sec * 1000000000 + (int64_t)ts_frac * frac_mul;
-        put_row(cols, n, h + 16, off + 16, incl, orig, ts, 0, fno, flags);
+        put_row(cols, n, h + hl, off + hl, incl, orig, ts, 0, fno, flags);
         n++;
         fno++;
-        off += 16 + (int64_t)incl;
+        off += hl + (int64_t)incl;
     }
 }
 

@@ -96,8 +96,8 @@ def _guide_s(win: FrameWindow, a: int, n: int, before: tuple[int | None, int | N
 
 def _same_rules(a: pcap.PcapHeader, b: pcap.PcapHeader | None) -> bool:
     """Whether a walk reads the records after header `a` as after `b`."""
-    return b is not None and (a.big_endian, a.nanosecond, a.snaplen) == (
-        b.big_endian, b.nanosecond, b.snaplen)
+    return b is not None and (a.big_endian, a.rules, a.snaplen) == (
+        b.big_endian, b.rules, b.snaplen)
 
 
 def _guide(last: tuple[int | None, int | None]) -> int | None:
@@ -487,11 +487,12 @@ class Capture:
         hdr = self.pcap_header
         if hdr is None:
             try:
-                hdr = self.pcap_header = pcap.parse_header(bytes(self._mm[: pcap.HEADER_LEN]))
+                hdr = pcap.parse_header(bytes(self._mm[: pcap.HEADER_LEN]))
             except ValueError:
                 self._warn(0, "truncated_header", f"pcap file header cut short ({size} bytes)")
                 self.end_state = WalkState(0, 1)
                 return
+            hdr = self.pcap_header = pcap.with_records(hdr, self._mm, size)
         meta.byte_orders = ["big" if hdr.big_endian else "little"]
         meta.nanosecond = hdr.nanosecond
         meta.version = hdr.version
@@ -511,7 +512,7 @@ class Capture:
             off, fno, last = start.offset, start.frame, (start.ref_s, start.prev_s)
             appended = start.header
             hdr = appended or hdr
-        args = (hdr.big_endian, hdr.nanosecond, hdr.snaplen, max_caplen)
+        args = (hdr.big_endian, hdr.rules, hdr.snaplen, max_caplen)
         while True:
             if slot.pending:
                 k, st = slot.result()
@@ -543,10 +544,10 @@ class Capture:
                     break
                 hdr, off = joined, off + pcap.HEADER_LEN
                 appended = None if _same_rules(hdr, self.pcap_header) else hdr
-                args = (hdr.big_endian, hdr.nanosecond, hdr.snaplen, max_caplen)
+                args = (hdr.big_endian, hdr.rules, hdr.snaplen, max_caplen)
                 continue
             lo, hi = (1, 2**32 - 1) if ref_s is None else (ref_s - _YEAR_S, ref_s + _YEAR_S)
-            limits = (hdr.big_endian, hdr.nanosecond, min(max_caplen, 2**32 - 1), lo, hi)
+            limits = (hdr.big_endian, hdr.rules, min(max_caplen, 2**32 - 1), lo, hi)
             if st.code == TRUNCATED and self._more:
                 break  # the rest of the record is in the next piece
             if st.code in (TRUNCATED, CORRUPT):
@@ -590,6 +591,8 @@ class Capture:
             joined = pcap.parse_header(bytes(self._mm[off: off + pcap.HEADER_LEN]))
         except ValueError:
             joined = None
+        if joined is not None:
+            joined = pcap.with_records(joined, self._mm, self.meta.size, off)
         if joined is None:
             self._warn(off, "truncated_header", "another capture's pcap file header cut short "
                                                 "(captures concatenated); stopped reading")
@@ -603,6 +606,8 @@ class Capture:
             self.stopped = True
             return None
         rules = ", ".join(w for w, on in (("nanosecond", joined.nanosecond),
+                                          (f"{16 + joined.extra}-byte record headers",
+                                           joined.modified),
                                           ("big-endian", joined.big_endian)) if on)
         self._warn(off, "concatenated", f"captures concatenated: the records after another "
                                         f"pcap file header ({rules or 'microsecond'}) are read "

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from . import pcapng
+from . import pcap, pcapng
 from .walkstatus import MAX_BLOCK
 
 CHUNK = 1 << 20  # offsets per numpy step; only the few that pass a byte test go further
@@ -114,33 +114,36 @@ def next_pcapng_block(buf: np.ndarray, start: int, size: int, big: bool | None,
     return None
 
 
-def pcap_record_ok(buf: np.ndarray, pos: np.ndarray, size: int, big: bool, nanos: bool,
+def pcap_record_ok(buf: np.ndarray, pos: np.ndarray, size: int, big: bool, rules: int,
                    max_caplen: int, ts_lo: int, ts_hi: int, whole: bool = True) -> np.ndarray:
-    """Length of the plausible pcap record (16 + caplen) at each of `pos`, or 0.
+    """Length of the plausible pcap record (header + caplen) at each of `pos`, or 0.
+    `rules`: pcap.PcapHeader.rules (time resolution, record header length).
 
     Plausible: caplen <= max_caplen and <= the original length, fraction below one second,
     seconds within [ts_lo, ts_hi], and (when `whole`) the data inside the file."""
+    hl = pcap.record_len(rules)
     out = np.zeros(len(pos), np.int64)
-    fits = pos + 16 <= size
+    fits = pos + hl <= size
     p = pos[fits]
     sec, frac = u32(buf, p, big), u32(buf, p + 4, big)
     incl, orig = u32(buf, p + 8, big), u32(buf, p + 12, big)
-    ok = ((incl <= max_caplen) & (incl <= orig) & (frac < (10**9 if nanos else 10**6))
+    ok = ((incl <= max_caplen) & (incl <= orig) & (frac < (10**9 if rules & pcap.R_NANO else 10**6))
           & (sec >= ts_lo) & (sec <= ts_hi) & (incl > 0))  # empty records: legal, but rare
     if whole:
-        ok &= p + 16 + incl <= size
-    out[np.flatnonzero(fits)[ok]] = 16 + incl[ok]
+        ok &= p + hl + incl <= size
+    out[np.flatnonzero(fits)[ok]] = hl + incl[ok]
     return out
 
 
-def cut_not_damaged_pcap(buf: np.ndarray, off: int, size: int, big: bool, nanos: bool,
+def cut_not_damaged_pcap(buf: np.ndarray, off: int, size: int, big: bool, rules: int,
                          max_caplen: int, ts_lo: int, ts_hi: int) -> bool:
     """The record at `off` runs past the end of the file: is its header sound, so the file
     was most likely cut off (a capture still running, a partial copy) rather than damaged?
     Then only a full chain may resume reading, never one that merely reaches the end of the
     file, so the cut record's own bytes are not taken for records."""
-    return size - off < 16 or bool(pcap_record_ok(
-        buf, np.array([off], np.int64), size, big, nanos, max_caplen, ts_lo, ts_hi,
+    hl = pcap.record_len(rules)
+    return size - off < hl or bool(pcap_record_ok(
+        buf, np.array([off], np.int64), size, big, rules, max_caplen, ts_lo, ts_hi,
         whole=False)[0])
 
 
@@ -154,13 +157,13 @@ def cut_not_damaged_pcapng(buf: np.ndarray, off: int, size: int, big: bool) -> b
     return known and blen % 4 == 0 and _MIN_LEN <= blen <= MAX_BLOCK
 
 
-def next_pcap_record(buf: np.ndarray, start: int, size: int, big: bool, nanos: bool,
+def next_pcap_record(buf: np.ndarray, start: int, size: int, big: bool, rules: int,
                      max_caplen: int, ts_lo: int, ts_hi: int, chain: int = 3,
                      allow_eof: bool = True) -> int | None:
     """First byte offset >= start where `chain` plausible pcap records follow each other
     (fewer when the file ends first, if `allow_eof`); None if there is none.  pcap records
     carry no magic and no alignment, so only a chain of consistent headers is evidence."""
-    args = (size, big, nanos, max_caplen, ts_lo, ts_hi)
+    args = (size, big, rules, max_caplen, ts_lo, ts_hi)
     for a, n in _steps(start, size):
         if max_caplen < 1 << 24:  # the captured length's top byte is 0: a one-byte test
             pos = a + np.flatnonzero(_window(buf, a, n, size, 8 if big else 11) == 0)

@@ -22,7 +22,7 @@ class Walker(Protocol):
 
     def bind(self, buf) -> object: ...
 
-    def walk_pcap(self, bound, length, start, big_endian, nanos, snaplen, max_caplen,
+    def walk_pcap(self, bound, length, start, big_endian, rules, snaplen, max_caplen,
                   win: FrameWindow, row0: int, next_frame: int) -> tuple[int, WalkStatus]: ...
 
     def walk_pcapng(self, bound, length, start, big_endian, ifaces: list[IfaceParams],
@@ -42,9 +42,9 @@ class PythonWalker:
     def bind(self, buf):
         return buf
 
-    def walk_pcap(self, bound, length, start, big_endian, nanos, snaplen, max_caplen, win,
+    def walk_pcap(self, bound, length, start, big_endian, rules, snaplen, max_caplen, win,
                   row0, next_frame):
-        return walk_pcap_py(bound, length, start, big_endian, nanos, snaplen, max_caplen, win,
+        return walk_pcap_py(bound, length, start, big_endian, rules, snaplen, max_caplen, win,
                             row0, next_frame)
 
     def walk_pcapng(self, bound, length, start, big_endian, ifaces, max_block, win, row0,
@@ -100,11 +100,11 @@ class NativeWalker:
     def _result(n, st) -> tuple[int, WalkStatus]:
         return int(n), WalkStatus(st.code, st.offset, st.next_frame, st.detail)
 
-    def walk_pcap(self, bound, length, start, big_endian, nanos, snaplen, max_caplen, win,
+    def walk_pcap(self, bound, length, start, big_endian, rules, snaplen, max_caplen, win,
                   row0, next_frame):
         cols, st = self._cols(win, row0), self._status(next_frame)
         swapped = int(big_endian == _LITTLE_HOST)
-        n = self.lib.fc_walk_pcap(bound, length, start, swapped, int(nanos), snaplen,
+        n = self.lib.fc_walk_pcap(bound, length, start, swapped, int(rules), snaplen,
                                   max_caplen, cols, st)
         return self._result(n, st)
 

@@ -79,9 +79,10 @@ class RangeResult:
 
 def _header(buf) -> pcap.PcapHeader | None:
     try:
-        return pcap.parse_header(bytes(buf[: pcap.HEADER_LEN]))
+        hdr = pcap.parse_header(bytes(buf[: pcap.HEADER_LEN]))
     except ValueError:  # cut short: the first range's walk reports it
         return None
+    return None if hdr is None else pcap.with_records(hdr, buf, len(buf))
 
 
 def guess_state(cap: Capture) -> WalkState:
@@ -159,7 +160,7 @@ def _find_start(cap: Capture, task: RangeTask) -> WalkState:
         ref = state.ref_s
         lo, hi = (1, 2**32 - 1) if ref is None else (ref - _YEAR_S, ref + _YEAR_S)
         at = None if hdr is None else resync.next_pcap_record(
-            arr, max(task.begin, pcap.HEADER_LEN), size, hdr.big_endian, hdr.nanosecond,
+            arr, max(task.begin, pcap.HEADER_LEN), size, hdr.big_endian, hdr.rules,
             min(MAX_CAPLEN, 2**32 - 1), lo, hi)
     else:
         big = state.section.big_endian if state.section is not None else None
