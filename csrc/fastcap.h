@@ -33,6 +33,14 @@ typedef struct {
     int64_t detail;        /* TRUNCATED: bytes the record needs; CORRUPT: the bad length;
                               BLOCK: the block type; BAD_IFACE: the interface id */
     int32_t in_order;      /* out: 1 when fc_read_in_order read the window's pages first */
+    /* pcapng blocks the caller only counts by type (not a section header, interface,
+     * secrets, packet or frame-like block) are stepped over here, up to quiet_max types a
+     * walk (in; 0: every such block stops the walk with FC_BLOCK, at most 8): their types
+     * and counts, in the order first met (out) */
+    int32_t  quiet_max;
+    int32_t  n_quiet;
+    uint32_t quiet_type[8];
+    int64_t  quiet_count[8];
 } fc_status;
 
 enum fc_walk_code {

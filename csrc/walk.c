@@ -343,6 +343,33 @@ int64_t fc_walk_pcap(const uint8_t *buf, int64_t len, int64_t start, int32_t swa
 #define BT_PB 0x00000002u
 #define BT_SPB 0x00000003u
 #define BT_EPB 0x00000006u
+#define BT_IDB 0x00000001u
+#define BT_DSB 0x0000000Au
+
+/* Whether the caller needs the block itself (see fc_status.quiet_max): read/capture.py
+ * parses interface and secrets blocks and numbers custom and systemd journal blocks as
+ * frames, as Wireshark does. */
+static inline int quiet_block(uint32_t type)
+{
+    return type != BT_IDB && type != BT_DSB && type != 0x00000009u && type != 0x00000BADu
+        && type != 0x40000BADu;
+}
+
+/* Count a quiet block of `type`; 0 when it is a new type and quiet_max are held already. */
+static inline int count_quiet(fc_status *st, uint32_t type)
+{
+    for (int32_t i = 0; i < st->n_quiet; i++)
+        if (st->quiet_type[i] == type) {
+            st->quiet_count[i]++;
+            return 1;
+        }
+    int32_t cap = st->quiet_max < 8 ? st->quiet_max : 8;
+    if (st->n_quiet >= cap)
+        return 0;
+    st->quiet_type[st->n_quiet] = type;
+    st->quiet_count[st->n_quiet++] = 1;
+    return 1;
+}
 
 int64_t fc_walk_pcapng(const uint8_t *buf, int64_t len, int64_t start, int32_t swapped,
                        const fc_iface *ifaces, int32_t n_ifaces, uint32_t max_block,
@@ -350,6 +377,7 @@ int64_t fc_walk_pcapng(const uint8_t *buf, int64_t len, int64_t start, int32_t s
 {
     int64_t off = start, n = 0, fno = st->next_frame, pf = start;
     st->in_order = 0;
+    st->n_quiet = 0;
     for (;;) {
         if (n == cols->cap)
             return stop(st, FC_FULL, off, fno, 0, n);
@@ -401,6 +429,10 @@ int64_t fc_walk_pcapng(const uint8_t *buf, int64_t len, int64_t start, int32_t s
             data = b + 12;
             flags |= FC_F_NO_TS;
         } else {
+            if (quiet_block(type) && count_quiet(st, type)) {
+                off += blen;
+                continue;
+            }
             return stop(st, FC_BLOCK, off, fno, type, n);
         }
         if ((int64_t)iface_id >= (int64_t)n_ifaces)

@@ -15,6 +15,7 @@ import struct
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -675,6 +676,10 @@ class Capture:
         if start is not None:
             off, fno, section = start.offset, start.frame, start.section
             params, meta.interfaces = list(start.params), list(start.interfaces)
+        # Blocks only counted here (name resolution, statistics, unknown types) are stepped
+        # over and counted in the walk, not one by one here; never past the range's end (the
+        # straddler's walk reads the one block at its end).
+        walk = partial(self.walker.walk_pcapng, quiet_max=pcapng.QUIET_TYPES)
         while True:
             if off >= lim:
                 break
@@ -686,7 +691,8 @@ class Capture:
                 if slot.pending:
                     k, st = slot.result()
                 else:
-                    k, st = self.walker.walk_pcapng(self._bound, lim, off, *args, win, n, fno)
+                    k, st = walk(self._bound, lim, off, *args, win, n, fno)
+                self._count_quiet(st)
                 if st.code == TRUNCATED and st.offset < lim < size:
                     n, off, fno = n + k, st.offset, st.next_frame
                     if n == win.cap:
@@ -697,7 +703,7 @@ class Capture:
             if st.code == FULL:
                 win, spare = yield from self._hand_over(
                     win, spare, n, off, fno, slot,
-                    self.walker.walk_pcapng if off < lim else None,  # the loop ends at lim
+                    walk if off < lim else None,  # the loop ends at lim
                     lim, (section.big_endian, list(params), MAX_BLOCK))
                 n = 0
                 continue
@@ -820,6 +826,11 @@ class Capture:
             yield from self._emit(win, n, off)
         self.end_state = WalkState(off, fno, section=section, params=list(params),
                                    interfaces=list(meta.interfaces))
+
+    def _count_quiet(self, st: WalkStatus) -> None:
+        """Count the blocks the walk stepped over, as the loop counts the blocks it reads."""
+        for btype, count in st.quiet:
+            self.meta.block_counts[pcapng.BLOCK_NAMES.get(btype, f"type 0x{btype:08x}")] += count
 
     def _shb_cut(self, off: int) -> bool:
         """The section header at `off` runs past the buffer's end (its length is sane)."""

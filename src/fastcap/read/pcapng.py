@@ -40,6 +40,12 @@ IF_TSRESOL = 9
 IF_FCSLEN = 13
 IF_TSOFFSET = 14
 
+# Blocks other than packets that the reader needs itself (the walkers step over the rest and
+# count them): interface descriptions and decryption secrets are parsed, custom and systemd
+# journal blocks are numbered as frames, as Wireshark numbers them.
+NEEDED_BLOCKS = frozenset({BT_IDB, BT_DSB, 0x00000009, 0x00000BAD, 0x40000BAD})
+QUIET_TYPES = 8  # block types a walk counts at most (fc_status.quiet_type)
+
 BLOCK_NAMES = {
     BT_SHB: "section header", BT_IDB: "interface description", BT_PB: "packet",
     BT_SPB: "simple packet", BT_NRB: "name resolution", BT_ISB: "interface statistics",
@@ -166,9 +172,11 @@ def parse_idb(body: bytes, order: str, index: int, section: int) -> Interface:
 
 def walk_pcapng_py(
     buf, length: int, start: int, big_endian: bool, ifaces: list[IfaceParams], max_block: int,
-    win: FrameWindow, row0: int, next_frame: int,
+    win: FrameWindow, row0: int, next_frame: int, quiet_max: int = 0,
 ) -> tuple[int, WalkStatus]:
-    """Frame packet blocks from `start` into win rows from row0; return (rows, status)."""
+    """Frame packet blocks from `start` into win rows from row0; return (rows, status).
+    Blocks the caller only counts are stepped over and counted, up to `quiet_max` types
+    (see fc_status.quiet_max)."""
     order = ">" if big_endian else "<"
     u32 = struct.Struct(order + "I")
     two = struct.Struct(order + "II")
@@ -176,39 +184,45 @@ def walk_pcapng_py(
     width = win.slab_width
     view = memoryview(buf)
     off, n, fno, cap = start, row0, next_frame, win.cap
+    quiet: dict[int, int] = {}
+    held = min(quiet_max, QUIET_TYPES)
+
+    def status(code: int, at: int, frame: int, detail: int = 0) -> tuple[int, WalkStatus]:
+        return n - row0, WalkStatus(code, at, frame, detail, tuple(quiet.items()))
+
     while True:
         if n == cap:
-            return n - row0, WalkStatus(FULL, off, fno)
+            return status(FULL, off, fno)
         if off >= length:
-            return n - row0, WalkStatus(END, off, fno)
+            return status(END, off, fno)
         if length - off < 12:
-            return n - row0, WalkStatus(TRUNCATED, off, fno, 12)
+            return status(TRUNCATED, off, fno, 12)
         btype, blen = two.unpack_from(buf, off)
         if btype == BT_SHB:
-            return n - row0, WalkStatus(BLOCK, off, fno, btype)
+            return status(BLOCK, off, fno, btype)
         if blen < 12 or blen > max_block:
-            return n - row0, WalkStatus(CORRUPT, off, fno, blen)
+            return status(CORRUPT, off, fno, blen)
         field, blen = blen, padded(blen)
         if blen > length - off:
-            return n - row0, WalkStatus(TRUNCATED, off, fno, blen)
+            return status(TRUNCATED, off, fno, blen)
         if padded(u32.unpack_from(buf, off + blen - 4)[0]) != blen:
-            return n - row0, WalkStatus(CORRUPT, off, fno, field)
+            return status(CORRUPT, off, fno, field)
         flags = 0
         units = 0
         if btype in (BT_EPB, BT_PB):
             if blen < 32:
-                return n - row0, WalkStatus(CORRUPT, off, fno, blen)
+                return status(CORRUPT, off, fno, blen)
             first, ts_hi, ts_lo, caplen, orig = pkt.unpack_from(buf, off + 8)
             if btype == BT_PB:  # obsolete Packet Block: 16-bit interface id, 16-bit drops
                 (first,) = struct.unpack_from(order + "H", buf, off + 8)
             iface_id = first
             units = (ts_hi << 32) | ts_lo
             if caplen > blen - 32:
-                return n - row0, WalkStatus(CORRUPT, off, fno, caplen)
+                return status(CORRUPT, off, fno, caplen)
             data = off + 28
         elif btype == BT_SPB:
             if blen < 16:
-                return n - row0, WalkStatus(CORRUPT, off, fno, blen)
+                return status(CORRUPT, off, fno, blen)
             iface_id = 0
             (orig,) = u32.unpack_from(buf, off + 8)
             caplen = min(blen - 16, orig)
@@ -217,9 +231,13 @@ def walk_pcapng_py(
             data = off + 12
             flags |= F_NO_TS
         else:
-            return n - row0, WalkStatus(BLOCK, off, fno, btype)
+            if btype not in NEEDED_BLOCKS and (btype in quiet or len(quiet) < held):
+                quiet[btype] = quiet.get(btype, 0) + 1
+                off += blen
+                continue
+            return status(BLOCK, off, fno, btype)
         if iface_id >= len(ifaces):
-            return n - row0, WalkStatus(BAD_IFACE, off, fno, iface_id)
+            return status(BAD_IFACE, off, fno, iface_id)
         ifc = ifaces[iface_id]
         if caplen < orig:
             flags |= F_SNAPPED

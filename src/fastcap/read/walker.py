@@ -27,7 +27,7 @@ class Walker(Protocol):
 
     def walk_pcapng(self, bound, length, start, big_endian, ifaces: list[IfaceParams],
                     max_block: int, win: FrameWindow, row0: int,
-                    next_frame: int) -> tuple[int, WalkStatus]: ...
+                    next_frame: int, quiet_max: int = 0) -> tuple[int, WalkStatus]: ...
 
     def release(self, bound, lo: int, hi: int) -> None:
         """Let go of the mapped pages between `lo` and `hi` (rounded down to pages) that the
@@ -48,9 +48,9 @@ class PythonWalker:
                             row0, next_frame)
 
     def walk_pcapng(self, bound, length, start, big_endian, ifaces, max_block, win, row0,
-                    next_frame):
+                    next_frame, quiet_max=0):
         return walk_pcapng_py(bound, length, start, big_endian, ifaces, max_block, win, row0,
-                              next_frame)
+                              next_frame, quiet_max)
 
     def release(self, bound, lo, hi):
         if isinstance(bound, mmap.mmap) and hasattr(mmap, "MADV_DONTNEED"):
@@ -98,7 +98,8 @@ class NativeWalker:
 
     @staticmethod
     def _result(n, st) -> tuple[int, WalkStatus]:
-        return int(n), WalkStatus(st.code, st.offset, st.next_frame, st.detail)
+        quiet = tuple((int(st.quiet_type[i]), int(st.quiet_count[i])) for i in range(st.n_quiet))
+        return int(n), WalkStatus(st.code, st.offset, st.next_frame, st.detail, quiet)
 
     def walk_pcap(self, bound, length, start, big_endian, rules, snaplen, max_caplen, win,
                   row0, next_frame):
@@ -109,9 +110,10 @@ class NativeWalker:
         return self._result(n, st)
 
     def walk_pcapng(self, bound, length, start, big_endian, ifaces, max_block, win, row0,
-                    next_frame):
+                    next_frame, quiet_max=0):
         arr = self._iface_table(ifaces)
         cols, st = self._cols(win, row0), self._status(next_frame)
+        st.quiet_max = quiet_max
         swapped = int(big_endian == _LITTLE_HOST)
         n = self.lib.fc_walk_pcapng(bound, length, start, swapped, arr, len(ifaces), max_block,
                                     cols, st)

@@ -26,6 +26,8 @@ class WalkStatus:
     offset: int
     next_frame: int
     detail: int = 0
+    # pcapng blocks stepped over and counted, (type, count) in the order first met
+    quiet: tuple[tuple[int, int], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
