@@ -122,12 +122,33 @@ static inline int pcap_magic(uint32_t w, const uint8_t *v)
         || (v[0] == 0 && v[1] == 2 && v[2] == 0 && v[3] <= 4);
 }
 
-static inline int64_t pcap_step(const uint8_t *buf, int64_t len, int64_t off, int swapped,
-                                uint32_t max_caplen, int hl)
+/* rules (fc_walk_pcap): bit 0 nanosecond times; bit 1 the record's two lengths in the
+ * order of files before version 2.3 (original first); bit 2 in that order where the first
+ * is the larger (version 2.3 files, written either way); bits 8-15 the bytes each record
+ * header has after the usual 16 (modified pcap). */
+static inline int rec_hl(int32_t rules)
 {
+    return 16 + ((rules >> 8) & 0xFF);
+}
+
+/* A record's captured and original lengths, in the order `rules` says they are written. */
+static inline void rec_lens(const uint8_t *h, int swapped, int32_t rules, uint32_t *incl,
+                            uint32_t *orig)
+{
+    uint32_t a = rd32(h + 8, swapped), b = rd32(h + 12, swapped);
+    int flip = (rules & 2) || ((rules & 4) && a > b);
+    *incl = flip ? b : a;
+    *orig = flip ? a : b;
+}
+
+static inline int64_t pcap_step(const uint8_t *buf, int64_t len, int64_t off, int swapped,
+                                uint32_t max_caplen, int32_t rules)
+{
+    int hl = rec_hl(rules);
     if (len - off < hl || pcap_magic(rd32(buf + off, swapped), buf + off + 4))
         return -1;
-    uint32_t incl = rd32(buf + off + 8, swapped);
+    uint32_t incl, orig;
+    rec_lens(buf + off, swapped, rules, &incl, &orig);
     if (incl > max_caplen || (int64_t)incl > len - off - hl)
         return -1;
     return hl + (int64_t)incl;
@@ -136,13 +157,15 @@ static inline int64_t pcap_step(const uint8_t *buf, int64_t len, int64_t off, in
 /* Could a record start at `off`?  A guess only: the header and the next few after it hold
  * plausible lengths and times.  A wrong guess costs speed, never results (see skeleton). */
 static int pcap_plausible(const uint8_t *buf, int64_t len, int64_t off, int swapped,
-                          uint32_t max_caplen, uint32_t ts0, int hl)
+                          uint32_t max_caplen, uint32_t ts0, int32_t rules)
 {
+    int hl = rec_hl(rules);
     for (int i = 0; i < 4; i++) {
         if (len - off < hl)
             return i > 0;
         const uint8_t *h = buf + off;
-        uint32_t ts = rd32(h, swapped), incl = rd32(h + 8, swapped), orig = rd32(h + 12, swapped);
+        uint32_t ts = rd32(h, swapped), incl, orig;
+        rec_lens(h, swapped, rules, &incl, &orig);
         if (incl > max_caplen || incl > orig || orig > 262144 || incl < 14)
             return 0;
         if ((ts > ts0 ? ts - ts0 : ts0 - ts) > 86400u * 366u)
@@ -192,14 +215,15 @@ int32_t fc_read_in_order(const uint8_t *buf, int64_t lo, int64_t hi)
  * serial walk's by construction, and a wrong guess (or a corrupt record) only ends the
  * list early, where the serial loop takes over.  Returns how many offsets it wrote. */
 static int64_t pcap_skeleton(const uint8_t *buf, int64_t len, int64_t start, int swapped,
-                             uint32_t max_caplen, int hl, int64_t cap, int64_t *out,
+                             uint32_t max_caplen, int32_t rules, int64_t cap, int64_t *out,
                              int64_t *scratch, int32_t *in_order)
 {
+    int hl = rec_hl(rules);
     int64_t n = 0, off = start;
     /* a serial lead-in: the average record length sizes the chains' spans */
     int64_t lead = cap < 64 ? cap : 64;
     while (n < lead) {
-        int64_t step = pcap_step(buf, len, off, swapped, max_caplen, hl);
+        int64_t step = pcap_step(buf, len, off, swapped, max_caplen, rules);
         if (step < 0)
             return n;
         out[n++] = off;
@@ -227,7 +251,7 @@ static int64_t pcap_skeleton(const uint8_t *buf, int64_t len, int64_t start, int
         if (p <= begin[chains - 1])
             continue;
         for (; p < stop_at && p < len - hl; p++)
-            if (pcap_plausible(buf, len, p, swapped, max_caplen, ts0, hl))
+            if (pcap_plausible(buf, len, p, swapped, max_caplen, ts0, rules))
                 break;
         if (p < stop_at && p < len - hl)
             begin[chains++] = p;
@@ -244,7 +268,7 @@ static int64_t pcap_skeleton(const uint8_t *buf, int64_t len, int64_t start, int
             int64_t o = cur[k];
             if (o < 0 || o >= begin[k + 1] || cnt[k] == per)
                 continue;
-            int64_t step = pcap_step(buf, len, o, swapped, max_caplen, hl);
+            int64_t step = pcap_step(buf, len, o, swapped, max_caplen, rules);
             if (step < 0) {
                 cur[k] = -1 - o; /* stopped: the serial walk decides this record */
                 continue;
@@ -271,17 +295,15 @@ int64_t fc_walk_pcap(const uint8_t *buf, int64_t len, int64_t start, int32_t swa
 {
     int64_t off = start, n = 0, fno = st->next_frame, pf = start;
     st->in_order = 0;
-    /* rules: bit 0 nanosecond times; bits 8-15 the bytes each record header has after the
-     * usual 16 (modified pcap) */
-    const int64_t frac_mul = (rules & 1) ? 1 : 1000;
-    const int hl = 16 + ((rules >> 8) & 0xFF);
+    const int64_t frac_mul = (rules & 1) ? 1 : 1000; /* rules: see rec_hl */
+    const int hl = rec_hl(rules);
     /* the record offsets first, with several misses in flight; then the rows, prefetched
      * a few records ahead since their addresses are now known */
     int64_t known = 0;
     if (cols->cap >= CHAIN_MIN_ROWS) {
         int64_t *scratch = malloc(sizeof(int64_t) * (size_t)(2 * (cols->cap / CHAINS) + 64) * CHAINS);
         if (scratch) {
-            known = pcap_skeleton(buf, len, start, swapped, max_caplen, hl, cols->cap,
+            known = pcap_skeleton(buf, len, start, swapped, max_caplen, rules, cols->cap,
                                   cols->offset, scratch, &st->in_order);
             free(scratch);
         }
@@ -293,7 +315,8 @@ int64_t fc_walk_pcap(const uint8_t *buf, int64_t len, int64_t start, int32_t swa
             __builtin_prefetch(a + 64);
         }
         const uint8_t *h = buf + cols->offset[n];
-        uint32_t incl = rd32(h + 8, swapped), orig = rd32(h + 12, swapped);
+        uint32_t incl, orig;
+        rec_lens(h, swapped, rules, &incl, &orig);
         uint8_t flags = 0;
         if (incl < orig)
             flags |= FC_F_SNAPPED;
@@ -318,8 +341,8 @@ int64_t fc_walk_pcap(const uint8_t *buf, int64_t len, int64_t start, int32_t swa
         const uint8_t *h = buf + off;
         uint32_t ts_sec = rd32(h, swapped);
         uint32_t ts_frac = rd32(h + 4, swapped);
-        uint32_t incl = rd32(h + 8, swapped);
-        uint32_t orig = rd32(h + 12, swapped);
+        uint32_t incl, orig;
+        rec_lens(h, swapped, rules, &incl, &orig);
         if (pcap_magic(ts_sec, h + 4))
             return stop(st, FC_BLOCK, off, fno, ts_sec, n);
         if (incl > max_caplen)

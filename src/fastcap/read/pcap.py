@@ -20,9 +20,11 @@ MAGIC_NS = 0xA1B23C4D
 # patch's.  The magic does not say which; as Wireshark does, the first records decide.
 MAGIC_MODIFIED = 0xA1B2CD34
 HEADER_LEN = 24
-# `rules` (one int the walkers take): bit 0 nanosecond times; bits 8 to 15 the bytes each
-# record header has after the usual 16.
-R_NANO = 1
+# `rules` (one int the walkers take): bit 0 nanosecond times; bit 1 each record's two
+# lengths in the order of files before version 2.3 (original first); bit 2 in that order
+# where the first is the larger (version 2.3 files were written both ways), as Wireshark
+# reads them; bits 8 to 15 the bytes each record header has after the usual 16.
+R_NANO, R_SWAPPED, R_MAYBE_SWAPPED = 1, 2, 4
 _MODIFIED_EXTRAS = (8, 12)  # tried in this order, as Wireshark tries them
 _TRIED = 3  # records read to choose
 
@@ -54,7 +56,10 @@ class PcapHeader:
     @property
     def rules(self) -> int:
         """How the walkers read records (see R_NANO)."""
-        return (R_NANO if self.nanosecond else 0) | self.extra << 8
+        major, minor = self.version
+        order = (R_SWAPPED if (major == 2 and minor < 3) or major == 543
+                 else R_MAYBE_SWAPPED if (major, minor) == (2, 3) else 0)
+        return (R_NANO if self.nanosecond else 0) | order | self.extra << 8
 
 
 def parse_header(head: bytes) -> PcapHeader | None:
@@ -147,6 +152,8 @@ def walk_pcap_py(
         if length - off < hl:
             return n - row0, WalkStatus(TRUNCATED, off, fno, hl)
         ts_sec, ts_frac, incl, orig = rec.unpack_from(buf, off)
+        if rules & R_SWAPPED or (rules & R_MAYBE_SWAPPED and incl > orig):
+            incl, orig = orig, incl
         if ts_sec in MAGICS and bytes(view[off + 4: off + 8]) in VERSIONS:
             return n - row0, WalkStatus(BLOCK, off, fno, ts_sec)
         if incl > max_caplen:

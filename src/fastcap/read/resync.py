@@ -127,6 +127,8 @@ def pcap_record_ok(buf: np.ndarray, pos: np.ndarray, size: int, big: bool, rules
     p = pos[fits]
     sec, frac = u32(buf, p, big), u32(buf, p + 4, big)
     incl, orig = u32(buf, p + 8, big), u32(buf, p + 12, big)
+    flip = bool(rules & pcap.R_SWAPPED) | (bool(rules & pcap.R_MAYBE_SWAPPED) & (incl > orig))
+    incl, orig = np.where(flip, orig, incl), np.where(flip, incl, orig)
     ok = ((incl <= max_caplen) & (incl <= orig) & (frac < (10**9 if rules & pcap.R_NANO else 10**6))
           & (sec >= ts_lo) & (sec <= ts_hi) & (incl > 0))  # empty records: legal, but rare
     if whole:
@@ -165,7 +167,8 @@ def next_pcap_record(buf: np.ndarray, start: int, size: int, big: bool, rules: i
     carry no magic and no alignment, so only a chain of consistent headers is evidence."""
     args = (size, big, rules, max_caplen, ts_lo, ts_hi)
     for a, n in _steps(start, size):
-        if max_caplen < 1 << 24:  # the captured length's top byte is 0: a one-byte test
+        if max_caplen < 1 << 24 and not rules & (pcap.R_SWAPPED | pcap.R_MAYBE_SWAPPED):
+            # the captured length's top byte is 0: a one-byte test
             pos = a + np.flatnonzero(_window(buf, a, n, size, 8 if big else 11) == 0)
         else:
             pos = np.arange(a, a + n, dtype=np.int64)
