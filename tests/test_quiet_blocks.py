@@ -9,12 +9,13 @@ from __future__ import annotations
 import struct
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from fastcap.read.capture import Capture
 from fastcap.read.frames import FrameWindow
 from fastcap.read.walker import get_walker
-from fastcap.read.walkstatus import BLOCK, END, IfaceParams
+from fastcap.read.walkstatus import BAD_IFACE, BLOCK, CORRUPT, END, FULL, IfaceParams
 from fastcap_synth.writers import PcapngWriter
 
 from .test_concatenated import _sessions
@@ -115,3 +116,56 @@ def test_ranges_read_as_one_walk(tmp_path):
     assert whole[1]["frames"] == frames
     assert _streamed(path, 7) == whole
     assert _split(path, 7) == whole
+
+
+def test_both_walkers_step_over_random_block_runs_alike(require_native):
+    """Random runs of packets, quiet blocks of up to a dozen types and blocks the reader
+    needs, some damaged, the data cut anywhere: the same rows, stop and counts."""
+    rng = np.random.default_rng(11)
+    walkers = get_walker("native"), get_walker("python")
+    ifaces = [IfaceParams(0, False, 6, 0, 0), IfaceParams(64, True, 20, -3, 1)]
+    stepped = 0
+    for trial in range(60):
+        parts = []
+        for _ in range(int(rng.integers(1, 400))):
+            kind = rng.random()
+            if kind < 0.3:
+                data = bytes(int(rng.integers(0, 90)))
+                body = struct.pack("<IIIII", int(rng.integers(0, 3)), 1,
+                                   int(rng.integers(0, 2**32)), len(data),
+                                   len(data) + 5) + data + bytes(-len(data) % 4)
+                parts.append(struct.pack("<II", 6, len(body) + 12) + body
+                             + struct.pack("<I", len(body) + 12))
+            elif kind < 0.99:
+                btype = int(rng.choice([4, 5, 1, 10, 0xBAD] + [0x300 + k for k in range(12)]))
+                body = bytes(4 * int(rng.integers(0, 4)))
+                blen = len(body) + 12
+                if rng.random() < 0.01:
+                    blen += 4  # a trailer that does not match
+                parts.append(struct.pack("<II", btype, blen) + body + struct.pack("<I", blen))
+            else:
+                parts.append(bytes(int(rng.integers(1, 20))))
+        buf = b"".join(parts)
+        buf = buf[: len(buf) - int(rng.integers(0, 20))]
+        cap, quiet_max, outs = int(rng.integers(1, 64)), int(rng.choice([0, 3, 8, 20])), []
+        for w in walkers:
+            bound, off, calls = w.bind(buf), 0, []
+            while len(calls) < 2000:  # on past each stop as the reader goes on
+                win = FrameWindow.allocate(cap, 16)
+                k, st = w.walk_pcapng(bound, len(buf), off, False, ifaces, 1 << 24, win, 0, 1,
+                                      quiet_max=quiet_max)
+                h = win.head(k)
+                calls.append((k, st.code, st.offset, st.next_frame, st.detail, st.quiet,
+                              h.offset.tolist(), h.caplen.tolist(), h.ts_ns.tolist(),
+                              h.iface.tolist(), h.flags.tolist()))
+                if st.code == FULL:
+                    off = st.offset
+                elif st.code in (BLOCK, BAD_IFACE, CORRUPT) and len(buf) - st.offset >= 8:
+                    off = st.offset + max(4, struct.unpack_from("<I", buf, st.offset + 4)[0])
+                    off = off if 0 < off - st.offset <= 1 << 16 else st.offset + 4
+                else:
+                    break
+            outs.append(calls)
+        assert outs[0] == outs[1], trial
+        stepped += sum(n for c in outs[0] for _, n in c[5])
+    assert stepped > 500  # the runs were stepped over, not only handed back
