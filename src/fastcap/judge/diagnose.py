@@ -542,12 +542,26 @@ def _weak(code: str, checks: Iterable[tuple[ChainCheck, int | None]]) -> Verdict
     return _v(code, text, frame)
 
 
+def _after_handshake(tls: TlsHandshake, a: AlertInfo) -> bool:
+    """Whether a completed handshake outlived ``a``: an alert still encrypted, or a client alert
+    decrypted from past the client's Finished, its last handshake message (an OpenSSL 3 client
+    sends decode_error when the server drops the connection without close_notify). A server
+    alert after that Finished can be its refusal of the client certificate, so it stays."""
+    if tls.outcome != "completed":
+        return False
+    if a.encrypted:
+        return True
+    fin = tls.client_finished_at
+    return a.from_client and fin is not None and a.at.offset > fin.offset
+
+
 def _relevant_alerts(tls: TlsHandshake) -> list[AlertInfo]:
-    """Alerts that say something: not close_notify, not post-handshake encrypted records."""
+    """Alerts that say something: not close_notify, not the ones the handshake outlived
+    (encrypted, or decrypted after the client's Finished)."""
     return [
         a
         for a in tls.alerts
-        if a.description_name != "close_notify" and not (a.encrypted and tls.outcome == "completed")
+        if a.description_name != "close_notify" and not _after_handshake(tls, a)
     ]
 
 
