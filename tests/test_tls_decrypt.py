@@ -217,6 +217,32 @@ def test_finished_split_over_records_then_key_update_then_padded_data():
     assert updated == hkdf_expand_label(ap, "traffic upd", b"", 32)
 
 
+def test_client_early_data_before_the_handshake_keys_is_skipped():
+    """0-RTT: early data and EndOfEarlyData go under the early traffic key, then the client's
+    Finished under its handshake key; the first are skipped, the rest is read."""
+    early, hs, ap = b"e" * 32, b"h" * 32, b"a" * 32
+    wire = (_seal13(early, 0, 23, b"EHLO early\r\n")
+            + _seal13(early, 1, 22, b"\x05\x00\x00\x00")  # EndOfEarlyData
+            + _seal13(hs, 0, 22, b"\x14\x00\x00\x20" + b"F" * 32)
+            + _seal13(ap, 0, 23, b"EHLO x\r\n"))
+    kw = dict(from_client=True, version="TLS1.3", cipher_suite=0x1301,
+              client_random=bytes(32), server_random=bytes(32))
+    secrets = SessionSecrets(bytes(32), client_handshake=hs, client_traffic0=ap)
+    dec = decrypt_direction(split_records(wire), secrets=secrets, **kw)
+    assert dec.error is None
+    assert [t for t, _ in handshake_messages(dec)] == [20]
+    assert app_data(dec) == b"EHLO x\r\n"
+    # the server's records are never early data: a failure there stands
+    dec = decrypt_direction(split_records(wire), secrets=SessionSecrets(
+        bytes(32), server_handshake=hs, server_traffic0=ap), **{**kw, "from_client": False})
+    assert dec.error == "record at stream offset 0: authentication failed"
+    # nothing authenticates under the handshake key (wrong keys): the first failure stands
+    wrong = SessionSecrets(bytes(32), client_handshake=b"w" * 32, client_traffic0=ap)
+    dec = decrypt_direction(split_records(wire), secrets=wrong, **kw)
+    assert dec.error == "record at stream offset 0: authentication failed"
+    assert dec.records == ()
+
+
 def test_all_padding_record_is_an_error():
     wire = _seal13(b"h" * 32, 0, 0, b"", pad=5)
     dec = decrypt_direction(split_records(wire), from_client=False, version="TLS1.3",

@@ -1,7 +1,8 @@
-"""Alerts in decrypted TLS 1.3 sessions (real `openssl` sessions recorded in tests/data/tls13,
-README.md there says how): an alert the client sends after its Finished, when the handshake had
-long completed, is no handshake failure, as it is not without keys; a server alert after the
-client's flight is the server's refusal and is named."""
+"""Decrypted TLS 1.3 sessions, real `openssl` sessions recorded in tests/data/tls13 (README.md
+there says how). An alert the client sends after its Finished, when the handshake had long
+completed, is no handshake failure, as it is not without keys; a server alert after the
+client's flight is the server's refusal and is named. Accepted 0-RTT early data does not stop
+the client's direction from being decrypted."""
 
 from __future__ import annotations
 
@@ -38,3 +39,17 @@ def test_server_refusal_after_the_clients_flight_is_still_named():
     assert v.severity == "error"
     assert "certificate_required" in v.message and "right after the client's Certificate" \
         in v.message
+
+
+def test_accepted_early_data_leaves_the_client_direction_readable():
+    first, resumed = sorted(scan(DATA / "tls13_early_data.pcap", ports=(21109,),
+                                 implicit_tls_ports=(21109,),
+                                 keylog=(str(DATA / "tls13_early_data.keys"),)),
+                            key=lambda s: s.number)
+    assert resumed.tls.resumption == "psk" and resumed.tls.outcome == "completed"
+    for s in (first, resumed):
+        assert s.decryption.error is None
+        assert s.tls.client_finished_at is not None
+        assert "decryption_failed" not in {v.code for v in s.verdicts}
+    assert first.tls.client_certificate_at is not None
+    assert resumed.tls.client_certificate_at is None  # no certificate in a PSK handshake
