@@ -53,3 +53,19 @@ def test_accepted_early_data_leaves_the_client_direction_readable():
         assert "decryption_failed" not in {v.code for v in s.verdicts}
     assert first.tls.client_certificate_at is not None
     assert resumed.tls.client_certificate_at is None  # no certificate in a PSK handshake
+
+
+def test_handshake_with_both_finished_decrypted_is_completed_without_client_data():
+    """Without keys, TLS 1.3 completion rests on client records other than alerts after the
+    hellos; here the client's only ones are its Finished and an alert after it."""
+    kw = dict(ports=(22003,))
+    (plain,) = scan(DATA / "tls13_starttls_no_data.pcap", **kw)
+    (s,) = scan(DATA / "tls13_starttls_no_data.pcap",
+                keylog=(str(DATA / "tls13_starttls_no_data.keys"),), **kw)
+    assert s.smtp.starttls_accepted and s.decryption.error is None
+    assert s.tls.client_finished_at is not None and s.tls.server_finished_at is not None
+    assert (s.tls.outcome, s.tls.outcome_inferred) == ("completed", False)
+    assert "tls_alert" not in {v.code for v in s.verdicts}
+    # the server's refusal after the client's flight stays an alert outcome
+    assert _sessions(True)[21012].tls.outcome == "alert"
+    assert plain.tls.client_finished_at is None  # encrypted: only the keys show it

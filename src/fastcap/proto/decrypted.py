@@ -23,6 +23,7 @@ from .decryption import DirectionDecryption as DirectionDecryption
 from .decryption import PlainStream as PlainStream
 from .smtp import SmtpDialogue, parse_dialogue
 from .tls import TlsAnomaly, TlsHandshake, Where, parse_handshake
+from .tls.const import is_tls13
 from .tls.decrypt import (
     UNKEYED_WHY,
     CipherRecord,
@@ -102,6 +103,17 @@ def _app_stream(src: Any, plain: Sequence[PlainRecord], records: Sequence[Cipher
     return PlainStream(bytes(out), pieces, src.frame_at)
 
 
+def _tls13_finished(tls: TlsHandshake) -> bool:
+    """A TLS 1.3 handshake whose Finished messages were both decrypted, read as unfinished only
+    because the client sent no application data before an alert of its own (read without
+    keys, completion rests on it): the client's Finished is its last handshake message, so a
+    client alert after it ends a completed handshake. A server alert (its refusal of the
+    client's flight) leaves the outcome as read."""
+    fin = tls.client_finished_at
+    return (tls.version is not None and is_tls13(tls.version) and fin is not None
+            and all(a.from_client and a.at.offset > fin.offset for a in tls.alerts))
+
+
 def _remap(tls: TlsHandshake, before: TlsHandshake, c2s: PlainStream, s2c: PlainStream
            ) -> TlsHandshake:
     """``tls`` (read from the plaintext streams) with its offsets back on the wire, and what
@@ -125,8 +137,10 @@ def _remap(tls: TlsHandshake, before: TlsHandshake, c2s: PlainStream, s2c: Plain
     changes.update(c2s_encrypted=before.c2s_encrypted, s2c_encrypted=before.s2c_encrypted,
                    stops=list(before.stops), tls13_encrypted=False,
                    renegotiation_at=before.renegotiation_at)
-    if tls.outcome == "completed" and tls.client_finished_at and tls.server_finished_at:
-        changes.update(outcome_detail="both sides sent their Finished (decrypted)",
+    if tls.client_finished_at and tls.server_finished_at and (
+            tls.outcome == "completed" or _tls13_finished(tls)):
+        changes.update(outcome="completed",
+                       outcome_detail="both sides sent their Finished (decrypted)",
                        outcome_inferred=False)
     return dataclasses.replace(tls, **changes)
 
