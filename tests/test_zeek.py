@@ -865,16 +865,12 @@ def test_a_certificate_openssl_cannot_read_has_no_x509_line_nor_fingerprint(tmp_
 def test_smtp_log_line_at_the_reply_to_the_last_bdat_chunk(tmp_path):
     """Zeek ends a message at the reply to a BDAT whose argument ends with " LAST" (at its
     last line), not at the replies to the chunks before it."""
-    pki = make_pki()
-    start = int(pki.client.cert.not_valid_before_utc.timestamp()) * 10**9 + 3600 * 10**9
-    sc = scenario("starttls_not_offered", pki, start_ns=start, commands=(
+    path = _plain_capture(tmp_path / "bdat.pcap", make_pki(), 0, (
         ("EHLO relay.fabrikam.com", "250 hi"),
         ("MAIL FROM:<a@fabrikam.com>", "250 ok"), ("RCPT TO:<b@contoso.com>", "250 ok"),
         ("BDAT 5\r\nhel", "250 5 octets"),
         ("BDAT 7 LAST\r\nhello", "250-2.0.0 first\r\n250 2.0.0 queued as 9"),
         ("MAIL FROM:<c@fabrikam.com>", "250 ok"), ("QUIT", "221 bye")))
-    path = tmp_path / "bdat.pcap"
-    write_pcap(path, render(converse(sc), sc))
     out = tmp_path / "logs"
     r = run_cli("--format", "zeek", "-o", str(out), str(path))
     assert r.returncode in (0, 1), r.stderr
@@ -887,15 +883,11 @@ def test_smtp_log_addresses_as_zeeks_email_utils_find_them(tmp_path):
     """mailfrom and rcptto as base/utils/email.zeek extracts them: an address without angle
     brackets right after the colon is the address alone (not "FROM:a@..."), and an ORCPT
     parameter's copy is taken out of RCPT TO's."""
-    pki = make_pki()
-    start = int(pki.client.cert.not_valid_before_utc.timestamp()) * 10**9 + 3600 * 10**9
-    sc = scenario("starttls_not_offered", pki, start_ns=start, commands=(
+    path = _plain_capture(tmp_path / "bare.pcap", make_pki(), 0, (
         ("EHLO relay.fabrikam.com", "250 hi"),
         ("MAIL FROM:a@fabrikam.com", "250 ok"),
         ("RCPT TO:<b@contoso.com> NOTIFY=NEVER ORCPT=rfc822;b@contoso.com", "250 ok"),
         ("RCPT TO:c@contoso.com", "250 ok"), ("QUIT", "221 bye")))
-    path = tmp_path / "bare.pcap"
-    write_pcap(path, render(converse(sc), sc))
     out = tmp_path / "logs"
     r = run_cli("--format", "zeek", "-o", str(out), str(path))
     assert r.returncode in (0, 1), r.stderr
