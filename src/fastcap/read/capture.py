@@ -208,7 +208,7 @@ def sniff_format(path: str, head: bytes) -> str:
     """'pcap' or 'pcapng' from the magic number; CaptureError for anything else."""
     if len(head) >= 4 and head[:4] == b"\x0a\x0d\x0d\x0a":
         return "pcapng"
-    if pcap.parse_header(head[:4] + b"\0" * 20) is not None:
+    if pcap.parse_header(head[:4] + bytes(pcap.MAX_HEADER_LEN - 4)) is not None:
         return "pcap"
     magic = head[:4].hex() if head else ""
     if head[:2] == _GZIP or head[:4] in (_ZSTD, _LZ4):
@@ -488,7 +488,7 @@ class Capture:
         hdr = self.pcap_header
         if hdr is None:
             try:
-                hdr = pcap.parse_header(bytes(self._mm[: pcap.HEADER_LEN]))
+                hdr = pcap.parse_header(bytes(self._mm[: pcap.MAX_HEADER_LEN]))
             except ValueError:
                 self._warn(0, "truncated_header", f"pcap file header cut short ({size} bytes)")
                 self.end_state = WalkState(0, 1)
@@ -503,7 +503,7 @@ class Capture:
                                             tsres_exp=9 if hdr.nanosecond else 6,
                                             fcs_len=hdr.fcs_len or None)]
         max_caplen = max(self.max_caplen, 0)
-        off, fno, n = pcap.HEADER_LEN, 1, 0
+        off, fno, n = hdr.header_len, 1, 0
         # seconds of the last two records with a packet, for resynchronising; and how many
         # of them this walk read itself (fewer than two: the guide used the start's)
         last: tuple[int | None, int | None] = (None, None)
@@ -538,12 +538,12 @@ class Capture:
                 continue
             ref_s = _guide(last)
             if st.code == BLOCK:
-                if size - off < pcap.HEADER_LEN and self._more:
+                if size - off < pcap.MAX_HEADER_LEN and self._more:
                     break  # the rest of the header is in the next piece
                 joined = self._joined(off, hdr)
                 if joined is None:
                     break
-                hdr, off = joined, off + pcap.HEADER_LEN
+                hdr, off = joined, off + joined.header_len
                 appended = None if _same_rules(hdr, self.pcap_header) else hdr
                 args = (hdr.big_endian, hdr.rules, hdr.snaplen, max_caplen)
                 continue
@@ -589,7 +589,7 @@ class Capture:
         where tshark stops.  None, after a warning, where reading cannot go on: a header cut
         short, or another link type, which every frame of a pcap shares."""
         try:
-            joined = pcap.parse_header(bytes(self._mm[off: off + pcap.HEADER_LEN]))
+            joined = pcap.parse_header(bytes(self._mm[off: off + pcap.MAX_HEADER_LEN]))
         except ValueError:
             joined = None
         if joined is not None:
@@ -608,7 +608,7 @@ class Capture:
             return None
         rules = ", ".join(w for w, on in (("nanosecond", joined.nanosecond),
                                           (f"{16 + joined.extra}-byte record headers",
-                                           joined.modified),
+                                           joined.extra > 0),
                                           ("big-endian", joined.big_endian)) if on)
         self._warn(off, "concatenated", f"captures concatenated: the records after another "
                                         f"pcap file header ({rules or 'microsecond'}) are read "

@@ -79,7 +79,7 @@ class RangeResult:
 
 def _header(buf) -> pcap.PcapHeader | None:
     try:
-        hdr = pcap.parse_header(bytes(buf[: pcap.HEADER_LEN]))
+        hdr = pcap.parse_header(bytes(buf[: pcap.MAX_HEADER_LEN]))
     except ValueError:  # cut short: the first range's walk reports it
         return None
     return None if hdr is None else pcap.with_records(hdr, buf, len(buf))
@@ -93,9 +93,10 @@ def guess_state(cap: Capture) -> WalkState:
     if cap.meta.format == "pcap":
         hdr = _header(mm)
         ref = None
-        if hdr is not None and size >= pcap.HEADER_LEN + 4:
-            (ref,) = struct.unpack_from(">I" if hdr.big_endian else "<I", mm, pcap.HEADER_LEN)
-        return WalkState(pcap.HEADER_LEN, 1, ref_s=ref or None)  # 0: a hole's zeros
+        first = pcap.HEADER_LEN if hdr is None else hdr.header_len
+        if hdr is not None and size >= first + 4:
+            (ref,) = struct.unpack_from(">I" if hdr.big_endian else "<I", mm, first)
+        return WalkState(first, 1, ref_s=ref or None)  # 0: a hole's zeros
     big = pcapng.byte_order_of_shb(mm, 0) if size >= 28 else None
     if big is None:
         return WalkState(0, 1)
@@ -160,7 +161,7 @@ def _find_start(cap: Capture, task: RangeTask) -> WalkState:
         ref = state.ref_s
         lo, hi = (1, 2**32 - 1) if ref is None else (ref - _YEAR_S, ref + _YEAR_S)
         at = None if hdr is None else resync.next_pcap_record(
-            arr, max(task.begin, pcap.HEADER_LEN), size, hdr.big_endian, hdr.rules,
+            arr, max(task.begin, hdr.header_len), size, hdr.big_endian, hdr.rules,
             min(MAX_CAPLEN, 2**32 - 1), lo, hi)
     else:
         big = state.section.big_endian if state.section is not None else None
