@@ -372,8 +372,12 @@ int64_t fc_walk_pcap(const uint8_t *buf, int64_t len, int64_t start, int32_t swa
 /* Whether the caller needs the block itself (see fc_status.quiet_max): read/capture.py
  * parses interface and secrets blocks and numbers custom and systemd journal blocks as
  * frames, as Wireshark does. */
-static inline int quiet_block(uint32_t type)
+static inline int quiet_block(uint32_t type, int64_t blen)
 {
+    /* A name resolution or statistics block shorter than its fixed fields is damage the
+     * caller reports (read/pcapng.py MIN_BLOCK). */
+    if ((type == 0x00000004u && blen < 16) || (type == 0x00000005u && blen < 24))
+        return 0;
     return type != BT_IDB && type != BT_DSB && type != 0x00000009u && type != 0x00000BADu
         && type != 0x40000BADu;
 }
@@ -452,7 +456,7 @@ int64_t fc_walk_pcapng(const uint8_t *buf, int64_t len, int64_t start, int32_t s
             data = b + 12;
             flags |= FC_F_NO_TS;
         } else {
-            if (quiet_block(type) && count_quiet(st, type)) {
+            if (quiet_block(type, blen) && count_quiet(st, type)) {
                 off += blen;
                 continue;
             }

@@ -736,6 +736,22 @@ class Capture:
                 order = ">" if section.big_endian else "<"
                 btype, blen = struct.unpack_from(order + "II", mm, off)
                 blen = pcapng.padded(blen)  # as the walker framed it
+                least = pcapng.MIN_BLOCK.get(btype, 12)
+                if blen < least:  # framed, but its fixed fields are not all there
+                    name = pcapng.BLOCK_NAMES[btype]
+                    at = self._once.get(name, -1)  # said once a type, at the first
+                    if 0 <= at < len(meta.warnings) and meta.warnings[at].message.startswith(
+                            f"{name} block of"):
+                        meta.skipped[f"corrupt {name} block"] += 1
+                        off += blen
+                        continue
+                    self._once[name] = len(meta.warnings)
+                    off = self._skip_block(off, blen, "corrupt_block",
+                                           f"{name} block of {blen} bytes is shorter than "
+                                           f"its fixed fields ({least} bytes at least; "
+                                           "each such block is skipped and counted)",
+                                           f"corrupt {name} block")
+                    continue
                 meta.block_counts[pcapng.BLOCK_NAMES.get(btype, f"type 0x{btype:08x}")] += 1
                 # Only the blocks parsed here are read; others are skipped by length untouched.
                 body = bytes(mm[off + 8 : off + blen - 4]) if btype in _PARSED_BLOCKS else b""

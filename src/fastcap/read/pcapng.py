@@ -45,12 +45,16 @@ IF_TSOFFSET = 14
 # journal blocks are numbered as frames, as Wireshark numbers them.
 NEEDED_BLOCKS = frozenset({BT_IDB, BT_DSB, 0x00000009, 0x00000BAD, 0x40000BAD})
 QUIET_TYPES = 8  # block types a walk counts at most (fc_status.quiet_type)
+# The smallest length of each block type whose fixed fields Wireshark reads (a shorter one
+# is damage, and tshark stops there): the walkers hand these to the caller, which warns.
+MIN_BLOCK = {BT_NRB: 16, BT_ISB: 24, BT_DSB: 20, 0x00000009: 35, 0x00000BAD: 16,
+             0x40000BAD: 16}
 
 BLOCK_NAMES = {
     BT_SHB: "section header", BT_IDB: "interface description", BT_PB: "packet",
     BT_SPB: "simple packet", BT_NRB: "name resolution", BT_ISB: "interface statistics",
     BT_EPB: "enhanced packet", BT_DSB: "decryption secrets",
-    0x00000BAD: "custom", 0x40000BAD: "custom",
+    0x00000009: "systemd journal", 0x00000BAD: "custom", 0x40000BAD: "custom",
 }
 
 
@@ -231,7 +235,8 @@ def walk_pcapng_py(
             data = off + 12
             flags |= F_NO_TS
         else:
-            if btype not in NEEDED_BLOCKS and (btype in quiet or len(quiet) < held):
+            if (btype not in NEEDED_BLOCKS and (btype in quiet or len(quiet) < held)
+                    and blen >= MIN_BLOCK.get(btype, 12)):
                 quiet[btype] = quiet.get(btype, 0) + 1
                 off += blen
                 continue
