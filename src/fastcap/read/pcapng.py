@@ -153,21 +153,29 @@ def cut_option(body: bytes, order: str) -> int | None:
     return None
 
 
+_OPTION_SIZES = {IF_TSRESOL: 1, IF_FCSLEN: 1, IF_TSOFFSET: 8}
+
+
 def parse_idb(body: bytes, order: str, index: int, section: int) -> Interface:
     """Parse an IDB body (after type/length, before the trailing length)."""
     if len(body) < 8:
         raise ValueError("interface description block is shorter than its fixed fields")
     linktype, _reserved, snaplen = struct.unpack_from(order + "HHI", body)
     ifc = Interface(index=index, section=section, linktype=linktype, snaplen=snaplen)
-    resolved = False  # a second if_tsresol (damage, say) is ignored, as Wireshark does
+    # As Wireshark takes them: a one-byte option only at length 1, an eight-byte one only
+    # at length 8, and only the first such of a code (a second, damage say, is ignored).
+    taken: set[int] = set()
     for code, value in iter_options(body[8:], order):
-        if code == IF_TSRESOL and len(value) >= 1 and not resolved:
-            resolved = True
+        size = _OPTION_SIZES.get(code)
+        if size is not None and (len(value) != size or code in taken):
+            continue
+        taken.add(code)
+        if code == IF_TSRESOL:
             ifc.tsres_pow2 = bool(value[0] & 0x80)
             ifc.tsres_exp = value[0] & 0x7F
-        elif code == IF_TSOFFSET and len(value) >= 8:
+        elif code == IF_TSOFFSET:
             (ifc.tsoffset_s,) = struct.unpack_from(order + "q", value)
-        elif code == IF_FCSLEN and len(value) >= 1:
+        elif code == IF_FCSLEN:
             ifc.fcs_len = value[0]
         elif code == IF_NAME:
             ifc.name = value.split(b"\0", 1)[0].decode("utf-8", "replace")
