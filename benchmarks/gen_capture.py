@@ -411,15 +411,18 @@ def _ep(ip: str, port: int) -> str:
     return f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
 
 
-def generate(out: Path, size: int, fmt: str, n_smtp: int, seed: int) -> dict:
-    """Write the capture and return the truth dictionary."""
+def generate(out: Path, size: int, fmt: str, n_smtp: int, seed: int,
+             now: dt.datetime | None = None) -> dict:
+    """Write the capture and return the truth dictionary.  `now` (default: the clock, to the
+    second) fixes the certificates' and the capture's times: two captures given the same
+    `now` and seed start at the same instant, whatever time passed between their writing."""
     rng = random.Random(seed)
     framer = Framer(fmt)
     addrs = Addresses(rng)
     payload = rng.randbytes(1 << 16)
     # Certificates are made now and valid from a day ago; the capture starts an hour ago, so
     # every session falls inside their validity window (only the expired one is out of date).
-    now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    now = now or dt.datetime.now(dt.UTC).replace(microsecond=0)
     sessions = plan_smtp(framer, rng, addrs, n_smtp, size, now)
     smtp_bytes = sum(len(r) for s in sessions for _, r in s.records)
     if sessions and smtp_bytes > size * 0.5:
@@ -521,6 +524,12 @@ def generate(out: Path, size: int, fmt: str, n_smtp: int, seed: int) -> dict:
     }
 
 
+def _utc_time(text: str) -> dt.datetime:
+    t = dt.datetime.fromisoformat(text)
+    return (t.replace(tzinfo=dt.UTC) if t.tzinfo is None else t.astimezone(dt.UTC)).replace(
+        microsecond=0)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("out", type=Path)
@@ -528,9 +537,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--format", choices=("pcap", "pcapng"), default="pcap")
     ap.add_argument("--smtp-sessions", type=int, default=1000)
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--now", type=_utc_time, default=None,
+                    help="the time the capture is written as of, ISO 8601 (default: the clock)")
     args = ap.parse_args(argv)
     t0 = time.perf_counter()
-    truth = generate(args.out, args.size, args.format, args.smtp_sessions, args.seed)
+    truth = generate(args.out, args.size, args.format, args.smtp_sessions, args.seed, args.now)
     truth_path = args.out.with_name(args.out.name + ".truth.json")
     truth_path.write_text(json.dumps(truth, indent=1) + "\n")
     dt = time.perf_counter() - t0

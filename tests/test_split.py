@@ -396,3 +396,14 @@ def test_sessions_stream_out_before_the_file_is_read(generated, tmp_path):
                                     progress=lambda d, t: done.append((d, t))))
     assert first.number == 1
     assert done and done[-1][0] < 0.75 * done[-1][1]  # well before the end
+
+
+def test_the_generated_pair_starts_together_and_scans_apart(generated):
+    """The pcap and pcapng of one generated traffic start at one instant, however long the
+    first took to write: one command given both reads two captures, not a ring of two."""
+    firsts = [next(iter(scan(generated[f]))).first_ts_ns for f in ("pcap", "pcapng")]
+    assert abs(firsts[0] - firsts[1]) < 10**9
+    paths = [generated["pcap"], generated["pcapng"]]
+    together = list(scanner.scan_files(paths, jobs=1))
+    for r, p in zip(together, paths, strict=True):
+        assert [s.to_dict() for s in r.sessions] == [s.to_dict() for s in scan(p)]
