@@ -209,7 +209,8 @@ def test_early_data_is_skipped(base):
 
 
 def test_it_refuses_what_record_sizes_cannot_show(base):
-    assert "pre-shared key" in _with(base, (53,), resumption="psk").reason
+    # a server flight with more than EncryptedExtensions and Finished breaks RFC 8446 4.3.2
+    assert "more than its EncryptedExtensions" in _with(base, (53,), resumption="psk").reason
     assert "unknown" in _with(base, (53,), cipher=0x1399).reason
     tls12 = dataclasses.replace(base, tls13_encrypted=False, version=0x0303)
     assert not infer_client_cert(tls12).decided
@@ -217,6 +218,21 @@ def test_it_refuses_what_record_sizes_cannot_show(base):
     assert "middlebox compatibility" in quirk.reason
     no_server = _with(base, (53,), server=())
     assert "no encrypted server record" in no_server.reason
+
+
+def test_a_psk_handshake_has_no_client_certificate_whatever_the_padding(base):
+    """RFC 8446 4.3.2: no CertificateRequest in a handshake the server authenticates with a
+    pre-shared key, so even padded records that fit no layout mean no certificate."""
+    for client in ((53, 40), (4112, 4112, 4112)):
+        got = _with(base, client, (23, 53), resumption="psk")
+        assert (got.verdict, got.requested, got.confidence) == ("absent", False, "high")
+        assert "RFC 8446 4.3.2" in got.evidence
+    # but a post-handshake request, once offered, could bring one as application data
+    pha = dataclasses.replace(base.client_hello, extensions=(
+        *base.client_hello.extensions, dataclasses.replace(base.client_hello.extensions[0],
+                                                          type=49, data=b"")))
+    got = _with(base, (53, 40), (23, 53), resumption="psk", client_hello=pha)
+    assert not got.decided and "post-handshake" in got.reason
 
 
 def test_without_order_facts_the_first_client_record_starts_the_flight(base):

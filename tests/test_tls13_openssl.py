@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from fastcap.proto.tls.inference import infer_client_cert
 from fastcap.run.scanner import scan
 
 DATA = Path(__file__).resolve().parent / "data" / "tls13"
@@ -69,3 +70,19 @@ def test_handshake_with_both_finished_decrypted_is_completed_without_client_data
     # the server's refusal after the client's flight stays an alert outcome
     assert _sessions(True)[21012].tls.outcome == "alert"
     assert plain.tls.client_finished_at is None  # encrypted: only the keys show it
+
+
+def test_psk_resumption_without_keys_is_known_to_carry_no_certificate():
+    """The resumed connection's records (early data, then a Finished) are read as no
+    certificate from RFC 8446 4.3.2 alone, as the keys show; its verdicts stay the
+    resumption's, with no certificate finding of its own, as with keys."""
+    kw = dict(ports=(21109,), implicit_tls_ports=(21109,))
+    first, resumed = sorted(scan(DATA / "tls13_early_data.pcap", **kw), key=lambda s: s.number)
+    got = infer_client_cert(resumed.tls)
+    assert (got.verdict, got.requested) == ("absent", False)
+    assert infer_client_cert(first.tls).verdict == "present"
+    codes = {v.code for v in resumed.verdicts}
+    assert "tls_session_resumed" in codes
+    assert not codes & {"client_cert_inferred_absent", "client_cert_not_requested"}
+    (enc,) = [v for v in resumed.verdicts if v.code == "tls13_encrypted"]
+    assert "no client certificate in this handshake" in enc.message

@@ -1116,7 +1116,10 @@ def diagnose(
             out.append(unseen)
         elif hidden:
             inferred = infer_client_cert(tls)
-            if inferred.decided:
+            if inferred.decided and tls.resumption:
+                # as with keys: no certificate verdict of its own, the resumption's covers it
+                seen = f"no client certificate in this handshake: {inferred.evidence}"
+            elif inferred.decided:
                 expected_by = _cert_expected_by(tls, smtp, None, expect_name)
                 out.append(_inferred_verdict(tls, inferred, expected_by))
                 seen = ("the client certificate is only inferred from record sizes, its chain "

@@ -8,7 +8,8 @@ suite's hash length. Each record adds one inner content-type byte and the AEAD t
 sizes alone say "no Certificate", "an empty Certificate" or "a chain", as long as the sender did
 not pad its records: where the sizes fit no unpadded layout, or something else could explain
 them (early data, post-handshake authentication, a client alert, missing data), the answer is
-``undecided``, with the reason. The rule is checked against decrypted generated handshakes
+``undecided``, with the reason. A pre-shared-key handshake needs no sizes: RFC 8446 forbids a
+CertificateRequest in it. The rule is checked against decrypted generated handshakes
 (``tests/test_tls13_inference.py``, ``benchmarks/inference_accuracy.py``).
 """
 
@@ -124,9 +125,6 @@ def _infer_kept(key: ByIdentity[TlsHandshake]) -> ClientCertInference:
 def _infer(tls: TlsHandshake) -> ClientCertInference:
     if not tls.tls13_encrypted or tls.server_hello is None or not is_tls13(tls.version):
         return _undecided("not a TLS 1.3 handshake")
-    if tls.resumption == "psk":
-        return _undecided("resumed with a pre-shared key: no certificate is exchanged, the "
-                          "original handshake's applies")
     suite = _SUITES.get(tls.cipher or -1)
     if suite is None:
         return _undecided(f"unknown TLS 1.3 cipher suite {tls.cipher_name or tls.cipher}")
@@ -154,6 +152,9 @@ def _infer(tls: TlsHandshake) -> ClientCertInference:
     else:  # no order kept (facts built by hand): the client's first record starts its flight
         start, server_n = 0, len(s2c.sizes)
     first_at = c2s.first_at if start == 0 else None
+    pha = any(e.type == _POST_HANDSHAKE_AUTH for e in getattr(tls.client_hello, "extensions", ()))
+    if tls.resumption == "psk":
+        return _resumed(s2c.sizes[:server_n], suite_text, pha, first_at)
     requested_seen, server_text = _server_flight(s2c.sizes[:server_n], finished)
     early = f"; {start} client record(s) before the server's flight skipped (early data)" \
         if start else ""
@@ -169,7 +170,6 @@ def _infer(tls: TlsHandshake) -> ClientCertInference:
     if rest[0] == alert:
         return _undecided(f"the client's first encrypted record is alert-sized ({alert} "
                           "bytes): it aborted before its certificate flight", evidence, first_at)
-    pha = any(e.type == _POST_HANDSHAKE_AUTH for e in getattr(tls.client_hello, "extensions", ()))
     fin = next((i for i in range(min(3, len(rest))) if rest[i] == finished), None)
     if fin is None:
         return _coalesced(rest, hash_len, over, evidence, pha, first_at)
@@ -212,6 +212,30 @@ def _infer(tls: TlsHandshake) -> ClientCertInference:
     return _undecided(f"record padding? {body} bytes before the Finished fit neither an empty "
                       f"Certificate ({_EMPTY_CERTIFICATE}) nor a certificate with its "
                       "CertificateVerify", evidence, first_at)
+
+
+def _resumed(server: tuple[int, ...], suite_text: str, pha: bool,
+             at: Where | None) -> ClientCertInference:
+    """A handshake the server accepted a pre-shared key in: RFC 8446 4.3.2 forbids a
+    CertificateRequest in it (only a post-handshake one, 4.6.2, when the client offered
+    post_handshake_auth), so the client sent no Certificate whatever its records' sizes or
+    padding. The server's flight is then EncryptedExtensions and Finished: more records than
+    that would be a server breaking the rule, and nothing is vouched for."""
+    evidence = f"{suite_text}; server flight {_sizes(server)} bytes"
+    if pha:
+        return _undecided("resumed with a pre-shared key, and the client offered post-handshake "
+                          "authentication: a certificate asked for after the handshake would "
+                          "look like application data", evidence, at)
+    if len(server) > 2:
+        return _undecided(f"resumed with a pre-shared key, but the server's flight has "
+                          f"{len(server)} records, more than its EncryptedExtensions and "
+                          "Finished", evidence, at)
+    return ClientCertInference(
+        "absent", "high",
+        "resumed with a pre-shared key: the server may not ask for a certificate in such a "
+        "handshake (RFC 8446 4.3.2) and the client did not offer post-handshake "
+        f"authentication, so it sent none; the original handshake's certificate applies; "
+        f"{evidence}", None, False, at)
 
 
 def _after(tls: TlsHandshake, server_n: int, alert: int) -> str:
