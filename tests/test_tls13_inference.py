@@ -235,6 +235,27 @@ def test_a_psk_handshake_has_no_client_certificate_whatever_the_padding(base):
     assert not got.decided and "post-handshake" in got.reason
 
 
+def test_padded_records_bound_what_the_flight_can_hold(base):
+    """Records padded alike say nothing by size, but two 80-byte records (126 bytes of
+    messages at most) before the server's next record cannot hold a certificate chain."""
+    asked = (23, 60, 936, 95, 53, 250)  # the server's flight, then its NewSessionTicket
+    got = _with(base, (80, 80, 80), asked, order=(5, 5, 6))
+    assert (got.verdict, got.requested, got.confidence) == ("absent", True, "medium")
+    assert "at most 126 bytes" in got.evidence
+    unasked = _with(base, (80, 80, 80), (23, 936, 95, 53, 250), order=(4, 4, 5))
+    assert (unasked.verdict, unasked.requested) == ("absent", False)
+    refused = {
+        "room for a chain": _with(base, (528, 528, 528), asked, order=(5, 5, 6)),
+        "no server record after": _with(base, (80, 80, 80), asked[:5], order=(5, 5, 5)),
+        "an alert after": _with(base, (80, 80, 80), (*asked[:5], 19), order=(5, 5, 6)),
+        "a padded server flight": _with(base, (80, 80, 80), (23, 60, 936, 95, 80, 250),
+                                        order=(5, 5, 6)),
+        "four records: room for a chain": _with(base, (80,) * 4, asked, order=(5, 5, 5, 5)),
+    }
+    for why, got in refused.items():
+        assert not got.decided and "record padding" in got.reason, why
+
+
 def test_without_order_facts_the_first_client_record_starts_the_flight(base):
     assert _with(base, (25, 53), order=()).verdict == "absent"
 

@@ -86,3 +86,22 @@ def test_psk_resumption_without_keys_is_known_to_carry_no_certificate():
     assert not codes & {"client_cert_inferred_absent", "client_cert_not_requested"}
     (enc,) = [v for v in resumed.verdicts if v.code == "tls13_encrypted"]
     assert "no client certificate in this handshake" in enc.message
+
+
+def test_padded_client_records_too_small_for_a_chain_mean_none():
+    """Every client record padded to 80 bytes: no size is telling, but the records before the
+    server's NewSessionTicket can hold no certificate chain. The keys agree on each session."""
+    kw = dict(ports=(30150, 30009, 30153), implicit_tls_ports=(30150,))
+    keys = str(DATA / "tls13_padded.keys")
+    truth = {s.server: s.tls.client_certificate for s in scan(DATA / "tls13_padded.pcap",
+                                                              keylog=(keys,), **kw)}
+    got = {s.server.rsplit(":", 1)[1]: (infer_client_cert(s.tls), s, truth[s.server])
+           for s in scan(DATA / "tls13_padded.pcap", **kw)}
+    asked, _, empty = got["30150"]
+    assert empty == [] and (asked.verdict, asked.requested) == ("absent", True)
+    assert "padded records" in asked.evidence
+    unasked, session, none = got["30009"]
+    assert none is None and (unasked.verdict, unasked.requested) == ("absent", False)
+    assert "client_cert_inferred_absent" in {v.code for v in session.verdicts}
+    chain, _, sent = got["30153"]
+    assert sent and chain.verdict == "present"

@@ -8,7 +8,8 @@ suite's hash length. Each record adds one inner content-type byte and the AEAD t
 sizes alone say "no Certificate", "an empty Certificate" or "a chain", as long as the sender did
 not pad its records: where the sizes fit no unpadded layout, or something else could explain
 them (early data, post-handshake authentication, a client alert, missing data), the answer is
-``undecided``, with the reason. A pre-shared-key handshake needs no sizes: RFC 8446 forbids a
+``undecided``, with the reason, unless even the room padded records offer is too small for
+a certificate chain. A pre-shared-key handshake needs no sizes: RFC 8446 forbids a
 CertificateRequest in it. The rule is checked against decrypted generated handshakes
 (``tests/test_tls13_inference.py``, ``benchmarks/inference_accuracy.py``).
 """
@@ -170,6 +171,20 @@ def _infer(tls: TlsHandshake) -> ClientCertInference:
     if rest[0] == alert:
         return _undecided(f"the client's first encrypted record is alert-sized ({alert} "
                           "bytes): it aborted before its certificate flight", evidence, first_at)
+    got = _layout(tls, rest, finished, hash_len, over, server_n, requested_seen, evidence, pha,
+                  first_at)
+    if got.decided or not order or not (got.reason or "").startswith("record padding"):
+        return got
+    window = sum(1 for n in order[start:] if n == server_n)
+    return _bounded(rest[:window], s2c.sizes[server_n:server_n + 1], over, hash_len, alert,
+                    requested_seen, pha, got) or got
+
+
+def _layout(tls: TlsHandshake, rest: tuple[int, ...], finished: int, hash_len: int, over: int,
+            server_n: int, requested_seen: bool | None, evidence: str, pha: bool,
+            first_at: Where | None) -> ClientCertInference:
+    """The client's flight read from its records' sizes, as an unpadded sender writes them."""
+    alert = 2 + over
     fin = next((i for i in range(min(3, len(rest))) if rest[i] == finished), None)
     if fin is None:
         return _coalesced(rest, hash_len, over, evidence, pha, first_at)
@@ -236,6 +251,35 @@ def _resumed(server: tuple[int, ...], suite_text: str, pha: bool,
         "handshake (RFC 8446 4.3.2) and the client did not offer post-handshake "
         f"authentication, so it sent none; the original handshake's certificate applies; "
         f"{evidence}", None, False, at)
+
+
+def _bounded(window: tuple[int, ...], closing: tuple[int, ...], over: int, hash_len: int,
+             alert: int, requested_seen: bool | None, pha: bool,
+             padded: ClientCertInference) -> ClientCertInference | None:
+    """Padded records hide their sizes but not how much they can hold: a record of n bytes
+    carries at most n - tag - 1 bytes of messages. The client's whole flight came before the
+    server's next record when that record is not an alert: a NewSessionTicket follows the
+    client's Finished (RFC 8446 4.6.1), and so does any reply (a mail server says nothing
+    after STARTTLS until the client speaks). When the records before it cannot hold the
+    smallest certificate chain flight, no chain was sent; an empty Certificate or none at all
+    is all sizes cannot tell apart. Needs the server's flight unpadded (its Finished has its
+    exact size, ``requested_seen`` is not None), so that its alert would be alert-sized."""
+    if requested_seen is None or not closing or closing[0] == alert:
+        return None
+    if pha and not requested_seen:
+        return None  # a certificate asked for after the handshake would look like data
+    room = sum(n - over for n in window)
+    smallest = MIN_CERTIFICATE + MIN_VERIFY + 4 + hash_len
+    if room >= smallest:
+        return None
+    asked = ("the server's flight has a CertificateRequest-sized record: an empty Certificate"
+             if requested_seen else "no CertificateRequest-sized record in the server's flight")
+    return ClientCertInference(
+        "absent", "medium",
+        f"padded records: the client's {len(window)} record(s) before the server's next one "
+        f"({closing[0]} bytes, not an alert) hold at most {room} bytes, less than the "
+        f"{smallest} of the smallest certificate chain with its CertificateVerify and "
+        f"Finished: no chain; {asked}; {padded.evidence}", None, requested_seen, padded.at)
 
 
 def _after(tls: TlsHandshake, server_n: int, alert: int) -> str:
