@@ -217,3 +217,25 @@ def test_a_renegotiation_past_the_decrypt_limit_is_followed(name):
     assert s.tls.cert_request_at.frame == last and s.tls.client_certificate_at.frame == last + 1
     assert "client_cert_not_captured" not in _codes(s)
     assert s.smtp_tls is None
+
+
+def test_a_read_request_then_a_renegotiation_past_the_keys_says_it_is_unknown(tmp_path):
+    """``asked_then_hidden``: the first renegotiation (frames 18-24) asks and gets the
+    client's certificate (frame 23); two more follow (28-34, 38-44). Without the key line of
+    the second, the third travels under keys the log lacks: the certificate read stays the
+    verdict's, and the verdict says a later renegotiation could have changed it."""
+    pcap, port = DATA / "asked_then_hidden.pcap", 3745
+    lines = (DATA / "asked_then_hidden.keys").read_text().splitlines(True)
+    partial = tmp_path / "partial.keys"
+    partial.write_text("".join(lines[:3]))  # the first handshake's and the first renegotiation's
+    (whole,) = scan(pcap, ports=(port,), keylog=(str(DATA / "asked_then_hidden.keys"),))
+    (cut,) = scan(pcap, ports=(port,), keylog=(str(partial),))
+    assert whole.tls.renegotiation_unread_at is None
+    assert cut.tls.renegotiation_unread_at.frame == 38
+    for s in (whole, cut):
+        assert (s.tls.cert_request_at.frame, s.tls.client_certificate_at.frame) == (22, 23)
+    (read,) = [v for v in whole.verdicts if v.code.startswith("client_cert")]
+    (v,) = [v for v in cut.verdicts if v.code.startswith("client_cert")]
+    assert (v.code, v.severity, v.frame) == (read.code, read.severity, 23)
+    assert "renegotiated again (frame 38) under keys the key log does not have" in v.message
+    assert "renegotiated again" not in read.message

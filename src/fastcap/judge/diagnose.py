@@ -1015,6 +1015,23 @@ def _client_cert_verdicts(
     session: Session, tls: TlsHandshake, client: ChainCheck | None, expect_name: str | None,
     expected_by: str | None = None,
 ) -> list[Verdict]:
+    """The client certificate as the last exchange read shows it; where a later
+    renegotiation went unread for want of its keys, each finding says the certificate may
+    have changed there, as nothing tells what that one asked and got."""
+    out = _client_cert_exchange(session, tls, client, expect_name, expected_by)
+    unread = tls.renegotiation_unread_at
+    if unread is None or not tls.cert_requested:
+        return out  # with no request read, _renegotiated already names the unread one
+    later = (f"; the connection renegotiated again{_frame_text(unread.frame)} under keys the "
+             "key log does not have: whether a certificate was asked for and sent there, "
+             "and so which one holds after it, is not known")
+    return [_verdict(v.code, v.severity, v.message + later, v.hint, v.frame) for v in out]
+
+
+def _client_cert_exchange(
+    session: Session, tls: TlsHandshake, client: ChainCheck | None, expect_name: str | None,
+    expected_by: str | None = None,
+) -> list[Verdict]:
     cert_at = tls.client_certificate_at
     frame = _where_frame(cert_at)
     req_frame = _where_frame(tls.cert_request_at)

@@ -251,16 +251,13 @@ def _renegotiations_read(tls: TlsHandshake, client: tuple[Any, Sequence[CipherRe
             tls, server_certs=again.server_certs,
             server_certificates_length=again.server_certificates_length,
             server_certs_at=Where(s_plain.wire_offset(at.offset), at.frame))
+    later = _later_unread(tls, client, server)
     if asked is not None:
-        return _with_renegotiation(tls, *asked)
-    if tls.renegotiation_at is None or any(
-            sum(t in (_CLIENT_HELLO, _SERVER_HELLO) for _o, t, _b in handshake_messages(d.records))
-            > MAX_RENEGOTIATIONS for d in (cd, sd)):
+        # the exchange read stands, but a renegotiation past the keys may have replaced it
+        return dataclasses.replace(_with_renegotiation(tls, *asked),
+                                   renegotiation_unread_at=later[0] if later else None)
+    if later is None:
         return tls
-    unread = [_unread(src, recs, d) for src, recs, _e, d in (client, server)]
-    if any(u is _UNKNOWN for u in unread):
-        return tls
-    later = sorted((u for u in unread if isinstance(u, Where)), key=lambda w: w.frame or 0)
     if later:
         return dataclasses.replace(tls, renegotiation_unread_at=later[0])
     # Every renegotiation message was read, so one without a request (or refused before its
@@ -285,6 +282,21 @@ def _version_changes(tls: TlsHandshake, src: Any, records: Sequence[CipherRecord
             f"{tls.version_name} (OpenSSL refuses a version change in a renegotiation)",
             Where(offset, src.frame_at(ends.get(offset, offset)))))
     return dataclasses.replace(tls, anomalies=[*tls.anomalies, *changes]) if changes else tls
+
+
+def _later_unread(tls: TlsHandshake, client: tuple, server: tuple) -> list[Where] | None:
+    """Where renegotiations begin that the keys do not reach, earliest first ([] when every
+    one was read); None when that cannot be told (no renegotiation, too many, or a direction
+    that failed for another reason than missing keys)."""
+    cd, sd = client[3], server[3]
+    if tls.renegotiation_at is None or any(
+            sum(t in (_CLIENT_HELLO, _SERVER_HELLO) for _o, t, _b in handshake_messages(d.records))
+            > MAX_RENEGOTIATIONS for d in (cd, sd)):
+        return None
+    unread = [_unread(src, recs, d) for src, recs, _e, d in (client, server)]
+    if any(u is _UNKNOWN for u in unread):
+        return None
+    return sorted((u for u in unread if isinstance(u, Where)), key=lambda w: w.frame or 0)
 
 
 _UNKNOWN = object()  # a direction whose decryption failed: what it carried is not known
