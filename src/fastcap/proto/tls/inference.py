@@ -259,11 +259,14 @@ def _bounded(window: tuple[int, ...], closing: tuple[int, ...], over: int, hash_
     """Padded records hide their sizes but not how much they can hold: a record of n bytes
     carries at most n - tag - 1 bytes of messages. The client's whole flight came before the
     server's next record when that record is not an alert: a NewSessionTicket follows the
-    client's Finished (RFC 8446 4.6.1), and so does any reply (a mail server says nothing
-    after STARTTLS until the client speaks). When the records before it cannot hold the
-    smallest certificate chain flight, no chain was sent; an empty Certificate or none at all
-    is all sizes cannot tell apart. Needs the server's flight unpadded (its Finished has its
-    exact size, ``requested_seen`` is not None), so that its alert would be alert-sized."""
+    client's Finished (RFC 8446 4.6.1; only a server that did not ask for a certificate may
+    send it sooner, and then none was sent), and so does any reply (a mail server says
+    nothing after STARTTLS until the client speaks; a server sending 0.5-RTT data while
+    the client's flight is on its way would defeat this, as none on port 465 is known to).
+    When the records before it cannot hold the smallest certificate chain flight, no chain
+    was sent; an empty Certificate or none at all is all sizes cannot tell apart. Needs the
+    server's flight unpadded (its Finished has its exact size, ``requested_seen`` is not
+    None), so that its alert would be alert-sized."""
     if requested_seen is None or not closing or closing[0] == alert:
         return None
     if pha and not requested_seen:
