@@ -743,3 +743,40 @@ def test_only_problems_without_problems_says_none_is_shown(chrome: Browser,
     count = wait_for(chrome, lambda d: d.find_element(By.ID, "count").text, "the count")
     assert count == "none of the 1 session(s) shown"
     assert_clean(chrome, out)
+
+
+# the layout measured in the window sizes a reader has: the browser's own figures
+LAYOUT = """
+const t = document.querySelector('section#problems table');
+const box = t.getBoundingClientRect();
+return {inner: window.innerWidth, page: document.documentElement.scrollWidth,
+        left: box.left, right: box.right,
+        sessions: document.querySelector('table#sessions').getBoundingClientRect().right,
+        columns: Array.from(t.tHead.rows[0].cells).map(th => th.getBoundingClientRect().width),
+        scroller: t.parentElement.scrollWidth > t.parentElement.clientWidth};"""
+
+
+@pytest.mark.parametrize("width", [1400, 1024])
+def test_the_tables_fit_the_window(chrome: Browser, report: Path, long_names: Path,
+                                   width: int) -> None:
+    """At 1,400 px neither table is wider than the window and the page does not scroll
+    sideways, even with a server name of 2,439 characters; at 1,024 px the page still does
+    not, at most the problems table scrolls in its own box.  No column is squeezed below
+    3em, the width of its narrowest heading."""
+    driver = chrome.driver
+    before = driver.get_window_size()
+    driver.set_window_size(width, 1000)
+    try:
+        for page in (report, long_names):
+            load(chrome, page)
+            got = driver.execute_script(LAYOUT)
+            assert got["inner"] == width
+            assert got["page"] <= got["inner"], (page.name, got)
+            assert got["sessions"] <= got["inner"], (page.name, got)
+            assert min(got["columns"][1:]) >= 3 * 14, (page.name, got)
+            if width >= 1400:
+                assert 0 <= got["left"] and got["right"] <= got["inner"], (page.name, got)
+                assert not got["scroller"], (page.name, got)
+            assert_clean(chrome, page)
+    finally:
+        driver.set_window_size(before["width"], before["height"])
