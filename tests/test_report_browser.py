@@ -780,3 +780,38 @@ def test_the_tables_fit_the_window(chrome: Browser, report: Path, long_names: Pa
             assert_clean(chrome, page)
     finally:
         driver.set_window_size(before["width"], before["height"])
+
+
+PRINTED = """
+const clipped = el => el.scrollWidth > el.clientWidth + 1;
+return {inner: window.innerWidth, page: document.documentElement.scrollWidth,
+        tables: Array.from(document.querySelectorAll('table'))
+          .map(t => t.getBoundingClientRect().right),
+        scrollers: Array.from(document.querySelectorAll('div.scroll')).filter(clipped).length,
+        cut: Array.from(document.querySelectorAll('tr.session td')).filter(clipped)
+          .map(td => td.textContent)};"""
+
+
+def test_printing_lays_every_table_on_the_page_in_full(chrome: Browser, report: Path,
+                                                        long_names: Path) -> None:
+    """Printed (print media on a page 740 px wide, an A4 or Letter sheet's text width), no
+    table is cut at the sheet's edge, no box hides part of a table behind a scroll bar, and
+    no session cell is cut short with an ellipsis; Chromium prints the report as pages."""
+    driver = chrome.driver
+    before = driver.get_window_size()
+    driver.set_window_size(740, 1000)
+    try:
+        for page in (report, long_names):
+            load(chrome, page)
+            driver.execute_cdp_cmd("Emulation.setEmulatedMedia", {"media": "print"})
+            got = driver.execute_script(PRINTED)
+            assert got["page"] <= got["inner"], (page.name, got)
+            assert max(got["tables"]) <= got["inner"], (page.name, got)
+            assert got["scrollers"] == 0 and got["cut"] == [], (page.name, got)
+            pdf = b64decode(driver.execute_cdp_cmd("Page.printToPDF", {})["data"])
+            assert pdf.startswith(b"%PDF") and len(re.findall(rb"/Type\s*/Page\b", pdf)) >= 1
+            driver.execute_cdp_cmd("Emulation.setEmulatedMedia", {"media": ""})
+            assert_clean(chrome, page)
+    finally:
+        driver.execute_cdp_cmd("Emulation.setEmulatedMedia", {"media": ""})
+        driver.set_window_size(before["width"], before["height"])
