@@ -815,3 +815,33 @@ def test_printing_lays_every_table_on_the_page_in_full(chrome: Browser, report: 
     finally:
         driver.execute_cdp_cmd("Emulation.setEmulatedMedia", {"media": ""})
         driver.set_window_size(before["width"], before["height"])
+
+
+PLAIN = """return {
+  rows: Array.from(document.querySelectorAll('table.plain tbody tr'))
+    .filter(r => r.getClientRects().length > 0).map(r => Array.from(r.cells, c => c.innerText)),
+  dead: Array.from(document.querySelectorAll('#filter, #prev, #next, table#sessions'))
+    .filter(e => e.getClientRects().length > 0).length,
+  inner: window.innerWidth, page: document.documentElement.scrollWidth};"""
+
+
+def test_without_script_every_session_is_still_readable(chrome: Browser, report: Path,
+                                                        scan: dict) -> None:
+    """With JavaScript off the page still lists each session the scan found, with its
+    addresses, EHLO name and verdict codes as the scan's JSON has them, and shows no filter or
+    paging buttons that could not work."""
+    driver = chrome.driver
+    driver.execute_cdp_cmd("Emulation.setScriptExecutionDisabled", {"value": True})
+    try:
+        chrome.open(report)
+        got = driver.execute_script(PLAIN)
+    finally:
+        driver.execute_cdp_cmd("Emulation.setScriptExecutionDisabled", {"value": False})
+    assert got["dead"] == 0 and got["page"] <= got["inner"], got
+    shown = {}
+    for file, number, client, server, ehlo, _tls, _cert, verdicts in got["rows"]:
+        shown[(Path(file).name, int(number))] = (client, server, ehlo, verdicts.split(", "))
+    assert len(shown) == len(got["rows"]) == len(scan)
+    for key, s in scan.items():
+        assert shown[key] == (s["client"], s["server"], s["smtp"]["ehlo_name"] or "-",
+                              codes(s)), key

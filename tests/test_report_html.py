@@ -457,3 +457,24 @@ def test_ladder_times_of_a_session_going_on_into_the_next_ring_file(tmp_path, ca
     assert [(a["frame"], a["t_us"]) for a in r["ladder"]] == [
         (a["frame"], a["t_us"]) for a in w["ladder"]]
     assert all(a["t_us"] is not None for a in r["ladder"])
+
+
+def test_the_plain_table_for_no_script_stops_at_its_limit(examples_scan, monkeypatch):
+    """The sessions written as plain rows (for a browser without scripts) are the page's first
+    ones, in its order, up to PLAIN_ROWS, and the page says how many it leaves to the script:
+    a report of 100,000 sessions does not carry a second copy of them all."""
+    from fastcap.out.html import writer
+
+    page = page_data(examples_scan)
+    total = len(page["sessions"])
+    monkeypatch.setattr(writer, "PLAIN_ROWS", total - 3)
+    html = render_report(page)
+    noscript = html[html.index("<noscript>"):html.index("</noscript>")]
+    numbers = [int(n) for n in re.findall(r"<tr>(?:<td class=\"path\">[^<]*</td>)?<td>(\d+)</td>",
+                                          noscript)]
+    want = [s["number"] for s in decode_sessions(page)][: total - 3]
+    assert numbers == want
+    assert f"the first {total - 3} of {total}" in noscript
+    monkeypatch.setattr(writer, "PLAIN_ROWS", total)
+    html = render_report(page)
+    assert "the first" not in html[html.index("<noscript>"):]

@@ -19,7 +19,8 @@ from ..report import client_cert_text
 from ..textsafe import printable
 from .ladder import ladder
 
-__all__ = ["COLUMNS", "KINDS", "ScanFacts", "decode_sessions", "frames_wanted", "page_data"]
+__all__ = ["COLUMNS", "KINDS", "ScanFacts", "decode_sessions", "frames_wanted", "page_data",
+           "plain_rows"]
 
 COLUMNS = ("file", "number", "client", "server", "ehlo", "tls", "cert", "verdicts",
            "start_us", "first_frame", "last_frame", "ladder", "client_chain", "server_chain",
@@ -288,4 +289,24 @@ def decode_sessions(page: Mapping[str, Any]) -> list[dict[str, Any]]:
                 {"kind": S[r["logs"][i]], "file": S[r["logs"][i + 1]],
                  "line": r["logs"][i + 2], "delta_s": r["logs"][i + 3]}
                 for i in range(0, len(r["logs"]), 4)]})
+    return out
+
+
+def plain_rows(page: Mapping[str, Any], limit: int) -> list[dict[str, Any]]:
+    """The first `limit` sessions as the table's cells, for the page without its script
+    (which would draw them from the data): text only, no ladder."""
+    S, C = page["strings"], {name: i for i, name in enumerate(page["columns"])}
+
+    def s(i: int | None) -> str:
+        return "" if i is None else S[i]
+
+    out = []
+    for row in page["sessions"][:limit]:
+        codes = [S[i] for i in row[C["verdicts"]][::4]]
+        out.append({"file": page["files"][row[C["file"]]]["path"], "number": row[C["number"]],
+                    "client": s(row[C["client"]]), "server": s(row[C["server"]]),
+                    "ehlo": s(row[C["ehlo"]]) or "-", "tls": s(row[C["tls"]]),
+                    "cert": s(row[C["cert"]]), "verdicts": ", ".join(codes),
+                    "problem": any(page["verdicts"][c]["severity"] in _PROBLEM
+                                   for c in codes)})
     return out

@@ -14,6 +14,8 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
+from .data import plain_rows
+
 __all__ = ["embed_json", "render_report", "write_report"]
 
 
@@ -42,6 +44,9 @@ def _asset(name: str) -> str:
 _PALETTE = ("#d62728", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#7f7f7f")
 _OK = "#2ca02c"
 CHART_W, CHART_H = 720, 140
+# sessions written as a plain table for a browser without scripts: enough to read, while the
+# report of 100,000 sessions does not grow by a second copy of them all
+PLAIN_ROWS = 1000
 
 
 def timeline_bars(timeline: dict[str, Any]) -> list[dict[str, Any]]:
@@ -107,6 +112,7 @@ def render_report(page: dict[str, Any]) -> str:
     speed = _rate(total / secs) if secs else None
     counted = sum(f["sessions"] for f in page["files"])
     return env.get_template("report.html.j2").render(
+        plain=plain_rows(page, PLAIN_ROWS), plain_rows=PLAIN_ROWS,
         page=page, data_json=Markup(embed_json(page)), bars=timeline_bars(page["timeline"]),
         legend=legend(page["timeline"]), chart_w=CHART_W, chart_h=CHART_H, size=_size,
         when=_when, total_size=total, speed=speed, counted=counted,

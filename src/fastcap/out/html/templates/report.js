@@ -3,6 +3,8 @@
   // Everything shown below comes from the JSON in #data and is set with textContent or
   // attribute values only: a string from a packet is never parsed as markup.
   const page = JSON.parse(document.getElementById("data").textContent);
+  // the table and its controls are hidden in the file: without this script they do nothing
+  document.querySelectorAll("#all-sessions [hidden]").forEach(function (e) { e.hidden = false; });
   const S = page.strings;
   const C = {};
   page.columns.forEach(function (name, i) { C[name] = i; });
