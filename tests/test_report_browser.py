@@ -845,3 +845,30 @@ def test_without_script_every_session_is_still_readable(chrome: Browser, report:
     for key, s in scan.items():
         assert shown[key] == (s["client"], s["server"], s["smtp"]["ehlo_name"] or "-",
                               codes(s)), key
+
+
+def test_addresses_sort_by_their_numbers(chrome: Browser, tmp_path: Path) -> None:
+    """Clients 10.1.2.100, 10.1.2.9 and 10.1.2.10 (port 2525 and 25) sort as numbers do, as
+    Wireshark sorts addresses: .9 before .10 before .100, and port 25 before 2525, not in
+    the text's order."""
+    from fastcap_synth.smtpgen import SmtpScenario, smtp_records
+    from fastcap_synth.writers import write_pcap
+
+    clients = [("10.1.2.100", 2525), ("10.1.2.9", 2525), ("10.1.2.10", 2525), ("10.1.2.10", 25)]
+    records = []
+    for i, (ip, port) in enumerate(clients):
+        records += smtp_records(SmtpScenario(client_ip=ip, client_port=port,
+                                             starttls_offered=False, start_ns=(i + 1) * 10**9))
+    records.sort(key=lambda r: r.ts_ns)
+    write_pcap(tmp_path / "order.pcap", records)
+    out = tmp_path / "order.html"
+    assert main(["report", str(tmp_path / "order.pcap"), "-o", str(out)]) in (0, 1)
+    load(chrome, out)
+    key = column(chrome, "client")
+    th = chrome.driver.find_element(By.CSS_SELECTOR, f'table#sessions th[data-key="{key}"]')
+    th.click()
+    wait_for(chrome, lambda d: th.get_attribute("aria-sort") == "ascending", "aria-sort=ascending")
+    want = [f"{ip}:{port}" for ip, port in sorted(
+        clients, key=lambda c: (tuple(map(int, c[0].split("."))), c[1]))]
+    assert cells(chrome, key) == want
+    assert_clean(chrome, out)

@@ -25,11 +25,15 @@
     const v = page.verdicts[code];
     return v && (v.severity === "error" || v.severity === "warning");
   };
+  // numbers inside text compare as numbers: 10.0.0.9 before 10.0.0.10, ring_2 before ring_10
+  const natural = function (text) {
+    return text.replace(/\d+/g, function (d) { return d.padStart(12, "0"); });
+  };
   const keyOf = {
     number: function (r) { return r[C.file] * 1e9 + r[C.number]; },
-    file: function (r) { return page.files[r[C.file]].path; },
-    client: function (r) { return str(r[C.client]); },
-    server: function (r) { return str(r[C.server]); },
+    file: function (r) { return natural(page.files[r[C.file]].path); },
+    client: function (r) { return natural(str(r[C.client])); },
+    server: function (r) { return natural(str(r[C.server])); },
     ehlo: function (r) { return str(r[C.ehlo]); },
     tls: function (r) { return str(r[C.tls]); },
     cert: function (r) { return str(r[C.cert]); },
