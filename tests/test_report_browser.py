@@ -753,7 +753,9 @@ return {inner: window.innerWidth, page: document.documentElement.scrollWidth,
         left: box.left, right: box.right,
         sessions: document.querySelector('table#sessions').getBoundingClientRect().right,
         columns: Array.from(t.tHead.rows[0].cells).map(th => th.getBoundingClientRect().width),
-        scroller: t.parentElement.scrollWidth > t.parentElement.clientWidth};"""
+        scroller: t.parentElement.scrollWidth > t.parentElement.clientWidth,
+        spilled: Array.from(document.querySelectorAll('table#sessions th'))
+          .filter(th => th.scrollWidth > th.clientWidth + 1).map(th => th.textContent)};"""
 
 
 @pytest.mark.parametrize("width", [1400, 1024])
@@ -762,7 +764,7 @@ def test_the_tables_fit_the_window(chrome: Browser, report: Path, long_names: Pa
     """At 1,400 px neither table is wider than the window and the page does not scroll
     sideways, even with a server name of 2,439 characters; at 1,024 px the page still does
     not, at most the problems table scrolls in its own box.  No column is squeezed below
-    3em, the width of its narrowest heading."""
+    3em, the width of its narrowest heading, and no session heading spills into the next."""
     driver = chrome.driver
     before = driver.get_window_size()
     driver.set_window_size(width, 1000)
@@ -774,6 +776,7 @@ def test_the_tables_fit_the_window(chrome: Browser, report: Path, long_names: Pa
             assert got["page"] <= got["inner"], (page.name, got)
             assert got["sessions"] <= got["inner"], (page.name, got)
             assert min(got["columns"][1:]) >= 3 * 14, (page.name, got)
+            assert got["spilled"] == [], (page.name, got)   # no heading runs into the next
             if width >= 1400:
                 assert 0 <= got["left"] and got["right"] <= got["inner"], (page.name, got)
                 assert not got["scroller"], (page.name, got)
@@ -788,15 +791,16 @@ return {inner: window.innerWidth, page: document.documentElement.scrollWidth,
         tables: Array.from(document.querySelectorAll('table'))
           .map(t => t.getBoundingClientRect().right),
         scrollers: Array.from(document.querySelectorAll('div.scroll')).filter(clipped).length,
-        cut: Array.from(document.querySelectorAll('tr.session td')).filter(clipped)
-          .map(td => td.textContent)};"""
+        cut: Array.from(document.querySelectorAll('tr.session td, tr.session div.cell'))
+          .filter(e => clipped(e) || e.scrollHeight > e.clientHeight + 1)
+          .map(e => e.textContent)};"""
 
 
 def test_printing_lays_every_table_on_the_page_in_full(chrome: Browser, report: Path,
                                                         long_names: Path) -> None:
     """Printed (print media on a page 740 px wide, an A4 or Letter sheet's text width), no
     table is cut at the sheet's edge, no box hides part of a table behind a scroll bar, and
-    no session cell is cut short with an ellipsis; Chromium prints the report as pages."""
+    no session cell is cut short; Chromium prints the report as pages."""
     driver = chrome.driver
     before = driver.get_window_size()
     driver.set_window_size(740, 1000)

@@ -80,16 +80,22 @@
     tr.dataset.number = r[C.number];
     tr.dataset.file = page.files[r[C.file]].path;
     tr.dataset.index = i;
-    if (SEVERAL) tr.appendChild(el("td", "path", page.files[r[C.file]].path));
-    tr.appendChild(el("td", "num", r[C.number]));
-    tr.appendChild(el("td", null, str(r[C.client])));
-    tr.appendChild(el("td", null, str(r[C.server])));
-    tr.appendChild(el("td", null, r[C.ehlo] === null ? "-" : str(r[C.ehlo])));
-    tr.appendChild(el("td", null, str(r[C.tls])));
-    tr.appendChild(el("td", null, str(r[C.cert])));
+    // each cell's text wraps in a box of at most three lines; its title holds all of it
+    const cell = function (cls, text) {
+      const td = el("td", cls);
+      td.appendChild(el("div", "cell", text));
+      td.title = td.textContent;
+      tr.appendChild(td);
+    };
+    if (SEVERAL) cell("path", page.files[r[C.file]].path);
+    cell("num", r[C.number]);
+    cell(null, str(r[C.client]));
+    cell(null, str(r[C.server]));
+    cell(null, r[C.ehlo] === null ? "-" : str(r[C.ehlo]));
+    cell(null, str(r[C.tls]));
+    cell(null, str(r[C.cert]));
     const cs = codes(r);
-    tr.appendChild(el("td", cs.some(problemCode) ? "problem" : null, cs.join(", ")));
-    for (const td of tr.children) td.title = td.textContent;
+    cell(cs.some(problemCode) ? "problem" : null, cs.join(", "));
     return tr;
   }
 
