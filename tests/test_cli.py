@@ -182,6 +182,8 @@ def test_bad_ports_is_a_usage_error():
     (["report", "--log-year", "abc", "x.pcap"], "fastcap report", "not a year: 'abc'"),
     (["scan", "-o", "d", "x.pcap"], "fastcap scan", "-o/--output goes with --format zeek"),
     (["scan", "-j", "0", "x.pcap"], "fastcap scan", "'0' is out of range"),
+    (["scan", "--ports", "25,,26", "x.pcap"], "fastcap scan",
+     "argument --ports: empty port in '25,,26'"),
     (["scan", "--dask", " ", "x.pcap"], "fastcap scan", "give the scheduler's address"),
     (["scan", "--expect-name", "", "x.pcap"], "fastcap scan", "no name in ''"),
     (["report", "--expect-name", " . ", "x.pcap"], "fastcap report", "no name in ' . '"),

@@ -188,7 +188,8 @@ def test_parse_ports(text, want):
     assert parse_ports(text) == want
 
 
-@pytest.mark.parametrize("text", ["", "x", "70000", "30-20", "-1"])
+@pytest.mark.parametrize("text", ["", "x", "70000", "30-20", "-1", "25,,26", "25,", ",25",
+                                  " , "])
 def test_parse_ports_rejects(text):
     with pytest.raises(ValueError):
         parse_ports(text)

@@ -24,12 +24,15 @@ def port_lut(ports: Iterable[int]) -> np.ndarray:
 
 
 def parse_ports(text: str) -> frozenset[int]:
-    """'25,587,2525' or '25-26' → a set of ports; ValueError with the bad token otherwise."""
+    """'25,587,2525' or '25-26' → a set of ports; ValueError with the bad token otherwise.
+    An empty element ('25,,26', '25,') is an error too: it is most likely a port left out."""
     out: set[int] = set()
+    if not text.strip():
+        raise ValueError("no ports given")
     for tok in text.split(","):
         tok = tok.strip()
         if not tok:
-            continue
+            raise ValueError(f"empty port in {text!r}")
         lo, sep, hi = tok.partition("-")
         try:
             a, b = (int(lo), int(hi)) if sep else (int(tok), int(tok))
