@@ -452,3 +452,26 @@ def test_log_utc_offset_takes_an_offset_or_an_iana_zone_name():
                       ("1x", "not a UTC offset or time zone"), ("+15", "out of range")):
         with pytest.raises(argparse.ArgumentTypeError, match=said):
             _utc_offset(bad)
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs Linux's /dev/full")
+@pytest.mark.parametrize("argv", [
+    ("scan", "NOTACAPTURE"),  # exit 2: cannot be read
+    ("stats", "NOTACAPTURE"),
+    ("scan", "--ports", "x", "NOTACAPTURE"),  # exit 2: usage error
+    ("scan", str(EXAMPLE)),  # exit 1: problems found, the summary on stdout
+    ("follow", "NOTACAPTURE", "--session", "1"),
+])
+def test_the_exit_code_does_not_depend_on_whether_stderr_could_be_written(tmp_path, argv):
+    """``fastcap ... 2>/dev/full``: the message is lost, the exit code is the one a caller
+    would have had with a working stderr (the failed write is not an uncaught error)."""
+    bad = tmp_path / "notacapture.txt"
+    bad.write_text("not a capture\n")
+    argv = [str(bad) if a == "NOTACAPTURE" else a for a in argv]
+    cmd = [sys.executable, "-m", "fastcap.cli", *argv]
+    want = subprocess.run(cmd, capture_output=True, timeout=120, env=_BUFFERED).returncode
+    assert want in (1, 2)
+    with open("/dev/full", "w") as full:
+        got = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=full, timeout=120,
+                             env=_BUFFERED).returncode
+    assert got == want

@@ -55,17 +55,22 @@ class _Messages:
     """stderr for fastcap's one-line messages: control characters in the file names and data
     they quote are escaped, so a message stays one line and cannot drive the terminal (a
     log named with an escape sequence, a newline in a path).  The progress line, which
-    moves the cursor on purpose, writes to sys.stderr itself."""
+    moves the cursor on purpose, writes to sys.stderr itself.
+    A message that cannot be written (stderr on a full disk, a reader gone) is lost, and
+    only it: the command goes on and ends with the exit code it would have had, as that
+    code is the one report a caller is sure to get."""
 
     def write(self, text: str) -> int:
         err = sys.stderr  # None without a console, where print() itself writes nothing
-        if err is None:
-            return len(text)
-        return err.write(text if text == "\n" else printable(text, backslashes=False))
+        if err is not None:
+            with contextlib.suppress(OSError, ValueError):
+                err.write(text if text == "\n" else printable(text, backslashes=False))
+        return len(text)
 
     def flush(self) -> None:
         if sys.stderr is not None:
-            sys.stderr.flush()
+            with contextlib.suppress(OSError, ValueError):
+                sys.stderr.flush()
 
 
 _ERR = _Messages()
@@ -1185,10 +1190,17 @@ def run() -> NoReturn:
     its worker processes; the standard streams are flushed, other threads joined and the
     exit handlers run, as at any exit.  What is skipped is freeing every module, class and
     table one by one, numpy's and cryptography's included: about 9 ms of every run here
-    (the 26-frame example took 256.5 ms instead of 265.2).  An exception or SystemExit
-    (``--help``, a usage error) leaves the ordinary way."""
+    (the 26-frame example took 256.5 ms instead of 265.2).  A usage error, ``--help`` and
+    ``--version`` end the same way, with their own code (an ordinary exit would turn a
+    message left unwritten in stderr's buffer into exit 120); any other exception leaves the
+    ordinary way."""
     single_threaded_blas()
-    code = main()
+    try:
+        code = main()
+    except SystemExit as stop:
+        if not isinstance(stop.code, int | None):
+            raise
+        code = stop.code or EXIT_OK
     run_exit_handlers = getattr(atexit, "_run_exitfuncs", None)
     if run_exit_handlers is None:  # another Python: leave the ordinary way
         sys.exit(code)
