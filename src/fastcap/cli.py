@@ -210,7 +210,7 @@ def _parser() -> _Parser:
 
 def _scan_arguments(sc: argparse.ArgumentParser, files_help: str, *, formats: bool) -> None:
     """The options of `scan`, shared by `report` (which takes every one but the output
-    format: its output is the page)."""
+    format and -v: its output is the page, and the page lists every session's findings)."""
     sc.add_argument("files", nargs="*", metavar="FILE", help=files_help)
     if formats:
         sc.add_argument("--format", choices=("table", "json", "jsonl", "csv", "zeek"),
@@ -223,7 +223,8 @@ def _scan_arguments(sc: argparse.ArgumentParser, files_help: str, *, formats: bo
                     help="list only sessions with a problem verdict")
     sc.add_argument("-v", "--details", action="store_true",
                     help="table output: list every session (not only the first "
-                    f"{TABLE_ROWS}) and each one's findings under the problems grouped by cause")
+                    f"{TABLE_ROWS}) and each one's findings under the problems grouped by cause"
+                    if formats else argparse.SUPPRESS)  # report: refused in main(), by name
     sc.add_argument("--ports", type=_ports, default=DEFAULT_PORTS,
                     help="TCP ports to select, e.g. 25,587,2525 (default 25)")
     sc.add_argument("--implicit-tls-ports", type=_ports, default=DEFAULT_IMPLICIT_TLS_PORTS,
@@ -1101,6 +1102,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.commands["scan"].error(
             "--html -: standard output carries the scan's own output; give a file name, "
             "or use fastcap report -o - for the page alone")
+    if args.command == "report" and args.details:
+        parser.commands["report"].error(
+            "-v/--details is for scan's table: the report already lists every session with "
+            "its findings")
     tune_allocator()
     args.own_process = argv is None  # the console script or python -m, not a caller's call
     if args.own_process and sys.stdout is not None:
