@@ -15,6 +15,7 @@ from ..judge.diagnose import INFERRED_ABSENT, INFERRED_PRESENT
 from ..proto.tls.inference import infer_client_cert
 from ..run.scanner import ScanSummary
 from ..session import Session
+from .cells import cells, clip, pad
 from .jsonline import session_line
 from .textsafe import printable
 
@@ -78,6 +79,7 @@ def _row(s: Session, logs: bool = False) -> list[str]:
 
 
 TABLE_ROWS = 50  # rows of the session table unless --details asks for all
+_CELL = 60  # terminal cells of the widest column but the endpoints; longer names are cut
 
 
 def format_table(sessions: Iterable[Session], limit: int | None = None) -> str:
@@ -92,11 +94,12 @@ def format_table(sessions: Iterable[Session], limit: int | None = None) -> str:
     head = ["#", *(["log"] if logs else []), "frames", "client -> server", "EHLO", "TLS",
             "client certificate", "verdicts"]
     rows = [head] + [_row(s, logs) for s in sessions]
-    widths = [min(max(len(r[i]) for r in rows), 60) for i in range(len(head) - 1)]
+    endpoints = head.index("client -> server")  # shown whole, as tshark's conversations are
+    widths = [max(cells(r[i]) for r in rows) if i == endpoints
+              else min(max(cells(r[i]) for r in rows), _CELL) for i in range(len(head) - 1)]
     out = []
     for r in rows:
-        cells = [c if len(c) <= w else c[: w - 1] + "…" for c, w in zip(r, widths, strict=False)]
-        out.append("  ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True))
+        out.append("  ".join(pad(clip(c, w), w) for c, w in zip(r, widths, strict=False))
                    + "  " + r[-1])
     if more:
         out.append(f"... {more} more session(s): --details lists every session and its "

@@ -17,6 +17,7 @@ from typing import Any
 from ..judge.diagnose import SEVERITIES, is_problem
 from ..proto.tls.wirenames import wire_str
 from ..session import Session
+from .cells import cells, clip, pad
 from .textsafe import printable
 
 __all__ = ["MAX_SAMPLES", "Problem", "format_triage", "problem_sessions", "triage"]
@@ -147,7 +148,7 @@ def problem_sessions(results: Iterable[tuple[str, Iterable[Session], object]]) -
 
 
 def _clip(text: str) -> str:
-    return text if len(text) <= _WIDTH else text[: _WIDTH - 1] + "…"
+    return clip(text, _WIDTH)
 
 
 def _cert(p: Problem) -> str:
@@ -198,10 +199,10 @@ def format_triage(problems: Sequence[Problem], *, total_sessions: int,
     rows = [[_MARK.get(p.severity, "?"), str(p.sessions), str(p.clients), p.code,
              _clip(printable(p.server)), _cert(p), _seen(p), _samples(p.samples, named)]
             for p in problems]
-    widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head) - 1)]
+    widths = [max(cells(r[i]) for r in [head, *rows]) for i in range(len(head) - 1)]
 
-    def line(cells: list[str]) -> str:
-        return "  ".join(c.ljust(w) for c, w in zip(cells, widths, strict=False)) + "  " + cells[-1]
+    def line(row: list[str]) -> str:
+        return "  ".join(pad(c, w) for c, w in zip(row, widths, strict=False)) + "  " + row[-1]
 
     lines.append(line(head).rstrip())
     for p, row in zip(problems, rows, strict=True):
