@@ -491,3 +491,24 @@ def test_a_1_gb_key_log_finds_its_sessions_in_bounded_memory(keyed, tmp_path, wi
         assert _codes(s) == _codes(with_keys[name]), name
         assert s["smtp_tls"] == with_keys[name]["smtp_tls"], name
     assert peak_kib * 1024 < 400 << 20  # a 96 MB index and the scan: not the file's 1 GB
+
+
+@pytest.mark.parametrize("jobs", ["1", "2"])
+@pytest.mark.parametrize("keyed_first", [True, False])
+def test_a_secrets_block_serves_only_the_file_it_is_in(keyed, jobs, keyed_first):
+    """`fastcap scan keyed.pcapng keyed.pcap`: the pcapng's block decrypts its own sessions
+    and none of the pcap's, which read as they do scanned alone (no keys given: no
+    `no_key_for_session`), as `tshark -r keyed.pcap` decrypts nothing whatever other file
+    holds the keys (tests/test_decrypt_tshark.py)."""
+    files = [str(keyed.pcapng), str(keyed.pcap)]
+    if not keyed_first:
+        files.reverse()
+    both = _cli("scan", "--format", "json", "-j", jobs, *files)
+    alone = _cli("scan", "--format", "json", "-j", jobs, str(keyed.pcap))
+    got = {f["path"]: f["sessions"] for f in json.loads(both.stdout)["files"]}
+    assert all(s["decryption"]["keys_found"] for s in got[str(keyed.pcapng)])
+    assert all(s.get("decryption") is None for s in got[str(keyed.pcap)])
+    assert got[str(keyed.pcap)] == _sessions_json(alone)
+    for r in scanner.scan_files(files, jobs=int(jobs)):  # the API reads them as the CLI does
+        keyed_file = r.path == str(keyed.pcapng)
+        assert all((s.decryption is not None) == keyed_file for s in r.sessions), r.path

@@ -366,14 +366,13 @@ def _keylog(args) -> tuple[str, ...]:
     return (env,) if env else ()
 
 
-def _with_keys(options: ScanOptions, files: Sequence[str] = ()) -> ScanOptions:
-    """The key log read once, with the secrets blocks of `files`; its warnings (file and
-    line) reported on stderr."""
+def _with_keys(options: ScanOptions) -> ScanOptions:
+    """The key log files read once, for every capture; their warnings (file and line)
+    reported on stderr.  A capture's own secrets blocks are read with it and serve only its
+    sessions (and those of the files that continue it), as tshark -r uses a file's blocks."""
     from .session import with_keys
 
     keyed = with_keys(options)
-    for f in files:
-        keyed = with_keys(keyed, f)
     for w in getattr(keyed.key_index, "warnings", ()):
         print(f"fastcap: warning: {w}", file=_ERR)
     return keyed
@@ -695,7 +694,7 @@ def _inputs(args, options: ScanOptions, errors: list[dict]) -> tuple[ScanOptions
     from .read.inputs import expand_inputs
 
     files, notes, bad_args = expand_inputs(args.files) if args.files else ([], [], [])
-    options = _with_keys(options, files)
+    options = _with_keys(options)
     code = EXIT_PROBLEMS if getattr(options.key_index, "warnings", None) else EXIT_OK
     if _told_inputs(notes, bad_args, errors):
         code = EXIT_UNREADABLE
@@ -878,8 +877,7 @@ def _cmd_follow(args) -> int:
         return EXIT_UNREADABLE
     options = _with_keys(ScanOptions(
         ports=args.ports, implicit_tls_ports=args.implicit_tls_ports, backend=args.backend,
-        stream_cap=args.stream_cap, keylog=_keylog(args), decrypt_limit=args.decrypt_limit),
-        [args.file, *args.more])
+        stream_cap=args.stream_cap, keylog=_keylog(args), decrypt_limit=args.decrypt_limit))
     if args.more:
         return _follow_in_run(args, options)
     if args.in_file is not None and args.in_file != args.file:

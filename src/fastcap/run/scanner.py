@@ -108,7 +108,8 @@ def _keyed(o: ScanOptions, path: str | os.PathLike | None = None
     """``with_keys(o, path)`` and the warnings reading those keys gave (a garbled line of a
     key log file or of ``path``'s Decryption Secrets Blocks, each naming its source and line),
     for the summary: the API reports them there as the CLI does on stderr.  Keys read before
-    (the CLI reads every file's first and reports them itself) give none, so each is told once."""
+    (the CLI reads the key log files first and reports them itself) give none, so each is
+    told once."""
     keys = o.key_index
     told = (len(keys.warnings), keys.warnings_dropped) if keys is not None else (0, 0)
     keyed = with_keys(o, path)
@@ -287,11 +288,10 @@ def _iter_file_streams(paths: list[str], o: ScanOptions, executor, analyzer: Che
     # A file read alone lies between: the files on either side of it are no one run.
     apart = {m for m, i in enumerate(i for i, a in enumerate(alone) if not a)
              if i in apart_at or (i > 0 and alone[i - 1])}
-    o, key_warnings = _keyed(o)  # the key log files': told in the first file's summary
-    told: dict[str, list[str]] = {}
-    for p in mapped:  # read together: every file's secrets blocks before any session
-        o, got = _keyed(o, p)
-        told.setdefault(p, got)  # a file named twice is read (and told) once
+    # The key log files' keys serve every file (told in the first file's summary); a file's
+    # secrets blocks serve its own sessions and those of the files that continue it, as
+    # the walk meets them (KeysAsRead), never a file read apart, as tshark reads each file.
+    o, key_warnings = _keyed(o)
     if executor is not None:
         dealt = split.iter_split_files(mapped, o, jobs=jobs, executor=executor,
                                        parts=parts, progress=progress, apart=apart)
@@ -306,7 +306,7 @@ def _iter_file_streams(paths: list[str], o: ScanOptions, executor, analyzer: Che
         for _ in last or ():  # what the caller left of the previous file
             pass
         summary = ScanSummary(p)
-        summary.warnings += key_warnings + told.pop(p, [])
+        summary.warnings += key_warnings
         key_warnings = []
         fs = FileStream(p, iter([]), summary)
         if a:
