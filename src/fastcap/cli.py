@@ -112,6 +112,12 @@ def _jobs(text: str) -> int:
     return _whole(text, "number of jobs", 1)
 
 
+def _session(text: str) -> int:
+    """follow --session: sessions are numbered from 1, so 0 or -1 names none (a usage
+    error, told before the capture is read through to find it missing)."""
+    return _whole(text, "session number", 1)
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse, with a usage error told in one line, as fastcap's other errors are: the
     usage block (a dozen lines for scan) is what ``--help`` is for, and the line names it.
@@ -189,7 +195,7 @@ def _parser() -> _Parser:
     fo.add_argument("more", metavar="NEXT", nargs="*",
                     help="more files, read as `scan FILE NEXT...` reads them (a ring "
                          "buffer's files joined): sessions numbered and followed as it does")
-    fo.add_argument("--session", type=int, required=True, metavar="N",
+    fo.add_argument("--session", type=_session, required=True, metavar="N",
                     help="session number, as scan and follow number them (from 1)")
     fo.add_argument("--in", dest="in_file", metavar="FILE",
                     help="with several files, the one session N is numbered in (default "
@@ -308,7 +314,7 @@ def _utc_offset(text: str) -> int | LogZone:
             f"not a UTC offset or time zone: {text!r} (e.g. +01:00 or Europe/Berlin)")
     hours, minutes = (int(digits[:-2] or 0), int(digits[-2:])) if len(digits) > 2 else (
         int(digits), 0)
-    if hours > 14 or minutes >= 60:
+    if minutes >= 60 or hours * 60 + minutes > 14 * 60:  # UTC+14:00, Kiribati's, is the most
         raise argparse.ArgumentTypeError(f"UTC offset {text!r} is out of range")
     return sign * (hours * 3600 + minutes * 60)
 
