@@ -509,6 +509,11 @@ def test_a_secrets_block_serves_only_the_file_it_is_in(keyed, jobs, keyed_first)
     assert all(s["decryption"]["keys_found"] for s in got[str(keyed.pcapng)])
     assert all(s.get("decryption") is None for s in got[str(keyed.pcap)])
     assert got[str(keyed.pcap)] == _sessions_json(alone)
-    for r in scanner.scan_files(files, jobs=int(jobs)):  # the API reads them as the CLI does
-        keyed_file = r.path == str(keyed.pcapng)
-        assert all((s.decryption is not None) == keyed_file for s in r.sessions), r.path
+    from fastcap.run.workers import SerialExecutor
+
+    # the API reads them as the CLI does, and so do an executor's tasks (a Dask cluster's)
+    for executor in (None, SerialExecutor()):
+        for r in scanner.scan_files(files, jobs=int(jobs), executor=executor):
+            keyed_file = r.path == str(keyed.pcapng)
+            assert r.sessions and all((s.decryption is not None) == keyed_file
+                                      for s in r.sessions), r.path
