@@ -1,9 +1,10 @@
 """SMTP conversations whose TCP segments travel in IP fragments (IPv4 and IPv6), for the
 defragmentation tests: in order, reversed, interleaved with other flows, duplicated with
 other bytes, overlapping, with a fragment missing or cut by the snap length, with two last
-fragments, sent again after they were complete, with fragments of no data, with a first
-fragment of 8 bytes (the TCP header in two), or with IP options and IPv6 extension headers
-on either side of the fragment header."""
+fragments, sent again after they were complete, with fragments of no data, without the
+first fragment, with a bad TCP data offset, with a first fragment of 8 bytes (the TCP
+header in two), or with IP options and IPv6 extension headers on either side of the
+fragment header."""
 
 from __future__ import annotations
 
@@ -83,6 +84,12 @@ def conversation(mode: str = "order", v6: bool = False, port: int = 25, cport: i
             fr.insert(at, _ip(v6, bytes(bad[32:96]), src, dst, k, 32, True))
         elif mode == "missing" and body is CLIENT_BODY:
             del fr[1]
+        elif mode == "headless" and body is CLIENT_BODY:  # its first fragment never comes
+            del fr[0]
+        elif mode == "bad_offset" and body is CLIENT_BODY:  # a TCP data offset of 4
+            bad = bytearray(seg)
+            bad[12] = 0x40
+            fr = fragments(v6, bytes(bad), src, dst, k)
         elif mode == "snapped":  # the second fragment cut by the snap length
             fr[1] = (fr[1][:-10], len(fr[1]))
         elif mode == "snapped_first":

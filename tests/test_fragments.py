@@ -19,8 +19,10 @@ from fastcap.run.workers import SerialExecutor
 from fastcap.select import fragments
 from fastcap.select.flows import FlowTable
 from fastcap.select.fragments import (
+    BAD_HEADER,
     FRAG_FIRST,
     FRAG_ROW,
+    HEADLESS,
     MAX_PENDING,
     NOT_COMPLETED,
     PIECE_COST,
@@ -39,8 +41,14 @@ from .test_split import _result, _split, _streamed
 BACKENDS = ["python", "native"] if native_available() else ["python"]
 MODES = ["order", "reversed", "shuffled", "duplicated", "duplicated_first", "overlap",
          "overlap_first", "missing", "snapped", "snapped_first", "two_tails", "two_tails_early",
-         "repeated", "repeated_last", "zero_length", "tiny_first", "options"]
-LOST = ("missing", "snapped", "snapped_first", "two_tails", "two_tails_early")  # not whole
+         "repeated", "repeated_last", "zero_length", "tiny_first", "options", "headless",
+         "bad_offset"]
+LOST = ("missing", "snapped", "snapped_first", "two_tails", "two_tails_early", "headless",
+        "bad_offset")  # not whole
+# what a scan of two conversations counts under `skipped`, by mode (none for the others)
+SKIPPED = {"missing": {NOT_COMPLETED: 10},  # 2 x 5 fragments
+           "headless": {HEADLESS: 10},
+           "bad_offset": {BAD_HEADER: 2}}  # the frame completing each datagram
 
 
 def _conns(path: Path, backend: str):
@@ -108,7 +116,7 @@ def test_streams_and_frames_match_tshark(tshark, tmp_path, mode, v6):
     stats = compute_stats(path, ports={25})
     assert stats.selected_frames == len(want_frames)
     if not mode.startswith("snapped"):  # a first fragment of 8 bytes is not cut short
-        assert stats.skipped == ({NOT_COMPLETED: 10} if mode == "missing" else {})  # 2 x 5
+        assert stats.skipped == SKIPPED.get(mode, {})
     follows = _follows(tshark, path, 2)
     for backend in BACKENDS:
         conns = sorted(_conns(path, backend), key=lambda c: c.client_port)
@@ -176,6 +184,26 @@ def test_the_same_whatever_the_split_backend_or_compression(tmp_path, pcapng):
     assert got[0] == whole[0]
 
 
+@pytest.mark.parametrize("v6", [False, True], ids=["ipv4", "ipv6"])
+def test_a_scan_counts_datagrams_lost_for_want_of_a_header(tmp_path, v6):
+    """A datagram whose first fragment never came may have been on a selected port, and one
+    put together with a malformed TCP header gives no segment: each is counted under
+    `skipped`, whatever the backend or `-j`, while fragments on other ports, their first
+    fragment coming last, are let go without a word."""
+    path = tmp_path / "lost.pcap"
+    fragcap.write(path, fragcap.interleaved([
+        fragcap.conversation("headless", v6, seed=1),
+        fragcap.conversation("bad_offset", v6, cport=40001, seed=2, ident=70),
+        fragcap.conversation("reversed", v6, port=80, cport=40002, ident=300)]))
+    whole = _result(path)
+    assert {k: v for k, v in whole[1]["skipped"].items() if k in (HEADLESS, BAD_HEADER)} == {
+        HEADLESS: 5, BAD_HEADER: 1}  # the EHLO's five later fragments; one datagram
+    for backend in BACKENDS:
+        for jobs in (1, 2):
+            assert _result(path, backend=backend, jobs=jobs) == whole, (backend, jobs)
+    assert _streamed(path, 3, workers=True, jobs=2) == whole
+
+
 def test_ring_files_give_up_datagrams_at_their_end_in_every_path(tmp_path):
     """Files of a ring buffer go on from one another, but fragments are not joined across
     them: every path gives up a datagram cut by a file's end, in that file's totals."""
@@ -237,8 +265,9 @@ def test_hostile_fragments_stay_bounded():
 
 
 def test_a_selected_datagram_outlives_fragments_of_other_ports():
-    """Later fragments of TCP on other ports (their first fragments are not selected) never
-    complete: over the bound they go first, and the datagram of a selected port completes."""
+    """Later fragments whose first fragment never comes never complete: over the bound they
+    go first, counted (their port is unknown), and the datagram of a selected port
+    completes."""
     d = Defragmenter()
     head = b"h" * 12 + bytes([0x50]) + b"h" * 7
     d.add(*_row_args(1, 70000, 0, head + b"a" * 12, first=True))
@@ -246,7 +275,7 @@ def test_a_selected_datagram_outlives_fragments_of_other_ports():
         d.add(*_row_args(2 + k, k, 64, b"o" * 8))
     got = d.add(*_row_args(MAX_PENDING + 20, 70000, 32, b"b" * 8, more=False))
     assert got is not None and got.segment == head + b"a" * 12 + b"b" * 8
-    assert len(d) == MAX_PENDING - 1 and d.skipped == {}
+    assert len(d) == MAX_PENDING - 1 and d.skipped == {HEADLESS: 11}
 
 
 def test_fragments_held_stay_within_their_bytes(monkeypatch):
@@ -258,7 +287,8 @@ def test_fragments_held_stay_within_their_bytes(monkeypatch):
         d.add(*_row_args(k, k // 200, 8 + 8 * (k % 200), b"t" * 8))
         assert d.held <= 64 << 10
     d.add(*_row_args(5000, 99, 0, b"h" * 64, first=True))
-    assert len(d) < 20 and d.skipped == {}  # none had a first fragment on a selected port
+    # none had a first fragment: each given up is counted, by its frames
+    assert len(d) < 20 and d.skipped == {HEADLESS: 4000 - 200 * (len(d) - 1)}
 
 
 def test_fragments_cut_by_the_snap_length_are_not_taken():

@@ -2,8 +2,10 @@
 `ipv6.defragment` on (its default): the segment is read in the frame of the fragment that
 completes its datagram, and a datagram never completed gives no segment at all.
 
-Selection (`iter_selected`) keeps each fragment as one row among the selected frames, in
-frame order, marked by `FRAG_ROW` in its flags.  The row's payload is the packet from its
+Selection (`iter_selected`) keeps each fragment of TCP (the first ones on other ports too,
+marked `FRAG_OTHER`: their datagrams are let go, while one whose first fragment never came
+is counted as lost) as one row among the selected frames, in frame order, marked by
+`FRAG_ROW` in its flags.  The row's payload is the packet from its
 source address to the end of the IP packet, so the bytes alone say which datagram it
 belongs to: copied, carried and renumbered with the other rows, it reaches the process
 that reassembles as every other row does.  There one `Defragmenter`, fed the rows in file
@@ -28,6 +30,7 @@ FRAG_ROW = 0x8000  # flags bits of a fragment row (a TCP segment's flags use 9)
 FRAG_MF = 0x4000  # more fragments follow
 FRAG_FIRST = 0x2000  # offset 0, on a selected port: `flow` and `from_a` are its TCP flow's
 FRAG_V6 = 0x1000  # IPv6 (else IPv4)
+FRAG_OTHER = 0x0800  # offset 0, on no selected port: its datagram is let go without a word
 
 MAX_PENDING = 4096  # datagrams awaiting fragments; the oldest is given up
 MAX_DATAGRAM = 65535  # bytes of a datagram's fragmentable part (a fragment past it is dropped)
@@ -38,6 +41,9 @@ MAX_AGE = 65536  # frames after its first fragment a datagram may still be compl
 
 NOT_COMPLETED = ("TCP segments on a selected port in IP fragments never completed "
                  "(not reassembled)")
+HEADLESS = ("IP fragments of TCP whose first fragment was never seen (port unknown, "
+            "not reassembled)")
+BAD_HEADER = "malformed TCP header"  # as a whole frame's is counted
 SNAPPED = ("IP fragments of TCP segments on a selected port cut by the snap length "
            "(not reassembled)")
 
@@ -51,6 +57,13 @@ class Datagram:
     flow: int
     from_a: bool
     segment: bytes
+
+    @property
+    def usable(self) -> bool:
+        """Whether its TCP header is whole (data offset 5 or more, within the segment): a
+        datagram without one is counted (`BAD_HEADER`) and gives no segment, as a frame
+        would not, yet it is on its port as Wireshark reads it."""
+        return _header_ok(self.segment)
 
 
 @dataclass(slots=True)
@@ -66,6 +79,8 @@ class _Pending:
     from_a: bool = False
     tcp_at: int = 0
     frames: int = 0  # fragment rows taken, counted when given up
+    other: bool = False  # its first fragment is on no selected port: no data is kept
+    late: bool = False  # begun after a datagram of its key was put together (late copies)
 
 
 def _key(flags: int, raw: bytes, ident: int, vlan: int) -> tuple[bool, bytes, int, int]:
@@ -81,8 +96,10 @@ class Defragmenter:
     The datagram's length is set by the first fragment seen without MF; bytes past it are
     dropped.  Fragments of no data, and fragments cut by the snap length, are not taken (as
     Wireshark does not defragment them); a first fragment cut so is counted.  Datagrams
-    given up hold a first fragment on a selected port are counted under `skipped` (frames),
-    the others were not on a selected port as far as anything shows.
+    given up are counted under `skipped` by their frames: those holding a first fragment on
+    a selected port, and those whose first fragment never came (they may have been on one),
+    unless a datagram of their key was put together lately (they are its late copies).  A
+    datagram put together with a malformed TCP header is counted too.
 
     Over a bound, the datagram given up is the oldest of those whose first fragment is not
     there (fragments of TCP on other ports never get one), else the oldest."""
@@ -90,6 +107,9 @@ class Defragmenter:
     def __init__(self) -> None:
         self._pending: OrderedDict[tuple[bool, bytes, int, int], _Pending] = OrderedDict()
         self._headless: OrderedDict[tuple[bool, bytes, int, int], None] = OrderedDict()
+        # datagrams put together lately -> frame: fragments of theirs that come after are
+        # copies (or past the length a last fragment set), not a datagram lost
+        self._done: OrderedDict[tuple[bool, bytes, int, int], int] = OrderedDict()
         self._held = 0
         self.skipped: Counter = Counter()  # reason -> frames, since taken (`take_skipped`)
 
@@ -115,8 +135,12 @@ class Defragmenter:
         self._held -= p.held
         if p.flow >= 0:
             self.skipped[NOT_COMPLETED] += p.frames
+        elif not (p.other or p.late):  # it may have been on a selected port: it was lost
+            self.skipped[HEADLESS] += p.frames
 
     def _expire(self, frame_no: int) -> None:
+        while self._done and next(iter(self._done.values())) + MAX_AGE < frame_no:
+            self._done.popitem(last=False)
         while self._pending:
             key, p = next(iter(self._pending.items()))
             if p.first_frame + MAX_AGE >= frame_no:
@@ -134,6 +158,8 @@ class Defragmenter:
         the other arguments its columns.  The datagram it completes, if any."""
         self._expire(frame_no)
         first = bool(flags & FRAG_FIRST)
+        if flags & FRAG_OTHER:
+            return self._other(frame_no, flags, seq, ident, raw, length - skip)
         if len(raw) < length or skip > length or length < (32 if flags & FRAG_V6 else 8):
             if first and len(raw) < length:
                 self.skipped[SNAPPED] += 1
@@ -144,26 +170,19 @@ class Defragmenter:
         if not data or offset + len(data) > MAX_DATAGRAM:
             return None
         key = _key(flags, raw, ident, vlan)
-        p = self._pending.get(key)
-        if p is None:
-            while len(self._pending) >= MAX_PENDING:
-                self._give_up(self._victim())
-            p = self._pending[key] = _Pending(frame_no)
-            self._headless[key] = None
-        if len(p.pieces) >= MAX_FRAGMENTS:
+        p = self._pending_for(key, frame_no)
+        if len(p.pieces) >= MAX_FRAGMENTS or p.other and p.frames >= MAX_FRAGMENTS:
             return None
         p.frames += 1
-        if first and p.flow < 0:
+        if first and p.flow < 0 and not p.other:
             p.flow, p.from_a, p.tcp_at = flow, from_a, seq
             del self._headless[key]
         if not flags & FRAG_MF and p.end is None:
             p.end = offset + len(data)
+        _cover(p, offset, offset + len(data))
+        if p.other:  # none of ours: its bytes are not kept, only where they lie
+            return self._let_go(key, p)
         p.pieces.append((offset, data))
-        a, b = offset, offset + len(data)
-        i, j = bisect_left(p.ends, a), bisect_right(p.starts, b)  # spans it touches
-        if i < j:
-            a, b = min(a, p.starts[i]), max(b, p.ends[j - 1])
-        p.starts[i:j], p.ends[i:j] = [a], [b]
         p.held += len(data) + PIECE_COST
         self._held += len(data) + PIECE_COST
         while self._held > MAX_HELD and self._pending:
@@ -172,6 +191,51 @@ class Defragmenter:
             if victim == key:
                 return None
         return self._complete(key, p, frame_no, ts_ns)
+
+    def _pending_for(self, key: tuple[bool, bytes, int, int], frame_no: int) -> _Pending:
+        p = self._pending.get(key)
+        if p is None:
+            while len(self._pending) >= MAX_PENDING:
+                self._give_up(self._victim())
+            p = self._pending[key] = _Pending(frame_no)
+            p.late = key in self._done
+            self._headless[key] = None
+        return p
+
+    def _put_together(self, key: tuple[bool, bytes, int, int], frame_no: int) -> None:
+        self._pending.pop(key)
+        self._headless.pop(key, None)
+        self._done.pop(key, None)
+        self._done[key] = frame_no
+        if len(self._done) > MAX_PENDING:
+            self._done.popitem(last=False)
+
+    def _other(self, frame_no: int, flags: int, seq: int, ident: int, raw: bytes,
+               size: int) -> None:
+        """A first fragment of TCP on no selected port: its datagram is dropped, and its
+        later fragments with it, uncounted.  A first fragment seen before on a selected port
+        stays (the first copy's bytes are the datagram's, as for any overlap)."""
+        if len(raw) < (32 if flags & FRAG_V6 else 8) or size <= 0 or size > MAX_DATAGRAM:
+            return None
+        key = _key(flags, raw, ident, seq >> 16)
+        p = self._pending_for(key, frame_no)
+        if p.flow >= 0 or p.frames >= MAX_FRAGMENTS:
+            return None
+        if not p.other:
+            p.other = True
+            self._held -= p.held
+            p.held, p.pieces = 0, []
+        p.frames += 1
+        if not flags & FRAG_MF and p.end is None:
+            p.end = size
+        _cover(p, 0, size)
+        return self._let_go(key, p)
+
+    def _let_go(self, key: tuple[bool, bytes, int, int], p: _Pending) -> None:
+        """A datagram of no selected port is forgotten once all its bytes came."""
+        if p.end is not None and p.starts[0] == 0 and p.ends[0] >= p.end:
+            self._put_together(key, p.first_frame)
+        return None
 
     def _complete(self, key: tuple[bool, bytes, int, int], p: _Pending, frame_no: int,
                   ts_ns: int) -> Datagram | None:
@@ -185,12 +249,11 @@ class Defragmenter:
             if stop > filled:
                 out[filled:stop] = data[filled - off:stop - off]
                 filled = stop
-        del self._pending[key]
+        self._put_together(key, frame_no)
         self._held -= p.held
         seg = bytes(out[p.tcp_at:])
-        hl = (seg[12] >> 4) * 4 if len(seg) >= 20 else 0
-        if hl < 20 or hl > len(seg):  # no usable TCP header, as a frame's would not be
-            return None
+        if not _header_ok(seg):
+            self.skipped[BAD_HEADER] += 1
         return Datagram(frame_no, ts_ns, p.flow, p.from_a, seg)
 
     def add_row(self, cols, i: int, buf) -> Datagram | None:
@@ -206,3 +269,16 @@ class Defragmenter:
         return self.add(int(cols.frame_no[i]), int(cols.ts_ns[i]), int(cols.flow[i]),
                         bool(cols.from_a[i]), int(t.flags[i]), int(t.seq[i]), int(t.ack[i]),
                         int(t.window[i]), raw, length)
+
+
+def _cover(p: _Pending, a: int, b: int) -> None:
+    """Bytes [a, b) of `p`'s datagram came: merged into its sorted disjoint spans."""
+    i, j = bisect_left(p.ends, a), bisect_right(p.starts, b)  # spans it touches
+    if i < j:
+        a, b = min(a, p.starts[i]), max(b, p.ends[j - 1])
+    p.starts[i:j], p.ends[i:j] = [a], [b]
+
+
+def _header_ok(seg: bytes) -> bool:
+    hl = (seg[12] >> 4) * 4 if len(seg) >= 20 else 0
+    return 20 <= hl <= len(seg)

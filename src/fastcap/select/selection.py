@@ -19,7 +19,7 @@ from ..read.capture import Capture, WalkState
 from ..read.frames import F_NO_TS, F_OVER_SNAPLEN, F_SNAPPED, NO_TS
 from .decode import LINKTYPE_ETHERNET, Headers, Status, TcpFields, decode_tcp
 from .flows import FlowTable, port_lut
-from .fragments import FRAG_FIRST, FRAG_MF, FRAG_ROW, FRAG_V6
+from .fragments import FRAG_FIRST, FRAG_MF, FRAG_OTHER, FRAG_ROW, FRAG_V6
 from .screen import TUNNEL_PORTS, Ports, Screened, screen
 from .tunnels import TUNNEL_NAMES
 
@@ -299,9 +299,13 @@ def iter_selected(cap: Capture, ports: Iterable[int] = DEFAULT_PORTS,
             irows, isp, idp = icmp_quoted_ports(buf, win.offset[sc.rows], caplen[sc.rows], hd)
             counters.icmp_about_selected += int(np.count_nonzero(lut[isp] | lut[idp]))
         hd = sc.inner
-        pick = np.flatnonzero(hd.is_tcp & (lut[hd.sport] | lut[hd.dport]))
-        later = np.flatnonzero((hd.frag == 2) & (hd.status == Status.OK) & (
+        on_port = lut[hd.sport] | lut[hd.dport]
+        pick = np.flatnonzero(hd.is_tcp & on_port)
+        # later fragments of any TCP datagram, and first fragments on other ports (so that
+        # a datagram whose first fragment never came is told from one that is not ours)
+        later = np.flatnonzero(((hd.frag == 2) & (hd.status == Status.OK) & (
             (hd.ip_proto == 6) | ((hd.l3 == 6) & (hd.ip_proto == 60))))
+            | ((hd.frag == 1) & hd.is_tcp & ~on_port))
         if len(pick) == 0 and len(later) == 0:
             continue
         rows = sc.rows[pick]
@@ -368,7 +372,7 @@ def _with_fragments(buf: np.ndarray, offset: np.ndarray, caplen: np.ndarray,
                                                    np.ndarray, np.ndarray]:
     """The window's selected rows with its TCP fragments as fragment rows (`fragments`):
     first fragments on selected ports in place, the later fragments of any TCP datagram
-    added, all in frame order."""
+    and the first fragments on other ports added, all in frame order."""
     hp = hd.take(pick)
     keep = np.ones(len(pick), bool)
     extra: list[tuple] = []  # (window row, flow, from_a, file off, seq, ack, flags, window,
@@ -392,6 +396,9 @@ def _with_fragments(buf: np.ndarray, offset: np.ndarray, caplen: np.ndarray,
             flags |= FRAG_FIRST
             off = (off & ~0xFFFF) | (int(hd.l4_off[j]) - data_at)  # the VLAN, and the TCP header
             flow, a = int(fid[i]), bool(from_a[i])
+        elif int(hd.frag[j]) == 1:
+            flags |= FRAG_OTHER
+            flow, a = -1, False
         else:
             flow, a = -1, False
         extra.append((r, flow, a, base + start, off, ident, flags, data_at - start,

@@ -421,7 +421,7 @@ class Reassembler:
         """Fragment row i given to the defragmenter: the segment it completes, as one row
         whose payload lies in the bytes returned with it."""
         d = self.defrag.add_row(cols, i, self._buf)
-        return None if d is None else _segment_row(d)
+        return None if d is None or not d.usable else _segment_row(d)
 
     def finish(self) -> list[Connection]:
         """End of capture: every connection still held, ordered by index."""
