@@ -117,12 +117,25 @@ def conversation(mode: str = "order", v6: bool = False, port: int = 25, cport: i
     return out
 
 
-def tagged(frame: bytes, vlans: list[int]) -> bytes:
-    """An Ethernet frame put under 802.1ad/802.1Q tags (outermost first)."""
-    tpids = [0x88A8] * (len(vlans) - 1) + [0x8100]
+def tagged(frame: bytes, vlans: list[int], tpids: list[int] | None = None) -> bytes:
+    """An Ethernet frame put under 802.1ad/802.1Q tags (outermost first), or under tags of
+    the `tpids` given."""
+    tpids = tpids or [0x88A8] * (len(vlans) - 1) + [0x8100]
     tags = b"".join(t.to_bytes(2, "big") + v.to_bytes(2, "big")
                     for t, v in zip(tpids, vlans, strict=True))
     return frame[:12] + tags + frame[12:]
+
+
+def vxlan(frame: bytes) -> bytes:
+    """An Ethernet frame carried in VXLAN (UDP port 4789) over IPv4."""
+    return p.ether(p.ipv4(p.udp(5555, 4789, bytes((8, 0, 0, 0, 0, 0, 1, 0)) + frame), 17,
+                          "192.0.2.1", "192.0.2.2"), 0x0800)
+
+
+def gre(frame: bytes) -> bytes:
+    """The IP packet of an Ethernet frame carried in GRE over IPv4."""
+    return p.ether(p.ipv4(b"\x00\x00" + frame[12:14] + frame[14:], 47, "192.0.2.1",
+                          "192.0.2.2"), 0x0800)
 
 
 def interleaved(conversations: list[list[bytes]]) -> list[bytes]:

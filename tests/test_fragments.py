@@ -148,6 +148,44 @@ def test_datagrams_on_other_vlans_stay_apart_as_in_tshark(tshark, tmp_path, v6, 
     assert compute_stats(path, ports={25}).selected_frames == len(want)
 
 
+def _tags(vlans: list[int], tpids: list[int] | None = None):
+    return lambda f: fragcap.tagged(f, vlans, tpids) if vlans else f
+
+
+_Q = [0x8100, 0x8100]
+KEYED = {  # two datagrams of one source, destination and identification (or XOR-alike)
+    "vxlan-outer-tags": [(_tags([5]), fragcap.vxlan, 5), (_tags([6]), fragcap.vxlan, 5)],
+    "vxlan-outer-tag-first": [(_tags([7]), lambda f: fragcap.vxlan(_tags([5])(f)), 5),
+                              (_tags([7]), lambda f: fragcap.vxlan(_tags([6])(f)), 5)],
+    "vxlan-inner-tags": [(None, lambda f: fragcap.vxlan(_tags([5])(f)), 5),
+                         (None, lambda f: fragcap.vxlan(_tags([6])(f)), 5)],
+    "gre-outer-tags": [(_tags([5]), fragcap.gre, 5), (_tags([6]), fragcap.gre, 5)],
+    "802.1q-twice": [(None, _tags([5, 7], _Q), 5), (None, _tags([6, 7], _Q), 5)],
+    "priority-tag": [(None, _tags([0, 5], _Q), 5), (None, _tags([0, 6], _Q), 5)],
+    "id-xor-vlan": [(None, _tags([5]), 7), (None, _tags([7]), 5)],
+}
+
+
+@pytest.mark.parametrize("case", list(KEYED))
+def test_datagrams_are_keyed_by_the_vlan_tshark_reads_first(tshark, tmp_path, case):
+    """Wireshark keys an IPv4 datagram by its identification XORed with the VLAN id read
+    first in the frame (an 802.1Q tag of an id other than 0, so a tunnel's outer frame's
+    before its inner frame's): interleaved datagrams stay apart or are joined as in tshark,
+    the same in both backends."""
+    frames = []
+    for k, (outer, wrap, ident) in enumerate(KEYED[case]):
+        seg = p.tcp(40000, 25, 1, 1, p.ACK, bytes([65 + k]) * 200, src="10.0.0.1",
+                    dst="10.0.0.2")
+        frames.append([(outer or (lambda f: f))(wrap(f)) for f in
+                       fragcap.fragments(False, seg, "10.0.0.1", "10.0.0.2", ident)])
+    path = tmp_path / "keyed.pcap"
+    fragcap.write(path, fragcap.interleaved(frames))
+    want = _frames(tshark, path)
+    assert len(want) == (1 if case == "vxlan-outer-tag-first" or case == "id-xor-vlan" else 2)
+    for backend in BACKENDS:
+        assert compute_stats(path, ports={25}, backend=backend).selected_frames == len(want)
+
+
 def _capture(tmp_path: Path, pcapng: bool = False) -> Path:
     """Several fragmented conversations in a row, so that byte ranges cut datagrams."""
     frames = []

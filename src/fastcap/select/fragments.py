@@ -13,11 +13,11 @@ order, turns each completed datagram into one TCP segment.  So whatever the byte
 workers, every scan sees the same datagrams.
 
 The rows' other columns: `seq` the fragment's offset in bytes (for a first fragment: where
-its TCP header begins within the datagram) in its low 16 bits, and above them, for IPv4 under
-VLAN tags, the innermost VLAN id + 1 (Wireshark keeps apart the IPv4 datagrams of different
-VLANs, not the IPv6 ones), `ack` the datagram's identification, `window`
-where the fragment's data begins in the payload; `flow` and `from_a` the TCP flow of a
-first fragment (its ports are known), -1 and False for the others.
+its TCP header begins within the datagram), `ack` the datagram's identification as Wireshark
+keys it (for IPv4, XORed with the VLAN id it reads first, so datagrams of different VLANs
+stay apart; IPv6 keys no VLAN), `window` where the fragment's data begins in the payload;
+`flow` and `from_a` the TCP flow of a first fragment (its ports are known), -1 and False
+for the others.
 """
 
 from __future__ import annotations
@@ -83,9 +83,12 @@ class _Pending:
     late: bool = False  # begun after a datagram of its key was put together (late copies)
 
 
-def _key(flags: int, raw: bytes, ident: int, vlan: int) -> tuple[bool, bytes, int, int]:
+_Key = tuple[bool, bytes, int]  # IPv6, the addresses, the identification as keyed
+
+
+def _key(flags: int, raw: bytes, ident: int) -> _Key:
     v6 = bool(flags & FRAG_V6)
-    return v6, raw[:32] if v6 else raw[:8], ident, vlan
+    return v6, raw[:32] if v6 else raw[:8], ident
 
 
 class Defragmenter:
@@ -105,11 +108,11 @@ class Defragmenter:
     there (fragments of TCP on other ports never get one), else the oldest."""
 
     def __init__(self) -> None:
-        self._pending: OrderedDict[tuple[bool, bytes, int, int], _Pending] = OrderedDict()
-        self._headless: OrderedDict[tuple[bool, bytes, int, int], None] = OrderedDict()
+        self._pending: OrderedDict[_Key, _Pending] = OrderedDict()
+        self._headless: OrderedDict[_Key, None] = OrderedDict()
         # datagrams put together lately -> frame: fragments of theirs that come after are
         # copies (or past the length a last fragment set), not a datagram lost
-        self._done: OrderedDict[tuple[bool, bytes, int, int], int] = OrderedDict()
+        self._done: OrderedDict[_Key, int] = OrderedDict()
         self._held = 0
         self.skipped: Counter = Counter()  # reason -> frames, since taken (`take_skipped`)
 
@@ -126,10 +129,10 @@ class Defragmenter:
         out, self.skipped = self.skipped, Counter()
         return out
 
-    def _victim(self) -> tuple[bool, bytes, int, int]:
+    def _victim(self) -> _Key:
         return next(iter(self._headless or self._pending))
 
-    def _give_up(self, key: tuple[bool, bytes, int, int]) -> None:
+    def _give_up(self, key: _Key) -> None:
         p = self._pending.pop(key)
         self._headless.pop(key, None)
         self._held -= p.held
@@ -159,17 +162,16 @@ class Defragmenter:
         self._expire(frame_no)
         first = bool(flags & FRAG_FIRST)
         if flags & FRAG_OTHER:
-            return self._other(frame_no, flags, seq, ident, raw, length - skip)
+            return self._other(frame_no, flags, ident, raw, length - skip)
         if len(raw) < length or skip > length or length < (32 if flags & FRAG_V6 else 8):
             if first and len(raw) < length:
                 self.skipped[SNAPPED] += 1
             return None
         data = raw[skip:length]
-        vlan, seq = seq >> 16, seq & 0xFFFF
         offset = 0 if first else seq
         if not data or offset + len(data) > MAX_DATAGRAM:
             return None
-        key = _key(flags, raw, ident, vlan)
+        key = _key(flags, raw, ident)
         p = self._pending_for(key, frame_no)
         if len(p.pieces) >= MAX_FRAGMENTS or p.other and p.frames >= MAX_FRAGMENTS:
             return None
@@ -192,7 +194,7 @@ class Defragmenter:
                 return None
         return self._complete(key, p, frame_no, ts_ns)
 
-    def _pending_for(self, key: tuple[bool, bytes, int, int], frame_no: int) -> _Pending:
+    def _pending_for(self, key: _Key, frame_no: int) -> _Pending:
         p = self._pending.get(key)
         if p is None:
             while len(self._pending) >= MAX_PENDING:
@@ -202,7 +204,7 @@ class Defragmenter:
             self._headless[key] = None
         return p
 
-    def _put_together(self, key: tuple[bool, bytes, int, int], frame_no: int) -> None:
+    def _put_together(self, key: _Key, frame_no: int) -> None:
         self._pending.pop(key)
         self._headless.pop(key, None)
         self._done.pop(key, None)
@@ -210,14 +212,13 @@ class Defragmenter:
         if len(self._done) > MAX_PENDING:
             self._done.popitem(last=False)
 
-    def _other(self, frame_no: int, flags: int, seq: int, ident: int, raw: bytes,
-               size: int) -> None:
+    def _other(self, frame_no: int, flags: int, ident: int, raw: bytes, size: int) -> None:
         """A first fragment of TCP on no selected port: its datagram is dropped, and its
         later fragments with it, uncounted.  A first fragment seen before on a selected port
         stays (the first copy's bytes are the datagram's, as for any overlap)."""
         if len(raw) < (32 if flags & FRAG_V6 else 8) or size <= 0 or size > MAX_DATAGRAM:
             return None
-        key = _key(flags, raw, ident, seq >> 16)
+        key = _key(flags, raw, ident)
         p = self._pending_for(key, frame_no)
         if p.flow >= 0 or p.frames >= MAX_FRAGMENTS:
             return None
@@ -231,13 +232,13 @@ class Defragmenter:
         _cover(p, 0, size)
         return self._let_go(key, p)
 
-    def _let_go(self, key: tuple[bool, bytes, int, int], p: _Pending) -> None:
+    def _let_go(self, key: _Key, p: _Pending) -> None:
         """A datagram of no selected port is forgotten once all its bytes came."""
         if p.end is not None and p.starts[0] == 0 and p.ends[0] >= p.end:
             self._put_together(key, p.first_frame)
         return None
 
-    def _complete(self, key: tuple[bool, bytes, int, int], p: _Pending, frame_no: int,
+    def _complete(self, key: _Key, p: _Pending, frame_no: int,
                   ts_ns: int) -> Datagram | None:
         if p.end is None or p.flow < 0 or p.starts[0] > 0 or p.ends[0] < p.end:
             return None  # not all there yet

@@ -317,7 +317,7 @@ def iter_selected(cap: Capture, ports: Iterable[int] = DEFAULT_PORTS,
         if len(later) or hp.frag.any():
             rows, tf, fid, from_a, file_off = _with_fragments(
                 buf, win.offset, caplen, wire, hd, sc.rows, pick, later, tf, fid, from_a,
-                file_off)
+                file_off, _outer_tags(sc, linktype))
         ts = win.ts_ns[rows]  # a copy: fancy indexing
         undated = (win.flags[rows] & F_NO_TS) != 0
         if undated.any():  # a Simple Packet Block's frame: no time, not 1970
@@ -332,25 +332,50 @@ def iter_selected(cap: Capture, ports: Iterable[int] = DEFAULT_PORTS,
         )
 
 
+def _outer_tags(sc: Screened, linktype: np.ndarray) -> np.ndarray | None:
+    """Per row of `sc`, the VLAN tags of the outer Ethernet header of a tunnelled frame
+    (Wireshark reads them before the inner frame's), 0 for the others; None if no row is
+    tunnelled."""
+    if sc.opened is None:
+        return None
+    eth = (sc.opened.kind != 0) & (linktype[sc.rows] == LINKTYPE_ETHERNET)
+    return np.where(eth, sc.headers.vlan_depth, 0)
+
+
 _EXT6 = frozenset((0, 43, 60, 135, 139, 140))  # IPv6 headers before a fragment header
 
 
-def _fragment_fields(buf: np.ndarray, base: int, cap: int, l3: int, v6: bool, tagged: bool
+def _key_vlan(b: bytes, chains: tuple[tuple[int, int], ...]) -> int:
+    """The VLAN id Wireshark keys an IPv4 datagram by: that of the first 802.1Q tag (TPID
+    0x8100 or 0x9100, not 802.1ad's 0x88A8) with an id other than 0, in the order the
+    frame is read; `chains` the (TPID position, number of tags) of each Ethernet header's
+    tags, outermost frame first."""
+    for at, n in chains:
+        for k in range(n):
+            p = at + 4 * k
+            if p >= 0 and p + 4 <= len(b) and b[p:p + 2] in (b"\x81\x00", b"\x91\x00"):
+                vid = int.from_bytes(b[p + 2:p + 4], "big") & 0x0FFF
+                if vid:
+                    return vid
+    return 0
+
+
+def _fragment_fields(buf: np.ndarray, base: int, cap: int, l3: int, v6: bool,
+                     chains: tuple[tuple[int, int], ...]
                      ) -> tuple[int, int, int, int, int] | None:
     """(payload start, data start, offset in bytes, MF, identification) of a fragment whose
     IP header starts at frame byte `l3` (frame at file offset `base`), or None when its
-    fragment header is not where the decoder's walk found it (cut short).  An IPv4 fragment
-    under VLAN tags (`tagged`) has its innermost VLAN id + 1 in the offset's bits 16 and
-    up: Wireshark keeps datagrams of different VLANs apart (IPv4 only)."""
+    fragment header is not where the decoder's walk found it (cut short).  An IPv4 fragment's
+    identification is given as Wireshark keys it, XORed with its VLAN id (`_key_vlan` of
+    the frame's tag `chains`); IPv6 keys no VLAN."""
     b = buf[base:base + cap].tobytes()
     if not v6:
         if l3 + 20 > cap:
             return None
         ihl = (b[l3] & 0x0F) * 4
         fo = int.from_bytes(b[l3 + 6:l3 + 8], "big")
-        vlan = (int.from_bytes(b[l3 - 4:l3 - 2], "big") & 0x0FFF) + 1 if tagged and l3 >= 4 else 0
-        return l3 + 12, l3 + ihl, (fo & 0x1FFF) * 8 | vlan << 16, fo & 0x2000, int.from_bytes(
-            b[l3 + 4:l3 + 6], "big")
+        return l3 + 12, l3 + ihl, (fo & 0x1FFF) * 8, fo & 0x2000, int.from_bytes(
+            b[l3 + 4:l3 + 6], "big") ^ _key_vlan(b, chains)
     nh, p = b[l3 + 6] if l3 + 7 <= cap else -1, l3 + 40
     for _ in range(9):
         if nh == 44:
@@ -368,11 +393,12 @@ def _fragment_fields(buf: np.ndarray, base: int, cap: int, l3: int, v6: bool, ta
 def _with_fragments(buf: np.ndarray, offset: np.ndarray, caplen: np.ndarray,
                     wire: np.ndarray, hd: Headers, sc_rows: np.ndarray, pick: np.ndarray,
                     later: np.ndarray, tf: TcpFields, fid: np.ndarray, from_a: np.ndarray,
-                    file_off: np.ndarray) -> tuple[np.ndarray, TcpFields, np.ndarray,
-                                                   np.ndarray, np.ndarray]:
+                    file_off: np.ndarray, outer_tags: np.ndarray | None
+                    ) -> tuple[np.ndarray, TcpFields, np.ndarray, np.ndarray, np.ndarray]:
     """The window's selected rows with its TCP fragments as fragment rows (`fragments`):
     first fragments on selected ports in place, the later fragments of any TCP datagram
-    and the first fragments on other ports added, all in frame order."""
+    and the first fragments on other ports added, all in frame order.  `outer_tags`, when
+    some rows are tunnelled, holds per row the VLAN tags of its outer Ethernet header."""
     hp = hd.take(pick)
     keep = np.ones(len(pick), bool)
     extra: list[tuple] = []  # (window row, flow, from_a, file off, seq, ack, flags, window,
@@ -385,7 +411,11 @@ def _with_fragments(buf: np.ndarray, offset: np.ndarray, caplen: np.ndarray,
         v6 = int(hd.l3[j]) == 6
         l3 = int(hd.l3_off[j])
         end = min(int(hd.ip_end[j]), max(int(wire[r]), cap))
-        f = _fragment_fields(buf, base, cap, l3, v6, int(hd.vlan_depth[j]) > 0)
+        depth = int(hd.vlan_depth[j])
+        chains = ((l3 - 2 - 4 * depth, depth),)  # the tags just before the IP header
+        if outer_tags is not None and outer_tags[j]:  # a tunnel's: its outer frame's first
+            chains = ((12, int(outer_tags[j])), *chains)
+        f = _fragment_fields(buf, base, cap, l3, v6, chains)
         if first:
             keep[i] = False
         if f is None:
@@ -394,7 +424,7 @@ def _with_fragments(buf: np.ndarray, offset: np.ndarray, caplen: np.ndarray,
         flags = FRAG_ROW | (FRAG_MF if mf else 0) | (FRAG_V6 if v6 else 0)
         if first:
             flags |= FRAG_FIRST
-            off = (off & ~0xFFFF) | (int(hd.l4_off[j]) - data_at)  # the VLAN, and the TCP header
+            off = int(hd.l4_off[j]) - data_at  # where the TCP header begins
             flow, a = int(fid[i]), bool(from_a[i])
         elif int(hd.frag[j]) == 1:
             flags |= FRAG_OTHER
