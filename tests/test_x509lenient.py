@@ -375,6 +375,8 @@ LENGTHS = {  # id: (which element of the leaf, form)
     "san_value_81": ("san", "81"),
     "tbs_80": ("tbs", "80"),
     "outer_8200": ("outer", "8200"),
+    "signature_81": ("signature", "81"),  # the BIT STRING holding it
+    "public_key_8200": ("public_key", "8200"),
 }
 
 
@@ -386,6 +388,9 @@ def _lengthen(der: bytes, key, where: str, form: str, sign: bool = True) -> byte
     at = {"serial": 1, "validity": 4, "subject": 5, "extensions": 7}.get(where)
     if at is not None:
         fields[at] = _long(fields[at], form)
+    elif where == "public_key":
+        alg_id, bits = _elements(_content(fields[6]))
+        fields[6] = _der(0x30, alg_id, _long(bits, form))
     elif where == "san":  # the GeneralNames inside the extension's OCTET STRING
         ext = _elements(_content(_content(fields[7])))[0]
         oid, value = _elements(_content(ext))
@@ -395,7 +400,7 @@ def _lengthen(der: bytes, key, where: str, form: str, sign: bool = True) -> byte
                else _der(0x30, *fields))
     if sign:
         sig = _der(0x03, b"\x00" + key.sign(new_tbs, ec.ECDSA(hashes.SHA256())))
-    whole = _der(0x30, new_tbs, alg, sig)
+    whole = _der(0x30, new_tbs, alg, _long(sig, form) if where == "signature" else sig)
     return _long(whole, form) if where == "outer" else whole
 
 
@@ -415,7 +420,7 @@ def test_lengths_in_a_long_form_judged_as_openssl(case, key, tmp_path):
     assert got.certs[0].parse_error is None and got.name_matches
     assert got.certs[0].sha256 == hashlib.sha256(leaf).hexdigest()
     assert any("a length not in its shortest definite form" in n for n in got.profile_notes)
-    if where not in ("outer", "san"):  # the signed bytes changed: the old signature fails
+    if where not in ("outer", "san", "signature"):  # signed bytes changed: old signature fails
         stale = _lengthen(_leaf(key), key, where, form, sign=False)
         got = Analyzer(TrustStore([root]), today=NOW).check([stale], role="client", at=NOW)
         assert (got.path_error, got.path_error_depth) == _openssl(tmp_path, root, stale)
@@ -464,3 +469,88 @@ def test_a_root_no_reading_makes_load_is_skipped_or_named(body, tmp_path):
     assert TrustStore._from_pem_bytes(data, "bundle", strict=False).roots == (root,)
     with pytest.raises(ValueError, match="ca.pem: certificate #1 is malformed"):
         TrustStore.from_bundle(data, "ca.pem")
+
+
+def _openssl_reads(tmp_path, der: bytes) -> bool:
+    (tmp_path / "one.pem").write_bytes(_pem(der))
+    return subprocess.run([OPENSSL, "x509", "-noout", "-in", str(tmp_path / "one.pem")],
+                          capture_output=True, timeout=30).returncode == 0
+
+
+def _ku_leaf(key, ku: x509.KeyUsage, form: str) -> bytes:
+    """A leaf whose keyUsage is in a BER ``form`` OpenSSL joins: its extnValue a constructed
+    OCTET STRING ("octets" one piece, "octets_split" two, "octets_80" of indefinite length),
+    or the BIT STRING inside it constructed ("bits"); or a constructed INTEGER serial
+    ("serial"), which OpenSSL refuses."""
+    der = (x509.CertificateBuilder().subject_name(LEAF_NAME).issuer_name(ROOT_NAME)
+           .public_key(key.public_key()).serial_number(2)
+           .not_valid_before(NOW - DAY).not_valid_after(NOW + DAY)
+           .add_extension(x509.SubjectAlternativeName([x509.DNSName("mail.fabrikam.com")]), False)
+           .add_extension(ku, True).sign(key, hashes.SHA256())
+           .public_bytes(serialization.Encoding.DER))
+    fields = _elements(_content(_elements(_content(der))[0]))
+    san, ku_ext = _elements(_content(_content(fields[7])))
+    oid, critical, value = _elements(_content(ku_ext))
+    bits = _content(value)
+    value = {"octets": _der(0x24, value),
+             "octets_split": _der(0x24, _der(0x04, bits[:2]), _der(0x04, bits[2:])),
+             "octets_80": b"\x24\x80" + value + b"\0\0",
+             "bits": _der(0x04, _der(0x23, bits))}.get(form, value)
+    fields[7] = _der(0xA3, _der(0x30, san, _der(0x30, oid, critical, value)))
+    if form == "serial":
+        fields[1] = _der(0x22, fields[1])
+    tbs = _der(0x30, *fields)
+    sig = key.sign(tbs, ec.ECDSA(hashes.SHA256()))
+    alg = _der(0x30, _der(0x06, bytes.fromhex("2a8648ce3d040302")))
+    return _der(0x30, tbs, alg, _der(0x03, b"\x00" + sig))
+
+
+KU_SIGN = x509.KeyUsage(True, False, False, False, False, False, False, False, False)
+KU_ENCIPHER = x509.KeyUsage(False, False, True, False, False, False, False, False, False)
+
+
+@pytest.mark.skipif(OPENSSL is None, reason="openssl command not installed")
+@pytest.mark.parametrize("form", ["octets", "octets_split", "octets_80", "bits", "serial"])
+@pytest.mark.parametrize("ku", [KU_SIGN, KU_ENCIPHER], ids=["sign", "encipher"])
+def test_strings_in_constructed_form_judged_as_openssl(form, ku, key, tmp_path):
+    """BER lets a string be cut into pieces in a constructed element; OpenSSL joins them in
+    any string (an extension's value, a keyUsage), so its keyUsage still rules the purpose.
+    It refuses a constructed INTEGER: such a certificate is unparseable in both."""
+    root, leaf = _root(key), _ku_leaf(key, ku, form)
+    with pytest.raises(ValueError):
+        x509.load_der_x509_certificate(leaf).extensions  # noqa: B018
+    got = Analyzer(TrustStore([root]), today=NOW).check([leaf], role="client", at=NOW,
+                                                         expected_name="mail.fabrikam.com")
+    if form == "serial":
+        assert not _openssl_reads(tmp_path, leaf)
+        assert got.certs[0].parse_error is not None and got.path_error is None
+        return
+    assert _openssl_reads(tmp_path, leaf)
+    assert (got.path_error, got.path_error_depth) == _openssl(tmp_path, root, leaf)
+    assert got.certs[0].parse_error is None and got.name_matches
+    assert got.path_error == (None if ku is KU_SIGN else "unsuitable certificate purpose")
+    what = "BIT STRING" if form == "bits" else "OCTET STRING"
+    assert any(f"not strict DER ({what} in constructed form)" in n
+               for n in (got.detail, *got.profile_notes))
+
+
+def test_joined_strings_follow_openssls_limits():
+    """Pieces of any tag, up to five levels deep; an end-of-contents inside a definite
+    length, a constructed INTEGER, and a sixth level are refused or left as they are."""
+    from fastcap.proto.tls.der import DerError, definite
+
+    def flat(hexed: str) -> tuple[bytes, list[int]]:
+        raw, joined = bytes.fromhex(hexed.replace(" ", "")), []
+        return definite(raw, 0, len(raw), joined)[0], joined
+
+    assert flat("2480 0401aa 0c01bb 0000") == (b"\x04\x02\xaa\xbb", [4])
+    assert flat("3007 2305 030300aabb") == (b"\x30\x05\x03\x03\x00\xaa\xbb", [3])
+    deep = "0401aa"
+    for _ in range(5):
+        deep = "24" + f"{len(deep) // 2:02x}" + deep
+    assert flat("24" + f"{len(deep) // 2:02x}" + deep)[0] == b"\x04\x01\xaa"
+    with pytest.raises(DerError):
+        flat("24" + f"{len(deep) // 2 + 2:02x}" + "24" + f"{len(deep) // 2:02x}" + deep)
+    with pytest.raises(DerError):
+        flat("2406 0401aa 0000 ")
+    assert flat("2203 020101") == (b"\x22\x03\x02\x01\x01", [])

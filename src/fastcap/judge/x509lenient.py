@@ -6,8 +6,9 @@ critical FALSE, basicConstraints' cA FALSE, version 1, a name-constraints subtre
 a BOOLEAN TRUE other than 0xFF in those fields, an empty nameConstraints or subjectAltName
 (refused by ``cryptography`` from version 51), a PrintableString in the issuer or subject
 holding other ASCII characters (``*.contoso.com``, ``AT&T``, an e-mail address, a NUL), a
-length in a longer form than needed (``81 05``) or of indefinite form, anywhere in the
-certificate or an extension's value.  Such a certificate is read from a copy re-encoded
+length in a longer form than needed (``81 05``) or of indefinite form, or a string in BER's
+constructed form (an extension's OCTET STRING, a keyUsage BIT STRING cut into pieces), anywhere
+in the certificate or an extension's value.  Such a certificate is read from a copy re-encoded
 without them; nothing else is rewritten, and anything else stays unparseable.  When only its
 extensions are refused, the certificate object is the one sent and only its extensions come
 from the copy; when loading itself fails, the object is the copy and `Loaded.tbs` keeps the
@@ -33,6 +34,8 @@ _BASIC_CONSTRAINTS = bytes.fromhex("0603551d13")  # 2.5.29.19, as encoded
 _NAME_CONSTRAINTS = bytes.fromhex("0603551d1e")  # 2.5.29.30
 _SUBJECT_ALT_NAME = bytes.fromhex("0603551d11")  # 2.5.29.17
 _LENGTHS = "a length not in its shortest definite form"
+_TYPES = {3: "BIT STRING", 4: "OCTET STRING", 12: "UTF8String", 19: "PrintableString",
+          22: "IA5String", 23: "UTCTime", 24: "GeneralizedTime", 30: "BMPString"}
 
 
 class _Bad(DerError):
@@ -128,13 +131,13 @@ def _extension(der: bytes, body: int, end: int, fixes: list[str]) -> bytes:
             raise _Bad
         out += _boolean(der, b, stop, fixes, "extension critical flag") or b""
     value = der[parts[-1][2] : parts[-1][3]]
+    joined: list[int] = []
     try:
-        flat = b"".join(_definite_all(value))
+        flat = b"".join(_definite_all(value, joined))
     except DerError:  # not DER inside: left as it is, for whoever reads it
-        flat = value
-    if flat != value:
-        fixes.append(_LENGTHS)
-        value = flat
+        flat, joined = value, []
+    _note(flat != value, joined, fixes)
+    value = flat
     if oid == _BASIC_CONSTRAINTS:
         value = _basic_constraints(value, fixes)
     elif oid == _NAME_CONSTRAINTS:
@@ -150,13 +153,22 @@ def _extension(der: bytes, body: int, end: int, fixes: list[str]) -> bytes:
     return encode(0x30, out + encode(0x04, value))
 
 
-def _definite_all(value: bytes) -> list[bytes]:
+def _note(changed: bool, joined: list[int], fixes: list[str]) -> None:
+    """Say what `der.definite` rewrote: strings joined from their constructed form, else
+    lengths."""
+    for tag in dict.fromkeys(joined):
+        fixes.append(f"{_TYPES.get(tag, f'a string of tag {tag}')} in constructed form")
+    if changed and not joined:
+        fixes.append(_LENGTHS)
+
+
+def _definite_all(value: bytes, joined: list[int]) -> list[bytes]:
     """Each element of ``value`` with definite, shortest lengths (`der.definite`)."""
     out, pos = [], 0
     while pos < len(value):
         if len(out) >= _MAX_EXTENSIONS:
             raise DerError("too many elements")
-        flat, pos = definite(value, pos, len(value))
+        flat, pos = definite(value, pos, len(value), joined)
         out.append(flat)
     return out
 
@@ -167,10 +179,10 @@ def canonical(der: bytes) -> tuple[bytes, tuple[str, ...]] | None:
     the copy is read, never verified."""
     fixes: list[str] = []
     try:
-        flat, stop = definite(der, 0, len(der))
-        if flat != der[:stop]:
-            fixes.append(_LENGTHS)
-            der = flat
+        joined: list[int] = []
+        flat, stop = definite(der, 0, len(der), joined)
+        _note(flat != der[:stop], joined, fixes)
+        der = flat
         tag, body, end = element(der, 0, len(der))
         if tag != 0x30:
             return None

@@ -4,7 +4,8 @@
 Reading is bounded and never recursive: each call reads one element's header inside the
 bytes it is given and says where its content lies; a caller walks nesting levels itself.
 Lengths are read as OpenSSL's decoder reads them: the long form of any size, with leading
-zero octets (`definite` also takes the indefinite form of a constructed element).
+zero octets (`definite` also takes the indefinite form of a constructed element, and a string
+in BER's constructed form).
 """
 
 from __future__ import annotations
@@ -53,13 +54,58 @@ def elements(der: bytes, start: int, end: int, limit: int) -> list[tuple[int, in
 
 
 _MAX_NESTING = 30  # OpenSSL's ASN1_MAX_CONSTRUCTED_NEST; a certificate nests about 10 deep
+_MAX_STRING_NEST = 5  # OpenSSL's ASN1_MAX_STRING_NEST
+# Universal types OpenSSL reads in constructed form, joining the pieces: every string and
+# time type (BIT STRING, OCTET STRING, UTF8String ... BMPString).  It refuses a constructed
+# BOOLEAN, INTEGER, NULL, OBJECT IDENTIFIER or ENUMERATED; those stay as they are.
+_STRINGS = frozenset({3, 4, 12, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 30})
 
 
-def definite(der: bytes, pos: int, end: int) -> tuple[bytes, int]:
+def _joined(der: bytes, pos: int, end: int) -> tuple[bytes, int]:
+    """The contents of the constructed string at ``pos`` (inside ``end``) joined, and where
+    it ends: OpenSSL's asn1_collect, which concatenates the contents of the primitive pieces
+    in order, whatever their tags, through at most five levels of constructed pieces."""
+    stack: list[int | None] = []  # end of each open piece, None when indefinite
+    parts: list[bytes] = []
+    while True:
+        limit = next((e for e in reversed(stack) if e is not None), end)
+        if stack:
+            top = stack[-1]
+            eoc = pos + 2 <= limit and der[pos : pos + 2] == b"\0\0"
+            if top is None and eoc or pos == top:
+                pos += 2 if top is None else 0
+                stack.pop()
+                if not stack:
+                    return b"".join(parts), pos
+                continue
+            if eoc:
+                raise DerError("end-of-contents inside a definite length")
+        if pos + 2 > limit:
+            raise DerError("element cut short")
+        if der[pos + 1] == 0x80:
+            if not der[pos] & 0x20:
+                raise DerError("indefinite length of a primitive element")
+            body, stop = pos + 2, None
+        else:
+            _, body, stop = element(der, pos, limit)
+        if not der[pos] & 0x20:
+            parts.append(der[body:stop])
+            pos = stop
+            continue
+        if len(stack) > _MAX_STRING_NEST:
+            raise DerError("string nested too deep")
+        stack.append(stop)
+        pos = body
+
+
+def definite(der: bytes, pos: int, end: int,
+             joined: list[int] | None = None) -> tuple[bytes, int]:
     """The element at ``pos`` (inside ``end``) re-encoded with every length definite and in
     its shortest form, as DER has them, and where it ends in ``der``.  OpenSSL reads a long
-    form longer than needed and a constructed element of indefinite length (ended by two
-    zero octets); ``cryptography`` refuses both.  Contents are copied as they are."""
+    form longer than needed, a constructed element of indefinite length (ended by two zero
+    octets) and a string in constructed form (its pieces joined); ``cryptography`` refuses
+    all three.  The tag of each string joined is added to ``joined``.  Other contents are
+    copied as they are."""
     stack: list[tuple[int, list[bytes], int | None]] = []  # (tag, parts, end or None)
     limit = end  # the end of the innermost definite element
     out: list[bytes] = []
@@ -79,6 +125,15 @@ def definite(der: bytes, pos: int, end: int) -> tuple[bytes, int]:
         if pos + 2 > limit:
             raise DerError("element cut short")
         tag = der[pos]
+        if tag & 0xE0 == 0x20 and tag & 0x1F in _STRINGS:  # universal, constructed
+            body_bytes, stop = _joined(der, pos, limit)
+            if joined is not None:
+                joined.append(tag & 0x1F)
+            (stack[-1][1] if stack else out).append(encode(tag & 0x1F, body_bytes))
+            if not stack:
+                return out[0], stop
+            pos = stop
+            continue
         if der[pos + 1] == 0x80:  # indefinite: a constructed element's contents follow
             if not tag & 0x20 or tag & 0x1F == 0x1F:
                 raise DerError("indefinite length of a primitive element")
