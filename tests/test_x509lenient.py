@@ -114,6 +114,8 @@ def _resign(der: bytes, key, lax: str) -> bytes:
             for e in exts)))
     elif lax == "critical_true_01":
         fields[-1] = fields[-1].replace(b"\x01\x01\xff", b"\x01\x01\x01")
+    elif lax.startswith("version_field_"):  # another version value, as hex: 01 is v2
+        fields[0] = _der(0xA0, _der(0x02, bytes.fromhex(lax[14:])))
     else:  # version_1: explicit [0] INTEGER 0 and no extensions
         fields = [_der(0xA0, b"\x02\x01\x00"), *fields[1:-1]]
     tbs = _der(0x30, *fields)
@@ -143,6 +145,10 @@ CASES = {  # id: (root extensions, leaf extensions, expected note)
     "leaf_critical_true_01": ({}, {"bc": x509.BasicConstraints(ca=False, path_length=None),
                                    "lax": "critical_true_01"},
                               "extension critical flag TRUE encoded as 0x01"),
+    "leaf_version_2": ({}, {"lax": "version_field_01"}, "version field 1, neither v1 nor v3"),
+    "leaf_version_4": ({}, {"lax": "version_field_03"}, "version field 3, neither v1 nor v3"),
+    "leaf_version_minus_1": ({}, {"lax": "version_field_ff"},
+                             "version field -1, neither v1 nor v3"),
     "root_ca_true_01": ({"bc": BC_CA_TRUE_01}, {}, None),
     "root_nc_minimum_0": ({"nc": NC_MIN_0}, {}, None),
     "root_nc_minimum_0_outside": ({"nc": NC_MIN_0_OUTSIDE}, {}, None),
@@ -481,7 +487,8 @@ def _ku_leaf(key, ku: x509.KeyUsage, form: str) -> bytes:
     """A leaf whose keyUsage is in a BER ``form`` OpenSSL joins: its extnValue a constructed
     OCTET STRING ("octets" one piece, "octets_split" two, "octets_80" of indefinite length),
     or the BIT STRING inside it constructed ("bits"); or a constructed INTEGER serial
-    ("serial"), which OpenSSL refuses."""
+    ("serial") or a version INTEGER not in its shortest form ("version_0002"), which OpenSSL
+    refuses."""
     der = (x509.CertificateBuilder().subject_name(LEAF_NAME).issuer_name(ROOT_NAME)
            .public_key(key.public_key()).serial_number(2)
            .not_valid_before(NOW - DAY).not_valid_after(NOW + DAY)
@@ -499,6 +506,8 @@ def _ku_leaf(key, ku: x509.KeyUsage, form: str) -> bytes:
     fields[7] = _der(0xA3, _der(0x30, san, _der(0x30, oid, critical, value)))
     if form == "serial":
         fields[1] = _der(0x22, fields[1])
+    if form == "version_0002":  # an INTEGER not in its shortest form
+        fields[0] = _der(0xA0, _der(0x02, b"\x00\x02"))
     tbs = _der(0x30, *fields)
     sig = key.sign(tbs, ec.ECDSA(hashes.SHA256()))
     alg = _der(0x30, _der(0x06, bytes.fromhex("2a8648ce3d040302")))
@@ -510,7 +519,8 @@ KU_ENCIPHER = x509.KeyUsage(False, False, True, False, False, False, False, Fals
 
 
 @pytest.mark.skipif(OPENSSL is None, reason="openssl command not installed")
-@pytest.mark.parametrize("form", ["octets", "octets_split", "octets_80", "bits", "serial"])
+@pytest.mark.parametrize("form", ["octets", "octets_split", "octets_80", "bits", "serial",
+                                  "version_0002"])
 @pytest.mark.parametrize("ku", [KU_SIGN, KU_ENCIPHER], ids=["sign", "encipher"])
 def test_strings_in_constructed_form_judged_as_openssl(form, ku, key, tmp_path):
     """BER lets a string be cut into pieces in a constructed element; OpenSSL joins them in
@@ -521,7 +531,7 @@ def test_strings_in_constructed_form_judged_as_openssl(form, ku, key, tmp_path):
         x509.load_der_x509_certificate(leaf).extensions  # noqa: B018
     got = Analyzer(TrustStore([root]), today=NOW).check([leaf], role="client", at=NOW,
                                                          expected_name="mail.fabrikam.com")
-    if form == "serial":
+    if form in ("serial", "version_0002"):
         assert not _openssl_reads(tmp_path, leaf)
         assert got.certs[0].parse_error is not None and got.path_error is None
         return

@@ -3,17 +3,18 @@
 ``cryptography`` parses DER strictly and refuses what OpenSSL (and so Postfix, a receiving MTA
 and Zeek) accepts, and what CAs have issued: a DEFAULT encoded explicitly (an extension's
 critical FALSE, basicConstraints' cA FALSE, version 1, a name-constraints subtree's minimum 0),
-a BOOLEAN TRUE other than 0xFF in those fields, an empty nameConstraints or subjectAltName
-(refused by ``cryptography`` from version 51), a PrintableString in the issuer or subject
-holding other ASCII characters (``*.contoso.com``, ``AT&T``, an e-mail address, a NUL), a
-length in a longer form than needed (``81 05``) or of indefinite form, or a string in BER's
-constructed form (an extension's OCTET STRING, a keyUsage BIT STRING cut into pieces), anywhere
-in the certificate or an extension's value.  Such a certificate is read from a copy re-encoded
-without them; nothing else is rewritten, and anything else stays unparseable.  When only its
-extensions are refused, the certificate object is the one sent and only its extensions come
-from the copy; when loading itself fails, the object is the copy and `Loaded.tbs` keeps the
-signed bytes as sent, over which every signature is checked.  Fingerprints and exports keep
-the bytes sent.  The walk never recurses and visits each element once.
+a BOOLEAN TRUE other than 0xFF in those fields, a version other than v1 and v3, an empty
+nameConstraints or subjectAltName (refused by ``cryptography`` from version 51), a
+PrintableString in the issuer or subject holding other ASCII characters (``*.contoso.com``,
+``AT&T``, an e-mail address, a NUL), a length in a longer form than needed (``81 05``) or of
+indefinite form, or a string in BER's constructed form (an extension's OCTET STRING, a keyUsage
+BIT STRING cut into pieces), anywhere in the certificate or an extension's value. Such a
+certificate is read from a copy re-encoded without them; nothing else is rewritten, and
+anything else stays unparseable. When only its extensions are refused, the certificate object
+is the one sent and only its extensions come from the copy; when loading itself fails, the
+object is the copy and `Loaded.tbs` keeps the signed bytes as sent, over which every signature
+is checked. Fingerprints and exports keep the bytes sent. The walk never recurses and visits
+each element once.
 """
 
 from __future__ import annotations
@@ -173,6 +174,21 @@ def _definite_all(value: bytes, joined: list[int]) -> list[bytes]:
     return out
 
 
+def _odd_version(der: bytes, body: int, end: int) -> int | None:
+    """The value of a version field other than v1 and v3 (v2's 1, 3, -1...), which OpenSSL 3.0
+    reads and verifies as any other (and cryptography refuses), when its INTEGER is DER;
+    else None.  The copy reads it as v3: OpenSSL treats only v1 apart."""
+    tag, b, stop = element(der, body, end)
+    value = der[b:stop]
+    if tag != 0x02 or stop != end or not value:
+        return None
+    if len(value) > 1 and (value[0] == 0 and value[1] < 0x80 or
+                           value[0] == 0xFF and value[1] >= 0x80):
+        return None  # not in its shortest form: OpenSSL refuses it too
+    number = int.from_bytes(value, "big", signed=True)
+    return None if number in (0, 2) else number
+
+
 def canonical(der: bytes) -> tuple[bytes, tuple[str, ...]] | None:
     """``der`` with its extensions re-encoded as DER, and what was rewritten; None when
     nothing was or it is not a certificate's frame.  The outer signature is left as it was:
@@ -195,6 +211,9 @@ def canonical(der: bytes) -> tuple[bytes, tuple[str, ...]] | None:
         for i, (t, start, b, stop) in enumerate(fields):
             if t == 0xA0 and i == 0 and der[b:stop] == b"\x02\x01\x00":
                 fixes.append("version 1 encoded explicitly")
+            elif t == 0xA0 and i == 0 and (odd := _odd_version(der, b, stop)) is not None:
+                fixes.append(f"version field {odd}, neither v1 nor v3")
+                tbs += encode(0xA0, b"\x02\x01\x02")
             elif i in names:
                 tbs += _name(der, start, stop, fixes)
             elif t == 0xA3:
