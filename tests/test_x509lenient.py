@@ -564,3 +564,65 @@ def test_joined_strings_follow_openssls_limits():
     with pytest.raises(DerError):
         flat("2406 0401aa 0000 ")
     assert flat("2203 020101") == (b"\x22\x03\x02\x01\x01", [])
+
+
+def _timed(der: bytes, key, not_before: bytes, not_after: bytes) -> bytes:
+    """``der`` re-signed with its validity's times as given (tag 0x17 UTCTime when 13 or 11
+    characters or with an offset after 10 digits and 2 more, else 0x18 GeneralizedTime)."""
+    def time(text: bytes) -> bytes:
+        return _der(0x17 if len(text.rstrip(b"Z").split(b"+")[0]) in (10, 12) else 0x18, text)
+
+    tbs, _, _ = _elements(_content(der))
+    fields = _elements(_content(tbs))
+    at = 4 if fields[0][0] == 0xA0 else 3
+    fields[at] = _der(0x30, time(not_before), time(not_after))
+    tbs = _der(0x30, *fields)
+    sig = key.sign(tbs, ec.ECDSA(hashes.SHA256()))
+    alg = _der(0x30, _der(0x06, bytes.fromhex("2a8648ce3d040302")))
+    return _der(0x30, tbs, alg, _der(0x03, b"\x00" + sig))
+
+
+TIMES = {  # id: (whose, notBefore, notAfter); NOW is 2026-06-01 12:00 UTC
+    "utc_no_seconds": ("leaf", b"2605311200Z", b"2606021200Z"),
+    "generalized_fraction": ("leaf", b"20260531120000.5Z", b"20260602120000Z"),
+    "utc_offset_after": ("leaf", b"260531120000Z", b"260602120000+0100"),
+    "generalized_no_zone_after": ("leaf", b"20260531120000Z", b"20260602120000"),
+    "not_yet_valid_first": ("leaf", b"260601130000Z", b"2606021200Z"),
+    "root_after": ("root", b"260531120000Z", b"2606021200Z"),
+}
+
+
+@pytest.mark.skipif(OPENSSL is None, reason="openssl command not installed")
+@pytest.mark.parametrize("case", sorted(TIMES))
+def test_times_in_other_forms_judged_as_openssl(case, key, tmp_path):
+    """X.680 allows a time without seconds, with a fraction or an offset; OpenSSL reads such
+    a certificate, and its time check, which takes YYMMDDHHMMSSZ or YYYYMMDDHHMMSSZ only,
+    fails it on that field (notBefore's form before the not-yet-valid test, notAfter's after).
+    cryptography refuses it: fastcap read it as unparseable."""
+    whose, not_before, not_after = TIMES[case]
+    root = _root(key).public_bytes(serialization.Encoding.DER)
+    leaf = _leaf(key)
+    if whose == "root":
+        root = _timed(root, key, not_before, not_after)
+    else:
+        leaf = _timed(leaf, key, not_before, not_after)
+    with pytest.raises(ValueError):
+        x509.load_der_x509_certificate(root if whose == "root" else leaf)
+    store = TrustStore.from_bundle(root, "root.der")
+    got = Analyzer(store, today=NOW).check([leaf], role="client", at=NOW)
+    expected = openssl_error(tmp_path, _pem(root), _pem(leaf), at=NOW)
+    assert (got.path_error, got.path_error_depth) == expected, got.detail
+    assert expected[0] is not None and all(c.parse_error is None for c in got.certs)
+    field = "notBefore" if "notBefore" in expected[0] else "notAfter"
+    if "format error" in expected[0]:
+        text = (not_before if field == "notBefore" else not_after).decode()
+        assert f"{field} {text!r} is not YYMMDDHHMMSSZ or YYYYMMDDHHMMSSZ" in got.detail
+    if whose == "leaf" and "format error" in expected[0]:  # no time to show or judge by
+        assert getattr(got.certs[0], "not_before" if field == "notBefore" else "not_after") is None
+
+
+def test_a_time_in_no_form_stays_unparseable(key):
+    leaf = _timed(_leaf(key), key, b"yesterdayZ", b"260602120000Z")
+    assert x509lenient.canonical(leaf) is None
+    assert x509lenient.malformed_times(leaf) == ("yesterdayZ", None)
+    assert cert_info(leaf).parse_error is not None

@@ -229,6 +229,10 @@ def _load(der: bytes) -> tuple[CertInfo, x509.Certificate | None]:
         f["serial"] = f"{serial:X}" if serial >= 0 else f"-{-serial:X}"
     f["not_before"] = field("validity", lambda: cert.not_valid_before_utc)
     f["not_after"] = field("validity", lambda: cert.not_valid_after_utc)
+    if loaded.fixes:  # a time OpenSSL cannot compare: no validity to judge it by
+        bad = x509lenient.malformed_times(der)
+        f["not_before"] = None if bad[0] else f["not_before"]
+        f["not_after"] = None if bad[1] else f["not_after"]
     f["key_type"], f["key_bits"] = _key(cert)
     sig = field("signature", lambda: _signature(cert))
     if sig is not None:
@@ -747,6 +751,12 @@ class Analyzer:
     def _signed(self, cert: x509.Certificate, issuer: x509.Certificate) -> bool:
         return _signed_by(cert, issuer, self._tbs(cert))
 
+    def _malformed_times(self, cert: x509.Certificate) -> tuple[str | None, str | None]:
+        """notBefore and notAfter as sent, each when OpenSSL's time check cannot take it (a
+        re-encoded copy only: a strict certificate's are in its one form)."""
+        sent = self._sent.get(_der(cert)) if self._sent else None
+        return x509lenient.malformed_times(sent[0]) if sent else (None, None)
+
     def _sent_der(self, cert: x509.Certificate) -> bytes:
         der = _der(cert)
         sent = self._sent.get(der) if self._sent else None
@@ -873,7 +883,7 @@ class Analyzer:
         else:  # the path reached a trusted anchor and failed a later check: name it
             problem, detail = "invalid", error
         if lax:
-            detail += "; " + "; ".join(lax) + ", which OpenSSL accepts"
+            detail += "; " + "; ".join(lax) + ", which OpenSSL reads"
         return verdict(problem, detail, **common)
 
     def _verify(
@@ -885,7 +895,8 @@ class Analyzer:
     ) -> x509path.PathResult:
         """OpenSSL's path validation of ``leaf`` with the other certificates sent, at ``at``."""
         return x509path.validate(
-            leaf, intermediates, self._anchors, role=role, at=at, signed_by=self._signed
+            leaf, intermediates, self._anchors, role=role, at=at, signed_by=self._signed,
+            malformed_times=self._malformed_times,
         )
 
     def _diagnose(

@@ -19,6 +19,8 @@ each element once.
 
 from __future__ import annotations
 
+import datetime as dt
+import re
 from dataclasses import dataclass
 
 from cryptography import x509
@@ -174,6 +176,81 @@ def _definite_all(value: bytes, joined: list[int]) -> list[bytes]:
     return out
 
 
+_UTC_TIME, _GENERALIZED_TIME = 0x17, 0x18
+_TIME_FORMS = {  # the forms X.680 allows, which OpenSSL reads and its time check refuses
+    _UTC_TIME: re.compile(rb"(\d\d)(\d\d)(\d\d)(\d\d)(\d\d)(\d\d)?(Z|[+-]\d{4})?"),
+    _GENERALIZED_TIME: re.compile(
+        rb"(\d{4})(\d\d)(\d\d)(\d\d)(\d\d)?(\d\d)?(?:[.,]\d+)?(Z|[+-]\d{4})?"),
+}
+
+
+def _strict_time(tag: int, text: bytes) -> bool:
+    """The one form OpenSSL's X509_cmp_time compares: YYMMDDHHMMSSZ, YYYYMMDDHHMMSSZ."""
+    return (len(text) == (13 if tag == _UTC_TIME else 15) and text[:-1].isdigit()
+            and text[-1:] == b"Z")
+
+
+def _lenient_time(tag: int, text: bytes) -> bytes | None:
+    """A time in another form X.680 allows (no seconds, a fraction, an offset, no zone read
+    as UTC) as the DER element of the same instant, or None when it is none of them."""
+    m = _TIME_FORMS[tag].fullmatch(text)
+    if m is None:
+        return None
+    year, month, day, hour, minute, second, zone = m.groups()
+    y = int(year) + (0 if tag == _GENERALIZED_TIME else 2000 if int(year) < 50 else 1900)
+    try:
+        when = dt.datetime(y, int(month), int(day), int(hour), int(minute or 0),
+                           int(second or 0), tzinfo=dt.UTC)
+        if zone and zone != b"Z":
+            sign = 1 if zone[:1] == b"+" else -1
+            when -= sign * dt.timedelta(hours=int(zone[1:3]), minutes=int(zone[3:5]))
+    except (ValueError, OverflowError):
+        return None
+    if tag == _UTC_TIME and 1950 <= when.year < 2050:
+        return encode(_UTC_TIME, when.strftime("%y%m%d%H%M%SZ").encode())
+    return encode(_GENERALIZED_TIME, f"{when.year:04d}{when:%m%d%H%M%S}Z".encode())
+
+
+def _validity(der: bytes, start: int, end: int, fixes: list[str]) -> bytes:
+    """Validity with each time not in OpenSSL's one form re-encoded as the same instant, so
+    that the certificate is read; its verification fails on that field all the same."""
+    tag, body, stop = element(der, start, end)
+    if tag != 0x30 or stop != end:
+        raise _Bad
+    out = b""
+    for label, (t, first, b, last) in zip(("notBefore", "notAfter"),
+                                          elements(der, body, stop, 2), strict=False):
+        text = der[b:last]
+        if t in _TIME_FORMS and not _strict_time(t, text):
+            fixed = _lenient_time(t, text)
+            if fixed is None:
+                raise _Bad
+            fixes.append(f"{label} {text.decode('ascii', 'replace')!r} not in the form"
+                         f" {'YYMMDDHHMMSSZ' if t == _UTC_TIME else 'YYYYMMDDHHMMSSZ'}")
+            out += fixed
+        else:
+            out += der[first:last]
+    return encode(0x30, out)
+
+
+def malformed_times(der: bytes) -> tuple[str | None, str | None]:
+    """The notBefore and notAfter of ``der`` (as sent) that are not in the one form OpenSSL's
+    time check takes, as text; None for each that is (or when ``der`` does not read).
+    OpenSSL reads such a certificate and fails its verification on that field."""
+    try:
+        der = definite(der, 0, len(der))[0]
+        _, body, end = element(der, 0, len(der))
+        _, tbs, tbs_end = element(der, body, end)
+        fields = elements(der, tbs, tbs_end, 10)
+        _, _, vb, ve = fields[4 if fields[0][0] == 0xA0 else 3]
+        times = elements(der, vb, ve, 2)
+    except (DerError, IndexError):
+        return None, None
+    bad = [der[b:e].decode("ascii", "replace") if t not in _TIME_FORMS or
+           not _strict_time(t, der[b:e]) else None for t, _, b, e in times]
+    return (bad + [None, None])[0], (bad + [None, None])[1]
+
+
 def _odd_version(der: bytes, body: int, end: int) -> int | None:
     """The value of a version field other than v1 and v3 (v2's 1, 3, -1...), which OpenSSL 3.0
     reads and verifies as any other (and cryptography refuses), when its INTEGER is DER;
@@ -216,6 +293,8 @@ def canonical(der: bytes) -> tuple[bytes, tuple[str, ...]] | None:
                 tbs += encode(0xA0, b"\x02\x01\x02")
             elif i in names:
                 tbs += _name(der, start, stop, fixes)
+            elif i == names[0] + 1:
+                tbs += _validity(der, start, stop, fixes)
             elif t == 0xA3:
                 seq, sb, sstop = element(der, b, stop)
                 if seq != 0x30 or sstop != stop:

@@ -42,6 +42,8 @@ UNABLE_TO_GET_ISSUER_CERT = 2
 CERT_SIGNATURE_FAILURE = 7
 CERT_NOT_YET_VALID = 9
 CERT_HAS_EXPIRED = 10
+ERROR_IN_CERT_NOT_BEFORE_FIELD = 13
+ERROR_IN_CERT_NOT_AFTER_FIELD = 14
 DEPTH_ZERO_SELF_SIGNED_CERT = 18
 SELF_SIGNED_CERT_IN_CHAIN = 19
 UNABLE_TO_GET_ISSUER_CERT_LOCALLY = 20
@@ -60,6 +62,8 @@ REASONS = {
     CERT_SIGNATURE_FAILURE: "certificate signature failure",
     CERT_NOT_YET_VALID: "certificate is not yet valid",
     CERT_HAS_EXPIRED: "certificate has expired",
+    ERROR_IN_CERT_NOT_BEFORE_FIELD: "format error in certificate's notBefore field",
+    ERROR_IN_CERT_NOT_AFTER_FIELD: "format error in certificate's notAfter field",
     DEPTH_ZERO_SELF_SIGNED_CERT: "self-signed certificate",
     SELF_SIGNED_CERT_IN_CHAIN: "self-signed certificate in certificate chain",
     UNABLE_TO_GET_ISSUER_CERT_LOCALLY: "unable to get local issuer certificate",
@@ -70,6 +74,9 @@ REASONS = {
     KEYUSAGE_NO_CERTSIGN: "key usage does not include certificate signing",
     UNHANDLED_CRITICAL_EXTENSION: "unhandled critical extension",
 }
+
+_TIME_ERRORS = frozenset({CERT_NOT_YET_VALID, CERT_HAS_EXPIRED, ERROR_IN_CERT_NOT_BEFORE_FIELD,
+                          ERROR_IN_CERT_NOT_AFTER_FIELD})
 
 # What OpenSSL says when it finds no path to an anchor; every other reason comes after one.
 BUILD_REASONS = frozenset(REASONS[c] for c in (
@@ -423,13 +430,16 @@ def validate(
     role: str,
     at: dt.datetime,
     signed_by: Callable[[x509.Certificate, x509.Certificate], bool],
+    malformed_times: Callable[[x509.Certificate], tuple[str | None, str | None]] | None = None,
 ) -> PathResult:
     """``openssl verify -attime AT -purpose ssl<role> -CAfile STORE -untrusted SENT LEAF``.
 
     ``sent`` are the other certificates the peer presented, in any order; ``signed_by`` checks
-    one signature. Never raises on hostile certificates."""
+    one signature; ``malformed_times`` gives a certificate's notBefore and notAfter as sent
+    when OpenSSL's time check cannot take them. Never raises on hostile certificates."""
     try:
-        return _validate(leaf, sent, anchors, role, at, signed_by)
+        return _validate(leaf, sent, anchors, role, at, signed_by,
+                         malformed_times or (lambda _: (None, None)))
     except Exception as exc:  # a bug or an unforeseen certificate: untrusted, said plainly
         return PathResult(False, (leaf,), 0, None, f"verification error: {exc!r}"[:200], 0,
                           "build")
@@ -442,6 +452,7 @@ def _validate(
     role: str,
     at: dt.datetime,
     signed_by: Callable[[x509.Certificate, x509.Certificate], bool],
+    malformed_times: Callable[[x509.Certificate], tuple[str | None, str | None]],
 ) -> PathResult:
     first = _facts_of(leaf)
     if first is None:
@@ -464,8 +475,8 @@ def _validate(
     err = _check_extensions(chain, role)
     stage = "extensions"
     if err is None:
-        err = _check_signatures_and_time(chain, at, signed_by)
-        stage = "time" if err and err[0] in (CERT_NOT_YET_VALID, CERT_HAS_EXPIRED) else "signature"
+        err = _check_signatures_and_time(chain, at, signed_by, malformed_times)
+        stage = "signature" if err and err[0] not in _TIME_ERRORS else "time"
     if err is None:
         err = x509names.check_name_constraints(
             [f.cert for f in chain], [f.self_issued for f in chain],
@@ -582,6 +593,7 @@ def _check_signatures_and_time(
     chain: list[_Facts],
     at: dt.datetime,
     signed_by: Callable[[x509.Certificate, x509.Certificate], bool],
+    malformed_times: Callable[[x509.Certificate], tuple[str | None, str | None]],
 ) -> tuple[int, int, str] | None:
     n = len(chain) - 1
     for depth in range(n, -1, -1):
@@ -595,9 +607,17 @@ def _check_signatures_and_time(
             if not _same_inner_outer_alg(f.der) or not signed_by(f.cert, issuer.cert):
                 return CERT_SIGNATURE_FAILURE, depth, "not signed by " + _subject_text(
                     issuer.cert)
+        # X509_cmp_time takes one form only; notBefore is checked before notAfter
+        bad_nb, bad_na = malformed_times(f.cert)
         state = f.valid_at(at)
+        if bad_nb:
+            return ERROR_IN_CERT_NOT_BEFORE_FIELD, depth, f"notBefore {bad_nb!r} is not" \
+                " YYMMDDHHMMSSZ or YYYYMMDDHHMMSSZ"
         if state == CERT_NOT_YET_VALID:
             return state, depth, f"valid only from {f.nb.isoformat() if f.nb else '?'}"
+        if bad_na:
+            return ERROR_IN_CERT_NOT_AFTER_FIELD, depth, f"notAfter {bad_na!r} is not" \
+                " YYMMDDHHMMSSZ or YYYYMMDDHHMMSSZ"
         if state == CERT_HAS_EXPIRED:
             return state, depth, f"expired {f.na.isoformat() if f.na else '?'}"
     return None
