@@ -199,7 +199,7 @@ class _Facts:
     __slots__ = (
         "cert", "der", "subject", "issuer", "invalid", "critical", "bc", "ca", "pathlen",
         "ku", "eku", "ns", "skid", "akid", "v1", "self_issued", "self_signed",
-        "nb", "na", "serial", "nc",
+        "nb", "na", "serial", "nc", "why",
     )
 
     def __init__(self, cert: x509.Certificate, der: bytes) -> None:
@@ -208,6 +208,7 @@ class _Facts:
         self.subject = canon_name(_safe(lambda: cert.subject))
         self.issuer = canon_name(_safe(lambda: cert.issuer))
         self.invalid = self.subject is None or self.issuer is None
+        self.why = "its names do not decode" if self.invalid else ""  # what made it invalid
         self.critical = False
         self.bc = False
         self.ca = False
@@ -225,6 +226,7 @@ class _Facts:
         self.na = _safe(lambda: cert.not_valid_after_utc)
         if self.nb is None or self.na is None:
             self.invalid = True
+            self.why = self.why or "its validity does not decode"
         self.self_issued = not self.invalid and self.subject == self.issuer
         self.self_signed = (
             self.self_issued and akid_matches(self, self) and _sig_alg_matches(cert, cert)
@@ -233,8 +235,9 @@ class _Facts:
     def _extensions(self) -> None:
         try:
             exts = x509lenient.extensions(self.cert)[0]
-        except Exception:  # duplicate or undecodable extension: OpenSSL's EXFLAG_INVALID
+        except Exception as exc:  # duplicate or undecodable extension: OpenSSL's EXFLAG_INVALID
             self.invalid = True
+            self.why = self.why or f"its extensions do not decode ({exc})"
             return
         for ext in exts:
             oid = ext.oid.dotted_string
@@ -554,12 +557,17 @@ def _build(
     code = (UNABLE_TO_GET_ISSUER_CERT if num_untrusted < len(chain)
             else UNABLE_TO_GET_ISSUER_CERT_LOCALLY)
     note = "issuer neither sent nor in the trust store"
+    sent = [f for f in untrusted if f.subject == top.issuer]
+    stored = anchors.candidates(top.issuer)
     if top.invalid:
-        note = "the certificate's names, dates or extensions do not decode"
-    elif any(f.subject == top.issuer for f in untrusted):  # e.g. a re-keyed CA's old certificate
+        note = f"OpenSSL takes the certificate as invalid: {top.why}"
+    elif sent and all(f.invalid for f in sent):  # OpenSSL's EXFLAG_INVALID: never an issuer
+        note = (f"a certificate of the issuer's name was sent, but OpenSSL takes it as invalid:"
+                f" {sent[0].why}")
+    elif sent:  # e.g. a re-keyed CA's old certificate
         note = ("a certificate of the issuer's name was sent, but with another key (the key"
                 " identifier or key type does not match)")
-    elif anchors.candidates(top.issuer):
+    elif stored:
         note = ("a certificate of the issuer's name is in the trust store, but it is not taken"
                 " as the issuer (the key identifier or key type does not match)")
     return chain, num_untrusted, (code, depth, note)
