@@ -626,3 +626,33 @@ def test_a_time_in_no_form_stays_unparseable(key):
     assert x509lenient.canonical(leaf) is None
     assert x509lenient.malformed_times(leaf) == ("yesterdayZ", None)
     assert cert_info(leaf).parse_error is not None
+
+
+def _ecdsa_value(form: str, key) -> bytes:
+    """A leaf whose ECDSA signature value is re-encoded in ``form``:
+    "81" a long length, "pad" an INTEGER with a needless leading zero, "tail" a byte after."""
+    der = _leaf(key)
+    tbs, alg, _ = _elements(_content(der))
+    r, s = _elements(_content(key.sign(tbs, ec.ECDSA(hashes.SHA256()))))
+    if form == "81":
+        value = bytes([0x30, 0x81, len(r + s)]) + r + s
+    elif form == "pad":
+        value = _der(0x30, _der(0x02, b"\x00" + _content(r)), s)
+    else:
+        value = _der(0x30, r, s) + b"\x00"
+    return _der(0x30, tbs, alg, _der(0x03, b"\x00" + value))
+
+
+@pytest.mark.skipif(OPENSSL is None, reason="openssl command not installed")
+@pytest.mark.parametrize("form", ["81", "pad", "tail"])
+def test_an_ecdsa_value_not_in_der_fails_as_in_openssl_and_says_so(form, key, tmp_path):
+    """OpenSSL re-encodes an ECDSA signature value and fails it unless the bytes are the same;
+    the verdict names that, not only a signature that does not verify."""
+    root = _root(key)
+    leaf = _ecdsa_value(form, key)
+    got = Analyzer(TrustStore([root]), today=NOW).check([leaf], role="client", at=NOW)
+    assert (got.path_error, got.path_error_depth) == _openssl(tmp_path, root, leaf)
+    assert got.path_error == "certificate signature failure"
+    assert "its ECDSA signature value is not DER" in got.detail
+    fine = Analyzer(TrustStore([root]), today=NOW).check([_leaf(key)], role="client", at=NOW)
+    assert fine.path_error is None

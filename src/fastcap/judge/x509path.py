@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 from cryptography import x509
 
-from ..proto.tls.der import DerError, element
+from ..proto.tls.der import DerError, element, elements, encode
 from . import x509lenient, x509names
 from .x509names import canon_name
 
@@ -613,8 +613,10 @@ def _check_signatures_and_time(
             if _safe(issuer.cert.public_key) is None:
                 return UNABLE_TO_DECODE_ISSUER_PUBLIC_KEY, depth + 1, ""
             if not _same_inner_outer_alg(f.der) or not signed_by(f.cert, issuer.cert):
-                return CERT_SIGNATURE_FAILURE, depth, "not signed by " + _subject_text(
-                    issuer.cert)
+                why = "not signed by " + _subject_text(issuer.cert)
+                if not _ecdsa_value_is_der(f.cert):
+                    why = "its ECDSA signature value is not DER, which OpenSSL refuses; " + why
+                return CERT_SIGNATURE_FAILURE, depth, why
         # X509_cmp_time takes one form only; notBefore is checked before notAfter
         bad_nb, bad_na = malformed_times(f.cert)
         state = f.valid_at(at)
@@ -629,6 +631,27 @@ def _check_signatures_and_time(
         if state == CERT_HAS_EXPIRED:
             return state, depth, f"expired {f.na.isoformat() if f.na else '?'}"
     return None
+
+
+def _ecdsa_value_is_der(cert: x509.Certificate) -> bool:
+    """False when ``cert`` is signed with ECDSA and its Ecdsa-Sig-Value is not DER (a long
+    length, an INTEGER not in its shortest form, bytes after it): OpenSSL re-encodes the
+    value and fails the signature when the bytes differ.  True for other algorithms."""
+    try:
+        if not cert.signature_algorithm_oid.dotted_string.startswith("1.2.840.10045.4."):
+            return True
+        sig = cert.signature
+        tag, body, end = element(sig, 0, len(sig))
+        parts = elements(sig, body, end, 2)
+        if tag != 0x30 or len(parts) != 2 or any(t != 0x02 for t, *_ in parts):
+            return False
+        again = b"".join(
+            encode(0x02, (n := int.from_bytes(sig[b:e], "big", signed=True)).to_bytes(
+                (n if n >= 0 else ~n).bit_length() // 8 + 1, "big", signed=True))
+            for _, _, b, e in parts)
+        return encode(0x30, again) == sig
+    except (DerError, ValueError):
+        return False
 
 
 def _tlv(der: bytes, pos: int) -> tuple[int, int, int] | None:
