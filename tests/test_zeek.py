@@ -621,6 +621,28 @@ def test_smtp_log_after_a_multi_line_reply_to_the_message(tmp_path):
     assert second["last_reply"] == "221 bye" and second["helo"] == first["helo"]
 
 
+def test_every_line_of_a_long_reply_to_the_message_counts(tmp_path):
+    """Each of a reply's lines answering "." counts a message in main.zeek, however many
+    there are (here four, so the next transaction's trans_depth is 5), and the written
+    line keeps the first; a long reply to the last BDAT chunk counts one and leaves its
+    last line."""
+    four = "250-2.0.0 one\r\n250-2.0.0 two\r\n250-2.0.0 three\r\n250 2.0.0 four"
+    path = _plain_capture(tmp_path / "long.pcap", make_pki(), 0, (
+        ("EHLO relay.fabrikam.com", "250 hi"),
+        ("MAIL FROM:<a@fabrikam.com>", "250 ok"), ("RCPT TO:<b@contoso.com>", "250 ok"),
+        ("DATA", "354 go on"), ("Subject: x\r\n\r\nhello\r\n.", four),
+        ("MAIL FROM:<c@fabrikam.com>", "250 ok"), ("RCPT TO:<d@contoso.com>", "250 ok"),
+        ("BDAT 5 LAST\r\nhello", four),
+        ("MAIL FROM:<e@fabrikam.com>", "250 ok"), ("QUIT", "221 bye")))
+    out = tmp_path / "logs"
+    r = run_cli("--format", "zeek", "-o", str(out), str(path))
+    assert r.returncode in (0, 1), r.stderr
+    rows = read_strict(out / "smtp.log")[2]
+    assert [(x["trans_depth"], x["mailfrom"], x["last_reply"]) for x in rows] == [
+        (1, "a@fabrikam.com", "250 2.0.0 one"), (5, "c@fabrikam.com", "250 2.0.0 four"),
+        (6, "e@fabrikam.com", "221 bye")]
+
+
 def test_x509_log_of_ed25519_ed448_and_ml_dsa_keys(tmp_path):
     """key_type as Zeek writes it from OpenSSL (EVP_PKEY_get0_type_name, EVP_PKEY_bits):
     ED25519 256, ED448 456; an ML-DSA-44 certificate as Zeek's own baseline

@@ -163,9 +163,10 @@ def smtp_transactions(s: Session) -> list[_Transaction]:
     ``trans_depth`` is one more than the messages whose end the server answered before the
     line was begun (a MAIL FROM with no answered message before it does not count one);
     ``last_reply`` the last reply line since it was begun, so a multi-line reply to the
-    message's end leaves its first line there, and each of its lines counts a message (a
-    reply keeps its first and last line only: a longer one counts two), where the reply to
-    a last BDAT chunk counts one at its last line;
+    message's end leaves its first line there, and each of its lines counts a message
+    (SMTP.cc names every line of a reply by the command it answers, and main.zeek counts
+    each line answering "."), where the reply to a last BDAT chunk counts one, at its last
+    line;
     ``helo`` the last HELO or EHLO argument in plaintext, whole."""
     d = s.smtp
     if d is None or d.implicit_tls or not (d.banner_code or d.commands or d.replies):
@@ -214,15 +215,18 @@ def smtp_transactions(s: Session) -> list[_Transaction]:
                         cur.mailfrom = first
                     cur.active = True
             else:
-                lines = [x.text] if x.last_text is None else [x.text, x.last_text]
                 if plain and x is dd.starttls_reply and dd.starttls_accepted:
                     tls = cur.tls = cur.active = True
-                for n, line in enumerate(lines, 1):
+                count = x.lines
+                for n in range(1, count + 1):
+                    # a middle line's text is never written: the next line overwrites it,
+                    # or (a message's end) it falls on a line begun after the written one
+                    line = x.text if n == 1 or x.last_text is None else x.last_text
                     cur.last_reply = f"{x.code} {line.lstrip(_BLANK)}"
                     # the message's end answered: every line of the reply to its final
                     # dot; the last line of the reply to the last BDAT chunk
                     if x.answers == "END_OF_DATA" or (
-                            x.answers == "BDAT" and bdat_last and n == len(lines)):
+                            x.answers == "BDAT" and bdat_last and n == count):
                         messages += 1
                         bdat_last = False
                         flush(when, cur)  # written, and a new line begun

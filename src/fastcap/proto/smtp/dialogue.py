@@ -70,6 +70,7 @@ class ReplyRecord:
     frame: int | None
     answers: str | None
     last_text: str | None = None  # a multi-line reply's last line (None: one line)
+    lines: int = 1  # how many lines it had (Zeek's smtp.log counts each line of some)
 
 
 @compact
@@ -173,7 +174,7 @@ class _DialogueBuilder:
         d = self.dialogue
         rec = _make_reply(
             code, enhanced, lines[0] if lines else "", offset, self._s2c_frame_at(offset), answers,
-            lines[-1] if len(lines) > 1 else None,
+            lines[-1] if len(lines) > 1 else None, len(lines) or 1,
         )
         self._put(d.replies, "replies", rec)
         if answers in ("EHLO", "HELO") and 200 <= code < 300:
