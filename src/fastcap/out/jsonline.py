@@ -203,7 +203,7 @@ def _reply(r: Any) -> str:
         return plain_text(r)
     return (f'{{"code": {_p(r.code)}, "enhanced": {_p(r.enhanced)}, "text": {_p(r.text)}, '
             f'"offset": {_o(r.offset)}, "frame": {_o(r.frame)}, "answers": {_p(r.answers)}, '
-            f'"last_text": {_p(r.last_text)}}}')
+            f'"last_text": {_p(r.last_text)}, "lines": {_o(r.lines)}}}')
 
 
 def _items(values: Any, write: Callable[[Any], str]) -> str:
