@@ -916,3 +916,21 @@ def test_smtp_log_addresses_as_zeeks_email_utils_find_them(tmp_path):
     (rec,) = read_strict(out / "smtp.log")[2]
     assert rec["mailfrom"] == "a@fabrikam.com"
     assert rec["rcptto"] == {"b@contoso.com", "c@contoso.com"}
+
+
+def test_a_certificate_sent_again_is_read_once(tmp_path, monkeypatch):
+    """ssl.log reads each distinct certificate once, however many sessions send it: the
+    same lines as reading it for each (the names, fingerprints and sni check of both lines
+    agree), at the cost of one load."""
+    from fastcap.out import zeek
+    from fastcap.run.scanner import scan
+
+    corpus = Path(__file__).resolve().parent / "data" / "corpus"
+    (s,) = scan(corpus / "zeek__smtp-starttls.pcap")
+    loads = []
+    real = zeek.load_certificate
+    monkeypatch.setattr(zeek, "load_certificate", lambda der: loads.append(der) or real(der))
+    zeek._der_facts.cache_clear()
+    first, again = zeek.ssl_row(s, "a.pcap"), zeek.ssl_row(s, "b.pcap")
+    assert first[2:] == again[2:] and first[17].startswith("CN=mx.google.com,O=Google Inc")
+    assert len(loads) == len(set(loads)) == len(s.tls.server_certs)

@@ -12,6 +12,7 @@ x509.log has one line per distinct certificate and role, in the order first seen
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import os
 import re
@@ -297,8 +298,28 @@ def _chain_fps(server: list[bytes], client: list[bytes]
     if not server and not client:
         return None, None
     # as Zeek's files.zeek: a fingerprint only of a certificate its X509 analyzer read
-    return ([hashlib.sha256(d).hexdigest() for d in server if certificate_names(d)],
-            [hashlib.sha256(d).hexdigest() for d in client if certificate_names(d)])
+    return ([fp for d in server if (fp := _der_facts(bytes(d)).fingerprint)],
+            [fp for d in client if (fp := _der_facts(bytes(d)).fingerprint)])
+
+
+@dataclass(frozen=True, slots=True)
+class _DerFacts:
+    """What ssl.log reads of one certificate's DER, whichever session sent it."""
+
+    loads: bool  # cryptography (OpenSSL's reading, through x509lenient) loads it
+    names: tuple[str, str] | None  # subject and issuer in OpenSSL's text, if they read
+    fingerprint: str | None  # SHA-256, when OpenSSL reads its structure (as Zeek's X509)
+
+
+@functools.lru_cache(maxsize=1024)
+def _der_facts(der: bytes) -> _DerFacts:
+    """A capture's sessions send the same few certificates again and again, and loading one
+    and printing its names cost most of an ssl.log line: read once per distinct DER."""
+    cert = load_certificate(der)
+    names = _names(cert) if cert is not None else _raw_names(der)
+    readable = certificate_names(der) is not None
+    return _DerFacts(cert is not None, names,
+                     hashlib.sha256(der).hexdigest() if readable else None)
 
 
 def _leaf(check, ders: list[bytes] | None) -> CertInfo | None:
@@ -337,12 +358,11 @@ def _subject_issuer(leaf: CertInfo | None, ders: list[bytes] | None
                     ) -> tuple[str | None, str | None]:
     if not ders:
         return (leaf.subject, leaf.issuer) if leaf is not None else (None, None)
-    cert = load_certificate(bytes(ders[0]))
-    if cert is None:  # as Zeek: unset when OpenSSL does not read the leaf
-        return _raw_names(bytes(ders[0])) or (None, None)
-    names = _names(cert)
-    if names is not None:
-        return names
+    facts = _der_facts(bytes(ders[0]))
+    if not facts.loads:  # as Zeek: unset when OpenSSL does not read the leaf
+        return facts.names or (None, None)
+    if facts.names is not None:
+        return facts.names
     return (leaf.subject, leaf.issuer) if leaf is not None else (None, None)
 
 
@@ -400,8 +420,8 @@ def ssl_row(s: Session, path: str) -> list[object] | None:
             *_chain_fps(list(server_ders or ()), list(t.client_certificate or ())),
             *_subject_issuer(server_leaf, server_ders),
             *_subject_issuer(client_leaf, t.client_certificate),
-            _sni_matches(t.sni, server_leaf if server_ders and load_certificate(
-                bytes(server_ders[0])) is not None else None),
+            _sni_matches(t.sni, server_leaf if server_ders and _der_facts(
+                bytes(server_ders[0])).loads else None),
             _validation(s), _codes(s)]
 
 
