@@ -934,3 +934,42 @@ def test_a_certificate_sent_again_is_read_once(tmp_path, monkeypatch):
     first, again = zeek.ssl_row(s, "a.pcap"), zeek.ssl_row(s, "b.pcap")
     assert first[2:] == again[2:] and first[17].startswith("CN=mx.google.com,O=Google Inc")
     assert len(loads) == len(set(loads)) == len(s.tls.server_certs)
+
+
+def _tshark_times(path: Path, display_filter: str) -> list[int]:
+    """frame.time_epoch in microseconds of each frame tshark shows for `display_filter`
+    (an SMTP line split over segments shows at the frame that ends it)."""
+    import shutil
+    from decimal import Decimal
+
+    tshark = shutil.which("tshark")
+    if tshark is None:
+        pytest.skip("tshark is not installed")
+    r = subprocess.run([tshark, "-n", "-r", str(path), "-Y", display_filter, "-T", "fields",
+                        "-e", "frame.time_epoch"], capture_output=True, text=True, check=True)
+    return [int(Decimal(t) * 1_000_000) for t in r.stdout.split()]
+
+
+def test_ts_is_the_time_of_the_packet_that_ends_the_line(tmp_path):
+    """Zeek's SMTP analyzer reads lines, so an event (and network_time(), a record's ts)
+    comes with the packet that carries a line's end: with 5-byte segments the greeting,
+    the MAIL FROM that writes the transaction before it and the reply to the message's end
+    each end frames after they begin, and ts is that last frame's time (tshark shows each
+    line at that frame)."""
+    pki = make_pki()
+    start = (int(pki.client.cert.not_valid_before_utc.timestamp()) + 3600) * 10**9
+    sc = scenario("starttls_not_offered", pki, start_ns=start, mss=5, commands=(
+        *_TWO_TRANSACTIONS, ("MAIL FROM:<e@fabrikam.com>", "250 ok"), ("QUIT", "221 bye")))
+    path = tmp_path / "small.pcap"
+    write_pcap(path, render(converse(sc), sc))
+    out = tmp_path / "logs"
+    r = run_cli("--format", "zeek", "-o", str(out), str(path))
+    assert r.returncode in (0, 1), r.stderr
+    rows = read_strict(out / "smtp.log")[2]
+    (greeting,) = _tshark_times(path, "smtp.response.code == 220")
+    mails = _tshark_times(path, 'smtp.req.command == "MAIL"')
+    (queued,) = _tshark_times(path, 'smtp.rsp.parameter contains "queued"')
+    assert [x["ts"] for x in rows] == [greeting, mails[1], queued]
+    # each line ends frames after it begins: the first frame's time would differ
+    firsts = _tshark_times(path, 'tcp.payload[0:3] == "220" || tcp.payload[0:4] == "MAIL"')
+    assert firsts and greeting not in firsts and mails[1] not in firsts

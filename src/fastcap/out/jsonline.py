@@ -195,7 +195,7 @@ def _command(c: Any) -> str:
     if type(c) is not CommandRecord:
         return plain_text(c)
     return (f'{{"verb": {_p(c.verb)}, "arg": {_p(c.arg)}, "offset": {_o(c.offset)}, '
-            f'"frame": {_o(c.frame)}}}')
+            f'"frame": {_o(c.frame)}, "end_frame": {_o(c.end_frame)}}}')
 
 
 def _reply(r: Any) -> str:
@@ -203,7 +203,8 @@ def _reply(r: Any) -> str:
         return plain_text(r)
     return (f'{{"code": {_p(r.code)}, "enhanced": {_p(r.enhanced)}, "text": {_p(r.text)}, '
             f'"offset": {_o(r.offset)}, "frame": {_o(r.frame)}, "answers": {_p(r.answers)}, '
-            f'"last_text": {_p(r.last_text)}, "lines": {_o(r.lines)}}}')
+            f'"last_text": {_p(r.last_text)}, "lines": {_o(r.lines)}, '
+            f'"end_frame": {_o(r.end_frame)}}}')
 
 
 def _items(values: Any, write: Callable[[Any], str]) -> str:
@@ -225,6 +226,7 @@ def smtp_text(d: Any) -> str:
         ', "banner_text": ', _p(d.banner_text),
         ', "banner_host": ', _p(d.banner_host),
         ', "banner_frame": ', _o(d.banner_frame),
+        ', "banner_end_frame": ', _o(d.banner_end_frame),
         ', "banner_names_exchange_online": ', _p(d.banner_names_exchange_online),
         ', "ehlo_verb": ', _p(d.ehlo_verb),
         ', "ehlo_name": ', _p(d.ehlo_name),

@@ -133,7 +133,7 @@ class _Transaction:
     it, written when the next MAIL FROM comes, at the reply to the message's end, or at the
     session's end, and then only when the client did something (MAIL, RCPT or STARTTLS)."""
 
-    frame: int | None  # the line's packet that made it: its ts
+    frame: int | None  # the packet that ended the line that made it: its ts
     depth: int
     helo: str | None
     mailfrom: str | None = None
@@ -193,7 +193,8 @@ def smtp_transactions(s: Session) -> list[_Transaction]:
     dialogues = [(d, True)] + ([(s.smtp_tls, False)] if s.smtp_tls is not None else [])
     for dd, plain in dialogues:
         for frame, kind, x in _events(dd):
-            when = frame or None
+            # Zeek acts on a line when its line ending arrives: the time of that packet
+            when = (dd.banner_end_frame if kind == 0 else x.end_frame) or frame or None
             if cur is None:
                 cur = begin(when)
             if kind == 0:  # the greeting: each line a reply, the last one kept

@@ -56,6 +56,7 @@ class CommandRecord:
     arg: str  # AUTH: the mechanism only
     offset: int
     frame: int | None
+    end_frame: int | None = None  # the frame of its line's end, when another (None: the same)
 
 
 @compact
@@ -71,6 +72,7 @@ class ReplyRecord:
     answers: str | None
     last_text: str | None = None  # a multi-line reply's last line (None: one line)
     lines: int = 1  # how many lines it had (Zeek's smtp.log counts each line of some)
+    end_frame: int | None = None  # the frame of its last line's end, when another
 
 
 @compact
@@ -109,6 +111,7 @@ class SmtpDialogue:
     banner_text: str | None = None
     banner_host: str | None = None  # first word of the greeting (RFC 5321 §4.2: the domain)
     banner_frame: int | None = None
+    banner_end_frame: int | None = None  # the frame of its first line's end, when another
     banner_names_exchange_online: bool = False
     ehlo_verb: str | None = None  # EHLO or HELO (HELO: no extensions, so no STARTTLS)
     ehlo_name: str | None = None
@@ -168,13 +171,16 @@ class _DialogueBuilder:
 
     def reply(
         self, code: int, enhanced: str | None, lines: Sequence[str], offset: int,
-        answers: str | None,
+        answers: str | None, end: int | None = None,
     ) -> None:
-        """Fold a Reply given by its fields (parse_dialogue never builds the event)."""
+        """Fold a Reply given by its fields (parse_dialogue never builds the event); ``end``:
+        the offset after its last byte, when known."""
         d = self.dialogue
+        frame = self._s2c_frame_at(offset)
         rec = _make_reply(
-            code, enhanced, lines[0] if lines else "", offset, self._s2c_frame_at(offset), answers,
-            lines[-1] if len(lines) > 1 else None, len(lines) or 1,
+            code, enhanced, lines[0] if lines else "", offset, frame, answers,
+            lines[-1] if len(lines) > 1 else None, len(lines) or 1, self._end_frame(
+                self._s2c_frame_at, frame, offset, end),
         )
         self._put(d.replies, "replies", rec)
         if answers in ("EHLO", "HELO") and 200 <= code < 300:
@@ -189,22 +195,37 @@ class _DialogueBuilder:
         if _relay_denied(code, enhanced, lines):
             self._put(d.relay_denied, "relay_denied", rec)
 
-    def command(self, verb: str, arg: str, offset: int) -> None:
-        """Fold a Command given by its fields (parse_dialogue never builds the event)."""
+    @staticmethod
+    def _end_frame(frame_at: Callable[[int], int | None], frame: int | None, offset: int,
+                   end: int | None) -> int | None:
+        """The frame of the byte before ``end`` when it is not ``frame``: where a line ends is
+        where a line-based reader (Zeek's analyzers) acts on it, and most lines end in the
+        frame they begin in, which is then not kept twice."""
+        if end is None or end - 1 <= offset:
+            return None
+        last = frame_at(end - 1)
+        return None if last == frame else last
+
+    def command(self, verb: str, arg: str, offset: int, end: int | None = None) -> None:
+        """Fold a Command given by its fields (parse_dialogue never builds the event); ``end``:
+        the offset after its line ending, when known."""
         d = self.dialogue
         frame = self._c2s_frame_at(offset)
-        self._put(d.commands, "commands", _make_command(verb, arg, offset, frame))
+        self._put(d.commands, "commands", _make_command(
+            verb, arg, offset, frame, self._end_frame(self._c2s_frame_at, frame, offset, end)))
         if verb in ("EHLO", "HELO") and d.ehlo_verb is None:
             words = arg.split(None, 1)
             d.ehlo_verb, d.ehlo_name, d.ehlo_frame = verb, words[0] if words else "", frame
         elif verb in TLS_VERBS:
             d.starttls_command_frame = frame
 
-    def banner(self, code: int, text: str, offset: int) -> None:
+    def banner(self, code: int, text: str, offset: int, first_end: int | None = None) -> None:
         """Fold a Banner given by its fields."""
         d = self.dialogue
         d.banner_code, d.banner_text = code, text
         d.banner_frame = self._s2c_frame_at(offset)
+        d.banner_end_frame = self._end_frame(self._s2c_frame_at, d.banner_frame, offset,
+                                             first_end)
         words = text.split(None, 1)
         d.banner_host = words[0] if words else None
         d.banner_names_exchange_online = names_exchange_online(text)
@@ -215,9 +236,9 @@ class _DialogueBuilder:
         # event.
         d = self.dialogue
         if isinstance(ev, Reply):
-            self.reply(ev.code, ev.enhanced, ev.lines, ev.offset, ev.answers)
+            self.reply(ev.code, ev.enhanced, ev.lines, ev.offset, ev.answers, ev.end)
         elif isinstance(ev, Command):
-            self.command(ev.verb, ev.arg, ev.offset)
+            self.command(ev.verb, ev.arg, ev.offset, ev.end)
         elif isinstance(ev, Anomaly):
             direction, offset = ev.direction, ev.offset
             frame = (
@@ -227,7 +248,7 @@ class _DialogueBuilder:
             rec = AnomalyRecord(ev.kind, ev.detail, direction, offset, frame)
             self._put(d.anomalies, "anomalies", rec)
         elif isinstance(ev, Banner):
-            self.banner(ev.code, ev.text, ev.offset)
+            self.banner(ev.code, ev.text, ev.offset, ev.first_end)
         elif isinstance(ev, StartTls):
             if ev.implicit:
                 d.implicit_tls = True

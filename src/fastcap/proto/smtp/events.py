@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Final, Literal
 
@@ -81,6 +81,7 @@ class Banner:
     code: int
     text: str  # lines joined with "\n", code and separator removed
     offset: int  # s2c
+    first_end: int | None = field(default=None, compare=False)  # after its first line
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +91,7 @@ class Command:
     verb: str
     arg: str
     offset: int  # c2s
+    end: int | None = field(default=None, compare=False)  # after its line ending, when known
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +108,7 @@ class Reply:
     lines: tuple[str, ...]  # text after "250-"/"250 ", enhanced code included
     offset: int  # s2c
     answers: str | None = None
+    end: int | None = field(default=None, compare=False)  # after its last line, when known
 
 
 @dataclass(frozen=True, slots=True)

@@ -117,6 +117,8 @@ class _ReplyAcc:
     lines: list[str]
     capped: bool = False
     after_gap: bool = False  # the first reply read after a gap: whole replies may be lost
+    first_end: int = 0  # where its first line ends (after the LF), and its last
+    end: int = 0
 
 
 class _Side:
@@ -615,7 +617,8 @@ class SmtpConversation:
                 # Fastest path: a whole well-formed reply at once; the loop below would take it
                 # line by line to the same result.
                 code, lines, end = whole
-                acc = _ReplyAcc(side.off + pos, code, lines, after_gap=side.resync)
+                acc = _ReplyAcc(side.off + pos, code, lines, after_gap=side.resync,
+                                first_end=side.off + nl + 1, end=side.off + end)
                 side.consume(end - pos)
                 side.resync, side.bad = False, 0
                 return acc
@@ -624,6 +627,7 @@ class SmtpConversation:
                 # what _read_line/_take_line/_line_anomalies do for such a line without
                 # building a _Line (replies are most of an SMTP dialogue's lines).
                 offset = side.off + pos
+                stop = side.off + nl + 1
                 crlf = nl > pos and buf[nl - 1] == 0x0D
                 head = bytes(buf[pos : nl - 1 if crlf else nl])
                 side.consume(nl + 1 - pos)
@@ -657,7 +661,7 @@ class SmtpConversation:
                     if line.tail != "skip":
                         self._bad_line(side, line, "bad_reply_line", _show(line.head))
                     continue
-                offset, gapped = line.offset, line.cut or bool(line.tail)
+                offset, gapped, stop = line.offset, line.cut or bool(line.tail), line.end
             after_gap = side.resync  # no line parsed since a gap
             side.resync, side.bad = False, 0
             code = int(m[1])
@@ -669,11 +673,13 @@ class SmtpConversation:
                 self._anomaly("reply_unfinished", acc.offset, "s2c")
                 ended, acc = acc, None
             if acc is None:
-                acc = self._acc = _ReplyAcc(offset, code, [], after_gap=after_gap)
+                acc = self._acc = _ReplyAcc(offset, code, [], after_gap=after_gap,
+                                            first_end=stop)
             elif code != acc.code:
                 self._anomaly(
                     "reply_code_mismatch", offset, "s2c", f"{code} in a {acc.code} reply"
                 )
+            acc.end = stop
             if len(acc.lines) < MAX_REPLY_LINES:
                 acc.lines.append(_text(m[3] or b""))
             elif not acc.capped:
@@ -775,7 +781,7 @@ class SmtpConversation:
         first = not self._lead_replies
         self._lead_replies += 1
         if first and acc.offset == 0 and acc.code in GREETING_CODES and not client_tls:
-            self._emit(Banner(acc.code, "\n".join(acc.lines), acc.offset))
+            self._emit(Banner(acc.code, "\n".join(acc.lines), acc.offset, acc.first_end))
             return
         if not self._lead_noted:
             self._lead_noted = True
@@ -794,7 +800,7 @@ class SmtpConversation:
             return False
         if self._turn == "greeting":
             if isinstance(res, _ReplyAcc) and res.code in GREETING_CODES:
-                self._emit(Banner(res.code, "\n".join(res.lines), res.offset))
+                self._emit(Banner(res.code, "\n".join(res.lines), res.offset, res.first_end))
             elif isinstance(res, _ReplyAcc):  # not a greeting: it answers the first command
                 self._anomaly("no_banner", res.offset, "s2c", f"first reply {res.code}")
                 self._held = res
@@ -949,10 +955,10 @@ class SmtpConversation:
     def _emit_reply(self, acc: _ReplyAcc, answers: str | None) -> None:
         """Queue acc's Reply. A hook, as _emit_command: parse_dialogue folds it unbuilt."""
         lines = acc.lines
-        self._emit(Reply(acc.code, _enhanced(lines), tuple(lines), acc.offset, answers))
+        self._emit(Reply(acc.code, _enhanced(lines), tuple(lines), acc.offset, answers, acc.end))
 
-    def _emit_command(self, verb: str, arg: str, offset: int) -> None:
-        self._emit(Command(verb, arg, offset))
+    def _emit_command(self, verb: str, arg: str, offset: int, end: int) -> None:
+        self._emit(Command(verb, arg, offset, end))
 
     def _after_reply(self, code: int, offset: int) -> None:
         pending, self._turn, self._mode = self._pending, "client", "command"
@@ -1100,7 +1106,7 @@ class SmtpConversation:
         """A command line that parsed, from ``offset`` to ``end`` (after its line ending)."""
         self._c2s.bad = 0
         self._mode = "command"
-        self._emit_command(verb, _command_arg(verb, raw_arg), offset)
+        self._emit_command(verb, _command_arg(verb, raw_arg), offset, end)
         if verb in TLS_VERBS:
             self._tls_off = end
         elif verb == "BDAT":

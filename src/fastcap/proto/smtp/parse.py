@@ -67,10 +67,10 @@ class _FoldingConversation(SmtpConversation):
 
     def _emit_reply(self, acc: _ReplyAcc, answers: str | None) -> None:
         lines = acc.lines
-        self._builder.reply(acc.code, _enhanced(lines), lines, acc.offset, answers)
+        self._builder.reply(acc.code, _enhanced(lines), lines, acc.offset, answers, acc.end)
 
-    def _emit_command(self, verb: str, arg: str, offset: int) -> None:
-        self._builder.command(verb, arg, offset)
+    def _emit_command(self, verb: str, arg: str, offset: int, end: int) -> None:
+        self._builder.command(verb, arg, offset, end)
 
 
 def _clean_gaps(gaps: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:
@@ -141,7 +141,7 @@ def _parse_plain(c2s: StreamLike, s2c: StreamLike) -> SmtpDialogue | None:
         return None
     (code, lines, _), spos = at
     b = _DialogueBuilder(c2s.frame_at, s2c.frame_at)
-    b.banner(code, "\n".join(lines), 0)
+    b.banner(code, "\n".join(lines), 0, sdata.find(b"\n") + 1)
     cpos, cend = 0, len(cdata)
     max_line = machine.MAX_LINE  # the one cap the state machine reads too: read it there
     mode = "command"  # what the client sends next: command | auth | body
@@ -168,7 +168,7 @@ def _parse_plain(c2s: StreamLike, s2c: StreamLike) -> SmtpDialogue | None:
                 if known is None:
                     return None
                 verb, arg = known
-                b.command(verb, arg, cpos)
+                b.command(verb, arg, cpos, nl + 1)
                 pending = "AUTH" if verb in AUTH_VERBS else verb
             cpos = nl + 1
         # Its reply, and what the client sends next (_step_server, _after_reply).
@@ -176,7 +176,7 @@ def _parse_plain(c2s: StreamLike, s2c: StreamLike) -> SmtpDialogue | None:
         if at is None:
             return None
         (code, lines, enhanced), end = at
-        b.reply(code, enhanced, lines, spos, pending)
+        b.reply(code, enhanced, lines, spos, pending, end)
         spos, mode = end, "command"
         if pending in TLS_VERBS:
             if 200 <= code < 300 and code != 220:
