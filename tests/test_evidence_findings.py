@@ -296,6 +296,37 @@ def test_connector_name_mismatch_with_an_address_connector_is_info(world):
     assert v.severity == "error"
 
 
+def test_name_verdict_agrees_with_the_connector_finding(world):
+    """With the connector's name as the expected one, `client_cert_name_mismatch` and
+    `connector_name_mismatch` judge one fact: both are info when an address connector lets
+    the client in, both stay errors when none does."""
+    from fastcap.evidence.read import Evidence
+    from fastcap.run.evidence import attach_evidence
+    from fastcap.run.scanner import ScanSummary
+
+    by_cert = _inbound("mail.contoso.com", ips=())
+    by_ip = dataclasses.replace(_inbound(None, ips=("203.0.113.0/24",)), name="From relay1")
+    for inbound, severity in (((by_cert, by_ip), "info"), ((by_cert,), "error")):
+        (s,) = [x for x in scan(world.path, expect_name="mail.contoso.com")
+                if x.client == world.sessions["ok_client_cert"].client]
+        assert _one(s.verdicts, "client_cert_name_mismatch").severity == "error"
+        summary = ScanSummary(world.path, sessions=1, with_problems=1)
+        attach_evidence([(world.path, [s], summary)],
+                        Evidence((), (), Settings(inbound=inbound), ()),
+                        expect_name="mail.contoso.com")
+        name = _one(s.verdicts, "client_cert_name_mismatch")
+        assert name.severity == _one(s.verdicts, "connector_name_mismatch").severity == severity
+        assert ("From relay1" in name.message) is (severity == "info")
+        assert summary.with_problems == any(is_problem(v) for v in s.verdicts)
+    # an explicit --expect-name that is no connector's name is the admin's own check
+    (s,) = [x for x in scan(world.path, expect_name="mail.example.net")
+            if x.client == world.sessions["ok_client_cert"].client]
+    attach_evidence([(world.path, [s], ScanSummary(world.path))],
+                    Evidence((), (), Settings(inbound=(by_cert, by_ip)), ()),
+                    expect_name="mail.example.net")
+    assert _one(s.verdicts, "client_cert_name_mismatch").severity == "error"
+
+
 def _send(issuer: str | None, subject: str | None) -> SendConnector:
     return SendConnector(
         name="Outbound to Office 365 - 1b0c", tls_certificate_name=f"<I>{issuer}<S>{subject}",

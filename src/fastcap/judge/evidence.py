@@ -14,6 +14,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Final
 
 from ..evidence.join import Match, iso_utc, normal_ip
@@ -26,7 +27,7 @@ from .x509check import cert_info, sender_names
 from .x509names import sender_name_fits
 
 __all__ = ["EVIDENCE_HINTS", "EVIDENCE_TABLE", "evidence_verdicts", "log_only_verdicts",
-           "settings_verdicts"]
+           "name_check_by_address", "settings_verdicts"]
 
 _EXO_SUFFIX = ".mail.protection.outlook.com"
 _FAILURE = re.compile(r"fail|error|untrusted|not trusted|alert|unable|denied|refused|reset",
@@ -392,6 +393,35 @@ def settings_verdicts(session: Session, settings: Settings) -> list[Verdict]:
                       f"names {s.tls_certificate_name or _tls_name(s)}", frame))
     out += _sender_ip(session, settings, leaf, frame)
     return out
+
+
+def name_check_by_address(session: Session, settings: Settings,
+                          expect_name: str | None) -> list[Verdict]:
+    """The session's verdicts with `client_cert_name_mismatch` made info where the
+    evidence's `connector_name_mismatch` is: the name expected is an OnPremises inbound
+    connector's TlsSenderCertificateName, the session goes to Exchange Online, and the
+    client's public address is in SenderIPAddresses of an OnPremises connector without a
+    certificate name.  Microsoft documents that such a connector identifies the sending server
+    by its address, so the certificate's name does not decide whether the mail gets in; the
+    two findings then say the same thing at the same severity."""
+    verdicts = list(session.verdicts)
+    want = (expect_name or "").strip().lower().rstrip(".")
+    if not want or not any(v.code == "client_cert_name_mismatch" and v.severity != "info"
+                           for v in verdicts):
+        return verdicts
+    names = {(c.tls_sender_certificate_name or "").strip().lower().rstrip(".")
+             for c in settings.on_premises()}
+    if want not in names or not _to_exchange_online(session):
+        return verdicts
+    by_ip = _ip_connector(session, settings)
+    if by_ip is None:
+        return verdicts
+    ip, c = by_ip
+    why = (f"; but the client address {ip} is in SenderIPAddresses of inbound connector "
+           f"\"{c.name}\" ({c.where}), which identifies the server by its address, not its "
+           "certificate")
+    return [replace(v, severity="info", message=v.message + why)
+            if v.code == "client_cert_name_mismatch" else v for v in verdicts]
 
 
 def _ip_connector(session: Session, settings: Settings

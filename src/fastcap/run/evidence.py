@@ -19,7 +19,12 @@ from ..evidence.join import (
 from ..evidence.read import Evidence
 from ..evidence.records import LogConversation
 from ..judge.diagnose import is_problem, most_severe_first
-from ..judge.evidence import evidence_verdicts, log_only_verdicts, settings_verdicts
+from ..judge.evidence import (
+    evidence_verdicts,
+    log_only_verdicts,
+    name_check_by_address,
+    settings_verdicts,
+)
 from ..session import Session
 from ..verdict import Verdict
 from .scanner import ScanSummary
@@ -74,8 +79,12 @@ def attach_evidence(results: Sequence[tuple[str, Sequence[Session], ScanSummary]
             s.evidence = list(matches)
             found = evidence_verdicts(s, matches, settings, expect_name=expect_name)
             found += settings_verdicts(s, settings)
+            was = any(is_problem(v) for v in s.verdicts)
+            s.verdicts = name_check_by_address(s, settings, expect_name)
             if found:
-                _add(s, found, summary)
+                s.verdicts = most_severe_first([*s.verdicts, *found])
+                summary.verdicts.update(v.code for v in found)
+            summary.with_problems += any(is_problem(v) for v in s.verdicts) - was
     return joined
 
 
@@ -87,13 +96,6 @@ def _with_facts(joined: JoinResult, evidence: Evidence) -> JoinResult:
     by_id = {id(m): replace(m, conversation=c) for m, c in zip(flat, full, strict=True)}
     return replace(joined, matches={k: tuple(by_id[id(m)] for m in ms)
                                     for k, ms in joined.matches.items()})
-
-
-def _add(s: Session, found: list[Verdict], summary: ScanSummary) -> None:
-    was = any(is_problem(v) for v in s.verdicts)
-    s.verdicts = most_severe_first([*s.verdicts, *found])
-    summary.verdicts.update(v.code for v in found)
-    summary.with_problems += any(is_problem(v) for v in s.verdicts) - was
 
 
 def log_only(conversations: Sequence[LogConversation], evidence: Evidence,
