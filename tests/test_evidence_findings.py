@@ -406,6 +406,17 @@ def test_sender_ip_not_in_connector(world):
     assert v.severity == "warning" and "203.0.113.10" in v.message
     assert "inbound.json line 1" in v.message and v.frame == _cert_frame(s)
     assert "-SenderIPAddresses" in v.hint
+    # what Microsoft documents (identified by certificate or address, the certificate's
+    # domain first) is told apart from what fastcap infers (the list still matters)
+    documented, _, inferred = v.message.partition("documented by Microsoft:")[2].partition(
+        "inferred, not documented:")
+    assert "certificate or by its address" in documented and "first" in documented
+    assert "addresses" in inferred and "SenderIPAddresses of" not in inferred
+    by_ip = dataclasses.replace(_inbound(None, ips=("203.0.113.0/24",)), name="From relay1")
+    v = _one(settings_verdicts(s, Settings(inbound=(applies, by_ip))),
+             "sender_ip_not_in_connector")
+    assert "SenderIPAddresses of inbound connector \"From relay1\"" in v.message
+    assert "certificate's connector comes first" in v.message
     listed = _inbound("mail.fabrikam.com", ips=("203.0.113.0-203.0.113.20",))
     _none(settings_verdicts(s, Settings(inbound=(listed,))), "sender_ip_not_in_connector")
     # the certificate rule does not apply (another name)

@@ -495,7 +495,11 @@ def _sender_ip(session: Session, settings: Settings, leaf: CertInfo | None,
         listed = ", ".join(c.sender_ip_addresses)
         text = (f"the client address {ip} (session from frame {session.first_frame}) is not in "
                 f"SenderIPAddresses [{listed}] of inbound connector \"{c.name}\" ({c.where}), "
-                f"whose rule applies ({why})")
+                f"whose rule applies ({why}); documented by Microsoft: an OnPremises "
+                "connector identifies the sending server by its certificate or by its address, "
+                "and attribution goes by the certificate's domain first; inferred, not "
+                "documented: that Exchange Online also holds the connection to this "
+                f"connector's addresses{_also_listed(ip, c, settings)}")
         if _private(ip):
             return [_v("sender_ip_not_in_connector",
                        f"{text}; {ip} is a private address, so the capture was taken inside "
@@ -503,6 +507,16 @@ def _sender_ip(session: Session, settings: Settings, leaf: CertInfo | None,
                        "one is listed", frame, severity="info")]
         return [_v("sender_ip_not_in_connector", text, frame)]
     return []
+
+
+def _also_listed(ip: str, applies: InboundConnector, settings: Settings) -> str:
+    """Another enabled OnPremises connector that lists `ip`, said as a clause ("" if none):
+    by the documented order the certificate's connector still comes first."""
+    for c in settings.on_premises():
+        if c is not applies and c.allows_ip(ip):
+            return (f" (the address is in SenderIPAddresses of inbound connector \"{c.name}\" "
+                    f"({c.where}), but the certificate's connector comes first)")
+    return ""
 
 
 # --- logs without a capture ------------------------------------------------------------------
