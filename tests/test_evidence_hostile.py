@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from fastcap.evidence.exchange import _endpoint
-from fastcap.evidence.powershell import _date_ns
+from fastcap.evidence.powershell import date_ns
 
 EVIDENCE = Path(__file__).resolve().parent / "data" / "evidence"
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "exchange-online-no-client-cert.pcap"
@@ -91,9 +91,9 @@ def test_a_connector_export_date_a_capture_cannot_carry_is_no_date(tmp_path):
     r = fastcap("scan", str(EXAMPLE), "--evidence", str(EVIDENCE / "SEND20260310-1.LOG"),
                 "--evidence", str(certs), "--format", "json")
     assert r.returncode in (0, 1) and "Traceback" not in r.stderr
-    assert _date_ns("/Date(-99999999999999)/") is None
-    assert _date_ns("/Date(1769904000000)/") == 1769904000000 * 10**6
-    assert _date_ns("9999-12-31T23:59:59Z") is None
+    assert date_ns("/Date(-99999999999999)/") is None
+    assert date_ns("/Date(1769904000000)/") == 1769904000000 * 10**6
+    assert date_ns("9999-12-31T23:59:59Z") is None
 
 
 @pytest.mark.parametrize("text, expected", [

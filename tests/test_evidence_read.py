@@ -165,16 +165,14 @@ def test_an_unread_file_says_when_it_is_compressed_or_printed_output(tmp_path):
            * 5).encode()
     gz = tmp_path / "mail.log.2.gz"
     gz.write_bytes(gzip.compress(log))
-    listed = tmp_path / "inbound.txt"  # Get-InboundConnector | Format-List > inbound.txt (5.1)
+    listed = tmp_path / "services.txt"  # Get-Service | Format-List > services.txt (5.1)
     listed.write_bytes(codecs.BOM_UTF16_LE + (
-        "\r\n\r\nRunspaceId                    : 1f0b7a3e-4c55-4d0e-9a51-3d8e0f6b7a21\r\n"
-        "Enabled                       : True\r\n"
-        "ConnectorType                 : OnPremises\r\n"
-        "SenderIPAddresses             : {203.0.113.10, 198.51.100.0/24, 2001:db8::/32,\r\n"
-        "                                192.0.2.0/24}\r\n"
-        "TlsSenderCertificateName      : mail.contoso.com\r\n"
-        "RequireTls                    : True\r\n"
-        "Identity                      : From Contoso\r\n\r\n").encode("utf-16-le"))
+        "\r\n\r\nName                : MSExchangeTransport\r\n"
+        "DisplayName         : Microsoft Exchange Transport\r\n"
+        "Status              : Running\r\n"
+        "DependentServices   : {}\r\n"
+        "ServicesDependedOn  : {MSExchangeADTopology, KeyIso, NetTcpPortSharing,\r\n"
+        "                      MSExchangeDiagnostics}\r\n\r\n").encode("utf-16-le"))
     plain = tmp_path / "notes.txt"
     plain.write_text("nothing here a reader knows\nnor here\n", encoding="utf-8")
     ev = read_evidence([gz, listed, plain])
@@ -183,14 +181,15 @@ def test_an_unread_file_says_when_it_is_compressed_or_printed_output(tmp_path):
     assert got[str(gz)].endswith("; it is gzip-compressed: decompress it first")
     assert got[str(listed)].endswith("(Format-List): export the objects with ConvertTo-Json "
                                      "-Depth 4")
-    assert got[str(plain)].endswith("a PowerShell JSON export)")
+    assert got[str(plain)].endswith("connector settings from ConvertTo-Json or Format-List)")
     assert all("\n" not in w for w in ev.warnings)
 
 
 def test_connector_settings_in_forms_that_lose_values_are_named(tmp_path):
     """Format-Table cuts a long name to "...", Export-Csv writes SenderIPAddresses as a
     .NET type name and dates in the local format: such a file is named as what it is, never
-    read as settings, and the warning says how to export instead."""
+    read as settings, and the warning says how to export instead (Format-List, which keeps
+    the values, is read: test_evidence_fmtlist)."""
     forms = {
         "ft.txt": (  # Get-InboundConnector | ft Name,ConnectorType,TlsSenderCertificateName
             "\r\nName                           ConnectorType TlsSenderCertificateName\r\n"
@@ -202,19 +201,6 @@ def test_connector_settings_in_forms_that_lose_values_are_named(tmp_path):
             "----------                                --------   -------\n"
             "DCBFE993F26AA4EF1F0D18B03E560A88302F8297  IP.WS..    CN=mail.contoso.com\n",
             "(Format-Table, whose columns are cut short)"),
-        "list.txt": (  # Format-List with empty values ("Comment :" and no space after)
-            "\nEnabled                  : True\nComment                  :\n"
-            "AdminDisplayName         :\nTlsSenderCertificateName : mail.contoso.com\n"
-            "EFUsers                  :\n",
-            "(Format-List)"),
-        "certs-fl.txt": (  # Get-ExchangeCertificate | fl: long values wrap under the value
-            "\nCertificateDomains : {mail.contoso.com, autodiscover.contoso.com, owa.contoso.com,"
-            "\n                     webmail.contoso.com}\nNotAfter           : 2/1/2026 11:59:59 PM"
-            "\nThumbprint         : DCBFE993F26AA4EF1F0D18B03E560A88302F8297"
-            "\nRawData            : {48, 130, 6, 205, 48, 130, 5, 181, 160, 3, 2, 1, 2, 2, 16,"
-            + "\n                     124, 231, 231, 17, 206, 109, 82, 115, 41, 226, 74, 165," * 12
-            + "\n",
-            "(Format-List)"),
         "inbound.csv": (
             "#TYPE Deserialized.Microsoft.Exchange.Data.Directory.SystemConfiguration."
             "TenantInboundConnector\r\n"
@@ -242,7 +228,7 @@ def test_connector_settings_in_forms_that_lose_values_are_named(tmp_path):
     prose = tmp_path / "notes.txt"  # a dashed line under prose is no table
     prose.write_text("Notes\n  -----\nsee the ticket, ConnectorType too\n", encoding="utf-8")
     (warning,) = read_evidence([prose]).warnings
-    assert warning.endswith("a PowerShell JSON export)")
+    assert warning.endswith("connector settings from ConvertTo-Json or Format-List)")
 
 
 def test_one_log_under_several_names_is_read_once(tmp_path):

@@ -8,18 +8,20 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from . import exchange, postfix, powershell, tracking
+from . import exchange, fmtlist, postfix, powershell, tracking
 
 __all__ = ["KINDS", "LOG_READERS", "SETTINGS_READERS", "kind_of"]
 
 # The order formats are asked in: headers that name themselves first, free text last.
-KINDS = ("exchange-protocol", "message-tracking", "message-trace", "syslog", "powershell-json")
+KINDS = ("exchange-protocol", "message-tracking", "message-trace", "syslog", "powershell-json",
+         "powershell-list")
 
 # ---- format kind -> the module that reads it ------------------------------------------
 # Log readers export looks_like, conversations and lines_of; settings readers export
 # looks_like and read_settings.  The other formats' modules join these tables:
 #   "message-tracking": tracking, "message-trace": tracking, "syslog": postfix
-#   (conversations from syslog lines), "powershell-json": powershell (SETTINGS_READERS).
+#   (conversations from syslog lines), "powershell-json": powershell and
+#   "powershell-list": fmtlist (Format-List text) (SETTINGS_READERS).
 LOG_READERS: dict[str, ModuleType] = {
     "exchange-protocol": exchange,
     "message-tracking": tracking,
@@ -28,6 +30,7 @@ LOG_READERS: dict[str, ModuleType] = {
 }
 SETTINGS_READERS: dict[str, ModuleType] = {
     "powershell-json": powershell,
+    "powershell-list": fmtlist,
 }
 # ----------------------------------------------------------------------------------------
 

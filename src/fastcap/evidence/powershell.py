@@ -33,7 +33,8 @@ from .records import Where, in_ns_range
 from .settings import ExchangeCertificate, InboundConnector, SendConnector, Settings
 from .text import LogText
 
-__all__ = ["KNOWN_PROPERTIES", "MAX_BYTES", "looks_like", "read_settings", "read_settings_file"]
+__all__ = ["KNOWN_PROPERTIES", "MAX_BYTES", "date_ns", "looks_like", "read_settings",
+           "read_settings_file", "settings_from"]
 
 MAX_BYTES = 64 << 20  # a settings export is a few KB to a few MB; more is not one
 
@@ -107,13 +108,19 @@ def read_settings(text: str, path: str, warn: Warn) -> Settings:
     ConvertTo-Json document, or several appended one after another).  Objects are numbered
     from 1 in file order (`Where.line`); fields a finding needs, when absent, are warned
     about naming the object.  Never raises on content."""
-    objects = list(_objects(text, path, warn))
-    reader = _Reader(path, warn)
+    return settings_from(list(enumerate(_objects(text, path, warn), 1)), path, warn)
+
+
+def settings_from(objects: list[tuple[int, Any]], path: str, warn: Warn,
+                  unit: str = "object") -> Settings:
+    """The settings in already parsed objects, each with the number that places it in its
+    file (`Where.line`): its place among the objects, or the `unit` "line" it starts on."""
+    reader = _Reader(path, warn, unit)
     inbound: list[InboundConnector] = []
     send: list[SendConnector] = []
     certs: list[ExchangeCertificate] = []
     unknown: list[int] = []
-    for index, obj in enumerate(objects, 1):
+    for index, obj in objects:
         props = {str(k).lower(): v for k, v in obj.items()} if isinstance(obj, dict) else None
         kind = _kind(props) if props is not None else None
         if kind == "inbound":
@@ -127,7 +134,7 @@ def read_settings(text: str, path: str, warn: Warn) -> Settings:
     if unknown:
         shown = ", ".join(map(str, unknown[:10])) + (", ..." if len(unknown) > 10 else "")
         warn(f"{path}: {len(unknown)} of {len(objects)} objects are neither an inbound or "
-             f"send connector nor an Exchange certificate (object {shown}); skipped")
+             f"send connector nor an Exchange certificate ({unit} {shown}); skipped")
     reader.finish()
     return Settings(tuple(inbound), tuple(send), tuple(certs))
 
@@ -192,9 +199,10 @@ def _kind(props: dict[str, Any]) -> str | None:
 class _Reader:
     """Turns one file's objects into settings, gathering what it warns about."""
 
-    def __init__(self, path: str, warn: Warn) -> None:
+    def __init__(self, path: str, warn: Warn, unit: str = "object") -> None:
         self.path = path
         self.warn = warn
+        self.unit = unit  # what the numbers in Where count: objects, or lines
         self.truncated: set[str] = set()  # properties that held type names (-Depth too small)
 
     def finish(self) -> None:
@@ -206,7 +214,7 @@ class _Reader:
                  needed: Iterable[str]) -> None:
         gone = [n for n in needed if n.lower() not in props]
         if gone:
-            self.warn(f"{self.path} object {index}: {what} {name!r} has no "
+            self.warn(f"{self.path} {self.unit} {index}: {what} {name!r} has no "
                       f"{' or '.join(gone)}")
 
     def inbound(self, p: dict[str, Any], index: int) -> InboundConnector:
@@ -347,9 +355,9 @@ class _Reader:
         value = _unwrap(p.get(key))
         if value is None:
             return None
-        ns = _date_ns(value)
+        ns = date_ns(value)
         if ns is None:
-            self.warn(f"{self.path} object {index}: {_PROPER.get(key, key)} "
+            self.warn(f"{self.path} {self.unit} {index}: {_PROPER.get(key, key)} "
                       f"{str(value)[:60]!r} is not a date fastcap reads")
         return ns
 
@@ -445,7 +453,7 @@ def _hex(text: str) -> str:
     return re.sub(r"[\s:]", "", text).upper()
 
 
-def _date_ns(value: Any) -> int | None:
+def date_ns(value: Any) -> int | None:
     """UTC ns of "/Date(ms)/" (5.1; the offset suffix only tells the writer's zone) or of
     ISO 8601 text (7); a time without a zone is taken as UTC."""
     if not isinstance(value, str):

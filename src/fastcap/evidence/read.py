@@ -320,7 +320,8 @@ def read_evidence(paths: Sequence[str | os.PathLike], *, year: int | None = None
         if kind is None:
             warnings.append(f"{path}: not a log fastcap reads (not an Exchange protocol or "
                             "message tracking log, a message trace export, a syslog mail "
-                            f"log or a PowerShell JSON export){_unknown_hint(text)}")
+                            "log, or connector settings from ConvertTo-Json or Format-List)"
+                            f"{_unknown_hint(text)}")
             continue
         n_convs = 0
         try:

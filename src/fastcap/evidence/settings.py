@@ -1,7 +1,7 @@
 """Connector and certificate settings, as Get-InboundConnector, Get-SendConnector and
 Get-ExchangeCertificate export them: the rules the receiving side judges a connection by,
 and the certificates the sending side can present.  `fastcap.evidence.powershell` reads
-them from `ConvertTo-Json` output."""
+them from `ConvertTo-Json` output, `fastcap.evidence.fmtlist` from `Format-List` text."""
 
 from __future__ import annotations
 
@@ -94,7 +94,7 @@ class ExchangeCertificate:
 
 @dataclass(frozen=True, slots=True)
 class Settings:
-    """Everything the JSON exports said, merged across files."""
+    """Everything the settings exports said, merged across files."""
 
     inbound: tuple[InboundConnector, ...] = ()
     send: tuple[SendConnector, ...] = ()

@@ -1,0 +1,134 @@
+"""Connector and certificate settings from `Format-List` text (`Get-InboundConnector | fl`),
+the form admins paste into support tickets most often.
+
+PowerShell's list view writes each property as its name, padded to the object's longest name,
+then " : " and the value's text; a value wider than the console continues on the next lines,
+indented to where the value began (cut at a space in English cultures, the space kept at the
+line's end; cut anywhere in others).  Objects are separated by blank lines.  A collection is
+written `{a, b}` (`{}` when empty) and cut after `$FormatEnumerationLimit` items (4 unless
+set) with "..." before the brace; dates are in the culture of the machine that printed them.
+
+What cannot be read back soundly is refused, never guessed: a collection fastcap uses that was
+cut short, a line that is neither a property nor a continuation, a property twice in one object
+(two objects run together) - one warning naming the line, and no settings from the file.  A
+date that is not ISO 8601 is not read (the warning says so once)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any
+
+from .powershell import KNOWN_PROPERTIES, date_ns, settings_from
+from .settings import Settings
+
+__all__ = ["looks_like", "read_settings"]
+
+Warn = Callable[[str], None]
+
+_PROPERTY = re.compile(r"([A-Za-z][A-Za-z0-9]*) *:(?: (.*)|)$")
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")  # PowerShell 7 colours the names on a console
+# Collections fastcap reads: one cut short by $FormatEnumerationLimit cannot be judged.
+_USED_LISTS = frozenset({"senderipaddresses", "senderdomains", "certificatedomains",
+                         "smarthosts"})
+_DATES = frozenset({"notafter", "notbefore"})
+_HOW = "set $FormatEnumerationLimit = -1 first, or export with ConvertTo-Json -Depth 4"
+
+
+class Refused(ValueError):
+    """Format-List text that cannot be read back soundly; its message names the line."""
+
+
+def looks_like(head: str) -> bool:
+    """Format-List text: most of its first lines are "Name : value" (or continuations), and
+    one of them names a connector or certificate property fastcap reads."""
+    lines = [_ANSI.sub("", s) for s in head.lstrip("\ufeff").splitlines()[:60] if s.strip()]
+    if len(lines) < 2:
+        return False
+    props = [m.group(1).lower() for s in lines if (m := _PROPERTY.match(s))]
+    indented = sum(1 for s in lines if s[:1].isspace())
+    return (len(props) >= 2 and (len(props) + indented) * 10 >= len(lines) * 9
+            and any(p in KNOWN_PROPERTIES for p in props))
+
+
+def read_settings(text: str, path: str, warn: Warn) -> Settings:
+    """Every inbound connector, send connector and Exchange certificate in `text`; each
+    object's `Where.line` is the line it starts on.  Ambiguous text is one warning and no
+    settings."""
+    try:
+        objects = _objects(text.lstrip("\ufeff").splitlines())
+    except Refused as e:
+        warn(f"{path} {e}")
+        return Settings()
+    cultured: list[tuple[int, str]] = []
+    for line, obj in objects:
+        for key in _DATES:
+            value = obj.get(key)
+            if isinstance(value, str) and date_ns(value) is None:
+                if value:
+                    cultured.append((line, value))
+                obj[key] = None  # present, not read: no "has no NotAfter" warning
+    if cultured:
+        line, value = cultured[0]
+        warn(f"{path} line {line}: {len(cultured)} date(s) such as {value!r} are in the "
+             "printing machine's culture, not read (certificate expiry is not judged); "
+             "export with ConvertTo-Json -Depth 4")
+    return settings_from(objects, path, warn, unit="line")
+
+
+# one property as printed: the line it starts on, its name, the text of each of its lines
+_Printed = tuple[int, str, list[str]]
+
+
+def _objects(lines: list[str]) -> list[tuple[int, dict[str, Any]]]:
+    """(first line number, properties by lower-case name) of each object."""
+    width = max((len(s.rstrip()) for s in lines), default=0)
+    out: list[tuple[int, dict[str, Any]]] = []
+    obj: dict[str, _Printed] = {}
+    key: str | None = None
+    column = 0
+    for number, raw in enumerate(lines, 1):
+        line = _ANSI.sub("", raw)
+        if not line.strip():
+            if obj:
+                out.append((min(p[0] for p in obj.values()), _values(obj)))
+            obj, key = {}, None
+            continue
+        m = _PROPERTY.match(line)
+        if m is not None:
+            key = m.group(1).lower()
+            if key in obj:
+                raise Refused(f"line {number}: {m.group(1)} a second time in one object (a "
+                              "blank line between objects lost?); not read as Format-List "
+                              "output")
+            obj[key] = (number, m.group(1), [m.group(2) or ""])
+            column = len(line) - len(m.group(2) or "")
+            continue
+        if key is None or len(line) - len(line.lstrip(" ")) < column:
+            raise Refused(f"line {number}: neither \"Name : value\" nor a value continued "
+                          "under its column; not read as Format-List output")
+        pieces = obj[key][2]
+        if not pieces[-1].endswith(" ") and len(lines[number - 2].rstrip()) < width:
+            pieces[-1] += " "  # cut at a space the copy did not keep
+        pieces.append(line[column:])
+    if obj:
+        out.append((min(p[0] for p in obj.values()), _values(obj)))
+    return out
+
+
+def _values(obj: dict[str, _Printed]) -> dict[str, Any]:
+    """Each property's text joined; a collection `{a, b}` as its items."""
+    out: dict[str, Any] = {}
+    for key, (line, name, pieces) in obj.items():
+        text = "".join(pieces).strip()
+        if not (text.startswith("{") and text.endswith("}")):
+            out[key] = text
+            continue
+        inner = text[1:-1].strip()
+        if inner.endswith(("...", "\u2026")):
+            if key in _USED_LISTS:
+                raise Refused(f"line {line}: {name} is cut short (\"...\" after "
+                              f"$FormatEnumerationLimit items); not read: {_HOW}")
+            continue
+        out[key] = [item.strip() for item in inner.split(",") if item.strip()]
+    return out

@@ -1,0 +1,145 @@
+"""Connector and certificate settings pasted as `Format-List` text: read where the text says
+one thing, refused with one warning naming the line where it could say two.
+
+The texts are as PowerShell's list view writes them: names padded to the longest, " : ", a
+long value continued under its column (cut at a space, the space left at the line's end, in
+English cultures; cut anywhere in others), collections `{a, b}` cut after
+$FormatEnumerationLimit items with "...", objects between blank lines."""
+
+from __future__ import annotations
+
+import codecs
+
+from fastcap.evidence import fmtlist
+from fastcap.evidence.detect import kind_of
+from fastcap.evidence.read import read_evidence
+
+# Get-InboundConnector | fl > inbound.txt, Windows PowerShell 5.1 (UTF-16, CRLF), 80 columns;
+# the first list wrapped at a space the copy kept at the line's end
+INBOUND = (
+    "\r\n\r\n"
+    "RunspaceId                   : 1f0b7a3e-4c55-4d0e-9a51-3d8e0f6b7a21\r\n"
+    "Enabled                      : True\r\n"
+    "ConnectorType                : OnPremises\r\n"
+    "Comment                      :\r\n"
+    "SenderIPAddresses            : {203.0.113.10, 198.51.100.0/24, 2001:db8::/32, \r\n"
+    "                               192.0.2.0/24}\r\n"
+    "SenderDomains                : {smtp:*;1}\r\n"
+    "RequireTls                   : True\r\n"
+    "RestrictDomainsToIPAddresses : False\r\n"
+    "TlsSenderCertificateName     : *.contoso.com\r\n"
+    "Identity                     : From on-prem contoso\r\n"
+    "Name                         : From on-prem contoso\r\n"
+    "\r\n"
+    "RunspaceId                   : 1f0b7a3e-4c55-4d0e-9a51-3d8e0f6b7a21\r\n"
+    "Enabled                      : True\r\n"
+    "ConnectorType                : OnPremises\r\n"
+    "SenderIPAddresses            : {}\r\n"
+    "TlsSenderCertificateName     : mail.contoso.com\r\n"
+    "Name                         : From relay1\r\n"
+    "\r\n\r\n")
+
+# Get-SendConnector | fl, the certificate name cut at the space in "Let's Encrypt" (the
+# copy dropped the space at the line's end) and a smart host list cut inside an address
+# (no space to cut at: the line is full)
+SEND = (
+    "\n"
+    "AddressSpaces          : {SMTP:*.mail.onmicrosoft.com;1}\n"
+    "SmartHosts             : {contoso-com.mail.protection.outlook.com, 10.20.30.4\n"
+    "                         0}\n"
+    "TlsAuthLevel           : DomainValidation\n"
+    "TlsCertificateName     : <I>CN=R3, O=Let's\n"
+    "                         Encrypt, C=US<S>CN=mail.contoso.com\n"
+    "RequireTLS             : True\n"
+    "Enabled                : True\n"
+    "Name                   : Outbound to Office 365 - 1b0c\n")
+
+
+def _write(tmp_path, name: str, text: str, encoding: str = "utf-8", bom: bytes = b""):
+    path = tmp_path / name
+    path.write_bytes(bom + text.encode(encoding))
+    return path
+
+
+def test_inbound_connectors_from_format_list_are_read(tmp_path):
+    path = _write(tmp_path, "inbound.txt", INBOUND, "utf-16-le", codecs.BOM_UTF16_LE)
+    ev = read_evidence([path])
+    assert ev.warnings == ()
+    assert [f.kind for f in ev.files] == ["powershell-list"]
+    first, second = ev.settings.inbound
+    assert first.sender_ip_addresses == ("203.0.113.10", "198.51.100.0/24", "2001:db8::/32",
+                                         "192.0.2.0/24")
+    assert first.allows_ip("192.0.2.77") and not first.allows_ip("192.0.3.1")
+    assert first.tls_sender_certificate_name == "*.contoso.com"
+    assert first.connector_type == "OnPremises" and first.require_tls is True
+    assert first.restrict_domains_to_ip is False and first.name == "From on-prem contoso"
+    assert second.sender_ip_addresses == () and second.allows_ip("203.0.113.10") is None
+    assert second.tls_sender_certificate_name == "mail.contoso.com"
+    assert (str(first.where), str(second.where)) == (f"{path} line 3", f"{path} line 16")
+    assert ev.settings.expected_name() is None  # two names: no default --expect-name
+
+
+def test_wrapped_values_are_joined_as_printed(tmp_path):
+    ev = read_evidence([_write(tmp_path, "send.txt", SEND)])
+    assert ev.warnings == ()
+    (send,) = ev.settings.send
+    assert send.tls_cert_issuer == "CN=R3, O=Let's Encrypt, C=US"
+    assert send.tls_cert_subject == "CN=mail.contoso.com"
+    assert send.smart_hosts == ("contoso-com.mail.protection.outlook.com", "10.20.30.40")
+    assert send.tls_auth_level == "DomainValidation" and send.enabled is True
+
+
+def test_certificates_from_format_list_keep_no_culture_dates(tmp_path):
+    text = ("\nCertificateDomains : {mail.contoso.com, autodiscover.contoso.com, owa.contoso.com,"
+            "\n                     webmail.contoso.com}"
+            "\nIssuer             : CN=R3, O=Let's Encrypt, C=US"
+            "\nNotAfter           : 2/1/2026 11:59:59 PM"
+            "\nRawData            : {48, 130, 6, 205...}"
+            "\nServices           : IMAP, POP, SMTP"
+            "\nSubject            : CN=mail.contoso.com"
+            "\nThumbprint         : DCBFE993F26AA4EF1F0D18B03E560A88302F8297\n")
+    path = _write(tmp_path, "certs.txt", text)
+    ev = read_evidence([path])
+    (cert,) = ev.settings.certificates
+    assert cert.names == ("mail.contoso.com", "autodiscover.contoso.com", "owa.contoso.com",
+                          "webmail.contoso.com")
+    assert cert.services == ("IMAP", "POP", "SMTP") and cert.not_after_ns is None
+    assert cert.thumbprint == "DCBFE993F26AA4EF1F0D18B03E560A88302F8297"
+    (warning,) = ev.warnings  # RawData cut short is no matter: fastcap does not read it
+    assert warning.startswith(f"{path} line 2: 1 date(s) such as '2/1/2026 11:59:59 PM'")
+
+
+def test_ambiguous_format_list_is_refused_naming_the_line(tmp_path):
+    cases = {
+        "cut.txt": (INBOUND.replace("2001:db8::/32, \r\n", "2001:db8::/32...}\r\n").replace(
+            "                               192.0.2.0/24}\r\n", ""),
+            "line 7: SenderIPAddresses is cut short", "$FormatEnumerationLimit = -1"),
+        "cut7.txt": (INBOUND.replace("2001:db8::/32, \r\n", "2001:db8::/32\u2026}\r\n").replace(
+            "                               192.0.2.0/24}\r\n", ""),
+            "line 7: SenderIPAddresses is cut short", "ConvertTo-Json"),
+        "flat.txt": (INBOUND.replace("                               192.0.2.0/24}",
+                                     "192.0.2.0/24}"),
+                     "line 8: neither \"Name : value\" nor a value continued", "Format-List"),
+        "joined.txt": (INBOUND.replace("Name                         : From on-prem contoso"
+                                       "\r\n\r\n", "Name                         : x\r\n"),
+                       "line 15: RunspaceId a second time in one object", "Format-List"),
+    }
+    for name, (text, says, how) in cases.items():
+        path = _write(tmp_path, name, text, "utf-16-le", codecs.BOM_UTF16_LE)
+        ev = read_evidence([path])
+        assert not ev.settings, name
+        (warning,) = ev.warnings
+        assert warning.startswith(f"{path} {says}"), warning
+        assert how in warning and "\n" not in warning
+
+
+def test_format_list_is_told_by_its_content():
+    assert kind_of(INBOUND) == "powershell-list" and kind_of(SEND) == "powershell-list"
+    assert fmtlist.looks_like(INBOUND) and fmtlist.looks_like("\x1b[32;1mEnabled : \x1b[0mTrue"
+                                                              "\nTlsSenderCertificateName : a")
+    # list view of something else, a JSON export, a syslog line, prose with a colon
+    assert not fmtlist.looks_like("Name    : x\nStatus  : Running\nDisplayName : y\n")
+    assert not fmtlist.looks_like('{"TlsSenderCertificateName": "mail.contoso.com"}')
+    assert not fmtlist.looks_like("Mar 10 09:31:17 relay1 postfix/smtpd[3001]: connect\n" * 3)
+    assert not fmtlist.looks_like("Hello team,\nplease check the ConnectorType: OnPremises\n"
+                                  "and TlsSenderCertificateName : x\nthanks\nBob\n")
