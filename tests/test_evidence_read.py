@@ -181,7 +181,8 @@ def test_an_unread_file_says_when_it_is_compressed_or_printed_output(tmp_path):
     assert got[str(gz)].endswith("; it is gzip-compressed: decompress it first")
     assert got[str(listed)].endswith("(Format-List): export the objects with ConvertTo-Json "
                                      "-Depth 4")
-    assert got[str(plain)].endswith("connector settings from ConvertTo-Json or Format-List)")
+    assert got[str(plain)].endswith("connector settings from ConvertTo-Json, Format-List or "
+                                    "Export-Clixml)")
     assert all("\n" not in w for w in ev.warnings)
 
 
@@ -212,9 +213,6 @@ def test_connector_settings_in_forms_that_lose_values_are_named(tmp_path):
             '"DCBFE993F26AA4EF1F0D18B03E560A88302F8297";"IMAP, POP, IIS, SMTP";'
             '"01.02.2026 00:00:00";"System.Collections.ObjectModel.ReadOnlyCollection`1"\r\n',
             "from Export-Csv"),
-        "inbound.xml": (
-            '<Objs Version="1.1.0.1" xmlns="http://schemas.microsoft.com/powershell/2004/04">'
-            '\r\n  <Obj RefId="0">\r\n', "Export-Clixml"),
     }
     for name, (text, _) in forms.items():
         (tmp_path / name).write_text(text, encoding="utf-8", newline="")
@@ -228,7 +226,8 @@ def test_connector_settings_in_forms_that_lose_values_are_named(tmp_path):
     prose = tmp_path / "notes.txt"  # a dashed line under prose is no table
     prose.write_text("Notes\n  -----\nsee the ticket, ConnectorType too\n", encoding="utf-8")
     (warning,) = read_evidence([prose]).warnings
-    assert warning.endswith("connector settings from ConvertTo-Json or Format-List)")
+    assert warning.endswith("connector settings from ConvertTo-Json, Format-List or "
+                                    "Export-Clixml)")
 
 
 def test_one_log_under_several_names_is_read_once(tmp_path):

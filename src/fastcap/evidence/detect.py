@@ -8,20 +8,21 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from . import exchange, fmtlist, postfix, powershell, tracking
+from . import clixml, exchange, fmtlist, postfix, powershell, tracking
 
 __all__ = ["KINDS", "LOG_READERS", "SETTINGS_READERS", "kind_of"]
 
 # The order formats are asked in: headers that name themselves first, free text last.
 KINDS = ("exchange-protocol", "message-tracking", "message-trace", "syslog", "powershell-json",
-         "powershell-list")
+         "powershell-clixml", "powershell-list")
 
 # ---- format kind -> the module that reads it ------------------------------------------
 # Log readers export looks_like, conversations and lines_of; settings readers export
 # looks_like and read_settings.  The other formats' modules join these tables:
 #   "message-tracking": tracking, "message-trace": tracking, "syslog": postfix
 #   (conversations from syslog lines), "powershell-json": powershell and
-#   "powershell-list": fmtlist (Format-List text) (SETTINGS_READERS).
+#   "powershell-list": fmtlist (Format-List text), "powershell-clixml": clixml
+#   (Export-Clixml) (SETTINGS_READERS).
 LOG_READERS: dict[str, ModuleType] = {
     "exchange-protocol": exchange,
     "message-tracking": tracking,
@@ -30,6 +31,7 @@ LOG_READERS: dict[str, ModuleType] = {
 }
 SETTINGS_READERS: dict[str, ModuleType] = {
     "powershell-json": powershell,
+    "powershell-clixml": clixml,
     "powershell-list": fmtlist,
 }
 # ----------------------------------------------------------------------------------------

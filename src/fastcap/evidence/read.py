@@ -191,16 +191,15 @@ _COMPRESSED = ((b"\x1f\x8b", "gzip"), (b"BZh", "bzip2"), (b"\xfd7zXZ\x00", "xz")
 # Format-List's "Name : value" ("Name :" when the value is empty)
 _LIST_LINE = re.compile(r"[A-Za-z][A-Za-z0-9]*\s*:(?: |$)")
 _TABLE_RULE = re.compile(r" *-+(?: +-+)* *$")  # Format-Table's line under the column names
-_CLIXML = re.compile(r"<Objs\b[^>]*schemas\.microsoft\.com/powershell/2004/04")
 _AS_JSON = "export the objects with ConvertTo-Json -Depth 4"
 
 
 def _unknown_hint(text: LogText) -> str:
     """What an unread file seems to be, when that is the usual mistake: a rotated log still
-    compressed, or the cmdlets' output in a form that loses values instead of their JSON:
-    printed (Format-List, Format-Table, whose columns are cut to "..."), Export-Csv (which
-    writes a multi-valued property such as SenderIPAddresses as its .NET type name, and dates
-    in the exporting machine's locale) or Export-Clixml."""
+    compressed, or the cmdlets' output in a form that loses values: printed (Format-List of
+    no connector, Format-Table, whose columns are cut to "...") or Export-Csv (which writes a
+    multi-valued property such as SenderIPAddresses as its .NET type name, and dates in the
+    exporting machine's locale)."""
     try:
         with open(text.path, "rb") as f:
             magic = f.read(6)
@@ -222,8 +221,6 @@ def _unknown_hint(text: LogText) -> str:
            for names, rule in itertools.pairwise(lines[:10])):
         return ("; it looks like printed PowerShell output (Format-Table, whose columns are "
                 f"cut short): {_AS_JSON}")
-    if _CLIXML.search(head):
-        return f"; it is an Export-Clixml file: {_AS_JSON}"
     first = next((s for s in lines if not s.startswith("#")), "")
     cells = {c.strip().strip('"').lower() for c in re.split(r"[,;]", first)}
     if len(cells) > 1 and cells & KNOWN_PROPERTIES:
@@ -320,7 +317,8 @@ def read_evidence(paths: Sequence[str | os.PathLike], *, year: int | None = None
         if kind is None:
             warnings.append(f"{path}: not a log fastcap reads (not an Exchange protocol or "
                             "message tracking log, a message trace export, a syslog mail "
-                            "log, or connector settings from ConvertTo-Json or Format-List)"
+                            "log, or connector settings from ConvertTo-Json, Format-List or "
+                            "Export-Clixml)"
                             f"{_unknown_hint(text)}")
             continue
         n_convs = 0
