@@ -89,6 +89,15 @@ def test_wrapped_values_are_joined_as_printed(tmp_path):
     assert send.tls_auth_level == "DomainValidation" and send.enabled is True
 
 
+def test_a_console_paste_with_its_prompts_is_read(tmp_path):
+    text = ("PS C:\\> Get-InboundConnector | fl\n" + INBOUND.replace("\r\n", "\n")
+            + "[PS] C:\\Windows\\system32>Get-SendConnector | fl\n" + SEND + "\nPS C:\\>\n")
+    ev = read_evidence([_write(tmp_path, "ticket.txt", text)])
+    assert ev.warnings == ()
+    assert [c.name for c in ev.settings.inbound] == ["From on-prem contoso", "From relay1"]
+    assert [c.name for c in ev.settings.send] == ["Outbound to Office 365 - 1b0c"]
+
+
 def test_certificates_from_format_list_keep_no_culture_dates(tmp_path):
     text = ("\nCertificateDomains : {mail.contoso.com, autodiscover.contoso.com, owa.contoso.com,"
             "\n                     webmail.contoso.com}"

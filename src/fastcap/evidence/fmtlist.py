@@ -11,7 +11,8 @@ set) with "..." before the brace; dates are in the culture of the machine that p
 What cannot be read back soundly is refused, never guessed: a collection fastcap uses that was
 cut short, a line that is neither a property nor a continuation, a property twice in one object
 (two objects run together) - one warning naming the line, and no settings from the file.  A
-date that is not ISO 8601 is not read (the warning says so once)."""
+date that is not ISO 8601 is not read (the warning says so once).  The prompt lines of a
+console paste (`PS C:\\> Get-InboundConnector | fl`) end an object like a blank line."""
 
 from __future__ import annotations
 
@@ -28,6 +29,9 @@ Warn = Callable[[str], None]
 
 _PROPERTY = re.compile(r"([A-Za-z][A-Za-z0-9]*) *:(?: (.*)|)$")
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")  # PowerShell 7 colours the names on a console
+# the prompt and command a paste from a console starts with: "PS C:\> Get-InboundConnector |
+# fl", or the Exchange Management Shell's "[PS] C:\Windows\system32>..."
+_PROMPT = re.compile(r"(?:\[PS\]|PS) [^>]*>")
 # Collections fastcap reads: one cut short by $FormatEnumerationLimit cannot be judged.
 _USED_LISTS = frozenset({"senderipaddresses", "senderdomains", "certificatedomains",
                          "smarthosts"})
@@ -89,7 +93,7 @@ def _objects(lines: list[str]) -> list[tuple[int, dict[str, Any]]]:
     column = 0
     for number, raw in enumerate(lines, 1):
         line = _ANSI.sub("", raw)
-        if not line.strip():
+        if not line.strip() or _PROMPT.match(line):
             if obj:
                 out.append((min(p[0] for p in obj.values()), _values(obj)))
             obj, key = {}, None
