@@ -558,6 +558,21 @@ def test_log_tls_failed_only_for_failures_of_tls(world):
     assert f"{LOG} line 97" in v.message and "(and 1 more)" in v.message
 
 
+def test_log_tls_failed_says_when_tls_was_established_anyway():
+    # Postfix logs a client certificate that fails verification, then (unless its policy
+    # demands a verified client) "Untrusted TLS connection established": the failure did
+    # not end the handshake, and the finding says so
+    failed = (("certificate verification failed for relay1.contoso.com[203.0.113.25]: "
+               "untrusted issuer /C=US/O=Contoso/CN=Contoso Root", Where(LOG, 11, 0)),)
+    established = _log_only(kind="postfix", host_role="server", notes=failed,
+                            tls_protocol="TLS1.3", tls_trust="Untrusted")
+    v = _one(log_only_verdicts(established, Settings()), "log_tls_failed")
+    assert "also shows the TLS connection established (Untrusted TLS1.3)" in v.message
+    v = _one(log_only_verdicts(_log_only(kind="postfix", notes=failed), Settings()),
+             "log_tls_failed")
+    assert "established" not in v.message
+
+
 # ------------------------------------------------------------------ logs without capture
 
 def _log_only(**fields) -> LogConversation:

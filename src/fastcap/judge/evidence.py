@@ -318,6 +318,11 @@ def _tls_failed(c: LogConversation, frame: int | None) -> list[Verdict]:
         return []
     text, where = failures[0]
     more = f" (and {len(failures) - 1} more)" if len(failures) > 1 else ""
+    if c.tls_protocol:  # a certificate that failed verification need not end the handshake:
+        # Postfix goes on as "Untrusted" unless its policy demands a verified peer
+        trust = f"{c.tls_trust} " if c.tls_trust else ""
+        more += f"; the log also shows the TLS connection established ({trust}" \
+                f"{c.tls_protocol})"
     wire = f"; wire: {_at(frame)}" if frame is not None else "; no capture session"
     return [_v("log_tls_failed", f"{where}: {text}{more}{wire}", frame)]
 
