@@ -18,7 +18,7 @@ from fastcap.evidence.settings import (
     SendConnector,
     Settings,
 )
-from fastcap.judge.diagnose import CODES, PROBLEM_CODES, is_problem
+from fastcap.judge.diagnose import CODES, PROBLEM_CODES, is_problem, most_severe_first
 from fastcap.judge.evidence import (
     EVIDENCE_TABLE,
     evidence_verdicts,
@@ -318,6 +318,7 @@ def test_name_verdict_agrees_with_the_connector_finding(world):
         assert name.severity == _one(s.verdicts, "connector_name_mismatch").severity == severity
         assert ("From relay1" in name.message) is (severity == "info")
         assert summary.with_problems == any(is_problem(v) for v in s.verdicts)
+        assert s.verdicts == most_severe_first(s.verdicts)
     # an explicit --expect-name that is no connector's name is the admin's own check
     (s,) = [x for x in scan(world.path, expect_name="mail.example.net")
             if x.client == world.sessions["ok_client_cert"].client]

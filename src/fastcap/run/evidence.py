@@ -80,9 +80,9 @@ def attach_evidence(results: Sequence[tuple[str, Sequence[Session], ScanSummary]
             found = evidence_verdicts(s, matches, settings, expect_name=expect_name)
             found += settings_verdicts(s, settings)
             was = any(is_problem(v) for v in s.verdicts)
-            s.verdicts = name_check_by_address(s, settings, expect_name)
-            if found:
-                s.verdicts = most_severe_first([*s.verdicts, *found])
+            checked = name_check_by_address(s, settings, expect_name)
+            if found or checked != s.verdicts:
+                s.verdicts = most_severe_first([*checked, *found])
                 summary.verdicts.update(v.code for v in found)
             summary.with_problems += any(is_problem(v) for v in s.verdicts) - was
     return joined
