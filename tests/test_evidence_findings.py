@@ -319,6 +319,16 @@ def test_name_verdict_agrees_with_the_connector_finding(world):
         assert ("From relay1" in name.message) is (severity == "info")
         assert summary.with_problems == any(is_problem(v) for v in s.verdicts)
         assert s.verdicts == most_severe_first(s.verdicts)
+    # the certificate fits another connector's name: the settings add no finding, and the
+    # name verdict, made info, still takes its place after the problems
+    fits = dataclasses.replace(_inbound("mail.fabrikam.com", ips=()), name="From fabrikam")
+    (s,) = [x for x in scan(world.path, expect_name="mail.contoso.com")
+            if x.client == world.sessions["ok_client_cert"].client]
+    attach_evidence([(world.path, [s], ScanSummary(world.path))],
+                    Evidence((), (), Settings(inbound=(by_cert, by_ip, fits)), ()),
+                    expect_name="mail.contoso.com")
+    assert _one(s.verdicts, "client_cert_name_mismatch").severity == "info"
+    assert s.verdicts == most_severe_first(s.verdicts)
     # an explicit --expect-name that is no connector's name is the admin's own check
     (s,) = [x for x in scan(world.path, expect_name="mail.example.net")
             if x.client == world.sessions["ok_client_cert"].client]
