@@ -79,6 +79,15 @@ def test_inbound_connectors_from_format_list_are_read(tmp_path):
     assert ev.settings.expected_name() is None  # two names: no default --expect-name
 
 
+def test_the_evidence_block_calls_a_format_list_file_settings(tmp_path):
+    from fastcap.out.evidence_text import format_evidence
+
+    path = _write(tmp_path, "inbound.txt", INBOUND)
+    text = format_evidence(read_evidence([path]), None, [])
+    assert f"{path}: powershell-list, settings" in text
+    assert "2 inbound connector(s)" in text
+
+
 def test_wrapped_values_are_joined_as_printed(tmp_path):
     ev = read_evidence([_write(tmp_path, "send.txt", SEND)])
     assert ev.warnings == ()

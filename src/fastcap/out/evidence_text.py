@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 
+from ..evidence.detect import SETTINGS_READERS
 from ..evidence.join import JoinResult, SessionKey
 from ..evidence.read import Evidence
 from ..evidence.records import LogConversation
@@ -81,7 +82,7 @@ def format_evidence(evidence: Evidence, joined: JoinResult | None,
     lines = ["Log evidence:"]
     for f in evidence.files:
         what = (f"{f.lines} line(s), {f.conversations} conversation(s)"
-                if f.kind != "powershell-json" else "settings")
+                if f.kind not in SETTINGS_READERS else "settings")
         lines.append(f"  {printable(f.path)}: {f.kind}, {what}")
     s = evidence.settings
     if s:
