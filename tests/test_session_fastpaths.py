@@ -26,8 +26,8 @@ from .test_tls import SESSIONS, flights, streams
 
 
 @pytest.mark.parametrize("cls, values", [
-    (ReplyRecord, (250, "2.0.0", "ok", 12, 7, "EHLO", "HELP")),
-    (CommandRecord, ("EHLO", "mail.example", 0, None)),
+    (ReplyRecord, (250, "2.0.0", "ok", 12, 7, "EHLO", "HELP", 3, 9)),
+    (CommandRecord, ("EHLO", "mail.example", 0, 4, 5)),
     (AlertInfo, (True, 2, 42, False, Where(3, 4))),
     (TlsAnomaly, (False, "tls.x", "odd", Where(0, None))),
     (StreamStop, (True, "end", "stream ended at offset 9", Where(9, 2))),
