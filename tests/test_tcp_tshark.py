@@ -1,0 +1,185 @@
+"""TCP tracking and reassembly against tshark, on small hand-made captures of the cases
+where stacks and captures differ from the textbook: port reuse soon after a FIN or RST, data
+on the SYN (TCP Fast Open), simultaneous open, an RST followed by more data, a conflicting
+retransmission, keep-alives, a zero-window probe, timestamps and SACK options, sequence
+numbers wrapping at 2^32, a capture starting mid-connection and every frame captured twice
+(a SPAN port).  Each connection must hold the frames tshark's `tcp.stream` gives it and the
+bytes its `follow,tcp,raw` shows, with either reassembler core, and a scan split into
+byte ranges (`-j N`, an executor) must give what one process gives."""
+
+from __future__ import annotations
+
+import struct
+import subprocess
+from collections import defaultdict
+from pathlib import Path
+
+import pytest
+
+from fastcap.judge.judging import analyzer_for
+from fastcap.options import JudgeOptions
+from fastcap.run import streamed
+from fastcap.run.scanner import scan
+from fastcap.run.workers import SerialExecutor
+from fastcap.session import iter_sessions
+
+pytest.importorskip("fastcap.select.decode")
+from fastcap_synth.packets import tcp_frame  # noqa: E402
+from fastcap_synth.writers import Record, write_pcap  # noqa: E402
+
+FIN, SYN, RST, PSH, ACK = 0x01, 0x02, 0x04, 0x08, 0x10
+C = ("10.0.0.1", "10.0.0.2", 40000, 25)
+S = ("10.0.0.2", "10.0.0.1", 25, 40000)
+T0 = 1_700_000_000 * 10**9
+GREET, EHLO, OK, QUIT, BYE = (b"220 mx ESMTP\r\n", b"EHLO client\r\n", b"250 ok\r\n",
+                              b"QUIT\r\n", b"221 bye\r\n")
+TSHARK_TCP = ["-o", "tcp.desegment_tcp_streams:TRUE",
+              "-o", "tcp.reassemble_out_of_order:TRUE"]
+
+
+def _conversation(ic: int, is_: int, *, syn: bool = True, close: str | None = "fin",
+                  at: int | None = None) -> list[tuple]:
+    """(ends, seq, ack, flags, payload, time or None, tcp_frame keywords) per frame."""
+    out = [(C, ic, 0, SYN, b""), (S, is_, ic + 1, SYN | ACK, b""),
+           (C, ic + 1, is_ + 1, ACK, b"")] if syn else []
+    a, b = ic + 1, is_ + 1
+    for side, data in ((S, GREET), (C, EHLO), (S, OK), (C, QUIT), (S, BYE)):
+        out.append((side, b, a, ACK | PSH, data) if side is S else (side, a, b, ACK | PSH, data))
+        a, b = (a, b + len(data)) if side is S else (a + len(data), b)
+    if close == "fin":
+        out += [(C, a, b, FIN | ACK, b""), (S, b, a + 1, FIN | ACK, b""),
+                (C, a + 1, b + 1, ACK, b"")]
+    elif close == "rst":
+        out.append((C, a, b, RST | ACK, b""))
+    if at is not None:
+        out[0] = (*out[0][:5], at)
+    return out
+
+
+def _cases() -> dict[str, list[tuple]]:
+    ic, is_ = 1000, 5000
+    one = _conversation(ic, is_)
+    a, b = ic + 1 + len(EHLO), is_ + 1 + len(GREET + OK)  # before QUIT
+    w0 = {"window": 0}
+    ts = b"\x01\x01\x08\x0a" + struct.pack(">II", 123, 456)
+    syn_opts = b"\x02\x04\x05\xb4\x04\x02" + ts[2:] + b"\x01\x03\x03\x07"
+    sack = b"\x01\x01\x05\x0a" + struct.pack(">II", ic + 4, ic + 9) + b"\x00\x00"
+    opts = [(*f[:5], None, {"options": syn_opts if f[3] & SYN else ts}) for f in one]
+    opts.insert(6, (S, is_ + 1 + len(GREET), ic + 1, ACK, b"", None, {"options": sack}))
+    e_len = len(EHLO)
+    tfo = [(C, ic, 0, SYN, EHLO), (C, ic, 0, SYN, EHLO), (S, is_, ic + 1 + e_len, SYN | ACK, b""),
+           (C, ic + 1 + e_len, is_ + 1, ACK, b""),
+           (S, is_ + 1, ic + 1 + e_len, ACK | PSH, GREET + OK),
+           (C, ic + 1 + e_len, is_ + 1 + len(GREET + OK), ACK | PSH, QUIT)]
+    simultaneous = [(C, ic, 0, SYN, b""), (S, is_, 0, SYN, b""),
+                    (C, ic, is_ + 1, SYN | ACK, b""), (S, is_, ic + 1, SYN | ACK, b""),
+                    (S, is_ + 1, ic + 1, ACK | PSH, GREET),
+                    (C, ic + 1, is_ + 1 + len(GREET), ACK | PSH, EHLO)]
+    open_ = _conversation(ic, is_, close=None)
+    return {
+        **{f"reuse after {close} {gap} ns": _conversation(ic, is_, close=close)
+           + _conversation(777_777, 888_888, close=close, at=10**9 + gap)
+           for close in ("fin", "rst") for gap in (20_000_000, 500_000_000, 3 * 10**9)},
+        "reuse inside the old sequence space": one + _conversation(ic + 5, is_ + 3,
+                                                                   at=2 * 10**8),
+        "fast open, SYN sent twice": tfo,
+        "simultaneous open": simultaneous,
+        "RST then data": open_[:6] + [(C, a, b, RST | ACK, b"")] + open_[6:],
+        "conflicting retransmission": one[:5] + [(C, ic + 1, is_ + 1 + len(GREET), ACK | PSH,
+                                                  b"EHLO xylenx\r\n")] + one[5:],
+        "keep-alives": one[:6] + [(C, a - 1, b, ACK, b"\x00"), (C, a - 1, b, ACK, b""),
+                                  (S, b - 1, a, ACK, b"")] + one[6:],
+        "zero-window probe": one[:5] + [(S, b - len(OK), a, ACK | PSH, OK, None, w0),
+                                        (C, a, b, ACK, QUIT[:1]), (S, b, a, ACK, b"", None, w0),
+                                        (C, a, b, ACK, QUIT[:1]), (S, b, a, ACK, b""),
+                                        (C, a, b, ACK | PSH, QUIT),
+                                        (S, b, a + len(QUIT), ACK | PSH, BYE)],
+        "timestamps and SACK": opts,
+        "sequence numbers wrap": _conversation(0xFFFFFFFC, 0xFFFFFFEB),
+        "mid-connection, wrapping": _conversation(0xFFFFFFF0, 0xFFFFFFFA, syn=False),
+        "client's first segments missing": one[5:],
+        "every frame twice": [f for f in one for _ in (0, 1)],
+    }
+
+
+def _write(path: Path, frames: list[tuple]) -> None:
+    recs, t = [], T0
+    for f in frames:
+        ends, seq, ack, flags, payload = f[:5]
+        t = T0 + f[5] if len(f) > 5 and f[5] is not None else t + 1_000_000
+        kw = f[6] if len(f) > 6 else {}
+        recs.append(Record(tcp_frame(*ends, seq & 0xFFFFFFFF, ack & 0xFFFFFFFF, flags, payload,
+                                     **kw), t))
+    write_pcap(path, recs)
+
+
+def _tshark(exe: str, path: Path) -> list[tuple]:
+    """Per tcp.stream: (frames, node 0's address:port, node 0's bytes, node 1's bytes)."""
+    out = subprocess.run([exe, *TSHARK_TCP, "-r", str(path), "-T", "fields",
+                          "-e", "frame.number", "-e", "tcp.stream"],
+                         capture_output=True, text=True, check=True).stdout
+    streams: dict[int, list[int]] = defaultdict(list)
+    for line in out.splitlines():
+        frame, stream = line.split("\t")
+        streams[int(stream)].append(int(frame))
+    got = []
+    for n, frames in sorted(streams.items()):
+        text = subprocess.run([exe, *TSHARK_TCP, "-r", str(path), "-q", "-z",
+                               f"follow,tcp,raw,{n}"],
+                              capture_output=True, text=True, check=True).stdout
+        lines = text.split("=" * 67)[1].strip().splitlines()
+        node0 = lines[2].split(": ", 1)[1]
+        data = [b"", b""]
+        for line in lines[4:]:
+            data[line.startswith("\t")] += bytes.fromhex(line.strip())
+        got.append((frames, node0, data[0], data[1]))
+    return got
+
+
+def _fastcap(path: Path, backend: str) -> list[tuple]:
+    got = []
+    for s in iter_sessions(path, keep_streams=True, backend=backend):
+        assert not s.c2s.gaps and not s.s2c.gaps
+        got.append((s.first_frame, s.last_frame, s.frames, s.client, s.c2s.data, s.s2c.data))
+    return got
+
+
+@pytest.fixture(scope="module")
+def captures(tmp_path_factory) -> dict[str, Path]:
+    d = tmp_path_factory.mktemp("tcpcases")
+    out = {}
+    for i, (name, frames) in enumerate(_cases().items()):
+        out[name] = d / f"case{i}.pcap"
+        _write(out[name], frames)
+    return out
+
+
+@pytest.fixture(scope="module")
+def tshark_read() -> dict[Path, list[tuple]]:
+    return {}  # what tshark made of each capture, asked once
+
+
+@pytest.mark.parametrize("name", list(_cases()))
+def test_connections_and_bytes_match_tshark(tshark, tshark_read, captures, backend, name):
+    path = captures[name]
+    if path not in tshark_read:
+        tshark_read[path] = _tshark(tshark, path)
+    want = tshark_read[path]
+    got = _fastcap(path, backend)
+    assert len(got) == len(want)
+    for (frames, node0, d0, d1), (first, last, n, client, c2s, s2c) in zip(
+            want, got, strict=True):
+        assert (first, last, n) == (min(frames), max(frames), len(frames))
+        assert (c2s, s2c) == ((d0, d1) if node0 == client else (d1, d0))
+
+
+@pytest.mark.parametrize("name", list(_cases()))
+def test_every_scan_path_gives_one_process_results(captures, name):
+    path = captures[name]
+    one = [s.to_dict() for s in scan(path, jobs=1)]
+    options = JudgeOptions()
+    for parts in (2, 5):
+        assert [s.to_dict() for s in scan(path, jobs=3, executor=SerialExecutor(),
+                                          parts=parts)] == one
+        assert [s.to_dict() for s in streamed.iter_scan(
+            path, options, analyzer_for(options), jobs=2, parts=parts, workers=False)] == one
