@@ -456,8 +456,9 @@ def test_closed_connection_records_grow_with_the_flows():
 @pytest.mark.parametrize("crossing", [False, True])
 def test_bytes_past_fin_are_not_stored(crossing):
     """Nothing is sent after a FIN: a segment past it (a bogus or injected one) adds neither
-    bytes nor a one-byte gap where the FIN's sequence number stands, as tshark's follow drops
-    it; a segment ending before the FIN still fills its place."""
+    bytes nor a one-byte gap where the FIN's sequence number stands, as a receiver ignores it
+    (tshark's follow drops the one starting past the FIN, not the one crossing it); a
+    segment ending before the FIN still fills its place."""
     e = b"EHLO c\r\n"
     late = (Frame(0, True, 2 + len(e) - 2, 3, ACK | PSH, b"c\r\nQUIT") if crossing
             else Frame(0, True, 3 + len(e), 3, ACK | PSH, b"QUIT\r\n"))

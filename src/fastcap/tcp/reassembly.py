@@ -16,7 +16,8 @@ Rules both cores implement (per direction of a connection):
   at highest while the peer advertises window 0) are counted and their byte held: stored as
   the probe's when the sender goes on after it (a receiver whose window had opened kept it),
   dropped when it comes again as data.  RST payloads are ignored, and so are bytes past a
-  direction's first FIN (nothing is sent after it; tshark's follow drops them too).
+  direction's first FIN (nothing is sent after it: a receiver ignores them; tshark's follow
+  drops only those starting past the FIN's sequence number).
 - A segment (not a SYN) starting over WINDOW_MAX bytes past the highest offset reached is
   outside any receive window: dropped whole, data, FIN and ACK, and counted (`beyond`).
 - Only the first `cap` bytes are stored; beyond, bytes are counted in `seen_bytes`.  Gaps are
