@@ -686,8 +686,48 @@ def test_tls_alert_after_client_certificate_means_rejection():
     out = run(session(smtp(), t), check(), None)
     assert codes(out) == ["tls_alert"]
     m = out[0].message
-    assert "server sent fatal alert bad_certificate (frame 16)" in m
-    assert "rejected the client certificate" in m and out[0].frame == 16
+    assert "server sent fatal alert bad_certificate (42) (frame 16)" in m
+    assert "rejected the certificate itself" in m and out[0].frame == 16
+    assert f"client's Certificate (frame {F_CLIENT})" in m
+
+
+def _server_alert(description: int, **kw) -> Verdict:
+    alert = AlertInfo(False, 2, description, False, w(16))
+    t = tls(alerts=[alert], outcome="alert", server_ccs_at=None, server_finished_at=None, **kw)
+    (v,) = [v for v in run(session(smtp(), t), check(), None) if v.code == "tls_alert"]
+    return v
+
+
+def test_server_alert_after_an_empty_certificate_means_one_is_required():
+    """OpenSSL's server with verify required answers an empty Certificate with
+    handshake_failure (TLS 1.2) or certificate_required (TLS 1.3): nothing was rejected."""
+    for description in (40, 116):
+        v = _server_alert(description, client_certificate=[])
+        assert f"client's empty Certificate (frame {F_CLIENT})" in v.message
+        assert "requires a client certificate" in v.message
+        assert "rejected" not in v.message and "publicly trusted CA" not in v.hint
+        assert "smtp_tls_cert_file" in v.hint and "TlsCertificateName" in v.hint
+
+
+@pytest.mark.parametrize(("description", "said", "fix"), [
+    (48, "could not chain the certificate to a CA it trusts", "intermediate CA after the leaf"),
+    (45, "expired", "renew"),
+    (43, "lacks clientAuth", "1.3.6.1.5.5.7.3.2"),
+    (42, "not yet valid", "clock"),
+])  # fmt: skip
+def test_server_alert_on_a_client_certificate_names_its_reason(description, said, fix):
+    """The reasons OpenSSL sends for each verification error (as a real OpenSSL server sent
+    them for an untrusted, expired, serverAuth-only and not-yet-valid client certificate)."""
+    v = _server_alert(description)
+    assert f"({description}) (frame 16) right after the client's Certificate" in v.message
+    assert said in v.message and fix in v.hint
+
+
+def test_server_alert_on_the_hello_is_no_certificate_matter():
+    v = _server_alert(70, client_certificate=None, client_certificate_at=None,
+                      cert_request_at=None, client_key_exchange_at=None)
+    assert "protocol_version (70)" in v.message and "TLS version" in v.message
+    assert "Certificate" not in v.message and "smtp_tls_protocols" in v.hint
 
 
 def test_tls_alert_from_client():
@@ -702,7 +742,9 @@ def test_tls_alert_from_client():
     )
     out = run(session(smtp(), t), None, check("server"))
     assert codes(out) == ["tls_alert", "client_cert_not_requested"]
-    assert "client sent fatal alert unknown_ca" in out[0].message
+    assert "client sent fatal alert unknown_ca (48)" in out[0].message
+    # the sending server distrusts the receiver's certificate, not the other way round
+    assert "does not trust the CA of the receiving server's certificate" in out[0].message
 
 
 def test_warning_alert_is_a_warning():

@@ -21,6 +21,8 @@ from ..proto.tls.inference import ClientCertInference, infer_client_cert
 from ..proto.tls.wirenames import wire_str
 from ..session import Session, TcpFacts
 from ..verdict import CertInfo, ChainCheck, Verdict
+from .alert_meaning import CLIENT as CLIENT_ALERTS
+from .alert_meaning import SERVER_ON_CLIENT_CERT, SERVER_ON_HELLO
 from .evidence_codes import EVIDENCE_HINTS, EVIDENCE_TABLE
 
 __all__ = ["CODES", "PROBLEM_CODES", "SEVERITIES", "Verdict", "client_cert_expected", "diagnose",
@@ -572,29 +574,51 @@ def _alert_verdict(tls: TlsHandshake) -> Verdict | None:
     fatal = [a for a in alerts if a.level_name == "fatal" or a.encrypted]
     a = (fatal or alerts)[0]
     frame = a.at.frame
-    msg = f"{a.text()}{_frame_text(frame)}"
-    cert_frame = _where_frame(tls.client_certificate_at)
-    hint = (
-        "find the matching entry in the sending server's log "
-        "(Exchange: protocol log; Postfix: mail.log) for the peer's reason"
-    )
-    if not a.from_client and cert_frame is not None and (frame is None or frame >= cert_frame):
-        msg += (
-            f" right after the client's Certificate (frame {cert_frame}): the server most "
-            "likely rejected the client certificate"
-        )
-        hint = (
-            "check the client certificate: a publicly trusted CA, full chain sent, valid "
-            "dates, a name that matches the inbound connector"
-        )
-    elif a.from_client:
-        msg += ": the sending server aborted the handshake"
-        hint = (
-            "the sending server usually aborts when it distrusts the receiver's certificate "
-            "or finds no common protocol/cipher; check its TLS settings and logs"
-        )
+    code = "" if a.encrypted or a.description is None else f" ({a.description})"
+    msg = f"{a.text()}{code}{_frame_text(frame)}"
+    why, hint = _alert_meaning(tls, a)
     sev = "error" if fatal else "warning"
-    return _v("tls_alert", msg, frame, severity=sev, hint=hint)
+    return _v("tls_alert", f"{msg}{why}", frame, severity=sev, hint=hint)
+
+
+_ALERT_LOG_HINT: Final = (
+    "find the matching entry in the sending server's log "
+    "(Exchange: protocol log; Postfix: mail.log) for the peer's reason"
+)
+
+
+def _alert_meaning(tls: TlsHandshake, a: AlertInfo) -> tuple[str, str]:
+    """What the alert says, read by its sender and by where it came: the words after the
+    alert in the message, and the fix. A receiving server's alert right after the client's
+    Certificate judges that certificate, or, when it was empty, says one is required."""
+    cert_frame = _where_frame(tls.client_certificate_at)
+    desc = None if a.encrypted else a.description
+    frame = a.at.frame
+    if a.from_client:
+        why = CLIENT_ALERTS.get(desc) if desc is not None else None
+        return (f": {why}" if why else ": the sending server aborted the handshake",
+                "the sending server usually aborts when it distrusts the receiver's "
+                "certificate or finds no common protocol/cipher; check its TLS settings and "
+                "logs")
+    if cert_frame is not None and (frame is None or frame >= cert_frame):
+        if tls.client_certificate == []:
+            return (f" right after the client's empty Certificate (frame {cert_frame}): the "
+                    "server requires a client certificate and the client sent none",
+                    _HINTS["no_client_cert"])
+        known = SERVER_ON_CLIENT_CERT.get(desc) if desc is not None else None
+        if known is not None:
+            return (f" right after the client's Certificate (frame {cert_frame}): "
+                    f"{known[0]}", known[1])
+        return (f" right after the client's Certificate (frame {cert_frame}): the server "
+                "most likely rejected the client certificate",
+                "check the client certificate: a publicly trusted CA, full chain sent, valid "
+                "dates, a name that matches the inbound connector")
+    on_hello = SERVER_ON_HELLO.get(desc) if desc is not None else None
+    if on_hello is not None:
+        return (f": {on_hello}",
+                "compare the TLS versions and ciphers both servers allow (Exchange: the "
+                "Schannel TLS settings; Postfix: smtp_tls_protocols, smtp_tls_ciphers)")
+    return "", _ALERT_LOG_HINT
 
 
 def _incomplete_verdict(session: Session, tls: TlsHandshake) -> Verdict:
@@ -1133,6 +1157,7 @@ def diagnose(
             out.append(unseen)
         elif hidden:
             inferred = infer_client_cert(tls)
+            none_sent = inferred.verdict == "absent" and bool(inferred.requested)
             if inferred.decided and tls.resumption:
                 # as with keys: no certificate verdict of its own, the resumption's covers it
                 seen = f"no client certificate in this handshake: {inferred.evidence}"
@@ -1154,15 +1179,20 @@ def diagnose(
             suspect = [a for a in tls.anomalies if a.code == SERVER_ALERT_SUSPECTED]
             if suspect and alert is None:
                 f = suspect[0].at.frame
+                why, hint = (
+                    ("it probably requires a client certificate, and the record sizes show "
+                     "the client sent none (certificate_required, RFC 8446 §4.4.2.4)",
+                     _HINTS["client_cert_inferred_absent"]) if none_sent else
+                    ("it probably rejected the client certificate",
+                     "check the client certificate, or capture with keys"))
                 out.append(
                     _v(
                         "tls_alert",
                         f"the server's only record after the client's Finished is "
-                        f"alert-sized{_frame_text(f)}: it probably rejected the client "
-                        "certificate",
+                        f"alert-sized{_frame_text(f)}: {why}",
                         f,
                         severity="warning",
-                        hint="check the client certificate, or capture with keys",
+                        hint=hint,
                     )
                 )
         else:
