@@ -967,3 +967,18 @@ def test_host_wildcards_as_openssl_matches_them(pattern, host, ok):
     from fastcap.judge.x509names import host_matches as _host_matches
 
     assert _host_matches(pattern, host) is ok
+
+
+@pytest.mark.parametrize("problem", ["untrusted_root", "self_signed"])
+def test_untrusted_client_chain_fix_follows_the_receiving_server(problem):
+    """Exchange Online admits only a publicly trusted CA; Postfix decides by its own trust
+    store and can admit any certificate by fingerprint (permit_tls_clientcerts), so the fix
+    for a private CA or a self-signed certificate depends on who receives."""
+    code = f"client_cert_{'self_signed' if problem == 'self_signed' else 'untrusted_ca'}"
+    bad = check(problem=problem, trusted=False)
+    exo = one(run(session(exo_smtp(), tls()), bad, None), code)
+    other = one(run(session(smtp(), tls()), bad, None), code)
+    assert exo.severity == other.severity == "error"
+    assert "publicly trusted CA" in exo.hint and "relay_clientcerts" not in exo.hint
+    assert "not Exchange Online" in other.hint
+    assert "relay_clientcerts" in other.hint and "permit_tls_clientcerts" in other.hint

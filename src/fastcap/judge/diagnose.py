@@ -303,6 +303,28 @@ _HINTS: Final = MappingProxyType(
     }
 )
 
+# The client-chain fixes above speak of Exchange Online, which admits only a publicly trusted
+# CA. Another receiving server decides by its own trust store, and Postfix can admit a client
+# certificate by its fingerprint alone (permit_tls_clientcerts: "it is OK if the issuing CA is
+# not trusted"), so a private CA or a self-signed certificate can be right there.
+_OTHER_PEER_HINTS: Final = MappingProxyType(
+    {
+        "client_cert_untrusted_ca": (
+            "the receiving server (not Exchange Online) decides by its own trust: it must hold "
+            "this CA's root (Postfix: smtpd_tls_CAfile, which permit_tls_all_clientcerts "
+            "needs), or admit the certificate by fingerprint (Postfix: relay_clientcerts with "
+            "permit_tls_clientcerts, which needs no trusted CA); Exchange Online would need a "
+            "publicly trusted CA"
+        ),
+        "client_cert_self_signed": (
+            "no CA vouches for it: the receiving server (not Exchange Online) can admit it "
+            "only by fingerprint (Postfix: relay_clientcerts with permit_tls_clientcerts); "
+            "where it must be verified, and for Exchange Online, use one issued by a publicly "
+            "trusted CA"
+        ),
+    }
+)
+
 _PROBLEM_TO_CODE: Final = MappingProxyType(
     {
         "self_signed": "self_signed",
@@ -429,9 +451,12 @@ _TODAY: Final = MappingProxyType({
 
 
 def _chain_verdicts(
-    role: str, check: ChainCheck, frame: int | None, session: Session, name: str | None
+    role: str, check: ChainCheck, frame: int | None, session: Session, name: str | None,
+    other_peer: bool = False,
 ) -> list[Verdict]:
-    """Verdicts for one ChainCheck; ``name`` is the name the leaf must carry (or None)."""
+    """Verdicts for one ChainCheck; ``name`` is the name the leaf must carry (or None);
+    ``other_peer``: the receiving server is known not to be Exchange Online, whose rules the
+    default fixes give."""
     out: list[Verdict] = []
     leaf = check.certs[0] if check.certs else None
     what = f"{role} certificate {_cert_name(leaf)}"
@@ -500,7 +525,9 @@ def _chain_verdicts(
                     " a trusted root was built")
         if check.detail:
             text += f": {check.detail}"
-        out.append(_v(f"{role}_cert_{suffix}", text, frame))
+        code = f"{role}_cert_{suffix}"
+        out.append(_v(code, text, frame,
+                      hint=_OTHER_PEER_HINTS.get(code) if other_peer else None))
     if check.eku_ok is False or (check.problem == "wrong_usage" and check.eku_ok is not True):
         code = f"{role}_cert_no_{role}_auth_eku"
         usage = ", ".join(leaf.ext_key_usage or ()) or "none"
@@ -1037,7 +1064,7 @@ def _resumed_verdict(tls: TlsHandshake) -> Verdict:
 
 def _client_cert_verdicts(
     session: Session, tls: TlsHandshake, client: ChainCheck | None, expect_name: str | None,
-    expected_by: str | None = None,
+    expected_by: str | None = None, exo_peer: bool = True,
 ) -> list[Verdict]:
     """The client certificate as the last exchange read shows it; where a later
     renegotiation went unread for want of its keys, each finding says the certificate may
@@ -1108,7 +1135,8 @@ def _client_cert_exchange(
         return []
     if client is None:
         return []
-    return _chain_verdicts("client", client, frame, session, expect_name)
+    return _chain_verdicts("client", client, frame, session, expect_name,
+                           other_peer=not exo_peer)
 
 
 def diagnose(
@@ -1198,7 +1226,11 @@ def diagnose(
         else:
             expected_by = _cert_expected_by(
                 tls, smtp, server if tls.server_certs else None, expect_name)
-            out += _client_cert_verdicts(session, tls, client, expect_name, expected_by)
+            shown = server if tls.server_certs else None
+            sni = wire_str(tls.sni or "").lower().rstrip(".")
+            exo_peer = _exchange_online(smtp, shown) is not None or sni.endswith(EXO_SUFFIX)
+            out += _client_cert_verdicts(session, tls, client, expect_name, expected_by,
+                                         exo_peer)
         if server is not None and tls.server_certs:
             sni = None if tls.sni is None else wire_str(tls.sni)
             out += _chain_verdicts(
