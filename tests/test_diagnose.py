@@ -982,3 +982,21 @@ def test_untrusted_client_chain_fix_follows_the_receiving_server(problem):
     assert "publicly trusted CA" in exo.hint and "relay_clientcerts" not in exo.hint
     assert "not Exchange Online" in other.hint
     assert "relay_clientcerts" in other.hint and "permit_tls_clientcerts" in other.hint
+
+
+def test_empty_certificate_to_a_server_that_only_asks_is_no_problem():
+    """Postfix with smtpd_tls_ask_ccert = yes asks every client and goes on without a
+    certificate: the receiving server decided nothing against the sender. Where one is
+    expected (Exchange Online, --expect-name) or the server refused, it stays an error."""
+    empty = {"client_certificate": [], "client_certificates_length": 0}
+    (v,) = [v for v in run(session(smtp(), tls(**empty)), None, None)
+            if v.code == "no_client_cert"]
+    assert v.severity == "info" and not is_problem(v)
+    assert f"EMPTY Certificate message (frame {F_CLIENT})" in v.message
+    assert "asks without requiring" in v.message and "smtpd_tls_ask_ccert" in v.message
+    assert "nothing to fix" in v.hint and "permit_tls_clientcerts" in v.hint
+    for s, kw in ((session(exo_smtp(), tls(**empty)), {}),
+                  (session(smtp(), tls(**empty)), {"expect_name": "mail.fabrikam.com"}),
+                  (session(smtp(), tls(outcome="alert", **empty)), {})):
+        (v,) = [v for v in run(s, None, None, **kw) if v.code == "no_client_cert"]
+        assert v.severity == "error" and "asks without requiring" not in v.message

@@ -115,9 +115,10 @@ def test_resumptions_inherit_the_original_client_certificate_verdict(caps):
         assert (v.severity, v.frame, v.hint) == (orig.severity, orig.frame, orig.hint)
         assert v.message == f"inherited from session {o.number} (frame {orig.frame}): " \
                             f"{orig.message}"
-    # the inherited errors are still errors the admin acts on
-    assert [scanner.has_problem(s) for s in resumed] == [False, True, True, False]
-    assert summary.with_problems == 4 and summary.verdicts["tls_session_resumed"] == 4
+    # the inherited errors are still errors the admin acts on; the Postfix peer that asked
+    # for a certificate went on without one, so the empty one is no problem there
+    assert [scanner.has_problem(s) for s in resumed] == [False, False, True, False]
+    assert summary.with_problems == 2 and summary.verdicts["tls_session_resumed"] == 4
     assert summary.verdicts["no_client_cert"] == 2 and summary.verdicts["ok"] == 2
     psk = _verdicts(resumed[3])
     assert set(psk) == {"tls_session_resumed", "tls13_encrypted"}
@@ -186,9 +187,9 @@ def test_several_files_link_across_files_alike(caps):
     link = [v for v in second[0]["verdicts"] if v["code"] == "tls_session_resumed"][0]
     assert f"established by session 1 (frame {link['frame']}) of {caps.originals};" in \
         link["message"]
-    assert [v["code"] for v in second[1]["verdicts"]] == ["no_client_cert",
-                                                          "tls_session_resumed"]
-    assert one[1][1]["with_problems"] == 2
+    assert {v["code"] for v in second[1]["verdicts"]} == {"no_client_cert",
+                                                          "tls_session_resumed"}
+    assert one[1][1]["with_problems"] == 1  # the expired certificate; the empty one is info
 
 
 def test_link_reads_the_session_and_apply_stores_the_same(caps):

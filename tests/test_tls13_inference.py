@@ -273,11 +273,17 @@ def test_verdicts_follow_the_tls12_severities(cases):
     assert "client_cert_inferred_absent" in PROBLEM_CODES
     assert "client_cert_inferred_present" in CODES
     assert "client_cert_inferred_present" not in PROBLEM_CODES
-    empty = run(session(smtp(), _tls(cases, server_auth="optional", client="none")))
+    asked = _tls(cases, server_auth="optional", client="none")
+    empty = run(session(exo_smtp(), asked))
     v = next(v for v in empty if v.code == "client_cert_inferred_absent")
     assert v.severity == "error" and v.message.startswith("inferred from record sizes (high")
     assert "the client sent none" in v.message and "25" in v.message
-    assert [x.code for x in empty] == ["client_cert_inferred_absent", "tls13_encrypted"]
+    assert [x.code for x in empty] == ["client_cert_inferred_absent", "tls13_encrypted",
+                                       "exchange_online_peer"]
+    # as no_client_cert: a server no certificate is expected for, which went on without one
+    optional = next(v for v in run(session(smtp(), asked))
+                    if v.code == "client_cert_inferred_absent")
+    assert optional.severity == "info" and "asks without requiring" in optional.message
 
     asked_none = _tls(cases, server_auth="none", client="none")
     info = next(v for v in run(session(smtp(), asked_none))

@@ -942,6 +942,21 @@ _NOT_EXPECTED: Final = (
 )
 
 
+# A server that asks but does not require: Postfix with smtpd_tls_ask_ccert = yes (without
+# smtpd_tls_req_ccert) asks every client, and most send none; the mail goes on.
+_OPTIONAL_ASKED: Final = (
+    "; the server went on without one (the handshake completed), so it asks without requiring "
+    "(as Postfix does with smtpd_tls_ask_ccert = yes), and no client certificate is expected "
+    "here (not Exchange Online, no --expect-name)"
+)
+_OPTIONAL_ASKED_HINT: Final = (
+    "nothing to fix for ordinary delivery; only if this server is to admit the sender by "
+    "certificate (Postfix: permit_tls_clientcerts for relaying) configure one on the sender "
+    "(Postfix: smtp_tls_cert_file/smtp_tls_key_file; Exchange: Set-SendConnector "
+    "-TlsCertificateName)"
+)
+
+
 def _not_requested(text: str, frame: int | None, expected_by: str | None,
                    code: str = NOT_REQUESTED, hint: str | None = None) -> Verdict:
     """client_cert_not_requested (or its TLS 1.3 inferred twin, client_cert_inferred_absent
@@ -979,8 +994,12 @@ def _inferred_verdict(tls: TlsHandshake, inferred: ClientCertInference,
         return _v(INFERRED_PRESENT, f"{label}: the client sent a certificate; "
                   f"{inferred.evidence}", frame)
     if inferred.requested:
-        return _v(INFERRED_ABSENT, f"{label}: the server asked for a client certificate, the "
-                  f"client sent none; {inferred.evidence}", frame)
+        text = (f"{label}: the server asked for a client certificate, the client sent none; "
+                f"{inferred.evidence}")
+        if expected_by is None and tls.outcome == "completed":
+            return _v(INFERRED_ABSENT, text + _OPTIONAL_ASKED, frame, severity="info",
+                      hint=_OPTIONAL_ASKED_HINT)
+        return _v(INFERRED_ABSENT, text, frame)
     return _not_requested(f"{label}: the server sent no CertificateRequest in "
                           f"{tls.version_name or 'TLS 1.3'}, so the client sent no certificate; "
                           f"{inferred.evidence}", frame, expected_by, INFERRED_ABSENT)
@@ -1105,14 +1124,12 @@ def _client_cert_exchange(
             ]
         return []
     if tls.client_certificate == []:
-        return [
-            _v(
-                "no_client_cert",
-                f"server requested a client certificate{_frame_text(req_frame)}; the client "
-                f"answered with an EMPTY Certificate message{_frame_text(frame)}",
-                frame,
-            )
-        ]
+        text = (f"server requested a client certificate{_frame_text(req_frame)}; the client "
+                f"answered with an EMPTY Certificate message{_frame_text(frame)}")
+        if expected_by is None and tls.outcome == "completed":
+            return [_v("no_client_cert", text + _OPTIONAL_ASKED, frame, severity="info",
+                       hint=_OPTIONAL_ASKED_HINT)]
+        return [_v("no_client_cert", text, frame)]
     if tls.client_certificate is None:
         if cert_at is not None:
             return [
