@@ -433,14 +433,18 @@ def _mismatch_text(role: str, leaf: CertInfo, name: str) -> str:
     if role != "client":
         return (f"SNI name {name} (as a host name: the SAN DNS names, each CN only when there "
                 f"is none); it names {_names_text(leaf)}")
-    cns = leaf.subject_cns or ((leaf.subject_cn,) if leaf.subject_cn else ())
-    names = [f"{kind} {', '.join(ns)}" for kind, ns in (("SAN", leaf.san_dns), ("CN", cns)) if ns]
     want = name.strip().rstrip(".")
     wild = (f"; {want} stands for {want[2:]} and every name below it"
             if want.startswith("*.") else "")
     return (f"expected name {name} (as Exchange Online matches TlsSenderCertificateName: the "
-            f"SAN DNS names and subject CNs together{wild}); it names "
-            f"{' and '.join(names) if names else 'no DNS names'}")
+            f"SAN DNS names and subject CNs together{wild}); it names {_sender_names(leaf)}")
+
+
+def _sender_names(leaf: CertInfo) -> str:
+    """The names TlsSenderCertificateName is matched against: SAN DNS names and CNs both."""
+    cns = leaf.subject_cns or ((leaf.subject_cn,) if leaf.subject_cn else ())
+    names = [f"{kind} {', '.join(ns)}" for kind, ns in (("SAN", leaf.san_dns), ("CN", cns)) if ns]
+    return " and ".join(names) if names else "no DNS names"
 
 
 _TODAY: Final = MappingProxyType({
@@ -1178,15 +1182,17 @@ def diagnose(
         out += _starttls_verdicts(session, smtp)
     if smtp is not None and smtp.relay_denied:
         r = smtp.relay_denied[0]
+        why, hint = _relay_cause(tls, client)
         out.append(
             _v(
                 "relay_denied",
                 f"relay denied in a plaintext reply{_frame_text(r.frame)}: "
-                f"{r.code} {r.text}".rstrip(),
+                f"{r.code} {r.text}".rstrip() + why,
                 r.frame,
+                hint=hint,
             )
         )
-    out += _decryption_verdicts(session)
+    out += _decryption_verdicts(session, client)
     if tls is not None:
         unseen = _cut_client_cert(session, tls)
         alert = _alert_verdict(tls)
@@ -1293,7 +1299,38 @@ def diagnose(
     return most_severe_first(_merge_same_code(out))
 
 
-def _decryption_verdicts(session: Session) -> list[Verdict]:
+def _relay_cause(tls: TlsHandshake | None, client: ChainCheck | None) -> tuple[str, str | None]:
+    """What the wire says about the 5.7.64's cause: Exchange Online attributes a connection by
+    the client certificate or by the sender's IP, so whether a certificate crossed, and
+    whether it was sound, tells which of the inbound connector's settings failed."""
+    if tls is None:
+        return ("; no TLS on this connection, so no certificate: only the sender's public IP "
+                "(SenderIPAddresses) could attribute it", None)
+    if tls.client_certificate == [] or (tls.cert_requested is False and not tls.resumption
+                                        and not tls.tls13_encrypted):
+        at = _frame_text(_where_frame(tls.client_certificate_at))
+        return (f"; the client sent no certificate{at}, so only the sender's public IP "
+                "(SenderIPAddresses) could attribute it", None)
+    if not tls.client_certificate or client is None or not client.certs:
+        return "", None
+    leaf = client.certs[0]
+    sound = (client.trusted is True and client.problem is None and client.eku_ok is not False
+             and client.leaf_valid_at_capture == "valid")
+    if not sound:
+        return (f"; the client certificate {_cert_name(leaf)}"
+                f"{_frame_text(_where_frame(tls.client_certificate_at))} has the problems "
+                "named in its own verdicts", None)
+    return (f"; the client certificate {_cert_name(leaf)}"
+            f"{_frame_text(_where_frame(tls.client_certificate_at))} is trusted and valid, so "
+            f"the connector did not match it: it names {_sender_names(leaf)}",
+            "the certificate is sound, so check the inbound connector: its ConnectorType must "
+            "be OnPremises and it must be enabled, and its TlsSenderCertificateName must be a "
+            "name the certificate carries (SAN or CN, above) and a domain accepted in your "
+            "tenant (Get-InboundConnector | fl ConnectorType,Enabled,TlsSenderCertificateName; "
+            "Get-AcceptedDomain)")
+
+
+def _decryption_verdicts(session: Session, client: ChainCheck | None = None) -> list[Verdict]:
     """What keys showed (only when the scan was given keys): the SMTP dialogue inside TLS
     judged as the plaintext one is, a record that would not decrypt, or no key at all."""
     d = session.decryption
@@ -1303,9 +1340,10 @@ def _decryption_verdicts(session: Session) -> list[Verdict]:
     inner = session.smtp_tls
     if inner is not None and inner.relay_denied:
         r = inner.relay_denied[0]
+        why, hint = _relay_cause(session.tls, client)
         out.append(_v("relay_denied", f"relay denied in a reply inside TLS (decrypted)"
-                                      f"{_frame_text(r.frame)}: {r.code} {r.text}".rstrip(),
-                      r.frame))
+                                      f"{_frame_text(r.frame)}: {r.code} {r.text}".rstrip() + why,
+                      r.frame, hint=hint))
     if d.error is not None:
         out.append(_v("decryption_failed", f"TLS decryption failed: {d.error}", d.error_frame))
     elif not d.keys_found:
