@@ -819,6 +819,18 @@ _REFUSED_HINT: Final = (
 )
 
 
+def _tls_required(smtp: SmtpDialogue) -> str:
+    """The server's 530 (RFC 3207 §4: "530 5.7.0 Must issue a STARTTLS command first") as
+    evidence: the receiver requires TLS, so the mail it answers was refused, not delivered."""
+    r = next((r for r in smtp.replies if r.code == 530), None)
+    if r is None:
+        return ""
+    said = r.text if r.text.startswith("530") else f"530 {r.text}".strip()
+    what = f"{r.answers} " if r.answers else ""
+    return (f"; the server answered {what}with {said}{_frame_text(r.frame)}: it requires TLS "
+            "and refused the mail")
+
+
 def _tls_verb(smtp: SmtpDialogue) -> str:
     """The command that asked for TLS as the client sent it: STARTTLS, or Exchange's
     X-ANONYMOUSTLS, so that a verdict names what is on the wire."""
@@ -887,10 +899,15 @@ def _starttls_verdicts(session: Session, smtp: SmtpDialogue) -> list[Verdict]:
             )
             return [_v("starttls_not_offered", msg, ehlo_frame, hint=hint)]
         caps = ", ".join(smtp.capabilities) or "no extensions"
+        required = _tls_required(smtp)
+        stripped = ("; a server that requires TLS yet does not offer it most likely had its "
+                    "offer removed on the way (a firewall's SMTP inspection), or its own TLS "
+                    "setup is broken" if required else "")
         return [
             _v(
                 "starttls_not_offered",
-                f"EHLO reply lacks STARTTLS (offered: {caps}); the session stayed plaintext",
+                f"EHLO reply lacks STARTTLS (offered: {caps}); the session stayed plaintext"
+                f"{required}{stripped}",
                 ehlo_frame,
             )
         ]
@@ -906,7 +923,8 @@ def _starttls_verdicts(session: Session, smtp: SmtpDialogue) -> list[Verdict]:
         return [
             _v(
                 "plaintext_only",
-                f"server offered STARTTLS but the client never sent it{tail}",
+                f"server offered STARTTLS but the client never sent it{tail}"
+                f"{_tls_required(smtp)}",
                 ehlo_frame,
             )
         ]
