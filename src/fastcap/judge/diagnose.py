@@ -979,6 +979,14 @@ _OPTIONAL_ASKED_HINT: Final = (
 )
 
 
+def _server_went_on(tls: TlsHandshake) -> bool:
+    """The server carried on after the client's answer: the handshake completed, with no
+    server alert in view nor, in TLS 1.3 without keys, an alert-sized record in its place."""
+    return (tls.outcome == "completed"
+            and not any(not a.from_client for a in _relevant_alerts(tls))
+            and not any(a.code == SERVER_ALERT_SUSPECTED for a in tls.anomalies))
+
+
 def _not_requested(text: str, frame: int | None, expected_by: str | None,
                    code: str = NOT_REQUESTED, hint: str | None = None) -> Verdict:
     """client_cert_not_requested (or its TLS 1.3 inferred twin, client_cert_inferred_absent
@@ -1018,7 +1026,7 @@ def _inferred_verdict(tls: TlsHandshake, inferred: ClientCertInference,
     if inferred.requested:
         text = (f"{label}: the server asked for a client certificate, the client sent none; "
                 f"{inferred.evidence}")
-        if expected_by is None and tls.outcome == "completed":
+        if expected_by is None and _server_went_on(tls):
             return _v(INFERRED_ABSENT, text + _OPTIONAL_ASKED, frame, severity="info",
                       hint=_OPTIONAL_ASKED_HINT)
         return _v(INFERRED_ABSENT, text, frame)
@@ -1148,7 +1156,7 @@ def _client_cert_exchange(
     if tls.client_certificate == []:
         text = (f"server requested a client certificate{_frame_text(req_frame)}; the client "
                 f"answered with an EMPTY Certificate message{_frame_text(frame)}")
-        if expected_by is None and tls.outcome == "completed":
+        if expected_by is None and _server_went_on(tls):
             return [_v("no_client_cert", text + _OPTIONAL_ASKED, frame, severity="info",
                        hint=_OPTIONAL_ASKED_HINT)]
         return [_v("no_client_cert", text, frame)]
