@@ -101,7 +101,8 @@ def test_cluster_links_resumed_sessions_across_files_as_a_local_scan(cluster, tm
         assert r.error is None and want.error is None
         assert [s.to_dict() for s in r.sessions] == [s.to_dict() for s in want.sessions]
         assert r.summary.to_dict() == want.summary.to_dict()
-    assert got[1].summary.with_problems == 2
+    # the expired certificate; the empty one went to a Postfix peer that only asked (info)
+    assert got[1].summary.with_problems == 1
     inherited = [v for v in got[1].sessions[1].verdicts if v.code == "no_client_cert"]
     assert inherited[0].message.startswith("inherited from session 2 ")
 
