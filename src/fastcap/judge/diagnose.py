@@ -1118,7 +1118,7 @@ def _client_cert_verdicts(
     """The client certificate as the last exchange read shows it; where a later
     renegotiation went unread for want of its keys, each finding says the certificate may
     have changed there, as nothing tells what that one asked and got."""
-    out = _client_cert_exchange(session, tls, client, expect_name, expected_by)
+    out = _client_cert_exchange(session, tls, client, expect_name, expected_by, exo_peer)
     unread = tls.renegotiation_unread_at
     if unread is None or not tls.cert_requested:
         return out  # with no request read, _renegotiated already names the unread one
@@ -1130,7 +1130,7 @@ def _client_cert_verdicts(
 
 def _client_cert_exchange(
     session: Session, tls: TlsHandshake, client: ChainCheck | None, expect_name: str | None,
-    expected_by: str | None = None,
+    expected_by: str | None = None, exo_peer: bool = True,
 ) -> list[Verdict]:
     cert_at = tls.client_certificate_at
     frame = _where_frame(cert_at)
