@@ -154,3 +154,23 @@ def test_type_hints_of_the_public_functions_resolve():
             typing.get_type_hints(obj)  # raises NameError if a name is unknown at run time
     hints = typing.get_type_hints(scanner.scan)
     assert hints["analyzer"] == judging.Checker | None
+
+
+@pytest.mark.parametrize("module", ["scanner", "session", "stats", "options", "distributed",
+                                    "run", "evidence", "out"])
+def test_documented_submodules_are_attributes_after_import_fastcap(module):
+    """README's example calls `fastcap.scanner.scan_files(...)` after a bare `import fastcap`,
+    as a program does: the module must be reachable as an attribute, not only by import."""
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-c",
+                           f"import fastcap; import types; "
+                           f"assert isinstance(fastcap.{module}, types.ModuleType)"],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_unknown_attribute_is_still_an_attribute_error():
+    with pytest.raises(AttributeError, match="no attribute 'no_such_thing'"):
+        fastcap.no_such_thing  # noqa: B018

@@ -10,7 +10,9 @@ def __getattr__(name: str):
     """`fastcap.scan` is imported on first use: it pulls in certificate verification, which
     `fastcap stats` and the frame-level API never need.  `__version__` too: reading package
     metadata costs more start-up time than the rest of a small scan.  And `Capture`, with
-    numpy behind it, so that the command line's --help and --version go without."""
+    numpy behind it, so that the command line's --help and --version go without.  A submodule
+    (`fastcap.scanner`, `fastcap.session`, ...) is imported when first named, so a program
+    that only did `import fastcap` reaches it as an attribute, as README's examples do."""
     if name in ("Capture", "CaptureMeta"):
         from .read import capture
 
@@ -26,4 +28,10 @@ def __getattr__(name: str):
             return version("fastcap")
         except PackageNotFoundError:  # running from a source tree without an install
             return "0.0.0"
+    if not name.startswith("_"):
+        from importlib import import_module
+        from importlib.util import find_spec
+
+        if find_spec(f"{__name__}.{name}") is not None:
+            return import_module(f"{__name__}.{name}")
     raise AttributeError(f"module 'fastcap' has no attribute {name!r}")
