@@ -174,3 +174,24 @@ def test_documented_submodules_are_attributes_after_import_fastcap(module):
 def test_unknown_attribute_is_still_an_attribute_error():
     with pytest.raises(AttributeError, match="no attribute 'no_such_thing'"):
         fastcap.no_such_thing  # noqa: B018
+
+
+@pytest.mark.parametrize("head", [b"\x1f\x8b\x08\x00" + bytes(60), b"\x28\xb5\x2f\xfd" + bytes(60)],
+                         ids=["gzip", "zstd"])
+def test_compressed_capture_error_names_a_current_function(tmp_path, head):
+    """Capture() on a compressed file points to the reader that can open it: that pointer
+    must import without the deprecation warning of an old module path."""
+    import re
+    import subprocess
+    import sys
+
+    path = tmp_path / "c.pcap.gz"
+    path.write_bytes(head)
+    with pytest.raises(fastcap.CaptureError) as err:
+        fastcap.Capture(str(path))
+    named = re.search(r"open it with (fastcap(?:\.\w+)+)\.(\w+)", str(err.value))
+    assert named, str(err.value)
+    proc = subprocess.run([sys.executable, "-W", "error::DeprecationWarning", "-c",
+                           f"import {named.group(1)} as m; assert callable(m.{named.group(2)})"],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr

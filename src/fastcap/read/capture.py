@@ -170,7 +170,7 @@ def _open_mapping(path: str) -> tuple[mmap.mmap | bytes, int, tuple[int, int]]:
     if not stat.S_ISREG(st.st_mode):
         kind = "a FIFO" if stat.S_ISFIFO(st.st_mode) else "not a regular file"
         raise CaptureError(path, f"is {kind}, which cannot be mapped: open it with "
-                                 f"fastcap.stream.open_capture")
+                                 f"fastcap.read.stream.open_capture")
     if st.st_size == 0:
         raise CaptureError(path, "empty file (0 bytes), not a capture")
     try:
@@ -213,7 +213,7 @@ def sniff_format(path: str, head: bytes) -> str:
     magic = head[:4].hex() if head else ""
     if head[:2] == _GZIP or head[:4] in (_ZSTD, _LZ4):
         raise CaptureError(path, f"is compressed (magic 0x{magic}), which cannot be mapped: "
-                                 f"open it with fastcap.stream.open_capture")
+                                 f"open it with fastcap.read.stream.open_capture")
     for sign, kind in _OTHER_PACKINGS:
         if head.startswith(sign):
             raise CaptureError(path, f"{kind}, which fastcap does not unpack (it reads gzip, "
