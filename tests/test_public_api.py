@@ -4,6 +4,7 @@ holding them: the documented API, and the internal names tests and benchmarks re
 from __future__ import annotations
 
 import importlib
+import os
 
 import pytest
 
@@ -195,3 +196,55 @@ def test_compressed_capture_error_names_a_current_function(tmp_path, head):
                            f"import {named.group(1)} as m; assert callable(m.{named.group(2)})"],
                           capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
+
+
+def test_bytes_paths_give_the_results_of_str_paths(tmp_path):
+    """A path given as bytes (as os functions take it) is read as its str: the sessions are
+    the same, and names in errors, warnings and summaries are text, not `b'...'` reprs, so a
+    summary's to_dict() stays JSON."""
+    import json
+    from pathlib import Path
+
+    from fastcap.scanner import ScanSummary, scan_files
+    from fastcap.session import iter_sessions
+    from fastcap.stats import compute_stats
+
+    whole = Path(__file__).resolve().parents[1] / "examples" / "all-scenarios.pcapng"
+    cut = tmp_path / "cut.pcapng"
+    cut.write_bytes(whole.read_bytes()[:20000])  # a truncated block: a warning naming it
+    keys = tmp_path / "keys.log"
+    keys.write_text("CLIENT_RANDOM not-hex\n")  # a garbled line: a warning naming the file
+    ca = whole.with_name("test-root.pem")
+    text, raw = str(cut), os.fsencode(cut)
+    by_str, by_bytes = ScanSummary(text), ScanSummary(text)
+    want = [s.to_dict() for s in fastcap.scan(text, ca_file=str(ca), keylog=[str(keys)],
+                                              summary=by_str)]
+    got = [s.to_dict() for s in fastcap.scan(raw, ca_file=os.fsencode(ca),
+                                             keylog=os.fsencode(keys), summary=by_bytes)]
+    assert got == want and want
+    assert by_bytes.to_dict() == by_str.to_dict() and by_str.warnings
+    files = scan_files([raw, os.fsencode(tmp_path / "missing.pcap")])
+    assert [f.path for f in files] == [text, str(tmp_path / "missing.pcap")]
+    assert files[1].error == f"{tmp_path / 'missing.pcap'}: no such file"
+    json.dumps([f.summary.to_dict() for f in files])
+    assert compute_stats(raw).warnings == compute_stats(text).warnings
+    assert [s.number for s in iter_sessions(raw)] == [s.number for s in iter_sessions(text)]
+    assert "b'" not in " ".join(by_bytes.warnings + compute_stats(raw).warnings)
+    assert fastcap.Capture(raw).path == text
+
+
+def test_bytes_path_reads_the_secrets_blocks_of_a_str_path(tmp_path):
+    """A capture's Decryption Secrets Blocks are read whichever form its path is given in: a
+    garbled key log line in one is told, naming the file, for bytes as for str."""
+    from fastcap.scanner import ScanSummary
+    from fastcap_synth.writers import write_pcapng
+
+    path = tmp_path / "keys.pcapng"
+    write_pcapng(path, [], tls_keylog=b"CLIENT_RANDOM not-hex\n")
+    told = []
+    for given in (str(path), os.fsencode(path)):
+        summary = ScanSummary(str(path))
+        assert list(fastcap.scan(given, summary=summary)) == []
+        told.append(summary.warnings)
+    assert told[0] and told[1] == told[0]
+    assert "keys.pcapng DSB at byte" in told[0][0]

@@ -26,6 +26,8 @@ DEFAULT_DECRYPT_LIMIT = 64 * 1024  # application-data bytes decrypted per direct
 # a session an entry that gives only the peer's address may lie.
 DEFAULT_JOIN_TOLERANCE_S = 300.0
 DEFAULT_JOIN_WINDOW_S = 10.0
+# A file name as the API takes it: bytes too, as os functions do (read as os.fsdecode gives it).
+AnyPath = str | bytes | os.PathLike
 
 
 def _ports(value: Iterable[int], name: str) -> frozenset[int]:
@@ -52,26 +54,29 @@ def _count(value: object, name: str) -> int:
 
 
 def _paths(value: object, name: str) -> tuple[str, ...]:
-    if isinstance(value, str | os.PathLike):
-        return (os.fspath(value),)
-    if isinstance(value, bytes) or not isinstance(value, Iterable):
+    """One path or several, each as text (`os.fsdecode`: a bytes path names the file the
+    os functions would open, and messages then name it as text, not as a bytes repr)."""
+    if isinstance(value, str | bytes | os.PathLike):
+        return (os.fsdecode(value),)
+    if not isinstance(value, Iterable):
         raise TypeError(f"{name} must be a path or a collection of paths, not "
                         f"{type(value).__name__}")
     out = []
     for p in value:
-        if not isinstance(p, str | os.PathLike):
-            raise TypeError(f"{name}: a path is a str or os.PathLike, not {type(p).__name__}")
-        out.append(os.fspath(p))
+        if not isinstance(p, str | bytes | os.PathLike):
+            raise TypeError(f"{name}: a path is a str, bytes or os.PathLike, not "
+                            f"{type(p).__name__}")
+        out.append(os.fsdecode(p))
     return tuple(out)
 
 
-def _read_ca(ca_file: str | os.PathLike) -> bytes:
+def _read_ca(ca_file: str) -> bytes:
     """The bundle's bytes: workers get them, so their machines need not see the file."""
     try:
         with open(ca_file, "rb") as f:
             return f.read()
     except OSError as e:
-        raise ValueError(f"{os.fspath(ca_file)}: cannot read CA file: {e.strerror or e}"
+        raise ValueError(f"{ca_file}: cannot read CA file: {e.strerror or e}"
                          ) from None
 
 
@@ -133,7 +138,7 @@ class ScanOptions:
         if not 0 <= self.decrypt_limit <= MAX_CAP:
             raise ValueError(f"decrypt_limit must be within 0..{MAX_CAP}")
         if self.ca_file is not None:
-            put(self, "ca_file", os.fspath(self.ca_file))
+            put(self, "ca_file", os.fsdecode(self.ca_file))
             if self.ca_data is None:
                 put(self, "ca_data", _read_ca(self.ca_file))
         if self.today is None:

@@ -414,8 +414,8 @@ def with_keys(options: ScanOptions, path: str | os.PathLike | None = None) -> Sc
         keys = KeyLog()
         for p in options.keylog:
             keys.add_file(p)
-    if path is not None and os.fspath(path) not in read:
-        read = (*read, os.fspath(path))
+    if path is not None and (name := os.fsdecode(path)) not in read:
+        read = (*read, name)
         for data, source in leading_secrets(path):
             if keys is None:
                 from .proto.tls.keylog import KeyLog
@@ -448,7 +448,7 @@ class KeysAsRead:
     def add(self, blocks: Iterable[SecretsBlock], path: str | os.PathLike,
             frame_base: int = 0) -> None:
         """The blocks of the file `path` (frames numbered after `frame_base`), in file order."""
-        label = os.path.basename(os.fspath(path))
+        label = os.path.basename(os.fsdecode(path))
         for b in blocks:
             if b.secrets_type != TLS_KEY_LOG:
                 continue  # other secrets (SSH, WireGuard...): not fastcap's to use
@@ -464,7 +464,7 @@ class KeysAsRead:
 
             log = KeyLog()
             log.add_bytes(b.data, name)
-            self.warnings += [CaptureWarning(os.fspath(path), b.offset, "keylog",
+            self.warnings += [CaptureWarning(os.fsdecode(path), b.offset, "keylog",
                                              "TLS key log in secrets block, "
                                              + w.removeprefix(name + " "))
                               for w in log.warnings]
@@ -549,7 +549,7 @@ class InOrder:
                            f"waited for an earlier open connection)"] += self.out_of_order
 
 
-def iter_sessions(path: str | os.PathLike, options: ScanOptions | None = None, *,
+def iter_sessions(path: str | bytes | os.PathLike, options: ScanOptions | None = None, *,
                   window: int = DEFAULT_WINDOW, slab_width: int = DEFAULT_SLAB,
                   keep_streams: bool | Callable[[int], bool] = False,
                   counters: FrameCounters | None = None,
@@ -570,6 +570,7 @@ def iter_sessions(path: str | os.PathLike, options: ScanOptions | None = None, *
         if "stream_cap" in kw:
             raise TypeError("iter_sessions() got both cap and stream_cap: give one")
         kw["stream_cap"] = kw.pop("cap")
+    path = os.fsdecode(path)  # a bytes path as text, for the names in messages
     o = with_keys(resolve(options, kw, "iter_sessions"), path)
     return _iter_sessions(path, o, window, slab_width, keep_streams, counters, capture_out,
                           progress, max_held)

@@ -233,10 +233,10 @@ class Capture:
     Windows are reused between iterations to keep memory flat: copy what you keep.
     """
 
-    def __init__(self, path: str | os.PathLike, *, backend: str = "auto",
+    def __init__(self, path: str | bytes | os.PathLike, *, backend: str = "auto",
                  window: int = DEFAULT_WINDOW, slab_width: int = DEFAULT_SLAB,
                  max_caplen: int = MAX_CAPLEN) -> None:
-        self.path = os.fspath(path)
+        self.path = os.fsdecode(path)
         mm, size, identity = _open_mapping(self.path)
         self._setup(mm, size, sniff_format(self.path, bytes(mm[:64])), backend, window,
                     slab_width, max_caplen)

@@ -61,7 +61,7 @@ def is_compressed_file(path: str | os.PathLike) -> bool:
 def stream_kind(path: str | os.PathLike) -> str | None:
     """'pipe' for `-` and non-regular files, 'compressed' for a regular file of compressed
     data, or None for a file to map (or one the mapped path reports the error of)."""
-    path = os.fspath(path)
+    path = os.fsdecode(path)
     if path == "-":
         return "pipe"
     try:
@@ -305,7 +305,7 @@ class StreamCapture:
     def __init__(self, path: str | os.PathLike, *, backend: str = "auto",
                  window: int = DEFAULT_WINDOW, slab_width: int = DEFAULT_SLAB,
                  piece: int = PIECE) -> None:
-        self.path = os.fspath(path)
+        self.path = os.fsdecode(path)
         self._opts = dict(backend=backend, window=window, slab_width=slab_width)
         self._piece = max(256, piece)
         self._raw = self._open()

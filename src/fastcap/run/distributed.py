@@ -69,7 +69,7 @@ def _missing(paths: list[str]) -> list[str]:
 
 def unseen_paths(client: Any, paths: Iterable[str]) -> dict[str, str]:
     """{path: address of a worker that cannot see it} for every path some worker lacks."""
-    paths = [os.fspath(p) for p in paths]
+    paths = [os.fsdecode(p) for p in paths]
     out: dict[str, str] = {}
     for worker, missing in sorted(client.run(_missing, paths).items()):
         for p in missing:
@@ -106,7 +106,7 @@ def scan_files(paths: Iterable[str | os.PathLike], client: Any,
     that fails (not visible to a worker, not a capture) yields a FileScan with its `error`;
     the others go on.  The options are checked at the call, before the cluster is asked.
     """
-    return _scan_files([os.fspath(p) for p in paths], client,
+    return _scan_files([os.fsdecode(p) for p in paths], client,
                        resolve(options, kw, "scan_files"))
 
 

@@ -15,7 +15,7 @@ from ..judge.crosssession import CrossSession
 from ..judge.diagnose import is_problem
 from ..judge.judging import Checker, analyzer_for, judge
 from ..judge.judging import trust_store as trust_store
-from ..options import ScanOptions, resolve
+from ..options import AnyPath, ScanOptions, resolve
 from ..options import judge_options as judge_options
 from ..read.stream import needs_stream, stream_kind
 from ..select.selection import FrameCounters
@@ -74,7 +74,7 @@ def _resolve(options: ScanOptions | None, kw: dict[str, Any], analyzer: Checker 
     return resolve(options, kw, caller)
 
 
-def scan(path: str | os.PathLike, options: ScanOptions | None = None, *,
+def scan(path: AnyPath, options: ScanOptions | None = None, *,
          analyzer: Checker | None = None, summary: ScanSummary | None = None,
          progress: Callable[[int, int], None] | None = None, executor=None,
          cross: CrossSession | None = None, **kw: Any) -> Iterator[Session]:
@@ -99,6 +99,7 @@ def scan(path: str | os.PathLike, options: ScanOptions | None = None, *,
     Raises CaptureError for a file that is not a readable capture.
     """
     o = _resolve(options, kw, analyzer, "scan")
+    path = os.fsdecode(path)  # a bytes path as text, for the names in messages
     return _scan(path, o, analyzer or analyzer_for(o), summary, progress, executor,
                  CrossSession() if cross is None else cross, MAX_HELD)
 
@@ -219,13 +220,13 @@ class FileResult:
     error: str | None = None
 
 
-def scan_files(paths: Iterable[str | os.PathLike], options: ScanOptions | None = None,
+def scan_files(paths: Iterable[AnyPath], options: ScanOptions | None = None,
                **kw: Any) -> list[FileResult]:
     """iter_scan_files as a list."""
     return list(iter_scan_files(paths, options, **kw))
 
 
-def iter_scan_files(paths: Iterable[str | os.PathLike], options: ScanOptions | None = None,
+def iter_scan_files(paths: Iterable[AnyPath], options: ScanOptions | None = None,
                     **kw: Any) -> Iterator[FileResult]:
     """iter_file_streams with each file's sessions listed: one FileResult per file, in the
     order given, as soon as its last session is judged."""
@@ -245,7 +246,7 @@ class FileStream:
     errors: list[str] = field(default_factory=list)
 
 
-def iter_file_streams(paths: Iterable[str | os.PathLike], options: ScanOptions | None = None,
+def iter_file_streams(paths: Iterable[AnyPath], options: ScanOptions | None = None,
                       *, executor=None, analyzer: Checker | None = None,
                       progress: Callable[[int, int], None] | None = None,
                       max_held: int = MAX_HELD, cross: CrossSession | None = None,
@@ -271,7 +272,7 @@ def iter_file_streams(paths: Iterable[str | os.PathLike], options: ScanOptions |
     given) links sessions across all the files, in the order given.  `options` or `kw`:
     as for `scan`."""
     o = _resolve(options, kw, analyzer, "iter_file_streams")
-    return _iter_file_streams([os.fspath(p) for p in paths], o, executor,
+    return _iter_file_streams([os.fsdecode(p) for p in paths], o, executor,
                               analyzer or analyzer_for(o), progress, max_held,
                               CrossSession() if cross is None else cross, frozenset(apart))
 

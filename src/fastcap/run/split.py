@@ -245,7 +245,7 @@ def iter_split_files(paths: list[str | os.PathLike], options: JudgeOptions, *, j
     Results come in the order of `paths`, each run of files as soon as it is done, and a
     run's frames and sessions are let go once it has been handed on.  The files whose
     indices are in `apart` go on from none before them (`rings.RunBreaks.cut`)."""
-    paths = [os.fspath(p) for p in paths]
+    paths = [os.fsdecode(p) for p in paths]
     own = executor is None
     ex: Any = PoolExecutor(jobs) if own else executor
     try:

@@ -270,7 +270,7 @@ def iter_scan(path: str | os.PathLike, options: JudgeOptions, analyzer, *, jobs:
     least MIN_RANGE); `workers=False` reads them here.  `out` (a list) receives the file's
     SplitScan (totals, no sessions) when the last session is out.  CaptureError for a file
     that is no capture."""
-    path = os.fspath(path)
+    path = os.fsdecode(path)
     tasks = ranges.plan_file(_plan_task(path, options, jobs, parts))
     size = tasks[-1].stop if tasks else 0
     alone = not (workers and len(tasks) > 1)
@@ -464,7 +464,7 @@ def iter_file_events(paths: list[str], options: JudgeOptions, analyzer, *, jobs:
     others; the files whose indices are in `apart` go on from none before them.
     `keep_streams(file, number)` says which sessions keep their reassembled streams (for
     `follow`), by the index of the file where they begin and their number in it."""
-    paths = [os.fspath(p) for p in paths]
+    paths = [os.fsdecode(p) for p in paths]
     sizes = [_size(p) for p in paths]
     # Ranges of about one size across the files, RANGES_PER_JOB per job in all: a ring
     # buffer's files are shared out whole, a few large files are split.  One job reads the

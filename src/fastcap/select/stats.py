@@ -62,7 +62,7 @@ class FileStats:
         return asdict(self)
 
 
-def compute_stats(path: str | os.PathLike, options: ScanOptions | None = None, *,
+def compute_stats(path: str | bytes | os.PathLike, options: ScanOptions | None = None, *,
                   window: int = DEFAULT_WINDOW, slab_width: int = DEFAULT_SLAB,
                   **kw: Any) -> FileStats:
     """Read the whole file once and summarise it; CaptureError if it is not a capture.
