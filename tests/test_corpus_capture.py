@@ -146,7 +146,7 @@ def test_damaged_copy_reads_as_its_undamaged_original(backend):
         pytest.skip("corpus not found")
     hurt = compute_stats(paths["sv__smtp-to-comma-corrupt.pcap"], backend=backend).to_dict()
     whole = compute_stats(paths["sv__smtp-data-rejected.pcap"], backend=backend).to_dict()
-    assert hurt["unreadable"] == [(3695, 3698)]
+    assert hurt["unreadable"] == [[3695, 3698]]
     for key in ("frames", "tcp", "selected_frames", "selected_flows", "first_ts_ns",
                 "last_ts_ns"):
         assert hurt[key] == whole[key], key

@@ -248,3 +248,28 @@ def test_bytes_path_reads_the_secrets_blocks_of_a_str_path(tmp_path):
         told.append(summary.warnings)
     assert told[0] and told[1] == told[0]
     assert "keys.pcapng DSB at byte" in told[0][0]
+
+
+def test_to_dict_is_what_json_gives_back(tmp_path):
+    """`to_dict()` is plain JSON data: read back from JSON it is equal to itself (no tuples
+    that come back as lists), for a file with unreadable bytes as for any other."""
+    import json
+    from pathlib import Path
+
+    from fastcap.scanner import ScanSummary
+    from fastcap.stats import compute_stats
+
+    data = bytearray((Path(__file__).resolve().parents[1] / "examples"
+                      / "all-scenarios.pcapng").read_bytes())
+    at = 0
+    for _ in range(8):  # the eighth block's length made nonsense: an unreadable byte range
+        at += int.from_bytes(data[at + 4:at + 8], "little")
+    data[at + 4:at + 8] = b"\xff\xff\xff\x7f"
+    path = tmp_path / "damaged.pcapng"
+    path.write_bytes(bytes(data))
+    summary = ScanSummary(str(path))
+    sessions = list(fastcap.scan(path, summary=summary))
+    stats = compute_stats(path)
+    assert stats.unreadable and summary.unreadable
+    for d in [stats.to_dict(), summary.to_dict()] + [s.to_dict() for s in sessions]:
+        assert json.loads(json.dumps(d)) == d

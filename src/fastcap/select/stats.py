@@ -59,7 +59,8 @@ class FileStats:
     tunnels: dict[str, int] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """Plain JSON data: the unreadable ranges as lists, as JSON gives them back."""
+        return {**asdict(self), "unreadable": [list(r) for r in self.unreadable]}
 
 
 def compute_stats(path: str | bytes | os.PathLike, options: ScanOptions | None = None, *,
