@@ -739,11 +739,9 @@ class Capture:
                 least = pcapng.MIN_BLOCK.get(btype, 12)
                 if blen < least:  # framed, but its fixed fields are not all there
                     name = pcapng.BLOCK_NAMES[btype]
-                    at = self._once.get(name, -1)  # said once a type, at the first
-                    if 0 <= at < len(meta.warnings) and meta.warnings[at].message.startswith(
-                            f"{name} block of"):
+                    if self._told_short(name):
                         meta.skipped[f"corrupt {name} block"] += 1
-                        off += blen
+                        off = self._step_told_short(mm, order, off + blen, lim)
                         continue
                     self._once[name] = len(meta.warnings)
                     off = self._skip_block(off, blen, "corrupt_block",
@@ -842,6 +840,32 @@ class Capture:
             yield from self._emit(win, n, off)
         self.end_state = WalkState(off, fno, section=section, params=list(params),
                                    interfaces=list(meta.interfaces))
+
+    def _told_short(self, name: str) -> bool:
+        """Whether the warning for `name` blocks too short for their fixed fields is told
+        already (and not taken back by a cut)."""
+        meta = self.meta
+        at = self._once.get(name, -1)  # said once a type, at the first
+        return 0 <= at < len(meta.warnings) and meta.warnings[at].message.startswith(
+            f"{name} block of")
+
+    def _step_told_short(self, mm, order: str, off: int, lim: int) -> int:
+        """Step over the blocks from `off` that are too short for their fixed fields, of
+        types already told, counting each: a file of nothing else would otherwise hand the
+        walk back for every 12 bytes (about 18 µs each, 0.2 MB/s).  Stops at the first block
+        that is anything else, or not framed whole, and leaves it to the walk."""
+        meta = self.meta
+        while off + 12 <= lim:
+            btype, blen = struct.unpack_from(order + "II", mm, off)
+            name = pcapng.BLOCK_NAMES.get(btype)
+            if (name is None or not 12 <= blen < pcapng.MIN_BLOCK.get(btype, 12)
+                    or blen % 4 or off + blen > lim
+                    or struct.unpack_from(order + "I", mm, off + blen - 4)[0] != blen
+                    or not self._told_short(name)):
+                break
+            meta.skipped[f"corrupt {name} block"] += 1
+            off += blen
+        return off
 
     def _count_quiet(self, st: WalkStatus) -> None:
         """Count the blocks the walk stepped over, as the loop counts the blocks it reads."""
