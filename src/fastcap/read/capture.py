@@ -965,6 +965,19 @@ def _told(warnings: list[CaptureWarning], kind: str, message: str) -> bool:
     return any(w.kind == kind and w.message == message for w in warnings)
 
 
+_SHORT = " bytes is shorter than its fixed fields"  # a short block's warning (once a type)
+
+
+def _short_told(warnings: list[CaptureWarning], w: CaptureWarning) -> bool:
+    """Whether `w` tells of blocks too short for their fixed fields of a type `warnings`
+    told already: one walk tells the first of a type only, so the pieces of a file do too."""
+    if w.kind != "corrupt_block" or _SHORT not in w.message:
+        return False
+    kind = w.message.split(" block of ", 1)[0]
+    return any(t.kind == w.kind and _SHORT in t.message
+               and t.message.split(" block of ", 1)[0] == kind for t in warnings)
+
+
 def merge_meta(parts: list[CaptureMeta]) -> CaptureMeta:
     """The metadata of consecutive pieces of one capture, as one walk would have filled it."""
     first, last = parts[0], parts[-1]
@@ -981,7 +994,8 @@ def merge_meta(parts: list[CaptureMeta]) -> CaptureMeta:
         meta.other_records.update(m.other_records)
         meta.secrets += m.secrets
         meta.warnings += [w for w in m.warnings
-                          if w.kind not in _ONCE or not _told(meta.warnings, w.kind, w.message)]
+                          if (w.kind not in _ONCE or not _told(meta.warnings, w.kind, w.message))
+                          and not _short_told(meta.warnings, w)]
         meta.skipped.update(m.skipped)
         meta.unreadable += m.unreadable
     if first.format == "pcap":
