@@ -30,6 +30,17 @@ def test_version_names_the_reader():
     assert r.stdout.startswith("fastcap ") and "reader:" in r.stdout
 
 
+def test_python_dash_m_fastcap_is_the_command():
+    """`python -m fastcap` runs what the console script runs, exit code and output alike."""
+    args = ["scan", "--ca-file", str(EXAMPLE.with_name("test-root.pem")), "--format", "jsonl",
+            str(EXAMPLE)]
+    package = subprocess.run([sys.executable, "-m", "fastcap", *args], capture_output=True,
+                             text=True, timeout=120)
+    module = fastcap(*args)
+    assert (package.returncode, package.stdout) == (module.returncode, module.stdout)
+    assert package.returncode == 1 and '"no_client_cert"' in package.stdout
+
+
 def test_stats_on_the_bundled_example():
     r = fastcap("stats", str(EXAMPLE))
     assert r.returncode == 0, r.stderr
