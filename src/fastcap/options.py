@@ -119,6 +119,11 @@ class ScanOptions:
         if self.expect_name is not None and not isinstance(self.expect_name, str):
             raise TypeError(f"expect_name must be a str or None, not "
                             f"{type(self.expect_name).__name__}")
+        if self.expect_name is not None and not self.expect_name.strip().rstrip("."):
+            # compared trimmed of spaces and a trailing dot: it would name nothing, and
+            # judge as no name given without a word (the command line refuses it too)
+            raise ValueError(f"expect_name {self.expect_name!r} names nothing: give a name, "
+                             "or None for no name check")
         if self.trust not in TRUST_STORES:
             raise ValueError(f"unknown trust store {self.trust!r}: use mozilla or system")
         if self.backend not in BACKEND_CHOICES:
