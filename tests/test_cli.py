@@ -496,3 +496,14 @@ def test_the_exit_code_does_not_depend_on_whether_stderr_could_be_written(tmp_pa
         got = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=full, timeout=120,
                              env=_BUFFERED).returncode
     assert got == want
+
+
+def test_zeek_logs_into_a_file_say_it_is_no_directory(tmp_path):
+    """-o with --format zeek names a directory; a file there is named so, in one line."""
+    taken = tmp_path / "conn.log"
+    taken.write_text("kept\n")
+    r = fastcap("scan", "--format", "zeek", "-o", str(taken), str(EXAMPLE))
+    assert r.returncode == 2 and r.stdout == ""
+    assert r.stderr == (f"fastcap: cannot write Zeek logs in {taken}: it is a file, not a "
+                        "directory (-o names the directory the logs go in)\n")
+    assert taken.read_text() == "kept\n"

@@ -674,7 +674,9 @@ def _zeek_writer(args):
     try:
         return ZeekWriter(args.output or ".", backend=args.backend)
     except OSError as e:
-        print(f"fastcap: cannot write Zeek logs in {args.output or '.'}: {e}", file=_ERR)
+        why = ("it is a file, not a directory (-o names the directory the logs go in)"
+               if isinstance(e, FileExistsError) else e.strerror or str(e))
+        print(f"fastcap: cannot write Zeek logs in {args.output or '.'}: {why}", file=_ERR)
         raise SystemExit(EXIT_UNREADABLE) from None
 
 
