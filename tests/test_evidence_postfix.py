@@ -677,3 +677,32 @@ def test_lines_of_a_conversation_across_the_repeated_hour_follow_the_zone(tmp_pa
     got = [t for t, _ in postfix.lines_of(LogText(path), conv, utc_offset_s=berlin)]
     assert got == [conv.start_ns, conv.start_ns + 20 * 10**9] == [
         ns(2026, 10, 25, 0, 59, 50), ns(2026, 10, 25, 1, 0, 10)]
+
+
+def test_smtpd_unprefixed_subject_and_issuer_lines_name_the_client_certificate(tmp_path):
+    # tls_server.c at smtpd_tls_loglevel 2 logs the peer's subject and issuer in lines of
+    # their own, "subject=/C=../CN=.." and "issuer=/..", before the prefixed subject_CN line
+    na = "mail.contoso.com[203.0.113.10]"
+    path = write(tmp_path, [
+        f"Mar 10 09:31:20 relay1 postfix/smtpd[2400]: connect from {na}",
+        f"Mar 10 09:31:20 relay1 postfix/smtpd[2400]: setting up TLS connection from {na}",
+        "Mar 10 09:31:20 relay1 postfix/smtpd[2400]: subject=/C=US/O=Contoso/CN=mail.contoso.com",
+        "Mar 10 09:31:20 relay1 postfix/smtpd[2400]: issuer=/C=US/O=Let's Encrypt/CN=R3",
+        f"Mar 10 09:31:20 relay1 postfix/smtpd[2400]: {na}: subject_CN=mail.contoso.com, "
+        "issuer=R3, cert fingerprint=DC:BF:E9:93:F2:6A:A4:EF:1F:0D:18:B0:3E:56:0A:88:30:2F:82:97",
+        f"Mar 10 09:31:20 relay1 postfix/smtpd[2400]: Trusted TLS connection established from"
+        f" {na}: TLSv1.2 with cipher ECDHE-RSA-AES256-GCM-SHA384 (256/256 bits)",
+        f"Mar 10 09:31:21 relay1 postfix/smtpd[2400]: disconnect from {na} ehlo=2 starttls=1",
+        f"Mar 10 09:40:00 relay1 postfix/smtpd[2400]: connect from {na}",
+        "Mar 10 09:40:00 relay1 postfix/smtpd[2400]: subject=/CN=other.contoso.com",
+        f"Mar 10 09:40:01 relay1 postfix/smtpd[2400]: disconnect from {na} ehlo=1",
+    ])
+    (conv, nxt), warnings = read(path, year=2026)
+    assert warnings == []
+    cert = conv.cert_received
+    assert cert.subject == "CN=mail.contoso.com, O=Contoso, C=US"
+    assert cert.issuer == "CN=R3, O=Let's Encrypt, C=US"
+    assert cert.thumbprint == "DCBFE993F26AA4EF1F0D18B03E560A88302F8297"
+    assert cert.where.line == 5 and (conv.first.line, conv.last.line) == (1, 7)
+    assert nxt.cert_received.subject == "CN=other.contoso.com"  # the next connection's own
+    assert nxt.cert_received.issuer is None and nxt.last.line == 10

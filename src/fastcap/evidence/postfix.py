@@ -23,7 +23,8 @@ TLS was established are `after_tls`.
 Facts: the peer (name, address, port as logged), `TLSv1.2` as "TLS1.2", the cipher, the
 trust word (Anonymous, Untrusted, Trusted, Verified: Postfix's verdict on the *peer's*
 certificate), the peer certificate from loglevel 2 lines (`subject_CN=`, `issuer_CN=` or
-3.9's `issuer=`, the `depth=N ... subject=/C=../CN=..` chain lines, and the fingerprint in
+3.9's `issuer=`, the `depth=N ... subject=/C=../CN=..` chain lines, smtpd's unprefixed
+`subject=/..` and `issuer=/..` lines, and the fingerprint in
 the digest of smtp_tls_fingerprint_digest: a SHA-1 one is the certificate's thumbprint,
 another digest is kept as a note), every 4xx/5xx reply and the last reply, and telling
 lines (TLS failures, lost connections, `NOQUEUE: lost connection after STARTTLS` of 3.10 and
@@ -467,6 +468,14 @@ class _Reader:
             if conv is not None:
                 self.touch(conv, line, t)
                 conv.note(msg, self.where(line))
+            return
+        if msg.startswith(("subject=", "issuer=")):
+            # tls_server.c at loglevel 2: the client certificate's names, unprefixed; they
+            # belong to the pid's open connection
+            conv = self.current(key, t)
+            if conv is not None:
+                self.touch(conv, line, t)
+                self.peer_names(conv, msg.startswith("subject="), msg.split("=", 1)[1], line)
 
     # -- shared ----------------------------------------------------------------------
     def where(self, line: TextLine) -> Where:
@@ -515,13 +524,18 @@ class _Reader:
         elif what.startswith("depth="):
             d = _DEPTH.match(what)
             if d is not None and d["depth"] in ("0", "1"):
-                dn = sys.intern(_dn(d["dn"]))
-                if d["depth"] == "0":
-                    conv.subject = dn
-                else:
-                    conv.issuer = dn
-                if conv.cert_where is None:
-                    conv.cert_where = self.where(line)
+                self.peer_names(conv, d["depth"] == "0", d["dn"], line)
+
+    def peer_names(self, conv: _Open, subject: bool, oneline: str, line: TextLine) -> None:
+        """The peer certificate's subject (or its issuer: the chain's next subject) as
+        OpenSSL's one-line form gives it."""
+        dn = sys.intern(_dn(oneline))
+        if subject:
+            conv.subject = dn
+        else:
+            conv.issuer = dn
+        if conv.cert_where is None:
+            conv.cert_where = self.where(line)
 
 
 def _dn(oneline: str) -> str:
