@@ -161,3 +161,56 @@ def test_format_list_is_told_by_its_content():
     assert not fmtlist.looks_like("Mar 10 09:31:17 relay1 postfix/smtpd[3001]: connect\n" * 3)
     assert not fmtlist.looks_like("Hello team,\nplease check the ConnectorType: OnPremises\n"
                                   "and TlsSenderCertificateName : x\nthanks\nBob\n")
+
+
+def _cert_list(*dates: tuple[str, str]) -> str:
+    """One Get-ExchangeCertificate | fl object with the given (name, date text) lines."""
+    lines = [f"{name:<18} : {value}" for name, value in dates]
+    return ("\nIssuer             : CN=R3, O=Let's Encrypt, C=US\n" + "\n".join(lines)
+            + "\nSubject            : CN=mail.contoso.com"
+            "\nThumbprint         : DCBFE993F26AA4EF1F0D18B03E560A88302F8297\n")
+
+
+def _utc_ns(*args: int) -> int:
+    import datetime as dt
+    return int(dt.datetime(*args, tzinfo=dt.UTC).timestamp()) * 1_000_000_000
+
+
+def test_culture_dates_are_read_where_their_order_is_certain(tmp_path):
+    cases = {  # culture: (NotBefore, NotAfter); each NotAfter is 6 December 2026 15:04:05
+        "de-DE": ("07.09.2026 15:04:06", "06.12.2026 15:04:05"),
+        "en-US": ("9/13/2026 3:04:06 PM", "12/6/2026 3:04:05 PM"),  # month first: 13 is a day
+        "en-GB": ("13/09/2026 15:04:06", "06/12/2026 15:04:05"),  # day first: 13 is a day
+        "ja-JP": ("2026/09/13 15:04:06", "2026/12/06 15:04:05"),
+        "ISO": ("2026-09-13 15:04:06", "2026-12-06T15:04:05"),
+    }
+    for culture, (before, after) in cases.items():
+        path = _write(tmp_path, f"{culture}.txt",
+                      _cert_list(("NotAfter", after), ("NotBefore", before)))
+        ev = read_evidence([path])
+        assert ev.warnings == (), culture
+        (cert,) = ev.settings.certificates
+        assert cert.not_after_ns == _utc_ns(2026, 12, 6, 15, 4, 5), culture
+        assert cert.not_before_ns == _utc_ns(2026, 9, 13 if culture != "de-DE" else 7,
+                                             15, 4, 6), culture
+    # the printing machine's local time: --log-utc-offset gives its zone
+    ev = read_evidence([tmp_path / "de-DE.txt"], utc_offset_s=3600)
+    assert ev.settings.certificates[0].not_after_ns == _utc_ns(2026, 12, 6, 14, 4, 5)
+
+
+def test_a_culture_date_that_could_be_read_two_ways_is_named_not_guessed(tmp_path):
+    # en-US writes 6 December as 12/6/2026, en-SG 12 June; nothing else in the file tells
+    path = _write(tmp_path, "certs.txt", _cert_list(("NotAfter", "12/6/2026 3:04:05 PM"),
+                                                    ("NotBefore", "6-12-2025 15:04:05")))
+    ev = read_evidence([path])
+    (cert,) = ev.settings.certificates
+    assert cert.not_after_ns is None and cert.not_before_ns is None
+    (warning,) = ev.warnings
+    assert "'12/6/2026 3:04:05 PM'" in warning and "'6-12-2025 15:04:05'" in warning
+    assert "day and month" in warning and "ConvertTo-Json" in warning
+    # a WhenChanged in the same culture that shows the order settles it
+    path = _write(tmp_path, "certs2.txt", _cert_list(("NotAfter", "12/6/2026 3:04:05 PM"),
+                                                     ("WhenChanged", "11/23/2026 9:00:00 AM")))
+    ev = read_evidence([path])
+    assert ev.warnings == ()
+    assert ev.settings.certificates[0].not_after_ns == _utc_ns(2026, 12, 6, 15, 4, 5)

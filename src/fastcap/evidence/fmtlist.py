@@ -11,16 +11,20 @@ set) with "..." before the brace; dates are in the culture of the machine that p
 What cannot be read back soundly is refused, never guessed: a collection fastcap uses that was
 cut short, a line that is neither a property nor a continuation, a property twice in one object
 (two objects run together) - one warning naming the line, and no settings from the file.  A
-date that is not ISO 8601 is not read (the warning says so once).  The prompt lines of a
+date is read where its day is certain (see `_read_dates`); one that could be read two ways
+is not read, and one warning names it.  The prompt lines of a
 console paste (`PS C:\\> Get-InboundConnector | fl`) end an object like a blank line."""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
-from .powershell import KNOWN_PROPERTIES, date_ns, settings_from
+from .logdates import ExportDates, could_swap, day_first_of
+from .logzone import LogZone
+from .powershell import KNOWN_PROPERTIES, settings_from
 from .settings import Settings
 
 __all__ = ["looks_like", "read_settings"]
@@ -36,6 +40,7 @@ _PROMPT = re.compile(r"(?:\[PS\]|PS) [^>]*>")
 _USED_LISTS = frozenset({"senderipaddresses", "senderdomains", "certificatedomains",
                          "smarthosts"})
 _DATES = frozenset({"notafter", "notbefore"})
+_FORMS = "ISO 8601, M/D/YYYY, D/M/YYYY, D.M.YYYY, YYYY/M/D"
 _HOW = "set $FormatEnumerationLimit = -1 first, or export with ConvertTo-Json -Depth 4"
 
 
@@ -55,29 +60,59 @@ def looks_like(head: str) -> bool:
             and any(p in KNOWN_PROPERTIES for p in props))
 
 
-def read_settings(text: str, path: str, warn: Warn) -> Settings:
+def read_settings(text: str, path: str, warn: Warn, *,
+                  utc_offset_s: int | LogZone = 0) -> Settings:
     """Every inbound connector, send connector and Exchange certificate in `text`; each
     object's `Where.line` is the line it starts on.  Ambiguous text is one warning and no
-    settings."""
+    settings.  Dates are the printing machine's local time, in `utc_offset_s`."""
     try:
         objects = _objects(text.lstrip("\ufeff").splitlines())
     except Refused as e:
         warn(f"{path} {e}")
         return Settings()
-    cultured: list[tuple[int, str]] = []
+    _read_dates(objects, path, warn, utc_offset_s)
+    return settings_from(objects, path, warn, unit="line")
+
+
+def _read_dates(objects: list[tuple[int, dict[str, Any]]], path: str, warn: Warn,
+                utc_offset_s: int | LogZone) -> None:
+    """NotBefore and NotAfter as UTC ns where their text says one day for certain: the
+    culture's order of day and month comes from the date itself (13/09, 09/13, 06.12, ISO,
+    2026/12/06) or from another slashed date in the file (one Format-List prints in one
+    culture).  A date that could be read two ways, or is in no form read, is None and named
+    in one warning."""
+    values = [v for _, obj in objects for v in obj.values() if isinstance(v, str)]
+    dates = ExportDates(utc_offset_s)
+    dates.day_first = day_first_of(values)
+    unread: list[tuple[int, str, str]] = []
     for line, obj in objects:
         for key in _DATES:
             value = obj.get(key)
-            if isinstance(value, str) and date_ns(value) is None:
-                if value:
-                    cultured.append((line, value))
-                obj[key] = None  # present, not read: no "has no NotAfter" warning
-    if cultured:
-        line, value = cultured[0]
-        warn(f"{path} line {line}: {len(cultured)} date(s) such as {value!r} are in the "
-             "printing machine's culture, not read (certificate expiry is not judged); "
-             "export with ConvertTo-Json -Depth 4")
-    return settings_from(objects, path, warn, unit="line")
+            if not isinstance(value, str):
+                continue
+            obj[key] = None  # present, even when not read: no "has no NotAfter" warning
+            if not value:
+                continue
+            if could_swap(value, dates.day_first):
+                unread.append((line, value, "could have its day and month either way round "
+                               "(no date in the file shows its culture's order)"))
+                continue
+            ns, _ = dates.ns(value)
+            if ns is None:
+                unread.append((line, value, f"is in no form read ({_FORMS})"))
+            else:  # as ConvertTo-Json writes it, in UTC: read as every export's dates are
+                obj[key] = _iso_utc(ns)
+    if unread:
+        line, value, _ = unread[0]
+        said = "; ".join(f"{v!r} (line {n}) {why}" for n, v, why in unread[:6])
+        warn(f"{path} line {line}: {len(unread)} date(s) such as {value!r} not read "
+             f"(certificate expiry is not judged): {said}; export with ConvertTo-Json -Depth 4")
+
+
+def _iso_utc(ns: int) -> str:
+    seconds, frac = divmod(ns, 1_000_000_000)
+    when = datetime.fromtimestamp(seconds, UTC).replace(tzinfo=None).isoformat()
+    return f"{when}.{frac:09d}Z"
 
 
 # one property as printed: the line it starts on, its name, the text of each of its lines

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from datetime import date
 
 from .logzone import LogZone, as_zone
 from .records import in_ns_range
 
-__all__ = ["ExportDates"]
+__all__ = ["ExportDates", "could_swap", "day_first_of"]
 
 _ISO = re.compile(r"(\d{4})-(\d\d)-(\d\d)[T ](\d\d):(\d\d)(?::(\d\d)(?:[.,](\d{1,9})\d*)?)?"
                   r"\s*(Z|[+-]\d\d:?\d\d)?")
@@ -115,3 +116,29 @@ class ExportDates:
             digits = zone[1:].replace(":", "")
             ns -= sign * (int(digits[:2]) * 3600 + int(digits[2:]) * 60) * 1_000_000_000
         return in_ns_range(ns)
+
+
+def _slashed_pair(text: str) -> tuple[int, int] | None:
+    m = _SLASHED.fullmatch(text.strip())
+    return (int(m[1]), int(m[3])) if m is not None and m[2] == "/" else None
+
+
+def day_first_of(texts: Iterable[str]) -> bool | None:
+    """Whether the slashed dates among `texts`, printed in one culture, put the day first:
+    shown by any of them with one number over 12; None when none shows it, or two show
+    different orders (two cultures: none is trusted)."""
+    shown: set[bool] = set()
+    for text in texts:
+        pair = _slashed_pair(text)
+        if pair is not None and (pair[0] > 12) != (pair[1] > 12):
+            shown.add(pair[0] > 12)
+    return shown.pop() if len(shown) == 1 else None
+
+
+def could_swap(text: str, day_first: bool | None) -> bool:
+    """Whether `text` is a slashed date that reads as two different days (6/12 or 12/6) and
+    the order of its culture is not known: en-US writes month first, en-SG day first, both
+    with AM/PM, so nothing in the date itself tells."""
+    pair = _slashed_pair(text)
+    return (pair is not None and day_first is None and pair[0] != pair[1]
+            and pair[0] <= 12 and pair[1] <= 12)

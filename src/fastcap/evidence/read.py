@@ -329,8 +329,10 @@ def read_evidence(paths: Sequence[str | os.PathLike], *, year: int | None = None
                     convs.append(store.add(conv))
                     n_convs += 1
             else:
-                got = SETTINGS_READERS[kind].read_settings(_settings_text(text), path,
-                                                           text.warn)
+                reader = SETTINGS_READERS[kind].read_settings
+                kw = ({"utc_offset_s": utc_offset_s}  # Format-List: local time, no zone
+                      if "utc_offset_s" in inspect.signature(reader).parameters else {})
+                got = reader(_settings_text(text), path, text.warn, **kw)
                 settings = settings.merged(got)
         except FastcapError as e:
             text.warn(str(e))
