@@ -214,3 +214,39 @@ def test_a_culture_date_that_could_be_read_two_ways_is_named_not_guessed(tmp_pat
     ev = read_evidence([path])
     assert ev.warnings == ()
     assert ev.settings.certificates[0].not_after_ns == _utc_ns(2026, 12, 6, 15, 4, 5)
+
+
+def test_blank_lines_inside_a_value_keep_the_object_whole(tmp_path):
+    # a Comment of three lines, the second empty: PowerShell writes each line of a value
+    # under its column, an empty one as the column's spaces (which a copy strips); a
+    # Comment ending in a line break leaves such a line before the next property
+    pad = " " * 31
+    first = (
+        "\nRunspaceId                   : 1f0b7a3e-4c55-4d0e-9a51-3d8e0f6b7a21"
+        "\nEnabled                      : True"
+        "\nConnectorType                : OnPremises"
+        "\nComment                      : Scanners on the third floor."
+        "\n@"
+        f"\n{pad}Ticket 4711"
+        "\nSenderIPAddresses            : {203.0.113.10}"
+        "\nTlsSenderCertificateName     : mail.contoso.com"
+        "\nName                         : From relay1\n")
+    second = (
+        "\nRunspaceId                   : 1f0b7a3e-4c55-4d0e-9a51-3d8e0f6b7a21"
+        "\nEnabled                      : True"
+        "\nConnectorType                : OnPremises"
+        "\nComment                      : Ends with a line break"
+        "\n@"
+        "\nSenderIPAddresses            : {198.51.100.0/24}"
+        "\nTlsSenderCertificateName     : relay2.contoso.com"
+        "\nName                         : From relay2\n")
+    for blank in ("", pad):
+        text = (first + second).replace("@", blank)
+        ev = read_evidence([_write(tmp_path, "inbound.txt", text)])
+        assert ev.warnings == (), repr(blank)
+        one, two = ev.settings.inbound
+        assert (one.name, one.sender_ip_addresses, one.connector_type) == (
+            "From relay1", ("203.0.113.10",), "OnPremises")
+        assert (two.name, two.tls_sender_certificate_name) == ("From relay2",
+                                                               "relay2.contoso.com")
+        assert (one.where.line, two.where.line) == (2, 12)

@@ -4,7 +4,10 @@ the form admins paste into support tickets most often.
 PowerShell's list view writes each property as its name, padded to the object's longest name,
 then " : " and the value's text; a value wider than the console continues on the next lines,
 indented to where the value began (cut at a space in English cultures, the space kept at the
-line's end; cut anywhere in others).  Objects are separated by blank lines.  A collection is
+line's end; cut anywhere in others), and each line of a value of several lines the same way
+(an empty one as the column's spaces, which copies strip).  Objects are separated by blank
+lines: a blank line followed by properties the object does not have yet, padded to its width,
+is a value's empty line (a Comment ending in a line break), not an object's end.  A collection is
 written `{a, b}` (`{}` when empty) and cut after `$FormatEnumerationLimit` items (4 unless
 set) with "..." before the brace; dates are in the culture of the machine that printed them.
 
@@ -121,20 +124,30 @@ _Printed = tuple[int, str, list[str]]
 
 def _objects(lines: list[str]) -> list[tuple[int, dict[str, Any]]]:
     """(first line number, properties by lower-case name) of each object."""
+    lines = [_ANSI.sub("", raw) for raw in lines]
     width = max((len(s.rstrip()) for s in lines), default=0)
     out: list[tuple[int, dict[str, Any]]] = []
     obj: dict[str, _Printed] = {}
     key: str | None = None
-    column = 0
-    for number, raw in enumerate(lines, 1):
-        line = _ANSI.sub("", raw)
-        if not line.strip() or _PROMPT.match(line):
-            if obj:
-                out.append((min(p[0] for p in obj.values()), _values(obj)))
-            obj, key = {}, None
+    column = colon = 0
+    blanks = 0  # blank lines since the last line read: an object's end, or a value's lines
+    for number, line in enumerate(lines, 1):
+        prompt = _PROMPT.match(line) is not None
+        if not line.strip() and not prompt:
+            blanks += 1
             continue
-        m = _PROPERTY.match(line)
+        m = None if prompt else _PROPERTY.match(line)
+        if obj and (prompt or (blanks and m is not None
+                               and _next_object(lines, number - 1, obj, colon))):
+            out.append((min(p[0] for p in obj.values()), _values(obj)))
+            obj, key = {}, None
+        if prompt:
+            blanks = 0
+            continue
         if m is not None:
+            if key is not None and blanks:
+                obj[key][2].append("\n" * blanks)  # the value's last lines were empty
+            blanks = 0
             key = m.group(1).lower()
             if key in obj:
                 raise Refused(f"line {number}: {m.group(1)} a second time in one object (a "
@@ -142,17 +155,36 @@ def _objects(lines: list[str]) -> list[tuple[int, dict[str, Any]]]:
                               "output")
             obj[key] = (number, m.group(1), [m.group(2) or ""])
             column = len(line) - len(m.group(2) or "")
+            colon = line.index(":", m.end(1))
             continue
         if key is None or len(line) - len(line.lstrip(" ")) < column:
             raise Refused(f"line {number}: neither \"Name : value\" nor a value continued "
                           "under its column; not read as Format-List output")
         pieces = obj[key][2]
-        if not pieces[-1].endswith(" ") and len(lines[number - 2].rstrip()) < width:
+        if blanks:  # empty lines of a value of several lines, written as the column's spaces
+            pieces.append("\n" * (blanks + 1))
+            blanks = 0
+        elif not pieces[-1].endswith(" ") and len(lines[number - 2].rstrip()) < width:
             pieces[-1] += " "  # cut at a space the copy did not keep
         pieces.append(line[column:])
     if obj:
         out.append((min(p[0] for p in obj.values()), _values(obj)))
     return out
+
+
+def _next_object(lines: list[str], at: int, obj: dict[str, _Printed], colon: int) -> bool:
+    """Whether the properties from `lines[at]` on, after blank lines, are another object's:
+    one of them is already in `obj`, or their names are padded to another width.  Otherwise
+    the blank lines were the empty last lines of a value (a Comment ending in a line
+    break): PowerShell separates objects by blank lines too."""
+    for line in lines[at:]:
+        if not line.strip() or _PROMPT.match(line):
+            return False
+        m = _PROPERTY.match(line)
+        if m is not None and (m.group(1).lower() in obj
+                              or line.index(":", m.end(1)) != colon):
+            return True
+    return False
 
 
 def _values(obj: dict[str, _Printed]) -> dict[str, Any]:
