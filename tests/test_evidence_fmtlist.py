@@ -3,8 +3,9 @@ one thing, refused with one warning naming the line where it could say two.
 
 The texts are as PowerShell's list view writes them: names padded to the longest, " : ", a
 long value continued under its column (cut at a space, the space left at the line's end, in
-English cultures; cut anywhere in others), collections `{a, b}` cut after
-$FormatEnumerationLimit items with "...", objects between blank lines."""
+English, French, German, Italian, Portuguese and Spanish cultures; cut anywhere in others),
+collections `{a, b}` cut after $FormatEnumerationLimit items with "...", objects between blank
+lines."""
 
 from __future__ import annotations
 
@@ -39,14 +40,14 @@ INBOUND = (
     "Name                         : From relay1\r\n"
     "\r\n\r\n")
 
-# Get-SendConnector | fl, the certificate name cut at the space in "Let's Encrypt" (the
-# copy dropped the space at the line's end) and a smart host list cut inside an address
-# (no space to cut at: the line is full)
+# Get-SendConnector | fl, the certificate name cut at the space in "Let's
+# Encrypt" and a smart host list at the space after its first item (the copy dropped the
+# spaces at the lines' ends)
 SEND = (
     "\n"
     "AddressSpaces          : {SMTP:*.mail.onmicrosoft.com;1}\n"
-    "SmartHosts             : {contoso-com.mail.protection.outlook.com, 10.20.30.4\n"
-    "                         0}\n"
+    "SmartHosts             : {contoso-com.mail.protection.outlook.com,\n"
+    "                         10.20.30.40}\n"
     "TlsAuthLevel           : DomainValidation\n"
     "TlsCertificateName     : <I>CN=R3, O=Let's\n"
     "                         Encrypt, C=US<S>CN=mail.contoso.com\n"
@@ -250,3 +251,40 @@ def test_blank_lines_inside_a_value_keep_the_object_whole(tmp_path):
         assert (two.name, two.tls_sender_certificate_name) == ("From relay2",
                                                                "relay2.contoso.com")
         assert (one.where.line, two.where.line) == (2, 12)
+
+
+def test_a_space_lost_at_the_end_of_the_widest_line_is_put_back(tmp_path):
+    # English, French, German, Italian, Portuguese and Spanish cultures wrap at spaces and cut
+    # a word only when it is wider than the whole column; the copy stripped the space after
+    # "07," and no line reaches the console's width, so this line is the widest
+    cert = ("<I>CN=Microsoft Azure RSA TLS Issuing CA 07, O=Microsoft Corporation, C=US"
+            "<S>CN=mail.contoso.com")
+    text = ("\nAddressSpaces          : {SMTP:*.mail.onmicrosoft.com;1}"  # 72 columns
+            "\nTlsCertificateName     : <I>CN=Microsoft Azure RSA TLS Issuing CA 07,"
+            "\n                         O=Microsoft Corporation,"
+            "\n                         C=US<S>CN=mail.contoso.com"
+            "\nName                   : Outbound to Office 365\n")
+    assert max(len(s) for s in text.splitlines()) == len(text.splitlines()[2])
+    (send,) = read_evidence([_write(tmp_path, "send.txt", text)]).settings.send
+    assert send.tls_certificate_name == cert
+    # a word wider than the column is cut where the line is full: joined as it is
+    host = "relay-with-a-rather-long-name.eu-west-2.internal.contoso-corp.example"
+    wide = text.replace(
+        "\nName", f"\nSmartHosts             : {{{host[:46]}\n{' ' * 25}{host[46:]}}}\nName")
+    (send,) = read_evidence([_write(tmp_path, "send2.txt", wide)]).settings.send
+    assert send.smart_hosts == (host,) and send.tls_certificate_name == cert
+
+
+def test_cultures_that_cut_anywhere_are_joined_without_spaces(tmp_path):
+    # ja-JP (and every culture but the six that wrap at spaces) cuts each line where it is
+    # full, inside a word or not: every wrapped line is as wide as the console
+    text = ("\nSmartHosts         : {contoso-com.mail.protection.outlook.com, 10.20.30.40, 10.2"
+            "\n                     0.30.41}"
+            "\nTlsCertificateName : <I>CN=R3, O=Let's Encrypt, C=US<S>CN=mail.contoso.com, O=Co"
+            "\n                     ntoso"
+            "\nName               : Outbound\n")
+    assert {len(s) for s in text.splitlines()[1:5:2]} == {80}
+    (send,) = read_evidence([_write(tmp_path, "send.txt", text)]).settings.send
+    assert send.smart_hosts == ("contoso-com.mail.protection.outlook.com", "10.20.30.40",
+                                "10.20.30.41")
+    assert send.tls_cert_subject == "CN=mail.contoso.com, O=Contoso"

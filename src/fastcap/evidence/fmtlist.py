@@ -3,8 +3,9 @@ the form admins paste into support tickets most often.
 
 PowerShell's list view writes each property as its name, padded to the object's longest name,
 then " : " and the value's text; a value wider than the console continues on the next lines,
-indented to where the value began (cut at a space in English cultures, the space kept at the
-line's end; cut anywhere in others), and each line of a value of several lines the same way
+indented to where the value began (cut at a space in en, fr, de, it, pt and es cultures, the
+space kept at the line's end, a word only when wider than the column; cut where the line is
+full in others), and each line of a value of several lines the same way
 (an empty one as the column's spaces, which copies strip).  Objects are separated by blank
 lines: a blank line followed by properties the object does not have yet, padded to its width,
 is a value's empty line (a Comment ending in a line break), not an object's end.  A collection is
@@ -126,7 +127,8 @@ def _objects(lines: list[str]) -> list[tuple[int, dict[str, Any]]]:
     """(first line number, properties by lower-case name) of each object."""
     lines = [_ANSI.sub("", raw) for raw in lines]
     width = max((len(s.rstrip()) for s in lines), default=0)
-    out: list[tuple[int, dict[str, Any]]] = []
+    out: list[dict[str, _Printed]] = []
+    cuts: list[_Cut] = []
     obj: dict[str, _Printed] = {}
     key: str | None = None
     column = colon = 0
@@ -139,7 +141,7 @@ def _objects(lines: list[str]) -> list[tuple[int, dict[str, Any]]]:
         m = None if prompt else _PROPERTY.match(line)
         if obj and (prompt or (blanks and m is not None
                                and _next_object(lines, number - 1, obj, colon))):
-            out.append((min(p[0] for p in obj.values()), _values(obj)))
+            out.append(obj)
             obj, key = {}, None
         if prompt:
             blanks = 0
@@ -164,12 +166,38 @@ def _objects(lines: list[str]) -> list[tuple[int, dict[str, Any]]]:
         if blanks:  # empty lines of a value of several lines, written as the column's spaces
             pieces.append("\n" * (blanks + 1))
             blanks = 0
-        elif not pieces[-1].endswith(" ") and len(lines[number - 2].rstrip()) < width:
-            pieces[-1] += " "  # cut at a space the copy did not keep
+        elif not pieces[-1].endswith(" "):
+            cuts.append(_cut(pieces, line[column:], len(lines[number - 2].rstrip()),
+                             width - column))
         pieces.append(line[column:])
     if obj:
-        out.append((min(p[0] for p in obj.values()), _values(obj)))
-    return out
+        out.append(obj)
+    _put_back_spaces(cuts, width)
+    return [(min(p[0] for p in o.values()), _values(o)) for o in out]
+
+
+# a value's line cut without a space at its end: its pieces, the piece's index, the line's
+# width, and whether the word across the cut would fit on a line of its own
+_Cut = tuple[list[str], int, int, bool]
+
+
+def _cut(pieces: list[str], after: str, width: int, field: int) -> _Cut:
+    word = len(pieces[-1].rsplit(" ", 1)[-1]) + len(after.split(" ", 1)[0])
+    return pieces, len(pieces) - 1, width, word + (" " in after) <= field
+
+
+def _put_back_spaces(cuts: list[_Cut], width: int) -> None:
+    """The space after each cut a copy stripped from the line's end.  The cultures that wrap
+    at spaces (en, fr, de, it, pt, es) cut a word only when it is wider than the column, on a
+    full line; the others cut every line where it is full.  So a line narrower than the
+    widest (the console, when some line fills it) lost a space; so did the widest where the
+    word across it would fit on a line - unless every cut is on a full line (or one short of
+    it: a stripped space) and one of them splits such a word, as only cutting anywhere does."""
+    anywhere = (len(cuts) > 1 and all(w >= width - 1 for _, _, w, _ in cuts)
+                and any(w == width and fits for _, _, w, fits in cuts))
+    for pieces, i, w, fits in cuts:
+        if w < width or (fits and not anywhere):
+            pieces[i] += " "
 
 
 def _next_object(lines: list[str], at: int, obj: dict[str, _Printed], colon: int) -> bool:
