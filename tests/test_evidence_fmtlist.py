@@ -288,3 +288,18 @@ def test_cultures_that_cut_anywhere_are_joined_without_spaces(tmp_path):
     assert send.smart_hosts == ("contoso-com.mail.protection.outlook.com", "10.20.30.40",
                                 "10.20.30.41")
     assert send.tls_cert_subject == "CN=mail.contoso.com, O=Contoso"
+
+
+def test_slashed_dates_in_two_orders_settle_no_other(tmp_path):
+    # two cultures' listings pasted into one file: neither order is trusted for a date
+    # that could be read either way; dates whose own numbers tell are still read
+    text = (_cert_list(("NotAfter", "14/09/2026 10:00:00"), ("NotBefore", "9/13/2025 10:00:00"))
+            + _cert_list(("NotAfter", "12/6/2026 3:04:05 PM")).replace("DCBFE9", "ABCDE9"))
+    path = _write(tmp_path, "certs.txt", text)
+    ev = read_evidence([path])
+    first, second = ev.settings.certificates
+    assert first.not_after_ns == _utc_ns(2026, 9, 14, 10)
+    assert first.not_before_ns == _utc_ns(2025, 9, 13, 10)
+    assert second.not_after_ns is None
+    (warning,) = ev.warnings
+    assert "'12/6/2026 3:04:05 PM'" in warning

@@ -86,8 +86,9 @@ def _read_dates(objects: list[tuple[int, dict[str, Any]]], path: str, warn: Warn
     culture).  A date that could be read two ways, or is in no form read, is None and named
     in one warning."""
     values = [v for _, obj in objects for v in obj.values() if isinstance(v, str)]
+    order = day_first_of(values)  # fixed for the file: the reader's own would follow dates
     dates = ExportDates(utc_offset_s)
-    dates.day_first = day_first_of(values)
+    dates.day_first = order
     unread: list[tuple[int, str, str]] = []
     for line, obj in objects:
         for key in _DATES:
@@ -97,7 +98,7 @@ def _read_dates(objects: list[tuple[int, dict[str, Any]]], path: str, warn: Warn
             obj[key] = None  # present, even when not read: no "has no NotAfter" warning
             if not value:
                 continue
-            if could_swap(value, dates.day_first):
+            if could_swap(value, order):
                 unread.append((line, value, "could have its day and month either way round "
                                "(no date in the file shows its culture's order)"))
                 continue
