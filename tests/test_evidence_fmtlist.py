@@ -273,6 +273,10 @@ def test_a_space_lost_at_the_end_of_the_widest_line_is_put_back(tmp_path):
         "\nName", f"\nSmartHosts             : {{{host[:46]}\n{' ' * 25}{host[46:]}}}\nName")
     (send,) = read_evidence([_write(tmp_path, "send2.txt", wide)]).settings.send
     assert send.smart_hosts == (host,) and send.tls_certificate_name == cert
+    # a console's prompt line is no line of the listing: it says nothing of the width
+    prompt = "PS C:\\Users\\administrator.CONTOSO\\Documents> Get-SendConnector | Format-List\n"
+    (send,) = read_evidence([_write(tmp_path, "send3.txt", prompt + wide)]).settings.send
+    assert send.smart_hosts == (host,) and send.tls_certificate_name == cert
 
 
 def test_cultures_that_cut_anywhere_are_joined_without_spaces(tmp_path):

@@ -55,7 +55,8 @@ class Refused(ValueError):
 def looks_like(head: str) -> bool:
     """Format-List text: most of its first lines are "Name : value" (or continuations), and
     one of them names a connector or certificate property fastcap reads."""
-    lines = [_ANSI.sub("", s) for s in head.lstrip("\ufeff").splitlines()[:60] if s.strip()]
+    lines = [s for s in (_ANSI.sub("", s) for s in head.lstrip("\ufeff").splitlines()[:60])
+             if s.strip() and not _PROMPT.match(s)]
     if len(lines) < 2:
         return False
     props = [m.group(1).lower() for s in lines if (m := _PROPERTY.match(s))]
@@ -127,7 +128,8 @@ _Printed = tuple[int, str, list[str]]
 def _objects(lines: list[str]) -> list[tuple[int, dict[str, Any]]]:
     """(first line number, properties by lower-case name) of each object."""
     lines = [_ANSI.sub("", raw) for raw in lines]
-    width = max((len(s.rstrip()) for s in lines), default=0)
+    # the console's width, where some line fills it (a prompt line is the console's own)
+    width = max((len(s.rstrip()) for s in lines if not _PROMPT.match(s)), default=0)
     out: list[dict[str, _Printed]] = []
     cuts: list[_Cut] = []
     obj: dict[str, _Printed] = {}
