@@ -876,3 +876,23 @@ def test_addresses_sort_by_their_numbers(chrome: Browser, tmp_path: Path) -> Non
         clients, key=lambda c: (tuple(map(int, c[0].split("."))), c[1]))]
     assert cells(chrome, key) == want
     assert_clean(chrome, out)
+
+
+def test_problem_samples_name_what_they_do_to_a_screen_reader(chrome: Browser, report: Path,
+                                                              scan_json: dict) -> None:
+    """A sample's visible text is "#8" (or "file #2"); its accessible name, as Chromium
+    computes it, says that it opens that session and names the session's file, and holds the
+    visible text (WCAG 2.5.3, label in name)."""
+    load(chrome, report)
+    buttons = chrome.driver.find_elements(By.CSS_SELECTOR, "section#problems .sample")
+    samples = [s for g in scan_json["problems"] for s in g["samples"]]
+    assert len(buttons) == len(samples) > 0
+    for button, sample in zip(buttons, samples, strict=True):
+        name = button.accessible_name
+        number = sample["session"]
+        assert name.startswith("open session"), name
+        assert re.search(rf"#{number}\b", name), name
+        assert Path(sample["file"]).name in name, name
+        assert button.text.strip() in name, (button.text, name)
+    assert_clean(chrome, report)
+

@@ -142,9 +142,11 @@ def _timeline(starts: Sequence[tuple[int, str]], undated: int = 0) -> dict[str, 
 
 def _problem(p: Mapping[str, Any], several: bool = False) -> dict[str, Any]:
     """A triage group as the page shows it: its packet strings made safe, its samples as
-    [file, session number, label] naming files as the session table does; with several
-    files each file numbers its sessions from 1, so a label names its file (as the triage
-    text does) where the file changes."""
+    [file, session number, label, accessible name] naming files as the session table does;
+    with several files each file numbers its sessions from 1, so a label names its file (as
+    the triage text does) where the file changes.  A label alone ("#8") tells a screen
+    reader nothing: the accessible name says what the button does, names the file whenever
+    there are several, and holds the label (WCAG 2.5.3)."""
     out = {k: printable(v) if isinstance(v, str) else v for k, v in p.items()}
     for k in ("first_ts_ns", "last_ts_ns"):  # 0: none of the group's sessions has a time
         out[k] = p.get(k) or None
@@ -152,9 +154,10 @@ def _problem(p: Mapping[str, Any], several: bool = False) -> dict[str, Any]:
     for x in p.get("samples", ()):
         path = printable(str(x["file"]))
         label = f"#{x['session']}"
+        named = f"{os.path.basename(path)} {label}" if several else label
         if several and path != before:
-            label = f"{os.path.basename(path)} {label}"
-        out["samples"].append([path, x["session"], label])
+            label = named
+        out["samples"].append([path, x["session"], label, f"open session {named}"])
         before = path
     return out
 
