@@ -896,3 +896,43 @@ def test_problem_samples_name_what_they_do_to_a_screen_reader(chrome: Browser, r
         assert button.text.strip() in name, (button.text, name)
     assert_clean(chrome, report)
 
+
+def test_ipv6_addresses_sort_by_their_value(chrome: Browser, tmp_path: Path) -> None:
+    """IPv6 clients sort by the address's value, hex groups as numbers and "::" as the zero
+    groups it stands for (2001:db8::9 < ::a < ::10 < ::ff < ::1:0 < 2001:db8:0:1::), port
+    after address; IPv4 clients come before them."""
+    import ipaddress
+
+    from fastcap_synth.smtpgen import SmtpScenario, smtp_records
+    from fastcap_synth.writers import write_pcap
+
+    clients = [("2001:db8::ff", 2525), ("2001:db8::10", 2525), ("2001:db8:0:1::", 2525),
+               ("2001:db8::a", 2525), ("2001:db8::1:0", 2525), ("2001:db8::9", 2525),
+               ("2001:db8::a", 25), ("fe80::1", 2525), ("10.1.2.3", 2525)]
+    records = []
+    for i, (ip, port) in enumerate(clients):
+        server = "2001:db8:ffff::25" if ":" in ip else "192.0.2.25"
+        records += smtp_records(SmtpScenario(client_ip=ip, client_port=port, server_ip=server,
+                                             starttls_offered=False, start_ns=(i + 1) * 10**9))
+    records.sort(key=lambda r: r.ts_ns)
+    write_pcap(tmp_path / "v6.pcap", records)
+    out = tmp_path / "v6.html"
+    assert main(["report", str(tmp_path / "v6.pcap"), "-o", str(out)]) in (0, 1)
+    load(chrome, out)
+    key = column(chrome, "client")
+    th = chrome.driver.find_element(By.CSS_SELECTOR, f'table#sessions th[data-key="{key}"]')
+    th.click()
+    wait_for(chrome, lambda d: th.get_attribute("aria-sort") == "ascending", "aria-sort=ascending")
+
+    def text(ip: str, port: int) -> str:
+        return f"[{ipaddress.ip_address(ip)}]:{port}" if ":" in ip else f"{ip}:{port}"
+
+    want = [text(ip, port) for ip, port in sorted(
+        clients, key=lambda c: (ipaddress.ip_address(c[0]).version,
+                                int(ipaddress.ip_address(c[0])), c[1]))]
+    assert cells(chrome, key) == want
+    th.click()
+    wait_for(chrome, lambda d: th.get_attribute("aria-sort") == "descending",
+             "aria-sort=descending")
+    assert cells(chrome, key) == want[::-1]
+    assert_clean(chrome, out)

@@ -29,11 +29,31 @@
   const natural = function (text) {
     return text.replace(/\d+/g, function (d) { return d.padStart(12, "0"); });
   };
+  // "[v6]:port" by the address's value: each of the 8 groups as 4 hex digits ("::" the zero
+  // groups it stands for, a dotted IPv4 tail as the last two), so 2001:db8::9 < ::a < ::10 <
+  // ::1:0; after every IPv4 address ("[" sorts after the digits natural() gives those)
+  const address = function (text) {
+    const m = /^\[([0-9A-Fa-f:.]+)\]:(\d+)$/.exec(text);
+    if (m === null) return natural(text);
+    let ip = m[1];
+    const v4 = /(\d+)\.(\d+)\.(\d+)\.(\d+)$/.exec(ip);
+    if (v4 !== null) {
+      const b = v4.slice(1).map(Number);
+      ip = ip.slice(0, v4.index) + (b[0] * 256 + b[1]).toString(16) + ":"
+        + (b[2] * 256 + b[3]).toString(16);
+    }
+    const halves = ip.split("::");
+    const head = halves[0] ? halves[0].split(":") : [];
+    const tail = halves.length > 1 && halves[1] ? halves[1].split(":") : [];
+    const groups = head.concat(Array(Math.max(0, 8 - head.length - tail.length)).fill("0"), tail);
+    return "[" + groups.map(function (g) { return g.toLowerCase().padStart(4, "0"); }).join("")
+      + "]:" + m[2].padStart(12, "0");
+  };
   const keyOf = {
     number: function (r) { return r[C.file] * 1e9 + r[C.number]; },
     file: function (r) { return natural(page.files[r[C.file]].path); },
-    client: function (r) { return natural(str(r[C.client])); },
-    server: function (r) { return natural(str(r[C.server])); },
+    client: function (r) { return address(str(r[C.client])); },
+    server: function (r) { return address(str(r[C.server])); },
     ehlo: function (r) { return str(r[C.ehlo]); },
     tls: function (r) { return str(r[C.tls]); },
     cert: function (r) { return str(r[C.cert]); },
