@@ -878,6 +878,27 @@ def test_addresses_sort_by_their_numbers(chrome: Browser, tmp_path: Path) -> Non
     assert_clean(chrome, out)
 
 
+def test_printing_lists_every_session_not_only_the_page_on_screen(chrome: Browser,
+                                                                    crowd: Path) -> None:
+    """The screen draws 200 rows at a time; printed (print media), the table holds every
+    session the scan found, in the table's order, and back on screen it is one page again."""
+    load(chrome, crowd)
+    driver = chrome.driver
+    on_screen = row_ids(chrome)
+    everyone = [("crowd.pcap", n) for n in range(1, CROWD + 2)]
+    assert 0 < len(on_screen) < len(everyone)
+    try:
+        driver.execute_cdp_cmd("Emulation.setEmulatedMedia", {"media": "print"})
+        wait_for(chrome, lambda d: len(row_ids(chrome)) == len(everyone), "every row, printed")
+        assert row_ids(chrome) == everyone
+        count = driver.find_element(By.ID, "count").get_attribute("textContent")
+        assert f"of {len(everyone)}" in count and f"1–{len(everyone)}" in count, count
+    finally:
+        driver.execute_cdp_cmd("Emulation.setEmulatedMedia", {"media": ""})
+    wait_for(chrome, lambda d: row_ids(chrome) == on_screen, "one page of rows again")
+    assert_clean(chrome, crowd)
+
+
 def test_problem_samples_name_what_they_do_to_a_screen_reader(chrome: Browser, report: Path,
                                                               scan_json: dict) -> None:
     """A sample's visible text is "#8" (or "file #2"); its accessible name, as Chromium

@@ -78,23 +78,54 @@
     return e;
   }
 
+  // Paper has no "next" button: printed, the table holds every row shown (in its order and
+  // filter), the rows before and after the page on screen drawn around it, marked "printed"
+  // so that they go again when printing ends (the page's open ladders and focus stay).
+  let printing = false;
+  const pageEnd = function () { return Math.min(shown.length, first + PAGE_ROWS); };
+
   function render() {
     tbody.textContent = "";
-    const last = Math.min(shown.length, first + PAGE_ROWS);
-    for (let k = first; k < last; k++) tbody.appendChild(rowElement(shown[k]));
+    const last = pageEnd();
+    for (let k = printing ? 0 : first; k < (printing ? shown.length : last); k++) {
+      tbody.appendChild(rowElement(shown[k], k < first || k >= last));
+    }
+    showCount();
+  }
+
+  function showCount() {
+    const from = printing ? 0 : first, last = printing ? shown.length : pageEnd();
     count.textContent = shown.length
-      ? "sessions " + (first + 1) + "–" + last + " of " + shown.length
+      ? "sessions " + (from + 1) + "–" + last + " of " + shown.length
         + (shown.length < rows.length ? " (filtered from " + rows.length + ")" : "")
       : rows.length ? "no session matches"
         : COUNTED ? "none of the " + COUNTED + " session(s) shown"  // --only-problems
         : "no SMTP session in the capture";
     document.getElementById("prev").disabled = first === 0;
-    document.getElementById("next").disabled = last >= shown.length;
+    document.getElementById("next").disabled = pageEnd() >= shown.length;
   }
 
-  function rowElement(i) {
+  function printAll(on) {
+    if (on === printing) return;
+    printing = on;
+    if (on) {
+      const before = document.createDocumentFragment();
+      for (let k = 0; k < first; k++) before.appendChild(rowElement(shown[k], true));
+      tbody.insertBefore(before, tbody.firstChild);
+      for (let k = pageEnd(); k < shown.length; k++) tbody.appendChild(rowElement(shown[k], true));
+    } else {
+      tbody.querySelectorAll("tr.session.printed").forEach(function (tr) {
+        const next = tr.nextElementSibling;
+        if (next && next.classList.contains("detail")) next.remove();
+        tr.remove();
+      });
+    }
+    showCount();
+  }
+
+  function rowElement(i, printed) {
     const r = rows[i];
-    const tr = el("tr", "session");
+    const tr = el("tr", printed ? "session printed" : "session");
     tr.tabIndex = 0;  // reached with Tab, opened with Enter or Space
     tr.setAttribute("aria-expanded", "false");
     tr.dataset.number = r[C.number];
@@ -330,5 +361,10 @@
       if (tr) { toggle(tr); tr.focus(); tr.scrollIntoView({block: "center"}); }
     });
   });
+  // a real print fires beforeprint/afterprint; the print media query also follows emulation
+  window.addEventListener("beforeprint", function () { printAll(true); });
+  window.addEventListener("afterprint", function () { printAll(false); });
+  const paper = window.matchMedia("print");
+  paper.addEventListener("change", function () { printAll(paper.matches); });
   render();
 })();
