@@ -957,3 +957,32 @@ def test_ipv6_addresses_sort_by_their_value(chrome: Browser, tmp_path: Path) -> 
              "aria-sort=descending")
     assert cells(chrome, key) == want[::-1]
     assert_clean(chrome, out)
+
+
+def test_the_keyboard_pages_through_every_session_and_keeps_its_focus(chrome: Browser,
+                                                                       crowd: Path) -> None:
+    """Enter on "next" pages through the table: the pages hold every session of the scan once,
+    and when the last page is reached the focus stays on the paging button (a disabled button
+    would drop it to the page's start), which says it is unavailable (aria-disabled)."""
+    from selenium.webdriver.common.keys import Keys
+
+    load(chrome, crowd)
+    driver = chrome.driver
+    button = tab_to(chrome, lambda e: e.get_attribute("id") == "next", "the next button", 400)
+    seen = row_ids(chrome)
+    for _ in range(CROWD // 200 + 1):
+        before = seen[-1]
+        button.send_keys(Keys.ENTER)
+        wait_for(chrome, lambda d, b=before: row_ids(chrome)[0] != b and row_ids(chrome),
+                 "the next page")
+        seen += row_ids(chrome)
+        assert driver.switch_to.active_element.get_attribute("id") == "next"
+        if button.get_attribute("aria-disabled") == "true":
+            break
+    assert seen == [("crowd.pcap", n) for n in range(1, CROWD + 2)]
+    assert button.get_attribute("aria-disabled") == "true"
+    button.send_keys(Keys.ENTER)        # past the end: nothing moves
+    assert row_ids(chrome) == seen[-((CROWD + 1) % 200):]
+    assert driver.switch_to.active_element.get_attribute("id") == "next"
+    assert_clean(chrome, crowd)
+

@@ -101,8 +101,11 @@
       : rows.length ? "no session matches"
         : COUNTED ? "none of the " + COUNTED + " session(s) shown"  // --only-problems
         : "no SMTP session in the capture";
-    document.getElementById("prev").disabled = first === 0;
-    document.getElementById("next").disabled = pageEnd() >= shown.length;
+    // aria-disabled, not disabled: a disabled button drops the keyboard's focus to the page's
+    // start when the last page is reached; the handlers do nothing past either end
+    document.getElementById("prev").setAttribute("aria-disabled", String(first === 0));
+    document.getElementById("next").setAttribute("aria-disabled",
+                                                 String(pageEnd() >= shown.length));
   }
 
   function printAll(on) {
@@ -338,11 +341,13 @@
     timer = setTimeout(applyFilter, rows.length > 20000 ? 150 : 0);
   });
   document.getElementById("prev").addEventListener("click", function () {
+    if (first === 0) return;
     first = Math.max(0, first - PAGE_ROWS);
     render();
   });
   document.getElementById("next").addEventListener("click", function () {
-    if (first + PAGE_ROWS < shown.length) first += PAGE_ROWS;
+    if (first + PAGE_ROWS >= shown.length) return;
+    first += PAGE_ROWS;
     render();
   });
   document.querySelectorAll("#problems .sample").forEach(function (sp) {
