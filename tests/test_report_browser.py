@@ -986,3 +986,17 @@ def test_the_keyboard_pages_through_every_session_and_keeps_its_focus(chrome: Br
     assert driver.switch_to.active_element.get_attribute("id") == "next"
     assert_clean(chrome, crowd)
 
+
+def test_the_session_count_is_announced_as_a_status(chrome: Browser, report: Path,
+                                                    scan: dict) -> None:
+    """What a filter leaves is said in the count beside it; a screen reader hears it only
+    from a status region (WCAG 4.1.3), which Chromium computes as role "status"."""
+    load(chrome, report)
+    count = chrome.driver.find_element(By.ID, "count")
+    assert count.aria_role == "status"
+    assert count.text == f"sessions 1–{len(scan)} of {len(scan)}"
+    chrome.driver.find_element(By.CSS_SELECTOR, "input#filter").send_keys("no_client_cert")
+    want = sum("no_client_cert" in codes(s) for s in scan.values())
+    wait_for(chrome, lambda d: count.text == f"sessions 1–{want} of {want} (filtered from "
+             f"{len(scan)})", "the filtered count")
+    assert_clean(chrome, report)
