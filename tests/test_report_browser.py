@@ -1000,3 +1000,31 @@ def test_the_session_count_is_announced_as_a_status(chrome: Browser, report: Pat
     wait_for(chrome, lambda d: count.text == f"sessions 1–{want} of {want} (filtered from "
              f"{len(scan)})", "the filtered count")
     assert_clean(chrome, report)
+
+
+MARKS = {"error": "!", "warning": "~"}
+
+
+def test_a_problems_severity_is_said_in_words_not_only_by_a_mark(chrome: Browser,
+                                                                  report: Path,
+                                                                  scan_json: dict) -> None:
+    """The first column of the problems table shows "!" or "~": its heading has a name and
+    each mark's cell reads the group's severity as the scan's JSON gives it, to a screen
+    reader (the name Chromium computes, the mark hidden from it) and in the page's text, the
+    mark still shown."""
+    load(chrome, report)
+    driver = chrome.driver
+    head = driver.find_element(By.CSS_SELECTOR, "section#problems thead th")
+    assert head.accessible_name == "severity"
+    marks = driver.find_elements(By.CSS_SELECTOR, "section#problems tr.problem td.mark")
+    groups = scan_json["problems"]
+    assert len(marks) == len(groups) > 0
+    assert [m.accessible_name for m in marks] == [g["severity"] for g in groups]
+    assert [m.get_attribute("textContent").split() for m in marks] == [
+        [MARKS[g["severity"]], g["severity"]] for g in groups]
+    # on screen the word takes no room: a mark is all the narrow column shows
+    assert driver.execute_script(
+        "return Array.from(arguments[0], m => Array.from(m.children)"
+        ".filter(c => c.getBoundingClientRect().width > 1).map(c => c.textContent))", marks) \
+        == [[MARKS[g["severity"]]] for g in groups]
+    assert_clean(chrome, report)
