@@ -1028,3 +1028,39 @@ def test_a_problems_severity_is_said_in_words_not_only_by_a_mark(chrome: Browser
         ".filter(c => c.getBoundingClientRect().width > 1).map(c => c.textContent))", marks) \
         == [[MARKS[g["severity"]]] for g in groups]
     assert_clean(chrome, report)
+
+
+def test_a_ladder_is_read_arrow_by_arrow_with_its_direction(chrome: Browser, report: Path,
+                                                            scan: dict) -> None:
+    """The ladder's arrows show their direction and their trouble (red) by drawing only; a
+    screen reader gets a list with an item per arrow whose name says the frame, the time,
+    who sent it to whom, the message, and whether it is marked bad, as the scan's JSON
+    tells them for session 2 (EHLO and ClientHello from the client, ServerHello and
+    CertificateRequest from the server, the empty Certificate at the verdict's frame)."""
+    file, number = "all-scenarios.pcapng", 2
+    session = scan[(file, number)]
+    load(chrome, report)
+    detail = open_session(chrome, file, number)
+    svg = detail.find_element(By.CSS_SELECTOR, "div.ladder > svg")
+    assert svg.aria_role == "list"
+    assert svg.accessible_name.startswith(f"ladder diagram of session {number}")
+    assert session["client"] in svg.accessible_name and session["server"] in svg.accessible_name
+    groups = detail.find_elements(By.CSS_SELECTOR, "div.ladder > svg g.arrow")
+    drawn = arrows(detail)
+    said = {}
+    for g, a in zip(groups, drawn, strict=True):
+        assert g.aria_role == "listitem"
+        name = g.accessible_name
+        who = "client to server" if a["dir"] == "c2s" else "server to client"
+        assert name.startswith(f"frame {a['frame']}, +{a['t']:.6f} s, {who}: {a['label']}"), \
+            name
+        assert name.endswith(", marked bad") == a["bad"], name
+        said.setdefault(a["frame"], name)
+    tls, smtp = session["tls"], session["smtp"]
+    assert "client to server: EHLO" in said[smtp["ehlo_frame"]]
+    assert "client to server: ClientHello" in said[tls["client_hello"]["frame"]]
+    assert "server to client: ServerHello" in said[tls["server_hello"]["frame"]]
+    assert "server to client:" in said[tls["certificate_request"]["frame"]]
+    frame = next(v["frame"] for v in session["verdicts"] if v["code"] == "no_client_cert")
+    assert "client to server: Certificate" in said[frame] and said[frame].endswith("marked bad")
+    assert_clean(chrome, report)

@@ -165,21 +165,30 @@
     for (let k = 3; k < flat.length; k += 4) longest = Math.max(longest, S[flat[k]].length);
     const L = 170, R = 470, STEP = 22, TOP = 36, W = R + 140 + 7.5 * longest;
     const box = el("div", "ladder");
-    const s = svg("svg", {width: W, height: TOP + STEP * n + 16, role: "img",
-                          "aria-label": "ladder diagram of session " + r[C.number]});
-    s.appendChild(svg("text", {x: L, y: 14, "text-anchor": "middle", class: "head"},
-                      "client " + str(r[C.client])));
-    s.appendChild(svg("text", {x: R, y: 14, "text-anchor": "middle", class: "head"},
-                      "server " + str(r[C.server])));
-    s.appendChild(svg("line", {x1: L, y1: 22, x2: L, y2: TOP + STEP * n, class: "side"}));
-    s.appendChild(svg("line", {x1: R, y1: 22, x2: R, y2: TOP + STEP * n, class: "side"}));
+    // a screen reader reads the drawing as a list: an item per arrow whose name says in words
+    // what only the drawing shows (who sent it to whom, a red arrow)
+    const s = svg("svg", {width: W, height: TOP + STEP * n + 16, role: "list",
+                          "aria-label": "ladder diagram of session " + r[C.number] + ", client "
+                            + str(r[C.client]) + ", server " + str(r[C.server])});
+    s.appendChild(svg("text", {x: L, y: 14, "text-anchor": "middle", class: "head",
+                               "aria-hidden": "true"}, "client " + str(r[C.client])));
+    s.appendChild(svg("text", {x: R, y: 14, "text-anchor": "middle", class: "head",
+                               "aria-hidden": "true"}, "server " + str(r[C.server])));
+    s.appendChild(svg("line", {x1: L, y1: 22, x2: L, y2: TOP + STEP * n, class: "side",
+                               "aria-hidden": "true"}));
+    s.appendChild(svg("line", {x1: R, y1: 22, x2: R, y2: TOP + STEP * n, class: "side",
+                               "aria-hidden": "true"}));
     for (let k = 0; k < n; k++) {
       const frame = r[C.first_frame] + flat[4 * k], us = flat[4 * k + 1], code = flat[4 * k + 2];
       const label = S[flat[4 * k + 3]];
       const s2c = (code & 1) === 1, bad = (code & 8) !== 0;
       const y = TOP + STEP * k + 10;
       const g = svg("g", {class: bad ? "arrow bad" : "arrow", "data-frame": frame,
-                          "data-dir": s2c ? "s2c" : "c2s", "data-kind": page.kinds[code >> 1 & 3]});
+                          "data-dir": s2c ? "s2c" : "c2s", "data-kind": page.kinds[code >> 1 & 3],
+                          role: "listitem",
+                          "aria-label": "frame " + frame + ", " + seconds(us) + ", "
+                            + (s2c ? "server to client: " : "client to server: ") + label
+                            + (bad ? ", marked bad" : "")});
       const x1 = s2c ? R : L, x2 = s2c ? L : R, tip = s2c ? 8 : -8;
       g.appendChild(svg("line", {x1: x1, y1: y, x2: x2 + (s2c ? 2 : -2), y2: y}));
       g.appendChild(svg("polygon", {points: x2 + "," + y + " " + (x2 + tip) + "," + (y - 4)
