@@ -1064,3 +1064,20 @@ def test_a_ladder_is_read_arrow_by_arrow_with_its_direction(chrome: Browser, rep
     frame = next(v["frame"] for v in session["verdicts"] if v["code"] == "no_client_cert")
     assert "client to server: Certificate" in said[frame] and said[frame].endswith("marked bad")
     assert_clean(chrome, report)
+
+
+def test_a_focused_session_row_is_named_by_its_session(chrome: Browser, report: Path,
+                                                       scan: dict) -> None:
+    """A session row takes the keyboard's focus and opens with Enter, so a screen reader
+    says its name when it is reached: the name tells which session of which file it is,
+    between which addresses, and its verdicts, as the scan's JSON has them."""
+    load(chrome, report)
+    rows = visible_rows(chrome)
+    assert len(rows) == len(scan)
+    for tr in rows:
+        file, number = Path(tr.get_attribute("data-file")).name, int(
+            tr.get_attribute("data-number"))
+        s = scan[(file, number)]
+        assert tr.accessible_name == (f"session {number} of {file}, {s['client']} to "
+                                      f"{s['server']}: {', '.join(codes(s))}")
+    assert_clean(chrome, report)
