@@ -1081,3 +1081,21 @@ def test_a_focused_session_row_is_named_by_its_session(chrome: Browser, report: 
         assert tr.accessible_name == (f"session {number} of {file}, {s['client']} to "
                                       f"{s['server']}: {', '.join(codes(s))}")
     assert_clean(chrome, report)
+
+
+def test_a_sorted_headings_name_is_its_word_not_its_arrow(chrome: Browser, report: Path) -> None:
+    """The ▲/▼ beside a sorted heading is drawing: the heading's state is its aria-sort, and
+    its name, as Chromium computes it for a screen reader, stays the heading's word."""
+    from selenium.webdriver.common.keys import Keys
+
+    load(chrome, report)
+    number = chrome.driver.find_element(By.CSS_SELECTOR, 'table#sessions th[data-key="number"]')
+    assert number.get_attribute("aria-sort") == "ascending" and number.accessible_name == "#"
+    key = column(chrome, "client")
+    th = chrome.driver.find_element(By.CSS_SELECTOR, f'table#sessions th[data-key="{key}"]')
+    th.find_element(By.TAG_NAME, "button").send_keys(Keys.ENTER)
+    wait_for(chrome, lambda d: th.get_attribute("aria-sort") == "ascending", "aria-sort=ascending")
+    assert th.accessible_name == th.find_element(By.TAG_NAME, "button").text == "client"
+    assert chrome.driver.execute_script(
+        "return getComputedStyle(arguments[0], '::after').content", th).startswith('" ▲"')
+    assert_clean(chrome, report)
