@@ -1099,3 +1099,13 @@ def test_a_sorted_headings_name_is_its_word_not_its_arrow(chrome: Browser, repor
     assert chrome.driver.execute_script(
         "return getComputedStyle(arguments[0], '::after').content", th).startswith('" ▲"')
     assert_clean(chrome, report)
+
+
+def test_the_paging_buttons_are_named_by_their_words(chrome: Browser, crowd: Path) -> None:
+    """"◀ previous" and "next ▶": the triangles are drawing, a screen reader says the words."""
+    load(chrome, crowd)
+    names = [chrome.driver.find_element(By.ID, i).accessible_name for i in ("prev", "next")]
+    assert names == ["previous", "next"]
+    shown = [chrome.driver.find_element(By.ID, i).text for i in ("prev", "next")]
+    assert shown == ["◀ previous", "next ▶"]
+    assert_clean(chrome, crowd)
