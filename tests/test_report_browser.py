@@ -1109,3 +1109,21 @@ def test_the_paging_buttons_are_named_by_their_words(chrome: Browser, crowd: Pat
     shown = [chrome.driver.find_element(By.ID, i).text for i in ("prev", "next")]
     assert shown == ["◀ previous", "next ▶"]
     assert_clean(chrome, crowd)
+
+
+def test_a_cells_text_as_shown_filters_to_its_rows(chrome: Browser, report: Path,
+                                                   scan: dict) -> None:
+    """Text copied from a cell finds its row: each session's verdicts cell, as the table
+    shows it ("tls_alert, client_cert_expired, ..."), typed into the filter leaves the
+    sessions whose verdicts read so in the scan's JSON."""
+    load(chrome, report)
+    box = chrome.driver.find_element(By.CSS_SELECTOR, "input#filter")
+    shown = set(cells(chrome, "verdicts"))
+    assert len(shown) > 1
+    for text in sorted(shown):
+        want = sorted(k for k, s in scan.items() if text in ", ".join(codes(s)))
+        assert want
+        box.clear()
+        box.send_keys(text)
+        wait_for(chrome, lambda d, w=want: sorted(row_ids(chrome)) == w, f"the rows of {text!r}")
+    assert_clean(chrome, report)

@@ -338,9 +338,10 @@
   function applyFilter() {
     const q = document.getElementById("filter").value.trim().toLowerCase();
     if (q && haystack === null) {
+      // each field as its cell shows it, so that text copied from a cell finds its row
       haystack = rows.map(function (r) {
         return [r[C.number], str(r[C.client]), str(r[C.server]), str(r[C.ehlo]), str(r[C.tls]),
-                str(r[C.cert]), codes(r).join(" "), page.files[r[C.file]].path]
+                str(r[C.cert]), codes(r).join(", "), page.files[r[C.file]].path]
           .join("\u0000").toLowerCase();
       });
     }
