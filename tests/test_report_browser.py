@@ -1127,3 +1127,24 @@ def test_a_cells_text_as_shown_filters_to_its_rows(chrome: Browser, report: Path
         box.send_keys(text)
         wait_for(chrome, lambda d, w=want: sorted(row_ids(chrome)) == w, f"the rows of {text!r}")
     assert_clean(chrome, report)
+
+
+def test_the_charts_text_alternative_gives_its_counts(chrome: Browser, report: Path,
+                                                      scan: dict) -> None:
+    """The chart of sessions per verdict is an image whose bars a screen reader cannot read:
+    its name gives each verdict's count, which agree with the scan's JSON (a session counted
+    under its first error or warning, else "ok") and add up to every dated session."""
+    from collections import Counter
+
+    load(chrome, report)
+    name = chrome.driver.find_element(By.CSS_SELECTOR, "svg#timeline").accessible_name
+    head, _, counts = name.partition(": ")
+    assert head.startswith("sessions per verdict over time"), name
+    said = {code: int(n) for code, n in (part.rsplit(" ", 1) for part in counts.split(", "))}
+    want = Counter(next((v["code"] for v in s["verdicts"] if v["severity"] in ("error", "warning")),
+                        "ok") for s in scan.values())
+    named = {c: n for c, n in said.items() if c != "other"}
+    assert named == {c: want[c] for c in named}
+    assert said.get("other", 0) == sum(n for c, n in want.items() if c not in named)
+    assert sum(said.values()) == len(scan)
+    assert_clean(chrome, report)

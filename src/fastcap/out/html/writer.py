@@ -71,6 +71,14 @@ def timeline_bars(timeline: dict[str, Any]) -> list[dict[str, Any]]:
     return bars
 
 
+def chart_name(timeline: dict[str, Any]) -> str:
+    """The chart's text alternative: its bars are drawing only, so its name gives each
+    verdict's count over the whole span."""
+    totals = [sum(b[k] for b in timeline["bins"]) for k in range(len(timeline["codes"]))]
+    counts = ", ".join(f"{c} {n}" for c, n in zip(timeline["codes"], totals, strict=True))
+    return "sessions per verdict over time" + (f": {counts}" if counts else "")
+
+
 def legend(timeline: dict[str, Any]) -> list[tuple[str, str]]:
     return [(c, _OK if c == "ok" else _PALETTE[i % len(_PALETTE)])
             for i, c in enumerate(timeline["codes"])]
@@ -114,6 +122,7 @@ def render_report(page: dict[str, Any]) -> str:
     return env.get_template("report.html.j2").render(
         plain=plain_rows(page, PLAIN_ROWS), plain_rows=PLAIN_ROWS,
         page=page, data_json=Markup(embed_json(page)), bars=timeline_bars(page["timeline"]),
+        chart_name=chart_name(page["timeline"]),
         legend=legend(page["timeline"]), chart_w=CHART_W, chart_h=CHART_H, size=_size,
         when=_when, total_size=total, speed=speed, counted=counted,
         css=Markup(_asset("report.css")), js=Markup(_asset("report.js")))
