@@ -1148,3 +1148,50 @@ def test_the_charts_text_alternative_gives_its_counts(chrome: Browser, report: P
     assert said.get("other", 0) == sum(n for c, n in want.items() if c not in named)
     assert sum(said.values()) == len(scan)
     assert_clean(chrome, report)
+
+
+# WCAG 2 contrast of every piece of text the page lays out against the background it sits on
+CONTRAST = """
+const lin = c => {
+  c /= 255;
+  return c <= 0.03928 ? c / 12.92 : Math.pow((c + 0.055) / 1.055, 2.4);
+};
+const rgb = s => (s.match(/[\\d.]+/g) || []).map(Number);
+const lum = c => 0.2126 * lin(c[0]) + 0.7152 * lin(c[1]) + 0.0722 * lin(c[2]);
+const back = e => {
+  for (; e; e = e.parentElement) {
+    const c = rgb(getComputedStyle(e).backgroundColor);
+    if (c.length === 3 || c[3] > 0) return c;
+  }
+  return [255, 255, 255];
+};
+const out = [];
+const walk = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+for (let t = walk.nextNode(); t; t = walk.nextNode()) {
+  const e = t.parentElement;
+  if (!t.textContent.trim() || !e.getClientRects().length
+      || e.closest('[aria-disabled="true"], .unseen, noscript, script, style')) continue;
+  const s = getComputedStyle(e);
+  if (s.visibility !== 'visible' || Number(s.opacity) < 1) continue;
+  const fg = rgb(e instanceof SVGElement ? s.fill : s.color);
+  const a = lum(fg), b = lum(back(e));
+  const ratio = (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
+  const size = parseFloat(s.fontSize), bold = Number(s.fontWeight) >= 700;
+  const large = size >= 24 || (bold && size >= 18.66);
+  if (ratio < (large ? 3 : 4.5))
+    out.push([t.textContent.trim().slice(0, 40), s.color, ratio.toFixed(2)]);
+}
+return out;"""
+
+
+def test_every_text_is_readable_against_its_background(chrome: Browser, report: Path) -> None:
+    """WCAG 1.4.3 (AA): text has a contrast of at least 4.5:1 with its background (3:1 when
+    large), the problems' marks, the verdicts of an opened session (an error's and a
+    warning's: session 2 and 3) and its ladder included."""
+    load(chrome, report)
+    open_session(chrome, "all-scenarios.pcapng", 2)
+    open_session(chrome, "all-scenarios.pcapng", 3)
+    assert chrome.driver.find_elements(By.CSS_SELECTOR, "li.sev-warning") and \
+        chrome.driver.find_elements(By.CSS_SELECTOR, "li.sev-error")
+    assert chrome.driver.execute_script(CONTRAST) == []
+    assert_clean(chrome, report)
