@@ -478,3 +478,23 @@ def test_the_plain_table_for_no_script_stops_at_its_limit(examples_scan, monkeyp
     monkeypatch.setattr(writer, "PLAIN_ROWS", total)
     html = render_report(page)
     assert "the first" not in html[html.index("<noscript>"):]
+
+
+def test_only_problems_keeps_each_files_time_span(tmp_path, capsys):
+    """The header's row of a file gives its sessions, "9 (6 shown)", and its first session's
+    and last frame's times: those of the file's sessions as the full scan's JSON has them,
+    not of the sessions --only-problems shows (a file none of whose sessions is shown keeps
+    its times too)."""
+    fine = str(Path(__file__).resolve().parent / "data" / "corpus" / "sv__smtp-startssl.pcap")
+    captures = [str(EXAMPLES / "all-scenarios.pcapng"), fine]
+    trust = ["--ca-file", str(EXAMPLES / "test-root.pem")]
+    out = tmp_path / "problems.html"
+    assert cli.main(["report", "--only-problems", *trust, *captures, "-o", str(out)]) == 1
+    capsys.readouterr()
+    assert cli.main(["scan", "--format", "json", *trust, *captures]) == 1
+    files = json.loads(capsys.readouterr().out)["files"]
+    page = page_of(out.read_text("utf-8"))
+    want = [(min(s["first_ts_ns"] for s in f["sessions"]),
+             max(s["last_ts_ns"] for s in f["sessions"])) for f in files]
+    assert [(x["first_ts_ns"], x["last_ts_ns"]) for x in page["files"]] == want
+    assert [x["shown"] for x in page["files"]][1] == 0

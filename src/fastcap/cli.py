@@ -556,9 +556,13 @@ def _cmd_scan(args) -> int:
     if args.format == "csv":
         sys.stdout.write(report.csv_header())
     zeek = _zeek_writer(args)
+    spans: dict[str, tuple[int, int]] = {}  # each file's time span, shown sessions or not
     for path, sessions, summary, failure in _scan_streams(args, files, options, analyzer):
         kept = []
         for sess in sessions:
+            if args.html and sess.first_ts_ns:  # 0: no frame of it has a time
+                a, b = spans.get(path, (sess.first_ts_ns, sess.last_ts_ns))
+                spans[path] = (min(a, sess.first_ts_ns), max(b, sess.last_ts_ns))
             if args.export_certs:
                 for w in report.export_certs(sess, args.export_certs):
                     print(f"fastcap: warning: {w}", file=_ERR)
@@ -587,17 +591,18 @@ def _cmd_scan(args) -> int:
         print(report.format_summary(summaries))
     _close_zeek(zeek, read_any=bool(summaries))
     if args.html and not _write_html(args, results, time.perf_counter() - started,
-                                     read_any=bool(summaries), errors=errors):
+                                     read_any=bool(summaries), errors=errors, spans=spans):
         return EXIT_UNREADABLE
     return code
 
 
 def _write_html(args, results, seconds: float, *, read_any: bool,
-                errors: list[dict] = ()) -> bool:
+                errors: list[dict] = (), spans: dict | None = None) -> bool:
     """The HTML report of `results` written to args.html (frame times read again for the
     ladders, one walk per file), naming the inputs that could not be read (`errors`, as the
-    JSON's); False when it could not be written.  When no capture could be read at all, a
-    report already there is left alone (True: nothing failed here)."""
+    JSON's) and each file's time span (`spans`, of all its sessions, as --only-problems
+    leaves some out); False when it could not be written.  When no capture could be read at
+    all, a report already there is left alone (True: nothing failed here)."""
     if not read_any:
         print(f"fastcap: no capture was read: {printable(args.html)} is left as it was",
               file=_ERR)
@@ -616,7 +621,8 @@ def _write_html(args, results, seconds: float, *, read_any: bool,
             print(f"fastcap: warning: {path}: no frame times for the ladders: {e}",
                   file=_ERR)
     page = page_data(results, problems=_problems(results), times=times,
-                     scan=ScanFacts(seconds=seconds, version=__version__), errors=errors)
+                     scan=ScanFacts(seconds=seconds, version=__version__), errors=errors,
+                     spans=spans)
     if args.html == "-":  # report -o -: the page on standard output, as UTF-8 whatever the locale
         size = _write_stdout_bytes(render_report(page).encode("utf-8"))
         where = "standard output"

@@ -166,13 +166,16 @@ def page_data(results: Iterable[tuple[str, Sequence[Session], object]], *,
               problems: Sequence[Mapping[str, Any]] = (),
               times: Mapping[str, Mapping[int, int]] | None = None,
               scan: ScanFacts = ScanFacts(),
-              errors: Sequence[Mapping[str, Any]] = ()) -> dict[str, Any]:
+              errors: Sequence[Mapping[str, Any]] = (),
+              spans: Mapping[str, tuple[int, int]] | None = None) -> dict[str, Any]:
     """Everything the page shows, as JSON-ready data.
 
     `results` is the scan's (path, sessions, summary) per file; `times` maps a file to the
     capture times of the frames its ladders name (`frames_wanted`; a missing time shows as
     unknown); `problems` are the triage groups as dicts; `errors` the inputs that could not
-    be read ({"path", "error"}, as the JSON's), so that the page never passes over them."""
+    be read ({"path", "error"}, as the JSON's), so that the page never passes over them;
+    `spans` a file's (first, last) session time over all the sessions the scan counted, for
+    a file of which only some are shown (--only-problems); by default those of `results`."""
     strings = _Strings()
     certs: dict[str, dict[str, Any]] = {}
     chains: list[dict[str, Any]] = []
@@ -208,14 +211,13 @@ def page_data(results: Iterable[tuple[str, Sequence[Session], object]], *,
             size = None
         # the file's sessions as the scan counted them; "shown" fewer with --only-problems
         counted = getattr(summary, "sessions", None)
+        span = (spans or {}).get(path) or (
+            min((s.first_ts_ns for s in sessions if s.first_ts_ns), default=None),
+            max((s.last_ts_ns for s in sessions if s.first_ts_ns), default=None))
         files.append({"path": printable(str(path)), "size": size,
                       "frames": getattr(summary, "frames", None),
                       "sessions": counted if isinstance(counted, int) else len(sessions),
-                      "shown": len(sessions),
-                      "first_ts_ns": min((s.first_ts_ns for s in sessions if s.first_ts_ns),
-                                         default=None),
-                      "last_ts_ns": max((s.last_ts_ns for s in sessions if s.first_ts_ns),
-                                        default=None)})
+                      "shown": len(sessions), "first_ts_ns": span[0], "last_ts_ns": span[1]})
         for s in sessions:
             flat: list[int | None] = []
             for a in ladder(s):
