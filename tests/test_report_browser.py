@@ -851,27 +851,36 @@ def test_without_script_every_session_is_still_readable(chrome: Browser, report:
                               codes(s)), key
 
 
-def test_addresses_sort_by_their_numbers(chrome: Browser, tmp_path: Path) -> None:
-    """Clients 10.1.2.100, 10.1.2.9 and 10.1.2.10 (port 2525 and 25) sort as numbers do, as
-    Wireshark sorts addresses: .9 before .10 before .100, and port 25 before 2525, not in
-    the text's order."""
+def sorted_by_client(chrome: Browser, capture: Path, clients: list[tuple[str, int]]):
+    """A report of one plaintext session per (address, port) client, to a server of the same
+    family, opened and sorted by its client column: (the page, the column's key, its
+    heading)."""
     from fastcap_synth.smtpgen import SmtpScenario, smtp_records
     from fastcap_synth.writers import write_pcap
 
-    clients = [("10.1.2.100", 2525), ("10.1.2.9", 2525), ("10.1.2.10", 2525), ("10.1.2.10", 25)]
     records = []
     for i, (ip, port) in enumerate(clients):
-        records += smtp_records(SmtpScenario(client_ip=ip, client_port=port,
+        server = "2001:db8:ffff::25" if ":" in ip else "192.0.2.25"
+        records += smtp_records(SmtpScenario(client_ip=ip, client_port=port, server_ip=server,
                                              starttls_offered=False, start_ns=(i + 1) * 10**9))
     records.sort(key=lambda r: r.ts_ns)
-    write_pcap(tmp_path / "order.pcap", records)
-    out = tmp_path / "order.html"
-    assert main(["report", str(tmp_path / "order.pcap"), "-o", str(out)]) in (0, 1)
+    write_pcap(capture, records)
+    out = capture.with_suffix(".html")
+    assert main(["report", str(capture), "-o", str(out)]) in (0, 1)
     load(chrome, out)
     key = column(chrome, "client")
     th = chrome.driver.find_element(By.CSS_SELECTOR, f'table#sessions th[data-key="{key}"]')
     th.click()
     wait_for(chrome, lambda d: th.get_attribute("aria-sort") == "ascending", "aria-sort=ascending")
+    return out, key, th
+
+
+def test_addresses_sort_by_their_numbers(chrome: Browser, tmp_path: Path) -> None:
+    """Clients 10.1.2.100, 10.1.2.9 and 10.1.2.10 (port 2525 and 25) sort as numbers do, as
+    Wireshark sorts addresses: .9 before .10 before .100, and port 25 before 2525, not in
+    the text's order."""
+    clients = [("10.1.2.100", 2525), ("10.1.2.9", 2525), ("10.1.2.10", 2525), ("10.1.2.10", 25)]
+    out, key, _th = sorted_by_client(chrome, tmp_path / "order.pcap", clients)
     want = [f"{ip}:{port}" for ip, port in sorted(
         clients, key=lambda c: (tuple(map(int, c[0].split("."))), c[1]))]
     assert cells(chrome, key) == want
@@ -924,26 +933,10 @@ def test_ipv6_addresses_sort_by_their_value(chrome: Browser, tmp_path: Path) -> 
     after address; IPv4 clients come before them."""
     import ipaddress
 
-    from fastcap_synth.smtpgen import SmtpScenario, smtp_records
-    from fastcap_synth.writers import write_pcap
-
     clients = [("2001:db8::ff", 2525), ("2001:db8::10", 2525), ("2001:db8:0:1::", 2525),
                ("2001:db8::a", 2525), ("2001:db8::1:0", 2525), ("2001:db8::9", 2525),
                ("2001:db8::a", 25), ("fe80::1", 2525), ("10.1.2.3", 2525)]
-    records = []
-    for i, (ip, port) in enumerate(clients):
-        server = "2001:db8:ffff::25" if ":" in ip else "192.0.2.25"
-        records += smtp_records(SmtpScenario(client_ip=ip, client_port=port, server_ip=server,
-                                             starttls_offered=False, start_ns=(i + 1) * 10**9))
-    records.sort(key=lambda r: r.ts_ns)
-    write_pcap(tmp_path / "v6.pcap", records)
-    out = tmp_path / "v6.html"
-    assert main(["report", str(tmp_path / "v6.pcap"), "-o", str(out)]) in (0, 1)
-    load(chrome, out)
-    key = column(chrome, "client")
-    th = chrome.driver.find_element(By.CSS_SELECTOR, f'table#sessions th[data-key="{key}"]')
-    th.click()
-    wait_for(chrome, lambda d: th.get_attribute("aria-sort") == "ascending", "aria-sort=ascending")
+    out, key, th = sorted_by_client(chrome, tmp_path / "v6.pcap", clients)
 
     def text(ip: str, port: int) -> str:
         return f"[{ipaddress.ip_address(ip)}]:{port}" if ":" in ip else f"{ip}:{port}"
