@@ -851,24 +851,27 @@ def test_without_script_every_session_is_still_readable(chrome: Browser, report:
                               codes(s)), key
 
 
-def sorted_by_client(chrome: Browser, capture: Path, clients: list[tuple[str, int]]):
-    """A report of one plaintext session per (address, port) client, to a server of the same
-    family, opened and sorted by its client column: (the page, the column's key, its
-    heading)."""
+def sorted_by_client(chrome: Browser, capture: Path, clients: list[tuple[str, int]],
+                     names: list[str] | None = None, by: str = "client"):
+    """A report of one plaintext session per (address, port) client (EHLO `names`, if given),
+    to a server of the same family, opened and sorted by its column `by`: (the page, the
+    column's key, its heading)."""
     from fastcap_synth.smtpgen import SmtpScenario, smtp_records
     from fastcap_synth.writers import write_pcap
 
     records = []
     for i, (ip, port) in enumerate(clients):
         server = "2001:db8:ffff::25" if ":" in ip else "192.0.2.25"
+        more = {"ehlo_name": names[i]} if names else {}
         records += smtp_records(SmtpScenario(client_ip=ip, client_port=port, server_ip=server,
-                                             starttls_offered=False, start_ns=(i + 1) * 10**9))
+                                             starttls_offered=False, start_ns=(i + 1) * 10**9,
+                                             **more))
     records.sort(key=lambda r: r.ts_ns)
     write_pcap(capture, records)
     out = capture.with_suffix(".html")
     assert main(["report", str(capture), "-o", str(out)]) in (0, 1)
     load(chrome, out)
-    key = column(chrome, "client")
+    key = column(chrome, by)
     th = chrome.driver.find_element(By.CSS_SELECTOR, f'table#sessions th[data-key="{key}"]')
     th.click()
     wait_for(chrome, lambda d: th.get_attribute("aria-sort") == "ascending", "aria-sort=ascending")
@@ -1200,3 +1203,22 @@ def test_every_text_is_readable_against_its_background(chrome: Browser, report: 
         chrome.driver.find_elements(By.CSS_SELECTOR, "li.sev-error")
     assert chrome.driver.execute_script(CONTRAST) == []
     assert_clean(chrome, report)
+
+
+def test_ehlo_names_sort_as_host_names(chrome: Browser, tmp_path: Path) -> None:
+    """Host names are case-insensitive (RFC 4343): "MAIL9" sorts with "mail9", not before every
+    lower-case name; and as in addresses and file names, numbers compare as numbers."""
+    import re as regex
+
+    names = ["mail10.example", "Mail2.example", "b.example", "MAIL9.example", "a.example",
+             "mail9.example", "Z.example"]
+    clients = [(f"10.1.2.{i + 1}", 2525) for i in range(len(names))]
+    out, key, _th = sorted_by_client(chrome, tmp_path / "names.pcap", clients, names, "ehlo")
+
+    def host(name: str) -> list:
+        return [int(p) if p.isdigit() else p for p in regex.split(r"(\d+)", name.lower())]
+
+    shown = cells(chrome, key)
+    assert sorted(shown) == sorted(names)
+    assert [host(n) for n in shown] == sorted(host(n) for n in names), shown
+    assert_clean(chrome, out)

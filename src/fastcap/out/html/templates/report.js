@@ -54,7 +54,8 @@
     file: function (r) { return natural(page.files[r[C.file]].path); },
     client: function (r) { return address(str(r[C.client])); },
     server: function (r) { return address(str(r[C.server])); },
-    ehlo: function (r) { return str(r[C.ehlo]); },
+    // a host name's case means nothing (RFC 4343): MAIL9 sorts with mail9
+    ehlo: function (r) { return natural(str(r[C.ehlo]).toLowerCase()); },
     tls: function (r) { return str(r[C.tls]); },
     cert: function (r) { return str(r[C.cert]); },
     verdicts: function (r) { return codes(r).join(", "); },
