@@ -973,3 +973,21 @@ def test_ts_is_the_time_of_the_packet_that_ends_the_line(tmp_path):
     # each line ends frames after it begins: the first frame's time would differ
     firsts = _tshark_times(path, 'tcp.payload[0:3] == "220" || tcp.payload[0:4] == "MAIL"')
     assert firsts and greeting not in firsts and mails[1] not in firsts
+
+
+def test_replies_pair_with_commands_as_zeeks_smtp_analyzer_pairs_them(tmp_path):
+    """Zeek's SMTP analyzer (SMTP.cc) pairs each reply with the oldest command not yet
+    answered, the greeting counting as the first: in suricata-verify's smtp-rset-starttls
+    trace the server never greets, so its first 250 answers the greeting, the next the EHLO
+    and the 220 the RSET pipelined before STARTTLS. Zeek starts no TLS there and, with no
+    MAIL, RCPT or STARTTLS answered, logs no smtp.log line (fastcap's own pairing has the 220
+    answer STARTTLS)."""
+    corpus = Path(__file__).resolve().parent / "data" / "corpus"
+    capture = corpus / "sv__smtp-rset-starttls.pcap"
+    r = run_cli("--format", "json", str(capture))
+    (s,) = json.loads(r.stdout)["files"][0]["sessions"]
+    assert s["smtp"]["starttls_accepted"] and s["tcp"]["client_by"] == "syn"
+    out = tmp_path / "logs"
+    r = run_cli("--format", "zeek", "-o", str(out), str(capture))
+    assert r.returncode in (0, 1), r.stderr
+    assert read_strict(out / "smtp.log")[2] == []

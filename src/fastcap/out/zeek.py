@@ -20,6 +20,7 @@ import secrets
 import struct
 import tempfile
 import weakref
+from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -143,6 +144,15 @@ class _Transaction:
     active: bool = False
 
 
+# SMTP_cmd.def: the words Zeek's SMTP analyzer reads as commands; a line starting with
+# another word is no command there, so it waits for no reply
+_ZEEK_VERBS = frozenset({
+    "EHLO", "HELO", "MAIL", "RCPT", "DATA", "QUIT", "RSET", "VRFY", "EXPN", "HELP", "NOOP",
+    "STARTTLS", "X-ANONYMOUSTLS", "SEND", "SOML", "SAML", "TURN", "BDAT", "ETRN", "AUTH"})
+_GREETING = "CONN_ESTABLISHMENT"  # what Zeek has the first reply answer, greeting or not
+_UNPAIRED = "(UNKNOWN)"  # a reply with no command waiting for one
+
+
 def _events(d) -> list[tuple[int, int, object]]:
     """The dialogue's greeting, commands and replies in the order they travelled (by frame;
     one without a frame keeps its place after the one before it in its direction)."""
@@ -156,6 +166,57 @@ def _events(d) -> list[tuple[int, int, object]]:
             out.append((frame, kind, x))
     out.sort(key=lambda e: (e[0], e[1]))  # stable: each direction stays in order
     return out
+
+
+def _unread_lines(d) -> list[tuple[str, object | None, object | None]]:
+    """The client lines Zeek reads as commands that fastcap keeps no record of: a message's
+    final dot (after a DATA answered 354) and each answer to an AUTH challenge; each with
+    the command record sent after it and the reply answering it (None: none seen)."""
+    ends = iter([r for r in d.replies if r.answers == "END_OF_DATA"])
+    accepted = iter([r.code == 354 for r in d.replies if r.answers == "DATA"])
+    out: list[tuple[str, object | None, object | None]] = []
+    commands = d.commands
+    for i, c in enumerate(commands):
+        if c.verb == "DATA" and next(accepted, False):
+            after = commands[i + 1] if i + 1 < len(commands) else None
+            reply = next(ends, None)
+            if reply is not None or after is not None:  # the dot was sent
+                out.append(("END_OF_DATA", after, reply))
+    # the client answers each challenge before the reply to it, and sends nothing else then
+    out += [("AUTH_ANSWER", None, r) for r in d.replies if r.answers == "AUTH_RESPONSE"]
+    return out
+
+
+def _zeek_pairing(d, greeting: bool) -> tuple[list[tuple[int, int, object, str | None]], bool]:
+    """The dialogue's events as Zeek's SMTP analyzer (SMTP.cc) reads them, each reply with
+    the command Zeek has it answer: the oldest one not yet answered (its pending_cmd_q),
+    the greeting counting as the first, whatever the server sent first; a line Zeek does
+    not read as a command waits for nothing, and a reply with none waiting answers
+    "(UNKNOWN)".  Zeek hands the connection to TLS at a 220 it pairs with STARTTLS: the
+    events after it are not read, and the second value says it did."""
+    events = _events(d)
+    place = {id(e[2]): n for n, e in enumerate(events)}
+    # an unrecorded line goes before the command sent after it or the reply answering it,
+    # whichever travelled first
+    before: dict[int, list[str]] = {}
+    for name, after, reply in _unread_lines(d):
+        first = min((x for x in (after, reply) if x is not None), key=lambda x: place[id(x)])
+        before.setdefault(id(first), []).append(name)
+    queue: deque[str] = deque([_GREETING] if greeting else ())
+    out: list[tuple[int, int, object, str | None]] = []
+    for frame, kind, x in events:
+        queue += before.get(id(x), ())
+        if kind == 1:
+            if x.verb in _ZEEK_VERBS:
+                queue.append(x.verb)
+            out.append((frame, kind, x, None))
+            continue
+        cmd = queue.popleft() if queue else _UNPAIRED
+        out.append((frame, kind, x, cmd))
+        code = d.banner_code if kind == 0 else x.code
+        if code == 220 and cmd in ("STARTTLS", "X-ANONYMOUSTLS"):
+            return out, True
+    return out, False
 
 
 def smtp_transactions(s: Session) -> list[_Transaction]:
@@ -190,9 +251,12 @@ def smtp_transactions(s: Session) -> list[_Transaction]:
         done.append(kept)
         return begin(frame)
 
-    dialogues = [(d, True)] + ([(s.smtp_tls, False)] if s.smtp_tls is not None else [])
-    for dd, plain in dialogues:
-        for frame, kind, x in _events(dd):
+    paired, started = _zeek_pairing(d, True)
+    dialogues = [(d, True, paired)]
+    if started and s.smtp_tls is not None:  # the dialogue inside TLS: no greeting there
+        dialogues.append((s.smtp_tls, False, _zeek_pairing(s.smtp_tls, False)[0]))
+    for dd, plain, events in dialogues:
+        for frame, kind, x, answers in events:
             # Zeek acts on a line when its line ending arrives: the time of that packet
             when = (dd.banner_end_frame if kind == 0 else x.end_frame) or frame or None
             if cur is None:
@@ -217,7 +281,7 @@ def smtp_transactions(s: Session) -> list[_Transaction]:
                         cur.mailfrom = first
                     cur.active = True
             else:
-                if plain and x is dd.starttls_reply and dd.starttls_accepted:
+                if plain and x.code == 220 and answers in ("STARTTLS", "X-ANONYMOUSTLS"):
                     tls = cur.tls = cur.active = True
                 count = x.lines
                 for n in range(1, count + 1):
@@ -227,8 +291,8 @@ def smtp_transactions(s: Session) -> list[_Transaction]:
                     cur.last_reply = f"{x.code} {line.lstrip(_BLANK)}"
                     # the message's end answered: every line of the reply to its final
                     # dot; the last line of the reply to the last BDAT chunk
-                    if x.answers == "END_OF_DATA" or (
-                            x.answers == "BDAT" and bdat_last and n == count):
+                    if answers == "END_OF_DATA" or (
+                            answers == "BDAT" and bdat_last and n == count):
                         messages += 1
                         bdat_last = False
                         flush(when, cur)  # written, and a new line begun
