@@ -991,3 +991,26 @@ def test_replies_pair_with_commands_as_zeeks_smtp_analyzer_pairs_them(tmp_path):
     r = run_cli("--format", "zeek", "-o", str(out), str(capture))
     assert r.returncode in (0, 1), r.stderr
     assert read_strict(out / "smtp.log")[2] == []
+
+
+def test_no_line_for_a_connection_zeek_reads_as_partial(tmp_path):
+    """Zeek marks a connection partial when the client's first packet is no SYN and no
+    SYN-ACK came (TCPSessionAdapter::SetPartialStatus), and its SMTP line reader and SSL
+    analyzer deliver nothing of a partial connection (ContentLine_Analyzer's skip_partial,
+    SSL_Analyzer::DeliverStream): a capture that begins at the greeting has no line in any
+    of the three logs.  One that lost only the SYN (the SYN-ACK seen) is read whole."""
+    pki = make_pki()
+    start = (int(pki.client.cert.not_valid_before_utc.timestamp()) + 3600) * 10**9
+    sc = scenario("no_client_cert", pki, start_ns=start)
+    records = render(converse(sc), sc)
+    out = tmp_path / "logs"
+    lines = {}
+    for name, kept in (("whole", records), ("no-syn", records[1:]),
+                       ("from-greeting", records[3:])):
+        path = tmp_path / f"{name}.pcap"
+        write_pcap(path, kept)
+        r = run_cli("--format", "zeek", "-o", str(out), str(path))
+        assert r.returncode in (0, 1), r.stderr
+        lines[name] = [len(read_strict(out / f"{log}.log")[2]) for log in ("smtp", "ssl", "x509")]
+    assert lines["whole"] == lines["no-syn"] and min(lines["whole"]) > 0
+    assert lines["from-greeting"] == [0, 0, 0]

@@ -640,6 +640,14 @@ def _ns(t: dt.datetime | None) -> int | None:
     return (t - _EPOCH) // dt.timedelta(microseconds=1) * 1000
 
 
+def zeek_reads(s: Session) -> bool:
+    """Whether Zeek reads the connection's bytes at all: not when it is partial, its client's
+    first packet no SYN and no SYN-ACK seen (TCPSessionAdapter::SetPartialStatus), as a
+    capture that began after the connection did; its SMTP line reader and SSL analyzer then
+    deliver nothing, so it has no line in any of the three logs."""
+    return s.tcp.client_by == "syn"
+
+
 # --- the three files -------------------------------------------------------------------------
 
 
@@ -688,6 +696,9 @@ class ZeekWriter:
         if path != self._path:
             self._flush()
             self._path = path
+        self._then.update(dict.fromkeys(s.continues_into))
+        if not zeek_reads(s):
+            return
         for row, frame in smtp_rows(s, path):
             self._hold("smtp", row, frame)
         row = ssl_row(s, path)
@@ -705,7 +716,6 @@ class ZeekWriter:
                         self._held_certs.append((key, None if at is None else at.frame))
                         if at is not None and at.frame:
                             self._wanted.add(at.frame)
-        self._then.update(dict.fromkeys(s.continues_into))
 
     def _hold(self, name: str, row: list[object], frame: int | None) -> None:
         """A line, with the session's first frame's time, spooled until its file is done."""
