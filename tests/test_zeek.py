@@ -1014,3 +1014,27 @@ def test_no_line_for_a_connection_zeek_reads_as_partial(tmp_path):
         lines[name] = [len(read_strict(out / f"{log}.log")[2]) for log in ("smtp", "ssl", "x509")]
     assert lines["whole"] == lines["no-syn"] and min(lines["whole"]) > 0
     assert lines["from-greeting"] == [0, 0, 0]
+
+
+def test_every_line_of_a_reply_past_fastcaps_cap_counts(tmp_path):
+    """Zeek's SMTP analyzer has no cap on a reply's lines: each raises smtp_reply, so each
+    of 200 lines answering "." counts a message (the next transaction's trans_depth is 201)
+    and a 200-line answer to QUIT leaves its last line in last_reply, though fastcap keeps
+    the text of the first MAX_REPLY_LINES only."""
+    from fastcap.proto.smtp import MAX_REPLY_LINES
+
+    def long(code: int, word: str) -> str:
+        return "\r\n".join([f"{code}-{word} {i}" for i in range(1, 200)] + [f"{code} {word} end"])
+
+    assert MAX_REPLY_LINES < 200
+    path = _plain_capture(tmp_path / "long.pcap", make_pki(), 0, (
+        ("EHLO relay.fabrikam.com", "250 hi"),
+        ("MAIL FROM:<a@fabrikam.com>", "250 ok"), ("RCPT TO:<b@contoso.com>", "250 ok"),
+        ("DATA", "354 go on"), ("Subject: x\r\n\r\nhello\r\n.", long(250, "queued")),
+        ("MAIL FROM:<c@fabrikam.com>", "250 ok"), ("QUIT", long(221, "bye"))))
+    out = tmp_path / "logs"
+    r = run_cli("--format", "zeek", "-o", str(out), str(path))
+    assert r.returncode in (0, 1), r.stderr
+    rows = read_strict(out / "smtp.log")[2]
+    assert [(x["trans_depth"], x["mailfrom"], x["last_reply"]) for x in rows] == [
+        (1, "a@fabrikam.com", "250 queued 1"), (201, "c@fabrikam.com", "221 bye end")]

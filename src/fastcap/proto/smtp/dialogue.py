@@ -171,16 +171,21 @@ class _DialogueBuilder:
 
     def reply(
         self, code: int, enhanced: str | None, lines: Sequence[str], offset: int,
-        answers: str | None, end: int | None = None,
+        answers: str | None, end: int | None = None, dropped: int = 0,
+        last: str | None = None,
     ) -> None:
         """Fold a Reply given by its fields (parse_dialogue never builds the event); ``end``:
-        the offset after its last byte, when known."""
+        the offset after its last byte, when known; ``dropped`` lines past the cap were
+        counted, the last of them reading ``last``."""
         d = self.dialogue
         frame = self._s2c_frame_at(offset)
+        if dropped:  # a reply over MAX_REPLY_LINES: its true count and last line
+            last_text, count = last, len(lines) + dropped
+        else:
+            last_text, count = lines[-1] if len(lines) > 1 else None, len(lines) or 1
         rec = _make_reply(
             code, enhanced, lines[0] if lines else "", offset, frame, answers,
-            lines[-1] if len(lines) > 1 else None, len(lines) or 1, self._end_frame(
-                self._s2c_frame_at, frame, offset, end),
+            last_text, count, self._end_frame(self._s2c_frame_at, frame, offset, end),
         )
         self._put(d.replies, "replies", rec)
         if answers in ("EHLO", "HELO") and 200 <= code < 300:
@@ -236,7 +241,8 @@ class _DialogueBuilder:
         # event.
         d = self.dialogue
         if isinstance(ev, Reply):
-            self.reply(ev.code, ev.enhanced, ev.lines, ev.offset, ev.answers, ev.end)
+            self.reply(ev.code, ev.enhanced, ev.lines, ev.offset, ev.answers, ev.end,
+                       ev.dropped, ev.last)
         elif isinstance(ev, Command):
             self.command(ev.verb, ev.arg, ev.offset, ev.end)
         elif isinstance(ev, Anomaly):

@@ -109,6 +109,8 @@ class Reply:
     offset: int  # s2c
     answers: str | None = None
     end: int | None = field(default=None, compare=False)  # after its last line, when known
+    dropped: int = 0  # lines past MAX_REPLY_LINES: counted, their text not kept
+    last: str | None = None  # the last of those lines' text
 
 
 @dataclass(frozen=True, slots=True)

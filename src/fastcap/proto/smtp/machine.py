@@ -119,6 +119,8 @@ class _ReplyAcc:
     after_gap: bool = False  # the first reply read after a gap: whole replies may be lost
     first_end: int = 0  # where its first line ends (after the LF), and its last
     end: int = 0
+    dropped: int = 0  # lines past MAX_REPLY_LINES, counted, not kept
+    last: str | None = None  # the text of the last of them
 
 
 class _Side:
@@ -682,9 +684,12 @@ class SmtpConversation:
             acc.end = stop
             if len(acc.lines) < MAX_REPLY_LINES:
                 acc.lines.append(_text(m[3] or b""))
-            elif not acc.capped:
-                acc.capped = True
-                self._anomaly("too_many_reply_lines", offset, "s2c")
+            else:
+                acc.dropped += 1
+                acc.last = _text(m[3] or b"")
+                if not acc.capped:
+                    acc.capped = True
+                    self._anomaly("too_many_reply_lines", offset, "s2c")
             if m[2] != b"-":
                 self._acc = None
                 if ended is not None:
@@ -955,7 +960,8 @@ class SmtpConversation:
     def _emit_reply(self, acc: _ReplyAcc, answers: str | None) -> None:
         """Queue acc's Reply. A hook, as _emit_command: parse_dialogue folds it unbuilt."""
         lines = acc.lines
-        self._emit(Reply(acc.code, _enhanced(lines), tuple(lines), acc.offset, answers, acc.end))
+        self._emit(Reply(acc.code, _enhanced(lines), tuple(lines), acc.offset, answers, acc.end,
+                         acc.dropped, acc.last))
 
     def _emit_command(self, verb: str, arg: str, offset: int, end: int) -> None:
         self._emit(Command(verb, arg, offset, end))
