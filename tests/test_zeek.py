@@ -1038,3 +1038,58 @@ def test_every_line_of_a_reply_past_fastcaps_cap_counts(tmp_path):
     rows = read_strict(out / "smtp.log")[2]
     assert [(x["trans_depth"], x["mailfrom"], x["last_reply"]) for x in rows] == [
         (1, "a@fabrikam.com", "250 queued 1"), (201, "c@fabrikam.com", "221 bye end")]
+
+
+def test_tls_ts_is_the_packet_that_completes_the_record(tmp_path):
+    """Zeek's SSL analyzer reads whole records (binpac's flow unit) and its handshake
+    analyzer whole messages, so x509.log's ts (the file's first-seen time) is the packet
+    completing the record that ends the Certificate message, and ssl.log's the one
+    completing the first record: in Zeek's tls-fragmented-handshake trace, a 339,629-byte
+    Certificate over 21 records, frame 410 (not 25, where its first record ends) and the
+    ClientHello's frame 4 (the records' ends read from the capture's own bytes)."""
+    corpus = Path(__file__).resolve().parent / "data" / "corpus"
+    capture = corpus / "zeek__tls-fragmented-handshake.pcap"
+    at = _frame_times(capture)
+    ends = _record_end_frames(capture, 4433)
+    out = tmp_path / "logs"
+    r = run_cli("--format", "zeek", "-o", str(out), "--ports", "4433", "--stream-cap", "2M",
+                str(capture))
+    assert r.returncode in (0, 1), r.stderr
+    (ssl,) = read_strict(out / "ssl.log")[2]
+    (cert,) = read_strict(out / "x509.log")[2]
+    assert ends["client"][0] == 4 and ends["server"][1:3] == [25, 43]  # the 2nd: Certificate's
+    assert (ssl["ts"], cert["ts"]) == (at[4], at[410])
+    assert at[ends["server"][-3]] == cert["ts"] != at[25]
+
+
+def _record_end_frames(path: Path, port: int) -> dict[str, list[int]]:
+    """The frame (1-based) carrying the last byte of each TLS record of each direction of a
+    little-endian microsecond Ethernet/IPv4 pcap's one connection on `port`, in order."""
+    import struct
+
+    data, pos, n = path.read_bytes(), 24, 0
+    segs: dict[str, list[tuple[int, int, bytes]]] = {"client": [], "server": []}
+    while pos + 16 <= len(data):
+        size = struct.unpack_from("<I", data, pos + 8)[0]
+        frame, pos, n = data[pos + 16:pos + 16 + size], pos + 16 + size, n + 1
+        ihl = (frame[14] & 15) * 4
+        tcp = frame[14 + ihl:]
+        sport, dport, seq = struct.unpack_from(">HHI", tcp)
+        payload = tcp[(tcp[12] >> 4) * 4:len(frame) - 14 - ihl]
+        total = struct.unpack_from(">H", frame, 16)[0]
+        payload = payload[:max(0, total - ihl - (tcp[12] >> 4) * 4)]
+        if payload and port in (sport, dport):
+            segs["server" if sport == port else "client"].append((seq, n, payload))
+    out: dict[str, list[int]] = {}
+    for side, items in segs.items():
+        stream, owner, base = b"", [], min(s for s, _, _ in items)
+        for seq, frame, payload in sorted(items):
+            skip = len(stream) - (seq - base)
+            stream += payload[skip:]
+            owner += [frame] * len(payload[skip:])
+        p, ends = 0, []
+        while p + 5 <= len(stream) and p + 5 + int.from_bytes(stream[p + 3:p + 5]) <= len(stream):
+            p += 5 + int.from_bytes(stream[p + 3:p + 5])
+            ends.append(owner[p - 1])
+        out[side] = ends
+    return out
