@@ -1093,3 +1093,28 @@ def _record_end_frames(path: Path, port: int) -> dict[str, list[int]]:
             ends.append(owner[p - 1])
         out[side] = ends
     return out
+
+
+def test_a_gap_empties_the_commands_waiting_for_replies_as_in_zeek(tmp_path):
+    """Zeek's SMTP analyzer, told of a content gap (Undelivered), forgets every command
+    waiting for a reply, and the next reply answers none: a lost 250 to RCPT does not
+    shift the replies after it onto the wrong commands, so the 250 to the message's end
+    still counts the message (the next transaction's trans_depth is 2)."""
+    pki = make_pki()
+    start = (int(pki.client.cert.not_valid_before_utc.timestamp()) + 3600) * 10**9
+    sc = scenario("starttls_not_offered", pki, start_ns=start, commands=(
+        ("EHLO relay.fabrikam.com", "250 hi"),
+        ("MAIL FROM:<a@fabrikam.com>", "250 ok"), ("RCPT TO:<b@contoso.com>", "250 lost"),
+        ("DATA", "354 go on"), ("Subject: x\r\n\r\nhello\r\n.", "250 queued as 1"),
+        ("MAIL FROM:<c@fabrikam.com>", "250 ok"), ("QUIT", "221 bye")))
+    records = render(converse(sc), sc)
+    kept = [r for r in records if b"250 lost" not in r.data]
+    assert len(kept) == len(records) - 1
+    path = tmp_path / "lost.pcap"
+    write_pcap(path, kept)
+    out = tmp_path / "logs"
+    r = run_cli("--format", "zeek", "-o", str(out), str(path))
+    assert r.returncode in (0, 1), r.stderr
+    rows = read_strict(out / "smtp.log")[2]
+    assert [(x["trans_depth"], x["mailfrom"], x["last_reply"]) for x in rows] == [
+        (1, "a@fabrikam.com", "250 queued as 1"), (2, "c@fabrikam.com", "221 bye")]

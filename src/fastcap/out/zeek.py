@@ -11,6 +11,7 @@ x509.log has one line per distinct certificate and role, in the order first seen
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
 import functools
 import hashlib
@@ -151,6 +152,7 @@ _ZEEK_VERBS = frozenset({
     "STARTTLS", "X-ANONYMOUSTLS", "SEND", "SOML", "SAML", "TURN", "BDAT", "ETRN", "AUTH"})
 _GREETING = "CONN_ESTABLISHMENT"  # what Zeek has the first reply answer, greeting or not
 _UNPAIRED = "(UNKNOWN)"  # a reply with no command waiting for one
+_GAP = "gap"  # in _zeek_pairing's marks: bytes lost here
 
 
 def _events(d) -> list[tuple[int, int, object]]:
@@ -192,8 +194,11 @@ def _zeek_pairing(d, greeting: bool) -> tuple[list[tuple[int, int, object, str |
     the command Zeek has it answer: the oldest one not yet answered (its pending_cmd_q),
     the greeting counting as the first, whatever the server sent first; a line Zeek does
     not read as a command waits for nothing, and a reply with none waiting answers
-    "(UNKNOWN)".  Zeek hands the connection to TLS at a 220 it pairs with STARTTLS: the
-    events after it are not read, and the second value says it did."""
+    "(UNKNOWN)".  A gap in either direction empties the queue, and the client's lines until
+    the next reply are not read as commands (SMTP_AFTER_GAP): Zeek learns of the gap when
+    the bytes after it come, so here before the first line after it.  Zeek hands the
+    connection to TLS at a 220 it pairs with STARTTLS: the events after it are not read,
+    and the second value says it did."""
     events = _events(d)
     place = {id(e[2]): n for n, e in enumerate(events)}
     # an unrecorded line goes before the command sent after it or the reply answering it,
@@ -202,15 +207,29 @@ def _zeek_pairing(d, greeting: bool) -> tuple[list[tuple[int, int, object, str |
     for name, after, reply in _unread_lines(d):
         first = min((x for x in (after, reply) if x is not None), key=lambda x: place[id(x)])
         before.setdefault(id(first), []).append(name)
+    lines = {side: [e[2] for e in events if e[1] == kind] for side, kind in (("c2s", 1),
+                                                                            ("s2c", 2))}
+    starts = {side: [x.offset for x in xs] for side, xs in lines.items()}
+    for gap in d.gaps:  # each direction's lines are in stream order
+        k = bisect.bisect_left(starts.get(gap.direction, ()), gap.offset)
+        if k < len(starts.get(gap.direction, ())):
+            before.setdefault(id(lines[gap.direction][k]), []).insert(0, _GAP)
     queue: deque[str] = deque([_GREETING] if greeting else ())
     out: list[tuple[int, int, object, str | None]] = []
+    after_gap = False
     for frame, kind, x in events:
-        queue += before.get(id(x), ())
+        for name in before.get(id(x), ()):
+            if name == _GAP:
+                queue.clear()
+                after_gap = True
+            elif not after_gap:
+                queue.append(name)
         if kind == 1:
-            if x.verb in _ZEEK_VERBS:
+            if x.verb in _ZEEK_VERBS and not after_gap:
                 queue.append(x.verb)
             out.append((frame, kind, x, None))
             continue
+        after_gap = False
         cmd = queue.popleft() if queue else _UNPAIRED
         out.append((frame, kind, x, cmd))
         code = d.banner_code if kind == 0 else x.code
