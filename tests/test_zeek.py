@@ -634,11 +634,7 @@ def test_every_line_of_a_long_reply_to_the_message_counts(tmp_path):
         ("MAIL FROM:<c@fabrikam.com>", "250 ok"), ("RCPT TO:<d@contoso.com>", "250 ok"),
         ("BDAT 5 LAST\r\nhello", four),
         ("MAIL FROM:<e@fabrikam.com>", "250 ok"), ("QUIT", "221 bye")))
-    out = tmp_path / "logs"
-    r = run_cli("--format", "zeek", "-o", str(out), str(path))
-    assert r.returncode in (0, 1), r.stderr
-    rows = read_strict(out / "smtp.log")[2]
-    assert [(x["trans_depth"], x["mailfrom"], x["last_reply"]) for x in rows] == [
+    assert _transactions(tmp_path, path) == [
         (1, "a@fabrikam.com", "250 2.0.0 one"), (5, "c@fabrikam.com", "250 2.0.0 four"),
         (6, "e@fabrikam.com", "221 bye")]
 
@@ -760,6 +756,15 @@ def _plain_capture(path: Path, pki, after_s: int, commands: tuple) -> Path:
     sc = scenario("starttls_not_offered", pki, start_ns=start, commands=commands)
     write_pcap(path, render(converse(sc), sc))
     return path
+
+
+def _transactions(tmp_path: Path, path: Path) -> list[tuple]:
+    """(trans_depth, mailfrom, last_reply) of each smtp.log line of `path`."""
+    out = tmp_path / "logs"
+    r = run_cli("--format", "zeek", "-o", str(out), str(path))
+    assert r.returncode in (0, 1), r.stderr
+    return [(x["trans_depth"], x["mailfrom"], x["last_reply"])
+            for x in read_strict(out / "smtp.log")[2]]
 
 
 def test_smtp_log_has_one_line_per_mail_transaction(tmp_path):
@@ -893,11 +898,7 @@ def test_smtp_log_line_at_the_reply_to_the_last_bdat_chunk(tmp_path):
         ("BDAT 5\r\nhel", "250 5 octets"),
         ("BDAT 7 LAST\r\nhello", "250-2.0.0 first\r\n250 2.0.0 queued as 9"),
         ("MAIL FROM:<c@fabrikam.com>", "250 ok"), ("QUIT", "221 bye")))
-    out = tmp_path / "logs"
-    r = run_cli("--format", "zeek", "-o", str(out), str(path))
-    assert r.returncode in (0, 1), r.stderr
-    rows = read_strict(out / "smtp.log")[2]
-    assert [(x["trans_depth"], x["mailfrom"], x["last_reply"]) for x in rows] == [
+    assert _transactions(tmp_path, path) == [
         (1, "a@fabrikam.com", "250 2.0.0 queued as 9"), (2, "c@fabrikam.com", "221 bye")]
 
 
@@ -1032,11 +1033,7 @@ def test_every_line_of_a_reply_past_fastcaps_cap_counts(tmp_path):
         ("MAIL FROM:<a@fabrikam.com>", "250 ok"), ("RCPT TO:<b@contoso.com>", "250 ok"),
         ("DATA", "354 go on"), ("Subject: x\r\n\r\nhello\r\n.", long(250, "queued")),
         ("MAIL FROM:<c@fabrikam.com>", "250 ok"), ("QUIT", long(221, "bye"))))
-    out = tmp_path / "logs"
-    r = run_cli("--format", "zeek", "-o", str(out), str(path))
-    assert r.returncode in (0, 1), r.stderr
-    rows = read_strict(out / "smtp.log")[2]
-    assert [(x["trans_depth"], x["mailfrom"], x["last_reply"]) for x in rows] == [
+    assert _transactions(tmp_path, path) == [
         (1, "a@fabrikam.com", "250 queued 1"), (201, "c@fabrikam.com", "221 bye end")]
 
 
@@ -1112,9 +1109,5 @@ def test_a_gap_empties_the_commands_waiting_for_replies_as_in_zeek(tmp_path):
     assert len(kept) == len(records) - 1
     path = tmp_path / "lost.pcap"
     write_pcap(path, kept)
-    out = tmp_path / "logs"
-    r = run_cli("--format", "zeek", "-o", str(out), str(path))
-    assert r.returncode in (0, 1), r.stderr
-    rows = read_strict(out / "smtp.log")[2]
-    assert [(x["trans_depth"], x["mailfrom"], x["last_reply"]) for x in rows] == [
+    assert _transactions(tmp_path, path) == [
         (1, "a@fabrikam.com", "250 queued as 1"), (2, "c@fabrikam.com", "221 bye")]
