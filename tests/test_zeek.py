@@ -1111,3 +1111,37 @@ def test_a_gap_empties_the_commands_waiting_for_replies_as_in_zeek(tmp_path):
     write_pcap(path, kept)
     assert _transactions(tmp_path, path) == [
         (1, "a@fabrikam.com", "250 queued as 1"), (2, "c@fabrikam.com", "221 bye")]
+
+
+def test_ssl_log_ts_is_where_the_first_record_ends(tmp_path):
+    """Zeek begins a connection's ssl.log record at its first plaintext record, read whole
+    (ssl_plaintext_data, then the handshake analyzer's events): a ClientHello sent in two
+    records, each in its own packet, dates the line by the first, not by the record that
+    completes the message (the frame fastcap names for the ClientHello)."""
+    from fastcap_synth.smtpgen import Message
+
+    pki = make_pki()
+    start = (int(pki.client.cert.not_valid_before_utc.timestamp()) + 3600) * 10**9
+    sc = scenario("no_client_cert", pki, start_ns=start)
+    conv = converse(sc)
+    k = next(i for i, m in enumerate(conv.messages)
+             if m.from_client and m.label == "tls-handshake")
+    record = conv.messages[k].data
+    head, body = record[:3], record[5:5 + int.from_bytes(record[3:5])]
+    first, second = (head + len(part).to_bytes(2) + part for part in (body[:40], body[40:]))
+    assert len(first) + len(second) == len(record) + 5
+    conv.messages[k:k + 1] = [Message(True, first, "tls-handshake"),
+                              Message(True, second + record[5 + len(body):], "tls-handshake")]
+    path = tmp_path / "split.pcap"
+    write_pcap(path, render(conv, sc))
+    at = _frame_times(path)
+    r = run_cli("--format", "json", str(path))
+    (s,) = json.loads(r.stdout)["files"][0]["sessions"]
+    hello = s["tls"]["client_hello"]["frame"]
+    assert at[hello] != at[hello - 1]
+    out = tmp_path / "logs"
+    r = run_cli("--format", "zeek", "-o", str(out), str(path))
+    assert r.returncode in (0, 1), r.stderr
+    (ssl,) = read_strict(out / "ssl.log")[2]
+    (first_at,) = _tshark_times(path, f"tcp.payload[0:5] == {first[:5].hex(':')}")
+    assert ssl["ts"] == first_at != at[hello]

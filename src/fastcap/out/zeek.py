@@ -465,8 +465,9 @@ def _validation(s: Session) -> str | None:
 
 
 def ssl_frame(s: Session) -> int | None:
-    """The frame of the first TLS message, change-cipher-spec or plaintext alert (the
-    ClientHello's, as a rule): where Zeek begins the connection's ssl.log record, its ts."""
+    """Where Zeek begins the connection's ssl.log record, its ts: the frame completing the
+    first TLS record (Zeek reads records whole), else that of the first TLS message,
+    change-cipher-spec or plaintext alert (the ClientHello's, as a rule)."""
     t = s.tls
     if t is None:
         return None
@@ -474,8 +475,10 @@ def ssl_frame(s: Session) -> int | None:
               t.server_key_exchange_at, t.server_hello_done_at, t.client_certificate_at,
               t.client_key_exchange_at, t.certificate_verify_at, t.client_ccs_at,
               t.server_ccs_at, *(a.at for a in t.alerts if not a.encrypted))
-    return min((w.frame for w in wheres if w is not None and w.frame is not None),
-               default=None)
+    frames = [w.frame for w in wheres if w is not None and w.frame is not None]
+    if t.first_record_frame is not None:
+        frames.append(t.first_record_frame)
+    return min(frames, default=None)
 
 
 def ssl_row(s: Session, path: str) -> list[object] | None:

@@ -261,6 +261,10 @@ class TlsHandshake:
     # With a key log: the first renegotiation the keys did not reach, a handshake record after
     # the Finished of a renegotiation whose keys the key log lacks (what it asked is unknown)
     renegotiation_unread_at: Where | None = None
+    # The frame completing the first TLS record of either direction, whatever it held (a
+    # ClientHello sent in two records ends after it): where Zeek, which reads records
+    # whole, begins the connection's ssl.log record.
+    first_record_frame: int | None = None
 
     @property
     def offered_ticket(self) -> bytes | None:

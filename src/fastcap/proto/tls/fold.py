@@ -160,7 +160,7 @@ class _Summary:
         "alerts", "traffic", "ccs", "app_seen", "s2c_after_sh", "c2s_after_ch",
         "c2s_after_ch_first", "client_finished_seen", "s2c_after_client_fin",
         "s2c_after_client_fin_first", "alert_size", "history",
-        "history_capped", "stops", "anomalies", "tickets", "ske_group",
+        "history_capped", "stops", "anomalies", "tickets", "ske_group", "first_record_frame",
     )
 
     def __init__(self) -> None:
@@ -197,6 +197,7 @@ class _Summary:
         self.tickets: list[tuple[bytes, Where]] = []
         # the named curve of the first ServerKeyExchange of an ECDHE suite (TLS <= 1.2)
         self.ske_group: int | None = None
+        self.first_record_frame: int | None = None  # set by the caller that parsed the records
 
     def _letter(self, from_client: bool, letter: str, offset: int, frame: int | None) -> None:
         if len(self.history) >= MAX_HISTORY:

@@ -111,7 +111,17 @@ class TlsConnection:
         return self._absorb(from_client, self._stream(from_client).end(stream_offset))
 
     def result(self) -> TlsHandshake:
+        self._summary.first_record_frame = _first_record_frame(
+            (self.c2s.first_end, self._frame_at[True]), (self.s2c.first_end, self._frame_at[False]))
         return handshake_of(self._summary)
+
+
+def _first_record_frame(*sides: tuple[int | None, FrameAt | None]) -> int | None:
+    """The earliest frame completing a direction's first record (its end offset and the
+    direction's frame lookup, each)."""
+    frames = [frame_at(end - 1) for end, frame_at in sides
+              if end is not None and end > 0 and frame_at is not None]
+    return min((f for f in frames if f is not None), default=None)
 
 
 def _run(
@@ -166,11 +176,13 @@ def parse_handshake(
     ``TlsStream.feed`` ``_general`` bytes at a time).
     """
     server, s_events = _run(False, s2c, s2c_start, encrypted=encrypted[1], piece=_general)
-    _, c_events = _run(True, c2s, c2s_start, server.version, encrypted[0], piece=_general)
+    client, c_events = _run(True, c2s, c2s_start, server.version, encrypted[0], piece=_general)
     summary = _Summary()
     c_frames = _frames(c_events, c2s.frame_at, getattr(c2s, "frames_at", None))
     s_frames = _frames(s_events, s2c.frame_at, getattr(s2c, "frames_at", None))
     summary.fold(c_events, c_frames, s_events, s_frames)
+    summary.first_record_frame = _first_record_frame((client.first_end, c2s.frame_at),
+                                                     (server.first_end, s2c.frame_at))
     return handshake_of(summary)
 
 

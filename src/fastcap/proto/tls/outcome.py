@@ -200,4 +200,5 @@ def handshake_of(summary: _Summary) -> TlsHandshake:
         server_key_exchange_group=summary.ske_group,
         renegotiation_decrypted=False,
         renegotiation_unread_at=None,
+        first_record_frame=summary.first_record_frame,
     )

@@ -75,6 +75,9 @@ class TlsStream:
         self._hs_marks: list[tuple[int, int]] = []  # (position in _hs, stream offset)
         self._hs_skip = 0
         self._anomalies = 0
+        # The stream offset after the first whole record: Zeek's SSL analyzer reads records
+        # whole, so its ssl.log record begins with the packet that completes this one.
+        self.first_end: int | None = None
         # Report opaque records and handshake messages as _Bare tuples, not events: for
         # parse_handshake, whose _Summary takes both (feed's callers always get events).
         self._bare = False
@@ -276,6 +279,8 @@ class TlsStream:
             else:
                 break
             records += 1
+            if records == 1:
+                self.first_end = base + end
             pos = end
         self._records = records
         return pos
@@ -309,6 +314,8 @@ class TlsStream:
         self._in_body = False
         self._records += 1
         ctype, off, length = self._rec_type, self._rec_off, self._rec_len
+        if self._records == 1:
+            self.first_end = off + (2 if ctype == _SSL2_RECORD else 5) + length
         self._body.clear()
         if ctype == _SSL2_RECORD:
             self._sslv2_record(body, off, out)
