@@ -62,5 +62,5 @@ def test_an_intermediate_with_a_duplicate_extension_is_named(tmp_path):
     assert expected == ("unable to get local issuer certificate", 0)
     assert (got.path_error, got.path_error_depth) == expected
     assert "OpenSSL takes it as invalid" in got.detail
-    assert "Duplicate 2.5.29.19 extension" in got.detail
+    assert "extension 2.5.29.19 (basicConstraints) more than once" in got.detail
     assert "another key" not in got.detail

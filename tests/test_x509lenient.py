@@ -656,3 +656,88 @@ def test_an_ecdsa_value_not_in_der_fails_as_in_openssl_and_says_so(form, key, tm
     assert "its ECDSA signature value is not DER" in got.detail
     fine = Analyzer(TrustStore([root]), today=NOW).check([_leaf(key)], role="client", at=NOW)
     assert fine.path_error is None
+
+
+def _oid(dotted: str) -> bytes:
+    """The DER OBJECT IDENTIFIER of ``dotted``."""
+    arcs = [int(a) for a in dotted.split(".")]
+    body = b""
+    for arc in [40 * arcs[0] + arcs[1], *arcs[2:]]:
+        part = [arc & 0x7F]
+        while arc > 0x7F:
+            arc >>= 7
+            part.append(0x80 | arc & 0x7F)
+        body += bytes(reversed(part))
+    return _der(0x06, body)
+
+
+def _repeated(der: bytes, key, oid: str, value: bytes) -> bytes:
+    """``der`` re-signed with two more extensions ``oid`` (dotted) of ``value``."""
+    tbs, alg, _ = _elements(_content(der))
+    fields = _elements(_content(tbs))
+    one = _der(0x30, _oid(oid), _der(0x04, value))
+    fields[-1] = _der(0xA3, _der(0x30, *_elements(_content(_content(fields[-1]))), one, one))
+    tbs = _der(0x30, *fields)
+    sig = key.sign(tbs, ec.ECDSA(hashes.SHA256()))
+    return _der(0x30, tbs, alg, _der(0x03, b"\x00" + sig))
+
+
+REPEATS = {  # id: (extension OID, its value); OpenSSL decodes the first six, not the others
+    "subjectAltName": ("2.5.29.17", _der(0x30, _der(0x82, b"mail.fabrikam.com"))),
+    "basicConstraints": ("2.5.29.19", _der(0x30)),
+    "keyUsage": ("2.5.29.15", _der(0x03, b"\x07\x80")),
+    "extKeyUsage": ("2.5.29.37", _der(0x30, _der(0x06, bytes.fromhex("2b06010505070302")))),
+    "crlDistributionPoints": ("2.5.29.31", _der(0x30, _der(0x30, _der(0xA0, _der(
+        0xA0, _der(0x86, b"http://crl.fabrikam.com/ca.crl")))))),
+    "nsCertType": ("2.16.840.1.113730.1.1", _der(0x03, b"\x07\x80")),
+    "issuerAltName": ("2.5.29.18", _der(0x30, _der(0x82, b"fabrikam.com"))),
+    "authorityInfoAccess": ("1.3.6.1.5.5.7.1.1", _der(0x30, _der(
+        0x30, _der(0x06, bytes.fromhex("2b06010505073002")), _der(0x86, b"http://ca/")))),
+    "private": ("1.3.6.1.4.1.311.20.2", _der(0x1E, "Machine".encode("utf-16-be"))),
+}  # fmt: skip
+
+
+CA_NAME = _named((NameOID.COMMON_NAME, "Lax CA"))
+
+
+@pytest.mark.skipif(OPENSSL is None, reason="openssl command not installed")
+@pytest.mark.parametrize("whose", ["leaf", "intermediate"])
+@pytest.mark.parametrize("case", sorted(REPEATS))
+def test_a_repeated_extension_judged_as_openssl(case, whose, key, tmp_path):
+    """RFC 5280 allows each extension once; OpenSSL reads a certificate that repeats one, and
+    takes it as invalid (never an issuer's subject nor an issuer) only when the repeat is of
+    one it decodes.  fastcap read any repeat as unparseable."""
+    oid, value = REPEATS[case]
+    root = _root(key)
+    leaf, sent = _leaf(key), []
+    if whose == "intermediate":
+        ca = (x509.CertificateBuilder().subject_name(CA_NAME).issuer_name(ROOT_NAME)
+              .public_key(key.public_key()).serial_number(3)
+              .not_valid_before(NOW - DAY).not_valid_after(NOW + DAY)
+              .add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
+              .sign(key, hashes.SHA256()).public_bytes(serialization.Encoding.DER))
+        leaf, sent = _leaf(key, issuer=CA_NAME), [_repeated(ca, key, oid, value)]
+    else:
+        leaf = _repeated(leaf, key, oid, value)
+    odd = (sent or [leaf])[0]
+    assert _openssl_reads(tmp_path, odd)
+    got = Analyzer(TrustStore([root]), today=NOW).check([leaf, *sent], role="client", at=NOW,
+                                                         expected_name="mail.fabrikam.com")
+    assert (got.path_error, got.path_error_depth) == _openssl(tmp_path, root, leaf, *sent)
+    assert got.problem != "unparseable" and all(c.parse_error is None for c in got.certs)
+    assert got.certs[0].subject_cn == "mail.fabrikam.com"
+    assert got.certs[0].san_dns == ("mail.fabrikam.com",)
+    i = len(sent)
+    if got.path_error is None:
+        assert got.problem is None
+        assert any(f"certificate #{i} carries extension {oid}" in n and "more than once" in n
+                   for n in got.profile_notes)
+    elif whose == "leaf":  # invalid whichever CA is at hand: not judged by its issuer
+        stranger = _root(ec.generate_private_key(ec.SECP256R1()), name=CA_NAME)
+        alone = Analyzer(TrustStore([stranger]), today=NOW).check([leaf], role="client", at=NOW)
+        for check in (got, alone):
+            assert check.problem == "invalid"
+            assert f"OpenSSL takes the certificate as invalid: it carries extension {oid}" \
+                   in check.detail and "more than once" in check.detail
+    else:
+        assert f"but OpenSSL takes it as invalid: it carries extension {oid}" in got.detail

@@ -804,6 +804,11 @@ class Analyzer:
         lax = [f"certificate #{i} is not strict DER ({'; '.join(why)})"
                for i, (d, (_, c)) in enumerate(zip(ders, parsed, strict=True))
                if c is not None and (why := x509lenient.fixes(c, bytes(d)))]
+        # RFC 5280 allows each extension once; a repeat of one OpenSSL decodes makes the
+        # certificate invalid to it, which path validation says (x509path)
+        lax += [f"certificate #{i} carries extension {', '.join(twice)} more than once"
+                for i, (_, c) in enumerate(parsed) if c is not None and (twice := [
+                    o for o in x509lenient.repeated(c) if o not in x509lenient.OPENSSL_DECODED])]
         path = self._verify(leaf, intermediates, role, at)
         path_infos = [self._parse(self._sent_der(c))[0] for c in path.path]
         # A verifier weighs digests and keys on the path it builds (OpenSSL's security
@@ -878,7 +883,10 @@ class Analyzer:
                 None, f"{who} chains to a trusted root", profile_notes=notes, **common
             )
         error = path.message
-        if path.stage == "build":
+        if path.stage == "build" and path.depth == 0 and x509path.invalid(leaf):
+            # OpenSSL finds no issuer for a leaf it takes as invalid, whichever is at hand
+            problem, detail = "invalid", error
+        elif path.stage == "build":
             problem, detail = self._diagnose(leaf, intermediates, at, error)
         else:  # the path reached a trusted anchor and failed a later check: name it
             problem, detail = "invalid", error

@@ -15,6 +15,11 @@ is the one sent and only its extensions come from the copy; when loading itself 
 object is the copy and `Loaded.tbs` keeps the signed bytes as sent, over which every signature
 is checked. Fingerprints and exports keep the bytes sent. The walk never recurses and visits
 each element once.
+
+An extension present more than once is no DER matter, but ``cryptography`` refuses it too and
+OpenSSL reads it: its extensions are read from a copy that keeps the first of each
+(`repeated` names them; OpenSSL takes the certificate as invalid only when it is one of
+`OPENSSL_DECODED`).
 """
 
 from __future__ import annotations
@@ -37,6 +42,23 @@ _BASIC_CONSTRAINTS = bytes.fromhex("0603551d13")  # 2.5.29.19, as encoded
 _NAME_CONSTRAINTS = bytes.fromhex("0603551d1e")  # 2.5.29.30
 _SUBJECT_ALT_NAME = bytes.fromhex("0603551d11")  # 2.5.29.17
 _LENGTHS = "a length not in its shortest definite form"
+# The extensions OpenSSL 3.0 decodes in every certificate it verifies
+# (ossl_x509v3_cache_extensions): one present twice does not decode (X509_get_ext_d2i finds
+# it more than once), and the certificate is invalid, never an issuer nor issued.
+OPENSSL_DECODED = {
+    "2.5.29.19": "basicConstraints",
+    "1.3.6.1.5.5.7.1.14": "proxyCertInfo",
+    "2.5.29.15": "keyUsage",
+    "2.5.29.37": "extKeyUsage",
+    "2.16.840.1.113730.1.1": "nsCertType",
+    "2.5.29.14": "subjectKeyIdentifier",
+    "2.5.29.35": "authorityKeyIdentifier",
+    "2.5.29.17": "subjectAltName",
+    "2.5.29.30": "nameConstraints",
+    "2.5.29.31": "crlDistributionPoints",
+    "1.3.6.1.5.5.7.1.7": "sbgp-ipAddrBlock",
+    "1.3.6.1.5.5.7.1.8": "sbgp-autonomousSysNum",
+}
 _TYPES = {3: "BIT STRING", 4: "OCTET STRING", 12: "UTF8String", 19: "PrintableString",
           22: "IA5String", 23: "UTCTime", 24: "GeneralizedTime", 30: "BMPString"}
 
@@ -266,11 +288,14 @@ def _odd_version(der: bytes, body: int, end: int) -> int | None:
     return None if number in (0, 2) else number
 
 
-def canonical(der: bytes) -> tuple[bytes, tuple[str, ...]] | None:
+def canonical(der: bytes, *, once: bool = False) -> tuple[bytes, tuple[str, ...]] | None:
     """``der`` with its extensions re-encoded as DER, and what was rewritten; None when
-    nothing was or it is not a certificate's frame.  The outer signature is left as it was:
-    the copy is read, never verified."""
+    nothing was or it is not a certificate's frame.  ``once``: keep only the first of an
+    extension present more than once (not said in what was rewritten: it is DER).  The outer
+    signature is left as it was: the copy is read, never verified."""
     fixes: list[str] = []
+    seen: set[bytes] = set()
+    dropped = False
     try:
         joined: list[int] = []
         flat, stop = definite(der, 0, len(der), joined)
@@ -301,34 +326,90 @@ def canonical(der: bytes) -> tuple[bytes, tuple[str, ...]] | None:
                     return None
                 exts = b""
                 for et, _, eb, estop in elements(der, sb, sstop, _MAX_EXTENSIONS):
-                    if et != 0x30:
+                    oid = _oid_of(der, et, eb, estop)
+                    if oid is None:
                         return None
+                    if once and oid in seen:
+                        dropped = True
+                        continue
+                    seen.add(oid)
                     exts += _extension(der, eb, estop, fixes)
                 tbs += encode(0xA3, encode(0x30, exts)) if exts else b""
             else:
                 tbs += der[start:stop]
     except DerError:
         return None
-    if not fixes:
+    if not fixes and not dropped:
         return None
     rest = der[top[1][1] : top[2][3]]
     return encode(0x30, encode(0x30, tbs) + rest), tuple(dict.fromkeys(fixes))
 
 
+def _oid_of(der: bytes, tag: int, body: int, end: int) -> bytes | None:
+    """The OBJECT IDENTIFIER (its contents) an Extension at ``der[body:end]`` starts with;
+    None when the element is no SEQUENCE or does not start with one."""
+    if tag != 0x30 or body >= end:
+        return None
+    t, b, stop = element(der, body, end)
+    return der[b:stop] if t == 0x06 else None
+
+
+def _dotted(oid: bytes) -> str:
+    arcs, n = [], 0
+    for octet in oid:
+        n = n << 7 | octet & 0x7F
+        if not octet & 0x80:
+            arcs.append(n)
+            n = 0
+    if not arcs:
+        return ""
+    first = min(arcs[0] // 40, 2)
+    return ".".join(map(str, [first, arcs[0] - 40 * first, *arcs[1:]]))
+
+
 def extensions(cert: x509.Certificate) -> tuple[x509.Extensions, tuple[str, ...]]:
-    """The certificate's extensions, and what was not strict DER in them (empty when
-    nothing); raises as ``cert.extensions`` does when no known rewrite makes them readable."""
+    """The certificate's extensions (the first of any present more than once), and what was
+    not strict DER in them (empty when nothing); raises as ``cert.extensions`` does when no
+    known rewrite makes them readable."""
     try:
         return cert.extensions, ()
     except Exception as exc:
         strict = exc
+    der = cert.public_bytes(Encoding.DER)
+    for once in (False, True):
+        try:
+            fixed = canonical(der, once=once)
+            if fixed is not None:
+                return x509.load_der_x509_certificate(fixed[0]).extensions, fixed[1]
+        except Exception:
+            pass
+    raise strict
+
+
+def repeated(cert: x509.Certificate) -> tuple[str, ...]:
+    """The extensions (dotted OIDs) ``cert`` carries more than once, which ``cryptography``
+    refuses and OpenSSL reads; empty when none (or its extensions do not read at all)."""
     try:
-        fixed = canonical(cert.public_bytes(Encoding.DER))
-        if fixed is not None:
-            return x509.load_der_x509_certificate(fixed[0]).extensions, fixed[1]
+        cert.extensions  # noqa: B018 -- parsed once and kept when it reads
+        return ()
     except Exception:
         pass
-    raise strict
+    try:
+        der = definite(raw := cert.public_bytes(Encoding.DER), 0, len(raw))[0]
+        _, body, end = element(der, 0, len(der))
+        _, tbs, tbs_end = element(der, body, end)
+        tag, _, b, stop = elements(der, tbs, tbs_end, 10)[-1]
+        if tag != 0xA3:
+            return ()
+        _, sb, sstop = element(der, b, stop)
+        count: dict[bytes, int] = {}
+        for et, _, eb, estop in elements(der, sb, sstop, _MAX_EXTENSIONS):
+            oid = _oid_of(der, et, eb, estop)
+            if oid is not None:
+                count[oid] = count.get(oid, 0) + 1
+    except (DerError, IndexError):
+        return ()
+    return tuple(_dotted(oid) for oid, n in count.items() if n > 1)
 
 
 def original_tbs(der: bytes) -> bytes | None:

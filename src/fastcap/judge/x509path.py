@@ -239,6 +239,12 @@ class _Facts:
             self.invalid = True
             self.why = self.why or f"its extensions do not decode ({exc})"
             return
+        twice = [o for o in x509lenient.repeated(self.cert) if o in x509lenient.OPENSSL_DECODED]
+        if twice:
+            self.invalid = True
+            self.why = self.why or "it carries " + ", ".join(
+                f"extension {o} ({x509lenient.OPENSSL_DECODED[o]})" for o in twice
+            ) + " more than once"
         for ext in exts:
             oid = ext.oid.dotted_string
             if ext.critical and oid not in _HANDLED_CRITICAL:
@@ -397,6 +403,13 @@ class AnchorIndex:
 def subject_key(cert: x509.Certificate) -> tuple | None:
     """The canonical subject a root is found by (None when its name does not decode)."""
     return canon_name(_safe(lambda: cert.subject))
+
+
+def invalid(cert: x509.Certificate) -> bool:
+    """Whether OpenSSL takes ``cert`` as invalid (its EXFLAG_INVALID): never an issuer, and
+    no issuer is ever found for it."""
+    f = _facts_of(cert)
+    return f is None or f.invalid
 
 
 def _facts_of(cert: x509.Certificate) -> _Facts | None:
