@@ -741,3 +741,60 @@ def test_a_repeated_extension_judged_as_openssl(case, whose, key, tmp_path):
                    in check.detail and "more than once" in check.detail
     else:
         assert f"but OpenSSL takes it as invalid: it carries extension {oid}" in got.detail
+
+
+def _pieces(tag: int, text: bytes, piece: int = 0x04) -> bytes:
+    """``text`` as a string of ``tag`` in BER's constructed form: two pieces of tag ``piece``
+    (OpenSSL joins the pieces whatever their tag)."""
+    half = len(text) // 2
+    return _der(tag | 0x20, _der(piece, text[:half]), _der(piece, text[half:]))
+
+
+def _cn_name(value: bytes) -> bytes:
+    return _der(0x30, _der(0x31, _der(0x30, _oid("2.5.4.3"), value)))
+
+
+def _constructed(key, where: str) -> bytes:
+    """A leaf for mail.fabrikam.com with one string in BER's constructed form: its subject CN
+    a UTF8String or a PrintableString (and no SAN), its issuer's CN, or its SAN dNSName
+    ([2] IMPLICIT IA5String, cut into IA5String pieces or in an indefinite length) or
+    iPAddress."""
+    tbs, alg, _ = _elements(_content(_leaf(key)))
+    fields = _elements(_content(tbs))  # version, serial, alg, issuer, validity, subject, ...
+    if where.startswith("subject"):  # and no SAN: the CN is its name
+        fields[5] = _cn_name(_pieces(0x0C, b"mail.fabrikam.com", 0x0C) if where.endswith("utf8")
+                             else _pieces(0x13, b"mail.fabrikam.com"))
+        del fields[7]
+    elif where == "issuer_utf8":
+        fields[3] = _cn_name(_pieces(0x0C, b"Lax Root"))
+    else:
+        name = {"san_dns": _pieces(0x82, b"mail.fabrikam.com", 0x16),
+                "san_dns_80": b"\xa2\x80" + _der(0x16, b"mail.fabrikam.com") + b"\0\0",
+                "san_ip": _der(0x82, b"mail.fabrikam.com") + _pieces(0x87, bytes([192, 0, 2, 25]))
+                }[where]  # fmt: skip
+        san = _der(0x30, _oid("2.5.29.17"), _der(0x04, _der(0x30, name)))
+        fields[7] = _der(0xA3, _der(0x30, san))
+    tbs = _der(0x30, *fields)
+    sig = key.sign(tbs, ec.ECDSA(hashes.SHA256()))
+    return _der(0x30, tbs, alg, _der(0x03, b"\x00" + sig))
+
+
+@pytest.mark.skipif(OPENSSL is None, reason="openssl command not installed")
+@pytest.mark.parametrize("where", ["subject_utf8", "subject_printable", "issuer_utf8",
+                                   "san_dns", "san_dns_80", "san_ip"])
+def test_names_in_constructed_form_judged_as_openssl(where, key, tmp_path):
+    """OpenSSL joins a string's pieces in a name and in an implicitly tagged GeneralName of the
+    subjectAltName as anywhere else, and compares, matches and chains by the joined text.
+    fastcap read such a leaf as unparseable."""
+    root, leaf = _root(key), _constructed(key, where)
+    assert _openssl_reads(tmp_path, leaf)
+    got = Analyzer(TrustStore([root]), today=NOW).check([leaf], role="client", at=NOW,
+                                                         expected_name="mail.fabrikam.com")
+    assert (got.path_error, got.path_error_depth) == _openssl(tmp_path, root, leaf) == (None, None)
+    info = got.certs[0]
+    assert got.problem is None and info.parse_error is None and got.name_matches
+    assert info.sha256 == hashlib.sha256(leaf).hexdigest()
+    assert info.subject_cn == "mail.fabrikam.com" and info.issuer_cn == "Lax Root"
+    assert info.san_dns == (() if where.startswith("subject") else ("mail.fabrikam.com",))
+    assert info.san_ip == (("192.0.2.25",) if where == "san_ip" else ())
+    assert any("not strict DER" in n and "in constructed form" in n for n in got.profile_notes)

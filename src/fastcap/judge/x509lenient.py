@@ -8,11 +8,12 @@ nameConstraints or subjectAltName (refused by ``cryptography`` from version 51),
 PrintableString in the issuer or subject holding other ASCII characters (``*.contoso.com``,
 ``AT&T``, an e-mail address, a NUL), a length in a longer form than needed (``81 05``) or of
 indefinite form, or a string in BER's constructed form (an extension's OCTET STRING, a keyUsage
-BIT STRING cut into pieces), anywhere in the certificate or an extension's value. Such a
-certificate is read from a copy re-encoded without them; nothing else is rewritten, and
-anything else stays unparseable. When only its extensions are refused, the certificate object
-is the one sent and only its extensions come from the copy; when loading itself fails, the
-object is the copy and `Loaded.tbs` keeps the signed bytes as sent, over which every signature
+BIT STRING cut into pieces, a name's UTF8String), anywhere in the certificate or an extension's
+value, and a subjectAltName's implicitly tagged one (a dNSName). Such a certificate is read
+from a copy re-encoded without them; nothing else is rewritten, and anything else stays
+unparseable. When only its extensions are refused, the certificate object is the one sent and
+only its extensions come from the copy; when loading itself fails, or its names do not decode,
+the object is the copy and `Loaded.tbs` keeps the signed bytes as sent, over which every signature
 is checked. Fingerprints and exports keep the bytes sent. The walk never recurses and visits
 each element once.
 
@@ -31,7 +32,7 @@ from dataclasses import dataclass
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from ..proto.tls.der import DerError, definite, element, elements, encode
+from ..proto.tls.der import DerError, collect, definite, element, elements, encode
 
 _MAX_EXTENSIONS = 256  # more than any real certificate; past it, nothing is re-encoded
 _MAX_SUBTREES = 4096
@@ -41,6 +42,10 @@ _PRINTABLE = frozenset(
 _BASIC_CONSTRAINTS = bytes.fromhex("0603551d13")  # 2.5.29.19, as encoded
 _NAME_CONSTRAINTS = bytes.fromhex("0603551d1e")  # 2.5.29.30
 _SUBJECT_ALT_NAME = bytes.fromhex("0603551d11")  # 2.5.29.17
+_ISSUER_ALT_NAME = bytes.fromhex("0603551d12")  # 2.5.29.18
+# GeneralName's implicitly tagged strings, in constructed form ([1] IA5String ...)
+_IMPLICIT_STRINGS = {0xA1: "rfc822Name", 0xA2: "dNSName", 0xA6: "uniformResourceIdentifier",
+                     0xA7: "iPAddress"}
 _LENGTHS = "a length not in its shortest definite form"
 # The extensions OpenSSL 3.0 decodes in every certificate it verifies
 # (ossl_x509v3_cache_extensions): one present twice does not decode (X509_get_ext_d2i finds
@@ -122,6 +127,23 @@ def _name_constraints(value: bytes, fixes: list[str]) -> bytes | None:
     return encode(0x30, out)
 
 
+def _general_names(value: bytes, fixes: list[str]) -> bytes:
+    """GeneralNames whose implicitly tagged strings in BER's constructed form are joined:
+    `der.definite` cannot tell them from a constructed element of the same tag, OpenSSL
+    reads them (its template knows the type) and joins the pieces as in any string."""
+    tag, body, end = element(value, 0, len(value))
+    if tag != 0x30 or end != len(value):
+        raise _Bad
+    out = b""
+    for t, start, _, stop in elements(value, body, end, _MAX_SUBTREES):
+        if t in _IMPLICIT_STRINGS:
+            fixes.append(f"{_IMPLICIT_STRINGS[t]} in constructed form")
+            out += encode(t & ~0x20, collect(value, start, stop)[0])
+        else:
+            out += value[start:stop]
+    return encode(0x30, out)
+
+
 def _name(der: bytes, start: int, end: int, fixes: list[str]) -> bytes:
     """A Name whose PrintableStrings holding other ASCII characters (``*``, ``@``, ``&``, ``_``,
     a NUL or another control character) are tagged IA5String, whose alphabet holds all of
@@ -175,6 +197,8 @@ def _extension(der: bytes, body: int, end: int, fixes: list[str]) -> bytes:
         # names, and its host check then falls back to the CN: as without the extension
         fixes.append("empty subjectAltName")
         return b""
+    elif oid in (_SUBJECT_ALT_NAME, _ISSUER_ALT_NAME):
+        value = _general_names(value, fixes)
     return encode(0x30, out + encode(0x04, value))
 
 
@@ -433,22 +457,42 @@ class Loaded:
     tbs: bytes | None
 
 
+def _copy(der: bytes) -> Loaded | None:
+    """``der`` read from its re-encoded copy; None when no known rewrite makes one that
+    ``cryptography`` loads."""
+    fixed = canonical(der)
+    tbs = original_tbs(der)
+    if fixed is None or tbs is None:
+        return None
+    try:
+        return Loaded(x509.load_der_x509_certificate(fixed[0]), fixed[1], tbs)
+    except Exception:
+        return None
+
+
+def _names_decode(cert: x509.Certificate) -> bool:
+    """``cryptography`` decodes names when first asked: a string in BER's constructed form
+    loads, then raises here."""
+    try:
+        return cert.subject is not None and cert.issuer is not None
+    except Exception:
+        return False
+
+
 def load(der: bytes) -> Loaded:
     """``der`` loaded strictly, else from its re-encoded copy when only the violations above
-    stop it; raises as ``load_der_x509_certificate`` does otherwise."""
+    stop it (or make its names unreadable); raises as ``load_der_x509_certificate`` does
+    otherwise."""
     der = bytes(der)
     try:
         cert = x509.load_der_x509_certificate(der)
-    except Exception as exc:
-        fixed = canonical(der)
-        tbs = original_tbs(der)
-        if fixed is None or tbs is None:
+    except Exception:
+        copy = _copy(der)
+        if copy is None:
             raise
-        try:
-            cert = x509.load_der_x509_certificate(fixed[0])
-        except Exception:
-            raise exc from None
-        return Loaded(cert, fixed[1], tbs)
+        return copy
+    if not _names_decode(cert) and (copy := _copy(der)) is not None and _names_decode(copy.cert):
+        return copy
     try:
         fixes = extensions(cert)[1]
     except Exception:  # unreadable all the same: the caller reports it

@@ -10,7 +10,7 @@ in BER's constructed form).
 
 from __future__ import annotations
 
-__all__ = ["DerError", "definite", "element", "elements", "encode"]
+__all__ = ["DerError", "collect", "definite", "element", "elements", "encode"]
 
 
 class DerError(ValueError):
@@ -61,7 +61,7 @@ _MAX_STRING_NEST = 5  # OpenSSL's ASN1_MAX_STRING_NEST
 _STRINGS = frozenset({3, 4, 12, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 30})
 
 
-def _joined(der: bytes, pos: int, end: int) -> tuple[bytes, int]:
+def collect(der: bytes, pos: int, end: int) -> tuple[bytes, int]:
     """The contents of the constructed string at ``pos`` (inside ``end``) joined, and where
     it ends: OpenSSL's asn1_collect, which concatenates the contents of the primitive pieces
     in order, whatever their tags, through at most five levels of constructed pieces."""
@@ -126,7 +126,7 @@ def definite(der: bytes, pos: int, end: int,
             raise DerError("element cut short")
         tag = der[pos]
         if tag & 0xE0 == 0x20 and tag & 0x1F in _STRINGS:  # universal, constructed
-            body_bytes, stop = _joined(der, pos, limit)
+            body_bytes, stop = collect(der, pos, limit)
             if joined is not None:
                 joined.append(tag & 0x1F)
             (stack[-1][1] if stack else out).append(encode(tag & 0x1F, body_bytes))
