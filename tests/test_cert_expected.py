@@ -82,6 +82,7 @@ def captures(tmp_path_factory):
         # server (4) never asks
         "asked_elsewhere": conn(1, "none") + conn(2, "optional") + conn(3, "none")
         + conn(4, "none", server_ip="198.51.100.41"),
+        "asked": conn(1, "optional"),
     }.items():
         write_pcap(d / f"{name}.pcap", recs)
         out[name] = d / f"{name}.pcap"
@@ -132,3 +133,22 @@ def test_server_that_asked_on_an_earlier_connection(capsys, captures):
             in later["message"])
     assert _verdict(s4, "client_cert_not_requested")["severity"] == "info"  # another server
     assert doc["files"][0]["summary"]["with_problems"] == 1 and code == 1
+
+
+@pytest.mark.parametrize("args", [(), ("--expect-name", "mail.fabrikam.com")])
+def test_ok_says_whether_the_name_was_compared(capsys, captures, args):
+    """`ok` with no name to compare says so, in the table's details and in JSON; the exit
+    status is that of `ok` either way."""
+    paths, ca = captures
+    code, doc = _scan_json(capsys, "--ca-file", str(ca), *args, str(paths["asked"]))
+    (s,) = doc["files"][0]["sessions"]
+    v = _verdict(s, "ok")
+    unchecked = "its name was not compared with any expected name"
+    assert code == 0 and v["severity"] == "ok" and v["hint"] == ""
+    assert (unchecked in v["message"]) is not bool(args)
+    assert main(["scan", "-j", "1", "--details", "--ca-file", str(ca), *args,
+                 str(paths["asked"])]) == 0
+    text = capsys.readouterr().out
+    note = ("1 session(s) ok, but the client certificate's name was not compared with any "
+            "expected name: give --expect-name NAME")
+    assert (note in text) is not bool(args)

@@ -231,6 +231,22 @@ def test_ok_only_when_everything_is_right():
     ) == ["ok"]
 
 
+def test_ok_says_whether_the_name_was_compared():
+    """Without an expected name, `ok` vouches for the chain, not for the name Exchange Online
+    will hold against the connector: it says the name went unchecked, which names it carries
+    and how to have it checked; the severity and the hint stay those of `ok`."""
+    (v,) = run(session(smtp(), tls()), check(), check("server"))
+    assert v.code == "ok" and v.severity == "ok" and v.hint == ""
+    assert "its name was not compared with any expected name" in v.message
+    assert "(SAN mail.fabrikam.com and CN mail.fabrikam.com)" in v.message
+    assert "--expect-name" in v.message and "TlsSenderCertificateName" in v.message
+    assert "--evidence" in v.message
+    (v,) = run(session(smtp(), tls()), check(), check("server"), expect_name="mail.fabrikam.com")
+    assert v.code == "ok" and v.severity == "ok" and v.hint == ""
+    assert "not compared" not in v.message
+    assert v.message.endswith("; it fits the expected name mail.fabrikam.com")
+
+
 def test_ok_ignores_close_notify_and_post_handshake_encrypted_alerts():
     alerts = [AlertInfo(True, 1, 0, False, w(20)), AlertInfo(False, None, None, True, w(21))]
     assert codes(run(session(smtp(), tls(alerts=alerts)), check(), None)) == ["ok"]

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+from pathlib import Path
 
 import pytest
 
@@ -336,6 +337,33 @@ def test_name_verdict_agrees_with_the_connector_finding(world):
                     Evidence((), (), Settings(inbound=(by_cert, by_ip)), ()),
                     expect_name="mail.example.net")
     assert _one(s.verdicts, "client_cert_name_mismatch").severity == "error"
+
+
+def test_ok_says_which_connector_name_the_certificate_fits(world):
+    """Connectors of several names set no expected name, but the settings still hold the
+    certificate against each: `ok` then says which connector's name it fits, or that it fits
+    none, instead of a name left unchecked."""
+    from fastcap.evidence.read import Evidence
+    from fastcap.run.evidence import attach_evidence
+    from fastcap.run.scanner import ScanSummary
+
+    contoso = dataclasses.replace(_inbound("mail.contoso.com", ips=()), name="From contoso")
+    fabrikam = dataclasses.replace(_inbound("*.fabrikam.com", ips=()), name="From fabrikam")
+    for inbound, said in (((contoso, fabrikam), 'it fits TlsSenderCertificateName '
+                           '*.fabrikam.com of inbound connector "From fabrikam" (inbound.json'
+                           ' line 1)'),
+                          ((contoso,), "it fits no inbound connector's "
+                           "TlsSenderCertificateName (connector_name_mismatch)")):
+        ca = str(Path(world.path).parent / "root.pem")
+        (s,) = [x for x in scan(world.path, ca_file=ca)
+                if x.client == world.sessions["ok_client_cert"].client]
+        assert "was not compared" in _one(s.verdicts, "ok").message
+        attach_evidence([(world.path, [s], ScanSummary(world.path))],
+                        Evidence((), (), Settings(inbound=inbound), ()))
+        v = _one(s.verdicts, "ok")
+        assert said in v.message and "was not compared" not in v.message
+        assert v.message.startswith(world.sessions["ok_client_cert"].verdicts[0].message
+                                    .split("; its name")[0])
 
 
 def _send(issuer: str | None, subject: str | None) -> SendConnector:

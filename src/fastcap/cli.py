@@ -853,7 +853,7 @@ def _print_tables(args, results, several: bool) -> None:
     """The triage block (problems grouped by cause) over all files, then each file's session
     table: its first rows only, unless --details asks for every row and the findings."""
     from .out import report
-    from .out.triage import format_triage, problem_sessions, triage
+    from .out.triage import format_triage, format_unchecked_names, problem_sessions, triage
     from .run.scanner import has_problem
 
     total = sum(summary.sessions for _p, _k, summary in results)
@@ -861,6 +861,8 @@ def _print_tables(args, results, several: bool) -> None:
     if total or problems:
         print(format_triage(problems, total_sessions=total,
                             with_problems=problem_sessions(results), several_files=several))
+        if unchecked := format_unchecked_names(results):
+            print(unchecked)
         print()
     for path, kept, _summary in results:
         if several:

@@ -1318,11 +1318,27 @@ def diagnose(
                 "ok",
                 f"{tls.version_name or 'TLS'}: client certificate {_cert_name(leaf)}"
                 f"{_frame_text(frame)} was requested, sent, trusted and valid "
-                f"(until {_date(leaf.not_after)})",
+                f"(until {_date(leaf.not_after)}); {_ok_name_text(leaf, expect_name)}",
                 frame,
             )
         )
     return most_severe_first(_merge_same_code(out))
+
+
+# What `ok` says when no name was given to compare the certificate's with (the evidence
+# stage replaces it when the connector settings compared it after all).
+NAME_UNCHECKED: Final = "its name was not compared with any expected name"
+
+
+def _ok_name_text(leaf: CertInfo, expect_name: str | None) -> str:
+    """Whether `ok` covers the certificate's name: Exchange Online also holds it against the
+    inbound connector's TlsSenderCertificateName, which a chain that verifies says nothing
+    of, so an unchecked name is said so, with how to have it checked."""
+    if expect_name:
+        return f"it fits the expected name {expect_name}"
+    return (f"{NAME_UNCHECKED} ({_sender_names(leaf)}): give --expect-name NAME (the inbound "
+            "connector's TlsSenderCertificateName), or the connector settings with "
+            "--evidence, to compare it")
 
 
 def _relay_cause(tls: TlsHandshake | None, client: ChainCheck | None) -> tuple[str, str | None]:

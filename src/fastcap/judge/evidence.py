@@ -22,12 +22,13 @@ from ..evidence.records import CertClaim, LogConversation, LogReply, Where
 from ..evidence.settings import ExchangeCertificate, InboundConnector, SendConnector, Settings
 from ..session import Session
 from ..verdict import CertInfo, Verdict
+from .diagnose import NAME_UNCHECKED
 from .evidence_codes import EVIDENCE_HINTS, EVIDENCE_TABLE
 from .x509check import cert_info, sender_names
 from .x509names import sender_name_fits
 
-__all__ = ["EVIDENCE_HINTS", "EVIDENCE_TABLE", "evidence_verdicts", "log_only_verdicts",
-           "name_check_by_address", "settings_verdicts"]
+__all__ = ["EVIDENCE_HINTS", "EVIDENCE_TABLE", "connector_name_in_ok", "evidence_verdicts",
+           "log_only_verdicts", "name_check_by_address", "settings_verdicts"]
 
 _EXO_SUFFIX = ".mail.protection.outlook.com"
 _FAILURE = re.compile(r"fail|error|untrusted|not trusted|alert|unable|denied|refused|reset",
@@ -427,6 +428,31 @@ def name_check_by_address(session: Session, settings: Settings,
            "certificate")
     return [replace(v, severity="info", message=v.message + why)
             if v.code == "client_cert_name_mismatch" else v for v in verdicts]
+
+
+def connector_name_in_ok(verdicts: Sequence[Verdict], session: Session,
+                         settings: Settings) -> list[Verdict]:
+    """``verdicts`` with `ok`'s unchecked name answered where the connector settings held the
+    certificate against their TlsSenderCertificateNames (`settings_verdicts`, for a session
+    to Exchange Online): connectors of several names set no expected name, yet were
+    compared.  `ok` then names the connector whose name the certificate fits, or says it fits
+    none, beside `connector_name_mismatch`."""
+    out = list(verdicts)
+    marker = f"; {NAME_UNCHECKED}"
+    inbound = [c for c in settings.on_premises() if c.tls_sender_certificate_name]
+    leaf = _wire_leaf(session)
+    if (leaf is None or not inbound or not any(v.code == "ok" and marker in v.message
+                                                for v in out)
+            or not _to_exchange_online(session)):
+        return out
+    names = _names(leaf)
+    fit = next((c for c in inbound
+                if sender_name_fits(names, c.tls_sender_certificate_name or "")), None)
+    said = ("it fits no inbound connector's TlsSenderCertificateName (connector_name_mismatch)"
+            if fit is None else f"it fits TlsSenderCertificateName "
+            f"{fit.tls_sender_certificate_name} of inbound connector \"{fit.name}\" ({fit.where})")
+    return [replace(v, message=f"{v.message.split(marker)[0]}; {said}")
+            if v.code == "ok" and marker in v.message else v for v in out]
 
 
 def _ip_connector(session: Session, settings: Settings

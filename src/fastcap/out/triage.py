@@ -14,13 +14,14 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ..judge.diagnose import SEVERITIES, is_problem
+from ..judge.diagnose import NAME_UNCHECKED, SEVERITIES, is_problem
 from ..proto.tls.wirenames import wire_str
 from ..session import Session
 from .cells import cells, clip, pad
 from .textsafe import printable
 
-__all__ = ["MAX_SAMPLES", "Problem", "format_triage", "problem_sessions", "triage"]
+__all__ = ["MAX_SAMPLES", "Problem", "format_triage", "format_unchecked_names",
+           "problem_sessions", "triage"]
 
 MAX_SAMPLES = 3  # session numbers quoted per group: enough to open one in follow or Wireshark
 _MARK = {"error": "!", "warning": "~"}
@@ -145,6 +146,20 @@ def triage(results: Iterable[tuple[str, Iterable[Session], object]]) -> list[Pro
 def problem_sessions(results: Iterable[tuple[str, Iterable[Session], object]]) -> int:
     """Sessions with at least one problem verdict (a session may be in several groups)."""
     return sum(any(is_problem(v) for v in s.verdicts) for _p, ss, _x in results for s in ss)
+
+
+def format_unchecked_names(results: Iterable[tuple[str, Iterable[Session], object]]) -> str:
+    """The line under the headline when sessions judged `ok` had no name to compare the
+    client certificate's with ("" when none): "no problems" vouches for the chain, not for
+    the name Exchange Online holds against the connector."""
+    n = sum(any(v.code == "ok" and NAME_UNCHECKED in v.message for v in s.verdicts)
+            for _p, ss, _x in results for s in ss)
+    if not n:
+        return ""
+    return (f"{n} session(s) ok, but the client certificate's name was not compared with any "
+            "expected name: give --expect-name NAME (the inbound connector's "
+            "TlsSenderCertificateName), or the connector settings with --evidence, to compare "
+            "it")
 
 
 def _clip(text: str) -> str:

@@ -20,6 +20,7 @@ from ..evidence.read import Evidence
 from ..evidence.records import LogConversation
 from ..judge.diagnose import is_problem, most_severe_first
 from ..judge.evidence import (
+    connector_name_in_ok,
     evidence_verdicts,
     log_only_verdicts,
     name_check_by_address,
@@ -80,7 +81,8 @@ def attach_evidence(results: Sequence[tuple[str, Sequence[Session], ScanSummary]
             found = evidence_verdicts(s, matches, settings, expect_name=expect_name)
             found += settings_verdicts(s, settings)
             was = any(is_problem(v) for v in s.verdicts)
-            checked = name_check_by_address(s, settings, expect_name)
+            checked = connector_name_in_ok(name_check_by_address(s, settings, expect_name),
+                                           s, settings)
             if found or checked != s.verdicts:
                 s.verdicts = most_severe_first([*checked, *found])
                 summary.verdicts.update(v.code for v in found)
