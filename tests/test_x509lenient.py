@@ -798,3 +798,38 @@ def test_names_in_constructed_form_judged_as_openssl(where, key, tmp_path):
     assert info.san_dns == (() if where.startswith("subject") else ("mail.fabrikam.com",))
     assert info.san_ip == (("192.0.2.25",) if where == "san_ip" else ())
     assert any("not strict DER" in n and "in constructed form" in n for n in got.profile_notes)
+
+
+BROKEN = {  # id: (extension OID, a value that does not decode as its type, critical)
+    "authorityInfoAccess": ("1.3.6.1.5.5.7.1.1", _der(0x30, _der(0x02, b"\x01")), False),
+    "certificatePolicies": ("2.5.29.32", _der(0x04, b"\x00"), False),
+    "authorityInfoAccess_critical": ("1.3.6.1.5.5.7.1.1", _der(0x30, _der(0x02, b"\x01")), True),
+    "keyUsage": ("2.5.29.15", _der(0x04, b"\x00"), False),
+    "extKeyUsage": ("2.5.29.37", _der(0x02, b"\x01"), False),
+}  # fmt: skip
+
+
+@pytest.mark.skipif(OPENSSL is None, reason="openssl command not installed")
+@pytest.mark.parametrize("case", sorted(BROKEN))
+def test_an_extension_that_does_not_decode_judged_as_openssl(case, key, tmp_path):
+    """OpenSSL reads a certificate whose extension's value does not decode as its type; it
+    takes it as invalid when the extension is one it decodes for every certificate, refuses
+    it when the extension is critical and unknown to it, and accepts it otherwise.  fastcap
+    read it as unparseable."""
+    oid, value, critical = BROKEN[case]
+    tbs, alg, _ = _elements(_content(_leaf(key)))
+    fields = _elements(_content(tbs))
+    ext = _der(0x30, _oid(oid), *([b"\x01\x01\xff"] if critical else []), _der(0x04, value))
+    fields[-1] = _der(0xA3, _der(0x30, *_elements(_content(_content(fields[-1]))), ext))
+    tbs = _der(0x30, *fields)
+    leaf = _der(0x30, tbs, alg, _der(0x03, b"\x00" + key.sign(tbs, ec.ECDSA(hashes.SHA256()))))
+    root = _root(key)
+    assert _openssl_reads(tmp_path, leaf)
+    got = Analyzer(TrustStore([root]), today=NOW).check([leaf], role="client", at=NOW,
+                                                         expected_name="mail.fabrikam.com")
+    assert (got.path_error, got.path_error_depth) == _openssl(tmp_path, root, leaf)
+    assert got.problem != "unparseable" and got.certs[0].parse_error is None
+    assert got.certs[0].san_dns == ("mail.fabrikam.com",) and got.name_matches
+    said = f"extension {oid}" if oid in x509lenient.OPENSSL_DECODED or critical else oid
+    assert said in " ".join((got.detail, *got.profile_notes))
+    assert "does not decode" in " ".join((got.detail, *got.profile_notes))

@@ -809,6 +809,10 @@ class Analyzer:
         lax += [f"certificate #{i} carries extension {', '.join(twice)} more than once"
                 for i, (_, c) in enumerate(parsed) if c is not None and (twice := [
                     o for o in x509lenient.repeated(c) if o not in x509lenient.OPENSSL_DECODED])]
+        lax += [f"certificate #{i} carries extension {', '.join(bad)} that does not decode"
+                for i, (_, c) in enumerate(parsed) if c is not None and (bad := [
+                    o for o, _ in x509lenient.undecodable(c)
+                    if o not in x509lenient.OPENSSL_DECODED])]
         path = self._verify(leaf, intermediates, role, at)
         path_infos = [self._parse(self._sent_der(c))[0] for c in path.path]
         # A verifier weighs digests and keys on the path it builds (OpenSSL's security

@@ -17,9 +17,10 @@ the object is the copy and `Loaded.tbs` keeps the signed bytes as sent, over whi
 is checked. Fingerprints and exports keep the bytes sent. The walk never recurses and visits
 each element once.
 
-An extension present more than once is no DER matter, but ``cryptography`` refuses it too and
-OpenSSL reads it: its extensions are read from a copy that keeps the first of each
-(`repeated` names them; OpenSSL takes the certificate as invalid only when it is one of
+An extension present more than once, or whose value does not decode as its type, is no DER
+matter, but ``cryptography`` refuses it too and OpenSSL reads it: its extensions are read from
+a copy that keeps the first of each and leaves out those that do not decode (`repeated` and
+`undecodable` name them; OpenSSL takes the certificate as invalid only when one of them is of
 `OPENSSL_DECODED`).
 """
 
@@ -312,11 +313,13 @@ def _odd_version(der: bytes, body: int, end: int) -> int | None:
     return None if number in (0, 2) else number
 
 
-def canonical(der: bytes, *, once: bool = False) -> tuple[bytes, tuple[str, ...]] | None:
+def canonical(der: bytes, *, once: bool = False, skip: frozenset[int] = frozenset()
+              ) -> tuple[bytes, tuple[str, ...]] | None:
     """``der`` with its extensions re-encoded as DER, and what was rewritten; None when
     nothing was or it is not a certificate's frame.  ``once``: keep only the first of an
-    extension present more than once (not said in what was rewritten: it is DER).  The outer
-    signature is left as it was: the copy is read, never verified."""
+    extension present more than once; ``skip``: leave out the extensions of these indexes
+    (neither is said in what was rewritten: both are DER).  The outer signature is left as it
+    was: the copy is read, never verified."""
     fixes: list[str] = []
     seen: set[bytes] = set()
     dropped = False
@@ -349,11 +352,12 @@ def canonical(der: bytes, *, once: bool = False) -> tuple[bytes, tuple[str, ...]
                 if seq != 0x30 or sstop != stop:
                     return None
                 exts = b""
-                for et, _, eb, estop in elements(der, sb, sstop, _MAX_EXTENSIONS):
+                for n, (et, _, eb, estop) in enumerate(
+                        elements(der, sb, sstop, _MAX_EXTENSIONS)):
                     oid = _oid_of(der, et, eb, estop)
                     if oid is None:
                         return None
-                    if once and oid in seen:
+                    if n in skip or once and oid in seen:
                         dropped = True
                         continue
                     seen.add(oid)
@@ -391,23 +395,78 @@ def _dotted(oid: bytes) -> str:
     return ".".join(map(str, [first, arcs[0] - 40 * first, *arcs[1:]]))
 
 
+def _read(der: bytes, **how: object) -> tuple[x509.Extensions, tuple[str, ...]] | None:
+    """The extensions of ``der``'s copy made as ``how`` says (`canonical`), and what was not
+    strict DER in them; None when there is no copy or its extensions do not read."""
+    try:
+        fixed = canonical(der, **how)  # type: ignore[arg-type]
+        if fixed is not None:
+            return x509.load_der_x509_certificate(fixed[0]).extensions, fixed[1]
+    except Exception:
+        pass
+    return None
+
+
 def extensions(cert: x509.Certificate) -> tuple[x509.Extensions, tuple[str, ...]]:
-    """The certificate's extensions (the first of any present more than once), and what was
-    not strict DER in them (empty when nothing); raises as ``cert.extensions`` does when no
-    known rewrite makes them readable."""
+    """The certificate's extensions (the first of any present more than once, none of those
+    whose value does not decode: `undecodable`), and what was not strict DER in them (empty
+    when nothing); raises as ``cert.extensions`` does when no known rewrite makes them
+    readable."""
     try:
         return cert.extensions, ()
     except Exception as exc:
         strict = exc
     der = cert.public_bytes(Encoding.DER)
-    for once in (False, True):
-        try:
-            fixed = canonical(der, once=once)
-            if fixed is not None:
-                return x509.load_der_x509_certificate(fixed[0]).extensions, fixed[1]
-        except Exception:
-            pass
-    raise strict
+    got = _read(der) or _read(der, once=True)
+    if got is None and (broken := _broken(der)):
+        got = _read(der, once=True, skip=frozenset(n for n, _, _ in broken))
+    if got is None:
+        raise strict
+    return got
+
+
+def _extension_list(der: bytes) -> list[tuple[bytes, bool]]:
+    """(OID contents, critical) of each extension of the certificate ``der``, in order; empty
+    when it has none or they are not in an Extension's frame."""
+    try:
+        der = definite(der, 0, len(der))[0]
+        _, body, end = element(der, 0, len(der))
+        _, tbs, tbs_end = element(der, body, end)
+        tag, _, b, stop = elements(der, tbs, tbs_end, 10)[-1]
+        if tag != 0xA3:
+            return []
+        _, sb, sstop = element(der, b, stop)
+        out = []
+        for et, _, eb, estop in elements(der, sb, sstop, _MAX_EXTENSIONS):
+            oid = _oid_of(der, et, eb, estop)
+            if oid is None:
+                return []
+            parts = elements(der, eb, estop, 3)
+            out.append((oid, len(parts) == 3 and parts[1][0] == 0x01
+                        and der[parts[1][2]:parts[1][3]] not in (b"", b"\x00")))
+        return out
+    except (DerError, IndexError):
+        return []
+
+
+def _broken(der: bytes) -> list[tuple[int, str, bool]]:
+    """(index, dotted OID, critical) of the extensions of ``der`` that ``cryptography`` does
+    not decode even alone (a value not of its type); OpenSSL reads the certificate."""
+    listed = _extension_list(der)
+    every = frozenset(range(len(listed)))
+    return [(n, _dotted(oid), critical) for n, (oid, critical) in enumerate(listed)
+            if _read(der, skip=every - {n}) is None]
+
+
+def undecodable(cert: x509.Certificate) -> tuple[tuple[str, bool], ...]:
+    """(dotted OID, critical) of the extensions of ``cert`` whose value does not decode as its
+    type, which ``cryptography`` refuses and OpenSSL reads; empty when none."""
+    try:
+        cert.extensions  # noqa: B018 -- parsed once and kept when it reads
+        return ()
+    except Exception:
+        pass
+    return tuple((oid, critical) for _, oid, critical in _broken(cert.public_bytes(Encoding.DER)))
 
 
 def repeated(cert: x509.Certificate) -> tuple[str, ...]:
@@ -418,21 +477,9 @@ def repeated(cert: x509.Certificate) -> tuple[str, ...]:
         return ()
     except Exception:
         pass
-    try:
-        der = definite(raw := cert.public_bytes(Encoding.DER), 0, len(raw))[0]
-        _, body, end = element(der, 0, len(der))
-        _, tbs, tbs_end = element(der, body, end)
-        tag, _, b, stop = elements(der, tbs, tbs_end, 10)[-1]
-        if tag != 0xA3:
-            return ()
-        _, sb, sstop = element(der, b, stop)
-        count: dict[bytes, int] = {}
-        for et, _, eb, estop in elements(der, sb, sstop, _MAX_EXTENSIONS):
-            oid = _oid_of(der, et, eb, estop)
-            if oid is not None:
-                count[oid] = count.get(oid, 0) + 1
-    except (DerError, IndexError):
-        return ()
+    count: dict[bytes, int] = {}
+    for oid, _ in _extension_list(cert.public_bytes(Encoding.DER)):
+        count[oid] = count.get(oid, 0) + 1
     return tuple(_dotted(oid) for oid, n in count.items() if n > 1)
 
 

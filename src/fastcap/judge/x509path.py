@@ -245,6 +245,13 @@ class _Facts:
             self.why = self.why or "it carries " + ", ".join(
                 f"extension {o} ({x509lenient.OPENSSL_DECODED[o]})" for o in twice
             ) + " more than once"
+        for oid, critical in x509lenient.undecodable(self.cert):  # read without them
+            if oid in x509lenient.OPENSSL_DECODED:
+                self.invalid = True
+                self.why = self.why or (f"its extension {oid} "
+                                        f"({x509lenient.OPENSSL_DECODED[oid]}) does not decode")
+            elif critical and oid not in _HANDLED_CRITICAL:
+                self.critical = True
         for ext in exts:
             oid = ext.oid.dotted_string
             if ext.critical and oid not in _HANDLED_CRITICAL:
