@@ -35,6 +35,7 @@ typedef struct {
     int64_t dcap;   /* bytes allocated in data; bits holds (dcap + 63) / 64 words */
     int64_t nseg, segcap;
     int64_t nxt;    /* stream offset one past the highest data byte or FIN sent */
+    int64_t rcv;    /* where the bytes taken in order end (a receiver's RCV.NXT), see store */
     int64_t before_start, untraced;
     int64_t syn_frame, fin_frame, rst_frame;
     int64_t zwp_off, zwp_frame; /* the last zero-window probe's byte, held until settled */
@@ -501,9 +502,44 @@ static int syn_same(const rconn *c, int dir, uint32_t seq, uint32_t ack, uint16_
            (int64_t)(uint32_t)(p->synack_ack - (seq + 1)) <= plen;
 }
 
+/* Can the segment map take one more entry (it never shrinks: once full, it stays full)? */
+static int seg_room(const fc_reasm *r, const rdir *d)
+{
+    return d->nseg < d->segcap || d->segcap < r->max_segs;
+}
+
+/* Move the in-order point past the held bytes that join it, up to `lim`. */
+static int64_t held_end(const rdir *d, int64_t at, int64_t lim)
+{
+    if (lim > d->dcap)
+        lim = d->dcap;
+    return at < lim ? next_bit(d->bits, at, lim, 0) : at;
+}
+
+/* Held bytes [pos, q) under the segment taken in order, whose bytes are at `src`: replaced
+ * when they differ and the segment map has room to name the frame.  Rare, so out of line. */
+static __attribute__((noinline)) int replace(fc_reasm *r, rconn *c, rdir *d, int64_t pos,
+                                             int64_t q, const uint8_t *src, int64_t fno,
+                                             int *conflict)
+{
+    if (!memcmp(d->data + pos, src, (size_t)(q - pos)))
+        return 0;
+    *conflict = 1;
+    if (!seg_room(r, d))
+        return 0;
+    memcpy(d->data + pos, src, (size_t)(q - pos));
+    return seg_add(r, c, d, pos, q - pos, fno);
+}
+
 /* Store a data segment at stream offset o: `len` bytes by sequence space, `caplen` of them
- * present at `p`.  First copy wins; conflicting overlaps, retransmissions and out-of-order
- * fills are counted against the direction's highest offset before this segment. */
+ * present at `p`.  Bytes below `rcv` (taken in order) keep their first copy.  A segment
+ * reaching past `rcv` with captured bytes is the one taken in order, as a receiver (Linux)
+ * and tshark's follow take it: its bytes from `rcv` on replace differing bytes held from
+ * out-of-order segments (unless the segment map is full, so that it names every byte's
+ * frame), and `rcv` moves to its end and past the held bytes joining it; among
+ * out-of-order segments the first copy wins.  Conflicting overlaps, retransmissions and
+ * out-of-order fills are counted against the direction's highest offset before this
+ * segment. */
 static int store(fc_reasm *r, rconn *c, rdir *d, int64_t o, int64_t len, int64_t caplen,
                  const uint8_t *p, int64_t fno)
 {
@@ -513,6 +549,10 @@ static int store(fc_reasm *r, rconn *c, rdir *d, int64_t o, int64_t len, int64_t
     int64_t lo = o > 0 ? o : 0, hi = o + caplen;
     if (hi > r->cap)
         hi = r->cap;
+    /* taken in order: starts at or before rcv, and its captured bytes reach past it
+     * (caplen <= len, so it ends past rcv too) */
+    int in_order = (uint64_t)(d->rcv - o) < (uint64_t)caplen;
+    int64_t w = in_order ? d->rcv : hi; /* bytes from w on replace differing held ones */
     int64_t new_below = 0;
     int conflict = 0;
     if (lo < hi) {
@@ -523,8 +563,15 @@ static int store(fc_reasm *r, rconn *c, rdir *d, int64_t o, int64_t len, int64_t
             int filled = (int)((d->bits[pos >> 6] >> (pos & 63)) & 1);
             int64_t q = next_bit(d->bits, pos, hi, !filled);
             if (filled) {
-                if (!conflict && memcmp(d->data + pos, p + (pos - o), (size_t)(q - pos)))
+                if (pos < w && q > w)
+                    q = w;
+                if (pos >= w) {
+                    if (replace(r, c, d, pos, q, p + (pos - o), fno, &conflict) < 0)
+                        return -1;
+                } else if (!conflict &&
+                           memcmp(d->data + pos, p + (pos - o), (size_t)(q - pos))) {
                     conflict = 1;
+                }
             } else {
                 memcpy(d->data + pos, p + (pos - o), (size_t)(q - pos));
                 set_bits(d->bits, pos, q);
@@ -545,7 +592,23 @@ static int store(fc_reasm *r, rconn *c, rdir *d, int64_t o, int64_t len, int64_t
     }
     if (end > d->nxt)
         d->nxt = end;
+    if (in_order)
+        d->rcv = end < e ? held_end(d, end, e) : end;
     return 0;
+}
+
+/* The peer acknowledged up to offset `a` of this direction: the held bytes below it were
+ * taken in order by the receiver (the capture missed what came before them), so its
+ * in-order point moves past them, as tshark's follow moves it past its held segments. */
+static __attribute__((noinline)) void settle(rdir *d, int64_t a)
+{
+    int64_t lim = d->nxt < d->dcap ? d->nxt : d->dcap;
+    while (d->rcv < lim) {
+        int64_t f = next_bit(d->bits, d->rcv, lim, 1);
+        if (f >= a || f >= lim)
+            return;
+        d->rcv = held_end(d, f, lim);
+    }
 }
 
 static int process(fc_reasm *r, rconn *c, int dir, int64_t fno, uint32_t seq, uint32_t ack,
@@ -566,6 +629,8 @@ static int process(fc_reasm *r, rconn *c, int dir, int64_t fno, uint32_t seq, ui
     }
     if ((flags & TH_ACK) && peer->fin_seen && (int32_t)(ack - (peer->fin_seq + 1)) >= 0)
         peer->fin_acked = 1;
+    if (peer->rcv < peer->nxt && (flags & TH_ACK)) /* bytes held: peer->base is known */
+        settle(peer, peer->nxt + (int32_t)((uint32_t)(ack - peer->base) - (uint32_t)peer->nxt));
     d->win = win;
     d->win_known = 1;
     uint32_t sdata = seq;

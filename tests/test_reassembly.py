@@ -264,11 +264,11 @@ def test_gaps_where_bytes_are_missing(stream, data):
         assert sd.contiguous_end(0) == len(stream)
 
 
-# --- (3) conflicting overlaps: counted, first copy wins --------------------------------------
+# --- (3) conflicting overlaps: counted; bytes taken in order stay, the in-order copy wins ---
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_conflicting_overlap_first_copy_wins(backend):
+def test_conflicting_overlap_in_order_copy_wins(backend):
     hs = handshake(100, 900)
     a = Frame(0, True, 101, 901, ACK, b"AAAAAAAAAA")
     b = Frame(0, True, 106, 901, ACK, b"bbbbbBBBBB")  # bytes 5..9 differ from a's
@@ -278,9 +278,39 @@ def test_conflicting_overlap_first_copy_wins(backend):
     assert conn.conflicting_overlaps == 1 and conn.retransmissions == 2
     assert conn.c2s.frame_at(9) == 4 and conn.c2s.frame_at(10) == 5
 
-    (conn,) = run(hs + [b, a], backend)  # the other order: b's bytes win
-    assert conn.c2s.data == b"AAAAAbbbbbBBBBB"
+    # the other order: b is held out of order, a arrives in order over it and its bytes
+    # replace b's (as Linux delivers them and tshark's follow shows them)
+    (conn,) = run(hs + [b, a], backend)
+    assert conn.c2s.data == b"AAAAAAAAAABBBBB"
     assert conn.conflicting_overlaps == 1 and conn.out_of_order == 1
+    assert [conn.c2s.frame_at(i) for i in (0, 9, 10, 14)] == [5, 5, 4, 4]
+    assert conn.c2s.seg_offset.tolist() == [0, 10] and conn.c2s.seg_len.tolist() == [10, 5]
+
+
+def test_held_bytes_settled_by_the_peers_ack_stay():
+    """Bytes held past a gap the capture missed are taken once the peer acknowledges them: a
+    later segment over the gap and them fills the gap and replaces none of them."""
+    hs = handshake(100, 900)
+    held = Frame(0, True, 106, 901, ACK, b"HHHHH")
+    acked = Frame(0, False, 901, 111, ACK)
+    late = Frame(0, True, 101, 901, ACK, b"gggggXXXXX")
+    (conn,) = run_both(hs + [held, acked, late])
+    assert conn.c2s.data == b"gggggHHHHH" and conn.conflicting_overlaps == 1
+    assert [conn.c2s.frame_at(i) for i in (0, 4, 5, 9)] == [6, 6, 4, 4]
+    (conn,) = run_both(hs + [held, late])  # no acknowledgement: the late copy is in order
+    assert conn.c2s.data == b"gggggXXXXX"
+    assert [conn.c2s.frame_at(i) for i in (0, 4, 5, 9)] == [5, 5, 5, 5]
+
+
+def test_full_segment_map_keeps_the_first_copy():
+    """With no room left to name the replacing frame, held bytes keep their first copy, so
+    the map still names the frame of every byte."""
+    hs = handshake(100, 900)
+    held = Frame(0, True, 106, 901, ACK, b"HHHHH")
+    late = Frame(0, True, 101, 901, ACK, b"gggggXXXXX")
+    (conn,) = run_both(hs + [held, late], max_segments=1)
+    assert conn.c2s.data == b"gggggHHHHH" and conn.c2s.untraced == 5
+    assert conn.c2s.frame_at(5) == 4 and conn.conflicting_overlaps == 1
 
 
 # --- (4) the same 4-tuple reused with a new SYN ------------------------------------------------

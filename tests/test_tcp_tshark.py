@@ -1,14 +1,16 @@
 """TCP tracking and reassembly against tshark, on small hand-made captures of the cases
 where stacks and captures differ from the textbook: port reuse soon after a FIN or RST, data
 on the SYN (TCP Fast Open), simultaneous open, an RST followed by more data, a conflicting
-retransmission, keep-alives, a zero-window probe, timestamps and SACK options, sequence
-numbers wrapping at 2^32, a capture starting mid-connection and every frame captured twice
-(a SPAN port).  Each connection must hold the frames tshark's `tcp.stream` gives it and the
-bytes its `follow,tcp,raw` shows, with either reassembler core, and a scan split into
-byte ranges (`-j N`, an executor) must give what one process gives."""
+retransmission, a segment arriving in order over differing out-of-order bytes, keep-alives,
+a zero-window probe, timestamps and SACK options, sequence numbers wrapping at 2^32, a
+capture starting mid-connection and every frame captured twice (a SPAN port).  Each
+connection must hold the frames tshark's `tcp.stream` gives it and the bytes its
+`follow,tcp,raw` shows, with either reassembler core, and a scan split into byte ranges
+(`-j N`, an executor) must give what one process gives."""
 
 from __future__ import annotations
 
+import re
 import struct
 import subprocess
 from collections import defaultdict
@@ -99,6 +101,11 @@ def _cases() -> dict[str, list[tuple]]:
         "mid-connection, wrapping": _conversation(0xFFFFFFF0, 0xFFFFFFFA, syn=False),
         "client's first segments missing": one[5:],
         "every frame twice": [f for f in one for _ in (0, 1)],
+        # QUIT arrives in order over bytes held from an out-of-order copy that differs
+        "in-order segment over held bytes": one[:6] + [(C, a + 2, b, ACK | PSH, b"XXXX"),
+                                                       (C, a, b, ACK | PSH, QUIT)] + one[7:],
+        "in-order segment over part of held bytes": one[:6] + [
+            (C, a + 2, b, ACK | PSH, b"ZZ\r\n"), (C, a, b, ACK | PSH, QUIT[:4])] + one[7:],
     }
 
 
@@ -183,3 +190,23 @@ def test_every_scan_path_gives_one_process_results(captures, name):
                                           parts=parts)] == one
         assert [s.to_dict() for s in streamed.iter_scan(
             path, options, analyzer_for(options), jobs=2, parts=parts, workers=False)] == one
+
+
+def test_bytes_the_peer_acknowledged_stay(tshark, tmp_path, backend):
+    """The client's "QU" is missing from the capture, "IT\\r\\n" is held after the gap, and the
+    server acknowledges all six bytes: it has them in order, so a later segment over them
+    (here one differing from them) is a retransmission of settled bytes and changes none.
+    tshark's follow marks the missing bytes and keeps the held ones; fastcap fills the gap
+    from the retransmission and keeps the held bytes too."""
+    ic, is_ = 1000, 5000
+    one = _conversation(ic, is_)
+    a, b = ic + 1 + len(EHLO), is_ + 1 + len(GREET + OK)
+    path = tmp_path / "acked.pcap"
+    _write(path, one[:6] + [(C, a + 2, b, ACK | PSH, QUIT[2:]), (S, b, a + 6, ACK, b""),
+                            (C, a, b, ACK | PSH, b"QUXX\r\n")] + one[7:])
+    ((frames, node0, d0, d1),) = _tshark(tshark, path)
+    head, tail = re.split(rb"\[2 bytes missing in capture file\]\x00", d0)
+    (s,) = iter_sessions(path, keep_streams=True, backend=backend)
+    assert node0 == s.client and s.frames == len(frames)
+    assert s.c2s.data == EHLO + b"QUIT\r\n" and s.s2c.data == d1
+    assert (head, tail) == (EHLO, b"IT\r\n")

@@ -9,9 +9,15 @@ Rules both cores implement (per direction of a connection):
 - Stream offset 0 is ISN+1, or the first sequence number seen when the SYN was not captured;
   32-bit sequence numbers extend to 64-bit offsets relative to the highest offset reached, so
   wrap-around is invisible.  Bytes below offset 0 are dropped and counted (`before_start`).
-- First copy wins.  A segment starting below the highest offset reached is out-of-order when
-  it fills bytes not seen before, else a retransmission; a segment whose already-stored bytes
-  differ from its own counts one conflicting overlap.
+- Bytes taken in order (below `rcv`, a receiver's RCV.NXT) keep their first copy.  The
+  segment that reaches past `rcv` is taken in order: its bytes replace differing bytes held
+  from out-of-order segments (as Linux delivers them and tshark's follow shows them), and
+  `rcv` moves past it and the held bytes joining it; an acknowledgement from the peer moves
+  it past held bytes below the acknowledged number (the receiver has them).  Among
+  out-of-order segments the first copy wins.  The segment map then names, per byte, the
+  frame whose copy is stored.  A segment starting below the highest offset reached is
+  out-of-order when it fills bytes not seen before, else a retransmission; a segment whose
+  already-stored bytes differ from its own counts one conflicting overlap.
 - Keep-alives (0 or 1 byte at highest-1) are counted, not stored.  Zero-window probes (1 byte
   at highest while the peer advertises window 0) are counted and their byte held: stored as
   the probe's when the sender goes on after it (a receiver whose window had opened kept it),
@@ -39,7 +45,7 @@ Rules both cores implement (per direction of a connection):
 
 from __future__ import annotations
 
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
 from collections import Counter, OrderedDict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -276,11 +282,43 @@ def _gaps(bits: np.ndarray | None, n: int) -> list[tuple[int, int]]:
     return list(zip(starts.tolist(), (stops - starts).tolist(), strict=True))
 
 
-def _stream_dir(raw: RawDir) -> StreamDir:
+def _latest_wins(so: np.ndarray, sl: np.ndarray,
+                 sf: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A segment map in arrival order whose later pieces replaced bytes of earlier ones (the
+    segment taken in order over differing held bytes), cut so that each byte is named once,
+    by the frame whose copy is stored; sorted by offset."""
+    starts: list[int] = []  # the bytes named so far, latest first: sorted, disjoint runs
+    ends: list[int] = []
+    out: list[tuple[int, int, int]] = []
+    for off, n, fr in zip(reversed(so.tolist()), reversed(sl.tolist()), reversed(sf.tolist()),
+                          strict=True):
+        end, pos = off + n, off
+        i = bisect_right(ends, off)
+        while pos < end and i < len(starts) and starts[i] < end:
+            if starts[i] > pos:
+                out.append((pos, starts[i] - pos, fr))
+            pos = max(pos, ends[i])
+            i += 1
+        if pos < end:
+            out.append((pos, end - pos, fr))
+        j, k = bisect_left(ends, off), bisect_right(starts, end)
+        if j < k:
+            off, end = min(off, starts[j]), max(end, ends[k - 1])
+        starts[j:k], ends[j:k] = [off], [end]
+    out.sort()
+    return (np.array([o for o, _, _ in out], np.int64), np.array([n for _, n, _ in out], np.int32),
+            np.array([f for _, _, f in out], np.int64))
+
+
+def _stream_dir(raw: RawDir, replaced: bool) -> StreamDir:
+    """`replaced`: the connection counted a conflicting overlap, so pieces of the segment
+    map may name bytes a later piece replaced (see store in csrc/reassembly.c)."""
     so, sl, sf = raw.seg_off, raw.seg_len, raw.seg_frame
     if len(so) > 1 and not raw.seg_sorted and not (so[1:] >= so[:-1]).all():
         order = np.argsort(so, kind="stable")
         so, sl, sf = so[order], sl[order], sf[order]
+    if replaced and len(so) > 1 and (so[1:] < so[:-1] + sl[:-1]).any():
+        so, sl, sf = _latest_wins(raw.seg_off, raw.seg_len, raw.seg_frame)
     return StreamDir(
         data=raw.data,
         gaps=_gaps(raw.filled_bits, len(raw.data)),
@@ -318,8 +356,9 @@ def _connection(raw: RawConn, flows: FlowTable, server_ports: frozenset[int]) ->
         server_addr=saddr, server_port=sport, client_by=by, first_frame=raw.first_frame,
         last_frame=raw.last_frame, first_ts_ns=_known(raw.first_ts_ns),
         last_ts_ns=_known(raw.last_ts_ns),
-        frames=raw.frames, c2s=_stream_dir(raw.dirs[client]),
-        s2c=_stream_dir(raw.dirs[1 - client]), retransmissions=raw.retransmissions,
+        frames=raw.frames, c2s=_stream_dir(raw.dirs[client], raw.conflicting_overlaps > 0),
+        s2c=_stream_dir(raw.dirs[1 - client], raw.conflicting_overlaps > 0),
+        retransmissions=raw.retransmissions,
         conflicting_overlaps=raw.conflicting_overlaps, keepalives=raw.keepalives,
         zero_window_probes=raw.zero_window_probes, out_of_order=raw.out_of_order,
         evicted=raw.evicted)
@@ -492,7 +531,7 @@ class Reassembler:
 
 class _Dir:
     __slots__ = ("data", "filled", "dcap", "seg_off", "seg_len", "seg_frame", "segcap",
-                 "nxt", "before_start", "untraced", "syn_frame", "fin_frame", "rst_frame",
+                 "nxt", "rcv", "before_start", "untraced", "syn_frame", "fin_frame", "rst_frame",
                  "base", "isn", "fin_seq", "synack_ack", "win", "has_base", "has_isn",
                  "fin_seen", "fin_acked", "win_known", "syn_ack_seen", "zwp", "fin_off")
 
@@ -505,6 +544,7 @@ class _Dir:
         self.seg_frame: list[int] = []
         self.segcap = 0
         self.nxt = 0
+        self.rcv = 0  # where the bytes taken in order end (see store in C)
         self.before_start = self.untraced = 0
         self.syn_frame = self.fin_frame = self.rst_frame = -1
         self.base = self.isn = self.fin_seq = self.synack_ack = self.win = 0
@@ -707,6 +747,8 @@ class PyReassemblerCore:
             return
         if flags & _ACK and peer.fin_seen and _s32(ack - peer.fin_seq - 1) >= 0:
             peer.fin_acked = True
+        if peer.rcv < peer.nxt and flags & _ACK:  # bytes held: peer.base is known
+            self._settle(peer, peer.nxt + _s32(ack - peer.base - peer.nxt))
         me.win, me.win_known = win, True
         sdata = seq
         if flags & _SYN:
@@ -755,12 +797,35 @@ class PyReassemblerCore:
             if o + plen <= me.fin_off:
                 me.nxt = max(me.nxt, o + plen)
 
+    @staticmethod
+    def _held_end(me: _Dir, at: int, lim: int) -> int:
+        """The in-order point moved past the held bytes that join it (see held_end in C)."""
+        lim = min(lim, me.dcap)
+        if at >= lim:
+            return at
+        q = me.filled.find(0, at, lim)
+        return lim if q < 0 else q
+
+    def _settle(self, me: _Dir, a: int) -> None:
+        """The peer acknowledged up to offset `a`: move past the held bytes below it (see
+        settle in C)."""
+        lim = min(me.nxt, me.dcap)
+        while me.rcv < lim:
+            f = me.filled.find(1, me.rcv, lim)
+            if f < 0 or f >= a:
+                return
+            me.rcv = self._held_end(me, f, lim)
+
     def _store(self, c: _Conn, me: _Dir, o: int, n: int, caplen: int, foff: int,
                fno: int, src=None) -> None:
+        """Mirrors store in C: bytes below `rcv` keep their first copy, the segment taken in
+        order replaces differing held bytes (while the segment map has room)."""
         e, end = me.nxt, o + n
         if o < 0:
             me.before_start += min(end, 0) - o
         lo, hi = max(o, 0), min(o + caplen, self._cap)
+        in_order = 0 <= me.rcv - o < caplen  # caplen <= n: it ends past rcv too
+        w = me.rcv if in_order else hi  # bytes from w on replace differing held ones
         new_below = 0
         conflict = False
         if lo < hi:
@@ -772,7 +837,15 @@ class PyReassemblerCore:
                 if filled[pos]:
                     q = filled.find(0, pos, hi)
                     q = hi if q < 0 else q
-                    if not conflict and data[pos:q] != src[foff + pos - o:foff + q - o]:
+                    if pos < w < q:
+                        q = w
+                    if pos >= w:
+                        if data[pos:q] != src[foff + pos - o:foff + q - o]:
+                            conflict = True
+                            if self._seg_room(me):
+                                data[pos:q] = src[foff + pos - o:foff + q - o]
+                                self._seg_add(c, me, pos, q - pos, fno)
+                    elif not conflict and data[pos:q] != src[foff + pos - o:foff + q - o]:
                         conflict = True
                 else:
                     q = filled.find(1, pos, hi)
@@ -790,6 +863,12 @@ class PyReassemblerCore:
             else:
                 c.retrans += 1
         me.nxt = max(me.nxt, end)
+        if in_order:
+            me.rcv = self._held_end(me, end, e) if end < e else end
+
+    def _seg_room(self, me: _Dir) -> bool:
+        """Whether the segment map can take one more entry (once full, it stays full)."""
+        return len(me.seg_off) < me.segcap or me.segcap < self._max_segs
 
     def _reserve(self, c: _Conn, me: _Dir, need: int) -> None:
         if need <= me.dcap:
