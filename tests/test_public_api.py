@@ -273,3 +273,22 @@ def test_to_dict_is_what_json_gives_back(tmp_path):
     assert stats.unreadable and summary.unreadable
     for d in [stats.to_dict(), summary.to_dict()] + [s.to_dict() for s in sessions]:
         assert json.loads(json.dumps(d)) == d
+
+
+def test_version_from_a_source_tree_is_the_declared_one():
+    """Run from a source tree without an install (no package metadata: here `-S` leaves
+    site-packages out), `fastcap.__version__` is the version pyproject.toml declares, not a
+    placeholder."""
+    import subprocess
+    import sys
+    import tomllib
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    declared = tomllib.loads((root / "pyproject.toml").read_text())["project"]["version"]
+    code = ("import sys; sys.path.insert(0, sys.argv[1]); import fastcap; "
+            "print(fastcap.__version__)")
+    proc = subprocess.run([sys.executable, "-S", "-c", code, str(root / "src")],
+                          capture_output=True, text=True, env={})
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == declared

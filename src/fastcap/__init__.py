@@ -27,7 +27,7 @@ def __getattr__(name: str):
         try:
             return version("fastcap")
         except PackageNotFoundError:  # running from a source tree without an install
-            return "0.0.0"
+            return _declared_version()
     if not name.startswith("_"):
         from importlib import import_module
         from importlib.util import find_spec
@@ -35,3 +35,17 @@ def __getattr__(name: str):
         if find_spec(f"{__name__}.{name}") is not None:
             return import_module(f"{__name__}.{name}")
     raise AttributeError(f"module 'fastcap' has no attribute {name!r}")
+
+
+def _declared_version() -> str:
+    """The version pyproject.toml declares, for a source tree run without an install (no
+    package metadata): the one place the version is written.  "0.0.0" when there is none."""
+    import tomllib
+    from pathlib import Path
+
+    try:
+        project = tomllib.loads((Path(__file__).resolve().parents[2] / "pyproject.toml")
+                                .read_text(encoding="utf-8"))["project"]
+    except (OSError, ValueError, KeyError):
+        return "0.0.0"
+    return project["version"] if project.get("name") == "fastcap" else "0.0.0"
