@@ -247,7 +247,28 @@ def test_bytes_path_reads_the_secrets_blocks_of_a_str_path(tmp_path):
         assert list(fastcap.scan(given, summary=summary)) == []
         told.append(summary.warnings)
     assert told[0] and told[1] == told[0]
-    assert "keys.pcapng DSB at byte" in told[0][0]
+    assert told[0][0].startswith(f"{path}: TLS key log in secrets block, line 1: ")
+
+
+def test_a_secrets_block_warning_reads_the_same_from_every_entry_point(tmp_path):
+    """A garbled key log line in a capture's secrets block is one warning, worded as the
+    capture's other warnings are (the file, then the block's offset), whether the file is
+    scanned alone (`scan`) or among files (`scan_files`, `iter_file_streams`)."""
+    from fastcap.scanner import ScanSummary, iter_file_streams, scan_files
+    from fastcap_synth.writers import write_pcapng
+
+    path = tmp_path / "keys.pcapng"
+    write_pcapng(path, [], tls_keylog=b"CLIENT_RANDOM not-hex\n")
+    summary = ScanSummary(str(path))
+    assert list(fastcap.scan(path, summary=summary)) == []
+    [listed] = scan_files([path])
+    streams = []
+    for f in iter_file_streams([path]):
+        list(f.sessions)
+        streams.append(f.summary.warnings)
+    assert len(summary.warnings) == 1
+    assert summary.warnings[0].startswith(f"{path}: TLS key log in secrets block, line 1: ")
+    assert listed.summary.warnings == streams[0] == summary.warnings
 
 
 def test_to_dict_is_what_json_gives_back(tmp_path):

@@ -421,10 +421,24 @@ def with_keys(options: ScanOptions, path: str | os.PathLike | None = None) -> Sc
                 from .proto.tls.keylog import KeyLog
 
                 keys = KeyLog()
+            told = len(keys.warnings)
             keys.add_bytes(data, source)
+            offset = int(source.rpartition(" ")[2])  # "FILE DSB at byte N"
+            keys.warnings[told:] = [str(w) for w in block_warnings(
+                name, offset, source, keys.warnings[told:])]
     if keys is options.key_index and read is options.secrets_read:
         return options
     return replace(options, key_index=keys, secrets_read=read)
+
+
+def block_warnings(path: str, offset: int, source: str, told: Iterable[str]
+                   ) -> list[CaptureWarning]:
+    """The warnings a secrets block's key log gave (`told`, each naming its `source`) worded
+    as the capture's own: its file and the block's offset, whichever way the block was read
+    (before the scan, `with_keys`, or as the walk met it, `KeysAsRead`)."""
+    return [CaptureWarning(path, offset, "keylog",
+                           "TLS key log in secrets block, " + w.removeprefix(source + " "))
+            for w in told]
 
 
 class KeysAsRead:
@@ -438,7 +452,7 @@ class KeysAsRead:
 
     def __init__(self, keys: KeyLog | None) -> None:
         self.keys = keys
-        self._names = {src.name for src in keys._sources} if keys is not None else set()
+        self._names = keys.names if keys is not None else set()
         self._frames: list[int] = []  # of the blocks added, in file order
         self._logs: list[KeyLog] = []  # one per block
         self._views: dict[int, KeyLog] = {}  # blocks that apply -> the index with them
@@ -464,10 +478,7 @@ class KeysAsRead:
 
             log = KeyLog()
             log.add_bytes(b.data, name)
-            self.warnings += [CaptureWarning(os.fsdecode(path), b.offset, "keylog",
-                                             "TLS key log in secrets block, "
-                                             + w.removeprefix(name + " "))
-                              for w in log.warnings]
+            self.warnings += block_warnings(os.fsdecode(path), b.offset, name, log.warnings)
             if len(log):
                 self._frames.append(frame_base + b.frame)
                 self._logs.append(log)

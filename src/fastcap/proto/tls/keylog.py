@@ -137,6 +137,7 @@ class KeyLog:
 
     def __init__(self) -> None:
         self._sources: list[_Source] = []
+        self._keyless: list[str] = []  # names of sources read that gave no key
         self.warnings: list[str] = []
         self.warnings_dropped = 0
         self._count: int | None = None
@@ -183,12 +184,21 @@ class KeyLog:
         indexes are shared, not copied."""
         out = KeyLog()
         out._sources = [*self._sources, *other._sources]
+        out._keyless = [*self._keyless, *other._keyless]
         return out
 
     def _add(self, src: _Source) -> None:
         if len(src.prefixes):
             self._sources.append(src)
             self._count = None
+        else:
+            self._keyless.append(src.name)
+
+    @property
+    def names(self) -> set[str]:
+        """The name of every key log read into this one, those that gave no key included:
+        what not to read again (and warn of twice)."""
+        return {s.name for s in self._sources}.union(self._keyless)
 
     def _warn(self, message: str) -> None:
         if len(self.warnings) < MAX_WARNINGS:
@@ -341,8 +351,8 @@ class KeyLog:
         return sum(s.prefixes.nbytes + s.offsets.nbytes + s.lines.nbytes for s in self._sources)
 
     def __getstate__(self):
-        return (self._sources, self.warnings, self.warnings_dropped)
+        return (self._sources, self._keyless, self.warnings, self.warnings_dropped)
 
     def __setstate__(self, state) -> None:
-        self._sources, self.warnings, self.warnings_dropped = state
+        self._sources, self._keyless, self.warnings, self.warnings_dropped = state
         self._count = None
