@@ -31,7 +31,7 @@ from fastcap.run.split import payload_buffer
 from fastcap.run.workers import READER_NICENESS, PoolExecutor, SerialExecutor, WorkerLost
 from fastcap.select.flows import FlowKey, FlowTable
 from fastcap.select.selection import FrameCounters
-from fastcap.session import InOrder
+from fastcap.session import InOrder, Session
 from fastcap.tcp import feed
 from fastcap.tcp.reassembly import FrameCols, Reassembler
 
@@ -307,8 +307,9 @@ def test_file_starts_restart_numbers_in_each_file():
 
 
 def test_numbered_in_files_orders_by_first_frame_within_each_file():
-    def s(first):
-        return SimpleNamespace(first_frame=first, number=0)
+    def s(first):  # a frozen Session: numbering makes new ones
+        return Session(number=0, client="c", server="s", first_frame=first, last_frame=first,
+                       first_ts_ns=0, last_ts_ns=0, frames=1, tcp=None, smtp=None, tls=None)
 
     found = [(1, s(7)), (0, s(9)), (0, s(2)), (1, s(3)), (2, s(1))]
     per_file = numbered_in_files(found, 4)

@@ -312,9 +312,11 @@ def test_name_verdict_agrees_with_the_connector_finding(world):
                 if x.client == world.sessions["ok_client_cert"].client]
         assert _one(s.verdicts, "client_cert_name_mismatch").severity == "error"
         summary = ScanSummary(world.path, sessions=1, with_problems=1)
-        attach_evidence([(world.path, [s], summary)],
+        kept = [s]  # the session in it is replaced by one with the findings
+        attach_evidence([(world.path, kept, summary)],
                         Evidence((), (), Settings(inbound=inbound), ()),
                         expect_name="mail.contoso.com")
+        (s,) = kept
         name = _one(s.verdicts, "client_cert_name_mismatch")
         assert name.severity == _one(s.verdicts, "connector_name_mismatch").severity == severity
         assert ("From relay1" in name.message) is (severity == "info")
@@ -325,17 +327,21 @@ def test_name_verdict_agrees_with_the_connector_finding(world):
     fits = dataclasses.replace(_inbound("mail.fabrikam.com", ips=()), name="From fabrikam")
     (s,) = [x for x in scan(world.path, expect_name="mail.contoso.com")
             if x.client == world.sessions["ok_client_cert"].client]
-    attach_evidence([(world.path, [s], ScanSummary(world.path))],
+    kept = [s]
+    attach_evidence([(world.path, kept, ScanSummary(world.path))],
                     Evidence((), (), Settings(inbound=(by_cert, by_ip, fits)), ()),
                     expect_name="mail.contoso.com")
+    (s,) = kept
     assert _one(s.verdicts, "client_cert_name_mismatch").severity == "info"
     assert s.verdicts == most_severe_first(s.verdicts)
     # an explicit --expect-name that is no connector's name is the admin's own check
     (s,) = [x for x in scan(world.path, expect_name="mail.example.net")
             if x.client == world.sessions["ok_client_cert"].client]
-    attach_evidence([(world.path, [s], ScanSummary(world.path))],
+    kept = [s]
+    attach_evidence([(world.path, kept, ScanSummary(world.path))],
                     Evidence((), (), Settings(inbound=(by_cert, by_ip)), ()),
                     expect_name="mail.example.net")
+    (s,) = kept
     assert _one(s.verdicts, "client_cert_name_mismatch").severity == "error"
 
 

@@ -76,9 +76,11 @@ def test_judgement_reads_the_session_and_judge_stores_the_same(judged):
         assert (s.client_check, s.server_check, s.verdicts) == (None, None, [])
         with pytest.raises(dataclasses.FrozenInstanceError):
             j.verdicts = ()  # type: ignore[misc]
-        assert judge(s, analyzer) is s
-        assert s.verdicts == list(j.verdicts)
-        assert (s.client_check, s.server_check) == (j.client_check, j.server_check)
+        t = judge(s, analyzer)  # a new session: s is frozen, and stays unjudged
+        assert t is not s and (s.client_check, s.server_check, s.verdicts) == (None, None, [])
+        assert t.verdicts == list(j.verdicts)
+        assert (t.client_check, t.server_check) == (j.client_check, j.server_check)
+        assert dataclasses.replace(t, client_check=None, server_check=None, verdicts=[]) == s
         seen_checks += (j.client_check is not None) + (j.server_check is not None)
         assert pickle.loads(pickle.dumps(j)) == j
     assert seen_checks > 0

@@ -141,7 +141,7 @@ def wholes(trust, tmp_path_factory):
             write_pcap(path, recs)
             (s,) = list(scan(path, analyzer=analyzer, expect_name=SENDER))
             (kept,) = list(iter_sessions(path, keep_streams=True))
-            kept.smtp, kept.tls = s.smtp, s.tls
+            kept = dataclasses.replace(kept, smtp=s.smtp, tls=s.tls)
             w = Whole(name, recs, sc.client_port, {v.code for v in s.verdicts})
             w.needs = _needs(kept)
             out[name, mss] = w

@@ -313,3 +313,28 @@ def test_version_from_a_source_tree_is_the_declared_one():
                           capture_output=True, text=True, env={})
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == declared
+
+
+def test_a_session_and_its_facts_are_frozen():
+    """README: verdicts and a session's facts are frozen records.  A Session, its TcpFacts
+    and its SmtpDialogue refuse assignment; a stage that adds to a session (judging) makes a
+    new one and leaves the one it read as it was; and a session pickles to its equal."""
+    import dataclasses
+    import pickle
+    from pathlib import Path
+
+    from fastcap.judge.judging import analyzer_for, judge
+    from fastcap.options import ScanOptions
+    from fastcap.session import iter_sessions
+
+    example = Path(__file__).resolve().parents[1] / "examples" / "all-scenarios.pcapng"
+    sessions = list(fastcap.scan(example))
+    s = next(s for s in sessions if s.smtp is not None and s.verdicts)
+    for record, name in ((s, "verdicts"), (s, "number"), (s.tcp, "retransmissions"),
+                         (s.smtp, "starttls_accepted"), (s.smtp, "anomalies")):
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            setattr(record, name, None)
+    bare = next(iter(iter_sessions(example)))
+    judged = judge(bare, analyzer_for(ScanOptions()))
+    assert judged is not bare and bare.verdicts == [] and judged.verdicts
+    assert pickle.loads(pickle.dumps(sessions)) == sessions

@@ -204,11 +204,12 @@ def test_link_reads_the_session_and_apply_stores_the_same(caps):
         assert t.verdicts == before
         new = read.link(s, str(caps.whole))
         assert s.verdicts == before  # only read
-        assert stored.apply(t, str(caps.whole)) == (new is not None)
+        u = stored.apply(t, str(caps.whole))
+        assert (u is not t) == (new is not None) and t.verdicts == before  # t stays as it was
         if new is None:
-            assert t.verdicts == before == want
+            assert u.verdicts == before == want
         else:
-            assert isinstance(new, tuple) and t.verdicts == list(new) == want != before
+            assert isinstance(new, tuple) and u.verdicts == list(new) == want != before
             seen += 1
     assert seen == 3  # the resumptions by session ID or ticket (a TLS 1.3 PSK links to nothing)
     assert CrossSession(enabled=False).link(judged()[4]) is None

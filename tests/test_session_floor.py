@@ -117,8 +117,8 @@ def test_the_replay_leaves_out_a_session_read_from_a_cut_start(tmp_path: Path) -
 
 def test_the_replay_refuses_a_scan_it_does_not_reproduce() -> None:
     sessions = list(scan(EXAMPLE))
-    changed = next(s for s in sessions if s.verdicts)
-    changed.verdicts = changed.verdicts[1:]
+    i, was = next((i, s) for i, s in enumerate(sessions) if s.verdicts)
+    sessions[i] = changed = dataclasses.replace(was, verdicts=was.verdicts[1:])
     with pytest.raises(ValueError, match=f"session {changed.number} judged again differs"):
         session_floor.replay_of(str(EXAMPLE), sessions)
     with pytest.raises(ValueError, match="sessions built differ"):

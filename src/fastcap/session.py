@@ -13,7 +13,8 @@ import os
 import socket
 from bisect import bisect_right
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
+from operator import attrgetter
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -23,6 +24,7 @@ from .options import DEFAULT_CAP as DEFAULT_CAP
 from .options import DEFAULT_DECRYPT_LIMIT, ScanOptions, resolve
 from .options import DEFAULT_IMPLICIT_TLS_PORTS as DEFAULT_IMPLICIT_TLS_PORTS
 from .options import DEFAULT_PORTS as DEFAULT_PORTS
+from .pickling import compact, maker
 from .proto.decryption import Decryption, PlainStream
 from .proto.midstart import (
     MidSession,
@@ -69,7 +71,8 @@ def endpoint_text(addr16: bytes, port: int) -> str:
     return f"[{text}]:{port}" if ":" in text else f"{text}:{port}"
 
 
-@dataclass
+@compact
+@dataclass(frozen=True, slots=True)
 class TcpFacts:
     """What the transport did, for `handshake_incomplete`-style judgements."""
 
@@ -86,9 +89,24 @@ class TcpFacts:
     out_of_order: int
     closed_by: str | None  # "fin", "rst" or None (capture ended first)
 
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready data: the fields, each gap as a list."""
+        out = {name: getattr(self, name) for name in _TCP_NAMES}
+        out["c2s_gaps"] = [list(g) for g in self.c2s_gaps]
+        out["s2c_gaps"] = [list(g) for g in self.s2c_gaps]
+        return out
 
-@dataclass
+
+_TCP_NAMES = tuple(f.name for f in fields(TcpFacts))
+
+
+@compact
+@dataclass(frozen=True, slots=True)
 class Session:
+    """One TCP connection on the mail ports, read as SMTP and TLS, and (after `scan`) judged.
+    Frozen, as every fact handed between stages: a later stage that adds to it (judging,
+    linking, numbering in a run of files, mail-server logs) makes a new one (`evolve`)."""
+
     number: int  # 1-based, order of first frame
     client: str  # "ip:port" ([v6]:port)
     server: str
@@ -137,9 +155,7 @@ class Session:
             "last_ts_ns": self.last_ts_ns,
             "frames": self.frames,
             "continues_into": list(self.continues_into),
-            "tcp": {**self.tcp.__dict__,
-                    "c2s_gaps": [list(g) for g in self.tcp.c2s_gaps],
-                    "s2c_gaps": [list(g) for g in self.tcp.s2c_gaps]},
+            "tcp": self.tcp.to_dict(),
             "smtp": self.smtp.to_dict() if self.smtp else None,
             "tls": self.tls.to_dict() if self.tls else None,
             "client_cert_check": self.client_check.to_dict() if self.client_check else None,
@@ -153,6 +169,27 @@ class Session:
         if self.evidence is not None:  # logs were given: likewise
             out["evidence"] = [m.to_dict() for m in self.evidence]
         return out
+
+
+# Built once per connection, and again per later stage that adds to it: through the slot
+# descriptors (pickling.maker), as the records inside it are.
+_make_session = maker(Session)
+_make_tcp = maker(TcpFacts)
+_SESSION_AT = {f.name: i for i, f in enumerate(fields(Session))}
+_session_values = attrgetter(*_SESSION_AT)
+
+
+def evolve(s: Session, **changes: Any) -> Session:
+    """A copy of the frozen `s` with `changes` (field: value): `dataclasses.replace` without
+    its ``__init__``, which stores every field through ``object.__setattr__``.  The fields'
+    values are shared, not copied."""
+    values = list(_session_values(s))
+    for name, value in changes.items():
+        at = _SESSION_AT.get(name)
+        if at is None:
+            raise TypeError(f"Session has no field {name!r}")
+        values[at] = value
+    return _make_session(*values)
 
 
 def _looks_like_tls(data: bytes) -> bool:
@@ -213,15 +250,16 @@ def _start(stream: StreamDir, from_client: bool) -> StreamStart:
                        stream.frame_at(start.offset))
 
 
-def _tls_after_plaintext(smtp: SmtpDialogue) -> None:
+def _tls_after_plaintext(smtp: SmtpDialogue) -> SmtpDialogue:
     """A STARTTLS whose reply was lost was taken as refused because the client went on in
     plaintext (starttls_not_taken), but a ClientHello follows that plaintext: it was sent
     with STARTTLS in one write (CVE-2011-0411's injection), and whether TLS began is open
     again, as for any lost reply."""
     if smtp.starttls_accepted is False and any(
             a.kind == "starttls_not_taken" for a in smtp.anomalies):
-        smtp.starttls_accepted = None
-        smtp.anomalies = [a for a in smtp.anomalies if a.kind != "starttls_not_taken"]
+        return replace(smtp, starttls_accepted=None, anomalies=[
+            a for a in smtp.anomalies if a.kind != "starttls_not_taken"])
+    return smtp
 
 
 def _chunk_end(c2s: StreamDir, start: StreamStart) -> int | None:
@@ -309,13 +347,15 @@ def oriented(conn: Connection) -> Connection:
 def build_session(conn: Connection, *,
                   implicit_tls_ports: Iterable[int] = DEFAULT_IMPLICIT_TLS_PORTS,
                   keep_streams: bool = False, keys: KeyLog | None = None,
-                  decrypt_limit: int = DEFAULT_DECRYPT_LIMIT) -> Session:
+                  decrypt_limit: int = DEFAULT_DECRYPT_LIMIT,
+                  continues_into: list[str] | None = None) -> Session:
     """Read one reassembled connection as SMTP (+ STARTTLS) and TLS.
 
     TLS from byte 0 is assumed on implicit-TLS ports and whenever the client's stream opens
     with a TLS record, so TLS on a port chosen with --ports is parsed too.  With ``keys`` (a
     key log), a handshake whose ClientHello random it knows is decrypted (handshake, and up
     to ``decrypt_limit`` bytes of application data per direction) and read again.
+    ``continues_into``: the later files of a run the connection goes on into.
     """
     conn = oriented(conn)
     c2s, s2c = conn.c2s, conn.s2c
@@ -331,9 +371,10 @@ def build_session(conn: Connection, *,
                                             mid.c2s.kind == "body", _chunk_end(c2s, mid.c2s))
     smtp = parse_dialogue(c2s, s2c, implicit_tls=implicit, cut=None if implicit else cut)
     if plain_on_tls_port:
-        smtp.anomalies.insert(0, AnomalyRecord(
+        smtp = replace(smtp, anomalies=[AnomalyRecord(
             "plaintext_on_tls_port", f"port {conn.server_port} is an implicit-TLS port, but the "
-            "server greeted in plaintext: read as SMTP", "s2c", 0, smtp.banner_frame))
+            "server greeted in plaintext: read as SMTP", "s2c", 0, smtp.banner_frame),
+            *smtp.anomalies])
     tls = None
     c_at, s_at = smtp.tls_c2s_offset, smtp.tls_s2c_offset
     if smtp.starttls_accepted:
@@ -346,7 +387,7 @@ def build_session(conn: Connection, *,
         if c_at is not None:
             s_at = find_tls_hello(s2c.data, 2)
             s_at = len(s2c.data) if s_at is None else s_at
-            _tls_after_plaintext(smtp)
+            smtp = _tls_after_plaintext(smtp)
     encrypted = (False, False)
     if mid is not None:
         if c_at is None and s_at is None and "tls" in (mid.c2s.kind, mid.s2c.kind):
@@ -366,7 +407,7 @@ def build_session(conn: Connection, *,
             tls, inner, decryption = inside.tls, inside, inside.decryption
     closed_by = "rst" if (c2s.rst_frame or s2c.rst_frame) else (
         "fin" if (c2s.fin_frame and s2c.fin_frame) else None)
-    tcp = TcpFacts(
+    tcp = _make_tcp(
         client_by=conn.client_by,
         syn_seen=c2s.syn_frame is not None,
         c2s_gaps=list(c2s.gaps),
@@ -380,7 +421,7 @@ def build_session(conn: Connection, *,
         out_of_order=conn.out_of_order,
         closed_by=closed_by,
     )
-    return Session(
+    return _make_session(
         number=conn.index + 1,
         client=endpoint_text(conn.client_addr, conn.client_port),
         server=endpoint_text(conn.server_addr, conn.server_port),
@@ -392,13 +433,18 @@ def build_session(conn: Connection, *,
         tcp=tcp,
         smtp=smtp,
         tls=tls,
+        client_check=None,
+        server_check=None,
+        verdicts=[],
         mid_session=mid,
+        continues_into=[] if continues_into is None else continues_into,
         c2s=c2s if keep_streams else None,
         s2c=s2c if keep_streams else None,
         decryption=decryption,
         smtp_tls=inner.smtp if inner is not None else None,
         tls_c2s=inner.c2s if inner is not None and keep_streams else None,
         tls_s2c=inner.s2c if inner is not None and keep_streams else None,
+        evidence=None,
     )
 
 

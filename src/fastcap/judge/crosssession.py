@@ -28,7 +28,7 @@ from typing import TypeVar
 
 from ..proto.tls import TlsHandshake
 from ..proto.tls.inference import infer_client_cert
-from ..session import Session
+from ..session import Session, evolve
 from ..verdict import Verdict
 from .diagnose import (
     INFERRED_ABSENT,
@@ -110,13 +110,10 @@ class CrossSession:
             self._learn(s, path, origin, s.verdicts if linked is None else linked)
         return linked
 
-    def apply(self, s: Session, path: str | None = None) -> bool:
-        """`link`, its verdicts stored on `s`; True when it linked them."""
+    def apply(self, s: Session, path: str | None = None) -> Session:
+        """`link`, its verdicts in a session like `s` (`s` itself when it linked none)."""
         linked = self.link(s, path)
-        if linked is None:
-            return False
-        s.verdicts = list(linked)
-        return True
+        return s if linked is None else evolve(s, verdicts=list(linked))
 
     def _learn(self, s: Session, path: str | None, origin: Origin | None,
                verdicts: Sequence[Verdict]) -> None:

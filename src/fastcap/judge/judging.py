@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from ..options import JudgeOptions
 from ..proto.tls.wirenames import wire_str
-from ..session import Session
+from ..session import Session, evolve
 from ..verdict import ChainCheck, Verdict
 from .diagnose import diagnose
 
@@ -91,11 +91,10 @@ def judgement(session: Session, analyzer: Checker, *,
 
 def judge(session: Session, analyzer: Checker, *,
           expect_name: str | None = None) -> Session:
-    """Attach certificate checks and verdicts to a session (in place; returned for chaining)."""
+    """The session with its certificate checks and verdicts (a new one: sessions are frozen)."""
     j = judgement(session, analyzer, expect_name=expect_name)
-    session.client_check, session.server_check = j.client_check, j.server_check
-    session.verdicts = list(j.verdicts)
-    return session
+    return evolve(session, client_check=j.client_check, server_check=j.server_check,
+                  verdicts=list(j.verdicts))
 
 
 def analyzer_for(options: JudgeOptions) -> Checker:

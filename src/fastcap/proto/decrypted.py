@@ -392,8 +392,10 @@ def _alerts_named(tls: TlsHandshake, plain: dict[tuple[bool, int], bytes]) -> Tl
 def _no_banner_dropped(smtp: SmtpDialogue) -> SmtpDialogue:
     """Inside TLS the dialogue begins with the client's EHLO: the greeting was before STARTTLS,
     so its absence here is no anomaly."""
-    smtp.anomalies = [a for a in smtp.anomalies if a.kind != "no_banner"]
-    return smtp
+    if not any(a.kind == "no_banner" for a in smtp.anomalies):
+        return smtp
+    return dataclasses.replace(smtp, anomalies=[a for a in smtp.anomalies
+                                                if a.kind != "no_banner"])
 
 
 def decrypt_tls(c2s: Any, s2c: Any, c2s_start: int, s2c_start: int, tls: TlsHandshake,

@@ -137,8 +137,7 @@ def _scan_files(paths: list[str], client: Any, options: ScanOptions) -> Iterator
                                            f"path")
         elif streamed[path]:
             found, summary, error = next(alone)
-            for s in found:
-                link_counted(cross, s, summary, path)
+            found = [link_counted(cross, s, summary, path) for s in found]
             done[i] = FileScan(path, found, summary, error)
         else:
             r = next(split)

@@ -6,7 +6,7 @@ judged sessions, and adds its findings to their verdicts; the scan itself is unc
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import MutableSequence, Sequence
 from dataclasses import dataclass, replace
 
 from ..evidence.join import (
@@ -26,7 +26,7 @@ from ..judge.evidence import (
     name_check_by_address,
     settings_verdicts,
 )
-from ..session import Session
+from ..session import Session, evolve
 from ..verdict import Verdict
 from .scanner import ScanSummary
 
@@ -63,30 +63,31 @@ class LogOnly:
                 "verdicts": [v.to_dict() for v in self.verdicts]}
 
 
-def attach_evidence(results: Sequence[tuple[str, Sequence[Session], ScanSummary]],
+def attach_evidence(results: Sequence[tuple[str, MutableSequence[Session], ScanSummary]],
                     evidence: Evidence, how: JoinSettings = JoinSettings(), *,
                     expect_name: str | None = None) -> JoinResult:
-    """Join `evidence` to every session of `results` (path, sessions, summary): each session's
-    `evidence` lists its matches, its verdicts gain the findings, and its file's summary
-    counts them."""
+    """Join `evidence` to every session of `results` (path, sessions, summary): each session
+    is replaced, in its list, by one whose `evidence` lists its matches and whose verdicts
+    gain the findings (sessions are frozen), and its file's summary counts them."""
     keys = [SessionKey.of(s, path) for path, sessions, _ in results for s in sessions]
     joined = join(keys, evidence.conversations, tolerance_s=how.tolerance_s,
                   window_s=how.window_s, skew_s=how.skew_s)
     joined = _with_facts(joined, evidence)
     settings = evidence.settings
     for path, sessions, summary in results:
-        for s in sessions:
+        for i, s in enumerate(sessions):
             matches = joined.matches.get((path, s.number), ())
-            s.evidence = list(matches)
+            s = evolve(s, evidence=list(matches))
             found = evidence_verdicts(s, matches, settings, expect_name=expect_name)
             found += settings_verdicts(s, settings)
             was = any(is_problem(v) for v in s.verdicts)
             checked = connector_name_in_ok(name_check_by_address(s, settings, expect_name),
                                            s, settings)
             if found or checked != s.verdicts:
-                s.verdicts = most_severe_first([*checked, *found])
+                s = evolve(s, verdicts=most_severe_first([*checked, *found]))
                 summary.verdicts.update(v.code for v in found)
             summary.with_problems += any(is_problem(v) for v in s.verdicts) - was
+            sessions[i] = s
     return joined
 
 

@@ -17,7 +17,7 @@ import numpy as np
 from ..options import JudgeOptions
 from ..select.flows import FlowKey, FlowTable
 from ..select.selection import FrameCounters
-from ..session import Session, build_session, keys_for
+from ..session import Session, build_session, evolve, keys_for
 from ..tcp.reassembly import Connection, FrameCols
 
 RING_GAP_NS = 60 * 10**9  # a longer pause between two files: not one capture's ring buffer
@@ -148,11 +148,10 @@ def session_in_chain(conn: Connection, paths: list[str], offsets: list[int],
     last = bisect_right(offsets, conn.last_frame - 1) - 1
     keys = keys_for(options.key_index, conn.last_frame)  # by the chain's frame numbers
     _shift(conn, offsets[first])
-    s = build_session(conn, implicit_tls_ports=options.implicit_tls_ports,
-                      keys=keys, decrypt_limit=options.decrypt_limit,
-                      keep_streams=keep_streams)
-    s.continues_into = paths[first + 1: last + 1]
-    return first, s
+    return first, build_session(conn, implicit_tls_ports=options.implicit_tls_ports,
+                                keys=keys, decrypt_limit=options.decrypt_limit,
+                                keep_streams=keep_streams,
+                                continues_into=paths[first + 1: last + 1])
 
 
 class FileStarts:
@@ -184,6 +183,6 @@ def numbered_in_files(found: list[tuple[int, Session]], files: int) -> list[list
         starts.end_file(begun)
     out: list[list[Session]] = [[] for _ in range(files)]
     for index, (_k, s) in enumerate(found):
-        k, s.number = starts.place(index)
-        out[k].append(s)
+        k, number = starts.place(index)
+        out[k].append(s if s.number == number else evolve(s, number=number))
     return out

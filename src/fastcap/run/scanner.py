@@ -19,7 +19,7 @@ from ..options import AnyPath, ScanOptions, resolve
 from ..options import judge_options as judge_options
 from ..read.stream import needs_stream, stream_kind
 from ..select.selection import FrameCounters
-from ..session import MAX_HELD, Session, iter_sessions, with_keys
+from ..session import MAX_HELD, Session, evolve, iter_sessions, with_keys
 
 SPLIT_MIN_BYTES = 64 << 20  # smaller files take less time than starting the workers
 
@@ -152,7 +152,7 @@ def _scan(path: str | os.PathLike, o: ScanOptions, analyzer: Checker,
             path, o, counters=counters, capture_out=meta, progress=progress,
             max_held=max_held))
     for s in sessions:
-        _link(cross, s, summary, where)
+        s = _link(cross, s, summary, where)
         if summary is not None:
             _count(summary, s, max_held)
         yield s
@@ -162,27 +162,28 @@ def _scan(path: str | os.PathLike, o: ScanOptions, analyzer: Checker,
         _totals(summary, counters, meta)
 
 
-def _link(cross: CrossSession, s: Session, summary: ScanSummary | None, path: str) -> bool:
-    """cross.link, its verdicts stored on `s`, counting what it forgot in `summary`'s limits;
-    True when it linked them."""
+def _link(cross: CrossSession, s: Session, summary: ScanSummary | None, path: str
+          ) -> Session:
+    """cross.link, its verdicts in a session like `s` (`s` itself when it linked none),
+    counting what it forgot in `summary`'s limits."""
     before = cross.dropped
     linked = cross.link(s, path)
-    if linked is not None:
-        s.verdicts = list(linked)
     if summary is not None and cross.dropped > before:
         summary.limits["TLS sessions or servers forgotten for linking later connections "
                        f"(over {cross.limit} remembered)"] += cross.dropped - before
-    return linked is not None
+    return s if linked is None else evolve(s, verdicts=list(linked))
 
 
-def link_counted(cross: CrossSession, s: Session, summary: ScanSummary, path: str) -> None:
+def link_counted(cross: CrossSession, s: Session, summary: ScanSummary, path: str
+                 ) -> Session:
     """`_link` for a session `summary` has counted already (judged and counted elsewhere,
     e.g. a whole file scanned on a cluster worker): its verdict counts follow the change."""
-    codes, problem = Counter(v.code for v in s.verdicts), has_problem(s)
-    if _link(cross, s, summary, path):
-        summary.verdicts -= codes
-        summary.verdicts.update(v.code for v in s.verdicts)
-        summary.with_problems += has_problem(s) - problem
+    linked = _link(cross, s, summary, path)
+    if linked is not s:
+        summary.verdicts -= Counter(v.code for v in s.verdicts)
+        summary.verdicts.update(v.code for v in linked.verdicts)
+        summary.with_problems += has_problem(linked) - has_problem(s)
+    return linked
 
 
 def _count(summary: ScanSummary, s: Session, max_held: int) -> None:
@@ -315,8 +316,8 @@ def _iter_file_streams(paths: list[str], o: ScanOptions, executor, analyzer: Che
         elif executor is not None:
             res = next(dealt)
             if res.error is None:
+                res.sessions[:] = [_link(cross, s, summary, p) for s in res.sessions]
                 for s in res.sessions:
-                    _link(cross, s, summary, p)
                     _count(summary, s, MAX_HELD)
                 _totals(summary, res.counters, [res.meta])
             else:
@@ -351,7 +352,7 @@ def _streamed(events: Iterator, summary: ScanSummary, errors: list[str], cross: 
     """One file's share of streamed.iter_file_events: its sessions, then its totals."""
     for _k, item in events:
         if isinstance(item, Session):
-            _link(cross, item, summary, path)
+            item = _link(cross, item, summary, path)
             _count(summary, item, max_held)
             yield item
         elif item.error is not None:

@@ -37,7 +37,7 @@ from ..judge.judging import judge
 from ..options import JudgeOptions
 from ..read.guard import MappingGuard, cut_message, guarded_map
 from ..read.stream import is_compressed_file
-from ..session import MAX_HELD, InOrder, KeysAsRead, Session, build_session
+from ..session import MAX_HELD, InOrder, KeysAsRead, Session, build_session, evolve
 from ..tcp.carry import CARRY_MAX
 from ..tcp.feed import FEED_ROWS, concat, payload_end, rows, within
 from ..tcp.reassembly import Reassembler
@@ -426,8 +426,8 @@ class _Run:
             for t in self.order.push(judge(s, self.analyzer,
                                            expect_name=self.options.expect_name)):
                 self._totals(t.number - 1, out)
-                k, t.number = self.starts.place(t.number - 1)  # within its own file
-                out.append((k, t))
+                k, number = self.starts.place(t.number - 1)  # within its own file
+                out.append((k, t if t.number == number else evolve(t, number=number)))
         return n
 
     def _ready(self, out: list[tuple], check: bool = True) -> None:

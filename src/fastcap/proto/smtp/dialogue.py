@@ -6,7 +6,8 @@ into it (_DialogueBuilder), shared by SmtpDialogue.from_events and parse_dialogu
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import MISSING, dataclass, field, fields
+from operator import attrgetter
 from typing import Any, Final
 
 from ...pickling import compact, maker
@@ -102,9 +103,11 @@ _make_command = maker(CommandRecord)
 _make_reply = maker(ReplyRecord)
 
 
-@dataclass
+@compact
+@dataclass(frozen=True, slots=True)
 class SmtpDialogue:
-    """Facts about one connection's plaintext SMTP, for the diagnosis to judge."""
+    """Facts about one connection's plaintext SMTP, for the diagnosis to judge.  Frozen: the
+    fold of its events (_DialogueBuilder) fills a draft and makes it once, at the end."""
 
     implicit_tls: bool = False
     banner_code: int | None = None
@@ -149,14 +152,36 @@ class SmtpDialogue:
         b = _DialogueBuilder(c2s_frame_at, s2c_frame_at)
         for ev in events:
             b.add(ev)
-        return b.dialogue
+        return b.finish()
+
+
+_make_dialogue = maker(SmtpDialogue)
+_dialogue_values = attrgetter(*(f.name for f in fields(SmtpDialogue)))
+_LIST_FIELDS = tuple(f.name for f in fields(SmtpDialogue) if f.default_factory is not MISSING)
+
+
+class _Draft:
+    """An SmtpDialogue as it is folded: its fields as plain attributes, each scalar read from
+    the class (its default) until set, each list the draft's own."""
+
+    def __init__(self) -> None:
+        self.__dict__.update({name: [] for name in _LIST_FIELDS})
+
+
+for _f in fields(SmtpDialogue):
+    if _f.default is not MISSING:
+        setattr(_Draft, _f.name, _f.default)
 
 
 class _DialogueBuilder:
+    """Folds a connection's events into a draft of its SmtpDialogue (``draft``: the fields as
+    plain attributes, read by the parser as it goes), made into the frozen dialogue once, by
+    ``finish``."""
+
     def __init__(
         self, c2s_frame_at: Callable[[int], int | None], s2c_frame_at: Callable[[int], int | None]
     ) -> None:
-        self.dialogue = SmtpDialogue()
+        self.draft = _Draft()
         self._c2s_frame_at, self._s2c_frame_at = c2s_frame_at, s2c_frame_at
         self._capped: set[str] = set()
 
@@ -165,9 +190,13 @@ class _DialogueBuilder:
             items.append(item)
         elif name not in self._capped:
             self._capped.add(name)
-            self.dialogue.anomalies.append(
+            self.draft.anomalies.append(
                 AnomalyRecord("list_cap", f"{name} capped at {MAX_ITEMS}", None, None, None)
             )
+
+    def finish(self) -> SmtpDialogue:
+        """The dialogue folded so far, frozen (its lists are the draft's: fold no more)."""
+        return _make_dialogue(*_dialogue_values(self.draft))
 
     def reply(
         self, code: int, enhanced: str | None, lines: Sequence[str], offset: int,
@@ -177,7 +206,7 @@ class _DialogueBuilder:
         """Fold a Reply given by its fields (parse_dialogue never builds the event); ``end``:
         the offset after its last byte, when known; ``dropped`` lines past the cap were
         counted, the last of them reading ``last``."""
-        d = self.dialogue
+        d = self.draft
         frame = self._s2c_frame_at(offset)
         if dropped:  # a reply over MAX_REPLY_LINES: its true count and last line
             last_text, count = last, len(lines) + dropped
@@ -214,7 +243,7 @@ class _DialogueBuilder:
     def command(self, verb: str, arg: str, offset: int, end: int | None = None) -> None:
         """Fold a Command given by its fields (parse_dialogue never builds the event); ``end``:
         the offset after its line ending, when known."""
-        d = self.dialogue
+        d = self.draft
         frame = self._c2s_frame_at(offset)
         self._put(d.commands, "commands", _make_command(
             verb, arg, offset, frame, self._end_frame(self._c2s_frame_at, frame, offset, end)))
@@ -226,7 +255,7 @@ class _DialogueBuilder:
 
     def banner(self, code: int, text: str, offset: int, first_end: int | None = None) -> None:
         """Fold a Banner given by its fields."""
-        d = self.dialogue
+        d = self.draft
         d.banner_code, d.banner_text = code, text
         d.banner_frame = self._s2c_frame_at(offset)
         d.banner_end_frame = self._end_frame(self._s2c_frame_at, d.banner_frame, offset,
@@ -239,7 +268,7 @@ class _DialogueBuilder:
         # isinstance tests, most frequent event first, instead of a ``match`` on class
         # patterns: the same dispatch (the event classes are disjoint), with less overhead per
         # event.
-        d = self.dialogue
+        d = self.draft
         if isinstance(ev, Reply):
             self.reply(ev.code, ev.enhanced, ev.lines, ev.offset, ev.answers, ev.end,
                        ev.dropped, ev.last)

@@ -189,7 +189,7 @@ def _parse_plain(c2s: StreamLike, s2c: StreamLike) -> SmtpDialogue | None:
                     return None  # not_tls
                 b.add(StartTls(True, cpos, spos))
                 b.add(Closed())
-                return b.dialogue
+                return b.finish()
             b.add(StartTls(False, cpos, spos))
         elif code == 354:
             if pending != "DATA":
@@ -202,7 +202,7 @@ def _parse_plain(c2s: StreamLike, s2c: StreamLike) -> SmtpDialogue | None:
     if mode == "body" or spos != len(sdata):
         return None  # content cut short, replies that answer nothing, or a cut reply
     b.add(Closed())
-    return b.dialogue
+    return b.finish()
 
 
 def parse_dialogue(c2s: StreamLike, s2c: StreamLike, *, implicit_tls: bool = False,
@@ -227,7 +227,7 @@ def parse_dialogue(c2s: StreamLike, s2c: StreamLike, *, implicit_tls: bool = Fal
     conv = _FoldingConversation(builder, implicit_tls, cut, (c2s.frame_at, s2c.frame_at))
     c_at, s_at = (0, 0) if cut is None else (cut.c2s_offset, cut.s2c_offset)
     feeders = {"c2s": _Feeder(c2s, "c2s", c_at), "s2c": _Feeder(s2c, "s2c", s_at)}
-    dialogue, step = builder.dialogue, conv._step
+    dialogue, step = builder.draft, conv._step
     while not dialogue.closed:  # next_event() unrolled: the events are folded as they come
         if step():
             continue
@@ -243,4 +243,4 @@ def parse_dialogue(c2s: StreamLike, s2c: StreamLike, *, implicit_tls: bool = Fal
             f.done = True
         else:
             f.step(conv)
-    return dialogue
+    return builder.finish()
