@@ -53,7 +53,7 @@ class DaskExecutor:
         return max(1, sum(self.client.nthreads().values()))
 
 
-@dataclass
+@dataclass(frozen=True, slots=True)
 class FileScan:
     """One file's result: its sessions in number order and its summary, or why it failed."""
 

@@ -20,6 +20,7 @@ from ..options import judge_options as judge_options
 from ..read.stream import needs_stream, stream_kind
 from ..select.selection import FrameCounters
 from ..session import MAX_HELD, Session, evolve, iter_sessions, with_keys
+from .executor import Executor
 
 SPLIT_MIN_BYTES = 64 << 20  # smaller files take less time than starting the workers
 
@@ -76,8 +77,9 @@ def _resolve(options: ScanOptions | None, kw: dict[str, Any], analyzer: Checker 
 
 def scan(path: AnyPath, options: ScanOptions | None = None, *,
          analyzer: Checker | None = None, summary: ScanSummary | None = None,
-         progress: Callable[[int, int], None] | None = None, executor=None,
-         cross: CrossSession | None = None, **kw: Any) -> Iterator[Session]:
+         progress: Callable[[int, int], None] | None = None,
+         executor: Executor | None = None, cross: CrossSession | None = None,
+         **kw: Any) -> Iterator[Session]:
     """Every TCP connection on `ports` as a judged `Session`, numbered from 1 by first frame.
 
     What to scan and how to judge it is one `options` (a `ScanOptions`) or the keywords
@@ -127,7 +129,8 @@ def _keyed(o: ScanOptions, path: str | os.PathLike | None = None
 
 def _scan(path: str | os.PathLike, o: ScanOptions, analyzer: Checker,
           summary: ScanSummary | None, progress: Callable[[int, int], None] | None,
-          executor, cross: CrossSession, max_held: int) -> Iterator[Session]:
+          executor: Executor | None, cross: CrossSession, max_held: int
+          ) -> Iterator[Session]:
     where = os.fspath(path)
     o, key_warnings = _keyed(o, path)  # iter_sessions and the workers find them read
     if summary is not None:
@@ -211,7 +214,7 @@ def _totals(summary: ScanSummary, counters: FrameCounters, metas: list) -> None:
         summary.unreadable += m.unreadable
 
 
-@dataclass
+@dataclass(frozen=True, slots=True)
 class FileResult:
     """One file of `scan_files`: its sessions in number order and summary, or its error."""
 
@@ -248,7 +251,8 @@ class FileStream:
 
 
 def iter_file_streams(paths: Iterable[AnyPath], options: ScanOptions | None = None,
-                      *, executor=None, analyzer: Checker | None = None,
+                      *, executor: Executor | None = None,
+                      analyzer: Checker | None = None,
                       progress: Callable[[int, int], None] | None = None,
                       max_held: int = MAX_HELD, cross: CrossSession | None = None,
                       apart: Collection[int] = (), **kw: Any) -> Iterator[FileStream]:
@@ -278,7 +282,8 @@ def iter_file_streams(paths: Iterable[AnyPath], options: ScanOptions | None = No
                               CrossSession() if cross is None else cross, frozenset(apart))
 
 
-def _iter_file_streams(paths: list[str], o: ScanOptions, executor, analyzer: Checker,
+def _iter_file_streams(paths: list[str], o: ScanOptions, executor: Executor | None,
+                       analyzer: Checker,
                        progress: Callable[[int, int], None] | None, max_held: int,
                        cross: CrossSession, apart_at: frozenset[int]
                        ) -> Iterator[FileStream]:

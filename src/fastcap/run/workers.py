@@ -19,28 +19,11 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
-from typing import Any, Protocol
+from typing import Any
 
 from ..errors import FastcapError
-
-
-class Executor(Protocol):
-    """What a run needs from an executor.  `local_first`: the first task of a `map` runs
-    in this process (its results need no copying, so it may be dealt more work)."""
-
-    local_first: bool
-
-    def map(self, fn: Callable, items: list) -> list: ...
-
-
-class Submitter(Protocol):
-    """An executor the streamed reader can keep a few tasks in flight on."""
-
-    def submit(self, fn: Callable, item: Any) -> Any: ...
-
-    def get(self, handle: Any) -> Any: ...
-
-    def close(self) -> None: ...
+from .executor import Executor as Executor
+from .executor import Submitter as Submitter
 
 
 @contextmanager

@@ -17,7 +17,7 @@ from .fragments import FRAG_FIRST, FRAG_ROW, FRAG_V6, Defragmenter
 from .selection import FrameCounters, iter_selected
 
 
-@dataclass
+@dataclass(frozen=True, slots=True)
 class FileStats:
     path: str
     backend: str
