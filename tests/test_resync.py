@@ -237,3 +237,34 @@ def test_the_search_steps_do_not_change_where_reading_resumes(tmp_path, data):
         assert len(got) == 1, got
         hit = got.pop()
         assert hit is None or start <= hit < len(buf)
+
+
+@pytest.mark.parametrize("i", [0, 3])
+@pytest.mark.parametrize("extra", range(1, 9))
+def test_a_length_that_reaches_the_next_blocks_own_length_loses_no_other_block(
+        tmp_path, backend, i, extra):
+    """An EPB of 72 bytes whose length field reads 77 (or 78, 79, 80) rounds up to 80, and
+    the word at 76, where its trailer would be, is the next EPB's own length (80): the
+    damaged block must not swallow the next block's header, or that block is lost too."""
+    raw, offs = pcapng_bytes(tmp_path)
+    at, length = offs[i], offs[i + 1] - offs[i]
+    data = bytearray(raw)
+    data[at + 4 : at + 8] = (length + extra).to_bytes(4, "little")
+    slabs, meta = read(tmp_path, backend, bytes(data), "pcapng")
+    assert slabs == [p[:32] for k, p in enumerate(PAYLOADS) if k != i]
+    assert meta.unreadable == [(at, offs[i + 1])]
+    assert [(w.kind, w.offset) for w in meta.warnings] == [("corrupt_block", at)]
+
+
+def test_a_length_that_reaches_a_later_blocks_own_length_loses_no_other_block(tmp_path,
+                                                                              backend):
+    """Two small blocks then one of exactly their joint length plus 8: the first's length
+    damaged to that reads the third block's length as its trailer, past the second."""
+    payloads = [b"a" * 4, b"b" * 4, b"c" * 48, b"d" * 20]
+    raw, offs = pcapng_bytes(tmp_path, payloads)
+    assert offs[2] - offs[0] + 8 == offs[3] - offs[2] == 80
+    data = bytearray(raw)
+    data[offs[0] + 4 : offs[0] + 8] = (80).to_bytes(4, "little")
+    slabs, meta = read(tmp_path, backend, bytes(data), "pcapng")
+    assert slabs == [p[:32] for p in payloads[1:]]
+    assert meta.unreadable == [(offs[0], offs[1])]

@@ -112,6 +112,29 @@ def padded(blen: int) -> int:
     return (blen + 3) & ~3
 
 
+def trailer_is_a_header(buf, off: int, blen: int, order: str) -> bool:
+    """Whether the block at `off`, framed with length `blen` (padded, its trailer matching),
+    is in truth a damaged length that reached another block's leading length: the word its
+    trailer was read from is then preceded by that block's type (a known one), and the word
+    before that is the trailer of a block that ends there, whose leading length (the one at
+    `off`, damaged, or that of a block it swallowed, 12 bytes on at least) agrees with it.
+    An EPB of 72 bytes whose length reads 77 to 80 pads to 80, and the next EPB's own length
+    80 stands where its trailer would: taken whole, it hides the next block's header, and
+    that block is lost too.  Such a block is damage to resynchronise past; in a sound block
+    the two words before the trailer are packet data or options, and so rarely a block type
+    after a length that frames a block ending there.  Only the block's own bytes are read:
+    the answer does not depend on how much of the file follows (a range, a stream piece).
+    The walkers ask only where the word before the type could be such a length (9 up to
+    `blen` - 8), so the usual block costs one comparison more."""
+    w, btype = struct.unpack_from(order + "II", buf, off + blen - 12)
+    p = padded(w)
+    if not 12 <= p <= blen - 8 or btype not in BLOCK_NAMES:
+        return False
+    start = off + blen - 8 - p  # where the block that ends before the type begins
+    return start == off or (start >= off + 12 and padded(
+        struct.unpack_from(order + "I", buf, start + 4)[0]) == p)
+
+
 def byte_order_of_shb(buf, off: int) -> bool | None:
     """True for big endian, False for little, None when the byte-order magic is wrong."""
     if len(buf) - off < 12:
@@ -192,6 +215,7 @@ def walk_pcapng_py(
     order = ">" if big_endian else "<"
     u32 = struct.Struct(order + "I")
     two = struct.Struct(order + "II")
+    tail = struct.Struct(order + "I4xI")  # the word before the block type, the trailer
     pkt = struct.Struct(order + "IIIII")
     width = win.slab_width
     view = memoryview(buf)
@@ -217,7 +241,9 @@ def walk_pcapng_py(
         field, blen = blen, padded(blen)
         if blen > length - off:
             return status(TRUNCATED, off, fno, blen)
-        if padded(u32.unpack_from(buf, off + blen - 4)[0]) != blen:
+        last, trailer = tail.unpack_from(buf, off + blen - 12)
+        if padded(trailer) != blen or (9 <= last <= blen - 8
+                                       and trailer_is_a_header(buf, off, blen, order)):
             return status(CORRUPT, off, fno, field)
         flags = 0
         units = 0
