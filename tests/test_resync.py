@@ -268,3 +268,20 @@ def test_a_length_that_reaches_a_later_blocks_own_length_loses_no_other_block(tm
     slabs, meta = read(tmp_path, backend, bytes(data), "pcapng")
     assert slabs == [p[:32] for p in payloads[1:]]
     assert meta.unreadable == [(offs[0], offs[1])]
+
+
+@pytest.mark.parametrize("new", [220, 4096, 1 << 20])
+def test_a_sound_looking_length_past_the_end_still_reads_the_last_block(tmp_path, backend,
+                                                                        new):
+    """The last block but one, its length damaged to one that runs past the end of the file
+    (of a known type, a multiple of 4: what a file cut inside that block would show): the
+    last block, framed whole and 4-byte aligned from it, ends exactly at the end of the file
+    and is read, where a file cut inside the block would hold no such block."""
+    raw, offs = pcapng_bytes(tmp_path)
+    at = offs[-2]
+    data = bytearray(raw)
+    data[at + 4 : at + 8] = new.to_bytes(4, "little")
+    slabs, meta = read(tmp_path, backend, bytes(data), "pcapng")
+    assert slabs == [p[:32] for k, p in enumerate(PAYLOADS) if k != len(offs) - 2]
+    assert meta.unreadable == [(at, offs[-1])]
+    assert [(w.kind, w.offset) for w in meta.warnings] == [("corrupt_block", at)]

@@ -819,7 +819,8 @@ class Capture:
                 cut = st.code == TRUNCATED and resync.cut_not_damaged_pcapng(
                     self._array(), off, size, section.big_endian)
                 nxt = resync.next_pcapng_block(self._array(), off + 1, size, section.big_endian,
-                                               allow_eof=not (cut or self._more))
+                                               allow_eof=not (cut or self._more),
+                                               eof_in_step=None if self._more else off)
                 if nxt is None and self._more:
                     break  # look again with more of the stream in hand
                 if nxt is not None:

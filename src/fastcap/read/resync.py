@@ -92,11 +92,19 @@ def _block_len(buf: np.ndarray, pos: np.ndarray, size: int, big: bool | None, ma
 
 
 def next_pcapng_block(buf: np.ndarray, start: int, size: int, big: bool | None,
-                      max_block: int = MAX_BLOCK, allow_eof: bool = True) -> int | None:
+                      max_block: int = MAX_BLOCK, allow_eof: bool = True,
+                      eof_in_step: int | None = None) -> int | None:
     """First offset >= start where a well-framed block begins whose successor is also well
     framed or (if `allow_eof`) is the end of the file; None if the rest of the file holds no
     such block.  Every byte offset is tried, not only 32-bit aligned ones: a copy that lost
-    or gained a byte shifts everything after it."""
+    or gained a byte shifts everything after it.
+
+    `eof_in_step`: the offset of a block whose sound-looking length runs past the end of the
+    file (cut there, or its length damaged).  Without `allow_eof`, a block that ends the file
+    still counts where it begins a multiple of 4 bytes from it, in step with it: the blocks
+    after a damaged length are, and a cut block's own bytes hold no such block (its length
+    and its trailer at the file's last 4 bytes would have to agree).  Without it, the last
+    block after such a damaged length was lost."""
     for a, n in _steps(start, size):
         # Every known block type has a 0x00 or 0x0D in its third (little-endian) or second
         # (big-endian) byte: a one-byte test discards ~99% of offsets before the full check.
@@ -107,7 +115,9 @@ def next_pcapng_block(buf: np.ndarray, start: int, size: int, big: bool | None,
         if not len(cand):
             continue
         nxt = pos[cand] + blen[cand]
-        chained = ((nxt == size) & allow_eof) | (_block_len(buf, nxt, size, big, max_block) > 0)
+        last = (nxt == size) & (allow_eof or (
+            eof_in_step is not None and (pos[cand] - eof_in_step) % 4 == 0))
+        chained = last | (_block_len(buf, nxt, size, big, max_block) > 0)
         hit = np.flatnonzero(chained)
         if len(hit):
             return int(pos[cand[hit[0]]])
