@@ -426,6 +426,39 @@ static __attribute__((noinline, cold)) int trailer_is_a_header(const uint8_t *b,
         || (at >= 12 && (((uint64_t)rd32(b + at + 4, swapped) + 3) & ~(uint64_t)3) == p);
 }
 
+/* Whether a length left unpadded (a field not a multiple of 4, rounded up to blen) may
+ * stand.  Damage to a length can round it up to a field of a later block that passes for
+ * its trailer: an EPB of 36 bytes reading 57 pads to 60, where the next EPB's captured
+ * length 57 stands.  Such a block is refused where what follows it is no block header (not
+ * the end of the data, a section header, or a length of 12 to max_block) and, it being a
+ * packet block, a block is framed where its packet data ends, inside it: the block that
+ * the damaged length swallowed.  A sound unpadded block followed by damage is kept, as
+ * Wireshark keeps it; where the bytes to tell are not in hand, it stands.  Only unpadded
+ * lengths pay for it.  read/pcapng.py:unpadded_fits is its twin. */
+static __attribute__((noinline, cold)) int unpadded_fits(const uint8_t *buf, int64_t len,
+                                                         int64_t off, uint32_t blen,
+                                                         int swapped, uint32_t max_block)
+{
+    int64_t next = off + blen;
+    if (len - next < 8)
+        return 1;
+    uint32_t type = rd32(buf + next, swapped), field = rd32(buf + next + 4, swapped);
+    if (type == BT_SHB || (field >= 12 && field <= max_block))
+        return 1;
+    const uint8_t *b = buf + off;
+    uint32_t own = rd32(b, swapped);
+    if ((own != BT_EPB && own != BT_PB) || blen < 32)
+        return 1;
+    uint64_t end = 32 + (((uint64_t)rd32(b + 20, swapped) + 3) & ~(uint64_t)3);
+    if (end >= blen)
+        return 1;
+    uint32_t inner = rd32(b + end + 4, swapped); /* end + 8 <= blen + 8: in hand */
+    uint64_t q = ((uint64_t)inner + 3) & ~(uint64_t)3;
+    if (inner < 12 || inner > max_block || (int64_t)(off + end + q) > len)
+        return 1;
+    return (((uint64_t)rd32(b + end + q - 4, swapped) + 3) & ~(uint64_t)3) != q;
+}
+
 int64_t fc_walk_pcapng(const uint8_t *buf, int64_t len, int64_t start, int32_t swapped,
                        const fc_iface *ifaces, int32_t n_ifaces, uint32_t max_block,
                        fc_cols *cols, fc_status *st)
@@ -459,6 +492,9 @@ int64_t fc_walk_pcapng(const uint8_t *buf, int64_t len, int64_t start, int32_t s
         uint32_t last = rd32(b + blen - 12, swapped);
         if (__builtin_expect(last >= 9 && (uint64_t)last + 8 <= blen, 0)
             && trailer_is_a_header(b, blen, swapped))
+            return stop(st, FC_CORRUPT, off, fno, field, n);
+        if (__builtin_expect(field != blen, 0)
+            && !unpadded_fits(buf, len, off, blen, swapped, max_block))
             return stop(st, FC_CORRUPT, off, fno, field, n);
 
         uint32_t iface_id, caplen, orig;

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from fastcap.read import resync
 from fastcap_synth.writers import PcapngWriter, Record, write_pcap
-from tests.test_walk import walk
+from tests.test_walk import unpadded_pcapng, walk
 
 PAYLOADS = [bytes([65 + i]) * (40 + 8 * i) for i in range(6)]
 T0 = 1_700_000_000 * 10**9
@@ -285,3 +285,29 @@ def test_a_sound_looking_length_past_the_end_still_reads_the_last_block(tmp_path
     assert slabs == [p[:32] for k, p in enumerate(PAYLOADS) if k != len(offs) - 2]
     assert meta.unreadable == [(at, offs[-1])]
     assert [(w.kind, w.offset) for w in meta.warnings] == [("corrupt_block", at)]
+
+
+@pytest.mark.parametrize("new", [57, 58, 59])
+def test_an_unpadded_length_that_reaches_a_later_field_loses_no_other_block(tmp_path,
+                                                                           backend, new):
+    """An EPB of 36 bytes whose length reads 57 rounds up to 60, where the next EPB's
+    captured length (57) stands: a length left unpadded is only taken where a block header
+    with a sane length (or the end of the file) follows it."""
+    payloads = [b"a", b"b" * 57, b"c" * 20]
+    raw, offs = pcapng_bytes(tmp_path, payloads)
+    data = bytearray(raw)
+    data[offs[0] + 4 : offs[0] + 8] = new.to_bytes(4, "little")
+    slabs, meta = read(tmp_path, backend, bytes(data), "pcapng")
+    assert slabs == [p[:32] for p in payloads[1:]]
+    assert meta.unreadable == [(offs[0], offs[1])]
+
+
+def test_an_unpadded_block_before_a_damaged_header_is_still_read(tmp_path, backend):
+    """A writer that leaves the padding out of both lengths (an EPB of 61 bytes of data says
+    93, not 96), and the block after it damaged: the unpadded block is sound and still read,
+    as Wireshark reads it."""
+    raw, at = unpadded_pcapng(tmp_path / "unpadded.pcapng")
+    raw[at + 100 : at + 104] = (0xFFFFFFF0).to_bytes(4, "little")  # the next block's length
+    slabs, meta = read(tmp_path, backend, bytes(raw), "pcapng")
+    assert slabs == [b"a" * 20, b"b" * 32, b"c" * 20]
+    assert meta.unreadable == [(at + 96, at + 112)]

@@ -224,10 +224,10 @@ def test_corrupt_pcapng_block_stops_with_offset(tmp_path, backend):
     assert w.kind == "corrupt_block" and w.offset == second
 
 
-def test_block_lengths_that_leave_out_the_padding_read_as_in_wireshark(tmp_path, backend):
-    """Some writers leave the padding out of both length fields (an EPB of 61 bytes says 93,
-    not 96); Wireshark rounds them up and reads every frame, so frame numbers stay in step."""
-    path = tmp_path / "unpadded.pcapng"
+def unpadded_pcapng(path: Path) -> tuple[bytearray, int]:
+    """EPBs of 20, 61 and 20 bytes of data with a local block between the last two, the
+    second EPB and the local block written as some writers do, the padding left out of both
+    length fields (93 and 13, not 96 and 16); the bytes and the second EPB's offset."""
     with PcapngWriter(path) as w:
         w.section()
         w.interface(1)
@@ -243,6 +243,14 @@ def test_block_lengths_that_leave_out_the_padding_read_as_in_wireshark(tmp_path,
         for field in (off + 4, off + n - 4):
             raw[field: field + 4] = (n - 3).to_bytes(4, "little")
     path.write_bytes(bytes(raw))
+    return raw, at
+
+
+def test_block_lengths_that_leave_out_the_padding_read_as_in_wireshark(tmp_path, backend):
+    """Some writers leave the padding out of both length fields (an EPB of 61 bytes says 93,
+    not 96); Wireshark rounds them up and reads every frame, so frame numbers stay in step."""
+    path = tmp_path / "unpadded.pcapng"
+    unpadded_pcapng(path)
     cols, meta = walk(path, backend)
     assert cols["caplen"].tolist() == [20, 61, 20]
     assert cols["frame_no"].tolist() == [1, 2, 3]

@@ -135,6 +135,36 @@ def trailer_is_a_header(buf, off: int, blen: int, order: str) -> bool:
         struct.unpack_from(order + "I", buf, start + 4)[0]) == p)
 
 
+def unpadded_fits(buf, length: int, off: int, blen: int, order: str, max_block: int
+                  ) -> bool:
+    """Whether a length left unpadded (a field not a multiple of 4, rounded up to `blen`)
+    may stand.  Damage to a length can round it up to a field of a later block that passes
+    for its trailer: an EPB of 36 bytes reading 57 pads to 60, where the next EPB's captured
+    length 57 stands.  Such a block is refused where what follows it is no block header (not
+    the end of the data, a section header, or a length of 12 to `max_block`) and, it being a
+    packet block, a block is framed where its packet data ends, inside it: the block that
+    the damaged length swallowed.  A sound unpadded block followed by damage is kept, as
+    Wireshark keeps it; where the bytes to tell are not in hand (past `length`), it stands.
+    Only unpadded lengths pay for it (csrc/walk.c:unpadded_fits is its twin)."""
+    nxt = off + blen
+    if length - nxt < 8:
+        return True
+    btype, field = struct.unpack_from(order + "II", buf, nxt)
+    if btype == BT_SHB or 12 <= field <= max_block:
+        return True
+    (own,) = struct.unpack_from(order + "I", buf, off)
+    if own not in (BT_EPB, BT_PB) or blen < 32:
+        return True
+    end = 32 + padded(struct.unpack_from(order + "I", buf, off + 20)[0])
+    if end >= blen:
+        return True
+    (inner,) = struct.unpack_from(order + "I", buf, off + end + 4)
+    q = padded(inner)
+    if not 12 <= inner <= max_block or off + end + q > length:
+        return True
+    return padded(struct.unpack_from(order + "I", buf, off + end + q - 4)[0]) != q
+
+
 def byte_order_of_shb(buf, off: int) -> bool | None:
     """True for big endian, False for little, None when the byte-order magic is wrong."""
     if len(buf) - off < 12:
@@ -244,6 +274,8 @@ def walk_pcapng_py(
         last, trailer = tail.unpack_from(buf, off + blen - 12)
         if padded(trailer) != blen or (9 <= last <= blen - 8
                                        and trailer_is_a_header(buf, off, blen, order)):
+            return status(CORRUPT, off, fno, field)
+        if field != blen and not unpadded_fits(buf, length, off, blen, order, max_block):
             return status(CORRUPT, off, fno, field)
         flags = 0
         units = 0
