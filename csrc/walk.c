@@ -459,6 +459,34 @@ static __attribute__((noinline, cold)) int unpadded_fits(const uint8_t *buf, int
     return (((uint64_t)rd32(b + end + q - 4, swapped) + 3) & ~(uint64_t)3) != q;
 }
 
+/* Whether the packet block at off, of length blen, whose packet data ends at `end` (its
+ * own trailer standing there, so options would follow), swallowed the block that begins
+ * there: a known type, a sane length reaching past blen, its trailer matching.  A length
+ * damaged to one a later field passes the trailer check for (an EPB of 36 bytes reading
+ * 60, where the next EPB's captured length 57 rounds up to 60) is so found.  Where the bytes
+ * to tell are not in hand it stands.  read/pcapng.py:swallows_a_block is its twin. */
+static __attribute__((noinline, cold)) int swallows_a_block(const uint8_t *buf, int64_t len,
+                                                            int64_t off, uint32_t end,
+                                                            uint32_t blen, int swapped,
+                                                            uint32_t max_block)
+{
+    const uint8_t *h = buf + off + end;
+    if (len - (off + end) < 8)
+        return 0;
+    switch (rd32(h, swapped)) {
+    case BT_SHB: case BT_IDB: case BT_PB: case BT_SPB: case 0x00000004u: case 0x00000005u:
+    case BT_EPB: case 0x00000009u: case BT_DSB: case 0x00000BADu: case 0x40000BADu:
+        break;
+    default:
+        return 0;
+    }
+    uint32_t field = rd32(h + 4, swapped);
+    uint64_t q = ((uint64_t)field + 3) & ~(uint64_t)3;
+    if (field < 12 || field > max_block || end + q <= blen || (int64_t)(off + end + q) > len)
+        return 0;
+    return (((uint64_t)rd32(h + q - 4, swapped) + 3) & ~(uint64_t)3) == q;
+}
+
 int64_t fc_walk_pcapng(const uint8_t *buf, int64_t len, int64_t start, int32_t swapped,
                        const fc_iface *ifaces, int32_t n_ifaces, uint32_t max_block,
                        fc_cols *cols, fc_status *st)
@@ -510,6 +538,11 @@ int64_t fc_walk_pcapng(const uint8_t *buf, int64_t len, int64_t start, int32_t s
             orig = rd32(b + 24, swapped);
             if (caplen > blen - 32)
                 return stop(st, FC_CORRUPT, off, fno, caplen, n);
+            uint32_t end = 32 + ((caplen + 3) & ~3u); /* options follow, if any */
+            if (__builtin_expect(end < blen, 0)
+                && ((uint64_t)rd32(b + end - 4, swapped) + 3) / 4 * 4 == end
+                && swallows_a_block(buf, len, off, end, blen, swapped, max_block))
+                return stop(st, FC_CORRUPT, off, fno, field, n);
             data = b + 28;
         } else if (type == BT_SPB) {
             if (blen < 16)

@@ -293,7 +293,12 @@ def test_an_unpadded_length_that_reaches_a_later_field_loses_no_other_block(tmp_
     """An EPB of 36 bytes whose length reads 57 rounds up to 60, where the next EPB's
     captured length (57) stands: a length left unpadded is only taken where a block header
     with a sane length (or the end of the file) follows it."""
-    payloads = [b"a", b"b" * 57, b"c" * 20]
+    first_block_alone_lost(tmp_path, backend, [b"a", b"b" * 57, b"c" * 20], new)
+
+
+def first_block_alone_lost(tmp_path, backend, payloads: list[bytes], new: int) -> None:
+    """The first EPB's length field damaged to `new`: every other packet is read, and only
+    the first block's bytes are unreadable."""
     raw, offs = pcapng_bytes(tmp_path, payloads)
     data = bytearray(raw)
     data[offs[0] + 4 : offs[0] + 8] = new.to_bytes(4, "little")
@@ -311,3 +316,13 @@ def test_an_unpadded_block_before_a_damaged_header_is_still_read(tmp_path, backe
     slabs, meta = read(tmp_path, backend, bytes(raw), "pcapng")
     assert slabs == [b"a" * 20, b"b" * 32, b"c" * 20]
     assert meta.unreadable == [(at + 96, at + 112)]
+
+
+@pytest.mark.parametrize("payloads,new", [([b"a", b"b" * 57, b"c" * 20], 60),
+                                          ([b"a" * 53, b"b" * 113], 116)])
+def test_a_length_that_reaches_a_later_field_loses_no_other_block(tmp_path, backend,
+                                                                   payloads, new):
+    """A length damaged to one a field of the next EPB passes the trailer check for (its
+    captured length 57 or original length 113, rounded up): the damaged EPB's own data ends
+    where its own trailer and the next block's header still stand, so it is damage."""
+    first_block_alone_lost(tmp_path, backend, payloads, new)

@@ -165,6 +165,30 @@ def unpadded_fits(buf, length: int, off: int, blen: int, order: str, max_block: 
     return padded(struct.unpack_from(order + "I", buf, off + end + q - 4)[0]) != q
 
 
+def swallows_a_block(buf, length: int, off: int, blen: int, order: str, max_block: int
+                     ) -> bool:
+    """Whether the packet block (EPB, PB) at `off`, of length `blen`, ends its packet data
+    before `blen` where its own trailer stands (so options would follow) and swallowed the
+    block that begins there: a known type, a sane length reaching past `blen`, its trailer
+    matching.  A length damaged to one a later field passes the trailer check for (an EPB of
+    36 bytes reading 60, where the next EPB's captured length 57 rounds up to 60) is so
+    found; a sound block's options begin with an option code and length, no block header.
+    Where the bytes to tell are not in hand (past `length`) it stands.  Only packet blocks
+    with options (or so damaged) pay for it (csrc/walk.c:swallows_a_block is its twin)."""
+    caplen = struct.unpack_from(order + "I", buf, off + 20)[0]
+    end = 32 + padded(caplen)
+    if end >= blen or padded(struct.unpack_from(order + "I", buf, off + end - 4)[0]) != end:
+        return False
+    if length - (off + end) < 8:
+        return False
+    btype, field = struct.unpack_from(order + "II", buf, off + end)
+    q = padded(field)
+    if (btype not in BLOCK_NAMES or not 12 <= field <= max_block or end + q <= blen
+            or off + end + q > length):
+        return False
+    return padded(struct.unpack_from(order + "I", buf, off + end + q - 4)[0]) == q
+
+
 def byte_order_of_shb(buf, off: int) -> bool | None:
     """True for big endian, False for little, None when the byte-order magic is wrong."""
     if len(buf) - off < 12:
@@ -289,6 +313,9 @@ def walk_pcapng_py(
             units = (ts_hi << 32) | ts_lo
             if caplen > blen - 32:
                 return status(CORRUPT, off, fno, caplen)
+            if 32 + padded(caplen) < blen and swallows_a_block(buf, length, off, blen, order,
+                                                               max_block):
+                return status(CORRUPT, off, fno, field)
             data = off + 28
         elif btype == BT_SPB:
             if blen < 16:
