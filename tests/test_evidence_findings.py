@@ -364,9 +364,10 @@ def test_ok_says_which_connector_name_the_certificate_fits(world):
         (s,) = [x for x in scan(world.path, ca_file=ca)
                 if x.client == world.sessions["ok_client_cert"].client]
         assert "was not compared" in _one(s.verdicts, "ok").message
-        attach_evidence([(world.path, [s], ScanSummary(world.path))],
+        judged = [s]  # attach_evidence puts the judged sessions in the lists it is given
+        attach_evidence([(world.path, judged, ScanSummary(world.path))],
                         Evidence((), (), Settings(inbound=inbound), ()))
-        v = _one(s.verdicts, "ok")
+        v = _one(judged[0].verdicts, "ok")
         assert said in v.message and "was not compared" not in v.message
         assert v.message.startswith(world.sessions["ok_client_cert"].verdicts[0].message
                                     .split("; its name")[0])
