@@ -318,6 +318,58 @@ def test_dom_contract(examples_scan):
     assert all("aria-sort" in a for t, a in p.tags if t == "th" and "data-key" in a)
 
 
+def _title_and_captions(html: str) -> tuple[str, list[str]]:
+    """The document's title and each table's caption, as text."""
+    class Names(HTMLParser):
+        def __init__(self) -> None:
+            super().__init__(convert_charrefs=True)
+            self.stack: list[str] = []
+            self.title, self.captions = "", []
+
+        def handle_starttag(self, tag, attrs):
+            if tag not in ("meta", "wbr", "input", "br"):  # void: no end tag comes
+                self.stack.append(tag)
+            if tag == "caption":
+                self.captions.append("")
+
+        def handle_endtag(self, tag):
+            self.stack.pop()
+
+        def handle_data(self, data):
+            if self.stack[-1:] == ["title"] and "svg" not in self.stack:  # not a bar's
+                self.title += data
+            elif self.stack and self.stack[-1] == "caption":
+                self.captions[-1] += data
+
+    n = Names()
+    n.feed(html)
+    return n.title, n.captions
+
+
+def test_the_title_names_the_capture_and_what_was_found(examples_scan):
+    """Two reports open side by side are told apart by their windows' names: the first
+    capture's file name, how many more, and the sessions with problems of all read."""
+    problems = sum(summary.with_problems for _, _, summary in examples_scan)
+    sessions = sum(len(ss) for _, ss, _ in examples_scan)
+    assert 0 < problems < sessions
+    first = Path(examples_scan[0][0]).name
+    title, _ = _title_and_captions(render_report(page_data(examples_scan)))
+    assert title == (f"fastcap report: {first} and {len(examples_scan) - 1} more file(s): "
+                     f"{problems} of {sessions} session(s) with problems")
+    _, ss, summary = examples_scan[0]
+    title, _ = _title_and_captions(render_report(page_data(examples_scan[:1])))
+    assert title == (f"fastcap report: {first}: {summary.with_problems} of {len(ss)} "
+                     "session(s) with problems")
+
+
+def test_every_table_has_a_name(examples_scan):
+    """A screen reader lists a page's tables by their captions: each table has one."""
+    html = render_report(page_data(examples_scan))
+    tables = sum(1 for t, _ in parse(html).tags if t == "table")
+    _, captions = _title_and_captions(html)
+    assert tables >= 3 and len(captions) == tables and all(c.strip() for c in captions)
+
+
 def test_report_and_scan_html_write_the_same_page(tmp_path, capsys):
     capture = str(EXAMPLES / "all-scenarios.pcapng")
     a, b = tmp_path / "a.html", tmp_path / "b.html"

@@ -79,6 +79,17 @@ def chart_name(timeline: dict[str, Any]) -> str:
     return "sessions per verdict over time" + (f": {counts}" if counts else "")
 
 
+def page_title(page: dict[str, Any]) -> str:
+    """The window's (and a tab's, a bookmark's, a saved file's) name: which capture and
+    what was found, so two reports open side by side are told apart without opening them."""
+    paths = [f["path"] for f in page["files"]] or [e["path"] for e in page["errors"]]
+    what = (os.path.basename(paths[0]) or paths[0]) if paths else "no capture"
+    if len(paths) > 1:
+        what += f" and {len(paths) - 1} more file(s)"
+    counted = sum(f["sessions"] for f in page["files"])
+    return f"fastcap report: {what}: {page['with_problems']} of {counted} session(s) with problems"
+
+
 def legend(timeline: dict[str, Any]) -> list[tuple[str, str]]:
     return [(c, _OK if c == "ok" else _PALETTE[i % len(_PALETTE)])
             for i, c in enumerate(timeline["codes"])]
@@ -122,7 +133,7 @@ def render_report(page: dict[str, Any]) -> str:
     return env.get_template("report.html.j2").render(
         plain=plain_rows(page, PLAIN_ROWS), plain_rows=PLAIN_ROWS,
         page=page, data_json=Markup(embed_json(page)), bars=timeline_bars(page["timeline"]),
-        chart_name=chart_name(page["timeline"]),
+        chart_name=chart_name(page["timeline"]), title=page_title(page),
         legend=legend(page["timeline"]), chart_w=CHART_W, chart_h=CHART_H, size=_size,
         when=_when, total_size=total, speed=speed, counted=counted,
         css=Markup(_asset("report.css")), js=Markup(_asset("report.js")))
