@@ -1137,6 +1137,32 @@ def test_a_cells_text_as_shown_filters_to_its_rows(chrome: Browser, report: Path
     assert_clean(chrome, report)
 
 
+def test_a_thumbprint_filters_to_the_sessions_that_sent_its_certificate(
+        chrome: Browser, report: Path, scan: dict) -> None:
+    """An administrator holds a thumbprint (Get-ExchangeCertificate's, in upper case, or
+    OpenSSL's colon-separated fingerprint): typed into the filter, it leaves the sessions in
+    which either side sent that certificate, as the scan's JSON lists their chains."""
+    def sent(s: dict) -> set[str]:
+        return {c["sha1"].upper() for k in ("client_cert_check", "server_cert_check")
+                for c in (s.get(k) or {}).get("certs", [])}
+
+    load(chrome, report)
+    box = chrome.driver.find_element(By.CSS_SELECTOR, "input#filter")
+    leaves = sorted({s["client_cert_check"]["certs"][0]["sha1"].upper() for s in scan.values()
+                     if (s.get("client_cert_check") or {}).get("certs")})
+    assert len(leaves) > 1
+    for sha1 in leaves:
+        want = sorted(k for k, s in scan.items() if sha1 in sent(s))
+        assert want and len(want) < len(scan)
+        for text in (sha1, ":".join(sha1[i:i + 2] for i in range(0, 40, 2)).lower()):
+            chrome.driver.execute_script(
+                "arguments[0].value = arguments[1];"
+                "arguments[0].dispatchEvent(new Event('input', {bubbles: true}))", box, text)
+            wait_for(chrome, lambda d, w=want: sorted(row_ids(chrome)) == w,
+                     f"the rows that sent {text}")
+    assert_clean(chrome, report)
+
+
 def test_the_charts_text_alternative_gives_its_counts(chrome: Browser, report: Path,
                                                       scan: dict) -> None:
     """The chart of sessions per verdict is an image whose bars a screen reader cannot read:

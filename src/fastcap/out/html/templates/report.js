@@ -339,15 +339,31 @@
   function applyFilter() {
     const q = document.getElementById("filter").value.trim().toLowerCase();
     if (q && haystack === null) {
-      // each field as its cell shows it, so that text copied from a cell finds its row
+      // each field as its cell shows it, so that text copied from a cell finds its row, and
+      // the thumbprints of the certificates each side sent (hex without separators)
       haystack = rows.map(function (r) {
+        const prints = [];
+        for (const ci of [r[C.client_chain], r[C.server_chain]]) {
+          if (ci === null || ci === undefined) continue;
+          for (const sha1 of page.chains[ci].certs) {
+            const c = page.certs[sha1];
+            prints.push(sha1, c && c.sha256 ? c.sha256 : "");
+          }
+        }
         return [r[C.number], str(r[C.client]), str(r[C.server]), str(r[C.ehlo]), str(r[C.tls]),
-                str(r[C.cert]), codes(r).join(", "), page.files[r[C.file]].path]
+                str(r[C.cert]), codes(r).join(", "), page.files[r[C.file]].path, prints.join(" ")]
           .join("\u0000").toLowerCase();
       });
     }
+    // a thumbprint as OpenSSL prints it (2C:74:0A:...) or spaced as Windows shows it once
+    const bare = q.replace(/[:\s]/g, "");
+    const alt = bare !== q && bare.length >= 8 && /^[0-9a-f]+$/.test(bare) ? bare : null;
     shown = [];
-    for (let i = 0; i < rows.length; i++) if (!q || haystack[i].includes(q)) shown.push(i);
+    for (let i = 0; i < rows.length; i++) {
+      if (!q || haystack[i].includes(q) || (alt !== null && haystack[i].includes(alt))) {
+        shown.push(i);
+      }
+    }
     applyOrder();
   }
 
