@@ -211,6 +211,33 @@ def test_a_scan_whose_worker_dies_ends_in_one_line_and_exit_2(tmp_path):
     assert r.stderr.count("\n") == 1
 
 
+def test_ctrl_c_while_a_worker_starts_is_the_main_process_line_only(tmp_path):
+    """Ctrl-C can come while a worker is still starting, before its first step makes it
+    ignore the signal: the worker must not print multiprocessing's KeyboardInterrupt
+    traceback then either.  The first worker sends SIGINT to the group from inside its
+    start-up (where multiprocessing closes its stdin), before the pool's initializer."""
+    script = tmp_path / "run.py"
+    script.write_text(
+        "import os, signal, sys, time\n"
+        "import multiprocessing.util as mu\n"
+        "from fastcap import cli\n"
+        "from fastcap.run import ranges, scanner, streamed\n"
+        "scanner.SPLIT_MIN_BYTES = streamed.MIN_RANGE = 1 << 10\n"
+        "main, real = os.getpid(), mu._close_stdin\n"
+        "def starting():\n"
+        "    if os.getpid() != main and not os.path.exists(sys.argv[2]):\n"
+        "        open(sys.argv[2], 'w').close()\n"
+        "        os.killpg(os.getpgid(0), signal.SIGINT)\n"
+        "        time.sleep(0.3)\n"
+        "    real()\n"
+        "mu._close_stdin = starting\n"
+        "sys.exit(cli.main(['scan', '-j', '2', '--format', 'jsonl', sys.argv[1]]))\n")
+    r = subprocess.run([sys.executable, str(script), str(ALL), str(tmp_path / "sent")],
+                       capture_output=True, text=True, timeout=120, start_new_session=True)
+    assert (tmp_path / "sent").exists()
+    assert (r.returncode, r.stderr) == (130, "fastcap: interrupted\n")
+
+
 def test_ctrl_c_to_the_process_group_is_the_main_process_line_only(tmp_path):
     """A terminal's Ctrl-C reaches the workers too: the command says `interrupted` and
     exits 130, and no worker prints its own KeyboardInterrupt traceback.  A worker sends

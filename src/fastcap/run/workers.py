@@ -76,11 +76,29 @@ def _worker_start(behind: bool) -> None:
     process, which the whole run waits on, a core first.  Where the priority cannot be
     changed, nothing else changes."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if hasattr(signal, "pthread_sigmask"):  # born with it blocked: see _sigint_blocked
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
     if behind:
         try:
             os.nice(READER_NICENESS)
         except (AttributeError, OSError):
             pass
+
+
+@contextmanager
+def _sigint_blocked() -> Iterator[None]:
+    """SIGINT held back in this thread while the pool may start workers (in `submit`): a
+    worker inherits the mask, so a Ctrl-C that comes before its first step stays pending
+    until that step has it ignored, instead of killing the worker with a traceback.  Here
+    it is delivered when the mask is restored, so the run still stops."""
+    if not hasattr(signal, "pthread_sigmask"):
+        yield
+        return
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
 
 class SerialExecutor:
@@ -164,7 +182,8 @@ class PoolExecutor:
         if self._pool is None:
             return fn, item
         try:
-            return self._pool.submit(_run_dumped, (fn, item))
+            with _sigint_blocked():
+                return self._pool.submit(_run_dumped, (fn, item))
         except BrokenProcessPool:
             raise WorkerLost from None
 
