@@ -307,3 +307,29 @@ def test_slashed_dates_in_two_orders_settle_no_other(tmp_path):
     assert second.not_after_ns is None
     (warning,) = ev.warnings
     assert "'12/6/2026 3:04:05 PM'" in warning
+
+
+def test_a_date_no_other_orders_is_left_unread_with_both_readings_named(tmp_path):
+    # 03/04/2026 10:00:00 is how en-GB, fr-FR and most cultures print 3 April, and how the
+    # invariant culture (pwsh on a machine with no locale) prints 4 March: with no date in
+    # the listing whose day is over 12, no reading is sound, so none is taken - and the
+    # warning says so, with both readings, each date under its own name and line
+    for first, second in ((("NotAfter", "03/04/2026 10:00:00"),
+                           ("NotBefore", "03/01/2026 10:00:00")),
+                          (("NotBefore", "03/01/2026 10:00:00"),
+                           ("NotAfter", "03/04/2026 10:00:00"))):
+        path = _write(tmp_path, "certs.txt", _cert_list(first, second))
+        ev = read_evidence([path])
+        (cert,) = ev.settings.certificates
+        assert cert.not_after_ns is None and cert.not_before_ns is None
+        (warning,) = ev.warnings
+        assert warning.startswith(f"{path} line 2: 2 date(s)") and "not guessed" in warning
+        # in the listing's order, each at its own line
+        said = [f"{name} {value!r} (line {n})" for n, (name, value) in enumerate(
+            (first, second), 3)]
+        assert said[0] in warning and said[1] in warning
+        assert warning.index(said[0]) < warning.index(said[1])
+        assert "4 March 2026 or 3 April 2026" in warning
+        assert "1 March 2026 or 3 January 2026" in warning
+        assert "month first" in warning and "day first" in warning
+        assert "no date in the listing has a day over 12" in warning

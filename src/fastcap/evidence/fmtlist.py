@@ -16,8 +16,11 @@ What cannot be read back soundly is refused, never guessed: a collection fastcap
 cut short, a line that is neither a property nor a continuation, a property twice in one object
 (two objects run together) - one warning naming the line, and no settings from the file.  A
 date is read where its day is certain (see `_read_dates`); one that could be read two ways
-is not read, and one warning names it.  The prompt lines of a
-console paste (`PS C:\\> Get-InboundConnector | fl`) end an object like a blank line."""
+is not read - the listing's own dates are the only sign of its culture, and 03/04/2026 is 3
+April in en-GB and most cultures but 4 March in the invariant one (pwsh with no locale), so a
+guess could misjudge expiry by months - and one warning names it with both readings.  The
+prompt lines of a console paste (`PS C:\\> Get-InboundConnector | fl`) end an object like a
+blank line."""
 
 from __future__ import annotations
 
@@ -26,7 +29,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from .logdates import ExportDates, could_swap, day_first_of
+from .logdates import ExportDates, could_swap, orders_shown, two_readings
 from .logzone import LogZone
 from .powershell import KNOWN_PROPERTIES, settings_from
 from .settings import Settings
@@ -46,6 +49,9 @@ _USED_LISTS = frozenset({"senderipaddresses", "senderdomains", "certificatedomai
 _DATES = frozenset({"notafter", "notbefore"})
 _FORMS = "ISO 8601, M/D/YYYY, D/M/YYYY, D.M.YYYY, YYYY/M/D"
 _HOW = "set $FormatEnumerationLimit = -1 first, or export with ConvertTo-Json -Depth 4"
+# one object read: its first line, its values by lower-case name, and each property's name as
+# printed and the line it starts on
+_Object = tuple[int, dict[str, Any], dict[str, tuple[str, int]]]
 
 
 class Refused(ValueError):
@@ -76,43 +82,60 @@ def read_settings(text: str, path: str, warn: Warn, *,
         warn(f"{path} {e}")
         return Settings()
     _read_dates(objects, path, warn, utc_offset_s)
-    return settings_from(objects, path, warn, unit="line")
+    return settings_from([(line, obj) for line, obj, _ in objects], path, warn, unit="line")
 
 
-def _read_dates(objects: list[tuple[int, dict[str, Any]]], path: str, warn: Warn,
+def _read_dates(objects: list[_Object], path: str, warn: Warn,
                 utc_offset_s: int | LogZone) -> None:
     """NotBefore and NotAfter as UTC ns where their text says one day for certain: the
     culture's order of day and month comes from the date itself (13/09, 09/13, 06.12, ISO,
     2026/12/06) or from another slashed date in the file (one Format-List prints in one
     culture).  A date that could be read two ways, or is in no form read, is None and named
-    in one warning."""
-    values = [v for _, obj in objects for v in obj.values() if isinstance(v, str)]
-    order = day_first_of(values)  # fixed for the file: the reader's own would follow dates
+    in one warning: its property, its line, and the two days it could be."""
+    values = [v for _, obj, _ in objects for v in obj.values() if isinstance(v, str)]
+    shown = orders_shown(values)
+    order = next(iter(shown)) if len(shown) == 1 else None  # fixed for the file
     dates = ExportDates(utc_offset_s)
     dates.day_first = order
-    unread: list[tuple[int, str, str]] = []
-    for line, obj in objects:
-        for key in _DATES:
-            value = obj.get(key)
+    unread: list[tuple[int, str, str]] = []  # (object's line, the date, what it is)
+    swaps = False
+    for first, obj, lines in objects:
+        for key in [k for k in obj if k in _DATES]:  # in the listing's order
+            value = obj[key]
             if not isinstance(value, str):
                 continue
             obj[key] = None  # present, even when not read: no "has no NotAfter" warning
             if not value:
                 continue
+            said = f"{lines[key][0]} {value!r} (line {lines[key][1]})"
             if could_swap(value, order):
-                unread.append((line, value, "could have its day and month either way round "
-                               "(no date in the file shows its culture's order)"))
+                swaps = True
+                unread.append((first, value, f"{said} is "
+                               + " or ".join(two_readings(value) or ())))
                 continue
             ns, _ = dates.ns(value)
             if ns is None:
-                unread.append((line, value, f"is in no form read ({_FORMS})"))
+                unread.append((first, value, f"{said} is in no form read ({_FORMS})"))
             else:  # as ConvertTo-Json writes it, in UTC: read as every export's dates are
                 obj[key] = _iso_utc(ns)
     if unread:
-        line, value, _ = unread[0]
-        said = "; ".join(f"{v!r} (line {n}) {why}" for n, v, why in unread[:6])
-        warn(f"{path} line {line}: {len(unread)} date(s) such as {value!r} not read "
-             f"(certificate expiry is not judged): {said}; export with ConvertTo-Json -Depth 4")
+        _warn_unread(unread, path, warn, swaps, two=bool(shown))
+
+
+def _warn_unread(unread: list[tuple[int, str, str]], path: str, warn: Warn, swaps: bool, *,
+                 two: bool) -> None:
+    """One warning for the dates not read: each with its property, line and the days it could
+    be, and why neither is taken where one could be read two ways."""
+    said = "; ".join(why for _, _, why in unread[:6])
+    if swaps:
+        said += (" - day and month could be either way round, month first as en-US and the "
+                 "invariant culture (pwsh with no locale set) print them or day first as "
+                 "en-GB, en-SG, fr-FR and most others do, and "
+                 + ("the listing's dates show both orders (two cultures)" if two
+                    else "no date in the listing has a day over 12 to show which"))
+    warn(f"{path} line {unread[0][0]}: {len(unread)} date(s) such as {unread[0][1]!r} not "
+         f"read, not guessed (certificate expiry is not judged): {said}; export with "
+         "ConvertTo-Json -Depth 4")
 
 
 def _iso_utc(ns: int) -> str:
@@ -125,8 +148,8 @@ def _iso_utc(ns: int) -> str:
 _Printed = tuple[int, str, list[str]]
 
 
-def _objects(lines: list[str]) -> list[tuple[int, dict[str, Any]]]:
-    """(first line number, properties by lower-case name) of each object."""
+def _objects(lines: list[str]) -> list[_Object]:
+    """Each object's first line, its properties by lower-case name, and where each is."""
     lines = [_ANSI.sub("", raw) for raw in lines]
     # the console's width, where some line fills it (a prompt line is the console's own)
     width = max((len(s.rstrip()) for s in lines if not _PROMPT.match(s)), default=0)
@@ -176,7 +199,8 @@ def _objects(lines: list[str]) -> list[tuple[int, dict[str, Any]]]:
     if obj:
         out.append(obj)
     _put_back_spaces(cuts, width)
-    return [(min(p[0] for p in o.values()), _values(o)) for o in out]
+    return [(min(p[0] for p in o.values()), _values(o), {k: (p[1], p[0]) for k, p in o.items()})
+            for o in out]
 
 
 # a value's line cut without a space at its end: its pieces, the piece's index, the line's

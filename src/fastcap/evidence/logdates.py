@@ -9,7 +9,7 @@ from datetime import date
 from .logzone import LogZone, as_zone
 from .records import in_ns_range
 
-__all__ = ["ExportDates", "could_swap", "day_first_of"]
+__all__ = ["ExportDates", "could_swap", "day_first_of", "orders_shown", "two_readings"]
 
 _ISO = re.compile(r"(\d{4})-(\d\d)-(\d\d)[T ](\d\d):(\d\d)(?::(\d\d)(?:[.,](\d{1,9})\d*)?)?"
                   r"\s*(Z|[+-]\d\d:?\d\d)?")
@@ -123,16 +123,39 @@ def _slashed_pair(text: str) -> tuple[int, int] | None:
     return (int(m[1]), int(m[3])) if m is not None and m[2] == "/" else None
 
 
-def day_first_of(texts: Iterable[str]) -> bool | None:
-    """Whether the slashed dates among `texts`, printed in one culture, put the day first:
-    shown by any of them with one number over 12; None when none shows it, or two show
-    different orders (two cultures: none is trusted)."""
+def orders_shown(texts: Iterable[str]) -> set[bool]:
+    """The orders (True: day first) the slashed dates among `texts` show, each by one
+    number over 12."""
     shown: set[bool] = set()
     for text in texts:
         pair = _slashed_pair(text)
         if pair is not None and (pair[0] > 12) != (pair[1] > 12):
             shown.add(pair[0] > 12)
+    return shown
+
+
+def day_first_of(texts: Iterable[str]) -> bool | None:
+    """Whether the slashed dates among `texts`, printed in one culture, put the day first:
+    shown by any of them with one number over 12; None when none shows it, or two show
+    different orders (two cultures: none is trusted)."""
+    shown = orders_shown(texts)
     return shown.pop() if len(shown) == 1 else None
+
+
+_MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August",
+           "September", "October", "November", "December")
+
+
+def two_readings(text: str) -> tuple[str, str] | None:
+    """The day a slashed date is read as month first, and day first ("4 March 2026",
+    "3 April 2026" for 03/04/2026), for a warning that names both; None when not one."""
+    m = _SLASHED.fullmatch(text.strip())
+    if m is None or m[2] != "/":
+        return None
+    a, b, y = int(m[1]), int(m[3]), m[4]
+    if not (1 <= a <= 12 and 1 <= b <= 12):
+        return None
+    return f"{b} {_MONTHS[a - 1]} {y}", f"{a} {_MONTHS[b - 1]} {y}"
 
 
 def could_swap(text: str, day_first: bool | None) -> bool:
