@@ -333,3 +333,55 @@ def test_a_date_no_other_orders_is_left_unread_with_both_readings_named(tmp_path
         assert "1 March 2026 or 3 January 2026" in warning
         assert "month first" in warning and "day first" in warning
         assert "no date in the listing has a day over 12" in warning
+
+
+def _ps_cells(ch: str) -> int:
+    """Console cells PowerShell counts for one character: two for the East Asian wide and
+    fullwidth ranges of its DisplayCells table, and for each half of a surrogate pair one."""
+    c = ord(ch)
+    if c > 0xFFFF:
+        return 2
+    wide = c >= 0x1100 and (c <= 0x115F or c in (0x2329, 0x232A)
+                            or (0x2E80 <= c <= 0xA4CF and c != 0x303F)
+                            or 0xAC00 <= c <= 0xD7A3 or 0xF900 <= c <= 0xFAFF
+                            or 0xFE10 <= c <= 0xFE19 or 0xFE30 <= c <= 0xFE6F
+                            or 0xFF00 <= c <= 0xFF60 or 0xFFE0 <= c <= 0xFFE6)
+    return 2 if wide else 1
+
+
+def _listing_cut_anywhere(props: list[tuple[str, str]], width: int = 80) -> str:
+    """A Format-List object as a culture outside en, fr, de, it, pt, es prints it: each value
+    cut where the next character would pass the console's width in cells; a copy strips
+    the spaces at the lines' ends."""
+    pad = max(len(name) for name, _ in props)
+    out = [""]
+    for name, value in props:
+        lines, line, used = [], "", 0
+        for ch in value:
+            if used + _ps_cells(ch) > width - pad - 3:
+                lines.append(line)
+                line, used = "", 0
+            line += ch
+            used += _ps_cells(ch)
+        lines.append(line)
+        out.append(f"{name:<{pad}} : {lines[0]}".rstrip())
+        out += [(" " * (pad + 3) + s).rstrip() for s in lines[1:]]
+    return "\n".join(out) + "\n"
+
+
+def test_cut_anywhere_counts_wide_characters_as_two_cells(tmp_path):
+    # ja-JP: a subject with Japanese names fills its lines with half as many characters; a
+    # wide character that does not fit in the last cell starts the next line
+    hosts = "{contoso-com.mail.protection.outlook.com, 10.20.30.40, 10.20.30.41}"
+    for org in ("コントソ株式会社 東京本社 情報システム部",
+                "コントソ株式会社 東京本社 情報システム部門"):
+        cert = (f"<I>CN=R3, O=Let's Encrypt, C=US<S>CN=mail.contoso.co.jp, O={org}, L=港区, "
+                "S=東京都, C=JP")
+        text = _listing_cut_anywhere([("SmartHosts", hosts), ("TlsCertificateName", cert),
+                                      ("Name", "東京から Office 365 へ")])
+        (send,) = read_evidence([_write(tmp_path, "send.txt", text)]).settings.send
+        assert send.smart_hosts == ("contoso-com.mail.protection.outlook.com", "10.20.30.40",
+                                    "10.20.30.41"), text
+        assert send.tls_certificate_name == cert, text
+    # the second subject puts a wide character where one cell is left: that line is 79 cells
+    assert any(sum(map(_ps_cells, s)) == 79 for s in text.splitlines()), text

@@ -5,12 +5,13 @@ PowerShell's list view writes each property as its name, padded to the object's 
 then " : " and the value's text; a value wider than the console continues on the next lines,
 indented to where the value began (cut at a space in en, fr, de, it, pt and es cultures, the
 space kept at the line's end, a word only when wider than the column; cut where the line is
-full in others), and each line of a value of several lines the same way
-(an empty one as the column's spaces, which copies strip).  Objects are separated by blank
-lines: a blank line followed by properties the object does not have yet, padded to its width,
-is a value's empty line (a Comment ending in a line break), not an object's end.  A collection is
-written `{a, b}` (`{}` when empty) and cut after `$FormatEnumerationLimit` items (4 unless
-set) with "..." before the brace; dates are in the culture of the machine that printed them.
+full in others, counting console cells: a CJK character takes two), and each line of a value
+of several lines the same way (an empty one as the column's spaces, which copies strip).
+Objects are separated by blank lines: a blank line followed by properties the object does not
+have yet, padded to its width, is a value's empty line (a Comment ending in a line break), not
+an object's end.  A collection is written `{a, b}` (`{}` when empty) and cut after
+`$FormatEnumerationLimit` items (4 unless set) with "..." before the brace; dates are in the
+culture of the machine that printed them.
 
 What cannot be read back soundly is refused, never guessed: a collection fastcap uses that was
 cut short, a line that is neither a property nor a continuation, a property twice in one object
@@ -151,8 +152,9 @@ _Printed = tuple[int, str, list[str]]
 def _objects(lines: list[str]) -> list[_Object]:
     """Each object's first line, its properties by lower-case name, and where each is."""
     lines = [_ANSI.sub("", raw) for raw in lines]
-    # the console's width, where some line fills it (a prompt line is the console's own)
-    width = max((len(s.rstrip()) for s in lines if not _PROMPT.match(s)), default=0)
+    # the console's width in cells, where some line fills it (a prompt line is the console's
+    # own)
+    width = max((_cells(s.rstrip()) for s in lines if not _PROMPT.match(s)), default=0)
     out: list[dict[str, _Printed]] = []
     cuts: list[_Cut] = []
     obj: dict[str, _Printed] = {}
@@ -193,7 +195,7 @@ def _objects(lines: list[str]) -> list[_Object]:
             pieces.append("\n" * (blanks + 1))
             blanks = 0
         elif not pieces[-1].endswith(" "):
-            cuts.append(_cut(pieces, line[column:], len(lines[number - 2].rstrip()),
+            cuts.append(_cut(pieces, line[column:], _cells(lines[number - 2].rstrip()),
                              width - column))
         pieces.append(line[column:])
     if obj:
@@ -203,27 +205,49 @@ def _objects(lines: list[str]) -> list[_Object]:
             for o in out]
 
 
+def _wide(c: int) -> bool:
+    """PowerShell's DisplayCells table (after Markus Kuhn's wcwidth): the East Asian wide and
+    fullwidth ranges of the Basic Multilingual Plane."""
+    return c >= 0x1100 and (c <= 0x115F or c in (0x2329, 0x232A)
+                            or (0x2E80 <= c <= 0xA4CF and c != 0x303F)
+                            or 0xAC00 <= c <= 0xD7A3 or 0xF900 <= c <= 0xFAFF
+                            or 0xFE10 <= c <= 0xFE19 or 0xFE30 <= c <= 0xFE6F
+                            or 0xFF00 <= c <= 0xFF60 or 0xFFE0 <= c <= 0xFFE6)
+
+
+def _cells(text: str) -> int:
+    """Console cells PowerShell wraps `text` by: two for a wide character, and two for one
+    beyond the BMP (it counts each UTF-16 half as one)."""
+    if text.isascii():
+        return len(text)
+    return sum(2 if ord(ch) > 0xFFFF or _wide(ord(ch)) else 1 for ch in text)
+
+
 # a value's line cut without a space at its end: its pieces, the piece's index, the line's
-# width, and whether the word across the cut would fit on a line of its own
-_Cut = tuple[list[str], int, int, bool]
+# cells, the cells of the character after the cut, and whether the word across the cut would
+# fit on a line of its own
+_Cut = tuple[list[str], int, int, int, bool]
 
 
 def _cut(pieces: list[str], after: str, width: int, field: int) -> _Cut:
-    word = len(pieces[-1].rsplit(" ", 1)[-1]) + len(after.split(" ", 1)[0])
-    return pieces, len(pieces) - 1, width, word + (" " in after) <= field
+    word = _cells(pieces[-1].rsplit(" ", 1)[-1]) + _cells(after.split(" ", 1)[0])
+    return (pieces, len(pieces) - 1, width, _cells(after[:1]) or 1,
+            word + (" " in after) <= field)
 
 
 def _put_back_spaces(cuts: list[_Cut], width: int) -> None:
     """The space after each cut a copy stripped from the line's end.  The cultures that wrap
     at spaces (en, fr, de, it, pt, es) cut a word only when it is wider than the column, on a
-    full line; the others cut every line where it is full.  So a line narrower than the
-    widest (the console, when some line fills it) lost a space; so did the widest where the
-    word across it would fit on a line - unless every cut is on a full line (or one short of
-    it: a stripped space) and one of them splits such a word, as only cutting anywhere does."""
-    anywhere = (len(cuts) > 1 and all(w >= width - 1 for _, _, w, _ in cuts)
-                and any(w == width and fits for _, _, w, fits in cuts))
-    for pieces, i, w, fits in cuts:
-        if w < width or (fits and not anywhere):
+    full line; the others cut every line where it is full.  A line is full when the next
+    character would not fit in the console's width (the widest line, when some line fills
+    it), counted in cells: a wide character takes two, so a line one cell short is full when
+    one comes next.  So a line not full lost a space; so did a full one where the word
+    across it would fit on a line - unless every cut is on a full line (or one a stripped
+    space short of it) and one of them splits such a word, as only cutting anywhere does."""
+    anywhere = (len(cuts) > 1 and all(w + 1 + nxt > width for _, _, w, nxt, _ in cuts)
+                and any(w + nxt > width and fits for _, _, w, nxt, fits in cuts))
+    for pieces, i, w, nxt, fits in cuts:
+        if w + nxt <= width or (fits and not anywhere):
             pieces[i] += " "
 
 
