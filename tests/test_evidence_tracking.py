@@ -677,3 +677,30 @@ def test_tracking_export_local_times_follow_a_zone_name_across_dst(tmp_path: Pat
     # read again alone, its repeated time is read as it was the first time
     assert [t for t, _ in tracking.lines_of(LogText(path), convs[2], utc_offset_s=zone)] == [
         want[2]]
+
+
+def test_an_export_field_holding_a_line_break_keeps_its_record_whole(tmp_path: Path) -> None:
+    # Export-Csv quotes a field holding a line break (always, or -UseQuotes AsNeeded for one
+    # holding the delimiter, a quote or "\n") and writes the break as it is: one record on
+    # three lines of the file, in Windows PowerShell's CRLF
+    lines = TRACE.read_text(encoding="utf-8").splitlines()
+    broken = lines[2].replace('"Contract draft v2"',
+                              '"Contract draft v2\r\n\r\nsee ""notes"", p. 2"')
+    assert broken != lines[2]
+    path = tmp_path / "trace.csv"
+    path.write_bytes("\r\n".join(lines[:2] + [broken] + lines[3:] + [""]).encode("utf-8"))
+    convs, warnings = read(path)
+    assert warnings == []
+    want, _ = read(TRACE)
+    assert [c.session_id for c in convs] == [c.session_id for c in want]
+    draft = next(c for c in convs if c.start_ns == ns(2026, 3, 10, 9, 20, 42))
+    assert draft.recipients == ("bob@fabrikam.com",) and draft.first.line == 3
+    # the lines after it keep their own numbers, and `follow` finds the record again
+    later = next(c for c in convs if c.start_ns == ns(2026, 3, 10, 9, 15, 2))
+    assert (later.first.line, later.last.line) == (6, 7)
+    assert [n.number for _, n in tracking.lines_of(LogText(path), draft)] == [3]
+    # a quote never closed is still refused, and only its own lines are lost
+    path.write_bytes("\r\n".join(lines[:2] + [lines[2].replace('2"', '2', 1)] + lines[3:]
+                                 + [""]).encode("utf-8"))
+    convs, warnings = read(path)
+    assert len(convs) == len(want) - 1 and len(warnings) == 1 and "quote" in warnings[0]

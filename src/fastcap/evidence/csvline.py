@@ -1,12 +1,49 @@
 """One line of a comma-separated log or export as its fields.
 
 Exchange's W3C logs quote a field only when it holds a comma or a quote, PowerShell's
-Export-Csv quotes every field; both double a quote inside one.  Lines are read one at a time
-(a field holding a line break is not supported: such a line has unbalanced quotes)."""
+Export-Csv quotes every field; both double a quote inside one.  Export-Csv writes a line
+break inside a field as it is, so one record can run over several lines of the file:
+`records` joins them while a quote is open."""
 
 from __future__ import annotations
 
-__all__ = ["split_line"]
+from collections import deque
+from collections.abc import Iterable, Iterator
+
+from .text import TextLine
+
+__all__ = ["MAX_RECORD_LINES", "records", "split_line"]
+
+MAX_RECORD_LINES = 64  # lines one record may run over; a quote left open longer is broken
+
+
+def records(lines: Iterable[TextLine]) -> Iterator[TextLine]:
+    """The CSV records of `lines`: a line with a quote left open is joined ("\n") with the
+    lines after it until the quote closes, as the record's first line (its number and
+    offset).  A quote still open after MAX_RECORD_LINES lines, or at the end, is broken: that
+    line is given alone (split_line refuses it) and the lines after it are read again."""
+    source = iter(lines)
+    pending: deque[TextLine] = deque()
+    while True:
+        line = pending.popleft() if pending else next(source, None)
+        if line is None:
+            return
+        quotes = line.text.count('"')
+        if not quotes & 1:
+            yield line
+            continue
+        parts = [line]
+        while quotes & 1 and len(parts) < MAX_RECORD_LINES:
+            more = pending.popleft() if pending else next(source, None)
+            if more is None:
+                break
+            parts.append(more)
+            quotes += more.text.count('"')
+        if quotes & 1:
+            yield line
+            pending.extendleft(reversed(parts[1:]))
+        else:
+            yield line._replace(text="\n".join(p.text for p in parts))
 
 
 def split_line(line: str) -> list[str] | None:

@@ -53,7 +53,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from typing import NamedTuple
 
-from .csvline import split_line
+from .csvline import records, split_line
 from .logdates import ExportDates
 from .logzone import LogZone
 from .records import LogConversation, LogReply, Where
@@ -587,7 +587,7 @@ def conversations(text: LogText, warn: Callable[[str], None], *, year: int | Non
     why") and skipped.  `year` is unused: these logs write full dates."""
     del year
     reader = _Reader(text, warn, kind_of(text.head()) == KIND_TRACE, utc_offset_s)
-    for line in text.lines():
+    for line in records(text.lines()):
         if not line.text.strip() or reader.header(line):
             continue
         parsed = reader.row(line)
@@ -610,7 +610,10 @@ def lines_of(text: LogText, conv: LogConversation, *,
         if reader.layout is not None:
             break
     wanted = conv.session_id
-    for line in text.lines_from(conv.first.offset, conv.first.line, conv.last.offset):
+    # past the last record's first line: a record may run over several lines
+    for line in records(text.lines_from(conv.first.offset, conv.first.line)):
+        if line.offset > conv.last.offset:
+            break
         if not line.text.strip() or line.text.startswith("#") and reader.header(line):
             continue
         parsed = reader.row(line)
