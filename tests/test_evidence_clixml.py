@@ -174,3 +174,18 @@ def test_clixml_is_told_by_its_content():
         == "powershell-clixml"
     assert not clixml.looks_like("<Objs><Obj/></Objs>")  # no PowerShell namespace
     assert not clixml.looks_like('{"Name": "<Objs"}')
+
+
+def test_a_character_beyond_the_bmp_is_read_from_its_two_escapes():
+    # PowerShell's serializer writes each UTF-16 surrogate as its own escape, so U+1F4E7 is
+    # "_xD83D__xDCE7_"; read one at a time they were two lone surrogates, text no encoder
+    # takes; a lone one (a string cut inside a pair) is U+FFFD
+    for written, read in (("_xD83D__xDCE7_ From relay_x005F_x1", "\U0001F4E7 From relay_x1"),
+                          ("From relay _xD83D_", "From relay \ufffd")):
+        doc = INBOUND.replace('<S N="Name">From relay_x005F_x1</S>',
+                              f'<S N="Name">{written}</S>')
+        assert doc != INBOUND
+        got, warn = _warnings()
+        second = clixml.read_settings(doc, "x", warn).inbound[1]
+        assert got == [] and second.name == read
+        second.name.encode("utf-8")

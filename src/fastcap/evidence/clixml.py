@@ -28,6 +28,7 @@ _NS = "{http://schemas.microsoft.com/powershell/2004/04}"
 _HEAD = re.compile(r"<Objs\b[^>]*schemas\.microsoft\.com/powershell/2004/04")
 _DECLARATION = re.compile(r"\s*<\?xml[^>]*\?>")
 _ESCAPE = re.compile(r"_x([0-9A-Fa-f]{4})_")
+_SURROGATE = re.compile("[\ud800-\udfff]")
 _NUMBERS = frozenset({"I16", "I32", "I64", "U16", "U32", "U64", "By", "SB"})
 _TEXTS = frozenset({"S", "DT", "TS", "G", "URI", "Version", "D", "Db", "Sg", "XD", "SBK"})
 _MAX_DEPTH = 24  # properties of properties: connectors need 3
@@ -65,7 +66,16 @@ def _children(el: ET.Element, tag: str) -> list[ET.Element]:
 
 
 def _text(el: ET.Element) -> str:
-    return _ESCAPE.sub(lambda m: chr(int(m.group(1), 16)), el.text or "")
+    """An element's text, its escapes undone.  The serializer escapes each UTF-16 surrogate
+    on its own (U+1F4E7 is `_xD83D__xDCE7_`): a pair is joined into its character, a lone
+    one (a string cut inside a pair) is U+FFFD, as no encoder takes it."""
+    text = el.text or ""
+    if "_x" not in text:
+        return text
+    text = _ESCAPE.sub(lambda m: chr(int(m.group(1), 16)), text)
+    if _SURROGATE.search(text) is None:
+        return text
+    return text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
 
 
 class _Values:
