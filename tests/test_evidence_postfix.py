@@ -706,3 +706,27 @@ def test_smtpd_unprefixed_subject_and_issuer_lines_name_the_client_certificate(t
     assert cert.where.line == 5 and (conv.first.line, conv.last.line) == (1, 7)
     assert nxt.cert_received.subject == "CN=other.contoso.com"  # the next connection's own
     assert nxt.cert_received.issuer is None and nxt.last.line == 10
+
+
+def test_a_raw_public_key_is_not_called_a_client_certificate(tmp_path):
+    # Postfix 3.9 with OpenSSL 3.2 (smtp_tls_enable_rpk): the client may send a bare public
+    # key (RFC 7250); smtpd logs its fingerprint and says "raw public key" in the signature,
+    # and calls the connection Untrusted all the same (a credential, not a certificate)
+    na = "mail.contoso.com[203.0.113.10]"
+    fp = ":".join(["AB"] * 32)
+    path = write(tmp_path, [
+        f"Mar 10 09:31:20 relay1 postfix/smtpd[2500]: connect from {na}",
+        f"Mar 10 09:31:20 relay1 postfix/smtpd[2500]: {na}: raw public key fingerprint={fp}",
+        f"Mar 10 09:31:20 relay1 postfix/smtpd[2500]: Untrusted TLS connection established "
+        f"from {na}: TLSv1.3 with cipher TLS_AES_256_GCM_SHA384 (256/256 bits) key-exchange "
+        "X25519 server-signature ECDSA (prime256v1) server-digest SHA256 client-signature "
+        "ECDSA (prime256v1 raw public key) client-digest SHA256",
+        f"Mar 10 09:31:21 relay1 postfix/smtpd[2500]: disconnect from {na} ehlo=2 starttls=1",
+    ])
+    (conv,), warnings = read(path, year=2026)
+    assert warnings == [] and conv.tls_trust == "Untrusted"
+    notes = [t for t, _ in conv.notes]
+    assert not any("a client certificate" in t for t in notes), notes
+    assert any("raw public key" in t and fp.replace(":", "") in t for t in notes), notes
+    assert any(t.startswith("received a raw public key") for t in notes), notes
+    assert conv.cert_received is None

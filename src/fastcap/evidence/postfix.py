@@ -30,7 +30,8 @@ another digest is kept as a note), every 4xx/5xx reply and the last reply, and t
 lines (TLS failures, lost connections, `NOQUEUE: lost connection after STARTTLS` of 3.10 and
 later too) as notes.  Postfix never logs its own certificate; a `client-signature` in the TLS
 1.3 summary says the client signed with one (sent by the log host for smtp, received from the
-peer for smtpd), and is kept as a note."""
+peer for smtpd), and is kept as a note - unless it says "raw public key": a bare key (RFC
+7250) in place of a certificate, whose `raw public key fingerprint=` line is a note too."""
 
 from __future__ import annotations
 
@@ -494,7 +495,11 @@ class _Reader:
         at = rest.find(" client-signature ")
         if at >= 0:  # the client signed with its certificate's key (TLS 1.3 only)
             what = "sent" if conv.role == _CLIENT else "received"
-            conv.note(f"{what} a client certificate ({rest[at + 1:]})", self.where(line))
+            # or with a bare key (RFC 7250): "(prime256v1 raw public key)", "(2048 bit raw
+            # public key)", "(raw public key)" after the algorithm
+            sent = ("a raw public key, no certificate" if "raw public key" in rest[at:]
+                    else "a client certificate")
+            conv.note(f"{what} {sent} ({rest[at + 1:]})", self.where(line))
 
     def tls_trouble(self, key: tuple, role: str, msg: str, line: TextLine, t: int) -> bool:
         m = _VERIFY_FAILED.match(msg) or _SSL_ERROR.match(msg)
@@ -506,6 +511,12 @@ class _Reader:
         return True
 
     def peer_detail(self, conv: _Open, what: str, line: TextLine) -> None:
+        if what.startswith("raw public key fingerprint="):  # the peer sent no certificate
+            digits = what.split("=", 1)[1].replace(":", "").upper()
+            alg = _DIGESTS.get(len(digits), "digest")
+            conv.note(f"peer raw public key (RFC 7250) {alg} fingerprint {digits}",
+                      self.where(line))
+            return
         if what.startswith("subject_CN="):
             c = _PEER_CERT.match(what)
             if c is None:
