@@ -183,6 +183,8 @@ def test_culture_dates_are_read_where_their_order_is_certain(tmp_path):
         "en-US": ("9/13/2026 3:04:06 PM", "12/6/2026 3:04:05 PM"),  # month first: 13 is a day
         "en-GB": ("13/09/2026 15:04:06", "06/12/2026 15:04:05"),  # day first: 13 is a day
         "ja-JP": ("2026/09/13 15:04:06", "2026/12/06 15:04:05"),
+        "ko-KR": ("2026-09-13 \uc624\ud6c4 3:04:06", "2026-12-06 \uc624\ud6c4 3:04:05"),
+        "zh-TW": ("2026/9/13 \u4e0b\u5348 03:04:06", "2026/12/6 \u4e0b\u5348 03:04:05"),
         "ISO": ("2026-09-13 15:04:06", "2026-12-06T15:04:05"),
     }
     for culture, (before, after) in cases.items():

@@ -356,6 +356,13 @@ def test_trace_outbound_message_is_sent_by_exchange_online(tmp_path: Path) -> No
     ("3/3/2026 09:15:03", ns(2026, 3, 3, 9, 15, 3), False),
     ("2026/03/10 9:15:03", ns(2026, 3, 10, 9, 15, 3), False),  # Export-Csv in ja-JP
     ("2026/3/10 21:15:03", ns(2026, 3, 10, 21, 15, 3), False),  # zh-CN
+    # the day period before the hour: ko-KR (yyyy-MM-dd tt h:mm:ss), zh-TW (yyyy/M/d tt
+    # hh:mm:ss), ja-JP set to 12 hours (tt h:mm:ss); noon is 12 in the afternoon
+    ("2026-03-10 \uc624\ud6c4 9:15:03", ns(2026, 3, 10, 21, 15, 3), False),
+    ("2026-03-10 \uc624\uc804 12:15:03", ns(2026, 3, 10, 0, 15, 3), False),
+    ("2026/3/10 \u4e0b\u5348 09:15:03", ns(2026, 3, 10, 21, 15, 3), False),
+    ("2026/3/10 \u4e0a\u5348 12:15:03", ns(2026, 3, 10, 0, 15, 3), False),
+    ("2026/03/10 \u5348\u5f8c 12:15:03", ns(2026, 3, 10, 12, 15, 3), False),
 ])
 def test_trace_dates_in_each_format(tmp_path: Path, stamp: str, expected: int,
                                     ambiguous: bool) -> None:
@@ -401,6 +408,7 @@ def test_an_export_reads_its_slashed_dates_in_one_order(tmp_path: Path, stamps: 
 @pytest.mark.parametrize("stamp", ["2026-02-30T09:15:02Z", "13/13/2026 09:15:02",
                                    "2026/13/10 09:15:02", "2026/02/30 09:15:02",
                                    "3/10/2026 13:15:02 PM", "2026-03-10T25:00:00Z",
+                                   "2026-03-10 \uc624\ud6c4 13:15:03",
                                    "yesterday", ""])
 def test_dates_not_understood_are_warned_and_skipped(tmp_path: Path, stamp: str) -> None:
     path = tmp_path / "bad.csv"

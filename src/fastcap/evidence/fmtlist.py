@@ -48,7 +48,7 @@ _PROMPT = re.compile(r"(?:\[PS\]|PS) [^>]*>")
 _USED_LISTS = frozenset({"senderipaddresses", "senderdomains", "certificatedomains",
                          "smarthosts"})
 _DATES = frozenset({"notafter", "notbefore"})
-_FORMS = "ISO 8601, M/D/YYYY, D/M/YYYY, D.M.YYYY, YYYY/M/D"
+_FORMS = "ISO 8601, M/D/YYYY, D/M/YYYY, D.M.YYYY, YYYY/M/D, YYYY-MM-DD tt h:mm:ss"
 _HOW = "set $FormatEnumerationLimit = -1 first, or export with ConvertTo-Json -Depth 4"
 # one object read: its first line, its values by lower-case name, and each property's name as
 # printed and the line it starts on

@@ -18,6 +18,14 @@ _SLASHED = re.compile(r"(\d{1,2})([/.])(\d{1,2})[/.](\d{4}),?\s+(\d{1,2}):(\d\d)
 # year first with slashes: Export-Csv in ja-JP (2026/03/10 9:15:02) and zh-CN (2026/3/10)
 _YEAR_FIRST = re.compile(r"(\d{4})/(\d{1,2})/(\d{1,2}),?\s+(\d{1,2}):(\d\d)"
                          r"(?::(\d\d)(?:[.,](\d{1,9})\d*)?)?")
+# year first with the day period before the hour: ko-KR (2026-03-10 오후 9:15:02), zh-TW
+# (2026/3/10 下午 09:15:02), ja-JP set to 12 hours (2026/03/10 午後 9:15:02)
+_PERIOD_FIRST = re.compile(r"(\d{4})([-/])(\d{1,2})\2(\d{1,2}),?\s+(\S+)\s*(\d{1,2}):(\d\d)"
+                           r"(?::(\d\d)(?:[.,](\d{1,9})\d*)?)?")
+_PERIODS = {"\uc624\uc804": False, "\uc624\ud6c4": True,  # ko: 오전, 오후
+            "\u4e0a\u5348": False, "\u4e0b\u5348": True,  # zh: 上午, 下午
+            "\u5348\u524d": False, "\u5348\u5f8c": True,  # ja: 午前, 午後
+            "AM": False, "PM": True}
 _EPOCH_DAY = date(1970, 1, 1).toordinal()
 
 
@@ -25,7 +33,8 @@ class ExportDates:
     """Dates as Exchange logs and PowerShell exports write them, to UTC nanoseconds.
 
     ISO 8601 (with `Z`, an offset, or none), `M/D/YYYY h:mm:ss AM` (Export-Csv in en-US),
-    `D/M/YYYY` when the day is over 12, `D.M.YYYY`, and `YYYY/M/D` (ja-JP, zh-CN).  One
+    `D/M/YYYY` when the day is over 12, `D.M.YYYY`, `YYYY/M/D` (ja-JP, zh-CN), and year first
+    with the day period before the hour (ko-KR `2026-03-10 오후 9:15:02`, zh-TW `下午`).  One
     export is written in one culture, so the first slashed date that shows its order (a first
     number over 12: en-GB's day first; a second one: month first) fixes it for the dates after
     it; before, a date that could be either is read month first (`ambiguous`).  A date
@@ -74,6 +83,15 @@ class ExportDates:
                 y, mo, d, hh, mi, ss, frac = m.groups()
                 secs = self._day(int(y), int(mo), int(d))
                 return self._finish(secs, int(hh), int(mi), int(ss or 0), frac, None), False
+            m = _PERIOD_FIRST.fullmatch(text)
+            if m and (after_noon := _PERIODS.get(m[5].upper())) is not None:
+                y, _, mo, d, _, hh, mi, ss, frac = m.groups()
+                hour = int(hh)
+                if not 1 <= hour <= 12:
+                    return None, False
+                secs = self._day(int(y), int(mo), int(d))
+                hour = hour % 12 + (12 if after_noon else 0)
+                return self._finish(secs, hour, int(mi), int(ss or 0), frac, None), False
         except ValueError:
             pass
         return None, False

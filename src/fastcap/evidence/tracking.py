@@ -433,7 +433,8 @@ class _Reader:
             if "time" in self.layout.index:
                 forms = "" if self.told_dates else (
                     " (read: ISO 8601, M/d/yyyy h:mm:ss AM as en-US, MM/dd/yyyy HH:mm:ss as "
-                    "the invariant culture, d.M.yyyy, d/M/yyyy with a day over 12, yyyy/M/d)")
+                    "the invariant culture, d.M.yyyy, d/M/yyyy with a day over 12, yyyy/M/d, "
+                    "yyyy-MM-dd tt h:mm:ss as ko-KR)")
                 self.told_dates = True
                 self.warn(f"{self.path} line {line.number}: date {stamp[:40]!r} not "
                           f"understood{forms}; line skipped")
