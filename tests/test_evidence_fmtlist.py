@@ -387,3 +387,20 @@ def test_cut_anywhere_counts_wide_characters_as_two_cells(tmp_path):
         assert send.tls_certificate_name == cert, text
     # the second subject puts a wide character where one cell is left: that line is 79 cells
     assert any(sum(map(_ps_cells, s)) == 79 for s in text.splitlines()), text
+
+
+def test_a_word_ending_a_wrapped_line_takes_its_space_in_the_fit(tmp_path):
+    # en-US: a word is cut where the line is full when it and the space after it are wider
+    # than the column (59 cells here); that space may be the one a copy stripped from the
+    # next line's end, before a word too long for what is left of that line
+    word = "CN=" + "a" * 16 + "\u6771\u4eac" + "b" * 22 + ".contoso.co.jp"
+    assert sum(map(_ps_cells, word)) == 59
+    head, cut = "O=Contoso, ", len(word) - len("ntoso.co.jp")
+    city = "L=" + "x" * 48
+    text = ("\nTlsCertificateName : " + head + word[:cut]
+            + "\n" + " " * 21 + word[cut:]
+            + "\n" + " " * 21 + city
+            + "\nName               : Outbound\n")
+    assert sum(map(_ps_cells, text.splitlines()[1])) == 80
+    (send,) = read_evidence([_write(tmp_path, "send.txt", text)]).settings.send
+    assert send.tls_certificate_name == f"{head}{word} {city}", text

@@ -224,30 +224,41 @@ def _cells(text: str) -> int:
 
 
 # a value's line cut without a space at its end: its pieces, the piece's index, the line's
-# cells, the cells of the character after the cut, and whether the word across the cut would
-# fit on a line of its own
-_Cut = tuple[list[str], int, int, int, bool]
+# cells, the cells of the character after the cut, and the value's column in cells
+_Cut = tuple[list[str], int, int, int, int]
 
 
 def _cut(pieces: list[str], after: str, width: int, field: int) -> _Cut:
-    word = _cells(pieces[-1].rsplit(" ", 1)[-1]) + _cells(after.split(" ", 1)[0])
-    return (pieces, len(pieces) - 1, width, _cells(after[:1]) or 1,
-            word + (" " in after) <= field)
+    return pieces, len(pieces) - 1, width, _cells(after[:1]) or 1, field
+
+
+def _fits(pieces: list[str], i: int, field: int) -> bool:
+    """Whether the word across the cut after `pieces[i]`, with the space after it, would fit
+    on a line of its own.  That space is on the next line, or stripped from its end when more
+    of the value follows (a line break ends a word with no space)."""
+    after = pieces[i + 1]
+    word = _cells(pieces[i].rsplit(" ", 1)[-1]) + _cells(after.split(" ", 1)[0])
+    spaced = " " in after or (i + 2 < len(pieces) and not pieces[i + 2].startswith("\n"))
+    return word + spaced <= field
 
 
 def _put_back_spaces(cuts: list[_Cut], width: int) -> None:
     """The space after each cut a copy stripped from the line's end.  The cultures that wrap
-    at spaces (en, fr, de, it, pt, es) cut a word only when it is wider than the column, on a
-    full line; the others cut every line where it is full.  A line is full when the next
-    character would not fit in the console's width (the widest line, when some line fills
-    it), counted in cells: a wide character takes two, so a line one cell short is full when
-    one comes next.  So a line not full lost a space; so did a full one where the word
-    across it would fit on a line - unless every cut is on a full line (or one a stripped
-    space short of it) and one of them splits such a word, as only cutting anywhere does."""
+    at spaces (en, fr, de, it, pt, es) cut a word only when it and its space are wider than
+    the column, on a full line; the others cut every line where it is full.  A line is full
+    when the next character would not fit in the console's width (the widest line, when some
+    line fills it), counted in cells: a wide character takes two, so a line one cell short is
+    full when one comes next (or the copy stripped a space that filled it: the two cannot be
+    told apart, and the first is read).  So a line not full lost a space; so did a full one
+    where the word across it would fit on a line - unless every cut is on a full line (or
+    one a stripped space short of it) and one of them splits such a word, as only cutting
+    anywhere does."""
+    fits = [_fits(pieces, i, field) for pieces, i, _, _, field in cuts]
     anywhere = (len(cuts) > 1 and all(w + 1 + nxt > width for _, _, w, nxt, _ in cuts)
-                and any(w + nxt > width and fits for _, _, w, nxt, fits in cuts))
-    for pieces, i, w, nxt, fits in cuts:
-        if w + nxt <= width or (fits and not anywhere):
+                and any(w + nxt > width and f
+                        for (_, _, w, nxt, _), f in zip(cuts, fits, strict=True)))
+    for (pieces, i, w, nxt, _), f in zip(cuts, fits, strict=True):
+        if w + nxt <= width or (f and not anywhere):
             pieces[i] += " "
 
 
