@@ -404,3 +404,26 @@ def test_a_word_ending_a_wrapped_line_takes_its_space_in_the_fit(tmp_path):
     assert sum(map(_ps_cells, text.splitlines()[1])) == 80
     (send,) = read_evidence([_write(tmp_path, "send.txt", text)]).settings.send
     assert send.tls_certificate_name == f"{head}{word} {city}", text
+
+
+def test_one_cut_in_a_short_word_reads_whole_where_the_listing_shows_east_asian_culture(
+        tmp_path):
+    # one wrapped line, cut inside "Contoso" where the console (80 cells) is full: cultures
+    # that wrap at spaces never cut a word that fits on a line, but with only this line to
+    # go by, it could be one cut at a space the copy stripped, on a wider console.  What
+    # the listing itself shows of its culture decides: text in wide characters, or a date
+    # written year first (ja-JP, zh-CN) - those cultures cut anywhere
+    value = "<I>CN=R3, O=Let's Encrypt, C=US<S>CN=smtp.contoso.jp, O=Contoso, C=JP"
+    field = 80 - 21
+    assert value[field - 1:field + 1] == "nt"  # the cut falls inside "Contoso"
+    wrapped = value[:field] + "\n" + " " * 21 + value[field:]
+    base = ("\nTlsCertificateName : " + wrapped
+            + "\nName               : {name}\n")
+    for name in ("\u6771\u4eac\u304b\u3089 Office 365 \u3078", "Outbound (2026/12/06 15:04:05)"):
+        text = base.format(name=name)
+        (send,) = read_evidence([_write(tmp_path, "send.txt", text)]).settings.send
+        assert send.tls_certificate_name == value, name
+    # without such a sign, the cut is read as one at a space, as before
+    text = base.format(name="Outbound")
+    (send,) = read_evidence([_write(tmp_path, "send.txt", text)]).settings.send
+    assert send.tls_cert_subject == "CN=smtp.contoso.jp, O=Con toso, C=JP"

@@ -49,6 +49,7 @@ _USED_LISTS = frozenset({"senderipaddresses", "senderdomains", "certificatedomai
                          "smarthosts"})
 _DATES = frozenset({"notafter", "notbefore"})
 _FORMS = "ISO 8601, M/D/YYYY, D/M/YYYY, D.M.YYYY, YYYY/M/D, YYYY-MM-DD tt h:mm:ss"
+_YEAR_SLASH = re.compile(r"(?<![\d/])\d{4}/\d{1,2}/\d{1,2} \d{1,2}:\d\d")  # 2026/12/06 15:04
 _HOW = "set $FormatEnumerationLimit = -1 first, or export with ConvertTo-Json -Depth 4"
 # one object read: its first line, its values by lower-case name, and each property's name as
 # printed and the line it starts on
@@ -200,7 +201,7 @@ def _objects(lines: list[str]) -> list[_Object]:
         pieces.append(line[column:])
     if obj:
         out.append(obj)
-    _put_back_spaces(cuts, width)
+    _put_back_spaces(cuts, width, east_asian=_east_asian(lines))
     return [(min(p[0] for p in o.values()), _values(o), {k: (p[1], p[0]) for k, p in o.items()})
             for o in out]
 
@@ -242,7 +243,14 @@ def _fits(pieces: list[str], i: int, field: int) -> bool:
     return word + spaced <= field
 
 
-def _put_back_spaces(cuts: list[_Cut], width: int) -> None:
+def _east_asian(lines: list[str]) -> bool:
+    """Whether the listing shows a culture that cuts anywhere: text in wide characters (ja,
+    zh, ko), or a date written year first with slashes as ja-JP and zh-CN print them."""
+    return any((not s.isascii() and any(_wide(ord(ch)) for ch in s))
+               or _YEAR_SLASH.search(s) is not None for s in lines)
+
+
+def _put_back_spaces(cuts: list[_Cut], width: int, *, east_asian: bool) -> None:
     """The space after each cut a copy stripped from the line's end.  The cultures that wrap
     at spaces (en, fr, de, it, pt, es) cut a word only when it and its space are wider than
     the column, on a full line; the others cut every line where it is full.  A line is full
@@ -252,9 +260,11 @@ def _put_back_spaces(cuts: list[_Cut], width: int) -> None:
     told apart, and the first is read).  So a line not full lost a space; so did a full one
     where the word across it would fit on a line - unless every cut is on a full line (or
     one a stripped space short of it) and one of them splits such a word, as only cutting
-    anywhere does."""
+    anywhere does: shown by two cuts or more, or by one in a listing of an East Asian culture
+    (alone, the widest line might have been cut at a space on a wider console)."""
     fits = [_fits(pieces, i, field) for pieces, i, _, _, field in cuts]
-    anywhere = (len(cuts) > 1 and all(w + 1 + nxt > width for _, _, w, nxt, _ in cuts)
+    anywhere = ((len(cuts) > 1 or east_asian)
+                and all(w + 1 + nxt > width for _, _, w, nxt, _ in cuts)
                 and any(w + nxt > width and f
                         for (_, _, w, nxt, _), f in zip(cuts, fits, strict=True)))
     for (pieces, i, w, nxt, _), f in zip(cuts, fits, strict=True):
