@@ -712,3 +712,17 @@ def test_an_export_field_holding_a_line_break_keeps_its_record_whole(tmp_path: P
                                  + [""]).encode("utf-8"))
     convs, warnings = read(path)
     assert len(convs) == len(want) - 1 and len(warnings) == 1 and "quote" in warnings[0]
+
+
+def test_two_lines_with_a_quote_left_open_do_not_swallow_the_records_between(
+        tmp_path: Path) -> None:
+    # each damaged on its own: joined, they would balance their quotes as one record that
+    # is none; only a join that makes a record of the header's width is taken
+    lines = TRACE.read_text(encoding="utf-8").splitlines()
+    damaged = [lines[0], lines[1].replace('"Failed"', '"Failed', 1), *lines[2:4],
+               lines[4].replace('"Failed"', '"Failed', 1)]
+    path = tmp_path / "trace.csv"
+    path.write_text("\n".join(damaged) + "\n", encoding="utf-8")
+    convs, warnings = read(path)
+    assert [w.split(":")[0] for w in warnings] == [f"{path} line 2", f"{path} line 5"]
+    assert sorted(c.first.line for c in convs) == [3, 4]

@@ -8,7 +8,7 @@ break inside a field as it is, so one record can run over several lines of the f
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 from .text import TextLine
 
@@ -17,11 +17,14 @@ __all__ = ["MAX_RECORD_LINES", "records", "split_line"]
 MAX_RECORD_LINES = 64  # lines one record may run over; a quote left open longer is broken
 
 
-def records(lines: Iterable[TextLine]) -> Iterator[TextLine]:
+def records(lines: Iterable[TextLine],
+            whole: Callable[[str], bool] = lambda _: True) -> Iterator[TextLine]:
     """The CSV records of `lines`: a line with a quote left open is joined ("\n") with the
     lines after it until the quote closes, as the record's first line (its number and
-    offset).  A quote still open after MAX_RECORD_LINES lines, or at the end, is broken: that
-    line is given alone (split_line refuses it) and the lines after it are read again."""
+    offset).  A quote still open after MAX_RECORD_LINES lines, or at the end, or a join
+    `whole` refuses (two damaged lines balancing each other's quotes: not a record of the
+    header's width), is broken: that line is given alone (split_line refuses it) and the
+    lines after it are read again."""
     source = iter(lines)
     pending: deque[TextLine] = deque()
     while True:
@@ -39,11 +42,12 @@ def records(lines: Iterable[TextLine]) -> Iterator[TextLine]:
                 break
             parts.append(more)
             quotes += more.text.count('"')
-        if quotes & 1:
+        joined = "" if quotes & 1 else "\n".join(p.text for p in parts)
+        if joined and whole(joined):
+            yield line._replace(text=joined)
+        else:
             yield line
             pending.extendleft(reversed(parts[1:]))
-        else:
-            yield line._replace(text="\n".join(p.text for p in parts))
 
 
 def split_line(line: str) -> list[str] | None:

@@ -410,6 +410,14 @@ class _Reader:
                 self.told_missing.add(what)
                 self.warn(f"{self.path} line {line.number}: no {shown} column; {why}")
 
+    def whole(self, record: str) -> bool:
+        """Whether lines joined for a field holding a line break make one record of the
+        header's width (as far as a header has been read)."""
+        if self.layout is None:
+            return True
+        fields = split_line(record)
+        return fields is not None and len(fields) == self.layout.count
+
     def row(self, line: TextLine) -> tuple[_Row, int] | None:
         """The fields and time of a data line; None (told) if it is garbled."""
         if self.layout is None:  # a tracking log without its header: Exchange's own fields
@@ -588,7 +596,7 @@ def conversations(text: LogText, warn: Callable[[str], None], *, year: int | Non
     why") and skipped.  `year` is unused: these logs write full dates."""
     del year
     reader = _Reader(text, warn, kind_of(text.head()) == KIND_TRACE, utc_offset_s)
-    for line in records(text.lines()):
+    for line in records(text.lines(), reader.whole):
         if not line.text.strip() or reader.header(line):
             continue
         parsed = reader.row(line)
@@ -612,7 +620,7 @@ def lines_of(text: LogText, conv: LogConversation, *,
             break
     wanted = conv.session_id
     # past the last record's first line: a record may run over several lines
-    for line in records(text.lines_from(conv.first.offset, conv.first.line)):
+    for line in records(text.lines_from(conv.first.offset, conv.first.line), reader.whole):
         if line.offset > conv.last.offset:
             break
         if not line.text.strip() or line.text.startswith("#") and reader.header(line):
