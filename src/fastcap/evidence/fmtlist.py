@@ -49,7 +49,9 @@ _USED_LISTS = frozenset({"senderipaddresses", "senderdomains", "certificatedomai
                          "smarthosts"})
 _DATES = frozenset({"notafter", "notbefore"})
 _FORMS = "ISO 8601, M/D/YYYY, D/M/YYYY, D.M.YYYY, YYYY/M/D, YYYY-MM-DD tt h:mm:ss"
-_YEAR_SLASH = re.compile(r"(?<![\d/])\d{4}/\d{1,2}/\d{1,2} \d{1,2}:\d\d")  # 2026/12/06 15:04
+# a date year first with a month or day of one digit, as zh-CN prints it (2026/3/6 15:04:05);
+# ja-JP's 2026/03/06 is also en-ZA's, a culture that wraps at spaces
+_YEAR_SLASH = re.compile(r"(?<![\d/])\d{4}/(?:\d/\d{1,2}|\d\d/\d)(?![\d/]) \d{1,2}:\d\d")
 _HOW = "set $FormatEnumerationLimit = -1 first, or export with ConvertTo-Json -Depth 4"
 # one object read: its first line, its values by lower-case name, and each property's name as
 # printed and the line it starts on
@@ -245,7 +247,7 @@ def _fits(pieces: list[str], i: int, field: int) -> bool:
 
 def _east_asian(lines: list[str]) -> bool:
     """Whether the listing shows a culture that cuts anywhere: text in wide characters (ja,
-    zh, ko), or a date written year first with slashes as ja-JP and zh-CN print them."""
+    zh, ko), or a date written year first as zh-CN prints it."""
     return any((not s.isascii() and any(_wide(ord(ch)) for ch in s))
                or _YEAR_SLASH.search(s) is not None for s in lines)
 
