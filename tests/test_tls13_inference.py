@@ -191,6 +191,9 @@ def test_the_layouts_it_decides(base):
     ((25, 70, 41), "padding"),
     ((1400, 30, 53), "no CertificateVerify"),
     ((528, 528, 528), "padding"),  # padded to 512: an empty Certificate's flight looks big
+    ((272, 528, 272), "padding"),  # padded to 256: a lone Finished, then a two-block line
+    ((272, 19), "padding"),  # ... then an alert, which may go unpadded
+    ((272,), "padding"),  # ... and nothing after it
     ((25,), "missing data"),  # the capture ends inside the flight
     ((), "missing data"),
 ])

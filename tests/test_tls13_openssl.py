@@ -108,3 +108,27 @@ def test_padded_client_records_too_small_for_a_chain_mean_none():
     assert "client_cert_inferred_absent" in {v.code for v in session.verdicts}
     chain, _, sent = got["30153"]
     assert sent and chain.verdict == "present"
+
+
+def test_a_padded_lone_finished_is_not_read_as_a_whole_chain_flight():
+    """Every client record padded to 256 bytes: a lone Finished fills one 272-byte record, as
+    large as a Certificate, CertificateVerify and Finished in one record could be. Only a
+    later record shorter than it shows the sender does not pad to that size; a longer one
+    (a post-handshake Certificate, a two-block line) or none at all leaves it open. Whatever
+    is decided agrees with the keys (which agree with tshark's decrypted handshake types)."""
+    capture, keys = DATA / "tls13_pha_padded.pcap", str(DATA / "tls13_pha_padded.keys")
+    kw = dict(ports=range(31001, 31006), implicit_tls_ports=range(31001, 31006))
+    truth = {s.server: s.tls.client_certificate for s in scan(capture, keylog=(keys,), **kw)}
+    got = {int(s.server.rsplit(":", 1)[1]): (infer_client_cert(s.tls), truth[s.server])
+           for s in scan(capture, **kw)}
+    assert len(got) == 5
+    for port, (inferred, sent) in got.items():
+        if inferred.decided:
+            assert (inferred.verdict == "present") == bool(sent), (port, inferred)
+    # the chain came after the handshake, the handshake's flight was a lone Finished
+    assert got[31001][1] and not got[31001][0].decided
+    for port in (31002, 31003):  # no certificate anywhere: a 272-byte Finished, then a
+        assert got[port][1] is None  # 528-byte line, or nothing
+        assert not got[port][0].decided and "padd" in got[port][0].reason
+    # a chain in the handshake: the 272-byte records after its 784 bytes show the padding
+    assert got[31004][1] and got[31004][0].verdict == "present"

@@ -311,6 +311,16 @@ def _coalesced(rest: tuple[int, ...], hash_len: int, over: int, evidence: str, p
         return _undecided(f"record padding: the client's records after its flight are as long "
                           f"as the record holding it ({rest[0]} bytes)", evidence, at)
     if body >= MIN_CERTIFICATE + MIN_VERIFY + 4 + hash_len:
+        # A sender padding to a block of this size makes a lone Finished (or an empty
+        # Certificate and Finished) one block long, its shortest record: only a later record
+        # shorter than this one shows it is no such block (an alert may go unpadded).
+        later = [n for n in rest[1:] if n != 2 + over]
+        if not later or min(later) >= rest[0]:
+            more = (f"none of the client's later records ({_sizes(tuple(later[:4]))} bytes) is "
+                    "shorter" if later else "no later client record shows it is not padded")
+            return _undecided(f"record padding? the client's first record ({rest[0]} bytes) "
+                              "could hold its whole flight or a lone Finished padded to a "
+                              f"block: {more}", evidence, at)
         return ClientCertInference(
             "present", "medium",
             f"the client's first record ({rest[0]} bytes) holds its whole flight, too big for "
