@@ -1203,9 +1203,9 @@ def test_parse_dialogue_one_result_whichever_path(inp, small_caps, chunk, data):
     taken = []
     plain = parse._parse_plain
 
-    def spy(c, s):
-        taken.append(plain(c, s) is not None)
-        return plain(c, s)
+    def spy(c, s, *tunnel):
+        taken.append(plain(c, s, *tunnel) is not None)
+        return plain(c, s, *tunnel)
 
     with ExitStack() as stack:
         if small_caps:

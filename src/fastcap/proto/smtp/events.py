@@ -46,6 +46,8 @@ ANOMALY_KINDS: Final = MappingProxyType(
         "chunk_unfinished": "the client stream ended inside a BDAT chunk",
         "credential_like_line": "a base64-like client line out of context: treated as auth data",
         "data_after_eof": "bytes fed after feed_eof",
+        "http_connect_tunnel": "SMTP inside an HTTP CONNECT tunnel (RFC 9110 §9.3.6): read from "
+                               "after the request and the proxy's 2xx reply",
         "line_cut_by_gap": "a client line cut by a gap, counted as one command",
         "line_too_long": "a line over MAX_LINE bytes, truncated",
         "list_cap": "an SmtpDialogue list reached MAX_ITEMS",

@@ -349,7 +349,8 @@ class SmtpConversation:
     """
 
     def __init__(self, implicit_tls: bool = False, cut: CutStart | None = None,
-                 frame_at: tuple[FrameAt, FrameAt] | None = None) -> None:
+                 frame_at: tuple[FrameAt, FrameAt] | None = None,
+                 start: tuple[int, int] = (0, 0)) -> None:
         self._c2s = _Side("c2s")
         self._frame_at = frame_at  # (c2s, s2c): see _answers_later
         self._pipelining: bool | None = None  # offered in the EHLO reply; None: not seen
@@ -372,9 +373,13 @@ class SmtpConversation:
         self._lead_replies = 0
         self._lead_noted = False
         self._lead_reading = False  # a lead reply is half read: finish it wherever it ends
+        # ``start``: where SMTP begins in each direction of a connection that opened with
+        # something else (a proxy's tunnel); the dialogue is read from there as from offset 0.
+        for side, at in ((self._c2s, start[0]), (self._s2c, start[1])):
+            side.off = side.fed_end = side.start = max(0, at)
         if cut is not None:
-            for side, start in ((self._c2s, cut.c2s_offset), (self._s2c, cut.s2c_offset)):
-                side.off = side.fed_end = side.start = max(0, start)
+            for side, at in ((self._c2s, cut.c2s_offset), (self._s2c, cut.s2c_offset)):
+                side.off = side.fed_end = side.start = max(0, at)
             self._lead_end = cut.s2c_lead_end
             self._turn = "lead"
             if cut.c2s_body:  # content up to its end-of-data line, whatever it reads like

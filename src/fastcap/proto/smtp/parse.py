@@ -14,6 +14,7 @@ from .events import (
     AUTH_VERBS,
     GREETING_CODES,
     TLS_VERBS,
+    Anomaly,
     AuthResponse,
     Closed,
     CutStart,
@@ -34,6 +35,7 @@ from .machine import (
 )
 
 FEED_CHUNK: Final = 1 << 16  # parse_dialogue feeds at most this much at a time
+_TUNNEL_HEAD_MAX: Final = 8192  # an HTTP CONNECT request or its reply is read up to this
 
 
 class StreamLike(Protocol):
@@ -57,10 +59,10 @@ class _FoldingConversation(SmtpConversation):
     prove the dialogue is the one next_event's events fold into."""
 
     def __init__(self, builder: _DialogueBuilder, implicit_tls: bool,
-                 cut: CutStart | None = None, frame_at: tuple[FrameAt, FrameAt] | None = None
-                 ) -> None:
+                 cut: CutStart | None = None, frame_at: tuple[FrameAt, FrameAt] | None = None,
+                 start: tuple[int, int] = (0, 0)) -> None:
         self._builder = builder  # first: __init__ may emit
-        super().__init__(implicit_tls, cut, frame_at)
+        super().__init__(implicit_tls, cut, frame_at, start)
 
     def _emit(self, ev: Event) -> None:
         self._builder.add(ev)
@@ -119,7 +121,43 @@ class _Feeder:
         self.done = True
 
 
-def _parse_plain(c2s: StreamLike, s2c: StreamLike) -> SmtpDialogue | None:
+def _head_end(head: bytes) -> int | None:
+    """The offset after an HTTP message head's empty line (CRLF CRLF, or LF LF)."""
+    ends = [i + len(sep) for sep in (b"\r\n\r\n", b"\n\n") if (i := head.find(sep)) >= 0]
+    return min(ends) if ends else None
+
+
+def http_connect(c2s: StreamLike, s2c: StreamLike) -> tuple[int, int, str] | None:
+    """Where SMTP begins in each direction of a connection opened as an HTTP CONNECT tunnel
+    (RFC 9110 §9.3.6: the client's ``CONNECT host:port`` request, the proxy's 2xx reply, both
+    heads ended by an empty line within _TUNNEL_HEAD_MAX bytes and none of them lost), and
+    what the tunnel was: (client offset, server offset, detail). None for any other
+    connection, a refused request too: then nothing was tunnelled and the bytes are read as
+    they are."""
+    if c2s.data[:8] != b"CONNECT " or s2c.data[:7] != b"HTTP/1.":
+        return None
+    request, reply = bytes(c2s.data[:_TUNNEL_HEAD_MAX]), bytes(s2c.data[:_TUNNEL_HEAD_MAX])
+    c_end, s_end = _head_end(request), _head_end(reply)
+    if c_end is None or s_end is None:
+        return None
+    if any(off < end for gaps, end in ((c2s.gaps, c_end), (s2c.gaps, s_end))
+           for off, size in gaps if size > 0):
+        return None
+    status = reply[: reply.find(b"\n")].strip().split(None, 2)
+    if len(status) < 2 or not status[1].isdigit() or not 200 <= int(status[1]) < 300:
+        return None
+    words = request[: request.find(b"\n")].strip().split()
+    target = words[1][:255].decode("ascii", "backslashreplace") if len(words) > 1 else ""
+    answer = b" ".join(status).decode("ascii", "backslashreplace")[:80]
+    return c_end, s_end, f"CONNECT {target} answered {answer}: SMTP read inside the tunnel"
+
+
+def _tunnel_anomaly(tunnel: tuple[int, int, str]) -> Anomaly:
+    return Anomaly("http_connect_tunnel", tunnel[2], 0, "c2s")
+
+
+def _parse_plain(c2s: StreamLike, s2c: StreamLike,
+                 tunnel: tuple[int, int, str] | None = None) -> SmtpDialogue | None:
     """parse_dialogue's fast path for the usual dialogue, or None: the general path decides.
 
     Most connections need none of SmtpConversation's recovery, and stepping its state machine
@@ -137,13 +175,16 @@ def _parse_plain(c2s: StreamLike, s2c: StreamLike) -> SmtpDialogue | None:
     cdata, sdata = c2s.data, s2c.data
     if not (isinstance(cdata, bytes) and isinstance(sdata, bytes)):
         return None
-    at = _reply_at(sdata, 0)  # _whole_reply, its texts kept as a tuple
+    c_at, s_at = (0, 0) if tunnel is None else tunnel[:2]
+    at = _reply_at(sdata, s_at)  # _whole_reply, its texts kept as a tuple
     if at is None or at[0][0] not in GREETING_CODES:
         return None
     (code, lines, _), spos = at
     b = _DialogueBuilder(c2s.frame_at, s2c.frame_at)
-    b.banner(code, "\n".join(lines), 0, sdata.find(b"\n") + 1)
-    cpos, cend = 0, len(cdata)
+    if tunnel is not None:
+        b.add(_tunnel_anomaly(tunnel))
+    b.banner(code, "\n".join(lines), s_at, sdata.find(b"\n", s_at) + 1)
+    cpos, cend = c_at, len(cdata)
     max_line = machine.MAX_LINE  # the one cap the state machine reads too: read it there
     mode = "command"  # what the client sends next: command | auth | body
     while cpos < cend:
@@ -219,13 +260,18 @@ def parse_dialogue(c2s: StreamLike, s2c: StreamLike, *, implicit_tls: bool = Fal
     the events as they are made instead of queueing them for ``next_event``. ``_general``
     (for those tests) skips the fast path.
     """
+    tunnel = None if implicit_tls or cut is not None else http_connect(c2s, s2c)
     if not (implicit_tls or _general) and cut is None:
-        dialogue = _parse_plain(c2s, s2c)
+        dialogue = _parse_plain(c2s, s2c, tunnel)
         if dialogue is not None:
             return dialogue
     builder = _DialogueBuilder(c2s.frame_at, s2c.frame_at)
-    conv = _FoldingConversation(builder, implicit_tls, cut, (c2s.frame_at, s2c.frame_at))
-    c_at, s_at = (0, 0) if cut is None else (cut.c2s_offset, cut.s2c_offset)
+    start = (0, 0) if tunnel is None else tunnel[:2]
+    if tunnel is not None:
+        builder.add(_tunnel_anomaly(tunnel))
+    conv = _FoldingConversation(builder, implicit_tls, cut, (c2s.frame_at, s2c.frame_at),
+                                start)
+    c_at, s_at = start if cut is None else (cut.c2s_offset, cut.s2c_offset)
     feeders = {"c2s": _Feeder(c2s, "c2s", c_at), "s2c": _Feeder(s2c, "s2c", s_at)}
     dialogue, step = builder.draft, conv._step
     while not dialogue.closed:  # next_event() unrolled: the events are folded as they come
