@@ -132,3 +132,21 @@ def test_a_padded_lone_finished_is_not_read_as_a_whole_chain_flight():
         assert not got[port][0].decided and "padd" in got[port][0].reason
     # a chain in the handshake: the 272-byte records after its 784 bytes show the padding
     assert got[31004][1] and got[31004][0].verdict == "present"
+
+
+def test_a_post_handshake_request_past_the_decrypt_limit_is_still_read():
+    """TLS 1.3 hides record types, so the handshake records after the application data limit
+    are found only by opening every record: the server's post-handshake CertificateRequest
+    and the client's Certificate come after its `220 hi`, as tshark decrypts them (frames of
+    types 13 and 11, 15, 20), whatever the limit."""
+    capture, keys = DATA / "tls13_pha_padded.pcap", str(DATA / "tls13_pha_padded.keys")
+    kw = dict(ports=(31001, 31005), implicit_tls_ports=(31001, 31005), keylog=(keys,))
+    for limit in (0, 4, 64 * 1024):
+        got = {int(s.server.rsplit(":", 1)[1]): s
+               for s in scan(capture, decrypt_limit=limit, **kw)}
+        sent, empty = got[31001], got[31005]
+        assert sent.tls.cert_request is not None and len(sent.tls.client_certificate) == 2
+        assert "client_cert_not_requested" not in {v.code for v in sent.verdicts}, limit
+        assert empty.tls.client_certificate == [], limit
+        assert "client_cert_not_requested" not in {v.code for v in empty.verdicts}
+        assert sent.decryption.c2s.limited == (limit < 17)  # EHLO client.test, QUIT

@@ -8,7 +8,9 @@ naming the record's stream offset, and what was decrypted before it is kept. Not
 raises on data. Work is bounded: application data stops after ``app_limit`` bytes, which is
 enough for an SMTP dialogue up to DATA; TLS <= 1.2 goes on past it with the records that are
 not application data (their type is in the clear), so a renegotiation after the limit is
-still followed.
+still followed, and TLS 1.3, whose record types are encrypted, opens every record to find
+them (a post-handshake CertificateRequest and its answer, a KeyUpdate, an alert), keeping
+no application data past the limit.
 """
 
 from __future__ import annotations
@@ -284,8 +286,10 @@ def _tls13(records: Sequence[CipherRecord], s: Suite, secrets: SessionSecrets,
             return f"record at stream offset {rec.offset}: {exc}"
         early = None
         seq += 1
-        if not out.add(ctype, data, rec.offset):
-            return None
+        # Past the limit application data is dropped, but every record is still opened: its
+        # type is inside it, and a post-handshake CertificateRequest (RFC 8446 4.6.2), the
+        # client's answer, a KeyUpdate or an alert may come after any amount of data.
+        out.add(ctype, data, rec.offset)
         if ctype != HANDSHAKE:
             continue
         for mtype, _body in messages.feed(data):
