@@ -21,6 +21,16 @@ REQUEST = b"CONNECT mx.contoso.com:25 HTTP/1.1\r\nHost: mx.contoso.com:25\r\n\r\
 ANSWER = b"HTTP/1.1 200 Connection established\r\nProxy-Agent: squid\r\n\r\n"
 
 
+class _Stream:
+    """One direction, as parse_dialogue reads it: all of it in frame 1, no gaps."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data, self.gaps = data, []
+
+    def frame_at(self, offset: int) -> int | None:
+        return 1 if offset < len(self.data) else None
+
+
 @pytest.fixture(scope="module")
 def tunnelled(tmp_path_factory):
     """A relay asked for a certificate it does not have, through a proxy on port 3128."""
@@ -79,15 +89,8 @@ def test_only_a_granted_tunnel_is_entered():
     """SMTP begins after the proxy's 2xx reply; a refused CONNECT (407: proxy authentication)
     carries none, nor does a request whose reply has not ended."""
 
-    class Stream:
-        def __init__(self, data: bytes) -> None:
-            self.data, self.gaps = data, []
-
-        def frame_at(self, offset: int) -> int | None:
-            return 1 if offset < len(self.data) else None
-
     smtp = b"EHLO a\r\nQUIT\r\n"
-    granted = (Stream(REQUEST + smtp), Stream(ANSWER + b"220 mx ESMTP\r\n250 a\r\n221 bye\r\n"))
+    granted = (_Stream(REQUEST + smtp), _Stream(ANSWER + b"220 mx ESMTP\r\n250 a\r\n221 bye\r\n"))
     d = parse_dialogue(*granted)
     assert d == parse_dialogue(*granted, _general=True)  # the fast path reads it as the other
     assert [(c.verb, c.offset) for c in d.commands] == [("EHLO", len(REQUEST)),
@@ -95,7 +98,7 @@ def test_only_a_granted_tunnel_is_entered():
     assert d.banner_code == 220 and [r.answers for r in d.replies] == ["EHLO", "QUIT"]
     for answer in (b"HTTP/1.1 407 Proxy Authentication Required\r\n\r\n",
                    b"HTTP/1.1 200 Connection established\r\n"):
-        d = parse_dialogue(Stream(REQUEST + smtp), Stream(answer + b"220 mx ESMTP\r\n"))
+        d = parse_dialogue(_Stream(REQUEST + smtp), _Stream(answer + b"220 mx ESMTP\r\n"))
         assert not [a for a in d.anomalies if a.kind == "http_connect_tunnel"]
 
 
@@ -112,3 +115,59 @@ def test_the_corpus_proxy_session_pairs_its_replies():
     assert [(r.code, r.answers) for r in d.replies] == [
         (250, "HELO"), (250, "MAIL"), (250, "RCPT"), (354, "DATA"), (250, "END_OF_DATA"),
         (221, "QUIT")]
+
+
+def _socks5(user: bytes | None, rep: int = 0) -> tuple[bytes, bytes]:
+    """A SOCKS5 CONNECT to mx.contoso.com:25 (RFC 1928), with RFC 1929 username/password
+    authentication when ``user`` is given, answered ``rep``: (client's bytes, proxy's bytes)
+    before the tunnel."""
+    name = b"mx.contoso.com"
+    if user is None:
+        hello, chosen, auth, granted = b"\x05\x01\x00", b"\x05\x00", b"", b""
+    else:
+        hello, chosen = b"\x05\x02\x00\x02", b"\x05\x02"
+        auth, granted = b"\x01" + bytes([len(user)]) + user + b"\x06secret", b"\x01\x00"
+    request = b"\x05\x01\x00\x03" + bytes([len(name)]) + name + (25).to_bytes(2, "big")
+    reply = bytes((5, rep, 0, 1, 198, 51, 100, 25)) + (25).to_bytes(2, "big")
+    return hello + auth + request, chosen + granted + reply
+
+
+_SOCKS4 = b"\x04\x01\x00\x19" + bytes((198, 51, 100, 25)) + b"relay\x00"
+_SOCKS4A = b"\x04\x01\x00\x19\x00\x00\x00\x01\x00mx.contoso.com\x00"
+
+
+@pytest.mark.parametrize(("client", "proxy", "refused", "target"), [
+    (*_socks5(None), _socks5(None, 5)[1], "mx.contoso.com:25"),
+    (*_socks5(b"relay"), _socks5(b"relay", 2)[1], "mx.contoso.com:25"),
+    (_SOCKS4, b"\x00\x5a\x00\x19" + bytes(4), b"\x00\x5b" + bytes(6), "198.51.100.25:25"),
+    (_SOCKS4A, b"\x00\x5a" + bytes(6), b"\x00\x5b" + bytes(6), "mx.contoso.com:25"),
+], ids=["socks5", "socks5-auth", "socks4", "socks4a"])
+def test_a_socks_tunnel_is_entered_too(client, proxy, refused, target):
+    """SOCKS 4, 4a and 5 (RFC 1928, with RFC 1929 authentication, whose password is skipped,
+    never shown): the dialogue is read from after the proxy's grant, as tshark's socks
+    dissector hands it on; a refusal opens no tunnel."""
+    smtp = b"EHLO a\r\nQUIT\r\n"
+    replies = b"220 mx ESMTP\r\n250 a\r\n221 bye\r\n"
+    streams = (_Stream(client + smtp), _Stream(proxy + replies))
+    d = parse_dialogue(*streams)
+    assert d == parse_dialogue(*streams, _general=True)
+    assert [(c.verb, c.offset) for c in d.commands] == [("EHLO", len(client)),
+                                                        ("QUIT", len(client) + 8)]
+    assert d.banner_code == 220 and [r.answers for r in d.replies] == ["EHLO", "QUIT"]
+    (tunnel,) = [a for a in d.anomalies if a.kind == "socks_tunnel"]
+    assert target in tunnel.detail and "secret" not in tunnel.detail
+    d = parse_dialogue(_Stream(client + smtp), _Stream(refused + replies))
+    assert not [a for a in d.anomalies if a.kind == "socks_tunnel"]
+
+
+def test_the_corpus_socks5_session_is_read_inside_its_tunnel():
+    """arkime's socks5-smtp-503.pcap: SOCKS5 on port 1080, Exim's banner in frame 13, as
+    tshark shows it."""
+    path = CORPUS / "arkime__socks5-smtp-503.pcap"
+    if not path.exists():
+        pytest.skip("corpus not available")
+    (s,) = scan(path, ports=(1080,))
+    d = s.smtp
+    assert (d.banner_code, d.banner_frame, d.ehlo_name, d.ehlo_frame) == (220, 13, "User", 14)
+    assert not [a for a in d.anomalies if a.kind in ("bad_command", "bad_reply_line")]
+    assert [a.kind for a in d.anomalies] == ["socks_tunnel"]

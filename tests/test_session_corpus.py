@@ -23,8 +23,6 @@ TSHARK_SEES_LESS = {
 
 # SMTP sessions tshark reads differently, with the reason.
 SMTP_DEVIATIONS = {
-    "arkime__socks5-smtp-503.pcap":
-        "SMTP inside a SOCKS5 tunnel on port 1080: we do not strip proxy preambles",
     "sv__smtp-rset-starttls.pcap":
         "fuzzer-made: the server never greets; tshark calls a later '220' reply the banner",
 }

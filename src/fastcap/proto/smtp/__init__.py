@@ -12,6 +12,7 @@ One layer per module, each importing only the ones before it:
 - ``machine``: the caps, the per-direction byte buffers and ``SmtpConversation``, the sans-I/O
   state machine (``feed`` / ``next_event``) that turns bytes into events;
 - ``dialogue``: ``SmtpDialogue``, its records, and the fold of events into it;
+- ``tunnel``: the proxy tunnels (HTTP CONNECT, SOCKS) a connection may open with before its SMTP;
 - ``parse``: ``parse_dialogue``, the production entry, with its fast path for the usual dialogue.
 
 The names below are re-exported for readers; a test that patches a cap or ``_parse_plain``

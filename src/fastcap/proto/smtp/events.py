@@ -65,6 +65,8 @@ ANOMALY_KINDS: Final = MappingProxyType(
         "reply_unfinished": "the server stream ended inside a multi-line reply",
         "reply_without_command": "a reply when no client command was pending",
         "resync_skip": "unparsable lines after a gap, skipped (reported once per gap)",
+        "socks_tunnel": "SMTP inside a SOCKS 4 or 5 tunnel (RFC 1928): read from after the "
+                        "proxy's grant",
         "starttls_inferred": "STARTTLS reply lost or odd, but TLS followed: accepted",
         "starttls_odd_reply": "STARTTLS got a 2xx other than 220 and no TLS followed: refused",
         "starttls_not_taken": "STARTTLS reply lost, and the client went on in plaintext: refused",

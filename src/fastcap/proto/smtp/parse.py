@@ -33,9 +33,10 @@ from .machine import (
     _ReplyAcc,
     _scan_body,
 )
+from .tunnel import HEAD_MAX, Tunnel
+from .tunnel import proxy_tunnel as tunnel_of
 
 FEED_CHUNK: Final = 1 << 16  # parse_dialogue feeds at most this much at a time
-_TUNNEL_HEAD_MAX: Final = 8192  # an HTTP CONNECT request or its reply is read up to this
 
 
 class StreamLike(Protocol):
@@ -121,43 +122,26 @@ class _Feeder:
         self.done = True
 
 
-def _head_end(head: bytes) -> int | None:
-    """The offset after an HTTP message head's empty line (CRLF CRLF, or LF LF)."""
-    ends = [i + len(sep) for sep in (b"\r\n\r\n", b"\n\n") if (i := head.find(sep)) >= 0]
-    return min(ends) if ends else None
+def proxy_tunnel(c2s: StreamLike, s2c: StreamLike) -> Tunnel | None:
+    """The proxy tunnel (fastcap.proto.smtp.tunnel) a connection opens with, when none of its
+    opening was lost; None for any other connection: its bytes are read as they are."""
+    head = c2s.data[:1]
+    if not head or (head[0] not in (4, 5) and c2s.data[:8] != b"CONNECT "):
+        return None
+    found = tunnel_of(bytes(c2s.data[:HEAD_MAX]), bytes(s2c.data[:HEAD_MAX]))
+    if found is None or any(off < end for gaps, end in ((c2s.gaps, found.c2s_offset),
+                                                        (s2c.gaps, found.s2c_offset))
+                            for off, size in gaps if size > 0):
+        return None
+    return found
 
 
-def http_connect(c2s: StreamLike, s2c: StreamLike) -> tuple[int, int, str] | None:
-    """Where SMTP begins in each direction of a connection opened as an HTTP CONNECT tunnel
-    (RFC 9110 §9.3.6: the client's ``CONNECT host:port`` request, the proxy's 2xx reply, both
-    heads ended by an empty line within _TUNNEL_HEAD_MAX bytes and none of them lost), and
-    what the tunnel was: (client offset, server offset, detail). None for any other
-    connection, a refused request too: then nothing was tunnelled and the bytes are read as
-    they are."""
-    if c2s.data[:8] != b"CONNECT " or s2c.data[:7] != b"HTTP/1.":
-        return None
-    request, reply = bytes(c2s.data[:_TUNNEL_HEAD_MAX]), bytes(s2c.data[:_TUNNEL_HEAD_MAX])
-    c_end, s_end = _head_end(request), _head_end(reply)
-    if c_end is None or s_end is None:
-        return None
-    if any(off < end for gaps, end in ((c2s.gaps, c_end), (s2c.gaps, s_end))
-           for off, size in gaps if size > 0):
-        return None
-    status = reply[: reply.find(b"\n")].strip().split(None, 2)
-    if len(status) < 2 or not status[1].isdigit() or not 200 <= int(status[1]) < 300:
-        return None
-    words = request[: request.find(b"\n")].strip().split()
-    target = words[1][:255].decode("ascii", "backslashreplace") if len(words) > 1 else ""
-    answer = b" ".join(status).decode("ascii", "backslashreplace")[:80]
-    return c_end, s_end, f"CONNECT {target} answered {answer}: SMTP read inside the tunnel"
-
-
-def _tunnel_anomaly(tunnel: tuple[int, int, str]) -> Anomaly:
-    return Anomaly("http_connect_tunnel", tunnel[2], 0, "c2s")
+def _tunnel_anomaly(tunnel: Tunnel) -> Anomaly:
+    return Anomaly(tunnel.kind, tunnel.detail, 0, "c2s")
 
 
 def _parse_plain(c2s: StreamLike, s2c: StreamLike,
-                 tunnel: tuple[int, int, str] | None = None) -> SmtpDialogue | None:
+                 tunnel: Tunnel | None = None) -> SmtpDialogue | None:
     """parse_dialogue's fast path for the usual dialogue, or None: the general path decides.
 
     Most connections need none of SmtpConversation's recovery, and stepping its state machine
@@ -260,7 +244,7 @@ def parse_dialogue(c2s: StreamLike, s2c: StreamLike, *, implicit_tls: bool = Fal
     the events as they are made instead of queueing them for ``next_event``. ``_general``
     (for those tests) skips the fast path.
     """
-    tunnel = None if implicit_tls or cut is not None else http_connect(c2s, s2c)
+    tunnel = None if implicit_tls or cut is not None else proxy_tunnel(c2s, s2c)
     if not (implicit_tls or _general) and cut is None:
         dialogue = _parse_plain(c2s, s2c, tunnel)
         if dialogue is not None:
