@@ -40,11 +40,12 @@ typedef struct {
     int64_t syn_frame, fin_frame, rst_frame;
     int64_t zwp_off, zwp_frame; /* the last zero-window probe's byte, held until settled */
     int64_t fin_off; /* stream offset of the first FIN (when fin_seen) */
+    int64_t acked;  /* highest stream offset the peer acknowledged (when has_acked) */
     uint32_t base;  /* sequence number of stream offset 0 */
     uint32_t isn, fin_seq, synack_ack;
     uint16_t win;
     uint8_t has_base, has_isn, fin_seen, fin_acked, win_known, syn_ack_seen;
-    uint8_t has_zwp, zwp_byte;
+    uint8_t has_zwp, zwp_byte, has_acked;
 } rdir;
 
 typedef struct {
@@ -617,6 +618,11 @@ static int process(fc_reasm *r, rconn *c, int dir, int64_t fno, uint32_t seq, ui
 {
     rdir *d = &c->d[dir], *peer = &c->d[1 - dir];
     if (flags & TH_RST) {
+        /* below what the receiver acknowledged: outside its window, so it ignores the reset
+         * (RFC 9293 3.10.7.4, RFC 5961 3.2) and the connection goes on */
+        if (d->has_acked &&
+            d->nxt + (int32_t)((uint32_t)(seq - d->base) - (uint32_t)d->nxt) < d->acked)
+            return 0;
         if (d->rst_frame < 0)
             d->rst_frame = fno;
         c->rst = 1;
@@ -626,6 +632,13 @@ static int process(fc_reasm *r, rconn *c, int dir, int64_t fno, uint32_t seq, ui
         (int32_t)((uint32_t)(seq - d->base) - (uint32_t)d->nxt) > FC_WINDOW_MAX) {
         r->beyond++; /* out of any receive window: dropped whole, its ACK too */
         return 0;
+    }
+    if ((flags & TH_ACK) && peer->has_base) {
+        int64_t a = peer->nxt + (int32_t)((uint32_t)(ack - peer->base) - (uint32_t)peer->nxt);
+        if (!peer->has_acked || a > peer->acked) {
+            peer->acked = a;
+            peer->has_acked = 1;
+        }
     }
     if ((flags & TH_ACK) && peer->fin_seen && (int32_t)(ack - (peer->fin_seq + 1)) >= 0)
         peer->fin_acked = 1;

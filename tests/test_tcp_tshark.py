@@ -87,6 +87,12 @@ def _cases() -> dict[str, list[tuple]]:
         "fast open, SYN sent twice": tfo,
         "simultaneous open": simultaneous,
         "RST then data": open_[:6] + [(C, a, b, RST | ACK, b"")] + open_[6:],
+        # an RST below what its receiver acknowledged is out of its window (RFC 9293 3.10.7.4,
+        # RFC 5961 3.2): ignored, so the dialogue going on 3 s later is the same connection
+        **{f"{who}'s stale RST, data 3 s later": open_[:6] + [rst] + [
+            (*f[:5], 3 * 10**9 + i * 10**6) for i, f in enumerate(open_[6:])]
+           for who, rst in (("client", (C, a - 5, b, RST | ACK, b"")),
+                            ("server", (S, b - len(OK) - 2, a, RST | ACK, b"")))},
         "conflicting retransmission": one[:5] + [(C, ic + 1, is_ + 1 + len(GREET), ACK | PSH,
                                                   b"EHLO xylenx\r\n")] + one[5:],
         "keep-alives": one[:6] + [(C, a - 1, b, ACK, b"\x00"), (C, a - 1, b, ACK, b""),

@@ -32,7 +32,8 @@ Rules both cores implement (per direction of a connection):
 - A SYN that neither repeats the direction's ISN nor matches the peer's SYN-ACK (which may
   acknowledge data the SYN carried, TCP Fast Open) starts a new connection on the same flow;
   a bare SYN answering the peer's bare SYN (simultaneous open) does not, unless an RST came
-  between them.  A connection closes on RST or when both FINs are acknowledged; it stays
+  between them.  A connection closes on RST (not one below what the peer acknowledged: out
+  of the receiver's window, it is ignored) or when both FINs are acknowledged; it stays
   attached to its flow for `linger_ns` of capture time (so late ACKs and RSTs land in it) and
   is then handed on.  An RST finding no connection on its flow starts none; nor does a
   segment without payload of the closed connection the flow last held (a SYN repeating that
@@ -533,7 +534,8 @@ class _Dir:
     __slots__ = ("data", "filled", "dcap", "seg_off", "seg_len", "seg_frame", "segcap",
                  "nxt", "rcv", "before_start", "untraced", "syn_frame", "fin_frame", "rst_frame",
                  "base", "isn", "fin_seq", "synack_ack", "win", "has_base", "has_isn",
-                 "fin_seen", "fin_acked", "win_known", "syn_ack_seen", "zwp", "fin_off")
+                 "fin_seen", "fin_acked", "win_known", "syn_ack_seen", "zwp", "fin_off",
+                 "acked")
 
     def __init__(self) -> None:
         self.data = bytearray()
@@ -552,6 +554,7 @@ class _Dir:
         self.win_known = self.syn_ack_seen = False
         self.zwp: tuple[int, int, bytes] | None = None  # a probe's (offset, frame, byte)
         self.fin_off = 0  # stream offset of the first FIN (when fin_seen)
+        self.acked: int | None = None  # highest stream offset the peer acknowledged
 
     def mem(self) -> int:
         return self.dcap + ((self.dcap + 63) // 64) * 8 + self.segcap * SEG_BYTES
@@ -738,6 +741,9 @@ class PyReassemblerCore:
                  plen: int, caplen: int, foff: int) -> None:
         me, peer = c.d[d], c.d[1 - d]
         if flags & _RST:
+            # below what the receiver acknowledged: outside its window, ignored (see C)
+            if me.acked is not None and me.nxt + _s32(seq - me.base - me.nxt) < me.acked:
+                return
             if me.rst_frame < 0:
                 me.rst_frame = fno
             c.rst = True
@@ -745,6 +751,10 @@ class PyReassemblerCore:
         if not flags & _SYN and me.has_base and _s32(seq - me.base - me.nxt) > WINDOW_MAX:
             self.beyond += 1  # out of any receive window (see FC_WINDOW_MAX in C)
             return
+        if flags & _ACK and peer.has_base:
+            a = peer.nxt + _s32(ack - peer.base - peer.nxt)
+            if peer.acked is None or a > peer.acked:
+                peer.acked = a
         if flags & _ACK and peer.fin_seen and _s32(ack - peer.fin_seq - 1) >= 0:
             peer.fin_acked = True
         if peer.rcv < peer.nxt and flags & _ACK:  # bytes held: peer.base is known
