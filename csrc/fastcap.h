@@ -65,7 +65,10 @@ enum fc_reasm_acct {
     FC_CONN_OVERHEAD = 512,  /* per open connection */
     FC_SEG_BYTES = 20,       /* per segment-map entry */
     FC_DATA_INIT = 2048,     /* first stream buffer of a direction */
-    FC_SEG_INIT = 16         /* first segment-map capacity of a direction */
+    FC_SEG_INIT = 16,        /* first segment-map capacity of a direction */
+    FC_HOLD_BYTES = 32,      /* per record of a segment held out of order */
+    FC_HOLD_INIT = 8,        /* first capacity of a direction's held-segment records */
+    FC_HOLD_MAX = 1024       /* held segments recorded at once per direction, at most */
 };
 
 int64_t fc_walk_pcap(const uint8_t *buf, int64_t len, int64_t start, int32_t swapped,

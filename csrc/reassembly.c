@@ -26,9 +26,19 @@
 #define TH_RST 0x04
 #define TH_ACK 0x10
 
+/* A segment held out of order: its stored bytes [start, end), its frame, and a copy of
+ * them when they differ from the bytes stored there (the first copy), else NULL. */
+typedef struct {
+    int64_t start, end, frame;
+    uint8_t *copy;
+} rhold;
+
 typedef struct {
     uint8_t *data;
     uint64_t *bits;
+    rhold *hold;    /* segments held out of order, in arrival order (see advance) */
+    int64_t nhold, holdcap;
+    int64_t hold_copied; /* bytes in the copies of held segments */
     int64_t *seg_off;
     int64_t *seg_frame;
     int32_t *seg_len;
@@ -46,6 +56,7 @@ typedef struct {
     uint16_t win;
     uint8_t has_base, has_isn, fin_seen, fin_acked, win_known, syn_ack_seen;
     uint8_t has_zwp, zwp_byte, has_acked;
+    uint8_t hold_mixed; /* some held segment differs from the bytes stored under it */
 } rdir;
 
 typedef struct {
@@ -144,6 +155,11 @@ static int64_t dir_mem(const rdir *d)
 
 static void dir_free(rdir *d)
 {
+    for (int64_t k = 0; k < d->nhold; k++)
+        free(d->hold[k].copy);
+    free(d->hold);
+    d->hold = NULL;
+    d->nhold = 0;
     free(d->data);
     free(d->bits);
     free(d->seg_off);
@@ -532,13 +548,104 @@ static __attribute__((noinline)) int replace(fc_reasm *r, rconn *c, rdir *d, int
     return seg_add(r, c, d, pos, q - pos, fno);
 }
 
+/* Record a segment held out of order over stored bytes [lo, hi), with a copy of its bytes
+ * (at `src`) when they differ from those stored.  Past FC_HOLD_MAX records, none. */
+static int hold_add(fc_reasm *r, rconn *c, rdir *d, int64_t lo, int64_t hi, int64_t fno,
+                    const uint8_t *src)
+{
+    if (d->nhold == d->holdcap) {
+        if (d->holdcap >= FC_HOLD_MAX)
+            return 0;
+        int64_t ncap = d->holdcap ? d->holdcap * 2 : FC_HOLD_INIT;
+        rhold *nh = realloc(d->hold, (size_t)ncap * sizeof(rhold));
+        if (!nh)
+            return -1;
+        d->hold = nh;
+        c->mem += (ncap - d->holdcap) * FC_HOLD_BYTES;
+        r->mem += (ncap - d->holdcap) * FC_HOLD_BYTES;
+        d->holdcap = ncap;
+    }
+    rhold *h = &d->hold[d->nhold];
+    h->start = lo;
+    h->end = hi;
+    h->frame = fno;
+    h->copy = NULL;
+    if (src) {
+        h->copy = malloc((size_t)(hi - lo));
+        if (!h->copy)
+            return -1;
+        memcpy(h->copy, src, (size_t)(hi - lo));
+        d->hold_copied += hi - lo;
+        c->mem += hi - lo;
+        r->mem += hi - lo;
+    }
+    d->nhold++;
+    return 0;
+}
+
+/* The bytes taken in order reach `p`: move the in-order point past the held bytes joining
+ * it, up to `lim`.  Where held segments differ, the bytes are chosen as tshark's follow
+ * chooses them: at each point reached, the segment held first among those covering it
+ * gives its bytes up to its end (unless the segment map is full).  Records the in-order
+ * point has passed are dropped. */
+static int advance(fc_reasm *r, rconn *c, rdir *d, int64_t p, int64_t lim)
+{
+    if (d->hold_mixed) {
+        if (lim > d->dcap)
+            lim = d->dcap;
+        int conflict = 0;
+        for (;;) {
+            int64_t k = 0, next = lim;
+            while (k < d->nhold && !(d->hold[k].start <= p && p < d->hold[k].end)) {
+                if (d->hold[k].start > p && d->hold[k].start < next)
+                    next = d->hold[k].start;
+                k++;
+            }
+            if (k < d->nhold) {
+                const rhold *h = &d->hold[k];
+                if (h->copy &&
+                    replace(r, c, d, p, h->end, h->copy + (p - h->start), h->frame,
+                            &conflict) < 0)
+                    return -1;
+                p = h->end;
+                continue;
+            }
+            /* bytes no record covers (records past FC_HOLD_MAX): their first copy */
+            int64_t q = held_end(d, p, next);
+            if (q == p)
+                break;
+            p = q;
+        }
+    } else {
+        p = held_end(d, p, lim);
+    }
+    d->rcv = p;
+    int64_t kept = 0;
+    for (int64_t k = 0; k < d->nhold; k++) {
+        rhold *h = &d->hold[k];
+        if (h->end > p) {
+            d->hold[kept++] = *h;
+        } else if (h->copy) {
+            free(h->copy);
+            d->hold_copied -= h->end - h->start;
+            c->mem -= h->end - h->start;
+            r->mem -= h->end - h->start;
+        }
+    }
+    d->nhold = kept;
+    if (!kept)
+        d->hold_mixed = 0;
+    return 0;
+}
+
 /* Store a data segment at stream offset o: `len` bytes by sequence space, `caplen` of them
  * present at `p`.  Bytes below `rcv` (taken in order) keep their first copy.  A segment
  * reaching past `rcv` with captured bytes is the one taken in order, as a receiver (Linux)
  * and tshark's follow take it: its bytes from `rcv` on replace differing bytes held from
  * out-of-order segments (unless the segment map is full, so that it names every byte's
- * frame), and `rcv` moves to its end and past the held bytes joining it; among
- * out-of-order segments the first copy wins.  Conflicting overlaps, retransmissions and
+ * frame), and `rcv` moves to its end and past the held bytes joining it; out-of-order
+ * segments store their first copy, and where they differ, `advance` picks the copy tshark's
+ * follow shows as `rcv` passes them.  Conflicting overlaps, retransmissions and
  * out-of-order fills are counted against the direction's highest offset before this
  * segment. */
 static int store(fc_reasm *r, rconn *c, rdir *d, int64_t o, int64_t len, int64_t caplen,
@@ -585,6 +692,11 @@ static int store(fc_reasm *r, rconn *c, rdir *d, int64_t o, int64_t len, int64_t
         }
     }
     c->conflicts += conflict;
+    if (o > d->rcv && lo < hi) { /* held out of order */
+        if (hold_add(r, c, d, lo, hi, fno, conflict ? p + (lo - o) : NULL) < 0)
+            return -1;
+        d->hold_mixed |= (uint8_t)conflict;
+    }
     if (o < e) {
         if (new_below > 0)
             c->ooo++;
@@ -594,22 +706,24 @@ static int store(fc_reasm *r, rconn *c, rdir *d, int64_t o, int64_t len, int64_t
     if (end > d->nxt)
         d->nxt = end;
     if (in_order)
-        d->rcv = end < e ? held_end(d, end, e) : end;
+        return advance(r, c, d, end, e);
     return 0;
 }
 
 /* The peer acknowledged up to offset `a` of this direction: the held bytes below it were
  * taken in order by the receiver (the capture missed what came before them), so its
  * in-order point moves past them, as tshark's follow moves it past its held segments. */
-static __attribute__((noinline)) void settle(rdir *d, int64_t a)
+static __attribute__((noinline)) int settle(fc_reasm *r, rconn *c, rdir *d, int64_t a)
 {
     int64_t lim = d->nxt < d->dcap ? d->nxt : d->dcap;
     while (d->rcv < lim) {
         int64_t f = next_bit(d->bits, d->rcv, lim, 1);
         if (f >= a || f >= lim)
-            return;
-        d->rcv = held_end(d, f, lim);
+            return 0;
+        if (advance(r, c, d, f, lim) < 0)
+            return -1;
     }
+    return 0;
 }
 
 static int process(fc_reasm *r, rconn *c, int dir, int64_t fno, uint32_t seq, uint32_t ack,
@@ -643,7 +757,9 @@ static int process(fc_reasm *r, rconn *c, int dir, int64_t fno, uint32_t seq, ui
     if ((flags & TH_ACK) && peer->fin_seen && (int32_t)(ack - (peer->fin_seq + 1)) >= 0)
         peer->fin_acked = 1;
     if (peer->rcv < peer->nxt && (flags & TH_ACK)) /* bytes held: peer->base is known */
-        settle(peer, peer->nxt + (int32_t)((uint32_t)(ack - peer->base) - (uint32_t)peer->nxt));
+        if (settle(r, c, peer,
+                   peer->nxt + (int32_t)((uint32_t)(ack - peer->base) - (uint32_t)peer->nxt)) < 0)
+            return -1;
     d->win = win;
     d->win_known = 1;
     uint32_t sdata = seq;

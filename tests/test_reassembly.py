@@ -302,6 +302,22 @@ def test_held_bytes_settled_by_the_peers_ack_stay():
     assert [conn.c2s.frame_at(i) for i in (0, 4, 5, 9)] == [5, 5, 5, 5]
 
 
+def test_differing_held_copies_settled_by_the_peers_ack():
+    """Of two differing copies held past a gap, the one covering the first held byte is
+    taken when the peer acknowledges them (tshark's follow: the segment held first among
+    those covering the point reached gives its bytes up to its end), and the map names it."""
+    hs = handshake(100, 900)
+    first = Frame(0, True, 104, 901, ACK, b"AAA")
+    lower = Frame(0, True, 103, 901, ACK, b"BBBB")
+    acked = Frame(0, False, 901, 107, ACK)
+    late = Frame(0, True, 101, 901, ACK, b"ggXXXX")
+    (conn,) = run_both(hs + [first, lower, acked, late])
+    assert conn.c2s.data == b"ggBBBB" and conn.conflicting_overlaps == 2
+    assert [conn.c2s.frame_at(i) for i in range(6)] == [7, 7, 5, 5, 5, 5]
+    (conn,) = run_both(hs + [first, lower, late])  # no acknowledgement: the late copy
+    assert conn.c2s.data == b"ggXXXX"  # is taken in order over both
+
+
 def test_full_segment_map_keeps_the_first_copy():
     """With no room left to name the replacing frame, held bytes keep their first copy, so
     the map still names the frame of every byte."""

@@ -112,6 +112,17 @@ def _cases() -> dict[str, list[tuple]]:
                                                        (C, a, b, ACK | PSH, QUIT)] + one[7:],
         "in-order segment over part of held bytes": one[:6] + [
             (C, a + 2, b, ACK | PSH, b"ZZ\r\n"), (C, a, b, ACK | PSH, QUIT[:4])] + one[7:],
+        # differing copies held out of order, then the gap filled: at each point reached, the
+        # copy held first among those covering it gives the bytes up to its end
+        **{f"held copies differ, {name}": one[:6] + [
+            (C, a + at, b, ACK | PSH, data) for at, data in held] + [
+            (C, a, b, ACK | PSH, QUIT[:min(at for at, _ in held)])] + one[7:]
+           for name, held in (("same start", [(2, b"AAAA"), (2, b"BBBB")]),
+                              ("second starts lower", [(3, b"AAA"), (2, b"BBBB")]),
+                              ("second lower and shorter", [(3, b"AAA"), (2, b"BB")]),
+                              ("second longer", [(2, b"AA"), (2, b"BBBB")]),
+                              ("each lower", [(4, b"AA"), (3, b"BBB"), (2, b"CCCC")]),
+                              ("apart, then over both", [(2, b"AA"), (5, b"A"), (3, b"BBB")]))},
     }
 
 

@@ -14,7 +14,10 @@ Rules both cores implement (per direction of a connection):
   from out-of-order segments (as Linux delivers them and tshark's follow shows them), and
   `rcv` moves past it and the held bytes joining it; an acknowledgement from the peer moves
   it past held bytes below the acknowledged number (the receiver has them).  Among
-  out-of-order segments the first copy wins.  The segment map then names, per byte, the
+  out-of-order copies that differ, as `rcv` moves past them, the segment held first among
+  those covering `rcv` gives its bytes up to its end, and so on (tshark's follow; held
+  segments are recorded, up to HOLD_MAX per direction, with a copy of their bytes when they
+  differ from the first copy stored).  The segment map then names, per byte, the
   frame whose copy is stored.  A segment starting below the highest offset reached is
   out-of-order when it fills bytes not seen before, else a retransmission; a segment whose
   already-stored bytes differ from its own counts one conflicting overlap.
@@ -82,6 +85,9 @@ CONN_OVERHEAD = REASM_ACCT["CONN_OVERHEAD"]
 SEG_BYTES = REASM_ACCT["SEG_BYTES"]
 DATA_INIT = REASM_ACCT["DATA_INIT"]
 SEG_INIT = REASM_ACCT["SEG_INIT"]
+HOLD_BYTES = REASM_ACCT["HOLD_BYTES"]
+HOLD_INIT = REASM_ACCT["HOLD_INIT"]
+HOLD_MAX = REASM_ACCT["HOLD_MAX"]
 
 _FIN, _SYN, _RST, _ACK = 0x01, 0x02, 0x04, 0x10
 _M32 = 0xFFFFFFFF
@@ -535,7 +541,7 @@ class _Dir:
                  "nxt", "rcv", "before_start", "untraced", "syn_frame", "fin_frame", "rst_frame",
                  "base", "isn", "fin_seq", "synack_ack", "win", "has_base", "has_isn",
                  "fin_seen", "fin_acked", "win_known", "syn_ack_seen", "zwp", "fin_off",
-                 "acked")
+                 "acked", "hold", "holdcap", "hold_mixed")
 
     def __init__(self) -> None:
         self.data = bytearray()
@@ -555,6 +561,11 @@ class _Dir:
         self.zwp: tuple[int, int, bytes] | None = None  # a probe's (offset, frame, byte)
         self.fin_off = 0  # stream offset of the first FIN (when fin_seen)
         self.acked: int | None = None  # highest stream offset the peer acknowledged
+        # segments held out of order, in arrival order: [start, end, frame, copy or None]
+        # (see hold_add in C); hold_mixed: one of them differs from the bytes stored under it
+        self.hold: list[tuple[int, int, int, bytes | None]] = []
+        self.holdcap = 0
+        self.hold_mixed = False
 
     def mem(self) -> int:
         return self.dcap + ((self.dcap + 63) // 64) * 8 + self.segcap * SEG_BYTES
@@ -758,7 +769,7 @@ class PyReassemblerCore:
         if flags & _ACK and peer.fin_seen and _s32(ack - peer.fin_seq - 1) >= 0:
             peer.fin_acked = True
         if peer.rcv < peer.nxt and flags & _ACK:  # bytes held: peer.base is known
-            self._settle(peer, peer.nxt + _s32(ack - peer.base - peer.nxt))
+            self._settle(c, peer, peer.nxt + _s32(ack - peer.base - peer.nxt))
         me.win, me.win_known = win, True
         sdata = seq
         if flags & _SYN:
@@ -816,7 +827,7 @@ class PyReassemblerCore:
         q = me.filled.find(0, at, lim)
         return lim if q < 0 else q
 
-    def _settle(self, me: _Dir, a: int) -> None:
+    def _settle(self, c: _Conn, me: _Dir, a: int) -> None:
         """The peer acknowledged up to offset `a`: move past the held bytes below it (see
         settle in C)."""
         lim = min(me.nxt, me.dcap)
@@ -824,7 +835,59 @@ class PyReassemblerCore:
             f = me.filled.find(1, me.rcv, lim)
             if f < 0 or f >= a:
                 return
-            me.rcv = self._held_end(me, f, lim)
+            self._advance(c, me, f, lim)
+
+    def _hold_add(self, c: _Conn, me: _Dir, lo: int, hi: int, fno: int,
+                  copy: bytes | None) -> None:
+        """Record a segment held out of order (see hold_add in C)."""
+        if len(me.hold) == me.holdcap:
+            if me.holdcap >= HOLD_MAX:
+                return
+            ncap = me.holdcap * 2 if me.holdcap else HOLD_INIT
+            grow = (ncap - me.holdcap) * HOLD_BYTES
+            me.holdcap = ncap
+            c.mem += grow
+            self.mem += grow
+        me.hold.append((lo, hi, fno, copy))
+        if copy is not None:
+            c.mem += hi - lo
+            self.mem += hi - lo
+
+    def _advance(self, c: _Conn, me: _Dir, p: int, lim: int) -> None:
+        """The bytes taken in order reach `p`: move past the held bytes joining it, where
+        held segments differ as tshark's follow does (see advance in C)."""
+        if me.hold_mixed:
+            lim = min(lim, me.dcap)
+            while True:
+                nxt = lim
+                for start, end, fno, copy in me.hold:
+                    if start <= p < end:
+                        if copy is not None and me.data[p:end] != copy[p - start:]:
+                            if self._seg_room(me):
+                                me.data[p:end] = copy[p - start:]
+                                self._seg_add(c, me, p, end - p, fno)
+                        p = end
+                        break
+                    if p < start < nxt:
+                        nxt = start
+                else:  # bytes no record covers (records past HOLD_MAX): their first copy
+                    q = self._held_end(me, p, nxt)
+                    if q == p:
+                        break
+                    p = q
+        else:
+            p = self._held_end(me, p, lim)
+        me.rcv = p
+        kept = []
+        for h in me.hold:
+            if h[1] > p:
+                kept.append(h)
+            elif h[3] is not None:
+                c.mem -= h[1] - h[0]
+                self.mem -= h[1] - h[0]
+        me.hold = kept
+        if not kept:
+            me.hold_mixed = False
 
     def _store(self, c: _Conn, me: _Dir, o: int, n: int, caplen: int, foff: int,
                fno: int, src=None) -> None:
@@ -867,6 +930,10 @@ class PyReassemblerCore:
                         new_below += min(q, e) - pos
                 pos = q
         c.conflicts += conflict
+        if o > me.rcv and lo < hi:  # held out of order
+            copy = bytes(src[foff + lo - o:foff + hi - o]) if conflict else None
+            self._hold_add(c, me, lo, hi, fno, copy)
+            me.hold_mixed |= conflict
         if o < e:
             if new_below > 0:
                 c.ooo += 1
@@ -874,7 +941,7 @@ class PyReassemblerCore:
                 c.retrans += 1
         me.nxt = max(me.nxt, end)
         if in_order:
-            me.rcv = self._held_end(me, end, e) if end < e else end
+            self._advance(c, me, end, e)
 
     def _seg_room(self, me: _Dir) -> bool:
         """Whether the segment map can take one more entry (once full, it stays full)."""
