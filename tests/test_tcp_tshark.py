@@ -1,7 +1,8 @@
 """TCP tracking and reassembly against tshark, on small hand-made captures of the cases
 where stacks and captures differ from the textbook: port reuse soon after a FIN or RST, data
-on the SYN (TCP Fast Open), simultaneous open, an RST followed by more data, a conflicting
-retransmission, a segment arriving in order over differing out-of-order bytes, keep-alives,
+on the SYN (TCP Fast Open), simultaneous open, an RST followed by more data, an RST below
+what its receiver acknowledged, a conflicting retransmission, a segment arriving in order over
+differing out-of-order bytes, differing out-of-order copies of the same bytes, keep-alives,
 a zero-window probe, timestamps and SACK options, sequence numbers wrapping at 2^32, a
 capture starting mid-connection and every frame captured twice (a SPAN port).  Each
 connection must hold the frames tshark's `tcp.stream` gives it and the bytes its
@@ -227,3 +228,18 @@ def test_bytes_the_peer_acknowledged_stay(tshark, tmp_path, backend):
     assert node0 == s.client and s.frames == len(frames)
     assert s.c2s.data == EHLO + b"QUIT\r\n" and s.s2c.data == d1
     assert (head, tail) == (EHLO, b"IT\r\n")
+
+
+def test_reset_payload_is_no_stream_data(tshark, tmp_path, backend):
+    """Text on an RST explains the reset (RFC 1122 4.2.2.12) and is no part of the stream: a
+    receiver tearing the connection down delivers none of it (Linux drops it).  tshark's
+    follow shows it as the sender's data; fastcap stores none of it."""
+    ic, is_ = 1000, 5000
+    one = _conversation(ic, is_)
+    a, b = ic + 1 + len(EHLO), is_ + 1 + len(GREET + OK)
+    path = tmp_path / "rst-data.pcap"
+    _write(path, one[:6] + [(C, a, b, RST | ACK, QUIT)])
+    ((frames, node0, d0, d1),) = _tshark(tshark, path)
+    (s,) = iter_sessions(path, keep_streams=True, backend=backend)
+    assert node0 == s.client and s.frames == len(frames) and s.s2c.data == d1
+    assert d0 == EHLO + QUIT and s.c2s.data == EHLO
