@@ -318,6 +318,48 @@ def test_differing_held_copies_settled_by_the_peers_ack():
     assert conn.c2s.data == b"ggXXXX"  # is taken in order over both
 
 
+def _follow(segments: list[tuple[int, bytes]]) -> bytes:
+    """What tshark's follow makes of one direction's (offset, bytes) segments, without
+    acknowledgements: a segment reaching the end so far is taken (past that end), others are
+    held; whenever the end moves, the segment held first among those starting at or before it
+    gives its bytes past it, until none does."""
+    end, out, held = 0, bytearray(), []
+    for off, data in segments:
+        if off > end:
+            held.append((off, data))
+            continue
+        out += data[end - off:]
+        end = max(end, off + len(data))
+        while (k := next((k for k, (o, _) in enumerate(held) if o <= end), None)) is not None:
+            o, d = held.pop(k)
+            out += d[end - o:]
+            end = max(end, o + len(d))
+    return bytes(out)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_differing_held_copies_as_tsharks_follow(seed):
+    """Random soups of segments whose copies differ, the client's ISN near the wrap: both
+    cores store the bytes tshark's follow shows, and the map names a frame whose copy holds
+    each byte."""
+    rng = random.Random(seed)
+    for _ in range(50):
+        n = rng.randint(2, 24)
+        bounds = [0, *sorted(rng.sample(range(1, n), rng.randint(0, min(6, n - 1)))), n]
+        spans = list(zip(bounds, bounds[1:], strict=False))
+        spans += [(a, min(n, a + rng.randint(1, 8))) for a in
+                  (rng.randrange(n) for _ in range(rng.randint(0, 8)))]
+        rng.shuffle(spans)
+        segs = [(a, bytes(rng.choice(b"AB") for _ in range(a, b))) for a, b in spans]
+        isn = rng.choice([100, M32 - 10])
+        hs = handshake(isn, 900)
+        (conn,) = run_both(hs + [Frame(0, True, isn + 1 + a, 901, ACK, d) for a, d in segs])
+        assert conn.c2s.data == _follow(segs)
+        for i, byte in enumerate(conn.c2s.data):
+            a, d = segs[conn.c2s.frame_at(i) - len(hs) - 1]
+            assert d[i - a] == byte
+
+
 def test_full_segment_map_keeps_the_first_copy():
     """With no room left to name the replacing frame, held bytes keep their first copy, so
     the map still names the frame of every byte."""
