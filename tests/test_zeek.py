@@ -1145,3 +1145,25 @@ def test_ssl_log_ts_is_where_the_first_record_ends(tmp_path):
     (ssl,) = read_strict(out / "ssl.log")[2]
     (first_at,) = _tshark_times(path, f"tcp.payload[0:5] == {first[:5].hex(':')}")
     assert ssl["ts"] == first_at != at[hello]
+
+
+def test_a_pipelined_unknown_word_leaves_zeek_outside_the_message(tmp_path):
+    """SMTP.cc queues no reply for a word it does not know (XFOO), so the replies to a
+    pipelined group after it answer the commands one place on: the 250 to RCPT answers
+    DATA, which ends Zeek's data state, and the 354 answers nothing, so Zeek reads the
+    message's final dot as a line of no command, its 250 answers nothing and no message is
+    counted: the next transaction's trans_depth stays 1 (fastcap's own pairing has the 354
+    answer DATA and the 250 the message's end)."""
+    path = _plain_capture(tmp_path / "xfoo.pcap", make_pki(), 0, (
+        ("EHLO relay.fabrikam.com", "250 hi"),
+        ("XFOO ARG\r\nMAIL FROM:<a@fabrikam.com>\r\nRCPT TO:<b@contoso.com>\r\nDATA",
+         "500 what\r\n250 ok\r\n250 ok\r\n354 go on"),
+        ("Subject: x\r\n\r\nhello\r\n.", "250 queued as 1"),
+        ("MAIL FROM:<c@fabrikam.com>", "250 ok"), ("QUIT", "221 bye")))
+    r = run_cli("--format", "json", str(path))
+    (s,) = json.loads(r.stdout)["files"][0]["sessions"]
+    assert [(x["code"], x["answers"]) for x in s["smtp"]["replies"]][-5:-2] == [
+        (250, "RCPT"), (354, "DATA"), (250, "END_OF_DATA")]
+    assert _transactions(tmp_path, path) == [
+        (1, "a@fabrikam.com", "250 queued as 1"), (1, "c@fabrikam.com", "221 bye")]
+

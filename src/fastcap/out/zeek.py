@@ -175,11 +175,13 @@ def _unread_lines(d) -> list[tuple[str, object | None, object | None]]:
     final dot (after a DATA answered 354) and each answer to an AUTH challenge; each with
     the command record sent after it and the reply answering it (None: none seen)."""
     ends = iter([r for r in d.replies if r.answers == "END_OF_DATA"])
+    # fastcap reads a message after DATA answered 354, or not answered at all (a capture
+    # of the client's side only)
     accepted = iter([r.code == 354 for r in d.replies if r.answers == "DATA"])
     out: list[tuple[str, object | None, object | None]] = []
     commands = d.commands
     for i, c in enumerate(commands):
-        if c.verb == "DATA" and next(accepted, False):
+        if c.verb == "DATA" and next(accepted, True):
             after = commands[i + 1] if i + 1 < len(commands) else None
             reply = next(ends, None)
             if reply is not None or after is not None:  # the dot was sent
@@ -189,16 +191,53 @@ def _unread_lines(d) -> list[tuple[str, object | None, object | None]]:
     return out
 
 
+# SMTP.cc's states, as far as they decide how a client line is read: "data" (a line is
+# message content, "." alone ends it), "auth" (every line answers the challenge), "gap"
+# (SMTP_AFTER_GAP: no line is a command), "recovery" (SMTP_GAP_RECOVERY: the first reply
+# after a gap came; a 354 then begins a message), "other" (a line is a command if its
+# first word is one)
+_DATA_ENDED_BY = frozenset({"MAIL", "SEND", "SOML", "SAML"})  # a refusal, except in data
+_MAIL_REFUSALS = frozenset({421, 451, 452, 500, 501, 503, 550, 552, 553})
+_HELO_REFUSALS = frozenset({421, 500, 501, 504, 550})
+_NO_STATE = frozenset({"VRFY", "EXPN", "HELP", "NOOP", "ETRN", _UNPAIRED})
+
+
+def _zeek_state(state: str, cmd: str, code: int) -> str:
+    """SMTP.cc's UpdateState for a reply ``code`` paired with ``cmd``: the state after it."""
+    if cmd == _GREETING:
+        return "other" if code in (421, 554) else state
+    if cmd in ("EHLO", "HELO"):
+        return "other" if code in _HELO_REFUSALS else state
+    if cmd in _DATA_ENDED_BY:
+        return "other" if code in _MAIL_REFUSALS and state != "data" else state
+    if cmd == "DATA":  # 354 goes on; anything else ends the message
+        return state if code == 354 else "other"
+    if cmd == "END_OF_DATA":
+        return "other"
+    if cmd in ("AUTH", "AUTH_ANSWER"):
+        return "auth" if code == 334 else "other"
+    if cmd in _NO_STATE and state == "recovery" and code == 354:
+        return "data"
+    return state
+
+
 def _zeek_pairing(d, greeting: bool) -> tuple[list[tuple[int, int, object, str | None]], bool]:
     """The dialogue's events as Zeek's SMTP analyzer (SMTP.cc) reads them, each reply with
     the command Zeek has it answer: the oldest one not yet answered (its pending_cmd_q),
-    the greeting counting as the first, whatever the server sent first; a line Zeek does
-    not read as a command waits for nothing, and a reply with none waiting answers
-    "(UNKNOWN)".  A gap in either direction empties the queue, and the client's lines until
-    the next reply are not read as commands (SMTP_AFTER_GAP): Zeek learns of the gap when
-    the bytes after it come, so here before the first line after it.  Zeek hands the
-    connection to TLS at a 220 it pairs with STARTTLS: the events after it are not read,
-    and the second value says it did."""
+    the greeting counting as the first, whatever the server sent first; a reply with none
+    waiting answers "(UNKNOWN)".  Zeek reads a client line by its state (_zeek_state): a
+    word it does not know is no command and waits for nothing; DATA begins its data state
+    at once, where lines are message content until a line "." (the message's end, a
+    command) or a reply Zeek pairs with DATA other than 354, so a 354 Zeek pairs with
+    something else leaves it outside the message, reading the final dot as no command;
+    after AUTH's 334 every line answers the challenge.  Only the commands Zeek reads are
+    returned.  A gap in either direction empties the queue, ends a message, and the
+    client's lines until the next reply are not read as commands (SMTP_AFTER_GAP): Zeek
+    learns of the gap when the bytes after it come, so here before the first line after
+    it.  Zeek hands the connection to TLS at a 220 it pairs with STARTTLS: the events
+    after it are not read, and the second value says it did.  Message content is not kept,
+    so a line of it whose first word is a command, read as one where Zeek is outside its
+    data state, is not seen."""
     events = _events(d)
     place = {id(e[2]): n for n, e in enumerate(events)}
     # an unrecorded line goes before the command sent after it or the reply answering it,
@@ -216,25 +255,39 @@ def _zeek_pairing(d, greeting: bool) -> tuple[list[tuple[int, int, object, str |
             before.setdefault(id(lines[gap.direction][k]), []).insert(0, _GAP)
     queue: deque[str] = deque([_GREETING] if greeting else ())
     out: list[tuple[int, int, object, str | None]] = []
-    after_gap = False
+    state = "other"
+
+    def client_line(word: str | None) -> str | None:
+        """The command Zeek reads a client line as (queued), None for none."""
+        if state == "gap" or (state == "data" and word != "."):
+            return None
+        cmd = ("AUTH_ANSWER" if state == "auth" else "END_OF_DATA" if state == "data"
+               else word if word in _ZEEK_VERBS else None)
+        if cmd is not None:
+            queue.append(cmd)
+        return cmd
+
     for frame, kind, x in events:
         for name in before.get(id(x), ()):
             if name == _GAP:
                 queue.clear()
-                after_gap = True
-            elif not after_gap:
-                queue.append(name)
+                state = "gap"
+            elif client_line("." if name == "END_OF_DATA" else None) == "END_OF_DATA":
+                state = "other"
         if kind == 1:
-            if x.verb in _ZEEK_VERBS and not after_gap:
-                queue.append(x.verb)
-            out.append((frame, kind, x, None))
+            cmd = client_line(x.verb)
+            if cmd == x.verb:  # read as a command: UpdateState(cmd, 0)
+                state = "data" if cmd == "DATA" else "other"
+                out.append((frame, kind, x, None))
             continue
-        after_gap = False
+        if state == "gap":
+            state = "recovery"
         cmd = queue.popleft() if queue else _UNPAIRED
         out.append((frame, kind, x, cmd))
         code = d.banner_code if kind == 0 else x.code
         if code == 220 and cmd in ("STARTTLS", "X-ANONYMOUSTLS"):
             return out, True
+        state = _zeek_state(state, cmd, code)
     return out, False
 
 
