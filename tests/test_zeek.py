@@ -1167,3 +1167,30 @@ def test_a_pipelined_unknown_word_leaves_zeek_outside_the_message(tmp_path):
     assert _transactions(tmp_path, path) == [
         (1, "a@fabrikam.com", "250 queued as 1"), (1, "c@fabrikam.com", "221 bye")]
 
+
+
+def test_no_ssl_log_line_when_zeek_pairs_no_220_with_starttls(tmp_path):
+    """Zeek's SMTP analyzer adds its SSL analyzer only at a 220 it pairs with STARTTLS
+    (SMTP_Analyzer::StartTLS), and no signature finds TLS after the greeting: a word it does
+    not know pipelined before STARTTLS pairs the 500 with STARTTLS and the 220 with nothing,
+    so the handshake after it has no ssl.log line and its certificates no x509.log line
+    (fastcap's own reading follows the handshake, as its JSON shows)."""
+    pki = make_pki()
+    start = (int(pki.client.cert.not_valid_before_utc.timestamp()) + 3600) * 10**9
+    sc = scenario("no_client_cert", pki, start_ns=start)
+    conv = converse(sc)
+    for m in conv.messages:
+        if m.label == "starttls":
+            m.data = b"XFOO ARG\r\n" + m.data
+        elif m.label == "starttls-reply":
+            m.data = b"500 what\r\n" + m.data
+    path = tmp_path / "shifted.pcap"
+    write_pcap(path, render(conv, sc))
+    r = run_cli("--format", "json", str(path))
+    (s,) = json.loads(r.stdout)["files"][0]["sessions"]
+    assert s["smtp"]["starttls_accepted"] and s["tls"]["server_certificate"]
+    out = tmp_path / "logs"
+    r = run_cli("--format", "zeek", "-o", str(out), str(path))
+    assert r.returncode in (0, 1), r.stderr
+    assert [len(read_strict(out / f"{log}.log")[2]) for log in ("smtp", "ssl", "x509")] == [
+        0, 0, 0]

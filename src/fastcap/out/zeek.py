@@ -723,6 +723,18 @@ def zeek_reads(s: Session) -> bool:
     return s.tcp.client_by == "syn"
 
 
+def zeek_reads_tls(s: Session) -> bool:
+    """Whether Zeek gives the connection's TLS to its SSL analyzer: on a mail port, only
+    at a 220 its SMTP analyzer pairs with STARTTLS (SMTP_Analyzer::StartTLS; no signature
+    finds TLS after a greeting), so a handshake after a 220 it pairs with another command
+    (a pipelined word it does not know, a gap) has no ssl.log or x509.log line.  TLS from
+    the first byte (an implicit-TLS port, or no SMTP line at all) is found as it is."""
+    d = s.smtp
+    if d is None or d.implicit_tls or not (d.banner_code or d.commands or d.replies):
+        return True
+    return _zeek_pairing(d, True)[1]
+
+
 # --- the three files -------------------------------------------------------------------------
 
 
@@ -776,6 +788,8 @@ class ZeekWriter:
             return
         for row, frame in smtp_rows(s, path):
             self._hold("smtp", row, frame)
+        if not zeek_reads_tls(s):
+            return
         row = ssl_row(s, path)
         if row is not None:
             self._hold("ssl", row, ssl_frame(s))
