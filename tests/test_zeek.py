@@ -1194,3 +1194,23 @@ def test_no_ssl_log_line_when_zeek_pairs_no_220_with_starttls(tmp_path):
     assert r.returncode in (0, 1), r.stderr
     assert [len(read_strict(out / f"{log}.log")[2]) for log in ("smtp", "ssl", "x509")] == [
         0, 0, 0]
+
+
+def test_validation_status_with_zeeks_intermediate_cache(tmp_path):
+    """validate-certs.zeek keeps the intermediates of every chain it validated with more
+    than two certificates, by their issuer's name, and tries them first for a later
+    server certificate of that issuer: in Zeek's missing-intermediate trace the first
+    connection's server sends no intermediate ("unable to get local issuer certificate"),
+    the second's chain is good, and the third, the first server again, is "ok" with the
+    intermediate the second sent (Zeek's own baseline,
+    scripts.policy.protocols.ssl.validate-certs/ssl-all.log)."""
+    corpus = Path(__file__).resolve().parent / "data" / "corpus"
+    out = tmp_path / "logs"
+    r = run_cli("--format", "zeek", "-o", str(out), "--ports", "443",
+                "--implicit-tls-ports", "443", str(corpus / "zeek__tls-missing-intermediate.pcap"))
+    assert r.returncode in (0, 1), r.stderr
+    rows = read_strict(out / "ssl.log")[2]
+    assert [(x["id.orig_p"], x["cert_chain_fps"][0][:8], x["validation_status"])
+            for x in rows] == [
+        (58529, "61110125", "unable to get local issuer certificate"),
+        (58530, "b2e802a1", "ok"), (58532, "61110125", "ok")]

@@ -678,7 +678,8 @@ def _zeek_writer(args):
     from .out.zeek import ZeekWriter
 
     try:
-        return ZeekWriter(args.output or ".", backend=args.backend)
+        return ZeekWriter(args.output or ".", backend=args.backend, trust=args.trust,
+                          ca_file=args.ca_file)
     except OSError as e:
         why = ("it is a file, not a directory (-o names the directory the logs go in)"
                if isinstance(e, FileExistsError) else e.strerror or str(e))

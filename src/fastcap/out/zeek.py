@@ -32,7 +32,8 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from ..errors import FastcapError
 from ..judge import x509lenient
-from ..judge.x509check import cert_info, load_certificate, name_matches, quiet_x509
+from ..judge.judging import trust_store
+from ..judge.x509check import Analyzer, cert_info, load_certificate, name_matches, quiet_x509
 from ..proto.tls.const import is_tls13
 from ..proto.tls.der import element, elements
 from ..proto.tls.wirenames import wire_bytes
@@ -77,6 +78,8 @@ X509_FIELDS: tuple[tuple[str, str], ...] = (
     ("host_cert", "bool"), ("client_cert", "bool"))
 
 LOGS = {"smtp": SMTP_FIELDS, "ssl": SSL_FIELDS, "x509": X509_FIELDS}
+_VALIDATION = [n for n, _ in SSL_FIELDS].index("validation_status")
+_MAX_CACHED = 10_000  # issuers whose intermediates are kept (Zeek keeps every one)
 _LOGS_BY_NUMBER = tuple(LOGS)
 _LOG_NUMBERS = {name: i for i, name in enumerate(_LOGS_BY_NUMBER)}
 _HELD = struct.Struct("<BQI")  # a spooled line: its log, its frame (0: none), its length
@@ -744,8 +747,14 @@ class ZeekWriter:
     never sees half a log, and an earlier one is replaced whole.  A writer dropped before
     `close` (an error, an interrupt) removes its unfinished files."""
 
-    def __init__(self, directory: str | os.PathLike, *, backend: str = "auto") -> None:
+    def __init__(self, directory: str | os.PathLike, *, backend: str = "auto",
+                 trust: str = "mozilla", ca_file: str | None = None) -> None:
         self.directory = Path(directory)
+        # validate-certs.zeek's intermediate cache: the roots of the scan, loaded when first
+        # needed, and the intermediates of the validated chains by their issuer's name
+        self._trust = (trust, ca_file)
+        self._analyzer = None
+        self._intermediates: dict[bytes, tuple[bytes, ...]] = {}
         self.directory.mkdir(parents=True, exist_ok=True)
         self._files: dict[str, tuple] = {}
         self._unfinished: list[tuple] = []  # (file, temporary path), removed unless closed
@@ -792,6 +801,7 @@ class ZeekWriter:
             return
         row = ssl_row(s, path)
         if row is not None:
+            row[_VALIDATION] = self._validation_status(s, row[_VALIDATION])
             self._hold("ssl", row, ssl_frame(s))
         t = s.tls
         if t is not None:
@@ -805,6 +815,32 @@ class ZeekWriter:
                         self._held_certs.append((key, None if at is None else at.frame))
                         if at is not None and at.frame:
                             self._wanted.add(at.frame)
+
+    def _validation_status(self, s: Session, status: str | None) -> str | None:
+        """validation_status as validate-certs.zeek finds it: the intermediates of an earlier
+        chain it validated (more than two certificates) tried first, by the name of the
+        leaf's issuer, then the chain sent; a validated chain's intermediates kept."""
+        t = s.tls
+        ders = list(t.server_certs) if t is not None and t.server_certs_at else []
+        names = certificate_names(bytes(ders[0])) if ders else None
+        if status is None or names is None:
+            return status
+        cached = self._intermediates.get(names[0])
+        if cached is not None and status != "ok":
+            if self._analyzer is None:
+                self._analyzer = Analyzer(trust_store(*self._trust))
+            at = (dt.datetime.fromtimestamp(s.first_ts_ns // 10**9, dt.UTC)
+                  if s.first_ts_ns else self._analyzer.today)
+            if self._analyzer.check([bytes(ders[0]), *cached], role="server", at=at).path_valid:
+                return "ok"
+        path = s.server_check.path_sha256 if s.server_check is not None else ()
+        if status == "ok" and len(path) > 2 and len(self._intermediates) < _MAX_CACHED:
+            sent = {hashlib.sha256(bytes(d)).hexdigest(): bytes(d) for d in ders}
+            chain = tuple(sent.get(fp) for fp in path[1:-1])
+            first = certificate_names(chain[0]) if None not in chain else None
+            if first is not None:
+                self._intermediates.setdefault(first[1], chain)
+        return status
 
     def _hold(self, name: str, row: list[object], frame: int | None) -> None:
         """A line, with the session's first frame's time, spooled until its file is done."""
