@@ -1214,3 +1214,31 @@ def test_validation_status_with_zeeks_intermediate_cache(tmp_path):
             for x in rows] == [
         (58529, "61110125", "unable to get local issuer certificate"),
         (58530, "b2e802a1", "ok"), (58532, "61110125", "ok")]
+
+
+def test_a_gap_inside_a_message_ends_it_uncounted_as_in_zeek(tmp_path):
+    """Zeek's SMTP analyzer, told of a gap in its data state, ends the message
+    (SMTP_Analyzer::Undelivered) and reads no client line as a command until a reply: the
+    bytes after the gap, the message's final dot among them, come only once the gap was
+    reported, so the dot is no command, the 250 after it answers nothing and no message is
+    counted (the next transaction's trans_depth stays 1)."""
+    pki = make_pki()
+    start = (int(pki.client.cert.not_valid_before_utc.timestamp()) + 3600) * 10**9
+    body = "\r\n".join(["Subject: x", ""] + [f"line {i:04d} " + "x" * 60 for i in range(60)]
+                       + ["LOSTLINE " + "y" * 60] + [f"line {i:04d} " + "z" * 60
+                                                    for i in range(60)] + ["."])
+    sc = scenario("starttls_not_offered", pki, start_ns=start, commands=(
+        ("EHLO relay.fabrikam.com", "250 hi"),
+        ("MAIL FROM:<a@fabrikam.com>", "250 ok"), ("RCPT TO:<b@contoso.com>", "250 ok"),
+        ("DATA", "354 go on"), (body, "250 queued as 1"),
+        ("MAIL FROM:<c@fabrikam.com>", "250 ok"), ("QUIT", "221 bye")))
+    records = render(converse(sc), sc)
+    kept = [r for r in records if b"LOSTLINE" not in r.data]
+    assert len(kept) == len(records) - 1
+    path = tmp_path / "lost-body.pcap"
+    write_pcap(path, kept)
+    r = run_cli("--format", "json", str(path))
+    (s,) = json.loads(r.stdout)["files"][0]["sessions"]
+    assert s["tcp"]["c2s_gaps"] and s["smtp"]["replies"][-3]["answers"] == "END_OF_DATA"
+    assert _transactions(tmp_path, path) == [
+        (1, "a@fabrikam.com", "250 queued as 1"), (1, "c@fabrikam.com", "221 bye")]

@@ -173,24 +173,25 @@ def _events(d) -> list[tuple[int, int, object]]:
     return out
 
 
-def _unread_lines(d) -> list[tuple[str, object | None, object | None]]:
+def _unread_lines(d) -> list[tuple[str, object | None, object | None, object | None]]:
     """The client lines Zeek reads as commands that fastcap keeps no record of: a message's
     final dot (after a DATA answered 354) and each answer to an AUTH challenge; each with
-    the command record sent after it and the reply answering it (None: none seen)."""
+    the command record sent after it, the reply answering it (None: none seen) and the
+    DATA command whose message the dot ends (None for an answer to a challenge)."""
     ends = iter([r for r in d.replies if r.answers == "END_OF_DATA"])
     # fastcap reads a message after DATA answered 354, or not answered at all (a capture
     # of the client's side only)
     accepted = iter([r.code == 354 for r in d.replies if r.answers == "DATA"])
-    out: list[tuple[str, object | None, object | None]] = []
+    out: list[tuple[str, object | None, object | None, object | None]] = []
     commands = d.commands
     for i, c in enumerate(commands):
         if c.verb == "DATA" and next(accepted, True):
             after = commands[i + 1] if i + 1 < len(commands) else None
             reply = next(ends, None)
             if reply is not None or after is not None:  # the dot was sent
-                out.append(("END_OF_DATA", after, reply))
+                out.append(("END_OF_DATA", after, reply, c))
     # the client answers each challenge before the reply to it, and sends nothing else then
-    out += [("AUTH_ANSWER", None, r) for r in d.replies if r.answers == "AUTH_RESPONSE"]
+    out += [("AUTH_ANSWER", None, r, None) for r in d.replies if r.answers == "AUTH_RESPONSE"]
     return out
 
 
@@ -237,24 +238,33 @@ def _zeek_pairing(d, greeting: bool) -> tuple[list[tuple[int, int, object, str |
     returned.  A gap in either direction empties the queue, ends a message, and the
     client's lines until the next reply are not read as commands (SMTP_AFTER_GAP): Zeek
     learns of the gap when the bytes after it come, so here before the first line after
-    it.  Zeek hands the connection to TLS at a 220 it pairs with STARTTLS: the events
-    after it are not read, and the second value says it did.  Message content is not kept,
+    it (in a message, before its final dot, which is then no command).  Zeek hands the
+    connection to TLS at a 220 it pairs with STARTTLS: the events after it are not read,
+    and the second value says it did.  Message content is not kept,
     so a line of it whose first word is a command, read as one where Zeek is outside its
     data state, is not seen."""
     events = _events(d)
     place = {id(e[2]): n for n, e in enumerate(events)}
     # an unrecorded line goes before the command sent after it or the reply answering it,
     # whichever travelled first
-    before: dict[int, list[str]] = {}
-    for name, after, reply in _unread_lines(d):
+    # each mark: _GAP, AUTH_ANSWER, or a message's final dot, (END_OF_DATA, its DATA's id)
+    before: dict[int, list[str | tuple[str, int]]] = {}
+    dots: dict[int, list[str | tuple[str, int]]] = {}  # a DATA's id: the marks with its dot
+    for name, after, reply, data in _unread_lines(d):
         first = min((x for x in (after, reply) if x is not None), key=lambda x: place[id(x)])
-        before.setdefault(id(first), []).append(name)
+        names = before.setdefault(id(first), [])
+        if data is not None:
+            dots[id(data)] = names
+        names.append(name if data is None else (name, id(data)))
     lines = {side: [e[2] for e in events if e[1] == kind] for side, kind in (("c2s", 1),
                                                                             ("s2c", 2))}
     starts = {side: [x.offset for x in xs] for side, xs in lines.items()}
     for gap in d.gaps:  # each direction's lines are in stream order
         k = bisect.bisect_left(starts.get(gap.direction, ()), gap.offset)
-        if k < len(starts.get(gap.direction, ())):
+        data = id(lines["c2s"][k - 1]) if gap.direction == "c2s" and k else None
+        if data in dots:  # in a message: its final dot comes after the gap
+            dots[data].insert(dots[data].index(("END_OF_DATA", data)), _GAP)
+        elif k < len(starts.get(gap.direction, ())):
             before.setdefault(id(lines[gap.direction][k]), []).insert(0, _GAP)
     queue: deque[str] = deque([_GREETING] if greeting else ())
     out: list[tuple[int, int, object, str | None]] = []
@@ -275,7 +285,7 @@ def _zeek_pairing(d, greeting: bool) -> tuple[list[tuple[int, int, object, str |
             if name == _GAP:
                 queue.clear()
                 state = "gap"
-            elif client_line("." if name == "END_OF_DATA" else None) == "END_OF_DATA":
+            elif client_line("." if name != "AUTH_ANSWER" else None) == "END_OF_DATA":
                 state = "other"
         if kind == 1:
             cmd = client_line(x.verb)
