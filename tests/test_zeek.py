@@ -1242,3 +1242,25 @@ def test_a_gap_inside_a_message_ends_it_uncounted_as_in_zeek(tmp_path):
     assert s["tcp"]["c2s_gaps"] and s["smtp"]["replies"][-3]["answers"] == "END_OF_DATA"
     assert _transactions(tmp_path, path) == [
         (1, "a@fabrikam.com", "250 queued as 1"), (1, "c@fabrikam.com", "221 bye")]
+
+
+def test_a_lost_data_line_still_begins_the_message_as_in_zeek(tmp_path):
+    """Zeek learns of a gap when the other side acknowledges the bytes it took: a DATA lost
+    to the capture is reported before the server's 354 to it (its packet acknowledges
+    DATA), which then answers nothing in SMTP_GAP_RECOVERY and so begins a message
+    (UpdateState's default case); the final dot ends it, its 250 counts it, and the MAIL
+    FROM after it is read: the next transaction's trans_depth is 2."""
+    pki = make_pki()
+    start = (int(pki.client.cert.not_valid_before_utc.timestamp()) + 3600) * 10**9
+    sc = scenario("starttls_not_offered", pki, start_ns=start, commands=(
+        ("EHLO relay.fabrikam.com", "250 hi"),
+        ("MAIL FROM:<a@fabrikam.com>", "250 ok"), ("RCPT TO:<b@contoso.com>", "250 ok"),
+        ("DATA", "354 go on"), ("Subject: x\r\n\r\nhello\r\n.", "250 queued as 1"),
+        ("MAIL FROM:<c@fabrikam.com>", "250 ok"), ("QUIT", "221 bye")))
+    records = render(converse(sc), sc)
+    kept = [r for r in records if not r.data.endswith(b"DATA\r\n")]
+    assert len(kept) == len(records) - 1
+    path = tmp_path / "lost-data.pcap"
+    write_pcap(path, kept)
+    assert _transactions(tmp_path, path) == [
+        (1, "a@fabrikam.com", "250 queued as 1"), (2, "c@fabrikam.com", "221 bye")]

@@ -173,23 +173,24 @@ def _events(d) -> list[tuple[int, int, object]]:
     return out
 
 
-def _unread_lines(d) -> list[tuple[str, object | None, object | None, object | None]]:
+def _unread_lines(d, events) -> list[tuple[str, object | None, object | None, object | None]]:
     """The client lines Zeek reads as commands that fastcap keeps no record of: a message's
-    final dot (after a DATA answered 354) and each answer to an AUTH challenge; each with
-    the command record sent after it, the reply answering it (None: none seen) and the
-    DATA command whose message the dot ends (None for an answer to a challenge)."""
-    ends = iter([r for r in d.replies if r.answers == "END_OF_DATA"])
-    # fastcap reads a message after DATA answered 354, or not answered at all (a capture
-    # of the client's side only)
+    final dot and each answer to an AUTH challenge; each with the command record sent after
+    it, the reply answering it (None: none seen) and the record the message began at (None
+    for an answer to a challenge).  fastcap reads a message after DATA answered 354, or not
+    answered at all (a capture of the client's side only), and after a 354 answering a line
+    a gap cut (its DATA lost): ``events`` (_events) in the order they travelled."""
     accepted = iter([r.code == 354 for r in d.replies if r.answers == "DATA"])
+    starts = {id(c) for c in d.commands if c.verb == "DATA" and next(accepted, True)}
+    starts |= {id(r) for r in d.replies if r.code == 354 and r.answers == ""}
+    ends = iter([r for r in d.replies if r.answers == "END_OF_DATA"])
     out: list[tuple[str, object | None, object | None, object | None]] = []
-    commands = d.commands
-    for i, c in enumerate(commands):
-        if c.verb == "DATA" and next(accepted, True):
-            after = commands[i + 1] if i + 1 < len(commands) else None
+    for n, (_, _, x) in enumerate(events):
+        if id(x) in starts:
+            after = next((e[2] for e in events[n + 1:] if e[1] == 1), None)
             reply = next(ends, None)
             if reply is not None or after is not None:  # the dot was sent
-                out.append(("END_OF_DATA", after, reply, c))
+                out.append(("END_OF_DATA", after, reply, x))
     # the client answers each challenge before the reply to it, and sends nothing else then
     out += [("AUTH_ANSWER", None, r, None) for r in d.replies if r.answers == "AUTH_RESPONSE"]
     return out
@@ -225,6 +226,20 @@ def _zeek_state(state: str, cmd: str, code: int) -> str:
     return state
 
 
+def _answer_to_gap(gap, k: int, lines: dict[str, list], place: dict[int, int]):
+    """The reply fastcap pairs with the client line a gap took (answers ""), when it came
+    between the client's lines before and after the gap: the server acknowledged the lost
+    bytes by then, which is when Zeek learns of the gap, so the commands after it are read
+    again after that reply; None when there is none."""
+    if gap.direction != "c2s":
+        return None
+    c2s = lines["c2s"]
+    lo = place[id(c2s[k - 1])] if k else -1
+    hi = place[id(c2s[k])] if k < len(c2s) else len(place)
+    return next((r for r in lines["s2c"] if lo < place[id(r)] < hi and r.answers == ""),
+                None)
+
+
 def _zeek_pairing(d, greeting: bool) -> tuple[list[tuple[int, int, object, str | None]], bool]:
     """The dialogue's events as Zeek's SMTP analyzer (SMTP.cc) reads them, each reply with
     the command Zeek has it answer: the oldest one not yet answered (its pending_cmd_q),
@@ -250,7 +265,7 @@ def _zeek_pairing(d, greeting: bool) -> tuple[list[tuple[int, int, object, str |
     # each mark: _GAP, AUTH_ANSWER, or a message's final dot, (END_OF_DATA, its DATA's id)
     before: dict[int, list[str | tuple[str, int]]] = {}
     dots: dict[int, list[str | tuple[str, int]]] = {}  # a DATA's id: the marks with its dot
-    for name, after, reply, data in _unread_lines(d):
+    for name, after, reply, data in _unread_lines(d, events):
         first = min((x for x in (after, reply) if x is not None), key=lambda x: place[id(x)])
         names = before.setdefault(id(first), [])
         if data is not None:
@@ -264,6 +279,8 @@ def _zeek_pairing(d, greeting: bool) -> tuple[list[tuple[int, int, object, str |
         data = id(lines["c2s"][k - 1]) if gap.direction == "c2s" and k else None
         if data in dots:  # in a message: its final dot comes after the gap
             dots[data].insert(dots[data].index(("END_OF_DATA", data)), _GAP)
+        elif (answer := _answer_to_gap(gap, k, lines, place)) is not None:
+            before.setdefault(id(answer), []).insert(0, _GAP)
         elif k < len(starts.get(gap.direction, ())):
             before.setdefault(id(lines[gap.direction][k]), []).insert(0, _GAP)
     queue: deque[str] = deque([_GREETING] if greeting else ())
