@@ -1248,3 +1248,42 @@ def test_ehlo_names_sort_as_host_names(chrome: Browser, tmp_path: Path) -> None:
     assert sorted(shown) == sorted(names)
     assert [host(n) for n in shown] == sorted(host(n) for n in names), shown
     assert_clean(chrome, out)
+
+
+def type_filter(chrome: Browser, text: str) -> None:
+    """Text pasted into the filter: the value at once, then the input event a paste fires."""
+    box = chrome.driver.find_element(By.CSS_SELECTOR, "input#filter")
+    chrome.driver.execute_script(
+        "arguments[0].value = arguments[1];"
+        "arguments[0].dispatchEvent(new Event('input', {bubbles: true}))", box, text)
+
+
+def test_a_bare_number_finds_that_session_not_every_field_with_its_digits(
+        chrome: Browser, report: Path, scan: dict) -> None:
+    """A number typed alone ("2", or "#2" as the samples write it) is a session number: it
+    leaves session 2 of each file, not every session whose address or port holds a 2; a
+    number that is no session's leaves none.  "frame 40" (or Wireshark's "frame.number ==
+    40") leaves the sessions whose frames span frame 40, as the scan's JSON gives their
+    first and last frame."""
+    load(chrome, report)
+    numbers = sorted({n for _f, n in scan})
+    for n in [*numbers, max(numbers) + 1]:
+        want = sorted(k for k in scan if k[1] == n)
+        for text in (str(n), f"#{n}", f" {n} "):
+            type_filter(chrome, text)
+            wait_for(chrome, lambda d, w=want: sorted(row_ids(chrome)) == w,
+                     f"the sessions numbered {text!r}: {want}")
+    frames = sorted({f for s in scan.values() for f in (s["first_frame"], s["last_frame"],
+                                                         s["first_frame"] + 1)})
+    for frame in frames:
+        want = sorted(k for k, s in scan.items() if s["first_frame"] <= frame <= s["last_frame"])
+        assert want
+        for text in (f"frame {frame}", f"frame.number == {frame}", f"Frame:{frame}"):
+            type_filter(chrome, text)
+            wait_for(chrome, lambda d, w=want: sorted(row_ids(chrome)) == w,
+                     f"the sessions spanning {text!r}: {want}")
+    # text with digits in it is still text: an address's tail finds its session
+    type_filter(chrome, "30.45:")
+    wait_for(chrome, lambda d: row_ids(chrome) == [("all-scenarios.pcapng", 5)],
+             "the session of client 10.20.30.45")
+    assert_clean(chrome, report)

@@ -336,8 +336,35 @@
     render();
   }
 
+  // What a Wireshark user types to go somewhere: a number alone ("12", or "#12" as the
+  // samples write it) is a session number, never any field holding its digits; "frame 1234"
+  // (or "frame.number == 1234") the sessions whose first to last frame span that frame.
+  const SESSION_QUERY = /^#\s*(\d+)$|^(\d+)$/;
+  const FRAME_QUERY = /^frame(?:\.number)?\s*(?:==?|:)?\s*(\d+)$/;
+
+  function matcher(q) {
+    let m = SESSION_QUERY.exec(q);
+    if (m !== null) {
+      const n = Number(m[1] || m[2]);
+      return function (i) { return rows[i][C.number] === n; };
+    }
+    m = FRAME_QUERY.exec(q);
+    if (m !== null) {
+      const f = Number(m[1]);
+      return function (i) { return rows[i][C.first_frame] <= f && f <= rows[i][C.last_frame]; };
+    }
+    return null;
+  }
+
   function applyFilter() {
     const q = document.getElementById("filter").value.trim().toLowerCase();
+    const wanted = matcher(q);
+    if (wanted !== null) {
+      shown = [];
+      for (let i = 0; i < rows.length; i++) if (wanted(i)) shown.push(i);
+      applyOrder();
+      return;
+    }
     if (q && haystack === null) {
       // each field as its cell shows it, so that text copied from a cell finds its row, and
       // the thumbprints of the certificates each side sent (hex without separators)
