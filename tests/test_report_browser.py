@@ -1287,3 +1287,51 @@ def test_a_bare_number_finds_that_session_not_every_field_with_its_digits(
     wait_for(chrome, lambda d: row_ids(chrome) == [("all-scenarios.pcapng", 5)],
              "the session of client 10.20.30.45")
     assert_clean(chrome, report)
+
+
+def test_certificates_sort_as_text_whatever_its_case(chrome: Browser, tmp_path: Path) -> None:
+    """The client certificate column sorts as the EHLO column does: "CN=Mail2.example" with
+    "CN=mail10.example", not before every lower-case name, and numbers as numbers; the
+    subjects are those of the scan's JSON (real OpenSSL handshakes, fastcap_synth)."""
+    import datetime as dt
+    import re as regex
+
+    from fastcap_synth.certs import make_leaf
+    from fastcap_synth.scenarios import make_pki, scenario
+    from fastcap_synth.smtpgen import smtp_records
+    from fastcap_synth.tlsgen import client_context
+    from fastcap_synth.writers import write_pcap
+
+    names = ["mail10.example", "Mail2.example", "b.example", "MAIL9.example", "a.example",
+             "Z.example"]
+    pki = make_pki(dt.datetime.now(dt.UTC))
+    records = []
+    for i, name in enumerate(names):
+        leaf = make_leaf(pki.intermediate, name, sans=[name])
+        records += smtp_records(scenario(
+            "ok_client_cert", pki, client_cert=leaf, client_ctx=client_context(cert=leaf),
+            client_ip=f"10.1.2.{i + 1}", client_port=40000 + i, start_ns=(i + 1) * 10**9))
+    records.sort(key=lambda r: r.ts_ns)
+    capture = tmp_path / "certs.pcap"
+    write_pcap(capture, records)
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        main(["scan", "--format", "json", str(capture)])
+    subjects = [s["client_cert_check"]["certs"][0]["subject"]
+                for s in json.loads(buf.getvalue())["files"][0]["sessions"]]
+    assert sorted(n.lower() for n in subjects) == sorted(f"cn={n.lower()}" for n in names)
+    out = tmp_path / "certs.html"
+    assert main(["report", str(capture), "-o", str(out)]) in (0, 1)
+    load(chrome, out)
+    key = column(chrome, "cert")
+    th = chrome.driver.find_element(By.CSS_SELECTOR, f'table#sessions th[data-key="{key}"]')
+    th.click()
+    wait_for(chrome, lambda d: th.get_attribute("aria-sort") == "ascending", "aria-sort=ascending")
+
+    def text(name: str) -> list:
+        return [int(p) if p.isdigit() else p for p in regex.split(r"(\d+)", name.lower())]
+
+    shown = cells(chrome, key)
+    assert sorted(shown) == sorted(subjects)
+    assert [text(n) for n in shown] == sorted(text(n) for n in subjects), shown
+    assert_clean(chrome, out)

@@ -49,16 +49,19 @@
     return "[" + groups.map(function (g) { return g.toLowerCase().padStart(4, "0"); }).join("")
       + "]:" + m[2].padStart(12, "0");
   };
+  // every text column sorts alike, whatever its case: a host name's case means nothing (RFC
+  // 4343, MAIL9 sorts with mail9), nor does a certificate name's to a reader (CN=Mail2 with
+  // CN=mail10, not before every lower-case name), and numbers inside compare as numbers
+  const text = function (t) { return natural(t.toLowerCase()); };
   const keyOf = {
     number: function (r) { return r[C.file] * 1e9 + r[C.number]; },
-    file: function (r) { return natural(page.files[r[C.file]].path); },
+    file: function (r) { return text(page.files[r[C.file]].path); },
     client: function (r) { return address(str(r[C.client])); },
     server: function (r) { return address(str(r[C.server])); },
-    // a host name's case means nothing (RFC 4343): MAIL9 sorts with mail9
-    ehlo: function (r) { return natural(str(r[C.ehlo]).toLowerCase()); },
-    tls: function (r) { return str(r[C.tls]); },
-    cert: function (r) { return str(r[C.cert]); },
-    verdicts: function (r) { return codes(r).join(", "); },
+    ehlo: function (r) { return text(str(r[C.ehlo])); },
+    tls: function (r) { return text(str(r[C.tls])); },
+    cert: function (r) { return text(str(r[C.cert])); },
+    verdicts: function (r) { return text(codes(r).join(", ")); },
   };
   let haystack = null;
   let shown = rows.map(function (_, i) { return i; });
