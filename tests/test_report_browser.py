@@ -1335,3 +1335,47 @@ def test_certificates_sort_as_text_whatever_its_case(chrome: Browser, tmp_path: 
     assert sorted(shown) == sorted(subjects)
     assert [text(n) for n in shown] == sorted(text(n) for n in subjects), shown
     assert_clean(chrome, out)
+
+
+def test_two_captures_of_one_name_are_told_apart(chrome: Browser, tmp_path: Path) -> None:
+    """one/mail.pcap and two/mail.pcap: wherever the page names a session's file by less than
+    its path (a problem's sample, its name to a screen reader, a row's name, the window's
+    title) it names enough of the path to tell which, as the scan's JSON lists the files."""
+    for folder, example in zip(("one", "two"), EXAMPLES[::-1], strict=True):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "mail.pcap").write_bytes((ROOT / example).read_bytes())
+    paths = [str(tmp_path / f / "mail.pcap") for f in ("one", "two")]
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        main(["scan", "--format", "json", *TRUST, *paths])
+    doc = json.loads(buf.getvalue())
+    assert [f["path"] for f in doc["files"]] == paths
+    out = tmp_path / "same.html"
+    assert main(["report", *TRUST, *paths, "-o", str(out)]) == 1
+    load(chrome, out)
+
+    def ends(path: str, word: str) -> bool:
+        return path == word or path.endswith("/" + word)
+
+    def names_only(text: str, path: str) -> bool:
+        """A word of `text` is a trailing part of `path` that the other path does not end
+        with."""
+        other = next(p for p in paths if p != path)
+        return any(w and ends(path, w) and not ends(other, w) for w in re.split(r"[\s,]+", text))
+
+    samples = [(s["file"], s["session"]) for g in doc["problems"] for s in g["samples"]]
+    buttons = chrome.driver.find_elements(By.CSS_SELECTOR, "section#problems .sample")
+    assert len(buttons) == len(samples) > 0
+    assert {f for f, _n in samples} == set(paths)
+    before = None
+    for button, (file, number) in zip(buttons, samples, strict=True):
+        assert names_only(button.accessible_name, file), (button.accessible_name, file)
+        assert button.text.endswith(f"#{number}"), button.text
+        if file != before:       # where the file changes, the label names it
+            assert names_only(button.text, file), (button.text, file)
+        before = file
+    for tr in visible_rows(chrome):
+        assert names_only(tr.accessible_name.split(",")[0], tr.get_attribute("data-file")), \
+            tr.accessible_name
+    assert names_only(chrome.driver.title.split(" and ")[0], paths[0]), chrome.driver.title
+    assert_clean(chrome, out)

@@ -550,3 +550,20 @@ def test_only_problems_keeps_each_files_time_span(tmp_path, capsys):
              max(s["last_ts_ns"] for s in f["sessions"])) for f in files]
     assert [(x["first_ts_ns"], x["last_ts_ns"]) for x in page["files"]] == want
     assert [x["shown"] for x in page["files"]][1] == 0
+
+
+def test_files_of_one_name_are_labelled_by_the_folders_that_tell_them_apart():
+    """A file's label is its name unless another file has that name; then the fewest folders
+    before it that no other path ends with, else the whole path."""
+    from fastcap.out.filelabels import file_labels
+
+    paths = ["/cap/one/mail.pcap", "/cap/two/mail.pcap", "/x/a/b.pcap", "/y/a/b.pcap",
+             "rel/c.pcap", "d/rel/c.pcap", "e.pcap"]
+    labels = file_labels(paths)
+    assert labels == {"/cap/one/mail.pcap": "one/mail.pcap", "/cap/two/mail.pcap": "two/mail.pcap",
+                      "/x/a/b.pcap": "x/a/b.pcap", "/y/a/b.pcap": "y/a/b.pcap",
+                      "rel/c.pcap": "rel/c.pcap", "d/rel/c.pcap": "d/rel/c.pcap",
+                      "e.pcap": "e.pcap"}
+    # a path that is all of another's tail ("rel/c.pcap") can only be named in full
+    assert all(p.endswith(label) for p, label in labels.items())
+    assert len(set(labels.values())) == len(paths)

@@ -15,6 +15,7 @@ from typing import Any
 
 from ...session import Session
 from ...verdict import CertInfo, ChainCheck
+from ..filelabels import file_labels
 from ..report import client_cert_text
 from ..textsafe import printable
 from .ladder import ladder
@@ -140,9 +141,11 @@ def _timeline(starts: Sequence[tuple[int, str]], undated: int = 0) -> dict[str, 
     return {"t0_ns": t0, "bin_ns": width, "codes": codes, "bins": bins, "undated": undated}
 
 
-def _problem(p: Mapping[str, Any], several: bool = False) -> dict[str, Any]:
+def _problem(p: Mapping[str, Any], several: bool = False,
+             labels: Mapping[str, str] | None = None) -> dict[str, Any]:
     """A triage group as the page shows it: its packet strings made safe, its samples as
-    [file, session number, label, accessible name] naming files as the session table does;
+    [file, session number, label, accessible name] naming files as the session table does
+    (by `labels`, enough of each path to tell files of one name apart);
     with several files each file numbers its sessions from 1, so a label names its file (as
     the triage text does) where the file changes.  A label alone ("#8") tells a screen
     reader nothing: the accessible name says what the button does, names the file whenever
@@ -154,7 +157,8 @@ def _problem(p: Mapping[str, Any], several: bool = False) -> dict[str, Any]:
     for x in p.get("samples", ()):
         path = printable(str(x["file"]))
         label = f"#{x['session']}"
-        named = f"{os.path.basename(path)} {label}" if several else label
+        short = (labels or {}).get(str(x["file"])) or os.path.basename(str(x["file"]))
+        named = f"{printable(short)} {label}" if several else label
         if several and path != before:
             label = named
         out["samples"].append([path, x["session"], label, f"open session {named}"])
@@ -186,6 +190,7 @@ def page_data(results: Iterable[tuple[str, Sequence[Session], object]], *,
     starts: list[tuple[int, str]] = []
     undated = 0
     results = [(p, list(ss), summ) for p, ss, summ in results]
+    labels = file_labels([str(p) for p, _, _ in results])
     # a first_ts_ns of 0: no frame of the session has a time (Simple Packet Blocks, zeroed
     # timestamps); such a session dates nothing, neither its file nor the chart
     t_all = [s.first_ts_ns for _, ss, _ in results for s in ss if s.first_ts_ns]
@@ -214,7 +219,8 @@ def page_data(results: Iterable[tuple[str, Sequence[Session], object]], *,
         span = (spans or {}).get(path) or (
             min((s.first_ts_ns for s in sessions if s.first_ts_ns), default=None),
             max((s.last_ts_ns for s in sessions if s.first_ts_ns), default=None))
-        files.append({"path": printable(str(path)), "size": size,
+        files.append({"path": printable(str(path)), "label": printable(labels[str(path)]),
+                      "size": size,
                       "frames": getattr(summary, "frames", None),
                       "sessions": counted if isinstance(counted, int) else len(sessions),
                       "shown": len(sessions), "first_ts_ns": span[0], "last_ts_ns": span[1]})
@@ -251,7 +257,7 @@ def page_data(results: Iterable[tuple[str, Sequence[Session], object]], *,
         "files": files,
         "errors": [{"path": printable(str(e.get("path", ""))),
                     "error": printable(str(e.get("error", "")))} for e in errors],
-        "problems": [_problem(p, len(results) > 1) for p in problems],
+        "problems": [_problem(p, len(results) > 1, labels) for p in problems],
         "with_problems": sum(_primary(s) != "ok" for _, ss, _ in results for s in ss),
         "timeline": _timeline(starts, undated),
         "verdicts": verdicts,

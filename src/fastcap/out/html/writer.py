@@ -80,10 +80,12 @@ def chart_name(timeline: dict[str, Any]) -> str:
 
 
 def page_title(page: dict[str, Any]) -> str:
-    """The window's (and a tab's, a bookmark's, a saved file's) name: which capture and
-    what was found, so two reports open side by side are told apart without opening them."""
-    paths = [f["path"] for f in page["files"]] or [e["path"] for e in page["errors"]]
-    what = (os.path.basename(paths[0]) or paths[0]) if paths else "no capture"
+    """The window's (and a tab's, a bookmark's, a saved file's) name: which capture (by its
+    label, the folders that tell it from another file of its name too) and what was found,
+    so two reports open side by side are told apart without opening them."""
+    paths = [f.get("label") or f["path"] for f in page["files"]] or [
+        os.path.basename(e["path"]) or e["path"] for e in page["errors"]]
+    what = paths[0] if paths else "no capture"
     if len(paths) > 1:
         what += f" and {len(paths) - 1} more file(s)"
     counted = sum(f["sessions"] for f in page["files"])

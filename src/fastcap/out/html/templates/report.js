@@ -139,9 +139,9 @@
     tr.dataset.file = page.files[r[C.file]].path;
     tr.dataset.index = i;
     // what a screen reader says when the row takes the focus (a row has no name of its own)
-    const path = page.files[r[C.file]].path;
-    const base = path.slice(Math.max(path.lastIndexOf("/"), path.lastIndexOf("\\")) + 1);
-    tr.setAttribute("aria-label", "session " + r[C.number] + (SEVERAL ? " of " + base : "")
+    // the file by its label: its name, with the folders that tell it from another of that name
+    tr.setAttribute("aria-label", "session " + r[C.number]
+      + (SEVERAL ? " of " + page.files[r[C.file]].label : "")
       + ", " + str(r[C.client]) + " to " + str(r[C.server]) + ": " + codes(r).join(", "));
     // each cell's text wraps in a box of at most three lines; its title holds all of it
     const cell = function (cls, text) {
