@@ -331,3 +331,25 @@ def test_a_hostile_server_name_is_printed_escaped(capsys, tmp_path):
 
 def test_the_table_threshold_is_one_number():
     assert cli.TABLE_ROWS == report.TABLE_ROWS == 50
+
+
+def test_samples_from_files_of_one_name_name_their_folders(tmp_path, capsys):
+    """one/mail.pcap and two/mail.pcap: the triage block's samples name each file by enough
+    of its path to tell which (the JSON's samples give the full paths), never both as
+    "mail.pcap"."""
+    paths = []
+    for folder, example in (("one", "all-scenarios.pcapng"),
+                            ("two", "exchange-online-no-client-cert.pcap")):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "mail.pcap").write_bytes((EXAMPLES / example).read_bytes())
+        paths.append(str(tmp_path / folder / "mail.pcap"))
+    _code, out = _run(capsys, "scan", "--format", "json", *paths)
+    samples = {(s["file"], s["session"]) for p in json.loads(out)["problems"]
+               for s in p["samples"]}
+    assert {f for f, _n in samples} == set(paths)
+    _code, text = _run(capsys, "scan", *paths)
+    block = text.split("\n\n")[0]
+    named = re.findall(r"([^\s,#]+) #(\d+)", block)
+    assert named and all(name in ("one/mail.pcap", "two/mail.pcap") for name, _n in named), named
+    for name, n in named:
+        assert (str(tmp_path / name), int(n)) in samples

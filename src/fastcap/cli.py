@@ -861,7 +861,8 @@ def _print_tables(args, results, several: bool) -> None:
     problems = triage(results)
     if total or problems:
         print(format_triage(problems, total_sessions=total,
-                            with_problems=problem_sessions(results), several_files=several))
+                            with_problems=problem_sessions(results), several_files=several,
+                            files=[str(path) for path, _k, _s in results]))
         if unchecked := format_unchecked_names(results):
             print(unchecked)
         print()

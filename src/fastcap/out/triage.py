@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,6 +18,7 @@ from ..judge.diagnose import NAME_UNCHECKED, SEVERITIES, is_problem
 from ..proto.tls.wirenames import wire_str
 from ..session import Session
 from .cells import cells, clip, pad
+from .filelabels import file_labels
 from .textsafe import printable
 
 __all__ = ["MAX_SAMPLES", "Problem", "format_triage", "format_unchecked_names",
@@ -188,32 +189,37 @@ def _seen(p: Problem) -> str:
     return f"{first} .. {b.strftime('%H:%M:%S' if a.date() == b.date() else '%Y-%m-%d %H:%M:%S')}"
 
 
-def _samples(samples: Sequence[tuple[str, int]], named: bool) -> str:
-    """"#3, #17" or, from several files, "a.pcap #3, #17, b.pcap #1"."""
+def _samples(samples: Sequence[tuple[str, int]], named: bool,
+             labels: Mapping[str, str]) -> str:
+    """"#3, #17" or, from several files, "a.pcap #3, #17, b.pcap #1" (files of one name by
+    their `labels`: "one/a.pcap #3, two/a.pcap #1")."""
     out, before = [], None
     for f, n in samples:
-        out.append(f"{printable(os.path.basename(f))} #{n}" if named and f != before
-                   else f"#{n}")
+        out.append(f"{printable(labels.get(f) or os.path.basename(f))} #{n}"
+                   if named and f != before else f"#{n}")
         before = f
     return ", ".join(out)
 
 
 def format_triage(problems: Sequence[Problem], *, total_sessions: int,
-                  with_problems: int | None = None, several_files: bool = False) -> str:
+                  with_problems: int | None = None, several_files: bool = False,
+                  files: Sequence[str] = ()) -> str:
     """The block that heads the table output: a headline, then per group a line (severity,
     sessions, distinct clients, code, server, client certificate, when, sample sessions), the
     first session's message and the fix.  Sample sessions carry their file's name when the
-    scan read several files."""
+    scan read several files, with the folders that tell it from the other `files` (the
+    scan's inputs) and samples' files of that name."""
     if not problems:
         return f"no problems in {total_sessions} session(s)"
     of = f"{with_problems} of " if with_problems is not None else ""
     lines = [f"{len(problems)} problem(s) in {of}{total_sessions} session(s)"]
     named = several_files or len({f for p in problems for f, _n in p.samples}) > 1
+    labels = file_labels([*files, *(f for p in problems for f, _n in p.samples)])
     head = ["", "sessions", "clients", "problem", "server", "client certificate",
             "seen (UTC)", "sessions e.g."]
     rows = [[_MARK.get(p.severity, "?"), str(p.sessions), str(p.clients), p.code,
-             _clip(printable(p.server)), _cert(p), _seen(p), _samples(p.samples, named)]
-            for p in problems]
+             _clip(printable(p.server)), _cert(p), _seen(p),
+             _samples(p.samples, named, labels)] for p in problems]
     widths = [max(cells(r[i]) for r in [head, *rows]) for i in range(len(head) - 1)]
 
     def line(row: list[str]) -> str:
@@ -223,7 +229,7 @@ def format_triage(problems: Sequence[Problem], *, total_sessions: int,
     for p, row in zip(problems, rows, strict=True):
         lines.append(line(row).rstrip())
         if p.samples:
-            lines.append(f"   {_samples(p.samples[:1], named)}: {printable(p.message)}")
+            lines.append(f"   {_samples(p.samples[:1], named, labels)}: {printable(p.message)}")
         if p.fix:
             lines.append(f"   fix: {printable(p.fix)}")
     return "\n".join(lines)
