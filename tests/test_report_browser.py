@@ -1379,3 +1379,39 @@ def test_two_captures_of_one_name_are_told_apart(chrome: Browser, tmp_path: Path
             tr.accessible_name
     assert names_only(chrome.driver.title.split(" and ")[0], paths[0]), chrome.driver.title
     assert_clean(chrome, out)
+
+
+def test_a_frame_of_a_message_finds_its_own_session_among_overlapping_ones(
+        chrome: Browser, tmp_path: Path) -> None:
+    """Two connections at once, their frames interleaved: "frame N" of one session's EHLO
+    (the scan's JSON gives its frame) leaves that session only, though N lies between the
+    other's first and last frame too; a frame no message of either is in (the second's SYN)
+    leaves every session whose frames span it."""
+    from fastcap_synth.smtpgen import SmtpScenario, smtp_records
+    from fastcap_synth.writers import write_pcap
+
+    records = []
+    for i in range(2):
+        records += smtp_records(SmtpScenario(client_ip=f"10.1.2.{i + 1}", client_port=40000 + i,
+                                             starttls_offered=False,
+                                             start_ns=10**9 + i * 10**7))
+    records.sort(key=lambda r: r.ts_ns)
+    capture = tmp_path / "overlap.pcap"
+    write_pcap(capture, records)
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        main(["scan", "--format", "json", str(capture)])
+    a, b = json.loads(buf.getvalue())["files"][0]["sessions"]
+    assert b["first_frame"] < a["smtp"]["ehlo_frame"] < b["last_frame"]
+    out = tmp_path / "overlap.html"
+    assert main(["report", str(capture), "-o", str(out)]) in (0, 1)
+    load(chrome, out)
+    for s in (a, b):
+        type_filter(chrome, f"frame {s['smtp']['ehlo_frame']}")
+        wait_for(chrome, lambda d, n=s["number"]: row_ids(chrome) == [("overlap.pcap", n)],
+                 f"session {s['number']} alone")
+    type_filter(chrome, f"frame {b['first_frame']}")
+    wait_for(chrome, lambda d: sorted(row_ids(chrome)) == [("overlap.pcap", 1),
+                                                           ("overlap.pcap", 2)],
+             "both sessions, whose frames span the SYN")
+    assert_clean(chrome, out)

@@ -341,7 +341,9 @@
 
   // What a Wireshark user types to go somewhere: a number alone ("12", or "#12" as the
   // samples write it) is a session number, never any field holding its digits; "frame 1234"
-  // (or "frame.number == 1234") the sessions whose first to last frame span that frame.
+  // (or "frame.number == 1234") the session with a ladder arrow at that frame, else (a frame
+  // of no message: an ACK, a data segment) those whose first to last frame span it, in each
+  // file; on a busy relay hundreds of connections span one frame, its message is in one.
   const SESSION_QUERY = /^#\s*(\d+)$|^(\d+)$/;
   const FRAME_QUERY = /^frame(?:\.number)?\s*(?:==?|:)?\s*(\d+)$/;
 
@@ -354,7 +356,18 @@
     m = FRAME_QUERY.exec(q);
     if (m !== null) {
       const f = Number(m[1]);
-      return function (i) { return rows[i][C.first_frame] <= f && f <= rows[i][C.last_frame]; };
+      const spans = function (i) {
+        return rows[i][C.first_frame] <= f && f <= rows[i][C.last_frame];
+      };
+      const arrow = function (i) {
+        const flat = rows[i][C.ladder], at = f - rows[i][C.first_frame];
+        for (let k = 0; k < flat.length; k += 4) if (flat[k] === at) return true;
+        return false;
+      };
+      // each file numbers its frames from 1: the choice is made file by file
+      const exact = new Set();
+      for (let i = 0; i < rows.length; i++) if (spans(i) && arrow(i)) exact.add(rows[i][C.file]);
+      return function (i) { return spans(i) && (!exact.has(rows[i][C.file]) || arrow(i)); };
     }
     return null;
   }
