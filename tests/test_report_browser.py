@@ -1234,20 +1234,25 @@ def test_every_text_is_readable_against_its_background(chrome: Browser, report: 
 def test_ehlo_names_sort_as_host_names(chrome: Browser, tmp_path: Path) -> None:
     """Host names are case-insensitive (RFC 4343): "MAIL9" sorts with "mail9", not before every
     lower-case name; and as in addresses and file names, numbers compare as numbers."""
-    import re as regex
 
     names = ["mail10.example", "Mail2.example", "b.example", "MAIL9.example", "a.example",
              "mail9.example", "Z.example"]
     clients = [(f"10.1.2.{i + 1}", 2525) for i in range(len(names))]
     out, key, _th = sorted_by_client(chrome, tmp_path / "names.pcap", clients, names, "ehlo")
-
-    def host(name: str) -> list:
-        return [int(p) if p.isdigit() else p for p in regex.split(r"(\d+)", name.lower())]
-
-    shown = cells(chrome, key)
-    assert sorted(shown) == sorted(names)
-    assert [host(n) for n in shown] == sorted(host(n) for n in names), shown
+    assert_text_order(chrome, key, names)
     assert_clean(chrome, out)
+
+
+def natural_text(name: str) -> list:
+    """A text column's order: case ignored, numbers inside compared as numbers."""
+    return [int(p) if p.isdigit() else p for p in re.split(r"(\d+)", name.lower())]
+
+
+def assert_text_order(chrome: Browser, key: str, values: list[str]) -> None:
+    """Column `key` shows `values`, each once, in text order."""
+    shown = cells(chrome, key)
+    assert sorted(shown) == sorted(values)
+    assert [natural_text(n) for n in shown] == sorted(natural_text(n) for n in values), shown
 
 
 def type_filter(chrome: Browser, text: str) -> None:
@@ -1289,18 +1294,28 @@ def test_a_bare_number_finds_that_session_not_every_field_with_its_digits(
     assert_clean(chrome, report)
 
 
+def write_and_scan(capture: Path, records: list) -> list[dict]:
+    """Write `records` in time order as `capture`; its sessions as the scan's JSON has them."""
+    from fastcap_synth.writers import write_pcap
+
+    records.sort(key=lambda r: r.ts_ns)
+    write_pcap(capture, records)
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        main(["scan", "--format", "json", str(capture)])
+    return json.loads(buf.getvalue())["files"][0]["sessions"]
+
+
 def test_certificates_sort_as_text_whatever_its_case(chrome: Browser, tmp_path: Path) -> None:
     """The client certificate column sorts as the EHLO column does: "CN=Mail2.example" with
     "CN=mail10.example", not before every lower-case name, and numbers as numbers; the
     subjects are those of the scan's JSON (real OpenSSL handshakes, fastcap_synth)."""
     import datetime as dt
-    import re as regex
 
     from fastcap_synth.certs import make_leaf
     from fastcap_synth.scenarios import make_pki, scenario
     from fastcap_synth.smtpgen import smtp_records
     from fastcap_synth.tlsgen import client_context
-    from fastcap_synth.writers import write_pcap
 
     names = ["mail10.example", "Mail2.example", "b.example", "MAIL9.example", "a.example",
              "Z.example"]
@@ -1311,29 +1326,16 @@ def test_certificates_sort_as_text_whatever_its_case(chrome: Browser, tmp_path: 
         records += smtp_records(scenario(
             "ok_client_cert", pki, client_cert=leaf, client_ctx=client_context(cert=leaf),
             client_ip=f"10.1.2.{i + 1}", client_port=40000 + i, start_ns=(i + 1) * 10**9))
-    records.sort(key=lambda r: r.ts_ns)
     capture = tmp_path / "certs.pcap"
-    write_pcap(capture, records)
-    buf = io.StringIO()
-    with contextlib.redirect_stdout(buf):
-        main(["scan", "--format", "json", str(capture)])
     subjects = [s["client_cert_check"]["certs"][0]["subject"]
-                for s in json.loads(buf.getvalue())["files"][0]["sessions"]]
+                for s in write_and_scan(capture, records)]
     assert sorted(n.lower() for n in subjects) == sorted(f"cn={n.lower()}" for n in names)
     out = tmp_path / "certs.html"
     assert main(["report", str(capture), "-o", str(out)]) in (0, 1)
     load(chrome, out)
     key = column(chrome, "cert")
-    th = chrome.driver.find_element(By.CSS_SELECTOR, f'table#sessions th[data-key="{key}"]')
-    th.click()
-    wait_for(chrome, lambda d: th.get_attribute("aria-sort") == "ascending", "aria-sort=ascending")
-
-    def text(name: str) -> list:
-        return [int(p) if p.isdigit() else p for p in regex.split(r"(\d+)", name.lower())]
-
-    shown = cells(chrome, key)
-    assert sorted(shown) == sorted(subjects)
-    assert [text(n) for n in shown] == sorted(text(n) for n in subjects), shown
+    chrome.driver.find_element(By.CSS_SELECTOR, f'table#sessions th[data-key="{key}"]').click()
+    assert_text_order(chrome, key, subjects)
     assert_clean(chrome, out)
 
 
@@ -1388,20 +1390,14 @@ def test_a_frame_of_a_message_finds_its_own_session_among_overlapping_ones(
     other's first and last frame too; a frame no message of either is in (the second's SYN)
     leaves every session whose frames span it."""
     from fastcap_synth.smtpgen import SmtpScenario, smtp_records
-    from fastcap_synth.writers import write_pcap
 
     records = []
     for i in range(2):
         records += smtp_records(SmtpScenario(client_ip=f"10.1.2.{i + 1}", client_port=40000 + i,
                                              starttls_offered=False,
                                              start_ns=10**9 + i * 10**7))
-    records.sort(key=lambda r: r.ts_ns)
     capture = tmp_path / "overlap.pcap"
-    write_pcap(capture, records)
-    buf = io.StringIO()
-    with contextlib.redirect_stdout(buf):
-        main(["scan", "--format", "json", str(capture)])
-    a, b = json.loads(buf.getvalue())["files"][0]["sessions"]
+    a, b = write_and_scan(capture, records)
     assert b["first_frame"] < a["smtp"]["ehlo_frame"] < b["last_frame"]
     out = tmp_path / "overlap.html"
     assert main(["report", str(capture), "-o", str(out)]) in (0, 1)
