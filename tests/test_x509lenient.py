@@ -833,3 +833,60 @@ def test_an_extension_that_does_not_decode_judged_as_openssl(case, key, tmp_path
     said = f"extension {oid}" if oid in x509lenient.OPENSSL_DECODED or critical else oid
     assert said in " ".join((got.detail, *got.profile_notes))
     assert "does not decode" in " ".join((got.detail, *got.profile_notes))
+
+
+def _with(key, *exts: tuple[str, bytes, bool], san: bool = True) -> bytes:
+    """A leaf for mail.fabrikam.com with ``exts`` (dotted OID, value, critical) added after
+    its SAN, or in its place when ``san`` is False."""
+    tbs, alg, _ = _elements(_content(_leaf(key)))
+    fields = _elements(_content(tbs))
+    added = [_der(0x30, _oid(o), *([b"\x01\x01\xff"] if c else []), _der(0x04, v))
+             for o, v, c in exts]
+    kept = _elements(_content(_content(fields[-1]))) if san else []
+    fields[-1] = _der(0xA3, _der(0x30, *kept, *added))
+    tbs = _der(0x30, *fields)
+    return _der(0x30, tbs, alg, _der(0x03, b"\x00" + key.sign(tbs, ec.ECDSA(hashes.SHA256()))))
+
+
+_MAIL = _der(0x82, b"mail.fabrikam.com")
+REFUSED = {  # id: (extension, whether it replaces the SAN); cryptography refuses each value
+    "keyUsage_unused_bits_set": (("2.5.29.15", _der(0x03, b"\x05\xa1"), True), True),
+    "basicConstraints_pathlen_without_ca": (("2.5.29.19", _der(0x30, _der(0x02, b"\x00")),
+                                             True), True),
+    "basicConstraints_pathlen_2_72": (("2.5.29.19", _der(0x30, b"\x01\x01\xff", _der(
+        0x02, b"\x01" + bytes(9))), True), True),
+    "extKeyUsage_empty": (("2.5.29.37", _der(0x30), False), True),
+    "san_x400Address": (("2.5.29.17", _der(0x30, _MAIL, _der(0xA3, _der(0x30, _der(
+        0x61, _der(0x13, b"US"))))), False), False),
+    "san_ediPartyName": (("2.5.29.17", _der(0x30, _MAIL, _der(0xA5, _der(0xA1, _der(
+        0x0C, b"edi")))), False), False),
+    "san_ip_5_octets": (("2.5.29.17", _der(0x30, _MAIL, _der(0x87, bytes(5))), False), False),
+    "san_uri_not_ascii": (("2.5.29.17", _der(0x30, _MAIL, _der(0x86, b"http://\xff/")), False),
+                          False),
+    "ian_ediPartyName": (("2.5.29.18", _der(0x30, _der(0xA5, _der(0xA1, _der(
+        0x0C, b"edi")))), False), True),
+}  # fmt: skip
+
+
+@pytest.mark.skipif(OPENSSL is None, reason="openssl command not installed")
+@pytest.mark.parametrize("case", sorted(REFUSED))
+def test_a_value_cryptography_refuses_judged_as_openssl(case, key, tmp_path):
+    """OpenSSL decodes extension values ``cryptography`` refuses: keyUsage bits with the unused
+    ones set (it masks them), a pathLenConstraint without cA or beyond a long (no limit), an
+    empty extKeyUsage (no usage at all), GeneralNames of forms cryptography does not hold.
+    fastcap took such a certificate as invalid, as OpenSSL takes one it cannot decode."""
+    ext, keep_san = REFUSED[case]
+    leaf, root = _with(key, ext, san=keep_san), _root(key)
+    with pytest.raises(Exception):  # noqa: B017 -- ValueError or UnsupportedGeneralNameType
+        x509.load_der_x509_certificate(leaf).extensions  # noqa: B018
+    assert _openssl_reads(tmp_path, leaf)
+    got = Analyzer(TrustStore([root]), today=NOW).check([leaf], role="client", at=NOW,
+                                                         expected_name="mail.fabrikam.com")
+    assert (got.path_error, got.path_error_depth) == _openssl(tmp_path, root, leaf)
+    assert got.certs[0].parse_error is None
+    assert got.certs[0].san_dns == ("mail.fabrikam.com",) and got.name_matches
+    if case == "extKeyUsage_empty":
+        assert got.problem == "wrong_usage" and got.certs[0].ext_key_usage == ()
+    else:
+        assert got.problem is None
+        assert any("not strict DER" in n or "cryptography" in n for n in got.profile_notes)

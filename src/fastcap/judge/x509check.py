@@ -239,6 +239,8 @@ def _load(der: bytes) -> tuple[CertInfo, x509.Certificate | None]:
         f["signature_algorithm"], f["signature_hash"] = sig
     f["self_signed"] = _is_self_signed(cert, loaded.tbs)
     exts = field("extensions", lambda: x509lenient.extensions(cert)[0])
+    if x509lenient.no_usage(cert):
+        f["ext_key_usage"] = ()
     if exts is not None:
         for ext in exts:
             value = ext.value

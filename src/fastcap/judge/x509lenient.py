@@ -9,7 +9,12 @@ PrintableString in the issuer or subject holding other ASCII characters (``*.con
 ``AT&T``, an e-mail address, a NUL), a length in a longer form than needed (``81 05``) or of
 indefinite form, or a string in BER's constructed form (an extension's OCTET STRING, a keyUsage
 BIT STRING cut into pieces, a name's UTF8String), anywhere in the certificate or an extension's
-value, and a subjectAltName's implicitly tagged one (a dNSName). Such a certificate is read
+value, and a subjectAltName's implicitly tagged one (a dNSName); and values OpenSSL decodes
+with a meaning the copy keeps: keyUsage bits with the unused ones set (it masks them), a
+pathLenConstraint without cA or beyond a long (never applied), a GeneralName of a form
+``cryptography`` does not hold (left out: no mail server's check looks at an x400Address, an
+ediPartyName, an iPAddress of neither 4 nor 16 octets or a non-ASCII IA5String; an empty
+extKeyUsage is `no_usage`). Such a certificate is read
 from a copy re-encoded without them; nothing else is rewritten, and anything else stays
 unparseable. When only its extensions are refused, the certificate object is the one sent and
 only its extensions come from the copy; when loading itself fails, or its names do not decode,
@@ -44,6 +49,9 @@ _BASIC_CONSTRAINTS = bytes.fromhex("0603551d13")  # 2.5.29.19, as encoded
 _NAME_CONSTRAINTS = bytes.fromhex("0603551d1e")  # 2.5.29.30
 _SUBJECT_ALT_NAME = bytes.fromhex("0603551d11")  # 2.5.29.17
 _ISSUER_ALT_NAME = bytes.fromhex("0603551d12")  # 2.5.29.18
+_NAMED_BITS = {bytes.fromhex("0603551d0f"): "keyUsage",
+               bytes.fromhex("06096086480186f8420101"): "nsCertType"}
+_EXT_KEY_USAGE = bytes.fromhex("0603551d25")  # 2.5.29.37
 # GeneralName's implicitly tagged strings, in constructed form ([1] IA5String ...)
 _IMPLICIT_STRINGS = {0xA1: "rfc822Name", 0xA2: "dNSName", 0xA6: "uniformResourceIdentifier",
                      0xA7: "iPAddress"}
@@ -86,16 +94,38 @@ def _boolean(der: bytes, body: int, end: int, fixes: list[str], what: str) -> by
 
 
 def _basic_constraints(value: bytes, fixes: list[str]) -> bytes:
+    """cA as DER has it; a pathLenConstraint OpenSSL never applies is left out: one without
+    cA TRUE (a CA it is not), and one beyond what ``cryptography`` holds (OpenSSL's long
+    overflows, which it reads as no limit).  A negative one stays: OpenSSL refuses it."""
     tag, body, end = element(value, 0, len(value))
     if tag != 0x30 or end != len(value):
         raise _Bad
-    out = b""
+    ca, out, pathlen = False, b"", b""
     for t, start, b, stop in elements(value, body, end, 2):
         if t == 0x01:
-            out += _boolean(value, b, stop, fixes, "basicConstraints cA") or b""
+            flag = _boolean(value, b, stop, fixes, "basicConstraints cA")
+            ca, out = flag is not None, out + (flag or b"")
+        elif t == 0x02 and stop > b and value[b] < 0x80 and (not ca or stop - b > 9):
+            fixes.append("basicConstraints pathLenConstraint "
+                         + ("without cA TRUE" if not ca else "beyond 2**64, no limit to OpenSSL"))
+        elif t == 0x02:
+            pathlen = value[start:stop]
         else:
             out += value[start:stop]
-    return encode(0x30, out)
+    return encode(0x30, out + pathlen)
+
+
+def _bits(value: bytes, fixes: list[str], what: str) -> bytes:
+    """A named-bit BIT STRING with its unused bits cleared: OpenSSL masks them, cryptography
+    refuses them set."""
+    tag, body, end = element(value, 0, len(value))
+    if tag != 0x03 or end != len(value) or end - body < 2 or not 0 < value[body] < 8:
+        return value
+    last = value[end - 1] & (0xFF << value[body]) & 0xFF
+    if last == value[end - 1]:
+        return value
+    fixes.append(f"{what} with unused bits set")
+    return value[: end - 1] + bytes([last])
 
 
 def _name_constraints(value: bytes, fixes: list[str]) -> bytes | None:
@@ -137,12 +167,30 @@ def _general_names(value: bytes, fixes: list[str]) -> bytes:
         raise _Bad
     out = b""
     for t, start, _, stop in elements(value, body, end, _MAX_SUBTREES):
+        name = value[start:stop]
         if t in _IMPLICIT_STRINGS:
             fixes.append(f"{_IMPLICIT_STRINGS[t]} in constructed form")
-            out += encode(t & ~0x20, collect(value, start, stop)[0])
+            t &= ~0x20
+            name = encode(t, collect(value, start, stop)[0])
+        why = _unheld(t, name)
+        if why:  # OpenSSL reads it; no check of a mail server's looks at it
+            fixes.append(f"a GeneralName cryptography does not hold ({why}), left out")
         else:
-            out += value[start:stop]
+            out += name
     return encode(0x30, out)
+
+
+def _unheld(tag: int, name: bytes) -> str | None:
+    """Why ``cryptography`` refuses the GeneralName ``name`` (of ``tag``), which OpenSSL
+    decodes; None when it takes it."""
+    if tag in (0xA3, 0xA5):
+        return "x400Address" if tag == 0xA3 else "ediPartyName"
+    content = name[element(name, 0, len(name))[1]:]
+    if tag == 0x87 and len(content) not in (4, 16):
+        return f"an iPAddress of {len(content)} octets"
+    if tag in (0x81, 0x82, 0x86) and any(c >= 0x80 for c in content):
+        return f"an {_IMPLICIT_STRINGS[tag | 0x20]} not in ASCII"
+    return None
 
 
 def _name(der: bytes, start: int, end: int, fixes: list[str]) -> bytes:
@@ -200,6 +248,10 @@ def _extension(der: bytes, body: int, end: int, fixes: list[str]) -> bytes:
         return b""
     elif oid in (_SUBJECT_ALT_NAME, _ISSUER_ALT_NAME):
         value = _general_names(value, fixes)
+        if value == b"\x30\x00":  # none left that cryptography holds: none to read
+            return b""
+    elif oid in _NAMED_BITS:
+        value = _bits(value, fixes, _NAMED_BITS[oid])
     return encode(0x30, out + encode(0x04, value))
 
 
@@ -425,9 +477,9 @@ def extensions(cert: x509.Certificate) -> tuple[x509.Extensions, tuple[str, ...]
     return got
 
 
-def _extension_list(der: bytes) -> list[tuple[bytes, bool]]:
-    """(OID contents, critical) of each extension of the certificate ``der``, in order; empty
-    when it has none or they are not in an Extension's frame."""
+def _extension_list(der: bytes) -> list[tuple[bytes, bool, bytes]]:
+    """(OID contents, critical, value) of each extension of the certificate ``der``, in
+    order; empty when it has none or they are not in an Extension's frame."""
     try:
         der = definite(der, 0, len(der))[0]
         _, body, end = element(der, 0, len(der))
@@ -443,7 +495,8 @@ def _extension_list(der: bytes) -> list[tuple[bytes, bool]]:
                 return []
             parts = elements(der, eb, estop, 3)
             out.append((oid, len(parts) == 3 and parts[1][0] == 0x01
-                        and der[parts[1][2]:parts[1][3]] not in (b"", b"\x00")))
+                        and der[parts[1][2]:parts[1][3]] not in (b"", b"\x00"),
+                        der[parts[-1][2]:parts[-1][3]]))
         return out
     except (DerError, IndexError):
         return []
@@ -454,7 +507,7 @@ def _broken(der: bytes) -> list[tuple[int, str, bool]]:
     not decode even alone (a value not of its type); OpenSSL reads the certificate."""
     listed = _extension_list(der)
     every = frozenset(range(len(listed)))
-    return [(n, _dotted(oid), critical) for n, (oid, critical) in enumerate(listed)
+    return [(n, _dotted(oid), critical) for n, (oid, critical, _) in enumerate(listed)
             if _read(der, skip=every - {n}) is None]
 
 
@@ -469,6 +522,18 @@ def undecodable(cert: x509.Certificate) -> tuple[tuple[str, bool], ...]:
     return tuple((oid, critical) for _, oid, critical in _broken(cert.public_bytes(Encoding.DER)))
 
 
+def no_usage(cert: x509.Certificate) -> bool:
+    """Whether ``cert``'s extKeyUsage is an empty SEQUENCE: ``cryptography`` refuses it (RFC
+    5280 wants one usage at least), OpenSSL reads it as allowing no usage at all."""
+    try:
+        cert.extensions  # noqa: B018 -- parsed once and kept when it reads
+        return False
+    except Exception:
+        pass
+    return any(oid == _EXT_KEY_USAGE[2:] and value == b"\x30\x00"
+               for oid, _, value in _extension_list(cert.public_bytes(Encoding.DER)))
+
+
 def repeated(cert: x509.Certificate) -> tuple[str, ...]:
     """The extensions (dotted OIDs) ``cert`` carries more than once, which ``cryptography``
     refuses and OpenSSL reads; empty when none (or its extensions do not read at all)."""
@@ -478,7 +543,7 @@ def repeated(cert: x509.Certificate) -> tuple[str, ...]:
     except Exception:
         pass
     count: dict[bytes, int] = {}
-    for oid, _ in _extension_list(cert.public_bytes(Encoding.DER)):
+    for oid, _, _ in _extension_list(cert.public_bytes(Encoding.DER)):
         count[oid] = count.get(oid, 0) + 1
     return tuple(_dotted(oid) for oid, n in count.items() if n > 1)
 

@@ -246,7 +246,9 @@ class _Facts:
                 f"extension {o} ({x509lenient.OPENSSL_DECODED[o]})" for o in twice
             ) + " more than once"
         for oid, critical in x509lenient.undecodable(self.cert):  # read without them
-            if oid in x509lenient.OPENSSL_DECODED:
+            if oid == "2.5.29.37" and x509lenient.no_usage(self.cert):
+                self.eku = frozenset()  # decoded by OpenSSL: no usage at all
+            elif oid in x509lenient.OPENSSL_DECODED:
                 self.invalid = True
                 self.why = self.why or (f"its extension {oid} "
                                         f"({x509lenient.OPENSSL_DECODED[oid]}) does not decode")
@@ -292,10 +294,13 @@ def _safe(fn: Callable[[], object]) -> object:
 
 
 def _bit_string_first_octet(der: bytes) -> int | None:
-    """First octet of a DER BIT STRING's bits (0 when empty); None when it is not one."""
+    """First octet of a DER BIT STRING's bits (0 when empty), its unused bits cleared as
+    OpenSSL clears them; None when it is not one."""
     if len(der) < 3 or der[0] != 0x03 or der[1] >= 0x80 or der[1] != len(der) - 2:
         return None
-    return der[3] if der[1] >= 2 else 0
+    if der[1] < 2:
+        return 0
+    return der[3] & (0xFF << der[2]) & 0xFF if der[1] == 2 and der[2] < 8 else der[3]
 
 
 def _sig_alg_matches(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
