@@ -17,6 +17,7 @@ from fastcap.judge.x509check import Analyzer, TrustStore
 from fastcap.judge.x509names import UNSUPPORTED_NAME_SYNTAX, check_name_constraints
 from fastcap_synth.certs import with_serial
 
+from .openssl_oracle import OPENSSL, openssl_error
 from .test_diagnose import session, smtp, tls
 
 NOW = dt.datetime(2026, 6, 1, 12, tzinfo=dt.UTC)
@@ -187,6 +188,25 @@ def test_leaf_key_usage_must_allow_the_handshake(root, inter):
     assert (r.trusted, r.path_error, r.path_error_depth) == (
         False, "unsuitable certificate purpose", 0)
     assert "key usage" in r.detail
+
+
+@pytest.mark.skipif(OPENSSL is None, reason="openssl command not installed")
+@pytest.mark.parametrize("whose", ["leaf", "intermediate"])
+def test_a_key_usage_with_no_bit_set_is_invalid_as_in_openssl(root, inter, whose, tmp_path):
+    """OpenSSL 3.0 takes a certificate whose keyUsage allows nothing as invalid (RFC 5280
+    4.2.1.3): no issuer is found for it, and it is no issuer.  fastcap refused it for its
+    purpose only."""
+    if whose == "leaf":
+        ca, leaf = inter, issue("mail.fabrikam.com", inter, ca=False, ku=set())
+    else:
+        ca = issue("Mail Issuing CA", root, ca=True, ku=set(), key=inter.key)
+        leaf = issue("mail.fabrikam.com", ca, ca=False)
+    r = check(root, leaf, ca)
+    expected = openssl_error(tmp_path, root.cert.public_bytes(serialization.Encoding.PEM),
+                             leaf.cert.public_bytes(serialization.Encoding.PEM),
+                             ca.cert.public_bytes(serialization.Encoding.PEM), at=NOW)
+    assert (r.path_error, r.path_error_depth) == expected
+    assert r.trusted is False and "keyUsage allows nothing" in r.detail
 
 
 def test_unknown_critical_extension_is_refused(root, inter):
