@@ -890,3 +890,61 @@ def test_a_value_cryptography_refuses_judged_as_openssl(case, key, tmp_path):
     else:
         assert got.problem is None
         assert any("not strict DER" in n or "cryptography" in n for n in got.profile_notes)
+
+
+_URI = b"http://crl.fabrikam.com/ca.crl"
+_CA_ISSUERS = _oid("1.3.6.1.5.5.7.48.2")
+IMPLICIT = {  # id: extension holding an implicitly tagged string in BER's constructed form
+    "crlDistributionPoints_fullName": ("2.5.29.31", _der(0x30, _der(0x30, _der(0xA0, _der(
+        0xA0, _pieces(0x86, _URI, 0x16)))))),
+    "crlDistributionPoints_indefinite": ("2.5.29.31", _der(0x30, _der(0x30, _der(0xA0, _der(
+        0xA0, b"\xa6\x80" + _der(0x16, _URI) + b"\0\0"))))),
+    "crlDistributionPoints_cRLIssuer": ("2.5.29.31", _der(0x30, _der(0x30, _der(0xA0, _der(
+        0xA0, _der(0x86, _URI))), _der(0xA2, _pieces(0x82, b"fabrikam.com", 0x16))))),
+    "crlDistributionPoints_reasons": ("2.5.29.31", _der(0x30, _der(0x30, _der(0xA0, _der(
+        0xA0, _der(0x86, _URI))), _der(0xA1, _der(0x03, b"\x01\x60"))))),
+    "authorityKeyIdentifier_keyIdentifier": ("2.5.29.35", _der(0x30, _pieces(
+        0x80, b"\x01\x02\x03\x04\x05\x06\x07\x08"))),
+    "authorityKeyIdentifier_issuer": ("2.5.29.35", _der(0x30, _der(0xA1, _pieces(
+        0x82, b"fabrikam.com", 0x16)), _der(0x82, b"\x01"))),
+    "authorityInfoAccess_caIssuers": ("1.3.6.1.5.5.7.1.1", _der(0x30, _der(0x30, _CA_ISSUERS,
+                                      _pieces(0x86, b"http://ca.fabrikam.com/ca.cer", 0x16)))),
+}  # fmt: skip
+
+
+@pytest.mark.skipif(OPENSSL is None, reason="openssl command not installed")
+@pytest.mark.parametrize("case", sorted(IMPLICIT))
+def test_implicit_strings_in_constructed_form_judged_as_openssl(case, key, tmp_path):
+    """OpenSSL joins the pieces of an implicitly tagged string wherever its template knows the
+    type: a GeneralName of the CRL distribution points, of the authority key identifier or of
+    the authority information access, a keyIdentifier, the reasons BIT STRING.  fastcap took a
+    certificate with such crlDistributionPoints or authorityKeyIdentifier as invalid, and
+    lost the caIssuers URI."""
+    oid, value = IMPLICIT[case]
+    leaf, root = _with(key, (oid, value, False)), _root(key)
+    assert _openssl_reads(tmp_path, leaf)
+    got = Analyzer(TrustStore([root]), today=NOW).check([leaf], role="client", at=NOW,
+                                                         expected_name="mail.fabrikam.com")
+    assert (got.path_error, got.path_error_depth) == _openssl(tmp_path, root, leaf)
+    assert got.problem is None and got.certs[0].parse_error is None
+    assert any("in constructed form" in n for n in got.profile_notes)
+    exts = x509lenient.extensions(x509lenient.load(leaf).cert)[0]
+    assert exts.get_extension_for_oid(x509.ObjectIdentifier(oid))
+    if case == "authorityInfoAccess_caIssuers":
+        aia = exts.get_extension_for_oid(x509.ObjectIdentifier(oid)).value
+        assert aia[0].access_location.value == "http://ca.fabrikam.com/ca.cer"
+
+
+@pytest.mark.skipif(OPENSSL is None, reason="openssl command not installed")
+@pytest.mark.parametrize("permitted", [b"fabrikam.com", b"contoso.com"])
+def test_a_name_constraint_in_constructed_form_applies_as_in_openssl(permitted, key, tmp_path):
+    """A nameConstraints subtree's dNSName in constructed form is joined by OpenSSL and
+    applied; fastcap took the root as invalid."""
+    nc = _raw(ExtensionOID.NAME_CONSTRAINTS, _der(0x30, _der(0xA0, _der(0x30, _pieces(
+        0x82, permitted, 0x16)))))
+    root = _root(key, nc=nc)
+    leaf = _leaf(key)
+    got = Analyzer(TrustStore([root]), today=NOW).check([leaf], role="client", at=NOW)
+    expected = _openssl(tmp_path, root, leaf)
+    assert (got.path_error, got.path_error_depth) == expected
+    assert (expected[0] is None) is (permitted == b"fabrikam.com")

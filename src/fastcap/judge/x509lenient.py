@@ -9,18 +9,19 @@ PrintableString in the issuer or subject holding other ASCII characters (``*.con
 ``AT&T``, an e-mail address, a NUL), a length in a longer form than needed (``81 05``) or of
 indefinite form, or a string in BER's constructed form (an extension's OCTET STRING, a keyUsage
 BIT STRING cut into pieces, a name's UTF8String), anywhere in the certificate or an extension's
-value, and a subjectAltName's implicitly tagged one (a dNSName); and values OpenSSL decodes
-with a meaning the copy keeps: keyUsage bits with the unused ones set (it masks them), a
-pathLenConstraint without cA or beyond a long (never applied), a GeneralName of a form
+value, and an implicitly tagged one wherever its type is known (a GeneralName of the
+subjectAltName, the issuerAltName, the CRL distribution points, the authority key identifier or
+information access, a name constraint; a keyIdentifier, a reasons BIT STRING); and values
+OpenSSL decodes with a meaning the copy keeps: keyUsage bits with the unused ones set (it masks
+them), a pathLenConstraint without cA or beyond a long (never applied), a GeneralName of a form
 ``cryptography`` does not hold (left out: no mail server's check looks at an x400Address, an
 ediPartyName, an iPAddress of neither 4 nor 16 octets or a non-ASCII IA5String; an empty
-extKeyUsage is `no_usage`). Such a certificate is read
-from a copy re-encoded without them; nothing else is rewritten, and anything else stays
-unparseable. When only its extensions are refused, the certificate object is the one sent and
-only its extensions come from the copy; when loading itself fails, or its names do not decode,
-the object is the copy and `Loaded.tbs` keeps the signed bytes as sent, over which every signature
-is checked. Fingerprints and exports keep the bytes sent. The walk never recurses and visits
-each element once.
+extKeyUsage is `no_usage`). Such a certificate is read from a copy re-encoded without them;
+nothing else is rewritten, and anything else stays unparseable. When only its extensions are
+refused, the certificate object is the one sent and only its extensions come from the copy;
+when loading itself fails, or its names do not decode, the object is the copy and `Loaded.tbs`
+keeps the signed bytes as sent, over which every signature is checked. Fingerprints and exports
+keep the bytes sent. The walk never recurses and visits each element once.
 
 An extension present more than once, or whose value does not decode as its type, is no DER
 matter, but ``cryptography`` refuses it too and OpenSSL reads it: its extensions are read from
@@ -52,6 +53,10 @@ _ISSUER_ALT_NAME = bytes.fromhex("0603551d12")  # 2.5.29.18
 _NAMED_BITS = {bytes.fromhex("0603551d0f"): "keyUsage",
                bytes.fromhex("06096086480186f8420101"): "nsCertType"}
 _EXT_KEY_USAGE = bytes.fromhex("0603551d25")  # 2.5.29.37
+_CRL_DISTRIBUTION_POINTS = bytes.fromhex("0603551d1f")  # 2.5.29.31
+_AUTHORITY_KEY_ID = bytes.fromhex("0603551d23")  # 2.5.29.35
+_ACCESS = (bytes.fromhex("06082b06010505070101"),  # authorityInfoAccess
+           bytes.fromhex("06082b0601050507010b"))  # subjectInfoAccess
 # GeneralName's implicitly tagged strings, in constructed form ([1] IA5String ...)
 _IMPLICIT_STRINGS = {0xA1: "rfc822Name", 0xA2: "dNSName", 0xA6: "uniformResourceIdentifier",
                      0xA7: "iPAddress"}
@@ -142,7 +147,10 @@ def _name_constraints(value: bytes, fixes: list[str]) -> bytes | None:
             if st != 0x30:
                 raise _Bad
             subtree = b""
-            for ft, fstart, fb, fstop in elements(value, sb, sstop, 3):
+            for n, (ft, fstart, fb, fstop) in enumerate(elements(value, sb, sstop, 3)):
+                if n == 0:  # the base, a GeneralName
+                    subtree += _general_name(value, fstart, fstop, fixes)[1]
+                    continue
                 if ft == 0x80 and value[fb:fstop] == b"\x00":
                     fixes.append("nameConstraints minimum 0 encoded explicitly")
                     continue
@@ -159,24 +167,110 @@ def _name_constraints(value: bytes, fixes: list[str]) -> bytes | None:
 
 
 def _general_names(value: bytes, fixes: list[str]) -> bytes:
-    """GeneralNames whose implicitly tagged strings in BER's constructed form are joined:
-    `der.definite` cannot tell them from a constructed element of the same tag, OpenSSL
-    reads them (its template knows the type) and joins the pieces as in any string."""
+    """GeneralNames (a SEQUENCE) as `_names` re-encodes them."""
+    tag, body, end = element(value, 0, len(value))
+    if tag != 0x30 or end != len(value):
+        raise _Bad
+    return encode(0x30, _names(value, body, end, fixes))
+
+
+def _names(value: bytes, body: int, end: int, fixes: list[str]) -> bytes:
+    """The GeneralNames in ``value[body:end]``, each as `_general_name` has it; those
+    ``cryptography`` does not hold are left out (OpenSSL reads them; no check of a mail
+    server's looks at them)."""
+    out = b""
+    for _, start, _, stop in elements(value, body, end, _MAX_SUBTREES):
+        t, name = _general_name(value, start, stop, fixes)
+        why = _unheld(t, name)
+        if why:
+            fixes.append(f"a GeneralName cryptography does not hold ({why}), left out")
+        else:
+            out += name
+    return out
+
+
+def _general_name(value: bytes, start: int, stop: int, fixes: list[str]) -> tuple[int, bytes]:
+    """(tag, element) of the GeneralName at ``value[start:stop]``, an implicitly tagged string
+    in BER's constructed form joined: `der.definite` cannot tell it from a constructed
+    element of the same tag, OpenSSL reads it (its template knows the type) and joins the
+    pieces as in any string."""
+    tag = value[start]
+    if tag not in _IMPLICIT_STRINGS:
+        return tag, value[start:stop]
+    fixes.append(f"{_IMPLICIT_STRINGS[tag]} in constructed form")
+    return tag & ~0x20, encode(tag & ~0x20, collect(value, start, stop)[0])
+
+
+def _implicit(value: bytes, start: int, stop: int, fixes: list[str], what: str) -> bytes:
+    """The implicitly tagged string at ``value[start:stop]``, primitive (its pieces joined
+    when it is in constructed form, as OpenSSL joins them)."""
+    tag = value[start]
+    if not tag & 0x20:
+        return value[start:stop]
+    fixes.append(f"{what} in constructed form")
+    return encode(tag & ~0x20, collect(value, start, stop)[0])
+
+
+def _crl_distribution_points(value: bytes, fixes: list[str]) -> bytes:
+    """Each DistributionPoint's GeneralNames (fullName, cRLIssuer) and reasons BIT STRING
+    with their implicitly tagged strings primitive."""
     tag, body, end = element(value, 0, len(value))
     if tag != 0x30 or end != len(value):
         raise _Bad
     out = b""
-    for t, start, _, stop in elements(value, body, end, _MAX_SUBTREES):
-        name = value[start:stop]
-        if t in _IMPLICIT_STRINGS:
-            fixes.append(f"{_IMPLICIT_STRINGS[t]} in constructed form")
-            t &= ~0x20
-            name = encode(t, collect(value, start, stop)[0])
-        why = _unheld(t, name)
-        if why:  # OpenSSL reads it; no check of a mail server's looks at it
-            fixes.append(f"a GeneralName cryptography does not hold ({why}), left out")
+    for t, _, b, stop in elements(value, body, end, _MAX_SUBTREES):
+        if t != 0x30:
+            raise _Bad
+        point = b""
+        for ft, fstart, fb, fstop in elements(value, b, stop, 3):
+            if ft == 0xA0:  # [0] EXPLICIT DistributionPointName: fullName [0] or an RDN [1]
+                choice = elements(value, fb, fstop, 1)
+                if not choice:
+                    raise _Bad
+                nt, nstart, nb, nstop = choice[0]
+                inner = (encode(nt, _names(value, nb, nstop, fixes)) if nt == 0xA0
+                         else value[nstart:nstop])
+                point += encode(0xA0, inner)
+            elif ft == 0xA2:  # cRLIssuer
+                point += encode(0xA2, _names(value, fb, fstop, fixes))
+            elif ft & 0x1F == 1:  # reasons
+                point += _implicit(value, fstart, fstop, fixes, "reasons BIT STRING")
+            else:
+                point += value[fstart:fstop]
+        out += encode(0x30, point)
+    return encode(0x30, out)
+
+
+def _authority_key_id(value: bytes, fixes: list[str]) -> bytes:
+    """keyIdentifier and authorityCertIssuer with their implicitly tagged strings
+    primitive."""
+    tag, body, end = element(value, 0, len(value))
+    if tag != 0x30 or end != len(value):
+        raise _Bad
+    out = b""
+    for t, start, b, stop in elements(value, body, end, 3):
+        if t & 0x1F == 0 and t & 0xC0 == 0x80:
+            out += _implicit(value, start, stop, fixes, "keyIdentifier")
+        elif t == 0xA1:
+            out += encode(0xA1, _names(value, b, stop, fixes))
         else:
-            out += name
+            out += value[start:stop]
+    return encode(0x30, out)
+
+
+def _access(value: bytes, fixes: list[str]) -> bytes:
+    """An authority or subject information access: each accessLocation as `_general_name`
+    has it."""
+    tag, body, end = element(value, 0, len(value))
+    if tag != 0x30 or end != len(value):
+        raise _Bad
+    out = b""
+    for t, _, b, stop in elements(value, body, end, _MAX_SUBTREES):
+        parts = elements(value, b, stop, 2)
+        if t != 0x30 or len(parts) != 2:
+            raise _Bad
+        method = value[parts[0][1] : parts[0][3]]
+        out += encode(0x30, method + _general_name(value, parts[1][1], parts[1][3], fixes)[1])
     return encode(0x30, out)
 
 
@@ -250,6 +344,12 @@ def _extension(der: bytes, body: int, end: int, fixes: list[str]) -> bytes:
         value = _general_names(value, fixes)
         if value == b"\x30\x00":  # none left that cryptography holds: none to read
             return b""
+    elif oid in _ACCESS:
+        value = _access(value, fixes)
+    elif oid == _CRL_DISTRIBUTION_POINTS:
+        value = _crl_distribution_points(value, fixes)
+    elif oid == _AUTHORITY_KEY_ID:
+        value = _authority_key_id(value, fixes)
     elif oid in _NAMED_BITS:
         value = _bits(value, fixes, _NAMED_BITS[oid])
     return encode(0x30, out + encode(0x04, value))
