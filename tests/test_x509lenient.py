@@ -726,7 +726,8 @@ def test_a_repeated_extension_judged_as_openssl(case, whose, key, tmp_path):
     assert (got.path_error, got.path_error_depth) == _openssl(tmp_path, root, leaf, *sent)
     assert got.problem != "unparseable" and all(c.parse_error is None for c in got.certs)
     assert got.certs[0].subject_cn == "mail.fabrikam.com"
-    assert got.certs[0].san_dns == ("mail.fabrikam.com",)
+    copies = 3 if case == "subjectAltName" and whose == "leaf" else 1  # each, as OpenSSL shows
+    assert got.certs[0].san_dns == ("mail.fabrikam.com",) * copies
     i = len(sent)
     if got.path_error is None:
         assert got.problem is None
@@ -948,3 +949,26 @@ def test_a_name_constraint_in_constructed_form_applies_as_in_openssl(permitted, 
     expected = _openssl(tmp_path, root, leaf)
     assert (got.path_error, got.path_error_depth) == expected
     assert (expected[0] is None) is (permitted == b"fabrikam.com")
+
+
+@pytest.mark.skipif(OPENSSL is None, reason="openssl command not installed")
+def test_a_repeated_subject_alt_name_shown_and_matched_as_openssl(key, tmp_path):
+    """`openssl x509 -text` prints every copy of a repeated subjectAltName; its host check
+    (X509_get_ext_d2i finds the extension more than once, so none) falls back to the CN.
+    fastcap showed the first copy's names and matched by them."""
+    leaf = _with(key, ("2.5.29.17", _der(0x30, _der(0x82, b"relay.fabrikam.com")), False),
+                 ("2.5.29.17", _der(0x30, _der(0x82, b"smtp.fabrikam.com")), False), san=False)
+    (tmp_path / "leaf.pem").write_bytes(_pem(leaf))
+    shown = subprocess.run([OPENSSL, "x509", "-noout", "-text", "-in", str(tmp_path / "leaf.pem")],
+                           capture_output=True, text=True, timeout=30).stdout
+    info = cert_info(leaf)
+    assert info.san_dns == ("relay.fabrikam.com", "smtp.fabrikam.com")
+    assert all(f"DNS:{n}" in shown for n in info.san_dns)
+    analyzer = Analyzer(TrustStore([_root(key)]), today=NOW)
+    for host in ("mail.fabrikam.com", "relay.fabrikam.com", "smtp.fabrikam.com"):
+        said = subprocess.run([OPENSSL, "x509", "-noout", "-in", str(tmp_path / "leaf.pem"),
+                               "-checkhost", host], capture_output=True, text=True,
+                              timeout=30).stdout
+        got = analyzer.check([leaf], role="server", at=NOW, expected_name=host)
+        assert got.name_matches is ("does match" in said), (host, said)
+        assert got.problem == "invalid"

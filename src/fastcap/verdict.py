@@ -75,6 +75,10 @@ class CertInfo:
     # without DNS SAN tries each, as OpenSSL does; the inbound connector's takes all, beside
     # the SANs.
     subject_cns: tuple[str, ...] = ()
+    # The subjectAltName is present more than once: ``san_dns`` and ``san_ip`` hold the names
+    # of every copy (as ``openssl x509 -text`` prints them), and a name check finds no SAN
+    # and takes the CNs (OpenSSL's X509_get_ext_d2i finds none when there are two).
+    san_repeated: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -88,6 +92,7 @@ class CertInfo:
             "issuer_cn": self.issuer_cn,
             "san_dns": list(self.san_dns),
             "san_ip": list(self.san_ip),
+            "san_repeated": self.san_repeated,  # names of every copy; a name check takes none
             "serial": self.serial,
             "not_before": iso_time(self.not_before),
             "not_after": iso_time(self.not_after),

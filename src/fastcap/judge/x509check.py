@@ -255,6 +255,11 @@ def _load(der: bytes) -> tuple[CertInfo, x509.Certificate | None]:
                 )
             elif isinstance(value, x509.BasicConstraints):
                 f["is_ca"] = value.ca
+    sans = field("extensions", lambda: x509lenient.copies(cert, "2.5.29.17"))
+    if sans:
+        f["san_repeated"] = True
+        f["san_dns"] = tuple(n for s in sans for n in s.get_values_for_type(x509.DNSName))
+        f["san_ip"] = tuple(str(ip) for s in sans for ip in s.get_values_for_type(x509.IPAddress))
     if errors:
         # Dedupe labels that share one underlying failure (subject + subject_cn).
         f["parse_error"] = _one_line("; ".join(dict.fromkeys(errors)))
@@ -302,7 +307,7 @@ def name_matches(info: CertInfo, expected: str) -> bool:
     """Whether a server certificate answers to the host name ``expected``: its SAN DNS names,
     else each subject CN, matched as OpenSSL's X509_check_host does with Postfix's flags
     (`x509names.host_matches`).  An ``expected`` wildcard is compared literally."""
-    names = info.san_dns or info.subject_cns or ((info.subject_cn,) if info.subject_cn else ())
+    names = _san_dns(info) or info.subject_cns or ((info.subject_cn,) if info.subject_cn else ())
     return any(host_matches(n, expected) for n in names)
 
 
@@ -310,7 +315,13 @@ def sender_names(info: CertInfo) -> tuple[str, ...]:
     """The names Exchange Online holds against an inbound connector's
     TlsSenderCertificateName: the SAN DNS names and every subject CN, together."""
     cns = info.subject_cns or ((info.subject_cn,) if info.subject_cn else ())
-    return tuple(dict.fromkeys((*info.san_dns, *cns)))
+    return tuple(dict.fromkeys((*_san_dns(info), *cns)))
+
+
+def _san_dns(info: CertInfo) -> tuple[str, ...]:
+    """The SAN DNS names a name check finds: none when the SAN is present more than once
+    (OpenSSL's X509_get_ext_d2i then finds none; the CNs are checked instead)."""
+    return () if info.san_repeated else info.san_dns
 
 
 def sender_name_matches(info: CertInfo, expected: str) -> bool:

@@ -648,6 +648,23 @@ def repeated(cert: x509.Certificate) -> tuple[str, ...]:
     return tuple(_dotted(oid) for oid, n in count.items() if n > 1)
 
 
+def copies(cert: x509.Certificate, oid: str) -> tuple[x509.ExtensionType, ...]:
+    """The value of each copy of the extension ``oid`` (dotted) that ``cert`` carries more
+    than once, in order, each that decodes; empty when it carries it once or not at all.
+    ``openssl x509 -text`` prints every copy; its lookups by type find none."""
+    if oid not in repeated(cert):
+        return ()
+    der = cert.public_bytes(Encoding.DER)
+    listed = _extension_list(der)
+    every = frozenset(range(len(listed)))
+    out = []
+    for n, (found, _, _) in enumerate(listed):
+        got = _read(der, skip=every - {n}) if _dotted(found) == oid else None
+        if got is not None:
+            out.extend(e.value for e in got[0] if e.oid.dotted_string == oid)
+    return tuple(out)
+
+
 def original_tbs(der: bytes) -> bytes | None:
     """The tbsCertificate element of ``der`` as sent: what its signature covers (lengths and
     all, as OpenSSL keeps them)."""
