@@ -972,3 +972,26 @@ def test_a_repeated_subject_alt_name_shown_and_matched_as_openssl(key, tmp_path)
         got = analyzer.check([leaf], role="server", at=NOW, expected_name=host)
         assert got.name_matches is ("does match" in said), (host, said)
         assert got.problem == "invalid"
+
+
+OTHER_NAME = _named((NameOID.COMMON_NAME, "Other Root"))
+LONE = {  # id: authorityKeyIdentifier with a serial number or an issuer alone
+    "serial_of_the_root": _der(0x30, _der(0x82, b"\x01")),
+    "serial_of_another": _der(0x30, _der(0x82, b"\x07")),
+    "issuer_of_the_root": _der(0x30, _der(0xA1, _der(0xA4, ROOT_NAME.public_bytes()))),
+    "issuer_of_another": _der(0x30, _der(0xA1, _der(0xA4, OTHER_NAME.public_bytes()))),
+    "issuer_dns_only": _der(0x30, _der(0xA1, _der(0x82, b"fabrikam.com"))),
+}
+
+
+@pytest.mark.skipif(OPENSSL is None, reason="openssl command not installed")
+@pytest.mark.parametrize("case", sorted(LONE))
+def test_an_authority_key_id_serial_or_issuer_alone_judged_as_openssl(case, key, tmp_path):
+    """RFC 5280 wants authorityCertIssuer and authorityCertSerialNumber together;
+    ``cryptography`` refuses one alone, OpenSSL decodes it and checks what is there against
+    the issuer (X509_check_akid).  fastcap took the certificate as invalid."""
+    leaf, root = _with(key, ("2.5.29.35", LONE[case], False)), _root(key)
+    got = Analyzer(TrustStore([root]), today=NOW).check([leaf], role="client", at=NOW)
+    expected = _openssl(tmp_path, root, leaf)
+    assert (got.path_error, got.path_error_depth) == expected
+    assert (expected[0] is None) is ("another" not in case)

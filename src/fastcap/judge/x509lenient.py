@@ -16,7 +16,8 @@ OpenSSL decodes with a meaning the copy keeps: keyUsage bits with the unused one
 them), a pathLenConstraint without cA or beyond a long (never applied), a GeneralName of a form
 ``cryptography`` does not hold (left out: no mail server's check looks at an x400Address, an
 ediPartyName, an iPAddress of neither 4 nor 16 octets or a non-ASCII IA5String; an empty
-extKeyUsage is `no_usage`). Such a certificate is read from a copy re-encoded without them;
+extKeyUsage is `no_usage`, an authorityKeyIdentifier's serial number or issuer alone is
+`akid_alone`). Such a certificate is read from a copy re-encoded without them;
 nothing else is rewritten, and anything else stays unparseable. When only its extensions are
 refused, the certificate object is the one sent and only its extensions come from the copy;
 when loading itself fails, or its names do not decode, the object is the copy and `Loaded.tbs`
@@ -248,11 +249,18 @@ def _authority_key_id(value: bytes, fixes: list[str]) -> bytes:
     if tag != 0x30 or end != len(value):
         raise _Bad
     out = b""
-    for t, start, b, stop in elements(value, body, end, 3):
+    fields = elements(value, body, end, 3)
+    tags = {t for t, *_ in fields}
+    for t, start, b, stop in fields:
         if t & 0x1F == 0 and t & 0xC0 == 0x80:
             out += _implicit(value, start, stop, fixes, "keyIdentifier")
         elif t == 0xA1:
             out += encode(0xA1, _names(value, b, stop, fixes))
+            if 0x82 not in tags:  # a serial number stands in, which `akid_alone` discounts
+                fixes.append("authorityKeyIdentifier issuer without serial number")
+                out += b"\x82\x01\x00"
+        elif t == 0x82 and 0xA1 not in tags:  # left out; `akid_alone` reads it
+            fixes.append("authorityKeyIdentifier serial number without issuer")
         else:
             out += value[start:stop]
     return encode(0x30, out)
@@ -632,6 +640,33 @@ def no_usage(cert: x509.Certificate) -> bool:
         pass
     return any(oid == _EXT_KEY_USAGE[2:] and value == b"\x30\x00"
                for oid, _, value in _extension_list(cert.public_bytes(Encoding.DER)))
+
+
+def akid_alone(cert: x509.Certificate) -> tuple[str, int | None] | None:
+    """("serial", its value) or ("issuer", None) when the authorityKeyIdentifier of ``cert``
+    holds one of authorityCertSerialNumber and authorityCertIssuer without the other (the
+    copy leaves the serial number out, or gives the issuer a stand-in one); None otherwise.
+    ``cryptography`` refuses either alone; OpenSSL checks what is there."""
+    try:
+        cert.extensions  # noqa: B018 -- parsed once and kept when it reads
+        return None
+    except Exception:
+        pass
+    for oid, _, value in _extension_list(cert.public_bytes(Encoding.DER)):
+        if oid != _AUTHORITY_KEY_ID[2:]:
+            continue
+        try:
+            value = definite(value, 0, len(value))[0]
+            _, body, end = element(value, 0, len(value))
+            fields = {t: value[b:stop] for t, _, b, stop in elements(value, body, end, 3)}
+        except DerError:
+            return None
+        if (0x82 in fields) == (0xA1 in fields):
+            return None
+        if 0xA1 in fields:
+            return "issuer", None
+        return "serial", int.from_bytes(fields[0x82], "big", signed=True)
+    return None
 
 
 def repeated(cert: x509.Certificate) -> tuple[str, ...]:

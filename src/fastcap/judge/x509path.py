@@ -198,7 +198,7 @@ class _Facts:
 
     __slots__ = (
         "cert", "der", "subject", "issuer", "invalid", "critical", "bc", "ca", "pathlen",
-        "ku", "eku", "ns", "skid", "akid", "v1", "self_issued", "self_signed",
+        "ku", "eku", "ns", "skid", "akid", "akid_serial", "v1", "self_issued", "self_signed",
         "nb", "na", "serial", "nc", "why",
     )
 
@@ -218,6 +218,7 @@ class _Facts:
         self.ns: int | None = None
         self.skid: bytes | None = None
         self.akid: x509.AuthorityKeyIdentifier | None = None
+        self.akid_serial: int | None = None  # its authorityCertSerialNumber, as OpenSSL has it
         self.nc = False  # carries nameConstraints
         self.serial = _safe(lambda: cert.serial_number)
         self.v1 = _safe(lambda: cert.version) == x509.Version.v1
@@ -269,6 +270,10 @@ class _Facts:
                 self.skid = value.digest
             elif isinstance(value, x509.AuthorityKeyIdentifier):
                 self.akid = value
+                self.akid_serial = value.authority_cert_serial_number
+                alone = x509lenient.akid_alone(self.cert)
+                if alone is not None:  # the copy has one field without the other: as sent
+                    self.akid_serial = alone[1]
             elif isinstance(value, x509.NameConstraints):
                 self.nc = True
             elif oid == _NS_CERT_TYPE and isinstance(value, x509.UnrecognizedExtension):
@@ -323,8 +328,8 @@ def akid_matches(issuer: _Facts, subject: _Facts) -> bool:
     if akid.key_identifier is not None and issuer.skid is not None:
         if akid.key_identifier != issuer.skid:
             return False
-    if akid.authority_cert_serial_number is not None:
-        if akid.authority_cert_serial_number != issuer.serial:
+    if subject.akid_serial is not None:
+        if subject.akid_serial != issuer.serial:
             return False
     for gn in akid.authority_cert_issuer or ():
         if isinstance(gn, x509.DirectoryName):
