@@ -995,3 +995,18 @@ def test_an_authority_key_id_serial_or_issuer_alone_judged_as_openssl(case, key,
     expected = _openssl(tmp_path, root, leaf)
     assert (got.path_error, got.path_error_depth) == expected
     assert (expected[0] is None) is ("another" not in case)
+
+
+@pytest.mark.skipif(OPENSSL is None, reason="openssl command not installed")
+@pytest.mark.parametrize("bits", ["05a1", "0504", "0005"])
+def test_netscape_cert_type_unused_bits_cleared_as_in_openssl(bits, key, tmp_path):
+    """OpenSSL clears a BIT STRING's unused bits: a root that is a CA by its Netscape cert
+    type alone is no CA when its CA bits lie in the unused ones.  fastcap read them."""
+    ns = _raw(x509.ObjectIdentifier("2.16.840.1.113730.1.1"), _der(0x03, bytes.fromhex(bits)))
+    root = (x509.CertificateBuilder().subject_name(ROOT_NAME).issuer_name(ROOT_NAME)
+            .public_key(key.public_key()).serial_number(1)
+            .not_valid_before(NOW - DAY).not_valid_after(NOW + DAY)
+            .add_extension(ns, False).sign(key, hashes.SHA256()))
+    leaf = _leaf(key)
+    got = Analyzer(TrustStore([root]), today=NOW).check([leaf], role="client", at=NOW)
+    assert (got.path_error, got.path_error_depth) == _openssl(tmp_path, root, leaf)
