@@ -577,6 +577,33 @@ def test_a_leaf_expiring_during_the_day_is_judged_at_each_time(root, inter, hour
         assert (r.trusted, r.problem) == ((True, None) if h < 0 else (False, "expired"))
 
 
+@pytest.mark.skipif(OPENSSL is None, reason="openssl command not installed")
+@pytest.mark.parametrize("hours", [(-1, 1), (1, -1)])
+@pytest.mark.parametrize("stale", ["root", "store_intermediate"])
+def test_a_store_certificate_expiring_during_the_day_is_judged_at_each_time(hours, stale,
+                                                                            tmp_path):
+    """A root (or an intermediate the store holds) whose notAfter is noon: openssl verify
+    -attime accepts the chain at 11:00 and refuses it at 13:00.  fastcap kept the first
+    result of the day, since only the certificates sent split it."""
+    root = issue("Noon Root", None, ca=True, not_after=NOW if stale == "root" else NOW + DAY)
+    inter = issue("Noon CA", root, ca=True,
+                  not_after=NOW if stale == "store_intermediate" else NOW + DAY)
+    leaf = issue("mail.fabrikam.com", inter, ca=False)
+    store = [root.cert] + ([inter.cert] if stale == "store_intermediate" else [])
+    sent = [leaf.der] + ([inter.der] if stale == "root" else [])
+    analyzer = Analyzer(TrustStore(store), today=NOW)
+    pem = serialization.Encoding.PEM
+    for h in hours:
+        at = NOW + h * dt.timedelta(hours=1)
+        r = analyzer.check(sent, role="client", at=at)
+        expected = openssl_error(tmp_path, b"".join(c.public_bytes(pem) for c in store),
+                                 leaf.cert.public_bytes(pem),
+                                 inter.cert.public_bytes(pem) if stale == "root" else b"",
+                                 at=at)
+        assert (r.path_error, r.path_error_depth) == expected
+        assert r.trusted is (h < 0)
+
+
 def test_an_issuer_of_the_right_name_but_another_key_is_said_so(root):
     """A re-keyed intermediate: the peer sends the old one, whose key identifier is not the one
     the leaf names.  OpenSSL finds no issuer; the note says one of that name came, not none."""

@@ -15,6 +15,7 @@ becomes a :class:`CertInfo` carrying ``parse_error`` and a :class:`ChainCheck` w
 from __future__ import annotations
 
 import base64
+import bisect
 import contextlib
 import datetime as dt
 import hashlib
@@ -693,6 +694,7 @@ class Analyzer:
         self.cache_misses = 0
         self._results: dict[tuple[bytes, str, dt.date, int, str | None], ChainCheck] = {}
         self._parsed: dict[bytes, tuple[CertInfo, x509.Certificate | None]] = {}
+        self._limits: dict[str, tuple[dt.datetime, ...]] = {}  # SHA-256 -> `_store_limits`
         # A re-encoded copy's DER -> (the DER sent, its tbsCertificate as sent), `x509lenient`.
         self._sent: dict[bytes, tuple[bytes, bytes]] = {}
         for copy, der in trust.written.items():  # roots as the store's file holds them
@@ -711,7 +713,7 @@ class Analyzer:
     ) -> ChainCheck:
         """Verdict on ``ders`` (leaf first, as sent) at capture time ``at``; never raises on
         malformed certificates. Results are shared by every ``at`` on the same UTC day that
-        lies between the same validity limits of the certificates sent (`phase`)."""
+        lies between the same validity limits of the certificates involved (`phase`)."""
         if role not in _ROLE_EKU:
             raise ValueError(f"role must be 'client' or 'server', not {role!r}")
         at = _utc(at)
@@ -731,9 +733,10 @@ class Analyzer:
         return result
 
     def phase(self, ders: Sequence[bytes], at: dt.datetime) -> int:
-        """How many notBefore and notAfter times of the certificates sent have come by ``at``:
-        a chain whose leaf expires at noon is valid at 11:00 and expired at 13:00, so the
-        day's shared result is split there."""
+        """How many notBefore and notAfter times of the certificates sent, and of the store's
+        certificates a path from them can reach, have come by ``at``: a chain whose leaf (or
+        root) expires at noon is valid at 11:00 and expired at 13:00, so the day's shared
+        result is split there."""
         n = 0
         for der in ders:
             got = self._parsed.get(bytes(der))
@@ -743,7 +746,27 @@ class Analyzer:
             info = got[0]
             n += info.not_before is not None and info.not_before <= at
             n += info.not_after is not None and info.not_after <= at
+            limits = self._limits.get(info.sha256)
+            if limits is None:
+                limits = self._limits[info.sha256] = self._store_limits(got[1])
+            n += bisect.bisect_right(limits, at)
         return n
+
+    def _store_limits(self, cert: x509.Certificate | None) -> tuple[dt.datetime, ...]:
+        """The validity limits, sorted, of the store certificates that may issue ``cert`` or,
+        by issuer name, one above it: the ones path building may choose at some time."""
+        todo = [canon_name(_name_of(cert, "issuer")) if cert is not None else None]
+        seen: set[tuple] = set()
+        out: list[dt.datetime] = []
+        while todo and len(seen) <= x509path.MAX_PATH:
+            name = todo.pop()
+            if name is None or name in seen:
+                continue
+            seen.add(name)
+            for f in self._anchors.candidates(name):
+                out += [t for t in (f.nb, f.na) if isinstance(t, dt.datetime)]
+                todo.append(f.issuer)
+        return tuple(sorted(out))
 
     def _parse(self, der: bytes) -> tuple[CertInfo, x509.Certificate | None]:
         der = bytes(der)
