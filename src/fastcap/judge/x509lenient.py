@@ -87,6 +87,24 @@ class _Bad(DerError):
     """Not a violation this module rewrites."""
 
 
+def _sequence(value: bytes) -> tuple[int, int]:
+    """(start, end) of the contents of ``value``, a SEQUENCE and nothing after it."""
+    tag, body, end = element(value, 0, len(value))
+    if tag != 0x30 or end != len(value):
+        raise _Bad
+    return body, end
+
+
+def _seqs(value: bytes, body: int, end: int, limit: int) -> list[tuple[int, int]]:
+    """(start, end) of the contents of each element in ``value[body:end]``, all SEQUENCEs."""
+    out = []
+    for t, _, b, stop in elements(value, body, end, limit):
+        if t != 0x30:
+            raise _Bad
+        out.append((b, stop))
+    return out
+
+
 def _boolean(der: bytes, body: int, end: int, fixes: list[str], what: str) -> bytes | None:
     """A DEFAULT FALSE BOOLEAN as DER has it: None (omitted) for FALSE, 0xFF for TRUE."""
     if end - body != 1:
@@ -103,9 +121,7 @@ def _basic_constraints(value: bytes, fixes: list[str]) -> bytes:
     """cA as DER has it; a pathLenConstraint OpenSSL never applies is left out: one without
     cA TRUE (a CA it is not), and one beyond what ``cryptography`` holds (OpenSSL's long
     overflows, which it reads as no limit).  A negative one stays: OpenSSL refuses it."""
-    tag, body, end = element(value, 0, len(value))
-    if tag != 0x30 or end != len(value):
-        raise _Bad
+    body, end = _sequence(value)
     ca, out, pathlen = False, b"", b""
     for t, start, b, stop in elements(value, body, end, 2):
         if t == 0x01:
@@ -136,17 +152,13 @@ def _bits(value: bytes, fixes: list[str], what: str) -> bytes:
 
 def _name_constraints(value: bytes, fixes: list[str]) -> bytes | None:
     """The value re-encoded, or None when it constrains nothing (OpenSSL: no constraint)."""
-    tag, body, end = element(value, 0, len(value))
-    if tag != 0x30 or end != len(value):
-        raise _Bad
+    body, end = _sequence(value)
     out = b""
     for t, _, b, stop in elements(value, body, end, 2):
         if t not in (0xA0, 0xA1):
             raise _Bad
         trees = b""
-        for st, _, sb, sstop in elements(value, b, stop, _MAX_SUBTREES):
-            if st != 0x30:
-                raise _Bad
+        for sb, sstop in _seqs(value, b, stop, _MAX_SUBTREES):
             subtree = b""
             for n, (ft, fstart, fb, fstop) in enumerate(elements(value, sb, sstop, 3)):
                 if n == 0:  # the base, a GeneralName
@@ -169,9 +181,7 @@ def _name_constraints(value: bytes, fixes: list[str]) -> bytes | None:
 
 def _general_names(value: bytes, fixes: list[str]) -> bytes:
     """GeneralNames (a SEQUENCE) as `_names` re-encodes them."""
-    tag, body, end = element(value, 0, len(value))
-    if tag != 0x30 or end != len(value):
-        raise _Bad
+    body, end = _sequence(value)
     return encode(0x30, _names(value, body, end, fixes))
 
 
@@ -215,13 +225,9 @@ def _implicit(value: bytes, start: int, stop: int, fixes: list[str], what: str) 
 def _crl_distribution_points(value: bytes, fixes: list[str]) -> bytes:
     """Each DistributionPoint's GeneralNames (fullName, cRLIssuer) and reasons BIT STRING
     with their implicitly tagged strings primitive."""
-    tag, body, end = element(value, 0, len(value))
-    if tag != 0x30 or end != len(value):
-        raise _Bad
+    body, end = _sequence(value)
     out = b""
-    for t, _, b, stop in elements(value, body, end, _MAX_SUBTREES):
-        if t != 0x30:
-            raise _Bad
+    for b, stop in _seqs(value, body, end, _MAX_SUBTREES):
         point = b""
         for ft, fstart, fb, fstop in elements(value, b, stop, 3):
             if ft == 0xA0:  # [0] EXPLICIT DistributionPointName: fullName [0] or an RDN [1]
@@ -245,9 +251,7 @@ def _crl_distribution_points(value: bytes, fixes: list[str]) -> bytes:
 def _authority_key_id(value: bytes, fixes: list[str]) -> bytes:
     """keyIdentifier and authorityCertIssuer with their implicitly tagged strings
     primitive."""
-    tag, body, end = element(value, 0, len(value))
-    if tag != 0x30 or end != len(value):
-        raise _Bad
+    body, end = _sequence(value)
     out = b""
     fields = elements(value, body, end, 3)
     tags = {t for t, *_ in fields}
@@ -269,9 +273,7 @@ def _authority_key_id(value: bytes, fixes: list[str]) -> bytes:
 def _access(value: bytes, fixes: list[str]) -> bytes:
     """An authority or subject information access: each accessLocation as `_general_name`
     has it."""
-    tag, body, end = element(value, 0, len(value))
-    if tag != 0x30 or end != len(value):
-        raise _Bad
+    body, end = _sequence(value)
     out = b""
     for t, _, b, stop in elements(value, body, end, _MAX_SUBTREES):
         parts = elements(value, b, stop, 2)
