@@ -1010,3 +1010,19 @@ def test_netscape_cert_type_unused_bits_cleared_as_in_openssl(bits, key, tmp_pat
     leaf = _leaf(key)
     got = Analyzer(TrustStore([root]), today=NOW).check([leaf], role="client", at=NOW)
     assert (got.path_error, got.path_error_depth) == _openssl(tmp_path, root, leaf)
+
+
+@pytest.mark.skipif(OPENSSL is None, reason="openssl command not installed")
+@pytest.mark.parametrize("permitted", [b"fabrikam.com", b"contoso.com"])
+def test_a_name_constraint_ip_of_odd_length_judged_as_openssl(permitted, key, tmp_path):
+    """A permitted iPAddress subtree of neither 8 nor 32 octets: ``cryptography`` refuses the
+    nameConstraints, OpenSSL decodes them and applies the subtree only to IP addresses (none
+    in this leaf).  fastcap took the root as invalid."""
+    nc = _raw(ExtensionOID.NAME_CONSTRAINTS, _der(0x30, _der(0xA0, _der(
+        0x30, _der(0x82, permitted)), _der(0x30, _der(0x87, bytes([10, 0, 0, 0]))))))
+    root = _root(key, nc=nc)
+    leaf = _leaf(key)
+    got = Analyzer(TrustStore([root]), today=NOW).check([leaf], role="client", at=NOW)
+    expected = _openssl(tmp_path, root, leaf)
+    assert (got.path_error, got.path_error_depth) == expected
+    assert (expected[0] is None) is (permitted == b"fabrikam.com")

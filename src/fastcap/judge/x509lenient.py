@@ -161,6 +161,9 @@ def _name_constraints(value: bytes, fixes: list[str]) -> bytes | None:
         for sb, sstop in _seqs(value, b, stop, _MAX_SUBTREES):
             subtree = b""
             for n, (ft, fstart, fb, fstop) in enumerate(elements(value, sb, sstop, 3)):
+                if n == 0 and odd_ip_base(ft, fstop - fb):
+                    fixes.append(f"nameConstraints iPAddress of {fstop - fb} octets, left out")
+                    break
                 if n == 0:  # the base, a GeneralName
                     subtree += _general_name(value, fstart, fstop, fixes)[1]
                     continue
@@ -168,7 +171,7 @@ def _name_constraints(value: bytes, fixes: list[str]) -> bytes | None:
                     fixes.append("nameConstraints minimum 0 encoded explicitly")
                     continue
                 subtree += value[fstart:fstop]
-            trees += encode(0x30, subtree)
+            trees += encode(0x30, subtree) if subtree else b""
         if not trees:
             fixes.append("empty nameConstraints subtrees")
             continue
@@ -220,6 +223,14 @@ def _implicit(value: bytes, start: int, stop: int, fixes: list[str], what: str) 
         return value[start:stop]
     fixes.append(f"{what} in constructed form")
     return encode(tag & ~0x20, collect(value, start, stop)[0])
+
+
+def odd_ip_base(tag: int, size: int) -> bool:
+    """Whether a name-constraint base of ``tag`` and ``size`` octets is an iPAddress of neither
+    8 nor 32 octets: ``cryptography`` refuses it; OpenSSL decodes it and applies it only to a
+    certificate's IP addresses (failing them as of unsupported syntax).  The copy leaves it
+    out, which is right for every certificate below without an IP address."""
+    return tag == 0x87 and size not in (8, 32)
 
 
 def _crl_distribution_points(value: bytes, fixes: list[str]) -> bytes:

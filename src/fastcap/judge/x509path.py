@@ -752,6 +752,9 @@ def _bounds(der: bytes, pos: int, end: int) -> tuple[bool, ...]:
             break
         ok = True
         base = _tlv(der, sub[1])
+        if base and x509lenient.odd_ip_base(der[sub[1]], base[2] - base[1]):
+            pos = sub[2]  # not among the subtrees read (x509lenient leaves it out)
+            continue
         at = base[2] if base else sub[2]
         while at < sub[2]:
             el = _tlv(der, at)
