@@ -1026,3 +1026,18 @@ def test_a_name_constraint_ip_of_odd_length_judged_as_openssl(permitted, key, tm
     expected = _openssl(tmp_path, root, leaf)
     assert (got.path_error, got.path_error_depth) == expected
     assert (expected[0] is None) is (permitted == b"fabrikam.com")
+
+
+@pytest.mark.skipif(OPENSSL is None, reason="openssl command not installed")
+@pytest.mark.parametrize("bits", ["0081", "0001", "078080", "070080"])
+def test_encipher_or_decipher_only_without_key_agreement_judged_as_openssl(bits, key,
+                                                                             tmp_path):
+    """keyUsage encipherOnly or decipherOnly without keyAgreement: ``cryptography`` refuses
+    it, OpenSSL reads the bits (meaningless alone, yet not an empty keyUsage) and judges the
+    rest.  fastcap took the certificate as invalid."""
+    leaf = _with(key, ("2.5.29.15", _der(0x03, bytes.fromhex(bits)), True))
+    root = _root(key)
+    got = Analyzer(TrustStore([root]), today=NOW).check([leaf], role="client", at=NOW)
+    expected = _openssl(tmp_path, root, leaf)
+    assert (got.path_error, got.path_error_depth) == expected
+    assert (expected[0] is None) is bits.startswith(("0081", "0780"))

@@ -13,11 +13,12 @@ value, and an implicitly tagged one wherever its type is known (a GeneralName of
 subjectAltName, the issuerAltName, the CRL distribution points, the authority key identifier or
 information access, a name constraint; a keyIdentifier, a reasons BIT STRING); and values
 OpenSSL decodes with a meaning the copy keeps: keyUsage bits with the unused ones set (it masks
-them), a pathLenConstraint without cA or beyond a long (never applied), a GeneralName of a form
-``cryptography`` does not hold (left out: no mail server's check looks at an x400Address, an
-ediPartyName, an iPAddress of neither 4 nor 16 octets or a non-ASCII IA5String; an empty
-extKeyUsage is `no_usage`, an authorityKeyIdentifier's serial number or issuer alone is
-`akid_alone`). Such a certificate is read from a copy re-encoded without them;
+them) or encipherOnly or decipherOnly without keyAgreement (meaningless: cleared,
+`lone_agreement_bits`), a pathLenConstraint without cA or beyond a long (never applied), a
+GeneralName of a form ``cryptography`` does not hold (left out: no mail server's check looks at
+an x400Address, an ediPartyName, an iPAddress of neither 4 nor 16 octets or a non-ASCII
+IA5String; an empty extKeyUsage is `no_usage`, an authorityKeyIdentifier's serial number or
+issuer alone is `akid_alone`). Such a certificate is read from a copy re-encoded without them;
 nothing else is rewritten, and anything else stays unparseable. When only its extensions are
 refused, the certificate object is the one sent and only its extensions come from the copy;
 when loading itself fails, or its names do not decode, the object is the copy and `Loaded.tbs`
@@ -51,7 +52,8 @@ _BASIC_CONSTRAINTS = bytes.fromhex("0603551d13")  # 2.5.29.19, as encoded
 _NAME_CONSTRAINTS = bytes.fromhex("0603551d1e")  # 2.5.29.30
 _SUBJECT_ALT_NAME = bytes.fromhex("0603551d11")  # 2.5.29.17
 _ISSUER_ALT_NAME = bytes.fromhex("0603551d12")  # 2.5.29.18
-_NAMED_BITS = {bytes.fromhex("0603551d0f"): "keyUsage",
+_KEY_USAGE = bytes.fromhex("0603551d0f")  # 2.5.29.15
+_NAMED_BITS = {_KEY_USAGE: "keyUsage",
                bytes.fromhex("06096086480186f8420101"): "nsCertType"}
 _EXT_KEY_USAGE = bytes.fromhex("0603551d25")  # 2.5.29.37
 _CRL_DISTRIBUTION_POINTS = bytes.fromhex("0603551d1f")  # 2.5.29.31
@@ -141,13 +143,28 @@ def _bits(value: bytes, fixes: list[str], what: str) -> bytes:
     """A named-bit BIT STRING with its unused bits cleared: OpenSSL masks them, cryptography
     refuses them set."""
     tag, body, end = element(value, 0, len(value))
-    if tag != 0x03 or end != len(value) or end - body < 2 or not 0 < value[body] < 8:
+    if tag != 0x03 or end != len(value) or end - body < 2 or value[body] > 7:
         return value
     last = value[end - 1] & (0xFF << value[body]) & 0xFF
-    if last == value[end - 1]:
-        return value
-    fixes.append(f"{what} with unused bits set")
-    return value[: end - 1] + bytes([last])
+    if last != value[end - 1]:
+        fixes.append(f"{what} with unused bits set")
+        value = value[: end - 1] + bytes([last])
+    if what == "keyUsage" and _lone_agreement_bits(value[body + 1 : end]):
+        fixes.append("keyUsage encipherOnly or decipherOnly without keyAgreement")
+        bits = bytearray(value[body + 1 : end])
+        bits[0] &= 0xFE
+        if len(bits) > 1:
+            bits[1] &= 0x7F
+        value = value[: body + 1] + bytes(bits)
+    return value
+
+
+def _lone_agreement_bits(bits: bytes) -> bool:
+    """Whether keyUsage ``bits`` (after the unused-bits octet) set encipherOnly or
+    decipherOnly without keyAgreement: ``cryptography`` refuses them; to OpenSSL they mean
+    nothing, but are bits all the same (the keyUsage is not empty)."""
+    return bool(bits) and not bits[0] & 0x08 and bool(
+        bits[0] & 0x01 or len(bits) > 1 and bits[1] & 0x80)
 
 
 def _name_constraints(value: bytes, fixes: list[str]) -> bytes | None:
@@ -641,6 +658,27 @@ def undecodable(cert: x509.Certificate) -> tuple[tuple[str, bool], ...]:
     except Exception:
         pass
     return tuple((oid, critical) for _, oid, critical in _broken(cert.public_bytes(Encoding.DER)))
+
+
+def lone_agreement_bits(cert: x509.Certificate) -> bool:
+    """Whether ``cert``'s keyUsage, which ``cryptography`` refuses, sets encipherOnly or
+    decipherOnly without keyAgreement (the copy clears them)."""
+    try:
+        cert.extensions  # noqa: B018 -- parsed once and kept when it reads
+        return False
+    except Exception:
+        pass
+    for oid, _, value in _extension_list(cert.public_bytes(Encoding.DER)):
+        if oid == _KEY_USAGE[2:]:
+            try:
+                value = definite(value, 0, len(value))[0]
+                tag, body, end = element(value, 0, len(value))
+            except DerError:
+                return False
+            return tag == 0x03 and end - body > 1 and _lone_agreement_bits(
+                bytes(value[body + 1 : end - 1]) + bytes(
+                    [value[end - 1] & (0xFF << min(value[body], 7)) & 0xFF]))
+    return False
 
 
 def no_usage(cert: x509.Certificate) -> bool:

@@ -278,7 +278,8 @@ class _Facts:
                 self.nc = True
             elif oid == _NS_CERT_TYPE and isinstance(value, x509.UnrecognizedExtension):
                 self.ns = _bit_string_first_octet(value.value)
-        if self.ku == 0:  # OpenSSL 3.0 refuses an empty keyUsage (RFC 5280 4.2.1.3)
+        if self.ku == 0 and not x509lenient.lone_agreement_bits(self.cert):
+            # OpenSSL 3.0 refuses an empty keyUsage (RFC 5280 4.2.1.3)
             self.invalid = True
             self.why = self.why or "its keyUsage allows nothing"
 
