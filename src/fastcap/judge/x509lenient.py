@@ -34,6 +34,7 @@ a copy that keeps the first of each and leaves out those that do not decode (`re
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import re
 from dataclasses import dataclass
@@ -660,21 +661,27 @@ def undecodable(cert: x509.Certificate) -> tuple[tuple[str, bool], ...]:
     return tuple((oid, critical) for _, oid, critical in _broken(cert.public_bytes(Encoding.DER)))
 
 
+def _refused(cert: x509.Certificate, oid: bytes) -> list[bytes]:
+    """The values, lengths made definite, of ``cert``'s extensions ``oid`` (as encoded) when
+    ``cryptography`` refuses its extensions; empty when it reads them."""
+    try:
+        cert.extensions  # noqa: B018 -- parsed once and kept when it reads
+        return []
+    except Exception:
+        pass
+    out = []
+    for found, _, value in _extension_list(cert.public_bytes(Encoding.DER)):
+        with contextlib.suppress(DerError):
+            out += [definite(value, 0, len(value))[0]] if found == oid[2:] else []
+    return out
+
+
 def lone_agreement_bits(cert: x509.Certificate) -> bool:
     """Whether ``cert``'s keyUsage, which ``cryptography`` refuses, sets encipherOnly or
     decipherOnly without keyAgreement (the copy clears them)."""
-    try:
-        cert.extensions  # noqa: B018 -- parsed once and kept when it reads
-        return False
-    except Exception:
-        pass
-    for oid, _, value in _extension_list(cert.public_bytes(Encoding.DER)):
-        if oid == _KEY_USAGE[2:]:
-            try:
-                value = definite(value, 0, len(value))[0]
-                tag, body, end = element(value, 0, len(value))
-            except DerError:
-                return False
+    for value in _refused(cert, _KEY_USAGE)[:1]:
+        with contextlib.suppress(DerError):
+            tag, body, end = element(value, 0, len(value))
             return tag == 0x03 and end - body > 1 and _lone_agreement_bits(
                 bytes(value[body + 1 : end - 1]) + bytes(
                     [value[end - 1] & (0xFF << min(value[body], 7)) & 0xFF]))
@@ -684,13 +691,7 @@ def lone_agreement_bits(cert: x509.Certificate) -> bool:
 def no_usage(cert: x509.Certificate) -> bool:
     """Whether ``cert``'s extKeyUsage is an empty SEQUENCE: ``cryptography`` refuses it (RFC
     5280 wants one usage at least), OpenSSL reads it as allowing no usage at all."""
-    try:
-        cert.extensions  # noqa: B018 -- parsed once and kept when it reads
-        return False
-    except Exception:
-        pass
-    return any(oid == _EXT_KEY_USAGE[2:] and value == b"\x30\x00"
-               for oid, _, value in _extension_list(cert.public_bytes(Encoding.DER)))
+    return b"\x30\x00" in _refused(cert, _EXT_KEY_USAGE)
 
 
 def akid_alone(cert: x509.Certificate) -> tuple[str, int | None] | None:
@@ -698,16 +699,8 @@ def akid_alone(cert: x509.Certificate) -> tuple[str, int | None] | None:
     holds one of authorityCertSerialNumber and authorityCertIssuer without the other (the
     copy leaves the serial number out, or gives the issuer a stand-in one); None otherwise.
     ``cryptography`` refuses either alone; OpenSSL checks what is there."""
-    try:
-        cert.extensions  # noqa: B018 -- parsed once and kept when it reads
-        return None
-    except Exception:
-        pass
-    for oid, _, value in _extension_list(cert.public_bytes(Encoding.DER)):
-        if oid != _AUTHORITY_KEY_ID[2:]:
-            continue
+    for value in _refused(cert, _AUTHORITY_KEY_ID)[:1]:
         try:
-            value = definite(value, 0, len(value))[0]
             _, body, end = element(value, 0, len(value))
             fields = {t: value[b:stop] for t, _, b, stop in elements(value, body, end, 3)}
         except DerError:
