@@ -4,6 +4,7 @@ through the verdicts an admin reads.  (tests/test_trust_openssl.py compares with
 from __future__ import annotations
 
 import datetime as dt
+import warnings
 
 import pytest
 from cryptography import x509
@@ -602,6 +603,17 @@ def test_a_store_certificate_expiring_during_the_day_is_judged_at_each_time(hour
                                  at=at)
         assert (r.path_error, r.path_error_depth) == expected
         assert r.trusted is (h < 0)
+
+
+def test_a_store_root_with_a_zero_serial_warns_of_nothing(root):
+    """A store root is worked out when a chain first names it; one with a zero serial makes
+    ``cryptography`` warn, which must not reach stderr, whichever step looks at it first."""
+    zero = x509.load_der_x509_certificate(with_serial(root.cert, root.key, b"\x00"))
+    leaf = issue("mail.fabrikam.com", root, ca=False)
+    with warnings.catch_warnings(record=True) as said:
+        warnings.simplefilter("always")
+        r = Analyzer(TrustStore([zero]), today=NOW).check([leaf.der], role="client", at=NOW)
+    assert r.trusted is True and [str(w.message) for w in said] == []
 
 
 def test_an_issuer_of_the_right_name_but_another_key_is_said_so(root):

@@ -748,7 +748,8 @@ class Analyzer:
             n += info.not_after is not None and info.not_after <= at
             limits = self._limits.get(info.sha256)
             if limits is None:
-                limits = self._limits[info.sha256] = self._store_limits(got[1])
+                with quiet_x509():  # a store root's facts, e.g. its non-positive serial
+                    limits = self._limits[info.sha256] = self._store_limits(got[1])
             n += bisect.bisect_right(limits, at)
         return n
 
