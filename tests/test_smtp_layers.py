@@ -13,7 +13,7 @@ from tests.test_layering import BASE, import_graph, package_sources
 
 PACKAGE = "fastcap.proto.smtp"
 DIR = Path(smtp.__file__).resolve().parent
-LAYERS = ["events", "machine", "dialogue", "parse"]  # each may import only those before it
+LAYERS = ["tunnel", "events", "machine", "dialogue", "parse"]  # each imports only those before
 
 
 def _edges() -> dict[str, set[str]]:
