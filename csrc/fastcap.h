@@ -38,6 +38,10 @@ typedef struct {
      * walk (in; 0: every such block stops the walk with FC_BLOCK, at most 8): their types
      * and counts, in the order first met (out) */
     int32_t  quiet_max;
+    /* in: 1 when bytes may follow len (a range's or a stream piece's end, not the data's):
+     * a block whose verdict needs bytes past len then stops the walk with FC_TRUNCATED,
+     * detail the bytes it needs, to be decided with them; 0: len is the end of the data */
+    int32_t  more;
     int32_t  n_quiet;
     uint32_t quiet_type[8];
     int64_t  quiet_count[8];

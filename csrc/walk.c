@@ -426,53 +426,71 @@ static __attribute__((noinline, cold)) int trailer_is_a_header(const uint8_t *b,
         || (at >= 12 && (((uint64_t)rd32(b + at + 4, swapped) + 3) & ~(uint64_t)3) == p);
 }
 
-/* Whether a length left unpadded (a field not a multiple of 4, rounded up to blen) may
- * stand.  Damage to a length can round it up to a field of a later block that passes for
- * its trailer: an EPB of 36 bytes reading 57 pads to 60, where the next EPB's captured
- * length 57 stands.  Such a block is refused where what follows it is no block header (not
- * the end of the data, a section header, or a length of 12 to max_block) and, it being a
+/* Whether the bytes up to buf + upto are past the data in hand (len): the check reading them
+ * then stands as at the end of the data, or, where more may follow (`more`), asks for them:
+ * *need becomes upto.  So a range's or a stream piece's end never changes a verdict. */
+static inline int beyond(int64_t len, int64_t upto, int more, int64_t *need)
+{
+    if (upto <= len)
+        return 0;
+    if (more)
+        *need = upto;
+    return 1;
+}
+
+/* Whether a length left unpadded (a field not a multiple of 4, rounded up to blen) is
+ * damage: 0 it stands, 1 damage, or the bytes from off the verdict needs (see beyond).
+ * Damage to a length can round it up to a field of a later block that passes for its
+ * trailer: an EPB of 36 bytes reading 57 pads to 60, where the next EPB's captured length
+ * 57 stands.  Such a block is refused where what follows it is no block header (not the
+ * end of the data, a section header, or a length of 12 to max_block) and, it being a
  * packet block, a block is framed where its packet data ends, inside it: the block that
  * the damaged length swallowed.  A sound unpadded block followed by damage is kept, as
- * Wireshark keeps it; where the bytes to tell are not in hand, it stands.  Only unpadded
- * lengths pay for it.  read/pcapng.py:unpadded_fits is its twin. */
-static __attribute__((noinline, cold)) int unpadded_fits(const uint8_t *buf, int64_t len,
-                                                         int64_t off, uint32_t blen,
-                                                         int swapped, uint32_t max_block)
+ * Wireshark keeps it.  Only unpadded lengths pay for it.  read/pcapng.py:unpadded_damage
+ * is its twin. */
+static __attribute__((noinline, cold)) int64_t unpadded_damage(const uint8_t *buf, int64_t len,
+                                                               int64_t off, uint32_t blen,
+                                                               int swapped, uint32_t max_block,
+                                                               int more)
 {
-    int64_t next = off + blen;
-    if (len - next < 8)
-        return 1;
+    int64_t next = off + blen, need = 0;
+    if (beyond(len, next + 8, more, &need))
+        return need ? need - off : 0;
     uint32_t type = rd32(buf + next, swapped), field = rd32(buf + next + 4, swapped);
     if (type == BT_SHB || (field >= 12 && field <= max_block))
-        return 1;
+        return 0;
     const uint8_t *b = buf + off;
     uint32_t own = rd32(b, swapped);
     if ((own != BT_EPB && own != BT_PB) || blen < 32)
-        return 1;
+        return 0;
     uint64_t end = 32 + (((uint64_t)rd32(b + 20, swapped) + 3) & ~(uint64_t)3);
     if (end >= blen)
-        return 1;
+        return 0;
     uint32_t inner = rd32(b + end + 4, swapped); /* end + 8 <= blen + 8: in hand */
     uint64_t q = ((uint64_t)inner + 3) & ~(uint64_t)3;
-    if (inner < 12 || inner > max_block || (int64_t)(off + end + q) > len)
-        return 1;
-    return (((uint64_t)rd32(b + end + q - 4, swapped) + 3) & ~(uint64_t)3) != q;
+    if (inner < 12 || inner > max_block)
+        return 0;
+    if (beyond(len, off + (int64_t)(end + q), more, &need))
+        return need ? need - off : 0;
+    return (((uint64_t)rd32(b + end + q - 4, swapped) + 3) & ~(uint64_t)3) == q;
 }
 
 /* Whether the packet block at off, of length blen, whose packet data ends at `end` (its
  * own trailer standing there, so options would follow), swallowed the block that begins
- * there: a known type, a sane length reaching past blen, its trailer matching.  A length
- * damaged to one a later field passes the trailer check for (an EPB of 36 bytes reading
- * 60, where the next EPB's captured length 57 rounds up to 60) is so found.  Where the bytes
- * to tell are not in hand it stands.  read/pcapng.py:swallows_a_block is its twin. */
-static __attribute__((noinline, cold)) int swallows_a_block(const uint8_t *buf, int64_t len,
-                                                            int64_t off, uint32_t end,
-                                                            uint32_t blen, int swapped,
-                                                            uint32_t max_block)
+ * there: 0 no, 1 yes, or the bytes from off the verdict needs (see beyond).  Swallowed: a
+ * known type, a sane length reaching past blen, its trailer matching.  A length damaged to
+ * one a later field passes the trailer check for (an EPB of 36 bytes reading 60, where the
+ * next EPB's captured length 57 rounds up to 60) is so found.  read/pcapng.py:
+ * swallows_a_block is its twin. */
+static __attribute__((noinline, cold)) int64_t swallows_a_block(const uint8_t *buf, int64_t len,
+                                                                int64_t off, uint32_t end,
+                                                                uint32_t blen, int swapped,
+                                                                uint32_t max_block, int more)
 {
     const uint8_t *h = buf + off + end;
-    if (len - (off + end) < 8)
-        return 0;
+    int64_t need = 0;
+    if (beyond(len, off + end + 8, more, &need))
+        return need ? need - off : 0;
     switch (rd32(h, swapped)) {
     case BT_SHB: case BT_IDB: case BT_PB: case BT_SPB: case 0x00000004u: case 0x00000005u:
     case BT_EPB: case 0x00000009u: case BT_DSB: case 0x00000BADu: case 0x40000BADu:
@@ -482,8 +500,10 @@ static __attribute__((noinline, cold)) int swallows_a_block(const uint8_t *buf, 
     }
     uint32_t field = rd32(h + 4, swapped);
     uint64_t q = ((uint64_t)field + 3) & ~(uint64_t)3;
-    if (field < 12 || field > max_block || end + q <= blen || (int64_t)(off + end + q) > len)
+    if (field < 12 || field > max_block || end + q <= blen)
         return 0;
+    if (beyond(len, off + (int64_t)(end + q), more, &need))
+        return need ? need - off : 0;
     return (((uint64_t)rd32(h + q - 4, swapped) + 3) & ~(uint64_t)3) == q;
 }
 
@@ -521,9 +541,13 @@ int64_t fc_walk_pcapng(const uint8_t *buf, int64_t len, int64_t start, int32_t s
         if (__builtin_expect(last >= 9 && (uint64_t)last + 8 <= blen, 0)
             && trailer_is_a_header(b, blen, swapped))
             return stop(st, FC_CORRUPT, off, fno, field, n);
-        if (__builtin_expect(field != blen, 0)
-            && !unpadded_fits(buf, len, off, blen, swapped, max_block))
-            return stop(st, FC_CORRUPT, off, fno, field, n);
+        if (__builtin_expect(field != blen, 0)) {
+            int64_t v = unpadded_damage(buf, len, off, blen, swapped, max_block, st->more);
+            if (v > 1) /* the verdict needs bytes past len: decided with them */
+                return stop(st, FC_TRUNCATED, off, fno, v, n);
+            if (v)
+                return stop(st, FC_CORRUPT, off, fno, field, n);
+        }
 
         uint32_t iface_id, caplen, orig;
         uint64_t units = 0;
@@ -540,9 +564,14 @@ int64_t fc_walk_pcapng(const uint8_t *buf, int64_t len, int64_t start, int32_t s
                 return stop(st, FC_CORRUPT, off, fno, caplen, n);
             uint32_t end = 32 + ((caplen + 3) & ~3u); /* options follow, if any */
             if (__builtin_expect(end < blen, 0)
-                && ((uint64_t)rd32(b + end - 4, swapped) + 3) / 4 * 4 == end
-                && swallows_a_block(buf, len, off, end, blen, swapped, max_block))
-                return stop(st, FC_CORRUPT, off, fno, field, n);
+                && ((uint64_t)rd32(b + end - 4, swapped) + 3) / 4 * 4 == end) {
+                int64_t v = swallows_a_block(buf, len, off, end, blen, swapped, max_block,
+                                             st->more);
+                if (v > 1)
+                    return stop(st, FC_TRUNCATED, off, fno, v, n);
+                if (v)
+                    return stop(st, FC_CORRUPT, off, fno, field, n);
+            }
             data = b + 28;
         } else if (type == BT_SPB) {
             if (blen < 16)

@@ -3,6 +3,7 @@ unreadable byte range; every frame outside that range is still read, on both bac
 
 from __future__ import annotations
 
+import gzip
 import random
 import time
 
@@ -326,3 +327,42 @@ def test_a_length_that_reaches_a_later_field_loses_no_other_block(tmp_path, back
     captured length 57 or original length 113, rounded up): the damaged EPB's own data ends
     where its own trailer and the next block's header still stand, so it is damage."""
     first_block_alone_lost(tmp_path, backend, payloads, new)
+
+
+def _walked(cap, start=None, stop=None) -> list[tuple[int, int]]:
+    return [(int(f), int(c)) for w in cap.windows(start, stop)
+            for f, c in zip(w.frame_no, w.caplen, strict=True)]
+
+
+@pytest.mark.parametrize("new", [57, 60])
+def test_a_damaged_length_is_judged_alike_whatever_the_range_or_piece_end(tmp_path, backend,
+                                                                         new):
+    """The first block's length damaged to reach the next EPB's captured length (57, or 60
+    rounded): whether it is damage is told from bytes past its end (the next block's header
+    and trailer).  A range (-j) or stream piece ending among those bytes must not change the
+    verdict: the walk asks for the rest, as for a block cut by the end."""
+    from fastcap.read.capture import Capture
+    from fastcap.read.stream import StreamCapture
+
+    payloads = [bytes([70 + i]) * 60 for i in range(4)] + [b"a", b"b" * 57, b"c" * 20]
+    raw, offs = pcapng_bytes(tmp_path, payloads)
+    data = bytearray(raw)
+    at = offs[4]
+    data[at + 4 : at + 8] = new.to_bytes(4, "little")
+    path = tmp_path / "x.pcapng"
+    path.write_bytes(bytes(data))
+    gz = tmp_path / "x.pcapng.gz"
+    gz.write_bytes(gzip.compress(bytes(data)))
+    with Capture(path, backend=backend) as cap:
+        whole = _walked(cap), cap.meta.unreadable
+    assert [c for _, c in whole[0]] == [60] * 4 + [57, 20]
+    assert whole[1] == [(at, offs[5])]
+    for end in range(at + 56, offs[6] + 4, 3):
+        with Capture(path, backend=backend) as cap:
+            first, state, lost = _walked(cap, stop=end), cap.end_state, cap.meta.unreadable
+        with Capture(path, backend=backend) as cap:
+            ranged = first + _walked(cap, start=state), lost + cap.meta.unreadable
+        assert ranged == whole, f"range ending at {end - at}"
+        with StreamCapture(gz, backend=backend, piece=end) as cap:
+            streamed = _walked(cap), cap.meta.unreadable
+        assert streamed == whole, f"piece ending at {end - at}"

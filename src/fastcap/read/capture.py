@@ -477,10 +477,10 @@ class Capture:
                        f"{self.meta.size} bytes (its size when opened)")
 
     # -- pcap -------------------------------------------------------------------------------
-    def _straddler(self, walk, win: FrameWindow, n: int, off: int, fno: int, *args):
+    def _straddler(self, walk, win: FrameWindow, n: int, off: int, fno: int, *args, **kw):
         """The record at `off` starts before the range end but runs past it: read just that
         one record against the whole file (the window's row n, with room made first)."""
-        return walk(self._bound, self.meta.size, off, *args, win.head(n + 1), n, fno)
+        return walk(self._bound, self.meta.size, off, *args, win.head(n + 1), n, fno, **kw)
 
     def _walk_pcap(self, win: FrameWindow, spare: FrameWindow | None, start: WalkState | None,
                    slot: Slot) -> Iterator[FrameWindow]:
@@ -679,7 +679,11 @@ class Capture:
         # Blocks only counted here (name resolution, statistics, unknown types) are stepped
         # over and counted in the walk, not one by one here; never past the range's end (the
         # straddler's walk reads the one block at its end).
-        walk = partial(self.walker.walk_pcapng, quiet_max=pcapng.QUIET_TYPES)
+        # A block whose verdict needs bytes past the range's or the piece's end is handed
+        # back as cut by it (`more`): decided with them, by the straddler's walk or in the
+        # next piece, as the whole file decides it.
+        walk = partial(self.walker.walk_pcapng, quiet_max=pcapng.QUIET_TYPES,
+                       more=lim < size or self._more)
         while True:
             if off >= lim:
                 break
@@ -698,7 +702,8 @@ class Capture:
                     if n == win.cap:
                         yield from self._emit(win, n, off)
                         n = 0
-                    k, st = self._straddler(self.walker.walk_pcapng, win, n, off, fno, *args)
+                    k, st = self._straddler(self.walker.walk_pcapng, win, n, off, fno, *args,
+                                            more=self._more)
             n, off, fno = n + k, st.offset, st.next_frame
             if st.code == FULL:
                 win, spare = yield from self._hand_over(
@@ -806,7 +811,10 @@ class Capture:
                                            "packet block with unknown interface")
                 continue
             if st.code == CORRUPT:
-                blen = resync.pcapng_block_len(self._array(), off, size, section.big_endian)
+                blen = resync.pcapng_block_len(self._array(), off, size, section.big_endian,
+                                               self._more)
+                if blen is None:
+                    break  # told with bytes of the next piece
                 if blen:  # framing is sound, a field inside is not: lose this block only
                     off = self._skip_block(off, blen, "corrupt_packet",
                                            f"corrupt packet block (captured length "

@@ -135,58 +135,73 @@ def trailer_is_a_header(buf, off: int, blen: int, order: str) -> bool:
         struct.unpack_from(order + "I", buf, start + 4)[0]) == p)
 
 
-def unpadded_fits(buf, length: int, off: int, blen: int, order: str, max_block: int
-                  ) -> bool:
+def beyond(length: int, upto: int, more: bool) -> int | None:
+    """None where the bytes up to `upto` are in hand (`length`); else what a check reading
+    them returns: `upto` where more may follow (`more`: a range's or a stream piece's end,
+    not the data's), so the walk asks for them, or 0, the check standing as at the end of
+    the data.  So where a range or a piece ends never changes a verdict."""
+    if upto <= length:
+        return None
+    return upto if more else 0
+
+
+def unpadded_damage(buf, length: int, off: int, blen: int, order: str, max_block: int,
+                    more: bool = False) -> int:
     """Whether a length left unpadded (a field not a multiple of 4, rounded up to `blen`)
-    may stand.  Damage to a length can round it up to a field of a later block that passes
-    for its trailer: an EPB of 36 bytes reading 57 pads to 60, where the next EPB's captured
-    length 57 stands.  Such a block is refused where what follows it is no block header (not
-    the end of the data, a section header, or a length of 12 to `max_block`) and, it being a
+    is damage: 0 it stands, 1 damage, or the bytes from `off` the verdict needs (`beyond`).
+    Damage to a length can round it up to a field of a later block that passes for its
+    trailer: an EPB of 36 bytes reading 57 pads to 60, where the next EPB's captured length
+    57 stands.  Such a block is refused where what follows it is no block header (not the
+    end of the data, a section header, or a length of 12 to `max_block`) and, it being a
     packet block, a block is framed where its packet data ends, inside it: the block that
     the damaged length swallowed.  A sound unpadded block followed by damage is kept, as
-    Wireshark keeps it; where the bytes to tell are not in hand (past `length`), it stands.
-    Only unpadded lengths pay for it (csrc/walk.c:unpadded_fits is its twin)."""
+    Wireshark keeps it.  Only unpadded lengths pay for it (csrc/walk.c:unpadded_damage is
+    its twin)."""
     nxt = off + blen
-    if length - nxt < 8:
-        return True
+    if (need := beyond(length, nxt + 8, more)) is not None:
+        return need and need - off
     btype, field = struct.unpack_from(order + "II", buf, nxt)
     if btype == BT_SHB or 12 <= field <= max_block:
-        return True
+        return 0
     (own,) = struct.unpack_from(order + "I", buf, off)
     if own not in (BT_EPB, BT_PB) or blen < 32:
-        return True
+        return 0
     end = 32 + padded(struct.unpack_from(order + "I", buf, off + 20)[0])
     if end >= blen:
-        return True
+        return 0
     (inner,) = struct.unpack_from(order + "I", buf, off + end + 4)
     q = padded(inner)
-    if not 12 <= inner <= max_block or off + end + q > length:
-        return True
-    return padded(struct.unpack_from(order + "I", buf, off + end + q - 4)[0]) != q
+    if not 12 <= inner <= max_block:
+        return 0
+    if (need := beyond(length, off + end + q, more)) is not None:
+        return need and need - off
+    return int(padded(struct.unpack_from(order + "I", buf, off + end + q - 4)[0]) == q)
 
 
-def swallows_a_block(buf, length: int, off: int, blen: int, order: str, max_block: int
-                     ) -> bool:
+def swallows_a_block(buf, length: int, off: int, blen: int, order: str, max_block: int,
+                     more: bool = False) -> int:
     """Whether the packet block (EPB, PB) at `off`, of length `blen`, ends its packet data
     before `blen` where its own trailer stands (so options would follow) and swallowed the
-    block that begins there: a known type, a sane length reaching past `blen`, its trailer
-    matching.  A length damaged to one a later field passes the trailer check for (an EPB of
-    36 bytes reading 60, where the next EPB's captured length 57 rounds up to 60) is so
+    block that begins there: 0 no, 1 yes, or the bytes from `off` the verdict needs
+    (`beyond`).  Swallowed: a known type, a sane length reaching past `blen`, its trailer
+    matching.  A length damaged to one a later field passes the trailer check for (an EPB
+    of 36 bytes reading 60, where the next EPB's captured length 57 rounds up to 60) is so
     found; a sound block's options begin with an option code and length, no block header.
-    Where the bytes to tell are not in hand (past `length`) it stands.  Only packet blocks
-    with options (or so damaged) pay for it (csrc/walk.c:swallows_a_block is its twin)."""
+    Only packet blocks with options (or so damaged) pay for it (csrc/walk.c:
+    swallows_a_block is its twin)."""
     caplen = struct.unpack_from(order + "I", buf, off + 20)[0]
     end = 32 + padded(caplen)
     if end >= blen or padded(struct.unpack_from(order + "I", buf, off + end - 4)[0]) != end:
-        return False
-    if length - (off + end) < 8:
-        return False
+        return 0
+    if (need := beyond(length, off + end + 8, more)) is not None:
+        return need and need - off
     btype, field = struct.unpack_from(order + "II", buf, off + end)
     q = padded(field)
-    if (btype not in BLOCK_NAMES or not 12 <= field <= max_block or end + q <= blen
-            or off + end + q > length):
-        return False
-    return padded(struct.unpack_from(order + "I", buf, off + end + q - 4)[0]) == q
+    if btype not in BLOCK_NAMES or not 12 <= field <= max_block or end + q <= blen:
+        return 0
+    if (need := beyond(length, off + end + q, more)) is not None:
+        return need and need - off
+    return int(padded(struct.unpack_from(order + "I", buf, off + end + q - 4)[0]) == q)
 
 
 def byte_order_of_shb(buf, off: int) -> bool | None:
@@ -261,11 +276,11 @@ def parse_idb(body: bytes, order: str, index: int, section: int) -> Interface:
 
 def walk_pcapng_py(
     buf, length: int, start: int, big_endian: bool, ifaces: list[IfaceParams], max_block: int,
-    win: FrameWindow, row0: int, next_frame: int, quiet_max: int = 0,
+    win: FrameWindow, row0: int, next_frame: int, quiet_max: int = 0, more: bool = False,
 ) -> tuple[int, WalkStatus]:
     """Frame packet blocks from `start` into win rows from row0; return (rows, status).
     Blocks the caller only counts are stepped over and counted, up to `quiet_max` types
-    (see fc_status.quiet_max)."""
+    (see fc_status.quiet_max); `more`: bytes may follow `length` (see fc_status.more)."""
     order = ">" if big_endian else "<"
     u32 = struct.Struct(order + "I")
     two = struct.Struct(order + "II")
@@ -299,8 +314,12 @@ def walk_pcapng_py(
         if padded(trailer) != blen or (9 <= last <= blen - 8
                                        and trailer_is_a_header(buf, off, blen, order)):
             return status(CORRUPT, off, fno, field)
-        if field != blen and not unpadded_fits(buf, length, off, blen, order, max_block):
-            return status(CORRUPT, off, fno, field)
+        if field != blen:
+            verdict = unpadded_damage(buf, length, off, blen, order, max_block, more)
+            if verdict > 1:  # the verdict needs bytes past `length`: decided with them
+                return status(TRUNCATED, off, fno, verdict)
+            if verdict:
+                return status(CORRUPT, off, fno, field)
         flags = 0
         units = 0
         if btype in (BT_EPB, BT_PB):
@@ -313,9 +332,12 @@ def walk_pcapng_py(
             units = (ts_hi << 32) | ts_lo
             if caplen > blen - 32:
                 return status(CORRUPT, off, fno, caplen)
-            if 32 + padded(caplen) < blen and swallows_a_block(buf, length, off, blen, order,
-                                                               max_block):
-                return status(CORRUPT, off, fno, field)
+            if 32 + padded(caplen) < blen:
+                verdict = swallows_a_block(buf, length, off, blen, order, max_block, more)
+                if verdict > 1:
+                    return status(TRUNCATED, off, fno, verdict)
+                if verdict:
+                    return status(CORRUPT, off, fno, field)
             data = off + 28
         elif btype == BT_SPB:
             if blen < 16:

@@ -197,15 +197,20 @@ def next_pcap_record(buf: np.ndarray, start: int, size: int, big: bool, rules: i
     return None
 
 
-def pcapng_block_len(buf: np.ndarray, off: int, size: int, big: bool) -> int:
+def pcapng_block_len(buf: np.ndarray, off: int, size: int, big: bool, more: bool = False
+                     ) -> int | None:
     """Length of the well-framed block at `off`, or 0 (see `_block_len`); 0 too where its
     trailer may be another block's leading length (pcapng.trailer_is_a_header) or, a packet
     block, it swallowed the block after its data (pcapng.swallows_a_block), as the walkers
-    refuse it: stepping over it whole would lose that block."""
+    refuse it: stepping over it whole would lose that block.  None where that needs bytes
+    past `size` and `more` may follow it (a stream piece's end)."""
     blen = int(_block_len(buf, np.array([off], np.int64), size, big, MAX_BLOCK)[0])
     order = ">" if big else "<"
-    if blen and (pcapng.trailer_is_a_header(buf, off, blen, order) or (
-            int(u32(buf, np.array([off], np.int64), big)[0]) in (pcapng.BT_EPB, pcapng.BT_PB)
-            and blen >= 32 and pcapng.swallows_a_block(buf, size, off, blen, order, MAX_BLOCK))):
+    if not blen or pcapng.trailer_is_a_header(buf, off, blen, order):
         return 0
+    if (int(u32(buf, np.array([off], np.int64), big)[0]) in (pcapng.BT_EPB, pcapng.BT_PB)
+            and blen >= 32):
+        verdict = pcapng.swallows_a_block(buf, size, off, blen, order, MAX_BLOCK, more)
+        if verdict:
+            return None if verdict > 1 else 0
     return blen

@@ -27,7 +27,8 @@ class Walker(Protocol):
 
     def walk_pcapng(self, bound, length, start, big_endian, ifaces: list[IfaceParams],
                     max_block: int, win: FrameWindow, row0: int,
-                    next_frame: int, quiet_max: int = 0) -> tuple[int, WalkStatus]: ...
+                    next_frame: int, quiet_max: int = 0, more: bool = False
+                    ) -> tuple[int, WalkStatus]: ...
 
     def release(self, bound, lo: int, hi: int) -> None:
         """Let go of the mapped pages between `lo` and `hi` (rounded down to pages) that the
@@ -48,9 +49,9 @@ class PythonWalker:
                             row0, next_frame)
 
     def walk_pcapng(self, bound, length, start, big_endian, ifaces, max_block, win, row0,
-                    next_frame, quiet_max=0):
+                    next_frame, quiet_max=0, more=False):
         return walk_pcapng_py(bound, length, start, big_endian, ifaces, max_block, win, row0,
-                              next_frame, quiet_max)
+                              next_frame, quiet_max, more)
 
     def release(self, bound, lo, hi):
         if isinstance(bound, mmap.mmap) and hasattr(mmap, "MADV_DONTNEED"):
@@ -110,10 +111,11 @@ class NativeWalker:
         return self._result(n, st)
 
     def walk_pcapng(self, bound, length, start, big_endian, ifaces, max_block, win, row0,
-                    next_frame, quiet_max=0):
+                    next_frame, quiet_max=0, more=False):
         arr = self._iface_table(ifaces)
         cols, st = self._cols(win, row0), self._status(next_frame)
         st.quiet_max = quiet_max
+        st.more = int(more)
         swapped = int(big_endian == _LITTLE_HOST)
         n = self.lib.fc_walk_pcapng(bound, length, start, swapped, arr, len(ifaces), max_block,
                                     cols, st)
