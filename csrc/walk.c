@@ -475,36 +475,52 @@ static __attribute__((noinline, cold)) int64_t unpadded_damage(const uint8_t *bu
     return (((uint64_t)rd32(b + end + q - 4, swapped) + 3) & ~(uint64_t)3) == q;
 }
 
-/* Whether the packet block at off, of length blen, whose packet data ends at `end` (its
- * own trailer standing there, so options would follow), swallowed the block that begins
- * there: 0 no, 1 yes, or the bytes from off the verdict needs (see beyond).  Swallowed: a
- * known type, a sane length reaching past blen, its trailer matching.  A length damaged to
- * one a later field passes the trailer check for (an EPB of 36 bytes reading 60, where the
- * next EPB's captured length 57 rounds up to 60) is so found.  read/pcapng.py:
- * swallows_a_block is its twin. */
-static __attribute__((noinline, cold)) int64_t swallows_a_block(const uint8_t *buf, int64_t len,
-                                                                int64_t off, uint32_t end,
-                                                                uint32_t blen, int swapped,
-                                                                uint32_t max_block, int more)
+static inline int known_block(uint32_t type)
 {
-    const uint8_t *h = buf + off + end;
-    int64_t need = 0;
-    if (beyond(len, off + end + 8, more, &need))
-        return need ? need - off : 0;
-    switch (rd32(h, swapped)) {
+    switch (type) {
     case BT_SHB: case BT_IDB: case BT_PB: case BT_SPB: case 0x00000004u: case 0x00000005u:
     case BT_EPB: case 0x00000009u: case BT_DSB: case 0x00000BADu: case 0x40000BADu:
-        break;
+        return 1;
     default:
         return 0;
     }
-    uint32_t field = rd32(h + 4, swapped);
-    uint64_t q = ((uint64_t)field + 3) & ~(uint64_t)3;
-    if (field < 12 || field > max_block || end + q <= blen)
-        return 0;
-    if (beyond(len, off + (int64_t)(end + q), more, &need))
-        return need ? need - off : 0;
-    return (((uint64_t)rd32(h + q - 4, swapped) + 3) & ~(uint64_t)3) == q;
+}
+
+/* Whether the block at off, of length blen, swallowed a block that begins inside it: 0 no,
+ * 1 yes, or the bytes from off the verdict needs (see beyond).  Swallowed: at some `s`
+ * from `first` on (4-aligned, its header inside), the word before is a trailer that frames
+ * the block as ending there (rounded up, it is s), and a known type follows with a sane
+ * length reaching past blen and a trailer matching it.  A length damaged to one a field of
+ * a later block passes the trailer check for (an EPB of 36 bytes reading 60, where the
+ * next EPB's captured length 57 rounds up to 60; a statistics block of 24 reading 48, where
+ * it stands at 20 of the next EPB) is so found.  Packet blocks are searched from where
+ * their data ends (their options: a sound one's begin with an option code and length, no
+ * block header), other blocks from 12; a block's bytes cost one comparison a word.
+ * read/pcapng.py:swallows_a_block is its twin. */
+static __attribute__((noinline, cold)) int64_t swallows_a_block(const uint8_t *buf, int64_t len,
+                                                                int64_t off, uint32_t first,
+                                                                uint32_t blen, int swapped,
+                                                                uint32_t max_block, int more)
+{
+    const uint8_t *b = buf + off;
+    for (uint64_t s = first; s + 8 <= blen; s += 4) {
+        if (((uint64_t)rd32(b + s - 4, swapped) + 3) / 4 * 4 != s
+            || !known_block(rd32(b + s, swapped)))
+            continue;
+        uint32_t field = rd32(b + s + 4, swapped);
+        uint64_t q = ((uint64_t)field + 3) & ~(uint64_t)3;
+        if (field < 12 || field > max_block || s + q <= blen)
+            continue;
+        int64_t need = 0;
+        if (beyond(len, off + (int64_t)(s + q), more, &need)) {
+            if (need)
+                return need - off;
+            continue;
+        }
+        if ((((uint64_t)rd32(b + s + q - 4, swapped) + 3) & ~(uint64_t)3) == q)
+            return 1;
+    }
+    return 0;
 }
 
 int64_t fc_walk_pcapng(const uint8_t *buf, int64_t len, int64_t start, int32_t swapped,
@@ -563,8 +579,7 @@ int64_t fc_walk_pcapng(const uint8_t *buf, int64_t len, int64_t start, int32_t s
             if (caplen > blen - 32)
                 return stop(st, FC_CORRUPT, off, fno, caplen, n);
             uint32_t end = 32 + ((caplen + 3) & ~3u); /* options follow, if any */
-            if (__builtin_expect(end < blen, 0)
-                && ((uint64_t)rd32(b + end - 4, swapped) + 3) / 4 * 4 == end) {
+            if (__builtin_expect(end < blen, 0)) {
                 int64_t v = swallows_a_block(buf, len, off, end, blen, swapped, max_block,
                                              st->more);
                 if (v > 1)
@@ -586,6 +601,11 @@ int64_t fc_walk_pcapng(const uint8_t *buf, int64_t len, int64_t start, int32_t s
             data = b + 12;
             flags |= FC_F_NO_TS;
         } else {
+            int64_t v = swallows_a_block(buf, len, off, 12, blen, swapped, max_block, st->more);
+            if (v > 1)
+                return stop(st, FC_TRUNCATED, off, fno, v, n);
+            if (v)
+                return stop(st, FC_CORRUPT, off, fno, field, n);
             if (quiet_block(type, blen) && count_quiet(st, type)) {
                 off += blen;
                 continue;

@@ -4,6 +4,7 @@ unreadable byte range; every frame outside that range is still read, on both bac
 from __future__ import annotations
 
 import gzip
+import io
 import random
 import time
 
@@ -36,6 +37,16 @@ def pcapng_bytes(tmp_path, payloads=PAYLOADS) -> tuple[bytes, list[int]]:
             offs.append(off)
         off += blen
     return raw, offs
+
+
+def block_offsets(raw: bytes) -> list[tuple[int, int]]:
+    """(offset, length) of each block of a little-endian pcapng."""
+    out, off = [], 0
+    while off < len(raw):
+        blen = int.from_bytes(raw[off + 4 : off + 8], "little")
+        out.append((off, blen))
+        off += blen
+    return out
 
 
 def pcap_bytes(tmp_path, payloads=PAYLOADS) -> tuple[bytes, list[int]]:
@@ -366,3 +377,72 @@ def test_a_damaged_length_is_judged_alike_whatever_the_range_or_piece_end(tmp_pa
         with StreamCapture(gz, backend=backend, piece=end) as cap:
             streamed = _walked(cap), cap.meta.unreadable
         assert streamed == whole, f"piece ending at {end - at}"
+
+
+_BEFORE = {  # a block other than a packet block, written before the EPB its length reaches
+    "nrb": lambda w: w.nrb([("10.0.0.1", "a.exampl")]),
+    "isb": lambda w: w.isb(0, 5),
+    "custom": lambda w: w.custom(32473, b"fuzz"),
+    "local": lambda w: w.raw_block(0x80000001, b"abcd"),
+    "dsb": lambda w: w.dsb(0x544C534B, b"abcd"),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(_BEFORE))
+@pytest.mark.parametrize("field", [20, 24])
+@pytest.mark.parametrize("short", [0, 3])
+def test_a_non_packet_length_that_reaches_a_later_field_loses_no_other_block(
+        tmp_path, backend, kind, field, short):
+    """A name resolution, statistics, custom, local or secrets block whose length field is
+    damaged to what the next EPB's captured length (at 20) or original length (at 24)
+    rounds up to reads that field as its trailer.  tshark takes it whole, then stops at the
+    next EPB's packet data ("total block length ... is too large", or "total block lengths
+    ... don't match"): every packet after it is lost.  Only the damaged block is lost
+    here: the block whose original trailer ends where a block begins that reaches past its
+    damaged end, trailer matching, swallowed that block."""
+    def build(lengths: tuple[int, int]) -> bytes:
+        out = io.BytesIO()
+        with PcapngWriter(out) as w:
+            w.section()
+            w.interface(1)
+            w.epb(0, b"z" * 8, ts_units=1)
+            _BEFORE[kind](w)
+            w.epb(0, b"b" * lengths[0], ts_units=2, orig_len=lengths[1])
+            w.epb(0, b"c" * 12, ts_units=3)
+        return out.getvalue()
+
+    blocks = block_offsets(build((4, 4)))
+    at, blen = blocks[3]
+    new = blen + field + 4  # where the field stands, 4 bytes on: the trailer it is read as
+    lengths = (new - short,) * 2 if field == 20 else (4, new - short)
+    raw = bytearray(build(lengths))
+    assert block_offsets(bytes(raw))[3] == (at, blen)
+    raw[at + 4 : at + 8] = (new - short).to_bytes(4, "little")
+    slabs, meta = read(tmp_path, backend, bytes(raw), "pcapng")
+    assert [len(s) for s in slabs] == [8, min(32, lengths[0]), 12]
+    assert meta.unreadable == [(at, at + blen)]
+    assert [(w.kind, w.offset) for w in meta.warnings] == [("corrupt_block", at)]
+
+
+def test_a_section_header_length_that_reaches_the_interface_snaplen_loses_no_block(tmp_path,
+                                                                                   backend):
+    """A section header with options whose length is damaged to what the interface block
+    after it has for snap length (at 12) reads that as its trailer: taken whole, the
+    interface is lost and every packet of the section with it (tshark reads none: "total
+    block length 8 of an unknown block type").  Its byte order is sound: reading goes on at
+    the interface block."""
+    def build(snaplen: int) -> bytearray:
+        out = io.BytesIO()
+        with PcapngWriter(out) as w:
+            w.section(options=[(4, b"userappl-x")])
+            w.interface(1, snaplen=snaplen)
+            for p in PAYLOADS[:3]:
+                w.epb(0, p, ts_units=1)
+        return bytearray(out.getvalue())
+
+    shb = block_offsets(bytes(build(0)))[0][1]
+    raw = build(shb + 16)
+    raw[4:8] = (shb + 16).to_bytes(4, "little")
+    slabs, meta = read(tmp_path, backend, bytes(raw), "pcapng")
+    assert slabs == [p[:32] for p in PAYLOADS[:3]]
+    assert meta.unreadable == [(0, shb)] and meta.sections == 1

@@ -882,15 +882,28 @@ class Capture:
             self.meta.block_counts[pcapng.BLOCK_NAMES.get(btype, f"type 0x{btype:08x}")] += count
 
     def _shb_cut(self, off: int) -> bool:
-        """The section header at `off` runs past the buffer's end (its length is sane)."""
+        """The section header at `off` runs past the buffer's end (its length is sane), or
+        whether it swallowed the next block is told by bytes past it."""
         size = self.meta.size
         if size - off < 28:
             return True
         big = pcapng.byte_order_of_shb(self._mm, off)
         if big is None:
             return False
-        (blen,) = struct.unpack_from(">I" if big else "<I", self._mm, off + 4)
-        return size - off < blen <= MAX_BLOCK
+        order = ">" if big else "<"
+        (blen,) = struct.unpack_from(order + "I", self._mm, off + 4)
+        return size - off < blen <= MAX_BLOCK or self._swallows(off, blen, order, True) > 1
+
+    def _swallows(self, off: int, blen: int, order: str, more: bool = False) -> int:
+        """pcapng.swallows_a_block for the section header at `off`, framed whole with
+        length `blen` (0 where it is not): its length damaged to reach a field of the
+        interface block after it (its snap length) loses that interface, and with it every
+        packet of the section."""
+        mm, size = self._mm, self.meta.size
+        if not 28 <= blen <= size - off or struct.unpack_from(order + "I", mm,
+                                                               off + blen - 4)[0] != blen:
+            return 0
+        return pcapng.swallows_a_block(mm, size, off, 12, blen, order, MAX_BLOCK, more)
 
     def _framed_order(self, off: int) -> bool | None:
         """The one byte order (True: big) in which the section header at `off`, its
@@ -928,7 +941,7 @@ class Capture:
                        "-endian: read on)")
         order = ">" if big else "<"
         blen, _magic, vmaj, vmin = struct.unpack_from(order + "IIHH", mm, off + 4)
-        stepped = blen < 28 or blen % 4 or blen > MAX_BLOCK
+        stepped = blen < 28 or blen % 4 or blen > MAX_BLOCK or self._swallows(off, blen, order)
         if stepped:
             # The byte-order magic is sound: the section's blocks can be found by their
             # framing, from where the smallest section header would end.

@@ -10,6 +10,8 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from .frames import F_NO_TS, F_OVER_SNAPLEN, F_SNAPPED, FrameWindow
 from .walkstatus import (
     BAD_IFACE,
@@ -178,30 +180,52 @@ def unpadded_damage(buf, length: int, off: int, blen: int, order: str, max_block
     return int(padded(struct.unpack_from(order + "I", buf, off + end + q - 4)[0]) == q)
 
 
-def swallows_a_block(buf, length: int, off: int, blen: int, order: str, max_block: int,
-                     more: bool = False) -> int:
-    """Whether the packet block (EPB, PB) at `off`, of length `blen`, ends its packet data
-    before `blen` where its own trailer stands (so options would follow) and swallowed the
-    block that begins there: 0 no, 1 yes, or the bytes from `off` the verdict needs
-    (`beyond`).  Swallowed: a known type, a sane length reaching past `blen`, its trailer
-    matching.  A length damaged to one a later field passes the trailer check for (an EPB
-    of 36 bytes reading 60, where the next EPB's captured length 57 rounds up to 60) is so
-    found; a sound block's options begin with an option code and length, no block header.
-    Only packet blocks with options (or so damaged) pay for it (csrc/walk.c:
-    swallows_a_block is its twin)."""
-    caplen = struct.unpack_from(order + "I", buf, off + 20)[0]
-    end = 32 + padded(caplen)
-    if end >= blen or padded(struct.unpack_from(order + "I", buf, off + end - 4)[0]) != end:
+def swallows_a_block(buf, length: int, off: int, first: int, blen: int, order: str,
+                     max_block: int, more: bool = False) -> int:
+    """Whether the block at `off`, of length `blen`, swallowed a block that begins inside
+    it: 0 no, 1 yes, or the bytes from `off` the verdict needs (`beyond`).  Swallowed: at
+    some `s` from `first` on (4-aligned, its header inside), the word before is a trailer
+    that frames the block as ending there (rounded up, it is `s`), and a known type follows
+    with a sane length reaching past `blen` and a trailer matching it.  A length damaged to
+    one a field of a later block passes the trailer check for (an EPB of 36 bytes reading
+    60, where the next EPB's captured length 57 rounds up to 60; a statistics block of 24
+    reading 48, where it stands at 20 of the next EPB) is so found.  Packet blocks are
+    searched from where their data ends (their options: a sound one's begin with an option
+    code and length, no block header), other blocks from 12 (`swallow_from`); a block's
+    bytes cost one comparison a word (csrc/walk.c:swallows_a_block is its twin)."""
+    n = (blen - 8 - first) // 4 + 1  # places s = first, first + 4, ..., s + 8 <= blen
+    if n <= 0:
         return 0
-    if (need := beyond(length, off + end + 8, more)) is not None:
-        return need and need - off
-    btype, field = struct.unpack_from(order + "II", buf, off + end)
-    q = padded(field)
-    if btype not in BLOCK_NAMES or not 12 <= field <= max_block or end + q <= blen:
-        return 0
-    if (need := beyond(length, off + end + q, more)) is not None:
-        return need and need - off
-    return int(padded(struct.unpack_from(order + "I", buf, off + end + q - 4)[0]) == q)
+    words = np.frombuffer(buf, np.dtype(order + "u4"), n, off + first - 4).astype(np.int64)
+    for k in np.flatnonzero(((words + 3) & ~3) == first + 4 * np.arange(n)).tolist():
+        s = first + 4 * k
+        btype, field = struct.unpack_from(order + "II", buf, off + s)
+        q = padded(field)
+        if btype not in BLOCK_NAMES or not 12 <= field <= max_block or s + q <= blen:
+            continue
+        if (need := beyond(length, off + s + q, more)) is not None:
+            if need:
+                return need - off
+            continue
+        if padded(struct.unpack_from(order + "I", buf, off + s + q - 4)[0]) == q:
+            return 1
+    return 0
+
+
+def swallow_from(buf, off: int, blen: int, order: str) -> int:
+    """Where in the block at `off` (of type and length framed, `blen`) swallows_a_block
+    searches, as the walkers call it: past a packet block's data (`blen` where it leaves
+    none, or claims more than there is), nowhere in a simple packet block (its data fills
+    it), from 12 in any other."""
+    btype, = struct.unpack_from(order + "I", buf, off)
+    if btype == BT_SPB:
+        return blen
+    if btype in (BT_EPB, BT_PB):
+        if blen < 32:
+            return blen
+        caplen = struct.unpack_from(order + "I", buf, off + 20)[0]
+        return blen if caplen > blen - 32 else 32 + padded(caplen)
+    return 12
 
 
 def byte_order_of_shb(buf, off: int) -> bool | None:
@@ -333,7 +357,8 @@ def walk_pcapng_py(
             if caplen > blen - 32:
                 return status(CORRUPT, off, fno, caplen)
             if 32 + padded(caplen) < blen:
-                verdict = swallows_a_block(buf, length, off, blen, order, max_block, more)
+                verdict = swallows_a_block(buf, length, off, 32 + padded(caplen), blen, order,
+                                           max_block, more)
                 if verdict > 1:
                     return status(TRUNCATED, off, fno, verdict)
                 if verdict:
@@ -350,6 +375,11 @@ def walk_pcapng_py(
             data = off + 12
             flags |= F_NO_TS
         else:
+            verdict = swallows_a_block(buf, length, off, 12, blen, order, max_block, more)
+            if verdict > 1:
+                return status(TRUNCATED, off, fno, verdict)
+            if verdict:
+                return status(CORRUPT, off, fno, field)
             if (btype not in NEEDED_BLOCKS and (btype in quiet or len(quiet) < held)
                     and blen >= MIN_BLOCK.get(btype, 12)):
                 quiet[btype] = quiet.get(btype, 0) + 1

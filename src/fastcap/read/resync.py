@@ -208,9 +208,8 @@ def pcapng_block_len(buf: np.ndarray, off: int, size: int, big: bool, more: bool
     order = ">" if big else "<"
     if not blen or pcapng.trailer_is_a_header(buf, off, blen, order):
         return 0
-    if (int(u32(buf, np.array([off], np.int64), big)[0]) in (pcapng.BT_EPB, pcapng.BT_PB)
-            and blen >= 32):
-        verdict = pcapng.swallows_a_block(buf, size, off, blen, order, MAX_BLOCK, more)
-        if verdict:
-            return None if verdict > 1 else 0
+    first = pcapng.swallow_from(buf, off, blen, order)
+    verdict = pcapng.swallows_a_block(buf, size, off, first, blen, order, MAX_BLOCK, more)
+    if verdict:
+        return None if verdict > 1 else 0
     return blen
