@@ -446,3 +446,22 @@ def test_a_section_header_length_that_reaches_the_interface_snaplen_loses_no_blo
     slabs, meta = read(tmp_path, backend, bytes(raw), "pcapng")
     assert slabs == [p[:32] for p in PAYLOADS[:3]]
     assert meta.unreadable == [(0, shb)] and meta.sections == 1
+
+
+def test_reading_resumes_at_a_block_whose_lengths_leave_out_the_padding(tmp_path, backend):
+    """A writer that leaves the padding out of both length fields (an EPB of 41 bytes of
+    data says 73, not 76) writes every block so: Wireshark reads them rounded up, and so
+    does the walk.  After a damaged length the search for the next block must take them
+    too, or nothing after the damage is read.  (tshark stops at the damage: it never
+    resumes.)"""
+    payloads = [bytes([65 + i]) * (41 + 4 * i) for i in range(5)]
+    raw, offs = pcapng_bytes(tmp_path, payloads)
+    data = bytearray(raw)
+    for at, p in zip(offs, payloads, strict=True):
+        blen = int.from_bytes(data[at + 4 : at + 8], "little")
+        for field in (at + 4, at + blen - 4):
+            data[field : field + 4] = (32 + len(p)).to_bytes(4, "little")
+    data[offs[2] + 4 : offs[2] + 8] = (0xFFFFFFF0).to_bytes(4, "little")
+    slabs, meta = read(tmp_path, backend, bytes(data), "pcapng")
+    assert slabs == [p[:32] for i, p in enumerate(payloads) if i != 2]
+    assert meta.unreadable == [(offs[2], offs[3])]

@@ -59,10 +59,13 @@ def _block_len(buf: np.ndarray, pos: np.ndarray, size: int, big: bool | None, ma
                ) -> np.ndarray:
     """Length of a well-framed pcapng block at each of `pos`, or 0 where there is none.
 
-    Well framed: a known block type, a length that is legal for it, a multiple of 4 and
-    inside the file, and a trailing length equal to the leading one.  Section headers carry
-    their own byte order; other blocks are read in the current section's (`big`; None when
-    there is no section yet, so only a section header can start one)."""
+    Well framed: a known block type, a length that is legal for it and inside the file,
+    and a trailing length equal to the leading one.  As the walkers read them, lengths are
+    rounded up to a multiple of 4 (some writers leave the padding out of both; Wireshark
+    reads them so) and the length is the rounded one, except a section header's, whose
+    reader takes a multiple of 4 only.  Section headers carry their own byte order; other
+    blocks are read in the current section's (`big`; None when there is no section yet,
+    so only a section header can start one)."""
     out = np.zeros(len(pos), np.int64)
     fits = pos + _SHB_MIN <= size
     pos_ok = pos[fits]
@@ -82,11 +85,13 @@ def _block_len(buf: np.ndarray, pos: np.ndarray, size: int, big: bool | None, ma
         idx = np.clip(np.searchsorted(_KNOWN, btype), 0, len(_KNOWN) - 1)
         known = is_shb | (_KNOWN[idx] == btype)
         mins = np.where(is_shb, _SHB_MIN, _MINS[idx])
-    blen = u32(buf, pos_ok + 4, own_big)
-    ok = known & (blen >= mins) & (blen % 4 == 0) & (blen <= max_block) & (pos_ok + blen <= size)
+    field = u32(buf, pos_ok + 4, own_big)
+    blen = (field + 3) & ~3
+    ok = (known & (field >= mins) & ((blen == field) | ~is_shb) & (field <= max_block)
+          & (pos_ok + blen <= size))
     at = np.flatnonzero(ok)
     trailer = u32(buf, pos_ok[at] + blen[at] - 4, own_big[at])
-    ok[at] = trailer == blen[at]
+    ok[at] = ((trailer + 3) & ~3) == blen[at]
     out[np.flatnonzero(fits)[ok]] = blen[ok]
     return out
 
@@ -200,16 +205,22 @@ def next_pcap_record(buf: np.ndarray, start: int, size: int, big: bool, rules: i
 def pcapng_block_len(buf: np.ndarray, off: int, size: int, big: bool, more: bool = False
                      ) -> int | None:
     """Length of the well-framed block at `off`, or 0 (see `_block_len`); 0 too where its
-    trailer may be another block's leading length (pcapng.trailer_is_a_header) or, a packet
-    block, it swallowed the block after its data (pcapng.swallows_a_block), as the walkers
-    refuse it: stepping over it whole would lose that block.  None where that needs bytes
+    trailer may be another block's leading length (pcapng.trailer_is_a_header), it swallowed
+    a block (pcapng.swallows_a_block) or its length left unpadded is damage
+    (pcapng.unpadded_damage), as the walkers refuse it: stepping over it whole would lose
+    the block after it.  None where that needs bytes
     past `size` and `more` may follow it (a stream piece's end)."""
-    blen = int(_block_len(buf, np.array([off], np.int64), size, big, MAX_BLOCK)[0])
+    pos = np.array([off], np.int64)
+    blen = int(_block_len(buf, pos, size, big, MAX_BLOCK)[0])
     order = ">" if big else "<"
     if not blen or pcapng.trailer_is_a_header(buf, off, blen, order):
         return 0
-    first = pcapng.swallow_from(buf, off, blen, order)
-    verdict = pcapng.swallows_a_block(buf, size, off, first, blen, order, MAX_BLOCK, more)
+    verdict = 0
+    if int(u32(buf, pos + 4, big)[0]) != blen:  # its length left unpadded
+        verdict = pcapng.unpadded_damage(buf, size, off, blen, order, MAX_BLOCK, more)
+    if not verdict:
+        first = pcapng.swallow_from(buf, off, blen, order)
+        verdict = pcapng.swallows_a_block(buf, size, off, first, blen, order, MAX_BLOCK, more)
     if verdict:
         return None if verdict > 1 else 0
     return blen
