@@ -465,3 +465,28 @@ def test_reading_resumes_at_a_block_whose_lengths_leave_out_the_padding(tmp_path
     slabs, meta = read(tmp_path, backend, bytes(data), "pcapng")
     assert slabs == [p[:32] for i, p in enumerate(payloads) if i != 2]
     assert meta.unreadable == [(offs[2], offs[3])]
+
+
+@pytest.mark.parametrize("last", ["isb", "nrb", "custom"])
+def test_a_block_shorter_than_a_section_header_ends_a_chain_at_the_end(tmp_path, backend,
+                                                                       last):
+    """A damaged EPB, a sound one, then a last block shorter than the smallest section
+    header (a statistics block of 24 bytes, an empty name resolution block of 16, a custom
+    one of 16) ending the file: that block, as the sound EPB's successor, must be found, or
+    the EPB is lost with the damaged one (tshark stops at the damage)."""
+    out = io.BytesIO()
+    with PcapngWriter(out) as w:
+        w.section()
+        w.interface(1)
+        for p in PAYLOADS[:3]:
+            w.epb(0, p, ts_units=1)
+        {"isb": lambda: w.isb(0, 2), "nrb": lambda: w.nrb([]),
+         "custom": lambda: w.custom(32473, b"")}[last]()
+    raw = bytearray(out.getvalue())
+    blocks = block_offsets(bytes(raw))
+    assert blocks[-1][1] < 28
+    at = blocks[3][0]
+    raw[at + 4 : at + 8] = bytes(4)
+    slabs, meta = read(tmp_path, backend, bytes(raw), "pcapng")
+    assert slabs == [p[:32] for p in (PAYLOADS[0], PAYLOADS[2])]
+    assert meta.unreadable == [(at, blocks[4][0])]

@@ -67,7 +67,7 @@ def _block_len(buf: np.ndarray, pos: np.ndarray, size: int, big: bool | None, ma
     blocks are read in the current section's (`big`; None when there is no section yet,
     so only a section header can start one)."""
     out = np.zeros(len(pos), np.int64)
-    fits = pos + _SHB_MIN <= size
+    fits = pos + _MIN_LEN <= size  # the smallest block (a section header's is checked below)
     pos_ok = pos[fits]
     if not len(pos_ok):
         return out
