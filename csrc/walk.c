@@ -475,6 +475,8 @@ static __attribute__((noinline, cold)) int64_t unpadded_damage(const uint8_t *bu
     return (((uint64_t)rd32(b + end + q - 4, swapped) + 3) & ~(uint64_t)3) == q;
 }
 
+#define SWALLOW_HOPS 4 /* read/pcapng.py:SWALLOW_HOPS */
+
 static inline int known_block(uint32_t type)
 {
     switch (type) {
@@ -490,7 +492,8 @@ static inline int known_block(uint32_t type)
  * 1 yes, or the bytes from off the verdict needs (see beyond).  Swallowed: at some `s`
  * from `first` on (4-aligned, its header inside), the word before is a trailer that frames
  * the block as ending there (rounded up, it is s), and a known type follows with a sane
- * length reaching past blen and a trailer matching it.  A length damaged to one a field of
+ * length reaching past blen and a trailer matching it (after up to SWALLOW_HOPS blocks
+ * framed wholly inside, passed).  A length damaged to one a field of
  * a later block passes the trailer check for (an EPB of 36 bytes reading 60, where the
  * next EPB's captured length 57 rounds up to 60; a statistics block of 24 reading 48, where
  * it stands at 20 of the next EPB) is so found.  Packet blocks are searched from where
@@ -508,16 +511,34 @@ static __attribute__((noinline, cold)) int64_t swallows_a_block(const uint8_t *b
             || !known_block(rd32(b + s, swapped)))
             continue;
         uint32_t field = rd32(b + s + 4, swapped);
-        uint64_t q = ((uint64_t)field + 3) & ~(uint64_t)3;
-        if (field < 12 || field > max_block || s + q <= blen)
+        uint64_t t = s, q = ((uint64_t)field + 3) & ~(uint64_t)3;
+        if (field < 12 || field > max_block)
+            continue;
+        /* sound blocks wholly inside (up to SWALLOW_HOPS) are passed: the damaged length
+         * may reach a field of a block after them */
+        int hops = 0, past = 1;
+        while (t + q <= blen) {
+            past = 0;
+            if ((((uint64_t)rd32(b + t + q - 4, swapped) + 3) & ~(uint64_t)3) != q)
+                break;
+            t += q;
+            if (t + 8 > blen || ++hops > SWALLOW_HOPS || !known_block(rd32(b + t, swapped)))
+                break;
+            field = rd32(b + t + 4, swapped);
+            if (field < 12 || field > max_block)
+                break;
+            q = ((uint64_t)field + 3) & ~(uint64_t)3;
+            past = 1;
+        }
+        if (!past)
             continue;
         int64_t need = 0;
-        if (beyond(len, off + (int64_t)(s + q), more, &need)) {
+        if (beyond(len, off + (int64_t)(t + q), more, &need)) {
             if (need)
                 return need - off;
             continue;
         }
-        if ((((uint64_t)rd32(b + s + q - 4, swapped) + 3) & ~(uint64_t)3) == q)
+        if ((((uint64_t)rd32(b + t + q - 4, swapped) + 3) & ~(uint64_t)3) == q)
             return 1;
     }
     return 0;

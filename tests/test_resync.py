@@ -490,3 +490,31 @@ def test_a_block_shorter_than_a_section_header_ends_a_chain_at_the_end(tmp_path,
     slabs, meta = read(tmp_path, backend, bytes(raw), "pcapng")
     assert slabs == [p[:32] for p in (PAYLOADS[0], PAYLOADS[2])]
     assert meta.unreadable == [(at, blocks[4][0])]
+
+
+@pytest.mark.parametrize("kind", sorted(_BEFORE))
+def test_a_length_that_passes_a_sound_block_to_a_later_field_loses_no_other_block(
+        tmp_path, backend, kind):
+    """The block's length damaged to reach past a sound EPB of 36 bytes to the captured
+    length of the one after (tshark takes it whole and stops): the sound EPB, framed wholly
+    inside it, is passed, and the block that reaches past its damaged end found; both EPBs
+    are read."""
+    def build(caplen: int) -> bytes:
+        out = io.BytesIO()
+        with PcapngWriter(out) as w:
+            w.section()
+            w.interface(1)
+            w.epb(0, b"z" * 8, ts_units=1)
+            _BEFORE[kind](w)
+            w.epb(0, b"a" * 4, ts_units=2)
+            w.epb(0, b"b" * caplen, ts_units=3)
+            w.epb(0, b"c" * 12, ts_units=4)
+        return out.getvalue()
+
+    at, blen = block_offsets(build(4))[3]
+    new = blen + 36 + 24  # the second EPB's captured length, 4 bytes on
+    raw = bytearray(build(new))
+    raw[at + 4 : at + 8] = new.to_bytes(4, "little")
+    slabs, meta = read(tmp_path, backend, bytes(raw), "pcapng")
+    assert [len(s) for s in slabs] == [8, 4, 32, 12]
+    assert meta.unreadable == [(at, at + blen)]

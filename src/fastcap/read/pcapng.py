@@ -180,13 +180,17 @@ def unpadded_damage(buf, length: int, off: int, blen: int, order: str, max_block
     return int(padded(struct.unpack_from(order + "I", buf, off + end + q - 4)[0]) == q)
 
 
+SWALLOW_HOPS = 4  # sound blocks a damaged length may pass to reach a later block's field
+
+
 def swallows_a_block(buf, length: int, off: int, first: int, blen: int, order: str,
                      max_block: int, more: bool = False) -> int:
     """Whether the block at `off`, of length `blen`, swallowed a block that begins inside
     it: 0 no, 1 yes, or the bytes from `off` the verdict needs (`beyond`).  Swallowed: at
     some `s` from `first` on (4-aligned, its header inside), the word before is a trailer
     that frames the block as ending there (rounded up, it is `s`), and a known type follows
-    with a sane length reaching past `blen` and a trailer matching it.  A length damaged to
+    with a sane length reaching past `blen` and a trailer matching it (after up to
+    SWALLOW_HOPS blocks framed wholly inside, passed).  A length damaged to
     one a field of a later block passes the trailer check for (an EPB of 36 bytes reading
     60, where the next EPB's captured length 57 rounds up to 60; a statistics block of 24
     reading 48, where it stands at 20 of the next EPB) is so found.  Packet blocks are
@@ -200,14 +204,30 @@ def swallows_a_block(buf, length: int, off: int, first: int, blen: int, order: s
     for k in np.flatnonzero(((words + 3) & ~3) == first + 4 * np.arange(n)).tolist():
         s = first + 4 * k
         btype, field = struct.unpack_from(order + "II", buf, off + s)
-        q = padded(field)
-        if btype not in BLOCK_NAMES or not 12 <= field <= max_block or s + q <= blen:
+        if btype not in BLOCK_NAMES or not 12 <= field <= max_block:
             continue
-        if (need := beyond(length, off + s + q, more)) is not None:
+        t, q = s, padded(field)
+        hops, past = 0, True
+        while t + q <= blen:  # sound blocks wholly inside are passed, up to SWALLOW_HOPS
+            past = False
+            if padded(struct.unpack_from(order + "I", buf, off + t + q - 4)[0]) != q:
+                break
+            t += q
+            hops += 1
+            if t + 8 > blen or hops > SWALLOW_HOPS:
+                break
+            btype, field = struct.unpack_from(order + "II", buf, off + t)
+            if btype not in BLOCK_NAMES or not 12 <= field <= max_block:
+                break
+            q = padded(field)
+            past = True
+        if not past:
+            continue
+        if (need := beyond(length, off + t + q, more)) is not None:
             if need:
                 return need - off
             continue
-        if padded(struct.unpack_from(order + "I", buf, off + s + q - 4)[0]) == q:
+        if padded(struct.unpack_from(order + "I", buf, off + t + q - 4)[0]) == q:
             return 1
     return 0
 
