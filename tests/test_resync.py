@@ -388,6 +388,21 @@ _BEFORE = {  # a block other than a packet block, written before the EPB its len
 }
 
 
+def after_block(kind: str, lengths: list[tuple[int, int]]) -> bytes:
+    """An EPB of 8 bytes, a block of `kind`, then EPBs of these captured and original
+    lengths and a last one of 12 bytes."""
+    out = io.BytesIO()
+    with PcapngWriter(out) as w:
+        w.section()
+        w.interface(1)
+        w.epb(0, b"z" * 8, ts_units=1)
+        _BEFORE[kind](w)
+        for i, (caplen, orig) in enumerate(lengths):
+            w.epb(0, bytes([97 + i]) * caplen, ts_units=2 + i, orig_len=orig)
+        w.epb(0, b"y" * 12, ts_units=9)
+    return out.getvalue()
+
+
 @pytest.mark.parametrize("kind", sorted(_BEFORE))
 @pytest.mark.parametrize("field", [20, 24])
 @pytest.mark.parametrize("short", [0, 3])
@@ -400,22 +415,10 @@ def test_a_non_packet_length_that_reaches_a_later_field_loses_no_other_block(
     ... don't match"): every packet after it is lost.  Only the damaged block is lost
     here: the block whose original trailer ends where a block begins that reaches past its
     damaged end, trailer matching, swallowed that block."""
-    def build(lengths: tuple[int, int]) -> bytes:
-        out = io.BytesIO()
-        with PcapngWriter(out) as w:
-            w.section()
-            w.interface(1)
-            w.epb(0, b"z" * 8, ts_units=1)
-            _BEFORE[kind](w)
-            w.epb(0, b"b" * lengths[0], ts_units=2, orig_len=lengths[1])
-            w.epb(0, b"c" * 12, ts_units=3)
-        return out.getvalue()
-
-    blocks = block_offsets(build((4, 4)))
-    at, blen = blocks[3]
+    at, blen = block_offsets(after_block(kind, [(4, 4)]))[3]
     new = blen + field + 4  # where the field stands, 4 bytes on: the trailer it is read as
     lengths = (new - short,) * 2 if field == 20 else (4, new - short)
-    raw = bytearray(build(lengths))
+    raw = bytearray(after_block(kind, [lengths]))
     assert block_offsets(bytes(raw))[3] == (at, blen)
     raw[at + 4 : at + 8] = (new - short).to_bytes(4, "little")
     slabs, meta = read(tmp_path, backend, bytes(raw), "pcapng")
@@ -499,21 +502,9 @@ def test_a_length_that_passes_a_sound_block_to_a_later_field_loses_no_other_bloc
     length of the one after (tshark takes it whole and stops): the sound EPB, framed wholly
     inside it, is passed, and the block that reaches past its damaged end found; both EPBs
     are read."""
-    def build(caplen: int) -> bytes:
-        out = io.BytesIO()
-        with PcapngWriter(out) as w:
-            w.section()
-            w.interface(1)
-            w.epb(0, b"z" * 8, ts_units=1)
-            _BEFORE[kind](w)
-            w.epb(0, b"a" * 4, ts_units=2)
-            w.epb(0, b"b" * caplen, ts_units=3)
-            w.epb(0, b"c" * 12, ts_units=4)
-        return out.getvalue()
-
-    at, blen = block_offsets(build(4))[3]
+    at, blen = block_offsets(after_block(kind, [(4, 4), (4, 4)]))[3]
     new = blen + 36 + 24  # the second EPB's captured length, 4 bytes on
-    raw = bytearray(build(new))
+    raw = bytearray(after_block(kind, [(4, 4), (new, new)]))
     raw[at + 4 : at + 8] = new.to_bytes(4, "little")
     slabs, meta = read(tmp_path, backend, bytes(raw), "pcapng")
     assert [len(s) for s in slabs] == [8, 4, 32, 12]
