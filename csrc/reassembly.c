@@ -549,14 +549,22 @@ static __attribute__((noinline)) int replace(fc_reasm *r, rconn *c, rdir *d, int
 }
 
 /* Record a segment held out of order over stored bytes [lo, hi), with a copy of its bytes
- * (at `src`) when they differ from those stored.  Past FC_HOLD_MAX records, none. */
+ * (at `src`) when they differ from those stored.  No record past FC_HOLD_MAX of them, nor
+ * past the segment map's limit (a copy only ever takes effect through the map), nor when
+ * its copy would take the direction's copies past its byte cap: a connection's memory stays
+ * within twice its data cap, its maps and these records. */
 static int hold_add(fc_reasm *r, rconn *c, rdir *d, int64_t lo, int64_t hi, int64_t fno,
                     const uint8_t *src)
 {
+    int64_t limit = r->max_segs < FC_HOLD_MAX ? r->max_segs : FC_HOLD_MAX;
+    if (src && d->hold_copied + (hi - lo) > r->cap)
+        return 0;
     if (d->nhold == d->holdcap) {
-        if (d->holdcap >= FC_HOLD_MAX)
+        if (d->holdcap >= limit)
             return 0;
         int64_t ncap = d->holdcap ? d->holdcap * 2 : FC_HOLD_INIT;
+        if (ncap > limit)
+            ncap = limit;
         rhold *nh = realloc(d->hold, (size_t)ncap * sizeof(rhold));
         if (!nh)
             return -1;

@@ -35,7 +35,14 @@ from fastcap.run.scanner import ScanSummary, judge, scan
 from fastcap.select.decode import Headers, Status, decode_headers, decode_tcp
 from fastcap.select.flows import FlowKey, FlowTable
 from fastcap.session import iter_sessions
-from fastcap.tcp.reassembly import CONN_OVERHEAD, SEG_BYTES, Connection, Reassembler
+from fastcap.tcp.reassembly import (
+    CONN_OVERHEAD,
+    HOLD_BYTES,
+    HOLD_MAX,
+    SEG_BYTES,
+    Connection,
+    Reassembler,
+)
 from fastcap_synth import packets as pk
 from fastcap_synth.writers import PcapngWriter, Record, to_bytes, write_pcap
 
@@ -517,7 +524,8 @@ def run_reassembler(buf: bytes, sel: Sel, nflows: int, backend: str, cuts: list[
                     **kw) -> list[Connection]:
     r = Reassembler(buf, soup_flows(nflows), backend=backend, **kw)
     cap, budget, max_segs = kw["cap"], kw["budget"], kw["max_segments"]
-    per_conn = CONN_OVERHEAD + 2 * (cap + (cap + 63) // 64 * 8 + max_segs * SEG_BYTES)
+    per_conn = CONN_OVERHEAD + 2 * (cap + (cap + 63) // 64 * 8 + max_segs * SEG_BYTES
+                                    + min(max_segs, HOLD_MAX) * HOLD_BYTES + cap)
     out, lo = [], 0
     for hi in [*sorted(cuts), len(sel.frame_no)]:
         out += r.feed(sel.rows(lo, hi))
@@ -645,7 +653,8 @@ def test_million_overlapping_tiny_segments_native():
                Tcp(seq, np.zeros(rows, np.uint32), flags, np.full(rows, 512, np.uint16),
                     plen, plen.copy(), np.full(rows, 20, np.uint8)))
     max_segs = 4096
-    bound = CONN_OVERHEAD + 2 * (cap + (cap + 63) // 64 * 8 + max_segs * SEG_BYTES)
+    bound = CONN_OVERHEAD + 2 * (cap + (cap + 63) // 64 * 8 + max_segs * SEG_BYTES
+                                 + min(max_segs, HOLD_MAX) * HOLD_BYTES + cap)
     t0 = time.perf_counter()
     r = Reassembler(stream.tobytes(), soup_flows(1), backend="native", cap=cap,
                     max_segments=max_segs)

@@ -15,7 +15,16 @@ from hypothesis import strategies as st
 
 from fastcap._ffi import native_available
 from fastcap.select.flows import FlowKey, FlowTable
-from fastcap.tcp.reassembly import TOMB_SLOTS, WINDOW_MAX, Connection, Reassembler
+from fastcap.tcp.reassembly import (
+    CONN_OVERHEAD,
+    HOLD_BYTES,
+    HOLD_MAX,
+    SEG_BYTES,
+    TOMB_SLOTS,
+    WINDOW_MAX,
+    Connection,
+    Reassembler,
+)
 
 from .corpus import CORPUS
 
@@ -317,6 +326,26 @@ def test_differing_held_copies_settled_by_the_peers_ack():
     (conn,) = run_both(hs + [first, lower, late])  # no acknowledgement: the late copy
     assert conn.c2s.data == b"ggXXXX"  # is taken in order over both
 
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("max_segments", [0, 4])
+def test_held_copies_stay_within_the_segment_map_and_the_byte_cap(backend, max_segments):
+    """Twenty differing copies of one range held past a gap: records of them only as far as
+    the segment map may hold them, their copies within the direction's byte cap, so the
+    connection stays within its bound however many copies come."""
+    cap = 64
+    frames = handshake(100, 900) + [Frame(0, True, 111, 901, ACK, bytes([65 + k]) * 40)
+                                     for k in range(20)]
+    buf, sel = build(frames)
+    r = Reassembler(buf, flow_table(1), backend=backend, cap=cap, max_segments=max_segments)
+    r.feed(sel.rows(0, len(frames)))
+    bound = CONN_OVERHEAD + 2 * (cap + (cap + 63) // 64 * 8 + max_segments * SEG_BYTES
+                                 + min(max_segments, HOLD_MAX) * HOLD_BYTES + cap)
+    assert r.open_connections == 1 and r.mem <= bound
+    (conn,) = r.finish()
+    assert conn.c2s.data[10:50] == b"A" * 40  # the first copy, the only one held past the gap
+    r.close()
 
 def _follow(segments: list[tuple[int, bytes]]) -> bytes:
     """What tshark's follow makes of one direction's (offset, bytes) segments, without

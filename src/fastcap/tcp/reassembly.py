@@ -16,8 +16,9 @@ Rules both cores implement (per direction of a connection):
   it past held bytes below the acknowledged number (the receiver has them).  Among
   out-of-order copies that differ, as `rcv` moves past them, the segment held first among
   those covering `rcv` gives its bytes up to its end, and so on (tshark's follow; held
-  segments are recorded, up to HOLD_MAX per direction, with a copy of their bytes when they
-  differ from the first copy stored).  The segment map then names, per byte, the
+  segments are recorded, up to HOLD_MAX per direction and no more than the segment map
+  holds, with a copy of their bytes when they differ from the first copy stored, while the
+  copies stay within the direction's byte cap).  The segment map then names, per byte, the
   frame whose copy is stored.  A segment starting below the highest offset reached is
   out-of-order when it fills bytes not seen before, else a retransmission; a segment whose
   already-stored bytes differ from its own counts one conflicting overlap.
@@ -541,7 +542,7 @@ class _Dir:
                  "nxt", "rcv", "before_start", "untraced", "syn_frame", "fin_frame", "rst_frame",
                  "base", "isn", "fin_seq", "synack_ack", "win", "has_base", "has_isn",
                  "fin_seen", "fin_acked", "win_known", "syn_ack_seen", "zwp", "fin_off",
-                 "acked", "hold", "holdcap", "hold_mixed")
+                 "acked", "hold", "holdcap", "hold_copied", "hold_mixed")
 
     def __init__(self) -> None:
         self.data = bytearray()
@@ -564,7 +565,7 @@ class _Dir:
         # segments held out of order, in arrival order: [start, end, frame, copy or None]
         # (see hold_add in C); hold_mixed: one of them differs from the bytes stored under it
         self.hold: list[tuple[int, int, int, bytes | None]] = []
-        self.holdcap = 0
+        self.holdcap = self.hold_copied = 0  # hold_copied: bytes in the records' copies
         self.hold_mixed = False
 
     def mem(self) -> int:
@@ -839,17 +840,22 @@ class PyReassemblerCore:
 
     def _hold_add(self, c: _Conn, me: _Dir, lo: int, hi: int, fno: int,
                   copy: bytes | None) -> None:
-        """Record a segment held out of order (see hold_add in C)."""
+        """Record a segment held out of order (see hold_add in C: within the segment map's
+        limit, its copies within the direction's byte cap)."""
+        if copy is not None and me.hold_copied + hi - lo > self._cap:
+            return
+        limit = min(self._max_segs, HOLD_MAX)
         if len(me.hold) == me.holdcap:
-            if me.holdcap >= HOLD_MAX:
+            if me.holdcap >= limit:
                 return
-            ncap = me.holdcap * 2 if me.holdcap else HOLD_INIT
+            ncap = min(me.holdcap * 2 if me.holdcap else HOLD_INIT, limit)
             grow = (ncap - me.holdcap) * HOLD_BYTES
             me.holdcap = ncap
             c.mem += grow
             self.mem += grow
         me.hold.append((lo, hi, fno, copy))
         if copy is not None:
+            me.hold_copied += hi - lo
             c.mem += hi - lo
             self.mem += hi - lo
 
@@ -883,6 +889,7 @@ class PyReassemblerCore:
             if h[1] > p:
                 kept.append(h)
             elif h[3] is not None:
+                me.hold_copied -= h[1] - h[0]
                 c.mem -= h[1] - h[0]
                 self.mem -= h[1] - h[0]
         me.hold = kept
