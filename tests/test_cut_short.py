@@ -182,3 +182,57 @@ def test_a_range_read_after_the_file_was_cut_before_it_tells_the_cut(tmp_path):
     assert kind == "cut_short" and offset >= begins[2] and sessions > 0
     assert message.startswith(f"the file was cut short while it was read (it has "
                               f"{begins[1] + 10} bytes now)")
+
+
+@pytest.mark.parametrize("backend", ["native", "python"])
+@pytest.mark.parametrize("when", ["mapped", "before"])
+def test_flows_dealt_to_an_executor_read_the_file_as_cut(tmp_path, backend, when):
+    """The way of a Dask cluster (the serial executor standing in for it): phase two reads
+    the payloads from the file again.  Cut while it has the file mapped, the pages past the
+    new end raised SIGBUS; cut before it maps the file, the payloads past the new end were
+    read as missing and the sessions judged on gaps, with no word of the cut.  Either way
+    the sessions are now those of the file as cut, with the cut's warning."""
+    cut = 20000
+    src = EXAMPLES / "all-scenarios.pcapng"
+    before = tmp_path / "before.pcapng"
+    before.write_bytes(src.read_bytes()[:cut])
+    r = child("""
+        import json, os, shutil, sys
+        from fastcap.run import scanner, split
+        from fastcap.run.workers import SerialExecutor
+        src, path, before, cut, backend, when = sys.argv[1:7]
+        cut = int(cut)
+        shutil.copy(src, path)
+
+        def cut_now():
+            if os.path.getsize(path) > cut:
+                os.truncate(path, cut)
+
+        if when == "mapped":  # phase two has the file mapped when it is cut
+            real_fed = split.fed
+            def fed(*a):
+                cut_now()
+                return real_fed(*a)
+            split.fed = fed
+        else:  # cut between phase one and phase two
+            real_two = split._phase_two
+            def phase_two(*a):
+                cut_now()
+                return real_two(*a)
+            split._phase_two = phase_two
+
+        def verdicts(found):
+            return [[v.code for v in s.verdicts] for s in found.sessions]
+
+        with SerialExecutor() as ex:
+            (got,) = scanner.scan_files([path], executor=ex, jobs=2, parts=4, backend=backend)
+        (want,) = scanner.scan_files([before], jobs=1, backend=backend)
+        print(json.dumps([verdicts(got), verdicts(want), got.error, got.summary.warnings]))
+    """, str(src), str(tmp_path / "cut.pcapng"), str(before), str(cut), backend, when)
+    assert r.stdout, r.stderr
+    got, want, error, warnings = json.loads(r.stdout)
+    assert error is None and got == want and len(want) > 0
+    (warning,) = warnings
+    assert warning.startswith(f"{tmp_path / 'cut.pcapng'}: the file was cut short while it "
+                              f"was read (it has {cut} bytes now)")
+    assert warning.endswith(f" at offset {cut}")

@@ -20,7 +20,6 @@ serial one (what the tests use to split files at many points cheaply).
 
 from __future__ import annotations
 
-import mmap
 import os
 from collections import Counter
 from collections.abc import Callable, Collection, Iterator
@@ -29,15 +28,16 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import CaptureError
+from ..errors import CaptureError, CaptureWarning
 from ..judge.judging import analyzer_for as analyzer_for  # re-exported: it used to live here
 from ..judge.judging import judge
 from ..options import JudgeOptions as JudgeOptions
+from ..read.guard import cut_message, guarded_map
 from ..select.flows import FlowKey, FlowTable
 from ..select.fragments import FRAG_ROW
 from ..select.selection import FrameCounters
 from ..session import KeysAsRead, Session
-from ..tcp.feed import concat, fed, rows
+from ..tcp.feed import concat, fed, payload_end, rows, within
 from ..tcp.reassembly import (
     DEFAULT_BUDGET,
     DEFAULT_MAX_OPEN,
@@ -61,6 +61,7 @@ class FlowTask:
     options: JudgeOptions
     file_rows: list[int] = field(default_factory=list)
     frame_offsets: list[int] = field(default_factory=list)
+    sizes: list[int] = field(default_factory=list)  # file i's size when its frames were read
 
 
 @dataclass
@@ -70,13 +71,34 @@ class FlowResult:
     # per file of the task: the segments its frames had the reassembler drop, and the IP
     # fragments given up (`select.fragments`), by reason
     skipped: list[Counter] = field(default_factory=list)
+    # per file of the task: where it ended when found cut short since its frames were read
+    # (the sessions are then of no use: their payloads past the cut read as zeros or gaps)
+    cuts: list[int | None] = field(default_factory=list)
 
 
-def payload_buffer(path: str):
-    """The file mapped for reading payloads (empty bytes for an empty file)."""
-    with open(path, "rb") as f:
-        size = os.fstat(f.fileno()).st_size
-        return mmap.mmap(f.fileno(), size, access=mmap.ACCESS_READ) if size else b""
+def _fed_file(reasm: Reassembler, path: str, cols: FrameCols, a: int, b: int, size: int,
+              take: Callable) -> int | None:
+    """Rows [a, b) of `cols`, file `path`'s, fed with its payloads read from the file,
+    mapped and guarded here: another program may have cut it short since its frames were
+    read (it was `size` bytes then), or cut it while it is mapped (whose pages past the new
+    end would raise SIGBUS, with the C module answered by zeros).  Where it was found to end,
+    if it was cut short before the payloads the rows need; feeding stops there."""
+    buf, guard = guarded_map(path)
+    need = min(size, payload_end(rows(cols, slice(a, b)))) if size else 0
+    cut = len(buf) if len(buf) < need else None
+    try:
+        if cut is None:
+            reasm.rebind(buf)
+            for done in fed(reasm, cols, a, b):
+                take(done)
+                cut = guard.cut_at() if guard is not None else None
+                if cut is not None:
+                    break
+        return cut
+    finally:
+        reasm.rebind(b"")
+        if guard is not None:  # before the unmap: the addresses may be reused
+            guard.close()
 
 
 def reassemble_flows(task: FlowTask) -> FlowResult:
@@ -92,6 +114,8 @@ def reassemble_flows(task: FlowTask) -> FlowResult:
     out: list[tuple[int, Session]] = []
     evicted = False
     skipped = [Counter() for _ in task.paths]
+    cuts: list[int | None] = [None] * len(task.paths)
+    sizes = task.sizes or [0] * len(task.paths)
 
     def take(conns) -> None:
         nonlocal evicted
@@ -108,14 +132,12 @@ def reassemble_flows(task: FlowTask) -> FlowResult:
             a, b = bounds[i], bounds[i + 1]
             before = reasm.skipped
             if a < b:
-                reasm.rebind(payload_buffer(path))
-                for done in fed(reasm, task.cols, a, b):
-                    take(done)
+                cuts[i] = _fed_file(reasm, path, task.cols, a, b, sizes[i], take)
             reasm.defrag.finish()  # IP fragments are not joined across files
             skipped[i] = reasm.skipped - before
             skipped[i].update(reasm.defrag.take_skipped())
         take(reasm.drain())
-    return FlowResult(out, evicted, skipped)
+    return FlowResult(out, evicted, skipped, cuts)
 
 
 def _deal(cols: FrameCols, n_flows: int, capacity: list[float]) -> list[np.ndarray]:
@@ -151,7 +173,7 @@ def _flow_tasks(chain: _Chain, workers: int, options: JudgeOptions,
         sub.flow = local[sub.flow]
         tasks.append(FlowTask(chain.paths, sub, [keys[f] for f in fids], workers, options,
                               np.searchsorted(picked, chain.file_rows).tolist(),
-                              chain.frame_offsets))
+                              chain.frame_offsets, chain.sizes))
     return tasks
 
 
@@ -179,6 +201,7 @@ class _Chain:
     flows: FlowTable
     file_rows: list[int]  # cols rows of file i: [file_rows[i], file_rows[i+1])
     frame_offsets: list[int]
+    sizes: list[int] = field(default_factory=list)  # file i's size when it was read
 
 
 def _chain(paths: list[str], stitched: list[ranges.Stitched | None], run: list[int]
@@ -190,7 +213,21 @@ def _chain(paths: list[str], stitched: list[ranges.Stitched | None], run: list[i
         whole.add_file(paths[i])
         parts.append(whole.add(st.cols, st.frames, st.flows.keys))
         file_rows.append(file_rows[-1] + len(st.cols))
-    return _Chain(whole.paths, concat(parts), whole.flows, file_rows, whole.offsets)
+    return _Chain(whole.paths, concat(parts), whole.flows, file_rows, whole.offsets,
+                  [stitched[i].meta.size for i in run])
+
+
+def _within_cuts(chain: _Chain, cuts: list[int | None]) -> _Chain:
+    """`chain` without the rows whose payloads lie past where their file was found cut
+    short: the file as cut, read as the walk of a cut file reads it."""
+    parts, file_rows = [], [0]
+    for i, cut in enumerate(cuts):
+        part = rows(chain.cols, slice(chain.file_rows[i], chain.file_rows[i + 1]))
+        if cut is not None:
+            part = within(part, cut)[0]
+        parts.append(part)
+        file_rows.append(file_rows[-1] + len(part))
+    return replace(chain, cols=concat(parts), file_rows=file_rows)
 
 
 def _plan(task: ranges.PlanTask) -> list[ranges.RangeTask] | CaptureError:
@@ -209,9 +246,28 @@ def _skipped(results: list[FlowResult], files: int) -> list[Counter]:
     return out
 
 
-def _phase_two(chain: _Chain, options: JudgeOptions, jobs: int, ex: Any
-               ) -> tuple[list[tuple[int, Session]], str, list[Counter]]:
-    cols, why = chain.cols, None
+class _PhaseTwo:
+    """What phase two found in a run of files: sessions (with the index of the file of
+    each's first frame), why it ran where it did, the segments dropped per file, and where
+    each file was found cut short since its frames were read (None: whole)."""
+
+    def __init__(self, results: list[FlowResult], why: str, files: int) -> None:
+        self.sessions = [s for r in results for s in r.sessions]
+        self.why, self.skipped = why, _skipped(results, files)
+        self.cuts: list[int | None] = [None] * files
+        for r in results:
+            for i, cut in enumerate(r.cuts):
+                if cut is not None:
+                    self.cuts[i] = cut if self.cuts[i] is None else min(self.cuts[i], cut)
+
+
+def _in_one(chain: _Chain, options: JudgeOptions) -> FlowResult:
+    return reassemble_flows(FlowTask(chain.paths, chain.cols, chain.flows.keys, 1, options,
+                                     chain.file_rows, chain.frame_offsets, chain.sizes))
+
+
+def _phase_two(chain: _Chain, options: JudgeOptions, jobs: int, ex: Any) -> _PhaseTwo:
+    cols, why, files = chain.cols, None, len(chain.paths)
     if jobs <= 1:
         why = "one job"
     elif len(cols) > 1 and np.any(np.diff(cols.ts_ns) < 0):
@@ -223,14 +279,26 @@ def _phase_two(chain: _Chain, options: JudgeOptions, jobs: int, ex: Any
     if why is None:
         results = ex.map(reassemble_flows, _flow_tasks(
             chain, jobs, options, getattr(ex, "local_first", False)))
-        if not any(r.evicted for r in results):
-            return ([s for r in results for s in r.sessions], "split",
-                    _skipped(results, len(chain.paths)))
+        found = _PhaseTwo(results, "split", files)
+        if any(c is not None for c in found.cuts) or not any(r.evicted for r in results):
+            return found
         why = "a worker reached its share of the reassembly limits"
-    one = FlowTask(chain.paths, cols, chain.flows.keys, 1, options, chain.file_rows,
-                   chain.frame_offsets)
-    res = reassemble_flows(one)
-    return res.sessions, why, _skipped([res], len(chain.paths))
+    return _PhaseTwo([_in_one(chain, options)], why, files)
+
+
+def _phase_two_as_cut(chain: _Chain, options: JudgeOptions, jobs: int, ex: Any
+                      ) -> _PhaseTwo:
+    """`_phase_two`; where a file was found cut short (by another program, since its
+    frames were read), again in one process over the rows before the cut, until no earlier
+    cut is found: the sessions of the files as cut, whichever worker found the cut first."""
+    found = _phase_two(chain, options, jobs, ex)
+    cuts: list[int | None] = [None] * len(chain.paths)
+    while any(c is not None for c in found.cuts):  # each cut found again lies before the last
+        cuts = [k if c is None else c for c, k in zip(found.cuts, cuts, strict=True)]
+        found = _PhaseTwo([_in_one(_within_cuts(chain, cuts), options)],
+                          "a file was cut short while it was read", len(chain.paths))
+    found.cuts = cuts
+    return found
 
 
 def iter_split_files(paths: list[str | os.PathLike], options: JudgeOptions, *, jobs: int,
@@ -283,13 +351,16 @@ def _run_results(paths: list[str], stitched: list[ranges.Stitched | None], run: 
         told = len(keys.warnings)
         keys.add(stitched[i].meta.secrets, paths[i], base)
         stitched[i].meta.warnings += keys.warnings[told:]
-    found, why, skipped = _phase_two(chain, replace(options, key_index=keys), jobs, ex)
-    per_file = numbered_in_files(found, len(run))
+    two = _phase_two_as_cut(chain, replace(options, key_index=keys), jobs, ex)
+    per_file = numbered_in_files(two.sessions, len(run))
     out = []
-    for i, sessions, dropped in zip(run, per_file, skipped, strict=True):
+    for i, sessions, dropped, cut in zip(run, per_file, two.skipped, two.cuts, strict=True):
         st = stitched[i]
         st.counters.skipped.update(dropped)
-        out.append(SplitScan(paths[i], sessions, st.counters, st.meta, st.reread, why))
+        if cut is not None:
+            st.meta.warnings.append(CaptureWarning(paths[i], cut, "cut_short",
+                                                   cut_message(paths[i])))
+        out.append(SplitScan(paths[i], sessions, st.counters, st.meta, st.reread, two.why))
         stitched[i] = None  # the run's frames go with it
     yield from out
 
