@@ -323,7 +323,8 @@ def test_flows_are_dealt_whole_and_balanced(generated):
     options = judge_options()
     chain = split._chain([str(generated["pcap"])], [st], [0])
     flow_tasks = split._flow_tasks(chain, 3, options)
-    keys = [{(k.a_addr, k.a_port, k.b_addr, k.b_port) for k in t.keys} for t in flow_tasks]
+    keys = [{(k.a_addr, k.a_port, k.b_addr, k.b_port) for k in t.keys.values()}
+            for t in flow_tasks]
     assert len(flow_tasks) == 3 and not (keys[0] & keys[1] or keys[1] & keys[2])
     assert sum(len(t.cols) for t in flow_tasks) == len(st.cols)
     sizes = [len(t.cols) for t in flow_tasks]

@@ -41,6 +41,7 @@ from ..tcp.feed import concat, fed, payload_end, rows, within
 from ..tcp.reassembly import (
     DEFAULT_BUDGET,
     DEFAULT_MAX_OPEN,
+    TOMB_SLOTS,
     FrameCols,
     Reassembler,
 )
@@ -56,7 +57,9 @@ class FlowTask:
 
     paths: list[str]
     cols: FrameCols
-    keys: list[FlowKey]  # indexed by cols.flow (worker-local flow ids)
+    # indexed by cols.flow, the run's own flow numbers: a worker's share keeps them, since
+    # the reassembler's records of closed connections are slotted by flow number
+    keys: list[FlowKey] | dict[int, FlowKey]
     share: int  # number of workers sharing the limits
     options: JudgeOptions
     file_rows: list[int] = field(default_factory=list)
@@ -108,7 +111,7 @@ def reassemble_flows(task: FlowTask) -> FlowResult:
     o = task.options
     analyzer = analyzer_for(o)
     flows = FlowTable()
-    flows.keys = list(task.keys)
+    flows.keys = task.keys if isinstance(task.keys, dict) else list(task.keys)  # type: ignore[assignment]
     offsets = task.frame_offsets or [0]
     bounds = task.file_rows or [0, len(task.cols)]
     out: list[tuple[int, Session]] = []
@@ -141,18 +144,23 @@ def reassemble_flows(task: FlowTask) -> FlowResult:
 
 
 def _deal(cols: FrameCols, n_flows: int, capacity: list[float]) -> list[np.ndarray]:
-    """Flow ids per worker, heaviest flows first to the worker least loaded for its
-    capacity (a worker whose results must be copied back gets a little less)."""
+    """Flow ids per worker, heaviest first to the worker least loaded for its capacity (a
+    worker whose results must be copied back gets a little less).  Flows are dealt by their
+    number modulo TOMB_SLOTS, all those of one slot to one worker: the reassembler slots its
+    records of closed connections so, and a flow's record gives way to a flow of its slot
+    closed later, in a worker as in one process."""
     weight = np.bincount(cols.flow, weights=np.asarray(cols.payload_caplen, np.float64) + 200,
                          minlength=n_flows)
+    slot = np.arange(n_flows) % TOMB_SLOTS
+    weight = np.bincount(slot, weights=weight, minlength=min(n_flows, TOMB_SLOTS))
     cap = np.asarray(capacity, np.float64)
     load = np.zeros(len(cap))
-    owner = np.empty(n_flows, np.int64)
+    owner = np.empty(len(weight), np.int64)
     for f in np.argsort(-weight, kind="stable"):
         w = int(np.argmin((load + weight[f]) / cap))
         owner[f] = w
         load[w] += weight[f]
-    return [np.flatnonzero(owner == w) for w in range(len(cap))]
+    return [np.flatnonzero(owner[slot] == w) for w in range(len(cap))]
 
 
 _COPY_COST = 0.75  # share of the work given to a worker whose sessions are copied back
@@ -166,12 +174,14 @@ def _flow_tasks(chain: _Chain, workers: int, options: JudgeOptions,
     for fids in _deal(cols, len(keys), capacity):
         if not len(fids):
             continue
-        local = np.full(len(keys), -1, np.int64)
-        local[fids] = np.arange(len(fids))
-        picked = np.flatnonzero(local[cols.flow] >= 0)
-        sub = rows(cols, picked)
-        sub.flow = local[sub.flow]
-        tasks.append(FlowTask(chain.paths, sub, [keys[f] for f in fids], workers, options,
+        mine = np.zeros(len(keys), bool)
+        mine[fids] = True
+        picked = np.flatnonzero(mine[cols.flow])
+        # the flows keep their numbers: a worker numbering its share anew would remember
+        # closed connections one process has forgotten (see TOMB_SLOTS), and count a late
+        # segment of one as late where one process starts a connection
+        tasks.append(FlowTask(chain.paths, rows(cols, picked),
+                              {int(f): keys[f] for f in fids}, workers, options,
                               np.searchsorted(picked, chain.file_rows).tolist(),
                               chain.frame_offsets, chain.sizes))
     return tasks
