@@ -171,3 +171,29 @@ def test_the_corpus_socks5_session_is_read_inside_its_tunnel():
     assert (d.banner_code, d.banner_frame, d.ehlo_name, d.ehlo_frame) == (220, 13, "User", 14)
     assert not [a for a in d.anomalies if a.kind in ("bad_command", "bad_reply_line")]
     assert [a.kind for a in d.anomalies] == ["socks_tunnel"]
+
+
+@pytest.mark.parametrize("kind", ["http", "socks5"])
+def test_a_tunnel_to_465_reads_as_implicit_tls_on_465(kind, tmp_path):
+    """A relay reaching port 465 through the proxy: TLS from the tunnel's first byte, as on
+    465 itself (RFC 8314 §3.3), with no greeting to miss and no TLS to call unexpected."""
+    sc = scenario("no_client_cert", make_pki(), server_port=PROXY)
+    conv = converse(sc)
+    conv.messages = [m for m in conv.messages if m.label.startswith("tls")]
+    if kind == "http":
+        request, answer = REQUEST.replace(b":25", b":465"), ANSWER
+    else:
+        request, answer = _socks5(None)
+        request = request[:-2] + (465).to_bytes(2, "big")
+    conv.messages[:0] = [Message(True, request, "connect"), Message(False, answer, "grant")]
+    path = tmp_path / "proxied465.pcap"
+    write_pcap(path, render(conv, sc))
+    (s,) = scan(path, ports=(PROXY,))
+    d = s.smtp
+    assert d.implicit_tls and d.banner_code is None
+    assert d.tls_c2s_offset == len(request) and d.tls_s2c_offset == len(answer)
+    assert [a.kind for a in d.anomalies] == [
+        "http_connect_tunnel" if kind == "http" else "socks_tunnel"]
+    assert s.tls is not None and s.tls.client_certificate == []
+    assert s.tls.client_hello_at.frame == 6  # handshake, request, grant, its ACK
+    assert "no_client_cert" in {v.code for v in s.verdicts}

@@ -369,7 +369,8 @@ def build_session(conn: Connection, *,
         mid is None and clean_start and _looks_like_tls(c2s.data[:3]))
     cut = None if mid is None else CutStart(mid.c2s.offset, mid.s2c.offset, mid.s2c_lead_end,
                                             mid.c2s.kind == "body", _chunk_end(c2s, mid.c2s))
-    smtp = parse_dialogue(c2s, s2c, implicit_tls=implicit, cut=None if implicit else cut)
+    smtp = parse_dialogue(c2s, s2c, implicit_tls=implicit, cut=None if implicit else cut,
+                          implicit_ports=frozenset(implicit_tls_ports))
     if plain_on_tls_port:
         smtp = replace(smtp, anomalies=[AnomalyRecord(
             "plaintext_on_tls_port", f"port {conn.server_port} is an implicit-TLS port, but the "

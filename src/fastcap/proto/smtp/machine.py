@@ -387,8 +387,8 @@ class SmtpConversation:
             elif cut.c2s_chunk_end is not None:  # a BDAT chunk's tail, likewise
                 self._mode, self._unit_off = "chunk", self._c2s.off
                 self._chunk_end = max(self._c2s.off, cut.c2s_chunk_end)
-        if implicit_tls:
-            self._emit(StartTls(True, 0, 0, implicit=True))
+        if implicit_tls:  # from the tunnel's start, if any
+            self._emit(StartTls(True, self._c2s.off, self._s2c.off, implicit=True))
             self._enter_tls()
 
     # -- public API --------------------------------------------------------------------------

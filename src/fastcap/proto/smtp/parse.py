@@ -230,8 +230,20 @@ def _parse_plain(c2s: StreamLike, s2c: StreamLike,
     return b.finish()
 
 
+def _tls_inside(c2s: StreamLike, s2c: StreamLike, tunnel: Tunnel,
+                implicit_ports: Iterable[int]) -> bool:
+    """Does TLS start at the tunnel's first byte, as on an implicit-TLS port (RFC 8314 §3.3)?
+    So when the client opens it with a TLS record, or it leads to such a port and the server
+    does not greet in plaintext (a greeting is read as SMTP, as on the port itself)."""
+    c, s = tunnel.c2s_offset, tunnel.s2c_offset
+    if machine._looks_tls(c2s.data[c : c + 2]):
+        return True
+    return tunnel.port in implicit_ports and not s2c.data[s : s + 3].isdigit()
+
+
 def parse_dialogue(c2s: StreamLike, s2c: StreamLike, *, implicit_tls: bool = False,
-                   cut: CutStart | None = None, _general: bool = False) -> SmtpDialogue:
+                   cut: CutStart | None = None, implicit_ports: Iterable[int] = (),
+                   _general: bool = False) -> SmtpDialogue:
     """Run a whole connection through SmtpConversation, feeding whichever side it waits for.
 
     Feeding on demand keeps buffers small whatever the streams' sizes. Gap bytes are never fed:
@@ -242,9 +254,12 @@ def parse_dialogue(c2s: StreamLike, s2c: StreamLike, *, implicit_tls: bool = Fal
     Two shortcuts keep this fast, and tests prove both give what the public API gives: the
     fast path (_parse_plain) for the usual dialogue, and _FoldingConversation, which folds
     the events as they are made instead of queueing them for ``next_event``. ``_general``
-    (for those tests) skips the fast path.
+    (for those tests) skips the fast path. A proxy's tunnel to one of ``implicit_ports``
+    (or one the client opens with TLS) is read as TLS from its first byte (``_tls_inside``).
     """
     tunnel = None if implicit_tls or cut is not None else proxy_tunnel(c2s, s2c)
+    if tunnel is not None and _tls_inside(c2s, s2c, tunnel, implicit_ports):
+        implicit_tls = True
     if not (implicit_tls or _general) and cut is None:
         dialogue = _parse_plain(c2s, s2c, tunnel)
         if dialogue is not None:

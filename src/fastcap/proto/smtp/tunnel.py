@@ -17,13 +17,14 @@ HEAD_MAX: Final = 8192  # a proxy's request or reply is read up to this many byt
 
 
 class Tunnel(NamedTuple):
-    """Where the tunnel begins in each direction, its anomaly kind and what it was (the
-    target, never a credential)."""
+    """Where the tunnel begins in each direction, its anomaly kind, what it was (the
+    target, never a credential) and the target's port (None when the request names none)."""
 
     c2s_offset: int
     s2c_offset: int
     kind: str  # http_connect_tunnel | socks_tunnel
     detail: str
+    port: int | None = None
 
 
 def _text(b: bytes) -> str:
@@ -50,12 +51,14 @@ def http_connect(request: bytes, reply: bytes) -> Tunnel | None:
     words = request[: request.find(b"\n")].strip().split()
     target = _text(words[1]) if len(words) > 1 else ""
     answer = _text(b" ".join(status))[:80]
+    port = target.rpartition(":")[2]
     return Tunnel(c_end, s_end, "http_connect_tunnel",
-                  f"CONNECT {target} answered {answer}: SMTP read inside the tunnel")
+                  f"CONNECT {target} answered {answer}: SMTP read inside the tunnel",
+                  int(port) if port.isdigit() and len(port) <= 5 else None)
 
 
-def _socks5_address(b: bytes, i: int) -> tuple[int, str] | None:
-    """(end, "host:port") of a SOCKS5 address at ``b[i]`` (its type byte), if whole."""
+def _socks5_address(b: bytes, i: int) -> tuple[int, str, int] | None:
+    """(end, "host:port", port) of a SOCKS5 address at ``b[i]`` (its type byte), if whole."""
     if i >= len(b):
         return None
     atyp, at = b[i], i + 1
@@ -70,7 +73,8 @@ def _socks5_address(b: bytes, i: int) -> tuple[int, str] | None:
         return None
     if end + 2 > len(b):
         return None
-    return end + 2, f"{host}:{int.from_bytes(b[end:end + 2], 'big')}"
+    port = int.from_bytes(b[end:end + 2], "big")
+    return end + 2, f"{host}:{port}", port
 
 
 def _socks5(c: bytes, s: bytes) -> Tunnel | None:
@@ -96,7 +100,8 @@ def _socks5(c: bytes, s: bytes) -> Tunnel | None:
     if request is None or reply is None:
         return None
     return Tunnel(request[0], reply[0], "socks_tunnel",
-                  f"SOCKS5 CONNECT {request[1]} granted: SMTP read inside the tunnel")
+                  f"SOCKS5 CONNECT {request[1]} granted: SMTP read inside the tunnel",
+                  request[2])
 
 
 def _socks4(c: bytes, s: bytes) -> Tunnel | None:
@@ -116,7 +121,7 @@ def _socks4(c: bytes, s: bytes) -> Tunnel | None:
     port = int.from_bytes(c[2:4], "big")
     return Tunnel(end + 1, 8, "socks_tunnel",
                   f"SOCKS{'4a' if c[4:7] == bytes(3) and c[7] else '4'} CONNECT {host}:{port} "
-                  "granted: SMTP read inside the tunnel")
+                  "granted: SMTP read inside the tunnel", port)
 
 
 def proxy_tunnel(client: bytes, server: bytes) -> Tunnel | None:
