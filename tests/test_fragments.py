@@ -242,15 +242,45 @@ def test_a_scan_counts_datagrams_lost_for_want_of_a_header(tmp_path, v6):
     assert _streamed(path, 3, workers=True, jobs=2) == whole
 
 
-def test_ring_files_give_up_datagrams_at_their_end_in_every_path(tmp_path):
-    """Files of a ring buffer go on from one another, but fragments are not joined across
-    them: every path gives up a datagram cut by a file's end, in that file's totals."""
-    files, _starts = split_pcap(_capture(tmp_path), tmp_path, 5)
+def test_ring_files_join_datagrams_across_their_ends_in_every_path(tmp_path):
+    """Files of a ring buffer go on from one another, and so do the datagrams whose
+    fragments a file's end cut: every path puts them together, as the one capture they
+    came from does; only those never completed are given up."""
+    whole = _capture(tmp_path)
+    files, _starts = split_pcap(whole, tmp_path, 5)
     want = _everything(scan_files(files, executor=SerialExecutor(), jobs=2, parts=7,
                                   ca_file=CA))
-    assert sum(w[3]["skipped"].get(NOT_COMPLETED, 0) for w in want) > 10  # cut at the ends
+    assert sum(w[3]["skipped"].get(NOT_COMPLETED, 0) for w in want) == 10  # as in `whole`
+    assert sum(len(w[2]) for w in want) == 6
+    (alone,) = scan_files([whole], ca_file=CA)
+    assert [(s["client"], s["tcp"], s["smtp"]["ehlo_name"]) for w in want for s in w[2]] == [
+        (s.client, s.to_dict()["tcp"], s.smtp.ehlo_name) for s in alone.sessions]
     for kw in ({"jobs": 1}, {"jobs": 2, "parts": 9}, {"jobs": 1, "backend": "python"}):
         assert _everything(scan_files(files, ca_file=CA, **kw)) == want, kw
+
+
+@pytest.mark.parametrize("v6", [False, True], ids=["ipv4", "ipv6"])
+def test_a_datagram_cut_by_a_ring_files_end_reads_as_tshark_reads_the_merged_file(
+        tshark, tmp_path, v6):
+    """The EHLO's fragments lie in two files (as `editcap -c` or dumpcap's ring cut them):
+    read together, the stream is tshark's stream of the files merged (`mergecap -a`)."""
+    path = tmp_path / "whole.pcap"
+    fragcap.write(path, fragcap.conversation("order", v6))
+    files = [tmp_path / "ring_00000.pcap", tmp_path / "ring_00001.pcap"]
+    subprocess.run(["editcap", "-r", str(path), str(files[0]), "1-6"], check=True)
+    subprocess.run(["editcap", "-r", str(path), str(files[1]), "7-100"], check=True)
+    merged = tmp_path / "merged.pcap"
+    subprocess.run([str(Path(tshark).with_name("mergecap")), "-a", "-F", "pcap", "-w",
+                    str(merged), *map(str, files)], check=True)
+    ((client, server),) = _follows(tshark, merged, 1)
+    assert client.startswith(fragcap.CLIENT_BODY)  # tshark joins the two files' fragments
+    for kw in ({"jobs": 1}, {"jobs": 2, "parts": 3}, {"jobs": 1, "backend": "python"}):
+        (first, second) = scan_files(files, ca_file=CA, executor=SerialExecutor(), **kw)
+        (s,) = first.sessions
+        assert not second.sessions and s.tcp.c2s_gaps == [] and s.tcp.s2c_gaps == [], kw
+        assert s.smtp.ehlo_name == "client.example.org", kw
+        assert [c.verb for c in s.smtp.commands] == ["EHLO", "QUIT"], kw
+        assert first.summary.skipped == {} and second.summary.skipped == {}, kw
 
 
 def test_selection_gives_fragment_rows(tmp_path):

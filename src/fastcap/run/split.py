@@ -107,7 +107,7 @@ def _fed_file(reasm: Reassembler, path: str, cols: FrameCols, a: int, b: int, si
 def reassemble_flows(task: FlowTask) -> FlowResult:
     """Phase two for one worker's flows: reassemble, read SMTP/TLS, judge.  The reassembler
     reads each file's payload in turn, so a connection open when one ring-buffer file ends
-    goes on in the next."""
+    goes on in the next, as does an IP datagram whose fragments that end cut."""
     o = task.options
     analyzer = analyzer_for(o)
     flows = FlowTable()
@@ -136,9 +136,11 @@ def reassemble_flows(task: FlowTask) -> FlowResult:
             before = reasm.skipped
             if a < b:
                 cuts[i] = _fed_file(reasm, path, task.cols, a, b, sizes[i], take)
-            reasm.defrag.finish()  # IP fragments are not joined across files
+            # a datagram a file's end cut goes on in the next (mergecap -a joins them)
             skipped[i] = reasm.skipped - before
             skipped[i].update(reasm.defrag.take_skipped())
+        reasm.defrag.finish()  # those never completed: given up where the run ends
+        skipped[-1].update(reasm.defrag.take_skipped())
         take(reasm.drain())
     return FlowResult(out, evicted, skipped, cuts)
 

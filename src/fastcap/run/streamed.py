@@ -350,6 +350,7 @@ class _Run:
         self._told = 0  # key warnings before the file being fed
         self._rows = 0  # selected frames fed, across the run's files
         self._skipped: Counter = Counter()  # reasm.skipped when the last file ended
+        self._run_ended = False  # `finish` was called: no file goes on from the last
         # (file of the run, session number in it) -> keep its streams on it
         self._keep = keep_streams
 
@@ -396,7 +397,8 @@ class _Run:
         now = self.reasm.skipped  # the segments this file's frames had dropped
         found.counters.skipped.update(now - self._skipped)
         self._skipped = now
-        self.reasm.defrag.finish()  # IP fragments are not joined across files
+        # a datagram this file's end cut goes on in the next file (as mergecap -a joins
+        # them): one never completed is given up, and counted, where the run ends
         found.counters.skipped.update(self.reasm.defrag.take_skipped())
         self.files[-1] = found
         self.starts.end_file(self.order.awaited - 1 + len(self.order)
@@ -408,6 +410,10 @@ class _Run:
     def finish(self) -> list[tuple]:
         """End of the run: every connection still held is done."""
         out: list[tuple] = []
+        self.reasm.defrag.finish()
+        if self.files and self.files[-1] is not None:  # its totals are held (`_totals`)
+            self.files[-1].counters.skipped.update(self.reasm.defrag.take_skipped())
+        self._run_ended = True
         try:
             self._take(self.reasm.drain(), out)
         finally:
@@ -443,6 +449,9 @@ class _Run:
         """Each file's totals right after its last session (before session `next_index`)."""
         ends = self.starts.ends
         while self.handed < len(ends) and next_index >= ends[self.handed]:
+            if (self.handed == len(self.files) - 1 and len(self.reasm.defrag)
+                    and not self._run_ended):
+                break  # the last file's totals wait for the datagrams the next may complete
             out.append((self.handed, self.files[self.handed]))
             self.files[self.handed] = None
             self.handed += 1
