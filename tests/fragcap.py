@@ -65,6 +65,9 @@ def conversation(mode: str = "order", v6: bool = False, port: int = 25, cport: i
     for src, dst, sp, dp, seq, ack, body, k in (
             (c, s, cport, port, seq_c, seq_s, CLIENT_BODY, ident),
             (s, c, port, cport, seq_s, seq_c + len(CLIENT_BODY), SERVER_BODY, ident + 1)):
+        if mode == "whole":  # not fragmented: for a tunnel's outer packet to be (`outer`)
+            out.append(whole(src, dst, sp, dp, seq, ack, p.ACK | p.PSH, body))
+            continue
         seg = p.tcp(sp, dp, seq, ack, p.ACK | p.PSH, body, src=src, dst=dst)
         fr = fragments(v6, seg, src, dst, k, first=8 if mode == "tiny_first" else None,
                        opts=mode == "options")
@@ -136,6 +139,23 @@ def gre(frame: bytes) -> bytes:
     """The IP packet of an Ethernet frame carried in GRE over IPv4."""
     return p.ether(p.ipv4(b"\x00\x00" + frame[12:14] + frame[14:], 47, "192.0.2.1",
                           "192.0.2.2"), 0x0800)
+
+
+def ipip(frame: bytes) -> bytes:
+    """The IPv4 packet of an Ethernet frame carried in IPv4 (IP-in-IP)."""
+    return p.ether(p.ipv4(frame[14:], 4, "192.0.2.1", "192.0.2.2"), 0x0800)
+
+
+def outer(frame: bytes, ident: int, size: int = 64) -> list[bytes]:
+    """An Ethernet frame's IPv4 packet (a tunnel's outer one) cut in fragments of `size`
+    bytes, whatever it carries."""
+    ip = frame[14:]
+    ihl, proto = (ip[0] & 0x0F) * 4, ip[9]
+    src, dst = (".".join(map(str, ip[a:a + 4])) for a in (12, 16))
+    data = ip[ihl:]
+    return [p.ether(p.ipv4(data[a:a + size], proto, src, dst, ident=ident,
+                           dont_fragment=False, more_fragments=a + size < len(data),
+                           frag_offset=a // 8), 0x0800) for a in range(0, len(data), size)]
 
 
 def interleaved(conversations: list[list[bytes]]) -> list[bytes]:

@@ -186,6 +186,34 @@ def test_datagrams_are_keyed_by_the_vlan_tshark_reads_first(tshark, tmp_path, ca
         assert compute_stats(path, ports={25}, backend=backend).selected_frames == len(want)
 
 
+@pytest.mark.parametrize("kind", ["gre", "ipip"])
+def test_a_tunnel_in_a_fragmented_outer_packet_reads_as_tshark_reads_it(tshark, tmp_path,
+                                                                         kind):
+    """The outer packet of a GRE or IP-in-IP tunnel cut in fragments (the inner one whole):
+    Wireshark puts the outer datagram together, then opens the tunnel, so the EHLO and its
+    reply are there, in the frames that complete them."""
+    wrap = getattr(fragcap, kind)
+    frames = []
+    for i, f in enumerate(fragcap.conversation("whole")):
+        frames += fragcap.outer(wrap(f), 50 + i) if len(f) > 300 else [wrap(f)]
+    # and a fragmented GRE packet of UDP, its first fragment coming last
+    other = p.ether(p.ipv4(p.udp(5353, 5353, bytes(200)), 17, "10.0.0.1", "10.0.0.3"),
+                    0x0800)
+    frames += fragcap.outer(fragcap.gre(other), 7)[::-1]
+    path = tmp_path / f"{kind}.pcap"
+    fragcap.write(path, frames)
+    ((client, server),) = _follows(tshark, path, 1)
+    assert client.startswith(fragcap.CLIENT_BODY) and fragcap.SERVER_BODY in server
+    want_frames = _frames(tshark, path)
+    stats = compute_stats(path, ports={25})
+    assert stats.selected_frames == len(want_frames) and stats.skipped == {}
+    for backend in BACKENDS:
+        (c,) = _conns(path, backend)
+        assert (_seen(c.c2s), _seen(c.s2c)) == (client, server), backend
+        assert c.c2s.gaps == [] and c.s2c.gaps == [], backend
+        assert c.c2s.frame_at(0) in want_frames, backend
+
+
 def _capture(tmp_path: Path, pcapng: bool = False) -> Path:
     """Several fragmented conversations in a row, so that byte ranges cut datagrams."""
     frames = []

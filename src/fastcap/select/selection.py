@@ -298,14 +298,20 @@ def iter_selected(cap: Capture, ports: Iterable[int] = DEFAULT_PORTS,
             counters.add_screened(sc)
             irows, isp, idp = icmp_quoted_ports(buf, win.offset[sc.rows], caplen[sc.rows], hd)
             counters.icmp_about_selected += int(np.count_nonzero(lut[isp] | lut[idp]))
-        hd = sc.inner
+        hd, outer = sc.inner, sc.headers
         on_port = lut[hd.sport] | lut[hd.dport]
-        pick = np.flatnonzero(hd.is_tcp & on_port)
+        wanted = hd.is_tcp & on_port
+        pick = np.flatnonzero(wanted)
         # later fragments of any TCP datagram, and first fragments on other ports (so that
-        # a datagram whose first fragment never came is told from one that is not ours)
-        later = np.flatnonzero(((hd.frag == 2) & (hd.status == Status.OK) & (
+        # a datagram whose first fragment never came is told from one that is not ours);
+        # so too of any datagram that may be a tunnel's outer packet (`tunnels`)
+        later = ((hd.frag == 2) & (hd.status == Status.OK) & (
             (hd.ip_proto == 6) | ((hd.l3 == 6) & (hd.ip_proto == 60))))
-            | ((hd.frag == 1) & hd.is_tcp & ~on_port))
+        later |= (hd.frag == 1) & hd.is_tcp & ~on_port
+        if outer.frag.any():
+            tun = (outer.status == Status.OK) & np.isin(outer.ip_proto, _OUTER_PROTOS)
+            later |= tun & ((outer.frag == 2) | ((outer.frag == 1) & ~wanted))
+        later = np.flatnonzero(later)
         if len(pick) == 0 and len(later) == 0:
             continue
         rows = sc.rows[pick]
@@ -314,10 +320,10 @@ def iter_selected(cap: Capture, ports: Iterable[int] = DEFAULT_PORTS,
                         orig_len=wire)
         fid, from_a = flows.assign(tf.src_addr, tf.sport, tf.dst_addr, tf.dport)
         file_off = win.offset[rows] + tf.payload_off
-        if len(later) or hp.frag.any():
+        if len(later) or hp.frag.any() or outer.frag[pick].any():
             rows, tf, fid, from_a, file_off = _with_fragments(
                 buf, win.offset, caplen, wire, hd, sc.rows, pick, later, tf, fid, from_a,
-                file_off, _outer_tags(sc, linktype))
+                file_off, _outer_tags(sc, linktype), outer)
         ts = win.ts_ns[rows]  # a copy: fancy indexing
         undated = (win.flags[rows] & F_NO_TS) != 0
         if undated.any():  # a Simple Packet Block's frame: no time, not 1970
@@ -343,6 +349,7 @@ def _outer_tags(sc: Screened, linktype: np.ndarray) -> np.ndarray | None:
 
 
 _EXT6 = frozenset((0, 43, 60, 135, 139, 140))  # IPv6 headers before a fragment header
+_OUTER_PROTOS = (4, 41, 47)  # what a fragmented tunnel's outer packet opened may carry
 
 
 def _key_vlan(b: bytes, chains: tuple[tuple[int, int], ...]) -> int:
@@ -393,27 +400,33 @@ def _fragment_fields(buf: np.ndarray, base: int, cap: int, l3: int, v6: bool,
 def _with_fragments(buf: np.ndarray, offset: np.ndarray, caplen: np.ndarray,
                     wire: np.ndarray, hd: Headers, sc_rows: np.ndarray, pick: np.ndarray,
                     later: np.ndarray, tf: TcpFields, fid: np.ndarray, from_a: np.ndarray,
-                    file_off: np.ndarray, outer_tags: np.ndarray | None
+                    file_off: np.ndarray, outer_tags: np.ndarray | None,
+                    outer: Headers | None = None
                     ) -> tuple[np.ndarray, TcpFields, np.ndarray, np.ndarray, np.ndarray]:
     """The window's selected rows with its TCP fragments as fragment rows (`fragments`):
     first fragments on selected ports in place, the later fragments of any TCP datagram
     and the first fragments on other ports added, all in frame order.  `outer_tags`, when
-    some rows are tunnelled, holds per row the VLAN tags of its outer Ethernet header."""
+    some rows are tunnelled, holds per row the VLAN tags of its outer Ethernet header.
+    `outer` (the outermost headers) tells a fragmented outer packet: its fragments are the
+    rows, and a first one on a selected port begins its inner TCP header where the tunnel
+    put it."""
     hp = hd.take(pick)
     keep = np.ones(len(pick), bool)
     extra: list[tuple] = []  # (window row, flow, from_a, file off, seq, ack, flags, window,
     #                            payload_len, payload_caplen)
-    todo = [(i, int(pick[i]), True) for i in np.flatnonzero(hp.frag).tolist()]
+    cut = hp.frag != 0 if outer is None else (hp.frag != 0) | (outer.frag[pick] != 0)
+    todo = [(i, int(pick[i]), True) for i in np.flatnonzero(cut).tolist()]
     todo += [(-1, int(j), False) for j in later.tolist()]
     for i, j, first in todo:
         r = int(sc_rows[j])
         base, cap = int(offset[r]), int(caplen[r])
-        v6 = int(hd.l3[j]) == 6
-        l3 = int(hd.l3_off[j])
-        end = min(int(hd.ip_end[j]), max(int(wire[r]), cap))
-        depth = int(hd.vlan_depth[j])
+        g = outer if outer is not None and outer.frag[j] else hd  # the fragmented packet's
+        v6 = int(g.l3[j]) == 6
+        l3 = int(g.l3_off[j])
+        end = min(int(g.ip_end[j]), max(int(wire[r]), cap))
+        depth = int(g.vlan_depth[j])
         chains = ((l3 - 2 - 4 * depth, depth),)  # the tags just before the IP header
-        if outer_tags is not None and outer_tags[j]:  # a tunnel's: its outer frame's first
+        if g is hd and outer_tags is not None and outer_tags[j]:  # its outer frame's first
             chains = ((12, int(outer_tags[j])), *chains)
         f = _fragment_fields(buf, base, cap, l3, v6, chains)
         if first:
@@ -426,7 +439,7 @@ def _with_fragments(buf: np.ndarray, offset: np.ndarray, caplen: np.ndarray,
             flags |= FRAG_FIRST
             off = int(hd.l4_off[j]) - data_at  # where the TCP header begins
             flow, a = int(fid[i]), bool(from_a[i])
-        elif int(hd.frag[j]) == 1:
+        elif int(g.frag[j]) == 1:
             flags |= FRAG_OTHER
             flow, a = -1, False
         else:

@@ -8,7 +8,11 @@ inner frame of each tunnel row is decoded by the same general decoder, at its of
 outer frame, and its offsets are made frame-relative again, so everything after selection reads
 the inner headers as it reads any frame's.  Only what Wireshark opens by default is opened, and
 only when the tunnel header says plainly what follows (an MPLS payload that is not IP, a GRE of
-another version, a fragmented outer packet stay counted as not decoded).
+another version, a UDP tunnel in a fragmented outer packet stay counted as not decoded).  An
+outer packet of IP-in-IP or GRE cut in IP fragments is opened in its first fragment, as far as
+that holds the inner headers: selection makes its fragments fragment rows (`fragments`), and
+the datagram put together gives the inner TCP segment, as Wireshark opens the tunnel in the
+datagram it reassembled.
 """
 
 from __future__ import annotations
@@ -172,12 +176,18 @@ def _mpls(fr: _Frames, rows: np.ndarray, at: np.ndarray
     return pos, np.full(len(rows), LINKTYPE_RAW), ok
 
 
-def _find(h: Headers, fr: _Frames, lt: np.ndarray, base: np.ndarray, rows: np.ndarray
+def _find(h: Headers, fr: _Frames, lt: np.ndarray, base: np.ndarray, rows: np.ndarray,
+          first_fragments: bool = False
           ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Rows (of `rows`) that are a tunnel: (rows, code, inner start, inner linktype)."""
+    """Rows (of `rows`) that are a tunnel: (rows, code, inner start, inner linktype); with
+    `first_fragments`, first fragments of an IP packet carrying IP or GRE too (not of UDP:
+    the later fragments of a datagram of UDP do not say whether it is a tunnel's)."""
     found: list[tuple[np.ndarray, int | np.ndarray, np.ndarray, np.ndarray]] = []
-    ip = rows[(h.status[rows] == Status.OK) & (h.frag[rows] == 0) & (h.l4_off[rows] >= 0)]
+    ok = (h.status[rows] == Status.OK) & (h.l4_off[rows] >= 0)
+    ip = rows[ok & (h.frag[rows] == 0)]
     udp = ip[h.is_udp[ip]]
+    if first_fragments:
+        ip = rows[ok & (h.frag[rows] <= 1)]
     for port, code in ((VXLAN_PORT, _VXLAN), (GENEVE_PORT, _GENEVE)):
         r, start, ilt, ok = _udp(h, fr, udp, port)
         found.append((r[ok], code, start[ok], ilt[ok]))
@@ -244,8 +254,9 @@ def open_tunnels(h: Headers, slab: np.ndarray, cap: np.ndarray, lt: np.ndarray,
     rows = np.flatnonzero(maybe)
     cur, kind, lts = h, None, np.asarray(lt)[at].astype(np.int64)
     base = np.zeros(len(h), np.int64)  # where each row's innermost frame starts
-    for _ in range(_DEPTH):
-        rows, code, start, ilt = _find(cur, fr, lts, base, rows)
+    for depth in range(_DEPTH):
+        # an outermost packet's first fragment: the later ones are put together with it
+        rows, code, start, ilt = _find(cur, fr, lts, base, rows, depth == 0)
         icap = fr.cap[rows] - start
         keep = icap > 0
         rows, code, start, ilt, icap = rows[keep], code[keep], start[keep], ilt[keep], icap[keep]
