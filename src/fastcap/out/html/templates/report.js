@@ -64,6 +64,8 @@
     verdicts: function (r) { return text(codes(r).join(", ")); },
   };
   let haystack = null;
+  // what the count says when "frame N" leaves no session: why none
+  let frameNote = null;
   let shown = rows.map(function (_, i) { return i; });
   let first = 0;
   const tbody = document.querySelector("#sessions tbody");
@@ -102,7 +104,7 @@
     count.textContent = shown.length
       ? "sessions " + (from + 1) + "–" + last + " of " + shown.length
         + (shown.length < rows.length ? " (filtered from " + rows.length + ")" : "")
-      : rows.length ? "no session matches"
+      : rows.length ? frameNote || "no session matches"
         : COUNTED ? "none of the " + COUNTED + " session(s) shown"  // --only-problems
         : "no SMTP session in the capture";
     // aria-disabled, not disabled: a disabled button drops the keyboard's focus to the page's
@@ -341,13 +343,14 @@
 
   // What a Wireshark user types to go somewhere: a number alone ("12", or "#12" as the
   // samples write it) is a session number, never any field holding its digits; "frame 1234"
-  // (or "frame.number == 1234") the session with a ladder arrow at that frame, else (a frame
-  // of no message: an ACK, a data segment) those whose first to last frame span it, in each
-  // file; on a busy relay hundreds of connections span one frame, its message is in one.
+  // (or "frame.number == 1234") the session that frame is known to be part of, in each file:
+  // an arrow of its ladder, its first or its last frame.  Never the sessions merely around
+  // it: on a busy relay hundreds of connections span one frame, and none of them is its.
   const SESSION_QUERY = /^#\s*(\d+)$|^(\d+)$/;
   const FRAME_QUERY = /^frame(?:\.number)?\s*(?:==?|:)?\s*(\d+)$/;
 
   function matcher(q) {
+    frameNote = null;
     let m = SESSION_QUERY.exec(q);
     if (m !== null) {
       const n = Number(m[1] || m[2]);
@@ -364,10 +367,19 @@
         for (let k = 0; k < flat.length; k += 4) if (flat[k] === at) return true;
         return false;
       };
-      // each file numbers its frames from 1: the choice is made file by file
-      const exact = new Set();
-      for (let i = 0; i < rows.length; i++) if (spans(i) && arrow(i)) exact.add(rows[i][C.file]);
-      return function (i) { return spans(i) && (!exact.has(rows[i][C.file]) || arrow(i)); };
+      // a session's own frames the page knows: its arrows, its first and its last frame
+      // (an ACK or a data segment is known to none: the connections around it are not its)
+      const own = function (i) {
+        return f === rows[i][C.first_frame] || f === rows[i][C.last_frame] || arrow(i);
+      };
+      let around = 0;
+      for (let i = 0; i < rows.length; i++) if (spans(i)) around++;
+      frameNote = "frame " + f + (around
+        ? " is no message, first or last frame of a session: which connection it belongs"
+          + " to is not in the report (" + around + " session(s) span it; an ACK or a data"
+          + " segment is in no ladder)"
+        : " is not in any SMTP conversation");
+      return function (i) { return spans(i) && own(i); };
     }
     return null;
   }
