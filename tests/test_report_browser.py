@@ -911,6 +911,54 @@ def test_printing_lists_every_session_not_only_the_page_on_screen(chrome: Browse
     assert_clean(chrome, crowd)
 
 
+PRINTED_ROWS = """return {
+  laid: Array.from(document.querySelectorAll('table#sessions tbody tr'))
+    .filter(r => r.getClientRects().length > 0).length,
+  left: Array.from(document.querySelectorAll('table#sessions tr.left-out'), r => r.textContent),
+  cells: Array.from(new Set(Array.from(document.querySelectorAll('tr.session div.cell'),
+                                       c => getComputedStyle(c).display)))};"""
+
+
+def test_printing_thousands_of_sessions_prints_the_first_ones_and_says_so(
+        chrome: Browser, crowd: Path, tmp_path: Path, monkeypatch) -> None:
+    """Printing every one of 20,000 sessions is hundreds of sheets and half a minute of the
+    browser's layout before its dialog shows: printed, the table holds the first sessions as
+    filtered and sorted (the writer's PRINT_ROWS, here 300 of CROWD + 1), and the page on screen
+    when it lies beyond them, then a row that says how many are left out; no other row is laid
+    out, and no cell is a clamped box (costly, and cut short on paper)."""
+    from fastcap.out.html import writer
+
+    monkeypatch.setattr(writer, "PRINT_ROWS", 300, raising=False)
+    out = tmp_path / "crowd.html"
+    assert main(["report", str(crowd.with_suffix(".pcap")), "-o", str(out)]) == 1
+    load(chrome, out)
+    driver = chrome.driver
+    everyone = [("crowd.pcap", n) for n in range(1, CROWD + 2)]
+    try:
+        driver.execute_cdp_cmd("Emulation.setEmulatedMedia", {"media": "print"})
+        wait_for(chrome, lambda d: len(row_ids(chrome)) == 300, "the first 300 rows, printed")
+        assert row_ids(chrome) == everyone[:300]
+        got = driver.execute_script(PRINTED_ROWS)
+        assert got["laid"] == 301 and len(got["left"]) == 1, got
+        assert got["left"][0].startswith(f"{len(everyone) - 300} more session(s) not printed")
+        assert "-webkit-box" not in got["cells"] and got["cells"], got
+        driver.execute_cdp_cmd("Emulation.setEmulatedMedia", {"media": ""})
+        wait_for(chrome, lambda d: row_ids(chrome) == everyone[:200], "one page again")
+        for _ in range(2):       # the third page, rows 401 to the last, on screen
+            driver.find_element(By.ID, "next").click()
+        wait_for(chrome, lambda d: row_ids(chrome) == everyone[400:], "the third page")
+        driver.execute_cdp_cmd("Emulation.setEmulatedMedia", {"media": "print"})
+        wait_for(chrome, lambda d: row_ids(chrome) == everyone[:300] + everyone[400:],
+                 "the first 300 rows and the page on screen, printed")
+        got = driver.execute_script(PRINTED_ROWS)
+        assert got["left"][0].startswith("100 more session(s) not printed"), got
+    finally:
+        driver.execute_cdp_cmd("Emulation.setEmulatedMedia", {"media": ""})
+    wait_for(chrome, lambda d: row_ids(chrome) == everyone[400:], "the third page again")
+    assert driver.execute_script(PRINTED_ROWS)["left"] == []
+    assert_clean(chrome, out)
+
+
 def test_problem_samples_name_what_they_do_to_a_screen_reader(chrome: Browser, report: Path,
                                                               scan_json: dict) -> None:
     """A sample's visible text is "#8" (or "file #2"); its accessible name, as Chromium

@@ -47,6 +47,9 @@ CHART_W, CHART_H = 720, 140
 # sessions written as a plain table for a browser without scripts: enough to read, while the
 # report of 100,000 sessions does not grow by a second copy of them all
 PLAIN_ROWS = 1000
+# sessions printed at most (as filtered and sorted): more is hundreds of sheets, and tens of
+# seconds of the browser's layout before its print dialog shows; a filter prints the others
+PRINT_ROWS = 1000
 
 
 def timeline_bars(timeline: dict[str, Any]) -> list[dict[str, Any]]:
@@ -133,7 +136,7 @@ def render_report(page: dict[str, Any]) -> str:
     speed = _rate(total / secs) if secs else None
     counted = sum(f["sessions"] for f in page["files"])
     return env.get_template("report.html.j2").render(
-        plain=plain_rows(page, PLAIN_ROWS), plain_rows=PLAIN_ROWS,
+        plain=plain_rows(page, PLAIN_ROWS), plain_rows=PLAIN_ROWS, print_rows=PRINT_ROWS,
         page=page, data_json=Markup(embed_json(page)), bars=timeline_bars(page["timeline"]),
         chart_name=chart_name(page["timeline"]), title=page_title(page),
         legend=legend(page["timeline"]), chart_w=CHART_W, chart_h=CHART_H, size=_size,

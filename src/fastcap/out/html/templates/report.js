@@ -84,26 +84,51 @@
     return e;
   }
 
-  // Paper has no "next" button: printed, the table holds every row shown (in its order and
-  // filter), the rows before and after the page on screen drawn around it, marked "printed"
-  // so that they go again when printing ends (the page's open ladders and focus stay).
+  // Paper has no "next" button: printed, the table holds the rows shown (in their order and
+  // filter) up to PRINT_ROWS, and the page on screen, the rows before and after it drawn
+  // around it, marked "printed" so that they go again when printing ends (the page's open
+  // ladders and focus stay).  Thousands of rows are hundreds of sheets no one reads, and
+  // the browser lays them out for tens of seconds before its print dialog shows: past
+  // PRINT_ROWS a last row says how many are left out and that a filter prints them.
+  const PRINT_ROWS = Number(document.getElementById("sessions").dataset.printRows) || 1000;
   let printing = false;
   const pageEnd = function () { return Math.min(shown.length, first + PAGE_ROWS); };
+  const printEnd = function () { return Math.min(shown.length, PRINT_ROWS); };
 
   function render() {
     tbody.textContent = "";
     const last = pageEnd();
-    for (let k = printing ? 0 : first; k < (printing ? shown.length : last); k++) {
+    for (let k = printing ? 0 : first; k < (printing ? printEnd() : last); k++) {
       tbody.appendChild(rowElement(shown[k], k < first || k >= last));
     }
+    for (let k = Math.max(first, printing ? printEnd() : last); k < last; k++) {
+      tbody.appendChild(rowElement(shown[k], false));
+    }
+    if (printing) tbody.appendChild(leftOut());
     showCount();
   }
 
+  // the last printed row: how many rows the sheets leave out (none: no row)
+  function leftOut() {
+    const out = shown.length - printEnd() - Math.max(0, pageEnd() - Math.max(first, printEnd()));
+    const tr = el("tr", "printed left-out");
+    if (out > 0) {
+      const td = el("td", null, out + " more session(s) not printed: the first " + PRINT_ROWS
+                    + (first >= PRINT_ROWS ? " and those on screen" : "")
+                    + " are; filter the table to print others");
+      td.colSpan = SEVERAL ? 8 : 7;
+      tr.appendChild(td);
+    }
+    return tr;
+  }
+
   function showCount() {
-    const from = printing ? 0 : first, last = printing ? shown.length : pageEnd();
+    const from = printing ? 0 : first, last = printing ? Math.max(printEnd(), pageEnd())
+      : pageEnd();
     count.textContent = shown.length
       ? "sessions " + (from + 1) + "–" + last + " of " + shown.length
         + (shown.length < rows.length ? " (filtered from " + rows.length + ")" : "")
+        + (printing && last < shown.length ? ", the first " + PRINT_ROWS + " printed" : "")
       : rows.length ? frameNote || "no session matches"
         : COUNTED ? "none of the " + COUNTED + " session(s) shown"  // --only-problems
         : "no SMTP session in the capture";
@@ -119,11 +144,14 @@
     printing = on;
     if (on) {
       const before = document.createDocumentFragment();
-      for (let k = 0; k < first; k++) before.appendChild(rowElement(shown[k], true));
+      for (let k = 0; k < Math.min(first, printEnd()); k++) {
+        before.appendChild(rowElement(shown[k], true));
+      }
       tbody.insertBefore(before, tbody.firstChild);
-      for (let k = pageEnd(); k < shown.length; k++) tbody.appendChild(rowElement(shown[k], true));
+      for (let k = pageEnd(); k < printEnd(); k++) tbody.appendChild(rowElement(shown[k], true));
+      tbody.appendChild(leftOut());
     } else {
-      tbody.querySelectorAll("tr.session.printed").forEach(function (tr) {
+      tbody.querySelectorAll("tr.printed").forEach(function (tr) {
         const next = tr.nextElementSibling;
         if (next && next.classList.contains("detail")) next.remove();
         tr.remove();
