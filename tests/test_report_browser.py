@@ -1389,6 +1389,46 @@ def test_certificates_sort_as_text_whatever_its_case(chrome: Browser, tmp_path: 
     assert_clean(chrome, out)
 
 
+def test_accented_names_sort_with_their_letters(chrome: Browser, tmp_path: Path) -> None:
+    """Certificate subjects in UTF-8 (CN=Ärzte..., CN=Émile...) sort with their letters, as a
+    reader looks them up: Ä with a, É with e, not after every unaccented name (z) as their
+    code points would put them; the subjects are the scan's JSON's (real OpenSSL handshakes)."""
+    import datetime as dt
+    import unicodedata
+
+    from fastcap_synth.certs import make_leaf
+    from fastcap_synth.scenarios import make_pki, scenario
+    from fastcap_synth.smtpgen import smtp_records
+    from fastcap_synth.tlsgen import client_context
+
+    names = ["zürich.example", "Émile.example", "bank.example", "Ärzte.example", "fisch.example",
+             "zeta.example"]
+    pki = make_pki(dt.datetime.now(dt.UTC))
+    records = []
+    for i, name in enumerate(names):
+        leaf = make_leaf(pki.intermediate, name, sans=[f"m{i}.example"])
+        records += smtp_records(scenario(
+            "ok_client_cert", pki, client_cert=leaf, client_ctx=client_context(cert=leaf),
+            client_ip=f"10.1.2.{i + 1}", client_port=40000 + i, start_ns=(i + 1) * 10**9))
+    capture = tmp_path / "accents.pcap"
+    subjects = [s["client_cert_check"]["certs"][0]["subject"]
+                for s in write_and_scan(capture, records)]
+    assert sorted(subjects) == sorted(f"CN={n}" for n in names)
+    out = tmp_path / "accents.html"
+    assert main(["report", str(capture), "-o", str(out)]) in (0, 1)
+    load(chrome, out)
+    key = column(chrome, "cert")
+    chrome.driver.find_element(By.CSS_SELECTOR, f'table#sessions th[data-key="{key}"]').click()
+
+    def letters(text: str) -> str:
+        return "".join(c for c in unicodedata.normalize("NFD", text.lower())
+                       if not unicodedata.combining(c))
+
+    wait_for(chrome, lambda d: cells(chrome, key) == sorted(subjects, key=letters),
+             "the subjects in their letters' order")
+    assert_clean(chrome, out)
+
+
 def test_two_captures_of_one_name_are_told_apart(chrome: Browser, tmp_path: Path) -> None:
     """one/mail.pcap and two/mail.pcap: wherever the page names a session's file by less than
     its path (a problem's sample, its name to a screen reader, a row's name, the window's

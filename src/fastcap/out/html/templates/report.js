@@ -51,8 +51,12 @@
   };
   // every text column sorts alike, whatever its case: a host name's case means nothing (RFC
   // 4343, MAIL9 sorts with mail9), nor does a certificate name's to a reader (CN=Mail2 with
-  // CN=mail10, not before every lower-case name), and numbers inside compare as numbers
-  const text = function (t) { return natural(t.toLowerCase()); };
+  // CN=mail10, not before every lower-case name), and numbers inside compare as numbers; an
+  // accented letter sorts with its letter (CN=Ärzte with a, not after z as its code point
+  // would put it): its marks dropped from the key (NFD), as a collation's first level does
+  const text = function (t) {
+    return natural(t.toLowerCase().normalize("NFD").replace(/\p{M}+/gu, ""));
+  };
   const keyOf = {
     number: function (r) { return r[C.file] * 1e9 + r[C.number]; },
     file: function (r) { return text(page.files[r[C.file]].path); },
