@@ -1356,10 +1356,10 @@ def write_and_scan(capture: Path, records: list) -> list[dict]:
     return json.loads(buf.getvalue())["files"][0]["sessions"]
 
 
-def test_certificates_sort_as_text_whatever_its_case(chrome: Browser, tmp_path: Path) -> None:
-    """The client certificate column sorts as the EHLO column does: "CN=Mail2.example" with
-    "CN=mail10.example", not before every lower-case name, and numbers as numbers; the
-    subjects are those of the scan's JSON (real OpenSSL handshakes, fastcap_synth)."""
+def sorted_by_cert(chrome: Browser, capture: Path, names: list[str], sans: list[str]):
+    """A report of one TLS session per client certificate named `names` (SAN `sans`), from
+    real OpenSSL handshakes (fastcap_synth), opened and sorted by its certificate column:
+    (the page, the column's key, the subjects as the scan's JSON has them)."""
     import datetime as dt
 
     from fastcap_synth.certs import make_leaf
@@ -1367,24 +1367,31 @@ def test_certificates_sort_as_text_whatever_its_case(chrome: Browser, tmp_path: 
     from fastcap_synth.smtpgen import smtp_records
     from fastcap_synth.tlsgen import client_context
 
-    names = ["mail10.example", "Mail2.example", "b.example", "MAIL9.example", "a.example",
-             "Z.example"]
     pki = make_pki(dt.datetime.now(dt.UTC))
     records = []
-    for i, name in enumerate(names):
-        leaf = make_leaf(pki.intermediate, name, sans=[name])
+    for i, (name, san) in enumerate(zip(names, sans, strict=True)):
+        leaf = make_leaf(pki.intermediate, name, sans=[san])
         records += smtp_records(scenario(
             "ok_client_cert", pki, client_cert=leaf, client_ctx=client_context(cert=leaf),
             client_ip=f"10.1.2.{i + 1}", client_port=40000 + i, start_ns=(i + 1) * 10**9))
-    capture = tmp_path / "certs.pcap"
     subjects = [s["client_cert_check"]["certs"][0]["subject"]
                 for s in write_and_scan(capture, records)]
-    assert sorted(n.lower() for n in subjects) == sorted(f"cn={n.lower()}" for n in names)
-    out = tmp_path / "certs.html"
+    out = capture.with_suffix(".html")
     assert main(["report", str(capture), "-o", str(out)]) in (0, 1)
     load(chrome, out)
     key = column(chrome, "cert")
     chrome.driver.find_element(By.CSS_SELECTOR, f'table#sessions th[data-key="{key}"]').click()
+    return out, key, subjects
+
+
+def test_certificates_sort_as_text_whatever_its_case(chrome: Browser, tmp_path: Path) -> None:
+    """The client certificate column sorts as the EHLO column does: "CN=Mail2.example" with
+    "CN=mail10.example", not before every lower-case name, and numbers as numbers; the
+    subjects are those of the scan's JSON (real OpenSSL handshakes, fastcap_synth)."""
+    names = ["mail10.example", "Mail2.example", "b.example", "MAIL9.example", "a.example",
+             "Z.example"]
+    out, key, subjects = sorted_by_cert(chrome, tmp_path / "certs.pcap", names, names)
+    assert sorted(n.lower() for n in subjects) == sorted(f"cn={n.lower()}" for n in names)
     assert_text_order(chrome, key, subjects)
     assert_clean(chrome, out)
 
@@ -1393,32 +1400,13 @@ def test_accented_names_sort_with_their_letters(chrome: Browser, tmp_path: Path)
     """Certificate subjects in UTF-8 (CN=Ärzte..., CN=Émile...) sort with their letters, as a
     reader looks them up: Ä with a, É with e, not after every unaccented name (z) as their
     code points would put them; the subjects are the scan's JSON's (real OpenSSL handshakes)."""
-    import datetime as dt
     import unicodedata
-
-    from fastcap_synth.certs import make_leaf
-    from fastcap_synth.scenarios import make_pki, scenario
-    from fastcap_synth.smtpgen import smtp_records
-    from fastcap_synth.tlsgen import client_context
 
     names = ["zürich.example", "Émile.example", "bank.example", "Ärzte.example", "fisch.example",
              "zeta.example"]
-    pki = make_pki(dt.datetime.now(dt.UTC))
-    records = []
-    for i, name in enumerate(names):
-        leaf = make_leaf(pki.intermediate, name, sans=[f"m{i}.example"])
-        records += smtp_records(scenario(
-            "ok_client_cert", pki, client_cert=leaf, client_ctx=client_context(cert=leaf),
-            client_ip=f"10.1.2.{i + 1}", client_port=40000 + i, start_ns=(i + 1) * 10**9))
-    capture = tmp_path / "accents.pcap"
-    subjects = [s["client_cert_check"]["certs"][0]["subject"]
-                for s in write_and_scan(capture, records)]
+    out, key, subjects = sorted_by_cert(chrome, tmp_path / "accents.pcap", names,
+                                        [f"m{i}.example" for i in range(len(names))])
     assert sorted(subjects) == sorted(f"CN={n}" for n in names)
-    out = tmp_path / "accents.html"
-    assert main(["report", str(capture), "-o", str(out)]) in (0, 1)
-    load(chrome, out)
-    key = column(chrome, "cert")
-    chrome.driver.find_element(By.CSS_SELECTOR, f'table#sessions th[data-key="{key}"]').click()
 
     def letters(text: str) -> str:
         return "".join(c for c in unicodedata.normalize("NFD", text.lower())
