@@ -785,6 +785,28 @@ def test_the_tables_fit_the_window(chrome: Browser, report: Path, long_names: Pa
         driver.set_window_size(before["width"], before["height"])
 
 
+def test_a_phones_width_scrolls_no_more_than_a_table_in_its_box(chrome: Browser,
+                                                                report: Path) -> None:
+    """A report mailed to a colleague is opened on a phone too: 360 px wide, the page does not
+    scroll sideways, every table wider than that (the files, the sessions) scrolls in its own
+    box, as README says of a narrow window."""
+    driver = chrome.driver
+    load(chrome, report)
+    try:
+        driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", {
+            "width": 360, "height": 800, "deviceScaleFactor": 1, "mobile": False})
+        got = driver.execute_script("""return {inner: innerWidth,
+          page: document.documentElement.scrollWidth,
+          out: Array.from(document.querySelectorAll('body *'))
+            .filter(e => e.getBoundingClientRect().right > innerWidth + 1
+                         && !e.closest('div.scroll') && e.getClientRects().length)
+            .map(e => e.tagName + '.' + e.className)};""")
+        assert got["inner"] == 360 and got["page"] <= 360 and got["out"] == [], got
+    finally:
+        driver.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
+    assert_clean(chrome, report)
+
+
 PRINTED = """
 const clipped = el => el.scrollWidth > el.clientWidth + 1;
 return {inner: window.innerWidth, page: document.documentElement.scrollWidth,
