@@ -843,6 +843,38 @@ def test_printing_lays_every_table_on_the_page_in_full(chrome: Browser, report: 
         driver.set_window_size(before["width"], before["height"])
 
 
+def test_a_printed_ladder_fits_the_sheet_whole(chrome: Browser, report: Path,
+                                               scan: dict) -> None:
+    """A session opened and printed (print media, 740 px: a sheet's text width): its ladder,
+    wider on screen than the sheet (labels of a certificate's subject), is drawn smaller to
+    fit, never cut at the sheet's edge, so each arrow's frame number and label are on paper."""
+    driver = chrome.driver
+    before = driver.get_window_size()
+    driver.set_window_size(740, 1000)
+    try:
+        load(chrome, report)
+        name, number = next(k for k, s in scan.items() if s["tls"])
+        open_session(chrome, name, number)
+        wide = driver.execute_script(
+            "return document.querySelector('.ladder svg').getBoundingClientRect().width")
+        assert wide > 740           # the case: on screen it scrolls in its box
+        driver.execute_cdp_cmd("Emulation.setEmulatedMedia", {"media": "print"})
+        got = driver.execute_script("""const s = document.querySelector('.ladder svg');
+          const r = s.getBoundingClientRect(), v = s.viewBox.baseVal;
+          return {inner: innerWidth, page: document.documentElement.scrollWidth,
+                  right: r.right, width: r.width, height: r.height,
+                  view: v ? [v.width, v.height] : null,
+                  drawn: s.getBBox().x + s.getBBox().width};""")
+        assert got["page"] <= got["inner"] and got["right"] <= got["inner"], got
+        # all of the drawing is in the view box, scaled as a whole (not squeezed one way)
+        assert got["view"] and got["view"][0] >= got["drawn"], got
+        assert abs(got["width"] / got["view"][0] - got["height"] / got["view"][1]) < 0.01, got
+    finally:
+        driver.execute_cdp_cmd("Emulation.setEmulatedMedia", {"media": ""})
+        driver.set_window_size(before["width"], before["height"])
+    assert_clean(chrome, report)
+
+
 PLAIN = """return {
   rows: Array.from(document.querySelectorAll('table.plain tbody tr'))
     .filter(r => r.getClientRects().length > 0).map(r => Array.from(r.cells, c => c.innerText)),

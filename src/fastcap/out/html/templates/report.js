@@ -210,7 +210,9 @@
     const box = el("div", "ladder");
     // a screen reader reads the drawing as a list: an item per arrow whose name says in words
     // what only the drawing shows (who sent it to whom, a red arrow)
-    const s = svg("svg", {width: W, height: TOP + STEP * n + 16, role: "list",
+    // the view box lets paper draw it smaller, whole, where the screen scrolls its box
+    const H = TOP + STEP * n + 16;
+    const s = svg("svg", {width: W, height: H, viewBox: "0 0 " + W + " " + H, role: "list",
                           "aria-label": "ladder diagram of session " + r[C.number] + ", client "
                             + str(r[C.client]) + ", server " + str(r[C.server])});
     s.appendChild(svg("text", {x: L, y: 14, "text-anchor": "middle", class: "head",
