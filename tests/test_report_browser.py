@@ -996,6 +996,9 @@ def test_printing_thousands_of_sessions_prints_the_first_ones_and_says_so(
         assert got["laid"] == 301 and len(got["left"]) == 1, got
         assert got["left"][0].startswith(f"{len(everyone) - 300} more session(s) not printed")
         assert "-webkit-box" not in got["cells"] and got["cells"], got
+        count = driver.find_element(By.ID, "count").get_attribute("textContent")
+        assert f"sessions 1–300 of {len(everyone)}" in count, count
+        assert f"{len(everyone) - 300} more left out" in count, count
         driver.execute_cdp_cmd("Emulation.setEmulatedMedia", {"media": ""})
         wait_for(chrome, lambda d: row_ids(chrome) == everyone[:200], "one page again")
         for _ in range(2):       # the third page, rows 401 to the last, on screen
@@ -1006,6 +1009,8 @@ def test_printing_thousands_of_sessions_prints_the_first_ones_and_says_so(
                  "the first 300 rows and the page on screen, printed")
         got = driver.execute_script(PRINTED_ROWS)
         assert got["left"][0].startswith("100 more session(s) not printed"), got
+        count = driver.find_element(By.ID, "count").get_attribute("textContent")
+        assert f"sessions 1–300 and 401–{len(everyone)} of {len(everyone)}" in count, count
     finally:
         driver.execute_cdp_cmd("Emulation.setEmulatedMedia", {"media": ""})
     wait_for(chrome, lambda d: row_ids(chrome) == everyone[400:], "the third page again")

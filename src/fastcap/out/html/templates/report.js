@@ -127,12 +127,17 @@
   }
 
   function showCount() {
-    const from = printing ? 0 : first, last = printing ? Math.max(printEnd(), pageEnd())
-      : pageEnd();
+    // the rows drawn, as they are: printed, the first ones and the page on screen past them
+    const apart = printing && first > printEnd();
+    const from = printing ? 0 : first;
+    const last = printing && !apart ? Math.max(printEnd(), pageEnd()) : pageEnd();
+    const drawn = apart ? "1–" + printEnd() + " and " + (first + 1) + "–" + last
+      : (from + 1) + "–" + last;
+    const out = printing ? shown.length - (apart ? printEnd() + last - first : last) : 0;
     count.textContent = shown.length
-      ? "sessions " + (from + 1) + "–" + last + " of " + shown.length
+      ? "sessions " + drawn + " of " + shown.length
         + (shown.length < rows.length ? " (filtered from " + rows.length + ")" : "")
-        + (printing && last < shown.length ? ", the first " + PRINT_ROWS + " printed" : "")
+        + (out > 0 ? ", printed; " + out + " more left out" : "")
       : rows.length ? frameNote || "no session matches"
         : COUNTED ? "none of the " + COUNTED + " session(s) shown"  // --only-problems
         : "no SMTP session in the capture";
