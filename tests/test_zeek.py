@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives import serialization
 
 from fastcap.out.zeek import SSL_FIELDS, zeek_version
 from fastcap.out.zeek_ascii import escape, row_bytes, zeek_time
@@ -1259,3 +1260,29 @@ def test_a_lost_data_line_still_begins_the_message_as_in_zeek(tmp_path):
         lambda data: data.endswith(b"DATA\r\n"))
     assert _transactions(tmp_path, path) == [
         (1, "a@fabrikam.com", "250 queued as 1"), (2, "c@fabrikam.com", "221 bye")]
+
+
+def test_after_a_gap_zeeks_ssl_analyzer_reads_neither_direction(tmp_path):
+    """Zeek's SSL analyzer, told of a content gap in either direction (SSL_Analyzer::
+    Undelivered), delivers nothing more of the connection, the other direction included;
+    it learns of the gap when the peer acknowledges the lost bytes, which the client's
+    flight after a lost server flight does: so the ClientHello alone is read, with no
+    client certificate (no fingerprints, subject or x509.log line)."""
+    pki = make_pki()
+    start = (int(pki.client.cert.not_valid_before_utc.timestamp()) + 3600) * 10**9
+    sc = scenario("ok_client_cert", pki, start_ns=start)
+    records = render(converse(sc), sc)
+    tail = pki.server.cert.public_bytes(serialization.Encoding.DER)[-40:]
+    lost = [n for n, r in enumerate(records) if tail in r.data]
+    assert len(lost) == 1  # the server's flight, from ServerHello on
+    path = tmp_path / "lost-flight.pcap"
+    write_pcap(path, [r for n, r in enumerate(records) if n != lost[0]])
+    out = tmp_path / "logs"
+    r = run_cli("--format", "zeek", "-o", str(out), str(path))
+    assert r.returncode in (0, 1), r.stderr
+    (ssl,) = read_strict(out / "ssl.log")[2]
+    assert ssl["ssl_history"] == "C"
+    assert (ssl["client_cert_chain_fps"], ssl["client_subject"]) == (UNSET, UNSET)
+    assert read_strict(out / "x509.log")[2] == []
+
+

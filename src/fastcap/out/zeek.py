@@ -753,6 +753,56 @@ def zeek_reads(s: Session) -> bool:
     return s.tcp.client_by == "syn"
 
 
+def _gap_known_at(t) -> int | None:
+    """The last frame Zeek's SSL analyzer reads of the connection: after a content gap in
+    either direction (SSL_Analyzer::Undelivered) it delivers nothing more of either.  Zeek
+    learns of the gap when the peer acknowledges the lost bytes, taken here as the peer's
+    first packet after the last one before the gap (the server's bytes coming no earlier
+    than the ClientHello they answer): the last frame read is that one.  None: no gap, or
+    a handshake read without frames."""
+    if not any(f is not None for f in t.history_frames):
+        return None
+    hello = t.client_hello_at.frame if t.client_hello_at is not None else None
+    frames = [max(x.at.frame or 0, 0 if x.from_client else hello or 0)
+              for x in t.stops if x.reason == "gap"]
+    return min(frames, default=None)
+
+
+def _cut(where, last: int):
+    """``where`` (a Where, or None) if Zeek read it by frame ``last``, else None."""
+    return where if where is not None and (where.frame is None or where.frame <= last) else None
+
+
+def zeek_view(s: Session) -> Session:
+    """The session as Zeek's SSL analyzer reads its TLS: the handshake's messages, alerts and
+    certificates up to the frame a content gap stops it at (_gap_known_at), in both
+    directions; a certificate it did not read is neither logged nor validated."""
+    t = s.tls
+    last = _gap_known_at(t) if t is not None else None
+    if last is None:
+        return s
+    keep = [f is None or f <= last for f in t.history_frames]
+    history = "".join(c for c, k in zip(t.history, keep, strict=False) if k)
+    sh_at, server_at = _cut(t.server_hello_at, last), _cut(t.server_certs_at, last)
+    client_at = _cut(t.client_certificate_at, last)
+    marks = (t.client_ccs_at, t.server_ccs_at, t.client_finished_at, t.server_finished_at)
+    done = t.outcome == "completed" and all(m is None or _cut(m, last) for m in marks)
+    view = replace(
+        t, history=history, history_frames=tuple(f for f, k in zip(
+            t.history_frames, keep, strict=False) if k),
+        server_hello=t.server_hello if sh_at else None, server_hello_at=sh_at,
+        version=t.version if sh_at else None, cipher=t.cipher if sh_at else None,
+        server_certs=t.server_certs if server_at else [], server_certs_at=server_at,
+        client_certificate=t.client_certificate if client_at else None,
+        client_certificate_at=client_at,
+        server_key_exchange_group=(t.server_key_exchange_group
+                                   if _cut(t.server_key_exchange_at, last) else None),
+        alerts=[a for a in t.alerts if _cut(a.at, last)],
+        outcome=t.outcome if done else "incomplete")
+    return replace(s, tls=view, server_check=s.server_check if server_at else None,
+                   client_check=s.client_check if client_at else None)
+
+
 def zeek_reads_tls(s: Session) -> bool:
     """Whether Zeek gives the connection's TLS to its SSL analyzer: on a mail port, only
     at a 220 its SMTP analyzer pairs with STARTTLS (SMTP_Analyzer::StartTLS; no signature
@@ -826,6 +876,7 @@ class ZeekWriter:
             self._hold("smtp", row, frame)
         if not zeek_reads_tls(s):
             return
+        s = zeek_view(s)
         row = ssl_row(s, path)
         if row is not None:
             row[_VALIDATION] = self._validation_status(s, row[_VALIDATION])

@@ -265,6 +265,9 @@ class TlsHandshake:
     # ClientHello sent in two records ends after it): where Zeek, which reads records
     # whole, begins the connection's ssl.log record.
     first_record_frame: int | None = None
+    # The frame of each letter of ``history`` (the one completing its record): where a
+    # reader that stops at a moment, as Zeek's SSL analyzer at a content gap, stops in it.
+    history_frames: tuple[int | None, ...] = ()
 
     @property
     def offered_ticket(self) -> bytes | None:

@@ -159,7 +159,7 @@ class _Summary:
         "ch", "ch_at", "sh", "sh_at", "hrr", "at", "server_cert", "client_cert", "cert_request",
         "alerts", "traffic", "ccs", "app_seen", "s2c_after_sh", "c2s_after_ch",
         "c2s_after_ch_first", "client_finished_seen", "s2c_after_client_fin",
-        "s2c_after_client_fin_first", "alert_size", "history",
+        "s2c_after_client_fin_first", "alert_size", "history", "history_frames",
         "history_capped", "stops", "anomalies", "tickets", "ske_group", "first_record_frame",
     )
 
@@ -191,6 +191,7 @@ class _Summary:
         # for TLS_AES_128_CCM_8_SHA256); set when the ServerHello is folded.
         self.alert_size = 19
         self.history: list[str] = []
+        self.history_frames: list[int | None] = []  # the frame of each letter's record
         self.history_capped = False
         self.stops: list[StreamStop] = []
         self.anomalies: list[TlsAnomaly] = []
@@ -213,6 +214,7 @@ class _Summary:
                 )
             return
         self.history.append(letter.upper() if from_client else letter)
+        self.history_frames.append(frame)
 
     def fold(
         self,
@@ -330,6 +332,7 @@ class _Summary:
                 self.at[key] = _where(off, frame)
         if len(self.history) < MAX_HISTORY:  # _letter's common case, inlined
             self.history.append(letter.upper() if from_client else letter)
+            self.history_frames.append(frame)
         else:
             self._letter(from_client, letter, off, frame)
 

@@ -191,6 +191,7 @@ def handshake_of(summary: _Summary) -> TlsHandshake:
         outcome_detail=detail,
         outcome_inferred=inferred,
         history="".join(summary.history),
+        history_frames=tuple(summary.history_frames),
         stops=list(summary.stops),
         anomalies=[*summary.anomalies, *extra],
         resumption=_resumption(summary),
