@@ -1093,15 +1093,15 @@ def _record_end_frames(path: Path, port: int) -> dict[str, list[int]]:
     return out
 
 
-def _capture_losing(path: Path, commands: tuple, lost) -> Path:
+def _capture_losing(path: Path, commands: tuple, lost=None) -> Path:
     """A plaintext dialogue of `commands` written to `path` without the one packet whose
-    payload `lost` picks (a segment the capture missed)."""
+    payload `lost` picks (a segment the capture missed); with no `lost`, whole."""
     pki = make_pki()
     start = (int(pki.client.cert.not_valid_before_utc.timestamp()) + 3600) * 10**9
     sc = scenario("starttls_not_offered", pki, start_ns=start, commands=commands)
     records = render(converse(sc), sc)
-    kept = [r for r in records if not lost(r.data)]
-    assert len(kept) == len(records) - 1
+    kept = [r for r in records if lost is None or not lost(r.data)]
+    assert len(kept) == len(records) - (lost is not None)
     write_pcap(path, kept)
     return path
 
@@ -1285,4 +1285,21 @@ def test_after_a_gap_zeeks_ssl_analyzer_reads_neither_direction(tmp_path):
     assert (ssl["client_cert_chain_fps"], ssl["client_subject"]) == (UNSET, UNSET)
     assert read_strict(out / "x509.log")[2] == []
 
+
+
+def test_rcptto_stops_at_zeeks_cap_of_a_thousand_addresses(tmp_path):
+    """Zeek's SMTP script adds no more than SMTP::max_rcptto_addresses (1000) addresses to a
+    transaction's rcptto (weird smtp_too_many_rcptto_addresses): the first thousand, in
+    the order sent, and none after."""
+    sent = [f"r{n:04d}@contoso.com" for n in range(1100)]
+    rcpts = [("RCPT TO:" + ",".join(f"<{a}>" for a in sent[k:k + 100]), "250 ok")
+             for k in range(0, len(sent), 100)]
+    path = _capture_losing(tmp_path / "many.pcap", (
+        ("EHLO relay.fabrikam.com", "250 hi"), ("MAIL FROM:<a@fabrikam.com>", "250 ok"),
+        *rcpts, ("QUIT", "221 bye")))
+    out = tmp_path / "logs"
+    r = run_cli("--format", "zeek", "-o", str(out), str(path))
+    assert r.returncode in (0, 1), r.stderr
+    (line,) = read_strict(out / "smtp.log")[2]
+    assert line["rcptto"] == set(sent[:1000])
 

@@ -125,6 +125,7 @@ _ORCPT = re.compile(r"ORCPT=rfc822;?")  # taken out of each RCPT TO address, as 
 _MAIL_FROM = re.compile(r"(?i)from:")
 _RCPT_TO = re.compile(r"(?i)to:")
 _BLANK = " \t"
+_MAX_RCPTTO = 1000  # SMTP::max_rcptto_addresses: the addresses a transaction keeps
 
 
 def _emails(arg: str) -> list[str]:
@@ -372,8 +373,11 @@ def smtp_transactions(s: Session) -> list[_Transaction]:
                     helo = cur.helo = arg
                 elif verb == "RCPT" and _RCPT_TO.match(arg):
                     found = cur.rcptto if cur.rcptto is not None else []
-                    found += [a for a in dict.fromkeys(_ORCPT.sub("", e) for e in _emails(arg))
-                              if a not in found]
+                    for a in dict.fromkeys(_ORCPT.sub("", e) for e in _emails(arg)):
+                        if len(found) >= _MAX_RCPTTO:  # smtp_too_many_rcptto_addresses
+                            break
+                        if a not in found:
+                            found.append(a)
                     cur.rcptto, cur.active = found, True
                 elif verb == "BDAT" and arg.endswith(" LAST"):  # as Zeek: case and all
                     bdat_last = True
