@@ -1303,3 +1303,18 @@ def test_rcptto_stops_at_zeeks_cap_of_a_thousand_addresses(tmp_path):
     (line,) = read_strict(out / "smtp.log")[2]
     assert line["rcptto"] == set(sent[:1000])
 
+
+def test_zeeks_cap_on_commands_waiting_for_replies(tmp_path):
+    """Zeek's SMTP analyzer keeps at most 1000 commands waiting behind the one the next
+    reply answers; the one after that empties them (weird smtp_excessive_pending_cmds):
+    a STARTTLS pipelined after 1001 NOOPs then waits right behind the first NOOP, the
+    second 250 answers it, and the 220 answers nothing, so Zeek reads no TLS."""
+    path = _capture_losing(tmp_path / "queue.pcap", (
+        ("EHLO relay.fabrikam.com", "250 hi"), ("MAIL FROM:<a@fabrikam.com>", "250 ok"),
+        ("\r\n".join(["NOOP"] * 1001 + ["STARTTLS"]),
+         "\r\n".join(["250 ok"] * 1001 + ["220 go ahead"]))))
+    out = tmp_path / "logs"
+    r = run_cli("--format", "zeek", "-o", str(out), str(path))
+    assert r.returncode in (0, 1), r.stderr
+    assert [(x["mailfrom"], x["tls"]) for x in read_strict(out / "smtp.log")[2]] == [
+        ("a@fabrikam.com", False)]

@@ -157,6 +157,7 @@ _ZEEK_VERBS = frozenset({
 _GREETING = "CONN_ESTABLISHMENT"  # what Zeek has the first reply answer, greeting or not
 _UNPAIRED = "(UNKNOWN)"  # a reply with no command waiting for one
 _GAP = "gap"  # in _zeek_pairing's marks: bytes lost here
+_MAX_PENDING = 1000  # SMTP.cc's max_pending_cmd_q_size: behind the one the next reply answers
 
 
 def _events(d) -> list[tuple[int, int, object]]:
@@ -295,6 +296,10 @@ def _zeek_pairing(d, greeting: bool) -> tuple[list[tuple[int, int, object, str |
         cmd = ("AUTH_ANSWER" if state == "auth" else "END_OF_DATA" if state == "data"
                else word if word in _ZEEK_VERBS else None)
         if cmd is not None:
+            if len(queue) > _MAX_PENDING:  # smtp_excessive_pending_cmds: all but the first
+                first = queue[0]
+                queue.clear()
+                queue.append(first)
             queue.append(cmd)
         return cmd
 
