@@ -1318,3 +1318,17 @@ def test_zeeks_cap_on_commands_waiting_for_replies(tmp_path):
     assert r.returncode in (0, 1), r.stderr
     assert [(x["mailfrom"], x["tls"]) for x in read_strict(out / "smtp.log")[2]] == [
         ("a@fabrikam.com", False)]
+
+
+def test_a_reply_whose_code_changes_is_two_replies_in_zeek(tmp_path):
+    """Zeek's SMTP analyzer ends a multi-line reply at a line of another code and reads
+    that line as the next reply (SMTP.cc: "reply code does not match the continuing
+    reply"): a "250-" then "251" answering a message's end counts the message once, its
+    second line answering no command, so the next transaction's trans_depth is 2."""
+    path = _capture_losing(tmp_path / "change.pcap", (
+        ("EHLO relay.fabrikam.com", "250 hi"),
+        ("MAIL FROM:<a@fabrikam.com>", "250 ok"), ("RCPT TO:<b@contoso.com>", "250 ok"),
+        ("DATA", "354 go on"), ("Subject: x\r\n\r\nhello\r\n.", "250-queued as 1\r\n251 other"),
+        ("MAIL FROM:<c@fabrikam.com>", "250 ok"), ("QUIT", "221 bye")))
+    assert _transactions(tmp_path, path) == [
+        (1, "a@fabrikam.com", "250 queued as 1"), (2, "c@fabrikam.com", "221 bye")]

@@ -204,7 +204,8 @@ def _reply(r: Any) -> str:
     return (f'{{"code": {_p(r.code)}, "enhanced": {_p(r.enhanced)}, "text": {_p(r.text)}, '
             f'"offset": {_o(r.offset)}, "frame": {_o(r.frame)}, "answers": {_p(r.answers)}, '
             f'"last_text": {_p(r.last_text)}, "lines": {_o(r.lines)}, '
-            f'"end_frame": {_o(r.end_frame)}}}')
+            f'"end_frame": {_o(r.end_frame)}, '
+            f'"code_changes": {plain_text(r.code_changes)}}}')
 
 
 def _items(values: Any, write: Callable[[Any], str]) -> str:

@@ -318,13 +318,32 @@ def _zeek_pairing(d, greeting: bool) -> tuple[list[tuple[int, int, object, str |
             continue
         if state == "gap":
             state = "recovery"
-        cmd = queue.popleft() if queue else _UNPAIRED
-        out.append((frame, kind, x, cmd))
-        code = d.banner_code if kind == 0 else x.code
-        if code == 220 and cmd in ("STARTTLS", "X-ANONYMOUSTLS"):
-            return out, True
-        state = _zeek_state(state, cmd, code)
+        for part in _zeek_replies(x) if kind == 2 else (x,):
+            cmd = queue.popleft() if queue else _UNPAIRED
+            out.append((frame, kind, part, cmd))
+            code = d.banner_code if kind == 0 else part.code
+            if code == 220 and cmd in ("STARTTLS", "X-ANONYMOUSTLS"):
+                return out, True
+            state = _zeek_state(state, cmd, code)
     return out, False
+
+
+def _zeek_replies(x) -> list:
+    """A reply as Zeek's SMTP analyzer reads it: a line whose code is not the one of the line
+    before ends the reply and begins the next ("reply code does not match the continuing
+    reply"), which answers the next command waiting.  Each part is the record with its
+    code, line count and texts (a middle line's text is not kept: its first line's)."""
+    changes = getattr(x, "code_changes", ())
+    if not changes:
+        return [x]
+    starts = [(0, x.code, x.text), *changes]
+    parts = []
+    for k, (first, code, text) in enumerate(starts):
+        last = starts[k + 1][0] if k + 1 < len(starts) else x.lines
+        tail = x.last_text if k + 1 == len(starts) else text
+        parts.append(replace(x, code=code, text=text, lines=last - first,
+                             last_text=tail if last - first > 1 else None, code_changes=()))
+    return parts
 
 
 def smtp_transactions(s: Session) -> list[_Transaction]:

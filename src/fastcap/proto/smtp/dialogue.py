@@ -41,8 +41,8 @@ def _plain(value: Any) -> Any:
             v = getattr(value, name)
             out[name] = v if type(v) in _SCALARS else _plain(v)
         return out
-    if isinstance(value, list | tuple):
-        return type(value)([v if type(v) in _SCALARS else _plain(v) for v in value])
+    if isinstance(value, list | tuple):  # a tuple as JSON gives it back: a list
+        return [v if type(v) in _SCALARS else _plain(v) for v in value]
     if isinstance(value, dict):
         return {k: _plain(v) for k, v in value.items()}
     return value
@@ -74,6 +74,9 @@ class ReplyRecord:
     last_text: str | None = None  # a multi-line reply's last line (None: one line)
     lines: int = 1  # how many lines it had (Zeek's smtp.log counts each line of some)
     end_frame: int | None = None  # the frame of its last line's end, when another
+    # (line index, code, text) of each line whose code is not the one of the line before:
+    # where Zeek's SMTP analyzer begins another reply
+    code_changes: tuple[tuple[int, int, str], ...] = ()
 
 
 @compact
@@ -201,7 +204,7 @@ class _DialogueBuilder:
     def reply(
         self, code: int, enhanced: str | None, lines: Sequence[str], offset: int,
         answers: str | None, end: int | None = None, dropped: int = 0,
-        last: str | None = None,
+        last: str | None = None, changes: tuple[tuple[int, int, str], ...] = (),
     ) -> None:
         """Fold a Reply given by its fields (parse_dialogue never builds the event); ``end``:
         the offset after its last byte, when known; ``dropped`` lines past the cap were
@@ -215,6 +218,7 @@ class _DialogueBuilder:
         rec = _make_reply(
             code, enhanced, lines[0] if lines else "", offset, frame, answers,
             last_text, count, self._end_frame(self._s2c_frame_at, frame, offset, end),
+            changes,
         )
         self._put(d.replies, "replies", rec)
         if answers in ("EHLO", "HELO") and 200 <= code < 300:
@@ -271,7 +275,7 @@ class _DialogueBuilder:
         d = self.draft
         if isinstance(ev, Reply):
             self.reply(ev.code, ev.enhanced, ev.lines, ev.offset, ev.answers, ev.end,
-                       ev.dropped, ev.last)
+                       ev.dropped, ev.last, ev.changes)
         elif isinstance(ev, Command):
             self.command(ev.verb, ev.arg, ev.offset, ev.end)
         elif isinstance(ev, Anomaly):

@@ -29,7 +29,7 @@ import functools
 import re
 from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Final
 
 from .events import (
@@ -121,6 +121,9 @@ class _ReplyAcc:
     end: int = 0
     dropped: int = 0  # lines past MAX_REPLY_LINES, counted, not kept
     last: str | None = None  # the text of the last of them
+    # (line index, code, text) of each line whose code is not the line's before it
+    changes: list[tuple[int, int, str]] = field(default_factory=list)
+    prev: int = 0  # the code of its last line so far
 
 
 class _Side:
@@ -686,6 +689,9 @@ class SmtpConversation:
                 self._anomaly(
                     "reply_code_mismatch", offset, "s2c", f"{code} in a {acc.code} reply"
                 )
+            if acc.lines and code != acc.prev:
+                acc.changes.append((len(acc.lines) + acc.dropped, code, _text(m[3] or b"")))
+            acc.prev = code
             acc.end = stop
             if len(acc.lines) < MAX_REPLY_LINES:
                 acc.lines.append(_text(m[3] or b""))
@@ -966,7 +972,7 @@ class SmtpConversation:
         """Queue acc's Reply. A hook, as _emit_command: parse_dialogue folds it unbuilt."""
         lines = acc.lines
         self._emit(Reply(acc.code, _enhanced(lines), tuple(lines), acc.offset, answers, acc.end,
-                         acc.dropped, acc.last))
+                         acc.dropped, acc.last, tuple(acc.changes)))
 
     def _emit_command(self, verb: str, arg: str, offset: int, end: int) -> None:
         self._emit(Command(verb, arg, offset, end))

@@ -71,7 +71,7 @@ class _FoldingConversation(SmtpConversation):
     def _emit_reply(self, acc: _ReplyAcc, answers: str | None) -> None:
         lines = acc.lines
         self._builder.reply(acc.code, _enhanced(lines), lines, acc.offset, answers, acc.end,
-                            acc.dropped, acc.last)
+                            acc.dropped, acc.last, tuple(acc.changes))
 
     def _emit_command(self, verb: str, arg: str, offset: int, end: int) -> None:
         self._builder.command(verb, arg, offset, end)
