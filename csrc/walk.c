@@ -475,8 +475,6 @@ static __attribute__((noinline, cold)) int64_t unpadded_damage(const uint8_t *bu
     return (((uint64_t)rd32(b + end + q - 4, swapped) + 3) & ~(uint64_t)3) == q;
 }
 
-#define SWALLOW_HOPS 4 /* read/pcapng.py:SWALLOW_HOPS */
-
 static inline int known_block(uint32_t type)
 {
     switch (type) {
@@ -492,14 +490,16 @@ static inline int known_block(uint32_t type)
  * 1 yes, or the bytes from off the verdict needs (see beyond).  Swallowed: at some `s`
  * from `first` on (4-aligned, its header inside), the word before is a trailer that frames
  * the block as ending there (rounded up, it is s), and a known type follows with a sane
- * length reaching past blen and a trailer matching it (after up to SWALLOW_HOPS blocks
- * framed wholly inside, passed).  A length damaged to one a field of
+ * length reaching past blen and a trailer matching it (after any number of blocks framed
+ * wholly inside, passed).  A length damaged to one a field of
  * a later block passes the trailer check for (an EPB of 36 bytes reading 60, where the
  * next EPB's captured length 57 rounds up to 60; a statistics block of 24 reading 48, where
  * it stands at 20 of the next EPB) is so found.  Packet blocks are searched from where
  * their data ends (their options: a sound one's begin with an option code and length, no
- * block header), other blocks from 12; a block's bytes cost one comparison a word.
- * read/pcapng.py:swallows_a_block is its twin. */
+ * block header), other blocks from 12; a block's bytes cost one comparison a word, and
+ * the chains passed at most one step a word: no block is passed by two chains (its
+ * trailer fixes the block before it, back to a start, whose trailer word is its own
+ * offset, never a passed block's length).  read/pcapng.py:swallows_a_block is its twin. */
 static __attribute__((noinline, cold)) int64_t swallows_a_block(const uint8_t *buf, int64_t len,
                                                                 int64_t off, uint32_t first,
                                                                 uint32_t blen, int swapped,
@@ -514,15 +514,15 @@ static __attribute__((noinline, cold)) int64_t swallows_a_block(const uint8_t *b
         uint64_t t = s, q = ((uint64_t)field + 3) & ~(uint64_t)3;
         if (field < 12 || field > max_block)
             continue;
-        /* sound blocks wholly inside (up to SWALLOW_HOPS) are passed: the damaged length
-         * may reach a field of a block after them */
-        int hops = 0, past = 1;
+        /* sound blocks wholly inside are passed: the damaged length may reach a field of a
+         * block after them */
+        int past = 1;
         while (t + q <= blen) {
             past = 0;
             if ((((uint64_t)rd32(b + t + q - 4, swapped) + 3) & ~(uint64_t)3) != q)
                 break;
             t += q;
-            if (t + 8 > blen || ++hops > SWALLOW_HOPS || !known_block(rd32(b + t, swapped)))
+            if (t + 8 > blen || !known_block(rd32(b + t, swapped)))
                 break;
             field = rd32(b + t + 4, swapped);
             if (field < 12 || field > max_block)

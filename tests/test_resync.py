@@ -509,3 +509,20 @@ def test_a_length_that_passes_a_sound_block_to_a_later_field_loses_no_other_bloc
     slabs, meta = read(tmp_path, backend, bytes(raw), "pcapng")
     assert [len(s) for s in slabs] == [8, 4, 32, 12]
     assert meta.unreadable == [(at, at + blen)]
+
+
+@pytest.mark.parametrize("kind", ["nrb", "custom"])
+@pytest.mark.parametrize("sound", [1, 4, 5, 9])
+def test_a_length_that_passes_many_sound_blocks_to_a_later_field_loses_no_other_block(
+        tmp_path, backend, kind, sound):
+    """As above, past `sound` EPBs of 36 bytes, however many: tshark takes the damaged
+    block whole and stops at the block after it; here only its own bytes are lost, and
+    each EPB it passed over is read."""
+    at, blen = block_offsets(after_block(kind, [(4, 4)] * (sound + 1)))[3]
+    new = blen + 36 * sound + 24  # the last EPB's captured length, 4 bytes on
+    raw = bytearray(after_block(kind, [(4, 4)] * sound + [(new, new)]))
+    raw[at + 4 : at + 8] = new.to_bytes(4, "little")
+    slabs, meta = read(tmp_path, backend, bytes(raw), "pcapng")
+    assert [len(s) for s in slabs] == [8] + [4] * sound + [32, 12]
+    assert meta.unreadable == [(at, at + blen)]
+    assert [(w.kind, w.offset) for w in meta.warnings] == [("corrupt_block", at)]

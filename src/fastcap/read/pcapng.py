@@ -180,23 +180,23 @@ def unpadded_damage(buf, length: int, off: int, blen: int, order: str, max_block
     return int(padded(struct.unpack_from(order + "I", buf, off + end + q - 4)[0]) == q)
 
 
-SWALLOW_HOPS = 4  # sound blocks a damaged length may pass to reach a later block's field
-
-
 def swallows_a_block(buf, length: int, off: int, first: int, blen: int, order: str,
                      max_block: int, more: bool = False) -> int:
     """Whether the block at `off`, of length `blen`, swallowed a block that begins inside
     it: 0 no, 1 yes, or the bytes from `off` the verdict needs (`beyond`).  Swallowed: at
     some `s` from `first` on (4-aligned, its header inside), the word before is a trailer
     that frames the block as ending there (rounded up, it is `s`), and a known type follows
-    with a sane length reaching past `blen` and a trailer matching it (after up to
-    SWALLOW_HOPS blocks framed wholly inside, passed).  A length damaged to
+    with a sane length reaching past `blen` and a trailer matching it (after any number of
+    blocks framed wholly inside, passed).  A length damaged to
     one a field of a later block passes the trailer check for (an EPB of 36 bytes reading
     60, where the next EPB's captured length 57 rounds up to 60; a statistics block of 24
     reading 48, where it stands at 20 of the next EPB) is so found.  Packet blocks are
     searched from where their data ends (their options: a sound one's begin with an option
     code and length, no block header), other blocks from 12 (`swallow_from`); a block's
-    bytes cost one comparison a word (csrc/walk.c:swallows_a_block is its twin)."""
+    bytes cost one comparison a word, and the chains passed cost at most one step a word:
+    a block passed by two chains would have the same length in both (its trailer), so the
+    same block before it, back to a start, and a start's trailer word is its own offset,
+    never a passed block's length (csrc/walk.c:swallows_a_block is its twin)."""
     n = (blen - 8 - first) // 4 + 1  # places s = first, first + 4, ..., s + 8 <= blen
     if n <= 0:
         return 0
@@ -207,14 +207,13 @@ def swallows_a_block(buf, length: int, off: int, first: int, blen: int, order: s
         if btype not in BLOCK_NAMES or not 12 <= field <= max_block:
             continue
         t, q = s, padded(field)
-        hops, past = 0, True
-        while t + q <= blen:  # sound blocks wholly inside are passed, up to SWALLOW_HOPS
+        past = True
+        while t + q <= blen:  # sound blocks wholly inside are passed
             past = False
             if padded(struct.unpack_from(order + "I", buf, off + t + q - 4)[0]) != q:
                 break
             t += q
-            hops += 1
-            if t + 8 > blen or hops > SWALLOW_HOPS:
+            if t + 8 > blen:
                 break
             btype, field = struct.unpack_from(order + "II", buf, off + t)
             if btype not in BLOCK_NAMES or not 12 <= field <= max_block:
