@@ -526,3 +526,34 @@ def test_a_length_that_passes_many_sound_blocks_to_a_later_field_loses_no_other_
     assert [len(s) for s in slabs] == [8] + [4] * sound + [32, 12]
     assert meta.unreadable == [(at, at + blen)]
     assert [(w.kind, w.offset) for w in meta.warnings] == [("corrupt_block", at)]
+
+
+@pytest.mark.parametrize("unpadded", [False, True])
+def test_a_file_cut_inside_a_block_of_unpadded_length_is_cut_not_damaged(tmp_path, backend,
+                                                                         unpadded):
+    """An EPB whose packet data holds a whole EPB 1 byte in, the file cut where that one
+    ends: tshark says the file is "cut short in the middle of a packet" whether or not the
+    cut block's lengths leave out the padding (93, not 96), and reads one packet.  The block
+    held in its data must not be read as the block reading resumes at."""
+    inner = io.BytesIO()
+    with PcapngWriter(inner) as w:
+        w.section()
+        w.interface(1)
+        w.epb(0, b"q" * 20, ts_units=5)
+    held = inner.getvalue()[-52:]
+    payload = b"x" + held + b"y" * 8
+    out = io.BytesIO()
+    with PcapngWriter(out) as w:
+        w.section()
+        w.interface(1)
+        w.epb(0, b"a" * 20, ts_units=1)
+        w.epb(0, payload, ts_units=2)
+    raw = bytearray(out.getvalue())
+    at, blen = block_offsets(bytes(raw))[3]
+    if unpadded:
+        for f in (at + 4, at + blen - 4):
+            raw[f : f + 4] = (32 + len(payload)).to_bytes(4, "little")
+    slabs, meta = read(tmp_path, backend, bytes(raw[: at + 29 + len(held)]), "pcapng")
+    assert slabs == [b"a" * 20]
+    assert [(w.kind, w.offset) for w in meta.warnings] == [("truncated_block", at)]
+    assert meta.unreadable == []

@@ -165,13 +165,15 @@ def cut_not_damaged_pcap(buf: np.ndarray, off: int, size: int, big: bool, rules:
 
 
 def cut_not_damaged_pcapng(buf: np.ndarray, off: int, size: int, big: bool) -> bool:
-    """Like cut_not_damaged_pcap for a pcapng block: a known type and a legal length."""
+    """Like cut_not_damaged_pcap for a pcapng block: a known type and a legal length.  A
+    length left unpadded (93, not 96) is legal too, as the walkers read it: tshark calls a
+    file cut inside such a block "cut short in the middle of a packet", as any other."""
     if size - off < 8:
         return True
     pos = np.array([off], np.int64)
     btype, blen = int(u32(buf, pos, big)[0]), int(u32(buf, pos + 4, big)[0])
     known = btype in _MIN_BY_TYPE or btype == pcapng.BT_SHB
-    return known and blen % 4 == 0 and _MIN_LEN <= blen <= MAX_BLOCK
+    return known and _MIN_LEN <= blen <= MAX_BLOCK
 
 
 def next_pcap_record(buf: np.ndarray, start: int, size: int, big: bool, rules: int,
