@@ -209,7 +209,7 @@ def test_any_single_corruption_keeps_every_block_outside_the_damage(tmp_path, da
     assert slabs_n == others or slabs_n[:i] + slabs_n[i + 1 :] == others
 
 
-def test_block_len_rejects_unknown_types_and_bad_trailers():
+def test_block_len_rejects_bad_trailers_and_takes_unknown_types():
     buf = np.zeros(64, np.uint8)
     buf[0:4] = np.frombuffer((6).to_bytes(4, "little"), np.uint8)
     buf[4:8] = np.frombuffer((32).to_bytes(4, "little"), np.uint8)
@@ -218,7 +218,9 @@ def test_block_len_rejects_unknown_types_and_bad_trailers():
     assert resync.pcapng_block_len(buf, 0, 64, False) == 32
     assert resync.pcapng_block_len(buf, 0, 64, True) == 0  # wrong byte order
     buf[0:4] = np.frombuffer((0x77).to_bytes(4, "little"), np.uint8)
-    assert resync.pcapng_block_len(buf, 0, 64, False) == 0
+    assert resync.pcapng_block_len(buf, 0, 64, False) == 32  # skipped by length, as tshark
+    buf[0:4] = np.frombuffer((0x0A0D0D0A).to_bytes(4, "little"), np.uint8)
+    assert resync.pcapng_block_len(buf, 0, 64, False) == 0  # a section header, magic bad
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow,
@@ -557,3 +559,38 @@ def test_a_file_cut_inside_a_block_of_unpadded_length_is_cut_not_damaged(tmp_pat
     assert slabs == [b"a" * 20]
     assert [(w.kind, w.offset) for w in meta.warnings] == [("truncated_block", at)]
     assert meta.unreadable == []
+
+
+@pytest.mark.parametrize("after", [[0x80000001, "epb"], ["epb", 0x80000001, "epb"],
+                                   [0x00000101, "epb"], ["epb", 0x00000101],
+                                   [0x80000001], [0x80000001, 0x00000BAD, "epb"]])
+def test_reading_resumes_at_a_sound_block_of_a_type_it_does_not_know(tmp_path, backend, after):
+    """After a damaged length, blocks of types the reader does not know (a local type, one
+    not yet assigned) with matching lengths are sound blocks, which a reader skips by their
+    length as tshark does: reading resumes at the first, and the packet before one is read
+    (a sound EPB is known as such by the block that follows it)."""
+    out = io.BytesIO()
+    with PcapngWriter(out) as w:
+        w.section()
+        w.interface(1)
+        w.epb(0, b"a" * 20, ts_units=1)
+        w.epb(0, b"b" * 20, ts_units=2)
+        for i, kind in enumerate(after):
+            if kind == "epb":
+                w.epb(0, bytes([99 + i]) * 24, ts_units=3 + i)
+            elif kind == 0x00000BAD:
+                w.custom(32473, b"fuzz")
+            else:
+                w.raw_block(kind, b"abcdefgh")
+    raw = bytearray(out.getvalue())
+    blocks = block_offsets(bytes(raw))
+    at = blocks[3][0]
+    raw[at + 4 : at + 8] = (0xFFFFFFF0).to_bytes(4, "little")
+    slabs, meta = read(tmp_path, backend, bytes(raw), "pcapng")
+    assert slabs == [b"a" * 20] + [bytes([99 + i]) * 24 for i, k in enumerate(after)
+                                   if k == "epb"]
+    assert meta.unreadable == [(at, blocks[4][0])]
+    assert [(w.kind, w.offset) for w in meta.warnings] == [("corrupt_block", at)]
+    for kind in after:
+        if isinstance(kind, int) and kind != 0x00000BAD:
+            assert meta.block_counts[f"type 0x{kind:08x}"] == after.count(kind)

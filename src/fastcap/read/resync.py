@@ -57,20 +57,29 @@ def _window(buf: np.ndarray, a: int, n: int, size: int, k: int) -> np.ndarray:
 
 def _block_len(buf: np.ndarray, pos: np.ndarray, size: int, big: bool | None, max_block: int
                ) -> np.ndarray:
-    """Length of a well-framed pcapng block at each of `pos`, or 0 where there is none.
+    """Length of a well-framed pcapng block at each of `pos`, or 0 where there is none
+    (see `_framing`)."""
+    return _framing(buf, pos, size, big, max_block)[0]
 
-    Well framed: a known block type, a length that is legal for it and inside the file,
-    and a trailing length equal to the leading one.  As the walkers read them, lengths are
+
+def _framing(buf: np.ndarray, pos: np.ndarray, size: int, big: bool | None, max_block: int
+             ) -> tuple[np.ndarray, np.ndarray]:
+    """Length of a well-framed pcapng block at each of `pos` (0 where there is none), and
+    whether its type is one the reader knows.
+
+    Well framed: a length that is legal for its type (12 for a type not known: a reader
+    skips those by their length, as tshark does) and inside the file, and a trailing length
+    equal to the leading one.  As the walkers read them, lengths are
     rounded up to a multiple of 4 (some writers leave the padding out of both; Wireshark
     reads them so) and the length is the rounded one, except a section header's, whose
     reader takes a multiple of 4 only.  Section headers carry their own byte order; other
     blocks are read in the current section's (`big`; None when there is no section yet,
     so only a section header can start one)."""
-    out = np.zeros(len(pos), np.int64)
+    out, known_out = np.zeros(len(pos), np.int64), np.zeros(len(pos), bool)
     fits = pos + _MIN_LEN <= size  # the smallest block (a section header's is checked below)
     pos_ok = pos[fits]
     if not len(pos_ok):
-        return out
+        return out, known_out
     le_type = u32(buf, pos_ok, False)
     is_shb = le_type == pcapng.BT_SHB
     bom = u32(buf, pos_ok + 8, False)
@@ -78,22 +87,26 @@ def _block_len(buf: np.ndarray, pos: np.ndarray, size: int, big: bool | None, ma
     is_shb &= (bom == _BOM_LE) | shb_big
     if big is None:
         own_big, known = shb_big, is_shb
+        framed = known
         mins = np.full(len(pos_ok), _SHB_MIN)
     else:
         own_big = np.where(is_shb, shb_big, big)
         btype = np.where(is_shb, pcapng.BT_SHB, u32(buf, pos_ok, big))
         idx = np.clip(np.searchsorted(_KNOWN, btype), 0, len(_KNOWN) - 1)
         known = is_shb | (_KNOWN[idx] == btype)
-        mins = np.where(is_shb, _SHB_MIN, _MINS[idx])
+        framed = known | (le_type != pcapng.BT_SHB)  # not a section header, its magic bad
+        mins = np.where(is_shb, _SHB_MIN, np.where(known, _MINS[idx], _MIN_LEN))
     field = u32(buf, pos_ok + 4, own_big)
     blen = (field + 3) & ~3
-    ok = (known & (field >= mins) & ((blen == field) | ~is_shb) & (field <= max_block)
+    ok = (framed & (field >= mins) & ((blen == field) | ~is_shb) & (field <= max_block)
           & (pos_ok + blen <= size))
     at = np.flatnonzero(ok)
     trailer = u32(buf, pos_ok[at] + blen[at] - 4, own_big[at])
     ok[at] = ((trailer + 3) & ~3) == blen[at]
-    out[np.flatnonzero(fits)[ok]] = blen[ok]
-    return out
+    where = np.flatnonzero(fits)[ok]
+    out[where] = blen[ok]
+    known_out[where] = known[ok]
+    return out, known_out
 
 
 def next_pcapng_block(buf: np.ndarray, start: int, size: int, big: bool | None,
@@ -102,7 +115,10 @@ def next_pcapng_block(buf: np.ndarray, start: int, size: int, big: bool | None,
     """First offset >= start where a well-framed block begins whose successor is also well
     framed or (if `allow_eof`) is the end of the file; None if the rest of the file holds no
     such block.  Every byte offset is tried, not only 32-bit aligned ones: a copy that lost
-    or gained a byte shifts everything after it.
+    or gained a byte shifts everything after it.  A block of a type the reader does not
+    know (a local one, say) is sound as any other, but of such a pair one must be of a
+    known type: the known types are the evidence, the more so as any type may be bytes of
+    packet data.  Two of unknown types in a row, the second is where reading resumes.
 
     `eof_in_step`: the offset of a block whose sound-looking length runs past the end of the
     file (cut there, or its length damaged).  Without `allow_eof`, a block that ends the file
@@ -115,14 +131,15 @@ def next_pcapng_block(buf: np.ndarray, start: int, size: int, big: bool | None,
         # (big-endian) byte: a one-byte test discards ~99% of offsets before the full check.
         probe = _window(buf, a, n, size, 1 if big else 2)
         pos = a + np.flatnonzero((probe == 0) | (probe == 0x0D))
-        blen = _block_len(buf, pos, size, big, max_block)
+        blen, known = _framing(buf, pos, size, big, max_block)
         cand = np.flatnonzero(blen)
         if not len(cand):
             continue
         nxt = pos[cand] + blen[cand]
         last = (nxt == size) & (allow_eof or (
             eof_in_step is not None and (pos[cand] - eof_in_step) % 4 == 0))
-        chained = last | (_block_len(buf, nxt, size, big, max_block) > 0)
+        after, after_known = _framing(buf, nxt, size, big, max_block)
+        chained = last | ((after > 0) & (known[cand] | after_known))
         hit = np.flatnonzero(chained)
         if len(hit):
             return int(pos[cand[hit[0]]])
