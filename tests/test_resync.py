@@ -594,3 +594,64 @@ def test_reading_resumes_at_a_sound_block_of_a_type_it_does_not_know(tmp_path, b
     for kind in after:
         if isinstance(kind, int) and kind != 0x00000BAD:
             assert meta.block_counts[f"type 0x{kind:08x}"] == after.count(kind)
+
+
+def _streamed(path, backend, piece=None):
+    """Frames, unreadable ranges and warnings of a capture read whole, or streamed in pieces
+    of `piece` bytes."""
+    from fastcap.read.capture import Capture
+    from fastcap.read.stream import StreamCapture
+
+    with (Capture(path, backend=backend) if piece is None
+          else StreamCapture(path, backend=backend, piece=piece)) as cap:
+        frames = _walked(cap)
+        meta = cap.meta
+    return frames, meta.unreadable, [(w.kind, w.offset, w.message) for w in meta.warnings]
+
+
+def _holding_blocks() -> bytes:
+    """Packet data that holds two whole EPBs (a pcapng file sent over TCP, say), 1 byte in."""
+    inner = io.BytesIO()
+    with PcapngWriter(inner) as w:
+        w.section()
+        w.interface(1)
+        w.epb(0, b"p" * 8, ts_units=7)
+        w.epb(0, b"q" * 8, ts_units=8)
+    return b"x" + inner.getvalue()[-80:] + b"yyy"
+
+
+@pytest.mark.parametrize("damage", ["magic", "magic idb", "trailer", "trailer idb", "length",
+                                    "epb"])
+def test_a_damaged_block_is_judged_alike_wherever_a_piece_ends(tmp_path, backend, damage):
+    """A second section whose header's byte-order magic, trailer or length is damaged (read
+    on where the block after it is framed), or a damaged EPB (reading resumes at the next
+    block followed by a framed one, here one whose packet data holds two framed blocks):
+    whether a block is where reading goes on is told from its bytes and the next block's,
+    so a stream piece ending anywhere inside them must not change what is read: the search
+    must not pass on into the packet data for want of them (" idb": the interface block
+    after the section header is damaged too, so the header is not read on)."""
+    payloads = PAYLOADS[:5] if damage != "epb" else [*PAYLOADS[:3], _holding_blocks(),
+                                                     PAYLOADS[4]]
+    raw, offs = pcapng_bytes(tmp_path, payloads)
+    data = bytearray(raw + raw)
+    at = len(raw) if damage != "epb" else offs[2] + len(raw)
+    shb = block_offsets(raw)[0][1]
+    if damage.endswith(" idb"):
+        data[at + shb + 4 : at + shb + 8] = (0xFFFFFFF0).to_bytes(4, "little")
+    if damage.startswith("magic"):
+        data[at + 8 : at + 12] = bytes(4)
+    elif damage.startswith("trailer"):
+        data[at + shb - 4 : at + shb] = bytes(4)
+    elif damage == "length":
+        data[at + 4 : at + 8] = (shb + 1000).to_bytes(4, "little")
+    else:
+        data[at + 4 : at + 8] = (0xFFFFFFF0).to_bytes(4, "little")
+    path = tmp_path / "x.pcapng"
+    path.write_bytes(bytes(data))
+    gz = tmp_path / "x.pcapng.gz"
+    gz.write_bytes(gzip.compress(bytes(data)))
+    whole = _streamed(path, backend)
+    assert len(whole[0]) == (9 if damage == "epb" else 10)
+    nxt = len(raw) + (shb + 20 if damage != "epb" else offs[4] + 16)
+    for end in range(at + 1, nxt + 80, 3):
+        assert _streamed(gz, backend, end) == whole, f"piece ending at {end - at}"

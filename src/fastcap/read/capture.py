@@ -724,7 +724,8 @@ class Capture:
                     if new is None:
                         big = section.big_endian if section is not None else None
                         nxt = resync.next_pcapng_block(self._array(), off + 1, size, big,
-                                                       allow_eof=not self._more)
+                                                       allow_eof=not self._more,
+                                                       more=self._more)
                         if nxt is None:
                             if self._more:  # look again with more in hand, and say it once
                                 del meta.warnings[told[0]:]
@@ -828,7 +829,8 @@ class Capture:
                     self._array(), off, size, section.big_endian)
                 nxt = resync.next_pcapng_block(self._array(), off + 1, size, section.big_endian,
                                                allow_eof=not (cut or self._more),
-                                               eof_in_step=None if self._more else off)
+                                               eof_in_step=None if self._more else off,
+                                               more=self._more)
                 if nxt is None and self._more:
                     break  # look again with more of the stream in hand
                 if nxt is not None:
@@ -883,16 +885,25 @@ class Capture:
 
     def _shb_cut(self, off: int) -> bool:
         """The section header at `off` runs past the buffer's end (its length is sane), or
-        whether it swallowed the next block is told by bytes past it."""
+        whether it swallowed the next block, or whether that block is framed (which reads
+        on past a damaged magic or trailer), is told by bytes past it: in each byte order
+        its magic allows (both, where it is damaged)."""
         size = self.meta.size
         if size - off < 28:
             return True
         big = pcapng.byte_order_of_shb(self._mm, off)
+        for b in (False, True) if big is None else (big,):
+            (blen,) = struct.unpack_from(">I" if b else "<I", self._mm, off + 4)
+            if size - off < blen <= MAX_BLOCK:
+                return True
+            if 28 <= blen <= MAX_BLOCK and not blen % 4 and resync.pcapng_block_len(
+                    self._array(), off + blen, size, b, True) is None:
+                return True
         if big is None:
             return False
         order = ">" if big else "<"
         (blen,) = struct.unpack_from(order + "I", self._mm, off + 4)
-        return size - off < blen <= MAX_BLOCK or self._swallows(off, blen, order, True) > 1
+        return self._swallows(off, blen, order, True) > 1
 
     def _swallows(self, off: int, blen: int, order: str, more: bool = False) -> int:
         """pcapng.swallows_a_block for the section header at `off`, framed whole with
@@ -946,7 +957,7 @@ class Capture:
             # The byte-order magic is sound: the section's blocks can be found by their
             # framing, from where the smallest section header would end.
             nxt = resync.next_pcapng_block(self._array(), off + 28, size, big,
-                                           allow_eof=not self._more)
+                                           allow_eof=not self._more, more=self._more)
             if nxt is None:
                 self._warn(off, "corrupt_block", f"corrupt section header block (length {blen})")
                 meta.skipped["corrupt block"] += 1

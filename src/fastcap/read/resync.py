@@ -63,9 +63,10 @@ def _block_len(buf: np.ndarray, pos: np.ndarray, size: int, big: bool | None, ma
 
 
 def _framing(buf: np.ndarray, pos: np.ndarray, size: int, big: bool | None, max_block: int
-             ) -> tuple[np.ndarray, np.ndarray]:
-    """Length of a well-framed pcapng block at each of `pos` (0 where there is none), and
-    whether its type is one the reader knows.
+             ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Length of a well-framed pcapng block at each of `pos` (0 where there is none),
+    whether its type is one the reader knows, and whether bytes past `size` decide it (its
+    header is not all there, or a block's sane length reaches past `size`).
 
     Well framed: a length that is legal for its type (12 for a type not known: a reader
     skips those by their length, as tshark does) and inside the file, and a trailing length
@@ -77,9 +78,10 @@ def _framing(buf: np.ndarray, pos: np.ndarray, size: int, big: bool | None, max_
     so only a section header can start one)."""
     out, known_out = np.zeros(len(pos), np.int64), np.zeros(len(pos), bool)
     fits = pos + _MIN_LEN <= size  # the smallest block (a section header's is checked below)
+    pending = ~fits
     pos_ok = pos[fits]
     if not len(pos_ok):
-        return out, known_out
+        return out, known_out, pending
     le_type = u32(buf, pos_ok, False)
     is_shb = le_type == pcapng.BT_SHB
     bom = u32(buf, pos_ok + 8, False)
@@ -98,20 +100,21 @@ def _framing(buf: np.ndarray, pos: np.ndarray, size: int, big: bool | None, max_
         mins = np.where(is_shb, _SHB_MIN, np.where(known, _MINS[idx], _MIN_LEN))
     field = u32(buf, pos_ok + 4, own_big)
     blen = (field + 3) & ~3
-    ok = (framed & (field >= mins) & ((blen == field) | ~is_shb) & (field <= max_block)
-          & (pos_ok + blen <= size))
+    ok = framed & (field >= mins) & ((blen == field) | ~is_shb) & (field <= max_block)
+    pending[np.flatnonzero(fits)] = ok & (pos_ok + blen > size)
+    ok &= pos_ok + blen <= size
     at = np.flatnonzero(ok)
     trailer = u32(buf, pos_ok[at] + blen[at] - 4, own_big[at])
     ok[at] = ((trailer + 3) & ~3) == blen[at]
     where = np.flatnonzero(fits)[ok]
     out[where] = blen[ok]
     known_out[where] = known[ok]
-    return out, known_out
+    return out, known_out, pending
 
 
 def next_pcapng_block(buf: np.ndarray, start: int, size: int, big: bool | None,
                       max_block: int = MAX_BLOCK, allow_eof: bool = True,
-                      eof_in_step: int | None = None) -> int | None:
+                      eof_in_step: int | None = None, more: bool = False) -> int | None:
     """First offset >= start where a well-framed block begins whose successor is also well
     framed or (if `allow_eof`) is the end of the file; None if the rest of the file holds no
     such block.  Every byte offset is tried, not only 32-bit aligned ones: a copy that lost
@@ -125,24 +128,33 @@ def next_pcapng_block(buf: np.ndarray, start: int, size: int, big: bool | None,
     still counts where it begins a multiple of 4 bytes from it, in step with it: the blocks
     after a damaged length are, and a cut block's own bytes hold no such block (its length
     and its trailer at the file's last 4 bytes would have to agree).  Without it, the last
-    block after such a damaged length was lost."""
+    block after such a damaged length was lost.
+
+    `more`: bytes may follow `size` (a stream piece's end).  Then None too where, before
+    any block found, an offset's verdict needs them (a block or its successor reaching past
+    `size`): the search never passes on into that block's data, where a block held in a
+    packet (a pcapng file sent over TCP) would be found, so where a piece ends never changes
+    where reading resumes."""
     for a, n in _steps(start, size):
         # Every known block type has a 0x00 or 0x0D in its third (little-endian) or second
         # (big-endian) byte: a one-byte test discards ~99% of offsets before the full check.
         probe = _window(buf, a, n, size, 1 if big else 2)
         pos = a + np.flatnonzero((probe == 0) | (probe == 0x0D))
-        blen, known = _framing(buf, pos, size, big, max_block)
+        blen, known, pending = _framing(buf, pos, size, big, max_block)
         cand = np.flatnonzero(blen)
-        if not len(cand):
-            continue
         nxt = pos[cand] + blen[cand]
         last = (nxt == size) & (allow_eof or (
             eof_in_step is not None and (pos[cand] - eof_in_step) % 4 == 0))
-        after, after_known = _framing(buf, nxt, size, big, max_block)
+        after, after_known, after_pending = _framing(buf, nxt, size, big, max_block)
         chained = last | ((after > 0) & (known[cand] | after_known))
         hit = np.flatnonzero(chained)
-        if len(hit):
-            return int(pos[cand[hit[0]]])
+        found = int(pos[cand[hit[0]]]) if len(hit) else None
+        if more:  # the first offset told only by bytes past `size`, if before `found`
+            undecided = np.concatenate((pos[pending], pos[cand][after_pending & ~chained]))
+            if len(undecided) and (found is None or int(undecided.min()) < found):
+                return None
+        if found is not None:
+            return found
     return None
 
 
@@ -227,10 +239,14 @@ def pcapng_block_len(buf: np.ndarray, off: int, size: int, big: bool, more: bool
     trailer may be another block's leading length (pcapng.trailer_is_a_header), it swallowed
     a block (pcapng.swallows_a_block) or its length left unpadded is damage
     (pcapng.unpadded_damage), as the walkers refuse it: stepping over it whole would lose
-    the block after it.  None where that needs bytes
-    past `size` and `more` may follow it (a stream piece's end)."""
+    the block after it.  None where that (or whether it is framed at all: its header or
+    its sane length reaching past `size`) needs bytes past `size` and `more` may follow it
+    (a stream piece's end)."""
     pos = np.array([off], np.int64)
-    blen = int(_block_len(buf, pos, size, big, MAX_BLOCK)[0])
+    lens, _known, pending = _framing(buf, pos, size, big, MAX_BLOCK)
+    if more and pending[0]:
+        return None
+    blen = int(lens[0])
     order = ">" if big else "<"
     if not blen or pcapng.trailer_is_a_header(buf, off, blen, order):
         return 0
