@@ -530,6 +530,22 @@ def test_a_length_that_passes_many_sound_blocks_to_a_later_field_loses_no_other_
     assert [(w.kind, w.offset) for w in meta.warnings] == [("corrupt_block", at)]
 
 
+def _epb(data: bytes, ts: int):
+    """A step of `_written`: an EPB on interface 0."""
+    return lambda w: w.epb(0, data, ts_units=ts)
+
+
+def _written(*steps) -> bytes:
+    """A one-interface pcapng whose blocks after the interface are written by `steps`."""
+    out = io.BytesIO()
+    with PcapngWriter(out) as w:
+        w.section()
+        w.interface(1)
+        for step in steps:
+            step(w)
+    return out.getvalue()
+
+
 @pytest.mark.parametrize("unpadded", [False, True])
 def test_a_file_cut_inside_a_block_of_unpadded_length_is_cut_not_damaged(tmp_path, backend,
                                                                          unpadded):
@@ -537,20 +553,9 @@ def test_a_file_cut_inside_a_block_of_unpadded_length_is_cut_not_damaged(tmp_pat
     ends: tshark says the file is "cut short in the middle of a packet" whether or not the
     cut block's lengths leave out the padding (93, not 96), and reads one packet.  The block
     held in its data must not be read as the block reading resumes at."""
-    inner = io.BytesIO()
-    with PcapngWriter(inner) as w:
-        w.section()
-        w.interface(1)
-        w.epb(0, b"q" * 20, ts_units=5)
-    held = inner.getvalue()[-52:]
+    held = _written(_epb(b"q" * 20, 5))[-52:]
     payload = b"x" + held + b"y" * 8
-    out = io.BytesIO()
-    with PcapngWriter(out) as w:
-        w.section()
-        w.interface(1)
-        w.epb(0, b"a" * 20, ts_units=1)
-        w.epb(0, payload, ts_units=2)
-    raw = bytearray(out.getvalue())
+    raw = bytearray(_written(_epb(b"a" * 20, 1), _epb(payload, 2)))
     at, blen = block_offsets(bytes(raw))[3]
     if unpadded:
         for f in (at + 4, at + blen - 4):
@@ -569,20 +574,15 @@ def test_reading_resumes_at_a_sound_block_of_a_type_it_does_not_know(tmp_path, b
     not yet assigned) with matching lengths are sound blocks, which a reader skips by their
     length as tshark does: reading resumes at the first, and the packet before one is read
     (a sound EPB is known as such by the block that follows it)."""
-    out = io.BytesIO()
-    with PcapngWriter(out) as w:
-        w.section()
-        w.interface(1)
-        w.epb(0, b"a" * 20, ts_units=1)
-        w.epb(0, b"b" * 20, ts_units=2)
-        for i, kind in enumerate(after):
-            if kind == "epb":
-                w.epb(0, bytes([99 + i]) * 24, ts_units=3 + i)
-            elif kind == 0x00000BAD:
-                w.custom(32473, b"fuzz")
-            else:
-                w.raw_block(kind, b"abcdefgh")
-    raw = bytearray(out.getvalue())
+    def block(i: int, kind):
+        if kind == "epb":
+            return _epb(bytes([99 + i]) * 24, 3 + i)
+        if kind == 0x00000BAD:
+            return lambda w: w.custom(32473, b"fuzz")
+        return lambda w: w.raw_block(kind, b"abcdefgh")
+
+    raw = bytearray(_written(_epb(b"a" * 20, 1), _epb(b"b" * 20, 2),
+                             *(block(i, kind) for i, kind in enumerate(after))))
     blocks = block_offsets(bytes(raw))
     at = blocks[3][0]
     raw[at + 4 : at + 8] = (0xFFFFFFF0).to_bytes(4, "little")
@@ -611,13 +611,7 @@ def _streamed(path, backend, piece=None):
 
 def _holding_blocks() -> bytes:
     """Packet data that holds two whole EPBs (a pcapng file sent over TCP, say), 1 byte in."""
-    inner = io.BytesIO()
-    with PcapngWriter(inner) as w:
-        w.section()
-        w.interface(1)
-        w.epb(0, b"p" * 8, ts_units=7)
-        w.epb(0, b"q" * 8, ts_units=8)
-    return b"x" + inner.getvalue()[-80:] + b"yyy"
+    return b"x" + _written(_epb(b"p" * 8, 7), _epb(b"q" * 8, 8))[-80:] + b"yyy"
 
 
 @pytest.mark.parametrize("damage", ["magic", "magic idb", "trailer", "trailer idb", "length",
