@@ -170,3 +170,66 @@ def test_subtree_minimum_and_maximum_as_openssl(case, key, tmp_path):
     got = Analyzer(TrustStore([root]), today=NOW).check(
         [leaf.public_bytes(serialization.Encoding.DER)], role="client", at=NOW)
     assert (got.path_error, got.path_error_depth) == _openssl(tmp_path, root, leaf)
+
+
+def _ip_base(size: int, v4: bool = True) -> bytes:
+    """A permitted or excluded iPAddress base: 192.0.2.0/24 (or ::/0 when not ``v4``), or
+    ``size`` zero octets when that is not 8 nor 32."""
+    if size == 8:
+        return _der(0x87, bytes([192, 0, 2, 0, 255, 255, 255, 0]))
+    return _der(0x87, bytes(size if size != 32 or not v4 else 32))
+
+
+def _sans(*names: bytes) -> bytes:
+    return _der(0x30, _der(0x82, b"mail.fabrikam.com"), *names)
+
+
+_HOST = _der(0x87, bytes([192, 0, 2, 25]))
+ODD_IP = {  # id: (permitted bases, excluded bases, leaf SAN)
+    "odd_base_over_ip": ([_ip_base(5)], [], _sans(_HOST)),
+    "odd_base_empty": ([_ip_base(0)], [], _sans(_HOST)),
+    "odd_base_16_over_v6": ([_ip_base(16)], [], _sans(_der(0x87, bytes(16)))),
+    "odd_base_before_match": ([_ip_base(5), _ip_base(8)], [], _sans(_HOST)),
+    "odd_base_after_match": ([_ip_base(8), _ip_base(5)], [], _sans(_HOST)),
+    "odd_base_excluded": ([], [_ip_base(5)], _sans(_HOST)),
+    "odd_base_no_ip": ([_ip_base(5)], [], _sans()),
+    "odd_san_under_ip": ([_ip_base(8)], [], _sans(_der(0x87, bytes(5)))),
+    "odd_san_under_dns": ([_DNS_BASE], [], _sans(_der(0x87, bytes(5)))),
+    "odd_san_before_outside": ([_ip_base(8), _DNS_BASE], [],
+                               _der(0x30, _der(0x87, bytes(5)), _der(0x82, b"contoso.com"))),
+}  # fmt: skip
+
+
+def _raw_san_leaf(key, san: bytes) -> x509.Certificate:
+    """A leaf whose subjectAltName is ``san`` as encoded (cryptography would not build an
+    iPAddress of other than 4 or 16 octets)."""
+    return (x509.CertificateBuilder().subject_name(LEAF)
+            .issuer_name(_name((CN, "Constrained Root"))).public_key(key.public_key())
+            .serial_number(2)
+            .not_valid_before(NOW - DAY).not_valid_after(NOW + DAY)
+            .add_extension(x509.UnrecognizedExtension(ExtensionOID.SUBJECT_ALTERNATIVE_NAME, san),
+                           False)
+            .sign(key, hashes.SHA256()))
+
+
+@pytest.mark.parametrize("case", sorted(ODD_IP))
+def test_an_ip_of_odd_size_meets_ip_constraints_as_in_openssl(case, key, tmp_path):
+    """OpenSSL decodes an iPAddress base of neither 8 nor 32 octets, and a SAN iPAddress of
+    neither 4 nor 16, and fails an IP address held to such a base, or such an address held to
+    any iPAddress base, as of invalid syntax (nc_ip), unless a permitted base before it matched.
+    ``cryptography`` holds neither: fastcap left them out and passed the chain."""
+    permitted, excluded, san = ODD_IP[case]
+    raw = _der(0x30, *([_der(0xA0, *map(_subtree, permitted))] if permitted else []),
+               *([_der(0xA1, *map(_subtree, excluded))] if excluded else []))
+    root, _ = _chain(key, None, None, LEAF, None, raw=raw)
+    leaf = _raw_san_leaf(key, san)
+    got = Analyzer(TrustStore([root]), today=NOW).check(
+        [leaf.public_bytes(serialization.Encoding.DER)], role="client", at=NOW)
+    expected = _openssl(tmp_path, root, leaf)
+    assert (got.path_error, got.path_error_depth) == expected
+    if expected[0] == "unsupported or invalid name syntax":
+        assert "octets" in got.detail and "Constrained Root" in got.detail
+
+
+def _subtree(base: bytes) -> bytes:
+    return _der(0x30, base)

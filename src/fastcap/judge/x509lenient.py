@@ -16,14 +16,16 @@ OpenSSL decodes with a meaning the copy keeps: keyUsage bits with the unused one
 them) or encipherOnly or decipherOnly without keyAgreement (meaningless: cleared,
 `lone_agreement_bits`), a pathLenConstraint without cA or beyond a long (never applied), a
 GeneralName of a form ``cryptography`` does not hold (left out: no mail server's check looks at
-an x400Address, an ediPartyName, an iPAddress of neither 4 nor 16 octets or a non-ASCII
-IA5String; an empty extKeyUsage is `no_usage`, an authorityKeyIdentifier's serial number or
-issuer alone is `akid_alone`). Such a certificate is read from a copy re-encoded without them;
-nothing else is rewritten, and anything else stays unparseable. When only its extensions are
-refused, the certificate object is the one sent and only its extensions come from the copy;
-when loading itself fails, or its names do not decode, the object is the copy and `Loaded.tbs`
-keeps the signed bytes as sent, over which every signature is checked. Fingerprints and exports
-keep the bytes sent. The walk never recurses and visits each element once.
+an x400Address, an ediPartyName or a non-ASCII IA5String; an iPAddress of neither 4 nor 16
+octets, or a name-constraint base of neither 8 nor 32, meets IP constraints as sent, through
+`san_entries` and `subtrees`; an empty extKeyUsage is `no_usage`, an authorityKeyIdentifier's
+serial number or issuer alone is `akid_alone`). Such a certificate is read from a copy
+re-encoded without them; nothing else is rewritten, and anything else stays unparseable. When
+only its extensions are refused, the certificate object is the one sent and only its extensions
+come from the copy; when loading itself fails, or its names do not decode, the object is the
+copy and `Loaded.tbs` keeps the signed bytes as sent, over which every signature is checked.
+Fingerprints and exports keep the bytes sent. The walk never recurses and visits each element
+once.
 
 An extension present more than once, or whose value does not decode as its type, is no DER
 matter, but ``cryptography`` refuses it too and OpenSSL reads it: its extensions are read from
@@ -168,8 +170,10 @@ def _lone_agreement_bits(bits: bytes) -> bool:
         bits[0] & 0x01 or len(bits) > 1 and bits[1] & 0x80)
 
 
-def _name_constraints(value: bytes, fixes: list[str]) -> bytes | None:
-    """The value re-encoded, or None when it constrains nothing (OpenSSL: no constraint)."""
+def _name_constraints(value: bytes, fixes: list[str],
+                      seen: tuple[list[Subtree], list[Subtree]] | None = None) -> bytes | None:
+    """The value re-encoded, or None when it constrains nothing (OpenSSL: no constraint).
+    ``seen`` gets each permitted and excluded subtree the copy keeps, as `Subtree`."""
     body, end = _sequence(value)
     out = b""
     for t, _, b, stop in elements(value, body, end, 2):
@@ -177,19 +181,25 @@ def _name_constraints(value: bytes, fixes: list[str]) -> bytes | None:
             raise _Bad
         trees = b""
         for sb, sstop in _seqs(value, b, stop, _MAX_SUBTREES):
-            subtree = b""
+            subtree, bounded, ip = b"", False, None
             for n, (ft, fstart, fb, fstop) in enumerate(elements(value, sb, sstop, 3)):
+                if n == 0 and ft == 0x87:
+                    ip = value[fb:fstop]
                 if n == 0 and odd_ip_base(ft, fstop - fb):
-                    fixes.append(f"nameConstraints iPAddress of {fstop - fb} octets, left out")
-                    break
+                    fixes.append(f"nameConstraints iPAddress of {fstop - fb} octets")
+                    subtree += _IP_STAND_IN  # applied from ``seen``, as OpenSSL has it
+                    continue
                 if n == 0:  # the base, a GeneralName
                     subtree += _general_name(value, fstart, fstop, fixes)[1]
                     continue
+                bounded = bounded or ft != 0x80 or any(value[fb:fstop])
                 if ft == 0x80 and value[fb:fstop] == b"\x00":
                     fixes.append("nameConstraints minimum 0 encoded explicitly")
                     continue
                 subtree += value[fstart:fstop]
             trees += encode(0x30, subtree) if subtree else b""
+            if subtree and seen is not None:
+                seen[t & 1].append(Subtree(not bounded, ip))
         if not trees:
             fixes.append("empty nameConstraints subtrees")
             continue
@@ -246,9 +256,54 @@ def _implicit(value: bytes, start: int, stop: int, fixes: list[str], what: str) 
 def odd_ip_base(tag: int, size: int) -> bool:
     """Whether a name-constraint base of ``tag`` and ``size`` octets is an iPAddress of neither
     8 nor 32 octets: ``cryptography`` refuses it; OpenSSL decodes it and applies it only to a
-    certificate's IP addresses (failing them as of unsupported syntax).  The copy leaves it
-    out, which is right for every certificate below without an IP address."""
+    certificate's IP addresses (failing them as of unsupported syntax).  The copy holds a
+    stand-in in its place; `subtrees` gives the base as sent."""
     return tag == 0x87 and size not in (8, 32)
+
+
+_IP_STAND_IN = encode(0x87, bytes(8))  # 0.0.0.0/0, in place of a base cryptography refuses
+
+
+@dataclass(frozen=True, slots=True)
+class Subtree:
+    """What ``cryptography`` does not keep of a name-constraint subtree: whether it has
+    neither a maximum nor a minimum other than 0 (OpenSSL's nc_minmax_valid), and its
+    iPAddress base's octets as sent (None when the base is of another type)."""
+
+    unbounded: bool
+    ip: bytes | None
+
+
+def subtrees(der: bytes) -> tuple[tuple[Subtree, ...], tuple[Subtree, ...]] | None:
+    """The permitted and excluded subtrees of the first nameConstraints of the certificate
+    ``der``, one for each subtree its read extension holds, in order; None without one, or
+    when it does not read."""
+    for oid, _, value in _extension_list(der):
+        if oid == _NAME_CONSTRAINTS[2:]:
+            seen: tuple[list[Subtree], list[Subtree]] = ([], [])
+            try:
+                _name_constraints(b"".join(_definite_all(value, [])), [], seen)
+            except DerError:
+                return None
+            return tuple(seen[0]), tuple(seen[1])
+    return None
+
+
+def san_entries(cert: x509.Certificate) -> tuple[tuple[int, bytes, str | None], ...] | None:
+    """Each GeneralName of the subjectAltName of ``cert`` in order, as (tag of its primitive
+    form, contents, why ``cryptography`` does not hold it or None), when ``cryptography``
+    refuses the extensions; None when it reads them (or there is no subjectAltName): its
+    names are then all there are."""
+    for value in _refused(cert, _SUBJECT_ALT_NAME)[:1]:
+        out = []
+        with contextlib.suppress(DerError):
+            body, end = _sequence(value)
+            for _, start, _, stop in elements(value, body, end, _MAX_SUBTREES):
+                tag, name = _general_name(value, start, stop, [])
+                content = name[element(name, 0, len(name))[1]:]
+                out.append((tag, content, _unheld(tag, name)))
+            return tuple(out)
+    return None
 
 
 def _crl_distribution_points(value: bytes, fixes: list[str]) -> bytes:

@@ -14,6 +14,7 @@ the client's).
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import string
 from collections.abc import Iterable, Sequence
@@ -22,6 +23,7 @@ from typing import Any
 from cryptography import x509
 
 from . import x509lenient
+from .x509lenient import Subtree
 
 __all__ = ["REASONS", "canon_name", "check_name_constraints", "host_matches",
            "sender_name_fits"]
@@ -169,13 +171,13 @@ _EAI = "smtp-utf8-mailbox"
 
 def check_name_constraints(
     chain: Sequence[x509.Certificate], self_issued: Sequence[bool],
-    bounds_ok: Sequence[tuple[tuple[bool, ...], tuple[bool, ...]] | None] | None = None,
+    subtrees: Sequence[tuple[tuple[Subtree, ...], tuple[Subtree, ...]] | None] | None = None,
 ) -> tuple[int, int, str] | None:
     """First violation as (code, depth, note), or None.  ``chain`` is leaf first; a
-    self-issued CA is not held to the constraints (RFC 5280 6.1.3 (b)).  ``bounds_ok`` tells,
-    per certificate, which of its permitted and excluded subtrees have neither a minimum nor
-    a maximum (read from the DER: ``cryptography`` drops them); a subtree with one is an
-    error when a name of its type meets it."""
+    self-issued CA is not held to the constraints (RFC 5280 6.1.3 (b)).  ``subtrees`` tells,
+    per certificate, what ``cryptography`` drops of its permitted and excluded subtrees
+    (`x509lenient.subtrees`): which have neither a minimum nor a maximum (a subtree with one
+    is an error when a name of its type meets it), and the octets of each iPAddress base."""
     constraints = [(j, _ext_value(c, x509.NameConstraints)) for j, c in enumerate(chain)]
     constraints = [(j, nc) for j, nc in constraints if nc is not None]
     if not constraints:
@@ -192,15 +194,11 @@ def check_name_constraints(
         for j, nc in above:
             permitted = list(nc.permitted_subtrees or ())
             excluded = list(nc.excluded_subtrees or ())
-            ok = bounds_ok[j] if bounds_ok is not None else None
-            if ok is not None and (len(ok[0]), len(ok[1])) == (len(permitted), len(excluded)):
-                permitted = [(*_kind(sub), good)
-                             for sub, good in zip(permitted, ok[0], strict=True)]
-                excluded = [(*_kind(sub), good)
-                            for sub, good in zip(excluded, ok[1], strict=True)]
-            else:
-                permitted = [(*_kind(sub), True) for sub in permitted]
-                excluded = [(*_kind(sub), True) for sub in excluded]
+            ok = subtrees[j] if subtrees is not None else None
+            if ok is None or (len(ok[0]), len(ok[1])) != (len(permitted), len(excluded)):
+                ok = (_UNBOUNDED,) * len(permitted), (_UNBOUNDED,) * len(excluded)
+            permitted = [_subtree(sub, raw) for sub, raw in zip(permitted, ok[0], strict=True)]
+            excluded = [_subtree(sub, raw) for sub, raw in zip(excluded, ok[1], strict=True)]
             if len(names) * (len(permitted) + len(excluded)) > _MAX_NAME_CHECKS:
                 return UNSUPPORTED_NAME_SYNTAX, i, "too many names and constraints"
             for kind, value in names:
@@ -214,6 +212,18 @@ def check_name_constraints(
                     code, why = err
                     return code, i, f"{why} (constraint of {_subject_text(chain[j])})"
     return None
+
+
+_UNBOUNDED = Subtree(True, None)
+
+
+def _subtree(base: x509.GeneralName, raw: Subtree) -> tuple[str, object, bool]:
+    """(kind, base, has neither minimum nor maximum) of a subtree; an iPAddress base as its
+    octets as sent (OpenSSL's nc_ip reads them as they are)."""
+    kind, value = _kind(base)
+    if kind == "ip" and raw.ip is not None:
+        value = raw.ip
+    return kind, value, raw.unbounded
 
 
 def _ext_value(cert: x509.Certificate, cls: type) -> Any:
@@ -241,8 +251,13 @@ def _constrained_names(
                     out.append(("email" if ia5 else "email-syntax", attr.value))
         san = _ext_value(cert, x509.SubjectAlternativeName)
         general = list(san) if san is not None else []
-        for gn in general:
-            out.append(_kind(gn))
+        held = iter(general)
+        for tag, content, why in x509lenient.san_entries(cert) or [(0, b"", None)] * len(general):
+            if why is None:
+                out.append(_kind(next(held)))
+            elif tag == 0x87:  # an iPAddress of neither 4 nor 16 octets, as OpenSSL reads it
+                out.append(("ip", content))
+            # the other forms cryptography does not hold meet no subtree it holds
         if leaf and not any(isinstance(gn, x509.DNSName) for gn in general):
             for attr in subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME):
                 host = attr.value if isinstance(attr.value, str) else ""
@@ -334,10 +349,7 @@ def _match_one(kind: str, name: object, base: object) -> bool | tuple[int, str]:
     if kind == "dns":
         return _dns_within(str(name), str(base))
     if kind == "ip":
-        try:
-            return name.version == base.version and name in base
-        except Exception:
-            return False
+        return _ip_within(_octets(name), _octets(base))
     if kind == "email":
         return _email_within(str(name), str(base))
     if kind == _EAI:
@@ -351,6 +363,32 @@ def _match_one(kind: str, name: object, base: object) -> bool | tuple[int, str]:
             return len(host) > len(base) and host[-len(base):].lower() == base.lower()
         return host.lower() == base.lower()
     return UNSUPPORTED_CONSTRAINT_TYPE, f"{kind} constraints are not supported"
+
+
+def _octets(ip: object) -> bytes:
+    """An IP address, or a base as address and mask, as the octets OpenSSL compares."""
+    if isinstance(ip, bytes):
+        return ip
+    if isinstance(ip, ipaddress.IPv4Network | ipaddress.IPv6Network):
+        return ip.network_address.packed + ip.netmask.packed
+    return ip.packed  # type: ignore[attr-defined]
+
+
+def _ip_within(host: bytes, base: bytes) -> bool | tuple[int, str]:
+    """OpenSSL's nc_ip: an address of 4 or 16 octets, a base of twice as many (address and
+    mask), compared octet by octet under the mask."""
+    if len(host) not in (4, 16):
+        return UNSUPPORTED_NAME_SYNTAX, (
+            f"SAN iPAddress {host.hex(':') or 'of 0 octets'} ({len(host)} octets, neither 4"
+            " nor 16) meets an iPAddress constraint")
+    if len(base) not in (8, 32):
+        return UNSUPPORTED_NAME_SYNTAX, (
+            f"ip name {ipaddress.ip_address(host)} meets an iPAddress constraint of"
+            f" {len(base)} octets (neither 8 nor 32)")
+    if len(base) != 2 * len(host):
+        return False
+    mask = base[len(host):]
+    return all(h & m == b & m for h, b, m in zip(host, base, mask, strict=False))
 
 
 def _dns_within(dns: str, base: str) -> bool:

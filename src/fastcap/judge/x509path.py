@@ -517,7 +517,7 @@ def _validate(
     if err is None:
         err = x509names.check_name_constraints(
             [f.cert for f in chain], [f.self_issued for f in chain],
-            [_subtree_bounds_ok(f.der) if f.nc else None for f in chain])
+            [x509lenient.subtrees(f.der) if f.nc else None for f in chain])
         stage = "name constraints"
     if err is not None:
         code, depth, note = err
@@ -694,79 +694,6 @@ def _tlv(der: bytes, pos: int) -> tuple[int, int, int] | None:
         return element(der, pos, len(der))
     except DerError:
         return None
-
-
-_NAME_CONSTRAINTS_OID = bytes.fromhex("0603551d1e")  # 2.5.29.30, as encoded
-
-
-def _subtree_bounds_ok(der: bytes) -> tuple[tuple[bool, ...], tuple[bool, ...]] | None:
-    """For each permitted, then each excluded subtree of the certificate's nameConstraints,
-    whether it has no maximum and a minimum of 0 (OpenSSL's nc_minmax_valid), read from the
-    DER (``cryptography`` drops both fields); None without the extension or when unreadable."""
-    cert = _tlv(der, 0)
-    tbs = _tlv(der, cert[1]) if cert else None
-    pos, end = (tbs[1], tbs[2]) if tbs else (0, 0)
-    while pos < end:
-        el = _tlv(der, pos)
-        if el is None:
-            return None
-        if el[0] == 0xA3:  # [3] extensions
-            exts = _tlv(der, el[1])
-            return _find_bounds(der, exts[1], exts[2]) if exts else None
-        pos = el[2]
-    return None
-
-
-def _find_bounds(
-    der: bytes, pos: int, end: int
-) -> tuple[tuple[bool, ...], tuple[bool, ...]] | None:
-    while pos < end:
-        ext = _tlv(der, pos)
-        if ext is None:
-            return None
-        oid = _tlv(der, ext[1])
-        if oid is not None and der[ext[1]:oid[2]] == _NAME_CONSTRAINTS_OID:
-            field = _tlv(der, oid[2])
-            if field is not None and field[0] == 0x01:  # critical
-                field = _tlv(der, field[2])
-            nc = _tlv(der, field[1]) if field is not None and field[0] == 0x04 else None
-            if nc is None:
-                return None
-            found: dict[int, tuple[bool, ...]] = {0xA0: (), 0xA1: ()}
-            at = nc[1]
-            while at < nc[2]:
-                trees = _tlv(der, at)
-                if trees is None:
-                    return None
-                found[trees[0]] = _bounds(der, trees[1], trees[2])
-                at = trees[2]
-            return found[0xA0], found[0xA1]
-        pos = ext[2]
-    return None
-
-
-def _bounds(der: bytes, pos: int, end: int) -> tuple[bool, ...]:
-    out = []
-    while pos < end:
-        sub = _tlv(der, pos)
-        if sub is None:
-            break
-        ok = True
-        base = _tlv(der, sub[1])
-        if base and x509lenient.odd_ip_base(der[sub[1]], base[2] - base[1]):
-            pos = sub[2]  # not among the subtrees read (x509lenient leaves it out)
-            continue
-        at = base[2] if base else sub[2]
-        while at < sub[2]:
-            el = _tlv(der, at)
-            if el is None:
-                break
-            if el[0] != 0x80 or any(der[el[1]:el[2]]):  # a maximum, or a minimum not 0
-                ok = False
-            at = el[2]
-        out.append(ok)
-        pos = sub[2]
-    return tuple(out)
 
 
 def _same_inner_outer_alg(der: bytes) -> bool:
