@@ -233,3 +233,38 @@ def test_an_ip_of_odd_size_meets_ip_constraints_as_in_openssl(case, key, tmp_pat
 
 def _subtree(base: bytes) -> bytes:
     return _der(0x30, base)
+
+
+def _masked(address: list[int], mask: list[int]) -> bytes:
+    return _der(0x87, bytes(address + mask))
+
+
+_V6_HOST = _der(0x87, bytes([0, 1] * 8))
+MASKS = {  # id: (permitted bases, excluded bases, leaf SAN); masks not a run of ones first
+    "inside": ([_masked([192, 0, 2, 0], [255, 0, 255, 0])], [], _sans(_HOST)),
+    "inside_other_octets": ([_masked([192, 9, 2, 9], [255, 0, 255, 0])], [], _sans(_HOST)),
+    "outside": ([_masked([10, 0, 2, 0], [255, 0, 255, 0])], [], _sans(_HOST)),
+    "excluded": ([], [_masked([192, 0, 0, 0], [255, 0, 0, 255])],
+                 _sans(_der(0x87, bytes([192, 5, 5, 0])))),
+    "no_ip": ([_masked([10, 0, 2, 0], [255, 0, 255, 0])], [], _sans()),
+    "v6": ([_der(0x87, bytes(16) + bytes([0xFF, 0] * 8))], [], _sans(_V6_HOST)),
+    "host_bits_set": ([_masked([192, 0, 2, 99], [255, 255, 255, 0])], [], _sans(_HOST)),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("case", sorted(MASKS))
+def test_an_ip_constraint_mask_not_a_prefix_applies_as_in_openssl(case, key, tmp_path):
+    """OpenSSL's nc_ip compares address and base under the mask octet by octet, whatever the
+    mask; ``cryptography`` refuses a mask that is no run of ones then zeros, and fastcap took
+    the CA as invalid (no issuer found)."""
+    permitted, excluded, san = MASKS[case]
+    raw = _der(0x30, *([_der(0xA0, *map(_subtree, permitted))] if permitted else []),
+               *([_der(0xA1, *map(_subtree, excluded))] if excluded else []))
+    root, _ = _chain(key, None, None, LEAF, None, raw=raw)
+    leaf = _raw_san_leaf(key, san)
+    got = Analyzer(TrustStore([root]), today=NOW).check(
+        [leaf.public_bytes(serialization.Encoding.DER)], role="client", at=NOW)
+    expected = _openssl(tmp_path, root, leaf)
+    assert (got.path_error, got.path_error_depth) == expected
+    if expected[0] is not None:
+        assert "Constrained Root" in got.detail

@@ -185,8 +185,8 @@ def _name_constraints(value: bytes, fixes: list[str],
             for n, (ft, fstart, fb, fstop) in enumerate(elements(value, sb, sstop, 3)):
                 if n == 0 and ft == 0x87:
                     ip = value[fb:fstop]
-                if n == 0 and odd_ip_base(ft, fstop - fb):
-                    fixes.append(f"nameConstraints iPAddress of {fstop - fb} octets")
+                if n == 0 and ft == 0x87 and (why := _ip_base_refused(ip or b"")):
+                    fixes.append(f"nameConstraints iPAddress {why}")
                     subtree += _IP_STAND_IN  # applied from ``seen``, as OpenSSL has it
                     continue
                 if n == 0:  # the base, a GeneralName
@@ -253,12 +253,21 @@ def _implicit(value: bytes, start: int, stop: int, fixes: list[str], what: str) 
     return encode(tag & ~0x20, collect(value, start, stop)[0])
 
 
-def odd_ip_base(tag: int, size: int) -> bool:
-    """Whether a name-constraint base of ``tag`` and ``size`` octets is an iPAddress of neither
-    8 nor 32 octets: ``cryptography`` refuses it; OpenSSL decodes it and applies it only to a
-    certificate's IP addresses (failing them as of unsupported syntax).  The copy holds a
-    stand-in in its place; `subtrees` gives the base as sent."""
-    return tag == 0x87 and size not in (8, 32)
+def _ip_base_refused(octets: bytes) -> str | None:
+    """Why ``cryptography`` refuses the iPAddress name-constraint base ``octets``, or None:
+    neither 8 nor 32 octets (OpenSSL fails an IP address held to it as of unsupported
+    syntax), a mask that is no run of ones then zeros, or an address with bits outside its
+    mask (OpenSSL compares under the mask, octet by octet).  The copy holds a stand-in in its
+    place; `subtrees` gives the base as sent."""
+    half = len(octets) // 2
+    if len(octets) not in (8, 32):
+        return f"of {len(octets)} octets"
+    inverted = ((1 << (8 * half)) - 1) ^ int.from_bytes(octets[half:], "big")
+    if inverted & (inverted + 1):
+        return f"mask {octets[half:].hex(':')} not a prefix"
+    if int.from_bytes(octets[:half], "big") & inverted:
+        return f"address {octets[:half].hex(':')} with bits outside its mask"
+    return None
 
 
 _IP_STAND_IN = encode(0x87, bytes(8))  # 0.0.0.0/0, in place of a base cryptography refuses
