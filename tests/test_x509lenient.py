@@ -1033,3 +1033,61 @@ def test_encipher_or_decipher_only_without_key_agreement_judged_as_openssl(bits,
     expected = _openssl(tmp_path, root, leaf)
     assert (got.path_error, got.path_error_depth) == expected
     assert (expected[0] is None) is bits.startswith(("0081", "0780"))
+
+
+def _shown(tmp_path, der: bytes, field: str) -> list[str]:
+    """The items `openssl x509 -text` prints under the extension ``field``."""
+    (tmp_path / "shown.pem").write_bytes(_pem(der))
+    text = subprocess.run([OPENSSL, "x509", "-noout", "-text", "-in", str(tmp_path / "shown.pem")],
+                          capture_output=True, timeout=30).stdout.decode("utf-8", "replace")
+    lines = text.splitlines()
+    at = next(i for i, line in enumerate(lines) if line.strip().startswith(field))
+    return lines[at + 1].strip().split(", ")
+
+
+def _other(oid: str, value: bytes) -> bytes:
+    return _der(0xA0, _oid(oid), _der(0xA0, value))
+
+
+SHOWN_SAN = {  # id: a GeneralName beside the dNSName, which OpenSSL names
+    "x400Address": _der(0xA3, _der(0x30, _der(0x61, _der(0x13, b"US")))),
+    "ediPartyName": _der(0xA5, _der(0xA1, _der(0x0C, b"edi"))),
+    "ip_5_octets": _der(0x87, bytes(5)),
+    "registeredID": _der(0x88, _oid("1.2.3.4")[2:]),
+    "email": _der(0x81, b"pm@fabrikam.com"),
+    "uri": _der(0x86, b"https://fabrikam.com/"),
+    "dirName": _der(0xA4, x509.Name([x509.NameAttribute(NameOID.COUNTRY_NAME, "US"),
+                                     x509.NameAttribute(NameOID.COMMON_NAME, "Relay")])
+                    .public_bytes()),
+    "upn": _other("1.3.6.1.4.1.311.20.2.3", _der(0x0C, b"relay@fabrikam.com")),
+    "smtp_utf8_mailbox": _other("1.3.6.1.5.5.7.8.9", _der(0x0C, "пм@fabrikam.com".encode())),
+    "srv_name": _other("1.3.6.1.5.5.7.8.7", _der(0x16, b"_smtp.fabrikam.com")),
+    "othername_integer": _other("1.2.3.4", _der(0x02, b"\x05")),
+    "othername_ia5": _other("1.2.3.4", _der(0x16, b"text")),
+    "permanent_identifier": _other("1.3.6.1.5.5.7.8.3", _der(0x30, _der(0x0C, b"x"))),
+}  # fmt: skip
+
+
+@pytest.mark.skipif(OPENSSL is None, reason="openssl command not installed")
+@pytest.mark.parametrize("case", sorted(SHOWN_SAN))
+def test_every_san_entry_shown_as_openssl_names_it(case, key, tmp_path):
+    """`openssl x509 -text` names every subjectAltName entry; fastcap showed the DNS names and
+    IP addresses only, and nothing of the forms ``cryptography`` does not hold."""
+    leaf = _with(key, ("2.5.29.17", _der(0x30, _MAIL, SHOWN_SAN[case]), False), san=False)
+    info = cert_info(leaf)
+    assert info.parse_error is None
+    shown = _shown(tmp_path, leaf, "X509v3 Subject Alternative Name")
+    assert [f"DNS:{n}" for n in info.san_dns] + list(info.san_other) == shown
+    assert info.to_dict()["san_other"] == shown[1:]
+
+
+@pytest.mark.skipif(OPENSSL is None, reason="openssl command not installed")
+@pytest.mark.parametrize("bits", ["0081", "0001", "078080", "070080", "0089", "078880"])
+def test_encipher_and_decipher_only_shown_as_openssl(bits, key, tmp_path):
+    """`openssl x509 -text` prints Encipher Only and Decipher Only with or without Key
+    Agreement; fastcap left them out without it (``cryptography`` refuses them)."""
+    leaf = _with(key, ("2.5.29.15", _der(0x03, bytes.fromhex(bits)), True))
+    names = {"Digital Signature": "digital_signature", "Key Agreement": "key_agreement",
+             "Encipher Only": "encipher_only", "Decipher Only": "decipher_only"}
+    shown = [names[n] for n in _shown(tmp_path, leaf, "X509v3 Key Usage")]
+    assert list(cert_info(leaf).key_usage) == shown

@@ -79,6 +79,9 @@ class CertInfo:
     # of every copy (as ``openssl x509 -text`` prints them), and a name check finds no SAN
     # and takes the CNs (OpenSSL's X509_get_ext_d2i finds none when there are two).
     san_repeated: bool = False
+    # The other subjectAltName entries (email, URI, directory name, otherName, registered ID,
+    # x400Address, ediPartyName, an iPAddress of odd size), as `openssl x509 -text` names them.
+    san_other: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -93,6 +96,7 @@ class CertInfo:
             "san_dns": list(self.san_dns),
             "san_ip": list(self.san_ip),
             "san_repeated": self.san_repeated,  # names of every copy; a name check takes none
+            "san_other": list(self.san_other),
             "serial": self.serial,
             "not_before": iso_time(self.not_before),
             "not_after": iso_time(self.not_after),

@@ -31,6 +31,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa
 from cryptography.x509 import verification as xv
 
+from ..proto.tls.der import DerError, element
 from ..verdict import CertInfo, ChainCheck
 from ..verdict import iso_time as _iso
 from ..verdict import one_line as _one_line
@@ -178,6 +179,86 @@ def _key_usage(ku: x509.KeyUsage) -> tuple[str, ...]:
     return tuple(out)
 
 
+# otherName types `openssl x509 -text` names, with the one string type it prints of each
+_OTHER_NAMES = {
+    "1.3.6.1.5.5.7.8.9": ("SmtpUTF8Mailbox", 0x0C),
+    "1.3.6.1.5.5.7.8.5": ("XmppAddr", 0x0C),
+    "1.3.6.1.5.5.7.8.7": ("SRVName", 0x16),
+    "1.3.6.1.4.1.311.20.2.3": ("UPN", 0x0C),
+    "1.3.6.1.5.5.7.8.8": ("NAIRealm", 0x0C),
+}
+_OTHER_LONG_NAMES = {"1.3.6.1.5.5.7.8.3": "Permanent Identifier"}
+# Attribute short names of X509_NAME_oneline (a directory name in a SAN)
+_SHORT_NAMES = {
+    "2.5.4.6": "C", "2.5.4.8": "ST", "2.5.4.7": "L", "2.5.4.10": "O", "2.5.4.11": "OU",
+    "2.5.4.3": "CN", "1.2.840.113549.1.9.1": "emailAddress", "2.5.4.5": "serialNumber",
+    "0.9.2342.19200300.100.1.25": "DC", "0.9.2342.19200300.100.1.1": "UID", "2.5.4.9": "street",
+    "2.5.4.12": "title", "2.5.4.42": "GN", "2.5.4.4": "SN", "2.5.4.17": "postalCode",
+}  # fmt: skip
+_UNHELD_PREFIX = {0x81: "email:", 0x82: "DNS:", 0x86: "URI:"}
+
+
+def _oneline(name: x509.Name) -> str:
+    """A directory name as X509_NAME_oneline writes it: ``/C=US/CN=x``, every octet outside
+    printable ASCII as ``\\xHH``."""
+    out = []
+    for attr in name:
+        value = attr.value if isinstance(attr.value, bytes) else attr.value.encode("utf-8")
+        text = "".join(chr(c) if 0x20 <= c <= 0x7E else f"\\x{c:02X}" for c in value)
+        out.append(f"/{_SHORT_NAMES.get(attr.oid.dotted_string, attr.oid.dotted_string)}={text}")
+    return "".join(out)
+
+
+def _other_name(gn: x509.OtherName) -> str:
+    """An otherName as `openssl x509 -text` names it: its type, then its text when a string
+    of the type OpenSSL prints, else ``<unsupported>``."""
+    oid = gn.type_id.dotted_string
+    name, wanted = _OTHER_NAMES.get(oid, (_OTHER_LONG_NAMES.get(oid, oid), None))
+    text = "<unsupported>"
+    with contextlib.suppress(DerError, IndexError):
+        tag, body, end = element(gn.value, 0, len(gn.value))
+        if tag == wanted or wanted is None and tag in (0x0C, 0x16):
+            text = gn.value[body:end].decode("utf-8", "replace")
+    return f"othername: {name}::{text}"
+
+
+def _shown(gn: x509.GeneralName) -> str | None:
+    """A SAN entry other than a DNS name or an IP address, as `openssl x509 -text` names it."""
+    if isinstance(gn, x509.RFC822Name):
+        return f"email:{gn.value}"
+    if isinstance(gn, x509.UniformResourceIdentifier):
+        return f"URI:{gn.value}"
+    if isinstance(gn, x509.DirectoryName):
+        return f"DirName:{_oneline(gn.value)}"
+    if isinstance(gn, x509.RegisteredID):
+        return f"Registered ID:{gn.value.dotted_string}"
+    if isinstance(gn, x509.OtherName):
+        return _other_name(gn)
+    return None
+
+
+def _san_other(cert: x509.Certificate, san: Iterable[x509.GeneralName]) -> tuple[str, ...]:
+    """The entries of ``san`` other than DNS names and IP addresses, with those of ``cert``'s
+    subjectAltName that ``cryptography`` does not hold in their place (`x509lenient`)."""
+    held = iter(san)
+    entries = x509lenient.san_entries(cert)
+    if entries is None:
+        return tuple(t for gn in held if (t := _shown(gn)) is not None)
+    out = []
+    for tag, content, why in entries:
+        if why is None:
+            t = _shown(next(held))
+        elif tag == 0x87:
+            t = f"IP Address:<invalid length={len(content)}>"
+        elif tag in _UNHELD_PREFIX:
+            t = _UNHELD_PREFIX[tag] + content.decode("utf-8", "replace")
+        else:
+            t = "X400Name:<unsupported>" if tag == 0xA3 else "EdiPartyName:<unsupported>"
+        if t is not None:
+            out.append(t)
+    return tuple(out)
+
+
 def _load(der: bytes) -> tuple[CertInfo, x509.Certificate | None]:
     """Parse field by field so one broken extension does not hide the subject or the dates."""
     errors: list[str] = []
@@ -248,8 +329,11 @@ def _load(der: bytes) -> tuple[CertInfo, x509.Certificate | None]:
             if isinstance(value, x509.SubjectAlternativeName):
                 f["san_dns"] = tuple(value.get_values_for_type(x509.DNSName))
                 f["san_ip"] = tuple(str(ip) for ip in value.get_values_for_type(x509.IPAddress))
+                f["san_other"] = _san_other(cert, value)
             elif isinstance(value, x509.KeyUsage):
                 f["key_usage"] = _key_usage(value)
+                lone = x509lenient.lone_agreement_bits(cert)  # cleared in the copy: as sent
+                f["key_usage"] += tuple(n for n in lone if n not in f["key_usage"])
             elif isinstance(value, x509.ExtendedKeyUsage):
                 f["ext_key_usage"] = tuple(
                     _EKU_NAMES.get(o.dotted_string, o.dotted_string) for o in value
@@ -261,6 +345,7 @@ def _load(der: bytes) -> tuple[CertInfo, x509.Certificate | None]:
         f["san_repeated"] = True
         f["san_dns"] = tuple(n for s in sans for n in s.get_values_for_type(x509.DNSName))
         f["san_ip"] = tuple(str(ip) for s in sans for ip in s.get_values_for_type(x509.IPAddress))
+        f["san_other"] = tuple(t for s in sans for gn in s if (t := _shown(gn)) is not None)
     if errors:
         # Dedupe labels that share one underlying failure (subject + subject_cn).
         f["parse_error"] = _one_line("; ".join(dict.fromkeys(errors)))

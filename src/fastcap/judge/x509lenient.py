@@ -740,16 +740,22 @@ def _refused(cert: x509.Certificate, oid: bytes) -> list[bytes]:
     return out
 
 
-def lone_agreement_bits(cert: x509.Certificate) -> bool:
-    """Whether ``cert``'s keyUsage, which ``cryptography`` refuses, sets encipherOnly or
-    decipherOnly without keyAgreement (the copy clears them)."""
+def lone_agreement_bits(cert: x509.Certificate) -> tuple[str, ...]:
+    """Which of encipher_only and decipher_only ``cert``'s keyUsage, which ``cryptography``
+    refuses, sets without keyAgreement (the copy clears them; `openssl x509 -text` shows
+    them); empty when none."""
     for value in _refused(cert, _KEY_USAGE)[:1]:
         with contextlib.suppress(DerError):
             tag, body, end = element(value, 0, len(value))
-            return tag == 0x03 and end - body > 1 and _lone_agreement_bits(
-                bytes(value[body + 1 : end - 1]) + bytes(
-                    [value[end - 1] & (0xFF << min(value[body], 7)) & 0xFF]))
-    return False
+            if tag != 0x03 or end - body < 2:
+                return ()
+            bits = bytes(value[body + 1 : end - 1]) + bytes(
+                [value[end - 1] & (0xFF << min(value[body], 7)) & 0xFF])
+            if not _lone_agreement_bits(bits):
+                return ()
+            return (*(("encipher_only",) if bits[0] & 0x01 else ()),
+                    *(("decipher_only",) if len(bits) > 1 and bits[1] & 0x80 else ()))
+    return ()
 
 
 def no_usage(cert: x509.Certificate) -> bool:

@@ -70,7 +70,8 @@ def _cert(c: CertInfo) -> dict[str, Any]:
 
     return {
         "sha1": c.sha1, "sha256": c.sha256, "subject": text(c.subject),
-        "issuer": text(c.issuer), "san": [printable(n) for n in (*c.san_dns, *c.san_ip)],
+        "issuer": text(c.issuer),
+        "san": [printable(n) for n in (*c.san_dns, *c.san_ip, *c.san_other)],
         "not_before": c.not_before.isoformat() if c.not_before else None,
         "not_after": c.not_after.isoformat() if c.not_after else None,
         "serial": c.serial, "key": f"{c.key_type or '?'} {c.key_bits or ''}".strip(),
