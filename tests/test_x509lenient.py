@@ -1091,3 +1091,54 @@ def test_encipher_and_decipher_only_shown_as_openssl(bits, key, tmp_path):
              "Encipher Only": "encipher_only", "Decipher Only": "decipher_only"}
     shown = [names[n] for n in _shown(tmp_path, leaf, "X509v3 Key Usage")]
     assert list(cert_info(leaf).key_usage) == shown
+
+
+def _arcs(*arcs: int) -> bytes:
+    """An OBJECT IDENTIFIER under 1.3 of ``arcs``, each in base 128 as DER has it."""
+    body = b"\x2b"
+    for arc in arcs:
+        part = [arc & 0x7F]
+        while arc > 0x7F:
+            arc >>= 7
+            part.append(0x80 | arc & 0x7F)
+        body += bytes(reversed(part))
+    return _der(0x06, body)
+
+
+_CLIENT_AUTH = _oid("1.3.6.1.5.5.7.3.2")
+_LONG_OID = _arcs(*[1] * 70)  # more than the 63 octets cryptography holds
+_BIG_ARC = _arcs(2**130)  # an arc past what cryptography holds
+BIG_OIDS = {  # id: (whose, extKeyUsage value)
+    "leaf_long_and_client_auth": ("leaf", _der(0x30, _LONG_OID, _CLIENT_AUTH)),
+    "leaf_big_arc_and_client_auth": ("leaf", _der(0x30, _CLIENT_AUTH, _BIG_ARC)),
+    "leaf_long_alone": ("leaf", _der(0x30, _LONG_OID)),
+    "root_big_arc_alone": ("root", _der(0x30, _BIG_ARC)),
+    "root_big_arc_and_client_auth": ("root", _der(0x30, _BIG_ARC, _CLIENT_AUTH)),
+}  # fmt: skip
+
+
+@pytest.mark.skipif(OPENSSL is None, reason="openssl command not installed")
+@pytest.mark.parametrize("case", sorted(BIG_OIDS))
+def test_an_extended_key_usage_cryptography_cannot_hold_judged_as_openssl(case, key, tmp_path):
+    """OpenSSL decodes an extKeyUsage OID of any length; ``cryptography`` refuses one of more
+    than 63 octets or with an arc past 2**128, and fastcap took the certificate as invalid.
+    The usage counts for no purpose, and is shown as `openssl x509 -text` shows it."""
+    whose, value = BIG_OIDS[case]
+    ext = ("2.5.29.37", value, False)
+    if whose == "leaf":
+        root, leaf = _root(key), _with(key, ext)
+        odd = leaf
+    else:
+        raw = _raw(x509.ObjectIdentifier("2.5.29.37"), value)
+        root, leaf = _root(key, nc=raw), _leaf(key)
+        odd = root.public_bytes(serialization.Encoding.DER)
+    with pytest.raises(ValueError):
+        x509.load_der_x509_certificate(odd).extensions  # noqa: B018
+    got = Analyzer(TrustStore([root]), today=NOW).check([leaf], role="client", at=NOW)
+    expected = _openssl(tmp_path, root, leaf)
+    assert (got.path_error, got.path_error_depth) == expected
+    assert (expected[0] is None) is (value.count(_CLIENT_AUTH) == 1)
+    names = {"TLS Web Client Authentication": "clientAuth"}
+    shown = [names.get(n, n) for n in _shown(tmp_path, odd, "X509v3 Extended Key Usage")]
+    # OpenSSL cuts an OID's text at 79 characters (i2t_ASN1_OBJECT into 80); fastcap does not
+    assert [n[:79] for n in cert_info(odd).ext_key_usage] == shown

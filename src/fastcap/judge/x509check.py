@@ -321,8 +321,7 @@ def _load(der: bytes) -> tuple[CertInfo, x509.Certificate | None]:
         f["signature_algorithm"], f["signature_hash"] = sig
     f["self_signed"] = _is_self_signed(cert, loaded.tbs)
     exts = field("extensions", lambda: x509lenient.extensions(cert)[0])
-    if x509lenient.no_usage(cert):
-        f["ext_key_usage"] = ()
+    sent = x509lenient.usages(cert)  # e.g. none, or OIDs the copy left out: as sent
     if exts is not None:
         for ext in exts:
             value = ext.value
@@ -340,6 +339,8 @@ def _load(der: bytes) -> tuple[CertInfo, x509.Certificate | None]:
                 )
             elif isinstance(value, x509.BasicConstraints):
                 f["is_ca"] = value.ca
+    if sent is not None:
+        f["ext_key_usage"] = tuple(_EKU_NAMES.get(o, o) for o in sent)
     sans = field("extensions", lambda: x509lenient.copies(cert, "2.5.29.17"))
     if sans:
         f["san_repeated"] = True

@@ -455,7 +455,41 @@ def _extension(der: bytes, body: int, end: int, fixes: list[str]) -> bytes:
         value = _authority_key_id(value, fixes)
     elif oid in _NAMED_BITS:
         value = _bits(value, fixes, _NAMED_BITS[oid])
+    elif oid == _EXT_KEY_USAGE:
+        value = _ext_key_usage(value, fixes)
     return encode(0x30, out + encode(0x04, value))
+
+
+def _ext_key_usage(value: bytes, fixes: list[str]) -> bytes:
+    """The extKeyUsage without the OIDs ``cryptography`` cannot hold (`usages` gives them
+    all); as it was when it is not a SEQUENCE of OBJECT IDENTIFIERs."""
+    body, end = _sequence(value)
+    out = b""
+    for t, start, b, stop in elements(value, body, end, _MAX_SUBTREES):
+        if t == 0x06 and _oid_unheld(value[b:stop]):
+            fixes.append(f"extKeyUsage {_dotted(value[b:stop])} past what cryptography holds")
+        else:
+            out += value[start:stop]
+    return encode(0x30, out)
+
+
+def _oid_der(oid: bytes) -> bool:
+    """Whether the contents ``oid`` of an OBJECT IDENTIFIER are DER (each arc in its
+    shortest form, the last one complete), as OpenSSL wants them."""
+    return bool(oid) and not oid[-1] & 0x80 and not any(
+        c == 0x80 and (i == 0 or not oid[i - 1] & 0x80) for i, c in enumerate(oid))
+
+
+def _oid_unheld(oid: bytes) -> bool:
+    """Whether the OBJECT IDENTIFIER contents ``oid`` are DER that ``cryptography`` cannot
+    hold: more than 63 octets, or an arc past 2**128.  OpenSSL reads any."""
+    if not _oid_der(oid):
+        return False
+    try:
+        x509.ObjectIdentifier(_dotted(oid))
+    except ValueError:
+        return True
+    return False
 
 
 def _note(changed: bool, joined: list[int], fixes: list[str]) -> None:
@@ -756,6 +790,20 @@ def lone_agreement_bits(cert: x509.Certificate) -> tuple[str, ...]:
             return (*(("encipher_only",) if bits[0] & 0x01 else ()),
                     *(("decipher_only",) if len(bits) > 1 and bits[1] & 0x80 else ()))
     return ()
+
+
+def usages(cert: x509.Certificate) -> tuple[str, ...] | None:
+    """The dotted OIDs of ``cert``'s extKeyUsage in order, as sent, when ``cryptography``
+    refuses its extensions (it cannot hold some of them: `_oid_unheld`) and each is an OBJECT
+    IDENTIFIER OpenSSL decodes; None otherwise."""
+    for value in _refused(cert, _EXT_KEY_USAGE)[:1]:
+        with contextlib.suppress(DerError):
+            body, end = _sequence(value)
+            found = elements(value, body, end, _MAX_SUBTREES)
+            oids = [value[b:stop] for t, _, b, stop in found if t == 0x06]
+            if len(oids) == len(found) and all(map(_oid_der, oids)):
+                return tuple(map(_dotted, oids))
+    return None
 
 
 def no_usage(cert: x509.Certificate) -> bool:

@@ -247,8 +247,8 @@ class _Facts:
                 f"extension {o} ({x509lenient.OPENSSL_DECODED[o]})" for o in twice
             ) + " more than once"
         for oid, critical in x509lenient.undecodable(self.cert):  # read without them
-            if oid == "2.5.29.37" and x509lenient.no_usage(self.cert):
-                self.eku = frozenset()  # decoded by OpenSSL: no usage at all
+            if oid == "2.5.29.37" and (sent := x509lenient.usages(self.cert)) is not None:
+                self.eku = frozenset(sent)  # decoded by OpenSSL: no usage, or none held
             elif oid in x509lenient.OPENSSL_DECODED:
                 self.invalid = True
                 self.why = self.why or (f"its extension {oid} "
@@ -264,8 +264,9 @@ class _Facts:
                 self.bc, self.ca, self.pathlen = True, value.ca, value.path_length
             elif isinstance(value, x509.KeyUsage):
                 self.ku = sum(bit for name, bit in _KU_BITS.items() if getattr(value, name))
-            elif isinstance(value, x509.ExtendedKeyUsage):
-                self.eku = frozenset(o.dotted_string for o in value)
+            elif isinstance(value, x509.ExtendedKeyUsage):  # with those the copy left out
+                self.eku = frozenset(x509lenient.usages(self.cert) or (
+                    o.dotted_string for o in value))
             elif isinstance(value, x509.SubjectKeyIdentifier):
                 self.skid = value.digest
             elif isinstance(value, x509.AuthorityKeyIdentifier):
