@@ -1142,3 +1142,30 @@ def test_an_extended_key_usage_cryptography_cannot_hold_judged_as_openssl(case, 
     shown = [names.get(n, n) for n in _shown(tmp_path, odd, "X509v3 Extended Key Usage")]
     # OpenSSL cuts an OID's text at 79 characters (i2t_ASN1_OBJECT into 80); fastcap does not
     assert [n[:79] for n in cert_info(odd).ext_key_usage] == shown
+
+
+@pytest.mark.skipif(OPENSSL is None, reason="openssl command not installed")
+@pytest.mark.parametrize("critical", [False, True])
+@pytest.mark.parametrize("oid", [_LONG_OID, _BIG_ARC], ids=["long", "big_arc"])
+def test_an_extension_of_an_oid_cryptography_cannot_hold_judged_as_openssl(oid, critical, key,
+                                                                            tmp_path):
+    """An extension whose own OID ``cryptography`` cannot hold: OpenSSL reads the certificate,
+    ignores the extension, and refuses it when critical (unknown to it).  fastcap took the
+    whole certificate as unparseable."""
+    tbs, alg, _ = _elements(_content(_leaf(key)))
+    fields = _elements(_content(tbs))
+    ext = _der(0x30, oid, *([b"\x01\x01\xff"] if critical else []), _der(0x04, _der(0x05)))
+    fields[-1] = _der(0xA3, _der(0x30, *_elements(_content(_content(fields[-1]))), ext))
+    tbs = _der(0x30, *fields)
+    leaf = _der(0x30, tbs, alg, _der(0x03, b"\x00" + key.sign(tbs, ec.ECDSA(hashes.SHA256()))))
+    root = _root(key)
+    assert _openssl_reads(tmp_path, leaf)
+    got = Analyzer(TrustStore([root]), today=NOW).check([leaf], role="client", at=NOW,
+                                                         expected_name="mail.fabrikam.com")
+    assert (got.path_error, got.path_error_depth) == _openssl(tmp_path, root, leaf)
+    assert got.certs[0].parse_error is None and got.name_matches
+    assert got.certs[0].sha256 == hashlib.sha256(leaf).hexdigest()
+    assert got.problem == ("invalid" if critical else None)
+    dotted = x509lenient._dotted(_content(oid))
+    assert f"extension {dotted} past what cryptography holds" in " ".join(
+        (got.detail, *got.profile_notes))

@@ -32,7 +32,11 @@ matter, but ``cryptography`` refuses it too and OpenSSL reads it: its extensions
 a copy that keeps the first of each and leaves out those that do not decode (`repeated` and
 `undecodable` name them; OpenSSL takes the certificate as invalid only when one of them is of
 `OPENSSL_DECODED`).
-"""
+
+
+An OBJECT IDENTIFIER ``cryptography`` cannot hold (more than 63 octets, an arc past 2**128),
+which OpenSSL reads, is left out of an extKeyUsage (`usages` gives them all as sent); an
+extension of such an OID is read under the stand-in 2.999, unknown to OpenSSL as it is."""
 
 from __future__ import annotations
 
@@ -270,6 +274,9 @@ def _ip_base_refused(octets: bytes) -> str | None:
     return None
 
 
+# 2.999, X.660's example arc: in place of an extension's OID cryptography cannot hold (an
+# extension OpenSSL knows by no name either: ignored, or refused when critical)
+_EXTENSION_STAND_IN = bytes.fromhex("8837")
 _IP_STAND_IN = encode(0x87, bytes(8))  # 0.0.0.0/0, in place of a base cryptography refuses
 
 
@@ -419,6 +426,10 @@ def _extension(der: bytes, body: int, end: int, fixes: list[str]) -> bytes:
         raise _Bad
     oid = der[parts[0][1] : parts[0][3]]
     out = oid
+    if _oid_unheld(der[parts[0][2] : parts[0][3]]):  # OpenSSL knows it by no name either
+        fixes.append(f"extension {_dotted(der[parts[0][2] : parts[0][3]])} past what"
+                     f" cryptography holds, read as {_dotted(_EXTENSION_STAND_IN)}")
+        out = encode(0x06, _EXTENSION_STAND_IN)
     for t, _, b, stop in parts[1:-1]:
         if t != 0x01:
             raise _Bad
