@@ -268,3 +268,31 @@ def test_an_ip_constraint_mask_not_a_prefix_applies_as_in_openssl(case, key, tmp
     assert (got.path_error, got.path_error_depth) == expected
     if expected[0] is not None:
         assert "Constrained Root" in got.detail
+
+
+_X400 = _der(0xA3, _der(0x30, _der(0x61, _der(0x13, b"US"))))
+_EDI = _der(0xA5, _der(0xA1, _der(0x0C, b"edi")))
+UNHELD_BASES = {  # id: (permitted bases, leaf SAN)
+    "x400_beside_dns": ([_DNS_BASE, _X400], _sans()),
+    "x400_over_x400": ([_DNS_BASE, _X400], _sans(_X400)),
+    "edi_alone": ([_EDI], _sans()),
+    "edi_over_edi": ([_EDI], _sans(_EDI)),
+    "edi_over_x400": ([_EDI], _sans(_X400)),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("case", sorted(UNHELD_BASES))
+def test_an_x400_or_edi_party_constraint_applies_as_in_openssl(case, key, tmp_path):
+    """OpenSSL decodes a name-constraint base of x400Address or ediPartyName and fails only a
+    name of the same form below it (unsupported constraint type); ``cryptography`` holds
+    neither, and fastcap took the CA as invalid (no issuer found)."""
+    permitted, san = UNHELD_BASES[case]
+    root, _ = _chain(key, None, None, LEAF, None,
+                     raw=_der(0x30, _der(0xA0, *map(_subtree, permitted))))
+    leaf = _raw_san_leaf(key, san)
+    got = Analyzer(TrustStore([root]), today=NOW).check(
+        [leaf.public_bytes(serialization.Encoding.DER)], role="client", at=NOW)
+    expected = _openssl(tmp_path, root, leaf)
+    assert (got.path_error, got.path_error_depth) == expected
+    if expected[0] is not None:
+        assert "constraints are not supported" in got.detail

@@ -36,7 +36,9 @@ a copy that keeps the first of each and leaves out those that do not decode (`re
 
 An OBJECT IDENTIFIER ``cryptography`` cannot hold (more than 63 octets, an arc past 2**128),
 which OpenSSL reads, is left out of an extKeyUsage (`usages` gives them all as sent); an
-extension of such an OID is read under the stand-in 2.999, unknown to OpenSSL as it is."""
+extension of such an OID is read under the stand-in 2.999, unknown to OpenSSL as it is.  A
+name-constraint base of x400Address or ediPartyName is read as a registeredID 2.999, its form
+kept in `subtrees`: OpenSSL fails the names of that form below it."""
 
 from __future__ import annotations
 
@@ -185,13 +187,18 @@ def _name_constraints(value: bytes, fixes: list[str],
             raise _Bad
         trees = b""
         for sb, sstop in _seqs(value, b, stop, _MAX_SUBTREES):
-            subtree, bounded, ip = b"", False, None
+            subtree, bounded, ip, form = b"", False, None, None
             for n, (ft, fstart, fb, fstop) in enumerate(elements(value, sb, sstop, 3)):
                 if n == 0 and ft == 0x87:
                     ip = value[fb:fstop]
                 if n == 0 and ft == 0x87 and (why := _ip_base_refused(ip or b"")):
                     fixes.append(f"nameConstraints iPAddress {why}")
                     subtree += _IP_STAND_IN  # applied from ``seen``, as OpenSSL has it
+                    continue
+                if n == 0 and ft in _UNHELD_FORMS:
+                    form = _UNHELD_FORMS[ft]
+                    fixes.append(f"nameConstraints {form}")
+                    subtree += _FORM_STAND_IN  # applied from ``seen``, as OpenSSL has it
                     continue
                 if n == 0:  # the base, a GeneralName
                     subtree += _general_name(value, fstart, fstop, fixes)[1]
@@ -203,7 +210,7 @@ def _name_constraints(value: bytes, fixes: list[str],
                 subtree += value[fstart:fstop]
             trees += encode(0x30, subtree) if subtree else b""
             if subtree and seen is not None:
-                seen[t & 1].append(Subtree(not bounded, ip))
+                seen[t & 1].append(Subtree(not bounded, ip, form))
         if not trees:
             fixes.append("empty nameConstraints subtrees")
             continue
@@ -278,16 +285,20 @@ def _ip_base_refused(octets: bytes) -> str | None:
 # extension OpenSSL knows by no name either: ignored, or refused when critical)
 _EXTENSION_STAND_IN = bytes.fromhex("8837")
 _IP_STAND_IN = encode(0x87, bytes(8))  # 0.0.0.0/0, in place of a base cryptography refuses
+_FORM_STAND_IN = encode(0x88, _EXTENSION_STAND_IN)  # registeredID 2.999, the same for a form
+_UNHELD_FORMS = {0xA3: "x400Address", 0xA5: "ediPartyName"}  # GeneralNames it does not hold
 
 
 @dataclass(frozen=True, slots=True)
 class Subtree:
     """What ``cryptography`` does not keep of a name-constraint subtree: whether it has
-    neither a maximum nor a minimum other than 0 (OpenSSL's nc_minmax_valid), and its
-    iPAddress base's octets as sent (None when the base is of another type)."""
+    neither a maximum nor a minimum other than 0 (OpenSSL's nc_minmax_valid), its
+    iPAddress base's octets as sent (None when the base is of another type), and the form of
+    a base it does not hold at all (x400Address, ediPartyName; None for the others)."""
 
     unbounded: bool
     ip: bytes | None
+    form: str | None = None
 
 
 def subtrees(der: bytes) -> tuple[tuple[Subtree, ...], tuple[Subtree, ...]] | None:

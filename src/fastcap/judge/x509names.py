@@ -223,6 +223,8 @@ def _subtree(base: x509.GeneralName, raw: Subtree) -> tuple[str, object, bool]:
     kind, value = _kind(base)
     if kind == "ip" and raw.ip is not None:
         value = raw.ip
+    if raw.form is not None:  # held as a stand-in: its form is what OpenSSL weighs
+        kind, value = raw.form, None
     return kind, value, raw.unbounded
 
 
@@ -257,7 +259,9 @@ def _constrained_names(
                 out.append(_kind(next(held)))
             elif tag == 0x87:  # an iPAddress of neither 4 nor 16 octets, as OpenSSL reads it
                 out.append(("ip", content))
-            # the other forms cryptography does not hold meet no subtree it holds
+            elif tag in (0xA3, 0xA5):  # meets the subtrees of its form only
+                out.append(("x400Address" if tag == 0xA3 else "ediPartyName", None))
+            # a non-ASCII string meets no subtree cryptography holds
         if leaf and not any(isinstance(gn, x509.DNSName) for gn in general):
             for attr in subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME):
                 host = attr.value if isinstance(attr.value, str) else ""
