@@ -218,14 +218,7 @@ def test_an_ip_of_odd_size_meets_ip_constraints_as_in_openssl(case, key, tmp_pat
     neither 4 nor 16, and fails an IP address held to such a base, or such an address held to
     any iPAddress base, as of invalid syntax (nc_ip), unless a permitted base before it matched.
     ``cryptography`` holds neither: fastcap left them out and passed the chain."""
-    permitted, excluded, san = ODD_IP[case]
-    raw = _der(0x30, *([_der(0xA0, *map(_subtree, permitted))] if permitted else []),
-               *([_der(0xA1, *map(_subtree, excluded))] if excluded else []))
-    root, _ = _chain(key, None, None, LEAF, None, raw=raw)
-    leaf = _raw_san_leaf(key, san)
-    got = Analyzer(TrustStore([root]), today=NOW).check(
-        [leaf.public_bytes(serialization.Encoding.DER)], role="client", at=NOW)
-    expected = _openssl(tmp_path, root, leaf)
+    got, expected = _judged(key, tmp_path, *ODD_IP[case])
     assert (got.path_error, got.path_error_depth) == expected
     if expected[0] == "unsupported or invalid name syntax":
         assert "octets" in got.detail and "Constrained Root" in got.detail
@@ -233,6 +226,18 @@ def test_an_ip_of_odd_size_meets_ip_constraints_as_in_openssl(case, key, tmp_pat
 
 def _subtree(base: bytes) -> bytes:
     return _der(0x30, base)
+
+
+def _judged(key, tmp_path, permitted: list[bytes], excluded: list[bytes], san: bytes):
+    """fastcap's check and `openssl verify`'s (error, depth) of a leaf with the SAN ``san``
+    below a root with the ``permitted`` and ``excluded`` bases (each GeneralName's DER)."""
+    raw = _der(0x30, *([_der(0xA0, *map(_subtree, permitted))] if permitted else []),
+               *([_der(0xA1, *map(_subtree, excluded))] if excluded else []))
+    root, _ = _chain(key, None, None, LEAF, None, raw=raw)
+    leaf = _raw_san_leaf(key, san)
+    got = Analyzer(TrustStore([root]), today=NOW).check(
+        [leaf.public_bytes(serialization.Encoding.DER)], role="client", at=NOW)
+    return got, _openssl(tmp_path, root, leaf)
 
 
 def _masked(address: list[int], mask: list[int]) -> bytes:
@@ -257,14 +262,7 @@ def test_an_ip_constraint_mask_not_a_prefix_applies_as_in_openssl(case, key, tmp
     """OpenSSL's nc_ip compares address and base under the mask octet by octet, whatever the
     mask; ``cryptography`` refuses a mask that is no run of ones then zeros, and fastcap took
     the CA as invalid (no issuer found)."""
-    permitted, excluded, san = MASKS[case]
-    raw = _der(0x30, *([_der(0xA0, *map(_subtree, permitted))] if permitted else []),
-               *([_der(0xA1, *map(_subtree, excluded))] if excluded else []))
-    root, _ = _chain(key, None, None, LEAF, None, raw=raw)
-    leaf = _raw_san_leaf(key, san)
-    got = Analyzer(TrustStore([root]), today=NOW).check(
-        [leaf.public_bytes(serialization.Encoding.DER)], role="client", at=NOW)
-    expected = _openssl(tmp_path, root, leaf)
+    got, expected = _judged(key, tmp_path, *MASKS[case])
     assert (got.path_error, got.path_error_depth) == expected
     if expected[0] is not None:
         assert "Constrained Root" in got.detail
@@ -287,12 +285,7 @@ def test_an_x400_or_edi_party_constraint_applies_as_in_openssl(case, key, tmp_pa
     name of the same form below it (unsupported constraint type); ``cryptography`` holds
     neither, and fastcap took the CA as invalid (no issuer found)."""
     permitted, san = UNHELD_BASES[case]
-    root, _ = _chain(key, None, None, LEAF, None,
-                     raw=_der(0x30, _der(0xA0, *map(_subtree, permitted))))
-    leaf = _raw_san_leaf(key, san)
-    got = Analyzer(TrustStore([root]), today=NOW).check(
-        [leaf.public_bytes(serialization.Encoding.DER)], role="client", at=NOW)
-    expected = _openssl(tmp_path, root, leaf)
+    got, expected = _judged(key, tmp_path, permitted, [], san)
     assert (got.path_error, got.path_error_depth) == expected
     if expected[0] is not None:
         assert "constraints are not supported" in got.detail

@@ -836,13 +836,13 @@ def test_an_extension_that_does_not_decode_judged_as_openssl(case, key, tmp_path
     assert "does not decode" in " ".join((got.detail, *got.profile_notes))
 
 
-def _with(key, *exts: tuple[str, bytes, bool], san: bool = True) -> bytes:
-    """A leaf for mail.fabrikam.com with ``exts`` (dotted OID, value, critical) added after
-    its SAN, or in its place when ``san`` is False."""
+def _with(key, *exts: tuple[str | bytes, bytes, bool], san: bool = True) -> bytes:
+    """A leaf for mail.fabrikam.com with ``exts`` (dotted OID or its DER, value, critical)
+    added after its SAN, or in its place when ``san`` is False."""
     tbs, alg, _ = _elements(_content(_leaf(key)))
     fields = _elements(_content(tbs))
-    added = [_der(0x30, _oid(o), *([b"\x01\x01\xff"] if c else []), _der(0x04, v))
-             for o, v, c in exts]
+    added = [_der(0x30, _oid(o) if isinstance(o, str) else o,
+                  *([b"\x01\x01\xff"] if c else []), _der(0x04, v)) for o, v, c in exts]
     kept = _elements(_content(_content(fields[-1]))) if san else []
     fields[-1] = _der(0xA3, _der(0x30, *kept, *added))
     tbs = _der(0x30, *fields)
@@ -1094,15 +1094,8 @@ def test_encipher_and_decipher_only_shown_as_openssl(bits, key, tmp_path):
 
 
 def _arcs(*arcs: int) -> bytes:
-    """An OBJECT IDENTIFIER under 1.3 of ``arcs``, each in base 128 as DER has it."""
-    body = b"\x2b"
-    for arc in arcs:
-        part = [arc & 0x7F]
-        while arc > 0x7F:
-            arc >>= 7
-            part.append(0x80 | arc & 0x7F)
-        body += bytes(reversed(part))
-    return _der(0x06, body)
+    """An OBJECT IDENTIFIER under 1.3 of ``arcs``."""
+    return _oid(".".join(map(str, (1, 3, *arcs))))
 
 
 _CLIENT_AUTH = _oid("1.3.6.1.5.5.7.3.2")
@@ -1152,13 +1145,7 @@ def test_an_extension_of_an_oid_cryptography_cannot_hold_judged_as_openssl(oid, 
     """An extension whose own OID ``cryptography`` cannot hold: OpenSSL reads the certificate,
     ignores the extension, and refuses it when critical (unknown to it).  fastcap took the
     whole certificate as unparseable."""
-    tbs, alg, _ = _elements(_content(_leaf(key)))
-    fields = _elements(_content(tbs))
-    ext = _der(0x30, oid, *([b"\x01\x01\xff"] if critical else []), _der(0x04, _der(0x05)))
-    fields[-1] = _der(0xA3, _der(0x30, *_elements(_content(_content(fields[-1]))), ext))
-    tbs = _der(0x30, *fields)
-    leaf = _der(0x30, tbs, alg, _der(0x03, b"\x00" + key.sign(tbs, ec.ECDSA(hashes.SHA256()))))
-    root = _root(key)
+    leaf, root = _with(key, (oid, _der(0x05), critical)), _root(key)
     assert _openssl_reads(tmp_path, leaf)
     got = Analyzer(TrustStore([root]), today=NOW).check([leaf], role="client", at=NOW,
                                                          expected_name="mail.fabrikam.com")
