@@ -246,8 +246,8 @@ def _san_other(cert: x509.Certificate, san: Iterable[x509.GeneralName]) -> tuple
         return tuple(t for gn in held if (t := _shown(gn)) is not None)
     out = []
     for tag, content, why in entries:
-        if why is None:
-            t = _shown(next(held))
+        if why is None:  # none left when the copy could not read the SAN either
+            t = _shown(gn) if (gn := next(held, None)) is not None else None
         elif tag == 0x87:
             t = f"IP Address:<invalid length={len(content)}>"
         elif tag in _UNHELD_PREFIX:

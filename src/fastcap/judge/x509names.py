@@ -255,8 +255,8 @@ def _constrained_names(
         general = list(san) if san is not None else []
         held = iter(general)
         for tag, content, why in x509lenient.san_entries(cert) or [(0, b"", None)] * len(general):
-            if why is None:
-                out.append(_kind(next(held)))
+            if why is None:  # none left when the copy could not read the SAN either
+                out += [_kind(gn)] if (gn := next(held, None)) is not None else []
             elif tag == 0x87:  # an iPAddress of neither 4 nor 16 octets, as OpenSSL reads it
                 out.append(("ip", content))
             elif tag in (0xA3, 0xA5):  # meets the subtrees of its form only
