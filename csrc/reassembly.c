@@ -80,11 +80,13 @@ typedef struct {
 #define FC_TOMB_SLOTS 65536
 #define FC_TOMB_FIRST 1024
 typedef struct {
-    int64_t flow1;     /* flow id + 1; 0: empty */
+    int64_t flow;      /* the flow whose record this is (when used); any int64 id the
+                        * caller gives, so no arithmetic on it */
     uint32_t base[2];  /* sequence number of stream offset 0, per direction */
     uint32_t span[2];  /* sequence numbers used past base (data and FIN), capped at 2^32-1 */
     uint32_t isn[2];
     uint8_t has_base[2], has_isn[2];
+    uint8_t used;      /* 0: empty, or spent by a new connection on the flow */
 } rtomb;
 
 struct fc_reasm {
@@ -427,7 +429,8 @@ static int conn_finish(fc_reasm *r, int32_t s, int evicted)
         if (tomb_room(r, c->flow) < 0)
             return -1;
         rtomb *t = tomb_at(r, c->flow);
-        t->flow1 = c->flow + 1;
+        t->flow = c->flow;
+        t->used = 1;
         for (int k = 0; k < 2; k++) {
             const rdir *d = &c->d[k];
             int64_t span = d->nxt + d->fin_seen;
@@ -448,7 +451,7 @@ static int tomb_late(const fc_reasm *r, int64_t flow, int dir, uint32_t seq, uin
                      int64_t plen)
 {
     const rtomb *t = tomb_at(r, flow);
-    if (!t || t->flow1 != flow + 1 || plen > 0)
+    if (!t || !t->used || t->flow != flow || plen > 0)
         return 0;
     if (flags & TH_SYN)
         return t->has_isn[dir] && seq == t->isn[dir];
@@ -477,8 +480,8 @@ static int32_t conn_new(fc_reasm *r, int64_t flow, int64_t fno, int64_t ts, int3
     if (hput(r, flow, s) < 0)
         return -1;
     rtomb *t = tomb_at(r, flow);
-    if (t && t->flow1 == flow + 1)
-        t->flow1 = 0; /* a new connection on the flow: the old one's record is spent */
+    if (t && t->used && t->flow == flow)
+        t->used = 0; /* a new connection on the flow: the old one's record is spent */
     r->free_head = next_free;
     memset(c, 0, sizeof(*c));
     for (int k = 0; k < 2; k++)

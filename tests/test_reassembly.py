@@ -570,6 +570,31 @@ def test_closed_connection_records_grow_with_the_flows():
         assert late == [3]
 
 
+@pytest.mark.parametrize("flow", [-1, 2**63 - 1, -2**63, 2**32])
+def test_closed_connection_records_take_any_flow_id(flow):
+    """The cores take any int64 flow id (the C API's type), not only those a FlowTable
+    hands out: a closed connection's record names its flow without arithmetic on the id
+    (flow + 1 overflowed at the largest, and -1 + 1 read as an empty record), so its late
+    segments are told apart alike in both cores, and the sanitizer build finds no overflow."""
+    from fastcap.tcp.reassembly import FrameCols, get_reassembler_core
+
+    frames = handshake(1000, 5000, flow) + closing(1000, 5000, 0, 0, flow)
+    for f in frames:
+        f.ts_ns = 1000
+    frames += [Frame(flow, True, 1002, 5002, ACK, ts_ns=3_000_000_000),  # late: dropped
+               Frame(flow, True, 1002, 5002, ACK | PSH, b"x", ts_ns=3_000_000_001)]
+    buf, sel = build(frames)
+    got = []
+    for backend in BACKENDS:
+        core = get_reassembler_core(backend, buf, cap=1 << 16, budget=1 << 30, max_open=16,
+                                    max_segments=64, linger_ns=10**9)
+        raws = core.feed(FrameCols.of(sel)) + core.finish()
+        got.append(([(r.index, r.flow, r.first_frame, r.frames) for r in raws], core.late))
+        core.close()
+    assert got[0] == ([(0, flow, 1, 6), (1, flow, 8, 1)], 1)
+    assert all(g == got[0] for g in got)
+
+
 @pytest.mark.parametrize("crossing", [False, True])
 def test_bytes_past_fin_are_not_stored(crossing):
     """Nothing is sent after a FIN: a segment past it (a bogus or injected one) adds neither
