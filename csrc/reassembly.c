@@ -64,9 +64,12 @@ typedef struct {
     int64_t index, flow, first_frame, last_frame, first_ts, last_ts, frames;
     int64_t retrans, conflicts, keepalives, zwp, ooo;
     int64_t close_ts, mem;
+    int64_t rst_at;       /* stream offset of the reset recorded, in rst_dir */
     int32_t prev, next;   /* LRU list (head = most recent); next doubles as free-list link */
     int32_t lprev, lnext; /* linger list of closed connections (head = oldest close) */
     int32_t first_dir, syn_dir, synack_dir;
+    int32_t rst_dir;      /* the direction whose reset is recorded (-1: none; -2: two, or
+                           * one sent before anything else: it stays) */
     uint8_t rst, closed, evicted;
 } rconn;
 
@@ -491,7 +494,7 @@ static int32_t conn_new(fc_reasm *r, int64_t flow, int64_t fno, int64_t ts, int3
     c->first_frame = fno;
     c->first_ts = c->last_ts = ts; /* FC_NO_TS until a frame with a time comes */
     c->first_dir = dir;
-    c->syn_dir = c->synack_dir = -1;
+    c->syn_dir = c->synack_dir = c->rst_dir = -1;
     c->prev = c->next = c->lprev = c->lnext = -1;
     c->mem = FC_CONN_OVERHEAD;
     r->mem += FC_CONN_OVERHEAD;
@@ -737,20 +740,72 @@ static __attribute__((noinline)) int settle(fc_reasm *r, rconn *c, rdir *d, int6
     return 0;
 }
 
+/* Did the receiver take this reset, as far as the capture tells?  0: no, 1: the capture
+ * cannot tell, 2: yes.  A receiver resets only on an RST at exactly its RCV.NXT (RFC 5961
+ * 3.2, RFC 9293 3.10.7.4): below it the RST is out of its window, past it a challenge ACK
+ * answers it, and the connection goes on.  RCV.NXT lies between what the receiver last
+ * acknowledged and the end of what this direction sent (data and FIN): an RST outside that
+ * span is not taken, and where the two meet (everything sent was acknowledged) RCV.NXT is
+ * known and an RST there is taken.  Past data not yet acknowledged it is not known: the
+ * data may not have arrived.  Such an RST is recorded (it is how the connection ended, as a
+ * rule) but closes nothing: that is how tshark reads it, whose tcp.stream starts a new
+ * stream on a flow only at a SYN (without ACK) whose sequence number differs from the
+ * stream's first one, never at an RST, so a dialogue going on after it stays one session,
+ * as in tshark.  From an end that sent nothing but resets, the peer's opening tells: its SYN
+ * is taken back by an RST whose ACK acknowledges it (SYN-SENT), its SYN-ACK by one at the
+ * sequence number that SYN-ACK acknowledged (SYN-RECEIVED); with neither, nothing does. */
+static int rst_taken(const rconn *c, int dir, uint32_t seq, uint32_t ack, uint16_t flags)
+{
+    const rdir *d = &c->d[dir], *peer = &c->d[1 - dir];
+    if (!d->has_base) {
+        if (!peer->has_isn)
+            return 1;
+        if (peer->syn_ack_seen)
+            return seq == peer->synack_ack ? 2 : 0;
+        return (flags & TH_ACK) && (int64_t)(uint32_t)(ack - (peer->isn + 1)) <= peer->nxt
+                   ? 2 : 0;
+    }
+    int64_t sent = d->fin_seen && d->fin_off + 1 > d->nxt ? d->fin_off + 1 : d->nxt;
+    if (d->has_acked && d->acked > sent)
+        sent = d->acked; /* the receiver had bytes the capture missed */
+    int64_t at = d->nxt + (int32_t)((uint32_t)(seq - d->base) - (uint32_t)d->nxt);
+    if ((d->has_acked && at < d->acked) || at > sent)
+        return 0;
+    return d->has_acked && d->acked == sent ? 2 : 1;
+}
+
+/* A reset recorded (see rst_taken) that the frames after it show was not the end: data
+ * past it from its sender, or an acknowledgement past it from the receiver.  It is
+ * forgotten and the connection is open again (the feed loop takes it off the linger
+ * queue), so that it is not handed on 1 s after the RST while the dialogue goes on, and
+ * tshark's one stream stays one session. */
+static void rst_undone(rconn *c)
+{
+    c->d[c->rst_dir].rst_frame = -1;
+    c->rst = 0;
+    c->rst_dir = -1;
+}
+
 static int process(fc_reasm *r, rconn *c, int dir, int64_t fno, uint32_t seq, uint32_t ack,
                    uint16_t flags, uint16_t win, int64_t plen, int64_t caplen,
                    const uint8_t *p)
 {
     rdir *d = &c->d[dir], *peer = &c->d[1 - dir];
     if (flags & TH_RST) {
-        /* below what the receiver acknowledged: outside its window, so it ignores the reset
-         * (RFC 9293 3.10.7.4, RFC 5961 3.2) and the connection goes on */
-        if (d->has_acked &&
-            d->nxt + (int32_t)((uint32_t)(seq - d->base) - (uint32_t)d->nxt) < d->acked)
-            return 0;
+        int taken = rst_taken(c, dir, seq, ack, flags);
+        if (!taken)
+            return 0; /* the connection goes on (see rst_taken) */
+        if (c->rst_dir == -1 && c->d[0].rst_frame < 0 && c->d[1].rst_frame < 0) {
+            c->rst_dir = d->has_base ? dir : -2;
+            c->rst_at = d->has_base ? d->nxt + (int32_t)((uint32_t)(seq - d->base) -
+                                                         (uint32_t)d->nxt) : 0;
+        } else if (c->rst_dir != dir) {
+            c->rst_dir = -2; /* both ends reset, or the first unplaced: none is undone */
+        }
         if (d->rst_frame < 0)
             d->rst_frame = fno;
-        c->rst = 1;
+        if (taken == 2)
+            c->rst = 1;
         return 0;
     }
     if (!(flags & TH_SYN) && d->has_base &&
@@ -764,6 +819,8 @@ static int process(fc_reasm *r, rconn *c, int dir, int64_t fno, uint32_t seq, ui
             peer->acked = a;
             peer->has_acked = 1;
         }
+        if (c->rst_dir == 1 - dir && a > c->rst_at)
+            rst_undone(c); /* the receiver has bytes past the reset: it did not take it */
     }
     if ((flags & TH_ACK) && peer->fin_seen && (int32_t)(ack - (peer->fin_seq + 1)) >= 0)
         peer->fin_acked = 1;
@@ -801,6 +858,8 @@ static int process(fc_reasm *r, rconn *c, int dir, int64_t fno, uint32_t seq, ui
     }
     int64_t e = d->nxt;
     int64_t o = e + (int64_t)(int32_t)((uint32_t)(sdata - d->base) - (uint32_t)e);
+    if (c->rst_dir == dir && plen > 0 && o + plen > c->rst_at)
+        rst_undone(c); /* its sender went on past the reset: it was not the end */
     int plain = !(flags & (TH_SYN | TH_FIN));
     if (plain && plen <= 1 && o == e - 1) {
         c->keepalives++;
@@ -968,10 +1027,14 @@ int64_t fc_reasm_feed(fc_reasm *r, const uint8_t *buf, int64_t buf_len, const fc
         }
         if (process(r, c, dir, fno, seq, ack, flags, rows->window[i], plen, caplen, p) < 0)
             goto fail;
-        if (!c->closed && (c->rst || (c->d[0].fin_acked && c->d[1].fin_acked))) {
+        int ended = c->rst || (c->d[0].fin_acked && c->d[1].fin_acked);
+        if (!c->closed && ended) {
             c->closed = 1;
             c->close_ts = r->now;
             lin_push_tail(r, s);
+        } else if (c->closed && !ended) { /* a reset undone (rst_undone) */
+            c->closed = 0;
+            lin_unlink(r, s);
         }
         while (r->mem > r->budget && r->lru_tail >= 0 && r->lru_tail != s)
             if (conn_finish(r, r->lru_tail, 1) < 0)

@@ -671,6 +671,30 @@ def test_zero_window_probe_accepted():
     assert (conn.zero_window_probes, conn.retransmissions, conn.conflicting_overlaps) == (1, 0, 0)
 
 
+@pytest.mark.parametrize("case", ["taken", "past unacknowledged data", "past its start"])
+def test_reset_closes_only_where_its_receiver_took_it(case):
+    """An RST at exactly what the receiver acknowledged, with nothing of its sender's
+    unacknowledged, is taken: the connection closes, and a frame 3 s later starts another.
+    Past data not acknowledged the capture cannot tell: the RST is recorded (how the
+    connection ended, as a rule) but closes nothing, as tshark reads it.  Past anything
+    its sender sent it is not taken (a challenge ACK answers it) and not recorded."""
+    quit_ = b"QUIT\r\n"
+    frames = handshake(1000, 5000) + data_frames(quit_, [(0, 6)], 1000, 5000, True)
+    if case == "taken":
+        frames.append(Frame(0, False, 5001, 1007, ACK))
+    at = {"taken": 1007, "past unacknowledged data": 1007, "past its start": 1107}[case]
+    frames += [Frame(0, True, at, 5001, RST | ACK),
+               Frame(0, False, 5001, 1007, ACK | PSH, b"221 bye\r\n", ts_ns=3 * 10**9)]
+    conns = run_both(frames)
+    rst = len(frames) - 1
+    if case == "taken":
+        assert [(c.frames, c.c2s.rst_frame) for c in conns] == [(rst, rst), (1, None)]
+    else:
+        (conn,) = conns
+        assert conn.frames == len(frames) and conn.s2c.data == b"221 bye\r\n"
+        assert conn.c2s.rst_frame == (rst if case == "past unacknowledged data" else None)
+
+
 def test_rst_and_linger():
     frames = handshake(1, 2) + [Frame(0, False, 3, 2, RST | ACK, ts_ns=10_000),
                                 Frame(0, True, 2, 3, ACK, b"x", ts_ns=10_500),  # late, lingers

@@ -79,6 +79,9 @@ def _cases() -> dict[str, list[tuple]]:
                     (S, is_ + 1, ic + 1, ACK | PSH, GREET),
                     (C, ic + 1, is_ + 1 + len(GREET), ACK | PSH, EHLO)]
     open_ = _conversation(ic, is_, close=None)
+
+    def later(frames: list[tuple]) -> list[tuple]:
+        return [(*f[:5], 3 * 10**9 + i * 10**6) for i, f in enumerate(frames)]
     return {
         **{f"reuse after {close} {gap} ns": _conversation(ic, is_, close=close)
            + _conversation(777_777, 888_888, close=close, at=10**9 + gap)
@@ -90,10 +93,25 @@ def _cases() -> dict[str, list[tuple]]:
         "RST then data": open_[:6] + [(C, a, b, RST | ACK, b"")] + open_[6:],
         # an RST below what its receiver acknowledged is out of its window (RFC 9293 3.10.7.4,
         # RFC 5961 3.2): ignored, so the dialogue going on 3 s later is the same connection
-        **{f"{who}'s stale RST, data 3 s later": open_[:6] + [rst] + [
-            (*f[:5], 3 * 10**9 + i * 10**6) for i, f in enumerate(open_[6:])]
+        **{f"{who}'s stale RST, data 3 s later": open_[:6] + [rst] + later(open_[6:])
            for who, rst in (("client", (C, a - 5, b, RST | ACK, b"")),
                             ("server", (S, b - len(OK) - 2, a, RST | ACK, b"")))},
+        # an RST its receiver did not take (RFC 5961 3.2): in its window past its start
+        # (a challenge ACK answers it), past data not yet acknowledged (whether that data
+        # arrived is unknown: read as tshark reads it), or one the frames after it show was
+        # not the end (its sender goes on past it, or the receiver acknowledges bytes past
+        # it); tshark keeps one stream, so the dialogue 3 s later stays one session
+        "RST in the window past its start, data 3 s later": open_[:6] + [
+            (C, a + 100, b, RST | ACK, b"")] + later(open_[6:]),
+        "RST past unacknowledged data, reply 3 s later": open_[:6] + [
+            (C, a, b, ACK | PSH, QUIT), (C, a + len(QUIT), b, RST | ACK, b"")] + later([
+                (S, b, a + len(QUIT), ACK | PSH, BYE),
+                (C, a + len(QUIT), b + len(BYE), ACK | PSH, b"NOOP\r\n")]),
+        "RST, its sender goes on, reply 3 s later": open_[:6] + [
+            (C, a, b, RST | ACK, b""), (C, a, b, ACK | PSH, QUIT)] + later(open_[7:]),
+        "RST, the receiver acknowledges past it, 3 s later": open_[:6] + [
+            (C, a, b, RST | ACK, b""), (S, b, a + len(QUIT), ACK | PSH, BYE)] + later([
+                (S, b + len(BYE), a + len(QUIT), FIN | ACK, b"")]),
         "conflicting retransmission": one[:5] + [(C, ic + 1, is_ + 1 + len(GREET), ACK | PSH,
                                                   b"EHLO xylenx\r\n")] + one[5:],
         "keep-alives": one[:6] + [(C, a - 1, b, ACK, b"\x00"), (C, a - 1, b, ACK, b""),

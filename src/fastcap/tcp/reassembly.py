@@ -36,16 +36,18 @@ Rules both cores implement (per direction of a connection):
 - A SYN that neither repeats the direction's ISN nor matches the peer's SYN-ACK (which may
   acknowledge data the SYN carried, TCP Fast Open) starts a new connection on the same flow;
   a bare SYN answering the peer's bare SYN (simultaneous open) does not, unless an RST came
-  between them.  A connection closes on RST (not one below what the peer acknowledged: out
-  of the receiver's window, it is ignored) or when both FINs are acknowledged; it stays
-  attached to its flow for `linger_ns` of capture time (so late ACKs and RSTs land in it) and
-  is then handed on.  An RST finding no connection on its flow starts none; nor does a
-  segment without payload of the closed connection the flow last held (a SYN repeating that
-  direction's ISN, or no SYN and a sequence number within that direction's sequence space):
-  such segments are counted (`late`).  The record of that closed connection is kept per flow
-  id modulo TOMB_SLOTS, so its memory is fixed.  Over `budget`
-  accounted bytes or `max_open` connections, the least recently active connections are
-  handed on early, marked `evicted`.
+  between them.  A connection closes on an RST its receiver took, as far as the capture
+  tells (`_rst_taken`: exactly at the peer's RCV.NXT, known where it acknowledged all the
+  RST's sender sent; one past unacknowledged data is recorded but closes nothing, as tshark
+  reads it; data or an acknowledgement past it later undoes it), or when both FINs are
+  acknowledged; it stays attached to its flow for `linger_ns` of capture time (so late ACKs
+  and RSTs land in it) and is then handed on.  An RST finding no connection on its flow
+  starts none; nor does a segment without payload of the closed connection the flow last
+  held (a SYN repeating that direction's ISN, or no SYN and a sequence number within that
+  direction's sequence space): such segments are counted (`late`).  The record of that
+  closed connection is kept per flow id modulo TOMB_SLOTS, so its memory is fixed.  Over
+  `budget` accounted bytes or `max_open` connections, the least recently active connections
+  are handed on early, marked `evicted`.
 """
 
 from __future__ import annotations
@@ -575,7 +577,8 @@ class _Dir:
 class _Conn:
     __slots__ = ("d", "index", "flow", "first_frame", "last_frame", "first_ts", "last_ts",
                  "frames", "retrans", "conflicts", "keepalives", "zwp", "ooo", "close_ts",
-                 "mem", "first_dir", "syn_dir", "synack_dir", "rst", "closed", "evicted")
+                 "mem", "first_dir", "syn_dir", "synack_dir", "rst", "closed", "evicted",
+                 "rst_dir", "rst_at")
 
     def __init__(self, index: int, flow: int, fno: int, ts: int, dir_: int) -> None:
         self.d = (_Dir(), _Dir())
@@ -588,6 +591,8 @@ class _Conn:
         self.mem = CONN_OVERHEAD
         self.first_dir, self.syn_dir, self.synack_dir = dir_, -1, -1
         self.rst = self.closed = self.evicted = False
+        # the reset recorded: its direction (-1 none, -2 one that stays), stream offset
+        self.rst_dir, self.rst_at = -1, 0
 
 
 class PyReassemblerCore:
@@ -707,10 +712,14 @@ class PyReassemblerCore:
                     c.first_ts = ts
                 c.last_ts = ts
             self._process(c, d, fno, seq, ack, flags, win, plen, caplen, foff)
-            if not c.closed and (c.rst or (c.d[0].fin_acked and c.d[1].fin_acked)):
+            ended = c.rst or (c.d[0].fin_acked and c.d[1].fin_acked)
+            if not c.closed and ended:
                 c.closed = True
                 c.close_ts = 0 if self._now is None else self._now  # as the C core's clock
                 self._linger_q[c.index] = c
+            elif c.closed and not ended:  # a reset undone (_rst_undone)
+                c.closed = False
+                del self._linger_q[c.index]
             while self.mem > self._budget:
                 victim = next(iter(self._lru.values()))
                 if victim is c:
@@ -748,17 +757,63 @@ class PyReassemblerCore:
         return (peer.has_isn and peer.syn_ack_seen
                 and (peer.synack_ack - seq - 1) & _M32 <= plen)
 
+    @staticmethod
+    def _rst_taken(c: _Conn, d: int, seq: int, ack: int, flags: int) -> int:
+        """Did the receiver take this reset, as far as the capture tells: 0 no, 1 it cannot
+        tell, 2 yes (rst_taken in C).
+
+        A receiver resets only on an RST at exactly its RCV.NXT (RFC 5961 3.2, RFC 9293
+        3.10.7.4); below it the RST is out of its window, past it a challenge ACK answers it.
+        RCV.NXT lies between what the receiver last acknowledged and the end of what this
+        direction sent: an RST outside that span is not taken, and where the two meet
+        (everything acknowledged) an RST there is taken.  Past data not yet acknowledged
+        the capture cannot tell (the data may not have arrived): such an RST is recorded
+        but closes nothing, as tshark reads it (its tcp.stream starts a new stream on a flow
+        only at a SYN without ACK whose sequence number differs from the stream's first,
+        never at an RST), so a dialogue going on after it stays one session as in tshark; a
+        connection that did end there is held until the capture ends, a new SYN on its flow
+        or eviction.  From an end that sent nothing but resets, the peer's opening tells: its
+        SYN is taken back by an RST acknowledging it (SYN-SENT), its SYN-ACK by one at the
+        sequence number that SYN-ACK acknowledged (SYN-RECEIVED)."""
+        me, peer = c.d[d], c.d[1 - d]
+        if not me.has_base:
+            if not peer.has_isn:
+                return 1
+            if peer.syn_ack_seen:
+                return 2 if seq == peer.synack_ack else 0
+            return 2 if flags & _ACK and (ack - peer.isn - 1) & _M32 <= peer.nxt else 0
+        sent = max(me.nxt, me.fin_off + 1) if me.fin_seen else me.nxt
+        if me.acked is not None and me.acked > sent:
+            sent = me.acked  # the receiver had bytes the capture missed
+        at = me.nxt + _s32(seq - me.base - me.nxt)
+        if (me.acked is not None and at < me.acked) or at > sent:
+            return 0
+        return 2 if me.acked == sent else 1
+
+    @staticmethod
+    def _rst_undone(c: _Conn) -> None:
+        """A reset recorded that the frames after it show was not the end (rst_undone in
+        C): forgotten, and the connection open again, not handed on 1 s after the RST."""
+        c.d[c.rst_dir].rst_frame = -1
+        c.rst, c.rst_dir = False, -1
+
     # -- per frame (mirrors process / store in C) -----------------------------------------
     def _process(self, c: _Conn, d: int, fno: int, seq: int, ack: int, flags: int, win: int,
                  plen: int, caplen: int, foff: int) -> None:
         me, peer = c.d[d], c.d[1 - d]
         if flags & _RST:
-            # below what the receiver acknowledged: outside its window, ignored (see C)
-            if me.acked is not None and me.nxt + _s32(seq - me.base - me.nxt) < me.acked:
-                return
+            taken = self._rst_taken(c, d, seq, ack, flags)
+            if not taken:
+                return  # the connection goes on
+            if c.rst_dir == -1 and c.d[0].rst_frame < 0 and c.d[1].rst_frame < 0:
+                c.rst_dir = d if me.has_base else -2
+                c.rst_at = me.nxt + _s32(seq - me.base - me.nxt) if me.has_base else 0
+            elif c.rst_dir != d:
+                c.rst_dir = -2  # both ends reset, or the first unplaced: none is undone
             if me.rst_frame < 0:
                 me.rst_frame = fno
-            c.rst = True
+            if taken == 2:
+                c.rst = True
             return
         if not flags & _SYN and me.has_base and _s32(seq - me.base - me.nxt) > WINDOW_MAX:
             self.beyond += 1  # out of any receive window (see FC_WINDOW_MAX in C)
@@ -767,6 +822,8 @@ class PyReassemblerCore:
             a = peer.nxt + _s32(ack - peer.base - peer.nxt)
             if peer.acked is None or a > peer.acked:
                 peer.acked = a
+            if c.rst_dir == 1 - d and a > c.rst_at:
+                self._rst_undone(c)  # the receiver has bytes past the reset
         if flags & _ACK and peer.fin_seen and _s32(ack - peer.fin_seq - 1) >= 0:
             peer.fin_acked = True
         if peer.rcv < peer.nxt and flags & _ACK:  # bytes held: peer.base is known
@@ -792,6 +849,8 @@ class PyReassemblerCore:
             me.base, me.has_base = seq, True
         e = me.nxt
         o = e + _s32(sdata - me.base - e)
+        if c.rst_dir == d and plen > 0 and o + plen > c.rst_at:
+            self._rst_undone(c)  # its sender went on past the reset
         plain = not flags & (_SYN | _FIN)
         if plain and plen <= 1 and o == e - 1:
             c.keepalives += 1
