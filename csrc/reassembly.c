@@ -746,12 +746,12 @@ static __attribute__((noinline)) int settle(fc_reasm *r, rconn *c, rdir *d, int6
  * answers it, and the connection goes on.  RCV.NXT lies between what the receiver last
  * acknowledged and the end of what this direction sent (data and FIN): an RST outside that
  * span is not taken, and where the two meet (everything sent was acknowledged) RCV.NXT is
- * known and an RST there is taken.  Past data not yet acknowledged it is not known: the
- * data may not have arrived.  Such an RST is recorded (it is how the connection ended, as a
- * rule) but closes nothing: that is how tshark reads it, whose tcp.stream starts a new
- * stream on a flow only at a SYN (without ACK) whose sequence number differs from the
- * stream's first one, never at an RST, so a dialogue going on after it stays one session,
- * as in tshark.  From an end that sent nothing but resets, the peer's opening tells: its SYN
+ * known and an RST there is taken.  At the end of data not yet acknowledged it is not
+ * known whether the data arrived; it is taken all the same, as the end it nearly always is
+ * (a reply or a TLS alert and an RST right behind it, before the peer's delayed ACK):
+ * held open, every such connection would hold the sessions after it until the capture
+ * ends.  If the frames after it show it was not the end, rst_undone forgets it while the
+ * connection lingers.  From an end that sent nothing but resets, the peer's opening tells: its SYN
  * is taken back by an RST whose ACK acknowledges it (SYN-SENT), its SYN-ACK by one at the
  * sequence number that SYN-ACK acknowledged (SYN-RECEIVED); with neither, nothing does. */
 static int rst_taken(const rconn *c, int dir, uint32_t seq, uint32_t ack, uint16_t flags)
@@ -804,8 +804,7 @@ static int process(fc_reasm *r, rconn *c, int dir, int64_t fno, uint32_t seq, ui
         }
         if (d->rst_frame < 0)
             d->rst_frame = fno;
-        if (taken == 2)
-            c->rst = 1;
+        c->rst = 1;
         return 0;
     }
     if (!(flags & TH_SYN) && d->has_base &&

@@ -38,8 +38,8 @@ Rules both cores implement (per direction of a connection):
   a bare SYN answering the peer's bare SYN (simultaneous open) does not, unless an RST came
   between them.  A connection closes on an RST its receiver took, as far as the capture
   tells (`_rst_taken`: exactly at the peer's RCV.NXT, known where it acknowledged all the
-  RST's sender sent; one past unacknowledged data is recorded but closes nothing, as tshark
-  reads it; data or an acknowledgement past it later undoes it), or when both FINs are
+  RST's sender sent; one at the end of unacknowledged data too, as the end it nearly
+  always is; data or an acknowledgement past it while the connection lingers undoes it), or when both FINs are
   acknowledged; it stays attached to its flow for `linger_ns` of capture time (so late ACKs
   and RSTs land in it) and is then handed on.  An RST finding no connection on its flow
   starts none; nor does a segment without payload of the closed connection the flow last
@@ -766,13 +766,12 @@ class PyReassemblerCore:
         3.10.7.4); below it the RST is out of its window, past it a challenge ACK answers it.
         RCV.NXT lies between what the receiver last acknowledged and the end of what this
         direction sent: an RST outside that span is not taken, and where the two meet
-        (everything acknowledged) an RST there is taken.  Past data not yet acknowledged
-        the capture cannot tell (the data may not have arrived): such an RST is recorded
-        but closes nothing, as tshark reads it (its tcp.stream starts a new stream on a flow
-        only at a SYN without ACK whose sequence number differs from the stream's first,
-        never at an RST), so a dialogue going on after it stays one session as in tshark; a
-        connection that did end there is held until the capture ends, a new SYN on its flow
-        or eviction.  From an end that sent nothing but resets, the peer's opening tells: its
+        (everything acknowledged) an RST there is taken.  At the end of data not yet
+        acknowledged the capture cannot tell whether the data arrived; the RST is taken all
+        the same, as the end it nearly always is (a reply or a TLS alert with an RST right
+        behind it, before the peer's delayed ACK): held open, each such connection would
+        hold the sessions after it until the capture ends.  Frames after it that show it
+        was not the end undo it while the connection lingers (`_rst_undone`).  From an end that sent nothing but resets, the peer's opening tells: its
         SYN is taken back by an RST acknowledging it (SYN-SENT), its SYN-ACK by one at the
         sequence number that SYN-ACK acknowledged (SYN-RECEIVED)."""
         me, peer = c.d[d], c.d[1 - d]
@@ -812,8 +811,7 @@ class PyReassemblerCore:
                 c.rst_dir = -2  # both ends reset, or the first unplaced: none is undone
             if me.rst_frame < 0:
                 me.rst_frame = fno
-            if taken == 2:
-                c.rst = True
+            c.rst = True
             return
         if not flags & _SYN and me.has_base and _s32(seq - me.base - me.nxt) > WINDOW_MAX:
             self.beyond += 1  # out of any receive window (see FC_WINDOW_MAX in C)
