@@ -39,8 +39,8 @@ Rules both cores implement (per direction of a connection):
   between them.  A connection closes on an RST its receiver took, as far as the capture
   tells (`_rst_taken`: exactly at the peer's RCV.NXT, known where it acknowledged all the
   RST's sender sent; one at the end of unacknowledged data too, as the end it nearly
-  always is; data or an acknowledgement past it while the connection lingers undoes it), or when both FINs are
-  acknowledged; it stays attached to its flow for `linger_ns` of capture time (so late ACKs
+  always is; data or an acknowledgement past it while the connection lingers undoes it),
+  or when both FINs are acknowledged; it stays attached to its flow for `linger_ns` of capture time (so late ACKs
   and RSTs land in it) and is then handed on.  An RST finding no connection on its flow
   starts none; nor does a segment without payload of the closed connection the flow last
   held (a SYN repeating that direction's ISN, or no SYN and a sequence number within that
@@ -760,7 +760,7 @@ class PyReassemblerCore:
     @staticmethod
     def _rst_taken(c: _Conn, d: int, seq: int, ack: int, flags: int) -> int:
         """Did the receiver take this reset, as far as the capture tells: 0 no, 1 it cannot
-        tell, 2 yes (rst_taken in C).
+        tell (taken all the same), 2 yes (rst_taken in C).
 
         A receiver resets only on an RST at exactly its RCV.NXT (RFC 5961 3.2, RFC 9293
         3.10.7.4); below it the RST is out of its window, past it a challenge ACK answers it.
@@ -770,10 +770,11 @@ class PyReassemblerCore:
         acknowledged the capture cannot tell whether the data arrived; the RST is taken all
         the same, as the end it nearly always is (a reply or a TLS alert with an RST right
         behind it, before the peer's delayed ACK): held open, each such connection would
-        hold the sessions after it until the capture ends.  Frames after it that show it
-        was not the end undo it while the connection lingers (`_rst_undone`).  From an end that sent nothing but resets, the peer's opening tells: its
-        SYN is taken back by an RST acknowledging it (SYN-SENT), its SYN-ACK by one at the
-        sequence number that SYN-ACK acknowledged (SYN-RECEIVED)."""
+        hold back the sessions after it until the capture ends.  Frames after it that show
+        it was not the end undo it while the connection lingers (`_rst_undone`).  From an
+        end that sent nothing but resets, the peer's opening tells: its SYN is taken back by
+        an RST acknowledging it (SYN-SENT), its SYN-ACK by one at the sequence number that
+        SYN-ACK acknowledged (SYN-RECEIVED)."""
         me, peer = c.d[d], c.d[1 - d]
         if not me.has_base:
             if not peer.has_isn:
