@@ -34,20 +34,19 @@ Rules both cores implement (per direction of a connection):
   reported for the stored part only, so losses past the cap (or after the last data/FIN seen)
   are invisible.
 - A SYN that neither repeats the direction's ISN nor matches the peer's SYN-ACK (which may
-  acknowledge data the SYN carried, TCP Fast Open) starts a new connection on the same flow;
-  a bare SYN answering the peer's bare SYN (simultaneous open) does not, unless an RST came
-  between them.  A connection closes on an RST its receiver took, as far as the capture
-  tells (`_rst_taken`: exactly at the peer's RCV.NXT, known where it acknowledged all the
-  RST's sender sent; one at the end of unacknowledged data too, as the end it nearly
-  always is; data or an acknowledgement past it while the connection lingers undoes it),
-  or when both FINs are acknowledged; it stays attached to its flow for `linger_ns` of capture time (so late ACKs
-  and RSTs land in it) and is then handed on.  An RST finding no connection on its flow
-  starts none; nor does a segment without payload of the closed connection the flow last
-  held (a SYN repeating that direction's ISN, or no SYN and a sequence number within that
-  direction's sequence space): such segments are counted (`late`).  The record of that
-  closed connection is kept per flow id modulo TOMB_SLOTS, so its memory is fixed.  Over
-  `budget` accounted bytes or `max_open` connections, the least recently active connections
-  are handed on early, marked `evicted`.
+  acknowledge data the SYN carried, TCP Fast Open) starts a new connection on the same flow; a bare
+  SYN answering the peer's bare SYN (simultaneous open) does not, unless an RST came between them.
+  A connection closes on an RST its receiver took, as far as the capture tells (`_rst_taken`:
+  exactly at the peer's RCV.NXT, known where it acknowledged all the RST's sender sent; one at the
+  end of unacknowledged data too, as the end it nearly always is; data or an acknowledgement past it
+  while the connection lingers undoes it), or when both FINs are acknowledged; it stays attached to
+  its flow for `linger_ns` of capture time (so late ACKs and RSTs land in it) and is then handed on.
+  An RST finding no connection on its flow starts none; nor does a segment without payload of the
+  closed connection the flow last held (a SYN repeating that direction's ISN, or no SYN and a
+  sequence number within that direction's sequence space): such segments are counted (`late`).  The
+  record of that closed connection is kept per flow id modulo TOMB_SLOTS, so its memory is fixed.
+  Over `budget` accounted bytes or `max_open` connections, the least recently active connections are
+  handed on early, marked `evicted`.
 """
 
 from __future__ import annotations
