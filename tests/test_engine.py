@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 from fastcap.read.capture import Capture
+from fastcap.read.guard import guarded_map
 from fastcap.run import ranges, rings
 from fastcap.run.rings import (
     RING_GAP_NS,
@@ -27,7 +28,6 @@ from fastcap.run.rings import (
     numbered_in_files,
     runs,
 )
-from fastcap.run.split import payload_buffer
 from fastcap.run.workers import READER_NICENESS, PoolExecutor, SerialExecutor, WorkerLost
 from fastcap.select.flows import FlowKey, FlowTable
 from fastcap.select.selection import FrameCounters
@@ -378,7 +378,7 @@ def _cols_of(path):
 
 def _fed_sessions(path, stitched):
     out, cols = [], stitched.cols
-    with Reassembler(payload_buffer(str(path)), stitched.flows,
+    with Reassembler(guarded_map(str(path))[0], stitched.flows,
                      server_ports={25, 465, 587}) as r:
         for done in feed.fed(r, cols):
             out += [(c.index, c.first_frame, c.last_frame, c.frames, c.c2s.data, c.s2c.data)
