@@ -1476,6 +1476,35 @@ def test_accented_names_sort_with_their_letters(chrome: Browser, tmp_path: Path)
     assert_clean(chrome, out)
 
 
+def found_by_find(chrome: Browser, text: str, query: str) -> bool:
+    """Whether the browser's own find-in-page finds `query` in a page of `text` alone."""
+    chrome.driver.get("data:text/html;charset=utf-8,<body></body>")
+    return chrome.driver.execute_script(
+        "document.body.textContent = arguments[0]; getSelection().removeAllRanges();"
+        "return window.find(arguments[1], false, false, true);", text, query)
+
+
+def test_the_filter_finds_a_name_as_the_browsers_find_does(chrome: Browser,
+                                                            tmp_path: Path) -> None:
+    """Typed without its accents ("arzte", "EMILE"), with ss for ß, or with the dotless i's
+    plain i, a certificate name is found in the filter exactly where the browser's own
+    find-in-page finds it in that name (the oracle: Chromium's window.find on the subject as
+    the scan's JSON has it); the subjects come from real OpenSSL handshakes."""
+    names = ["Ärzte.example", "Émile.example", "Straße.example", "İzmir.example",
+             "Işık.example"]
+    queries = ["arzte", "EMILE", "strasse", "izmir", "isik", "émile.ex"]
+    out, key, subjects = sorted_by_cert(chrome, tmp_path / "find.pcap", names,
+                                        [f"m{i}.example" for i in range(len(names))])
+    want = {q: sorted(s for s in subjects if found_by_find(chrome, s, q)) for q in queries}
+    assert want["arzte"] == ["CN=Ärzte.example"]      # the oracle folds accents at all
+    load(chrome, out)
+    for q in queries:
+        type_filter(chrome, q)
+        wait_for(chrome, lambda d, q=q: sorted(cells(chrome, key)) == want[q],
+                 f"the names {want[q]} for {q!r}")
+    assert_clean(chrome, out)
+
+
 def test_two_captures_of_one_name_are_told_apart(chrome: Browser, tmp_path: Path) -> None:
     """one/mail.pcap and two/mail.pcap: wherever the page names a session's file by less than
     its path (a problem's sample, its name to a screen reader, a row's name, the window's

@@ -49,13 +49,22 @@
     return "[" + groups.map(function (g) { return g.toLowerCase().padStart(4, "0"); }).join("")
       + "]:" + m[2].padStart(12, "0");
   };
-  // every text column sorts alike, whatever its case: a host name's case means nothing (RFC
-  // 4343, MAIL9 sorts with mail9), nor does a certificate name's to a reader (CN=Mail2 with
-  // CN=mail10, not before every lower-case name), and numbers inside compare as numbers; an
-  // accented letter sorts with its letter (CN=Ärzte with a, not after z as its code point
-  // would put it): its marks dropped from the key (NFD), as a collation's first level does
+  // text as a reader looks it up, for sorting and the filter alike: case means nothing (a
+  // host name's by RFC 4343, a certificate name's to a reader), an accented letter is its
+  // letter (Ärzte with arzte: marks dropped after NFKD, which also unfolds ligatures and
+  // full-width forms), ß is ss and the letters drawn with a stroke are their plain letter, as
+  // a collation's first level and the browser's own find-in-page have it; the dotless ı stays
+  // a letter of its own there, and so here
+  const STROKED = {"ß": "ss", "æ": "ae", "œ": "oe", "ø": "o", "ł": "l", "đ": "d", "ð": "d",
+                   "ħ": "h", "ς": "σ", "\u00ad": ""};
+  const fold = function (t) {
+    return t.toLowerCase().normalize("NFKD").replace(/\p{M}+/gu, "")
+      .replace(/[ßæœøłđðħς\u00ad]/g, function (c) { return STROKED[c]; });
+  };
+  // every text column sorts alike: folded, and numbers inside compare as numbers (MAIL9
+  // with mail9 before mail10, CN=Ärzte with a, not after z as its code point would put it)
   const text = function (t) {
-    return natural(t.toLowerCase().normalize("NFD").replace(/\p{M}+/gu, ""));
+    return natural(fold(t));
   };
   const keyOf = {
     number: function (r) { return r[C.file] * 1e9 + r[C.number]; },
@@ -424,7 +433,7 @@
   }
 
   function applyFilter() {
-    const q = document.getElementById("filter").value.trim().toLowerCase();
+    const q = fold(document.getElementById("filter").value.trim());
     const wanted = matcher(q);
     if (wanted !== null) {
       shown = [];
@@ -444,9 +453,9 @@
             prints.push(sha1, c && c.sha256 ? c.sha256 : "");
           }
         }
-        return [r[C.number], str(r[C.client]), str(r[C.server]), str(r[C.ehlo]), str(r[C.tls]),
-                str(r[C.cert]), codes(r).join(", "), page.files[r[C.file]].path, prints.join(" ")]
-          .join("\u0000").toLowerCase();
+        return fold([r[C.number], str(r[C.client]), str(r[C.server]), str(r[C.ehlo]),
+                     str(r[C.tls]), str(r[C.cert]), codes(r).join(", "),
+                     page.files[r[C.file]].path, prints.join(" ")].join("\u0000"));
       });
     }
     // a thumbprint as OpenSSL prints it (2C:74:0A:...) or spaced as Windows shows it once
