@@ -236,3 +236,76 @@ def test_flows_dealt_to_an_executor_read_the_file_as_cut(tmp_path, backend, when
     assert warning.startswith(f"{tmp_path / 'cut.pcapng'}: the file was cut short while it "
                               f"was read (it has {cut} bytes now)")
     assert warning.endswith(f" at offset {cut}")
+
+
+@pytest.mark.parametrize("ring", [False, True])
+def test_a_file_replaced_before_its_payloads_are_read_again_is_told(tmp_path, ring):
+    """Between reading a file's frames and reading their payloads from it again (the
+    executor path's phase two; `-j 2` where the ranges leave their payloads in the file),
+    the file is replaced by rename, as dumpcap rotates a ring file, with random bytes of its
+    size.  Its payloads were read from the new file, unnoticed: its sessions judged on
+    those bytes, no warning.  Now reading that file stops where its payloads begin, with a
+    warning naming the file and that offset, and both paths give the same sessions: those
+    of the files before it (in a ring buffer), none of its own."""
+    src = EXAMPLES / "all-scenarios.pcapng"
+    first: list[str] = []
+    if ring:
+        first, src = ring_halves(tmp_path, src)
+    r = child("""
+        import json, os, shutil, sys
+        from fastcap.run import scanner, split, streamed
+        from fastcap.run.workers import SerialExecutor
+        src, path, *first = sys.argv[1:]
+        streamed.CARRY_MAX = 0  # the ranges leave their payloads in the file
+        scanner.SPLIT_MIN_BYTES = streamed.MIN_RANGE = 1 << 10
+        replaced = []
+
+        def replace_now():
+            if not replaced:
+                size = os.path.getsize(path)
+                with open(path + ".new", "wb") as f:
+                    f.write(os.urandom(size))
+                os.replace(path + ".new", path)
+                replaced.append(size)
+
+        real_two, real_fed = split._phase_two, streamed._fed_range
+        def phase_two(*a):
+            replace_now()
+            return real_two(*a)
+        def fed(reasm, whole, keys, payloads, p, res, *rest):
+            if p == path:
+                replace_now()
+            return real_fed(reasm, whole, keys, payloads, p, res, *rest)
+        split._phase_two, streamed._fed_range = phase_two, fed
+
+        def found(results):
+            return [[[s.number, [v.code for v in s.verdicts]] for s in r.sessions]
+                    for r in results], [r.summary.warnings for r in results]
+
+        out = []
+        for how in ("executor", "streamed"):
+            shutil.copy(src, path)
+            replaced.clear()
+            if how == "executor":
+                with SerialExecutor() as ex:
+                    got = scanner.scan_files([*first, path], executor=ex, jobs=2, parts=4)
+            else:
+                # one range a file: the file's frames are all read when its first range
+                # is fed (no worker opens it after it is replaced)
+                got = scanner.scan_files([*first, path], jobs=2, parts=1)
+            out.append(found(got))
+        out.append(found(scanner.scan_files(first, jobs=1)))
+        print(json.dumps(out))
+    """, str(src), str(tmp_path / f"swapped{src.suffix}"), *first)
+    assert r.stdout, r.stderr
+    executor, streamed, before = json.loads(r.stdout)
+    assert executor == streamed
+    sessions, warnings = executor
+    assert sessions[-1] == []
+    assert sessions[:-1] == before[0] and len(sessions[:-1]) == len(first)
+    (warning,) = warnings[-1]
+    path = tmp_path / f"swapped{src.suffix}"
+    assert warning.startswith(f"{path}: the file was replaced by another while it was read"), \
+        warning
+    offset = int(warning.rsplit(" at offset ", 1)[1])
+    assert 0 < offset < path.stat().st_size

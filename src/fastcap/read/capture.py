@@ -71,6 +71,9 @@ class CaptureMeta:
     skipped: Counter = field(default_factory=Counter)  # reason -> frames/blocks not indexed
     unreadable: list[tuple[int, int]] = field(default_factory=list)  # [start, end) skipped
     compression: str | None = None  # gzip | zstd | lz4 when read through a decompressor
+    # (st_dev, st_ino) of the mapped file read: a file mapped again to read payloads must be
+    # this one, not another put under its name since (`guard.map_again`)
+    identity: tuple[int, int] | None = None
 
 
 def _guide_s(win: FrameWindow, a: int, n: int, before: tuple[int | None, int | None]
@@ -241,6 +244,7 @@ class Capture:
         self._setup(mm, size, sniff_format(self.path, bytes(mm[:64])), backend, window,
                     slab_width, max_caplen)
         self._guard = MappingGuard(mm, size, self.path, identity)
+        self.meta.identity = identity
 
     def _setup(self, buf, size: int, fmt: str, backend: str, window: int, slab_width: int,
                max_caplen: int, base: int = 0, more: bool = False,
@@ -1016,7 +1020,7 @@ def merge_meta(parts: list[CaptureMeta]) -> CaptureMeta:
     first, last = parts[0], parts[-1]
     meta = CaptureMeta(first.path, first.size, first.format, nanosecond=first.nanosecond,
                        snaplen=first.snaplen, version=first.version,
-                       interfaces=list(last.interfaces))
+                       interfaces=list(last.interfaces), identity=first.identity)
     for m in parts:
         if first.format == "pcapng":
             meta.byte_orders += m.byte_orders

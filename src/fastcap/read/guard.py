@@ -4,7 +4,9 @@ reads as zeros, and touching a later page raises SIGBUS, which ends the process 
 touch happens.  The guard answers such a fault with a page of zeros (with the C module; the
 pure-Python install is not guarded) and tells the reader, after each window, where the file
 now ends: the size the file has now, if it is still the file that was mapped, or else the
-first page found gone."""
+first page found gone.  A file mapped again, to read payloads whose frames were read
+before, may also have been replaced by another under its name since (a ring file rotated
+by rename): `map_again` tells it from the file the frames came from."""
 
 from __future__ import annotations
 
@@ -13,7 +15,7 @@ import os
 
 from .._ffi import ffi, lib
 
-__all__ = ["MappingGuard", "cut_message", "guarded_map"]
+__all__ = ["MappingGuard", "cut_message", "guarded_map", "map_again", "replaced_message"]
 
 
 def cut_message(path: str) -> str:
@@ -26,11 +28,34 @@ def cut_message(path: str) -> str:
             f"gone; reading stopped")
 
 
+def replaced_message(path: str) -> str:
+    """The warning for a file replaced by another under its name (its frames were read
+    from the one, its payloads would be from the other), at the first offset not read."""
+    try:
+        now = f" (the file now under its name has {os.stat(path).st_size} bytes)"
+    except OSError:
+        now = ""
+    return (f"the file was replaced by another while it was read{now}: its bytes from here "
+            f"on were not read; reading stopped")
+
+
 def guarded_map(path: str) -> tuple[mmap.mmap | bytes, MappingGuard | None]:
     """`path` mapped read-only with its guard (empty bytes and None for an empty file).
     Close the guard before the mapping."""
+    mapped = map_again(path, None)
+    assert mapped is not None
+    return mapped
+
+
+def map_again(path: str, identity: tuple[int, int] | None
+              ) -> tuple[mmap.mmap | bytes, MappingGuard | None] | None:
+    """`guarded_map`, or None if the file now under `path` is not the one whose
+    (st_dev, st_ino) is `identity` (None: whichever it is).  Size and mtime are not
+    compared: a capture still being written grows, and is still the same file."""
     with open(path, "rb") as f:
         st = os.fstat(f.fileno())
+        if identity is not None and (st.st_dev, st.st_ino) != tuple(identity):
+            return None
         if not st.st_size:
             return b"", None
         mm = mmap.mmap(f.fileno(), st.st_size, access=mmap.ACCESS_READ)

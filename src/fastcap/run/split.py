@@ -32,7 +32,7 @@ from ..errors import CaptureError, CaptureWarning
 from ..judge.judging import analyzer_for as analyzer_for  # re-exported: it used to live here
 from ..judge.judging import judge
 from ..options import JudgeOptions as JudgeOptions
-from ..read.guard import cut_message, guarded_map
+from ..read.guard import cut_message, map_again, replaced_message
 from ..select.flows import FlowKey, FlowTable
 from ..select.fragments import FRAG_ROW
 from ..select.selection import FrameCounters
@@ -65,6 +65,8 @@ class FlowTask:
     file_rows: list[int] = field(default_factory=list)
     frame_offsets: list[int] = field(default_factory=list)
     sizes: list[int] = field(default_factory=list)  # file i's size when its frames were read
+    # file i's (st_dev, st_ino) when its frames were read (`CaptureMeta.identity`)
+    identities: list[tuple[int, int] | None] = field(default_factory=list)
 
 
 @dataclass
@@ -77,16 +79,25 @@ class FlowResult:
     # per file of the task: where it ended when found cut short since its frames were read
     # (the sessions are then of no use: their payloads past the cut read as zeros or gaps)
     cuts: list[int | None] = field(default_factory=list)
+    # per file of the task: where its payloads begin, when another file was found under its
+    # name (none of its rows is fed then)
+    replaced: list[int | None] = field(default_factory=list)
 
 
 def _fed_file(reasm: Reassembler, path: str, cols: FrameCols, a: int, b: int, size: int,
-              take: Callable) -> int | None:
+              take: Callable, identity: tuple[int, int] | None = None
+              ) -> tuple[int | None, int | None]:
     """Rows [a, b) of `cols`, file `path`'s, fed with its payloads read from the file,
     mapped and guarded here: another program may have cut it short since its frames were
     read (it was `size` bytes then), or cut it while it is mapped (whose pages past the new
-    end would raise SIGBUS, with the C module answered by zeros).  Where it was found to end,
-    if it was cut short before the payloads the rows need; feeding stops there."""
-    buf, guard = guarded_map(path)
+    end would raise SIGBUS, with the C module answered by zeros), or put another file under
+    its name (it was `identity` then).  Where it was found to end, if it was cut short
+    before the payloads the rows need, feeding stopping there; and where the rows' payloads
+    begin, if it was replaced, none fed."""
+    mapped = map_again(path, identity)
+    if mapped is None:
+        return None, int(cols.payload_file_off[a])
+    buf, guard = mapped
     need = min(size, payload_end(rows(cols, slice(a, b)))) if size else 0
     cut = len(buf) if len(buf) < need else None
     try:
@@ -97,7 +108,7 @@ def _fed_file(reasm: Reassembler, path: str, cols: FrameCols, a: int, b: int, si
                 cut = guard.cut_at() if guard is not None else None
                 if cut is not None:
                     break
-        return cut
+        return cut, None
     finally:
         reasm.rebind(b"")
         if guard is not None:  # before the unmap: the addresses may be reused
@@ -118,7 +129,9 @@ def reassemble_flows(task: FlowTask) -> FlowResult:
     evicted = False
     skipped = [Counter() for _ in task.paths]
     cuts: list[int | None] = [None] * len(task.paths)
+    replaced: list[int | None] = [None] * len(task.paths)
     sizes = task.sizes or [0] * len(task.paths)
+    identities = task.identities or [None] * len(task.paths)
 
     def take(conns) -> None:
         nonlocal evicted
@@ -135,14 +148,15 @@ def reassemble_flows(task: FlowTask) -> FlowResult:
             a, b = bounds[i], bounds[i + 1]
             before = reasm.skipped
             if a < b:
-                cuts[i] = _fed_file(reasm, path, task.cols, a, b, sizes[i], take)
+                cuts[i], replaced[i] = _fed_file(reasm, path, task.cols, a, b, sizes[i],
+                                                 take, identities[i])
             # a datagram a file's end cut goes on in the next (mergecap -a joins them)
             skipped[i] = reasm.skipped - before
             skipped[i].update(reasm.defrag.take_skipped())
         reasm.defrag.finish()  # those never completed: given up where the run ends
         skipped[-1].update(reasm.defrag.take_skipped())
         take(reasm.drain())
-    return FlowResult(out, evicted, skipped, cuts)
+    return FlowResult(out, evicted, skipped, cuts, replaced)
 
 
 def _deal(cols: FrameCols, n_flows: int, capacity: list[float]) -> list[np.ndarray]:
@@ -185,7 +199,7 @@ def _flow_tasks(chain: _Chain, workers: int, options: JudgeOptions,
         tasks.append(FlowTask(chain.paths, rows(cols, picked),
                               {int(f): keys[f] for f in fids}, workers, options,
                               np.searchsorted(picked, chain.file_rows).tolist(),
-                              chain.frame_offsets, chain.sizes))
+                              chain.frame_offsets, chain.sizes, chain.identities))
     return tasks
 
 
@@ -214,6 +228,7 @@ class _Chain:
     file_rows: list[int]  # cols rows of file i: [file_rows[i], file_rows[i+1])
     frame_offsets: list[int]
     sizes: list[int] = field(default_factory=list)  # file i's size when it was read
+    identities: list[tuple[int, int] | None] = field(default_factory=list)  # and its identity
 
 
 def _chain(paths: list[str], stitched: list[ranges.Stitched | None], run: list[int]
@@ -226,16 +241,21 @@ def _chain(paths: list[str], stitched: list[ranges.Stitched | None], run: list[i
         parts.append(whole.add(st.cols, st.frames, st.flows.keys))
         file_rows.append(file_rows[-1] + len(st.cols))
     return _Chain(whole.paths, concat(parts), whole.flows, file_rows, whole.offsets,
-                  [stitched[i].meta.size for i in run])
+                  [stitched[i].meta.size for i in run],
+                  [stitched[i].meta.identity for i in run])
 
 
-def _within_cuts(chain: _Chain, cuts: list[int | None]) -> _Chain:
+def _within_cuts(chain: _Chain, cuts: list[int | None], replaced: list[int | None]
+                 ) -> _Chain:
     """`chain` without the rows whose payloads lie past where their file was found cut
-    short: the file as cut, read as the walk of a cut file reads it."""
+    short (the file as cut, read as the walk of a cut file reads it), nor those of a file
+    found replaced (whose payloads were never read)."""
     parts, file_rows = [], [0]
-    for i, cut in enumerate(cuts):
+    for i, (cut, gone) in enumerate(zip(cuts, replaced, strict=True)):
         part = rows(chain.cols, slice(chain.file_rows[i], chain.file_rows[i + 1]))
-        if cut is not None:
+        if gone is not None:
+            part = rows(part, slice(0, 0))
+        elif cut is not None:
             part = within(part, cut)[0]
         parts.append(part)
         file_rows.append(file_rows[-1] + len(part))
@@ -261,21 +281,33 @@ def _skipped(results: list[FlowResult], files: int) -> list[Counter]:
 class _PhaseTwo:
     """What phase two found in a run of files: sessions (with the index of the file of
     each's first frame), why it ran where it did, the segments dropped per file, and where
-    each file was found cut short since its frames were read (None: whole)."""
+    each file was found cut short, or replaced, since its frames were read (None: neither)."""
 
     def __init__(self, results: list[FlowResult], why: str, files: int) -> None:
         self.sessions = [s for r in results for s in r.sessions]
         self.why, self.skipped = why, _skipped(results, files)
-        self.cuts: list[int | None] = [None] * files
-        for r in results:
-            for i, cut in enumerate(r.cuts):
-                if cut is not None:
-                    self.cuts[i] = cut if self.cuts[i] is None else min(self.cuts[i], cut)
+        self.cuts = _earliest([r.cuts for r in results], files)
+        self.replaced = _earliest([r.replaced for r in results], files)
+
+    def found(self) -> bool:
+        """Whether any file was found cut short or replaced."""
+        return any(c is not None for c in self.cuts + self.replaced)
+
+
+def _earliest(found: list[list[int | None]], files: int) -> list[int | None]:
+    """Per file, the earliest offset any worker found (None: none found one)."""
+    out: list[int | None] = [None] * files
+    for offsets in found:
+        for i, at in enumerate(offsets):
+            if at is not None:
+                out[i] = at if out[i] is None else min(out[i], at)
+    return out
 
 
 def _in_one(chain: _Chain, options: JudgeOptions) -> FlowResult:
     return reassemble_flows(FlowTask(chain.paths, chain.cols, chain.flows.keys, 1, options,
-                                     chain.file_rows, chain.frame_offsets, chain.sizes))
+                                     chain.file_rows, chain.frame_offsets, chain.sizes,
+                                     chain.identities))
 
 
 def _phase_two(chain: _Chain, options: JudgeOptions, jobs: int, ex: Any) -> _PhaseTwo:
@@ -292,7 +324,7 @@ def _phase_two(chain: _Chain, options: JudgeOptions, jobs: int, ex: Any) -> _Pha
         results = ex.map(reassemble_flows, _flow_tasks(
             chain, jobs, options, getattr(ex, "local_first", False)))
         found = _PhaseTwo(results, "split", files)
-        if any(c is not None for c in found.cuts) or not any(r.evicted for r in results):
+        if found.found() or not any(r.evicted for r in results):
             return found
         why = "a worker reached its share of the reassembly limits"
     return _PhaseTwo([_in_one(chain, options)], why, files)
@@ -302,14 +334,20 @@ def _phase_two_as_cut(chain: _Chain, options: JudgeOptions, jobs: int, ex: Any
                       ) -> _PhaseTwo:
     """`_phase_two`; where a file was found cut short (by another program, since its
     frames were read), again in one process over the rows before the cut, until no earlier
-    cut is found: the sessions of the files as cut, whichever worker found the cut first."""
+    cut is found: the sessions of the files as cut, whichever worker found the cut first.
+    A file found replaced by another is read so without any of its rows."""
     found = _phase_two(chain, options, jobs, ex)
-    cuts: list[int | None] = [None] * len(chain.paths)
-    while any(c is not None for c in found.cuts):  # each cut found again lies before the last
+    files = len(chain.paths)
+    cuts: list[int | None] = [None] * files
+    replaced: list[int | None] = [None] * files
+    while found.found():  # each cut found again lies before the last; a replaced file's
+        # rows are all left out, so it is not mapped again
         cuts = [k if c is None else c for c, k in zip(found.cuts, cuts, strict=True)]
-        found = _PhaseTwo([_in_one(_within_cuts(chain, cuts), options)],
-                          "a file was cut short while it was read", len(chain.paths))
-    found.cuts = cuts
+        replaced = [k if c is None else c for c, k in zip(found.replaced, replaced,
+                                                            strict=True)]
+        found = _PhaseTwo([_in_one(_within_cuts(chain, cuts, replaced), options)],
+                          "a file was cut short or replaced while it was read", files)
+    found.cuts, found.replaced = cuts, replaced
     return found
 
 
@@ -366,10 +404,14 @@ def _run_results(paths: list[str], stitched: list[ranges.Stitched | None], run: 
     two = _phase_two_as_cut(chain, replace(options, key_index=keys), jobs, ex)
     per_file = numbered_in_files(two.sessions, len(run))
     out = []
-    for i, sessions, dropped, cut in zip(run, per_file, two.skipped, two.cuts, strict=True):
+    for i, sessions, dropped, cut, gone in zip(run, per_file, two.skipped, two.cuts,
+                                               two.replaced, strict=True):
         st = stitched[i]
         st.counters.skipped.update(dropped)
-        if cut is not None:
+        if gone is not None:
+            st.meta.warnings.append(CaptureWarning(paths[i], gone, "replaced",
+                                                   replaced_message(paths[i])))
+        elif cut is not None:
             st.meta.warnings.append(CaptureWarning(paths[i], cut, "cut_short",
                                                    cut_message(paths[i])))
         out.append(SplitScan(paths[i], sessions, st.counters, st.meta, st.reread, two.why))

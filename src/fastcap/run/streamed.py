@@ -35,7 +35,7 @@ from dataclasses import replace
 from ..errors import CaptureError, CaptureWarning
 from ..judge.judging import judge
 from ..options import JudgeOptions
-from ..read.guard import MappingGuard, cut_message, guarded_map
+from ..read.guard import MappingGuard, cut_message, map_again, replaced_message
 from ..read.stream import is_compressed_file
 from ..session import MAX_HELD, InOrder, KeysAsRead, Session, build_session, evolve
 from ..tcp.carry import CARRY_MAX
@@ -96,7 +96,8 @@ class _Payloads:
     """Where the reassembler reads a range's payloads: the bytes its reader carried
     (`tcp.carry`), or else the file, mapped here the first time a range needs it.  Only the
     file being read is kept mapped, guarded: another program may cut it short after its
-    ranges were read, and the payloads past its new end are then gone (`cut_at`)."""
+    ranges were read, and the payloads past its new end are then gone (`cut_at`), or put
+    another file under its name, whose bytes are not the payloads (`gone`)."""
 
     def __init__(self) -> None:
         self._path: str | None = None
@@ -104,13 +105,20 @@ class _Payloads:
         self._guard: MappingGuard | None = None
         self.told: set[str] = set()  # files whose cut is told (once, whatever its ranges)
         self.warnings: list[CaptureWarning] = []  # the cuts found, for the file's totals
+        # files found replaced when mapped for their payloads: none of their rows is fed from
+        # then on, carried or not, as the executor path feeds none of them
+        self.gone: set[str] = set()
 
     def tell(self, path: str, cut: int, lost: bool) -> None:
         """A cut that lost rows of `path` is told once, with the file's totals (merged
-        before or after its ranges are fed)."""
+        before or after its ranges are fed); for a file replaced, where its rows not fed
+        begin."""
         if lost and path not in self.told:
             self.told.add(path)
-            self.warnings.append(CaptureWarning(path, cut, "cut_short", cut_message(path)))
+            self.warnings.append(
+                CaptureWarning(path, cut, "replaced", replaced_message(path))
+                if path in self.gone else
+                CaptureWarning(path, cut, "cut_short", cut_message(path)))
 
     def taken(self) -> list[CaptureWarning]:
         """The cut warnings found since the last call (see `warnings`)."""
@@ -122,7 +130,10 @@ class _Payloads:
             return res.payload
         if path != self._path:
             self.close()
-            self._map, self._guard = guarded_map(path)
+            mapped = map_again(path, res.meta.identity)  # the file its frames came from?
+            if mapped is None:
+                self.gone.add(path)
+            self._map, self._guard = (b"", None) if mapped is None else mapped
             self._path = path
         return self._map
 
@@ -153,6 +164,9 @@ def _fed_range(reasm: Reassembler, whole: NumberedOn, keys: KeysAsRead, payloads
     cols = whole.add(res.cols, res.frames, res.flow_keys)
     reasm.rebind(payloads.of(path, res))
     carried = res.payload is not None  # copied by the reader, whatever the file does now
+    if path in payloads.gone:  # replaced: reading the file stopped where its rows were lost
+        payloads.tell(path, int(cols.payload_file_off[0]) if len(cols) else 0, len(cols) > 0)
+        cols = rows(cols, slice(0, 0))
     # A range read after the file was cut short before where it starts finds nothing to say.
     payloads.tell(path, res.end.offset, res.meta.size < res.end.offset)
     _no_cols(res)
