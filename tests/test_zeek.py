@@ -1332,3 +1332,16 @@ def test_a_reply_whose_code_changes_is_two_replies_in_zeek(tmp_path):
         ("MAIL FROM:<c@fabrikam.com>", "250 ok"), ("QUIT", "221 bye")))
     assert _transactions(tmp_path, path) == [
         (1, "a@fabrikam.com", "250 queued as 1"), (2, "c@fabrikam.com", "221 bye")]
+
+
+def test_the_middle_part_of_a_reply_whose_code_changes_keeps_its_last_line(tmp_path):
+    """A reply whose code changes twice is three replies in Zeek; the middle one (two lines)
+    answers the last BDAT chunk, so the line is written at its last line, whose text is
+    last_reply (not the part's first line)."""
+    path = _plain_capture(tmp_path / "three.pcap", make_pki(), 0, (
+        ("EHLO relay.fabrikam.com", "250 hi"), ("MAIL FROM:<a@fabrikam.com>", "250 ok"),
+        ("RCPT TO:<b@contoso.com>\r\nBDAT 5 LAST\r\nhello",
+         "250-rcpt ok\r\n251-2.0.0 first\r\n251-2.0.0 last\r\n252 after"),
+        ("MAIL FROM:<e@fabrikam.com>", "250 ok"), ("QUIT", "221 bye")))
+    assert _transactions(tmp_path, path) == [
+        (1, "a@fabrikam.com", "251 2.0.0 last"), (2, "e@fabrikam.com", "221 bye")]

@@ -332,15 +332,15 @@ def _zeek_replies(x) -> list:
     """A reply as Zeek's SMTP analyzer reads it: a line whose code is not the one of the line
     before ends the reply and begins the next ("reply code does not match the continuing
     reply"), which answers the next command waiting.  Each part is the record with its
-    code, line count and texts (a middle line's text is not kept: its first line's)."""
+    code, line count and first and last lines' texts."""
     changes = getattr(x, "code_changes", ())
     if not changes:
         return [x]
-    starts = [(0, x.code, x.text), *changes]
+    starts = [(0, x.code, x.text), *(c[:3] for c in changes)]
     parts = []
     for k, (first, code, text) in enumerate(starts):
         last = starts[k + 1][0] if k + 1 < len(starts) else x.lines
-        tail = x.last_text if k + 1 == len(starts) else text
+        tail = x.last_text if k + 1 == len(starts) else changes[k][3]
         parts.append(replace(x, code=code, text=text, lines=last - first,
                              last_text=tail if last - first > 1 else None, code_changes=()))
     return parts

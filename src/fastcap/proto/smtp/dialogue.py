@@ -74,9 +74,9 @@ class ReplyRecord:
     last_text: str | None = None  # a multi-line reply's last line (None: one line)
     lines: int = 1  # how many lines it had (Zeek's smtp.log counts each line of some)
     end_frame: int | None = None  # the frame of its last line's end, when another
-    # (line index, code, text) of each line whose code is not the one of the line before:
-    # where Zeek's SMTP analyzer begins another reply
-    code_changes: tuple[tuple[int, int, str], ...] = ()
+    # (line index, code, text, the line before's text) of each line whose code is not
+    # the one of the line before: where Zeek's SMTP analyzer begins another reply
+    code_changes: tuple[tuple[int, int, str, str], ...] = ()
 
 
 @compact
@@ -204,7 +204,7 @@ class _DialogueBuilder:
     def reply(
         self, code: int, enhanced: str | None, lines: Sequence[str], offset: int,
         answers: str | None, end: int | None = None, dropped: int = 0,
-        last: str | None = None, changes: tuple[tuple[int, int, str], ...] = (),
+        last: str | None = None, changes: tuple[tuple[int, int, str, str], ...] = (),
     ) -> None:
         """Fold a Reply given by its fields (parse_dialogue never builds the event); ``end``:
         the offset after its last byte, when known; ``dropped`` lines past the cap were

@@ -115,8 +115,9 @@ class Reply:
     end: int | None = field(default=None, compare=False)  # after its last line, when known
     dropped: int = 0  # lines past MAX_REPLY_LINES: counted, their text not kept
     last: str | None = None  # the last of those lines' text
-    # (line index, code, text) of each line whose code is not the one of the line before
-    changes: tuple[tuple[int, int, str], ...] = ()
+    # (line index, code, text, the line before's text) of each line whose code is not
+    # the one of the line before
+    changes: tuple[tuple[int, int, str, str], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -121,8 +121,9 @@ class _ReplyAcc:
     end: int = 0
     dropped: int = 0  # lines past MAX_REPLY_LINES, counted, not kept
     last: str | None = None  # the text of the last of them
-    # (line index, code, text) of each line whose code is not the line's before it
-    changes: list[tuple[int, int, str]] = field(default_factory=list)
+    # (line index, code, text, the text of the line before) of each line whose code is not
+    # the line's before it: the line before ends the part Zeek reads as one reply
+    changes: list[tuple[int, int, str, str]] = field(default_factory=list)
     prev: int = 0  # the code of its last line so far
 
 
@@ -690,7 +691,9 @@ class SmtpConversation:
                     "reply_code_mismatch", offset, "s2c", f"{code} in a {acc.code} reply"
                 )
             if acc.lines and code != acc.prev:
-                acc.changes.append((len(acc.lines) + acc.dropped, code, _text(m[3] or b"")))
+                before = acc.last if acc.dropped else acc.lines[-1]
+                acc.changes.append((len(acc.lines) + acc.dropped, code, _text(m[3] or b""),
+                                    before or ""))
             acc.prev = code
             acc.end = stop
             if len(acc.lines) < MAX_REPLY_LINES:
