@@ -1345,3 +1345,39 @@ def test_the_middle_part_of_a_reply_whose_code_changes_keeps_its_last_line(tmp_p
         ("MAIL FROM:<e@fabrikam.com>", "250 ok"), ("QUIT", "221 bye")))
     assert _transactions(tmp_path, path) == [
         (1, "a@fabrikam.com", "251 2.0.0 last"), (2, "e@fabrikam.com", "221 bye")]
+
+
+def test_command_words_with_underscores_as_zeek_reads_them(tmp_path):
+    """SMTP.cc's ParseCmd matches any word of SMTP_cmd.def, its internal ones included:
+    a client's END_OF_DATA ends a message there (its reply answers ".", so the line is
+    written and a message counted) and X_ANONYMOUSTLS is X-ANONYMOUSTLS, whose 220 starts
+    TLS.  fastcap reads both as (non-standard) commands, not as junk lines."""
+    path = _plain_capture(tmp_path / "words.pcap", make_pki(), 0, (
+        ("EHLO relay.fabrikam.com", "250 hi"), ("MAIL FROM:<a@fabrikam.com>", "250 ok"),
+        ("RCPT TO:<b@contoso.com>", "250 ok"), ("END_OF_DATA", "500 unrecognized"),
+        ("MAIL FROM:<c@fabrikam.com>", "250 ok"), ("X_ANONYMOUSTLS", "220 go ahead")))
+    r = run_cli("--format", "json", str(path))
+    (s,) = json.loads(r.stdout)["files"][0]["sessions"]
+    assert [c["verb"] for c in s["smtp"]["commands"]][-3:] == [
+        "END_OF_DATA", "MAIL", "X_ANONYMOUSTLS"]
+    assert "bad_command" not in {a["kind"] for a in s["smtp"]["anomalies"]}
+    out = tmp_path / "logs"
+    r = run_cli("--format", "zeek", "-o", str(out), str(path))
+    assert r.returncode in (0, 1), r.stderr
+    assert [(x["trans_depth"], x["mailfrom"], x["last_reply"], x["tls"])
+            for x in read_strict(out / "smtp.log")[2]] == [
+        (1, "a@fabrikam.com", "500 unrecognized", False),
+        (2, "c@fabrikam.com", "220 go ahead", True)]
+
+
+def test_a_reply_to_an_end_of_data_command_is_not_a_later_messages_end(tmp_path):
+    """The reply to a client's END_OF_DATA command answers "." in Zeek (a message counted),
+    and the message sent after it still ends at its own final dot: the next transaction's
+    trans_depth is 3."""
+    path = _plain_capture(tmp_path / "eod.pcap", make_pki(), 0, (
+        ("EHLO relay.fabrikam.com", "250 hi"), ("MAIL FROM:<a@fabrikam.com>", "250 ok"),
+        ("RCPT TO:<b@contoso.com>", "250 ok"), ("END_OF_DATA", "500 unrecognized"),
+        ("DATA", "354 go on"), ("Subject: x\r\n\r\nhello\r\n.", "250 queued"),
+        ("MAIL FROM:<c@fabrikam.com>", "250 ok"), ("QUIT", "221 bye")))
+    assert _transactions(tmp_path, path) == [
+        (1, "a@fabrikam.com", "500 unrecognized"), (3, "c@fabrikam.com", "221 bye")]

@@ -149,12 +149,15 @@ class _Transaction:
     active: bool = False
 
 
-# SMTP_cmd.def: the words Zeek's SMTP analyzer reads as commands; a line starting with
-# another word is no command there, so it waits for no reply
-_ZEEK_VERBS = frozenset({
-    "EHLO", "HELO", "MAIL", "RCPT", "DATA", "QUIT", "RSET", "VRFY", "EXPN", "HELP", "NOOP",
-    "STARTTLS", "X-ANONYMOUSTLS", "SEND", "SOML", "SAML", "TURN", "BDAT", "ETRN", "AUTH"})
+# SMTP_cmd.def: the words Zeek's SMTP analyzer reads as commands, each as the command it
+# is there; a line starting with another word is no command, so it waits for no reply.
+# ParseCmd matches the words it uses for the greeting, a message's end and an answer to a
+# challenge too, and X_ANONYMOUSTLS is X-ANONYMOUSTLS's name there.
 _GREETING = "CONN_ESTABLISHMENT"  # what Zeek has the first reply answer, greeting or not
+_ZEEK_VERBS = {w: w for w in (
+    "EHLO", "HELO", "MAIL", "RCPT", "DATA", "QUIT", "RSET", "VRFY", "EXPN", "HELP", "NOOP",
+    "STARTTLS", "X-ANONYMOUSTLS", "SEND", "SOML", "SAML", "TURN", "BDAT", "ETRN", "AUTH",
+    _GREETING, "END_OF_DATA", "AUTH_ANSWER")} | {"X_ANONYMOUSTLS": "X-ANONYMOUSTLS"}
 _UNPAIRED = "(UNKNOWN)"  # a reply with no command waiting for one
 _GAP = "gap"  # in _zeek_pairing's marks: bytes lost here
 _MAX_PENDING = 1000  # SMTP.cc's max_pending_cmd_q_size: behind the one the next reply answers
@@ -185,7 +188,7 @@ def _unread_lines(d, events) -> list[tuple[str, object | None, object | None, ob
     accepted = iter([r.code == 354 for r in d.replies if r.answers == "DATA"])
     starts = {id(c) for c in d.commands if c.verb == "DATA" and next(accepted, True)}
     starts |= {id(r) for r in d.replies if r.code == 354 and r.answers == ""}
-    ends = iter([r for r in d.replies if r.answers == "END_OF_DATA"])
+    ends = iter(_message_ends(events, starts))
     out: list[tuple[str, object | None, object | None, object | None]] = []
     for n, (_, _, x) in enumerate(events):
         if id(x) in starts:
@@ -195,6 +198,22 @@ def _unread_lines(d, events) -> list[tuple[str, object | None, object | None, ob
                 out.append(("END_OF_DATA", after, reply, x))
     # the client answers each challenge before the reply to it, and sends nothing else then
     out += [("AUTH_ANSWER", None, r, None) for r in d.replies if r.answers == "AUTH_RESPONSE"]
+    return out
+
+
+def _message_ends(events, starts: set[int]) -> list:
+    """The replies answering a message's final dot, in order: those answering END_OF_DATA
+    less the ones answering a client command of that name, each unit (a message begun at
+    one of ``starts``, such a command) answered in the order it was sent."""
+    sent: deque[bool] = deque()  # True: a message's final dot
+    out = []
+    for _, kind, x in events:
+        if id(x) in starts:
+            sent.append(True)
+        elif kind == 1 and x.verb == "END_OF_DATA":
+            sent.append(False)
+        if kind == 2 and x.answers == "END_OF_DATA" and (sent.popleft() if sent else True):
+            out.append(x)
     return out
 
 
@@ -294,7 +313,7 @@ def _zeek_pairing(d, greeting: bool) -> tuple[list[tuple[int, int, object, str |
         if state == "gap" or (state == "data" and word != "."):
             return None
         cmd = ("AUTH_ANSWER" if state == "auth" else "END_OF_DATA" if state == "data"
-               else word if word in _ZEEK_VERBS else None)
+               else _ZEEK_VERBS.get(word or ""))
         if cmd is not None:
             if len(queue) > _MAX_PENDING:  # smtp_excessive_pending_cmds: all but the first
                 first = queue[0]
@@ -312,7 +331,7 @@ def _zeek_pairing(d, greeting: bool) -> tuple[list[tuple[int, int, object, str |
                 state = "other"
         if kind == 1:
             cmd = client_line(x.verb)
-            if cmd == x.verb:  # read as a command: UpdateState(cmd, 0)
+            if cmd is not None and cmd == _ZEEK_VERBS.get(x.verb):  # UpdateState(cmd, 0)
                 state = "data" if cmd == "DATA" else "other"
                 out.append((frame, kind, x, None))
             continue

@@ -63,7 +63,9 @@ MAX_BAD_LINES: Final = 8  # unparsable lines in a row before a direction is writ
 MAX_GROUP: Final = 1000  # commands of one pipelined group looked at ahead (_answers_later)
 _COMPACT: Final = 1 << 16
 
-_VERB_RE: Final = re.compile(rb"([A-Za-z][A-Za-z0-9-]{0,31})(?:[ \t]+(.*))?", re.S)
+# A command verb: RFC 5321 §4.1.1 has letters only; servers also see (and answer 500/502)
+# extension words with digits, "-" and "_" (X-ANONYMOUSTLS, X_ANONYMOUSTLS), still commands
+_VERB_RE: Final = re.compile(rb"([A-Za-z][A-Za-z0-9_-]{0,31})(?:[ \t]+(.*))?", re.S)
 _REPLY_RE: Final = re.compile(rb"([2-5][0-9][0-9])(?:([ -])(.*))?", re.S)  # RFC 5321 §4.2
 # A whole well-formed reply: CRLF lines of one code (the backreference); see _whole_reply.
 _WHOLE_REPLY_RE: Final = re.compile(rb"([2-5][0-9][0-9])(?:-[^\r\n]*\r\n\1)*(?: [^\r\n]*)?\r\n")
