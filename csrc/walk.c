@@ -489,9 +489,10 @@ static inline int known_block(uint32_t type)
 /* Whether the block at off, of length blen, swallowed a block that begins inside it: 0 no,
  * 1 yes, or the bytes from off the verdict needs (see beyond).  Swallowed: at some `s`
  * from `first` on (4-aligned, its header inside), the word before is a trailer that frames
- * the block as ending there (rounded up, it is s), and a known type follows with a sane
- * length reaching past blen and a trailer matching it (after any number of blocks framed
- * wholly inside, passed).  A length damaged to one a field of
+ * the block as ending there (rounded up, it is s), and a block follows with a sane length
+ * reaching past blen and a trailer matching it (after any number of blocks framed wholly
+ * inside, passed), of these blocks at least one of a known type (the others a reader skips
+ * by their length, but any type may be packet data).  A length damaged to one a field of
  * a later block passes the trailer check for (an EPB of 36 bytes reading 60, where the
  * next EPB's captured length 57 rounds up to 60; a statistics block of 24 reading 48, where
  * it stands at 20 of the next EPB) is so found.  Packet blocks are searched from where
@@ -507,30 +508,30 @@ static __attribute__((noinline, cold)) int64_t swallows_a_block(const uint8_t *b
 {
     const uint8_t *b = buf + off;
     for (uint64_t s = first; s + 8 <= blen; s += 4) {
-        if (((uint64_t)rd32(b + s - 4, swapped) + 3) / 4 * 4 != s
-            || !known_block(rd32(b + s, swapped)))
+        if (((uint64_t)rd32(b + s - 4, swapped) + 3) / 4 * 4 != s)
             continue;
         uint32_t field = rd32(b + s + 4, swapped);
         uint64_t t = s, q = ((uint64_t)field + 3) & ~(uint64_t)3;
         if (field < 12 || field > max_block)
             continue;
         /* sound blocks wholly inside are passed: the damaged length may reach a field of a
-         * block after them */
-        int past = 1;
+         * block after them; of any type, but one of the chain's of a known type */
+        int past = 1, known = known_block(rd32(b + s, swapped));
         while (t + q <= blen) {
             past = 0;
             if ((((uint64_t)rd32(b + t + q - 4, swapped) + 3) & ~(uint64_t)3) != q)
                 break;
             t += q;
-            if (t + 8 > blen || !known_block(rd32(b + t, swapped)))
+            if (t + 8 > blen)
                 break;
             field = rd32(b + t + 4, swapped);
             if (field < 12 || field > max_block)
                 break;
             q = ((uint64_t)field + 3) & ~(uint64_t)3;
             past = 1;
+            known |= known_block(rd32(b + t, swapped));
         }
-        if (!past)
+        if (!past || !known)
             continue;
         int64_t need = 0;
         if (beyond(len, off + (int64_t)(t + q), more, &need)) {

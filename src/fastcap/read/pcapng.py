@@ -185,9 +185,11 @@ def swallows_a_block(buf, length: int, off: int, first: int, blen: int, order: s
     """Whether the block at `off`, of length `blen`, swallowed a block that begins inside
     it: 0 no, 1 yes, or the bytes from `off` the verdict needs (`beyond`).  Swallowed: at
     some `s` from `first` on (4-aligned, its header inside), the word before is a trailer
-    that frames the block as ending there (rounded up, it is `s`), and a known type follows
-    with a sane length reaching past `blen` and a trailer matching it (after any number of
-    blocks framed wholly inside, passed).  A length damaged to
+    that frames the block as ending there (rounded up, it is `s`), and a block follows with
+    a sane length reaching past `blen` and a trailer matching it (after any number of
+    blocks framed wholly inside, passed), of these blocks at least one of a known type (a
+    reader skips the others by their length, as tshark does, but any type may be bytes of
+    packet data: the known types are the evidence).  A length damaged to
     one a field of a later block passes the trailer check for (an EPB of 36 bytes reading
     60, where the next EPB's captured length 57 rounds up to 60; a statistics block of 24
     reading 48, where it stands at 20 of the next EPB) is so found.  Packet blocks are
@@ -204,10 +206,10 @@ def swallows_a_block(buf, length: int, off: int, first: int, blen: int, order: s
     for k in np.flatnonzero(((words + 3) & ~3) == first + 4 * np.arange(n)).tolist():
         s = first + 4 * k
         btype, field = struct.unpack_from(order + "II", buf, off + s)
-        if btype not in BLOCK_NAMES or not 12 <= field <= max_block:
+        if not 12 <= field <= max_block:
             continue
         t, q = s, padded(field)
-        past = True
+        past, known = True, btype in BLOCK_NAMES
         while t + q <= blen:  # sound blocks wholly inside are passed
             past = False
             if padded(struct.unpack_from(order + "I", buf, off + t + q - 4)[0]) != q:
@@ -216,11 +218,11 @@ def swallows_a_block(buf, length: int, off: int, first: int, blen: int, order: s
             if t + 8 > blen:
                 break
             btype, field = struct.unpack_from(order + "II", buf, off + t)
-            if btype not in BLOCK_NAMES or not 12 <= field <= max_block:
+            if not 12 <= field <= max_block:
                 break
             q = padded(field)
-            past = True
-        if not past:
+            past, known = True, known or btype in BLOCK_NAMES
+        if not past or not known:
             continue
         if (need := beyond(length, off + t + q, more)) is not None:
             if need:
