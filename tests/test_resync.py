@@ -568,12 +568,17 @@ def test_a_file_cut_inside_a_block_of_unpadded_length_is_cut_not_damaged(tmp_pat
 
 @pytest.mark.parametrize("after", [[0x80000001, "epb"], ["epb", 0x80000001, "epb"],
                                    [0x00000101, "epb"], ["epb", 0x00000101],
-                                   [0x80000001], [0x80000001, 0x00000BAD, "epb"]])
+                                   [0x80000001], [0x80000001, 0x00000BAD, "epb"],
+                                   [0x80000001, 0x00000101, "epb"],
+                                   [0x80000001, 0x80000002, 0x00000101, 0x00000BAD],
+                                   [0x80000001, 0x80000002]])
 def test_reading_resumes_at_a_sound_block_of_a_type_it_does_not_know(tmp_path, backend, after):
     """After a damaged length, blocks of types the reader does not know (a local type, one
     not yet assigned) with matching lengths are sound blocks, which a reader skips by their
     length as tshark does: reading resumes at the first, and the packet before one is read
-    (a sound EPB is known as such by the block that follows it)."""
+    (a sound EPB is known as such by the block that follows it).  So too for a run of them
+    that ends in a block of a known type or at the end of the file: tshark and the pcapng
+    spec skip each by its length, so the first is as sound as the last."""
     def block(i: int, kind):
         if kind == "epb":
             return _epb(bytes([99 + i]) * 24, 3 + i)
@@ -681,3 +686,22 @@ def test_a_length_that_passes_a_block_of_unknown_type_to_a_later_field_loses_no_
     assert [len(s) for s in slabs] == [8, 32, 12]
     assert meta.unreadable == [(at, at + blen)]
     assert meta.block_counts[f"type 0x{passed:08x}"] == 1  # the damaged block is not counted
+
+
+def test_a_run_of_unknown_blocks_in_packet_data_is_not_where_reading_resumes(tmp_path,
+                                                                            backend):
+    """Blocks of unknown types framed in packet data, a run of them that ends in no known
+    block (more data follows): reading resumes at the block after the packet, not at them,
+    where the damage also reached that packet's trailer."""
+    held = _written(lambda w: w.raw_block(0x80000001, b"abcdefgh"),
+                    lambda w: w.raw_block(0x80000002, b"ijklmnop"))[-40:]
+    raw = bytearray(_written(_epb(b"a" * 20, 1), _epb(b"b" * 20, 2),
+                             _epb(b"x" + held + b"yyy", 3), _epb(b"c" * 24, 4)))
+    blocks = block_offsets(bytes(raw))
+    at, (hold, hlen) = blocks[3][0], blocks[4]
+    raw[at + 4 : at + 8] = (0xFFFFFFF0).to_bytes(4, "little")
+    raw[hold + hlen - 4 : hold + hlen] = bytes(4)
+    slabs, meta = read(tmp_path, backend, bytes(raw), "pcapng")
+    assert slabs == [b"a" * 20, b"c" * 24]
+    assert meta.unreadable == [(at, blocks[5][0])]
+    assert not [k for k in meta.block_counts if k.startswith("type ")]

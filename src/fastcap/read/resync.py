@@ -17,6 +17,7 @@ from . import pcap, pcapng
 from .walkstatus import MAX_BLOCK
 
 CHUNK = 1 << 20  # offsets per numpy step; only the few that pass a byte test go further
+RUN_MAX = 64  # blocks of unknown types followed in a run for the known block that ends it
 FIRST_CHUNK = 1 << 12  # ... after smaller first steps: a record usually starts within a few KB
 _SHB_MIN, _MIN_LEN = 28, 12
 # Smallest legal length of each known block type (packet blocks carry fixed fields).
@@ -121,7 +122,9 @@ def next_pcapng_block(buf: np.ndarray, start: int, size: int, big: bool | None,
     or gained a byte shifts everything after it.  A block of a type the reader does not
     know (a local one, say) is sound as any other, but of such a pair one must be of a
     known type: the known types are the evidence, the more so as any type may be bytes of
-    packet data.  Two of unknown types in a row, the second is where reading resumes.
+    packet data.  Of a run of them in a row, reading resumes at the first where the run
+    ends in a block of a known type (or at the end of the file, as a chain may), within
+    RUN_MAX blocks.
 
     `eof_in_step`: the offset of a block whose sound-looking length runs past the end of the
     file (cut there, or its length damaged).  Without `allow_eof`, a block that ends the file
@@ -149,13 +152,51 @@ def next_pcapng_block(buf: np.ndarray, start: int, size: int, big: bool | None,
         chained = last | ((after > 0) & (known[cand] | after_known))
         hit = np.flatnonzero(chained)
         found = int(pos[cand[hit[0]]]) if len(hit) else None
+        run_found, run_pending = _run_end(buf, pos[cand], nxt, after, ~chained & (after > 0),
+                                          found, size, big, max_block, allow_eof, eof_in_step)
+        if run_found is not None:
+            found = run_found
         if more:  # the first offset told only by bytes past `size`, if before `found`
-            undecided = np.concatenate((pos[pending], pos[cand][after_pending & ~chained]))
+            undecided = np.concatenate((pos[pending], pos[cand][after_pending & ~chained],
+                                        run_pending))
             if len(undecided) and (found is None or int(undecided.min()) < found):
                 return None
         if found is not None:
             return found
     return None
+
+
+def _run_end(buf: np.ndarray, starts: np.ndarray, nxt: np.ndarray, after: np.ndarray,
+             run: np.ndarray, found: int | None, size: int, big: bool | None, max_block: int,
+             allow_eof: bool, eof_in_step: int | None) -> tuple[int | None, np.ndarray]:
+    """The first of `starts` (where `run`: it and the block after it, framed, are both of
+    unknown types) before `found` whose run of framed blocks of unknown types ends in a
+    framed block of a known type, or at the end of the file as a chain may (see
+    next_pcapng_block), within RUN_MAX blocks; and the starts whose run needs bytes past
+    `size`.  A reader skips such blocks by their length, so the first of the run is as
+    sound as the last; packet data holding framed blocks of unknown types is no block at
+    all where its run ends in bytes that frame none."""
+    idx = np.flatnonzero(run)
+    if found is not None:
+        idx = idx[starts[idx] < found]
+    cur = nxt[idx] + after[idx]
+    best, waiting = None, []
+    for _ in range(RUN_MAX):
+        if not len(idx):
+            break
+        blen, known, pending = _framing(buf, cur, size, big, max_block)
+        end = (cur == size) & (allow_eof or (
+            eof_in_step is not None and (starts[idx] - eof_in_step) % 4 == 0))
+        good = end | ((blen > 0) & known)
+        if good.any():
+            first = int(starts[idx[good]].min())
+            best = first if best is None else min(best, first)
+        waiting.append(starts[idx[pending & ~good]])
+        keep = (blen > 0) & ~known & ~end
+        if best is not None:
+            keep &= starts[idx] < best
+        idx, cur = idx[keep], cur[keep] + blen[keep]
+    return best, np.concatenate(waiting) if waiting else np.zeros(0, np.int64)
 
 
 def pcap_record_ok(buf: np.ndarray, pos: np.ndarray, size: int, big: bool, rules: int,
