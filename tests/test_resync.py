@@ -390,15 +390,18 @@ _BEFORE = {  # a block other than a packet block, written before the EPB its len
 }
 
 
-def after_block(kind: str, lengths: list[tuple[int, int]]) -> bytes:
-    """An EPB of 8 bytes, a block of `kind`, then EPBs of these captured and original
-    lengths and a last one of 12 bytes."""
+def after_block(kind: str, lengths: list[tuple[int, int]], passed: int | None = None
+                ) -> bytes:
+    """An EPB of 8 bytes, a block of `kind`, a block of type `passed` with 20 bytes of body
+    if given, then EPBs of these captured and original lengths and a last one of 12 bytes."""
     out = io.BytesIO()
     with PcapngWriter(out) as w:
         w.section()
         w.interface(1)
         w.epb(0, b"z" * 8, ts_units=1)
         _BEFORE[kind](w)
+        if passed is not None:
+            w.raw_block(passed, b"q" * 20)
         for i, (caplen, orig) in enumerate(lengths):
             w.epb(0, bytes([97 + i]) * caplen, ts_units=2 + i, orig_len=orig)
         w.epb(0, b"y" * 12, ts_units=9)
@@ -656,21 +659,6 @@ def test_a_damaged_block_is_judged_alike_wherever_a_piece_ends(tmp_path, backend
         assert _streamed(gz, backend, end) == whole, f"piece ending at {end - at}"
 
 
-def _passing(kind: str, passed: int, caplen: int) -> bytes:
-    """An EPB of 8 bytes, a block of `kind`, a block of type `passed` with 20 bytes of
-    body, an EPB of `caplen` bytes (captured and original) and a last one of 12 bytes."""
-    out = io.BytesIO()
-    with PcapngWriter(out) as w:
-        w.section()
-        w.interface(1)
-        w.epb(0, b"z" * 8, ts_units=1)
-        _BEFORE[kind](w)
-        w.raw_block(passed, b"q" * 20)
-        w.epb(0, b"a" * caplen, ts_units=2)
-        w.epb(0, b"y" * 12, ts_units=9)
-    return out.getvalue()
-
-
 @pytest.mark.parametrize("kind", ["nrb", "custom", "local"])
 @pytest.mark.parametrize("passed", [0x80000001, 0x00000101])
 def test_a_length_that_passes_a_block_of_unknown_type_to_a_later_field_loses_no_block(
@@ -678,9 +666,9 @@ def test_a_length_that_passes_a_block_of_unknown_type_to_a_later_field_loses_no_
     """As above, the block passed over of a type the reader does not know (a local one,
     one not yet assigned): a reader skips it by its length, as tshark does, so it is as
     sound as a known one; the EPB after it, reaching past the damaged end, is read."""
-    at, blen = block_offsets(_passing(kind, passed, 4))[3]
+    at, blen = block_offsets(after_block(kind, [(4, 4)], passed))[3]
     new = blen + 32 + 24  # the EPB's captured length, 4 bytes on
-    raw = bytearray(_passing(kind, passed, new))
+    raw = bytearray(after_block(kind, [(new, new)], passed))
     raw[at + 4 : at + 8] = new.to_bytes(4, "little")
     slabs, meta = read(tmp_path, backend, bytes(raw), "pcapng")
     assert [len(s) for s in slabs] == [8, 32, 12]
