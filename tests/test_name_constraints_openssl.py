@@ -289,3 +289,44 @@ def test_an_x400_or_edi_party_constraint_applies_as_in_openssl(case, key, tmp_pa
     assert (got.path_error, got.path_error_depth) == expected
     if expected[0] is not None:
         assert "constraints are not supported" in got.detail
+
+
+_AMP_ROOT = _name((ORG, "AT&T"), (CN, "Constrained Root"))
+LENIENT_ROOT = {  # id: (permitted bases, leaf SAN); OpenSSL's verdict differs from 0.0.0.0/0's
+    "odd_base": ([_ip_base(5)], _sans(_HOST)),
+    "mask_outside": ([_masked([10, 0, 2, 0], [255, 0, 255, 0])], _sans(_HOST)),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("case", sorted(LENIENT_ROOT))
+def test_an_ip_constraint_of_a_root_read_leniently_is_as_sent(case, key, tmp_path):
+    """A store root whose ``AT&T`` is a PrintableString loads only as its re-encoded copy,
+    which holds 0.0.0.0/0 in place of an iPAddress base ``cryptography`` refuses: the
+    constraint is the one in the root's file, as OpenSSL applies it, not the stand-in."""
+    from .test_x509lenient import _pem, _printable
+
+    permitted, san = LENIENT_ROOT[case]
+    raw = _der(0x30, _der(0xA0, *map(_subtree, permitted)))
+    root = (x509.CertificateBuilder().subject_name(_AMP_ROOT).issuer_name(_AMP_ROOT)
+            .public_key(key.public_key()).serial_number(1)
+            .not_valid_before(NOW - DAY).not_valid_after(NOW + DAY)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
+            .add_extension(x509.UnrecognizedExtension(ExtensionOID.NAME_CONSTRAINTS, raw), True)
+            .sign(key, hashes.SHA256()).public_bytes(serialization.Encoding.DER))
+    root = _printable(root, key, "AT&T")
+    with pytest.raises(ValueError):
+        x509.load_der_x509_certificate(root)
+    leaf = (x509.CertificateBuilder().subject_name(LEAF).issuer_name(_AMP_ROOT)
+            .public_key(key.public_key()).serial_number(2)
+            .not_valid_before(NOW - DAY).not_valid_after(NOW + DAY)
+            .add_extension(x509.UnrecognizedExtension(ExtensionOID.SUBJECT_ALTERNATIVE_NAME, san),
+                           False)
+            .sign(key, hashes.SHA256()).public_bytes(serialization.Encoding.DER))
+    expected = openssl_error(tmp_path, _pem(root), _pem(leaf), at=NOW)
+    assert expected[0] is not None
+    (tmp_path / "bundle.pem").write_bytes(_pem(root))
+    for store in (TrustStore.from_bundle(root, "root.der"),
+                  TrustStore.from_pem_file(tmp_path / "bundle.pem")):
+        got = Analyzer(store, today=NOW).check([leaf], role="client", at=NOW)
+        assert (got.path_error, got.path_error_depth) == expected, got.detail
+        assert "Constrained Root" in got.detail

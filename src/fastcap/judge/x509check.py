@@ -1031,7 +1031,7 @@ class Analyzer:
         """OpenSSL's path validation of ``leaf`` with the other certificates sent, at ``at``."""
         return x509path.validate(
             leaf, intermediates, self._anchors, role=role, at=at, signed_by=self._signed,
-            malformed_times=self._malformed_times,
+            malformed_times=self._malformed_times, as_sent=self._sent_der,
         )
 
     def _diagnose(

@@ -469,15 +469,18 @@ def validate(
     at: dt.datetime,
     signed_by: Callable[[x509.Certificate, x509.Certificate], bool],
     malformed_times: Callable[[x509.Certificate], tuple[str | None, str | None]] | None = None,
+    as_sent: Callable[[x509.Certificate], bytes] | None = None,
 ) -> PathResult:
     """``openssl verify -attime AT -purpose ssl<role> -CAfile STORE -untrusted SENT LEAF``.
 
     ``sent`` are the other certificates the peer presented, in any order; ``signed_by`` checks
     one signature; ``malformed_times`` gives a certificate's notBefore and notAfter as sent
-    when OpenSSL's time check cannot take them. Never raises on hostile certificates."""
+    when OpenSSL's time check cannot take them; ``as_sent`` a certificate's DER as sent or as
+    its file holds it (a re-encoded copy holds stand-ins for what ``cryptography`` refuses,
+    e.g. an iPAddress constraint base). Never raises on hostile certificates."""
     try:
         return _validate(leaf, sent, anchors, role, at, signed_by,
-                         malformed_times or (lambda _: (None, None)))
+                         malformed_times or (lambda _: (None, None)), as_sent)
     except Exception as exc:  # a bug or an unforeseen certificate: untrusted, said plainly
         return PathResult(False, (leaf,), 0, None, f"verification error: {exc!r}"[:200], 0,
                           "build")
@@ -491,6 +494,7 @@ def _validate(
     at: dt.datetime,
     signed_by: Callable[[x509.Certificate, x509.Certificate], bool],
     malformed_times: Callable[[x509.Certificate], tuple[str | None, str | None]],
+    as_sent: Callable[[x509.Certificate], bytes] | None,
 ) -> PathResult:
     first = _facts_of(leaf)
     if first is None:
@@ -518,7 +522,8 @@ def _validate(
     if err is None:
         err = x509names.check_name_constraints(
             [f.cert for f in chain], [f.self_issued for f in chain],
-            [x509lenient.subtrees(f.der) if f.nc else None for f in chain])
+            [x509lenient.subtrees(as_sent(f.cert) if as_sent else f.der) if f.nc else None
+             for f in chain])
         stage = "name constraints"
     if err is not None:
         code, depth, note = err
