@@ -1045,6 +1045,12 @@ def _shown(tmp_path, der: bytes, field: str) -> list[str]:
     return lines[at + 1].strip().split(", ")
 
 
+def _dn(*attrs: tuple[str, str]) -> bytes:
+    """A Name's DER of (dotted OID, text) attributes, one to an RDN."""
+    return x509.Name([x509.NameAttribute(x509.ObjectIdentifier(oid), text)
+                      for oid, text in attrs]).public_bytes()
+
+
 def _other(oid: str, value: bytes) -> bytes:
     return _der(0xA0, _oid(oid), _der(0xA0, value))
 
@@ -1059,6 +1065,24 @@ SHOWN_SAN = {  # id: a GeneralName beside the dNSName, which OpenSSL names
     "dirName": _der(0xA4, x509.Name([x509.NameAttribute(NameOID.COUNTRY_NAME, "US"),
                                      x509.NameAttribute(NameOID.COMMON_NAME, "Relay")])
                     .public_bytes()),
+    # names OpenSSL knows: a directory name's attributes by their short names (the EV and
+    # personal ones mail certificates carry), a registered ID by its long name
+    "dirName_ev": _der(0xA4, _dn(("1.3.6.1.4.1.311.60.2.1.3", "US"), ("2.5.4.15", "Private"),
+                                 ("1.3.6.1.4.1.311.60.2.1.2", "Delaware"), ("2.5.4.5", "42"),
+                                 ("2.5.4.97", "VATUS-42"), ("1.3.6.1.4.1.311.60.2.1.1", "Dover"),
+                                 ("2.5.4.3", "Relay"))),
+    "dirName_personal": _der(0xA4, _dn(
+        ("2.5.4.43", "P"), ("2.5.4.44", "Jr"), ("2.5.4.46", "q"), ("2.5.4.65", "pm"),
+        ("2.5.4.13", "desk"), ("2.5.4.41", "Pat"), ("2.5.4.20", "555 0100"),
+        ("1.2.840.113549.1.9.2", "relay"), ("0.9.2342.19200300.100.1.3", "pm@fabrikam.com"),
+        ("0.9.2342.19200300.100.1.25", "com"), ("0.9.2342.19200300.100.1.1", "pm"))),
+    "dirName_unknown": _der(0xA4, _dn(("2.5.4.6", "US"), ("1.2.3.4", "x"))),
+    "registeredID_client_auth": _der(0x88, _oid("1.3.6.1.5.5.7.3.2")[2:]),
+    "registeredID_email_protection": _der(0x88, _oid("1.3.6.1.5.5.7.3.4")[2:]),
+    "registeredID_upn": _der(0x88, _oid("1.3.6.1.4.1.311.20.2.3")[2:]),
+    "registeredID_smtp_utf8_mailbox": _der(0x88, _oid("1.3.6.1.5.5.7.8.9")[2:]),
+    "registeredID_common_name": _der(0x88, _oid("2.5.4.3")[2:]),
+    "registeredID_unnamed": _der(0x88, _oid("2.23.140.1.2.1")[2:]),
     "upn": _other("1.3.6.1.4.1.311.20.2.3", _der(0x0C, b"relay@fabrikam.com")),
     "smtp_utf8_mailbox": _other("1.3.6.1.5.5.7.8.9", _der(0x0C, "пм@fabrikam.com".encode())),
     "srv_name": _other("1.3.6.1.5.5.7.8.7", _der(0x16, b"_smtp.fabrikam.com")),

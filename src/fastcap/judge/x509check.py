@@ -188,12 +188,42 @@ _OTHER_NAMES = {
     "1.3.6.1.5.5.7.8.8": ("NAIRealm", 0x0C),
 }
 _OTHER_LONG_NAMES = {"1.3.6.1.5.5.7.8.3": "Permanent Identifier"}
-# Attribute short names of X509_NAME_oneline (a directory name in a SAN)
-_SHORT_NAMES = {
-    "2.5.4.6": "C", "2.5.4.8": "ST", "2.5.4.7": "L", "2.5.4.10": "O", "2.5.4.11": "OU",
-    "2.5.4.3": "CN", "1.2.840.113549.1.9.1": "emailAddress", "2.5.4.5": "serialNumber",
-    "0.9.2342.19200300.100.1.25": "DC", "0.9.2342.19200300.100.1.1": "UID", "2.5.4.9": "street",
-    "2.5.4.12": "title", "2.5.4.42": "GN", "2.5.4.4": "SN", "2.5.4.17": "postalCode",
+# Directory-name attributes OpenSSL knows by name, as (its short name, which
+# X509_NAME_oneline writes, its long name, which a registered ID is shown by): those of mail
+# servers' and EV certificates, not OpenSSL's whole table (others are shown dotted)
+_ATTRIBUTE_NAMES = {
+    "2.5.4.6": ("C", "countryName"), "2.5.4.8": ("ST", "stateOrProvinceName"),
+    "2.5.4.7": ("L", "localityName"), "2.5.4.10": ("O", "organizationName"),
+    "2.5.4.11": ("OU", "organizationalUnitName"), "2.5.4.3": ("CN", "commonName"),
+    "1.2.840.113549.1.9.1": ("emailAddress", "emailAddress"),
+    "2.5.4.5": ("serialNumber", "serialNumber"),
+    "0.9.2342.19200300.100.1.25": ("DC", "domainComponent"),
+    "0.9.2342.19200300.100.1.1": ("UID", "userId"),
+    "0.9.2342.19200300.100.1.3": ("mail", "rfc822Mailbox"),
+    "2.5.4.9": ("street", "streetAddress"), "2.5.4.12": ("title", "title"),
+    "2.5.4.42": ("GN", "givenName"), "2.5.4.4": ("SN", "surname"),
+    "2.5.4.17": ("postalCode", "postalCode"), "2.5.4.43": ("initials", "initials"),
+    "2.5.4.44": ("generationQualifier", "generationQualifier"),
+    "2.5.4.46": ("dnQualifier", "dnQualifier"), "2.5.4.65": ("pseudonym", "pseudonym"),
+    "2.5.4.97": ("organizationIdentifier", "organizationIdentifier"),
+    "2.5.4.15": ("businessCategory", "businessCategory"),
+    "2.5.4.13": ("description", "description"), "2.5.4.41": ("name", "name"),
+    "2.5.4.20": ("telephoneNumber", "telephoneNumber"),
+    "1.2.840.113549.1.9.2": ("unstructuredName", "unstructuredName"),
+    "1.3.6.1.4.1.311.60.2.1.1": ("jurisdictionL", "jurisdictionLocalityName"),
+    "1.3.6.1.4.1.311.60.2.1.2": ("jurisdictionST", "jurisdictionStateOrProvinceName"),
+    "1.3.6.1.4.1.311.60.2.1.3": ("jurisdictionC", "jurisdictionCountryName"),
+}  # fmt: skip
+# Long names of the other OIDs a mail certificate's registeredID names: key purposes and the
+# otherName types (OBJ_obj2txt: a known OID by its long name, any other dotted)
+_LONG_NAMES = {
+    "1.3.6.1.5.5.7.3.1": "TLS Web Server Authentication",
+    "1.3.6.1.5.5.7.3.2": "TLS Web Client Authentication",
+    "1.3.6.1.5.5.7.3.4": "E-mail Protection", "2.5.29.37.0": "Any Extended Key Usage",
+    "1.3.6.1.4.1.311.20.2.3": "Microsoft User Principal Name",
+    "1.3.6.1.5.5.7.8.9": "Smtp UTF8 Mailbox", "1.3.6.1.5.5.7.8.7": "SRVName",
+    "1.3.6.1.5.5.7.8.5": "XmppAddr", "1.3.6.1.5.5.7.8.3": "Permanent Identifier",
+    **{oid: long for oid, (_, long) in _ATTRIBUTE_NAMES.items()},
 }  # fmt: skip
 _UNHELD_PREFIX = {0x81: "email:", 0x82: "DNS:", 0x86: "URI:"}
 
@@ -205,7 +235,8 @@ def _oneline(name: x509.Name) -> str:
     for attr in name:
         value = attr.value if isinstance(attr.value, bytes) else attr.value.encode("utf-8")
         text = "".join(chr(c) if 0x20 <= c <= 0x7E else f"\\x{c:02X}" for c in value)
-        out.append(f"/{_SHORT_NAMES.get(attr.oid.dotted_string, attr.oid.dotted_string)}={text}")
+        oid = attr.oid.dotted_string
+        out.append(f"/{_ATTRIBUTE_NAMES.get(oid, (oid,))[0]}={text}")
     return "".join(out)
 
 
@@ -231,7 +262,8 @@ def _shown(gn: x509.GeneralName) -> str | None:
     if isinstance(gn, x509.DirectoryName):
         return f"DirName:{_oneline(gn.value)}"
     if isinstance(gn, x509.RegisteredID):
-        return f"Registered ID:{gn.value.dotted_string}"
+        oid = gn.value.dotted_string
+        return f"Registered ID:{_LONG_NAMES.get(oid, oid)}"
     if isinstance(gn, x509.OtherName):
         return _other_name(gn)
     return None
