@@ -1076,6 +1076,10 @@ SHOWN_SAN = {  # id: a GeneralName beside the dNSName, which OpenSSL names
         ("2.5.4.13", "desk"), ("2.5.4.41", "Pat"), ("2.5.4.20", "555 0100"),
         ("1.2.840.113549.1.9.2", "relay"), ("0.9.2342.19200300.100.1.3", "pm@fabrikam.com"),
         ("0.9.2342.19200300.100.1.25", "com"), ("0.9.2342.19200300.100.1.1", "pm"))),
+    "dirName_multi_valued": _der(0xA4, x509.Name([x509.RelativeDistinguishedName([
+        x509.NameAttribute(NameOID.COMMON_NAME, "Relay"),
+        x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Fabrikam")])]).public_bytes()),
+    "dirName_separators": _der(0xA4, _dn(("2.5.4.3", "a+b/c=d\\e"), ("2.5.4.10", "/x"))),
     "dirName_unknown": _der(0xA4, _dn(("2.5.4.6", "US"), ("1.2.3.4", "x"))),
     "registeredID_client_auth": _der(0x88, _oid("1.3.6.1.5.5.7.3.2")[2:]),
     "registeredID_email_protection": _der(0x88, _oid("1.3.6.1.5.5.7.3.4")[2:]),

@@ -229,14 +229,17 @@ _UNHELD_PREFIX = {0x81: "email:", 0x82: "DNS:", 0x86: "URI:"}
 
 
 def _oneline(name: x509.Name) -> str:
-    """A directory name as X509_NAME_oneline writes it: ``/C=US/CN=x``, every octet outside
-    printable ASCII as ``\\xHH``."""
+    """A directory name as X509_NAME_oneline writes it: ``/C=US/CN=x``, the attributes of one
+    multi-valued RDN joined by ``+``, a ``/`` or ``+`` in a value escaped by ``\\``, and
+    every octet outside printable ASCII as ``\\xHH``."""
     out = []
-    for attr in name:
-        value = attr.value if isinstance(attr.value, bytes) else attr.value.encode("utf-8")
-        text = "".join(chr(c) if 0x20 <= c <= 0x7E else f"\\x{c:02X}" for c in value)
-        oid = attr.oid.dotted_string
-        out.append(f"/{_ATTRIBUTE_NAMES.get(oid, (oid,))[0]}={text}")
+    for rdn in name.rdns:
+        for i, attr in enumerate(rdn):
+            value = attr.value if isinstance(attr.value, bytes) else attr.value.encode("utf-8")
+            text = "".join("\\" + chr(c) if c in b"/+" else chr(c) if 0x20 <= c <= 0x7E
+                           else f"\\x{c:02X}" for c in value)
+            oid = attr.oid.dotted_string
+            out.append(f"{'+' if i else '/'}{_ATTRIBUTE_NAMES.get(oid, (oid,))[0]}={text}")
     return "".join(out)
 
 
