@@ -9,7 +9,9 @@ import base64
 import dataclasses
 import datetime as dt
 import hashlib
+import json
 import random
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -24,6 +26,7 @@ from cryptography.x509.oid import ExtensionOID, NameOID
 from fastcap.judge import x509lenient
 from fastcap.judge.x509check import Analyzer, TrustStore, cert_info
 from fastcap.out.report import export_certs
+from fastcap.out.textsafe import printable
 from fastcap.run.scanner import scan
 
 from .openssl_oracle import openssl_error
@@ -1107,6 +1110,45 @@ def test_every_san_entry_shown_as_openssl_names_it(case, key, tmp_path):
     shown = _shown(tmp_path, leaf, "X509v3 Subject Alternative Name")
     assert [f"DNS:{n}" for n in info.san_dns] + list(info.san_other) == shown
     assert info.to_dict()["san_other"] == shown[1:]
+
+
+RAW_SAN = {  # id: an rfc822Name or URI of octets an IA5String does not hold, or that hide
+    "email_utf8": _der(0x81, "pm@bücher.example".encode()),
+    "email_ff": _der(0x81, b"p\xffm@fabrikam.com"),  # no UTF-8: cryptography refuses it
+    "email_replacement_char": _der(0x81, "p\ufffdm@fabrikam.com".encode()),
+    "email_escape_sequence": _der(0x81, b"pm\x1b[2J\x1b[31m@fabrikam.com"),
+    "email_newline_markup": _der(0x81, b'pm@x\n<script>"&</script>'),
+    "email_forged_escape": _der(0x81, b"p\\xC3\\xA9m@fabrikam.com"),
+    "uri_utf8": _der(0x86, "https://bücher.example/".encode()),
+    "uri_right_to_left": _der(0x86, "https://fabrikam.com/\u202egpj.exe".encode()),
+}  # fmt: skip
+
+
+def _unescaped(text: str) -> bytes:
+    """The octets ``text`` stands for: each ``\\xHH`` one octet, every other character one."""
+    return re.sub(rb"\\x([0-9A-F]{2})", lambda m: bytes.fromhex(m.group(1).decode()),
+                  text.encode("ascii"))
+
+
+@pytest.mark.skipif(OPENSSL is None, reason="openssl command not installed")
+@pytest.mark.parametrize("case", sorted(RAW_SAN))
+def test_an_email_or_uri_is_shown_octet_for_octet(case, key, tmp_path):
+    """`openssl x509 -text` prints an rfc822Name's or URI's octets as they are; fastcap decoded
+    them as UTF-8, with U+FFFD for what does not decode, so a name of other octets read as a
+    UTF-8 one (or two names as one).  Shown as printable ASCII with every other octet, and
+    the backslash, as ``\\xHH``: the octets OpenSSL prints, and safe in every output."""
+    leaf = _with(key, ("2.5.29.17", _der(0x30, _MAIL, RAW_SAN[case]), False), san=False)
+    (tmp_path / "leaf.pem").write_bytes(_pem(leaf))
+    said = subprocess.run([OPENSSL, "x509", "-noout", "-ext", "subjectAltName", "-in",
+                           str(tmp_path / "leaf.pem")], capture_output=True, timeout=30).stdout
+    raw = said.split(b"\n", 1)[1].strip().split(b"DNS:mail.fabrikam.com, ", 1)[1]
+    info = cert_info(leaf)
+    assert info.parse_error is None
+    (shown,) = info.san_other
+    assert shown.isascii() and shown.isprintable()
+    assert _unescaped(shown) == raw
+    assert json.loads(json.dumps(info.to_dict()))["san_other"] == [shown]
+    assert printable(shown).replace("\\\\", "\\") == shown  # only its escapes are escaped
 
 
 @pytest.mark.skipif(OPENSSL is None, reason="openssl command not installed")

@@ -243,6 +243,16 @@ def _oneline(name: x509.Name) -> str:
     return "".join(out)
 
 
+def _octets(raw: bytes) -> str:
+    """An IA5String's octets as `openssl x509 -text` prints them (as they are), written so
+    that no value can pass for another: printable ASCII as itself, every other octet, and the
+    backslash, as ``\\xHH`` (not decoded: ``p\\xC3\\xA9m`` is no ASCII name, and an
+    octet UTF-8 does not hold is no U+FFFD)."""
+    if raw.isascii() and (text := raw.decode("ascii")).isprintable() and "\\" not in text:
+        return text  # the common case, told in C without a look at each octet
+    return "".join(chr(c) if 0x20 <= c <= 0x7E and c != 0x5C else f"\\x{c:02X}" for c in raw)
+
+
 def _other_name(gn: x509.OtherName) -> str:
     """An otherName as `openssl x509 -text` names it: its type, then its text when a string
     of the type OpenSSL prints, else ``<unsupported>``."""
@@ -259,9 +269,9 @@ def _other_name(gn: x509.OtherName) -> str:
 def _shown(gn: x509.GeneralName) -> str | None:
     """A SAN entry other than a DNS name or an IP address, as `openssl x509 -text` names it."""
     if isinstance(gn, x509.RFC822Name):
-        return f"email:{gn.value}"
+        return f"email:{_octets(gn.value.encode('utf-8', 'surrogateescape'))}"
     if isinstance(gn, x509.UniformResourceIdentifier):
-        return f"URI:{gn.value}"
+        return f"URI:{_octets(gn.value.encode('utf-8', 'surrogateescape'))}"
     if isinstance(gn, x509.DirectoryName):
         return f"DirName:{_oneline(gn.value)}"
     if isinstance(gn, x509.RegisteredID):
@@ -286,7 +296,7 @@ def _san_other(cert: x509.Certificate, san: Iterable[x509.GeneralName]) -> tuple
         elif tag == 0x87:
             t = f"IP Address:<invalid length={len(content)}>"
         elif tag in _UNHELD_PREFIX:
-            t = _UNHELD_PREFIX[tag] + content.decode("utf-8", "replace")
+            t = _UNHELD_PREFIX[tag] + _octets(content)
         else:
             t = "X400Name:<unsupported>" if tag == 0xA3 else "EdiPartyName:<unsupported>"
         if t is not None:
