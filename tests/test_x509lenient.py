@@ -1125,9 +1125,10 @@ RAW_SAN = {  # id: an rfc822Name or URI of octets an IA5String does not hold, or
 
 
 def _unescaped(text: str) -> bytes:
-    """The octets ``text`` stands for: each ``\\xHH`` one octet, every other character one."""
+    """The octets ``text`` stands for: each ``\\xHH`` one octet, every other character its
+    UTF-8."""
     return re.sub(rb"\\x([0-9A-F]{2})", lambda m: bytes.fromhex(m.group(1).decode()),
-                  text.encode("ascii"))
+                  text.encode())
 
 
 @pytest.mark.skipif(OPENSSL is None, reason="openssl command not installed")
@@ -1149,6 +1150,34 @@ def test_an_email_or_uri_is_shown_octet_for_octet(case, key, tmp_path):
     assert _unescaped(shown) == raw
     assert json.loads(json.dumps(info.to_dict()))["san_other"] == [shown]
     assert printable(shown).replace("\\\\", "\\") == shown  # only its escapes are escaped
+
+
+_MAILBOX = "1.3.6.1.5.5.7.8.9"  # SmtpUTF8Mailbox, a UTF8String
+RAW_OTHER_NAME = {  # id: an otherName's string, and whether what it holds is UTF-8
+    "mailbox_utf8": (_other(_MAILBOX, _der(0x0C, "пм@bücher.example".encode())), True),
+    "mailbox_ff": (_other(_MAILBOX, _der(0x0C, b"p\xffm@fabrikam.com")), False),
+    "mailbox_forged_escape": (_other(_MAILBOX, _der(0x0C, b"p\\xFFm@fabrikam.com")), True),
+    "mailbox_escape_sequence": (_other(_MAILBOX, _der(0x0C, b"pm\x1b[31m@fabrikam.com")), True),
+    "srv_name_utf8": (_other("1.3.6.1.5.5.7.8.7", _der(0x16, "_smtp.bücher".encode())), False),
+}  # fmt: skip
+
+
+@pytest.mark.skipif(OPENSSL is None, reason="openssl command not installed")
+@pytest.mark.parametrize("case", sorted(RAW_OTHER_NAME))
+def test_an_other_name_string_is_shown_as_it_is_held(case, key, tmp_path):
+    """`openssl x509 -text` prints an otherName's string octet for octet; fastcap decoded it
+    with U+FFFD for what UTF-8 does not hold, so octet 0xFF read as a real U+FFFD.  A
+    UTF8String of valid UTF-8 is shown as its letters (controls and the backslash
+    ``\\xHH``), any other string as `test_an_email_or_uri_is_shown_octet_for_octet`."""
+    der, utf8 = RAW_OTHER_NAME[case]
+    leaf = _with(key, ("2.5.29.17", _der(0x30, _MAIL, der), False), san=False)
+    (tmp_path / "leaf.pem").write_bytes(_pem(leaf))
+    said = subprocess.run([OPENSSL, "x509", "-noout", "-ext", "subjectAltName", "-in",
+                           str(tmp_path / "leaf.pem")], capture_output=True, timeout=30).stdout
+    raw = said.split(b"\n", 1)[1].strip().split(b"DNS:mail.fabrikam.com, ", 1)[1]
+    (shown,) = cert_info(leaf).san_other
+    assert shown.isprintable() and (shown.isascii() or utf8)
+    assert _unescaped(shown) == raw
 
 
 @pytest.mark.skipif(OPENSSL is None, reason="openssl command not installed")

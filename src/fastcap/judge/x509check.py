@@ -253,6 +253,21 @@ def _octets(raw: bytes) -> str:
     return "".join(chr(c) if 0x20 <= c <= 0x7E and c != 0x5C else f"\\x{c:02X}" for c in raw)
 
 
+def _letters(raw: bytes) -> str:
+    """A UTF8String's octets as its letters when they are UTF-8 (what a terminal shows of
+    OpenSSL's octets), each octet of a character that is not printable, and of the backslash,
+    as ``\\xHH``; as `_octets` when they are not UTF-8 (no U+FFFD in their place)."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return _octets(raw)
+    if text.isprintable() and "\\" not in text:
+        return text
+    return "".join(ch if ch.isprintable() and ch != "\\"
+                   else "".join(f"\\x{b:02X}" for b in ch.encode())
+                   for ch in text)
+
+
 def _other_name(gn: x509.OtherName) -> str:
     """An otherName as `openssl x509 -text` names it: its type, then its text when a string
     of the type OpenSSL prints, else ``<unsupported>``."""
@@ -262,7 +277,8 @@ def _other_name(gn: x509.OtherName) -> str:
     with contextlib.suppress(DerError, IndexError):
         tag, body, end = element(gn.value, 0, len(gn.value))
         if tag == wanted or wanted is None and tag in (0x0C, 0x16):
-            text = gn.value[body:end].decode("utf-8", "replace")
+            raw = gn.value[body:end]
+            text = _letters(raw) if tag == 0x0C else _octets(raw)
     return f"othername: {name}::{text}"
 
 
