@@ -330,3 +330,34 @@ def test_an_ip_constraint_of_a_root_read_leniently_is_as_sent(case, key, tmp_pat
         got = Analyzer(store, today=NOW).check([leaf], role="client", at=NOW)
         assert (got.path_error, got.path_error_depth) == expected, got.detail
         assert "Constrained Root" in got.detail
+
+
+@pytest.mark.parametrize("case", sorted(LENIENT_ROOT))
+def test_an_ip_constraint_of_a_sent_ca_read_leniently_is_as_sent(case, key, tmp_path):
+    """The same of an intermediate the client sends: its re-encoded copy's 0.0.0.0/0 passed
+    the leaf's address where OpenSSL fails it."""
+    from .test_x509lenient import _pem, _printable
+
+    permitted, san = LENIENT_ROOT[case]
+    raw = _der(0x30, _der(0xA0, *map(_subtree, permitted)))
+    root, _ = _chain(key, None, None, LEAF, None, raw=_der(0x30, _der(0xA0, _subtree(
+        _der(0x87, bytes(8))))))  # 0.0.0.0/0: any IPv4 address
+    ca = (x509.CertificateBuilder().subject_name(_AMP_ROOT)
+          .issuer_name(_name((CN, "Constrained Root"))).public_key(key.public_key())
+          .serial_number(3).not_valid_before(NOW - DAY).not_valid_after(NOW + DAY)
+          .add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
+          .add_extension(x509.UnrecognizedExtension(ExtensionOID.NAME_CONSTRAINTS, raw), True)
+          .sign(key, hashes.SHA256()).public_bytes(serialization.Encoding.DER))
+    ca = _printable(ca, key, "AT&T")
+    leaf = (x509.CertificateBuilder().subject_name(LEAF).issuer_name(_AMP_ROOT)
+            .public_key(key.public_key()).serial_number(2)
+            .not_valid_before(NOW - DAY).not_valid_after(NOW + DAY)
+            .add_extension(x509.UnrecognizedExtension(ExtensionOID.SUBJECT_ALTERNATIVE_NAME, san),
+                           False)
+            .sign(key, hashes.SHA256()).public_bytes(serialization.Encoding.DER))
+    expected = openssl_error(tmp_path, root.public_bytes(serialization.Encoding.PEM), _pem(leaf),
+                             _pem(ca), at=NOW)
+    assert expected[0] is not None
+    got = Analyzer(TrustStore([root]), today=NOW).check([leaf, ca], role="client", at=NOW)
+    assert (got.path_error, got.path_error_depth) == expected, got.detail
+    assert "Constrained Root,O=AT&T" in got.detail
