@@ -200,11 +200,11 @@ ODD_IP = {  # id: (permitted bases, excluded bases, leaf SAN)
 }  # fmt: skip
 
 
-def _raw_san_leaf(key, san: bytes) -> x509.Certificate:
+def _raw_san_leaf(key, san: bytes, issuer: x509.Name | None = None) -> x509.Certificate:
     """A leaf whose subjectAltName is ``san`` as encoded (cryptography would not build an
     iPAddress of other than 4 or 16 octets)."""
     return (x509.CertificateBuilder().subject_name(LEAF)
-            .issuer_name(_name((CN, "Constrained Root"))).public_key(key.public_key())
+            .issuer_name(issuer or _name((CN, "Constrained Root"))).public_key(key.public_key())
             .serial_number(2)
             .not_valid_before(NOW - DAY).not_valid_after(NOW + DAY)
             .add_extension(x509.UnrecognizedExtension(ExtensionOID.SUBJECT_ALTERNATIVE_NAME, san),
@@ -316,12 +316,7 @@ def test_an_ip_constraint_of_a_root_read_leniently_is_as_sent(case, key, tmp_pat
     root = _printable(root, key, "AT&T")
     with pytest.raises(ValueError):
         x509.load_der_x509_certificate(root)
-    leaf = (x509.CertificateBuilder().subject_name(LEAF).issuer_name(_AMP_ROOT)
-            .public_key(key.public_key()).serial_number(2)
-            .not_valid_before(NOW - DAY).not_valid_after(NOW + DAY)
-            .add_extension(x509.UnrecognizedExtension(ExtensionOID.SUBJECT_ALTERNATIVE_NAME, san),
-                           False)
-            .sign(key, hashes.SHA256()).public_bytes(serialization.Encoding.DER))
+    leaf = _raw_san_leaf(key, san, _AMP_ROOT).public_bytes(serialization.Encoding.DER)
     expected = openssl_error(tmp_path, _pem(root), _pem(leaf), at=NOW)
     assert expected[0] is not None
     (tmp_path / "bundle.pem").write_bytes(_pem(root))
@@ -349,12 +344,7 @@ def test_an_ip_constraint_of_a_sent_ca_read_leniently_is_as_sent(case, key, tmp_
           .add_extension(x509.UnrecognizedExtension(ExtensionOID.NAME_CONSTRAINTS, raw), True)
           .sign(key, hashes.SHA256()).public_bytes(serialization.Encoding.DER))
     ca = _printable(ca, key, "AT&T")
-    leaf = (x509.CertificateBuilder().subject_name(LEAF).issuer_name(_AMP_ROOT)
-            .public_key(key.public_key()).serial_number(2)
-            .not_valid_before(NOW - DAY).not_valid_after(NOW + DAY)
-            .add_extension(x509.UnrecognizedExtension(ExtensionOID.SUBJECT_ALTERNATIVE_NAME, san),
-                           False)
-            .sign(key, hashes.SHA256()).public_bytes(serialization.Encoding.DER))
+    leaf = _raw_san_leaf(key, san, _AMP_ROOT).public_bytes(serialization.Encoding.DER)
     expected = openssl_error(tmp_path, root.public_bytes(serialization.Encoding.PEM), _pem(leaf),
                              _pem(ca), at=NOW)
     assert expected[0] is not None
