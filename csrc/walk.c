@@ -400,9 +400,9 @@ static inline int count_quiet(fc_status *st, uint32_t type)
 
 /* Whether the block at b, framed with length blen (padded, its trailer matching), is in
  * truth a damaged length that reached another block's leading length: the trailer word is
- * then preceded by that block's type (a known one) and, before it, by the trailer of a block
- * ending there whose leading length agrees (the one at b, damaged, or a block it swallowed,
- * at least 12 bytes on).  An EPB of 72 bytes whose length reads 77 to 80 pads to 80, where
+ * then preceded by that block's type (any: a reader skips one it does not know by its length,
+ * as tshark does) and, before it, by the trailer of a block ending there whose leading length
+ * agrees (the one at b, damaged, or a block it swallowed, at least 12 bytes on).  An EPB of 72 bytes whose length reads 77 to 80 pads to 80, where
  * the next EPB's own length 80 stands: taken whole, that block is lost too.  Only the
  * block's own bytes are read, so a range or stream piece decides as the whole file does.
  * read/pcapng.py:trailer_is_a_header is its twin.  Called only where the word before the
@@ -410,17 +410,10 @@ static inline int count_quiet(fc_status *st, uint32_t type)
 static __attribute__((noinline, cold)) int trailer_is_a_header(const uint8_t *b, uint32_t blen,
                                                                int swapped)
 {
-    uint32_t w = rd32(b + blen - 12, swapped), type = rd32(b + blen - 8, swapped);
+    uint32_t w = rd32(b + blen - 12, swapped);
     uint64_t p = ((uint64_t)w + 3) & ~(uint64_t)3;
     if (p < 12 || p > (uint64_t)blen - 8)
         return 0;
-    switch (type) {
-    case BT_SHB: case BT_IDB: case BT_PB: case BT_SPB: case 0x00000004u: case 0x00000005u:
-    case BT_EPB: case 0x00000009u: case BT_DSB: case 0x00000BADu: case 0x40000BADu:
-        break;
-    default:
-        return 0;
-    }
     uint64_t at = (uint64_t)blen - 8 - p; /* where the block ending before the type begins */
     return at == 0
         || (at >= 12 && (((uint64_t)rd32(b + at + 4, swapped) + 3) & ~(uint64_t)3) == p);

@@ -693,3 +693,35 @@ def test_a_run_of_unknown_blocks_in_packet_data_is_not_where_reading_resumes(tmp
     assert slabs == [b"a" * 20, b"c" * 24]
     assert meta.unreadable == [(at, blocks[5][0])]
     assert not [k for k in meta.block_counts if k.startswith("type ")]
+
+
+@pytest.mark.parametrize("damaged", ["epb", 0x80000002])
+@pytest.mark.parametrize("kind", [0x80000001, 0x00000101, 0x00000BAD, "epb"])
+@pytest.mark.parametrize("extra", [5, 8])
+def test_a_length_that_reaches_the_own_length_of_a_block_of_any_type_loses_no_other_block(
+        tmp_path, backend, damaged, kind, extra):
+    """A block of 52 bytes (an EPB, or one of a local type) whose length reads 57 to 60, the
+    next block 60 bytes long: its length stands where the damaged block's trailer would.
+    tshark takes the damaged block whole and stops in the next one; whatever that block's
+    type (one the reader does not know is skipped by its length, as tshark skips it), it is
+    sound, and reading resumes there: only the damaged block is lost."""
+    def block(t, size: int, i: int):
+        if t == "epb":
+            return _epb(bytes([99 + i]) * (size - 32), 3 + i)
+        if t == 0x00000BAD:
+            return lambda w: w.custom(32473, b"u" * (size - 16))
+        return lambda w: w.raw_block(t, b"v" * (size - 12))
+
+    raw = bytearray(_written(_epb(b"a" * 20, 1), block(damaged, 52, 0), block(kind, 60, 1),
+                             _epb(b"z" * 24, 9)))
+    blocks = block_offsets(bytes(raw))
+    (at, alen), (nxt, nlen) = blocks[3], blocks[4]
+    assert (alen, nlen) == (52, 60)
+    raw[at + 4 : at + 8] = (alen + extra).to_bytes(4, "little")
+    slabs, meta = read(tmp_path, backend, bytes(raw), "pcapng")
+    assert slabs == [b"a" * 20] + ([bytes([100]) * 28] if kind == "epb" else []) + [b"z" * 24]
+    assert meta.unreadable == [(at, nxt)]
+    assert [(w.kind, w.offset) for w in meta.warnings] == [("corrupt_block", at)]
+    if isinstance(kind, int) and kind != 0x00000BAD:
+        assert meta.block_counts[f"type 0x{kind:08x}"] == 1
+    assert not [k for k in meta.block_counts if k == "type 0x80000002"]

@@ -117,20 +117,21 @@ def padded(blen: int) -> int:
 def trailer_is_a_header(buf, off: int, blen: int, order: str) -> bool:
     """Whether the block at `off`, framed with length `blen` (padded, its trailer matching),
     is in truth a damaged length that reached another block's leading length: the word its
-    trailer was read from is then preceded by that block's type (a known one), and the word
-    before that is the trailer of a block that ends there, whose leading length (the one at
-    `off`, damaged, or that of a block it swallowed, 12 bytes on at least) agrees with it.
-    An EPB of 72 bytes whose length reads 77 to 80 pads to 80, and the next EPB's own length
-    80 stands where its trailer would: taken whole, it hides the next block's header, and
-    that block is lost too.  Such a block is damage to resynchronise past; in a sound block
-    the two words before the trailer are packet data or options, and so rarely a block type
-    after a length that frames a block ending there.  Only the block's own bytes are read:
-    the answer does not depend on how much of the file follows (a range, a stream piece).
-    The walkers ask only where the word before the type could be such a length (9 up to
-    `blen` - 8), so the usual block costs one comparison more."""
-    w, btype = struct.unpack_from(order + "II", buf, off + blen - 12)
+    trailer was read from is then preceded by that block's type (any type: a reader skips
+    one it does not know by its length, as tshark does, so it is a block all the same), and
+    the word before that is the trailer of a block that ends there, whose leading length
+    (the one at `off`, damaged, or that of a block it swallowed, 12 bytes on at least)
+    agrees with it.  An EPB of 72 bytes whose length reads 77 to 80 pads to 80, and the
+    next EPB's own length 80 stands where its trailer would: taken whole, it hides the next
+    block's header, and that block is lost too.  Such a block is damage to resynchronise
+    past; in a sound block the two words before the trailer are packet data or options,
+    and so rarely a length that frames a block ending there.  Only the block's own bytes
+    are read: the answer does not depend on how much of the file follows (a range, a
+    stream piece).  The walkers ask only where the word before the type could be such a
+    length (9 up to `blen` - 8), so the usual block costs one comparison more."""
+    (w,) = struct.unpack_from(order + "I", buf, off + blen - 12)
     p = padded(w)
-    if not 12 <= p <= blen - 8 or btype not in BLOCK_NAMES:
+    if not 12 <= p <= blen - 8:
         return False
     start = off + blen - 8 - p  # where the block that ends before the type begins
     return start == off or (start >= off + 12 and padded(
