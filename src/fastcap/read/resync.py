@@ -29,12 +29,19 @@ _MINS = np.array([_MIN_BY_TYPE[t] for t in sorted(_MIN_BY_TYPE)], np.int64)
 _BOM_LE, _BOM_BE = 0x1A2B3C4D, 0x4D3C2B1A  # the byte-order magic read little-endian
 
 
+def _words(buf: np.ndarray, big: bool) -> np.ndarray:
+    """The 32-bit word at every byte offset of `buf`, a view of its bytes (no copy): one
+    gather per word read, not four byte gathers, shifts and both byte orders."""
+    return np.ndarray((max(len(buf) - 3, 0),), np.dtype(">u4" if big else "<u4"), buf,
+                      strides=(1,))
+
+
 def u32(buf: np.ndarray, pos: np.ndarray, big: np.ndarray | bool) -> np.ndarray:
-    """32-bit words at arbitrary byte offsets (all pos + 4 <= len(buf))."""
-    b = [buf[pos + i].astype(np.int64) for i in range(4)]
-    le = b[0] | b[1] << 8 | b[2] << 16 | b[3] << 24
-    be = b[3] | b[2] << 8 | b[1] << 16 | b[0] << 24
-    return np.where(big, be, le)
+    """32-bit words at arbitrary byte offsets (all pos + 4 <= len(buf)); `big` one byte
+    order for all, or one per offset."""
+    if isinstance(big, np.ndarray):
+        return np.where(big, u32(buf, pos, True), u32(buf, pos, False))
+    return _words(buf, bool(big))[pos].astype(np.int64)
 
 
 def _steps(start: int, size: int) -> Iterator[tuple[int, int]]:
@@ -49,7 +56,10 @@ def _steps(start: int, size: int) -> Iterator[tuple[int, int]]:
 
 
 def _window(buf: np.ndarray, a: int, n: int, size: int, k: int) -> np.ndarray:
-    """Byte k of the records at offsets a .. a+n-1 (0 past the end of the file)."""
+    """Byte k of the records at offsets a .. a+n-1 (0 past the end of the file): a view
+    of the bytes where all are inside it, so garbage is not copied."""
+    if a + k + n <= size:
+        return buf[a + k : a + k + n]
     out = np.zeros(n, np.uint8)
     got = buf[a + k : min(size, a + k + n)]
     out[: len(got)] = got
@@ -85,16 +95,19 @@ def _framing(buf: np.ndarray, pos: np.ndarray, size: int, big: bool | None, max_
         return out, known_out, pending
     le_type = u32(buf, pos_ok, False)
     is_shb = le_type == pcapng.BT_SHB
-    bom = u32(buf, pos_ok + 8, False)
-    shb_big = bom == _BOM_BE
-    is_shb &= (bom == _BOM_LE) | shb_big
+    shb_big = np.zeros(len(pos_ok), bool)
+    if is_shb.any():  # the byte-order magic, read only where a section header may begin
+        at = np.flatnonzero(is_shb)
+        bom = u32(buf, pos_ok[at] + 8, False)
+        shb_big[at] = bom == _BOM_BE
+        is_shb[at] = (bom == _BOM_LE) | shb_big[at]
     if big is None:
         own_big, known = shb_big, is_shb
         framed = known
         mins = np.full(len(pos_ok), _SHB_MIN)
     else:
         own_big = np.where(is_shb, shb_big, big)
-        btype = np.where(is_shb, pcapng.BT_SHB, u32(buf, pos_ok, big))
+        btype = np.where(is_shb, pcapng.BT_SHB, u32(buf, pos_ok, True) if big else le_type)
         idx = np.clip(np.searchsorted(_KNOWN, btype), 0, len(_KNOWN) - 1)
         known = is_shb | (_KNOWN[idx] == btype)
         framed = known | (le_type != pcapng.BT_SHB)  # not a section header, its magic bad
