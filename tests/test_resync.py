@@ -574,14 +574,16 @@ def test_a_file_cut_inside_a_block_of_unpadded_length_is_cut_not_damaged(tmp_pat
                                    [0x80000001], [0x80000001, 0x00000BAD, "epb"],
                                    [0x80000001, 0x00000101, "epb"],
                                    [0x80000001, 0x80000002, 0x00000101, 0x00000BAD],
-                                   [0x80000001, 0x80000002]])
+                                   [0x80000001, 0x80000002], [0x00AB0001, "epb"],
+                                   [0x0A0B0C0D, 0x00AB0001, "epb"], [0x12345678]])
 def test_reading_resumes_at_a_sound_block_of_a_type_it_does_not_know(tmp_path, backend, after):
     """After a damaged length, blocks of types the reader does not know (a local type, one
     not yet assigned) with matching lengths are sound blocks, which a reader skips by their
     length as tshark does: reading resumes at the first, and the packet before one is read
     (a sound EPB is known as such by the block that follows it).  So too for a run of them
     that ends in a block of a known type or at the end of the file: tshark and the pcapng
-    spec skip each by its length, so the first is as sound as the last."""
+    spec skip each by its length, so the first is as sound as the last.  Whatever its type's
+    bytes (0x00AB0001 has neither 0x00 nor 0x0D where every known type has one)."""
     def block(i: int, kind):
         if kind == "epb":
             return _epb(bytes([99 + i]) * 24, 3 + i)
