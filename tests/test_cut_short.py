@@ -309,3 +309,43 @@ def test_a_file_replaced_before_its_payloads_are_read_again_is_told(tmp_path, ri
         warning
     offset = int(warning.rsplit(" at offset ", 1)[1])
     assert 0 < offset < path.stat().st_size
+
+
+def test_a_file_replaced_while_workers_read_its_ranges_is_told(tmp_path):
+    """-j 2 with worker processes: the file is replaced by rename (random bytes of its size)
+    just before a worker opens its third range, once the first two are open.  That range
+    read the new file and the whole file was reported "not a pcap or pcapng file", what was
+    read of it lost.  Now reading stops where the third range begins, with the warning -j 1
+    gives a file replaced under it, and the sessions of the first two ranges stand."""
+    src = EXAMPLES / "all-scenarios.pcapng"
+    path = tmp_path / "swapped.pcapng"
+    r = child("""
+        import json, os, shutil, sys, time
+        from fastcap import cli
+        from fastcap.run import ranges, scanner, streamed
+        src, path, flags = sys.argv[1], sys.argv[2], sys.argv[3]
+        shutil.copy(src, path)
+        scanner.SPLIT_MIN_BYTES = streamed.MIN_RANGE = 1 << 10
+        streamed.RANGES_PER_JOB = 4
+        real_init = ranges.BegunRange.__init__
+        def opened(self, task, walk=True):
+            if task.index == 2:  # once ranges 0 and 1 have the file open
+                while not all(os.path.exists(f"{flags}.{i}") for i in (0, 1)):
+                    time.sleep(0.01)
+                if not os.path.exists(f"{flags}.replaced"):
+                    with open(path + ".new", "wb") as f:
+                        f.write(os.urandom(os.path.getsize(path)))
+                    os.replace(path + ".new", path)
+                    open(f"{flags}.replaced", "w").close()
+            real_init(self, task, walk)
+            open(f"{flags}.{task.index}", "w").close()
+        ranges.BegunRange.__init__ = opened
+        sys.exit(cli.main(["scan", "-j", "2", "--format", "jsonl", path]))
+    """, str(src), str(path), str(tmp_path / "opened"))
+    assert "Traceback" not in r.stderr, r.stderr
+    assert "not a pcap" not in r.stderr, r.stderr
+    warning = f"{path}: the file was replaced by another while it was read"
+    (line,) = [x for x in r.stderr.splitlines() if warning in x]
+    offset = int(line.rsplit(" at offset ", 1)[1])
+    assert 0 < offset < path.stat().st_size
+    assert r.stdout.strip(), "the sessions read before the file was replaced are lost"

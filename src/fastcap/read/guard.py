@@ -14,8 +14,10 @@ import mmap
 import os
 
 from .._ffi import ffi, lib
+from ..errors import CaptureError
 
-__all__ = ["MappingGuard", "cut_message", "guarded_map", "map_again", "replaced_message"]
+__all__ = ["FileReplaced", "MappingGuard", "cut_message", "guarded_map", "map_again",
+           "replaced_message", "same_file"]
 
 
 def cut_message(path: str) -> str:
@@ -39,6 +41,29 @@ def replaced_message(path: str) -> str:
             f"on were not read; reading stopped")
 
 
+class FileReplaced(CaptureError):
+    """A file opened again to read more of it (a range of `-j N`) is no longer the file
+    read before: another was put under its name.  Its bytes are not the capture's, so
+    reading it stops at `offset` (the first not read) with `replaced_message`, not with
+    whatever error the new bytes would give."""
+
+    def __init__(self, path: str, message: str = "", offset: int | None = None) -> None:
+        super().__init__(path, message or replaced_message(path), offset)
+
+
+def same_file(path: str, identity: tuple[int, int] | None, fd: int | None = None) -> bool:
+    """Whether the file under `path` (or open as `fd`) is still the one whose (st_dev,
+    st_ino) was `identity` (None: whichever it is).  Size and mtime are not compared: a
+    capture still being written grows, and is still the same file."""
+    if identity is None:
+        return True
+    try:
+        st = os.fstat(fd) if fd is not None else os.stat(path)
+    except OSError:
+        return False
+    return (st.st_dev, st.st_ino) == tuple(identity)
+
+
 def guarded_map(path: str) -> tuple[mmap.mmap | bytes, MappingGuard | None]:
     """`path` mapped read-only with its guard (empty bytes and None for an empty file).
     Close the guard before the mapping."""
@@ -50,12 +75,11 @@ def guarded_map(path: str) -> tuple[mmap.mmap | bytes, MappingGuard | None]:
 def map_again(path: str, identity: tuple[int, int] | None
               ) -> tuple[mmap.mmap | bytes, MappingGuard | None] | None:
     """`guarded_map`, or None if the file now under `path` is not the one whose
-    (st_dev, st_ino) is `identity` (None: whichever it is).  Size and mtime are not
-    compared: a capture still being written grows, and is still the same file."""
+    (st_dev, st_ino) is `identity` (`same_file`)."""
     with open(path, "rb") as f:
-        st = os.fstat(f.fileno())
-        if identity is not None and (st.st_dev, st.st_ino) != tuple(identity):
+        if not same_file(path, identity, f.fileno()):
             return None
+        st = os.fstat(f.fileno())
         if not st.st_size:
             return b"", None
         mm = mmap.mmap(f.fileno(), st.st_size, access=mmap.ACCESS_READ)

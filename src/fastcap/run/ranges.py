@@ -19,11 +19,13 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from ..errors import CaptureError
 from ..read import pcap, pcapng, resync
 from ..read.capture import DEFAULT_WINDOW, Capture, CaptureMeta, WalkState
 from ..read.capture import (
     merge_meta as merge_meta,  # its home before reading and running were split
 )
+from ..read.guard import FileReplaced, same_file
 from ..read.walkstatus import MAX_BLOCK, MAX_CAPLEN
 from ..select.flows import FlowKey, FlowTable
 from ..select.selection import FrameCounters, iter_selected
@@ -53,6 +55,9 @@ class RangeTask:
     backend: str = "auto"
     carry: int = 0  # carry the selected frames' payloads when they take at most this many bytes
     ahead: bool = False  # walk ahead on a thread: no other reader has the other cores
+    # the file's (st_dev, st_ino) when it was planned: a range that finds another file under
+    # its name reads none of it (FileReplaced)
+    identity: tuple[int, int] | None = None
     # Its walk, begun in this process before its turn (BegunRange); never sent to a worker.
     begun: BegunRange | None = field(default=None, repr=False, compare=False)
 
@@ -133,7 +138,8 @@ def plan(cap: Capture, parts: int, ports: Iterable[int], backend: str = "auto",
     parts = max(1, min(parts, size // max(1, min_bytes) or 1))
     cuts = [size * i // parts for i in range(parts + 1)]
     return [RangeTask(cap.path, i, cuts[i], cuts[i + 1], None if i == 0 else guess, False,
-                      ports, backend, carry) for i in range(parts)]
+                      ports, backend, carry, identity=cap.meta.identity)
+            for i in range(parts)]
 
 
 @dataclass
@@ -190,7 +196,14 @@ class BegunRange:
         # A range of n bytes holds at most n/16 records: a window no bigger than that.
         rows = min(DEFAULT_WINDOW, max(0, task.stop - task.begin) // 16 + 16)
         try:
-            cap = self._cap = Capture(task.path, backend=task.backend, window=rows)
+            try:
+                cap = self._cap = Capture(task.path, backend=task.backend, window=rows)
+            except CaptureError:  # the new bytes of a file replaced are not its error
+                if not same_file(task.path, task.identity):
+                    raise FileReplaced(task.path, offset=task.begin) from None
+                raise
+            if task.identity is not None and cap.meta.identity != tuple(task.identity):
+                raise FileReplaced(task.path, offset=task.begin)  # a capture, but another
             cap.read_ahead &= task.ahead  # unless read alone, other workers have the cores
             start = task.state
             if start is not None and not task.exact:
@@ -263,7 +276,7 @@ def exact_task(task: RangeTask, prev_end: WalkState) -> RangeTask:
     """`task` to be read again from where its predecessor's walk ended, in that state."""
     exact = prev_end.moved(prev_end.offset, 1)
     return RangeTask(task.path, task.index, prev_end.offset, task.stop, exact, True,
-                     task.ports, task.backend, task.carry)
+                     task.ports, task.backend, task.carry, identity=task.identity)
 
 
 def stitch(tasks: list[RangeTask], results: list[RangeResult],

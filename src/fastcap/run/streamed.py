@@ -35,7 +35,13 @@ from dataclasses import replace
 from ..errors import CaptureError, CaptureWarning
 from ..judge.judging import judge
 from ..options import JudgeOptions
-from ..read.guard import MappingGuard, cut_message, map_again, replaced_message
+from ..read.guard import (
+    FileReplaced,
+    MappingGuard,
+    cut_message,
+    map_again,
+    replaced_message,
+)
 from ..read.stream import is_compressed_file
 from ..session import MAX_HELD, InOrder, KeysAsRead, Session, build_session, evolve
 from ..tcp.carry import CARRY_MAX
@@ -265,6 +271,13 @@ def _accepted(reader: Submitter, plans: Iterator[Plan], jobs: int, alone: bool
                 except CaptureError as e:
                     failed = e
                 reread += 1
+        if isinstance(failed, FileReplaced) and last is not None:
+            # another file under its name since its first ranges were read: they stand,
+            # and the file ends where they did, told as one process tells it
+            last.meta.warnings.append(CaptureWarning(
+                failed.path, last.end.offset, "replaced", replaced_message(failed.path)))
+            dropped.add(k)
+            continue
         if failed is not None:
             dropped.add(k)
             cur = None
