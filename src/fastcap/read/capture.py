@@ -667,6 +667,8 @@ class Capture:
         self.bytes_done = off
         if n:
             yield win.head(n)
+            if self._guard is not None:  # before the walk goes on
+                self._guard.look()
         if raise_after is not None:
             raise raise_after
 

@@ -10,8 +10,10 @@ by rename): `map_again` tells it from the file the frames came from."""
 
 from __future__ import annotations
 
+import ctypes
 import mmap
 import os
+import sys
 
 from .._ffi import ffi, lib
 from ..errors import CaptureError
@@ -95,9 +97,12 @@ class MappingGuard:
         self.size, self.path, self.identity = size, path, identity
         self._slot = -1
         self._ptr = None
+        self._zeros: _Zeros | None = None  # without the C module (see _Zeros)
         if lib is not None and size > 0:
             self._ptr = ffi.from_buffer("uint8_t[]", mapping)
             self._slot = lib.fc_guard_add(self._ptr, size)
+        elif size > 0:
+            self._zeros = _Zeros.over(mapping, size)
 
     def cut_at(self) -> int | None:
         """Where the file ends now, if it was cut short since it was mapped; else None."""
@@ -108,13 +113,65 @@ class MappingGuard:
         except OSError:
             now = None
         if now is not None and now < self.size:
+            if self._zeros is not None:
+                self._zeros.past(now)
             return now if gone < 0 else min(now, gone)
         return None if gone < 0 else int(gone)
 
+    def look(self) -> None:
+        """Before reading on, where no fault is answered (no C module): a cut since the
+        last look has its pages past the new end made zeros (`_Zeros`)."""
+        if self._zeros is not None:
+            self.cut_at()
+
     def close(self) -> None:
+        self._zeros = None
         if self._slot >= 0:
             lib.fc_guard_remove(self._slot)
             self._slot = -1
         if self._ptr is not None:
             ffi.release(self._ptr)
             self._ptr = None
+
+
+class _Zeros:
+    """Without the C module no fault is answered, so the pages past a cut must be made
+    harmless before they are touched: once `cut_at` finds the file shorter, they are mapped
+    over with zero pages (MAP_FIXED, through libc), and read as the guard's would.  Readers
+    ask `cut_at` before each window or batch they read, so only a cut in the middle of
+    one can still end the process.  Where libc's mmap cannot be called, nothing is done."""
+
+    _PROT_READ, _MAP_PRIVATE, _MAP_FIXED, _MAP_ANONYMOUS = 1, 2, 0x10, 0x20  # Linux's
+
+    def __init__(self, addr: int, size: int, mmap_fn) -> None:
+        self._addr, self._end, self._mmap = addr, size, mmap_fn
+
+    @classmethod
+    def over(cls, mapping, size: int) -> _Zeros | None:
+        if not isinstance(mapping, mmap.mmap) or not sys.platform.startswith("linux"):
+            return None
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            fn = libc.mmap
+        except (OSError, AttributeError):
+            return None
+        fn.restype = ctypes.c_void_p
+        fn.argtypes = (ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int,
+                       ctypes.c_int, ctypes.c_long)
+        view = ffi.from_buffer("uint8_t[]", mapping)
+        try:
+            addr = int(ffi.cast("uintptr_t", view))
+        finally:
+            ffi.release(view)
+        return cls(addr, size, fn)
+
+    def past(self, now: int) -> None:
+        """Zero pages from the first whole page past `now` (the rest of its page reads as
+        zeros already) to the mapping's end, if not done yet."""
+        lo = -(-now // mmap.PAGESIZE) * mmap.PAGESIZE
+        if lo >= self._end:
+            return
+        got = self._mmap(self._addr + lo, self._end - lo, self._PROT_READ,
+                         self._MAP_PRIVATE | self._MAP_FIXED | self._MAP_ANONYMOUS, -1, 0)
+        if got == self._addr + lo:
+            self._end = lo

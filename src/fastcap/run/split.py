@@ -103,11 +103,14 @@ def _fed_file(reasm: Reassembler, path: str, cols: FrameCols, a: int, b: int, si
     try:
         if cut is None:
             reasm.rebind(buf)
-            for done in fed(reasm, cols, a, b):
-                take(done)
-                cut = guard.cut_at() if guard is not None else None
-                if cut is not None:
+            batches = fed(reasm, cols, a, b)
+            # looked before each batch too: without the C module, the pages past a cut
+            # must be made zeros before they are touched (`MappingGuard.look`)
+            while (cut := guard.cut_at() if guard is not None else None) is None:
+                done = next(batches, None)
+                if done is None:
                     break
+                take(done)
         return cut, None
     finally:
         reasm.rebind(b"")
