@@ -349,3 +349,69 @@ def test_a_file_replaced_while_workers_read_its_ranges_is_told(tmp_path):
     offset = int(line.rsplit(" at offset ", 1)[1])
     assert 0 < offset < path.stat().st_size
     assert r.stdout.strip(), "the sessions read before the file was replaced are lost"
+
+
+@pytest.mark.parametrize("how", ["rewritten", "appended"])
+def test_a_file_rewritten_in_place_before_its_payloads_are_read_is_told(tmp_path, how):
+    """Between reading the frames and reading their payloads from the file again (the
+    executor path's phase two; -j 2 where the ranges leave the payloads in the file), the
+    same file is written over in place with random bytes.  Its payloads were read from
+    them unnoticed.  Now reading stops where the payloads begin, told with the offset as
+    for a file replaced; a file only appended to (a live capture) reads as before, no
+    warning."""
+    src = EXAMPLES / "all-scenarios.pcapng"
+    path = tmp_path / "rewritten.pcapng"
+    r = child("""
+        import json, os, shutil, sys
+        from fastcap.run import scanner, split, streamed
+        from fastcap.run.workers import SerialExecutor
+        src, path, how = sys.argv[1:]
+        streamed.CARRY_MAX = 0  # the ranges leave their payloads in the file
+        scanner.SPLIT_MIN_BYTES = streamed.MIN_RANGE = 1 << 10
+        done = []
+
+        def change_now():
+            if not done:
+                size = os.path.getsize(path)
+                with open(path, "r+b" if how == "rewritten" else "ab") as f:
+                    f.write(os.urandom(size if how == "rewritten" else 4096))
+                done.append(size)
+
+        real_two, real_fed = split._phase_two, streamed._fed_range
+        def phase_two(*a):
+            change_now()
+            return real_two(*a)
+        def fed(reasm, whole, keys, payloads, p, res, *rest):
+            change_now()
+            return real_fed(reasm, whole, keys, payloads, p, res, *rest)
+        split._phase_two, streamed._fed_range = phase_two, fed
+
+        def found(results):
+            return [[[s.number, [v.code for v in s.verdicts]] for s in r.sessions]
+                    for r in results], [r.summary.warnings for r in results]
+
+        out = []
+        for way in ("executor", "streamed"):
+            shutil.copy(src, path)
+            done.clear()
+            if way == "executor":
+                with SerialExecutor() as ex:
+                    out.append(found(scanner.scan_files([path], executor=ex, jobs=2, parts=4)))
+            else:
+                out.append(found(scanner.scan_files([path], jobs=2, parts=1)))
+        shutil.copy(src, path)
+        out.append(found(scanner.scan_files([path], jobs=1)))
+        print(json.dumps(out))
+    """, str(src), str(path), how)
+    assert r.stdout, r.stderr
+    executor, streamed, whole = json.loads(r.stdout)
+    if how == "appended":
+        assert executor == streamed == whole
+        return
+    assert executor == streamed
+    (sessions,), ((warning,),) = executor
+    assert sessions == []
+    assert warning.startswith(f"{path}: the file was rewritten in place while it was read"), \
+        warning
+    offset = int(warning.rsplit(" at offset ", 1)[1])
+    assert 0 < offset < src.stat().st_size

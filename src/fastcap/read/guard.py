@@ -16,10 +16,10 @@ import os
 import sys
 
 from .._ffi import ffi, lib
-from ..errors import CaptureError
+from ..errors import CaptureError, CaptureWarning
 
-__all__ = ["FileReplaced", "MappingGuard", "cut_message", "guarded_map", "map_again",
-           "replaced_message", "same_file"]
+__all__ = ["FileReplaced", "MappingGuard", "cut_message", "gone_warning", "guarded_map",
+           "map_again", "replaced_message", "rewritten_message", "same_file"]
 
 
 def cut_message(path: str) -> str:
@@ -64,6 +64,21 @@ def same_file(path: str, identity: tuple[int, int] | None, fd: int | None = None
     except OSError:
         return False
     return (st.st_dev, st.st_ino) == tuple(identity)
+
+
+def rewritten_message(path: str) -> str:
+    """The warning for a file written over in place (the same file, other bytes) between
+    reading its frames and their payloads, at the first offset not read."""
+    return ("the file was rewritten in place while it was read: its bytes from here on were "
+            "not those its frames were read from; reading stopped")
+
+
+def gone_warning(path: str, offset: int, identity: tuple[int, int] | None) -> CaptureWarning:
+    """The warning for a file whose payloads were not read from `offset` on: rewritten in
+    place if the file under `path` is still the one that was `identity`, else replaced."""
+    if identity is not None and same_file(path, identity):
+        return CaptureWarning(path, offset, "rewritten", rewritten_message(path))
+    return CaptureWarning(path, offset, "replaced", replaced_message(path))
 
 
 def guarded_map(path: str) -> tuple[mmap.mmap | bytes, MappingGuard | None]:

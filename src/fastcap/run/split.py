@@ -32,12 +32,12 @@ from ..errors import CaptureError, CaptureWarning
 from ..judge.judging import analyzer_for as analyzer_for  # re-exported: it used to live here
 from ..judge.judging import judge
 from ..options import JudgeOptions as JudgeOptions
-from ..read.guard import cut_message, map_again, replaced_message
+from ..read.guard import cut_message, gone_warning, map_again
 from ..select.flows import FlowKey, FlowTable
 from ..select.fragments import FRAG_ROW
 from ..select.selection import FrameCounters
 from ..session import KeysAsRead, Session
-from ..tcp.feed import concat, fed, payload_end, rows, within
+from ..tcp.feed import concat, fed, payload_end, rewritten_at, rows, within
 from ..tcp.reassembly import (
     DEFAULT_BUDGET,
     DEFAULT_MAX_OPEN,
@@ -93,11 +93,18 @@ def _fed_file(reasm: Reassembler, path: str, cols: FrameCols, a: int, b: int, si
     end would raise SIGBUS, with the C module answered by zeros), or put another file under
     its name (it was `identity` then).  Where it was found to end, if it was cut short
     before the payloads the rows need, feeding stopping there; and where the rows' payloads
-    begin, if it was replaced, none fed."""
+    begin, if it was replaced or written over in place (`rewritten_at`), none fed."""
     mapped = map_again(path, identity)
     if mapped is None:
         return None, int(cols.payload_file_off[a])
     buf, guard = mapped
+    now = guard.cut_at() if guard is not None else None
+    # the same file, but written over since?
+    moved = rewritten_at(buf, cols, a, b, len(buf) if now is None else now)
+    if moved is not None:
+        if guard is not None:
+            guard.close()
+        return None, moved
     need = min(size, payload_end(rows(cols, slice(a, b)))) if size else 0
     cut = len(buf) if len(buf) < need else None
     try:
@@ -412,8 +419,7 @@ def _run_results(paths: list[str], stitched: list[ranges.Stitched | None], run: 
         st = stitched[i]
         st.counters.skipped.update(dropped)
         if gone is not None:
-            st.meta.warnings.append(CaptureWarning(paths[i], gone, "replaced",
-                                                   replaced_message(paths[i])))
+            st.meta.warnings.append(gone_warning(paths[i], gone, st.meta.identity))
         elif cut is not None:
             st.meta.warnings.append(CaptureWarning(paths[i], cut, "cut_short",
                                                    cut_message(paths[i])))

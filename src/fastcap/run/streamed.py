@@ -39,13 +39,14 @@ from ..read.guard import (
     FileReplaced,
     MappingGuard,
     cut_message,
+    gone_warning,
     map_again,
     replaced_message,
 )
 from ..read.stream import is_compressed_file
 from ..session import MAX_HELD, InOrder, KeysAsRead, Session, build_session, evolve
 from ..tcp.carry import CARRY_MAX
-from ..tcp.feed import FEED_ROWS, concat, payload_end, rows, within
+from ..tcp.feed import FEED_ROWS, concat, payload_end, rewritten_at, rows, within
 from ..tcp.reassembly import Reassembler
 from . import compressed, ranges
 from .rings import FileStarts, NumberedOn, RunBreaks
@@ -114,6 +115,7 @@ class _Payloads:
         # files found replaced when mapped for their payloads: none of their rows is fed from
         # then on, carried or not, as the executor path feeds none of them
         self.gone: set[str] = set()
+        self.identity: tuple[int, int] | None = None  # the file's, as its frames were read
 
     def tell(self, path: str, cut: int, lost: bool) -> None:
         """A cut that lost rows of `path` is told once, with the file's totals (merged
@@ -122,8 +124,7 @@ class _Payloads:
         if lost and path not in self.told:
             self.told.add(path)
             self.warnings.append(
-                CaptureWarning(path, cut, "replaced", replaced_message(path))
-                if path in self.gone else
+                gone_warning(path, cut, self.identity) if path in self.gone else
                 CaptureWarning(path, cut, "cut_short", cut_message(path)))
 
     def taken(self) -> list[CaptureWarning]:
@@ -136,6 +137,7 @@ class _Payloads:
             return res.payload
         if path != self._path:
             self.close()
+            self.identity = res.meta.identity
             mapped = map_again(path, res.meta.identity)  # the file its frames came from?
             if mapped is None:
                 self.gone.add(path)
@@ -170,6 +172,10 @@ def _fed_range(reasm: Reassembler, whole: NumberedOn, keys: KeysAsRead, payloads
     cols = whole.add(res.cols, res.frames, res.flow_keys)
     reasm.rebind(payloads.of(path, res))
     carried = res.payload is not None  # copied by the reader, whatever the file does now
+    if not carried and path not in payloads.gone:
+        buf, now = payloads.of(path, res), payloads.cut_at()
+        if rewritten_at(buf, cols, 0, len(cols), len(buf) if now is None else now) is not None:
+            payloads.gone.add(path)  # written over in place: as if replaced
     if path in payloads.gone:  # replaced: reading the file stopped where its rows were lost
         payloads.tell(path, int(cols.payload_file_off[0]) if len(cols) else 0, len(cols) > 0)
         cols = rows(cols, slice(0, 0))

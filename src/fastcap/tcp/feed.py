@@ -12,6 +12,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
+from ..select.fragments import FRAG_ROW
 from .reassembly import Connection, FrameCols, Reassembler
 
 FEED_ROWS = 1 << 16  # rows per call: large enough to amortise the call, small enough to stream
@@ -37,6 +38,25 @@ def within(cols: FrameCols, end: int) -> tuple[FrameCols, bool]:
     while it was read: past it the mapping reads as zeros), and whether any row was not."""
     ok = _payload_ends(cols) <= end
     return (cols, False) if ok.all() else (rows(cols, ok), True)
+
+
+def rewritten_at(buf, cols: FrameCols, lo: int, hi: int, end: int) -> int | None:
+    """Where the payloads of rows [lo, hi) begin in the file `buf` maps, if its bytes are no
+    longer those their frames were read from (the file written over in place since): the
+    TCP header just before the first and the last row's payload (of rows not IP fragments,
+    before `end`, where the file now ends) must still hold the sequence and acknowledgement
+    numbers read then.  A few bytes per file or range; a file only appended to keeps them,
+    and one cut short is told as cut."""
+    ok = np.flatnonzero(((np.asarray(cols.flags[lo:hi]) & FRAG_ROW) == 0)
+                        & (np.asarray(cols.payload_file_off[lo:hi]) <= min(end, len(buf))))
+    for i in {int(ok[0]) + lo, int(ok[-1]) + lo} if len(ok) else ():
+        off = int(cols.payload_file_off[i])
+        want = (int(cols.seq[i]) & 0xFFFFFFFF).to_bytes(4, "big") + \
+            (int(cols.ack[i]) & 0xFFFFFFFF).to_bytes(4, "big")
+        if not any(buf[off - n + 12] >> 4 == n // 4 and buf[off - n + 4: off - n + 12] == want
+                   for n in range(20, 61, 4) if off >= n):
+            return int(cols.payload_file_off[lo])
+    return None
 
 
 def concat(parts: list[FrameCols]) -> FrameCols:
