@@ -1084,6 +1084,12 @@ SHOWN_SAN = {  # id: a GeneralName beside the dNSName, which OpenSSL names
         x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Fabrikam")])]).public_bytes()),
     "dirName_separators": _der(0xA4, _dn(("2.5.4.3", "a+b/c=d\\e"), ("2.5.4.10", "/x"))),
     "dirName_unknown": _der(0xA4, _dn(("2.5.4.6", "US"), ("1.2.3.4", "x"))),
+    # X509_NAME_oneline writes into 256 octets: attributes while the text fits in 255, then none
+    "dirName_long": _der(0xA4, _dn(*[("2.5.4.11", f"unit{i:02d}-" + "x" * 20) for i in range(12)])),
+    "dirName_255": _der(0xA4, _dn(("2.5.4.11", "u" * 120), ("2.5.4.11", "v" * 127))),
+    "dirName_256": _der(0xA4, _dn(("2.5.4.11", "u" * 120), ("2.5.4.11", "v" * 128))),
+    "dirName_escapes_cut": _der(0xA4, _dn(("2.5.4.11", "/" * 100), ("2.5.4.11", "\n" * 40))),
+    "dirName_first_too_long": _der(0xA4, _dn(("2.5.4.11", "u" * 300), ("2.5.4.6", "US"))),
     "registeredID_client_auth": _der(0x88, _oid("1.3.6.1.5.5.7.3.2")[2:]),
     "registeredID_email_protection": _der(0x88, _oid("1.3.6.1.5.5.7.3.4")[2:]),
     "registeredID_upn": _der(0x88, _oid("1.3.6.1.4.1.311.20.2.3")[2:]),

@@ -228,18 +228,29 @@ _LONG_NAMES = {
 _UNHELD_PREFIX = {0x81: "email:", 0x82: "DNS:", 0x86: "URI:"}
 
 
+# `openssl x509 -text` writes a SAN's directory name into a buffer of 256 octets
+_ONELINE_ROOM = 255
+
+
 def _oneline(name: x509.Name) -> str:
     """A directory name as X509_NAME_oneline writes it: ``/C=US/CN=x``, the attributes of one
     multi-valued RDN joined by ``+``, a ``/`` or ``+`` in a value escaped by ``\\``, and
-    every octet outside printable ASCII as ``\\xHH``."""
+    every octet outside printable ASCII as ``\\xHH``.  Cut as OpenSSL cuts it: the
+    attributes up to the first whose text would pass 255 characters, so a long name reads
+    as the one `openssl x509 -text` prints (empty when its first attribute is too long)."""
     out = []
+    size = 0
     for rdn in name.rdns:
         for i, attr in enumerate(rdn):
             value = attr.value if isinstance(attr.value, bytes) else attr.value.encode("utf-8")
             text = "".join("\\" + chr(c) if c in b"/+" else chr(c) if 0x20 <= c <= 0x7E
                            else f"\\x{c:02X}" for c in value)
             oid = attr.oid.dotted_string
-            out.append(f"{'+' if i else '/'}{_ATTRIBUTE_NAMES.get(oid, (oid,))[0]}={text}")
+            part = f"{'+' if i else '/'}{_ATTRIBUTE_NAMES.get(oid, (oid,))[0]}={text}"
+            size += len(part)
+            if size > _ONELINE_ROOM:
+                return "".join(out)
+            out.append(part)
     return "".join(out)
 
 
