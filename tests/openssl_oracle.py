@@ -16,6 +16,14 @@ def openssl_error(tmp_path: Path, root_pem: bytes, leaf_pem: bytes, untrusted_pe
                   ) -> tuple[str | None, int | None]:
     """(error text, depth) of `openssl verify` on the leaf with the root trusted and the
     untrusted certificates beside it, at ``at``; (None, None) when it verifies."""
+    errors = openssl_errors(tmp_path, root_pem, leaf_pem, untrusted_pem, at=at, purpose=purpose)
+    return errors[0] if errors else (None, None)
+
+
+def openssl_errors(tmp_path: Path, root_pem: bytes, leaf_pem: bytes, untrusted_pem: bytes = b"",
+                   *, at: dt.datetime, purpose: str = "sslclient") -> list[tuple[str, int]]:
+    """Every (error text, depth) `openssl verify` prints, in its order: it goes on after the
+    errors its callback forgives (an expired or self-signed leaf, a purpose, a CA flag)."""
     (tmp_path / "root.pem").write_bytes(root_pem)
     (tmp_path / "leaf.pem").write_bytes(leaf_pem)
     extra = []
@@ -26,8 +34,7 @@ def openssl_error(tmp_path: Path, root_pem: bytes, leaf_pem: bytes, untrusted_pe
         [OPENSSL, "verify", "-no-CApath", "-no-CAstore", "-attime", str(int(at.timestamp())),
          "-purpose", purpose, "-CAfile", str(tmp_path / "root.pem"), *extra,
          str(tmp_path / "leaf.pem")], capture_output=True, text=True, timeout=30)
-    if done.returncode == 0:
-        return None, None
-    m = re.search(r"error \d+ at (\d+) depth lookup: (.*)", done.stderr)
-    assert m, done.stderr
-    return m.group(2).strip(), int(m.group(1))
+    found = [(m.group(2).strip(), int(m.group(1)))
+             for m in re.finditer(r"error \d+ at (\d+) depth lookup: (.*)", done.stderr)]
+    assert found or done.returncode == 0, done.stderr
+    return found

@@ -479,27 +479,6 @@ def _chain_verdicts(
         if leaf is None or (broken and broken[0][0] == 0):
             return out
     dated = check.leaf_valid_at_capture in ("expired", "not_yet_valid")
-    if dated:  # the capture date and today's state only go into these two
-        cap = _capture_date(session)
-        cap_text = f" (capture {cap})" if cap else ""
-        today = _TODAY.get(check.leaf_valid_today, "")
-        today = f"; {today}" if today else ""
-    if check.leaf_valid_at_capture == "expired":
-        out.append(
-            _v(
-                f"{role}_cert_expired",
-                f"{what}{at} expired {_date(leaf.not_after)}{cap_text}{today}",
-                frame,
-            )
-        )
-    elif check.leaf_valid_at_capture == "not_yet_valid":
-        out.append(
-            _v(
-                f"{role}_cert_not_yet_valid",
-                f"{what}{at} is valid only from {_date(leaf.not_before)}{cap_text}{today}",
-                frame,
-            )
-        )
     suffix = _PROBLEM_TO_CODE.get(check.problem or "")
     if suffix and not (dated and suffix in ("expired", "not_yet_valid")):
         issuer = leaf.issuer_cn or leaf.issuer or "an unknown issuer"
@@ -537,6 +516,28 @@ def _chain_verdicts(
         usage = ", ".join(leaf.ext_key_usage or ()) or "none"
         need = "clientAuth" if role == "client" else "serverAuth"
         out.append(_v(code, f"{what}{at} lacks {need} in its extended key usage ({usage})", frame))
+    # after the path and the purpose: the order of OpenSSL's checks (x509check)
+    if dated:  # the capture date and today's state only go into these two
+        cap = _capture_date(session)
+        cap_text = f" (capture {cap})" if cap else ""
+        today = _TODAY.get(check.leaf_valid_today, "")
+        today = f"; {today}" if today else ""
+    if check.leaf_valid_at_capture == "expired":
+        out.append(
+            _v(
+                f"{role}_cert_expired",
+                f"{what}{at} expired {_date(leaf.not_after)}{cap_text}{today}",
+                frame,
+            )
+        )
+    elif check.leaf_valid_at_capture == "not_yet_valid":
+        out.append(
+            _v(
+                f"{role}_cert_not_yet_valid",
+                f"{what}{at} is valid only from {_date(leaf.not_before)}{cap_text}{today}",
+                frame,
+            )
+        )
     if name and not _name_ok(check, name):
         out.append(
             _v(

@@ -1034,6 +1034,23 @@ class Analyzer:
         # The capture's day, not its time: this result serves every session of that day,
         # whichever was judged first (with -j N, that depends on the workers).
         day = at.date().isoformat()
+        # OpenSSL's order, which Postfix keeps (the first error nearest the leaf): the path is
+        # built first, then the purpose checked, then the dates; what follows is still said
+        # beside the first (the dates and the usage have fields of their own).
+        pinned = self.trust.contains(leaf)
+        if leaf_info.self_signed and not pinned:
+            return verdict(
+                "self_signed", f"{who} is self-signed and not in the trust store", **common
+            )
+        if path.stage == "build" and not pinned:
+            return verdict(*self._unbuilt(leaf, intermediates, at, path, lax), **common)
+        if not common["eku_ok"]:
+            usages = ", ".join(leaf_info.ext_key_usage or ())
+            return verdict(
+                "wrong_usage",
+                f"{who} lacks the {_ROLE_EKU[role]} extended key usage (has: {usages})",
+                **common,
+            )
         if common["leaf_valid_at_capture"] == "expired":
             return verdict(
                 "expired",
@@ -1045,18 +1062,6 @@ class Analyzer:
                 "not_yet_valid",
                 f"{who} is valid only from {_iso(leaf_info.not_before)}, after the capture"
                 f" ({day})",
-                **common,
-            )
-        pinned = self.trust.contains(leaf)
-        if leaf_info.self_signed and not pinned:
-            return verdict(
-                "self_signed", f"{who} is self-signed and not in the trust store", **common
-            )
-        if not common["eku_ok"]:
-            usages = ", ".join(leaf_info.ext_key_usage or ())
-            return verdict(
-                "wrong_usage",
-                f"{who} lacks the {_ROLE_EKU[role]} extended key usage (has: {usages})",
                 **common,
             )
         if pinned and (path.ok or path.stage == "build"):
@@ -1081,17 +1086,27 @@ class Analyzer:
             return verdict(
                 None, f"{who} chains to a trusted root", profile_notes=notes, **common
             )
-        error = path.message
-        if path.stage == "build" and path.depth == 0 and x509path.invalid(leaf):
+        # the path reached a trusted anchor and failed a later check: name it
+        detail = path.message + ("; " + "; ".join(lax) + ", which OpenSSL reads" if lax else "")
+        return verdict("invalid", detail, **common)
+
+    def _unbuilt(
+        self,
+        leaf: x509.Certificate,
+        intermediates: list[x509.Certificate],
+        at: dt.datetime,
+        path: x509path.PathResult,
+        lax: list[str],
+    ) -> tuple[str, str]:
+        """Problem and detail of a chain no path to a trusted anchor was built from."""
+        if path.depth == 0 and x509path.invalid(leaf):
             # OpenSSL finds no issuer for a leaf it takes as invalid, whichever is at hand
-            problem, detail = "invalid", error
-        elif path.stage == "build":
-            problem, detail = self._diagnose(leaf, intermediates, at, error)
-        else:  # the path reached a trusted anchor and failed a later check: name it
-            problem, detail = "invalid", error
+            problem, detail = "invalid", path.message
+        else:
+            problem, detail = self._diagnose(leaf, intermediates, at, path.message)
         if lax:
             detail += "; " + "; ".join(lax) + ", which OpenSSL reads"
-        return verdict(problem, detail, **common)
+        return problem, detail
 
     def _verify(
         self,
