@@ -21,9 +21,11 @@ def openssl_error(tmp_path: Path, root_pem: bytes, leaf_pem: bytes, untrusted_pe
 
 
 def openssl_errors(tmp_path: Path, root_pem: bytes, leaf_pem: bytes, untrusted_pem: bytes = b"",
-                   *, at: dt.datetime, purpose: str = "sslclient") -> list[tuple[str, int]]:
+                   *, at: dt.datetime, purpose: str = "sslclient", flags: tuple[str, ...] = ()
+                   ) -> list[tuple[str, int]]:
     """Every (error text, depth) `openssl verify` prints, in its order: it goes on after the
-    errors its callback forgives (an expired or self-signed leaf, a purpose, a CA flag)."""
+    errors its callback forgives (an expired or self-signed leaf, a purpose, a CA flag).
+    ``flags``: more options, e.g. ``-x509_strict``."""
     (tmp_path / "root.pem").write_bytes(root_pem)
     (tmp_path / "leaf.pem").write_bytes(leaf_pem)
     extra = []
@@ -32,7 +34,7 @@ def openssl_errors(tmp_path: Path, root_pem: bytes, leaf_pem: bytes, untrusted_p
         extra = ["-untrusted", str(tmp_path / "untrusted.pem")]
     done = subprocess.run(
         [OPENSSL, "verify", "-no-CApath", "-no-CAstore", "-attime", str(int(at.timestamp())),
-         "-purpose", purpose, "-CAfile", str(tmp_path / "root.pem"), *extra,
+         "-purpose", purpose, *flags, "-CAfile", str(tmp_path / "root.pem"), *extra,
          str(tmp_path / "leaf.pem")], capture_output=True, text=True, timeout=30)
     found = [(m.group(2).strip(), int(m.group(1)))
              for m in re.finditer(r"error \d+ at (\d+) depth lookup: (.*)", done.stderr)]

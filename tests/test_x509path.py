@@ -18,7 +18,7 @@ from fastcap.judge.x509check import Analyzer, TrustStore
 from fastcap.judge.x509names import UNSUPPORTED_NAME_SYNTAX, check_name_constraints
 from fastcap_synth.certs import with_serial
 
-from .openssl_oracle import OPENSSL, openssl_error
+from .openssl_oracle import OPENSSL, openssl_error, openssl_errors
 from .test_diagnose import session, smtp, tls
 
 NOW = dt.datetime(2026, 6, 1, 12, tzinfo=dt.UTC)
@@ -116,6 +116,37 @@ def test_cn_only_client_certificate_is_trusted_with_a_note(root, inter):
     assert r.profile_notes == ("#1 (CN=mail.fabrikam.com) has no subjectAltName (named by its "
                                "CN only)",)
     assert set(verdicts(r)) == {"ok", "cert_profile_note"}
+
+
+@pytest.mark.parametrize("san", [None, False, True])  # none, not critical, critical
+def test_an_empty_subject_is_noted_as_openssls_strict_check_says(root, san, tmp_path):
+    """RFC 5280 4.2.1.6: a certificate with an empty subject must carry a critical
+    subjectAltName; `openssl verify -x509_strict` fails it otherwise ("Subject empty and
+    Subject Alt Name extension not critical", or "Subject name empty" without one), and
+    plain `openssl verify` accepts it.  fastcap noted nothing, and a leaf without a SAN as
+    "named by its CN only", though it has no CN."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    b = (x509.CertificateBuilder().subject_name(x509.Name([])).issuer_name(root.cert.subject)
+         .public_key(key.public_key()).serial_number(9)
+         .not_valid_before(NOW - DAY).not_valid_after(NOW + DAY)
+         .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(
+             root.key.public_key()), False))
+    if san is not None:
+        b = b.add_extension(x509.SubjectAlternativeName([x509.DNSName("mail.fabrikam.com")]),
+                            san)
+    leaf = Made(b.sign(root.key, hashes.SHA256()), key)
+    pem = serialization.Encoding.PEM
+    args = (tmp_path, root.cert.public_bytes(pem), leaf.cert.public_bytes(pem))
+    strict = {text for text, depth in openssl_errors(*args, at=NOW, flags=("-x509_strict",))
+              if depth == 0}
+    r = check(root, leaf)
+    assert (r.path_error, r.path_error_depth) == openssl_error(*args, at=NOW) == (None, None)
+    assert r.trusted and r.problem is None
+    notes = {n.removeprefix("#1 (empty subject) ") for n in r.profile_notes}
+    said = {"Subject empty and Subject Alt Name extension not critical":
+            "has an empty subject and a subjectAltName not marked critical",
+            "Subject name empty": "has an empty subject and no subjectAltName: nothing names it"}
+    assert notes == {note for text, note in said.items() if text in strict}
 
 
 def test_a_clean_chain_has_no_note(root, inter):

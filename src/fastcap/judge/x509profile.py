@@ -90,7 +90,17 @@ def _cert_notes(i: int, cert: x509.Certificate, is_ca: bool) -> list[str]:
         if eku is not None and any(o.dotted_string == _ANY_EKU for o in eku.value):
             out.append(f"{who} is a CA with anyExtendedKeyUsage")
     else:
-        if _ext(cert, x509.SubjectAlternativeName) is None:
+        san = _ext(cert, x509.SubjectAlternativeName)
+        try:
+            unnamed = not cert.subject.rdns
+        except Exception:
+            unnamed = False
+        # RFC 5280 4.2.1.6, which `openssl verify -x509_strict` checks
+        if unnamed and san is None:
+            out.append(f"{who} has an empty subject and no subjectAltName: nothing names it")
+        elif unnamed and san is not None and not san.critical:
+            out.append(f"{who} has an empty subject and a subjectAltName not marked critical")
+        elif san is None:
             out.append(f"{who} has no subjectAltName (named by its CN only)")
         if bc is not None and bc.value.ca:
             out.append(f"{who} is a leaf marked CA:TRUE")
