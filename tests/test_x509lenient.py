@@ -1054,6 +1054,11 @@ def _dn(*attrs: tuple[str, str]) -> bytes:
                       for oid, text in attrs]).public_bytes()
 
 
+def _typed_cn(tag: int, octets: bytes) -> bytes:
+    """A Name's DER of one CN, a string of type ``tag`` holding ``octets``."""
+    return _der(0x30, _der(0x31, _der(0x30, _oid("2.5.4.3"), _der(tag, octets))))
+
+
 def _other(oid: str, value: bytes) -> bytes:
     return _der(0xA0, _oid(oid), _der(0xA0, value))
 
@@ -1090,6 +1095,9 @@ SHOWN_SAN = {  # id: a GeneralName beside the dNSName, which OpenSSL names
     "dirName_256": _der(0xA4, _dn(("2.5.4.11", "u" * 120), ("2.5.4.11", "v" * 128))),
     "dirName_escapes_cut": _der(0xA4, _dn(("2.5.4.11", "/" * 100), ("2.5.4.11", "\n" * 40))),
     "dirName_first_too_long": _der(0xA4, _dn(("2.5.4.11", "u" * 300), ("2.5.4.6", "US"))),
+    # X509_NAME_oneline prints a value's octets whatever its string type
+    "dirName_bmp": _der(0xA4, _typed_cn(0x1E, "Relé".encode("utf-16-be"))),
+    "dirName_universal": _der(0xA4, _typed_cn(0x1C, "Re".encode("utf-32-be"))),
     "registeredID_client_auth": _der(0x88, _oid("1.3.6.1.5.5.7.3.2")[2:]),
     "registeredID_email_protection": _der(0x88, _oid("1.3.6.1.5.5.7.3.4")[2:]),
     "registeredID_upn": _der(0x88, _oid("1.3.6.1.4.1.311.20.2.3")[2:]),

@@ -230,6 +230,9 @@ _UNHELD_PREFIX = {0x81: "email:", 0x82: "DNS:", 0x86: "URI:"}
 
 # `openssl x509 -text` writes a SAN's directory name into a buffer of 256 octets
 _ONELINE_ROOM = 255
+# the octets of a string type whose letters are not one octet each (by its universal tag), as
+# OpenSSL prints them; ``cryptography`` keeps the tag of a name's value only as ``_type``
+_ONELINE_CODECS = {30: "utf-16-be", 28: "utf-32-be"}  # BMPString, UniversalString
 
 
 def _oneline(name: x509.Name) -> str:
@@ -242,7 +245,8 @@ def _oneline(name: x509.Name) -> str:
     size = 0
     for rdn in name.rdns:
         for i, attr in enumerate(rdn):
-            value = attr.value if isinstance(attr.value, bytes) else attr.value.encode("utf-8")
+            value = attr.value if isinstance(attr.value, bytes) else attr.value.encode(
+                _ONELINE_CODECS.get(getattr(getattr(attr, "_type", None), "value", None), "utf-8"))
             text = "".join("\\" + chr(c) if c in b"/+" else chr(c) if 0x20 <= c <= 0x7E
                            else f"\\x{c:02X}" for c in value)
             oid = attr.oid.dotted_string
