@@ -272,6 +272,15 @@ def _printable(der: bytes, key, *texts: str) -> bytes:
     return _der(0x30, tbs, alg, _der(0x03, b"\x00" + sig))
 
 
+def _intermediate(key, name: x509.Name) -> bytes:
+    """A CA ``name`` the root issued."""
+    return (x509.CertificateBuilder().subject_name(name).issuer_name(ROOT_NAME)
+            .public_key(key.public_key()).serial_number(3)
+            .not_valid_before(NOW - DAY).not_valid_after(NOW + DAY)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
+            .sign(key, hashes.SHA256()).public_bytes(serialization.Encoding.DER))
+
+
 def _named(*attrs: tuple) -> x509.Name:
     return x509.Name([x509.NameAttribute(oid, value) for oid, value in attrs])
 
@@ -296,11 +305,7 @@ def test_printable_string_with_other_ascii_as_openssl(case, key, tmp_path):
     and compares names in its canonical form, whatever the string type."""
     ca_name, in_ca, issuer, in_leaf = PRINTABLE[case]
     root = _root(key)
-    ca = (x509.CertificateBuilder().subject_name(ca_name).issuer_name(ROOT_NAME)
-          .public_key(key.public_key()).serial_number(3)
-          .not_valid_before(NOW - DAY).not_valid_after(NOW + DAY)
-          .add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
-          .sign(key, hashes.SHA256()).public_bytes(serialization.Encoding.DER))
+    ca = _intermediate(key, ca_name)
     ca = _printable(ca, key, *in_ca)
     leaf = (x509.CertificateBuilder()
             .subject_name(_named((NameOID.COMMON_NAME, "*.fabrikam.com")))
@@ -317,6 +322,58 @@ def test_printable_string_with_other_ascii_as_openssl(case, key, tmp_path):
                                    hashlib.sha256(ca).hexdigest())
     if in_ca or in_leaf:
         assert any("PrintableString holding" in n for n in got.profile_notes)
+
+
+def _teletex(der: bytes, key) -> bytes:
+    """``der`` re-signed with each UTF8String ``Soci?t?`` a TeletexString of ``Société`` in
+    Latin-1, of the same length."""
+    tbs = _elements(_content(der))[0]
+    assert b"\x0c\x07Soci?t?" in tbs
+    tbs = tbs.replace(b"\x0c\x07Soci?t?", b"\x14\x07Soci\xe9t\xe9")
+    sig = key.sign(tbs, ec.ECDSA(hashes.SHA256()))
+    alg = _der(0x30, _der(0x06, bytes.fromhex("2a8648ce3d040302")))
+    return _der(0x30, tbs, alg, _der(0x03, b"\x00" + sig))
+
+
+_T61 = _named((NameOID.ORGANIZATION_NAME, "Soci?t?"), (NameOID.COMMON_NAME, "Lax CA"))
+_T61_UTF8 = _named((NameOID.ORGANIZATION_NAME, "Société"), (NameOID.COMMON_NAME, "Lax CA"))
+_CA = _named((NameOID.COMMON_NAME, "Lax CA"))
+TELETEX = {  # id: (intermediate's name, leaf's issuer, leaf's subject, leaf's SAN DirName)
+    "leaf_subject": (_CA, _CA, _T61, None),
+    "intermediate_and_issuer": (_T61, _T61, LEAF_NAME, None),
+    "issuer_in_utf8": (_T61, _T61_UTF8, LEAF_NAME, None),
+    "san_dirname": (_CA, _CA, LEAF_NAME, _T61),
+}  # fmt: skip
+
+
+@pytest.mark.skipif(OPENSSL is None, reason="openssl command not installed")
+@pytest.mark.parametrize("case", sorted(TELETEX))
+def test_a_teletex_string_of_latin_1_judged_as_openssl(case, key, tmp_path):
+    """A TeletexString holds any octets; OpenSSL reads each as a Latin-1 letter and compares
+    names in UTF-8.  ``cryptography`` reads none that is no UTF-8: fastcap took such a
+    subject as unparseable, and a subjectAltName holding such a DirName as undecodable (the
+    leaf invalid), where `openssl verify` accepts both."""
+    ca_name, issuer, subject, dirname = TELETEX[case]
+    root = _root(key)
+    ca = _intermediate(key, ca_name)
+    san = [x509.DNSName("mail.fabrikam.com")] + ([x509.DirectoryName(dirname)] if dirname else [])
+    leaf = (x509.CertificateBuilder().subject_name(subject).issuer_name(issuer)
+            .public_key(key.public_key()).serial_number(2)
+            .not_valid_before(NOW - DAY).not_valid_after(NOW + DAY)
+            .add_extension(x509.SubjectAlternativeName(san), False)
+            .sign(key, hashes.SHA256()).public_bytes(serialization.Encoding.DER))
+    if ca_name is _T61:
+        ca = _teletex(ca, key)
+    if _T61 in (issuer, subject, dirname):
+        leaf = _teletex(leaf, key)
+    got = Analyzer(TrustStore([root]), today=NOW).check([leaf, ca], role="client", at=NOW,
+                                                         expected_name="mail.fabrikam.com")
+    assert (got.path_error, got.path_error_depth) == _openssl(tmp_path, root, leaf, ca)
+    assert got.path_error is None and got.problem is None and got.name_matches
+    assert all(c.parse_error is None for c in got.certs)
+    assert got.certs[0].san_dns == ("mail.fabrikam.com",)
+    if subject is _T61:
+        assert got.certs[0].subject == "CN=Lax CA,O=Société"
 
 
 CORPUS = Path(__file__).parent / "data" / "corpus" / "zeek__tls-missing-intermediate.pcap"

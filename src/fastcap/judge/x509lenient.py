@@ -6,10 +6,11 @@ critical FALSE, basicConstraints' cA FALSE, version 1, a name-constraints subtre
 a BOOLEAN TRUE other than 0xFF in those fields, a version other than v1 and v3, an empty
 nameConstraints or subjectAltName (refused by ``cryptography`` from version 51), a
 PrintableString in the issuer or subject holding other ASCII characters (``*.contoso.com``,
-``AT&T``, an e-mail address, a NUL), a length in a longer form than needed (``81 05``) or of
-indefinite form, or a string in BER's constructed form (an extension's OCTET STRING, a keyUsage
-BIT STRING cut into pieces, a name's UTF8String), anywhere in the certificate or an extension's
-value, and an implicitly tagged one wherever its type is known (a GeneralName of the
+``AT&T``, an e-mail address, a NUL), a TeletexString there or in a directoryName whose octets
+are no UTF-8 (OpenSSL reads them as Latin-1), a length in a longer form than needed (``81 05``)
+or of indefinite form, or a string in BER's constructed form (an extension's OCTET STRING, a
+keyUsage BIT STRING cut into pieces, a name's UTF8String), anywhere in the certificate or an
+extension's value, and an implicitly tagged one wherever its type is known (a GeneralName of the
 subjectAltName, the issuerAltName, the CRL distribution points, the authority key identifier or
 information access, a name constraint; a keyIdentifier, a reasons BIT STRING); and values
 OpenSSL decodes with a meaning the copy keeps: keyUsage bits with the unused ones set (it masks
@@ -248,6 +249,9 @@ def _general_name(value: bytes, start: int, stop: int, fixes: list[str]) -> tupl
     element of the same tag, OpenSSL reads it (its template knows the type) and joins the
     pieces as in any string."""
     tag = value[start]
+    if tag == 0xA4:  # a directoryName: its Name as `_name` has it
+        _, body, end = element(value, start, stop)
+        return tag, encode(0xA4, _name(value, body, end, fixes))
     if tag not in _IMPLICIT_STRINGS:
         return tag, value[start:stop]
     fixes.append(f"{_IMPLICIT_STRINGS[tag]} in constructed form")
@@ -411,24 +415,44 @@ def _unheld(tag: int, name: bytes) -> str | None:
 def _name(der: bytes, start: int, end: int, fixes: list[str]) -> bytes:
     """A Name whose PrintableStrings holding other ASCII characters (``*``, ``@``, ``&``, ``_``,
     a NUL or another control character) are tagged IA5String, whose alphabet holds all of
-    ASCII: same length, same text, and a type OpenSSL canonicalises alike."""
+    ASCII: same length, same text, and a type OpenSSL canonicalises alike; and whose
+    TeletexStrings that are no UTF-8 (``cryptography`` reads none other) are UTF8Strings of
+    their octets read as Latin-1, as OpenSSL converts a TeletexString to compare names."""
     tag, body, stop = element(der, start, end)
     if tag != 0x30 or stop != end:
         raise _Bad
-    out = bytearray(der[start:end])
+    out = b""
+    changed = False
     for rt, _, rb, rstop in elements(der, body, stop, _MAX_RDNS):
         if rt != 0x31:
             raise _Bad
-        for at, _, ab, astop in elements(der, rb, rstop, _MAX_RDNS):
+        rdn = b""
+        for at, astart, ab, astop in elements(der, rb, rstop, _MAX_RDNS):
+            attr = der[astart:astop]
             parts = elements(der, ab, astop, 2) if at == 0x30 else []
-            if len(parts) != 2 or parts[1][0] != 0x13:
-                continue
-            text = der[parts[1][2] : parts[1][3]]
-            odd = set(text) - _PRINTABLE
-            if odd and all(c < 0x80 for c in odd):
-                fixes.append("PrintableString holding " + "".join(sorted(map(chr, odd))))
-                out[parts[1][1] - start] = 0x16
-    return bytes(out)
+            if len(parts) == 2 and parts[1][0] in (0x13, 0x14):
+                vt, vstart, vb, vstop = parts[1]
+                text = der[vb:vstop]
+                odd = set(text) - _PRINTABLE
+                if vt == 0x13 and odd and all(c < 0x80 for c in odd):
+                    fixes.append("PrintableString holding " + "".join(sorted(map(chr, odd))))
+                    attr = der[astart:vstart] + b"\x16" + der[vstart + 1 : astop]
+                elif vt == 0x14 and not _utf8(text):
+                    fixes.append("TeletexString of octets outside UTF-8, read as Latin-1")
+                    attr = encode(0x30, der[parts[0][1] : parts[0][3]]
+                                  + encode(0x0C, text.decode("latin-1").encode()))
+            changed |= attr != der[astart:astop]
+            rdn += attr
+        out += encode(0x31, rdn)
+    return encode(0x30, out) if changed else der[start:end]
+
+
+def _utf8(text: bytes) -> bool:
+    try:
+        text.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def _extension(der: bytes, body: int, end: int, fixes: list[str]) -> bytes:
