@@ -875,6 +875,49 @@ def test_a_printed_ladder_fits_the_sheet_whole(chrome: Browser, report: Path,
     assert_clean(chrome, report)
 
 
+def test_a_printed_ladder_with_a_label_of_thousands_of_characters_stays_readable(
+        chrome: Browser, long_names: Path) -> None:
+    """An EHLO label of 3,000 characters, printed (print media, 740 px): the ladder is not
+    shrunk to specks to fit the sheet; the label is cut, marked, and written in full below the
+    ladder, where it wraps within the sheet.  Back on screen the label is whole again."""
+    driver = chrome.driver
+    before = driver.get_window_size()
+    driver.set_window_size(740, 1000)
+    try:
+        load(chrome, long_names)
+        open_session(chrome, "long.pcap", 1)
+        driver.execute_cdp_cmd("Emulation.setEmulatedMedia", {"media": "print"})
+        got = driver.execute_script("""const s = document.querySelector('.ladder svg');
+          const r = s.getBoundingClientRect(), v = s.viewBox.baseVal;
+          const notes = Array.from(document.querySelectorAll('.ladder li'))
+            .filter(e => e.getClientRects().length > 0);
+          return {inner: innerWidth, page: document.documentElement.scrollWidth,
+                  scale: r.width / v.width, right: r.right,
+                  drawn: Array.from(s.querySelectorAll('g.arrow text'), t => t.textContent),
+                  notes: notes.map(e => e.textContent),
+                  noteRight: Math.max(0, ...notes.map(e => e.getBoundingClientRect().right))};""")
+        assert got["page"] <= got["inner"] and got["right"] <= got["inner"], got["right"]
+        # 12 px type drawn at 7 px or more, not at a fortieth of its size
+        assert got["scale"] >= 0.58, got["scale"]
+        assert all(len(t) < 200 for t in got["drawn"]), max(map(len, got["drawn"]))
+        cut = [t for t in got["drawn"] if "EHLO eee" in t]
+        note = re.search(r"… \[(\d+)\]$", cut[0]) if len(cut) == 1 else None
+        assert note, cut
+        frame = cut[0].split()[0]
+        assert f"[{note[1]}] frame {frame}: EHLO {LONG_EHLO}" in got["notes"], [
+            n[:40] for n in got["notes"]]
+        assert 0 < got["noteRight"] <= got["inner"], got["noteRight"]
+        driver.execute_cdp_cmd("Emulation.setEmulatedMedia", {"media": ""})
+        detail = driver.find_element(By.CSS_SELECTOR, "table#sessions tr.detail")
+        assert any(a["label"] == "EHLO " + LONG_EHLO for a in arrows(detail))
+        assert not [e for e in detail.find_elements(By.CSS_SELECTOR, ".ladder li")
+                    if e.is_displayed()]
+    finally:
+        driver.execute_cdp_cmd("Emulation.setEmulatedMedia", {"media": ""})
+        driver.set_window_size(before["width"], before["height"])
+    assert_clean(chrome, long_names)
+
+
 PLAIN = """return {
   rows: Array.from(document.querySelectorAll('table.plain tbody tr'))
     .filter(r => r.getClientRects().length > 0).map(r => Array.from(r.cells, c => c.innerText)),

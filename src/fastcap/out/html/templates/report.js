@@ -175,6 +175,10 @@
         tr.remove();
       });
     }
+    // the open ladders drawn again for the medium: labels cut with notes on paper, whole on screen
+    tbody.querySelectorAll("div.ladder").forEach(function (box) {
+      box.replaceWith(ladder(Number(box.dataset.index), on));
+    });
     showCount();
   }
 
@@ -215,11 +219,26 @@
     return us === null ? "+? s" : (us < 0 ? "-" : "+") + (Math.abs(us) / 1e6).toFixed(6) + " s";
   }
 
-  function ladder(r) {
-    const flat = r[C.ladder];
+  // On paper a ladder is scaled to the sheet, so one label of thousands of characters would
+  // shrink every arrow to specks: printed, a label longer than PAPER_LABEL is cut, marked
+  // "… [n]", and written in full under the ladder as note n, where it wraps.
+  const PAPER_LABEL = 64;
+
+  function ladder(i, paper) {
+    const r = rows[i], flat = r[C.ladder];
     const n = flat.length / 4;
+    const notes = el("ol", "notes");
+    const drawn = [];
+    for (let k = 0; k < n; k++) {
+      const label = S[flat[4 * k + 3]];
+      if (!paper || label.length <= PAPER_LABEL) { drawn.push(label); continue; }
+      const note = notes.children.length + 1;
+      drawn.push(label.slice(0, PAPER_LABEL) + "… [" + note + "]");
+      notes.appendChild(el("li", null, "[" + note + "] frame " + (r[C.first_frame] + flat[4 * k])
+                           + ": " + label));
+    }
     let longest = 0;
-    for (let k = 3; k < flat.length; k += 4) longest = Math.max(longest, S[flat[k]].length);
+    for (const label of drawn) longest = Math.max(longest, label.length);
     const L = 170, R = 470, STEP = 22, TOP = 36, W = R + 140 + 7.5 * longest;
     const box = el("div", "ladder");
     // a screen reader reads the drawing as a list: an item per arrow whose name says in words
@@ -253,10 +272,12 @@
       g.appendChild(svg("polygon", {points: x2 + "," + y + " " + (x2 + tip) + "," + (y - 4)
                                     + " " + (x2 + tip) + "," + (y + 4)}));
       g.appendChild(svg("text", {x: R + 12, y: y + 4, "xml:space": "preserve"},
-                        frame + "  " + seconds(us) + "  " + label));
+                        frame + "  " + seconds(us) + "  " + drawn[k]));
       s.appendChild(g);
     }
     box.appendChild(s);
+    if (notes.children.length) box.appendChild(notes);
+    box.dataset.index = i;
     return box;
   }
 
@@ -330,7 +351,7 @@
       }
       td.appendChild(lu);
     }
-    td.appendChild(ladder(r));
+    td.appendChild(ladder(i, printing));
     for (const which of [C.client_chain, C.server_chain]) {
       const ci = r[which];
       if (ci === null) continue;
