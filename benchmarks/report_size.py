@@ -6,7 +6,8 @@
 The sessions come from scanning a generated capture (real OpenSSL conversations replayed with
 fresh addresses, benchmarks/gen_capture.py), not from synthesised records.  Reported, each
 once (wall time, this process): the scan; the walk that reads the ladders' frame times; the
-page data; rendering and writing the file; the file's size (and gzipped).  With Debian's
+walk that reads each session's frames (for `frame N`); the page data; rendering and writing
+the file; the file's size (and gzipped).  With Debian's
 chromium and chromium-driver and Selenium installed, also the page's load time (navigation
 start to the load event, the table's first rows drawn), a filter, a sort and opening one
 session's ladder, each as the page's own clock measures it.
@@ -28,8 +29,10 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "src"))
 
 from fastcap import __version__  # noqa: E402
+from fastcap.options import DEFAULT_PORTS  # noqa: E402
 from fastcap.out.html import ScanFacts, frames_wanted, page_data, render_report  # noqa: E402
 from fastcap.read.frametimes import frame_times  # noqa: E402
+from fastcap.run.frameruns import frame_runs  # noqa: E402
 from fastcap.run.scanner import ScanSummary, scan  # noqa: E402
 
 
@@ -44,7 +47,10 @@ def build(capture: str, jobs: int) -> tuple[dict, str]:
     times = {capture: frame_times(capture, frames_wanted(sessions))}
     timings["frame_times_s"] = time.perf_counter() - t
     t = time.perf_counter()
-    page = page_data(results, times=times,
+    runs = {capture: frame_runs(capture, sessions, DEFAULT_PORTS)}
+    timings["frame_runs_s"] = time.perf_counter() - t
+    t = time.perf_counter()
+    page = page_data(results, times=times, runs=runs,
                      scan=ScanFacts(seconds=timings["scan_s"], version=__version__))
     timings["page_data_s"] = time.perf_counter() - t
     t = time.perf_counter()

@@ -1593,25 +1593,32 @@ def test_two_captures_of_one_name_are_told_apart(chrome: Browser, tmp_path: Path
 
 
 def test_a_frame_of_a_message_finds_its_own_session_among_overlapping_ones(
-        chrome: Browser, tmp_path: Path) -> None:
-    """Two connections at once, their frames interleaved: "frame N" of one session's EHLO
-    (the scan's JSON gives its frame) leaves that session only, though N lies between the
-    other's first and last frame too; the second's SYN (its first frame) leaves the second
-    alone; and a frame the page cannot place (an ACK of the first, in no ladder) leaves
-    neither, the count saying why, rather than every connection around it, as a Wireshark
-    user jumping to that frame would be misled into."""
+        chrome: Browser, tmp_path: Path, tshark: str) -> None:
+    """Two connections at once, and one on a port not scanned, their frames interleaved:
+    "frame N" of one session's EHLO (the scan's JSON gives its frame) leaves that session
+    only, though N lies between the other's first and last frame too; the second's SYN (its
+    first frame) leaves the second alone; a frame in no ladder (an ACK, a data segment)
+    leaves the session whose TCP stream tshark puts it in, and no other; a frame of the
+    connection not scanned leaves none, the count saying so, rather than every connection
+    around it, as a Wireshark user jumping to that frame would be misled into."""
+    import subprocess
+
     from fastcap_synth.smtpgen import SmtpScenario, smtp_records
 
     records = []
-    for i in range(2):
+    for i, port in enumerate((25, 25, 8025)):
         records += smtp_records(SmtpScenario(client_ip=f"10.1.2.{i + 1}", client_port=40000 + i,
-                                             starttls_offered=False,
+                                             server_port=port, starttls_offered=False,
                                              start_ns=10**9 + i * 10**7))
     capture = tmp_path / "overlap.pcap"
     a, b = write_and_scan(capture, records)
     assert b["first_frame"] < a["smtp"]["ehlo_frame"] < b["last_frame"]
     out = tmp_path / "overlap.html"
     assert main(["report", str(capture), "-o", str(out)]) in (0, 1)
+    fields = subprocess.run([tshark, "-n", "-r", str(capture), "-T", "fields",
+                             "-e", "frame.number", "-e", "tcp.stream"],
+                            capture_output=True, text=True, check=True).stdout
+    stream = {int(f): st for f, st in (line.split("\t") for line in fields.splitlines())}
     load(chrome, out)
     for s in (a, b):
         type_filter(chrome, f"frame {s['smtp']['ehlo_frame']}")
@@ -1625,12 +1632,20 @@ def test_a_frame_of_a_message_finds_its_own_session_among_overlapping_ones(
     for s in (a, b):
         known |= {x["frame"] for x in arrows(open_session(chrome, "overlap.pcap", s["number"]))}
         session_row(chrome, "overlap.pcap", s["number"]).click()   # closed again
-    spanned = [f for f in range(b["first_frame"], a["last_frame"] + 1) if f not in known]
-    assert spanned
-    type_filter(chrome, f"frame {spanned[0]}")
-    wait_for(chrome, lambda d: row_ids(chrome) == [], f"no session for frame {spanned[0]}")
+    spanned = range(b["first_frame"], a["last_frame"] + 1)
+    for s in (a, b):
+        ack = next(f for f in spanned
+                   if f not in known and stream[f] == stream[s["first_frame"]])
+        type_filter(chrome, f"frame {ack}")
+        wait_for(chrome, lambda d, n=s["number"]: row_ids(chrome) == [("overlap.pcap", n)],
+                 f"session {s['number']} alone, whose ACK or segment frame {ack} is")
+    other = next(f for f in spanned if stream[f] not in {stream[a["first_frame"]],
+                                                         stream[b["first_frame"]]})
+    type_filter(chrome, f"frame {other}")
+    wait_for(chrome, lambda d: row_ids(chrome) == [] and "in no SMTP session" in d.find_element(
+        By.ID, "count").get_attribute("textContent"), f"no session for frame {other}")
     count = chrome.driver.find_element(By.ID, "count").get_attribute("textContent")
-    assert f"frame {spanned[0]}" in count and "2 session(s) span it" in count, count
+    assert f"frame {other}" in count and "2 session(s) span it" in count, count
     type_filter(chrome, f"frame {a['last_frame'] + b['last_frame'] + 1}")
     wait_for(chrome, lambda d: "not in any SMTP conversation" in d.find_element(
         By.ID, "count").get_attribute("textContent"), "a frame past every session")

@@ -567,3 +567,37 @@ def test_files_of_one_name_are_labelled_by_the_folders_that_tell_them_apart():
     # a path that is all of another's tail ("rel/c.pcap") can only be named in full
     assert all(p.endswith(label) for p, label in labels.items())
     assert len(set(labels.values())) == len(paths)
+
+
+def test_each_session_holds_its_connections_frames_as_wireshark_numbers_them(
+        tmp_path, tshark):
+    """Two SMTP connections at once and a connection on a port not scanned, their frames
+    interleaved: each session's frames in the page (what `frame N` answers by) are exactly the
+    frames tshark puts in that session's TCP stream within its first and last frame, the
+    ACKs and data segments no ladder names included, the other connections' frames not."""
+    import subprocess
+
+    from fastcap_synth.smtpgen import SmtpScenario, smtp_records
+
+    records = []
+    for i, port in enumerate((25, 8025, 25)):
+        records += smtp_records(SmtpScenario(client_ip=f"10.1.2.{i + 1}", client_port=40000 + i,
+                                             server_port=port, starttls_offered=False,
+                                             start_ns=10**9 + i * 5 * 10**6))
+    records.sort(key=lambda r: r.ts_ns)
+    capture, out = tmp_path / "overlap.pcap", tmp_path / "overlap.html"
+    write_pcap(capture, records)
+    assert cli.main(["report", str(capture), "-o", str(out)]) in (0, 1)
+    sessions = decode_sessions(page_of(out.read_text(encoding="utf-8")))
+    assert len(sessions) == 2
+    fields = subprocess.run([tshark, "-n", "-r", str(capture), "-T", "fields",
+                             "-e", "frame.number", "-e", "tcp.stream"],
+                            capture_output=True, text=True, check=True).stdout
+    stream = {int(f): s for f, s in (line.split("\t") for line in fields.splitlines())}
+    for s in sessions:
+        mine = stream[s["first_frame"]]
+        want = [f for f in range(s["first_frame"], s["last_frame"] + 1) if stream[f] == mine]
+        assert s["frames"] == want, s["number"]
+        assert len(want) < s["last_frame"] - s["first_frame"] + 1   # the case: interleaved
+        named = {a["frame"] for a in s["ladder"]}
+        assert set(want) - named - {s["first_frame"], s["last_frame"]}  # ACKs, in no ladder

@@ -705,3 +705,24 @@ def test_follow_of_several_files_refuses_what_it_cannot_read_in_one_line(ring, t
                        text=True, timeout=120)
     assert r.returncode == 2 and r.stdout == ""
     assert r.stderr.count("\n") == 1 and r.stderr.rstrip().endswith(message)
+
+
+def test_a_sessions_frames_across_ring_files_are_those_of_the_whole(ring):
+    """The report's `frame N` knows every frame of a session (`frame_runs`): for a session
+    that goes on into the next files of a ring they are, numbered on from file to file, the
+    frames the same session has in the whole capture."""
+    from fastcap.options import DEFAULT_PORTS
+    from fastcap.run.frameruns import frame_runs
+
+    whole, files, offsets, _sessions = ring
+    whole_sessions = list(scan(whole, ca_file=CA))
+    want = dict(zip((s.first_frame for s in whole_sessions),
+                    frame_runs(whole, whole_sessions, DEFAULT_PORTS), strict=True))
+    spanning = 0
+    for k, r in enumerate(_ring_scan(files, jobs=1)):
+        later = list(dict.fromkeys(f for s in r.sessions for f in s.continues_into))
+        runs = frame_runs(files[k], r.sessions, DEFAULT_PORTS, then=later)
+        for s, got in zip(r.sessions, runs, strict=True):
+            spanning += bool(s.continues_into)
+            assert got is not None and got == want[s.first_frame + offsets[k]], (k, s.number)
+    assert spanning

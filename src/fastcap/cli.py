@@ -610,19 +610,21 @@ def _write_html(args, results, seconds: float, *, read_any: bool,
     from . import __version__
     from .out.html import ScanFacts, frames_wanted, page_data, render_report, write_report
     from .read.frametimes import frame_times
+    from .run.frameruns import frame_runs
 
-    times = {}
+    times, runs = {}, {}
     for path, kept, _summary in results:
         later = list(dict.fromkeys(f for s in kept for f in s.continues_into))
         try:
             times[path] = frame_times(path, frames_wanted(kept), backend=args.backend,
                                       then=later)
+            runs[path] = frame_runs(path, kept, args.ports, backend=args.backend, then=later)
         except (FastcapError, OSError) as e:
             print(f"fastcap: warning: {path}: no frame times for the ladders: {e}",
                   file=_ERR)
     page = page_data(results, problems=_problems(results), times=times,
                      scan=ScanFacts(seconds=seconds, version=__version__), errors=errors,
-                     spans=spans)
+                     spans=spans, runs=runs)
     if args.html == "-":  # report -o -: the page on standard output, as UTF-8 whatever the locale
         size = _write_stdout_bytes(render_report(page).encode("utf-8"))
         where = "standard output"

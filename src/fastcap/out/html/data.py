@@ -25,7 +25,14 @@ __all__ = ["COLUMNS", "KINDS", "ScanFacts", "decode_sessions", "frames_wanted", 
 
 COLUMNS = ("file", "number", "client", "server", "ehlo", "tls", "cert", "verdicts",
            "start_us", "first_frame", "last_frame", "ladder", "client_chain", "server_chain",
-           "logs")
+           "logs", "frames")
+# `frames`: the frames of a session's connection that neither its ladder nor its first and
+# last frame name (ACKs, data segments), so that "frame N" finds their session too; null
+# where they were not read.  Each is written as its distance from the one before it (the
+# first from the first frame): d - 1 in digits of DIGITS, high ones first, the last one from
+# its first half; a string of two characters or so a frame where numbers cost five.
+DIGITS = "".join(c for c in map(chr, range(0x20, 0x7F)) if c not in '"\\<>&')
+_HALF = len(DIGITS) // 2
 # A ladder is flat: per arrow, its frame minus the session's first frame, microseconds since
 # the session's first frame (null: unknown), a code (dir | kind << 1 | bad << 3), the label.
 KINDS = ("smtp", "tls", "alert", "log")
@@ -172,7 +179,9 @@ def page_data(results: Iterable[tuple[str, Sequence[Session], object]], *,
               times: Mapping[str, Mapping[int, int]] | None = None,
               scan: ScanFacts = ScanFacts(),
               errors: Sequence[Mapping[str, Any]] = (),
-              spans: Mapping[str, tuple[int, int]] | None = None) -> dict[str, Any]:
+              spans: Mapping[str, tuple[int, int]] | None = None,
+              runs: Mapping[str, Sequence[list[int] | None]] | None = None
+              ) -> dict[str, Any]:
     """Everything the page shows, as JSON-ready data.
 
     `results` is the scan's (path, sessions, summary) per file; `times` maps a file to the
@@ -180,7 +189,10 @@ def page_data(results: Iterable[tuple[str, Sequence[Session], object]], *,
     unknown); `problems` are the triage groups as dicts; `errors` the inputs that could not
     be read ({"path", "error"}, as the JSON's), so that the page never passes over them;
     `spans` a file's (first, last) session time over all the sessions the scan counted, for
-    a file of which only some are shown (--only-problems); by default those of `results`."""
+    a file of which only some are shown (--only-problems); by default those of `results`;
+    `runs` a file's sessions' frames as `run.frameruns.frame_runs` gives them, in order
+    (a session's None, or a file's none: not read, "frame N" finds only the frames its
+    ladder names)."""
     strings = _Strings()
     certs: dict[str, dict[str, Any]] = {}
     chains: list[dict[str, Any]] = []
@@ -211,6 +223,7 @@ def page_data(results: Iterable[tuple[str, Sequence[Session], object]], *,
 
     for fi, (path, sessions, summary) in enumerate(results):
         file_times = (times or {}).get(path, {})
+        file_runs = (runs or {}).get(path)
         try:
             size = os.path.getsize(path)
         except OSError:
@@ -225,7 +238,7 @@ def page_data(results: Iterable[tuple[str, Sequence[Session], object]], *,
                       "frames": getattr(summary, "frames", None),
                       "sessions": counted if isinstance(counted, int) else len(sessions),
                       "shown": len(sessions), "first_ts_ns": span[0], "last_ts_ns": span[1]})
-        for s in sessions:
+        for si, s in enumerate(sessions):
             flat: list[int | None] = []
             for a in ladder(s):
                 t = file_times.get(a.frame)
@@ -245,7 +258,9 @@ def page_data(results: Iterable[tuple[str, Sequence[Session], object]], *,
                          (s.first_ts_ns - t0) // 1000 if s.first_ts_ns else None,
                          s.first_frame, s.last_frame, flat,
                          chain_of(s.client_check), chain_of(s.server_check),
-                         None if s.evidence is None else _logs(s.evidence, strings)])
+                         None if s.evidence is None else _logs(s.evidence, strings),
+                         None if file_runs is None or file_runs[si] is None
+                         else _unnamed(s, file_runs[si], flat)])
             if s.first_ts_ns:
                 starts.append((s.first_ts_ns, _primary(s)))
             else:
@@ -264,6 +279,7 @@ def page_data(results: Iterable[tuple[str, Sequence[Session], object]], *,
         "verdicts": verdicts,
         "columns": list(COLUMNS),
         "kinds": list(KINDS),
+        "frame_digits": DIGITS,
         "strings": strings.items,
         "certs": certs,
         "chains": chains,
@@ -297,11 +313,58 @@ def decode_sessions(page: Mapping[str, Any]) -> list[dict[str, Any]]:
             "start_us": r["start_us"], "first_frame": r["first_frame"],
             "last_frame": r["last_frame"], "ladder": arrows,
             "client_chain": r["client_chain"], "server_chain": r["server_chain"],
+            "frames": _frames(r["first_frame"], r["last_frame"], flat, r["frames"]),
             "logs": None if r["logs"] is None else [
                 {"kind": S[r["logs"][i]], "file": S[r["logs"][i + 1]],
                  "line": r["logs"][i + 2], "delta_s": r["logs"][i + 3]}
                 for i in range(0, len(r["logs"]), 4)]})
     return out
+
+
+def _named(first: int, last: int, flat: Sequence[int | None]) -> list[int]:
+    """The frames of a session the page names anyway: its arrows', its first and last."""
+    return sorted({first, last, *(first + flat[k] for k in range(0, len(flat), 4))})
+
+
+def _unnamed(s: Session, runs: list[int], flat: Sequence[int | None]) -> str:
+    """`frames` of a session whose connection's frames in its span are `runs` (as
+    `run.frameruns.frame_runs` gives them: [] all of it)."""
+    named = _named(s.first_frame, s.last_frame, flat)
+    known = set(named)
+    own: list[int] = []
+    at = s.first_frame
+    for k, n in enumerate(runs or [s.last_frame - s.first_frame + 1]):
+        if k % 2 == 0:
+            own += range(at, at + n)
+        at += n
+    out, before = [], s.first_frame
+    for f in own:
+        if f in known:
+            continue
+        v, digits = f - before - 1, []
+        digits.append(DIGITS[v % _HALF])
+        v //= _HALF
+        while v:
+            digits.append(DIGITS[_HALF + v % _HALF])
+            v //= _HALF
+        out.append("".join(reversed(digits)))
+        before = f
+    return "".join(out)
+
+
+def _frames(first: int, last: int, flat: Sequence[int | None],
+            text: str | None) -> list[int] | None:
+    """All of a session's frames from its `frames` text (as the page's script reads it)."""
+    if text is None:
+        return None
+    out, before, v = _named(first, last, flat), first, 0
+    for ch in text:
+        k = DIGITS.index(ch)
+        v = v * _HALF + k % _HALF
+        if k < _HALF:
+            before, v = before + v + 1, 0
+            out.append(before)
+    return sorted(out)
 
 
 def plain_rows(page: Mapping[str, Any], limit: int) -> list[dict[str, Any]]:

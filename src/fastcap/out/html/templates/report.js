@@ -412,9 +412,27 @@
 
   // What a Wireshark user types to go somewhere: a number alone ("12", or "#12" as the
   // samples write it) is a session number, never any field holding its digits; "frame 1234"
-  // (or "frame.number == 1234") the session that frame is known to be part of, in each file:
-  // an arrow of its ladder, its first or its last frame.  Never the sessions merely around
-  // it: on a busy relay hundreds of connections span one frame, and none of them is its.
+  // (or "frame.number == 1234") the session whose connection that frame is part of, in each
+  // file: any frame of it, an ACK or a data segment too (its `frames` runs), or, where
+  // those were not read, an arrow of its ladder, its first or its last frame.  Never the
+  // sessions merely around it: on a busy relay hundreds of connections span one frame.
+  // Whether frame f is one of the frames of session r that no arrow names (an ACK, a data
+  // segment): its `frames` text gives each as the distance from the one before it (the
+  // first from the session's first frame), digits of DIGITS, high first, the last one from
+  // the first half, as the page data writes them.
+  const DIGITS = page.frame_digits, HALF = DIGITS.length / 2;
+
+  function unnamed(r, f) {
+    const text = r[C.frames];
+    let before = r[C.first_frame], v = 0;
+    for (let k = 0; k < text.length && before < f; k++) {
+      const d = DIGITS.indexOf(text[k]);
+      v = v * HALF + d % HALF;
+      if (d < HALF) { before += v + 1; v = 0; }
+    }
+    return before === f;
+  }
+
   const SESSION_QUERY = /^#\s*(\d+)$|^(\d+)$/;
   const FRAME_QUERY = /^frame(?:\.number)?\s*(?:==?|:)?\s*(\d+)$/;
 
@@ -436,17 +454,21 @@
         for (let k = 0; k < flat.length; k += 4) if (flat[k] === at) return true;
         return false;
       };
-      // a session's own frames the page knows: its arrows, its first and its last frame
-      // (an ACK or a data segment is known to none: the connections around it are not its)
+      // a session's own frames the page knows: its arrows, its first and its last frame,
+      // and, where they were read, the others (`frames`)
       const own = function (i) {
-        return f === rows[i][C.first_frame] || f === rows[i][C.last_frame] || arrow(i);
+        if (f === rows[i][C.first_frame] || f === rows[i][C.last_frame] || arrow(i)) return true;
+        return rows[i][C.frames] !== null && unnamed(rows[i], f);
       };
-      let around = 0;
-      for (let i = 0; i < rows.length; i++) if (spans(i)) around++;
-      frameNote = "frame " + f + (around
+      let around = 0, unread = 0;
+      for (let i = 0; i < rows.length; i++) {
+        if (spans(i)) { around++; if (rows[i][C.frames] === null) unread++; }
+      }
+      frameNote = "frame " + f + (unread
         ? " is no message, first or last frame of a session: which connection it belongs"
           + " to is not in the report (" + around + " session(s) span it; an ACK or a data"
           + " segment is in no ladder)"
+        : around ? " is in no SMTP session's connection (" + around + " session(s) span it)"
         : " is not in any SMTP conversation");
       return function (i) { return spans(i) && own(i); };
     }
