@@ -82,15 +82,7 @@ def frame_runs(path: str | os.PathLike, sessions: Sequence[Session], ports: Iter
                                                         endpoint_text(k.b_addr, k.b_port))),
                                              []))
                 numbers = sel.frame_no + before
-                for fid in np.unique(sel.flow).tolist():
-                    mine = by_flow[fid]
-                    if not mine:
-                        continue
-                    fr = numbers[sel.flow == fid]
-                    for i in mine:
-                        hit = fr[(fr >= first[i]) & (fr <= last[i])]
-                        if len(hit):
-                            got[i].append(hit)
+                _share(numbers, sel.flow, by_flow, first, last, got)
                 if len(sel.frame_no):
                     seen = max(seen, int(numbers.max()))
                 if seen >= end:
@@ -102,6 +94,29 @@ def frame_runs(path: str | os.PathLike, sessions: Sequence[Session], ports: Iter
         frames = np.unique(np.concatenate(parts)) if parts else np.zeros(0, np.int64)
         out[i] = _runs(frames, int(first[i]), int(last[i]))
     return out
+
+
+def _share(numbers: np.ndarray, flow: np.ndarray, by_flow: list[list[int]],
+           first: np.ndarray, last: np.ndarray, got: list[list[np.ndarray]]) -> None:
+    """Hand a batch's frame numbers to the sessions whose endpoints and span they fall in:
+    one sort of the batch by flow and frame, then a binary search per session of each
+    flow, so a batch of many connections costs its length's logarithm per frame, not its
+    flow count."""
+    order = np.lexsort((numbers, flow))
+    flows = flow[order]
+    frames = numbers[order]  # ascending within each flow (fragment rows may come late)
+    cuts = np.flatnonzero(np.diff(flows)) + 1
+    for a, b in zip(np.concatenate(([0], cuts)).tolist(),
+                    np.concatenate((cuts, [len(flows)])).tolist(), strict=True):
+        fid = int(flows[a])
+        mine = by_flow[fid] if fid >= 0 else ()  # -1: an IP fragment, in no connection
+        if not mine:
+            continue
+        fr = frames[a:b]
+        for i in mine:
+            lo, hi = np.searchsorted(fr, (first[i], last[i] + 1))
+            if hi > lo:
+                got[i].append(fr[lo:hi])
 
 
 def _frames_in(path: str | os.PathLike, backend: str) -> int:
