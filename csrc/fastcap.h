@@ -163,6 +163,8 @@ typedef struct {
     int32_t first_dir;     /* 0: endpoint a sent the first frame, 1: endpoint b */
     int32_t syn_dir;       /* sender of the first SYN without ACK, -1: none */
     int32_t synack_dir;    /* sender of the first SYN-ACK, -1: none */
+    int64_t after_first;   /* resumes a connection closed on an RST: its first frame, -1: no */
+    int64_t after_rst;     /* and that RST's frame, -1: no */
     fc_dir_info dir[2];    /* 0: a -> b, 1: b -> a */
 } fc_conn_info;
 

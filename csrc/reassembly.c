@@ -65,6 +65,7 @@ typedef struct {
     int64_t retrans, conflicts, keepalives, zwp, ooo;
     int64_t close_ts, mem;
     int64_t rst_at;       /* stream offset of the reset recorded, in rst_dir */
+    int64_t after_first, after_rst; /* resumes a reset connection (see tomb_resumed), or -1 */
     int32_t prev, next;   /* LRU list (head = most recent); next doubles as free-list link */
     int32_t lprev, lnext; /* linger list of closed connections (head = oldest close) */
     int32_t first_dir, syn_dir, synack_dir;
@@ -90,6 +91,8 @@ typedef struct {
     uint32_t isn[2];
     uint8_t has_base[2], has_isn[2];
     uint8_t used;      /* 0: empty, or spent by a new connection on the flow */
+    int64_t rst_first; /* closed by a reset: the connection's first frame (else -1) */
+    int64_t rst_frame; /* and the first reset's frame */
 } rtomb;
 
 struct fc_reasm {
@@ -443,6 +446,12 @@ static int conn_finish(fc_reasm *r, int32_t s, int evicted)
             t->has_base[k] = d->has_base;
             t->has_isn[k] = d->has_isn;
         }
+        t->rst_first = t->rst_frame = -1;
+        if (c->rst) {
+            int64_t f0 = c->d[0].rst_frame, f1 = c->d[1].rst_frame;
+            t->rst_first = c->first_frame;
+            t->rst_frame = f0 >= 0 && (f1 < 0 || f0 < f1) ? f0 : f1;
+        }
     }
     return 0;
 }
@@ -459,6 +468,26 @@ static int tomb_late(const fc_reasm *r, int64_t flow, int dir, uint32_t seq, uin
     if (flags & TH_SYN)
         return t->has_isn[dir] && seq == t->isn[dir];
     return t->has_base[dir] && (uint32_t)(seq - t->base[dir]) <= t->span[dir];
+}
+
+/* Does this segment, starting a connection on a flow whose last connection closed on an
+ * RST, go on with that connection: payload, no SYN, its sequence number within or at the end
+ * of what its direction sent, and its acknowledgement (if any) within what the peer sent?
+ * Then the RST was lost, or not taken, past the capture point, and the session that starts
+ * here names the closed one (its first frame) and the RST (tshark keeps one stream). */
+static const rtomb *tomb_resumed(const fc_reasm *r, int64_t flow, int dir, uint32_t seq,
+                                 uint32_t ack, uint16_t flags, int64_t plen)
+{
+    const rtomb *t = tomb_at(r, flow);
+    if (!t || !t->used || t->flow != flow || t->rst_first < 0 || plen <= 0 ||
+        (flags & (TH_SYN | TH_RST)))
+        return NULL;
+    if (!t->has_base[dir] || (uint32_t)(seq - t->base[dir]) > t->span[dir])
+        return NULL;
+    if ((flags & TH_ACK) && t->has_base[1 - dir] &&
+        (uint32_t)(ack - t->base[1 - dir]) > t->span[1 - dir])
+        return NULL;
+    return t;
 }
 
 static int32_t conn_new(fc_reasm *r, int64_t flow, int64_t fno, int64_t ts, int32_t dir)
@@ -495,6 +524,7 @@ static int32_t conn_new(fc_reasm *r, int64_t flow, int64_t fno, int64_t ts, int3
     c->first_ts = c->last_ts = ts; /* FC_NO_TS until a frame with a time comes */
     c->first_dir = dir;
     c->syn_dir = c->synack_dir = c->rst_dir = -1;
+    c->after_first = c->after_rst = -1;
     c->prev = c->next = c->lprev = c->lnext = -1;
     c->mem = FC_CONN_OVERHEAD;
     r->mem += FC_CONN_OVERHEAD;
@@ -1007,11 +1037,15 @@ int64_t fc_reasm_feed(fc_reasm *r, const uint8_t *buf, int64_t buf_len, const fc
                 r->late++;
                 continue;
             }
+            const rtomb *t = tomb_resumed(r, flow, dir, seq, rows->ack[i], flags, plen);
+            int64_t after_first = t ? t->rst_first : -1, after_rst = t ? t->rst_frame : -1;
             if (r->n_open >= r->max_open && conn_finish(r, r->lru_tail, 1) < 0)
                 goto fail;
             s = conn_new(r, flow, fno, ts, dir);
             if (s < 0)
                 goto fail;
+            r->conns[s].after_first = after_first;
+            r->conns[s].after_rst = after_rst;
         } else {
             lru_unlink(r, s);
             lru_push_head(r, s);
@@ -1137,6 +1171,8 @@ int32_t fc_reasm_done_info(const fc_reasm *r, int64_t i, fc_conn_info *out)
     out->first_dir = c->first_dir;
     out->syn_dir = c->syn_dir;
     out->synack_dir = c->synack_dir;
+    out->after_first = c->after_first;
+    out->after_rst = c->after_rst;
     for (int k = 0; k < 2; k++) {
         const rdir *d = &c->d[k];
         fc_dir_info *o = &out->dir[k];

@@ -152,8 +152,8 @@ def _write(path: Path, frames: list[tuple]) -> None:
     write_pcap(path, recs)
 
 
-def _tshark(exe: str, path: Path) -> list[tuple]:
-    """Per tcp.stream: (frames, node 0's address:port, node 0's bytes, node 1's bytes)."""
+def _streams(exe: str, path: Path) -> list[list[int]]:
+    """tshark's `tcp.stream`s: the frame numbers of each."""
     out = subprocess.run([exe, *TSHARK_TCP, "-r", str(path), "-T", "fields",
                           "-e", "frame.number", "-e", "tcp.stream"],
                          capture_output=True, text=True, check=True).stdout
@@ -161,8 +161,13 @@ def _tshark(exe: str, path: Path) -> list[tuple]:
     for line in out.splitlines():
         frame, stream = line.split("\t")
         streams[int(stream)].append(int(frame))
+    return [streams[k] for k in sorted(streams)]
+
+
+def _tshark(exe: str, path: Path) -> list[tuple]:
+    """Per tcp.stream: (frames, node 0's address:port, node 0's bytes, node 1's bytes)."""
     got = []
-    for n, frames in sorted(streams.items()):
+    for n, frames in enumerate(_streams(exe, path)):
         text = subprocess.run([exe, *TSHARK_TCP, "-r", str(path), "-q", "-z",
                                f"follow,tcp,raw,{n}"],
                               capture_output=True, text=True, check=True).stdout
@@ -257,3 +262,75 @@ def test_reset_payload_is_no_stream_data(tshark, tmp_path, backend):
     (s,) = iter_sessions(path, keep_streams=True, backend=backend)
     assert node0 == s.client and s.frames == len(frames) and s.s2c.data == d1
     assert d0 == EHLO + QUIT and s.c2s.data == EHLO
+
+
+def _resumed_cases() -> dict[str, tuple[list[tuple], int | None]]:
+    """Dialogues going on over 1 s after an RST that looked taken: (frames, the RST's frame
+    number when the later part goes on with the closed connection, else None)."""
+    ic, is_ = 1000, 5000
+    open_ = _conversation(ic, is_, close=None)
+    a, b = ic + 1 + len(EHLO), is_ + 1 + len(GREET + OK)  # before QUIT
+    end = (C, a + len(QUIT), b + len(BYE), RST | ACK, b"")
+
+    def later(frames: list[tuple], at: int = 3 * 10**9) -> list[tuple]:
+        return [(*f[:5], at + i * 10**6) for i, f in enumerate(frames)]
+    return {
+        # QUIT never reached the server: the client resends it, the server answers
+        "RST at the end of data its receiver never got": (open_[:6] + [
+            (C, a, b, ACK | PSH, QUIT), (C, a + len(QUIT), b, RST | ACK, b"")] + later([
+                (C, a, b, ACK | PSH, QUIT), (S, b, a + len(QUIT), ACK | PSH, BYE)]), 8),
+        "RST lost past the capture point": (
+            open_[:6] + [(C, a, b, RST | ACK, b"")] + later(open_[6:]), 7),
+        "RST, 30 s of silence, the server goes on": (open_[:6] + [
+            (C, a, b, RST | ACK, b"")] + later([(S, b, a, ACK | PSH, b"421 idle\r\n")],
+                                                30 * 10**9), 7),
+        # no continuation: a new connection (SYN), data outside the old sequence space, an
+        # acknowledgement of bytes the peer never sent
+        "RST, then the port reused": (open_ + [end] + _conversation(777_777, 888_888,
+                                                                  at=4 * 10**9), None),
+        "RST, then data of another sequence space": (
+            open_ + [end] + later([(C, 99_999, 77_777, ACK | PSH, EHLO)]), None),
+        "RST, then data acknowledging unsent bytes": (
+            open_ + [end] + later([(C, a + len(QUIT), b + len(BYE) + 900, ACK | PSH, EHLO)]),
+            None),
+    }
+
+
+@pytest.mark.parametrize("name", list(_resumed_cases()))
+def test_dialogue_going_on_after_reset_names_the_closed_session(tshark, tmp_path, backend,
+                                                                name):
+    """An RST that looked taken closes the connection and it is handed on after 1 s; tshark
+    keeps what follows in the same stream (it splits only at a new SYN).  Where the later
+    part goes on with the closed connection's sequence numbers (no SYN, its sequence number
+    within or at the end of what its direction sent, its acknowledgement within what the peer
+    sent) the RST was lost or not acted on past the capture point: the session it starts
+    names the closed one's first frame and the RST's frame."""
+    frames, rst = _resumed_cases()[name]
+    path = tmp_path / "resumed.pcap"
+    _write(path, frames)
+    first, second = iter_sessions(path, backend=backend)
+    assert first.tcp.after_reset is None and first.tcp.closed_by == "rst"
+    if rst is None:
+        assert second.tcp.after_reset is None
+        return
+    assert _streams(tshark, path) == [list(range(1, len(frames) + 1))]  # one stream
+    assert first.frames + second.frames == len(frames)
+    assert second.first_frame == first.last_frame + 1
+    assert second.tcp.after_reset == [first.first_frame, rst]
+
+
+def test_every_scan_path_names_the_closed_session(tmp_path):
+    """A split scan (ranges, flows dealt to workers) names the same closed session and RST
+    as one process: frame numbers are the whole file's."""
+    frames, rst = _resumed_cases()["RST lost past the capture point"]
+    path = tmp_path / "resumed.pcap"
+    _write(path, frames)
+    one = [s.to_dict() for s in scan(path, jobs=1)]
+    assert [s["tcp"]["after_reset"] for s in one] == [None, [1, rst]]
+    (mid,) = [v for v in one[1]["verdicts"] if v["code"] == "capture_started_mid_session"]
+    assert f"session beginning at frame 1 goes on, after the SMTP greeting and EHLO, past " \
+           f"its RST (frame {rst})" in mid["message"]
+    assert [s.to_dict() for s in scan(path, jobs=3, executor=SerialExecutor(), parts=3)] == one
+    options = JudgeOptions()
+    assert [s.to_dict() for s in streamed.iter_scan(
+        path, options, analyzer_for(options), jobs=2, parts=3, workers=False)] == one

@@ -716,10 +716,15 @@ def _mid_session_verdict(session: Session, mid: MidSession) -> Verdict:
                                                     ("ServerHello", tls.server_hello))
                  if hello is None]
     after = f"after {_and_list(lost)}" if lost else "mid-conversation"
+    start = f"the capture starts at frame {mid.first_frame}, {after}: no SYN"
+    if session.tcp.after_reset:  # not the capture's start: the closed connection went on
+        first, rst = session.tcp.after_reset
+        start = (f"at frame {mid.first_frame} the connection of the session beginning at "
+                 f"frame {first} goes on, {after}, past its RST (frame {rst}) that the "
+                 "receiver did not act on or never got (tshark: one stream)")
     return _v(
         "capture_started_mid_session",
-        f"the capture starts at frame {mid.first_frame}, {after}: no SYN; "
-        f"{_began_with('client', mid.c2s)}; {_began_with('server', mid.s2c)}",
+        f"{start}; {_began_with('client', mid.c2s)}; {_began_with('server', mid.s2c)}",
         mid.first_frame,
     )
 

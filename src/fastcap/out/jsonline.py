@@ -493,7 +493,8 @@ def _tcp(tcp: TcpFacts) -> str:
         ', "retransmissions": ', _text(tcp.retransmissions),
         ', "conflicting_overlaps": ', _text(tcp.conflicting_overlaps),
         ', "out_of_order": ', _text(tcp.out_of_order),
-        ', "closed_by": ', _text(tcp.closed_by), "}"))
+        ', "closed_by": ', _text(tcp.closed_by),
+        ', "after_reset": ', _dumps(tcp.after_reset), "}"))
 
 
 

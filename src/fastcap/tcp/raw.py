@@ -47,4 +47,8 @@ class RawConn:
     first_dir: int  # 0: endpoint a sent the first frame
     syn_dir: int  # sender of the first SYN without ACK, -1: none
     synack_dir: int  # sender of the first SYN-ACK, -1: none
+    # it goes on with a connection closed on an RST: that one's first frame and the RST's
+    # frame (-1: not so)
+    after_first: int
+    after_rst: int
     dirs: tuple[RawDir, RawDir]  # (a -> b, b -> a)

@@ -43,8 +43,12 @@ Rules both cores implement (per direction of a connection):
   its flow for `linger_ns` of capture time (so late ACKs and RSTs land in it) and is then handed on.
   An RST finding no connection on its flow starts none; nor does a segment without payload of the
   closed connection the flow last held (a SYN repeating that direction's ISN, or no SYN and a
-  sequence number within that direction's sequence space): such segments are counted (`late`).  The
-  record of that closed connection is kept per flow id modulo TOMB_SLOTS, so its memory is fixed.
+  sequence number within that direction's sequence space): such segments are counted (`late`).  A
+  segment with payload that goes on with a connection closed on an RST (no SYN, its sequence number
+  within or at the end of its direction's space, its acknowledgement within the peer's) starts a
+  connection naming the closed one (`after_first`, `after_rst`: the RST was lost or not acted on
+  past the capture point, and tshark keeps one stream).  The record of that closed connection is
+  kept per flow id modulo TOMB_SLOTS, so its memory is fixed.
   Over `budget` accounted bytes or `max_open` connections, the least recently active connections are
   handed on early, marked `evicted`.
 """
@@ -274,6 +278,9 @@ class Connection:
     zero_window_probes: int
     out_of_order: int
     evicted: bool
+    # it goes on with a connection on its flow closed on an RST (the RST lost or not taken
+    # past the capture point): that connection's first frame and the RST's frame
+    after_reset: tuple[int, int] | None = None
 
 
 def _gaps(bits: np.ndarray | None, n: int) -> list[tuple[int, int]]:
@@ -370,7 +377,8 @@ def _connection(raw: RawConn, flows: FlowTable, server_ports: frozenset[int]) ->
         retransmissions=raw.retransmissions,
         conflicting_overlaps=raw.conflicting_overlaps, keepalives=raw.keepalives,
         zero_window_probes=raw.zero_window_probes, out_of_order=raw.out_of_order,
-        evicted=raw.evicted)
+        evicted=raw.evicted,
+        after_reset=None if raw.after_first < 0 else (raw.after_first, raw.after_rst))
 
 
 def _rows(cols: FrameCols, sel: slice) -> FrameCols:
@@ -577,7 +585,7 @@ class _Conn:
     __slots__ = ("d", "index", "flow", "first_frame", "last_frame", "first_ts", "last_ts",
                  "frames", "retrans", "conflicts", "keepalives", "zwp", "ooo", "close_ts",
                  "mem", "first_dir", "syn_dir", "synack_dir", "rst", "closed", "evicted",
-                 "rst_dir", "rst_at")
+                 "rst_dir", "rst_at", "after_first", "after_rst")
 
     def __init__(self, index: int, flow: int, fno: int, ts: int, dir_: int) -> None:
         self.d = (_Dir(), _Dir())
@@ -592,6 +600,7 @@ class _Conn:
         self.rst = self.closed = self.evicted = False
         # the reset recorded: its direction (-1 none, -2 one that stays), stream offset
         self.rst_dir, self.rst_at = -1, 0
+        self.after_first = self.after_rst = -1  # resumes a reset connection (_tomb_resumed)
 
 
 class PyReassemblerCore:
@@ -643,9 +652,10 @@ class PyReassemblerCore:
         c.evicted = evicted and not c.closed
         self._done.append(c)
         if c.closed:
+            rsts = [d.rst_frame for d in c.d if d.rst_frame >= 0]
             self._tombs[c.flow % TOMB_SLOTS] = (c.flow, *(
                 (d.has_base, d.base, min(d.nxt + d.fin_seen, _M32), d.has_isn, d.isn)
-                for d in c.d))
+                for d in c.d), (c.first_frame, min(rsts, default=-1)) if c.rst else None)
 
     def _tomb_late(self, flow: int, d: int, seq: int, flags: int, plen: int) -> bool:
         """A late bare segment of the closed connection this flow last held (see tomb_late
@@ -657,6 +667,21 @@ class PyReassemblerCore:
         if flags & _SYN:
             return has_isn and seq == isn
         return has_base and (seq - base) & _M32 <= span
+
+    def _tomb_resumed(self, flow: int, d: int, seq: int, ack: int, flags: int,
+                      plen: int) -> tuple[int, int]:
+        """(first frame, RST frame) of the connection closed on an RST that this segment goes
+        on with, else (-1, -1) (see tomb_resumed in C)."""
+        t = self._tombs.get(flow % TOMB_SLOTS)
+        if t is None or t[0] != flow or t[3] is None or plen <= 0 or flags & (_SYN | _RST):
+            return -1, -1
+        has_base, base, span = t[1 + d][:3]
+        if not has_base or (seq - base) & _M32 > span:
+            return -1, -1
+        has_base, base, span = t[2 - d][:3]
+        if flags & _ACK and has_base and (ack - base) & _M32 > span:
+            return -1, -1
+        return t[3]
 
     def feed(self, fc: FrameCols) -> list[RawConn]:
         cols = zip(*(np.asarray(getattr(fc, f)).tolist() for f in FrameCols.__dataclass_fields__),
@@ -692,12 +717,14 @@ class PyReassemblerCore:
                 if self._tomb_late(flow, d, seq, flags, plen):
                     self.late += 1
                     continue
+                after = self._tomb_resumed(flow, d, seq, ack, flags, plen)
                 t = self._tombs.get(flow % TOMB_SLOTS)
                 if t is not None and t[0] == flow:
                     del self._tombs[flow % TOMB_SLOTS]
                 if len(self._lru) >= self._max_open:
                     self._finish(next(iter(self._lru.values())), True)
                 c = _Conn(self._next_index, flow, fno, ts, d)
+                c.after_first, c.after_rst = after
                 self._next_index += 1
                 self._flows[flow] = c
                 self._lru[c.index] = c
@@ -1073,7 +1100,8 @@ class PyReassemblerCore:
             retransmissions=c.retrans, conflicting_overlaps=c.conflicts,
             keepalives=c.keepalives, zero_window_probes=c.zwp, out_of_order=c.ooo,
             evicted=c.evicted, first_dir=c.first_dir, syn_dir=c.syn_dir,
-            synack_dir=c.synack_dir, dirs=(dirs[0], dirs[1]))
+            synack_dir=c.synack_dir, after_first=c.after_first, after_rst=c.after_rst,
+            dirs=(dirs[0], dirs[1]))
 
 
 def get_reassembler_core(backend: str, buf, *, cap: int, budget: int, max_open: int,
