@@ -1079,3 +1079,52 @@ def test_done_connections_are_released_one_by_one():
         assert i.count(False) == len(got)  # exactly the ones handed over are freed
     assert got == [0, 1, 2]
     core.close()
+
+
+def _reset_then_more(rng: random.Random, flow: int) -> list[Frame]:
+    """A connection (opened or joined late) that sends some data, an RST at, below or past
+    its sender's next sequence number, then segments of every kind near the old sequence
+    numbers: the cases where a later connection may name the closed one."""
+    ic, is_ = rng.randrange(2**32), rng.randrange(2**32)
+    out = handshake(ic, is_, flow) if rng.random() < 0.7 else []
+    nxt = [ic + 1, is_ + 1]
+    for _ in range(rng.randint(0, 4)):
+        k, n = rng.randint(0, 1), rng.randint(1, 20)
+        out.append(Frame(flow, k == 0, nxt[k], nxt[1 - k], ACK | PSH, bytes(n)))
+        nxt[k] += n
+    k = rng.randint(0, 1)
+    out.append(Frame(flow, k == 0, nxt[k] + rng.choice([0, 0, -3, 5]), nxt[1 - k], RST | ACK))
+    for _ in range(rng.randint(1, 3)):
+        k = rng.randint(0, 1)
+        out.append(Frame(flow, k == 0, nxt[k] + rng.choice([0, 0, -2, 3, -100]),
+                         nxt[1 - k] + rng.choice([0, 0, -1, 2, 500]),
+                         rng.choice([ACK | PSH, PSH, ACK, ACK | FIN, SYN]),
+                         bytes(rng.choice([0, 1, 4]))))
+    return out
+
+
+@pytest.mark.skipif(not native_available(), reason="fastcap._native is not built")
+def test_twins_agree_on_connections_going_on_after_a_reset():
+    """Both cores name the same closed connection (its first frame, the RST's frame) in a
+    connection going on with it after its linger, with flows interleaved, the open cap and
+    zero linger in play; and some do name one."""
+    rng, named = random.Random(11), 0
+    for _ in range(150):
+        flows = [_reset_then_more(rng, f) for f in range(rng.randint(1, 3))]
+        frames, t = [], 0
+        while flows:
+            i = rng.randrange(len(flows))
+            if not flows[i]:
+                flows.pop(i)
+                continue
+            t += rng.choice([10, 1000, 2_000_000])
+            f = flows[i].pop(0)
+            frames.append(Frame(f.flow, f.from_a, f.seq % 2**32, f.ack % 2**32, f.flags,
+                                f.payload, ts_ns=t))
+        got = run_both(frames, linger_ns=rng.choice([0, 1_000_000]), max_open=rng.randint(1, 4))
+        for c in got:
+            if c.after_reset is not None:
+                named += 1
+                first, rst = c.after_reset
+                assert first < rst < c.first_frame
+    assert named > 10
