@@ -22,7 +22,7 @@ import pytest
 from fastcap.judge.judging import analyzer_for
 from fastcap.options import JudgeOptions
 from fastcap.run import streamed
-from fastcap.run.scanner import scan
+from fastcap.run.scanner import scan, scan_files
 from fastcap.run.workers import SerialExecutor
 from fastcap.session import iter_sessions
 
@@ -334,3 +334,21 @@ def test_every_scan_path_names_the_closed_session(tmp_path):
     options = JudgeOptions()
     assert [s.to_dict() for s in streamed.iter_scan(
         path, options, analyzer_for(options), jobs=2, parts=3, workers=False)] == one
+
+
+def test_ring_files_name_the_closed_session_in_their_own_numbers(tmp_path):
+    """A run of ring-buffer files numbers each session's frames in its own file: the closed
+    session and RST are named in that file's numbers, and not at all when the closed session
+    began in an earlier file (no frame of the session's own file is it)."""
+    frames, rst = _resumed_cases()["RST lost past the capture point"]
+    before = _conversation(70_000, 90_000)  # a whole connection in an earlier file
+    paths = [tmp_path / f"ring{i}.pcap" for i in range(3)]
+    _write(paths[0], before)
+    _write(paths[1], [(*f[:5], 10**9 + i * 10**6) for i, f in enumerate(frames[:rst])])
+    _write(paths[2], [(*f[:5], 4 * 10**9 + i * 10**6) for i, f in enumerate(frames[rst:])])
+    split = scan_files(paths, jobs=1)
+    assert [len(r.sessions) for r in split] == [1, 1, 1]
+    assert split[2].sessions[0].tcp.after_reset is None
+    _write(paths[1], frames)
+    (early, ring_end) = scan_files(paths[:2], jobs=1)
+    assert [s.tcp.after_reset for s in ring_end.sessions] == [None, [1, rst]]
