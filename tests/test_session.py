@@ -268,16 +268,18 @@ def test_a_lost_starttls_line_does_not_hide_the_handshake(tmp_path, conversation
     assert s.tls.client_hello_at.frame == whole.tls.client_hello_at.frame - 1
 
 
-def test_x_anonymoustls_is_followed_as_starttls(tmp_path, conversations, backend):
+@pytest.mark.parametrize("word", [b"X-ANONYMOUSTLS", b"X_ANONYMOUSTLS", b"x_anonymousTLS"])
+def test_x_anonymoustls_is_followed_as_starttls(tmp_path, conversations, backend, word):
     """Exchange's X-ANONYMOUSTLS in place of STARTTLS: the same hand-over, the same handshake
-    frames, and no TLS record read as an SMTP line."""
+    frames, and no TLS record read as an SMTP line.  Zeek's SMTP analyzer (ParseCmd, any
+    case) also reads X_ANONYMOUSTLS, its own name for the command, and starts TLS on its 220."""
     import dataclasses
 
     sc, conv = conversations["no_client_cert"]
 
     def swap(m):
         if m.label == "starttls":
-            return dataclasses.replace(m, data=b"X-ANONYMOUSTLS\r\n")
+            return dataclasses.replace(m, data=word + b"\r\n")
         if m.label == "ehlo-reply":
             return dataclasses.replace(m, data=m.data.replace(b"-STARTTLS", b"-X-ANONYMOUSTLS"))
         return m

@@ -18,13 +18,15 @@ Direction = Literal["c2s", "s2c"]
 KNOWN_VERBS: Final = frozenset({
     "HELO", "EHLO", "MAIL", "RCPT", "DATA", "BDAT", "RSET", "VRFY", "EXPN", "HELP", "NOOP",
     "QUIT", "AUTH", "STARTTLS", "TURN", "ETRN", "ATRN", "SEND", "SOML", "SAML", "XCLIENT",
-    "XFORWARD", "X-EXPS", "X-ANONYMOUSTLS", "XEXCH50", "X-LINK2STATE", "XSHADOW",
+    "XFORWARD", "X-EXPS", "X-ANONYMOUSTLS", "X_ANONYMOUSTLS", "XEXCH50", "X-LINK2STATE", "XSHADOW",
     "XSHADOWREQUEST", "XPROXY", "XPROXYFROM", "XPROXYTO", "XSESSIONPARAMS", "XRSET", "XOORG",
 })  # fmt: skip
 AUTH_VERBS: Final = frozenset({"AUTH", "X-EXPS"})  # X-EXPS: Exchange's AUTH twin
 # Commands after whose 220 TLS begins: STARTTLS (RFC 3207) and X-ANONYMOUSTLS, Exchange's
 # STARTTLS between its own servers (offered in the EHLO reply, answered 220, then a handshake).
-TLS_VERBS: Final = frozenset({"STARTTLS", "X-ANONYMOUSTLS"})
+# Zeek's SMTP analyzer also takes X_ANONYMOUSTLS (its own name for it, SMTP_cmd.def) and starts
+# TLS on its 220, so a server that answers that spelling 220 is followed into TLS too.
+TLS_VERBS: Final = frozenset({"STARTTLS", "X-ANONYMOUSTLS", "X_ANONYMOUSTLS"})
 
 GREETING_CODES: Final = frozenset({220, 421, 521, 554})  # RFC 5321 §3.1, §3.8; RFC 7504
 EXO_SUFFIX: Final = ".mail.protection.outlook.com"
