@@ -527,6 +527,28 @@ def test_x_anonymoustls_hands_over_to_tls_as_starttls_does(general):
     assert StartTls(True, *at) in whole(c2s, s2c)
 
 
+def test_after_a_250_to_turn_the_server_sends_the_commands():
+    """RFC 821 §4.1.1: after a 250 to TURN the roles swap; the new receiver greets and the
+    server's lines are commands (Zeek's SMTP analyzer swaps its sides there too).  Each
+    record keeps the frame it was carried in, fed in one piece or byte by byte."""
+    c2s, s2c = session(
+        ("s", BANNER), ("c", EHLO), ("s", b"250 hi\r\n"), ("c", b"TURN\r\n"),
+        ("s", b"250 OK\r\n"), ("c", b"220 relay ready\r\n"), ("s", b"HELO mx.contoso.com\r\n"),
+        ("c", b"250 hi\r\n"), ("s", b"MAIL FROM:<x@contoso.com>\r\n"), ("c", b"250 ok\r\n"),
+        ("s", b"QUIT\r\n"), ("c", b"221 bye\r\n"))
+    fast, general = parse_dialogue(c2s, s2c), parse_dialogue(c2s, s2c, _general=True)
+    sched = [("c2s", p) for p in pieces(c2s, [1])] + [("s2c", p) for p in pieces(s2c, [3])]
+    folded = dialogue_of(run(sched, frames=(c2s, s2c)), c2s, s2c)
+    assert fast == general == folded
+    assert [(c.verb, c.frame) for c in general.commands] == [
+        ("EHLO", 5), ("TURN", 7), ("HELO", 10), ("MAIL", 12), ("QUIT", 14)]
+    assert [(r.code, r.answers, r.frame) for r in general.replies] == [
+        (250, "EHLO", 6), (250, "TURN", 8), (220, None, 9), (250, "HELO", 11),
+        (250, "MAIL", 13), (221, "QUIT", 15)]
+    assert [(a.kind, a.frame) for a in general.anomalies] == [("roles_turned", 8)]
+    assert general.ehlo_name == "mail.fabrikam.com" and general.closed
+
+
 def test_x_anonymoustls_refused_is_named_in_the_verdict():
     from fastcap.judge.diagnose import _starttls_verdicts
 

@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives import serialization
 from fastcap.out.zeek import SSL_FIELDS, zeek_version
 from fastcap.out.zeek_ascii import escape, row_bytes, zeek_time
 from fastcap_synth.scenarios import make_pki, scenario
-from fastcap_synth.smtpgen import converse, render
+from fastcap_synth.smtpgen import Message, converse, render
 from fastcap_synth.writers import keylog_bytes, write_pcap
 
 parsezeeklogs = pytest.importorskip("parsezeeklogs")
@@ -1381,3 +1381,33 @@ def test_a_reply_to_an_end_of_data_command_is_not_a_later_messages_end(tmp_path)
         ("MAIL FROM:<c@fabrikam.com>", "250 ok"), ("QUIT", "221 bye")))
     assert _transactions(tmp_path, path) == [
         (1, "a@fabrikam.com", "500 unrecognized"), (3, "c@fabrikam.com", "221 bye")]
+
+
+def test_after_a_250_to_turn_the_server_sends_the_commands_as_in_zeek(tmp_path):
+    """SMTP.cc swaps its sides on a 250 to TURN (orig_is_sender): the responder's lines are
+    commands from there and the originator's are replies, so the mail the responder sends
+    back is a transaction of its own: trans_depth 2, its EHLO name, its addresses and the
+    reply to its message's end."""
+    pki = make_pki()
+    start = (int(pki.client.cert.not_valid_before_utc.timestamp()) + 3600) * 10**9
+    sc = scenario("starttls_not_offered", pki, start_ns=start, commands=(
+        ("MAIL FROM:<a@fabrikam.com>", "250 ok"), ("RCPT TO:<b@contoso.com>", "250 ok"),
+        ("DATA", "354 go on"), ("Subject: x\r\n\r\nhello\r\n.", "250 queued as 1"),
+        ("TURN", "250 OK")))
+    conv = converse(sc)
+    for from_client, text in (
+            (True, "220 relay.fabrikam.com ready"), (False, "EHLO mx.contoso.com"),
+            (True, "250 hi"), (False, "MAIL FROM:<x@contoso.com>"), (True, "250 ok"),
+            (False, "RCPT TO:<y@fabrikam.com>"), (True, "250 ok"), (False, "DATA"),
+            (True, "354 go on"), (False, "Subject: y\r\n\r\nback\r\n."),
+            (True, "250 queued as 2"), (False, "QUIT"), (True, "221 bye")):
+        conv.messages.append(Message(from_client, (text + "\r\n").encode(), "turned"))
+    path = tmp_path / "turn.pcap"
+    write_pcap(path, render(conv, sc))
+    out = tmp_path / "logs"
+    r = run_cli("--format", "zeek", "-o", str(out), str(path))
+    assert r.returncode in (0, 1), r.stderr
+    assert [(x["trans_depth"], x["helo"], x["mailfrom"], x["rcptto"], x["last_reply"])
+            for x in read_strict(out / "smtp.log")[2]] == [
+        (1, "mail.fabrikam.com", "a@fabrikam.com", {"b@contoso.com"}, "250 queued as 1"),
+        (2, "mx.contoso.com", "x@contoso.com", {"y@fabrikam.com"}, "250 queued as 2")]

@@ -186,6 +186,9 @@ class _DialogueBuilder:
     ) -> None:
         self.draft = _Draft()
         self._c2s_frame_at, self._s2c_frame_at = c2s_frame_at, s2c_frame_at
+        # where commands and replies are: swapped after a 250 to TURN (roles_turned)
+        self._cmd_at, self._reply_at = c2s_frame_at, s2c_frame_at
+        self._turned = False
         self._capped: set[str] = set()
 
     def _put(self, items: list[Any], name: str, item: Any) -> None:
@@ -210,17 +213,19 @@ class _DialogueBuilder:
         the offset after its last byte, when known; ``dropped`` lines past the cap were
         counted, the last of them reading ``last``."""
         d = self.draft
-        frame = self._s2c_frame_at(offset)
+        frame = self._reply_at(offset)
         if dropped:  # a reply over MAX_REPLY_LINES: its true count and last line
             last_text, count = last, len(lines) + dropped
         else:
             last_text, count = lines[-1] if len(lines) > 1 else None, len(lines) or 1
         rec = _make_reply(
             code, enhanced, lines[0] if lines else "", offset, frame, answers,
-            last_text, count, self._end_frame(self._s2c_frame_at, frame, offset, end),
+            last_text, count, self._end_frame(self._reply_at, frame, offset, end),
             changes,
         )
         self._put(d.replies, "replies", rec)
+        if self._turned:
+            return  # the facts judged are of the client's mail: not of what it receives
         if answers in ("EHLO", "HELO") and 200 <= code < 300:
             caps = (
                 []
@@ -248,9 +253,11 @@ class _DialogueBuilder:
         """Fold a Command given by its fields (parse_dialogue never builds the event); ``end``:
         the offset after its line ending, when known."""
         d = self.draft
-        frame = self._c2s_frame_at(offset)
+        frame = self._cmd_at(offset)
         self._put(d.commands, "commands", _make_command(
-            verb, arg, offset, frame, self._end_frame(self._c2s_frame_at, frame, offset, end)))
+            verb, arg, offset, frame, self._end_frame(self._cmd_at, frame, offset, end)))
+        if self._turned:
+            return
         if verb in ("EHLO", "HELO") and d.ehlo_verb is None:
             words = arg.split(None, 1)
             d.ehlo_verb, d.ehlo_name, d.ehlo_frame = verb, words[0] if words else "", frame
@@ -286,6 +293,9 @@ class _DialogueBuilder:
             )
             rec = AnomalyRecord(ev.kind, ev.detail, direction, offset, frame)
             self._put(d.anomalies, "anomalies", rec)
+            if ev.kind == "roles_turned":
+                self._cmd_at, self._reply_at = self._reply_at, self._cmd_at
+                self._turned = not self._turned
         elif isinstance(ev, Banner):
             self.banner(ev.code, ev.text, ev.offset, ev.first_end)
         elif isinstance(ev, StartTls):

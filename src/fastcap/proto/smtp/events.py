@@ -66,6 +66,9 @@ ANOMALY_KINDS: Final = MappingProxyType(
         "reply_lost": "a gap took the start of a reply, or all of it (frame order shows)",
         "reply_unfinished": "the server stream ended inside a multi-line reply",
         "reply_without_command": "a reply when no client command was pending",
+        "roles_turned": "a 250 to TURN: the server sends the commands from here, the client "
+                        "replies (RFC 821 §4.1.1); later commands and replies are of swapped "
+                        "directions",
         "resync_skip": "unparsable lines after a gap, skipped (reported once per gap)",
         "socks_tunnel": "SMTP inside a SOCKS 4 or 5 tunnel (RFC 1928): read from after the "
                         "proxy's grant",

@@ -29,7 +29,7 @@ import functools
 import re
 from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Final
 
 from .events import (
@@ -379,6 +379,9 @@ class SmtpConversation:
         self._lead_replies = 0
         self._lead_noted = False
         self._lead_reading = False  # a lead reply is half read: finish it wherever it ends
+        # After a 250 to TURN the server sends the commands: _c2s and _s2c (and their names)
+        # are then the command and the reply side, the wire's directions swapped (_wire).
+        self._turned = False
         # ``start``: where SMTP begins in each direction of a connection that opened with
         # something else (a proxy's tunnel); the dialogue is read from there as from offset 0.
         for side, at in ((self._c2s, start[0]), (self._s2c, start[1])):
@@ -448,7 +451,7 @@ class SmtpConversation:
     @property
     def waiting_for(self) -> Direction | None:
         """After NEED_DATA: the direction whose bytes (or EOF) would let parsing go on."""
-        return self._waiting
+        return self._wire(self._waiting) if self._waiting else None
 
     def take_tls_bytes(self, direction: Direction) -> bytes:
         """Bytes fed beyond the TLS start and not taken yet; empty before TLS.
@@ -466,7 +469,25 @@ class SmtpConversation:
 
     # -- plumbing ----------------------------------------------------------------------------
 
+    def _wire(self, direction: Direction) -> Direction:
+        """A direction of the roles (c2s: the one sending commands) as one of the wire."""
+        if not self._turned:
+            return direction
+        return "s2c" if direction == "c2s" else "c2s"
+
+    def _on_wire(self, ev: Event) -> Event:
+        """``ev`` with the directions of the wire: after TURN the roles' are swapped."""
+        if not self._turned:
+            return ev
+        if isinstance(ev, (Anomaly, Gap)) and ev.direction:
+            return replace(ev, direction=self._wire(ev.direction))
+        if isinstance(ev, StartTls):
+            return replace(ev, c2s_offset=ev.s2c_offset, s2c_offset=ev.c2s_offset)
+        return ev
+
     def _side(self, direction: str) -> _Side:
+        if direction in ("c2s", "s2c"):
+            direction = self._wire(direction)  # type: ignore[arg-type]
         if direction == "c2s":
             return self._c2s
         if direction == "s2c":
@@ -474,7 +495,7 @@ class SmtpConversation:
         raise ValueError(f"direction must be 'c2s' or 's2c', not {direction!r}")
 
     def _emit(self, ev: Event) -> None:
-        self._out.append(ev)
+        self._out.append(self._on_wire(ev))
 
     def _anomaly(
         self, kind: str, offset: int, direction: Direction | None, detail: str = ""
@@ -840,7 +861,8 @@ class SmtpConversation:
             self._anomaly("reply_lost", self._s2c.here, "s2c", f"reply to {self._pending!r}")
             return self._guess_on()
         if isinstance(res, _EndMark):
-            if not self._replies_missing_noted:
+            # (nothing pending: after TURN, the new receiver's greeting is all it owed)
+            if not self._replies_missing_noted and self._pending is not None:
                 self._replies_missing_noted = True
                 self._anomaly("replies_missing", self._s2c.here, "s2c")
             return self._guess_on()
@@ -984,7 +1006,9 @@ class SmtpConversation:
 
     def _after_reply(self, code: int, offset: int) -> None:
         pending, self._turn, self._mode = self._pending, "client", "command"
-        if pending in TLS_VERBS:
+        if pending == "TURN" and code == 250:
+            self._turn_roles(offset)
+        elif pending in TLS_VERBS:
             if 200 <= code < 300 and code != 220:
                 self._guess_code, self._turn = code, "guess"  # odd: let the client tell
                 return
@@ -1001,6 +1025,19 @@ class SmtpConversation:
                 self._mode, self._unit_off, self._bol = "body", self._c2s.here, True
             else:
                 self._mode = "auth"
+
+    def _turn_roles(self, offset: int) -> None:
+        """A 250 to TURN (RFC 821 §4.1.1): the server sends the commands from here and the
+        client, now the receiver, greets first; Zeek's SMTP analyzer swaps its sides there
+        too (orig_is_sender).  Events keep the wire's directions (_on_wire); Command and
+        Reply offsets after the anomaly that marks this are in the other stream."""
+        self._anomaly("roles_turned", offset, "s2c")
+        self._c2s, self._s2c = self._s2c, self._c2s
+        self._c2s.name, self._s2c.name = "c2s", "s2c"
+        if self._frame_at is not None:
+            self._frame_at = (self._frame_at[1], self._frame_at[0])
+        self._turned = not self._turned
+        self._turn, self._pending = "server", None  # the new receiver's greeting
 
     def _guess_on(self) -> bool:
         """No reply to read for the pending command: let the client's next bytes decide."""

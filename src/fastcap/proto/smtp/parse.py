@@ -66,7 +66,7 @@ class _FoldingConversation(SmtpConversation):
         super().__init__(implicit_tls, cut, frame_at, start)
 
     def _emit(self, ev: Event) -> None:
-        self._builder.add(ev)
+        self._builder.add(self._on_wire(ev))
 
     def _emit_reply(self, acc: _ReplyAcc, answers: str | None) -> None:
         lines = acc.lines
@@ -204,6 +204,8 @@ def _parse_plain(c2s: StreamLike, s2c: StreamLike,
         (code, lines, enhanced), end = at
         b.reply(code, enhanced, lines, spos, pending, end)
         spos, mode = end, "command"
+        if pending == "TURN" and code == 250:
+            return None  # the roles swap (SmtpConversation._turn_roles)
         if pending in TLS_VERBS:
             if 200 <= code < 300 and code != 220:
                 return None
