@@ -1411,3 +1411,50 @@ def test_after_a_250_to_turn_the_server_sends_the_commands_as_in_zeek(tmp_path):
             for x in read_strict(out / "smtp.log")[2]] == [
         (1, "mail.fabrikam.com", "a@fabrikam.com", {"b@contoso.com"}, "250 queued as 1"),
         (2, "mx.contoso.com", "x@contoso.com", {"y@fabrikam.com"}, "250 queued as 2")]
+
+
+def _capture_cutting_a_line(path: Path, pieces: tuple[tuple[bool, bytes], ...]) -> Path:
+    """A plaintext dialogue up to DATA's 354, then ``pieces`` (from the client?, bytes),
+    each its own segment, written to `path` without the one holding b"LOST": a gap inside
+    the line it splits."""
+    pki = make_pki()
+    start = (int(pki.client.cert.not_valid_before_utc.timestamp()) + 3600) * 10**9
+    sc = scenario("starttls_not_offered", pki, start_ns=start, commands=(
+        ("EHLO relay.fabrikam.com", "250 hi"), ("MAIL FROM:<a@fabrikam.com>", "250 ok"),
+        ("RCPT TO:<b@contoso.com>", "250 ok"), ("DATA", "354 go on")))
+    conv = converse(sc)
+    conv.messages += [Message(c, data, "piece") for c, data in pieces]
+    records = render(conv, sc)
+    kept = [r for r in records if b"LOST" not in r.data]
+    assert len(kept) == len(records) - 1
+    write_pcap(path, kept)
+    return path
+
+
+def test_a_reply_line_cut_by_a_gap_comes_after_the_gap_as_in_zeek(tmp_path):
+    """Zeek's ContentLine keeps the head of a line a gap cut and delivers it with the bytes
+    after the gap, after the SMTP analyzer was told of the gap: the 250 to the message's end
+    answers nothing then, so no message is counted (the next trans_depth stays 1)."""
+    path = _capture_cutting_a_line(tmp_path / "cut-reply.pcap", (
+        (True, b"Subject: x\r\n\r\nhello\r\n.\r\n"), (False, b"250 que"), (False, b"LOST"),
+        (False, b"ued as 1\r\n"), (True, b"MAIL FROM:<c@fabrikam.com>\r\n"),
+        (False, b"250 ok\r\n"), (True, b"QUIT\r\n"), (False, b"221 bye\r\n")))
+    assert [x[0] for x in _transactions(tmp_path, path)] == [1, 1]
+
+
+def test_a_command_line_cut_by_a_gap_is_no_command_as_in_zeek(tmp_path):
+    """A MAIL FROM line a gap cut reaches Zeek's SMTP analyzer whole only after the gap's
+    report (SMTP_AFTER_GAP): no command, so no address; the RCPT after the next reply is
+    read again."""
+    path = _capture_cutting_a_line(tmp_path / "cut-command.pcap", (
+        (True, b"Subject: x\r\n\r\nhello\r\n.\r\n"), (False, b"250 queued as 1\r\n"),
+        (True, b"MAIL FROM:<c@fab"), (True, b"LOST"), (True, b"rikam.com>\r\n"),
+        (False, b"250 ok\r\n"), (True, b"RCPT TO:<d@contoso.com>\r\n"), (False, b"250 ok\r\n"),
+        (True, b"QUIT\r\n"), (False, b"221 bye\r\n")))
+    out = tmp_path / "logs"
+    r = run_cli("--format", "zeek", "-o", str(out), str(path))
+    assert r.returncode in (0, 1), r.stderr
+    assert [(x["trans_depth"], x["mailfrom"], x["rcptto"], x["last_reply"])
+            for x in read_strict(out / "smtp.log")[2]] == [
+        (1, "a@fabrikam.com", {"b@contoso.com"}, "250 queued as 1"),
+        (2, UNSET, {"d@contoso.com"}, "221 bye")]

@@ -261,6 +261,20 @@ def _answer_to_gap(gap, k: int, lines: dict[str, list], place: dict[int, int]):
                 None)
 
 
+def _cut_by(x, offset: int) -> bool:
+    """Does the line of command or one-line reply ``x`` run up to a gap at ``offset``, its
+    end lost or after the gap?  fastcap keeps the head of such a line up to the gap, and
+    a line ended before the gap ends at least a line feed before it, so the head's length
+    tells (when its text is as on the wire: one space after the verb or code)."""
+    if hasattr(x, "verb"):
+        heads = [len(x.verb) + (len(x.arg.encode()) + 1 if x.arg else 0)]
+    elif x.lines == 1:
+        heads = [4 + len(x.text.encode())] if x.text else [3, 4]
+    else:
+        return False
+    return x.offset + heads[0] == offset or x.offset + heads[-1] == offset
+
+
 def _zeek_pairing(d, greeting: bool) -> tuple[list[tuple[int, int, object, str | None]], bool]:
     """The dialogue's events as Zeek's SMTP analyzer (SMTP.cc) reads them, each reply with
     the command Zeek has it answer: the oldest one not yet answered (its pending_cmd_q),
@@ -300,6 +314,10 @@ def _zeek_pairing(d, greeting: bool) -> tuple[list[tuple[int, int, object, str |
         data = id(lines["c2s"][k - 1]) if gap.direction == "c2s" and k else None
         if data in dots:  # in a message: its final dot comes after the gap
             dots[data].insert(dots[data].index(("END_OF_DATA", data)), _GAP)
+        elif k and _cut_by(cut := lines[gap.direction][k - 1], gap.offset):
+            # Zeek's ContentLine keeps a cut line's head and delivers it with the bytes
+            # after the gap, so the line whose end the gap took comes after the gap's report
+            before.setdefault(id(cut), []).insert(0, _GAP)
         elif (answer := _answer_to_gap(gap, k, lines, place)) is not None:
             before.setdefault(id(answer), []).insert(0, _GAP)
         elif k < len(starts.get(gap.direction, ())):
