@@ -99,7 +99,7 @@ class Command:
 
     verb: str
     arg: str
-    offset: int  # c2s
+    offset: int  # c2s (s2c after a roles_turned anomaly: the server's command)
     end: int | None = field(default=None, compare=False)  # after its line ending, when known
 
 
@@ -115,7 +115,7 @@ class Reply:
     code: int
     enhanced: str | None  # RFC 3463 class.subject.detail, e.g. "5.7.64"
     lines: tuple[str, ...]  # text after "250-"/"250 ", enhanced code included
-    offset: int  # s2c
+    offset: int  # s2c (c2s after a roles_turned anomaly: the client's reply)
     answers: str | None = None
     end: int | None = field(default=None, compare=False)  # after its last line, when known
     dropped: int = 0  # lines past MAX_REPLY_LINES: counted, their text not kept
