@@ -197,3 +197,29 @@ def test_a_tunnel_to_465_reads_as_implicit_tls_on_465(kind, tmp_path):
     assert s.tls is not None and s.tls.client_certificate == []
     assert s.tls.client_hello_at.frame == 6  # handshake, request, grant, its ACK
     assert "no_client_cert" in {v.code for v in s.verdicts}
+
+
+@pytest.mark.parametrize("kind", ["http", "socks5"])
+def test_a_tunnel_to_465_greeted_in_plaintext_warns_as_465_itself(kind, tmp_path):
+    """A tunnel to port 465 whose server greets in plaintext is read as SMTP, with the
+    plaintext_on_tls_port warning a direct connection to 465 gets, at the greeting's frame."""
+    sc = scenario("no_client_cert", make_pki(), server_port=PROXY)
+    conv = converse(sc)
+    if kind == "http":
+        request, answer = REQUEST.replace(b":25", b":465"), ANSWER
+    else:
+        request, answer = _socks5(None)
+        request = request[:-2] + (465).to_bytes(2, "big")
+    conv.messages[:0] = [Message(True, request, "connect"), Message(False, answer, "grant")]
+    path = tmp_path / "plain465.pcap"
+    write_pcap(path, render(conv, sc))
+    (s,) = scan(path, ports=(PROXY,))
+    d = s.smtp
+    assert not d.implicit_tls and d.banner_code == 220 and d.starttls_accepted
+    plain = [a for a in d.anomalies if a.kind == "plaintext_on_tls_port"]
+    assert [(a.direction, a.frame) for a in plain] == [("s2c", d.banner_frame)]
+    assert "port 465" in plain[0].detail
+    (v,) = [v for v in s.verdicts if v.code == "plaintext_on_tls_port"]
+    assert v.severity == "warning" and v.frame == d.banner_frame
+    assert "on port 465 (mx.contoso.com:465, through the proxy " in v.message
+    assert "no_client_cert" in {v.code for v in s.verdicts}

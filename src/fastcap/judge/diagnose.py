@@ -353,6 +353,17 @@ def _v(
     return _verdict(code, sev, message, _HINTS.get(code, "") if hint is None else hint, frame)
 
 
+def _tls_port_reached(smtp: SmtpDialogue, server: str) -> str:
+    """Where the client spoke: the server's address, or, through a proxy, the tunnel's
+    target (its anomaly's "CONNECT host:port"), since the proxy's own port is no TLS port."""
+    tunnel = next((a for a in smtp.anomalies
+                   if a.kind in ("http_connect_tunnel", "socks_tunnel")), None)
+    if tunnel is None:
+        return server
+    target = tunnel.detail.partition("CONNECT ")[2].split(" ", 1)[0]
+    return f"port {target.rpartition(':')[2]} ({target}, through the proxy {server})"
+
+
 def _frame_text(frame: int | None) -> str:
     return f" (frame {frame})" if frame is not None else ""
 
@@ -1305,9 +1316,9 @@ def diagnose(
     if plain is not None:
         out.append(_v(
             "plaintext_on_tls_port",
-            f"the server greeted in plaintext{_frame_text(plain.frame)} on {session.server}, "
-            "a port where TLS starts at once (--implicit-tls-ports): the dialogue is read as "
-            "SMTP",
+            f"the server greeted in plaintext{_frame_text(plain.frame)} on "
+            f"{_tls_port_reached(smtp, session.server)}, a port where TLS starts at once "
+            "(--implicit-tls-ports): the dialogue is read as SMTP",
             plain.frame,
         ))
     exo = _exchange_online(smtp, server if tls is not None and tls.server_certs else None)

@@ -136,12 +136,20 @@ def proxy_tunnel(c2s: StreamLike, s2c: StreamLike) -> Tunnel | None:
     return found
 
 
-def _tunnel_anomaly(tunnel: Tunnel) -> Anomaly:
-    return Anomaly(tunnel.kind, tunnel.detail, 0, "c2s")
+def _tunnel_anomalies(tunnel: Tunnel, plain_tls_port: bool) -> list[Anomaly]:
+    """The tunnel's anomaly, and, for a tunnel to an implicit-TLS port whose server greets in
+    plaintext, the warning a connection straight to that port gets (at the greeting)."""
+    out = [Anomaly(tunnel.kind, tunnel.detail, 0, "c2s")]
+    if plain_tls_port:
+        out.append(Anomaly(
+            "plaintext_on_tls_port", f"port {tunnel.port} (the tunnel's target) is an "
+            "implicit-TLS port, but the server greeted in plaintext: read as SMTP",
+            tunnel.s2c_offset, "s2c"))
+    return out
 
 
-def _parse_plain(c2s: StreamLike, s2c: StreamLike,
-                 tunnel: Tunnel | None = None) -> SmtpDialogue | None:
+def _parse_plain(c2s: StreamLike, s2c: StreamLike, tunnel: Tunnel | None = None,
+                 plain_tls_port: bool = False) -> SmtpDialogue | None:
     """parse_dialogue's fast path for the usual dialogue, or None: the general path decides.
 
     Most connections need none of SmtpConversation's recovery, and stepping its state machine
@@ -166,7 +174,8 @@ def _parse_plain(c2s: StreamLike, s2c: StreamLike,
     (code, lines, _), spos = at
     b = _DialogueBuilder(c2s.frame_at, s2c.frame_at)
     if tunnel is not None:
-        b.add(_tunnel_anomaly(tunnel))
+        for a in _tunnel_anomalies(tunnel, plain_tls_port):
+            b.add(a)
     b.banner(code, "\n".join(lines), s_at, sdata.find(b"\n", s_at) + 1)
     cpos, cend = c_at, len(cdata)
     max_line = machine.MAX_LINE  # the one cap the state machine reads too: read it there
@@ -257,19 +266,26 @@ def parse_dialogue(c2s: StreamLike, s2c: StreamLike, *, implicit_tls: bool = Fal
     fast path (_parse_plain) for the usual dialogue, and _FoldingConversation, which folds
     the events as they are made instead of queueing them for ``next_event``. ``_general``
     (for those tests) skips the fast path. A proxy's tunnel to one of ``implicit_ports``
-    (or one the client opens with TLS) is read as TLS from its first byte (``_tls_inside``).
+    (or one the client opens with TLS) is read as TLS from its first byte (``_tls_inside``);
+    one to such a port whose server greets in plaintext is read as SMTP, with the warning
+    ``plaintext_on_tls_port`` that a connection straight to the port gets.
     """
+    implicit_ports = frozenset(implicit_ports)
     tunnel = None if implicit_tls or cut is not None else proxy_tunnel(c2s, s2c)
+    plain_tls_port = False
     if tunnel is not None and _tls_inside(c2s, s2c, tunnel, implicit_ports):
         implicit_tls = True
+    elif tunnel is not None:
+        plain_tls_port = tunnel.port in implicit_ports
     if not (implicit_tls or _general) and cut is None:
-        dialogue = _parse_plain(c2s, s2c, tunnel)
+        dialogue = _parse_plain(c2s, s2c, tunnel, plain_tls_port)
         if dialogue is not None:
             return dialogue
     builder = _DialogueBuilder(c2s.frame_at, s2c.frame_at)
     start = (0, 0) if tunnel is None else tunnel[:2]
     if tunnel is not None:
-        builder.add(_tunnel_anomaly(tunnel))
+        for a in _tunnel_anomalies(tunnel, plain_tls_port):
+            builder.add(a)
     conv = _FoldingConversation(builder, implicit_tls, cut, (c2s.frame_at, s2c.frame_at),
                                 start)
     c_at, s_at = start if cut is None else (cut.c2s_offset, cut.s2c_offset)
