@@ -135,6 +135,14 @@ def vxlan(frame: bytes) -> bytes:
                           "192.0.2.1", "192.0.2.2"), 0x0800)
 
 
+def geneve(frame: bytes) -> bytes:
+    """An Ethernet frame carried in Geneve (UDP port 6081, one 8-byte option) over IPv4."""
+    option = b"\x01\x02\x03\x01" + bytes(4)  # class, type, length of 1 word
+    header = bytes((2, 0)) + (0x6558).to_bytes(2, "big") + bytes((0, 0, 7, 0))
+    return p.ether(p.ipv4(p.udp(5555, 6081, header + option + frame), 17, "192.0.2.1",
+                          "192.0.2.2"), 0x0800)
+
+
 def gre(frame: bytes) -> bytes:
     """The IP packet of an Ethernet frame carried in GRE over IPv4."""
     return p.ether(p.ipv4(b"\x00\x00" + frame[12:14] + frame[14:], 47, "192.0.2.1",

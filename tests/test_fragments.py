@@ -22,6 +22,7 @@ from fastcap.select.fragments import (
     BAD_HEADER,
     FRAG_FIRST,
     FRAG_ROW,
+    FRAG_UDP,
     HEADLESS,
     MAX_PENDING,
     NOT_COMPLETED,
@@ -186,20 +187,23 @@ def test_datagrams_are_keyed_by_the_vlan_tshark_reads_first(tshark, tmp_path, ca
         assert compute_stats(path, ports={25}, backend=backend).selected_frames == len(want)
 
 
-@pytest.mark.parametrize("kind", ["gre", "ipip"])
+@pytest.mark.parametrize("kind", ["gre", "ipip", "vxlan", "geneve"])
 def test_a_tunnel_in_a_fragmented_outer_packet_reads_as_tshark_reads_it(tshark, tmp_path,
                                                                          kind):
-    """The outer packet of a GRE or IP-in-IP tunnel cut in fragments (the inner one whole):
-    Wireshark puts the outer datagram together, then opens the tunnel, so the EHLO and its
-    reply are there, in the frames that complete them."""
+    """The outer packet of a GRE, IP-in-IP, VXLAN or Geneve tunnel cut in fragments (the
+    inner one whole): Wireshark puts the outer datagram together, then opens the tunnel, so
+    the EHLO and its reply are there, in the frames that complete them (a UDP tunnel's
+    first fragment ends inside the inner TCP header)."""
     wrap = getattr(fragcap, kind)
     frames = []
     for i, f in enumerate(fragcap.conversation("whole")):
         frames += fragcap.outer(wrap(f), 50 + i) if len(f) > 300 else [wrap(f)]
-    # and a fragmented GRE packet of UDP, its first fragment coming last
+    # and a fragmented GRE packet of UDP, its first fragment coming last, and fragmented
+    # UDP on no tunnel port, whole and without its first fragment
     other = p.ether(p.ipv4(p.udp(5353, 5353, bytes(200)), 17, "10.0.0.1", "10.0.0.3"),
                     0x0800)
     frames += fragcap.outer(fragcap.gre(other), 7)[::-1]
+    frames += fragcap.outer(other, 8) + fragcap.outer(other, 9)[1:]
     path = tmp_path / f"{kind}.pcap"
     fragcap.write(path, frames)
     ((client, server),) = _follows(tshark, path, 1)
@@ -212,6 +216,10 @@ def test_a_tunnel_in_a_fragmented_outer_packet_reads_as_tshark_reads_it(tshark, 
         assert (_seen(c.c2s), _seen(c.s2c)) == (client, server), backend
         assert c.c2s.gaps == [] and c.s2c.gaps == [], backend
         assert c.c2s.frame_at(0) in want_frames, backend
+    whole = _result(path)  # and the same whatever the byte ranges or processes
+    assert len(whole[0]) == 1
+    for parts in (2, 5):
+        assert _split(path, parts) == whole and _streamed(path, parts) == whole, parts
 
 
 def _capture(tmp_path: Path, pcapng: bool = False) -> Path:
@@ -313,7 +321,8 @@ def test_a_datagram_cut_by_a_ring_files_end_reads_as_tshark_reads_the_merged_fil
 
 def test_selection_gives_fragment_rows(tmp_path):
     """The first fragment on a selected port carries its flow; later fragments of any TCP
-    datagram go with it (their ports are unknown); a fragment of UDP does not."""
+    datagram go with it (their ports are unknown), and so does a later fragment of UDP (its
+    datagram may be a VXLAN or Geneve tunnel's), marked FRAG_UDP."""
     path = tmp_path / "f.pcap"
     frames = fragcap.conversation("order")
     udp = p.ether(p.ipv4(p.udp(53, 40000, bytes(40)), 17, "10.0.0.1", "10.0.0.2",
@@ -326,7 +335,8 @@ def test_selection_gives_fragment_rows(tmp_path):
     firsts = [i for i, f in enumerate(flags) if f & FRAG_FIRST]
     later = [i for i, f in enumerate(flags) if f & FRAG_ROW and not f & FRAG_FIRST]
     assert len(firsts) == 2 and all(flow[i] == 0 for i in firsts)
-    assert len(later) == 5 + 7 and all(flow[i] == -1 for i in later)  # 353 and 487 bytes
+    assert len(later) == 5 + 7 + 1 and all(flow[i] == -1 for i in later)  # 353, 487 bytes
+    assert [i for i in later if flags[i] & FRAG_UDP] == [later[-1]]
 
 
 def _row_args(frame: int, ident: int, off: int, data: bytes, more: bool = True,

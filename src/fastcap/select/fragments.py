@@ -4,7 +4,8 @@ completes its datagram, and a datagram never completed gives no segment at all.
 
 Selection (`iter_selected`) keeps each fragment of TCP (the first ones on other ports too,
 marked `FRAG_OTHER`: their datagrams are let go, while one whose first fragment never came
-is counted as lost) as one row among the selected frames, in frame order, marked by
+is counted as lost), and each fragment of UDP (whose datagram may be a VXLAN or Geneve
+tunnel's, `tunnels`), as one row among the selected frames, in frame order, marked by
 `FRAG_ROW` in its flags.  The row's payload is the packet from its
 source address to the end of the IP packet, so the bytes alone say which datagram it
 belongs to: copied, carried and renumbered with the other rows, it reaches the process
@@ -31,6 +32,8 @@ FRAG_MF = 0x4000  # more fragments follow
 FRAG_FIRST = 0x2000  # offset 0, on a selected port: `flow` and `from_a` are its TCP flow's
 FRAG_V6 = 0x1000  # IPv6 (else IPv4)
 FRAG_OTHER = 0x0800  # offset 0, on no selected port: its datagram is let go without a word
+FRAG_UDP = 0x0400  # after the first, of UDP (maybe a VXLAN or Geneve packet's): its datagram
+#                    is not counted lost when its first fragment never came
 
 MAX_PENDING = 4096  # datagrams awaiting fragments; the oldest is given up
 MAX_DATAGRAM = 65535  # bytes of a datagram's fragmentable part (a fragment past it is dropped)
@@ -81,6 +84,7 @@ class _Pending:
     frames: int = 0  # fragment rows taken, counted when given up
     other: bool = False  # its first fragment is on no selected port: no data is kept
     late: bool = False  # begun after a datagram of its key was put together (late copies)
+    udp: bool = False  # of UDP (FRAG_UDP): most such datagrams are no tunnel's, not counted
 
 
 _Key = tuple[bool, bytes, int]  # IPv6, the addresses, the identification as keyed
@@ -101,7 +105,8 @@ class Defragmenter:
     Wireshark does not defragment them); a first fragment cut so is counted.  Datagrams
     given up are counted under `skipped` by their frames: those holding a first fragment on
     a selected port, and those whose first fragment never came (they may have been on one),
-    unless a datagram of their key was put together lately (they are its late copies).  A
+    unless a datagram of their key was put together lately (they are its late copies) or
+    they are of UDP (most of which carry no tunnel: DNS, NFS...).  A
     datagram put together with a malformed TCP header is counted too.
 
     Over a bound, the datagram given up is the oldest of those whose first fragment is not
@@ -138,7 +143,7 @@ class Defragmenter:
         self._held -= p.held
         if p.flow >= 0:
             self.skipped[NOT_COMPLETED] += p.frames
-        elif not (p.other or p.late):  # it may have been on a selected port: it was lost
+        elif not (p.other or p.late or p.udp):  # maybe on a selected port: it was lost
             self.skipped[HEADLESS] += p.frames
 
     def _expire(self, frame_no: int) -> None:
@@ -176,6 +181,7 @@ class Defragmenter:
         if len(p.pieces) >= MAX_FRAGMENTS or p.other and p.frames >= MAX_FRAGMENTS:
             return None
         p.frames += 1
+        p.udp |= bool(flags & FRAG_UDP)
         if first and p.flow < 0 and not p.other:
             p.flow, p.from_a, p.tcp_at = flow, from_a, seq
             del self._headless[key]

@@ -19,7 +19,7 @@ from ..read.capture import Capture, WalkState
 from ..read.frames import F_NO_TS, F_OVER_SNAPLEN, F_SNAPPED, NO_TS
 from .decode import LINKTYPE_ETHERNET, Headers, Status, TcpFields, decode_tcp
 from .flows import FlowTable, port_lut
-from .fragments import FRAG_FIRST, FRAG_MF, FRAG_OTHER, FRAG_ROW, FRAG_V6
+from .fragments import FRAG_FIRST, FRAG_MF, FRAG_OTHER, FRAG_ROW, FRAG_UDP, FRAG_V6
 from .screen import TUNNEL_PORTS, Ports, Screened, screen
 from .tunnels import TUNNEL_NAMES
 
@@ -349,7 +349,7 @@ def _outer_tags(sc: Screened, linktype: np.ndarray) -> np.ndarray | None:
 
 
 _EXT6 = frozenset((0, 43, 60, 135, 139, 140))  # IPv6 headers before a fragment header
-_OUTER_PROTOS = (4, 41, 47)  # what a fragmented tunnel's outer packet opened may carry
+_OUTER_PROTOS = (4, 41, 47, 17)  # what a fragmented tunnel's outer packet opened may carry
 
 
 def _key_vlan(b: bytes, chains: tuple[tuple[int, int], ...]) -> int:
@@ -444,6 +444,8 @@ def _with_fragments(buf: np.ndarray, offset: np.ndarray, caplen: np.ndarray,
             flow, a = -1, False
         else:
             flow, a = -1, False
+            if int(g.ip_proto[j]) == 17:  # maybe a VXLAN or Geneve packet's, maybe not
+                flags |= FRAG_UDP
         extra.append((r, flow, a, base + start, off, ident, flags, data_at - start,
                       end - start, max(min(end, cap) - start, 0)))
     k = np.flatnonzero(keep)

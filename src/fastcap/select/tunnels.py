@@ -8,9 +8,9 @@ inner frame of each tunnel row is decoded by the same general decoder, at its of
 outer frame, and its offsets are made frame-relative again, so everything after selection reads
 the inner headers as it reads any frame's.  Only what Wireshark opens by default is opened, and
 only when the tunnel header says plainly what follows (an MPLS payload that is not IP, a GRE of
-another version, a UDP tunnel in a fragmented outer packet stay counted as not decoded).  An
-outer packet of IP-in-IP or GRE cut in IP fragments is opened in its first fragment, as far as
-that holds the inner headers: selection makes its fragments fragment rows (`fragments`), and
+another version stay counted as not decoded).  An outer packet of IP-in-IP, GRE, VXLAN or
+Geneve cut in IP fragments is opened in its first fragment, as far as that holds the inner
+headers: selection makes its fragments fragment rows (`fragments`), and
 the datagram put together gives the inner TCP segment, as Wireshark opens the tunnel in the
 datagram it reassembled.
 """
@@ -180,14 +180,12 @@ def _find(h: Headers, fr: _Frames, lt: np.ndarray, base: np.ndarray, rows: np.nd
           first_fragments: bool = False
           ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Rows (of `rows`) that are a tunnel: (rows, code, inner start, inner linktype); with
-    `first_fragments`, first fragments of an IP packet carrying IP or GRE too (not of UDP:
-    the later fragments of a datagram of UDP do not say whether it is a tunnel's)."""
+    `first_fragments`, first fragments of an IP packet carrying IP, GRE, VXLAN or Geneve too
+    (selection makes the later fragments of such packets fragment rows)."""
     found: list[tuple[np.ndarray, int | np.ndarray, np.ndarray, np.ndarray]] = []
     ok = (h.status[rows] == Status.OK) & (h.l4_off[rows] >= 0)
-    ip = rows[ok & (h.frag[rows] == 0)]
+    ip = rows[ok & (h.frag[rows] <= (1 if first_fragments else 0))]
     udp = ip[h.is_udp[ip]]
-    if first_fragments:
-        ip = rows[ok & (h.frag[rows] <= 1)]
     for port, code in ((VXLAN_PORT, _VXLAN), (GENEVE_PORT, _GENEVE)):
         r, start, ilt, ok = _udp(h, fr, udp, port)
         found.append((r[ok], code, start[ok], ilt[ok]))
