@@ -173,21 +173,30 @@ def test_the_corpus_socks5_session_is_read_inside_its_tunnel():
     assert [a.kind for a in d.anomalies] == ["socks_tunnel"]
 
 
-@pytest.mark.parametrize("kind", ["http", "socks5"])
-def test_a_tunnel_to_465_reads_as_implicit_tls_on_465(kind, tmp_path):
-    """A relay reaching port 465 through the proxy: TLS from the tunnel's first byte, as on
-    465 itself (RFC 8314 §3.3), with no greeting to miss and no TLS to call unexpected."""
+def _tunnel_to_465(kind: str, path, tls_only: bool) -> tuple[bytes, bytes]:
+    """A relay's session through the proxy to port 465 (an HTTP CONNECT or a SOCKS5 one),
+    written to `path`: its TLS alone, or the whole plaintext dialogue.  (The request and
+    the proxy's answer.)"""
     sc = scenario("no_client_cert", make_pki(), server_port=PROXY)
     conv = converse(sc)
-    conv.messages = [m for m in conv.messages if m.label.startswith("tls")]
+    if tls_only:
+        conv.messages = [m for m in conv.messages if m.label.startswith("tls")]
     if kind == "http":
         request, answer = REQUEST.replace(b":25", b":465"), ANSWER
     else:
         request, answer = _socks5(None)
         request = request[:-2] + (465).to_bytes(2, "big")
     conv.messages[:0] = [Message(True, request, "connect"), Message(False, answer, "grant")]
-    path = tmp_path / "proxied465.pcap"
     write_pcap(path, render(conv, sc))
+    return request, answer
+
+
+@pytest.mark.parametrize("kind", ["http", "socks5"])
+def test_a_tunnel_to_465_reads_as_implicit_tls_on_465(kind, tmp_path):
+    """A relay reaching port 465 through the proxy: TLS from the tunnel's first byte, as on
+    465 itself (RFC 8314 §3.3), with no greeting to miss and no TLS to call unexpected."""
+    path = tmp_path / "proxied465.pcap"
+    request, answer = _tunnel_to_465(kind, path, tls_only=True)
     (s,) = scan(path, ports=(PROXY,))
     d = s.smtp
     assert d.implicit_tls and d.banner_code is None
@@ -203,16 +212,8 @@ def test_a_tunnel_to_465_reads_as_implicit_tls_on_465(kind, tmp_path):
 def test_a_tunnel_to_465_greeted_in_plaintext_warns_as_465_itself(kind, tmp_path):
     """A tunnel to port 465 whose server greets in plaintext is read as SMTP, with the
     plaintext_on_tls_port warning a direct connection to 465 gets, at the greeting's frame."""
-    sc = scenario("no_client_cert", make_pki(), server_port=PROXY)
-    conv = converse(sc)
-    if kind == "http":
-        request, answer = REQUEST.replace(b":25", b":465"), ANSWER
-    else:
-        request, answer = _socks5(None)
-        request = request[:-2] + (465).to_bytes(2, "big")
-    conv.messages[:0] = [Message(True, request, "connect"), Message(False, answer, "grant")]
     path = tmp_path / "plain465.pcap"
-    write_pcap(path, render(conv, sc))
+    _tunnel_to_465(kind, path, tls_only=False)
     (s,) = scan(path, ports=(PROXY,))
     d = s.smtp
     assert not d.implicit_tls and d.banner_code == 220 and d.starttls_accepted
