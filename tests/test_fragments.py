@@ -9,6 +9,7 @@ import gzip
 import subprocess
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from fastcap import Capture
@@ -16,7 +17,7 @@ from fastcap._ffi import native_available
 from fastcap.run import split
 from fastcap.run.scanner import judge_options, scan_files
 from fastcap.run.workers import SerialExecutor
-from fastcap.select import fragments
+from fastcap.select import fragments, selection
 from fastcap.select.flows import FlowTable
 from fastcap.select.fragments import (
     BAD_HEADER,
@@ -337,6 +338,86 @@ def test_selection_gives_fragment_rows(tmp_path):
     assert len(firsts) == 2 and all(flow[i] == 0 for i in firsts)
     assert len(later) == 5 + 7 + 1 and all(flow[i] == -1 for i in later)  # 353, 487 bytes
     assert [i for i in later if flags[i] & FRAG_UDP] == [later[-1]]
+
+
+def _udp_mix() -> list[bytes]:
+    """A VXLAN conversation whose fragmented outer packets come reversed, among fragmented
+    UDP on no tunnel port between the same hosts: in order, reversed, without its first
+    fragment, and one taking the identification of a VXLAN packet whose later fragments
+    come after its own first one."""
+    nfs = p.ether(p.ipv4(p.udp(2049, 800, bytes(300)), 17, "192.0.2.1", "192.0.2.2"), 0x0800)
+    frames = []
+    for i, f in enumerate(fragcap.conversation("whole")):
+        if len(f) <= 300:
+            frames += [fragcap.vxlan(f), *fragcap.outer(nfs, 1000 + i)]
+            continue
+        tun = fragcap.outer(fragcap.vxlan(f), 50 + i, 128)
+        frames += tun[::-1] if i % 2 else tun[:1] + fragcap.outer(nfs, 50 + i)[:1] + tun[1:]
+        frames += fragcap.outer(nfs, 2000 + i)[::-1] + fragcap.outer(nfs, 3000 + i)[1:]
+    return frames
+
+
+def _udp_mix_read(path: Path, backend: str, window: int):
+    """The fragment rows selected, and what a reassembler and a count make of them."""
+    flows, rows = FlowTable(), 0
+    with Capture(path, backend=backend, window=window) as cap:
+        r = Reassembler(cap.buffer, flows, server_ports={25}, backend=backend)
+        conns = []
+        for sel in iter_selected(cap, [25], flows=flows):
+            rows += int(np.count_nonzero(np.asarray(sel.tcp.flags) & FRAG_ROW))
+            conns += r.feed(sel)
+        conns += r.finish()
+        skipped = dict(r.defrag.take_skipped())
+        r.close()
+    seen = [(_seen(c.c2s), _seen(c.s2c), c.c2s.frame_at(0), c.s2c.frame_at(0))
+            for c in conns]
+    return rows, seen, skipped, compute_stats(path, ports={25}, backend=backend)
+
+
+def test_udp_let_go_in_its_window_is_no_fragment_row(tmp_path):
+    """A datagram of UDP on no tunnel port whose fragments all come in one window, first
+    fragment last or first, gives no fragment row: it would be let go unread anyway."""
+    nfs = p.ether(p.ipv4(p.udp(2049, 800, bytes(1200)), 17, "10.0.0.1", "10.0.0.3"), 0x0800)
+    path = tmp_path / "nfs.pcap"
+    fragcap.write(path, fragcap.outer(nfs, 1, 480) + fragcap.outer(nfs, 2, 480)[::-1])
+    for backend in BACKENDS:
+        with Capture(path, backend=backend) as cap:
+            assert sum(len(s) for s in iter_selected(cap, [25])) == 0, backend
+
+
+@pytest.mark.parametrize("window", [3, 5, 8, 1 << 16])
+def test_udp_let_go_early_changes_nothing(tmp_path, monkeypatch, window):
+    """Leaving out the fragments of UDP let go in their window gives what keeping them
+    gives, whatever their order and wherever a window ends among them."""
+    path = tmp_path / "mix.pcap"
+    fragcap.write(path, _udp_mix())
+    for backend in BACKENDS:
+        rows, *got = _udp_mix_read(path, backend, window)
+        with monkeypatch.context() as m:
+            m.setattr(selection, "_let_go_udp", lambda *a: np.zeros(len(a[8]), bool))
+            all_rows, *want = _udp_mix_read(path, backend, window)
+        assert got == want, (backend, window)
+        assert len(got[0]) == 1 and got[0][0][0].startswith(fragcap.CLIENT_BODY)
+        assert got[2].selected_frames > 0 and rows < all_rows, (backend, window)
+
+
+def test_udp_fragments_without_their_first_stay_bounded(tmp_path, monkeypatch):
+    """Later fragments of UDP whose first fragment never comes stay rows (theirs may be a
+    tunnel's), so the defragmenter's bound on datagrams pending holds them, uncounted."""
+    monkeypatch.setattr(fragments, "MAX_PENDING", 16)
+    nfs = p.ether(p.ipv4(p.udp(2049, 800, bytes(300)), 17, "10.0.0.1", "10.0.0.3"), 0x0800)
+    path = tmp_path / "headless.pcap"
+    fragcap.write(path, [f for i in range(60) for f in fragcap.outer(nfs, i, 128)[1:]])
+    flows, pending = FlowTable(), []
+    with Capture(path, window=8) as cap:
+        r = Reassembler(cap.buffer, flows, server_ports={25})
+        for sel in iter_selected(cap, [25], flows=flows):
+            r.feed(sel)
+            pending.append(len(r.defrag))
+        r.finish()
+        assert r.defrag.take_skipped() == {}
+        r.close()
+    assert max(pending) == 16 and len(pending) > 10
 
 
 def _row_args(frame: int, ident: int, off: int, data: bytes, more: bool = True,

@@ -156,8 +156,8 @@ def test_encapsulations_are_opened_or_counted_by_name(tmp_path):
 def test_fragments_of_tcp_are_selected_as_fragment_rows(tmp_path, backend):
     """IP fragments are reassembled where the frames are fed (`select.fragments`): the
     first fragment on a selected port and every later fragment of a TCP datagram are
-    selected as fragment rows, in frame order; so is a fragment of UDP (its datagram may be
-    a VXLAN or Geneve tunnel's), the first one marked as on no selected port."""
+    selected as fragment rows, in frame order; so is a later fragment of UDP whose first one
+    is not in its window (its datagram may be a VXLAN or Geneve tunnel's)."""
     seg = p.tcp(40000, 25, 1, 1, p.ACK, b"EHLO client.example\r\n" * 4)
     src, dst = "10.0.0.1", "10.0.0.2"
     first = p.ipv4(seg[:48], 6, src, dst, dont_fragment=False, more_fragments=True, ident=9,
@@ -166,7 +166,7 @@ def test_fragments_of_tcp_are_selected_as_fragment_rows(tmp_path, backend):
     v6 = p.ipv6(seg[:48], 6, "2001:db8::1", "2001:db8::2",
                 ext_headers=[(p.IPPROTO_FRAGMENT, p.ipv6_frag_body(0, True, 9))])
     dns = p.ipv4(p.udp(53, 40000, bytes(40)), 17, src, dst, dont_fragment=False,
-                 more_fragments=True)
+                 frag_offset=3)
     frames = [p.ether(first, 0x0800), p.ether(rest, 0x0800), p.ether(v6, 0x86DD),
               p.ether(dns, 0x0800), p.tcp_frame(src, dst, 40001, 25, 1, 1, p.ACK)]
     path = tmp_path / "frag.pcap"

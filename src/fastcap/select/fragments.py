@@ -5,7 +5,8 @@ completes its datagram, and a datagram never completed gives no segment at all.
 Selection (`iter_selected`) keeps each fragment of TCP (the first ones on other ports too,
 marked `FRAG_OTHER`: their datagrams are let go, while one whose first fragment never came
 is counted as lost), and each fragment of UDP (whose datagram may be a VXLAN or Geneve
-tunnel's, `tunnels`), as one row among the selected frames, in frame order, marked by
+tunnel's, `tunnels`; but for those of a datagram let go within its window, which selection
+leaves out), as one row among the selected frames, in frame order, marked by
 `FRAG_ROW` in its flags.  The row's payload is the packet from its
 source address to the end of the IP packet, so the bytes alone say which datagram it
 belongs to: copied, carried and renumbered with the other rows, it reaches the process

@@ -19,7 +19,7 @@ from ..read.capture import Capture, WalkState
 from ..read.frames import F_NO_TS, F_OVER_SNAPLEN, F_SNAPPED, NO_TS
 from .decode import LINKTYPE_ETHERNET, Headers, Status, TcpFields, decode_tcp
 from .flows import FlowTable, port_lut
-from .fragments import FRAG_FIRST, FRAG_MF, FRAG_OTHER, FRAG_ROW, FRAG_UDP, FRAG_V6
+from .fragments import FRAG_FIRST, FRAG_MF, FRAG_OTHER, FRAG_ROW, FRAG_UDP, FRAG_V6, MAX_AGE
 from .screen import TUNNEL_PORTS, Ports, Screened, screen
 from .tunnels import TUNNEL_NAMES
 
@@ -274,6 +274,7 @@ def iter_selected(cap: Capture, ports: Iterable[int] = DEFAULT_PORTS,
     flows = flows if flows is not None else FlowTable()
     held, buf = None, None
     same = np.zeros(0, np.int32)  # the link type of every row, when all interfaces share one
+    firsts: dict[bytes, int] = {}  # `_let_go_udp`'s keys of recent first fragments taken
     for win in cap.windows(start, stop):
         if cap.buffer is not held:  # a stream's windows come from successive pieces
             held = cap.buffer
@@ -312,6 +313,10 @@ def iter_selected(cap: Capture, ports: Iterable[int] = DEFAULT_PORTS,
             tun = (outer.status == Status.OK) & np.isin(outer.ip_proto, _OUTER_PROTOS)
             later |= tun & ((outer.frag == 2) | ((outer.frag == 1) & ~wanted))
         later = np.flatnonzero(later)
+        tags = _outer_tags(sc, linktype)
+        if len(later) and outer.frag.any() or hd.frag.any():
+            later = later[~_let_go_udp(buf, win.offset, caplen, sc.rows, win.frame_no, hd,
+                                       outer, pick, later, tags, firsts)]
         if len(pick) == 0 and len(later) == 0:
             continue
         rows = sc.rows[pick]
@@ -323,7 +328,7 @@ def iter_selected(cap: Capture, ports: Iterable[int] = DEFAULT_PORTS,
         if len(later) or hp.frag.any() or outer.frag[pick].any():
             rows, tf, fid, from_a, file_off = _with_fragments(
                 buf, win.offset, caplen, wire, hd, sc.rows, pick, later, tf, fid, from_a,
-                file_off, _outer_tags(sc, linktype), outer)
+                file_off, tags, outer)
         ts = win.ts_ns[rows]  # a copy: fancy indexing
         undated = (win.flags[rows] & F_NO_TS) != 0
         if undated.any():  # a Simple Packet Block's frame: no time, not 1970
@@ -395,6 +400,60 @@ def _fragment_fields(buf: np.ndarray, base: int, cap: int, l3: int, v6: bool,
         size = (b[p + 1] + 2) << 2 if nh == 51 else (b[p + 1] + 1) << 3
         nh, p = b[p], p + size
     return None
+
+
+def _let_go_udp(buf: np.ndarray, offset: np.ndarray, caplen: np.ndarray,
+                sc_rows: np.ndarray, frame_no: np.ndarray, hd: Headers, outer: Headers,
+                pick: np.ndarray, later: np.ndarray, outer_tags: np.ndarray | None,
+                firsts: dict[bytes, int]) -> np.ndarray:
+    """Per row of `later`, whether it is a fragment of a UDP datagram let go whole in this
+    window, so that it need not become a fragment row: most fragmented UDP (NFS, DNS...) is
+    no tunnel on a selected port, and a row each costs a Python step twice over.
+
+    A datagram is let go (`Defragmenter._other`) once its first fragment, on no selected
+    port, comes: its fragments make no segment and no count whatever their order.  So the
+    fragments of IPv4 UDP sharing their key (addresses, identification) with such a first
+    fragment in this window are dropped, unless a fragment of another kind shares it too, or
+    a first fragment on a selected port did lately (`firsts`, its datagram may be pending
+    from an earlier window).  Fragments of UDP whose first one is in another window stay
+    rows.  Only windows whose fragments carry no VLAN tag are filtered (an IPv4 key XORs
+    the VLAN id); IPv6 keys are apart from IPv4's and their rows stay."""
+    drop = np.zeros(len(later), bool)
+    cut = pick[(hd.frag[pick] != 0) | (outer.frag[pick] != 0)]
+    j = np.concatenate([later, cut])
+    g_outer = outer.frag[j] != 0
+    l3 = np.where(g_outer, outer.l3[j], hd.l3[j])
+    tagged = np.where(g_outer, outer.vlan_depth[j], hd.vlan_depth[j]) != 0
+    if outer_tags is not None:
+        tagged |= ~g_outer & (outer_tags[j] != 0)
+    r = sc_rows[j]
+    at = np.where(g_outer, outer.l3_off[j], hd.l3_off[j]).astype(np.int64)
+    member = (l3 == 4) & ~tagged & (at >= 0) & (at + 20 <= caplen[r])
+    udp = g_outer & (outer.ip_proto[j] == 17) & (outer.status[j] == Status.OK)
+    udp[len(later):] = False  # a first fragment on a selected port keeps its key's rows
+    head = udp & (outer.frag[j] == 1)
+    m = np.flatnonzero(member)
+    pos = offset[r[m]].astype(np.int64) + at[m]
+    raw = buf[pos[:, None] + np.array([4, 5, 12, 13, 14, 15, 16, 17, 18, 19])]
+    keys, inv = np.unique(np.ascontiguousarray(raw).view("V10").ravel(), return_inverse=True)
+    inv = inv.ravel()
+    while firsts and len(frame_no) and next(iter(firsts.values())) + MAX_AGE < frame_no[0]:
+        del firsts[next(iter(firsts))]
+    c = m >= len(later)
+    for k, f in zip(keys[inv[c]].tolist(), frame_no[r[m[c]]].tolist(), strict=True):
+        firsts.pop(k, None)
+        firsts[k] = int(f)
+    if tagged.any():  # the keys of tagged rows are not known here
+        return drop
+    ok = np.zeros(len(keys), bool)
+    ok[inv[head[m]]] = True
+    ok[inv[~udp[m]]] = False
+    if firsts:
+        cand = np.flatnonzero(ok)
+        ok[[i for i, k in zip(cand.tolist(), keys[cand].tolist(), strict=True)
+            if k in firsts]] = False
+    drop[m[~c]] = ok[inv[~c]]
+    return drop
 
 
 def _with_fragments(buf: np.ndarray, offset: np.ndarray, caplen: np.ndarray,
