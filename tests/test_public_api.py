@@ -302,11 +302,10 @@ def test_version_from_a_source_tree_is_the_declared_one():
     placeholder."""
     import subprocess
     import sys
-    import tomllib
     from pathlib import Path
 
     root = Path(__file__).resolve().parents[1]
-    declared = tomllib.loads((root / "pyproject.toml").read_text())["project"]["version"]
+    declared = _declared_in_tree(root)
     code = ("import sys; sys.path.insert(0, sys.argv[1]); import fastcap; "
             "print(fastcap.__version__)")
     proc = subprocess.run([sys.executable, "-S", "-c", code, str(root / "src")],
@@ -412,3 +411,50 @@ def test_scan_files_and_stats_results_refuse_assignment(tmp_path):
     with pytest.raises(dataclasses.FrozenInstanceError):
         stats.frames = 0
     assert result.sessions and stats.frames
+
+
+def test_version_is_the_running_tree_s_not_an_installed_one(tmp_path):
+    """An install of another tree (an older wheel, a `pip install -e` of another checkout)
+    leaves package metadata with its own version; code run from this tree still reports
+    this tree's version, on `fastcap.__version__` and `fastcap --version` alike.  The
+    metadata is faked here: a dist-info for fastcap 9.9.9 on the path ahead of the tree."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    declared = _declared_in_tree(root)
+    other = tmp_path / "fastcap-9.9.9.dist-info"
+    other.mkdir()
+    (other / "METADATA").write_text("Metadata-Version: 2.1\nName: fastcap\nVersion: 9.9.9\n")
+    code = ("import fastcap; from importlib.metadata import version; "
+            "print(version('fastcap')); print(fastcap.__version__); "
+            "from fastcap.cli import main; main(['--version'])")
+    path = os.pathsep.join([str(tmp_path), str(root / "src")])
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": path})
+    lines = proc.stdout.split("\n")
+    assert lines[0] == "9.9.9", proc.stderr  # the fake install is what metadata finds
+    assert lines[1] == declared
+    assert lines[2].startswith(f"fastcap {declared} ")
+
+
+def _declared_in_tree(root) -> str:
+    """The version this tree's pyproject.toml gives fastcap: written there, or (dynamic)
+    the attribute it names, read from that module's source."""
+    import ast
+    import tomllib
+
+    pyproject = tomllib.loads((root / "pyproject.toml").read_text())
+    project = pyproject["project"]
+    if "version" in project:
+        return project["version"]
+    assert project.get("dynamic") == ["version"]
+    attr = pyproject["tool"]["setuptools"]["dynamic"]["version"]["attr"]
+    module, _, name = attr.rpartition(".")
+    source = root / "src" / (module.replace(".", "/") + ".py")
+    for node in ast.parse(source.read_text()).body:
+        if isinstance(node, ast.Assign) and [t.id for t in node.targets] == [name]:
+            return ast.literal_eval(node.value)
+    raise AssertionError(f"{attr} not assigned in {source}")

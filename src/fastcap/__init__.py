@@ -8,8 +8,9 @@ __all__ = ["Capture", "CaptureMeta", "CaptureError", "CaptureWarning", "FastcapE
 
 def __getattr__(name: str):
     """`fastcap.scan` is imported on first use: it pulls in certificate verification, which
-    `fastcap stats` and the frame-level API never need.  `__version__` too: reading package
-    metadata costs more start-up time than the rest of a small scan.  And `Capture`, with
+    `fastcap stats` and the frame-level API never need.  `__version__` comes from this
+    tree's own `_version` module, never from package metadata: that may be another tree's
+    install, and reading it costs more start-up time than a small scan.  And `Capture`, with
     numpy behind it, so that the command line's --help and --version go without.  A submodule
     (`fastcap.scanner`, `fastcap.session`, ...) is imported when first named, so a program
     that only did `import fastcap` reaches it as an attribute, as README's examples do."""
@@ -22,12 +23,9 @@ def __getattr__(name: str):
 
         return scan
     if name == "__version__":
-        from importlib.metadata import PackageNotFoundError, version
+        from ._version import __version__
 
-        try:
-            return version("fastcap")
-        except PackageNotFoundError:  # running from a source tree without an install
-            return _declared_version()
+        return __version__
     if not name.startswith("_"):
         from importlib import import_module
         from importlib.util import find_spec
@@ -36,16 +34,3 @@ def __getattr__(name: str):
             return import_module(f"{__name__}.{name}")
     raise AttributeError(f"module 'fastcap' has no attribute {name!r}")
 
-
-def _declared_version() -> str:
-    """The version pyproject.toml declares, for a source tree run without an install (no
-    package metadata): the one place the version is written.  "0.0.0" when there is none."""
-    import tomllib
-    from pathlib import Path
-
-    try:
-        project = tomllib.loads((Path(__file__).resolve().parents[2] / "pyproject.toml")
-                                .read_text(encoding="utf-8"))["project"]
-    except (OSError, ValueError, KeyError):
-        return "0.0.0"
-    return project["version"] if project.get("name") == "fastcap" else "0.0.0"

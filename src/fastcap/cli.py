@@ -150,7 +150,7 @@ class _CommandParser(_Parser):
 
 
 class _Version(argparse.Action):
-    """--version, looked up only when asked for (package metadata is slow to import)."""
+    """--version, looked up only when asked for (from the running tree, see _version)."""
 
     def __init__(self, option_strings, dest, **kw) -> None:
         super().__init__(option_strings, dest, nargs=0, help="show the version and exit")
