@@ -51,7 +51,7 @@ def test_tls12_server_requiring_a_certificate_gets_an_empty_one(tmp_path, pki):
     by = {v.code: v for v in s.verdicts}
     assert {"tls_alert", "no_client_cert"} <= set(by)
     alert, cert_frame = by["tls_alert"], s.tls.client_certificate_at.frame
-    assert s.tls.client_certificate == []
+    assert s.tls.client_certificate == ()
     assert "handshake_failure (40)" in alert.message
     assert f"client's empty Certificate (frame {cert_frame})" in alert.message
     assert "requires a client certificate" in alert.message

@@ -60,7 +60,7 @@ def test_a_path_workers_cannot_see_is_named(cluster, generated, tmp_path):
     missing = tmp_path / "only-on-my-laptop.pcap"
     got = fd.scan([missing, generated["pcap"]], client, ca_file=CA)
     assert got[0].error.startswith(f"{missing}: not visible to Dask worker tcp://127.0.0.1:")
-    assert "same path" in got[0].error and got[0].sessions == []
+    assert "same path" in got[0].error and got[0].sessions == ()
     assert got[1].error is None and len(got[1].sessions) == 50
     assert fd.unseen_paths(client, [generated["pcap"], missing]) == {
         str(missing): fd.unseen_paths(client, [missing])[str(missing)]}

@@ -67,7 +67,7 @@ def test_the_renegotiated_certificate_exchange_is_read(name):
     codes = _codes(s)
     assert "client_cert_not_captured" not in codes and "decryption_failed" not in codes
     if name == "nocert":
-        assert tls.client_certificate == [] and tls.certificate_verify_at is None
+        assert tls.client_certificate == () and tls.certificate_verify_at is None
         assert "no_client_cert" in codes
     else:
         assert tls.certificate_verify_at.frame == last + 1

@@ -422,8 +422,8 @@ def test_decrypted_bytes_and_certificates_match_tshark(keyed):
         assert st.client_data and st.server_data, name
         assert s.tls_c2s.data == st.client_data, name
         assert s.tls_s2c.data == st.server_data, name
-        assert (s.tls.client_certificate or []) == st.client_certs, name
-        assert s.tls.server_certs == st.server_certs, name
+        assert list(s.tls.client_certificate or ()) == st.client_certs, name
+        assert list(s.tls.server_certs) == st.server_certs, name
         verbs = [c.verb for c in s.smtp_tls.commands]
         assert [v[:4] for v in verbs] == [c.upper()[:4] for c in st.smtp_commands], name
         assert [r.code for r in s.smtp_tls.replies] == st.smtp_replies, name

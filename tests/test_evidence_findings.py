@@ -321,7 +321,7 @@ def test_name_verdict_agrees_with_the_connector_finding(world):
         assert name.severity == _one(s.verdicts, "connector_name_mismatch").severity == severity
         assert ("From relay1" in name.message) is (severity == "info")
         assert summary.with_problems == any(is_problem(v) for v in s.verdicts)
-        assert s.verdicts == most_severe_first(s.verdicts)
+        assert s.verdicts == tuple(most_severe_first(s.verdicts))
     # the certificate fits another connector's name: the settings add no finding, and the
     # name verdict, made info, still takes its place after the problems
     fits = dataclasses.replace(_inbound("mail.fabrikam.com", ips=()), name="From fabrikam")
@@ -333,7 +333,7 @@ def test_name_verdict_agrees_with_the_connector_finding(world):
                     expect_name="mail.contoso.com")
     (s,) = kept
     assert _one(s.verdicts, "client_cert_name_mismatch").severity == "info"
-    assert s.verdicts == most_severe_first(s.verdicts)
+    assert s.verdicts == tuple(most_severe_first(s.verdicts))
     # an explicit --expect-name that is no connector's name is the admin's own check
     (s,) = [x for x in scan(world.path, expect_name="mail.example.net")
             if x.client == world.sessions["ok_client_cert"].client]

@@ -182,7 +182,7 @@ def test_thumbprint_on_the_wire_is_the_readmes(captures, version):
         name = r.session.client_cert
         assert s.tls is not None
         if name is None:
-            assert s.tls.client_certificate == [] and r.thumbprint is None
+            assert s.tls.client_certificate == () and r.thumbprint is None
             continue
         wire = hashlib.sha1(s.tls.client_certificate[0]).hexdigest().upper()
         assert wire == r.thumbprint == README[name]["Thumbprint"], name

@@ -314,7 +314,7 @@ def test_a_datagram_cut_by_a_ring_files_end_reads_as_tshark_reads_the_merged_fil
     for kw in ({"jobs": 1}, {"jobs": 2, "parts": 3}, {"jobs": 1, "backend": "python"}):
         (first, second) = scan_files(files, ca_file=CA, executor=SerialExecutor(), **kw)
         (s,) = first.sessions
-        assert not second.sessions and s.tcp.c2s_gaps == [] and s.tcp.s2c_gaps == [], kw
+        assert not second.sessions and s.tcp.c2s_gaps == () and s.tcp.s2c_gaps == (), kw
         assert s.smtp.ehlo_name == "client.example.org", kw
         assert [c.verb for c in s.smtp.commands] == ["EHLO", "QUIT"], kw
         assert first.summary.skipped == {} and second.summary.skipped == {}, kw

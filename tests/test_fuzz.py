@@ -964,7 +964,7 @@ def check_handshake(c: Stream, s: Stream, c_at: int, s_at: int):
               hs.client_certificate_at, hs.cert_request_at):
         assert w is None or w.frame is None or w.frame in frames
     assert hs.outcome in ("completed", "alert", "incomplete")
-    for der in hs.server_certs + (hs.client_certificate or []):
+    for der in hs.server_certs + (hs.client_certificate or ()):
         assert len(der) <= len(c.data) + len(s.data)
     return hs
 
@@ -1058,7 +1058,7 @@ def test_tls_hostile_nesting_and_lengths(case):
     assert time.perf_counter() - t0 < 10
     assert hs.server_hello is not None and hs.server_hello.cipher_suite == 0xC02F
     if case == "deep_cert":
-        assert hs.server_certs == [DEEP_DER]
+        assert hs.server_certs == (DEEP_DER,)
     elif case == "deep_ca_name":
         assert hs.cert_request is not None and hs.cert_request.ca_names() == [None]
     elif case == "max_handshake":
@@ -1081,7 +1081,7 @@ def der_sources() -> list[bytes]:
     seen = set(out)
     for sess in corpus_sessions():
         if sess.tls is not None:
-            for der in sess.tls.server_certs + (sess.tls.client_certificate or []):
+            for der in sess.tls.server_certs + (sess.tls.client_certificate or ()):
                 if der not in seen and len(out) < 24:
                     seen.add(der)
                     out.append(der)

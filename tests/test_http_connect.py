@@ -56,7 +56,7 @@ def test_the_dialogue_inside_the_tunnel_is_read(tunnelled):
                              "established: SMTP read inside the tunnel")
     assert tunnel.frame == 4  # the CONNECT request, after the three-way handshake
     # and the handshake after STARTTLS is found and judged as on port 25
-    assert s.tls is not None and s.tls.client_certificate == []
+    assert s.tls is not None and s.tls.client_certificate == ()
     assert "no_client_cert" in {v.code for v in s.verdicts}
 
 
@@ -203,7 +203,7 @@ def test_a_tunnel_to_465_reads_as_implicit_tls_on_465(kind, tmp_path):
     assert d.tls_c2s_offset == len(request) and d.tls_s2c_offset == len(answer)
     assert [a.kind for a in d.anomalies] == [
         "http_connect_tunnel" if kind == "http" else "socks_tunnel"]
-    assert s.tls is not None and s.tls.client_certificate == []
+    assert s.tls is not None and s.tls.client_certificate == ()
     assert s.tls.client_hello_at.frame == 6  # handshake, request, grant, its ACK
     assert "no_client_cert" in {v.code for v in s.verdicts}
 

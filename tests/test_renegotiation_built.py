@@ -97,7 +97,7 @@ def test_the_renegotiations_server_certificate_is_judged(tmp_path, pki):
         capture_output=True, text=True, check=True, timeout=60).stdout.split()
     assert certs == ["10", pki.server.der.hex(), "16", expired.der.hex()]
     (sess,) = scan(capture, ports=(25,), keylog=(str(keys),))
-    assert sess.tls.server_certs == [expired.der] and sess.tls.server_certs_at.frame == 16
+    assert sess.tls.server_certs == (expired.der,) and sess.tls.server_certs_at.frame == 16
     (v,) = [v for v in sess.verdicts if v.code == "server_cert_expired"]
     assert v.frame == 16 and "(frame 16, sent in a renegotiation)" in v.message
 

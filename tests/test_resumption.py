@@ -69,7 +69,7 @@ def test_handshake_records_how_it_resumed(version, tickets, how):
                                        "sha256": hashlib.sha256(ticket).hexdigest()}
         assert full.to_dict()["resumption"]["tickets_issued"] == [d["ticket_offered"]]
     else:  # TLS 1.3 tickets travel encrypted; the resumption offers its own in the clear
-        assert full.session_tickets == [] and "t" not in full.history
+        assert full.session_tickets == () and "t" not in full.history
         assert resumed.offered_ticket and d["ticket_offered"] == {
             "length": len(resumed.offered_ticket),
             "sha256": hashlib.sha256(resumed.offered_ticket).hexdigest()}
@@ -200,7 +200,7 @@ def test_link_reads_the_session_and_apply_stores_the_same(caps):
     read, stored = CrossSession(), CrossSession()
     seen = 0
     for s, t, want in zip(judged(), judged(), linked, strict=True):
-        before = list(s.verdicts)
+        before = s.verdicts
         assert t.verdicts == before
         new = read.link(s, str(caps.whole))
         assert s.verdicts == before  # only read
@@ -209,7 +209,7 @@ def test_link_reads_the_session_and_apply_stores_the_same(caps):
         if new is None:
             assert u.verdicts == before == want
         else:
-            assert isinstance(new, tuple) and u.verdicts == list(new) == want != before
+            assert isinstance(new, tuple) and u.verdicts == new == want != before
             seen += 1
     assert seen == 3  # the resumptions by session ID or ticket (a TLS 1.3 PSK links to nothing)
     assert CrossSession(enabled=False).link(judged()[4]) is None

@@ -517,7 +517,7 @@ def test_a_damaged_time_inside_a_file_does_not_break_the_run(ring, tmp_path):
         for kw in ({"jobs": 1}, {"jobs": 2, "parts": 5}):
             got = scan_files([*moved, *files[2:]], ca_file=CA, **kw)
             assert sum(len(r.sessions) for r in got) == len(whole_sessions)
-            assert any(s.continues_into[:1] == [str(moved[1])] for s in got[0].sessions)
+            assert any(s.continues_into[:1] == (str(moved[1]),) for s in got[0].sessions)
 
 
 def _records_in(data: bytes) -> int:

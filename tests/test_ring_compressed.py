@@ -257,6 +257,6 @@ def test_a_member_whose_payloads_find_no_room_is_one_error_and_the_ring_goes_on(
         f"{gz}: cannot keep the payloads of its SMTP frames in a temporary file "
         f"({'No usable temporary directory found' if room is None else 'No space left on device'})"
         f": set TMPDIR to a directory with room")
-    assert got[2].sessions == []
+    assert got[2].sessions == ()
     assert _dicts(got)[:2] == _dicts(scan_files(files[:2], ca_file=CA, jobs=1))
     assert _dicts(got)[3] == _alone(files[3])  # read after it, on its own

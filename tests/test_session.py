@@ -68,7 +68,7 @@ def test_scenario_facts(tmp_path, conversations, name, backend):
     accepted, version, requested, client_cert, outcome, alert = EXPECT[name]
     assert s.number == 1 and s.first_frame == 1
     assert s.client == f"{sc.client_ip}:{sc.client_port}" and s.server.endswith(":25")
-    assert s.tcp.syn_seen and s.tcp.c2s_gaps == [] and s.tcp.s2c_gaps == []
+    assert s.tcp.syn_seen and s.tcp.c2s_gaps == () and s.tcp.s2c_gaps == ()
     assert s.smtp.banner_names_exchange_online
     assert s.smtp.ehlo_name == sc.ehlo_name
     assert s.smtp.starttls_offered == (name != "starttls_not_offered")
@@ -83,7 +83,7 @@ def test_scenario_facts(tmp_path, conversations, name, backend):
     if client_cert == "absent":
         assert t.client_certificate is None
     elif client_cert == "empty":
-        assert t.client_certificate == []
+        assert t.client_certificate == ()
     else:
         assert t.client_certificate and t.client_certificate[0] == sc.client_cert.der
     if version == "TLS1.2":
@@ -91,7 +91,7 @@ def test_scenario_facts(tmp_path, conversations, name, backend):
         cn = leaf.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)[0].value
         assert cn == SERVER_NAME and len(t.server_certs) == 2
     else:
-        assert t.server_certs == []  # encrypted in TLS 1.3
+        assert t.server_certs == ()  # encrypted in TLS 1.3
     assert t.outcome == outcome
     if alert:
         (a,) = [a for a in t.alerts if not a.encrypted]
@@ -112,7 +112,7 @@ def test_tiny_reordered_segments_give_the_same_facts(tmp_path, conversations, na
         sc.mss = mss
     for s in got.values():
         assert s.tcp.out_of_order + s.tcp.retransmissions > 0 or seed is None
-        assert s.tcp.c2s_gaps == [] and s.tcp.s2c_gaps == []
+        assert s.tcp.c2s_gaps == () and s.tcp.s2c_gaps == ()
         t, r = s.tls, ref.tls
         assert (t.version_name, t.cipher, t.client_certificate, t.server_certs, t.outcome) == (
             r.version_name, r.cipher, r.client_certificate, r.server_certs, r.outcome)
@@ -139,7 +139,7 @@ def test_sessions_are_numbered_by_first_frame_across_interleaving(tmp_path, conv
     assert [s.number for s in sessions] == [1, 2, 3]
     assert [s.client.rsplit(":", 1)[1] for s in sessions] == ["40001", "40002", "40000"]
     assert sessions[0].first_frame < sessions[1].first_frame < sessions[2].first_frame
-    assert sessions[0].tls.client_certificate == []
+    assert sessions[0].tls.client_certificate == ()
     assert sessions[1].tls.client_certificate is None
     ok_cert = conversations["ok_client_cert"][0].client_cert.der
     assert sessions[2].tls.client_certificate[0] == ok_cert
@@ -204,7 +204,7 @@ def test_implicit_tls_port_starts_tls_at_byte_zero(tmp_path, conversations):
         sc.server_port = port
     (s,) = list(iter_sessions(path, ports={465}))
     assert s.smtp.implicit_tls and s.smtp.banner_code is None
-    assert s.tls.client_hello_at.frame == 4 and s.tls.client_certificate == []
+    assert s.tls.client_hello_at.frame == 4 and s.tls.client_certificate == ()
     r = _follow(str(path), "--session", "1", "--ports", "465", "--implicit-tls-ports", "465")
     assert r.returncode == 0 and "C: Certificate, EMPTY" in r.stdout
 
@@ -228,7 +228,7 @@ def test_plaintext_smtp_on_an_implicit_tls_port_is_read_as_smtp(tmp_path, conver
     assert not s.smtp.implicit_tls and s.smtp.banner_code == 220
     assert s.smtp.starttls_accepted and s.smtp.tls_c2s_frame == whole.smtp.tls_c2s_frame
     assert [(a.kind, a.frame) for a in s.smtp.anomalies] == [("plaintext_on_tls_port", 4)]
-    assert s.tls.outcome == "completed" and s.tls.client_certificate == []
+    assert s.tls.outcome == "completed" and s.tls.client_certificate == ()
     (v,) = [v for v in diagnose(s, None, None) if v.code == "plaintext_on_tls_port"]
     assert v.severity == "warning" and v.frame == 4 and ":465" in v.message
 
@@ -249,7 +249,7 @@ def test_plaintext_pipelined_after_starttls_does_not_hide_the_handshake(
                      backend)
     whole = _one_session(_write(tmp_path, "whole", sc, conv), backend)
     assert s.smtp.starttls_accepted and "not_tls" in [a.kind for a in s.smtp.anomalies]
-    assert s.tls.outcome == "completed" and s.tls.client_certificate == []
+    assert s.tls.outcome == "completed" and s.tls.client_certificate == ()
     assert s.tls.client_hello_at.frame == whole.tls.client_hello_at.frame
     assert s.tls.server_hello_at.frame == whole.tls.server_hello_at.frame
 
@@ -264,7 +264,7 @@ def test_a_lost_starttls_line_does_not_hide_the_handshake(tmp_path, conversation
     write_pcap(path, records)
     s = _one_session(path, backend)
     assert s.tcp.c2s_gaps and s.tls is not None
-    assert s.tls.outcome == "completed" and s.tls.client_certificate == []
+    assert s.tls.outcome == "completed" and s.tls.client_certificate == ()
     assert s.tls.client_hello_at.frame == whole.tls.client_hello_at.frame - 1
 
 
@@ -287,11 +287,11 @@ def test_x_anonymoustls_is_followed_as_starttls(tmp_path, conversations, backend
     whole = _one_session(_write(tmp_path, "whole", sc, conv), backend)
     xconv = dataclasses.replace(conv, messages=[swap(m) for m in conv.messages])
     s = _one_session(_write(tmp_path, "xanon", sc, xconv), backend)
-    assert s.smtp.starttls_accepted and s.smtp.anomalies == []
+    assert s.smtp.starttls_accepted and s.smtp.anomalies == ()
     assert s.smtp.starttls_command_frame == whole.smtp.starttls_command_frame
     assert (s.smtp.tls_c2s_frame, s.smtp.tls_s2c_frame) == (
         whole.smtp.tls_c2s_frame, whole.smtp.tls_s2c_frame)
-    assert s.tls.outcome == "completed" and s.tls.client_certificate == []
+    assert s.tls.outcome == "completed" and s.tls.client_certificate == ()
 
 
 def test_a_reply_lost_whole_keeps_the_later_replies_paired(tmp_path, conversations, backend):

@@ -97,7 +97,7 @@ def test_sessions_match_tshark(path, backend):
         if client_cert:
             assert t.client_certificate_at.frame == client_cert[0]["frame"]
             assert len(t.client_certificate) == client_cert[0]["cert_count"]
-            assert (t.client_certificate == []) == hs["client_cert_empty"]
+            assert (t.client_certificate == ()) == hs["client_cert_empty"]
         else:
             assert t.client_certificate is None
         assert (t.cert_request is not None) == hs["cert_request"]

@@ -262,7 +262,7 @@ def test_exchange_online_starttls_accepted():
     assert d.banner_host == "contoso-com.mail.protection.outlook.com"
     assert d.banner_names_exchange_online
     assert (d.ehlo_verb, d.ehlo_name, d.ehlo_frame) == ("EHLO", "mail.fabrikam.com", 5)
-    assert d.capabilities[:3] == ["SIZE", "PIPELINING", "DSN"] and "CHUNKING" in d.capabilities
+    assert d.capabilities[:3] == ("SIZE", "PIPELINING", "DSN") and "CHUNKING" in d.capabilities
     assert d.starttls_offered is True
     assert d.starttls_command_frame == 7
     assert d.starttls_reply is not None
@@ -278,7 +278,7 @@ def test_exchange_online_starttls_accepted():
     assert (d.tls_c2s_offset, d.tls_s2c_offset) == (tls_c2s, tls_s2c)
     assert (d.tls_c2s_frame, d.tls_s2c_frame) == (9, 10)
     assert [c.verb for c in d.commands] == ["EHLO", "STARTTLS"]
-    assert d.anomalies == [] and d.gaps == [] and d.relay_denied == [] and d.closed
+    assert d.anomalies == () and d.gaps == () and d.relay_denied == () and d.closed
 
     conv = SmtpConversation()
     conv.feed("c2s", c2s.data[:40], 0)
@@ -326,7 +326,7 @@ def test_starttls_refused_then_tenant_attribution_denied():
         (550, "RCPT"),
         (221, "QUIT"),
     ]
-    assert d.anomalies == [] and d.closed
+    assert d.anomalies == () and d.closed
     json.dumps(d.to_dict())
 
 
@@ -363,7 +363,7 @@ def test_pipelining_pairs_fifo_and_body_is_skipped():
     d = parse_dialogue(c2s, s2c)
     assert [c.verb for c in d.commands] == ["EHLO", "MAIL", "RCPT", "RCPT", "DATA", "QUIT"]
     assert d.message_bytes == len(BODY)
-    assert [r.frame for r in d.relay_denied] == [8] and d.anomalies == []
+    assert [r.frame for r in d.relay_denied] == [8] and d.anomalies == ()
     # Pipelined commands share a frame; the replies to them share another.
     assert [c.frame for c in d.commands[1:5]] == [7, 7, 7, 7]
     assert [r.frame for r in d.replies[1:4]] == [8, 8, 8]
@@ -393,7 +393,7 @@ def test_bdat_chunks_skip_by_size():
         (250, "BDAT"),
         (221, "QUIT"),
     ]
-    assert d.anomalies == []
+    assert d.anomalies == ()
 
 
 def _assert_no_secrets(*objs) -> None:
@@ -436,9 +436,9 @@ def test_auth_credentials_never_kept(one_sided):
             (235, "AUTH_RESPONSE"),
             (221, "QUIT"),
         ]
-        assert d.capabilities == ["AUTH", "STARTTLS"]
+        assert d.capabilities == ("AUTH", "STARTTLS")
     else:
-        assert d.replies == [] and d.banner_code is None
+        assert d.replies == () and d.banner_code is None
         assert {a.kind for a in d.anomalies} >= {"no_banner", "replies_missing"}
 
 
@@ -471,14 +471,14 @@ def test_long_line_bare_lf_and_pairing_survive():
     assert len(noop.arg) == smtp.MAX_LINE - 5
     d = dialogue_of(evs, c2s, s2c)
     assert [(r.code, r.answers) for r in d.replies] == [(250, "HELO"), (500, "NOOP"), (221, "QUIT")]
-    assert d.capabilities == [] and d.starttls_offered is False
+    assert d.capabilities == () and d.starttls_offered is False
     assert not d.banner_names_exchange_online
 
 
 def test_server_only_capture_replies_unpaired():
     _, s2c = starttls_refused_relay_denied()
     d = parse_dialogue(Stream(), s2c)
-    assert d.banner_names_exchange_online and d.commands == []
+    assert d.banner_names_exchange_online and d.commands == ()
     assert all(r.answers is None for r in d.replies) and len(d.replies) == 5
     assert [a.kind for a in d.anomalies] == ["reply_without_command"] * 5
     assert d.relay_denied[0].frame == 12 and d.closed
@@ -519,7 +519,7 @@ def test_x_anonymoustls_hands_over_to_tls_as_starttls_does(general):
         ("s", b"220 2.0.0 SMTP server ready\r\n"), ("c", CLIENT_HELLO), ("s", SERVER_HELLO),
     )
     d = parse_dialogue(c2s, s2c, _general=general)
-    assert d.starttls_accepted is True and d.anomalies == []
+    assert d.starttls_accepted is True and d.anomalies == ()
     assert d.starttls_command_frame == 7 and d.starttls_reply.answers == "X-ANONYMOUSTLS"
     at = (len(EHLO) + 16, len(BANNER + XANON_EHLO_REPLY) + 29)  # after the command, the 220
     assert (d.tls_c2s_offset, d.tls_s2c_offset) == at
@@ -590,7 +590,7 @@ def test_first_reply_that_is_not_a_greeting_answers_the_first_command():
     assert d.banner_code is None and [a.kind for a in d.anomalies] == ["no_banner"]
     assert [(r.code, r.answers) for r in d.replies] == [(250, "EHLO"), (221, "QUIT")]
     d = parse_dialogue(Stream(), Stream(b"421 4.3.2 Service not available\r\n", [], [0], [1]))
-    assert (d.banner_code, d.banner_frame, d.anomalies) == (421, 1, [])
+    assert (d.banner_code, d.banner_frame, d.anomalies) == (421, 1, ())
 
 
 def test_waiting_for_names_the_direction_that_blocks():
@@ -620,7 +620,7 @@ def test_synthetic_exchange_online_sessions(pki, name):
     c2s, s2c = session(*(("c" if m.from_client else "s", m.data) for m in conv.messages))
     d = parse_dialogue(c2s, s2c)
     assert d.banner_names_exchange_online and d.ehlo_name == "mail.fabrikam.com"
-    assert d.anomalies == [] and d.gaps == [] and d.closed
+    assert d.anomalies == () and d.gaps == () and d.closed
     assert d.starttls_offered is (conv.starttls != "not_offered")
     assert d.starttls_accepted is {"accepted": True, "refused": False}.get(conv.starttls)
     if conv.starttls == "accepted":
@@ -628,7 +628,7 @@ def test_synthetic_exchange_online_sessions(pki, name):
         assert d.tls_c2s_frame == next(
             i + 4 for i, m in enumerate(conv.messages) if m.label == "tls-handshake"
         )
-        assert d.relay_denied == []  # it happened, but inside TLS
+        assert d.relay_denied == ()  # it happened, but inside TLS
     else:
         assert d.tls_c2s_offset is None
         assert [r.answers for r in d.relay_denied] == ["RCPT"]
@@ -701,7 +701,7 @@ def test_a_gap_that_ends_a_multi_line_reply_ends_it_there():
     same = starttls_accepted()[1].punch(cut, len(b"250-STARTTLS\r\n"))
     d = parse_dialogue(c2s, same)
     assert [(r.code, r.answers) for r in d.replies] == [(250, "EHLO"), (220, "STARTTLS")]
-    assert "SMTPUTF8" in d.capabilities and d.anomalies == []
+    assert "SMTPUTF8" in d.capabilities and d.anomalies == ()
 
 
 def test_lost_starttls_reply_inferred_from_client_hello():
@@ -967,7 +967,7 @@ def test_large_body_through_parse_dialogue():
         ("s", b"250 queued\r\n"),
     )
     d = parse_dialogue(c2s, s2c)
-    assert d.message_bytes == len(body) and d.anomalies == [] and d.closed
+    assert d.message_bytes == len(body) and d.anomalies == () and d.closed
 
 
 # -- properties ----------------------------------------------------------------------------

@@ -206,7 +206,7 @@ def test_tls12_no_client_auth():
     hs = parse_flights(flights("1.2", "none", None))
     assert hs.version == 0x0303 and hs.version_name == "TLS1.2"
     assert hs.cipher_name == name_of(CipherSuite, hs.cipher) and hs.cipher_name.startswith("TLS_")
-    assert hs.server_certs == [p["server"].der, p["inter"].der]
+    assert hs.server_certs == (p["server"].der, p["inter"].der)
     assert hs.server_certs_at.frame == 2
     assert hs.cert_request is None and not hs.cert_requested
     assert hs.client_certificate is None and hs.client_certificate_at is None
@@ -216,7 +216,7 @@ def test_tls12_no_client_auth():
     assert not hs.tls13_encrypted
     assert hs.history == "CsxknGIFtif"
     assert hs.sni == "mx.example.net"
-    assert hs.alerts == [] and hs.anomalies == []
+    assert hs.alerts == () and hs.anomalies == ()
     # both Finished records are encrypted handshake records after CCS
     assert hs.client_finished_at.frame == 3 and hs.server_finished_at.frame == 4
     assert hs.c2s_encrypted.records >= 1 and hs.s2c_encrypted.records >= 1
@@ -265,7 +265,7 @@ def test_tls12_cert_requested_client_has_none_sends_empty_certificate():
     hs = parse_flights(flights("1.2", "optional", None))
     assert hs.cert_requested and hs.cert_request_at.frame == 2
     assert hs.cert_request.signature_algorithms  # TLS 1.2 form carries them
-    assert hs.client_certificate == []  # an EMPTY Certificate message: a first-class fact
+    assert hs.client_certificate == ()  # an EMPTY Certificate message: a first-class fact
     assert hs.client_certificates_length == 0
     assert hs.client_certificate_at.frame == 3
     assert hs.certificate_verify_at is None
@@ -276,7 +276,7 @@ def test_tls12_cert_requested_client_has_none_sends_empty_certificate():
 def test_tls12_client_presents_chain_in_order():
     p = pki()
     hs = parse_flights(flights("1.2", "optional", "client"))
-    assert hs.client_certificate == [p["client"].der, p["inter"].der]
+    assert hs.client_certificate == (p["client"].der, p["inter"].der)
     assert hs.client_certificates_length == sum(3 + len(d) for d in hs.client_certificate)
     assert hs.certificate_verify_at.frame == 3
     assert hs.outcome == "completed"
@@ -293,7 +293,7 @@ def test_tls12_client_presents_chain_in_order():
 
 def test_tls12_required_without_cert_server_alerts():
     hs = parse_flights(flights("1.2", "required", None))
-    assert hs.client_certificate == []
+    assert hs.client_certificate == ()
     assert hs.outcome == "alert"
     (alert,) = hs.alerts
     assert alert.sender == "server" and not alert.encrypted
@@ -321,7 +321,7 @@ def test_client_rejects_server_certificate():
 def test_tls13_is_encrypted_and_probably_completed():
     hs = parse_flights(flights("1.3", "optional", "client"))
     assert hs.version_name == "TLS1.3" and hs.tls13_encrypted
-    assert hs.server_certs == [] and hs.cert_request is None  # encrypted: not visible
+    assert hs.server_certs == () and hs.cert_request is None  # encrypted: not visible
     assert hs.client_certificate is None
     assert hs.outcome == "completed" and hs.outcome_inferred
     assert "probably" in hs.outcome_detail
@@ -400,7 +400,7 @@ def test_stream_ends_mid_record():
     s.data = s.data[:100]  # inside the server's Certificate record
     hs = parse_handshake(c, s)
     assert hs.outcome == "incomplete"
-    assert hs.server_hello is not None and hs.server_certs == []
+    assert hs.server_hello is not None and hs.server_certs == ()
     assert "tls.stream.truncated" in [a.code for a in hs.anomalies]
 
 
@@ -443,7 +443,7 @@ def test_record_fragmentation_does_not_change_the_facts(args, size):
     assert hs.cert_request == ref.cert_request
     assert hs.client_hello == ref.client_hello
     assert hs.history == ref.history and hs.outcome == "completed"
-    assert hs.anomalies == []
+    assert hs.anomalies == ()
 
 
 def test_message_offsets_across_records():
@@ -932,7 +932,7 @@ def test_result_is_repeatable_and_flags_unsolicited_certificate():
     client = crafted_client_hello() + record(22, handshake(11, vec(3, vec(3, b"\x30\x00"))))
     server_hello = handshake(2, u16(0x0303) + bytes(32) + vec(1, b"") + u16(0xC02F) + b"\x00")
     hs = parse_flights([(True, client), (False, record(22, server_hello))])
-    assert hs.client_certificate == [b"\x30\x00"] and not hs.cert_requested
+    assert hs.client_certificate == (b"\x30\x00",) and not hs.cert_requested
     assert "tls.certificate.unsolicited" in [a.code for a in hs.anomalies]
     assert hs.version_name == "TLS1.2" and hs.cipher_name == "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256"
 

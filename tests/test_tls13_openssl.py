@@ -101,7 +101,7 @@ def test_padded_client_records_too_small_for_a_chain_mean_none():
     got = {s.server.rsplit(":", 1)[1]: (infer_client_cert(s.tls), s, truth[s.server])
            for s in scan(DATA / "tls13_padded.pcap", **kw)}
     asked, _, empty = got["30150"]
-    assert empty == [] and (asked.verdict, asked.requested) == ("absent", True)
+    assert empty == () and (asked.verdict, asked.requested) == ("absent", True)
     assert "padded records" in asked.evidence
     unasked, session, none = got["30009"]
     assert none is None and (unasked.verdict, unasked.requested) == ("absent", False)
@@ -147,6 +147,6 @@ def test_a_post_handshake_request_past_the_decrypt_limit_is_still_read():
         sent, empty = got[31001], got[31005]
         assert sent.tls.cert_request is not None and len(sent.tls.client_certificate) == 2
         assert "client_cert_not_requested" not in {v.code for v in sent.verdicts}, limit
-        assert empty.tls.client_certificate == [], limit
+        assert empty.tls.client_certificate == (), limit
         assert "client_cert_not_requested" not in {v.code for v in empty.verdicts}
         assert sent.decryption.c2s.limited == (limit < 17)  # EHLO client.test, QUIT

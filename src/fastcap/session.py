@@ -78,8 +78,8 @@ class TcpFacts:
 
     client_by: str  # how the client side was told: syn | port | reply | first
     syn_seen: bool
-    c2s_gaps: list[tuple[int, int]]
-    s2c_gaps: list[tuple[int, int]]
+    c2s_gaps: tuple[tuple[int, int], ...]
+    s2c_gaps: tuple[tuple[int, int], ...]
     c2s_bytes: int
     s2c_bytes: int
     capped: bool  # a direction went past the per-direction byte cap
@@ -124,13 +124,13 @@ class Session:
     # Filled by fastcap.scan: certificate checks per side and the diagnosis.
     client_check: ChainCheck | None = None
     server_check: ChainCheck | None = None
-    verdicts: list[Verdict] = field(default_factory=list)  # most severe first
+    verdicts: tuple[Verdict, ...] = ()  # most severe first
     # Set when the capture began after the connection did (no SYN, a cut opening): where each
     # direction was read from and what it began with.
     mid_session: MidSession | None = None
     # Ring-buffer files this session goes on into (its frame numbers then count on from its
     # own file into these, as in `mergecap -a`); empty for a session within one file.
-    continues_into: list[str] = field(default_factory=list)
+    continues_into: tuple[str, ...] = ()
     # Streams stay attached only for `follow`; scan drops them to keep memory flat.
     c2s: StreamDir | None = field(default=None, repr=False, compare=False)
     s2c: StreamDir | None = field(default=None, repr=False, compare=False)
@@ -143,7 +143,7 @@ class Session:
     tls_s2c: PlainStream | None = field(default=None, repr=False, compare=False)
     # Set only when the scan was given mail-server logs (--evidence): the log conversations
     # joined to this session (fastcap.evidence.join.Match, each with a to_dict()).
-    evidence: list | None = None
+    evidence: tuple | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready data, the schema README documents (fastcap.out.jsonline writes the same
@@ -260,8 +260,8 @@ def _tls_after_plaintext(smtp: SmtpDialogue) -> SmtpDialogue:
     again, as for any lost reply."""
     if smtp.starttls_accepted is False and any(
             a.kind == "starttls_not_taken" for a in smtp.anomalies):
-        return replace(smtp, starttls_accepted=None, anomalies=[
-            a for a in smtp.anomalies if a.kind != "starttls_not_taken"])
+        return replace(smtp, starttls_accepted=None, anomalies=tuple(
+            a for a in smtp.anomalies if a.kind != "starttls_not_taken"))
     return smtp
 
 
@@ -375,10 +375,10 @@ def build_session(conn: Connection, *,
     smtp = parse_dialogue(c2s, s2c, implicit_tls=implicit, cut=None if implicit else cut,
                           implicit_ports=frozenset(implicit_tls_ports))
     if plain_on_tls_port:
-        smtp = replace(smtp, anomalies=[AnomalyRecord(
+        smtp = replace(smtp, anomalies=(AnomalyRecord(
             "plaintext_on_tls_port", f"port {conn.server_port} is an implicit-TLS port, but the "
             "server greeted in plaintext: read as SMTP", "s2c", 0, smtp.banner_frame),
-            *smtp.anomalies])
+            *smtp.anomalies))
     tls = None
     c_at, s_at = smtp.tls_c2s_offset, smtp.tls_s2c_offset
     if smtp.starttls_accepted:
@@ -414,8 +414,8 @@ def build_session(conn: Connection, *,
     tcp = _make_tcp(
         client_by=conn.client_by,
         syn_seen=c2s.syn_frame is not None,
-        c2s_gaps=list(c2s.gaps),
-        s2c_gaps=list(s2c.gaps),
+        c2s_gaps=tuple(c2s.gaps),
+        s2c_gaps=tuple(s2c.gaps),
         c2s_bytes=c2s.seen_bytes,
         s2c_bytes=s2c.seen_bytes,
         capped=c2s.capped or s2c.capped,
@@ -440,9 +440,9 @@ def build_session(conn: Connection, *,
         tls=tls,
         client_check=None,
         server_check=None,
-        verdicts=[],
+        verdicts=(),
         mid_session=mid,
-        continues_into=[] if continues_into is None else continues_into,
+        continues_into=() if continues_into is None else tuple(continues_into),
         c2s=c2s if keep_streams else None,
         s2c=s2c if keep_streams else None,
         decryption=decryption,

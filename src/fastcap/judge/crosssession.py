@@ -113,7 +113,7 @@ class CrossSession:
     def apply(self, s: Session, path: str | None = None) -> Session:
         """`link`, its verdicts in a session like `s` (`s` itself when it linked none)."""
         linked = self.link(s, path)
-        return s if linked is None else evolve(s, verdicts=list(linked))
+        return s if linked is None else evolve(s, verdicts=tuple(linked))
 
     def _learn(self, s: Session, path: str | None, origin: Origin | None,
                verdicts: Sequence[Verdict]) -> None:

@@ -644,7 +644,7 @@ def _alert_meaning(tls: TlsHandshake, a: AlertInfo) -> tuple[str, str]:
                 "certificate or finds no common protocol/cipher; check its TLS settings and "
                 "logs")
     if cert_frame is not None and (frame is None or frame >= cert_frame):
-        if tls.client_certificate == []:
+        if (tls.client_certificate is not None and not tls.client_certificate):
             return (f" right after the client's empty Certificate (frame {cert_frame}): the "
                     "server requires a client certificate and the client sent none",
                     _HINTS["no_client_cert"])
@@ -1170,7 +1170,7 @@ def _client_cert_exchange(
                 )
             ]
         return []
-    if tls.client_certificate == []:
+    if (tls.client_certificate is not None and not tls.client_certificate):
         text = (f"server requested a client certificate{_frame_text(req_frame)}; the client "
                 f"answered with an EMPTY Certificate message{_frame_text(frame)}")
         if expected_by is None and _server_went_on(tls):
@@ -1365,8 +1365,9 @@ def _relay_cause(tls: TlsHandshake | None, client: ChainCheck | None) -> tuple[s
     if tls is None:
         return ("; no TLS on this connection, so no certificate: only the sender's public IP "
                 "(SenderIPAddresses) could attribute it", None)
-    if tls.client_certificate == [] or (tls.cert_requested is False and not tls.resumption
-                                        and not tls.tls13_encrypted):
+    empty = tls.client_certificate is not None and not tls.client_certificate
+    if empty or (tls.cert_requested is False and not tls.resumption
+                 and not tls.tls13_encrypted):
         at = _frame_text(_where_frame(tls.client_certificate_at))
         return (f"; the client sent no certificate{at}, so only the sender's public IP "
                 "(SenderIPAddresses) could attribute it", None)

@@ -241,7 +241,7 @@ def _claim_verdicts(session: Session, c: LogConversation, claim: CertClaim,
                           f"{where} says the certificate sent was {_describe(claim)}, but the "
                           f"client's Certificate ({_at(frame)}) carries {_describe(leaf)} "
                           f"(compared by {same[1]})", frame))
-    elif tls is not None and tls.client_certificate == []:
+    elif tls is not None and (tls.client_certificate is not None and not tls.client_certificate):
         out.append(_v("log_cert_differs",
                       f"{where} says the certificate sent was {_describe(claim)}, but the "
                       f"client's Certificate ({_at(frame)}) is empty", frame))

@@ -94,7 +94,7 @@ def judge(session: Session, analyzer: Checker, *,
     """The session with its certificate checks and verdicts (a new one: sessions are frozen)."""
     j = judgement(session, analyzer, expect_name=expect_name)
     return evolve(session, client_check=j.client_check, server_check=j.server_check,
-                  verdicts=list(j.verdicts))
+                  verdicts=j.verdicts)
 
 
 def analyzer_for(options: JudgeOptions) -> Checker:

@@ -857,12 +857,12 @@ def zeek_view(s: Session) -> Session:
             t.history_frames, keep, strict=False) if k),
         server_hello=t.server_hello if sh_at else None, server_hello_at=sh_at,
         version=t.version if sh_at else None, cipher=t.cipher if sh_at else None,
-        server_certs=t.server_certs if server_at else [], server_certs_at=server_at,
+        server_certs=t.server_certs if server_at else (), server_certs_at=server_at,
         client_certificate=t.client_certificate if client_at else None,
         client_certificate_at=client_at,
         server_key_exchange_group=(t.server_key_exchange_group
                                    if _cut(t.server_key_exchange_at, last) else None),
-        alerts=[a for a in t.alerts if _cut(a.at, last)],
+        alerts=tuple(a for a in t.alerts if _cut(a.at, last)),
         outcome=t.outcome if done else "incomplete")
     return replace(s, tls=view, server_check=s.server_check if server_at else None,
                    client_check=s.client_check if client_at else None)

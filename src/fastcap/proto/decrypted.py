@@ -129,13 +129,13 @@ def _remap(tls: TlsHandshake, before: TlsHandshake, c2s: PlainStream, s2c: Plain
             client = f.name.startswith("client_") or f.name == "certificate_verify_at"
             changes[f.name] = where(getattr(tls, f.name), c2s if client else s2c)
     changes["session_ticket_at"] = where(tls.session_ticket_at, s2c)
-    changes["alerts"] = [dataclasses.replace(a, at=where(a.at, c2s if a.from_client else s2c))
-                         for a in tls.alerts]
-    changes["anomalies"] = [
+    changes["alerts"] = tuple(dataclasses.replace(a, at=where(a.at, c2s if a.from_client
+                                                              else s2c)) for a in tls.alerts)
+    changes["anomalies"] = tuple(
         dataclasses.replace(a, at=where(a.at, c2s if a.from_client else s2c))
-        for a in tls.anomalies]
+        for a in tls.anomalies)
     changes.update(c2s_encrypted=before.c2s_encrypted, s2c_encrypted=before.s2c_encrypted,
-                   stops=list(before.stops), tls13_encrypted=False,
+                   stops=before.stops, tls13_encrypted=False,
                    renegotiation_at=before.renegotiation_at)
     if tls.client_finished_at and tls.server_finished_at and (
             tls.outcome == "completed" or _tls13_finished(tls)):
@@ -212,9 +212,9 @@ def _with_renegotiation(tls: TlsHandshake, again: TlsHandshake, c2s: PlainStream
                    cert_request_at=where(again.cert_request_at, s2c),
                    client_certificate_at=where(again.client_certificate_at, c2s),
                    certificate_verify_at=where(again.certificate_verify_at, c2s))
-    changes["anomalies"] = [*tls.anomalies, *(
+    changes["anomalies"] = (*tls.anomalies, *(
         dataclasses.replace(a, at=where(a.at, c2s if a.from_client else s2c))
-        for a in again.anomalies)]
+        for a in again.anomalies))
     return dataclasses.replace(tls, **changes)
 
 
@@ -281,7 +281,7 @@ def _version_changes(tls: TlsHandshake, src: Any, records: Sequence[CipherRecord
             f"the renegotiation's ServerHello chose {sh.version_name}, the first handshake "
             f"{tls.version_name} (OpenSSL refuses a version change in a renegotiation)",
             Where(offset, src.frame_at(ends.get(offset, offset)))))
-    return dataclasses.replace(tls, anomalies=[*tls.anomalies, *changes]) if changes else tls
+    return dataclasses.replace(tls, anomalies=(*tls.anomalies, *changes)) if changes else tls
 
 
 def _later_unread(tls: TlsHandshake, client: tuple, server: tuple) -> list[Where] | None:
@@ -386,7 +386,7 @@ def _alerts_named(tls: TlsHandshake, plain: dict[tuple[bool, int], bytes]) -> Tl
         if data is not None and len(data) == 2:
             a = dataclasses.replace(a, level=data[0], description=data[1], encrypted=False)
         alerts.append(a)
-    return dataclasses.replace(tls, alerts=alerts)
+    return dataclasses.replace(tls, alerts=tuple(alerts))
 
 
 def _no_banner_dropped(smtp: SmtpDialogue) -> SmtpDialogue:
@@ -394,8 +394,8 @@ def _no_banner_dropped(smtp: SmtpDialogue) -> SmtpDialogue:
     so its absence here is no anomaly."""
     if not any(a.kind == "no_banner" for a in smtp.anomalies):
         return smtp
-    return dataclasses.replace(smtp, anomalies=[a for a in smtp.anomalies
-                                                if a.kind != "no_banner"])
+    return dataclasses.replace(smtp, anomalies=tuple(a for a in smtp.anomalies
+                                                     if a.kind != "no_banner"))
 
 
 def decrypt_tls(c2s: Any, s2c: Any, c2s_start: int, s2c_start: int, tls: TlsHandshake,

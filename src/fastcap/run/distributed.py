@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from ..errors import FastcapError
@@ -58,7 +58,7 @@ class FileScan:
     """One file's result: its sessions in number order and its summary, or why it failed."""
 
     path: str
-    sessions: list[Session] = field(default_factory=list)
+    sessions: tuple[Session, ...] = ()
     summary: ScanSummary | None = None
     error: str | None = None
 
@@ -137,11 +137,11 @@ def _scan_files(paths: list[str], client: Any, options: ScanOptions) -> Iterator
                                            f"path")
         elif streamed[path]:
             found, summary, error = next(alone)
-            found = [link_counted(cross, s, summary, path) for s in found]
+            found = tuple(link_counted(cross, s, summary, path) for s in found)
             done[i] = FileScan(path, found, summary, error)
         else:
             r = next(split)
-            done[i] = FileScan(path, r.sessions, r.summary, r.error)
+            done[i] = FileScan(path, tuple(r.sessions), r.summary, r.error)
         yield done.pop(i)
 
 

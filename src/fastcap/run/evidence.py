@@ -77,14 +77,14 @@ def attach_evidence(results: Sequence[tuple[str, MutableSequence[Session], ScanS
     for path, sessions, summary in results:
         for i, s in enumerate(sessions):
             matches = joined.matches.get((path, s.number), ())
-            s = evolve(s, evidence=list(matches))
+            s = evolve(s, evidence=tuple(matches))
             found = evidence_verdicts(s, matches, settings, expect_name=expect_name)
             found += settings_verdicts(s, settings)
             was = any(is_problem(v) for v in s.verdicts)
             checked = connector_name_in_ok(name_check_by_address(s, settings, expect_name),
                                            s, settings)
-            if found or checked != s.verdicts:
-                s = evolve(s, verdicts=most_severe_first([*checked, *found]))
+            if found or tuple(checked) != s.verdicts:
+                s = evolve(s, verdicts=tuple(most_severe_first([*checked, *found])))
                 summary.verdicts.update(v.code for v in found)
             summary.with_problems += any(is_problem(v) for v in s.verdicts) - was
             sessions[i] = s

@@ -174,7 +174,7 @@ def _link(cross: CrossSession, s: Session, summary: ScanSummary | None, path: st
     if summary is not None and cross.dropped > before:
         summary.limits["TLS sessions or servers forgotten for linking later connections "
                        f"(over {cross.limit} remembered)"] += cross.dropped - before
-    return s if linked is None else evolve(s, verdicts=list(linked))
+    return s if linked is None else evolve(s, verdicts=tuple(linked))
 
 
 def link_counted(cross: CrossSession, s: Session, summary: ScanSummary, path: str
@@ -219,7 +219,7 @@ class FileResult:
     """One file of `scan_files`: its sessions in number order and summary, or its error."""
 
     path: str
-    sessions: list[Session]
+    sessions: tuple[Session, ...]
     summary: ScanSummary
     error: str | None = None
 
@@ -235,7 +235,7 @@ def iter_scan_files(paths: Iterable[AnyPath], options: ScanOptions | None = None
     """iter_file_streams with each file's sessions listed: one FileResult per file, in the
     order given, as soon as its last session is judged."""
     for fs in iter_file_streams(paths, options, **kw):
-        sessions = list(fs.sessions)
+        sessions = tuple(fs.sessions)
         yield FileResult(fs.path, sessions, fs.summary, fs.errors[0] if fs.errors else None)
 
 

@@ -6,7 +6,7 @@ into it (_DialogueBuilder), shared by SmtpDialogue.from_events and parse_dialogu
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import MISSING, dataclass, field, fields
+from dataclasses import MISSING, dataclass, fields
 from operator import attrgetter
 from typing import Any, Final
 
@@ -122,7 +122,7 @@ class SmtpDialogue:
     ehlo_verb: str | None = None  # EHLO or HELO (HELO: no extensions, so no STARTTLS)
     ehlo_name: str | None = None
     ehlo_frame: int | None = None
-    capabilities: list[str] = field(default_factory=list)  # of the last successful EHLO
+    capabilities: tuple[str, ...] = ()  # of the last successful EHLO
     starttls_offered: bool | None = None  # None: no successful EHLO/HELO seen
     starttls_command_frame: int | None = None
     starttls_reply: ReplyRecord | None = None
@@ -131,12 +131,12 @@ class SmtpDialogue:
     tls_s2c_offset: int | None = None
     tls_c2s_frame: int | None = None
     tls_s2c_frame: int | None = None
-    commands: list[CommandRecord] = field(default_factory=list)
-    replies: list[ReplyRecord] = field(default_factory=list)
-    relay_denied: list[ReplyRecord] = field(default_factory=list)  # 550 5.7.64 TenantAttribution
+    commands: tuple[CommandRecord, ...] = ()
+    replies: tuple[ReplyRecord, ...] = ()
+    relay_denied: tuple[ReplyRecord, ...] = ()  # 550 5.7.64 TenantAttribution
     message_bytes: int = 0  # DATA/BDAT content skipped, summed (plaintext mail went through)
-    anomalies: list[AnomalyRecord] = field(default_factory=list)
-    gaps: list[GapRecord] = field(default_factory=list)
+    anomalies: tuple[AnomalyRecord, ...] = ()
+    gaps: tuple[GapRecord, ...] = ()
     closed: bool = False
 
     def to_dict(self) -> dict[str, Any]:
@@ -160,7 +160,7 @@ class SmtpDialogue:
 
 _make_dialogue = maker(SmtpDialogue)
 _dialogue_values = attrgetter(*(f.name for f in fields(SmtpDialogue)))
-_LIST_FIELDS = tuple(f.name for f in fields(SmtpDialogue) if f.default_factory is not MISSING)
+_LIST_FIELDS = tuple(f.name for f in fields(SmtpDialogue) if f.default == ())
 
 
 class _Draft:
@@ -201,8 +201,11 @@ class _DialogueBuilder:
             )
 
     def finish(self) -> SmtpDialogue:
-        """The dialogue folded so far, frozen (its lists are the draft's: fold no more)."""
-        return _make_dialogue(*_dialogue_values(self.draft))
+        """The dialogue folded so far, frozen: the draft's lists made tuples."""
+        draft = self.draft
+        for name in _LIST_FIELDS:
+            setattr(draft, name, tuple(getattr(draft, name)))
+        return _make_dialogue(*_dialogue_values(draft))
 
     def reply(
         self, code: int, enhanced: str | None, lines: Sequence[str], offset: int,

@@ -9,7 +9,7 @@ from __future__ import annotations
 import base64
 import hashlib
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from ...pickling import compact, maker
@@ -196,7 +196,7 @@ def _at(w: Where | None) -> dict[str, int | None] | None:
 class TlsHandshake:
     """What one connection's TLS handshake showed. Judging it is ``diagnose``'s job.
 
-    ``client_certificate`` is None when the client sent no Certificate message, ``[]`` when it
+    ``client_certificate`` is None when the client sent no Certificate message, ``()`` when it
     sent an empty one ("no certificate to offer"), else its DER chain in wire order; with
     ``client_certificate_at`` set but ``client_certificate`` None the message was malformed
     (see ``anomalies``).
@@ -213,12 +213,12 @@ class TlsHandshake:
     server_hello: ServerHello | None
     server_hello_at: Where | None
     hello_retry_request: bool
-    server_certs: list[bytes]
+    server_certs: tuple[bytes, ...]
     server_certs_at: Where | None
     server_certificates_length: int | None
     cert_request: CertificateRequest | None
     cert_request_at: Where | None
-    client_certificate: list[bytes] | None
+    client_certificate: tuple[bytes, ...] | None
     client_certificate_at: Where | None
     client_certificates_length: int | None
     server_key_exchange_at: Where | None
@@ -229,7 +229,7 @@ class TlsHandshake:
     server_ccs_at: Where | None
     client_finished_at: Where | None
     server_finished_at: Where | None
-    alerts: list[AlertInfo]
+    alerts: tuple[AlertInfo, ...]
     c2s_encrypted: EncryptedTraffic
     s2c_encrypted: EncryptedTraffic
     tls13_encrypted: bool
@@ -237,8 +237,8 @@ class TlsHandshake:
     outcome_detail: str
     outcome_inferred: bool
     history: str
-    stops: list[StreamStop] = field(default_factory=list)
-    anomalies: list[TlsAnomaly] = field(default_factory=list)
+    stops: tuple[StreamStop, ...] = ()
+    anomalies: tuple[TlsAnomaly, ...] = ()
     # How the handshake resumed an earlier session: "session_id" (the ServerHello echoes the
     # ClientHello's session ID), "ticket" (a session ticket was offered and accepted), "psk"
     # (TLS 1.3 pre_shared_key in the ServerHello); None for a full handshake.  A resumed
@@ -246,7 +246,7 @@ class TlsHandshake:
     resumption: str | None = None
     # Tickets this handshake issued in plaintext NewSessionTicket messages (TLS <= 1.2), and
     # where the first one was.
-    session_tickets: list[bytes] = field(default_factory=list)
+    session_tickets: tuple[bytes, ...] = ()
     session_ticket_at: Where | None = None
     # TLS <= 1.2: the first encrypted handshake record after a side's Finished, a
     # renegotiation (a server's HelloRequest or a client's new ClientHello).  What it carries,
