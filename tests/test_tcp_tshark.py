@@ -316,7 +316,7 @@ def test_dialogue_going_on_after_reset_names_the_closed_session(tshark, tmp_path
     assert _streams(tshark, path) == [list(range(1, len(frames) + 1))]  # one stream
     assert first.frames + second.frames == len(frames)
     assert second.first_frame == first.last_frame + 1
-    assert second.tcp.after_reset == [first.first_frame, rst]
+    assert second.tcp.after_reset == (first.first_frame, rst)
 
 
 def test_every_scan_path_names_the_closed_session(tmp_path):
@@ -326,7 +326,7 @@ def test_every_scan_path_names_the_closed_session(tmp_path):
     path = tmp_path / "resumed.pcap"
     _write(path, frames)
     one = [s.to_dict() for s in scan(path, jobs=1)]
-    assert [s["tcp"]["after_reset"] for s in one] == [None, [1, rst]]
+    assert [s["tcp"]["after_reset"] for s in one] == [None, (1, rst)]
     (mid,) = [v for v in one[1]["verdicts"] if v["code"] == "capture_started_mid_session"]
     assert f"session beginning at frame 1 goes on, after the SMTP greeting and EHLO, past " \
            f"its RST (frame {rst})" in mid["message"]
@@ -351,4 +351,4 @@ def test_ring_files_name_the_closed_session_in_their_own_numbers(tmp_path):
     assert split[2].sessions[0].tcp.after_reset is None
     _write(paths[1], frames)
     (early, ring_end) = scan_files(paths[:2], jobs=1)
-    assert [s.tcp.after_reset for s in ring_end.sessions] == [None, [1, rst]]
+    assert [s.tcp.after_reset for s in ring_end.sessions] == [None, (1, rst)]

@@ -90,7 +90,7 @@ class TcpFacts:
     closed_by: str | None  # "fin", "rst" or None (capture ended first)
     # goes on with the connection its flow held before, closed on an RST that its receiver
     # did not act on: [that session's first frame, the RST's frame] (tshark: one stream)
-    after_reset: list[int] | None = None
+    after_reset: tuple[int, int] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready data: the fields, each gap as a list."""
@@ -424,7 +424,7 @@ def build_session(conn: Connection, *,
         conflicting_overlaps=conn.conflicting_overlaps,
         out_of_order=conn.out_of_order,
         closed_by=closed_by,
-        after_reset=None if conn.after_reset is None else list(conn.after_reset),
+        after_reset=conn.after_reset,
     )
     return _make_session(
         number=conn.index + 1,
