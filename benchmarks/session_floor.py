@@ -164,11 +164,11 @@ def replay_of(path: str, scanned: list[Session]) -> Replay:
         j = judgement(s, analyzer)
         judged.append(dataclasses.replace(s, client_check=j.client_check,
                                           server_check=j.server_check,
-                                          verdicts=list(j.verdicts)))
+                                          verdicts=j.verdicts))
     cross = CrossSession()
     for s, done in zip(judged, scanned, strict=True):
         linked = cross.link(s, path)
-        verdicts = s.verdicts if linked is None else list(linked)
+        verdicts = s.verdicts if linked is None else tuple(linked)
         if (s.client_check, s.server_check, verdicts) != (
                 done.client_check, done.server_check, done.verdicts):
             raise ValueError(f"{path}: session {s.number} judged again differs from its scan")

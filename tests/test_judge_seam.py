@@ -51,7 +51,7 @@ def test_session_declares_what_judging_attaches():
     hints = typing.get_type_hints(Session)
     assert hints["client_check"] == ChainCheck | None
     assert hints["server_check"] == ChainCheck | None
-    assert hints["verdicts"] == list[Verdict]
+    assert hints["verdicts"] == tuple[Verdict, ...]
 
 
 @pytest.fixture(scope="module")
@@ -73,14 +73,14 @@ def test_judgement_reads_the_session_and_judge_stores_the_same(judged):
     for s in sessions:
         j = judgement(s, analyzer)
         assert isinstance(j, Judgement) and isinstance(j.verdicts, tuple) and j.verdicts
-        assert (s.client_check, s.server_check, s.verdicts) == (None, None, [])
+        assert (s.client_check, s.server_check, s.verdicts) == (None, None, ())
         with pytest.raises(dataclasses.FrozenInstanceError):
             j.verdicts = ()  # type: ignore[misc]
         t = judge(s, analyzer)  # a new session: s is frozen, and stays unjudged
-        assert t is not s and (s.client_check, s.server_check, s.verdicts) == (None, None, [])
-        assert t.verdicts == list(j.verdicts)
+        assert t is not s and (s.client_check, s.server_check, s.verdicts) == (None, None, ())
+        assert t.verdicts == j.verdicts
         assert (t.client_check, t.server_check) == (j.client_check, j.server_check)
-        assert dataclasses.replace(t, client_check=None, server_check=None, verdicts=[]) == s
+        assert dataclasses.replace(t, client_check=None, server_check=None, verdicts=()) == s
         seen_checks += (j.client_check is not None) + (j.server_check is not None)
         assert pickle.loads(pickle.dumps(j)) == j
     assert seen_checks > 0
@@ -89,6 +89,6 @@ def test_judgement_reads_the_session_and_judge_stores_the_same(judged):
 def test_judging_again_replaces_not_accumulates(judged):
     analyzer, sessions = judged
     s = sessions[0]
-    first = list(judge(s, analyzer).verdicts)
+    first = judge(s, analyzer).verdicts
     assert judge(s, analyzer).verdicts == first
-    assert judgement(s, analyzer).verdicts == tuple(first)
+    assert judgement(s, analyzer).verdicts == first
