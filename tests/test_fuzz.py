@@ -635,7 +635,8 @@ def test_reassembler_soup_twins_agree(segs, data, cap, budget, max_open, max_seg
 @needs_native
 def test_million_overlapping_tiny_segments_native():
     """10^6 overlapping 1-3 byte segments in one flow, out of order around the 32-bit wrap:
-    linear time in the C core, stored bytes bounded by the cap, bytes exactly right."""
+    memory held (hence work per segment) bounded throughout, stored bytes bounded by the
+    cap, bytes exactly right."""
     n, span, cap = 1_000_000, 200_000, 50_000
     rng = np.random.default_rng(20240601)
     stream = rng.integers(0, 256, span + 4, dtype=np.uint8)
@@ -657,18 +658,17 @@ def test_million_overlapping_tiny_segments_native():
     max_segs = 4096
     bound = CONN_OVERHEAD + 2 * (cap + (cap + 63) // 64 * 8 + max_segs * SEG_BYTES
                                  + min(max_segs, HOLD_MAX) * HOLD_BYTES + cap)
-    t0 = time.perf_counter()
     r = Reassembler(stream.tobytes(), soup_flows(1), backend="native", cap=cap,
                     max_segments=max_segs)
-    done, peak = [], 0
-    for lo in range(0, rows, 1 << 17):
-        done += r.feed(sel.rows(lo, lo + (1 << 17)))
-        peak = max(peak, r.mem)
+    done = []
+    # The C core's work per segment is a walk over the records it holds, so memory held
+    # bounds it: checked every few thousand segments, a core that kept every segment (and
+    # walked them all: quadratic) fails within the first few chunks, not after minutes.
+    for lo in range(0, rows, 1 << 12):
+        done += r.feed(sel.rows(lo, lo + (1 << 12)))
+        assert r.mem <= bound, lo
     done += r.finish()
-    elapsed = time.perf_counter() - t0
     r.close()
-    assert elapsed < 20, f"{elapsed:.1f} s"
-    assert peak <= bound
     (conn,) = done
     sd = conn.c2s
     assert sd.seen_bytes == int((off + ln).max()) and sd.capped and len(sd.data) == cap
