@@ -171,12 +171,12 @@ def test_a_key_log_from_a_pipe_is_read_once_and_kept(tmp_path):
     writer.start()
     log = KeyLog()
     log.add_file(fifo)
-    writer.join(timeout=10)
+    writer.join(timeout=120)
     assert not writer.is_alive()
     found: list = []  # looked up on a daemon thread: opening the FIFO again would wait
     looking = threading.Thread(target=lambda: found.append(log.lookup(cr(7))), daemon=True)
     looking.start()
-    looking.join(timeout=10)
+    looking.join(timeout=120)
     assert found, "the lookup opened the FIFO again and waits for a writer"
     got = found[0]
     assert got is not None and got.master_secret == b"M" * 48
@@ -192,7 +192,7 @@ def test_a_piped_key_log_over_the_cap_is_one_line(tmp_path, monkeypatch):
     writer.start()
     with pytest.raises(FastcapError) as exc:
         KeyLog().add_file(fifo)
-    writer.join(timeout=10)
+    writer.join(timeout=120)
     assert str(exc.value) == f"{fifo}: a key log over 1 MiB from a pipe; give it as a file"
 
 
