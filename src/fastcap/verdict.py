@@ -135,6 +135,8 @@ class ChainCheck:
     path_error: str | None = None  # OpenSSL's reason, e.g. "invalid CA certificate"
     path_error_depth: int | None = None  # 0 = leaf
     path_sha256: tuple[str, ...] = ()  # the path found, leaf first (anchor last when valid)
+    # every (reason, depth) OpenSSL prints, in its order; the first is path_error
+    path_errors: tuple[tuple[str, int], ...] = ()
     # Deviations from the CA/Browser-Forum web-PKI profile that mail servers accept.
     profile_notes: tuple[str, ...] = ()
 
@@ -156,5 +158,6 @@ class ChainCheck:
             "path_error": self.path_error,
             "path_error_depth": self.path_error_depth,
             "path_sha256": list(self.path_sha256),
+            "path_errors": [list(e) for e in self.path_errors],
             "profile_notes": list(self.profile_notes),
         }

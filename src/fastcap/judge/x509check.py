@@ -805,6 +805,18 @@ def _signed_by(cert: x509.Certificate, issuer: x509.Certificate,
 # --- analysis --------------------------------------------------------------------------------
 
 
+def _also(path: x509path.PathResult, said: tuple[int | None, int | None],
+          pinned: bool = False) -> str:
+    """The errors OpenSSL lists beside the one a verdict states (``said``: code, depth), in
+    its order: `openssl verify` goes on after those its callback forgives, and an admin who
+    fixes only the first would meet the next one at the next try."""
+    if pinned and path.stage == "build":  # the pinned leaf's missing path is forgiven
+        return ""
+    rest = [line for (code, depth, _, _), line in zip(path.errors, path.lines, strict=True)
+            if (code, depth) != said]
+    return "; OpenSSL also finds: " + "; ".join(rest) if rest else ""
+
+
 def _validity(info: CertInfo, at: dt.datetime) -> str:
     if info.not_before is None or info.not_after is None:
         return "unknown"
@@ -1033,6 +1045,7 @@ class Analyzer:
             path_error=None if path.ok else path.reason,
             path_error_depth=path.depth,
             path_sha256=tuple(i.sha256 for i in path_infos),
+            path_errors=tuple((x509path.REASONS[c], d) for c, d, _, _ in path.errors),
         )
         who = leaf_info.subject or "leaf"
         # The capture's day, not its time: this result serves every session of that day,
@@ -1044,28 +1057,32 @@ class Analyzer:
         pinned = self.trust.contains(leaf)
         if leaf_info.self_signed and not pinned:
             return verdict(
-                "self_signed", f"{who} is self-signed and not in the trust store", **common
+                "self_signed", f"{who} is self-signed and not in the trust store"
+                + _also(path, (x509path.DEPTH_ZERO_SELF_SIGNED_CERT, 0)), **common
             )
         if path.stage == "build" and not pinned:
-            return verdict(*self._unbuilt(leaf, intermediates, at, path, lax), **common)
+            problem, detail = self._unbuilt(leaf, intermediates, at, path, lax)
+            return verdict(problem, detail + _also(path, (path.code, path.depth)), **common)
         if not common["eku_ok"]:
             usages = ", ".join(leaf_info.ext_key_usage or ())
             return verdict(
                 "wrong_usage",
-                f"{who} lacks the {_ROLE_EKU[role]} extended key usage (has: {usages})",
+                f"{who} lacks the {_ROLE_EKU[role]} extended key usage (has: {usages})"
+                + _also(path, (x509path.INVALID_PURPOSE, 0), pinned),
                 **common,
             )
         if common["leaf_valid_at_capture"] == "expired":
             return verdict(
                 "expired",
-                f"{who} expired {_iso(leaf_info.not_after)}, before the capture ({day})",
+                f"{who} expired {_iso(leaf_info.not_after)}, before the capture ({day})"
+                + _also(path, (x509path.CERT_HAS_EXPIRED, 0), pinned),
                 **common,
             )
         if common["leaf_valid_at_capture"] == "not_yet_valid":
             return verdict(
                 "not_yet_valid",
                 f"{who} is valid only from {_iso(leaf_info.not_before)}, after the capture"
-                f" ({day})",
+                f" ({day})" + _also(path, (x509path.CERT_NOT_YET_VALID, 0), pinned),
                 **common,
             )
         if pinned and (path.ok or path.stage == "build"):
@@ -1091,7 +1108,8 @@ class Analyzer:
                 None, f"{who} chains to a trusted root", profile_notes=notes, **common
             )
         # the path reached a trusted anchor and failed a later check: name it
-        detail = path.message + ("; " + "; ".join(lax) + ", which OpenSSL reads" if lax else "")
+        detail = path.message + _also(path, (path.code, path.depth))
+        detail += "; " + "; ".join(lax) + ", which OpenSSL reads" if lax else ""
         return verdict("invalid", detail, **common)
 
     def _unbuilt(

@@ -75,6 +75,10 @@ REASONS = {
     UNHANDLED_CRITICAL_EXTENSION: "unhandled critical extension",
 }
 
+# What the default callback of `openssl verify` forgives, going on with the next check.
+FORGIVEN = frozenset({CERT_HAS_EXPIRED, DEPTH_ZERO_SELF_SIGNED_CERT, INVALID_CA,
+                      PATH_LENGTH_EXCEEDED, INVALID_PURPOSE, UNHANDLED_CRITICAL_EXTENSION})
+
 _TIME_ERRORS = frozenset({CERT_NOT_YET_VALID, CERT_HAS_EXPIRED, ERROR_IN_CERT_NOT_BEFORE_FIELD,
                           ERROR_IN_CERT_NOT_AFTER_FIELD})
 
@@ -170,17 +174,29 @@ class PathResult:
     depth: int | None = None
     stage: str | None = None
     note: str = ""  # specifics for the admin (which usage, which date...)
+    # Every error `openssl verify` prints, in its order, as (code, depth, stage, note): its
+    # callback forgives some (an expired certificate, a purpose, a CA flag...) and goes on.
+    errors: tuple[tuple[int, int, str, str], ...] = ()
 
     @property
     def message(self) -> str:
         """One line: ``reason at depth N (subject): note``."""
         if self.ok:
             return "ok"
+        return self._line(self.reason, self.depth, self.note)
+
+    @property
+    def lines(self) -> tuple[str, ...]:
+        """Every error OpenSSL prints, one line each, as :attr:`message` words the first."""
+        return tuple(self._line(REASONS[code], depth, note)
+                     for code, depth, _, note in self.errors)
+
+    def _line(self, reason: str | None, depth: int | None, note: str) -> str:
         subject = "?"
-        if self.depth is not None and 0 <= self.depth < len(self.path):
-            subject = _subject_text(self.path[self.depth])
-        text = f"{self.reason} at depth {self.depth} ({subject})"
-        return f"{text}: {self.note}" if self.note else text
+        if depth is not None and 0 <= depth < len(self.path):
+            subject = _subject_text(self.path[depth])
+        text = f"{reason} at depth {depth} ({subject})"
+        return f"{text}: {note}" if note else text
 
 
 def _subject_text(cert: x509.Certificate) -> str:
@@ -511,23 +527,26 @@ def _validate(
     chain, trusted_from, error = _build(first, untrusted, anchors, at)
     path = tuple(f.cert for f in chain)
     anchors_n = len(chain) - trusted_from
+    errors: list[tuple[int, int, str, str]] = []
     if error is not None:
         code, depth, note = error
-        return PathResult(False, path, anchors_n, code, REASONS[code], depth, "build", note)
-    err = _check_extensions(chain, role)
-    stage = "extensions"
-    if err is None:
-        err = _check_signatures_and_time(chain, at, signed_by, malformed_times)
-        stage = "signature" if err and err[0] not in _TIME_ERRORS else "time"
-    if err is None:
+        errors.append((code, depth, "build", note))
+    if error is None or error[0] in FORGIVEN:
+        errors += [(c, d, "extensions", n) for c, d, n in _check_extensions(chain, role)]
+        errors += [(c, d, "time" if c in _TIME_ERRORS else "signature", n)
+                   for c, d, n in _check_signatures_and_time(chain, at, signed_by,
+                                                              malformed_times)]
+    if all(e[0] in FORGIVEN for e in errors):
         err = x509names.check_name_constraints(
             [f.cert for f in chain], [f.self_issued for f in chain],
             [x509lenient.subtrees(as_sent(f.cert) if as_sent else f.der) if f.nc else None
              for f in chain])
-        stage = "name constraints"
-    if err is not None:
-        code, depth, note = err
-        return PathResult(False, path, anchors_n, code, REASONS[code], depth, stage, note)
+        if err is not None:
+            errors.append((err[0], err[1], "name constraints", err[2]))
+    if errors:
+        code, depth, stage, note = errors[0]
+        return PathResult(False, path, anchors_n, code, REASONS[code], depth, stage, note,
+                          tuple(errors))
     return PathResult(True, path, anchors_n)
 
 
@@ -613,12 +632,15 @@ def _build(
     return chain, num_untrusted, (code, depth, note)
 
 
-def _check_extensions(chain: list[_Facts], role: str) -> tuple[int, int, str] | None:
+def _check_extensions(chain: list[_Facts], role: str) -> list[tuple[int, int, str]]:
+    """OpenSSL's check_extensions: every error, since `openssl verify` forgives them all."""
+    found: list[tuple[int, int, str]] = []
     plen = 0
     n = len(chain)
     for i, f in enumerate(chain):
         if f.critical:
-            return UNHANDLED_CRITICAL_EXTENSION, i, "a critical extension OpenSSL does not know"
+            found.append((UNHANDLED_CRITICAL_EXTENSION, i,
+                          "a critical extension OpenSSL does not know"))
         if i > 0:
             ca = check_ca(f)
             if ca == 0 or (i + 1 < n and ca != 1):
@@ -626,15 +648,16 @@ def _check_extensions(chain: list[_Facts], role: str) -> tuple[int, int, str] | 
                        and not f.ku & KU_KEY_CERT_SIGN else
                        "basicConstraints CA:FALSE" if f.bc and not f.ca else
                        "no basicConstraints CA:TRUE")
-                return INVALID_CA, i, why
+                found.append((INVALID_CA, i, why))
         problem = purpose_problem(f, role, as_ca=i > 0)
         if problem is not None:
-            return INVALID_PURPOSE, i, problem
+            found.append((INVALID_PURPOSE, i, problem))
         if i > 1 and f.pathlen is not None and plen > f.pathlen:
-            return PATH_LENGTH_EXCEEDED, i, f"pathLenConstraint {f.pathlen}, {plen} CA(s) below"
+            found.append((PATH_LENGTH_EXCEEDED, i,
+                          f"pathLenConstraint {f.pathlen}, {plen} CA(s) below"))
         if i > 0 and not f.self_issued:
             plen += 1
-    return None
+    return found
 
 
 def _check_signatures_and_time(
@@ -642,35 +665,39 @@ def _check_signatures_and_time(
     at: dt.datetime,
     signed_by: Callable[[x509.Certificate, x509.Certificate], bool],
     malformed_times: Callable[[x509.Certificate], tuple[str | None, str | None]],
-) -> tuple[int, int, str] | None:
+) -> list[tuple[int, int, str]]:
+    """OpenSSL's internal_verify, from the anchor down: it stops at the first error its
+    callback does not forgive (all but an expired certificate)."""
+    found: list[tuple[int, int, str]] = []
     n = len(chain) - 1
     for depth in range(n, -1, -1):
         f = chain[depth]
         if depth < n:
             issuer = chain[depth + 1]
             if issuer.ku is not None and not issuer.ku & KU_KEY_CERT_SIGN:
-                return KEYUSAGE_NO_CERTSIGN, depth + 1, "keyUsage lacks keyCertSign"
+                return [*found, (KEYUSAGE_NO_CERTSIGN, depth + 1, "keyUsage lacks keyCertSign")]
             if _safe(issuer.cert.public_key) is None:
-                return UNABLE_TO_DECODE_ISSUER_PUBLIC_KEY, depth + 1, ""
+                return [*found, (UNABLE_TO_DECODE_ISSUER_PUBLIC_KEY, depth + 1, "")]
             if not _same_inner_outer_alg(f.der) or not signed_by(f.cert, issuer.cert):
                 why = "not signed by " + _subject_text(issuer.cert)
                 if not _ecdsa_value_is_der(f.cert):
                     why = "its ECDSA signature value is not DER, which OpenSSL refuses; " + why
-                return CERT_SIGNATURE_FAILURE, depth, why
+                return [*found, (CERT_SIGNATURE_FAILURE, depth, why)]
         # X509_cmp_time takes one form only; notBefore is checked before notAfter
         bad_nb, bad_na = malformed_times(f.cert)
         state = f.valid_at(at)
         if bad_nb:
-            return ERROR_IN_CERT_NOT_BEFORE_FIELD, depth, f"notBefore {bad_nb!r} is not" \
-                " YYMMDDHHMMSSZ or YYYYMMDDHHMMSSZ"
+            return [*found, (ERROR_IN_CERT_NOT_BEFORE_FIELD, depth, f"notBefore {bad_nb!r}"
+                             " is not YYMMDDHHMMSSZ or YYYYMMDDHHMMSSZ")]
         if state == CERT_NOT_YET_VALID:
-            return state, depth, f"valid only from {f.nb.isoformat() if f.nb else '?'}"
+            return [*found, (state, depth,
+                             f"valid only from {f.nb.isoformat() if f.nb else '?'}")]
         if bad_na:
-            return ERROR_IN_CERT_NOT_AFTER_FIELD, depth, f"notAfter {bad_na!r} is not" \
-                " YYMMDDHHMMSSZ or YYYYMMDDHHMMSSZ"
+            return [*found, (ERROR_IN_CERT_NOT_AFTER_FIELD, depth, f"notAfter {bad_na!r}"
+                             " is not YYMMDDHHMMSSZ or YYYYMMDDHHMMSSZ")]
         if state == CERT_HAS_EXPIRED:
-            return state, depth, f"expired {f.na.isoformat() if f.na else '?'}"
-    return None
+            found.append((state, depth, f"expired {f.na.isoformat() if f.na else '?'}"))
+    return found
 
 
 def _ecdsa_value_is_der(cert: x509.Certificate) -> bool:
