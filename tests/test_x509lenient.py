@@ -1155,6 +1155,8 @@ SHOWN_SAN = {  # id: a GeneralName beside the dNSName, which OpenSSL names
     # X509_NAME_oneline prints a value's octets whatever its string type
     "dirName_bmp": _der(0xA4, _typed_cn(0x1E, "Relé".encode("utf-16-be"))),
     "dirName_universal": _der(0xA4, _typed_cn(0x1C, "Re".encode("utf-32-be"))),
+    # a TeletexString of Latin-1 octets: its octets, not the UTF-8 fastcap reads it as
+    "dirName_teletex": _der(0xA4, _typed_cn(0x14, b"Rel\xe9")),
     "registeredID_client_auth": _der(0x88, _oid("1.3.6.1.5.5.7.3.2")[2:]),
     "registeredID_email_protection": _der(0x88, _oid("1.3.6.1.5.5.7.3.4")[2:]),
     "registeredID_upn": _der(0x88, _oid("1.3.6.1.4.1.311.20.2.3")[2:]),

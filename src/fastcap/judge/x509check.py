@@ -236,20 +236,28 @@ _ONELINE_CODECS = {30: "utf-16-be", 28: "utf-32-be"}  # BMPString, UniversalStri
 
 
 def _oneline(name: x509.Name) -> str:
-    """A directory name as X509_NAME_oneline writes it: ``/C=US/CN=x``, the attributes of one
-    multi-valued RDN joined by ``+``, a ``/`` or ``+`` in a value escaped by ``\\``, and
-    every octet outside printable ASCII as ``\\xHH``.  Cut as OpenSSL cuts it: the
-    attributes up to the first whose text would pass 255 characters, so a long name reads
-    as the one `openssl x509 -text` prints (empty when its first attribute is too long)."""
+    """A directory name as X509_NAME_oneline writes it (see `_oneline_of`)."""
+    return _oneline_of(tuple(
+        tuple((attr.oid.dotted_string, attr.value if isinstance(attr.value, bytes)
+               else attr.value.encode(_ONELINE_CODECS.get(
+                   getattr(getattr(attr, "_type", None), "value", None), "utf-8")))
+              for attr in rdn)
+        for rdn in name.rdns))
+
+
+def _oneline_of(rdns: Iterable[Iterable[tuple[str, bytes]]]) -> str:
+    """RDNs of (dotted type, value's octets) as X509_NAME_oneline writes them: ``/C=US/CN=x``,
+    the attributes of one multi-valued RDN joined by ``+``, a ``/`` or ``+`` in a value
+    escaped by ``\\``, and every octet outside printable ASCII as ``\\xHH``.  Cut as OpenSSL
+    cuts it: the attributes up to the first whose text would pass 255 characters, so a long
+    name reads as the one `openssl x509 -text` prints (empty when its first attribute is too
+    long)."""
     out = []
     size = 0
-    for rdn in name.rdns:
-        for i, attr in enumerate(rdn):
-            value = attr.value if isinstance(attr.value, bytes) else attr.value.encode(
-                _ONELINE_CODECS.get(getattr(getattr(attr, "_type", None), "value", None), "utf-8"))
+    for rdn in rdns:
+        for i, (oid, value) in enumerate(rdn):
             text = "".join("\\" + chr(c) if c in b"/+" else chr(c) if 0x20 <= c <= 0x7E
                            else f"\\x{c:02X}" for c in value)
-            oid = attr.oid.dotted_string
             part = f"{'+' if i else '/'}{_ATTRIBUTE_NAMES.get(oid, (oid,))[0]}={text}"
             size += len(part)
             if size > _ONELINE_ROOM:
@@ -324,6 +332,8 @@ def _san_other(cert: x509.Certificate, san: Iterable[x509.GeneralName]) -> tuple
     for tag, content, why in entries:
         if why is None:  # none left when the copy could not read the SAN either
             t = _shown(gn) if (gn := next(held, None)) is not None else None
+            if tag == 0xA4 and t is not None and (rdns := x509lenient.name_values(content)):
+                t = "DirName:" + _oneline_of(rdns)  # the octets sent, not the copy's UTF-8
         elif tag == 0x87:
             t = f"IP Address:<invalid length={len(content)}>"
         elif tag in _UNHELD_PREFIX:

@@ -322,17 +322,20 @@ def subtrees(der: bytes) -> tuple[tuple[Subtree, ...], tuple[Subtree, ...]] | No
 
 def san_entries(cert: x509.Certificate) -> tuple[tuple[int, bytes, str | None], ...] | None:
     """Each GeneralName of the subjectAltName of ``cert`` in order, as (tag of its primitive
-    form, contents, why ``cryptography`` does not hold it or None), when ``cryptography``
-    refuses the extensions; None when it reads them (or there is no subjectAltName): its
-    names are then all there are."""
+    form, contents, a directoryName's as sent, why ``cryptography`` does not hold it or None),
+    when ``cryptography`` refuses the extensions; None when it reads them (or there is no
+    subjectAltName): its names are then all there are."""
     for value in _refused(cert, _SUBJECT_ALT_NAME)[:1]:
         out = []
         with contextlib.suppress(DerError):
             body, end = _sequence(value)
             for _, start, _, stop in elements(value, body, end, _MAX_SUBTREES):
                 tag, name = _general_name(value, start, stop, [])
+                why = _unheld(tag, name)
+                if tag == 0xA4:  # a directoryName as sent: a TeletexString's own octets
+                    name = value[start:stop]
                 content = name[element(name, 0, len(name))[1]:]
-                out.append((tag, content, _unheld(tag, name)))
+                out.append((tag, content, why))
             return tuple(out)
     return None
 
@@ -715,6 +718,31 @@ def _oid_of(der: bytes, tag: int, body: int, end: int) -> bytes | None:
         return None
     t, b, stop = element(der, body, end)
     return der[b:stop] if t == 0x06 else None
+
+
+def name_values(der: bytes) -> tuple[tuple[tuple[str, bytes], ...], ...] | None:
+    """The RDNs of the Name ``der`` as sent: each attribute's dotted type and its value's
+    octets, whatever its string type (a copy holds a Latin-1 TeletexString as UTF-8, where
+    OpenSSL prints the octets); None when it is no Name."""
+    try:
+        tag, body, end = element(der, 0, len(der))
+        if tag != 0x30:
+            return None
+        rdns = []
+        for rt, _, rb, rstop in elements(der, body, end, _MAX_RDNS):
+            if rt != 0x31:
+                return None
+            rdn = []
+            for at, _, ab, astop in elements(der, rb, rstop, _MAX_RDNS):
+                parts = elements(der, ab, astop, 2) if at == 0x30 else []
+                if len(parts) != 2 or parts[0][0] != 0x06 or parts[1][0] & 0x20:
+                    return None  # a string in constructed form: as the copy has it
+                rdn.append((_dotted(der[parts[0][2]:parts[0][3]]),
+                            der[parts[1][2]:parts[1][3]]))
+            rdns.append(tuple(rdn))
+        return tuple(rdns)
+    except DerError:
+        return None
 
 
 def _dotted(oid: bytes) -> str:
