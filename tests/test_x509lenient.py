@@ -374,6 +374,9 @@ def test_a_teletex_string_of_latin_1_judged_as_openssl(case, key, tmp_path):
     assert got.certs[0].san_dns == ("mail.fabrikam.com",)
     if subject is _T61:
         assert got.certs[0].subject == "CN=Lax CA,O=Société"
+    # valid DER (a TeletexString holds any octets): the note says what OpenSSL makes of it
+    teletex = [n for n in got.profile_notes if "TeletexString" in n]
+    assert teletex and all("Latin-1" in n and "not strict DER" not in n for n in teletex)
 
 
 CORPUS = Path(__file__).parent / "data" / "corpus" / "zeek__tls-missing-intermediate.pcap"

@@ -1022,9 +1022,12 @@ class Analyzer:
             )
 
         intermediates = [c for _, c in parsed[1:] if c is not None]
-        lax = [f"certificate #{i} is not strict DER ({'; '.join(why)})"
-               for i, (d, (_, c)) in enumerate(zip(ders, parsed, strict=True))
-               if c is not None and (why := x509lenient.fixes(c, bytes(d)))]
+        fixed = [(i, x509lenient.fixes(c, bytes(d)))
+                 for i, (d, (_, c)) in enumerate(zip(ders, parsed, strict=True)) if c is not None]
+        lax = [f"certificate #{i} is not strict DER ({'; '.join(why)})" for i, how in fixed
+               if (why := [w for w in how if w != x509lenient.TELETEX_LATIN1])]
+        lax += [f"certificate #{i} holds {x509lenient.TELETEX_LATIN1}" for i, how in fixed
+                if x509lenient.TELETEX_LATIN1 in how]
         # RFC 5280 allows each extension once; a repeat of one OpenSSL decodes makes the
         # certificate invalid to it, which path validation says (x509path)
         lax += [f"certificate #{i} carries extension {', '.join(twice)} more than once"

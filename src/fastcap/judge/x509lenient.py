@@ -7,7 +7,7 @@ a BOOLEAN TRUE other than 0xFF in those fields, a version other than v1 and v3, 
 nameConstraints or subjectAltName (refused by ``cryptography`` from version 51), a
 PrintableString in the issuer or subject holding other ASCII characters (``*.contoso.com``,
 ``AT&T``, an e-mail address, a NUL), a TeletexString there or in a directoryName whose octets
-are no UTF-8 (OpenSSL reads them as Latin-1), a length in a longer form than needed (``81 05``)
+are no UTF-8 (valid DER; OpenSSL reads Latin-1), a length in a longer form than needed (``81 05``)
 or of indefinite form, or a string in BER's constructed form (an extension's OCTET STRING, a
 keyUsage BIT STRING cut into pieces, a name's UTF8String), anywhere in the certificate or an
 extension's value, and an implicitly tagged one wherever its type is known (a GeneralName of the
@@ -441,13 +441,19 @@ def _name(der: bytes, start: int, end: int, fixes: list[str]) -> bytes:
                     fixes.append("PrintableString holding " + "".join(sorted(map(chr, odd))))
                     attr = der[astart:vstart] + b"\x16" + der[vstart + 1 : astop]
                 elif vt == 0x14 and not _utf8(text):
-                    fixes.append("TeletexString of octets outside UTF-8, read as Latin-1")
+                    fixes.append(TELETEX_LATIN1)
                     attr = encode(0x30, der[parts[0][1] : parts[0][3]]
                                   + encode(0x0C, text.decode("latin-1").encode()))
             changed |= attr != der[astart:astop]
             rdn += attr
         out += encode(0x31, rdn)
     return encode(0x30, out) if changed else der[start:end]
+
+
+# Not a departure from DER: a TeletexString may hold any octets; only ``cryptography`` reads
+# none but UTF-8 ones, so the copy holds them as a UTF8String of their Latin-1 letters.
+TELETEX_LATIN1 = ("a TeletexString of octets outside UTF-8 (valid DER), whose octets OpenSSL"
+                  " takes as Latin-1 letters")
 
 
 def _utf8(text: bytes) -> bool:
