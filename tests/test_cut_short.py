@@ -354,15 +354,16 @@ def test_a_file_replaced_while_workers_read_its_ranges_is_told(tmp_path):
 @pytest.mark.parametrize("how", ["rewritten", "appended"])
 def test_a_file_rewritten_in_place_before_its_payloads_are_read_is_told(tmp_path, how):
     """Between reading the frames and reading their payloads from the file again (the
-    executor path's phase two; -j 2 where the ranges leave the payloads in the file), the
-    same file is written over in place with random bytes.  Its payloads were read from
-    them unnoticed.  Now reading stops where the payloads begin, told with the offset as
-    for a file replaced; a file only appended to (a live capture) reads as before, no
-    warning."""
+    executor path's phase two; -j 2 where the ranges leave the payloads in the file; -j 1
+    between walking a window and feeding it), the same file is written over in place with
+    random bytes.  Its payloads were read from them unnoticed.  Now reading stops where
+    the payloads begin, told with the offset as for a file replaced; a file only appended
+    to (a live capture) reads as before, no warning (-j 1 notes that it grew, as ever)."""
     src = EXAMPLES / "all-scenarios.pcapng"
     path = tmp_path / "rewritten.pcapng"
     r = child("""
         import json, os, shutil, sys
+        from fastcap import session
         from fastcap.run import scanner, split, streamed
         from fastcap.run.workers import SerialExecutor
         src, path, how = sys.argv[1:]
@@ -378,37 +379,51 @@ def test_a_file_rewritten_in_place_before_its_payloads_are_read_is_told(tmp_path
                 done.append(size)
 
         real_two, real_fed = split._phase_two, streamed._fed_range
+        real_selected = session.iter_selected
         def phase_two(*a):
             change_now()
             return real_two(*a)
         def fed(reasm, whole, keys, payloads, p, res, *rest):
             change_now()
             return real_fed(reasm, whole, keys, payloads, p, res, *rest)
+        def selected(*a, **kw):  # -j 1: the window is walked and selected, not yet fed
+            for sel in real_selected(*a, **kw):
+                change_now()
+                yield sel
         split._phase_two, streamed._fed_range = phase_two, fed
+        session.iter_selected = selected
 
         def found(results):
             return [[[s.number, [v.code for v in s.verdicts]] for s in r.sessions]
                     for r in results], [r.summary.warnings for r in results]
 
         out = []
-        for way in ("executor", "streamed"):
+        for way in ("executor", "streamed", "one"):
             shutil.copy(src, path)
             done.clear()
             if way == "executor":
                 with SerialExecutor() as ex:
                     out.append(found(scanner.scan_files([path], executor=ex, jobs=2, parts=4)))
-            else:
+            elif way == "streamed":
                 out.append(found(scanner.scan_files([path], jobs=2, parts=1)))
+            else:  # one process, one mapping: `scan`, -j 1
+                summary = scanner.ScanSummary(path)
+                got = list(scanner.scan(path, jobs=1, summary=summary))
+                out.append(found([type("R", (), {"sessions": got, "summary": summary})]))
+        done.append(0)  # the file as it is, unchanged
         shutil.copy(src, path)
         out.append(found(scanner.scan_files([path], jobs=1)))
         print(json.dumps(out))
     """, str(src), str(path), how)
     assert r.stdout, r.stderr
-    executor, streamed, whole = json.loads(r.stdout)
+    executor, streamed, one, whole = json.loads(r.stdout)
     if how == "appended":
         assert executor == streamed == whole
+        # one walk of the whole file notes that it grew, as for any live capture
+        assert one[0] == whole[0]
+        assert [w for w in one[1][0] if "grew to" not in w] == whole[1][0]
         return
-    assert executor == streamed
+    assert executor == streamed == one
     (sessions,), ((warning,),) = executor
     assert sessions == []
     assert warning.startswith(f"{path}: the file was rewritten in place while it was read"), \

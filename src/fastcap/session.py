@@ -39,13 +39,13 @@ from .proto.midstart import (
 )
 from .proto.smtp import GREETING_CODES, AnomalyRecord, CutStart, SmtpDialogue, parse_dialogue
 from .proto.tls import TlsHandshake, parse_handshake
-from .read.capture import DEFAULT_SLAB, DEFAULT_WINDOW
+from .read.capture import DEFAULT_SLAB, DEFAULT_WINDOW, Capture
 from .read.pcapng import MAX_KEY_LOG_KEPT, TLS_KEY_LOG, SecretsBlock
 from .read.secrets import leading_secrets
 from .read.stream import open_capture
 from .select.flows import FlowTable
 from .select.selection import FrameCounters, iter_selected
-from .tcp.feed import fed, within
+from .tcp.feed import fed, rewritten_at, within
 from .tcp.reassembly import Connection, FrameCols, Reassembler, StreamDir
 from .verdict import ChainCheck, Verdict
 
@@ -663,6 +663,7 @@ def _iter_sessions(path: str | os.PathLike, o: ScanOptions, window: int, slab_wi
             with Reassembler(cap_.buffer, flows, server_ports=ports, cap=o.stream_cap,
                              backend=backend) as reasm:
                 bound = cap_.buffer
+                mapped = isinstance(cap_, Capture)  # a stream's pieces are its own memory
                 for sel in iter_selected(cap_, ports, counters, flows, progress):
                     if cap_.buffer is not bound:  # a stream's next piece
                         bound = cap_.buffer
@@ -671,6 +672,13 @@ def _iter_sessions(path: str | os.PathLike, o: ScanOptions, window: int, slab_wi
                     cols, cut = FrameCols.of(sel), cap_.cut_at()
                     if cut is not None:  # cut short since the window was walked: its end
                         cols = within(cols, cut)[0]
+                    # written over in place since the window was walked (the mapping shows
+                    # the bytes as they are now): none of its rows fed, reading ends there
+                    moved = rewritten_at(bound, cols, 0, len(cols), len(bound) if cut is None
+                                         else cut) if mapped and len(cols) else None
+                    if moved is not None:
+                        cap_.rewritten(moved)
+                        break
                     for done in fed(reasm, cols):
                         for conn in done:
                             yield from order.push(build_session(

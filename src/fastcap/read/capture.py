@@ -24,7 +24,7 @@ from ..errors import CaptureError, CaptureWarning
 from . import pcap, pcapng, resync
 from .ahead import Slot
 from .frames import FrameWindow
-from .guard import MappingGuard, cut_message
+from .guard import MappingGuard, cut_message, gone_warning
 from .walker import Walker, get_walker
 from .walkstatus import (
     BAD_IFACE,
@@ -441,6 +441,17 @@ class Capture:
             del self.meta.unreadable[unreadable:], self.meta.warnings[warnings:]
         self._warn(gone, "cut_short", cut_message(self.path))
         self.meta.skipped["file cut short while read"] += 1
+        self.end_state = WalkState(gone, self.frames_done + 1)
+
+    def rewritten(self, gone: int) -> None:
+        """Record that the file's bytes from `gone` on are no longer those its frames were
+        read from (written over in place since they were walked: `tcp.feed.rewritten_at`),
+        once: reading ends there, as at a cut, told as the other readers tell it."""
+        if self._cut_told:
+            return
+        self._cut_told = True
+        self._walking = False
+        self.meta.warnings.append(gone_warning(self.path, gone, self.meta.identity))
         self.end_state = WalkState(gone, self.frames_done + 1)
 
     def _reads_ahead(self) -> bool:
