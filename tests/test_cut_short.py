@@ -430,3 +430,50 @@ def test_a_file_rewritten_in_place_before_its_payloads_are_read_is_told(tmp_path
         warning
     offset = int(warning.rsplit(" at offset ", 1)[1])
     assert 0 < offset < src.stat().st_size
+
+
+def test_a_file_replaced_while_an_executor_reads_its_ranges_is_told(tmp_path):
+    """The executor path (a Dask cluster; the serial executor standing in for it): the file
+    is replaced by rename (random bytes of its size) just before its third range is opened.
+    That range's error ended the whole scan, the files beside it and what the first two
+    ranges read lost.  Now, as with -j 2, the file ends where the ranges before it ended,
+    with the replaced-file warning naming that offset; its frames read stand, the other
+    file of the scan is read as alone."""
+    src = EXAMPLES / "all-scenarios.pcapng"
+    path, other = tmp_path / "swapped.pcapng", tmp_path / "other.pcapng"
+    r = child("""
+        import json, os, shutil, sys
+        from fastcap.run import ranges, scanner
+        from fastcap.run.workers import SerialExecutor
+        src, path, other = sys.argv[1:]
+        shutil.copy(src, path)
+        shutil.copy(src, other)
+        real_init = ranges.BegunRange.__init__
+        def opened(self, task, walk=True):
+            if task.path == path and task.index == 2 and not os.path.exists(path + ".done"):
+                with open(path + ".new", "wb") as f:
+                    f.write(os.urandom(os.path.getsize(path)))
+                os.replace(path + ".new", path)
+                open(path + ".done", "w").close()
+            real_init(self, task, walk)
+        ranges.BegunRange.__init__ = opened
+
+        def found(r):
+            return [[s.number, [v.code for v in s.verdicts]] for s in r.sessions], \\
+                r.summary.warnings, r.summary.frames, r.error
+
+        with SerialExecutor() as ex:
+            got = scanner.scan_files([path, other], executor=ex, jobs=2, parts=4)
+        (alone,) = scanner.scan_files([other], jobs=1)
+        print(json.dumps([found(r) for r in (*got, alone)]))
+    """, str(src), str(path), str(other))
+    assert "Traceback" not in r.stderr, r.stderr
+    swapped, other_got, alone = json.loads(r.stdout)
+    assert other_got == alone
+    _sessions, warnings, frames, error = swapped
+    assert error is None and 0 < frames < alone[2]
+    (warning,) = warnings
+    assert warning.startswith(f"{path}: the file was replaced by another while it was read"), \
+        warning
+    offset = int(warning.rsplit(" at offset ", 1)[1])
+    assert 0 < offset < src.stat().st_size

@@ -19,13 +19,13 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from ..errors import CaptureError
+from ..errors import CaptureError, CaptureWarning
 from ..read import pcap, pcapng, resync
 from ..read.capture import DEFAULT_WINDOW, Capture, CaptureMeta, WalkState
 from ..read.capture import (
     merge_meta as merge_meta,  # its home before reading and running were split
 )
-from ..read.guard import FileReplaced, same_file
+from ..read.guard import FileReplaced, replaced_message, same_file
 from ..read.walkstatus import MAX_BLOCK, MAX_CAPLEN
 from ..select.flows import FlowKey, FlowTable
 from ..select.selection import FrameCounters, iter_selected
@@ -279,19 +279,40 @@ def exact_task(task: RangeTask, prev_end: WalkState) -> RangeTask:
                      task.ports, task.backend, task.carry, identity=task.identity)
 
 
-def stitch(tasks: list[RangeTask], results: list[RangeResult],
-           read: Callable[[RangeTask], RangeResult] = read_range) -> Stitched:
+def ended_replaced(last: RangeResult, failed: FileReplaced) -> None:
+    """Another file was found under the name of the file `last` is a range of, after it
+    was read: the ranges read before stand, and the file ends where `last` ended, told as
+    one process tells it."""
+    last.meta.warnings.append(CaptureWarning(
+        failed.path, last.end.offset, "replaced", replaced_message(failed.path)))
+
+
+def stitch(tasks: list[RangeTask], results: list[RangeResult | CaptureError],
+           read: Callable[[RangeTask], RangeResult] = read_range) -> Stitched | CaptureError:
     """Check every border; re-read (in order, from the exact state) each range that does not
-    join its predecessor; merge the rest."""
-    results = sorted(results, key=lambda r: r.index)
+    join its predecessor; merge the rest.  A range that failed (a result that is an error, or
+    its re-read raising one) fails the file, unless it found the file replaced after earlier
+    ranges were read: the file then ends where they did (`ended_replaced`)."""
+    if all(isinstance(r, RangeResult) for r in results):  # else given in the tasks' order
+        results = sorted(results, key=lambda r: r.index)
+    if isinstance(results[0], CaptureError):
+        return results[0]
     accepted: list[RangeResult] = [results[0]]
     reread = 0
     for before, task, res in zip(tasks, tasks[1:], results[1:], strict=False):
         if gave_up(accepted[-1], before):
             break
-        if not joins(accepted[-1].end, res):
-            res = read(exact_task(task, accepted[-1].end))
-            reread += 1
+        try:
+            if isinstance(res, CaptureError):
+                raise res
+            if not joins(accepted[-1].end, res):
+                reread += 1
+                res = read(exact_task(task, accepted[-1].end))
+        except FileReplaced as e:
+            ended_replaced(accepted[-1], e)
+            break
+        except CaptureError as e:  # the file went away or changed since it was planned
+            return e
         accepted.append(res)
     return merge_results(accepted, reread)
 

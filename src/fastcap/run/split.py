@@ -279,6 +279,15 @@ def _plan(task: ranges.PlanTask) -> list[ranges.RangeTask] | CaptureError:
         return e
 
 
+def _read(task: ranges.RangeTask) -> ranges.RangeResult | CaptureError:
+    """Phase one for one range, its error returned: a file changed since it was planned
+    ends where its ranges read before ended (`ranges.stitch`), the other files unharmed."""
+    try:
+        return ranges.read_range(task)
+    except CaptureError as e:
+        return e
+
+
 def _skipped(results: list[FlowResult], files: int) -> list[Counter]:
     """Per file, the segments the workers' reassemblers dropped, summed."""
     out = [Counter() for _ in range(files)]
@@ -381,13 +390,14 @@ def iter_split_files(paths: list[str | os.PathLike], options: JudgeOptions, *, j
                                                options.backend, 1 if parts else 1 << 20)
                                for p in paths])
         tasks = [t for plan in plans if not isinstance(plan, CaptureError) for t in plan]
-        done = iter(ex.map(ranges.read_range, tasks))
+        done, plans = iter(ex.map(_read, tasks)), list(plans)
         stitched: list[ranges.Stitched | None] = []
-        for plan in plans:
-            if isinstance(plan, CaptureError):
-                stitched.append(None)
-            else:
-                stitched.append(ranges.stitch(plan, [next(done) for _ in plan]))
+        for k, plan in enumerate(plans):
+            st = None if isinstance(plan, CaptureError) else ranges.stitch(
+                plan, [next(done) for _ in plan])
+            if isinstance(st, CaptureError):  # the file went away or changed since planned
+                plans[k], st = st, None
+            stitched.append(st)
         if progress is not None:
             total = sum(st.meta.size for st in stitched if st is not None)
             progress(total, total)
@@ -418,7 +428,8 @@ def _run_results(paths: list[str], stitched: list[ranges.Stitched | None], run: 
                                                two.replaced, strict=True):
         st = stitched[i]
         st.counters.skipped.update(dropped)
-        if gone is not None:
+        if gone is not None:  # told once, where reading it stopped: its payloads
+            st.meta.warnings[:] = [w for w in st.meta.warnings if w.kind != "replaced"]
             st.meta.warnings.append(gone_warning(paths[i], gone, st.meta.identity))
         elif cut is not None:
             st.meta.warnings.append(CaptureWarning(paths[i], cut, "cut_short",

@@ -41,7 +41,6 @@ from ..read.guard import (
     cut_message,
     gone_warning,
     map_again,
-    replaced_message,
 )
 from ..read.stream import is_compressed_file
 from ..session import MAX_HELD, InOrder, KeysAsRead, Session, build_session, evolve
@@ -278,10 +277,7 @@ def _accepted(reader: Submitter, plans: Iterator[Plan], jobs: int, alone: bool
                     failed = e
                 reread += 1
         if isinstance(failed, FileReplaced) and last is not None:
-            # another file under its name since its first ranges were read: they stand,
-            # and the file ends where they did, told as one process tells it
-            last.meta.warnings.append(CaptureWarning(
-                failed.path, last.end.offset, "replaced", replaced_message(failed.path)))
+            ranges.ended_replaced(last, failed)  # its first ranges stand, and end the file
             dropped.add(k)
             continue
         if failed is not None:
