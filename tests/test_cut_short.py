@@ -437,8 +437,9 @@ def test_a_file_replaced_while_an_executor_reads_its_ranges_is_told(tmp_path):
     is replaced by rename (random bytes of its size) just before its third range is opened.
     That range's error ended the whole scan, the files beside it and what the first two
     ranges read lost.  Now, as with -j 2, the file ends where the ranges before it ended,
-    with the replaced-file warning naming that offset; its frames read stand, the other
-    file of the scan is read as alone."""
+    with the replaced-file warning naming that offset; the sessions of its first ranges
+    stand (their payloads read from the file they were, held open since before the ranges
+    were read), and the other file of the scan is read as alone."""
     src = EXAMPLES / "all-scenarios.pcapng"
     path, other = tmp_path / "swapped.pcapng", tmp_path / "other.pcapng"
     r = child("""
@@ -464,12 +465,16 @@ def test_a_file_replaced_while_an_executor_reads_its_ranges_is_told(tmp_path):
 
         with SerialExecutor() as ex:
             got = scanner.scan_files([path, other], executor=ex, jobs=2, parts=4)
+        shutil.copy(src, path)
+        os.remove(path + ".done")
+        (streamed,) = scanner.scan_files([path], jobs=2, parts=4)  # workers, as -j 2
         (alone,) = scanner.scan_files([other], jobs=1)
-        print(json.dumps([found(r) for r in (*got, alone)]))
+        print(json.dumps([found(r) for r in (*got, streamed, alone)]))
     """, str(src), str(path), str(other))
     assert "Traceback" not in r.stderr, r.stderr
-    swapped, other_got, alone = json.loads(r.stdout)
+    swapped, other_got, streamed, alone = json.loads(r.stdout)
     assert other_got == alone
+    assert swapped == streamed and len(swapped[0]) > 0  # the first ranges' sessions stand
     _sessions, warnings, frames, error = swapped
     assert error is None and 0 < frames < alone[2]
     (warning,) = warnings

@@ -89,11 +89,12 @@ def guarded_map(path: str) -> tuple[mmap.mmap | bytes, MappingGuard | None]:
     return mapped
 
 
-def map_again(path: str, identity: tuple[int, int] | None
+def map_again(path: str, identity: tuple[int, int] | None, fd: int | None = None
               ) -> tuple[mmap.mmap | bytes, MappingGuard | None] | None:
-    """`guarded_map`, or None if the file now under `path` is not the one whose
+    """`guarded_map`, or None if the file now under `path` (or open as `fd`, a file held
+    open since it was read, whatever is under its name now) is not the one whose
     (st_dev, st_ino) is `identity` (`same_file`)."""
-    with open(path, "rb") as f:
+    with open(path, "rb") if fd is None else os.fdopen(os.dup(fd), "rb") as f:
         if not same_file(path, identity, f.fileno()):
             return None
         st = os.fstat(f.fileno())

@@ -32,7 +32,7 @@ from ..errors import CaptureError, CaptureWarning
 from ..judge.judging import analyzer_for as analyzer_for  # re-exported: it used to live here
 from ..judge.judging import judge
 from ..options import JudgeOptions as JudgeOptions
-from ..read.guard import cut_message, gone_warning, map_again
+from ..read.guard import cut_message, gone_warning, map_again, same_file
 from ..select.flows import FlowKey, FlowTable
 from ..select.fragments import FRAG_ROW
 from ..select.selection import FrameCounters
@@ -48,6 +48,8 @@ from ..tcp.reassembly import (
 from . import ranges
 from .rings import NumberedOn, numbered_in_files, runs, session_in_chain
 from .workers import Executor, PoolExecutor
+
+_HELD_MAX = 256  # files held open through a scan (`_hold`): the first, of many
 
 
 @dataclass
@@ -67,6 +69,9 @@ class FlowTask:
     sizes: list[int] = field(default_factory=list)  # file i's size when its frames were read
     # file i's (st_dev, st_ino) when its frames were read (`CaptureMeta.identity`)
     identities: list[tuple[int, int] | None] = field(default_factory=list)
+    # file i's descriptor, held open in this process since before its ranges were read,
+    # for a file replaced meanwhile (never sent to a worker: only `_in_one` has it)
+    held: list[int | None] = field(default_factory=list)
 
 
 @dataclass
@@ -85,16 +90,17 @@ class FlowResult:
 
 
 def _fed_file(reasm: Reassembler, path: str, cols: FrameCols, a: int, b: int, size: int,
-              take: Callable, identity: tuple[int, int] | None = None
-              ) -> tuple[int | None, int | None]:
+              take: Callable, identity: tuple[int, int] | None = None,
+              fd: int | None = None) -> tuple[int | None, int | None]:
     """Rows [a, b) of `cols`, file `path`'s, fed with its payloads read from the file,
     mapped and guarded here: another program may have cut it short since its frames were
     read (it was `size` bytes then), or cut it while it is mapped (whose pages past the new
     end would raise SIGBUS, with the C module answered by zeros), or put another file under
     its name (it was `identity` then).  Where it was found to end, if it was cut short
     before the payloads the rows need, feeding stopping there; and where the rows' payloads
-    begin, if it was replaced or written over in place (`rewritten_at`), none fed."""
-    mapped = map_again(path, identity)
+    begin, if it was replaced or written over in place (`rewritten_at`), none fed.  With
+    `fd`, the file held open since before it was read is read, whatever is under its name."""
+    mapped = map_again(path, identity, fd)
     if mapped is None:
         return None, int(cols.payload_file_off[a])
     buf, guard = mapped
@@ -142,6 +148,7 @@ def reassemble_flows(task: FlowTask) -> FlowResult:
     replaced: list[int | None] = [None] * len(task.paths)
     sizes = task.sizes or [0] * len(task.paths)
     identities = task.identities or [None] * len(task.paths)
+    held = task.held or [None] * len(task.paths)
 
     def take(conns) -> None:
         nonlocal evicted
@@ -159,7 +166,7 @@ def reassemble_flows(task: FlowTask) -> FlowResult:
             before = reasm.skipped
             if a < b:
                 cuts[i], replaced[i] = _fed_file(reasm, path, task.cols, a, b, sizes[i],
-                                                 take, identities[i])
+                                                 take, identities[i], held[i])
             # a datagram a file's end cut goes on in the next (mergecap -a joins them)
             skipped[i] = reasm.skipped - before
             skipped[i].update(reasm.defrag.take_skipped())
@@ -239,11 +246,13 @@ class _Chain:
     frame_offsets: list[int]
     sizes: list[int] = field(default_factory=list)  # file i's size when it was read
     identities: list[tuple[int, int] | None] = field(default_factory=list)  # and its identity
+    held: list[int | None] = field(default_factory=list)  # as FlowTask.held
 
 
-def _chain(paths: list[str], stitched: list[ranges.Stitched | None], run: list[int]
-           ) -> _Chain:
-    """The files of one run as one capture: frames numbered on, flows numbered across."""
+def _chain(paths: list[str], stitched: list[ranges.Stitched | None], run: list[int],
+           held: dict[int, int] | None = None) -> _Chain:
+    """The files of one run as one capture: frames numbered on, flows numbered across;
+    `held`: the descriptors held of files (by index) found replaced as they were read."""
     whole, parts, file_rows = NumberedOn(), [], [0]
     for i in run:
         st = stitched[i]
@@ -252,7 +261,29 @@ def _chain(paths: list[str], stitched: list[ranges.Stitched | None], run: list[i
         file_rows.append(file_rows[-1] + len(st.cols))
     return _Chain(whole.paths, concat(parts), whole.flows, file_rows, whole.offsets,
                   [stitched[i].meta.size for i in run],
-                  [stitched[i].meta.identity for i in run])
+                  [stitched[i].meta.identity for i in run],
+                  [(held or {}).get(i) if _replaced(stitched[i]) else None for i in run])
+
+
+def _replaced(st: ranges.Stitched) -> bool:
+    """Whether its ranges found the file replaced after the first were read."""
+    return any(w.kind == "replaced" for w in st.meta.warnings)
+
+
+def _hold(plan: list[ranges.RangeTask] | CaptureError) -> int | None:
+    """The planned file opened here before its ranges are read, if it is still the file
+    planned: should another take its name meanwhile, the payloads of the ranges read
+    before are read from this one (`FlowTask.held`)."""
+    if isinstance(plan, CaptureError) or not plan:
+        return None
+    try:
+        fd = os.open(plan[0].path, os.O_RDONLY)
+    except OSError:
+        return None
+    if not same_file(plan[0].path, plan[0].identity, fd) or plan[0].identity is None:
+        os.close(fd)
+        return None
+    return fd
 
 
 def _within_cuts(chain: _Chain, cuts: list[int | None], replaced: list[int | None]
@@ -326,7 +357,7 @@ def _earliest(found: list[list[int | None]], files: int) -> list[int | None]:
 def _in_one(chain: _Chain, options: JudgeOptions) -> FlowResult:
     return reassemble_flows(FlowTask(chain.paths, chain.cols, chain.flows.keys, 1, options,
                                      chain.file_rows, chain.frame_offsets, chain.sizes,
-                                     chain.identities))
+                                     chain.identities, chain.held))
 
 
 def _phase_two(chain: _Chain, options: JudgeOptions, jobs: int, ex: Any) -> _PhaseTwo:
@@ -354,16 +385,19 @@ def _phase_two_as_cut(chain: _Chain, options: JudgeOptions, jobs: int, ex: Any
     """`_phase_two`; where a file was found cut short (by another program, since its
     frames were read), again in one process over the rows before the cut, until no earlier
     cut is found: the sessions of the files as cut, whichever worker found the cut first.
-    A file found replaced by another is read so without any of its rows."""
+    A file found replaced by another is read so without any of its rows, unless this
+    process holds it open (`chain.held`): it is then read so from there, once."""
     found = _phase_two(chain, options, jobs, ex)
     files = len(chain.paths)
     cuts: list[int | None] = [None] * files
     replaced: list[int | None] = [None] * files
+    retry = {i for i, fd in enumerate(chain.held) if fd is not None}
     while found.found():  # each cut found again lies before the last; a replaced file's
         # rows are all left out, so it is not mapped again
         cuts = [k if c is None else c for c, k in zip(found.cuts, cuts, strict=True)]
-        replaced = [k if c is None else c for c, k in zip(found.replaced, replaced,
-                                                            strict=True)]
+        again = [None if i in retry else c for i, c in enumerate(found.replaced)]
+        retry.clear()  # read from where it is held now: what is found then stands
+        replaced = [k if c is None else c for c, k in zip(again, replaced, strict=True)]
         found = _PhaseTwo([_in_one(_within_cuts(chain, cuts, replaced), options)],
                           "a file was cut short or replaced while it was read", files)
     found.cuts, found.replaced = cuts, replaced
@@ -385,12 +419,16 @@ def iter_split_files(paths: list[str | os.PathLike], options: JudgeOptions, *, j
     paths = [os.fsdecode(p) for p in paths]
     own = executor is None
     ex: Any = PoolExecutor(jobs) if own else executor
+    held: dict[int, int] = {}  # descriptors of files, by index (`_hold`)
     try:
         plans = ex.map(_plan, [ranges.PlanTask(p, parts or jobs, options.ports,
                                                options.backend, 1 if parts else 1 << 20)
                                for p in paths])
         tasks = [t for plan in plans if not isinstance(plan, CaptureError) for t in plan]
-        done, plans = iter(ex.map(_read, tasks)), list(plans)
+        plans = list(plans)
+        held.update((k, fd) for k, plan in enumerate(plans[:_HELD_MAX])
+                    if (fd := _hold(plan)) is not None)
+        done = iter(ex.map(_read, tasks))
         stitched: list[ranges.Stitched | None] = []
         for k, plan in enumerate(plans):
             st = None if isinstance(plan, CaptureError) else ranges.stitch(
@@ -407,15 +445,18 @@ def iter_split_files(paths: list[str | os.PathLike], options: JudgeOptions, *, j
             if isinstance(plan, CaptureError):
                 yield SplitScan(path, error=str(plan), failure=plan)
             elif i in run_of:
-                yield from _run_results(paths, stitched, run_of[i], options, jobs, ex)
+                yield from _run_results(paths, stitched, run_of[i], options, jobs, ex, held)
     finally:
+        for fd in held.values():
+            os.close(fd)
         if own:
             ex.close()
 
 
 def _run_results(paths: list[str], stitched: list[ranges.Stitched | None], run: list[int],
-                 options: JudgeOptions, jobs: int, ex: Any) -> Iterator[SplitScan]:
-    chain = _chain(paths, stitched, run)
+                 options: JudgeOptions, jobs: int, ex: Any, held: dict[int, int]
+                 ) -> Iterator[SplitScan]:
+    chain = _chain(paths, stitched, run, held)
     keys = KeysAsRead(options.key_index)  # every secrets block of the run, by frame
     for i, base in zip(run, chain.frame_offsets, strict=True):
         told = len(keys.warnings)
