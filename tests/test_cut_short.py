@@ -354,8 +354,9 @@ def test_a_file_replaced_while_workers_read_its_ranges_is_told(tmp_path):
 @pytest.mark.parametrize("how", ["rewritten", "appended"])
 def test_a_file_rewritten_in_place_before_its_payloads_are_read_is_told(tmp_path, how):
     """Between reading the frames and reading their payloads from the file again (the
-    executor path's phase two; -j 2 where the ranges leave the payloads in the file; -j 1
-    between walking a window and feeding it), the same file is written over in place with
+    executor path's phase two; -j 2 where the ranges leave the payloads in the file; `scan`
+    between walking a window and feeding it; a range read here, the command's -j 1, between
+    walking it and copying its payloads), the same file is written over in place with
     random bytes.  Its payloads were read from them unnoticed.  Now reading stops where
     the payloads begin, told with the offset as for a file replaced; a file only appended
     to (a live capture) reads as before, no warning (-j 1 notes that it grew, as ever)."""
@@ -364,7 +365,7 @@ def test_a_file_rewritten_in_place_before_its_payloads_are_read_is_told(tmp_path
     r = child("""
         import json, os, shutil, sys
         from fastcap import session
-        from fastcap.run import scanner, split, streamed
+        from fastcap.run import ranges, scanner, split, streamed
         from fastcap.run.workers import SerialExecutor
         src, path, how = sys.argv[1:]
         streamed.CARRY_MAX = 0  # the ranges leave their payloads in the file
@@ -379,7 +380,7 @@ def test_a_file_rewritten_in_place_before_its_payloads_are_read_is_told(tmp_path
                 done.append(size)
 
         real_two, real_fed = split._phase_two, streamed._fed_range
-        real_selected = session.iter_selected
+        real_selected, real_range = session.iter_selected, ranges.iter_selected
         def phase_two(*a):
             change_now()
             return real_two(*a)
@@ -390,22 +391,32 @@ def test_a_file_rewritten_in_place_before_its_payloads_are_read_is_told(tmp_path
             for sel in real_selected(*a, **kw):
                 change_now()
                 yield sel
+        ways = []
+        def selected_range(*a, **kw):  # a range's frames walked, their payloads not copied
+            yield from real_range(*a, **kw)
+            if ways[-1] == "carried":
+                change_now()
         split._phase_two, streamed._fed_range = phase_two, fed
-        session.iter_selected = selected
+        session.iter_selected, ranges.iter_selected = selected, selected_range
 
         def found(results):
             return [[[s.number, [v.code for v in s.verdicts]] for s in r.sessions]
                     for r in results], [r.summary.warnings for r in results]
 
         out = []
-        for way in ("executor", "streamed", "one"):
+        for way in ("executor", "streamed", "one", "carried"):
             shutil.copy(src, path)
             done.clear()
+            ways.append(way)
             if way == "executor":
                 with SerialExecutor() as ex:
                     out.append(found(scanner.scan_files([path], executor=ex, jobs=2, parts=4)))
             elif way == "streamed":
                 out.append(found(scanner.scan_files([path], jobs=2, parts=1)))
+            elif way == "carried":  # -j 1 of the command: ranges read here copy payloads
+                streamed.CARRY_MAX = 8 << 20
+                out.append(found(scanner.scan_files([path], jobs=1)))
+                streamed.CARRY_MAX = 0
             else:  # one process, one mapping: `scan`, -j 1
                 summary = scanner.ScanSummary(path)
                 got = list(scanner.scan(path, jobs=1, summary=summary))
@@ -416,14 +427,14 @@ def test_a_file_rewritten_in_place_before_its_payloads_are_read_is_told(tmp_path
         print(json.dumps(out))
     """, str(src), str(path), how)
     assert r.stdout, r.stderr
-    executor, streamed, one, whole = json.loads(r.stdout)
+    executor, streamed, one, carried, whole = json.loads(r.stdout)
     if how == "appended":
-        assert executor == streamed == whole
+        assert executor == streamed == carried == whole
         # one walk of the whole file notes that it grew, as for any live capture
         assert one[0] == whole[0]
         assert [w for w in one[1][0] if "grew to" not in w] == whole[1][0]
         return
-    assert executor == streamed == one
+    assert executor == streamed == one == carried
     (sessions,), ((warning,),) = executor
     assert sessions == []
     assert warning.startswith(f"{path}: the file was rewritten in place while it was read"), \

@@ -31,7 +31,7 @@ from ..select.flows import FlowKey, FlowTable
 from ..select.selection import FrameCounters, iter_selected
 from ..tcp.carry import carried
 from ..tcp.feed import concat as concat  # re-exported: it used to live here
-from ..tcp.feed import within
+from ..tcp.feed import rewritten_at, rows, within
 from ..tcp.reassembly import FrameCols
 from .rings import NumberedOn
 from .rings import renumbered as renumbered  # re-exported: it used to live here
@@ -226,6 +226,11 @@ class BegunRange:
                 cap, task.ports, counters, flows, start=start, stop=task.stop)]
             walked = cols = concat(parts)
             payload = None
+            if task.carry and (moved := _rewritten(cap, walked)) is not None:
+                # written over in place since its frames were walked: the range's rows are
+                # not fed, and the file ends where their payloads begin
+                cap.rewritten(moved)
+                walked = cols = rows(walked, slice(0, 0))
             if task.carry and (c := carried(cols, cap.buffer, task.carry)) is not None:
                 cols, payload = c.cols, c.payload
             cut = cap.cut_at()
@@ -245,6 +250,16 @@ class BegunRange:
         cap, self._cap = self._cap, None
         if cap is not None:
             cap.close()
+
+
+def _rewritten(cap: Capture, cols: FrameCols) -> int | None:
+    """`tcp.feed.rewritten_at` over a range's rows, in the file as it ends now: checked
+    before their payloads are copied out (uncopied, the reader of the payloads checks)."""
+    if not len(cols):
+        return None
+    cut = cap.cut_at()
+    return rewritten_at(cap.buffer, cols, 0, len(cols),
+                        len(cap.buffer) if cut is None else cut)
 
 
 @dataclass
