@@ -887,6 +887,10 @@ def test_a_printed_ladder_with_a_label_of_thousands_of_characters_stays_readable
         load(chrome, long_names)
         open_session(chrome, "long.pcap", 1)
         driver.execute_cdp_cmd("Emulation.setEmulatedMedia", {"media": "print"})
+        # the print media query's change event redraws the ladder: wait for it, not a guess
+        wait_for(chrome, lambda d: d.execute_script(
+            "return Array.from(document.querySelectorAll('.ladder svg g.arrow text'))"
+            ".some(t => /\\[\\d+\\]$/.test(t.textContent))"), "the ladder redrawn for print")
         got = driver.execute_script("""const s = document.querySelector('.ladder svg');
           const r = s.getBoundingClientRect(), v = s.viewBox.baseVal;
           const notes = Array.from(document.querySelectorAll('.ladder li'))
@@ -909,7 +913,8 @@ def test_a_printed_ladder_with_a_label_of_thousands_of_characters_stays_readable
         assert 0 < got["noteRight"] <= got["inner"], got["noteRight"]
         driver.execute_cdp_cmd("Emulation.setEmulatedMedia", {"media": ""})
         detail = driver.find_element(By.CSS_SELECTOR, "table#sessions tr.detail")
-        assert any(a["label"] == "EHLO " + LONG_EHLO for a in arrows(detail))
+        wait_for(chrome, lambda d: any(a["label"] == "EHLO " + LONG_EHLO for a in arrows(detail)),
+                 "the ladder redrawn for the screen")
         assert not [e for e in detail.find_elements(By.CSS_SELECTOR, ".ladder li")
                     if e.is_displayed()]
     finally:
