@@ -511,6 +511,30 @@ def test_certificate_details_open_in_place(chrome: Browser, report: Path, scan: 
     assert_clean(chrome, report)
 
 
+def test_every_path_error_shows_in_openssls_order(chrome: Browser, tmp_path: Path) -> None:
+    """A client chain failing two of OpenSSL's checks (a name outside the root's permitted
+    subtrees, serverAuth only): its leaf's panel names both, as `openssl verify` printed them."""
+    from .openssl_oracle import OPENSSL
+    from .two_path_errors import two_path_errors
+
+    if OPENSSL is None:
+        pytest.skip("openssl command not installed")
+    two = two_path_errors(tmp_path)
+    out = tmp_path / "two.html"
+    assert main(["report", "--ca-file", str(two.ca_file), str(two.capture), "-o", str(out)]) == 1
+    load(chrome, out)
+    detail = open_session(chrome, two.capture.name, 1)
+    for cert in detail.find_elements(By.CSS_SELECTOR, "details.cert"):
+        cert.find_element(By.CSS_SELECTOR, "summary").click()
+    shown = chrome.driver.execute_script(
+        "return Array.from(arguments[0].querySelectorAll('details.cert dt'))"
+        ".filter(dt => dt.textContent === 'path (OpenSSL)')"
+        ".map(dt => dt.nextElementSibling.textContent)", detail)
+    want = "invalid: " + "; ".join(f"{e} at depth {d}" for e, d in two.said)
+    assert want in shown, shown
+    assert_clean(chrome, out)
+
+
 def hexof(text: str) -> str:
     return re.sub(r"[^0-9a-f]", "", text.lower())
 

@@ -95,6 +95,10 @@ def _chain(check: ChainCheck) -> dict[str, Any]:
         "valid_at_capture": check.leaf_valid_at_capture, "valid_today": check.leaf_valid_today,
         "path_valid": check.path_valid,
         "path_error": None if check.path_error is None else printable(check.path_error),
+        # every [error, depth] OpenSSL printed, in its order; only where there are several
+        # (one is path_error), so a page of many chains stays small
+        **({"path_errors": [[printable(e), d] for e, d in check.path_errors]}
+           if len(check.path_errors) > 1 else {}),
         "expected_name": None if check.expected_name is None else printable(check.expected_name),
         "name_matches": check.name_matches, "eku_ok": check.eku_ok,
         "profile_notes": [printable(n) for n in check.profile_notes],

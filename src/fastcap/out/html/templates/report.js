@@ -312,7 +312,10 @@
       add("valid at capture", chain.valid_at_capture);
       add("valid today", chain.valid_today);
       add("path (OpenSSL)", chain.path_valid === null ? null
-          : chain.path_valid ? "valid" : "invalid: " + (chain.path_error || "?"));
+          : chain.path_valid ? "valid" : "invalid: " + (chain.path_errors
+            ? chain.path_errors.map(function (e) { return e[0] + " at depth " + e[1]; })
+              .join("; ")
+            : chain.path_error || "?"));
       if (chain.expected_name) add("expected name", chain.expected_name
                                    + (chain.name_matches ? " (matches)" : " (does not match)"));
       add("profile notes", chain.profile_notes.length ? chain.profile_notes : "none");

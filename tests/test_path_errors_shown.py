@@ -1,0 +1,42 @@
+"""Every error `openssl verify` prints for a chain is shown, in its order and with its depth,
+where the first one is: the report's page data and `scan -v`'s findings.  (The browser's view
+of the same chain: test_report_browser.)"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from fastcap.judge.x509check import Analyzer, TrustStore
+from fastcap.out.html import decode_sessions, page_data
+from fastcap.run.scanner import ScanSummary, scan
+
+from .openssl_oracle import OPENSSL
+from .two_path_errors import TwoErrors, two_path_errors
+
+pytestmark = pytest.mark.skipif(OPENSSL is None, reason="openssl command not installed")
+
+
+@pytest.fixture(scope="module")
+def two(tmp_path_factory) -> TwoErrors:
+    return two_path_errors(tmp_path_factory.mktemp("two"))
+
+
+def test_the_oracle_lists_two_errors(two: TwoErrors) -> None:
+    assert len(two.said) == 2, two.said
+
+
+def test_page_data_holds_every_path_error_only_where_there_are_several(two: TwoErrors) -> None:
+    summary = ScanSummary(str(two.capture))
+    analyzer = Analyzer(TrustStore([two.root]), today=dt.datetime.now(dt.UTC))
+    sessions = list(scan(two.capture, summary=summary, analyzer=analyzer, jobs=1))
+    page = page_data([(str(two.capture), sessions, summary)])
+    (d,) = decode_sessions(page)
+    client = page["chains"][d["client_chain"]]
+    assert client["path_errors"] == [list(e) for e in two.said]
+    assert client["path_error"] == two.said[0][0]
+    # a chain with one error or none carries no list: path_error says it all
+    server = page["chains"][d["server_chain"]]
+    assert "path_errors" not in server
+
