@@ -8,6 +8,7 @@ import datetime as dt
 
 import pytest
 
+from fastcap import cli
 from fastcap.judge.x509check import Analyzer, TrustStore
 from fastcap.out.html import decode_sessions, page_data
 from fastcap.run.scanner import ScanSummary, scan
@@ -40,3 +41,9 @@ def test_page_data_holds_every_path_error_only_where_there_are_several(two: TwoE
     server = page["chains"][d["server_chain"]]
     assert "path_errors" not in server
 
+
+def test_scan_details_list_every_path_error_in_order(two: TwoErrors, capsys) -> None:
+    cli.main(["scan", "-v", str(two.capture), "--ca-file", str(two.ca_file)])
+    out = capsys.readouterr().out
+    shown = "; ".join(f"{e} at depth {d}" for e, d in two.said)
+    assert f"client path (OpenSSL): {shown}" in out, out

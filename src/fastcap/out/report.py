@@ -116,6 +116,12 @@ def format_details(s: Session) -> str:
         lines.append(f"    {mark} {v.code}: {printable(v.message)}{where}")
         if v.hint:
             lines.append(f"      fix: {printable(v.hint)}")
+    # a verdict words one of OpenSSL's errors; where a path fails several checks, each in
+    # OpenSSL's order, so the next one is not met only after fixing the first
+    for role, check in (("client", s.client_check), ("server", s.server_check)):
+        if check is not None and len(check.path_errors) > 1:
+            errors = "; ".join(f"{printable(e)} at depth {d}" for e, d in check.path_errors)
+            lines.append(f"    {role} path (OpenSSL): {errors}")
     return "\n".join(lines)
 
 
