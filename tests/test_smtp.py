@@ -549,6 +549,25 @@ def test_after_a_250_to_turn_the_server_sends_the_commands():
     assert general.ehlo_name == "mail.fabrikam.com" and general.closed
 
 
+def test_after_turn_without_a_greeting_the_first_reply_answers_the_first_command():
+    """Zeek's SMTP analyzer keeps no greeting to wait for after a 250 to TURN: a new receiver
+    that answers the new sender's HELO without greeting first has that 250 answer HELO, and
+    each reply after it the command it follows, not the one before."""
+    c2s, s2c = session(
+        ("s", BANNER), ("c", EHLO), ("s", b"250 hi\r\n"), ("c", b"TURN\r\n"),
+        ("s", b"250 OK\r\n"), ("s", b"HELO mx.contoso.com\r\n"), ("c", b"250 hi\r\n"),
+        ("s", b"MAIL FROM:<x@contoso.com>\r\n"), ("c", b"250 ok\r\n"), ("s", b"QUIT\r\n"),
+        ("c", b"221 bye\r\n"))
+    fast, general = parse_dialogue(c2s, s2c), parse_dialogue(c2s, s2c, _general=True)
+    sched = [("s2c", p) for p in pieces(s2c, [2])] + [("c2s", p) for p in pieces(c2s, [1])]
+    folded = dialogue_of(run(sched, frames=(c2s, s2c)), c2s, s2c)
+    assert fast == general == folded
+    assert [(r.code, r.answers, r.frame) for r in general.replies] == [
+        (250, "EHLO", 6), (250, "TURN", 8), (250, "HELO", 10), (250, "MAIL", 12),
+        (221, "QUIT", 14)]
+    assert [a.kind for a in general.anomalies] == ["roles_turned"]
+
+
 def test_x_anonymoustls_refused_is_named_in_the_verdict():
     from fastcap.judge.diagnose import _starttls_verdicts
 

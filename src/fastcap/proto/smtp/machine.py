@@ -382,6 +382,7 @@ class SmtpConversation:
         # After a 250 to TURN the server sends the commands: _c2s and _s2c (and their names)
         # are then the command and the reply side, the wire's directions swapped (_wire).
         self._turned = False
+        self._greet_owed = False  # after TURN, until the new receiver's first reply
         # ``start``: where SMTP begins in each direction of a connection that opened with
         # something else (a proxy's tunnel); the dialogue is read from there as from offset 0.
         for side, at in ((self._c2s, start[0]), (self._s2c, start[1])):
@@ -860,6 +861,13 @@ class SmtpConversation:
         if res is _LOST:
             self._anomaly("reply_lost", self._s2c.here, "s2c", f"reply to {self._pending!r}")
             return self._guess_on()
+        if self._greet_owed:  # the new receiver's first reply after a 250 to TURN
+            self._greet_owed = False
+            if isinstance(res, _ReplyAcc) and res.code not in GREETING_CODES:
+                # No greeting: Zeek keeps no command for one after TURN, so this reply
+                # answers the new sender's first command, not nothing.
+                self._held, self._turn = res, "client"
+                return True
         if isinstance(res, _EndMark):
             # (nothing pending: after TURN, the new receiver's greeting is all it owed)
             if not self._replies_missing_noted and self._pending is not None:
@@ -1038,6 +1046,7 @@ class SmtpConversation:
             self._frame_at = (self._frame_at[1], self._frame_at[0])
         self._turned = not self._turned
         self._turn, self._pending = "server", None  # the new receiver's greeting
+        self._greet_owed = True
 
     def _guess_on(self) -> bool:
         """No reply to read for the pending command: let the client's next bytes decide."""
