@@ -7,13 +7,14 @@ from __future__ import annotations
 import random
 import subprocess
 import sys
+from dataclasses import replace
 
 import pytest
 from cryptography import x509
 
 from fastcap.session import iter_sessions
 from fastcap_synth.scenarios import SCENARIO_NAMES, make_pki, scenario
-from fastcap_synth.smtpgen import SERVER_NAME, converse, render
+from fastcap_synth.smtpgen import SERVER_NAME, Message, converse, render
 from fastcap_synth.writers import write_pcap
 
 
@@ -97,6 +98,27 @@ def test_scenario_facts(tmp_path, conversations, name, backend):
         (a,) = [a for a in t.alerts if not a.encrypted]
         assert not a.from_client and a.description_name == alert
     assert t.tls13_encrypted == (version == "TLS1.3")
+
+
+def test_starttls_after_turn_reads_the_responder_as_the_tls_client(tmp_path, conversations,
+                                                                    backend):
+    """RFC 821 §4.1.1: after a 250 to TURN the responder sends the mail, so after its STARTTLS
+    it is the TLS client: its ClientHello and certificate, sent toward the originator, are
+    the handshake's client side, not a server certificate with no ClientHello."""
+    sc, conv = conversations["ok_client_cert"]
+    first, *rest = conv.messages
+    turned = replace(conv, messages=[first, *(Message(c, t, "turn") for c, t in (
+        (True, b"EHLO relay.contoso.com\r\n"), (False, b"250 hi\r\n"), (True, b"TURN\r\n"),
+        (False, b"250 OK\r\n"), (True, b"220 relay.contoso.com ready\r\n"))),
+        *(replace(m, from_client=not m.from_client) for m in rest)],
+        closer_is_client=not conv.closer_is_client)
+    s = _one_session(_write(tmp_path, "turned", sc, turned), backend)
+    assert [a.kind for a in s.smtp.anomalies] == ["roles_turned"] and s.smtp.starttls_accepted
+    t = s.tls
+    assert t.version_name == "TLS1.2" and t.cert_requested and t.outcome == "completed"
+    assert t.sni == sc.sni and t.client_certificate[0] == sc.client_cert.der
+    leaf = x509.load_der_x509_certificate(t.server_certs[0])
+    assert leaf.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)[0].value == SERVER_NAME
 
 
 @pytest.mark.parametrize("name", ["no_client_cert", "ok_client_cert", "expired_client_cert"])

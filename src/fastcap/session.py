@@ -381,8 +381,14 @@ def build_session(conn: Connection, *,
             *smtp.anomalies))
     tls = None
     c_at, s_at = smtp.tls_c2s_offset, smtp.tls_s2c_offset
+    # After a 250 to TURN the responder sends the mail, so it is the TLS client of a STARTTLS
+    # that follows: its stream holds the ClientHello and the certificate the judge reads.
+    turned = sum(a.kind == "roles_turned" for a in smtp.anomalies) % 2 == 1
+    t_c2s, t_s2c = (s2c, c2s) if turned and smtp.starttls_accepted else (c2s, s2c)
+    if t_c2s is s2c:
+        c_at, s_at = s_at, c_at
     if smtp.starttls_accepted:
-        c_at, s_at = _hello_after(c2s, c_at, 1), _hello_after(s2c, s_at, 2)
+        c_at, s_at = _hello_after(t_c2s, c_at, 1), _hello_after(t_s2c, s_at, 2)
     if implicit and cut is not None:
         c_at, s_at = cut.c2s_offset, cut.s2c_offset
     if c_at is None and s_at is None and not smtp.starttls_accepted:
@@ -402,11 +408,11 @@ def build_session(conn: Connection, *,
                      s_at is not None and encrypted_at(s2c.data, s_at))
     decryption = inner = None
     if c_at is not None or s_at is not None:
-        tls = parse_handshake(c2s, s2c, c_at or 0, s_at or 0, encrypted=encrypted)
+        tls = parse_handshake(t_c2s, t_s2c, c_at or 0, s_at or 0, encrypted=encrypted)
         if keys is not None:
             from .proto.decrypted import decrypt_tls
 
-            inside = decrypt_tls(c2s, s2c, c_at or 0, s_at or 0, tls, keys,
+            inside = decrypt_tls(t_c2s, t_s2c, c_at or 0, s_at or 0, tls, keys,
                                  app_limit=decrypt_limit)
             tls, inner, decryption = inside.tls, inside, inside.decryption
     closed_by = "rst" if (c2s.rst_frame or s2c.rst_frame) else (
