@@ -1442,6 +1442,18 @@ def test_a_reply_line_cut_by_a_gap_comes_after_the_gap_as_in_zeek(tmp_path):
     assert [x[0] for x in _transactions(tmp_path, path)] == [1, 1]
 
 
+def test_a_gap_in_the_last_line_of_a_multi_line_reply_comes_between_its_lines(tmp_path):
+    """SMTP.cc's Undelivered empties the command queue but keeps pending_reply, so the cut
+    last line, delivered after the gap's report, continues the reply: it answers nothing and
+    leaves SMTP_AFTER_GAP, where the MAIL FROM after it is no command.  Only the first line
+    answers the message's end: one message counted, and no second transaction."""
+    path = _capture_cutting_a_line(tmp_path / "cut-multi.pcap", (
+        (True, b"Subject: x\r\n\r\nhello\r\n.\r\n"), (False, b"250-2.0.0 one\r\n250 2.0.0 que"),
+        (False, b"LOST"), (False, b"ued as 1\r\n"), (True, b"MAIL FROM:<c@fabrikam.com>\r\n"),
+        (False, b"250 ok\r\n"), (True, b"QUIT\r\n"), (False, b"221 bye\r\n")))
+    assert _transactions(tmp_path, path) == [(1, "a@fabrikam.com", "250 2.0.0 one")]
+
+
 def test_a_command_line_cut_by_a_gap_is_no_command_as_in_zeek(tmp_path):
     """A MAIL FROM line a gap cut reaches Zeek's SMTP analyzer whole only after the gap's
     report (SMTP_AFTER_GAP): no command, so no address; the RCPT after the next reply is

@@ -270,9 +270,12 @@ def _cut_by(x, offset: int) -> bool:
         heads = [len(x.verb) + (len(x.arg.encode()) + 1 if x.arg else 0)]
     elif x.lines == 1:
         heads = [4 + len(x.text.encode())] if x.text else [3, 4]
+    elif x.lines == 2 and not x.code_changes:  # its first line ended by CRLF or LF
+        last = [4 + len(x.last_text.encode())] if x.last_text else [3, 4]
+        heads = [4 + len(x.text.encode()) + eol + n for eol in (2, 1) for n in last]
     else:
-        return False
-    return x.offset + heads[0] == offset or x.offset + heads[-1] == offset
+        return False  # the middle lines' lengths are not kept
+    return any(x.offset + head == offset for head in heads)
 
 
 def _zeek_pairing(d, greeting: bool) -> tuple[list[tuple[int, int, object, str | None]], bool]:
@@ -309,6 +312,7 @@ def _zeek_pairing(d, greeting: bool) -> tuple[list[tuple[int, int, object, str |
     lines = {side: [e[2] for e in events if e[1] == kind] for side, kind in (("c2s", 1),
                                                                             ("s2c", 2))}
     starts = {side: [x.offset for x in xs] for side, xs in lines.items()}
+    cut_last: set[int] = set()  # multi-line replies whose last line a gap cut
     for gap in d.gaps:  # each direction's lines are in stream order
         k = bisect.bisect_left(starts.get(gap.direction, ()), gap.offset)
         data = id(lines["c2s"][k - 1]) if gap.direction == "c2s" and k else None
@@ -316,8 +320,12 @@ def _zeek_pairing(d, greeting: bool) -> tuple[list[tuple[int, int, object, str |
             dots[data].insert(dots[data].index(("END_OF_DATA", data)), _GAP)
         elif k and _cut_by(cut := lines[gap.direction][k - 1], gap.offset):
             # Zeek's ContentLine keeps a cut line's head and delivers it with the bytes
-            # after the gap, so the line whose end the gap took comes after the gap's report
-            before.setdefault(id(cut), []).insert(0, _GAP)
+            # after the gap, so the line whose end the gap took comes after the gap's report;
+            # in a multi-line reply, between its lines (_cut_last)
+            if getattr(cut, "lines", 1) > 1:
+                cut_last.add(id(cut))
+            else:
+                before.setdefault(id(cut), []).insert(0, _GAP)
         elif (answer := _answer_to_gap(gap, k, lines, place)) is not None:
             before.setdefault(id(answer), []).insert(0, _GAP)
         elif k < len(starts.get(gap.direction, ())):
@@ -353,6 +361,9 @@ def _zeek_pairing(d, greeting: bool) -> tuple[list[tuple[int, int, object, str |
                 state = "data" if cmd == "DATA" else "other"
                 out.append((frame, kind, x, None))
             continue
+        if id(x) in cut_last:
+            out, state = _cut_last_line(x, queue, out, state)
+            continue
         if state == "gap":
             state = "recovery"
         for part in _zeek_replies(x) if kind == 2 else (x,):
@@ -363,6 +374,23 @@ def _zeek_pairing(d, greeting: bool) -> tuple[list[tuple[int, int, object, str |
                 return out, True
             state = _zeek_state(state, cmd, code)
     return out, False
+
+
+def _cut_last_line(x, queue: deque[str], out: list, state: str) -> tuple[list, str]:
+    """A two-line reply whose last line a gap cut, as SMTP.cc reads it: its first line a
+    reply (paired, the state updated), then the gap's report (the queue emptied,
+    SMTP_AFTER_GAP), then the last line, which continues the reply (its pending_reply
+    outlives the gap): no new reply, so it answers "(UNKNOWN)" and leaves the state."""
+    if state == "gap":
+        state = "recovery"
+    head = replace(x, lines=1, last_text=None, end_frame=None)
+    cmd = queue.popleft() if queue else _UNPAIRED
+    out.append((x.frame, 2, head, cmd))
+    state = _zeek_state(state, cmd, x.code)
+    queue.clear()
+    out.append((x.frame, 2, replace(x, text=x.last_text or "", lines=1, last_text=None),
+                _UNPAIRED))
+    return out, "gap"
 
 
 def _zeek_replies(x) -> list:
