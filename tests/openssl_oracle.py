@@ -35,7 +35,7 @@ def openssl_errors(tmp_path: Path, root_pem: bytes, leaf_pem: bytes, untrusted_p
     done = subprocess.run(
         [OPENSSL, "verify", "-no-CApath", "-no-CAstore", "-attime", str(int(at.timestamp())),
          "-purpose", purpose, *flags, "-CAfile", str(tmp_path / "root.pem"), *extra,
-         str(tmp_path / "leaf.pem")], capture_output=True, text=True, timeout=30)
+         str(tmp_path / "leaf.pem")], capture_output=True, text=True, timeout=300)
     found = [(m.group(2).strip(), int(m.group(1)))
              for m in re.finditer(r"error \d+ at (\d+) depth lookup: (.*)", done.stderr)]
     assert found or done.returncode == 0, done.stderr

@@ -46,7 +46,7 @@ def _tshark_frames(name: str, keys: Path) -> dict[int, list[int]]:
         [tshark_path() or "tshark", "-n", "-r", str(DATA / f"{name}.pcap"), "-o",
          f"tls.keylog_file:{keys}", "-Y", "tls.handshake", "-T", "fields",
          "-e", "frame.number", "-e", "tls.handshake.type"],
-        capture_output=True, text=True, check=True, timeout=60).stdout
+        capture_output=True, text=True, check=True, timeout=300).stdout
     frames: dict[int, list[int]] = {}
     for line in out.splitlines():
         frame, types = line.split("\t")

@@ -114,7 +114,7 @@ def test_editcap_writes_the_same_secrets_block(keyed, tmp_path, with_keys):
         [editcap, "--inject-secrets", f"tls,{keyed.keylog}", str(keyed.pcap), str(injected)],
         check=True,
         capture_output=True,
-        timeout=60,
+        timeout=300,
     )
 
     def secrets(path):

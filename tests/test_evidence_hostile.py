@@ -116,7 +116,7 @@ def test_a_log_given_as_a_fifo_is_a_warning_not_a_wait(tmp_path):
         r = subprocess.run([sys.executable, "-m", "fastcap.cli", "scan", str(EXAMPLE),
                             "--evidence", str(fifo), "--evidence",
                             str(EVIDENCE / "SEND20260310-1.LOG"), "--format", "jsonl"],
-                           capture_output=True, text=True, timeout=60)
+                           capture_output=True, text=True, timeout=300)
     except subprocess.TimeoutExpired:
         pytest.fail("the scan waited for a writer on the FIFO")
     assert r.returncode == 1 and r.stdout.startswith('{"number": 1, ')

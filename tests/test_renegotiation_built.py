@@ -34,7 +34,7 @@ def _tshark(capture: Path, keys: Path) -> list[tuple[int, str, str]]:
         [tshark_path() or "tshark", "-n", "-r", str(capture), "-o",
          f"tls.keylog_file:{keys}", "-Y", "tls", "-T", "fields", "-e", "frame.number",
          "-e", "tls.handshake.type", "-e", "smtp.req.command"],
-        capture_output=True, text=True, check=True, timeout=60).stdout
+        capture_output=True, text=True, check=True, timeout=300).stdout
     return [(int(f), t, c) for f, t, c in (line.split("\t") for line in out.splitlines())]
 
 
@@ -94,7 +94,7 @@ def test_the_renegotiations_server_certificate_is_judged(tmp_path, pki):
         [tshark_path() or "tshark", "-n", "-r", str(capture), "-o",
          f"tls.keylog_file:{keys}", "-Y", "tls.handshake.type == 2", "-T", "fields",
          "-e", "frame.number", "-e", "tls.handshake.certificate"],
-        capture_output=True, text=True, check=True, timeout=60).stdout.split()
+        capture_output=True, text=True, check=True, timeout=300).stdout.split()
     assert certs == ["10", pki.server.der.hex(), "16", expired.der.hex()]
     (sess,) = scan(capture, ports=(25,), keylog=(str(keys),))
     assert sess.tls.server_certs == (expired.der,) and sess.tls.server_certs_at.frame == 16

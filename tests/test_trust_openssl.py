@@ -369,7 +369,7 @@ def openssl_verify(tmp, case: Case) -> tuple[bool, str]:
         (tmp / "sent.pem").write_bytes(pem(case.sent))
         cmd += ["-untrusted", str(tmp / "sent.pem")]
     cmd.append(str(tmp / "leaf.pem"))
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=30)
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     return done.returncode == 0, (done.stdout + done.stderr).strip()
 
 
