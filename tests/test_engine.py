@@ -81,7 +81,7 @@ _MADE_HERE: list[int] = []  # what this process added after the import
 
 
 def _what_the_worker_started_with(_: int) -> tuple[int, bool]:
-    got = _HELD.acquire(timeout=0.3)
+    got = _HELD.acquire(blocking=False)  # a forked copy stays held: no thread here frees it
     if got:
         _HELD.release()
     return len(_MADE_HERE), got
@@ -211,6 +211,22 @@ def test_a_scan_whose_worker_dies_ends_in_one_line_and_exit_2(tmp_path):
     assert r.stderr.count("\n") == 1
 
 
+# The main process notes in a file (argv[2]) that its Ctrl-C was taken; a worker that sent it
+# waits for that note (not a sleep), so the test is the same however loaded the machine is.
+_INTERRUPT_NOTED = (
+    "import os, signal, sys, time\n"
+    "main = os.getpid()\n"
+    "def noted(signum, frame):\n"
+    "    if os.getpid() == main:\n"
+    "        open(sys.argv[2], 'w').close()\n"
+    "    raise KeyboardInterrupt\n"
+    "signal.signal(signal.SIGINT, noted)\n"
+    "def wait_for_main():\n"
+    "    end = time.monotonic() + 100\n"
+    "    while not os.path.exists(sys.argv[2]) and time.monotonic() < end:\n"
+    "        time.sleep(0.01)\n")
+
+
 def test_ctrl_c_while_a_worker_starts_is_the_main_process_line_only(tmp_path):
     """Ctrl-C can come while a worker is still starting, before its first step makes it
     ignore the signal: the worker must not print multiprocessing's KeyboardInterrupt
@@ -218,23 +234,24 @@ def test_ctrl_c_while_a_worker_starts_is_the_main_process_line_only(tmp_path):
     start-up (where multiprocessing closes its stdin), before the pool's initializer."""
     script = tmp_path / "run.py"
     script.write_text(
-        "import os, signal, sys, time\n"
+        _INTERRUPT_NOTED +
         "import multiprocessing.util as mu\n"
         "from fastcap import cli\n"
         "from fastcap.run import ranges, scanner, streamed\n"
         "scanner.SPLIT_MIN_BYTES = streamed.MIN_RANGE = 1 << 10\n"
-        "main, real = os.getpid(), mu._close_stdin\n"
+        "real = mu._close_stdin\n"
         "def starting():\n"
-        "    if os.getpid() != main and not os.path.exists(sys.argv[2]):\n"
-        "        open(sys.argv[2], 'w').close()\n"
+        "    if os.getpid() != main and not os.path.exists(sys.argv[3]):\n"
+        "        open(sys.argv[3], 'w').close()\n"
         "        os.killpg(os.getpgid(0), signal.SIGINT)\n"
-        "        time.sleep(0.3)\n"
+        "        wait_for_main()\n"
         "    real()\n"
         "mu._close_stdin = starting\n"
         "sys.exit(cli.main(['scan', '-j', '2', '--format', 'jsonl', sys.argv[1]]))\n")
-    r = subprocess.run([sys.executable, str(script), str(ALL), str(tmp_path / "sent")],
-                       capture_output=True, text=True, timeout=120, start_new_session=True)
-    assert (tmp_path / "sent").exists()
+    r = subprocess.run([sys.executable, str(script), str(ALL), str(tmp_path / "taken"),
+                        str(tmp_path / "sent")],
+                       capture_output=True, text=True, timeout=300, start_new_session=True)
+    assert (tmp_path / "sent").exists() and (tmp_path / "taken").exists()
     assert (r.returncode, r.stderr) == (130, "fastcap: interrupted\n")
 
 
@@ -244,7 +261,7 @@ def test_ctrl_c_to_the_process_group_is_the_main_process_line_only(tmp_path):
     the signal to the group (its own session, so not this test run) on its second range."""
     script = tmp_path / "run.py"
     script.write_text(
-        "import os, signal, sys, time\n"
+        _INTERRUPT_NOTED +
         "from fastcap import cli\n"
         "from fastcap.run import ranges, scanner, streamed\n"
         "scanner.SPLIT_MIN_BYTES = streamed.MIN_RANGE = 1 << 10\n"
@@ -252,12 +269,13 @@ def test_ctrl_c_to_the_process_group_is_the_main_process_line_only(tmp_path):
         "def interrupting(task):\n"
         "    if task.index == 1:\n"
         "        os.killpg(os.getpgid(0), signal.SIGINT)\n"
-        "        time.sleep(0.5)\n"
+        "        wait_for_main()\n"
         "    return real(task)\n"
         "ranges.read_range = interrupting\n"
         "sys.exit(cli.main(['scan', '-j', '2', '--format', 'jsonl', sys.argv[1]]))\n")
-    r = subprocess.run([sys.executable, str(script), str(ALL)], capture_output=True,
-                       text=True, timeout=120, start_new_session=True)
+    r = subprocess.run([sys.executable, str(script), str(ALL), str(tmp_path / "taken")],
+                       capture_output=True, text=True, timeout=300, start_new_session=True)
+    assert (tmp_path / "taken").exists()
     assert (r.returncode, r.stderr) == (130, "fastcap: interrupted\n")
 
 
