@@ -345,6 +345,8 @@ def test_stats_does_not_fault_window_temporaries_in_again(tmp_path):
 # an output left in the buffer).
 _BUFFERED = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
 
+# The thread outlives main(): it ends only once the main thread waits in a join (not after a
+# sleep that a loaded machine could outlast), so a run() that skips the join loses its file.
 _RUN = """
 import atexit, sys, threading, time
 from pathlib import Path
@@ -352,7 +354,12 @@ from fastcap.cli import run
 out = Path(sys.argv[1])
 atexit.register(lambda: (out / "atexit").write_text("ran"))
 def late():
-    time.sleep(0.3)
+    main, end = threading.main_thread().ident, time.monotonic() + 100
+    while time.monotonic() < end:
+        frame = sys._current_frames().get(main)
+        if frame is not None and frame.f_code.co_name in ("join", "_wait_for_tstate_lock"):
+            break
+        time.sleep(0.005)
     (out / "thread").write_text("joined")
 threading.Thread(target=late).start()
 sys.argv[1:] = sys.argv[2:]
