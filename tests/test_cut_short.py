@@ -31,20 +31,31 @@ def child(code: str, *args: str) -> subprocess.CompletedProcess:
     return r
 
 
-@pytest.mark.parametrize(("name", "cut"), [
+CUT_POINTS = [
     ("all-scenarios.pcapng", 20000),  # inside a block, mid-page
     ("all-scenarios.pcapng", 20480),  # on a page border
     ("all-scenarios.pcapng", 0),
     ("exchange-online-no-client-cert.pcap", 2000),
     ("exchange-online-no-client-cert.pcap", 4096),
-])
-def test_a_walk_stops_where_the_file_now_ends(tmp_path, name, cut):
+]
+
+
+NO_C = 'import sys\nsys.modules["fastcap._native"] = None  # an install without a compiler\n'
+
+
+@pytest.mark.parametrize("without_c", [False, True], ids=["native", "no-C"])
+@pytest.mark.parametrize(("name", "cut"), CUT_POINTS)
+def test_a_walk_stops_where_the_file_now_ends(tmp_path, name, cut, without_c):
     """The first window is walked, then the file is cut; the rest of the walk gives exactly
-    the records that end by the cut (those read before it stand), then one warning."""
-    r = child("""
+    the records that end by the cut (those read before it stand), then one warning.  Without
+    the C module too: there no fault of a page past the new end is answered, so the pages
+    past a cut must be made zeros before the walk touches them (else SIGBUS)."""
+    r = child((NO_C if without_c else "") + textwrap.dedent("""
         import json, os, shutil, sys
+        from fastcap import _ffi
         from fastcap.read.capture import Capture
         src, copy, cut = sys.argv[1], sys.argv[2], int(sys.argv[3])
+        assert sys.argv[4] == "0" or not _ffi.native_available()
         with Capture(src, window=4) as cap:
             whole = [(int(o), int(c)) for w in cap.windows() for o, c in zip(w.offset, w.caplen)]
         shutil.copy(src, copy)
@@ -56,7 +67,7 @@ def test_a_walk_stops_where_the_file_now_ends(tmp_path, name, cut):
             rows += [(int(o), int(c)) for w in windows for o, c in zip(w.offset, w.caplen)]
             warnings = [(w.offset, w.kind, w.message) for w in cap.meta.warnings]
         print(json.dumps([whole, rows, warnings]))
-    """, str(EXAMPLES / name), str(tmp_path / name), str(cut))
+    """), str(EXAMPLES / name), str(tmp_path / name), str(cut), str(int(without_c)))
     whole, rows, warnings = json.loads(r.stdout)
     read_first = rows[:4]
     assert read_first == whole[:4]
@@ -184,19 +195,20 @@ def test_a_range_read_after_the_file_was_cut_before_it_tells_the_cut(tmp_path):
                               f"{begins[1] + 10} bytes now)")
 
 
-@pytest.mark.parametrize("backend", ["native", "python"])
+@pytest.mark.parametrize("backend", ["native", "python", "no-C"])
 @pytest.mark.parametrize("when", ["mapped", "before"])
 def test_flows_dealt_to_an_executor_read_the_file_as_cut(tmp_path, backend, when):
     """The way of a Dask cluster (the serial executor standing in for it): phase two reads
     the payloads from the file again.  Cut while it has the file mapped, the pages past the
     new end raised SIGBUS; cut before it maps the file, the payloads past the new end were
     read as missing and the sessions judged on gaps, with no word of the cut.  Either way
-    the sessions are now those of the file as cut, with the cut's warning."""
+    the sessions are now those of the file as cut, with the cut's warning; an install
+    without the C module ("no-C") too, whose pages past a cut are made zeros first."""
     cut = 20000
     src = EXAMPLES / "all-scenarios.pcapng"
     before = tmp_path / "before.pcapng"
     before.write_bytes(src.read_bytes()[:cut])
-    r = child("""
+    r = child((NO_C if backend == "no-C" else "") + textwrap.dedent("""
         import json, os, shutil, sys
         from fastcap.run import scanner, split
         from fastcap.run.workers import SerialExecutor
@@ -228,7 +240,8 @@ def test_flows_dealt_to_an_executor_read_the_file_as_cut(tmp_path, backend, when
             (got,) = scanner.scan_files([path], executor=ex, jobs=2, parts=4, backend=backend)
         (want,) = scanner.scan_files([before], jobs=1, backend=backend)
         print(json.dumps([verdicts(got), verdicts(want), got.error, got.summary.warnings]))
-    """, str(src), str(tmp_path / "cut.pcapng"), str(before), str(cut), backend, when)
+    """), str(src), str(tmp_path / "cut.pcapng"), str(before), str(cut),
+              "python" if backend == "no-C" else backend, when)
     assert r.stdout, r.stderr
     got, want, error, warnings = json.loads(r.stdout)
     assert error is None and got == want and len(want) > 0
