@@ -77,6 +77,72 @@ def test_a_walk_stops_where_the_file_now_ends(tmp_path, name, cut, without_c):
                                            f"gone; reading stopped"]]
 
 
+@pytest.mark.parametrize("without_c", [False, True], ids=["native", "no-C"])
+@pytest.mark.parametrize(("name", "window", "cut"),
+                         [("all-scenarios.pcapng", 64, 20000),
+                          ("all-scenarios.pcapng", 64, 20480),
+                          ("exchange-online-no-client-cert.pcap", 12, 3300)])
+def test_a_cut_inside_a_window_stops_the_walk_where_the_file_now_ends(tmp_path, name, window,
+                                                                        cut, without_c):
+    """The file is cut just as the walk of the second window begins, which then reads on
+    into the pages past the new end.  Without the C module that was SIGBUS, the look
+    between windows coming too late; now both installs answer alike: the records that end
+    by the cut, then the cut's warning."""
+    r = child((NO_C if without_c else "") + textwrap.dedent("""
+        import json, os, shutil, sys
+        from fastcap import _ffi
+        from fastcap.read.capture import Capture
+        src, copy, cut, window = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[5])
+        assert sys.argv[4] == "0" or not _ffi.native_available()
+        with Capture(src) as cap:
+            whole = [(int(o), int(c)) for w in cap.windows() for o, c in zip(w.offset, w.caplen)]
+        shutil.copy(src, copy)
+        with Capture(copy, window=window) as cap:
+            cap.read_ahead = False
+            for kind in ("walk_pcap", "walk_pcapng"):
+                def walk(*a, real=getattr(cap.walker, kind), **kw):
+                    if a[2] > whole[window - 1][0] and os.path.getsize(copy) > cut:
+                        os.truncate(copy, cut)  # the walk of the second window has begun
+                    return real(*a, **kw)
+                setattr(cap.walker, kind, walk)
+            rows = [(int(o), int(c)) for w in cap.windows() for o, c in zip(w.offset, w.caplen)]
+            warnings = [(w.offset, w.kind, w.message) for w in cap.meta.warnings]
+        print(json.dumps([whole, rows, warnings]))
+    """), str(EXAMPLES / name), str(tmp_path / name), str(cut), str(int(without_c)),
+              str(window))
+    whole, rows, warnings = json.loads(r.stdout)
+    # the second window's walk reads on past the page the new end is in
+    assert whole[window][0] < cut and whole[2 * window - 1][0] >= cut - cut % 4096 + 4096
+    assert rows == [x for x in whole if x[0] + x[1] <= cut]
+    assert warnings == [[cut, "cut_short", f"the file was cut short while it was read (it has "
+                                           f"{cut} bytes now): its bytes from here on were "
+                                           f"gone; reading stopped"]]
+
+
+@pytest.mark.parametrize("how", ["fault", "sent"])
+def test_without_c_a_sigbus_not_of_a_watched_mapping_ends_the_process(tmp_path, how):
+    """The fault handler of an install without the C module answers only faults in the
+    files it watches: a fault in another mapping of a cut file, or a SIGBUS sent, still ends
+    the process as it would without it (not zeros read, not a loop of faults)."""
+    other = tmp_path / "other.bin"
+    other.write_bytes(bytes(3 * 4096))
+    code = NO_C + textwrap.dedent("""
+        import mmap, os, signal, sys
+        from fastcap.read.capture import Capture
+        with Capture(sys.argv[1]) as cap:
+            list(cap.windows())
+            with open(sys.argv[2], "rb") as f:
+                mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+            os.truncate(sys.argv[2], 10)
+            if sys.argv[3] == "sent":
+                os.kill(os.getpid(), signal.SIGBUS)
+            print(mm[2 * 4096])
+    """)
+    r = subprocess.run([sys.executable, "-c", code, str(EXAMPLES / "all-scenarios.pcapng"),
+                        str(other), how], capture_output=True, text=True, timeout=60)
+    assert r.returncode == -7 and r.stdout == "", (r.returncode, r.stdout, r.stderr)
+
+
 def ring_halves(tmp_path: Path, src: Path) -> tuple[list[str], Path]:
     """`src`'s frames as two pcap files, the second starting where the first ends (a ring
     buffer, read as one capture): ([the first], the second)."""

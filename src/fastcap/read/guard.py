@@ -1,8 +1,8 @@
 """A mapped file that another program cuts short while fastcap reads it (logrotate's
 copytruncate, a capture tool reusing its file).  Past the new end, the rest of the last page
 reads as zeros, and touching a later page raises SIGBUS, which ends the process wherever the
-touch happens.  The guard answers such a fault with a page of zeros (with the C module; the
-pure-Python install is not guarded) and tells the reader, after each window, where the file
+touch happens.  The guard answers such a fault with a page of zeros (the C module's handler,
+or without it `_Faults`, on Linux) and tells the reader, after each window, where the file
 now ends: the size the file has now, if it is still the file that was mapped, or else the
 first page found gone.  A file mapped again, to read payloads whose frames were read
 before, may also have been replaced by another under its name since (a ring file rotated
@@ -13,6 +13,7 @@ from __future__ import annotations
 import ctypes
 import mmap
 import os
+import platform
 import sys
 
 from .._ffi import ffi, lib
@@ -113,16 +114,22 @@ class MappingGuard:
         self.size, self.path, self.identity = size, path, identity
         self._slot = -1
         self._ptr = None
-        self._zeros: _Zeros | None = None  # without the C module (see _Zeros)
+        self._zeros: _Zeros | None = None  # without the C module (see _Zeros, _Faults)
+        self._watch: list[int] | None = None
         if lib is not None and size > 0:
             self._ptr = ffi.from_buffer("uint8_t[]", mapping)
             self._slot = lib.fc_guard_add(self._ptr, size)
         elif size > 0:
             self._zeros = _Zeros.over(mapping, size)
+            if self._zeros is not None:
+                self._watch = _Faults.watch(self._zeros.addr, size)
 
     def cut_at(self) -> int | None:
         """Where the file ends now, if it was cut short since it was mapped; else None."""
-        gone = lib.fc_guard_gone(self._slot) if self._slot >= 0 else -1
+        if self._slot >= 0:
+            gone = lib.fc_guard_gone(self._slot)
+        else:
+            gone = self._watch[2] if self._watch is not None else -1
         try:
             st = os.stat(self.path)
             now = st.st_size if (st.st_dev, st.st_ino) == self.identity else None
@@ -142,6 +149,9 @@ class MappingGuard:
 
     def close(self) -> None:
         self._zeros = None
+        if self._watch is not None:
+            _Faults.forget(self._watch)
+            self._watch = None
         if self._slot >= 0:
             lib.fc_guard_remove(self._slot)
             self._slot = -1
@@ -154,13 +164,13 @@ class _Zeros:
     """Without the C module no fault is answered, so the pages past a cut must be made
     harmless before they are touched: once `cut_at` finds the file shorter, they are mapped
     over with zero pages (MAP_FIXED, through libc), and read as the guard's would.  Readers
-    ask `cut_at` before each window or batch they read, so only a cut in the middle of
-    one can still end the process.  Where libc's mmap cannot be called, nothing is done."""
+    ask `cut_at` before each window or batch they read; a cut in the middle of one is met
+    by `_Faults`.  Where libc's mmap cannot be called, nothing is done."""
 
     _PROT_READ, _MAP_PRIVATE, _MAP_FIXED, _MAP_ANONYMOUS = 1, 2, 0x10, 0x20  # Linux's
 
     def __init__(self, addr: int, size: int, mmap_fn) -> None:
-        self._addr, self._end, self._mmap = addr, size, mmap_fn
+        self.addr, self._end, self._mmap = addr, size, mmap_fn
 
     @classmethod
     def over(cls, mapping, size: int) -> _Zeros | None:
@@ -187,7 +197,108 @@ class _Zeros:
         lo = -(-now // mmap.PAGESIZE) * mmap.PAGESIZE
         if lo >= self._end:
             return
-        got = self._mmap(self._addr + lo, self._end - lo, self._PROT_READ,
+        got = self._mmap(self.addr + lo, self._end - lo, self._PROT_READ,
                          self._MAP_PRIVATE | self._MAP_FIXED | self._MAP_ANONYMOUS, -1, 0)
-        if got == self._addr + lo:
+        if got == self.addr + lo:
             self._end = lo
+
+    @classmethod
+    def page(cls, mmap_fn, at: int) -> bool:
+        """The page `at` lies in mapped over with a page of zeros; whether it was."""
+        lo = at - at % mmap.PAGESIZE
+        return mmap_fn(lo, mmap.PAGESIZE, cls._PROT_READ,
+                       cls._MAP_PRIVATE | cls._MAP_FIXED | cls._MAP_ANONYMOUS, -1, 0) == lo
+
+
+class _Sigaction(ctypes.Structure):
+    """struct sigaction as glibc and musl lay it out on x86-64 and AArch64 Linux."""
+
+    _fields_ = (("handler", ctypes.c_void_p), ("mask", ctypes.c_ulong * 16),
+                ("flags", ctypes.c_int), ("restorer", ctypes.c_void_p))
+
+
+class _Faults:
+    """The C guard's SIGBUS handler for an install without the C module, through ctypes: a
+    cut in the middle of a window or batch (after the look before it) faults on the first
+    page past the new end that the read touches.  The handler, called on the faulting
+    thread, maps a page of zeros over that page and notes its offset, as the C handler does,
+    so the read goes on and the next `cut_at` tells the cut.  No cost until a fault: the
+    reads themselves are not changed.
+
+    Linux on x86-64 and AArch64 only, where the layouts of siginfo_t (si_code at 8, si_addr
+    at 16) and struct sigaction are known; elsewhere nothing is installed and a cut inside
+    a window still ends the process (macOS and the BSDs raise SIGBUS too; Windows refuses to
+    cut a file while a view of it is mapped).  A SIGBUS not in a watched mapping gets back
+    the handler there was before and happens again under it.  Process-wide, as signal
+    handlers are: the watched mappings are held here, each [lo, hi, lowest offset gone]."""
+
+    _SIGBUS, _BUS_ADRERR = 7, 2
+    _SA_SIGINFO, _SA_NODEFER = 4, 0x40000000
+    _HANDLER = ctypes.CFUNCTYPE(None, ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p)
+
+    watched: list[list[int]] = []
+    _state: tuple | None = None  # (libc, mmap, handler, action before), once installed
+    _tried = False
+
+    @classmethod
+    def watch(cls, addr: int, size: int) -> list[int] | None:
+        """Watch [addr, addr + size) for faults; its entry (None if none can be)."""
+        if not cls._install():
+            return None
+        entry = [addr, addr + size, -1]
+        cls.watched = [*cls.watched, entry]  # a new list: the handler may be reading the old
+        return entry
+
+    @classmethod
+    def forget(cls, entry: list[int]) -> None:
+        cls.watched = [e for e in cls.watched if e is not entry]
+
+    @classmethod
+    def _install(cls) -> bool:
+        if cls._tried:
+            return cls._state is not None
+        cls._tried = True
+        if not sys.platform.startswith("linux") or \
+                platform.machine() not in ("x86_64", "aarch64"):
+            return False
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            mmap_fn, sigaction = libc.mmap, libc.sigaction
+        except (OSError, AttributeError):
+            return False
+        mmap_fn.restype = ctypes.c_void_p
+        mmap_fn.argtypes = (ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int,
+                            ctypes.c_int, ctypes.c_long)
+        sigaction.argtypes = (ctypes.c_int, ctypes.POINTER(_Sigaction),
+                              ctypes.POINTER(_Sigaction))
+        handler = cls._HANDLER(cls._on_sigbus)
+        new, before = _Sigaction(), _Sigaction()
+        new.handler = ctypes.cast(handler, ctypes.c_void_p).value
+        new.flags = cls._SA_SIGINFO | cls._SA_NODEFER
+        if sigaction(cls._SIGBUS, ctypes.byref(new), ctypes.byref(before)) != 0:
+            return False
+        cls._state = (libc, mmap_fn, handler, before)
+        return True
+
+    @classmethod
+    def _on_sigbus(cls, sig: int, info: int | None, context: int | None) -> None:
+        libc, mmap_fn, _handler, before = cls._state
+        code, at = 0, 0
+        if info:
+            code = ctypes.c_int.from_address(info + 8).value
+            at = ctypes.c_void_p.from_address(info + 16).value or 0
+        if code == cls._BUS_ADRERR:
+            for entry in cls.watched:
+                if entry[0] <= at < entry[1]:
+                    if not _Zeros.page(mmap_fn, at):
+                        break
+                    off = max(0, at - at % mmap.PAGESIZE - entry[0])
+                    if entry[2] < 0 or off < entry[2]:
+                        entry[2] = off
+                    return  # the read is retried and finds zeros
+        # Not a watched mapping: the handler before this one, for good.  A fault happens
+        # again on return; a signal sent is sent again.
+        libc.sigaction(cls._SIGBUS, ctypes.byref(before), None)
+        cls._state = None
+        if code <= 0:  # sent (kill, raise), not a fault
+            getattr(libc, "raise")(sig)
