@@ -24,7 +24,7 @@ from ..errors import CaptureError, CaptureWarning
 from . import pcap, pcapng, resync
 from .ahead import Slot
 from .frames import FrameWindow
-from .guard import MappingGuard, cut_message, gone_warning
+from .guard import MappingGuard, cut_message, file_identity, gone_warning
 from .walker import Walker, get_walker
 from .walkstatus import (
     BAD_IFACE,
@@ -71,8 +71,8 @@ class CaptureMeta:
     skipped: Counter = field(default_factory=Counter)  # reason -> frames/blocks not indexed
     unreadable: list[tuple[int, int]] = field(default_factory=list)  # [start, end) skipped
     compression: str | None = None  # gzip | zstd | lz4 when read through a decompressor
-    # (st_dev, st_ino) of the mapped file read: a file mapped again to read payloads must be
-    # this one, not another put under its name since (`guard.map_again`)
+    # `guard.file_identity` of the mapped file read: a file mapped again to read payloads
+    # must be this one, not another put under its name since (`guard.map_again`)
     identity: tuple[int, int] | None = None
 
 
@@ -184,14 +184,14 @@ def _open_mapping(path: str) -> tuple[mmap.mmap | bytes, int, tuple[int, int]]:
         raise CaptureError(path, f"cannot open: {e.strerror}") from None
     try:
         st = os.fstat(fd)
-        size = st.st_size
+        size, ident = st.st_size, file_identity(st, fd)
         mm = mmap.mmap(fd, size, access=mmap.ACCESS_READ)
     finally:
         os.close(fd)
     if hasattr(mm, "madvise") and hasattr(mmap, "MADV_SEQUENTIAL"):
         mm.madvise(mmap.MADV_SEQUENTIAL)
     _hugepage(mm)
-    return mm, size, (st.st_dev, st.st_ino)
+    return mm, size, ident
 
 
 def _hugepage(mm: mmap.mmap) -> None:

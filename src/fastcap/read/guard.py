@@ -19,8 +19,9 @@ import sys
 from .._ffi import ffi, lib
 from ..errors import CaptureError, CaptureWarning
 
-__all__ = ["FileReplaced", "MappingGuard", "cut_message", "gone_warning", "guarded_map",
-           "map_again", "replaced_message", "rewritten_message", "same_file"]
+__all__ = ["FileReplaced", "MappingGuard", "cut_message", "file_identity", "fs_type",
+           "gone_warning", "guarded_map", "map_again", "replaced_message", "rewritten_message",
+           "same_file"]
 
 
 def cut_message(path: str) -> str:
@@ -54,17 +55,49 @@ class FileReplaced(CaptureError):
         super().__init__(path, message or replaced_message(path), offset)
 
 
+# statfs f_type (linux/magic.h) of filesystems served to several hosts, each of which
+# numbers the mount's device its own way: NFS, SMB (smbfs, cifs, smb3), Ceph, AFS (two),
+# Lustre, GPFS, 9p, FUSE (sshfs, GlusterFS, ...), GFS2, OCFS2, Coda, NCP.
+_NETWORK_FS = frozenset({0x6969, 0x517B, 0xFF534D42, 0xFE534D42, 0x00C36400, 0x5346414F,
+                         0x6B414653, 0x0BD00BD0, 0x47504653, 0x01021997, 0x65735546,
+                         0x01161970, 0x7461636F, 0x73757245, 0x564C})
+
+
+def fs_type(target: str | int) -> int | None:
+    """statfs's f_type of the filesystem `target` (a path, or an open fd) is on; None where
+    it cannot be asked (not Linux, no libc)."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        call = libc.fstatfs if isinstance(target, int) else libc.statfs
+    except (OSError, AttributeError):
+        return None
+    buf = ctypes.create_string_buffer(256)  # struct statfs: f_type, a long, comes first
+    arg = target if isinstance(target, int) else os.fsencode(target)
+    if call(arg, buf) != 0:
+        return None
+    return ctypes.c_long.from_buffer(buf).value & 0xFFFFFFFF
+
+
+def file_identity(st: os.stat_result, target: str | int) -> tuple[int, int]:
+    """The file's identity, to tell it from another put under its name: (st_dev, st_ino),
+    with st_dev 0 on a network filesystem (`target`, the file's path or fd, is on one),
+    where another host (a Dask worker) reading the same file sees another st_dev."""
+    return (0 if fs_type(target) in _NETWORK_FS else st.st_dev, st.st_ino)
+
+
 def same_file(path: str, identity: tuple[int, int] | None, fd: int | None = None) -> bool:
-    """Whether the file under `path` (or open as `fd`) is still the one whose (st_dev,
-    st_ino) was `identity` (None: whichever it is).  Size and mtime are not compared: a
-    capture still being written grows, and is still the same file."""
+    """Whether the file under `path` (or open as `fd`) is still the one whose
+    `file_identity` was `identity` (None: whichever it is).  Size and mtime are not
+    compared: a capture still being written grows, and is still the same file."""
     if identity is None:
         return True
     try:
         st = os.fstat(fd) if fd is not None else os.stat(path)
     except OSError:
         return False
-    return (st.st_dev, st.st_ino) == tuple(identity)
+    return file_identity(st, fd if fd is not None else path) == tuple(identity)
 
 
 def rewritten_message(path: str) -> str:
@@ -94,7 +127,7 @@ def map_again(path: str, identity: tuple[int, int] | None, fd: int | None = None
               ) -> tuple[mmap.mmap | bytes, MappingGuard | None] | None:
     """`guarded_map`, or None if the file now under `path` (or open as `fd`, a file held
     open since it was read, whatever is under its name now) is not the one whose
-    (st_dev, st_ino) is `identity` (`same_file`)."""
+    `file_identity` is `identity` (`same_file`)."""
     with open(path, "rb") if fd is None else os.fdopen(os.dup(fd), "rb") as f:
         if not same_file(path, identity, f.fileno()):
             return None
@@ -102,16 +135,18 @@ def map_again(path: str, identity: tuple[int, int] | None, fd: int | None = None
         if not st.st_size:
             return b"", None
         mm = mmap.mmap(f.fileno(), st.st_size, access=mmap.ACCESS_READ)
-    return mm, MappingGuard(mm, st.st_size, path, (st.st_dev, st.st_ino))
+        ident = file_identity(st, f.fileno())
+    return mm, MappingGuard(mm, st.st_size, path, ident)
 
 
 class MappingGuard:
     """The guard of one file mapping, from its registration to `close()` (before the unmap).
-    `identity` is the mapped file's (st_dev, st_ino), to tell it from a file that has taken
+    `identity` is the mapped file's `file_identity`, to tell it from a file that has taken
     its name since."""
 
     def __init__(self, mapping, size: int, path: str, identity: tuple[int, int]) -> None:
         self.size, self.path, self.identity = size, path, identity
+        self._dev = identity[0] != 0  # st_dev counts (not a network filesystem)
         self._slot = -1
         self._ptr = None
         self._zeros: _Zeros | None = None  # without the C module (see _Zeros, _Faults)
@@ -132,7 +167,8 @@ class MappingGuard:
             gone = self._watch[2] if self._watch is not None else -1
         try:
             st = os.stat(self.path)
-            now = st.st_size if (st.st_dev, st.st_ino) == self.identity else None
+            now = st.st_size if (st.st_dev if self._dev else 0, st.st_ino) == self.identity \
+                else None
         except OSError:
             now = None
         if now is not None and now < self.size:

@@ -55,7 +55,7 @@ class RangeTask:
     backend: str = "auto"
     carry: int = 0  # carry the selected frames' payloads when they take at most this many bytes
     ahead: bool = False  # walk ahead on a thread: no other reader has the other cores
-    # the file's (st_dev, st_ino) when it was planned: a range that finds another file under
+    # the file's `file_identity` when it was planned: a range that finds another file under
     # its name reads none of it (FileReplaced)
     identity: tuple[int, int] | None = None
     # Its walk, begun in this process before its turn (BegunRange); never sent to a worker.

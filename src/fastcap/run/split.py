@@ -67,7 +67,7 @@ class FlowTask:
     file_rows: list[int] = field(default_factory=list)
     frame_offsets: list[int] = field(default_factory=list)
     sizes: list[int] = field(default_factory=list)  # file i's size when its frames were read
-    # file i's (st_dev, st_ino) when its frames were read (`CaptureMeta.identity`)
+    # file i's `file_identity` when its frames were read (`CaptureMeta.identity`)
     identities: list[tuple[int, int] | None] = field(default_factory=list)
     # file i's descriptor, held open in this process since before its ranges were read,
     # for a file replaced meanwhile (never sent to a worker: only `_in_one` has it)
