@@ -40,20 +40,29 @@ def within(cols: FrameCols, end: int) -> tuple[FrameCols, bool]:
     return (cols, False) if ok.all() else (rows(cols, ok), True)
 
 
+SAMPLED_ROWS = 64  # rows whose TCP headers `rewritten_at` compares, spread over the rows
+
+
 def rewritten_at(buf, cols: FrameCols, lo: int, hi: int, end: int) -> int | None:
     """Where the payloads of rows [lo, hi) begin in the file `buf` maps, if its bytes are no
     longer those their frames were read from (the file written over in place since): the
-    TCP header just before the first and the last row's payload (of rows not IP fragments,
-    before `end`, where the file now ends) must still hold the sequence and acknowledgement
-    numbers read then.  A few bytes per file or range; a file only appended to keeps them,
-    and one cut short is told as cut."""
+    TCP headers just before the payloads of SAMPLED_ROWS rows (of rows not IP fragments,
+    before `end`, where the file now ends), the first, the last and others evenly spaced
+    between them, must still hold the sequence and acknowledgement numbers and the window
+    read then.  A rewrite of more than one row in SAMPLED_ROWS - 1 of them, wherever it
+    lies, changes one of those; a few hundred bytes per window or range.  A file only
+    appended to keeps them, and one cut short is told as cut."""
     ok = np.flatnonzero(((np.asarray(cols.flags[lo:hi]) & FRAG_ROW) == 0)
                         & (np.asarray(cols.payload_file_off[lo:hi]) <= min(end, len(buf))))
-    for i in {int(ok[0]) + lo, int(ok[-1]) + lo} if len(ok) else ():
+    if len(ok) > SAMPLED_ROWS:
+        ok = ok[np.linspace(0, len(ok) - 1, SAMPLED_ROWS).astype(np.int64)]
+    for i in (ok + lo).tolist():
         off = int(cols.payload_file_off[i])
         want = (int(cols.seq[i]) & 0xFFFFFFFF).to_bytes(4, "big") + \
             (int(cols.ack[i]) & 0xFFFFFFFF).to_bytes(4, "big")
+        window = (int(cols.window[i]) & 0xFFFF).to_bytes(2, "big")
         if not any(buf[off - n + 12] >> 4 == n // 4 and buf[off - n + 4: off - n + 12] == want
+                   and buf[off - n + 14: off - n + 16] == window
                    for n in range(20, 61, 4) if off >= n):
             return int(cols.payload_file_off[lo])
     return None
