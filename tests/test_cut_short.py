@@ -143,6 +143,40 @@ def test_without_c_a_sigbus_not_of_a_watched_mapping_ends_the_process(tmp_path, 
     assert r.returncode == -7 and r.stdout == "", (r.returncode, r.stdout, r.stderr)
 
 
+def test_without_c_a_cut_inside_a_batch_of_payloads_reads_as_with_it(tmp_path):
+    """One process, one mapping (`scan`, -j 1): the file is cut once the window's rows were
+    checked against its end, as the reassembler begins the batch, so the batch reads the
+    payloads past the new end.  Without the C module that was SIGBUS; now the install
+    reads what the C module's does, sessions and the cut's warning alike."""
+    cut = 20000
+    code = """
+        import json, os, shutil, sys
+        from fastcap.run import scanner
+        from fastcap.tcp import reassembly
+        src, path, cut, backend = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+        shutil.copy(src, path)
+        real = reassembly.Reassembler.feed_cols_iter
+        def feed(self, cols):
+            if os.path.getsize(path) > cut:
+                os.truncate(path, cut)
+            return real(self, cols)
+        reassembly.Reassembler.feed_cols_iter = feed
+        summary = scanner.ScanSummary(path)
+        got = list(scanner.scan(path, jobs=1, summary=summary, backend=backend))
+        print(json.dumps([[[s.number, [v.code for v in s.verdicts]] for s in got],
+                          [w.replace(path, "FILE") for w in summary.warnings]]))
+    """
+    out = []
+    for name, prefix, backend in (("native", "", "native"), ("no-C", NO_C, "python")):
+        r = child(prefix + textwrap.dedent(code), str(EXAMPLES / "all-scenarios.pcapng"),
+                  str(tmp_path / f"{name}.pcapng"), str(cut), backend)
+        out.append(json.loads(r.stdout))
+    assert out[0] == out[1] and len(out[0][0]) > 0
+    assert out[0][1] == [f"FILE: the file was cut short while it was read (it has {cut} bytes "
+                         f"now): its bytes from here on were gone; reading stopped at offset "
+                         f"{cut}"]
+
+
 def ring_halves(tmp_path: Path, src: Path) -> tuple[list[str], Path]:
     """`src`'s frames as two pcap files, the second starting where the first ends (a ring
     buffer, read as one capture): ([the first], the second)."""
