@@ -200,25 +200,50 @@ def test_closing_a_capture_with_a_walk_begun_waits_for_it(require_native):
     assert not [t for t in threading.enumerate() if t.name == "fastcap-walk-ahead"]
 
 
-def test_closing_waits_for_the_walk_ahead_a_begun_walk_starts(require_native):
+def test_closing_waits_for_the_walk_ahead_a_begun_walk_starts(require_native, monkeypatch):
     """The thread of a begun walk starts the walk of the second window before it is done;
-    closing the capture while the first is still under way waits for both."""
-    import time
+    closing the capture while the first is still under way waits for both, before the map
+    goes.  Each walk-ahead thread is held before it does anything until a join names it, so
+    close() always comes while the first is under way, and a thread close() does not wait
+    for goes on only after close() let go of the map (or not at all), however loaded the
+    machine."""
+    from fastcap.read import ahead
 
-    for _ in range(3):
-        cap = Capture(_many_windows(), backend="native", window=4)
-        cap.read_ahead = True
-        name = "walk_pcap" if cap.meta.format == "pcap" else "walk_pcapng"
-        real = getattr(cap.walker, name)
+    cond, joined, let_go, ran_on = threading.Condition(), set(), [False], []
+    real_start, real_join = ahead.Slot.start, threading.Thread.join
 
-        def slow(*a, _real=real, **kw):
-            time.sleep(0.02)
-            return _real(*a, **kw)
+    def held(fn, *args):
+        me = threading.current_thread()
+        if me is not threading.main_thread():
+            with cond:
+                assert cond.wait_for(lambda: me in joined or let_go[0], timeout=300)
+        ran_on.append((me.name, cap._bound is not None))  # the map still there?
+        if me is threading.main_thread() or ran_on[-1][1]:
+            return fn(*args)
+        raise RuntimeError("went on after close() let go of the map")
 
-        setattr(cap.walker, name, slow)
-        cap.walk_first_ahead()
-        cap.close()  # while the first window is walked: the second's walk starts after this
-        assert not [t for t in threading.enumerate() if t.name == "fastcap-walk-ahead"]
+    def join(self, *a, **kw):
+        with cond:
+            joined.add(self)
+            cond.notify_all()
+        return real_join(self, *a, **kw)
+
+    monkeypatch.setattr(ahead.Slot, "start", lambda slot, fn, *a: real_start(slot, held, fn, *a))
+    monkeypatch.setattr(threading.Thread, "join", join)
+    cap = Capture(_many_windows(), backend="native", window=4)
+    cap.read_ahead = True
+    cap.walk_first_ahead()
+    assert cap.walking_ahead  # held: not a step further until close() waits for it
+    cap.close()
+    left = [t for t in threading.enumerate() if t.name == "fastcap-walk-ahead"]
+    with cond:  # a thread close() left would wait for ever: let it go before failing
+        let_go[0] = True
+        cond.notify_all()
+    for t in left:
+        real_join(t)
+    assert not left
+    # the begun walk and the one it started, each on its thread and done before the map went
+    assert ran_on == [("fastcap-walk-ahead", True)] * 2
 
 
 def test_leaving_a_begun_walk_after_its_first_window_ends_the_walk_ahead(require_native):
