@@ -351,6 +351,23 @@ def test_flows_dealt_to_an_executor_read_the_file_as_cut(tmp_path, backend, when
     assert warning.endswith(f" at offset {cut}")
 
 
+# The start of a child script that changes a file between the reading of its frames and
+# the reading of their payloads from it again: the ranges leave their payloads in the file,
+# files split at 1 KiB, and `found` gives each scan result's sessions (number and verdict
+# codes) and warnings.  Indented as the scripts it begins, for child's dedent.
+_PAYLOADS_IN_FILE = """
+        import json, os, shutil, sys
+        from fastcap.run import scanner, split, streamed
+        from fastcap.run.workers import SerialExecutor
+        streamed.CARRY_MAX = 0  # the ranges leave their payloads in the file
+        scanner.SPLIT_MIN_BYTES = streamed.MIN_RANGE = 1 << 10
+
+        def found(results):
+            return [[[s.number, [v.code for v in s.verdicts]] for s in r.sessions]
+                    for r in results], [r.summary.warnings for r in results]
+"""
+
+
 @pytest.mark.parametrize("ring", [False, True])
 def test_a_file_replaced_before_its_payloads_are_read_again_is_told(tmp_path, ring):
     """Between reading a file's frames and reading their payloads from it again (the
@@ -364,13 +381,8 @@ def test_a_file_replaced_before_its_payloads_are_read_again_is_told(tmp_path, ri
     first: list[str] = []
     if ring:
         first, src = ring_halves(tmp_path, src)
-    r = child("""
-        import json, os, shutil, sys
-        from fastcap.run import scanner, split, streamed
-        from fastcap.run.workers import SerialExecutor
+    r = child(_PAYLOADS_IN_FILE + """
         src, path, *first = sys.argv[1:]
-        streamed.CARRY_MAX = 0  # the ranges leave their payloads in the file
-        scanner.SPLIT_MIN_BYTES = streamed.MIN_RANGE = 1 << 10
         replaced = []
 
         def replace_now():
@@ -390,10 +402,6 @@ def test_a_file_replaced_before_its_payloads_are_read_again_is_told(tmp_path, ri
                 replace_now()
             return real_fed(reasm, whole, keys, payloads, p, res, *rest)
         split._phase_two, streamed._fed_range = phase_two, fed
-
-        def found(results):
-            return [[[s.number, [v.code for v in s.verdicts]] for s in r.sessions]
-                    for r in results], [r.summary.warnings for r in results]
 
         out = []
         for how in ("executor", "streamed"):
@@ -475,14 +483,10 @@ def test_a_file_rewritten_in_place_before_its_payloads_are_read_is_told(tmp_path
     to (a live capture) reads as before, no warning (-j 1 notes that it grew, as ever)."""
     src = EXAMPLES / "all-scenarios.pcapng"
     path = tmp_path / "rewritten.pcapng"
-    r = child("""
-        import json, os, shutil, sys
+    r = child(_PAYLOADS_IN_FILE + """
         from fastcap import session
-        from fastcap.run import ranges, scanner, split, streamed
-        from fastcap.run.workers import SerialExecutor
+        from fastcap.run import ranges
         src, path, how = sys.argv[1:]
-        streamed.CARRY_MAX = 0  # the ranges leave their payloads in the file
-        scanner.SPLIT_MIN_BYTES = streamed.MIN_RANGE = 1 << 10
         done = []
 
         def change_now():
@@ -511,10 +515,6 @@ def test_a_file_rewritten_in_place_before_its_payloads_are_read_is_told(tmp_path
                 change_now()
         split._phase_two, streamed._fed_range = phase_two, fed
         session.iter_selected, ranges.iter_selected = selected, selected_range
-
-        def found(results):
-            return [[[s.number, [v.code for v in s.verdicts]] for s in r.sessions]
-                    for r in results], [r.summary.warnings for r in results]
 
         out = []
         for way in ("executor", "streamed", "one", "carried"):
