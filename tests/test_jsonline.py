@@ -35,6 +35,8 @@ def _plain(s, path: str) -> str:
 @pytest.mark.parametrize("capture", CAPTURES, ids=lambda p: p.name)
 def test_line_is_json_dumps_of_the_record(capture: Path) -> None:
     sessions = list(scan(capture))
+    if not sessions:  # not SMTP: no line to compare, and a pass would say it matched
+        pytest.skip("no session in this capture")
     for s in sessions:
         assert report.to_jsonl_line(s, str(capture)) == _plain(s, str(capture))
 
