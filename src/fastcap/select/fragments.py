@@ -106,8 +106,8 @@ class Defragmenter:
     Wireshark does not defragment them); a first fragment cut so is counted.  Datagrams
     given up are counted under `skipped` by their frames: those holding a first fragment on
     a selected port, and those whose first fragment never came (they may have been on one),
-    unless a datagram of their key was put together lately (they are its late copies) or
-    they are of UDP (most of which carry no tunnel: DNS, NFS...).  A
+    unless a datagram of their key, not of UDP, was put together lately (they are its late
+    copies) or they are of UDP (most of which carry no tunnel: DNS, NFS...).  A
     datagram put together with a malformed TCP header is counted too.
 
     Over a bound, the datagram given up is the oldest of those whose first fragment is not
@@ -212,8 +212,10 @@ class Defragmenter:
         return p
 
     def _put_together(self, key: _Key, frame_no: int) -> None:
-        self._pending.pop(key)
+        p = self._pending.pop(key)
         self._headless.pop(key, None)
+        if p.udp:  # its late copies are of UDP, never counted; a TCP datagram is no copy
+            return
         self._done.pop(key, None)
         self._done[key] = frame_no
         if len(self._done) > MAX_PENDING:

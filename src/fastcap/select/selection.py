@@ -19,7 +19,17 @@ from ..read.capture import Capture, WalkState
 from ..read.frames import F_NO_TS, F_OVER_SNAPLEN, F_SNAPPED, NO_TS
 from .decode import LINKTYPE_ETHERNET, Headers, Status, TcpFields, decode_tcp
 from .flows import FlowTable, port_lut
-from .fragments import FRAG_FIRST, FRAG_MF, FRAG_OTHER, FRAG_ROW, FRAG_UDP, FRAG_V6, MAX_AGE
+from .fragments import (
+    FRAG_FIRST,
+    FRAG_MF,
+    FRAG_OTHER,
+    FRAG_ROW,
+    FRAG_UDP,
+    FRAG_V6,
+    MAX_AGE,
+    MAX_DATAGRAM,
+    MAX_FRAGMENTS,
+)
 from .screen import TUNNEL_PORTS, Ports, Screened, screen
 from .tunnels import TUNNEL_NAMES
 
@@ -274,8 +284,10 @@ def iter_selected(cap: Capture, ports: Iterable[int] = DEFAULT_PORTS,
     flows = flows if flows is not None else FlowTable()
     held, buf = None, None
     same = np.zeros(0, np.int32)  # the link type of every row, when all interfaces share one
-    firsts: dict[bytes, int] = {}  # `_let_go_udp`'s keys of recent first fragments taken
+    let_go = _LetGo()  # what `_let_go_udp` knows of the walk so far
     for win in cap.windows(start, stop):
+        if let_go.begin is None and len(win):
+            let_go.begin = int(win.frame_no[0])
         if cap.buffer is not held:  # a stream's windows come from successive pieces
             held = cap.buffer
             buf = np.frombuffer(held, dtype=np.uint8)
@@ -314,9 +326,9 @@ def iter_selected(cap: Capture, ports: Iterable[int] = DEFAULT_PORTS,
             later |= tun & ((outer.frag == 2) | ((outer.frag == 1) & ~wanted))
         later = np.flatnonzero(later)
         tags = _outer_tags(sc, linktype)
-        if len(later) and outer.frag.any() or hd.frag.any():
-            later = later[~_let_go_udp(buf, win.offset, caplen, sc.rows, win.frame_no, hd,
-                                       outer, pick, later, tags, firsts)]
+        if outer.frag.any() or hd.frag.any():
+            later = later[~_let_go_udp(buf, win.offset, caplen, wire, sc.rows, win.frame_no,
+                                       hd, outer, pick, later, tags, let_go)]
         if len(pick) == 0 and len(later) == 0:
             continue
         rows = sc.rows[pick]
@@ -402,57 +414,168 @@ def _fragment_fields(buf: np.ndarray, base: int, cap: int, l3: int, v6: bool,
     return None
 
 
-def _let_go_udp(buf: np.ndarray, offset: np.ndarray, caplen: np.ndarray,
+@dataclass
+class _LetGo:
+    """What `_let_go_udp` knows of a walk's fragment rows: the frame it began at (what the
+    defragmenter holds from before it is not known), and the keys of the rows kept lately,
+    each with its last frame, oldest first."""
+
+    begin: int | None = None  # the walk's first frame
+    kept: dict[bytes, int] = field(default_factory=dict)
+
+
+def _ipv4_fragments(buf: np.ndarray, base: np.ndarray, cap: np.ndarray, end: np.ndarray
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per IPv4 fragment (header at file offset `base`, `cap` captured bytes from it, the
+    packet ending `end` bytes from it): its data's offset, data length, whether its whole
+    row is captured, MF, and the identification and addresses (10 bytes) as
+    `_fragment_fields` reads them."""
+    ihl = (buf[base] & 0x0F).astype(np.int64) * 4
+    fo = buf[base + 6].astype(np.int64) << 8 | buf[base + 7]
+    raw = buf[base[:, None] + np.array([4, 5, 12, 13, 14, 15, 16, 17, 18, 19])]
+    length = end - 12  # the row's payload: from the addresses to the packet's end
+    whole = (np.minimum(end, cap) - 12 >= length) & (ihl - 12 <= length) & (length >= 8)
+    return (fo & 0x1FFF) * 8, end - ihl, whole, (fo & 0x2000) != 0, raw
+
+
+def _reach(group: np.ndarray, lo: np.ndarray, hi: np.ndarray, n: int) -> np.ndarray:
+    """Per group 0..n-1, how far from 0 its pieces [lo, hi) cover without a hole (0 when
+    none begins at 0); `group` ascending."""
+    o = np.lexsort((lo, group))
+    group, lo, hi = group[o], lo[o], hi[o]
+    top = np.maximum.accumulate(hi + (group << 20))  # hi < 2**20: groups stay apart
+    new = np.ones(len(o), bool)
+    new[1:] = group[1:] != group[:-1]
+    hole = ~new
+    hole[1:] &= lo[1:] + (group[1:] << 20) > top[:-1]
+    # a piece is in the span from 0 while no hole came before it in its group
+    holes = np.cumsum(hole)
+    first = np.flatnonzero(new)
+    inside = holes == holes[first][np.cumsum(new) - 1]
+    out = np.zeros(n, np.int64)
+    np.maximum.at(out, group[inside], top[inside] - (group[inside] << 20))
+    out[group[first][lo[first] != 0]] = 0
+    return out
+
+
+def _ends_first(group: np.ndarray, mf: np.ndarray, hi: np.ndarray, n: int) -> np.ndarray:
+    """Per group, the end of its first piece (in arrival order) without MF: the datagram's
+    length as the defragmenter sets it; -1 when none."""
+    out = np.full(n, -1, np.int64)
+    tail = np.flatnonzero(~mf)
+    at = tail[np.unique(group[tail], return_index=True)[1]]
+    out[group[at]] = hi[at]
+    return out
+
+
+def _let_go_whole(group: np.ndarray, head: np.ndarray, lo: np.ndarray, hi: np.ndarray,
+                  mf: np.ndarray, n: int) -> np.ndarray:
+    """Per group 0..n-1 of taken rows (in arrival order), whether a defragmenter holding
+    nothing of its key lets its datagram go exactly at its last row: its first fragment
+    (`head`) is there, and all its bytes first are once the first fragment and the last
+    row have come.  `group` ascending, stable."""
+    last = np.ones(len(group), bool)
+    last[:-1] = group[:-1] != group[1:]
+    has_head = np.zeros(n, bool)
+    has_head[group[head]] = True
+    head_before = np.zeros(n, bool)
+    head_before[group[head & ~last]] = True
+    end = _ends_first(group, mf, hi, n)
+    whole = (end >= 0) & (_reach(group, lo, hi, n) >= end)
+    pre = ~last  # without the last row: let go already, the last one would begin anew
+    end = _ends_first(group[pre], mf[pre], hi[pre], n)
+    before = (end >= 0) & (_reach(group[pre], lo[pre], hi[pre], n) >= end)
+    return has_head & whole & ~(head_before & before)
+
+
+def _let_go_udp(buf: np.ndarray, offset: np.ndarray, caplen: np.ndarray, wire: np.ndarray,
                 sc_rows: np.ndarray, frame_no: np.ndarray, hd: Headers, outer: Headers,
                 pick: np.ndarray, later: np.ndarray, outer_tags: np.ndarray | None,
-                firsts: dict[bytes, int]) -> np.ndarray:
+                state: _LetGo) -> np.ndarray:
     """Per row of `later`, whether it is a fragment of a UDP datagram let go whole in this
     window, so that it need not become a fragment row: most fragmented UDP (NFS, DNS...) is
     no tunnel on a selected port, and a row each costs a Python step twice over.
 
-    A datagram is let go (`Defragmenter._other`) once its first fragment, on no selected
-    port, comes: its fragments make no segment and no count whatever their order.  So the
-    fragments of IPv4 UDP sharing their key (addresses, identification) with such a first
-    fragment in this window are dropped, unless a fragment of another kind shares it too, or
-    a first fragment on a selected port did lately (`firsts`, its datagram may be pending
-    from an earlier window).  Fragments of UDP whose first one is in another window stay
-    rows.  Only windows whose fragments carry no VLAN tag are filtered (an IPv4 key XORs
-    the VLAN id); IPv6 keys are apart from IPv4's and their rows stay."""
+    Rows are left out only where the defragmenter, fed them, would end as it began, so that
+    every walk gives the same datagrams whatever its windows or byte ranges: those of a key
+    (addresses and identification, as `_fragment_fields` keys them) are all IPv4 UDP
+    fragments after or beside a first one on no selected port (`Defragmenter._other`), the
+    first of them begins a datagram let go at the last of them, and no datagram of their
+    key may be pending: none was kept in the MAX_AGE frames before (`state`), nor could be
+    from before the walk (its first MAX_AGE frames keep all their rows)."""
     drop = np.zeros(len(later), bool)
     cut = pick[(hd.frag[pick] != 0) | (outer.frag[pick] != 0)]
     j = np.concatenate([later, cut])
     g_outer = outer.frag[j] != 0
+    g = (outer, hd)
     l3 = np.where(g_outer, outer.l3[j], hd.l3[j])
-    tagged = np.where(g_outer, outer.vlan_depth[j], hd.vlan_depth[j]) != 0
-    if outer_tags is not None:
-        tagged |= ~g_outer & (outer_tags[j] != 0)
     r = sc_rows[j]
     at = np.where(g_outer, outer.l3_off[j], hd.l3_off[j]).astype(np.int64)
-    member = (l3 == 4) & ~tagged & (at >= 0) & (at + 20 <= caplen[r])
-    udp = g_outer & (outer.ip_proto[j] == 17) & (outer.status[j] == Status.OK)
-    udp[len(later):] = False  # a first fragment on a selected port keeps its key's rows
-    head = udp & (outer.frag[j] == 1)
-    m = np.flatnonzero(member)
-    pos = offset[r[m]].astype(np.int64) + at[m]
-    raw = buf[pos[:, None] + np.array([4, 5, 12, 13, 14, 15, 16, 17, 18, 19])]
+    cap = caplen[r].astype(np.int64)
+    m = np.flatnonzero((l3 == 4) & (at >= 0) & (at + 20 <= cap))
+    if len(m) == 0:
+        return drop
+    ip_end = np.where(g_outer, outer.ip_end[j], hd.ip_end[j])[m].astype(np.int64)
+    end = np.minimum(ip_end, np.maximum(wire[r[m]].astype(np.int64), cap[m])) - at[m]
+    lo, size, whole, mf, raw = _ipv4_fragments(buf, offset[r[m]].astype(np.int64) + at[m],
+                                               cap[m] - at[m], end)
+    tags = np.where(g_outer, outer.vlan_depth[j], hd.vlan_depth[j])[m]
+    if outer_tags is not None:
+        tags = tags + np.where(g_outer[m], 0, outer_tags[j][m])
+    for i in np.flatnonzero(tags).tolist():  # the VLAN id the key XORs (`_key_vlan`)
+        jj = int(j[m[i]])
+        h = g[0] if g_outer[m[i]] else g[1]
+        depth, l3_at = int(h.vlan_depth[jj]), int(at[m[i]])
+        chains = ((l3_at - 2 - 4 * depth, depth),)
+        if h is hd and outer_tags is not None and outer_tags[jj]:
+            chains = ((12, int(outer_tags[jj])), *chains)
+        base = int(offset[r[m[i]]])
+        vid = _key_vlan(buf[base:base + int(cap[m[i]])].tobytes(), chains)
+        raw[i, 0] ^= vid >> 8
+        raw[i, 1] ^= vid & 0xFF
     keys, inv = np.unique(np.ascontiguousarray(raw).view("V10").ravel(), return_inverse=True)
     inv = inv.ravel()
-    while firsts and len(frame_no) and next(iter(firsts.values())) + MAX_AGE < frame_no[0]:
-        del firsts[next(iter(firsts))]
-    c = m >= len(later)
-    for k, f in zip(keys[inv[c]].tolist(), frame_no[r[m[c]]].tolist(), strict=True):
-        firsts.pop(k, None)
-        firsts[k] = int(f)
-    if tagged.any():  # the keys of tagged rows are not known here
-        return drop
-    ok = np.zeros(len(keys), bool)
-    ok[inv[head[m]]] = True
-    ok[inv[~udp[m]]] = False
-    if firsts:
+    frames = frame_no[r[m]]
+    kept = state.kept
+    while kept and next(iter(kept.values())) + MAX_AGE < frame_no[0]:
+        del kept[next(iter(kept))]
+    # a candidate key: all its rows UDP outer fragments in `later`, its first after the
+    # walk's first MAX_AGE frames and within MAX_AGE of its last, fewer than MAX_FRAGMENTS
+    udp = g_outer[m] & (outer.ip_proto[j[m]] == 17) & (outer.status[j[m]] == Status.OK)
+    udp &= m < len(later)
+    n = len(keys)
+    ok = np.ones(n, bool)
+    ok[inv[~udp]] = False
+    first = np.full(n, np.iinfo(np.int64).max)
+    np.minimum.at(first, inv, frames)
+    last = np.zeros(n, np.int64)
+    np.maximum.at(last, inv, frames)
+    ok &= (first >= state.begin + MAX_AGE) & (last - first <= MAX_AGE)
+    ok &= np.bincount(inv, minlength=n) < MAX_FRAGMENTS
+    if ok.any() and kept:
         cand = np.flatnonzero(ok)
         ok[[i for i, k in zip(cand.tolist(), keys[cand].tolist(), strict=True)
-            if k in firsts]] = False
-    drop[m[~c]] = ok[inv[~c]]
+            if k in kept]] = False
+    if ok.any():  # ... and its rows, fed alone, let its datagram go at the last of them
+        head = (outer.frag[j[m]] == 1) & g_outer[m]
+        taken = np.where(head, (np.minimum(end, cap[m] - at[m]) - 12 >= 8)
+                         & (size > 0) & (size <= MAX_DATAGRAM),
+                         whole & (size > 0) & (lo + size <= MAX_DATAGRAM))
+        t = np.flatnonzero(ok[inv] & taken)
+        o = t[np.argsort(inv[t], kind="stable")]
+        hi = np.where(head[o], size[o], lo[o] + size[o])
+        let_go = _let_go_whole(inv[o], head[o], np.where(head[o], 0, lo[o]), hi, mf[o], n)
+        ok &= let_go
+    gone = ok[inv] & (m < len(later))
+    drop[m[gone]] = True
+    if not gone.all():  # the keys of the rows kept, by their last frame
+        newest = np.full(n, -1, np.int64)
+        np.maximum.at(newest, inv[~gone], frames[~gone])
+        stay = np.flatnonzero(newest >= 0)
+        stay = stay[np.argsort(newest[stay], kind="stable")]
+        for k, f in zip(keys[stay].tolist(), newest[stay].tolist(), strict=True):
+            kept.pop(k, None)
+            kept[k] = f
     return drop
 
 
