@@ -423,18 +423,37 @@ def test_udp_let_go_early_changes_nothing(tmp_path, monkeypatch, short_age, wind
         assert rows < all_rows if window > 3 else rows == all_rows, (backend, window)
 
 
+def _v6_udp(ident: int) -> list[bytes]:
+    """An IPv6 NFS datagram from 2001:db8::1 to 2001:db8::2 in fragments of 64 bytes."""
+    dg = p.udp(2049, 800, bytes(180))
+    return [p.ether(p.ipv6(dg[a:a + 64], 17, "2001:db8::1", "2001:db8::2", ext_headers=[
+        (p.IPPROTO_FRAGMENT, p.ipv6_frag_body(a // 8, a + 64 < len(dg), ident))]), 0x86DD)
+        for a in range(0, len(dg), 64)]
+
+
 def _datagram(kind: str, ident: int, order: list[int], drop: int | None,
               copy: int | None) -> list[bytes]:
-    """The fragments of a VXLAN packet carrying a TCP segment to port 25, or of an NFS
-    datagram, from 192.0.2.1 to 192.0.2.2 (so that their keys meet): in `order` (indexes,
-    taken modulo their number), without fragment `drop`, with fragment `copy` twice."""
-    if kind == "vxlan":
+    """The fragments of a VXLAN packet carrying a TCP segment to port 25, of a TCP segment
+    to port 25, or of an NFS datagram, between the same hosts (so that their keys meet),
+    IPv4 or IPv6, under a VLAN tag (`-vlan`, its id 5 XORed into the key) or not: in
+    `order` (indexes, taken modulo their number), without fragment `drop`, with fragment
+    `copy` twice."""
+    base, _, tag = kind.partition("-")
+    if base == "vxlan":
         inner = p.tcp_frame("10.0.0.1", "10.0.0.2", 40000, 25, 1, 1, p.ACK, b"M" * 200)
-        whole = fragcap.vxlan(inner)
+        fr = fragcap.outer(fragcap.vxlan(inner), ident, 64)
+    elif base in ("tcp", "tcp6"):
+        v6 = base == "tcp6"
+        src, dst = ("2001:db8::1", "2001:db8::2") if v6 else ("192.0.2.1", "192.0.2.2")
+        fr = fragcap.fragments(v6, p.tcp(40000, 25, 1, 1, p.ACK, b"M" * 200, src=src,
+                                         dst=dst), src, dst, ident)
+    elif base == "nfs6":
+        fr = _v6_udp(ident)
     else:
-        whole = p.ether(p.ipv4(p.udp(2049, 800, bytes(180)), 17, "192.0.2.1", "192.0.2.2"),
-                        0x0800)
-    fr = fragcap.outer(whole, ident, 64)
+        fr = fragcap.outer(p.ether(p.ipv4(p.udp(2049, 800, bytes(180)), 17, "192.0.2.1",
+                                          "192.0.2.2"), 0x0800), ident, 64)
+    if tag:
+        fr = [fragcap.tagged(f, [5], [0x8100]) for f in fr]
     picked = [fr[i % len(fr)] for i in order] or fr
     if drop is not None:
         del picked[drop % len(picked)]
@@ -444,7 +463,8 @@ def _datagram(kind: str, ident: int, order: list[int], drop: int | None,
 
 
 _DATAGRAMS = st.lists(st.tuples(
-    st.sampled_from(["vxlan", "nfs", "nfs"]), st.sampled_from([5, 6, 7]),
+    st.sampled_from(["vxlan", "vxlan-vlan", "tcp", "tcp6", "nfs", "nfs", "nfs-vlan", "nfs6",
+                     "nfs6"]), st.sampled_from([0, 5, 6]),
     st.lists(st.integers(0, 5), max_size=6), st.none() | st.integers(0, 5),
     st.none() | st.integers(0, 5)), min_size=1, max_size=6)
 
@@ -474,9 +494,10 @@ def _defragmented(path: Path, backend: str, window: int, filtered: bool = True):
 @given(datagrams=_DATAGRAMS, mix=st.randoms(use_true_random=False),
        window=st.sampled_from([2, 3, 4, 7, 16, 1 << 16]))
 def test_udp_let_go_early_is_exact(tmp_path_factory, datagrams, mix, window):
-    """Datagrams of VXLAN and NFS whose keys meet, their fragments reordered, missing,
-    copied and interleaved: leaving out the rows of UDP let go changes nothing a
-    defragmenter makes of the rest, whatever the windows, in both backends."""
+    """Datagrams of VXLAN, TCP and NFS whose keys meet (IPv4 and IPv6, under a VLAN tag or
+    not), their fragments reordered, missing, copied and interleaved: leaving out the rows
+    of UDP let go changes nothing a defragmenter makes of the rest, whatever the windows,
+    in both backends."""
     lanes = [_datagram(*d) for d in datagrams]
     frames = []
     while any(lanes):
@@ -494,6 +515,83 @@ def test_udp_let_go_early_is_exact(tmp_path_factory, datagrams, mix, window):
             assert got[2] <= want[2]
     finally:
         fragments.MAX_AGE, selection.MAX_AGE = keep
+
+
+_TAGS = st.lists(st.tuples(st.sampled_from([0x8100, 0x88A8, 0x9100]),
+                           st.sampled_from([0, 1, 5, 4095])), max_size=3)
+
+
+@st.composite
+def _fragment_frames(draw) -> tuple[bytes, int]:
+    """A fragment of IPv4 or IPv6 (extension headers around its fragment header), of UDP or
+    TCP, under VLAN tags, alone, in VXLAN, or the outer packet of VXLAN cut, and how many
+    of its bytes are captured."""
+    v6, proto = draw(st.booleans()), draw(st.sampled_from([6, 17]))
+    off, more = draw(st.sampled_from([0, 8, 64])), draw(st.booleans())
+    ident = draw(st.integers(0, 0xFFFFFFFF if v6 else 0xFFFF))
+    data = p.udp(5, 2049, bytes(60)) if proto == 17 else bytes(80)
+    if v6:
+        ext = [(e, b"") for e in draw(st.lists(st.sampled_from([0, 60, 43]), max_size=2))]
+        ext.append((p.IPPROTO_FRAGMENT, p.ipv6_frag_body(off // 8, more, ident)))
+        ext += [(60, b"")] * draw(st.integers(0, 1))
+        ip = p.ipv6(data, proto, "2001:db8::1", "2001:db8::2", ext_headers=ext)
+    else:
+        ip = p.ipv4(data, proto, "192.0.2.1", "192.0.2.2", ident=ident, dont_fragment=False,
+                    more_fragments=more, frag_offset=off // 8)
+    frame = p.ether(ip, 0x86DD if v6 else 0x0800, vlans=draw(_TAGS))
+    how = draw(st.sampled_from(["alone", "vxlan", "outer"]))
+    if how != "alone":
+        vx = p.ether(p.ipv4(p.udp(5555, 4789, bytes((8, 0, 0, 0, 0, 0, 1, 0)) + frame), 17,
+                            "192.0.2.7", "192.0.2.8"), 0x0800)
+        if how == "outer":
+            vx = draw(st.sampled_from(fragcap.outer(vx, ident & 0xFFFF, 64)))
+        tags = draw(_TAGS)
+        frame = fragcap.tagged(vx, [v for _, v in tags], [t for t, _ in tags]) if tags else vx
+    return frame, draw(st.integers(14, len(frame))) if draw(st.booleans()) else len(frame)
+
+
+@settings(max_examples=40, deadline=None)
+@given(frames=st.lists(_fragment_frames(), min_size=1, max_size=12))
+def test_fragment_columns_read_each_fragment_as_its_row_does(tmp_path_factory, frames):
+    """The fragments' keys (VLAN id XORed in, IPv6 identification), offsets and lengths read
+    for a whole window in numpy are what each row's own reading gives."""
+    path = tmp_path_factory.mktemp("cols") / "f.pcap"
+    fragcap.write(path, [(f[:cut], len(f)) for f, cut in frames])
+    seen = []
+    real = selection._let_go_udp
+
+    def check(buf, offset, caplen, wire, sc_rows, frame_no, hd, outer, pick, later, tags,
+              state):
+        cut = pick[(hd.frag[pick] != 0) | (outer.frag[pick] != 0)]
+        j = np.concatenate([later, cut])
+        fc = selection.fragment_columns(buf, offset, caplen, wire, sc_rows, hd, outer, tags, j)
+        for i, row in enumerate(j.tolist()):
+            g, f = selection._fragment_row(buf, offset, caplen, sc_rows, hd, outer, tags, row)
+            assert bool(fc.valid[i]) == (f is not None)
+            r = int(sc_rows[row])
+            assert fc.end[i] == min(int(g.ip_end[row]), max(int(wire[r]), int(caplen[r])))
+            if f is None:
+                continue
+            start, data_at, off, mf, ident = f
+            v6 = bool(fc.key[i, 0])
+            frame = bytes(buf[int(offset[r]):int(offset[r]) + int(caplen[r])])
+            assert (fc.start[i], fc.data_at[i], fc.offset[i], bool(fc.mf[i])) == (
+                start, data_at, off, bool(mf))
+            assert int.from_bytes(bytes(fc.key[i, 1:5]), "big") == ident
+            assert bytes(fc.key[i, 5:37 if v6 else 13]) == frame[start:start + (32 if v6
+                                                                                else 8)]
+            seen.append(v6)
+        return real(buf, offset, caplen, wire, sc_rows, frame_no, hd, outer, pick, later,
+                    tags, state)
+
+    selection._let_go_udp = check
+    try:
+        for backend in BACKENDS:
+            with Capture(path, backend=backend, window=5) as cap:
+                for _ in iter_selected(cap, [25]):
+                    pass
+    finally:
+        selection._let_go_udp = real
 
 
 def test_udp_fragments_without_their_first_stay_bounded(tmp_path, monkeypatch):

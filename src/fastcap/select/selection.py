@@ -424,18 +424,128 @@ class _LetGo:
     kept: dict[bytes, int] = field(default_factory=dict)
 
 
-def _ipv4_fragments(buf: np.ndarray, base: np.ndarray, cap: np.ndarray, end: np.ndarray
-                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Per IPv4 fragment (header at file offset `base`, `cap` captured bytes from it, the
-    packet ending `end` bytes from it): its data's offset, data length, whether its whole
-    row is captured, MF, and the identification and addresses (10 bytes) as
-    `_fragment_fields` reads them."""
-    ihl = (buf[base] & 0x0F).astype(np.int64) * 4
-    fo = buf[base + 6].astype(np.int64) << 8 | buf[base + 7]
-    raw = buf[base[:, None] + np.array([4, 5, 12, 13, 14, 15, 16, 17, 18, 19])]
-    length = end - 12  # the row's payload: from the addresses to the packet's end
-    whole = (np.minimum(end, cap) - 12 >= length) & (ihl - 12 <= length) & (length >= 8)
-    return (fo & 0x1FFF) * 8, end - ihl, whole, (fo & 0x2000) != 0, raw
+def _fragment_row(buf: np.ndarray, offset: np.ndarray, caplen: np.ndarray,
+                  sc_rows: np.ndarray, hd: Headers, outer: Headers | None,
+                  outer_tags: np.ndarray | None, j: int
+                  ) -> tuple[Headers, tuple[int, int, int, int, int] | None]:
+    """Row j's fragmented packet (the outermost one when that is the packet cut, else the
+    innermost), and `_fragment_fields` of it, its key's VLAN read from the tags just before
+    its IP header, after those of its outer frame when it is tunnelled (`outer_tags`)."""
+    r = int(sc_rows[j])
+    g = outer if outer is not None and outer.frag[j] else hd
+    l3, depth = int(g.l3_off[j]), int(g.vlan_depth[j])
+    chains = ((l3 - 2 - 4 * depth, depth),)
+    if g is hd and outer_tags is not None and outer_tags[j]:
+        chains = ((12, int(outer_tags[j])), *chains)
+    return g, _fragment_fields(buf, int(offset[r]), int(caplen[r]), l3, int(g.l3[j]) == 6,
+                               chains)
+
+
+@dataclass(frozen=True)
+class FragmentColumns:
+    """Per row given, what `_fragment_row` reads of its fragment, read for all rows at once
+    (`fragment_columns`); frame-relative offsets as `_with_fragments` makes its row of it."""
+
+    valid: np.ndarray  # bool: the fragment header is where the decoder found it (a row)
+    key: np.ndarray  # (n, 37) uint8: IPv6 or not, identification as keyed, addresses
+    offset: np.ndarray  # int64: the fragment's data's offset in its datagram
+    mf: np.ndarray  # bool: more fragments follow
+    start: np.ndarray  # int64: where the row's payload (the addresses) begins in the frame
+    data_at: np.ndarray  # int64: where the fragment's data begins in the frame
+    end: np.ndarray  # int64: where the row's payload ends in the frame (the packet's end)
+    v6: np.ndarray  # bool
+
+
+def _vlan_ids(buf: np.ndarray, base: np.ndarray, cap: np.ndarray, at: np.ndarray,
+              n: np.ndarray) -> np.ndarray:
+    """Per row, the id of the first of its `n` tags from frame byte `at` that is 802.1Q
+    (TPID 0x8100 or 0x9100) with an id other than 0, as `_key_vlan` reads one chain; 0 for
+    none (tags outside the `cap` captured bytes do not count)."""
+    k = np.arange(8)
+    p = at[:, None] + 4 * k
+    ok = (k < n[:, None]) & (p >= 0) & (p + 4 <= cap[:, None])
+    q = base[:, None] + np.where(ok, p, 0)
+    tpid = buf[q].astype(np.int32) << 8 | buf[q + 1]
+    vid = (buf[q + 2].astype(np.int32) & 0x0F) << 8 | buf[q + 3]
+    hit = ok & ((tpid == 0x8100) | (tpid == 0x9100)) & (vid != 0)
+    first = np.argmax(hit, axis=1)
+    return np.where(hit.any(axis=1), vid[np.arange(len(at)), first], 0)
+
+
+_EXT6_STEP = np.array(sorted(_EXT6 | {51}))
+
+
+def _v6_fragment_headers(buf: np.ndarray, base: np.ndarray, cap: np.ndarray,
+                         at: np.ndarray) -> np.ndarray:
+    """Per IPv6 packet (header at frame byte `at`), where its fragment header begins in the
+    frame, walked as `_fragment_fields` walks it; -1 when it is not found whole."""
+    found = np.full(len(at), -1, np.int64)
+    live = at + 7 <= cap
+    nh = np.where(live, buf[base + np.where(live, at + 6, 0)], 0).astype(np.int64)
+    p = at + 40
+    for _ in range(9):
+        hit = live & (nh == 44)
+        found[hit & (p + 8 <= cap)] = p[hit & (p + 8 <= cap)]
+        live &= ~hit & (p + 2 <= cap) & np.isin(nh, _EXT6_STEP)
+        if not live.any():
+            break
+        q = base + np.where(live, p, 0)
+        size = np.where(nh == 51, (buf[q + 1].astype(np.int64) + 2) << 2,
+                        (buf[q + 1].astype(np.int64) + 1) << 3)
+        nh = np.where(live, buf[q], nh).astype(np.int64)
+        p = np.where(live, p + size, p)
+    return found
+
+
+def fragment_columns(buf: np.ndarray, offset: np.ndarray, caplen: np.ndarray,
+                     wire: np.ndarray, sc_rows: np.ndarray, hd: Headers, outer: Headers,
+                     outer_tags: np.ndarray | None, j: np.ndarray) -> FragmentColumns:
+    """`_fragment_row` of the window's rows `j` (indexes into `hd`), in numpy: IPv4 and
+    IPv6, under VLAN tags and tunnels alike."""
+    g_outer = outer.frag[j] != 0
+
+    def col(name: str) -> np.ndarray:
+        return np.where(g_outer, getattr(outer, name)[j], getattr(hd, name)[j])
+
+    n = len(j)
+    l3, at = col("l3"), col("l3_off").astype(np.int64)
+    r = sc_rows[j]
+    base, cap = offset[r].astype(np.int64), caplen[r].astype(np.int64)
+    end = np.minimum(col("ip_end").astype(np.int64), np.maximum(wire[r].astype(np.int64), cap))
+    key = np.zeros((n, 37), np.uint8)
+    lo, mf = np.zeros(n, np.int64), np.zeros(n, bool)
+    start, data_at = at + 12, np.zeros(n, np.int64)
+    v6 = l3 == 6
+    valid = np.zeros(n, bool)
+    i4 = np.flatnonzero((l3 == 4) & (at >= 0) & (at + 20 <= cap))
+    if len(i4):
+        q = base[i4] + at[i4]
+        fo = buf[q + 6].astype(np.int64) << 8 | buf[q + 7]
+        lo[i4], mf[i4] = (fo & 0x1FFF) * 8, (fo & 0x2000) != 0
+        data_at[i4] = at[i4] + (buf[q] & 0x0F).astype(np.int64) * 4
+        depth = col("vlan_depth")[i4].astype(np.int64)
+        vid = _vlan_ids(buf, base[i4], cap[i4], at[i4] - 2 - 4 * depth, depth)
+        if outer_tags is not None:  # a tunnelled row's outer frame's tags are read first
+            first = np.where(g_outer[i4], 0, outer_tags[j[i4]]).astype(np.int64)
+            seen = _vlan_ids(buf, base[i4], cap[i4], np.full(len(i4), 12), first)
+            vid = np.where(seen != 0, seen, vid)
+        ident = (buf[q + 4].astype(np.int64) << 8 | buf[q + 5]) ^ vid
+        key[i4, 3], key[i4, 4] = ident >> 8, ident & 0xFF
+        key[i4, 5:13] = buf[q[:, None] + np.arange(12, 20)]
+        valid[i4] = True
+    i6 = np.flatnonzero(v6 & (at >= 0))
+    if len(i6):
+        fa = _v6_fragment_headers(buf, base[i6], cap[i6], at[i6])
+        i6, fa = i6[fa >= 0], fa[fa >= 0]
+        q = base[i6] + fa
+        fo = buf[q + 2].astype(np.int64) << 8 | buf[q + 3]
+        lo[i6], mf[i6] = fo & 0xFFF8, (fo & 1) != 0
+        start[i6], data_at[i6] = at[i6] + 8, fa + 8
+        key[i6, 0] = 1
+        key[i6, 1:5] = buf[q[:, None] + np.arange(4, 8)]
+        key[i6, 5:37] = buf[(base[i6] + at[i6])[:, None] + np.arange(8, 40)]
+        valid[i6] = True
+    return FragmentColumns(valid, key, lo, mf, start, data_at, end, v6)
 
 
 def _reach(group: np.ndarray, lo: np.ndarray, hi: np.ndarray, n: int) -> np.ndarray:
@@ -498,50 +608,37 @@ def _let_go_udp(buf: np.ndarray, offset: np.ndarray, caplen: np.ndarray, wire: n
 
     Rows are left out only where the defragmenter, fed them, would end as it began, so that
     every walk gives the same datagrams whatever its windows or byte ranges: those of a key
-    (addresses and identification, as `_fragment_fields` keys them) are all IPv4 UDP
-    fragments after or beside a first one on no selected port (`Defragmenter._other`), the
-    first of them begins a datagram let go at the last of them, and no datagram of their
-    key may be pending: none was kept in the MAX_AGE frames before (`state`), nor could be
-    from before the walk (its first MAX_AGE frames keep all their rows)."""
+    (addresses and identification, as `_fragment_fields` keys them) are all UDP fragments
+    (IPv4 or IPv6, tagged or not, read in numpy: `fragment_columns`) after or beside a first
+    one on no selected port (`Defragmenter._other`), the first of them begins a datagram let
+    go at the last of them, and no datagram of their key may be pending: none was kept in
+    the MAX_AGE frames before (`state`), nor could be from before the walk (its first
+    MAX_AGE frames keep all their rows)."""
     drop = np.zeros(len(later), bool)
     cut = pick[(hd.frag[pick] != 0) | (outer.frag[pick] != 0)]
     j = np.concatenate([later, cut])
-    g_outer = outer.frag[j] != 0
-    g = (outer, hd)
-    l3 = np.where(g_outer, outer.l3[j], hd.l3[j])
-    r = sc_rows[j]
-    at = np.where(g_outer, outer.l3_off[j], hd.l3_off[j]).astype(np.int64)
-    cap = caplen[r].astype(np.int64)
-    m = np.flatnonzero((l3 == 4) & (at >= 0) & (at + 20 <= cap))
+    fc = fragment_columns(buf, offset, caplen, wire, sc_rows, hd, outer, outer_tags, j)
+    m = np.flatnonzero(fc.valid)
     if len(m) == 0:
         return drop
-    ip_end = np.where(g_outer, outer.ip_end[j], hd.ip_end[j])[m].astype(np.int64)
-    end = np.minimum(ip_end, np.maximum(wire[r[m]].astype(np.int64), cap[m])) - at[m]
-    lo, size, whole, mf, raw = _ipv4_fragments(buf, offset[r[m]].astype(np.int64) + at[m],
-                                               cap[m] - at[m], end)
-    tags = np.where(g_outer, outer.vlan_depth[j], hd.vlan_depth[j])[m]
-    if outer_tags is not None:
-        tags = tags + np.where(g_outer[m], 0, outer_tags[j][m])
-    for i in np.flatnonzero(tags).tolist():  # the VLAN id the key XORs (`_key_vlan`)
-        jj = int(j[m[i]])
-        h = g[0] if g_outer[m[i]] else g[1]
-        depth, l3_at = int(h.vlan_depth[jj]), int(at[m[i]])
-        chains = ((l3_at - 2 - 4 * depth, depth),)
-        if h is hd and outer_tags is not None and outer_tags[jj]:
-            chains = ((12, int(outer_tags[jj])), *chains)
-        base = int(offset[r[m[i]]])
-        vid = _key_vlan(buf[base:base + int(cap[m[i]])].tobytes(), chains)
-        raw[i, 0] ^= vid >> 8
-        raw[i, 1] ^= vid & 0xFF
-    keys, inv = np.unique(np.ascontiguousarray(raw).view("V10").ravel(), return_inverse=True)
+    jm, r = j[m], sc_rows[j[m]]
+    cap = caplen[r].astype(np.int64)
+    lo, mf, end, start = fc.offset[m], fc.mf[m], fc.end[m], fc.start[m]
+    length = end - start  # the row's payload, its captured part, and its fragment's data
+    held = np.minimum(np.maximum(np.minimum(end, cap) - start, 0), length)
+    size = end - fc.data_at[m]
+    least = np.where(fc.v6[m], 32, 8)
+    keys, inv = np.unique(np.ascontiguousarray(fc.key[m]).view("V37").ravel(),
+                          return_inverse=True)
     inv = inv.ravel()
-    frames = frame_no[r[m]]
+    frames = frame_no[r]
     kept = state.kept
     while kept and next(iter(kept.values())) + MAX_AGE < frame_no[0]:
         del kept[next(iter(kept))]
     # a candidate key: all its rows UDP outer fragments in `later`, its first after the
     # walk's first MAX_AGE frames and within MAX_AGE of its last, fewer than MAX_FRAGMENTS
-    udp = g_outer[m] & (outer.ip_proto[j[m]] == 17) & (outer.status[j[m]] == Status.OK)
+    g_outer = outer.frag[jm] != 0
+    udp = g_outer & (outer.ip_proto[jm] == 17) & (outer.status[jm] == Status.OK)
     udp &= m < len(later)
     n = len(keys)
     ok = np.ones(n, bool)
@@ -557,9 +654,9 @@ def _let_go_udp(buf: np.ndarray, offset: np.ndarray, caplen: np.ndarray, wire: n
         ok[[i for i, k in zip(cand.tolist(), keys[cand].tolist(), strict=True)
             if k in kept]] = False
     if ok.any():  # ... and its rows, fed alone, let its datagram go at the last of them
-        head = (outer.frag[j[m]] == 1) & g_outer[m]
-        taken = np.where(head, (np.minimum(end, cap[m] - at[m]) - 12 >= 8)
-                         & (size > 0) & (size <= MAX_DATAGRAM),
+        head = (outer.frag[jm] == 1) & g_outer
+        whole = (held >= length) & (size >= 0) & (length >= least)
+        taken = np.where(head, (held >= least) & (size > 0) & (size <= MAX_DATAGRAM),
                          whole & (size > 0) & (lo + size <= MAX_DATAGRAM))
         t = np.flatnonzero(ok[inv] & taken)
         o = t[np.argsort(inv[t], kind="stable")]
@@ -602,15 +699,9 @@ def _with_fragments(buf: np.ndarray, offset: np.ndarray, caplen: np.ndarray,
     for i, j, first in todo:
         r = int(sc_rows[j])
         base, cap = int(offset[r]), int(caplen[r])
-        g = outer if outer is not None and outer.frag[j] else hd  # the fragmented packet's
+        g, f = _fragment_row(buf, offset, caplen, sc_rows, hd, outer, outer_tags, j)
         v6 = int(g.l3[j]) == 6
-        l3 = int(g.l3_off[j])
         end = min(int(g.ip_end[j]), max(int(wire[r]), cap))
-        depth = int(g.vlan_depth[j])
-        chains = ((l3 - 2 - 4 * depth, depth),)  # the tags just before the IP header
-        if g is hd and outer_tags is not None and outer_tags[j]:  # its outer frame's first
-            chains = ((12, int(outer_tags[j])), *chains)
-        f = _fragment_fields(buf, base, cap, l3, v6, chains)
         if first:
             keep[i] = False
         if f is None:
