@@ -6,12 +6,13 @@ whatever the fragments claim."""
 from __future__ import annotations
 
 import gzip
+import random
 import subprocess
 from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from fastcap import Capture
@@ -490,6 +491,9 @@ def _defragmented(path: Path, backend: str, window: int, filtered: bool = True):
     return out, dict(d.skipped), rows
 
 
+# a VXLAN packet's first fragment, then an NFS datagram of its key, windows apart
+@example(datagrams=[("vxlan", 0, [0], None, None), ("nfs", 0, [], None, None)],
+         mix=random.Random(0), window=2)
 @settings(max_examples=15, deadline=None)
 @given(datagrams=_DATAGRAMS, mix=st.randoms(use_true_random=False),
        window=st.sampled_from([2, 3, 4, 7, 16, 1 << 16]))
@@ -550,6 +554,9 @@ def _fragment_frames(draw) -> tuple[bytes, int]:
     return frame, draw(st.integers(14, len(frame))) if draw(st.booleans()) else len(frame)
 
 
+@example(frames=[(p.ether(p.ipv4(p.udp(5, 2049, bytes(60)), 17, "192.0.2.1", "192.0.2.2",
+                                 ident=77, dont_fragment=False, more_fragments=True),
+                          0x0800, vlans=[(0x88A8, 3), (0x9100, 5), (0x8100, 1)]), 120)])
 @settings(max_examples=25, deadline=None)
 @given(frames=st.lists(_fragment_frames(), min_size=1, max_size=12))
 def test_fragment_columns_read_each_fragment_as_its_row_does(tmp_path_factory, frames):
