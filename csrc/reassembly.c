@@ -472,9 +472,11 @@ static int tomb_late(const fc_reasm *r, int64_t flow, int dir, uint32_t seq, uin
 
 /* Does this segment, starting a connection on a flow whose last connection closed on an
  * RST, go on with that connection: payload, no SYN, its sequence number within or at the end
- * of what its direction sent, and its acknowledgement (if any) within what the peer sent?
- * Then the RST was lost, or not taken, past the capture point, and the session that starts
- * here names the closed one (its first frame) and the RST (tshark keeps one stream). */
+ * of what its direction sent, and its acknowledgement (if any) within what the peer sent or
+ * up to FC_WINDOW_MAX past it (bytes the capture missed: a receiver acknowledges what
+ * reached it, and no window is wider)?  Then the RST was lost, or not taken, past the
+ * capture point, and the session that starts here names the closed one (its first frame)
+ * and the RST (tshark keeps one stream). */
 static const rtomb *tomb_resumed(const fc_reasm *r, int64_t flow, int dir, uint32_t seq,
                                  uint32_t ack, uint16_t flags, int64_t plen)
 {
@@ -485,7 +487,8 @@ static const rtomb *tomb_resumed(const fc_reasm *r, int64_t flow, int dir, uint3
     if (!t->has_base[dir] || (uint32_t)(seq - t->base[dir]) > t->span[dir])
         return NULL;
     if ((flags & TH_ACK) && t->has_base[1 - dir] &&
-        (uint32_t)(ack - t->base[1 - dir]) > t->span[1 - dir])
+        (int64_t)(uint32_t)(ack - t->base[1 - dir]) >
+            (int64_t)t->span[1 - dir] + FC_WINDOW_MAX)
         return NULL;
     return t;
 }

@@ -284,15 +284,21 @@ def _resumed_cases() -> dict[str, tuple[list[tuple], int | None]]:
         "RST, 30 s of silence, the server goes on": (open_[:6] + [
             (C, a, b, RST | ACK, b"")] + later([(S, b, a, ACK | PSH, b"421 idle\r\n")],
                                                 30 * 10**9), 7),
+        # the server's next reply was lost before the capture point: the client acknowledges
+        # bytes the capture never saw (tshark: "ACKed segment that wasn't captured")
+        "RST, the client acknowledges a reply the capture missed": (open_[:6] + [
+            (C, a, b, RST | ACK, b"")] + later([
+                (C, a, b + len(OK), ACK | PSH, QUIT),
+                (S, b + len(OK), a + len(QUIT), ACK | PSH, BYE)]), 7),
         # no continuation: a new connection (SYN), data outside the old sequence space, an
-        # acknowledgement of bytes the peer never sent
+        # acknowledgement of bytes the peer never sent (beyond any receive window)
         "RST, then the port reused": (open_ + [end] + _conversation(777_777, 888_888,
                                                                   at=4 * 10**9), None),
         "RST, then data of another sequence space": (
             open_ + [end] + later([(C, 99_999, 77_777, ACK | PSH, EHLO)]), None),
         "RST, then data acknowledging unsent bytes": (
-            open_ + [end] + later([(C, a + len(QUIT), b + len(BYE) + 900, ACK | PSH, EHLO)]),
-            None),
+            open_ + [end] + later([(C, a + len(QUIT), b + len(BYE) + (1 << 29),
+                                    ACK | PSH, EHLO)]), None),
     }
 
 

@@ -45,7 +45,8 @@ Rules both cores implement (per direction of a connection):
   closed connection the flow last held (a SYN repeating that direction's ISN, or no SYN and a
   sequence number within that direction's sequence space): such segments are counted (`late`).  A
   segment with payload that goes on with a connection closed on an RST (no SYN, its sequence number
-  within or at the end of its direction's space, its acknowledgement within the peer's) starts a
+  within or at the end of its direction's space, its acknowledgement within the peer's or up to
+  WINDOW_MAX past it, bytes the capture missed) starts a
   connection naming the closed one (`after_first`, `after_rst`: the RST was lost or not acted on
   past the capture point, and tshark keeps one stream).  The record of that closed connection is
   kept per flow id modulo TOMB_SLOTS, so its memory is fixed.
@@ -679,7 +680,7 @@ class PyReassemblerCore:
         if not has_base or (seq - base) & _M32 > span:
             return -1, -1
         has_base, base, span = t[2 - d][:3]
-        if flags & _ACK and has_base and (ack - base) & _M32 > span:
+        if flags & _ACK and has_base and (ack - base) & _M32 > span + WINDOW_MAX:
             return -1, -1
         return t[3]
 
