@@ -493,32 +493,43 @@ def soup_flows(n: int) -> FlowTable:
 @st.composite
 def soups(draw) -> list[Seg]:
     """Segments of up to three flows: data around 32-bit wrap-around, overlapping, duplicated
-    and conflicting re-sends, SYN/SYN-ACK/FIN/RST anywhere, snapped and unreadable payloads,
-    keep-alive and zero-window shapes, timestamps that jump back and forth."""
+    and conflicting re-sends, SYN/SYN-ACK/FIN/RST anywhere, an RST at the end of what its
+    direction sent (the one a connection closes on, so that data after it may go on with
+    the closed connection), snapped and unreadable payloads, keep-alive and zero-window
+    shapes, timestamps that jump back and forth."""
     nflows = draw(st.integers(1, 3))
     isn = {(f, d): draw(st.one_of(st.integers(2**32 - 400, 2**32 - 1), st.integers(0, M32)))
            for f in range(nflows) for d in (True, False)}
+    sent = {k: 0 for k in isn}  # the furthest offset each direction's data reached
     out = []
     for _ in range(draw(st.integers(1, 70))):
         flow, d = draw(st.integers(0, nflows - 1)), draw(st.booleans())
         kind = draw(st.sampled_from(["data"] * 6 + ["syn", "synack", "fin", "rst", "ack",
-                                                     "wild", "newsyn"]))
+                                                     "wild", "newsyn", "rstend"]))
         off = draw(st.integers(-30, 500))
         plen = draw(st.sampled_from([0, 1, 1, 2, 3, 8, 40, 100, 200, -1, 70_000, 2**31 - 1]))
         flags = {"data": ACK | PSH, "syn": SYN, "synack": SYN | ACK, "fin": FIN | ACK,
                  "rst": draw(st.sampled_from([RST, RST | ACK, RST | SYN])), "ack": ACK,
-                 "wild": draw(st.integers(0, 0x1FF)), "newsyn": SYN}[kind]
+                 "wild": draw(st.integers(0, 0x1FF)), "newsyn": SYN, "rstend": RST}[kind]
         seq = isn[(flow, d)] + (0 if kind in ("syn", "synack") else 1 + off)
         if kind == "newsyn":
             seq = draw(st.integers(0, M32))
         peer = isn[(flow, not d)]
         ack = draw(st.sampled_from([0, peer + 1, peer + 1 + off, draw(st.integers(0, M32))]))
+        if kind == "rstend":
+            flags, plen = RST | ACK, 0
+            seq, ack = isn[(flow, d)] + 1 + sent[(flow, d)], peer + 1 + sent[(flow, not d)]
+        elif kind == "data" and 0 < plen <= 200:
+            sent[(flow, d)] = max(sent[(flow, d)], off + plen)
         have = min(max(plen, 0), 256)
         caplen = have if draw(st.integers(0, 4)) else draw(st.integers(-3, have))
         out.append(Seg(flow, d, seq & M32, ack & M32, flags, plen, caplen,
                        draw(st.sampled_from([0, 1, 512, 65535])),
                        draw(st.one_of(st.integers(0, 5_000_000), st.sampled_from(
-                           [-(2**63), 2**63 - 1, -(2**62), 2**62]))),
+                           [-(2**63), 2**63 - 1, -(2**62), 2**62]),
+                           # seconds later than every time before (a closed connection
+                           # lingers out)
+                           st.just(10**10 + len(out) * 2 * 10**9))),
                        draw(st.sampled_from([0, 0, 0, 1, 2, 3])),
                        draw(st.sampled_from([0] * 12 + [-1, 1])),
                        draw(st.sampled_from([20] * 15 + [0]))))
@@ -635,6 +646,25 @@ def test_reassembler_soup_twins_agree(segs, data, cap, budget, max_open, max_seg
     assert sum(not s.flags & RST for s in decodable) <= landed <= len(decodable)
     for c in python:
         check_provenance(c, segs, len(buf), sel.payload_file_off, cap)
+    check_after_reset(python, segs)
+
+
+def check_after_reset(conns: list[Connection], segs: list[Seg]) -> None:
+    """A connection naming one closed on an RST (`after_reset`) names an earlier connection
+    of its flow, by its first frame and the first RST it closed on, and itself begins with
+    a segment carrying payload, neither SYN nor RST."""
+    by_first = {c.first_frame: c for c in conns}
+    for c in conns:
+        if c.after_reset is None:
+            continue
+        first, rst = c.after_reset
+        assert first < rst < c.first_frame
+        closed = by_first[first]
+        assert closed.flow == c.flow and closed.last_frame < c.first_frame
+        assert rst == min(f for f in (closed.c2s.rst_frame, closed.s2c.rst_frame)
+                          if f is not None)
+        opening = segs[c.first_frame - 1]
+        assert opening.plen > 0 and not opening.flags & (SYN | RST)
 
 
 @needs_native

@@ -361,7 +361,15 @@ typedef struct {
     int64_t fno;
     const uint8_t *p;   /* clamped payload as the core may read it */
     int64_t caplen;
+    int64_t plen;       /* payload length as the core takes it (negative: 0) */
+    uint16_t flags;
 } fed_row;
+
+/* A connection handed on: what a later one naming it (after_first, after_rst) must match. */
+typedef struct {
+    int64_t flow, first_frame, last_frame;
+    int64_t rst_frame; /* its first RST's frame, -1: none */
+} done_conn;
 
 typedef struct {
     fc_reasm *r;
@@ -373,6 +381,8 @@ typedef struct {
     int64_t resets; /* rows fed with RST set */
     uint8_t *index_seen; /* one flag per possible connection index (<= rows fed) */
     int64_t index_cap;
+    done_conn *dones;    /* every connection handed on, in hand-over order */
+    int64_t ndones;
 } reasm_ctx;
 
 static int cmp_seg(const void *a, const void *b)
@@ -461,6 +471,40 @@ static void check_dir(reasm_ctx *x, int64_t i, int k, const fc_conn_info *ci)
     free(sl);
 }
 
+static const fed_row *fed_at(const reasm_ctx *x, int64_t fno)
+{
+    for (int64_t i = 0; i < x->nfed; i++)
+        if (x->fed[i].fno == fno)
+            return &x->fed[i];
+    return NULL;
+}
+
+/* A connection going on with one closed on an RST names it: an earlier connection of its
+ * flow, handed on before this one began, by its first frame and the first RST it closed on;
+ * and it begins with a segment carrying payload, neither SYN nor RST.  Then it is recorded
+ * for the connections after it. */
+static void check_after(reasm_ctx *x, const fc_conn_info *ci)
+{
+    CHECK((ci->after_first == -1) == (ci->after_rst == -1));
+    if (ci->after_first != -1) {
+        CHECK(ci->after_first >= x->min_frame && ci->after_first < ci->after_rst &&
+              ci->after_rst < ci->first_frame);
+        const done_conn *named = NULL;
+        for (int64_t k = 0; k < x->ndones && !named; k++)
+            if (x->dones[k].flow == ci->flow && x->dones[k].first_frame == ci->after_first)
+                named = &x->dones[k];
+        CHECK(named && named->rst_frame == ci->after_rst &&
+              named->last_frame < ci->first_frame);
+        const fed_row *rst = fed_at(x, ci->after_rst), *opening = fed_at(x, ci->first_frame);
+        CHECK(rst && (rst->flags & TH_RST));
+        CHECK(opening && opening->plen > 0 && !(opening->flags & (TH_SYN | TH_RST)));
+    }
+    int64_t f0 = ci->dir[0].rst_frame, f1 = ci->dir[1].rst_frame;
+    CHECK(x->ndones < x->index_cap);
+    x->dones[x->ndones++] = (done_conn){ci->flow, ci->first_frame, ci->last_frame,
+                                        f0 >= 0 && (f1 < 0 || f0 < f1) ? f0 : f1};
+}
+
 /* Read and release the done list the way tcp/core_c.py does. */
 static void drain(reasm_ctx *x, int64_t expect)
 {
@@ -480,6 +524,7 @@ static void drain(reasm_ctx *x, int64_t expect)
         CHECK(ci.evicted == 0 || ci.evicted == 1);
         CHECK(ci.first_dir == 0 || ci.first_dir == 1);
         CHECK(ci.syn_dir >= -1 && ci.syn_dir <= 1 && ci.synack_dir >= -1 && ci.synack_dir <= 1);
+        check_after(x, &ci);
         x->frames_done += ci.frames;
         for (int k = 0; k < 2; k++)
             check_dir(x, i, k, &ci);
@@ -534,7 +579,8 @@ static void fuzz_reasm(const uint8_t *data, size_t size)
     x.fed = calloc((size_t)nrows + 1, sizeof *x.fed);
     x.index_cap = nrows + 1;
     x.index_seen = calloc((size_t)x.index_cap, 1);
-    CHECK(x.fed && x.index_seen);
+    x.dones = calloc((size_t)x.index_cap, sizeof *x.dones);
+    CHECK(x.fed && x.index_seen && x.dones);
     x.min_frame = 1;
 
     uint32_t nxt[8][2];
@@ -620,6 +666,8 @@ static void fuzz_reasm(const uint8_t *data, size_t size)
             fr->fno = fno;
             fr->p = cl ? x.pay + foff : x.pay;
             fr->caplen = (flags & TH_RST) ? 0 : cl;
+            fr->plen = pl;
+            fr->flags = flags;
             x.resets += !!(flags & TH_RST);
         }
         x.max_frame = fno;
@@ -648,6 +696,7 @@ static void fuzz_reasm(const uint8_t *data, size_t size)
     fc_reasm_free(x.r);
     free(x.fed);
     free(x.index_seen);
+    free(x.dones);
     free(pay);
 }
 

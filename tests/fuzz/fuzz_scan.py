@@ -189,7 +189,8 @@ def _conns(raws: list[RawConn]) -> list[dict[str, Any]]:
     for r in sorted(raws, key=lambda r: r.index):
         d = {f.name: getattr(r, f.name) for f in dataclasses.fields(r) if f.name != "dirs"}
         d["dirs"] = [{k: v.tolist() if isinstance(v, np.ndarray) else v
-                      for k, v in vars(_stream_dir(x)).items() if not k.startswith("_")}
+                      for k, v in vars(_stream_dir(x, r.conflicting_overlaps > 0)).items()
+                      if not k.startswith("_")}
                      for x in r.dirs]
         out.append(d)
     return out
