@@ -1128,3 +1128,24 @@ def test_twins_agree_on_connections_going_on_after_a_reset():
                 first, rst = c.after_reset
                 assert first < rst < c.first_frame
     assert named > 10
+
+
+def test_closed_connections_of_flows_sharing_a_record_slot_are_never_mixed_up():
+    """The record of a connection closed on an RST is kept per flow id modulo TOMB_SLOTS:
+    flows 0 and TOMB_SLOTS share one.  Both close on an RST with the same sequence numbers,
+    then both go on after the linger: the later part of flow TOMB_SLOTS names its own closed
+    connection, and that of flow 0 (whose record the other's overwrote) never names the
+    other flow's."""
+    ic, is_, t = 1000, 5000, 10**6
+    frames = []
+    for flow in (0, TOMB_SLOTS):
+        frames += [Frame(flow, True, ic, is_ + 1, ACK | PSH, b"EHLO x\r\n", ts_ns=t),
+                   Frame(flow, False, is_ + 1, ic + 8, ACK | PSH, b"250 ok\r\n", ts_ns=t),
+                   Frame(flow, True, ic + 8, is_ + 9, RST | ACK, ts_ns=t)]
+    frames += [Frame(flow, True, ic + 8, is_ + 9, ACK | PSH, b"QUIT\r\n", ts_ns=3 * 10**9)
+               for flow in (0, TOMB_SLOTS)]
+    got = run_both(frames, flows=flow_table(TOMB_SLOTS + 1))
+    assert [c.frames for c in got] == [3, 3, 1, 1]
+    own = [(c.first_frame, c.c2s.rst_frame) for c in got[:2]]
+    assert got[3].flow == TOMB_SLOTS and got[3].after_reset == own[1]
+    assert got[2].flow == 0 and got[2].after_reset in (None, own[0])
