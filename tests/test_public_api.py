@@ -550,3 +550,24 @@ def test_the_records_the_api_hands_back_hold_no_mutable_container():
     for r in results:
         _values_mutable(r, "result", found)
     assert found == []
+
+
+# Records one stage hands the next inside a scan (or a worker hands back), by where they are
+# defined: frozen and holding tuples, as the records handed to a caller are, so no stage
+# (nor a later walk that starts from one) changes what another is still reading.
+STAGE_RECORDS = """
+    fastcap.read.pcapng.Section fastcap.read.pcapng.Interface
+""".split()
+
+
+@pytest.mark.parametrize("where", STAGE_RECORDS)
+def test_records_between_stages_are_frozen_and_hold_no_list(where):
+    import dataclasses
+    import typing
+
+    module, _, name = where.rpartition(".")
+    cls = getattr(importlib.import_module(module), name)
+    assert dataclasses.is_dataclass(cls) and cls.__dataclass_params__.frozen, where
+    hints = typing.get_type_hints(cls)
+    assert [f.name for f in dataclasses.fields(cls)
+            if f.compare and _mutable_in(hints[f.name])] == []

@@ -784,7 +784,7 @@ class Capture:
                         meta.skipped["corrupt interface block"] += 1
                     else:
                         meta.interfaces.append(ifc)
-                        section.interfaces.append(ifc)
+                        section = section.with_interface(ifc)
                         params.append(ifc.params())
                         cut = pcapng.cut_option(body[8:], order)
                         if cut is not None:

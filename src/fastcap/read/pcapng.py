@@ -8,7 +8,7 @@ here, so the state a section carries (byte order, interfaces) lives in one place
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -60,9 +60,10 @@ BLOCK_NAMES = {
 }
 
 
-@dataclass
+@dataclass(frozen=True, slots=True)
 class Interface:
-    """One capture interface; `index` is global across all sections of the file."""
+    """One capture interface; `index` is global across all sections of the file.  Frozen:
+    the walk hands it on to the stages after it in the capture's metadata."""
 
     index: int
     section: int
@@ -79,13 +80,21 @@ class Interface:
                            self.index)
 
 
-@dataclass
+@dataclass(frozen=True, slots=True)
 class Section:
+    """A section header and the interfaces met in it so far.  Frozen: a walk state that
+    starts another walk (a range, a stream's next piece) holds it, so a walk that meets an
+    interface makes a new one (`with_interface`) rather than add to one another walk has."""
+
     index: int
     offset: int
     big_endian: bool
     version: tuple[int, int]
-    interfaces: list[Interface] = field(default_factory=list)
+    interfaces: tuple[Interface, ...] = ()
+
+    def with_interface(self, ifc: Interface) -> Section:
+        """This section with `ifc` met in it too."""
+        return replace(self, interfaces=(*self.interfaces, ifc))
 
 
 TLS_KEY_LOG = 0x544C534B  # secrets type "TLSK": an NSS key log
@@ -299,7 +308,7 @@ def parse_idb(body: bytes, order: str, index: int, section: int) -> Interface:
     if len(body) < 8:
         raise ValueError("interface description block is shorter than its fixed fields")
     linktype, _reserved, snaplen = struct.unpack_from(order + "HHI", body)
-    ifc = Interface(index=index, section=section, linktype=linktype, snaplen=snaplen)
+    opts: dict[str, object] = {}  # the options read, by Interface field
     # As Wireshark takes them: a one-byte option only at length 1, an eight-byte one only
     # at length 8, and only the first such of a code (a second, damage say, is ignored).
     taken: set[int] = set()
@@ -309,15 +318,16 @@ def parse_idb(body: bytes, order: str, index: int, section: int) -> Interface:
             continue
         taken.add(code)
         if code == IF_TSRESOL:
-            ifc.tsres_pow2 = bool(value[0] & 0x80)
-            ifc.tsres_exp = value[0] & 0x7F
+            opts["tsres_pow2"] = bool(value[0] & 0x80)
+            opts["tsres_exp"] = value[0] & 0x7F
         elif code == IF_TSOFFSET:
-            (ifc.tsoffset_s,) = struct.unpack_from(order + "q", value)
+            (opts["tsoffset_s"],) = struct.unpack_from(order + "q", value)
         elif code == IF_FCSLEN:
-            ifc.fcs_len = value[0]
+            opts["fcs_len"] = value[0]
         elif code == IF_NAME:
-            ifc.name = value.split(b"\0", 1)[0].decode("utf-8", "replace")
-    return ifc
+            opts["name"] = value.split(b"\0", 1)[0].decode("utf-8", "replace")
+    return Interface(index=index, section=section, linktype=linktype, snaplen=snaplen,
+                     **opts)  # type: ignore[arg-type]
 
 
 def walk_pcapng_py(

@@ -106,7 +106,6 @@ def guess_state(cap: Capture) -> WalkState:
     if big is None:
         return WalkState(0, 1)
     order = ">" if big else "<"
-    section = pcapng.Section(0, 0, big, struct.unpack_from(order + "HH", mm, 12))
     interfaces: list[pcapng.Interface] = []
     (off,) = struct.unpack_from(order + "I", mm, 4)
     for _ in range(_PRELUDE_BLOCKS):
@@ -124,7 +123,8 @@ def guess_state(cap: Capture) -> WalkState:
                 break
             interfaces.append(ifc)
         off += blen
-    section.interfaces = list(interfaces)
+    section = pcapng.Section(0, 0, big, struct.unpack_from(order + "HH", mm, 12),
+                             tuple(interfaces))
     return WalkState(0, 1, section=section, params=[i.params() for i in interfaces],
                      interfaces=interfaces)
 
