@@ -132,5 +132,5 @@ def test_a_packet_stamped_with_a_magic_number_is_a_packet(tmp_path, backend, fra
     path.write_bytes(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 262144, 1)
                      + struct.pack("<IIII", 0xD4C3B2A1, frac, 14, 14) + bytes(14))
     stats = compute_stats(path, backend=backend)
-    assert (stats.frames, stats.warnings) == (1, [])
+    assert (stats.frames, stats.warnings) == (1, ())
     assert stats.first_ts_ns == 0xD4C3B2A1 * 10**9 + frac * 1000

@@ -44,7 +44,7 @@ def test_frames_linktypes_and_port25_match_tshark(path, backend):
         assert len(s.unreadable) == 1 and s.warnings
         return
     assert s.frames == exp["frames"]
-    assert s.linktypes == exp["linktypes"]
+    assert list(s.linktypes) == exp["linktypes"]
     summary = ScanSummary(str(path))  # the scan counts frames as Wireshark numbers them too
     try:
         list(scan(path, summary=summary, backend=backend))
@@ -61,11 +61,11 @@ def test_frames_linktypes_and_port25_match_tshark(path, backend):
         assert s.warnings, "a damaged tail must be reported"
         assert all(str(path) in w and "offset" in w for w in s.warnings)
     else:
-        assert s.warnings == []
+        assert s.warnings == ()
     fmt = container["format"]
     assert s.format == fmt
     if fmt == "pcap":
-        assert s.byte_orders == [container["endian"]]
+        assert s.byte_orders == (container["endian"],)
         assert s.nanosecond == (container["ts_precision"] == "nsec")
     else:
         assert s.sections == container["sections"]

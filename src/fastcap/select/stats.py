@@ -23,10 +23,10 @@ class FileStats:
     backend: str
     format: str
     size: int
-    byte_orders: list[str]
+    byte_orders: tuple[str, ...]
     sections: int
     interfaces: int
-    linktypes: list[str]
+    linktypes: tuple[str, ...]
     nanosecond: bool
     snaplen: int
     frames: int  # Wireshark's frame count (packet records + frame-numbered blocks)
@@ -42,14 +42,14 @@ class FileStats:
     other: int
     fragments: int
     snapped: int
-    ports: list[int]
+    ports: tuple[int, ...]
     selected_frames: int
     selected_flows: int
     icmp_about_selected: int
     skipped: dict[str, int] = field(default_factory=dict)
-    unreadable: list[tuple[int, int]] = field(default_factory=list)  # [start, end) bytes
-    warnings: list[str] = field(default_factory=list)
-    warning_offsets: list[int] = field(default_factory=list)
+    unreadable: tuple[tuple[int, int], ...] = ()  # [start, end) bytes
+    warnings: tuple[str, ...] = ()
+    warning_offsets: tuple[int, ...] = ()
     checksums_verified: bool = False  # like Wireshark's default: bad checksums still count
     compression: str | None = None  # gzip | zstd | lz4: size is then the decompressed size
     # Frames a reading limit touched, by reason (times held at the ends of 64-bit
@@ -59,8 +59,12 @@ class FileStats:
     tunnels: dict[str, int] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
-        """Plain JSON data: the unreadable ranges as lists, as JSON gives them back."""
-        return {**asdict(self), "unreadable": [list(r) for r in self.unreadable]}
+        """Plain JSON data: the sequences as lists, as JSON gives them back."""
+        return {**asdict(self), "byte_orders": list(self.byte_orders),
+                "linktypes": list(self.linktypes), "ports": list(self.ports),
+                "unreadable": [list(r) for r in self.unreadable],
+                "warnings": list(self.warnings),
+                "warning_offsets": list(self.warning_offsets)}
 
 
 def compute_stats(path: str | bytes | os.PathLike, options: ScanOptions | None = None, *,
@@ -70,7 +74,7 @@ def compute_stats(path: str | bytes | os.PathLike, options: ScanOptions | None =
     Of `options` (or the keywords that build them: `ports`, `backend`, `piece`), the ports
     to count as selected, the reader and the stream piece size apply."""
     o = resolve(options, kw, "compute_stats")
-    ports, backend, piece = sorted(o.ports), o.backend, o.piece
+    ports, backend, piece = tuple(sorted(o.ports)), o.backend, o.piece
     counters = FrameCounters()
     flows = FlowTable()
     selected = 0
@@ -102,10 +106,10 @@ def compute_stats(path: str | bytes | os.PathLike, options: ScanOptions | None =
             backend=cap.walker.name,
             format=meta.format,
             size=meta.size,
-            byte_orders=meta.byte_orders,
+            byte_orders=tuple(meta.byte_orders),
             sections=meta.sections,
             interfaces=len(meta.interfaces),
-            linktypes=linktypes,
+            linktypes=tuple(linktypes),
             nanosecond=meta.nanosecond,
             snaplen=meta.snaplen,
             frames=counters.packets + sum(meta.other_records.values()),
@@ -126,9 +130,9 @@ def compute_stats(path: str | bytes | os.PathLike, options: ScanOptions | None =
             selected_flows=len(flows),
             icmp_about_selected=counters.icmp_about_selected,
             skipped=skipped,
-            unreadable=list(meta.unreadable),
-            warnings=[str(w) for w in meta.warnings],
-            warning_offsets=[w.offset for w in meta.warnings],
+            unreadable=tuple(meta.unreadable),
+            warnings=tuple(str(w) for w in meta.warnings),
+            warning_offsets=tuple(w.offset for w in meta.warnings),
             compression=meta.compression,
             limits=dict(counters.notes),
             tunnels=dict(sorted(counters.tunnels.items())),
