@@ -561,6 +561,7 @@ def test_the_records_the_api_hands_back_hold_no_mutable_container():
 # (nor a later walk that starts from one) changes what another is still reading.
 STAGE_RECORDS = """
     fastcap.read.pcapng.Section fastcap.read.pcapng.Interface fastcap.select.stats.FileStats
+    fastcap.run.ranges.PlanTask fastcap.run.ranges.RangeTask fastcap.run.ranges.Stitched
 """.split()
 
 

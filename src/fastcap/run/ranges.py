@@ -40,7 +40,7 @@ _YEAR_S = 366 * 86400
 _PRELUDE_BLOCKS = 4096  # blocks read to learn a pcapng file's interfaces before its packets
 
 
-@dataclass
+@dataclass(frozen=True)
 class RangeTask:
     """Read records starting in [begin, stop): from `state` exactly when `exact`, else from
     the first record found at or after `begin` with `state` as the guess."""
@@ -142,7 +142,7 @@ def plan(cap: Capture, parts: int, ports: Iterable[int], backend: str = "auto",
             for i in range(parts)]
 
 
-@dataclass
+@dataclass(frozen=True)
 class PlanTask:
     path: str
     parts: int
@@ -262,7 +262,7 @@ def _rewritten(cap: Capture, cols: FrameCols) -> int | None:
                         len(cap.buffer) if cut is None else cut)
 
 
-@dataclass
+@dataclass(frozen=True)
 class Stitched:
     """A whole file's phase-one results, as one sequential walk would have produced them."""
 
@@ -272,7 +272,7 @@ class Stitched:
     flows: FlowTable
     reread: int = 0  # ranges read again because their guessed start was wrong
     frames: int = 0  # frame numbers the file uses (packets and frame-numbered blocks)
-    ranges: list[RangeResult] = field(default_factory=list, repr=False)
+    ranges: tuple[RangeResult, ...] = field(default=(), repr=False)
 
 
 def joins(prev_end: WalkState, res: RangeResult) -> bool:
@@ -373,4 +373,4 @@ def merge_results(accepted: list[RangeResult], reread: int) -> Stitched:
     parts = [whole.add(r.cols, r.frames, r.flow_keys) for r in accepted]
     return Stitched(merged_meta(accepted),
                     merge_counters([r.counters for r in accepted]), concat(parts), whole.flows,
-                    reread, whole.base, accepted)
+                    reread, whole.base, tuple(accepted))
