@@ -562,6 +562,7 @@ def test_the_records_the_api_hands_back_hold_no_mutable_container():
 STAGE_RECORDS = """
     fastcap.read.pcapng.Section fastcap.read.pcapng.Interface fastcap.select.stats.FileStats
     fastcap.run.ranges.PlanTask fastcap.run.ranges.RangeTask fastcap.run.ranges.Stitched
+    fastcap.run.split.FlowTask fastcap.run.split.FlowResult fastcap.run.split.SplitScan
 """.split()
 
 

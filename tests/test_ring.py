@@ -145,7 +145,7 @@ def test_each_run_is_handed_on_before_the_next_is_reassembled(ring, tmp_path):
 
     _whole, files, _offsets, _ = ring
     later = _shift_times(files[1], tmp_path / "later.pcap", 3600)
-    seen: list[list[str]] = []
+    seen: list[tuple[str, ...]] = []
 
     class Recording(SerialExecutor):
         def map(self, fn, items):
@@ -157,10 +157,10 @@ def test_each_run_is_handed_on_before_the_next_is_reassembled(ring, tmp_path):
                               ca_file=CA)
     first = next(results)
     assert first.path == str(files[0]) and seen
-    assert all(p == [str(files[0]), str(files[1])] for p in seen)  # not the later file yet
+    assert all(p == (str(files[0]), str(files[1])) for p in seen)  # not the later file yet
     rest = list(results)
     assert [r.path for r in rest] == [str(files[1]), str(later)]
-    assert seen[-1] == [str(later)]
+    assert seen[-1] == (str(later),)
 
 
 def _repeated(srcs: list[Path], dst: Path, every_s: int) -> Path:

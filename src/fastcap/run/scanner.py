@@ -320,14 +320,15 @@ def _iter_file_streams(paths: list[str], o: ScanOptions, executor: Executor | No
             fs.sessions = _alone(p, summary, fs.errors, o, analyzer, cross, max_held)
         elif executor is not None:
             res = next(dealt)
+            linked: list[Session] = []
             if res.error is None:
-                res.sessions[:] = [_link(cross, s, summary, p) for s in res.sessions]
-                for s in res.sessions:
+                linked = [_link(cross, s, summary, p) for s in res.sessions]
+                for s in linked:
                     _count(summary, s, MAX_HELD)
                 _totals(summary, res.counters, [res.meta])
             else:
                 fs.errors.append(res.error)
-            fs.sessions = iter(res.sessions)
+            fs.sessions = iter(linked)
         else:
             fs.sessions = _streamed(events, summary, fs.errors, cross, p, max_held)
         last = fs.sessions

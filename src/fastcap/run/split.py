@@ -52,41 +52,46 @@ from .workers import Executor, PoolExecutor
 _HELD_MAX = 256  # files held open through a scan (`_hold`): the first, of many
 
 
-@dataclass
+@dataclass(frozen=True)
 class FlowTask:
     """Some flows of a chain of files.  Rows of file i are cols[file_rows[i]:file_rows[i+1]];
-    frame numbers count on across the chain, file i's starting after frame_offsets[i]."""
+    frame numbers count on across the chain, file i's starting after frame_offsets[i].
+    Frozen, its sequences tuples: it is handed to a worker, and the same chain's lists
+    serve the next task."""
 
-    paths: list[str]
+    paths: tuple[str, ...]
     cols: FrameCols
     # indexed by cols.flow, the run's own flow numbers: a worker's share keeps them, since
     # the reassembler's records of closed connections are slotted by flow number
-    keys: list[FlowKey] | dict[int, FlowKey]
+    keys: tuple[FlowKey, ...] | dict[int, FlowKey]
     share: int  # number of workers sharing the limits
     options: JudgeOptions
-    file_rows: list[int] = field(default_factory=list)
-    frame_offsets: list[int] = field(default_factory=list)
-    sizes: list[int] = field(default_factory=list)  # file i's size when its frames were read
+    file_rows: tuple[int, ...] = ()
+    frame_offsets: tuple[int, ...] = ()
+    sizes: tuple[int, ...] = ()  # file i's size when its frames were read
     # file i's `file_identity` when its frames were read (`CaptureMeta.identity`)
-    identities: list[tuple[int, int] | None] = field(default_factory=list)
+    identities: tuple[tuple[int, int] | None, ...] = ()
     # file i's descriptor, held open in this process since before its ranges were read,
     # for a file replaced meanwhile (never sent to a worker: only `_in_one` has it)
-    held: list[int | None] = field(default_factory=list)
+    held: tuple[int | None, ...] = ()
 
 
-@dataclass
+@dataclass(frozen=True)
 class FlowResult:
-    sessions: list[tuple[int, Session]]  # (index of the file holding its first frame, session)
+    """What a worker hands back for a FlowTask: built once its flows are all fed."""
+
+    sessions: tuple[tuple[int, Session], ...]  # (index of the file holding its first frame,
+    # session)
     evicted: bool
     # per file of the task: the segments its frames had the reassembler drop, and the IP
     # fragments given up (`select.fragments`), by reason
-    skipped: list[Counter] = field(default_factory=list)
+    skipped: tuple[Counter, ...] = ()
     # per file of the task: where it ended when found cut short since its frames were read
     # (the sessions are then of no use: their payloads past the cut read as zeros or gaps)
-    cuts: list[int | None] = field(default_factory=list)
+    cuts: tuple[int | None, ...] = ()
     # per file of the task: where its payloads begin, when another file was found under its
     # name (none of its rows is fed then)
-    replaced: list[int | None] = field(default_factory=list)
+    replaced: tuple[int | None, ...] = ()
 
 
 def _fed_file(reasm: Reassembler, path: str, cols: FrameCols, a: int, b: int, size: int,
@@ -173,7 +178,7 @@ def reassemble_flows(task: FlowTask) -> FlowResult:
         reasm.defrag.finish()  # those never completed: given up where the run ends
         skipped[-1].update(reasm.defrag.take_skipped())
         take(reasm.drain())
-    return FlowResult(out, evicted, skipped, cuts, replaced)
+    return FlowResult(tuple(out), evicted, tuple(skipped), tuple(cuts), tuple(replaced))
 
 
 def _deal(cols: FrameCols, n_flows: int, capacity: list[float]) -> list[np.ndarray]:
@@ -213,20 +218,21 @@ def _flow_tasks(chain: _Chain, workers: int, options: JudgeOptions,
         # the flows keep their numbers: a worker numbering its share anew would remember
         # closed connections one process has forgotten (see TOMB_SLOTS), and count a late
         # segment of one as late where one process starts a connection
-        tasks.append(FlowTask(chain.paths, rows(cols, picked),
+        tasks.append(FlowTask(tuple(chain.paths), rows(cols, picked),
                               {int(f): keys[f] for f in fids}, workers, options,
-                              np.searchsorted(picked, chain.file_rows).tolist(),
-                              chain.frame_offsets, chain.sizes, chain.identities))
+                              tuple(np.searchsorted(picked, chain.file_rows).tolist()),
+                              tuple(chain.frame_offsets), tuple(chain.sizes),
+                              tuple(chain.identities)))
     return tasks
 
 
-@dataclass
+@dataclass(frozen=True)
 class SplitScan:
     """What a split scan found in one file: judged sessions in number order (those whose
     first frame is in this file) and the file's totals, or why the file could not be read."""
 
     path: str
-    sessions: list[Session] = field(default_factory=list)
+    sessions: tuple[Session, ...] = ()
     counters: FrameCounters | None = None
     meta: Any = None  # capture.CaptureMeta
     reread_ranges: int = 0
@@ -355,9 +361,11 @@ def _earliest(found: list[list[int | None]], files: int) -> list[int | None]:
 
 
 def _in_one(chain: _Chain, options: JudgeOptions) -> FlowResult:
-    return reassemble_flows(FlowTask(chain.paths, chain.cols, chain.flows.keys, 1, options,
-                                     chain.file_rows, chain.frame_offsets, chain.sizes,
-                                     chain.identities, chain.held))
+    return reassemble_flows(FlowTask(tuple(chain.paths), chain.cols,
+                                     tuple(chain.flows.keys), 1, options,
+                                     tuple(chain.file_rows), tuple(chain.frame_offsets),
+                                     tuple(chain.sizes), tuple(chain.identities),
+                                     tuple(chain.held)))
 
 
 def _phase_two(chain: _Chain, options: JudgeOptions, jobs: int, ex: Any) -> _PhaseTwo:
@@ -475,7 +483,8 @@ def _run_results(paths: list[str], stitched: list[ranges.Stitched | None], run: 
         elif cut is not None:
             st.meta.warnings.append(CaptureWarning(paths[i], cut, "cut_short",
                                                    cut_message(paths[i])))
-        out.append(SplitScan(paths[i], sessions, st.counters, st.meta, st.reread, two.why))
+        out.append(SplitScan(paths[i], tuple(sessions), st.counters, st.meta, st.reread,
+                             two.why))
         stitched[i] = None  # the run's frames go with it
     yield from out
 
@@ -514,5 +523,5 @@ def iter_split(path: str | os.PathLike, options: JudgeOptions, *, jobs: int,
 def numbered(res: SplitScan) -> SplitScan:
     """A file's sessions put in order of first frame and numbered from 1, as a scan of
     that file alone numbers them."""
-    (res.sessions,) = numbered_in_files([(0, s) for s in res.sessions], 1)
-    return res
+    (sessions,) = numbered_in_files([(0, s) for s in res.sessions], 1)
+    return replace(res, sessions=tuple(sessions))

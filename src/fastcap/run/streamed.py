@@ -350,7 +350,7 @@ def iter_scan(path: str | os.PathLike, options: JudgeOptions, analyzer, *, jobs:
     merged.counters.skipped.update(skipped)
     order.note(merged.counters)
     if out is not None:
-        out.append(SplitScan(path, [], merged.counters, merged.meta, reread, "streamed"))
+        out.append(SplitScan(path, (), merged.counters, merged.meta, reread, "streamed"))
 
 
 class _Run:
@@ -566,7 +566,7 @@ def iter_file_events(paths: list[str], options: JudgeOptions, analyzer, *, jobs:
                 breaks.goes_on(None)
                 yield k, SplitScan(paths[k], error=str(event[2]), failure=event[2])
                 continue
-            found = SplitScan(paths[k], [], ranges.merge_counters(
+            found = SplitScan(paths[k], (), ranges.merge_counters(
                 [r.counters for r in parts_of_file]), ranges.merged_meta(parts_of_file),
                 event[2], "streamed")
             on = breaks.goes_on(found.counters)
