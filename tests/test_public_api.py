@@ -563,6 +563,7 @@ STAGE_RECORDS = """
     fastcap.read.pcapng.Section fastcap.read.pcapng.Interface fastcap.select.stats.FileStats
     fastcap.run.ranges.PlanTask fastcap.run.ranges.RangeTask fastcap.run.ranges.Stitched
     fastcap.run.split.FlowTask fastcap.run.split.FlowResult fastcap.run.split.SplitScan
+    fastcap.read.capture.WalkState
 """.split()
 
 

@@ -123,10 +123,11 @@ class _CutShort(Exception):
         self.offset = offset
 
 
-@dataclass
+@dataclass(frozen=True)
 class WalkState:
     """Where a walk stands between two records: all a walk needs to start mid-file and read
-    on exactly as a walk from the file's start would (see `Capture.windows`)."""
+    on exactly as a walk from the file's start would (see `Capture.windows`).  Frozen: the
+    end of one walk is the start of the next range's or piece's, in this process or another."""
 
     offset: int
     frame: int  # number the next frame gets
@@ -134,21 +135,20 @@ class WalkState:
     prev_s: int | None = None  # ... and of the one before it (see `_guide`)
     header: pcap.PcapHeader | None = None  # pcap: another capture's, when its rules apply
     section: pcapng.Section | None = None  # pcapng: the section being read ...
-    params: list = field(default_factory=list)  # ... its interfaces' walk parameters ...
-    interfaces: list[pcapng.Interface] = field(default_factory=list)  # ... and all so far
+    params: tuple = ()  # ... its interfaces' walk parameters ...
+    interfaces: tuple[pcapng.Interface, ...] = ()  # ... and all so far
 
     def moved(self, offset: int, frame: int) -> WalkState:
-        """This state at another offset and frame number, its lists copied: how a walk
-        begins where another left off (the next range, the next piece of a stream)."""
-        return replace(self, offset=offset, frame=frame, params=list(self.params),
-                       interfaces=list(self.interfaces))
+        """This state at another offset and frame number: how a walk begins where another
+        left off (the next range, the next piece of a stream)."""
+        return replace(self, offset=offset, frame=frame)
 
     def key(self) -> tuple:
         """What must agree for two walks to read on identically (not the frame number, which
         a split walk counts from its own start)."""
         sec = self.section
         return (self.offset, None if sec is None else (sec.index, sec.big_endian),
-                tuple(self.params), len(self.interfaces), self.header)
+                self.params, len(self.interfaces), self.header)
 
 
 def _cores() -> int:
@@ -866,8 +866,8 @@ class Capture:
             break
         if n:
             yield from self._emit(win, n, off)
-        self.end_state = WalkState(off, fno, section=section, params=list(params),
-                                   interfaces=list(meta.interfaces))
+        self.end_state = WalkState(off, fno, section=section, params=tuple(params),
+                                   interfaces=tuple(meta.interfaces))
 
     def _told_short(self, name: str) -> bool:
         """Whether the warning for `name` blocks too short for their fixed fields is told

@@ -125,8 +125,8 @@ def guess_state(cap: Capture) -> WalkState:
         off += blen
     section = pcapng.Section(0, 0, big, struct.unpack_from(order + "HH", mm, 12),
                              tuple(interfaces))
-    return WalkState(0, 1, section=section, params=[i.params() for i in interfaces],
-                     interfaces=interfaces)
+    return WalkState(0, 1, section=section, params=tuple(i.params() for i in interfaces),
+                     interfaces=tuple(interfaces))
 
 
 def plan(cap: Capture, parts: int, ports: Iterable[int], backend: str = "auto",
