@@ -606,3 +606,59 @@ def test_a_file_replaced_while_an_executor_reads_its_ranges_is_told(tmp_path):
         warning
     offset = int(warning.rsplit(" at offset ", 1)[1])
     assert 0 < offset < src.stat().st_size
+
+
+@pytest.mark.parametrize("without_c", [False, True], ids=["native", "no-C"])
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_a_cut_while_a_batch_is_fed_reads_as_the_file_cut_before(tmp_path, jobs, without_c):
+    """The file is cut as the payloads of the batch that reaches past the new end begin to
+    be read from the mapping (`-j 1`; `-j 2` where the ranges leave their payloads in the
+    file).  The guard answers the pages lost with zeros, and the rows past the cut were fed
+    on those: sessions judged on zeros, some begun past the cut.  Now the scan gives what
+    the file cut before the scan gives, on both installs: the same sessions and verdicts,
+    and the warning naming the cut's offset."""
+    cut = 20000
+    src = EXAMPLES / "all-scenarios.pcapng"
+    before = tmp_path / "before.pcapng"
+    before.write_bytes(src.read_bytes()[:cut])
+    r = child((NO_C if without_c else "") + textwrap.dedent("""
+        import json, os, shutil, sys
+        from fastcap import _ffi
+        from fastcap.run import scanner, streamed
+        from fastcap.tcp import carry, feed, reassembly
+        src, path, before, cut, jobs = sys.argv[1:6]
+        cut, jobs = int(cut), int(jobs)
+        backend = "python" if sys.argv[6] == "1" else "native"
+        assert backend == "native" or not _ffi.native_available()
+        streamed.CARRY_MAX = 0  # the ranges leave their payloads in the file
+        scanner.SPLIT_MIN_BYTES = streamed.MIN_RANGE = 1 << 10
+        shutil.copy(src, path)
+        def cut_now(cols):  # the payloads of the batch reaching past the cut are read
+            if feed.payload_end(cols) > cut and os.path.getsize(path) > cut:
+                os.truncate(path, cut)
+
+        # wherever they are read first: copied out of the file, or by the reassembler
+        real_copy, real_feed = carry.carried, reassembly.Reassembler.feed_cols_iter
+        def copy(cols, *a):
+            cut_now(cols)
+            return real_copy(cols, *a)
+        def fed(self, cols):
+            cut_now(cols)
+            return real_feed(self, cols)
+        feed.carried, reassembly.Reassembler.feed_cols_iter = copy, fed
+
+        def found(p, j):
+            summary = scanner.ScanSummary(p)
+            got = list(scanner.scan(p, jobs=j, summary=summary, backend=backend))
+            return ([[s.number, [v.code for v in s.verdicts]] for s in got],
+                    [w.replace(p, "FILE") for w in summary.warnings])
+
+        print(json.dumps([found(path, jobs), found(before, 1)]))
+    """), str(src), str(tmp_path / "cut.pcapng"), str(before), str(cut), str(jobs),
+              str(int(without_c)))
+    assert r.stdout, r.stderr
+    (got, warnings), (want, _) = json.loads(r.stdout)
+    assert got == want and len(want) > 0
+    assert warnings and set(warnings) == {
+        f"FILE: the file was cut short while it was read (it has {cut} bytes now): its bytes "
+        f"from here on were gone; reading stopped at offset {cut}"}

@@ -45,7 +45,7 @@ from .read.secrets import leading_secrets
 from .read.stream import open_capture
 from .select.flows import FlowTable
 from .select.selection import FrameCounters, iter_selected
-from .tcp.feed import fed, rewritten_at, within
+from .tcp.feed import Batch, copied, fed, rewritten_at, within
 from .tcp.reassembly import Connection, FrameCols, Reassembler, StreamDir
 from .verdict import ChainCheck, Verdict
 
@@ -685,8 +685,13 @@ def _iter_sessions(path: str | os.PathLike, o: ScanOptions, window: int, slab_wi
                     if moved is not None:
                         cap_.rewritten(moved)
                         break
-                    for done in fed(reasm, cols):
-                        for conn in done:
+                    # mapped: the payloads copied out before they are fed, so that a cut
+                    # while they are read leaves out the rows past it, not feeds zeros
+                    for batch in (copied(reasm, cols, bound, lambda _need: cap_.cut_at())
+                                  if mapped else (Batch(0, d, None, False)
+                                                  for d in fed(reasm, cols))):
+                        cut = cut if batch.cut is None else batch.cut
+                        for conn in batch.done:
                             yield from order.push(build_session(
                                 conn, implicit_tls_ports=implicit,
                                 keep_streams=keep(conn.index + 1),

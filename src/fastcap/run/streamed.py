@@ -45,7 +45,7 @@ from ..read.guard import (
 from ..read.stream import is_compressed_file
 from ..session import MAX_HELD, InOrder, KeysAsRead, Session, build_session, evolve
 from ..tcp.carry import CARRY_MAX
-from ..tcp.feed import FEED_ROWS, concat, payload_end, rewritten_at, rows, within
+from ..tcp.feed import FEED_ROWS, concat, copied, rewritten_at, rows
 from ..tcp.reassembly import Reassembler
 from . import compressed, ranges
 from .rings import FileStarts, NumberedOn, RunBreaks
@@ -169,7 +169,8 @@ def _fed_range(reasm: Reassembler, whole: NumberedOn, keys: KeysAsRead, payloads
     rows it took and the connections it finished.  The range keeps its totals."""
     keys.add(res.meta.secrets, path, whole.base)
     cols = whole.add(res.cols, res.frames, res.flow_keys)
-    reasm.rebind(payloads.of(path, res))
+    buf = payloads.of(path, res)
+    reasm.rebind(buf)
     carried = res.payload is not None  # copied by the reader, whatever the file does now
     if not carried and path not in payloads.gone:
         buf, now = payloads.of(path, res), payloads.cut_at()
@@ -181,27 +182,30 @@ def _fed_range(reasm: Reassembler, whole: NumberedOn, keys: KeysAsRead, payloads
     # A range read after the file was cut short before where it starts finds nothing to say.
     payloads.tell(path, res.end.offset, res.meta.size < res.end.offset)
     _no_cols(res)
-    return _batches(reasm, cols, None if carried else payloads, path, res.end.offset, first)
+    return _batches(reasm, cols, None if carried else payloads, path, res.end.offset, first,
+                    buf)
 
 
 def _batches(reasm: Reassembler, cols, payloads: _Payloads | None, path: str, end: int,
-             first: int) -> Iterator[tuple[int, Iterator]]:
+             first: int, buf=b"") -> Iterator[tuple[int, Iterator]]:
     """`cols` fed `first` rows, then FEED_ROWS at a time: (rows taken, connections finished)
     per batch.  With `payloads` (read from the file itself, which another program may cut
     short while the batches go in, as they are fed while the sessions before them are
-    judged), before each batch and after the last the rows past a cut are dropped and the
-    cut is told; a batch keeps its count of rows taken."""
-    lo, size = 0, max(1, first)
-    while lo < len(cols):
-        batch = rows(cols, slice(lo, lo + size))
-        taken = len(batch)
-        cut = None if payloads is None else payloads.cut_at(payload_end(batch))
-        if cut is not None:
-            batch, dropped = within(batch, cut)
-            payloads.tell(path, cut, dropped or end > cut)
-        yield taken, reasm.feed_cols_iter(batch) if len(batch) else iter(())
-        lo, size = lo + taken, FEED_ROWS
-    cut = None if payloads is None else payloads.cut_at()
+    judged; mapped as `buf`), each batch's payloads are copied out before they are fed
+    (`copied`): the rows past a cut found before or while they were copied are dropped,
+    and the cut is told; a batch keeps its count of rows taken."""
+    if payloads is None:
+        lo, size = 0, max(1, first)
+        while lo < len(cols):
+            batch = rows(cols, slice(lo, lo + size))
+            yield len(batch), reasm.feed_cols_iter(batch)
+            lo, size = lo + len(batch), FEED_ROWS
+        return
+    for b in copied(reasm, cols, buf, payloads.cut_at, first):
+        if b.cut is not None:
+            payloads.tell(path, b.cut, b.dropped or end > b.cut)
+        yield b.taken, b.done
+    cut = payloads.cut_at()
     if cut is not None:
         payloads.tell(path, cut, end > cut)
 

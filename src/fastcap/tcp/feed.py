@@ -8,11 +8,13 @@ before the next batch is read.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 
 import numpy as np
 
 from ..select.fragments import FRAG_ROW
+from .carry import Carried, carried, readable_lengths
 from .reassembly import Connection, FrameCols, Reassembler
 
 FEED_ROWS = 1 << 16  # rows per call: large enough to amortise the call, small enough to stream
@@ -88,3 +90,54 @@ def fed(reasm: Reassembler, cols: FrameCols, lo: int = 0, hi: int | None = None
         return
     for at in range(lo, hi, FEED_ROWS):
         yield reasm.feed_cols_iter(rows(cols, slice(at, min(hi, at + FEED_ROWS))))
+
+
+COPY_MAX = 8 << 20  # payload bytes `copied` takes out of a mapped file at once
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """What `copied` fed at once: `taken` rows of the columns, the connections that
+    finished (exhaust them before the next batch), and where the file was found to end if
+    it was cut short by then, with whether rows past that end were left out."""
+
+    taken: int
+    done: Iterator[Connection]
+    cut: int | None
+    dropped: bool
+
+
+def copied(reasm: Reassembler, cols: FrameCols, buf, cut_at: Callable[[int], int | None],
+           first: int = FEED_ROWS) -> Iterator[Batch]:
+    """`cols` fed from their payloads in `buf`, a mapped file another program may cut short
+    meanwhile: `first` rows, then FEED_ROWS at a time, each batch split further to copy no
+    more than COPY_MAX bytes.  Each batch's payloads are copied out of the file first, then
+    `cut_at(need)` (where the file ends now if cut short, for payloads in its first `need`
+    bytes) is asked: a cut found then may have come while they were copied, so the rows
+    past it are left out and the rest, whose bytes were still there, are fed from the copy.
+    Feeding straight from the mapping, a cut while the core read it fed zeros (the guard's
+    pages) as payloads.  Asked before the copy too: without the C module the pages past a
+    cut are made zeros then (`MappingGuard.look`).  The reassembler stays bound to the last
+    copy; rebind it before feeding from elsewhere."""
+    lo, stop = 0, max(1, first)
+    while lo < len(cols):
+        part = rows(cols, slice(lo, min(stop, len(cols))))
+        sizes = np.cumsum(readable_lengths(part, len(buf)))
+        n = max(1, int(np.searchsorted(sizes, COPY_MAX, side="right")))
+        if n < len(part):
+            part = rows(part, slice(0, n))
+        need = payload_end(part)
+        cut = cut_at(need)
+        kept, dropped = (part, False) if cut is None else within(part, cut)
+        got = carried(kept, buf, int(sizes[-1]))
+        assert got is not None
+        if cut is None and (cut := cut_at(need)) is not None:  # cut while copying
+            ok = _payload_ends(kept) <= cut
+            if not ok.all():
+                got, dropped = Carried(rows(got.cols, ok), got.payload), True
+        reasm.rebind(got.payload)
+        yield Batch(len(part), reasm.feed_cols_iter(got.cols) if len(got.cols) else iter(()),
+                    cut, dropped)
+        lo += len(part)
+        if lo >= stop:
+            stop += FEED_ROWS
