@@ -126,10 +126,13 @@ class _Payloads:
                 gone_warning(path, cut, self.identity) if path in self.gone else
                 CaptureWarning(path, cut, "cut_short", cut_message(path)))
 
-    def taken(self) -> list[CaptureWarning]:
-        """The cut warnings found since the last call (see `warnings`)."""
+    def taken(self, told: list[CaptureWarning]) -> list[CaptureWarning]:
+        """The cut warnings found since the last call (see `warnings`) but those in `told`,
+        the file's warnings so far: a range walked after the cut stops there and tells it
+        too, and one cut is one line."""
         out, self.warnings = self.warnings, []
-        return out
+        have = {(w.path, w.offset, w.kind) for w in told}
+        return [w for w in out if (w.path, w.offset, w.kind) not in have]
 
     def of(self, path: str, res: ranges.RangeResult):
         if res.payload is not None:
@@ -350,7 +353,7 @@ def iter_scan(path: str | os.PathLike, options: JudgeOptions, analyzer, *, jobs:
         payloads.close()
     merged = ranges.merge_results(accepted, reread)
     merged.counters.skipped.update(given_up)
-    merged.meta.warnings += payloads.taken() + keys.warnings
+    merged.meta.warnings += payloads.taken(merged.meta.warnings) + keys.warnings
     merged.counters.skipped.update(skipped)
     order.note(merged.counters)
     if out is not None:
@@ -426,7 +429,8 @@ class _Run:
 
     def end(self, found: SplitScan) -> list[tuple]:
         """The file is read (`found`: its totals): what can be handed on now."""
-        found.meta.warnings += self.payloads.taken() + self.keys.warnings[self._told:]
+        found.meta.warnings += (self.payloads.taken(found.meta.warnings)
+                                 + self.keys.warnings[self._told:])
         now = self.reasm.skipped  # the segments this file's frames had dropped
         found.counters.skipped.update(now - self._skipped)
         self._skipped = now
