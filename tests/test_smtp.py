@@ -568,6 +568,29 @@ def test_after_turn_without_a_greeting_the_first_reply_answers_the_first_command
     assert [a.kind for a in general.anomalies] == ["roles_turned"]
 
 
+def test_after_turn_a_late_greeting_answers_the_first_command_as_in_zeek():
+    """Zeek's SMTP analyzer pairs replies in the order they were captured and keeps no
+    greeting to wait for after a 250 to TURN: a new receiver whose 220 comes after the new
+    sender's HELO has that 220 answer HELO, and the 250 after it answer nothing; the MAIL
+    after them is paired as usual.  However the streams are fed."""
+    c2s, s2c = session(
+        ("s", BANNER), ("c", EHLO), ("s", b"250 hi\r\n"), ("c", b"TURN\r\n"),
+        ("s", b"250 OK\r\n"), ("s", b"HELO mx.contoso.com\r\n"), ("c", b"220 relay ready\r\n"),
+        ("c", b"250 hi\r\n"), ("s", b"MAIL FROM:<x@contoso.com>\r\n"), ("c", b"250 ok\r\n"),
+        ("s", b"QUIT\r\n"), ("c", b"221 bye\r\n"))
+    fast, general = parse_dialogue(c2s, s2c), parse_dialogue(c2s, s2c, _general=True)
+    for sched in ([("s2c", p) for p in pieces(s2c, [2])] + [("c2s", p) for p in pieces(c2s, [1])],
+                  [("c2s", p) for p in pieces(c2s, [3])] + [("s2c", p) for p in pieces(s2c)]):
+        assert dialogue_of(run(sched, frames=(c2s, s2c)), c2s, s2c) == general
+    assert fast == general
+    assert [(c.verb, c.frame) for c in general.commands] == [
+        ("EHLO", 5), ("TURN", 7), ("HELO", 9), ("MAIL", 12), ("QUIT", 14)]
+    assert [(r.code, r.answers, r.frame) for r in general.replies] == [
+        (250, "EHLO", 6), (250, "TURN", 8), (220, "HELO", 10), (250, None, 11),
+        (250, "MAIL", 13), (221, "QUIT", 15)]
+    assert [a.kind for a in general.anomalies] == ["roles_turned"] and general.closed
+
+
 def test_x_anonymoustls_refused_is_named_in_the_verdict():
     from fastcap.judge.diagnose import _starttls_verdicts
 

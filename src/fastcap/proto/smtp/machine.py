@@ -383,6 +383,7 @@ class SmtpConversation:
         # are then the command and the reply side, the wire's directions swapped (_wire).
         self._turned = False
         self._greet_owed = False  # after TURN, until the new receiver's first reply
+        self._greeted_late = False  # that reply, a greeting, came after the first command
         # ``start``: where SMTP begins in each direction of a connection that opened with
         # something else (a proxy's tunnel); the dialogue is read from there as from offset 0.
         for side, at in ((self._c2s, start[0]), (self._s2c, start[1])):
@@ -862,7 +863,18 @@ class SmtpConversation:
             self._anomaly("reply_lost", self._s2c.here, "s2c", f"reply to {self._pending!r}")
             return self._guess_on()
         if self._greet_owed:  # the new receiver's first reply after a 250 to TURN
+            late = isinstance(res, _ReplyAcc) and res.code in GREETING_CODES and (
+                self._greets_late(res))
+            if late is None:  # _waiting set
+                self._held = res
+                return False
             self._greet_owed = False
+            if late:
+                # Captured after the new sender's first command, which Zeek has it answer
+                # (it pairs in capture order and keeps no greeting to wait for after TURN);
+                # that command's own reply then answers nothing.
+                self._held, self._turn, self._greeted_late = res, "client", True
+                return True
             if isinstance(res, _ReplyAcc) and res.code not in GREETING_CODES:
                 # No greeting: Zeek keeps no command for one after TURN, so this reply
                 # answers the new sender's first command, not nothing.
@@ -875,6 +887,11 @@ class SmtpConversation:
                 self._anomaly("replies_missing", self._s2c.here, "s2c")
             return self._guess_on()
         pending = self._pending
+        if self._greeted_late and pending not in TLS_VERBS:
+            self._greeted_late = False
+            self._emit_reply(res, pending)
+            self._turn, self._pending, self._mode = "server", None, "command"
+            return True
         if pending in ("EHLO", "HELO") and 200 <= res.code < 300:
             self._pipelining = pending == "EHLO" and any(
                 w[0].upper() == "PIPELINING" for t in res.lines[1:] if (w := t.split(None, 1)))
@@ -940,6 +957,22 @@ class SmtpConversation:
             return True  # captured after the client's next bytes: answers a later group
         sent = c_at(starts[lost - 1])  # of the command ``res`` answers
         return sent is not None and sent < s_frame
+
+    def _greets_late(self, res: _ReplyAcc) -> bool | None:
+        """Was the greeting ``res`` of a new receiver after TURN captured after the new
+        sender's first command?  None: not fed far enough (_waiting set); False without
+        frames."""
+        if self._frame_at is None:
+            return False
+        c2s = self._c2s
+        first = self._next_is_command()
+        if first is None:
+            self._waiting = "c2s"
+            return None
+        if not first or c2s.pos >= len(c2s.buf):
+            return False
+        c_frame, s_frame = self._frame_at[0](c2s.here), self._frame_at[1](res.offset)
+        return c_frame is not None and s_frame is not None and s_frame > c_frame
 
     def _group_ahead(self) -> tuple[list[int], int | None] | bool | None:
         """The rest of the pending command's group, unread: (the offsets of its commands after
