@@ -546,7 +546,11 @@ def test_after_a_250_to_turn_the_server_sends_the_commands():
         (250, "EHLO", 6), (250, "TURN", 8), (220, None, 9), (250, "HELO", 11),
         (250, "MAIL", 13), (221, "QUIT", 15)]
     assert [(a.kind, a.frame) for a in general.anomalies] == [("roles_turned", 8)]
-    assert general.ehlo_name == "mail.fabrikam.com" and general.closed
+    # the sender's facts are the new sender's: the mail and its STARTTLS are its own
+    assert (general.ehlo_verb, general.ehlo_name, general.ehlo_frame) == (
+        "HELO", "mx.contoso.com", 10)
+    assert general.starttls_offered is False and general.capabilities == ()
+    assert general.closed
 
 
 def test_after_turn_without_a_greeting_the_first_reply_answers_the_first_command():

@@ -144,6 +144,11 @@ class Session:
     # Set only when the scan was given mail-server logs (--evidence): the log conversations
     # joined to this session (fastcap.evidence.join.Match, each with a to_dict()).
     evidence: tuple | None = None
+    # A 250 to TURN (RFC 821 §4.1.1) left the connection's responder sending the mail: it is
+    # ``client`` (the host whose certificate is judged) and the originator ``server``; the
+    # connection's own facts (tcp, the dialogue's directions) stay the wire's, c2s the
+    # originator's.
+    roles_turned: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready data, the schema README documents (fastcap.out.jsonline writes the same
@@ -171,6 +176,8 @@ class Session:
             out["smtp_tls"] = self.smtp_tls.to_dict() if self.smtp_tls else None
         if self.evidence is not None:  # logs were given: likewise
             out["evidence"] = [m.to_dict() for m in self.evidence]
+        if self.roles_turned:  # only after TURN: otherwise the JSON stays as it was
+            out["roles_turned"] = True
         return out
 
 
@@ -383,7 +390,7 @@ def build_session(conn: Connection, *,
     c_at, s_at = smtp.tls_c2s_offset, smtp.tls_s2c_offset
     # After a 250 to TURN the responder sends the mail, so it is the TLS client of a STARTTLS
     # that follows: its stream holds the ClientHello and the certificate the judge reads.
-    turned = sum(a.kind == "roles_turned" for a in smtp.anomalies) % 2 == 1
+    turned = roles_turned(smtp)
     t_c2s, t_s2c = (s2c, c2s) if turned and smtp.starttls_accepted else (c2s, s2c)
     if t_c2s is s2c:
         c_at, s_at = s_at, c_at
@@ -432,10 +439,12 @@ def build_session(conn: Connection, *,
         closed_by=closed_by,
         after_reset=conn.after_reset,
     )
+    client = endpoint_text(conn.client_addr, conn.client_port)
+    server = endpoint_text(conn.server_addr, conn.server_port)
     return _make_session(
         number=conn.index + 1,
-        client=endpoint_text(conn.client_addr, conn.client_port),
-        server=endpoint_text(conn.server_addr, conn.server_port),
+        client=server if turned else client,
+        server=client if turned else server,
         first_frame=conn.first_frame,
         last_frame=conn.last_frame,
         first_ts_ns=conn.first_ts_ns,
@@ -456,7 +465,14 @@ def build_session(conn: Connection, *,
         tls_c2s=inner.c2s if inner is not None and keep_streams else None,
         tls_s2c=inner.s2c if inner is not None and keep_streams else None,
         evidence=None,
+        roles_turned=turned,
     )
+
+
+def roles_turned(smtp: SmtpDialogue) -> bool:
+    """Did 250s to TURN leave the connection's responder sending the mail (an odd number of
+    them in the plaintext dialogue)?"""
+    return sum(a.kind == "roles_turned" for a in smtp.anomalies) % 2 == 1
 
 
 def with_keys(options: ScanOptions, path: str | os.PathLike | None = None) -> ScanOptions:

@@ -112,8 +112,10 @@ class SessionKey:
 
     @classmethod
     def of(cls, s: Session, file: str) -> SessionKey:
-        cip, cport = _split_endpoint(s.client)
-        sip, sport = _split_endpoint(s.server)
+        # a log names the connection's ends, whatever TURN made of the roles (roles_turned)
+        client, server = (s.server, s.client) if s.roles_turned else (s.client, s.server)
+        cip, cport = _split_endpoint(client)
+        sip, sport = _split_endpoint(server)
         return cls(file, s.number, cip, cport, sip, sport, s.first_ts_ns, s.last_ts_ns,
                    s.first_frame)
 

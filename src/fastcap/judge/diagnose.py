@@ -1203,6 +1203,19 @@ def _client_cert_exchange(
                            other_peer=not exo_peer)
 
 
+def _sent_after_turn(session: Session, verdicts: list[Verdict]) -> list[Verdict]:
+    """The client-certificate ``verdicts`` naming the hosts when a 250 to TURN made the
+    connection's responder the sender: "the client" is then the host that greeted first,
+    which an admin would take for the receiving server."""
+    smtp = session.smtp
+    if not session.roles_turned or smtp is None:
+        return verdicts
+    turned = next((a.frame for a in smtp.anomalies if a.kind == "roles_turned"), None)
+    who = (f" (after TURN{_frame_text(turned)} the client is the connection's responder "
+           f"{session.client}, the server its originator {session.server})")
+    return [_verdict(v.code, v.severity, v.message + who, v.hint, v.frame) for v in verdicts]
+
+
 def diagnose(
     session: Session, client: ChainCheck | None, server: ChainCheck | None, *,
     expect_name: str | None = None,
@@ -1211,6 +1224,9 @@ def diagnose(
     carried (None when absent or not analysed). Verdicts come most urgent first.
     """
     smtp, tls = session.smtp, session.tls
+    # Whose banner names the receiving server: none after TURN, when the host that greeted
+    # first sends the mail (roles_turned) and is the client.
+    greeter = None if session.roles_turned else smtp
     if tls is None and not _smtp_like(smtp):
         return [
             _v(
@@ -1226,10 +1242,17 @@ def diagnose(
     if smtp is not None and smtp.relay_denied:
         r = smtp.relay_denied[0]
         why, hint = _relay_cause(tls, client)
+        to = ""
+        if session.roles_turned:  # denied to the originator, before the TLS of the turn
+            turned = next(a.frame for a in smtp.anomalies if a.kind == "roles_turned")
+            to = f" to {session.server}, before the roles turned (TURN{_frame_text(turned)})"
+            why = ("; no TLS before it, so no certificate: only the sender's public IP "
+                   "(SenderIPAddresses) could attribute it")
+            hint = None
         out.append(
             _v(
                 "relay_denied",
-                f"relay denied in a plaintext reply{_frame_text(r.frame)}: "
+                f"relay denied in a plaintext reply{_frame_text(r.frame)}{to}: "
                 f"{r.code} {r.text}".rstrip() + why,
                 r.frame,
                 hint=hint,
@@ -1256,8 +1279,9 @@ def diagnose(
                 # as with keys: no certificate verdict of its own, the resumption's covers it
                 seen = f"no client certificate in this handshake: {inferred.evidence}"
             elif inferred.decided:
-                expected_by = _cert_expected_by(tls, smtp, None, expect_name)
-                out.append(_inferred_verdict(tls, inferred, expected_by))
+                expected_by = _cert_expected_by(tls, greeter, None, expect_name)
+                out += _sent_after_turn(session, [_inferred_verdict(tls, inferred,
+                                                                      expected_by)])
                 seen = ("the client certificate is only inferred from record sizes, its chain "
                         "cannot be checked without keys")
             else:
@@ -1291,12 +1315,12 @@ def diagnose(
                 )
         else:
             expected_by = _cert_expected_by(
-                tls, smtp, server if tls.server_certs else None, expect_name)
+                tls, greeter, server if tls.server_certs else None, expect_name)
             shown = server if tls.server_certs else None
             sni = wire_str(tls.sni or "").lower().rstrip(".")
-            exo_peer = _exchange_online(smtp, shown) is not None or sni.endswith(EXO_SUFFIX)
-            out += _client_cert_verdicts(session, tls, client, expect_name, expected_by,
-                                         exo_peer)
+            exo_peer = _exchange_online(greeter, shown) is not None or sni.endswith(EXO_SUFFIX)
+            out += _sent_after_turn(session, _client_cert_verdicts(
+                session, tls, client, expect_name, expected_by, exo_peer))
         if server is not None and tls.server_certs:
             sni = None if tls.sni is None else wire_str(tls.sni)
             out += _chain_verdicts(
@@ -1321,7 +1345,7 @@ def diagnose(
             "(--implicit-tls-ports): the dialogue is read as SMTP",
             plain.frame,
         ))
-    exo = _exchange_online(smtp, server if tls is not None and tls.server_certs else None)
+    exo = _exchange_online(greeter, server if tls is not None and tls.server_certs else None)
     if exo is not None:
         out.append(exo)
     mid = session.mid_session

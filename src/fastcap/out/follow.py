@@ -243,8 +243,14 @@ def format_follow(s: Session, logs: list[LogLine] | None = None,
     if s.continues_into:  # frame numbers count on into them, as in `mergecap -a`
         lines[1:1] = [f"continues into {printable(', '.join(s.continues_into))} (frame "
                       "numbers counting on from this file into them)"]
+    # The wire's directions: c2s is the originator's, the server after TURN (roles_turned)
+    names = ("client", "server")
+    if s.roles_turned:
+        names = (f"originator {s.server}", f"responder {s.client}")
+        lines.append(f"roles turned by TURN: the responder {s.client} sends the mail, C: "
+                     f"lines are the originator {s.server}'s")
     lines += _plaintext(s)
-    for name, gaps in (("client", s.tcp.c2s_gaps), ("server", s.tcp.s2c_gaps)):
+    for name, gaps in zip(names, (s.tcp.c2s_gaps, s.tcp.s2c_gaps), strict=True):
         for off, size in gaps[:20]:
             lines.append(f"[{size} bytes missing in capture from the {name} at stream "
                          f"offset {off}]")

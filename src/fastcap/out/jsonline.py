@@ -523,5 +523,7 @@ def session_line(s: Session, path: str, schema_version: int) -> str:
                   smtp_text(s.smtp_tls) if s.smtp_tls else "null")
     if s.evidence is not None:  # logs were given: likewise
         parts += ', "evidence": ', _dumps([m.to_dict() for m in s.evidence])
+    if s.roles_turned:  # only after TURN: likewise
+        parts += ', "roles_turned": true',
     parts += ', "file": ', _text(path), ', "schema_version": ', _text(schema_version), "}"
     return "".join(parts)

@@ -96,7 +96,8 @@ def server_name(s: Session) -> str:
     hello = s.tls.client_hello if s.tls is not None else None
     if hello is not None and hello.sni:
         return wire_str(hello.sni)  # text, as the banner's host: the outputs escape it once
-    if s.smtp is not None and s.smtp.banner_host:
+    if s.smtp is not None and s.smtp.banner_host and not s.roles_turned:
+        # (after TURN the host that greeted first sends the mail: it is no name of the server)
         return s.smtp.banner_host
     return _host(s.server)
 

@@ -106,8 +106,10 @@ def _endpoint(text: str) -> tuple[str, int]:
 
 
 def _conn(s: Session, path: str) -> list[object]:
-    orig_h, orig_p = _endpoint(s.client)
-    resp_h, resp_p = _endpoint(s.server)
+    # Zeek's ids are the connection's, whatever TURN made of the roles (roles_turned)
+    orig, resp = (s.server, s.client) if s.roles_turned else (s.client, s.server)
+    orig_h, orig_p = _endpoint(orig)
+    resp_h, resp_p = _endpoint(resp)
     return [s.first_ts_ns, zeek_uid(path, s.number), orig_h, orig_p, resp_h, resp_p]
 
 

@@ -6,6 +6,7 @@ afterwards for all sessions of a file in one walk (`fastcap.read.frametimes`).""
 
 from __future__ import annotations
 
+import bisect
 from dataclasses import dataclass
 
 from ...proto.tls.wirenames import wire_str
@@ -30,21 +31,35 @@ class Arrow:
 
 
 def _smtp(dialogue, prefix: str = "") -> list[tuple[int, int, Arrow]]:
-    """(direction order, offset, arrow) for a dialogue's banner, commands and replies."""
+    """(direction order, offset, arrow) for a dialogue's banner, commands and replies.  The
+    session's client is the sender after the last 250 to TURN (Session.roles_turned), so a
+    line before it goes the other way once for each turn still ahead of it (one in the frame
+    of the 250 is ahead: the 250 came before the swap)."""
+    turns = sorted(a.frame for a in dialogue.anomalies
+                   if a.kind == "roles_turned" and a.frame is not None)
+
+    def way(frame: int, command: bool) -> str:
+        ahead = len(turns) - bisect.bisect_left(turns, frame)
+        return C2S if command != (ahead % 2 == 1) else S2C
+
     out = []
     if dialogue.banner_frame is not None and dialogue.banner_code is not None:
         text = f"{dialogue.banner_code} {dialogue.banner_text or ''}".rstrip()
-        out.append((1, -1, Arrow(dialogue.banner_frame, S2C, "smtp", prefix + printable(text),
-                                 dialogue.banner_code >= 400)))
+        d = way(dialogue.banner_frame, False)
+        out.append((int(d == S2C), -1, Arrow(dialogue.banner_frame, d, "smtp",
+                                        prefix + printable(text), dialogue.banner_code >= 400)))
     for c in dialogue.commands:
         if c.frame is not None:
             label = f"{c.verb} {c.arg}".rstrip()
-            out.append((0, c.offset, Arrow(c.frame, C2S, "smtp", prefix + printable(label))))
+            d = way(c.frame, True)
+            out.append((int(d == S2C), c.offset,
+                        Arrow(c.frame, d, "smtp", prefix + printable(label))))
     for r in dialogue.replies:
         if r.frame is not None:
-            out.append((1, r.offset, Arrow(r.frame, S2C, "smtp",
-                                           prefix + printable(f"{r.code} {r.text}"),
-                                           r.code >= 400)))
+            d = way(r.frame, False)
+            out.append((int(d == S2C), r.offset, Arrow(r.frame, d, "smtp",
+                                                  prefix + printable(f"{r.code} {r.text}"),
+                                                  r.code >= 400)))
     return out
 
 

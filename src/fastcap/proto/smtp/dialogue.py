@@ -176,6 +176,11 @@ for _f in fields(SmtpDialogue):
         setattr(_Draft, _f.name, _f.default)
 
 
+# What a sender's EHLO and STARTTLS set: a 250 to TURN begins them anew.
+_SENDER_FIELDS = ("ehlo_verb", "ehlo_name", "ehlo_frame", "capabilities", "starttls_offered",
+                  "starttls_reply", "starttls_command_frame")
+
+
 class _DialogueBuilder:
     """Folds a connection's events into a draft of its SmtpDialogue (``draft``: the fields as
     plain attributes, read by the parser as it goes), made into the frozen dialogue once, by
@@ -227,9 +232,8 @@ class _DialogueBuilder:
             changes,
         )
         self._put(d.replies, "replies", rec)
-        if self._turned:
-            return  # the facts judged are of the client's mail: not of what it receives
-        if answers in ("EHLO", "HELO") and 200 <= code < 300:
+        if answers in ("EHLO", "HELO") and 200 <= code < 300 and code != 220:
+            # (a 220 is a greeting: after TURN, a late one answers the new sender's EHLO)
             caps = (
                 []
                 if answers == "HELO"
@@ -238,7 +242,8 @@ class _DialogueBuilder:
             d.capabilities, d.starttls_offered = caps, "STARTTLS" in caps
         elif answers in TLS_VERBS:
             d.starttls_reply = rec
-        if _relay_denied(code, enhanced, lines):
+        if _relay_denied(code, enhanced, lines) and not self._turned:
+            # a refusal of the originator's relay; after TURN the originator answers
             self._put(d.relay_denied, "relay_denied", rec)
 
     @staticmethod
@@ -259,8 +264,6 @@ class _DialogueBuilder:
         frame = self._cmd_at(offset)
         self._put(d.commands, "commands", _make_command(
             verb, arg, offset, frame, self._end_frame(self._cmd_at, frame, offset, end)))
-        if self._turned:
-            return
         if verb in ("EHLO", "HELO") and d.ehlo_verb is None:
             words = arg.split(None, 1)
             d.ehlo_verb, d.ehlo_name, d.ehlo_frame = verb, words[0] if words else "", frame
@@ -299,6 +302,10 @@ class _DialogueBuilder:
             if ev.kind == "roles_turned":
                 self._cmd_at, self._reply_at = self._reply_at, self._cmd_at
                 self._turned = not self._turned
+                # The sender's facts are the new sender's from here: its EHLO, what the new
+                # receiver offered it, its STARTTLS (the host whose certificate is judged).
+                for name in _SENDER_FIELDS:
+                    setattr(d, name, getattr(_Draft, name))
         elif isinstance(ev, Banner):
             self.banner(ev.code, ev.text, ev.offset, ev.first_end)
         elif isinstance(ev, StartTls):

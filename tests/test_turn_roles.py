@@ -1,0 +1,145 @@
+"""After a 250 to TURN (RFC 821 §4.1.1) the connection's responder sends the mail: it is the
+client of the STARTTLS that follows and the host whose certificate is judged, so every output
+names it as the client and the originator as the receiving server.  The capture: the
+responder greets as Exchange Online, refuses the originator's relay with 550 5.7.64, the
+originator turns the roles, greets, and the responder then sends its mail over STARTTLS with
+an empty Certificate (no SNI, so no name but the banner's could stand for the receiver)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from dataclasses import replace
+
+import pytest
+
+from fastcap.session import iter_sessions
+from fastcap_synth.scenarios import make_pki, scenario
+from fastcap_synth.smtpgen import TENANT_ATTRIBUTION, Message, converse, render
+from fastcap_synth.writers import write_pcap
+
+ORIGINATOR, RESPONDER = "203.0.113.10:49152", "198.51.100.25:25"
+BEFORE_TURN = (
+    (True, "EHLO relay.contoso.com"), (False, "250 hi"),
+    (True, "MAIL FROM:<a@contoso.com>"), (False, "250 2.1.0 Sender OK"),
+    (True, "RCPT TO:<b@fabrikam.com>"), (False, TENANT_ATTRIBUTION),
+    (True, "TURN"), (False, "250 OK"), (True, "220 relay.contoso.com ready"))
+
+
+@pytest.fixture(scope="module")
+def turned_capture(tmp_path_factory):
+    sc = scenario("no_client_cert", make_pki(), sni=None)
+    conv = converse(sc)
+    banner, *rest = conv.messages
+    conv = replace(conv, closer_is_client=not conv.closer_is_client, messages=[
+        banner, *(Message(c, (t + "\r\n").encode(), "turn") for c, t in BEFORE_TURN),
+        *(replace(m, from_client=not m.from_client) for m in rest)])
+    path = tmp_path_factory.mktemp("turn") / "turned.pcap"
+    write_pcap(path, render(conv, sc))
+    return path
+
+
+def run_cli(capsys, command: str, *args: str, code: int = 1) -> str:
+    """``fastcap COMMAND ARGS`` in this process (one worker): its standard output."""
+    from fastcap.cli import main
+
+    got = main([command, "-j", "1", *args] if command == "scan" else [command, *args])
+    out, err = capsys.readouterr()
+    assert got == code, err  # scan: the empty Certificate is a problem
+    return out
+
+
+def test_the_session_names_the_responder_as_the_client_after_turn(turned_capture, backend):
+    (s,) = list(iter_sessions(turned_capture, backend=backend))
+    assert s.roles_turned and (s.client, s.server) == (RESPONDER, ORIGINATOR)
+    assert s.tcp.syn_seen and s.tcp.client_by == "syn"  # the connection's own facts stay
+    assert s.smtp.ehlo_name == "mail.fabrikam.com"  # the responder's EHLO, not relay.contoso
+    assert s.smtp.starttls_offered and s.smtp.starttls_accepted
+    assert s.tls.client_certificate == () and s.tls.cert_requested
+    d = s.to_dict()
+    assert d["roles_turned"] is True and (d["client"], d["server"]) == (RESPONDER, ORIGINATOR)
+    (other,) = list(iter_sessions(turned_capture, backend="python"))
+    assert other.to_dict() == d  # whichever backend walked the capture
+
+
+def test_the_banner_host_is_not_taken_for_the_receiver_after_turn(turned_capture):
+    from fastcap.run.scanner import scan
+
+    (s,) = list(scan(turned_capture))
+    by_code = {v.code: v for v in s.verdicts}
+    assert by_code["no_client_cert"].message.endswith(
+        f"(after TURN (frame 12) the client is the connection's responder {RESPONDER}, the "
+        f"server its originator {ORIGINATOR})")
+    assert not any("banner" in v.message for v in s.verdicts)
+    relay = by_code["relay_denied"]
+    assert ORIGINATOR in relay.message and "TURN" in relay.message
+    assert "the client sent no certificate" not in relay.message
+
+
+def test_every_format_names_the_sender_and_receiver_after_turn(turned_capture, capsys):
+    doc = json.loads(run_cli(capsys, "scan", "--format", "json", str(turned_capture)))
+    (s,) = doc["files"][0]["sessions"]
+    assert (s["client"], s["server"], s["roles_turned"]) == (RESPONDER, ORIGINATOR, True)
+    servers = {p["code"]: p["server"] for p in doc["problems"]}
+    assert servers["no_client_cert"] == ORIGINATOR.rpartition(":")[0]
+    (line,) = run_cli(capsys, "scan", "--format", "jsonl", str(turned_capture)).splitlines()
+    assert json.loads(line) == s
+    (row,) = csv.DictReader(io.StringIO(run_cli(capsys, "scan", "--format", "csv",
+                                                str(turned_capture))))
+    assert (row["client"], row["server"], row["ehlo"]) == (RESPONDER, ORIGINATOR,
+                                                          "mail.fabrikam.com")
+    table = run_cli(capsys, "scan", "-v", str(turned_capture))
+    assert f"{RESPONDER} -> {ORIGINATOR}" in table
+    assert f"session 1 ({RESPONDER} -> {ORIGINATOR})" in table
+    (group,) = [x for x in table.splitlines() if x.startswith("!") and "no_client_cert" in x]
+    assert " 203.0.113.10 " in group and "outlook.com" not in group
+
+
+def test_zeek_logs_keep_the_connection_originator_after_turn(turned_capture, tmp_path, capsys):
+    """Zeek's conn ids are the connection's: orig is who sent the SYN, whatever TURN did."""
+    out = tmp_path / "logs"
+    run_cli(capsys, "scan", "--format", "zeek", "-o", str(out), str(turned_capture))
+    for log in ("smtp.log", "ssl.log"):
+        text = (out / log).read_text().splitlines()
+        names = next(x for x in text if x.startswith("#fields")).split("\t")[1:]
+        rows = [dict(zip(names, x.split("\t"), strict=True)) for x in text
+                if not x.startswith("#")]
+        assert rows and all((r["id.orig_h"], r["id.orig_p"], r["id.resp_h"], r["id.resp_p"])
+                            == ("203.0.113.10", "49152", "198.51.100.25", "25") for r in rows)
+
+
+def test_the_report_ladder_draws_each_line_from_its_sender_after_turn(turned_capture):
+    """The ladder's columns are the session's client and server: the responder's banner and
+    its 250 to TURN go from the client, the originator's commands before the turn and its
+    greeting after it from the server, the responder's EHLO and ClientHello from the client."""
+    from fastcap.out.html import ladder
+    from fastcap.run.scanner import scan
+
+    (s,) = list(scan(turned_capture))
+    ways = {a.label.split(" ")[0] + f"@{a.frame}": a.direction for a in ladder(s)}
+    assert {k: ways[k] for k in ("220@4", "EHLO@5", "TURN@11", "250@12", "220@13", "EHLO@14",
+                                 "ClientHello@18")} == {
+        "220@4": "c2s", "EHLO@5": "s2c", "TURN@11": "s2c", "250@12": "c2s", "220@13": "s2c",
+        "EHLO@14": "c2s", "ClientHello@18": "c2s"}
+
+
+def test_follow_names_whose_lines_are_whose_after_turn(turned_capture, capsys):
+    """`follow` shows the wire's C:/S: lines under the session's client -> server head: after
+    TURN it says the C: lines are the originator's, the host it names as the server."""
+    out = run_cli(capsys, "follow", str(turned_capture), "--session", "1", code=0)
+    head, _, note, first, *_ = out.splitlines()
+    assert head.startswith(f"Session 1: {RESPONDER} -> {ORIGINATOR},")
+    assert note == (f"roles turned by TURN: the responder {RESPONDER} sends the mail, C: lines "
+                    f"are the originator {ORIGINATOR}'s")
+    assert first.startswith("[f4] S: 220 contoso-com")
+
+
+def test_mail_server_logs_are_joined_by_the_connection_ends_after_turn(turned_capture):
+    """A mail server logs the connection it opened or took: its ends, not TURN's roles."""
+    from fastcap.evidence.join import SessionKey
+
+    (s,) = list(iter_sessions(turned_capture))
+    k = SessionKey.of(s, "turned.pcap")
+    assert (k.client_ip, k.client_port, k.server_ip, k.server_port) == (
+        "203.0.113.10", 49152, "198.51.100.25", 25)
