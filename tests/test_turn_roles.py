@@ -143,3 +143,25 @@ def test_mail_server_logs_are_joined_by_the_connection_ends_after_turn(turned_ca
     k = SessionKey.of(s, "turned.pcap")
     assert (k.client_ip, k.client_port, k.server_ip, k.server_port) == (
         "203.0.113.10", 49152, "198.51.100.25", 25)
+
+
+def test_follow_hides_the_credentials_the_responder_sends_after_turn(tmp_path, capsys):
+    """After TURN the responder sends AUTH and answers the 334 challenges: its lines are the
+    S: ones, and its credentials are as hidden as a client's."""
+    pki = make_pki()
+    sc = scenario("starttls_not_offered", pki, commands=(("TURN", "250 OK"),))
+    conv = converse(sc)
+    conv.messages += [Message(not by_responder, (t + "\r\n").encode(), "turned") for
+                      by_responder, t in (
+        (False, "220 relay.contoso.com ready"), (True, "EHLO mx.contoso.com"),
+        (False, "250 hi"), (True, "AUTH PLAIN dXNlcgBwYXNzd29yZDEyMw=="), (False, "235 ok"),
+        (True, "AUTH LOGIN"), (False, "334 VXNlcm5hbWU6"), (True, "c2VjcmV0dXNlcg=="),
+        (False, "334 UGFzc3dvcmQ6"), (True, "c2VjcmV0cGFzcw=="), (False, "235 ok"),
+        (True, "QUIT"), (False, "221 bye"))]
+    path = tmp_path / "auth-after-turn.pcap"
+    write_pcap(path, render(conv, sc))
+    out = run_cli(capsys, "follow", str(path), "--session", "1", code=0)
+    for secret in ("dXNlcgBwYXNzd29yZDEyMw==", "c2VjcmV0dXNlcg==", "c2VjcmV0cGFzcw=="):
+        assert secret not in out
+    assert "S: AUTH PLAIN [credentials hidden]" in out and "S: AUTH LOGIN" in out
+    assert "C: 334 VXNlcm5hbWU6" in out

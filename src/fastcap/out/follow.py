@@ -62,18 +62,19 @@ def _dialogue(c2s, s2c, c2s_end: int | None, s2c_end: int | None, mark: str) -> 
     for off, line in _lines(s2c, s2c_end):
         items.append((s2c.frame_at(off) or 0, 1, off, "S", line))
     items.sort()
-    out, hide_next = [], False
+    # Either side may send commands: after a 250 to TURN the responder does (S: lines), so
+    # AUTH and the answer to a 334 challenge are hidden whichever side sends them.
+    out, hidden = [], None  # the side answering a 334 challenge, until the other speaks
     for frame, _d, _off, side, line in items[:_MAX_LINES]:
         text = printable_bytes(line)
-        if side == "C":
-            word = text.split(" ", 1)[0].upper()
-            if hide_next:
-                text = "[credentials hidden]"
-            elif word == "AUTH":
-                parts = text.split(" ")
-                text = " ".join(parts[:2]) + (" [credentials hidden]" if len(parts) > 2 else "")
+        if side == hidden:
+            text = "[credentials hidden]"
         else:
-            hide_next = text.startswith("334")
+            hidden = ("S" if side == "C" else "C") if text.startswith("334") else None
+            if text.split(" ", 1)[0].upper() == "AUTH":
+                parts = text.split(" ")
+                text = " ".join(parts[:2]) + (" [credentials hidden]" if len(parts) > 2
+                                              else "")
         out.append(f"{_frame(frame)} {side}{mark}: {text}")
     if len(items) > _MAX_LINES:
         out.append(f"... {len(items) - _MAX_LINES} more lines")
