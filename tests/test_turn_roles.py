@@ -165,3 +165,16 @@ def test_follow_hides_the_credentials_the_responder_sends_after_turn(tmp_path, c
         assert secret not in out
     assert "S: AUTH PLAIN [credentials hidden]" in out and "S: AUTH LOGIN" in out
     assert "C: 334 VXNlcm5hbWU6" in out
+
+
+def test_connector_settings_do_not_take_the_sender_for_exchange_online_after_turn(
+        turned_capture):
+    """The connector checks (--evidence) hold a certificate against Exchange Online's inbound
+    connectors only for a session to Exchange Online: after TURN the banner that names it is
+    the sender's, not the receiver's (here nothing else names the receiver so)."""
+    from fastcap.judge.evidence import _to_exchange_online
+
+    (s,) = list(iter_sessions(turned_capture))
+    assert s.smtp.banner_names_exchange_online and s.server_check is None
+    assert not _to_exchange_online(s)
+    assert _to_exchange_online(replace(s, roles_turned=False))

@@ -474,7 +474,8 @@ def _ip_connector(session: Session, settings: Settings
 
 def _to_exchange_online(session: Session) -> bool:
     smtp, tls = session.smtp, session.tls
-    if smtp is not None and smtp.banner_names_exchange_online:
+    # after TURN (roles_turned) the host that greeted first is the sender, not the receiver
+    if smtp is not None and smtp.banner_names_exchange_online and not session.roles_turned:
         return True
     if tls is not None and (tls.sni or "").lower().rstrip(".").endswith(_EXO_SUFFIX):
         return True
