@@ -527,15 +527,21 @@ def test_x_anonymoustls_hands_over_to_tls_as_starttls_does(general):
     assert StartTls(True, *at) in whole(c2s, s2c)
 
 
+def _turned(*turn: tuple[str, bytes]) -> tuple[Stream, Stream]:
+    """EHLO and a 250 to TURN, then ``turn`` (the new receiver's greeting and the new
+    sender's HELO, in some order), then the new sender's MAIL and QUIT, each answered."""
+    return session(
+        ("s", BANNER), ("c", EHLO), ("s", b"250 hi\r\n"), ("c", b"TURN\r\n"),
+        ("s", b"250 OK\r\n"), *turn, ("s", b"MAIL FROM:<x@contoso.com>\r\n"),
+        ("c", b"250 ok\r\n"), ("s", b"QUIT\r\n"), ("c", b"221 bye\r\n"))
+
+
 def test_after_a_250_to_turn_the_server_sends_the_commands():
     """RFC 821 §4.1.1: after a 250 to TURN the roles swap; the new receiver greets and the
     server's lines are commands (Zeek's SMTP analyzer swaps its sides there too).  Each
     record keeps the frame it was carried in, fed in one piece or byte by byte."""
-    c2s, s2c = session(
-        ("s", BANNER), ("c", EHLO), ("s", b"250 hi\r\n"), ("c", b"TURN\r\n"),
-        ("s", b"250 OK\r\n"), ("c", b"220 relay ready\r\n"), ("s", b"HELO mx.contoso.com\r\n"),
-        ("c", b"250 hi\r\n"), ("s", b"MAIL FROM:<x@contoso.com>\r\n"), ("c", b"250 ok\r\n"),
-        ("s", b"QUIT\r\n"), ("c", b"221 bye\r\n"))
+    c2s, s2c = _turned(("c", b"220 relay ready\r\n"), ("s", b"HELO mx.contoso.com\r\n"),
+                       ("c", b"250 hi\r\n"))
     fast, general = parse_dialogue(c2s, s2c), parse_dialogue(c2s, s2c, _general=True)
     sched = [("c2s", p) for p in pieces(c2s, [1])] + [("s2c", p) for p in pieces(s2c, [3])]
     folded = dialogue_of(run(sched, frames=(c2s, s2c)), c2s, s2c)
@@ -577,11 +583,8 @@ def test_after_turn_a_late_greeting_answers_the_first_command_as_in_zeek():
     greeting to wait for after a 250 to TURN: a new receiver whose 220 comes after the new
     sender's HELO has that 220 answer HELO, and the 250 after it answer nothing; the MAIL
     after them is paired as usual.  However the streams are fed."""
-    c2s, s2c = session(
-        ("s", BANNER), ("c", EHLO), ("s", b"250 hi\r\n"), ("c", b"TURN\r\n"),
-        ("s", b"250 OK\r\n"), ("s", b"HELO mx.contoso.com\r\n"), ("c", b"220 relay ready\r\n"),
-        ("c", b"250 hi\r\n"), ("s", b"MAIL FROM:<x@contoso.com>\r\n"), ("c", b"250 ok\r\n"),
-        ("s", b"QUIT\r\n"), ("c", b"221 bye\r\n"))
+    c2s, s2c = _turned(("s", b"HELO mx.contoso.com\r\n"), ("c", b"220 relay ready\r\n"),
+                       ("c", b"250 hi\r\n"))
     fast, general = parse_dialogue(c2s, s2c), parse_dialogue(c2s, s2c, _general=True)
     for sched in ([("s2c", p) for p in pieces(s2c, [2])] + [("c2s", p) for p in pieces(c2s, [1])],
                   [("c2s", p) for p in pieces(c2s, [3])] + [("s2c", p) for p in pieces(s2c)]):
