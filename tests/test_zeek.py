@@ -1470,3 +1470,47 @@ def test_a_command_line_cut_by_a_gap_is_no_command_as_in_zeek(tmp_path):
             for x in read_strict(out / "smtp.log")[2]] == [
         (1, "a@fabrikam.com", {"b@contoso.com"}, "250 queued as 1"),
         (2, UNSET, {"d@contoso.com"}, "221 bye")]
+
+
+
+def _cut_rows(path: Path) -> list[tuple]:
+    """(trans_depth, mailfrom, last_reply) of each smtp.log line of `path`, read in this
+    process by each backend, which must agree."""
+    from fastcap.out.zeek import smtp_transactions
+    from fastcap.session import iter_sessions
+
+    rows = [[(t.depth, t.mailfrom, t.last_reply) for s in iter_sessions(path, backend=b)
+             for t in smtp_transactions(s)] for b in ("native", "python")]
+    assert rows[0] == rows[1]
+    return rows[0]
+
+
+@pytest.mark.parametrize("head", [b"MAIL  FROM:<c@fab", b"MAIL\t FROM:<c@fab",
+                                  b"MAIL FROM:<c@fab\xc3"])
+def test_a_command_line_cut_by_a_gap_is_no_command_however_spaced(tmp_path, head):
+    """As test_a_command_line_cut_by_a_gap_is_no_command_as_in_zeek, with blanks after the
+    verb that the kept argument drops, or a character the gap cut: the line is still the
+    one the gap cut, no command in Zeek."""
+    path = _capture_cutting_a_line(tmp_path / "cut-command.pcap", (
+        (True, b"Subject: x\r\n\r\nhello\r\n.\r\n"), (False, b"250 queued as 1\r\n"),
+        (True, head), (True, b"LOST"), (True, b"\xa9@fabrikam.com>\r\n"),
+        (False, b"250 ok\r\n"), (True, b"RCPT TO:<d@contoso.com>\r\n"), (False, b"250 ok\r\n"),
+        (True, b"QUIT\r\n"), (False, b"221 bye\r\n")))
+    assert _cut_rows(path) == [(1, "a@fabrikam.com", "250 queued as 1"), (2, None, "221 bye")]
+
+
+@pytest.mark.parametrize(("reply", "lost"), [
+    (b"250-2.0.0 one\r\n250-two\r\n250 2.0.0 que", b"ued as 1\r\n"),  # its last line cut
+    (b"250-2.0.0 one\r\n250-two\r\n250-th", b"ree\r\n250 2.0.0 queued as 1\r\n"),  # a middle one
+    (b"250-2.0.0 one\r\n250-two\r\n", b"250 2.0.0 queued as 1\r\n"),  # between two lines
+])
+def test_a_gap_inside_a_long_reply_comes_between_its_lines_as_in_zeek(tmp_path, reply, lost):
+    """SMTP.cc's Undelivered empties the command queue and keeps pending_reply, whichever
+    of a reply's lines the gap cut or came before: the lines before it answer the message's
+    end (each counts a message), the rest answer nothing and leave SMTP_AFTER_GAP, where the
+    MAIL FROM after the reply is no command: no second transaction."""
+    path = _capture_cutting_a_line(tmp_path / "cut-long.pcap", (
+        (True, b"Subject: x\r\n\r\nhello\r\n.\r\n"), (False, reply), (False, b"LOST"),
+        (False, lost), (True, b"MAIL FROM:<c@fabrikam.com>\r\n"),
+        (False, b"250 ok\r\n"), (True, b"QUIT\r\n"), (False, b"221 bye\r\n")))
+    assert _cut_rows(path) == [(1, "a@fabrikam.com", "250 2.0.0 one")]

@@ -195,7 +195,7 @@ def _command(c: Any) -> str:
     if type(c) is not CommandRecord:
         return plain_text(c)
     return (f'{{"verb": {_p(c.verb)}, "arg": {_p(c.arg)}, "offset": {_o(c.offset)}, '
-            f'"frame": {_o(c.frame)}, "end_frame": {_o(c.end_frame)}}}')
+            f'"frame": {_o(c.frame)}, "end_frame": {_o(c.end_frame)}, "cut": {_p(c.cut)}}}')
 
 
 def _reply(r: Any) -> str:
@@ -205,7 +205,7 @@ def _reply(r: Any) -> str:
             f'"offset": {_o(r.offset)}, "frame": {_o(r.frame)}, "answers": {_p(r.answers)}, '
             f'"last_text": {_p(r.last_text)}, "lines": {_o(r.lines)}, '
             f'"end_frame": {_o(r.end_frame)}, '
-            f'"code_changes": {plain_text(r.code_changes)}}}')
+            f'"code_changes": {plain_text(r.code_changes)}, "gap_line": {_o(r.gap_line)}}}')
 
 
 def _items(values: Any, write: Callable[[Any], str]) -> str:

@@ -263,21 +263,11 @@ def _answer_to_gap(gap, k: int, lines: dict[str, list], place: dict[int, int]):
                 None)
 
 
-def _cut_by(x, offset: int) -> bool:
-    """Does the line of command or one-line reply ``x`` run up to a gap at ``offset``, its
-    end lost or after the gap?  fastcap keeps the head of such a line up to the gap, and
-    a line ended before the gap ends at least a line feed before it, so the head's length
-    tells (when its text is as on the wire: one space after the verb or code)."""
-    if hasattr(x, "verb"):
-        heads = [len(x.verb) + (len(x.arg.encode()) + 1 if x.arg else 0)]
-    elif x.lines == 1:
-        heads = [4 + len(x.text.encode())] if x.text else [3, 4]
-    elif x.lines == 2 and not x.code_changes:  # its first line ended by CRLF or LF
-        last = [4 + len(x.last_text.encode())] if x.last_text else [3, 4]
-        heads = [4 + len(x.text.encode()) + eol + n for eol in (2, 1) for n in last]
-    else:
-        return False  # the middle lines' lengths are not kept
-    return any(x.offset + head == offset for head in heads)
+def _holds_gap(x) -> bool:
+    """Does a gap fall inside command or reply record ``x``: a gap cut the command's line, or
+    came before or cut one of the reply's lines (its ``gap_line``)?  The first gap after
+    ``x`` begins is then that one."""
+    return x.cut if hasattr(x, "verb") else x.gap_line is not None
 
 
 def _zeek_pairing(d, greeting: bool) -> tuple[list[tuple[int, int, object, str | None]], bool]:
@@ -314,20 +304,22 @@ def _zeek_pairing(d, greeting: bool) -> tuple[list[tuple[int, int, object, str |
     lines = {side: [e[2] for e in events if e[1] == kind] for side, kind in (("c2s", 1),
                                                                             ("s2c", 2))}
     starts = {side: [x.offset for x in xs] for side, xs in lines.items()}
-    cut_last: set[int] = set()  # multi-line replies whose last line a gap cut
+    inside: dict[int, int] = {}  # multi-line replies a gap falls in: the line it is before
+    held: set[int] = set()  # the records whose gap (_holds_gap) is placed
     for gap in d.gaps:  # each direction's lines are in stream order
         k = bisect.bisect_left(starts.get(gap.direction, ()), gap.offset)
         data = id(lines["c2s"][k - 1]) if gap.direction == "c2s" and k else None
         if data in dots:  # in a message: its final dot comes after the gap
             dots[data].insert(dots[data].index(("END_OF_DATA", data)), _GAP)
-        elif k and _cut_by(cut := lines[gap.direction][k - 1], gap.offset):
+        elif k and id(x := lines[gap.direction][k - 1]) not in held and _holds_gap(x):
             # Zeek's ContentLine keeps a cut line's head and delivers it with the bytes
             # after the gap, so the line whose end the gap took comes after the gap's report;
-            # in a multi-line reply, between its lines (_cut_last)
-            if getattr(cut, "lines", 1) > 1:
-                cut_last.add(id(cut))
+            # in a multi-line reply, between its lines (_reply_parts)
+            held.add(id(x))
+            if getattr(x, "gap_line", 0):
+                inside[id(x)] = x.gap_line
             else:
-                before.setdefault(id(cut), []).insert(0, _GAP)
+                before.setdefault(id(x), []).insert(0, _GAP)
         elif (answer := _answer_to_gap(gap, k, lines, place)) is not None:
             before.setdefault(id(answer), []).insert(0, _GAP)
         elif k < len(starts.get(gap.direction, ())):
@@ -363,12 +355,18 @@ def _zeek_pairing(d, greeting: bool) -> tuple[list[tuple[int, int, object, str |
                 state = "data" if cmd == "DATA" else "other"
                 out.append((frame, kind, x, None))
             continue
-        if id(x) in cut_last:
-            out, state = _cut_last_line(x, queue, out, state)
-            continue
-        if state == "gap":
-            state = "recovery"
-        for part in _zeek_replies(x) if kind == 2 else (x,):
+        goes_on = False  # the part after a gap inside the reply: it continues the reply
+        for part in _reply_parts(x, inside.get(id(x))) if kind == 2 else (x,):
+            if part is None:  # SMTP.cc's Undelivered: the reply's code outlives it
+                queue.clear()
+                state, goes_on = "gap", True
+                continue
+            if goes_on:  # no new reply: it answers nothing and the state stays
+                out.append((frame, kind, part, _UNPAIRED))
+                goes_on = False
+                continue
+            if state == "gap":
+                state = "recovery"
             cmd = queue.popleft() if queue else _UNPAIRED
             out.append((frame, kind, part, cmd))
             code = d.banner_code if kind == 0 else part.code
@@ -378,21 +376,24 @@ def _zeek_pairing(d, greeting: bool) -> tuple[list[tuple[int, int, object, str |
     return out, False
 
 
-def _cut_last_line(x, queue: deque[str], out: list, state: str) -> tuple[list, str]:
-    """A two-line reply whose last line a gap cut, as SMTP.cc reads it: its first line a
-    reply (paired, the state updated), then the gap's report (the queue emptied,
-    SMTP_AFTER_GAP), then the last line, which continues the reply (its pending_reply
-    outlives the gap): no new reply, so it answers "(UNKNOWN)" and leaves the state."""
-    if state == "gap":
-        state = "recovery"
-    head = replace(x, lines=1, last_text=None, end_frame=None)
-    cmd = queue.popleft() if queue else _UNPAIRED
-    out.append((x.frame, 2, head, cmd))
-    state = _zeek_state(state, cmd, x.code)
-    queue.clear()
-    out.append((x.frame, 2, replace(x, text=x.last_text or "", lines=1, last_text=None),
-                _UNPAIRED))
-    return out, "gap"
+def _reply_parts(x, gap_line: int | None) -> list:
+    """A reply as Zeek's SMTP analyzer reads it (_zeek_replies), with a gap before its line
+    ``gap_line`` (a line the gap cut comes after the gap's report): the parts of its lines
+    before the gap, None for the gap, then the parts of the lines from there on, of which
+    the first continues the reply.  Only the first and last lines' texts are kept: a part's
+    first and last text is the reply's last line's where not known (a middle line's text is
+    never written, see smtp_transactions)."""
+    if not gap_line:
+        return _zeek_replies(x)
+    changes = getattr(x, "code_changes", ())
+    head = replace(x, lines=gap_line, last_text=None if gap_line == 1 else x.last_text,
+                   end_frame=None, code_changes=tuple(c for c in changes if c[0] < gap_line))
+    rest = x.lines - gap_line
+    tail = replace(x, text=x.last_text or "", lines=rest,
+                   last_text=x.last_text if rest > 1 else None,
+                   code_changes=tuple((c[0] - gap_line, *c[1:]) for c in changes
+                                      if c[0] > gap_line))
+    return [*_zeek_replies(head), None, *_zeek_replies(tail)]
 
 
 def _zeek_replies(x) -> list:

@@ -58,6 +58,7 @@ class CommandRecord:
     offset: int
     frame: int | None
     end_frame: int | None = None  # the frame of its line's end, when another (None: the same)
+    cut: bool = False  # a gap cut its line: verb and argument are its head, before the gap
 
 
 @compact
@@ -77,6 +78,9 @@ class ReplyRecord:
     # (line index, code, text, the line before's text) of each line whose code is not
     # the one of the line before: where Zeek's SMTP analyzer begins another reply
     code_changes: tuple[tuple[int, int, str, str], ...] = ()
+    # the first of its lines a gap came before or cut (Zeek reads that line, and those after
+    # it, after the gap; of a cut line its head is kept); None: no gap inside it
+    gap_line: int | None = None
 
 
 @compact
@@ -216,6 +220,7 @@ class _DialogueBuilder:
         self, code: int, enhanced: str | None, lines: Sequence[str], offset: int,
         answers: str | None, end: int | None = None, dropped: int = 0,
         last: str | None = None, changes: tuple[tuple[int, int, str, str], ...] = (),
+        gap_line: int | None = None,
     ) -> None:
         """Fold a Reply given by its fields (parse_dialogue never builds the event); ``end``:
         the offset after its last byte, when known; ``dropped`` lines past the cap were
@@ -229,7 +234,7 @@ class _DialogueBuilder:
         rec = _make_reply(
             code, enhanced, lines[0] if lines else "", offset, frame, answers,
             last_text, count, self._end_frame(self._reply_at, frame, offset, end),
-            changes,
+            changes, gap_line,
         )
         self._put(d.replies, "replies", rec)
         if answers in ("EHLO", "HELO") and 200 <= code < 300 and code != 220:
@@ -257,13 +262,14 @@ class _DialogueBuilder:
         last = frame_at(end - 1)
         return None if last == frame else last
 
-    def command(self, verb: str, arg: str, offset: int, end: int | None = None) -> None:
+    def command(self, verb: str, arg: str, offset: int, end: int | None = None,
+                cut: bool = False) -> None:
         """Fold a Command given by its fields (parse_dialogue never builds the event); ``end``:
-        the offset after its line ending, when known."""
+        the offset after its line ending (or where a gap ``cut`` it), when known."""
         d = self.draft
         frame = self._cmd_at(offset)
         self._put(d.commands, "commands", _make_command(
-            verb, arg, offset, frame, self._end_frame(self._cmd_at, frame, offset, end)))
+            verb, arg, offset, frame, self._end_frame(self._cmd_at, frame, offset, end), cut))
         if verb in ("EHLO", "HELO") and d.ehlo_verb is None:
             words = arg.split(None, 1)
             d.ehlo_verb, d.ehlo_name, d.ehlo_frame = verb, words[0] if words else "", frame
@@ -288,9 +294,9 @@ class _DialogueBuilder:
         d = self.draft
         if isinstance(ev, Reply):
             self.reply(ev.code, ev.enhanced, ev.lines, ev.offset, ev.answers, ev.end,
-                       ev.dropped, ev.last, ev.changes)
+                       ev.dropped, ev.last, ev.changes, ev.gap_line)
         elif isinstance(ev, Command):
-            self.command(ev.verb, ev.arg, ev.offset, ev.end)
+            self.command(ev.verb, ev.arg, ev.offset, ev.end, ev.cut)
         elif isinstance(ev, Anomaly):
             direction, offset = ev.direction, ev.offset
             frame = (

@@ -101,6 +101,7 @@ class Command:
     arg: str
     offset: int  # c2s (s2c after a roles_turned anomaly: the server's command)
     end: int | None = field(default=None, compare=False)  # after its line ending, when known
+    cut: bool = False  # a gap cut its line: what was read is its head, before the gap
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,6 +124,9 @@ class Reply:
     # (line index, code, text, the line before's text) of each line whose code is not
     # the one of the line before
     changes: tuple[tuple[int, int, str, str], ...] = ()
+    # the first of its lines a gap came before or cut (the cut line's head is kept); None:
+    # no gap inside it
+    gap_line: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -127,6 +127,7 @@ class _ReplyAcc:
     # the line's before it: the line before ends the part Zeek reads as one reply
     changes: list[tuple[int, int, str, str]] = field(default_factory=list)
     prev: int = 0  # the code of its last line so far
+    gap_line: int | None = None  # the first of its lines Zeek reads after a gap (Reply)
 
 
 class _Side:
@@ -675,13 +676,14 @@ class SmtpConversation:
                     line = _Line(offset, head, nl + 1 - pos, crlf, True, False)
                     self._bad_line(side, line, "bad_reply_line", _show(head))
                     continue
-                acc, gapped = self._acc, False
+                acc, gapped, cut, was = self._acc, False, False, side.resync
             else:
                 line = self._read_line(side, tls_ahead and self._acc is None)
                 if line is _TLS_AHEAD:
                     return _TLS_AHEAD
                 if line is None:
                     return None
+                was = side.resync
                 acc = self._acc
                 if isinstance(line, _EndMark):
                     if acc is None:
@@ -697,8 +699,9 @@ class SmtpConversation:
                     if line.tail != "skip":
                         self._bad_line(side, line, "bad_reply_line", _show(line.head))
                     continue
-                offset, gapped, stop = line.offset, line.cut or bool(line.tail), line.end
-            after_gap = side.resync  # no line parsed since a gap
+                cut = line.cut
+                offset, gapped, stop = line.offset, cut or bool(line.tail), line.end
+            after_gap = was  # no line parsed since a gap, before this one began
             side.resync, side.bad = False, 0
             code = int(m[1])
             ended = None
@@ -711,10 +714,15 @@ class SmtpConversation:
             if acc is None:
                 acc = self._acc = _ReplyAcc(offset, code, [], after_gap=after_gap,
                                             first_end=stop)
-            elif code != acc.code:
-                self._anomaly(
-                    "reply_code_mismatch", offset, "s2c", f"{code} in a {acc.code} reply"
-                )
+                if cut:  # Zeek reads the line a gap cut after the gap: the whole reply
+                    acc.gap_line = 0
+            else:
+                if gapped and acc.gap_line is None:  # its lines from this one on come after it
+                    acc.gap_line = len(acc.lines) + acc.dropped
+                if code != acc.code:
+                    self._anomaly(
+                        "reply_code_mismatch", offset, "s2c", f"{code} in a {acc.code} reply"
+                    )
             if acc.lines and code != acc.prev:
                 before = acc.last if acc.dropped else acc.lines[-1]
                 acc.changes.append((len(acc.lines) + acc.dropped, code, _text(m[3] or b""),
@@ -1040,10 +1048,11 @@ class SmtpConversation:
         """Queue acc's Reply. A hook, as _emit_command: parse_dialogue folds it unbuilt."""
         lines = acc.lines
         self._emit(Reply(acc.code, _enhanced(lines), tuple(lines), acc.offset, answers, acc.end,
-                         acc.dropped, acc.last, tuple(acc.changes)))
+                         acc.dropped, acc.last, tuple(acc.changes), acc.gap_line))
 
-    def _emit_command(self, verb: str, arg: str, offset: int, end: int) -> None:
-        self._emit(Command(verb, arg, offset, end))
+    def _emit_command(self, verb: str, arg: str, offset: int, end: int, cut: bool = False
+                      ) -> None:
+        self._emit(Command(verb, arg, offset, end, cut))
 
     def _after_reply(self, code: int, offset: int) -> None:
         pending, self._turn, self._mode = self._pending, "client", "command"
@@ -1201,13 +1210,15 @@ class SmtpConversation:
             if not c2s.dead:
                 self._expect("")  # servers answer junk lines with 500
             return
-        self._accept(verb, m[2] or b"", line.offset, line.end)
+        self._accept(verb, m[2] or b"", line.offset, line.end, line.cut)
 
-    def _accept(self, verb: str, raw_arg: bytes, offset: int, end: int) -> None:
-        """A command line that parsed, from ``offset`` to ``end`` (after its line ending)."""
+    def _accept(self, verb: str, raw_arg: bytes, offset: int, end: int, cut: bool = False
+                ) -> None:
+        """A command line that parsed, from ``offset`` to ``end`` (after its line ending, or
+        where a gap ``cut`` it)."""
         self._c2s.bad = 0
         self._mode = "command"
-        self._emit_command(verb, _command_arg(verb, raw_arg), offset, end)
+        self._emit_command(verb, _command_arg(verb, raw_arg), offset, end, cut)
         if verb in TLS_VERBS:
             self._tls_off = end
         elif verb == "BDAT":

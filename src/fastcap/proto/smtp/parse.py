@@ -71,10 +71,11 @@ class _FoldingConversation(SmtpConversation):
     def _emit_reply(self, acc: _ReplyAcc, answers: str | None) -> None:
         lines = acc.lines
         self._builder.reply(acc.code, _enhanced(lines), lines, acc.offset, answers, acc.end,
-                            acc.dropped, acc.last, tuple(acc.changes))
+                            acc.dropped, acc.last, tuple(acc.changes), acc.gap_line)
 
-    def _emit_command(self, verb: str, arg: str, offset: int, end: int) -> None:
-        self._builder.command(verb, arg, offset, end)
+    def _emit_command(self, verb: str, arg: str, offset: int, end: int, cut: bool = False
+                      ) -> None:
+        self._builder.command(verb, arg, offset, end, cut)
 
 
 def _clean_gaps(gaps: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:
