@@ -1396,3 +1396,26 @@ def test_tls_after_the_lead_whatever_the_chunking():
     with mock.patch.object(parse, "FEED_CHUNK", 1):
         assert parse_dialogue(c2s, s2c, cut=cut, _general=True) == d
     assert d == _public(c2s, s2c, False, cut) == _public(c2s, s2c, False, cut, [1])
+
+
+@pytest.mark.parametrize(("sent", "text"), [
+    (b"250 2.1.0 SenLOSTder OK\r\n", "2.1.0 Sender OK"),  # a gap inside the text
+    (b"25LOST0 2.1.0 Sender OK\r\n", "2.1.0 Sender OK"),  # ... inside the code
+    (b"250 2.1.0 caf\xc3LOST\xa9 OK\r\n", "2.1.0 caf\u00e9 OK"),  # ... inside a character
+    (b"250-2.1.0 one\r\n250 2.1.0 SenLOSTder OK\r\n", "2.1.0 Sender OK"),  # in a last line
+])
+def test_a_reply_line_a_gap_cuts_is_read_on_past_the_gap(sent, text):
+    """Zeek's line reader (ContentLine) keeps the head of a line a gap cuts and hands it on
+    joined with the bytes after the gap up to the line's end, so Zeek's reply (and its
+    smtp.log last_reply) is head and tail: the reply's text is that, whatever the gap cut
+    (a reply whose code it cut was lost before), and ``gap_line`` is the line it cut."""
+    c2s, s2c = starttls_refused_relay_denied()
+    data = s2c.data.replace(b"250 2.1.0 Sender OK\r\n", sent)
+    s2c = Stream(data, [], s2c.starts, s2c.frames).punch(data.index(b"LOST"), 4)
+    for sizes in (None, [1], [3]):
+        sched = [("c2s", p) for p in pieces(c2s, sizes)] + [("s2c", p) for p in pieces(s2c, sizes)]
+        d = dialogue_of(run(sched), c2s, s2c)
+        assert d == parse_dialogue(c2s, s2c)
+        (r,) = [r for r in d.replies if r.answers == "MAIL"]
+        assert (r.code, r.last_text or r.text, r.gap_line) == (250, text, r.lines - 1)
+        assert [(x.code, x.answers) for x in d.replies[-2:]] == [(550, "RCPT"), (221, "QUIT")]

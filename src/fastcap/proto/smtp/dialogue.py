@@ -79,7 +79,8 @@ class ReplyRecord:
     # the one of the line before: where Zeek's SMTP analyzer begins another reply
     code_changes: tuple[tuple[int, int, str, str], ...] = ()
     # the first of its lines a gap came before or cut (Zeek reads that line, and those after
-    # it, after the gap; of a cut line its head is kept); None: no gap inside it
+    # it, after the gap; a cut line's text is its head and its tail joined, as Zeek reads
+    # it); None: no gap inside it
     gap_line: int | None = None
 
 

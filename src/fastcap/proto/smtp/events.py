@@ -124,8 +124,8 @@ class Reply:
     # (line index, code, text, the line before's text) of each line whose code is not
     # the one of the line before
     changes: tuple[tuple[int, int, str, str], ...] = ()
-    # the first of its lines a gap came before or cut (the cut line's head is kept); None:
-    # no gap inside it
+    # the first of its lines a gap came before or cut (a cut line is read on after the gap,
+    # its head and tail joined, as Zeek's line reader reads it); None: no gap inside it
     gap_line: int | None = None
 
 

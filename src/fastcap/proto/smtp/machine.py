@@ -368,6 +368,9 @@ class SmtpConversation:
         self._pending: str | None = None  # what the awaited reply answers
         self._acc: _ReplyAcc | None = None
         self._held: _ReplyAcc | None = None  # a first reply that was not a greeting
+        # a reply line a gap cut, waiting for its tail, and whether a gap came before it
+        # with no line parsed since (_read_reply)
+        self._cut: tuple[_Line, bool] | None = None
         self._tls_off = 0
         self._guess_code: int | None = None
         self._unit_off = 0  # body/chunk start
@@ -529,7 +532,7 @@ class SmtpConversation:
 
     def _enter_tls(self) -> None:
         self._turn = "tls"
-        self._acc = None
+        self._acc = self._cut = None
         for side in (self._c2s, self._s2c):
             side.tls = True
             side.long_off = None
@@ -648,7 +651,7 @@ class SmtpConversation:
         side = self._s2c
         while True:
             buf, pos = side.buf, side.pos
-            nl = -1 if side.long_off is not None or side.after_gap else buf.find(
+            nl = -1 if side.long_off is not None or side.after_gap or self._cut else buf.find(
                 b"\n", max(pos, side.scan))
             if nl >= 0 and self._acc is None and (whole := _whole_reply(buf, pos)):
                 # Fastest path: a whole well-formed reply at once; the loop below would take it
@@ -678,12 +681,21 @@ class SmtpConversation:
                     continue
                 acc, gapped, cut, was = self._acc, False, False, side.resync
             else:
-                line = self._read_line(side, tls_ahead and self._acc is None)
-                if line is _TLS_AHEAD:
-                    return _TLS_AHEAD
-                if line is None:
-                    return None
-                was = side.resync
+                if self._cut is not None:
+                    line = self._read_tail(side)
+                    if line is None:
+                        return None
+                    was, self._cut = self._cut[1], None
+                else:
+                    line = self._read_line(side, tls_ahead and self._acc is None)
+                    if line is _TLS_AHEAD:
+                        return _TLS_AHEAD
+                    if line is None:
+                        return None
+                    if isinstance(line, _Line) and line.cut and not _looks_tls(line.head):
+                        self._cut = (line, side.resync)  # read on past the gap first
+                        continue
+                    was = side.resync
                 acc = self._acc
                 if isinstance(line, _EndMark):
                     if acc is None:
@@ -745,6 +757,32 @@ class SmtpConversation:
                 return acc
             if ended is not None:
                 return ended
+
+    def _read_tail(self, side: _Side) -> _Line | None:
+        """The reply line a gap cut (self._cut) read on with the bytes after the gap up to the
+        next line end, as Zeek's line reader (ContentLine) keeps a line's head across a gap and
+        hands it on joined with them; the head alone when TLS records or nothing follow the
+        gap. The joined line is ``cut`` and spans the gap. None: need bytes."""
+        while True:
+            assert self._cut is not None
+            cut = self._cut[0]
+            if side.later and side.here == cut.end:  # the gap not crossed yet
+                nxt = side.later[0][1]
+                if len(nxt) < 2 and len(side.later) == 1 and not (side.eof or side.dead):
+                    return None
+                if _looks_tls(nxt[:2]):
+                    return cut
+            tail = self._read_line(side)
+            if tail is None:
+                return None
+            if isinstance(tail, _EndMark):
+                return cut
+            head = cut.head + tail.head
+            line = _Line(cut.offset, head[:MAX_LINE], tail.end - cut.offset, tail.crlf, tail.eol,
+                         cut.truncated or tail.truncated or len(head) > MAX_LINE, True, cut.tail)
+            if not tail.cut or _looks_tls(tail.head):
+                return line
+            self._cut = (line, self._cut[1])  # another gap cuts the tail: read on past it too
 
     def _peek(self, side: _Side, n: int) -> bytes | None:
         """The next n bytes of the current piece, fewer if it ends; None: need bytes."""
