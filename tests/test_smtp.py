@@ -1419,3 +1419,19 @@ def test_a_reply_line_a_gap_cuts_is_read_on_past_the_gap(sent, text):
         (r,) = [r for r in d.replies if r.answers == "MAIL"]
         assert (r.code, r.last_text or r.text, r.gap_line) == (250, text, r.lines - 1)
         assert [(x.code, x.answers) for x in d.replies[-2:]] == [(550, "RCPT"), (221, "QUIT")]
+
+
+def test_a_tab_after_a_reply_code_ends_the_reply_as_a_space_does():
+    """RFC 5321 §4.2 puts SP after the last line's code; servers also send a tab, and Zeek's
+    SMTP analyzer (any byte but "-" there ends the reply, the text from the first non-blank)
+    and tshark (smtp.response.code 250, parameter "2.1.0 Sender OK") read it as a space.  It
+    was a bad reply line, so the RCPT's 550 answered the MAIL and QUIT's 221 the RCPT."""
+    c2s, s2c = starttls_refused_relay_denied()
+    data = s2c.data.replace(b"250 2.1.0 Sender OK", b"250\t2.1.0 Sender OK")
+    s2c = Stream(data, [], s2c.starts, s2c.frames)
+    d = parse_dialogue(c2s, s2c)
+    assert d == dialogue_of(whole(c2s, s2c), c2s, s2c)
+    assert [(r.code, r.answers) for r in d.replies[-3:]] == [
+        (250, "MAIL"), (550, "RCPT"), (221, "QUIT")]
+    assert (d.replies[-3].text, d.replies[-3].enhanced) == ("2.1.0 Sender OK", "2.1.0")
+    assert d.anomalies == ()

@@ -26,7 +26,7 @@ __all__ = ["MidSession", "StreamStart", "body_tail_at", "chunk_tail_at", "encryp
 
 _TLS_TYPES: Final = frozenset({20, 21, 22, 23})
 _TLS_HEAD_RE: Final = re.compile(rb"[\x14-\x17]\x03[\x00-\x04]")
-_REPLY_RE: Final = re.compile(rb"([2-5][0-9][0-9])(?:[ -][^\r\n]*)?\r?(?:\n|\Z)")
+_REPLY_RE: Final = re.compile(rb"([2-5][0-9][0-9])(?:[ \t-][^\r\n]*)?\r?(?:\n|\Z)")
 _COMMAND_RE: Final = re.compile(rb"([A-Za-z][A-Za-z0-9-]{0,31})(?:[ \t][^\r\n]*)?\r?(?:\n|\Z)")
 _END_OF_DATA_RE: Final = re.compile(rb"(?:\A|\n)\.\r?\n")  # RFC 5321 §4.1.1.4 (bare LF too)
 # A line that opens message content: DATA takes no argument (RFC 5321 §4.1.1.4), BDAT a size

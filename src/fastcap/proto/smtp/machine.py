@@ -66,9 +66,12 @@ _COMPACT: Final = 1 << 16
 # A command verb: RFC 5321 §4.1.1 has letters only; servers also see (and answer 500/502)
 # extension words with digits, "-" and "_" (X-ANONYMOUSTLS, X_ANONYMOUSTLS), still commands
 _VERB_RE: Final = re.compile(rb"([A-Za-z][A-Za-z0-9_-]{0,31})(?:[ \t]+(.*))?", re.S)
-_REPLY_RE: Final = re.compile(rb"([2-5][0-9][0-9])(?:([ -])(.*))?", re.S)  # RFC 5321 §4.2
+# RFC 5321 §4.2 has SP after the code of a reply's last line; servers also send a tab, which
+# Zeek's SMTP analyzer and tshark read as the same (the text after it)
+_REPLY_RE: Final = re.compile(rb"([2-5][0-9][0-9])(?:([ \t-])(.*))?", re.S)
 # A whole well-formed reply: CRLF lines of one code (the backreference); see _whole_reply.
-_WHOLE_REPLY_RE: Final = re.compile(rb"([2-5][0-9][0-9])(?:-[^\r\n]*\r\n\1)*(?: [^\r\n]*)?\r\n")
+_WHOLE_REPLY_RE: Final = re.compile(
+    rb"([2-5][0-9][0-9])(?:-[^\r\n]*\r\n\1)*(?:[ \t][^\r\n]*)?\r\n")
 _ENHANCED_RE: Final = re.compile(r"([245]\.[0-9]{1,3}\.[0-9]{1,3})(?:\s|$)")  # RFC 3463 §2
 _NEXT_VERB_RE: Final = re.compile(rb"([A-Za-z][A-Za-z0-9-]{0,31})(?:[ \t\r\n]|\Z)")
 _DELIM_RE: Final = re.compile(rb"[ \t\r\n]")
