@@ -1435,3 +1435,19 @@ def test_a_tab_after_a_reply_code_ends_the_reply_as_a_space_does():
         (250, "MAIL"), (550, "RCPT"), (221, "QUIT")]
     assert (d.replies[-3].text, d.replies[-3].enhanced) == ("2.1.0 Sender OK", "2.1.0")
     assert d.anomalies == ()
+
+
+def test_a_cut_starttls_reply_is_not_read_on_into_tls_records():
+    """A gap took the end of the 220 to STARTTLS and the start of the ServerHello: the bytes
+    after it are TLS, whose first LF byte ends no reply line, so the cut line is not read
+    on past the gap (as it is when text follows): TLS begins where the gap does, as before
+    cut lines were read on, not at that LF inside the ServerHello (not_tls)."""
+    c2s, s2c = starttls_accepted()
+    cut = s2c.data.index(b"ver ready")
+    s2c = s2c.punch(cut, s2c.data.index(SERVER_HELLO) + 5 - cut)
+    for sizes in (None, [1]):
+        sched = [("c2s", p) for p in pieces(c2s, sizes)] + [("s2c", p) for p in pieces(s2c, sizes)]
+        d = dialogue_of(run(sched), c2s, s2c)
+        assert d == parse_dialogue(c2s, s2c)
+        assert (d.starttls_accepted, d.starttls_reply.text, d.tls_s2c_offset, d.anomalies) == (
+            True, "2.0.0 SMTP ser", cut, ())

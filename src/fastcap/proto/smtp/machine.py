@@ -75,6 +75,7 @@ _WHOLE_REPLY_RE: Final = re.compile(
 _ENHANCED_RE: Final = re.compile(r"([245]\.[0-9]{1,3}\.[0-9]{1,3})(?:\s|$)")  # RFC 3463 §2
 _NEXT_VERB_RE: Final = re.compile(rb"([A-Za-z][A-Za-z0-9-]{0,31})(?:[ \t\r\n]|\Z)")
 _DELIM_RE: Final = re.compile(rb"[ \t\r\n]")
+_CONTROL_RE: Final = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f]")  # no text line holds these
 _MECH_RE: Final = re.compile(rb"[A-Za-z0-9_-]{1,20}")  # SASL mechanism name, RFC 4422 §3.1
 _B64_RE: Final = re.compile(rb"[A-Za-z0-9+/]+={0,2}")
 _BDAT_RE: Final = re.compile(rb"([0-9]{1,18})(?:[ \t]+(?i:LAST))?[ \t]*")  # RFC 3030 §2
@@ -764,17 +765,21 @@ class SmtpConversation:
     def _read_tail(self, side: _Side) -> _Line | None:
         """The reply line a gap cut (self._cut) read on with the bytes after the gap up to the
         next line end, as Zeek's line reader (ContentLine) keeps a line's head across a gap and
-        hands it on joined with them; the head alone when TLS records or nothing follow the
-        gap. The joined line is ``cut`` and spans the gap. None: need bytes."""
+        hands it on joined with them; the head alone when nothing follows the gap, or what
+        does holds control bytes before its line end (TLS records: no reply text has them,
+        and where their line "ends" says nothing). The joined line is ``cut`` and spans the
+        gap. None: need bytes."""
         while True:
             assert self._cut is not None
             cut = self._cut[0]
             if side.later and side.here == cut.end:  # the gap not crossed yet
                 nxt = side.later[0][1]
-                if len(nxt) < 2 and len(side.later) == 1 and not (side.eof or side.dead):
+                nl = nxt.find(b"\n", 0, MAX_LINE + 1)
+                if (nl < 0 and len(nxt) <= MAX_LINE and len(side.later) == 1
+                        and not (side.eof or side.dead)):
                     return None
-                if _looks_tls(nxt[:2]):
-                    return cut
+                if _CONTROL_RE.search(nxt, 0, nl if nl >= 0 else MAX_LINE + 1):
+                    return cut  # TLS records, or bytes no reply line holds: not read on
             tail = self._read_line(side)
             if tail is None:
                 return None
