@@ -5,7 +5,8 @@ its ladder names.
 A session keeps its first and last frame, not every frame (a list per session would cost
 every scan for what only the report asks), so the report walks the capture again with the
 scan's own selection (ports, tunnels, fragments: `iter_selected`) and sorts the selected
-frames inside each session's span to the session of their endpoints.  Where no other
+frames inside each session's span to the session of their endpoints, with the ICMP errors
+that quote a connection, which tshark puts in its `tcp.stream` too.  Where no other
 connection's frame falls inside a session's span its frames are one run and cost nothing."""
 
 from __future__ import annotations
@@ -73,16 +74,19 @@ def frame_runs(path: str | os.PathLike, sessions: Sequence[Session], ports: Iter
     flows = FlowTable()
     by_flow: list[list[int]] = []  # flow id -> the sessions of its endpoints
     before = seen = 0
+
+    def share(frame_no: np.ndarray, flow: np.ndarray) -> None:
+        while len(by_flow) < len(flows.keys):
+            k = flows.keys[len(by_flow)]
+            by_flow.append(pairs.get(frozenset((endpoint_text(k.a_addr, k.a_port),
+                                                endpoint_text(k.b_addr, k.b_port))), []))
+        _share(frame_no + before, flow, by_flow, first, last, got)
+
     for each in (path, *then):
         with open_capture(each, backend=backend) as cap:
-            for sel in iter_selected(cap, ports, flows=flows):
-                while len(by_flow) < len(flows.keys):
-                    k = flows.keys[len(by_flow)]
-                    by_flow.append(pairs.get(frozenset((endpoint_text(k.a_addr, k.a_port),
-                                                        endpoint_text(k.b_addr, k.b_port))),
-                                             []))
+            for sel in iter_selected(cap, ports, flows=flows, quoted=share):
                 numbers = sel.frame_no + before
-                _share(numbers, sel.flow, by_flow, first, last, got)
+                share(sel.frame_no, sel.flow)
                 if len(sel.frame_no):
                     seen = max(seen, int(numbers.max()))
                 if seen >= end:

@@ -206,21 +206,17 @@ class FrameCounters:
         self.udp += sc.udp
 
 
-def icmp_quoted_ports(buf: np.ndarray, offset: np.ndarray, caplen: np.ndarray, hd
-                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Rows that are ICMP/ICMPv6 errors quoting a TCP header, with the quoted ports.
-
-    A "fragmentation needed" or "unreachable" about an SMTP flow matters to the diagnosis
-    (path-MTU trouble stalls big certificate flights), and Wireshark's `tcp.port == 25`
-    matches these frames too; they are counted apart from the flow's own segments.
-    """
+def _icmp_quotes(buf: np.ndarray, offset: np.ndarray, end: np.ndarray, hd, need: int
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(rows, is IPv6, quoted IP header's and TCP header's file offsets) of the rows that
+    are ICMP/ICMPv6 errors quoting a TCP header of which `need` bytes lie before each
+    row's `end` (frame bytes)."""
     l4 = hd.l4_off.astype(np.int64)
     v4 = (hd.l3 == 4) & (hd.ip_proto == 1)
     v6 = (hd.l3 == 6) & (hd.ip_proto == 58)
-    rows = np.flatnonzero((v4 | v6) & (l4 >= 0) & (l4 + 8 + 20 + 4 <= caplen))
-    none = np.empty(0, np.int64), np.empty(0, np.uint16), np.empty(0, np.uint16)
+    rows = np.flatnonzero((v4 | v6) & (l4 >= 0) & (l4 + 8 + 20 + need <= end))
     if len(rows) == 0:
-        return none
+        return rows, np.zeros(0, bool), rows, rows
     base = offset[rows] + l4[rows]
     icmp_type = buf[base]
     inner = base + 8
@@ -232,13 +228,67 @@ def icmp_quoted_ports(buf: np.ndarray, offset: np.ndarray, caplen: np.ndarray, h
     proto = np.where(is6, buf[inner + 6], buf[inner + 9])
     ok = err & (proto == 6) & np.where(is6, ver == 6, (ver == 4) & (ihl >= 20))
     tcp_at = inner + np.where(is6, 40, ihl)
-    ok &= tcp_at + 4 <= offset[rows] + caplen[rows]
-    rows, tcp_at = rows[ok], tcp_at[ok]
-    if len(rows) == 0:
-        return none
+    ok &= tcp_at + need <= offset[rows] + end[rows]
+    return rows[ok], is6[ok], inner[ok], tcp_at[ok]
+
+
+def _ports_at(buf: np.ndarray, tcp_at: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     sport = buf[tcp_at].astype(np.uint16) << 8 | buf[tcp_at + 1]
     dport = buf[tcp_at + 2].astype(np.uint16) << 8 | buf[tcp_at + 3]
-    return rows, sport, dport
+    return sport, dport
+
+
+def icmp_quoted_ports(buf: np.ndarray, offset: np.ndarray, caplen: np.ndarray, hd
+                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Rows that are ICMP/ICMPv6 errors quoting a TCP header, with the quoted ports.
+
+    A "fragmentation needed" or "unreachable" about an SMTP flow matters to the diagnosis
+    (path-MTU trouble stalls big certificate flights), and Wireshark's `tcp.port == 25`
+    matches these frames too; they are counted apart from the flow's own segments.
+    """
+    rows, _is6, _inner, tcp_at = _icmp_quotes(buf, offset, caplen, hd, 4)
+    return (rows, *_ports_at(buf, tcp_at))
+
+
+# Wireshark gives a quoted TCP header the stream of its connection once it reads the
+# header's first 16 bytes (ports to window); the 8 bytes an ICMPv4 error must quote are
+# too few, and the header stands in no stream.
+_STREAM_QUOTE = 16
+
+
+@dataclass(frozen=True, slots=True)
+class QuotedTcp:
+    """ICMP/ICMPv6 errors of a window that Wireshark puts in the TCP stream of the
+    connection they quote: its endpoints as the quoted header has them."""
+
+    rows: np.ndarray  # int64 window rows
+    src_addr: np.ndarray  # uint8 (k, 16): IPv6, or IPv4 as ::ffff:a.b.c.d
+    sport: np.ndarray  # uint16
+    dst_addr: np.ndarray
+    dport: np.ndarray
+
+
+def icmp_quoted_tcp(buf: np.ndarray, offset: np.ndarray, caplen: np.ndarray, hd
+                    ) -> QuotedTcp:
+    """The rows (of `hd`'s, headers from the decoder) that are ICMP/ICMPv6 errors quoting
+    16 bytes or more of a TCP header inside their IP packet (Ethernet padding is no quote),
+    the quoted IPv4 packet no later fragment: those tshark puts in the quoted connection's
+    `tcp.stream`, so that `frame N` of an error about a connection finds its session."""
+    end = np.where(hd.ip_end >= 0, np.minimum(hd.ip_end, caplen), caplen).astype(np.int64)
+    rows, is6, inner, tcp_at = _icmp_quotes(buf, offset, end, hd, _STREAM_QUOTE)
+    later = (buf[inner + 6].astype(np.uint16) << 8 | buf[inner + 7]) & 0x1FFF
+    keep = is6 | (later == 0)
+    rows, is6, inner, tcp_at = rows[keep], is6[keep], inner[keep], tcp_at[keep]
+    src = np.zeros((len(rows), 16), np.uint8)
+    dst = np.zeros((len(rows), 16), np.uint8)
+    v4 = ~is6
+    src[v4, 10:12] = dst[v4, 10:12] = 0xFF
+    src[v4, 12:] = buf[inner[v4, None] + np.arange(12, 16)]
+    dst[v4, 12:] = buf[inner[v4, None] + np.arange(16, 20)]
+    src[is6] = buf[inner[is6, None] + np.arange(8, 24)]
+    dst[is6] = buf[inner[is6, None] + np.arange(24, 40)]
+    sport, dport = _ports_at(buf, tcp_at)
+    return QuotedTcp(rows, src, sport, dst, dport)
 
 
 @dataclass
@@ -274,11 +324,14 @@ def iter_selected(cap: Capture, ports: Iterable[int] = DEFAULT_PORTS,
                   flows: FlowTable | None = None,
                   progress: Callable[[int, int], None] | None = None,
                   start: WalkState | None = None, stop: int | None = None,
+                  quoted: Callable[[np.ndarray, np.ndarray], None] | None = None,
                   ) -> Iterator[SelectedFrames]:
     """Walk `cap` (from `start` up to `stop`, see Capture.windows), update `counters`, and
     yield the selected TCP frames window by window.
 
-    `progress(bytes_done, bytes_total)` is called once per window."""
+    `progress(bytes_done, bytes_total)` is called once per window; `quoted(frame numbers,
+    flow ids)`, where given, per window that holds ICMP errors a connection on a selected
+    port is in as tshark's `tcp.stream` has it (`icmp_quoted_tcp`), before its frames."""
     lut = port_lut(ports)
     matcher = Ports.of(lut)
     flows = flows if flows is not None else FlowTable()
@@ -312,6 +365,8 @@ def iter_selected(cap: Capture, ports: Iterable[int] = DEFAULT_PORTS,
             irows, isp, idp = icmp_quoted_ports(buf, win.offset[sc.rows], caplen[sc.rows], hd)
             counters.icmp_about_selected += int(np.count_nonzero(lut[isp] | lut[idp]))
         hd, outer = sc.inner, sc.headers
+        if quoted is not None:
+            _quoted(quoted, buf, win, sc.rows, caplen, hd, lut, flows)
         on_port = lut[hd.sport] | lut[hd.dport]
         wanted = hd.is_tcp & on_port
         pick = np.flatnonzero(wanted)
@@ -353,6 +408,18 @@ def iter_selected(cap: Capture, ports: Iterable[int] = DEFAULT_PORTS,
             payload_file_off=file_off,
             tcp=tf,
         )
+
+
+def _quoted(call: Callable[[np.ndarray, np.ndarray], None], buf: np.ndarray, win,
+            sc_rows: np.ndarray, caplen: np.ndarray, hd: Headers, lut: np.ndarray,
+            flows: FlowTable) -> None:
+    """Hand `call` the window's ICMP errors quoting a connection on a selected port, with
+    the flow id of the connection quoted."""
+    q = icmp_quoted_tcp(buf, win.offset[sc_rows], caplen[sc_rows], hd)
+    on = np.flatnonzero(lut[q.sport] | lut[q.dport])
+    if len(on):
+        fid, _ = flows.assign(q.src_addr[on], q.sport[on], q.dst_addr[on], q.dport[on])
+        call(win.frame_no[sc_rows[q.rows[on]]], fid)
 
 
 def _outer_tags(sc: Screened, linktype: np.ndarray) -> np.ndarray | None:

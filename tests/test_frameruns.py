@@ -1,0 +1,90 @@
+"""The frames the report's `frame N` answers by (`run.frameruns.frame_runs`) against
+tshark's `tcp.stream`, ICMP errors quoting a connection among them."""
+
+from __future__ import annotations
+
+import subprocess
+
+import pytest
+
+from fastcap.options import DEFAULT_PORTS
+from fastcap.run.frameruns import frame_runs
+from fastcap.run.scanner import scan
+from fastcap_synth import packets as p
+from fastcap_synth.smtpgen import SmtpScenario, smtp_records
+from fastcap_synth.writers import Record, write_pcap
+
+ADDRS = {4: ("10.1.2.1", "10.1.2.2", "10.9.9.9", "192.0.2.254"),
+         6: ("2001:db8::1", "2001:db8::2", "2001:db8::99", "2001:db8::fe")}
+
+
+def _own(first: int, last: int, runs: list[int]) -> list[int]:
+    """A session's frames from its runs (own, others, own, ...; [] the whole span)."""
+    out, at = [], first
+    for k, n in enumerate(runs or [last - first + 1]):
+        if k % 2 == 0:
+            out += range(at, at + n)
+        at += n
+    return out
+
+
+def _icmp_error(v: int, kind: str, quoted: bytes, router: str, to: str) -> bytes:
+    """An ICMP (v4) or ICMPv6 (v6) error of `kind` from `router` quoting the IP packet
+    `quoted`: a port or host unreachable, or a "fragmentation needed" / "packet too big"."""
+    if v == 4:
+        head = {"port": (3, 3, 0), "host": (3, 1, 0), "mtu": (3, 4, 1400)}[kind]
+        body = bytes(head[:2]) + bytes(4) + head[2].to_bytes(2, "big")
+        return p.ether(p.ipv4(body + quoted, 1, router, to), p.ETH_P_IP)
+    head = {"port": (1, 4, 0), "host": (1, 3, 0), "mtu": (2, 0, 1400)}[kind]
+    body = bytes(head[:2]) + bytes(2) + head[2].to_bytes(4, "big")
+    return p.ether(p.ipv6(body + quoted, 58, router, to), p.ETH_P_IPV6)
+
+
+def _quote(v: int, src: str, dst: str, sport: int, dport: int, seq: int, keep: int) -> bytes:
+    """The first `keep` bytes of a data segment's TCP header and payload under its IP
+    header, as an ICMP error quotes it."""
+    seg = p.tcp(sport, dport, seq, 1, p.ACK | p.PSH, b"MAIL FROM:<a@example.com>\r\n")[:keep]
+    return p.ipv4(seg, 6, src, dst) if v == 4 else p.ipv6(seg, 6, src, dst)
+
+
+@pytest.mark.parametrize("v", [4, 6])
+def test_icmp_errors_quoting_a_connection_are_among_its_frames(tmp_path, tshark, backend, v):
+    """Two SMTP connections at once and, inside the first one's span, ICMP errors quoting
+    each: "fragmentation needed" (IPv6: packet too big), port and host unreachable, from
+    either side's segment.  Each session's frames are the frames tshark puts in its TCP
+    stream: an error quoting 16 bytes or more of a TCP header is in the stream of the
+    connection it quotes, one quoting only the 8 bytes many routers send is in none."""
+    a, b, other, router = ADDRS[v]
+    server = "2001:db8::25" if v == 6 else "10.1.2.25"
+    records = []
+    for i, client in enumerate((a, b)):
+        records += smtp_records(SmtpScenario(client_ip=client, server_ip=server,
+                                             client_port=40000 + i, starttls_offered=False,
+                                             start_ns=10**9 + i * 5 * 10**6))
+    records.sort(key=lambda r: r.ts_ns)
+    errors = [
+        _icmp_error(v, "mtu", _quote(v, server, a, 25, 40000, 7, 20), router, server),
+        _icmp_error(v, "port", _quote(v, a, server, 40000, 25, 9, 48), router, a),
+        _icmp_error(v, "host", _quote(v, server, b, 25, 40001, 7, 16), router, server),
+        _icmp_error(v, "host", _quote(v, a, server, 40000, 25, 9, 8), router, a),  # too short
+        _icmp_error(v, "port", _quote(v, other, server, 40009, 25, 9, 20), router, other),
+    ]
+    at = 6
+    records[at:at] = [Record(e, records[at].ts_ns) for e in errors]
+    capture = tmp_path / f"icmp{v}.pcap"
+    write_pcap(capture, records)
+    sessions = list(scan(capture, backend=backend))
+    assert len(sessions) == 2
+    fields = subprocess.run([tshark, "-n", "-r", str(capture), "-T", "fields",
+                             "-e", "frame.number", "-e", "tcp.stream"],
+                            capture_output=True, text=True, check=True).stdout
+    stream = {int(f): s for f, s in (line.split("\t") for line in fields.splitlines())}
+    icmp = range(at + 1, at + 1 + len(errors))
+    assert [stream[f] != "" for f in icmp] == [True, True, True, False, True]
+    runs = frame_runs(capture, sessions, DEFAULT_PORTS, backend=backend)
+    for s, got in zip(sessions, runs, strict=True):
+        assert got is not None
+        mine = stream[s.first_frame]
+        want = [f for f in range(s.first_frame, s.last_frame + 1) if stream[f] == mine]
+        assert _own(s.first_frame, s.last_frame, got) == want, s.number
+        assert set(want) & set(icmp)  # the case: errors in each session's stream
