@@ -88,3 +88,22 @@ def test_icmp_errors_quoting_a_connection_are_among_its_frames(tmp_path, tshark,
         want = [f for f in range(s.first_frame, s.last_frame + 1) if stream[f] == mine]
         assert _own(s.first_frame, s.last_frame, got) == want, s.number
         assert set(want) & set(icmp)  # the case: errors in each session's stream
+
+
+def test_runs_from_frame_keys_are_each_sessions_own_and_others_in_turn():
+    """`_runs` against the plain reading of its contract, on sessions whose frames come in
+    any order and twice: one whole run ([]), runs with gaps, a first or last frame missing
+    (None), no frame at all (None)."""
+    import numpy as np
+
+    from fastcap.run.frameruns import _SPAN_BITS, _runs
+
+    first = np.array([10, 10, 100, 5, 7, 50], np.int64)
+    last = np.array([14, 20, 140, 9, 8, 60], np.int64)
+    own = {0: [10, 11, 12, 13, 14], 1: [10, 12, 13, 17, 20], 2: [100, 101, 102, 140],
+           3: [6, 7, 8, 9], 4: [7]}  # 3 lacks its first frame, 4 its last, 5 has none
+    keys = np.array([s << _SPAN_BITS | (f - first[s]) for s, fs in own.items() for f in fs]
+                    * 2, np.int64)[::-1].copy()
+    got = _runs(keys, first, last)
+    assert list(got) == [[], [1, 1, 2, 3, 1, 2, 1], [3, 37, 1], None, None, None]
+    assert got[1:3] == [[1, 1, 2, 3, 1, 2, 1], [3, 37, 1]]

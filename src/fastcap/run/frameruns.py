@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -21,106 +22,159 @@ from ..select.flows import FlowTable
 from ..select.selection import iter_selected
 from ..session import Session, endpoint_text
 
-__all__ = ["frame_runs"]
+__all__ = ["FrameRuns", "frame_runs"]
+
+_SPAN_BITS = 32  # a frame's place in its session's span, in the low bits of a sort key
+_PLACE = (1 << _SPAN_BITS) - 1
 
 
-def _owners(sessions: Sequence[Session]) -> dict[frozenset[str], list[int]]:
-    """Endpoint pair -> the indexes of the sessions between them, by first frame."""
-    out: dict[frozenset[str], list[int]] = {}
-    for i, s in enumerate(sessions):
-        out.setdefault(frozenset((s.client, s.server)), []).append(i)
-    for ids in out.values():
-        ids.sort(key=lambda i: sessions[i].first_frame)
-    return out
+@dataclass(frozen=True, slots=True)
+class FrameRuns(Sequence):
+    """Per session, its connection's frames in [first, last] as alternating run lengths,
+    own frames first (own, others, own, ..., own); [] when they are the whole span (one
+    run), None when the walk did not find its first and last frame (its frames are not
+    known).  Held as two flat arrays, not a list per session: a relay's 100,000 sessions
+    of 50 frames each would otherwise keep millions of Python ints."""
+
+    known: np.ndarray  # bool, per session
+    start: np.ndarray  # int64, per session and one more: where its items begin in `items`
+    items: np.ndarray  # the run lengths of all sessions, one after another
+
+    def __len__(self) -> int:
+        return len(self.known)
+
+    def __getitem__(self, i):  # type: ignore[override]
+        if isinstance(i, slice):
+            return [self[k] for k in range(*i.indices(len(self)))]
+        if not self.known[i]:
+            return None
+        return self.items[self.start[i]:self.start[i + 1]].tolist()
 
 
-def _runs(frames: np.ndarray, first: int, last: int) -> list[int] | None:
-    """A session's own frames in [first, last] as alternating run lengths, own frames first
-    (own, others, own, ..., own); [] when they are the whole span (one run), None when the
-    walk did not find its first and last frame (its frames are not known)."""
-    if not len(frames) or frames[0] != first or frames[-1] != last:
-        return None
-    if len(frames) == last - first + 1:
-        return []
-    breaks = np.flatnonzero(np.diff(frames) != 1)
-    starts = np.concatenate(([0], breaks + 1))
-    ends = np.concatenate((breaks, [len(frames) - 1]))
-    out: list[int] = []
-    prev_end = None
-    for a, b in zip(frames[starts].tolist(), frames[ends].tolist(), strict=True):
-        if prev_end is not None:
-            out.append(a - prev_end - 1)
-        out.append(b - a + 1)
-        prev_end = b
-    return out
+def _ordered(sessions: Sequence[Session]) -> tuple[np.ndarray, np.ndarray, dict]:
+    """The sessions in order of (endpoint pair, first frame): that order, the pair of each
+    (its number), and each endpoint pair's number."""
+    pair_of: dict[frozenset[str], int] = {}
+    pair = np.array([pair_of.setdefault(frozenset((s.client, s.server)), len(pair_of))
+                     for s in sessions], np.int64)
+    first = np.array([s.first_frame for s in sessions], np.int64)
+    order = np.lexsort((first, pair))
+    return order, pair[order], pair_of
 
 
 def frame_runs(path: str | os.PathLike, sessions: Sequence[Session], ports: Iterable[int], *,
                backend: str = "auto",
-               then: Sequence[str | os.PathLike] = ()) -> list[list[int] | None]:
+               then: Sequence[str | os.PathLike] = ()) -> FrameRuns:
     """Per session of `path` (in order), its connection's frames within its first and last
-    frame as `_runs` gives them (None: not found); frames are Wireshark's numbers (those of
-    `then`, the ring-buffer files a session goes on into, numbered on from the file before's
-    last).  The walk stops after the last session's last frame."""
-    out: list[list[int] | None] = [None] * len(sessions)
-    if not sessions:
-        return out
+    frame (a `FrameRuns`); frames are Wireshark's numbers (those of `then`, the ring-buffer
+    files a session goes on into, numbered on from the file before's last).  A frame of
+    a connection is its session's whose span holds it, the latest begun of its endpoints'
+    (as tshark's stream).  The walk stops after the last session's last frame."""
+    n = len(sessions)
+    if not n:
+        return FrameRuns(np.zeros(0, bool), np.zeros(1, np.int64), np.zeros(0, np.int64))
     ports = frozenset(ports)
-    pairs = _owners(sessions)
+    order, pair_sorted, pair_of = _ordered(sessions)
     first = np.array([s.first_frame for s in sessions], np.int64)
     last = np.array([s.last_frame for s in sessions], np.int64)
+    key_sorted = pair_sorted << 40 | first[order]
     end = int(last.max())
-    got: list[list[np.ndarray]] = [[] for _ in sessions]
     flows = FlowTable()
-    by_flow: list[list[int]] = []  # flow id -> the sessions of its endpoints
+    flow_pair = np.full(64, -1, np.int64)  # flow id -> its endpoints' pair number, -1: none
+    known_flows = 0
+    keys: list[np.ndarray] = []  # per batch: session << _SPAN_BITS | place in its span
     before = seen = 0
 
     def share(frame_no: np.ndarray, flow: np.ndarray) -> None:
-        while len(by_flow) < len(flows.keys):
-            k = flows.keys[len(by_flow)]
-            by_flow.append(pairs.get(frozenset((endpoint_text(k.a_addr, k.a_port),
-                                                endpoint_text(k.b_addr, k.b_port))), []))
-        _share(frame_no + before, flow, by_flow, first, last, got)
+        nonlocal flow_pair, known_flows
+        if len(flows.keys) > known_flows:
+            if len(flows.keys) > len(flow_pair):
+                flow_pair = np.concatenate([flow_pair, np.full(len(flows.keys), -1, np.int64)])
+            for fid in range(known_flows, len(flows.keys)):
+                k = flows.keys[fid]
+                flow_pair[fid] = pair_of.get(frozenset((endpoint_text(k.a_addr, k.a_port),
+                                                        endpoint_text(k.b_addr, k.b_port))),
+                                             -1)
+            known_flows = len(flows.keys)
+        keys.append(_place(frame_no + before, flow, flow_pair, key_sorted, order, first,
+                           last))
 
     for each in (path, *then):
         with open_capture(each, backend=backend) as cap:
             for sel in iter_selected(cap, ports, flows=flows, quoted=share):
-                numbers = sel.frame_no + before
                 share(sel.frame_no, sel.flow)
                 if len(sel.frame_no):
-                    seen = max(seen, int(numbers.max()))
+                    seen = max(seen, int(sel.frame_no.max()) + before)
                 if seen >= end:
                     break
         if seen >= end:
             break
         before += _frames_in(each, backend)
-    for i, parts in enumerate(got):
-        frames = np.unique(np.concatenate(parts)) if parts else np.zeros(0, np.int64)
-        out[i] = _runs(frames, int(first[i]), int(last[i]))
-    return out
+    return _runs(np.concatenate(keys) if keys else np.zeros(0, np.int64), first, last)
 
 
-def _share(numbers: np.ndarray, flow: np.ndarray, by_flow: list[list[int]],
-           first: np.ndarray, last: np.ndarray, got: list[list[np.ndarray]]) -> None:
-    """Hand a batch's frame numbers to the sessions whose endpoints and span they fall in:
-    one sort of the batch by flow and frame, then a binary search per session of each
-    flow, so a batch of many connections costs its length's logarithm per frame, not its
-    flow count."""
-    order = np.lexsort((numbers, flow))
-    flows = flow[order]
-    frames = numbers[order]  # ascending within each flow (fragment rows may come late)
-    cuts = np.flatnonzero(np.diff(flows)) + 1
-    for a, b in zip(np.concatenate(([0], cuts)).tolist(),
-                    np.concatenate((cuts, [len(flows)])).tolist(), strict=True):
-        fid = int(flows[a])
-        mine = by_flow[fid] if fid >= 0 else ()  # -1: an IP fragment, in no connection
-        if not mine:
-            continue
-        fr = frames[a:b]
-        for i in mine:
-            lo, hi = np.searchsorted(fr, (first[i], last[i] + 1))
-            if hi > lo:
-                got[i].append(fr[lo:hi])
+def _place(numbers: np.ndarray, flow: np.ndarray, flow_pair: np.ndarray,
+           key_sorted: np.ndarray, order: np.ndarray, first: np.ndarray,
+           last: np.ndarray) -> np.ndarray:
+    """A batch's frames of the sessions' connections as sort keys (session, place in its
+    span): one binary search of the sessions by (endpoint pair, first frame) per frame,
+    so a batch costs its length's logarithm per frame whatever its sessions' count."""
+    pair = np.where(flow >= 0, flow_pair[np.maximum(flow, 0)], -1)  # -1: an IP fragment's
+    mine = np.flatnonzero(pair >= 0)
+    if not len(mine):
+        return np.zeros(0, np.int64)
+    pair, numbers = pair[mine], numbers[mine]
+    at = np.searchsorted(key_sorted, pair << 40 | numbers, side="right") - 1
+    ok = at >= 0
+    at = np.maximum(at, 0)
+    s = order[at]
+    ok &= (key_sorted[at] >> 40 == pair) & (numbers <= last[s])
+    s, numbers = s[ok], numbers[ok]
+    return s << _SPAN_BITS | (numbers - first[s])
+
+
+def _runs(keys: np.ndarray, first: np.ndarray, last: np.ndarray) -> FrameRuns:
+    """`FrameRuns` of the frames `keys` gives (each session's, in any order, maybe twice;
+    sorted here in place).  Whole-array steps, each array let go once used: a relay's
+    millions of frames cost a few of their arrays at once, not a Python object each."""
+    n = len(first)
+    keys.sort()
+    if len(keys):  # a frame twice (fragments' rows) once
+        keys = keys[np.r_[True, keys[1:] != keys[:-1]]]
+    # a run of a session's frames begins where the key is not the one before plus one (a
+    # session's place runs below 2**32, so a new session breaks a run too)
+    new = np.ones(len(keys), bool)
+    np.not_equal(keys[1:], keys[:-1] + 1, out=new[1:])
+    begins = np.flatnonzero(new)
+    del new
+    run_sess = keys[begins] >> _SPAN_BITS
+    lo_place = keys[begins] & _PLACE
+    hi_place = keys[np.r_[begins[1:] - 1, len(keys) - 1] if len(keys) else begins] & _PLACE
+    del keys, begins
+    first_run = np.r_[True, run_sess[1:] != run_sess[:-1]] if len(run_sess) else run_sess > 0
+    # known: the session's first frame and last frame are its own
+    lo = np.full(n, -1, np.int64)
+    hi = np.full(n, -1, np.int64)
+    lo[run_sess[first_run]] = lo_place[first_run]
+    hi[run_sess[np.r_[first_run[1:], True]]] = hi_place[np.r_[first_run[1:], True]]
+    known = (lo == 0) & (hi == last - first)
+    del lo, hi
+    count = np.bincount(run_sess, minlength=n)
+    # items per session: own, then (gap, own) for each further run; none when one run
+    size = np.where(known & (count > 1), 2 * count - 1, 0)
+    start = np.zeros(n + 1, np.int64)
+    np.cumsum(size, out=start[1:])
+    keep = size[run_sess] > 0
+    # the k-th run of a session (from 0): its own frames at item 2k, the gap before at 2k-1
+    idx = np.arange(len(run_sess))
+    at = start[run_sess] + 2 * (idx - np.maximum.accumulate(np.where(first_run, idx, 0)))
+    del idx
+    items = np.zeros(int(start[-1]), np.int64 if n and int((last - first).max()) >= 2**31
+                     else np.int32)
+    items[at[keep]] = (hi_place - lo_place + 1)[keep]
+    later = keep & ~first_run
+    items[at[later] - 1] = lo_place[later] - hi_place[np.flatnonzero(later) - 1] - 1
+    return FrameRuns(known, start, items)
 
 
 def _frames_in(path: str | os.PathLike, backend: str) -> int:
