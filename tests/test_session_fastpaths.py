@@ -26,8 +26,8 @@ from .test_tls import SESSIONS, flights, streams
 
 
 @pytest.mark.parametrize("cls, values", [
-    (ReplyRecord, (250, "2.0.0", "ok", 12, 7, "EHLO", "HELP", 3, 9, ((1, 251, "x"),))),
-    (CommandRecord, ("EHLO", "mail.example", 0, 4, 5)),
+    (ReplyRecord, (250, "2.0.0", "ok", 12, 7, "EHLO", "HELP", 3, 9, ((1, 251, "x"),), 2)),
+    (CommandRecord, ("EHLO", "mail.example", 0, 4, 5, True)),
     (AlertInfo, (True, 2, 42, False, Where(3, 4))),
     (TlsAnomaly, (False, "tls.x", "odd", Where(0, None))),
     (StreamStop, (True, "end", "stream ended at offset 9", Where(9, 2))),
