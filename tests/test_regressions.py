@@ -7,6 +7,8 @@ twins, so any difference is a bug in one of them.  Add files as described in tes
 
 from __future__ import annotations
 
+import shutil
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +23,8 @@ from fastcap.run.scanner import ScanSummary, scan, trust_store
 
 REGRESSIONS = Path(__file__).parent / "data" / "regressions"
 FILES = sorted(REGRESSIONS.glob("*.bin"))
+NATIVE_INPUTS = sorted((REGRESSIONS / "fuzz_native").glob("*.bin"))
+ROOT = Path(__file__).resolve().parents[1]
 COLUMNS = ("offset", "caplen", "orig_len", "ts_ns", "iface", "frame_no", "flags", "slab")
 
 pytestmark = pytest.mark.skipif(not FILES, reason="tests/data/regressions/ has no *.bin files")
@@ -90,3 +94,47 @@ def test_backends_agree(src: Path, tmp_path: Path, analyzer: Analyzer) -> None:
     else:
         assert native == python
     assert _scan(path, "native", analyzer) == _scan(path, "python", analyzer)
+
+
+_REPLAY_MAIN = r"""
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+int main(int argc, char **argv)
+{
+    for (int i = 1; i < argc; i++) {
+        FILE *f = fopen(argv[i], "rb");
+        if (!f)
+            return 2;
+        fseek(f, 0, SEEK_END);
+        long n = ftell(f);
+        fseek(f, 0, SEEK_SET);
+        uint8_t *b = malloc((size_t)n + 1);
+        if (!b || fread(b, 1, (size_t)n, f) != (size_t)n)
+            return 3;
+        fclose(f);
+        LLVMFuzzerTestOneInput(b, (size_t)n);
+        free(b);
+    }
+    return 0;
+}
+"""
+
+
+def test_fuzz_native_inputs_keep_their_invariants(tmp_path: Path) -> None:
+    """The raw fuzz_native inputs kept as regressions pass the harness's invariant checks
+    (built with a plain C compiler, without libFuzzer): a stale check or a core that breaks
+    one traps here rather than only in a long fuzzing run."""
+    cc = shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
+    if cc is None or not NATIVE_INPUTS:
+        pytest.skip("no C compiler or no tests/data/regressions/fuzz_native/*.bin")
+    main, exe = tmp_path / "replay.c", tmp_path / "replay"
+    main.write_text(_REPLAY_MAIN)
+    subprocess.run([cc, "-O0", "-std=gnu11", "-I", str(ROOT / "csrc"),
+                    str(ROOT / "tests" / "fuzz" / "fuzz_native.c"), str(ROOT / "csrc" / "walk.c"),
+                    str(ROOT / "csrc" / "reassembly.c"), str(main), "-o", str(exe)],
+                   check=True, capture_output=True)
+    for src in NATIVE_INPUTS:
+        res = subprocess.run([str(exe), str(src)], capture_output=True, text=True)
+        assert res.returncode == 0, f"{src.name}: {res.stderr.strip()}"

@@ -385,14 +385,8 @@ typedef struct {
     int64_t ndones;
 } reasm_ctx;
 
-static int cmp_seg(const void *a, const void *b)
-{
-    const int64_t *x = a, *y = b;
-    return (x[0] > y[0]) - (x[0] < y[0]);
-}
-
-/* Did frame `fno` carry `len` bytes equal to d[0..len)?  (First copy wins, so the stored bytes
- * of a segment are exactly bytes of the frame that the segment map names.) */
+/* Did frame `fno` carry `len` bytes equal to d[0..len)?  (The segment map names, per byte, the
+ * frame whose copy is stored: its latest entry covering the byte, see store in reassembly.c.) */
 static int frame_supplied(const reasm_ctx *x, int64_t fno, const uint8_t *d, int64_t len)
 {
     for (int64_t i = 0; i < x->nfed; i++)
@@ -443,28 +437,39 @@ static void check_dir(reasm_ctx *x, int64_t i, int k, const fc_conn_info *ci)
             CHECK(p[b] == 0);  /* gaps read as zero */
     }
 
-    int64_t sum = 0, sorted = 1;
-    int64_t(*pairs)[2] = malloc((size_t)ns * 16 + 1);
-    CHECK(pairs);
+    /* Arrival order: a later entry replaced the bytes of earlier ones it covers (the segment
+     * taken in order over differing held bytes), which only a conflicting overlap does. */
+    int64_t sorted = 1, overlap = 0, mapped = 0;
+    int64_t *owner = malloc((size_t)d->data_len * 8 + 1);
+    CHECK(owner);
+    for (int64_t b = 0; b < d->data_len; b++)
+        owner[b] = -1;
     for (int64_t s = 0; s < ns; s++) {
         CHECK(sl[s] > 0 && so[s] >= 0 && so[s] + sl[s] <= d->data_len && so[s] + sl[s] <= avail);
         CHECK(sf[s] >= ci->first_frame && sf[s] <= ci->last_frame);
-        for (int64_t b = so[s]; b < so[s] + sl[s]; b++)
+        for (int64_t b = so[s]; b < so[s] + sl[s]; b++) {
             CHECK(FILLED(b));
-        CHECK(frame_supplied(x, sf[s], p + so[s], sl[s]));
+            overlap |= owner[b] >= 0;
+            owner[b] = s;
+        }
         if (s > 0 && so[s] < so[s - 1])
             sorted = 0;
-        sum += sl[s];
-        pairs[s][0] = so[s];
-        pairs[s][1] = sl[s];
+    }
+    CHECK(!overlap || ci->conflicting_overlaps > 0);
+    for (int64_t b = 0; b < d->data_len;) { /* each run a byte's latest entry names */
+        int64_t e = b + 1;
+        while (e < d->data_len && owner[e] == owner[b])
+            e++;
+        if (owner[b] >= 0) {
+            CHECK(frame_supplied(x, sf[owner[b]], p + b, e - b));
+            mapped += e - b;
+        }
+        b = e;
     }
 #undef FILLED
     CHECK(d->seg_sorted == sorted);
-    CHECK(sum + d->untraced == stored); /* every stored byte is mapped once or untraced */
-    qsort(pairs, (size_t)ns, sizeof *pairs, cmp_seg);
-    for (int64_t s = 1; s < ns; s++)
-        CHECK(pairs[s - 1][0] + pairs[s - 1][1] <= pairs[s][0]); /* no byte mapped twice */
-    free(pairs);
+    CHECK(mapped + d->untraced == stored); /* every stored byte is mapped or untraced */
+    free(owner);
     free(filled);
     free(so);
     free(sf);
