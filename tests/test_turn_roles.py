@@ -27,17 +27,22 @@ BEFORE_TURN = (
     (True, "TURN"), (False, "250 OK"), (True, "220 relay.contoso.com ready"))
 
 
-@pytest.fixture(scope="module")
-def turned_capture(tmp_path_factory):
-    sc = scenario("no_client_cert", make_pki(), sni=None)
+def write_turned(path, verb: str = "TURN", port: int = 25):
+    """The capture above at ``path``, its roles turned by a 250 to ``verb`` on ``port``."""
+    sc = scenario("no_client_cert", make_pki(), sni=None, server_port=port)
     conv = converse(sc)
     banner, *rest = conv.messages
+    before = tuple((c, verb if t == "TURN" else t) for c, t in BEFORE_TURN)
     conv = replace(conv, closer_is_client=not conv.closer_is_client, messages=[
-        banner, *(Message(c, (t + "\r\n").encode(), "turn") for c, t in BEFORE_TURN),
+        banner, *(Message(c, (t + "\r\n").encode(), "turn") for c, t in before),
         *(replace(m, from_client=not m.from_client) for m in rest)])
-    path = tmp_path_factory.mktemp("turn") / "turned.pcap"
     write_pcap(path, render(conv, sc))
     return path
+
+
+@pytest.fixture(scope="module")
+def turned_capture(tmp_path_factory):
+    return write_turned(tmp_path_factory.mktemp("turn") / "turned.pcap")
 
 
 def run_cli(capsys, command: str, *args: str, code: int = 1) -> str:
@@ -61,6 +66,17 @@ def test_the_session_names_the_responder_as_the_client_after_turn(turned_capture
     assert d["roles_turned"] is True and (d["client"], d["server"]) == (RESPONDER, ORIGINATOR)
     (other,) = list(iter_sessions(turned_capture, backend="python"))
     assert other.to_dict() == d  # whichever backend walked the capture
+
+
+def test_a_250_to_atrn_turns_the_roles_as_turn_does(tmp_path, backend):
+    """ATRN (RFC 2645 §4, On-Demand Mail Relay on port 366) reverses the connection as TURN
+    does: after its 250 the provider, the connection's responder, sends EHLO and the mail."""
+    path = write_turned(tmp_path / "atrn.pcap", "ATRN", 366)
+    (s,) = list(iter_sessions(path, ports={366}, backend=backend))
+    assert s.roles_turned and (s.client, s.server) == ("198.51.100.25:366", ORIGINATOR)
+    assert [a.kind for a in s.smtp.anomalies] == ["roles_turned"]
+    assert s.smtp.ehlo_name == "mail.fabrikam.com" and s.smtp.starttls_accepted
+    assert s.tls.client_certificate == () and s.tls.cert_requested
 
 
 def test_the_banner_host_is_not_taken_for_the_receiver_after_turn(turned_capture):

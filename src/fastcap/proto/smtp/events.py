@@ -27,6 +27,9 @@ AUTH_VERBS: Final = frozenset({"AUTH", "X-EXPS"})  # X-EXPS: Exchange's AUTH twi
 # Zeek's SMTP analyzer also takes X_ANONYMOUSTLS (its own name for it, SMTP_cmd.def) and starts
 # TLS on its 220, so a server that answers that spelling 220 is followed into TLS too.
 TLS_VERBS: Final = frozenset({"STARTTLS", "X-ANONYMOUSTLS", "X_ANONYMOUSTLS"})
+# Commands whose 250 reverses the roles: TURN (RFC 821 §4.1.1) and ATRN, On-Demand Mail
+# Relay's authenticated TURN (RFC 2645 §4; Zeek follows only TURN).
+TURN_VERBS: Final = frozenset({"TURN", "ATRN"})
 
 GREETING_CODES: Final = frozenset({220, 421, 521, 554})  # RFC 5321 §3.1, §3.8; RFC 7504
 EXO_SUFFIX: Final = ".mail.protection.outlook.com"
@@ -66,9 +69,9 @@ ANOMALY_KINDS: Final = MappingProxyType(
         "reply_lost": "a gap took the start of a reply, or all of it (frame order shows)",
         "reply_unfinished": "the server stream ended inside a multi-line reply",
         "reply_without_command": "a reply when no client command was pending",
-        "roles_turned": "a 250 to TURN: the server sends the commands from here, the client "
-                        "replies (RFC 821 §4.1.1); later commands and replies are of swapped "
-                        "directions",
+        "roles_turned": "a 250 to TURN or ATRN: the server sends the commands from here, "
+                        "the client replies (RFC 821 §4.1.1, RFC 2645 §4); later commands "
+                        "and replies are of swapped directions",
         "resync_skip": "unparsable lines after a gap, skipped (reported once per gap)",
         "socks_tunnel": "SMTP inside a SOCKS 4 or 5 tunnel (RFC 1928): read from after the "
                         "proxy's grant",

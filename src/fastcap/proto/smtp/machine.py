@@ -39,6 +39,7 @@ from .events import (
     KNOWN_VERBS,
     NEED_DATA,
     TLS_VERBS,
+    TURN_VERBS,
     Anomaly,
     AuthResponse,
     Banner,
@@ -83,7 +84,7 @@ _TLS_TYPES: Final = frozenset({20, 21, 22, 23})  # TLS record content types (RFC
 # Commands after which the client waits for the reply before sending more: the last of a
 # pipelined group (RFC 2920 §3.1), HELO (no PIPELINING without EHLO) and the TLS requests.
 _WAITS_FOR_REPLY: Final = frozenset(
-    {"EHLO", "HELO", "DATA", "VRFY", "EXPN", "TURN", "QUIT", "NOOP"} | TLS_VERBS)
+    {"EHLO", "HELO", "DATA", "VRFY", "EXPN", "QUIT", "NOOP"} | TLS_VERBS | TURN_VERBS)
 
 FrameAt = Callable[[int], "int | None"]  # stream offset -> frame number
 
@@ -1102,7 +1103,7 @@ class SmtpConversation:
 
     def _after_reply(self, code: int, offset: int) -> None:
         pending, self._turn, self._mode = self._pending, "client", "command"
-        if pending == "TURN" and code == 250:
+        if pending in TURN_VERBS and code == 250:
             self._turn_roles(offset)
         elif pending in TLS_VERBS:
             if 200 <= code < 300 and code != 220:
@@ -1123,10 +1124,11 @@ class SmtpConversation:
                 self._mode = "auth"
 
     def _turn_roles(self, offset: int) -> None:
-        """A 250 to TURN (RFC 821 §4.1.1): the server sends the commands from here and the
-        client, now the receiver, greets first; Zeek's SMTP analyzer swaps its sides there
-        too (orig_is_sender).  Events keep the wire's directions (_on_wire); Command and
-        Reply offsets after the anomaly that marks this are in the other stream."""
+        """A 250 to TURN (RFC 821 §4.1.1) or ATRN (RFC 2645 §4): the server sends the commands
+        from here and the client, now the receiver, greets first; Zeek's SMTP analyzer swaps
+        its sides after TURN too (orig_is_sender).  Events keep the wire's directions
+        (_on_wire); Command and Reply offsets after the anomaly that marks this are in the
+        other stream."""
         self._anomaly("roles_turned", offset, "s2c")
         self._c2s, self._s2c = self._s2c, self._c2s
         self._c2s.name, self._s2c.name = "c2s", "s2c"

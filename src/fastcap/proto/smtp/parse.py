@@ -14,6 +14,7 @@ from .events import (
     AUTH_VERBS,
     GREETING_CODES,
     TLS_VERBS,
+    TURN_VERBS,
     Anomaly,
     AuthResponse,
     Closed,
@@ -214,7 +215,7 @@ def _parse_plain(c2s: StreamLike, s2c: StreamLike, tunnel: Tunnel | None = None,
         (code, lines, enhanced), end = at
         b.reply(code, enhanced, lines, spos, pending, end)
         spos, mode = end, "command"
-        if pending == "TURN" and code == 250:
+        if pending in TURN_VERBS and code == 250:
             return None  # the roles swap (SmtpConversation._turn_roles)
         if pending in TLS_VERBS:
             if 200 <= code < 300 and code != 220:
