@@ -79,6 +79,18 @@ def test_a_250_to_atrn_turns_the_roles_as_turn_does(tmp_path, backend):
     assert s.tls.client_certificate == () and s.tls.cert_requested
 
 
+def test_plaintext_on_a_tls_port_names_the_listening_port_after_turn(tmp_path, backend):
+    """The implicit-TLS port is the one the connection was made to, the responder's: after
+    TURN that is the session's client, the server being the originator's ephemeral port."""
+    from fastcap.judge.diagnose import diagnose
+
+    path = write_turned(tmp_path / "plain465.pcap", "TURN", 465)
+    (s,) = list(iter_sessions(path, ports={465}, implicit_tls_ports={465}, backend=backend))
+    assert s.roles_turned and s.client == "198.51.100.25:465"
+    (v,) = [v for v in diagnose(s, None, None) if v.code == "plaintext_on_tls_port"]
+    assert "on 198.51.100.25:465," in v.message and ORIGINATOR not in v.message
+
+
 def test_the_banner_host_is_not_taken_for_the_receiver_after_turn(turned_capture):
     from fastcap.run.scanner import scan
 

@@ -1338,10 +1338,12 @@ def diagnose(
     plain = None if smtp is None else next(
         (a for a in smtp.anomalies if a.kind == "plaintext_on_tls_port"), None)
     if plain is not None:
+        # the port the connection was made to: the responder's, the client's after TURN
+        listening = session.client if session.roles_turned else session.server
         out.append(_v(
             "plaintext_on_tls_port",
             f"the server greeted in plaintext{_frame_text(plain.frame)} on "
-            f"{_tls_port_reached(smtp, session.server)}, a port where TLS starts at once "
+            f"{_tls_port_reached(smtp, listening)}, a port where TLS starts at once "
             "(--implicit-tls-ports): the dialogue is read as SMTP",
             plain.frame,
         ))
