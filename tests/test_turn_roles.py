@@ -124,6 +124,30 @@ def test_every_format_names_the_sender_and_receiver_after_turn(turned_capture, c
     assert " 203.0.113.10 " in group and "outlook.com" not in group
 
 
+def test_csv_carries_roles_turned_and_the_responder_greeting_as_json_does(turned_capture,
+                                                                         capsys):
+    """CSV says TURN swapped the roles as JSON does, in a column after the older ones, and its
+    banner is the greeting JSON's smtp.banner_text holds: the responder's, the first one."""
+    from fastcap.out.report import CSV_FIELDS
+
+    assert CSV_FIELDS[-1] == "roles_turned"
+    (s,) = json.loads(run_cli(capsys, "scan", "--format", "json", str(turned_capture)))[
+        "files"][0]["sessions"]
+    (row,) = csv.DictReader(io.StringIO(run_cli(capsys, "scan", "--format", "csv",
+                                                str(turned_capture))))
+    assert row["roles_turned"] == "True" and s["roles_turned"] is True
+    assert row["banner"] == s["smtp"]["banner_text"] and row["banner"].startswith("contoso-com.")
+    assert "relay.contoso.com" not in row["banner"]
+
+
+def test_csv_roles_turned_is_false_without_turn(tmp_path, capsys):
+    sc = scenario("no_client_cert", make_pki(), sni=None)
+    path = tmp_path / "plain.pcap"
+    write_pcap(path, render(converse(sc), sc))
+    (row,) = csv.DictReader(io.StringIO(run_cli(capsys, "scan", "--format", "csv", str(path))))
+    assert row["roles_turned"] == "False" and row["client"] == ORIGINATOR
+
+
 def test_zeek_logs_keep_the_connection_originator_after_turn(turned_capture, tmp_path, capsys):
     """Zeek's conn ids are the connection's: orig is who sent the SYN, whatever TURN did."""
     out = tmp_path / "logs"

@@ -177,7 +177,8 @@ def to_jsonl_line(s: Session, path: str) -> str:
 
 CSV_FIELDS = ["file", "session", "first_frame", "last_frame", "client", "server", "ehlo",
               "banner", "starttls", "tls_version", "cert_requested", "client_certificate",
-              "client_cert_sha1", "client_cert_not_after", "verdicts", "message"]
+              "client_cert_sha1", "client_cert_not_after", "verdicts", "message",
+              "roles_turned"]  # new columns go last: readers by position keep working
 
 
 _CERT_CELL = CSV_FIELDS.index("client_certificate")
@@ -221,7 +222,7 @@ def csv_row(s: Session, path: str) -> list[str]:
         client_cert_text(s), leaf.sha1 if leaf else None,
         leaf.not_after.isoformat() if leaf and leaf.not_after else None,
         ";".join(v.code for v in s.verdicts),
-        s.verdicts[0].message if s.verdicts else None,
+        s.verdicts[0].message if s.verdicts else None, s.roles_turned,
     ]
     # client_cert_text is made printable already
     return [_cell(v, escaped=i == _CERT_CELL) for i, v in enumerate(values)]
