@@ -79,6 +79,19 @@ def test_a_250_to_atrn_turns_the_roles_as_turn_does(tmp_path, backend):
     assert s.tls.client_certificate == () and s.tls.cert_requested
 
 
+def test_what_fastcap_says_names_atrn_when_it_turned_the_roles(tmp_path, capsys):
+    """The verdicts and `follow` name the command whose 250 turned the roles: ATRN here."""
+    from fastcap.run.scanner import scan
+
+    path = write_turned(tmp_path / "atrn.pcap", "ATRN", 366)
+    (s,) = list(scan(path, ports={366}))
+    said = " ".join(v.message for v in s.verdicts)
+    assert "after ATRN (frame 12)" in said and "(ATRN (frame 12))" in said
+    assert "TURN" not in said.replace("ATRN", "")
+    out = run_cli(capsys, "follow", str(path), "--session", "1", "--ports", "366", code=0)
+    assert out.splitlines()[2].startswith("roles turned by ATRN: the responder ")
+
+
 def test_plaintext_on_a_tls_port_names_the_listening_port_after_turn(tmp_path, backend):
     """The implicit-TLS port is the one the connection was made to, the responder's: after
     TURN that is the session's client, the server being the originator's ephemeral port."""

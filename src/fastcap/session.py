@@ -37,7 +37,14 @@ from .proto.midstart import (
     opens_tls,
     unit_at,
 )
-from .proto.smtp import GREETING_CODES, AnomalyRecord, CutStart, SmtpDialogue, parse_dialogue
+from .proto.smtp import (
+    GREETING_CODES,
+    AnomalyRecord,
+    CutStart,
+    SmtpDialogue,
+    parse_dialogue,
+    turned_detail,
+)
 from .proto.tls import TlsHandshake, parse_handshake
 from .read.capture import DEFAULT_SLAB, DEFAULT_WINDOW, Capture
 from .read.pcapng import MAX_KEY_LOG_KEPT, TLS_KEY_LOG, SecretsBlock
@@ -470,9 +477,16 @@ def build_session(conn: Connection, *,
 
 
 def roles_turned(smtp: SmtpDialogue) -> bool:
-    """Did 250s to TURN leave the connection's responder sending the mail (an odd number of
-    them in the plaintext dialogue)?"""
+    """Did 250s to TURN or ATRN leave the connection's responder sending the mail (an odd
+    number of them in the plaintext dialogue)?"""
     return sum(a.kind == "roles_turned" for a in smtp.anomalies) % 2 == 1
+
+
+def turn_verb(smtp: SmtpDialogue | None) -> str:
+    """The command whose 250 first turned the roles, TURN or ATRN, for messages to name."""
+    first = None if smtp is None else next(
+        (a for a in smtp.anomalies if a.kind == "roles_turned"), None)
+    return "ATRN" if first is not None and first.detail == turned_detail("ATRN") else "TURN"
 
 
 def with_keys(options: ScanOptions, path: str | os.PathLike | None = None) -> ScanOptions:

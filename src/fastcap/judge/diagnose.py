@@ -19,7 +19,7 @@ from ..proto.smtp import EXO_SUFFIX, TLS_VERBS, SmtpDialogue
 from ..proto.tls import SERVER_ALERT_SUSPECTED, AlertInfo, TlsHandshake, Where
 from ..proto.tls.inference import ClientCertInference, infer_client_cert
 from ..proto.tls.wirenames import wire_str
-from ..session import Session, TcpFacts
+from ..session import Session, TcpFacts, turn_verb
 from ..verdict import CertInfo, ChainCheck, Verdict
 from .alert_meaning import CLIENT as CLIENT_ALERTS
 from .alert_meaning import SERVER_ON_CLIENT_CERT, SERVER_ON_HELLO
@@ -1211,8 +1211,8 @@ def _sent_after_turn(session: Session, verdicts: list[Verdict]) -> list[Verdict]
     if not session.roles_turned or smtp is None:
         return verdicts
     turned = next((a.frame for a in smtp.anomalies if a.kind == "roles_turned"), None)
-    who = (f" (after TURN{_frame_text(turned)} the client is the connection's responder "
-           f"{session.client}, the server its originator {session.server})")
+    who = (f" (after {turn_verb(smtp)}{_frame_text(turned)} the client is the connection's "
+           f"responder {session.client}, the server its originator {session.server})")
     return [_verdict(v.code, v.severity, v.message + who, v.hint, v.frame) for v in verdicts]
 
 
@@ -1245,7 +1245,8 @@ def diagnose(
         to = ""
         if session.roles_turned:  # denied to the originator, before the TLS of the turn
             turned = next(a.frame for a in smtp.anomalies if a.kind == "roles_turned")
-            to = f" to {session.server}, before the roles turned (TURN{_frame_text(turned)})"
+            to = (f" to {session.server}, before the roles turned ({turn_verb(smtp)}"
+                  f"{_frame_text(turned)})")
             why = ("; no TLS before it, so no certificate: only the sender's public IP "
                    "(SenderIPAddresses) could attribute it")
             hint = None

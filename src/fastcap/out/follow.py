@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from ..judge.x509check import load_certificate, quiet_x509
 from ..proto.tls.const import is_tls13
 from ..proto.tls.wirenames import wire_str
-from ..session import Session
+from ..session import Session, turn_verb
 from ..tcp.reassembly import StreamDir
 from .textsafe import printable, printable_bytes
 
@@ -248,8 +248,8 @@ def format_follow(s: Session, logs: list[LogLine] | None = None,
     names = ("client", "server")
     if s.roles_turned:
         names = (f"originator {s.server}", f"responder {s.client}")
-        lines.append(f"roles turned by TURN: the responder {s.client} sends the mail, C: "
-                     f"lines are the originator {s.server}'s")
+        lines.append(f"roles turned by {turn_verb(s.smtp)}: the responder {s.client} sends the "
+                     f"mail, C: lines are the originator {s.server}'s")
     lines += _plaintext(s)
     for name, gaps in zip(names, (s.tcp.c2s_gaps, s.tcp.s2c_gaps), strict=True):
         for off, size in gaps[:20]:

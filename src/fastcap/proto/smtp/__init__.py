@@ -55,6 +55,7 @@ from .events import (
     StartTls,
     is_relay_denied,
     names_exchange_online,
+    turned_detail,
 )
 from .machine import (
     MAX_ANOMALIES,

@@ -31,6 +31,13 @@ TLS_VERBS: Final = frozenset({"STARTTLS", "X-ANONYMOUSTLS", "X_ANONYMOUSTLS"})
 # Relay's authenticated TURN (RFC 2645 §4; Zeek follows only TURN).
 TURN_VERBS: Final = frozenset({"TURN", "ATRN"})
 
+
+def turned_detail(verb: str) -> str:
+    """A roles_turned anomaly's detail: it names the verb, which the messages repeat."""
+    return (f"a 250 to {verb}: the server sends the commands from here, the client replies "
+            "(RFC 821 §4.1.1, RFC 2645 §4); later commands and replies are of swapped "
+            "directions")
+
 GREETING_CODES: Final = frozenset({220, 421, 521, 554})  # RFC 5321 §3.1, §3.8; RFC 7504
 EXO_SUFFIX: Final = ".mail.protection.outlook.com"
 # A word (between the delimiters) that is a host ending in EXO_SUFFIX, trailing dots allowed.
@@ -69,9 +76,7 @@ ANOMALY_KINDS: Final = MappingProxyType(
         "reply_lost": "a gap took the start of a reply, or all of it (frame order shows)",
         "reply_unfinished": "the server stream ended inside a multi-line reply",
         "reply_without_command": "a reply when no client command was pending",
-        "roles_turned": "a 250 to TURN or ATRN: the server sends the commands from here, "
-                        "the client replies (RFC 821 §4.1.1, RFC 2645 §4); later commands "
-                        "and replies are of swapped directions",
+        "roles_turned": turned_detail("TURN or ATRN"),
         "resync_skip": "unparsable lines after a gap, skipped (reported once per gap)",
         "socks_tunnel": "SMTP inside a SOCKS 4 or 5 tunnel (RFC 1928): read from after the "
                         "proxy's grant",

@@ -53,6 +53,7 @@ from .events import (
     Reply,
     StartTls,
     _NeedData,
+    turned_detail,
 )
 
 MAX_LINE: Final = 4096  # RFC 5321 §4.5.3.1 needs only 512 (commands, replies) and 1000 (text)
@@ -1104,7 +1105,7 @@ class SmtpConversation:
     def _after_reply(self, code: int, offset: int) -> None:
         pending, self._turn, self._mode = self._pending, "client", "command"
         if pending in TURN_VERBS and code == 250:
-            self._turn_roles(offset)
+            self._turn_roles(offset, pending)
         elif pending in TLS_VERBS:
             if 200 <= code < 300 and code != 220:
                 self._guess_code, self._turn = code, "guess"  # odd: let the client tell
@@ -1123,13 +1124,13 @@ class SmtpConversation:
             else:
                 self._mode = "auth"
 
-    def _turn_roles(self, offset: int) -> None:
+    def _turn_roles(self, offset: int, verb: str) -> None:
         """A 250 to TURN (RFC 821 §4.1.1) or ATRN (RFC 2645 §4): the server sends the commands
         from here and the client, now the receiver, greets first; Zeek's SMTP analyzer swaps
         its sides after TURN too (orig_is_sender).  Events keep the wire's directions
         (_on_wire); Command and Reply offsets after the anomaly that marks this are in the
         other stream."""
-        self._anomaly("roles_turned", offset, "s2c")
+        self._anomaly("roles_turned", offset, "s2c", turned_detail(verb))
         self._c2s, self._s2c = self._s2c, self._c2s
         self._c2s.name, self._s2c.name = "c2s", "s2c"
         if self._frame_at is not None:
