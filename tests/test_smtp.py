@@ -1451,3 +1451,30 @@ def test_a_cut_starttls_reply_is_not_read_on_into_tls_records():
         assert d == parse_dialogue(c2s, s2c)
         assert (d.starttls_accepted, d.starttls_reply.text, d.tls_s2c_offset, d.anomalies) == (
             True, "2.0.0 SMTP ser", cut, ())
+
+
+@pytest.mark.parametrize("line", [b"MAIL FROM:<", b"250 2.1.0 Sender OK"])
+def test_a_line_whose_lf_alone_a_gap_follows_ends_at_its_cr(line):
+    """Zeek's ContentLine ends a line at a lone CR (CR_as_EOL, its default for SMTP) and
+    swallows a LF right after it across a gap: a command or reply line ending in CR | gap |
+    LF is whole before the gap (no ``cut``, no ``gap_line``), read as the dialogue with the
+    gap after its CRLF is, whatever the chunking."""
+    def lines(lf_after: bool) -> tuple[list, list]:
+        c2s, s2c = starttls_refused_relay_denied()
+        side = c2s if line.startswith(b"MAIL") else s2c
+        end = side.data.index(b"\r\n", side.data.index(line)) + 1  # the LF
+        data = side.data[:end + lf_after] + b"LOST" + side.data[end + lf_after:]
+        cut = Stream(data, [], side.starts, side.frames).punch(end + lf_after, 4)
+        c2s, s2c = (cut, s2c) if side is c2s else (c2s, cut)
+        for sizes in (None, [1], [3]):
+            sched = [("c2s", p) for p in pieces(c2s, sizes)]
+            sched += [("s2c", p) for p in pieces(s2c, sizes)]
+            d = dialogue_of(run(sched), c2s, s2c)
+            assert d == parse_dialogue(c2s, s2c)
+        return ([(c.verb, c.arg, c.cut) for c in d.commands],
+                [(r.code, r.answers, r.last_text or r.text, r.gap_line) for r in d.replies])
+
+    got = lines(False)
+    assert got == lines(True)
+    verb = "MAIL" if line.startswith(b"MAIL") else "RCPT"
+    assert [x for x in got[0] if x[0] == verb][0][2] is False

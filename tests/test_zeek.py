@@ -1533,3 +1533,29 @@ def test_last_reply_of_a_cut_reply_is_its_head_and_tail_as_in_zeek(tmp_path, hea
     assert _cut_rows(path) == [
         (1, "a@fabrikam.com", f"250 {text}"), (1, "c@fabrikam.com", "221 bye")]
 
+
+@pytest.mark.parametrize("client", [False, True])
+def test_a_line_cut_right_after_its_cr_ends_before_the_gap_as_in_zeek(tmp_path, client):
+    """SMTP's ContentLine takes a lone CR as a line's end (CR_as_EOL | LF_as_EOL, its
+    default), and after a gap swallows a LF that follows that CR: a reply or command line
+    whose LF alone a gap follows is whole before the gap, read as the same line with the
+    gap after its CRLF is, not as a line the gap cut (the 250 answers the message's end,
+    the MAIL FROM is a command)."""
+    def rows(name: str, line: bytes, after: tuple[bytes, ...]) -> list[tuple]:
+        if client:
+            pieces = ((True, b"Subject: x\r\n\r\nhello\r\n.\r\n"),
+                      (False, b"250 queued as 1\r\n"),
+                      (True, line), *((True, x) for x in after), (False, b"250 ok\r\n"),
+                      (True, b"RCPT TO:<d@contoso.com>\r\n"), (False, b"250 ok\r\n"),
+                      (True, b"QUIT\r\n"), (False, b"221 bye\r\n"))
+        else:
+            pieces = ((True, b"Subject: x\r\n\r\nhello\r\n.\r\n"), (False, line),
+                      *((False, x) for x in after), (True, b"MAIL FROM:<c@fabrikam.com>\r\n"),
+                      (False, b"250 ok\r\n"), (True, b"QUIT\r\n"), (False, b"221 bye\r\n"))
+        return _cut_rows(_capture_cutting_a_line(tmp_path / name, pieces))
+
+    line = b"MAIL FROM:<c@fabrikam.com>\r" if client else b"250 queued as 1\r"
+    got = rows("cr.pcap", line, (b"LOST", b"\n"))
+    assert got == rows("crlf.pcap", line + b"\n", (b"LOST",))
+    assert got[0] == (1, "a@fabrikam.com", "250 queued as 1")
+    assert got[-1][1] == "c@fabrikam.com"  # the MAIL FROM after the 250, or cut by its LF

@@ -142,7 +142,7 @@ class _Side:
     __slots__ = ("name", "buf", "off", "pos", "scan", "later", "fed_end", "eof", "dead", "tls",
                  "tls_gap", "tls_checked", "resync", "skip_noted", "bad", "bare_lf_noted",
                  "head_cut", "after_gap", "long_off", "long_head", "long_len", "long_cr",
-                 "noted", "start")  # fmt: skip
+                 "noted", "start", "cr_end")  # fmt: skip
 
     def __init__(self, name: Direction) -> None:
         self.name: Direction = name
@@ -155,6 +155,7 @@ class _Side:
         self.eof = self.dead = self.tls = self.tls_gap = self.tls_checked = False
         self.resync = self.skip_noted = self.bare_lf_noted = False
         self.head_cut = False  # the line before the coming gap was handed out cut
+        self.cr_end = False  # ... was handed out whole, ended by a CR: a LF after the gap is its
         self.after_gap = ""  # what the first line after a gap is: see _Line.tail
         self.bad = 0
         self.long_off: int | None = None  # an over-long line being skipped
@@ -555,6 +556,9 @@ class SmtpConversation:
         side.start = nxt_off
         side.long_off, side.head_cut = None, False
         side.resync, side.skip_noted, side.after_gap = True, False, tail
+        if side.cr_end and nxt[:1] == b"\n":
+            side.pos = 1  # the LF of the line a CR ended before the gap: swallowed, as by Zeek
+        side.cr_end = False
 
     # -- lines and replies -------------------------------------------------------------------
 
@@ -588,6 +592,11 @@ class SmtpConversation:
                 side.consume(avail)
             partial = side.long_off is not None or side.pos < len(side.buf)
             if side.later:
+                if partial and (side.long_cr if side.long_off is not None else buf[-1] == 0x0D):
+                    # A CR ends the line before the gap: Zeek's ContentLine takes a lone CR as
+                    # a line's end (CR_as_EOL, its default for SMTP), so the line is whole
+                    side.cr_end = True
+                    return self._take_line(side, None, cr_end=True)
                 if partial:  # a gap cuts this line: hand out its head first
                     side.head_cut = True
                     return self._take_line(side, None, cut=True)
@@ -598,14 +607,16 @@ class SmtpConversation:
                 return self._take_line(side, None) if partial else _END
             return None
 
-    def _take_line(self, side: _Side, nl: int | None, cut: bool = False) -> _Line:
+    def _take_line(self, side: _Side, nl: int | None, cut: bool = False,
+                   cr_end: bool = False) -> _Line:
         buf, pos = side.buf, side.pos
-        eol = nl is not None
+        lf = nl is not None
+        eol = lf or cr_end  # cr_end: the line ends at buf's last byte, a CR a gap follows
         stop = len(buf) if nl is None else nl
         if side.long_off is not None:
             off, head, truncated = side.long_off, side.long_head, True
             crlf = eol and (buf[stop - 1] == 0x0D if stop > pos else side.long_cr)
-            length = side.long_len + stop - pos + eol
+            length = side.long_len + stop - pos + lf
             side.long_off, side.long_head = None, b""
         else:
             off = side.here
@@ -613,8 +624,8 @@ class SmtpConversation:
             cend = stop - 1 if stop > pos and buf[stop - 1] == 0x0D else stop
             head = bytes(buf[pos : min(cend, pos + MAX_LINE)])
             truncated = cend - pos > MAX_LINE
-            length = stop - pos + eol
-        side.consume(stop - pos + eol)
+            length = stop - pos + lf
+        side.consume(stop - pos + lf)
         tail, side.after_gap = side.after_gap, ""
         return _Line(off, head, length, crlf, eol, truncated, cut, tail)
 
