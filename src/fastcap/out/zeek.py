@@ -307,6 +307,8 @@ def _zeek_pairing(d, greeting: bool) -> tuple[list[tuple[int, int, object, str |
     inside: dict[int, int] = {}  # multi-line replies a gap falls in: the line it is before
     held: set[int] = set()  # the records whose gap (_holds_gap) is placed
     for gap in d.gaps:  # each direction's lines are in stream order
+        if gap.joined:  # Zeek reports it, as the gap before it, before the line both cut:
+            continue  # a second report there reads as the first
         k = bisect.bisect_left(starts.get(gap.direction, ()), gap.offset)
         data = id(lines["c2s"][k - 1]) if gap.direction == "c2s" and k else None
         if data in dots:  # in a message: its final dot comes after the gap

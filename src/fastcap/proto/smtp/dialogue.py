@@ -104,6 +104,8 @@ class GapRecord:
     direction: str
     offset: int
     size: int
+    # inside the line a gap before it cut, read on across both (Gap.joined)
+    joined: bool = False
 
 
 # Built by the dozen per connection: through their slot descriptors (pickling.maker).
@@ -328,6 +330,6 @@ class _DialogueBuilder:
         elif isinstance(ev, DataBody):
             d.message_bytes += ev.size
         elif isinstance(ev, Gap):
-            self._put(d.gaps, "gaps", GapRecord(ev.direction, ev.offset, ev.size))
+            self._put(d.gaps, "gaps", GapRecord(ev.direction, ev.offset, ev.size, ev.joined))
         elif isinstance(ev, Closed):
             d.closed = True

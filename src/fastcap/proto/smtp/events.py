@@ -178,6 +178,9 @@ class Gap:
     direction: Direction
     offset: int
     size: int
+    # the line an earlier gap cut runs on into this one: Zeek's line reader hands the line
+    # on after both gaps, so both come before it
+    joined: bool = False
 
 
 @dataclass(frozen=True, slots=True)

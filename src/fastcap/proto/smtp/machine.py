@@ -142,7 +142,7 @@ class _Side:
     __slots__ = ("name", "buf", "off", "pos", "scan", "later", "fed_end", "eof", "dead", "tls",
                  "tls_gap", "tls_checked", "resync", "skip_noted", "bad", "bare_lf_noted",
                  "head_cut", "after_gap", "long_off", "long_head", "long_len", "long_cr",
-                 "noted", "start", "cr_end")  # fmt: skip
+                 "noted", "start", "cr_end", "joined")  # fmt: skip
 
     def __init__(self, name: Direction) -> None:
         self.name: Direction = name
@@ -156,6 +156,7 @@ class _Side:
         self.resync = self.skip_noted = self.bare_lf_noted = False
         self.head_cut = False  # the line before the coming gap was handed out cut
         self.cr_end = False  # ... was handed out whole, ended by a CR: a LF after the gap is its
+        self.joined = False  # the coming gap cuts a line read on across a gap before it
         self.after_gap = ""  # what the first line after a gap is: see _Line.tail
         self.bad = 0
         self.long_off: int | None = None  # an over-long line being skipped
@@ -375,9 +376,9 @@ class SmtpConversation:
         self._pending: str | None = None  # what the awaited reply answers
         self._acc: _ReplyAcc | None = None
         self._held: _ReplyAcc | None = None  # a first reply that was not a greeting
-        # a reply line a gap cut, waiting for its tail, and whether a gap came before it
-        # with no line parsed since (_read_reply)
-        self._cut: tuple[_Line, bool] | None = None
+        # a reply line a gap cut, waiting for its tail, whether a gap came before it with no
+        # line parsed since (_read_reply), and whether it was read on across a gap already
+        self._cut: tuple[_Line, bool, bool] | None = None
         self._tls_off = 0
         self._guess_code: int | None = None
         self._unit_off = 0  # body/chunk start
@@ -551,7 +552,7 @@ class SmtpConversation:
         """Emit the Gap and resync: lines after it must parse before they are trusted."""
         start = side.off + len(side.buf)
         nxt_off, nxt = side.later.popleft()
-        self._emit(Gap(side.name, start, nxt_off - start))
+        self._emit(Gap(side.name, start, nxt_off - start, side.joined))
         side.buf, side.off, side.pos, side.scan = nxt, nxt_off, 0, 0
         side.start = nxt_off
         side.long_off, side.head_cut = None, False
@@ -710,7 +711,7 @@ class SmtpConversation:
                     if line is None:
                         return None
                     if isinstance(line, _Line) and line.cut and not _looks_tls(line.head):
-                        self._cut = (line, side.resync)  # read on past the gap first
+                        self._cut = (line, side.resync, False)  # read on past the gap first
                         continue
                     was = side.resync
                 acc = self._acc
@@ -793,7 +794,9 @@ class SmtpConversation:
                     return None
                 if _CONTROL_RE.search(nxt, 0, nl if nl >= 0 else MAX_LINE + 1):
                     return cut  # TLS records, or bytes no reply line holds: not read on
+            side.joined = self._cut[2]  # the gap ahead, if any, is a second one inside the line
             tail = self._read_line(side)
+            side.joined = False
             if tail is None:
                 return None
             if isinstance(tail, _EndMark):
@@ -803,7 +806,7 @@ class SmtpConversation:
                          cut.truncated or tail.truncated or len(head) > MAX_LINE, True, cut.tail)
             if not tail.cut or _looks_tls(tail.head):
                 return line
-            self._cut = (line, self._cut[1])  # another gap cuts the tail: read on past it too
+            self._cut = (line, self._cut[1], True)  # another gap cuts the tail: read past it too
 
     def _peek(self, side: _Side, n: int) -> bytes | None:
         """The next n bytes of the current piece, fewer if it ends; None: need bytes."""
