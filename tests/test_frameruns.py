@@ -107,3 +107,40 @@ def test_runs_from_frame_keys_are_each_sessions_own_and_others_in_turn():
     got = _runs(keys, first, last)
     assert list(got) == [[], [1, 1, 2, 3, 1, 2, 1], [3, 37, 1], None, None, None]
     assert got[1:3] == [[1, 1, 2, 3, 1, 2, 1], [3, 37, 1]]
+
+
+def test_icmp_errors_before_or_after_a_connection_are_its_frames_beyond_its_span(
+        tmp_path, tshark, backend):
+    """ICMP errors quoting a connection before its SYN or after its last frame: tshark puts
+    each in that connection's stream, so each session's `beyond` frames are exactly its
+    stream's frames outside its first..last frame."""
+    a, b, _other, router = ADDRS[4]
+    server = "10.1.2.25"
+    records = []
+    for i, client in enumerate((a, b)):
+        records += smtp_records(SmtpScenario(client_ip=client, server_ip=server,
+                                             client_port=40000 + i, starttls_offered=False,
+                                             start_ns=10**9 + i * 5 * 10**6))
+    records.sort(key=lambda r: r.ts_ns)
+    t0, t1 = records[0].ts_ns, records[-1].ts_ns
+    before = [_icmp_error(4, "port", _quote(4, a, server, 40000, 25, 9, 20), router, a),
+              _icmp_error(4, "host", _quote(4, server, b, 25, 40001, 7, 20), router, server)]
+    after = [_icmp_error(4, "port", _quote(4, b, server, 40001, 25, 9, 20), router, b)]
+    records = ([Record(e, t0 - 1) for e in before] + records
+               + [Record(e, t1 + 1) for e in after])
+    capture = tmp_path / "around.pcap"
+    write_pcap(capture, records)
+    sessions = list(scan(capture, backend=backend))
+    assert len(sessions) == 2
+    fields = subprocess.run([tshark, "-n", "-r", str(capture), "-T", "fields",
+                             "-e", "frame.number", "-e", "tcp.stream"],
+                            capture_output=True, text=True, check=True).stdout
+    stream = {int(f): s for f, s in (line.split("\t") for line in fields.splitlines())}
+    runs = frame_runs(capture, sessions, DEFAULT_PORTS, backend=backend)
+    for i, s in enumerate(sessions):
+        want = [f for f in sorted(stream) if stream[f] == stream[s.first_frame]
+                and not s.first_frame <= f <= s.last_frame]
+        assert want and runs.beyond(i) == want, s.number
+        assert _own(s.first_frame, s.last_frame, runs[i]) == [
+            f for f in range(s.first_frame, s.last_frame + 1)
+            if stream[f] == stream[s.first_frame]]

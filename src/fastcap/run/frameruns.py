@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -39,6 +39,10 @@ class FrameRuns(Sequence):
     known: np.ndarray  # bool, per session
     start: np.ndarray  # int64, per session and one more: where its items begin in `items`
     items: np.ndarray  # the run lengths of all sessions, one after another
+    # ICMP errors quoting a session's connection before its first or after its last frame
+    # (tshark's stream holds them too): their sessions and frames, by session then frame
+    beyond_session: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    beyond_frame: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
 
     def __len__(self) -> int:
         return len(self.known)
@@ -49,6 +53,11 @@ class FrameRuns(Sequence):
         if not self.known[i]:
             return None
         return self.items[self.start[i]:self.start[i + 1]].tolist()
+
+    def beyond(self, i: int) -> list[int]:
+        """Session `i`'s frames outside its first..last frame (ICMP errors), in order."""
+        lo, hi = np.searchsorted(self.beyond_session, [i, i + 1])
+        return self.beyond_frame[lo:hi].tolist()
 
 
 def _ordered(sessions: Sequence[Session]) -> tuple[np.ndarray, np.ndarray, dict]:
@@ -83,6 +92,7 @@ def frame_runs(path: str | os.PathLike, sessions: Sequence[Session], ports: Iter
     flow_pair = np.full(64, -1, np.int64)  # flow id -> its endpoints' pair number, -1: none
     known_flows = 0
     keys: list[np.ndarray] = []  # per batch: session << _SPAN_BITS | place in its span
+    beyond: list[tuple[np.ndarray, np.ndarray]] = []  # quoting errors outside their span
     before = seen = 0
 
     def share(frame_no: np.ndarray, flow: np.ndarray) -> None:
@@ -99,9 +109,14 @@ def frame_runs(path: str | os.PathLike, sessions: Sequence[Session], ports: Iter
         keys.append(_place(frame_no + before, flow, flow_pair, key_sorted, order, first,
                            last))
 
+    def quoted(frame_no: np.ndarray, flow: np.ndarray) -> None:
+        share(frame_no, flow)
+        beyond.append(_beyond(frame_no + before, flow, flow_pair, key_sorted, order, first,
+                              last))
+
     for each in (path, *then):
         with open_capture(each, backend=backend) as cap:
-            for sel in iter_selected(cap, ports, flows=flows, quoted=share):
+            for sel in iter_selected(cap, ports, flows=flows, quoted=quoted):
                 share(sel.frame_no, sel.flow)
                 if len(sel.frame_no):
                     seen = max(seen, int(sel.frame_no.max()) + before)
@@ -110,7 +125,13 @@ def frame_runs(path: str | os.PathLike, sessions: Sequence[Session], ports: Iter
         if seen >= end:
             break
         before += _frames_in(each, backend)
-    return _runs(np.concatenate(keys) if keys else np.zeros(0, np.int64), first, last)
+    runs = _runs(np.concatenate(keys) if keys else np.zeros(0, np.int64), first, last)
+    if not beyond:
+        return runs
+    b_sess = np.concatenate([x for x, _ in beyond])
+    b_frame = np.concatenate([y for _, y in beyond])
+    o = np.lexsort((b_frame, b_sess))
+    return FrameRuns(runs.known, runs.start, runs.items, b_sess[o], b_frame[o])
 
 
 def _place(numbers: np.ndarray, flow: np.ndarray, flow_pair: np.ndarray,
@@ -131,6 +152,23 @@ def _place(numbers: np.ndarray, flow: np.ndarray, flow_pair: np.ndarray,
     ok &= (key_sorted[at] >> 40 == pair) & (numbers <= last[s])
     s, numbers = s[ok], numbers[ok]
     return s << _SPAN_BITS | (numbers - first[s])
+
+
+def _beyond(numbers: np.ndarray, flow: np.ndarray, flow_pair: np.ndarray,
+            key_sorted: np.ndarray, order: np.ndarray, first: np.ndarray,
+            last: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(sessions, frames) of a batch's ICMP errors quoting a session's connection outside
+    every span of its endpoints' sessions: the latest begun before it, else (before the
+    first SYN) the first, as tshark's stream has them."""
+    pair = np.where(flow >= 0, flow_pair[np.maximum(flow, 0)], -1)
+    mine = np.flatnonzero(pair >= 0)
+    pair, numbers = pair[mine], numbers[mine]
+    at = np.searchsorted(key_sorted, pair << 40 | numbers, side="right") - 1
+    lead = np.searchsorted(key_sorted, pair << 40, side="left")  # the pair's first session
+    at = np.where((at >= 0) & (key_sorted[np.maximum(at, 0)] >> 40 == pair), at, lead)
+    s = order[np.minimum(at, len(order) - 1)]
+    out = (numbers < first[s]) | (numbers > last[s])
+    return s[out], numbers[out]
 
 
 def _runs(keys: np.ndarray, first: np.ndarray, last: np.ndarray) -> FrameRuns:

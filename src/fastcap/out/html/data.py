@@ -13,6 +13,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from ...run.frameruns import FrameRuns
 from ...session import Session
 from ...verdict import CertInfo, ChainCheck
 from ..filelabels import file_labels
@@ -25,12 +26,14 @@ __all__ = ["COLUMNS", "KINDS", "ScanFacts", "decode_sessions", "frames_wanted", 
 
 COLUMNS = ("file", "number", "client", "server", "ehlo", "tls", "cert", "verdicts",
            "start_us", "first_frame", "last_frame", "ladder", "client_chain", "server_chain",
-           "logs", "frames")
+           "logs", "frames", "beyond")
 # `frames`: the frames of a session's connection that neither its ladder nor its first and
 # last frame name (ACKs, data segments), so that "frame N" finds their session too; null
 # where they were not read.  Each is written as its distance from the one before it (the
 # first from the first frame): d - 1 in digits of DIGITS, high ones first, the last one from
 # its first half; a string of two characters or so a frame where numbers cost five.
+# `beyond`: the ICMP errors quoting its connection before its first or after its last frame
+# (in tshark's stream too), as frame numbers; null where there are none or were not read.
 DIGITS = "".join(c for c in map(chr, range(0x20, 0x7F)) if c not in '"\\<>&')
 _HALF = len(DIGITS) // 2
 # A ladder is flat: per arrow, its frame minus the session's first frame, microseconds since
@@ -264,7 +267,9 @@ def page_data(results: Iterable[tuple[str, Sequence[Session], object]], *,
                          chain_of(s.client_check), chain_of(s.server_check),
                          None if s.evidence is None else _logs(s.evidence, strings),
                          None if file_runs is None or file_runs[si] is None
-                         else _unnamed(s, file_runs[si], flat)])
+                         else _unnamed(s, file_runs[si], flat),
+                         (file_runs.beyond(si) or None) if isinstance(file_runs, FrameRuns)
+                         else None])
             if s.first_ts_ns:
                 starts.append((s.first_ts_ns, _primary(s)))
             else:
@@ -317,7 +322,8 @@ def decode_sessions(page: Mapping[str, Any]) -> list[dict[str, Any]]:
             "start_us": r["start_us"], "first_frame": r["first_frame"],
             "last_frame": r["last_frame"], "ladder": arrows,
             "client_chain": r["client_chain"], "server_chain": r["server_chain"],
-            "frames": _frames(r["first_frame"], r["last_frame"], flat, r["frames"]),
+            "frames": _frames(r["first_frame"], r["last_frame"], flat, r["frames"],
+                              r["beyond"]),
             "logs": None if r["logs"] is None else [
                 {"kind": S[r["logs"][i]], "file": S[r["logs"][i + 1]],
                  "line": r["logs"][i + 2], "delta_s": r["logs"][i + 3]}
@@ -357,11 +363,12 @@ def _unnamed(s: Session, runs: list[int], flat: Sequence[int | None]) -> str:
 
 
 def _frames(first: int, last: int, flat: Sequence[int | None],
-            text: str | None) -> list[int] | None:
-    """All of a session's frames from its `frames` text (as the page's script reads it)."""
+            text: str | None, beyond: Sequence[int] | None = None) -> list[int] | None:
+    """All of a session's frames from its `frames` text and its `beyond` frames (as the
+    page's script reads them)."""
     if text is None:
         return None
-    out, before, v = _named(first, last, flat), first, 0
+    out, before, v = _named(first, last, flat) + list(beyond or ()), first, 0
     for ch in text:
         k = DIGITS.index(ch)
         v = v * _HALF + k % _HALF

@@ -463,6 +463,10 @@
         if (f === rows[i][C.first_frame] || f === rows[i][C.last_frame] || arrow(i)) return true;
         return rows[i][C.frames] !== null && unnamed(rows[i], f);
       };
+      // an ICMP error quoting its connection before its SYN or after its last frame
+      const beyond = function (i) {
+        return rows[i][C.beyond] !== null && rows[i][C.beyond].includes(f);
+      };
       let around = 0, unread = 0;
       for (let i = 0; i < rows.length; i++) {
         if (spans(i)) { around++; if (rows[i][C.frames] === null) unread++; }
@@ -473,7 +477,7 @@
           + " segment is in no ladder)"
         : around ? " is in no SMTP session's connection (" + around + " session(s) span it)"
         : " is not in any SMTP conversation");
-      return function (i) { return spans(i) && own(i); };
+      return function (i) { return (spans(i) && own(i)) || beyond(i); };
     }
     return null;
   }
