@@ -1726,3 +1726,39 @@ def test_an_icmp_error_before_or_after_its_connection_finds_that_session(
         wait_for(chrome, lambda d, w=want: row_ids(chrome) == w,
                  f"session {want} alone, whose connection's ICMP error frame {f} is")
     assert_clean(chrome, out)
+
+
+@pytest.mark.parametrize("width", [1400, 1024])
+def test_a_six_digit_session_number_keeps_its_line(chrome: Browser, report: Path,
+                                                     tmp_path: Path, width: int) -> None:
+    """A relay's capture numbers its sessions past 99,999: the `#` column holds six digits
+    on one line at a desktop's width and at 1,024 px, never wrapped to a second."""
+    from fastcap.out.html.writer import write_report
+
+    from .test_report_html import page_of
+
+    page = page_of(report.read_text("utf-8"))
+    at = page["columns"].index("number")
+    for i, row in enumerate(page["sessions"]):
+        row[at] = 999_999 - i
+    big = tmp_path / "big-numbers.html"
+    write_report(big, page)
+    driver = chrome.driver
+    before = driver.get_window_size()
+    driver.set_window_size(width, 1000)
+    try:
+        load(chrome, big)
+        lines = driver.execute_script(
+            "const at = Array.from(document.querySelectorAll('table#sessions thead th'))"
+            ".findIndex(th => th.dataset.key === 'number');"
+            + VISIBLE_ROWS + ".map(r => { const g = document.createRange();"
+            " g.selectNodeContents(document.createTreeWalker(r.cells[at],"
+            " NodeFilter.SHOW_TEXT).nextNode());"
+            " return [r.cells[at].innerText, new Set(Array.from(g.getClientRects(),"
+            " x => Math.round(x.top))).size]; })")
+        assert lines and all(len(t) == 6 for t, _ in lines), lines
+        assert all(n == 1 for _, n in lines), lines
+        driver.save_screenshot(f"/tmp/r3-work/six-digits-{width}.png")
+        assert_clean(chrome, big)
+    finally:
+        driver.set_window_size(before["width"], before["height"])
