@@ -18,6 +18,16 @@ ADDRS = {4: ("10.1.2.1", "10.1.2.2", "10.9.9.9", "192.0.2.254"),
          6: ("2001:db8::1", "2001:db8::2", "2001:db8::99", "2001:db8::fe")}
 
 
+def two_connections(a: str, b: str, server: str) -> list[Record]:
+    """SMTP connections from `a` and from `b` to `server` at once, in time order."""
+    records = []
+    for i, client in enumerate((a, b)):
+        records += smtp_records(SmtpScenario(client_ip=client, server_ip=server,
+                                             client_port=40000 + i, starttls_offered=False,
+                                             start_ns=10**9 + i * 5 * 10**6))
+    return sorted(records, key=lambda r: r.ts_ns)
+
+
 def _own(first: int, last: int, runs: list[int]) -> list[int]:
     """A session's frames from its runs (own, others, own, ...; [] the whole span)."""
     out, at = [], first
@@ -56,12 +66,7 @@ def test_icmp_errors_quoting_a_connection_are_among_its_frames(tmp_path, tshark,
     connection it quotes, one quoting only the 8 bytes many routers send is in none."""
     a, b, other, router = ADDRS[v]
     server = "2001:db8::25" if v == 6 else "10.1.2.25"
-    records = []
-    for i, client in enumerate((a, b)):
-        records += smtp_records(SmtpScenario(client_ip=client, server_ip=server,
-                                             client_port=40000 + i, starttls_offered=False,
-                                             start_ns=10**9 + i * 5 * 10**6))
-    records.sort(key=lambda r: r.ts_ns)
+    records = two_connections(a, b, server)
     errors = [
         _icmp_error(v, "mtu", _quote(v, server, a, 25, 40000, 7, 20), router, server),
         _icmp_error(v, "port", _quote(v, a, server, 40000, 25, 9, 48), router, a),
@@ -75,10 +80,7 @@ def test_icmp_errors_quoting_a_connection_are_among_its_frames(tmp_path, tshark,
     write_pcap(capture, records)
     sessions = list(scan(capture, backend=backend))
     assert len(sessions) == 2
-    fields = subprocess.run([tshark, "-n", "-r", str(capture), "-T", "fields",
-                             "-e", "frame.number", "-e", "tcp.stream"],
-                            capture_output=True, text=True, check=True).stdout
-    stream = {int(f): s for f, s in (line.split("\t") for line in fields.splitlines())}
+    stream = tshark_streams(tshark, capture)
     icmp = range(at + 1, at + 1 + len(errors))
     assert [stream[f] != "" for f in icmp] == [True, True, True, False, True]
     runs = frame_runs(capture, sessions, DEFAULT_PORTS, backend=backend)
@@ -109,33 +111,38 @@ def test_runs_from_frame_keys_are_each_sessions_own_and_others_in_turn():
     assert got[1:3] == [[1, 1, 2, 3, 1, 2, 1], [3, 37, 1]]
 
 
+def around_records() -> list[Record]:
+    """Two SMTP connections at once, ICMP errors quoting each before the first SYN, one
+    quoting the second after the last frame."""
+    a, b, _other, router = ADDRS[4]
+    server = "10.1.2.25"
+    records = two_connections(a, b, server)
+    t0, t1 = records[0].ts_ns, records[-1].ts_ns
+    before = [_icmp_error(4, "port", _quote(4, a, server, 40000, 25, 9, 20), router, a),
+              _icmp_error(4, "host", _quote(4, server, b, 25, 40001, 7, 20), router, server)]
+    after = [_icmp_error(4, "port", _quote(4, b, server, 40001, 25, 9, 20), router, b)]
+    return ([Record(e, t0 - 1) for e in before] + records
+            + [Record(e, t1 + 1) for e in after])
+
+
+def tshark_streams(tshark: str, capture) -> dict[int, str]:
+    """tshark's `tcp.stream` of each frame of `capture` ("" for none)."""
+    fields = subprocess.run([tshark, "-n", "-r", str(capture), "-T", "fields",
+                             "-e", "frame.number", "-e", "tcp.stream"],
+                            capture_output=True, text=True, check=True).stdout
+    return {int(f): s for f, s in (line.split("\t") for line in fields.splitlines())}
+
+
 def test_icmp_errors_before_or_after_a_connection_are_its_frames_beyond_its_span(
         tmp_path, tshark, backend):
     """ICMP errors quoting a connection before its SYN or after its last frame: tshark puts
     each in that connection's stream, so each session's `beyond` frames are exactly its
     stream's frames outside its first..last frame."""
-    a, b, _other, router = ADDRS[4]
-    server = "10.1.2.25"
-    records = []
-    for i, client in enumerate((a, b)):
-        records += smtp_records(SmtpScenario(client_ip=client, server_ip=server,
-                                             client_port=40000 + i, starttls_offered=False,
-                                             start_ns=10**9 + i * 5 * 10**6))
-    records.sort(key=lambda r: r.ts_ns)
-    t0, t1 = records[0].ts_ns, records[-1].ts_ns
-    before = [_icmp_error(4, "port", _quote(4, a, server, 40000, 25, 9, 20), router, a),
-              _icmp_error(4, "host", _quote(4, server, b, 25, 40001, 7, 20), router, server)]
-    after = [_icmp_error(4, "port", _quote(4, b, server, 40001, 25, 9, 20), router, b)]
-    records = ([Record(e, t0 - 1) for e in before] + records
-               + [Record(e, t1 + 1) for e in after])
     capture = tmp_path / "around.pcap"
-    write_pcap(capture, records)
+    write_pcap(capture, around_records())
     sessions = list(scan(capture, backend=backend))
     assert len(sessions) == 2
-    fields = subprocess.run([tshark, "-n", "-r", str(capture), "-T", "fields",
-                             "-e", "frame.number", "-e", "tcp.stream"],
-                            capture_output=True, text=True, check=True).stdout
-    stream = {int(f): s for f, s in (line.split("\t") for line in fields.splitlines())}
+    stream = tshark_streams(tshark, capture)
     runs = frame_runs(capture, sessions, DEFAULT_PORTS, backend=backend)
     for i, s in enumerate(sessions):
         want = [f for f in sorted(stream) if stream[f] == stream[s.first_frame]

@@ -1686,34 +1686,13 @@ def test_an_icmp_error_before_or_after_its_connection_finds_that_session(
     """ICMP errors quoting a connection before its SYN and after its last frame lie outside
     its session's first..last frame, yet tshark puts them in that connection's TCP stream:
     "frame N" of each leaves the session of that stream, and no other."""
-    import subprocess
+    from .test_frameruns import around_records, tshark_streams
 
-    from fastcap_synth.smtpgen import SmtpScenario, smtp_records
-    from fastcap_synth.writers import Record
-
-    from .test_frameruns import ADDRS, _icmp_error, _quote
-
-    a, b, _other, router = ADDRS[4]
-    server = "10.1.2.25"
-    records = []
-    for i, client in enumerate((a, b)):
-        records += smtp_records(SmtpScenario(client_ip=client, server_ip=server,
-                                             client_port=40000 + i, starttls_offered=False,
-                                             start_ns=10**9 + i * 5 * 10**6))
-    t0, t1 = min(r.ts_ns for r in records), max(r.ts_ns for r in records)
-    records += [
-        Record(_icmp_error(4, "port", _quote(4, a, server, 40000, 25, 9, 20), router, a), t0 - 2),
-        Record(_icmp_error(4, "host", _quote(4, server, b, 25, 40001, 7, 20), router, server),
-               t0 - 1),
-        Record(_icmp_error(4, "port", _quote(4, b, server, 40001, 25, 9, 20), router, b), t1 + 1)]
     capture = tmp_path / "icmp-around.pcap"
-    sessions = write_and_scan(capture, records)
+    sessions = write_and_scan(capture, around_records())
     out = tmp_path / "icmp-around.html"
     assert main(["report", str(capture), "-o", str(out)]) in (0, 1)
-    fields = subprocess.run([tshark, "-n", "-r", str(capture), "-T", "fields",
-                             "-e", "frame.number", "-e", "tcp.stream"],
-                            capture_output=True, text=True, check=True).stdout
-    stream = {int(f): st for f, st in (line.split("\t") for line in fields.splitlines())}
+    stream = tshark_streams(tshark, capture)
     outside = [f for f in stream
                if not any(s["first_frame"] <= f <= s["last_frame"] for s in sessions)]
     assert len(outside) == 3 and all(stream[f] for f in outside)  # the case: in a stream
