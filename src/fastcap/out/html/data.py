@@ -8,10 +8,13 @@ certificates are kept once by SHA-1, chain verdicts once per distinct verdict.""
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
+
+import numpy as np
 
 from ...run.frameruns import FrameRuns
 from ...session import Session
@@ -22,7 +25,7 @@ from ..textsafe import printable
 from .ladder import ladder
 
 __all__ = ["COLUMNS", "KINDS", "ScanFacts", "decode_sessions", "frames_wanted", "page_data",
-           "plain_rows"]
+           "plain_rows", "unnamed_texts"]
 
 COLUMNS = ("file", "number", "client", "server", "ehlo", "tls", "cert", "verdicts",
            "start_us", "first_frame", "last_frame", "ladder", "client_chain", "server_chain",
@@ -36,6 +39,8 @@ COLUMNS = ("file", "number", "client", "server", "ehlo", "tls", "cert", "verdict
 # (in tshark's stream too), as frame numbers; null where there are none or were not read.
 DIGITS = "".join(c for c in map(chr, range(0x20, 0x7F)) if c not in '"\\<>&')
 _HALF = len(DIGITS) // 2
+_FIRST, _LAST, _LADDER, _FRAMES = (COLUMNS.index(c) for c in (
+    "first_frame", "last_frame", "ladder", "frames"))
 # A ladder is flat: per arrow, its frame minus the session's first frame, microseconds since
 # the session's first frame (null: unknown), a code (dir | kind << 1 | bad << 3), the label.
 KINDS = ("smtp", "tls", "alert", "log")
@@ -245,6 +250,7 @@ def page_data(results: Iterable[tuple[str, Sequence[Session], object]], *,
                       "frames": getattr(summary, "frames", None),
                       "sessions": counted if isinstance(counted, int) else len(sessions),
                       "shown": len(sessions), "first_ts_ns": span[0], "last_ts_ns": span[1]})
+        base = len(rows)
         for si, s in enumerate(sessions):
             flat: list[int | None] = []
             for a in ladder(s):
@@ -266,14 +272,19 @@ def page_data(results: Iterable[tuple[str, Sequence[Session], object]], *,
                          s.first_frame, s.last_frame, flat,
                          chain_of(s.client_check), chain_of(s.server_check),
                          None if s.evidence is None else _logs(s.evidence, strings),
-                         None if file_runs is None or file_runs[si] is None
-                         else _unnamed(s, file_runs[si], flat),
+                         None,  # `frames`: below, the file's at once
                          (file_runs.beyond(si) or None) if isinstance(file_runs, FrameRuns)
                          else None])
             if s.first_ts_ns:
                 starts.append((s.first_ts_ns, _primary(s)))
             else:
                 undated += 1
+        if file_runs is not None:
+            texts = unnamed_texts([r[_FIRST] for r in rows[base:]],
+                                  [r[_LAST] for r in rows[base:]],
+                                  [r[_LADDER] for r in rows[base:]], file_runs)
+            for row, text in zip(rows[base:], texts, strict=True):
+                row[_FRAMES] = text
     return {
         "fastcap_version": scan.version,
         "generated": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
@@ -336,30 +347,96 @@ def _named(first: int, last: int, flat: Sequence[int | None]) -> list[int]:
     return sorted({first, last, *(first + flat[k] for k in range(0, len(flat), 4))})
 
 
-def _unnamed(s: Session, runs: list[int], flat: Sequence[int | None]) -> str:
-    """`frames` of a session whose connection's frames in its span are `runs` (as
-    `run.frameruns.frame_runs` gives them: [] all of it)."""
-    named = _named(s.first_frame, s.last_frame, flat)
-    known = set(named)
-    own: list[int] = []
-    at = s.first_frame
-    for k, n in enumerate(runs or [s.last_frame - s.first_frame + 1]):
-        if k % 2 == 0:
-            own += range(at, at + n)
-        at += n
-    out, before = [], s.first_frame
-    for f in own:
-        if f in known:
-            continue
-        v, digits = f - before - 1, []
-        digits.append(DIGITS[v % _HALF])
+def _as_flat(runs: Sequence[list[int] | None]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(known, start, items) of `runs`, as `FrameRuns` holds them, from any sequence."""
+    if isinstance(runs, FrameRuns):
+        return runs.known, runs.start, np.asarray(runs.items, np.int64)
+    known = np.array([r is not None for r in runs], bool)
+    size = np.array([len(r or ()) for r in runs], np.int64)
+    start = np.zeros(len(runs) + 1, np.int64)
+    np.cumsum(size, out=start[1:])
+    items = np.fromiter(itertools.chain.from_iterable(r or () for r in runs), np.int64,
+                        int(start[-1]))
+    return known, start, items
+
+
+def unnamed_texts(first: Sequence[int], last: Sequence[int],
+                  ladders: Sequence[Sequence[int | None]],
+                  runs: Sequence[list[int] | None], chunk: int = 4096) -> list[str | None]:
+    """`frames` of each session of a file (first frame, last frame, flat ladder) whose
+    connection's frames in its span are `runs` (as `run.frameruns.frame_runs` gives them:
+    [] all of it, None not read).  Whole-array steps over every frame of the file's
+    sessions, a Python step only per session: a relay's millions of frames would cost
+    seconds one by one; `chunk` sessions at a time, so that the arrays stay a few
+    megabytes whatever the file's size."""
+    known, start, items = _as_flat(runs)
+    out: list[str | None] = []
+    for a in range(0, len(first), chunk):
+        b = min(a + chunk, len(first))
+        out += _texts(np.array(first[a:b], np.int64), np.array(last[a:b], np.int64),
+                      ladders[a:b], known[a:b], start[a:b + 1] - start[a],
+                      items[start[a]:start[b]])
+    return out
+
+
+def _texts(first_a: np.ndarray, last_a: np.ndarray, ladders: Sequence[Sequence[int | None]],
+           known: np.ndarray, start: np.ndarray, items: np.ndarray) -> list[str | None]:
+    """`unnamed_texts` of some sessions, their runs as `FrameRuns` holds them."""
+    n = len(first_a)
+    # a session known without items is one run, its whole span: given it as its item, all
+    # runs are in order of session and, within one, of frame
+    whole = known & (np.diff(start) == 0)
+    size = np.where(whole, 1, np.diff(start))
+    at = np.zeros(n + 1, np.int64)
+    np.cumsum(size, out=at[1:])
+    seg = np.repeat(np.arange(n), size)
+    spans = np.zeros(int(at[-1]), np.int64)
+    spans[at[:-1][whole]] = (last_a - first_a + 1)[whole]
+    spans[np.flatnonzero(~whole[seg])] = items
+    done = np.cumsum(spans) - spans  # the items before each, over all sessions
+    place = done - done[at[seg]]  # ... and within its session: its place in the span
+    even = (np.arange(len(spans)) - at[:-1][seg]) % 2 == 0
+    run_s, run_n = seg[even], spans[even]
+    run_at = first_a[run_s] + place[even]
+    total = int(run_n.sum())
+    sess = np.repeat(run_s, run_n)
+    frame = np.arange(total, dtype=np.int64) + np.repeat(run_at - (np.cumsum(run_n) - run_n),
+                                                         run_n)
+    # drop the frames the page names anyway: first, last, every arrow's
+    arrows = np.fromiter(map(len, ladders), np.int64, n) // 4
+    offset = np.fromiter(itertools.chain.from_iterable(fl[0::4] for fl in ladders), np.int64,
+                         int(arrows.sum()))
+    every = np.arange(n, dtype=np.int64)
+    nkey = np.sort(np.concatenate([every << 40 | first_a, every << 40 | last_a,
+                                   np.repeat(every << 40 | first_a, arrows) + offset]))
+    key = sess << 40 | frame
+    hit = nkey[np.minimum(np.searchsorted(nkey, key), len(nkey) - 1)] == key
+    sess, frame = sess[~hit], frame[~hit]
+    # each as its distance from the one before (the first from the session's first frame)
+    before = np.empty_like(frame)
+    before[1:] = frame[:-1]
+    lead = np.r_[True, sess[1:] != sess[:-1]] if len(sess) else np.zeros(0, bool)
+    before[lead] = first_a[sess[lead]]
+    value = frame - before - 1
+    ndig = np.ones(len(value), np.int64)
+    v = value // _HALF
+    while v.any():
+        ndig += v > 0
         v //= _HALF
-        while v:
-            digits.append(DIGITS[_HALF + v % _HALF])
-            v //= _HALF
-        out.append("".join(reversed(digits)))
-        before = f
-    return "".join(out)
+    end = np.cumsum(ndig) - 1  # where each value's last digit goes
+    lut = np.frombuffer(DIGITS.encode("ascii"), np.uint8)
+    chars = np.empty(int(ndig.sum()), np.uint8)
+    chars[end] = lut[value % _HALF]
+    v, j = value // _HALF, 1
+    while v.any():
+        m = v > 0
+        chars[end[m] - j] = lut[_HALF + v[m] % _HALF]
+        v //= _HALF
+        j += 1
+    text = chars.tobytes().decode("ascii")
+    cut = np.zeros(n + 1, np.int64)
+    np.cumsum(np.bincount(sess, weights=ndig, minlength=n).astype(np.int64), out=cut[1:])
+    return [text[cut[i]:cut[i + 1]] if known[i] else None for i in range(n)]
 
 
 def _frames(first: int, last: int, flat: Sequence[int | None],
