@@ -183,9 +183,15 @@ def _open_mapping(path: str) -> tuple[mmap.mmap | bytes, int, tuple[int, int]]:
     except OSError as e:
         raise CaptureError(path, f"cannot open: {e.strerror}") from None
     try:
-        st = os.fstat(fd)
-        size, ident = st.st_size, file_identity(st, fd)
-        mm = mmap.mmap(fd, size, access=mmap.ACCESS_READ)
+        ident = file_identity(os.fstat(fd), fd)
+        # Length 0 maps the file as long as it is then: a length taken from a stat before
+        # is refused (ValueError) once another program has cut the file short since (a
+        # `-j N` worker opening a range of a file cut while the scan runs).
+        try:
+            mm = mmap.mmap(fd, 0, access=mmap.ACCESS_READ)
+        except ValueError:  # cut to nothing since the stat above
+            raise CaptureError(path, "empty file (0 bytes), not a capture") from None
+        size = len(mm)
     finally:
         os.close(fd)
     if hasattr(mm, "madvise") and hasattr(mmap, "MADV_SEQUENTIAL"):

@@ -131,12 +131,12 @@ def map_again(path: str, identity: tuple[int, int] | None, fd: int | None = None
     with open(path, "rb") if fd is None else os.fdopen(os.dup(fd), "rb") as f:
         if not same_file(path, identity, f.fileno()):
             return None
-        st = os.fstat(f.fileno())
-        if not st.st_size:
+        ident = file_identity(os.fstat(f.fileno()), f.fileno())
+        try:  # length 0: the file as long as it is now, though cut since the stat
+            mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+        except ValueError:  # empty, or cut to nothing
             return b"", None
-        mm = mmap.mmap(f.fileno(), st.st_size, access=mmap.ACCESS_READ)
-        ident = file_identity(st, f.fileno())
-    return mm, MappingGuard(mm, st.st_size, path, ident)
+    return mm, MappingGuard(mm, len(mm), path, ident)
 
 
 class MappingGuard:
