@@ -1149,3 +1149,21 @@ def test_closed_connections_of_flows_sharing_a_record_slot_are_never_mixed_up():
     own = [(c.first_frame, c.c2s.rst_frame) for c in got[:2]]
     assert got[3].flow == TOMB_SLOTS and got[3].after_reset == own[1]
     assert got[2].flow == 0 and got[2].after_reset in (None, own[0])
+
+
+def test_connection_evicted_then_going_on_names_no_session():
+    """A connection evicted under the open-connection cap never closed: it leaves no record,
+    so its later frames start a connection that names no earlier one (`after_reset` is for
+    dialogues going on past an RST) and none of them is counted late."""
+    ic, is_ = 1000, 5000
+    frames = (handshake(ic, is_) + [Frame(0, True, ic + 1, is_ + 1, ACK | PSH, b"EHLO x\r\n"),
+                                    Frame(0, False, is_ + 1, ic + 9, ACK | PSH, b"250 ok\r\n")]
+              + [Frame(1, True, 7000, 0, SYN),
+                 Frame(0, True, ic + 9, is_ + 9, ACK | PSH, b"QUIT\r\n"),
+                 Frame(0, False, is_ + 9, ic + 15, ACK)])
+    for backend in BACKENDS:
+        late: list[int] = []
+        conns = run(frames, backend, flows=flow_table(2), late=late, max_open=1)
+        assert [(c.flow, c.frames, c.evicted) for c in conns] == [
+            (0, 5, True), (1, 1, True), (0, 2, False)]
+        assert [c.after_reset for c in conns] == [None] * 3 and late == [0]
