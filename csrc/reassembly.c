@@ -91,7 +91,8 @@ typedef struct {
     uint32_t isn[2];
     uint8_t has_base[2], has_isn[2];
     uint8_t used;      /* 0: empty, or spent by a new connection on the flow */
-    int64_t rst_first; /* closed by a reset: the connection's first frame (else -1) */
+    int64_t rst_first; /* closed by a reset before both FINs were acknowledged: the
+                        * connection's first frame (else -1) */
     int64_t rst_frame; /* and the first reset's frame */
 } rtomb;
 
@@ -447,7 +448,9 @@ static int conn_finish(fc_reasm *r, int32_t s, int evicted)
             t->has_isn[k] = d->has_isn;
         }
         t->rst_first = t->rst_frame = -1;
-        if (c->rst) {
+        /* closed by the RST: after both FINs were acknowledged the dialogue was over, and
+         * an RST then (a stack resetting after its close) leaves none to go on past it */
+        if (c->rst && !(c->d[0].fin_acked && c->d[1].fin_acked)) {
             int64_t f0 = c->d[0].rst_frame, f1 = c->d[1].rst_frame;
             t->rst_first = c->first_frame;
             t->rst_frame = f0 >= 0 && (f1 < 0 || f0 < f1) ? f0 : f1;

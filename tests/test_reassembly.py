@@ -1167,3 +1167,25 @@ def test_connection_evicted_then_going_on_names_no_session():
         assert [(c.flow, c.frames, c.evicted) for c in conns] == [
             (0, 5, True), (1, 1, True), (0, 2, False)]
         assert [c.after_reset for c in conns] == [None] * 3 and late == [0]
+
+
+@pytest.mark.parametrize("fins_acked", [2, 1])
+def test_reset_after_both_fins_acknowledged_names_no_later_session(fins_acked):
+    """After both FINs are acknowledged the dialogue is over: an RST in the linger (a stack
+    resetting after its close) does not make the server's 221 resent 3 s later a dialogue
+    going on past that RST, so the session it starts names none.  With the client's FIN
+    unanswered the RST is what ended the connection, and the later 221 names it."""
+    ic, is_, t = 1000, 5000, 10**6
+    c_end, s_end = ic + 9, is_ + 9  # after "EHLO x\r\n" and "221 ok\r\n"
+    frames = [Frame(0, True, ic + 1, is_ + 1, ACK | PSH, b"EHLO x\r\n", ts_ns=t),
+              Frame(0, False, is_ + 1, c_end, ACK | PSH, b"221 ok\r\n", ts_ns=t),
+              Frame(0, True, c_end, s_end, FIN | ACK, ts_ns=t)]
+    if fins_acked == 2:
+        frames += [Frame(0, False, s_end, c_end + 1, FIN | ACK, ts_ns=t),
+                   Frame(0, True, c_end + 1, s_end + 1, ACK, ts_ns=t)]
+    frames += [Frame(0, True, c_end + 1, s_end + fins_acked - 1, RST, ts_ns=t),
+               Frame(0, False, is_ + 1, c_end, ACK | PSH, b"221 ok\r\n", ts_ns=3 * 10**9)]
+    first, later = run_both(frames)
+    assert first.frames == len(frames) - 1 and first.c2s.rst_frame == len(frames) - 1
+    want = None if fins_acked == 2 else (first.first_frame, first.c2s.rst_frame)
+    assert later.first_frame == len(frames) and later.after_reset == want

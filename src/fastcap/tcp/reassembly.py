@@ -44,7 +44,8 @@ Rules both cores implement (per direction of a connection):
   An RST finding no connection on its flow starts none; nor does a segment without payload of the
   closed connection the flow last held (a SYN repeating that direction's ISN, or no SYN and a
   sequence number within that direction's sequence space): such segments are counted (`late`).  A
-  segment with payload that goes on with a connection closed on an RST (no SYN, its sequence number
+  segment with payload that goes on with a connection an RST closed before both FINs were
+  acknowledged (no SYN, its sequence number
   within or at the end of its direction's space, its acknowledgement within the peer's or up to
   WINDOW_MAX past it, bytes the capture missed) starts a
   connection naming the closed one (`after_first`, `after_rst`: the RST was lost or not acted on
@@ -654,9 +655,10 @@ class PyReassemblerCore:
         self._done.append(c)
         if c.closed:
             rsts = [d.rst_frame for d in c.d if d.rst_frame >= 0]
+            by_rst = c.rst and not (c.d[0].fin_acked and c.d[1].fin_acked)  # as in C
             self._tombs[c.flow % TOMB_SLOTS] = (c.flow, *(
                 (d.has_base, d.base, min(d.nxt + d.fin_seen, _M32), d.has_isn, d.isn)
-                for d in c.d), (c.first_frame, min(rsts, default=-1)) if c.rst else None)
+                for d in c.d), (c.first_frame, min(rsts, default=-1)) if by_rst else None)
 
     def _tomb_late(self, flow: int, d: int, seq: int, flags: int, plen: int) -> bool:
         """A late bare segment of the closed connection this flow last held (see tomb_late
