@@ -151,3 +151,29 @@ def test_icmp_errors_before_or_after_a_connection_are_its_frames_beyond_its_span
         assert _own(s.first_frame, s.last_frame, runs[i]) == [
             f for f in range(s.first_frame, s.last_frame + 1)
             if stream[f] == stream[s.first_frame]]
+
+
+def test_an_icmp_error_windows_after_the_last_frame_is_its_connections(tmp_path, tshark,
+                                                                       backend):
+    """An ICMP error quoting the last connection long after its last frame, other traffic
+    between, read in windows of a few frames: tshark puts it in that connection's stream
+    wherever it comes, so the walk goes on past the window holding the last frame."""
+    a, b, other, router = ADDRS[4]
+    server = "10.1.2.25"
+    records = two_connections(a, b, server)
+    t1 = records[-1].ts_ns
+    filler = [Record(p.ether(p.ipv4(p.udp(5353, 5353, b"x" * 20), 17, other, router),
+                             p.ETH_P_IP), t1 + k) for k in range(1, 40)]
+    late = _icmp_error(4, "port", _quote(4, b, server, 40001, 25, 9, 20), router, b)
+    capture = tmp_path / "late.pcap"
+    write_pcap(capture, records + filler + [Record(late, t1 + 50)])
+    sessions = list(scan(capture, backend=backend))
+    stream = tshark_streams(tshark, capture)
+    last = len(stream)
+    assert stream[last] != "" and len(sessions) == 2
+    for window in (4, 1 << 17):
+        runs = frame_runs(capture, sessions, DEFAULT_PORTS, backend=backend, window=window)
+        got = {i: runs.beyond(i) for i in range(len(sessions))}
+        want = {i: [f for f in sorted(stream) if stream[f] == stream[s.first_frame]
+                    and f > s.last_frame] for i, s in enumerate(sessions)}
+        assert got == want and last in sum(want.values(), []), window

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..read.capture import DEFAULT_WINDOW
 from ..read.stream import open_capture
 from ..select.flows import FlowTable
 from ..select.selection import iter_selected
@@ -73,12 +74,15 @@ def _ordered(sessions: Sequence[Session]) -> tuple[np.ndarray, np.ndarray, dict]
 
 def frame_runs(path: str | os.PathLike, sessions: Sequence[Session], ports: Iterable[int], *,
                backend: str = "auto",
-               then: Sequence[str | os.PathLike] = ()) -> FrameRuns:
+               then: Sequence[str | os.PathLike] = (),
+               window: int = DEFAULT_WINDOW) -> FrameRuns:
     """Per session of `path` (in order), its connection's frames within its first and last
     frame (a `FrameRuns`); frames are Wireshark's numbers (those of `then`, the ring-buffer
     files a session goes on into, numbered on from the file before's last).  A frame of
     a connection is its session's whose span holds it, the latest begun of its endpoints'
-    (as tshark's stream).  The walk stops after the last session's last frame."""
+    (as tshark's stream).  The walk reads on past the last session's last frame to the
+    last file's end: an ICMP error quoting a connection is in its stream however late it
+    comes.  Past that frame only the errors are looked at; the rest is the walk's cost."""
     n = len(sessions)
     if not n:
         return FrameRuns(np.zeros(0, bool), np.zeros(1, np.int64), np.zeros(0, np.int64))
@@ -114,17 +118,16 @@ def frame_runs(path: str | os.PathLike, sessions: Sequence[Session], ports: Iter
         beyond.append(_beyond(frame_no + before, flow, flow_pair, key_sorted, order, first,
                               last))
 
-    for each in (path, *then):
-        with open_capture(each, backend=backend) as cap:
+    files = (path, *then)
+    for k, each in enumerate(files):
+        with open_capture(each, backend=backend, window=window) as cap:
             for sel in iter_selected(cap, ports, flows=flows, quoted=quoted):
-                share(sel.frame_no, sel.flow)
+                if seen < end:  # past every span only the ICMP errors (`quoted`) count
+                    share(sel.frame_no, sel.flow)
                 if len(sel.frame_no):
                     seen = max(seen, int(sel.frame_no.max()) + before)
-                if seen >= end:
-                    break
-        if seen >= end:
-            break
-        before += _frames_in(each, backend)
+        if k + 1 < len(files):
+            before += _frames_in(each, backend)
     runs = _runs(np.concatenate(keys) if keys else np.zeros(0, np.int64), first, last)
     if not beyond:
         return runs
