@@ -177,3 +177,45 @@ def test_an_icmp_error_windows_after_the_last_frame_is_its_connections(tmp_path,
         want = {i: [f for f in sorted(stream) if stream[f] == stream[s.first_frame]
                     and f > s.last_frame] for i, s in enumerate(sessions)}
         assert got == want and last in sum(want.values(), []), window
+
+
+_F = p.IPPROTO_FRAGMENT
+QUOTED_CHAINS = {  # extension headers of a quoted IPv6 packet, and whether tshark 4.0 puts
+    # the error in the quoted connection's stream (as a whole datagram's, no more to come)
+    "hop-by-hop": ([(p.IPPROTO_HOPOPTS, b"")], True),
+    "destination": ([(p.IPPROTO_DSTOPTS, b"\x01\x0c" + bytes(12))], True),
+    "routing": ([(p.IPPROTO_ROUTING, bytes((4, 0)) + bytes(4))], True),
+    "routing-0": ([(p.IPPROTO_ROUTING, bytes((0, 1)) + bytes(4) + bytes(range(16)))], True),
+    "ah": ([(p.IPPROTO_AH, bytes(14))], True),
+    "fragment-whole": ([(_F, p.ipv6_frag_body(0, False, 21))], True),
+    "chain": ([(p.IPPROTO_HOPOPTS, b""), (p.IPPROTO_ROUTING, bytes((4, 0)) + bytes(4)),
+               (_F, p.ipv6_frag_body(0, False, 22)), (p.IPPROTO_DSTOPTS, b"")], True),
+    "fragment-first": ([(_F, p.ipv6_frag_body(0, True, 23))], False),
+    "fragment-later": ([(_F, p.ipv6_frag_body(2, False, 24))], False),
+}
+
+
+@pytest.mark.parametrize("kind", QUOTED_CHAINS)
+def test_an_icmpv6_error_quoting_extension_headers_is_its_connections(tmp_path, tshark,
+                                                                      backend, kind):
+    """An ICMPv6 error quoting a packet whose TCP header follows extension headers: tshark
+    steps over them to the quoted connection's stream (a fragment header only of a
+    datagram not cut), so the error is among that session's frames as tshark has it."""
+    a, b, _other, router = ADDRS[6]
+    server = "2001:db8::25"
+    records = two_connections(a, b, server)
+    chain, in_stream = QUOTED_CHAINS[kind]
+    seg = p.tcp(25, 40001, 7, 1, p.ACK | p.PSH, b"250 ok\r\n")[:20]
+    quoted = p.ipv6(seg, 6, server, b, ext_headers=chain, payload_length=1200)
+    at = 6
+    records[at:at] = [Record(_icmp_error(6, "mtu", quoted, router, server), records[at].ts_ns)]
+    capture = tmp_path / f"ext-{kind}.pcap"
+    write_pcap(capture, records)
+    sessions = list(scan(capture, backend=backend))
+    stream = tshark_streams(tshark, capture)
+    assert len(sessions) == 2 and (stream[at + 1] != "") == in_stream
+    runs = frame_runs(capture, sessions, DEFAULT_PORTS, backend=backend)
+    for s, got in zip(sessions, runs, strict=True):
+        assert _own(s.first_frame, s.last_frame, got) == [
+            f for f in range(s.first_frame, s.last_frame + 1)
+            if stream[f] == stream[s.first_frame]], s.number

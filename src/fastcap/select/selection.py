@@ -225,11 +225,42 @@ def _icmp_quotes(buf: np.ndarray, offset: np.ndarray, end: np.ndarray, hd, need:
                    np.isin(icmp_type, (3, 4, 5, 11, 12)))
     ver = buf[inner] >> 4
     ihl = (buf[inner] & 0x0F).astype(np.int64) * 4
-    proto = np.where(is6, buf[inner + 6], buf[inner + 9])
+    stop = offset[rows] + end[rows]
+    proto6, at6 = _quoted_v6_upper(buf, inner, stop, is6)
+    proto = np.where(is6, proto6, buf[inner + 9])
     ok = err & (proto == 6) & np.where(is6, ver == 6, (ver == 4) & (ihl >= 20))
-    tcp_at = inner + np.where(is6, 40, ihl)
-    ok &= tcp_at + need <= offset[rows] + end[rows]
+    tcp_at = np.where(is6, at6, inner + ihl)
+    ok &= tcp_at + need <= stop
     return rows[ok], is6[ok], inner[ok], tcp_at[ok]
+
+
+# IPv6 headers Wireshark steps over in a quoted packet to reach its TCP header: hop-by-hop,
+# routing, destination options, AH, and a fragment header of a datagram sent whole
+_QUOTE_EXT6 = np.array((0, 43, 44, 51, 60))
+
+
+def _quoted_v6_upper(buf: np.ndarray, inner: np.ndarray, stop: np.ndarray,
+                     live: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per quoted IPv6 header at file offset `inner` (rows of `live`), the protocol after
+    its extension headers and where it begins, each header read whole before `stop`.  A
+    fragment header other than offset 0 without more fragments ends the walk (-1): tshark
+    puts such a quote in no stream, reassembly waiting for the rest."""
+    nh = np.where(live, buf[np.where(live, inner + 6, 0)], -1).astype(np.int64)
+    at = inner + 40
+    for _ in range(8):
+        step = np.isin(nh, _QUOTE_EXT6)
+        if not step.any():
+            break
+        whole = step & (at + 8 <= stop)
+        q = np.where(whole, at, 0)
+        size = np.where(nh == 51, (buf[q + 1].astype(np.int64) + 2) << 2,
+                        (buf[q + 1].astype(np.int64) + 1) << 3)
+        frag = buf[q + 2].astype(np.int64) << 8 | buf[q + 3]
+        size = np.where(nh == 44, np.where(frag & 0xFFF9, -1, 8), size)
+        go = whole & (size > 0)
+        nh = np.where(go, buf[q], np.where(step, -1, nh)).astype(np.int64)
+        at = np.where(go, at + size, at)
+    return nh, at
 
 
 def _ports_at(buf: np.ndarray, tcp_at: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
