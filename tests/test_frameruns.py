@@ -219,3 +219,40 @@ def test_an_icmpv6_error_quoting_extension_headers_is_its_connections(tmp_path, 
         assert _own(s.first_frame, s.last_frame, got) == [
             f for f in range(s.first_frame, s.last_frame + 1)
             if stream[f] == stream[s.first_frame]], s.number
+
+
+TUNNELLED = [("vxlan", 4), ("vxlan-ipv6", 6), ("gre-keyed", 6), ("gre-ethernet", 4),
+             ("ip-in-ip", 4), ("ip-in-ip", 6), ("erspan-ii", 6), ("mpls", 4),
+             ("gre-in-vxlan", 6), ("pppoe", 4)]
+
+
+def tunnelled_icmp(kind: str, v: int) -> list[Record]:
+    """Two SMTP connections and an ICMP error quoting the first, every frame inside the
+    tunnel `kind` (`test_tunnels.WRAP`)."""
+    from .test_tunnels import WRAP
+
+    a, b, _other, router = ADDRS[v]
+    server = "2001:db8::25" if v == 6 else "10.1.2.25"
+    records = two_connections(a, b, server)
+    err = _icmp_error(v, "port", _quote(v, a, server, 40000, 25, 9, 20), router, a)
+    records[6:6] = [Record(err, records[6].ts_ns)]
+    return [Record(WRAP[kind](r.data, r.data[14:]), r.ts_ns) for r in records]
+
+
+@pytest.mark.parametrize(("kind", "v"), TUNNELLED)
+def test_a_tunnelled_icmp_error_is_its_tunnelled_connections(tmp_path, tshark, backend,
+                                                             kind, v):
+    """An ICMP error carried in the tunnel its connection is in (VXLAN, GRE, IP-in-IP,
+    ERSPAN, MPLS, PPPoE): tshark opens the tunnel and puts it in the stream of the
+    connection it quotes, and so is it among that session's frames."""
+    capture = tmp_path / f"{kind}{v}.pcap"
+    write_pcap(capture, tunnelled_icmp(kind, v))
+    sessions = list(scan(capture, backend=backend))
+    stream = tshark_streams(tshark, capture)
+    assert len(sessions) == 2 and stream[7] == stream[sessions[0].first_frame]
+    runs = frame_runs(capture, sessions, DEFAULT_PORTS, backend=backend)
+    for s, got in zip(sessions, runs, strict=True):
+        assert _own(s.first_frame, s.last_frame, got) == [
+            f for f in range(s.first_frame, s.last_frame + 1)
+            if stream[f] == stream[s.first_frame]], s.number
+
