@@ -256,3 +256,19 @@ def test_a_tunnelled_icmp_error_is_its_tunnelled_connections(tmp_path, tshark, b
             f for f in range(s.first_frame, s.last_frame + 1)
             if stream[f] == stream[s.first_frame]], s.number
 
+
+@pytest.mark.parametrize(("kind", "v"), TUNNELLED[::3])
+def test_a_tunnelled_icmp_error_is_counted_as_one_about_a_selected_port(tmp_path, tshark,
+                                                                        backend, kind, v):
+    """tshark's `tcp.port == 25` matches the TCP header a tunnelled ICMP error quotes, as
+    it does a bare one's: stats count it among the errors about the selected frames."""
+    from fastcap.select.stats import compute_stats
+
+    capture = tmp_path / f"{kind}{v}.pcap"
+    write_pcap(capture, tunnelled_icmp(kind, v))
+    out = subprocess.run([tshark, "-n", "-r", str(capture), "-Y", "tcp.port == 25", "-T",
+                          "fields", "-e", "frame.number"],
+                         capture_output=True, text=True, check=True).stdout.split()
+    st = compute_stats(capture, backend=backend)
+    assert "7" in out and st.icmp_about_selected == 1
+    assert st.selected_frames + st.icmp_about_selected == len(out)

@@ -393,7 +393,9 @@ def iter_selected(cap: Capture, ports: Iterable[int] = DEFAULT_PORTS,
             counters.add_headers(hd, linktype[sc.rows],
                                  None if sc.opened is None else sc.opened.kind)
             counters.add_screened(sc)
-            irows, isp, idp = icmp_quoted_ports(buf, win.offset[sc.rows], caplen[sc.rows], hd)
+            # a tunnelled error too, as tshark's `tcp.port` opens the tunnel to its quote
+            irows, isp, idp = icmp_quoted_ports(buf, win.offset[sc.rows], caplen[sc.rows],
+                                                sc.inner)
             counters.icmp_about_selected += int(np.count_nonzero(lut[isp] | lut[idp]))
         hd, outer = sc.inner, sc.headers
         if quoted is not None:
