@@ -3,6 +3,7 @@ tshark's `tcp.stream`, ICMP errors quoting a connection among them."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 
 import pytest
@@ -153,11 +154,9 @@ def test_icmp_errors_before_or_after_a_connection_are_its_frames_beyond_its_span
             if stream[f] == stream[s.first_frame]]
 
 
-def test_an_icmp_error_windows_after_the_last_frame_is_its_connections(tmp_path, tshark,
-                                                                       backend):
-    """An ICMP error quoting the last connection long after its last frame, other traffic
-    between, read in windows of a few frames: tshark puts it in that connection's stream
-    wherever it comes, so the walk goes on past the window holding the last frame."""
+def late_error(capture, error: bool = True) -> None:
+    """Write two SMTP connections, 39 frames of other traffic, then (if `error`) an ICMP
+    error quoting the second connection."""
     a, b, other, router = ADDRS[4]
     server = "10.1.2.25"
     records = two_connections(a, b, server)
@@ -165,8 +164,16 @@ def test_an_icmp_error_windows_after_the_last_frame_is_its_connections(tmp_path,
     filler = [Record(p.ether(p.ipv4(p.udp(5353, 5353, b"x" * 20), 17, other, router),
                              p.ETH_P_IP), t1 + k) for k in range(1, 40)]
     late = _icmp_error(4, "port", _quote(4, b, server, 40001, 25, 9, 20), router, b)
+    write_pcap(capture, records + filler + [Record(late, t1 + 50)] * error)
+
+
+def test_an_icmp_error_windows_after_the_last_frame_is_its_connections(tmp_path, tshark,
+                                                                       backend):
+    """An ICMP error quoting the last connection long after its last frame, other traffic
+    between, read in windows of a few frames: tshark puts it in that connection's stream
+    wherever it comes, so the walk goes on past the window holding the last frame."""
     capture = tmp_path / "late.pcap"
-    write_pcap(capture, records + filler + [Record(late, t1 + 50)])
+    late_error(capture)
     sessions = list(scan(capture, backend=backend))
     stream = tshark_streams(tshark, capture)
     last = len(stream)
@@ -272,3 +279,49 @@ def test_a_tunnelled_icmp_error_is_counted_as_one_about_a_selected_port(tmp_path
     st = compute_stats(capture, backend=backend)
     assert "7" in out and st.icmp_about_selected == 1
     assert st.selected_frames + st.icmp_about_selected == len(out)
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_the_scan_counts_the_icmp_errors_the_walk_reads_on_for(tmp_path, backend, jobs,
+                                                               monkeypatch):
+    """The report reads on past the last session only where the scan counted an ICMP error
+    about a selected port (`read_on`): counted in one walk or in byte ranges, and without
+    reading on the late error is missed."""
+    from fastcap.run import scanner
+    from fastcap.run.scanner import ScanSummary
+
+    monkeypatch.setattr(scanner, "SPLIT_MIN_BYTES", 0)  # split even this small file
+
+    got = {}
+    for error in (True, False):
+        capture = tmp_path / f"late{error}.pcap"
+        late_error(capture, error)
+        summary = ScanSummary(str(capture))
+        sessions = list(scan(capture, backend=backend, summary=summary, jobs=jobs, parts=2))
+        got[error] = capture, sessions, summary
+    assert [got[e][2].icmp_about_selected for e in (True, False)] == [1, 0]
+    capture, sessions, summary = got[True]
+    beyond = [frame_runs(capture, sessions, DEFAULT_PORTS, backend=backend, window=4,
+                         read_on=read_on).beyond(1) for read_on in (True, False)]
+    assert beyond == [[summary.frames], []]  # the error is the last frame
+
+
+def test_the_report_reads_on_only_for_a_file_with_icmp_errors(tmp_path, monkeypatch):
+    """`fastcap report` asks the frame-list walk to read past the last session for the file
+    whose scan counted an ICMP error about a selected port, not for the file without."""
+    from fastcap import cli
+    from fastcap.run import frameruns
+
+    asked = {}
+    real = frameruns.frame_runs
+
+    def spy(path, *args, **kw):
+        asked[os.path.basename(path)] = kw["read_on"]
+        return real(path, *args, **kw)
+
+    monkeypatch.setattr(frameruns, "frame_runs", spy)
+    for error in (True, False):
+        late_error(tmp_path / f"late{error}.pcap", error)
+    cli.main(["report", "-o", str(tmp_path / "r.html"), str(tmp_path / "lateTrue.pcap"),
+              str(tmp_path / "lateFalse.pcap")])
+    assert asked == {"lateTrue.pcap": True, "lateFalse.pcap": False}

@@ -613,12 +613,18 @@ def _write_html(args, results, seconds: float, *, read_any: bool,
     from .run.frameruns import frame_runs
 
     times, runs = {}, {}
+    icmp = {path: summary.icmp_about_selected if summary.frames else 1
+            for path, _kept, summary in results}
     for path, kept, _summary in results:
         later = list(dict.fromkeys(f for s in kept for f in s.continues_into))
+        # past the last session an ICMP error quoting one is all there is to find: read on
+        # only where the scan counted one (or did not read the file)
+        read_on = any(icmp.get(f, 1) for f in (path, *later))
         try:
             times[path] = frame_times(path, frames_wanted(kept), backend=args.backend,
                                       then=later)
-            runs[path] = frame_runs(path, kept, args.ports, backend=args.backend, then=later)
+            runs[path] = frame_runs(path, kept, args.ports, backend=args.backend, then=later,
+                                    read_on=read_on)
         except (FastcapError, OSError) as e:
             print(f"fastcap: warning: {path}: no frame times for the ladders: {e}",
                   file=_ERR)

@@ -75,14 +75,15 @@ def _ordered(sessions: Sequence[Session]) -> tuple[np.ndarray, np.ndarray, dict]
 def frame_runs(path: str | os.PathLike, sessions: Sequence[Session], ports: Iterable[int], *,
                backend: str = "auto",
                then: Sequence[str | os.PathLike] = (),
-               window: int = DEFAULT_WINDOW) -> FrameRuns:
+               window: int = DEFAULT_WINDOW, read_on: bool = True) -> FrameRuns:
     """Per session of `path` (in order), its connection's frames within its first and last
     frame (a `FrameRuns`); frames are Wireshark's numbers (those of `then`, the ring-buffer
     files a session goes on into, numbered on from the file before's last).  A frame of
     a connection is its session's whose span holds it, the latest begun of its endpoints'
     (as tshark's stream).  The walk reads on past the last session's last frame to the
-    last file's end: an ICMP error quoting a connection is in its stream however late it
-    comes.  Past that frame only the errors are looked at; the rest is the walk's cost."""
+    last file's end, an ICMP error quoting a connection being in its stream however late
+    it comes, unless not `read_on` (the scan counted no such error in the files: then it
+    stops there).  Past that frame only the errors are looked at."""
     n = len(sessions)
     if not n:
         return FrameRuns(np.zeros(0, bool), np.zeros(1, np.int64), np.zeros(0, np.int64))
@@ -126,6 +127,10 @@ def frame_runs(path: str | os.PathLike, sessions: Sequence[Session], ports: Iter
                     share(sel.frame_no, sel.flow)
                 if len(sel.frame_no):
                     seen = max(seen, int(sel.frame_no.max()) + before)
+                if seen >= end and not read_on:
+                    break
+        if seen >= end and not read_on:
+            break
         if k + 1 < len(files):
             before += _frames_in(each, backend)
     runs = _runs(np.concatenate(keys) if keys else np.zeros(0, np.int64), first, last)

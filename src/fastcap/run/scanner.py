@@ -56,6 +56,9 @@ class ScanSummary:
     unreadable: list[tuple[int, int]] = field(default_factory=list)
     # ... and sessions a resource limit touched (cap, budget, hold cap), by reason.
     limits: Counter = field(default_factory=Counter)
+    # ICMP errors quoting a TCP header on a selected port (any length): none, and the
+    # report's frame lists need not read past the last session for one
+    icmp_about_selected: int = 0
 
     def to_dict(self) -> dict:
         return {"path": self.path, "sessions": self.sessions,
@@ -208,6 +211,7 @@ def _totals(summary: ScanSummary, counters: FrameCounters, metas: list) -> None:
     summary.frames = counters.packets + sum(sum(m.other_records.values()) for m in metas)
     summary.skipped.update(counters.skipped)
     summary.limits.update(counters.notes)
+    summary.icmp_about_selected += counters.icmp_about_selected
     for m in metas:
         summary.warnings += [str(w) for w in m.warnings]
         summary.skipped.update(m.skipped)
