@@ -325,3 +325,28 @@ def test_the_report_reads_on_only_for_a_file_with_icmp_errors(tmp_path, monkeypa
     cli.main(["report", "-o", str(tmp_path / "r.html"), str(tmp_path / "lateTrue.pcap"),
               str(tmp_path / "lateFalse.pcap")])
     assert asked == {"lateTrue.pcap": True, "lateFalse.pcap": False}
+
+
+@pytest.mark.parametrize("cut", [False, True])
+def test_an_icmp_error_quoting_a_whole_first_fragment_is_in_no_stream(tmp_path, tshark,
+                                                                      backend, cut):
+    """An ICMP error quoting an IPv4 first fragment (more to come): tshark reads the quote
+    as TCP only when the fragment is cut short in it; quoted whole, it waits to reassemble
+    the datagram, and the error is in no stream."""
+    a, b, _other, router = ADDRS[4]
+    server = "10.1.2.25"
+    records = two_connections(a, b, server)
+    seg = p.tcp(40001, 25, 9, 1, p.ACK, b"x" * 10)[:20]
+    quoted = p.ipv4(seg, 6, b, server, dont_fragment=False, more_fragments=True, ident=77,
+                    total_length=1400 if cut else None)
+    records[6:6] = [Record(_icmp_error(4, "port", quoted, router, b), records[6].ts_ns)]
+    capture = tmp_path / "first-fragment.pcap"
+    write_pcap(capture, records)
+    sessions = list(scan(capture, backend=backend))
+    stream = tshark_streams(tshark, capture)
+    assert len(sessions) == 2 and (stream[7] != "") == cut
+    runs = frame_runs(capture, sessions, DEFAULT_PORTS, backend=backend)
+    for s, got in zip(sessions, runs, strict=True):
+        assert _own(s.first_frame, s.last_frame, got) == [
+            f for f in range(s.first_frame, s.last_frame + 1)
+            if stream[f] == stream[s.first_frame]], s.number

@@ -303,12 +303,16 @@ def icmp_quoted_tcp(buf: np.ndarray, offset: np.ndarray, caplen: np.ndarray, hd
                     ) -> QuotedTcp:
     """The rows (of `hd`'s, headers from the decoder) that are ICMP/ICMPv6 errors quoting
     16 bytes or more of a TCP header inside their IP packet (Ethernet padding is no quote),
-    the quoted IPv4 packet no later fragment: those tshark puts in the quoted connection's
-    `tcp.stream`, so that `frame N` of an error about a connection finds its session."""
+    the quoted IPv4 packet no later fragment, nor a first one quoted whole: those tshark
+    puts in the quoted connection's `tcp.stream`, so that `frame N` of an error about a
+    connection finds its session."""
     end = np.where(hd.ip_end >= 0, np.minimum(hd.ip_end, caplen), caplen).astype(np.int64)
     rows, is6, inner, tcp_at = _icmp_quotes(buf, offset, end, hd, _STREAM_QUOTE)
-    later = (buf[inner + 6].astype(np.uint16) << 8 | buf[inner + 7]) & 0x1FFF
-    keep = is6 | (later == 0)
+    frag = buf[inner + 6].astype(np.int64) << 8 | buf[inner + 7]
+    # a first fragment quoted whole tshark holds to reassemble, reading no TCP in it
+    size = buf[inner + 2].astype(np.int64) << 8 | buf[inner + 3]
+    whole = inner + size <= offset[rows] + end[rows]
+    keep = is6 | (((frag & 0x1FFF) == 0) & ~(((frag & 0x2000) != 0) & whole))
     rows, is6, inner, tcp_at = rows[keep], is6[keep], inner[keep], tcp_at[keep]
     src = np.zeros((len(rows), 16), np.uint8)
     dst = np.zeros((len(rows), 16), np.uint8)
