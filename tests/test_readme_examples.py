@@ -1,18 +1,92 @@
-"""README's examples, run as a reader copies them: the Python API snippets run as written,
-so README cannot drift from what the program does."""
+"""README's examples, run as a reader copies them: each `$ fastcap ...` block's command is run
+from the checkout and its output held to the lines shown (a line `...` stands for any number
+of lines, and `...` or `…` inside a line for any text), and the Python API snippets run as
+written, so README cannot drift from what the program prints."""
 
 from __future__ import annotations
 
 import re
+import shlex
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from fastcap.cli import main
+
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text(encoding="utf-8")
 EVIDENCE = ROOT / "tests" / "data" / "evidence"
+
+
+def shown(command_start: str) -> tuple[list[str], list[str]]:
+    """The command (joined across `\\` continuations) and the output README shows for the
+    `$ ` block whose command starts with `command_start`."""
+    for block in re.findall(r"```\n(\$ .*?)```", README, re.S):
+        text = block.replace("\\\n", " ")
+        command, *lines = text.splitlines()
+        if command[2:].startswith(command_start):
+            return shlex.split(command[2:]), lines
+    raise AssertionError(f"README shows no `$ {command_start}` block")
+
+
+def _pattern(line: str) -> re.Pattern:
+    parts = re.split(r"\.\.\.|…", line)
+    return re.compile(".*".join(re.escape(p) for p in parts), re.S)
+
+
+def follows(shown_lines: list[str], printed: list[str]) -> bool:
+    """Whether the printed lines are the shown ones, a shown `...` line skipping any number."""
+    i = 0
+    for k, line in enumerate(shown_lines):
+        if line.strip() == "...":
+            rest = shown_lines[k + 1:]
+            return any(follows(rest, printed[j:]) for j in range(i, len(printed) + 1))
+        if i >= len(printed) or not _pattern(line).fullmatch(printed[i]):
+            return False
+        i += 1
+    return i == len(printed)
+
+
+def first_difference(shown_lines: list[str], printed: list[str]) -> str:
+    """The first shown line (not `...`) that no printed line matches, for the message."""
+    for line in shown_lines:
+        if line.strip() != "..." and not any(_pattern(line).fullmatch(p) for p in printed):
+            return line
+    return "(the order, or lines README leaves out without `...`)"
+
+
+def run(capsys, monkeypatch, cwd: Path, argv: list[str]) -> tuple[int, list[str]]:
+    monkeypatch.chdir(cwd)
+    assert argv[0] == "fastcap"
+    code = main(argv[1:])
+    got = capsys.readouterr()
+    return code, (got.err + got.out).splitlines()
+
+
+def test_quick_start_table_is_printed_exactly(capsys, monkeypatch):
+    """The first output a reader sees: every line as README shows it, and exit code 1."""
+    argv, lines = shown("fastcap scan --ca-file examples/test-root.pem examples/exchange")
+    assert "..." not in "\n".join(lines)
+    code, printed = run(capsys, monkeypatch, ROOT, argv)
+    assert code == 1
+    assert printed == lines
+
+
+def test_follow_example_is_what_follow_prints(capsys, monkeypatch):
+    """Wireshark's view of the example, message by message: nothing left out unmarked."""
+    argv, lines = shown("fastcap follow examples/")
+    code, printed = run(capsys, monkeypatch, ROOT, argv)
+    assert code == 0
+    assert follows(lines, printed), first_difference(lines, printed)
+
+
+def test_follows_reads_ellipses_as_readme_uses_them():
+    assert follows(["a ...", "...", "c"], ["a b", "x", "y", "c"])
+    assert follows(["a …, d"], ["a bc, d"])
+    assert not follows(["a", "c"], ["a", "b", "c"])
+    assert not follows(["a", "..."], ["b"])
 
 
 PYTHON_API = README.split("\n## Python API\n", 1)[1].split("\n## ", 1)[0]
