@@ -5,6 +5,7 @@ written, so README cannot drift from what the program prints."""
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 import shlex
 import subprocess
@@ -14,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from fastcap.cli import main
+from fastcap_synth.evidence_pairs import story_sessions, write_paired_capture
 
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text(encoding="utf-8")
@@ -79,6 +81,20 @@ def test_follow_example_is_what_follow_prints(capsys, monkeypatch):
     argv, lines = shown("fastcap follow examples/")
     code, printed = run(capsys, monkeypatch, ROOT, argv)
     assert code == 0
+    assert follows(lines, printed), first_difference(lines, printed)
+
+
+def test_evidence_example_is_what_scan_prints(capsys, monkeypatch, tmp_path):
+    """The logs' story: the fixture logs beside a capture of their three sessions (the one the
+    evidence tests write, the log host's clock 2.5 s ahead)."""
+    argv, lines = shown("fastcap scan capture.pcap ")
+    work = tmp_path / "evidence"
+    work.mkdir()
+    for f in EVIDENCE.iterdir():
+        (work / f.name).symlink_to(f)
+    write_paired_capture(work / "capture.pcap", story_sessions(dt.timedelta(seconds=2.5)))
+    code, printed = run(capsys, monkeypatch, work, argv)
+    assert code == 1
     assert follows(lines, printed), first_difference(lines, printed)
 
 
