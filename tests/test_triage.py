@@ -270,6 +270,32 @@ def test_table_output_starts_with_the_triage_and_is_shortened(capsys, many):
         assert full.count("\n  session ") == 200 and "\nFindings:\n" in full
 
 
+def test_readme_example_is_this_capture(capsys, many):
+    """README's capture of 200 sessions repeating four causes is this one: its groups (all
+    seven, in order), counts, servers, certificates' subjects and sample sessions, and the
+    table's shown rows, are what the scan prints; the times and thumbprint differ by run."""
+    readme = (EXAMPLES.parent / "README.md").read_text(encoding="utf-8")
+    shown = readme.split("$ fastcap scan --ca-file root.pem relay.pcap\n", 1)[1]
+    shown = shown.split("```", 1)[0]
+    code, out = _run(capsys, "scan", "-j", "1", "--ca-file", str(many.ca), str(many.path))
+    assert code == 1
+    shown_block, shown_table = shown.split("\n\n")
+    block, table = out.split("\n\n")[:2]
+    assert shown_block.splitlines()[:2] == block.splitlines()[:2]
+
+    def cells(g: dict) -> tuple:
+        return (g["mark"], g["sessions"], g["clients"], g["code"], g["server"],
+                g["cert"].split(" (")[0], g["samples"])
+
+    shown_rows = [re.split(r" {2,}", r) for r in shown_block.splitlines() if _ROW.match(r)]
+    assert [(m, int(n), int(c), code, server, cert.split(" (")[0], samples)
+            for m, n, c, code, server, cert, _seen, samples in shown_rows] == [
+        cells(g) for g in _parse_block(block)]
+    printed = table.splitlines()
+    for line in shown_table.splitlines():
+        assert line == "..." or line in printed, line
+
+
 def test_json_problems_equal_the_text_block(capsys, many):
     argv = ["scan", "-j", "1", "--ca-file", str(many.ca), str(many.path)]
     _code, out = _run(capsys, *argv)
