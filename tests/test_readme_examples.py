@@ -6,6 +6,7 @@ written, so README cannot drift from what the program prints."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 import re
 import shlex
 import subprocess
@@ -96,6 +97,37 @@ def test_evidence_example_is_what_scan_prints(capsys, monkeypatch, tmp_path):
     code, printed = run(capsys, monkeypatch, work, argv)
     assert code == 1
     assert follows(lines, printed), first_difference(lines, printed)
+
+
+def _keys(o: object) -> set[str]:
+    if isinstance(o, dict):
+        return set(o).union(*map(_keys, o.values()))
+    if isinstance(o, list):
+        return set().union(*map(_keys, o))
+    return set()
+
+
+def test_json_outline_names_only_fields_the_document_has(capsys, tmp_path):
+    """Each field README's outline of `--format json` names is a field of a scan's document:
+    the examples, one cut to start at the ClientHello (so `mid_session` is filled in) and a
+    missing file (an `errors` entry).  `roles_turned` needs a TURN, made elsewhere."""
+    section = README.split("\n### JSON output\n", 1)[1]
+    outline = section.split("```\n", 1)[1].split("```", 1)[0]
+    named = set(re.findall(r'(?<![:|] )"([a-z0-9_]+)"', outline))
+    seed = (ROOT / "examples" / "exchange-online-no-client-cert.pcap").read_bytes()
+    records, at = [], 24
+    while at < len(seed):
+        caplen = int.from_bytes(seed[at + 8:at + 12], "little")
+        records.append(seed[at:at + 16 + caplen])
+        at += 16 + caplen
+    cut = tmp_path / "from-clienthello.pcap"
+    cut.write_bytes(seed[:24] + b"".join(records[8:]))  # frame 9 is the ClientHello
+    main(["scan", "--format", "json", str(ROOT / "examples" / "all-scenarios.pcapng"),
+          str(ROOT / "examples" / "exchange-online-no-client-cert.pcap"), str(cut),
+          str(tmp_path / "missing.pcap")])
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["files"][2]["sessions"][0]["mid_session"] is not None
+    assert sorted(named - _keys(doc) - {"roles_turned"}) == []
 
 
 def test_follows_reads_ellipses_as_readme_uses_them():
