@@ -130,6 +130,19 @@ def test_json_outline_names_only_fields_the_document_has(capsys, tmp_path):
     assert sorted(named - _keys(doc) - {"roles_turned"}) == []
 
 
+def test_every_pip_install_in_readme_installs_this_checkout():
+    """`fastcap` on PyPI is another project (an Android screen grabber, 0.1.2 of 2019): a
+    README command that installs by that name installs it, never this one."""
+    commands = [c for block in re.findall(r"```sh\n(.*?)```", README, re.S)
+                for line in block.splitlines()
+                for c in line.split("#", 1)[0].split("&&") if "pip install" in c]
+    assert commands
+    for command in commands:
+        words = shlex.split(command.split("pip install", 1)[1])
+        wanted = [w for w in words if not w.startswith("-")]
+        assert wanted and all(w == "." or w.startswith(".[") for w in wanted), command
+
+
 def test_follows_reads_ellipses_as_readme_uses_them():
     assert follows(["a ...", "...", "c"], ["a b", "x", "y", "c"])
     assert follows(["a …, d"], ["a bc, d"])
