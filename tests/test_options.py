@@ -236,6 +236,20 @@ def test_bad_options_fail_before_reading(tmp_path):
         scanner.scan(missing, {"ports": [25]})
 
 
+@pytest.mark.parametrize("call", [
+    lambda p: scanner.scan(p, expect_name=""),
+    lambda p: scanner.scan_files([p], expect_name=""),
+    lambda p: scanner.iter_scan_files([p], expect_name=""),
+    lambda p: scanner.iter_file_streams([p], expect_name=""),
+    lambda p: session.iter_sessions(p, expect_name=""),
+])
+def test_each_readme_function_raises_when_called_not_when_iterated(tmp_path, call):
+    """README: a bad value raises when the function is called, before any file is read, in
+    each of the functions it names, those that return iterators too."""
+    with pytest.raises(ValueError, match="names nothing"):
+        call(tmp_path / "absent.pcap")
+
+
 def test_cli_builds_one_scan_options_and_passes_only_it(monkeypatch, capsys):
     """The command line says "trust" once: in the ScanOptions, beside the analyzer built
     from that same value, with no second set of keywords."""

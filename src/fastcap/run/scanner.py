@@ -237,10 +237,11 @@ def scan_files(paths: Iterable[AnyPath], options: ScanOptions | None = None,
 def iter_scan_files(paths: Iterable[AnyPath], options: ScanOptions | None = None,
                     **kw: Any) -> Iterator[FileResult]:
     """iter_file_streams with each file's sessions listed: one FileResult per file, in the
-    order given, as soon as its last session is judged."""
-    for fs in iter_file_streams(paths, options, **kw):
-        sessions = tuple(fs.sessions)
-        yield FileResult(fs.path, sessions, fs.summary, fs.errors[0] if fs.errors else None)
+    order given, as soon as its last session is judged.  Not a generator itself, so a bad
+    option raises here, as in the other scan functions, not at the first file."""
+    return (FileResult(fs.path, tuple(fs.sessions), fs.summary,
+                       fs.errors[0] if fs.errors else None)
+            for fs in iter_file_streams(paths, options, **kw))
 
 
 @dataclass
