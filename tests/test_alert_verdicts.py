@@ -79,3 +79,29 @@ def test_tls13_alert_sized_answer_to_no_certificate_is_not_a_rejection(tmp_path,
     assert "requires a client certificate" in alert.message and "sent none" in alert.message
     assert "rejected" not in alert.message
     assert "smtp_tls_cert_file" in alert.hint
+
+
+def test_tls12_server_with_no_shared_cipher_says_so_in_the_hello(tmp_path, pki):
+    """A real OpenSSL server offered only ciphers it does not have answers the ClientHello
+    with handshake_failure (RFC 5246 §7.2.2): no certificate was judged, so the verdict names
+    the hello, not a client certificate."""
+    server = make_leaf(pki.intermediate, PEER, sans=[PEER])
+    server_ctx = server_context(server, min_version="1.2", max_version="1.2")
+    server_ctx.set_ciphers("ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384")
+    client_ctx = client_context(min_version="1.2", max_version="1.2")
+    client_ctx.set_ciphers("ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256")
+    sc = SmtpScenario(
+        banner=f"220 {PEER} ESMTP Postfix", server_name=PEER, sni=PEER,
+        commands=ACCEPTED_COMMANDS,
+        start_ns=int((NOW - dt.timedelta(hours=1)).timestamp()) * 10**9,
+        server_ctx=server_ctx, client_ctx=client_ctx,
+    )
+    path = tmp_path / "no-shared-cipher.pcap"
+    write_pcap(path, smtp_records(sc))
+    (s,) = scan(path)
+    assert s.tls.client_certificate_at is None and s.tls.server_hello_at is None
+    (alert,) = [v for v in s.verdicts if v.code == "tls_alert"]
+    assert alert.severity == "error"
+    assert "server sent fatal alert handshake_failure (40)" in alert.message
+    assert "no TLS version, cipher or signature algorithm it shares" in alert.message
+    assert "Certificate" not in alert.message and "smtp_tls_ciphers" in alert.hint
