@@ -303,6 +303,9 @@ def test_client_cert_not_requested_where_one_is_expected_is_a_warning(smtp_kw, e
         raised = client_cert_expected(plain, "this server asked for one on session 3")
         assert raised.severity == "warning" and "session 3" in raised.message
         assert raised.message.startswith(plain.message.split(";")[0])
+    # a warning already says why a certificate is expected: another reason does not raise
+    # it again, nor add to its message
+    assert client_cert_expected(v, "this server asked for one on session 3") == v
 
 
 @pytest.mark.parametrize("exo", [False, True])
