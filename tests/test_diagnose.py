@@ -512,6 +512,20 @@ def test_cert_unparseable_chain():
     assert "truncated" in out[0].message and f"frame {F_CLIENT}" in out[0].message
 
 
+def test_cert_unparseable_in_both_chains_is_one_verdict_naming_both():
+    """One verdict per code keeps the counts per code honest; its message must still name
+    each chain that could not be parsed, with its frame."""
+    def bad(role):
+        leaf = cert(subject=None, subject_cn=None, parse_error=f"{role} ASN.1 error")
+        return check(role, leaf=leaf, problem="unparseable", trusted=None,
+                     leaf_valid_at_capture="unknown", leaf_valid_today="unknown", eku_ok=None)
+
+    out = run(session(smtp(), tls()), bad("client"), bad("server"))
+    (v,) = [v for v in out if v.code == "cert_unparseable"]
+    assert "client ASN.1 error" in v.message and "server ASN.1 error" in v.message
+    assert f"frame {F_CLIENT}" in v.message and f"frame {F_SERVER}" in v.message
+
+
 def test_cert_unparseable_certificate_message():
     t = tls(client_certificate=None, client_certificates_length=None)  # at set, body malformed
     out = run(session(smtp(), t))
