@@ -780,6 +780,18 @@ def test_tls_alert_from_client():
     assert "does not trust the CA of the receiving server's certificate" in out[0].message
 
 
+def test_the_fatal_alert_is_named_when_a_warning_came_first():
+    """A warning alert does not end the connection; the fatal one after it does (RFC 5246
+    §7.2), so the verdict names the fatal alert and its frame."""
+    warning = AlertInfo(False, 1, 112, False, w(12))  # unrecognized_name, a warning
+    fatal = AlertInfo(False, 2, 48, False, w(16))  # unknown_ca after the client's flight
+    t = tls(alerts=[warning, fatal], outcome="alert", server_ccs_at=None,
+            server_finished_at=None)
+    (v,) = [v for v in run(session(smtp(), t), check(), None) if v.code == "tls_alert"]
+    assert v.severity == "error" and v.frame == 16
+    assert "unknown_ca (48) (frame 16)" in v.message and "unrecognized_name" not in v.message
+
+
 def test_warning_alert_is_a_warning():
     t = tls(alerts=[AlertInfo(True, 1, 41, False, w(14))])  # SSLv3 no_certificate
     out = run(session(smtp(), t), check(), None)
