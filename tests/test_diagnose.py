@@ -452,6 +452,9 @@ def test_weak_signature_in_either_chain():
     m = out[0].message
     assert "sha1WithRSAEncryption" in m and "md5WithRSAEncryption" in m
     assert "CN=mail.fabrikam.com" in m and f"frame {F_SERVER}" in m
+    # the verdict points at the first certificate it names: the client's, in its frame
+    assert m.index(f"frame {F_CLIENT}") < m.index(f"frame {F_SERVER}")
+    assert out[0].frame == F_CLIENT
 
 
 def test_weak_key():
