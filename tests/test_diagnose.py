@@ -457,6 +457,18 @@ def test_weak_signature_in_either_chain():
     assert out[0].frame == F_CLIENT
 
 
+def test_weak_signature_that_fails_a_trusted_chain_is_an_error():
+    """A chain from a trusted CA that fails verification only for its SHA-1 digest (OpenSSL
+    3 at its default security level: "CA signature digest algorithm too weak") fails the
+    handshake for Exchange Online too: an error, not the warning of a weak link that still
+    verifies."""
+    c = check(weak_signatures=((0, "sha1WithRSAEncryption"),), problem="weak_signature",
+              trusted=False, detail="CA signature digest algorithm too weak")
+    (v,) = [v for v in run(session(smtp(), tls()), c, None) if v.code == "weak_signature"]
+    assert v.severity == "error"
+    assert "the client chain comes from a trusted CA but fails verification" in v.message
+
+
 def test_weak_key():
     out = run(session(smtp(), tls()), check(weak_keys=((0, "RSA 1024"),)), None)
     assert codes(out) == ["weak_key"] and "RSA 1024" in out[0].message
