@@ -391,6 +391,20 @@ def test_incomplete_chain_hint_says_send_the_full_chain():
     assert "full chain" in out[0].hint
 
 
+def test_incomplete_chain_of_a_lone_leaf_names_the_missing_issuer():
+    """A leaf sent alone: the CA that issued it is the one missing, so the message names it;
+    with an intermediate sent, the missing one is further up and is not named."""
+    leaf = cert()
+    alone = check(leaf=leaf, certs=(leaf,), problem="missing_intermediate", trusted=False)
+    (v,) = run(session(smtp(), tls()), alone, None)
+    assert v.code == "client_cert_incomplete_chain"
+    assert ("arrived without the intermediate CA that issued it (Fabrikam Test Issuing CA 01)"
+            "; 1 certificate(s) sent") in v.message
+    two = check(problem="missing_intermediate", trusted=False)
+    (v,) = run(session(smtp(), tls()), two, None)
+    assert "arrived without an intermediate CA of its chain; 2 certificate(s) sent" in v.message
+
+
 def test_client_cert_name_mismatch_lists_the_names_it_has():
     leaf = cert(san_dns=("mail.fabrikam.com", "smtp.fabrikam.com"))
     out = run(session(smtp(), tls()), check(leaf=leaf), None, expect_name="relay.contoso.com")
