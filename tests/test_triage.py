@@ -191,6 +191,18 @@ def test_json_form_of_a_problem():
     assert format_triage([], total_sessions=9) == "no problems in 9 session(s)"
 
 
+def test_seen_spanning_midnight_repeats_the_day():
+    """A group seen from one day into the next gives the last time with its date: the time
+    alone would read as the first day's."""
+    first = dt.datetime(2024, 1, 15, 23, 59, 30, tzinfo=dt.UTC)
+    last = first + dt.timedelta(minutes=1)
+    p = Problem("no_client_cert", "error", None, None, "mx.example", 2, 1,
+                int(first.timestamp()) * SECOND, int(last.timestamp()) * SECOND,
+                (("a.pcap", 1), ("a.pcap", 2)), "msg", "fix it")
+    text = format_triage([p], total_sessions=2)
+    assert "2024-01-15 23:59:30 .. 2024-01-16 00:00:30" in text
+
+
 def _run(capsys, *argv: str) -> tuple[int, str]:
     capsys.readouterr()
     code = main(list(argv))
