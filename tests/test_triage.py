@@ -117,6 +117,9 @@ def test_groups_are_the_four_causes_split_by_server_and_certificate(many):
         assert p.sessions == len(numbers), key
         assert p.clients == len({many.clients[k - 1] for k in numbers}), key
         assert p.samples == tuple((str(many.path), k) for k in numbers[:MAX_SAMPLES])
+        # the README's promise: the first three session numbers of each group (all groups
+        # here have more than three)
+        assert [n for _f, n in p.samples] == numbers[:3]
         assert p.first_ts_ns == by_number[numbers[0]].first_ts_ns
         assert p.last_ts_ns == max(by_number[k].last_ts_ns for k in numbers)
         assert p.first_ts_ns // SECOND == by_number[1].first_ts_ns // SECOND + numbers[0] - 1
