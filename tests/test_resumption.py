@@ -235,3 +235,42 @@ def test_follow_shows_the_resumption_and_the_ticket(caps):
     for n, how in ((5, "session ID"), (6, "session ticket"), (8, "pre-shared key")):
         assert f"S: ServerHello, resumes an earlier session by {how}" in text[n]
     assert "resumes" not in text[1]
+
+
+def test_resuming_a_session_that_had_no_certificate_request_inherits_nothing(tmp_path,
+                                                                            tshark):
+    """The original handshake of a session-ID resumption had no CertificateRequest (tshark
+    finds no handshake type 13 in the capture): its client_cert_not_requested is about that
+    handshake's request, not a client-certificate verdict to hand on, so the resumed
+    connection says no certificate applies to it either."""
+    import dataclasses
+    import subprocess
+
+    from fastcap_synth.smtpgen import ACCEPTED_COMMANDS, SmtpScenario, converse, render
+    from fastcap_synth.writers import write_pcap
+
+    from .resumecap import NOW, PEER, T0
+
+    pki = make_pki(NOW)
+    sctx = server_context(pki.server, max_version="1.2")  # asks for no client certificate
+    sctx.options |= ssl.OP_NO_TICKET
+    first = SmtpScenario(banner=f"220 {PEER} ESMTP", server_name=PEER, sni=PEER,
+                         commands=ACCEPTED_COMMANDS, start_ns=T0, server_ctx=sctx,
+                         client_ctx=client_context(max_version="1.2"))
+    conv = converse(first)
+    again = dataclasses.replace(first, client_port=first.client_port + 1,
+                                start_ns=T0 + 30 * 10**9, tls_session=conv.ssl_session)
+    conv2 = converse(again)
+    assert conv2.tls is not None and conv2.tls.resumed
+    cap = tmp_path / "no-request.pcap"
+    write_pcap(cap, render(conv, first) + render(conv2, again))
+    requests = subprocess.run(
+        [tshark, "-n", "-r", str(cap), "-Y", "tls.handshake.type == 13", "-T", "fields",
+         "-e", "frame.number"], capture_output=True, text=True, check=True).stdout.split()
+    assert requests == []
+    original, resumed = sorted(scan(cap), key=lambda s: s.number)
+    assert "client_cert_not_requested" in _verdicts(original)
+    got = _verdicts(resumed)
+    assert set(got) == {"tls_session_resumed"}
+    assert "it had no CertificateRequest, so no client certificate applies" in (
+        got["tls_session_resumed"].message)
