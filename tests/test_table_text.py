@@ -81,6 +81,30 @@ def test_a_wide_name_is_cut_to_the_cells_of_the_column():
     assert clip("e\u0301" * 70, 60) == "e\u0301" * 59 + "…"  # no accent parted from its e
 
 
+def test_enclosing_marks_take_no_cell_as_the_terminal_gives_them():
+    """An enclosing mark (Unicode category Me: a keycap, a circle) is drawn over the letter
+    before it, as a combining accent is: the C library's wcswidth is the oracle."""
+    import ctypes
+    import locale
+
+    from fastcap.out.cells import cells
+
+    old = locale.setlocale(locale.LC_CTYPE)
+    try:
+        locale.setlocale(locale.LC_CTYPE, "C.UTF-8")
+    except locale.Error:
+        pytest.skip("no C.UTF-8 locale for wcswidth")
+    try:
+        wcswidth = ctypes.CDLL(None).wcswidth
+        wcswidth.argtypes = [ctypes.c_wchar_p, ctypes.c_size_t]
+        texts = ("1\u20e3.example", "mail\u20dd.example", "x\u0488y", "e\u0301名")
+        assert sum(unicodedata.category(ch) == "Me" for s in texts for ch in s) == 3
+        for text in texts:
+            assert cells(text) == wcswidth(text, len(text)), text
+    finally:
+        locale.setlocale(locale.LC_CTYPE, old)
+
+
 def test_the_triage_block_lines_up_in_display_cells():
     def problem(server: str, subject: str) -> Problem:
         return Problem("no_client_cert", "error", "AB" * 20, subject, server, 1, 1, 0, 0,
