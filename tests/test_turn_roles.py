@@ -243,3 +243,21 @@ def test_connector_settings_do_not_take_the_sender_for_exchange_online_after_tur
     assert s.smtp.banner_names_exchange_online and s.server_check is None
     assert not _to_exchange_online(s)
     assert _to_exchange_online(replace(s, roles_turned=False))
+
+
+def test_a_second_turn_gives_the_roles_back(tmp_path, backend):
+    """Each 250 to TURN reverses the roles (RFC 821 §4.1.1): after a second one the
+    originator sends the mail again, and stays the client of its STARTTLS."""
+    sc = scenario("no_client_cert", make_pki(), sni=None)
+    conv = converse(sc)
+    banner, *rest = conv.messages
+    back = ((False, "TURN"), (True, "250 OK"), (False, "220 mx.contoso.com ready"))
+    conv = replace(conv, messages=[
+        banner, *(Message(c, (t + "\r\n").encode(), "turn") for c, t in BEFORE_TURN + back),
+        *rest])
+    path = tmp_path / "turned-twice.pcap"
+    write_pcap(path, render(conv, sc))
+    (s,) = list(iter_sessions(path, backend=backend))
+    assert [a.kind for a in s.smtp.anomalies] == ["roles_turned", "roles_turned"]
+    assert not s.roles_turned and (s.client, s.server) == (ORIGINATOR, RESPONDER)
+    assert s.smtp.starttls_accepted and s.tls.client_certificate == ()
