@@ -63,3 +63,26 @@ class FrameWindow:
     @property
     def slab_width(self) -> int:
         return self.slab.shape[1]
+
+
+def record_ends(buf: np.ndarray, pcapng: bool, offset: np.ndarray, caplen: np.ndarray,
+                flags: np.ndarray) -> np.ndarray:
+    """Where each frame's record ends in `buf` (int64): a pcap record with its packet data,
+    a pcapng block with its padding, options and trailing length, read from the block's
+    own length (its start is before the packet data, so it is readable wherever the data
+    is).  A file cut short inside that tail drops the record as truncated, so a reader
+    that finds a cut after the walk must keep a frame only when its record ends by it."""
+    offset = np.asarray(offset, np.int64)
+    ends = offset + np.asarray(caplen, np.int64)
+    if not pcapng or not len(offset):
+        return ends
+    # an Enhanced (or obsolete) Packet Block's data follows 28 bytes, a Simple one's 12
+    start = offset - np.where((np.asarray(flags) & F_NO_TS) != 0, 12, 28)
+    ok = (start >= 0) & (start + 8 <= len(buf))
+    at = np.where(ok, start, 0)[:, None] + np.arange(8)
+    b = buf[np.minimum(at, max(len(buf) - 1, 0))].astype(np.int64) if len(buf) else \
+        np.zeros((len(offset), 8), np.int64)
+    little = b[:, 4] | b[:, 5] << 8 | b[:, 6] << 16 | b[:, 7] << 24
+    big = b[:, 7] | b[:, 6] << 8 | b[:, 5] << 16 | b[:, 4] << 24
+    blen = np.where(b[:, 0] != 0, little, big)  # the type (2, 3 or 6) tells the byte order
+    return np.where(ok & (start + blen >= ends), start + blen, ends)

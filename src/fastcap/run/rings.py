@@ -93,7 +93,7 @@ def renumbered(cols: FrameCols, frame_base: int, flow_ids: np.ndarray) -> FrameC
     return FrameCols(np.asarray(cols.frame_no, np.int64) + frame_base, cols.ts_ns,
                      flow, cols.from_a, cols.payload_file_off,
                      cols.seq, cols.ack, cols.flags, cols.window, cols.payload_len,
-                     cols.payload_caplen)
+                     cols.payload_caplen, cols.record_end)
 
 
 class NumberedOn:

@@ -37,7 +37,7 @@ from ..select.flows import FlowKey, FlowTable
 from ..select.fragments import FRAG_ROW
 from ..select.selection import FrameCounters
 from ..session import KeysAsRead, Session
-from ..tcp.feed import concat, fed, payload_end, rewritten_at, rows, within
+from ..tcp.feed import concat, fed, record_end, rewritten_at, rows, within
 from ..tcp.reassembly import (
     DEFAULT_BUDGET,
     DEFAULT_MAX_OPEN,
@@ -116,7 +116,7 @@ def _fed_file(reasm: Reassembler, path: str, cols: FrameCols, a: int, b: int, si
         if guard is not None:
             guard.close()
         return None, moved
-    need = min(size, payload_end(rows(cols, slice(a, b)))) if size else 0
+    need = min(size, record_end(rows(cols, slice(a, b)))) if size else 0
     cut = len(buf) if len(buf) < need else None
     try:
         if cut is None:

@@ -16,7 +16,7 @@ import numpy as np
 
 from ..options import DEFAULT_PORTS as DEFAULT_PORTS
 from ..read.capture import Capture, WalkState
-from ..read.frames import F_NO_TS, F_OVER_SNAPLEN, F_SNAPPED, NO_TS
+from ..read.frames import F_NO_TS, F_OVER_SNAPLEN, F_SNAPPED, NO_TS, record_ends
 from .decode import LINKTYPE_ETHERNET, Headers, Status, TcpFields, decode_tcp
 from .flows import FlowTable, port_lut
 from .fragments import (
@@ -336,6 +336,7 @@ class SelectedFrames:
     from_a: np.ndarray  # bool: sent by the flow's endpoint a
     payload_file_off: np.ndarray  # int64 file offset of the TCP payload
     tcp: TcpFields
+    record_end: np.ndarray | None = None  # int64 file offset just past the frame's record
 
     def __len__(self) -> int:
         return len(self.frame_no)
@@ -444,6 +445,8 @@ def iter_selected(cap: Capture, ports: Iterable[int] = DEFAULT_PORTS,
             from_a=from_a,
             payload_file_off=file_off,
             tcp=tf,
+            record_end=record_ends(buf, cap.meta.format != "pcap", win.offset[rows],
+                                   win.caplen[rows], win.flags[rows]),
         )
 
 

@@ -22,7 +22,8 @@ FEED_ROWS = 1 << 16  # rows per call: large enough to amortise the call, small e
 
 def rows(cols: FrameCols, sel: slice | np.ndarray) -> FrameCols:
     """The rows `sel` of every column (a copy for an index array, a view for a slice)."""
-    return FrameCols(*(np.asarray(getattr(cols, f))[sel] for f in FrameCols.__dataclass_fields__))
+    return FrameCols(*(None if (c := getattr(cols, f)) is None else np.asarray(c)[sel]
+                       for f in FrameCols.__dataclass_fields__))
 
 
 def _payload_ends(cols: FrameCols) -> np.ndarray:
@@ -35,10 +36,24 @@ def payload_end(cols: FrameCols) -> int:
     return int(_payload_ends(cols).max()) if len(cols) else 0
 
 
+def _record_ends(cols: FrameCols) -> np.ndarray:
+    """Where each row's record ends in the file (its payload's end where not known)."""
+    ends = _payload_ends(cols)
+    return ends if cols.record_end is None else np.maximum(ends, cols.record_end)
+
+
+def record_end(cols: FrameCols) -> int:
+    """The file offset just past the last record the rows come from (0 for no rows)."""
+    return int(_record_ends(cols).max()) if len(cols) else 0
+
+
 def within(cols: FrameCols, end: int) -> tuple[FrameCols, bool]:
-    """The rows whose payload lies wholly before file offset `end` (a file cut short there
-    while it was read: past it the mapping reads as zeros), and whether any row was not."""
-    ok = _payload_ends(cols) <= end
+    """The rows whose record lies wholly before file offset `end` (a file cut short there
+    while it was read: past it the mapping reads as zeros), and whether any row was not.
+    The file cut there before it is read drops a record reaching past `end` as truncated,
+    though its payload may end before (a pcapng block's padding, options and trailing
+    length, or a link layer's trailer, follow it)."""
+    ok = _record_ends(cols) <= end
     return (cols, False) if ok.all() else (rows(cols, ok), True)
 
 
@@ -75,7 +90,8 @@ def concat(parts: list[FrameCols]) -> FrameCols:
     names = FrameCols.__dataclass_fields__
     if not parts:
         return FrameCols(*(np.empty(0, np.int64) for _ in names))
-    return FrameCols(*(np.concatenate([np.asarray(getattr(p, f)) for p in parts])
+    return FrameCols(*(None if any(getattr(p, f) is None for p in parts) else
+                       np.concatenate([np.asarray(getattr(p, f)) for p in parts])
                        for f in names))
 
 
@@ -126,13 +142,13 @@ def copied(reasm: Reassembler, cols: FrameCols, buf, cut_at: Callable[[int], int
         n = max(1, int(np.searchsorted(sizes, COPY_MAX, side="right")))
         if n < len(part):
             part = rows(part, slice(0, n))
-        need = payload_end(part)
+        need = record_end(part)
         cut = cut_at(need)
         kept, dropped = (part, False) if cut is None else within(part, cut)
         got = carried(kept, buf, int(sizes[-1]))
         assert got is not None
         if cut is None and (cut := cut_at(need)) is not None:  # cut while copying
-            ok = _payload_ends(kept) <= cut
+            ok = _record_ends(kept) <= cut
             if not ok.all():
                 got, dropped = Carried(rows(got.cols, ok), got.payload), True
         reasm.rebind(got.payload)

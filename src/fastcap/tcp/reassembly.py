@@ -160,6 +160,9 @@ class FrameCols:
     window: np.ndarray
     payload_len: np.ndarray
     payload_caplen: np.ndarray
+    # where each frame's record ends in the file (None: not known, the payload's end taken):
+    # a file cut short before it drops the frame (`tcp.feed.within`); no core reads it
+    record_end: np.ndarray | None = None
 
     @classmethod
     def of(cls, sel: SelectedColumns) -> FrameCols:
@@ -167,14 +170,19 @@ class FrameCols:
         a zero sequence number would otherwise become a stream's origin."""
         t = sel.tcp
         cols = cls(sel.frame_no, sel.ts_ns, sel.flow, sel.from_a, sel.payload_file_off, t.seq,
-                   t.ack, t.flags, t.window, t.payload_len, t.payload_caplen)
+                   t.ack, t.flags, t.window, t.payload_len, t.payload_caplen,
+                   getattr(sel, "record_end", None))
         ok = np.asarray(t.hdr_len) >= 20
         if ok.all():
             return cols
-        return cls(*(np.asarray(getattr(cols, f))[ok] for f in cls.__dataclass_fields__))
+        return _rows(cols, ok)
 
     def __len__(self) -> int:
         return len(self.frame_no)
+
+
+# the columns a core reads, in the order of its rows
+CORE_COLS = tuple(f for f in FrameCols.__dataclass_fields__ if f != "record_end")
 
 
 # --- shared output types (RawDir and RawConn, what the cores emit, are in rawconn.py) ------
@@ -383,8 +391,10 @@ def _connection(raw: RawConn, flows: FlowTable, server_ports: frozenset[int]) ->
         after_reset=None if raw.after_first < 0 else (raw.after_first, raw.after_rst))
 
 
-def _rows(cols: FrameCols, sel: slice) -> FrameCols:
-    return FrameCols(*(np.asarray(getattr(cols, f))[sel] for f in FrameCols.__dataclass_fields__))
+def _rows(cols: FrameCols, sel: slice | np.ndarray) -> FrameCols:
+    """The rows `sel` of every column (a column not known stays so)."""
+    return FrameCols(*(None if (c := getattr(cols, f)) is None else np.asarray(c)[sel]
+                       for f in FrameCols.__dataclass_fields__))
 
 
 def _segment_row(d: Datagram) -> tuple[FrameCols, bytes]:
@@ -687,8 +697,7 @@ class PyReassemblerCore:
         return t[3]
 
     def feed(self, fc: FrameCols) -> list[RawConn]:
-        cols = zip(*(np.asarray(getattr(fc, f)).tolist() for f in FrameCols.__dataclass_fields__),
-                   strict=True)
+        cols = zip(*(np.asarray(getattr(fc, f)).tolist() for f in CORE_COLS), strict=True)
         buf_len = len(self._buf)
         for fno, ts, flow, from_a, foff, seq, ack, flags, win, plen, caplen in cols:
             d = 0 if from_a else 1

@@ -1,0 +1,106 @@
+"""A file cut short while it is read, the cut landing in the tail of a pcapng block: past
+its packet data, in its padding, options or trailing length.  The file cut there before the
+scan drops that block as truncated; the scan of the file cut during it kept the block
+because its payload (and its packet data) ended before the cut, and fed the payload."""
+
+from __future__ import annotations
+
+import json
+import struct
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from .test_cut_short import EXAMPLES, NO_C, child, pytestmark  # noqa: F401 (the C guard)
+
+SRC = EXAMPLES / "all-scenarios.pcapng"
+
+
+def tail_cut(path: Path, after: int, least: int) -> int:
+    """An offset inside the tail of the first Enhanced Packet Block past `after` holding at
+    least `least` bytes of packet data: one byte past its packet data."""
+    data, off = path.read_bytes(), 0
+    while off + 12 <= len(data):
+        btype, blen = struct.unpack_from("<II", data, off)
+        if btype == 6 and off > after:
+            (caplen,) = struct.unpack_from("<I", data, off + 20)
+            if caplen >= least and off + 28 + caplen + 1 < off + blen:
+                return off + 28 + caplen + 1
+        off += blen
+    raise AssertionError("no such block")
+
+
+@pytest.mark.parametrize("without_c", [False, True], ids=["native", "no-C"])
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_a_cut_in_a_blocks_tail_while_a_batch_is_fed_drops_the_block(tmp_path, jobs,
+                                                                     without_c):
+    """Cut as the batch reaching past the cut is read: the block the cut lands in (a
+    certificate's) is not fed, as in the file cut before; one warning names the cut."""
+    cut = tail_cut(SRC, 19000, 1000)
+    before = tmp_path / "before.pcapng"
+    before.write_bytes(SRC.read_bytes()[:cut])
+    r = child((NO_C if without_c else "") + textwrap.dedent("""
+        import json, os, shutil, sys
+        from fastcap.run import scanner, streamed
+        from fastcap.tcp import carry, feed, reassembly
+        src, path, before, cut, jobs = sys.argv[1:6]
+        cut, jobs = int(cut), int(jobs)
+        backend = "python" if sys.argv[6] == "1" else "native"
+        streamed.CARRY_MAX = 0  # the ranges leave their payloads in the file
+        scanner.SPLIT_MIN_BYTES = streamed.MIN_RANGE = 1 << 10
+        shutil.copy(src, path)
+        def cut_now(cols):
+            if feed.payload_end(cols) > cut and os.path.getsize(path) > cut:
+                os.truncate(path, cut)
+        real_copy, real_feed = carry.carried, reassembly.Reassembler.feed_cols_iter
+        def copy(cols, *a):
+            cut_now(cols)
+            return real_copy(cols, *a)
+        def fed(self, cols):
+            cut_now(cols)
+            return real_feed(self, cols)
+        feed.carried, reassembly.Reassembler.feed_cols_iter = copy, fed
+
+        def found(p, j):
+            summary = scanner.ScanSummary(p)
+            got = list(scanner.scan(p, jobs=j, summary=summary, backend=backend))
+            return ([[s.number, [v.code for v in s.verdicts]] for s in got],
+                    [w.replace(p, "FILE") for w in summary.warnings])
+
+        print(json.dumps([found(path, jobs), found(before, 1)]))
+    """), str(SRC), str(tmp_path / "cut.pcapng"), str(before), str(cut), str(jobs),
+              str(int(without_c)))
+    assert r.stdout, r.stderr
+    (got, warnings), (want, _) = json.loads(r.stdout)
+    assert got == want and len(want) > 0
+    assert warnings == [f"FILE: the file was cut short while it was read (it has {cut} bytes "
+                        f"now): its bytes from here on were gone; reading stopped at offset "
+                        f"{cut}"]
+
+
+@pytest.mark.parametrize("without_c", [False, True], ids=["native", "no-C"])
+def test_a_cut_in_a_blocks_tail_while_the_walk_goes_on_drops_the_block(tmp_path, without_c):
+    """The first window walked, then the file cut in a block's tail: the walk gives the
+    frames of the file cut there before, not the block the cut lands in."""
+    cut = tail_cut(SRC, 19000, 1000)
+    r = child((NO_C if without_c else "") + textwrap.dedent("""
+        import json, os, shutil, sys
+        from fastcap.read.capture import Capture
+        src, copy, before, cut = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+        with open(src, "rb") as f, open(before, "wb") as g:
+            g.write(f.read()[:cut])
+        with Capture(before) as cap:
+            want = [(int(o), int(c)) for w in cap.windows() for o, c in zip(w.offset, w.caplen)]
+        shutil.copy(src, copy)
+        with Capture(copy, window=4) as cap:
+            windows = cap.windows()
+            rows = [(int(o), int(c)) for o, c in zip(*(lambda w: (w.offset, w.caplen))(
+                next(windows)))]
+            os.truncate(copy, cut)
+            rows += [(int(o), int(c)) for w in windows for o, c in zip(w.offset, w.caplen)]
+            kinds = [w.kind for w in cap.meta.warnings]
+        print(json.dumps([want, rows, kinds]))
+    """), str(SRC), str(tmp_path / "cut.pcapng"), str(tmp_path / "before.pcapng"), str(cut))
+    want, rows, kinds = json.loads(r.stdout)
+    assert rows == want and kinds == ["cut_short"]
