@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from .test_cut_short import EXAMPLES, NO_C, child, pytestmark  # noqa: F401 (the C guard)
+from .test_cut_short import EXAMPLES, NO_C, child, cut_message, cut_while_fed
+from .test_cut_short import pytestmark as pytestmark  # the guard is the C module's
 
 SRC = EXAMPLES / "all-scenarios.pcapng"
 
@@ -37,46 +38,7 @@ def test_a_cut_in_a_blocks_tail_while_a_batch_is_fed_drops_the_block(tmp_path, j
                                                                      without_c):
     """Cut as the batch reaching past the cut is read: the block the cut lands in (a
     certificate's) is not fed, as in the file cut before; one warning names the cut."""
-    cut = tail_cut(SRC, 19000, 1000)
-    before = tmp_path / "before.pcapng"
-    before.write_bytes(SRC.read_bytes()[:cut])
-    r = child((NO_C if without_c else "") + textwrap.dedent("""
-        import json, os, shutil, sys
-        from fastcap.run import scanner, streamed
-        from fastcap.tcp import carry, feed, reassembly
-        src, path, before, cut, jobs = sys.argv[1:6]
-        cut, jobs = int(cut), int(jobs)
-        backend = "python" if sys.argv[6] == "1" else "native"
-        streamed.CARRY_MAX = 0  # the ranges leave their payloads in the file
-        scanner.SPLIT_MIN_BYTES = streamed.MIN_RANGE = 1 << 10
-        shutil.copy(src, path)
-        def cut_now(cols):
-            if feed.payload_end(cols) > cut and os.path.getsize(path) > cut:
-                os.truncate(path, cut)
-        real_copy, real_feed = carry.carried, reassembly.Reassembler.feed_cols_iter
-        def copy(cols, *a):
-            cut_now(cols)
-            return real_copy(cols, *a)
-        def fed(self, cols):
-            cut_now(cols)
-            return real_feed(self, cols)
-        feed.carried, reassembly.Reassembler.feed_cols_iter = copy, fed
-
-        def found(p, j):
-            summary = scanner.ScanSummary(p)
-            got = list(scanner.scan(p, jobs=j, summary=summary, backend=backend))
-            return ([[s.number, [v.code for v in s.verdicts]] for s in got],
-                    [w.replace(p, "FILE") for w in summary.warnings])
-
-        print(json.dumps([found(path, jobs), found(before, 1)]))
-    """), str(SRC), str(tmp_path / "cut.pcapng"), str(before), str(cut), str(jobs),
-              str(int(without_c)))
-    assert r.stdout, r.stderr
-    (got, warnings), (want, _) = json.loads(r.stdout)
-    assert got == want and len(want) > 0
-    assert warnings == [f"FILE: the file was cut short while it was read (it has {cut} bytes "
-                        f"now): its bytes from here on were gone; reading stopped at offset "
-                        f"{cut}"]
+    cut_while_fed(tmp_path, tail_cut(SRC, 19000, 1000), jobs, without_c)
 
 
 @pytest.mark.parametrize("without_c", [False, True], ids=["native", "no-C"])
@@ -104,3 +66,40 @@ def test_a_cut_in_a_blocks_tail_while_the_walk_goes_on_drops_the_block(tmp_path,
     """), str(SRC), str(tmp_path / "cut.pcapng"), str(tmp_path / "before.pcapng"), str(cut))
     want, rows, kinds = json.loads(r.stdout)
     assert rows == want and kinds == ["cut_short"]
+
+
+@pytest.mark.parametrize("without_c", [False, True], ids=["native", "no-C"])
+def test_a_cut_after_a_batch_was_copied_leaves_what_it_read_standing(tmp_path, without_c):
+    """The file cut once the batch's payloads were copied out and the file's end looked at
+    again, as the reassembler takes them: nothing can tell the cut before those rows are
+    fed, so they stand (read whole before the cut), and the sessions are the whole file's,
+    not the file's cut there beforehand; the cut is still told, once, at its offset (README:
+    what was read before a cut stands)."""
+    cut = tail_cut(SRC, 19000, 1000)
+    r = child((NO_C if without_c else "") + textwrap.dedent("""
+        import json, os, shutil, sys
+        from fastcap.run import scanner
+        from fastcap.tcp import reassembly
+        src, path, cut = sys.argv[1], sys.argv[2], int(sys.argv[3])
+        backend = "python" if sys.argv[4] == "1" else "native"
+        real_feed = reassembly.Reassembler.feed_cols_iter
+        def fed(self, cols):  # the copy is taken and looked at: now the cut comes
+            if os.path.exists(path) and os.path.getsize(path) > cut:
+                os.truncate(path, cut)
+            return real_feed(self, cols)
+
+        def found(p, hook):
+            reassembly.Reassembler.feed_cols_iter = fed if hook else real_feed
+            summary = scanner.ScanSummary(p)
+            got = list(scanner.scan(p, jobs=1, summary=summary, backend=backend))
+            return ([[s.number, [v.code for v in s.verdicts]] for s in got],
+                    [w.replace(p, "FILE") for w in summary.warnings])
+
+        whole = found(src, False)
+        shutil.copy(src, path)
+        print(json.dumps([found(path, True), whole]))
+    """), str(SRC), str(tmp_path / "cut.pcapng"), str(cut), str(int(without_c)))
+    assert r.stdout, r.stderr
+    (got, warnings), (whole, _) = json.loads(r.stdout)
+    assert got == whole and len(got) > 0
+    assert warnings == [cut_message(cut)]

@@ -620,7 +620,18 @@ def test_a_cut_while_a_batch_is_fed_reads_as_the_file_cut_before(tmp_path, jobs,
     on those: sessions judged on zeros, some begun past the cut.  Now the scan gives what
     the file cut before the scan gives, on both installs: the same sessions and verdicts,
     and the one warning naming the cut's offset."""
-    cut = 20000
+    cut_while_fed(tmp_path, 20000, jobs, without_c)
+
+
+def cut_message(cut: int) -> str:
+    """The one warning of a file cut short at `cut` while it was read (its name as FILE)."""
+    return (f"FILE: the file was cut short while it was read (it has {cut} bytes now): its "
+            f"bytes from here on were gone; reading stopped at offset {cut}")
+
+
+def cut_while_fed(tmp_path: Path, cut: int, jobs: int, without_c: bool) -> None:
+    """The example capture cut at `cut` as the batch reaching past it is read: its scan must
+    be the file's cut there before it, with the one cut warning."""
     src = EXAMPLES / "all-scenarios.pcapng"
     before = tmp_path / "before.pcapng"
     before.write_bytes(src.read_bytes()[:cut])
@@ -662,9 +673,7 @@ def test_a_cut_while_a_batch_is_fed_reads_as_the_file_cut_before(tmp_path, jobs,
     assert r.stdout, r.stderr
     (got, warnings), (want, _) = json.loads(r.stdout)
     assert got == want and len(want) > 0
-    assert warnings == [f"FILE: the file was cut short while it was read (it has {cut} bytes "
-                        f"now): its bytes from here on were gone; reading stopped at offset "
-                        f"{cut}"]
+    assert warnings == [cut_message(cut)]
 
 
 def test_a_cut_found_by_the_feed_and_a_later_range_is_told_once(tmp_path):
