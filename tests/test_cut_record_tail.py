@@ -103,3 +103,36 @@ def test_a_cut_after_a_batch_was_copied_leaves_what_it_read_standing(tmp_path, w
     (got, warnings), (whole, _) = json.loads(r.stdout)
     assert got == whole and len(got) > 0
     assert warnings == [cut_message(cut)]
+
+
+@pytest.mark.parametrize("without_c", [False, True], ids=["native", "no-C"])
+def test_a_cut_in_a_blocks_tail_once_its_window_was_walked_drops_the_block(tmp_path,
+                                                                          without_c):
+    """The window holding the block was walked whole, then the file cut in the block's tail
+    before the window was handed on: the window kept the block, its packet data ending
+    before the cut.  Now it gives the frames of the file cut there before."""
+    cut = tail_cut(SRC, 19000, 1000)
+    r = child((NO_C if without_c else "") + textwrap.dedent("""
+        import json, os, shutil, sys
+        from fastcap.read.capture import Capture
+        src, copy, before, cut = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+        with open(src, "rb") as f, open(before, "wb") as g:
+            g.write(f.read()[:cut])
+        with Capture(before, window=4) as cap:
+            want = [(int(o), int(c)) for w in cap.windows() for o, c in zip(w.offset, w.caplen)]
+        shutil.copy(src, copy)
+        real = Capture._emit
+        def emit(self, win, n, off):  # walked, not yet handed on: now the cut comes
+            if n and int(win.offset[n - 1]) + int(win.caplen[n - 1]) >= cut - 1:
+                if os.path.getsize(copy) > cut:
+                    os.truncate(copy, cut)
+            return real(self, win, n, off)
+        Capture._emit = emit
+        with Capture(copy, window=4) as cap:
+            cap.read_ahead = False
+            rows = [(int(o), int(c)) for w in cap.windows() for o, c in zip(w.offset, w.caplen)]
+            kinds = [w.kind for w in cap.meta.warnings]
+        print(json.dumps([want, rows, kinds]))
+    """), str(SRC), str(tmp_path / "cut.pcapng"), str(tmp_path / "before.pcapng"), str(cut))
+    want, rows, kinds = json.loads(r.stdout)
+    assert rows == want and kinds == ["cut_short"]

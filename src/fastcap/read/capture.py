@@ -23,7 +23,7 @@ import numpy as np
 from ..errors import CaptureError, CaptureWarning
 from . import pcap, pcapng, resync
 from .ahead import Slot
-from .frames import FrameWindow
+from .frames import FrameWindow, record_ends
 from .guard import MappingGuard, cut_message, file_identity, gone_warning
 from .walker import Walker, get_walker
 from .walkstatus import (
@@ -676,7 +676,9 @@ class Capture:
         gone = self._guard.cut_at() if self._guard is not None else None
         raise_after = None
         if gone is not None:  # the file was cut short: what lies past `gone` reads as zeros
-            ends = win.offset[:n] + win.caplen[:n]
+            # a record reaching past it (a pcapng block's tail) is truncated in the file as cut
+            ends = record_ends(self._array(), self.meta.format != "pcap", win.offset[:n],
+                               win.caplen[:n], win.flags[:n])
             kept = int(np.searchsorted(ends > gone, True))  # records in file order
             if kept < n or off >= gone:  # the walk has reached the cut: it ends here
                 n, raise_after = kept, _CutShort(gone)
