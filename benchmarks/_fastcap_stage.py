@@ -42,7 +42,7 @@ def main() -> None:
     # "whole command" rows of compare.py time interpreter start and imports too.
     from fastcap import Capture
     from fastcap.cli import tune_allocator
-    from fastcap.run.scanner import ScanSummary, scan
+    from fastcap.run.scanner import scan
     from fastcap.select.selection import FrameCounters
     from fastcap.select.stats import compute_stats
     from fastcap.session import iter_sessions  # with the modules `reassemble` imports
@@ -79,14 +79,15 @@ def main() -> None:
     elif stage == "reassemble":
         result = reassemble(path, backend)
     elif stage == "scan":
-        summary = ScanSummary(path)
-        sessions = sum(1 for _ in scan(path, backend=backend, summary=summary))
+        run = scan(path, backend=backend)
+        sessions = sum(1 for _ in run)
+        summary = run.summary
         result = {"frames": summary.frames, "scanned_sessions": sessions,
                   "with_problems": summary.with_problems}
     elif stage.startswith("scan-j"):  # the file split among N processes (-j N)
-        summary = ScanSummary(path)
-        sessions = sum(1 for _ in scan(path, backend=backend, summary=summary,
-                                       jobs=int(stage[6:])))
+        run = scan(path, backend=backend, jobs=int(stage[6:]))
+        sessions = sum(1 for _ in run)
+        summary = run.summary
         result = {"frames": summary.frames, "scanned_sessions": sessions,
                   "with_problems": summary.with_problems}
     elif stage == "sessions":

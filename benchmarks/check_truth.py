@@ -13,7 +13,7 @@ import json
 import sys
 import time
 
-from fastcap.run.scanner import ScanSummary, scan
+from fastcap.run.scanner import scan
 
 
 def expected_status(t: dict) -> str:
@@ -45,10 +45,10 @@ def main() -> int:
     path = sys.argv[1]
     truth = json.load(open(path + ".truth.json"))
     want = {t["client"]: t for t in truth["smtp_sessions"]}
-    summary = ScanSummary(path)
     t0 = time.perf_counter()
     seen = 0
-    for s in scan(path, summary=summary):
+    run = scan(path)
+    for s in run:
         t = want.get(s.client)
         if t is None:
             print(f"session {s.number} {s.client}: not in the truth file")
@@ -67,7 +67,7 @@ def main() -> int:
         print(f"{seen} sessions scanned, truth has {len(want)}")
         return 1
     print(f"{seen} sessions agree with the truth file; scan took {secs:.2f} s; "
-          f"verdicts: {dict(summary.verdicts.most_common())}")
+          f"verdicts: {dict(sorted(run.summary.verdicts.items(), key=lambda kv: -kv[1]))}")
     return 0
 
 

@@ -33,16 +33,16 @@ from fastcap.options import DEFAULT_PORTS  # noqa: E402
 from fastcap.out.html import ScanFacts, frames_wanted, page_data, render_report  # noqa: E402
 from fastcap.read.frametimes import frame_times  # noqa: E402
 from fastcap.run.frameruns import frame_runs  # noqa: E402
-from fastcap.run.scanner import ScanSummary, scan  # noqa: E402
+from fastcap.run.scanner import scan  # noqa: E402
 
 
 def build(capture: str, jobs: int) -> tuple[dict, str]:
     timings = {}
     t = time.perf_counter()
-    summary = ScanSummary(capture)
-    sessions = list(scan(capture, summary=summary, jobs=jobs))
+    run = scan(capture, jobs=jobs)
+    sessions = list(run)
     timings["scan_s"] = time.perf_counter() - t
-    results = [(capture, sessions, summary)]
+    results = [(capture, sessions, run.summary)]
     t = time.perf_counter()
     times = {capture: frame_times(capture, frames_wanted(sessions))}
     timings["frame_times_s"] = time.perf_counter() - t

@@ -61,7 +61,7 @@ from fastcap.out.jsonline import session_line  # noqa: E402
 from fastcap.pickling import maker  # noqa: E402
 from fastcap.proto.smtp import parse_dialogue  # noqa: E402
 from fastcap.proto.tls import parse_handshake  # noqa: E402
-from fastcap.run.scanner import ScanSummary, scan  # noqa: E402
+from fastcap.run.scanner import scan  # noqa: E402
 from fastcap.session import Session, iter_sessions  # noqa: E402
 
 
@@ -304,7 +304,7 @@ def main() -> None:
     path = args.capture
 
     def scan_all() -> int:
-        return sum(1 for _ in scan(path, summary=ScanSummary(path)))
+        return sum(1 for _ in scan(path))
 
     # The first scan loads the trust store and the lazily imported code; the timed scans
     # hold no session (a scan streams them), so the sessions kept for the other rows are
@@ -317,7 +317,7 @@ def main() -> None:
     with collector_as_the_command_sets_it(), CollectorClock() as collecting:
         tuned_s = _median_of(args.repeat, scan_all, setup=collecting.next_run)
     tuned_gc_s = statistics.median(collecting.runs)
-    sessions = list(scan(path, summary=ScanSummary(path)))
+    sessions = list(scan(path))
     n = len(sessions)
     plan = rebuild_plan(sessions)
     plain = [plain_values(x) for x in sessions]

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from fastcap.run.scanner import ScanSummary, scan
+from fastcap.run.scanner import scan
 from fastcap.select.stats import compute_stats
 
 from .gencap import generate
@@ -41,9 +41,9 @@ def _pcap(records, *, nanosecond: bool, big: bool = False, linktype: int = 1,
 
 
 def _sessions(path: Path, **kw) -> tuple[list[dict], dict]:
-    summary = ScanSummary(str(path))
-    got = [s.to_dict() for s in scan(path, ca_file=CA, summary=summary, **kw)]
-    return got, summary.to_dict()
+    run = scan(path, ca_file=CA, **kw)
+    got = [s.to_dict() for s in run]
+    return got, run.summary.to_dict()
 
 
 @pytest.mark.parametrize("backend", ["native", "python"])

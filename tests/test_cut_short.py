@@ -164,10 +164,10 @@ def test_without_c_a_cut_inside_a_batch_of_payloads_reads_as_with_it(tmp_path):
                 os.truncate(path, cut)
             return real(self, cols)
         reassembly.Reassembler.feed_cols_iter = feed
-        summary = scanner.ScanSummary(path)
-        got = list(scanner.scan(path, jobs=1, summary=summary, backend=backend))
+        run = scanner.scan(path, jobs=1, backend=backend)
+        got = list(run)
         print(json.dumps([[[s.number, [v.code for v in s.verdicts]] for s in got],
-                          [w.replace(path, "FILE") for w in summary.warnings]]))
+                          [w.replace(path, "FILE") for w in run.summary.warnings]]))
     """
     out = []
     for name, prefix, backend in (("native", "", "native"), ("no-C", NO_C, "python")):
@@ -534,9 +534,9 @@ def test_a_file_rewritten_in_place_before_its_payloads_are_read_is_told(tmp_path
                 out.append(found(scanner.scan_files([path], jobs=1)))
                 streamed.CARRY_MAX = 0
             else:  # one process, one mapping: `scan`, -j 1
-                summary = scanner.ScanSummary(path)
-                got = list(scanner.scan(path, jobs=1, summary=summary))
-                out.append(found([type("R", (), {"sessions": got, "summary": summary})]))
+                run = scanner.scan(path, jobs=1)
+                got = list(run)
+                out.append(found([type("R", (), {"sessions": got, "summary": run.summary})]))
         done.append(0)  # the file as it is, unchanged
         shutil.copy(src, path)
         out.append(found(scanner.scan_files([path], jobs=1)))
@@ -662,10 +662,10 @@ def cut_while_fed(tmp_path: Path, cut: int, jobs: int, without_c: bool) -> None:
         feed.carried, reassembly.Reassembler.feed_cols_iter = copy, fed
 
         def found(p, j):
-            summary = scanner.ScanSummary(p)
-            got = list(scanner.scan(p, jobs=j, summary=summary, backend=backend))
+            run = scanner.scan(p, jobs=j, backend=backend)
+            got = list(run)
             return ([[s.number, [v.code for v in s.verdicts]] for s in got],
-                    [w.replace(p, "FILE") for w in summary.warnings])
+                    [w.replace(p, "FILE") for w in run.summary.warnings])
 
         print(json.dumps([found(path, jobs), found(before, 1)]))
     """), str(src), str(tmp_path / "cut.pcapng"), str(before), str(cut), str(jobs),

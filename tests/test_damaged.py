@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from fastcap import Capture
-from fastcap.run.scanner import ScanSummary, scan
+from fastcap.run.scanner import scan
 from fastcap.select.selection import FrameCounters
 from fastcap.session import iter_sessions
 from fastcap_synth.scenarios import make_pki, scenario
@@ -49,9 +49,10 @@ def _codes(sessions):
 def test_scan_of_a_damaged_file_reports_the_damage_and_keeps_the_rest(tmp_path):
     path, bad, good = damaged_copy(tmp_path)
     whole = list(scan(ALL, ca_file=EXAMPLES / "test-root.pem"))
-    summary = ScanSummary(str(path))
-    hurt = list(scan(path, ca_file=EXAMPLES / "test-root.pem", summary=summary))
-    assert summary.unreadable == [(bad, good)]
+    run = scan(path, ca_file=EXAMPLES / "test-root.pem")
+    hurt = list(run)
+    summary = run.summary
+    assert summary.unreadable == ((bad, good),)
     assert summary.skipped["corrupt block"] == 1
     assert any("resumed at offset" in w for w in summary.warnings)
     # Losing one packet can change at most the one session it belonged to.

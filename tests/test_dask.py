@@ -38,8 +38,8 @@ def generated(tmp_path_factory) -> dict[str, Path]:
 
 
 def _local(path) -> tuple[list[dict], dict]:
-    summary = ScanSummary(str(path))
-    return [s.to_dict() for s in scan(path, summary=summary, ca_file=CA)], summary.to_dict()
+    run = scan(path, ca_file=CA)
+    return [s.to_dict() for s in run], run.summary.to_dict()
 
 
 def test_cluster_scan_equals_local_scan(cluster, generated, tmp_path):

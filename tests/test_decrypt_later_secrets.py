@@ -21,7 +21,7 @@ from fastcap.proto.tls.keylog import KeyLog
 from fastcap.read.capture import Capture
 from fastcap.read.pcapng import TLS_KEY_LOG, SecretsBlock
 from fastcap.run import split, streamed
-from fastcap.run.scanner import ScanSummary, analyzer_for, scan
+from fastcap.run.scanner import analyzer_for, scan
 from fastcap.run.workers import SerialExecutor
 from fastcap.session import KeysAsRead, with_keys
 from fastcap_synth.scenarios import keyed_conversations, make_pki
@@ -206,16 +206,16 @@ def test_garbled_line_of_a_later_block_is_a_warning_with_its_place(later, tmp_pa
     garbled = tmp_path / "garbled.pcapng"
     garbled.write_bytes(data[:start] + b"X" * len(line) + data[start + len(line):])
     o = with_keys(ScanOptions(), garbled)
-    summaries = [ScanSummary(str(garbled)) for _ in range(3)]
-    one = _by_name(later, scan(garbled, o, summary=summaries[0]))
+    run = scan(garbled, o)
+    one = _by_name(later, run)
     ranged = list(streamed.iter_scan(garbled, o, analyzer_for(o), jobs=2, parts=5,
                                      workers=False, out=(found := [])))
-    summaries[1].warnings = [str(w) for w in found[0].meta.warnings]
     dealt = split.split_scan(garbled, o, jobs=3, parts=6, executor=SerialExecutor())
-    summaries[2].warnings = [str(w) for w in dealt.meta.warnings]
-    assert summaries[0].warnings == [f"{garbled}: TLS key log in secrets block, line 1: "
-                                     f"not a key log line at offset {at}"]
-    assert summaries[1].warnings == summaries[2].warnings == summaries[0].warnings
+    warnings = [list(run.summary.warnings), [str(w) for w in found[0].meta.warnings],
+                [str(w) for w in dealt.meta.warnings]]
+    assert warnings[0] == [f"{garbled}: TLS key log in secrets block, line 1: "
+                           f"not a key log line at offset {at}"]
+    assert warnings[1] == warnings[2] == warnings[0]
     assert _by_name(later, ranged) == _by_name(later, dealt.sessions) == one
     assert not one[NAMES[2]]["decryption"]["keys_found"]  # its one line was the garbled one
     assert one[NAMES[1]]["decryption"]["keys_found"]

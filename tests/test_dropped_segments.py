@@ -14,7 +14,7 @@ import pytest
 from fastcap.cli import main
 from fastcap.judge.judging import analyzer_for
 from fastcap.run import scanner, streamed
-from fastcap.run.scanner import ScanSummary, iter_file_streams, judge_options, scan
+from fastcap.run.scanner import iter_file_streams, judge_options, scan
 from fastcap.run.workers import SerialExecutor
 from fastcap.tcp.reassembly import BEYOND_WINDOW, LATE
 
@@ -69,21 +69,21 @@ def captures(tmp_path_factory) -> dict[str, Path]:
 
 
 def _scan(path: Path, **kw) -> tuple[list[dict], dict]:
-    summary = ScanSummary(str(path))
-    sessions = [s.to_dict() for s in scan(path, summary=summary, **kw)]
-    return sessions, summary.to_dict()
+    run = scan(path, **kw)
+    sessions = [s.to_dict() for s in run]
+    return sessions, run.summary.to_dict()
 
 
 def _streamed(path: Path, parts: int) -> tuple[list[dict], dict]:
     """What `scan -j N` gives a file worth splitting: ranges read, then reassembled here."""
     options = judge_options()
-    summary, out, sessions = ScanSummary(str(path)), [], []
+    summary, out, sessions = scanner._Tally(str(path)), [], []
     for s in streamed.iter_scan(path, options, analyzer_for(options), jobs=2, parts=parts,
                                 workers=False, out=out):
         scanner._count(summary, s, scanner.MAX_HELD)
         sessions.append(s.to_dict())
     scanner._totals(summary, out[0].counters, [out[0].meta])
-    return sessions, summary.to_dict()
+    return sessions, summary.frozen().to_dict()
 
 
 def test_summary_counts_dropped_segments_whichever_way_the_scan_ran(captures):

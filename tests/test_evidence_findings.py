@@ -311,12 +311,11 @@ def test_name_verdict_agrees_with_the_connector_finding(world):
         (s,) = [x for x in scan(world.path, expect_name="mail.contoso.com")
                 if x.client == world.sessions["ok_client_cert"].client]
         assert _one(s.verdicts, "client_cert_name_mismatch").severity == "error"
-        summary = ScanSummary(world.path, sessions=1, with_problems=1)
-        kept = [s]  # the session in it is replaced by one with the findings
-        attach_evidence([(world.path, kept, summary)],
-                        Evidence((), (), Settings(inbound=inbound), ()),
+        results = [(world.path, [s], ScanSummary(world.path, sessions=1, with_problems=1))]
+        # the session, and the summary, are replaced by ones with the findings
+        attach_evidence(results, Evidence((), (), Settings(inbound=inbound), ()),
                         expect_name="mail.contoso.com")
-        (s,) = kept
+        ((_, (s,), summary),) = results
         name = _one(s.verdicts, "client_cert_name_mismatch")
         assert name.severity == _one(s.verdicts, "connector_name_mismatch").severity == severity
         assert ("From relay1" in name.message) is (severity == "info")

@@ -31,7 +31,7 @@ from fastcap.proto.smtp import NEED_DATA, SmtpConversation, SmtpDialogue, parse_
 from fastcap.proto.tls import TlsStream, parse_handshake
 from fastcap.read.capture import Capture
 from fastcap.read.frames import NO_TS
-from fastcap.run.scanner import ScanSummary, judge, scan
+from fastcap.run.scanner import judge, scan
 from fastcap.select.decode import Headers, Status, decode_headers, decode_tcp
 from fastcap.select.flows import FlowKey, FlowTable
 from fastcap.session import iter_sessions
@@ -1257,14 +1257,13 @@ E2E_SOURCES = ("all-scenarios.pcapng", "exchange-online-no-client-cert.pcap", "z
 def scan_both(path: Path) -> list:
     out = []
     for backend in ("native", "python"):
-        summary = ScanSummary(str(path))
+        run = scan(path, backend=backend, analyzer=analyzer(), ports=(25, 465, 587, 4433))
         try:
-            sessions = [s.to_dict() for s in scan(path, backend=backend, analyzer=analyzer(),
-                                                 summary=summary, ports=(25, 465, 587, 4433))]
+            sessions = [s.to_dict() for s in run]
         except CaptureError as e:
             out.append(("error", str(e)))
             continue
-        out.append((sessions, summary.to_dict()))
+        out.append((sessions, run.summary.to_dict()))
     return out
 
 
@@ -1347,16 +1346,15 @@ def _scan_result(path: Path, **kw) -> tuple:
     the same file, and whether a missing issuer is tied to a trusted root depends on the roots."""
     from cryptography.hazmat.primitives.serialization import Encoding
 
-    summary = ScanSummary(str(path))
     ca = path.parent / "synth-root.pem"
     if not ca.exists():
         ca.write_bytes(pki().root.cert.public_bytes(Encoding.PEM))
     try:
-        sessions = [s.to_dict() for s in scan(path, ca_file=str(ca), summary=summary,
-                                             ports=(25, 465, 587, 4433), **kw)]
+        run = scan(path, ca_file=str(ca), ports=(25, 465, 587, 4433), **kw)
+        sessions = [s.to_dict() for s in run]
     except CaptureError as e:
         return ("error", str(e).replace(str(path), "<capture>"))
-    doc = json.dumps([sessions, summary.to_dict()]).replace(str(path), "<capture>")
+    doc = json.dumps([sessions, run.summary.to_dict()]).replace(str(path), "<capture>")
     return tuple(json.loads(doc))
 
 

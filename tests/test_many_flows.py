@@ -8,7 +8,7 @@ from __future__ import annotations
 import struct
 from pathlib import Path
 
-from fastcap.run.scanner import ScanSummary, scan
+from fastcap.run.scanner import scan
 from fastcap.run.workers import SerialExecutor
 from fastcap.tcp.reassembly import TOMB_SLOTS
 from fastcap_synth.packets import ACK, FIN, RST, SYN, ipv4, tcp
@@ -48,9 +48,9 @@ def _resets(n: int, t: int) -> list[Record]:
 
 
 def _results(path: Path, **kw) -> tuple[list[dict], dict]:
-    summary = ScanSummary(str(path))
-    sessions = [s.to_dict() for s in scan(path, summary=summary, **kw)]
-    return sessions, summary.to_dict()
+    run = scan(path, **kw)
+    sessions = [s.to_dict() for s in run]
+    return sessions, run.summary.to_dict()
 
 
 def test_a_late_segment_past_the_closed_records_splits_as_in_one_process(tmp_path):

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from fastcap.run.scanner import ScanSummary, scan
+from fastcap.run.scanner import scan
 from fastcap_synth.certs import Issued, make_ca, make_leaf
 from fastcap_synth.scenarios import make_pki
 from fastcap_synth.smtpgen import REJECTED_COMMANDS, SmtpScenario, converse, render
@@ -108,8 +108,9 @@ def relay_run(tmp_path_factory):
 
 def test_every_configuration_gets_the_verdict_it_implies(relay_run):
     path, ca, steps = relay_run
-    summary = ScanSummary(str(path))
-    sessions = list(scan(path, ca_file=ca, expect_name=SENDER, summary=summary))
+    run = scan(path, ca_file=ca, expect_name=SENDER)
+    sessions = list(run)
+    summary = run.summary
     assert [s.number for s in sessions] == list(range(1, len(steps) + 1))
     for s, step in zip(sessions, steps, strict=True):
         codes = {v.code for v in s.verdicts}

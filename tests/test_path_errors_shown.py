@@ -11,7 +11,7 @@ import pytest
 from fastcap import cli
 from fastcap.judge.x509check import Analyzer, TrustStore
 from fastcap.out.html import decode_sessions, page_data
-from fastcap.run.scanner import ScanSummary, scan
+from fastcap.run.scanner import scan
 
 from .openssl_oracle import OPENSSL
 from .two_path_errors import TwoErrors, two_path_errors
@@ -29,10 +29,10 @@ def test_the_oracle_lists_two_errors(two: TwoErrors) -> None:
 
 
 def test_page_data_holds_every_path_error_only_where_there_are_several(two: TwoErrors) -> None:
-    summary = ScanSummary(str(two.capture))
     analyzer = Analyzer(TrustStore([two.root]), today=dt.datetime.now(dt.UTC))
-    sessions = list(scan(two.capture, summary=summary, analyzer=analyzer, jobs=1))
-    page = page_data([(str(two.capture), sessions, summary)])
+    run = scan(two.capture, analyzer=analyzer, jobs=1)
+    sessions = list(run)
+    page = page_data([(str(two.capture), sessions, run.summary)])
     (d,) = decode_sessions(page)
     client = page["chains"][d["client_chain"]]
     assert client["path_errors"] == [list(e) for e in two.said]

@@ -43,7 +43,8 @@ NAMES: dict[str, tuple[str, ...]] = {
                            "DEFAULT_CAP", "DEFAULT_BUDGET", "DEFAULT_MAX_OPEN", "_stream_dir"),
     "fastcap.resync": ("CHUNK", "FIRST_CHUNK", "next_pcap_record", "next_pcapng_block",
                        "pcapng_block_len"),
-    "fastcap.scanner": ("ScanSummary", "SPLIT_MIN_BYTES", "_count", "_totals", "has_problem",
+    "fastcap.scanner": ("Scan", "ScanSummary", "SummaryPending", "SPLIT_MIN_BYTES", "_count",
+                        "_totals", "has_problem",
                         "iter_file_streams", "iter_scan_files", "judge", "judge_options",
                         "scan", "scan_files", "trust_store"),
     "fastcap.selection": ("DEFAULT_PORTS", "FrameCounters", "iter_selected"),
@@ -205,7 +206,7 @@ def test_bytes_paths_give_the_results_of_str_paths(tmp_path):
     import json
     from pathlib import Path
 
-    from fastcap.scanner import ScanSummary, scan_files
+    from fastcap.scanner import scan_files
     from fastcap.session import iter_sessions
     from fastcap.stats import compute_stats
 
@@ -216,12 +217,12 @@ def test_bytes_paths_give_the_results_of_str_paths(tmp_path):
     keys.write_text("CLIENT_RANDOM not-hex\n")  # a garbled line: a warning naming the file
     ca = whole.with_name("test-root.pem")
     text, raw = str(cut), os.fsencode(cut)
-    by_str, by_bytes = ScanSummary(text), ScanSummary(text)
-    want = [s.to_dict() for s in fastcap.scan(text, ca_file=str(ca), keylog=[str(keys)],
-                                              summary=by_str)]
-    got = [s.to_dict() for s in fastcap.scan(raw, ca_file=os.fsencode(ca),
-                                             keylog=os.fsencode(keys), summary=by_bytes)]
+    run_str = fastcap.scan(text, ca_file=str(ca), keylog=[str(keys)])
+    want = [s.to_dict() for s in run_str]
+    run_bytes = fastcap.scan(raw, ca_file=os.fsencode(ca), keylog=os.fsencode(keys))
+    got = [s.to_dict() for s in run_bytes]
     assert got == want and want
+    by_str, by_bytes = run_str.summary, run_bytes.summary
     assert by_bytes.to_dict() == by_str.to_dict() and by_str.warnings
     files = scan_files([raw, os.fsencode(tmp_path / "missing.pcap")])
     assert [f.path for f in files] == [text, str(tmp_path / "missing.pcap")]
@@ -236,16 +237,15 @@ def test_bytes_paths_give_the_results_of_str_paths(tmp_path):
 def test_bytes_path_reads_the_secrets_blocks_of_a_str_path(tmp_path):
     """A capture's Decryption Secrets Blocks are read whichever form its path is given in: a
     garbled key log line in one is told, naming the file, for bytes as for str."""
-    from fastcap.scanner import ScanSummary
     from fastcap_synth.writers import write_pcapng
 
     path = tmp_path / "keys.pcapng"
     write_pcapng(path, [], tls_keylog=b"CLIENT_RANDOM not-hex\n")
     told = []
     for given in (str(path), os.fsencode(path)):
-        summary = ScanSummary(str(path))
-        assert list(fastcap.scan(given, summary=summary)) == []
-        told.append(summary.warnings)
+        run = fastcap.scan(given)
+        assert list(run) == []
+        told.append(run.summary.warnings)
     assert told[0] and told[1] == told[0]
     assert told[0][0].startswith(f"{path}: TLS key log in secrets block, line 1: ")
 
@@ -254,13 +254,14 @@ def test_a_secrets_block_warning_reads_the_same_from_every_entry_point(tmp_path)
     """A garbled key log line in a capture's secrets block is one warning, worded as the
     capture's other warnings are (the file, then the block's offset), whether the file is
     scanned alone (`scan`) or among files (`scan_files`, `iter_file_streams`)."""
-    from fastcap.scanner import ScanSummary, iter_file_streams, scan_files
+    from fastcap.scanner import iter_file_streams, scan_files
     from fastcap_synth.writers import write_pcapng
 
     path = tmp_path / "keys.pcapng"
     write_pcapng(path, [], tls_keylog=b"CLIENT_RANDOM not-hex\n")
-    summary = ScanSummary(str(path))
-    assert list(fastcap.scan(path, summary=summary)) == []
+    run = fastcap.scan(path)
+    assert list(run) == []
+    summary = run.summary
     [listed] = scan_files([path])
     streams = []
     for f in iter_file_streams([path]):
@@ -277,7 +278,6 @@ def test_to_dict_is_what_json_gives_back(tmp_path):
     import json
     from pathlib import Path
 
-    from fastcap.scanner import ScanSummary
     from fastcap.stats import compute_stats
 
     data = bytearray((Path(__file__).resolve().parents[1] / "examples"
@@ -288,8 +288,9 @@ def test_to_dict_is_what_json_gives_back(tmp_path):
     data[at + 4:at + 8] = b"\xff\xff\xff\x7f"
     path = tmp_path / "damaged.pcapng"
     path.write_bytes(bytes(data))
-    summary = ScanSummary(str(path))
-    sessions = list(fastcap.scan(path, summary=summary))
+    run = fastcap.scan(path)
+    sessions = list(run)
+    summary = run.summary
     stats = compute_stats(path)
     assert stats.unreadable and summary.unreadable
     for d in [stats.to_dict(), summary.to_dict()] + [s.to_dict() for s in sessions]:
@@ -372,8 +373,7 @@ def test_readme_functions_have_type_hints(module, name):
 
 
 # The values README's "Python API" hands a program, by where they are defined.  Not here, as
-# they fill while a scan runs: ScanSummary (given to the scan to fill), FileStream (its
-# sessions stream, its summary completes once they are read), Capture and its CaptureMeta.
+# they fill while a file is walked: Capture and its CaptureMeta.
 README_VALUES = """
     fastcap.session.Session fastcap.session.TcpFacts fastcap.proto.smtp.SmtpDialogue
     fastcap.proto.tls.TlsHandshake fastcap.verdict.Verdict fastcap.verdict.ChainCheck
@@ -382,6 +382,7 @@ README_VALUES = """
     fastcap.run.evidence.LogOnly fastcap.evidence.join.Match fastcap.evidence.join.JoinResult
     fastcap.evidence.read.Evidence fastcap.errors.CaptureWarning
     fastcap.proto.midstart.MidSession fastcap.proto.decryption.Decryption
+    fastcap.run.scanner.ScanSummary fastcap.run.scanner.FileStream
 """.split()
 
 
@@ -461,9 +462,9 @@ def _declared_in_tree(root) -> str:
 
 
 _MUTABLE = (list, dict, set, bytearray)
-# Records a scan fills as it goes (a caller hands `scan` the ScanSummary to fill), so mutable
-# by design for now: not yet a frozen value handed back.
-_FILLED_AS_SCANNED = {"ScanSummary"}
+# Records a scan fills as it goes, so mutable by design: none handed back any more (a scan's
+# summary is counted in a private tally and handed back frozen).
+_FILLED_AS_SCANNED: set[str] = set()
 
 
 # What a record between stages must not hold yet: counts by reason stay dicts for now.

@@ -19,7 +19,7 @@ from fastcap._ffi import native_available
 from fastcap.errors import FastcapError
 from fastcap.judge.x509check import Analyzer
 from fastcap.read.capture import Capture
-from fastcap.run.scanner import ScanSummary, scan, trust_store
+from fastcap.run.scanner import scan, trust_store
 
 REGRESSIONS = Path(__file__).parent / "data" / "regressions"
 FILES = sorted(REGRESSIONS.glob("*.bin"))
@@ -56,13 +56,12 @@ def _walk(path: Path, backend: str) -> dict[str, Any]:
 
 
 def _scan(path: Path, backend: str, analyzer: Analyzer) -> dict[str, Any]:
-    summary = ScanSummary(str(path))
+    run = scan(path, backend=backend, analyzer=analyzer, stream_cap=4096)
     try:
-        sessions = [s.to_dict() for s in scan(path, backend=backend, analyzer=analyzer,
-                                              summary=summary, stream_cap=4096)]
+        sessions = [s.to_dict() for s in run]
     except FastcapError as e:
         return {"error": (type(e).__name__, str(e))}
-    return {"sessions": sessions, "summary": summary.to_dict()}
+    return {"sessions": sessions, "summary": run.summary.to_dict()}
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,7 @@ from fastcap import cli
 from fastcap.out.html import decode_sessions, embed_json, ladder, page_data, render_report
 from fastcap.out.textsafe import printable
 from fastcap.read.frametimes import frame_times
-from fastcap.run.scanner import ScanSummary, scan
+from fastcap.run.scanner import scan
 from fastcap_synth.certs import make_leaf
 from fastcap_synth.scenarios import make_pki, scenario
 from fastcap_synth.smtpgen import converse, render
@@ -178,9 +178,9 @@ def test_hostile_strings_are_data_never_markup(hostile, hostile_report):
 
 
 def test_problems_from_triage_groups_render_escaped(hostile):
-    summary = ScanSummary(str(hostile.path))
-    sessions = list(scan(hostile.path, expect_name="mail.fabrikam.com", summary=summary))
-    results = [(str(hostile.path), sessions, summary)]
+    run = scan(hostile.path, expect_name="mail.fabrikam.com")
+    sessions = list(run)
+    results = [(str(hostile.path), sessions, run.summary)]
     problems = problems_of(results)
     html = render_report(page_data(results, problems=problems))
     p = parse(html)
@@ -199,8 +199,8 @@ def test_problems_from_triage_groups_render_escaped(hostile):
 def examples_scan():
     results = []
     for f in sorted(EXAMPLES.glob("*.pcap*")):
-        summary = ScanSummary(str(f))
-        results.append((str(f), list(scan(f, summary=summary, jobs=1)), summary))
+        run = scan(f, jobs=1)
+        results.append((str(f), list(run), run.summary))
     return results
 
 

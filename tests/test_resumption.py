@@ -13,7 +13,7 @@ from fastcap.judge.crosssession import CrossSession
 from fastcap.out.follow import format_follow
 from fastcap.proto.tls import parse_flights, parse_new_session_ticket
 from fastcap.run import scanner
-from fastcap.run.scanner import ScanSummary, scan, scan_files
+from fastcap.run.scanner import scan, scan_files
 from fastcap.run.workers import SerialExecutor
 from fastcap.session import iter_sessions
 from fastcap_synth.scenarios import make_pki
@@ -28,8 +28,8 @@ def caps(tmp_path_factory):
 
 
 def _scan(path, ca, **kw):
-    summary = ScanSummary(str(path))
-    return list(scan(path, ca_file=ca, summary=summary, **kw)), summary
+    run = scan(path, ca_file=ca, **kw)
+    return list(run), run.summary
 
 
 def _verdicts(s):

@@ -15,7 +15,7 @@ import pytest
 from fastcap.errors import CaptureError
 from fastcap.judge.judging import analyzer_for
 from fastcap.run import ranges, streamed
-from fastcap.run.scanner import ScanSummary, iter_scan_files, judge_options, scan, scan_files
+from fastcap.run.scanner import iter_scan_files, judge_options, scan, scan_files
 from fastcap.run.workers import SerialExecutor
 from fastcap.select.stats import compute_stats
 from fastcap.session import MAX_HELD, Session
@@ -51,8 +51,8 @@ def ring(tmp_path_factory):
     d = tmp_path_factory.mktemp("ring")
     whole = generate(d, size="3M", sessions=60, seed=21)["pcap"]
     files, offsets = split_pcap(whole, d, 4)
-    summary = ScanSummary(str(whole))
-    sessions = [s.to_dict() for s in scan(whole, summary=summary, ca_file=CA)]
+    run = scan(whole, ca_file=CA)
+    sessions = [s.to_dict() for s in run]
     return whole, files, offsets, sessions
 
 
@@ -107,8 +107,9 @@ def test_summaries_count_each_file(ring):
     _whole, files, _offsets, whole_sessions = ring
     got = _ring_scan(files, jobs=1)
     for r, f in zip(got, files, strict=True):
-        own = ScanSummary(str(f))
-        list(scan(f, summary=own, ca_file=CA))
+        run = scan(f, ca_file=CA)
+        list(run)
+        own = run.summary
         assert r.summary.frames == own.frames and r.summary.path == str(f)
     assert sum(r.summary.sessions for r in got) == len(whole_sessions)
 
@@ -493,7 +494,7 @@ def test_a_hole_of_zeros_neither_breaks_the_run_nor_loses_the_file_after_it(ring
         assert all(s.continues_into[0] == str(holed) for s in got[0].sessions
                    if s.continues_into)
         # 19 headers of zeros are frames (the last with record 40's bytes as its length)
-        assert got[1].summary.unreadable == [(at + 19 * 16, at + 16 + incl)]
+        assert got[1].summary.unreadable == ((at + 19 * 16, at + 16 + incl),)
         assert 0 < sum(len(r.sessions) for r in got) <= len(whole_sessions) + 2
     (stats,) = [compute_stats(holed)]
     assert stats.first_ts_ns == 0  # what Wireshark shows as the first time

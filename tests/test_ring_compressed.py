@@ -26,7 +26,7 @@ import zstandard
 from fastcap.read.pcapng import TLS_KEY_LOG
 from fastcap.read.secrets import leading_secrets
 from fastcap.run import compressed
-from fastcap.run.scanner import ScanSummary, scan, scan_files
+from fastcap.run.scanner import scan, scan_files
 from fastcap.run.workers import SerialExecutor
 from fastcap_synth.scenarios import keyed_conversations, make_pki
 from fastcap_synth.smtpgen import render
@@ -67,8 +67,9 @@ def test_a_compressed_member_is_joined_as_if_it_were_not_compressed(ring, jobs, 
     assert any(str(gz) in map(str, s.continues_into) for s in got[0].sessions)
     assert sum(len(r.sessions) for r in got) == 60  # no session reported in pieces
     # its totals are those of the file read on its own, but for the sessions it begins
-    alone = ScanSummary(str(gz))
-    list(scan(gz, summary=alone, ca_file=CA))
+    run = scan(gz, ca_file=CA)
+    list(run)
+    alone = run.summary
     joined = got[2].summary.to_dict()
     differ = {k for k, v in alone.to_dict().items() if joined[k] != v}
     assert differ <= {"sessions", "with_problems", "verdicts"}
@@ -105,12 +106,12 @@ def test_a_damaged_member_warns_and_the_ring_goes_on(ring, tmp_path):
     got = scan_files([*files[:2], cut, files[3]], ca_file=CA, jobs=1)
     assert [r.error for r in got] == [None] * 4
     assert any("unreadable after decompressed offset" in w for w in got[2].summary.warnings)
-    alone = ScanSummary(str(cut))
-    list(scan(cut, summary=alone, ca_file=CA))
-    assert 0 < got[2].summary.frames == alone.frames
-    own = ScanSummary(str(files[3]))  # the file after it is read whole
-    list(scan(files[3], summary=own, ca_file=CA))
-    assert got[3].summary.frames == own.frames > 0
+    run = scan(cut, ca_file=CA)
+    list(run)
+    assert 0 < got[2].summary.frames == run.summary.frames
+    run = scan(files[3], ca_file=CA)  # the file after it is read whole
+    list(run)
+    assert got[3].summary.frames == run.summary.frames > 0
 
 
 def _alone(path) -> list[dict]:

@@ -14,7 +14,7 @@ import pytest
 
 import fastcap
 from fastcap.judge.x509check import Analyzer, TrustStore
-from fastcap.run.scanner import ScanSummary, scan
+from fastcap.run.scanner import scan
 from fastcap_synth.scenarios import make_pki, scenario
 from fastcap_synth.smtpgen import converse, render
 from fastcap_synth.writers import write_pcap
@@ -93,8 +93,9 @@ EXPECTED_CODES = {
 
 def test_each_scenario_gets_its_verdict(scenario_capture):
     path, ca, names = scenario_capture
-    summary = ScanSummary(str(path))
-    sessions = list(scan(path, ca_file=ca, expect_name="mail.fabrikam.com", summary=summary))
+    run = scan(path, ca_file=ca, expect_name="mail.fabrikam.com")
+    sessions = list(run)
+    summary = run.summary
     assert [s.number for s in sessions] == list(range(1, len(names) + 1))
     for s, name in zip(sessions, names, strict=True):
         codes = {v.code for v in s.verdicts} - {"exchange_online_peer", "plaintext_only",

@@ -125,7 +125,7 @@ def test_a_run_of_short_blocks_costs_one_walk_call(tmp_path, backend, monkeypatc
 def test_a_file_read_in_pieces_tells_each_type_once(tmp_path):
     """An executor's tasks read a file in byte ranges, each with its own reader: their
     warnings, joined, tell the first short block of each type only, as one walk does."""
-    from fastcap.run.scanner import ScanSummary, scan, scan_files
+    from fastcap.run.scanner import scan, scan_files
     from fastcap.run.workers import SerialExecutor
 
     out = [_block(0x0A0D0D0A, struct.pack("<IHHq", 0x1A2B3C4D, 1, 0, -1)),
@@ -136,8 +136,9 @@ def test_a_file_read_in_pieces_tells_each_type_once(tmp_path):
         out.append(_block(6, struct.pack("<IIIII", 0, 0, 1000 + i, len(pkt), len(pkt)) + pkt))
     path = tmp_path / "pieces.pcapng"
     path.write_bytes(b"".join(out))
-    whole = ScanSummary(str(path))
-    list(scan(path, summary=whole))
+    run = scan(path)
+    list(run)
+    whole = run.summary
     assert len([w for w in whole.warnings if "shorter than its fixed fields" in w]) == 1
     (r,) = scan_files([path], parts=5, jobs=2, executor=SerialExecutor())
     assert r.summary.to_dict() == whole.to_dict()

@@ -17,7 +17,7 @@ import pytest
 from fastcap.judge.judging import analyzer_for
 from fastcap.read.capture import Capture, WalkState
 from fastcap.run import ranges, scanner, split, streamed
-from fastcap.run.scanner import ScanSummary, judge_options, scan
+from fastcap.run.scanner import judge_options, scan
 from fastcap.run.workers import PoolExecutor, SerialExecutor
 from fastcap.session import MAX_HELD
 
@@ -30,9 +30,9 @@ CA = str(EXAMPLES / "test-root.pem")
 
 
 def _result(path, **kw):
-    summary = ScanSummary(str(path))
-    sessions = [s.to_dict() for s in scan(path, summary=summary, ca_file=CA, **kw)]
-    return sessions, summary.to_dict()
+    run = scan(path, ca_file=CA, **kw)
+    sessions = [s.to_dict() for s in run]
+    return sessions, run.summary.to_dict()
 
 
 def _split(path, parts, jobs=3, executor=None):
@@ -43,13 +43,13 @@ def _split(path, parts, jobs=3, executor=None):
 def _streamed(path, parts, workers=False, jobs=3, progress=None):
     """What `scan -j N` gives (sessions and summary), with ranges read here or by workers."""
     options = judge_options(ca_file=CA)
-    summary, out, sessions = ScanSummary(str(path)), [], []
+    summary, out, sessions = scanner._Tally(str(path)), [], []
     for s in streamed.iter_scan(path, options, analyzer_for(options), jobs=jobs,
                                 parts=parts, workers=workers, out=out, progress=progress):
         scanner._count(summary, s, MAX_HELD)
         sessions.append(s.to_dict())
     scanner._totals(summary, out[0].counters, [out[0].meta])
-    return sessions, summary.to_dict()
+    return sessions, summary.frozen().to_dict()
 
 
 _HOW = {"split": _split, "streamed": _streamed}  # flows dealt to workers / judged here

@@ -19,7 +19,7 @@ import zstandard
 from fastcap.errors import CaptureError
 from fastcap.read import stream as stream_module
 from fastcap.read.stream import PIECE, StreamCapture, compression_of, needs_stream
-from fastcap.run.scanner import ScanSummary, scan
+from fastcap.run.scanner import scan
 from fastcap.select.stats import compute_stats
 
 from .corpus import corpus_params
@@ -34,9 +34,9 @@ COMPRESS = {"gz": lambda d: gzip.compress(d, 1), "zst": zstandard.ZstdCompressor
 
 
 def _result(path, **kw):
-    summary = ScanSummary(str(path))
-    sessions = [s.to_dict() for s in scan(path, summary=summary, ca_file=CA, **kw)]
-    doc = json.dumps([sessions, summary.to_dict()])
+    run = scan(path, ca_file=CA, **kw)
+    sessions = [s.to_dict() for s in run]
+    doc = json.dumps([sessions, run.summary.to_dict()])
     return json.loads(doc.replace(json.dumps(str(path))[1:-1], "<capture>"))
 
 
@@ -149,8 +149,9 @@ def test_cut_compressed_file_keeps_what_was_read(generated, tmp_path):
     data = gzip.compress(raw, 1)
     cut = tmp_path / "cut.pcap.gz"
     cut.write_bytes(data[: len(data) // 2])
-    summary = ScanSummary(str(cut))
-    got = list(scan(cut, summary=summary, ca_file=CA))
+    run = scan(cut, ca_file=CA)
+    got = list(run)
+    summary = run.summary
     assert 5 < len(got) < 40
     (warning,) = [w for w in summary.warnings if "decompressed offset" in w]
     assert warning.startswith(f"{cut}: gzip data unreadable after decompressed offset ")
@@ -175,9 +176,9 @@ def test_concatenated_members_and_damage_inside(generated, tmp_path):
     data[at: at + 64] = bytes(64)
     bad = tmp_path / "bad.pcapng.zst"
     bad.write_bytes(bytes(data))
-    summary = ScanSummary(str(bad))
-    assert 5 < len(list(scan(bad, summary=summary, ca_file=CA))) < 40
-    assert any("zstd data unreadable" in w for w in summary.warnings)
+    run = scan(bad, ca_file=CA)
+    assert 5 < len(list(run)) < 40
+    assert any("zstd data unreadable" in w for w in run.summary.warnings)
 
 
 def test_not_a_capture_inside_the_compression(tmp_path):
@@ -231,17 +232,17 @@ def test_damaged_gzip_gives_every_byte_before_the_damage(generated, tmp_path, wh
             pytest.fail("no run of ones that zlib rejects")
     bad = tmp_path / f"{where}.pcap.gz"
     bad.write_bytes(bytes(data))
-    summary = ScanSummary(str(bad))
-    sessions = [s.to_dict() for s in scan(bad, summary=summary, ca_file=CA)]
+    run = scan(bad, ca_file=CA)
+    sessions = [s.to_dict() for s in run]
+    summary = run.summary
     (warning,) = [w for w in summary.warnings if "decompressed offset" in w]
     reached = int(warning.split("decompressed offset ")[1].split(":")[0])
     assert reached == _before_damage(bytes(data))
     if where == "checksum":
         assert reached == len(raw)
-        whole = ScanSummary(str(generated["pcap"]))
-        assert sessions == [s.to_dict() for s in scan(generated["pcap"], summary=whole,
-                                                       ca_file=CA)]
-        assert summary.frames == whole.frames
+        whole = scan(generated["pcap"], ca_file=CA)
+        assert sessions == [s.to_dict() for s in whole]
+        assert summary.frames == whole.summary.frames
     else:
         assert 0 < reached < len(raw)
 
@@ -255,9 +256,9 @@ def test_damage_in_one_zstd_frame_keeps_what_came_before(generated, tmp_path):
     data[at: at + 64] = bytes(64)
     bad = tmp_path / "one-frame.pcapng.zst"
     bad.write_bytes(bytes(data))
-    summary = ScanSummary(str(bad))
-    assert len(list(scan(bad, summary=summary, ca_file=CA))) > 5
-    (warning,) = [w for w in summary.warnings if "decompressed offset" in w]
+    run = scan(bad, ca_file=CA)
+    assert len(list(run)) > 5
+    (warning,) = [w for w in run.summary.warnings if "decompressed offset" in w]
     assert 0 < int(warning.split("decompressed offset ")[1].split(":")[0]) < len(raw)
 
 
@@ -322,12 +323,11 @@ def test_an_unexpected_error_while_decompressing_ends_the_stream_not_the_scan(
 
     monkeypatch.setattr(stream_module, "_decompressors", lambda kind, path: Failing)
     monkeypatch.setattr(stream_module, "_RAW_READ", 4096)  # a call per 4 KiB read
-    summary = ScanSummary(str(gz))
+    run = scan(gz, ca_file=CA)
     done: list = []
-    t = threading.Thread(target=lambda: done.append(list(scan(gz, summary=summary,
-                                                                 ca_file=CA))), daemon=True)
+    t = threading.Thread(target=lambda: done.append(list(run)), daemon=True)
     t.start()
     t.join(60)
     assert done, "the scan waited for ever"
     assert any("unreadable after decompressed offset" in w and "a decompressor's own bug" in w
-               for w in summary.warnings)
+               for w in run.summary.warnings)

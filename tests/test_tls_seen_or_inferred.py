@@ -16,7 +16,7 @@ import pytest
 
 from fastcap.judge.crosssession import CrossSession
 from fastcap.out.report import CSV_FIELDS, client_cert_text, csv_row, format_table
-from fastcap.run.scanner import ScanSummary, scan, scan_files
+from fastcap.run.scanner import scan, scan_files
 from fastcap_synth.certs import make_leaf
 from fastcap_synth.scenarios import make_pki
 from fastcap_synth.smtpgen import ACCEPTED_COMMANDS, SmtpScenario, converse, render
@@ -178,8 +178,9 @@ def test_a_seen_request_replaces_an_inferred_one(capture):
 
 def test_secrets_block_warnings_reach_the_api_summary_once(capture):
     garbled = capture["garbled"]
-    summary = ScanSummary(str(garbled))
-    sessions = list(scan(garbled, ca_file=str(capture["ca"]), summary=summary))
+    run = scan(garbled, ca_file=str(capture["ca"]))
+    sessions = list(run)
+    summary = run.summary
     assert len(sessions) == len(CONNECTIONS)
     lines = len(capture["keys"].read_bytes().splitlines())
     one = [w for w in summary.warnings if "secrets block" in w]
@@ -199,12 +200,10 @@ def test_secrets_block_warnings_reach_the_api_summary_once(capture):
 def test_key_file_warnings_reach_the_api_summary(capture, tmp_path):
     keys = tmp_path / "bad.keys"
     keys.write_bytes(capture["keys"].read_bytes() + b"CLIENT_RANDOM not-hex 00\n")
-    summary = ScanSummary(str(capture["pcap"]))
-    list(scan(capture["pcap"], ca_file=str(capture["ca"]), keylog=(str(keys),),
-              summary=summary))
+    run = scan(capture["pcap"], ca_file=str(capture["ca"]), keylog=(str(keys),))
+    list(run)
     line = len(capture["keys"].read_bytes().splitlines()) + 1
-    assert summary.warnings == [f"{keys} line {line}: CLIENT_RANDOM: not hex"]
-    clean = ScanSummary(str(capture["pcap"]))
-    list(scan(capture["pcap"], ca_file=str(capture["ca"]),
-              keylog=(str(capture["keys"]),), summary=clean))
-    assert clean.warnings == []
+    assert run.summary.warnings == (f"{keys} line {line}: CLIENT_RANDOM: not hex",)
+    clean = scan(capture["pcap"], ca_file=str(capture["ca"]), keylog=(str(capture["keys"]),))
+    list(clean)
+    assert clean.summary.warnings == ()

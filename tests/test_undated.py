@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from fastcap.out.stats_text import format_text
-from fastcap.run.scanner import ScanSummary, scan
+from fastcap.run.scanner import scan
 from fastcap.select.selection import TIMES_HELD
 from fastcap.select.stats import compute_stats
 
@@ -112,13 +112,13 @@ def test_times_past_what_nanoseconds_hold_are_told(tmp_path):
     nanoseconds since 1970: it is held at the largest one, and the scan's limits say how
     many frames were, since their certificates are judged at that time."""
     far = _as_pcapng(EXAMPLE, tmp_path / "far.pcapng", lambda i: False, offset_s=10**10)
-    summary = ScanSummary(str(far))
-    (s,) = scan(far, ca_file=CA, summary=summary)
+    run = scan(far, ca_file=CA)
+    (s,) = run
     assert s.first_ts_ns == 2**63 - 1
-    assert summary.limits == {TIMES_HELD: len(_records(EXAMPLE.read_bytes()))}
-    near = ScanSummary(str(EXAMPLE))
-    list(scan(EXAMPLE, ca_file=CA, summary=near))
-    assert TIMES_HELD not in near.limits
+    assert run.summary.limits == {TIMES_HELD: len(_records(EXAMPLE.read_bytes()))}
+    near = scan(EXAMPLE, ca_file=CA)
+    list(near)
+    assert TIMES_HELD not in near.summary.limits
 
 
 def test_stats_counts_held_times_beside_the_last_timestamp(tmp_path):
@@ -153,13 +153,11 @@ def test_triage_and_report_date_nothing_by_a_session_without_a_time(tmp_path, ca
     with every dated session in its last bar."""
     from fastcap.out.html import page_data, render_report
     from fastcap.out.triage import format_triage, triage
-    from fastcap.run.scanner import ScanSummary
-
     simple = _as_pcapng(EXAMPLE, tmp_path / "simple.pcapng", lambda i: True)
     results = []
     for path in (EXAMPLE, simple):
-        summary = ScanSummary(str(path))
-        results.append((str(path), list(scan(path, ca_file=CA, summary=summary)), summary))
+        run = scan(path, ca_file=CA)
+        results.append((str(path), list(run), run.summary))
     (dated,), (undated,) = results[0][1], results[1][1]
     assert undated.first_ts_ns == 0 < dated.first_ts_ns
     (both,) = triage(results)

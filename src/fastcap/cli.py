@@ -416,34 +416,34 @@ def _scan_options(args) -> ScanOptions:
 
 
 def _scan_streams(args, files: list[str], options: ScanOptions, analyzer):
-    """(path, sessions, summary, error) per file, in order.  One file: sessions stream from
-    the scan as it runs.  Several files: read in turn (the workers reading ahead), files that
-    continue one another joined, each file's sessions streamed as they are judged
+    """(path, sessions, outcome) per file, in order, where `outcome()`, called once the
+    sessions are read, gives (the file's summary, its errors).  One file: sessions stream
+    from the scan as it runs.  Several files: read in turn (the workers reading ahead), files
+    that continue one another joined, each file's sessions streamed as they are judged
     (scanner.iter_file_streams)."""
-    from .run.scanner import ScanSummary, iter_file_streams, scan
+    from .run.scanner import iter_file_streams, scan
 
     if args.dask:
         yield from _scan_on_dask(args, files, options)
         return
     if len(files) == 1:  # streams from the scan as it runs; -j N splits the file
         path = files[0]
-        summary = ScanSummary(path)
         progress = _Progress(path)
         holder: list = []
+        run = scan(path, options, analyzer=analyzer, progress=progress)
 
         def sessions():
             try:
-                yield from scan(path, options, analyzer=analyzer, summary=summary,
-                                progress=progress)
+                yield from run
             except FastcapError as e:
                 holder.append(str(e))
             finally:
                 progress.done()
 
-        yield path, sessions(), summary, holder
+        yield path, sessions(), lambda: (run.summary, holder)
         return
     for fs in iter_file_streams(files, options, analyzer=analyzer):
-        yield fs.path, fs.sessions, fs.summary, fs.errors
+        yield fs.path, fs.sessions, lambda fs=fs: (fs.summary, list(fs.errors))
 
 
 def _scan_on_dask(args, files: list[str], options: ScanOptions):
@@ -477,8 +477,9 @@ def _scan_on_dask(args, files: list[str], options: ScanOptions):
     with client:
         try:
             for fs in scan_files(files, client, options):
-                yield (fs.path, iter(fs.sessions), fs.summary or ScanSummary(fs.path),
-                       [fs.error] if fs.error else [])
+                yield (fs.path, iter(fs.sessions),
+                       lambda fs=fs: (fs.summary or ScanSummary(fs.path),
+                                      [fs.error] if fs.error else []))
         except Exception as e:
             if not _lost_cluster(e):
                 raise
@@ -557,7 +558,7 @@ def _cmd_scan(args) -> int:
         sys.stdout.write(report.csv_header())
     zeek = _zeek_writer(args)
     spans: dict[str, tuple[int, int]] = {}  # each file's time span, shown sessions or not
-    for path, sessions, summary, failure in _scan_streams(args, files, options, analyzer):
+    for path, sessions, outcome in _scan_streams(args, files, options, analyzer):
         kept = []
         for sess in sessions:
             if args.html and sess.first_ts_ns:  # 0: no frame of it has a time
@@ -576,6 +577,7 @@ def _cmd_scan(args) -> int:
                 zeek.add(sess, path)
             if not stream:
                 kept.append(sess)
+        summary, failure = outcome()
         if not _file_read(path, summary, failure, errors):
             code = EXIT_UNREADABLE
             continue
@@ -789,9 +791,10 @@ def _cmd_scan_evidence(args) -> int:
     results, errors = [], []
     options, files, opened = _inputs(args, options, errors)
     code = max(code, opened)
-    for path, sessions, summary, failure in (_scan_streams(args, files, options, analyzer)
-                                             if files else ()):
+    for path, sessions, outcome in (_scan_streams(args, files, options, analyzer)
+                                    if files else ()):
         kept = list(sessions)
+        summary, failure = outcome()
         if not _file_read(path, summary, failure, errors):
             code = EXIT_UNREADABLE
             continue

@@ -87,13 +87,12 @@ def _whole_file(job: tuple[str, Any]) -> tuple[list[Session], ScanSummary, str |
     from ..judge.judging import analyzer_for
 
     path, o = job
-    summary = ScanSummary(path)
+    found = local_scan(path, replace(o, jobs=1), analyzer=analyzer_for(o),
+                       cross=CrossSession(enabled=False))  # linked by the client, in order
     try:
-        found = local_scan(path, replace(o, jobs=1), summary=summary, analyzer=analyzer_for(o),
-                           cross=CrossSession(enabled=False))  # linked by the client, in order
-        return list(found), summary, None
+        return list(found), found.summary, None
     except FastcapError as e:
-        return [], summary, str(e)
+        return [], found.summary, str(e)
 
 
 def scan_files(paths: Iterable[str | os.PathLike], client: Any,
@@ -137,8 +136,8 @@ def _scan_files(paths: list[str], client: Any, options: ScanOptions) -> Iterator
                                            f"path")
         elif streamed[path]:
             found, summary, error = next(alone)
-            found = tuple(link_counted(cross, s, summary, path) for s in found)
-            done[i] = FileScan(path, found, summary, error)
+            linked, summary = link_counted(cross, found, summary, path)
+            done[i] = FileScan(path, linked, summary, error)
         else:
             r = next(split)
             done[i] = FileScan(path, tuple(r.sessions), r.summary, r.error)

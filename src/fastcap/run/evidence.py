@@ -6,6 +6,7 @@ judged sessions, and adds its findings to their verdicts; the scan itself is unc
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import MutableSequence, Sequence
 from dataclasses import dataclass, replace
 
@@ -63,18 +64,21 @@ class LogOnly:
                 "verdicts": [v.to_dict() for v in self.verdicts]}
 
 
-def attach_evidence(results: Sequence[tuple[str, MutableSequence[Session], ScanSummary]],
+def attach_evidence(results: MutableSequence[tuple[str, MutableSequence[Session],
+                                                   ScanSummary]],
                     evidence: Evidence, how: JoinSettings = JoinSettings(), *,
                     expect_name: str | None = None) -> JoinResult:
     """Join `evidence` to every session of `results` (path, sessions, summary): each session
     is replaced, in its list, by one whose `evidence` lists its matches and whose verdicts
-    gain the findings (sessions are frozen), and its file's summary counts them."""
+    gain the findings (sessions are frozen), and each entry of `results` by one whose summary
+    (frozen too) counts them."""
     keys = [SessionKey.of(s, path) for path, sessions, _ in results for s in sessions]
     joined = join(keys, evidence.conversations, tolerance_s=how.tolerance_s,
                   window_s=how.window_s, skew_s=how.skew_s)
     joined = _with_facts(joined, evidence)
     settings = evidence.settings
-    for path, sessions, summary in results:
+    for at, (path, sessions, summary) in enumerate(results):
+        verdicts, problems = Counter(summary.verdicts), summary.with_problems
         for i, s in enumerate(sessions):
             matches = joined.matches.get((path, s.number), ())
             s = evolve(s, evidence=tuple(matches))
@@ -85,9 +89,11 @@ def attach_evidence(results: Sequence[tuple[str, MutableSequence[Session], ScanS
                                            s, settings)
             if found or tuple(checked) != s.verdicts:
                 s = evolve(s, verdicts=tuple(most_severe_first([*checked, *found])))
-                summary.verdicts.update(v.code for v in found)
-            summary.with_problems += any(is_problem(v) for v in s.verdicts) - was
+                verdicts.update(v.code for v in found)
+            problems += any(is_problem(v) for v in s.verdicts) - was
             sessions[i] = s
+        results[at] = (path, sessions, replace(summary, verdicts=verdicts,
+                                               with_problems=problems))
     return joined
 
 

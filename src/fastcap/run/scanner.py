@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import stat
 from collections import Counter
-from collections.abc import Callable, Collection, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -40,9 +40,80 @@ def has_problem(session: Session) -> bool:
     return any(is_problem(v) for v in session.verdicts)
 
 
-@dataclass
+class Counts(Mapping[str, int]):
+    """Counts by reason or code, read-only: a `Counter`'s numbers handed back in a frozen
+    summary (equal to a dict of the same counts; a missing key is a KeyError)."""
+
+    __slots__ = ("_counts",)
+
+    def __init__(self, counts: Mapping[str, int] | Iterable[tuple[str, int]] = ()) -> None:
+        self._counts = dict(sorted(dict(counts).items()))
+
+    def __getitem__(self, key: str) -> int:
+        return self._counts[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._counts)
+
+    def __len__(self) -> int:
+        return len(self._counts)
+
+    def __hash__(self) -> int:
+        return hash(tuple(self._counts.items()))
+
+    def __repr__(self) -> str:
+        return f"Counts({self._counts!r})"
+
+    def __reduce__(self) -> tuple:
+        return Counts, (tuple(self._counts.items()),)
+
+
+_NONE = Counts()
+
+
+@dataclass(frozen=True, slots=True)
 class ScanSummary:
-    """Per-file totals, filled while `scan` runs."""
+    """Per-file totals of a scan, handed back once its sessions are read (`Scan.summary`,
+    `FileStream.summary`): frozen, so no later step changes what a caller holds; a step
+    that adds to them (`attach_evidence`) hands back a new one (`dataclasses.replace`)."""
+
+    path: str
+    sessions: int = 0
+    with_problems: int = 0
+    verdicts: Counts = _NONE
+    frames: int = 0
+    warnings: tuple[str, ...] = ()
+    # Nothing is dropped silently: frames or blocks not analysed, by reason ...
+    skipped: Counts = _NONE
+    # ... byte ranges the reader could not parse and stepped over ...
+    unreadable: tuple[tuple[int, int], ...] = ()
+    # ... and sessions a resource limit touched (cap, budget, hold cap), by reason.
+    limits: Counts = _NONE
+    # ICMP errors quoting a TCP header on a selected port (any length): none, and the
+    # report's frame lists need not read past the last session for one
+    icmp_about_selected: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("verdicts", "skipped", "limits"):  # given as a dict or Counter
+            if not isinstance(getattr(self, name), Counts):
+                object.__setattr__(self, name, Counts(getattr(self, name)))
+        object.__setattr__(self, "warnings", tuple(self.warnings))
+        object.__setattr__(self, "unreadable", tuple(tuple(r) for r in self.unreadable))
+
+    def to_dict(self) -> dict:
+        return {"path": self.path, "sessions": self.sessions,
+                "with_problems": self.with_problems, "frames": self.frames,
+                "verdicts": dict(self.verdicts), "warnings": list(self.warnings),
+                "skipped": dict(self.skipped),
+                "unreadable": [list(r) for r in self.unreadable],
+                "limits": dict(self.limits),
+                "checksums_verified": False}
+
+
+@dataclass
+class _Tally:
+    """A summary while its scan runs: counted into here, in one scan's own code, and
+    handed out frozen (`frozen`) once the scan's sessions are read."""
 
     path: str
     sessions: int = 0
@@ -50,24 +121,66 @@ class ScanSummary:
     verdicts: Counter = field(default_factory=Counter)
     frames: int = 0
     warnings: list[str] = field(default_factory=list)
-    # Nothing is dropped silently: frames or blocks not analysed, by reason ...
     skipped: Counter = field(default_factory=Counter)
-    # ... byte ranges the reader could not parse and stepped over ...
     unreadable: list[tuple[int, int]] = field(default_factory=list)
-    # ... and sessions a resource limit touched (cap, budget, hold cap), by reason.
     limits: Counter = field(default_factory=Counter)
-    # ICMP errors quoting a TCP header on a selected port (any length): none, and the
-    # report's frame lists need not read past the last session for one
     icmp_about_selected: int = 0
+    errors: list[str] = field(default_factory=list)  # a file stream's, not the summary's
 
-    def to_dict(self) -> dict:
-        return {"path": self.path, "sessions": self.sessions,
-                "with_problems": self.with_problems, "frames": self.frames,
-                "verdicts": dict(sorted(self.verdicts.items())), "warnings": self.warnings,
-                "skipped": dict(sorted(self.skipped.items())),
-                "unreadable": [list(r) for r in self.unreadable],
-                "limits": dict(sorted(self.limits.items())),
-                "checksums_verified": False}
+    def frozen(self) -> ScanSummary:
+        return ScanSummary(self.path, self.sessions, self.with_problems,
+                           Counts(self.verdicts), self.frames, tuple(self.warnings),
+                           Counts(self.skipped), tuple(self.unreadable),
+                           Counts(self.limits), self.icmp_about_selected)
+
+
+class SummaryPending(RuntimeError):
+    """A scan's summary asked for before its sessions were exhausted: the totals are not
+    known until the last session is judged."""
+
+
+class Scan(Iterator[Session]):
+    """What `scan` returns: its sessions, as they are judged, then (once they are
+    exhausted, or the scan raised) its frozen `summary`."""
+
+    __slots__ = ("path", "_sessions", "_tally", "_summary")
+
+    def __init__(self, path: str, sessions: Iterator[Session], tally: _Tally) -> None:
+        self.path = path
+        self._sessions = sessions
+        self._tally = tally
+        self._summary: ScanSummary | None = None
+
+    def __iter__(self) -> Scan:
+        return self
+
+    def __next__(self) -> Session:
+        try:
+            return next(self._sessions)
+        except (StopIteration, FastcapError):
+            if self._summary is None:
+                self._summary = self._tally.frozen()
+            raise
+
+    def close(self) -> None:
+        """Stop the scan early (as a generator's `close`): its summary stays pending."""
+        close = getattr(self._sessions, "close", None)
+        if close is not None:
+            close()
+
+    @property
+    def summary(self) -> ScanSummary:
+        """The file's totals; SummaryPending until the sessions are exhausted."""
+        if self._summary is None:
+            raise SummaryPending(f"{self.path}: the summary is complete only once the scan's "
+                                 "sessions are exhausted: read them all first")
+        return self._summary
+
+    @property
+    def errors(self) -> tuple[str, ...]:
+        """Why a file of `iter_file_streams` could not be read (its summary's time)."""
+        self.summary  # noqa: B018 - pending until then
+        return tuple(self._tally.errors)
 
 
 def _resolve(options: ScanOptions | None, kw: dict[str, Any], analyzer: Checker | None,
@@ -79,11 +192,13 @@ def _resolve(options: ScanOptions | None, kw: dict[str, Any], analyzer: Checker 
 
 
 def scan(path: AnyPath, options: ScanOptions | None = None, *,
-         analyzer: Checker | None = None, summary: ScanSummary | None = None,
+         analyzer: Checker | None = None,
          progress: Callable[[int, int], None] | None = None,
          executor: Executor | None = None, cross: CrossSession | None = None,
-         **kw: Any) -> Iterator[Session]:
-    """Every TCP connection on `ports` as a judged `Session`, numbered from 1 by first frame.
+         **kw: Any) -> Scan:
+    """Every TCP connection on `ports` as a judged `Session`, numbered from 1 by first frame,
+    from an iterator (`Scan`) whose `summary`, the file's frozen totals, is there once the
+    sessions are exhausted (SummaryPending before).
 
     What to scan and how to judge it is one `options` (a `ScanOptions`) or the keywords
     that build one (`ports`, `implicit_tls_ports`, `expect_name`, `trust`, `ca_file`,
@@ -105,8 +220,9 @@ def scan(path: AnyPath, options: ScanOptions | None = None, *,
     """
     o = _resolve(options, kw, analyzer, "scan")
     path = os.fsdecode(path)  # a bytes path as text, for the names in messages
-    return _scan(path, o, analyzer or analyzer_for(o), summary, progress, executor,
-                 CrossSession() if cross is None else cross, MAX_HELD)
+    tally = _Tally(path)
+    return Scan(path, _scan(path, o, analyzer or analyzer_for(o), tally, progress, executor,
+                            CrossSession() if cross is None else cross, MAX_HELD), tally)
 
 
 def _keyed(o: ScanOptions, path: str | os.PathLike | None = None
@@ -131,13 +247,12 @@ def _keyed(o: ScanOptions, path: str | os.PathLike | None = None
 
 
 def _scan(path: str | os.PathLike, o: ScanOptions, analyzer: Checker,
-          summary: ScanSummary | None, progress: Callable[[int, int], None] | None,
+          summary: _Tally, progress: Callable[[int, int], None] | None,
           executor: Executor | None, cross: CrossSession, max_held: int
           ) -> Iterator[Session]:
     where = os.fspath(path)
     o, key_warnings = _keyed(o, path)  # iter_sessions and the workers find them read
-    if summary is not None:
-        summary.warnings += key_warnings
+    summary.warnings += key_warnings
     counters = FrameCounters()
     meta: list = []
     jobs = o.jobs
@@ -159,40 +274,45 @@ def _scan(path: str | os.PathLike, o: ScanOptions, analyzer: Checker,
             max_held=max_held))
     for s in sessions:
         s = _link(cross, s, summary, where)
-        if summary is not None:
-            _count(summary, s, max_held)
+        _count(summary, s, max_held)
         yield s
     if jobs > 1 or executor is not None:
         counters, meta = found[0].counters, [found[0].meta]
-    if summary is not None:
-        _totals(summary, counters, meta)
+    _totals(summary, counters, meta)
 
 
-def _link(cross: CrossSession, s: Session, summary: ScanSummary | None, path: str
-          ) -> Session:
+def _link(cross: CrossSession, s: Session, summary: _Tally, path: str) -> Session:
     """cross.link, its verdicts in a session like `s` (`s` itself when it linked none),
     counting what it forgot in `summary`'s limits."""
     before = cross.dropped
     linked = cross.link(s, path)
-    if summary is not None and cross.dropped > before:
+    if cross.dropped > before:
         summary.limits["TLS sessions or servers forgotten for linking later connections "
                        f"(over {cross.limit} remembered)"] += cross.dropped - before
     return s if linked is None else evolve(s, verdicts=tuple(linked))
 
 
-def link_counted(cross: CrossSession, s: Session, summary: ScanSummary, path: str
-                 ) -> Session:
-    """`_link` for a session `summary` has counted already (judged and counted elsewhere,
-    e.g. a whole file scanned on a cluster worker): its verdict counts follow the change."""
-    linked = _link(cross, s, summary, path)
-    if linked is not s:
-        summary.verdicts -= Counter(v.code for v in s.verdicts)
-        summary.verdicts.update(v.code for v in linked.verdicts)
-        summary.with_problems += has_problem(linked) - has_problem(s)
-    return linked
+def link_counted(cross: CrossSession, sessions: Iterable[Session], summary: ScanSummary,
+                 path: str) -> tuple[tuple[Session, ...], ScanSummary]:
+    """`_link` for sessions `summary` has counted already (judged and counted elsewhere,
+    e.g. a whole file scanned on a cluster worker): the linked sessions and a summary whose
+    verdict counts follow the change."""
+    tally = _Tally(summary.path, summary.sessions, summary.with_problems,
+                   Counter(summary.verdicts), summary.frames, list(summary.warnings),
+                   Counter(summary.skipped), list(summary.unreadable),
+                   Counter(summary.limits))
+    out = []
+    for s in sessions:
+        linked = _link(cross, s, tally, path)
+        if linked is not s:
+            tally.verdicts -= Counter(v.code for v in s.verdicts)
+            tally.verdicts.update(v.code for v in linked.verdicts)
+            tally.with_problems += has_problem(linked) - has_problem(s)
+        out.append(linked)
+    return tuple(out), tally.frozen()
 
 
-def _count(summary: ScanSummary, s: Session, max_held: int) -> None:
+def _count(summary: _Tally, s: Session, max_held: int) -> None:
     """`s` in `summary`'s counts; `max_held` is the hold cap its scan ran with, which the
     limit an evicted session is counted under names."""
     summary.sessions += 1
@@ -205,7 +325,7 @@ def _count(summary: ScanSummary, s: Session, max_held: int) -> None:
                        f"or over {max_held} sessions waiting for them)"] += 1
 
 
-def _totals(summary: ScanSummary, counters: FrameCounters, metas: list) -> None:
+def _totals(summary: _Tally, counters: FrameCounters, metas: list) -> None:
     # Wireshark's frame count, as `stats` gives it: pcapng blocks it numbers as frames
     # without a packet (custom, systemd journal) count too.
     summary.frames = counters.packets + sum(sum(m.other_records.values()) for m in metas)
@@ -244,15 +364,21 @@ def iter_scan_files(paths: Iterable[AnyPath], options: ScanOptions | None = None
             for fs in iter_file_streams(paths, options, **kw))
 
 
-@dataclass
+@dataclass(frozen=True, slots=True)
 class FileStream:
     """One file of `iter_file_streams`: its sessions as they are judged, then (once they
-    are exhausted) its summary and errors, complete."""
+    are exhausted) its frozen summary and its errors (SummaryPending before)."""
 
     path: str
-    sessions: Iterator[Session]
-    summary: ScanSummary
-    errors: list[str] = field(default_factory=list)
+    sessions: Scan
+
+    @property
+    def summary(self) -> ScanSummary:
+        return self.sessions.summary
+
+    @property
+    def errors(self) -> tuple[str, ...]:
+        return self.sessions.errors
 
 
 def iter_file_streams(paths: Iterable[AnyPath], options: ScanOptions | None = None,
@@ -317,12 +443,11 @@ def _iter_file_streams(paths: list[str], o: ScanOptions, executor: Executor | No
     for p, a in zip(paths, alone, strict=True):
         for _ in last or ():  # what the caller left of the previous file
             pass
-        summary = ScanSummary(p)
+        summary = _Tally(p)
         summary.warnings += key_warnings
         key_warnings = []
-        fs = FileStream(p, iter([]), summary)
         if a:
-            fs.sessions = _alone(p, summary, fs.errors, o, analyzer, cross, max_held)
+            sessions = _alone(p, summary, o, analyzer, cross, max_held)
         elif executor is not None:
             res = next(dealt)
             linked: list[Session] = []
@@ -332,10 +457,11 @@ def _iter_file_streams(paths: list[str], o: ScanOptions, executor: Executor | No
                     _count(summary, s, MAX_HELD)
                 _totals(summary, res.counters, [res.meta])
             else:
-                fs.errors.append(res.error)
-            fs.sessions = iter(linked)
+                summary.errors.append(res.error)
+            sessions = iter(linked)
         else:
-            fs.sessions = _streamed(events, summary, fs.errors, cross, p, max_held)
+            sessions = _streamed(events, summary, cross, p, max_held)
+        fs = FileStream(p, Scan(p, sessions, summary))
         last = fs.sessions
         yield fs
 
@@ -348,18 +474,18 @@ def _read_alone(path: str, no_compressed: bool) -> bool:
     return kind == "pipe" or (kind == "compressed" and no_compressed)
 
 
-def _alone(path: str, summary: ScanSummary, errors: list[str], o: ScanOptions,
-           analyzer: Checker, cross: CrossSession, max_held: int) -> Iterator[Session]:
+def _alone(path: str, summary: _Tally, o: ScanOptions, analyzer: Checker,
+           cross: CrossSession, max_held: int) -> Iterator[Session]:
     """A compressed file or a pipe: read in this process, as `scan` reads it."""
     try:
         yield from _scan(path, replace(o, jobs=1), analyzer, summary, None, None, cross,
                          max_held)
     except FastcapError as e:
-        errors.append(str(e))
+        summary.errors.append(str(e))
 
 
-def _streamed(events: Iterator, summary: ScanSummary, errors: list[str], cross: CrossSession,
-              path: str, max_held: int) -> Iterator[Session]:
+def _streamed(events: Iterator, summary: _Tally, cross: CrossSession, path: str,
+              max_held: int) -> Iterator[Session]:
     """One file's share of streamed.iter_file_events: its sessions, then its totals."""
     for _k, item in events:
         if isinstance(item, Session):
@@ -367,7 +493,7 @@ def _streamed(events: Iterator, summary: ScanSummary, errors: list[str], cross: 
             _count(summary, item, max_held)
             yield item
         elif item.error is not None:
-            errors.append(item.error)
+            summary.errors.append(item.error)
             return
         else:
             _totals(summary, item.counters, [item.meta])
