@@ -90,8 +90,9 @@ def test_a_cut_after_a_batch_was_copied_leaves_what_it_read_standing(tmp_path, w
 
         def found(p, hook):
             reassembly.Reassembler.feed_cols_iter = fed if hook else real_feed
-            summary = scanner.ScanSummary(p)
-            got = list(scanner.scan(p, jobs=1, summary=summary, backend=backend))
+            run = scanner.scan(p, jobs=1, backend=backend)
+            got = list(run)
+            summary = run.summary
             return ([[s.number, [v.code for v in s.verdicts]] for s in got],
                     [w.replace(p, "FILE") for w in summary.warnings])
 

@@ -288,7 +288,6 @@ def test_the_scan_counts_the_icmp_errors_the_walk_reads_on_for(tmp_path, backend
     about a selected port (`read_on`): counted in one walk or in byte ranges, and without
     reading on the late error is missed."""
     from fastcap.run import scanner
-    from fastcap.run.scanner import ScanSummary
 
     monkeypatch.setattr(scanner, "SPLIT_MIN_BYTES", 0)  # split even this small file
 
@@ -296,8 +295,9 @@ def test_the_scan_counts_the_icmp_errors_the_walk_reads_on_for(tmp_path, backend
     for error in (True, False):
         capture = tmp_path / f"late{error}.pcap"
         late_error(capture, error)
-        summary = ScanSummary(str(capture))
-        sessions = list(scan(capture, backend=backend, summary=summary, jobs=jobs, parts=2))
+        run = scan(capture, backend=backend, jobs=jobs, parts=2)
+        sessions = list(run)
+        summary = run.summary
         got[error] = capture, sessions, summary
     assert [got[e][2].icmp_about_selected for e in (True, False)] == [1, 0]
     capture, sessions, summary = got[True]

@@ -116,3 +116,15 @@ def test_a_failed_scan_still_says_what_it_counted_before():
     with pytest.raises(fastcap.CaptureError):
         list(run)
     assert run.summary.sessions == 0 and run.summary.frames == 0
+
+
+def test_counts_keep_the_order_first_counted_and_compare_by_value():
+    """The summary table lists equal counts in the order first counted (a session's
+    first verdict before its next), so `Counts` keeps that order; equality and hashing
+    ignore it, as a dict's equality does."""
+    first = scanner.Counts(Counter(["no_client_cert", "exchange_online_peer"]))
+    later = scanner.Counts({"exchange_online_peer": 1, "no_client_cert": 1})
+    assert list(first) == ["no_client_cert", "exchange_online_peer"]
+    assert first == later and hash(first) == hash(later)
+    assert ScanSummary("f", verdicts=first).to_dict()["verdicts"] == {
+        "exchange_online_peer": 1, "no_client_cert": 1}

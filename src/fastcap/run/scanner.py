@@ -42,12 +42,13 @@ def has_problem(session: Session) -> bool:
 
 class Counts(Mapping[str, int]):
     """Counts by reason or code, read-only: a `Counter`'s numbers handed back in a frozen
-    summary (equal to a dict of the same counts; a missing key is a KeyError)."""
+    summary (equal to a dict of the same counts; a missing key is a KeyError).  Kept in the
+    order first counted, which the summary table keeps among equal counts."""
 
     __slots__ = ("_counts",)
 
     def __init__(self, counts: Mapping[str, int] | Iterable[tuple[str, int]] = ()) -> None:
-        self._counts = dict(sorted(dict(counts).items()))
+        self._counts = dict(counts)
 
     def __getitem__(self, key: str) -> int:
         return self._counts[key]
@@ -59,7 +60,7 @@ class Counts(Mapping[str, int]):
         return len(self._counts)
 
     def __hash__(self) -> int:
-        return hash(tuple(self._counts.items()))
+        return hash(frozenset(self._counts.items()))
 
     def __repr__(self) -> str:
         return f"Counts({self._counts!r})"
@@ -103,10 +104,10 @@ class ScanSummary:
     def to_dict(self) -> dict:
         return {"path": self.path, "sessions": self.sessions,
                 "with_problems": self.with_problems, "frames": self.frames,
-                "verdicts": dict(self.verdicts), "warnings": list(self.warnings),
-                "skipped": dict(self.skipped),
+                "verdicts": dict(sorted(self.verdicts.items())),
+                "warnings": list(self.warnings), "skipped": dict(sorted(self.skipped.items())),
                 "unreadable": [list(r) for r in self.unreadable],
-                "limits": dict(self.limits),
+                "limits": dict(sorted(self.limits.items())),
                 "checksums_verified": False}
 
 
