@@ -104,6 +104,21 @@ def test_plaintext_on_a_tls_port_names_the_listening_port_after_turn(tmp_path, b
     assert "on 198.51.100.25:465," in v.message and ORIGINATOR not in v.message
 
 
+def test_plaintext_on_a_tls_port_does_not_say_the_server_greeted_after_turn(tmp_path, backend):
+    """The plaintext greeting is the listening host's: after TURN that host is the session's
+    client, so neither the anomaly nor the verdict may say "the server" greeted; both name
+    the host listening on the port, which is true with TURN or without."""
+    from fastcap.judge.diagnose import diagnose
+
+    path = write_turned(tmp_path / "plain465.pcap", "TURN", 465)
+    (s,) = list(iter_sessions(path, ports={465}, implicit_tls_ports={465}, backend=backend))
+    (a,) = [a for a in s.smtp.anomalies if a.kind == "plaintext_on_tls_port"]
+    (v,) = [v for v in diagnose(s, None, None) if v.code == "plaintext_on_tls_port"]
+    for text in (a.detail, v.message):
+        assert "server greeted" not in text and "host listening on" in text
+    assert "host listening on 198.51.100.25:465, " in v.message
+
+
 def test_the_banner_host_is_not_taken_for_the_receiver_after_turn(turned_capture):
     from fastcap.run.scanner import scan
 

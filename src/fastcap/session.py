@@ -391,7 +391,7 @@ def build_session(conn: Connection, *,
     if plain_on_tls_port:
         smtp = replace(smtp, anomalies=(AnomalyRecord(
             "plaintext_on_tls_port", f"port {conn.server_port} is an implicit-TLS port, but the "
-            "server greeted in plaintext: read as SMTP", "s2c", 0, smtp.banner_frame),
+            "host listening on it greeted in plaintext: read as SMTP", "s2c", 0, smtp.banner_frame),
             *smtp.anomalies))
     tls = None
     c_at, s_at = smtp.tls_c2s_offset, smtp.tls_s2c_offset

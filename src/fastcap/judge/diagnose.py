@@ -133,7 +133,7 @@ _TABLE: Final = MappingProxyType(
         "no_smtp": ("info", "nothing SMTP-like was seen in the session"),
         "plaintext_on_tls_port": (
             "warning",
-            "the server greeted in plaintext on an implicit-TLS port: read as SMTP",
+            "the host listening on an implicit-TLS port greeted in plaintext: read as SMTP",
         ),
         "tls_not_reached": (
             "info",
@@ -1339,13 +1339,14 @@ def diagnose(
     plain = None if smtp is None else next(
         (a for a in smtp.anomalies if a.kind == "plaintext_on_tls_port"), None)
     if plain is not None:
-        # the port the connection was made to: the responder's, the client's after TURN
+        # the port the connection was made to: the responder's, the client's after TURN; its
+        # host greeted, "the server" or not
         listening = session.client if session.roles_turned else session.server
         out.append(_v(
             "plaintext_on_tls_port",
-            f"the server greeted in plaintext{_frame_text(plain.frame)} on "
-            f"{_tls_port_reached(smtp, listening)}, a port where TLS starts at once "
-            "(--implicit-tls-ports): the dialogue is read as SMTP",
+            f"the host listening on {_tls_port_reached(smtp, listening)}, a port where TLS "
+            f"starts at once (--implicit-tls-ports), greeted in plaintext"
+            f"{_frame_text(plain.frame)}: the dialogue is read as SMTP",
             plain.frame,
         ))
     exo = _exchange_online(greeter, server if tls is not None and tls.server_certs else None)

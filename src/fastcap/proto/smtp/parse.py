@@ -145,7 +145,7 @@ def _tunnel_anomalies(tunnel: Tunnel, plain_tls_port: bool) -> list[Anomaly]:
     if plain_tls_port:
         out.append(Anomaly(
             "plaintext_on_tls_port", f"port {tunnel.port} (the tunnel's target) is an "
-            "implicit-TLS port, but the server greeted in plaintext: read as SMTP",
+            "implicit-TLS port, but the host listening on it greeted in plaintext: read as SMTP",
             tunnel.s2c_offset, "s2c"))
     return out
 
