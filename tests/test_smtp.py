@@ -28,6 +28,7 @@ from fastcap.proto.smtp import (
     SmtpConversation,
     SmtpDialogue,
     StartTls,
+    dialogue,
     machine,
     parse,
     parse_dialogue,
@@ -981,6 +982,34 @@ def test_anomaly_cap(monkeypatch):
     evs = whole(Stream(c2s), Stream())
     kinds = [e.kind for e in evs if isinstance(e, Anomaly)]
     assert kinds == ["no_banner", "line_too_long", "replies_missing", "anomaly_cap"]
+
+
+def test_roles_turned_is_kept_past_the_anomaly_cap(monkeypatch):
+    """A 250 to TURN swaps the roles whatever came before: the record of it is no anomaly
+    to cap, so a dialogue whose oddities filled MAX_ANOMALIES still reads the new sender's
+    lines as its commands, and its session still says the roles turned."""
+    from fastcap.session import roles_turned
+
+    monkeypatch.setattr(machine, "MAX_ANOMALIES", 2)
+    c2s, s2c = session(
+        ("s", BANNER), ("c", EHLO), ("s", b"250 hi\r\n"),
+        *[m for bad in (b"x!\r\n", b"y!\r\n", b"z!\r\n")
+          for m in (("c", bad), ("s", b"500 what\r\n"))],
+        ("c", b"TURN\r\n"), ("s", b"250 OK\r\n"), ("c", b"220 relay ready\r\n"),
+        ("s", b"HELO mx.contoso.com\r\n"), ("c", b"250 hi\r\n"),
+        ("s", b"QUIT\r\n"), ("c", b"221 bye\r\n"))
+    d = parse_dialogue(c2s, s2c)
+    assert [a.kind for a in d.anomalies] == [
+        "bad_command", "bad_command", "anomaly_cap", "roles_turned"]
+    assert roles_turned(d) and d.ehlo_name == "mx.contoso.com"
+    assert [c.verb for c in d.commands][-2:] == ["HELO", "QUIT"]
+    assert dialogue_of(whole(c2s, s2c), c2s, s2c) == d
+    monkeypatch.setattr(dialogue, "MAX_ITEMS", 1)  # the dialogue's own list cap: likewise
+    d = parse_dialogue(c2s, s2c)
+    kinds = [a.kind for a in d.anomalies]  # (the commands' and replies' caps add list_caps)
+    assert "list_cap" in kinds
+    assert [k for k in kinds if k != "list_cap"] == ["bad_command", "roles_turned"]
+    assert roles_turned(d)
 
 
 def test_overlap_and_late_data_are_ignored():

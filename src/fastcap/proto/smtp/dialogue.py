@@ -307,14 +307,18 @@ class _DialogueBuilder:
                 else (self._c2s_frame_at if direction == "c2s" else self._s2c_frame_at)(offset)
             )
             rec = AnomalyRecord(ev.kind, ev.detail, direction, offset, frame)
-            self._put(d.anomalies, "anomalies", rec)
             if ev.kind == "roles_turned":
+                # kept past MAX_ITEMS: the sessions read the swap from it (a 250 on the wire
+                # stands behind each, so they are bounded by the capture)
+                d.anomalies.append(rec)
                 self._cmd_at, self._reply_at = self._reply_at, self._cmd_at
                 self._turned = not self._turned
                 # The sender's facts are the new sender's from here: its EHLO, what the new
                 # receiver offered it, its STARTTLS (the host whose certificate is judged).
                 for name in _SENDER_FIELDS:
                     setattr(d, name, getattr(_Draft, name))
+            else:
+                self._put(d.anomalies, "anomalies", rec)
         elif isinstance(ev, Banner):
             self.banner(ev.code, ev.text, ev.offset, ev.first_end)
         elif isinstance(ev, StartTls):

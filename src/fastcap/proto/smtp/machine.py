@@ -1143,8 +1143,9 @@ class SmtpConversation:
         from here and the client, now the receiver, greets first; Zeek's SMTP analyzer swaps
         its sides after TURN too (orig_is_sender).  Events keep the wire's directions
         (_on_wire); Command and Reply offsets after the anomaly that marks this are in the
-        other stream."""
-        self._anomaly("roles_turned", offset, "s2c", turned_detail(verb))
+        other stream.  The anomaly is emitted past MAX_ANOMALIES too: it records the swap,
+        which every later stage reads from it, and a 250 on the wire stands behind each one."""
+        self._emit(Anomaly("roles_turned", turned_detail(verb), offset, "s2c"))
         self._c2s, self._s2c = self._s2c, self._c2s
         self._c2s.name, self._s2c.name = "c2s", "s2c"
         if self._frame_at is not None:
