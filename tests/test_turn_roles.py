@@ -247,6 +247,28 @@ def test_follow_hides_the_credentials_the_responder_sends_after_turn(tmp_path, c
     assert "C: 334 VXNlcm5hbWU6" in out
 
 
+def test_follow_hides_only_what_answers_an_auth_challenge_after_turn(tmp_path, capsys):
+    """A message line that starts with "334" (the last of a BDAT chunk here) is content, not
+    an AUTH challenge: the lines the other side sends after it (the 250 to the message's
+    end) are shown, while a real 334 challenge still hides the response to it."""
+    sc = scenario("starttls_not_offered", make_pki(), commands=(("TURN", "250 OK"),))
+    conv = converse(sc)
+    conv.messages += [Message(not by_responder, (t + "\r\n").encode(), "turned") for
+                      by_responder, t in (
+        (False, "220 relay.contoso.com ready"), (True, "EHLO mx.contoso.com"),
+        (False, "250 hi"), (True, "MAIL FROM:<a@fabrikam.com>"), (False, "250 ok"),
+        (True, "RCPT TO:<b@contoso.com>"), (False, "250 ok"),
+        (True, "BDAT 20 LAST\r\n334 crates arrived"), (False, "250 2.0.0 queued"),
+        (True, "AUTH LOGIN"), (False, "334 VXNlcm5hbWU6"), (True, "c2VjcmV0dXNlcg=="),
+        (False, "535 no"), (True, "QUIT"), (False, "221 bye"))]
+    path = tmp_path / "data-after-turn.pcap"
+    write_pcap(path, render(conv, sc))
+    out = run_cli(capsys, "follow", str(path), "--session", "1", code=0)
+    assert "S: 334 crates arrived" in out and "C: 250 2.0.0 queued" in out
+    assert "c2VjcmV0dXNlcg==" not in out and "S: [credentials hidden]" in out
+    assert "C: 535 no" in out
+
+
 def test_connector_settings_do_not_take_the_sender_for_exchange_online_after_turn(
         turned_capture):
     """The connector checks (--evidence) hold a certificate against Exchange Online's inbound

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from ..judge.x509check import load_certificate, quiet_x509
+from ..proto.smtp import SmtpDialogue
 from ..proto.tls.const import is_tls13
 from ..proto.tls.wirenames import wire_str
 from ..session import Session, turn_verb
@@ -47,14 +48,24 @@ def _frame(f: int | None) -> str:
     return f"[f{f}]" if f is not None else "[f?]"
 
 
+def _challenges(smtp: SmtpDialogue | None) -> frozenset[tuple[int, int]]:
+    """(frame, offset) of each 334 reply the dialogue read: an AUTH challenge, whose answer
+    is a credential (RFC 4954 §4).  A line of either side is one of them by its frame (a frame
+    carries one direction) and offset; a message line that starts with "334" is none."""
+    if smtp is None:
+        return frozenset()
+    return frozenset((r.frame or 0, r.offset) for r in smtp.replies if r.code == 334)
+
+
 def _plaintext(s: Session) -> list[str]:
     smtp = s.smtp
     c2s_end = smtp.tls_c2s_offset if smtp else None
     s2c_end = smtp.tls_s2c_offset if smtp else None
-    return _dialogue(s.c2s, s.s2c, c2s_end, s2c_end, "")
+    return _dialogue(s.c2s, s.s2c, c2s_end, s2c_end, "", _challenges(smtp))
 
 
-def _dialogue(c2s, s2c, c2s_end: int | None, s2c_end: int | None, mark: str) -> list[str]:
+def _dialogue(c2s, s2c, c2s_end: int | None, s2c_end: int | None, mark: str,
+              challenges: frozenset[tuple[int, int]]) -> list[str]:
     """Both sides' lines in frame order, credentials hidden; ``mark`` follows the side."""
     items = []
     for off, line in _lines(c2s, c2s_end):
@@ -65,12 +76,14 @@ def _dialogue(c2s, s2c, c2s_end: int | None, s2c_end: int | None, mark: str) -> 
     # Either side may send commands: after a 250 to TURN the responder does (S: lines), so
     # AUTH and the answer to a 334 challenge are hidden whichever side sends them.
     out, hidden = [], None  # the side answering a 334 challenge, until the other speaks
-    for frame, _d, _off, side, line in items[:_MAX_LINES]:
+    for frame, _d, off, side, line in items[:_MAX_LINES]:
         text = printable_bytes(line)
         if side == hidden:
             text = "[credentials hidden]"
-        else:
-            hidden = ("S" if side == "C" else "C") if text.startswith("334") else None
+        elif (frame, off) in challenges:
+            hidden = "S" if side == "C" else "C"
+        elif not (hidden and text.startswith("334")):  # (a challenge's next lines keep it)
+            hidden = None
             if text.split(" ", 1)[0].upper() == "AUTH":
                 parts = text.split(" ")
                 text = " ".join(parts[:2]) + (" [credentials hidden]" if len(parts) > 2
@@ -93,7 +106,7 @@ def _decrypted(s: Session) -> list[str]:
            + printable(", ".join(d.sources[:3]) + (", ..." if len(d.sources) > 3 else ""))
            + " (lines marked *) ---"]
     if s.tls_c2s is not None and s.tls_s2c is not None:
-        out += _dialogue(s.tls_c2s, s.tls_s2c, None, None, "*")
+        out += _dialogue(s.tls_c2s, s.tls_s2c, None, None, "*", _challenges(s.smtp_tls))
     for name, side in (("client", d.c2s), ("server", d.s2c)):
         if side is not None and side.limited:
             out.append(f"[the {name}'s application data was decrypted up to the limit, "
