@@ -189,6 +189,31 @@ def test_zeek_logs_keep_the_connection_originator_after_turn(turned_capture, tmp
                             == ("203.0.113.10", "49152", "198.51.100.25", "25") for r in rows)
 
 
+def _zeek_rows(directory, log: str) -> list[dict[str, str]]:
+    text = (directory / log).read_text().splitlines()
+    names = next(x for x in text if x.startswith("#fields")).split("\t")[1:]
+    return [dict(zip(names, x.split("\t"), strict=True)) for x in text if not x.startswith("#")]
+
+
+def test_zeek_logs_read_past_atrn_as_zeek_does(tmp_path, capsys):
+    """Zeek's SMTP analyzer knows no ATRN (SMTP_cmd.def): its 250 swaps nothing there, so the
+    provider's EHLO and STARTTLS after it are bad reply lines and the originator's 220 no
+    command.  smtp.log keeps the originator's transaction, its last reply the 250 to ATRN,
+    with no TLS, and there is no ssl.log line; after TURN, which Zeek follows, both are."""
+    path = write_turned(tmp_path / "atrn.pcap", "ATRN", 366)
+    out = tmp_path / "logs"
+    run_cli(capsys, "scan", "--format", "zeek", "-o", str(out), "--ports", "366", str(path))
+    (row,) = _zeek_rows(out, "smtp.log")
+    assert (row["helo"], row["mailfrom"], row["rcptto"], row["last_reply"], row["tls"]) == (
+        "relay.contoso.com", "a@contoso.com", "b@fabrikam.com", "250 OK", "F")
+    assert _zeek_rows(out, "ssl.log") == [] and _zeek_rows(out, "x509.log") == []
+    path = write_turned(tmp_path / "turn.pcap", "TURN", 366)
+    run_cli(capsys, "scan", "--format", "zeek", "-o", str(out), "--ports", "366", str(path))
+    (row,) = _zeek_rows(out, "smtp.log")
+    assert (row["helo"], row["tls"]) == ("mail.fabrikam.com", "T")
+    assert len(_zeek_rows(out, "ssl.log")) == 1
+
+
 def test_the_report_ladder_draws_each_line_from_its_sender_after_turn(turned_capture):
     """The ladder's columns are the session's client and server: the responder's banner and
     its 250 to TURN go from the client, the originator's commands before the turn and its

@@ -263,6 +263,24 @@ def _answer_to_gap(gap, k: int, lines: dict[str, list], place: dict[int, int]):
                 None)
 
 
+def _past_atrn(events) -> set[int]:
+    """The ids of the commands and replies after a 250 to ATRN (RFC 2645), up to and with the
+    250 to TURN or ATRN that swaps the roles back: fastcap swaps them there, but ATRN is no
+    word of SMTP_cmd.def, so Zeek's SMTP analyzer keeps its sides (orig_is_sender) and reads
+    the new sender's commands as reply lines whose code is out of range and the new
+    receiver's replies as lines whose word is no command: none of them is read."""
+    out: set[int] = set()
+    past = False
+    for _, kind, x in events:
+        turns = kind == 2 and x.code == 250 and x.answers in ("TURN", "ATRN")
+        if past:
+            out.add(id(x))
+            past = not turns  # Zeek never swapped: from here its sides are fastcap's again
+        elif turns and x.answers == "ATRN":
+            past = True  # (a 250 to TURN swaps Zeek's sides as fastcap's)
+    return out
+
+
 def _holds_gap(x) -> bool:
     """Does a gap fall inside command or reply record ``x``: a gap cut the command's line, or
     came before or cut one of the reply's lines (its ``gap_line``)?  The first gap after
@@ -280,7 +298,8 @@ def _zeek_pairing(d, greeting: bool) -> tuple[list[tuple[int, int, object, str |
     command) or a reply Zeek pairs with DATA other than 354, so a 354 Zeek pairs with
     something else leaves it outside the message, reading the final dot as no command;
     after AUTH's 334 every line answers the challenge.  Only the commands Zeek reads are
-    returned.  A gap in either direction empties the queue, ends a message, and the
+    returned, and none after a 250 to ATRN, which Zeek does not follow (_past_atrn).  A gap
+    in either direction empties the queue, ends a message, and the
     client's lines until the next reply are not read as commands (SMTP_AFTER_GAP): Zeek
     learns of the gap when the bytes after it come, so here before the first line after
     it (in a message, before its final dot, which is then no command).  Zeek hands the
@@ -290,6 +309,7 @@ def _zeek_pairing(d, greeting: bool) -> tuple[list[tuple[int, int, object, str |
     data state, is not seen."""
     events = _events(d)
     place = {id(e[2]): n for n, e in enumerate(events)}
+    unread = _past_atrn(events)
     # an unrecorded line goes before the command sent after it or the reply answering it,
     # whichever travelled first
     # each mark: _GAP, AUTH_ANSWER, or a message's final dot, (END_OF_DATA, its DATA's id)
@@ -349,8 +369,12 @@ def _zeek_pairing(d, greeting: bool) -> tuple[list[tuple[int, int, object, str |
             if name == _GAP:
                 queue.clear()
                 state = "gap"
+            elif id(x) in unread:
+                continue  # the new sender's final dot or answer: a reply line to Zeek
             elif client_line("." if name != "AUTH_ANSWER" else None) == "END_OF_DATA":
                 state = "other"
+        if id(x) in unread:
+            continue
         if kind == 1:
             cmd = client_line(x.verb)
             if cmd is not None and cmd == _ZEEK_VERBS.get(x.verb):  # UpdateState(cmd, 0)
