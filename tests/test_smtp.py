@@ -453,6 +453,28 @@ def test_credential_like_line_out_of_context_is_dropped():
     assert [e for e in evs if isinstance(e, Reply)][0].answers == "AUTH_RESPONSE"
 
 
+def test_a_lone_cr_ends_a_line_as_zeeks_line_reader_does():
+    """Zeek's SMTP analyzer keeps its ContentLine readers' default CR_as_EOL: a CR that no LF
+    follows ends the line, so a client line and a reply line holding one are two lines each
+    (as CRLF, a CR run before the LF stays one line end).  Fed whole or byte by byte."""
+    c2s, s2c = session(
+        ("s", BANNER), ("c", EHLO), ("s", b"250 hi\r\n"),
+        ("c", b"MAIL FROM:<a@contoso.com>\rRCPT TO:<b@fabrikam.com>\r\n"),
+        ("s", b"250 2.1.0 ok\r250 2.1.5 ok\r\n"), ("c", b"QUIT\r\n"), ("s", b"221 bye\r\n"))
+    d = parse_dialogue(c2s, s2c)
+    assert d == parse_dialogue(c2s, s2c, _general=True)
+    sched = [("c2s", p) for p in pieces(c2s, [1])] + [("s2c", p) for p in pieces(s2c, [1])]
+    assert dialogue_of(run(sched, frames=(c2s, s2c)), c2s, s2c) == d
+    assert [(c.verb, c.arg) for c in d.commands] == [
+        ("EHLO", "mail.fabrikam.com"), ("MAIL", "FROM:<a@contoso.com>"),
+        ("RCPT", "TO:<b@fabrikam.com>"), ("QUIT", "")]
+    assert [(r.code, r.text, r.answers) for r in d.replies] == [
+        (250, "hi", "EHLO"), (250, "2.1.0 ok", "MAIL"), (250, "2.1.5 ok", "RCPT"),
+        (221, "bye", "QUIT")]
+    assert [(a.kind, a.direction) for a in d.anomalies] == [("bare_cr", "c2s"),
+                                                            ("bare_cr", "s2c")]
+
+
 def test_long_line_bare_lf_and_pairing_survive():
     long_arg = b"a" * 10_000
     c2s, s2c = session(

@@ -52,6 +52,8 @@ ANOMALY_KINDS: Final = MappingProxyType(
         "bad_bdat_size": "BDAT without a valid chunk size (RFC 3030 §2)",
         "bad_command": "a client line that is not a command",
         "bad_reply_line": "a server line that is not a reply (RFC 5321 §4.2)",
+        "bare_cr": "a line ended by a CR that no LF follows, as Zeek's line reader ends one "
+                   "(reported once per direction)",
         "bare_lf": "a line ended by LF alone (tolerated; reported once per direction)",
         "body_unfinished": "the client stream ended inside message content",
         "buffer_full": "over MAX_BUFFER bytes waited for the other direction; dropped as a gap",

@@ -112,6 +112,7 @@ class _Line:
     truncated: bool
     cut: bool = False  # a gap follows: this is the head of a line whose rest was lost
     tail: str = ""  # first line after a gap: "count" (a unit whose head was lost) or "skip"
+    lone_cr: bool = False  # ended by a CR that no LF follows (_line_end)
 
     @property
     def end(self) -> int:
@@ -226,6 +227,28 @@ class _Side:
 
 def _looks_tls(b: bytes | bytearray) -> bool:
     return len(b) >= 2 and b[0] in _TLS_TYPES and b[1] == 3
+
+
+def _line_end(buf: bytes | bytearray, start: int) -> int:
+    """Where the line read from ``start`` ends: the index of its LF, or of a CR that no LF
+    follows (Zeek's SMTP analyzer keeps its ContentLine readers' default CR_as_EOL, so such a
+    CR ends a line; a run of CRs before an LF stays one line end, as before); -1: no end yet
+    (a CR run at the end of ``buf`` may still be followed by an LF)."""
+    nl = buf.find(b"\n", start)
+    cr = buf.find(b"\r", start, len(buf) if nl < 0 else nl)
+    if cr < 0:
+        return nl
+    j, n = cr + 1, len(buf)
+    while j < n and buf[j] == 0x0D:
+        j += 1
+    if j == n:
+        return -1
+    return nl if j == nl else cr
+
+
+def _lone_cr(buf: bytes | bytearray, start: int, nl: int) -> bool:
+    """Does a CR that no LF follows end the line at ``start`` before its LF at ``nl``?"""
+    return buf.find(b"\r", start, nl - 1) >= 0 and _line_end(buf, start) != nl
 
 
 def _text(b: bytes) -> str:
@@ -576,11 +599,13 @@ class SmtpConversation:
                 if _looks_tls(head):
                     return _TLS_AHEAD
             buf, pos = side.buf, side.pos
-            nl = buf.find(b"\n", max(pos, side.scan))
+            nl = _line_end(buf, max(pos, side.scan))
             if nl >= 0:
                 return self._take_line(side, nl)
             avail = len(buf) - pos
             side.scan = len(buf)
+            while side.scan > pos and buf[side.scan - 1] == 0x0D:
+                side.scan -= 1  # an LF may yet follow those CRs: look at them again
             if avail and (side.long_off is not None or avail > MAX_LINE + 1):
                 if side.long_off is None:  # keep the head, skip the rest up to the next LF
                     side.long_off, side.long_head, side.long_len = (
@@ -626,9 +651,10 @@ class SmtpConversation:
             head = bytes(buf[pos : min(cend, pos + MAX_LINE)])
             truncated = cend - pos > MAX_LINE
             length = stop - pos + lf
+        lone_cr = lf and buf[stop] == 0x0D
         side.consume(stop - pos + lf)
         tail, side.after_gap = side.after_gap, ""
-        return _Line(off, head, length, crlf, eol, truncated, cut, tail)
+        return _Line(off, head, length, crlf, eol, truncated, cut, tail, lone_cr)
 
     def _line_anomalies(self, side: _Side, line: _Line) -> None:
         if line.cut or _looks_tls(line.head):
@@ -637,6 +663,10 @@ class SmtpConversation:
             self._anomaly("line_too_long", line.offset, side.name, f"{line.length} bytes")
         if not line.eol:
             self._anomaly("missing_line_ending", line.offset, side.name)
+        elif line.lone_cr:
+            if "bare_cr" not in side.noted:
+                side.noted.add("bare_cr")
+                self._anomaly("bare_cr", line.offset, side.name)
         elif not line.crlf and not side.bare_lf_noted:
             side.bare_lf_noted = True
             self._anomaly("bare_lf", line.offset, side.name)
@@ -680,7 +710,7 @@ class SmtpConversation:
                 side.consume(end - pos)
                 side.resync, side.bad = False, 0
                 return acc
-            if 0 <= nl <= pos + MAX_LINE:
+            if 0 <= nl <= pos + MAX_LINE and not _lone_cr(buf, pos, nl):
                 # Fast path for the usual line: whole, not over-long, not after a gap. It does
                 # what _read_line/_take_line/_line_anomalies do for such a line without
                 # building a _Line (replies are most of an SMTP dialogue's lines).
@@ -1062,6 +1092,8 @@ class SmtpConversation:
                 if len(buf) - i > MAX_LINE + 1 or c2s.later or c2s.eof or c2s.dead:
                     return False  # an over-long line, or the group cut short
                 return None
+            if _lone_cr(buf, i, nl):
+                return False  # two lines: not counted here
             m = _VERB_RE.fullmatch(bytes(buf[i:nl]).rstrip(b"\r").rstrip(b" \t"))
             verb = m[1].decode().upper() if m else ""
             if verb not in KNOWN_VERBS or verb in AUTH_VERBS or verb == "BDAT":
@@ -1099,6 +1131,8 @@ class SmtpConversation:
                 if len(buf) - i > MAX_LINE + 1 or s2c.later or s2c.eof or s2c.dead:
                     return -1
                 return None
+            if _lone_cr(buf, i, nl):
+                return -1
             m = _REPLY_RE.fullmatch(bytes(buf[i:nl]).rstrip(b"\r"))
             if m is None:
                 return -1
@@ -1212,7 +1246,8 @@ class SmtpConversation:
             # the general way below.
             buf, pos = c2s.buf, c2s.pos
             nl = buf.find(b"\n", max(pos, c2s.scan))
-            if pos < nl <= pos + MAX_LINE + 1 and buf[nl - 1] == 0x0D:
+            if pos < nl <= pos + MAX_LINE + 1 and buf[nl - 1] == 0x0D and not _lone_cr(
+                    buf, pos, nl):
                 end = nl - 1
                 while end > pos and buf[end - 1] in b" \t":
                     end -= 1

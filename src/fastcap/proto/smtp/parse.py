@@ -30,6 +30,7 @@ from .machine import (
     SmtpConversation,
     _enhanced,
     _known_command,
+    _lone_cr,
     _reply_at,
     _ReplyAcc,
     _scan_body,
@@ -192,7 +193,8 @@ def _parse_plain(c2s: StreamLike, s2c: StreamLike, tunnel: Tunnel | None = None,
             cpos, pending = i + tlen, "END_OF_DATA"
         else:
             nl = cdata.find(b"\n", cpos)
-            if not (cpos < nl <= cpos + max_line + 1 and cdata[nl - 1] == 0x0D):
+            if not (cpos < nl <= cpos + max_line + 1 and cdata[nl - 1] == 0x0D) or _lone_cr(
+                    cdata, cpos, nl):
                 return None
             if mode == "auth":
                 b.add(AuthResponse(nl + 1 - cpos, cpos))
