@@ -709,6 +709,35 @@ def test_synthetic_exchange_online_sessions(pki, name):
 # -- gaps ----------------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("at", [3, 12])
+def test_a_command_line_two_gaps_cut_counts_once_as_one_gap_does(at):
+    """Zeek's ContentLine keeps a cut line's head across every gap inside it and hands it
+    on whole at its end: a command line two gaps cut is one line, as with one gap.  So its
+    middle piece, between the gaps, is no unit of its own (no reply answers it) and the
+    second gap is inside the line the first cut (joined); nor is a tail a command, whatever
+    word it starts with."""
+    c2s, s2c = pipelined_data()
+    rcpt = c2s.data.index(b"RCPT TO:<b@")
+    one = parse_dialogue(c2s.punch(rcpt + at, 3), s2c)
+    line = c2s.data.index(b"\n", rcpt) - rcpt
+    two = c2s.punch(rcpt + at, 3).punch(rcpt + line - 6, 2)
+    evs = whole(two, s2c)
+    d = parse_dialogue(two, s2c)
+    assert d == dialogue_of(evs, two, s2c)
+    assert [(c.verb, c.cut) for c in d.commands] == [(c.verb, c.cut) for c in one.commands]
+    assert [(r.code, r.answers) for r in d.replies] == [
+        (r.code, r.answers) for r in one.replies]
+    assert [a.kind for a in d.anomalies] == [a.kind for a in one.anomalies]
+    assert [(g.offset, g.joined) for g in d.gaps] == [(rcpt + at, False),
+                                                       (rcpt + line - 6, True)]
+    # a tail that starts with a verb is still the rest of the cut line
+    tail = c2s.data[: rcpt + at] + b"x" * 3 + b"DATA" + c2s.data[rcpt + line - 1 :]
+    d = parse_dialogue(Stream(tail, c2s.gaps, c2s.starts, c2s.frames).punch(rcpt + at, 3),
+                       s2c)
+    assert [(r.code, r.answers) for r in d.replies] == [
+        (r.code, r.answers) for r in one.replies]
+
+
 def test_gap_inside_pipelined_commands_resyncs():
     c2s, s2c = pipelined_data()
     rcpt = c2s.data.index(b"RCPT TO:<b@")

@@ -576,6 +576,7 @@ class SmtpConversation:
         start = side.off + len(side.buf)
         nxt_off, nxt = side.later.popleft()
         self._emit(Gap(side.name, start, nxt_off - start, side.joined))
+        side.joined = False
         side.buf, side.off, side.pos, side.scan = nxt, nxt_off, 0, 0
         side.start = nxt_off
         side.long_off, side.head_cut = None, False
@@ -1291,6 +1292,12 @@ class SmtpConversation:
         m = _VERB_RE.fullmatch(head)
         verb = m[1].decode().upper() if m else ""
         if line.cut or c2s.resync:
+            if line.tail == "skip":
+                # The rest of a line a gap cut, whose head counted it: Zeek's ContentLine
+                # joins them, so it is no unit, whatever word it starts with; cut again, the
+                # gap after it is inside that line too (joined).
+                c2s.joined = line.cut
+                return
             if verb not in KNOWN_VERBS:
                 if line.cut or line.tail == "count":
                     self._lost_unit(line)
