@@ -1483,6 +1483,7 @@ def test_tls_after_the_lead_whatever_the_chunking():
     (b"25LOST0 2.1.0 Sender OK\r\n", "2.1.0 Sender OK"),  # ... inside the code
     (b"250 2.1.0 caf\xc3LOST\xa9 OK\r\n", "2.1.0 caf\u00e9 OK"),  # ... inside a character
     (b"250-2.1.0 one\r\n250 2.1.0 SenLOSTder OK\r\n", "2.1.0 Sender OK"),  # in a last line
+    (b"250 2.1.0 SenLOSTder\x07 OK\r\n", "2.1.0 Sender\x07 OK"),  # a control byte after it
 ])
 def test_a_reply_line_a_gap_cuts_is_read_on_past_the_gap(sent, text):
     """Zeek's line reader (ContentLine) keeps the head of a line a gap cuts and hands it on

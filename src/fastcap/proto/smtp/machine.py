@@ -251,6 +251,23 @@ def _lone_cr(buf: bytes | bytearray, start: int, nl: int) -> bool:
     return buf.find(b"\r", start, nl - 1) >= 0 and _line_end(buf, start) != nl
 
 
+def _peek_joined(cut: _Line, nxt: bytes | bytearray, nl: int) -> _Line:
+    """``cut`` with the text of the bytes after its gap (``nxt``, its LF at ``nl`` or none)
+    joined to its head, as Zeek's ContentLine joins them, taking none of them; ``cut`` as it
+    is when they are binary (see SmtpConversation._read_tail)."""
+    tail = bytes(nxt[: nl if nl >= 0 else MAX_LINE + 1])
+    cr = tail.find(b"\r")
+    tail = tail if cr < 0 else tail[:cr]  # a CR ends it too (CR_as_EOL)
+    try:
+        tail.decode("utf-8")
+    except UnicodeDecodeError:
+        return cut
+    if b"\x00" in tail:
+        return cut
+    head = cut.head + tail
+    return replace(cut, head=head[:MAX_LINE], truncated=cut.truncated or len(head) > MAX_LINE)
+
+
 def _text(b: bytes) -> str:
     return b.decode("utf-8", "backslashreplace")
 
@@ -811,9 +828,12 @@ class SmtpConversation:
         """The reply line a gap cut (self._cut) read on with the bytes after the gap up to the
         next line end, as Zeek's line reader (ContentLine) keeps a line's head across a gap and
         hands it on joined with them; the head alone when nothing follows the gap, or what
-        does holds control bytes before its line end (TLS records: no reply text has them,
-        and where their line "ends" says nothing). The joined line is ``cut`` and spans the
-        gap. None: need bytes."""
+        does is binary before its line end (a NUL, or bytes that are no UTF-8: TLS records,
+        which Zeek joins too, but whose text says nothing). Where text with other control
+        bytes follows, its text is joined as Zeek joins it, but nothing after the gap is
+        taken: where such bytes "end" a line may be inside TLS records, whose start must not
+        move (the rest of the line is then skipped, as the rest of a cut line).  The joined
+        line is ``cut`` and spans the gap. None: need bytes."""
         while True:
             assert self._cut is not None
             cut = self._cut[0]
@@ -824,7 +844,7 @@ class SmtpConversation:
                         and not (side.eof or side.dead)):
                     return None
                 if _CONTROL_RE.search(nxt, 0, nl if nl >= 0 else MAX_LINE + 1):
-                    return cut  # TLS records, or bytes no reply line holds: not read on
+                    return _peek_joined(cut, nxt, nl)
             side.joined = self._cut[2]  # the gap ahead, if any, is a second one inside the line
             tail = self._read_line(side)
             side.joined = False
