@@ -12,8 +12,9 @@ import pytest
 
 from fastcap.judge import diagnose
 from fastcap.pickling import maker
+from fastcap.proto.smtp import dialogue as dialogue_module
 from fastcap.proto.smtp import machine
-from fastcap.proto.smtp.dialogue import CommandRecord, ReplyRecord
+from fastcap.proto.smtp.dialogue import CommandRecord, ReplyRecord, _DialogueBuilder
 from fastcap.proto.smtp.events import AUTH_VERBS
 from fastcap.proto.tls import const, parse_handshake
 from fastcap.proto.tls.facts import AlertInfo, StreamStop, TlsAnomaly, Where
@@ -122,6 +123,25 @@ def test_a_reply_kept_reads_as_one_read_now(raw):
     assert whole == (code, list(texts), 4 + len(raw))
     assert enhanced == machine._enhanced(list(texts))
     assert (again is got) == (len(raw) <= machine._REPLY_MEMO_MAX)
+
+
+@pytest.mark.parametrize("lines", [
+    ("mx.example Hello [192.0.2.7]", "SIZE 157286400", "starttls", "", "  8BITMIME x"),
+    ["mx.example", "PIPELINING", "AUTH LOGIN PLAIN"],  # a list, as the state machine has it
+    ("mx.example",),
+    ("mx.example", *[f"X-KEY{i} arg" for i in range(40)], "STARTTLS"),  # past the memo's size
+])
+def test_ehlo_keywords_kept_are_the_ones_read(lines):
+    builder = _DialogueBuilder(lambda _: None, lambda _: None)
+    builder.reply(250, None, lines, 0, "EHLO")
+    hits = dialogue_module._capabilities_kept.cache_info().hits
+    builder.reply(250, None, lines, 0, "EHLO")  # read again: kept, when short
+    kept = len(lines) <= dialogue_module._CAPS_MEMO_LINES
+    assert dialogue_module._capabilities_kept.cache_info().hits == hits + kept
+    words = tuple(t.split(None, 1)[0].upper() for t in lines[1:] if t.split())
+    dialogue = builder.finish()
+    assert dialogue.capabilities == words
+    assert dialogue.starttls_offered == ("STARTTLS" in words)
 
 
 def test_a_kept_reply_still_obeys_the_caps_read_now(monkeypatch):

@@ -5,6 +5,7 @@ into it (_DialogueBuilder), shared by SmtpDialogue.from_events and parse_dialogu
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import MISSING, dataclass, fields
 from operator import attrgetter
@@ -183,6 +184,18 @@ for _f in fields(SmtpDialogue):
         setattr(_Draft, _f.name, _f.default)
 
 
+def _capabilities(keyword_lines: Sequence[str]) -> tuple[tuple[str, ...], bool]:
+    """The keywords of an EHLO reply's lines after its first, and whether STARTTLS is one."""
+    caps = tuple([w[0].upper() for t in keyword_lines if (w := t.split(None, 1))])
+    return caps, "STARTTLS" in caps
+
+
+# The same, kept per distinct set of lines (a server repeats them in every session) when the
+# reply has at most this many lines: a hostile capture must not pin long replies in the cache.
+_CAPS_MEMO_LINES: Final = 32
+_capabilities_kept = functools.lru_cache(maxsize=64)(_capabilities)
+
+
 # What a sender's EHLO and STARTTLS set: a 250 to TURN begins them anew.
 _SENDER_FIELDS = ("ehlo_verb", "ehlo_name", "ehlo_frame", "capabilities", "starttls_offered",
                   "starttls_reply", "starttls_command_frame")
@@ -242,12 +255,10 @@ class _DialogueBuilder:
         self._put(d.replies, "replies", rec)
         if answers in ("EHLO", "HELO") and 200 <= code < 300 and code != 220:
             # (a 220 is a greeting: after TURN, a late one answers the new sender's EHLO)
-            caps = (
-                []
-                if answers == "HELO"
-                else [w[0].upper() for t in lines[1:] if (w := t.split(None, 1))]
-            )
-            d.capabilities, d.starttls_offered = caps, "STARTTLS" in caps
+            d.capabilities, d.starttls_offered = (
+                ((), False) if answers == "HELO"
+                else _capabilities_kept(tuple(lines[1:])) if len(lines) <= _CAPS_MEMO_LINES
+                else _capabilities(lines[1:]))
         elif answers in TLS_VERBS:
             d.starttls_reply = rec
         if _relay_denied(code, enhanced, lines) and not self._turned:
