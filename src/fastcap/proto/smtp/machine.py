@@ -307,10 +307,28 @@ _REPLY_MEMO_MAX = 1024
 
 def _reply_read(raw: bytes) -> tuple[int, tuple[str, ...], str | None] | None:
     """(code, texts, enhanced status code) of the bytes of one whole reply, or None when a line
-    or the line count is over its cap (read now, as everywhere); memoised for short replies."""
-    if len(raw) <= _REPLY_MEMO_MAX:
+    or the line count is over its cap (read now, as everywhere); memoised for short replies.
+
+    A reply of several lines is memoised by the lines after its first: a server's EHLO reply
+    names the client in its first line ("Hello [192.0.2.7]"), so it is new in every session
+    while its keyword lines recur. Its first line is read each time, as _reply_read_now would
+    (splitting at a CRLF changes no line's decoding)."""
+    if len(raw) > _REPLY_MEMO_MAX:
+        return _reply_read_now(raw, MAX_LINE, MAX_REPLY_LINES)
+    if raw[3:4] != b"-":  # one line: the commonest reply, kept whole
         return _reply_read_kept(raw, MAX_LINE, MAX_REPLY_LINES)
-    return _reply_read_now(raw, MAX_LINE, MAX_REPLY_LINES)
+    max_line, max_lines = MAX_LINE, MAX_REPLY_LINES
+    cut = raw.find(b"\r\n") + 2
+    if cut == 1 or cut == len(raw):
+        return _reply_read_kept(raw, max_line, max_lines)
+    if cut - 2 >= max_line:
+        return None
+    rest = _reply_lines_kept(raw[cut:], max_line, max_lines - 1)
+    if rest is None:
+        return None
+    first = raw[: cut - 2].decode("utf-8", "backslashreplace")[4:]
+    m = _ENHANCED_RE.match(first)
+    return int(raw[:3]), (first, *rest), m[1] if m else None
 
 
 def _reply_read_now(raw: bytes, max_line: int, max_lines: int
@@ -328,6 +346,22 @@ def _reply_read_now(raw: bytes, max_line: int, max_lines: int
 # The same, kept per distinct reply (all immutable): the greeting's tail, the EHLO keywords and
 # the 2xx/3xx answers recur across one server's sessions.
 _reply_read_kept = functools.lru_cache(maxsize=1024)(_reply_read_now)
+
+
+def _reply_lines_now(raw: bytes, max_line: int, max_lines: int) -> tuple[str, ...] | None:
+    """The texts of a reply's lines after its first (``raw`` starts after the first CRLF), or
+    None when one is over MAX_LINE or there are more than ``max_lines``: _reply_read_now's
+    checks, line by line."""
+    if len(raw) >= max_line and max(map(len, raw.split(b"\r\n"))) >= max_line:
+        return None
+    lines = raw.decode("utf-8", "backslashreplace").split("\r\n")
+    lines.pop()  # after the last CRLF
+    if len(lines) > max_lines:
+        return None
+    return tuple([t[4:] for t in lines])
+
+
+_reply_lines_kept = functools.lru_cache(maxsize=1024)(_reply_lines_now)
 
 
 def _known_command(head: bytes) -> tuple[str, str] | None:
