@@ -20,10 +20,11 @@ from fastcap.run.workers import SerialExecutor
 from fastcap.select.stats import compute_stats
 from fastcap.session import MAX_HELD, Session
 
-from .gencap import generate
+from .gencap import generate, new_isns
 
 ROOT = Path(__file__).resolve().parents[1]
 CA = str(ROOT / "examples" / "test-root.pem")
+_ISN_STEP = 0x3A5F1C07  # each copy's sequence numbers moved this far from the last's
 
 
 def split_pcap(src: Path, out_dir: Path, pieces: int) -> tuple[list[Path], list[int]]:
@@ -165,15 +166,17 @@ def test_each_run_is_handed_on_before_the_next_is_reassembled(ring, tmp_path):
 
 
 def _repeated(srcs: list[Path], dst: Path, every_s: int) -> Path:
-    """The captures played one after another, `every_s` seconds apart (each as recorded):
-    one long capture of short sessions."""
+    """The captures played one after another, `every_s` seconds apart (each as recorded),
+    each copy's connections new ones (new ISNs: the same ones again would be a replay of the
+    first copy's, one stream each in tshark): one long capture of short sessions."""
     out = bytearray(srcs[0].read_bytes()[:24])
     for i, src in enumerate(srcs):
         data = src.read_bytes()
         off = 24
         while off + 16 <= len(data):
-            sec, rest, incl = struct.unpack_from("<I8sI", data, off)[:3]
-            out += struct.pack("<I", sec + i * every_s) + data[off + 4: off + 16 + incl]
+            sec, usec, incl, orig = struct.unpack_from("<IIII", data, off)
+            pkt = new_isns(data[off + 16: off + 16 + incl], i * _ISN_STEP)
+            out += struct.pack("<IIII", sec + i * every_s, usec, incl, orig) + pkt
             off += 16 + incl
     dst.write_bytes(bytes(out))
     return dst
