@@ -461,13 +461,23 @@ static int conn_finish(fc_reasm *r, int32_t s, int evicted)
 
 /* Is this segment, on a flow holding no connection, a late one of the closed connection the
  * flow last held: no payload, and either a SYN repeating that direction's ISN or (no SYN) a
- * sequence number within the sequence space that direction used? */
-static int tomb_late(const fc_reasm *r, int64_t flow, int dir, uint32_t seq, uint16_t flags,
-                     int64_t plen)
+ * sequence number within the sequence space that direction used; or, when that connection
+ * closed on FINs, a retransmission of its data (no SYN or RST, its bytes all below the FIN,
+ * its acknowledgement, if any, within what the peer sent)?  A receiver takes none of them
+ * as a new connection, and tshark's follow keeps them in the closed connection's stream. */
+static int tomb_late(const fc_reasm *r, int64_t flow, int dir, uint32_t seq, uint32_t ack,
+                     uint16_t flags, int64_t plen)
 {
     const rtomb *t = tomb_at(r, flow);
-    if (!t || !t->used || t->flow != flow || plen > 0)
+    if (!t || !t->used || t->flow != flow)
         return 0;
+    if (plen > 0) {
+        if (t->rst_first >= 0 || (flags & (TH_SYN | TH_RST)) || !t->has_base[dir] ||
+            (int64_t)(uint32_t)(seq - t->base[dir]) + plen >= (int64_t)t->span[dir])
+            return 0; /* span counts the FIN: the data ends one below it */
+        return !(flags & TH_ACK) || !t->has_base[1 - dir] ||
+               (uint32_t)(ack - t->base[1 - dir]) <= t->span[1 - dir];
+    }
     if (flags & TH_SYN)
         return t->has_isn[dir] && seq == t->isn[dir];
     return t->has_base[dir] && (uint32_t)(seq - t->base[dir]) <= t->span[dir];
@@ -1037,9 +1047,10 @@ int64_t fc_reasm_feed(fc_reasm *r, const uint8_t *buf, int64_t buf_len, const fc
              * or began before the capture) starts none: it carries nothing to read. */
             if (flags & TH_RST)
                 continue;
-            /* Nor does a bare segment (FIN, ACK, a SYN retried with the same ISN) of the
-             * closed connection this flow last held, arriving after its linger: counted. */
-            if (tomb_late(r, flow, dir, seq, flags, plen)) {
+            /* Nor does a bare segment (FIN, ACK, a SYN retried with the same ISN) or a data
+             * retransmission of the closed connection this flow last held, arriving after
+             * its linger: counted. */
+            if (tomb_late(r, flow, dir, seq, rows->ack[i], flags, plen)) {
                 r->late++;
                 continue;
             }

@@ -7,6 +7,7 @@ own frames' segments."""
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -27,10 +28,10 @@ CLI, SRV = "10.0.0.1", "10.0.0.2"
 T0 = 1_700_000_000 * 10**9
 
 
-def _conversation(port: int, t: int) -> list[tuple[int, tuple]]:
-    """One SMTP conversation from client port `port` starting at `t` ns, with a segment
-    10^9 bytes ahead in the middle, closed, then its last FIN/ACK and ACK resent 3 s
-    later (after the 1 s linger): (time, tcp_frame arguments) per frame."""
+def _dialogue(port: int, ahead: bool) -> tuple[list[tuple], list[tuple]]:
+    """One SMTP conversation from client port `port`, closed on FINs, with a segment 10^9
+    bytes ahead in the middle if `ahead` (tcp_frame arguments per frame); and segments of it
+    to send again late: its last FIN/ACK and ACK, then its QUIT and 250 reply."""
     ic, is_ = 1000 + port, 5000
     greet, ehlo, ok, quit_ = (b"220 mx.example ESMTP\r\n", b"EHLO client.example\r\n",
                               b"250 ok\r\n", b"QUIT\r\n")
@@ -44,10 +45,19 @@ def _conversation(port: int, t: int) -> list[tuple[int, tuple]]:
               (c, c1 + len(ehlo), fs, ACK | PSH, quit_),
               (c, fc, fs, FIN | ACK, b""), (s, fs, fc + 1, FIN | ACK, b""),
               (c, fc + 1, fs + 1, ACK, b"")]
+    if not ahead:
+        del frames[5]
+    return frames, [frames[-2], frames[-1], frames[-4], frames[-5]]
+
+
+def _conversation(port: int, t: int) -> list[tuple[int, tuple]]:
+    """One SMTP conversation from client port `port` starting at `t` ns, with a segment
+    10^9 bytes ahead in the middle, closed, then its last FIN/ACK and ACK resent 3 s
+    later (after the 1 s linger): (time, tcp_frame arguments) per frame."""
+    frames, again = _dialogue(port, True)
     out = [(t + k * 1_000_000, f) for k, f in enumerate(frames)]
     late = t + 3 * 10**9
-    return out + [(late, (s, fs, fc + 1, FIN | ACK, b"")),
-                  (late + 1, (c, fc + 1, fs + 1, ACK, b""))]
+    return out + [(late, again[0]), (late + 1, again[1])]
 
 
 def _records(n: int) -> list[Record]:
@@ -121,3 +131,53 @@ def test_cli_text_and_json_show_them_alike_with_one_or_two_jobs(captures, capsys
     assert run("--format", "json", "-j", "2") == doc
     assert [f["summary"]["skipped"] for f in json.loads(doc)["files"]] == [
         {LATE: 2, BEYOND_WINDOW: 6}, {LATE: 10}]
+
+
+def test_late_data_retransmission_stays_in_its_stream_as_in_tshark(tmp_path, backend, tshark):
+    """A conversation closed on FINs whose QUIT and 250 reply come again 3 s later (after the
+    linger): tshark keeps them in the one TCP stream and its follow shows the same bytes, so
+    the scan gives one session (no second, `no_smtp` one) and counts both segments late."""
+    frames, again = _dialogue(40000, False)
+    resent = again[2:]
+    times = [T0 + k * 1_000_000 for k in range(len(frames))] + [T0 + 3 * 10**9, T0 + 3 * 10**9 + 1]
+    path = tmp_path / "late-data.pcap"
+    write_pcap(path, [Record(tcp_frame(*ends[:2], *ends[2:], seq, ack, flags, payload), ts)
+                      for ts, (ends, seq, ack, flags, payload) in zip(times, frames + resent,
+                                                                      strict=True)])
+    streams = subprocess.run([tshark, "-r", str(path), "-T", "fields", "-e", "tcp.stream"],
+                             capture_output=True, text=True, check=True).stdout.split()
+    follow = subprocess.run([tshark, "-r", str(path), "-q", "-z", "follow,tcp,raw,0"],
+                            capture_output=True, text=True, check=True).stdout
+    shown = [line for line in follow.splitlines() if line.strip() and "=" not in line
+             and ":" not in line]
+    c2s = bytes.fromhex("".join(x for x in shown if not x.startswith("\t")))
+    assert set(streams) == {"0"} and c2s == b"EHLO client.example\r\nQUIT\r\n"
+    sessions, summary = _scan(path, backend=backend)
+    assert len(sessions) == 1 and summary["skipped"] == {LATE: 2}
+    assert sessions[0]["tcp"]["c2s_bytes"] == len(c2s)
+
+
+def test_a_replayed_capture_is_one_stream_as_in_tshark(tmp_path, backend, tshark):
+    """A conversation played again 10 s later with the same tuple and ISNs is a replay:
+    tshark keeps both copies in one stream, and the scan gives one session, the second
+    copy's segments counted late.  The same copy with new ISNs is a new connection: two
+    streams, two sessions."""
+    frames, _ = _dialogue(40000, False)
+
+    def again(delta: int) -> list[tuple]:
+        return [(ends, (seq + delta) % 2**32, (ack + delta) % 2**32 if flags & ACK else ack,
+                 flags, payload) for ends, seq, ack, flags, payload in frames]
+
+    for delta, n in ((0, 1), (0x3A5F1C07, 2)):
+        both = frames + again(delta)
+        times = [T0 + k * 1_000_000 + (k >= len(frames)) * 10**10 for k in range(len(both))]
+        path = tmp_path / f"replay-{n}.pcap"
+        write_pcap(path, [Record(tcp_frame(*ends[:2], *ends[2:], seq, ack, flags, payload), ts)
+                          for ts, (ends, seq, ack, flags, payload) in zip(times, both,
+                                                                          strict=True)])
+        streams = subprocess.run([tshark, "-r", str(path), "-T", "fields", "-e", "tcp.stream"],
+                                 capture_output=True, text=True, check=True).stdout.split()
+        assert len(set(streams)) == n
+        sessions, summary = _scan(path, backend=backend)
+        assert len(sessions) == n
+        assert summary["skipped"] == ({LATE: len(frames)} if n == 1 else {})

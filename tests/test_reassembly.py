@@ -500,6 +500,50 @@ def test_late_segments_of_closed_connection_start_none():
         assert conn.frames == 2 and late == [1]
 
 
+def test_late_data_retransmission_of_fin_closed_connection_starts_none():
+    """A data segment of a connection closed on FINs resent after the linger, its bytes all
+    below its direction's FIN and its acknowledgement within what the peer sent, is a
+    retransmission tshark keeps in the closed stream: counted late, no new connection.  One
+    reaching the FIN's place or past it, one acknowledging bytes the peer never sent, or a
+    copy after an RST closed the connection, still starts one."""
+    late_s = 3_000_000_000
+    ehlo, quit_, ok = b"EHLO a\r\n", b"QUIT\r\n", b"250 ok\r\n"
+    n_c, n_s = len(ehlo + quit_), len(ok)
+    first = (handshake(1000, 5000) + data_frames(ehlo + quit_, [(0, 8), (8, n_c)], 1000, 5000,
+                                                 True)
+             + data_frames(ok, [(0, n_s)], 5000, 1000, False) + closing(1000, 5000, n_c, n_s))
+    for f in first:
+        f.ts_ns = 1000
+    fs_end = 5000 + 1 + n_s + 1  # the server's FIN acknowledged
+    resent = [Frame(0, True, 1001, fs_end, ACK | PSH, ehlo, ts_ns=late_s),
+              Frame(0, True, 1001 + 8, 5001, ACK | PSH, quit_[:4], ts_ns=late_s + 1),
+              Frame(0, False, 5001, 1001 + n_c + 1, ACK | PSH, ok, ts_ns=late_s + 2),
+              Frame(0, True, 1003, 0, PSH, ehlo[2:], ts_ns=late_s + 3)]  # no ACK flag
+    for backend in BACKENDS:
+        late: list[int] = []
+        (conn,) = run(first + resent, backend, late=late)
+        assert conn.frames == len(first) and late == [len(resent)]
+        assert conn.c2s.data == ehlo + quit_ and conn.s2c.data == ok
+    fc = 1001 + n_c  # the client's FIN
+    for extra in (Frame(0, True, fc - 2, fs_end, ACK | PSH, b"\r\nX", ts_ns=late_s),
+                  Frame(0, True, fc, fs_end, ACK | PSH, b"X", ts_ns=late_s),
+                  Frame(0, True, 1001, fs_end + 1, ACK | PSH, ehlo, ts_ns=late_s),
+                  Frame(0, True, 1001, fs_end, SYN | ACK, ehlo, ts_ns=late_s)):
+        for backend in BACKENDS:
+            late = []
+            conns = run(first + [extra], backend, late=late)
+            assert [c.frames for c in conns] == [len(first), 1] and late == [0]
+    reset = (handshake(1000, 5000) + data_frames(ehlo, [(0, 8)], 1000, 5000, True)
+             + [Frame(0, False, 5001, 1009, RST | ACK)])
+    for f in reset:
+        f.ts_ns = 1000
+    again = Frame(0, True, 1001, 5001, ACK | PSH, ehlo, ts_ns=late_s)
+    for backend in BACKENDS:
+        late = []
+        conns = run(reset + [again], backend, late=late)
+        assert [c.frames for c in conns] == [len(reset), 1] and late == [0]
+
+
 def test_segment_beyond_any_receive_window_is_dropped():
     """A segment whose sequence number lies over WINDOW_MAX bytes past the highest offset its
     direction reached (damage, another connection's) is dropped whole and counted, as a

@@ -43,7 +43,9 @@ Rules both cores implement (per direction of a connection):
   its flow for `linger_ns` of capture time (so late ACKs and RSTs land in it) and is then handed on.
   An RST finding no connection on its flow starts none; nor does a segment without payload of the
   closed connection the flow last held (a SYN repeating that direction's ISN, or no SYN and a
-  sequence number within that direction's sequence space): such segments are counted (`late`).  A
+  sequence number within that direction's sequence space), nor a retransmission of data of one
+  closed on FINs (no SYN or RST, its bytes all below its direction's FIN, its acknowledgement
+  within what the peer sent): such segments are counted (`late`).  A
   segment with payload that goes on with a connection an RST closed before both FINs were
   acknowledged (no SYN, its sequence number
   within or at the end of its direction's space, its acknowledgement within the peer's or up to
@@ -670,13 +672,19 @@ class PyReassemblerCore:
                 (d.has_base, d.base, min(d.nxt + d.fin_seen, _M32), d.has_isn, d.isn)
                 for d in c.d), (c.first_frame, min(rsts, default=-1)) if by_rst else None)
 
-    def _tomb_late(self, flow: int, d: int, seq: int, flags: int, plen: int) -> bool:
-        """A late bare segment of the closed connection this flow last held (see tomb_late
-        in C)."""
+    def _tomb_late(self, flow: int, d: int, seq: int, ack: int, flags: int, plen: int) -> bool:
+        """A late bare segment, or a data retransmission, of the closed connection this flow
+        last held (see tomb_late in C)."""
         t = self._tombs.get(flow % TOMB_SLOTS)
-        if t is None or t[0] != flow or plen > 0:
+        if t is None or t[0] != flow:
             return False
         has_base, base, span, has_isn, isn = t[1 + d]
+        if plen > 0:  # closed on FINs, its bytes all below the FIN (span counts the FIN)
+            if (t[3] is not None or flags & (_SYN | _RST) or not has_base
+                    or ((seq - base) & _M32) + plen >= span):
+                return False
+            peer_has_base, peer_base, peer_span = t[2 - d][:3]
+            return not flags & _ACK or not peer_has_base or (ack - peer_base) & _M32 <= peer_span
         if flags & _SYN:
             return has_isn and seq == isn
         return has_base and (seq - base) & _M32 <= span
@@ -726,7 +734,7 @@ class PyReassemblerCore:
             if c is None:
                 if flags & _RST:  # a reset starts no connection (see the C core)
                     continue
-                if self._tomb_late(flow, d, seq, flags, plen):
+                if self._tomb_late(flow, d, seq, ack, flags, plen):
                     self.late += 1
                     continue
                 after = self._tomb_resumed(flow, d, seq, ack, flags, plen)
