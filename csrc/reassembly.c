@@ -51,6 +51,7 @@ typedef struct {
     int64_t zwp_off, zwp_frame; /* the last zero-window probe's byte, held until settled */
     int64_t fin_off; /* stream offset of the first FIN (when fin_seen) */
     int64_t acked;  /* highest stream offset the peer acknowledged (when has_acked) */
+    int64_t rst_acked; /* highest one acknowledged by an RST of the peer's it took, or -1 */
     uint32_t base;  /* sequence number of stream offset 0 */
     uint32_t isn, fin_seq, synack_ack;
     uint16_t win;
@@ -89,7 +90,10 @@ typedef struct {
     uint32_t base[2];  /* sequence number of stream offset 0, per direction */
     uint32_t span[2];  /* sequence numbers used past base (data and FIN), capped at 2^32-1 */
     uint32_t isn[2];
+    uint32_t acked[2]; /* stream offset the peer acknowledged (an RST's ack too), 0 if none,
+                        * capped as span is */
     uint8_t has_base[2], has_isn[2];
+    uint8_t fin[2];    /* a FIN was seen (span counts it: the data ends one below) */
     uint8_t used;      /* 0: empty, or spent by a new connection on the flow */
     int64_t rst_first; /* closed by a reset before both FINs were acknowledged: the
                         * connection's first frame (else -1) */
@@ -446,6 +450,10 @@ static int conn_finish(fc_reasm *r, int32_t s, int evicted)
             t->isn[k] = d->isn;
             t->has_base[k] = d->has_base;
             t->has_isn[k] = d->has_isn;
+            t->fin[k] = d->fin_seen;
+            int64_t acked = d->has_acked && d->acked > d->rst_acked ? d->acked : d->rst_acked;
+            t->acked[k] = acked < 0 ? 0 : acked > (int64_t)UINT32_MAX ? UINT32_MAX
+                                                                        : (uint32_t)acked;
         }
         t->rst_first = t->rst_frame = -1;
         /* closed by the RST: after both FINs were acknowledged the dialogue was over, and
@@ -461,10 +469,13 @@ static int conn_finish(fc_reasm *r, int32_t s, int evicted)
 
 /* Is this segment, on a flow holding no connection, a late one of the closed connection the
  * flow last held: no payload, and either a SYN repeating that direction's ISN or (no SYN) a
- * sequence number within the sequence space that direction used; or, when that connection
- * closed on FINs, a retransmission of its data (no SYN or RST, its bytes all below the FIN,
- * its acknowledgement, if any, within what the peer sent)?  A receiver takes none of them
- * as a new connection, and tshark's follow keeps them in the closed connection's stream. */
+ * sequence number within the sequence space that direction used; or a retransmission of its
+ * data, whether it closed on FINs or an RST (no SYN or RST, its bytes all below its FIN if it
+ * sent one and all acknowledged by the peer, its acknowledgement, if any, within what the peer
+ * sent)?  It holds nothing new for either end, a receiver takes none of them as a new
+ * connection, and tshark keeps them in the closed connection's stream (it starts a new one
+ * only at a SYN).  Bytes never acknowledged may be the dialogue going on past an RST the
+ * receiver did not take (see tomb_resumed). */
 static int tomb_late(const fc_reasm *r, int64_t flow, int dir, uint32_t seq, uint32_t ack,
                      uint16_t flags, int64_t plen)
 {
@@ -472,8 +483,9 @@ static int tomb_late(const fc_reasm *r, int64_t flow, int dir, uint32_t seq, uin
     if (!t || !t->used || t->flow != flow)
         return 0;
     if (plen > 0) {
-        if (t->rst_first >= 0 || (flags & (TH_SYN | TH_RST)) || !t->has_base[dir] ||
-            (int64_t)(uint32_t)(seq - t->base[dir]) + plen >= (int64_t)t->span[dir])
+        int64_t end = (int64_t)(uint32_t)(seq - t->base[dir]) + plen;
+        if ((flags & (TH_SYN | TH_RST)) || !t->has_base[dir] || end > (int64_t)t->acked[dir] ||
+            end > (int64_t)t->span[dir] - t->fin[dir])
             return 0; /* span counts the FIN: the data ends one below it */
         return !(flags & TH_ACK) || !t->has_base[1 - dir] ||
                (uint32_t)(ack - t->base[1 - dir]) <= t->span[1 - dir];
@@ -533,7 +545,7 @@ static int32_t conn_new(fc_reasm *r, int64_t flow, int64_t fno, int64_t ts, int3
     r->free_head = next_free;
     memset(c, 0, sizeof(*c));
     for (int k = 0; k < 2; k++)
-        c->d[k].syn_frame = c->d[k].fin_frame = c->d[k].rst_frame = -1;
+        c->d[k].syn_frame = c->d[k].fin_frame = c->d[k].rst_frame = c->d[k].rst_acked = -1;
     c->index = r->next_index++;
     c->flow = flow;
     c->first_frame = fno;
@@ -850,6 +862,11 @@ static int process(fc_reasm *r, rconn *c, int dir, int64_t fno, uint32_t seq, ui
         }
         if (d->rst_frame < 0)
             d->rst_frame = fno;
+        if ((flags & TH_ACK) && peer->has_base) { /* what the RST's sender had received */
+            int64_t a = peer->nxt + (int32_t)((uint32_t)(ack - peer->base) - (uint32_t)peer->nxt);
+            if (a > peer->rst_acked)
+                peer->rst_acked = a;
+        }
         c->rst = 1;
         return 0;
     }

@@ -23,7 +23,7 @@ pytest.importorskip("fastcap.select.decode")
 from fastcap_synth.packets import tcp_frame  # noqa: E402
 from fastcap_synth.writers import Record, write_pcap  # noqa: E402
 
-FIN, SYN, PSH, ACK = 0x01, 0x02, 0x08, 0x10
+FIN, SYN, RST, PSH, ACK = 0x01, 0x02, 0x04, 0x08, 0x10
 CLI, SRV = "10.0.0.1", "10.0.0.2"
 T0 = 1_700_000_000 * 10**9
 
@@ -133,6 +133,16 @@ def test_cli_text_and_json_show_them_alike_with_one_or_two_jobs(captures, capsys
         {LATE: 2, BEYOND_WINDOW: 6}, {LATE: 10}]
 
 
+def _tshark_streams(tshark: str, path: Path, times: list[int], frames: list[tuple]) -> list[str]:
+    """`frames` (tcp_frame arguments) written at `times` to `path`: tshark's tcp.stream of
+    each."""
+    write_pcap(path, [Record(tcp_frame(*ends[:2], *ends[2:], seq, ack, flags, payload), ts)
+                      for ts, (ends, seq, ack, flags, payload) in zip(times, frames,
+                                                                      strict=True)])
+    return subprocess.run([tshark, "-r", str(path), "-T", "fields", "-e", "tcp.stream"],
+                          capture_output=True, text=True, check=True).stdout.split()
+
+
 def test_late_data_retransmission_stays_in_its_stream_as_in_tshark(tmp_path, backend, tshark):
     """A conversation closed on FINs whose QUIT and 250 reply come again 3 s later (after the
     linger): tshark keeps them in the one TCP stream and its follow shows the same bytes, so
@@ -141,11 +151,7 @@ def test_late_data_retransmission_stays_in_its_stream_as_in_tshark(tmp_path, bac
     resent = again[2:]
     times = [T0 + k * 1_000_000 for k in range(len(frames))] + [T0 + 3 * 10**9, T0 + 3 * 10**9 + 1]
     path = tmp_path / "late-data.pcap"
-    write_pcap(path, [Record(tcp_frame(*ends[:2], *ends[2:], seq, ack, flags, payload), ts)
-                      for ts, (ends, seq, ack, flags, payload) in zip(times, frames + resent,
-                                                                      strict=True)])
-    streams = subprocess.run([tshark, "-r", str(path), "-T", "fields", "-e", "tcp.stream"],
-                             capture_output=True, text=True, check=True).stdout.split()
+    streams = _tshark_streams(tshark, path, times, frames + resent)
     follow = subprocess.run([tshark, "-r", str(path), "-q", "-z", "follow,tcp,raw,0"],
                             capture_output=True, text=True, check=True).stdout
     shown = [line for line in follow.splitlines() if line.strip() and "=" not in line
@@ -172,12 +178,25 @@ def test_a_replayed_capture_is_one_stream_as_in_tshark(tmp_path, backend, tshark
         both = frames + again(delta)
         times = [T0 + k * 1_000_000 + (k >= len(frames)) * 10**10 for k in range(len(both))]
         path = tmp_path / f"replay-{n}.pcap"
-        write_pcap(path, [Record(tcp_frame(*ends[:2], *ends[2:], seq, ack, flags, payload), ts)
-                          for ts, (ends, seq, ack, flags, payload) in zip(times, both,
-                                                                          strict=True)])
-        streams = subprocess.run([tshark, "-r", str(path), "-T", "fields", "-e", "tcp.stream"],
-                                 capture_output=True, text=True, check=True).stdout.split()
-        assert len(set(streams)) == n
+        assert len(set(_tshark_streams(tshark, path, times, both))) == n
         sessions, summary = _scan(path, backend=backend)
         assert len(sessions) == n
         assert summary["skipped"] == ({LATE: len(frames)} if n == 1 else {})
+
+
+def test_late_data_retransmission_after_an_rst_stays_in_its_stream_as_in_tshark(
+        tmp_path, backend, tshark):
+    """The same conversation ended by the server's RST (taken: at the client's next expected
+    byte, all the client sent acknowledged) instead of FINs, its QUIT and 250 reply resent
+    3 s later: tshark keeps them in the one stream (no SYN came), and they hold no byte the
+    session lacks, so the scan gives one session and counts both segments late."""
+    frames, again = _dialogue(40000, False)
+    (c, fc, fs, _, _), resent = frames[-3], again[2:]
+    s = (c[1], c[0], c[3], c[2])
+    first = frames[:-3] + [(s, fs, fc, RST | ACK, b"")]
+    times = [T0 + k * 1_000_000 for k in range(len(first))] + [T0 + 3 * 10**9, T0 + 3 * 10**9 + 1]
+    path = tmp_path / "late-data-rst.pcap"
+    assert _tshark_streams(tshark, path, times, first + resent) == ["0"] * len(times)
+    sessions, summary = _scan(path, backend=backend)
+    assert len(sessions) == 1 and summary["skipped"] == {LATE: 2}
+    assert sessions[0]["frames"] == len(first)

@@ -504,8 +504,8 @@ def test_late_data_retransmission_of_fin_closed_connection_starts_none():
     """A data segment of a connection closed on FINs resent after the linger, its bytes all
     below its direction's FIN and its acknowledgement within what the peer sent, is a
     retransmission tshark keeps in the closed stream: counted late, no new connection.  One
-    reaching the FIN's place or past it, one acknowledging bytes the peer never sent, or a
-    copy after an RST closed the connection, still starts one."""
+    reaching the FIN's place or past it, or one acknowledging bytes the peer never sent, still
+    starts one."""
     late_s = 3_000_000_000
     ehlo, quit_, ok = b"EHLO a\r\n", b"QUIT\r\n", b"250 ok\r\n"
     n_c, n_s = len(ehlo + quit_), len(ok)
@@ -533,15 +533,46 @@ def test_late_data_retransmission_of_fin_closed_connection_starts_none():
             late = []
             conns = run(first + [extra], backend, late=late)
             assert [c.frames for c in conns] == [len(first), 1] and late == [0]
-    reset = (handshake(1000, 5000) + data_frames(ehlo, [(0, 8)], 1000, 5000, True)
-             + [Frame(0, False, 5001, 1009, RST | ACK)])
-    for f in reset:
-        f.ts_ns = 1000
-    again = Frame(0, True, 1001, 5001, ACK | PSH, ehlo, ts_ns=late_s)
-    for backend in BACKENDS:
-        late = []
-        conns = run(reset + [again], backend, late=late)
-        assert [c.frames for c in conns] == [len(reset), 1] and late == [0]
+
+
+def test_late_data_retransmission_of_rst_closed_connection_starts_none():
+    """After a close on an RST, data resent after the linger whose bytes the peer had all
+    acknowledged (an RST's acknowledgement counts), below its FIN if it sent one, and whose
+    acknowledgement lies within what the peer sent holds nothing new: tshark keeps it in the
+    closed stream (no SYN, no new stream), so it is counted late, as after a close on FINs.
+    Data going on past that, bytes the peer never acknowledged (the RST may have come before
+    the receiver got them), or an acknowledgement of bytes the peer never sent, still starts
+    a connection naming the closed one."""
+    late_s = 3_000_000_000
+    ehlo, ok = b"EHLO a\r\n", b"250 ok\r\n"
+    unacked = (handshake(1000, 5000) + data_frames(ehlo, [(0, 8)], 1000, 5000, True)
+               + [Frame(0, False, 5001, 1009, ACK | PSH, ok),
+                  Frame(0, False, 5009, 1009, RST | ACK)])
+    reset = unacked[:-1] + [Frame(0, True, 1009, 5009, ACK), unacked[-1]]
+    finned = unacked[:-1] + [Frame(0, True, 1009, 5009, FIN | ACK),
+                             Frame(0, False, 5009, 1010, RST | ACK)]
+    resent = [Frame(0, True, 1001, 5001, ACK | PSH, ehlo, ts_ns=late_s),
+              Frame(0, True, 1003, 5009, ACK | PSH, ehlo[2:6], ts_ns=late_s + 1),
+              Frame(0, False, 5001, 1009, ACK | PSH, ok, ts_ns=late_s + 2)]
+    for first in (unacked, reset, finned):
+        for f in first:
+            f.ts_ns = 1000
+    for first in (reset, finned):
+        for backend in BACKENDS:
+            late: list[int] = []
+            (conn,) = run(first + resent, backend, late=late)
+            assert conn.frames == len(first) and late == [len(resent)]
+            assert conn.c2s.data == ehlo and conn.s2c.data == ok
+    for first, extra in ((reset, Frame(0, True, 1005, 5009, ACK | PSH, b"a\r\nQUIT")),
+                         (finned, Frame(0, True, 1005, 5009, ACK | PSH, b"a\r\nQUIT")),
+                         (reset, Frame(0, True, 1001, 5010, ACK | PSH, ehlo)),
+                         (unacked, resent[2])):
+        extra.ts_ns = late_s
+        for backend in BACKENDS:
+            late = []
+            conns = run(first + [extra], backend, late=late)
+            assert [c.frames for c in conns] == [len(first), 1] and late == [0]
+            assert conns[1].after_reset == (1, len(first))  # (first frame, RST frame)
 
 
 def test_segment_beyond_any_receive_window_is_dropped():

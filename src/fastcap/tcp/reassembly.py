@@ -43,9 +43,10 @@ Rules both cores implement (per direction of a connection):
   its flow for `linger_ns` of capture time (so late ACKs and RSTs land in it) and is then handed on.
   An RST finding no connection on its flow starts none; nor does a segment without payload of the
   closed connection the flow last held (a SYN repeating that direction's ISN, or no SYN and a
-  sequence number within that direction's sequence space), nor a retransmission of data of one
-  closed on FINs (no SYN or RST, its bytes all below its direction's FIN, its acknowledgement
-  within what the peer sent): such segments are counted (`late`).  A
+  sequence number within that direction's sequence space), nor a retransmission of its data,
+  closed on FINs or an RST (no SYN or RST, its bytes all acknowledged by the peer, an RST's
+  acknowledgement too, and below its FIN if any, its acknowledgement within what the peer
+  sent): such segments are counted (`late`).  Any other
   segment with payload that goes on with a connection an RST closed before both FINs were
   acknowledged (no SYN, its sequence number
   within or at the end of its direction's space, its acknowledgement within the peer's or up to
@@ -565,7 +566,7 @@ class _Dir:
                  "nxt", "rcv", "before_start", "untraced", "syn_frame", "fin_frame", "rst_frame",
                  "base", "isn", "fin_seq", "synack_ack", "win", "has_base", "has_isn",
                  "fin_seen", "fin_acked", "win_known", "syn_ack_seen", "zwp", "fin_off",
-                 "acked", "hold", "holdcap", "hold_copied", "hold_mixed")
+                 "acked", "rst_acked", "hold", "holdcap", "hold_copied", "hold_mixed")
 
     def __init__(self) -> None:
         self.data = bytearray()
@@ -585,6 +586,7 @@ class _Dir:
         self.zwp: tuple[int, int, bytes] | None = None  # a probe's (offset, frame, byte)
         self.fin_off = 0  # stream offset of the first FIN (when fin_seen)
         self.acked: int | None = None  # highest stream offset the peer acknowledged
+        self.rst_acked = -1  # the highest one an RST of the peer's it took acknowledged
         # segments held out of order, in arrival order: [start, end, frame, copy or None]
         # (see hold_add in C); hold_mixed: one of them differs from the bytes stored under it
         self.hold: list[tuple[int, int, int, bytes | None]] = []
@@ -669,7 +671,9 @@ class PyReassemblerCore:
             rsts = [d.rst_frame for d in c.d if d.rst_frame >= 0]
             by_rst = c.rst and not (c.d[0].fin_acked and c.d[1].fin_acked)  # as in C
             self._tombs[c.flow % TOMB_SLOTS] = (c.flow, *(
-                (d.has_base, d.base, min(d.nxt + d.fin_seen, _M32), d.has_isn, d.isn)
+                (d.has_base, d.base, min(d.nxt + d.fin_seen, _M32), d.has_isn, d.isn,
+                 int(d.fin_seen), min(max(0, d.rst_acked, -1 if d.acked is None else d.acked),
+                                      _M32))
                 for d in c.d), (c.first_frame, min(rsts, default=-1)) if by_rst else None)
 
     def _tomb_late(self, flow: int, d: int, seq: int, ack: int, flags: int, plen: int) -> bool:
@@ -678,10 +682,10 @@ class PyReassemblerCore:
         t = self._tombs.get(flow % TOMB_SLOTS)
         if t is None or t[0] != flow:
             return False
-        has_base, base, span, has_isn, isn = t[1 + d]
-        if plen > 0:  # closed on FINs, its bytes all below the FIN (span counts the FIN)
-            if (t[3] is not None or flags & (_SYN | _RST) or not has_base
-                    or ((seq - base) & _M32) + plen >= span):
+        has_base, base, span, has_isn, isn, fin, acked = t[1 + d]
+        if plen > 0:  # its bytes all acknowledged, below a FIN (span counts it)
+            end = ((seq - base) & _M32) + plen
+            if flags & (_SYN | _RST) or not has_base or end > acked or end > span - fin:
                 return False
             peer_has_base, peer_base, peer_span = t[2 - d][:3]
             return not flags & _ACK or not peer_has_base or (ack - peer_base) & _M32 <= peer_span
@@ -858,6 +862,8 @@ class PyReassemblerCore:
                 c.rst_dir = -2  # both ends reset, or the first unplaced: none is undone
             if me.rst_frame < 0:
                 me.rst_frame = fno
+            if flags & _ACK and peer.has_base:  # what the RST's sender had received
+                peer.rst_acked = max(peer.rst_acked, peer.nxt + _s32(ack - peer.base - peer.nxt))
             c.rst = True
             return
         if not flags & _SYN and me.has_base and _s32(seq - me.base - me.nxt) > WINDOW_MAX:
