@@ -207,3 +207,26 @@ def test_key_file_warnings_reach_the_api_summary(capture, tmp_path):
     clean = scan(capture["pcap"], ca_file=str(capture["ca"]), keylog=(str(capture["keys"]),))
     list(clean)
     assert clean.summary.warnings == ()
+
+
+def test_a_server_seen_asking_again_is_remembered_as_recent(capture):
+    # a server's request seen after an inferred one makes it the most recently used: with
+    # room for two servers, two others after it must not forget it
+    def judged(**kw) -> list:
+        return _scan(capture, cross=CrossSession(enabled=False), **kw)
+
+    plain, keyed = judged(), judged(keylog=(str(capture["keys"]),))
+    x = plain[0].server
+    others = [dataclasses.replace(keyed[1], server=f"192.0.2.{n}:25") for n in (1, 2)]
+    assert x not in {s.server for s in others}
+    cross = CrossSession(limit=2)
+    assert cross.link(plain[0]) is None  # x asked, as inferred
+    assert cross.link(others[0]) is None  # another server asked
+    assert cross.link(keyed[1]) is None  # x asked, seen decrypted
+    assert cross.link(others[1]) is None  # a third server asked: the least recent goes
+    assert cross.dropped == 1
+    linked = cross.link(keyed[2])
+    assert linked is not None
+    (v,) = [v for v in linked if v.code == "client_cert_not_requested"]
+    assert v.severity == "warning", v
+    assert f"session 2 (frame {keyed[1].tls.cert_request_at.frame})" in v.message
