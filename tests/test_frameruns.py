@@ -350,3 +350,32 @@ def test_an_icmp_error_quoting_a_whole_first_fragment_is_in_no_stream(tmp_path, 
         assert _own(s.first_frame, s.last_frame, got) == [
             f for f in range(s.first_frame, s.last_frame + 1)
             if stream[f] == stream[s.first_frame]], s.number
+
+
+# (more fragments, offset in 8-byte units, total length claimed): the IPv4 packet quoted
+FRAGMENT_QUOTES = [(False, 0, None), (True, 0, None), (True, 0, 1400), (False, 185, None),
+                   (True, 185, None)]
+
+
+@pytest.mark.parametrize(("more", "offset", "length"), FRAGMENT_QUOTES)
+def test_an_icmp_error_quoting_a_fragment_is_counted_as_tshark_matches_it(
+        tmp_path, tshark, backend, more, offset, length):
+    """tshark's `tcp.port == 25` reads no TCP header in an ICMP error's quote of a later
+    IPv4 fragment, nor of a first fragment quoted whole (held to reassemble): stats count
+    among the errors about the selected frames only the ones it matches."""
+    from fastcap.select.stats import compute_stats
+
+    a, b, _other, router = ADDRS[4]
+    server = "10.1.2.25"
+    records = two_connections(a, b, server)
+    seg = p.tcp(40001, 25, 9, 1, p.ACK, b"x" * 10)[:20]
+    quoted = p.ipv4(seg, 6, b, server, dont_fragment=False, more_fragments=more,
+                    frag_offset=offset, ident=77, total_length=length)
+    records[6:6] = [Record(_icmp_error(4, "mtu", quoted, router, b), records[6].ts_ns)]
+    capture = tmp_path / "fragment-quote.pcap"
+    write_pcap(capture, records)
+    out = subprocess.run([tshark, "-n", "-r", str(capture), "-Y", "icmp && tcp.port == 25",
+                          "-T", "fields", "-e", "frame.number"],
+                         capture_output=True, text=True, check=True).stdout.split()
+    assert out in ([], ["7"])
+    assert compute_stats(capture, backend=backend).icmp_about_selected == len(out)

@@ -263,6 +263,21 @@ def _quoted_v6_upper(buf: np.ndarray, inner: np.ndarray, stop: np.ndarray,
     return nh, at
 
 
+def _tcp_quotes(buf: np.ndarray, offset: np.ndarray, caplen: np.ndarray, hd, need: int
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """`_icmp_quotes` within each error's IP packet (Ethernet padding is no quote), less
+    those whose quoted IPv4 packet is a later fragment, or a first one quoted whole: in
+    neither does tshark read a TCP header, the one holding no header, the other held to
+    reassemble."""
+    end = np.where(hd.ip_end >= 0, np.minimum(hd.ip_end, caplen), caplen).astype(np.int64)
+    rows, is6, inner, tcp_at = _icmp_quotes(buf, offset, end, hd, need)
+    frag = buf[inner + 6].astype(np.int64) << 8 | buf[inner + 7]
+    size = buf[inner + 2].astype(np.int64) << 8 | buf[inner + 3]
+    whole = inner + size <= offset[rows] + end[rows]
+    keep = is6 | (((frag & 0x1FFF) == 0) & ~(((frag & 0x2000) != 0) & whole))
+    return rows[keep], is6[keep], inner[keep], tcp_at[keep]
+
+
 def _ports_at(buf: np.ndarray, tcp_at: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     sport = buf[tcp_at].astype(np.uint16) << 8 | buf[tcp_at + 1]
     dport = buf[tcp_at + 2].astype(np.uint16) << 8 | buf[tcp_at + 3]
@@ -271,13 +286,14 @@ def _ports_at(buf: np.ndarray, tcp_at: np.ndarray) -> tuple[np.ndarray, np.ndarr
 
 def icmp_quoted_ports(buf: np.ndarray, offset: np.ndarray, caplen: np.ndarray, hd
                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Rows that are ICMP/ICMPv6 errors quoting a TCP header, with the quoted ports.
+    """Rows that are ICMP/ICMPv6 errors quoting a TCP header tshark reads (`_tcp_quotes`),
+    with the quoted ports.
 
     A "fragmentation needed" or "unreachable" about an SMTP flow matters to the diagnosis
     (path-MTU trouble stalls big certificate flights), and Wireshark's `tcp.port == 25`
     matches these frames too; they are counted apart from the flow's own segments.
     """
-    rows, _is6, _inner, tcp_at = _icmp_quotes(buf, offset, caplen, hd, 4)
+    rows, _is6, _inner, tcp_at = _tcp_quotes(buf, offset, caplen, hd, 4)
     return (rows, *_ports_at(buf, tcp_at))
 
 
@@ -306,14 +322,7 @@ def icmp_quoted_tcp(buf: np.ndarray, offset: np.ndarray, caplen: np.ndarray, hd
     the quoted IPv4 packet no later fragment, nor a first one quoted whole: those tshark
     puts in the quoted connection's `tcp.stream`, so that `frame N` of an error about a
     connection finds its session."""
-    end = np.where(hd.ip_end >= 0, np.minimum(hd.ip_end, caplen), caplen).astype(np.int64)
-    rows, is6, inner, tcp_at = _icmp_quotes(buf, offset, end, hd, _STREAM_QUOTE)
-    frag = buf[inner + 6].astype(np.int64) << 8 | buf[inner + 7]
-    # a first fragment quoted whole tshark holds to reassemble, reading no TCP in it
-    size = buf[inner + 2].astype(np.int64) << 8 | buf[inner + 3]
-    whole = inner + size <= offset[rows] + end[rows]
-    keep = is6 | (((frag & 0x1FFF) == 0) & ~(((frag & 0x2000) != 0) & whole))
-    rows, is6, inner, tcp_at = rows[keep], is6[keep], inner[keep], tcp_at[keep]
+    rows, is6, inner, tcp_at = _tcp_quotes(buf, offset, caplen, hd, _STREAM_QUOTE)
     src = np.zeros((len(rows), 16), np.uint8)
     dst = np.zeros((len(rows), 16), np.uint8)
     v4 = ~is6
