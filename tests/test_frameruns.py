@@ -379,3 +379,51 @@ def test_an_icmp_error_quoting_a_fragment_is_counted_as_tshark_matches_it(
                          capture_output=True, text=True, check=True).stdout.split()
     assert out in ([], ["7"])
     assert compute_stats(capture, backend=backend).icmp_about_selected == len(out)
+
+
+# (tunnel, bytes of its outer packet quoted, that packet a first fragment, the error in
+# the inner connection's stream, tcp.port matches)
+OUTER_QUOTES = [("vxlan", None, False, True, True), ("vxlan", 74, False, False, True),
+                ("vxlan", 70, False, False, False), ("vxlan", None, True, False, False),
+                ("vxlan", 90, True, True, True), ("vxlan-ipv6", None, False, True, True),
+                ("ip-in-ip", None, False, True, True), ("ah-tunnel", None, False, True, True)]
+
+
+@pytest.mark.parametrize(("kind", "keep", "first", "in_stream", "matched"), OUTER_QUOTES)
+def test_an_icmp_error_quoting_a_tunnels_outer_packet_is_its_inner_connections(
+        tmp_path, tshark, backend, kind, keep, first, in_stream, matched):
+    """An ICMP "fragmentation needed" (ICMPv6 "packet too big") quoting a tunnel's outer
+    packet whole, or a VXLAN datagram cut after its inner TCP ports or before them: tshark
+    opens the tunnel inside the quote, puts the error in the inner connection's stream, and
+    `tcp.port == 25` matches it, as for an error quoting the segment bare; so too for a
+    first fragment cut short in the quote, not for one quoted whole (held to reassemble)."""
+    from fastcap.select.stats import compute_stats
+
+    from .test_tunnels import OUTER, OUTER6, WRAP
+
+    a, b, _other, router = ADDRS[4]
+    server = "10.1.2.25"
+    records = two_connections(a, b, server)
+    seg = p.tcp(40000, 25, 9, 1, p.ACK | p.PSH, b"MAIL FROM:<a@example.com>\r\n")
+    eth = p.ether(p.ipv4(seg, 6, a, server), p.ETH_P_IP)
+    outer = bytearray(WRAP[kind](eth, eth[14:]))
+    if first:
+        outer[20:22] = b"\x20\x00"  # more fragments, offset 0
+    v = 6 if outer[12:14] == b"\x86\xdd" else 4
+    err = _icmp_error(v, "mtu", bytes(outer[14:][:keep]), ADDRS[v][3],
+                      (OUTER, OUTER6)[v == 6][0])
+    records[6:6] = [Record(err, records[6].ts_ns)]
+    capture = tmp_path / "outer-quote.pcap"
+    write_pcap(capture, records)
+    stream = tshark_streams(tshark, capture)
+    out = subprocess.run([tshark, "-n", "-r", str(capture), "-Y",
+                          "(icmp || icmpv6) && tcp.port == 25", "-T", "fields", "-e",
+                          "frame.number"], capture_output=True, text=True, check=True).stdout
+    assert (stream[7] != "", out.split()) == (in_stream, ["7"] if matched else [])
+    assert compute_stats(capture, backend=backend).icmp_about_selected == matched
+    sessions = list(scan(capture, backend=backend))
+    runs = frame_runs(capture, sessions, DEFAULT_PORTS, backend=backend)
+    for s, got in zip(sessions, runs, strict=True):
+        assert _own(s.first_frame, s.last_frame, got) == [
+            f for f in range(s.first_frame, s.last_frame + 1)
+            if stream[f] == stream[s.first_frame]], s.number

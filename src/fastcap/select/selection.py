@@ -17,7 +17,16 @@ import numpy as np
 from ..options import DEFAULT_PORTS as DEFAULT_PORTS
 from ..read.capture import Capture, WalkState
 from ..read.frames import F_NO_TS, F_OVER_SNAPLEN, F_SNAPPED, NO_TS, record_ends
-from .decode import LINKTYPE_ETHERNET, Headers, Status, TcpFields, decode_tcp
+from .decode import (
+    LINKTYPE_ETHERNET,
+    LINKTYPE_RAW,
+    Headers,
+    Status,
+    TcpFields,
+    _cut_rows,
+    decode_headers,
+    decode_tcp,
+)
 from .flows import FlowTable, port_lut
 from .fragments import (
     FRAG_FIRST,
@@ -31,7 +40,7 @@ from .fragments import (
     MAX_FRAGMENTS,
 )
 from .screen import TUNNEL_PORTS, Ports, Screened, screen
-from .tunnels import TUNNEL_NAMES
+from .tunnels import TUNNEL_NAMES, open_tunnels
 
 _STATUS_REASON = {
     Status.TRUNCATED_L2: "link-layer header cut by snaplen",
@@ -210,7 +219,8 @@ def _icmp_quotes(buf: np.ndarray, offset: np.ndarray, end: np.ndarray, hd, need:
                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """(rows, is IPv6, quoted IP header's and TCP header's file offsets) of the rows that
     are ICMP/ICMPv6 errors quoting a TCP header of which `need` bytes lie before each
-    row's `end` (frame bytes)."""
+    row's `end` (frame bytes), bare or inside the tunnel whose outer packet is quoted (the
+    IP header then the innermost one)."""
     l4 = hd.l4_off.astype(np.int64)
     v4 = (hd.l3 == 4) & (hd.ip_proto == 1)
     v6 = (hd.l3 == 6) & (hd.ip_proto == 58)
@@ -223,15 +233,57 @@ def _icmp_quotes(buf: np.ndarray, offset: np.ndarray, end: np.ndarray, hd, need:
     is6 = v6[rows]
     err = np.where(is6, (icmp_type >= 1) & (icmp_type <= 4),
                    np.isin(icmp_type, (3, 4, 5, 11, 12)))
+    stop = offset[rows] + end[rows]
+    ok, proto, tcp_at = _tcp_after(buf, inner, stop, is6, need)
+    ok &= err
+    tun = np.flatnonzero(err & ~ok & np.isin(proto, _QUOTED_OUTER))
+    if len(tun):  # a tunnel's outer packet quoted: tshark opens the tunnel in the quote
+        at, at6 = _through_tunnel(buf, inner[tun], stop[tun])
+        tun, at, at6 = tun[at >= 0], at[at >= 0], at6[at >= 0]
+        t_ok, _, t_tcp = _tcp_after(buf, at, stop[tun], at6, need)
+        tun, at, at6, t_tcp = tun[t_ok], at[t_ok], at6[t_ok], t_tcp[t_ok]
+        ok[tun], inner[tun], is6[tun], tcp_at[tun] = True, at, at6, t_tcp
+    return rows[ok], is6[ok], inner[ok], tcp_at[ok]
+
+
+def _tcp_after(buf: np.ndarray, inner: np.ndarray, stop: np.ndarray, is6: np.ndarray,
+               need: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(holds `need` bytes of a TCP header, protocol after the IP headers, the TCP header's
+    file offset) of each IP packet at file offset `inner` (IPv6 where `is6`; 20 bytes
+    readable) that runs to `stop` or is cut there."""
     ver = buf[inner] >> 4
     ihl = (buf[inner] & 0x0F).astype(np.int64) * 4
-    stop = offset[rows] + end[rows]
     proto6, at6 = _quoted_v6_upper(buf, inner, stop, is6)
     proto = np.where(is6, proto6, buf[inner + 9])
-    ok = err & (proto == 6) & np.where(is6, ver == 6, (ver == 4) & (ihl >= 20))
+    ok = (proto == 6) & np.where(is6, ver == 6, (ver == 4) & (ihl >= 20))
     tcp_at = np.where(is6, at6, inner + ihl)
     ok &= tcp_at + need <= stop
-    return rows[ok], is6[ok], inner[ok], tcp_at[ok]
+    return ok, proto, tcp_at
+
+
+# what a quoted tunnel packet may carry, IPv4 AH (stepped over by the decoder) included
+_QUOTED_OUTER = (4, 17, 41, 47, 51)
+_QUOTE_SLAB = 128  # bytes of a quoted tunnel packet decoded at once; deeper ones re-read
+
+
+def _through_tunnel(buf: np.ndarray, start: np.ndarray, stop: np.ndarray
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """(file offset of the innermost IP header, -1 for none; it is IPv6) of each quoted IP
+    packet at `start`, cut at `stop`, opened as the walk opens a frame's tunnels.  A quoted
+    fragment stays shut, as for a bare TCP quote (`_tcp_quotes`): tshark reads no tunnel in
+    a later one, and holds a first one quoted whole to reassemble."""
+    cap = (stop - start).astype(np.int32)
+    lt = np.full(len(start), LINKTYPE_RAW, np.int32)
+    slab = _cut_rows(buf, start, _QUOTE_SLAB, cap.astype(np.int64))
+    hd = decode_headers(slab, cap, lt, buf=buf, offset=start)
+    opened = open_tunnels(hd, slab, cap, lt, buf=buf, offset=start)
+    if opened is None:
+        return np.full(len(start), -1, np.int64), np.zeros(len(start), bool)
+    h = opened.headers
+    l3 = h.l3_off.astype(np.int64)
+    first = (hd.frag == 0) | ((hd.frag == 1) & (hd.ip_end > cap))
+    found = (opened.kind != 0) & first & (l3 >= 0) & (start + l3 + 20 <= stop)
+    return np.where(found, start + l3, -1), found & (h.l3 == 6)
 
 
 # IPv6 headers Wireshark steps over in a quoted packet to reach its TCP header: hop-by-hop,
