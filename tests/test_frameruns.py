@@ -386,7 +386,8 @@ def test_an_icmp_error_quoting_a_fragment_is_counted_as_tshark_matches_it(
 OUTER_QUOTES = [("vxlan", None, False, True, True), ("vxlan", 74, False, False, True),
                 ("vxlan", 70, False, False, False), ("vxlan", None, True, False, False),
                 ("vxlan", 90, True, True, True), ("vxlan-ipv6", None, False, True, True),
-                ("ip-in-ip", None, False, True, True), ("ah-tunnel", None, False, True, True)]
+                ("ip-in-ip", None, False, True, True), ("ah-tunnel", None, False, True, True),
+                ("ah-transport", None, False, True, True)]
 
 
 @pytest.mark.parametrize(("kind", "keep", "first", "in_stream", "matched"), OUTER_QUOTES)
@@ -396,7 +397,8 @@ def test_an_icmp_error_quoting_a_tunnels_outer_packet_is_its_inner_connections(
     packet whole, or a VXLAN datagram cut after its inner TCP ports or before them: tshark
     opens the tunnel inside the quote, puts the error in the inner connection's stream, and
     `tcp.port == 25` matches it, as for an error quoting the segment bare; so too for a
-    first fragment cut short in the quote, not for one quoted whole (held to reassemble)."""
+    first fragment cut short in the quote, not for one quoted whole (held to reassemble).
+    An IPv4 AH header before the TCP one (transport mode, no tunnel) tshark steps over."""
     from fastcap.select.stats import compute_stats
 
     from .test_tunnels import OUTER, OUTER6, WRAP

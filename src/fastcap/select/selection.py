@@ -250,19 +250,23 @@ def _tcp_after(buf: np.ndarray, inner: np.ndarray, stop: np.ndarray, is6: np.nda
                need: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(holds `need` bytes of a TCP header, protocol after the IP headers, the TCP header's
     file offset) of each IP packet at file offset `inner` (IPv6 where `is6`; 20 bytes
-    readable) that runs to `stop` or is cut there."""
+    readable) that runs to `stop` or is cut there; an IPv4 AH header is stepped over."""
     ver = buf[inner] >> 4
     ihl = (buf[inner] & 0x0F).astype(np.int64) * 4
     proto6, at6 = _quoted_v6_upper(buf, inner, stop, is6)
     proto = np.where(is6, proto6, buf[inner + 9])
-    ok = (proto == 6) & np.where(is6, ver == 6, (ver == 4) & (ihl >= 20))
     tcp_at = np.where(is6, at6, inner + ihl)
+    ah = ~is6 & (proto == _IPV4_AH) & (tcp_at + 2 <= stop)  # tshark steps over it
+    if ah.any():
+        q = np.where(ah, tcp_at, 0)
+        proto = np.where(ah, buf[q], proto)
+        tcp_at = np.where(ah, tcp_at + ((buf[q + 1].astype(np.int64) + 2) << 2), tcp_at)
+    ok = (proto == 6) & np.where(is6, ver == 6, (ver == 4) & (ihl >= 20))
     ok &= tcp_at + need <= stop
     return ok, proto, tcp_at
 
 
-# what a quoted tunnel packet may carry, IPv4 AH (stepped over by the decoder) included
-_QUOTED_OUTER = (4, 17, 41, 47, 51)
+_QUOTED_OUTER = (4, 17, 41, 47)  # what a quoted tunnel packet may carry
 _QUOTE_SLAB = 128  # bytes of a quoted tunnel packet decoded at once; deeper ones re-read
 
 
