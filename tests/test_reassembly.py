@@ -1247,9 +1247,10 @@ def test_connection_evicted_then_going_on_names_no_session():
 @pytest.mark.parametrize("fins_acked", [2, 1])
 def test_reset_after_both_fins_acknowledged_names_no_later_session(fins_acked):
     """After both FINs are acknowledged the dialogue is over: an RST in the linger (a stack
-    resetting after its close) does not make the server's 221 resent 3 s later a dialogue
-    going on past that RST, so the session it starts names none.  With the client's FIN
-    unanswered the RST is what ended the connection, and the later 221 names it."""
+    resetting after its close) does not make server bytes new 3 s later a dialogue going on
+    past that RST, so the session they start names none.  With the client's FIN unanswered
+    the RST is what ended the connection, and the later bytes name it.  (The 221 resent,
+    bytes the client acknowledged, is a late copy either way: it starts no session.)"""
     ic, is_, t = 1000, 5000, 10**6
     c_end, s_end = ic + 9, is_ + 9  # after "EHLO x\r\n" and "221 ok\r\n"
     frames = [Frame(0, True, ic + 1, is_ + 1, ACK | PSH, b"EHLO x\r\n", ts_ns=t),
@@ -1259,8 +1260,10 @@ def test_reset_after_both_fins_acknowledged_names_no_later_session(fins_acked):
         frames += [Frame(0, False, s_end, c_end + 1, FIN | ACK, ts_ns=t),
                    Frame(0, True, c_end + 1, s_end + 1, ACK, ts_ns=t)]
     frames += [Frame(0, True, c_end + 1, s_end + fins_acked - 1, RST, ts_ns=t),
-               Frame(0, False, is_ + 1, c_end, ACK | PSH, b"221 ok\r\n", ts_ns=3 * 10**9)]
-    first, later = run_both(frames)
-    assert first.frames == len(frames) - 1 and first.c2s.rst_frame == len(frames) - 1
+               Frame(0, False, is_ + 1, c_end, ACK | PSH, b"221 ok\r\n", ts_ns=2 * 10**9),
+               Frame(0, False, s_end + fins_acked - 1, c_end + 1, ACK | PSH, b"250 more\r\n",
+                     ts_ns=3 * 10**9)]
+    first, later = run_both(frames)  # the resent 221 (frame len - 1): late, in neither
+    assert first.frames == len(frames) - 2 and first.c2s.rst_frame == len(frames) - 2
     want = None if fins_acked == 2 else (first.first_frame, first.c2s.rst_frame)
     assert later.first_frame == len(frames) and later.after_reset == want
