@@ -67,7 +67,7 @@ def test_payloads_read_again_on_another_host_of_a_network_filesystem(tmp_path, m
     monkeypatch.setattr(split, "_phase_two", phase_two)
     with SerialExecutor() as ex:
         (got,) = scanner.scan_files([path], executor=ex, jobs=2, parts=4, backend=backend)
-    assert got.summary.warnings == [] and got.error is None
+    assert got.summary.warnings == () and got.error is None
     assert [[v.code for v in s.verdicts] for s in got.sessions] == \
         [[v.code for v in s.verdicts] for s in want.sessions] and len(want.sessions) > 0
 
