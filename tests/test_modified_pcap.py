@@ -43,7 +43,7 @@ def _columns(path: Path, backend: str) -> list[tuple]:
         for w in cap.windows():
             rows += zip(w.frame_no.tolist(), w.ts_ns.tolist(), w.caplen.tolist(),
                         w.orig_len.tolist(), map(bytes, np.array(w.slab)), strict=True)
-        assert cap.meta.warnings == []
+        assert list(cap.meta.warnings) == []
     return rows
 
 

@@ -351,7 +351,8 @@ README_CALLS = {
     "fastcap.evidence.read": ("read_evidence",),
     "fastcap.out.triage": ("triage",),
     "fastcap.run.evidence": ("attach_evidence", "log_only"),
-    "fastcap.read.capture": ("Capture.__init__", "Capture.windows"),
+    "fastcap.read.capture": ("Capture.__init__", "Capture.windows", "Capture.tell",
+                             "CaptureMeta.told"),
 }
 
 
@@ -373,7 +374,7 @@ def test_readme_functions_have_type_hints(module, name):
 
 
 # The values README's "Python API" hands a program, by where they are defined.  Not here, as
-# they fill while a file is walked: Capture and its CaptureMeta.
+# it fills while a file is walked: Capture (its `meta` is a frozen snapshot, CaptureMeta).
 README_VALUES = """
     fastcap.session.Session fastcap.session.TcpFacts fastcap.proto.smtp.SmtpDialogue
     fastcap.proto.tls.TlsHandshake fastcap.verdict.Verdict fastcap.verdict.ChainCheck
@@ -383,6 +384,7 @@ README_VALUES = """
     fastcap.evidence.read.Evidence fastcap.errors.CaptureWarning
     fastcap.proto.midstart.MidSession fastcap.proto.decryption.Decryption
     fastcap.run.scanner.ScanSummary fastcap.run.scanner.FileStream
+    fastcap.read.capture.CaptureMeta
 """.split()
 
 

@@ -78,7 +78,7 @@ def test_pcapng_corrupt_length_skips_one_block(tmp_path, backend, bad_len):
     data[at + 4 : at + 8] = new.to_bytes(4, "little")
     slabs, meta = read(tmp_path, backend, bytes(data), "pcapng")
     assert slabs == [p[:32] for i, p in enumerate(PAYLOADS) if i != 2]
-    assert meta.unreadable == [(at, offs[3])]
+    assert list(meta.unreadable) == [(at, offs[3])]
     (w,) = meta.warnings
     assert w.kind == "corrupt_block" and w.offset == at
     assert w.message.endswith(f"resumed at offset {offs[3]}, past {offs[3] - at} unreadable bytes")
@@ -92,7 +92,7 @@ def test_pcapng_garbage_between_blocks_of_any_length(tmp_path, backend, junk):
     data = raw[: offs[3]] + noise + raw[offs[3] :]
     slabs, meta = read(tmp_path, backend, data, "pcapng")
     assert slabs == [p[:32] for p in PAYLOADS]
-    assert meta.unreadable == [(offs[3], offs[3] + junk)]
+    assert list(meta.unreadable) == [(offs[3], offs[3] + junk)]
 
 
 def test_pcapng_caplen_beyond_block_loses_only_that_block(tmp_path, backend):
@@ -102,7 +102,7 @@ def test_pcapng_caplen_beyond_block_loses_only_that_block(tmp_path, backend):
     slabs, meta = read(tmp_path, backend, bytes(data), "pcapng")
     assert slabs == [p[:32] for i, p in enumerate(PAYLOADS) if i != 1]
     assert [w.kind for w in meta.warnings] == ["corrupt_packet"]
-    assert meta.skipped["corrupt packet block"] == 1 and meta.unreadable == []
+    assert meta.skipped["corrupt packet block"] == 1 and list(meta.unreadable) == []
 
 
 def test_pcapng_corrupt_second_section_header(tmp_path, backend):
@@ -114,7 +114,7 @@ def test_pcapng_corrupt_second_section_header(tmp_path, backend):
     assert slabs == [p[:32] for p in PAYLOADS[:2]] * 2
     (w,) = meta.warnings
     assert (w.kind, w.offset, meta.sections, meta.unreadable) == (
-        "corrupt_block", len(raw), 2, [])
+        "corrupt_block", len(raw), 2, ())
     assert "little-endian: read on" in w.message
     data[len(raw) + 4: len(raw) + 8] = b"\0\0\0\0"  # its length too: no byte order is told
     slabs, meta = read(tmp_path, backend, bytes(data), "pcapng")
@@ -128,7 +128,7 @@ def test_pcapng_truncated_tail_is_still_truncated(tmp_path, backend):
     raw, offs = pcapng_bytes(tmp_path)
     slabs, meta = read(tmp_path, backend, raw[:-10], "pcapng")
     assert slabs == [p[:32] for p in PAYLOADS[:-1]]
-    assert [w.kind for w in meta.warnings] == ["truncated_block"] and meta.unreadable == []
+    assert [w.kind for w in meta.warnings] == ["truncated_block"] and list(meta.unreadable) == []
 
 
 @pytest.mark.parametrize("field,value", [(8, 0xFFFFFFFF), (8, 300000), (8, 70000)])
@@ -139,7 +139,7 @@ def test_pcap_corrupt_record_header_resyncs(tmp_path, backend, field, value):
     data[at + field : at + field + 4] = value.to_bytes(4, "little")
     slabs, meta = read(tmp_path, backend, bytes(data), "pcap")
     assert slabs == [p[:32] for i, p in enumerate(PAYLOADS) if i != 2]
-    assert meta.unreadable == [(at, offs[3])]
+    assert list(meta.unreadable) == [(at, offs[3])]
     assert meta.warnings[0].kind == "corrupt_record" and meta.warnings[0].offset == at
 
 
@@ -188,7 +188,7 @@ def test_megabytes_of_garbage_cost_linear_vectorized_work(tmp_path, backend, mon
         slabs, meta = read(tmp_path, backend, data, "pcapng")
     assert probed.count >= len(junk)  # the garbage was searched, by the metered test
     assert slabs == [p[:32] for p in PAYLOADS]
-    assert meta.unreadable == [(offs[1], offs[1] + len(junk))]
+    assert list(meta.unreadable) == [(offs[1], offs[1] + len(junk))]
 
 
 @settings(max_examples=40, deadline=None,
@@ -269,7 +269,7 @@ def test_a_length_that_reaches_the_next_blocks_own_length_loses_no_other_block(
     data[at + 4 : at + 8] = (length + extra).to_bytes(4, "little")
     slabs, meta = read(tmp_path, backend, bytes(data), "pcapng")
     assert slabs == [p[:32] for k, p in enumerate(PAYLOADS) if k != i]
-    assert meta.unreadable == [(at, offs[i + 1])]
+    assert list(meta.unreadable) == [(at, offs[i + 1])]
     assert [(w.kind, w.offset) for w in meta.warnings] == [("corrupt_block", at)]
 
 
@@ -284,7 +284,7 @@ def test_a_length_that_reaches_a_later_blocks_own_length_loses_no_other_block(tm
     data[offs[0] + 4 : offs[0] + 8] = (80).to_bytes(4, "little")
     slabs, meta = read(tmp_path, backend, bytes(data), "pcapng")
     assert slabs == [p[:32] for p in payloads[1:]]
-    assert meta.unreadable == [(offs[0], offs[1])]
+    assert list(meta.unreadable) == [(offs[0], offs[1])]
 
 
 @pytest.mark.parametrize("new", [220, 4096, 1 << 20])
@@ -300,7 +300,7 @@ def test_a_sound_looking_length_past_the_end_still_reads_the_last_block(tmp_path
     data[at + 4 : at + 8] = new.to_bytes(4, "little")
     slabs, meta = read(tmp_path, backend, bytes(data), "pcapng")
     assert slabs == [p[:32] for k, p in enumerate(PAYLOADS) if k != len(offs) - 2]
-    assert meta.unreadable == [(at, offs[-1])]
+    assert list(meta.unreadable) == [(at, offs[-1])]
     assert [(w.kind, w.offset) for w in meta.warnings] == [("corrupt_block", at)]
 
 
@@ -321,7 +321,7 @@ def first_block_alone_lost(tmp_path, backend, payloads: list[bytes], new: int) -
     data[offs[0] + 4 : offs[0] + 8] = new.to_bytes(4, "little")
     slabs, meta = read(tmp_path, backend, bytes(data), "pcapng")
     assert slabs == [p[:32] for p in payloads[1:]]
-    assert meta.unreadable == [(offs[0], offs[1])]
+    assert list(meta.unreadable) == [(offs[0], offs[1])]
 
 
 def test_an_unpadded_block_before_a_damaged_header_is_still_read(tmp_path, backend):
@@ -332,7 +332,7 @@ def test_an_unpadded_block_before_a_damaged_header_is_still_read(tmp_path, backe
     raw[at + 100 : at + 104] = (0xFFFFFFF0).to_bytes(4, "little")  # the next block's length
     slabs, meta = read(tmp_path, backend, bytes(raw), "pcapng")
     assert slabs == [b"a" * 20, b"b" * 32, b"c" * 20]
-    assert meta.unreadable == [(at + 96, at + 112)]
+    assert list(meta.unreadable) == [(at + 96, at + 112)]
 
 
 @pytest.mark.parametrize("payloads,new", [([b"a", b"b" * 57, b"c" * 20], 60),
@@ -372,7 +372,7 @@ def test_a_damaged_length_is_judged_alike_whatever_the_range_or_piece_end(tmp_pa
     with Capture(path, backend=backend) as cap:
         whole = _walked(cap), cap.meta.unreadable
     assert [c for _, c in whole[0]] == [60] * 4 + [57, 20]
-    assert whole[1] == [(at, offs[5])]
+    assert list(whole[1]) == [(at, offs[5])]
     for end in range(at + 56, offs[6] + 4, 3):
         with Capture(path, backend=backend) as cap:
             first, state, lost = _walked(cap, stop=end), cap.end_state, cap.meta.unreadable
@@ -431,7 +431,7 @@ def test_a_non_packet_length_that_reaches_a_later_field_loses_no_other_block(
     raw[at + 4 : at + 8] = (new - short).to_bytes(4, "little")
     slabs, meta = read(tmp_path, backend, bytes(raw), "pcapng")
     assert [len(s) for s in slabs] == [8, min(32, lengths[0]), 12]
-    assert meta.unreadable == [(at, at + blen)]
+    assert list(meta.unreadable) == [(at, at + blen)]
     assert [(w.kind, w.offset) for w in meta.warnings] == [("corrupt_block", at)]
 
 
@@ -456,7 +456,7 @@ def test_a_section_header_length_that_reaches_the_interface_snaplen_loses_no_blo
     raw[4:8] = (shb + 16).to_bytes(4, "little")
     slabs, meta = read(tmp_path, backend, bytes(raw), "pcapng")
     assert slabs == [p[:32] for p in PAYLOADS[:3]]
-    assert meta.unreadable == [(0, shb)] and meta.sections == 1
+    assert list(meta.unreadable) == [(0, shb)] and meta.sections == 1
 
 
 def test_reading_resumes_at_a_block_whose_lengths_leave_out_the_padding(tmp_path, backend):
@@ -475,7 +475,7 @@ def test_reading_resumes_at_a_block_whose_lengths_leave_out_the_padding(tmp_path
     data[offs[2] + 4 : offs[2] + 8] = (0xFFFFFFF0).to_bytes(4, "little")
     slabs, meta = read(tmp_path, backend, bytes(data), "pcapng")
     assert slabs == [p[:32] for i, p in enumerate(payloads) if i != 2]
-    assert meta.unreadable == [(offs[2], offs[3])]
+    assert list(meta.unreadable) == [(offs[2], offs[3])]
 
 
 @pytest.mark.parametrize("last", ["isb", "nrb", "custom"])
@@ -500,7 +500,7 @@ def test_a_block_shorter_than_a_section_header_ends_a_chain_at_the_end(tmp_path,
     raw[at + 4 : at + 8] = bytes(4)
     slabs, meta = read(tmp_path, backend, bytes(raw), "pcapng")
     assert slabs == [p[:32] for p in (PAYLOADS[0], PAYLOADS[2])]
-    assert meta.unreadable == [(at, blocks[4][0])]
+    assert list(meta.unreadable) == [(at, blocks[4][0])]
 
 
 @pytest.mark.parametrize("kind", sorted(_BEFORE))
@@ -516,7 +516,7 @@ def test_a_length_that_passes_a_sound_block_to_a_later_field_loses_no_other_bloc
     raw[at + 4 : at + 8] = new.to_bytes(4, "little")
     slabs, meta = read(tmp_path, backend, bytes(raw), "pcapng")
     assert [len(s) for s in slabs] == [8, 4, 32, 12]
-    assert meta.unreadable == [(at, at + blen)]
+    assert list(meta.unreadable) == [(at, at + blen)]
 
 
 @pytest.mark.parametrize("kind", ["nrb", "custom"])
@@ -532,7 +532,7 @@ def test_a_length_that_passes_many_sound_blocks_to_a_later_field_loses_no_other_
     raw[at + 4 : at + 8] = new.to_bytes(4, "little")
     slabs, meta = read(tmp_path, backend, bytes(raw), "pcapng")
     assert [len(s) for s in slabs] == [8] + [4] * sound + [32, 12]
-    assert meta.unreadable == [(at, at + blen)]
+    assert list(meta.unreadable) == [(at, at + blen)]
     assert [(w.kind, w.offset) for w in meta.warnings] == [("corrupt_block", at)]
 
 
@@ -569,7 +569,7 @@ def test_a_file_cut_inside_a_block_of_unpadded_length_is_cut_not_damaged(tmp_pat
     slabs, meta = read(tmp_path, backend, bytes(raw[: at + 29 + len(held)]), "pcapng")
     assert slabs == [b"a" * 20]
     assert [(w.kind, w.offset) for w in meta.warnings] == [("truncated_block", at)]
-    assert meta.unreadable == []
+    assert list(meta.unreadable) == []
 
 
 @pytest.mark.parametrize("after", [[0x80000001, "epb"], ["epb", 0x80000001, "epb"],
@@ -602,7 +602,7 @@ def test_reading_resumes_at_a_sound_block_of_a_type_it_does_not_know(tmp_path, b
     slabs, meta = read(tmp_path, backend, bytes(raw), "pcapng")
     assert slabs == [b"a" * 20] + [bytes([99 + i]) * 24 for i, k in enumerate(after)
                                    if k == "epb"]
-    assert meta.unreadable == [(at, blocks[4][0])]
+    assert list(meta.unreadable) == [(at, blocks[4][0])]
     assert [(w.kind, w.offset) for w in meta.warnings] == [("corrupt_block", at)]
     for kind in after:
         if isinstance(kind, int) and kind != 0x00000BAD:
@@ -677,7 +677,7 @@ def test_a_length_that_passes_a_block_of_unknown_type_to_a_later_field_loses_no_
     raw[at + 4 : at + 8] = new.to_bytes(4, "little")
     slabs, meta = read(tmp_path, backend, bytes(raw), "pcapng")
     assert [len(s) for s in slabs] == [8, 32, 12]
-    assert meta.unreadable == [(at, at + blen)]
+    assert list(meta.unreadable) == [(at, at + blen)]
     assert meta.block_counts[f"type 0x{passed:08x}"] == 1  # the damaged block is not counted
 
 
@@ -696,7 +696,7 @@ def test_a_run_of_unknown_blocks_in_packet_data_is_not_where_reading_resumes(tmp
     raw[hold + hlen - 4 : hold + hlen] = bytes(4)
     slabs, meta = read(tmp_path, backend, bytes(raw), "pcapng")
     assert slabs == [b"a" * 20, b"c" * 24]
-    assert meta.unreadable == [(at, blocks[5][0])]
+    assert list(meta.unreadable) == [(at, blocks[5][0])]
     assert not [k for k in meta.block_counts if k.startswith("type ")]
 
 
@@ -725,7 +725,7 @@ def test_a_length_that_reaches_the_own_length_of_a_block_of_any_type_loses_no_ot
     raw[at + 4 : at + 8] = (alen + extra).to_bytes(4, "little")
     slabs, meta = read(tmp_path, backend, bytes(raw), "pcapng")
     assert slabs == [b"a" * 20] + ([bytes([100]) * 28] if kind == "epb" else []) + [b"z" * 24]
-    assert meta.unreadable == [(at, nxt)]
+    assert list(meta.unreadable) == [(at, nxt)]
     assert [(w.kind, w.offset) for w in meta.warnings] == [("corrupt_block", at)]
     if isinstance(kind, int) and kind != 0x00000BAD:
         assert meta.block_counts[f"type 0x{kind:08x}"] == 1

@@ -62,7 +62,7 @@ def test_blocks_of_their_least_length_read_without_a_word(tmp_path, btype, blen)
     for backend in ("native", "python"):
         with Capture(path, backend=backend) as cap:
             assert sum(len(w.frame_no) for w in cap.windows()) == 12
-            assert cap.meta.warnings == []
+            assert list(cap.meta.warnings) == []
 
 
 @pytest.mark.parametrize("btype,blen", SHORT)

@@ -743,9 +743,9 @@ def _iter_sessions(path: str | os.PathLike, o: ScanOptions, window: int, slab_wi
             order.note(counters)
         except GeneratorExit:  # the caller stopped early (`follow`): what was read
             if capture_out is not None:
+                cap_.tell(*keys.warnings)
                 capture_out.append(cap_.meta_so_far())
-                capture_out[-1].warnings += keys.warnings
             raise
         if capture_out is not None:
-            cap_.meta.warnings += keys.warnings
+            cap_.tell(*keys.warnings)
             capture_out.append(cap_.meta)

@@ -14,7 +14,7 @@ import stat
 import struct
 from collections import Counter
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from functools import partial
 from typing import Any
 
@@ -23,6 +23,7 @@ import numpy as np
 from ..errors import CaptureError, CaptureWarning
 from . import pcap, pcapng, resync
 from .ahead import Slot
+from .counts import NONE, Counts
 from .frames import FrameWindow, record_ends
 from .guard import MappingGuard, cut_message, file_identity, gone_warning
 from .walker import Walker, get_walker
@@ -51,29 +52,72 @@ _PARSED_BLOCKS = (0x00000001, 0x0000000A)  # interface description, decryption s
 _FRAME_LIKE_BLOCKS = {0x00000BAD: "custom", 0x40000BAD: "custom", 0x00000009: "systemd journal"}
 
 
-@dataclass
+@dataclass(frozen=True)
 class CaptureMeta:
-    """What the file's own headers say; filled in as the walk meets sections and interfaces."""
+    """What the file's own headers say and what its walk met: a snapshot (`Capture.meta`),
+    frozen, so that what a caller holds never changes under it.  The walk fills a tally of
+    its own; a stage that adds to it tells the reader (`Capture.tell`), and one that adds to
+    a snapshot once the reader is gone makes a changed copy (`told`, `dataclasses.replace`)."""
 
     path: str
     size: int
     format: str  # "pcap" | "pcapng"
-    byte_orders: list[str] = field(default_factory=list)  # "little"/"big", one per section
+    byte_orders: tuple[str, ...] = ()  # "little"/"big", one per section
     nanosecond: bool = False  # pcap only
     version: tuple[int, int] = (0, 0)
     snaplen: int = 0  # pcap only
-    interfaces: list[pcapng.Interface] = field(default_factory=list)
+    interfaces: tuple[pcapng.Interface, ...] = ()
     sections: int = 0
-    block_counts: Counter = field(default_factory=Counter)
-    other_records: Counter = field(default_factory=Counter)  # frame-numbered, no packet data
-    secrets: list[pcapng.SecretsBlock] = field(default_factory=list)
-    warnings: list[CaptureWarning] = field(default_factory=list)
-    skipped: Counter = field(default_factory=Counter)  # reason -> frames/blocks not indexed
-    unreadable: list[tuple[int, int]] = field(default_factory=list)  # [start, end) skipped
+    block_counts: Counts = NONE
+    other_records: Counts = NONE  # frame-numbered, no packet data
+    secrets: tuple[pcapng.SecretsBlock, ...] = ()
+    warnings: tuple[CaptureWarning, ...] = ()
+    skipped: Counts = NONE  # reason -> frames/blocks not indexed
+    unreadable: tuple[tuple[int, int], ...] = ()  # [start, end) skipped
     compression: str | None = None  # gzip | zstd | lz4 when read through a decompressor
     # `guard.file_identity` of the mapped file read: a file mapped again to read payloads
     # must be this one, not another put under its name since (`guard.map_again`)
     identity: tuple[int, int] | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("byte_orders", "interfaces", "secrets", "warnings"):  # given as lists
+            object.__setattr__(self, name, tuple(getattr(self, name)))
+        for name in ("block_counts", "other_records", "skipped"):  # or as Counters
+            if not isinstance(getattr(self, name), Counts):
+                object.__setattr__(self, name, Counts(getattr(self, name)))
+        object.__setattr__(self, "unreadable", tuple(tuple(r) for r in self.unreadable))
+
+    def told(self, *warnings: CaptureWarning) -> CaptureMeta:
+        """This metadata with `warnings` told after its own (a later stage's findings)."""
+        return replace(self, warnings=self.warnings + warnings) if warnings else self
+
+
+@dataclass
+class _Tally:
+    """What a walk fills as it meets sections, interfaces and damage: the reader's own,
+    never handed out; `Capture.meta` hands back a frozen snapshot of it."""
+
+    path: str
+    size: int
+    format: str
+    byte_orders: list[str] = field(default_factory=list)
+    nanosecond: bool = False
+    version: tuple[int, int] = (0, 0)
+    snaplen: int = 0
+    interfaces: list[pcapng.Interface] = field(default_factory=list)
+    sections: int = 0
+    block_counts: Counter = field(default_factory=Counter)
+    other_records: Counter = field(default_factory=Counter)
+    secrets: list[pcapng.SecretsBlock] = field(default_factory=list)
+    warnings: list[CaptureWarning] = field(default_factory=list)
+    skipped: Counter = field(default_factory=Counter)
+    unreadable: list[tuple[int, int]] = field(default_factory=list)
+    compression: str | None = None
+    identity: tuple[int, int] | None = None
+
+    def snapshot(self) -> CaptureMeta:
+        """The tally as it stands, frozen (copied: the walk goes on filling the tally)."""
+        return CaptureMeta(**{f.name: getattr(self, f.name) for f in fields(self)})
 
 
 def _guide_s(win: FrameWindow, a: int, n: int, before: tuple[int | None, int | None]
@@ -250,7 +294,7 @@ class Capture:
         self._setup(mm, size, sniff_format(self.path, bytes(mm[:64])), backend, window,
                     slab_width, max_caplen)
         self._guard = MappingGuard(mm, size, self.path, identity)
-        self.meta.identity = identity
+        self._tally.identity = identity
 
     def _setup(self, buf, size: int, fmt: str, backend: str, window: int, slab_width: int,
                max_caplen: int, base: int = 0, more: bool = False,
@@ -265,7 +309,9 @@ class Capture:
         self._walking = False
         self._before_cut: tuple | None = None  # the counts when a cut was first met
         self._cut_told = False
-        self.meta = CaptureMeta(self.path, size, fmt)
+        self._tally = _Tally(self.path, size, fmt)
+        self._changes = 0  # counts the tally's changes: a snapshot built at another is stale
+        self._snap: tuple[int, CaptureMeta] | None = None
         self._bound = self.walker.bind(self._mm)
         self._np: np.ndarray | None = None
         self._base = base  # file offset of buffer byte 0 (offsets in reports are the file's)
@@ -306,19 +352,48 @@ class Capture:
         """The read-only mapping (for payload reads by later stages)."""
         return self._mm
 
+    @property
+    def meta(self) -> CaptureMeta:
+        """What the file's headers say and the walk has met so far, frozen: built when asked
+        and kept until the walk goes on or a stage tells more (`tell`)."""
+        changes, snap = self._changes, self._snap
+        if snap is None or snap[0] != changes:
+            snap = self._snap = (changes, self._tally.snapshot())
+        return snap[1]
+
+    @property
+    def format(self) -> str:
+        """'pcap' or 'pcapng', from the magic number."""
+        return self._tally.format
+
+    @property
+    def interfaces(self) -> tuple[pcapng.Interface, ...]:
+        """The interfaces met so far: what a reader of each window needs of the metadata,
+        without a snapshot of all of it."""
+        return tuple(self._tally.interfaces)
+
+    def tell(self, *warnings: CaptureWarning, skipped: str | None = None) -> None:
+        """Add what a later stage found to what the walk met: `warnings` after the walk's,
+        and one more frame or block not read for reason `skipped`.  Snapshots handed out
+        before stay as they were."""
+        self._tally.warnings += warnings
+        if skipped is not None:
+            self._tally.skipped[skipped] += 1
+        self._changes += 1
+
     def meta_so_far(self) -> CaptureMeta:
-        """What the walk has met up to now (`meta` itself: a file's fills as it goes), for a
-        reader that stops early."""
+        """What the walk has met up to now (`meta`: a file's fills as it goes), for a reader
+        that stops early."""
         return self.meta
 
     def secrets_since(self, n: int) -> list[pcapng.SecretsBlock]:
         """The Decryption Secrets Blocks the walk has met so far, in file order, after the
         first `n` (those taken already)."""
-        return self.meta.secrets[n:]
+        return self._tally.secrets[n:]
 
     @property
     def progress_size(self) -> int:
-        return self.meta.size
+        return self._tally.size
 
     @property
     def progress_done(self) -> int:
@@ -350,10 +425,10 @@ class Capture:
             # Damage met after a cut is the cut's (a record reaching past it, or zeros): not
             # told, and what the walk counts from here is undone when the cut is (cut_short).
             if self._before_cut is None:
-                m = self.meta
+                m = self._tally
                 self._before_cut = (Counter(m.skipped), len(m.unreadable), len(m.warnings))
             return
-        self.meta.warnings.append(CaptureWarning(self.path, self._base + offset, kind, message))
+        self._tally.warnings.append(CaptureWarning(self.path, self._base + offset, kind, message))
 
     def windows(self, start: WalkState | None = None, stop: int | None = None
                 ) -> Iterator[FrameWindow]:
@@ -398,6 +473,12 @@ class Capture:
             walk.close()
 
     def _windows(self, start: WalkState | None, stop: int | None) -> Iterator[FrameWindow]:
+        try:
+            yield from self._walk(start, stop)
+        finally:  # the tally changed since the last window: warnings at the end, a cut
+            self._changes += 1
+
+    def _walk(self, start: WalkState | None, stop: int | None) -> Iterator[FrameWindow]:
         if self.frames is not None:
             win, spare = self.frames, self._spare(self.frames)
         elif self._reads_ahead():
@@ -405,13 +486,13 @@ class Capture:
         else:
             win, spare = FrameWindow.allocate(self.window, self.slab_width), None
         whole = start is None and stop is None and self._mapped
-        self._stop = self.meta.size if stop is None else max(0, min(stop, self.meta.size))
+        self._stop = self._tally.size if stop is None else max(0, min(stop, self._tally.size))
         self.start_used = False
         slot = Slot()
         self._walks.add(slot)
         self._walking = True
         try:
-            if self.meta.format == "pcap":
+            if self._tally.format == "pcap":
                 yield from self._walk_pcap(win, spare, start, slot)
             else:
                 yield from self._walk_pcapng(win, spare, start, slot)
@@ -443,10 +524,11 @@ class Capture:
         self._walking = False  # this warning is the cut's own
         if self._before_cut is not None:
             skipped, unreadable, warnings = self._before_cut
-            self.meta.skipped = skipped
-            del self.meta.unreadable[unreadable:], self.meta.warnings[warnings:]
+            self._tally.skipped = skipped
+            del self._tally.unreadable[unreadable:], self._tally.warnings[warnings:]
         self._warn(gone, "cut_short", cut_message(self.path))
-        self.meta.skipped["file cut short while read"] += 1
+        self._tally.skipped["file cut short while read"] += 1
+        self._changes += 1
         self.end_state = WalkState(gone, self.frames_done + 1)
 
     def rewritten(self, gone: int) -> None:
@@ -457,7 +539,8 @@ class Capture:
             return
         self._cut_told = True
         self._walking = False
-        self.meta.warnings.append(gone_warning(self.path, gone, self.meta.identity))
+        self._tally.warnings.append(gone_warning(self.path, gone, self._tally.identity))
+        self._changes += 1
         self.end_state = WalkState(gone, self.frames_done + 1)
 
     def _reads_ahead(self) -> bool:
@@ -492,20 +575,20 @@ class Capture:
             now = os.stat(self.path).st_size
         except OSError:
             return
-        if now > self.meta.size:
-            self._warn(self.meta.size, "growing_file",
+        if now > self._tally.size:
+            self._warn(self._tally.size, "growing_file",
                        f"file grew to {now} bytes while it was read; results cover the first "
-                       f"{self.meta.size} bytes (its size when opened)")
+                       f"{self._tally.size} bytes (its size when opened)")
 
     # -- pcap -------------------------------------------------------------------------------
     def _straddler(self, walk, win: FrameWindow, n: int, off: int, fno: int, *args, **kw):
         """The record at `off` starts before the range end but runs past it: read just that
         one record against the whole file (the window's row n, with room made first)."""
-        return walk(self._bound, self.meta.size, off, *args, win.head(n + 1), n, fno, **kw)
+        return walk(self._bound, self._tally.size, off, *args, win.head(n + 1), n, fno, **kw)
 
     def _walk_pcap(self, win: FrameWindow, spare: FrameWindow | None, start: WalkState | None,
                    slot: Slot) -> Iterator[FrameWindow]:
-        meta, size, lim = self.meta, self.meta.size, self._stop
+        meta, size, lim = self._tally, self._tally.size, self._stop
         hdr = self.pcap_header
         if hdr is None:
             try:
@@ -614,17 +697,17 @@ class Capture:
         except ValueError:
             joined = None
         if joined is not None:
-            joined = pcap.with_records(joined, self._mm, self.meta.size, off)
+            joined = pcap.with_records(joined, self._mm, self._tally.size, off)
         if joined is None:
             self._warn(off, "truncated_header", "another capture's pcap file header cut short "
                                                 "(captures concatenated); stopped reading")
-            self.meta.skipped["truncated record"] += 1
+            self._tally.skipped["truncated record"] += 1
             return None
         if (joined.linktype, joined.fcs_len) != (hdr.linktype, hdr.fcs_len):
             self._warn(off, "concatenated", f"another capture's pcap file header, of link type "
                                             f"{joined.linktype} (captures concatenated: split "
                                             "them, or join them with mergecap); stopped reading")
-            self.meta.skipped["capture of another link type appended"] += 1
+            self._tally.skipped["capture of another link type appended"] += 1
             self.stopped = True
             return None
         rules = ", ".join(w for w, on in (("nanosecond", joined.nanosecond),
@@ -644,7 +727,7 @@ class Capture:
     def _skip_block(self, off: int, blen: int, kind: str, what: str, reason: str) -> int:
         """Step over one well-framed block that cannot be used; returns the next offset."""
         self._warn(off, kind, f"{what}; block skipped")
-        self.meta.skipped[reason] += 1
+        self._tally.skipped[reason] += 1
         return off + blen
 
     def _skip_range(self, off: int, nxt: int, kind: str, what: str, reason: str | None
@@ -654,9 +737,9 @@ class Capture:
         # CaptureWarning adds " at offset {a}": the message reads on to name the range
         self._warn(off, kind, f"{what}; reading resumed at offset {b}, past {b - a} unreadable "
                               f"byte{'s' if b - a != 1 else ''}")
-        self.meta.unreadable.append((a, b))
+        self._tally.unreadable.append((a, b))
         if reason is not None:
-            self.meta.skipped[reason] += 1
+            self._tally.skipped[reason] += 1
 
     def _hand_over(self, win: FrameWindow, spare: FrameWindow | None, n: int, off: int,
                    fno: int, slot: Slot, walk: Callable[..., Any] | None, lim: int,
@@ -677,13 +760,14 @@ class Capture:
         raise_after = None
         if gone is not None:  # the file was cut short: what lies past `gone` reads as zeros
             # a record reaching past it (a pcapng block's tail) is truncated in the file as cut
-            ends = record_ends(self._array(), self.meta.format != "pcap", win.offset[:n],
+            ends = record_ends(self._array(), self._tally.format != "pcap", win.offset[:n],
                                win.caplen[:n], win.flags[:n])
             kept = int(np.searchsorted(ends > gone, True))  # records in file order
             if kept < n or off >= gone:  # the walk has reached the cut: it ends here
                 n, raise_after = kept, _CutShort(gone)
         self.frames_done += n
         self.bytes_done = off
+        self._changes += 1  # what the walk met up to here: a snapshot asked for is new
         if n:
             yield win.head(n)
             if self._guard is not None:  # before the walk goes on
@@ -694,7 +778,7 @@ class Capture:
     # -- pcapng ----------------------------------------------------------------------------
     def _walk_pcapng(self, win: FrameWindow, spare: FrameWindow | None,
                      start: WalkState | None, slot: Slot) -> Iterator[FrameWindow]:
-        meta, size, mm, lim = self.meta, self.meta.size, self._mm, self._stop
+        meta, size, mm, lim = self._tally, self._tally.size, self._mm, self._stop
         section: pcapng.Section | None = None
         params: list = []
         off, fno, n = 0, 1, 0
@@ -880,7 +964,7 @@ class Capture:
     def _told_short(self, name: str) -> bool:
         """Whether the warning for `name` blocks too short for their fixed fields is told
         already (and not taken back by a cut)."""
-        meta = self.meta
+        meta = self._tally
         at = self._once.get(name, -1)  # said once a type, at the first
         return 0 <= at < len(meta.warnings) and meta.warnings[at].message.startswith(
             f"{name} block of")
@@ -890,7 +974,7 @@ class Capture:
         types already told, counting each: a file of nothing else would otherwise hand the
         walk back for every 12 bytes (about 18 µs each, 0.2 MB/s).  Stops at the first block
         that is anything else, or not framed whole, and leaves it to the walk."""
-        meta = self.meta
+        meta = self._tally
         while off + 12 <= lim:
             btype, blen = struct.unpack_from(order + "II", mm, off)
             name = pcapng.BLOCK_NAMES.get(btype)
@@ -906,14 +990,14 @@ class Capture:
     def _count_quiet(self, st: WalkStatus) -> None:
         """Count the blocks the walk stepped over, as the loop counts the blocks it reads."""
         for btype, count in st.quiet:
-            self.meta.block_counts[pcapng.BLOCK_NAMES.get(btype, f"type 0x{btype:08x}")] += count
+            self._tally.block_counts[pcapng.BLOCK_NAMES.get(btype, f"type 0x{btype:08x}")] += count
 
     def _shb_cut(self, off: int) -> bool:
         """The section header at `off` runs past the buffer's end (its length is sane), or
         whether it swallowed the next block, or whether that block is framed (which reads
         on past a damaged magic or trailer), is told by bytes past it: in each byte order
         its magic allows (both, where it is damaged)."""
-        size = self.meta.size
+        size = self._tally.size
         if size - off < 28:
             return True
         big = pcapng.byte_order_of_shb(self._mm, off)
@@ -935,7 +1019,7 @@ class Capture:
         length `blen` (0 where it is not): its length damaged to reach a field of the
         interface block after it (its snap length) loses that interface, and with it every
         packet of the section."""
-        mm, size = self._mm, self.meta.size
+        mm, size = self._mm, self._tally.size
         if not 28 <= blen <= size - off or struct.unpack_from(order + "I", mm,
                                                                off + blen - 4)[0] != blen:
             return 0
@@ -945,7 +1029,7 @@ class Capture:
         """The one byte order (True: big) in which the section header at `off`, its
         byte-order magic damaged, has a sane length equal to its trailer and is followed by a
         well-framed block (or the end); None when neither or both fit."""
-        size, fits = self.meta.size, []
+        size, fits = self._tally.size, []
         for big in (False, True):
             (blen,) = struct.unpack_from(">I" if big else "<I", self._mm, off + 4)
             if (28 <= blen <= min(MAX_BLOCK, size - off) and not blen % 4
@@ -957,7 +1041,7 @@ class Capture:
         return fits[0] if len(fits) == 1 else None
 
     def _read_shb(self, off: int, index: int) -> tuple[pcapng.Section, int] | None:
-        meta, size, mm = self.meta, self.meta.size, self._mm
+        meta, size, mm = self._tally, self._tally.size, self._mm
         if size - off < 28:
             self._warn(off, "truncated_block", "truncated section header block")
             meta.skipped["truncated block"] += 1
@@ -1039,9 +1123,9 @@ def _short_told(warnings: list[CaptureWarning], w: CaptureWarning) -> bool:
 def merge_meta(parts: list[CaptureMeta]) -> CaptureMeta:
     """The metadata of consecutive pieces of one capture, as one walk would have filled it."""
     first, last = parts[0], parts[-1]
-    meta = CaptureMeta(first.path, first.size, first.format, nanosecond=first.nanosecond,
-                       snaplen=first.snaplen, version=first.version,
-                       interfaces=list(last.interfaces), identity=first.identity)
+    meta = _Tally(first.path, first.size, first.format, nanosecond=first.nanosecond,
+                  snaplen=first.snaplen, version=first.version,
+                  interfaces=list(last.interfaces), identity=first.identity)
     for m in parts:
         if first.format == "pcapng":
             meta.byte_orders += m.byte_orders
@@ -1058,4 +1142,4 @@ def merge_meta(parts: list[CaptureMeta]) -> CaptureMeta:
         meta.unreadable += m.unreadable
     if first.format == "pcap":
         meta.byte_orders, meta.sections = list(first.byte_orders), first.sections
-    return meta
+    return meta.snapshot()

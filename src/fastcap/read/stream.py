@@ -32,7 +32,7 @@ from .capture import (
     sniff_format,
 )
 from .frames import FrameWindow
-from .pcapng import MAX_KEY_LOG_KEPT, TLS_KEY_LOG, SecretsBlock
+from .pcapng import MAX_KEY_LOG_KEPT, TLS_KEY_LOG, Interface, SecretsBlock
 from .walkstatus import MAX_BLOCK
 
 MAX_PIECE = 4 * MAX_BLOCK + PIECE  # no record can need more; past it the stream is damaged
@@ -357,6 +357,21 @@ class StreamCapture:
             return self._cur.meta
         return CaptureMeta(self.path, 0, self.format)
 
+    @property
+    def interfaces(self) -> tuple[Interface, ...]:
+        """The interfaces met so far (the current piece's are the live ones)."""
+        if self._meta is None and self._cur is not None:
+            return self._cur.interfaces
+        return self.meta.interfaces
+
+    def tell(self, *warnings: CaptureWarning) -> None:
+        """Add what a later stage found after what the walk met: to the current piece's
+        while walking, to the whole stream's after."""
+        if self._meta is not None:
+            self._meta = self._meta.told(*warnings)
+        elif self._cur is not None:
+            self._cur.tell(*warnings)
+
     def cut_at(self) -> int | None:
         """None: the pieces are this process's memory, which no other program can cut."""
         return None
@@ -371,25 +386,26 @@ class StreamCapture:
     def secrets_since(self, n: int) -> list[SecretsBlock]:
         """The Decryption Secrets Blocks the walk has met so far (those of the pieces read,
         then the current piece's), in file order, after the first `n`."""
-        cur = self._cur.meta.secrets if self._cur is not None and self._meta is None else []
+        cur = self._cur.secrets_since(0) if self._cur is not None and self._meta is None else []
         done = len(self._secrets)
         return self._secrets[n:] + cur if n < done else cur[n - done:]
 
-    def _piece_done(self, meta: CaptureMeta) -> None:
+    def _piece_done(self, cap: Capture) -> None:
         """Keep a walked piece's metadata; the key logs of its secrets blocks are kept
         up to the first that would take the stream's total past MAX_KEY_LOG_KEPT."""
-        for i, b in enumerate(meta.secrets):
+        secrets = list(cap.meta.secrets)
+        for i, b in enumerate(secrets):
             if b.secrets_type == TLS_KEY_LOG:  # up to the first that does not fit
                 if self._kept_keys + b.data_len <= MAX_KEY_LOG_KEPT:
                     self._kept_keys += b.data_len
                 else:
                     if self._kept_keys <= MAX_KEY_LOG_KEPT and b.data:
-                        meta.warnings.append(CaptureWarning(
-                            meta.path, b.offset, "key_log_not_kept", KEYS_DROPPED))
+                        cap.tell(CaptureWarning(cap.path, b.offset, "key_log_not_kept",
+                                                KEYS_DROPPED))
                     self._kept_keys = MAX_KEY_LOG_KEPT + 1
-                    meta.secrets[i] = replace(b, data=b"")
-        self._secrets += meta.secrets
-        self._metas.append(meta)
+                    secrets[i] = replace(b, data=b"")
+        self._secrets += secrets
+        self._metas.append(replace(cap.meta, secrets=tuple(secrets)))
 
     def windows(self, start: WalkState | None = None, stop: int | None = None
                 ) -> Iterator[FrameWindow]:
@@ -417,26 +433,25 @@ class StreamCapture:
             self.end_state = WalkState(base + end.offset, end.frame)
             if eof or cap.stopped:
                 if self._reader.error is not None:
-                    cap.meta.warnings.append(CaptureWarning(
+                    cap.tell(CaptureWarning(
                         self.path, self._reader.done, "corrupt_stream",
                         f"{self.compression or 'stream'} data unreadable after decompressed "
-                        f"offset {self._reader.done}: {self._reader.error}; stopped reading"))
-                    cap.meta.skipped["damaged compressed data"] += 1
-                self._piece_done(cap.meta)
+                        f"offset {self._reader.done}: {self._reader.error}; stopped reading"),
+                        skipped="damaged compressed data")
+                self._piece_done(cap)
                 break
             if end.offset == 0:  # not one record fits: look again with more in hand
                 if len(buf) >= MAX_PIECE:
-                    cap.meta.warnings.append(CaptureWarning(
+                    cap.tell(CaptureWarning(
                         self.path, base, "corrupt_stream",
                         f"no readable record in {len(buf)} bytes from offset {base}; "
-                        f"stopped reading"))
-                    cap.meta.skipped["corrupt block" if self.format == "pcapng"
-                                     else "corrupt record"] += 1
-                    self._piece_done(cap.meta)
+                        f"stopped reading"),
+                        skipped="corrupt block" if self.format == "pcapng" else "corrupt record")
+                    self._piece_done(cap)
                     break
                 rest, target = buf, 2 * len(buf)
                 continue
-            self._piece_done(cap.meta)
+            self._piece_done(cap)
             header = cap.pcap_header
             base += end.offset
             rest = buf[end.offset:]
@@ -475,10 +490,7 @@ class StreamCapture:
 
 def _merged(metas: list[CaptureMeta], size: int, compression: str | None) -> CaptureMeta:
     meta = merge_meta(metas)
-    meta.size = size
-    if compression is not None:
-        meta.compression = compression
-    return meta
+    return replace(meta, size=size, compression=compression or meta.compression)
 
 
 def _chain(first: bytes, rest: Iterator[bytes], error: str | None) -> Iterator[bytes]:

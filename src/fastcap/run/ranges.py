@@ -298,7 +298,7 @@ def ended_replaced(last: RangeResult, failed: FileReplaced) -> None:
     """Another file was found under the name of the file `last` is a range of, after it
     was read: the ranges read before stand, and the file ends where `last` ended, told as
     one process tells it."""
-    last.meta.warnings.append(CaptureWarning(
+    last.meta = last.meta.told(CaptureWarning(
         failed.path, last.end.offset, "replaced", replaced_message(failed.path)))
 
 
@@ -360,10 +360,11 @@ def merged_meta(accepted: list[RangeResult]) -> CaptureMeta:
     blocks' frame numbers (counted from 1 in each range) are made the file's."""
     meta = merge_meta([r.meta for r in accepted])
     if meta.secrets:
-        meta.secrets, base = [], 0
+        secrets, base = [], 0
         for r in accepted:
-            meta.secrets += [replace(b, frame=b.frame + base) for b in r.meta.secrets]
+            secrets += [replace(b, frame=b.frame + base) for b in r.meta.secrets]
             base += r.frames
+        meta = replace(meta, secrets=tuple(secrets))
     return meta
 
 

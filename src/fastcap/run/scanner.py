@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import stat
 from collections import Counter
-from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -17,6 +17,7 @@ from ..judge.judging import Checker, analyzer_for, judge
 from ..judge.judging import trust_store as trust_store
 from ..options import AnyPath, ScanOptions, resolve
 from ..options import judge_options as judge_options
+from ..read.counts import Counts as Counts  # its home before the reader used it too
 from ..read.stream import needs_stream, stream_kind
 from ..select.selection import FrameCounters
 from ..session import MAX_HELD, Session, evolve, iter_sessions, with_keys
@@ -38,35 +39,6 @@ def has_problem(session: Session) -> bool:
     """A verdict of severity warning or error: the code alone does not say (e.g.
     client_cert_not_requested is a problem only where a certificate is expected)."""
     return any(is_problem(v) for v in session.verdicts)
-
-
-class Counts(Mapping[str, int]):
-    """Counts by reason or code, read-only: a `Counter`'s numbers handed back in a frozen
-    summary (equal to a dict of the same counts; a missing key is a KeyError).  Kept in the
-    order first counted, which the summary table keeps among equal counts."""
-
-    __slots__ = ("_counts",)
-
-    def __init__(self, counts: Mapping[str, int] | Iterable[tuple[str, int]] = ()) -> None:
-        self._counts = dict(counts)
-
-    def __getitem__(self, key: str) -> int:
-        return self._counts[key]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._counts)
-
-    def __len__(self) -> int:
-        return len(self._counts)
-
-    def __hash__(self) -> int:
-        return hash(frozenset(self._counts.items()))
-
-    def __repr__(self) -> str:
-        return f"Counts({self._counts!r})"
-
-    def __reduce__(self) -> tuple:
-        return Counts, (tuple(self._counts.items()),)
 
 
 _NONE = Counts()

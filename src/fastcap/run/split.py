@@ -468,8 +468,9 @@ def _run_results(paths: list[str], stitched: list[ranges.Stitched | None], run: 
     keys = KeysAsRead(options.key_index)  # every secrets block of the run, by frame
     for i, base in zip(run, chain.frame_offsets, strict=True):
         told = len(keys.warnings)
-        keys.add(stitched[i].meta.secrets, paths[i], base)
-        stitched[i].meta.warnings += keys.warnings[told:]
+        st = stitched[i]
+        keys.add(st.meta.secrets, paths[i], base)
+        stitched[i] = replace(st, meta=st.meta.told(*keys.warnings[told:]))
     two = _phase_two_as_cut(chain, replace(options, key_index=keys), jobs, ex)
     per_file = numbered_in_files(two.sessions, len(run))
     out = []
@@ -477,13 +478,14 @@ def _run_results(paths: list[str], stitched: list[ranges.Stitched | None], run: 
                                                two.replaced, strict=True):
         st = stitched[i]
         st.counters.skipped.update(dropped)
+        meta = st.meta
         if gone is not None:  # told once, where reading it stopped: its payloads
-            st.meta.warnings[:] = [w for w in st.meta.warnings if w.kind != "replaced"]
-            st.meta.warnings.append(gone_warning(paths[i], gone, st.meta.identity))
+            meta = replace(meta, warnings=tuple(w for w in meta.warnings
+                                                if w.kind != "replaced")).told(
+                gone_warning(paths[i], gone, meta.identity))
         elif cut is not None:
-            st.meta.warnings.append(CaptureWarning(paths[i], cut, "cut_short",
-                                                   cut_message(paths[i])))
-        out.append(SplitScan(paths[i], tuple(sessions), st.counters, st.meta, st.reread,
+            meta = meta.told(CaptureWarning(paths[i], cut, "cut_short", cut_message(paths[i])))
+        out.append(SplitScan(paths[i], tuple(sessions), st.counters, meta, st.reread,
                              two.why))
         stitched[i] = None  # the run's frames go with it
     yield from out

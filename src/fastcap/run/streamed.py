@@ -353,7 +353,8 @@ def iter_scan(path: str | os.PathLike, options: JudgeOptions, analyzer, *, jobs:
         payloads.close()
     merged = ranges.merge_results(accepted, reread)
     merged.counters.skipped.update(given_up)
-    merged.meta.warnings += payloads.taken(merged.meta.warnings) + keys.warnings
+    merged = replace(merged, meta=merged.meta.told(*payloads.taken(merged.meta.warnings),
+                                                   *keys.warnings))
     merged.counters.skipped.update(skipped)
     order.note(merged.counters)
     if out is not None:
@@ -429,8 +430,8 @@ class _Run:
 
     def end(self, found: SplitScan) -> list[tuple]:
         """The file is read (`found`: its totals): what can be handed on now."""
-        found.meta.warnings += (self.payloads.taken(found.meta.warnings)
-                                 + self.keys.warnings[self._told:])
+        found = replace(found, meta=found.meta.told(*self.payloads.taken(found.meta.warnings),
+                                                    *self.keys.warnings[self._told:]))
         now = self.reasm.skipped  # the segments this file's frames had dropped
         found.counters.skipped.update(now - self._skipped)
         self._skipped = now

@@ -445,14 +445,15 @@ def iter_selected(cap: Capture, ports: Iterable[int] = DEFAULT_PORTS,
         if cap.buffer is not held:  # a stream's windows come from successive pieces
             held = cap.buffer
             buf = np.frombuffer(held, dtype=np.uint8)
-        lt_of_iface = np.array([i.linktype for i in cap.meta.interfaces] or [0], np.int32)
+        interfaces = cap.interfaces
+        lt_of_iface = np.array([i.linktype for i in interfaces] or [0], np.int32)
         if (lt_of_iface == lt_of_iface[0]).all():  # one link type: no per-row gather
             if len(same) < max(len(win), 1) or same[0] != lt_of_iface[0]:
                 same = np.full(max(len(win), 1), lt_of_iface[0], np.int32)
             linktype = same[:len(win)]
         else:
             linktype = lt_of_iface[win.iface]
-        caplen, wire = _without_fcs(win, cap.meta.interfaces)
+        caplen, wire = _without_fcs(win, interfaces)
         sc = screen(win.slab, caplen, linktype, matcher, buf=buf, offset=win.offset,
                     orig_len=wire)
         hd = sc.headers
@@ -510,7 +511,7 @@ def iter_selected(cap: Capture, ports: Iterable[int] = DEFAULT_PORTS,
             from_a=from_a,
             payload_file_off=file_off,
             tcp=tf,
-            record_end=record_ends(buf, cap.meta.format != "pcap", win.offset[rows],
+            record_end=record_ends(buf, cap.format != "pcap", win.offset[rows],
                                    win.caplen[rows], win.flags[rows]),
         )
 
