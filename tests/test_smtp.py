@@ -1276,8 +1276,10 @@ _ACCEPTED = 10  # STARTTLS answered 220: TLS follows
 @st.composite
 def plain_dialogues(draw) -> tuple[Stream, Stream]:
     """Mostly well-formed dialogues (the fast path's ground), sometimes with an odd unit, a
-    byte changed, or a side cut short, so both paths are compared near their border."""
-    banner = draw(st.sampled_from([BANNER, b"220-mx\r\n220 ready\r\n", b"554 go away\r\n"]))
+    byte changed, a side cut short, or the last replies missing (the server's stream ended
+    first), so both paths are compared near their border."""
+    banner = draw(st.sampled_from([BANNER, b"220-mx\r\n220 ready\r\n", b"554 go away\r\n",
+                                   b""]))
     odd = draw(st.integers(0, 2)) == 0
     pool = range(len(_UNITS)) if odd else (0, 1, 2, 3, 4, 5, 7, 9, 10, 13, 16)
     picks = draw(st.lists(st.sampled_from(pool), max_size=10))
@@ -1289,8 +1291,10 @@ def plain_dialogues(draw) -> tuple[Stream, Stream]:
         if not odd and i == _ACCEPTED:
             break
     c = b"".join(u[0] for u in units)
-    s = banner + b"".join(u[1] for u in units)
-    if units and units[-1] is _UNITS[_ACCEPTED] or draw(st.integers(0, 5)) == 0:
+    answered = len(units) - draw(st.sampled_from([0, 0, 1, 2, 3]))  # the rest get no reply
+    s = banner + b"".join(u[1] for u in units[: max(0, answered)])
+    if units and units[-1] is _UNITS[_ACCEPTED] and answered == len(units) or draw(
+            st.integers(0, 5)) == 0:
         c, s = c + CLIENT_HELLO, s + SERVER_HELLO
     for _ in range(draw(st.sampled_from([0, 0, 0, 1, 2]))):
         which = draw(st.booleans())
@@ -1371,8 +1375,8 @@ def test_parse_dialogue_one_result_whichever_path(inp, small_caps, chunk, data):
     assert prod.to_dict() == general.to_dict() == public.to_dict()
     assert prod == general == public  # every field, the ones only the diagnosis reads too
     assert taken == ([] if implicit or cut else [taken[0]])
-    if taken and taken[0]:
-        assert not prod.anomalies  # the fast path never has one to report
+    if taken and taken[0]:  # the fast path reports only the ends it takes
+        assert [a.kind for a in prod.anomalies] in ([], ["no_banner"], ["replies_missing"])
 
 
 @pytest.mark.parametrize("name", ["accepted", "refused", "pipelined", "auth"])
@@ -1381,6 +1385,45 @@ def test_fast_path_takes_the_usual_dialogues(name):
     fast = parse._parse_plain(c2s, s2c)
     assert fast is not None
     assert parse_dialogue(c2s, s2c, _general=True) == fast
+
+
+_UNANSWERED = {  # the server's stream ends before the last commands are answered
+    "quit": [("c", EHLO), ("s", b"250 mx\r\n"), ("c", b"MAIL FROM:<a@fabrikam.com>\r\n"),
+             ("s", b"250 2.1.0 ok\r\n"), ("c", b"RCPT TO:<b@contoso.com>\r\n"),
+             ("s", b"250 2.1.5 ok\r\n"), ("c", b"QUIT\r\n")],
+    "refused_then_rcpt": [("c", EHLO), ("s", b"250 mx\r\n"), ("c", b"STARTTLS\r\n"),
+                          ("s", b"454 4.7.0 TLS not available\r\n"),
+                          ("c", b"MAIL FROM:<a@fabrikam.com>\r\nRCPT TO:<b@contoso.com>\r\n"),
+                          ("s", b"250 2.1.0 ok\r\n")],
+    "after_content": [("c", b"HELO a\r\n"), ("s", b"250 mx\r\n"), ("c", b"DATA\r\n"),
+                      ("s", b"354 go\r\n"), ("c", BODY + b".\r\nQUIT\r\n")],
+    "first": [("c", EHLO)],
+}
+
+
+@pytest.mark.parametrize("name", sorted(_UNANSWERED))
+def test_fast_path_takes_commands_left_unanswered(name):
+    c2s, s2c = session(("s", BANNER), *_UNANSWERED[name])
+    fast = parse._parse_plain(c2s, s2c)
+    assert fast is not None
+    assert [a.kind for a in fast.anomalies] == ["replies_missing"]
+    assert fast == parse_dialogue(c2s, s2c, _general=True)
+
+
+def test_fast_path_takes_two_empty_streams():
+    fast = parse._parse_plain(Stream(), Stream())
+    assert fast is not None
+    assert [a.kind for a in fast.anomalies] == ["no_banner"]
+    assert fast == parse_dialogue(Stream(), Stream(), _general=True)
+
+
+@pytest.mark.parametrize("last", [b"DATA\r\n", b"AUTH LOGIN\r\n", b"STARTTLS\r\n",
+                                  b"TURN\r\n"])
+def test_fast_path_declines_an_unanswered_command_the_general_path_guesses_after(last):
+    """After these, what the client sends next decides how it is read (content, an auth
+    response, TLS): the general path's to guess."""
+    c2s, s2c = session(("s", BANNER), ("c", EHLO), ("s", b"250 mx\r\n"), ("c", last))
+    assert parse._parse_plain(c2s, s2c) is None
 
 
 def test_fast_path_declines_gaps_and_bdat():

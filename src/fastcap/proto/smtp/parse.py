@@ -11,6 +11,7 @@ from typing import Final, Protocol
 from . import machine
 from .dialogue import SmtpDialogue, _DialogueBuilder
 from .events import (
+    ANOMALY_KINDS,
     AUTH_VERBS,
     GREETING_CODES,
     TLS_VERBS,
@@ -39,6 +40,10 @@ from .tunnel import HEAD_MAX, Tunnel
 from .tunnel import proxy_tunnel as tunnel_of
 
 FEED_CHUNK: Final = 1 << 16  # parse_dialogue feeds at most this much at a time
+
+# What an unanswered command may be for the fast path: after one of these, SmtpConversation
+# guesses from the client's next bytes (content, an auth response, TLS, swapped roles).
+_GUESSED: Final = frozenset({"DATA", "AUTH", "AUTH_RESPONSE", *TLS_VERBS, *TURN_VERBS})
 
 
 class StreamLike(Protocol):
@@ -160,8 +165,11 @@ def _parse_plain(c2s: StreamLike, s2c: StreamLike, tunnel: Tunnel | None = None,
     units (commands with known verbs, auth responses after 334, message content after 354 to
     DATA), each answered by one well-formed reply (_whole_reply); every client line CRLF-ended
     and within MAX_LINE; no BDAT; STARTTLS answered 220 or refused (no other 2xx); both streams
-    ending after a reply, or going on in TLS records. For that it folds the events that
-    SmtpConversation would, in the same order, and none of them is an Anomaly: wherever one
+    ending after a reply, or going on in TLS records. Two endings with one Anomaly are taken
+    too, as they are common: both streams empty (no_banner), and the server's stream ending
+    with the last commands unanswered, none of them one after which SmtpConversation guesses
+    (_GUESSED), which reports replies_missing once. For that it folds the events that
+    SmtpConversation would, in the same order, and reports no other Anomaly: wherever one
     would be reported, it returns None and the general path starts over. (Fed on demand, such
     a dialogue never fills a buffer: no buffer_full either.)
     """
@@ -170,6 +178,12 @@ def _parse_plain(c2s: StreamLike, s2c: StreamLike, tunnel: Tunnel | None = None,
     cdata, sdata = c2s.data, s2c.data
     if not (isinstance(cdata, bytes) and isinstance(sdata, bytes)):
         return None
+    if not (cdata or sdata or tunnel) and machine.MAX_ANOMALIES > 0:
+        # _step_server at the greeting: the server's stream ended before any reply
+        b = _DialogueBuilder(c2s.frame_at, s2c.frame_at)
+        b.add(Anomaly("no_banner", ANOMALY_KINDS["no_banner"], 0, "s2c"))
+        b.add(Closed())
+        return b.finish()
     c_at, s_at = (0, 0) if tunnel is None else tunnel[:2]
     at = _reply_at(sdata, s_at)  # _whole_reply, its texts kept as a tuple
     if at is None or at[0][0] not in GREETING_CODES:
@@ -180,9 +194,10 @@ def _parse_plain(c2s: StreamLike, s2c: StreamLike, tunnel: Tunnel | None = None,
         for a in _tunnel_anomalies(tunnel, plain_tls_port):
             b.add(a)
     b.banner(code, "\n".join(lines), s_at, sdata.find(b"\n", s_at) + 1)
-    cpos, cend = c_at, len(cdata)
+    cpos, cend, send = c_at, len(cdata), len(sdata)
     max_line = machine.MAX_LINE  # the one cap the state machine reads too: read it there
     mode = "command"  # what the client sends next: command | auth | body
+    missing = False  # replies_missing reported: the server's stream ended
     while cpos < cend:
         # The client's unit, and what its reply answers (_step_client).
         if mode == "body":
@@ -211,6 +226,14 @@ def _parse_plain(c2s: StreamLike, s2c: StreamLike, tunnel: Tunnel | None = None,
                 pending = "AUTH" if verb in AUTH_VERBS else verb
             cpos = nl + 1
         # Its reply, and what the client sends next (_step_server, _after_reply).
+        if spos == send:  # none: _step_server's replies_missing, once, then _step_guess
+            if pending in _GUESSED or machine.MAX_ANOMALIES < 1:
+                return None
+            if not missing:
+                missing = True
+                b.add(Anomaly("replies_missing", ANOMALY_KINDS["replies_missing"], spos, "s2c"))
+            mode = "command"  # after content too (_guess_on)
+            continue
         at = _reply_at(sdata, spos)  # _whole_reply, as above
         if at is None:
             return None
@@ -239,7 +262,7 @@ def _parse_plain(c2s: StreamLike, s2c: StreamLike, tunnel: Tunnel | None = None,
             if pending not in ("AUTH", "AUTH_RESPONSE"):
                 return None
             mode = "auth"
-    if mode == "body" or spos != len(sdata):
+    if mode == "body" or spos != send:
         return None  # content cut short, replies that answer nothing, or a cut reply
     b.add(Closed())
     return b.finish()
