@@ -1452,6 +1452,22 @@ def test_a_cap_patched_where_it_is_read_reaches_both_paths(monkeypatch):
 # -- regressions found by test_parse_dialogue_one_result_whichever_path ------------------------
 
 
+@pytest.mark.parametrize("client", [b"EHLO ma\rl.fabrikam.com\r\n", b"QUIT\r\nSTARTTLS\r ",
+                                    b"EHLO mail\r\r\nNOOP\r\n", b"EHLO ma\r\rx\r\n"])
+def test_a_cr_that_ends_a_long_line_at_a_piece_boundary_is_read_as_in_one_piece(
+        client, monkeypatch):
+    """An over-long line's bytes are skipped as they come; a CR at the end of what has come
+    may end the line (no LF after it) or not, so it waits for the next byte however the
+    stream was cut into pieces."""
+    monkeypatch.setattr(machine, "MAX_LINE", 6)
+    c2s, s2c = session(("s", b"220 mx\r\n"), ("c", client))
+    whole = parse_dialogue(c2s, s2c, _general=True)
+    assert "line_too_long" in [a.kind for a in whole.anomalies]
+    for chunk in (1, 2, 3, 9):
+        monkeypatch.setattr(parse, "FEED_CHUNK", chunk)
+        assert parse_dialogue(c2s, s2c, _general=True) == whole
+
+
 def _public(c2s: Stream, s2c: Stream, implicit: bool, cut: CutStart, sizes=None) -> SmtpDialogue:
     """The public API, each direction fed from its cut offset, drained after every piece."""
     sched = [("c2s", p) for p in pieces(c2s, sizes, True, cut.c2s_offset)]

@@ -658,19 +658,24 @@ class SmtpConversation:
             side.scan = len(buf)
             while side.scan > pos and buf[side.scan - 1] == 0x0D:
                 side.scan -= 1  # an LF may yet follow those CRs: look at them again
-            if avail and (side.long_off is not None or avail > MAX_LINE + 1):
+            # The CRs at the end stay, a few of them: whether they end the line (a lone CR)
+            # or not (an LF follows) is for the next bytes to tell, however the stream was cut
+            # into pieces (a longer run is skipped with the rest, its buffer kept small).
+            skip = side.scan - pos if avail - side.scan + pos <= MAX_LINE + 1 else avail
+            if skip and (side.long_off is not None or skip > MAX_LINE):
                 if side.long_off is None:  # keep the head, skip the rest up to the next LF
                     side.long_off, side.long_head, side.long_len = (
                         side.here,
                         bytes(buf[pos : pos + MAX_LINE]),
                         0,
                     )
-                side.long_len += avail
-                side.long_cr = buf[-1] == 0x0D
-                side.consume(avail)
+                side.long_len += skip
+                side.long_cr = buf[pos + skip - 1] == 0x0D
+                side.consume(skip)
+                buf = side.buf
             partial = side.long_off is not None or side.pos < len(side.buf)
             if side.later:
-                if partial and (side.long_cr if side.long_off is not None else buf[-1] == 0x0D):
+                if partial and (buf[-1] == 0x0D if side.pos < len(buf) else side.long_cr):
                     # A CR ends the line before the gap: Zeek's ContentLine takes a lone CR as
                     # a line's end (CR_as_EOL, its default for SMTP), so the line is whole
                     side.cr_end = True
