@@ -194,7 +194,7 @@ def _parse_plain(c2s: StreamLike, s2c: StreamLike, tunnel: Tunnel | None = None,
         for a in _tunnel_anomalies(tunnel, plain_tls_port):
             b.add(a)
     b.banner(code, "\n".join(lines), s_at, sdata.find(b"\n", s_at) + 1)
-    cpos, cend, send = c_at, len(cdata), len(sdata)
+    cpos, cend = c_at, len(cdata)
     max_line = machine.MAX_LINE  # the one cap the state machine reads too: read it there
     mode = "command"  # what the client sends next: command | auth | body
     missing = False  # replies_missing reported: the server's stream ended
@@ -226,17 +226,16 @@ def _parse_plain(c2s: StreamLike, s2c: StreamLike, tunnel: Tunnel | None = None,
                 pending = "AUTH" if verb in AUTH_VERBS else verb
             cpos = nl + 1
         # Its reply, and what the client sends next (_step_server, _after_reply).
-        if spos == send:  # none: _step_server's replies_missing, once, then _step_guess
-            if pending in _GUESSED or machine.MAX_ANOMALIES < 1:
+        at = _reply_at(sdata, spos)  # _whole_reply, as above
+        if at is None:
+            if spos != len(sdata) or pending in _GUESSED or machine.MAX_ANOMALIES < 1:
                 return None
+            # The server's stream ended: _step_server's replies_missing, once, then _step_guess
             if not missing:
                 missing = True
                 b.add(Anomaly("replies_missing", ANOMALY_KINDS["replies_missing"], spos, "s2c"))
             mode = "command"  # after content too (_guess_on)
             continue
-        at = _reply_at(sdata, spos)  # _whole_reply, as above
-        if at is None:
-            return None
         (code, lines, enhanced), end = at
         b.reply(code, enhanced, lines, spos, pending, end)
         spos, mode = end, "command"
@@ -262,7 +261,7 @@ def _parse_plain(c2s: StreamLike, s2c: StreamLike, tunnel: Tunnel | None = None,
             if pending not in ("AUTH", "AUTH_RESPONSE"):
                 return None
             mode = "auth"
-    if mode == "body" or spos != send:
+    if mode == "body" or spos != len(sdata):
         return None  # content cut short, replies that answer nothing, or a cut reply
     b.add(Closed())
     return b.finish()
