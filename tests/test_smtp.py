@@ -1398,6 +1398,7 @@ _UNANSWERED = {  # the server's stream ends before the last commands are answere
     "after_content": [("c", b"HELO a\r\n"), ("s", b"250 mx\r\n"), ("c", b"DATA\r\n"),
                       ("s", b"354 go\r\n"), ("c", BODY + b".\r\nQUIT\r\n")],
     "first": [("c", EHLO)],
+    "starttls_last": [("c", EHLO), ("s", EHLO_REPLY), ("c", b"STARTTLS\r\n")],
 }
 
 
@@ -1417,11 +1418,12 @@ def test_fast_path_takes_two_empty_streams():
     assert fast == parse_dialogue(Stream(), Stream(), _general=True)
 
 
-@pytest.mark.parametrize("last", [b"DATA\r\n", b"AUTH LOGIN\r\n", b"STARTTLS\r\n",
+@pytest.mark.parametrize("last", [b"DATA\r\n", b"AUTH LOGIN\r\n", b"STARTTLS\r\nQUIT\r\n",
                                   b"TURN\r\n"])
 def test_fast_path_declines_an_unanswered_command_the_general_path_guesses_after(last):
     """After these, what the client sends next decides how it is read (content, an auth
-    response, TLS): the general path's to guess."""
+    response, TLS): the general path's to guess (a STARTTLS that is the client's last bytes
+    leaves nothing to guess from, and is the fast path's)."""
     c2s, s2c = session(("s", BANNER), ("c", EHLO), ("s", b"250 mx\r\n"), ("c", last))
     assert parse._parse_plain(c2s, s2c) is None
 

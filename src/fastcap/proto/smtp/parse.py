@@ -168,10 +168,10 @@ def _parse_plain(c2s: StreamLike, s2c: StreamLike, tunnel: Tunnel | None = None,
     ending after a reply, or going on in TLS records. Two endings with one Anomaly are taken
     too, as they are common: both streams empty (no_banner), and the server's stream ending
     with the last commands unanswered, none of them one after which SmtpConversation guesses
-    (_GUESSED), which reports replies_missing once. For that it folds the events that
-    SmtpConversation would, in the same order, and reports no other Anomaly: wherever one
-    would be reported, it returns None and the general path starts over. (Fed on demand, such
-    a dialogue never fills a buffer: no buffer_full either.)
+    (_GUESSED) but a STARTTLS the client sent last, which reports replies_missing once. For
+    that it folds the events that SmtpConversation would, in the same order, and reports no
+    other Anomaly: wherever one would be reported, it returns None and the general path
+    starts over. (Fed on demand, such a dialogue never fills a buffer: no buffer_full either.)
     """
     if len(c2s.gaps) or len(s2c.gaps):
         return None
@@ -228,7 +228,8 @@ def _parse_plain(c2s: StreamLike, s2c: StreamLike, tunnel: Tunnel | None = None,
         # Its reply, and what the client sends next (_step_server, _after_reply).
         at = _reply_at(sdata, spos)  # _whole_reply, as above
         if at is None:
-            if spos != len(sdata) or pending in _GUESSED or machine.MAX_ANOMALIES < 1:
+            if spos != len(sdata) or machine.MAX_ANOMALIES < 1 or pending in _GUESSED and not (
+                    pending in TLS_VERBS and cpos == cend):  # _step_tls_guess: no bytes, no guess
                 return None
             # The server's stream ended: _step_server's replies_missing, once, then _step_guess
             if not missing:
