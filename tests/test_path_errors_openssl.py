@@ -13,8 +13,10 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from fastcap.judge.x509check import Analyzer, TrustStore
+from fastcap.judge.x509path import BUILD_REASONS
 
 from .openssl_oracle import OPENSSL, openssl_errors
+from .test_diagnose import run, session, smtp, tls
 from .test_x509path import DAY, NOW, issue
 
 pytestmark = pytest.mark.skipif(OPENSSL is None, reason="openssl command not installed")
@@ -68,6 +70,33 @@ def test_every_error_openssl_lists_in_its_order(case, tmp_path):
     # leaf's own problem (its usage, its dates) when that is the verdict
     unsaid = [e for e in said if f"{e[0]} at depth {e[1]}" not in check.detail]
     assert len(unsaid) <= 1 and all(e == said[0] or e[1] == 0 for e in unsaid), check.detail
+
+
+# the leaf's own problems, each a verdict of its own; any other error fails the path
+LEAF_CODES = {("unsuitable certificate purpose", 0): "client_cert_no_client_auth_eku",
+              ("certificate has expired", 0): "client_cert_expired",
+              ("certificate is not yet valid", 0): "client_cert_not_yet_valid"}
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: "+".join(sorted(c)))
+def test_the_verdicts_say_openssls_first_error_first(case, tmp_path):
+    """A leaf's own problem beside a CA's (an expired intermediate, a path length, a name
+    constraint): the verdicts named the leaf's problem alone, though OpenSSL fails the path
+    at the CA first and a renewed leaf would be refused all the same."""
+    trusted, leaf, inter = _chain(case)
+    pem = serialization.Encoding.PEM
+    said = openssl_errors(tmp_path, trusted.cert.public_bytes(pem), leaf.cert.public_bytes(pem),
+                          inter.cert.public_bytes(pem), at=NOW)
+    check = Analyzer(TrustStore([trusted.cert]), today=NOW).check(
+        [leaf.der, inter.der], role="client", at=NOW)
+    out = [v for v in run(session(smtp(), tls()), check, None)
+           if v.code.startswith("client_cert_")]
+    assert out[0].code == LEAF_CODES.get(said[0], "client_cert_untrusted_ca"), out
+    assert {LEAF_CODES[e] for e in said if e in LEAF_CODES} <= {v.code for v in out}
+    chain = " ".join(v.message for v in out if v.code == "client_cert_untrusted_ca")
+    # a path that failed its building is worded by the verdict (no trusted root reached)
+    named = [e for e in said if e not in LEAF_CODES and e[0] not in BUILD_REASONS]
+    assert all(f"{text} at depth {depth}" in chain for text, depth in named), out
 
 
 @pytest.mark.parametrize("case", [frozenset(c) for n in (0, 1, 2) for c in itertools.combinations(

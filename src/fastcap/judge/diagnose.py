@@ -465,6 +465,19 @@ _TODAY: Final = MappingProxyType({
 })
 
 
+def _leaf_error_first(check: ChainCheck) -> bool:
+    """Whether OpenSSL's first error on the path is one the leaf's own verdicts say (its
+    purpose, its dates), so that they come before the verdict on the rest of the path."""
+    from .x509path import CERT_HAS_EXPIRED, CERT_NOT_YET_VALID, INVALID_PURPOSE, REASONS
+
+    if check.path_error_depth != 0:
+        return False
+    own = {REASONS[CERT_HAS_EXPIRED], REASONS[CERT_NOT_YET_VALID]}
+    if check.eku_ok is False:
+        own.add(REASONS[INVALID_PURPOSE])
+    return check.path_error in own
+
+
 def _chain_verdicts(
     role: str, check: ChainCheck, frame: int | None, session: Session, name: str | None,
     other_peer: bool = False,
@@ -490,6 +503,7 @@ def _chain_verdicts(
         if leaf is None or (broken and broken[0][0] == 0):
             return out
     dated = check.leaf_valid_at_capture in ("expired", "not_yet_valid")
+    at_path = len(out)  # where the path's verdict goes, when there is one
     suffix = _PROBLEM_TO_CODE.get(check.problem or "")
     if suffix and not (dated and suffix in ("expired", "not_yet_valid")):
         issuer = leaf.issuer_cn or leaf.issuer or "an unknown issuer"
@@ -549,6 +563,8 @@ def _chain_verdicts(
                 frame,
             )
         )
+    if check.problem == "invalid" and len(out) > at_path + 1 and _leaf_error_first(check):
+        out.append(out.pop(at_path))  # OpenSSL's first error is the leaf's own: it leads
     if name and not _name_ok(check, name):
         out.append(
             _v(

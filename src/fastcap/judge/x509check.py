@@ -1076,7 +1076,13 @@ class Analyzer:
         if path.stage == "build" and not pinned:
             problem, detail = self._unbuilt(leaf, intermediates, at, path, lax)
             return verdict(problem, detail + _also(path, (path.code, path.depth)), **common)
-        if not common["eku_ok"]:
+        # The leaf's purpose and dates are verdicts of their own; any other error on a path
+        # built to an anchor (a CA's date, CA flag or path length, a name constraint) fails
+        # the path whatever the leaf, and OpenSSL may print it first: said as such below.
+        own = {(x509path.INVALID_PURPOSE, 0) if not common["eku_ok"] else None,
+               (x509path.CERT_HAS_EXPIRED, 0), (x509path.CERT_NOT_YET_VALID, 0)}
+        leaf_only = path.stage == "build" or all((c, d) in own for c, d, _, _ in path.errors)
+        if not common["eku_ok"] and leaf_only:
             usages = ", ".join(leaf_info.ext_key_usage or ())
             return verdict(
                 "wrong_usage",
@@ -1084,14 +1090,14 @@ class Analyzer:
                 + _also(path, (x509path.INVALID_PURPOSE, 0), pinned),
                 **common,
             )
-        if common["leaf_valid_at_capture"] == "expired":
+        if common["leaf_valid_at_capture"] == "expired" and leaf_only:
             return verdict(
                 "expired",
                 f"{who} expired {_iso(leaf_info.not_after)}, before the capture ({day})"
                 + _also(path, (x509path.CERT_HAS_EXPIRED, 0), pinned),
                 **common,
             )
-        if common["leaf_valid_at_capture"] == "not_yet_valid":
+        if common["leaf_valid_at_capture"] == "not_yet_valid" and leaf_only:
             return verdict(
                 "not_yet_valid",
                 f"{who} is valid only from {_iso(leaf_info.not_before)}, after the capture"
