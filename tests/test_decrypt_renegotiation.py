@@ -102,6 +102,18 @@ def test_a_refused_renegotiation_is_read_as_one_without_a_request():
     assert "client_cert_not_requested" in codes and "client_cert_not_captured" not in codes
 
 
+def test_the_servers_refusal_after_the_clients_finished_is_still_named():
+    """The server's no_renegotiation is decrypted after the client's Finished of a completed
+    handshake, as a refusal of a certificate asked for by renegotiating would be: it stays a
+    tls_alert, though the alerts a client sends after its Finished are closing noise."""
+    s = _session("refused")
+    fin = s.tls.client_finished_at
+    assert s.tls.outcome == "completed" and fin is not None and fin.frame < 20
+    (v,) = [v for v in s.verdicts if v.code == "tls_alert"]
+    assert "no_renegotiation (100) (frame 20)" in v.message
+    assert "handshake_failure" not in v.message
+
+
 def test_without_the_renegotiations_key_line_its_handshake_is_still_read(tmp_path):
     """The renegotiation's hellos, request and certificate travel under the first keys: only
     its Finished and what follows need the key log's second line."""
