@@ -1458,17 +1458,19 @@ def _decryption_verdicts(session: Session, client: ChainCheck | None = None) -> 
 
 
 def _merge_same_code(verdicts: list[Verdict]) -> list[Verdict]:
-    """One verdict per code (e.g. both chains unparseable), so counts per code stay honest."""
+    """One verdict per code (e.g. both chains unparseable), so counts per code stay honest.
+    Only codes of one fixed severity come twice (cert_unparseable and cert_profile_note for
+    the two chains, relay_denied in plaintext and decrypted); those whose severity depends on
+    the case come from one branch each, so the first one's severity is the merged one's."""
     merged: dict[str, Verdict] = {}
     for v in verdicts:
         first = merged.get(v.code)
         if first is None:
             merged[v.code] = v
             continue
-        sev = min(first.severity, v.severity, key=_RANK.__getitem__)
         merged[v.code] = Verdict(
             v.code,
-            sev,
+            first.severity,
             f"{first.message}; {v.message}",
             first.hint or v.hint,
             first.frame if first.frame is not None else v.frame,
