@@ -56,14 +56,20 @@ def _chain(case: frozenset):
     return trusted, leaf, inter
 
 
-@pytest.mark.parametrize("case", CASES, ids=lambda c: "+".join(sorted(c)))
-def test_every_error_openssl_lists_in_its_order(case, tmp_path):
+def _said_and_checked(case: frozenset, tmp_path):
+    """What `openssl verify` prints for the chain of ``case``, and fastcap's check of it."""
     trusted, leaf, inter = _chain(case)
     pem = serialization.Encoding.PEM
     said = openssl_errors(tmp_path, trusted.cert.public_bytes(pem), leaf.cert.public_bytes(pem),
                           inter.cert.public_bytes(pem), at=NOW)
     check = Analyzer(TrustStore([trusted.cert]), today=NOW).check(
         [leaf.der, inter.der], role="client", at=NOW)
+    return said, check
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: "+".join(sorted(c)))
+def test_every_error_openssl_lists_in_its_order(case, tmp_path):
+    said, check = _said_and_checked(case, tmp_path)
     assert list(check.path_errors) == said
     assert (check.path_error, check.path_error_depth) == said[0]  # the verdict stays the first
     # the message names them all but the one the verdict words itself: the first, or the
@@ -83,12 +89,7 @@ def test_the_verdicts_say_openssls_first_error_first(case, tmp_path):
     """A leaf's own problem beside a CA's (an expired intermediate, a path length, a name
     constraint): the verdicts named the leaf's problem alone, though OpenSSL fails the path
     at the CA first and a renewed leaf would be refused all the same."""
-    trusted, leaf, inter = _chain(case)
-    pem = serialization.Encoding.PEM
-    said = openssl_errors(tmp_path, trusted.cert.public_bytes(pem), leaf.cert.public_bytes(pem),
-                          inter.cert.public_bytes(pem), at=NOW)
-    check = Analyzer(TrustStore([trusted.cert]), today=NOW).check(
-        [leaf.der, inter.der], role="client", at=NOW)
+    said, check = _said_and_checked(case, tmp_path)
     out = [v for v in run(session(smtp(), tls()), check, None)
            if v.code.startswith("client_cert_")]
     assert out[0].code == LEAF_CODES.get(said[0], "client_cert_untrusted_ca"), out
