@@ -12,6 +12,7 @@ import mmap
 import os
 import stat
 import struct
+import threading
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, fields, replace
@@ -310,6 +311,10 @@ class Capture:
         self._before_cut: tuple | None = None  # the counts when a cut was first met
         self._cut_told = False
         self._tally = _Tally(self.path, size, fmt)
+        # Held while the tally changes (a step of a walk, `tell`, a cut) and while `meta`
+        # copies it: a thread asking for `meta` while another walks gets the tally as a
+        # window left it, not one half updated.  Re-entrant: a walk's step tells a cut.
+        self._lock = threading.RLock()
         self._changes = 0  # counts the tally's changes: a snapshot built at another is stale
         self._snap: tuple[int, CaptureMeta] | None = None
         self._bound = self.walker.bind(self._mm)
@@ -356,10 +361,11 @@ class Capture:
     def meta(self) -> CaptureMeta:
         """What the file's headers say and the walk has met so far, frozen: built when asked
         and kept until the walk goes on or a stage tells more (`tell`)."""
-        changes, snap = self._changes, self._snap
-        if snap is None or snap[0] != changes:
-            snap = self._snap = (changes, self._tally.snapshot())
-        return snap[1]
+        with self._lock:
+            changes, snap = self._changes, self._snap
+            if snap is None or snap[0] != changes:
+                snap = self._snap = (changes, self._tally.snapshot())
+            return snap[1]
 
     @property
     def format(self) -> str:
@@ -376,10 +382,11 @@ class Capture:
         """Add what a later stage found to what the walk met: `warnings` after the walk's,
         and one more frame or block not read for reason `skipped`.  Snapshots handed out
         before stay as they were."""
-        self._tally.warnings += warnings
-        if skipped is not None:
-            self._tally.skipped[skipped] += 1
-        self._changes += 1
+        with self._lock:
+            self._tally.warnings += warnings
+            if skipped is not None:
+                self._tally.skipped[skipped] += 1
+            self._changes += 1
 
     def meta_so_far(self) -> CaptureMeta:
         """What the walk has met up to now (`meta`: a file's fills as it goes), for a reader
@@ -473,10 +480,18 @@ class Capture:
             walk.close()
 
     def _windows(self, start: WalkState | None, stop: int | None) -> Iterator[FrameWindow]:
+        walk = self._walk(start, stop)
         try:
-            yield from self._walk(start, stop)
+            while True:  # each step under the lock, each window handed out without it
+                with self._lock:
+                    win = next(walk, None)
+                if win is None:
+                    return
+                yield win
         finally:  # the tally changed since the last window: warnings at the end, a cut
-            self._changes += 1
+            with self._lock:
+                walk.close()
+                self._changes += 1
 
     def _walk(self, start: WalkState | None, stop: int | None) -> Iterator[FrameWindow]:
         if self.frames is not None:
@@ -518,30 +533,32 @@ class Capture:
     def cut_short(self, gone: int) -> None:
         """Record that the file was cut short at `gone` (once): reading ends there, as at a
         truncated record, and what the walk counted past it is undone."""
-        if self._cut_told:
-            return
-        self._cut_told = True
-        self._walking = False  # this warning is the cut's own
-        if self._before_cut is not None:
-            skipped, unreadable, warnings = self._before_cut
-            self._tally.skipped = skipped
-            del self._tally.unreadable[unreadable:], self._tally.warnings[warnings:]
-        self._warn(gone, "cut_short", cut_message(self.path))
-        self._tally.skipped["file cut short while read"] += 1
-        self._changes += 1
-        self.end_state = WalkState(gone, self.frames_done + 1)
+        with self._lock:
+            if self._cut_told:
+                return
+            self._cut_told = True
+            self._walking = False  # this warning is the cut's own
+            if self._before_cut is not None:
+                skipped, unreadable, warnings = self._before_cut
+                self._tally.skipped = skipped
+                del self._tally.unreadable[unreadable:], self._tally.warnings[warnings:]
+            self._warn(gone, "cut_short", cut_message(self.path))
+            self._tally.skipped["file cut short while read"] += 1
+            self._changes += 1
+            self.end_state = WalkState(gone, self.frames_done + 1)
 
     def rewritten(self, gone: int) -> None:
         """Record that the file's bytes from `gone` on are no longer those its frames were
         read from (written over in place since they were walked: `tcp.feed.rewritten_at`),
         once: reading ends there, as at a cut, told as the other readers tell it."""
-        if self._cut_told:
-            return
-        self._cut_told = True
-        self._walking = False
-        self._tally.warnings.append(gone_warning(self.path, gone, self._tally.identity))
-        self._changes += 1
-        self.end_state = WalkState(gone, self.frames_done + 1)
+        with self._lock:
+            if self._cut_told:
+                return
+            self._cut_told = True
+            self._walking = False
+            self._tally.warnings.append(gone_warning(self.path, gone, self._tally.identity))
+            self._changes += 1
+            self.end_state = WalkState(gone, self.frames_done + 1)
 
     def _reads_ahead(self) -> bool:
         """Whether to walk ahead: the C walker on the file itself only (a piece of a stream
