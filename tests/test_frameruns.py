@@ -154,17 +154,17 @@ def test_icmp_errors_before_or_after_a_connection_are_its_frames_beyond_its_span
             if stream[f] == stream[s.first_frame]]
 
 
-def late_error(capture, error: bool = True) -> None:
-    """Write two SMTP connections, 39 frames of other traffic, then (if `error`) an ICMP
-    error quoting the second connection."""
+def late_error(capture, error: bool = True, filler: int = 39) -> None:
+    """Write two SMTP connections, `filler` frames of other traffic, then (if `error`) an
+    ICMP error quoting the second connection."""
     a, b, other, router = ADDRS[4]
     server = "10.1.2.25"
     records = two_connections(a, b, server)
     t1 = records[-1].ts_ns
     filler = [Record(p.ether(p.ipv4(p.udp(5353, 5353, b"x" * 20), 17, other, router),
-                             p.ETH_P_IP), t1 + k) for k in range(1, 40)]
+                             p.ETH_P_IP), t1 + k) for k in range(1, filler + 1)]
     late = _icmp_error(4, "port", _quote(4, b, server, 40001, 25, 9, 20), router, b)
-    write_pcap(capture, records + filler + [Record(late, t1 + 50)] * error)
+    write_pcap(capture, records + filler + [Record(late, t1 + len(filler) + 11)] * error)
 
 
 def test_an_icmp_error_windows_after_the_last_frame_is_its_connections(tmp_path, tshark,
@@ -429,3 +429,53 @@ def test_an_icmp_error_quoting_a_tunnels_outer_packet_is_its_inner_connections(
         assert _own(s.first_frame, s.last_frame, got) == [
             f for f in range(s.first_frame, s.last_frame + 1)
             if stream[f] == stream[s.first_frame]], s.number
+
+
+@pytest.mark.parametrize("files", [2, 3])
+def test_the_report_finds_an_icmp_error_in_a_later_ring_file(tmp_path, tshark, monkeypatch,
+                                                             files):
+    """A ring buffer cut with `editcap -c` so that both connections end in the first file
+    and the ICMP error quoting the second lies in the last one, which no session goes on
+    into (with a file of other traffic between, or not): tshark puts the error, in the
+    files joined (`mergecap -a`), in the second connection's stream; the report's frame
+    lists have it there, numbered on from the files before as the joined files number it
+    (the file between, with no such error, only counted, not read)."""
+    from fastcap import cli
+    from fastcap.run import frameruns
+
+    capture = tmp_path / "late.pcap"
+    late_error(capture)
+    sessions = list(scan(capture))
+    last = max(s.last_frame for s in sessions)
+    cut = last + 10
+    late_error(capture, filler=(files - 1) * cut + 5 - last)
+    subprocess.run(["editcap", "-c", str(cut), str(capture), str(tmp_path / "ring.pcap")],
+                   check=True, capture_output=True)
+    ring = sorted(tmp_path.glob("ring_*.pcap"))
+    assert len(ring) == files
+    joined = tmp_path / "joined.pcap"
+    subprocess.run(["mergecap", "-a", "-F", "pcap", "-w", str(joined), *map(str, ring)],
+                   check=True)
+    rows = [line.split("\t") for line in subprocess.run(
+        [tshark, "-n", "-r", str(joined), "-T", "fields", "-e", "frame.number",
+         "-e", "tcp.stream", "-e", "icmp.type"],
+        capture_output=True, text=True, check=True).stdout.splitlines()]
+    stream = {int(f): st for f, st, _t in rows}
+    (at,) = [int(f) for f, _st, t in rows if t == "3"]
+    assert at > (files - 1) * cut  # in the last file, `cut` frames in each before it
+    assert stream[at] == stream[sessions[1].first_frame] != ""
+
+    got = {}
+    real = frameruns.frame_runs
+    opened = []
+
+    def spy(path, *args, **kw):
+        got[os.path.basename(path)] = runs = real(path, *args, **kw)
+        opened.append((kw["then"], sorted(kw.get("skip") or ())))
+        return runs
+
+    monkeypatch.setattr(frameruns, "frame_runs", spy)
+    cli.main(["report", "-o", str(tmp_path / "r.html"), *map(str, ring)])
+    runs = got[ring[0].name]
+    assert [runs.beyond(i) for i in range(len(sessions))] == [[], [at]]
+    assert opened[0] == (list(map(str, ring[1:])), list(map(str, ring[1:-1])))

@@ -617,16 +617,23 @@ def _write_html(args, results, seconds: float, *, read_any: bool,
     times, runs = {}, {}
     icmp = {path: summary.icmp_about_selected if summary.frames else 1
             for path, _kept, summary in results}
-    for path, kept, _summary in results:
+    for i, (path, kept, _summary) in enumerate(results):
         later = list(dict.fromkeys(f for s in kept for f in s.continues_into))
         # past the last session an ICMP error quoting one is all there is to find: read on
-        # only where the scan counted one (or did not read the file)
-        read_on = any(icmp.get(f, 1) for f in (path, *later))
+        # only where the scan counted one (or did not read the file), in this file and the
+        # later files of its run, as in the files joined (`mergecap -a`); one with none is
+        # numbered on by its frame count, not read
+        run = _later_in_run(results, i)
+        upto = max((k + 1 for k, (f, _n) in enumerate(run) if f in later or icmp.get(f, 1)),
+                   default=0)
+        then = [f for f, _n in run[:upto]]
+        skip = {f: n for f, n in run[:upto] if f not in later and not icmp.get(f, 1)}
+        read_on = any(icmp.get(f, 1) for f in (path, *then))
         try:
             times[path] = frame_times(path, frames_wanted(kept), backend=args.backend,
                                       then=later)
-            runs[path] = frame_runs(path, kept, args.ports, backend=args.backend, then=later,
-                                    read_on=read_on)
+            runs[path] = frame_runs(path, kept, args.ports, backend=args.backend, then=then,
+                                    read_on=read_on, skip=skip)
         except (FastcapError, OSError) as e:
             print(f"fastcap: warning: {path}: no frame times for the ladders: {e}",
                   file=_ERR)
@@ -646,6 +653,17 @@ def _write_html(args, results, seconds: float, *, read_any: bool,
     print(f"fastcap: wrote {where} ({len(page['sessions'])} session(s), "
           f"{size / 1e6:.2f} MB)", file=_ERR)
     return True
+
+
+def _later_in_run(results, i: int) -> list[tuple[str, int]]:
+    """(path, frames) of the files after `results[i]` that the scan read on into from it,
+    as one run of a ring buffer's files, in order."""
+    out = []
+    for path, _kept, summary in results[i + 1:]:
+        if not summary.joined:
+            break
+        out.append((path, summary.frames))
+    return out
 
 
 def _write_stdout_bytes(data: bytes) -> int:

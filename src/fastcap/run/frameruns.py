@@ -12,7 +12,7 @@ connection's frame falls inside a session's span its frames are one run and cost
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -75,7 +75,8 @@ def _ordered(sessions: Sequence[Session]) -> tuple[np.ndarray, np.ndarray, dict]
 def frame_runs(path: str | os.PathLike, sessions: Sequence[Session], ports: Iterable[int], *,
                backend: str = "auto",
                then: Sequence[str | os.PathLike] = (),
-               window: int = DEFAULT_WINDOW, read_on: bool = True) -> FrameRuns:
+               window: int = DEFAULT_WINDOW, read_on: bool = True,
+               skip: Mapping[str, int] | None = None) -> FrameRuns:
     """Per session of `path` (in order), its connection's frames within its first and last
     frame (a `FrameRuns`); frames are Wireshark's numbers (those of `then`, the ring-buffer
     files a session goes on into, numbered on from the file before's last).  A frame of
@@ -83,7 +84,9 @@ def frame_runs(path: str | os.PathLike, sessions: Sequence[Session], ports: Iter
     (as tshark's stream).  The walk reads on past the last session's last frame to the
     last file's end, an ICMP error quoting a connection being in its stream however late
     it comes, unless not `read_on` (the scan counted no such error in the files: then it
-    stops there).  Past that frame only the errors are looked at."""
+    stops there).  Past that frame only the errors are looked at.  `skip`: files of `then`
+    not read, only numbered on by the frames given (the scan's count), where neither a
+    session's frame nor an ICMP error about a selected port lies."""
     n = len(sessions)
     if not n:
         return FrameRuns(np.zeros(0, bool), np.zeros(1, np.int64), np.zeros(0, np.int64))
@@ -121,6 +124,9 @@ def frame_runs(path: str | os.PathLike, sessions: Sequence[Session], ports: Iter
 
     files = (path, *then)
     for k, each in enumerate(files):
+        if k and skip and each in skip:
+            before += skip[each]
+            continue
         with open_capture(each, backend=backend, window=window) as cap:
             for sel in iter_selected(cap, ports, flows=flows, quoted=quoted):
                 if seen < end:  # past every span only the ICMP errors (`quoted`) count

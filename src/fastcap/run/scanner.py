@@ -65,6 +65,9 @@ class ScanSummary:
     # ICMP errors quoting a TCP header on a selected port (any length): none, and the
     # report's frame lists need not read past the last session for one
     icmp_about_selected: int = 0
+    # read on from the file before it, as one run of a ring buffer's files (frame numbers
+    # counting on): where the report looks for ICMP errors quoting that file's sessions
+    joined: bool = False
 
     def __post_init__(self) -> None:
         for name in ("verdicts", "skipped", "limits"):  # given as a dict or Counter
@@ -98,13 +101,14 @@ class _Tally:
     unreadable: list[tuple[int, int]] = field(default_factory=list)
     limits: Counter = field(default_factory=Counter)
     icmp_about_selected: int = 0
+    joined: bool = False
     errors: list[str] = field(default_factory=list)  # a file stream's, not the summary's
 
     def frozen(self) -> ScanSummary:
         return ScanSummary(self.path, self.sessions, self.with_problems,
                            Counts(self.verdicts), self.frames, tuple(self.warnings),
                            Counts(self.skipped), tuple(self.unreadable),
-                           Counts(self.limits), self.icmp_about_selected)
+                           Counts(self.limits), self.icmp_about_selected, self.joined)
 
 
 class SummaryPending(RuntimeError):
@@ -429,6 +433,7 @@ def _iter_file_streams(paths: list[str], o: ScanOptions, executor: Executor | No
                 for s in linked:
                     _count(summary, s, MAX_HELD)
                 _totals(summary, res.counters, [res.meta])
+                summary.joined = res.joined
             else:
                 summary.errors.append(res.error)
             sessions = iter(linked)
@@ -470,4 +475,5 @@ def _streamed(events: Iterator, summary: _Tally, cross: CrossSession, path: str,
             return
         else:
             _totals(summary, item.counters, [item.meta])
+            summary.joined = item.joined
             return

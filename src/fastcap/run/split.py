@@ -239,6 +239,7 @@ class SplitScan:
     phase_two: str = "split"  # or why it ran in one process
     error: str | None = None
     failure: CaptureError | None = field(default=None, repr=False)
+    joined: bool = False  # read on from the file before it, one run of a ring's files
 
 
 @dataclass
@@ -486,7 +487,7 @@ def _run_results(paths: list[str], stitched: list[ranges.Stitched | None], run: 
         elif cut is not None:
             meta = meta.told(CaptureWarning(paths[i], cut, "cut_short", cut_message(paths[i])))
         out.append(SplitScan(paths[i], tuple(sessions), st.counters, meta, st.reread,
-                             two.why))
+                             two.why, joined=i != run[0]))
         stitched[i] = None  # the run's frames go with it
     yield from out
 

@@ -580,12 +580,14 @@ def iter_file_events(paths: list[str], options: JudgeOptions, analyzer, *, jobs:
                 event[2], "streamed")
             on = breaks.goes_on(found.counters)
             if live:
+                found = replace(found, joined=len(run.paths) > 1)
                 yield from _in_paths(run.end(found), k + 1 - len(run.paths))
             else:
                 if not on or run is None:
                     if run is not None:
                         yield from _in_paths(run.finish(), k - len(run.paths))
                     run = _Run(options, analyzer, max_held, kept(k))
+                found = replace(found, joined=bool(run.paths))
                 yield from _in_paths(run.add(found, parts_of_file), k + 1 - len(run.paths))
             parts_of_file, live = [], False
         if run is not None:
