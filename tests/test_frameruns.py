@@ -479,3 +479,52 @@ def test_the_report_finds_an_icmp_error_in_a_later_ring_file(tmp_path, tshark, m
     runs = got[ring[0].name]
     assert [runs.beyond(i) for i in range(len(sessions))] == [[], [at]]
     assert opened[0] == (list(map(str, ring[1:])), list(map(str, ring[1:-1])))
+
+
+def test_a_walk_counting_and_handing_quotes_opens_each_quoted_tunnel_once(tmp_path, backend,
+                                                                          monkeypatch):
+    """A walk that both counts the ICMP errors about a selected port and hands on those in
+    a connection's stream reads each window's quotes once: a quoted tunnel packet is opened
+    once, not once for each, and what each gets is what a walk doing only that one gets."""
+    from fastcap.read.capture import Capture
+    from fastcap.select import selection
+    from fastcap.select.selection import FrameCounters, iter_selected
+
+    from .test_tunnels import OUTER, WRAP
+
+    a, b, _other, router = ADDRS[4]
+    server = "10.1.2.25"
+    records = two_connections(a, b, server)
+    for at, (port, keep) in ((6, (40000, None)), (12, (40001, 20 + 8 + 8 + 14 + 20 + 10))):
+        seg = p.tcp(port, 25, 9, 1, p.ACK | p.PSH, b"MAIL FROM:<a@example.com>\r\n")
+        eth = p.ether(p.ipv4(seg, 6, a if port == 40000 else b, server), p.ETH_P_IP)
+        outer = WRAP["vxlan"](eth, eth[14:])[14:][:keep]  # the second: 10 bytes of TCP
+        records[at:at] = [Record(_icmp_error(4, "mtu", outer, router, OUTER[0]),
+                                 records[at].ts_ns)]
+    capture = tmp_path / "quoted-tunnels.pcap"
+    write_pcap(capture, records)
+
+    opened = []
+    real = selection._through_tunnel
+
+    def through(buf, start, stop):
+        opened.append(len(start))
+        return real(buf, start, stop)
+
+    monkeypatch.setattr(selection, "_through_tunnel", through)
+
+    def walk(count: bool, hand: bool):
+        counters, got = FrameCounters() if count else None, []
+        with Capture(capture, backend=backend) as cap:
+            for _ in iter_selected(cap, DEFAULT_PORTS, counters,
+                                   quoted=(lambda f, fl: got.append((f.tolist(), fl.tolist())))
+                                   if hand else None):
+                pass
+        return (None if counters is None else counters.icmp_about_selected), got
+
+    counted, _ = walk(True, False)
+    _, handed = walk(False, True)
+    del opened[:]
+    assert walk(True, True) == (counted, handed)
+    assert counted == 2 and [f for f, _ in handed] == [[7]]
+    assert opened == [2]  # one window, its two quoted tunnels opened together, once

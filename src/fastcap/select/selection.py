@@ -274,7 +274,7 @@ def _through_tunnel(buf: np.ndarray, start: np.ndarray, stop: np.ndarray
                     ) -> tuple[np.ndarray, np.ndarray]:
     """(file offset of the innermost IP header, -1 for none; it is IPv6) of each quoted IP
     packet at `start`, cut at `stop`, opened as the walk opens a frame's tunnels.  A quoted
-    fragment stays shut, as for a bare TCP quote (`_tcp_quotes`): tshark reads no tunnel in
+    fragment stays shut, as for a bare TCP quote (`icmp_quotes`): tshark reads no tunnel in
     a later one, and holds a first one quoted whole to reassemble."""
     cap = (stop - start).astype(np.int32)
     lt = np.full(len(start), LINKTYPE_RAW, np.int32)
@@ -319,19 +319,33 @@ def _quoted_v6_upper(buf: np.ndarray, inner: np.ndarray, stop: np.ndarray,
     return nh, at
 
 
-def _tcp_quotes(buf: np.ndarray, offset: np.ndarray, caplen: np.ndarray, hd, need: int
-                ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+@dataclass(frozen=True, slots=True)
+class IcmpQuotes:
+    """A window's ICMP/ICMPv6 errors quoting 4 bytes or more of a TCP header that tshark
+    reads (`icmp_quotes`), found once for both of a walk's uses of them, a quoted tunnel
+    packet opened once: counting those about a selected port (`icmp_quoted_ports`) and
+    handing on those in a connection's stream (`icmp_quoted_tcp`)."""
+
+    rows: np.ndarray  # int64 rows of the headers given
+    is6: np.ndarray  # bool: the quoted IP header is IPv6
+    inner: np.ndarray  # file offset of the quoted (innermost) IP header
+    tcp_at: np.ndarray  # ... and of its TCP header
+    stop: np.ndarray  # file offset where the error's IP packet (its quote) ends
+
+
+def icmp_quotes(buf: np.ndarray, offset: np.ndarray, caplen: np.ndarray, hd) -> IcmpQuotes:
     """`_icmp_quotes` within each error's IP packet (Ethernet padding is no quote), less
     those whose quoted IPv4 packet is a later fragment, or a first one quoted whole: in
     neither does tshark read a TCP header, the one holding no header, the other held to
     reassemble."""
     end = np.where(hd.ip_end >= 0, np.minimum(hd.ip_end, caplen), caplen).astype(np.int64)
-    rows, is6, inner, tcp_at = _icmp_quotes(buf, offset, end, hd, need)
+    rows, is6, inner, tcp_at = _icmp_quotes(buf, offset, end, hd, 4)
+    stop = offset[rows] + end[rows]
     frag = buf[inner + 6].astype(np.int64) << 8 | buf[inner + 7]
     size = buf[inner + 2].astype(np.int64) << 8 | buf[inner + 3]
-    whole = inner + size <= offset[rows] + end[rows]
+    whole = inner + size <= stop
     keep = is6 | (((frag & 0x1FFF) == 0) & ~(((frag & 0x2000) != 0) & whole))
-    return rows[keep], is6[keep], inner[keep], tcp_at[keep]
+    return IcmpQuotes(rows[keep], is6[keep], inner[keep], tcp_at[keep], stop[keep])
 
 
 def _ports_at(buf: np.ndarray, tcp_at: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -340,17 +354,18 @@ def _ports_at(buf: np.ndarray, tcp_at: np.ndarray) -> tuple[np.ndarray, np.ndarr
     return sport, dport
 
 
-def icmp_quoted_ports(buf: np.ndarray, offset: np.ndarray, caplen: np.ndarray, hd
+def icmp_quoted_ports(buf: np.ndarray, offset: np.ndarray, caplen: np.ndarray, hd,
+                      quotes: IcmpQuotes | None = None
                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Rows that are ICMP/ICMPv6 errors quoting a TCP header tshark reads (`_tcp_quotes`),
-    with the quoted ports.
+    """Rows that are ICMP/ICMPv6 errors quoting a TCP header tshark reads (`icmp_quotes`,
+    or `quotes` found already), with the quoted ports.
 
     A "fragmentation needed" or "unreachable" about an SMTP flow matters to the diagnosis
     (path-MTU trouble stalls big certificate flights), and Wireshark's `tcp.port == 25`
     matches these frames too; they are counted apart from the flow's own segments.
     """
-    rows, _is6, _inner, tcp_at = _tcp_quotes(buf, offset, caplen, hd, 4)
-    return (rows, *_ports_at(buf, tcp_at))
+    q = icmp_quotes(buf, offset, caplen, hd) if quotes is None else quotes
+    return (q.rows, *_ports_at(buf, q.tcp_at))
 
 
 # Wireshark gives a quoted TCP header the stream of its connection once it reads the
@@ -371,14 +386,17 @@ class QuotedTcp:
     dport: np.ndarray
 
 
-def icmp_quoted_tcp(buf: np.ndarray, offset: np.ndarray, caplen: np.ndarray, hd
-                    ) -> QuotedTcp:
+def icmp_quoted_tcp(buf: np.ndarray, offset: np.ndarray, caplen: np.ndarray, hd,
+                    quotes: IcmpQuotes | None = None) -> QuotedTcp:
     """The rows (of `hd`'s, headers from the decoder) that are ICMP/ICMPv6 errors quoting
     16 bytes or more of a TCP header inside their IP packet (Ethernet padding is no quote),
     the quoted IPv4 packet no later fragment, nor a first one quoted whole: those tshark
     puts in the quoted connection's `tcp.stream`, so that `frame N` of an error about a
-    connection finds its session."""
-    rows, is6, inner, tcp_at = _tcp_quotes(buf, offset, caplen, hd, _STREAM_QUOTE)
+    connection finds its session (of `quotes`, where found already: those of them whose
+    quote holds the 16 bytes)."""
+    q = icmp_quotes(buf, offset, caplen, hd) if quotes is None else quotes
+    k = q.tcp_at + _STREAM_QUOTE <= q.stop
+    rows, is6, inner, tcp_at = q.rows[k], q.is6[k], q.inner[k], q.tcp_at[k]
     src = np.zeros((len(rows), 16), np.uint8)
     dst = np.zeros((len(rows), 16), np.uint8)
     v4 = ~is6
@@ -464,13 +482,17 @@ def iter_selected(cap: Capture, ports: Iterable[int] = DEFAULT_PORTS,
             counters.add_headers(hd, linktype[sc.rows],
                                  None if sc.opened is None else sc.opened.kind)
             counters.add_screened(sc)
+        # the window's quotes found once for both uses (a quoted tunnel packet opened once)
+        quotes = None if counters is None and quoted is None else icmp_quotes(
+            buf, win.offset[sc.rows], caplen[sc.rows], sc.inner)
+        if counters is not None:
             # a tunnelled error too, as tshark's `tcp.port` opens the tunnel to its quote
             irows, isp, idp = icmp_quoted_ports(buf, win.offset[sc.rows], caplen[sc.rows],
-                                                sc.inner)
+                                                sc.inner, quotes)
             counters.icmp_about_selected += int(np.count_nonzero(lut[isp] | lut[idp]))
         hd, outer = sc.inner, sc.headers
         if quoted is not None:
-            _quoted(quoted, buf, win, sc.rows, caplen, hd, lut, flows)
+            _quoted(quoted, buf, win, sc.rows, caplen, hd, lut, flows, quotes)
         on_port = lut[hd.sport] | lut[hd.dport]
         wanted = hd.is_tcp & on_port
         pick = np.flatnonzero(wanted)
@@ -518,10 +540,10 @@ def iter_selected(cap: Capture, ports: Iterable[int] = DEFAULT_PORTS,
 
 def _quoted(call: Callable[[np.ndarray, np.ndarray], None], buf: np.ndarray, win,
             sc_rows: np.ndarray, caplen: np.ndarray, hd: Headers, lut: np.ndarray,
-            flows: FlowTable) -> None:
+            flows: FlowTable, quotes: IcmpQuotes | None = None) -> None:
     """Hand `call` the window's ICMP errors quoting a connection on a selected port, with
     the flow id of the connection quoted."""
-    q = icmp_quoted_tcp(buf, win.offset[sc_rows], caplen[sc_rows], hd)
+    q = icmp_quoted_tcp(buf, win.offset[sc_rows], caplen[sc_rows], hd, quotes)
     on = np.flatnonzero(lut[q.sport] | lut[q.dport])
     if len(on):
         fid, _ = flows.assign(q.src_addr[on], q.sport[on], q.dst_addr[on], q.dport[on])
