@@ -105,3 +105,26 @@ def test_carried_bytes_are_what_the_cores_read_from_the_buffer(case, backend):
     flows_a.keys, flows_b.keys = [key], [key]
     assert (_conns(moved.payload, moved.cols, flows_b, backend)
             == _conns(buf, cols, flows_a, backend))
+
+
+def test_a_range_read_is_frozen_and_its_slim_copy_keeps_its_totals():
+    """A range handed back by a worker is not changed after it is read: a file's list of
+    ranges holds `slim()` copies once their frames are fed, and `ended_replaced` a copy
+    that ends the file, the range read staying as it was."""
+    import dataclasses
+
+    from fastcap.read.guard import FileReplaced
+
+    res = _read(ALL, carry.CARRY_MAX)
+    assert len(res.cols) > 0 and res.flow_keys and res.payload is not None
+    for name, value in (("cols", None), ("meta", None), ("payload", None)):
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            setattr(res, name, value)
+    slim = res.slim()
+    assert (len(slim.cols), slim.flow_keys, slim.payload) == (0, [], None)
+    assert (slim.index, slim.start, slim.end, slim.frames, slim.meta, slim.counters) == (
+        res.index, res.start, res.end, res.frames, res.meta, res.counters)
+    ended = ranges.ended_replaced(res, FileReplaced(str(ALL)))
+    assert [w.kind for w in ended.meta.warnings] == [w.kind for w in res.meta.warnings] + [
+        "replaced"]
+    assert ended.meta.warnings[-1].offset == res.end.offset and len(ended.cols) == len(res.cols)

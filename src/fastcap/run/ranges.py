@@ -62,8 +62,12 @@ class RangeTask:
     begun: BegunRange | None = field(default=None, repr=False, compare=False)
 
 
-@dataclass
+@dataclass(frozen=True)
 class RangeResult:
+    """What a worker read of one byte range, handed back across processes: frozen, so that
+    a range held in a file's list is the one read (`slim` and `ended_replaced` make the
+    changed copies a list then holds)."""
+
     index: int
     start: WalkState | None  # where reading began (None: the file's start)
     end: WalkState
@@ -80,6 +84,11 @@ class RangeResult:
     def frames(self) -> int:
         first = 1 if self.start is None else self.start.frame
         return self.end.frame - first
+
+    def slim(self) -> RangeResult:
+        """This range's totals and walk states without its frames, once they are fed: what
+        a file's list of ranges keeps while the next ones are read."""
+        return replace(self, cols=concat([]), flow_keys=[], payload=None)
 
 
 def _header(buf) -> pcap.PcapHeader | None:
@@ -294,12 +303,12 @@ def exact_task(task: RangeTask, prev_end: WalkState) -> RangeTask:
                      task.ports, task.backend, task.carry, identity=task.identity)
 
 
-def ended_replaced(last: RangeResult, failed: FileReplaced) -> None:
-    """Another file was found under the name of the file `last` is a range of, after it
-    was read: the ranges read before stand, and the file ends where `last` ended, told as
-    one process tells it."""
-    last.meta = last.meta.told(CaptureWarning(
-        failed.path, last.end.offset, "replaced", replaced_message(failed.path)))
+def ended_replaced(last: RangeResult, failed: FileReplaced) -> RangeResult:
+    """`last` as it ends its file: another file was found under the name of the file it is
+    a range of, after it was read; the ranges read before stand, and the file ends where
+    `last` ended, told as one process tells it."""
+    return replace(last, meta=last.meta.told(CaptureWarning(
+        failed.path, last.end.offset, "replaced", replaced_message(failed.path))))
 
 
 def stitch(tasks: list[RangeTask], results: list[RangeResult | CaptureError],
@@ -324,7 +333,7 @@ def stitch(tasks: list[RangeTask], results: list[RangeResult | CaptureError],
                 reread += 1
                 res = read(exact_task(task, accepted[-1].end))
         except FileReplaced as e:
-            ended_replaced(accepted[-1], e)
+            accepted[-1] = ended_replaced(accepted[-1], e)
             break
         except CaptureError as e:  # the file went away or changed since it was planned
             return e

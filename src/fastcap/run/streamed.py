@@ -45,7 +45,7 @@ from ..read.guard import (
 from ..read.stream import is_compressed_file
 from ..session import MAX_HELD, InOrder, KeysAsRead, Session, build_session, evolve
 from ..tcp.carry import CARRY_MAX
-from ..tcp.feed import FEED_ROWS, concat, copied, rewritten_at, rows
+from ..tcp.feed import FEED_ROWS, copied, rewritten_at, rows
 from ..tcp.reassembly import Reassembler
 from . import compressed, ranges
 from .rings import FileStarts, NumberedOn, RunBreaks
@@ -88,14 +88,6 @@ class _ReadHere:
         for begun in self._begun:  # not read after all: their walks end, their files go
             begun.close()
         self._begun.clear()
-
-
-def _no_cols(res: ranges.RangeResult) -> ranges.RangeResult:
-    """The range's totals and walk states without its frames, once they are fed."""
-    res.cols = concat([])
-    res.flow_keys = []
-    res.payload = None
-    return res
 
 
 class _Payloads:
@@ -169,7 +161,8 @@ def _fed_range(reasm: Reassembler, whole: NumberedOn, keys: KeysAsRead, payloads
                ) -> Iterator[tuple[int, Iterator]]:
     """One range fed to the reassembler in the numbering of the whole, its secrets blocks
     added first: for each batch (the first `first` rows, then FEED_ROWS at a time), the
-    rows it took and the connections it finished.  The range keeps its totals."""
+    rows it took and the connections it finished.  What a list of the file's ranges keeps
+    of it once fed is `res.slim()`."""
     keys.add(res.meta.secrets, path, whole.base)
     cols = whole.add(res.cols, res.frames, res.flow_keys)
     buf = payloads.of(path, res)
@@ -184,7 +177,6 @@ def _fed_range(reasm: Reassembler, whole: NumberedOn, keys: KeysAsRead, payloads
         cols = rows(cols, slice(0, 0))
     # A range read after the file was cut short before where it starts finds nothing to say.
     payloads.tell(path, res.end.offset, res.meta.size < res.end.offset)
-    _no_cols(res)
     return _batches(reasm, cols, None if carried else payloads, path, res.end.offset, first,
                     buf)
 
@@ -229,7 +221,9 @@ def _accepted(reader: Submitter, plans: Iterator[Plan], jobs: int, alone: bool
     with no workers, so each range's walk may run ahead on a thread of its own.  Events, per
     file k in order: ("range", k, task, result) for each range (re-read here from the exact
     state when its guessed start was wrong), then ("done", k, ranges re-read); or ("error",
-    k, CaptureError) for a file that is no capture."""
+    k, CaptureError) for a file that is no capture.  ("replaced", k, FileReplaced) comes
+    before "done" when another file was found under its name after its first ranges were
+    read: they stand, and the last of them ends the file (`ranges.ended_replaced`)."""
     inflight: deque = deque()
     dropped: set[int] = set()  # files whose walk gave up: their later ranges are not read
 
@@ -284,8 +278,8 @@ def _accepted(reader: Submitter, plans: Iterator[Plan], jobs: int, alone: bool
                     failed = e
                 reread += 1
         if isinstance(failed, FileReplaced) and last is not None:
-            ranges.ended_replaced(last, failed)  # its first ranges stand, and end the file
-            dropped.add(k)
+            dropped.add(k)  # its first ranges stand, the last of them ending the file
+            yield ("replaced", k, failed)
             continue
         if failed is not None:
             dropped.add(k)
@@ -336,10 +330,13 @@ def iter_scan(path: str | os.PathLike, options: JudgeOptions, analyzer, *, jobs:
                     continue
                 if event[0] == "error":
                     raise event[2]
+                if event[0] == "replaced":
+                    accepted[-1] = ranges.ended_replaced(accepted[-1], event[2])
+                    continue
                 _, _, task, res = event
                 for _, done in _fed_range(reasm, whole, keys, payloads, path, res):
                     yield from judged(done)
-                accepted.append(res)
+                accepted.append(res.slim())
                 if progress is not None:
                     progress(task.stop, size)
             reasm.defrag.finish()
@@ -404,8 +401,9 @@ class _Run:
 
     def _fed_whole(self, found: SplitScan, parts: list[ranges.RangeResult]
                    ) -> Iterator[tuple]:
-        for res in parts:
+        for i, res in enumerate(parts):
             yield from self.feed(res)
+            parts[i] = res.slim()  # its frames are fed: the list lets them go
         yield from self.end(found)
 
     def begin(self, path: str) -> None:
@@ -546,6 +544,9 @@ def iter_file_events(paths: list[str], options: JudgeOptions, analyzer, *, jobs:
         parts_of_file: list[ranges.RangeResult] = []
         for event in _accepted(reader, plans(), jobs, alone):
             kind, k = event[0], event[1]
+            if kind == "replaced":  # the file ends with the last range read of it
+                parts_of_file[-1] = ranges.ended_replaced(parts_of_file[-1], event[2])
+                continue
             if kind == "range":
                 if not parts_of_file:
                     if k in apart:
@@ -560,9 +561,9 @@ def iter_file_events(paths: list[str], options: JudgeOptions, analyzer, *, jobs:
                     if on is not None:
                         run.begin(paths[k])
                         live = True
-                parts_of_file.append(event[3])
                 if live:
                     yield from _in_paths(run.feed(event[3]), k + 1 - len(run.paths))
+                parts_of_file.append(event[3].slim() if live else event[3])
                 if progress is not None:
                     progress(sum(sizes[:k]) + event[2].stop, sum(sizes))
                 continue
