@@ -388,3 +388,42 @@ def test_ring_files_name_the_closed_session_in_their_own_numbers(tmp_path):
     _write(paths[1], frames)
     (early, ring_end) = scan_files(paths[:2], jobs=1)
     assert [s.tcp.after_reset for s in ring_end.sessions] == [None, (1, rst)]
+
+
+def _close_cases() -> dict[str, tuple[list[tuple], str]]:
+    """Connections ending on FINs and an RST in some order: (frames, `closed_by`)."""
+    ic, is_ = 1000, 5000
+    one = _conversation(ic, is_)
+    a, b = ic + 1 + len(EHLO + QUIT), is_ + 1 + len(GREET + OK + BYE)  # at the FINs
+    c_fin, s_fin = (C, a, b, FIN | ACK, b""), (S, b, a + 1, FIN | ACK, b"")
+    return {
+        "FINs acknowledged, then the client's RST": (one + [(C, a + 1, b + 1, RST, b"")], "fin"),
+        "FINs acknowledged, then the server's RST": (
+            one + [(S, b + 1, a + 1, RST | ACK, b"")], "fin"),
+        "both FINs, the client's RST for the last ACK": (
+            one[:-1] + [(C, a + 1, b + 1, RST | ACK, b"")], "fin"),
+        "the client's FIN and RST, then the server's FIN": (
+            one[:-3] + [c_fin, (C, a + 1, b, RST, b""), s_fin], "fin"),
+        "the client's FIN, then the server's RST": (
+            one[:-3] + [c_fin, (S, b, a + 1, RST | ACK, b"")], "rst"),
+        "the server's RST, then the client's FIN": (
+            one[:-3] + [(S, b, a, RST | ACK, b""), c_fin], "rst"),
+    }
+
+
+@pytest.mark.parametrize("name", list(_close_cases()))
+def test_closed_by_tells_how_the_connection_was_closed_first(tshark, tmp_path, backend, name):
+    """Once both ends sent their FIN, each before any RST of its own, the connection closed
+    in order, and an RST after that (a stack tearing down what is left, or resetting in
+    place of the last ACK) changes nothing: Zeek's conn_state stays SF (an endpoint that
+    closed does not count as reset while its peer closed too, and a FIN turns an RST its
+    peer sent after its own FIN back into a close), with the R only in `history`.  An end
+    resetting before it sent its FIN reset the connection."""
+    frames, want = _close_cases()[name]
+    path = tmp_path / "close.pcap"
+    _write(path, frames)
+    assert _streams(tshark, path) == [list(range(1, len(frames) + 1))]  # one stream
+    (s,) = iter_sessions(path, backend=backend)
+    assert s.frames == len(frames) and s.tcp.closed_by == want
+    (d,) = [r.to_dict() for r in scan(path, jobs=1, backend=backend)]
+    assert d["tcp"]["closed_by"] == want

@@ -110,6 +110,16 @@ class TcpFacts:
 _TCP_NAMES = tuple(f.name for f in fields(TcpFacts))
 
 
+def _closed_by(c2s: StreamDir, s2c: StreamDir) -> str | None:
+    """How the connection was closed first: "fin" once both ends sent their FIN, each before
+    any RST of its own (an RST after that tears down a connection already closed in order,
+    and Zeek's conn_state stays SF), "rst" where an end reset first, else None."""
+    ends = ((c2s.fin_frame, c2s.rst_frame), (s2c.fin_frame, s2c.rst_frame))
+    if all(fin is not None and (rst is None or fin < rst) for fin, rst in ends):
+        return "fin"
+    return "rst" if c2s.rst_frame is not None or s2c.rst_frame is not None else None
+
+
 @compact
 @dataclass(frozen=True, slots=True)
 class Session:
@@ -429,8 +439,7 @@ def build_session(conn: Connection, *,
             inside = decrypt_tls(t_c2s, t_s2c, c_at or 0, s_at or 0, tls, keys,
                                  app_limit=decrypt_limit)
             tls, inner, decryption = inside.tls, inside, inside.decryption
-    closed_by = "rst" if (c2s.rst_frame or s2c.rst_frame) else (
-        "fin" if (c2s.fin_frame and s2c.fin_frame) else None)
+    closed_by = _closed_by(c2s, s2c)
     tcp = _make_tcp(
         client_by=conn.client_by,
         syn_seen=c2s.syn_frame is not None,
