@@ -440,10 +440,17 @@ static int conn_finish(fc_reasm *r, int32_t s, int evicted)
         if (tomb_room(r, c->flow) < 0)
             return -1;
         rtomb *t = tomb_at(r, c->flow);
+        /* A connection going on past an RST keeps, for an end it never saw bytes from, what
+         * that end sent before the RST: the record it went on from (still this flow's, unless
+         * another flow's close took the slot), so that a dialogue going on past its own RST
+         * names it too. */
+        int carried = c->after_first >= 0 && t->flow == c->flow;
         t->flow = c->flow;
         t->used = 1;
         for (int k = 0; k < 2; k++) {
             const rdir *d = &c->d[k];
+            if (carried && !d->has_base)
+                continue;
             int64_t span = d->nxt + d->fin_seen;
             t->base[k] = d->base;
             t->span[k] = span > (int64_t)UINT32_MAX ? UINT32_MAX : (uint32_t)span;

@@ -427,3 +427,30 @@ def test_closed_by_tells_how_the_connection_was_closed_first(tshark, tmp_path, b
     assert s.frames == len(frames) and s.tcp.closed_by == want
     (d,) = [r.to_dict() for r in scan(path, jobs=1, backend=backend)]
     assert d["tcp"]["closed_by"] == want
+
+
+def test_a_dialogue_going_on_past_two_resets_names_each_part_it_continues(tshark, tmp_path,
+                                                                          backend):
+    """The client resets, the dialogue goes on 3 s later with the client's QUIT alone, the
+    server resets that part, and 3 s later the server answers: tshark keeps all of it in one
+    stream.  Each later part goes on with the part before it, so each names that part's first
+    frame and the RST that closed it; the third part's server bytes go on with what the server
+    sent in the first part, since the second part saw none from it."""
+    ic, is_ = 1000, 5000
+    open_ = _conversation(ic, is_, close=None)
+    a, b = ic + 1 + len(EHLO), is_ + 1 + len(GREET + OK)  # before QUIT
+
+    def later(frames: list[tuple], at: int) -> list[tuple]:
+        return [(*f[:5], at + i * 10**6) for i, f in enumerate(frames)]
+    frames = open_[:6] + [(C, a, b, RST | ACK, b"")] + later([
+        (C, a, b, ACK | PSH, QUIT), (S, b, a + len(QUIT), RST | ACK, b"")], 3 * 10**9) + later([
+        (S, b, a + len(QUIT), ACK | PSH, BYE), (C, a + len(QUIT), b + len(BYE), ACK, b"")],
+        6 * 10**9)
+    path = tmp_path / "two-resets.pcap"
+    _write(path, frames)
+    assert _streams(tshark, path) == [list(range(1, len(frames) + 1))]  # one stream
+    first, second, third = iter_sessions(path, backend=backend)
+    assert [s.frames for s in (first, second, third)] == [7, 2, 2]
+    assert first.tcp.after_reset is None
+    assert second.tcp.after_reset == (first.first_frame, 7)
+    assert third.tcp.after_reset == (second.first_frame, 9)

@@ -52,8 +52,10 @@ Rules both cores implement (per direction of a connection):
   within or at the end of its direction's space, its acknowledgement within the peer's or up to
   WINDOW_MAX past it, bytes the capture missed) starts a
   connection naming the closed one (`after_first`, `after_rst`: the RST was lost or not acted on
-  past the capture point, and tshark keeps one stream).  The record of that closed connection is
-  kept per flow id modulo TOMB_SLOTS, so its memory is fixed.
+  past the capture point, and tshark keeps one stream; for an end it saw no bytes from, that
+  connection keeps the record it went on from, so a part past its own RST names it in turn).
+  The record of that closed connection is kept per flow id modulo TOMB_SLOTS, so its memory
+  is fixed.
   Over `budget` accounted bytes or `max_open` connections, the least recently active connections are
   handed on early, marked `evicted`.
 """
@@ -601,7 +603,7 @@ class _Conn:
     __slots__ = ("d", "index", "flow", "first_frame", "last_frame", "first_ts", "last_ts",
                  "frames", "retrans", "conflicts", "keepalives", "zwp", "ooo", "close_ts",
                  "mem", "first_dir", "syn_dir", "synack_dir", "rst", "closed", "evicted",
-                 "rst_dir", "rst_at", "after_first", "after_rst")
+                 "rst_dir", "rst_at", "after_first", "after_rst", "went_on_from")
 
     def __init__(self, index: int, flow: int, fno: int, ts: int, dir_: int) -> None:
         self.d = (_Dir(), _Dir())
@@ -617,6 +619,7 @@ class _Conn:
         # the reset recorded: its direction (-1 none, -2 one that stays), stream offset
         self.rst_dir, self.rst_at = -1, 0
         self.after_first = self.after_rst = -1  # resumes a reset connection (_tomb_resumed)
+        self.went_on_from: tuple | None = None  # the record of the connection it resumes
 
 
 class PyReassemblerCore:
@@ -670,11 +673,17 @@ class PyReassemblerCore:
         if c.closed:
             rsts = [d.rst_frame for d in c.d if d.rst_frame >= 0]
             by_rst = c.rst and not (c.d[0].fin_acked and c.d[1].fin_acked)  # as in C
-            self._tombs[c.flow % TOMB_SLOTS] = (c.flow, *(
+            # going on past an RST, an end it saw no bytes from keeps the record it went on
+            # from, unless another flow's close took the slot meanwhile (as in C)
+            slot = c.flow % TOMB_SLOTS
+            carried = c.went_on_from if slot not in self._tombs else None
+            self._tombs[slot] = (c.flow, *(
+                carried[1 + k] if carried is not None and not d.has_base else
                 (d.has_base, d.base, min(d.nxt + d.fin_seen, _M32), d.has_isn, d.isn,
                  int(d.fin_seen), min(max(0, d.rst_acked, -1 if d.acked is None else d.acked),
                                       _M32))
-                for d in c.d), (c.first_frame, min(rsts, default=-1)) if by_rst else None)
+                for k, d in enumerate(c.d)),
+                (c.first_frame, min(rsts, default=-1)) if by_rst else None)
 
     def _tomb_late(self, flow: int, d: int, seq: int, ack: int, flags: int, plen: int) -> bool:
         """A late bare segment, or a data retransmission, of the closed connection this flow
@@ -749,6 +758,8 @@ class PyReassemblerCore:
                     self._finish(next(iter(self._lru.values())), True)
                 c = _Conn(self._next_index, flow, fno, ts, d)
                 c.after_first, c.after_rst = after
+                if after[0] >= 0:
+                    c.went_on_from = t
                 self._next_index += 1
                 self._flows[flow] = c
                 self._lru[c.index] = c
