@@ -454,3 +454,34 @@ def test_a_dialogue_going_on_past_two_resets_names_each_part_it_continues(tshark
     assert first.tcp.after_reset is None
     assert second.tcp.after_reset == (first.first_frame, 7)
     assert third.tcp.after_reset == (second.first_frame, 9)
+
+
+def test_a_replay_with_new_bytes_starts_a_session_at_its_first_new_bytes(tshark, tmp_path,
+                                                                         backend):
+    """The conversation played again 3 s after its close on FINs, with the same tuple and ISNs
+    but a longer greeting (a server answering the replay anew): tshark keeps all of it in the
+    first copy's stream, as it splits only at a SYN with a new ISN.  The replay's SYN, SYN-ACK
+    and ACK repeat what the closed connection sent, so they are counted late, as in an exact
+    replay; its greeting holds bytes the first copy never had, so a session starts there,
+    without the SYN it lost to the late count and naming no earlier session, and its
+    dialogue is read whole from the greeting on."""
+    from fastcap.tcp.reassembly import LATE
+
+    ic, is_ = 1000, 5000
+    one = _conversation(ic, is_)
+    greet = b"220 mx.example ESMTP ready for the replay\r\n"
+    a, b = ic + 1, is_ + 1
+    again = [(C, ic, 0, SYN, b""), (S, is_, a, SYN | ACK, b""), (C, a, b, ACK, b""),
+             (S, b, a, ACK | PSH, greet), (C, a, b + len(greet), ACK | PSH, EHLO)]
+    frames = one + [(*f[:5], 3 * 10**9 + i * 10**6) for i, f in enumerate(again)]
+    path = tmp_path / "replay.pcap"
+    _write(path, frames)
+    assert _streams(tshark, path) == [list(range(1, len(frames) + 1))]  # one stream
+    first, second = iter_sessions(path, backend=backend)
+    assert first.frames == len(one) and first.tcp.syn_seen
+    assert second.first_frame == len(one) + 4 and second.frames == 2
+    assert not second.tcp.syn_seen and second.tcp.after_reset is None
+    assert second.smtp.banner_text == greet[4:].decode().strip()
+    assert second.smtp.ehlo_name == "client"
+    run = scan(path, jobs=1, backend=backend)
+    assert len(list(run)) == 2 and run.summary.to_dict()["skipped"] == {LATE: 3}
