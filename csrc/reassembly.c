@@ -417,6 +417,18 @@ static int tomb_room(fc_reasm *r, int64_t flow)
 }
 
 /* Hand a connection over to the done list; its buffers live until fc_reasm_done_clear. */
+/* Did both ends send their FIN, each before any RST of its own?  Then the connection closed
+ * in order, whatever reset came after (closed_by "fin" in session.py). */
+static int fins_first(const rconn *c)
+{
+    for (int k = 0; k < 2; k++) {
+        const rdir *d = &c->d[k];
+        if (d->fin_frame < 0 || (d->rst_frame >= 0 && d->rst_frame < d->fin_frame))
+            return 0;
+    }
+    return 1;
+}
+
 static int conn_finish(fc_reasm *r, int32_t s, int evicted)
 {
     if (r->ndone == r->done_cap) {
@@ -463,9 +475,10 @@ static int conn_finish(fc_reasm *r, int32_t s, int evicted)
                                                                         : (uint32_t)acked;
         }
         t->rst_first = t->rst_frame = -1;
-        /* closed by the RST: after both FINs were acknowledged the dialogue was over, and
-         * an RST then (a stack resetting after its close) leaves none to go on past it */
-        if (c->rst && !(c->d[0].fin_acked && c->d[1].fin_acked)) {
+        /* closed by the RST: after both FINs were acknowledged, or sent before any RST of
+         * their ends, the dialogue was over, and an RST then (a stack resetting after its
+         * close) leaves none to go on past it */
+        if (c->rst && !(c->d[0].fin_acked && c->d[1].fin_acked) && !fins_first(c)) {
             int64_t f0 = c->d[0].rst_frame, f1 = c->d[1].rst_frame;
             t->rst_first = c->first_frame;
             t->rst_frame = f0 >= 0 && (f1 < 0 || f0 < f1) ? f0 : f1;

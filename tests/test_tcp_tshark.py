@@ -485,3 +485,23 @@ def test_a_replay_with_new_bytes_starts_a_session_at_its_first_new_bytes(tshark,
     assert second.smtp.ehlo_name == "client"
     run = scan(path, jobs=1, backend=backend)
     assert len(list(run)) == 2 and run.summary.to_dict()["skipped"] == {LATE: 3}
+
+
+@pytest.mark.parametrize("name", ["both FINs, the client's RST for the last ACK",
+                                  "the client's FIN and RST, then the server's FIN"])
+@pytest.mark.parametrize("sender", [C, S])
+def test_data_after_fins_and_an_rst_names_no_session(tshark, tmp_path, backend, name, sender):
+    """Closed on FINs first and then reset (`closed_by` "fin"): both ends sent their FIN, so
+    neither sends data again, and a segment with payload past its sender's FIN 3 s later
+    goes on with no dialogue.  tshark keeps it in the closed stream; the session it starts
+    names none, as `after_reset` names only a session an RST closed."""
+    frames, _ = _close_cases()[name]
+    a, b = 1000 + 1 + len(EHLO + QUIT), 5000 + 1 + len(GREET + OK + BYE)  # at the FINs
+    seq, ack = (a + 1, b + 1) if sender is C else (b + 1, a + 1)
+    frames = frames + [(sender, seq, ack, ACK | PSH, EHLO, 3 * 10**9)]
+    path = tmp_path / "fins-rst-data.pcap"
+    _write(path, frames)
+    assert _streams(tshark, path) == [list(range(1, len(frames) + 1))]  # one stream
+    first, second = iter_sessions(path, backend=backend)
+    assert first.tcp.closed_by == "fin" and second.first_frame == len(frames)
+    assert second.tcp.after_reset is None

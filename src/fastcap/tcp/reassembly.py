@@ -672,7 +672,9 @@ class PyReassemblerCore:
         self._done.append(c)
         if c.closed:
             rsts = [d.rst_frame for d in c.d if d.rst_frame >= 0]
-            by_rst = c.rst and not (c.d[0].fin_acked and c.d[1].fin_acked)  # as in C
+            # as in C: not after both FINs were acknowledged, or sent before any RST of theirs
+            by_rst = c.rst and not (c.d[0].fin_acked and c.d[1].fin_acked) and not all(
+                d.fin_frame >= 0 and not 0 <= d.rst_frame < d.fin_frame for d in c.d)
             # going on past an RST, an end it saw no bytes from keeps the record it went on
             # from, unless another flow's close took the slot meanwhile (as in C)
             slot = c.flow % TOMB_SLOTS
