@@ -36,6 +36,8 @@ from fastcap.proto.smtp import (
 from fastcap_synth.scenarios import SCENARIO_NAMES, make_pki, scenario
 from fastcap_synth.smtpgen import converse
 
+from .workcount import python_lines
+
 # -- builders ------------------------------------------------------------------------------
 
 
@@ -1468,6 +1470,21 @@ def test_a_cr_that_ends_a_long_line_at_a_piece_boundary_is_read_as_in_one_piece(
     for chunk in (1, 2, 3, 9):
         monkeypatch.setattr(parse, "FEED_CHUNK", chunk)
         assert parse_dialogue(c2s, s2c, _general=True) == whole
+
+
+def test_a_run_of_lone_crs_is_read_in_work_linear_in_its_length():
+    """Each CR of a run that no LF ends is a line's end (CR_as_EOL), so a run of n CRs is n
+    lines, and where each line's run ends was looked for a byte at a time, in Python: n * n
+    steps (a few kB of CRs after AUTH, each line answered 334, held a scan for seconds, a
+    64 kB piece of them for minutes). The run is now walked by bytes methods."""
+    n = 1500
+    c2s, s2c = session(("s", b"220 mx\r\n"), ("c", b"EHLO a\r\nAUTH LOGIN\r\n"),
+                       ("s", b"250 mx\r\n" + b"334 VXNlcm5hbWU6\r\n" * (n + 2)),
+                       ("c", b"\r" * n + b"x\r\n"))
+    with python_lines(200 * n, machine.__file__):
+        d = parse_dialogue(c2s, s2c)
+    assert [r.answers for r in d.replies].count("AUTH_RESPONSE") == n + 1
+    assert [a.kind for a in d.anomalies] == ["bare_cr"]
 
 
 def _public(c2s: Stream, s2c: Stream, implicit: bool, cut: CutStart, sizes=None) -> SmtpDialogue:

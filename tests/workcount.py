@@ -58,6 +58,34 @@ def python_calls(limit: int, under: str = SRC) -> Iterator[Tally]:
     assert tally.count <= limit, f"{tally.what}: {tally.count} > {limit}"
 
 
+@contextmanager
+def python_lines(limit: int, under: str = SRC) -> Iterator[Tally]:
+    """Count the Python lines run in the source files under `under` (fastcap's own by
+    default), in this thread, and fail once they pass `limit`: a loop in pure Python that
+    makes no call (a byte walked at a time) shows here, not in python_calls."""
+    tally = Tally(limit, f"Python lines in {under}")
+    own: dict[object, bool] = {}
+
+    def line(_frame, event, _arg):
+        if event == "line":
+            tally.add()
+        return line
+
+    def call(frame, _event, _arg):
+        code = frame.f_code
+        mine = own.get(code)
+        if mine is None:
+            mine = own[code] = code.co_filename.startswith(under)
+        return line if mine else None
+
+    sys.settrace(call)
+    try:
+        yield tally
+    finally:
+        sys.settrace(None)
+    assert tally.count <= limit, f"{tally.what}: {tally.count} > {limit}"
+
+
 def metered(monkeypatch, owner: object, name: str, tally: Tally,
             size: Callable[..., int] = lambda *a, **k: 1) -> None:
     """Replace `owner.name` by a wrapper that adds size(*args, **kwargs) to `tally` per call."""

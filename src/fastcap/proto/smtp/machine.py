@@ -233,17 +233,19 @@ def _line_end(buf: bytes | bytearray, start: int) -> int:
     """Where the line read from ``start`` ends: the index of its LF, or of a CR that no LF
     follows (Zeek's SMTP analyzer keeps its ContentLine readers' default CR_as_EOL, so such a
     CR ends a line; a run of CRs before an LF stays one line end, as before); -1: no end yet
-    (a CR run at the end of ``buf`` may still be followed by an LF)."""
+    (a CR run at the end of ``buf`` may still be followed by an LF).
+
+    Whether only CRs lie between the CR and the LF (or the end) is counted by a bytes method,
+    not walked a byte at a time: a run of n lone CRs is n lines, each of which looks at the
+    rest of the run."""
     nl = buf.find(b"\n", start)
-    cr = buf.find(b"\r", start, len(buf) if nl < 0 else nl)
+    stop = len(buf) if nl < 0 else nl
+    cr = buf.find(b"\r", start, stop)
     if cr < 0:
         return nl
-    j, n = cr + 1, len(buf)
-    while j < n and buf[j] == 0x0D:
-        j += 1
-    if j == n:
-        return -1
-    return nl if j == nl else cr
+    if buf.count(b"\r", cr, stop) == stop - cr:  # a run of CRs up to the LF, or to the end
+        return nl
+    return cr
 
 
 def _lone_cr(buf: bytes | bytearray, start: int, nl: int) -> bool:
