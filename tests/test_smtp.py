@@ -1487,6 +1487,42 @@ def test_a_run_of_lone_crs_is_read_in_work_linear_in_its_length():
     assert [a.kind for a in d.anomalies] == ["bare_cr"]
 
 
+_CR_RUNS = {  # a run of CRs longer than MAX_LINE + 1 (6 + 1 here), and what follows it
+    "lone_then_text": (b"EHLO a" + b"\r" * 10 + b"x\r\nQUIT\r\n", b"250 ok\r\n" * 12),
+    "own_line": (b"NOOP\r\n" + b"\r" * 9 + b"NOOP\r\n", b"250 ok\r\n" * 11),
+    "long_head": (b"NOOP 0123456789" + b"\r" * 9 + b"QUIT\r\n", b"250 ok\r\n" * 11),
+    "then_lf": (b"EHLO a" + b"\r" * 10 + b"\nQUIT\r\n", b"250 ok\r\n221 bye\r\n"),
+    "at_eof": (b"EHLO a\r\n" + b"\r" * 12, b"250 ok\r\n500 what\r\n"),
+    "auth": (b"AUTH LOGIN\r\n" + b"\r" * 9 + b"dXNlcg==\r\n", b"334 VXNlcm5hbWU6\r\n" * 11),
+    "content": (b"NOOP" + b"\r" * 9 + b"x\r\n.\r\nQUIT\r\n",
+                b"250 ok\r\n354 go\r\n250 queued\r\n221 bye\r\n"),
+    "starttls": (b"STARTTLS" + b"\r" * 9 + b"\x16\x03\x01\x00\x01\x01",
+                 b"220 go ahead\r\n\x16\x03\x03\x00\x01\x01"),
+    "reply": (b"NOOP\r\nQUIT\r\n", b"250 ok" + b"\r" * 9 + b"x\r\n221 bye\r\n"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(_CR_RUNS))
+def test_a_long_run_of_crs_reads_the_same_wherever_a_piece_ends(name, monkeypatch):
+    """Each CR of a run that an LF does not end is a line's end (a lone CR), and a run
+    before an LF is one line end: which it is, only the byte after the run tells. A run
+    longer than MAX_LINE + 1 at the end of a fed piece is not kept (its buffer stays small)
+    but counted, so the dialogue is the same wherever the pieces end; it used to be read as
+    the tail of one long line, a dozen lines fewer."""
+    monkeypatch.setattr(machine, "MAX_LINE", 6)
+    c, s = _CR_RUNS[name]
+    c2s, s2c = session(("s", b"220 mx\r\n"), ("c", c), ("s", s))
+    one = whole(c2s, s2c)
+    for which, data in (("c2s", c2s.data), ("s2c", s2c.data)):
+        for k in range(len(data) + 1):
+            other = [("s2c" if which == "c2s" else "c2s", p)
+                     for p in pieces(s2c if which == "c2s" else c2s)]
+            cut = [(which, ("data", 0, data[:k])), (which, ("data", k, data[k:])),
+                   (which, ("eof", len(data), b""))]
+            assert run(other + cut) == one, (which, k)  # the first piece read before the next
+    assert parse_dialogue(c2s, s2c) == dialogue_of(one, c2s, s2c)
+
+
 def _public(c2s: Stream, s2c: Stream, implicit: bool, cut: CutStart, sizes=None) -> SmtpDialogue:
     """The public API, each direction fed from its cut offset, drained after every piece."""
     sched = [("c2s", p) for p in pieces(c2s, sizes, True, cut.c2s_offset)]

@@ -77,6 +77,7 @@ _WHOLE_REPLY_RE: Final = re.compile(
 _ENHANCED_RE: Final = re.compile(r"([245]\.[0-9]{1,3}\.[0-9]{1,3})(?:\s|$)")  # RFC 3463 §2
 _NEXT_VERB_RE: Final = re.compile(rb"([A-Za-z][A-Za-z0-9-]{0,31})(?:[ \t\r\n]|\Z)")
 _DELIM_RE: Final = re.compile(rb"[ \t\r\n]")
+_NOT_CR_RE: Final = re.compile(rb"[^\r]")
 _CONTROL_RE: Final = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f]")  # no text line holds these
 _MECH_RE: Final = re.compile(rb"[A-Za-z0-9_-]{1,20}")  # SASL mechanism name, RFC 4422 §3.1
 _B64_RE: Final = re.compile(rb"[A-Za-z0-9+/]+={0,2}")
@@ -143,7 +144,7 @@ class _Side:
     __slots__ = ("name", "buf", "off", "pos", "scan", "later", "fed_end", "eof", "dead", "tls",
                  "tls_gap", "tls_checked", "resync", "skip_noted", "bad", "bare_lf_noted",
                  "head_cut", "after_gap", "long_off", "long_head", "long_len", "long_cr",
-                 "noted", "start", "cr_end", "joined")  # fmt: skip
+                 "noted", "start", "cr_end", "joined", "run", "run_at", "crs")  # fmt: skip
 
     def __init__(self, name: Direction) -> None:
         self.name: Direction = name
@@ -164,12 +165,17 @@ class _Side:
         self.long_head = b""
         self.long_len = 0
         self.long_cr = False
+        # A run of CRs skipped at the end of the over-long line (run CRs from stream offset
+        # run_at): one line end before an LF, else each CR one (see _read_line); and ``crs``,
+        # those of such a run, after the first, found to be lone: empty lines still to read,
+        # before buf[pos] (``here`` is the first of them). Counted, not kept.
+        self.run, self.run_at, self.crs = 0, 0, 0
         self.noted: set[str] = set()  # feed-time anomalies reported once
         self.start = 0  # stream offset where the current piece began (read start, or a gap's end)
 
     @property
     def here(self) -> int:
-        return self.off + self.pos
+        return self.off + self.pos - self.crs
 
     @property
     def tail(self) -> int:
@@ -196,6 +202,7 @@ class _Side:
         self.buf, self.off, self.pos, self.scan = bytearray(), self.here, 0, 0
         self.later.clear()
         self.long_off = None
+        self.run = self.crs = 0
 
     def add(self, data: bytes | bytearray | memoryview, offset: int) -> str | None:
         """Store fed bytes; returns an anomaly kind when some had to be dropped."""
@@ -555,6 +562,7 @@ class SmtpConversation:
         self._check_tls(side)
         out = bytes(side.buf[side.pos :])
         side.consume(len(out))
+        out, side.crs = b"\r" * side.crs + out, 0  # lone CRs not read as lines: TLS bytes
         return out
 
     # -- plumbing ----------------------------------------------------------------------------
@@ -619,7 +627,7 @@ class SmtpConversation:
         self._acc = self._cut = None
         for side in (self._c2s, self._s2c):
             side.tls = True
-            side.long_off = None
+            side.long_off, side.run = None, 0
             if side.later:
                 side.later.clear()
                 side.tls_gap = True
@@ -632,7 +640,7 @@ class SmtpConversation:
         side.joined = False
         side.buf, side.off, side.pos, side.scan = nxt, nxt_off, 0, 0
         side.start = nxt_off
-        side.long_off, side.head_cut = None, False
+        side.long_off, side.head_cut, side.run = None, False, 0
         side.resync, side.skip_noted, side.after_gap = True, False, tail
         if side.cr_end and nxt[:1] == b"\n":
             side.pos = 1  # the LF of the line a CR ended before the gap: swallowed, as by Zeek
@@ -646,6 +654,9 @@ class SmtpConversation:
         With ``tls_ahead``, a TLS record right after a gap gives _TLS_AHEAD, unconsumed.
         """
         while True:
+            if side.crs:  # a lone CR of a run skipped with a long line (_split_run)
+                off, side.crs = side.here, side.crs - 1
+                return _Line(off, b"", 1, False, True, False, lone_cr=True)
             if tls_ahead and side.after_gap and side.pos == 0:
                 head = self._peek(side, 2)
                 if head is None:
@@ -653,6 +664,10 @@ class SmtpConversation:
                 if _looks_tls(head):
                     return _TLS_AHEAD
             buf, pos = side.buf, side.pos
+            if side.run and side.long_off is not None:
+                more = _NOT_CR_RE.search(buf, pos)
+                if more is not None and buf[more.start()] != 0x0A:
+                    return self._split_run(side)  # no LF after the run: each CR ends a line
             nl = _line_end(buf, max(pos, side.scan))
             if nl >= 0:
                 return self._take_line(side, nl)
@@ -662,8 +677,10 @@ class SmtpConversation:
                 side.scan -= 1  # an LF may yet follow those CRs: look at them again
             # The CRs at the end stay, a few of them: whether they end the line (a lone CR)
             # or not (an LF follows) is for the next bytes to tell, however the stream was cut
-            # into pieces (a longer run is skipped with the rest, its buffer kept small).
-            skip = side.scan - pos if avail - side.scan + pos <= MAX_LINE + 1 else avail
+            # into pieces. A longer run is skipped with the rest, its buffer kept small, and
+            # counted (side.run): the next bytes tell the same of it.
+            trail = avail - side.scan + pos
+            skip = side.scan - pos if trail <= MAX_LINE + 1 else avail
             if skip and (side.long_off is not None or skip > MAX_LINE):
                 if side.long_off is None:  # keep the head, skip the rest up to the next LF
                     side.long_off, side.long_head, side.long_len = (
@@ -671,6 +688,12 @@ class SmtpConversation:
                         bytes(buf[pos : pos + MAX_LINE]),
                         0,
                     )
+                if trail <= MAX_LINE + 1:
+                    side.run = 0  # what is skipped ends in a byte that is no CR
+                else:
+                    if side.scan > pos or not side.run:  # a run begins here
+                        side.run, side.run_at = 0, side.off + side.scan
+                    side.run += trail
                 side.long_len += skip
                 side.long_cr = buf[pos + skip - 1] == 0x0D
                 side.consume(skip)
@@ -692,6 +715,16 @@ class SmtpConversation:
                 return self._take_line(side, None) if partial else _END
             return None
 
+    def _split_run(self, side: _Side) -> _Line:
+        """The long line whose skipped CR run (side.run) no LF follows: it ended at the run's
+        first CR, as in one piece; each CR after it is an empty line (side.crs), read next."""
+        size = side.run_at - side.long_off  # the line's bytes before the run
+        line = _Line(side.long_off, side.long_head[:size], size + 1, False, True,
+                     size > MAX_LINE, False, side.after_gap, lone_cr=True)
+        side.crs, side.run, side.after_gap = side.run - 1, 0, ""
+        side.long_off, side.long_head = None, b""
+        return line
+
     def _take_line(self, side: _Side, nl: int | None, cut: bool = False,
                    cr_end: bool = False) -> _Line:
         buf, pos = side.buf, side.pos
@@ -702,7 +735,7 @@ class SmtpConversation:
             off, head, truncated = side.long_off, side.long_head, True
             crlf = eol and (buf[stop - 1] == 0x0D if stop > pos else side.long_cr)
             length = side.long_len + stop - pos + lf
-            side.long_off, side.long_head = None, b""
+            side.long_off, side.long_head, side.run = None, b"", 0
         else:
             off = side.here
             crlf = eol and stop > pos and buf[stop - 1] == 0x0D
@@ -758,8 +791,8 @@ class SmtpConversation:
         side = self._s2c
         while True:
             buf, pos = side.buf, side.pos
-            nl = -1 if side.long_off is not None or side.after_gap or self._cut else buf.find(
-                b"\n", max(pos, side.scan))
+            nl = -1 if (side.long_off is not None or side.after_gap or self._cut
+                        or side.crs) else buf.find(b"\n", max(pos, side.scan))
             if nl >= 0 and self._acc is None and (whole := _whole_reply(buf, pos)):
                 # Fastest path: a whole well-formed reply at once; the loop below would take it
                 # line by line to the same result.
@@ -902,7 +935,8 @@ class SmtpConversation:
 
     def _peek(self, side: _Side, n: int) -> bytes | None:
         """The next n bytes of the current piece, fewer if it ends; None: need bytes."""
-        head = bytes(side.buf[side.pos : side.pos + n])
+        crs = min(side.crs, n)  # lone CRs not read yet come first
+        head = b"\r" * crs + bytes(side.buf[side.pos : side.pos + n - crs])
         if len(head) >= n or side.later or side.eof or side.dead:
             return head
         return None
@@ -910,6 +944,8 @@ class SmtpConversation:
     def _next_is_command(self) -> bool | None:
         """Does the client's next line start with a known verb? None: cannot tell yet."""
         c2s = self._c2s
+        if c2s.crs:
+            return False  # an empty line ended by a lone CR comes next
         head = bytes(c2s.buf[c2s.pos : c2s.pos + 34])
         if self._peek(c2s, 34) is None and _DELIM_RE.search(head) is None:
             return None
@@ -1145,6 +1181,8 @@ class SmtpConversation:
         if not waits and pending in ("AUTH", "AUTH_RESPONSE"):
             return False
         starts: list[int] = []
+        if c2s.crs:  # a lone CR's empty line comes next: no command
+            return (starts, c2s.here) if waits else False
         buf, i = c2s.buf, c2s.pos
         while not waits:
             if c2s.long_off is not None or c2s.after_gap or len(starts) >= MAX_GROUP:
@@ -1179,6 +1217,9 @@ class SmtpConversation:
             return -1
         buf, i, n = s2c.buf, s2c.pos, 0
         while n < enough:
+            if s2c.crs:  # first, a lone CR's empty line: no reply
+                frame = s_at(s2c.here)
+                return n if frame is not None and before is not None and frame > before else -1
             if i >= len(buf):
                 if s2c.later:
                     return -1  # the gap's bytes were captured when? They may hold replies
@@ -1301,7 +1342,8 @@ class SmtpConversation:
 
     def _step_client(self) -> bool:
         mode, c2s = self._mode, self._c2s
-        if mode == "command" and not (c2s.resync or c2s.after_gap) and c2s.long_off is None:
+        if mode == "command" and not (c2s.resync or c2s.after_gap or c2s.crs) and (
+                c2s.long_off is None):
             # Fast path for the usual line: a whole CRLF line of at most MAX_LINE bytes that
             # starts with a known verb. It takes what _read_line/_take_line/_command would
             # (none of _line_anomalies applies) without building a _Line; anything else goes
@@ -1399,6 +1441,8 @@ class SmtpConversation:
 
     def _step_body(self) -> bool:
         c2s = self._c2s
+        if c2s.crs:  # lone CRs not read as lines: content, and no line starts after them
+            c2s.crs, self._bol = 0, False
         while True:
             pos = c2s.pos
             found, i, bol, tlen = _scan_body(c2s.buf, pos, self._bol)
@@ -1423,6 +1467,7 @@ class SmtpConversation:
 
     def _step_chunk(self) -> bool:
         c2s, end = self._c2s, self._chunk_end
+        c2s.crs -= min(c2s.crs, max(0, end - c2s.here))  # lone CRs not read as lines first
         while True:
             c2s.consume(min(len(c2s.buf) - c2s.pos, max(0, end - c2s.here)))
             if c2s.here >= end:
@@ -1467,16 +1512,16 @@ class SmtpConversation:
         return True
 
     def _check_tls(self, side: _Side) -> None:
-        if not side.tls_checked and side.pos < len(side.buf):
+        if not side.tls_checked and (side.pos < len(side.buf) or side.crs):
             side.tls_checked = True
-            first = side.buf[side.pos]
+            first = 0x0D if side.crs else side.buf[side.pos]
             if first not in _TLS_TYPES:
                 self._anomaly("not_tls", side.here, side.name, f"first byte 0x{first:02x}")
 
     def _step_tls(self) -> bool:
         for side in (self._c2s, self._s2c):  # strictly c2s first: order must not vary
             if not side.tls_checked:
-                if side.pos < len(side.buf):
+                if side.pos < len(side.buf) or side.crs:
                     self._check_tls(side)
                     return True
                 if not (side.eof or side.tls_gap):
