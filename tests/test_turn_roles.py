@@ -8,6 +8,7 @@ an empty Certificate (no SNI, so no name but the banner's could stand for the re
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 from dataclasses import replace
@@ -323,3 +324,19 @@ def test_a_second_turn_gives_the_roles_back(tmp_path, backend):
     assert [a.kind for a in s.smtp.anomalies] == ["roles_turned", "roles_turned"]
     assert not s.roles_turned and (s.client, s.server) == (ORIGINATOR, RESPONDER)
     assert s.smtp.starttls_accepted and s.tls.client_certificate == ()
+
+
+def test_ssl_history_marks_the_flip_after_turn_as_zeek_does(turned_capture, tmp_path, capsys):
+    """After TURN the responder sends the ClientHello: Zeek's SSL analyzer (DirectionCheck in
+    tls-handshake-protocol.pac) then flips its sides and raises ssl_connection_flipped, so
+    ssl_history begins with "^" and its letters, like cert_chain and client_cert_chain, go
+    by the TLS roles: the TLS server's certificate is cert_chain's, the client's empty
+    Certificate leaves client_cert_chain_fps (empty)."""
+    out = tmp_path / "logs"
+    run_cli(capsys, "scan", "--format", "zeek", "-o", str(out), str(turned_capture))
+    (row,) = _zeek_rows(out, "ssl.log")
+    assert row["ssl_history"].startswith("^C") and row["ssl_history"].count("^") == 1
+    assert row["client_cert_chain_fps"] == "(empty)" and row["cert_chain_fps"] != "(empty)"
+    (s,) = list(iter_sessions(turned_capture))
+    leaf = hashlib.sha256(bytes(s.tls.server_certs[0])).hexdigest()
+    assert row["cert_chain_fps"].split(",")[0] == leaf

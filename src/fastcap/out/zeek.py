@@ -697,6 +697,11 @@ def ssl_row(s: Session, path: str) -> list[object] | None:
     history = _history(s)
     if not history:
         return None
+    if s.roles_turned:
+        # after TURN the connection's responder sends the ClientHello: Zeek's SSL analyzer
+        # flips its sides there (ssl_connection_flipped), its "^" before the letters, which
+        # like the two chains go by the TLS roles, as fastcap's do
+        history = "^" + history
     sh = t.server_hello
     last_alert = next((a for a in reversed(t.alerts) if a.description is not None), None)
     server_ders = t.server_certs if t.server_certs_at else None
