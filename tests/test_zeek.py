@@ -1594,3 +1594,48 @@ def test_two_gaps_inside_one_cut_reply_line_both_come_before_it_as_in_zeek(tmp_p
     assert two == one
     assert two[1:] == [(2, "c@fabrikam.com", ("d@contoso.com",), "250 queued as 2"),
                        (3, "e@fabrikam.com", (), "221 bye")]
+
+
+def test_a_dot_line_after_a_lone_cr_ends_the_message_in_zeeks_logs(tmp_path):
+    """Zeek's ContentLine ends a line at a lone CR, so "\r.\r\n" inside message content is
+    a "." line to its SMTP analyzer: the message ends there (END_OF_DATA) and the lines
+    after it are commands, a smuggled MAIL FROM a transaction of its own, whose own final
+    dot the 250 answers.  fastcap's diagnosis reads on to the "." after an LF (servers
+    differ): its commands stay those the client sent outside the message."""
+    from fastcap.session import iter_sessions
+
+    path = _capture_cutting_a_line(tmp_path / "smuggled.pcap", (
+        (True, b"Subject: x\r\n\r\nhello\r.\r\nMAIL FROM:<evil@fabrikam.com>\r\n"
+               b"RCPT TO:<c@contoso.com>\r\nDATA\r\nSubject: y\r\n\r\nsmuggled\r\n.\r\n"),
+        (False, b"250 queued as 1\r\n"), (True, b"QUIT\r\n"), (False, b"221 bye\r\n")))
+    assert _cut_rows(path) == [(1, "a@fabrikam.com", "354 go on"),
+                               (1, "evil@fabrikam.com", "250 queued as 1")]
+    for backend in ("native", "python"):
+        (s,) = list(iter_sessions(path, backend=backend))
+        assert [c.verb for c in s.smtp.commands].count("MAIL") == 1
+        assert s.smtp.commands[-1].verb == "QUIT"
+        assert "zeek_lines" not in s.smtp.to_dict()
+
+
+def test_a_dot_line_ended_by_a_lone_cr_ends_the_message_in_zeeks_logs(tmp_path):
+    """".\r" with no LF after it is a "." line to Zeek too, and the same message with no
+    command after its early end reads as it does without it: content words are no
+    commands, and the final dot, outside Zeek's data state then, is none either."""
+    from fastcap.out.zeek import smtp_transactions
+    from fastcap.session import iter_sessions
+
+    rows = []
+    for n, body in enumerate((b"hello\r\n.\rRCPT TO:<c@contoso.com>\r\nmore\r\n.\r\n",
+                              b"hello\r\n.\rmore\r\n.\r\n", b"hello\r\nmore\r\n.\r\n")):
+        path = _capture_cutting_a_line(tmp_path / f"cr{n}.pcap", (
+            (True, b"Subject: x\r\n\r\n" + body), (False, b"250 queued as 1\r\n"),
+            (True, b"MAIL FROM:<d@fabrikam.com>\r\n"), (False, b"250 ok\r\n"),
+            (True, b"QUIT\r\n"), (False, b"221 bye\r\n")))
+        rows.append([(t.depth, t.mailfrom, tuple(t.rcptto or ()), t.last_reply)
+                     for s in iter_sessions(path) for t in smtp_transactions(s)])
+    assert rows[1] == rows[2] == [(1, "a@fabrikam.com", ("b@contoso.com",), "250 queued as 1"),
+                                  (2, "d@fabrikam.com", (), "221 bye")]
+    # the RCPT after the early end is a command of the transaction the 250 then ends
+    assert rows[0] == [
+        (1, "a@fabrikam.com", ("b@contoso.com", "c@contoso.com"), "250 queued as 1"),
+        (2, "d@fabrikam.com", (), "221 bye")]

@@ -24,7 +24,7 @@ from operator import attrgetter
 from typing import Any
 
 from ..identity import ByIdentity
-from ..proto.smtp.dialogue import CommandRecord, ReplyRecord, SmtpDialogue, _plain
+from ..proto.smtp.dialogue import _NOT_JSON, CommandRecord, ReplyRecord, SmtpDialogue, _plain
 from ..proto.tls.const import NamedGroup, name_of, version_name
 from ..proto.tls.facts import (
     EncryptedTraffic,
@@ -152,7 +152,8 @@ def dict_text(d: dict[str, Any]) -> str:
 def _fields_of(cls: type) -> tuple[str, Callable[[Any], tuple[Any, ...]]]:
     """A dataclass's template and a getter of its field values, in the order ``_plain``
     (``SmtpDialogue.to_dict``) reads them."""
-    names = tuple(cls.__dataclass_fields__)  # type: ignore[attr-defined]
+    names = tuple(n for n in cls.__dataclass_fields__  # type: ignore[attr-defined]
+                  if n not in _NOT_JSON)
     if len(names) == 1:
         one = names[0]
         return _object(one), lambda obj: (getattr(obj, one),)

@@ -34,6 +34,7 @@ from ..errors import FastcapError
 from ..judge import x509lenient
 from ..judge.judging import trust_store
 from ..judge.x509check import Analyzer, cert_info, load_certificate, name_matches, quiet_x509
+from ..proto.smtp.dialogue import CommandRecord
 from ..proto.tls.const import is_tls13
 from ..proto.tls.der import element, elements
 from ..proto.tls.wirenames import wire_bytes
@@ -160,6 +161,7 @@ _ZEEK_VERBS = {w: w for w in (
     "EHLO", "HELO", "MAIL", "RCPT", "DATA", "QUIT", "RSET", "VRFY", "EXPN", "HELP", "NOOP",
     "STARTTLS", "X-ANONYMOUSTLS", "SEND", "SOML", "SAML", "TURN", "BDAT", "ETRN", "AUTH",
     _GREETING, "END_OF_DATA", "AUTH_ANSWER")} | {"X_ANONYMOUSTLS": "X-ANONYMOUSTLS"}
+_ZEEK_WORD = re.compile(rb"[^\s]*")  # util::get_word: a command word, up to a blank
 _UNPAIRED = "(UNKNOWN)"  # a reply with no command waiting for one
 _GAP = "gap"  # in _zeek_pairing's marks: bytes lost here
 _MAX_PENDING = 1000  # SMTP.cc's max_pending_cmd_q_size: behind the one the next reply answers
@@ -315,11 +317,14 @@ def _zeek_pairing(d, greeting: bool) -> tuple[list[tuple[int, int, object, str |
     # each mark: _GAP, AUTH_ANSWER, or a message's final dot, (END_OF_DATA, its DATA's id)
     before: dict[int, list[str | tuple[str, int]]] = {}
     dots: dict[int, list[str | tuple[str, int]]] = {}  # a DATA's id: the marks with its dot
+    early = _early_ends(d)
     for name, after, reply, data in _unread_lines(d, events):
         first = min((x for x in (after, reply) if x is not None), key=lambda x: place[id(x)])
         names = before.setdefault(id(first), [])
         if data is not None:
             dots[id(data)] = names
+            if id(data) in early:  # Zeek's lines from the "." it ends the message at
+                names.append(("LINES", early[id(data)]))
         names.append(name if data is None else (name, id(data)))
     lines = {side: [e[2] for e in events if e[1] == kind] for side, kind in (("c2s", 1),
                                                                             ("s2c", 2))}
@@ -371,6 +376,20 @@ def _zeek_pairing(d, greeting: bool) -> tuple[list[tuple[int, int, object, str |
                 state = "gap"
             elif id(x) in unread:
                 continue  # the new sender's final dot or answer: a reply line to Zeek
+            elif isinstance(name, tuple) and name[0] == "LINES":
+                for at, line, end_frame in name[1]:  # SMTP.cc's ProcessLine of each
+                    word = _ZEEK_WORD.match(line)[0].upper()  # type: ignore[index]
+                    if state == "data" and line != b".":
+                        continue  # message content
+                    verb = "." if state == "data" else word.decode("ascii", "replace")
+                    cmd = client_line(verb)
+                    if cmd == "END_OF_DATA":
+                        state = "other"
+                    elif cmd is not None and cmd == _ZEEK_VERBS.get(verb):
+                        state = "data" if cmd == "DATA" else "other"
+                        arg = line[len(word):].lstrip(b" \t").decode("utf-8", "backslashreplace")
+                        out.append((end_frame or frame, 1,
+                                    CommandRecord(cmd, arg, at, end_frame), None))
             elif client_line("." if name != "AUTH_ANSWER" else None) == "END_OF_DATA":
                 state = "other"
         if id(x) in unread:
@@ -400,6 +419,24 @@ def _zeek_pairing(d, greeting: bool) -> tuple[list[tuple[int, int, object, str |
                 return out, True
             state = _zeek_state(state, cmd, code)
     return out, False
+
+
+def _early_ends(d) -> dict[int, tuple[tuple[int, bytes, int | None], ...]]:
+    """The client lines Zeek reads from a "." line it ends a message at where fastcap reads
+    on (SmtpDialogue.zeek_lines: after a lone CR, or ended by one; SMTP smuggling), by the
+    id of the DATA the message follows: the lines between it and the next command."""
+    if not d.zeek_lines:
+        return {}
+    out: dict[int, tuple[tuple[int, bytes, int | None], ...]] = {}
+    offsets = [c.offset for c in d.commands]
+    for n, c in enumerate(d.commands):
+        if c.verb == "DATA":
+            stop = offsets[n + 1] if n + 1 < len(offsets) else None
+            lines = tuple(z for z in d.zeek_lines
+                          if z[0] > c.offset and (stop is None or z[0] < stop))
+            if lines:
+                out[id(c)] = lines
+    return out
 
 
 def _reply_parts(x, gap_line: int | None) -> list:

@@ -6,6 +6,7 @@ into it (_DialogueBuilder), shared by SmtpDialogue.from_events and parse_dialogu
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import MISSING, dataclass, fields
 from operator import attrgetter
@@ -30,6 +31,24 @@ from .events import (
 MAX_ITEMS: Final = 10_000  # per SmtpDialogue list
 
 _SCALARS = frozenset({str, int, bool, float, type(None)})
+_NOT_JSON = frozenset({"zeek_lines"})  # SmtpDialogue's facts for the Zeek logs alone
+
+
+def zeek_lines(data: bytes) -> list[tuple[int, bytes]]:
+    """``data`` split into lines as Zeek's ContentLine reads them for SMTP (CR_as_EOL and
+    LF_as_EOL: a CR, an LF or a CRLF ends one), each with where it begins; a last line with
+    no end is one too."""
+    out = []
+    at, n = 0, len(data)
+    for m in _ZEEK_EOL.finditer(data):
+        out.append((at, data[at:m.start()]))
+        at = m.end()
+    if at < n:
+        out.append((at, data[at:]))
+    return out
+
+
+_ZEEK_EOL = re.compile(rb"\r\n|[\r\n]")
 
 
 def _plain(value: Any) -> Any:
@@ -39,6 +58,8 @@ def _plain(value: Any) -> Any:
     if fields_ is not None:
         out = {}
         for name in fields_:
+            if name in _NOT_JSON:
+                continue
             v = getattr(value, name)
             out[name] = v if type(v) in _SCALARS else _plain(v)
         return out
@@ -146,6 +167,10 @@ class SmtpDialogue:
     anomalies: tuple[AnomalyRecord, ...] = ()
     gaps: tuple[GapRecord, ...] = ()
     closed: bool = False
+    # for the Zeek logs alone, not in the JSON: the client lines Zeek reads after a "." line
+    # it ends a message at where fastcap reads on (DataBody.zeek_rest), each as (where it
+    # begins, its bytes, the frame of its end), that "." line first
+    zeek_lines: tuple[tuple[int, bytes, int | None], ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready data (records become dicts), as dataclasses.asdict makes it at a
@@ -344,6 +369,13 @@ class _DialogueBuilder:
                 d.tls_s2c_frame = self._s2c_frame_at(s2c_off)
         elif isinstance(ev, DataBody):
             d.message_bytes += ev.size
+            if ev.zeek_rest is not None:
+                at, rest = ev.zeek_rest
+                for start, line in zeek_lines(rest)[:MAX_ITEMS - len(d.zeek_lines)]:
+                    # its end's frame: the byte after it (its line ending), else its last
+                    end = at + start + len(line)
+                    d.zeek_lines.append((at + start, line, self._cmd_at(
+                        end if end < at + len(rest) else end - 1)))
         elif isinstance(ev, Gap):
             self._put(d.gaps, "gaps", GapRecord(ev.direction, ev.offset, ev.size, ev.joined))
         elif isinstance(ev, Closed):

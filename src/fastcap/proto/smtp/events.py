@@ -163,6 +163,10 @@ class DataBody:
 
     size: int
     offset: int  # c2s
+    # where a "." line Zeek's line reader ends the message at begins, where fastcap reads on
+    # (after a lone CR, or ended by one), and the content from it up to the final dot (at
+    # most MAX_ZEEK_REST bytes): for the Zeek logs only
+    zeek_rest: tuple[int, bytes] | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,6 +175,10 @@ class AuthResponse:
 
     size: int
     offset: int  # c2s
+    # where a "." line Zeek's line reader ends the message at begins, where fastcap reads on
+    # (after a lone CR, or ended by one), and the content from it up to the final dot (at
+    # most MAX_ZEEK_REST bytes): for the Zeek logs only
+    zeek_rest: tuple[int, bytes] | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True, slots=True)

@@ -435,6 +435,23 @@ def _scan_body(buf: bytearray, i: int, bol: bool) -> tuple[bool, int, bool, int]
         i, bol = j + 1, True
 
 
+# A "." line that Zeek's ContentLine reads inside message content where fastcap reads on (its
+# CR_as_EOL: a lone CR ends a line): one after a lone CR, or ended by a CR that no LF follows
+_ZEEK_DOT = re.compile(rb"\r\.[\r\n]|\n\.\r(?!\n)")
+MAX_ZEEK_REST = 64 * 1024  # bytes of content kept after such a line, for the Zeek logs only
+
+
+def zeek_dot(window: bytes | bytearray) -> int | None:
+    """Where a "." line Zeek ends a message at (SMTP.cc: END_OF_DATA) but fastcap does not
+    begins in ``window`` (message content, its first bytes those before it, or b"\n" at the
+    content's start); None: no such line.  A ".\r" at the window's end after an LF, whose
+    next byte is not known yet, is not one."""
+    m = _ZEEK_DOT.search(window)
+    while m is not None and m.end() == len(window) and window[m.start()] == 0x0A:
+        m = _ZEEK_DOT.search(window, m.start() + 1)
+    return None if m is None else m.start() + 1
+
+
 # -- the conversation --------------------------------------------------------------------------
 
 
@@ -467,6 +484,10 @@ class SmtpConversation:
         self._unit_off = 0  # body/chunk start
         self._chunk_end = 0
         self._bol = True
+        # _zeek_content's state: the message it follows (-1: none), its last bytes, and what
+        # is kept from Zeek's "." line on
+        self._zk_unit, self._zk_rest, self._zk_at = -1, None, 0
+        self._zk_prev: bytes | bytearray | None = b"\n"
         self._anomalies = 0
         self._waiting: Direction | None = None
         self._replies_missing_noted = False
@@ -1439,6 +1460,38 @@ class SmtpConversation:
             self._anomaly("bad_bdat_size", offset, "c2s")
         self._expect("AUTH" if verb in AUTH_VERBS else verb)
 
+    def _zeek_content(self, buf: bytearray, pos: int, stop: int, base: int) -> None:
+        """Follow message content (``buf[pos:stop]``) as Zeek's line reader splits it, for
+        the Zeek logs only: from a "." line it ends the message at (zeek_dot) the content
+        is kept, up to MAX_ZEEK_REST bytes (Zeek reads those lines as commands)."""
+        if self._zk_unit != self._unit_off:
+            self._zk_unit, self._zk_prev, self._zk_rest = self._unit_off, b"\n", None
+        prev = self._zk_prev
+        if prev is None or stop <= pos:  # None: a gap came, nothing more is kept of it
+            return
+        if self._zk_rest is not None:
+            self._zk_rest += buf[pos:stop]
+            del self._zk_rest[MAX_ZEEK_REST:]
+            return
+        head = prev + buf[pos:pos + 3]
+        self._zk_prev = bytes((prev + buf[max(pos, stop - 3):stop])[-3:])
+        if not (b"\r." in head or b"\n.\r" in head or buf.find(b"\r.", pos, stop) >= 0
+                or buf.find(b"\n.\r", pos, stop) >= 0):
+            return  # the usual content: no such line, and nothing copied
+        window = prev + buf[pos:stop]
+        at = zeek_dot(window)
+        if at is not None:
+            self._zk_rest = bytearray(window[at:at + MAX_ZEEK_REST])
+            self._zk_at = base + pos - len(prev) + at
+
+    def _zeek_rest(self) -> tuple[int, bytes] | None:
+        """The content kept by _zeek_content for the message that ends now, with where it
+        begins."""
+        if self._zk_unit != self._unit_off or self._zk_rest is None:
+            return None
+        self._zk_unit = -1
+        return self._zk_at, bytes(self._zk_rest)
+
     def _step_body(self) -> bool:
         c2s = self._c2s
         if c2s.crs:  # lone CRs not read as lines: content, and no line starts after them
@@ -1448,13 +1501,19 @@ class SmtpConversation:
             found, i, bol, tlen = _scan_body(c2s.buf, pos, self._bol)
             if found:
                 size = c2s.off + i - self._unit_off
+                self._zeek_content(c2s.buf, pos, i, c2s.off)
                 c2s.consume(i + tlen - pos)
-                return self._unit_done(DataBody(size, self._unit_off), "END_OF_DATA")
+                return self._unit_done(DataBody(size, self._unit_off, self._zeek_rest()),
+                                       "END_OF_DATA")
+            self._zeek_content(c2s.buf, pos, i, c2s.off)
             c2s.consume(i - pos)
             self._bol = bol
             if c2s.later:
                 self._cross_gap(c2s)
                 self._bol = False
+                # a gap in the message ends it in Zeek (SMTP.cc's Undelivered): its lines
+                # after the gap are no commands there, so none are kept
+                self._zk_unit, self._zk_prev, self._zk_rest = self._unit_off, None, None
                 continue
             if c2s.eof or c2s.dead:
                 c2s.consume(len(c2s.buf) - c2s.pos)

@@ -35,6 +35,7 @@ from .machine import (
     _reply_at,
     _ReplyAcc,
     _scan_body,
+    zeek_dot,
 )
 from .tunnel import HEAD_MAX, Tunnel
 from .tunnel import proxy_tunnel as tunnel_of
@@ -204,7 +205,13 @@ def _parse_plain(c2s: StreamLike, s2c: StreamLike, tunnel: Tunnel | None = None,
             found, i, _, tlen = _scan_body(cdata, cpos, True)
             if not found:
                 return None
-            b.add(DataBody(i - cpos, cpos))
+            rest = None  # SmtpConversation._zeek_content's: what Zeek reads after its end
+            if cdata.find(b"\r.", cpos, i) >= 0 or cdata.find(b"\n.\r", cpos - 1, i) >= 0:
+                at = zeek_dot(b"\n" + cdata[cpos:i])
+                if at is not None:
+                    at += cpos - 1
+                    rest = at, cdata[at:min(i, at + machine.MAX_ZEEK_REST)]
+            b.add(DataBody(i - cpos, cpos, rest))
             cpos, pending = i + tlen, "END_OF_DATA"
         else:
             nl = cdata.find(b"\n", cpos)
