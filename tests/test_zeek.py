@@ -1639,3 +1639,39 @@ def test_a_dot_line_ended_by_a_lone_cr_ends_the_message_in_zeeks_logs(tmp_path):
     assert rows[0] == [
         (1, "a@fabrikam.com", ("b@contoso.com", "c@contoso.com"), "250 queued as 1"),
         (2, "d@fabrikam.com", (), "221 bye")]
+
+
+
+def test_a_client_line_ended_by_cr_cr_lf_is_read_without_its_cr_in_zeeks_logs(tmp_path):
+    """Zeek's ContentLine (CR_as_EOL) ends "MAIL FROM:c@fabrikam.com\r\r\n" at its first CR
+    and reads an empty line after it, no command: the argument has no CR, so neither has
+    helo nor the address Zeek's email utils find where no brackets close it."""
+    from fastcap.out.zeek import smtp_transactions
+    from fastcap.session import iter_sessions
+
+    path = _capture_cutting_a_line(tmp_path / "crcrlf.pcap", (
+        (True, b"Subject: x\r\n\r\nhello\r\n.\r\n"), (False, b"250 queued as 1\r\n"),
+        (True, b"EHLO again.fabrikam.com\r\r\n"), (False, b"250 hi\r\n"),
+        (True, b"MAIL FROM:c@fabrikam.com\r\r\n"), (False, b"250 ok\r\n"),
+        (True, b"RCPT TO:d@contoso.com\r\r\n"), (False, b"250 ok\r\n")))
+    for backend in ("native", "python"):
+        (s,) = list(iter_sessions(path, backend=backend))
+        t = smtp_transactions(s)[-1]
+        assert (t.depth, t.helo, t.mailfrom, t.rcptto, t.last_reply) == (
+            2, "again.fabrikam.com", "c@fabrikam.com", ["d@contoso.com"], "250 ok")
+
+
+@pytest.mark.parametrize("padding", [0, 11_000])
+def test_a_reply_line_ended_by_cr_cr_lf_stops_zeeks_smtp_analyzer(tmp_path, padding):
+    """After "250 queued as 1\r\r\n" Zeek's SMTP analyzer reads an empty reply line: "reply
+    code out of range", an analyzer violation, on which DPD (base/frameworks/analyzer/
+    dpd.zeek) removes the analyzer when the connection has sent at most 10 KiB
+    (DPD::ignore_violations_after): nothing after that packet is read, so the MAIL FROM
+    after it makes no transaction.  Past 10 KiB the violation is ignored and it does."""
+    path = _capture_cutting_a_line(tmp_path / "reply-crcrlf.pcap", (
+        (True, b"Subject: x\r\n\r\n" + b"hello\r\n" * (padding // 7) + b".\r\n"),
+        (False, b"250 queued as 1\r\r\n"), (True, b"MAIL FROM:<c@fabrikam.com>\r\n"),
+        (False, b"250 ok\r\n"), (True, b"QUIT\r\n"), (False, b"221 bye\r\n")))
+    first = (1, "a@fabrikam.com", "250 queued as 1")
+    assert _cut_rows(path) == ([first, (2, "c@fabrikam.com", "221 bye")] if padding
+                               else [first])

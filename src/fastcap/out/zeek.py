@@ -128,6 +128,7 @@ _ORCPT = re.compile(r"ORCPT=rfc822;?")  # taken out of each RCPT TO address, as 
 _MAIL_FROM = re.compile(r"(?i)from:")
 _RCPT_TO = re.compile(r"(?i)to:")
 _BLANK = " \t"
+_CR = "\r"
 _MAX_RCPTTO = 1000  # SMTP::max_rcptto_addresses: the addresses a transaction keeps
 
 
@@ -165,6 +166,9 @@ _ZEEK_WORD = re.compile(rb"[^\s]*")  # util::get_word: a command word, up to a b
 _UNPAIRED = "(UNKNOWN)"  # a reply with no command waiting for one
 _GAP = "gap"  # in _zeek_pairing's marks: bytes lost here
 _MAX_PENDING = 1000  # SMTP.cc's max_pending_cmd_q_size: behind the one the next reply answers
+# DPD::ignore_violations_after: an analyzer violation while the connection has sent at most
+# this many bytes (both sides) removes the analyzer (base/frameworks/analyzer/dpd.zeek)
+_DPD_BYTES = 10 * 1024
 
 
 def _events(d) -> list[tuple[int, int, object]]:
@@ -369,7 +373,21 @@ def _zeek_pairing(d, greeting: bool) -> tuple[list[tuple[int, int, object, str |
             queue.append(cmd)
         return cmd
 
+    dead_after: int | None = None  # the packet after which DPD removed the analyzer
+    # the client's bytes when each reply came, at most: where its next line begins (its
+    # message content is no record), else all it sent
+    sent_by: dict[int, int] = {}
+    upto = (max((c.offset for c in d.commands), default=0) + d.message_bytes + 1
+            if d.commands else 0)
+    for _, kind, x in reversed(events):
+        if kind == 1:
+            upto = x.offset
+        else:
+            sent_by[id(x)] = upto
+
     for frame, kind, x in events:
+        if dead_after is not None and frame > dead_after:
+            break
         for name in before.get(id(x), ()):
             if name == _GAP:
                 queue.clear()
@@ -418,7 +436,23 @@ def _zeek_pairing(d, greeting: bool) -> tuple[list[tuple[int, int, object, str |
             if code == 220 and cmd in ("STARTTLS", "X-ANONYMOUSTLS"):
                 return out, True
             state = _zeek_state(state, cmd, code)
+            if dead_after is None and _empty_line_after(d, kind, part) and (
+                    sent_by[id(x)] + (x.offset if kind == 2 else 0) <= _DPD_BYTES):
+                # "reply code out of range": the violation removes the analyzer once the
+                # packet is read (DPD's event comes after it)
+                dead_after = (x.end_frame if kind == 2 else d.banner_end_frame) or frame
     return out, False
+
+
+def _empty_line_after(d, kind: int, x) -> bool:
+    """Does a line of this reply (of the greeting: ``kind`` 0) end in CR CR LF?  fastcap
+    reads it as one line end and keeps the first CR in the text; Zeek's ContentLine ends
+    the line at that CR and reads an empty line after it, a reply line whose code SMTP.cc
+    finds out of range (an analyzer violation).  Only a reply's first and last lines are
+    kept, so only theirs are seen."""
+    if kind == 0:
+        return any(line.endswith("\r") for line in (d.banner_text or "").split("\n"))
+    return x.text.endswith("\r") or (x.last_text or "").endswith("\r")
 
 
 def _early_ends(d) -> dict[int, tuple[tuple[int, bytes, int | None], ...]]:
@@ -521,9 +555,10 @@ def smtp_transactions(s: Session) -> list[_Transaction]:
                 cur = begin(when)
             if kind == 0:  # the greeting: each line a reply, the last one kept
                 text = (dd.banner_text or "").rpartition("\n")[2]
-                cur.last_reply = f"{dd.banner_code} {text.lstrip(_BLANK)}"
+                cur.last_reply = f"{dd.banner_code} {text.lstrip(_BLANK).rstrip(_CR)}"
             elif kind == 1:
-                verb, arg = x.verb, x.arg
+                # a line ended by CR CR LF: fastcap keeps its first CR, Zeek ends it there
+                verb, arg = x.verb, x.arg.rstrip(_CR)
                 if verb in ("HELO", "EHLO") and plain:
                     helo = cur.helo = arg
                 elif verb == "RCPT" and _RCPT_TO.match(arg):
@@ -549,7 +584,7 @@ def smtp_transactions(s: Session) -> list[_Transaction]:
                     # a middle line's text is never written: the next line overwrites it,
                     # or (a message's end) it falls on a line begun after the written one
                     line = x.text if n == 1 or x.last_text is None else x.last_text
-                    cur.last_reply = f"{x.code} {line.lstrip(_BLANK)}"
+                    cur.last_reply = f"{x.code} {line.lstrip(_BLANK).rstrip(_CR)}"
                     # the message's end answered: every line of the reply to its final
                     # dot; the last line of the reply to the last BDAT chunk
                     if answers == "END_OF_DATA" or (
