@@ -1675,3 +1675,22 @@ def test_a_reply_line_ended_by_cr_cr_lf_stops_zeeks_smtp_analyzer(tmp_path, padd
     first = (1, "a@fabrikam.com", "250 queued as 1")
     assert _cut_rows(path) == ([first, (2, "c@fabrikam.com", "221 bye")] if padding
                                else [first])
+
+
+def test_binary_bytes_after_a_gap_are_joined_to_the_cut_reply_as_in_zeek(tmp_path):
+    """Zeek's ContentLine joins the head of a reply line a gap cut with the bytes after the
+    gap up to the next CR or LF, binary ones too (TLS records; the first NUL of the stream
+    left out, SetIsNULSensitive), so smtp_reply's message, and last_reply, holds them, the
+    log escaping them; fastcap's own reading keeps the head alone."""
+    from fastcap.out.zeek import smtp_transactions
+    from fastcap.out.zeek_ascii import text_bytes
+    from fastcap.session import iter_sessions
+
+    path = _capture_cutting_a_line(tmp_path / "cut-binary.pcap", (
+        (True, b"Subject: x\r\n\r\nhello\r\n.\r\n"), (False, b"250 que"), (False, b"LOST"),
+        (False, b"\x16\x03\x01\x00\x05ab\x00c\xff\rrest\r\n")))
+    for backend in ("native", "python"):
+        (s,) = list(iter_sessions(path, backend=backend))
+        assert [r.text for r in s.smtp.replies if r.code == 250][-1] == "que"
+        (t,) = smtp_transactions(s)
+        assert text_bytes(t.last_reply) == b"250 que\x16\x03\x01\x05ab\x00c\xff"

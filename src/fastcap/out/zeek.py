@@ -511,6 +511,29 @@ def _zeek_replies(x) -> list:
     return parts
 
 
+def _with_tails(d):
+    """The dialogue with the binary bytes after a gap that Zeek's ContentLine joins to the
+    reply line the gap cut (SmtpDialogue.zeek_tails) joined to that line's text, as the
+    bytes they are (escaped by the writer), the first NUL left out: ContentLine drops the
+    first NUL of a direction (SetIsNULSensitive: it only flags it)."""
+    if not d.zeek_tails:
+        return d
+    replies = list(d.replies)
+    cut = [n for n, r in enumerate(replies) if r.gap_line is not None]
+    for at, data in d.zeek_tails:
+        n = max((k for k in cut if replies[k].offset <= at), default=None,
+                key=lambda k: replies[k].offset)
+        if n is None:
+            continue
+        r = replies[n]
+        tail = data.replace(b"\0", b"", 1).decode("utf-8", "surrogateescape")
+        if r.gap_line == 0:  # its first line
+            replies[n] = replace(r, text=r.text + tail)
+        elif r.gap_line == r.lines - 1:  # its last line
+            replies[n] = replace(r, last_text=(r.last_text or "") + tail)
+    return replace(d, replies=tuple(replies))
+
+
 def smtp_transactions(s: Session) -> list[_Transaction]:
     """The session's smtp.log lines, by the rules of Zeek's base/protocols/smtp/main.zeek
     applied to its plaintext dialogue (and, with keys, to the dialogue inside TLS after it):
@@ -525,6 +548,7 @@ def smtp_transactions(s: Session) -> list[_Transaction]:
     d = s.smtp
     if d is None or d.implicit_tls or not (d.banner_code or d.commands or d.replies):
         return []
+    d = _with_tails(d)
     done: list[_Transaction] = []
     messages = 0
     helo: str | None = None

@@ -24,6 +24,7 @@ from .events import (
     Gap,
     Reply,
     StartTls,
+    ZeekTail,
     _relay_denied,
     names_exchange_online,
 )
@@ -31,7 +32,7 @@ from .events import (
 MAX_ITEMS: Final = 10_000  # per SmtpDialogue list
 
 _SCALARS = frozenset({str, int, bool, float, type(None)})
-_NOT_JSON = frozenset({"zeek_lines"})  # SmtpDialogue's facts for the Zeek logs alone
+_NOT_JSON = frozenset({"zeek_lines", "zeek_tails"})  # SmtpDialogue's facts for the Zeek logs alone
 
 
 def zeek_lines(data: bytes) -> list[tuple[int, bytes]]:
@@ -171,6 +172,9 @@ class SmtpDialogue:
     # it ends a message at where fastcap reads on (DataBody.zeek_rest), each as (where it
     # begins, its bytes, the frame of its end), that "." line first
     zeek_lines: tuple[tuple[int, bytes, int | None], ...] = ()
+    # and the binary bytes Zeek joins to a reply line a gap cut (ZeekTail): (where the line
+    # begins, the bytes)
+    zeek_tails: tuple[tuple[int, bytes], ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready data (records become dicts), as dataclasses.asdict makes it at a
@@ -376,6 +380,9 @@ class _DialogueBuilder:
                     end = at + start + len(line)
                     d.zeek_lines.append((at + start, line, self._cmd_at(
                         end if end < at + len(rest) else end - 1)))
+        elif isinstance(ev, ZeekTail):
+            if len(d.zeek_tails) < MAX_ITEMS:
+                d.zeek_tails.append((ev.offset, ev.data))
         elif isinstance(ev, Gap):
             self._put(d.gaps, "gaps", GapRecord(ev.direction, ev.offset, ev.size, ev.joined))
         elif isinstance(ev, Closed):

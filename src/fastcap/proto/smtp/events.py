@@ -226,7 +226,18 @@ class CutStart:
     c2s_chunk_end: int | None = None
 
 
-Event = Banner | Command | Reply | StartTls | DataBody | AuthResponse | Gap | Anomaly | Closed
+@dataclass(frozen=True, slots=True)
+class ZeekTail:
+    """The bytes after a gap, up to their first CR or LF, that Zeek's line reader joins to the
+    reply line the gap cut, where fastcap keeps the line's head alone (binary bytes: TLS
+    records); for the Zeek logs only."""
+
+    offset: int  # where the cut line begins
+    data: bytes
+
+
+Event = (Banner | Command | Reply | StartTls | DataBody | AuthResponse | Gap | Anomaly | Closed
+         | ZeekTail)
 
 
 class _NeedData:

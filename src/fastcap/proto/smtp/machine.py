@@ -52,6 +52,7 @@ from .events import (
     Gap,
     Reply,
     StartTls,
+    ZeekTail,
     _NeedData,
     turned_detail,
 )
@@ -258,6 +259,9 @@ def _line_end(buf: bytes | bytearray, start: int) -> int:
 def _lone_cr(buf: bytes | bytearray, start: int, nl: int) -> bool:
     """Does a CR that no LF follows end the line at ``start`` before its LF at ``nl``?"""
     return buf.find(b"\r", start, nl - 1) >= 0 and _line_end(buf, start) != nl
+
+
+_EOL_RE = re.compile(rb"[\r\n]")  # where Zeek's ContentLine ends a line (CR_as_EOL)
 
 
 def _peek_joined(cut: _Line, nxt: bytes | bytearray, nl: int) -> _Line:
@@ -939,7 +943,12 @@ class SmtpConversation:
                         and not (side.eof or side.dead)):
                     return None
                 if _CONTROL_RE.search(nxt, 0, nl if nl >= 0 else MAX_LINE + 1):
-                    return _peek_joined(cut, nxt, nl)
+                    joined = _peek_joined(cut, nxt, nl)
+                    if joined is cut and nxt:  # binary: Zeek joins it all the same
+                        end = _EOL_RE.search(nxt, 0, MAX_LINE)
+                        self._emit(ZeekTail(cut.offset, bytes(
+                            nxt[:end.start() if end else MAX_LINE])[:MAX_LINE - len(cut.head)]))
+                    return joined
             side.joined = self._cut[2]  # the gap ahead, if any, is a second one inside the line
             tail = self._read_line(side)
             side.joined = False
