@@ -1694,3 +1694,21 @@ def test_binary_bytes_after_a_gap_are_joined_to_the_cut_reply_as_in_zeek(tmp_pat
         assert [r.text for r in s.smtp.replies if r.code == 250][-1] == "que"
         (t,) = smtp_transactions(s)
         assert text_bytes(t.last_reply) == b"250 que\x16\x03\x01\x05ab\x00c\xff"
+
+
+@pytest.mark.parametrize(("line", "padding", "stops"), [
+    (b"hello there", 0, True), (b"", 0, True), (b"99 no", 0, True),
+    (b"hello there", 11_000, False)])
+def test_a_server_line_with_no_reply_code_stops_zeeks_smtp_analyzer(tmp_path, line,
+                                                                    padding, stops):
+    """A server line whose first three bytes are no code from 100 to 599 is "reply code out
+    of range" to SMTP.cc, an analyzer violation: within DPD's 10 KiB the analyzer is
+    removed after that packet (as Zeek's own FTP baseline ftp-invalid-reply-code shows for
+    its analyzer), so the MAIL FROM after it makes no transaction."""
+    path = _capture_cutting_a_line(tmp_path / "no-code.pcap", (
+        (True, b"Subject: x\r\n\r\n" + b"hello\r\n" * (padding // 7) + b".\r\n"),
+        (False, b"250 queued as 1\r\n"), (False, line + b"\r\n"),
+        (True, b"MAIL FROM:<c@fabrikam.com>\r\n"), (False, b"250 ok\r\n"), (True, b"QUIT\r\n"),
+        (False, b"221 bye\r\n")))
+    first = (1, "a@fabrikam.com", "250 queued as 1")
+    assert _cut_rows(path) == ([first] if stops else [first, (2, "c@fabrikam.com", "221 bye")])

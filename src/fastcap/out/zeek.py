@@ -373,7 +373,8 @@ def _zeek_pairing(d, greeting: bool) -> tuple[list[tuple[int, int, object, str |
             queue.append(cmd)
         return cmd
 
-    dead_after: int | None = None  # the packet after which DPD removed the analyzer
+    # the packet after which DPD removed the analyzer: the first out-of-range reply line
+    dead_after = _bad_reply_frame(d, events)
     # the client's bytes when each reply came, at most: where its next line begins (its
     # message content is no record), else all it sent
     sent_by: dict[int, int] = {}
@@ -436,12 +437,35 @@ def _zeek_pairing(d, greeting: bool) -> tuple[list[tuple[int, int, object, str |
             if code == 220 and cmd in ("STARTTLS", "X-ANONYMOUSTLS"):
                 return out, True
             state = _zeek_state(state, cmd, code)
-            if dead_after is None and _empty_line_after(d, kind, part) and (
+            if _empty_line_after(d, kind, part) and (
                     sent_by[id(x)] + (x.offset if kind == 2 else 0) <= _DPD_BYTES):
                 # "reply code out of range": the violation removes the analyzer once the
                 # packet is read (DPD's event comes after it)
-                dead_after = (x.end_frame if kind == 2 else d.banner_end_frame) or frame
+                end = (x.end_frame if kind == 2 else d.banner_end_frame) or frame
+                dead_after = end if dead_after is None else min(dead_after, end)
     return out, False
+
+
+_ZEEK_CODE = re.compile(r"[1-5][0-9][0-9]")  # a code SMTP.cc reads as in range (100-599)
+
+
+def _bad_reply_frame(d, events) -> int | None:
+    """The frame of the first server line fastcap reads as no reply (bad_reply_line) that
+    Zeek's SMTP analyzer reads as a reply code out of range too (no three digits from 100
+    to 599 first), while the connection has sent at most DPD's 10 KiB: the violation's
+    packet, after which DPD removes the analyzer.  Lines after a gap (resync_skip) and
+    dialogues TURN or ATRN turned are left out (whose lines are replies to Zeek there)."""
+    if any(a.kind == "roles_turned" for a in d.anomalies):
+        return None
+    bad = next((a for a in d.anomalies if a.kind == "bad_reply_line" and a.direction == "s2c"
+                and a.frame is not None and a.offset is not None
+                and not _ZEEK_CODE.match(a.detail)), None)
+    if bad is None:
+        return None
+    # the client's bytes then, at most: where its first line after that packet begins
+    sent = next((x.offset for f, kind, x in events if kind == 1 and f > bad.frame),
+                max((c.offset for c in d.commands), default=0) + d.message_bytes + 1)
+    return bad.frame if bad.offset + sent <= _DPD_BYTES else None
 
 
 def _empty_line_after(d, kind: int, x) -> bool:
