@@ -323,6 +323,43 @@ def test_a_datagram_cut_by_a_ring_files_end_reads_as_tshark_reads_the_merged_fil
         assert first.summary.skipped == {} and second.summary.skipped == {}, kw
 
 
+def _unreassembled(tshark: str, path: Path) -> int:
+    """Fragments tshark puts in no datagram (two passes, so `ip.reassembled_in` is known
+    for every fragment of a datagram completed later)."""
+    out = subprocess.run([tshark, "-2", "-r", str(path), "-Y",
+                          "(ip.flags.mf == 1 || ip.frag_offset > 0) && !ip.reassembled_in"
+                          " && !tcp", "-T", "fields", "-e", "frame.number"],
+                         capture_output=True, text=True, check=True)
+    return len(out.stdout.split())
+
+
+@pytest.mark.parametrize("after", ["fragments", "quiet"])
+def test_a_datagram_given_up_counts_in_the_ring_file_its_age_ran_out_in(tshark, tmp_path,
+                                                                       short_age, after):
+    """An EHLO that lost a fragment, then more than MAX_AGE frames, make the first file of
+    a ring; the second holds another datagram's fragments (the first rows the defragmenter
+    sees after the age ran out) or none: the EHLO's fragments given up count in the first
+    file, where tshark leaves them unreassembled, not where the next row or the run's end
+    happens to come, whatever the path."""
+    path = tmp_path / "whole.pcap"
+    frames = fragcap.conversation("missing") + _quiet(2 * short_age)
+    tail = (fragcap.conversation("order", port=80, ident=99) if after == "fragments"
+            else _quiet(5))
+    fragcap.write(path, frames + tail)
+    files = [tmp_path / "ring_00000.pcap", tmp_path / "ring_00001.pcap"]
+    for f, (a, b) in zip(files, ((1, len(frames)), (len(frames) + 1, len(frames + tail))),
+                         strict=True):
+        subprocess.run(["editcap", "-r", str(path), str(f), f"{a}-{b}"], check=True)
+    # the second file's frames are not fragments at all when quiet
+    want = [_unreassembled(tshark, f) for f in files[:1 + (after == "fragments")]]
+    want += [0] * (2 - len(want))
+    assert want == [5, 0]
+    for kw in ({"jobs": 1}, {"jobs": 2, "parts": 3}, {"jobs": 1, "backend": "python"}):
+        got = scan_files(files, ca_file=CA, executor=SerialExecutor(), **kw)
+        assert [r.summary.skipped.get(NOT_COMPLETED, 0) for r in got] == want, kw
+
+
+
 def test_selection_gives_fragment_rows(tmp_path):
     """The first fragment on a selected port carries its flow; later fragments of any TCP
     datagram go with it (their ports are unknown), and so does a later fragment of UDP (its

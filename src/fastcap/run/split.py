@@ -172,7 +172,10 @@ def reassemble_flows(task: FlowTask) -> FlowResult:
             if a < b:
                 cuts[i], replaced[i] = _fed_file(reasm, path, task.cols, a, b, sizes[i],
                                                  take, identities[i], held[i])
-            # a datagram a file's end cut goes on in the next (mergecap -a joins them)
+            # a datagram a file's end cut goes on in the next (mergecap -a joins them),
+            # unless its age ran out by the file's last frame
+            if i + 1 < len(offsets):
+                reasm.defrag.passed(offsets[i + 1])
             skipped[i] = reasm.skipped - before
             skipped[i].update(reasm.defrag.take_skipped())
         reasm.defrag.finish()  # those never completed: given up where the run ends

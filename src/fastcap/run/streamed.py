@@ -434,7 +434,9 @@ class _Run:
         found.counters.skipped.update(now - self._skipped)
         self._skipped = now
         # a datagram this file's end cut goes on in the next file (as mergecap -a joins
-        # them): one never completed is given up, and counted, where the run ends
+        # them): one never completed is given up, and counted, in the file its age ran
+        # out in, or where the run ends
+        self.reasm.defrag.passed(self.whole.base)
         found.counters.skipped.update(self.reasm.defrag.take_skipped())
         self.files[-1] = found
         self.starts.end_file(self.order.awaited - 1 + len(self.order)

@@ -156,6 +156,13 @@ class Defragmenter:
                 break
             self._give_up(key)
 
+    def passed(self, frame_no: int) -> None:
+        """Frames up to `frame_no` are all read (a ring buffer file's end): the datagrams
+        no later frame may complete (begun MAX_AGE frames before it or more) are given up
+        now, so that each counts in the file whose frames ran out its age, not in a later
+        one where the next fragment row, or the run's end, happens to come."""
+        self._expire(frame_no + 1)
+
     def finish(self) -> None:
         """End of the capture: every datagram still pending is given up."""
         while self._pending:
