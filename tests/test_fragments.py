@@ -443,6 +443,27 @@ def test_udp_let_go_in_its_window_is_no_fragment_row(tmp_path, short_age):
                 assert sum(len(s) for s in iter_selected(cap, [25])) == rows, (backend, quiet)
 
 
+@pytest.mark.parametrize("reverse", [False, True], ids=["in_order", "reversed"])
+def test_udp_let_go_or_fed_never_pushes_a_tcp_datagram_out(tmp_path, monkeypatch, short_age,
+                                                           reverse):
+    """The defragmenter full (MAX_PENDING of 1) with an EHLO's first fragment, an NFS
+    datagram's fragments come before the EHLO's others: a walk leaves them out where it
+    sees them all in one window past its first MAX_AGE frames, and feeds them where a
+    window ends among them or a walk (a byte range, a ring file) begins near them.  Fed,
+    they must not push the EHLO out: what is put together may not depend on the windows."""
+    monkeypatch.setattr(fragments, "MAX_PENDING", 1)
+    conv = fragcap.conversation("order")
+    nfs = p.ether(p.ipv4(p.udp(2049, 800, bytes(150)), 17, "10.0.0.1", "10.0.0.3"), 0x0800)
+    nfs_frames = fragcap.outer(nfs, 5, 64)[::-1 if reverse else 1]
+    for quiet in (short_age, 0):
+        path = tmp_path / f"nfs{quiet}.pcap"
+        fragcap.write(path, _quiet(quiet) + conv[:5] + nfs_frames + conv[5:])
+        for backend in BACKENDS:
+            for window in (2, 64):
+                out, skipped, _rows = _defragmented(path, backend, window)
+                assert (len(out), skipped) == (2, {}), (quiet, backend, window)
+
+
 @pytest.mark.parametrize("window", [3, 5, 8, 1 << 16])
 def test_udp_let_go_early_changes_nothing(tmp_path, monkeypatch, short_age, window):
     """Leaving out the fragments of UDP let go in their window gives what keeping them

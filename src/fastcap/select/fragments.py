@@ -34,7 +34,8 @@ FRAG_FIRST = 0x2000  # offset 0, on a selected port: `flow` and `from_a` are its
 FRAG_V6 = 0x1000  # IPv6 (else IPv4)
 FRAG_OTHER = 0x0800  # offset 0, on no selected port: its datagram is let go without a word
 FRAG_UDP = 0x0400  # after the first, of UDP (maybe a VXLAN or Geneve packet's): its datagram
-#                    is not counted lost when its first fragment never came
+#                    is not counted lost when its first fragment never came; on a FRAG_OTHER
+#                    row too, its first.  A datagram begun by such a row gives way first.
 
 MAX_PENDING = 4096  # datagrams awaiting fragments; the oldest is given up
 MAX_DATAGRAM = 65535  # bytes of a datagram's fragmentable part (a fragment past it is dropped)
@@ -110,12 +111,18 @@ class Defragmenter:
     copies) or they are of UDP (most of which carry no tunnel: DNS, NFS...).  A
     datagram put together with a malformed TCP header is counted too.
 
-    Over a bound, the datagram given up is the oldest of those whose first fragment is not
-    there (fragments of TCP on other ports never get one), else the oldest."""
+    Over a bound, the datagram given up is the oldest of those begun by a fragment of UDP
+    (FRAG_UDP), else of those whose first fragment is not there (fragments of TCP on other
+    ports never get one), else the oldest; and a datagram of UDP finding the others at the
+    bound is not begun.  So a datagram of UDP never pushes another out: selection leaves
+    out the rows of one let go within its window only where a walk can tell (not in its
+    first MAX_AGE frames, `selection._let_go_udp`), so whether they are fed depends on where
+    a walk, a byte range or a ring file begins, and must change nothing for the others."""
 
     def __init__(self) -> None:
         self._pending: OrderedDict[_Key, _Pending] = OrderedDict()
         self._headless: OrderedDict[_Key, None] = OrderedDict()
+        self._udp: OrderedDict[_Key, None] = OrderedDict()  # begun by a fragment of UDP
         # datagrams put together lately -> frame: fragments of theirs that come after are
         # copies (or past the length a last fragment set), not a datagram lost
         self._done: OrderedDict[_Key, int] = OrderedDict()
@@ -136,11 +143,12 @@ class Defragmenter:
         return out
 
     def _victim(self) -> _Key:
-        return next(iter(self._headless or self._pending))
+        return next(iter(self._udp or self._headless or self._pending))
 
     def _give_up(self, key: _Key) -> None:
         p = self._pending.pop(key)
         self._headless.pop(key, None)
+        self._udp.pop(key, None)
         self._held -= p.held
         if p.flow >= 0:
             self.skipped[NOT_COMPLETED] += p.frames
@@ -185,8 +193,8 @@ class Defragmenter:
         if not data or offset + len(data) > MAX_DATAGRAM:
             return None
         key = _key(flags, raw, ident)
-        p = self._pending_for(key, frame_no)
-        if len(p.pieces) >= MAX_FRAGMENTS or p.other and p.frames >= MAX_FRAGMENTS:
+        p = self._pending_for(key, frame_no, flags)
+        if p is None or len(p.pieces) >= MAX_FRAGMENTS or p.other and p.frames >= MAX_FRAGMENTS:
             return None
         p.frames += 1
         p.udp |= bool(flags & FRAG_UDP)
@@ -208,19 +216,25 @@ class Defragmenter:
                 return None
         return self._complete(key, p, frame_no, ts_ns)
 
-    def _pending_for(self, key: _Key, frame_no: int) -> _Pending:
+    def _pending_for(self, key: _Key, frame_no: int, flags: int) -> _Pending | None:
         p = self._pending.get(key)
         if p is None:
+            udp = bool(flags & FRAG_UDP)
+            if udp and not self._udp and len(self._pending) >= MAX_PENDING:
+                return None  # the bound is reached by others: none is pushed out for it
             while len(self._pending) >= MAX_PENDING:
                 self._give_up(self._victim())
             p = self._pending[key] = _Pending(frame_no)
             p.late = key in self._done
             self._headless[key] = None
+            if udp:
+                self._udp[key] = None
         return p
 
     def _put_together(self, key: _Key, frame_no: int) -> None:
         p = self._pending.pop(key)
         self._headless.pop(key, None)
+        self._udp.pop(key, None)
         if p.udp:  # its late copies are of UDP, never counted; a TCP datagram is no copy
             return
         self._done.pop(key, None)
@@ -235,8 +249,8 @@ class Defragmenter:
         if len(raw) < (32 if flags & FRAG_V6 else 8) or size <= 0 or size > MAX_DATAGRAM:
             return None
         key = _key(flags, raw, ident)
-        p = self._pending_for(key, frame_no)
-        if p.flow >= 0 or p.frames >= MAX_FRAGMENTS:
+        p = self._pending_for(key, frame_no, flags)
+        if p is None or p.flow >= 0 or p.frames >= MAX_FRAGMENTS:
             return None
         if not p.other:
             p.other = True

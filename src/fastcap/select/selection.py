@@ -907,11 +907,10 @@ def _with_fragments(buf: np.ndarray, offset: np.ndarray, caplen: np.ndarray,
             flags |= FRAG_FIRST
             off = int(hd.l4_off[j]) - data_at  # where the TCP header begins
             flow, a = int(fid[i]), bool(from_a[i])
-        elif int(g.frag[j]) == 1:
-            flags |= FRAG_OTHER
-            flow, a = -1, False
         else:
             flow, a = -1, False
+            if int(g.frag[j]) == 1:
+                flags |= FRAG_OTHER
             if int(g.ip_proto[j]) == 17:  # maybe a VXLAN or Geneve packet's, maybe not
                 flags |= FRAG_UDP
         extra.append((r, flow, a, base + start, off, ident, flags, data_at - start,
