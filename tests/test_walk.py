@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from fastcap import Capture, CaptureError
-from fastcap.read.frames import F_NO_TS, F_OVER_SNAPLEN, F_SNAPPED
+from fastcap.read.frames import F_NO_TS, F_OVER_SNAPLEN, F_SNAPPED, record_ends
 from fastcap_synth.writers import PcapngWriter, Record, write_pcap
 
 SETTINGS = settings(max_examples=60, deadline=None,
@@ -255,6 +255,26 @@ def test_block_lengths_that_leave_out_the_padding_read_as_in_wireshark(tmp_path,
     assert cols["caplen"].tolist() == [20, 61, 20]
     assert cols["frame_no"].tolist() == [1, 2, 3]
     assert list(meta.warnings) == []
+
+def test_a_cut_in_the_padding_of_an_unpadded_block_drops_it_however_found(tmp_path, backend):
+    """A file cut inside the padding or trailer of a block whose lengths leave the padding
+    out (93, not 96): tshark says it was cut short in the middle of a packet, and the walk of
+    the file cut there drops the block as truncated, saying where.  A cut found after the
+    walk keeps a frame only where its record ends by the cut (`record_ends`): that end is
+    the padded one, so the frames kept are the same however the cut was found."""
+    path = tmp_path / "unpadded.pcapng"
+    raw, at = unpadded_pcapng(path)
+    whole, _ = walk(path, backend)
+    ends = record_ends(np.frombuffer(bytes(raw), np.uint8), True, whole["offset"],
+                       whole["caplen"], whole["flags"])
+    assert ends[1] == at + 96
+    for cut in range(at + 28 + 61, at + 97):
+        path.write_bytes(bytes(raw[:cut]))
+        cols, meta = walk(path, backend)
+        assert cols["frame_no"].tolist() == whole["frame_no"][ends <= cut].tolist(), cut
+        want = [] if cut == at + 96 else [("truncated_block", at)]
+        assert [(w.kind, w.offset) for w in meta.warnings] == want, cut
+
 
 
 def test_epb_naming_a_missing_interface_is_skipped_and_reported(tmp_path, backend):

@@ -85,4 +85,5 @@ def record_ends(buf: np.ndarray, pcapng: bool, offset: np.ndarray, caplen: np.nd
     little = b[:, 4] | b[:, 5] << 8 | b[:, 6] << 16 | b[:, 7] << 24
     big = b[:, 7] | b[:, 6] << 8 | b[:, 5] << 16 | b[:, 4] << 24
     blen = np.where(b[:, 0] != 0, little, big)  # the type (2, 3 or 6) tells the byte order
+    blen = (blen + 3) & ~3  # padded, as the walk frames it (some writers leave it out)
     return np.where(ok & (start + blen >= ends), start + blen, ends)
