@@ -153,6 +153,23 @@ def test_datagrams_on_other_vlans_stay_apart_as_in_tshark(tshark, tmp_path, v6, 
     assert compute_stats(path, ports={25}).selected_frames == len(want)
 
 
+def test_ipv4_datagrams_are_keyed_by_protocol_as_in_tshark(tshark, tmp_path):
+    """An NFS datagram between the same hosts, of the same identification, its fragments
+    among an EHLO's: Wireshark keys an IPv4 datagram by its identification XORed with its
+    protocol, so the two stay apart and the EHLO is put together whole."""
+    conv = fragcap.conversation("order")  # the EHLO's identification is 7
+    nfs = p.ether(p.ipv4(p.udp(2049, 800, bytes(150)), 17, "10.0.0.1", "10.0.0.2"), 0x0800)
+    udp = fragcap.outer(nfs, 7, 64)
+    path = tmp_path / "proto.pcap"
+    fragcap.write(path, conv[:5] + udp[1:] + conv[5:] + udp[:1])
+    want = _frames(tshark, path)
+    assert 12 in want  # the EHLO's datagram completed by its last fragment
+    assert compute_stats(path, ports={25}).selected_frames == len(want)
+    for backend in BACKENDS:
+        (conn,) = _conns(path, backend)
+        assert conn.c2s.gaps == [] and _seen(conn.c2s).startswith(fragcap.CLIENT_BODY), backend
+
+
 def _tags(vlans: list[int], tpids: list[int] | None = None):
     return lambda f: fragcap.tagged(f, vlans, tpids) if vlans else f
 

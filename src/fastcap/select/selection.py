@@ -585,8 +585,9 @@ def _fragment_fields(buf: np.ndarray, base: int, cap: int, l3: int, v6: bool,
     """(payload start, data start, offset in bytes, MF, identification) of a fragment whose
     IP header starts at frame byte `l3` (frame at file offset `base`), or None when its
     fragment header is not where the decoder's walk found it (cut short).  An IPv4 fragment's
-    identification is given as Wireshark keys it, XORed with its VLAN id (`_key_vlan` of
-    the frame's tag `chains`); IPv6 keys no VLAN."""
+    identification is given as Wireshark keys it, XORed with its protocol and its VLAN id
+    (`_key_vlan` of the frame's tag `chains`), so a TCP and a UDP datagram of one
+    identification stay apart; IPv6 keys no VLAN."""
     b = buf[base:base + cap].tobytes()
     if not v6:
         if l3 + 20 > cap:
@@ -594,7 +595,7 @@ def _fragment_fields(buf: np.ndarray, base: int, cap: int, l3: int, v6: bool,
         ihl = (b[l3] & 0x0F) * 4
         fo = int.from_bytes(b[l3 + 6:l3 + 8], "big")
         return l3 + 12, l3 + ihl, (fo & 0x1FFF) * 8, fo & 0x2000, int.from_bytes(
-            b[l3 + 4:l3 + 6], "big") ^ _key_vlan(b, chains)
+            b[l3 + 4:l3 + 6], "big") ^ b[l3 + 9] ^ _key_vlan(b, chains)
     nh, p = b[l3 + 6] if l3 + 7 <= cap else -1, l3 + 40
     for _ in range(9):
         if nh == 44:
@@ -724,7 +725,7 @@ def fragment_columns(buf: np.ndarray, offset: np.ndarray, caplen: np.ndarray,
             first = np.where(g_outer[i4], 0, outer_tags[j[i4]]).astype(np.int64)
             seen = _vlan_ids(buf, base[i4], cap[i4], np.full(len(i4), 12), first)
             vid = np.where(seen != 0, seen, vid)
-        ident = (buf[q + 4].astype(np.int64) << 8 | buf[q + 5]) ^ vid
+        ident = (buf[q + 4].astype(np.int64) << 8 | buf[q + 5]) ^ buf[q + 9] ^ vid
         key[i4, 3], key[i4, 4] = ident >> 8, ident & 0xFF
         key[i4, 5:13] = buf[q[:, None] + np.arange(12, 20)]
         valid[i4] = True
