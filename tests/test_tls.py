@@ -34,6 +34,7 @@ from fastcap.proto.tls import (
     parse_flights,
     parse_handshake,
 )
+from fastcap.proto.tls import handshake as handshake_mod
 from fastcap.proto.tls.const import (
     AlertDescription,
     CipherSuite,
@@ -1010,3 +1011,30 @@ def test_general_path_has_no_shortcut_and_no_bare_event(monkeypatch):
     general = parse_handshake(c, s, _general=1 << 30)
     assert seen == [] and general.outcome == "completed"
     assert parse_handshake(c, s) == general and seen  # the production path takes them
+
+
+@dataclass
+class BatchStream(FakeStream):
+    """A FakeStream that also looks up many offsets in one call, as the reassembler's do."""
+
+    def frames_at(self, offsets: list[int | None]) -> list[int | None]:
+        return [None if o is None else self.frame_at(o) for o in offsets]
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(inp=handshake_inputs(), batch=st.booleans())
+def test_first_record_frame_is_the_earliest_frame_completing_a_first_record(inp, batch):
+    """parse_handshake finds the frame ending each direction's first whole record in the
+    same lookup as its events' frames; that is the earlier of the two frames each direction's
+    own lookup gives, as TlsConnection finds it (None where no record was whole)."""
+    c, s, c_at, s_at, encrypted = inp
+    if batch:
+        c, s = BatchStream(c.data, c.gaps, c.starts, c.frames), BatchStream(
+            s.data, s.gaps, s.starts, s.frames)
+    hs = parse_handshake(c, s, c_at, s_at, encrypted=encrypted)
+    server, _ = handshake_mod._run(False, s, s_at, encrypted=encrypted[1], piece=64)
+    client, _ = handshake_mod._run(True, c, c_at, server.version, encrypted[0], piece=64)
+    frames = [st_.frame_at(end - 1) for end, st_ in ((client.first_end, c),
+                                                      (server.first_end, s)) if end]
+    assert hs.first_record_frame == min((f for f in frames if f is not None), default=None)
+

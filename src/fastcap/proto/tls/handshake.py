@@ -38,13 +38,17 @@ class ReassembledStream(Protocol):
 
 
 def _frames(events: Sequence[TlsEvent | _Bare], frame_at: FrameAt | None,
-            frames_at: FramesAt | None = None) -> list[int | None]:
+            frames_at: FramesAt | None = None, first_end: int | None = None,
+            ) -> list[int | None]:
     """The frame of each event: the one completing its record (or, for a plaintext alert, its
     two bytes), as Wireshark names records split over segments; for a stop the last one
     before it, and for an anomaly the one carrying its first byte. ``frames_at`` (optional)
-    looks up many offsets in one call, as ``frame_at`` would each."""
+    looks up many offsets in one call, as ``frame_at`` would each. With ``first_end`` (the
+    end of the direction's first whole record, 0 for none), the frame of that record's last
+    byte (None for none) is appended, found in the same call: a call of its own cost as
+    much as a dozen lookups."""
     if frame_at is None:
-        return [None] * len(events)
+        return [None] * (len(events) + (first_end is not None))
     offsets: list[int | None] = []
     append = offsets.append
     for ev in events:
@@ -68,6 +72,8 @@ def _frames(events: Sequence[TlsEvent | _Bare], frame_at: FrameAt | None,
             append(ev.offset - 1 if ev.offset > 0 else None)
         else:
             append(ev.offset)
+    if first_end is not None:
+        append(first_end - 1 if first_end > 0 else None)
     if frames_at is not None:
         return frames_at(offsets)
     return [None if off is None else frame_at(off) for off in offsets]
@@ -178,11 +184,16 @@ def parse_handshake(
     server, s_events = _run(False, s2c, s2c_start, encrypted=encrypted[1], piece=_general)
     client, c_events = _run(True, c2s, c2s_start, server.version, encrypted[0], piece=_general)
     summary = _Summary()
-    c_frames = _frames(c_events, c2s.frame_at, getattr(c2s, "frames_at", None))
-    s_frames = _frames(s_events, s2c.frame_at, getattr(s2c, "frames_at", None))
+    # each direction's frames, and last the frame completing its first record (None: none)
+    c_frames = _frames(c_events, c2s.frame_at, getattr(c2s, "frames_at", None),
+                       client.first_end or 0)
+    s_frames = _frames(s_events, s2c.frame_at, getattr(s2c, "frames_at", None),
+                       server.first_end or 0)
+    c_first, s_first = c_frames.pop(), s_frames.pop()
     summary.fold(c_events, c_frames, s_events, s_frames)
-    summary.first_record_frame = _first_record_frame((client.first_end, c2s.frame_at),
-                                                     (server.first_end, s2c.frame_at))
+    # _first_record_frame's answer: the earlier of the two
+    summary.first_record_frame = (s_first if c_first is None else c_first
+                                  if s_first is None or c_first <= s_first else s_first)
     return handshake_of(summary)
 
 
