@@ -1038,3 +1038,26 @@ def test_first_record_frame_is_the_earliest_frame_completing_a_first_record(inp,
                                                       (server.first_end, s)) if end]
     assert hs.first_record_frame == min((f for f in frames if f is not None), default=None)
 
+
+def test_handshake_of_passes_each_field_in_its_place():
+    """handshake_of builds its TlsHandshake positionally (keywords cost twice as much): each
+    argument is on its own line, named by its comment, and those names are the fields in
+    order, so a field added, moved or renamed fails here rather than shifting the others."""
+    import ast
+    import inspect
+    import re
+    from dataclasses import fields
+
+    from fastcap.proto.tls import outcome
+    from fastcap.proto.tls.facts import TlsHandshake
+
+    source = inspect.getsource(outcome.handshake_of)
+    lines = source.splitlines()
+    (call,) = [n for n in ast.walk(ast.parse(source)) if isinstance(n, ast.Call)
+               and getattr(n.func, "id", None) == "_make_handshake"]
+    assert not call.keywords
+    named = []
+    for arg in call.args:
+        found = re.search(r"#\s*(\w+)\s*$", lines[arg.end_lineno - 1])
+        named.append(found and found.group(1))
+    assert named == [f.name for f in fields(TlsHandshake)]

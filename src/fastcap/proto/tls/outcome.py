@@ -157,49 +157,50 @@ def handshake_of(summary: _Summary) -> TlsHandshake:
     extra: list[TlsAnomaly] = []
     outcome, detail, inferred = _outcome(summary, extra)
     sc, cc = summary.server_cert, summary.client_cert
+    # positionally, in field order: keywords made this call cost twice as much
     return _make_handshake(
-        version=version,
-        version_name=None if version is None else version_name(version),
-        cipher=None if sh is None else sh.cipher_suite,
-        cipher_name=None if sh is None else sh.cipher_name,
-        client_hello=summary.ch,
-        client_hello_at=summary.ch_at,
-        server_hello=sh,
-        server_hello_at=summary.sh_at,
-        hello_retry_request=summary.hrr is not None,
-        server_certs=tuple(sc.certificates) if sc else (),
-        server_certs_at=at("server_cert"),
-        server_certificates_length=sc.certificates_length if sc else None,
-        cert_request=summary.cert_request,
-        cert_request_at=at("cert_request"),
-        client_certificate=tuple(cc.certificates) if cc else None,
-        client_certificate_at=at("client_cert"),
-        client_certificates_length=cc.certificates_length if cc else None,
-        server_key_exchange_at=at("server_key_exchange"),
-        server_hello_done_at=at("server_hello_done"),
-        client_key_exchange_at=at("client_key_exchange"),
-        certificate_verify_at=at("certificate_verify"),
-        client_ccs_at=at("client_ccs"),
-        server_ccs_at=at("server_ccs"),
-        client_finished_at=at("client_finished"),
-        server_finished_at=at("server_finished"),
-        alerts=tuple(summary.alerts),
-        c2s_encrypted=summary.traffic[True].freeze(),
-        s2c_encrypted=summary.traffic[False].freeze(),
-        tls13_encrypted=sh is not None and is_tls13(sh.version),
-        outcome=outcome,
-        outcome_detail=detail,
-        outcome_inferred=inferred,
-        history="".join(summary.history),
-        history_frames=tuple(summary.history_frames),
-        stops=tuple(summary.stops),
-        anomalies=(*summary.anomalies, *extra),
-        resumption=_resumption(summary),
-        session_tickets=tuple(t for t, _ in summary.tickets),
-        session_ticket_at=summary.tickets[0][1] if summary.tickets else None,
-        renegotiation_at=at("renegotiation"),
-        server_key_exchange_group=summary.ske_group,
-        renegotiation_decrypted=False,
-        renegotiation_unread_at=None,
-        first_record_frame=summary.first_record_frame,
+        version,  # version
+        None if version is None else version_name(version),  # version_name
+        None if sh is None else sh.cipher_suite,  # cipher
+        None if sh is None else sh.cipher_name,  # cipher_name
+        summary.ch,  # client_hello
+        summary.ch_at,  # client_hello_at
+        sh,  # server_hello
+        summary.sh_at,  # server_hello_at
+        summary.hrr is not None,  # hello_retry_request
+        tuple(sc.certificates) if sc else (),  # server_certs
+        at("server_cert"),  # server_certs_at
+        sc.certificates_length if sc else None,  # server_certificates_length
+        summary.cert_request,  # cert_request
+        at("cert_request"),  # cert_request_at
+        tuple(cc.certificates) if cc else None,  # client_certificate
+        at("client_cert"),  # client_certificate_at
+        cc.certificates_length if cc else None,  # client_certificates_length
+        at("server_key_exchange"),  # server_key_exchange_at
+        at("server_hello_done"),  # server_hello_done_at
+        at("client_key_exchange"),  # client_key_exchange_at
+        at("certificate_verify"),  # certificate_verify_at
+        at("client_ccs"),  # client_ccs_at
+        at("server_ccs"),  # server_ccs_at
+        at("client_finished"),  # client_finished_at
+        at("server_finished"),  # server_finished_at
+        tuple(summary.alerts),  # alerts
+        summary.traffic[True].freeze(),  # c2s_encrypted
+        summary.traffic[False].freeze(),  # s2c_encrypted
+        sh is not None and is_tls13(sh.version),  # tls13_encrypted
+        outcome,  # outcome
+        detail,  # outcome_detail
+        inferred,  # outcome_inferred
+        "".join(summary.history),  # history
+        tuple(summary.stops),  # stops
+        (*summary.anomalies, *extra),  # anomalies
+        _resumption(summary),  # resumption
+        tuple(t for t, _ in summary.tickets),  # session_tickets
+        summary.tickets[0][1] if summary.tickets else None,  # session_ticket_at
+        at("renegotiation"),  # renegotiation_at
+        summary.ske_group,  # server_key_exchange_group
+        False,  # renegotiation_decrypted
+        None,  # renegotiation_unread_at
+        summary.first_record_frame,  # first_record_frame
+        tuple(summary.history_frames),  # history_frames
     )
