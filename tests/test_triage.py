@@ -57,7 +57,11 @@ def _client(cause: str, k: int) -> str:
 def many(tmp_path_factory) -> Many:
     d = tmp_path_factory.mktemp("triage")
     pki = make_pki()
-    base = int(pki.client.cert.not_valid_before_utc.timestamp()) * SECOND + 7200 * SECOND
+    # 01:00 UTC on the day after the certificates' start: within their validity, and the
+    # 200 sessions never cross midnight, where the table's "seen" column would repeat the
+    # day and no longer line up with README's example
+    day = pki.client.cert.not_valid_before_utc + dt.timedelta(days=1)
+    base = int(day.replace(hour=1, minute=0, second=0, microsecond=0).timestamp()) * SECOND
     causes = [c for c, (n, _) in CAUSES.items() for _ in range(n)]
     random.Random(17).shuffle(causes)
     recs, clients, servers = [], [], []
