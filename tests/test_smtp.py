@@ -36,7 +36,7 @@ from fastcap.proto.smtp import (
 from fastcap_synth.scenarios import SCENARIO_NAMES, make_pki, scenario
 from fastcap_synth.smtpgen import converse
 
-from .workcount import python_lines
+from .workcount import Tally, python_lines
 
 # -- builders ------------------------------------------------------------------------------
 
@@ -1246,6 +1246,51 @@ def test_arbitrary_bytes_never_raise_and_chunking_does_not_matter(
     assert {e.kind for e in evs if isinstance(e, Anomaly)} <= set(smtp.ANOMALY_KINDS)
 
 
+def _line_end_before(buf: bytes | bytearray, start: int) -> int:
+    """_line_end as it was: the LF looked for first (to the buffer's end, if none), then the
+    CRs between, counted."""
+    nl = buf.find(b"\n", start)
+    stop = len(buf) if nl < 0 else nl
+    cr = buf.find(b"\r", start, stop)
+    if cr < 0 or buf.count(b"\r", cr, stop) == stop - cr:
+        return nl
+    return cr
+
+
+@settings(max_examples=400, deadline=None)
+@given(buf=st.lists(st.sampled_from([b"\r", b"\n", b"x", b"\r\n"]), max_size=30).map(b"".join),
+       data=st.data())
+def test_a_line_ends_where_the_scan_to_its_lf_found_it(buf, data):
+    start = data.draw(st.integers(0, len(buf)))
+    stop = data.draw(st.integers(start, len(buf)))
+    assert machine._line_end(buf, start) == _line_end_before(buf, start)
+    assert machine._line_end(buf, start, stop) == _line_end_before(buf[:stop], start)
+
+
+_CR_C_TOKENS = [*C_TOKENS, b"\r", b"\r\r\r", b"NOOP\r", b"\n", b"x"]
+_CR_S_TOKENS = [*S_TOKENS, b"\r", b"250 ok\r", b"\r\r\n", b"\n"]
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(c2s=streams(_CR_C_TOKENS), s2c=streams(_CR_S_TOKENS), small_caps=st.booleans(),
+       data=st.data())
+def test_lone_cr_lines_read_as_by_the_scan_to_the_lf(c2s, s2c, small_caps, data):
+    """Where each line ends, looked for from its start to its end alone (with the last run of
+    lone CRs remembered), is where the scan to the LF found it: the same events and dialogue,
+    however the bytes come."""
+    def before(side, start, stop=None):
+        return _line_end_before(side.buf if stop is None else side.buf[:stop], start)
+
+    with ExitStack() as stack:
+        if small_caps:  # long lines, and runs of CRs skipped with them
+            stack.enter_context(mock.patch.object(machine, "MAX_LINE", 6))
+        evs = _check_invariant(data, c2s, s2c)
+        d = parse_dialogue(c2s, s2c)
+        stack.enter_context(mock.patch.object(machine._Side, "line_end", before))
+        assert whole(c2s, s2c, frames=True) == evs
+        assert parse_dialogue(c2s, s2c) == d
+
+
 # -- the fast path of parse_dialogue ---------------------------------------------------------
 
 _UNITS = [  # (client bytes, server reply): one exchange of a plain dialogue
@@ -1486,6 +1531,77 @@ def test_a_run_of_lone_crs_is_read_in_work_linear_in_its_length():
     assert [r.answers for r in d.replies].count("AUTH_RESPONSE") == n + 1
     assert [a.kind for a in d.anomalies] == ["bare_cr"]
 
+
+class _ScannedBuffer(bytearray):
+    """The state machine's byte buffers, counting the bytes their searches look at: each
+    find/count from its start to where it stops (the match, or its end)."""
+
+    tally: Tally
+
+    def find(self, sub, start=0, end=None):  # type: ignore[override]
+        at = super().find(sub, start, end)
+        stop = len(self) if end is None else min(end, len(self))
+        self.tally.add(max(0, (at + 1 if at >= 0 else stop) - start))
+        return at
+
+    def count(self, sub, start=0, end=None):  # type: ignore[override]
+        stop = len(self) if end is None else min(end, len(self))
+        self.tally.add(max(0, stop - start))
+        return super().count(sub, start, end)
+
+
+class _ScanningPattern:
+    """A compiled pattern counting the bytes each search looks at, as _ScannedBuffer."""
+
+    def __init__(self, pattern, tally: Tally) -> None:
+        self.pattern, self.tally = pattern, tally
+
+    def search(self, buf, pos=0, endpos=None):
+        m = self.pattern.search(buf, pos, len(buf) if endpos is None else endpos)
+        stop = len(buf) if endpos is None else min(endpos, len(buf))
+        self.tally.add(max(0, (m.start() + 1 if m else stop) - pos))
+        return m
+
+    def __getattr__(self, name):
+        return getattr(self.pattern, name)
+
+
+def _bytes_scanned(monkeypatch, client: bytes, server: bytes) -> tuple[int, list]:
+    """The bytes the state machine's line-end searches looked at, reading a dialogue fed whole
+    in each direction, and its events."""
+    tally = Tally(10**12, "bytes scanned")
+    buffer = type("Buffer", (_ScannedBuffer,), {"tally": tally})
+    with monkeypatch.context() as m:
+        m.setattr(machine, "bytearray", buffer, raising=False)
+        for name in ("_EOL_RE", "_NOT_CR_RE"):
+            m.setattr(machine, name, _ScanningPattern(getattr(machine, name), tally))
+        conv = SmtpConversation()
+        for direction, data in (("s2c", server), ("c2s", client)):
+            conv.feed(direction, data)
+            conv.feed_eof(direction)
+        events = drain(conv)
+    return tally.count, events
+
+
+@pytest.mark.parametrize("head, unit, reply", [
+    (b"EHLO a\r\n", b"NOOP\r", b"250 ok\r\n"),
+    (b"AUTH LOGIN\r\n", b"\r", b"334 VXNlcm5hbWU6\r\n"),
+])
+def test_lone_cr_lines_are_found_in_work_linear_in_the_bytes(monkeypatch, head, unit, reply):
+    """Each lone-CR line's end was looked for to the end of its run (no LF in it: the whole
+    buffer), so 60,000 NOOPs each ended by a lone CR, each answered, took seconds, and so did
+    a run of CRs (each an empty line: here auth responses). Now each search stops at the
+    line's end (its first CR or LF, and the CRs after it, looked at once)."""
+    scanned = []
+    for n in (2000, 8000):
+        client = head + unit * n + b"QUIT\r\n"
+        server = b"220 mx\r\n" + reply * (n + 2)
+        work, events = _bytes_scanned(monkeypatch, client, server)
+        assert [type(e).__name__ for e in events].count("Reply") == n + 2
+        assert [e.kind for e in events if isinstance(e, Anomaly)] == ["bare_cr"]
+        scanned.append(work)
+        assert work <= 8 * (len(client) + len(server)), n
+    assert scanned[1] <= 4.5 * scanned[0]  # 4 times the bytes, about 4 times the work
 
 _CR_RUNS = {  # a run of CRs longer than MAX_LINE + 1 (6 + 1 here), and what follows it
     "lone_then_text": (b"EHLO a" + b"\r" * 10 + b"x\r\nQUIT\r\n", b"250 ok\r\n" * 12),

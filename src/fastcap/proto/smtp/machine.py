@@ -145,7 +145,8 @@ class _Side:
     __slots__ = ("name", "buf", "off", "pos", "scan", "later", "fed_end", "eof", "dead", "tls",
                  "tls_gap", "tls_checked", "resync", "skip_noted", "bad", "bare_lf_noted",
                  "head_cut", "after_gap", "long_off", "long_head", "long_len", "long_cr",
-                 "noted", "start", "cr_end", "joined", "run", "run_at", "crs")  # fmt: skip
+                 "noted", "start", "cr_end", "joined", "run", "run_at", "crs",
+                 "lone")  # fmt: skip
 
     def __init__(self, name: Direction) -> None:
         self.name: Direction = name
@@ -173,6 +174,9 @@ class _Side:
         self.run, self.run_at, self.crs = 0, 0, 0
         self.noted: set[str] = set()  # feed-time anomalies reported once
         self.start = 0  # stream offset where the current piece began (read start, or a gap's end)
+        # The last run of CRs found after a lone CR, as stream offsets [from, to): each of
+        # its CRs a line's end (the byte after the run is no LF), looked at once (line_end)
+        self.lone = (0, 0)
 
     @property
     def here(self) -> int:
@@ -184,6 +188,17 @@ class _Side:
             start, data = self.later[-1]
             return start + len(data)
         return self.off + len(self.buf)
+
+    def line_end(self, start: int, stop: int | None = None) -> int:
+        """_line_end in buf from ``start``; a CR of the last run of lone CRs found ends its
+        line at once: a run of n CRs is n lines, and none looks at the rest of the run."""
+        n = len(self.buf) if stop is None else min(stop, len(self.buf))
+        if self.lone[0] <= self.off + start < self.lone[1] and start < n:
+            return start  # (bytes of a run may have been skipped with a long line: not here)
+        end, after = _line_end_run(self.buf, start, n)
+        if after > end + 1:
+            self.lone = (self.off + end, self.off + after)
+        return end
 
     def buffered(self) -> int:
         return len(self.buf) - self.pos + sum(len(d) for _, d in self.later)
@@ -237,28 +252,36 @@ def _looks_tls(b: bytes | bytearray) -> bool:
     return len(b) >= 2 and b[0] in _TLS_TYPES and b[1] == 3
 
 
-def _line_end(buf: bytes | bytearray, start: int) -> int:
+def _line_end(buf: bytes | bytearray, start: int, stop: int | None = None) -> int:
     """Where the line read from ``start`` ends: the index of its LF, or of a CR that no LF
     follows (Zeek's SMTP analyzer keeps its ContentLine readers' default CR_as_EOL, so such a
     CR ends a line; a run of CRs before an LF stays one line end, as before); -1: no end yet
-    (a CR run at the end of ``buf`` may still be followed by an LF).
+    (a CR run at the end of ``buf`` may still be followed by an LF).  With ``stop``, as in
+    ``buf[:stop]``: for a caller that takes only a line ending before it."""
+    return _line_end_run(buf, start, len(buf) if stop is None else stop)[0]
 
-    Whether only CRs lie between the CR and the LF (or the end) is counted by a bytes method,
-    not walked a byte at a time: a run of n lone CRs is n lines, each of which looks at the
-    rest of the run."""
-    nl = buf.find(b"\n", start)
-    stop = len(buf) if nl < 0 else nl
-    cr = buf.find(b"\r", start, stop)
-    if cr < 0:
-        return nl
-    if buf.count(b"\r", cr, stop) == stop - cr:  # a run of CRs up to the LF, or to the end
-        return nl
-    return cr
+
+def _line_end_run(buf: bytes | bytearray, start: int, stop: int) -> tuple[int, int]:
+    """(_line_end in ``buf[:stop]``, and where the run of CRs after a lone CR it found ends,
+    else -1).  Only the line and the CRs that end it are looked at: the first CR or LF, then
+    the first byte after its CRs. Looking on for the LF (there may be none for megabytes) made
+    each line of many that lone CRs end cost the rest of the run."""
+    eol = _EOL_RE.search(buf, start, stop)
+    if eol is None:
+        return -1, -1
+    at = eol.start()
+    if buf[at] == 0x0A:
+        return at, -1
+    after = _NOT_CR_RE.search(buf, at, stop)
+    if after is None:
+        return -1, -1  # CRs up to the end: an LF may follow
+    nxt = after.start()
+    return (nxt, -1) if buf[nxt] == 0x0A else (at, nxt)
 
 
 def _lone_cr(buf: bytes | bytearray, start: int, nl: int) -> bool:
     """Does a CR that no LF follows end the line at ``start`` before its LF at ``nl``?"""
-    return buf.find(b"\r", start, nl - 1) >= 0 and _line_end(buf, start) != nl
+    return buf.find(b"\r", start, nl - 1) >= 0 and _line_end(buf, start, nl + 1) != nl
 
 
 _EOL_RE = re.compile(rb"[\r\n]")  # where Zeek's ContentLine ends a line (CR_as_EOL)
@@ -693,7 +716,7 @@ class SmtpConversation:
                 more = _NOT_CR_RE.search(buf, pos)
                 if more is not None and buf[more.start()] != 0x0A:
                     return self._split_run(side)  # no LF after the run: each CR ends a line
-            nl = _line_end(buf, max(pos, side.scan))
+            nl = side.line_end(max(pos, side.scan))
             if nl >= 0:
                 return self._take_line(side, nl)
             avail = len(buf) - pos
@@ -816,8 +839,11 @@ class SmtpConversation:
         side = self._s2c
         while True:
             buf, pos = side.buf, side.pos
-            nl = -1 if (side.long_off is not None or side.after_gap or self._cut
-                        or side.crs) else buf.find(b"\n", max(pos, side.scan))
+            # the line's end if it is an LF within MAX_LINE (no reply line is longer), else -1
+            nl = -1 if (side.long_off is not None or side.after_gap or self._cut or side.crs
+                        ) else side.line_end(max(pos, side.scan), pos + MAX_LINE + 1)
+            if nl >= 0 and buf[nl] != 0x0A:
+                nl = -1  # a lone CR: the general way
             if nl >= 0 and self._acc is None and (whole := _whole_reply(buf, pos)):
                 # Fastest path: a whole well-formed reply at once; the loop below would take it
                 # line by line to the same result.
@@ -827,7 +853,7 @@ class SmtpConversation:
                 side.consume(end - pos)
                 side.resync, side.bad = False, 0
                 return acc
-            if 0 <= nl <= pos + MAX_LINE and not _lone_cr(buf, pos, nl):
+            if nl >= 0:
                 # Fast path for the usual line: whole, not over-long, not after a gap. It does
                 # what _read_line/_take_line/_line_anomalies do for such a line without
                 # building a _Line (replies are most of an SMTP dialogue's lines).
@@ -1379,9 +1405,8 @@ class SmtpConversation:
             # (none of _line_anomalies applies) without building a _Line; anything else goes
             # the general way below.
             buf, pos = c2s.buf, c2s.pos
-            nl = buf.find(b"\n", max(pos, c2s.scan))
-            if pos < nl <= pos + MAX_LINE + 1 and buf[nl - 1] == 0x0D and not _lone_cr(
-                    buf, pos, nl):
+            nl = c2s.line_end(max(pos, c2s.scan), pos + MAX_LINE + 2)
+            if pos < nl and buf[nl] == 0x0A and buf[nl - 1] == 0x0D:
                 end = nl - 1
                 while end > pos and buf[end - 1] in b" \t":
                     end -= 1
