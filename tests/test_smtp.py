@@ -1291,6 +1291,31 @@ def test_lone_cr_lines_read_as_by_the_scan_to_the_lf(c2s, s2c, small_caps, data)
         assert parse_dialogue(c2s, s2c) == d
 
 
+def test_reply_lines_holding_a_backslash_keep_their_bytes_for_the_zeek_logs(monkeypatch):
+    """A text keeps each byte that is no UTF-8 as "\\xHH", as a server may type it too: the
+    bytes of each line whose text holds a backslash are kept for the Zeek logs (which write
+    them as Zeek does), not for the JSON, alike whichever way the reply was read."""
+    c2s, s2c = session(("s", b"220 mx \xff\r\n"), ("c", b"EHLO a\r\n"),
+                       ("s", b"250-a\\b\r\n250-\xff\r\n251-x\\xff\r\n251 ok\r\n"),
+                       ("c", b"NOOP\r\n"), ("s", b"250 \\\r\n"), ("c", b"QUIT\r\n"),
+                       ("s", b"221 bye\r\n"))
+    d = parse_dialogue(c2s, s2c)
+    assert d.zeek_texts == ((-1, 0, b"mx \xff"), (0, 0, b"a\\b"), (0, 1, b"\xff"),
+                            (0, 2, b"x\\xff"), (1, 0, b"\\"))
+    assert d.banner_text == "mx \\xff" and d.replies[0].code_changes[0][2:] == ("x\\xff", "\\xff")
+    assert d == parse_dialogue(c2s, s2c, _general=True) == dialogue_of(whole(c2s, s2c), c2s, s2c)
+    assert "zeek_texts" not in d.to_dict()
+    plain = session(("s", b"220 mx \xff\r\n"), ("c", b"NOOP\r\n"), ("s", b"250-\\\r\n250 \xff\r\n"))
+    assert parse._parse_plain(*plain) == parse_dialogue(*plain, _general=True)
+    assert parse_dialogue(*plain).zeek_texts == (
+        (-1, 0, b"mx \xff"), (0, 0, b"\\"), (0, 1, b"\xff"))
+    # past MAX_REPLY_LINES, only the lines the logs read: the last, and each code change's
+    monkeypatch.setattr(machine, "MAX_REPLY_LINES", 2)
+    c2s, s2c = session(("s", b"220 mx\r\n"), ("c", b"NOOP\r\n"), ("s", b"".join(
+        b"%d%s\\%d\r\n" % (250 + (k >= 3), b" " if k == 5 else b"-", k) for k in range(6))))
+    assert [i for _, i, _ in parse_dialogue(c2s, s2c).zeek_texts] == [0, 1, 2, 3, 5]
+
+
 # -- the fast path of parse_dialogue ---------------------------------------------------------
 
 _UNITS = [  # (client bytes, server reply): one exchange of a plain dialogue

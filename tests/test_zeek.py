@@ -1431,6 +1431,38 @@ def _capture_cutting_a_line(path: Path, pieces: tuple[tuple[bool, bytes], ...]) 
     return path
 
 
+@pytest.mark.parametrize("text, cell", [
+    (b"queued \xff", b"queued \\xff"),  # a byte that is no UTF-8: \xHH, as Zeek writes it
+    (b"queued \\xff", b"queued \\\\xff"),  # the text \xff: its backslash doubled
+    (b"C:\\queue", b"C:\\\\queue"),
+    # each stretch between backslashes escaped on its own: one with such a byte whole
+    (b"\xff \\xff \\ \xc3\xa9", b"\\xff \\\\xff \\\\ \xc3\xa9"),
+    (b"\xc3\xa9\xff\\\xc3\xa9", b"\\xc3\\xa9\\xff\\\\\xc3\xa9"),
+    (b"caf\xc3\xa9 \\", b"caf\xc3\xa9 \\\\"),  # valid UTF-8 as it is
+])
+@pytest.mark.parametrize("lines", [1, 2])
+def test_reply_bytes_are_written_as_zeek_escapes_them(tmp_path, text, cell, lines):
+    """A reply's text is kept with each byte that is no UTF-8 written \\xHH, so a byte 0xFF
+    and the text "\\xff" a server typed read alike there, and both were written "\\\\xff"
+    (the backslash doubled). Zeek writes the bytes: 0xFF as \\xff, a backslash doubled."""
+    from fastcap.out.zeek import smtp_transactions
+    from fastcap.out.zeek_ascii import value_bytes
+    from fastcap.session import iter_sessions
+
+    reply = b"221-first line\r\n" * (lines - 1) + b"221 " + text + b"\r\n"
+    path = _capture_cutting_a_line(tmp_path / "bytes.pcap", (
+        (True, b"Subject: x\r\n\r\nhello\r\n.\r\n"), (False, b"250 queued\r\n"),
+        (True, b"MAIL FROM:<c@fabrikam.com>\r\n"), (False, b"250 ok\r\n"),
+        (True, b"QUIT\r\n"), (False, reply)))
+    for backend in ("native", "python"):
+        (s,) = list(iter_sessions(path, backend=backend))
+        last = smtp_transactions(s)[-1]
+        assert value_bytes(last.last_reply, "string") == b"221 " + cell
+        # the JSON keeps the text as it was: bytes that are no UTF-8 as \xHH
+        assert s.smtp.to_dict()["replies"][-1]["text" if lines == 1 else "last_text"] == (
+            text.decode("utf-8", "backslashreplace"))
+
+
 def test_a_reply_line_cut_by_a_gap_comes_after_the_gap_as_in_zeek(tmp_path):
     """Zeek's ContentLine keeps the head of a line a gap cut and delivers it with the bytes
     after the gap, after the SMTP analyzer was told of the gap: the 250 to the message's end

@@ -535,6 +535,31 @@ def _zeek_replies(x) -> list:
     return parts
 
 
+def _with_wire_texts(d):
+    """The dialogue with each reply line whose text holds a backslash read from its bytes
+    (SmtpDialogue.zeek_texts), decoded as file names are (a byte that is no UTF-8 as a lone
+    surrogate, which text_bytes gives back): the text keeps such a byte as "\\xHH", as a
+    server may type it, and Zeek writes a byte 0xFF as \\xff but a backslash doubled."""
+    if not d.zeek_texts:
+        return d
+    by: dict[int, dict[int, str]] = {}
+    for n, i, raw in d.zeek_texts:
+        by.setdefault(n, {})[i] = raw.decode("utf-8", "surrogateescape")
+    replies = list(d.replies)
+    for n, texts in by.items():
+        if 0 <= n < len(replies):
+            r = replies[n]
+            replies[n] = replace(
+                r, text=texts.get(0, r.text),
+                last_text=None if r.last_text is None else texts.get(r.lines - 1, r.last_text),
+                code_changes=tuple((i, code, texts.get(i, text), texts.get(i - 1, before))
+                                   for i, code, text, before in r.code_changes))
+    banner = d.banner_text
+    if -1 in by and banner is not None:
+        banner = "\n".join(by[-1].get(i, t) for i, t in enumerate(banner.split("\n")))
+    return replace(d, replies=tuple(replies), banner_text=banner)
+
+
 def _with_tails(d):
     """The dialogue with the binary bytes after a gap that Zeek's ContentLine joins to the
     reply line the gap cut (SmtpDialogue.zeek_tails) joined to that line's text, as the
@@ -572,7 +597,7 @@ def smtp_transactions(s: Session) -> list[_Transaction]:
     d = s.smtp
     if d is None or d.implicit_tls or not (d.banner_code or d.commands or d.replies):
         return []
-    d = _with_tails(d)
+    d = _with_tails(_with_wire_texts(d))
     done: list[_Transaction] = []
     messages = 0
     helo: str | None = None
@@ -594,7 +619,8 @@ def smtp_transactions(s: Session) -> list[_Transaction]:
     paired, started = _zeek_pairing(d, True)
     dialogues = [(d, True, paired)]
     if started and s.smtp_tls is not None:  # the dialogue inside TLS: no greeting there
-        dialogues.append((s.smtp_tls, False, _zeek_pairing(s.smtp_tls, False)[0]))
+        tls_d = _with_wire_texts(s.smtp_tls)
+        dialogues.append((tls_d, False, _zeek_pairing(tls_d, False)[0]))
     for dd, plain, events in dialogues:
         for frame, kind, x, answers in events:
             # Zeek acts on a line when its line ending arrives: the time of that packet

@@ -32,7 +32,8 @@ from .events import (
 MAX_ITEMS: Final = 10_000  # per SmtpDialogue list
 
 _SCALARS = frozenset({str, int, bool, float, type(None)})
-_NOT_JSON = frozenset({"zeek_lines", "zeek_tails"})  # SmtpDialogue's facts for the Zeek logs alone
+# SmtpDialogue's facts for the Zeek logs alone
+_NOT_JSON = frozenset({"zeek_lines", "zeek_tails", "zeek_texts"})
 
 
 def zeek_lines(data: bytes) -> list[tuple[int, bytes]]:
@@ -175,6 +176,10 @@ class SmtpDialogue:
     # and the binary bytes Zeek joins to a reply line a gap cut (ZeekTail): (where the line
     # begins, the bytes)
     zeek_tails: tuple[tuple[int, bytes], ...] = ()
+    # and the bytes of the reply lines whose text holds a backslash (Reply.wire), which the
+    # text cannot tell from a byte that is no UTF-8: (which reply in ``replies``, -1 for the
+    # greeting; which of its lines; the bytes of its text)
+    zeek_texts: tuple[tuple[int, int, bytes], ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready data (records become dicts), as dataclasses.asdict makes it at a
@@ -265,11 +270,11 @@ class _DialogueBuilder:
         self, code: int, enhanced: str | None, lines: Sequence[str], offset: int,
         answers: str | None, end: int | None = None, dropped: int = 0,
         last: str | None = None, changes: tuple[tuple[int, int, str, str], ...] = (),
-        gap_line: int | None = None,
+        gap_line: int | None = None, wire: tuple[tuple[int, bytes], ...] = (),
     ) -> None:
         """Fold a Reply given by its fields (parse_dialogue never builds the event); ``end``:
         the offset after its last byte, when known; ``dropped`` lines past the cap were
-        counted, the last of them reading ``last``."""
+        counted, the last of them reading ``last``; ``wire``: Reply.wire."""
         d = self.draft
         frame = self._reply_at(offset)
         if dropped:  # a reply over MAX_REPLY_LINES: its true count and last line
@@ -282,6 +287,8 @@ class _DialogueBuilder:
             changes, gap_line,
         )
         self._put(d.replies, "replies", rec)
+        if wire and d.replies and d.replies[-1] is rec:
+            self._wire(len(d.replies) - 1, wire)
         if answers in ("EHLO", "HELO") and 200 <= code < 300 and code != 220:
             # (a 220 is a greeting: after TURN, a late one answers the new sender's EHLO)
             d.capabilities, d.starttls_offered = (
@@ -293,6 +300,10 @@ class _DialogueBuilder:
         if _relay_denied(code, enhanced, lines) and not self._turned:
             # a refusal of the originator's relay; after TURN the originator answers
             self._put(d.relay_denied, "relay_denied", rec)
+
+    def _wire(self, reply: int, wire: tuple[tuple[int, bytes], ...]) -> None:
+        texts = self.draft.zeek_texts
+        texts.extend([(reply, i, b) for i, b in wire][:MAX_ITEMS - len(texts)])
 
     @staticmethod
     def _end_frame(frame_at: Callable[[int], int | None], frame: int | None, offset: int,
@@ -319,9 +330,12 @@ class _DialogueBuilder:
         elif verb in TLS_VERBS:
             d.starttls_command_frame = frame
 
-    def banner(self, code: int, text: str, offset: int, first_end: int | None = None) -> None:
+    def banner(self, code: int, text: str, offset: int, first_end: int | None = None,
+               wire: tuple[tuple[int, bytes], ...] = ()) -> None:
         """Fold a Banner given by its fields."""
         d = self.draft
+        if wire:
+            self._wire(-1, wire)
         d.banner_code, d.banner_text = code, text
         d.banner_frame = self._s2c_frame_at(offset)
         d.banner_end_frame = self._end_frame(self._s2c_frame_at, d.banner_frame, offset,
@@ -337,7 +351,7 @@ class _DialogueBuilder:
         d = self.draft
         if isinstance(ev, Reply):
             self.reply(ev.code, ev.enhanced, ev.lines, ev.offset, ev.answers, ev.end,
-                       ev.dropped, ev.last, ev.changes, ev.gap_line)
+                       ev.dropped, ev.last, ev.changes, ev.gap_line, ev.wire)
         elif isinstance(ev, Command):
             self.command(ev.verb, ev.arg, ev.offset, ev.end, ev.cut)
         elif isinstance(ev, Anomaly):
@@ -360,7 +374,7 @@ class _DialogueBuilder:
             else:
                 self._put(d.anomalies, "anomalies", rec)
         elif isinstance(ev, Banner):
-            self.banner(ev.code, ev.text, ev.offset, ev.first_end)
+            self.banner(ev.code, ev.text, ev.offset, ev.first_end, ev.wire)
         elif isinstance(ev, StartTls):
             if ev.implicit:
                 d.implicit_tls = True

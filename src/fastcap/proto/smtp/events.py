@@ -101,6 +101,9 @@ class Banner:
     text: str  # lines joined with "\n", code and separator removed
     offset: int  # s2c
     first_end: int | None = field(default=None, compare=False)  # after its first line
+    # (line index, its text's bytes) of each line whose text holds a backslash, which may be
+    # one it was typed with or one that writes a byte that is no UTF-8 (see Reply.wire)
+    wire: tuple[tuple[int, bytes], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,6 +140,11 @@ class Reply:
     # the first of its lines a gap came before or cut (a cut line is read on after the gap,
     # its head and tail joined, as Zeek's line reader reads it); None: no gap inside it
     gap_line: int | None = None
+    # (line index, its text's bytes) of each line whose text holds a backslash: a text keeps
+    # each byte that is no UTF-8 as "\\xHH", so only the bytes tell it from a backslash the
+    # server typed (Zeek's logs write the bytes); of the lines past MAX_REPLY_LINES only
+    # the last, each a code change begins and the one before it
+    wire: tuple[tuple[int, bytes], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

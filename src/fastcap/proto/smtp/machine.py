@@ -137,6 +137,7 @@ class _ReplyAcc:
     changes: list[tuple[int, int, str, str]] = field(default_factory=list)
     prev: int = 0  # the code of its last line so far
     gap_line: int | None = None  # the first of its lines Zeek reads after a gap (Reply)
+    wire: dict[int, bytes] = field(default_factory=dict)  # see Reply.wire
 
 
 class _Side:
@@ -310,6 +311,16 @@ def _text(b: bytes) -> str:
 
 def _show(b: bytes) -> str:
     return repr(bytes(b[:40]))[2:-1]
+
+
+def _wire_texts(buf: bytes | bytearray, pos: int, end: int, texts: Sequence[str]
+                ) -> tuple[tuple[int, bytes], ...]:
+    """Reply.wire of the whole reply ``buf[pos:end]`` whose lines' texts are ``texts``: the
+    bytes of each text that holds a backslash (rare: most replies cost one look)."""
+    if "\\" not in "".join(texts):
+        return ()
+    lines = bytes(buf[pos:end]).split(b"\r\n")
+    return tuple([(i, lines[i][4:]) for i, t in enumerate(texts) if "\\" in t])
 
 
 def _whole_reply(buf: bytes | bytearray, pos: int) -> tuple[int, list[str], int] | None:
@@ -850,6 +861,8 @@ class SmtpConversation:
                 code, lines, end = whole
                 acc = _ReplyAcc(side.off + pos, code, lines, after_gap=side.resync,
                                 first_end=side.off + nl + 1, end=side.off + end)
+                if wire := _wire_texts(buf, pos, end, lines):
+                    acc.wire.update(wire)
                 side.consume(end - pos)
                 side.resync, side.bad = False, 0
                 return acc
@@ -926,17 +939,23 @@ class SmtpConversation:
                     self._anomaly(
                         "reply_code_mismatch", offset, "s2c", f"{code} in a {acc.code} reply"
                     )
-            if acc.lines and code != acc.prev:
+            at, text = len(acc.lines) + acc.dropped, _text(m[3] or b"")
+            changed = bool(acc.lines) and code != acc.prev
+            if changed:
                 before = acc.last if acc.dropped else acc.lines[-1]
-                acc.changes.append((len(acc.lines) + acc.dropped, code, _text(m[3] or b""),
-                                    before or ""))
+                acc.changes.append((at, code, text, before or ""))
+            if at > MAX_REPLY_LINES and not changed and not (
+                    acc.changes and acc.changes[-1][0] == at - 1):
+                acc.wire.pop(at - 1, None)  # a dropped line the Zeek logs never read
+            if "\\" in text:
+                acc.wire[at] = bytes(m[3])
             acc.prev = code
             acc.end = stop
             if len(acc.lines) < MAX_REPLY_LINES:
-                acc.lines.append(_text(m[3] or b""))
+                acc.lines.append(text)
             else:
                 acc.dropped += 1
-                acc.last = _text(m[3] or b"")
+                acc.last = text
                 if not acc.capped:
                     acc.capped = True
                     self._anomaly("too_many_reply_lines", offset, "s2c")
@@ -1079,7 +1098,8 @@ class SmtpConversation:
         first = not self._lead_replies
         self._lead_replies += 1
         if first and acc.offset == 0 and acc.code in GREETING_CODES and not client_tls:
-            self._emit(Banner(acc.code, "\n".join(acc.lines), acc.offset, acc.first_end))
+            self._emit(Banner(acc.code, "\n".join(acc.lines), acc.offset, acc.first_end,
+                              tuple(acc.wire.items())))
             return
         if not self._lead_noted:
             self._lead_noted = True
@@ -1098,7 +1118,8 @@ class SmtpConversation:
             return False
         if self._turn == "greeting":
             if isinstance(res, _ReplyAcc) and res.code in GREETING_CODES:
-                self._emit(Banner(res.code, "\n".join(res.lines), res.offset, res.first_end))
+                self._emit(Banner(res.code, "\n".join(res.lines), res.offset, res.first_end,
+                                  tuple(res.wire.items())))
             elif isinstance(res, _ReplyAcc):  # not a greeting: it answers the first command
                 self._anomaly("no_banner", res.offset, "s2c", f"first reply {res.code}")
                 self._held = res
@@ -1303,7 +1324,8 @@ class SmtpConversation:
         """Queue acc's Reply. A hook, as _emit_command: parse_dialogue folds it unbuilt."""
         lines = acc.lines
         self._emit(Reply(acc.code, _enhanced(lines), tuple(lines), acc.offset, answers, acc.end,
-                         acc.dropped, acc.last, tuple(acc.changes), acc.gap_line))
+                         acc.dropped, acc.last, tuple(acc.changes), acc.gap_line,
+                         tuple(acc.wire.items())))
 
     def _emit_command(self, verb: str, arg: str, offset: int, end: int, cut: bool = False
                       ) -> None:

@@ -35,6 +35,7 @@ from .machine import (
     _reply_at,
     _ReplyAcc,
     _scan_body,
+    _wire_texts,
     zeek_dot,
 )
 from .tunnel import HEAD_MAX, Tunnel
@@ -79,7 +80,8 @@ class _FoldingConversation(SmtpConversation):
     def _emit_reply(self, acc: _ReplyAcc, answers: str | None) -> None:
         lines = acc.lines
         self._builder.reply(acc.code, _enhanced(lines), lines, acc.offset, answers, acc.end,
-                            acc.dropped, acc.last, tuple(acc.changes), acc.gap_line)
+                            acc.dropped, acc.last, tuple(acc.changes), acc.gap_line,
+                            tuple(acc.wire.items()))
 
     def _emit_command(self, verb: str, arg: str, offset: int, end: int, cut: bool = False
                       ) -> None:
@@ -194,7 +196,8 @@ def _parse_plain(c2s: StreamLike, s2c: StreamLike, tunnel: Tunnel | None = None,
     if tunnel is not None:
         for a in _tunnel_anomalies(tunnel, plain_tls_port):
             b.add(a)
-    b.banner(code, "\n".join(lines), s_at, sdata.find(b"\n", s_at) + 1)
+    b.banner(code, "\n".join(lines), s_at, sdata.find(b"\n", s_at) + 1,
+             _wire_texts(sdata, s_at, spos, lines))
     cpos, cend = c_at, len(cdata)
     max_line = machine.MAX_LINE  # the one cap the state machine reads too: read it there
     mode = "command"  # what the client sends next: command | auth | body
@@ -245,7 +248,8 @@ def _parse_plain(c2s: StreamLike, s2c: StreamLike, tunnel: Tunnel | None = None,
             mode = "command"  # after content too (_guess_on)
             continue
         (code, lines, enhanced), end = at
-        b.reply(code, enhanced, lines, spos, pending, end)
+        b.reply(code, enhanced, lines, spos, pending, end,
+                wire=_wire_texts(sdata, spos, end, lines))
         spos, mode = end, "command"
         if pending in TURN_VERBS and code == 250:
             return None  # the roles swap (SmtpConversation._turn_roles)
