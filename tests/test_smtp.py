@@ -1608,19 +1608,26 @@ def _bytes_scanned(monkeypatch, client: bytes, server: bytes) -> tuple[int, list
     return tally.count, events
 
 
-@pytest.mark.parametrize("head, unit, reply", [
-    (b"EHLO a\r\n", b"NOOP\r", b"250 ok\r\n"),
-    (b"AUTH LOGIN\r\n", b"\r", b"334 VXNlcm5hbWU6\r\n"),
-])
-def test_lone_cr_lines_are_found_in_work_linear_in_the_bytes(monkeypatch, head, unit, reply):
+_LONE_CR_DIALOGUES = {  # name: n -> (client, server), n + 2 replies each
+    "commands": lambda n: (b"EHLO a\r\n" + b"NOOP\r" * n + b"QUIT\r\n",
+                           b"220 mx\r\n" + b"250 ok\r\n" * (n + 2)),
+    "cr_run": lambda n: (b"AUTH LOGIN\r\n" + b"\r" * n + b"QUIT\r\n",
+                         b"220 mx\r\n" + b"334 VXNlcm5hbWU6\r\n" * (n + 2)),
+    "replies": lambda n: (b"EHLO a\r\n" + b"NOOP\r\n" * (n + 1),
+                          b"220 mx\r\n250 ok\r\n" + b"250 ok\r" * n + b"250 ok\r\n"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(_LONE_CR_DIALOGUES))
+def test_lone_cr_lines_are_found_in_work_linear_in_the_bytes(monkeypatch, name):
     """Each lone-CR line's end was looked for to the end of its run (no LF in it: the whole
     buffer), so 60,000 NOOPs each ended by a lone CR, each answered, took seconds, and so did
-    a run of CRs (each an empty line: here auth responses). Now each search stops at the
-    line's end (its first CR or LF, and the CRs after it, looked at once)."""
+    a run of CRs (each an empty line: here auth responses) and replies ended so. Now each
+    search stops at the line's end (its first CR or LF, and the CRs after it, looked at
+    once)."""
     scanned = []
     for n in (2000, 8000):
-        client = head + unit * n + b"QUIT\r\n"
-        server = b"220 mx\r\n" + reply * (n + 2)
+        client, server = _LONE_CR_DIALOGUES[name](n)
         work, events = _bytes_scanned(monkeypatch, client, server)
         assert [type(e).__name__ for e in events].count("Reply") == n + 2
         assert [e.kind for e in events if isinstance(e, Anomaly)] == ["bare_cr"]
