@@ -623,6 +623,12 @@ def _build(
     elif sent and all(f.invalid for f in sent):  # OpenSSL's EXFLAG_INVALID: never an issuer
         note = (f"a certificate of the issuer's name was sent, but OpenSSL takes it as invalid:"
                 f" {sent[0].why}")
+    elif code == UNABLE_TO_GET_ISSUER_CERT and any(likely_issued(f, top) for f in sent):
+        # Once a store certificate is on the chain, OpenSSL's search in what the peer sent is
+        # over: a store CA that is not self-signed ends the chain however well its issuer came.
+        note = ("its issuer was sent, but OpenSSL looks for the issuer of a trust-store"
+                " certificate only in the trust store, and this one is no anchor (not"
+                " self-signed)")
     elif sent:  # e.g. a re-keyed CA's old certificate
         note = ("a certificate of the issuer's name was sent, but with another key (the key"
                 " identifier or key type does not match)")
