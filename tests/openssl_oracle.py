@@ -40,3 +40,35 @@ def openssl_errors(tmp_path: Path, root_pem: bytes, leaf_pem: bytes, untrusted_p
              for m in re.finditer(r"error \d+ at (\d+) depth lookup: (.*)", done.stderr)]
     assert found or done.returncode == 0, done.stderr
     return found
+
+
+def openssl_said(tmp_path: Path, root_pem: bytes, leaf_pem: bytes, untrusted_pem: bytes = b"",
+                 *, at: dt.datetime, purpose: str = "sslclient") -> list[tuple[int, int, str, str]]:
+    """Every error `openssl verify -show_chain -verbose -nameopt RFC2253` prints, in its order,
+    as (error number, depth, text, subject of the certificate it concerns): the lines an admin
+    running it sees."""
+    (tmp_path / "said").mkdir(exist_ok=True)
+    files = {name: tmp_path / "said" / f"{name}.pem" for name in ("root", "leaf", "untrusted")}
+    files["root"].write_bytes(root_pem)
+    files["leaf"].write_bytes(leaf_pem)
+    extra = []
+    if untrusted_pem:
+        files["untrusted"].write_bytes(untrusted_pem)
+        extra = ["-untrusted", str(files["untrusted"])]
+    done = subprocess.run(
+        [OPENSSL, "verify", "-no-CApath", "-no-CAstore", "-show_chain", "-verbose", "-nameopt",
+         "RFC2253", "-attime", str(int(at.timestamp())), "-purpose", purpose, "-CAfile",
+         str(files["root"]), *extra, str(files["leaf"])],
+        capture_output=True, text=True, timeout=300)
+    found = [(int(m[2]), int(m[3]), m[4].strip(), m[1]) for m in re.finditer(
+        r"^(.*)\nerror (\d+) at (\d+) depth lookup: (.*)$", done.stderr, re.M)]
+    assert found or done.returncode == 0, done.stderr
+    return found
+
+
+def openssl_name(pem: bytes, which: str = "issuer", form: str = "compat") -> str:
+    """A certificate's issuer (or subject) as `openssl x509 -nameopt FORM` prints it: by
+    default as X509_NAME_oneline writes it, the form Postfix logs."""
+    done = subprocess.run([OPENSSL, "x509", "-noout", f"-{which}", "-nameopt", form],
+                          input=pem, capture_output=True, timeout=300, check=True)
+    return done.stdout.decode().strip().removeprefix(f"{which}=")

@@ -85,6 +85,14 @@ def test_follow_example_is_what_follow_prints(capsys, monkeypatch):
     assert follows(lines, printed), first_difference(lines, printed)
 
 
+def test_untrusted_ca_example_is_what_scan_prints(capsys, monkeypatch):
+    """A chain no path to a trusted root is built from, in fastcap's words and OpenSSL's."""
+    argv, lines = shown("fastcap scan --ca-file examples/test-root.pem examples/all-scenarios")
+    code, printed = run(capsys, monkeypatch, ROOT, argv)
+    assert code == 1
+    assert follows(lines, printed), first_difference(lines, printed)
+
+
 def test_evidence_example_is_what_scan_prints(capsys, monkeypatch, tmp_path):
     """The logs' story: the fixture logs beside a capture of their three sessions (the one the
     evidence tests write, the log host's clock 2.5 s ahead)."""

@@ -827,6 +827,31 @@ def _also(path: x509path.PathResult, said: tuple[int | None, int | None],
     return "; OpenSSL also finds: " + "; ".join(rest) if rest else ""
 
 
+def _as_said(path: x509path.PathResult, role: str) -> str:
+    """OpenSSL's first error on a chain it built no path from, as `openssl verify` prints it
+    and as Postfix logs it (tls_verify.c; the peer's name and address left out), so that the
+    verdict can be found in either.  Empty for an error neither would give: fastcap's own
+    bound on a path's length, or a failure of the check itself."""
+    code, depth = path.code, path.depth
+    if code is None or depth is None or code == x509path.CERT_CHAIN_TOO_LONG:
+        return ""
+    concerned = path.path[depth] if 0 <= depth < len(path.path) else None
+    said = (f'; openssl verify: "error {code} at {depth} depth lookup: {path.reason}"'
+            + (f" ({_rfc4514(concerned, 'subject')})" if concerned is not None else ""))
+    if code == x509path.DEPTH_ZERO_SELF_SIGNED_CERT:
+        logged = "certificate verification failed for …: self-signed certificate"
+    elif code in (x509path.SELF_SIGNED_CERT_IN_CHAIN, x509path.UNABLE_TO_GET_ISSUER_CERT_LOCALLY):
+        try:
+            issuer = _oneline(concerned.issuer) if concerned is not None else "<unknown>"
+        except Exception:  # a name that does not decode
+            issuer = "?"
+        logged = f"certificate verification failed for …: untrusted issuer {issuer}"
+    else:  # Postfix names the certificate's purpose: a CA's above the leaf
+        logged = (f"{'CA' if depth else role} certificate verification failed for …:"
+                  f" num={code}:{path.reason}")
+    return f'{said}; Postfix: "{logged}"'
+
+
 def _validity(info: CertInfo, at: dt.datetime) -> str:
     if info.not_before is None or info.not_after is None:
         return "unknown"
@@ -1071,11 +1096,12 @@ class Analyzer:
         if leaf_info.self_signed and not pinned:
             return verdict(
                 "self_signed", f"{who} is self-signed and not in the trust store"
-                + _also(path, (x509path.DEPTH_ZERO_SELF_SIGNED_CERT, 0)), **common
+                + _as_said(path, role) + _also(path, (path.code, path.depth)), **common
             )
         if path.stage == "build" and not pinned:
             problem, detail = self._unbuilt(leaf, intermediates, at, path, lax)
-            return verdict(problem, detail + _also(path, (path.code, path.depth)), **common)
+            return verdict(problem, detail + _as_said(path, role)
+                           + _also(path, (path.code, path.depth)), **common)
         # The leaf's purpose and dates are verdicts of their own; any other error on a path
         # built to an anchor (a CA's date, CA flag or path length, a name constraint) fails
         # the path whatever the leaf, and OpenSSL may print it first: said as such below.
