@@ -1170,7 +1170,7 @@ class Analyzer:
             # OpenSSL finds no issuer for a leaf it takes as invalid, whichever is at hand
             problem, detail = "invalid", path.message
         else:
-            problem, detail = self._diagnose(leaf, intermediates, at, path.message)
+            problem, detail = self._diagnose(leaf, intermediates, at, path)
         if lax:
             detail += "; " + "; ".join(lax) + ", which OpenSSL reads"
         return problem, detail
@@ -1193,19 +1193,18 @@ class Analyzer:
         leaf: x509.Certificate,
         intermediates: list[x509.Certificate],
         at: dt.datetime,
-        error: str,
+        path: x509path.PathResult,
     ) -> tuple[str, str]:
-        """Walk up the chain as sent to tell a missing intermediate from an untrusted root."""
+        """Walk up the chain as sent to tell a missing intermediate from an untrusted root.
+        A store issuer met on the way is named (another path the peer sent may reach it);
+        else the end of the path OpenSSL built is, which its error and Postfix's log name."""
         current = leaf
         seen = {leaf.fingerprint(hashes.SHA256())}
         while True:
             if self.trust.issuer_of(current, self._tbs(current)) is not None:
-                return "invalid", _explain_invalid(intermediates, at, error, seen)
+                return "invalid", _explain_invalid(intermediates, at, path.message, seen)
             if current is not leaf and _is_self_signed(current, self._tbs(current)):
-                return "untrusted_root", (
-                    f"chain ends at root {_rfc4514(current, 'subject')}, which is not in the"
-                    " trust store"
-                )
+                return self._path_end(path) or ("untrusted_root", _root_text(current))
             parent = None
             wanted = _name_of(current, "issuer")
             for cand in intermediates:
@@ -1217,9 +1216,29 @@ class Analyzer:
                         break
                     parent = parent or cand
             if parent is None:
-                return _missing_issuer(current, current is leaf, self.trust.issuer_evidence)
+                return self._path_end(path) or _missing_issuer(
+                    current, current is leaf, self.trust.issuer_evidence)
             seen.add(parent.fingerprint(hashes.SHA256()))
             current = parent
+
+    def _path_end(self, path: x509path.PathResult) -> tuple[str, str] | None:
+        """Problem and detail at the top of the path OpenSSL built, where its first error is
+        about that certificate (a root not trusted, an issuer not found): of several sent
+        under one name it takes the first valid at the time, which the walk above, led by
+        signatures, may pass by.  None for any other error."""
+        if not path.path or path.code not in (x509path.SELF_SIGNED_CERT_IN_CHAIN,
+                                              x509path.UNABLE_TO_GET_ISSUER_CERT_LOCALLY):
+            return None
+        top = path.path[-1]
+        if self.trust.issuer_of(top, self._tbs(top)) is not None:
+            return "invalid", path.message
+        if path.code == x509path.SELF_SIGNED_CERT_IN_CHAIN:
+            return "untrusted_root", _root_text(top)
+        return _missing_issuer(top, len(path.path) == 1, self.trust.issuer_evidence)
+
+
+def _root_text(root: x509.Certificate) -> str:
+    return f"chain ends at root {_rfc4514(root, 'subject')}, which is not in the trust store"
 
 
 def _missing_issuer(
