@@ -210,3 +210,35 @@ def test_ring_files_on_either_side_of_one_read_whole_are_not_joined(cluster, tmp
         [[s.to_dict() for s in r.sessions] for r in first_run]
     assert [s.to_dict() for s in got[2].sessions] == _local(gz)[0]
     assert [s.to_dict() for s in got[3].sessions] == _local(files[3])[0]
+
+
+
+def test_a_ring_on_a_cluster_reads_on_for_the_reports_icmp_errors(cluster, tmp_path):
+    """A two-file ring cut with `editcap -c`, both connections ending in the first file and
+    an ICMP error quoting the second in the next: each file's summary from the cluster is
+    `joined` and counts that error as a local scan's does, so the report of a `--dask`
+    scan reads on into the second file for the frame lists, as the plain scan's does."""
+    from fastcap import cli
+    from fastcap.run.scanner import iter_scan_files
+
+    from .test_frameruns import late_error
+
+    _, client = cluster
+    capture = tmp_path / "late.pcap"
+    late_error(capture)
+    last = max(s.last_frame for s in scan(capture))
+    cut = last + 10
+    late_error(capture, filler=cut + 5 - last)  # the error 5 frames into the second file
+    subprocess.run(["editcap", "-c", str(cut), str(capture), str(tmp_path / "ring.pcap")],
+                   check=True, capture_output=True)
+    ring = sorted(map(str, tmp_path.glob("ring_*.pcap")))
+    assert len(ring) == 2
+
+    def facts(results):
+        results = [(r.path, r.sessions, r.summary) for r in results]
+        return ([(s.joined, s.icmp_about_selected, s.frames) for _p, _k, s in results],
+                cli._later_in_run(results, 0))
+
+    local = facts(iter_scan_files(ring))
+    assert local == ([(False, 0, cut), (True, 1, 6)], [(ring[1], 6)])
+    assert facts(fd.scan(ring, client, parts=2)) == local
