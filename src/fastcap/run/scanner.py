@@ -19,6 +19,7 @@ from ..options import AnyPath, ScanOptions, resolve
 from ..options import judge_options as judge_options
 from ..read.counts import Counts as Counts  # its home before the reader used it too
 from ..read.stream import needs_stream, stream_kind
+from ..select.checksums import rewritten_note
 from ..select.selection import FrameCounters
 from ..session import MAX_HELD, Session, evolve, iter_sessions, with_keys
 from .executor import Executor
@@ -313,6 +314,10 @@ def _totals(summary: _Tally, counters: FrameCounters, metas: list) -> None:
         summary.warnings += [str(w) for w in m.warnings]
         summary.skipped.update(m.skipped)
         summary.unreadable += m.unreadable
+    rewritten = rewritten_note(summary.path, counters.checksums_sampled,
+                               counters.checksums_rewritten)
+    if rewritten:
+        summary.warnings.append(rewritten)
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,6 +17,7 @@ import numpy as np
 from ..options import DEFAULT_PORTS as DEFAULT_PORTS
 from ..read.capture import Capture, WalkState
 from ..read.frames import F_NO_TS, F_OVER_SNAPLEN, F_SNAPPED, NO_TS, record_ends
+from .checksums import sample_checksums
 from .decode import (
     LINKTYPE_ETHERNET,
     LINKTYPE_RAW,
@@ -91,6 +92,10 @@ class FrameCounters:
     other: int = 0  # neither IPv4 nor IPv6 (ARP, LLC, unsupported link types...)
     fragments: int = 0
     icmp_about_selected: int = 0  # ICMP errors quoting a TCP header on a selected port
+    # small IPv4 segments on a selected port whose IP header checksum is right, and of
+    # those the ones whose TCP checksum is wrong, not offloaded (`checksums`)
+    checksums_sampled: int = 0
+    checksums_rewritten: int = 0
     snapped: int = 0
     over_snaplen: int = 0
     linktype_frames: Counter = field(default_factory=Counter)
@@ -518,6 +523,10 @@ def iter_selected(cap: Capture, ports: Iterable[int] = DEFAULT_PORTS,
                         orig_len=wire)
         fid, from_a = flows.assign(tf.src_addr, tf.sport, tf.dst_addr, tf.dport)
         file_off = win.offset[rows] + tf.payload_off
+        if counters is not None:
+            got = sample_checksums(buf, win.offset[rows], hp, tf)
+            counters.checksums_sampled += got.sampled
+            counters.checksums_rewritten += got.rewritten
         if len(later) or hp.frag.any() or outer.frag[pick].any():
             rows, tf, fid, from_a, file_off = _with_fragments(
                 buf, win.offset, caplen, wire, hd, sc.rows, pick, later, tf, fid, from_a,

@@ -1,0 +1,151 @@
+"""A capture whose TCP payload bytes were rewritten after it was taken (an anonymiser that
+keeps the headers, a hand edit) is told from one whose checksums checksum offload left: a
+sample of the small segments' TCP checksums, against tshark's `tcp.checksum.status` and
+`ip.checksum.status` with checksum validation on."""
+
+from __future__ import annotations
+
+import gzip
+import struct
+import subprocess
+
+import pytest
+
+from fastcap.options import DEFAULT_PORTS
+from fastcap.read.stream import open_capture
+from fastcap.run.scanner import scan
+from fastcap.select.selection import FrameCounters, iter_selected
+from fastcap_synth.smtpgen import SmtpScenario, smtp_records
+from fastcap_synth.writers import Record, write_pcap
+
+SESSIONS = 6
+
+
+def _records() -> list[Record]:
+    out: list[Record] = []
+    for i in range(SESSIONS):
+        out += smtp_records(SmtpScenario(client_port=40000 + i,
+                                         start_ns=1_705_311_000_000_000_000 + i * 10**9))
+    return out
+
+
+def _tcp_at(frame: bytes) -> tuple[int, int]:
+    """(IPv4 header offset, TCP header offset) of an Ethernet frame."""
+    return 14, 14 + (frame[14] & 0x0F) * 4
+
+
+def _payload(frame: bytes) -> tuple[int, int]:
+    ip, tcp = _tcp_at(frame)
+    end = ip + struct.unpack_from("!H", frame, ip + 2)[0]
+    return tcp + (frame[tcp + 12] >> 4) * 4, end
+
+
+def _rewritten(records: list[Record]) -> list[Record]:
+    """Every payload byte replaced (length kept), the headers and checksums left as sent."""
+    out = []
+    for r in records:
+        start, end = _payload(r.data)
+        data = r.data[:start] + b"x" * (end - start) + r.data[end:]
+        out.append(Record(data, r.ts_ns, r.orig_len))
+    return out
+
+
+def _offloaded(records: list[Record]) -> list[Record]:
+    """The client's frames as its own capture shows them under checksum offload: the TCP
+    checksum only the pseudo-header's sum (what the stack leaves the card to finish)."""
+    out = []
+    for r in records:
+        ip, tcp = _tcp_at(r.data)
+        data = bytearray(r.data)
+        if struct.unpack_from("!H", data, tcp)[0] >= 40000:
+            seg = struct.unpack_from("!H", data, ip + 2)[0] - (tcp - ip)
+            words = struct.unpack_from("!4H", data, ip + 12)
+            partial = sum(words) + 6 + seg
+            while partial >> 16:
+                partial = (partial & 0xFFFF) + (partial >> 16)
+            struct.pack_into("!H", data, tcp + 16, partial)
+        out.append(Record(bytes(data), r.ts_ns, r.orig_len))
+    return out
+
+
+def _tshark_status(tshark: str, path) -> list[tuple[int, str, str]]:
+    """tshark's (frame, tcp.checksum.status, ip.checksum.status) of each frame with payload."""
+    out = subprocess.run(
+        [tshark, "-n", "-r", str(path), "-o", "tcp.check_checksum:TRUE",
+         "-o", "ip.check_checksum:TRUE", "-Y", "tcp.len > 0", "-T", "fields",
+         "-e", "frame.number", "-e", "tcp.checksum.status", "-e", "ip.checksum.status"],
+        capture_output=True, text=True, check=True).stdout
+    return [(int(f), t, i) for f, t, i in (line.split("\t") for line in out.splitlines())]
+
+
+@pytest.fixture(scope="module")
+def captures(tmp_path_factory) -> dict:
+    d = tmp_path_factory.mktemp("rewritten")
+    records = _records()
+    out = {}
+    for name, recs in (("sent", records), ("rewritten", _rewritten(records)),
+                       ("offloaded", _offloaded(records))):
+        out[name] = d / f"{name}.pcap"
+        write_pcap(out[name], recs)
+    return out
+
+
+def _note(path, backend: str) -> list[str]:
+    run = scan(path, backend=backend)
+    list(run)
+    return [w for w in run.summary.warnings if "TCP checksum" in w]
+
+
+def test_tshark_calls_the_rewritten_and_the_offloaded_checksums_bad(tmp_path, tshark):
+    """The oracle, the three captures read one after the other in one file: the rewritten
+    and the offloaded frames alike have bad TCP checksums under good IPv4 ones (0: bad,
+    1: good); as sent, every checksum is good."""
+    records = _records()
+    n = len(records)
+    both = tmp_path / "all.pcap"
+    write_pcap(both, records + _rewritten(records) + _offloaded(records))
+    got: dict[str, set] = {"sent": set(), "rewritten": set(), "offloaded": set()}
+    for frame, tcp, ip in _tshark_status(tshark, both):
+        got[("sent", "rewritten", "offloaded")[(frame - 1) // n]].add((tcp, ip))
+    assert got == {"sent": {("1", "1")}, "rewritten": {("0", "1")},
+                   "offloaded": {("0", "1"), ("1", "1")}}
+
+
+def test_a_rewritten_payload_is_told(captures, backend):
+    """The rewritten capture's summary says its payload was changed after it was sent, with
+    the sample's counts; as sent, and under offload, it says nothing of checksums."""
+    (note,) = _note(captures["rewritten"], backend)
+    assert note.startswith(f"{captures['rewritten']}: ")
+    sampled = int(note.split(" of ")[0].rsplit(" ", 1)[1])
+    assert sampled > 0 and f"{sampled} of {sampled} sampled" in note
+    assert _note(captures["sent"], backend) == []
+    assert _note(captures["offloaded"], backend) == []
+
+
+def test_the_sample_is_the_same_whatever_the_windows_and_backend(captures):
+    """Which segments are summed depends on each segment alone: walks in windows of 3 frames
+    and of the default size, by either reader, count the same."""
+    got = set()
+    for backend in ("python", "native"):
+        for window in (3, 1 << 16):
+            c = FrameCounters()
+            with open_capture(captures["rewritten"], backend=backend, window=window) as cap:
+                for _ in iter_selected(cap, DEFAULT_PORTS, c):
+                    pass
+            got.add((c.checksums_sampled, c.checksums_rewritten))
+    ((sampled, rewritten),) = got
+    assert sampled == rewritten > 0
+
+
+def test_ranges_and_a_compressed_copy_tell_it_as_one_walk(captures, tmp_path):
+    """Read in three ranges (`scan -j 3`), or from a gzip copy, the rewritten capture's
+    sample and warning are those of one walk of the file."""
+    from .test_split import _streamed
+
+    path = captures["rewritten"]
+    (note,) = _note(path, "auto")
+    _sessions, summary = _streamed(path, parts=3)
+    assert [w for w in summary["warnings"] if "TCP checksum" in w] == [note]
+    gz = tmp_path / "rewritten.pcap.gz"
+    gz.write_bytes(gzip.compress(path.read_bytes(), 1))
+    assert _note(gz, "auto") == [note.replace(str(path), str(gz), 1)]
