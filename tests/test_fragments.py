@@ -170,6 +170,35 @@ def test_ipv4_datagrams_are_keyed_by_protocol_as_in_tshark(tshark, tmp_path):
         assert conn.c2s.gaps == [] and _seen(conn.c2s).startswith(fragcap.CLIENT_BODY), backend
 
 
+@pytest.mark.parametrize("v6", [False, True], ids=["ipv4", "ipv6"])
+@pytest.mark.parametrize("order", ["udp_last", "udp_whole", "udp_first", "udp_between"])
+def test_a_datagram_is_read_as_its_completing_fragments_protocol(tshark, tmp_path, v6,
+                                                                 order):
+    """An NFS datagram whose key meets the EHLO's (IPv4: its identification differs from
+    the EHLO's by exactly the two protocols XORed; IPv6: keyed without its next header, so
+    the same identification): Wireshark puts their fragments together and reads the
+    datagram as the protocol of the fragment that completes it, UDP where an NFS fragment
+    does, so the EHLO is lost there and kept where a TCP fragment completes it."""
+    conv = fragcap.conversation("order", v6)  # the EHLO's identification is 7
+    if v6:
+        udp = _v6_udp(7)
+    else:
+        nfs = p.ether(p.ipv4(p.udp(2049, 800, bytes(150)), 17, "10.0.0.1", "10.0.0.2"),
+                      0x0800)
+        udp = fragcap.outer(nfs, 7 ^ 6 ^ 17, 64)
+    frames = {"udp_last": conv[:5] + udp[1:] + conv[5:] + udp[:1],
+              "udp_whole": conv[:5] + udp + conv[5:],
+              "udp_first": conv[:5] + udp[:1] + conv[5:] + udp[1:],
+              "udp_between": conv[:6] + udp[1:] + conv[6:]}[order]
+    path = tmp_path / "collide.pcap"
+    fragcap.write(path, frames)
+    want = _follows(tshark, path, 1)
+    assert want[0][0].startswith(fragcap.CLIENT_BODY) == (order == "udp_first")
+    for backend in BACKENDS:
+        assert [(_seen(c.c2s), _seen(c.s2c)) for c in _conns(path, backend)] == want, backend
+    assert compute_stats(path, ports={25}).selected_frames == len(_frames(tshark, path))
+
+
 def _tags(vlans: list[int], tpids: list[int] | None = None):
     return lambda f: fragcap.tagged(f, vlans, tpids) if vlans else f
 

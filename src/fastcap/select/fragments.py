@@ -15,7 +15,8 @@ order, turns each completed datagram into one TCP segment.  So whatever the byte
 workers, every scan sees the same datagrams.
 
 The rows' other columns: `seq` the fragment's offset in bytes (for a first fragment: where
-its TCP header begins within the datagram), `ack` the datagram's identification as Wireshark
+its TCP header begins within the datagram) in its low bits, and above PROTO_SHIFT its IP
+protocol (IPv6: its fragment header's next header), `ack` the datagram's identification as Wireshark
 keys it (for IPv4, XORed with the VLAN id it reads first, so datagrams of different VLANs
 stay apart; IPv6 keys no VLAN), `window` where the fragment's data begins in the payload;
 `flow` and `from_a` the TCP flow of a first fragment (its ports are known), -1 and False
@@ -43,6 +44,7 @@ MAX_FRAGMENTS = 1024  # fragments held per datagram; more are dropped
 MAX_HELD = 32 << 20  # bytes held across pending datagrams; the oldest are given up
 PIECE_COST = 128  # what holding one fragment costs besides its data, as MAX_HELD counts
 MAX_AGE = 65536  # frames after its first fragment a datagram may still be completed in
+PROTO_SHIFT = 24  # a row's `seq` holds its IP protocol from this bit, its offset below
 
 NOT_COMPLETED = ("TCP segments on a selected port in IP fragments never completed "
                  "(not reassembled)")
@@ -87,6 +89,7 @@ class _Pending:
     other: bool = False  # its first fragment is on no selected port: no data is kept
     late: bool = False  # begun after a datagram of its key was put together (late copies)
     udp: bool = False  # of UDP (FRAG_UDP): most such datagrams are no tunnel's, not counted
+    proto: int = -1  # the IP protocol of its first fragment, as its flow was read
 
 
 _Key = tuple[bool, bytes, int]  # IPv6, the addresses, the identification as keyed
@@ -110,6 +113,11 @@ class Defragmenter:
     unless a datagram of their key, not of UDP, was put together lately (they are its late
     copies) or they are of UDP (most of which carry no tunnel: DNS, NFS...).  A
     datagram put together with a malformed TCP header is counted too.
+
+    Keys meet across protocols as Wireshark's do (an IPv4 identification XORed with its
+    protocol, an IPv6 one alone), and Wireshark reads a datagram put together as the
+    protocol of the fragment completing it: where that is not the protocol its first
+    fragment was read as (an NFS fragment completing an EHLO's), it gives no segment.
 
     Over a bound, the datagram given up is the oldest of those begun by a fragment of UDP
     (FRAG_UDP), else of those whose first fragment is not there (fragments of TCP on other
@@ -189,6 +197,7 @@ class Defragmenter:
                 self.skipped[SNAPPED] += 1
             return None
         data = raw[skip:length]
+        proto, seq = seq >> PROTO_SHIFT, seq & ((1 << PROTO_SHIFT) - 1)
         offset = 0 if first else seq
         if not data or offset + len(data) > MAX_DATAGRAM:
             return None
@@ -199,7 +208,7 @@ class Defragmenter:
         p.frames += 1
         p.udp |= bool(flags & FRAG_UDP)
         if first and p.flow < 0 and not p.other:
-            p.flow, p.from_a, p.tcp_at = flow, from_a, seq
+            p.flow, p.from_a, p.tcp_at, p.proto = flow, from_a, seq, proto
             del self._headless[key]
         if not flags & FRAG_MF and p.end is None:
             p.end = offset + len(data)
@@ -214,7 +223,7 @@ class Defragmenter:
             self._give_up(victim)
             if victim == key:
                 return None
-        return self._complete(key, p, frame_no, ts_ns)
+        return self._complete(key, p, frame_no, ts_ns, proto)
 
     def _pending_for(self, key: _Key, frame_no: int, flags: int) -> _Pending | None:
         p = self._pending.get(key)
@@ -268,10 +277,14 @@ class Defragmenter:
             self._put_together(key, p.first_frame)
         return None
 
-    def _complete(self, key: _Key, p: _Pending, frame_no: int,
-                  ts_ns: int) -> Datagram | None:
+    def _complete(self, key: _Key, p: _Pending, frame_no: int, ts_ns: int,
+                  proto: int) -> Datagram | None:
         if p.end is None or p.flow < 0 or p.starts[0] > 0 or p.ends[0] < p.end:
             return None  # not all there yet
+        if proto != p.proto:  # read as another protocol (`Defragmenter`): no segment
+            self._put_together(key, frame_no)
+            self._held -= p.held
+            return None
         pieces = sorted(p.pieces, key=lambda x: x[0])  # stable: arrival order at one offset
         out = bytearray(p.end)
         filled = 0

@@ -39,6 +39,7 @@ from .fragments import (
     MAX_AGE,
     MAX_DATAGRAM,
     MAX_FRAGMENTS,
+    PROTO_SHIFT,
 )
 from .screen import TUNNEL_PORTS, Ports, Screened, screen
 from .tunnels import TUNNEL_NAMES, open_tunnels
@@ -913,6 +914,9 @@ def _with_fragments(buf: np.ndarray, offset: np.ndarray, caplen: np.ndarray,
             continue
         start, data_at, off, mf, ident = f
         flags = FRAG_ROW | (FRAG_MF if mf else 0) | (FRAG_V6 if v6 else 0)
+        # its IP protocol (IPv6: its fragment header's next header), which Wireshark reads
+        # a datagram put together as, that of the fragment completing it
+        proto = int(buf[base + (data_at - 8 if v6 else start - 3)])
         if first:
             flags |= FRAG_FIRST
             off = int(hd.l4_off[j]) - data_at  # where the TCP header begins
@@ -923,8 +927,8 @@ def _with_fragments(buf: np.ndarray, offset: np.ndarray, caplen: np.ndarray,
                 flags |= FRAG_OTHER
             if int(g.ip_proto[j]) == 17:  # maybe a VXLAN or Geneve packet's, maybe not
                 flags |= FRAG_UDP
-        extra.append((r, flow, a, base + start, off, ident, flags, data_at - start,
-                      end - start, max(min(end, cap) - start, 0)))
+        extra.append((r, flow, a, base + start, off | proto << PROTO_SHIFT, ident, flags,
+                      data_at - start, end - start, max(min(end, cap) - start, 0)))
     k = np.flatnonzero(keep)
     n = len(extra)
     col = list(zip(*extra, strict=True)) if n else [()] * 10
