@@ -153,6 +153,36 @@ def test_datagrams_on_other_vlans_stay_apart_as_in_tshark(tshark, tmp_path, v6, 
     assert compute_stats(path, ports={25}).selected_frames == len(want)
 
 
+@pytest.mark.parametrize("src,dst,apart", [("192.0.2.1", "198.51.100.2", False),
+                                           ("172.32.0.1", "192.169.0.2", False),
+                                           ("172.31.0.1", "198.51.100.2", True),
+                                           ("198.51.100.1", "192.168.1.2", True),
+                                           ("169.254.0.1", "198.51.100.2", True)],
+                         ids=["public", "near-private", "rfc1918-src", "rfc1918-dst",
+                              "link-local"])
+def test_the_vlan_keys_only_datagrams_of_private_hosts_as_in_tshark(tshark, tmp_path, src,
+                                                                   dst, apart):
+    """Wireshark XORs the VLAN id into an IPv4 datagram's key only where its source or
+    destination is private (RFC 1918) or link-local: two datagrams of one key on two VLANs
+    between public hosts are one to it, its bytes the first copy's at each offset."""
+    frames = []
+    for k in range(2):
+        seg = p.tcp(40000, 25, 1, 1, p.ACK, bytes([65 + k]) * 200, src=src, dst=dst)
+        frames.append([fragcap.tagged(f, [5 + k]) for f in fragcap.fragments(False, seg, src,
+                                                                             dst, 5)])
+    path = tmp_path / "vlans.pcap"
+    fragcap.write(path, fragcap.interleaved(frames))
+    out = subprocess.run([tshark, "-r", str(path), "-Y", "tcp.port == 25", "-T", "fields",
+                          "-e", "frame.number", "-e", "tcp.payload"], capture_output=True,
+                         text=True, check=True).stdout.split()
+    want = [(int(n), bytes.fromhex(h)) for n, h in zip(out[::2], out[1::2], strict=True)]
+    assert len(want) == (2 if apart else 1)
+    for backend in BACKENDS:
+        got, _skipped, _rows = _defragmented(path, backend, 4)
+        assert [(f, seg[20:]) for f, _flow, seg in got] == want, backend
+    assert compute_stats(path, ports={25}).selected_frames == len(want)
+
+
 def test_ipv4_datagrams_are_keyed_by_protocol_as_in_tshark(tshark, tmp_path):
     """An NFS datagram between the same hosts, of the same identification, its fragments
     among an EHLO's: Wireshark keys an IPv4 datagram by its identification XORed with its
@@ -540,9 +570,9 @@ def _datagram(kind: str, ident: int, order: list[int], drop: int | None,
               copy: int | None) -> list[bytes]:
     """The fragments of a VXLAN packet carrying a TCP segment to port 25, of a TCP segment
     to port 25, or of an NFS datagram, between the same hosts (so that their keys meet),
-    IPv4 or IPv6, under a VLAN tag (`-vlan`, its id 5 XORed into the key) or not: in
-    `order` (indexes, taken modulo their number), without fragment `drop`, with fragment
-    `copy` twice."""
+    IPv4 or IPv6, under a VLAN tag (`-vlan`, id 5: the hosts are public, so it is not in
+    the key) or not: in `order` (indexes, taken modulo their number), without fragment
+    `drop`, with fragment `copy` twice."""
     base, _, tag = kind.partition("-")
     if base == "vxlan":
         inner = p.tcp_frame("10.0.0.1", "10.0.0.2", 40000, 25, 1, 1, p.ACK, b"M" * 200)

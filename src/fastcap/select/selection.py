@@ -589,23 +589,31 @@ def _key_vlan(b: bytes, chains: tuple[tuple[int, int], ...]) -> int:
     return 0
 
 
+def _local4(a: int, b: int) -> bool:
+    """Whether an IPv4 address (its first two bytes) is private (RFC 1918) or link-local,
+    where Wireshark keys a datagram by its VLAN too."""
+    return a == 10 or a == 172 and b & 0xF0 == 16 or (a, b) in ((192, 168), (169, 254))
+
+
 def _fragment_fields(buf: np.ndarray, base: int, cap: int, l3: int, v6: bool,
                      chains: tuple[tuple[int, int], ...]
                      ) -> tuple[int, int, int, int, int] | None:
     """(payload start, data start, offset in bytes, MF, identification) of a fragment whose
     IP header starts at frame byte `l3` (frame at file offset `base`), or None when its
     fragment header is not where the decoder's walk found it (cut short).  An IPv4 fragment's
-    identification is given as Wireshark keys it, XORed with its protocol and its VLAN id
-    (`_key_vlan` of the frame's tag `chains`), so a TCP and a UDP datagram of one
-    identification stay apart; IPv6 keys no VLAN."""
+    identification is given as Wireshark keys it, XORed with its protocol, so a TCP and a UDP
+    datagram of one identification stay apart, and with its VLAN id (`_key_vlan` of the
+    frame's tag `chains`) where its source or destination is private or link-local
+    (`_local4`); IPv6 keys no VLAN."""
     b = buf[base:base + cap].tobytes()
     if not v6:
         if l3 + 20 > cap:
             return None
         ihl = (b[l3] & 0x0F) * 4
         fo = int.from_bytes(b[l3 + 6:l3 + 8], "big")
+        local = _local4(*b[l3 + 12:l3 + 14]) or _local4(*b[l3 + 16:l3 + 18])
         return l3 + 12, l3 + ihl, (fo & 0x1FFF) * 8, fo & 0x2000, int.from_bytes(
-            b[l3 + 4:l3 + 6], "big") ^ b[l3 + 9] ^ _key_vlan(b, chains)
+            b[l3 + 4:l3 + 6], "big") ^ b[l3 + 9] ^ (_key_vlan(b, chains) if local else 0)
     nh, p = b[l3 + 6] if l3 + 7 <= cap else -1, l3 + 40
     for _ in range(9):
         if nh == 44:
@@ -735,7 +743,13 @@ def fragment_columns(buf: np.ndarray, offset: np.ndarray, caplen: np.ndarray,
             first = np.where(g_outer[i4], 0, outer_tags[j[i4]]).astype(np.int64)
             seen = _vlan_ids(buf, base[i4], cap[i4], np.full(len(i4), 12), first)
             vid = np.where(seen != 0, seen, vid)
-        ident = (buf[q + 4].astype(np.int64) << 8 | buf[q + 5]) ^ buf[q + 9] ^ vid
+        local = np.zeros(len(i4), bool)
+        for at_addr in (12, 16):  # source or destination private or link-local (`_local4`)
+            a, b = buf[q + at_addr], buf[q + at_addr + 1]
+            local |= (a == 10) | (a == 172) & (b & 0xF0 == 16) | (a == 192) & (b == 168)
+            local |= (a == 169) & (b == 254)
+        ident = (buf[q + 4].astype(np.int64) << 8 | buf[q + 5]) ^ buf[q + 9] ^ np.where(
+            local, vid, 0)
         key[i4, 3], key[i4, 4] = ident >> 8, ident & 0xFF
         key[i4, 5:13] = buf[q[:, None] + np.arange(12, 20)]
         valid[i4] = True
