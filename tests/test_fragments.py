@@ -25,6 +25,7 @@ from fastcap.select.flows import FlowTable
 from fastcap.select.fragments import (
     BAD_HEADER,
     FRAG_FIRST,
+    FRAG_OTHER,
     FRAG_ROW,
     FRAG_UDP,
     HEADLESS,
@@ -506,12 +507,15 @@ def _quiet(n: int) -> list[bytes]:
 
 def test_udp_let_go_in_its_window_is_no_fragment_row(tmp_path, short_age):
     """A datagram of UDP on no tunnel port whose fragments all come in one window, first
-    fragment last or first, gives no fragment row past a walk's first MAX_AGE frames: it
-    would be let go unread anyway.  Within them its rows stay: a datagram of its key may be
-    pending from before the walk (a byte range's, or a ring buffer file's)."""
+    fragment first, gives no fragment row past a walk's first MAX_AGE frames: it would be
+    let go unread anyway, and held light, weighing on no bound, where it is fed.  Within
+    them its rows stay: a datagram of its key may be pending from before the walk (a byte
+    range's, or a ring buffer file's).  One whose first fragment comes last is always fed:
+    until then it holds bytes (it may be a tunnel's), and so weighs."""
     nfs = p.ether(p.ipv4(p.udp(2049, 800, bytes(1200)), 17, "10.0.0.1", "10.0.0.3"), 0x0800)
-    frames = fragcap.outer(nfs, 1, 480) + fragcap.outer(nfs, 2, 480)[::-1]
-    for quiet, rows in ((short_age, 0), (0, len(frames))):
+    reverse = fragcap.outer(nfs, 2, 480)[::-1]
+    frames = fragcap.outer(nfs, 1, 480) + reverse
+    for quiet, rows in ((short_age, len(reverse)), (0, len(frames))):
         path = tmp_path / "nfs.pcap"
         fragcap.write(path, _quiet(quiet) + frames)
         for backend in BACKENDS:
@@ -864,3 +868,66 @@ def test_udp_of_a_tunnels_key_across_a_range_end_reads_as_tshark(tshark, tmp_pat
     whole = _result(path)
     assert _split(path, 2) == whole and _split(path, 3) == whole
     assert _streamed(path, 2) == whole
+
+
+def _pushed(short_age: int) -> list[bytes]:
+    """A VXLAN packet carrying the EHLO, its outer packet cut in fragments: its second, then
+    an NFS datagram in order (let go unread in a window holding it whole, fed where a
+    window or a walk cuts it) with a later fragment of TCP whose first never comes after
+    its first, and the VXLAN packet's other fragments, its first last."""
+    conv = fragcap.conversation("whole")
+    tun = fragcap.outer(fragcap.vxlan(conv[4]), 77, 128)
+    nfs = p.ether(p.ipv4(p.udp(2049, 800, bytes(300)), 17, "192.0.2.1", "192.0.2.2"), 0x0800)
+    lone = fragcap.fragments(False, p.tcp(1, 2, 3, 4, p.ACK, bytes(100), src="10.0.0.5",
+                                          dst="10.0.0.6"), "10.0.0.5", "10.0.0.6", 9)[1]
+    nfs_frames = fragcap.outer(nfs, 78, 128)
+    return (_quiet(short_age) + [fragcap.vxlan(f) for f in conv[:4]] + tun[1:2]
+            + nfs_frames[:1] + [lone] + nfs_frames[1:] + tun[2:] + tun[:1]
+            + [fragcap.vxlan(f) for f in conv[5:]])
+
+
+def test_udp_datagrams_fed_or_let_go_push_none_out(tmp_path, monkeypatch, short_age):
+    """The defragmenter's bound (MAX_PENDING of 2) holding a VXLAN packet's fragment:
+    an NFS datagram whose fragments come in order, fed where a window cuts it and let go
+    unread where one holds it whole, then a datagram of TCP begun, must not push the
+    VXLAN packet out in one walk and not in another: it is held light, weighing on no
+    bound."""
+    monkeypatch.setattr(fragments, "MAX_PENDING", 2)
+    path = tmp_path / "pushed.pcap"
+    fragcap.write(path, _pushed(short_age))
+    want = None
+    for backend in BACKENDS:
+        for window in (2, 64):
+            out, skipped, _rows = _defragmented(path, backend, window)
+            got = ([(f, seg[20:20 + len(fragcap.CLIENT_BODY)]) for f, _flow, seg in out],
+                   skipped)
+            want = want or got
+            assert got == want, (backend, window)
+    assert [seg for _f, seg in want[0]] == [fragcap.CLIENT_BODY]
+    whole = _result(path)  # and so in every byte range and process, both backends
+    assert [s["smtp"]["ehlo_name"] for s in whole[0]] == ["client.example.org"]
+    assert _split(path, 2) == whole and _split(path, 3) == whole
+    assert _streamed(path, 2) == whole and _result(path, backend="python") == whole
+
+
+def test_light_datagrams_stay_bounded_by_their_age(monkeypatch):
+    """First fragments of UDP on no selected port, never completed, are held light (no
+    bytes, on no bound of datagrams) and so only until their age runs out: one a frame,
+    never more than MAX_AGE + 1 at once, none counted, and a datagram of TCP begun among
+    them pushes none out."""
+    monkeypatch.setattr(fragments, "MAX_AGE", 32)
+    monkeypatch.setattr(fragments, "MAX_PENDING", 4)
+    d = Defragmenter()
+    head = b"h" * 12 + bytes([0x50]) + b"h" * 7
+    d.add(*_row_args(0, 70000, 0, head + b"a" * 12, first=True))
+    for k in range(1, 1000):
+        args = list(_row_args(k, k, 8, b"u" * 64))
+        args[4] |= FRAG_OTHER | FRAG_UDP
+        assert d.add(*args) is None
+        assert len(d) <= 32 + 2 and d.held <= len(head) + 12 + PIECE_COST  # one of TCP
+        if k == 20:  # the TCP datagram, among light ones, completed; another begun
+            got = d.add(*_row_args(20, 70000, 32, b"b" * 8, more=False))
+            assert got is not None and got.segment == head + b"a" * 12 + b"b" * 8
+            d.add(*_row_args(20, 70001, 0, head + b"a" * 12, first=True))
+    d.finish()
+    assert d.skipped == {NOT_COMPLETED: 1}

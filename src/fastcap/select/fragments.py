@@ -125,10 +125,16 @@ class Defragmenter:
     bound is not begun.  So a datagram of UDP never pushes another out: selection leaves
     out the rows of one let go within its window only where a walk can tell (not in its
     first MAX_AGE frames, `selection._let_go_udp`), so whether they are fed depends on where
-    a walk, a byte range or a ring file begins, and must change nothing for the others."""
+    a walk, a byte range or a ring file begins, and must change nothing for the others.
+    Those it leaves out come first fragment first, and a datagram so begun (of UDP, on no
+    selected port) is light: it holds no bytes and no bound weighs it, so it pushes none
+    out, nor is pushed.  Light ones last MAX_AGE frames at most, begun one a frame."""
 
     def __init__(self) -> None:
         self._pending: OrderedDict[_Key, _Pending] = OrderedDict()
+        # those the bounds weigh: all but the light ones (begun by a first fragment of UDP
+        # on no selected port, which hold no bytes), oldest first
+        self._weighed: OrderedDict[_Key, None] = OrderedDict()
         self._headless: OrderedDict[_Key, None] = OrderedDict()
         self._udp: OrderedDict[_Key, None] = OrderedDict()  # begun by a fragment of UDP
         # datagrams put together lately -> frame: fragments of theirs that come after are
@@ -151,12 +157,13 @@ class Defragmenter:
         return out
 
     def _victim(self) -> _Key:
-        return next(iter(self._udp or self._headless or self._pending))
+        return next(iter(self._udp or self._headless or self._weighed))
 
     def _give_up(self, key: _Key) -> None:
         p = self._pending.pop(key)
         self._headless.pop(key, None)
         self._udp.pop(key, None)
+        self._weighed.pop(key, None)
         self._held -= p.held
         if p.flow >= 0:
             self.skipped[NOT_COMPLETED] += p.frames
@@ -218,7 +225,7 @@ class Defragmenter:
         p.pieces.append((offset, data))
         p.held += len(data) + PIECE_COST
         self._held += len(data) + PIECE_COST
-        while self._held > MAX_HELD and self._pending:
+        while self._held > MAX_HELD and self._weighed:
             victim = self._victim()
             self._give_up(victim)
             if victim == key:
@@ -229,13 +236,17 @@ class Defragmenter:
         p = self._pending.get(key)
         if p is None:
             udp = bool(flags & FRAG_UDP)
-            if udp and not self._udp and len(self._pending) >= MAX_PENDING:
+            if udp and flags & FRAG_OTHER:  # light: it holds no bytes, nor weighs
+                p = self._pending[key] = _Pending(frame_no)
+                return p
+            if udp and not self._udp and len(self._weighed) >= MAX_PENDING:
                 return None  # the bound is reached by others: none is pushed out for it
-            while len(self._pending) >= MAX_PENDING:
+            while len(self._weighed) >= MAX_PENDING:
                 self._give_up(self._victim())
             p = self._pending[key] = _Pending(frame_no)
             p.late = key in self._done
             self._headless[key] = None
+            self._weighed[key] = None
             if udp:
                 self._udp[key] = None
         return p
@@ -244,6 +255,7 @@ class Defragmenter:
         p = self._pending.pop(key)
         self._headless.pop(key, None)
         self._udp.pop(key, None)
+        self._weighed.pop(key, None)
         if p.udp:  # its late copies are of UDP, never counted; a TCP datagram is no copy
             return
         self._done.pop(key, None)

@@ -801,13 +801,15 @@ def _ends_first(group: np.ndarray, mf: np.ndarray, hi: np.ndarray, n: int) -> np
 def _let_go_whole(group: np.ndarray, head: np.ndarray, lo: np.ndarray, hi: np.ndarray,
                   mf: np.ndarray, n: int) -> np.ndarray:
     """Per group 0..n-1 of taken rows (in arrival order), whether a defragmenter holding
-    nothing of its key lets its datagram go exactly at its last row: its first fragment
-    (`head`) is there, and all its bytes first are once the first fragment and the last
-    row have come.  `group` ascending, stable."""
+    nothing of its key lets its datagram go exactly at its last row, having held it light
+    from its first (`Defragmenter`): its first fragment (`head`) is its first row, and all
+    its bytes first are once the last row has come.  `group` ascending, stable."""
     last = np.ones(len(group), bool)
     last[:-1] = group[:-1] != group[1:]
+    begins = np.ones(len(group), bool)
+    begins[1:] = last[:-1]
     has_head = np.zeros(n, bool)
-    has_head[group[head]] = True
+    has_head[group[head & begins]] = True
     head_before = np.zeros(n, bool)
     head_before[group[head & ~last]] = True
     end = _ends_first(group, mf, hi, n)
