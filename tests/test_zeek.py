@@ -1744,3 +1744,32 @@ def test_a_server_line_with_no_reply_code_stops_zeeks_smtp_analyzer(tmp_path, li
         (False, b"221 bye\r\n")))
     first = (1, "a@fabrikam.com", "250 queued as 1")
     assert _cut_rows(path) == ([first] if stops else [first, (2, "c@fabrikam.com", "221 bye")])
+
+
+@pytest.mark.parametrize("over", [0, 1])
+def test_zeeks_dpd_counts_both_sides_bytes_through_the_violations_packet(tmp_path, over):
+    """DPD's analyzer_violation_info handler (base/frameworks/analyzer/dpd.zeek) removes the
+    analyzer unless ``c$orig$size + c$resp$size`` is over DPD::ignore_violations_after
+    (10 KiB), each size the highest sequence number its side reached once the violation's
+    packet is read (TCP_Endpoint::Size): both sides' bytes up to the end of the server line
+    with no reply code.  At exactly 10,240 bytes the MAIL FROM after it is not read; one
+    byte more and it is."""
+    pki = make_pki()
+    start = (int(pki.client.cert.not_valid_before_utc.timestamp()) + 3600) * 10**9
+    sc = scenario("starttls_not_offered", pki, start_ns=start, commands=(
+        ("EHLO relay.fabrikam.com", "250 hi"), ("MAIL FROM:<a@fabrikam.com>", "250 ok"),
+        ("RCPT TO:<b@contoso.com>", "250 ok"), ("DATA", "354 go on")))
+    conv = converse(sc)
+    head, tail = b"Subject: x\r\n\r\n", b"\r\n.\r\n"
+    replies = (b"250 queued as 1\r\n", b"hello there\r\n")
+    before = sum(len(m.data) for m in conv.messages) + len(head + tail) + sum(map(len, replies))
+    body = head + b"a" * (10 * 1024 + over - before) + tail
+    conv.messages += [Message(True, body, "body"), *(Message(False, r, "r") for r in replies)]
+    assert sum(len(m.data) for m in conv.messages) == 10 * 1024 + over
+    conv.messages += [Message(c, data, "after") for c, data in (
+        (True, b"MAIL FROM:<c@fabrikam.com>\r\n"), (False, b"250 ok\r\n"), (True, b"QUIT\r\n"),
+        (False, b"221 bye\r\n"))]
+    path = tmp_path / "dpd.pcap"
+    write_pcap(path, render(conv, sc))
+    first = (1, "a@fabrikam.com", "250 queued as 1")
+    assert _cut_rows(path) == ([first, (2, "c@fabrikam.com", "221 bye")] if over else [first])

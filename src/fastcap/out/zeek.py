@@ -34,7 +34,7 @@ from ..errors import FastcapError
 from ..judge import x509lenient
 from ..judge.judging import trust_store
 from ..judge.x509check import Analyzer, cert_info, load_certificate, name_matches, quiet_x509
-from ..proto.smtp.dialogue import CommandRecord
+from ..proto.smtp.dialogue import ZEEK_DPD_BYTES, CommandRecord
 from ..proto.tls.const import is_tls13
 from ..proto.tls.der import element, elements
 from ..proto.tls.wirenames import wire_bytes
@@ -166,9 +166,6 @@ _ZEEK_WORD = re.compile(rb"[^\s]*")  # util::get_word: a command word, up to a b
 _UNPAIRED = "(UNKNOWN)"  # a reply with no command waiting for one
 _GAP = "gap"  # in _zeek_pairing's marks: bytes lost here
 _MAX_PENDING = 1000  # SMTP.cc's max_pending_cmd_q_size: behind the one the next reply answers
-# DPD::ignore_violations_after: an analyzer violation while the connection has sent at most
-# this many bytes (both sides) removes the analyzer (base/frameworks/analyzer/dpd.zeek)
-_DPD_BYTES = 10 * 1024
 
 
 def _events(d) -> list[tuple[int, int, object]]:
@@ -374,17 +371,7 @@ def _zeek_pairing(d, greeting: bool) -> tuple[list[tuple[int, int, object, str |
         return cmd
 
     # the packet after which DPD removed the analyzer: the first out-of-range reply line
-    dead_after = _bad_reply_frame(d, events)
-    # the client's bytes when each reply came, at most: where its next line begins (its
-    # message content is no record), else all it sent
-    sent_by: dict[int, int] = {}
-    upto = (max((c.offset for c in d.commands), default=0) + d.message_bytes + 1
-            if d.commands else 0)
-    for _, kind, x in reversed(events):
-        if kind == 1:
-            upto = x.offset
-        else:
-            sent_by[id(x)] = upto
+    dead_after = _bad_reply_frame(d)
 
     for frame, kind, x in events:
         if dead_after is not None and frame > dead_after:
@@ -437,11 +424,10 @@ def _zeek_pairing(d, greeting: bool) -> tuple[list[tuple[int, int, object, str |
             if code == 220 and cmd in ("STARTTLS", "X-ANONYMOUSTLS"):
                 return out, True
             state = _zeek_state(state, cmd, code)
-            if _empty_line_after(d, kind, part) and (
-                    sent_by[id(x)] + (x.offset if kind == 2 else 0) <= _DPD_BYTES):
+            end = (x.end_frame if kind == 2 else d.banner_end_frame) or frame
+            if _empty_line_after(d, kind, part) and _dpd_removes(d, end):
                 # "reply code out of range": the violation removes the analyzer once the
                 # packet is read (DPD's event comes after it)
-                end = (x.end_frame if kind == 2 else d.banner_end_frame) or frame
                 dead_after = end if dead_after is None else min(dead_after, end)
     return out, False
 
@@ -449,12 +435,22 @@ def _zeek_pairing(d, greeting: bool) -> tuple[list[tuple[int, int, object, str |
 _ZEEK_CODE = re.compile(r"[1-5][0-9][0-9]")  # a code SMTP.cc reads as in range (100-599)
 
 
-def _bad_reply_frame(d, events) -> int | None:
+def _dpd_removes(d, frame: int) -> bool:
+    """Does an analyzer violation in ``frame`` remove Zeek's SMTP analyzer?  DPD's handler
+    (base/frameworks/analyzer/dpd.zeek) does while ``c$orig$size + c$resp$size`` is at
+    most DPD::ignore_violations_after once that packet is read: the bytes both sides had
+    sent by then (SmtpDialogue.zeek_sizes), that packet's included."""
+    sizes = d.zeek_sizes
+    k = bisect.bisect_right(sizes, (frame, float("inf"))) - 1
+    return k < 0 or sizes[k][1] <= ZEEK_DPD_BYTES
+
+
+def _bad_reply_frame(d) -> int | None:
     """The frame of the first server line fastcap reads as no reply (bad_reply_line) that
     Zeek's SMTP analyzer reads as a reply code out of range too (no three digits from 100
-    to 599 first), while the connection has sent at most DPD's 10 KiB: the violation's
-    packet, after which DPD removes the analyzer.  Lines after a gap (resync_skip) and
-    dialogues TURN or ATRN turned are left out (whose lines are replies to Zeek there)."""
+    to 599 first), when DPD removes the analyzer there (_dpd_removes): the violation's
+    packet.  Lines after a gap (resync_skip) and dialogues TURN or ATRN turned are left out
+    (whose lines are replies to Zeek there)."""
     if any(a.kind == "roles_turned" for a in d.anomalies):
         return None
     bad = next((a for a in d.anomalies if a.kind == "bad_reply_line" and a.direction == "s2c"
@@ -462,10 +458,7 @@ def _bad_reply_frame(d, events) -> int | None:
                 and not _ZEEK_CODE.match(a.detail)), None)
     if bad is None:
         return None
-    # the client's bytes then, at most: where its first line after that packet begins
-    sent = next((x.offset for f, kind, x in events if kind == 1 and f > bad.frame),
-                max((c.offset for c in d.commands), default=0) + d.message_bytes + 1)
-    return bad.frame if bad.offset + sent <= _DPD_BYTES else None
+    return bad.frame if _dpd_removes(d, bad.frame) else None
 
 
 def _empty_line_after(d, kind: int, x) -> bool:

@@ -10,7 +10,7 @@ import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import MISSING, dataclass, fields
 from operator import attrgetter
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 from ...pickling import compact, maker
 from .events import (
@@ -33,7 +33,10 @@ MAX_ITEMS: Final = 10_000  # per SmtpDialogue list
 
 _SCALARS = frozenset({str, int, bool, float, type(None)})
 # SmtpDialogue's facts for the Zeek logs alone
-_NOT_JSON = frozenset({"zeek_lines", "zeek_tails", "zeek_texts"})
+_NOT_JSON = frozenset({"zeek_lines", "zeek_tails", "zeek_texts", "zeek_sizes"})
+# DPD::ignore_violations_after (base/frameworks/analyzer/dpd.zeek): an analyzer violation
+# removes the analyzer while the connection's two endpoints have sent at most this many bytes
+ZEEK_DPD_BYTES: Final = 10 * 1024
 
 
 def zeek_lines(data: bytes) -> list[tuple[int, bytes]]:
@@ -180,6 +183,9 @@ class SmtpDialogue:
     # text cannot tell from a byte that is no UTF-8: (which reply in ``replies``, -1 for the
     # greeting; which of its lines; the bytes of its text)
     zeek_texts: tuple[tuple[int, int, bytes], ...] = ()
+    # and the bytes both directions had sent by the end of each frame that sent more
+    # (connection_bytes), up to the first past ZEEK_DPD_BYTES: (frame, bytes)
+    zeek_sizes: tuple[tuple[int, int], ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready data (records become dicts), as dataclasses.asdict makes it at a
@@ -202,6 +208,53 @@ class SmtpDialogue:
 
 _make_dialogue = maker(SmtpDialogue)
 _dialogue_values = attrgetter(*(f.name for f in fields(SmtpDialogue)))
+_SIZES_AT = [f.name for f in fields(SmtpDialogue)].index("zeek_sizes")
+
+
+class _Segments(Protocol):
+    """A direction's segment map (tcp.reassembly.StreamDir): sorted offsets, lengths and
+    frames, as arrays."""
+
+    seg_offset: Any
+    seg_len: Any
+    seg_frame: Any
+
+
+def connection_bytes(c2s: _Segments, s2c: _Segments,
+                     limit: int = ZEEK_DPD_BYTES) -> tuple[tuple[int, int], ...]:
+    """The bytes both directions had sent by the end of each frame that sent more, in frame
+    order, up to the first frame past ``limit``: Zeek's ``c$orig$size + c$resp$size`` when
+    that frame is read (TCP_Endpoint::Size, each side's highest sequence number reached, so
+    a lost segment counts once a later one is seen), which DPD compares with
+    ignore_violations_after.  Only the segments that begin within ``limit`` are read."""
+    ends: list[tuple[int, int, int]] = []  # (frame, side, end)
+    for side, s in enumerate((c2s, s2c)):
+        offsets = s.seg_offset
+        n = int(offsets.searchsorted(limit, side="right"))
+        ends += zip(s.seg_frame[:n].tolist(), (side,) * n,
+                    (offsets[:n] + s.seg_len[:n]).tolist(), strict=True)
+    ends.sort()
+    top = [0, 0]
+    out: list[tuple[int, int]] = []
+    for frame, side, end in ends:
+        if end > top[side]:
+            top[side] = end
+            total = top[0] + top[1]
+            if out and out[-1][0] == frame:
+                out[-1] = (frame, total)
+            else:
+                out.append((frame, total))
+            if total > limit:
+                break
+    return tuple(out)
+
+
+def with_zeek_sizes(d: SmtpDialogue, sizes: tuple[tuple[int, int], ...]) -> SmtpDialogue:
+    """``d`` with its zeek_sizes (connection_bytes), rebuilt without dataclasses.replace's
+    per-field work (once per session)."""
+    values = list(_dialogue_values(d))
+    values[_SIZES_AT] = sizes
+    return _make_dialogue(*values)
 _LIST_FIELDS = tuple(f.name for f in fields(SmtpDialogue) if f.default == ())
 
 
