@@ -1773,3 +1773,30 @@ def test_zeeks_dpd_counts_both_sides_bytes_through_the_violations_packet(tmp_pat
     write_pcap(path, render(conv, sc))
     first = (1, "a@fabrikam.com", "250 queued as 1")
     assert _cut_rows(path) == ([first, (2, "c@fabrikam.com", "221 bye")] if over else [first])
+
+
+def test_a_verb_alone_before_cr_cr_lf_is_a_command_in_zeeks_logs(tmp_path):
+    """Zeek's ContentLine ends "DATA\r\r\n" at its first CR (CR_as_EOL), and SMTP.cc reads
+    "DATA" as the command (the empty line after it is none): the 354 answers it and the
+    250 after the final dot counts the message, so the next transaction's trans_depth is 3;
+    "STARTTLS\r\r\n" answered 220 sets tls.  fastcap's diagnosis keeps reading such a line
+    as no command (bad_command), as Postfix does."""
+    from fastcap.out.zeek import smtp_transactions
+    from fastcap.session import iter_sessions
+
+    first = ((True, b"Subject: x\r\n\r\nhello\r\n.\r\n"), (False, b"250 queued as 1\r\n"),
+             (True, b"MAIL FROM:<c@fabrikam.com>\r\n"), (False, b"250 ok\r\n"))
+    data = _capture_cutting_a_line(tmp_path / "data.pcap", (
+        *first, (True, b"DATA\r\r\n"), (False, b"354 go on\r\n"), (True, b"hi\r\n.\r\n"),
+        (False, b"250 queued as 2\r\n"), (True, b"MAIL FROM:<d@fabrikam.com>\r\n"),
+        (False, b"250 ok\r\n"), (True, b"QUIT\r\r\n"), (False, b"221 bye\r\n")))
+    assert _cut_rows(data) == [(1, "a@fabrikam.com", "250 queued as 1"),
+                               (2, "c@fabrikam.com", "250 queued as 2"),
+                               (3, "d@fabrikam.com", "221 bye")]
+    tls = _capture_cutting_a_line(tmp_path / "starttls.pcap", (
+        *first, (True, b"STARTTLS\r\r\n"), (False, b"220 go ahead\r\n")))
+    for backend in ("native", "python"):
+        (s,) = list(iter_sessions(tls, backend=backend))
+        assert [t.tls for t in smtp_transactions(s)] == [False, True]
+        assert [a.detail for a in s.smtp.anomalies if a.kind == "bad_command"] == ["STARTTLS\\r"]
+        assert "STARTTLS" not in [c.verb for c in s.smtp.commands]

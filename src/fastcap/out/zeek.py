@@ -168,13 +168,37 @@ _GAP = "gap"  # in _zeek_pairing's marks: bytes lost here
 _MAX_PENDING = 1000  # SMTP.cc's max_pending_cmd_q_size: behind the one the next reply answers
 
 
+# a client line fastcap reads as no command (bad_command, its bytes as repr shows them) that
+# is a word alone before CRs: "QUIT\r\r\n"
+_WORD_BEFORE_CRS = re.compile(r"([^\s\\]+)(?:\\r)+")
+
+
+def _commands(d) -> tuple:
+    """The dialogue's commands with the client lines Zeek reads as a command that fastcap
+    reads as none: a verb alone before CR CR LF ("QUIT\r\r\n", bad_command to fastcap, as
+    to Postfix), which Zeek's ContentLine ends at its first CR (CR_as_EOL), the empty line
+    after it no command; each in its place in frame order (its argument empty)."""
+    extra = [CommandRecord(m[1].upper(), "", a.offset, a.frame) for a in d.anomalies
+             if a.kind == "bad_command" and a.offset is not None and a.frame is not None
+             and (m := _WORD_BEFORE_CRS.fullmatch(a.detail)) and m[1].upper() in _ZEEK_VERBS]
+    if not extra:
+        return d.commands
+    out = list(d.commands)
+    for c in extra:  # before the first command sent after it (a later frame)
+        at = next((n for n, x in enumerate(out) if x.frame is not None and (
+            x.frame, x.offset) > (c.frame, c.offset)), len(out))
+        out.insert(at, c)
+    return tuple(out)
+
+
 def _events(d) -> list[tuple[int, int, object]]:
-    """The dialogue's greeting, commands and replies in the order they travelled (by frame;
-    one without a frame keeps its place after the one before it in its direction)."""
+    """The dialogue's greeting, commands (_commands) and replies in the order they travelled
+    (by frame; one without a frame keeps its place after the one before it in its
+    direction)."""
     out: list[tuple[int, int, object]] = []
     if d.banner_code is not None:
         out.append((d.banner_frame or 0, 0, d))
-    for kind, items in ((1, d.commands), (2, d.replies)):
+    for kind, items in ((1, _commands(d)), (2, d.replies)):
         frame = d.banner_frame or 0
         for x in items:
             frame = x.frame if x.frame is not None else frame
