@@ -1800,3 +1800,36 @@ def test_a_verb_alone_before_cr_cr_lf_is_a_command_in_zeeks_logs(tmp_path):
         assert [t.tls for t in smtp_transactions(s)] == [False, True]
         assert [a.detail for a in s.smtp.anomalies if a.kind == "bad_command"] == ["STARTTLS\\r"]
         assert "STARTTLS" not in [c.verb for c in s.smtp.commands]
+
+
+def test_an_auth_answer_ended_by_cr_cr_lf_is_two_answers_in_zeeks_logs(tmp_path):
+    """Zeek's ContentLine ends "dXNlcg==\r\r\n" at its first CR and then reads an empty
+    line, which SMTP.cc, in its AUTH state, takes as another answer (AUTH_ANSWER): each
+    answer so ended queues two commands, so the replies after them pair one command late.
+    Here the 354 and the 250 to the message's end answer the MAIL and the RCPT: no message
+    is counted, and the one line ends at the 221.  Both parsing paths (the usual dialogue's
+    fast path and the general one) see it."""
+    from fastcap.proto.smtp import parse as smtp_parse
+
+    auth = ((True, b"AUTH LOGIN\r\n"), (False, b"334 VXNlcm5hbWU6\r\n"),
+            (True, b"dXNlcg==\r\r\n"), (False, b"334 UGFzc3dvcmQ6\r\n"),
+            (True, b"cGFzcw==\r\r\n"), (False, b"235 2.7.0 ok\r\n"))
+    pki = make_pki()
+    start = (int(pki.client.cert.not_valid_before_utc.timestamp()) + 3600) * 10**9
+    sc = scenario("starttls_not_offered", pki, start_ns=start, commands=(
+        ("EHLO relay.fabrikam.com", "250 hi"),))
+    conv = converse(sc)
+    conv.messages += [Message(c, data, "piece") for c, data in (
+        *auth, (True, b"MAIL FROM:<a@fabrikam.com>\r\n"), (False, b"250 ok\r\n"),
+        (True, b"RCPT TO:<b@contoso.com>\r\n"), (False, b"250 ok\r\n"), (True, b"DATA\r\n"),
+        (False, b"354 go on\r\n"), (True, b"hi\r\n.\r\n"), (False, b"250 queued as 1\r\n"),
+        (True, b"QUIT\r\n"), (False, b"221 bye\r\n"))]
+    path = tmp_path / "auth.pcap"
+    write_pcap(path, render(conv, sc))
+    assert _cut_rows(path) == [(1, "a@fabrikam.com", "221 bye")]
+    real = smtp_parse._parse_plain
+    try:  # the general path
+        smtp_parse._parse_plain = lambda *a, **k: None
+        assert _cut_rows(path) == [(1, "a@fabrikam.com", "221 bye")]
+    finally:
+        smtp_parse._parse_plain = real

@@ -21,7 +21,7 @@ import secrets
 import struct
 import tempfile
 import weakref
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -225,8 +225,11 @@ def _unread_lines(d, events) -> list[tuple[str, object | None, object | None, ob
             reply = next(ends, None)
             if reply is not None or after is not None:  # the dot was sent
                 out.append(("END_OF_DATA", after, reply, x))
-    # the client answers each challenge before the reply to it, and sends nothing else then
-    out += [("AUTH_ANSWER", None, r, None) for r in d.replies if r.answers == "AUTH_RESPONSE"]
+    # the client answers each challenge before the reply to it, and sends nothing else then;
+    # an answer ended by CR CR LF is two or more to Zeek (SmtpDialogue.zeek_answers)
+    extra = Counter(d.zeek_answers)
+    for k, r in enumerate(r for r in d.replies if r.answers == "AUTH_RESPONSE"):
+        out += [("AUTH_ANSWER", None, r, None)] * (1 + extra[k])
     return out
 
 

@@ -16,6 +16,7 @@ from ...pickling import compact, maker
 from .events import (
     TLS_VERBS,
     Anomaly,
+    AuthResponse,
     Banner,
     Closed,
     Command,
@@ -33,7 +34,7 @@ MAX_ITEMS: Final = 10_000  # per SmtpDialogue list
 
 _SCALARS = frozenset({str, int, bool, float, type(None)})
 # SmtpDialogue's facts for the Zeek logs alone
-_NOT_JSON = frozenset({"zeek_lines", "zeek_tails", "zeek_texts", "zeek_sizes"})
+_NOT_JSON = frozenset({"zeek_lines", "zeek_tails", "zeek_texts", "zeek_sizes", "zeek_answers"})
 # DPD::ignore_violations_after (base/frameworks/analyzer/dpd.zeek): an analyzer violation
 # removes the analyzer while the connection's two endpoints have sent at most this many bytes
 ZEEK_DPD_BYTES: Final = 10 * 1024
@@ -186,6 +187,9 @@ class SmtpDialogue:
     # and the bytes both directions had sent by the end of each frame that sent more
     # (connection_bytes), up to the first past ZEEK_DPD_BYTES: (frame, bytes)
     zeek_sizes: tuple[tuple[int, int], ...] = ()
+    # and the answers to an AUTH challenge that Zeek reads as more than one (ended by CR CR
+    # LF, AuthResponse.zeek_extra): each one's place among the answers, once per extra line
+    zeek_answers: tuple[int, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready data (records become dicts), as dataclasses.asdict makes it at a
@@ -302,6 +306,7 @@ class _DialogueBuilder:
         self._cmd_at, self._reply_at = c2s_frame_at, s2c_frame_at
         self._turned = False
         self._capped: set[str] = set()
+        self._answers = 0  # AuthResponses folded
 
     def _put(self, items: list[Any], name: str, item: Any) -> None:
         if len(items) < MAX_ITEMS:
@@ -454,3 +459,7 @@ class _DialogueBuilder:
             self._put(d.gaps, "gaps", GapRecord(ev.direction, ev.offset, ev.size, ev.joined))
         elif isinstance(ev, Closed):
             d.closed = True
+        elif isinstance(ev, AuthResponse):
+            if ev.zeek_extra and len(d.zeek_answers) < MAX_ITEMS:
+                d.zeek_answers += [self._answers] * ev.zeek_extra
+            self._answers += 1

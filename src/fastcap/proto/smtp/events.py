@@ -187,6 +187,9 @@ class AuthResponse:
     # (after a lone CR, or ended by one), and the content from it up to the final dot (at
     # most MAX_ZEEK_REST bytes): for the Zeek logs only
     zeek_rest: tuple[int, bytes] | None = field(default=None, compare=False)
+    # the empty lines Zeek's line reader reads after it, one per CR before the last of a
+    # line ended by CR CR LF (CR_as_EOL): each another answer to it; for the Zeek logs only
+    zeek_extra: int = field(default=0, compare=False)
 
 
 @dataclass(frozen=True, slots=True)

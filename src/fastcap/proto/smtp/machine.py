@@ -1451,7 +1451,9 @@ class SmtpConversation:
             return self._drain()
         self._line_anomalies(c2s, line)
         if self._mode == "auth" and not c2s.resync:
-            self._emit(AuthResponse(line.length, line.offset))
+            head = line.head  # without the CR before its LF: any CR left ends a line in Zeek
+            self._emit(AuthResponse(line.length, line.offset,
+                                    zeek_extra=len(head) - len(head.rstrip(b"\r"))))
             self._expect("AUTH_RESPONSE")
         else:
             self._command(line)

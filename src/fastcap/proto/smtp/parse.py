@@ -221,8 +221,10 @@ def _parse_plain(c2s: StreamLike, s2c: StreamLike, tunnel: Tunnel | None = None,
             if not (cpos < nl <= cpos + max_line + 1 and cdata[nl - 1] == 0x0D) or _lone_cr(
                     cdata, cpos, nl):
                 return None
-            if mode == "auth":
-                b.add(AuthResponse(nl + 1 - cpos, cpos))
+            if mode == "auth":  # the CRs before its CR LF: lines of their own to Zeek
+                crs = nl - 1 - cpos - len(cdata[cpos:nl - 1].rstrip(b"\r")) if (
+                    cdata[nl - 2] == 0x0D and nl - 2 >= cpos) else 0
+                b.add(AuthResponse(nl + 1 - cpos, cpos, zeek_extra=crs))
                 pending = "AUTH_RESPONSE"
             else:
                 end = nl - 1
