@@ -1833,3 +1833,23 @@ def test_an_auth_answer_ended_by_cr_cr_lf_is_two_answers_in_zeeks_logs(tmp_path)
         assert _cut_rows(path) == [(1, "a@fabrikam.com", "221 bye")]
     finally:
         smtp_parse._parse_plain = real
+
+
+def test_a_final_dot_ended_by_cr_cr_lf_ends_the_message_in_zeeks_logs(tmp_path):
+    """Zeek's ContentLine ends ".\r\r\n" at its first CR: a "." line, the message's end
+    (END_OF_DATA), and an empty line after it, no command.  The 250 after it counts the
+    message and the MAIL FROM and QUIT sent after that reply are commands, each read when
+    its packet comes: a second transaction, ended by the 221.  fastcap's diagnosis finds
+    no final dot (body_unfinished), as a server that wants CR LF "." CR LF does."""
+    from fastcap.session import iter_sessions
+
+    path = _capture_cutting_a_line(tmp_path / "dot-crcrlf.pcap", (
+        (True, b"Subject: x\r\n\r\nhello\r\n.\r\r\n"), (False, b"250 queued as 1\r\n"),
+        (True, b"MAIL FROM:<c@fabrikam.com>\r\n"), (False, b"250 ok\r\n"),
+        (True, b"QUIT\r\n"), (False, b"221 bye\r\n")))
+    assert _cut_rows(path) == [(1, "a@fabrikam.com", "250 queued as 1"),
+                               (2, "c@fabrikam.com", "221 bye")]
+    for backend in ("native", "python"):
+        (s,) = list(iter_sessions(path, backend=backend))
+        assert "body_unfinished" in [a.kind for a in s.smtp.anomalies]
+        assert [c.verb for c in s.smtp.commands][-1] == "DATA"

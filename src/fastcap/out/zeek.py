@@ -397,12 +397,32 @@ def _zeek_pairing(d, greeting: bool) -> tuple[list[tuple[int, int, object, str |
             queue.append(cmd)
         return cmd
 
+    def zeek_line(at: int, line: bytes, end_frame: int | None, frame: int) -> None:
+        """SMTP.cc's ProcessLine of a client line fastcap keeps no record of (zeek_lines)."""
+        nonlocal state
+        word = _ZEEK_WORD.match(line)[0].upper()  # type: ignore[index]
+        if state == "data" and line != b".":
+            return  # message content
+        verb = "." if state == "data" else word.decode("ascii", "replace")
+        cmd = client_line(verb)
+        if cmd == "END_OF_DATA":
+            state = "other"
+        elif cmd is not None and cmd == _ZEEK_VERBS.get(verb):
+            state = "data" if cmd == "DATA" else "other"
+            arg = line[len(word):].lstrip(b" \t").decode("utf-8", "backslashreplace")
+            out.append((end_frame or frame, 1, CommandRecord(cmd, arg, at, end_frame), None))
+
     # the packet after which DPD removed the analyzer: the first out-of-range reply line
     dead_after = _bad_reply_frame(d)
+    # zeek_lines sent after the event they are placed before (the rest of a message that
+    # never ended for fastcap, ".\r\r\n"): read when the events reach their frames
+    later: deque[tuple[int, bytes, int | None]] = deque()
 
     for frame, kind, x in events:
         if dead_after is not None and frame > dead_after:
             break
+        while later and (later[0][2] or 0) <= frame:
+            zeek_line(*later.popleft(), frame)
         for name in before.get(id(x), ()):
             if name == _GAP:
                 queue.clear()
@@ -410,19 +430,11 @@ def _zeek_pairing(d, greeting: bool) -> tuple[list[tuple[int, int, object, str |
             elif id(x) in unread:
                 continue  # the new sender's final dot or answer: a reply line to Zeek
             elif isinstance(name, tuple) and name[0] == "LINES":
-                for at, line, end_frame in name[1]:  # SMTP.cc's ProcessLine of each
-                    word = _ZEEK_WORD.match(line)[0].upper()  # type: ignore[index]
-                    if state == "data" and line != b".":
-                        continue  # message content
-                    verb = "." if state == "data" else word.decode("ascii", "replace")
-                    cmd = client_line(verb)
-                    if cmd == "END_OF_DATA":
-                        state = "other"
-                    elif cmd is not None and cmd == _ZEEK_VERBS.get(verb):
-                        state = "data" if cmd == "DATA" else "other"
-                        arg = line[len(word):].lstrip(b" \t").decode("utf-8", "backslashreplace")
-                        out.append((end_frame or frame, 1,
-                                    CommandRecord(cmd, arg, at, end_frame), None))
+                for z in name[1]:  # each in its turn, as the packets bring them
+                    if later or (z[2] or 0) > frame:
+                        later.append(z)
+                    else:
+                        zeek_line(*z, frame)
             elif client_line("." if name != "AUTH_ANSWER" else None) == "END_OF_DATA":
                 state = "other"
         if id(x) in unread:
@@ -456,6 +468,9 @@ def _zeek_pairing(d, greeting: bool) -> tuple[list[tuple[int, int, object, str |
                 # "reply code out of range": the violation removes the analyzer once the
                 # packet is read (DPD's event comes after it)
                 dead_after = end if dead_after is None else min(dead_after, end)
+    for z in later:  # the lines after the last event
+        if dead_after is None or (z[2] or 0) <= dead_after:
+            zeek_line(*z, z[2] or 0)
     return out, False
 
 

@@ -1574,11 +1574,13 @@ class SmtpConversation:
                 self._zk_unit, self._zk_prev, self._zk_rest = self._unit_off, None, None
                 continue
             if c2s.eof or c2s.dead:
+                # a "." line Zeek ends the message at (".\r\r\n") and what it reads after it
+                self._zeek_content(c2s.buf, c2s.pos, len(c2s.buf), c2s.off)
                 c2s.consume(len(c2s.buf) - c2s.pos)
                 self._anomaly("body_unfinished", c2s.here, "c2s")
                 return self._unit_done(
-                    DataBody(c2s.here - self._unit_off, self._unit_off), "END_OF_DATA"
-                )
+                    DataBody(c2s.here - self._unit_off, self._unit_off, self._zeek_rest()),
+                    "END_OF_DATA")
             self._waiting = "c2s"
             return False
 
