@@ -1853,3 +1853,56 @@ def test_a_final_dot_ended_by_cr_cr_lf_ends_the_message_in_zeeks_logs(tmp_path):
         (s,) = list(iter_sessions(path, backend=backend))
         assert "body_unfinished" in [a.kind for a in s.smtp.anomalies]
         assert [c.verb for c in s.smtp.commands][-1] == "DATA"
+
+
+def test_tls_bytes_from_the_server_outside_starttls_stop_zeeks_smtp_analyzer(tmp_path):
+    """A TLS record where no STARTTLS was accepted reaches Zeek's SMTP analyzer as server
+    lines (its ContentLine splits the bytes at a CR or LF) whose first bytes are no reply
+    code: "reply code out of range", a violation on which DPD removes the analyzer within
+    10 KiB, so the MAIL FROM after it makes no transaction.  fastcap's reader stops reading
+    the server there (unexpected_tls) and still reads the client's commands."""
+    path = _capture_cutting_a_line(tmp_path / "tls-bytes.pcap", (
+        (True, b"Subject: x\r\n\r\nhello\r\n.\r\n"), (False, b"250 queued as 1\r\n"),
+        (False, b"\x16\x03\x03\x00\x05hel\nlo"), (True, b"MAIL FROM:<c@fabrikam.com>\r\n"),
+        (False, b"250 ok\r\n"), (True, b"QUIT\r\n"), (False, b"221 bye\r\n")))
+    assert _cut_rows(path) == [(1, "a@fabrikam.com", "250 queued as 1")]
+
+
+def _turned(path: Path, after: tuple[tuple[bool, str], ...], verb: str = "TURN") -> Path:
+    """A dialogue whose originator sends one message, then ``verb`` answered 250, then the
+    lines ``after`` (from the originator?, text)."""
+    pki = make_pki()
+    start = (int(pki.client.cert.not_valid_before_utc.timestamp()) + 3600) * 10**9
+    sc = scenario("starttls_not_offered", pki, start_ns=start, commands=(
+        ("MAIL FROM:<a@fabrikam.com>", "250 ok"), ("RCPT TO:<b@contoso.com>", "250 ok"),
+        ("DATA", "354 go on"), ("Subject: x\r\n\r\nhello\r\n.", "250 queued as 1"),
+        (verb, "250 OK")))
+    conv = converse(sc)
+    conv.messages += [Message(c, (t + "\r\n").encode(), "turned") for c, t in after]
+    write_pcap(path, render(conv, sc))
+    return path
+
+
+def test_a_line_with_no_reply_code_from_the_new_receiver_after_turn_stops_zeek(tmp_path):
+    """After a 250 to TURN SMTP.cc reads the originator's lines as replies (orig_is_sender
+    swapped), so one with no reply code is a violation there: within DPD's 10 KiB the
+    analyzer is removed and the responder's MAIL FROM after it makes no transaction."""
+    turn = (True, "220 relay.fabrikam.com ready"), (False, "EHLO mx.contoso.com")
+    mail = ((False, "MAIL FROM:<x@contoso.com>"), (True, "250 ok"), (False, "QUIT"),
+            (True, "221 bye"))
+    assert [x[1] for x in _cut_rows(_turned(tmp_path / "turn.pcap", (
+        *turn, (True, "250 hi"), *mail)))] == ["a@fabrikam.com", "x@contoso.com"]
+    assert [x[1] for x in _cut_rows(_turned(tmp_path / "bad.pcap", (
+        *turn, (True, "hello there"), *mail)))] == ["a@fabrikam.com"]
+
+
+def test_the_new_senders_first_command_after_atrn_stops_zeeks_smtp_analyzer(tmp_path):
+    """Zeek's SMTP analyzer knows no ATRN, so after its 250 the responder's EHLO is a server
+    line with no reply code to SMTP.cc: a violation on which DPD removes the analyzer within
+    10 KiB.  A later 250 to TURN, which turns fastcap's roles back to Zeek's, is not read
+    then, nor the originator's mail after it."""
+    back = ((False, "EHLO mx.contoso.com"), (True, "250 hi"), (False, "TURN"),
+            (True, "250 OK"), (False, "220 mx.contoso.com"), (True, "MAIL FROM:<c@fabrikam.com>"),
+            (False, "250 ok"), (True, "QUIT"), (False, "221 bye"))
+    assert [x[1] for x in _cut_rows(_turned(tmp_path / "atrn.pcap", (
+        (True, "220 relay.fabrikam.com ready"), *back), "ATRN"))] == ["a@fabrikam.com"]

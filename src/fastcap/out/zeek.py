@@ -413,7 +413,7 @@ def _zeek_pairing(d, greeting: bool) -> tuple[list[tuple[int, int, object, str |
             out.append((end_frame or frame, 1, CommandRecord(cmd, arg, at, end_frame), None))
 
     # the packet after which DPD removed the analyzer: the first out-of-range reply line
-    dead_after = _bad_reply_frame(d)
+    dead_after = _violation_frame(d, events)
     # zeek_lines sent after the event they are placed before (the rest of a message that
     # never ended for fastcap, ".\r\r\n"): read when the events reach their frames
     later: deque[tuple[int, bytes, int | None]] = deque()
@@ -487,20 +487,30 @@ def _dpd_removes(d, frame: int) -> bool:
     return k < 0 or sizes[k][1] <= ZEEK_DPD_BYTES
 
 
-def _bad_reply_frame(d) -> int | None:
-    """The frame of the first server line fastcap reads as no reply (bad_reply_line) that
-    Zeek's SMTP analyzer reads as a reply code out of range too (no three digits from 100
-    to 599 first), when DPD removes the analyzer there (_dpd_removes): the violation's
-    packet.  Lines after a gap (resync_skip) and dialogues TURN or ATRN turned are left out
-    (whose lines are replies to Zeek there)."""
-    if any(a.kind == "roles_turned" for a in d.anomalies):
-        return None
-    bad = next((a for a in d.anomalies if a.kind == "bad_reply_line" and a.direction == "s2c"
-                and a.frame is not None and a.offset is not None
-                and not _ZEEK_CODE.match(a.detail)), None)
-    if bad is None:
-        return None
-    return bad.frame if _dpd_removes(d, bad.frame) else None
+def _violation_frame(d, events) -> int | None:
+    """The frame of the first line Zeek's SMTP analyzer reads as a reply whose code is out
+    of range (no three digits from 100 to 599 first), when DPD removes the analyzer there
+    (_dpd_removes): the violation's packet.  Such lines come from the side Zeek reads
+    replies from, the responder's until a 250 to TURN swaps it (orig_is_sender): a line
+    fastcap reads as no reply (bad_reply_line), a TLS record where no STARTTLS was accepted
+    (unexpected_tls: its ContentLine splits the bytes into lines), and after a 250 to ATRN,
+    which Zeek does not know, the new sender's first command."""
+    turns = [f for f, kind, x in events if kind == 2 and x.code == 250 and x.answers == "TURN"]
+    atrn = next((f for f, kind, x in events
+                 if kind == 2 and x.code == 250 and x.answers == "ATRN"), None)
+    found = []
+    for a in d.anomalies:
+        if a.frame is None or a.offset is None or a.kind not in ("bad_reply_line",
+                                                                 "unexpected_tls"):
+            continue
+        side = ("s2c", "c2s")[bisect.bisect_left(turns, a.frame) % 2]  # Zeek's replies' side
+        if a.direction == side and not (a.kind == "bad_reply_line"
+                                        and _ZEEK_CODE.match(a.detail)):
+            found.append(a.frame)
+    if atrn is not None:  # read when its line ends
+        found += [x.end_frame or f for f, kind, x in events if kind == 1 and f > atrn][:1]
+    first = min(found, default=None)
+    return first if first is not None and _dpd_removes(d, first) else None
 
 
 def _empty_line_after(d, kind: int, x) -> bool:
