@@ -1906,3 +1906,24 @@ def test_the_new_senders_first_command_after_atrn_stops_zeeks_smtp_analyzer(tmp_
             (False, "250 ok"), (True, "QUIT"), (False, "221 bye"))
     assert [x[1] for x in _cut_rows(_turned(tmp_path / "atrn.pcap", (
         (True, "220 relay.fabrikam.com ready"), *back), "ATRN"))] == ["a@fabrikam.com"]
+
+
+@pytest.mark.parametrize(("lost", "after", "stops"), [
+    (b"250-2.0.0 one\r\n", b"LINING\r\n250 queued as 1\r\n", True),  # a fresh line, no code
+    (b"250-2.0.0 one\r\n", b"250 queued as 1\r\n", False),  # a fresh line with a code
+    (b"250-2.0.0 o", b"ne\r\n250 queued as 1\r\n", False),  # joined to the cut head "250-"
+])
+def test_a_server_line_after_a_gap_with_no_reply_code_stops_zeeks_smtp_analyzer(
+        tmp_path, lost, after, stops):
+    """After a gap that began where a server line began, Zeek's ContentLine hands the bytes
+    after it on as a line of their own: with no reply code first, "reply code out of range",
+    a violation on which DPD removes the analyzer within 10 KiB, so the MAIL FROM sent
+    after the gap's recovery makes no transaction.  fastcap skips that line (resync) and
+    reads on.  A line the gap cut is joined to its head, whose code Zeek reads."""
+    path = _capture_cutting_a_line(tmp_path / "gap-nocode.pcap", (
+        (True, b"Subject: x\r\n\r\nhello\r\n.\r\n"), (False, lost), (False, b"LOST"),
+        (False, after), (True, b"MAIL FROM:<c@fabrikam.com>\r\n"), (False, b"250 ok\r\n"),
+        (True, b"MAIL FROM:<d@fabrikam.com>\r\n"), (False, b"250 ok\r\n"),
+        (True, b"QUIT\r\n"), (False, b"221 bye\r\n")))
+    rows = _cut_rows(path)
+    assert [r[1] for r in rows][-1] == ("a@fabrikam.com" if stops else "d@fabrikam.com")

@@ -507,6 +507,9 @@ def _violation_frame(d, events) -> int | None:
         if a.direction == side and not (a.kind == "bad_reply_line"
                                         and _ZEEK_CODE.match(a.detail)):
             found.append(a.frame)
+    for direction, frame in d.zeek_bad_replies:  # lines after a gap (ZeekBadReply)
+        if direction == ("s2c", "c2s")[bisect.bisect_left(turns, frame) % 2]:
+            found.append(frame)
     if atrn is not None:  # read when its line ends
         found += [x.end_frame or f for f, kind, x in events if kind == 1 and f > atrn][:1]
     first = min(found, default=None)

@@ -53,6 +53,7 @@ from .events import (
     Gap,
     Reply,
     StartTls,
+    ZeekBadReply,
     ZeekTail,
     is_relay_denied,
     names_exchange_online,
@@ -73,5 +74,5 @@ __all__ = [
     "ANOMALY_KINDS", "NEED_DATA", "Anomaly", "AnomalyRecord", "AuthResponse", "Banner", "Closed",
     "Command", "CommandRecord", "CutStart", "DataBody", "Direction", "Event", "Gap", "GapRecord",
     "Reply", "ReplyRecord", "SmtpConversation", "SmtpDialogue", "StartTls", "StreamLike",
-    "ZeekTail", "is_relay_denied", "names_exchange_online", "parse_dialogue",
+    "ZeekBadReply", "ZeekTail", "is_relay_denied", "names_exchange_online", "parse_dialogue",
 ]  # fmt: skip

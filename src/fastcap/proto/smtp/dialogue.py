@@ -25,6 +25,7 @@ from .events import (
     Gap,
     Reply,
     StartTls,
+    ZeekBadReply,
     ZeekTail,
     _relay_denied,
     names_exchange_online,
@@ -34,7 +35,7 @@ MAX_ITEMS: Final = 10_000  # per SmtpDialogue list
 
 _SCALARS = frozenset({str, int, bool, float, type(None)})
 # SmtpDialogue's facts for the Zeek logs alone
-_NOT_JSON = frozenset({"zeek_lines", "zeek_tails", "zeek_texts", "zeek_sizes", "zeek_answers"})
+_NOT_JSON = frozenset({"zeek_lines", "zeek_tails", "zeek_texts", "zeek_sizes", "zeek_answers", "zeek_bad_replies"})
 # DPD::ignore_violations_after (base/frameworks/analyzer/dpd.zeek): an analyzer violation
 # removes the analyzer while the connection's two endpoints have sent at most this many bytes
 ZEEK_DPD_BYTES: Final = 10 * 1024
@@ -190,6 +191,9 @@ class SmtpDialogue:
     # and the answers to an AUTH challenge that Zeek reads as more than one (ended by CR CR
     # LF, AuthResponse.zeek_extra): each one's place among the answers, once per extra line
     zeek_answers: tuple[int, ...] = ()
+    # and the lines after a gap Zeek reads as replies with no code (ZeekBadReply): (their
+    # direction on the wire, the frame of their first byte)
+    zeek_bad_replies: tuple[tuple[str, int], ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready data (records become dicts), as dataclasses.asdict makes it at a
@@ -459,6 +463,11 @@ class _DialogueBuilder:
             self._put(d.gaps, "gaps", GapRecord(ev.direction, ev.offset, ev.size, ev.joined))
         elif isinstance(ev, Closed):
             d.closed = True
+        elif isinstance(ev, ZeekBadReply):
+            frame = (self._c2s_frame_at if ev.direction == "c2s" else self._s2c_frame_at)(
+                ev.offset)
+            if frame is not None:
+                d.zeek_bad_replies.append((ev.direction, frame))
         elif isinstance(ev, AuthResponse):
             if ev.zeek_extra and len(d.zeek_answers) < MAX_ITEMS:
                 d.zeek_answers += [self._answers] * ev.zeek_extra

@@ -247,8 +247,19 @@ class ZeekTail:
     data: bytes
 
 
+@dataclass(frozen=True, slots=True)
+class ZeekBadReply:
+    """A line of the replying side after a gap that Zeek's line reader hands on whole, as a
+    line of its own, with no reply code from 100 to 599 first ("reply code out of range" to
+    its SMTP analyzer, an analyzer violation), where fastcap skips it (resync) or takes it for
+    a reply whose start was lost; for the Zeek logs only."""
+
+    offset: int
+    direction: Direction
+
+
 Event = (Banner | Command | Reply | StartTls | DataBody | AuthResponse | Gap | Anomaly | Closed
-         | ZeekTail)
+         | ZeekTail | ZeekBadReply)
 
 
 class _NeedData:

@@ -52,10 +52,13 @@ from .events import (
     Gap,
     Reply,
     StartTls,
+    ZeekBadReply,
     ZeekTail,
     _NeedData,
     turned_detail,
 )
+
+_ZEEK_REPLY_CODE: Final = re.compile(rb"[1-5][0-9][0-9]")  # what SMTP.cc reads as a code
 
 MAX_LINE: Final = 4096  # RFC 5321 §4.5.3.1 needs only 512 (commands, replies) and 1000 (text)
 MAX_REPLY_LINES: Final = 128
@@ -527,6 +530,7 @@ class SmtpConversation:
         self._zk_unit, self._zk_rest, self._zk_at = -1, None, 0
         self._zk_prev: bytes | bytearray | None = b"\n"
         self._anomalies = 0
+        self._zeek_bad = 0  # ZeekBadReply events emitted (_zeek_bad_reply)
         self._waiting: Direction | None = None
         self._replies_missing_noted = False
         self._lead_end = 0  # see CutStart
@@ -636,7 +640,7 @@ class SmtpConversation:
         """``ev`` with the directions of the wire: after TURN the roles' are swapped."""
         if not self._turned:
             return ev
-        if isinstance(ev, (Anomaly, Gap)) and ev.direction:
+        if isinstance(ev, (Anomaly, Gap, ZeekBadReply)) and ev.direction:
             return replace(ev, direction=self._wire(ev.direction))
         if isinstance(ev, StartTls):
             return replace(ev, c2s_offset=ev.s2c_offset, s2c_offset=ev.c2s_offset)
@@ -826,9 +830,19 @@ class SmtpConversation:
         """A line after a gap that does not parse: skipped, reported once per gap."""
         if _looks_tls(line.head):
             self._kill(side, "unexpected_tls", line.offset)
-        elif not side.skip_noted:
+            return
+        if side is self._s2c and line.tail != "skip":
+            self._zeek_bad_reply(side, line)
+        if not side.skip_noted:
             side.skip_noted = True
             self._anomaly("resync_skip", line.offset, side.name)
+
+    def _zeek_bad_reply(self, side: _Side, line: _Line) -> None:
+        """A reply-side line after a gap, read by Zeek as a line of its own (not the tail of
+        a line the gap cut): a ZeekBadReply when it has no code Zeek reads (the first few)."""
+        if self._zeek_bad < 8 and not _ZEEK_REPLY_CODE.match(line.head):
+            self._zeek_bad += 1
+            self._emit(ZeekBadReply(line.offset, side.name))
 
     def _bad_line(self, side: _Side, line: _Line, kind: str, detail: str) -> None:
         if side.resync:
@@ -911,6 +925,8 @@ class SmtpConversation:
                 m = _REPLY_RE.fullmatch(line.head)
                 if m is None:
                     if acc is None and (line.cut or line.tail == "count"):
+                        if line.tail == "count":  # a line of its own to Zeek too
+                            self._zeek_bad_reply(side, line)
                         return _LOST
                     if line.tail != "skip":
                         self._bad_line(side, line, "bad_reply_line", _show(line.head))
