@@ -1413,16 +1413,21 @@ def test_after_a_250_to_turn_the_server_sends_the_commands_as_in_zeek(tmp_path):
         (2, "mx.contoso.com", "x@contoso.com", {"y@fabrikam.com"}, "250 queued as 2")]
 
 
-def _capture_cutting_a_line(path: Path, pieces: tuple[tuple[bool, bytes], ...]) -> Path:
-    """A plaintext dialogue up to DATA's 354, then ``pieces`` (from the client?, bytes),
-    each its own segment, written to `path` without those holding b"LOST": a gap inside
-    the line each splits."""
+def _up_to_data():
+    """The scenario and conversation of a plaintext dialogue up to DATA's 354."""
     pki = make_pki()
     start = (int(pki.client.cert.not_valid_before_utc.timestamp()) + 3600) * 10**9
     sc = scenario("starttls_not_offered", pki, start_ns=start, commands=(
         ("EHLO relay.fabrikam.com", "250 hi"), ("MAIL FROM:<a@fabrikam.com>", "250 ok"),
         ("RCPT TO:<b@contoso.com>", "250 ok"), ("DATA", "354 go on")))
-    conv = converse(sc)
+    return sc, converse(sc)
+
+
+def _capture_cutting_a_line(path: Path, pieces: tuple[tuple[bool, bytes], ...]) -> Path:
+    """A plaintext dialogue up to DATA's 354, then ``pieces`` (from the client?, bytes),
+    each its own segment, written to `path` without those holding b"LOST": a gap inside
+    the line each splits."""
+    sc, conv = _up_to_data()
     conv.messages += [Message(c, data, "piece") for c, data in pieces]
     records = render(conv, sc)
     kept = [r for r in records if b"LOST" not in r.data]
@@ -1754,12 +1759,7 @@ def test_zeeks_dpd_counts_both_sides_bytes_through_the_violations_packet(tmp_pat
     packet is read (TCP_Endpoint::Size): both sides' bytes up to the end of the server line
     with no reply code.  At exactly 10,240 bytes the MAIL FROM after it is not read; one
     byte more and it is."""
-    pki = make_pki()
-    start = (int(pki.client.cert.not_valid_before_utc.timestamp()) + 3600) * 10**9
-    sc = scenario("starttls_not_offered", pki, start_ns=start, commands=(
-        ("EHLO relay.fabrikam.com", "250 hi"), ("MAIL FROM:<a@fabrikam.com>", "250 ok"),
-        ("RCPT TO:<b@contoso.com>", "250 ok"), ("DATA", "354 go on")))
-    conv = converse(sc)
+    sc, conv = _up_to_data()
     head, tail = b"Subject: x\r\n\r\n", b"\r\n.\r\n"
     replies = (b"250 queued as 1\r\n", b"hello there\r\n")
     before = sum(len(m.data) for m in conv.messages) + len(head + tail) + sum(map(len, replies))
