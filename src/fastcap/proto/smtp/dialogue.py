@@ -35,7 +35,8 @@ MAX_ITEMS: Final = 10_000  # per SmtpDialogue list
 
 _SCALARS = frozenset({str, int, bool, float, type(None)})
 # SmtpDialogue's facts for the Zeek logs alone
-_NOT_JSON = frozenset({"zeek_lines", "zeek_tails", "zeek_texts", "zeek_sizes", "zeek_answers", "zeek_bad_replies"})
+_NOT_JSON = frozenset({"zeek_lines", "zeek_tails", "zeek_texts", "zeek_sizes", "zeek_answers",
+                       "zeek_bad_replies"})
 # DPD::ignore_violations_after (base/frameworks/analyzer/dpd.zeek): an analyzer violation
 # removes the analyzer while the connection's two endpoints have sent at most this many bytes
 ZEEK_DPD_BYTES: Final = 10 * 1024
