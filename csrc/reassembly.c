@@ -77,13 +77,17 @@ typedef struct {
 
 /* What a closed connection handed on leaves behind on its flow, so that its late segments
  * (a FIN or ACK resent after the linger, a SYN retried after an RST) start no connection.
- * A table indexed by flow id modulo FC_TOMB_SLOTS: flow ids are dense, so a record is
- * overwritten only by a flow FC_TOMB_SLOTS ids later; memory stays bounded whatever the file.
- * It starts at FC_TOMB_FIRST records and doubles to hold the highest flow id closed, up to
- * FC_TOMB_SLOTS: below that size every record sits at its own flow id, so lookups answer as
- * the full table would, and a capture of few flows keeps a table of kilobytes. */
-#define FC_TOMB_SLOTS 65536
-#define FC_TOMB_FIRST 1024
+ * The records are kept in FC_TOMB_GROUPS groups, a flow's group its id modulo
+ * FC_TOMB_GROUPS, of at most FC_TOMB_WAYS records each (FC_TOMB_SLOTS in all, so memory
+ * stays bounded whatever the file): a flow's close replaces its own record, and a group
+ * full gives its oldest record up.  So a record gives way only to FC_TOMB_WAYS later closes
+ * of its group's flows, not to the one flow that shares a slot with it (flow ids are dense:
+ * keyed by id alone, a connection closed late lost its record to a flow first seen
+ * FC_TOMB_SLOTS flows after it, however few connections had closed since).  A group's
+ * records are allocated as its flows close, so a capture of few flows keeps kilobytes. */
+#define FC_TOMB_GROUPS 1024
+#define FC_TOMB_WAYS 64
+#define FC_TOMB_SLOTS (FC_TOMB_GROUPS * FC_TOMB_WAYS)
 typedef struct {
     int64_t flow;      /* the flow whose record this is (when used); any int64 id the
                         * caller gives, so no arithmetic on it */
@@ -94,17 +98,25 @@ typedef struct {
                         * capped as span is */
     uint8_t has_base[2], has_isn[2];
     uint8_t fin[2];    /* a FIN was seen (span counts it: the data ends one below) */
-    uint8_t used;      /* 0: empty, or spent by a new connection on the flow */
+    uint8_t used;      /* TOMB_FREE, TOMB_SPENT (a new connection on the flow began: kept
+                        * only for what it goes on from) or TOMB_LIVE */
     int64_t rst_first; /* closed by a reset before both FINs were acknowledged: the
                         * connection's first frame (else -1) */
     int64_t rst_frame; /* and the first reset's frame */
 } rtomb;
+enum { TOMB_FREE, TOMB_SPENT, TOMB_LIVE };
+
+/* One group of records: n of them in use, in order of writing until FC_TOMB_WAYS are, then
+ * a ring whose oldest record is at head. */
+typedef struct {
+    rtomb *rec;
+    int32_t cap, n, head;
+} rtgroup;
 
 struct fc_reasm {
     int64_t cap, budget, max_open, max_segs, linger_ns;
     rconn *conns;
-    rtomb *tombs; /* ntombs records (see FC_TOMB_SLOTS) */
-    int64_t ntombs;
+    rtgroup *tgroups; /* FC_TOMB_GROUPS groups of closed connections' records */
     int64_t late; /* segments of closed connections that started none */
     int64_t beyond; /* segments over FC_WINDOW_MAX past their direction's highest offset */
     int32_t nslots, free_head;
@@ -389,31 +401,35 @@ static void lin_push_tail(fc_reasm *r, int32_t s)
 
 /* ---- connections ----------------------------------------------------------------------- */
 
-/* The record of `flow`, or NULL when the table is not yet big enough to hold one for it. */
-static rtomb *tomb_at(const fc_reasm *r, int64_t flow)
+/* The record of `flow` (live or spent), or NULL. */
+static rtomb *tomb_find(const fc_reasm *r, int64_t flow)
 {
-    uint64_t f = (uint64_t)flow;
-    if (f >= (uint64_t)r->ntombs && r->ntombs < FC_TOMB_SLOTS)
-        return NULL;
-    return &r->tombs[f & (uint64_t)(r->ntombs - 1)];
+    const rtgroup *g = &r->tgroups[(uint64_t)flow & (FC_TOMB_GROUPS - 1)];
+    for (int32_t i = 0; i < g->n; i++)
+        if (g->rec[i].used != TOMB_FREE && g->rec[i].flow == flow)
+            return &g->rec[i];
+    return NULL;
 }
 
-/* Grow the table to hold a record for `flow` (doubling, at most FC_TOMB_SLOTS records). */
-static int tomb_room(fc_reasm *r, int64_t flow)
+/* A place for a new record of `flow`'s group: one never used, else the oldest record's
+ * (NULL: out of memory). */
+static rtomb *tomb_place(fc_reasm *r, int64_t flow)
 {
-    uint64_t f = (uint64_t)flow;
-    int64_t n = r->ntombs;
-    while (f >= (uint64_t)n && n < FC_TOMB_SLOTS)
-        n *= 2;
-    if (n == r->ntombs)
-        return 0;
-    rtomb *nt = realloc(r->tombs, (size_t)n * sizeof(rtomb));
-    if (!nt)
-        return -1;
-    memset(nt + r->ntombs, 0, (size_t)(n - r->ntombs) * sizeof(rtomb));
-    r->tombs = nt;
-    r->ntombs = n;
-    return 0;
+    rtgroup *g = &r->tgroups[(uint64_t)flow & (FC_TOMB_GROUPS - 1)];
+    if (g->n < FC_TOMB_WAYS) {
+        if (g->n == g->cap) {
+            int32_t ncap = g->cap ? g->cap * 2 : 1;
+            rtomb *nr = realloc(g->rec, (size_t)ncap * sizeof(rtomb));
+            if (!nr)
+                return NULL;
+            g->rec = nr;
+            g->cap = ncap;
+        }
+        return &g->rec[g->n++];
+    }
+    rtomb *t = &g->rec[g->head];
+    g->head = (g->head + 1) % FC_TOMB_WAYS;
+    return t;
 }
 
 /* Hand a connection over to the done list; its buffers live until fc_reasm_done_clear. */
@@ -449,20 +465,33 @@ static int conn_finish(fc_reasm *r, int32_t s, int evicted)
     c->evicted = (uint8_t)(evicted && !c->closed);
     r->done[r->ndone++] = s;
     if (c->closed) {
-        if (tomb_room(r, c->flow) < 0)
-            return -1;
-        rtomb *t = tomb_at(r, c->flow);
         /* A connection going on past an RST keeps, for an end it never saw bytes from, what
-         * that end sent before the RST: the record it went on from (still this flow's, unless
-         * another flow's close took the slot), so that a dialogue going on past its own RST
-         * names it too. */
-        int carried = c->after_first >= 0 && t->flow == c->flow;
+         * that end sent before the RST: the record it went on from (this flow's, unless
+         * later closes of its group took its place), so that a dialogue going on past its
+         * own RST names it too. */
+        rtomb *old = tomb_find(r, c->flow), from;
+        int carried = old && c->after_first >= 0;
+        if (old) {
+            from = *old;
+            old->used = TOMB_FREE; /* replaced by the record written now, the newest */
+        }
+        rtomb *t = tomb_place(r, c->flow);
+        if (!t)
+            return -1;
         t->flow = c->flow;
-        t->used = 1;
+        t->used = TOMB_LIVE;
         for (int k = 0; k < 2; k++) {
             const rdir *d = &c->d[k];
-            if (carried && !d->has_base)
+            if (carried && !d->has_base) {
+                t->base[k] = from.base[k];
+                t->span[k] = from.span[k];
+                t->isn[k] = from.isn[k];
+                t->has_base[k] = from.has_base[k];
+                t->has_isn[k] = from.has_isn[k];
+                t->fin[k] = from.fin[k];
+                t->acked[k] = from.acked[k];
                 continue;
+            }
             int64_t span = d->nxt + d->fin_seen;
             t->base[k] = d->base;
             t->span[k] = span > (int64_t)UINT32_MAX ? UINT32_MAX : (uint32_t)span;
@@ -499,8 +528,8 @@ static int conn_finish(fc_reasm *r, int32_t s, int evicted)
 static int tomb_late(const fc_reasm *r, int64_t flow, int dir, uint32_t seq, uint32_t ack,
                      uint16_t flags, int64_t plen)
 {
-    const rtomb *t = tomb_at(r, flow);
-    if (!t || !t->used || t->flow != flow)
+    const rtomb *t = tomb_find(r, flow);
+    if (!t || t->used != TOMB_LIVE)
         return 0;
     if (plen > 0) {
         int64_t end = (int64_t)(uint32_t)(seq - t->base[dir]) + plen;
@@ -525,8 +554,8 @@ static int tomb_late(const fc_reasm *r, int64_t flow, int dir, uint32_t seq, uin
 static const rtomb *tomb_resumed(const fc_reasm *r, int64_t flow, int dir, uint32_t seq,
                                  uint32_t ack, uint16_t flags, int64_t plen)
 {
-    const rtomb *t = tomb_at(r, flow);
-    if (!t || !t->used || t->flow != flow || t->rst_first < 0 || plen <= 0 ||
+    const rtomb *t = tomb_find(r, flow);
+    if (!t || t->used != TOMB_LIVE || t->rst_first < 0 || plen <= 0 ||
         (flags & (TH_SYN | TH_RST)))
         return NULL;
     if (!t->has_base[dir] || (uint32_t)(seq - t->base[dir]) > t->span[dir])
@@ -559,9 +588,9 @@ static int32_t conn_new(fc_reasm *r, int64_t flow, int64_t fno, int64_t ts, int3
     int32_t next_free = c->next;
     if (hput(r, flow, s) < 0)
         return -1;
-    rtomb *t = tomb_at(r, flow);
-    if (t && t->used && t->flow == flow)
-        t->used = 0; /* a new connection on the flow: the old one's record is spent */
+    rtomb *t = tomb_find(r, flow);
+    if (t)
+        t->used = TOMB_SPENT; /* a new connection on the flow: the old one's record is spent */
     r->free_head = next_free;
     memset(c, 0, sizeof(*c));
     for (int k = 0; k < 2; k++)
@@ -1007,12 +1036,11 @@ fc_reasm *fc_reasm_new(int64_t cap, int64_t budget, int64_t max_open, int64_t ma
     r->hcap = 64;
     r->hkeys = malloc((size_t)r->hcap * 8);
     r->hvals = malloc((size_t)r->hcap * 4);
-    r->tombs = calloc(FC_TOMB_FIRST, sizeof(rtomb));
-    r->ntombs = FC_TOMB_FIRST;
-    if (!r->hkeys || !r->hvals || !r->tombs) {
+    r->tgroups = calloc(FC_TOMB_GROUPS, sizeof(rtgroup));
+    if (!r->hkeys || !r->hvals || !r->tgroups) {
         free(r->hkeys);
         free(r->hvals);
-        free(r->tombs);
+        free(r->tgroups);
         free(r);
         return NULL;
     }
@@ -1034,7 +1062,9 @@ void fc_reasm_free(fc_reasm *r)
     free(r->conns);
     free(r->hkeys);
     free(r->hvals);
-    free(r->tombs);
+    for (int i = 0; i < FC_TOMB_GROUPS; i++)
+        free(r->tgroups[i].rec);
+    free(r->tgroups);
     free(r->done);
     free(r);
 }

@@ -41,7 +41,7 @@ from ..tcp.feed import concat, fed, record_end, rewritten_at, rows, within
 from ..tcp.reassembly import (
     DEFAULT_BUDGET,
     DEFAULT_MAX_OPEN,
-    TOMB_SLOTS,
+    TOMB_GROUPS,
     FrameCols,
     Reassembler,
 )
@@ -62,7 +62,7 @@ class FlowTask:
     paths: tuple[str, ...]
     cols: FrameCols
     # indexed by cols.flow, the run's own flow numbers: a worker's share keeps them, since
-    # the reassembler's records of closed connections are slotted by flow number
+    # the reassembler's records of closed connections are grouped by flow number
     keys: tuple[FlowKey, ...] | dict[int, FlowKey]
     share: int  # number of workers sharing the limits
     options: JudgeOptions
@@ -187,13 +187,13 @@ def reassemble_flows(task: FlowTask) -> FlowResult:
 def _deal(cols: FrameCols, n_flows: int, capacity: list[float]) -> list[np.ndarray]:
     """Flow ids per worker, heaviest first to the worker least loaded for its capacity (a
     worker whose results must be copied back gets a little less).  Flows are dealt by their
-    number modulo TOMB_SLOTS, all those of one slot to one worker: the reassembler slots its
-    records of closed connections so, and a flow's record gives way to a flow of its slot
-    closed later, in a worker as in one process."""
+    number modulo TOMB_GROUPS, all those of one group to one worker: the reassembler groups
+    its records of closed connections so, and a flow's record gives way to later closes of
+    its group's flows, in a worker as in one process."""
     weight = np.bincount(cols.flow, weights=np.asarray(cols.payload_caplen, np.float64) + 200,
                          minlength=n_flows)
-    slot = np.arange(n_flows) % TOMB_SLOTS
-    weight = np.bincount(slot, weights=weight, minlength=min(n_flows, TOMB_SLOTS))
+    group = np.arange(n_flows) % TOMB_GROUPS
+    weight = np.bincount(group, weights=weight, minlength=min(n_flows, TOMB_GROUPS))
     cap = np.asarray(capacity, np.float64)
     load = np.zeros(len(cap))
     owner = np.empty(len(weight), np.int64)
@@ -201,7 +201,7 @@ def _deal(cols: FrameCols, n_flows: int, capacity: list[float]) -> list[np.ndarr
         w = int(np.argmin((load + weight[f]) / cap))
         owner[f] = w
         load[w] += weight[f]
-    return [np.flatnonzero(owner[slot] == w) for w in range(len(cap))]
+    return [np.flatnonzero(owner[group] == w) for w in range(len(cap))]
 
 
 _COPY_COST = 0.75  # share of the work given to a worker whose sessions are copied back
@@ -219,7 +219,7 @@ def _flow_tasks(chain: _Chain, workers: int, options: JudgeOptions,
         mine[fids] = True
         picked = np.flatnonzero(mine[cols.flow])
         # the flows keep their numbers: a worker numbering its share anew would remember
-        # closed connections one process has forgotten (see TOMB_SLOTS), and count a late
+        # closed connections one process has forgotten (see TOMB_GROUPS), and count a late
         # segment of one as late where one process starts a connection
         tasks.append(FlowTask(tuple(chain.paths), rows(cols, picked),
                               {int(f): keys[f] for f in fids}, workers, options,

@@ -54,8 +54,10 @@ Rules both cores implement (per direction of a connection):
   connection naming the closed one (`after_first`, `after_rst`: the RST was lost or not acted on
   past the capture point, and tshark keeps one stream; for an end it saw no bytes from, that
   connection keeps the record it went on from, so a part past its own RST names it in turn).
-  The record of that closed connection is kept per flow id modulo TOMB_SLOTS, so its memory
-  is fixed.
+  The records of closed connections are kept in TOMB_GROUPS groups of at most TOMB_WAYS, a
+  flow's group its id modulo TOMB_GROUPS: a flow's close replaces its own record, a full
+  group gives its oldest up, so memory is fixed and a record gives way only to TOMB_WAYS
+  later closes of its group's flows.
   Over `budget` accounted bytes or `max_open` connections, the least recently active connections are
   handed on early, marked `evicted`.
 """
@@ -84,7 +86,11 @@ DEFAULT_BUDGET = 128 << 20  # accounted bytes held at once; ~25k open connection
 DEFAULT_MAX_OPEN = 100_000
 DEFAULT_MAX_SEGMENTS = 16_384
 DEFAULT_LINGER_NS = 1_000_000_000
-TOMB_SLOTS = 65_536  # closed connections remembered (FC_TOMB_SLOTS in csrc/reassembly.c)
+# closed connections remembered: TOMB_GROUPS groups (a flow's: its id modulo TOMB_GROUPS) of
+# TOMB_WAYS records each (FC_TOMB_GROUPS, FC_TOMB_WAYS in csrc/reassembly.c)
+TOMB_GROUPS = 1024
+TOMB_WAYS = 64
+TOMB_SLOTS = TOMB_GROUPS * TOMB_WAYS
 # how far past a direction's highest offset a segment may start (FC_WINDOW_MAX in C)
 WINDOW_MAX = 1 << 28
 # the reasons `Reassembler.skipped` counts segments under, as a scan's totals show them
@@ -103,6 +109,7 @@ HOLD_INIT = REASM_ACCT["HOLD_INIT"]
 HOLD_MAX = REASM_ACCT["HOLD_MAX"]
 
 _FIN, _SYN, _RST, _ACK = 0x01, 0x02, 0x04, 0x10
+_TOMB_FREE, _TOMB_SPENT, _TOMB_LIVE = 0, 1, 2  # a closed connection's record (see rtomb in C)
 _M32 = 0xFFFFFFFF
 _M64 = (1 << 64) - 1
 
@@ -603,7 +610,7 @@ class _Conn:
     __slots__ = ("d", "index", "flow", "first_frame", "last_frame", "first_ts", "last_ts",
                  "frames", "retrans", "conflicts", "keepalives", "zwp", "ooo", "close_ts",
                  "mem", "first_dir", "syn_dir", "synack_dir", "rst", "closed", "evicted",
-                 "rst_dir", "rst_at", "after_first", "after_rst", "went_on_from")
+                 "rst_dir", "rst_at", "after_first", "after_rst")
 
     def __init__(self, index: int, flow: int, fno: int, ts: int, dir_: int) -> None:
         self.d = (_Dir(), _Dir())
@@ -619,7 +626,6 @@ class _Conn:
         # the reset recorded: its direction (-1 none, -2 one that stays), stream offset
         self.rst_dir, self.rst_at = -1, 0
         self.after_first = self.after_rst = -1  # resumes a reset connection (_tomb_resumed)
-        self.went_on_from: tuple | None = None  # the record of the connection it resumes
 
 
 class PyReassemblerCore:
@@ -637,8 +643,11 @@ class PyReassemblerCore:
         self._lru: OrderedDict[int, _Conn] = OrderedDict()  # least recently active first
         self._linger_q: OrderedDict[int, _Conn] = OrderedDict()  # oldest close first
         self._done: list[_Conn] = []
-        # slot -> (flow, then per direction: has_base, base, span, has_isn, isn)
-        self._tombs: dict[int, tuple] = {}
+        # group (flow id modulo TOMB_GROUPS) -> [its records, where the oldest is once it
+        # holds TOMB_WAYS]; a record: [flow, state (_TOMB_FREE, _SPENT or _LIVE), then per
+        # direction (has_base, base, span, has_isn, isn, fin, acked), then (first frame, RST
+        # frame) if an RST closed it, else None] (see rtomb in C)
+        self._tombs: dict[int, list] = {}
         self.late = 0
         self.beyond = 0  # segments dropped as out of any receive window
         self._next_index = 0
@@ -676,29 +685,50 @@ class PyReassemblerCore:
             by_rst = c.rst and not (c.d[0].fin_acked and c.d[1].fin_acked) and not all(
                 d.fin_frame >= 0 and not 0 <= d.rst_frame < d.fin_frame for d in c.d)
             # going on past an RST, an end it saw no bytes from keeps the record it went on
-            # from, unless another flow's close took the slot meanwhile (as in C)
-            slot = c.flow % TOMB_SLOTS
-            carried = c.went_on_from if slot not in self._tombs else None
-            self._tombs[slot] = (c.flow, *(
-                carried[1 + k] if carried is not None and not d.has_base else
+            # from, unless later closes of its group took its place (as in C)
+            old = self._tomb_find(c.flow)
+            carried = old if old is not None and c.after_first >= 0 else None
+            if old is not None:
+                old[1] = _TOMB_FREE  # replaced by the record written now, the newest
+            self._tomb_put(c.flow, [c.flow, _TOMB_LIVE, *(
+                carried[2 + k] if carried is not None and not d.has_base else
                 (d.has_base, d.base, min(d.nxt + d.fin_seen, _M32), d.has_isn, d.isn,
                  int(d.fin_seen), min(max(0, d.rst_acked, -1 if d.acked is None else d.acked),
                                       _M32))
                 for k, d in enumerate(c.d)),
-                (c.first_frame, min(rsts, default=-1)) if by_rst else None)
+                (c.first_frame, min(rsts, default=-1)) if by_rst else None])
+
+    def _tomb_find(self, flow: int) -> list | None:
+        """The record of `flow`, live or spent (tomb_find in C)."""
+        g = self._tombs.get(flow % TOMB_GROUPS)
+        if g is not None:
+            for t in g[0]:
+                if t[1] != _TOMB_FREE and t[0] == flow:
+                    return t
+        return None
+
+    def _tomb_put(self, flow: int, rec: list) -> None:
+        """Write `rec` into `flow`'s group: in a place never used, else in the oldest
+        record's (tomb_place in C)."""
+        g = self._tombs.setdefault(flow % TOMB_GROUPS, [[], 0])
+        if len(g[0]) < TOMB_WAYS:
+            g[0].append(rec)
+        else:
+            g[0][g[1]] = rec
+            g[1] = (g[1] + 1) % TOMB_WAYS
 
     def _tomb_late(self, flow: int, d: int, seq: int, ack: int, flags: int, plen: int) -> bool:
         """A late bare segment, or a data retransmission, of the closed connection this flow
         last held (see tomb_late in C)."""
-        t = self._tombs.get(flow % TOMB_SLOTS)
-        if t is None or t[0] != flow:
+        t = self._tomb_find(flow)
+        if t is None or t[1] != _TOMB_LIVE:
             return False
-        has_base, base, span, has_isn, isn, fin, acked = t[1 + d]
+        has_base, base, span, has_isn, isn, fin, acked = t[2 + d]
         if plen > 0:  # its bytes all acknowledged, below a FIN (span counts it)
             end = ((seq - base) & _M32) + plen
             if flags & (_SYN | _RST) or not has_base or end > acked or end > span - fin:
                 return False
-            peer_has_base, peer_base, peer_span = t[2 - d][:3]
+            peer_has_base, peer_base, peer_span = t[3 - d][:3]
             return not flags & _ACK or not peer_has_base or (ack - peer_base) & _M32 <= peer_span
         if flags & _SYN:
             return has_isn and seq == isn
@@ -708,16 +738,17 @@ class PyReassemblerCore:
                       plen: int) -> tuple[int, int]:
         """(first frame, RST frame) of the connection closed on an RST that this segment goes
         on with, else (-1, -1) (see tomb_resumed in C)."""
-        t = self._tombs.get(flow % TOMB_SLOTS)
-        if t is None or t[0] != flow or t[3] is None or plen <= 0 or flags & (_SYN | _RST):
+        t = self._tomb_find(flow)
+        if (t is None or t[1] != _TOMB_LIVE or t[4] is None or plen <= 0
+                or flags & (_SYN | _RST)):
             return -1, -1
-        has_base, base, span = t[1 + d][:3]
+        has_base, base, span = t[2 + d][:3]
         if not has_base or (seq - base) & _M32 > span:
             return -1, -1
-        has_base, base, span = t[2 - d][:3]
+        has_base, base, span = t[3 - d][:3]
         if flags & _ACK and has_base and (ack - base) & _M32 > span + WINDOW_MAX:
             return -1, -1
-        return t[3]
+        return t[4]
 
     def feed(self, fc: FrameCols) -> list[RawConn]:
         cols = zip(*(np.asarray(getattr(fc, f)).tolist() for f in CORE_COLS), strict=True)
@@ -753,15 +784,13 @@ class PyReassemblerCore:
                     self.late += 1
                     continue
                 after = self._tomb_resumed(flow, d, seq, ack, flags, plen)
-                t = self._tombs.get(flow % TOMB_SLOTS)
-                if t is not None and t[0] == flow:
-                    del self._tombs[flow % TOMB_SLOTS]
                 if len(self._lru) >= self._max_open:
                     self._finish(next(iter(self._lru.values())), True)
+                t = self._tomb_find(flow)
+                if t is not None:
+                    t[1] = _TOMB_SPENT  # a new connection on the flow (as conn_new in C)
                 c = _Conn(self._next_index, flow, fno, ts, d)
                 c.after_first, c.after_rst = after
-                if after[0] >= 0:
-                    c.went_on_from = t
                 self._next_index += 1
                 self._flows[flow] = c
                 self._lru[c.index] = c
