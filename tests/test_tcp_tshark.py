@@ -396,7 +396,15 @@ def _close_cases() -> dict[str, tuple[list[tuple], str]]:
     one = _conversation(ic, is_)
     a, b = ic + 1 + len(EHLO + QUIT), is_ + 1 + len(GREET + OK + BYE)  # at the FINs
     c_fin, s_fin = (C, a, b, FIN | ACK, b""), (S, b, a + 1, FIN | ACK, b"")
+    q, r = ic + 1 + len(EHLO), is_ + 1 + len(GREET + OK)  # before QUIT
     return {
+        # an RST the frames after it undid (its sender goes on past it), or one its receiver
+        # did not take (below its RCV.NXT), then the dialogue and both FINs: Zeek's
+        # conn_state says RSTO, as it marks an end reset at any RST it sends
+        "the client's RST undone, then both FINs": (
+            one[:6] + [(C, q, r, RST | ACK, b"")] + one[6:], "fin"),
+        "the client's stale RST, then both FINs": (
+            one[:6] + [(C, q - 5, r, RST | ACK, b"")] + one[6:], "fin"),
         "FINs acknowledged, then the client's RST": (one + [(C, a + 1, b + 1, RST, b"")], "fin"),
         "FINs acknowledged, then the server's RST": (
             one + [(S, b + 1, a + 1, RST | ACK, b"")], "fin"),
@@ -418,7 +426,8 @@ def test_closed_by_tells_how_the_connection_was_closed_first(tshark, tmp_path, b
     place of the last ACK) changes nothing: Zeek's conn_state stays SF (an endpoint that
     closed does not count as reset while its peer closed too, and a FIN turns an RST its
     peer sent after its own FIN back into a close), with the R only in `history`.  An end
-    resetting before it sent its FIN reset the connection."""
+    resetting before it sent its FIN reset the connection, unless its receiver did not take
+    the RST or the frames after it undid it (then Zeek parts: RSTO, see the README)."""
     frames, want = _close_cases()[name]
     path = tmp_path / "close.pcap"
     _write(path, frames)
