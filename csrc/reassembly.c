@@ -1004,7 +1004,9 @@ static int process(fc_reasm *r, rconn *c, int dir, int64_t fno, uint32_t seq, ui
     if (plen > 0 && store(r, c, d, o, plen, caplen, p, fno) < 0)
         return -1;
     if (flags & TH_FIN) {
-        if (!d->fin_seen) {
+        /* a FIN ending before the direction's first byte (before its ISN, say: the FIN of a
+         * connection the 4-tuple held before, sent again) is not this connection's end */
+        if (!d->fin_seen && o + plen >= 0) {
             d->fin_seen = 1;
             d->fin_seq = sdata + (uint32_t)plen;
             d->fin_frame = fno;

@@ -82,7 +82,14 @@ def _cases() -> dict[str, list[tuple]]:
 
     def later(frames: list[tuple]) -> list[tuple]:
         return [(*f[:5], 3 * 10**9 + i * 10**6) for i, f in enumerate(frames)]
+    fa, fb = ic + 1 + len(EHLO + QUIT), is_ + 1 + len(GREET + OK + BYE)  # at the FINs
+    reuse = _conversation(777_777, 888_888, at=10**8)
     return {
+        # the closed connection's FIN sent again (its last ACK lost) once a new connection
+        # took the 4-tuple: the client's, after the handshake, lies before the new ISN, and
+        # is not the new connection's end
+        "the client's FIN again after the port's reuse": one[:-1] + reuse[:3] + [
+            (C, fa, fb + 1, FIN | ACK, b"")] + reuse[3:],
         **{f"reuse after {close} {gap} ns": _conversation(ic, is_, close=close)
            + _conversation(777_777, 888_888, close=close, at=10**9 + gap)
            for close in ("fin", "rst") for gap in (20_000_000, 500_000_000, 3 * 10**9)},

@@ -27,7 +27,8 @@ Rules both cores implement (per direction of a connection):
   the probe's when the sender goes on after it (a receiver whose window had opened kept it),
   dropped when it comes again as data.  RST payloads are ignored, and so are bytes past a
   direction's first FIN (nothing is sent after it: a receiver ignores them; tshark's follow
-  drops only those starting past the FIN's sequence number).
+  drops only those starting past the FIN's sequence number).  A FIN ending before offset 0
+  (an earlier connection's on the 4-tuple, before this one's ISN) is not the direction's.
 - A segment (not a SYN) starting over WINDOW_MAX bytes past the highest offset reached is
   outside any receive window: dropped whole, data, FIN and ACK, and counted (`beyond`).
 - Only the first `cap` bytes are stored; beyond, bytes are counted in `seen_bytes`.  Gaps are
@@ -963,7 +964,7 @@ class PyReassemblerCore:
         if plen > 0:
             self._store(c, me, o, plen, caplen, foff, fno)
         if flags & _FIN:
-            if not me.fin_seen:
+            if not me.fin_seen and o + plen >= 0:  # not one ending before the first byte
                 me.fin_seen = True
                 me.fin_seq = (sdata + plen) & _M32
                 me.fin_frame = fno
