@@ -576,27 +576,47 @@ def check_provenance(conn: Connection, segs: list[Seg], buf_len: int, offs: np.n
         mine = [i for i, s in enumerate(segs) if s.flow == conn.flow and s.from_a == from_a
                 and conn.first_frame <= i + 1 <= conn.last_frame and s.hdr_len >= 20]
         if sd.isn is not None:
-            base = (sd.isn + 1) & M32
+            bases = [(sd.isn + 1) & M32]
         else:
             first = [i for i in mine if not segs[i].flags & RST]
             if not first:
                 assert not len(sd.data)
                 continue
-            base = segs[first[0]].seq
-        for o in np.flatnonzero(filled).tolist():
-            f = sd.frame_at(o)
-            if f is None:
-                assert sd.untraced > 0
-                continue
-            s = segs[f - 1]
-            assert f - 1 in mine
-            sdata = s.seq + (1 if s.flags & SYN else 0)
-            i = (o - (sdata - base)) & M32
-            caplen = min(max(s.caplen, 0), max(s.plen, 0))
-            foff = int(offs[f - 1])
-            caplen = 0 if foff < 0 or foff > buf_len else min(caplen, buf_len - foff)
-            assert i < caplen
-            assert sd.data[o] == content(sdata + i, s.salt)
+            # the first segment taken begins the direction: before it, only ACKs without
+            # SYN may have been dropped, as not acknowledging the peer's SYN (RFC 9293
+            # 3.10.7.3), so it is the first segment or one after such ACKs
+            bases = []
+            for i in first:
+                bases.append(segs[i].seq)
+                if segs[i].flags & (SYN | ACK) != ACK:
+                    break
+        wrong = [_untraced(sd, filled, segs, mine, base, buf_len, offs) for base in bases]
+        assert None in wrong, wrong[0]
+
+
+def _untraced(sd, filled: np.ndarray, segs: list[Seg], mine: list[int], base: int,
+              buf_len: int, offs: np.ndarray) -> str | None:
+    """The first stored byte that did not come from the frame the segment map names, where
+    the direction begins at sequence number `base` (None: every byte did)."""
+    for o in np.flatnonzero(filled).tolist():
+        f = sd.frame_at(o)
+        if f is None:
+            if sd.untraced <= 0:
+                return f"byte {o} untraced"
+            continue
+        s = segs[f - 1]
+        if f - 1 not in mine:
+            return f"byte {o} names frame {f} of another direction or connection"
+        sdata = s.seq + (1 if s.flags & SYN else 0)
+        i = (o - (sdata - base)) & M32
+        caplen = min(max(s.caplen, 0), max(s.plen, 0))
+        foff = int(offs[f - 1])
+        caplen = 0 if foff < 0 or foff > buf_len else min(caplen, buf_len - foff)
+        if i >= caplen:
+            return f"byte {o} lies past frame {f}'s captured payload"
+        if sd.data[o] != content(sdata + i, s.salt):
+            return f"byte {o} differs from frame {f}'s"
+    return None
 
 
 @needs_native

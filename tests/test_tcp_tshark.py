@@ -86,8 +86,11 @@ def _cases() -> dict[str, list[tuple]]:
     reuse = _conversation(777_777, 888_888, at=10**8)
     return {
         # the closed connection's FIN sent again (its last ACK lost) once a new connection
-        # took the 4-tuple: the client's, after the handshake, lies before the new ISN, and
-        # is not the new connection's end
+        # took the 4-tuple: the server's, before the new SYN-ACK, does not acknowledge the
+        # new SYN (a client in SYN-SENT drops it, RFC 9293 3.10.7.3); the client's, after
+        # the handshake, lies before the new ISN: neither is the new connection's start or end
+        "the server's FIN again after the port's reuse": one[:-1] + reuse[:1] + [
+            (S, fb, fa + 1, FIN | ACK, b"")] + reuse[1:],
         "the client's FIN again after the port's reuse": one[:-1] + reuse[:3] + [
             (C, fa, fb + 1, FIN | ACK, b"")] + reuse[3:],
         **{f"reuse after {close} {gap} ns": _conversation(ic, is_, close=close)
