@@ -876,7 +876,9 @@ static int rst_taken(const rconn *c, int dir, uint32_t seq, uint32_t ack, uint16
     if (d->has_acked && d->acked > sent)
         sent = d->acked; /* the receiver had bytes the capture missed */
     int64_t at = d->nxt + (int32_t)((uint32_t)(seq - d->base) - (uint32_t)d->nxt);
-    if ((d->has_acked && at < d->acked) || at > sent)
+    /* before the ISN: no RCV.NXT of this connection lies there (an RST for the connection
+     * the 4-tuple held before, at the sequence number its peer last acknowledged) */
+    if ((d->has_acked && at < d->acked) || at > sent || (d->has_isn && at < 0))
         return 0;
     return d->has_acked && d->acked == sent ? 2 : 1;
 }

@@ -93,6 +93,14 @@ def _cases() -> dict[str, list[tuple]]:
             (S, fb, fa + 1, FIN | ACK, b"")] + reuse[1:],
         "the client's FIN again after the port's reuse": one[:-1] + reuse[:3] + [
             (C, fa, fb + 1, FIN | ACK, b"")] + reuse[3:],
+        # the server, still holding the closed connection, answers the new SYN with an ACK
+        # of its old sequence numbers; the client's RST at the sequence number it
+        # acknowledged lies before the new ISN (it resets the old connection, not the new),
+        # and the SYN comes again 3 s later (the first RTO of RFC 6298's predecessors, and
+        # Windows'): one stream in tshark
+        "the port's reuse answered by the old connection's ACK, then an RST": one[:-1] + reuse[
+            :1] + [(S, fb + 1, fa + 1, ACK, b""), (C, fa + 1, 0, RST, b"")] + [
+            (*f[:5], 31 * 10**8 + i * 10**6) for i, f in enumerate(reuse)],
         **{f"reuse after {close} {gap} ns": _conversation(ic, is_, close=close)
            + _conversation(777_777, 888_888, close=close, at=10**9 + gap)
            for close in ("fin", "rst") for gap in (20_000_000, 500_000_000, 3 * 10**9)},

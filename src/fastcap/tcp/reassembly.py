@@ -881,8 +881,8 @@ class PyReassemblerCore:
         if me.acked is not None and me.acked > sent:
             sent = me.acked  # the receiver had bytes the capture missed
         at = me.nxt + _s32(seq - me.base - me.nxt)
-        if (me.acked is not None and at < me.acked) or at > sent:
-            return 0
+        if (me.acked is not None and at < me.acked) or at > sent or (me.has_isn and at < 0):
+            return 0  # outside the span, or before the ISN (an earlier connection's)
         return 2 if me.acked == sent else 1
 
     @staticmethod
