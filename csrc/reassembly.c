@@ -926,13 +926,14 @@ static int process(fc_reasm *r, rconn *c, int dir, int64_t fno, uint32_t seq, ui
         r->beyond++; /* out of any receive window: dropped whole, its ACK too */
         return 0;
     }
-    /* From an end not yet begun, once the peer's SYN was seen: a segment whose ACK does not
-     * acknowledge that SYN (nor data it carried) is not acceptable to the peer, which drops
-     * it (SYN-SENT, RFC 9293 3.10.7.3): the connection the 4-tuple held before, its FIN
-     * sent again before the new SYN-ACK, say.  Taken, it would begin this end's stream at
-     * the old sequence number, and the SYN-ACK would then start another connection. */
+    /* From an end not yet begun, once the peer's SYN was seen: a segment whose ACK lies
+     * before that SYN's end, or past all the peer sent and any window beyond it (bytes the
+     * capture missed), is not acceptable to the peer, which drops it (SYN-SENT, RFC 9293
+     * 3.10.7.3): the connection the 4-tuple held before, its FIN sent again before the new
+     * SYN-ACK, say.  Taken, it would begin this end's stream at the old sequence number,
+     * and the SYN-ACK would then start another connection. */
     if (!(flags & TH_SYN) && !d->has_base && peer->has_isn && (flags & TH_ACK) &&
-        (int64_t)(uint32_t)(ack - peer->base) > peer->nxt)
+        (int64_t)(uint32_t)(ack - peer->base) > peer->nxt + FC_WINDOW_MAX)
         return 0;
     if ((flags & TH_ACK) && peer->has_base) {
         int64_t a = peer->nxt + (int32_t)((uint32_t)(ack - peer->base) - (uint32_t)peer->nxt);

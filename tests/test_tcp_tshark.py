@@ -91,6 +91,9 @@ def _cases() -> dict[str, list[tuple]]:
         # the handshake, lies before the new ISN: neither is the new connection's start or end
         "the server's FIN again after the port's reuse": one[:-1] + reuse[:1] + [
             (S, fb, fa + 1, FIN | ACK, b"")] + reuse[1:],
+        # only the client's SYN and the server's replies captured: the replies acknowledge
+        # client bytes the capture missed, and are the server's stream all the same
+        "the client's SYN, then only the server's replies": [one[0], one[5], one[7]],
         "the client's FIN again after the port's reuse": one[:-1] + reuse[:3] + [
             (C, fa, fb + 1, FIN | ACK, b"")] + reuse[3:],
         # the server, still holding the closed connection, answers the new SYN with an ACK

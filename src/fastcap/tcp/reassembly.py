@@ -37,8 +37,9 @@ Rules both cores implement (per direction of a connection):
 - A SYN that neither repeats the direction's ISN nor matches the peer's SYN-ACK (which may
   acknowledge data the SYN carried, TCP Fast Open) starts a new connection on the same flow; a bare
   SYN answering the peer's bare SYN (simultaneous open) does not, unless an RST came between them.
-  From an end not yet begun, a segment whose ACK does not acknowledge the peer's SYN is dropped
-  (RFC 9293 3.10.7.3: a FIN of the connection the 4-tuple held before, sent again).
+  From an end not yet begun, a segment whose ACK lies before the end of the peer's SYN (or over
+  WINDOW_MAX past what the peer sent) is dropped (RFC 9293 3.10.7.3: a FIN of the connection
+  the 4-tuple held before, sent again).
   A connection closes on an RST its receiver took, as far as the capture tells (`_rst_taken`:
   exactly at the peer's RCV.NXT, known where it acknowledged all the RST's sender sent; one at the
   end of unacknowledged data too, as the end it nearly always is; data or an acknowledgement past it
@@ -915,8 +916,8 @@ class PyReassemblerCore:
             self.beyond += 1  # out of any receive window (see FC_WINDOW_MAX in C)
             return
         if (not flags & _SYN and not me.has_base and peer.has_isn and flags & _ACK
-                and (ack - peer.base) & _M32 > peer.nxt):
-            return  # not acceptable to the peer, its SYN not acknowledged (see process in C)
+                and (ack - peer.base) & _M32 > peer.nxt + WINDOW_MAX):
+            return  # not acceptable to the peer: its ACK before the SYN (see process in C)
         if flags & _ACK and peer.has_base:
             a = peer.nxt + _s32(ack - peer.base - peer.nxt)
             if peer.acked is None or a > peer.acked:
