@@ -386,6 +386,29 @@ def test_client_chain_problems(problem, code, word):
     assert "issuer not found" in out[0].message
 
 
+@pytest.mark.parametrize(("problem", "text"), [
+    ("untrusted_root", "{what} (issuer Fabrikam Test Issuing CA 01) does not chain to a "
+                       "trusted CA"),
+    ("self_signed", "{what} is self-signed"),
+    ("missing_intermediate", "{what} arrived without an intermediate CA of its chain; 2 "
+                             "certificate(s) sent"),
+    ("expired", "a CA certificate in the {role} chain (frame {frame}) has expired"),
+    ("not_yet_valid", "a CA certificate in the {role} chain (frame {frame}) is not yet valid"),
+])  # fmt: skip
+@pytest.mark.parametrize("role", ["client", "server"])
+def test_each_chain_problem_is_said_in_its_own_words(problem, text, role):
+    """The path verdict's whole text, for each problem and role: only the text of the
+    problem found is made, so each must still be the one it names."""
+    c = check(role, trusted=False, problem=problem)
+    frame = F_CLIENT if role == "client" else F_SERVER
+    name = "mail.fabrikam.com" if role == "client" else MX
+    s = session(smtp(), tls())
+    out = run(s, c, None) if role == "client" else run(s, check(), c)
+    (v,) = [v for v in out if v.code.startswith(f"{role}_cert_")]
+    what = f"{role} certificate CN={name} (frame {frame})"
+    assert v.message == text.format(what=what, role=role, frame=frame)
+
+
 def test_incomplete_chain_hint_says_send_the_full_chain():
     out = run(session(smtp(), tls()), check(problem="missing_intermediate", trusted=False), None)
     assert "full chain" in out[0].hint

@@ -478,6 +478,25 @@ def _leaf_error_first(check: ChainCheck) -> bool:
     return check.path_error in own
 
 
+def _path_text(suffix: str, role: str, what: str, at: str, issuer: str, sent: int) -> str:
+    """The path verdict's text for `suffix` (a value of _PROBLEM_TO_CODE): `what` the leaf
+    as named, `at` where it was seen, `sent` the certificates sent.  Only the one text asked
+    for is made: a capture of test certificates has a chain problem in nearly every session."""
+    if suffix == "untrusted_ca":
+        return f"{what}{at} (issuer {issuer}) does not chain to a trusted CA"
+    if suffix == "self_signed":
+        return f"{what}{at} is self-signed"
+    if suffix == "incomplete_chain":
+        if sent == 1:
+            return (f"{what}{at} arrived without the intermediate CA that issued it "
+                    f"({issuer}); {sent} certificate(s) sent")
+        return (f"{what}{at} arrived without an intermediate CA of its chain; "
+                f"{sent} certificate(s) sent")
+    if suffix == "expired":
+        return f"a CA certificate in the {role} chain{at} has expired"
+    return f"a CA certificate in the {role} chain{at} is not yet valid"
+
+
 def _chain_verdicts(
     role: str, check: ChainCheck, frame: int | None, session: Session, name: str | None,
     other_peer: bool = False,
@@ -507,19 +526,7 @@ def _chain_verdicts(
     suffix = _PROBLEM_TO_CODE.get(check.problem or "")
     if suffix and not (dated and suffix in ("expired", "not_yet_valid")):
         issuer = leaf.issuer_cn or leaf.issuer or "an unknown issuer"
-        text = {
-            "self_signed": f"{what}{at} is self-signed",
-            "untrusted_ca": f"{what}{at} (issuer {issuer}) does not chain to a trusted CA",
-            "incomplete_chain": (
-                f"{what}{at} arrived without the intermediate CA that issued it "
-                f"({issuer}); {len(check.certs)} certificate(s) sent"
-                if len(check.certs) == 1
-                else f"{what}{at} arrived without an intermediate CA of its chain; "
-                f"{len(check.certs)} certificate(s) sent"
-            ),
-            "expired": f"a CA certificate in the {role} chain{at} has expired",
-            "not_yet_valid": f"a CA certificate in the {role} chain{at} is not yet valid",
-        }[suffix]
+        text = _path_text(suffix, role, what, at, issuer, len(check.certs))
         from .x509path import AFTER_BUILD_REASONS  # as above: only with a chain judged
 
         if check.problem == "invalid" and check.path_error in AFTER_BUILD_REASONS:
