@@ -8,6 +8,8 @@ from dataclasses import fields
 from operator import itemgetter
 from typing import Protocol
 
+import numpy as np  # loaded with .raw, whose records hold arrays
+
 from .. import _ffi
 from .raw import RawConn, RawDir
 
@@ -94,8 +96,6 @@ class NativeReassemblerCore:
         return self._drain_done()
 
     def _feed(self, cols) -> None:
-        import numpy as np
-
         n = len(cols.frame_no)
         rows = self.ffi.new("fc_tcp_rows *")
         keep = []  # the contiguous copies must outlive the call
@@ -146,8 +146,6 @@ class NativeReassemblerCore:
         int64 array, lengths in one int32 array), each direction's a view of them: one
         allocation and one cffi pointer per type instead of one per map, as this runs once
         per connection."""
-        import numpy as np
-
         ffi, lib, r = self.ffi, self.lib, self._r
         bufs = self._info_bufs
         if bufs is None:
