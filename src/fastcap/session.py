@@ -387,7 +387,8 @@ def build_session(conn: Connection, *,
     """
     conn = oriented(conn)
     c2s, s2c = conn.c2s, conn.s2c
-    implicit_port = conn.server_port in set(implicit_tls_ports)
+    ports = frozenset(implicit_tls_ports)  # the options' own set, not a copy, when it is one
+    implicit_port = conn.server_port in ports
     plain_on_tls_port = implicit_port and greets_in_plaintext(conn)
     if plain_on_tls_port:
         implicit_port = False
@@ -398,7 +399,7 @@ def build_session(conn: Connection, *,
     cut = None if mid is None else CutStart(mid.c2s.offset, mid.s2c.offset, mid.s2c_lead_end,
                                             mid.c2s.kind == "body", _chunk_end(c2s, mid.c2s))
     smtp = parse_dialogue(c2s, s2c, implicit_tls=implicit, cut=None if implicit else cut,
-                          implicit_ports=frozenset(implicit_tls_ports))
+                          implicit_ports=ports)
     if not implicit:  # the connection's bytes as Zeek's DPD reads them, for the Zeek logs
         smtp = with_zeek_sizes(smtp, connection_bytes(c2s, s2c))
     if plain_on_tls_port:
