@@ -60,6 +60,7 @@ from fastcap.options import judge_options  # noqa: E402
 from fastcap.out.jsonline import session_line  # noqa: E402
 from fastcap.pickling import maker  # noqa: E402
 from fastcap.proto.smtp import parse_dialogue  # noqa: E402
+from fastcap.proto.smtp.dialogue import connection_bytes, with_zeek_sizes  # noqa: E402
 from fastcap.proto.tls import parse_handshake  # noqa: E402
 from fastcap.run.scanner import scan  # noqa: E402
 from fastcap.session import Session, iter_sessions  # noqa: E402
@@ -134,10 +135,16 @@ class Replay:
     """The calls one scan made per session, each with its inputs, kept only where calling it
     again gives back exactly what the scan got: so timing them again times that scan's work."""
 
-    dialogues: list[tuple[Any, Any]]  # parse_dialogue(c2s, s2c) of an ordinary dialogue
+    dialogues: list[tuple[Any, Any]]  # dialogue_of(c2s, s2c) of an ordinary dialogue
     handshakes: list[tuple[Any, Any, int, int]]  # parse_handshake(c2s, s2c, c_at, s_at)
     built: list[Session]  # every session as built, before judging, streams kept
     judged: list[Session]  # the same, judged (checks and verdicts), not yet linked
+
+
+def dialogue_of(c2s: Any, s2c: Any) -> Any:
+    """An ordinary dialogue as the scan builds it: parsed, then given the connection's bytes
+    as Zeek's DPD counts them (for the Zeek logs)."""
+    return with_zeek_sizes(parse_dialogue(c2s, s2c), connection_bytes(c2s, s2c))
 
 
 def replay_of(path: str, scanned: list[Session]) -> Replay:
@@ -152,7 +159,7 @@ def replay_of(path: str, scanned: list[Session]) -> Replay:
         raise ValueError(f"{path}: the sessions built differ from the ones scanned")
     dialogues, handshakes = [], []
     for s in built:
-        if s.smtp is not None and parse_dialogue(s.c2s, s.s2c) == s.smtp:
+        if s.smtp is not None and dialogue_of(s.c2s, s.s2c) == s.smtp:
             dialogues.append((s.c2s, s.s2c))
             c_at, s_at = s.smtp.tls_c2s_offset, s.smtp.tls_s2c_offset
             if (s.tls is not None and c_at is not None and s_at is not None
@@ -199,7 +206,7 @@ def stage_times(repeat: int, path: str, replay: Replay) -> dict[str, float]:
 
     def smtp() -> None:
         for c2s, s2c in replay.dialogues:
-            parse_dialogue(fresh[id(c2s)], fresh[id(s2c)])
+            dialogue_of(fresh[id(c2s)], fresh[id(s2c)])
 
     def tls() -> None:
         for c2s, s2c, c_at, s_at in replay.handshakes:

@@ -264,6 +264,8 @@ def with_zeek_sizes(d: SmtpDialogue, sizes: tuple[tuple[int, int], ...]) -> Smtp
     values = list(_dialogue_values(d))
     values[_SIZES_AT] = sizes
     return _make_dialogue(*values)
+
+
 _LIST_FIELDS = tuple(f.name for f in fields(SmtpDialogue) if f.default == ())
 
 
