@@ -60,7 +60,11 @@ from fastcap.options import judge_options  # noqa: E402
 from fastcap.out.jsonline import session_line  # noqa: E402
 from fastcap.pickling import maker  # noqa: E402
 from fastcap.proto.smtp import parse_dialogue  # noqa: E402
-from fastcap.proto.smtp.dialogue import connection_bytes, with_zeek_sizes  # noqa: E402
+from fastcap.proto.smtp.dialogue import (  # noqa: E402
+    connection_bytes,
+    with_zeek_sizes,
+    zeek_may_violate,
+)
 from fastcap.proto.tls import parse_handshake  # noqa: E402
 from fastcap.run.scanner import scan  # noqa: E402
 from fastcap.session import Session, iter_sessions  # noqa: E402
@@ -143,8 +147,9 @@ class Replay:
 
 def dialogue_of(c2s: Any, s2c: Any) -> Any:
     """An ordinary dialogue as the scan builds it: parsed, then given the connection's bytes
-    as Zeek's DPD counts them (for the Zeek logs)."""
-    return with_zeek_sizes(parse_dialogue(c2s, s2c), connection_bytes(c2s, s2c))
+    as Zeek's DPD counts them (for the Zeek logs) where it may meet a violation."""
+    d = parse_dialogue(c2s, s2c)
+    return with_zeek_sizes(d, connection_bytes(c2s, s2c)) if zeek_may_violate(d) else d
 
 
 def replay_of(path: str, scanned: list[Session]) -> Replay:

@@ -1927,3 +1927,33 @@ def test_a_server_line_after_a_gap_with_no_reply_code_stops_zeeks_smtp_analyzer(
         (True, b"QUIT\r\n"), (False, b"221 bye\r\n")))
     rows = _cut_rows(path)
     assert [r[1] for r in rows][-1] == ("a@fabrikam.com" if stops else "d@fabrikam.com")
+
+
+def test_the_bytes_for_dpd_are_counted_where_zeek_may_meet_a_violation(tmp_path):
+    """The scan counts the connection's bytes for DPD (zeek_sizes) only where Zeek's SMTP
+    analyzer may meet a violation: left uncounted there, the logs would stop at it however
+    many bytes came before.  Each shape Zeek reads as a violation gets them; an ordinary
+    dialogue does not (they cost about 40 µs a session)."""
+    from fastcap.session import iter_sessions
+
+    message = ((True, b"Subject: x\r\n\r\nhello\r\n.\r\n"), (False, b"250 queued as 1\r\n"))
+    shapes = {
+        "no reply code": (*message, (False, b"hello there\r\n")),
+        "TLS outside STARTTLS": (*message, (False, b"\x16\x03\x03\x00\x05hel\nlo")),
+        "a reply ended by CR CR LF": ((True, message[0][1]), (False, b"250 queued\r\r\n")),
+        "a line after a gap": (*message[:1], (False, b"250-2.0.0 one\r\n"), (False, b"LOST"),
+                               (False, b"LINING\r\n250 queued as 1\r\n")),
+    }
+    paths = {name: _capture_cutting_a_line(tmp_path / f"{n}.pcap", (
+        *pieces, (True, b"QUIT\r\n"), (False, b"221 bye\r\n")))
+        for n, (name, pieces) in enumerate(shapes.items())}
+    paths["ATRN"] = _turned(tmp_path / "atrn.pcap", (
+        (True, "220 relay.fabrikam.com ready"), (False, "EHLO mx.contoso.com")), "ATRN")
+    plain = _capture_cutting_a_line(tmp_path / "plain.pcap", (
+        *message, (True, b"QUIT\r\n"), (False, b"221 bye\r\n")))
+    for backend in ("native", "python"):
+        for name, path in paths.items():
+            (s,) = list(iter_sessions(path, backend=backend))
+            assert s.smtp.zeek_sizes, name
+        (s,) = list(iter_sessions(plain, backend=backend))
+        assert s.smtp.zeek_sizes == ()

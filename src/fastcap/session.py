@@ -45,7 +45,7 @@ from .proto.smtp import (
     parse_dialogue,
     turned_detail,
 )
-from .proto.smtp.dialogue import connection_bytes, with_zeek_sizes
+from .proto.smtp.dialogue import connection_bytes, with_zeek_sizes, zeek_may_violate
 from .proto.tls import TlsHandshake, parse_handshake
 from .read.capture import DEFAULT_SLAB, DEFAULT_WINDOW, Capture
 from .read.pcapng import MAX_KEY_LOG_KEPT, TLS_KEY_LOG, SecretsBlock
@@ -400,7 +400,7 @@ def build_session(conn: Connection, *,
                                             mid.c2s.kind == "body", _chunk_end(c2s, mid.c2s))
     smtp = parse_dialogue(c2s, s2c, implicit_tls=implicit, cut=None if implicit else cut,
                           implicit_ports=ports)
-    if not implicit:  # the connection's bytes as Zeek's DPD reads them, for the Zeek logs
+    if not implicit and zeek_may_violate(smtp):  # the bytes Zeek's DPD reads, for its logs
         smtp = with_zeek_sizes(smtp, connection_bytes(c2s, s2c))
     if plain_on_tls_port:
         smtp = replace(smtp, anomalies=(AnomalyRecord(
