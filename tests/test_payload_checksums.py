@@ -149,3 +149,21 @@ def test_ranges_and_a_compressed_copy_tell_it_as_one_walk(captures, tmp_path):
     gz = tmp_path / "rewritten.pcap.gz"
     gz.write_bytes(gzip.compress(path.read_bytes(), 1))
     assert _note(gz, "auto") == [note.replace(str(path), str(gz), 1)]
+
+
+@pytest.mark.parametrize("size", [54 + 261, 54 + 262, 54 + 263, 1000, 1001])
+@pytest.mark.parametrize("length", [1, 63, 64, 65, 200, 261, 262])
+def test_word_sums_of_rows_near_a_short_buffers_end(size, length):
+    """A window shorter than the widest row copied (a small capture, its last frames) and of
+    odd length: each row's 16-bit words summed as RFC 1071 says (an odd last byte padded
+    with zero), however its width and the buffer's end fall."""
+    import numpy as np
+
+    from fastcap.select.checksums import _word_sums
+
+    buf = (np.arange(size, dtype=np.int64) * 37 % 251).astype(np.uint8)
+    start = np.array([54], np.int64)
+    n = min(length, size - 54)
+    data = bytes(buf[54:54 + n]) + b"\0" * (n & 1)
+    want = sum(struct.unpack(f">{len(data) // 2}H", data))
+    assert _word_sums(buf, start, np.array([n], np.int64)).tolist() == [want]

@@ -58,13 +58,14 @@ def _word_sums(buf: np.ndarray, start: np.ndarray, length: np.ndarray) -> np.nda
         at = start[rows]
         width = min(width, len(buf))
         near_end = at > len(buf) - width
-        b = np.empty((len(rows), width), np.uint8)
-        b[~near_end] = sliding_window_view(buf, width)[at[~near_end]]
+        # rows an even number of bytes wide (a buffer shorter than the width may be odd),
+        # so that they read as 16-bit words; a row's bytes past its end are zeros
+        b = np.zeros((len(rows), width + (width & 1)), np.uint8)
+        b[~near_end, :width] = sliding_window_view(buf, width)[at[~near_end]]
         for i in np.flatnonzero(near_end).tolist():  # the last frames of the buffer
             tail = buf[at[i]:]
             b[i, :len(tail)] = tail
-            b[i, len(tail):] = 0
-        b *= np.arange(width) < length[rows, None]  # past each row's end: zeros
+        b *= np.arange(b.shape[1]) < length[rows, None]
         out[rows] = b.view(">u2").sum(axis=1, dtype=np.uint64)
     return out
 
