@@ -167,3 +167,62 @@ def test_word_sums_of_rows_near_a_short_buffers_end(size, length):
     data = bytes(buf[54:54 + n]) + b"\0" * (n & 1)
     want = sum(struct.unpack(f">{len(data) // 2}H", data))
     assert _word_sums(buf, start, np.array([n], np.int64)).tolist() == [want]
+
+
+def _partly_rewritten(records: list[Record]) -> list[Record]:
+    """The first session as sent, the other five rewritten: most of the sample is wrong, and
+    the first wrong segment lies past the first session's frames."""
+    first = len(records) // SESSIONS
+    return records[:first] + _rewritten(records[first:])
+
+
+def test_the_warning_names_the_first_rewritten_frame(tmp_path, backend):
+    """The warning names the byte where the first rewritten frame of the sample begins (its
+    bytes, after the record header, as Wireshark's frame offset counts them): the
+    first rewritten frame with a short payload (always summed), or an earlier rewritten
+    one the sample's hash picked; never a frame sent as it was."""
+    records = _records()
+    path = tmp_path / "partly.pcap"
+    recs = _partly_rewritten(records)
+    write_pcap(path, recs)
+    at, offsets, short, longer = 24 + 16, [], None, []
+    for sent, r in zip(records, recs, strict=True):
+        start, end = _payload(r.data)
+        if r.data != sent.data:
+            if 0 < end - start <= 64 and short is None:
+                short = at
+            elif 64 < end - start <= 512 and short is None:
+                longer.append(at)
+        offsets.append(at)
+        at += 16 + len(r.data)
+    (note,) = _note(path, backend)
+    named = int(note.split("the frame at byte ")[1].split(")")[0])
+    assert short is not None and (named == short or named in longer)
+    assert named >= offsets[len(records) // SESSIONS]
+
+
+def test_stats_tells_a_rewritten_payload_as_the_scan_does(captures, tmp_path):
+    """`fastcap stats` sums the same sample: the rewritten capture's warning (stderr, JSON
+    with its byte, the text's last lines) is the scan's, and it exits 1; the capture as
+    sent shows the sample's counts and no warning."""
+    import json
+    import sys
+
+    path = captures["rewritten"]
+    (note,) = _note(path, "auto")
+    cmd = [sys.executable, "-m", "fastcap", "stats"]
+    js = subprocess.run(cmd + ["--json", str(path)], capture_output=True, text=True)
+    assert js.returncode == 1 and f"fastcap: warning: {note}" in js.stderr.splitlines()
+    (f,) = json.loads(js.stdout)["files"]
+    assert f["warnings"] == [note]
+    assert f["warning_offsets"] == [int(note.split("the frame at byte ")[1].split(")")[0])]
+    assert f["checksums_sampled"] == f["checksums_rewritten"] > 0
+    text = subprocess.run(cmd + [str(path)], capture_output=True, text=True).stdout
+    assert f"Warning:           {note}" in text.splitlines()
+    n = f["checksums_sampled"]
+    assert f"{n} of {n} small IPv4 segments wrong" in text
+    sent = subprocess.run(cmd + ["--json", str(captures["sent"])], capture_output=True,
+                          text=True)
+    (g,) = json.loads(sent.stdout)["files"]
+    assert sent.returncode == 0 and g["warnings"] == [] and g["checksums_rewritten"] == 0
+    assert g["checksums_sampled"] == n

@@ -348,6 +348,9 @@ def merge_counters(parts: list[FrameCounters]) -> FrameCounters:
         for name, v in c.__dict__.items():
             if name in ("first_ts_ns", "last_ts_ns", "first_dated_ns", "last_dated_ns"):
                 continue
+            if name == "checksums_first":  # the file's first: the first part's that has one
+                out.checksums_first = v if out.checksums_first < 0 else out.checksums_first
+                continue
             if isinstance(v, Counter):
                 getattr(out, name).update(v)
             else:

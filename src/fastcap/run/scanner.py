@@ -317,7 +317,7 @@ def _totals(summary: _Tally, counters: FrameCounters, metas: list) -> None:
         summary.skipped.update(m.skipped)
         summary.unreadable += m.unreadable
     rewritten = rewritten_note(summary.path, counters.checksums_sampled,
-                               counters.checksums_rewritten)
+                               counters.checksums_rewritten, counters.checksums_first)
     if rewritten:
         summary.warnings.append(rewritten)
 

@@ -32,10 +32,12 @@ _WIDTHS = (64, 128, 256, 60 + SAMPLED_PAYLOAD)  # widths rows are copied in, eve
 @dataclass(frozen=True, slots=True)
 class ChecksumSample:
     """Of the segments summed: those whose IPv4 header checksum is right (`sampled`), and
-    of those the ones whose TCP checksum is wrong and no offloaded one (`rewritten`)."""
+    of those the ones whose TCP checksum is wrong and no offloaded one (`rewritten`), the
+    first of which begins its frame at byte `first` of the file (-1: none)."""
 
     sampled: int = 0
     rewritten: int = 0
+    first: int = -1
 
 
 def _fold(s: np.ndarray) -> np.ndarray:
@@ -99,17 +101,20 @@ def sample_checksums(buf: np.ndarray, frame_off: np.ndarray, hd: Headers, tf: Tc
     stored = (buf[tcp + 16].astype(np.uint64) << 8) | buf[tcp + 17]
     partial = _fold(pseudo)
     offloaded = (stored == 0) | (stored == partial) | (stored == (partial ^ 0xFFFF))
-    return ChecksumSample(int(np.count_nonzero(ip_good)),
-                          int(np.count_nonzero(ip_good & ~good & ~offloaded)))
+    bad = np.flatnonzero(ip_good & ~good & ~offloaded)
+    return ChecksumSample(int(np.count_nonzero(ip_good)), len(bad),
+                          int(base[bad].min()) if len(bad) else -1)
 
 
-def rewritten_note(path: str, sampled: int, rewritten: int) -> str | None:
-    """The warning for a file whose sample (`sampled` segments, `rewritten` of them wrong)
-    says most of its payload bytes were changed after they were sent; None when it does not
-    (a stray bad checksum is a frame the receiver dropped, not a rewritten capture)."""
+def rewritten_note(path: str, sampled: int, rewritten: int, first: int = -1) -> str | None:
+    """The warning for a file whose sample (`sampled` segments, `rewritten` of them wrong,
+    the first in the frame at byte `first`) says most of its payload bytes were changed after
+    they were sent; None when it does not (a stray bad checksum is a frame the receiver
+    dropped, not a rewritten capture)."""
     if not rewritten or 2 * rewritten <= sampled:
         return None
-    return (f"{path}: {rewritten} of {sampled} sampled TCP segments on the selected ports have "
+    at = f" (the first in the frame at byte {first})" if first >= 0 else ""
+    return (f"{path}: {rewritten} of {sampled} sampled TCP segments on the selected ports{at} have "
             "a TCP checksum that is wrong, and no checksum offload's, under a right IPv4 "
             "header checksum: their bytes were changed after they were sent (payload "
             "rewritten, by an anonymiser or an edit, or addresses rewritten without the TCP "

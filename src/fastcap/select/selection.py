@@ -94,9 +94,11 @@ class FrameCounters:
     fragments: int = 0
     icmp_about_selected: int = 0  # ICMP errors quoting a TCP header on a selected port
     # small IPv4 segments on a selected port whose IP header checksum is right, and of
-    # those the ones whose TCP checksum is wrong, not offloaded (`checksums`)
+    # those the ones whose TCP checksum is wrong, not offloaded (`checksums`), the first
+    # of which begins its frame at byte `checksums_first` (-1: none)
     checksums_sampled: int = 0
     checksums_rewritten: int = 0
+    checksums_first: int = -1
     snapped: int = 0
     over_snaplen: int = 0
     linktype_frames: Counter = field(default_factory=Counter)
@@ -528,6 +530,8 @@ def iter_selected(cap: Capture, ports: Iterable[int] = DEFAULT_PORTS,
             got = sample_checksums(buf, win.offset[rows], hp, tf)
             counters.checksums_sampled += got.sampled
             counters.checksums_rewritten += got.rewritten
+            if got.first >= 0 and not 0 <= counters.checksums_first < got.first:
+                counters.checksums_first = got.first
         if len(later) or hp.frag.any() or outer.frag[pick].any():
             rows, tf, fid, from_a, file_off = _with_fragments(
                 buf, win.offset, caplen, wire, hd, sc.rows, pick, later, tf, fid, from_a,

@@ -12,6 +12,7 @@ from ..options import ScanOptions, resolve
 from ..read.capture import DEFAULT_SLAB, DEFAULT_WINDOW
 from ..read.linktypes import describe
 from ..read.stream import open_capture
+from .checksums import rewritten_note
 from .flows import FlowTable
 from .fragments import FRAG_FIRST, FRAG_ROW, FRAG_V6, Defragmenter
 from .selection import FrameCounters, iter_selected
@@ -51,6 +52,10 @@ class FileStats:
     warnings: tuple[str, ...] = ()
     warning_offsets: tuple[int, ...] = ()
     checksums_verified: bool = False  # like Wireshark's default: bad checksums still count
+    # the sample the scan sums to tell rewritten payloads (`select.checksums`): segments
+    # summed under a right IPv4 header checksum, those of them wrong and no offload's
+    checksums_sampled: int = 0
+    checksums_rewritten: int = 0
     compression: str | None = None  # gzip | zstd | lz4: size is then the decompressed size
     # Frames a reading limit touched, by reason (times held at the ends of 64-bit
     # nanoseconds): the first and last timestamps above may be such a held time.
@@ -97,6 +102,11 @@ def compute_stats(path: str | bytes | os.PathLike, options: ScanOptions | None =
         skipped = dict(counters.skipped)
         for reason, count in meta.skipped.items():
             skipped[reason] = skipped.get(reason, 0) + count
+        warnings = [(str(w), w.offset) for w in meta.warnings]
+        rewritten = rewritten_note(meta.path, counters.checksums_sampled,
+                                   counters.checksums_rewritten, counters.checksums_first)
+        if rewritten:  # as the scan warns: the same sample, the same words
+            warnings.append((rewritten, counters.checksums_first))
         linktypes = []
         for ifc in meta.interfaces:
             if describe(ifc.linktype) not in linktypes:
@@ -131,8 +141,10 @@ def compute_stats(path: str | bytes | os.PathLike, options: ScanOptions | None =
             icmp_about_selected=counters.icmp_about_selected,
             skipped=skipped,
             unreadable=tuple(meta.unreadable),
-            warnings=tuple(str(w) for w in meta.warnings),
-            warning_offsets=tuple(w.offset for w in meta.warnings),
+            warnings=tuple(w for w, _ in warnings),
+            warning_offsets=tuple(at for _, at in warnings),
+            checksums_sampled=counters.checksums_sampled,
+            checksums_rewritten=counters.checksums_rewritten,
             compression=meta.compression,
             limits=dict(counters.notes),
             tunnels=dict(sorted(counters.tunnels.items())),
