@@ -610,13 +610,23 @@ static int32_t conn_new(fc_reasm *r, int64_t flow, int64_t fno, int64_t ts, int3
     return s;
 }
 
+/* Is this SYN-ACK the opening of a direction that so far sent only bare ACKs (no SYN, data,
+ * FIN or RST)?  Some stacks acknowledge a SYN before they answer it with their SYN-ACK; the
+ * ACK's sequence number then set the direction's base, which the SYN-ACK replaces
+ * (_acked_first in Python).  tshark keeps the one stream. */
+static int ack_before_synack(const rdir *d, uint16_t flags)
+{
+    return (flags & TH_ACK) && d->nxt == 0 && !d->fin_seen && d->rst_frame < 0 &&
+           d->nhold == 0;
+}
+
 /* Is this SYN part of the connection already held for the flow (retransmitted or reordered),
  * rather than the start of a new connection on a reused 4-tuple? */
 static int syn_same(const rconn *c, int dir, uint32_t seq, uint32_t ack, uint16_t flags,
                     int64_t plen)
 {
     const rdir *d = &c->d[dir], *p = &c->d[1 - dir];
-    if (d->has_base)
+    if (d->has_base && (d->has_isn || !ack_before_synack(d, flags)))
         return d->base == seq + 1;
     /* SYN-ACK: it must acknowledge the peer's first byte, if known, or with TCP Fast Open
      * the data the peer's SYN carried. */
@@ -963,6 +973,8 @@ static int process(fc_reasm *r, rconn *c, int dir, int64_t fno, uint32_t seq, ui
         if (d->has_isn) {
             c->retrans++; /* a repeated SYN (syn_same vouched for its ISN) */
         } else {
+            if (d->has_base)
+                d->has_acked = 0; /* after bare ACKs (ack_before_synack) */
             d->base = seq + 1;
             d->has_base = 1;
             d->isn = seq;

@@ -111,6 +111,13 @@ def _cases() -> dict[str, list[tuple]]:
                                                                    at=2 * 10**8),
         "fast open, SYN sent twice": tfo,
         "simultaneous open": simultaneous,
+        # a stack that acknowledges the SYN with a bare ACK before its SYN-ACK (Zeek's
+        # TCPSessionAdapter::UpdateInactiveState knows such "eccentric TCP's"), the ACK's
+        # sequence number its ISN, anything else, or the ACK sent twice: one stream in tshark
+        **{f"the server's bare ACK before its SYN-ACK, {name}": one[:1] + [
+            (S, seq, ic + 1, ACK, b"")] * times + one[1:]
+           for name, seq, times in (("at its ISN", is_, 1), ("at 0", 0, 1),
+                                    ("far off, twice", is_ + (1 << 30), 2))},
         "RST then data": open_[:6] + [(C, a, b, RST | ACK, b"")] + open_[6:],
         # an RST below what its receiver acknowledged is out of its window (RFC 9293 3.10.7.4,
         # RFC 5961 3.2): ignored, so the dialogue going on 3 s later is the same connection

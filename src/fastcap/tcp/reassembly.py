@@ -123,6 +123,15 @@ def _s32(v: int) -> int:
     return v - (1 << 32) if v & 0x80000000 else v
 
 
+def _acked_first(me: _Dir, flags: int) -> bool:
+    """Is this SYN-ACK the opening of a direction that so far sent only bare ACKs (no
+    SYN, data, FIN or RST)?  Some stacks acknowledge a SYN before they answer it with their
+    SYN-ACK; the ACK's sequence number (often the ISN, or anything) then set the direction's
+    base, which the SYN-ACK replaces (ack_before_synack in C).  tshark keeps the one stream."""
+    return (bool(flags & _ACK) and me.nxt == 0 and not me.fin_seen and me.rst_frame < 0
+            and not me.hold)
+
+
 # --- shared input/output types ------------------------------------------------------------
 
 
@@ -843,7 +852,7 @@ class PyReassemblerCore:
     @staticmethod
     def _syn_same(c: _Conn, d: int, seq: int, ack: int, flags: int, plen: int) -> bool:
         me, peer = c.d[d], c.d[1 - d]
-        if me.has_base:
+        if me.has_base and (me.has_isn or not _acked_first(me, flags)):
             return me.base == (seq + 1) & _M32
         if flags & _ACK:  # with TCP Fast Open, acknowledging the data of the peer's SYN
             return (not peer.has_base or ack == peer.base
@@ -939,6 +948,8 @@ class PyReassemblerCore:
             if me.has_isn:
                 c.retrans += 1
             else:
+                if me.has_base:  # after bare ACKs (_acked_first): what acknowledged them goes
+                    me.acked = None
                 me.base, me.has_base = (seq + 1) & _M32, True
                 me.isn, me.has_isn = seq, True
                 me.syn_frame = fno
