@@ -144,6 +144,7 @@ typedef struct {
     int64_t rst_frame;
     int64_t complete;      /* 1: every byte of [0, data_len) is stored (no gaps) */
     int64_t seg_sorted;    /* 1: the segment map is already in stream-offset order */
+    int64_t first_syn;     /* the direction's first segment: 1 a SYN, 0 none, -1 no segment */
 } fc_dir_info;
 
 typedef struct {

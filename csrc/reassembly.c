@@ -48,6 +48,7 @@ typedef struct {
     int64_t rcv;    /* where the bytes taken in order end (a receiver's RCV.NXT), see store */
     int64_t before_start, untraced;
     int64_t syn_frame, fin_frame, rst_frame;
+    int64_t first_syn; /* its first segment: 1 a SYN, 0 none, -1 none seen yet */
     int64_t zwp_off, zwp_frame; /* the last zero-window probe's byte, held until settled */
     int64_t fin_off; /* stream offset of the first FIN (when fin_seen) */
     int64_t acked;  /* highest stream offset the peer acknowledged (when has_acked) */
@@ -593,8 +594,10 @@ static int32_t conn_new(fc_reasm *r, int64_t flow, int64_t fno, int64_t ts, int3
         t->used = TOMB_SPENT; /* a new connection on the flow: the old one's record is spent */
     r->free_head = next_free;
     memset(c, 0, sizeof(*c));
-    for (int k = 0; k < 2; k++)
+    for (int k = 0; k < 2; k++) {
         c->d[k].syn_frame = c->d[k].fin_frame = c->d[k].rst_frame = c->d[k].rst_acked = -1;
+        c->d[k].first_syn = -1;
+    }
     c->index = r->next_index++;
     c->flow = flow;
     c->first_frame = fno;
@@ -910,6 +913,8 @@ static int process(fc_reasm *r, rconn *c, int dir, int64_t fno, uint32_t seq, ui
                    const uint8_t *p)
 {
     rdir *d = &c->d[dir], *peer = &c->d[1 - dir];
+    if (d->first_syn < 0)
+        d->first_syn = (flags & TH_SYN) != 0;
     if (flags & TH_RST) {
         int taken = rst_taken(c, dir, seq, ack, flags);
         if (!taken)
@@ -1294,6 +1299,7 @@ int32_t fc_reasm_done_info(const fc_reasm *r, int64_t i, fc_conn_info *out)
         o->syn_frame = d->syn_frame;
         o->fin_frame = d->fin_frame;
         o->rst_frame = d->rst_frame;
+        o->first_syn = d->first_syn;
         o->complete = dir_complete(d, o->data_len);
         o->seg_sorted = 1;
         for (int64_t j = 1; j < d->nseg; j++) {

@@ -8,6 +8,8 @@ import hashlib
 import ipaddress
 import json
 import re
+import socket
+import struct
 import subprocess
 import sys
 from pathlib import Path
@@ -17,9 +19,11 @@ from cryptography.hazmat.primitives import serialization
 
 from fastcap.out.zeek import SSL_FIELDS, zeek_version
 from fastcap.out.zeek_ascii import escape, row_bytes, zeek_time
+from fastcap.session import iter_sessions
+from fastcap_synth.packets import tcp_frame
 from fastcap_synth.scenarios import make_pki, scenario
 from fastcap_synth.smtpgen import Message, converse, render
-from fastcap_synth.writers import keylog_bytes, write_pcap
+from fastcap_synth.writers import Record, keylog_bytes, write_pcap
 
 parsezeeklogs = pytest.importorskip("parsezeeklogs")
 
@@ -1016,6 +1020,46 @@ def test_no_line_for_a_connection_zeek_reads_as_partial(tmp_path):
         lines[name] = [len(read_strict(out / f"{log}.log")[2]) for log in ("smtp", "ssl", "x509")]
     assert lines["whole"] == lines["no-syn"] and min(lines["whole"]) > 0
     assert lines["from-greeting"] == [0, 0, 0]
+
+
+def _bare_ack(synack: Record) -> Record:
+    """The SYN-ACK's segment as a bare ACK (its sequence number the ISN), sent 1 ms before."""
+    frame = synack.data
+    tcp_at = 14 + (frame[14] & 15) * 4
+    sport, dport, seq, ack = struct.unpack(">HHII", frame[tcp_at:tcp_at + 12])
+    assert frame[tcp_at + 13] == 0x12  # SYN | ACK
+    return Record(tcp_frame(socket.inet_ntoa(frame[26:30]), socket.inet_ntoa(frame[30:34]),
+                            sport, dport, seq, ack, 0x10), synack.ts_ns - 10**6)
+
+
+def test_no_line_where_the_server_opened_without_a_syn(tmp_path, backend):
+    """Zeek marks a connection partial too when the responder's first packet is no SYN
+    (TCPSessionAdapter::SetPartialStatus), and nothing clears that after a client's SYN: a
+    bare ACK some stacks send before their SYN-ACK is let pass by the state machine
+    (TCPSessionAdapter::UpdateInactiveState, "eccentric TCP's") but not by SetPartialStatus,
+    which ran first, and the SMTP and SSL analyzers then deliver nothing
+    (ContentLine_Analyzer::DeliverStream's skip_partial, SSL_Analyzer::DeliverStream).  The
+    same where the capture lost the SYN-ACK.  The session is one, as tshark's stream."""
+    pki = make_pki()
+    start = (int(pki.client.cert.not_valid_before_utc.timestamp()) + 3600) * 10**9
+    sc = scenario("no_client_cert", pki, start_ns=start)
+    records = render(converse(sc), sc)
+    out = tmp_path / "logs"
+    lines, sessions = {}, {}
+    for name, kept in (("whole", records),
+                       ("bare ACK first", records[:1] + [_bare_ack(records[1])] + records[1:]),
+                       ("no SYN-ACK", records[:1] + records[2:])):
+        path = tmp_path / f"{name}.pcap"
+        write_pcap(path, kept)
+        r = run_cli("--backend", backend, "--format", "zeek", "-o", str(out), str(path))
+        assert r.returncode in (0, 1), r.stderr
+        lines[name] = [len(read_strict(out / f"{log}.log")[2]) for log in ("smtp", "ssl", "x509")]
+        sessions[name] = [(s.frames, s.smtp is not None, s.tls is not None)
+                          for s in iter_sessions(path, backend=backend)]
+    assert min(lines["whole"]) > 0
+    assert lines["bare ACK first"] == lines["no SYN-ACK"] == [0, 0, 0]
+    (frames, smtp, tls), = sessions["whole"]
+    assert sessions["bare ACK first"] == [(frames + 1, smtp, tls)] and smtp and tls
 
 
 def test_every_line_of_a_reply_past_fastcaps_cap_counts(tmp_path):

@@ -99,6 +99,10 @@ class TcpFacts:
     # goes on with the connection its flow held before, closed on an RST that its receiver
     # did not act on: [that session's first frame, the RST's frame] (tshark: one stream)
     after_reset: tuple[int, int] | None = None
+    # For the Zeek logs alone (fields named zeek_*, not in the JSON):
+    # the server's first segment was a SYN (its SYN-ACK), or it sent none (a responder
+    # opening without one makes Zeek's connection partial: out.zeek.zeek_reads)
+    zeek_server_syn: bool = True
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready data: the fields, each gap as a list."""
@@ -108,7 +112,7 @@ class TcpFacts:
         return out
 
 
-_TCP_NAMES = tuple(f.name for f in fields(TcpFacts))
+_TCP_NAMES = tuple(f.name for f in fields(TcpFacts) if not f.name.startswith("zeek_"))
 
 
 def _closed_by(c2s: StreamDir, s2c: StreamDir) -> str | None:
@@ -458,6 +462,7 @@ def build_session(conn: Connection, *,
         out_of_order=conn.out_of_order,
         closed_by=closed_by,
         after_reset=conn.after_reset,
+        zeek_server_syn=s2c.first_syn != 0,
     )
     client = endpoint_text(conn.client_addr, conn.client_port)
     server = endpoint_text(conn.server_addr, conn.server_port)

@@ -1067,11 +1067,15 @@ def _ns(t: dt.datetime | None) -> int | None:
 
 
 def zeek_reads(s: Session) -> bool:
-    """Whether Zeek reads the connection's bytes at all: not when it is partial, its client's
-    first packet no SYN and no SYN-ACK seen (TCPSessionAdapter::SetPartialStatus), as a
-    capture that began after the connection did; its SMTP line reader and SSL analyzer then
-    deliver nothing, so it has no line in any of the three logs."""
-    return s.tcp.client_by == "syn"
+    """Whether Zeek reads the connection's bytes at all: not when it is partial
+    (TCPSessionAdapter::SetPartialStatus): its client's first packet no SYN and no SYN-ACK
+    seen, as a capture that began after the connection did, or its server's first packet no
+    SYN, as a bare ACK some stacks send before their SYN-ACK (the state machine lets that
+    ACK pass, UpdateInactiveState, but the connection stays partial) or a SYN-ACK the
+    capture missed.  Its SMTP line reader and SSL analyzer then deliver nothing
+    (ContentLine_Analyzer::DeliverStream skips a partial connection, as SSL_Analyzer's
+    does), so it has no line in any of the three logs."""
+    return s.tcp.client_by == "syn" and s.tcp.zeek_server_syn
 
 
 def _gap_known_at(t) -> int | None:

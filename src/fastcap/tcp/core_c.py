@@ -163,7 +163,7 @@ class NativeReassemblerCore:
         maps = ((0, n0, 0), (2 * n0, n1, n0))  # (start in wide, segments, start in narrow)
         dirs = []
         for k, (n, seen, nseg, before, untraced, isn, syn_f, fin_f, rst_f, complete,
-                seg_sorted) in enumerate((d0, d1)):
+                seg_sorted, first_syn) in enumerate((d0, d1)):
             ptr = lib.fc_reasm_done_data(r, i, k, avail)
             got = avail[0]
             data = ffi.buffer(ptr, got)[:] if got else b""
@@ -179,7 +179,7 @@ class NativeReassemblerCore:
                 wide[at + nseg : at + 2 * nseg], seen, before, untraced,
                 None if isn < 0 else isn, None if syn_f < 0 else syn_f,
                 None if fin_f < 0 else fin_f, None if rst_f < 0 else rst_f,
-                bool(seg_sorted)))
+                bool(seg_sorted), first_syn))
         conn = RawConn(*_CONN_VALUES(v), dirs=(dirs[0], dirs[1]))
         conn.evicted = bool(conn.evicted)
         return conn
@@ -193,6 +193,6 @@ _AT = {name: i for i, name in enumerate(_ffi.CONN_INFO_FIELDS)}
 _CONN_VALUES = itemgetter(*(_AT[f.name] for f in fields(RawConn) if f.name != "dirs"))
 # fc_dir_info fields in the order _copy_done unpacks them, for dir[0] and dir[1]
 _DIR_READ = ("data_len", "seen_bytes", "n_segs", "before_start", "untraced", "isn", "syn_frame",
-             "fin_frame", "rst_frame", "complete", "seg_sorted")
+             "fin_frame", "rst_frame", "complete", "seg_sorted", "first_syn")
 _DIR_VALUES = tuple(itemgetter(*(_AT[f"dir[{k}].{name}"] for name in _DIR_READ))
                     for k in range(2))

@@ -27,6 +27,7 @@ class RawDir:
     fin_frame: int | None
     rst_frame: int | None
     seg_sorted: bool = False  # the core already knows the segment map is in offset order
+    first_syn: int = -1  # the direction's first segment: 1 a SYN, 0 none, -1 no segment
 
 
 @dataclass

@@ -230,6 +230,7 @@ class StreamDir:
     rst_frame: int | None
     before_start: int = 0  # payload bytes sent before offset 0 (mid-connection start), dropped
     untraced: int = 0  # stored bytes without a segment-map entry (map full)
+    first_syn: int = -1  # its first segment: 1 a SYN (or SYN-ACK), 0 none, -1 no segment
     # frame_at's lookup table (seg_offset, seg_len, seg_frame as lists), built on first use
     _seg_lists: tuple[list[int], list[int], list[int]] | None = field(
         default=None, init=False, repr=False, compare=False)
@@ -379,7 +380,8 @@ def _stream_dir(raw: RawDir, replaced: bool) -> StreamDir:
         seen_bytes=raw.seen_bytes,
         capped=raw.seen_bytes > len(raw.data),
         isn=raw.isn, syn_frame=raw.syn_frame, fin_frame=raw.fin_frame,
-        rst_frame=raw.rst_frame, before_start=raw.before_start, untraced=raw.untraced)
+        rst_frame=raw.rst_frame, before_start=raw.before_start, untraced=raw.untraced,
+        first_syn=raw.first_syn)
 
 
 def _known(ts: int) -> int:
@@ -586,6 +588,7 @@ class Reassembler:
 class _Dir:
     __slots__ = ("data", "filled", "dcap", "seg_off", "seg_len", "seg_frame", "segcap",
                  "nxt", "rcv", "before_start", "untraced", "syn_frame", "fin_frame", "rst_frame",
+                 "first_syn",
                  "base", "isn", "fin_seq", "synack_ack", "win", "has_base", "has_isn",
                  "fin_seen", "fin_acked", "win_known", "syn_ack_seen", "zwp", "fin_off",
                  "acked", "rst_acked", "hold", "holdcap", "hold_copied", "hold_mixed")
@@ -602,6 +605,7 @@ class _Dir:
         self.rcv = 0  # where the bytes taken in order end (see store in C)
         self.before_start = self.untraced = 0
         self.syn_frame = self.fin_frame = self.rst_frame = -1
+        self.first_syn = -1  # its first segment: 1 a SYN, 0 none (first_syn in C)
         self.base = self.isn = self.fin_seq = self.synack_ack = self.win = 0
         self.has_base = self.has_isn = self.fin_seen = self.fin_acked = False
         self.win_known = self.syn_ack_seen = False
@@ -906,6 +910,8 @@ class PyReassemblerCore:
     def _process(self, c: _Conn, d: int, fno: int, seq: int, ack: int, flags: int, win: int,
                  plen: int, caplen: int, foff: int) -> None:
         me, peer = c.d[d], c.d[1 - d]
+        if me.first_syn < 0:
+            me.first_syn = 1 if flags & _SYN else 0
         if flags & _RST:
             taken = self._rst_taken(c, d, seq, ack, flags)
             if not taken:
@@ -1179,7 +1185,8 @@ class PyReassemblerCore:
                 isn=me.isn if me.has_isn else None,
                 syn_frame=None if me.syn_frame < 0 else me.syn_frame,
                 fin_frame=None if me.fin_frame < 0 else me.fin_frame,
-                rst_frame=None if me.rst_frame < 0 else me.rst_frame))
+                rst_frame=None if me.rst_frame < 0 else me.rst_frame,
+                first_syn=me.first_syn))
         return RawConn(
             index=c.index, flow=c.flow, first_frame=c.first_frame, last_frame=c.last_frame,
             first_ts_ns=c.first_ts, last_ts_ns=c.last_ts, frames=c.frames,
