@@ -166,6 +166,7 @@ typedef struct {
     int32_t synack_dir;    /* sender of the first SYN-ACK, -1: none */
     int64_t after_first;   /* resumes a connection closed on an RST: its first frame, -1: no */
     int64_t after_rst;     /* and that RST's frame, -1: no */
+    int64_t zeek_cut;      /* the first frame Zeek reads as another connection's, -1: none */
     fc_dir_info dir[2];    /* 0: a -> b, 1: b -> a */
 } fc_conn_info;
 

@@ -68,6 +68,9 @@ typedef struct {
     int64_t close_ts, mem;
     int64_t rst_at;       /* stream offset of the reset recorded, in rst_dir */
     int64_t after_first, after_rst; /* resumes a reset connection (see tomb_resumed), or -1 */
+    int64_t zdl;          /* when Zeek removes the connection (zeek_end), FC_NO_TS: not due */
+    int64_t zcut;         /* the first frame at or past zdl, -1: none */
+    uint8_t zst[2];       /* each end's state to Zeek: ZEEK_FIN | ZEEK_RST | ZEEK_DONE */
     int32_t prev, next;   /* LRU list (head = most recent); next doubles as free-list link */
     int32_t lprev, lnext; /* linger list of closed connections (head = oldest close) */
     int32_t first_dir, syn_dir, synack_dir;
@@ -605,6 +608,8 @@ static int32_t conn_new(fc_reasm *r, int64_t flow, int64_t fno, int64_t ts, int3
     c->first_dir = dir;
     c->syn_dir = c->synack_dir = c->rst_dir = -1;
     c->after_first = c->after_rst = -1;
+    c->zdl = FC_NO_TS;
+    c->zcut = -1;
     c->prev = c->next = c->lprev = c->lnext = -1;
     c->mem = FC_CONN_OVERHEAD;
     r->mem += FC_CONN_OVERHEAD;
@@ -901,6 +906,49 @@ static int rst_taken(const rconn *c, int dir, uint32_t seq, uint32_t ack, uint16
  * forgotten and the connection is open again (the feed loop takes it off the linger
  * queue), so that it is not handed on 1 s after the RST while the dialogue goes on, and
  * tshark's one stream stays one session. */
+/* Zeek's endpoint states, as far as its end of a connection goes: closed by a FIN, reset, and
+ * its close reported (TCP_Endpoint::did_close); init-bare.zeek's tcp_close_delay. */
+enum { ZEEK_FIN = 1, ZEEK_RST = 2, ZEEK_DONE = 4 };
+#define ZEEK_CLOSE_DELAY_NS INT64_C(5000000000)
+
+/* Where Zeek ends the connection (_zeek_end in Python): tcp_close_delay after an end closes
+ * it, whatever this core makes of that RST or FIN (TCPSessionAdapter's UpdateStateMachine and
+ * ConnectionClosed: an RST from an end not reset, or not closed with its peer, closes that
+ * end and completes the close; a FIN closes its end, and completes the close once the peer
+ * closed or sent nothing).  Each close that completes it sets Zeek's ConnDeleteTimer anew; a
+ * frame at or past that time comes after Zeek removed the connection (its timers expire
+ * before the packet is read) and begins another Zeek connection there (zcut). */
+static void zeek_end(rconn *c, int dir, int64_t fno, int64_t ts, uint16_t flags)
+{
+    if (c->zdl != FC_NO_TS && ts != FC_NO_TS && ts >= c->zdl) {
+        c->zcut = fno;
+        return;
+    }
+    uint8_t me = c->zst[dir], peer = c->zst[1 - dir];
+    if (flags & TH_RST) {
+        if ((me & ZEEK_RST) || ((me & ZEEK_FIN) && (peer & (ZEEK_FIN | ZEEK_RST)) == ZEEK_FIN))
+            return; /* reset already, or both ends closed by FINs (UpdateClosedState) */
+        me |= ZEEK_RST;
+    } else if (flags & TH_FIN) {
+        if (me & (ZEEK_RST | ZEEK_FIN))
+            return;
+        me |= ZEEK_FIN;
+        if (peer & ZEEK_FIN) /* the peer's FIN then RST: a normal close after all */
+            peer &= (uint8_t)~ZEEK_RST;
+    } else {
+        return;
+    }
+    c->zst[1 - dir] = peer;
+    if (me & ZEEK_DONE) {
+        c->zst[dir] = me;
+        return;
+    }
+    c->zst[dir] = me | ZEEK_DONE;
+    if ((me & ZEEK_RST) || (peer & ZEEK_DONE) || c->d[1 - dir].first_syn < 0)
+        c->zdl = ts == FC_NO_TS ? FC_NO_TS
+                 : ts > INT64_MAX - ZEEK_CLOSE_DELAY_NS ? INT64_MAX : ts + ZEEK_CLOSE_DELAY_NS;
+}
+
 static void rst_undone(rconn *c)
 {
     c->d[c->rst_dir].rst_frame = -1;
@@ -1172,6 +1220,8 @@ int64_t fc_reasm_feed(fc_reasm *r, const uint8_t *buf, int64_t buf_len, const fc
                 c->first_ts = ts;
             c->last_ts = ts;
         }
+        if (c->zcut < 0)
+            zeek_end(c, dir, fno, dated ? ts : c->last_ts, flags);
         if (process(r, c, dir, fno, seq, ack, flags, rows->window[i], plen, caplen, p) < 0)
             goto fail;
         int ended = c->rst || (c->d[0].fin_acked && c->d[1].fin_acked);
@@ -1287,6 +1337,7 @@ int32_t fc_reasm_done_info(const fc_reasm *r, int64_t i, fc_conn_info *out)
     out->synack_dir = c->synack_dir;
     out->after_first = c->after_first;
     out->after_rst = c->after_rst;
+    out->zeek_cut = c->zcut;
     for (int k = 0; k < 2; k++) {
         const rdir *d = &c->d[k];
         fc_dir_info *o = &out->dir[k];

@@ -418,6 +418,16 @@ def test_ring_files_name_the_closed_session_in_their_own_numbers(tmp_path):
     assert [s.tcp.after_reset for s in ring_end.sessions] == [None, (1, rst)]
 
 
+def _one_session(tshark: str, path: Path, frames: list[tuple], backend: str):
+    """The session of ``frames`` written to ``path``: one, of all of them, as tshark's one
+    stream."""
+    _write(path, frames)
+    assert _streams(tshark, path) == [list(range(1, len(frames) + 1))]  # one stream
+    (s,) = iter_sessions(path, backend=backend)
+    assert s.frames == len(frames)
+    return s
+
+
 def _close_cases() -> dict[str, tuple[list[tuple], str]]:
     """Connections ending on FINs and an RST in some order: (frames, `closed_by`)."""
     ic, is_ = 1000, 5000
@@ -458,10 +468,8 @@ def test_closed_by_tells_how_the_connection_was_closed_first(tshark, tmp_path, b
     the RST or the frames after it undid it (then Zeek parts: RSTO, see the README)."""
     frames, want = _close_cases()[name]
     path = tmp_path / "close.pcap"
-    _write(path, frames)
-    assert _streams(tshark, path) == [list(range(1, len(frames) + 1))]  # one stream
-    (s,) = iter_sessions(path, backend=backend)
-    assert s.frames == len(frames) and s.tcp.closed_by == want
+    s = _one_session(tshark, path, frames, backend)
+    assert s.tcp.closed_by == want
     (d,) = [r.to_dict() for r in scan(path, jobs=1, backend=backend)]
     assert d["tcp"]["closed_by"] == want
 
@@ -542,3 +550,50 @@ def test_data_after_fins_and_an_rst_names_no_session(tshark, tmp_path, backend, 
     first, second = iter_sessions(path, backend=backend)
     assert first.tcp.closed_by == "fin" and second.first_frame == len(frames)
     assert second.tcp.after_reset is None
+
+
+def _zeek_end_cases() -> dict[str, tuple[list[tuple], int | None]]:
+    """(frames, the first frame Zeek reads as another connection's, or None) for dialogues
+    fastcap and tshark keep whole past an RST."""
+    ic, is_ = 1000, 5000
+    open_ = _conversation(ic, is_, close=None)
+    a, b = ic + 1 + len(EHLO), is_ + 1 + len(GREET + OK)  # before QUIT
+    past = (C, a + 100, b, RST | ACK, b"")  # in the window past RCV.NXT: not taken
+
+    def at(frames: list[tuple], ns: int) -> list[tuple]:
+        return [(*f[:5], ns + i * 10**6) for i, f in enumerate(frames)]
+    fa, fb = a + len(QUIT), b + len(BYE)
+    fins = [(S, fb, fa, FIN | ACK, b""), (C, fa, fb + 1, FIN | ACK, b""),
+            (C, fa + 1, fb + 1, ACK, b"")]
+    return {
+        "RST, data 3 s later": (open_[:6] + [past] + at(open_[6:], 3 * 10**9), None),
+        "RST, data 6 s later": (open_[:6] + [past] + at(open_[6:], 6 * 10**9), 8),
+        # the RST 7 ms in: the data at 5.007 s lies exactly tcp_close_delay past it
+        "RST, data exactly 5 s later": (open_[:6] + [past] + at(open_[6:], 5_007_000_000), 8),
+        # the server's FIN completes the close anew at 3 s: the timer runs from there
+        "RST, the server's FIN at 3 s, data at 7 s": (
+            open_[:6] + [past] + at([(S, b, a, FIN | ACK, b"")], 3 * 10**9) + at(
+                [(C, a, b + 1, ACK | PSH, QUIT)], 7 * 10**9), None),
+        "RST, the server's FIN at 3 s, data at 9 s": (
+            open_[:6] + [past] + at([(S, b, a, FIN | ACK, b"")], 3 * 10**9) + at(
+                [(C, a, b + 1, ACK | PSH, QUIT)], 9 * 10**9), 9),
+        # a second RST from the same end changes nothing (its end is reset already)
+        "two RSTs, data 6 s after the first": (
+            open_[:6] + [past] + at([past], 2 * 10**9) + at(open_[6:], 6 * 10**9), 9),
+        # closed by both FINs, then data past its sender's FIN 3 s later (fastcap: a
+        # session of its own, after the 1 s linger): nothing for Zeek inside the first
+        "both FINs, then an RST": (open_ + fins + [(C, fa + 1, fb + 1, RST, b"")], None),
+    }
+
+
+@pytest.mark.parametrize("name", list(_zeek_end_cases()))
+def test_where_zeek_ends_a_connection_past_an_rst(tshark, tmp_path, backend, name):
+    """Zeek closes an end at any RST it sends (TCPSessionAdapter::UpdateEstablishedState),
+    and a close that completes the connection's (ConnectionClosed: the end reset, or the
+    peer closed too) sets ConnDeleteTimer tcp_close_delay (5 s) on from that packet, anew at
+    each such close; Zeek's timers expire before the packet at or past that time is read
+    (run_state's dispatch_packet), so that packet begins another connection in Zeek.  An
+    RST from an end already reset, or after both FINs (UpdateClosedState), closes nothing.
+    fastcap and tshark keep one session, one stream."""
+    frames, cut = _zeek_end_cases()[name]
+    assert _one_session(tshark, tmp_path / "zeek-end.pcap", frames, backend).tcp.zeek_cut == cut

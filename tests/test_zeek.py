@@ -1062,6 +1062,72 @@ def test_no_line_where_the_server_opened_without_a_syn(tmp_path, backend):
     assert sessions["bare ACK first"] == [(frames + 1, smtp, tls)] and smtp and tls
 
 
+def _untaken_rst_after(records: list[Record], k: int, delay_ns: int) -> list[Record]:
+    """``records`` with an RST after frame k from the end that frame went to, 100 bytes past
+    that end's next sequence number, which its receiver does not take (RFC 5961 3.2: a
+    challenge ACK answers it), and every later frame ``delay_ns`` later."""
+    frame = records[k - 1].data
+    tcp_at = 14 + (frame[14] & 15) * 4
+    sport, dport, seq, ack = struct.unpack(">HHII", frame[tcp_at:tcp_at + 12])
+    sent = len(frame) - tcp_at - (frame[tcp_at + 12] >> 4) * 4
+    rst = Record(tcp_frame(socket.inet_ntoa(frame[30:34]), socket.inet_ntoa(frame[26:30]),
+                           dport, sport, ack + 100, seq + sent, 0x14),
+                 records[k - 1].ts_ns + 10**6)
+    return records[:k] + [rst] + [Record(r.data, r.ts_ns + delay_ns) for r in records[k:]]
+
+
+@pytest.mark.parametrize(("delay_s", "want"), [
+    (3, [(1, "a@fabrikam.com", "250 reset"), (1, "c@fabrikam.com", "250 queued as 1")]),
+    (6, [(1, "a@fabrikam.com", "250 ok")])])
+def test_zeek_ends_the_connection_5_s_after_any_rst(tmp_path, backend, delay_s, want):
+    """An RST its receiver does not take closes nothing for fastcap or tshark (one session,
+    one tcp.stream), but Zeek closes the end that sent it whatever its sequence number
+    (TCPSessionAdapter::UpdateEstablishedState), and ConnectionClosed sets ConnDeleteTimer
+    tcp_close_delay (5 s) on; timers expire before the next packet is read, so what comes
+    after that is another connection, partial (SetPartialStatus: no SYN), of which Zeek logs
+    no line.  The transaction open at the removal is written then (finalize_smtp, a removal
+    hook).  Within the 5 s, the server's FIN sets the timer anew and all is read."""
+    pki = make_pki()
+    start = (int(pki.client.cert.not_valid_before_utc.timestamp()) + 3600) * 10**9
+    sc = scenario("starttls_not_offered", pki, start_ns=start,
+                  commands=(*_TWO_TRANSACTIONS, ("QUIT", "221 bye")))
+    records = render(converse(sc), sc)
+    assert records[11].data.endswith(b"250 ok\r\n")  # the RCPT's reply
+    path = tmp_path / "rst.pcap"
+    write_pcap(path, _untaken_rst_after(records, 12, delay_s * 10**9))
+    (s,) = iter_sessions(path, backend=backend)
+    assert s.frames == len(records) + 1 and s.tcp.closed_by == "fin"
+    assert "zeek_cut" not in s.tcp.to_dict()  # the JSON as it was
+    out = tmp_path / "logs"
+    r = run_cli("--backend", backend, "--format", "zeek", "-o", str(out), str(path))
+    assert r.returncode in (0, 1), r.stderr
+    got = read_strict(out / "smtp.log")[2]
+    assert [(x["trans_depth"], x["mailfrom"], x["last_reply"]) for x in got] == want
+
+
+def test_zeek_reads_the_handshake_up_to_5_s_after_any_rst(tmp_path, backend):
+    """The same for TLS after STARTTLS: an RST from the server after the ClientHello, which
+    it does not take, and the rest of the handshake 6 s later.  Zeek read the ClientHello,
+    removed the connection 5 s after the RST (ConnDeleteTimer) and wrote its ssl.log line
+    then (ssl_history "C", not established); the ServerHello and the certificates go to a
+    partial connection it reads nothing of, so x509.log is empty."""
+    pki = make_pki()
+    start = (int(pki.client.cert.not_valid_before_utc.timestamp()) + 3600) * 10**9
+    sc = scenario("no_client_cert", pki, start_ns=start)
+    records = render(converse(sc), sc)
+    assert records[8].data[-0xcd - 5:].startswith(b"\x16\x03\x01\x00\xcd\x01")  # ClientHello
+    path = tmp_path / "tls.pcap"
+    write_pcap(path, _untaken_rst_after(records, 9, 6 * 10**9))
+    (s,) = iter_sessions(path, backend=backend)
+    assert s.tls is not None and s.tls.outcome == "completed"  # whole to fastcap
+    out = tmp_path / "logs"
+    r = run_cli("--backend", backend, "--format", "zeek", "-o", str(out), str(path))
+    assert r.returncode in (0, 1), r.stderr
+    (ssl,) = read_strict(out / "ssl.log")[2]
+    assert (ssl["ssl_history"], ssl["established"]) == ("C", False)
+    assert read_strict(out / "x509.log")[2] == []
+
+
 def test_every_line_of_a_reply_past_fastcaps_cap_counts(tmp_path):
     """Zeek's SMTP analyzer has no cap on a reply's lines: each raises smtp_reply, so each
     of 200 lines answering "." counts a message (the next transaction's trans_depth is 201)

@@ -103,6 +103,9 @@ class TcpFacts:
     # the server's first segment was a SYN (its SYN-ACK), or it sent none (a responder
     # opening without one makes Zeek's connection partial: out.zeek.zeek_reads)
     zeek_server_syn: bool = True
+    # the first frame Zeek reads as another connection's (out.zeek.zeek_view): Zeek removes
+    # a connection 5 s after an RST or FIN closed it, whatever fastcap made of them
+    zeek_cut: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready data: the fields, each gap as a list."""
@@ -463,6 +466,7 @@ def build_session(conn: Connection, *,
         closed_by=closed_by,
         after_reset=conn.after_reset,
         zeek_server_syn=s2c.first_syn != 0,
+        zeek_cut=conn.zeek_cut,
     )
     client = endpoint_text(conn.client_addr, conn.client_port)
     server = endpoint_text(conn.server_addr, conn.server_port)

@@ -641,7 +641,9 @@ def smtp_transactions(s: Session) -> list[_Transaction]:
     (SMTP.cc names every line of a reply by the command it answers, and main.zeek counts
     each line answering "."), where the reply to a last BDAT chunk counts one, at its last
     line;
-    ``helo`` the last HELO or EHLO argument in plaintext, whole."""
+    ``helo`` the last HELO or EHLO argument in plaintext, whole.  A line whose end came at
+    or past the frame Zeek reads as another connection's (``tcp.zeek_cut``) is not read: the
+    line open then is written when Zeek removes the connection."""
     d = s.smtp
     if d is None or d.implicit_tls or not (d.banner_code or d.commands or d.replies):
         return []
@@ -669,10 +671,13 @@ def smtp_transactions(s: Session) -> list[_Transaction]:
     if started and s.smtp_tls is not None:  # the dialogue inside TLS: no greeting there
         tls_d = _with_wire_texts(s.smtp_tls)
         dialogues.append((tls_d, False, _zeek_pairing(tls_d, False)[0]))
+    cut = s.tcp.zeek_cut
     for dd, plain, events in dialogues:
         for frame, kind, x, answers in events:
             # Zeek acts on a line when its line ending arrives: the time of that packet
             when = (dd.banner_end_frame if kind == 0 else x.end_frame) or frame or None
+            if cut is not None and when is not None and when >= cut:
+                continue  # another connection's to Zeek, a partial one: not read
             if cur is None:
                 cur = begin(when)
             if kind == 0:  # the greeting: each line a reply, the last one kept
@@ -1101,11 +1106,18 @@ def _cut(where, last: int):
 def zeek_view(s: Session) -> Session:
     """The session as Zeek's SSL analyzer reads its TLS: the handshake's messages, alerts and
     certificates up to the frame a content gap stops it at (_gap_known_at), in both
-    directions; a certificate it did not read is neither logged nor validated."""
+    directions, and before the frame Zeek reads as another connection's (``tcp.zeek_cut``,
+    a partial connection whose bytes it does not read); a certificate it did not read is
+    neither logged nor validated."""
     t = s.tls
-    last = _gap_known_at(t) if t is not None else None
-    if last is None:
+    if t is None:
         return s
+    cut = s.tcp.zeek_cut
+    ends = [f for f in (_gap_known_at(t), None if cut is None else cut - 1)
+            if f is not None]
+    if not ends:
+        return s
+    last = min(ends)
     keep = [f is None or f <= last for f in t.history_frames]
     history = "".join(c for c, k in zip(t.history, keep, strict=False) if k)
     sh_at, server_at = _cut(t.server_hello_at, last), _cut(t.server_certs_at, last)

@@ -135,6 +135,8 @@ def _shift(conn: Connection, delta: int) -> None:
         for name in ("syn_frame", "fin_frame", "rst_frame"):
             if getattr(d, name) is not None:
                 setattr(d, name, getattr(d, name) - delta)
+    if conn.zeek_cut is not None:
+        conn.zeek_cut -= delta
     if conn.after_reset is not None:  # a closed session begun in an earlier file: not named
         first, rst = (f - delta for f in conn.after_reset)
         conn.after_reset = (first, rst) if first > 0 else None

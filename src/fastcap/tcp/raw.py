@@ -52,4 +52,5 @@ class RawConn:
     # frame (-1: not so)
     after_first: int
     after_rst: int
+    zeek_cut: int  # the first frame Zeek reads as another connection's, -1: none
     dirs: tuple[RawDir, RawDir]  # (a -> b, b -> a)

@@ -123,6 +123,12 @@ def _s32(v: int) -> int:
     return v - (1 << 32) if v & 0x80000000 else v
 
 
+# Zeek's endpoint states, as far as its end of a connection goes (_zeek_end): closed by a FIN,
+# reset, and its close reported (TCP_Endpoint::did_close)
+_Z_FIN, _Z_RST, _Z_DONE = 1, 2, 4
+ZEEK_CLOSE_DELAY_NS = 5 * 10**9  # init-bare.zeek's tcp_close_delay
+
+
 def _acked_first(me: _Dir, flags: int) -> bool:
     """Is this SYN-ACK the opening of a direction that so far sent only bare ACKs (no
     SYN, data, FIN or RST)?  Some stacks acknowledge a SYN before they answer it with their
@@ -317,6 +323,9 @@ class Connection:
     # it goes on with a connection on its flow closed on an RST (the RST lost or not taken
     # past the capture point): that connection's first frame and the RST's frame
     after_reset: tuple[int, int] | None = None
+    # the first frame Zeek reads as another connection's: at or past tcp_close_delay after
+    # an RST or FIN closed it in Zeek's eyes (see _zeek_end), None: none
+    zeek_cut: int | None = None
 
 
 def _gaps(bits: np.ndarray | None, n: int) -> list[tuple[int, int]]:
@@ -415,7 +424,8 @@ def _connection(raw: RawConn, flows: FlowTable, server_ports: frozenset[int]) ->
         conflicting_overlaps=raw.conflicting_overlaps, keepalives=raw.keepalives,
         zero_window_probes=raw.zero_window_probes, out_of_order=raw.out_of_order,
         evicted=raw.evicted,
-        after_reset=None if raw.after_first < 0 else (raw.after_first, raw.after_rst))
+        after_reset=None if raw.after_first < 0 else (raw.after_first, raw.after_rst),
+        zeek_cut=None if raw.zeek_cut < 0 else raw.zeek_cut)
 
 
 def _rows(cols: FrameCols, sel: slice | np.ndarray) -> FrameCols:
@@ -627,7 +637,7 @@ class _Conn:
     __slots__ = ("d", "index", "flow", "first_frame", "last_frame", "first_ts", "last_ts",
                  "frames", "retrans", "conflicts", "keepalives", "zwp", "ooo", "close_ts",
                  "mem", "first_dir", "syn_dir", "synack_dir", "rst", "closed", "evicted",
-                 "rst_dir", "rst_at", "after_first", "after_rst")
+                 "rst_dir", "rst_at", "after_first", "after_rst", "zst", "zdl", "zcut")
 
     def __init__(self, index: int, flow: int, fno: int, ts: int, dir_: int) -> None:
         self.d = (_Dir(), _Dir())
@@ -643,6 +653,10 @@ class _Conn:
         # the reset recorded: its direction (-1 none, -2 one that stays), stream offset
         self.rst_dir, self.rst_at = -1, 0
         self.after_first = self.after_rst = -1  # resumes a reset connection (_tomb_resumed)
+        # Zeek's view of its end (_zeek_end): each end's state bits, when Zeek removes the
+        # connection (NO_TS: not yet due), the first frame at or past then (-1: none)
+        self.zst = [0, 0]
+        self.zdl, self.zcut = NO_TS, -1
 
 
 class PyReassemblerCore:
@@ -820,6 +834,8 @@ class PyReassemblerCore:
                 if c.first_ts == NO_TS:
                     c.first_ts = ts
                 c.last_ts = ts
+            if c.zcut < 0:
+                self._zeek_end(c, d, fno, ts if dated else c.last_ts, flags)
             self._process(c, d, fno, seq, ack, flags, win, plen, caplen, foff)
             ended = c.rst or (c.d[0].fin_acked and c.d[1].fin_acked)
             if not c.closed and ended:
@@ -898,6 +914,40 @@ class PyReassemblerCore:
         if (me.acked is not None and at < me.acked) or at > sent or (me.has_isn and at < 0):
             return 0  # outside the span, or before the ISN (an earlier connection's)
         return 2 if me.acked == sent else 1
+
+    @staticmethod
+    def _zeek_end(c: _Conn, d: int, fno: int, ts: int, flags: int) -> None:
+        """Where Zeek ends the connection (zeek_end in C): ZEEK_CLOSE_DELAY after an end
+        closes it, whatever fastcap makes of that RST or FIN (TCPSessionAdapter's
+        UpdateStateMachine and ConnectionClosed: an RST from an end not reset, or not
+        closed with its peer, closes that end and completes the close; a FIN closes its end,
+        and completes the close once the peer closed or sent nothing).  Each close that
+        completes it sets Zeek's ConnDeleteTimer anew; a frame at or past that time comes
+        after Zeek removed the connection (its timers expire before the packet is read),
+        and begins another Zeek connection there (`zcut`)."""
+        if c.zdl != NO_TS and ts != NO_TS and ts >= c.zdl:
+            c.zcut = fno
+            return
+        me, peer = c.zst[d], c.zst[1 - d]
+        if flags & _RST:
+            if me & _Z_RST or (me & _Z_FIN and peer & (_Z_FIN | _Z_RST) == _Z_FIN):
+                return  # reset already, or both ends closed by FINs (UpdateClosedState)
+            me |= _Z_RST
+        elif flags & _FIN:
+            if me & (_Z_RST | _Z_FIN):
+                return
+            me |= _Z_FIN
+            if peer & _Z_FIN:  # the peer's FIN then RST: a normal close after all
+                peer &= ~_Z_RST
+        else:
+            return
+        c.zst[1 - d] = peer
+        if me & _Z_DONE:
+            c.zst[d] = me
+            return
+        c.zst[d] = me | _Z_DONE
+        if me & _Z_RST or peer & _Z_DONE or c.d[1 - d].first_syn < 0:
+            c.zdl = NO_TS if ts == NO_TS else ts + ZEEK_CLOSE_DELAY_NS
 
     @staticmethod
     def _rst_undone(c: _Conn) -> None:
@@ -1194,7 +1244,7 @@ class PyReassemblerCore:
             keepalives=c.keepalives, zero_window_probes=c.zwp, out_of_order=c.ooo,
             evicted=c.evicted, first_dir=c.first_dir, syn_dir=c.syn_dir,
             synack_dir=c.synack_dir, after_first=c.after_first, after_rst=c.after_rst,
-            dirs=(dirs[0], dirs[1]))
+            zeek_cut=c.zcut, dirs=(dirs[0], dirs[1]))
 
 
 def get_reassembler_core(backend: str, buf, *, cap: int, budget: int, max_open: int,
