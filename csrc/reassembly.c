@@ -1220,8 +1220,8 @@ int64_t fc_reasm_feed(fc_reasm *r, const uint8_t *buf, int64_t buf_len, const fc
                 c->first_ts = ts;
             c->last_ts = ts;
         }
-        if (c->zcut < 0)
-            zeek_end(c, dir, fno, dated ? ts : c->last_ts, flags);
+        if (c->zcut < 0 && ((flags & (TH_RST | TH_FIN)) || c->zdl != FC_NO_TS))
+            zeek_end(c, dir, fno, dated ? ts : c->last_ts, flags); /* else a no-op */
         if (process(r, c, dir, fno, seq, ack, flags, rows->window[i], plen, caplen, p) < 0)
             goto fail;
         int ended = c->rst || (c->d[0].fin_acked && c->d[1].fin_acked);

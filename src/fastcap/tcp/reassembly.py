@@ -834,7 +834,7 @@ class PyReassemblerCore:
                 if c.first_ts == NO_TS:
                     c.first_ts = ts
                 c.last_ts = ts
-            if c.zcut < 0:
+            if c.zcut < 0 and (flags & (_RST | _FIN) or c.zdl != NO_TS):  # else a no-op
                 self._zeek_end(c, d, fno, ts if dated else c.last_ts, flags)
             self._process(c, d, fno, seq, ack, flags, win, plen, caplen, foff)
             ended = c.rst or (c.d[0].fin_acked and c.d[1].fin_acked)
