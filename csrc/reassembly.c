@@ -910,6 +910,9 @@ static int rst_taken(const rconn *c, int dir, uint32_t seq, uint32_t ack, uint16
  * its close reported (TCP_Endpoint::did_close); init-bare.zeek's tcp_close_delay. */
 enum { ZEEK_FIN = 1, ZEEK_RST = 2, ZEEK_DONE = 4 };
 #define ZEEK_CLOSE_DELAY_NS INT64_C(5000000000)
+/* its tcp_inactivity_timeout: a connection quiet that long is removed (on the mail ports
+ * conn/inactivity.zeek leaves it as it is) */
+#define ZEEK_INACTIVITY_NS INT64_C(300000000000)
 
 /* Where Zeek ends the connection (_zeek_end in Python): tcp_close_delay after an end closes
  * it, whatever this core makes of that RST or FIN (TCPSessionAdapter's UpdateStateMachine and
@@ -1215,6 +1218,9 @@ int64_t fc_reasm_feed(fc_reasm *r, const uint8_t *buf, int64_t buf_len, const fc
         rconn *c = &r->conns[s];
         c->frames++;
         c->last_frame = fno;
+        if (c->zcut < 0 && dated && c->last_ts != FC_NO_TS && ts >= c->last_ts &&
+            (uint64_t)ts - (uint64_t)c->last_ts >= (uint64_t)ZEEK_INACTIVITY_NS)
+            c->zcut = fno; /* Zeek's inactivity timer removed it (Session::InactivityTimer) */
         if (dated) {
             if (c->first_ts == FC_NO_TS)
                 c->first_ts = ts;

@@ -554,7 +554,7 @@ def test_data_after_fins_and_an_rst_names_no_session(tshark, tmp_path, backend, 
 
 def _zeek_end_cases() -> dict[str, tuple[list[tuple], int | None]]:
     """(frames, the first frame Zeek reads as another connection's, or None) for dialogues
-    fastcap and tshark keep whole past an RST."""
+    fastcap and tshark keep whole past an RST or a long quiet."""
     ic, is_ = 1000, 5000
     open_ = _conversation(ic, is_, close=None)
     a, b = ic + 1 + len(EHLO), is_ + 1 + len(GREET + OK)  # before QUIT
@@ -583,17 +583,22 @@ def _zeek_end_cases() -> dict[str, tuple[list[tuple], int | None]]:
         # closed by both FINs, then data past its sender's FIN 3 s later (fastcap: a
         # session of its own, after the 1 s linger): nothing for Zeek inside the first
         "both FINs, then an RST": (open_ + fins + [(C, fa + 1, fb + 1, RST, b"")], None),
+        # no RST: the 6th frame 6 ms in, the rest just under or exactly 300 s after it
+        "quiet for 299.9 s": (open_[:6] + at(open_[6:], 299_906_000_000), None),
+        "quiet for 300 s": (open_[:6] + at(open_[6:], 300_006_000_000), 7),
     }
 
 
 @pytest.mark.parametrize("name", list(_zeek_end_cases()))
-def test_where_zeek_ends_a_connection_past_an_rst(tshark, tmp_path, backend, name):
+def test_where_zeek_ends_a_connection(tshark, tmp_path, backend, name):
     """Zeek closes an end at any RST it sends (TCPSessionAdapter::UpdateEstablishedState),
     and a close that completes the connection's (ConnectionClosed: the end reset, or the
     peer closed too) sets ConnDeleteTimer tcp_close_delay (5 s) on from that packet, anew at
     each such close; Zeek's timers expire before the packet at or past that time is read
     (run_state's dispatch_packet), so that packet begins another connection in Zeek.  An
     RST from an end already reset, or after both FINs (UpdateClosedState), closes nothing.
-    fastcap and tshark keep one session, one stream."""
+    A connection quiet for tcp_inactivity_timeout (5 min, unchanged on the mail ports by
+    conn/inactivity.zeek) is removed likewise (Session::InactivityTimer).  fastcap and
+    tshark keep one session, one stream."""
     frames, cut = _zeek_end_cases()[name]
     assert _one_session(tshark, tmp_path / "zeek-end.pcap", frames, backend).tcp.zeek_cut == cut

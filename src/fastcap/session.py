@@ -104,7 +104,8 @@ class TcpFacts:
     # opening without one makes Zeek's connection partial: out.zeek.zeek_reads)
     zeek_server_syn: bool = True
     # the first frame Zeek reads as another connection's (out.zeek.zeek_view): Zeek removes
-    # a connection 5 s after an RST or FIN closed it, whatever fastcap made of them
+    # a connection 5 s after an RST or FIN closed it, whatever fastcap made of them, or
+    # once it was quiet for 5 minutes
     zeek_cut: int | None = None
 
     def to_dict(self) -> dict[str, Any]:

@@ -127,6 +127,9 @@ def _s32(v: int) -> int:
 # reset, and its close reported (TCP_Endpoint::did_close)
 _Z_FIN, _Z_RST, _Z_DONE = 1, 2, 4
 ZEEK_CLOSE_DELAY_NS = 5 * 10**9  # init-bare.zeek's tcp_close_delay
+# its tcp_inactivity_timeout: a connection quiet that long is removed (on the mail ports
+# conn/inactivity.zeek leaves it as it is)
+ZEEK_INACTIVITY_NS = 300 * 10**9
 
 
 def _acked_first(me: _Dir, flags: int) -> bool:
@@ -324,7 +327,8 @@ class Connection:
     # past the capture point): that connection's first frame and the RST's frame
     after_reset: tuple[int, int] | None = None
     # the first frame Zeek reads as another connection's: at or past tcp_close_delay after
-    # an RST or FIN closed it in Zeek's eyes (see _zeek_end), None: none
+    # an RST or FIN closed it in Zeek's eyes (see _zeek_end), or after tcp_inactivity_timeout
+    # without a frame; None: none
     zeek_cut: int | None = None
 
 
@@ -830,6 +834,9 @@ class PyReassemblerCore:
                 self._lru.move_to_end(c.index)
             c.frames += 1
             c.last_frame = fno
+            if c.zcut < 0 and dated and c.last_ts != NO_TS and (
+                    ts - c.last_ts >= ZEEK_INACTIVITY_NS):
+                c.zcut = fno  # Zeek's inactivity timer removed it (Session::InactivityTimer)
             if dated:
                 if c.first_ts == NO_TS:
                     c.first_ts = ts
