@@ -406,6 +406,7 @@ static void check_dir(reasm_ctx *x, int64_t i, int k, const fc_conn_info *ci)
     CHECK(d->isn >= -1 && d->isn <= 0xFFFFFFFFll && (d->isn >= 0) == (d->syn_frame >= 0));
     CHECK(d->complete == 0 || d->complete == 1);
     CHECK(d->seg_sorted == 0 || d->seg_sorted == 1);
+    CHECK(d->first_syn >= -1 && d->first_syn <= 1);
     for (int f = 0; f < 3; f++) {
         int64_t fr = f == 0 ? d->syn_frame : (f == 1 ? d->fin_frame : d->rst_frame);
         CHECK(fr == -1 || (fr >= ci->first_frame && fr <= ci->last_frame));
@@ -529,6 +530,9 @@ static void drain(reasm_ctx *x, int64_t expect)
         CHECK(ci.evicted == 0 || ci.evicted == 1);
         CHECK(ci.first_dir == 0 || ci.first_dir == 1);
         CHECK(ci.syn_dir >= -1 && ci.syn_dir <= 1 && ci.synack_dir >= -1 && ci.synack_dir <= 1);
+        /* Zeek's end of the connection: one of its later frames, if any */
+        CHECK(ci.zeek_cut == -1 ||
+              (ci.zeek_cut > ci.first_frame && ci.zeek_cut <= ci.last_frame));
         check_after(x, &ci);
         x->frames_done += ci.frames;
         for (int k = 0; k < 2; k++)
