@@ -34,6 +34,16 @@ def _check(store: list[Made], leaf: Made, sent: list[Made], role: str = "client"
     return analyzer.check([leaf.der, *(c.der for c in sent)], role=role, at=NOW)
 
 
+def _held_to_openssl(store: list[Made], leaf: Made, sent: list[Made], role: str, tmp_path: Path):
+    """OpenSSL's errors (as `openssl_said` gives them) and fastcap's check of one chain, whose
+    errors and depths must be OpenSSL's."""
+    said = openssl_said(tmp_path, _pem(*store), _pem(leaf), _pem(*sent), at=NOW,
+                        purpose=f"ssl{role}")
+    check = _check(store, leaf, sent, role)
+    assert list(check.path_errors) == [(text, depth) for _, depth, text, _ in said]
+    return said, check
+
+
 def test_an_issuer_sent_above_a_store_intermediate_is_not_called_another_key(tmp_path):
     """The trust store holds the intermediate (not self-signed, so no anchor) and the peer sends
     the root that signed it.  OpenSSL takes the intermediate from the store and then looks for
@@ -122,10 +132,7 @@ def _postfix(number: int, depth: int, text: str, issuer: str, role: str) -> str:
 @pytest.mark.parametrize("case", CASES, ids=str)
 def test_the_verdict_quotes_openssls_first_error(case, role, tmp_path):
     store, leaf, sent, concerned = CASES[case]
-    said = openssl_said(tmp_path, _pem(*store), _pem(leaf), _pem(*sent), at=NOW,
-                        purpose=f"ssl{role}")
-    check = _check(store, leaf, sent, role)
-    assert list(check.path_errors) == [(text, depth) for _, depth, text, _ in said]
+    said, check = _held_to_openssl(store, leaf, sent, role, tmp_path)
     number, depth, text, subject = said[0]
     # the case is what it says: its first error is about the certificate named
     assert subject == openssl_name(_pem(concerned), "subject", "RFC2253")

@@ -1093,13 +1093,25 @@ class Analyzer:
         # built first, then the purpose checked, then the dates; what follows is still said
         # beside the first (the dates and the usage have fields of their own).
         pinned = self.trust.contains(leaf)
-        if leaf_info.self_signed and not pinned:
-            return verdict(
-                "self_signed", f"{who} is self-signed and not in the trust store"
-                + _as_said(path, role) + _also(path, (path.code, path.depth)), **common
-            )
+        # OpenSSL takes a certificate naming itself as its issuer for self-signed without
+        # looking at the signature, and looks for no other issuer: it says "self-signed
+        # certificate" of one a CA signed, and looks for the issuer of one its own key signed
+        # when the Authority Key Identifier names another key.
+        taken, why = x509path.self_signed_reading(leaf)
+        if not pinned and (taken or (leaf_info.self_signed and not why)):
+            detail = (f"{who} is self-signed and not in the trust store" if leaf_info.self_signed
+                      else self._taken_as_self_signed(who, leaf, intermediates, why))
+            return verdict("self_signed", detail + _as_said(path, role)
+                           + _also(path, (path.code, path.depth)), **common)
         if path.stage == "build" and not pinned:
             problem, detail = self._unbuilt(leaf, intermediates, at, path, lax)
+            if why:  # it names itself, and OpenSSL looked for its issuer all the same
+                detail = (f"{who} names itself as its issuer and its own key signed it, but"
+                          f" OpenSSL does not take it as self-signed, since {why}, and looks"
+                          f" for that issuer: {detail}"
+                          if leaf_info.self_signed else
+                          f"{who} names itself as its issuer and OpenSSL looks for that"
+                          f" issuer, since {why}: {detail}")
             return verdict(problem, detail + _as_said(path, role)
                            + _also(path, (path.code, path.depth)), **common)
         # The leaf's purpose and dates are verdicts of their own; any other error on a path
@@ -1174,6 +1186,25 @@ class Analyzer:
         if lax:
             detail += "; " + "; ".join(lax) + ", which OpenSSL reads"
         return problem, detail
+
+    def _taken_as_self_signed(self, who: str, leaf: x509.Certificate,
+                              intermediates: list[x509.Certificate], why: str) -> str:
+        """Detail for a leaf OpenSSL takes as self-signed, though its own key did not sign it:
+        which key did, as far as the store and the chain sent tell."""
+        signer = self.trust.issuer_of(leaf, self._tbs(leaf))
+        if signer is not None:
+            by = (f"the trusted CA {_rfc4514(signer, 'subject')} signed it, but OpenSSL never"
+                  " looks for the issuer of a certificate it takes as self-signed")
+        elif sent := [c for c in intermediates if self._signed(leaf, c)]:
+            by = (f"{_rfc4514(sent[0], 'subject')}, sent with it, signed it, but OpenSSL never"
+                  " looks for the issuer of a certificate it takes as self-signed")
+        else:
+            by = "a key neither sent nor in the trust store signed it"
+        return (f"{who} names itself as its issuer and {why}, so OpenSSL takes it as"
+                f" self-signed without checking its signature, though its own key did not sign"
+                f" it: {by}; it is not in the trust store; reissued with an Authority Key"
+                " Identifier naming its CA's key (or a subject other than its issuer), it would"
+                " be checked against that CA")
 
     def _verify(
         self,

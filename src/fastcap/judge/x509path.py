@@ -450,6 +450,40 @@ def invalid(cert: x509.Certificate) -> bool:
     return f is None or f.invalid
 
 
+def self_signed_reading(cert: x509.Certificate) -> tuple[bool, str]:
+    """Whether OpenSSL takes ``cert``, when it names itself as its issuer, as self-signed (its
+    EXFLAG_SS, set without looking at the signature), and the words for why: a self-signed
+    certificate is never given another issuer, and one it refuses gets its issuer looked
+    for.  (False, "") when ``cert`` does not name itself or OpenSSL takes it as invalid."""
+    f = _facts_of(cert)
+    if f is None or not f.self_issued:
+        return False, ""
+    akid = f.akid
+    if f.self_signed:
+        if akid is None:
+            return True, "it has no Authority Key Identifier"
+        if akid.key_identifier is None:
+            return True, "its Authority Key Identifier names no key"
+        if f.skid is None:
+            return True, ("it has no Subject Key Identifier to hold its Authority Key"
+                          " Identifier against")
+        return True, "its Authority Key Identifier names its own key"
+    if akid is not None and akid.key_identifier is not None and f.skid is not None \
+            and akid.key_identifier != f.skid:
+        return False, (f"its Authority Key Identifier names another key "
+                       f"({akid.key_identifier.hex()}) than its own ({f.skid.hex()})")
+    if f.akid_serial is not None and f.akid_serial != f.serial:
+        return False, (f"its Authority Key Identifier names issuer serial number"
+                       f" {f.akid_serial:x}, not its own ({_hex(f.serial)})")
+    if not akid_matches(f, f):
+        return False, "its Authority Key Identifier names another issuer"
+    return False, "its signature algorithm does not fit its own key type"
+
+
+def _hex(n: object) -> str:
+    return f"{n:x}" if isinstance(n, int) else "?"
+
+
 def _facts_of(cert: x509.Certificate) -> _Facts | None:
     try:
         from cryptography.hazmat.primitives.serialization import Encoding
