@@ -47,8 +47,25 @@ def openssl_said(tmp_path: Path, root_pem: bytes, leaf_pem: bytes, untrusted_pem
     """Every error `openssl verify -show_chain -verbose -nameopt RFC2253` prints, in its order,
     as (error number, depth, text, subject of the certificate it concerns): the lines an admin
     running it sees."""
-    (tmp_path / "said").mkdir(exist_ok=True)
-    files = {name: tmp_path / "said" / f"{name}.pem" for name in ("root", "leaf", "untrusted")}
+    return openssl_chain(tmp_path, root_pem, leaf_pem, untrusted_pem, at=at, purpose=purpose)[1]
+
+
+def openssl_name(pem: bytes, which: str = "issuer", form: str = "compat") -> str:
+    """A certificate's issuer (or subject) as `openssl x509 -nameopt FORM` prints it: by
+    default as X509_NAME_oneline writes it, the form Postfix logs."""
+    done = subprocess.run([OPENSSL, "x509", "-noout", f"-{which}", "-nameopt", form],
+                          input=pem, capture_output=True, timeout=300, check=True)
+    return done.stdout.decode().strip().removeprefix(f"{which}=")
+
+
+def openssl_chain(tmp_path: Path, root_pem: bytes, leaf_pem: bytes, untrusted_pem: bytes = b"",
+                  *, at: dt.datetime, purpose: str = "sslclient"
+                  ) -> tuple[list[tuple[str, bool]], list[tuple[int, int, str, str]]]:
+    """The path `openssl verify -show_chain` builds, leaf first, as (subject, whether it came
+    from the trust store), when the chain verifies; and every error it prints, as
+    `openssl_said` gives them."""
+    (tmp_path / "chain").mkdir(exist_ok=True)
+    files = {name: tmp_path / "chain" / f"{name}.pem" for name in ("root", "leaf", "untrusted")}
     files["root"].write_bytes(root_pem)
     files["leaf"].write_bytes(leaf_pem)
     extra = []
@@ -60,15 +77,9 @@ def openssl_said(tmp_path: Path, root_pem: bytes, leaf_pem: bytes, untrusted_pem
          "RFC2253", "-attime", str(int(at.timestamp())), "-purpose", purpose, "-CAfile",
          str(files["root"]), *extra, str(files["leaf"])],
         capture_output=True, text=True, timeout=300)
-    found = [(int(m[2]), int(m[3]), m[4].strip(), m[1]) for m in re.finditer(
+    errors = [(int(m[2]), int(m[3]), m[4].strip(), m[1]) for m in re.finditer(
         r"^(.*)\nerror (\d+) at (\d+) depth lookup: (.*)$", done.stderr, re.M)]
-    assert found or done.returncode == 0, done.stderr
-    return found
-
-
-def openssl_name(pem: bytes, which: str = "issuer", form: str = "compat") -> str:
-    """A certificate's issuer (or subject) as `openssl x509 -nameopt FORM` prints it: by
-    default as X509_NAME_oneline writes it, the form Postfix logs."""
-    done = subprocess.run([OPENSSL, "x509", "-noout", f"-{which}", "-nameopt", form],
-                          input=pem, capture_output=True, timeout=300, check=True)
-    return done.stdout.decode().strip().removeprefix(f"{which}=")
+    chain = [(m[1], not m[2]) for m in re.finditer(
+        r"^depth=\d+: (.*?)( \(untrusted\))?$", done.stdout, re.M)]
+    assert errors or done.returncode == 0, done.stderr
+    return chain, errors

@@ -66,12 +66,12 @@ def test_an_issuer_sent_above_a_store_intermediate_is_not_called_another_key(tmp
     assert "with another key" in check.detail, check.detail
 
 
-def _cross(subject: Made, signer: Made) -> Made:
+def _cross(subject: Made, signer: Made, *, not_after: dt.datetime = NOW + 300 * DAY) -> Made:
     """``subject``'s name and key, certified by ``signer``: a cross-signed root."""
     b = (x509.CertificateBuilder().subject_name(subject.cert.subject)
          .issuer_name(signer.cert.subject).public_key(subject.key.public_key())
          .serial_number(x509.random_serial_number())
-         .not_valid_before(NOW - 30 * DAY).not_valid_after(NOW + 300 * DAY)
+         .not_valid_before(NOW - 30 * DAY).not_valid_after(not_after)
          .add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
          .add_extension(x509.SubjectKeyIdentifier.from_public_key(subject.key.public_key()), False)
          .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(

@@ -1233,7 +1233,15 @@ class Analyzer:
         seen = {leaf.fingerprint(hashes.SHA256())}
         while True:
             if self.trust.issuer_of(current, self._tbs(current)) is not None:
-                return "invalid", _explain_invalid(intermediates, at, path.message, seen)
+                why = _explain_invalid(intermediates, at, path.message, seen)
+                end = self._path_end(path)
+                top = path.path[-1] if path.path else None
+                if end is not None and end[0] == "untrusted_root" and top is not None and (
+                        top.fingerprint(hashes.SHA256()) not in seen):
+                    # e.g. a cross-signed copy out of date: OpenSSL took the self-signed one
+                    why += ("; of the certificates sent under one name OpenSSL takes the first"
+                            f" valid at the time, so its path went another way: {end[1]}")
+                return "invalid", why
             if current is not leaf and _is_self_signed(current, self._tbs(current)):
                 return self._path_end(path) or ("untrusted_root", _root_text(current))
             parent = None
