@@ -120,3 +120,45 @@ def test_the_verdict_follows_openssls_reading_of_a_self_named_leaf(case, role, t
         if number == 20:
             assert "OpenSSL looks for that issuer" in check.detail or (
                 "OpenSSL does not take it as self-signed" in check.detail), check.detail
+
+
+def _rekeyed(root: Made, *, aki: bool) -> Made:
+    """A CA under ``root``'s own name with a new key, certified by ``root`` (a re-keyed CA),
+    with or without an Authority Key Identifier naming the root's key."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    b = (x509.CertificateBuilder().subject_name(root.cert.subject)
+         .issuer_name(root.cert.subject).public_key(key.public_key())
+         .serial_number(x509.random_serial_number())
+         .not_valid_before(NOW - 30 * DAY).not_valid_after(NOW + 300 * DAY)
+         .add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
+         .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), False))
+    if aki:
+        b = b.add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(
+            root.key.public_key()), False)
+    return Made(b.sign(root.key, hashes.SHA256()), key)
+
+
+@pytest.mark.parametrize("aki", [False, True], ids=["no AKI", "AKI of the root"])
+@pytest.mark.parametrize("root_at", ["store", "sent"])
+def test_a_ca_under_its_roots_name_is_read_as_openssl_reads_it(aki, root_at, tmp_path):
+    """Without an Authority Key Identifier, OpenSSL takes the re-keyed CA as self-signed and
+    stops there (error 19 at depth 1), though the root of that name signed it: the message
+    says so and names the root, trusted or sent, instead of an untrusted root of its own."""
+    root = issue("Contoso CA", None, ca=True)
+    ca = _rekeyed(root, aki=aki)
+    leaf = issue(CN, ca, ca=False)
+    store = [root] if root_at == "store" else [issue("Other Root", None, ca=True)]
+    sent = [ca] if root_at == "store" else [ca, root]
+    said, check = _held_to_openssl(store, leaf, sent, "client", tmp_path)
+    if aki:  # OpenSSL looks for its issuer and finds the root
+        assert [n for n, *_ in said] == ([] if root_at == "store" else [19]), said
+        assert "names itself as its issuer" not in check.detail
+        return
+    assert [(n, d) for n, d, *_ in said] == [(19, 1)]
+    assert check.problem == "untrusted_root", check.detail
+    assert check.detail.startswith(
+        "chain certificate CN=Contoso CA names itself as its issuer and it has no Authority"
+        " Key Identifier, so OpenSSL takes it as self-signed"), check.detail
+    by = ("the trusted CA CN=Contoso CA signed it" if root_at == "store"
+          else "CN=Contoso CA, sent with it, signed it")
+    assert by in check.detail, check.detail

@@ -1189,8 +1189,8 @@ class Analyzer:
 
     def _taken_as_self_signed(self, who: str, leaf: x509.Certificate,
                               intermediates: list[x509.Certificate], why: str) -> str:
-        """Detail for a leaf OpenSSL takes as self-signed, though its own key did not sign it:
-        which key did, as far as the store and the chain sent tell."""
+        """Detail for a certificate OpenSSL takes as self-signed, though its own key did not
+        sign it: which key did, as far as the store and the chain sent tell."""
         signer = self.trust.issuer_of(leaf, self._tbs(leaf))
         if signer is not None:
             by = (f"the trusted CA {_rfc4514(signer, 'subject')} signed it, but OpenSSL never"
@@ -1229,6 +1229,15 @@ class Analyzer:
         """Walk up the chain as sent to tell a missing intermediate from an untrusted root.
         A store issuer met on the way is named (another path the peer sent may reach it);
         else the end of the path OpenSSL built is, which its error and Postfix's log name."""
+        top = path.path[-1] if path.path else None
+        if path.code == x509path.SELF_SIGNED_CERT_IN_CHAIN and top is not None and not (
+                _is_self_signed(top, self._tbs(top))):
+            # a CA naming itself as its issuer (a re-keyed CA under its old name) that OpenSSL
+            # takes as self-signed: the store or the chain may hold the CA that signed it
+            taken, why = x509path.self_signed_reading(top)
+            if taken:
+                return "untrusted_root", "chain certificate " + self._taken_as_self_signed(
+                    _rfc4514(top, "subject"), top, intermediates, why)
         current = leaf
         seen = {leaf.fingerprint(hashes.SHA256())}
         while True:
