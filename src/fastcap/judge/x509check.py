@@ -1096,9 +1096,11 @@ class Analyzer:
         # OpenSSL takes a certificate naming itself as its issuer for self-signed without
         # looking at the signature, and looks for no other issuer: it says "self-signed
         # certificate" of one a CA signed, and looks for the issuer of one its own key signed
-        # when the Authority Key Identifier names another key.
+        # when the Authority Key Identifier names another key; one it takes as invalid is never
+        # self-signed to it, and gets no issuer either.
         taken, why = x509path.self_signed_reading(leaf)
-        if not pinned and (taken or (leaf_info.self_signed and not why)):
+        if not pinned and (taken or (leaf_info.self_signed and not why
+                                     and not x509path.invalid(leaf))):
             detail = (f"{who} is self-signed and not in the trust store" if leaf_info.self_signed
                       else self._taken_as_self_signed(who, leaf, intermediates, why))
             return verdict("self_signed", detail + _as_said(path, role)
