@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -191,26 +192,47 @@ def test_what_fastcaps_own_tasks_raise_is_not_a_lost_cluster():
     assert not _lost_cluster(FastcapError("x")) and not _lost_cluster(ValueError("bug"))
 
 
-def test_ring_files_on_either_side_of_one_read_whole_are_not_joined(cluster, tmp_path):
-    """The cluster reads a compressed member whole, on its own: the ring files before and
-    after it are two runs, not one with a hole where the member was."""
+def _ring_with_a_gzipped_member(tmp_path) -> tuple[list[str], list[str]]:
+    """An `editcap -c` ring of a capture whose sessions span its files, and the same ring
+    with its third member gzipped (as a rotation job leaves it)."""
+    whole = generate(tmp_path, size="3M", sessions=60, seed=21)["pcap"]
+    found = scan(whole)
+    list(found)
+    count = found.summary.frames
+    subprocess.run(["editcap", "-c", str(count // 4 + 1), str(whole),
+                    str(tmp_path / "ring.pcap")], check=True, capture_output=True)
+    ring = sorted(map(str, tmp_path.glob("ring_*.pcap")))
+    assert len(ring) == 4
+    gz = ring[2] + ".gz"
+    Path(gz).write_bytes(gzip.compress(Path(ring[2]).read_bytes(), 1))
+    return ring, [*ring[:2], gz, ring[3]]
+
+
+@pytest.mark.skipif(not shutil.which("editcap"), reason="editcap cuts the ring")
+def test_a_gzipped_ring_member_on_a_cluster_is_joined_as_a_local_scan_joins_it(cluster,
+                                                                               tmp_path,
+                                                                               backend):
+    """The cluster reads a ring whose third member is gzipped as `-j 1` reads it: one run,
+    the sessions spanning the member reported once, where they began, with the summaries
+    of the uncompressed ring."""
     from fastcap.run.scanner import scan_files
 
-    from .test_ring import split_pcap
-
     _, client = cluster
-    whole = generate(tmp_path, size="3M", sessions=60, seed=21)["pcap"]
-    files, _ = split_pcap(whole, tmp_path, 4)
-    gz = tmp_path / "ring_00002.pcap.gz"
-    gz.write_bytes(gzip.compress(files[2].read_bytes(), 1))
-    got = fd.scan([*files[:2], gz, files[3]], client, ca_file=CA)
-    assert [r.error for r in got] == [None] * 4
-    first_run = scan_files(files[:2], ca_file=CA, jobs=1)
-    assert [[s.to_dict() for s in r.sessions] for r in got[:2]] == \
-        [[s.to_dict() for s in r.sessions] for r in first_run]
-    assert [s.to_dict() for s in got[2].sessions] == _local(gz)[0]
-    assert [s.to_dict() for s in got[3].sessions] == _local(files[3])[0]
+    ring, with_gz = _ring_with_a_gzipped_member(tmp_path)
 
+    def facts(results):
+        return [([s.to_dict() for s in r.sessions], r.summary.to_dict()) for r in results]
+
+    def named_plain(found):  # the gzipped member under its uncompressed name
+        return json.loads(json.dumps(found).replace(with_gz[2], ring[2]))
+
+    local = facts(scan_files(with_gz, ca_file=CA, jobs=1, backend=backend))
+    assert named_plain(local) == named_plain(facts(scan_files(ring, ca_file=CA, jobs=1,
+                                                              backend=backend)))
+    assert any(s["continues_into"] == [with_gz[2]] for s in local[1][0])
+    got = fd.scan(with_gz, client, ca_file=CA, parts=3, backend=backend)
+    assert [r.error for r in got] == [None] * 4
+    assert facts(got) == local
 
 
 def test_a_ring_on_a_cluster_reads_on_for_the_reports_icmp_errors(cluster, tmp_path):

@@ -311,6 +311,27 @@ def test_a_file_read_alone_holds_as_many_sessions_as_asked(ring, tmp_path):
                                   "an earlier open connection)"]
 
 
+def test_a_gzipped_member_is_joined_by_an_executors_run_as_by_one_job(ring, tmp_path,
+                                                                     backend):
+    """With an executor (what a Dask cluster is to the run), the compressed member of a ring
+    is read here and its run reassembled here, whole: the sessions and summaries of `-j 1`,
+    the one spanning the member reported once."""
+    files = ring[1]
+    gz = tmp_path / (files[2].name + ".gz")
+    gz.write_bytes(gzip.compress(files[2].read_bytes(), 1))
+    paths = [*files[:2], gz, files[3]]
+
+    def facts(results):
+        return [([s.to_dict() for s in r.sessions], r.summary.to_dict()) for r in results]
+
+    local = facts(scan_files(paths, ca_file=CA, jobs=1, backend=backend))
+    assert any(str(gz) in s["continues_into"] for s in local[1][0])
+    with SerialExecutor() as ex:
+        got = facts(scan_files(paths, ca_file=CA, executor=ex, jobs=2, parts=3,
+                               backend=backend))
+    assert got == local
+
+
 def test_which_connection_is_evicted_does_not_depend_on_the_ranges(tmp_path, monkeypatch):
     """The hold cap is checked at points of the run's rows and at file ends, never where a
     range happens to begin: one job or three over many ranges evict the same connections."""

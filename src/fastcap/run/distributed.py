@@ -4,8 +4,11 @@ The per-range and per-flow tasks of `fastcap.run.split` run as Dask tasks; the c
 plans, stitches and merges, so results equal a local scan.  Workers open the capture files
 themselves: the paths must name the same files on every worker (shared storage mounted at
 the same place).  That is checked first, and a path a worker cannot see is reported with
-that worker's address instead of failing deep inside a task.  Compressed files and pipes
-cannot be split, so each is scanned whole by one task.
+that worker's address instead of failing deep inside a task.  A compressed file cannot be
+split, and its payloads must outlive its walk to join it to a ring's files beside it: among
+several files, the client reads it (as a local scan's main process does), and a run holding
+it is reassembled there.  A pipe, a compressed file given alone, and one the client cannot
+open are scanned whole by one task, and not joined.
 """
 
 from __future__ import annotations
@@ -83,6 +86,14 @@ def _needs_stream(path: str) -> bool:
     return needs_stream(path)
 
 
+def _here(path: str) -> bool:
+    """A compressed file this process can read: read here, its payloads kept here, it is
+    joined to the files beside it as a local scan joins a ring's members."""
+    from ..read.stream import is_compressed_file
+
+    return is_compressed_file(path)
+
+
 def _whole_file(job: tuple[str, Any]) -> tuple[list[Session], ScanSummary, str | None]:
     from ..judge.judging import analyzer_for
 
@@ -114,6 +125,8 @@ def _scan_files(paths: list[str], client: Any, options: ScanOptions) -> Iterator
     unseen = unseen_paths(client, paths)
     seen = [p for p in paths if p not in unseen]
     streamed = dict(zip(seen, ex.map(_needs_stream, seen), strict=True))
+    if len(paths) > 1:  # a compressed file this process can read is read here, joined
+        streamed.update((p, False) for p in seen if streamed[p] and _here(p))
     mapped = [p for p in seen if not streamed[p]]
     mapped_set = set(mapped)
     whole = [p for p in seen if streamed[p]]

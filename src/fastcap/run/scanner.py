@@ -376,10 +376,10 @@ def iter_file_streams(paths: Iterable[AnyPath], options: ScanOptions | None = No
     ended, and within a minute of it) are reassembled as one capture.  A session still open
     at the end of one file is completed from the next and reported once, in the file where
     it began, with `continues_into` naming the later files (its frame numbers count on into
-    them, as in `mergecap -a`).  Compressed files are joined too, except with an
-    `executor` (its workers map the files they read); pipes, `-` and, with an executor,
-    compressed files are read alone, and the files on either side of one are no one run;
-    nor is a file whose index is in `apart` joined to the one before it.
+    them, as in `mergecap -a`).  Compressed files are joined too (read in this process,
+    which keeps their payloads, with an `executor` too); pipes and `-` are read alone, and
+    the files on either side of one are no one run; nor is a file whose index is in `apart`
+    joined to the one before it.
 
     `jobs` worker processes read the ranges of the files in turn while this process
     reassembles and judges them (`fastcap.run.streamed`), and each file's sessions stream out
@@ -405,7 +405,7 @@ def _iter_file_streams(paths: list[str], o: ScanOptions, executor: Executor | No
     from . import split, streamed
 
     jobs, parts = o.jobs, o.parts
-    alone = [_read_alone(p, executor is not None or len(paths) == 1) for p in paths]
+    alone = [_read_alone(p, len(paths) == 1) for p in paths]
     mapped = [p for p, a in zip(paths, alone, strict=True) if not a]
     # A file read alone lies between: the files on either side of it are no one run.
     apart = {m for m, i in enumerate(i for i, a in enumerate(alone) if not a)
@@ -453,8 +453,8 @@ def _iter_file_streams(paths: list[str], o: ScanOptions, executor: Executor | No
 
 def _read_alone(path: str, no_compressed: bool) -> bool:
     """A pipe or `-`, which only a stream reader in this process can read, and with
-    `no_compressed` a compressed file too (an executor's workers map the files they read;
-    one file alone needs no joining, and streamed it is judged while it is read)."""
+    `no_compressed` a compressed file too (one file alone needs no joining, and streamed
+    it is judged while it is read)."""
     kind = stream_kind(path)  # one look at the file
     return kind == "pipe" or (kind == "compressed" and no_compressed)
 

@@ -12,7 +12,8 @@ had to evict, the shared limits were never reached in one process either.  The c
 latest timestamp seen, which decides when a closed connection stops lingering) is the same
 in a worker as in one process as long as timestamps never go backwards; when they do, or a
 worker evicted, phase two runs again in one process.  Sessions are numbered by first frame,
-as the one-process scan numbers them.
+as the one-process scan numbers them.  A compressed file is read in this process, its
+payloads carried and kept here (`run.compressed`), so a run holding one is reassembled here.
 
 `executor` is a `workers.Executor`: a process pool, a Dask client in `distributed`, or the
 serial one (what the tests use to split files at many points cheaply).
@@ -33,6 +34,7 @@ from ..judge.judging import analyzer_for as analyzer_for  # re-exported: it used
 from ..judge.judging import judge
 from ..options import JudgeOptions as JudgeOptions
 from ..read.guard import cut_message, gone_warning, map_again, same_file
+from ..read.stream import is_compressed_file
 from ..select.flows import FlowKey, FlowTable
 from ..select.fragments import FRAG_ROW
 from ..select.selection import FrameCounters
@@ -45,7 +47,7 @@ from ..tcp.reassembly import (
     FrameCols,
     Reassembler,
 )
-from . import ranges
+from . import compressed, ranges
 from .rings import NumberedOn, numbered_in_files, runs, session_in_chain
 from .workers import Executor, PoolExecutor
 
@@ -74,6 +76,9 @@ class FlowTask:
     # file i's descriptor, held open in this process since before its ranges were read,
     # for a file replaced meanwhile (never sent to a worker: only `_in_one` has it)
     held: tuple[int | None, ...] = ()
+    # file i's payloads, carried by its reader here (a compressed file, `run.compressed`):
+    # its rows' payload offsets index them (never sent to a worker: only `_in_one` has them)
+    carried: tuple[Any, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -92,6 +97,18 @@ class FlowResult:
     # per file of the task: where its payloads begin, when another file was found under its
     # name (none of its rows is fed then)
     replaced: tuple[int | None, ...] = ()
+
+
+def _fed_carried(reasm: Reassembler, payload, cols: FrameCols, a: int, b: int,
+                 take: Callable) -> None:
+    """Rows [a, b) of `cols` fed with the payloads their reader carried: copied as the file
+    was read, whatever it became since."""
+    reasm.rebind(payload)
+    try:
+        for done in fed(reasm, cols, a, b):
+            take(done)
+    finally:
+        reasm.rebind(b"")
 
 
 def _fed_file(reasm: Reassembler, path: str, cols: FrameCols, a: int, b: int, size: int,
@@ -154,6 +171,7 @@ def reassemble_flows(task: FlowTask) -> FlowResult:
     sizes = task.sizes or [0] * len(task.paths)
     identities = task.identities or [None] * len(task.paths)
     held = task.held or [None] * len(task.paths)
+    kept = task.carried or [None] * len(task.paths)
 
     def take(conns) -> None:
         nonlocal evicted
@@ -169,7 +187,9 @@ def reassemble_flows(task: FlowTask) -> FlowResult:
         for i, path in enumerate(task.paths):
             a, b = bounds[i], bounds[i + 1]
             before = reasm.skipped
-            if a < b:
+            if a < b and kept[i] is not None:
+                _fed_carried(reasm, kept[i], task.cols, a, b, take)
+            elif a < b:
                 cuts[i], replaced[i] = _fed_file(reasm, path, task.cols, a, b, sizes[i],
                                                  take, identities[i], held[i])
             # a datagram a file's end cut goes on in the next (mergecap -a joins them),
@@ -257,6 +277,7 @@ class _Chain:
     sizes: list[int] = field(default_factory=list)  # file i's size when it was read
     identities: list[tuple[int, int] | None] = field(default_factory=list)  # and its identity
     held: list[int | None] = field(default_factory=list)  # as FlowTask.held
+    carried: list[Any] = field(default_factory=list)  # as FlowTask.carried
 
 
 def _chain(paths: list[str], stitched: list[ranges.Stitched | None], run: list[int],
@@ -272,7 +293,14 @@ def _chain(paths: list[str], stitched: list[ranges.Stitched | None], run: list[i
     return _Chain(whole.paths, concat(parts), whole.flows, file_rows, whole.offsets,
                   [stitched[i].meta.size for i in run],
                   [stitched[i].meta.identity for i in run],
-                  [(held or {}).get(i) if _replaced(stitched[i]) else None for i in run])
+                  [(held or {}).get(i) if _replaced(stitched[i]) else None for i in run],
+                  [_carried(stitched[i]) for i in run])
+
+
+def _carried(st: ranges.Stitched):
+    """The payloads the file's one reader carried (a compressed file's), or None: its rows
+    index the file."""
+    return st.ranges[0].payload if len(st.ranges) == 1 else None
 
 
 def _replaced(st: ranges.Stitched) -> bool:
@@ -316,6 +344,15 @@ def _within_cuts(chain: _Chain, cuts: list[int | None], replaced: list[int | Non
 def _plan(task: ranges.PlanTask) -> list[ranges.RangeTask] | CaptureError:
     try:
         return ranges.plan_file(task)
+    except CaptureError as e:
+        return e
+
+
+def _read_compressed(task: compressed.CompressedTask) -> ranges.RangeResult | CaptureError:
+    """A compressed file's one range, read in this process, which keeps its payloads
+    (`run.compressed`) for phase two, as a local scan of a ring keeps them."""
+    try:
+        return compressed.read(task)
     except CaptureError as e:
         return e
 
@@ -369,13 +406,16 @@ def _in_one(chain: _Chain, options: JudgeOptions) -> FlowResult:
                                      tuple(chain.flows.keys), 1, options,
                                      tuple(chain.file_rows), tuple(chain.frame_offsets),
                                      tuple(chain.sizes), tuple(chain.identities),
-                                     tuple(chain.held)))
+                                     tuple(chain.held), tuple(chain.carried)))
 
 
 def _phase_two(chain: _Chain, options: JudgeOptions, jobs: int, ex: Any) -> _PhaseTwo:
     cols, why, files = chain.cols, None, len(chain.paths)
     if jobs <= 1:
         why = "one job"
+    elif any(p is not None for p in chain.carried):
+        # its payloads are in this process only, kept as it was read
+        why = "a compressed file"
     elif len(cols) > 1 and np.any(np.diff(cols.ts_ns) < 0):
         why = "timestamps go backwards"
     elif len(cols) and np.any(np.asarray(cols.flags) & FRAG_ROW):
@@ -433,18 +473,23 @@ def iter_split_files(paths: list[str | os.PathLike], options: JudgeOptions, *, j
     ex: Any = PoolExecutor(jobs) if own else executor
     held: dict[int, int] = {}  # descriptors of files, by index (`_hold`)
     try:
-        plans = ex.map(_plan, [ranges.PlanTask(p, parts or jobs, options.ports,
-                                               options.backend, 1 if parts else 1 << 20)
-                               for p in paths])
-        tasks = [t for plan in plans if not isinstance(plan, CaptureError) for t in plan]
-        plans = list(plans)
+        # a compressed file is read here, one range, as a local scan reads it in a ring
+        squeezed = [is_compressed_file(p) for p in paths]
+        mapped = iter(ex.map(_plan, [ranges.PlanTask(p, parts or jobs, options.ports,
+                                                     options.backend, 1 if parts else 1 << 20)
+                                     for p, z in zip(paths, squeezed, strict=True) if not z]))
+        plans: list = [[compressed.task(p, frozenset(options.ports), options.backend)] if z
+                       else next(mapped) for p, z in zip(paths, squeezed, strict=True)]
+        tasks = [t for plan, z in zip(plans, squeezed, strict=True)
+                 if not z and not isinstance(plan, CaptureError) for t in plan]
         held.update((k, fd) for k, plan in enumerate(plans[:_HELD_MAX])
-                    if (fd := _hold(plan)) is not None)
+                    if not squeezed[k] and (fd := _hold(plan)) is not None)
         done = iter(ex.map(_read, tasks))
         stitched: list[ranges.Stitched | None] = []
         for k, plan in enumerate(plans):
             st = None if isinstance(plan, CaptureError) else ranges.stitch(
-                plan, [next(done) for _ in plan])
+                plan, [_read_compressed(plan[0]) if squeezed[k] else next(done)
+                       for _ in plan])
             if isinstance(st, CaptureError):  # the file went away or changed since planned
                 plans[k], st = st, None
             stitched.append(st)
