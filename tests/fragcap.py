@@ -179,3 +179,54 @@ def write(path, frames: list[bytes | tuple[bytes, int]], pcapng: bool = False) -
     records = [Record(f, i * 1000) if isinstance(f, bytes) else Record(f[0], i * 1000, f[1])
                for i, f in enumerate(frames)]
     (write_pcapng if pcapng else write_pcap)(path, records)
+
+
+def route(hops: list[str], ptr: int = 4, code: int = 0x83) -> bytes:
+    """A loose (0x83) or strict (0x89) source route option through `hops`, its pointer at
+    byte `ptr` of the option (4: the first hop; past the end: the route is spent)."""
+    body = b"".join(bytes(map(int, h.split("."))) for h in hops)
+    return bytes((code, 3 + len(body), ptr)) + body
+
+
+ROUTES = {  # IPv4 options, each with a route ending at the server (10.0.0.2) or not
+    "loose": route(["10.0.0.2"]),
+    "strict_after_nop": b"\x01" + route(["10.0.0.7", "10.0.0.2"], 8, 0x89),
+    "spent": route(["10.0.0.2"], 8),
+    "pointer_inside_an_address": route(["10.0.0.7", "10.0.0.2"], 5),
+    "after_a_router_alert_of_5_bytes": bytes((0x94, 5, 0, 0, 0)) + route(["10.0.0.2"]),
+    "within_an_option_past_the_header": bytes((0x9E, 13)) + route(["10.0.0.2"]),
+    "after_an_unknown_option": bytes((0x9E, 4, 0, 0)) + route(["10.0.0.2"]),
+    "after_the_end_of_options": b"\x00" + route(["10.0.0.2"]),
+}
+
+
+def routed(case: str, options: bytes, other: bytes | None = None) -> list[bytes]:
+    """An SMTP exchange whose EHLO goes out in IPv4 fragments carrying `options`, through
+    routers 10.0.0.9 and 10.0.0.8 (the header's destination), the rest between client and
+    server directly.  `case` "hops": the fragments alternate between the two routers (one
+    identification); "apart": all through 10.0.0.9, interleaved with the fragments of
+    another TCP datagram of the same identification whose options are `other` (a route to
+    10.0.0.3, port 25, if not given)."""
+    c, s = "10.0.0.1", "10.0.0.2"
+    w = p.tcp_frame
+    out = [w(c, s, 40000, 25, 100, 0, p.SYN), w(s, c, 25, 40000, 900, 101, p.SYN | p.ACK),
+           w(c, s, 40000, 25, 101, 901, p.ACK),
+           w(s, c, 25, 40000, 901, 101, p.ACK | p.PSH, b"220 mail.example.com\r\n")]
+    seg = p.tcp(40000, 25, 101, 923, p.ACK | p.PSH, CLIENT_BODY, src=c, dst=s)
+
+    def cut(data: bytes, hops: list[str], opts: bytes) -> list[bytes]:
+        return [p.ether(p.ipv4(data[a:a + 64], 6, c, hops[a // 64 % len(hops)], ident=7,
+                               dont_fragment=False, more_fragments=a + 64 < len(data),
+                               frag_offset=a // 8, options=opts), 0x0800)
+                for a in range(0, len(data), 64)]
+
+    if case == "hops":
+        out += cut(seg, ["10.0.0.9", "10.0.0.8"], options)
+    else:
+        third = p.tcp(40001, 25, 5, 0, p.ACK | p.PSH, b"Q" * len(CLIENT_BODY), src=c,
+                      dst="10.0.0.3")
+        out += interleaved([cut(seg, ["10.0.0.9"], options),
+                            cut(third, ["10.0.0.9"],
+                                route(["10.0.0.3"]) if other is None else other)])
+    return out + [w(s, c, 25, 40000, 923, 101 + len(CLIENT_BODY), p.ACK | p.PSH,
+                    b"250 OK\r\n")]

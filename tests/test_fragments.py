@@ -184,6 +184,31 @@ def test_the_vlan_keys_only_datagrams_of_private_hosts_as_in_tshark(tshark, tmp_
     assert compute_stats(path, ports={25}).selected_frames == len(want)
 
 
+def _streams(tshark: str, path: Path) -> int:
+    out = subprocess.run([tshark, "-r", str(path), "-T", "fields", "-e", "tcp.stream"],
+                         capture_output=True, text=True, check=True)
+    return len({int(x) for x in out.stdout.split()})
+
+
+@pytest.mark.parametrize("options", sorted(fragcap.ROUTES))
+@pytest.mark.parametrize("case", ["hops", "apart"])
+def test_a_source_routed_datagram_is_keyed_by_the_routes_last_address_as_in_tshark(
+        tshark, tmp_path, case, options):
+    """An IPv4 datagram with a source route is addressed to the route's last hop: its
+    fragments through two routers (two header destinations) are one datagram, two datagrams
+    of one identification through one router to two hosts are two, and the segment belongs
+    to the connection with the last hop, as tshark reads them; a spent or malformed route,
+    or one after a malformed option or the end of options, leaves the header's."""
+    path = tmp_path / "routed.pcap"
+    fragcap.write(path, fragcap.routed(case, fragcap.ROUTES[options]))
+    want_frames = _frames(tshark, path)
+    assert compute_stats(path, ports={25}).selected_frames == len(want_frames)
+    follows = _follows(tshark, path, _streams(tshark, path))
+    for backend in BACKENDS:
+        conns = sorted(_conns(path, backend), key=lambda c: (c.client_port, c.server_addr))
+        assert [(_seen(c.c2s), _seen(c.s2c)) for c in conns] == follows, backend
+
+
 def test_ipv4_datagrams_are_keyed_by_protocol_as_in_tshark(tshark, tmp_path):
     """An NFS datagram between the same hosts, of the same identification, its fragments
     among an EHLO's: Wireshark keys an IPv4 datagram by its identification XORed with its
@@ -931,3 +956,26 @@ def test_light_datagrams_stay_bounded_by_their_age(monkeypatch):
             d.add(*_row_args(20, 70001, 0, head + b"a" * 12, first=True))
     d.finish()
     assert d.skipped == {NOT_COMPLETED: 1}
+
+
+@pytest.mark.parametrize("options,at", [
+    (fragcap.route(["10.0.0.2"]), 3), (b"\x01" + fragcap.route(["1.1.1.1", "10.0.0.2"], 8), 8),
+    (fragcap.route(["10.0.0.2"], 8), None), (fragcap.route(["1.1.1.1", "10.0.0.2"], 6), None),
+    (b"\x00" + fragcap.route(["10.0.0.2"]), None), (bytes((0x9E, 13)) + fragcap.route([]), None),
+    (bytes((0x94, 1)) + fragcap.route(["10.0.0.2"]), None), (b"\x01\x01", None)])
+def test_a_routes_last_address_is_found_as_wireshark_walks_the_options(options, at):
+    """Where the destination begins within the options, as packet-ip.c's `get_dst_offset`
+    finds it: the first route still under way, unless an option before it ends the walk."""
+    from fastcap.select.iproute import route_end
+
+    assert route_end(options) == at
+
+
+def test_a_source_routed_ehlo_joins_its_connection(tmp_path):
+    """Without tshark at hand: fragments through two routers to one last hop are one
+    datagram, of the connection with that host, in both backends."""
+    path = tmp_path / "routed.pcap"
+    fragcap.write(path, fragcap.routed("hops", fragcap.ROUTES["loose"]))
+    for backend in BACKENDS:
+        (conn,) = _conns(path, backend)
+        assert _seen(conn.c2s) == fragcap.CLIENT_BODY, backend

@@ -27,6 +27,7 @@ from enum import IntEnum
 
 import numpy as np
 
+from .iproute import route_end
 from .layouts import Layout, parts
 from .layouts import fields as layout_fields
 
@@ -964,6 +965,20 @@ def _block(slab: np.ndarray, cap: np.ndarray, rows: np.ndarray, start: np.ndarra
 _FFFF0000 = np.frombuffer(b"\0\0\xff\xff", np.uint32)[0]  # bytes 8..11 of ::ffff:a.b.c.d
 
 
+def _routed(dst: np.ndarray, slab: np.ndarray, cap: np.ndarray, rows: np.ndarray,
+            l3: np.ndarray, at: np.ndarray, buf: np.ndarray | None,
+            offset: np.ndarray | None) -> None:
+    """Put into `dst` rows `at` the destination of their IPv4 headers (at frame byte `l3`
+    of frames `rows`) where a source route names another (`iproute.route_end`)."""
+    blk = _block(slab, cap, rows, l3.astype(np.int64), 60, buf, offset)
+    room = cap[rows].astype(np.int64) - l3
+    for i in range(len(at)):
+        ihl = int(blk[i, 0] & 0x0F) * 4
+        end = route_end(blk[i, 20:ihl].tobytes()) if ihl <= room[i] else None
+        if end is not None:
+            dst[at[i], 12:16] = blk[i, 20 + end:24 + end]
+
+
 def _addresses(src32: np.ndarray, dst32: np.ndarray, at: Sel, blk: np.ndarray, v6: bool) -> None:
     """Copy source/destination addresses from the start of each block row, word by word."""
     m, width = blk.shape
@@ -1060,6 +1075,11 @@ def decode_tcp(slab: np.ndarray, caplen: np.ndarray, headers: Headers, rows: np.
     v4 = _select(~v6)
     if v4 is not None:  # ::ffff:a.b.c.d
         src32[v4, 2] = dst32[v4, 2] = _FFFF0000
+    # IPv4 options (rare): a source route's last address is the destination, as Wireshark
+    # reads it (`iproute`)
+    opt = np.flatnonzero(~v6 & (l4o - lo > 8))
+    if opt.size:
+        _routed(dst, slab, cap, rows[opt], headers.l3_off[at][opt], opt, buf, offset)
     hdr_len = ((off_flags >> 12) << 2).astype(np.uint8)
     flags = off_flags & 0x1FF
     ip_end, c = headers.ip_end[at], cap[cat]

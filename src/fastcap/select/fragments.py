@@ -29,6 +29,8 @@ from bisect import bisect_left, bisect_right
 from collections import Counter, OrderedDict
 from dataclasses import dataclass, field
 
+from .iproute import route_end
+
 FRAG_ROW = 0x8000  # flags bits of a fragment row (a TCP segment's flags use 9)
 FRAG_MF = 0x4000  # more fragments follow
 FRAG_FIRST = 0x2000  # offset 0, on a selected port: `flow` and `from_a` are its TCP flow's
@@ -95,9 +97,13 @@ class _Pending:
 _Key = tuple[bool, bytes, int]  # IPv6, the addresses, the identification as keyed
 
 
-def _key(flags: int, raw: bytes, ident: int) -> _Key:
-    v6 = bool(flags & FRAG_V6)
-    return v6, raw[:32] if v6 else raw[:8], ident
+def _key(flags: int, raw: bytes, ident: int, skip: int) -> _Key:
+    """A row's datagram key, from its payload (`raw`, whose data begins at `skip`): an
+    IPv4 one's destination is a source route's last address, as Wireshark reads it."""
+    if flags & FRAG_V6:
+        return True, raw[:32], ident
+    end = route_end(raw[8:skip]) if skip > 8 else None
+    return False, raw[:8] if end is None else raw[:4] + raw[8 + end:12 + end], ident
 
 
 class Defragmenter:
@@ -198,7 +204,7 @@ class Defragmenter:
         self._expire(frame_no)
         first = bool(flags & FRAG_FIRST)
         if flags & FRAG_OTHER:
-            return self._other(frame_no, flags, ident, raw, length - skip)
+            return self._other(frame_no, flags, ident, raw, length - skip, skip)
         if len(raw) < length or skip > length or length < (32 if flags & FRAG_V6 else 8):
             if first and len(raw) < length:
                 self.skipped[SNAPPED] += 1
@@ -208,7 +214,7 @@ class Defragmenter:
         offset = 0 if first else seq
         if not data or offset + len(data) > MAX_DATAGRAM:
             return None
-        key = _key(flags, raw, ident)
+        key = _key(flags, raw, ident, skip)
         p = self._pending_for(key, frame_no, flags)
         if p is None or len(p.pieces) >= MAX_FRAGMENTS or p.other and p.frames >= MAX_FRAGMENTS:
             return None
@@ -263,13 +269,14 @@ class Defragmenter:
         if len(self._done) > MAX_PENDING:
             self._done.popitem(last=False)
 
-    def _other(self, frame_no: int, flags: int, ident: int, raw: bytes, size: int) -> None:
+    def _other(self, frame_no: int, flags: int, ident: int, raw: bytes, size: int,
+               skip: int) -> None:
         """A first fragment of TCP on no selected port: its datagram is dropped, and its
         later fragments with it, uncounted.  A first fragment seen before on a selected port
         stays (the first copy's bytes are the datagram's, as for any overlap)."""
         if len(raw) < (32 if flags & FRAG_V6 else 8) or size <= 0 or size > MAX_DATAGRAM:
             return None
-        key = _key(flags, raw, ident)
+        key = _key(flags, raw, ident, skip)
         p = self._pending_for(key, frame_no, flags)
         if p is None or p.flow >= 0 or p.frames >= MAX_FRAGMENTS:
             return None

@@ -41,6 +41,7 @@ from .fragments import (
     MAX_FRAGMENTS,
     PROTO_SHIFT,
 )
+from .iproute import destination_at, route_end
 from .screen import TUNNEL_PORTS, Ports, Screened, screen
 from .tunnels import TUNNEL_NAMES, open_tunnels
 
@@ -608,14 +609,16 @@ def _fragment_fields(buf: np.ndarray, base: int, cap: int, l3: int, v6: bool,
     identification is given as Wireshark keys it, XORed with its protocol, so a TCP and a UDP
     datagram of one identification stay apart, and with its VLAN id (`_key_vlan` of the
     frame's tag `chains`) where its source or destination is private or link-local
-    (`_local4`); IPv6 keys no VLAN."""
+    (`_local4`; the destination as Wireshark reads it, `iproute`); IPv6 keys no VLAN."""
     b = buf[base:base + cap].tobytes()
     if not v6:
         if l3 + 20 > cap:
             return None
         ihl = (b[l3] & 0x0F) * 4
         fo = int.from_bytes(b[l3 + 6:l3 + 8], "big")
-        local = _local4(*b[l3 + 12:l3 + 14]) or _local4(*b[l3 + 16:l3 + 18])
+        end = route_end(b[l3 + 20:l3 + ihl]) if 20 < ihl and l3 + ihl <= cap else None
+        dst = l3 + 16 if end is None else l3 + 20 + end  # a source route's last address
+        local = _local4(*b[l3 + 12:l3 + 14]) or _local4(*b[dst:dst + 2])
         return l3 + 12, l3 + ihl, (fo & 0x1FFF) * 8, fo & 0x2000, int.from_bytes(
             b[l3 + 4:l3 + 6], "big") ^ b[l3 + 9] ^ (_key_vlan(b, chains) if local else 0)
     nh, p = b[l3 + 6] if l3 + 7 <= cap else -1, l3 + 40
@@ -748,14 +751,17 @@ def fragment_columns(buf: np.ndarray, offset: np.ndarray, caplen: np.ndarray,
             seen = _vlan_ids(buf, base[i4], cap[i4], np.full(len(i4), 12), first)
             vid = np.where(seen != 0, seen, vid)
         local = np.zeros(len(i4), bool)
-        for at_addr in (12, 16):  # source or destination private or link-local (`_local4`)
+        # the destination as Wireshark reads it: a source route's last address (`iproute`)
+        dst = destination_at(buf, q, base[i4] + cap[i4])
+        for at_addr in (12, dst):  # source or destination private or link-local (`_local4`)
             a, b = buf[q + at_addr], buf[q + at_addr + 1]
             local |= (a == 10) | (a == 172) & (b & 0xF0 == 16) | (a == 192) & (b == 168)
             local |= (a == 169) & (b == 254)
         ident = (buf[q + 4].astype(np.int64) << 8 | buf[q + 5]) ^ buf[q + 9] ^ np.where(
             local, vid, 0)
         key[i4, 3], key[i4, 4] = ident >> 8, ident & 0xFF
-        key[i4, 5:13] = buf[q[:, None] + np.arange(12, 20)]
+        key[i4, 5:9] = buf[q[:, None] + np.arange(12, 16)]
+        key[i4, 9:13] = buf[(q + dst)[:, None] + np.arange(4)]
         valid[i4] = True
     i6 = np.flatnonzero(v6 & (at >= 0))
     if len(i6):
