@@ -462,6 +462,24 @@ def test_a_datagram_given_up_counts_in_the_ring_file_its_age_ran_out_in(tshark, 
 
 
 
+def test_a_ring_counts_a_datagram_never_completed_where_it_is_given_up(tshark, tmp_path):
+    """The deviation README states, against tshark: an `editcap -c 8` ring of two exchanges,
+    the second's EHLO missing a fragment (the other five in the fourth file), which tshark
+    leaves in no datagram in that file.  Read as one capture, the ring puts the cut datagrams
+    together and counts the five where the run ends (the same in every path, as
+    `test_a_datagram_given_up_counts_in_the_ring_file_its_age_ran_out_in` checks)."""
+    whole = tmp_path / "whole.pcap"
+    fragcap.write(whole, fragcap.conversation("order")
+                  + fragcap.conversation("missing", cport=40001, ident=70))
+    subprocess.run(["editcap", "-c", "8", str(whole), str(tmp_path / "ring.pcap")], check=True)
+    ring = sorted(tmp_path.glob("ring_*.pcap"))
+    assert len(ring) == 6
+    assert _unreassembled(tshark, ring[3]) == 5  # the fourth file holds the five
+    got = scan_files(ring, ca_file=CA)
+    assert [len(r.sessions) for r in got] == [1, 0, 1, 0, 0, 0]
+    assert [r.summary.skipped.get(NOT_COMPLETED, 0) for r in got] == [0] * 5 + [5]
+
+
 def test_selection_gives_fragment_rows(tmp_path):
     """The first fragment on a selected port carries its flow; later fragments of any TCP
     datagram go with it (their ports are unknown), and so does a later fragment of UDP (its
