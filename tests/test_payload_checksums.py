@@ -15,6 +15,7 @@ from fastcap.options import DEFAULT_PORTS
 from fastcap.read.stream import open_capture
 from fastcap.run.scanner import scan
 from fastcap.select.selection import FrameCounters, iter_selected
+from fastcap.select.stats import compute_stats
 from fastcap_synth.smtpgen import SmtpScenario, smtp_records
 from fastcap_synth.writers import Record, write_pcap
 
@@ -226,3 +227,33 @@ def test_stats_tells_a_rewritten_payload_as_the_scan_does(captures, tmp_path):
     (g,) = json.loads(sent.stdout)["files"]
     assert sent.returncode == 0 and g["warnings"] == [] and g["checksums_rewritten"] == 0
     assert g["checksums_sampled"] == n
+
+
+def test_a_source_routed_segment_is_summed_with_the_routes_last_address(tmp_path, tshark,
+                                                                        backend):
+    """A client whose segments carry a loose source route through a router sums its TCP
+    checksums with the route's last address (the server), not the header's destination:
+    tshark calls them good, so the sample finds none wrong and tells no rewrite."""
+    from fastcap_synth import packets as p
+
+    from .fragcap import route, write
+
+    c, s = "10.0.0.1", "10.0.0.2"
+
+    def routed(seq: int, ack: int, flags: int, data: bytes = b"") -> bytes:
+        seg = p.tcp(40000, 25, seq, ack, flags, data, src=c, dst=s)
+        return p.ether(p.ipv4(seg, 6, c, "10.0.0.9", options=route([s])), 0x0800)
+
+    frames = [routed(100, 0, p.SYN), p.tcp_frame(s, c, 25, 40000, 900, 101, p.SYN | p.ACK),
+              routed(101, 901, p.ACK), p.tcp_frame(s, c, 25, 40000, 901, 101, p.ACK | p.PSH,
+                                                   b"220 mail.example.com\r\n")]
+    for i in range(12):  # more from the client than from the server
+        frames.append(routed(101 + 6 * i, 923, p.ACK | p.PSH, b"NOOP\r\n"))
+    path = tmp_path / "routed.pcap"
+    write(path, frames)
+    assert {t for _f, t, _i in _tshark_status(tshark, path)} == {"1"}  # all good
+    (session,) = list(scan(path, backend=backend))
+    assert session.to_dict()["server"] == "10.0.0.2:25"
+    st = compute_stats(path, ports={25}, backend=backend)
+    assert (st.checksums_sampled, st.checksums_rewritten) == (13, 0)
+    assert _note(path, backend) == []

@@ -94,7 +94,10 @@ def sample_checksums(buf: np.ndarray, frame_off: np.ndarray, hd: Headers, tf: Tc
     seg = seg[idx].astype(np.int64)
     ihl = (hd.l4_off[idx] - hd.l3_off[idx]).astype(np.int64)
     ip_good = _fold(_word_sums(buf, ip, ihl)) == 0xFFFF
-    addr = (buf[ip[:, None] + np.arange(12, 20)]).astype(np.uint64)
+    # the addresses as decoded: a source route's last address is the destination the
+    # sender summed, as Wireshark's check takes it (`iproute`), not the next router
+    addr = np.concatenate([tf.src_addr[idx, 12:16], tf.dst_addr[idx, 12:16]],
+                          axis=1).astype(np.uint64)
     pseudo = (addr[:, 0::2] << 8).sum(axis=1) + addr[:, 1::2].sum(axis=1) + 6 + seg.astype(
         np.uint64)
     good = _fold(_word_sums(buf, tcp, seg) + pseudo) == 0xFFFF
