@@ -69,6 +69,33 @@ def _offloaded(records: list[Record]) -> list[Record]:
     return out
 
 
+def _ip_checksum(header: bytes) -> int:
+    words = sum(struct.unpack(f"!{len(header) // 2}H", header))
+    while words >> 16:
+        words = (words & 0xFFFF) + (words >> 16)
+    return words ^ 0xFFFF
+
+
+def _readdressed(records: list[Record]) -> list[Record]:
+    """Both addresses and the client's port rewritten, the IPv4 header checksum summed anew
+    and the TCP checksum left as sent: what `tcprewrite --pnat`/`--portmap` without
+    `--fixcsum` leaves, the payload bytes as they were."""
+    out = []
+    for r in records:
+        ip, tcp = _tcp_at(r.data)
+        data = bytearray(r.data)
+        for at in (ip + 15, ip + 19):  # the last byte of each address
+            data[at] ^= 0x55
+        for at in (tcp, tcp + 2):
+            port = struct.unpack_from("!H", data, at)[0]
+            if port >= 40000:
+                struct.pack_into("!H", data, at, port + 1000)
+        struct.pack_into("!H", data, ip + 10, 0)
+        struct.pack_into("!H", data, ip + 10, _ip_checksum(bytes(data[ip:tcp])))
+        out.append(Record(bytes(data), r.ts_ns, r.orig_len))
+    return out
+
+
 def _tshark_status(tshark: str, path) -> list[tuple[int, str, str]]:
     """tshark's (frame, tcp.checksum.status, ip.checksum.status) of each frame with payload."""
     out = subprocess.run(
@@ -85,7 +112,8 @@ def captures(tmp_path_factory) -> dict:
     records = _records()
     out = {}
     for name, recs in (("sent", records), ("rewritten", _rewritten(records)),
-                       ("offloaded", _offloaded(records))):
+                       ("offloaded", _offloaded(records)),
+                       ("readdressed", _readdressed(records))):
         out[name] = d / f"{name}.pcap"
         write_pcap(out[name], recs)
     return out
@@ -123,27 +151,32 @@ def test_a_rewritten_payload_is_told(captures, backend):
     assert _note(captures["offloaded"], backend) == []
 
 
-def test_the_sample_is_the_same_whatever_the_windows_and_backend(captures):
-    """Which segments are summed depends on each segment alone: walks in windows of 3 frames
-    and of the default size, by either reader, count the same."""
+@pytest.mark.parametrize("name", ["rewritten", "readdressed"])
+def test_the_sample_is_the_same_whatever_the_windows_and_backend(captures, name):
+    """Which segments are summed, and their sums by flow direction, depend on each segment
+    alone: walks in windows of 3 frames and of the default size, by either reader, count
+    the same; readdressed, each flow direction's segments are off by one sum."""
     got = set()
     for backend in ("python", "native"):
         for window in (3, 1 << 16):
             c = FrameCounters()
-            with open_capture(captures["rewritten"], backend=backend, window=window) as cap:
+            with open_capture(captures[name], backend=backend, window=window) as cap:
                 for _ in iter_selected(cap, DEFAULT_PORTS, c):
                     pass
-            got.add((c.checksums_sampled, c.checksums_rewritten))
-    ((sampled, rewritten),) = got
-    assert sampled == rewritten > 0
+            got.add((c.checksums_sampled, c.checksums_rewritten,
+                     tuple(sorted(c.checksums_flows.items()))))
+    ((sampled, rewritten, flows),) = got
+    assert sampled == rewritten > 0 and len(flows) == 2 * SESSIONS
+    assert all(lo == hi for _, (lo, hi, _n) in flows) == (name == "readdressed")
 
 
-def test_ranges_and_a_compressed_copy_tell_it_as_one_walk(captures, tmp_path):
-    """Read in three ranges (`scan -j 3`), or from a gzip copy, the rewritten capture's
-    sample and warning are those of one walk of the file."""
+@pytest.mark.parametrize("name", ["rewritten", "readdressed"])
+def test_ranges_and_a_compressed_copy_tell_it_as_one_walk(captures, tmp_path, name):
+    """Read in three ranges (`scan -j 3`), or from a gzip copy, the rewritten (or
+    readdressed) capture's sample and warning are those of one walk of the file."""
     from .test_split import _streamed
 
-    path = captures["rewritten"]
+    path = captures[name]
     (note,) = _note(path, "auto")
     _sessions, summary = _streamed(path, parts=3)
     assert [w for w in summary["warnings"] if "TCP checksum" in w] == [note]
@@ -257,3 +290,53 @@ def test_a_source_routed_segment_is_summed_with_the_routes_last_address(tmp_path
     st = compute_stats(path, ports={25}, backend=backend)
     assert (st.checksums_sampled, st.checksums_rewritten) == (13, 0)
     assert _note(path, backend) == []
+
+
+def test_tshark_calls_readdressed_frames_bad_under_good_ip_headers(tmp_path, tshark):
+    """The oracle: the readdressed capture's every payload frame has a bad TCP checksum under
+    a good IPv4 one, and its payload bytes are those sent."""
+    records = _records()
+    path = tmp_path / "readdressed.pcap"
+    write_pcap(path, _readdressed(records))
+    assert {(t, i) for _, t, i in _tshark_status(tshark, path)} == {("0", "1")}
+    for sent, r in zip(records, _readdressed(records), strict=True):
+        a, b = _payload(sent.data)
+        assert r.data[a:b] == sent.data[a:b]
+
+
+def test_readdressed_is_told_from_a_rewritten_payload(captures, backend):
+    """Addresses and ports rewritten move every segment of a flow direction's checksum by one
+    sum: the warning says so and that the payloads are intact, not that the SMTP and TLS may
+    not be what was sent; a rewritten payload moves each by its own, and says so."""
+    (note,) = _note(captures["readdressed"], backend)
+    assert "addresses or ports rewritten without the TCP checksums, payloads intact" in note
+    assert "SMTP" not in note and "payload rewritten" not in note
+    (payload,) = _note(captures["rewritten"], backend)
+    assert "payload rewritten after it was sent" in payload and "payloads intact" not in payload
+
+
+def test_readdressed_and_rewritten_payload_together_is_a_payload_rewrite(tmp_path, backend):
+    """Addresses rewritten and payloads too: each segment off by its own sum, so the warning
+    is the payload's."""
+    path = tmp_path / "both.pcap"
+    write_pcap(path, _readdressed(_rewritten(_records())))
+    (note,) = _note(path, backend)
+    assert "payload rewritten after it was sent" in note
+
+
+def test_flow_sums_keep_the_smallest_keys_whatever_the_order():
+    """The kept flow directions are bounded and do not depend on the order rows come in."""
+    import random
+
+    from fastcap.select.checksums import FLOWS_KEPT, add_flow_sums
+
+    rows = [(k * 7919 % 1000, k % 5, k % 5 + k % 3, 1) for k in range(3000)]
+    want: dict = {}
+    add_flow_sums(want, rows)
+    assert len(want) == FLOWS_KEPT and max(want) == FLOWS_KEPT - 1
+    for seed in range(3):
+        random.Random(seed).shuffle(rows)
+        got: dict = {}
+        for i in range(0, len(rows), 97):
+            add_flow_sums(got, rows[i:i + 97])
+        assert got == want

@@ -27,6 +27,7 @@ from ..read.capture import (
 )
 from ..read.guard import FileReplaced, replaced_message, same_file
 from ..read.walkstatus import MAX_BLOCK, MAX_CAPLEN
+from ..select.checksums import add_flow_sums
 from ..select.flows import FlowKey, FlowTable
 from ..select.selection import FrameCounters, iter_selected
 from ..tcp.carry import carried
@@ -350,6 +351,9 @@ def merge_counters(parts: list[FrameCounters]) -> FrameCounters:
                 continue
             if name == "checksums_first":  # the file's first: the first part's that has one
                 out.checksums_first = v if out.checksums_first < 0 else out.checksums_first
+                continue
+            if name == "checksums_flows":
+                add_flow_sums(out.checksums_flows, ((k, *t) for k, t in v.items()))
                 continue
             if isinstance(v, Counter):
                 getattr(out, name).update(v)

@@ -317,7 +317,8 @@ def _totals(summary: _Tally, counters: FrameCounters, metas: list) -> None:
         summary.skipped.update(m.skipped)
         summary.unreadable += m.unreadable
     rewritten = rewritten_note(summary.path, counters.checksums_sampled,
-                               counters.checksums_rewritten, counters.checksums_first)
+                               counters.checksums_rewritten, counters.checksums_first,
+                               counters.checksums_flows)
     if rewritten:
         summary.warnings.append(rewritten)
 

@@ -10,6 +10,13 @@ handshakes) is likely not what was sent, and the scan says so instead of reading
 sessions.  Only some small segments are summed (up to `SAMPLED_PAYLOAD` bytes of payload: the
 SMTP dialogue, most TLS handshake starts; those over `ALWAYS_SAMPLED` bytes one in
 `SAMPLE_EVERY`), so the cost stays within the walk's noise.
+
+Addresses or ports rewritten without the TCP checksums (`tcprewrite` without `--fixcsum`)
+leave wrong checksums too, but not the same way: in a ones'-complement sum each changed
+pseudo-header or port word moves every segment of one flow direction by the same amount,
+while changed payload bytes move each segment by its own.  So the rewritten segments' sums
+are kept by flow direction (`FlowSums`), and a file whose every flow direction with two or
+more of them has one sum was rewritten in its addresses, its payloads intact.
 """
 
 from __future__ import annotations
@@ -27,6 +34,11 @@ ALWAYS_SAMPLED = 64  # payload bytes at most of a segment always summed: an SMTP
 SAMPLE_EVERY = 8  # ... of those, the share summed: a hash of its sequence and acknowledgment
 # numbers picks a segment, whatever the windows or ranges a walk reads the file in
 _WIDTHS = (64, 128, 256, 60 + SAMPLED_PAYLOAD)  # widths rows are copied in, even
+FLOWS_KEPT = 256  # flow directions whose rewritten sums are kept: those of the smallest
+# keys (a hash), so that any windows, ranges or order keep the same ones
+
+# flow direction key -> (least sum, greatest sum, segments) of its rewritten segments
+FlowSums = dict[int, tuple[int, int, int]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +50,55 @@ class ChecksumSample:
     sampled: int = 0
     rewritten: int = 0
     first: int = -1
+    flows: tuple[tuple[int, int, int, int], ...] = ()  # (key, least, greatest, segments)
+
+
+def add_flow_sums(into: FlowSums, rows) -> None:
+    """Adds (key, least, greatest, segments) rows to `into` and keeps the FLOWS_KEPT
+    smallest keys: a key let go is never among them again, so the result is the same
+    whatever the order and grouping the rows come in (windows, ranges)."""
+    for key, lo, hi, n in rows:
+        if key in into:
+            a, b, m = into[key]
+            into[key] = (min(a, lo), max(b, hi), m + n)
+        else:
+            into[key] = (lo, hi, n)
+    if len(into) > FLOWS_KEPT:
+        for key in sorted(into)[FLOWS_KEPT:]:
+            del into[key]
+
+
+def rewrite_kind(flows: FlowSums) -> str | None:
+    """What the kept flow directions say was rewritten: "addresses" when every one with two
+    rewritten segments or more has them all off by the same sum (a payload rewrite does so
+    by chance once in 65,535 for each), "payload" when one has two sums, None when none has
+    two segments to tell by."""
+    told = [lo == hi for lo, hi, n in flows.values() if n > 1]
+    if not told:
+        return None
+    return "addresses" if all(told) else "payload"
+
+
+def _flow_keys(tf: TcpFields, idx: np.ndarray) -> np.ndarray:
+    """A 64-bit hash of each row's addresses and ports, as the file has them."""
+    a = np.ascontiguousarray(tf.src_addr[idx]).view(np.uint64)
+    b = np.ascontiguousarray(tf.dst_addr[idx]).view(np.uint64)
+    ports = (tf.sport[idx].astype(np.uint64) << np.uint64(16)) | tf.dport[idx]
+    h = np.zeros(len(idx), np.uint64)
+    for col in (a[:, 0], a[:, 1], b[:, 0], b[:, 1], ports):
+        h = (h ^ col) * np.uint64(0x9E3779B97F4A7C15)
+        h ^= h >> np.uint64(31)
+    return h
+
+
+def _per_flow(keys: np.ndarray, sums: np.ndarray) -> tuple[tuple[int, int, int, int], ...]:
+    uniq, inv = np.unique(keys, return_inverse=True)
+    lo = np.full(len(uniq), 0xFFFF, np.uint64)
+    hi = np.zeros(len(uniq), np.uint64)
+    np.minimum.at(lo, inv, sums)
+    np.maximum.at(hi, inv, sums)
+    n = np.bincount(inv, minlength=len(uniq))
+    return tuple(zip(uniq.tolist(), lo.tolist(), hi.tolist(), n.tolist(), strict=True))
 
 
 def _fold(s: np.ndarray) -> np.ndarray:
@@ -100,26 +161,42 @@ def sample_checksums(buf: np.ndarray, frame_off: np.ndarray, hd: Headers, tf: Tc
                           axis=1).astype(np.uint64)
     pseudo = (addr[:, 0::2] << 8).sum(axis=1) + addr[:, 1::2].sum(axis=1) + 6 + seg.astype(
         np.uint64)
-    good = _fold(_word_sums(buf, tcp, seg) + pseudo) == 0xFFFF
+    total = _fold(_word_sums(buf, tcp, seg) + pseudo)  # 0xFFFF, or off by the change
+    good = total == 0xFFFF
     stored = (buf[tcp + 16].astype(np.uint64) << 8) | buf[tcp + 17]
     partial = _fold(pseudo)
     offloaded = (stored == 0) | (stored == partial) | (stored == (partial ^ 0xFFFF))
     bad = np.flatnonzero(ip_good & ~good & ~offloaded)
-    return ChecksumSample(int(np.count_nonzero(ip_good)), len(bad),
-                          int(base[bad].min()) if len(bad) else -1)
+    if not len(bad):
+        return ChecksumSample(int(np.count_nonzero(ip_good)))
+    return ChecksumSample(int(np.count_nonzero(ip_good)), len(bad), int(base[bad].min()),
+                          _per_flow(_flow_keys(tf, idx[bad]), total[bad]))
 
 
-def rewritten_note(path: str, sampled: int, rewritten: int, first: int = -1) -> str | None:
+def rewritten_note(path: str, sampled: int, rewritten: int, first: int = -1,
+                   flows: FlowSums | None = None) -> str | None:
     """The warning for a file whose sample (`sampled` segments, `rewritten` of them wrong,
-    the first in the frame at byte `first`) says most of its payload bytes were changed after
-    they were sent; None when it does not (a stray bad checksum is a frame the receiver
-    dropped, not a rewritten capture)."""
+    the first in the frame at byte `first`, their sums by flow direction `flows`) says most
+    of its bytes were changed after they were sent: its payloads, or (each flow direction
+    off by one sum) only its addresses or ports; None when it does not (a stray bad checksum
+    is a frame the receiver dropped, not a rewritten capture)."""
     if not rewritten or 2 * rewritten <= sampled:
         return None
     at = f" (the first in the frame at byte {first})" if first >= 0 else ""
-    return (f"{path}: {rewritten} of {sampled} sampled TCP segments on the selected ports{at} have "
-            "a TCP checksum that is wrong, and no checksum offload's, under a right IPv4 "
-            "header checksum: their bytes were changed after they were sent (payload "
-            "rewritten, by an anonymiser or an edit, or addresses rewritten without the TCP "
-            "checksums), so the SMTP and TLS read from them may not be what was sent "
-            "(tshark -o tcp.check_checksum:TRUE marks each)")
+    head = (f"{path}: {rewritten} of {sampled} sampled TCP segments on the selected "
+            f"ports{at} have a TCP checksum that is wrong, and no checksum offload's, under a "
+            "right IPv4 header checksum")
+    mark = "(tshark -o tcp.check_checksum:TRUE marks each)"
+    kind = rewrite_kind(flows or {})
+    if kind == "addresses":
+        return (f"{head}, off by the same sum in every segment of each flow direction: "
+                "addresses or ports rewritten without the TCP checksums, payloads intact, "
+                f"so the hosts and ports shown may not be those on the wire {mark}")
+    if kind == "payload":
+        return (f"{head}, off by a different sum from segment to segment of a flow "
+                "direction: payload rewritten after it was sent (by an anonymiser or an "
+                "edit), so the SMTP and TLS read from them may not be what was sent "
+                f"{mark}")
+    return (f"{head}: their bytes were changed after they were sent (payload rewritten, by "
+            "an anonymiser or an edit, or addresses rewritten without the TCP checksums), so "
+            f"the SMTP and TLS read from them may not be what was sent {mark}")

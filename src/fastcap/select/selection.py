@@ -17,7 +17,7 @@ import numpy as np
 from ..options import DEFAULT_PORTS as DEFAULT_PORTS
 from ..read.capture import Capture, WalkState
 from ..read.frames import F_NO_TS, F_OVER_SNAPLEN, F_SNAPPED, NO_TS, record_ends
-from .checksums import sample_checksums
+from .checksums import add_flow_sums, sample_checksums
 from .decode import (
     LINKTYPE_ETHERNET,
     LINKTYPE_RAW,
@@ -100,6 +100,8 @@ class FrameCounters:
     checksums_sampled: int = 0
     checksums_rewritten: int = 0
     checksums_first: int = -1
+    # of those, the sums by flow direction (`checksums.FlowSums`): addresses or payloads
+    checksums_flows: dict = field(default_factory=dict)
     snapped: int = 0
     over_snaplen: int = 0
     linktype_frames: Counter = field(default_factory=Counter)
@@ -533,6 +535,8 @@ def iter_selected(cap: Capture, ports: Iterable[int] = DEFAULT_PORTS,
             counters.checksums_rewritten += got.rewritten
             if got.first >= 0 and not 0 <= counters.checksums_first < got.first:
                 counters.checksums_first = got.first
+            if got.flows:
+                add_flow_sums(counters.checksums_flows, got.flows)
         if len(later) or hp.frag.any() or outer.frag[pick].any():
             rows, tf, fid, from_a, file_off = _with_fragments(
                 buf, win.offset, caplen, wire, hd, sc.rows, pick, later, tf, fid, from_a,

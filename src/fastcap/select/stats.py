@@ -104,7 +104,8 @@ def compute_stats(path: str | bytes | os.PathLike, options: ScanOptions | None =
             skipped[reason] = skipped.get(reason, 0) + count
         warnings = [(str(w), w.offset) for w in meta.warnings]
         rewritten = rewritten_note(meta.path, counters.checksums_sampled,
-                                   counters.checksums_rewritten, counters.checksums_first)
+                                   counters.checksums_rewritten, counters.checksums_first,
+                                   counters.checksums_flows)
         if rewritten:  # as the scan warns: the same sample, the same words
             warnings.append((rewritten, counters.checksums_first))
         linktypes = []
