@@ -340,3 +340,28 @@ def test_flow_sums_keep_the_smallest_keys_whatever_the_order():
         for i in range(0, len(rows), 97):
             add_flow_sums(got, rows[i:i + 97])
         assert got == want
+
+
+@pytest.mark.parametrize("jobs", ["1", "3"])
+def test_the_scan_footer_gives_the_sample_beside_the_warning(captures, jobs):
+    """The scan's text footer says the checksums are not verified and, as `stats` does, that
+    a sample was summed with its counts (the warning's): not a bare "not verified" under a
+    warning drawn from checksums; JSON gives the same counts."""
+    import json
+    import sys
+
+    path = captures["rewritten"]
+    cmd = [sys.executable, "-m", "fastcap", "scan", "-j", jobs, str(path)]
+    text = subprocess.run(cmd, capture_output=True, text=True).stdout.splitlines()
+    js = json.loads(subprocess.run(cmd + ["--format", "json"], capture_output=True,
+                                   text=True).stdout)
+    summary = js["files"][0]["summary"]
+    n = summary["checksums_sampled"]
+    assert n == summary["checksums_rewritten"] > 0
+    assert text[-1] == ("TCP/IP checksums are not verified (as in Wireshark's default "
+                        f"settings); a sample summed: {n} of {n} small IPv4 segments wrong "
+                        "and no offload's")
+    sent = subprocess.run(cmd[:-1] + [str(captures["sent"])], capture_output=True,
+                          text=True).stdout.splitlines()
+    assert sent[-1].endswith(f"a sample summed: 0 of {n} small IPv4 segments wrong and no "
+                             "offload's")

@@ -121,7 +121,8 @@ def test_json_schema_is_pinned(scenario_capture):
     assert set(f) == {"path", "summary", "sessions"}
     assert set(f["summary"]) == {"path", "sessions", "with_problems", "frames", "verdicts",
                                  "warnings", "skipped", "unreadable", "limits",
-                                 "checksums_verified"}
+                                 "checksums_verified", "checksums_sampled",
+                                 "checksums_rewritten"}
     s = f["sessions"][1]
     assert set(s) == {"schema_version", "file", "number", "client", "server", "first_frame",
                       "last_frame", "first_ts_ns", "last_ts_ns", "frames", "continues_into", "tcp",

@@ -69,6 +69,10 @@ class ScanSummary:
     # read on from the file before it, as one run of a ring buffer's files (frame numbers
     # counting on): where the report looks for ICMP errors quoting that file's sessions
     joined: bool = False
+    # the TCP checksums summed to tell a rewritten capture (`select.checksums`), and those
+    # of them wrong and no offload's: the warning's counts, for a footer that says so
+    checksums_sampled: int = 0
+    checksums_rewritten: int = 0
 
     def __post_init__(self) -> None:
         for name in ("verdicts", "skipped", "limits"):  # given as a dict or Counter
@@ -84,7 +88,8 @@ class ScanSummary:
                 "warnings": list(self.warnings), "skipped": dict(sorted(self.skipped.items())),
                 "unreadable": [list(r) for r in self.unreadable],
                 "limits": dict(sorted(self.limits.items())),
-                "checksums_verified": False}
+                "checksums_verified": False, "checksums_sampled": self.checksums_sampled,
+                "checksums_rewritten": self.checksums_rewritten}
 
 
 @dataclass
@@ -103,13 +108,16 @@ class _Tally:
     limits: Counter = field(default_factory=Counter)
     icmp_about_selected: int = 0
     joined: bool = False
+    checksums_sampled: int = 0
+    checksums_rewritten: int = 0
     errors: list[str] = field(default_factory=list)  # a file stream's, not the summary's
 
     def frozen(self) -> ScanSummary:
         return ScanSummary(self.path, self.sessions, self.with_problems,
                            Counts(self.verdicts), self.frames, tuple(self.warnings),
                            Counts(self.skipped), tuple(self.unreadable),
-                           Counts(self.limits), self.icmp_about_selected, self.joined)
+                           Counts(self.limits), self.icmp_about_selected, self.joined,
+                           self.checksums_sampled, self.checksums_rewritten)
 
 
 class SummaryPending(RuntimeError):
@@ -278,7 +286,8 @@ def link_counted(cross: CrossSession, sessions: Iterable[Session], summary: Scan
     tally = _Tally(summary.path, summary.sessions, summary.with_problems,
                    Counter(summary.verdicts), summary.frames, list(summary.warnings),
                    Counter(summary.skipped), list(summary.unreadable),
-                   Counter(summary.limits))
+                   Counter(summary.limits), checksums_sampled=summary.checksums_sampled,
+                   checksums_rewritten=summary.checksums_rewritten)
     out = []
     for s in sessions:
         linked = _link(cross, s, tally, path)
@@ -312,6 +321,8 @@ def _totals(summary: _Tally, counters: FrameCounters, metas: list) -> None:
     summary.skipped.update(counters.skipped)
     summary.limits.update(counters.notes)
     summary.icmp_about_selected += counters.icmp_about_selected
+    summary.checksums_sampled += counters.checksums_sampled
+    summary.checksums_rewritten += counters.checksums_rewritten
     for m in metas:
         summary.warnings += [str(w) for w in m.warnings]
         summary.skipped.update(m.skipped)
