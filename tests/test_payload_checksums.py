@@ -22,22 +22,34 @@ from fastcap_synth.writers import Record, write_pcap
 SESSIONS = 6
 
 
-def _records() -> list[Record]:
+V6 = {"client_ip": "2001:db8::10", "server_ip": "2001:db8:1::25"}
+
+
+def _records(**addresses: str) -> list[Record]:
     out: list[Record] = []
     for i in range(SESSIONS):
         out += smtp_records(SmtpScenario(client_port=40000 + i,
-                                         start_ns=1_705_311_000_000_000_000 + i * 10**9))
+                                         start_ns=1_705_311_000_000_000_000 + i * 10**9,
+                                         **addresses))
     return out
 
 
+def _v6(frame: bytes) -> bool:
+    return frame[12:14] == b"\x86\xdd"
+
+
 def _tcp_at(frame: bytes) -> tuple[int, int]:
-    """(IPv4 header offset, TCP header offset) of an Ethernet frame."""
-    return 14, 14 + (frame[14] & 0x0F) * 4
+    """(IP header offset, TCP header offset) of an Ethernet frame (IPv6: no extension
+    header)."""
+    return 14, 14 + (40 if _v6(frame) else (frame[14] & 0x0F) * 4)
 
 
 def _payload(frame: bytes) -> tuple[int, int]:
     ip, tcp = _tcp_at(frame)
-    end = ip + struct.unpack_from("!H", frame, ip + 2)[0]
+    if _v6(frame):
+        end = tcp + struct.unpack_from("!H", frame, ip + 4)[0]
+    else:
+        end = ip + struct.unpack_from("!H", frame, ip + 2)[0]
     return tcp + (frame[tcp + 12] >> 4) * 4, end
 
 
@@ -59,8 +71,9 @@ def _offloaded(records: list[Record]) -> list[Record]:
         ip, tcp = _tcp_at(r.data)
         data = bytearray(r.data)
         if struct.unpack_from("!H", data, tcp)[0] >= 40000:
-            seg = struct.unpack_from("!H", data, ip + 2)[0] - (tcp - ip)
-            words = struct.unpack_from("!4H", data, ip + 12)
+            seg = _payload(r.data)[1] - tcp
+            addr = data[ip + 8:ip + 40] if _v6(r.data) else data[ip + 12:ip + 20]
+            words = struct.unpack(f"!{len(addr) // 2}H", addr)
             partial = sum(words) + 6 + seg
             while partial >> 16:
                 partial = (partial & 0xFFFF) + (partial >> 16)
@@ -77,21 +90,23 @@ def _ip_checksum(header: bytes) -> int:
 
 
 def _readdressed(records: list[Record]) -> list[Record]:
-    """Both addresses and the client's port rewritten, the IPv4 header checksum summed anew
-    and the TCP checksum left as sent: what `tcprewrite --pnat`/`--portmap` without
-    `--fixcsum` leaves, the payload bytes as they were."""
+    """Both addresses and the client's port rewritten, an IPv4 header checksum summed anew
+    and the TCP checksum left as sent: what a hand edit, or a tool that sums only the IPv4
+    header anew, leaves; the payload bytes as they were."""
     out = []
     for r in records:
         ip, tcp = _tcp_at(r.data)
         data = bytearray(r.data)
-        for at in (ip + 15, ip + 19):  # the last byte of each address
+        last = (ip + 23, ip + 39) if _v6(r.data) else (ip + 15, ip + 19)
+        for at in last:  # the last byte of each address
             data[at] ^= 0x55
         for at in (tcp, tcp + 2):
             port = struct.unpack_from("!H", data, at)[0]
             if port >= 40000:
                 struct.pack_into("!H", data, at, port + 1000)
-        struct.pack_into("!H", data, ip + 10, 0)
-        struct.pack_into("!H", data, ip + 10, _ip_checksum(bytes(data[ip:tcp])))
+        if not _v6(r.data):
+            struct.pack_into("!H", data, ip + 10, 0)
+            struct.pack_into("!H", data, ip + 10, _ip_checksum(bytes(data[ip:tcp])))
         out.append(Record(bytes(data), r.ts_ns, r.orig_len))
     return out
 
@@ -106,10 +121,7 @@ def _tshark_status(tshark: str, path) -> list[tuple[int, str, str]]:
     return [(int(f), t, i) for f, t, i in (line.split("\t") for line in out.splitlines())]
 
 
-@pytest.fixture(scope="module")
-def captures(tmp_path_factory) -> dict:
-    d = tmp_path_factory.mktemp("rewritten")
-    records = _records()
+def _write_captures(d, records: list[Record]) -> dict:
     out = {}
     for name, recs in (("sent", records), ("rewritten", _rewritten(records)),
                        ("offloaded", _offloaded(records)),
@@ -117,6 +129,16 @@ def captures(tmp_path_factory) -> dict:
         out[name] = d / f"{name}.pcap"
         write_pcap(out[name], recs)
     return out
+
+
+@pytest.fixture(scope="module")
+def captures(tmp_path_factory) -> dict:
+    return _write_captures(tmp_path_factory.mktemp("rewritten"), _records())
+
+
+@pytest.fixture(scope="module")
+def captures6(tmp_path_factory) -> dict:
+    return _write_captures(tmp_path_factory.mktemp("rewritten6"), _records(**V6))
 
 
 def _note(path, backend: str) -> list[str]:
@@ -151,11 +173,13 @@ def test_a_rewritten_payload_is_told(captures, backend):
     assert _note(captures["offloaded"], backend) == []
 
 
+@pytest.mark.parametrize("family", ["captures", "captures6"])
 @pytest.mark.parametrize("name", ["rewritten", "readdressed"])
-def test_the_sample_is_the_same_whatever_the_windows_and_backend(captures, name):
+def test_the_sample_is_the_same_whatever_the_windows_and_backend(request, family, name):
     """Which segments are summed, and their sums by flow direction, depend on each segment
     alone: walks in windows of 3 frames and of the default size, by either reader, count
     the same; readdressed, each flow direction's segments are off by one sum."""
+    captures = request.getfixturevalue(family)
     got = set()
     for backend in ("python", "native"):
         for window in (3, 1 << 16):
@@ -170,13 +194,14 @@ def test_the_sample_is_the_same_whatever_the_windows_and_backend(captures, name)
     assert all(lo == hi for _, (lo, hi, _n) in flows) == (name == "readdressed")
 
 
+@pytest.mark.parametrize("family", ["captures", "captures6"])
 @pytest.mark.parametrize("name", ["rewritten", "readdressed"])
-def test_ranges_and_a_compressed_copy_tell_it_as_one_walk(captures, tmp_path, name):
+def test_ranges_and_a_compressed_copy_tell_it_as_one_walk(request, tmp_path, family, name):
     """Read in three ranges (`scan -j 3`), or from a gzip copy, the rewritten (or
     readdressed) capture's sample and warning are those of one walk of the file."""
     from .test_split import _streamed
 
-    path = captures[name]
+    path = request.getfixturevalue(family)[name]
     (note,) = _note(path, "auto")
     _sessions, summary = _streamed(path, parts=3)
     assert [w for w in summary["warnings"] if "TCP checksum" in w] == [note]
@@ -254,7 +279,7 @@ def test_stats_tells_a_rewritten_payload_as_the_scan_does(captures, tmp_path):
     text = subprocess.run(cmd + [str(path)], capture_output=True, text=True).stdout
     assert f"Warning:           {note}" in text.splitlines()
     n = f["checksums_sampled"]
-    assert f"{n} of {n} small IPv4 segments wrong" in text
+    assert f"{n} of {n} small IPv4/IPv6 segments wrong" in text
     sent = subprocess.run(cmd + ["--json", str(captures["sent"])], capture_output=True,
                           text=True)
     (g,) = json.loads(sent.stdout)["files"]
@@ -359,9 +384,39 @@ def test_the_scan_footer_gives_the_sample_beside_the_warning(captures, jobs):
     n = summary["checksums_sampled"]
     assert n == summary["checksums_rewritten"] > 0
     assert text[-1] == ("TCP/IP checksums are not verified (as in Wireshark's default "
-                        f"settings); a sample summed: {n} of {n} small IPv4 segments wrong "
+                        f"settings); a sample summed: {n} of {n} small IPv4/IPv6 segments wrong "
                         "and no offload's")
     sent = subprocess.run(cmd[:-1] + [str(captures["sent"])], capture_output=True,
                           text=True).stdout.splitlines()
-    assert sent[-1].endswith(f"a sample summed: 0 of {n} small IPv4 segments wrong and no "
+    assert sent[-1].endswith(f"a sample summed: 0 of {n} small IPv4/IPv6 segments wrong and no "
                              "offload's")
+
+
+def test_tshark_calls_the_ipv6_copies_as_the_ipv4_ones(captures6, tshark):
+    """The oracle for IPv6 (no header checksum: tshark gives no `ip.checksum.status`): as
+    sent every TCP checksum is good; rewritten or readdressed, every one is bad; under
+    offload, the client's are."""
+    got = {name: {t for _, t, _ in _tshark_status(tshark, path)}
+           for name, path in captures6.items()}
+    assert got == {"sent": {"1"}, "rewritten": {"0"}, "readdressed": {"0"},
+                   "offloaded": {"0", "1"}}
+
+
+def test_ipv6_segments_join_the_sample(captures, captures6, backend):
+    """IPv6 segments are summed as their IPv4 twins are (the pseudo-header of RFC 8200 8.1,
+    checksum offload's too): as sent, and under offload, the sample is as large and says
+    nothing; a rewritten payload and rewritten addresses are each told as in IPv4."""
+    def counts(path):
+        c = FrameCounters()
+        with open_capture(path, backend=backend) as cap:
+            for _ in iter_selected(cap, DEFAULT_PORTS, c):
+                pass
+        return c.checksums_sampled, c.checksums_rewritten
+
+    n, _ = counts(captures["sent"])
+    assert counts(captures6["sent"]) == counts(captures6["offloaded"]) == (n, 0)
+    assert _note(captures6["sent"], backend) == _note(captures6["offloaded"], backend) == []
+    (payload,) = _note(captures6["rewritten"], backend)
+    assert f"{n} of {n} sampled" in payload and "payload rewritten after it was sent" in payload
+    (addresses,) = _note(captures6["readdressed"], backend)
+    assert "addresses or ports rewritten without the TCP checksums, payloads intact" in addresses

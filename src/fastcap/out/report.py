@@ -146,7 +146,7 @@ def format_summary(summaries: list[ScanSummary]) -> str:
     if sampled:  # the sample behind a rewrite warning, which "not verified" alone belies
         wrong = sum(x.checksums_rewritten for x in summaries)
         lines.append("TCP/IP checksums are not verified (as in Wireshark's default settings); "
-                     f"a sample summed: {wrong} of {sampled} small IPv4 segments wrong and no "
+                     f"a sample summed: {wrong} of {sampled} small IPv4/IPv6 segments wrong and no "
                      "offload's")
     else:
         lines.append("TCP/IP checksums are not verified (as in Wireshark's default settings)")

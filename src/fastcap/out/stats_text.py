@@ -49,7 +49,7 @@ def format_text(s: FileStats) -> str:
     for a, b in s.unreadable:
         lines.append(f"Unreadable:        bytes {a}-{b - 1} ({b - a} bytes)")
     lines.append("Checksums:         not verified (as Wireshark by default); a sample "
-                 f"summed: {s.checksums_rewritten} of {s.checksums_sampled} small IPv4 "
+                 f"summed: {s.checksums_rewritten} of {s.checksums_sampled} small IPv4/IPv6 "
                  "segments wrong and no offload's")
     for w in s.warnings:
         lines.append(f"Warning:           {printable(w, backslashes=False)}")

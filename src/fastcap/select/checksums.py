@@ -1,22 +1,24 @@
 """A sample of TCP checksums, to tell a capture whose payload bytes were changed after it was
 taken (anonymised or edited by a tool that keeps the headers but not the checksums).
 
-Checksums are not verified as a rule (as in Wireshark's default settings): a frame sent by
-the capturing host carries what checksum offload left (zero, or the pseudo-header's sum
-only), and one bad checksum says little.  But IPv4 segments whose header checksum is right
-while their TCP checksum is neither right nor an offloaded one are bytes changed after the
-sender summed them; when many are, what the scan reads from them (SMTP lines, TLS
-handshakes) is likely not what was sent, and the scan says so instead of reading as odd
-sessions.  Only some small segments are summed (up to `SAMPLED_PAYLOAD` bytes of payload: the
+Checksums are not verified as a rule (as in Wireshark's default settings): a frame sent by the
+capturing host carries what checksum offload left (zero, or the pseudo-header's sum only), and
+one bad checksum says little. But segments whose IPv4 header checksum is right (or IPv6 ones,
+which have none) while their TCP checksum is neither right nor an offloaded one are bytes
+changed after the sender summed them; when many are, what the scan reads from them (SMTP lines,
+TLS handshakes) is likely not what was sent, and the scan says so instead of reading as odd
+sessions. Only some small segments are summed (up to `SAMPLED_PAYLOAD` bytes of payload: the
 SMTP dialogue, most TLS handshake starts; those over `ALWAYS_SAMPLED` bytes one in
 `SAMPLE_EVERY`), so the cost stays within the walk's noise.
 
-Addresses or ports rewritten without the TCP checksums (`tcprewrite` without `--fixcsum`)
-leave wrong checksums too, but not the same way: in a ones'-complement sum each changed
-pseudo-header or port word moves every segment of one flow direction by the same amount,
-while changed payload bytes move each segment by its own.  So the rewritten segments' sums
-are kept by flow direction (`FlowSums`), and a file whose every flow direction with two or
-more of them has one sum was rewritten in its addresses, its payloads intact.
+Addresses or ports rewritten without the TCP checksums (a hand edit, or a tool that sums only
+the IPv4 header anew; `tcprewrite` sums both) leave wrong checksums too, but not the same way:
+in a ones'-complement sum each changed pseudo-header or port word moves every segment of one
+flow direction by the same amount, while changed payload bytes move each segment by its own. So
+the rewritten segments' sums are kept by flow direction (`FlowSums`), and a file whose every
+flow direction with two or more of them has one sum was rewritten in its addresses, its
+payloads intact. That is what lets IPv6 segments join the sample: with no header checksum to
+tell a rewritten address by, the flow direction's one sum tells it.
 """
 
 from __future__ import annotations
@@ -43,7 +45,8 @@ FlowSums = dict[int, tuple[int, int, int]]
 
 @dataclass(frozen=True, slots=True)
 class ChecksumSample:
-    """Of the segments summed: those whose IPv4 header checksum is right (`sampled`), and
+    """Of the segments summed: IPv6 ones and those whose IPv4 header checksum is right
+    (`sampled`), and
     of those the ones whose TCP checksum is wrong and no offloaded one (`rewritten`), the
     first of which begins its frame at byte `first` of the file (-1: none)."""
 
@@ -135,13 +138,16 @@ def _word_sums(buf: np.ndarray, start: np.ndarray, length: np.ndarray) -> np.nda
 
 def sample_checksums(buf: np.ndarray, frame_off: np.ndarray, hd: Headers, tf: TcpFields
                      ) -> ChecksumSample:
-    """The checksums of the whole, unfragmented IPv4 TCP segments among the rows `tf` (with
-    `hd` their headers, `frame_off` their frames' file offsets) that carry 1..SAMPLED_PAYLOAD
-    bytes of payload: all those with ALWAYS_SAMPLED bytes at most, one in SAMPLE_EVERY of the
-    others."""
-    seg = hd.ip_end - hd.l4_off  # the segment the IPv4 header declares ...
+    """The checksums of the whole, unfragmented IPv4 and IPv6 TCP segments among the rows
+    `tf` (with `hd` their headers, `frame_off` their frames' file offsets) that carry
+    1..SAMPLED_PAYLOAD bytes of payload: all those with ALWAYS_SAMPLED bytes at most, one in
+    SAMPLE_EVERY of the others."""
+    seg = hd.ip_end - hd.l4_off  # the segment the IP header declares ...
     picked = (tf.seq + tf.ack) * np.uint32(0x9E3779B1) >> np.uint32(29)  # a hash of both
-    m = ((hd.l3 == 4) & (hd.frag == 0) & (tf.hdr_len >= 20) & (tf.payload_len > 0)
+    # IPv6 with no extension header (a routing header's last address would be the
+    # pseudo-header's destination)
+    ip6 = (hd.l3 == 6) & (hd.l4_off - hd.l3_off == 40)
+    m = (((hd.l3 == 4) | ip6) & (hd.frag == 0) & (tf.hdr_len >= 20) & (tf.payload_len > 0)
          & (tf.payload_len <= SAMPLED_PAYLOAD)
          & ((picked % SAMPLE_EVERY == 0) | (tf.payload_len <= ALWAYS_SAMPLED))
          # ... all of it captured (no Ethernet padding summed)
@@ -153,14 +159,18 @@ def sample_checksums(buf: np.ndarray, frame_off: np.ndarray, hd: Headers, tf: Tc
     ip = base + hd.l3_off[idx]
     tcp = base + hd.l4_off[idx]
     seg = seg[idx].astype(np.int64)
-    ihl = (hd.l4_off[idx] - hd.l3_off[idx]).astype(np.int64)
-    ip_good = _fold(_word_sums(buf, ip, ihl)) == 0xFFFF
+    v6 = ip6[idx]
+    ihl = np.where(v6, 0, hd.l4_off[idx] - hd.l3_off[idx]).astype(np.int64)
+    ip_good = (_fold(_word_sums(buf, ip, ihl)) == 0xFFFF) | v6  # IPv6 has no header sum
+    pseudo = seg.astype(np.uint64) + 6
     # the addresses as decoded: a source route's last address is the destination the
     # sender summed, as Wireshark's check takes it (`iproute`), not the next router
-    addr = np.concatenate([tf.src_addr[idx, 12:16], tf.dst_addr[idx, 12:16]],
-                          axis=1).astype(np.uint64)
-    pseudo = (addr[:, 0::2] << 8).sum(axis=1) + addr[:, 1::2].sum(axis=1) + 6 + seg.astype(
-        np.uint64)
+    for rows, lo in ((~v6, 12), (v6, 0)):
+        if rows.any():
+            rows = np.flatnonzero(rows)
+            addr = np.concatenate([tf.src_addr[idx[rows], lo:], tf.dst_addr[idx[rows], lo:]],
+                                  axis=1).astype(np.uint64)
+            pseudo[rows] += (addr[:, 0::2] << 8).sum(axis=1) + addr[:, 1::2].sum(axis=1)
     total = _fold(_word_sums(buf, tcp, seg) + pseudo)  # 0xFFFF, or off by the change
     good = total == 0xFFFF
     stored = (buf[tcp + 16].astype(np.uint64) << 8) | buf[tcp + 17]
@@ -185,7 +195,7 @@ def rewritten_note(path: str, sampled: int, rewritten: int, first: int = -1,
     at = f" (the first in the frame at byte {first})" if first >= 0 else ""
     head = (f"{path}: {rewritten} of {sampled} sampled TCP segments on the selected "
             f"ports{at} have a TCP checksum that is wrong, and no checksum offload's, under a "
-            "right IPv4 header checksum")
+            "right IPv4 header checksum (or in IPv6, which has none)")
     mark = "(tshark -o tcp.check_checksum:TRUE marks each)"
     kind = rewrite_kind(flows or {})
     if kind == "addresses":

@@ -94,7 +94,7 @@ class FrameCounters:
     other: int = 0  # neither IPv4 nor IPv6 (ARP, LLC, unsupported link types...)
     fragments: int = 0
     icmp_about_selected: int = 0  # ICMP errors quoting a TCP header on a selected port
-    # small IPv4 segments on a selected port whose IP header checksum is right, and of
+    # small segments on a selected port, IPv6 or under a right IPv4 header checksum, and of
     # those the ones whose TCP checksum is wrong, not offloaded (`checksums`), the first
     # of which begins its frame at byte `checksums_first` (-1: none)
     checksums_sampled: int = 0

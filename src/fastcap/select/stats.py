@@ -53,7 +53,7 @@ class FileStats:
     warning_offsets: tuple[int, ...] = ()
     checksums_verified: bool = False  # like Wireshark's default: bad checksums still count
     # the sample the scan sums to tell rewritten payloads (`select.checksums`): segments
-    # summed under a right IPv4 header checksum, those of them wrong and no offload's
+    # summed (under a right IPv4 header checksum, or IPv6), those of them wrong and no offload's
     checksums_sampled: int = 0
     checksums_rewritten: int = 0
     compression: str | None = None  # gzip | zstd | lz4: size is then the decompressed size
