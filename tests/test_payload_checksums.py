@@ -191,7 +191,7 @@ def test_the_sample_is_the_same_whatever_the_windows_and_backend(request, family
                      tuple(sorted(c.checksums_flows.items()))))
     ((sampled, rewritten, flows),) = got
     assert sampled == rewritten > 0 and len(flows) == 2 * SESSIONS
-    assert all(lo == hi for _, (lo, hi, _n) in flows) == (name == "readdressed")
+    assert all(lo == hi for _, (lo, hi, *_) in flows) == (name == "readdressed")
 
 
 @pytest.mark.parametrize("family", ["captures", "captures6"])
@@ -319,14 +319,15 @@ def test_a_source_routed_segment_is_summed_with_the_routes_last_address(tmp_path
 
 def test_tshark_calls_readdressed_frames_bad_under_good_ip_headers(tmp_path, tshark):
     """The oracle: the readdressed capture's every payload frame has a bad TCP checksum under
-    a good IPv4 one, and its payload bytes are those sent."""
+    a good IPv4 one, and its payload bytes are those sent; so too readdressed after offload."""
     records = _records()
-    path = tmp_path / "readdressed.pcap"
-    write_pcap(path, _readdressed(records))
-    assert {(t, i) for _, t, i in _tshark_status(tshark, path)} == {("0", "1")}
-    for sent, r in zip(records, _readdressed(records), strict=True):
-        a, b = _payload(sent.data)
-        assert r.data[a:b] == sent.data[a:b]
+    for edited in (_readdressed(records), _readdressed(_offloaded(records))):
+        path = tmp_path / "readdressed.pcap"
+        write_pcap(path, edited)
+        assert {(t, i) for _, t, i in _tshark_status(tshark, path)} == {("0", "1")}
+        for sent, r in zip(records, edited, strict=True):
+            a, b = _payload(sent.data)
+            assert r.data[a:b] == sent.data[a:b]
 
 
 def test_readdressed_is_told_from_a_rewritten_payload(captures, backend):
@@ -338,6 +339,17 @@ def test_readdressed_is_told_from_a_rewritten_payload(captures, backend):
     assert "SMTP" not in note and "payload rewritten" not in note
     (payload,) = _note(captures["rewritten"], backend)
     assert "payload rewritten after it was sent" in payload and "payloads intact" not in payload
+
+
+@pytest.mark.parametrize("family", [{}, V6])
+def test_readdressed_after_offload_is_told_as_readdressed(tmp_path, backend, family):
+    """A capture taken on the client under checksum offload, then readdressed: the client's
+    frames keep the old pseudo-header's sum, each off from the new one by the same amount,
+    the server's are off by one sum as before; the payloads are intact."""
+    path = tmp_path / "offloaded-readdressed.pcap"
+    write_pcap(path, _readdressed(_offloaded(_records(**family))))
+    (note,) = _note(path, backend)
+    assert "addresses or ports rewritten without the TCP checksums, payloads intact" in note
 
 
 def test_readdressed_and_rewritten_payload_together_is_a_payload_rewrite(tmp_path, backend):
@@ -355,7 +367,8 @@ def test_flow_sums_keep_the_smallest_keys_whatever_the_order():
 
     from fastcap.select.checksums import FLOWS_KEPT, add_flow_sums
 
-    rows = [(k * 7919 % 1000, k % 5, k % 5 + k % 3, 1) for k in range(3000)]
+    rows = [(k * 7919 % 1000, k % 5, k % 5 + k % 3, k % 7, k % 7 + k % 2, 1)
+            for k in range(3000)]
     want: dict = {}
     add_flow_sums(want, rows)
     assert len(want) == FLOWS_KEPT and max(want) == FLOWS_KEPT - 1

@@ -18,7 +18,9 @@ flow direction by the same amount, while changed payload bytes move each segment
 the rewritten segments' sums are kept by flow direction (`FlowSums`), and a file whose every
 flow direction with two or more of them has one sum was rewritten in its addresses, its
 payloads intact. That is what lets IPv6 segments join the sample: with no header checksum to
-tell a rewritten address by, the flow direction's one sum tells it.
+tell a rewritten address by, the flow direction's one sum tells it. A frame checksum offload
+left (the old pseudo-header's sum) is off from the new pseudo-header's sum by that one amount
+too, so that difference is kept beside.
 """
 
 from __future__ import annotations
@@ -40,32 +42,35 @@ FLOWS_KEPT = 256  # flow directions whose rewritten sums are kept: those of the 
 # keys (a hash), so that any windows, ranges or order keep the same ones
 
 # flow direction key -> (least sum, greatest sum, segments) of its rewritten segments
-FlowSums = dict[int, tuple[int, int, int]]
+# (least, greatest) of how far each TCP sum is off, the same of how far its stored checksum
+# is from the pseudo-header's sum (an offloaded frame's), and the segments
+FlowSums = dict[int, tuple[int, int, int, int, int]]
 
 
 @dataclass(frozen=True, slots=True)
 class ChecksumSample:
     """Of the segments summed: IPv6 ones and those whose IPv4 header checksum is right
-    (`sampled`), and
-    of those the ones whose TCP checksum is wrong and no offloaded one (`rewritten`), the
-    first of which begins its frame at byte `first` of the file (-1: none)."""
+    (`sampled`), and of those the ones whose TCP checksum is wrong and no offloaded one
+    (`rewritten`), the first of which begins its frame at byte `first` of the file (-1:
+    none), and their sums by flow direction (`flows`: a key, then as in FlowSums)."""
 
     sampled: int = 0
     rewritten: int = 0
     first: int = -1
-    flows: tuple[tuple[int, int, int, int], ...] = ()  # (key, least, greatest, segments)
+    flows: tuple[tuple[int, int, int, int, int, int], ...] = ()
 
 
 def add_flow_sums(into: FlowSums, rows) -> None:
-    """Adds (key, least, greatest, segments) rows to `into` and keeps the FLOWS_KEPT
-    smallest keys: a key let go is never among them again, so the result is the same
-    whatever the order and grouping the rows come in (windows, ranges)."""
-    for key, lo, hi, n in rows:
+    """Adds (key, *FlowSums' values) rows to `into` and keeps the FLOWS_KEPT smallest keys:
+    a key let go is never among them again, so the result is the same whatever the order
+    and grouping the rows come in (windows, ranges)."""
+    for key, *got in rows:
         if key in into:
-            a, b, m = into[key]
-            into[key] = (min(a, lo), max(b, hi), m + n)
+            a, b, c, d, m = into[key]
+            into[key] = (min(a, got[0]), max(b, got[1]), min(c, got[2]), max(d, got[3]),
+                         m + got[4])
         else:
-            into[key] = (lo, hi, n)
+            into[key] = tuple(got)
     if len(into) > FLOWS_KEPT:
         for key in sorted(into)[FLOWS_KEPT:]:
             del into[key]
@@ -73,10 +78,11 @@ def add_flow_sums(into: FlowSums, rows) -> None:
 
 def rewrite_kind(flows: FlowSums) -> str | None:
     """What the kept flow directions say was rewritten: "addresses" when every one with two
-    rewritten segments or more has them all off by the same sum (a payload rewrite does so
-    by chance once in 65,535 for each), "payload" when one has two sums, None when none has
-    two segments to tell by."""
-    told = [lo == hi for lo, hi, n in flows.values() if n > 1]
+    rewritten segments or more has them all off by the same sum, or their stored checksums
+    all off the pseudo-header's sum by the same (offloaded before the rewrite; a payload
+    rewrite does either by chance once in 65,535 for each), "payload" when one has neither,
+    None when none has two segments to tell by."""
+    told = [a == b or c == d for a, b, c, d, n in flows.values() if n > 1]
     if not told:
         return None
     return "addresses" if all(told) else "payload"
@@ -94,14 +100,17 @@ def _flow_keys(tf: TcpFields, idx: np.ndarray) -> np.ndarray:
     return h
 
 
-def _per_flow(keys: np.ndarray, sums: np.ndarray) -> tuple[tuple[int, int, int, int], ...]:
+def _per_flow(keys: np.ndarray, off: np.ndarray, from_partial: np.ndarray
+              ) -> tuple[tuple[int, int, int, int, int, int], ...]:
     uniq, inv = np.unique(keys, return_inverse=True)
-    lo = np.full(len(uniq), 0xFFFF, np.uint64)
-    hi = np.zeros(len(uniq), np.uint64)
-    np.minimum.at(lo, inv, sums)
-    np.maximum.at(hi, inv, sums)
+    both = np.stack([off, from_partial], axis=1)
+    lo = np.full((len(uniq), 2), 0xFFFF, np.uint64)
+    hi = np.zeros((len(uniq), 2), np.uint64)
+    np.minimum.at(lo, inv, both)
+    np.maximum.at(hi, inv, both)
     n = np.bincount(inv, minlength=len(uniq))
-    return tuple(zip(uniq.tolist(), lo.tolist(), hi.tolist(), n.tolist(), strict=True))
+    return tuple(zip(uniq.tolist(), lo[:, 0].tolist(), hi[:, 0].tolist(), lo[:, 1].tolist(),
+                     hi[:, 1].tolist(), n.tolist(), strict=True))
 
 
 def _fold(s: np.ndarray) -> np.ndarray:
@@ -180,7 +189,8 @@ def sample_checksums(buf: np.ndarray, frame_off: np.ndarray, hd: Headers, tf: Tc
     if not len(bad):
         return ChecksumSample(int(np.count_nonzero(ip_good)))
     return ChecksumSample(int(np.count_nonzero(ip_good)), len(bad), int(base[bad].min()),
-                          _per_flow(_flow_keys(tf, idx[bad]), total[bad]))
+                          _per_flow(_flow_keys(tf, idx[bad]), total[bad],
+                                    _fold(stored[bad] + (partial[bad] ^ 0xFFFF))))
 
 
 def rewritten_note(path: str, sampled: int, rewritten: int, first: int = -1,
