@@ -433,3 +433,23 @@ def test_ipv6_segments_join_the_sample(captures, captures6, backend):
     assert f"{n} of {n} sampled" in payload and "payload rewritten after it was sent" in payload
     (addresses,) = _note(captures6["readdressed"], backend)
     assert "addresses or ports rewritten without the TCP checksums, payloads intact" in addresses
+
+
+@pytest.mark.parametrize("backend", ["python", "native"])
+def test_a_compressed_copy_names_the_first_rewritten_frames_file_byte(tmp_path, backend):
+    """Read from a gzip copy in pieces smaller than the file (a stream's windows count
+    offsets from their piece), the first rewritten frame is named at the byte of the
+    decompressed file where it begins, as for the file itself."""
+    path = tmp_path / "partly.pcap"
+    write_pcap(path, _partly_rewritten(_records()))
+    gz = tmp_path / "partly.pcap.gz"
+    gz.write_bytes(gzip.compress(path.read_bytes(), 1))
+    got = []
+    for p, piece in ((path, None), (gz, 1024), (gz, 1 << 20)):
+        c = FrameCounters()
+        kw = {} if piece is None else {"piece": piece}
+        with open_capture(p, backend=backend, **kw) as cap:
+            for _ in iter_selected(cap, DEFAULT_PORTS, c):
+                pass
+        got.append(c.checksums_first)
+    assert got[0] > 1024 and got == [got[0]] * 3

@@ -358,6 +358,12 @@ class Capture:
         return self._mm
 
     @property
+    def buffer_base(self) -> int:
+        """The file offset of `buffer`'s first byte, which windows' offsets count from: 0 for
+        a mapped file, the piece's start for a piece of a stream (`over`)."""
+        return self._base
+
+    @property
     def meta(self) -> CaptureMeta:
         """What the file's headers say and the walk has met so far, frozen: built when asked
         and kept until the walk goes on or a stage tells more (`tell`)."""

@@ -348,6 +348,11 @@ class StreamCapture:
         return self._cur.buffer if self._cur is not None else b""
 
     @property
+    def buffer_base(self) -> int:
+        """The file offset of the current piece's first byte: windows' offsets count from it."""
+        return self._cur.buffer_base if self._cur is not None else 0
+
+    @property
     def meta(self) -> CaptureMeta:
         """While walking: the current piece's (its interfaces are the live ones); after the
         walk: the whole stream's, merged."""

@@ -533,8 +533,10 @@ def iter_selected(cap: Capture, ports: Iterable[int] = DEFAULT_PORTS,
             got = sample_checksums(buf, win.offset[rows], hp, tf)
             counters.checksums_sampled += got.sampled
             counters.checksums_rewritten += got.rewritten
-            if got.first >= 0 and not 0 <= counters.checksums_first < got.first:
-                counters.checksums_first = got.first
+            # a stream's windows count offsets from their piece's start
+            first = got.first + cap.buffer_base if got.first >= 0 else -1
+            if first >= 0 and not 0 <= counters.checksums_first < first:
+                counters.checksums_first = first
             if got.flows:
                 add_flow_sums(counters.checksums_flows, got.flows)
         if len(later) or hp.frag.any() or outer.frag[pick].any():
