@@ -453,3 +453,26 @@ def test_a_compressed_copy_names_the_first_rewritten_frames_file_byte(tmp_path, 
                 pass
         got.append(c.checksums_first)
     assert got[0] > 1024 and got == [got[0]] * 3
+
+
+def test_more_flow_directions_than_kept_keep_the_same_ones(captures, monkeypatch):
+    """With fewer flow directions kept than the capture has, each window's past the kept
+    ones are let go early: windows of 3 frames and the default size keep the same smallest
+    keys with the same sums as a walk that keeps them all."""
+    from fastcap.select import checksums, selection
+
+    def flows(backend, window):
+        c = FrameCounters()
+        with open_capture(captures["rewritten"], backend=backend, window=window) as cap:
+            for _ in iter_selected(cap, DEFAULT_PORTS, c):
+                pass
+        return c.checksums_flows
+
+    every = flows("native", 1 << 16)
+    assert len(every) == 2 * SESSIONS
+    for kept in (1, 4):
+        monkeypatch.setattr(checksums, "FLOWS_KEPT", kept)
+        monkeypatch.setattr(selection, "FLOWS_KEPT", kept)
+        want = {k: every[k] for k in sorted(every)[:kept]}
+        for backend, window in (("native", 3), ("python", 1 << 16)):
+            assert flows(backend, window) == want

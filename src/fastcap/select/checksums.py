@@ -102,15 +102,20 @@ def _flow_keys(tf: TcpFields, idx: np.ndarray) -> np.ndarray:
 
 def _per_flow(keys: np.ndarray, off: np.ndarray, from_partial: np.ndarray
               ) -> tuple[tuple[int, int, int, int, int, int], ...]:
-    uniq, inv = np.unique(keys, return_inverse=True)
-    both = np.stack([off, from_partial], axis=1)
-    lo = np.full((len(uniq), 2), 0xFFFF, np.uint64)
-    hi = np.zeros((len(uniq), 2), np.uint64)
-    np.minimum.at(lo, inv, both)
-    np.maximum.at(hi, inv, both)
-    n = np.bincount(inv, minlength=len(uniq))
-    return tuple(zip(uniq.tolist(), lo[:, 0].tolist(), hi[:, 0].tolist(), lo[:, 1].tolist(),
-                     hi[:, 1].tolist(), n.tolist(), strict=True))
+    """FlowSums' rows of the FLOWS_KEPT smallest `keys` (a key past them in one window is
+    past them in the file too)."""
+    order = np.argsort(keys, kind="stable")
+    keys = keys[order]
+    starts = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]])
+    if len(starts) > FLOWS_KEPT:
+        end = starts[FLOWS_KEPT]
+        starts, order, keys = starts[:FLOWS_KEPT], order[:end], keys[:end]
+    both = np.stack([off[order], from_partial[order]], axis=1)
+    lo = np.minimum.reduceat(both, starts, axis=0)
+    hi = np.maximum.reduceat(both, starts, axis=0)
+    n = np.diff(np.r_[starts, len(keys)])
+    return tuple(zip(keys[starts].tolist(), lo[:, 0].tolist(), hi[:, 0].tolist(),
+                     lo[:, 1].tolist(), hi[:, 1].tolist(), n.tolist(), strict=True))
 
 
 def _fold(s: np.ndarray) -> np.ndarray:
@@ -145,12 +150,13 @@ def _word_sums(buf: np.ndarray, start: np.ndarray, length: np.ndarray) -> np.nda
     return out
 
 
-def sample_checksums(buf: np.ndarray, frame_off: np.ndarray, hd: Headers, tf: TcpFields
-                     ) -> ChecksumSample:
+def sample_checksums(buf: np.ndarray, frame_off: np.ndarray, hd: Headers, tf: TcpFields,
+                     keys_up_to: int | None = None) -> ChecksumSample:
     """The checksums of the whole, unfragmented IPv4 and IPv6 TCP segments among the rows
     `tf` (with `hd` their headers, `frame_off` their frames' file offsets) that carry
     1..SAMPLED_PAYLOAD bytes of payload: all those with ALWAYS_SAMPLED bytes at most, one in
-    SAMPLE_EVERY of the others."""
+    SAMPLE_EVERY of the others.  `keys_up_to`: the greatest flow direction key kept when
+    FLOWS_KEPT are (`add_flow_sums`), past which none is summed by flow."""
     seg = hd.ip_end - hd.l4_off  # the segment the IP header declares ...
     picked = (tf.seq + tf.ack) * np.uint32(0x9E3779B1) >> np.uint32(29)  # a hash of both
     # IPv6 with no extension header (a routing header's last address would be the
@@ -188,9 +194,13 @@ def sample_checksums(buf: np.ndarray, frame_off: np.ndarray, hd: Headers, tf: Tc
     bad = np.flatnonzero(ip_good & ~good & ~offloaded)
     if not len(bad):
         return ChecksumSample(int(np.count_nonzero(ip_good)))
-    return ChecksumSample(int(np.count_nonzero(ip_good)), len(bad), int(base[bad].min()),
-                          _per_flow(_flow_keys(tf, idx[bad]), total[bad],
-                                    _fold(stored[bad] + (partial[bad] ^ 0xFFFF))))
+    sampled, rewritten, first = int(np.count_nonzero(ip_good)), len(bad), int(base[bad].min())
+    keys = _flow_keys(tf, idx[bad])
+    if keys_up_to is not None:  # flow directions past those kept so far are never kept
+        keep = keys <= np.uint64(keys_up_to)
+        keys, bad = keys[keep], bad[keep]
+    return ChecksumSample(sampled, rewritten, first, _per_flow(
+        keys, total[bad], _fold(stored[bad] + (partial[bad] ^ 0xFFFF))) if len(bad) else ())
 
 
 def rewritten_note(path: str, sampled: int, rewritten: int, first: int = -1,

@@ -17,7 +17,7 @@ import numpy as np
 from ..options import DEFAULT_PORTS as DEFAULT_PORTS
 from ..read.capture import Capture, WalkState
 from ..read.frames import F_NO_TS, F_OVER_SNAPLEN, F_SNAPPED, NO_TS, record_ends
-from .checksums import add_flow_sums, sample_checksums
+from .checksums import FLOWS_KEPT, add_flow_sums, sample_checksums
 from .decode import (
     LINKTYPE_ETHERNET,
     LINKTYPE_RAW,
@@ -530,7 +530,9 @@ def iter_selected(cap: Capture, ports: Iterable[int] = DEFAULT_PORTS,
         fid, from_a = flows.assign(tf.src_addr, tf.sport, tf.dst_addr, tf.dport)
         file_off = win.offset[rows] + tf.payload_off
         if counters is not None:
-            got = sample_checksums(buf, win.offset[rows], hp, tf)
+            kept = counters.checksums_flows
+            got = sample_checksums(buf, win.offset[rows], hp, tf,
+                                   max(kept) if len(kept) >= FLOWS_KEPT else None)
             counters.checksums_sampled += got.sampled
             counters.checksums_rewritten += got.rewritten
             # a stream's windows count offsets from their piece's start
