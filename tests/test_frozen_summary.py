@@ -128,3 +128,19 @@ def test_counts_keep_the_order_first_counted_and_compare_by_value():
     assert first == later and hash(first) == hash(later)
     assert ScanSummary("f", verdicts=first).to_dict()["verdicts"] == {
         "exchange_online_peer": 1, "no_client_cert": 1}
+
+
+def test_a_summary_linked_elsewhere_keeps_every_field():
+    """`link_counted` (a file a cluster worker scanned whole, linked in the client) hands
+    back the worker's summary with only the verdict counts changed: every other field, the
+    report's ICMP look-ahead and a ring run's `joined` among them, comes through as it was."""
+    from fastcap.judge.crosssession import CrossSession
+
+    values = {}
+    for f in dataclasses.fields(ScanSummary):
+        kind = type(getattr(ScanSummary(path="x"), f.name))
+        values[f.name] = {bool: True, int: 7, str: "x.pcap"}.get(kind, getattr(
+            ScanSummary(path="x"), f.name))
+    summary = ScanSummary(**values)
+    _sessions, linked = scanner.link_counted(CrossSession(), (), summary, "x.pcap")
+    assert linked == summary

@@ -286,8 +286,8 @@ def link_counted(cross: CrossSession, sessions: Iterable[Session], summary: Scan
     tally = _Tally(summary.path, summary.sessions, summary.with_problems,
                    Counter(summary.verdicts), summary.frames, list(summary.warnings),
                    Counter(summary.skipped), list(summary.unreadable),
-                   Counter(summary.limits), checksums_sampled=summary.checksums_sampled,
-                   checksums_rewritten=summary.checksums_rewritten)
+                   Counter(summary.limits), summary.icmp_about_selected, summary.joined,
+                   summary.checksums_sampled, summary.checksums_rewritten)
     out = []
     for s in sessions:
         linked = _link(cross, s, tally, path)
