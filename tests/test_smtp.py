@@ -1316,6 +1316,24 @@ def test_reply_lines_holding_a_backslash_keep_their_bytes_for_the_zeek_logs(monk
     assert [i for _, i, _ in parse_dialogue(c2s, s2c).zeek_texts] == [0, 1, 2, 3, 5]
 
 
+def test_command_arguments_holding_a_backslash_keep_their_bytes_for_the_zeek_logs():
+    """As a reply's text, a command's argument keeps each byte that is no UTF-8 as "\\xHH",
+    as a client may type it too: the bytes of each argument whose text holds a backslash are
+    kept for the Zeek logs, not for the JSON, alike whichever way the line was read; an AUTH
+    line keeps no bytes (its argument may carry credentials)."""
+    c2s, s2c = session(("s", b"220 mx\r\n"), ("c", b"EHLO a\xffb \t\r\n"), ("s", b"250 hi\r\n"),
+                       ("c", b"MAIL FROM:<a\\xff@b>\r\n"), ("s", b"250 ok\r\n"),
+                       ("c", b"RCPT TO:<c@d>\r\n"), ("s", b"250 ok\r\n"),
+                       ("c", b"AUTH PLAIN \xff\\\r\n"), ("s", b"503 no\r\n"),
+                       ("c", b"QUIT\r\n"), ("s", b"221 bye\r\n"))
+    d = parse_dialogue(c2s, s2c)
+    assert d.zeek_args == ((0, b"a\xffb"), (1, b"FROM:<a\\xff@b>"))
+    assert [c.arg for c in d.commands[:2]] == ["a\\xffb", "FROM:<a\\xff@b>"]
+    assert d == parse_dialogue(c2s, s2c, _general=True) == dialogue_of(whole(c2s, s2c), c2s, s2c)
+    assert parse._parse_plain(c2s, s2c) == d
+    assert "zeek_args" not in d.to_dict()
+
+
 # -- the fast path of parse_dialogue ---------------------------------------------------------
 
 _UNITS = [  # (client bytes, server reply): one exchange of a plain dialogue

@@ -1578,6 +1578,41 @@ def test_reply_bytes_are_written_as_zeek_escapes_them(tmp_path, text, cell, line
             text.decode("utf-8", "backslashreplace"))
 
 
+@pytest.mark.parametrize("arg, cell", [
+    (b"m\xff.fabrikam.com", b"m\\xff.fabrikam.com"),  # a byte that is no UTF-8: \xHH
+    (b"m\\xff.fabrikam.com", b"m\\\\xff.fabrikam.com"),  # the text \xff: backslash doubled
+    (b"\xc3\xa9\xff\\x", b"\\xc3\\xa9\\xff\\\\x"),
+    (b"caf\xc3\xa9\\", b"caf\xc3\xa9\\\\"),  # valid UTF-8 as it is
+])
+def test_command_argument_bytes_are_written_as_zeek_escapes_them(tmp_path, arg, cell):
+    """A command's argument keeps each byte that is no UTF-8 written \\xHH, so a byte 0xFF
+    and the text "\\xff" a client typed read alike there, and both were written "\\\\xff"
+    in helo, mailfrom and rcptto. SMTP_Analyzer::ProcessLine hands smtp_request the line's
+    bytes (RequestEvent), main.zeek's smtp_request keeps them (helo, extract_email_addrs),
+    and Zeek's ASCII writer writes 0xFF as \\xff but a backslash doubled."""
+    from fastcap.out.zeek import smtp_transactions
+    from fastcap.out.zeek_ascii import value_bytes
+    from fastcap.session import iter_sessions
+
+    path = _capture_cutting_a_line(tmp_path / "args.pcap", (
+        (True, b"Subject: x\r\n\r\nhello\r\n.\r\n"), (False, b"250 queued\r\n"),
+        (True, b"EHLO " + arg + b"\r\n"), (False, b"250 hi\r\n"),
+        (True, b"MAIL FROM:<c" + arg + b"@fabrikam.com>\r\n"), (False, b"250 ok\r\n"),
+        (True, b"RCPT TO:<d" + arg + b"@contoso.com>\r\n"), (False, b"250 ok\r\n"),
+        (True, b"QUIT\r\n"), (False, b"221 bye\r\n")))
+    for backend in ("native", "python"):
+        (s,) = list(iter_sessions(path, backend=backend))
+        last = smtp_transactions(s)[-1]
+        assert value_bytes(last.helo, "string") == cell
+        assert value_bytes(last.mailfrom, "string") == b"c" + cell + b"@fabrikam.com"
+        assert value_bytes(last.rcptto, "set[string]") == b"d" + cell + b"@contoso.com"
+        # the JSON keeps the text as it was: bytes that are no UTF-8 as \xHH
+        text = arg.decode("utf-8", "backslashreplace")
+        assert [c["arg"] for c in s.smtp.to_dict()["commands"][-4:-1]] == [
+            text, f"FROM:<c{text}@fabrikam.com>", f"TO:<d{text}@contoso.com>"]
+        assert "zeek_args" not in s.smtp.to_dict()
+
+
 def test_a_reply_line_cut_by_a_gap_comes_after_the_gap_as_in_zeek(tmp_path):
     """Zeek's ContentLine keeps the head of a line a gap cut and delivers it with the bytes
     after the gap, after the SMTP analyzer was told of the gap: the 250 to the message's end

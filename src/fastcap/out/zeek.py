@@ -584,10 +584,18 @@ def _zeek_replies(x) -> list:
 
 
 def _with_wire_texts(d):
-    """The dialogue with each reply line whose text holds a backslash read from its bytes
-    (SmtpDialogue.zeek_texts), decoded as file names are (a byte that is no UTF-8 as a lone
-    surrogate, which text_bytes gives back): the text keeps such a byte as "\\xHH", as a
-    server may type it, and Zeek writes a byte 0xFF as \\xff but a backslash doubled."""
+    """The dialogue with each reply line and command argument whose text holds a backslash
+    read from its bytes (SmtpDialogue.zeek_texts, zeek_args), decoded as file names are (a
+    byte that is no UTF-8 as a lone surrogate, which text_bytes gives back): the text keeps
+    such a byte as "\\xHH", as a peer may type it, and Zeek writes a byte 0xFF as \\xff but a
+    backslash doubled (SMTP.cc hands smtp_request and smtp_reply the line's bytes)."""
+    if d.zeek_args:
+        commands = list(d.commands)
+        for n, raw in d.zeek_args:
+            if 0 <= n < len(commands):
+                commands[n] = replace(commands[n],
+                                      arg=raw.decode("utf-8", "surrogateescape"))
+        d = replace(d, commands=tuple(commands))
     if not d.zeek_texts:
         return d
     by: dict[int, dict[int, str]] = {}

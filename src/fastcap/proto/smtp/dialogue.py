@@ -35,8 +35,8 @@ MAX_ITEMS: Final = 10_000  # per SmtpDialogue list
 
 _SCALARS = frozenset({str, int, bool, float, type(None)})
 # SmtpDialogue's facts for the Zeek logs alone
-_NOT_JSON = frozenset({"zeek_lines", "zeek_tails", "zeek_texts", "zeek_sizes", "zeek_answers",
-                       "zeek_bad_replies"})
+_NOT_JSON = frozenset({"zeek_lines", "zeek_tails", "zeek_texts", "zeek_args", "zeek_sizes",
+                       "zeek_answers", "zeek_bad_replies"})
 # DPD::ignore_violations_after (base/frameworks/analyzer/dpd.zeek): an analyzer violation
 # removes the analyzer while the connection's two endpoints have sent at most this many bytes
 ZEEK_DPD_BYTES: Final = 10 * 1024
@@ -186,6 +186,9 @@ class SmtpDialogue:
     # text cannot tell from a byte that is no UTF-8: (which reply in ``replies``, -1 for the
     # greeting; which of its lines; the bytes of its text)
     zeek_texts: tuple[tuple[int, int, bytes], ...] = ()
+    # and the bytes of the command arguments whose text holds a backslash (Command.wire), for
+    # the same reason: (which command in ``commands``, the bytes of its argument)
+    zeek_args: tuple[tuple[int, bytes], ...] = ()
     # and the bytes both directions had sent by the end of each frame that sent more
     # (connection_bytes), up to the first past ZEEK_DPD_BYTES: (frame, bytes)
     zeek_sizes: tuple[tuple[int, int], ...] = ()
@@ -396,13 +399,17 @@ class _DialogueBuilder:
         return None if last == frame else last
 
     def command(self, verb: str, arg: str, offset: int, end: int | None = None,
-                cut: bool = False) -> None:
+                cut: bool = False, wire: bytes = b"") -> None:
         """Fold a Command given by its fields (parse_dialogue never builds the event); ``end``:
-        the offset after its line ending (or where a gap ``cut`` it), when known."""
+        the offset after its line ending (or where a gap ``cut`` it), when known; ``wire``:
+        Command.wire."""
         d = self.draft
         frame = self._cmd_at(offset)
-        self._put(d.commands, "commands", _make_command(
-            verb, arg, offset, frame, self._end_frame(self._cmd_at, frame, offset, end), cut))
+        rec = _make_command(
+            verb, arg, offset, frame, self._end_frame(self._cmd_at, frame, offset, end), cut)
+        self._put(d.commands, "commands", rec)
+        if wire and d.commands and d.commands[-1] is rec and len(d.zeek_args) < MAX_ITEMS:
+            d.zeek_args.append((len(d.commands) - 1, wire))
         if verb in ("EHLO", "HELO") and d.ehlo_verb is None:
             words = arg.split(None, 1)
             d.ehlo_verb, d.ehlo_name, d.ehlo_frame = verb, words[0] if words else "", frame
@@ -432,7 +439,7 @@ class _DialogueBuilder:
             self.reply(ev.code, ev.enhanced, ev.lines, ev.offset, ev.answers, ev.end,
                        ev.dropped, ev.last, ev.changes, ev.gap_line, ev.wire)
         elif isinstance(ev, Command):
-            self.command(ev.verb, ev.arg, ev.offset, ev.end, ev.cut)
+            self.command(ev.verb, ev.arg, ev.offset, ev.end, ev.cut, ev.wire)
         elif isinstance(ev, Anomaly):
             direction, offset = ev.direction, ev.offset
             frame = (

@@ -115,6 +115,10 @@ class Command:
     offset: int  # c2s (s2c after a roles_turned anomaly: the server's command)
     end: int | None = field(default=None, compare=False)  # after its line ending, when known
     cut: bool = False  # a gap cut its line: what was read is its head, before the gap
+    # its argument's bytes when its text holds a backslash: a text keeps each byte that is no
+    # UTF-8 as "\\xHH", so only the bytes tell it from a backslash the client typed (Zeek's
+    # logs write the bytes, as for Reply.wire)
+    wire: bytes = b""
 
 
 @dataclass(frozen=True, slots=True)

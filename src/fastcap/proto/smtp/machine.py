@@ -445,6 +445,20 @@ def _command_arg(verb: str, raw_arg: bytes) -> str:
     return _text(raw_arg)
 
 
+def _arg_wire(arg: str, raw_arg: bytes) -> bytes:
+    """Command.wire of an argument kept as ``arg`` from ``raw_arg``: its bytes when the text
+    holds a backslash (rare: most commands cost one look)."""
+    return bytes(raw_arg) if "\\" in arg else b""
+
+
+def _line_wire(head: bytes, arg: str) -> bytes:
+    """_arg_wire of a command line ``head`` (as _known_command reads it) kept as ``arg``."""
+    if "\\" not in arg:
+        return b""
+    m = _VERB_RE.fullmatch(head)
+    return bytes(m[2] or b"") if m else b""
+
+
 def _enhanced(lines: Sequence[str]) -> str | None:
     """The RFC 3463 enhanced status code a reply's first line starts with, if any."""
     m = _ENHANCED_RE.match(lines[0]) if lines else None
@@ -1343,9 +1357,9 @@ class SmtpConversation:
                          acc.dropped, acc.last, tuple(acc.changes), acc.gap_line,
                          tuple(acc.wire.items())))
 
-    def _emit_command(self, verb: str, arg: str, offset: int, end: int, cut: bool = False
-                      ) -> None:
-        self._emit(Command(verb, arg, offset, end, cut))
+    def _emit_command(self, verb: str, arg: str, offset: int, end: int, cut: bool = False,
+                      wire: bytes = b"") -> None:
+        self._emit(Command(verb, arg, offset, end, cut, wire))
 
     def _after_reply(self, code: int, offset: int) -> None:
         pending, self._turn, self._mode = self._pending, "client", "command"
@@ -1522,7 +1536,8 @@ class SmtpConversation:
         where a gap ``cut`` it)."""
         self._c2s.bad = 0
         self._mode = "command"
-        self._emit_command(verb, _command_arg(verb, raw_arg), offset, end, cut)
+        arg = _command_arg(verb, raw_arg)
+        self._emit_command(verb, arg, offset, end, cut, _arg_wire(arg, raw_arg))
         if verb in TLS_VERBS:
             self._tls_off = end
         elif verb == "BDAT":

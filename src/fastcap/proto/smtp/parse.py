@@ -31,6 +31,7 @@ from .machine import (
     SmtpConversation,
     _enhanced,
     _known_command,
+    _line_wire,
     _lone_cr,
     _reply_at,
     _ReplyAcc,
@@ -83,9 +84,9 @@ class _FoldingConversation(SmtpConversation):
                             acc.dropped, acc.last, tuple(acc.changes), acc.gap_line,
                             tuple(acc.wire.items()))
 
-    def _emit_command(self, verb: str, arg: str, offset: int, end: int, cut: bool = False
-                      ) -> None:
-        self._builder.command(verb, arg, offset, end, cut)
+    def _emit_command(self, verb: str, arg: str, offset: int, end: int, cut: bool = False,
+                      wire: bytes = b"") -> None:
+        self._builder.command(verb, arg, offset, end, cut, wire)
 
 
 def _clean_gaps(gaps: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:
@@ -234,7 +235,7 @@ def _parse_plain(c2s: StreamLike, s2c: StreamLike, tunnel: Tunnel | None = None,
                 if known is None:
                     return None
                 verb, arg = known
-                b.command(verb, arg, cpos, nl + 1)
+                b.command(verb, arg, cpos, nl + 1, wire=_line_wire(cdata[cpos:end], arg))
                 pending = "AUTH" if verb in AUTH_VERBS else verb
             cpos = nl + 1
         # Its reply, and what the client sends next (_step_server, _after_reply).
