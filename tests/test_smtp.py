@@ -1316,6 +1316,29 @@ def test_reply_lines_holding_a_backslash_keep_their_bytes_for_the_zeek_logs(monk
     assert [i for _, i, _ in parse_dialogue(c2s, s2c).zeek_texts] == [0, 1, 2, 3, 5]
 
 
+def test_reply_lines_ended_by_cr_cr_lf_keep_their_bytes_for_the_zeek_logs(monkeypatch):
+    """A reply line ended by CR CR LF is two lines to Zeek (its ContentLine ends one at each
+    CR), the second empty: a violation. A reply keeps the text of its first and last lines
+    only, so the bytes of each line whose text ends in a CR are kept for the Zeek logs, a
+    middle one and one past MAX_REPLY_LINES too, alike whichever way the reply was read."""
+    c2s, s2c = session(("s", b"220 mx\r\n"), ("c", b"EHLO a\r\n"),
+                       ("s", b"250-a\r\n250-b\r\r\n250-c\r\n250 d\r\n"),
+                       ("c", b"QUIT\r\n"), ("s", b"221 bye\r\n"))
+    d = parse_dialogue(c2s, s2c)
+    assert d.zeek_texts == ((0, 1, b"b\r"),)
+    assert d == parse_dialogue(c2s, s2c, _general=True) == dialogue_of(whole(c2s, s2c), c2s, s2c)
+    assert dialogue.zeek_may_violate(d)
+    assert not dialogue.zeek_may_violate(parse_dialogue(*session(
+        ("s", b"220 mx\r\n"), ("c", b"EHLO a\r\n"), ("s", b"250-a\r\n250-b\r\n250 c\r\n"))))
+    monkeypatch.setattr(machine, "MAX_REPLY_LINES", 2)
+    c2s, s2c = session(("s", b"220 mx\r\n"), ("c", b"NOOP\r\n"), ("s", b"".join(
+        b"250%s%d%s\r\n" % (b" " if k == 5 else b"-", k, b"\r" if k == 3 else b"")
+        for k in range(6))))
+    d = parse_dialogue(c2s, s2c)
+    assert d.zeek_texts == ((0, 3, b"3\r"),)
+    assert d == dialogue_of(whole(c2s, s2c), c2s, s2c)
+
+
 def test_command_arguments_holding_a_backslash_keep_their_bytes_for_the_zeek_logs():
     """As a reply's text, a command's argument keeps each byte that is no UTF-8 as "\\xHH",
     as a client may type it too: the bytes of each argument whose text holds a backslash are

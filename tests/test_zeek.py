@@ -1859,6 +1859,28 @@ def test_a_reply_line_ended_by_cr_cr_lf_stops_zeeks_smtp_analyzer(tmp_path, padd
                                else [first])
 
 
+@pytest.mark.parametrize("padding", [0, 11_000])
+@pytest.mark.parametrize("middle", [1, 3])
+def test_a_middle_reply_line_ended_by_cr_cr_lf_stops_zeeks_smtp_analyzer(tmp_path, padding,
+                                                                         middle):
+    """A line between a multi-line reply's first and last ended by CR CR LF: Zeek's
+    ContentLine_Analyzer::DoDeliverOnce (CR_as_EOL) ends it at its first CR and reads an
+    empty line at the second, which SMTP_Analyzer::ProcessLine finds "reply code out of
+    range", an analyzer violation; within DPD's 10 KiB the analyzer is removed after that
+    packet, so the MAIL FROM after it makes no transaction.  fastcap keeps the text of a
+    reply's first and last lines only, and saw none of it."""
+    lines = [b"250-queued\r\n"] + [b"250-as\r\n"] * middle + [b"250 1\r\n"]
+    lines[1] = b"250-as\r\r\n"
+    path = _capture_cutting_a_line(tmp_path / "middle-crcrlf.pcap", (
+        (True, b"Subject: x\r\n\r\n" + b"hello\r\n" * (padding // 7) + b".\r\n"),
+        (False, b"".join(lines)), (True, b"MAIL FROM:<c@fabrikam.com>\r\n"),
+        (False, b"250 ok\r\n"), (True, b"QUIT\r\n"), (False, b"221 bye\r\n")))
+    first = (1, "a@fabrikam.com", "250 queued")
+    # each line of the answer to the final dot counts a message (main.zeek's smtp_reply)
+    later = (middle + 3, "c@fabrikam.com", "221 bye")
+    assert _cut_rows(path) == ([first, later] if padding else [first])
+
+
 def test_binary_bytes_after_a_gap_are_joined_to_the_cut_reply_as_in_zeek(tmp_path):
     """Zeek's ContentLine joins the head of a reply line a gap cut with the bytes after the
     gap up to the next CR or LF, binary ones too (TLS records; the first NUL of the stream

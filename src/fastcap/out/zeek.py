@@ -414,6 +414,7 @@ def _zeek_pairing(d, greeting: bool) -> tuple[list[tuple[int, int, object, str |
 
     # the packet after which DPD removed the analyzer: the first out-of-range reply line
     dead_after = _violation_frame(d, events)
+    crs = _cr_replies(d)
     # zeek_lines sent after the event they are placed before (the rest of a message that
     # never ended for fastcap, ".\r\r\n"): read when the events reach their frames
     later: deque[tuple[int, bytes, int | None]] = deque()
@@ -464,7 +465,7 @@ def _zeek_pairing(d, greeting: bool) -> tuple[list[tuple[int, int, object, str |
                 return out, True
             state = _zeek_state(state, cmd, code)
             end = (x.end_frame if kind == 2 else d.banner_end_frame) or frame
-            if _empty_line_after(d, kind, part) and _dpd_removes(d, end):
+            if (_empty_line_after(d, kind, part) or id(x) in crs) and _dpd_removes(d, end):
                 # "reply code out of range": the violation removes the analyzer once the
                 # packet is read (DPD's event comes after it)
                 dead_after = end if dead_after is None else min(dead_after, end)
@@ -520,11 +521,18 @@ def _empty_line_after(d, kind: int, x) -> bool:
     """Does a line of this reply (of the greeting: ``kind`` 0) end in CR CR LF?  fastcap
     reads it as one line end and keeps the first CR in the text; Zeek's ContentLine ends
     the line at that CR and reads an empty line after it, a reply line whose code SMTP.cc
-    finds out of range (an analyzer violation).  Only a reply's first and last lines are
-    kept, so only theirs are seen."""
+    finds out of range (an analyzer violation).  A reply keeps the text of its first and
+    last lines; a line between them so ended is seen by its bytes (_cr_replies)."""
     if kind == 0:
         return any(line.endswith("\r") for line in (d.banner_text or "").split("\n"))
     return x.text.endswith("\r") or (x.last_text or "").endswith("\r")
+
+
+def _cr_replies(d) -> set[int]:
+    """The ids of the replies with a line ended by CR CR LF, from their lines' bytes
+    (SmtpDialogue.zeek_texts keeps those of each line whose text ends in a CR)."""
+    return {id(d.replies[n]) for n, _, raw in d.zeek_texts
+            if 0 <= n < len(d.replies) and raw.endswith(b"\r")}
 
 
 def _early_ends(d) -> dict[int, tuple[tuple[int, bytes, int | None], ...]]:

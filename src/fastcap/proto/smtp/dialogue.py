@@ -183,7 +183,8 @@ class SmtpDialogue:
     # begins, the bytes)
     zeek_tails: tuple[tuple[int, bytes], ...] = ()
     # and the bytes of the reply lines whose text holds a backslash (Reply.wire), which the
-    # text cannot tell from a byte that is no UTF-8: (which reply in ``replies``, -1 for the
+    # text cannot tell from a byte that is no UTF-8, or ends in a CR (a line between a reply's
+    # first and last, whose text is not kept): (which reply in ``replies``, -1 for the
     # greeting; which of its lines; the bytes of its text)
     zeek_texts: tuple[tuple[int, int, bytes], ...] = ()
     # and the bytes of the command arguments whose text holds a backslash (Command.wire), for
@@ -264,10 +265,13 @@ def connection_bytes(c2s: _Segments, s2c: _Segments,
 def zeek_may_violate(d: SmtpDialogue) -> bool:
     """Could Zeek's SMTP analyzer meet a violation in ``d``: a line fastcap reads as no
     reply or a TLS record where no STARTTLS was accepted, a line after a gap Zeek reads as a
-    reply, a 250 to ATRN, a reply line ended by CR CR LF?  Only then does the scan count the
-    connection's bytes for DPD (connection_bytes), about 40 µs a session otherwise spent on
-    every one (out.zeek reads the sizes only at such a violation)."""
+    reply, a 250 to ATRN, a reply line ended by CR CR LF (any of a reply's lines, a middle
+    one by its bytes in zeek_texts)?  Only then does the scan count the connection's bytes
+    for DPD (connection_bytes), about 40 µs a session otherwise spent on every one (out.zeek
+    reads the sizes only at such a violation)."""
     if d.zeek_bad_replies or "\r" in (d.banner_text or ""):
+        return True
+    if any(raw.endswith(b"\r") for _, _, raw in d.zeek_texts):
         return True
     if any(a.kind in ("bad_reply_line", "unexpected_tls") for a in d.anomalies):
         return True

@@ -146,8 +146,9 @@ class Reply:
     gap_line: int | None = None
     # (line index, its text's bytes) of each line whose text holds a backslash: a text keeps
     # each byte that is no UTF-8 as "\\xHH", so only the bytes tell it from a backslash the
-    # server typed (Zeek's logs write the bytes); of the lines past MAX_REPLY_LINES only
-    # the last, each a code change begins and the one before it
+    # server typed (Zeek's logs write the bytes); and of each line whose text ends in a CR
+    # (ended by CR CR LF: Zeek reads an empty line after it); of the other lines past
+    # MAX_REPLY_LINES only the last, each a code change begins and the one before it
     wire: tuple[tuple[int, bytes], ...] = ()
 
 

@@ -319,11 +319,18 @@ def _show(b: bytes) -> str:
 def _wire_texts(buf: bytes | bytearray, pos: int, end: int, texts: Sequence[str]
                 ) -> tuple[tuple[int, bytes], ...]:
     """Reply.wire of the whole reply ``buf[pos:end]`` whose lines' texts are ``texts``: the
-    bytes of each text that holds a backslash (rare: most replies cost one look)."""
-    if "\\" not in "".join(texts):
+    bytes of each text that holds a backslash or ends in a CR (rare: most replies cost one
+    look)."""
+    joined = "".join(texts)
+    if "\\" not in joined and "\r" not in joined:
         return ()
     lines = bytes(buf[pos:end]).split(b"\r\n")
-    return tuple([(i, lines[i][4:]) for i, t in enumerate(texts) if "\\" in t])
+    return tuple([(i, lines[i][4:]) for i, t in enumerate(texts) if _wire_kept(t)])
+
+
+def _wire_kept(text: str) -> bool:
+    """Does Reply.wire keep the bytes of a reply line read as ``text``?"""
+    return "\\" in text or text.endswith("\r")
 
 
 def _whole_reply(buf: bytes | bytearray, pos: int) -> tuple[int, list[str], int] | None:
@@ -975,9 +982,10 @@ class SmtpConversation:
                 before = acc.last if acc.dropped else acc.lines[-1]
                 acc.changes.append((at, code, text, before or ""))
             if at > MAX_REPLY_LINES and not changed and not (
-                    acc.changes and acc.changes[-1][0] == at - 1):
+                    acc.changes and acc.changes[-1][0] == at - 1) and not acc.wire.get(
+                    at - 1, b"").endswith(b"\r"):
                 acc.wire.pop(at - 1, None)  # a dropped line the Zeek logs never read
-            if "\\" in text:
+            if _wire_kept(text):
                 acc.wire[at] = bytes(m[3])
             acc.prev = code
             acc.end = stop
