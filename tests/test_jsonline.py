@@ -118,7 +118,7 @@ def test_smtp_text_writes_every_field_in_order() -> None:
     out = json.loads(jsonline.smtp_text(d))
     # but the facts kept for the Zeek logs alone
     zeek_only = ("zeek_lines", "zeek_tails", "zeek_texts", "zeek_args", "zeek_sizes",
-                 "zeek_answers", "zeek_bad_replies")
+                 "zeek_answers", "zeek_bad_replies", "zeek_line_ends")
     assert list(out) == [f.name for f in fields(SmtpDialogue) if f.name not in zeek_only]
     assert list(out["starttls_reply"]) == [f.name for f in fields(ReplyRecord)]
     assert list(out["commands"][0]) == [f.name for f in fields(CommandRecord)]

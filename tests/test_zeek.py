@@ -1918,6 +1918,23 @@ def test_a_server_line_with_no_reply_code_stops_zeeks_smtp_analyzer(tmp_path, li
     assert _cut_rows(path) == ([first] if stops else [first, (2, "c@fabrikam.com", "221 bye")])
 
 
+def _dpd_rows(path: Path, replies: tuple[bytes, ...], total: int) -> list[tuple]:
+    """_cut_rows of a dialogue up to DATA's 354, a message padded so that the connection
+    has sent ``total`` bytes by the end of ``replies`` (the server's, each its own packet),
+    then a second transaction."""
+    sc, conv = _up_to_data()
+    head, tail = b"Subject: x\r\n\r\n", b"\r\n.\r\n"
+    before = sum(len(m.data) for m in conv.messages) + len(head + tail) + sum(map(len, replies))
+    body = head + b"a" * (total - before) + tail
+    conv.messages += [Message(True, body, "body"), *(Message(False, r, "r") for r in replies)]
+    assert sum(len(m.data) for m in conv.messages) == total
+    conv.messages += [Message(c, data, "after") for c, data in (
+        (True, b"MAIL FROM:<c@fabrikam.com>\r\n"), (False, b"250 ok\r\n"), (True, b"QUIT\r\n"),
+        (False, b"221 bye\r\n"))]
+    write_pcap(path, render(conv, sc))
+    return _cut_rows(path)
+
+
 @pytest.mark.parametrize("over", [0, 1])
 def test_zeeks_dpd_counts_both_sides_bytes_through_the_violations_packet(tmp_path, over):
     """DPD's analyzer_violation_info handler (base/frameworks/analyzer/dpd.zeek) removes the
@@ -1926,20 +1943,25 @@ def test_zeeks_dpd_counts_both_sides_bytes_through_the_violations_packet(tmp_pat
     packet is read (TCP_Endpoint::Size): both sides' bytes up to the end of the server line
     with no reply code.  At exactly 10,240 bytes the MAIL FROM after it is not read; one
     byte more and it is."""
-    sc, conv = _up_to_data()
-    head, tail = b"Subject: x\r\n\r\n", b"\r\n.\r\n"
-    replies = (b"250 queued as 1\r\n", b"hello there\r\n")
-    before = sum(len(m.data) for m in conv.messages) + len(head + tail) + sum(map(len, replies))
-    body = head + b"a" * (10 * 1024 + over - before) + tail
-    conv.messages += [Message(True, body, "body"), *(Message(False, r, "r") for r in replies)]
-    assert sum(len(m.data) for m in conv.messages) == 10 * 1024 + over
-    conv.messages += [Message(c, data, "after") for c, data in (
-        (True, b"MAIL FROM:<c@fabrikam.com>\r\n"), (False, b"250 ok\r\n"), (True, b"QUIT\r\n"),
-        (False, b"221 bye\r\n"))]
-    path = tmp_path / "dpd.pcap"
-    write_pcap(path, render(conv, sc))
+    rows = _dpd_rows(tmp_path / "dpd.pcap", (b"250 queued as 1\r\n", b"hello there\r\n"),
+                     10 * 1024 + over)
     first = (1, "a@fabrikam.com", "250 queued as 1")
-    assert _cut_rows(path) == ([first, (2, "c@fabrikam.com", "221 bye")] if over else [first])
+    assert rows == ([first, (2, "c@fabrikam.com", "221 bye")] if over else [first])
+
+
+@pytest.mark.parametrize("split", [False, True])
+def test_zeeks_dpd_counts_the_bytes_through_the_packet_that_ends_the_bad_line(tmp_path, split):
+    """SMTP_Analyzer::ProcessLine meets "reply code out of range" when ContentLine_Analyzer::
+    DoDeliverOnce hands it the line, at its first CR or LF, so DPD compares the bytes both
+    sides had sent through the packet that ends the line with DPD::ignore_violations_after,
+    not through the one it begins in.  A code-less line whose head ends the connection's
+    10,240th byte is read at its tail's packet, past 10 KiB: the violation is ignored and the
+    MAIL FROM after it is read; sent whole, it is not."""
+    line = (b"hello", b" there\r\n") if split else (b"hello there\r\n",)
+    rows = _dpd_rows(tmp_path / "dpd-split.pcap", (b"250 queued as 1\r\n", *line),
+                     10 * 1024 + 8 * split)  # through "hello": 10,240 bytes either way
+    first = (1, "a@fabrikam.com", "250 queued as 1")
+    assert rows == ([first, (2, "c@fabrikam.com", "221 bye")] if split else [first])
 
 
 def test_a_verb_alone_before_cr_cr_lf_is_a_command_in_zeeks_logs(tmp_path):

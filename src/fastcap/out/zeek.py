@@ -493,21 +493,23 @@ def _violation_frame(d, events) -> int | None:
     of range (no three digits from 100 to 599 first), when DPD removes the analyzer there
     (_dpd_removes): the violation's packet.  Such lines come from the side Zeek reads
     replies from, the responder's until a 250 to TURN swaps it (orig_is_sender): a line
-    fastcap reads as no reply (bad_reply_line), a TLS record where no STARTTLS was accepted
+    fastcap reads as no reply (bad_reply_line, at the packet that ends it: its first CR or
+    LF, where ContentLine hands it on), a TLS record where no STARTTLS was accepted
     (unexpected_tls: its ContentLine splits the bytes into lines), and after a 250 to ATRN,
     which Zeek does not know, the new sender's first command."""
     turns = [f for f, kind, x in events if kind == 2 and x.code == 250 and x.answers == "TURN"]
     atrn = next((f for f, kind, x in events
                  if kind == 2 and x.code == 250 and x.answers == "ATRN"), None)
     found = []
-    for a in d.anomalies:
+    ends = dict(d.zeek_line_ends)  # a line's end, where Zeek's ContentLine hands it on
+    for n, a in enumerate(d.anomalies):
         if a.frame is None or a.offset is None or a.kind not in ("bad_reply_line",
                                                                  "unexpected_tls"):
             continue
         side = ("s2c", "c2s")[bisect.bisect_left(turns, a.frame) % 2]  # Zeek's replies' side
         if a.direction == side and not (a.kind == "bad_reply_line"
                                         and _ZEEK_CODE.match(a.detail)):
-            found.append(a.frame)
+            found.append(ends.get(n, a.frame))
     for direction, frame in d.zeek_bad_replies:  # lines after a gap (ZeekBadReply)
         if direction == ("s2c", "c2s")[bisect.bisect_left(turns, frame) % 2]:
             found.append(frame)

@@ -36,7 +36,7 @@ MAX_ITEMS: Final = 10_000  # per SmtpDialogue list
 _SCALARS = frozenset({str, int, bool, float, type(None)})
 # SmtpDialogue's facts for the Zeek logs alone
 _NOT_JSON = frozenset({"zeek_lines", "zeek_tails", "zeek_texts", "zeek_args", "zeek_sizes",
-                       "zeek_answers", "zeek_bad_replies"})
+                       "zeek_answers", "zeek_bad_replies", "zeek_line_ends"})
 # DPD::ignore_violations_after (base/frameworks/analyzer/dpd.zeek): an analyzer violation
 # removes the analyzer while the connection's two endpoints have sent at most this many bytes
 ZEEK_DPD_BYTES: Final = 10 * 1024
@@ -197,8 +197,11 @@ class SmtpDialogue:
     # LF, AuthResponse.zeek_extra): each one's place among the answers, once per extra line
     zeek_answers: tuple[int, ...] = ()
     # and the lines after a gap Zeek reads as replies with no code (ZeekBadReply): (their
-    # direction on the wire, the frame of their first byte)
+    # direction on the wire, the frame of their end, where Zeek's line reader hands them on)
     zeek_bad_replies: tuple[tuple[str, int], ...] = ()
+    # and the frame of the end of each line an anomaly names (Anomaly.end) that ends in
+    # another frame than it begins in: (which anomaly in ``anomalies``, that frame)
+    zeek_line_ends: tuple[tuple[int, int], ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready data (records become dicts), as dataclasses.asdict makes it at a
@@ -463,6 +466,11 @@ class _DialogueBuilder:
                     setattr(d, name, getattr(_Draft, name))
             else:
                 self._put(d.anomalies, "anomalies", rec)
+                if ev.end is not None and frame is not None and d.anomalies[-1] is rec:
+                    last = (self._c2s_frame_at if direction == "c2s" else self._s2c_frame_at)(
+                        ev.end)
+                    if last is not None and last != frame:
+                        d.zeek_line_ends.append((len(d.anomalies) - 1, last))
         elif isinstance(ev, Banner):
             self.banner(ev.code, ev.text, ev.offset, ev.first_end, ev.wire)
         elif isinstance(ev, StartTls):
@@ -493,7 +501,7 @@ class _DialogueBuilder:
             d.closed = True
         elif isinstance(ev, ZeekBadReply):
             frame = (self._c2s_frame_at if ev.direction == "c2s" else self._s2c_frame_at)(
-                ev.offset)
+                ev.offset if ev.end is None else ev.end)
             if frame is not None:
                 d.zeek_bad_replies.append((ev.direction, frame))
         elif isinstance(ev, AuthResponse):

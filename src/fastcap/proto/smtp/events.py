@@ -217,6 +217,8 @@ class Anomaly:
     detail: str
     offset: int
     direction: Direction | None = None
+    # a line's: where Zeek's line reader ends it (its first CR or LF), when known
+    end: int | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -261,6 +263,7 @@ class ZeekBadReply:
 
     offset: int
     direction: Direction
+    end: int | None = field(default=None, compare=False)  # as Anomaly.end
 
 
 Event = (Banner | Command | Reply | StartTls | DataBody | AuthResponse | Gap | Anomaly | Closed

@@ -308,6 +308,17 @@ def _peek_joined(cut: _Line, nxt: bytes | bytearray, nl: int) -> _Line:
     return replace(cut, head=head[:MAX_LINE], truncated=cut.truncated or len(head) > MAX_LINE)
 
 
+def _zeek_end(line: _Line) -> int | None:
+    """Where Zeek's ContentLine ends ``line`` and hands it on (CR_as_EOL, LF_as_EOL): at its
+    first CR or LF; None when its end was not seen (the stream ended, a gap)."""
+    cr = line.head.find(b"\r")
+    if cr >= 0:
+        return line.offset + cr
+    if not line.eol:
+        return None
+    return line.end - (2 if line.crlf else 1)
+
+
 def _text(b: bytes) -> str:
     return b.decode("utf-8", "backslashreplace")
 
@@ -680,13 +691,14 @@ class SmtpConversation:
         self._out.append(self._on_wire(ev))
 
     def _anomaly(
-        self, kind: str, offset: int, direction: Direction | None, detail: str = ""
+        self, kind: str, offset: int, direction: Direction | None, detail: str = "",
+        end: int | None = None,
     ) -> None:
         """Queue an Anomaly; ``detail`` defaults to the kind's description. Capped."""
         n = self._anomalies
         self._anomalies = n + 1
         if n < MAX_ANOMALIES:
-            self._emit(Anomaly(kind, detail or ANOMALY_KINDS[kind], offset, direction))
+            self._emit(Anomaly(kind, detail or ANOMALY_KINDS[kind], offset, direction, end))
         elif n == MAX_ANOMALIES:
             self._emit(Anomaly("anomaly_cap", ANOMALY_KINDS["anomaly_cap"], offset, direction))
 
@@ -863,7 +875,7 @@ class SmtpConversation:
         a line the gap cut): a ZeekBadReply when it has no code Zeek reads (the first few)."""
         if self._zeek_bad < 8 and not _ZEEK_REPLY_CODE.match(line.head):
             self._zeek_bad += 1
-            self._emit(ZeekBadReply(line.offset, side.name))
+            self._emit(ZeekBadReply(line.offset, side.name, _zeek_end(line)))
 
     def _bad_line(self, side: _Side, line: _Line, kind: str, detail: str) -> None:
         if side.resync:
@@ -872,7 +884,7 @@ class SmtpConversation:
             self._kill(side, "unexpected_tls", line.offset)
         else:
             side.bad += 1
-            self._anomaly(kind, line.offset, side.name, detail)
+            self._anomaly(kind, line.offset, side.name, detail, _zeek_end(line))
             if side.bad >= MAX_BAD_LINES:
                 self._kill(side, "not_smtp", line.offset)
 
