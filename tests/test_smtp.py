@@ -1339,17 +1339,19 @@ def test_reply_lines_ended_by_cr_cr_lf_keep_their_bytes_for_the_zeek_logs(monkey
     assert d == dialogue_of(whole(c2s, s2c), c2s, s2c)
 
 
+@pytest.mark.parametrize(("head", "kind"), [(b"hello", "bad_reply_line"),
+                                          (b"\x16\x03\x01\x00\x05hello", "unexpected_tls")])
 @pytest.mark.parametrize("tail", [b" there\r\n", b" there\r\r\n", b" there\n", b"\r\n"])
-def test_a_bad_reply_line_keeps_the_frame_zeeks_line_reader_ends_it_in(tail):
+def test_a_bad_reply_line_keeps_the_frame_zeeks_line_reader_ends_it_in(head, kind, tail):
     """Zeek's ContentLine hands a line on at its first CR or LF, so a reply line with no code
     is a violation to Zeek's SMTP analyzer in the packet holding that byte, not the one the
-    line begins in: that frame is kept for the Zeek logs (not the JSON), alike whichever way
-    the dialogue was read."""
+    line begins in (TLS bytes too: lines to ContentLine): that frame is kept for the Zeek
+    logs (not the JSON), alike whichever way the dialogue was read."""
     c2s, s2c = session(("s", b"220 mx\r\n"), ("c", b"EHLO a\r\n"), ("s", b"250 hi\r\n"),
-                       ("c", b"NOOP\r\n"), ("s", b"250 ok\r\n"), ("s", b"hello"),
+                       ("c", b"NOOP\r\n"), ("s", b"250 ok\r\n"), ("s", head),
                        ("s", tail), ("c", b"QUIT\r\n"), ("s", b"221 bye\r\n"))
     d = parse_dialogue(c2s, s2c)
-    (n,) = [k for k, a in enumerate(d.anomalies) if a.kind == "bad_reply_line"]
+    (n,) = [k for k, a in enumerate(d.anomalies) if a.kind == kind]
     assert d.anomalies[n].frame == 9 and d.zeek_line_ends == ((n, 10),)
     assert d == dialogue_of(whole(c2s, s2c, frames=True), c2s, s2c)
     assert "zeek_line_ends" not in d.to_dict()

@@ -1964,6 +1964,20 @@ def test_zeeks_dpd_counts_the_bytes_through_the_packet_that_ends_the_bad_line(tm
     assert rows == ([first, (2, "c@fabrikam.com", "221 bye")] if split else [first])
 
 
+@pytest.mark.parametrize("split", [False, True])
+def test_zeeks_dpd_counts_tls_bytes_through_the_packet_that_ends_their_first_line(tmp_path,
+                                                                                  split):
+    """TLS bytes where no STARTTLS was accepted are lines to Zeek's ContentLine as any: the
+    first is handed to SMTP_Analyzer::ProcessLine, "reply code out of range", at its first
+    CR or LF, and DPD counts the bytes through that packet, not the record's first."""
+    record = b"\x16\x03\x01\x00\x05hello"
+    line = (record, b"ab\r\n") if split else (record + b"ab\r\n",)
+    rows = _dpd_rows(tmp_path / "dpd-tls.pcap", (b"250 queued as 1\r\n", *line),
+                     10 * 1024 + 4 * split)  # through the record's head: 10,240 bytes
+    # (fastcap reads no server line after the record, where Zeek reads on: last_reply left)
+    assert [row[:2] for row in rows] == [(1, "a@fabrikam.com"), *[(2, "c@fabrikam.com")] * split]
+
+
 def test_a_verb_alone_before_cr_cr_lf_is_a_command_in_zeeks_logs(tmp_path):
     """Zeek's ContentLine ends "DATA\r\r\n" at its first CR (CR_as_EOL), and SMTP.cc reads
     "DATA" as the command (the empty line after it is none): the 354 answers it and the

@@ -493,10 +493,10 @@ def _violation_frame(d, events) -> int | None:
     of range (no three digits from 100 to 599 first), when DPD removes the analyzer there
     (_dpd_removes): the violation's packet.  Such lines come from the side Zeek reads
     replies from, the responder's until a 250 to TURN swaps it (orig_is_sender): a line
-    fastcap reads as no reply (bad_reply_line, at the packet that ends it: its first CR or
-    LF, where ContentLine hands it on), a TLS record where no STARTTLS was accepted
-    (unexpected_tls: its ContentLine splits the bytes into lines), and after a 250 to ATRN,
-    which Zeek does not know, the new sender's first command."""
+    fastcap reads as no reply (bad_reply_line), a TLS record where no STARTTLS was accepted
+    (unexpected_tls: its ContentLine splits the bytes into lines), each at the packet that
+    ends its first line (its first CR or LF, where ContentLine hands it on), and after a 250
+    to ATRN, which Zeek does not know, the new sender's first command."""
     turns = [f for f, kind, x in events if kind == 2 and x.code == 250 and x.answers == "TURN"]
     atrn = next((f for f, kind, x in events
                  if kind == 2 and x.code == 250 and x.answers == "ATRN"), None)

@@ -708,9 +708,9 @@ class SmtpConversation:
             side.noted.add(kind)
             self._anomaly(kind, side.fed_end, side.name)
 
-    def _kill(self, side: _Side, kind: str, offset: int) -> None:
-        """Write a direction off: its remaining bytes are not SMTP."""
-        self._anomaly(kind, offset, side.name)
+    def _kill(self, side: _Side, kind: str, offset: int, end: int | None = None) -> None:
+        """Write a direction off: its remaining bytes are not SMTP; ``end``: Anomaly.end."""
+        self._anomaly(kind, offset, side.name, end=end)
         side.dead = True
         side.drop_all()
 
@@ -862,7 +862,7 @@ class SmtpConversation:
     def _skip(self, side: _Side, line: _Line) -> None:
         """A line after a gap that does not parse: skipped, reported once per gap."""
         if _looks_tls(line.head):
-            self._kill(side, "unexpected_tls", line.offset)
+            self._kill(side, "unexpected_tls", line.offset, _zeek_end(line))
             return
         if side is self._s2c and line.tail != "skip":
             self._zeek_bad_reply(side, line)
@@ -881,7 +881,7 @@ class SmtpConversation:
         if side.resync:
             self._skip(side, line)
         elif _looks_tls(line.head):
-            self._kill(side, "unexpected_tls", line.offset)
+            self._kill(side, "unexpected_tls", line.offset, _zeek_end(line))
         else:
             side.bad += 1
             self._anomaly(kind, line.offset, side.name, detail, _zeek_end(line))
