@@ -1357,6 +1357,19 @@ def test_a_bad_reply_line_keeps_the_frame_zeeks_line_reader_ends_it_in(head, kin
     assert "zeek_line_ends" not in d.to_dict()
 
 
+def test_a_codeless_line_after_a_gap_keeps_the_frame_zeeks_line_reader_ends_it_in():
+    """A server line after a gap at a line's start is a line of its own to Zeek's
+    ContentLine, handed on at its first CR or LF: with no code, its violation is in the
+    packet holding that byte (ZeekBadReply's frame), alike whichever way it was read."""
+    c2s, s2c = session(("s", b"220 mx\r\n"), ("c", b"NOOP\r\n"), ("s", b"250-one\r\n"),
+                       ("s", b"LIN"), ("s", b"ING\r\n250 ok\r\n"), ("c", b"QUIT\r\n"),
+                       ("s", b"221 bye\r\n"))
+    s2c = s2c.punch(8, 9)  # "250-one\r\n" lost
+    d = parse_dialogue(c2s, s2c)
+    assert d.zeek_bad_replies == (("s2c", 8),)
+    assert d == dialogue_of(whole(c2s, s2c, frames=True), c2s, s2c)
+
+
 def test_command_arguments_holding_a_backslash_keep_their_bytes_for_the_zeek_logs():
     """As a reply's text, a command's argument keeps each byte that is no UTF-8 as "\\xHH",
     as a client may type it too: the bytes of each argument whose text holds a backslash are
