@@ -11,7 +11,7 @@ import sys
 from cffi import FFI
 
 HERE = pathlib.Path(__file__).resolve().parent
-SOURCES = ["walk.c", "reassembly.c", "guard.c"]
+SOURCES = ["walk.c", "reassembly.c", "guard.c", "carry.c"]
 
 
 def _cdef_text() -> str:

@@ -107,6 +107,13 @@ int32_t fc_guard_add(const uint8_t *buf, int64_t len);
 int64_t fc_guard_gone(int32_t slot);
 void fc_guard_remove(int32_t slot);
 
+/* ==== Payloads carried with their frames (carry.c) ===========================================
+ * fc_gather copies buf[off[i], off[i] + len[i]) for each row i with len[i] != 0, in row order,
+ * into out back to back.  Returns the bytes written, or -(i + 1) for the first row i that lies
+ * outside buf (or would overflow out_len), having written the rows before it. */
+int64_t fc_gather(const uint8_t *buf, int64_t buf_len, const int64_t *off, const int64_t *len,
+                  int64_t n, uint8_t *out, int64_t out_len);
+
 /* ==== TCP reassembly (reassembly.c) ========================================================
  * An opaque reassembler fed window by window; finished connections collect in a "done" list
  * that Python reads with fc_reasm_done_info/copy and then releases with fc_reasm_done_clear. */

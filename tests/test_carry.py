@@ -98,7 +98,7 @@ def _frames(draw):
 def test_carried_bytes_are_what_the_cores_read_from_the_buffer(case, backend):
     buf, cols = case
     key = FlowKey(bytes(16), 1234, bytes(15) + b"\x01", 25)
-    moved = carry.carried(cols, buf)
+    moved = carry.carried(cols, buf, backend=backend)
     assert moved is not None
     assert len(moved.payload) == int(carry.readable_lengths(cols, len(buf)).sum())
     flows_a, flows_b = FlowTable(), FlowTable()
@@ -128,3 +128,60 @@ def test_a_range_read_is_frozen_and_its_slim_copy_keeps_its_totals():
     assert [w.kind for w in ended.meta.warnings] == [w.kind for w in res.meta.warnings] + [
         "replaced"]
     assert ended.meta.warnings[-1].offset == res.end.offset and len(ended.cols) == len(res.cols)
+
+
+@st.composite
+def _rows(draw):
+    """A buffer and rows within it (any offset for a row of length 0), in any order."""
+    size = draw(st.integers(0, 200))
+    buf = draw(st.binary(min_size=size, max_size=size))
+    off, lengths = [], []
+    for _ in range(draw(st.integers(0, 30))):
+        o = draw(st.integers(0, size))
+        n = draw(st.integers(0, size - o))
+        off.append(o if n else draw(st.integers(-5, size + 5)))
+        lengths.append(n)
+    return buf, np.asarray(off, np.int64), np.asarray(lengths, np.int64)
+
+
+@settings(max_examples=200, deadline=None)
+@given(case=_rows(), backend=st.sampled_from(BACKENDS))
+def test_the_gather_gives_each_rows_bytes_in_row_order(case, backend, request):
+    if backend == "native":
+        request.getfixturevalue("require_native")
+    buf, off, lengths = case
+    want = b"".join(buf[o: o + n] for o, n in zip(off.tolist(), lengths.tolist(), strict=True))
+    got = carry.gathered(buf, off, lengths, backend)
+    assert type(got) is bytes and got == want
+
+
+@pytest.mark.parametrize(("off", "n"), [(-1, 2), (9, 2), (11, 0 + 1), (3, -1)])
+def test_a_row_outside_the_buffer_is_refused_not_read(backend, off, n):
+    """Rows come from `readable_lengths`, which keeps them inside; one that is not is an
+    error naming it, whichever copies, never a read outside the mapping."""
+    buf = bytes(range(10))
+    off_a, len_a = np.asarray([0, off], np.int64), np.asarray([4, n], np.int64)
+    with pytest.raises(ValueError, match=r"payload row 1 \("):
+        carry.gathered(buf, off_a, len_a, backend)
+
+
+def test_the_c_gather_stops_at_a_row_outside_its_buffer(require_native):
+    """The C copy checks every row itself too: -(i + 1) for the first one outside, the
+    rows before it written, nothing past its output."""
+    from fastcap import _ffi
+
+    ffi, lib = _ffi.ffi, _ffi.lib
+    buf, out = bytes(range(10)), bytearray(6)
+
+    def gather(off, lengths, out_len):
+        a, b = np.asarray(off, np.int64), np.asarray(lengths, np.int64)
+        return lib.fc_gather(ffi.from_buffer("uint8_t[]", buf), len(buf),
+                             ffi.from_buffer("int64_t[]", a), ffi.from_buffer("int64_t[]", b),
+                             len(a), ffi.from_buffer("uint8_t[]", out), out_len)
+
+    assert gather([2, 99, 8], [3, 0, 2], 6) == 5 and bytes(out[:5]) == b"\2\3\4\x08\x09"
+    for off, lengths, out_len in (([0, 9], [1, 2], 6), ([0, -1], [1, 1], 6),
+                                  ([0, 0], [1, -1], 6), ([0, 4], [4, 4], 6)):
+        out[:] = bytes(6)
+        assert gather(off, lengths, out_len) == -2
+        assert bytes(out) == buf[: lengths[0]] + bytes(6 - lengths[0])  # the first row only

@@ -236,10 +236,10 @@ def test_a_scan_whose_file_is_cut_after_its_frames_were_walked(tmp_path, jobs, c
             session.iter_selected = selected
         elif jobs == "2":  # the last range, once walked: its payloads reach past the cut
             real_carried = ranges.carried
-            def carried(cols, buffer, carry):
+            def carried(cols, buffer, *limit_backend):
                 if len(cols) and int(np.max(cols.payload_file_off)) > cut:
                     cut_now()
-                return real_carried(cols, buffer, carry)
+                return real_carried(cols, buffer, *limit_backend)
             ranges.carried = carried
         else:  # payloads stay in the file; cut when the last range of `path` is fed
             streamed.CARRY_MAX = 0

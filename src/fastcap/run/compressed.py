@@ -131,7 +131,7 @@ def read(task: CompressedTask, spill_after: int | None = None) -> RangeResult:
         with StreamCapture(task.path, backend=task.backend, piece=task.piece) as cap:
             for sel in iter_selected(cap, task.ports, counters, flows):
                 # the piece these offsets index goes with the next window: copy them now
-                c = carried(FrameCols.of(sel), cap.buffer, limit=1 << 62)
+                c = carried(FrameCols.of(sel), cap.buffer, 1 << 62, task.backend)
                 at = kept.append(c.payload)
                 off = np.asarray(c.cols.payload_file_off, np.int64) + at
                 parts.append(replace(c.cols, payload_file_off=off))

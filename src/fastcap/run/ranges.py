@@ -241,12 +241,13 @@ class BegunRange:
                 # not fed, and the file ends where their payloads begin
                 cap.rewritten(moved)
                 walked = cols = rows(walked, slice(0, 0))
-            if task.carry and (c := carried(cols, cap.buffer, task.carry)) is not None:
+            limit, backend = task.carry, task.backend
+            if limit and (c := carried(cols, cap.buffer, limit, backend)) is not None:
                 cols, payload = c.cols, c.payload
             cut = cap.cut_at()
             if cut is not None:  # cut short by now: what was copied past it reads as zeros
                 cols, payload = within(walked, cut)[0], None
-                if task.carry and (c := carried(cols, cap.buffer, task.carry)) is not None:
+                if limit and (c := carried(cols, cap.buffer, limit, backend)) is not None:
                     cols, payload = c.cols, c.payload
                 if cut < task.stop:
                     cap.cut_short(cut)

@@ -145,7 +145,7 @@ def copied(reasm: Reassembler, cols: FrameCols, buf, cut_at: Callable[[int], int
         need = record_end(part)
         cut = cut_at(need)
         kept, dropped = (part, False) if cut is None else within(part, cut)
-        got = carried(kept, buf, int(sizes[-1]))
+        got = carried(kept, buf, int(sizes[-1]), reasm.backend)
         assert got is not None
         if cut is None and (cut := cut_at(need)) is not None:  # cut while copying
             ok = _record_ends(kept) <= cut
