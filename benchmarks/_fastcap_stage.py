@@ -20,18 +20,28 @@ def _cpu() -> float:
 
 
 def reassemble(path: str, backend: str) -> dict[str, int]:
-    """Walk, select and reassemble: every connection handed over by the reassembler, none of
-    them read as SMTP."""
+    """Walk, select and reassemble as a scan of a mapped file does, each batch's payloads
+    copied out of the mapping before they are fed: every connection handed over by the
+    reassembler, none of them read as SMTP."""
     from fastcap import Capture
     from fastcap.select.flows import FlowTable
     from fastcap.select.selection import FrameCounters, iter_selected
-    from fastcap.tcp.reassembly import Reassembler
+    from fastcap.tcp.reassembly import FrameCols, Reassembler
 
+    try:
+        from fastcap.tcp.feed import copied
+    except ImportError:  # an older tree (compare.py --before), which fed from the mapping
+        copied = None
     counters, flows, conns = FrameCounters(), FlowTable(), 0
     with Capture(path, backend=backend) as cap:
         with Reassembler(cap.buffer, flows, backend=backend) as reasm:
             for sel in iter_selected(cap, counters=counters, flows=flows):
-                conns += len(reasm.feed(sel))
+                if copied is None:
+                    conns += len(reasm.feed(sel))
+                    continue
+                for batch in copied(reasm, FrameCols.of(sel), cap.buffer,
+                                    lambda _need: cap.cut_at()):
+                    conns += sum(1 for _ in batch.done)
             conns += len(reasm.finish())
     return {"frames": counters.packets, "connections": conns}
 
