@@ -73,7 +73,7 @@ class _Payloads:
         self._file = None
         self.size = 0
 
-    def append(self, data: bytes) -> int:
+    def append(self, data: bytes | bytearray) -> int:
         """Keep `data`; the offset it starts at."""
         at = self.size
         self.size += len(data)
@@ -89,7 +89,7 @@ class _Payloads:
                 self._chunks.append(data)
         return at
 
-    def _write(self, data: bytes) -> None:
+    def _write(self, data: bytes | bytearray) -> None:
         with memoryview(data) as view:
             while view:  # an unbuffered write may take part of it
                 view = view[self._file.write(view):]

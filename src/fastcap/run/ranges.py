@@ -79,7 +79,7 @@ class RangeResult:
     flow_keys: list[FlowKey]  # the range's own flow ids index this list
     # The selected frames' payloads (tcp.carry), which cols' payload offsets then index;
     # None: they index the file.
-    payload: bytes | None = None
+    payload: bytes | bytearray | None = None
 
     @property
     def frames(self) -> int:

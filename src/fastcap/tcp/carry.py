@@ -35,7 +35,7 @@ class Carried:
     """Columns whose payload offsets index `payload` instead of the file."""
 
     cols: FrameCols
-    payload: bytes
+    payload: bytes | bytearray  # only read, through the buffer protocol
 
 
 def readable_lengths(cols: FrameCols, size: int) -> np.ndarray:
@@ -48,10 +48,12 @@ def readable_lengths(cols: FrameCols, size: int) -> np.ndarray:
     return np.where(inside, np.minimum(cap, size - np.minimum(off, size)), 0)
 
 
-def gathered(buf, off: np.ndarray, lengths: np.ndarray, backend: str = "auto") -> bytes:
+def gathered(buf, off: np.ndarray, lengths: np.ndarray, backend: str = "auto"
+             ) -> bytes | bytearray:
     """The bytes buf[off[i], off[i] + lengths[i]) of every row, back to back (int64 arrays),
-    copied in one C call when `backend` uses C.  ValueError names the first row of nonzero
-    length reaching outside `buf` (`readable_lengths` gives none)."""
+    copied in one C call when `backend` uses C, into the bytearray it returns then (made
+    bytes, that 8 MB took a second copy that cost more than the gather).  ValueError names
+    the first row of nonzero length reaching outside `buf` (`readable_lengths` gives none)."""
     off, lengths = np.ascontiguousarray(off, np.int64), np.ascontiguousarray(lengths, np.int64)
     outside = (lengths != 0) & ((off < 0) | (lengths < 0) | (off > len(buf) - lengths))
     if outside.any():
@@ -69,7 +71,7 @@ def gathered(buf, off: np.ndarray, lengths: np.ndarray, backend: str = "auto") -
                                      ffi.from_buffer("uint8_t[]", out), total)
         if got != total:
             raise ValueError(f"fc_gather: payload row {-got - 1} lies outside the buffer")
-        return bytes(out)
+        return out
     with memoryview(buf) as mv:  # released here, so the mapping can be closed
         return b"".join([mv[o: o + n] for o, n in zip(off.tolist(), lengths.tolist(),
                                                       strict=True) if n])
