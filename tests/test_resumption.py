@@ -6,12 +6,15 @@ from __future__ import annotations
 
 import hashlib
 import ssl
+from collections import Counter
 
 import pytest
 
 from fastcap.judge.crosssession import CrossSession
 from fastcap.out.follow import format_follow
+from fastcap.out.jsonline import session_line
 from fastcap.proto.tls import parse_flights, parse_new_session_ticket
+from fastcap.proto.tls.facts import ticket_digest
 from fastcap.run import scanner
 from fastcap.run.scanner import scan, scan_files
 from fastcap.run.workers import SerialExecutor
@@ -213,6 +216,28 @@ def test_link_reads_the_session_and_apply_stores_the_same(caps):
             seen += 1
     assert seen == 3  # the resumptions by session ID or ticket (a TLS 1.3 PSK links to nothing)
     assert CrossSession(enabled=False).link(judged()[4]) is None
+
+
+def test_a_ticket_is_hashed_once_for_linking_and_its_json_line(caps, monkeypatch):
+    tickets = set()
+    for s in scan(caps.whole, ca_file=caps.ca, cross=CrossSession(enabled=False)):
+        tickets.update(s.tls.session_tickets)
+        tickets.add(s.tls.offered_ticket)
+    tickets.discard(None)
+    hashed = Counter()
+    real = hashlib.sha256
+
+    def counted(data=b"", *args, **kw):
+        if data in tickets:
+            hashed[bytes(data)] += 1
+        return real(data, *args, **kw)
+
+    monkeypatch.setattr(hashlib, "sha256", counted)
+    ticket_digest.cache_clear()  # earlier tests scanned the same tickets
+    for s in scan(caps.whole, ca_file=caps.ca):  # linked, then written
+        session_line(s, str(caps.whole), 1)
+    assert len(tickets) == 3 and set(hashed) == tickets  # two issued, one TLS 1.3 offered
+    assert set(hashed.values()) == {1}
 
 
 def test_memory_is_bounded_and_what_is_forgotten_is_counted(caps):

@@ -20,13 +20,13 @@ resumed from before the capture.
 
 from __future__ import annotations
 
-import hashlib
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
 from ..proto.tls import TlsHandshake
+from ..proto.tls.facts import ticket_digest
 from ..proto.tls.inference import infer_client_cert
 from ..session import Session, evolve
 from ..verdict import Verdict
@@ -66,7 +66,7 @@ def _client_cert_verdict(v: Verdict) -> bool:
 
 
 def _ticket_key(ticket: bytes) -> bytes:
-    return b"t" + hashlib.sha256(ticket).digest()[:16]
+    return b"t" + ticket_digest(ticket)[:16]
 
 
 class CrossSession:

@@ -16,7 +16,6 @@ CertificateRequest) are encoded once per distinct value, in caches of fixed size
 from __future__ import annotations
 
 import functools
-import hashlib
 import json
 from collections.abc import Callable, Sequence
 from json.encoder import encode_basestring_ascii
@@ -35,6 +34,7 @@ from ..proto.tls.facts import (
     hello_head,
     hello_prints,
     hello_shape,
+    ticket_digest,
 )
 from ..proto.tls.messages import CertificateRequest, ClientHello, ServerHello
 from ..session import Session, TcpFacts
@@ -410,7 +410,7 @@ _INT = {int}
 
 def _ticket(ticket: bytes) -> str:
     return (f'{{"length": {_text(len(ticket))}, '
-            f'"sha256": "{hashlib.sha256(ticket).hexdigest()}"}}')
+            f'"sha256": "{ticket_digest(ticket).hex()}"}}')
 
 
 def _resumption(t: TlsHandshake) -> str:

@@ -7,6 +7,7 @@ message fastcap reports carries a :class:`Where` (stream offset and frame).
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -467,7 +468,16 @@ class TlsHandshake:
 
 def _ticket_dict(ticket: bytes) -> dict[str, Any]:
     """Tickets are opaque and can be long: their size and a SHA-256 to match them by."""
-    return {"length": len(ticket), "sha256": hashlib.sha256(ticket).hexdigest()}
+    return {"length": len(ticket), "sha256": ticket_digest(ticket).hex()}
+
+
+@functools.lru_cache(maxsize=64)
+def ticket_digest(ticket: bytes) -> bytes:
+    """A ticket's SHA-256.  Linking sessions remembers a ticket by it and the session's JSON
+    names it by it, one right after the other: kept for the latest few tickets, it is
+    computed once.  A ticket is under 64 KiB (RFC 8446 §4.6.1), so the cache holds at most
+    4 MiB."""
+    return hashlib.sha256(ticket).digest()
 
 
 _make_handshake = maker(TlsHandshake)
