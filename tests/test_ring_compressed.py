@@ -118,14 +118,19 @@ def _alone(path) -> list[dict]:
     return [s.to_dict() for s in scan(path, ca_file=CA)]
 
 
-def test_under_an_executor_a_compressed_member_is_read_alone_and_keeps_its_neighbours_apart(
-        ring):
+def test_under_an_executor_a_compressed_member_is_joined_as_one_job_joins_it(ring):
+    """An executor's scan (a Dask cluster's) reads a ring's compressed member in this process
+    and joins it to the files around it, as `-j 1` does: the same sessions, the one spanning
+    the member reported once, and a compressed file given alone is still read whole."""
     files, gz = ring
-    got = scan_files([*files[:2], gz, files[3]], ca_file=CA, executor=SerialExecutor())
+    paths = [*files[:2], gz, files[3]]
+    got = scan_files(paths, ca_file=CA, executor=SerialExecutor())
     assert [r.error for r in got] == [None] * 4
-    assert _dicts(got)[:2] == _dicts(scan_files(files[:2], ca_file=CA, jobs=1))
-    assert _dicts(got)[2] == _alone(gz)
-    assert _dicts(got)[3] == _alone(files[3])  # not joined to files[1] across the gap
+    local = _dicts(scan_files(paths, ca_file=CA, jobs=1))
+    assert _dicts(got) == local
+    assert _dicts(got) != [*_dicts(scan_files(files[:2], ca_file=CA, jobs=1)), _alone(gz),
+                           _alone(files[3])]  # joined, not read apart
+    assert _dicts(scan_files([gz], ca_file=CA, executor=SerialExecutor()))[0] == _alone(gz)
 
 
 @pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs named pipes")
