@@ -63,9 +63,10 @@ def _rewritten(records: list[Record]) -> list[Record]:
     return out
 
 
-def _offloaded(records: list[Record]) -> list[Record]:
+def _offloaded(records: list[Record], complement: bool = False) -> list[Record]:
     """The client's frames as its own capture shows them under checksum offload: the TCP
-    checksum only the pseudo-header's sum (what the stack leaves the card to finish)."""
+    checksum only the pseudo-header's sum (what the stack leaves the card to finish), or
+    with `complement` that sum's ones' complement (as some drivers leave it)."""
     out = []
     for r in records:
         ip, tcp = _tcp_at(r.data)
@@ -77,7 +78,7 @@ def _offloaded(records: list[Record]) -> list[Record]:
             partial = sum(words) + 6 + seg
             while partial >> 16:
                 partial = (partial & 0xFFFF) + (partial >> 16)
-            struct.pack_into("!H", data, tcp + 16, partial)
+            struct.pack_into("!H", data, tcp + 16, partial ^ 0xFFFF if complement else partial)
         out.append(Record(bytes(data), r.ts_ns, r.orig_len))
     return out
 
@@ -125,7 +126,8 @@ def _write_captures(d, records: list[Record]) -> dict:
     out = {}
     for name, recs in (("sent", records), ("rewritten", _rewritten(records)),
                        ("offloaded", _offloaded(records)),
-                       ("readdressed", _readdressed(records))):
+                       ("readdressed", _readdressed(records)),
+                       ("complemented", _readdressed(_offloaded(records, complement=True)))):
         out[name] = d / f"{name}.pcap"
         write_pcap(out[name], recs)
     return out
@@ -174,11 +176,13 @@ def test_a_rewritten_payload_is_told(captures, backend):
 
 
 @pytest.mark.parametrize("family", ["captures", "captures6"])
-@pytest.mark.parametrize("name", ["rewritten", "readdressed"])
+@pytest.mark.parametrize("name", ["rewritten", "readdressed", "complemented"])
 def test_the_sample_is_the_same_whatever_the_windows_and_backend(request, family, name):
     """Which segments are summed, and their sums by flow direction, depend on each segment
     alone: walks in windows of 3 frames and of the default size, by either reader, count
-    the same; readdressed, each flow direction's segments are off by one sum."""
+    the same; readdressed, each flow direction's segments are off by one sum, or (the
+    client's, offload's complement before) their stored checksums plus the pseudo-header's
+    sum are one."""
     captures = request.getfixturevalue(family)
     got = set()
     for backend in ("python", "native"):
@@ -192,10 +196,12 @@ def test_the_sample_is_the_same_whatever_the_windows_and_backend(request, family
     ((sampled, rewritten, flows),) = got
     assert sampled == rewritten > 0 and len(flows) == 2 * SESSIONS
     assert all(lo == hi for _, (lo, hi, *_) in flows) == (name == "readdressed")
+    assert all(a == b or e == f for _, (a, b, _c, _d, e, f, _n) in flows) == (
+        name != "rewritten")
 
 
 @pytest.mark.parametrize("family", ["captures", "captures6"])
-@pytest.mark.parametrize("name", ["rewritten", "readdressed"])
+@pytest.mark.parametrize("name", ["rewritten", "readdressed", "complemented"])
 def test_ranges_and_a_compressed_copy_tell_it_as_one_walk(request, tmp_path, family, name):
     """Read in three ranges (`scan -j 3`), or from a gzip copy, the rewritten (or
     readdressed) capture's sample and warning are those of one walk of the file."""
@@ -319,9 +325,11 @@ def test_a_source_routed_segment_is_summed_with_the_routes_last_address(tmp_path
 
 def test_tshark_calls_readdressed_frames_bad_under_good_ip_headers(tmp_path, tshark):
     """The oracle: the readdressed capture's every payload frame has a bad TCP checksum under
-    a good IPv4 one, and its payload bytes are those sent; so too readdressed after offload."""
+    a good IPv4 one, and its payload bytes are those sent; so too readdressed after offload
+    (the pseudo-header's sum, or its complement)."""
     records = _records()
-    for edited in (_readdressed(records), _readdressed(_offloaded(records))):
+    for edited in (_readdressed(records), _readdressed(_offloaded(records)),
+                   _readdressed(_offloaded(records, complement=True))):
         path = tmp_path / "readdressed.pcap"
         write_pcap(path, edited)
         assert {(t, i) for _, t, i in _tshark_status(tshark, path)} == {("0", "1")}
@@ -341,13 +349,16 @@ def test_readdressed_is_told_from_a_rewritten_payload(captures, backend):
     assert "payload rewritten after it was sent" in payload and "payloads intact" not in payload
 
 
+@pytest.mark.parametrize("complement", [False, True])
 @pytest.mark.parametrize("family", [{}, V6])
-def test_readdressed_after_offload_is_told_as_readdressed(tmp_path, backend, family):
+def test_readdressed_after_offload_is_told_as_readdressed(tmp_path, backend, family,
+                                                          complement):
     """A capture taken on the client under checksum offload, then readdressed: the client's
-    frames keep the old pseudo-header's sum, each off from the new one by the same amount,
-    the server's are off by one sum as before; the payloads are intact."""
+    frames keep the old pseudo-header's sum, each off from the new one by the same amount
+    (or its complement, which plus the new one is the same amount, negated), the server's
+    are off by one sum as before; the payloads are intact."""
     path = tmp_path / "offloaded-readdressed.pcap"
-    write_pcap(path, _readdressed(_offloaded(_records(**family))))
+    write_pcap(path, _readdressed(_offloaded(_records(**family), complement)))
     (note,) = _note(path, backend)
     assert "addresses or ports rewritten without the TCP checksums, payloads intact" in note
 
@@ -367,8 +378,8 @@ def test_flow_sums_keep_the_smallest_keys_whatever_the_order():
 
     from fastcap.select.checksums import FLOWS_KEPT, add_flow_sums
 
-    rows = [(k * 7919 % 1000, k % 5, k % 5 + k % 3, k % 7, k % 7 + k % 2, 1)
-            for k in range(3000)]
+    rows = [(k * 7919 % 1000, k % 5, k % 5 + k % 3, k % 7, k % 7 + k % 2, k % 11,
+             k % 11 + k % 4, 1) for k in range(3000)]
     want: dict = {}
     add_flow_sums(want, rows)
     assert len(want) == FLOWS_KEPT and max(want) == FLOWS_KEPT - 1
@@ -407,12 +418,12 @@ def test_the_scan_footer_gives_the_sample_beside_the_warning(captures, jobs):
 
 def test_tshark_calls_the_ipv6_copies_as_the_ipv4_ones(captures6, tshark):
     """The oracle for IPv6 (no header checksum: tshark gives no `ip.checksum.status`): as
-    sent every TCP checksum is good; rewritten or readdressed, every one is bad; under
-    offload, the client's are."""
+    sent every TCP checksum is good; rewritten or readdressed (also after offload), every one
+    is bad; under offload, the client's are."""
     got = {name: {t for _, t, _ in _tshark_status(tshark, path)}
            for name, path in captures6.items()}
     assert got == {"sent": {"1"}, "rewritten": {"0"}, "readdressed": {"0"},
-                   "offloaded": {"0", "1"}}
+                   "offloaded": {"0", "1"}, "complemented": {"0"}}
 
 
 def test_ipv6_segments_join_the_sample(captures, captures6, backend):

@@ -20,7 +20,10 @@ flow direction with two or more of them has one sum was rewritten in its address
 payloads intact. That is what lets IPv6 segments join the sample: with no header checksum to
 tell a rewritten address by, the flow direction's one sum tells it. A frame checksum offload
 left (the old pseudo-header's sum) is off from the new pseudo-header's sum by that one amount
-too, so that difference is kept beside.
+too, so that difference is kept beside; one where offload left that sum's complement is not
+(the complement of the old sum less the new one moves with the segment's length, which both
+hold), but the stored checksum plus the new sum is the old sum's complement plus the new one:
+the same amount negated, for every segment of the flow direction, so that sum is kept too.
 """
 
 from __future__ import annotations
@@ -41,10 +44,13 @@ _WIDTHS = (64, 128, 256, 60 + SAMPLED_PAYLOAD)  # widths rows are copied in, eve
 FLOWS_KEPT = 256  # flow directions whose rewritten sums are kept: those of the smallest
 # keys (a hash), so that any windows, ranges or order keep the same ones
 
-# flow direction key -> (least sum, greatest sum, segments) of its rewritten segments
-# (least, greatest) of how far each TCP sum is off, the same of how far its stored checksum
-# is from the pseudo-header's sum (an offloaded frame's), and the segments
-FlowSums = dict[int, tuple[int, int, int, int, int]]
+# flow direction key -> (least, greatest) of how far each of its rewritten segments' TCP sum
+# is off, the same of how far its stored checksum is from the pseudo-header's sum (an
+# offloaded frame's), the same of its stored checksum plus that sum (a frame offload left
+# the complement of that sum in), and the segments
+FlowSums = dict[int, tuple[int, int, int, int, int, int, int]]
+_Row = tuple[int, int, int, int, int, int, int, int]  # a key, then as in FlowSums
+_MERGE = (min, max) * 3 + (int.__add__,)  # how two windows' FlowSums values join
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,7 +63,7 @@ class ChecksumSample:
     sampled: int = 0
     rewritten: int = 0
     first: int = -1
-    flows: tuple[tuple[int, int, int, int, int, int], ...] = ()
+    flows: tuple[_Row, ...] = ()
 
 
 def add_flow_sums(into: FlowSums, rows) -> None:
@@ -66,9 +72,7 @@ def add_flow_sums(into: FlowSums, rows) -> None:
     and grouping the rows come in (windows, ranges)."""
     for key, *got in rows:
         if key in into:
-            a, b, c, d, m = into[key]
-            into[key] = (min(a, got[0]), max(b, got[1]), min(c, got[2]), max(d, got[3]),
-                         m + got[4])
+            into[key] = tuple(f(x, y) for f, x, y in zip(_MERGE, into[key], got, strict=True))
         else:
             into[key] = tuple(got)
     if len(into) > FLOWS_KEPT:
@@ -79,10 +83,11 @@ def add_flow_sums(into: FlowSums, rows) -> None:
 def rewrite_kind(flows: FlowSums) -> str | None:
     """What the kept flow directions say was rewritten: "addresses" when every one with two
     rewritten segments or more has them all off by the same sum, or their stored checksums
-    all off the pseudo-header's sum by the same (offloaded before the rewrite; a payload
-    rewrite does either by chance once in 65,535 for each), "payload" when one has neither,
-    None when none has two segments to tell by."""
-    told = [a == b or c == d for a, b, c, d, n in flows.values() if n > 1]
+    all off the pseudo-header's sum by the same, or all summing to the same with it
+    (offloaded before the rewrite, as that sum or its complement; a payload rewrite does
+    any of these by chance once in 65,535 for each), "payload" when one has none, None when
+    none has two segments to tell by."""
+    told = [a == b or c == d or e == f for a, b, c, d, e, f, n in flows.values() if n > 1]
     if not told:
         return None
     return "addresses" if all(told) else "payload"
@@ -100,8 +105,8 @@ def _flow_keys(tf: TcpFields, idx: np.ndarray) -> np.ndarray:
     return h
 
 
-def _per_flow(keys: np.ndarray, off: np.ndarray, from_partial: np.ndarray
-              ) -> tuple[tuple[int, int, int, int, int, int], ...]:
+def _per_flow(keys: np.ndarray, off: np.ndarray, from_partial: np.ndarray,
+              with_partial: np.ndarray) -> tuple[_Row, ...]:
     """FlowSums' rows of the FLOWS_KEPT smallest `keys` (a key past them in one window is
     past them in the file too)."""
     order = np.argsort(keys, kind="stable")
@@ -110,12 +115,13 @@ def _per_flow(keys: np.ndarray, off: np.ndarray, from_partial: np.ndarray
     if len(starts) > FLOWS_KEPT:
         end = starts[FLOWS_KEPT]
         starts, order, keys = starts[:FLOWS_KEPT], order[:end], keys[:end]
-    both = np.stack([off[order], from_partial[order]], axis=1)
+    both = np.stack([off[order], from_partial[order], with_partial[order]], axis=1)
     lo = np.minimum.reduceat(both, starts, axis=0)
     hi = np.maximum.reduceat(both, starts, axis=0)
     n = np.diff(np.r_[starts, len(keys)])
     return tuple(zip(keys[starts].tolist(), lo[:, 0].tolist(), hi[:, 0].tolist(),
-                     lo[:, 1].tolist(), hi[:, 1].tolist(), n.tolist(), strict=True))
+                     lo[:, 1].tolist(), hi[:, 1].tolist(), lo[:, 2].tolist(),
+                     hi[:, 2].tolist(), n.tolist(), strict=True))
 
 
 def _fold(s: np.ndarray) -> np.ndarray:
@@ -200,7 +206,8 @@ def sample_checksums(buf: np.ndarray, frame_off: np.ndarray, hd: Headers, tf: Tc
         keep = keys <= np.uint64(keys_up_to)
         keys, bad = keys[keep], bad[keep]
     return ChecksumSample(sampled, rewritten, first, _per_flow(
-        keys, total[bad], _fold(stored[bad] + (partial[bad] ^ 0xFFFF))) if len(bad) else ())
+        keys, total[bad], _fold(stored[bad] + (partial[bad] ^ 0xFFFF)),
+        _fold(stored[bad] + partial[bad])) if len(bad) else ())
 
 
 def rewritten_note(path: str, sampled: int, rewritten: int, first: int = -1,
