@@ -363,6 +363,16 @@ def test_readdressed_after_offload_is_told_as_readdressed(tmp_path, backend, fam
     assert "addresses or ports rewritten without the TCP checksums, payloads intact" in note
 
 
+def test_offload_that_left_the_sums_complement_says_nothing(tmp_path, tshark, backend):
+    """Offload that left the complement of the pseudo-header's sum, not readdressed: tshark
+    calls the client's checksums bad under good IPv4 ones, and they are offload's, so the
+    sample says nothing of them."""
+    path = tmp_path / "complement.pcap"
+    write_pcap(path, _offloaded(_records(), complement=True))
+    assert {(t, i) for _, t, i in _tshark_status(tshark, path)} == {("0", "1"), ("1", "1")}
+    assert _note(path, backend) == []
+
+
 def test_readdressed_and_rewritten_payload_together_is_a_payload_rewrite(tmp_path, backend):
     """Addresses rewritten and payloads too: each segment off by its own sum, so the warning
     is the payload's."""
