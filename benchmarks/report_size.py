@@ -26,7 +26,8 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent / "src"))
+if "fastcap" not in sys.modules:  # run from a checkout; imported (by tests), the path stays
+    sys.path.insert(0, str(HERE.parent / "src"))  # as it is, so child processes import alike
 
 from fastcap import __version__  # noqa: E402
 from fastcap.options import DEFAULT_PORTS  # noqa: E402

@@ -49,8 +49,10 @@ from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent / "src"))
-sys.path.insert(0, str(HERE))
+if "fastcap" not in sys.modules:  # run from a checkout; imported (by tests), the path stays
+    sys.path.insert(0, str(HERE.parent / "src"))  # as it is, so child processes import alike
+if str(HERE) not in sys.path:  # for _fastcap_stage, once
+    sys.path.insert(0, str(HERE))
 
 from _fastcap_stage import reassemble  # noqa: E402
 from fastcap.cli import _YOUNG, tune_allocator  # noqa: E402

@@ -170,3 +170,15 @@ def test_main_reports_the_scan_with_the_collector_as_the_command_sets_it(
     assert got["sessions"] == len(list(scan(EXAMPLE)))
     assert 0 <= got["scan_tuned_gc_us"] < got["scan_tuned_us"]
     assert "collector set as the command line sets it" in capsys.readouterr().out
+
+
+def test_importing_the_benchmark_leaves_the_import_path_as_it_is():
+    """Imported by a test, the benchmark does not put the source tree before the installed
+    package: processes started later (a Dask cluster's workers) copy the path, and an
+    install's workers would import a source tree whose C module was never built."""
+    import importlib
+    import sys
+
+    before = list(sys.path)
+    importlib.reload(session_floor)
+    assert sys.path == before
