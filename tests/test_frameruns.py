@@ -39,6 +39,20 @@ def _own(first: int, last: int, runs: list[int]) -> list[int]:
     return out
 
 
+def runs_are_streams(capture, sessions, stream: dict[int, str], backend) -> list[list[int]]:
+    """Assert each session's frames (`frame_runs`) are those of its span in its first
+    frame's tshark `stream`; return them."""
+    out = []
+    runs = frame_runs(capture, sessions, DEFAULT_PORTS, backend=backend)
+    for s, got in zip(sessions, runs, strict=True):
+        assert got is not None
+        mine = stream[s.first_frame]
+        want = [f for f in range(s.first_frame, s.last_frame + 1) if stream[f] == mine]
+        assert _own(s.first_frame, s.last_frame, got) == want, s.number
+        out.append(want)
+    return out
+
+
 def _icmp_error(v: int, kind: str, quoted: bytes, router: str, to: str) -> bytes:
     """An ICMP (v4) or ICMPv6 (v6) error of `kind` from `router` quoting the IP packet
     `quoted`: a port or host unreachable, or a "fragmentation needed" / "packet too big"."""
@@ -84,13 +98,47 @@ def test_icmp_errors_quoting_a_connection_are_among_its_frames(tmp_path, tshark,
     stream = tshark_streams(tshark, capture)
     icmp = range(at + 1, at + 1 + len(errors))
     assert [stream[f] != "" for f in icmp] == [True, True, True, False, True]
-    runs = frame_runs(capture, sessions, DEFAULT_PORTS, backend=backend)
-    for s, got in zip(sessions, runs, strict=True):
-        assert got is not None
-        mine = stream[s.first_frame]
-        want = [f for f in range(s.first_frame, s.last_frame + 1) if stream[f] == mine]
-        assert _own(s.first_frame, s.last_frame, got) == want, s.number
+    for want in runs_are_streams(capture, sessions, stream, backend):
         assert set(want) & set(icmp)  # the case: errors in each session's stream
+
+
+def _routed_quote(src: str, hop: str, opts: bytes) -> bytes:
+    """An ICMP error's quote (20 bytes of TCP) of a client's segment sent to router `hop`
+    with IPv4 options `opts`."""
+    seg = p.tcp(40000, 25, 9, 1, p.ACK | p.PSH, b"MAIL FROM:<a@example.com>\r\n")[:20]
+    return p.ipv4(seg, 6, src, hop, options=opts)
+
+
+def test_an_icmp_error_quoting_a_source_routed_segment_is_its_connections(tmp_path, tshark,
+                                                                          backend):
+    """ICMP errors quoting a client's segment addressed to a router with a source route
+    to the server: tshark reads the quote's destination as the route's last address, so
+    an error quoting a route under way (port unreachable, fragmentation needed; after a
+    no-op, strict) is in the connection's stream, one quoting a spent route to the router
+    is not."""
+    from .fragcap import route
+
+    a, b, _other, router = ADDRS[4]
+    server, hop = "10.1.2.25", "10.1.2.9"
+    records = two_connections(a, b, server)
+    errors = [
+        _icmp_error(4, "port", _routed_quote(a, hop, route([server])), router, a),
+        _icmp_error(4, "mtu", _routed_quote(a, hop, route([server])), router, a),
+        _icmp_error(4, "port", _routed_quote(a, hop, b"\x01" + route([hop, server], 8, 0x89)),
+                    router, a),
+        _icmp_error(4, "port", _routed_quote(a, hop, route([server], 8)), router, a),  # spent
+        _icmp_error(4, "port", _routed_quote(a, server, route([hop], 8)), router, a),  # spent
+    ]
+    at = 6
+    records[at:at] = [Record(e, records[at].ts_ns) for e in errors]
+    capture = tmp_path / "routed.pcap"
+    write_pcap(capture, records)
+    sessions = list(scan(capture, backend=backend))
+    stream = tshark_streams(tshark, capture)
+    mine = stream[sessions[0].first_frame]
+    icmp = range(at + 1, at + 1 + len(errors))
+    assert [stream[f] == mine for f in icmp] == [True, True, True, False, True]
+    assert set(runs_are_streams(capture, sessions, stream, backend)[0]) >= {7, 8, 9, 11}
 
 
 def test_runs_from_frame_keys_are_each_sessions_own_and_others_in_turn():

@@ -401,7 +401,8 @@ def icmp_quoted_tcp(buf: np.ndarray, offset: np.ndarray, caplen: np.ndarray, hd,
                     quotes: IcmpQuotes | None = None) -> QuotedTcp:
     """The rows (of `hd`'s, headers from the decoder) that are ICMP/ICMPv6 errors quoting
     16 bytes or more of a TCP header inside their IP packet (Ethernet padding is no quote),
-    the quoted IPv4 packet no later fragment, nor a first one quoted whole: those tshark
+    its destination read through a source route as tshark reads it (`iproute`), the quoted
+    IPv4 packet no later fragment, nor a first one quoted whole: those tshark
     puts in the quoted connection's `tcp.stream`, so that `frame N` of an error about a
     connection finds its session (of `quotes`, where found already: those of them whose
     quote holds the 16 bytes)."""
@@ -413,7 +414,10 @@ def icmp_quoted_tcp(buf: np.ndarray, offset: np.ndarray, caplen: np.ndarray, hd,
     v4 = ~is6
     src[v4, 10:12] = dst[v4, 10:12] = 0xFF
     src[v4, 12:] = buf[inner[v4, None] + np.arange(12, 16)]
-    dst[v4, 12:] = buf[inner[v4, None] + np.arange(16, 20)]
+    # a quoted source-routed packet is about its route's last address, as tshark reads the
+    # quote's destination like any IPv4 header's (`iproute`)
+    to = destination_at(buf, inner[v4], q.stop[k][v4])
+    dst[v4, 12:] = buf[(inner[v4] + to)[:, None] + np.arange(4)]
     src[is6] = buf[inner[is6, None] + np.arange(8, 24)]
     dst[is6] = buf[inner[is6, None] + np.arange(24, 40)]
     sport, dport = _ports_at(buf, tcp_at)
