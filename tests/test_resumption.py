@@ -10,9 +10,9 @@ from collections import Counter
 
 import pytest
 
+from fastcap.cli import main
 from fastcap.judge.crosssession import CrossSession
 from fastcap.out.follow import format_follow
-from fastcap.out.jsonline import session_line
 from fastcap.proto.tls import parse_flights, parse_new_session_ticket
 from fastcap.proto.tls.facts import ticket_digest
 from fastcap.run import scanner
@@ -218,26 +218,42 @@ def test_link_reads_the_session_and_apply_stores_the_same(caps):
     assert CrossSession(enabled=False).link(judged()[4]) is None
 
 
-def test_a_ticket_is_hashed_once_for_linking_and_its_json_line(caps, monkeypatch):
-    tickets = set()
+@pytest.mark.parametrize("output", [["--format", "jsonl"], ["--format", "json"], ["--html"]])
+def test_a_ticket_is_hashed_once_for_linking_and_every_output(caps, monkeypatch, tmp_path,
+                                                             capsys, output):
+    """jsonl writes each session right after linking it, json and the HTML report only after
+    every session is linked: the digest travels with the handshake's facts, so a handshake
+    holding a ticket hashes it once whatever the format, even when (as in a capture with
+    more than the cache's 64 tickets between them) no digest is left from another session."""
+    holders = Counter()
     for s in scan(caps.whole, ca_file=caps.ca, cross=CrossSession(enabled=False)):
-        tickets.update(s.tls.session_tickets)
-        tickets.add(s.tls.offered_ticket)
-    tickets.discard(None)
+        holders.update({*s.tls.session_tickets, s.tls.offered_ticket} - {None})
     hashed = Counter()
     real = hashlib.sha256
 
     def counted(data=b"", *args, **kw):
-        if data in tickets:
+        if data in holders:
             hashed[bytes(data)] += 1
         return real(data, *args, **kw)
 
+    real_link = CrossSession.link
+
+    def link_after_many(self, s, path=None):
+        ticket_digest.cache_clear()
+        return real_link(self, s, path)
+
     monkeypatch.setattr(hashlib, "sha256", counted)
+    monkeypatch.setattr(CrossSession, "link", link_after_many)
     ticket_digest.cache_clear()  # earlier tests scanned the same tickets
-    for s in scan(caps.whole, ca_file=caps.ca):  # linked, then written
-        session_line(s, str(caps.whole), 1)
-    assert len(tickets) == 3 and set(hashed) == tickets  # two issued, one TLS 1.3 offered
-    assert set(hashed.values()) == {1}
+    html = output == ["--html"]
+    if html:
+        output = ["--html", str(tmp_path / "r.html")]
+    main(["scan", "-j", "1", "--ca-file", str(caps.ca), *output, str(caps.whole)])
+    written = capsys.readouterr().out
+    assert len(holders) == 3 and max(holders.values()) == 2  # issued, then offered again
+    assert hashed == holders
+    # the report shows no digest; the JSON formats name every ticket by its own
+    assert html or all(real(t).hexdigest() in written for t in holders)
 
 
 def test_memory_is_bounded_and_what_is_forgotten_is_counted(caps):

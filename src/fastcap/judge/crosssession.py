@@ -26,7 +26,6 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from ..proto.tls import TlsHandshake
-from ..proto.tls.facts import ticket_digest
 from ..proto.tls.inference import infer_client_cert
 from ..session import Session, evolve
 from ..verdict import Verdict
@@ -65,8 +64,8 @@ def _client_cert_verdict(v: Verdict) -> bool:
         v.code.startswith("client_cert_") and v.code != NOT_REQUESTED)
 
 
-def _ticket_key(ticket: bytes) -> bytes:
-    return b"t" + ticket_digest(ticket)[:16]
+def _ticket_key(t: TlsHandshake, ticket: bytes) -> bytes:
+    return b"t" + t.ticket_digest(ticket)[:16]
 
 
 class CrossSession:
@@ -139,14 +138,14 @@ class CrossSession:
         # (a ticket renewed on resumption still stands for the original handshake)
         for ticket in t.session_tickets:
             if ticket:
-                self._remember(self._origins, _ticket_key(ticket), origin)
+                self._remember(self._origins, _ticket_key(t, ticket), origin)
 
     def _known_ticket(self, t: TlsHandshake) -> bool:
         """A TLS 1.3 resumption offers its ticket in the clear, but the ticket was issued
         encrypted: only a handshake read with keys made it known.  Without, `diagnose` has
         said that the original cannot be identified, and that stands."""
         offered = t.offered_ticket
-        return offered is not None and _ticket_key(offered) in self._origins
+        return offered is not None and _ticket_key(t, offered) in self._origins
 
     def _resumed(self, s: Session,
                  path: str | None) -> tuple[Origin | None, tuple[Verdict, ...]]:
@@ -155,7 +154,7 @@ class CrossSession:
         t = s.tls
         keys = []
         if t.offered_ticket:
-            keys.append(_ticket_key(t.offered_ticket))
+            keys.append(_ticket_key(t, t.offered_ticket))
         if t.server_hello is not None and t.server_hello.session_id:
             keys.append(b"s" + t.server_hello.session_id)
         key = next((k for k in keys if k in self._origins), None)

@@ -34,7 +34,6 @@ from ..proto.tls.facts import (
     hello_head,
     hello_prints,
     hello_shape,
-    ticket_digest,
 )
 from ..proto.tls.messages import CertificateRequest, ClientHello, ServerHello
 from ..session import Session, TcpFacts
@@ -408,9 +407,9 @@ def _ints(values: list[Any]) -> str:
 _INT = {int}
 
 
-def _ticket(ticket: bytes) -> str:
+def _ticket(t: TlsHandshake, ticket: bytes) -> str:
     return (f'{{"length": {_text(len(ticket))}, '
-            f'"sha256": "{ticket_digest(ticket).hex()}"}}')
+            f'"sha256": "{t.ticket_digest(ticket).hex()}"}}')
 
 
 def _resumption(t: TlsHandshake) -> str:
@@ -418,8 +417,8 @@ def _resumption(t: TlsHandshake) -> str:
     sid = t.established_session_id
     return (f'{{"resumed": {_text(t.resumption)}, "established_session_id": '
             + ("null" if sid is None else f'"{sid.hex()}"')
-            + ', "ticket_offered": ' + ("null" if offered is None else _ticket(offered))
-            + f', "tickets_issued": [{", ".join([_ticket(x) for x in t.session_tickets])}], '
+            + ', "ticket_offered": ' + ("null" if offered is None else _ticket(t, offered))
+            + f', "tickets_issued": [{", ".join([_ticket(t, x) for x in t.session_tickets])}], '
             f'"ticket_issued_at": {_where(t.session_ticket_at)}}}')
 
 

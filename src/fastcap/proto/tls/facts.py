@@ -269,21 +269,23 @@ class TlsHandshake:
     # The frame of each letter of ``history`` (the one completing its record): where a
     # reader that stops at a moment, as Zeek's SSL analyzer at a content gap, stops in it.
     history_frames: tuple[int | None, ...] = ()
+    # (ticket, its SHA-256) for the tickets issued and the one offered, hashed once when the
+    # handshake is folded: linking and every output format name a ticket by its digest, and
+    # sessions are all linked before any is written.  Not part of the JSON.
+    ticket_digests: tuple[tuple[bytes, bytes], ...] = ()
 
     @property
     def offered_ticket(self) -> bytes | None:
-        """The session ticket the ClientHello offered to resume with (non-empty), if any: its
-        session_ticket extension (TLS <= 1.2), else the first identity of its pre_shared_key
-        extension, which for a resumption is the ticket a TLS 1.3 server issued (RFC 8446
-        4.2.11), sent in the clear although the ticket itself went encrypted."""
-        for ext in getattr(self.client_hello, "extensions", ()):
-            if ext.type == _SESSION_TICKET_EXT and ext.data:
-                return ext.data
-            if ext.type == _PRE_SHARED_KEY_EXT:
-                d = ext.data
-                n = int.from_bytes(d[2:4], "big") if len(d) >= 4 else 0
-                return d[4:4 + n] if n and len(d) >= 4 + n else None
-        return None
+        """The session ticket the ClientHello offered to resume with (non-empty), if any."""
+        return offered_ticket(self.client_hello)
+
+    def ticket_digest(self, ticket: bytes) -> bytes:
+        """The SHA-256 of one of this handshake's tickets: the one kept in ``ticket_digests``,
+        else (a record built or changed by hand) computed."""
+        for known, digest in self.ticket_digests:
+            if known == ticket:
+                return digest
+        return ticket_digest(ticket)
 
     @property
     def established_session_id(self) -> bytes | None:
@@ -460,22 +462,45 @@ class TlsHandshake:
         return {
             "resumed": self.resumption,
             "established_session_id": None if sid is None else sid.hex(),
-            "ticket_offered": None if offered is None else _ticket_dict(offered),
-            "tickets_issued": [_ticket_dict(t) for t in self.session_tickets],
+            "ticket_offered": None if offered is None else self._ticket_dict(offered),
+            "tickets_issued": [self._ticket_dict(t) for t in self.session_tickets],
             "ticket_issued_at": _at(self.session_ticket_at),
         }
 
+    def _ticket_dict(self, ticket: bytes) -> dict[str, Any]:
+        """Tickets are opaque and can be long: their size and a SHA-256 to match them by."""
+        return {"length": len(ticket), "sha256": self.ticket_digest(ticket).hex()}
 
-def _ticket_dict(ticket: bytes) -> dict[str, Any]:
-    """Tickets are opaque and can be long: their size and a SHA-256 to match them by."""
-    return {"length": len(ticket), "sha256": ticket_digest(ticket).hex()}
+
+def offered_ticket(ch: ClientHello | None) -> bytes | None:
+    """The session ticket a ClientHello offered to resume with (non-empty), if any: its
+    session_ticket extension (TLS <= 1.2), else the first identity of its pre_shared_key
+    extension, which for a resumption is the ticket a TLS 1.3 server issued (RFC 8446
+    4.2.11), sent in the clear although the ticket itself went encrypted."""
+    for ext in getattr(ch, "extensions", ()):
+        if ext.type == _SESSION_TICKET_EXT and ext.data:
+            return ext.data
+        if ext.type == _PRE_SHARED_KEY_EXT:
+            d = ext.data
+            n = int.from_bytes(d[2:4], "big") if len(d) >= 4 else 0
+            return d[4:4 + n] if n and len(d) >= 4 + n else None
+    return None
+
+
+def ticket_digests(issued: tuple[bytes, ...],
+                   offered: bytes | None) -> tuple[tuple[bytes, bytes], ...]:
+    """``TlsHandshake.ticket_digests``: each distinct ticket with its SHA-256."""
+    if not issued and offered is None:
+        return ()
+    both = issued if offered is None else (*issued, offered)
+    return tuple({t: ticket_digest(t) for t in both}.items())
 
 
 @functools.lru_cache(maxsize=64)
 def ticket_digest(ticket: bytes) -> bytes:
-    """A ticket's SHA-256.  Linking sessions remembers a ticket by it and the session's JSON
-    names it by it, one right after the other: kept for the latest few tickets, it is
-    computed once.  A ticket is under 64 KiB (RFC 8446 §4.6.1), so the cache holds at most
+    """A ticket's SHA-256.  A resumption offers the ticket an earlier connection was issued,
+    usually a few connections before: kept for the latest few tickets, it is computed once
+    for both.  A ticket is under 64 KiB (RFC 8446 §4.6.1), so the cache holds at most
     4 MiB."""
     return hashlib.sha256(ticket).digest()
 

@@ -10,7 +10,14 @@ inferred from encrypted record sizes and flagged as inferred.
 from __future__ import annotations
 
 from .const import AlertLevel, is_tls13, version_name
-from .facts import TlsAnomaly, TlsHandshake, Where, _make_handshake
+from .facts import (
+    TlsAnomaly,
+    TlsHandshake,
+    Where,
+    _make_handshake,
+    offered_ticket,
+    ticket_digests,
+)
 from .fold import _Summary
 from .messages import _PRE_SHARED_KEY_EXT, _SESSION_TICKET_EXT
 
@@ -157,6 +164,7 @@ def handshake_of(summary: _Summary) -> TlsHandshake:
     extra: list[TlsAnomaly] = []
     outcome, detail, inferred = _outcome(summary, extra)
     sc, cc = summary.server_cert, summary.client_cert
+    tickets = tuple(t for t, _ in summary.tickets)
     # positionally, in field order: keywords made this call cost twice as much
     return _make_handshake(
         version,  # version
@@ -195,7 +203,7 @@ def handshake_of(summary: _Summary) -> TlsHandshake:
         tuple(summary.stops),  # stops
         (*summary.anomalies, *extra),  # anomalies
         _resumption(summary),  # resumption
-        tuple(t for t, _ in summary.tickets),  # session_tickets
+        tickets,  # session_tickets
         summary.tickets[0][1] if summary.tickets else None,  # session_ticket_at
         at("renegotiation"),  # renegotiation_at
         summary.ske_group,  # server_key_exchange_group
@@ -203,4 +211,5 @@ def handshake_of(summary: _Summary) -> TlsHandshake:
         None,  # renegotiation_unread_at
         summary.first_record_frame,  # first_record_frame
         tuple(summary.history_frames),  # history_frames
+        ticket_digests(tickets, offered_ticket(summary.ch)),  # ticket_digests
     )
