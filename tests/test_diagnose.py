@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import time
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -1097,3 +1098,17 @@ def test_empty_certificate_to_a_server_that_only_asks_is_no_problem():
                   (session(smtp(), tls(outcome="alert", **empty)), {})):
         (v,) = [v for v in run(s, None, None, **kw) if v.code == "no_client_cert"]
         assert v.severity == "error" and "asks without requiring" not in v.message
+
+
+@pytest.mark.parametrize("role", ["client", "server"])
+def test_self_signed_description_covers_what_openssl_only_takes_as_self_signed(role):
+    """The verdict is also given for a certificate naming itself as its issuer that another
+    key signed, which OpenSSL takes as self-signed without checking (error 18): its one-line
+    description, and README's verdict table that shows it, say both."""
+    code = f"{role}_cert_self_signed"
+    assert CODES[code].startswith(f"the {role} certificate is self-signed, or names itself")
+    assert "(error 18)" in CODES[code]
+    readme = (Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8")
+    (row,) = [line for line in readme.splitlines() if line.startswith(f"| `{code}` |")]
+    described = row.split(" | ")[2]
+    assert described.startswith(CODES[code][:-1]) and "error 18" in described

@@ -53,7 +53,11 @@ _TABLE: Final = MappingProxyType(
             "error",
             "the client certificate's chain ends at an untrusted CA",
         ),
-        "client_cert_self_signed": ("error", "the client certificate is self-signed"),
+        "client_cert_self_signed": (
+            "error",
+            "the client certificate is self-signed, or names itself as its issuer so OpenSSL "
+            "takes it as self-signed (error 18)",
+        ),
         "client_cert_incomplete_chain": (
             "error",
             "the client sent its certificate without the intermediate CA(s)",
@@ -72,7 +76,11 @@ _TABLE: Final = MappingProxyType(
             "error",
             "the server certificate's chain ends at an untrusted CA",
         ),
-        "server_cert_self_signed": ("error", "the server certificate is self-signed"),
+        "server_cert_self_signed": (
+            "error",
+            "the server certificate is self-signed, or names itself as its issuer so OpenSSL "
+            "takes it as self-signed (error 18)",
+        ),
         "server_cert_incomplete_chain": (
             "error",
             "the server sent its certificate without the intermediate CA(s)",
