@@ -901,11 +901,6 @@ static int rst_taken(const rconn *c, int dir, uint32_t seq, uint32_t ack, uint16
     return d->has_acked && d->acked == sent ? 2 : 1;
 }
 
-/* A reset recorded (see rst_taken) that the frames after it show was not the end: data
- * past it from its sender, or an acknowledgement past it from the receiver.  It is
- * forgotten and the connection is open again (the feed loop takes it off the linger
- * queue), so that it is not handed on 1 s after the RST while the dialogue goes on, and
- * tshark's one stream stays one session. */
 /* Zeek's endpoint states, as far as its end of a connection goes: closed by a FIN, reset, and
  * its close reported (TCP_Endpoint::did_close); init-bare.zeek's tcp_close_delay. */
 enum { ZEEK_FIN = 1, ZEEK_RST = 2, ZEEK_DONE = 4 };
@@ -952,6 +947,11 @@ static void zeek_end(rconn *c, int dir, int64_t fno, int64_t ts, uint16_t flags)
                  : ts > INT64_MAX - ZEEK_CLOSE_DELAY_NS ? INT64_MAX : ts + ZEEK_CLOSE_DELAY_NS;
 }
 
+/* A reset recorded (see rst_taken) that the frames after it show was not the end: data
+ * past it from its sender, or an acknowledgement past it from the receiver.  It is
+ * forgotten and the connection is open again (the feed loop takes it off the linger
+ * queue), so that it is not handed on 1 s after the RST while the dialogue goes on, and
+ * tshark's one stream stays one session. */
 static void rst_undone(rconn *c)
 {
     c->d[c->rst_dir].rst_frame = -1;
